@@ -1,0 +1,16 @@
+"""QMK, a quantum microkernel for fault-tolerant quantum computers.
+
+The foundation is the QVM program format (:mod:`qmk.qvm`): a verifiable graph of
+operations over linear qubit and channel handles, measurement events, guards,
+capabilities and epoch fences.
+
+>>> import qmk
+>>> qmk.__version__.count(".") >= 2
+True
+"""
+
+from qmk.errors import QMKError
+
+__version__ = "0.1.0"
+
+__all__ = ["QMKError", "__version__"]

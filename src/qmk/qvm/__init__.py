@@ -1,0 +1,1 @@
+"""The QVM program format: op table, graph values, JSON, schema, verifier, assembly."""

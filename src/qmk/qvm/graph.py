@@ -1,0 +1,502 @@
+"""QVM graphs as values: :class:`Graph`, :class:`Node`, :class:`Guard`, and their JSON.
+
+A graph is ``{"version", "program": {"nodes": [...]}, "resources": {"vqs",
+"chs", "events"}, "caps"}`` with optional ``description`` and ``metadata``; a
+node is ``{id, op, args, vqs, chs, inputs, produces, caps, guard}`` with
+optional ``metadata``. Graphs in the original QMK v0.1 shape load unchanged.
+
+Reading checks the *shape* only (types, keys, sizes) and raises
+:class:`~qmk.qvm.errors.FormatError` with a stable code and the JSON path of the
+problem. Whether the program makes sense (known ops, lifetimes, events,
+capabilities) is the verifier's job (:mod:`qmk.qvm.verify`), which reports every
+finding at once.
+
+>>> g = loads('{"version": "0.1", "program": {"nodes": [{"id": "a", "op": "ALLOC_LQ",'
+...           ' "vqs": ["q"]}]}, "resources": {"vqs": ["q"], "events": []}}')
+>>> g.nodes[0].vqs
+('q',)
+>>> print(dumps(g))
+{
+  "version": "0.1",
+  "program": {
+    "nodes": [
+      {"id": "a", "op": "ALLOC_LQ", "vqs": ["q"]}
+    ]
+  },
+  "resources": {"vqs": ["q"], "chs": [], "events": []},
+  "caps": []
+}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qmk.qvm.errors import FormatError
+from qmk.qvm.limits import Limits
+
+#: Graph versions this QMK reads. 0.1 is the original QMK spec; 0.2 adds the
+#: conjunction guard form and the ops SDG, TDG, CCX and CCZ. Both load the same way.
+VERSIONS: tuple[str, ...] = ("0.1", "0.2")
+#: The version written by QMK's own tools.
+CURRENT_VERSION = "0.2"
+
+_GRAPH_KEYS = ("version", "description", "program", "resources", "caps", "metadata")
+_NODE_KEYS = ("id", "op", "args", "vqs", "chs", "inputs", "produces", "caps", "guard", "metadata")
+_HANDLE_LISTS = ("vqs", "chs", "inputs", "produces", "caps")
+_RESOURCE_KEYS = ("vqs", "chs", "events")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GuardTerm:
+    """One condition of a guard: the node runs only if ``event`` measured ``equals``."""
+
+    event: str
+    equals: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "equals": self.equals}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Guard:
+    """A node's run-time condition: all terms must hold.
+
+    JSON forms: ``{"event": E, "equals": 0|1}`` (one term) or
+    ``{"all": [{"event": E, "equals": 0|1}, ...]}`` (a conjunction, kept in that
+    form even with one term so the JSON round-trips exactly).
+    """
+
+    terms: tuple[GuardTerm, ...]
+    conjunction: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.conjunction and len(self.terms) != 1:
+            raise ValueError("a simple guard has exactly one term; use conjunction=True")
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The events the guard reads, in order."""
+        return tuple(term.event for term in self.terms)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.conjunction:
+            return {"all": [term.to_json() for term in self.terms]}
+        return self.terms[0].to_json()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Node:
+    """One operation of a program.
+
+    ``args`` and ``metadata`` hold plain JSON values; treat them as read-only.
+    """
+
+    id: str
+    op: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    vqs: tuple[str, ...] = ()
+    chs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    produces: tuple[str, ...] = ()
+    caps: tuple[str, ...] = ()
+    guard: Guard | None = None
+    metadata: Mapping[str, Any] | None = None
+
+    @property
+    def guard_events(self) -> tuple[str, ...]:
+        """The events the node's guard reads (empty without a guard)."""
+        return self.guard.events if self.guard is not None else ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The node as canonical JSON: fixed key order, empty fields left out."""
+        out: dict[str, Any] = {"id": self.id, "op": self.op}
+        if self.args:
+            out["args"] = _sorted_json(self.args)
+        for key in _HANDLE_LISTS:
+            value = getattr(self, key)
+            if value:
+                out[key] = list(value)
+        if self.guard is not None:
+            out["guard"] = self.guard.to_json()
+        if self.metadata is not None:
+            out["metadata"] = _sorted_json(self.metadata)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resources:
+    """The handles a graph declares. ``events`` order is the order results list events in."""
+
+    vqs: tuple[str, ...] = ()
+    chs: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"vqs": list(self.vqs), "chs": list(self.chs), "events": list(self.events)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Graph:
+    """A QVM program: nodes in list order, declared resources and requested capabilities."""
+
+    version: str = CURRENT_VERSION
+    nodes: tuple[Node, ...] = ()
+    resources: Resources = field(default_factory=Resources)
+    caps: tuple[str, ...] = ()
+    description: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The graph as canonical JSON data (see :func:`dumps` for the text)."""
+        out: dict[str, Any] = {"version": self.version}
+        if self.description is not None:
+            out["description"] = self.description
+        out["program"] = {"nodes": [node.to_json() for node in self.nodes]}
+        out["resources"] = self.resources.to_json()
+        out["caps"] = list(self.caps)
+        if self.metadata is not None:
+            out["metadata"] = _sorted_json(self.metadata)
+        return out
+
+
+def _sorted_json(value: Any) -> Any:
+    """A JSON value with every object's keys sorted (object key order carries no meaning)."""
+    if isinstance(value, Mapping):
+        return {key: _sorted_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted_json(item) for item in value]
+    return value
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _wrong_type(path: str, expected: str, value: Any) -> FormatError:
+    return FormatError.of(
+        "wrong-type", f"{path}: expected {expected}, got {_type_name(value)}", path=path
+    )
+
+
+def _object(value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict:
+    if type(value) is not dict:
+        raise _wrong_type(path, "an object", value)
+    if len(value) > len(allowed) or not value.keys() <= set(allowed):
+        extra = next(key for key in value if key not in allowed)
+        raise FormatError.of(
+            "unknown-key",
+            f"{path}: unknown key {extra!r}; allowed: {', '.join(allowed)}",
+            path=path,
+            key=extra,
+        )
+    for key in required:
+        if key not in value:
+            raise FormatError.of("missing-key", f"{path}: missing key {key!r}", path=path, key=key)
+    return value
+
+
+def _strings(value: Any, path: str) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise _wrong_type(path, "an array of strings", value)
+    for index, item in enumerate(value):
+        if type(item) is not str:
+            raise _wrong_type(f"{path}[{index}]", "a string", item)
+    return tuple(value)
+
+
+def _check_depth(value: Any, path: str, max_depth: int | None) -> None:
+    """Refuse args/metadata nested deeper than ``max_depth`` (iteratively, no recursion)."""
+    if max_depth is None or type(value) not in (dict, list):
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            raise FormatError.of(
+                "too-deep",
+                f"{path}: values nest deeper than {max_depth} levels",
+                path=path,
+                limit=max_depth,
+            )
+        children = item.values() if type(item) is dict else item
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+
+
+def _guard(value: Any, path: str) -> Guard:
+    if type(value) is dict and "all" in value:
+        _object(value, path, ("all",), ("all",))
+        terms = value["all"]
+        if type(terms) is not list or not terms:
+            raise _wrong_type(f"{path}.all", "a non-empty array of guard terms", terms)
+        return Guard(
+            terms=tuple(_guard_term(t, f"{path}.all[{i}]") for i, t in enumerate(terms)),
+            conjunction=True,
+        )
+    return Guard(terms=(_guard_term(value, path),))
+
+
+def _guard_term(value: Any, path: str) -> GuardTerm:
+    _object(value, path, ("event", "equals"), ("event", "equals"))
+    event, equals = value["event"], value["equals"]
+    if type(event) is not str:
+        raise _wrong_type(f"{path}.event", "a string", event)
+    if type(equals) is bool:
+        equals = int(equals)
+    if type(equals) is not int:
+        raise _wrong_type(f"{path}.equals", "0 or 1", equals)
+    if equals not in (0, 1):
+        raise FormatError.of(
+            "bad-value", f"{path}.equals: a guard compares with 0 or 1, got {equals}", path=path
+        )
+    return GuardTerm(event=event, equals=equals)
+
+
+def _node(value: Any, path: str, limits: Limits) -> Node:
+    _object(value, path, _NODE_KEYS, ("id", "op"))
+    node_id, op = value["id"], value["op"]
+    if type(node_id) is not str:
+        raise _wrong_type(f"{path}.id", "a string", node_id)
+    if type(op) is not str:
+        raise _wrong_type(f"{path}.op", "a string", op)
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in _HANDLE_LISTS:
+        raw = value.get(key)
+        if raw is not None:
+            lists[key] = _strings(raw, f"{path}.{key}")
+    args = value.get("args")
+    if args is None:
+        args = {}
+    elif type(args) is not dict:
+        raise _wrong_type(f"{path}.args", "an object", args)
+    elif args:
+        _check_depth(args, f"{path}.args", limits.max_depth)
+    metadata = value.get("metadata")
+    if metadata is not None:
+        if type(metadata) is not dict:
+            raise _wrong_type(f"{path}.metadata", "an object", metadata)
+        _check_depth(metadata, f"{path}.metadata", limits.max_depth)
+    guard = value.get("guard")
+    return Node(
+        id=node_id,
+        op=op,
+        args=args,
+        guard=None if guard is None else _guard(guard, f"{path}.guard"),
+        metadata=metadata,
+        **lists,
+    )
+
+
+def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
+    """Build a :class:`Graph` from parsed JSON data, checking its shape.
+
+    Args:
+        data: the value ``json.loads`` gave for a graph file.
+        limits: reading limits (nesting depth of args and metadata).
+
+    Returns:
+        The graph. It is not verified: call :func:`qmk.qvm.verify.verify`.
+
+    Raises:
+        FormatError: a wrong type, an unknown or missing key, an unsupported version.
+    """
+    limits = limits or Limits()
+    _object(data, "graph", _GRAPH_KEYS, ("version", "program", "resources"))
+    version = data["version"]
+    if type(version) is not str:
+        raise _wrong_type("version", "a string", version)
+    if version not in VERSIONS:
+        raise FormatError.of(
+            "unsupported-version",
+            f"version {version!r} is not supported; this QMK reads {', '.join(VERSIONS)}",
+            version=version,
+        )
+    program = _object(data["program"], "program", ("nodes",), ("nodes",))
+    raw_nodes = program["nodes"]
+    if type(raw_nodes) is not list:
+        raise _wrong_type("program.nodes", "an array", raw_nodes)
+    nodes = tuple(_node(raw, f"program.nodes[{i}]", limits) for i, raw in enumerate(raw_nodes))
+    raw_resources = _object(data["resources"], "resources", _RESOURCE_KEYS, ())
+    resources = Resources(
+        **{
+            key: _strings(raw_resources[key], f"resources.{key}")
+            for key in _RESOURCE_KEYS
+            if raw_resources.get(key) is not None
+        }
+    )
+    caps = data.get("caps")
+    description = data.get("description")
+    if description is not None and type(description) is not str:
+        raise _wrong_type("description", "a string", description)
+    metadata = data.get("metadata")
+    if metadata is not None:
+        if type(metadata) is not dict:
+            raise _wrong_type("metadata", "an object", metadata)
+        _check_depth(metadata, "metadata", limits.max_depth)
+    return Graph(
+        version=version,
+        nodes=nodes,
+        resources=resources,
+        caps=() if caps is None else _strings(caps, "caps"),
+        description=description,
+        metadata=metadata,
+    )
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise FormatError.of("duplicate-key", f"an object repeats the key {key!r}", key=key)
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise FormatError.of("not-json", f"{name} is not a JSON number")
+
+
+def parse_json_text(text: str | bytes, *, source: str = "<input>", limits: Limits | None = None) -> Any:
+    """Parse JSON text strictly: UTF-8, no NaN/Infinity, no repeated keys, bounded size.
+
+    Raises:
+        FormatError: with codes too-large, not-utf8, not-json, duplicate-key, too-deep.
+    """
+    limits = limits or Limits()
+    if limits.max_bytes is not None and len(text) > limits.max_bytes:
+        raise FormatError.of(
+            "too-large",
+            f"{source}: {len(text)} bytes is over the limit of {limits.max_bytes}",
+            limit=limits.max_bytes,
+        )
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError.of(
+                "not-utf8", f"{source}: byte {exc.start} is not UTF-8 ({exc.reason})"
+            ) from None
+    text = text.removeprefix("\ufeff")
+    try:
+        return json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise FormatError.of(
+            "not-json", f"{source}:{exc.lineno}:{exc.colno}: {exc.msg}", line=exc.lineno
+        ) from None
+    except RecursionError:
+        raise FormatError.of("too-deep", f"{source}: values nest too deeply to read") from None
+    except FormatError as exc:
+        raise FormatError(exc.code, exc.name, f"{source}: {exc.message}", details=exc.details) from None
+
+
+def loads(text: str | bytes, *, source: str = "<input>", limits: Limits | None = None) -> Graph:
+    """Read a graph from JSON text.
+
+    Raises:
+        FormatError: the text is not a well-formed graph; the message names
+            ``source`` and where in it the problem is.
+    """
+    data = parse_json_text(text, source=source, limits=limits)
+    try:
+        return from_json(data, limits=limits)
+    except FormatError as exc:
+        raise FormatError(exc.code, exc.name, f"{source}: {exc.message}", details=exc.details) from None
+
+
+def read_bytes(path: str | Path, *, limits: Limits | None = None) -> bytes:
+    """Read a file's bytes, refusing files over the byte limit before reading them.
+
+    Raises:
+        FormatError: unreadable-file or too-large.
+    """
+    limits = limits or Limits()
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if limits.max_bytes is not None and size > limits.max_bytes:
+            raise FormatError.of(
+                "too-large", f"{path}: {size} bytes is over the limit of {limits.max_bytes}"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise FormatError.of("unreadable-file", f"{path}: {exc.strerror or exc}") from None
+
+
+def load(path: str | Path, *, limits: Limits | None = None) -> Graph:
+    """Read a graph from a JSON file (see :func:`loads`)."""
+    return loads(read_bytes(path, limits=limits), source=str(path), limits=limits)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+
+
+def dumps(graph: Graph) -> str:
+    """The graph as canonical JSON text: fixed key order, one node per line.
+
+    Two graphs are equal after canonicalisation exactly when their ``dumps``
+    are equal. The text ends without a newline; files add one.
+    """
+    data = graph.to_json()
+    lines = ["{", f'  "version": {_compact(data["version"])},']
+    if "description" in data:
+        lines.append(f'  "description": {_compact(data["description"])},')
+    lines.append('  "program": {')
+    nodes = data["program"]["nodes"]
+    if nodes:
+        lines.append('    "nodes": [')
+        lines.extend(
+            f"      {_compact(node)}{',' if i < len(nodes) - 1 else ''}"
+            for i, node in enumerate(nodes)
+        )
+        lines.append("    ]")
+    else:
+        lines.append('    "nodes": []')
+    lines.append("  },")
+    lines.append(f'  "resources": {_compact(data["resources"])},')
+    tail = "," if "metadata" in data else ""
+    lines.append(f'  "caps": {_compact(data["caps"])}{tail}')
+    if "metadata" in data:
+        lines.append(f'  "metadata": {_compact(data["metadata"])}')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def canonical(text: str | bytes) -> str:
+    """Canonical JSON text of a graph given as JSON text (see :func:`dumps`)."""
+    return dumps(loads(text))
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for an int or a finite float, and False for bools (JSON keeps them apart)."""
+    kind = type(value)
+    return kind is int or (kind is float and math.isfinite(value))
