@@ -33,6 +33,10 @@ class FormatError(QVMError):
         """Build the error for code ``name`` (a slug from :data:`qmk.qvm.codes.BY_NAME`)."""
         return cls(BY_NAME[name].code, name, message, details=details)
 
+    def located(self, source: str) -> FormatError:
+        """The same error with ``source:`` in front of its message."""
+        return type(self)(self.code, self.name, f"{source}: {self.message}", details=self.details)
+
 
 class AsmError(FormatError):
     """Assembly text that does not assemble; the message starts with ``file:line:``."""

@@ -380,7 +380,9 @@ def _no_constant(name: str) -> Any:
     raise FormatError.of("not-json", f"{name} is not a JSON number")
 
 
-def parse_json_text(text: str | bytes, *, source: str = "<input>", limits: Limits | None = None) -> Any:
+def parse_json_text(
+    text: str | bytes, *, source: str = "<input>", limits: Limits | None = None
+) -> Any:
     """Parse JSON text strictly: UTF-8, no NaN/Infinity, no repeated keys, bounded size.
 
     Raises:
@@ -402,9 +404,7 @@ def parse_json_text(text: str | bytes, *, source: str = "<input>", limits: Limit
             ) from None
     text = text.removeprefix("\ufeff")
     try:
-        return json.loads(
-            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant
-        )
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise FormatError.of(
             "not-json", f"{source}:{exc.lineno}:{exc.colno}: {exc.msg}", line=exc.lineno
@@ -412,7 +412,7 @@ def parse_json_text(text: str | bytes, *, source: str = "<input>", limits: Limit
     except RecursionError:
         raise FormatError.of("too-deep", f"{source}: values nest too deeply to read") from None
     except FormatError as exc:
-        raise FormatError(exc.code, exc.name, f"{source}: {exc.message}", details=exc.details) from None
+        raise exc.located(source) from None
 
 
 def loads(text: str | bytes, *, source: str = "<input>", limits: Limits | None = None) -> Graph:
@@ -426,7 +426,7 @@ def loads(text: str | bytes, *, source: str = "<input>", limits: Limits | None =
     try:
         return from_json(data, limits=limits)
     except FormatError as exc:
-        raise FormatError(exc.code, exc.name, f"{source}: {exc.message}", details=exc.details) from None
+        raise exc.located(source) from None
 
 
 def read_bytes(path: str | Path, *, limits: Limits | None = None) -> bytes:

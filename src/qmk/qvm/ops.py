@@ -151,8 +151,14 @@ _THETA = ArgSpec(
 )
 
 
-def _gate1(name: str, description: str, *, inverse: str, clifford: bool = True,
-           counts_as: frozenset[str] = frozenset()) -> OpSpec:
+def _gate1(
+    name: str,
+    description: str,
+    *,
+    inverse: str,
+    clifford: bool = True,
+    counts_as: frozenset[str] = frozenset(),
+) -> OpSpec:
     return OpSpec(
         name=name,
         category=Category.GATE,
@@ -241,10 +247,16 @@ _TABLE: tuple[OpSpec, ...] = (
     _gate1("APPLY_X", "Pauli X", inverse="APPLY_X"),
     _gate1("APPLY_Y", "Pauli Y", inverse="APPLY_Y"),
     _gate1("APPLY_Z", "Pauli Z", inverse="APPLY_Z"),
-    _gate1("APPLY_T", "T gate diag(1, e^{i pi/4})", inverse="APPLY_TDG", clifford=False,
-           counts_as=_T),
-    _gate1("APPLY_TDG", "inverse T gate diag(1, e^{-i pi/4})", inverse="APPLY_T",
-           clifford=False, counts_as=_T),
+    _gate1(
+        "APPLY_T", "T gate diag(1, e^{i pi/4})", inverse="APPLY_TDG", clifford=False, counts_as=_T
+    ),
+    _gate1(
+        "APPLY_TDG",
+        "inverse T gate diag(1, e^{-i pi/4})",
+        inverse="APPLY_T",
+        clifford=False,
+        counts_as=_T,
+    ),
     _rotation("X"),
     _rotation("Y"),
     _rotation("Z"),
