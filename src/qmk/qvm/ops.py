@@ -134,6 +134,9 @@ class OpSpec:
     inverse_negates: tuple[str, ...] = ()
     #: Which totals of :class:`qmk.qvm.verify.OpCounts` this op adds to.
     counts_as: frozenset[str] = field(default_factory=frozenset)
+    #: Operand kind whose handles this op starts (ALLOC_LQ: vqs) or ends (FREE_LQ: vqs).
+    opens: str | None = None
+    closes: str | None = None
 
     def arg(self, name: str) -> ArgSpec | None:
         """The spec of argument ``name``, or None when the op has no such argument."""
@@ -225,6 +228,7 @@ _TABLE: tuple[OpSpec, ...] = (
         ),
         cap="CAP_ALLOC",
         clifford=Clifford.YES,
+        opens="vqs",
     ),
     OpSpec(
         name="FREE_LQ",
@@ -232,6 +236,7 @@ _TABLE: tuple[OpSpec, ...] = (
         description="free logical qubits, discarding their state; ends the handles",
         vqs=ONE_OR_MORE,
         clifford=Clifford.YES,
+        closes="vqs",
     ),
     OpSpec(
         name="RESET",
@@ -406,6 +411,7 @@ _TABLE: tuple[OpSpec, ...] = (
         ),
         cap="CAP_LINK",
         clifford=Clifford.YES,
+        opens="chs",
     ),
     OpSpec(
         name="USE_CHAN",
@@ -427,6 +433,7 @@ _TABLE: tuple[OpSpec, ...] = (
         description="close a channel; ends the handle",
         chs=ONE,
         clifford=Clifford.YES,
+        closes="chs",
     ),
     # admin
     OpSpec(

@@ -20,6 +20,7 @@ qmk.qvm.profiles.ProfileError: unknown code family 'toric'; known: surface_code,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ class Profile:
         return f"logical:{self.family}(d={self.distance})"
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_profile(text: str) -> Profile:
     """Parse ``logical:FAMILY(d=N)``.
 
