@@ -90,7 +90,8 @@ class Finding:
     def __str__(self) -> str:
         where = ""
         if self.node_index is not None:
-            where = f" at node #{self.node_index} {self.node_id!r} ({self.op})"
+            op = self.op if self.op is not None and self.op.isidentifier() else repr(self.op)
+            where = f" at node #{self.node_index} {self.node_id!r} ({op})"
         return f"{self.code} {self.name}{where}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
@@ -206,9 +207,12 @@ class VerifiedProgram:
     Attributes:
         graph: the graph.
         preds: for each node (by index), the nodes it must wait for: the
-            previous node on each of its qubits and channels, the producers of
-            the events it reads, and the fence that opens its epoch. Every edge
-            points backwards in list order, so list order is a topological order.
+            previous node on each of its qubits and channels and the producers of
+            the events it reads, within its epoch; the fence that opens its epoch
+            when it has no such predecessor; and, for a fence, the nodes of its
+            epoch that nothing else in the epoch waits for. Edges implied by
+            these are left out. Every edge points backwards in list order, so
+            list order is a topological order.
         epochs: the epochs, in order; there is one more epoch than fences.
         rev_segments: the REV segments, in order of their first node.
         peak_live_qubits: most qubits live at once, in list order.

@@ -1,0 +1,303 @@
+"""The ``qmk`` command.
+
+Callable in-process: ``main(argv)`` returns the exit status, so tests and doc
+generation use it without a subprocess. Exit statuses: 0 success; 1 the
+program has findings (validate, info); 2 unreadable input or bad usage; 3 an
+internal error (a bug: please report it; ``QMK_DEBUG=1`` shows the traceback).
+
+Bad input is always one line on stderr with a stable code, never a traceback.
+
+>>> main(["--version"])  # doctest: +ELLIPSIS
+qmk ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from qmk import __version__
+from qmk.errors import QMKError
+from qmk.qvm import graph as graph_io
+from qmk.qvm.errors import FormatError
+from qmk.qvm.graph import Graph
+from qmk.qvm.limits import Limits
+from qmk.qvm.verify import Finding, Report, VerifiedProgram, check
+
+#: Suffixes read as assembly text; every other file is read as JSON.
+ASM_SUFFIXES = (".asm",)
+
+
+def read_graph(path: str, *, limits: Limits | None = None) -> Graph:
+    """Read a graph from ``path``: assembly text for ``*.asm``, JSON otherwise, ``-`` for stdin.
+
+    Raises:
+        FormatError: the file cannot be read, or is not a well-formed graph.
+    """
+    from qmk.qvm import asm
+
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        return graph_io.loads(data, source="<stdin>", limits=limits)
+    if path.endswith(ASM_SUFFIXES):
+        return asm.assemble_file(path, limits=limits)
+    return graph_io.load(path, limits=limits)
+
+
+def _write(text: str, output: str | None, stdout: TextIO) -> None:
+    if output is None or output == "-":
+        stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise FormatError.of("unreadable-file", f"{output}: cannot write: {exc.strerror}") from None
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    overrides = {
+        name: getattr(args, name)
+        for name in ("max_nodes", "max_bytes")
+        if getattr(args, name, None) is not None
+    }
+    return Limits(**overrides)
+
+
+def _finding_line(path: str, finding: Finding) -> str:
+    return f"{path}: {finding.severity.value}: {finding}"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    limits = _limits(args)
+    status = 0
+    results: list[dict[str, Any]] = []
+    for path in args.files:
+        try:
+            report = check(read_graph(path, limits=limits), limits=limits)
+        except FormatError as exc:
+            status = 2
+            results.append({"file": path, "ok": False, "error": exc.to_json(), "findings": []})
+            if not args.json:
+                err.write(f"{path}: {exc}\n")
+            continue
+        if not report.ok:
+            status = max(status, 1)
+        results.append(
+            {
+                "file": path,
+                "ok": report.ok,
+                "error": None,
+                "findings": [f.to_json() for f in report.findings],
+            }
+        )
+        if args.json:
+            continue
+        for finding in report.findings:
+            (out if report.ok else err).write(_finding_line(path, finding) + "\n")
+        if report.ok and not args.quiet:
+            program = report.program
+            assert program is not None
+            warnings = len(report.findings)
+            note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
+            out.write(
+                f"{path}: ok ({len(program.graph.nodes)} nodes, {len(program.epochs)} epochs, "
+                f"peak {program.peak_live_qubits} live qubits{note})\n"
+            )
+        elif not report.ok:
+            errors = len(report.errors)
+            err.write(f"{path}: {errors} error{'s' * (errors != 1)}\n")
+    if args.json:
+        out.write(json.dumps({"files": results}, indent=2, ensure_ascii=False) + "\n")
+    return status
+
+
+def _cmd_asm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm import asm
+
+    graph = asm.assemble_file(args.file, limits=_limits(args))
+    _write(graph_io.dumps(graph) + "\n", args.output, out)
+    return 0
+
+
+def _cmd_disasm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm import asm
+
+    graph = graph_io.load(args.file, limits=_limits(args)) if args.file != "-" else read_graph("-")
+    _write(asm.disassemble(graph), args.output, out)
+    return 0
+
+
+def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.file.endswith(ASM_SUFFIXES):
+        raise FormatError.of(
+            "wrong-type",
+            f"{args.file}: qmk fmt formats JSON graphs; use 'qmk asm {args.file}' for JSON "
+            "from assembly",
+        )
+    text = graph_io.dumps(read_graph(args.file, limits=_limits(args))) + "\n"
+    if args.in_place:
+        if args.file == "-":
+            raise FormatError.of("unreadable-file", "--in-place needs a file, not stdin")
+        _write(text, args.file, out)
+    else:
+        out.write(text)
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm import schema
+
+    out.write(json.dumps(schema.load_schema(), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _info_text(path: str, program: VerifiedProgram) -> str:
+    summary = program.summary()
+    counts = summary["counts"]
+    lines = [
+        f"{path}: QVM {summary['version']}, {summary['nodes']} nodes, "
+        f"{summary['dag_edges']} DAG edges",
+        f"  qubits      {summary['qubits']} declared, peak {summary['peak_live_qubits']} live",
+        f"  channels    {summary['channels']} declared",
+        f"  events      {summary['events']} declared",
+        f"  ops         {counts['total']} total: {counts['t_gates']} T, "
+        f"{counts['rotations']} rotations, {counts['ccz_like']} CCZ-like, "
+        f"{counts['measurements']} measurements, {counts['magic_states']} magic states",
+        f"  clifford    {'yes' if summary['clifford'] else 'no'} "
+        f"({counts['non_clifford']} non-Clifford nodes)",
+        f"  caps        required: {' '.join(summary['required_caps']) or '-'}; "
+        f"requested: {' '.join(summary['requested_caps']) or '-'}",
+        f"  epochs      {len(summary['epochs'])}: "
+        + ", ".join(f"#{e['index']} {e['nodes']} nodes" for e in summary["epochs"][:12])
+        + (" ..." if len(summary["epochs"]) > 12 else ""),
+        f"  REV         {len(summary['rev_segments'])} segments",
+    ]
+    for segment in summary["rev_segments"][:20]:
+        ids = segment["nodes"]
+        shown = " ".join(ids[:8]) + (f" ... ({len(ids)} nodes)" if len(ids) > 8 else "")
+        closed = segment["closed_by"] or "end of program"
+        lines.append(
+            f"    #{segment['index']} on {' '.join(segment['qubits'])}: {shown}; closed by {closed}"
+        )
+    if len(summary["rev_segments"]) > 20:
+        lines.append(f"    ... {len(summary['rev_segments']) - 20} more")
+    for warning in program.warnings:
+        lines.append(f"  warning     {warning}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    limits = _limits(args)
+    report: Report = check(read_graph(args.file, limits=limits), limits=limits)
+    if report.program is None:
+        for finding in report.findings:
+            err.write(_finding_line(args.file, finding) + "\n")
+        return 1
+    if args.json:
+        out.write(json.dumps(report.program.summary(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(_info_text(args.file, report.program))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qmk",
+        description="QMK, a quantum microkernel: tools for QVM programs.",
+        epilog="Exit status: 0 ok, 1 findings, 2 unreadable input or bad usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"qmk {__version__} (QVM 0.1, 0.2)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--max-nodes", type=int, metavar="N", help="refuse graphs over N nodes")
+        sub.add_argument("--max-bytes", type=int, metavar="N", help="refuse files over N bytes")
+        return sub
+
+    sub = command("validate", "verify programs (.json or .asm) and list every finding")
+    sub.add_argument("files", nargs="+", metavar="FILE")
+    sub.add_argument("--json", action="store_true", help="print the findings as JSON")
+    sub.add_argument("-q", "--quiet", action="store_true", help="print only findings")
+    sub.set_defaults(run=_cmd_validate)
+
+    sub = command("asm", "assemble .qvm.asm text into canonical JSON")
+    sub.add_argument("file", metavar="FILE.asm")
+    sub.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    sub.set_defaults(run=_cmd_asm)
+
+    sub = command("disasm", "disassemble a JSON graph into assembly text")
+    sub.add_argument("file", metavar="FILE.json")
+    sub.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    sub.set_defaults(run=_cmd_disasm)
+
+    sub = command("fmt", "print a JSON graph in canonical form")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--in-place", action="store_true", help="rewrite the file")
+    sub.set_defaults(run=_cmd_fmt)
+
+    sub = commands.add_parser("schema", help="print the JSON Schema of QVM graphs")
+    sub.set_defaults(run=_cmd_schema)
+
+    sub = command("info", "describe a program: counts, epochs, REV segments, capabilities")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sub.set_defaults(run=_cmd_info)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the ``qmk`` command; returns its exit status.
+
+    Args:
+        argv: the arguments after ``qmk`` (default: ``sys.argv[1:]``).
+        stdout: where output goes (default: ``sys.stdout``).
+        stderr: where errors go (default: ``sys.stderr``).
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version exit 0, bad usage exits 2
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(out)
+        return 2
+    try:
+        return args.run(args, out, err)
+    except QMKError as exc:
+        err.write(f"{exc}\n")
+        return exc.exit_status
+    except (MemoryError, RecursionError) as exc:
+        err.write(f"QF005 too-deep: the input is too large or nested to process ({exc!r})\n")
+        return 2
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if os.environ.get("QMK_DEBUG"):
+            raise
+        err.write(f"qmk: internal error {type(exc).__name__}: {exc} (QMK_DEBUG=1 shows more)\n")
+        return 3
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
