@@ -87,7 +87,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             status = 2
             results.append({"file": path, "ok": False, "error": exc.to_json(), "findings": []})
             if not args.json:
-                err.write(f"{path}: {exc}\n")
+                err.write(f"{exc}\n")  # the message already starts with the file name
             continue
         if not report.ok:
             status = max(status, 1)

@@ -1,0 +1,45 @@
+# Two commands for a fresh machine that has only Python (>= 3.10):
+#   make demo   create .venv, install QMK, run the main job on the examples
+#   make test   create/update .venv with the test extras, lint, run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint docs bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "QMK needs Python >= 3.10, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+# The main job: verify every example program and describe it.
+demo: $(VENV)/.installed
+	$(BIN)/qmk validate examples/*.qvm.json examples/*.qvm.asm
+	@for f in examples/*.qvm.json; do echo; $(BIN)/qmk info "$$f" || exit 1; done
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+test: lint
+	$(BIN)/python -m qmk.qvm.schema --check
+	$(BIN)/python -m qmk.qvm.doc --check docs/qvm.md
+	$(BIN)/python -m pytest
+
+# Regenerate the generated files: the shipped JSON Schema and the tables in docs/qvm.md.
+docs: $(VENV)/.installed-test
+	$(BIN)/python -m qmk.qvm.schema --write
+	$(BIN)/python -m qmk.qvm.doc --write docs/qvm.md
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_verify.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/results

@@ -1,0 +1,219 @@
+"""The qmk command: exit statuses, output, and bad input as one line with a code."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qmk import __version__
+from qmk.cli import main
+from qmk.qvm import graph
+from qmk.qvm.generate import random_graph
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+BELL = {
+    "version": "0.2",
+    "program": {
+        "nodes": [
+            {"id": "a", "op": "ALLOC_LQ", "vqs": ["q0", "q1"], "args": {"n": 2}},
+            {"id": "h", "op": "APPLY_H", "vqs": ["q0"]},
+            {"id": "cx", "op": "APPLY_CNOT", "vqs": ["q0", "q1"]},
+            {"id": "m0", "op": "MEASURE_Z", "vqs": ["q0"], "produces": ["m0"]},
+            {"id": "m1", "op": "MEASURE_Z", "vqs": ["q1"], "produces": ["m1"]},
+            {"id": "f", "op": "FREE_LQ", "vqs": ["q0", "q1"]},
+        ]
+    },
+    "resources": {"vqs": ["q0", "q1"], "chs": [], "events": ["m0", "m1"]},
+    "caps": ["CAP_ALLOC"],
+}
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def bell(tmp_path: Path) -> Path:
+    path = tmp_path / "bell.qvm.json"
+    path.write_text(json.dumps(BELL), encoding="utf-8")
+    return path
+
+
+def broken_graph(tmp_path: Path) -> Path:
+    doc = json.loads(json.dumps(BELL))
+    doc["program"]["nodes"].append({"id": "x", "op": "APPLY_X", "vqs": ["q0"]})
+    path = tmp_path / "broken.qvm.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def test_validate_a_valid_program_exits_0_and_says_ok(bell):
+    status, out, err = run("validate", str(bell))
+    assert status == 0 and err == ""
+    assert out.startswith(f"{bell}: ok (6 nodes, 1 epochs, peak 2 live qubits")
+
+
+def test_validate_reports_every_finding_with_its_code_and_exits_1(tmp_path):
+    path = broken_graph(tmp_path)
+    status, _out, err = run("validate", str(path))
+    assert status == 1
+    assert f"{path}: error: QV202 use-after-free at node #6 'x' (APPLY_X)" in err
+
+
+def test_validate_json_lists_findings_for_every_file(tmp_path, bell):
+    path = broken_graph(tmp_path)
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json", encoding="utf-8")
+    status, out, _ = run("validate", "--json", str(bell), str(path), str(junk))
+    assert status == 2  # unreadable input wins over findings
+    files = json.loads(out)["files"]
+    assert [f["ok"] for f in files] == [True, False, False]
+    assert files[1]["findings"][0]["code"] == "QV202"
+    assert files[2]["error"]["code"] == "QF004"
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b'{"version": ', "QF004"),
+        (b"\xff\xfe\x00garbage", "QF003"),
+        (b"[" * 200_000, "QF005"),
+        (b'{"version": "0.2", "program": {"nodes": {}}, "resources": {}}', "QF006"),
+        (b'{"version": "0.2", "program": {"nodes": []}, "resources": {}, "extra": 1}', "QF007"),
+        (b'{"version": "0.2", "program": {"nodes": []}}', "QF008"),
+        (b'{"version": "0.2", "version": "0.2"}', "QF009"),
+        (b'{"version": "9", "program": {"nodes": []}, "resources": {}}', "QF010"),
+        (b'{"version": "0.2", "program": {"nodes": [], "x": NaN}, "resources": {}}', "QF004"),
+    ],
+)
+def test_bad_input_is_one_line_with_a_code_and_exit_2(tmp_path, content, code):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    for command in ("validate", "info", "fmt", "disasm"):
+        status, _out, err = run(command, str(path))
+        assert status == 2, command
+        assert err.count("\n") == 1 and code in err and "Traceback" not in err, (command, err)
+
+
+def test_ten_megabytes_of_junk_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.json"
+    path.write_bytes(random.Random(1).randbytes(10 * 1024 * 1024))
+    status, _, err = run("validate", str(path))
+    assert status == 2 and err.count("\n") == 1 and err.startswith("QF003 not-utf8: ")
+
+
+def test_a_missing_file_is_unreadable_input(tmp_path):
+    status, _, err = run("validate", str(tmp_path / "nope.json"))
+    assert status == 2 and "QF001 unreadable-file" in err
+
+
+def test_max_bytes_refuses_large_files_before_reading(bell):
+    status, _, err = run("validate", "--max-bytes", "10", str(bell))
+    assert status == 2 and "QF002 too-large" in err
+
+
+def test_max_nodes_makes_a_large_graph_a_finding(bell):
+    status, _, err = run("validate", "--max-nodes", "3", str(bell))
+    assert status == 1 and "QV503 graph-too-large" in err
+
+
+def test_info_describes_counts_epochs_segments_and_caps(bell):
+    status, out, _ = run("info", str(bell))
+    assert status == 0
+    assert "6 nodes" in out and "caps        required: CAP_ALLOC" in out
+    assert "REV         1 segments" in out and "closed by m0" in out
+    status, out, _ = run("info", "--json", str(bell))
+    summary = json.loads(out)
+    assert summary["counts"]["measurements"] == 2 and summary["rev_segments"][0]["nodes"] == [
+        "h",
+        "cx",
+    ]
+
+
+def test_info_of_a_program_with_findings_lists_them_and_exits_1(tmp_path):
+    status, _, err = run("info", str(broken_graph(tmp_path)))
+    assert status == 1 and "QV202" in err
+
+
+def test_fmt_prints_canonical_json_and_rewrites_in_place(tmp_path, bell):
+    status, out, _ = run("fmt", str(bell))
+    assert status == 0 and out == graph.dumps(graph.load(bell)) + "\n"
+    assert run("fmt", "--in-place", str(bell))[0] == 0
+    assert bell.read_text(encoding="utf-8") == out
+
+
+def test_fmt_refuses_assembly_with_a_pointer_to_asm(tmp_path):
+    path = tmp_path / "p.qvm.asm"
+    path.write_text("ALLOC_LQ vq:q\n", encoding="utf-8")
+    status, _, err = run("fmt", str(path))
+    assert status == 2 and "qmk asm" in err
+
+
+def test_disasm_then_asm_round_trips_exactly(tmp_path):
+    g = random_graph(seed=11, nodes=300)
+    source = tmp_path / "g.qvm.json"
+    source.write_text(graph.dumps(g) + "\n", encoding="utf-8")
+    text_path = tmp_path / "g.qvm.asm"
+    assert run("disasm", str(source), "-o", str(text_path))[0] == 0
+    status, out, _ = run("asm", str(text_path))
+    assert status == 0 and out == source.read_text(encoding="utf-8")
+    assert run("validate", "-q", str(text_path)) == (0, "", "")
+
+
+def test_asm_syntax_errors_name_the_file_and_line(tmp_path):
+    path = tmp_path / "bad.qvm.asm"
+    path.write_text(".version 0.2\nALLOC_LQ vq:q,, \n", encoding="utf-8")
+    status, _, err = run("asm", str(path))
+    assert status == 2 and f"{path}:2:" in err and err.count("\n") == 1
+
+
+def test_schema_prints_the_shipped_schema():
+    status, out, _ = run("schema")
+    schema = json.loads(out)
+    assert status == 0 and schema["$schema"].startswith("https://json-schema.org/")
+
+
+def test_no_command_prints_help_and_exits_2():
+    status, out, _ = run()
+    assert status == 2 and "validate" in out
+
+
+def test_version_names_the_package_version(capsys):
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_the_installed_command_never_shows_a_traceback_for_bad_input(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_bytes(
+        b'{"version": "0.2", "program": {"nodes": [{"id": 1, "op": "X"}]}, "resources": {}}'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "qmk", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count(str(path)) == 1
+    assert proc.stderr.strip().endswith("program.nodes[0].id: expected a string, got number")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not any(EXAMPLES.glob("*.qvm.*")), reason="no examples")
+def test_every_example_validates_through_the_command():
+    files = sorted(str(p) for p in EXAMPLES.glob("*.qvm.*"))
+    assert files
+    status, out, err = run("validate", *files)
+    assert (status, err) == (0, "")
+    assert out.count(": ok (") == len(files)

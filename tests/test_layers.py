@@ -1,0 +1,35 @@
+"""Import order is architecture: each layer imports only the layers below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "qmk"
+
+
+def qmk_imports(path: Path) -> set[str]:
+    """The qmk modules a source file imports, at any depth of the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "qmk" or name.startswith("qmk.")}
+
+
+def test_qvm_imports_nothing_of_qmk_but_itself_and_the_error_root():
+    for path in (SRC / "qvm").rglob("*.py"):
+        for name in qmk_imports(path):
+            assert name.startswith("qmk.qvm") or name == "qmk.errors", (path.name, name)
+
+
+def test_the_error_root_imports_nothing_of_qmk():
+    assert qmk_imports(SRC / "errors.py") == set()
+
+
+def test_client_never_imports_the_kernel():
+    client = SRC / "client.py"
+    if client.exists():
+        assert not any(name.startswith("qmk.kernel") for name in qmk_imports(client))
