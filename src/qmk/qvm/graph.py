@@ -52,6 +52,11 @@ _GRAPH_KEYS = ("version", "description", "program", "resources", "caps", "metada
 _NODE_KEYS = ("id", "op", "args", "vqs", "chs", "inputs", "produces", "caps", "guard", "metadata")
 _HANDLE_LISTS = ("vqs", "chs", "inputs", "produces", "caps")
 _RESOURCE_KEYS = ("vqs", "chs", "events")
+_GUARD_KEYS = ("event", "equals")
+_ALLOWED: dict[tuple[str, ...], frozenset[str]] = {
+    keys: frozenset(keys)
+    for keys in (_GRAPH_KEYS, _NODE_KEYS, _RESOURCE_KEYS, _GUARD_KEYS, ("nodes",), ("all",))
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,7 +229,7 @@ def _wrong_type(path: str, expected: str, value: Any) -> FormatError:
 def _object(value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict:
     if type(value) is not dict:
         raise _wrong_type(path, "an object", value)
-    if len(value) > len(allowed) or not value.keys() <= set(allowed):
+    if not value.keys() <= _ALLOWED[allowed]:
         extra = next(key for key in value if key not in allowed)
         raise FormatError.of(
             "unknown-key",
@@ -241,10 +246,11 @@ def _object(value: Any, path: str, allowed: tuple[str, ...], required: tuple[str
 def _strings(value: Any, path: str) -> tuple[str, ...]:
     if type(value) is not list:
         raise _wrong_type(path, "an array of strings", value)
-    for index, item in enumerate(value):
-        if type(item) is not str:
-            raise _wrong_type(f"{path}[{index}]", "a string", item)
-    return tuple(value)
+    result = tuple(value)
+    if not all(type(item) is str for item in result):
+        index = next(i for i, item in enumerate(result) if type(item) is not str)
+        raise _wrong_type(f"{path}[{index}]", "a string", result[index])
+    return result
 
 
 def _check_depth(value: Any, path: str, max_depth: int | None) -> None:
@@ -279,7 +285,7 @@ def _guard(value: Any, path: str) -> Guard:
 
 
 def _guard_term(value: Any, path: str) -> GuardTerm:
-    _object(value, path, ("event", "equals"), ("event", "equals"))
+    _object(value, path, _GUARD_KEYS, _GUARD_KEYS)
     event, equals = value["event"], value["equals"]
     if type(event) is not str:
         raise _wrong_type(f"{path}.event", "a string", event)
@@ -303,9 +309,8 @@ def _node(value: Any, path: str, limits: Limits) -> Node:
         raise _wrong_type(f"{path}.op", "a string", op)
     lists: dict[str, tuple[str, ...]] = {}
     for key in _HANDLE_LISTS:
-        raw = value.get(key)
-        if raw is not None:
-            lists[key] = _strings(raw, f"{path}.{key}")
+        if key in value and value[key] is not None:
+            lists[key] = _strings(value[key], f"{path}.{key}")
     args = value.get("args")
     if args is None:
         args = {}
