@@ -289,7 +289,9 @@ def _guard_term(value: Any, path: str) -> GuardTerm:
     event, equals = value["event"], value["equals"]
     if type(event) is not str:
         raise _wrong_type(f"{path}.event", "a string", event)
-    if type(equals) is bool:
+    # JSON has one number type: 1 and 1.0 are the same value (and JSON Schema agrees);
+    # true is not a number.
+    if type(equals) is float and equals.is_integer():
         equals = int(equals)
     if type(equals) is not int:
         raise _wrong_type(f"{path}.equals", "0 or 1", equals)

@@ -1,0 +1,279 @@
+"""Render the generated parts of ``docs/qvm.md`` from the op, code and profile tables.
+
+The spec is written by hand except for regions between markers such as
+``<!-- BEGIN GENERATED: ops -->`` and ``<!-- END GENERATED: ops -->``, which
+:func:`update` fills with fresh renderings. ``python -m qmk.qvm.doc --write
+docs/qvm.md`` updates the file in place; ``--check`` exits 1 when it drifted,
+and a test does the same check.
+
+>>> text = "intro\\n<!-- BEGIN GENERATED: caps -->\\nstale\\n<!-- END GENERATED: caps -->\\n"
+>>> print(update(text, regions=("caps",)))  # doctest: +ELLIPSIS
+intro
+<!-- BEGIN GENERATED: caps -->
+| Capability | Allows | Needed by |
+|---|---|---|
+| `CAP_ALLOC` | allocate logical qubits (ALLOC_LQ) | `ALLOC_LQ` |
+...
+<!-- END GENERATED: caps -->
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from qmk.qvm.codes import CODES
+from qmk.qvm.ops import CAPABILITIES, OPS, ArgSpec, ArgType, OpSpec
+from qmk.qvm.profiles import FAMILIES
+
+NO = "—"
+
+
+def _cell(text: str) -> str:
+    """Text made safe inside a markdown table cell (``|0>`` must not split the row)."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def describe_arg(spec: ArgSpec) -> str:
+    """One argument as documentation: name, type, range, choices, required or default.
+
+    Args:
+        spec: the argument's record from the op table.
+
+    Returns:
+        Markdown text for a table cell.
+
+    >>> from qmk.qvm.ops import OPS
+    >>> describe_arg(OPS["APPLY_RX"].args[0])
+    '`theta`: number, required'
+    >>> describe_arg(OPS["ALLOC_LQ"].args[0])
+    '`n`: integer ≥ 1, equal to the number of vqs'
+    """
+    parts = [f"`{spec.name}`: {spec.type.value}"]
+    if spec.minimum is not None and spec.maximum is not None:
+        parts[0] += f" in [{_number(spec.minimum)}, {_number(spec.maximum)}]"
+    elif spec.minimum is not None:
+        parts[0] += f" ≥ {_number(spec.minimum)}"
+    elif spec.maximum is not None:
+        parts[0] += f" ≤ {_number(spec.maximum)}"
+    if spec.choices:
+        parts.append("one of " + ", ".join(f"`{choice}`" for choice in spec.choices))
+    if spec.type is ArgType.PROFILE:
+        parts.append("`logical:FAMILY(d=N)`")
+    if spec.equals_count_of is not None:
+        parts.append(f"equal to the number of {spec.equals_count_of}")
+    if spec.required:
+        parts.append("required")
+    elif spec.default is not None:
+        parts.append(f"default `{json.dumps(spec.default)}`")
+    text = ", ".join(parts)
+    if spec.fields:
+        text += " with " + "; ".join(describe_arg(field) for field in spec.fields)
+    return text
+
+
+def describe_inverse(spec: OpSpec) -> str:
+    """The op's inverse as documentation, with negated arguments: ``APPLY_RX(-theta)``.
+
+    >>> from qmk.qvm.ops import OPS
+    >>> describe_inverse(OPS["APPLY_RZ"]), describe_inverse(OPS["APPLY_S"])
+    ('APPLY_RZ(-theta)', 'APPLY_SDG')
+    >>> describe_inverse(OPS["MEASURE_Z"])
+    '—'
+    """
+    if spec.inverse is None:
+        return NO
+    if spec.inverse_negates:
+        return f"{spec.inverse}({', '.join('-' + name for name in spec.inverse_negates)})"
+    return spec.inverse
+
+
+def render_op_table() -> str:
+    """The op table as markdown: one row per op, in table order.
+
+    >>> render_op_table().splitlines()[0]  # doctest: +ELLIPSIS
+    '| Op | Category | vqs | chs | inputs | produces | Args | Capability | Unitary | ...'
+    """
+    header = (
+        "Op",
+        "Category",
+        "vqs",
+        "chs",
+        "inputs",
+        "produces",
+        "Args",
+        "Capability",
+        "Unitary",
+        "Clifford",
+        "Inverse",
+        "Description",
+    )
+    rows = (
+        (
+            f"`{spec.name}`",
+            spec.category.value,
+            str(spec.vqs),
+            str(spec.chs),
+            str(spec.inputs),
+            str(spec.produces),
+            "<br>".join(_cell(describe_arg(arg)) for arg in spec.args) or NO,
+            f"`{spec.cap}`" if spec.cap else NO,
+            "yes" if spec.unitary else "no",
+            spec.clifford.value,
+            describe_inverse(spec),
+            _cell(spec.description),
+        )
+        for spec in OPS.values()
+    )
+    return _table(header, rows)
+
+
+def render_codes_table() -> str:
+    """Every stable code as markdown: code, name, severity, meaning and what to do.
+
+    >>> render_codes_table().splitlines()[2]
+    '| `QF001` | `unreadable-file` | error | the file cannot be opened or read | check the path |'
+    """
+    rows = (
+        (f"`{c.code}`", f"`{c.name}`", c.severity.value, _cell(c.summary), _cell(c.fix))
+        for c in CODES.values()
+    )
+    return _table(("Code", "Name", "Severity", "What it means", "What to do"), rows)
+
+
+def render_capabilities() -> str:
+    """The capabilities as markdown: what each allows and which ops need it.
+
+    >>> render_capabilities().splitlines()[-1]
+    '| `CAP_LINK` | open entanglement channels (OPEN_CHAN) | `OPEN_CHAN` |'
+    """
+    rows = []
+    for cap, allows in CAPABILITIES.items():
+        users = ", ".join(f"`{spec.name}`" for spec in OPS.values() if spec.cap == cap)
+        rows.append((f"`{cap}`", _cell(allows), users or NO))
+    return _table(("Capability", "Allows", "Needed by"), rows)
+
+
+def render_families() -> str:
+    """The code families a profile may name, as markdown.
+
+    >>> render_families().splitlines()[2]
+    '| `surface_code` | `surface`, `rotated_surface_code` | rotated planar surface code |'
+    """
+    rows = (
+        (
+            f"`{family.name}`",
+            ", ".join(f"`{alias}`" for alias in family.aliases) or NO,
+            _cell(family.description),
+        )
+        for family in FAMILIES.values()
+    )
+    return _table(("Family", "Also accepted", "Description"), rows)
+
+
+#: Each generated region of the doc, by marker name, with its renderer.
+RENDERERS: dict[str, Callable[[], str]] = {
+    "ops": render_op_table,
+    "codes": render_codes_table,
+    "caps": render_capabilities,
+    "families": render_families,
+}
+
+#: The command that regenerates the doc, for drift messages.
+REGENERATE = "python -m qmk.qvm.doc --write docs/qvm.md"
+
+
+def begin_marker(name: str) -> str:
+    """The line that opens generated region ``name``."""
+    return f"<!-- BEGIN GENERATED: {name} -->"
+
+
+def end_marker(name: str) -> str:
+    """The line that closes generated region ``name``."""
+    return f"<!-- END GENERATED: {name} -->"
+
+
+def update(text: str, *, regions: Iterable[str] = tuple(RENDERERS)) -> str:
+    """Replace every generated region of ``text`` with a fresh rendering.
+
+    Args:
+        text: the document, with a begin and an end marker for each region.
+        regions: the region names to refresh (default: all of :data:`RENDERERS`).
+
+    Returns:
+        The document with each region's body replaced; everything else is kept.
+
+    Raises:
+        ValueError: a region's markers are missing, repeated or out of order.
+
+    >>> update("a\\n<!-- BEGIN GENERATED: ops -->\\n<!-- END GENERATED: ops -->\\n")
+    Traceback (most recent call last):
+    ...
+    ValueError: marker '<!-- BEGIN GENERATED: codes -->' is missing
+    """
+    for name in regions:
+        begin, end = begin_marker(name), end_marker(name)
+        for marker in (begin, end):
+            count = text.count(marker)
+            if count != 1:
+                problem = "missing" if count == 0 else f"repeated {count} times"
+                raise ValueError(f"marker {marker!r} is {problem}")
+        start = text.index(begin) + len(begin)
+        stop = text.index(end)
+        if stop < start:
+            raise ValueError(f"marker {end!r} comes before {begin!r}")
+        text = f"{text[:start]}\n{RENDERERS[name]()}\n{text[stop:]}"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qmk.qvm.doc (--write | --check) PATH``.
+
+    Returns:
+        The exit status: 0; 1 when ``--check`` finds the file out of date;
+        2 when the file cannot be read or lacks a marker.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m qmk.qvm.doc", description="Refresh the generated tables of docs/qvm.md."
+    )
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--write", metavar="PATH", type=Path, help="update PATH in place")
+    group.add_argument("--check", metavar="PATH", type=Path, help="exit 1 if PATH is stale")
+    options = parser.parse_args(argv)
+    path: Path = options.write or options.check
+    try:
+        text = path.read_text(encoding="utf-8")
+        fresh = update(text)
+    except (OSError, ValueError) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    if options.write:
+        if fresh != text:
+            path.write_text(fresh, encoding="utf-8")
+        return 0
+    if fresh != text:
+        print(
+            f"{path} is out of date with the op/code tables; "
+            f"run: python -m qmk.qvm.doc --write {path}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

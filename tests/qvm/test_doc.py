@@ -1,0 +1,152 @@
+"""docs/qvm.md: generated tables up to date, and every op, code and limit documented."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from qmk.qvm import doc
+from qmk.qvm.codes import CODES
+from qmk.qvm.limits import Limits
+from qmk.qvm.ops import CAPABILITIES, OPS
+from qmk.qvm.profiles import FAMILIES
+
+DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "qvm.md"
+TEXT = DOC_PATH.read_text(encoding="utf-8")
+
+
+def region(name: str) -> str:
+    start = TEXT.index(doc.begin_marker(name)) + len(doc.begin_marker(name))
+    return TEXT[start : TEXT.index(doc.end_marker(name))]
+
+
+def test_docs_qvm_md_is_up_to_date_with_the_tables():
+    assert doc.update(TEXT) == TEXT, (
+        f"docs/qvm.md is out of date with the op/code tables; run: {doc.REGENERATE}"
+    )
+
+
+def test_check_flag_passes_on_the_doc_and_fails_on_a_stale_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    assert doc.main(["--check", str(DOC_PATH)]) == 0
+    stale = tmp_path / "qvm.md"
+    stale.write_text(TEXT.replace("| `APPLY_H` |", "| `APPLY_HADAMARD` |"), encoding="utf-8")
+    assert doc.main(["--check", str(stale)]) == 1
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and "python -m qmk.qvm.doc --write" in message
+
+
+def test_write_flag_repairs_a_stale_copy_in_place(tmp_path: Path):
+    stale = tmp_path / "qvm.md"
+    stale.write_text(TEXT.replace("| `QV101` |", "| `QV999` |"), encoding="utf-8")
+    assert doc.main(["--write", str(stale)]) == 0
+    assert stale.read_text(encoding="utf-8") == TEXT
+
+
+def test_a_doc_without_markers_is_exit_status_2(tmp_path: Path):
+    bare = tmp_path / "bare.md"
+    bare.write_text("# nothing generated here\n", encoding="utf-8")
+    assert doc.main(["--check", str(bare)]) == 2
+
+
+def test_update_keeps_hand_written_text_and_refreshes_only_the_regions():
+    text = f"before\n{doc.begin_marker('families')}\nold\n{doc.end_marker('families')}\nafter\n"
+    fresh = doc.update(text, regions=("families",))
+    assert fresh.startswith("before\n") and fresh.endswith("\nafter\n")
+    assert "old" not in fresh and "`surface_code`" in fresh
+    assert doc.update(fresh, regions=("families",)) == fresh
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<!-- END GENERATED: caps -->\n<!-- BEGIN GENERATED: caps -->\n",
+        "<!-- BEGIN GENERATED: caps -->\n<!-- END GENERATED: caps -->\n" * 2,
+        "<!-- BEGIN GENERATED: caps -->\n",
+    ],
+)
+def test_update_refuses_misplaced_repeated_or_missing_markers(text: str):
+    with pytest.raises(ValueError, match="marker"):
+        doc.update(text, regions=("caps",))
+
+
+def test_every_op_has_one_row_in_the_op_table():
+    rows = [line for line in region("ops").splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(OPS)
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_every_op_appears_in_the_doc(name: str):
+    assert f"`{name}`" in TEXT
+
+
+@pytest.mark.parametrize("code", list(CODES))
+def test_every_code_appears_in_the_doc_with_its_name(code: str):
+    assert f"| `{code}` | `{CODES[code].name}` |" in region("codes")
+
+
+def test_every_capability_and_code_family_appears_in_the_doc():
+    for cap in CAPABILITIES:
+        assert f"| `{cap}` |" in region("caps")
+    for family in FAMILIES:
+        assert f"| `{family}` |" in region("families")
+
+
+def test_markdown_tables_keep_their_column_count():
+    # A stray '|' in a description (as in '|0>') would split a row into extra cells.
+    for name in doc.RENDERERS:
+        lines = region(name).strip().splitlines()
+        widths = {len(re.findall(r"(?<!\\)\|", line)) for line in lines}
+        assert len(widths) == 1, name
+
+
+def test_the_inverse_column_shows_negated_arguments():
+    row = next(line for line in region("ops").splitlines() if line.startswith("| `APPLY_RX`"))
+    assert "APPLY_RX(-theta)" in row
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(Limits)])
+def test_every_size_limit_is_documented_with_its_default(field: str):
+    default = getattr(Limits(), field)
+    assert re.search(rf"^\| `{field}` \| {default}\b", TEXT, re.MULTILINE), field
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "Overview",
+        "Graph format",
+        "Handles and lifetimes",
+        "Order",
+        "Guards",
+        "Epochs",
+        "REV segments",
+        "Capabilities",
+        "Code profiles",
+        "Size limits",
+        "Op table",
+        "Codes",
+        "Assembly text",
+        "Command line",
+    ],
+)
+def test_the_doc_has_each_section(heading: str):
+    assert f"\n## {heading}\n" in TEXT
+
+
+def test_the_example_graph_in_the_doc_loads_and_validates_against_the_schema():
+    import json
+
+    import jsonschema
+
+    from qmk.qvm import graph, schema
+
+    block = re.search(r"```json\n(\{.*?\n\})\n```", TEXT, re.DOTALL)
+    assert block is not None
+    data = json.loads(block.group(1))
+    jsonschema.validate(data, schema.build_schema(), cls=jsonschema.Draft202012Validator)
+    assert len(graph.from_json(data)) == 6
