@@ -1,0 +1,32 @@
+; Teleport RY(theta)|0> from msg to bob through a Bell pair (alice, bob), with the
+; Pauli corrections written as guarded gates. Undoing the preparation on bob
+; returns it to |0>, so m_bob is always 0 in ideal execution.
+.version 0.2
+.description "Teleportation with guarded corrections: m_bob is 0 whenever teleportation works"
+.caps CAP_ALLOC
+.vqs msg alice bob
+.chs
+.events m_msg m_alice m_bob
+
+.param theta = 1.0
+.param profile = "logical:surface_code(d=9)"
+
+alloc:      ALLOC_LQ vq:msg, vq:alice, vq:bob, n=3, profile=profile
+prepare:    APPLY_RY vq:msg, theta=theta
+pair_h:     APPLY_H vq:alice
+pair_cnot:  APPLY_CNOT vq:alice, vq:bob
+fence_pair: FENCE_EPOCH
+
+; Bell-basis measurement of (msg, alice)
+bell_cnot:  APPLY_CNOT vq:msg, vq:alice
+bell_h:     APPLY_H vq:msg
+meas_msg:   MEASURE_Z vq:msg, out:m_msg
+meas_alice: MEASURE_Z vq:alice, out:m_alice
+fence_meas: FENCE_EPOCH
+
+; bob holds X^m_alice Z^m_msg |psi>: undo X first, then Z
+fix_x:      APPLY_X vq:bob when ev:m_alice == 1
+fix_z:      APPLY_Z vq:bob when ev:m_msg == 1
+unprepare:  APPLY_RY vq:bob, theta=-theta
+meas_bob:   MEASURE_Z vq:bob, out:m_bob
+free:       FREE_LQ vq:msg, vq:alice, vq:bob
