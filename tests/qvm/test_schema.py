@@ -428,7 +428,7 @@ def test_whenever_the_schema_accepts_a_document_the_loader_accepts_it_too():
     # schema refuses some documents that only the verifier would flag.
     assert seen[True, True] >= 10, seen
     assert seen[False, False] >= 10, seen
-    assert seen[False, True] >= 10, seen
+    assert seen[False, True] >= 5, seen
     assert seen[True, False] == 0
 
 

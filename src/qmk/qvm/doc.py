@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -185,12 +186,87 @@ def render_families() -> str:
     return _table(("Family", "Also accepted", "Description"), rows)
 
 
+_ROLE = re.compile(r":(?:func|class|data|mod|meth|attr):`~?([^`]+)`")
+
+
+def _rst_inline(line: str) -> str:
+    """Docstring inline markup as Markdown: ``x`` and :func:`x` become `x`."""
+    line = _ROLE.sub(lambda m: f"`{m.group(1)}`", line)
+    return line.replace("``", "`")
+
+
+def rst_to_markdown(text: str, *, level: int = 3) -> str:
+    r"""The subset of reStructuredText our docstrings use, as Markdown.
+
+    Handles ``Title`` lines underlined with ``=``, ``::`` literal blocks,
+    definition lists (a term line, then its text indented by four spaces),
+    bullets and inline literals/roles.
+
+    >>> print(rst_to_markdown("Title\n=====\n\nUse ``x``::\n\n    code\n\n``.t``\n    what"), end="")
+    ### Title
+    <BLANKLINE>
+    Use `x`:
+    <BLANKLINE>
+    ```text
+    code
+    ```
+    <BLANKLINE>
+    - `.t`: what
+    """
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if line.strip() and nxt.strip() and set(nxt.strip()) == {"="}:
+            out.append(f"{'#' * level} {line.strip()}")
+            i += 2
+            continue
+        if line.rstrip().endswith("::"):
+            intro = line.rstrip()[:-2].rstrip()
+            if intro:
+                out.extend([_rst_inline(intro) + ":", ""])
+            i += 1
+            while i < len(lines) and not lines[i].strip():
+                i += 1
+            block = []
+            while i < len(lines) and (lines[i].startswith("    ") or not lines[i].strip()):
+                block.append(lines[i][4:])
+                i += 1
+            while block and not block[-1].strip():
+                block.pop()
+            out.extend(["```text", *block, "```", ""])
+            continue
+        if line.strip() and not line.startswith(" ") and nxt.startswith("    "):
+            body = []
+            i += 1
+            while i < len(lines) and lines[i].startswith("    "):
+                body.append(lines[i].strip())
+                i += 1
+            out.append(f"- {_rst_inline(line.strip())}: {_rst_inline(' '.join(body))}")
+            continue
+        out.append(_rst_inline(line))
+        i += 1
+    return "\n".join(out).strip() + "\n"
+
+
+def render_asm_reference() -> str:
+    """The assembly-language reference, from the docstring of :mod:`qmk.qvm.asm`."""
+    from qmk.qvm import asm
+
+    doc = asm.__doc__ or ""
+    start = doc.index("\nLines\n=====")
+    return rst_to_markdown(doc[start:]).rstrip("\n")
+
+
 #: Each generated region of the doc, by marker name, with its renderer.
 RENDERERS: dict[str, Callable[[], str]] = {
     "ops": render_op_table,
     "codes": render_codes_table,
     "caps": render_capabilities,
     "families": render_families,
+    "asm": render_asm_reference,
 }
 
 #: The command that regenerates the doc, for drift messages.
