@@ -202,7 +202,8 @@ def rst_to_markdown(text: str, *, level: int = 3) -> str:
     definition lists (a term line, then its text indented by four spaces),
     bullets and inline literals/roles.
 
-    >>> print(rst_to_markdown("Title\n=====\n\nUse ``x``::\n\n    code\n\n``.t``\n    what"), end="")
+    >>> text = "Title\n=====\n\nUse ``x``::\n\n    code\n\n``.t``\n    what"
+    >>> print(rst_to_markdown(text), end="")
     ### Title
     <BLANKLINE>
     Use `x`:
