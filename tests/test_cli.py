@@ -59,7 +59,7 @@ def broken_graph(tmp_path: Path) -> Path:
 def test_validate_a_valid_program_exits_0_and_says_ok(bell):
     status, out, err = run("validate", str(bell))
     assert status == 0 and err == ""
-    assert out.startswith(f"{bell}: ok (6 nodes, 1 epochs, peak 2 live qubits")
+    assert out.startswith(f"{bell}: ok (6 nodes, 1 epoch, peak 2 live qubits")
 
 
 def test_validate_reports_every_finding_with_its_code_and_exits_1(tmp_path):
@@ -130,7 +130,7 @@ def test_info_describes_counts_epochs_segments_and_caps(bell):
     status, out, _ = run("info", str(bell))
     assert status == 0
     assert "6 nodes" in out and "caps        required: CAP_ALLOC" in out
-    assert "REV         1 segments" in out and "closed by m0" in out
+    assert "REV         1 segment" in out and "closed by m0" in out
     status, out, _ = run("info", "--json", str(bell))
     summary = json.loads(out)
     assert summary["counts"]["measurements"] == 2 and summary["rev_segments"][0]["nodes"] == [

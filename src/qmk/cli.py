@@ -69,6 +69,11 @@ def _limits(args: argparse.Namespace) -> Limits:
     return Limits(**overrides)
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
 def _finding_line(path: str, finding: Finding) -> str:
     return f"{path}: {finding.severity.value}: {finding}"
 
@@ -107,14 +112,14 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             program = report.program
             assert program is not None
             warnings = len(report.findings)
-            note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
+            note = f", {_count(warnings, 'warning')}" if warnings else ""
             out.write(
-                f"{path}: ok ({len(program.graph.nodes)} nodes, {len(program.epochs)} epochs, "
-                f"peak {program.peak_live_qubits} live qubits{note})\n"
+                f"{path}: ok ({_count(len(program.graph.nodes), 'node')}, "
+                f"{_count(len(program.epochs), 'epoch')}, "
+                f"peak {_count(program.peak_live_qubits, 'live qubit')}{note})\n"
             )
         elif not report.ok:
-            errors = len(report.errors)
-            err.write(f"{path}: {errors} error{'s' * (errors != 1)}\n")
+            err.write(f"{path}: {_count(len(report.errors), 'error')}\n")
     if args.json:
         out.write(json.dumps({"files": results}, indent=2, ensure_ascii=False) + "\n")
     return status
@@ -179,7 +184,7 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
         f"  epochs      {len(summary['epochs'])}: "
         + ", ".join(f"#{e['index']} {e['nodes']} nodes" for e in summary["epochs"][:12])
         + (" ..." if len(summary["epochs"]) > 12 else ""),
-        f"  REV         {len(summary['rev_segments'])} segments",
+        f"  REV         {_count(len(summary['rev_segments']), 'segment')}",
     ]
     for segment in summary["rev_segments"][:20]:
         ids = segment["nodes"]

@@ -232,6 +232,8 @@ from qmk.qvm.graph import (
     GuardTerm,
     Node,
     Resources,
+    decode_utf8,
+    nests_deeper_than,
     read_bytes,
 )
 from qmk.qvm.limits import Limits
@@ -348,13 +350,7 @@ def assemble_file(path: str | Path, *, limits: Limits | None = None) -> Graph:
         AsmError: the text does not assemble.
     """
     path = Path(path)
-    data = read_bytes(path, limits=limits)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError.of(
-            "not-utf8", f"{path}: byte {exc.start} is not UTF-8 ({exc.reason})"
-        ) from None
+    text = decode_utf8(read_bytes(path, limits=limits), source=str(path))
     return _Assembler(limits or Limits()).run(text, str(path), path.parent, path)
 
 
@@ -942,14 +938,8 @@ def _json_value(cursor: _Cursor, what: str, max_depth: int | None) -> Any:
     except ValueError as exc:
         raise _Fail("asm-syntax", f"{what} is not valid JSON: {exc}") from None
     cursor.pos = end
-    if max_depth is not None and type(value) in (dict, list):
-        stack: list[tuple[Any, int]] = [(value, 1)]
-        while stack:
-            item, depth = stack.pop()
-            if depth > max_depth:
-                raise _Fail("asm-syntax", f"{what} nests deeper than {max_depth} levels")
-            children = item.values() if type(item) is dict else item
-            stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    if nests_deeper_than(value, max_depth):
+        raise _Fail("asm-syntax", f"{what} nests deeper than {max_depth} levels")
     return value
 
 

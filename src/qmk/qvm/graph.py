@@ -253,22 +253,33 @@ def _strings(value: Any, path: str) -> tuple[str, ...]:
     return result
 
 
-def _check_depth(value: Any, path: str, max_depth: int | None) -> None:
-    """Refuse args/metadata nested deeper than ``max_depth`` (iteratively, no recursion)."""
+def nests_deeper_than(value: Any, max_depth: int | None) -> bool:
+    """True when a JSON value nests objects/arrays deeper than ``max_depth`` (no recursion).
+
+    >>> nests_deeper_than({"a": [1]}, 2), nests_deeper_than({"a": [[1]]}, 2)
+    (False, True)
+    """
     if max_depth is None or type(value) not in (dict, list):
-        return
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:
-            raise FormatError.of(
-                "too-deep",
-                f"{path}: values nest deeper than {max_depth} levels",
-                path=path,
-                limit=max_depth,
-            )
+            return True
         children = item.values() if type(item) is dict else item
         stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
+
+
+def _check_depth(value: Any, path: str, max_depth: int | None) -> None:
+    """Refuse args/metadata nested deeper than ``max_depth``."""
+    if nests_deeper_than(value, max_depth):
+        raise FormatError.of(
+            "too-deep",
+            f"{path}: values nest deeper than {max_depth} levels",
+            path=path,
+            limit=max_depth,
+        )
 
 
 def _guard(value: Any, path: str) -> Guard:
@@ -422,12 +433,7 @@ def parse_json_text(
             limit=limits.max_bytes,
         )
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FormatError.of(
-                "not-utf8", f"{source}: byte {exc.start} is not UTF-8 ({exc.reason})"
-            ) from None
+        text = decode_utf8(text, source=source)
     text = text.removeprefix("\ufeff")
     try:
         return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
@@ -439,6 +445,20 @@ def parse_json_text(
         raise FormatError.of("too-deep", f"{source}: values nest too deeply to read") from None
     except FormatError as exc:
         raise exc.located(source) from None
+
+
+def decode_utf8(data: bytes, *, source: str) -> str:
+    """Decode input bytes as UTF-8.
+
+    Raises:
+        FormatError: not-utf8, naming ``source`` and the first bad byte.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError.of(
+            "not-utf8", f"{source}: byte {exc.start} is not UTF-8 ({exc.reason})"
+        ) from None
 
 
 def loads(text: str | bytes, *, source: str = "<input>", limits: Limits | None = None) -> Graph:
