@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from qmk.qvm.codes import BY_NAME, Severity
+from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
 from qmk.qvm.graph import Graph, Node, gc_paused, is_finite_number
 from qmk.qvm.limits import Limits
@@ -319,7 +319,7 @@ class _Findings:
         out = list(self.items)
         for code, count in self.per_code.items():
             if count > MAX_FINDINGS_PER_CODE:
-                spec = next(c for c in BY_NAME.values() if c.code == code)
+                spec = CODES[code]
                 out.append(
                     Finding(
                         code=code,
@@ -503,6 +503,82 @@ def _profile_ok(value: Any) -> bool:
     return True
 
 
+class _Lifetimes:
+    """Where each handle of one kind (qubits or channels) is in its lifetime.
+
+    A handle starts at an op that opens its kind (ALLOC_LQ, OPEN_CHAN), ends at
+    one that closes it (FREE_LQ, CLOSE_CHAN), and may be started again after it
+    ended. Every other use must fall inside a lifetime.
+    """
+
+    __slots__ = ("ended", "findings", "live", "nodes", "words")
+
+    def __init__(self, findings: _Findings, nodes: Sequence[Node], **words: str) -> None:
+        self.findings = findings
+        self.nodes = nodes
+        self.words = words
+        self.live: dict[str, int] = {}  # live handle -> the node that started it
+        self.ended: dict[str, int] = {}  # ended handle -> the node that ended it
+
+    def touch(self, name: str, index: int, opens: bool, closes: bool) -> int:
+        """Record a use at node ``index``: +1 when it starts a lifetime, -1 when it ends one."""
+        words = self.words
+        if opens:
+            if name in self.live:
+                where = _where(self.nodes, self.live[name])
+                self.findings.add(
+                    words["reopen"],
+                    f"{words['what']} {name!r} is {words['live']} since {where}",
+                    index,
+                )
+                return 0
+            self.live[name] = index
+            self.ended.pop(name, None)
+            return 1
+        if name in self.live:
+            if closes:
+                del self.live[name]
+                self.ended[name] = index
+                return -1
+            return 0
+        if name in self.ended:
+            where = _where(self.nodes, self.ended[name])
+            self.findings.add(
+                words["reclose"] if closes else words["after_end"],
+                f"{words['what']} {name!r} was {words['ended']} at {where}",
+                index,
+            )
+        else:
+            self.findings.add(
+                words["before_start"],
+                f"{words['what']} {name!r} has not been {words['started']}",
+                index,
+            )
+        return 0
+
+
+_QUBIT_WORDS = {
+    "what": "qubit",
+    "live": "live",
+    "ended": "freed",
+    "started": "allocated",
+    "reopen": "double-alloc",
+    "reclose": "double-free",
+    "after_end": "use-after-free",
+    "before_start": "use-before-alloc",
+}
+_CHANNEL_WORDS = {
+    "what": "channel",
+    "live": "open",
+    "ended": "closed",
+    "started": "opened",
+    "reopen": "channel-double-open",
+    "reclose": "channel-after-close",
+    "after_end": "channel-after-close",
+    "before_start": "channel-before-open",
+}
+
+
 class _Segments:
     """REV segments under construction: union of open segments, keyed by qubit."""
 
@@ -594,10 +670,8 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
 
     ids: dict[str, int] = {}
     undeclared: set[tuple[str, str]] = set()
-    qubit_alloc: dict[str, int] = {}  # live qubit -> allocating node
-    qubit_freed: dict[str, int] = {}  # freed qubit -> freeing node
-    chan_open: dict[str, int] = {}  # open channel -> OPEN_CHAN node
-    chan_closed: dict[str, int] = {}
+    qubits = _Lifetimes(findings, nodes, **_QUBIT_WORDS)
+    channels = _Lifetimes(findings, nodes, **_CHANNEL_WORDS)
     chan_qubits: dict[str, tuple[str, ...]] = {}
     producer: dict[str, int] = {}
     pending: dict[str, list[int]] = {}  # event -> readers listed before any producer
@@ -615,8 +689,8 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
     required: dict[str, int] = {}  # capability -> first node needing it
     unknown_caps: dict[str, int | None] = {}
 
-    def use_handle(kind: str, name: str, index: int, decl: set[str], what: str) -> None:
-        if name not in decl and (kind, name) not in undeclared:
+    def undeclared_handle(kind: str, name: str, index: int, what: str) -> None:
+        if (kind, name) not in undeclared:
             undeclared.add((kind, name))
             findings.add("undeclared-handle", f"{what} {name!r} is not in resources.{kind}", index)
 
@@ -701,30 +775,8 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
         closes = spec.closes if spec is not None else None
         for q in vqs:
             if q not in decl_vqs:
-                use_handle("vqs", q, index, decl_vqs, "qubit")
-            if opens == "vqs":
-                if q in qubit_alloc:
-                    findings.add(
-                        "double-alloc",
-                        f"qubit {q!r} is live since {_where(nodes, qubit_alloc[q])}",
-                        index,
-                    )
-                else:
-                    qubit_alloc[q] = index
-                    qubit_freed.pop(q, None)
-                    live += 1
-            elif q in qubit_alloc:
-                if closes == "vqs":
-                    del qubit_alloc[q]
-                    qubit_freed[q] = index
-                    live -= 1
-            elif q in qubit_freed:
-                name = "double-free" if closes == "vqs" else "use-after-free"
-                findings.add(
-                    name, f"qubit {q!r} was freed at {_where(nodes, qubit_freed[q])}", index
-                )
-            else:
-                findings.add("use-before-alloc", f"qubit {q!r} has not been allocated", index)
+                undeclared_handle("vqs", q, index, "qubit")
+            live += qubits.touch(q, index, opens == "vqs", closes == "vqs")
             prev = last_vq.get(q)
             if prev is not None:
                 node_preds.append(prev)
@@ -733,30 +785,9 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
             peak = live
         for c in chs:
             if c not in decl_chs:
-                use_handle("chs", c, index, decl_chs, "channel")
-            if opens == "chs":
-                if c in chan_open:
-                    findings.add(
-                        "channel-double-open",
-                        f"channel {c!r} is open since {_where(nodes, chan_open[c])}",
-                        index,
-                    )
-                else:
-                    chan_open[c] = index
-                    chan_closed.pop(c, None)
-                    chan_qubits[c] = vqs
-            elif c in chan_open:
-                if closes == "chs":
-                    del chan_open[c]
-                    chan_closed[c] = index
-            elif c in chan_closed:
-                findings.add(
-                    "channel-after-close",
-                    f"channel {c!r} was closed at {_where(nodes, chan_closed[c])}",
-                    index,
-                )
-            else:
-                findings.add("channel-before-open", f"channel {c!r} has not been opened", index)
+                undeclared_handle("chs", c, index, "channel")
+            if channels.touch(c, index, opens == "chs", closes == "chs") > 0:
+                chan_qubits[c] = vqs
             prev = last_ch.get(c)
             if prev is not None:
                 node_preds.append(prev)
@@ -764,7 +795,7 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
         guard = node.guard
         for event in inputs if guard is None else inputs + guard.events:
             if event not in decl_events:
-                use_handle("events", event, index, decl_events, "event")
+                undeclared_handle("events", event, index, "event")
             source = producer.get(event)
             if source is None:
                 pending.setdefault(event, []).append(index)
@@ -772,7 +803,7 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
                 node_preds.append(source)
         for event in produces:
             if event not in decl_events:
-                use_handle("events", event, index, decl_events, "event")
+                undeclared_handle("events", event, index, "event")
             if event in producer:
                 first = producer[event]
                 where = "this node" if first == index else _where(nodes, first)
@@ -835,11 +866,11 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
             findings.add("event-never-produced", f"event {event!r} is never produced", reader)
     if backward:
         _report_backward_reads(nodes, preds, backward, findings)
-    for q, index in qubit_alloc.items():
+    for q, index in qubits.live.items():
         findings.add(
             "qubit-leak", f"qubit {q!r} allocated at {_where(nodes, index)} is never freed"
         )
-    for c, index in chan_open.items():
+    for c, index in channels.live.items():
         findings.add(
             "channel-leak", f"channel {c!r} opened at {_where(nodes, index)} is never closed"
         )
