@@ -734,3 +734,10 @@ def test_any_text_assembles_or_raises_a_located_asm_error(text: str) -> None:
     except AsmError as error:
         assert error.message.startswith("fuzz.qvm.asm:")
         assert error.code.startswith("QA")
+
+
+def test_a_json_number_too_long_for_python_is_a_syntax_error_not_a_crash():
+    with pytest.raises(AsmError) as caught:
+        assemble('x: APPLY_H vq:q meta {"n": ' + "9" * 5000 + "}\n", source="big.asm")
+    assert caught.value.code == "QA001" and "big.asm:1:" in str(caught.value)
+    assert "5000 digits is too long" in str(caught.value)

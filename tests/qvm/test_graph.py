@@ -419,3 +419,18 @@ def test_dumps_keeps_non_ascii_text_as_is():
     g = Graph(description="Zustand |ψ⟩")
     assert "|ψ⟩" in dumps(g)
     assert loads(dumps(g)).description == "Zustand |ψ⟩"
+
+
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [("1e400", "too large for a float"), ("9" * 5000, "5000 digits is too long")],
+)
+def test_numbers_json_cannot_hold_are_not_json_rather_than_a_crash(number, words):
+    text = (
+        '{"version": "0.2", "program": {"nodes": []}, "resources": {}, "metadata": {"x": '
+        + number
+        + "}}"
+    )
+    with pytest.raises(FormatError) as caught:
+        loads(text, source="n.json")
+    assert caught.value.code == "QF004" and words in str(caught.value)

@@ -226,6 +226,7 @@ from qmk.qvm.errors import AsmError, FormatError
 from qmk.qvm.expr import CONSTANTS, ExprError, UndefinedNameError, evaluate
 from qmk.qvm.graph import (
     CURRENT_VERSION,
+    STRICT_JSON,
     VERSIONS,
     Graph,
     Guard,
@@ -900,43 +901,16 @@ def _expression_end(text: str, start: int) -> int:
     return len(text)
 
 
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"an object repeats the key {key!r}")
-            seen.add(key)
-    return result
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text} is too large for a float")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=_no_repeats, parse_float=_finite_float, parse_constant=_no_constant
-)
-
-
 def _json_value(cursor: _Cursor, what: str, max_depth: int | None) -> Any:
     try:
-        value, end = _DECODER.raw_decode(cursor.text, cursor.pos)
+        value, end = STRICT_JSON.raw_decode(cursor.text, cursor.pos)
     except json.JSONDecodeError as exc:
         message = f"{what} is not valid JSON: {exc.msg} (column {exc.colno})"
         raise _Fail("asm-syntax", message) from None
     except RecursionError:
         raise _Fail("asm-syntax", f"{what} nests too deeply to read") from None
-    except ValueError as exc:
-        raise _Fail("asm-syntax", f"{what} is not valid JSON: {exc}") from None
+    except FormatError as exc:  # a hook of the strict decoder
+        raise _Fail("asm-syntax", f"{what} is not valid JSON: {exc.message}") from None
     cursor.pos = end
     if nests_deeper_than(value, max_depth):
         raise _Fail("asm-syntax", f"{what} nests deeper than {max_depth} levels")

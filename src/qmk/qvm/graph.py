@@ -417,6 +417,33 @@ def _no_constant(name: str) -> Any:
     raise FormatError.of("not-json", f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    # Python reads 1e400 as inf, which JSON cannot write back.
+    value = float(text)
+    if not math.isfinite(value):
+        raise FormatError.of("not-json", f"the number {text} is too large for a float")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    # Python refuses to convert integers of more than 4300 digits (a ValueError).
+    try:
+        return int(text)
+    except ValueError:
+        raise FormatError.of("not-json", f"a number of {len(text)} digits is too long") from None
+
+
+#: The JSON decoder for every QVM input: no repeated keys, no NaN/Infinity, no
+#: numbers that overflow a float or Python's integer conversion. Its hooks raise
+#: FormatError.
+STRICT_JSON = json.JSONDecoder(
+    object_pairs_hook=_no_duplicate_keys,
+    parse_float=_finite_float,
+    parse_int=_bounded_int,
+    parse_constant=_no_constant,
+)
+
+
 def parse_json_text(
     text: str | bytes, *, source: str = "<input>", limits: Limits | None = None
 ) -> Any:
@@ -436,7 +463,8 @@ def parse_json_text(
         text = decode_utf8(text, source=source)
     text = text.removeprefix("\ufeff")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        with gc_paused():
+            return STRICT_JSON.decode(text)
     except json.JSONDecodeError as exc:
         raise FormatError.of(
             "not-json", f"{source}:{exc.lineno}:{exc.colno}: {exc.msg}", line=exc.lineno
