@@ -1,0 +1,117 @@
+"""The engine protocol: what every quantum state engine offers the kernel.
+
+An engine owns one quantum state over integer qubit indices that it hands out
+itself. It applies the gates of :data:`qmk.engines.gates.GATES`, measures in the
+Z, X or Y basis (outcome 0 for the +1 eigenstate; the qubit stays, in the
+post-measurement state), resets, applies Pauli channels with its own seeded RNG,
+saves and restores its state, and samples many shots of the current state
+without disturbing it.
+
+Errors (all :class:`EngineError`, exit status 2)::
+
+    QE101 engine-unknown        no engine of that name
+    QE102 engine-capacity       more qubits than the engine (or its memory limit) allows
+    QE103 gate-unsupported      a gate or parameter the engine cannot apply
+    QE104 outcome-impossible    collapse onto an outcome of probability 0
+    QE105 engine-misuse         a qubit index the engine did not hand out, a bad basis
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from qmk.errors import QMKError
+
+#: Stable engine error codes: code -> name.
+ENGINE_ERRORS = {
+    "QE101": "engine-unknown",
+    "QE102": "engine-capacity",
+    "QE103": "gate-unsupported",
+    "QE104": "outcome-impossible",
+    "QE105": "engine-misuse",
+}
+_BY_NAME = {name: code for code, name in ENGINE_ERRORS.items()}
+
+
+class EngineError(QMKError):
+    """An engine refused a request; raised before any state changes.
+
+    >>> str(EngineError.of("gate-unsupported", "stabilizer cannot apply t"))
+    'QE103 gate-unsupported: stabilizer cannot apply t'
+    """
+
+    exit_status = 2
+
+    @classmethod
+    def of(cls, name: str, message: str, **details: Any) -> EngineError:
+        return cls(_BY_NAME[name], name, message, details=details)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A quantum state engine. See the module docstring for the contract."""
+
+    #: The engine's registry name, e.g. ``"statevector"``.
+    name: ClassVar[str]
+
+    @property
+    def max_qubits(self) -> int:
+        """How many qubits may be live at once."""
+        ...
+
+    @property
+    def num_qubits(self) -> int:
+        """How many qubits are live now."""
+        ...
+
+    def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
+        """Whether :meth:`apply` accepts this gate with these parameters."""
+        ...
+
+    def allocate(self) -> int:
+        """A fresh qubit in ``|0>``; raises ``engine-capacity`` past :attr:`max_qubits`."""
+        ...
+
+    def free(self, qubit: int) -> None:
+        """Discard a qubit (as if measured and forgotten); its index may be reused."""
+        ...
+
+    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
+        """Apply a gate of :data:`~qmk.engines.gates.GATES` to ``qubits`` (in order)."""
+        ...
+
+    def probability(self, qubit: int, basis: str = "Z") -> float:
+        """The probability that measuring ``qubit`` in ``basis`` gives 1."""
+        ...
+
+    def collapse(self, qubit: int, outcome: int, basis: str = "Z") -> None:
+        """Project ``qubit`` onto ``outcome`` in ``basis`` and renormalise."""
+        ...
+
+    def measure(self, qubit: int, basis: str = "Z") -> int:
+        """Measure with the engine's RNG; the qubit stays, collapsed."""
+        ...
+
+    def reset(self, qubit: int) -> None:
+        """Return ``qubit`` to ``|0>`` (discarding what it held)."""
+        ...
+
+    def apply_pauli_channel(self, qubit: int, px: float, py: float, pz: float) -> str:
+        """Apply X, Y or Z with these probabilities (RNG); returns the Pauli applied or "I"."""
+        ...
+
+    def snapshot(self) -> Any:
+        """An opaque copy of the whole state, live qubits and RNG included."""
+        ...
+
+    def restore(self, snapshot: Any) -> None:
+        """Return to a state :meth:`snapshot` gave."""
+        ...
+
+    def sample(self, qubits: Sequence[int], shots: int) -> np.ndarray:
+        """``shots`` Z-basis outcomes of ``qubits`` (uint8, shape ``(shots, len(qubits))``),
+        drawn with the engine's RNG without changing the state."""
+        ...
