@@ -19,10 +19,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
-# The main job: verify every example program and describe it.
+# The main job: verify every example program, then run each on the simulated machine.
 demo: $(VENV)/.installed
 	$(BIN)/qmk validate examples/*.qvm.json examples/*.qvm.asm
-	@for f in examples/*.qvm.json; do echo; $(BIN)/qmk info "$$f" || exit 1; done
+	@for f in examples/*.qvm.json; do echo; $(BIN)/qmk run "$$f" --shots 1000 --seed 1 || exit 1; done
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

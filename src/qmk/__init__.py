@@ -9,8 +9,18 @@ capabilities and epoch fences.
 True
 """
 
+from typing import Any
+
 from qmk.errors import QMKError
 
 __version__ = "0.1.0"
 
-__all__ = ["QMKError", "__version__"]
+
+def run(program: Any, **options: Any) -> Any:
+    """Run a program in-process: see :func:`qmk.kernel.executor.run`."""
+    from qmk.kernel.executor import run as _run
+
+    return _run(program, **options)
+
+
+__all__ = ["QMKError", "__version__", "run"]

@@ -26,30 +26,12 @@ from qmk import __version__
 from qmk.errors import QMKError
 from qmk.qvm import graph as graph_io
 from qmk.qvm.errors import FormatError
-from qmk.qvm.graph import Graph
+from qmk.qvm.files import ASM_SUFFIXES, read_graph
 from qmk.qvm.limits import Limits
 from qmk.qvm.verify import Finding, Report, VerifiedProgram, check
 
+
 #: Suffixes read as assembly text; every other file is read as JSON.
-ASM_SUFFIXES = (".asm",)
-
-
-def read_graph(path: str, *, limits: Limits | None = None) -> Graph:
-    """Read a graph from ``path``: assembly text for ``*.asm``, JSON otherwise, ``-`` for stdin.
-
-    Raises:
-        FormatError: the file cannot be read, or is not a well-formed graph.
-    """
-    from qmk.qvm import asm
-
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        return graph_io.loads(data, source="<stdin>", limits=limits)
-    if path.endswith(ASM_SUFFIXES):
-        return asm.assemble_file(path, limits=limits)
-    return graph_io.load(path, limits=limits)
-
-
 def _write(text: str, output: str | None, stdout: TextIO) -> None:
     if output is None or output == "-":
         stdout.write(text)
@@ -67,6 +49,26 @@ def _limits(args: argparse.Namespace) -> Limits:
         if getattr(args, name, None) is not None
     }
     return Limits(**overrides)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**64), got {value}")
+    return value
 
 
 def _count(number: int, noun: str) -> str:
@@ -214,6 +216,60 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.kernel.executor import run
+
+    options = {"dtype": "complex64"} if args.precision == "single" else {}
+    result = run(
+        args.file,
+        shots=args.shots,
+        seed=args.seed,
+        engine=args.engine,
+        noise=not args.no_noise,
+        qubit=args.qubit,
+        profile=args.profile,
+        engine_options=options,
+        limits=_limits(args),
+    )
+    if args.json:
+        data = result.to_json(memory=args.memory)
+        out.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return 0
+    out.write(_run_text(args.file, result, memory=args.memory))
+    return 0
+
+
+def _run_text(path: str, result: Any, *, memory: bool) -> str:
+    t = result.telemetry
+    events = " ".join(result.events) or "(no events)"
+    lines = [
+        f"{path}: {_count(result.shots, 'shot')}, seed {result.seed}, "
+        f"engine {result.engine} ({t.mode}), noise {'on' if t.noise else 'off'}",
+        f"outcomes (events {events}, first leftmost):",
+    ]
+    ranked = sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ranked[:32]
+    width = max((len(k) for k, _ in shown), default=0)
+    for key, value in shown:
+        lines.append(f"  {key or '(empty)':<{width}}  {value:>8}  {value / result.shots:7.4f}")
+    if len(ranked) > len(shown):
+        lines.append(f"  ... {_count(len(ranked) - len(shown), 'more outcome')}")
+    lines.append(
+        f"telemetry: {_count(t.epochs, 'epoch')}, {t.logical_cycles:g} logical cycles "
+        f"({t.logical_time_ns / 1000:g} us), peak {t.peak_logical_qubits} logical / "
+        f"{t.peak_physical_qubits} physical qubits, {t.decoder_rounds:g} decoder rounds"
+    )
+    lines.append(
+        f"           {_count(t.magic_states, 'magic state')} per shot, "
+        f"{_count(t.injected_logical_errors, 'logical error')} injected over all shots "
+        f"({t.qubit_params}; {', '.join(t.profiles)}), "
+        f"{_count(t.simulations, 'simulation')}, {t.wall_time_s:.3f} s"
+    )
+    if memory:
+        lines.append("memory: " + " ".join(result.memory))
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -260,6 +316,32 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("file", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the summary as JSON")
     sub.set_defaults(run=_cmd_info)
+
+    sub = command("run", "run a program on a simulated fault-tolerant machine and print counts")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--shots", type=_positive, default=1024, metavar="N", help="shots (1024)")
+    sub.add_argument("--seed", type=_seed, metavar="S", help="seed (default: drawn, printed)")
+    sub.add_argument(
+        "--engine", choices=("statevector", "stabilizer"), help="engine (default: QMK chooses)"
+    )
+    sub.add_argument(
+        "--no-noise", action="store_true", help="inject no logical errors (ideal logical qubits)"
+    )
+    sub.add_argument(
+        "--qubit", default="qubit_gate_ns_e3", metavar="NAME", help="qubit parameter set"
+    )
+    sub.add_argument(
+        "--profile",
+        default="logical:surface_code(d=9)",
+        metavar="PROFILE",
+        help="code profile of qubits allocated without one",
+    )
+    sub.add_argument(
+        "--precision", choices=("double", "single"), default="double", help="statevector dtype"
+    )
+    sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.set_defaults(run=_cmd_run)
     return parser
 
 

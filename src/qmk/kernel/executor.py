@@ -1,0 +1,398 @@
+"""The executor: runs a verified QVM program for many shots on a real engine.
+
+Choosing the engine: a Clifford program runs on the stabilizer engine (stim), any
+other on the statevector engine; ``engine=`` overrides, and an impossible choice
+(a non-Clifford program on the stabilizer engine, more qubits than the engine
+holds) is an :class:`~qmk.engines.EngineError` before any work starts.
+
+Choosing how to run the shots (telemetry ``mode``):
+
+- ``stim-batch``: a Clifford program whose feed-forward is linear over measurement
+  outcomes compiles to one stim circuit, sampled in bulk with its logical noise
+  (see :mod:`qmk.kernel.stim_batch`);
+- ``trajectories``: otherwise the error pattern of every shot is sampled first,
+  shots are grouped by pattern, and each group is simulated once, branching at
+  mid-circuit measurements and sampling its terminal measurements
+  (see :mod:`qmk.kernel.trajectories`). Logical errors are rare, so the
+  error-free group is nearly every shot and is simulated once.
+
+Results list events in ``resources.events`` order, first event leftmost; the same
+program and seed give the same counts every time.
+
+>>> from qmk.qvm.asm import assemble
+>>> bell = assemble('''
+... .caps CAP_ALLOC
+... a: ALLOC_LQ vq:q0, vq:q1
+... h: APPLY_H vq:q0
+... c: APPLY_CNOT vq:q0, vq:q1
+... m0: MEASURE_Z vq:q0, out:m0
+... m1: MEASURE_Z vq:q1, out:m1
+... f: FREE_LQ vq:q0, vq:q1
+... ''')
+>>> result = run(bell, shots=1000, seed=7)
+>>> sorted(result.counts), result.engine, result.telemetry.mode
+(['00', '11'], 'stabilizer', 'stim-batch')
+>>> run(bell, shots=1000, seed=7).counts == result.counts
+True
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qmk.engines import EngineError, engine_class
+from qmk.kernel.plan import Plan, build_plan
+from qmk.qvm import graph as graph_io
+from qmk.qvm.graph import Graph
+from qmk.qvm.limits import Limits
+from qmk.qvm.verify import VerifiedProgram, verify
+
+#: The machine's defaults when a program or caller names none.
+DEFAULT_PROFILE = "logical:surface_code(d=9)"
+DEFAULT_QUBIT = "qubit_gate_ns_e3"
+DEFAULT_SHOTS = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Telemetry:
+    """What one run did and cost. Counts of ops are per shot; errors are over all shots."""
+
+    engine: str
+    mode: str
+    shots: int
+    epochs: int
+    logical_cycles: float
+    logical_time_ns: float
+    peak_logical_qubits: int
+    peak_physical_qubits: int
+    decoder_rounds: float
+    magic_states: int
+    teleports: int
+    injected_logical_errors: int
+    noise: bool
+    noise_locations: int
+    qubit_params: str
+    profiles: tuple[str, ...]
+    simulations: int
+    channel_uses: Mapping[str, int] = field(default_factory=dict)
+    regions: tuple[str, ...] = ()
+    policies: tuple[Mapping[str, Any], ...] = ()
+    wall_time_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "mode": self.mode,
+            "shots": self.shots,
+            "epochs": self.epochs,
+            "logical_cycles": self.logical_cycles,
+            "logical_time_ns": self.logical_time_ns,
+            "peak_logical_qubits": self.peak_logical_qubits,
+            "peak_physical_qubits": self.peak_physical_qubits,
+            "decoder_rounds": self.decoder_rounds,
+            "magic_states": self.magic_states,
+            "teleports": self.teleports,
+            "injected_logical_errors": self.injected_logical_errors,
+            "noise": self.noise,
+            "noise_locations": self.noise_locations,
+            "qubit_params": self.qubit_params,
+            "profiles": list(self.profiles),
+            "simulations": self.simulations,
+            "channel_uses": dict(self.channel_uses),
+            "regions": list(self.regions),
+            "policies": [dict(p) for p in self.policies],
+            "wall_time_s": self.wall_time_s,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """The outcome of :func:`run`.
+
+    ``counts`` maps outcome strings (events in ``events`` order, first leftmost) to
+    how many shots gave them; ``bits`` holds every shot's outcomes (uint8, one row
+    per shot) and :attr:`memory` the same as strings.
+    """
+
+    counts: Mapping[str, int]
+    shots: int
+    seed: int
+    engine: str
+    events: tuple[str, ...]
+    telemetry: Telemetry
+    bits: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def memory(self) -> list[str]:
+        """Each shot's outcome string, in shot order."""
+        return _strings(self.bits)
+
+    def probabilities(self) -> dict[str, float]:
+        """``counts`` divided by ``shots``."""
+        return {key: value / self.shots for key, value in self.counts.items()}
+
+    def to_json(self, *, memory: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "counts": dict(self.counts),
+            "shots": self.shots,
+            "seed": self.seed,
+            "engine": self.engine,
+            "events": list(self.events),
+            "telemetry": self.telemetry.to_json(),
+        }
+        if memory:
+            out["memory"] = self.memory
+        return out
+
+
+def _strings(bits: np.ndarray) -> list[str]:
+    if bits.shape[1] == 0:
+        return [""] * bits.shape[0]
+    text = (bits + ord("0")).astype(np.uint8).tobytes().decode("ascii")
+    width = bits.shape[1]
+    return [text[i : i + width] for i in range(0, len(text), width)]
+
+
+def _counts(bits: np.ndarray) -> dict[str, int]:
+    if bits.shape[0] == 0:
+        return {}
+    if bits.shape[1] == 0:
+        return {"": bits.shape[0]}
+    packed = np.packbits(bits, axis=1)
+    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, counts = np.unique(rows, return_index=True, return_counts=True)
+    keys = _strings(bits[first])
+    return dict(sorted(zip(keys, (int(c) for c in counts), strict=True)))
+
+
+def load_program(
+    program: Graph | VerifiedProgram | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    limits: Limits | None = None,
+) -> VerifiedProgram:
+    """A verified program from a graph, a verified program, QVM JSON data or a file path
+    (``.asm`` files are assembled).
+
+    Raises:
+        FormatError: unreadable input. VerificationError: a graph with errors.
+    """
+    if isinstance(program, VerifiedProgram):
+        return program
+    if isinstance(program, Graph):
+        return verify(program, limits=limits)
+    if isinstance(program, Mapping):
+        return verify(graph_io.from_json(program), limits=limits)
+    from qmk.qvm.files import read_graph
+
+    return verify(read_graph(os.fspath(Path(program)), limits=limits), limits=limits)
+
+
+def choose_engine(plan: Plan, engine: str | None) -> str:
+    """The engine that runs ``plan``: ``engine`` if given and able, else the best fit.
+
+    Raises:
+        EngineError: ``engine`` is unknown, or cannot run the program.
+    """
+    if engine is None:
+        return "stabilizer" if plan.clifford else "statevector"
+    engine_class(engine)  # QE101 for a name we do not know
+    if engine == "stabilizer" and not plan.clifford:
+        node = plan.steps[plan.first_non_clifford].node  # type: ignore[index]
+        raise EngineError.of(
+            "gate-unsupported",
+            f"the stabilizer engine cannot run node #{plan.first_non_clifford} {node.id!r} "
+            f"({node.op}): it is not Clifford; use --engine statevector or let QMK choose",
+            node=node.id,
+        )
+    return engine
+
+
+def run(
+    program: Graph | VerifiedProgram | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    shots: int = DEFAULT_SHOTS,
+    seed: int | None = None,
+    engine: str | None = None,
+    noise: bool = True,
+    qubit: str = DEFAULT_QUBIT,
+    profile: str = DEFAULT_PROFILE,
+    engine_options: Mapping[str, Any] | None = None,
+    limits: Limits | None = None,
+) -> RunResult:
+    """Run ``program`` for ``shots`` shots and return counts, memory and telemetry.
+
+    Args:
+        program: a graph, a verified program, QVM JSON data, or a path (.json or .asm).
+        shots: how many shots (>= 1).
+        seed: the seed of every random choice; None draws one (reported in the result).
+        engine: "statevector" or "stabilizer"; None lets QMK choose.
+        noise: inject logical errors from the code profiles and qubit parameters.
+        qubit: the physical qubit parameter set (see :mod:`qmk.qec`).
+        profile: the code profile of qubits whose ALLOC_LQ names none.
+        engine_options: extra keyword arguments for the engine (e.g. ``dtype``).
+
+    Raises:
+        QMKError: bad input (FormatError, VerificationError), an engine that cannot run
+            the program (EngineError), or unknown QEC names (QECError), all before any
+            simulation.
+    """
+    started = time.perf_counter()
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
+        raise EngineError.of("engine-misuse", f"shots must be a positive integer, got {shots!r}")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    verified = load_program(program, limits=limits)
+    plan = build_plan(verified, noise=noise, qubit=qubit, default_profile=profile)
+    name = choose_engine(plan, engine)
+    options = dict(engine_options or {})
+    cls = engine_class(name)
+    capacity = cls(seed=0, **options).max_qubits
+    needed = verified.peak_live_qubits
+    if needed > capacity:
+        raise EngineError.of(
+            "engine-capacity",
+            f"the program has {needed} qubits live at once; the {name} engine holds at most "
+            f"{capacity} here",
+            needed=needed,
+            capacity=capacity,
+        )
+    streams = np.random.SeedSequence(seed).spawn(3)
+    mode, bits, injected, simulations = _execute(plan, name, cls, options, shots, streams)
+    telemetry = _telemetry(plan, name, mode, shots, injected, simulations, noise, qubit)
+    telemetry = _with_wall_time(telemetry, time.perf_counter() - started)
+    return RunResult(
+        counts=_counts(bits),
+        shots=shots,
+        seed=seed,
+        engine=name,
+        events=plan.events,
+        telemetry=telemetry,
+        bits=bits,
+    )
+
+
+def _execute(
+    plan: Plan,
+    name: str,
+    cls: type,
+    options: dict[str, Any],
+    shots: int,
+    streams: list[np.random.SeedSequence],
+) -> tuple[str, np.ndarray, int, int]:
+    from qmk.kernel import stim_batch, trajectories
+
+    if name == "stabilizer" and all(
+        stim_batch.why_not_compilable(step) is None for step in plan.steps
+    ):
+        compiled = stim_batch.compile_plan(plan)
+        stim_seed = int(streams[0].generate_state(1, np.uint64)[0] >> np.uint64(1))
+        bits, injected = compiled.sample(shots, stim_seed)
+        return "stim-batch", bits, injected, 1
+    noise_rng = np.random.default_rng(streams[1])
+    branch_rng = np.random.default_rng(streams[2])
+    groups, injected = sample_error_patterns(plan, shots, noise_rng)
+    bits = np.zeros((shots, len(plan.events)), dtype=np.uint8)
+    simulations = 0
+    for pattern, members in groups.items():
+        errors: dict[int, list[tuple[bool, str, str]]] = {}
+        for location, pauli in pattern:
+            loc = plan.noise[location]
+            errors.setdefault(loc.step, []).append((loc.before, loc.qubit, pauli))
+        ops = trajectories.micro_ops(plan, errors)
+        engine = cls(seed=int(branch_rng.integers(2**63)), **options)
+        rows, count = trajectories.run_group(plan, ops, engine, len(members), branch_rng)
+        simulations += count
+        bits[members] = rows[branch_rng.permutation(len(members))]
+    return "trajectories", bits, injected, simulations
+
+
+def sample_error_patterns(
+    plan: Plan, shots: int, rng: np.random.Generator
+) -> tuple[dict[tuple[tuple[int, str], ...], np.ndarray], int]:
+    """Each shot's logical errors, grouped: pattern -> shot indices; and the error total.
+
+    A pattern is a tuple of ``(noise location index, "X"|"Y"|"Z")`` in location order;
+    the empty pattern is the error-free group.
+    """
+    per_shot: dict[int, list[tuple[int, str]]] = {}
+    if plan.noise:
+        totals = np.array([loc.total for loc in plan.noise])
+        hits = rng.binomial(shots, np.minimum(totals, 1.0))
+        for location in np.flatnonzero(hits):
+            loc = plan.noise[location]
+            who = rng.choice(shots, size=int(hits[location]), replace=False)
+            which = rng.choice(3, size=len(who), p=np.array([loc.px, loc.py, loc.pz]) / loc.total)
+            for shot, w in zip(who.tolist(), which.tolist(), strict=True):
+                per_shot.setdefault(shot, []).append((int(location), "XYZ"[w]))
+    injected = sum(len(v) for v in per_shot.values())
+    grouped: dict[tuple[tuple[int, str], ...], list[int]] = {}
+    for shot, pattern in per_shot.items():
+        grouped.setdefault(tuple(pattern), []).append(shot)
+    clean = np.ones(shots, dtype=bool)
+    if per_shot:
+        clean[list(per_shot)] = False
+    groups: dict[tuple[tuple[int, str], ...], np.ndarray] = {}
+    if clean.any():
+        groups[()] = np.flatnonzero(clean)
+    for pattern, members in sorted(grouped.items()):
+        groups[pattern] = np.array(sorted(members), dtype=np.int64)
+    return groups, injected
+
+
+def _telemetry(
+    plan: Plan,
+    engine: str,
+    mode: str,
+    shots: int,
+    injected: int,
+    simulations: int,
+    noise: bool,
+    qubit: str,
+) -> Telemetry:
+    uses: Counter[str] = Counter()
+    regions: list[str] = []
+    policies: list[dict[str, Any]] = []
+    for step in plan.steps:
+        node = step.node
+        if node.op == "USE_CHAN":
+            uses[str(node.args.get("semantic", "unspecified"))] += 1
+        elif node.op == "BAR_REGION":
+            regions.append(str(node.args.get("tag", node.id)))
+        elif node.op == "SET_POLICY":
+            policies.append({"node": node.id, **dict(node.args)})
+    return Telemetry(
+        engine=engine,
+        mode=mode,
+        shots=shots,
+        epochs=len(plan.program.epochs),
+        logical_cycles=plan.logical_cycles,
+        logical_time_ns=plan.logical_cycles * plan.cycle_time_ns,
+        peak_logical_qubits=plan.peak_logical_qubits,
+        peak_physical_qubits=plan.peak_physical_qubits,
+        decoder_rounds=plan.decoder_rounds,
+        magic_states=plan.magic_states,
+        teleports=plan.teleports,
+        injected_logical_errors=injected,
+        noise=noise,
+        noise_locations=len(plan.noise),
+        qubit_params=qubit,
+        profiles=plan.profiles,
+        simulations=simulations,
+        channel_uses=dict(uses),
+        regions=tuple(regions),
+        policies=tuple(policies),
+    )
+
+
+def _with_wall_time(telemetry: Telemetry, seconds: float) -> Telemetry:
+    from dataclasses import replace
+
+    return replace(telemetry, wall_time_s=round(seconds, 6))

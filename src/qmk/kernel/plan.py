@@ -1,0 +1,371 @@
+"""Lowering a verified QVM program into engine steps, with its noise and schedule.
+
+A :class:`Plan` is what every execution mode runs: one :class:`Step` per node in
+list order (a topological order of the DAG), the engine gate each step applies,
+the logical-noise locations the QEC layer puts around it, and the ASAP schedule
+in logical cycles that telemetry reports. The QVM semantics live here, in one
+place (see docs/qvm.md, "Execution semantics"):
+
+- ``RX/RY/RZ(theta)``: radians, ``RZ(t) = exp(-i t Z / 2)``.
+- ``MEASURE_Z/X/Y``: outcome 0 for the +1 eigenstate; ``MEASURE_ANGLE(angle)``
+  measures in ``(|0> +/- e^{i angle}|1>)/sqrt2``, 0 for ``+``; ``MEASURE_BELL(a, b)``
+  gives XX parity then ZZ parity. Measurement keeps the qubit.
+- ``INJECT_T_STATE q``: q becomes ``T|+>`` (one magic state drawn).
+- ``OPEN_CHAN(a, b)``: a and b become ``|Phi+>``; with fidelity F < 1, b then gets X,
+  Y or Z each with probability (1-F)/3 (a Werner state).
+- ``USE_CHAN`` and ``CLOSE_CHAN`` change no qubit: telemetry records each use (by
+  ``semantic``) and the channel's end.
+- ``TELEPORT_CNOT(c, t)`` acts as CNOT; its gadget (a Bell pair, two ancillas, two
+  measurements and Pauli corrections) costs extra logical cycles and ancilla qubits,
+  and its errors reach the data as X on t and Z on c.
+- A guarded node runs when every guard term holds; one that does not run changes
+  nothing and produces no event; an event nothing produced reads 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from qmk.engines.gates import GATES, quarter_turns
+from qmk.qvm.graph import Node
+from qmk.qvm.ops import OPS
+from qmk.qvm.profiles import parse_profile
+from qmk.qvm.verify import VerifiedProgram
+
+#: QVM gate op -> engine gate name. Every unitary single-step op of the op table.
+GATE_OF: Mapping[str, str] = MappingProxyType(
+    {
+        "APPLY_H": "h",
+        "APPLY_S": "s",
+        "APPLY_SDG": "sdg",
+        "APPLY_X": "x",
+        "APPLY_Y": "y",
+        "APPLY_Z": "z",
+        "APPLY_T": "t",
+        "APPLY_TDG": "tdg",
+        "APPLY_RX": "rx",
+        "APPLY_RY": "ry",
+        "APPLY_RZ": "rz",
+        "APPLY_CNOT": "cx",
+        "APPLY_CZ": "cz",
+        "APPLY_SWAP": "swap",
+        "APPLY_CCX": "ccx",
+        "APPLY_CCZ": "ccz",
+    }
+)
+
+#: Measurement op -> basis.
+BASIS_OF: Mapping[str, str] = MappingProxyType(
+    {"MEASURE_Z": "Z", "MEASURE_X": "X", "MEASURE_Y": "Y"}
+)
+
+#: Ops that change no qubit; the executor records them in telemetry only.
+BOOKKEEPING = frozenset({"FENCE_EPOCH", "BAR_REGION", "SET_POLICY", "USE_CHAN", "CLOSE_CHAN"})
+
+#: Logical cycles and ancilla qubits the TELEPORT_CNOT gadget adds to a plain CNOT:
+#: preparing the Bell pair, the two ancilla CNOTs and the two ancilla measurements.
+TELEPORT_EXTRA_CYCLES = 3.0
+TELEPORT_ANCILLAS = 2
+
+_KINDS = {
+    **dict.fromkeys(GATE_OF, "gate"),
+    **dict.fromkeys(BASIS_OF, "measure"),
+    "MEASURE_ANGLE": "measure_angle",
+    "MEASURE_BELL": "bell",
+    "ALLOC_LQ": "alloc",
+    "FREE_LQ": "free",
+    "RESET": "reset",
+    "INJECT_T_STATE": "inject_t",
+    "COND_PAULI": "cond_pauli",
+    "OPEN_CHAN": "open_chan",
+    "TELEPORT_CNOT": "teleport_cnot",
+    **dict.fromkeys(BOOKKEEPING, "none"),
+}
+missing = set(OPS) - set(_KINDS)
+assert not missing, f"ops with no execution semantics: {sorted(missing)}"
+del missing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Noise:
+    """A logical Pauli error location: on ``qubit``, before or after a step."""
+
+    step: int
+    before: bool
+    qubit: str
+    px: float
+    py: float
+    pz: float
+    #: Why: "op", "idle", "teleport", "measure".
+    cause: str
+
+    @property
+    def total(self) -> float:
+        return self.px + self.py + self.pz
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One node, ready to run: ``kind`` decides what the executor does."""
+
+    index: int
+    node: Node
+    kind: str
+    gate: str | None = None
+    params: tuple[float, ...] = ()
+    basis: str = "Z"
+    #: Werner noise of OPEN_CHAN, or the Pauli of COND_PAULI.
+    fidelity: float = 1.0
+    pauli: str = "I"
+
+    @property
+    def qubits(self) -> tuple[str, ...]:
+        return self.node.vqs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """A program lowered for execution; see the module docstring."""
+
+    program: VerifiedProgram
+    steps: tuple[Step, ...]
+    noise: tuple[Noise, ...]
+    events: tuple[str, ...]
+    #: For each node index, the noise locations before and after it.
+    noise_at: Mapping[int, tuple[Noise, ...]] = field(repr=False)
+    clifford: bool
+    first_non_clifford: int | None
+    logical_cycles: float
+    peak_logical_qubits: int
+    peak_physical_qubits: int
+    decoder_rounds: float
+    cycle_time_ns: float
+    magic_states: int
+    teleports: int
+    profiles: tuple[str, ...]
+
+
+def lower_step(index: int, node: Node) -> Step:
+    """The :class:`Step` for one node."""
+    kind = _KINDS[node.op]
+    args = node.args
+    if kind == "gate":
+        gate = GATE_OF[node.op]
+        params = tuple(float(args[name]) for name in GATES[gate].params)
+        return Step(index=index, node=node, kind=kind, gate=gate, params=params)
+    if kind == "measure":
+        return Step(index=index, node=node, kind=kind, basis=BASIS_OF[node.op])
+    if kind == "measure_angle":
+        return Step(index=index, node=node, kind=kind, params=(float(args["angle"]),))
+    if kind == "cond_pauli":
+        return Step(index=index, node=node, kind=kind, pauli=str(args["mask"]))
+    if kind == "open_chan":
+        opts = args.get("opts") or {}
+        fidelity = float(opts.get("fidelity", 1.0))
+        return Step(index=index, node=node, kind=kind, fidelity=fidelity)
+    return Step(index=index, node=node, kind=kind)
+
+
+def step_is_clifford(step: Step) -> bool:
+    """Whether a stabilizer engine can run the step exactly."""
+    if step.kind == "gate":
+        return GATES[step.gate].is_clifford(step.params)  # type: ignore[index]
+    if step.kind == "measure_angle":
+        return quarter_turns(step.params[0]) is not None
+    return step.kind != "inject_t"
+
+
+def build_plan(
+    program: VerifiedProgram,
+    *,
+    noise: bool,
+    qubit: str,
+    default_profile: str,
+) -> Plan:
+    """Lower ``program``: steps, logical noise (when ``noise``), schedule and accounting.
+
+    Raises:
+        QECError: a profile or qubit parameter set the QEC layer does not know, or a
+            code family that does not fit the qubit technology.
+    """
+    from qmk.qec import logical_model
+
+    graph = program.graph
+    steps = tuple(lower_step(i, node) for i, node in enumerate(graph.nodes))
+    first_non_clifford = next((s.index for s in steps if not step_is_clifford(s)), None)
+
+    models: dict[str, Any] = {}
+
+    def model_for(profile: str) -> Any:
+        if profile not in models:
+            models[profile] = logical_model(profile, qubit)
+        return models[profile]
+
+    default_key = _canonical(default_profile)
+    model_for(default_key)
+    profile_of: dict[str, str] = {}
+    time: dict[str, float] = {}
+    event_time: dict[str, float] = {}
+    locations: list[Noise] = []
+    live_physical = 0
+    live = 0
+    peak_logical = peak_physical = 0
+    magic = teleports = 0
+    cycles_end = 0.0
+    fence_time = 0.0
+
+    def add(step: int, before: bool, q: str, cycles: float, cause: str) -> None:
+        if not noise or cycles <= 0:
+            return
+        rates = model_for(profile_of.get(q, default_key)).pauli_error(cycles)
+        if rates.px + rates.py + rates.pz > 0:
+            locations.append(
+                Noise(
+                    step=step,
+                    before=before,
+                    qubit=q,
+                    px=rates.px,
+                    py=rates.py,
+                    pz=rates.pz,
+                    cause=cause,
+                )
+            )
+
+    for step in steps:
+        node = step.node
+        op = node.op
+        if op == "FENCE_EPOCH":
+            fence_time = max([fence_time, cycles_end, *time.values()])
+            continue
+        if step.kind == "alloc":
+            profile = _canonical(node.args.get("profile") or default_profile)
+            model = model_for(profile)
+            for q in node.vqs:
+                profile_of[q] = profile
+                time[q] = fence_time
+                live += 1
+                live_physical += model.physical_qubits_per_logical
+        qubits = node.vqs
+        if not qubits:
+            continue
+        reads = (*node.inputs, *node.guard_events)
+        start = max(
+            [
+                fence_time,
+                *(time.get(q, fence_time) for q in qubits),
+                *(event_time.get(e, 0.0) for e in reads),
+            ]
+        )
+        cycles = float(model_for(profile_of.get(qubits[0], default_key)).op_cycles(op))
+        if step.kind == "teleport_cnot":
+            cycles += TELEPORT_EXTRA_CYCLES
+            teleports += 1
+            anc_phys = (
+                TELEPORT_ANCILLAS
+                * model_for(profile_of.get(qubits[0], default_key)).physical_qubits_per_logical
+            )
+            peak_logical = max(peak_logical, live + TELEPORT_ANCILLAS)
+            peak_physical = max(peak_physical, live_physical + anc_phys)
+        if step.kind == "inject_t":
+            magic += 1
+        measures = step.kind in ("measure", "measure_angle", "bell")
+        for q in qubits:
+            add(step.index, True, q, start - time.get(q, fence_time), "idle")
+            # A measurement's logical error is a Pauli before it; an op's comes after it.
+            if step.kind == "teleport_cnot":
+                add(step.index, False, q, cycles - TELEPORT_EXTRA_CYCLES, "op")
+            elif step.kind != "free":
+                add(step.index, measures, q, cycles, "measure" if measures else "op")
+            time[q] = start + cycles
+        if step.kind == "teleport_cnot":
+            # The gadget's Bell pair, ancilla measurements and corrections: their
+            # logical errors reach the data as X on the target and Z on the control.
+            _gadget_noise(locations, step, model_for(profile_of.get(qubits[0], default_key)), noise)
+        for e in node.produces:
+            event_time[e] = start + cycles
+        cycles_end = max(cycles_end, start + cycles)
+        peak_logical = max(peak_logical, live)
+        peak_physical = max(peak_physical, live_physical)
+        if step.kind == "free":
+            for q in qubits:
+                live -= 1
+                live_physical -= model_for(profile_of[q]).physical_qubits_per_logical
+                del time[q]
+
+    logical_cycles = max([cycles_end, fence_time, *time.values()])
+    profiles = tuple(sorted(models))
+    rounds = max(model_for(p).decoder_rounds_per_cycle for p in profiles)
+    cycle_ns = max(model_for(p).cycle_time_ns for p in profiles)
+    noise_at: dict[int, list[Noise]] = {}
+    for loc in locations:
+        noise_at.setdefault(loc.step, []).append(loc)
+    return Plan(
+        program=program,
+        steps=steps,
+        noise=tuple(locations),
+        events=graph.resources.events,
+        noise_at=MappingProxyType({k: tuple(v) for k, v in noise_at.items()}),
+        clifford=first_non_clifford is None,
+        first_non_clifford=first_non_clifford,
+        logical_cycles=logical_cycles,
+        peak_logical_qubits=max(peak_logical, program.peak_live_qubits),
+        peak_physical_qubits=peak_physical,
+        decoder_rounds=logical_cycles * rounds,
+        cycle_time_ns=cycle_ns,
+        magic_states=magic,
+        teleports=teleports,
+        profiles=profiles,
+    )
+
+
+def _gadget_noise(locations: list[Noise], step: Step, model: Any, noise: bool) -> None:
+    if not noise:
+        return
+    control, target = step.node.vqs
+    # Each ancilla lives through the gadget's extra cycles; an X-type error on
+    # either ancilla (or a flipped first measurement) becomes X on the target, a
+    # Z-type error (or a flipped second measurement) becomes Z on the control.
+    rates = model.pauli_error(TELEPORT_EXTRA_CYCLES)
+    flip_x = 1 - (1 - (rates.px + rates.py)) ** TELEPORT_ANCILLAS
+    flip_z = 1 - (1 - (rates.pz + rates.py)) ** TELEPORT_ANCILLAS
+    if flip_x > 0:
+        locations.append(
+            Noise(
+                step=step.index,
+                before=False,
+                qubit=target,
+                px=flip_x,
+                py=0.0,
+                pz=0.0,
+                cause="teleport",
+            )
+        )
+    if flip_z > 0:
+        locations.append(
+            Noise(
+                step=step.index,
+                before=False,
+                qubit=control,
+                px=0.0,
+                py=0.0,
+                pz=flip_z,
+                cause="teleport",
+            )
+        )
+
+
+def _canonical(profile: str) -> str:
+    parsed = parse_profile(profile)
+    return f"logical:{parsed.family}(d={parsed.distance})"
+
+
+def outcome_strings(bits: Sequence[Sequence[int]]) -> list[str]:
+    """Rows of bits as outcome strings, first column leftmost.
+
+    >>> outcome_strings([[0, 1], [1, 1]])
+    ['01', '11']
+    """
+    return ["".join("1" if b else "0" for b in row) for row in bits]

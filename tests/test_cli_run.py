@@ -1,0 +1,129 @@
+"""`qmk run`: counts as JSON or text, reproducible by seed, bad input as one line with a code."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qmk.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def qmk(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_run_json_prints_counts_shots_seed_engine_and_telemetry() -> None:
+    status, out, err = qmk(
+        "run", str(EXAMPLES / "bell.qvm.json"), "--shots", "500", "--seed", "7", "--json"
+    )
+    assert status == 0, err
+    data = json.loads(out)
+    assert {"counts", "shots", "seed", "engine", "telemetry"} <= set(data)
+    assert data["shots"] == 500 and data["seed"] == 7 and data["engine"] == "stabilizer"
+    assert set(data["counts"]) <= {"00", "11"} and sum(data["counts"].values()) == 500
+
+
+def test_run_with_the_same_seed_prints_the_same_counts() -> None:
+    runs = [
+        json.loads(
+            qmk("run", str(EXAMPLES / "t_gate_injection.qvm.asm"), "--seed", "3", "--json")[1]
+        )["counts"]
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_run_without_a_seed_reports_the_seed_it_drew() -> None:
+    status, out, _ = qmk("run", str(EXAMPLES / "bell.qvm.json"), "--shots", "50", "--json")
+    first = json.loads(out)
+    again = json.loads(
+        qmk(
+            "run",
+            str(EXAMPLES / "bell.qvm.json"),
+            "--shots",
+            "50",
+            "--seed",
+            str(first["seed"]),
+            "--json",
+        )[1]
+    )
+    assert status == 0 and again["counts"] == first["counts"]
+
+
+def test_run_text_lists_outcomes_and_telemetry() -> None:
+    status, out, _ = qmk(
+        "run", str(EXAMPLES / "ghz.qvm.asm"), "--shots", "100", "--seed", "1", "--no-noise"
+    )
+    assert status == 0
+    assert "engine stabilizer (stim-batch), noise off" in out
+    assert "telemetry:" in out and "logical cycles" in out
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.qvm.json")))
+def test_every_example_runs(example: str) -> None:
+    status, out, err = qmk(
+        "run", str(EXAMPLES / example), "--shots", "200", "--seed", "1", "--json"
+    )
+    assert status == 0, err
+    assert sum(json.loads(out)["counts"].values()) == 200
+
+
+def test_run_on_the_stabilizer_engine_of_a_t_program_is_one_line_exit_2() -> None:
+    status, out, err = qmk(
+        "run", str(EXAMPLES / "t_gate_injection.qvm.asm"), "--engine", "stabilizer"
+    )
+    assert status == 2 and out == ""
+    assert err.startswith("QE103 gate-unsupported:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv", [["--shots", "0"], ["--shots", "x"], ["--seed", "-1"], ["--engine", "tensor"]]
+)
+def test_bad_options_are_usage_errors(argv: list[str]) -> None:
+    status, _, _ = qmk("run", str(EXAMPLES / "bell.qvm.json"), *argv)
+    assert status == 2
+
+
+def test_unknown_qubit_parameters_are_one_line_with_a_code() -> None:
+    status, _, err = qmk("run", str(EXAMPLES / "bell.qvm.json"), "--qubit", "qubit_nope")
+    assert status == 2 and err.count("\n") == 1 and "qubit_nope" in err
+
+
+def test_a_program_with_findings_does_not_run(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.qvm.asm"
+    bad.write_text("a: ALLOC_LQ vq:q\nm: MEASURE_Z vq:q, out:m\n", encoding="utf-8")
+    status, out, err = qmk("run", str(bad))
+    assert status == 1 and out == ""
+    assert "QV501" in err
+
+
+def test_run_as_a_real_process_gives_json_and_no_traceback() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qmk",
+            "run",
+            str(EXAMPLES / "teleport_cond_pauli.qvm.json"),
+            "--shots",
+            "100",
+            "--seed",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["shots"] == 100
