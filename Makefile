@@ -31,12 +31,14 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(BIN)/python -m qmk.qvm.schema --check
 	$(BIN)/python -m qmk.qvm.doc --check docs/qvm.md
+	$(BIN)/python -m qmk.qec.doc --check docs/qec.md
 	$(BIN)/python -m pytest
 
 # Regenerate the generated files: the shipped JSON Schema and the tables in docs/qvm.md.
 docs: $(VENV)/.installed-test
 	$(BIN)/python -m qmk.qvm.schema --write
 	$(BIN)/python -m qmk.qvm.doc --write docs/qvm.md
+	$(BIN)/python -m qmk.qec.doc --write docs/qec.md
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_verify.py

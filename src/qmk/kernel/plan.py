@@ -65,9 +65,8 @@ BASIS_OF: Mapping[str, str] = MappingProxyType(
 #: Ops that change no qubit; the executor records them in telemetry only.
 BOOKKEEPING = frozenset({"FENCE_EPOCH", "BAR_REGION", "SET_POLICY", "USE_CHAN", "CLOSE_CHAN"})
 
-#: Logical cycles and ancilla qubits the TELEPORT_CNOT gadget adds to a plain CNOT:
-#: preparing the Bell pair, the two ancilla CNOTs and the two ancilla measurements.
-TELEPORT_EXTRA_CYCLES = 3.0
+#: Ancilla qubits of the TELEPORT_CNOT gadget (the two halves of its Bell pair). Its
+#: logical cycles come from the QEC layer's op-cycle table.
 TELEPORT_ANCILLAS = 2
 
 _KINDS = {
@@ -261,7 +260,6 @@ def build_plan(
         )
         cycles = float(model_for(profile_of.get(qubits[0], default_key)).op_cycles(op))
         if step.kind == "teleport_cnot":
-            cycles += TELEPORT_EXTRA_CYCLES
             teleports += 1
             anc_phys = (
                 TELEPORT_ANCILLAS
@@ -276,14 +274,16 @@ def build_plan(
             add(step.index, True, q, start - time.get(q, fence_time), "idle")
             # A measurement's logical error is a Pauli before it; an op's comes after it.
             if step.kind == "teleport_cnot":
-                add(step.index, False, q, cycles - TELEPORT_EXTRA_CYCLES, "op")
+                cnot = model_for(profile_of.get(q, default_key)).op_cycles("APPLY_CNOT")
+                add(step.index, False, q, float(cnot), "op")
             elif step.kind != "free":
                 add(step.index, measures, q, cycles, "measure" if measures else "op")
             time[q] = start + cycles
         if step.kind == "teleport_cnot":
             # The gadget's Bell pair, ancilla measurements and corrections: their
             # logical errors reach the data as X on the target and Z on the control.
-            _gadget_noise(locations, step, model_for(profile_of.get(qubits[0], default_key)), noise)
+            gadget = model_for(profile_of.get(qubits[0], default_key))
+            _gadget_noise(locations, step, gadget, cycles, noise)
         for e in node.produces:
             event_time[e] = start + cycles
         cycles_end = max(cycles_end, start + cycles)
@@ -321,14 +321,16 @@ def build_plan(
     )
 
 
-def _gadget_noise(locations: list[Noise], step: Step, model: Any, noise: bool) -> None:
+def _gadget_noise(
+    locations: list[Noise], step: Step, model: Any, cycles: float, noise: bool
+) -> None:
     if not noise:
         return
     control, target = step.node.vqs
-    # Each ancilla lives through the gadget's extra cycles; an X-type error on
+    # Each ancilla lives through the gadget's cycles; an X-type error on
     # either ancilla (or a flipped first measurement) becomes X on the target, a
     # Z-type error (or a flipped second measurement) becomes Z on the control.
-    rates = model.pauli_error(TELEPORT_EXTRA_CYCLES)
+    rates = model.pauli_error(cycles)
     flip_x = 1 - (1 - (rates.px + rates.py)) ** TELEPORT_ANCILLAS
     flip_z = 1 - (1 - (rates.pz + rates.py)) ** TELEPORT_ANCILLAS
     if flip_x > 0:

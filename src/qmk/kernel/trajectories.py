@@ -187,7 +187,14 @@ def run_group(
             order = sorted(taken, key=lambda c: (counts[c], c))
             for c in reversed(order[1:]):
                 stack.append(
-                    (pos, snap, dict(qmap), events.copy(), int(counts[c]), lambda c=c: act(c))
+                    (
+                        pos,
+                        snap,
+                        dict(qmap),
+                        events.copy(),
+                        int(counts[c]),
+                        lambda c=c, act=act: act(c),
+                    )
                 )
                 trajectories += 1
         choice = min(taken, key=lambda c: (counts[c], c))

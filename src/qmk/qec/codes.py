@@ -1,0 +1,409 @@
+"""QEC schemes: each code family's threshold model, logical cycle time and qubit count.
+
+A :class:`QecScheme` models one code family on one qubit technology the way
+the Azure Quantum Resource Estimator (QRE) does: a logical qubit of code
+distance ``d`` fails in one logical cycle with probability
+
+    P_L(p, d) = a * (p / p*) ** ((d + 1) // 2)
+
+(``a`` the crossing prefactor, ``p*`` the error-correction threshold, ``p`` the
+qubit's physical error rate; the exponent uses integer division, as QRE's
+``(d + 1) / 2`` on integers does), a logical cycle takes
+``logical_cycle_time`` ns and a logical qubit occupies
+``physical_qubits_per_logical_qubit`` physical qubits, both QRE-style formulas
+over the qubit's operation times and ``codeDistance``.
+
+:data:`SCHEMES` holds, per family of :data:`qmk.qvm.profiles.FAMILIES`, one
+scheme per instruction set the family supports:
+
+- ``surface_code`` on ``gate_based`` and ``majorana`` qubits and
+  ``floquet_code`` on ``majorana`` qubits are QRE's predefined schemes,
+  value for value (``surface_code_gate_based``, ``surface_code_measurement_based``
+  and ``floquet_code`` in ``source/resource_estimator/src/system/modeling/
+  fault_tolerance.rs`` of microsoft/qsharp). As in QRE, ``floquet_code`` on
+  gate-based qubits is refused.
+- ``bacon_shor`` and ``SHYPS`` (gate-based only) are not in QRE. Their values
+  are QMK's modelling assumptions, chosen conservatively from the cited papers;
+  each scheme's ``notes`` and ``docs/qec.md`` give the reasoning.
+
+>>> s = scheme_for("surface_code", "gate_based")
+>>> s.crossing_prefactor, s.error_correction_threshold, str(s.logical_cycle_time)
+(0.03, 0.01, '(4 * twoQubitGateTime + 2 * oneQubitMeasurementTime) * codeDistance')
+>>> s.physical_qubits(9)
+162
+>>> scheme_for("floquet_code", "gate_based")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+qmk.qec.errors.QECError: QC105 scheme-not-supported: floquet_code has no scheme for gate_based ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from qmk.qec.errors import QECError
+from qmk.qec.formula import Formula
+from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, MAJORANA, QubitParams
+from qmk.qvm.profiles import FAMILIES
+
+#: QRE's default maximum code distance (``MAX_CODE_DISTANCE`` in its constants.rs).
+QRE_MAX_CODE_DISTANCE = 50
+
+#: d syndrome-extraction rounds per logical cycle, as in every QRE scheme.
+ROUNDS_PER_CYCLE = Formula("codeDistance")
+
+
+def powi(base: float, exponent: int) -> float:
+    """``base ** exponent`` by repeated squaring, bit for bit as Rust's ``f64::powi``.
+
+    QRE computes the threshold formula with ``powi``, whose rounding differs
+    from ``math.pow`` in the last bits; this reproduces QRE's floats exactly.
+
+    >>> 0.03 * powi(0.1, 10), 0.03 * 0.1 ** 10
+    (3.000000000000003e-12, 3.0000000000000014e-12)
+    """
+    if exponent < 0:
+        return 1.0 / powi(base, -exponent)
+    result = 1.0
+    while True:
+        if exponent & 1:
+            result *= base
+        exponent >>= 1
+        if exponent == 0:
+            return result
+        base *= base
+
+
+def _round_half_away(value: float) -> int:
+    """Rust's ``f64::round`` (halves away from zero), unlike Python's banker's ``round``."""
+    return math.floor(value + 0.5) if value >= 0 else -math.floor(-value + 0.5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QecScheme:
+    """A code family on one qubit technology (see the module docstring).
+
+    Attributes:
+        family: the canonical family name, a key of :data:`qmk.qvm.profiles.FAMILIES`.
+        instruction_set: ``"gate_based"`` or ``"majorana"``.
+        crossing_prefactor: ``a`` in the threshold formula (QRE allows at most 0.5).
+        error_correction_threshold: ``p*`` in the threshold formula.
+        logical_cycle_time: ns per logical cycle, over the qubit times and ``codeDistance``.
+        physical_qubits_per_logical_qubit: over ``codeDistance`` only (as in QRE).
+        syndrome_rounds: syndrome-extraction (decoder) rounds per logical cycle.
+        max_distance: the largest code distance the scheme accepts.
+        qre: True for QRE's own predefined schemes.
+        sources: where the values come from.
+        notes: the reasoning behind values that are QMK's assumptions.
+    """
+
+    family: str
+    instruction_set: str
+    crossing_prefactor: float
+    error_correction_threshold: float
+    logical_cycle_time: Formula
+    physical_qubits_per_logical_qubit: Formula
+    syndrome_rounds: Formula = ROUNDS_PER_CYCLE
+    max_distance: int = QRE_MAX_CODE_DISTANCE
+    qre: bool = False
+    sources: tuple[str, ...] = ()
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"scheme {self.family}/{self.instruction_set}"
+        if self.family not in FAMILIES:
+            raise QECError.of("unknown-profile", f"{where}: unknown code family {self.family!r}")
+        if self.instruction_set not in INSTRUCTION_SETS:
+            raise QECError.of(
+                "bad-parameter", f"{where}: unknown instruction set {self.instruction_set!r}"
+            )
+        if not 0 < self.crossing_prefactor <= 0.5:
+            raise QECError.of("bad-parameter", f"{where}: crossing_prefactor must be in (0, 0.5]")
+        if not 0 < self.error_correction_threshold < 1:
+            raise QECError.of(
+                "bad-parameter", f"{where}: error_correction_threshold must be in (0, 1)"
+            )
+        for formula in (self.physical_qubits_per_logical_qubit, self.syndrome_rounds):
+            extra = sorted(formula.names - {"codeDistance"})
+            if extra:
+                raise QECError.of(
+                    "bad-parameter",
+                    f"{where}: formula {formula.text!r} may name only codeDistance, not {extra[0]}",
+                )
+        if self.max_distance < 1:
+            raise QECError.of("bad-parameter", f"{where}: max_distance must be at least 1")
+
+    def _check_distance(self, distance: int) -> None:
+        if isinstance(distance, bool) or not isinstance(distance, int) or distance < 1:
+            raise QECError.of(
+                "bad-parameter", f"code distance must be a whole number >= 1, got {distance!r}"
+            )
+        if distance > self.max_distance:
+            raise QECError.of(
+                "distance-too-large",
+                f"{self.family} on {self.instruction_set} qubits allows distances up to "
+                f"{self.max_distance}, got {distance}",
+                distance=distance,
+                max_distance=self.max_distance,
+            )
+
+    def physical_qubits(self, distance: int) -> int:
+        """Physical qubits per logical qubit at ``distance`` (QRE truncates to an integer).
+
+        Raises:
+            QECError: ``QC107`` above :attr:`max_distance`; ``QC103`` for a bad distance
+                or a formula that is not positive there.
+        """
+        self._check_distance(distance)
+        value = self.physical_qubits_per_logical_qubit.evaluate({"codeDistance": distance})
+        if value <= 0:
+            raise QECError.of(
+                "bad-parameter", f"{self.family}: physical qubits at d={distance} are {value}"
+            )
+        return int(value)
+
+    def cycle_time_ns(self, qubit: QubitParams, distance: int) -> int:
+        """The logical cycle time in ns at ``distance`` (QRE rounds to whole ns).
+
+        Raises:
+            QECError: ``QC105`` when the qubit has another instruction set; ``QC107``/``QC103``
+                as for :meth:`physical_qubits`.
+        """
+        self._check_qubit(qubit)
+        self._check_distance(distance)
+        variables = {**qubit.time_variables(), "codeDistance": float(distance)}
+        value = self.logical_cycle_time.evaluate(variables)
+        if value <= 0:
+            raise QECError.of(
+                "bad-parameter", f"{self.family}: logical cycle time at d={distance} is {value}"
+            )
+        return _round_half_away(value)
+
+    def rounds(self, distance: int) -> int:
+        """Syndrome-extraction rounds per logical cycle at ``distance``."""
+        self._check_distance(distance)
+        return _round_half_away(self.syndrome_rounds.evaluate({"codeDistance": distance}))
+
+    def logical_error_rate(self, physical_error_rate: float, distance: int) -> float:
+        """``P_L = a * (p / p*) ** ((d + 1) // 2)``, computed as QRE computes it.
+
+        Raises:
+            QECError: ``QC106 above-threshold`` when ``p > p*`` (QRE's rule);
+                ``QC107``/``QC103`` as for :meth:`physical_qubits`.
+        """
+        self._check_distance(distance)
+        self._check_rate(physical_error_rate)
+        if physical_error_rate > self.error_correction_threshold:
+            raise self._above(physical_error_rate)
+        ratio = physical_error_rate / self.error_correction_threshold
+        return self.crossing_prefactor * powi(ratio, (distance + 1) // 2)
+
+    def distance_for(self, physical_error_rate: float, target: float) -> int:
+        """The smallest odd distance whose ``P_L`` meets ``target`` (QRE's Eq. E2).
+
+        ``d = ceil(2 ln(a / target) / ln(p* / p) - 1)``, made odd, as QRE's
+        ``compute_code_parameter`` does.
+
+        Raises:
+            QECError: ``QC107 distance-too-large`` above :attr:`max_distance`,
+                ``QC106`` above threshold, ``QC103`` for a target outside (0, 1).
+        """
+        self._check_rate(physical_error_rate)
+        if physical_error_rate >= self.error_correction_threshold:
+            raise self._above(physical_error_rate)
+        if not 0 < target < 1:
+            raise QECError.of("bad-parameter", f"target logical error rate {target!r} not in (0,1)")
+        numerator = 2.0 * math.log(self.crossing_prefactor / target)
+        denominator = math.log(self.error_correction_threshold / physical_error_rate)
+        distance = max(0, math.ceil(numerator / denominator - 1.0)) | 1
+        if distance > self.max_distance:
+            raise QECError.of(
+                "distance-too-large",
+                f"the computed code distance {distance} is too high; {self.family} allows up to "
+                f"{self.max_distance}; try a larger error budget",
+                distance=distance,
+                max_distance=self.max_distance,
+            )
+        return distance
+
+    def _check_qubit(self, qubit: QubitParams) -> None:
+        if qubit.instruction_set != self.instruction_set:
+            raise QECError.of(
+                "scheme-not-supported",
+                f"this {self.family} scheme is for {self.instruction_set} qubits; "
+                f"{qubit.name!r} is {qubit.instruction_set}",
+            )
+
+    def _check_rate(self, rate: float) -> None:
+        if not 0 < rate < 1:
+            raise QECError.of("bad-parameter", f"physical error rate {rate!r} not in (0, 1)")
+
+    def _above(self, rate: float) -> QECError:
+        return QECError.of(
+            "above-threshold",
+            f"physical error rate {rate:g} is not below the {self.family} threshold "
+            f"{self.error_correction_threshold:g} on {self.instruction_set} qubits",
+            physical_error_rate=rate,
+            threshold=self.error_correction_threshold,
+        )
+
+
+_QRE_SOURCE = (
+    "Azure Quantum Resource Estimator, "
+    "https://learn.microsoft.com/azure/quantum/overview-resources-estimator; "
+    "microsoft/qsharp source/resource_estimator/src/system/modeling/fault_tolerance.rs"
+)
+
+SURFACE_CODE_GATE_BASED = QecScheme(
+    family="surface_code",
+    instruction_set=GATE_BASED,
+    crossing_prefactor=0.03,
+    error_correction_threshold=0.01,
+    logical_cycle_time=Formula(
+        "(4 * twoQubitGateTime + 2 * oneQubitMeasurementTime) * codeDistance"
+    ),
+    physical_qubits_per_logical_qubit=Formula("2 * codeDistance * codeDistance"),
+    qre=True,
+    sources=(
+        _QRE_SOURCE,
+        "Fowler, Mariantoni, Martinis, Cleland, arXiv:1208.0928, Eqs. (11) and (13)",
+        "Wang, Fowler, Hollenberg, arXiv:1009.3686, Figs. 6-7",
+    ),
+    notes="QRE's surface_code for gate-based qubits: d rounds of 4 CNOT layers and "
+    "2 measurement times each; d^2 data plus d^2 - 1 ancilla qubits, rounded to 2 d^2.",
+)
+
+SURFACE_CODE_MAJORANA = QecScheme(
+    family="surface_code",
+    instruction_set=MAJORANA,
+    crossing_prefactor=0.08,
+    error_correction_threshold=0.0015,
+    logical_cycle_time=Formula("20 * oneQubitMeasurementTime * codeDistance"),
+    physical_qubits_per_logical_qubit=Formula("2 * codeDistance * codeDistance"),
+    qre=True,
+    sources=(_QRE_SOURCE, "Chao, Beverland, Delfosse, Haah, arXiv:2007.00307, Eq. (1)"),
+    notes="QRE's surface_code for Majorana (measurement-based) qubits: each stabilizer "
+    "round is a sequence of 20 measurement times.",
+)
+
+FLOQUET_CODE = QecScheme(
+    family="floquet_code",
+    instruction_set=MAJORANA,
+    crossing_prefactor=0.07,
+    error_correction_threshold=0.01,
+    logical_cycle_time=Formula("3 * oneQubitMeasurementTime * codeDistance"),
+    physical_qubits_per_logical_qubit=Formula(
+        "4 * codeDistance * codeDistance + 8 * (codeDistance - 1)"
+    ),
+    qre=True,
+    sources=(_QRE_SOURCE, "Paetznick et al., arXiv:2202.11829, Table 2"),
+    notes="QRE's floquet_code (honeycomb, Majorana qubits only): 3 two-body measurement "
+    "sub-rounds per round.",
+)
+
+BACON_SHOR = QecScheme(
+    family="bacon_shor",
+    instruction_set=GATE_BASED,
+    crossing_prefactor=0.1,
+    error_correction_threshold=0.003,
+    logical_cycle_time=Formula(
+        "(4 * twoQubitGateTime + 2 * oneQubitMeasurementTime) * codeDistance"
+    ),
+    physical_qubits_per_logical_qubit=Formula("3 * codeDistance * codeDistance - 2 * codeDistance"),
+    sources=(
+        "Bacon, arXiv:quant-ph/0506023 (the [[d^2, 1, d]] subsystem code)",
+        "Aliferis, Cross, arXiv:quant-ph/0610063 (weight-2 gauge measurements)",
+        "Alam, Chen, Scruby, 'Bacon-Shor Board Games', arXiv:2504.02749 "
+        "(period-4 schedule; threshold ~0.3% under circuit noise with MWPM)",
+    ),
+    notes="QMK modelling assumption. p* = 0.003 is the ~0.3% circuit-level threshold of "
+    "the period-4 schedule (arXiv:2504.02749); a = 0.1 is a conservative prefactor (no "
+    "published fit; QRE's surface code has 0.03). Qubits: d^2 data plus one ancilla per "
+    "weight-2 gauge (2 d (d - 1)), no reuse. A round measures the XX then the ZZ gauges, "
+    "2 CNOT layers and a measurement each, the same 4 CNOT + 2 measurement times as the "
+    "surface code; d rounds per logical cycle.",
+)
+
+SHYPS = QecScheme(
+    family="SHYPS",
+    instruction_set=GATE_BASED,
+    crossing_prefactor=0.1,
+    error_correction_threshold=0.003,
+    logical_cycle_time=Formula(
+        "(6 * twoQubitGateTime + 2 * oneQubitMeasurementTime) * codeDistance"
+    ),
+    physical_qubits_per_logical_qubit=Formula(
+        "ceil(3 * (2 ** max(3, ceil(log2(codeDistance)) + 1) - 1) ** 2"
+        " / max(3, ceil(log2(codeDistance)) + 1) ** 2)"
+    ),
+    sources=(
+        "Malcolm et al. (Photonic Inc.), 'Computing Efficiently in QLDPC Codes', "
+        "arXiv:2502.07150 (SHYPS codes [[(2^r-1)^2, r^2, 2^(r-1)]], weight-3 gauges; "
+        "pseudo-thresholds ~0.32% and ~0.35% for [[49,9,4]] and [[225,16,8]])",
+        "Error Correction Zoo, https://errorcorrectionzoo.org/c/shyps",
+    ),
+    notes="QMK modelling assumption. A profile SHYPS(d=N) uses the smallest SHYPS block "
+    "with distance >= N: r = max(3, ceil(log2 N) + 1), n = (2^r - 1)^2 data qubits, "
+    "k = r^2 logical qubits; each logical qubit is charged ceil(3 n / k) physical qubits "
+    "(data plus one ancilla per weight-3 gauge, 2 n, no reuse), far above the paper's "
+    "claimed savings. P_L uses the requested N, not the block's larger distance. "
+    "p* = 0.003 sits below the reported pseudo-thresholds and a = 0.1 is a conservative "
+    "prefactor. A round measures the X then the Z gauges, 3 CNOT layers and a measurement "
+    "each; d rounds per logical cycle, although SHYPS codes are reported single-shot.",
+)
+
+#: The QEC schemes, by family (keys of ``qmk.qvm.profiles.FAMILIES``) and instruction set.
+SCHEMES: Mapping[str, Mapping[str, QecScheme]] = MappingProxyType(
+    {
+        "surface_code": MappingProxyType(
+            {GATE_BASED: SURFACE_CODE_GATE_BASED, MAJORANA: SURFACE_CODE_MAJORANA}
+        ),
+        "floquet_code": MappingProxyType({MAJORANA: FLOQUET_CODE}),
+        "bacon_shor": MappingProxyType({GATE_BASED: BACON_SHOR}),
+        "SHYPS": MappingProxyType({GATE_BASED: SHYPS}),
+    }
+)
+
+
+def scheme_for(family: str, instruction_set: str | QubitParams) -> QecScheme:
+    """The scheme of ``family`` for a qubit technology.
+
+    Args:
+        family: a canonical family name (``Profile.family``).
+        instruction_set: ``"gate_based"``, ``"majorana"``, or qubit parameters.
+
+    Returns:
+        The scheme.
+
+    Raises:
+        QECError: ``QC102 unknown-profile`` for an unknown family; ``QC105
+            scheme-not-supported`` when the family has no scheme for that
+            instruction set (QRE refuses floquet_code on gate-based qubits).
+    """
+    name = instruction_set.name if isinstance(instruction_set, QubitParams) else None
+    kind = (
+        instruction_set.instruction_set
+        if isinstance(instruction_set, QubitParams)
+        else instruction_set
+    )
+    variants = SCHEMES.get(family)
+    if variants is None:
+        raise QECError.of(
+            "unknown-profile",
+            f"unknown code family {family!r}; known: {', '.join(SCHEMES)}",
+            family=family,
+        )
+    scheme = variants.get(kind)
+    if scheme is None:
+        qubit = f" (qubit parameters {name!r})" if name else ""
+        raise QECError.of(
+            "scheme-not-supported",
+            f"{family} has no scheme for {kind} qubits{qubit}; it supports "
+            f"{', '.join(variants)} qubits",
+            family=family,
+            instruction_set=kind,
+        )
+    return scheme

@@ -1,0 +1,310 @@
+"""Render the generated tables of ``docs/qec.md`` from the qubit, scheme and op-cycle tables.
+
+Like :mod:`qmk.qvm.doc`, the page is hand-written except for regions between
+``<!-- BEGIN GENERATED: NAME -->`` and ``<!-- END GENERATED: NAME -->``.
+``python -m qmk.qec.doc --write docs/qec.md`` refreshes them in place;
+``--check`` exits 1 when the page drifted from the tables, and a test does the
+same check.
+
+>>> text = "a\\n<!-- BEGIN GENERATED: qec-codes -->\\nold\\n<!-- END GENERATED: qec-codes -->\\n"
+>>> print(replace_regions(text, RENDERERS))  # doctest: +ELLIPSIS
+a
+<!-- BEGIN GENERATED: qec-codes -->
+| Code | Name | What it means | What to do |
+|---|---|---|---|
+| `QC101` | `unknown-qubit-params` | ...
+...
+<!-- END GENERATED: qec-codes -->
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from qmk.qec.codes import SCHEMES
+from qmk.qec.errors import CODES, QECError
+from qmk.qec.logical import DEFAULT_PROFILE, OP_CYCLES, logical_model
+from qmk.qec.params import QUBIT_PARAMS, QubitParams
+from qmk.qvm.doc import begin_marker, end_marker
+from qmk.qvm.profiles import Profile, parse_profile
+
+NO = "—"
+#: The distance of the worked examples: the default profile's.
+EXAMPLE_DISTANCE = parse_profile(DEFAULT_PROFILE).distance
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def _ns(value: int | None) -> str:
+    return NO if value is None else f"{value:,} ns"
+
+
+def _rate(value: float | None) -> str:
+    return NO if value is None else f"{value:g}"
+
+
+def _measure_rate(process: float | None, readout: float | None) -> str:
+    if process is None:
+        return NO
+    if readout is None or readout == process:
+        return _rate(process)
+    return f"{_rate(process)} (readout {_rate(readout)})"
+
+
+def render_qubit_params() -> str:
+    """The six predefined qubit parameter sets, one row each, with their p.
+
+    >>> render_qubit_params().splitlines()[2]  # doctest: +ELLIPSIS
+    '| `qubit_gate_ns_e3` | gate_based | 100 ns | 50 ns | 50 ns | — | 50 ns | 0.001 | ...'
+    """
+    header = (
+        "Name",
+        "Instruction set",
+        "1q measurement time",
+        "1q gate time",
+        "2q gate time",
+        "2q joint measurement time",
+        "T gate time",
+        "1q measurement error",
+        "1q gate error",
+        "2q gate error",
+        "2q joint measurement error",
+        "T gate error",
+        "Idle error",
+        "p (QEC formula)",
+    )
+
+    def row(q: QubitParams) -> tuple[str, ...]:
+        return (
+            f"`{q.name}`",
+            q.instruction_set,
+            _ns(q.one_qubit_measurement_time),
+            _ns(q.one_qubit_gate_time),
+            _ns(q.two_qubit_gate_time),
+            _ns(q.two_qubit_joint_measurement_time),
+            _ns(q.t_gate_time),
+            _measure_rate(q.one_qubit_measurement_error_rate, q.one_qubit_measurement_readout_rate),
+            _rate(q.one_qubit_gate_error_rate),
+            _rate(q.two_qubit_gate_error_rate),
+            _measure_rate(
+                q.two_qubit_joint_measurement_error_rate, q.two_qubit_joint_measurement_readout_rate
+            ),
+            _rate(q.t_gate_error_rate),
+            _rate(q.idle_error_rate),
+            _rate(q.physical_error_rate),
+        )
+
+    return _table(header, (row(q) for q in QUBIT_PARAMS.values()))
+
+
+def render_schemes() -> str:
+    """Every QEC scheme: family, qubits, a, p*, formulas, rounds, max distance, origin.
+
+    >>> render_schemes().splitlines()[2]  # doctest: +ELLIPSIS
+    '| `surface_code` | gate_based | 0.03 | 0.01 | `(4 * twoQubitGateTime + ...'
+    """
+    header = (
+        "Family",
+        "Qubits",
+        "a",
+        "p*",
+        "Logical cycle time (ns)",
+        "Physical qubits per logical qubit",
+        "Syndrome rounds per cycle",
+        "Max d",
+        "Origin",
+    )
+    rows = (
+        (
+            f"`{s.family}`",
+            s.instruction_set,
+            f"{s.crossing_prefactor:g}",
+            f"{s.error_correction_threshold:g}",
+            f"`{s.logical_cycle_time}`",
+            f"`{s.physical_qubits_per_logical_qubit}`",
+            f"`{s.syndrome_rounds}`",
+            str(s.max_distance),
+            "QRE predefined" if s.qre else "QMK assumption",
+        )
+        for variants in SCHEMES.values()
+        for s in variants.values()
+    )
+    return _table(header, rows)
+
+
+def render_sources() -> str:
+    """The sources and reasoning of every scheme, as a bullet list."""
+    lines = []
+    for variants in SCHEMES.values():
+        for s in variants.values():
+            lines.append(f"- **`{s.family}` on {s.instruction_set} qubits.** {s.notes}")
+            lines.extend(f"  - {source}" for source in s.sources)
+    return "\n".join(lines)
+
+
+def render_examples() -> str:
+    """Every scheme on every predefined qubit set it fits, at the default distance.
+
+    >>> render_examples().splitlines()[2]
+    '| `surface_code` | `qubit_gate_ns_e3` | 9 | 0.001 | 3.000e-07 | 3,600 ns | 162 | 9 |'
+    """
+    header = (
+        "Family",
+        "Qubit parameters",
+        "d",
+        "p",
+        "P_L per cycle",
+        "Logical cycle time",
+        "Physical qubits per logical qubit",
+        "Decoder rounds per cycle",
+    )
+    rows = []
+    for family, variants in SCHEMES.items():
+        for qubit in QUBIT_PARAMS.values():
+            if qubit.instruction_set not in variants:
+                continue
+            try:
+                m = logical_model(Profile(family=family, distance=EXAMPLE_DISTANCE), qubit)
+            except QECError as exc:
+                rows.append((f"`{family}`", f"`{qubit.name}`", str(EXAMPLE_DISTANCE), exc.name))
+                continue
+            rows.append(
+                (
+                    f"`{family}`",
+                    f"`{qubit.name}`",
+                    str(m.distance),
+                    f"{m.physical_error_rate:g}",
+                    f"{m.logical_error_per_cycle:.3e}",
+                    f"{m.cycle_time_ns:,} ns",
+                    f"{m.physical_qubits_per_logical:,}",
+                    str(m.decoder_rounds_per_cycle),
+                )
+            )
+    return _table(header, rows)
+
+
+def render_op_cycles() -> str:
+    """The op-cycle table: key, cycles, QVM ops, reasoning.
+
+    >>> render_op_cycles().splitlines()[2]
+    '| `alloc` | 1 | `ALLOC_LQ` | prepare the patch and establish its stabilizers: d rounds |'
+    """
+    rows = (
+        (
+            f"`{entry.key}`",
+            f"{entry.cycles:g}",
+            ", ".join(f"`{op}`" for op in entry.qvm_ops),
+            _cell(entry.why),
+        )
+        for entry in OP_CYCLES.values()
+    )
+    return _table(("Key", "Logical cycles", "QVM ops", "Why"), rows)
+
+
+def render_codes() -> str:
+    """The QC error codes."""
+    rows = ((f"`{c.code}`", f"`{c.name}`", _cell(c.summary), _cell(c.fix)) for c in CODES.values())
+    return _table(("Code", "Name", "What it means", "What to do"), rows)
+
+
+#: Each generated region of docs/qec.md, by marker name, with its renderer.
+RENDERERS: Mapping[str, Callable[[], str]] = {
+    "qubit-params": render_qubit_params,
+    "qec-schemes": render_schemes,
+    "qec-sources": render_sources,
+    "qec-examples": render_examples,
+    "op-cycles": render_op_cycles,
+    "qec-codes": render_codes,
+}
+
+#: The command that regenerates the doc, for drift messages.
+REGENERATE = "python -m qmk.qec.doc --write docs/qec.md"
+
+
+def replace_regions(text: str, renderers: Mapping[str, Callable[[], str]]) -> str:
+    """Replace each region of ``text`` named in ``renderers`` with a fresh rendering.
+
+    Regions named in ``renderers`` but absent from ``text`` are skipped only
+    if both markers are absent; a lone, repeated or misordered marker is an error.
+
+    Raises:
+        ValueError: a region's markers are incomplete, repeated or out of order.
+    """
+    for name, render in renderers.items():
+        begin, end = begin_marker(name), end_marker(name)
+        counts = (text.count(begin), text.count(end))
+        if counts == (0, 0):
+            continue
+        for marker, count in zip((begin, end), counts, strict=True):
+            if count != 1:
+                problem = "missing" if count == 0 else f"repeated {count} times"
+                raise ValueError(f"marker {marker!r} is {problem}")
+        start = text.index(begin) + len(begin)
+        stop = text.index(end)
+        if stop < start:
+            raise ValueError(f"marker {end!r} comes before {begin!r}")
+        text = f"{text[:start]}\n{render()}\n{text[stop:]}"
+    return text
+
+
+def update(text: str) -> str:
+    """``docs/qec.md`` with every generated region refreshed.
+
+    Raises:
+        ValueError: a region's markers are missing, repeated or out of order.
+    """
+    missing = [name for name in RENDERERS if begin_marker(name) not in text]
+    if missing:
+        raise ValueError(f"marker {begin_marker(missing[0])!r} is missing")
+    return replace_regions(text, RENDERERS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qmk.qec.doc (--write | --check) PATH``.
+
+    Returns:
+        0; 1 when ``--check`` finds the file out of date; 2 when the file cannot
+        be read or lacks a marker.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m qmk.qec.doc", description="Refresh the generated tables of docs/qec.md."
+    )
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--write", metavar="PATH", type=Path, help="update PATH in place")
+    group.add_argument("--check", metavar="PATH", type=Path, help="exit 1 if PATH is stale")
+    options = parser.parse_args(argv)
+    path: Path = options.write or options.check
+    try:
+        text = path.read_text(encoding="utf-8")
+        fresh = update(text)
+    except (OSError, ValueError) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    if options.write:
+        if fresh != text:
+            path.write_text(fresh, encoding="utf-8")
+        return 0
+    if fresh != text:
+        print(
+            f"{path} is out of date with the qubit/scheme/op-cycle tables; "
+            f"run: python -m qmk.qec.doc --write {path}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

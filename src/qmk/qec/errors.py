@@ -1,0 +1,86 @@
+"""Errors of the logical-qubit layer, each with a stable ``QC`` code.
+
+Codes never change meaning once published; ``docs/qec.md`` lists this table and
+a test fails when they drift.
+
+>>> err = QECError.of("unknown-qubit-params", "no qubit parameter set 'qubit_x'")
+>>> str(err)
+"QC101 unknown-qubit-params: no qubit parameter set 'qubit_x'"
+>>> CODES["QC105"].name
+'scheme-not-supported'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from qmk.errors import QMKError
+from qmk.qvm.codes import Code, Severity
+
+
+def _c(code: str, name: str, summary: str, fix: str) -> Code:
+    return Code(code=code, name=name, severity=Severity.ERROR, summary=summary, fix=fix)
+
+
+_TABLE: tuple[Code, ...] = (
+    _c(
+        "QC101",
+        "unknown-qubit-params",
+        "no predefined physical qubit parameter set has this name",
+        "use one of the six QRE sets, e.g. qubit_gate_ns_e3, or pass a QubitParams",
+    ),
+    _c(
+        "QC102",
+        "unknown-profile",
+        "the code profile does not parse or names an unknown code family",
+        "write logical:FAMILY(d=N) with a family from qmk.qvm.profiles.FAMILIES",
+    ),
+    _c(
+        "QC103",
+        "bad-parameter",
+        "a qubit, noise or scheme parameter is missing, misplaced or out of range",
+        "give the value the message names, in its stated range",
+    ),
+    _c(
+        "QC104",
+        "unknown-op",
+        "the op-cycle table has no entry for this operation",
+        "use a QVM op name (APPLY_H, MEASURE_Z, ...) or a key of OP_CYCLES",
+    ),
+    _c(
+        "QC105",
+        "scheme-not-supported",
+        "the code family has no scheme for this qubit technology",
+        "floquet_code needs Majorana qubits; bacon_shor and SHYPS need gate-based qubits",
+    ),
+    _c(
+        "QC106",
+        "above-threshold",
+        "the physical error rate is at or above the scheme's threshold",
+        "use better qubits or a code family with a higher threshold",
+    ),
+    _c(
+        "QC107",
+        "distance-too-large",
+        "the code distance exceeds the scheme's maximum distance",
+        "use a smaller distance, better qubits or a larger error budget",
+    ),
+)
+
+#: Every QC code, by code.
+CODES: Mapping[str, Code] = MappingProxyType({code.code: code for code in _TABLE})
+#: Every QC code, by name.
+BY_NAME: Mapping[str, Code] = MappingProxyType({code.name: code for code in _TABLE})
+
+
+class QECError(QMKError):
+    """A logical-layer error: unknown names, bad parameters, unsupported combinations."""
+
+    exit_status = 2
+
+    @classmethod
+    def of(cls, name: str, message: str, /, **details: Any) -> QECError:
+        """Build the error for code ``name`` (a slug from :data:`BY_NAME`)."""
+        return cls(BY_NAME[name].code, name, message, details=details)

@@ -1,0 +1,370 @@
+"""The logical-qubit model: a profile on a qubit technology, as error rates and costs.
+
+:func:`logical_model` turns a code profile (``logical:surface_code(d=9)``) and
+qubit parameters (``qubit_gate_ns_e3``) into a :class:`LogicalModel`: the
+physical error rate, the logical error probability per logical cycle, the
+logical cycle time, the physical qubits per logical qubit and the decoder
+rounds per cycle. The executor uses two more things from it:
+
+- :meth:`LogicalModel.pauli_error` -- the logical Pauli channel of a qubit that
+  spends ``cycles`` logical cycles: it suffers a logical error with probability
+  ``1 - (1 - P_L) ** cycles``, split equally among X, Y and Z (a logical
+  depolarizing channel; QRE's threshold formula gives the failure probability
+  only, and an equal split is the assumption that favours no basis);
+- :func:`op_cycles` -- how many logical cycles each logical operation takes
+  (the table :data:`OP_CYCLES`, keyed by lower-case names and reachable by QVM
+  op names such as ``APPLY_H`` or ``MEASURE_Z``).
+
+>>> m = logical_model("logical:surface_code(d=9)", "qubit_gate_ns_e3")
+>>> m.physical_qubits_per_logical, m.cycle_time_ns, m.decoder_rounds_per_cycle
+(162, 3600, 9)
+>>> m.logical_error_per_cycle
+3.0000000000000015e-07
+>>> op_cycles("APPLY_CNOT"), op_cycles("APPLY_X"), op_cycles("ccz")
+(1.0, 0.0, 3.0)
+>>> round(m.pauli_error(2).total, 16)
+5.9999991e-07
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from qmk.qec.codes import QecScheme, scheme_for
+from qmk.qec.errors import QECError
+from qmk.qec.noise import NoiseModel
+from qmk.qec.params import QubitParams, qubit_params
+from qmk.qvm.profiles import Profile, ProfileError, parse_profile
+
+#: The machine QMK models when a job names none.
+DEFAULT_PROFILE = "logical:surface_code(d=9)"
+DEFAULT_QUBIT = "qubit_gate_ns_e3"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauliRates:
+    """A Pauli channel: X, Y and Z with probabilities ``px``, ``py``, ``pz``."""
+
+    px: float
+    py: float
+    pz: float
+
+    def __post_init__(self) -> None:
+        rates = (self.px, self.py, self.pz)
+        if not all(math.isfinite(r) and r >= 0 for r in rates) or sum(rates) > 1 + 1e-12:
+            raise QECError.of(
+                "bad-parameter", f"Pauli rates {rates} must be >= 0 and sum to at most 1"
+            )
+
+    @property
+    def total(self) -> float:
+        """The probability of any Pauli error."""
+        return self.px + self.py + self.pz
+
+    def as_tuple(self) -> tuple[float, float, float]:
+        """``(px, py, pz)``, the order stim's ``PAULI_CHANNEL_1`` takes."""
+        return (self.px, self.py, self.pz)
+
+
+NO_ERROR = PauliRates(px=0.0, py=0.0, pz=0.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpCycles:
+    """How many logical cycles one kind of logical operation occupies its qubits for.
+
+    Attributes:
+        key: the lower-case name (``"h"``, ``"cx"``, ``"measure"``).
+        cycles: logical cycles; 0 means no time and no logical error.
+        qvm_ops: the QVM ops of this kind (names from ``qmk.qvm.ops.OPS``).
+        why: the reasoning, with QRE's count where it has one.
+    """
+
+    key: str
+    cycles: float
+    qvm_ops: tuple[str, ...]
+    why: str
+
+
+def _op(key: str, cycles: float, qvm_ops: tuple[str, ...], why: str) -> OpCycles:
+    return OpCycles(key=key, cycles=float(cycles), qvm_ops=qvm_ops, why=why)
+
+
+_PAULI_FRAME = "tracked in the software Pauli frame: no physical operation, no time"
+_CLIFFORD_1Q = (
+    "one lattice-surgery/patch-deformation step of d rounds (QRE folds Cliffords into its "
+    "Pauli-measurement schedule and counts none)"
+)
+_TABLE: tuple[OpCycles, ...] = (
+    _op("alloc", 1, ("ALLOC_LQ",), "prepare the patch and establish its stabilizers: d rounds"),
+    _op("free", 0, ("FREE_LQ",), "the patch is released; nothing left to protect"),
+    _op("reset", 1, ("RESET",), "re-prepare the patch in |0>: d rounds"),
+    _op("x", 0, ("APPLY_X",), _PAULI_FRAME),
+    _op("y", 0, ("APPLY_Y",), _PAULI_FRAME),
+    _op("z", 0, ("APPLY_Z",), _PAULI_FRAME),
+    _op("h", 1, ("APPLY_H",), _CLIFFORD_1Q),
+    _op("s", 1, ("APPLY_S",), _CLIFFORD_1Q),
+    _op("sdg", 1, ("APPLY_SDG",), _CLIFFORD_1Q),
+    _op("t", 1, ("APPLY_T",), "consume one magic state by a joint measurement (QRE: 1)"),
+    _op("tdg", 1, ("APPLY_TDG",), "consume one magic state by a joint measurement (QRE: 1)"),
+    _op("rx", 1, ("APPLY_RX",), "one rotation, simulated exactly (QRE: 1 per rotation)"),
+    _op("ry", 1, ("APPLY_RY",), "one rotation, simulated exactly (QRE: 1 per rotation)"),
+    _op("rz", 1, ("APPLY_RZ",), "one rotation, simulated exactly (QRE: 1 per rotation)"),
+    _op("cx", 1, ("APPLY_CNOT",), "one two-patch lattice-surgery step of d rounds"),
+    _op("cz", 1, ("APPLY_CZ",), "one two-patch lattice-surgery step of d rounds"),
+    _op("swap", 1, ("APPLY_SWAP",), "one patch-move step of d rounds"),
+    _op("ccx", 3, ("APPLY_CCX",), "three multi-qubit Pauli measurements (QRE: 3 per CCiX)"),
+    _op("ccz", 3, ("APPLY_CCZ",), "three multi-qubit Pauli measurements (QRE: 3 per CCZ)"),
+    _op(
+        "measure",
+        1,
+        ("MEASURE_Z", "MEASURE_X", "MEASURE_Y"),
+        "one logical measurement (QRE: 1 per measurement)",
+    ),
+    _op("measure_angle", 2, ("MEASURE_ANGLE",), "a rotation (1) then a measurement (1)"),
+    _op("measure_bell", 2, ("MEASURE_BELL",), "a CNOT (1) then measurements (1)"),
+    _op(
+        "teleport_cnot",
+        2,
+        ("TELEPORT_CNOT",),
+        "joint measurements with the Bell pair's halves (1), then measuring the halves (1)",
+    ),
+    _op("inject_t_state", 1, ("INJECT_T_STATE",), "consume one magic state, as a T gate"),
+    _op("cond_pauli", 0, ("COND_PAULI",), _PAULI_FRAME),
+    _op("open_chan", 1, ("OPEN_CHAN",), "prepare the Bell pair's two patches: d rounds"),
+    _op("use_chan", 0, ("USE_CHAN",), "classical bookkeeping on the channel; no qubit touched"),
+    _op("close_chan", 0, ("CLOSE_CHAN",), "classical bookkeeping on the channel; no qubit touched"),
+    _op("fence_epoch", 0, ("FENCE_EPOCH",), "scheduling only"),
+    _op("bar_region", 0, ("BAR_REGION",), "scheduling only"),
+    _op("set_policy", 0, ("SET_POLICY",), "scheduling only"),
+)
+
+#: Logical cycles per kind of logical operation, by lower-case key.
+OP_CYCLES: Mapping[str, OpCycles] = MappingProxyType({entry.key: entry for entry in _TABLE})
+
+#: Other spellings :func:`op_cycles` accepts, mapped to their key.
+OP_ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "cnot": "cx",
+        "measure_z": "measure",
+        "measure_x": "measure",
+        "measure_y": "measure",
+        "m": "measure",
+        "mz": "measure",
+        "mx": "measure",
+        "my": "measure",
+        "rotation": "rz",
+        "sdag": "sdg",
+        "tdag": "tdg",
+        "toffoli": "ccx",
+    }
+)
+
+_BY_QVM_OP: Mapping[str, str] = MappingProxyType(
+    {op: entry.key for entry in _TABLE for op in entry.qvm_ops}
+)
+
+
+def op_key(op_name: str) -> str:
+    """The :data:`OP_CYCLES` key of an op name: a QVM op name, a key or an alias.
+
+    >>> op_key("MEASURE_X"), op_key("CNOT"), op_key("h")
+    ('measure', 'cx', 'h')
+
+    Raises:
+        QECError: ``QC104 unknown-op`` when the name is none of those.
+    """
+    if op_name in _BY_QVM_OP:
+        return _BY_QVM_OP[op_name]
+    lower = op_name.lower() if isinstance(op_name, str) else ""
+    if lower in OP_CYCLES:
+        return lower
+    if lower in OP_ALIASES:
+        return OP_ALIASES[lower]
+    if lower.upper() in _BY_QVM_OP:
+        return _BY_QVM_OP[lower.upper()]
+    raise QECError.of(
+        "unknown-op",
+        f"no logical-cycle entry for op {op_name!r}; use a QVM op name (APPLY_H, MEASURE_Z, ...) "
+        f"or one of: {', '.join(OP_CYCLES)}",
+        op=str(op_name),
+    )
+
+
+def op_cycles(op_name: str) -> float:
+    """Logical cycles the operation ``op_name`` takes (see :data:`OP_CYCLES`).
+
+    Args:
+        op_name: a QVM op name (``"APPLY_H"``, ``"TELEPORT_CNOT"``), a key of
+            :data:`OP_CYCLES` (``"h"``, ``"cx"``) or an alias (``"cnot"``).
+
+    Raises:
+        QECError: ``QC104 unknown-op`` for any other name.
+    """
+    return OP_CYCLES[op_key(op_name)].cycles
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogicalModel:
+    """One logical qubit: a code profile on a qubit technology, as rates and costs.
+
+    Built by :func:`logical_model`; every number is computed there.
+
+    Attributes:
+        profile: the code family and distance.
+        scheme: the family's QEC scheme for this qubit technology.
+        qubit: the qubit parameters (before ``noise``).
+        noise: the noise model that set the error rates, or None for the qubit's own.
+        physical_error_rate: p of the threshold formula.
+        logical_error_per_cycle: P_L, the probability of a logical error per logical cycle.
+        cycle_time_ns: the duration of one logical cycle.
+        physical_qubits_per_logical: physical qubits one logical qubit occupies.
+        decoder_rounds_per_cycle: syndrome-extraction rounds the decoder handles per cycle.
+    """
+
+    profile: Profile
+    scheme: QecScheme
+    qubit: QubitParams
+    noise: NoiseModel | None
+    physical_error_rate: float
+    logical_error_per_cycle: float
+    cycle_time_ns: int
+    physical_qubits_per_logical: int
+    decoder_rounds_per_cycle: int
+
+    @property
+    def family(self) -> str:
+        """The code family (canonical name)."""
+        return self.profile.family
+
+    @property
+    def distance(self) -> int:
+        """The code distance."""
+        return self.profile.distance
+
+    def pauli_error(self, cycles: float) -> PauliRates:
+        """The logical Pauli channel of ``cycles`` logical cycles.
+
+        The probability of any logical error is ``1 - (1 - P_L) ** cycles``,
+        split equally among X, Y and Z. Zero cycles give no error.
+
+        Raises:
+            QECError: ``QC103 bad-parameter`` for a negative or non-finite ``cycles``.
+        """
+        if isinstance(cycles, bool) or not (
+            isinstance(cycles, (int, float)) and math.isfinite(cycles) and cycles >= 0
+        ):
+            raise QECError.of(
+                "bad-parameter", f"cycles must be a finite number >= 0, got {cycles!r}"
+            )
+        if cycles == 0:
+            return NO_ERROR
+        total = -math.expm1(cycles * math.log1p(-self.logical_error_per_cycle))
+        each = total / 3
+        return PauliRates(px=each, py=each, pz=each)
+
+    def op_cycles(self, op_name: str) -> float:
+        """Logical cycles of ``op_name`` (:func:`op_cycles`)."""
+        return op_cycles(op_name)
+
+    def op_error(self, op_name: str) -> PauliRates:
+        """The logical Pauli channel on each qubit ``op_name`` touches."""
+        return self.pauli_error(op_cycles(op_name))
+
+    def op_time_ns(self, op_name: str) -> float:
+        """The wall-clock time of ``op_name``: its cycles times the cycle time."""
+        return op_cycles(op_name) * self.cycle_time_ns
+
+    def to_json(self) -> dict[str, Any]:
+        """The model as plain JSON, for telemetry and reports."""
+        return {
+            "profile": str(self.profile),
+            "family": self.family,
+            "distance": self.distance,
+            "qubit": self.qubit.name,
+            "instruction_set": self.qubit.instruction_set,
+            "noise": None if self.noise is None else repr(self.noise),
+            "physical_error_rate": self.physical_error_rate,
+            "logical_error_per_cycle": self.logical_error_per_cycle,
+            "cycle_time_ns": self.cycle_time_ns,
+            "physical_qubits_per_logical": self.physical_qubits_per_logical,
+            "decoder_rounds_per_cycle": self.decoder_rounds_per_cycle,
+            "crossing_prefactor": self.scheme.crossing_prefactor,
+            "error_correction_threshold": self.scheme.error_correction_threshold,
+        }
+
+
+def _profile(profile: str | Profile) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    if not isinstance(profile, str):
+        raise QECError.of("unknown-profile", f"a profile is a string, not {profile!r}")
+    try:
+        return parse_profile(profile)
+    except ProfileError as exc:
+        raise QECError.of("unknown-profile", str(exc), profile=profile) from None
+
+
+def logical_model(
+    profile: str | Profile = DEFAULT_PROFILE,
+    qubit: str | QubitParams = DEFAULT_QUBIT,
+    *,
+    noise: NoiseModel | None = None,
+) -> LogicalModel:
+    """The logical-qubit model of ``profile`` on ``qubit`` under ``noise``.
+
+    Args:
+        profile: ``logical:FAMILY(d=N)`` or a parsed :class:`~qmk.qvm.profiles.Profile`.
+        qubit: a predefined parameter set name (:data:`~qmk.qec.params.QUBIT_PARAMS`)
+            or :class:`~qmk.qec.params.QubitParams`.
+        noise: a noise model for the error rates (default: the qubit's own rates).
+
+    Returns:
+        The model (cached: the same arguments give the same object).
+
+    Raises:
+        QECError: ``QC102`` for a bad profile, ``QC101`` for an unknown qubit
+            set, ``QC105`` for a family that does not fit the qubit technology,
+            ``QC106`` when the qubit's error rate is not below the threshold
+            (QRE refuses a Clifford rate >= p* and a physical rate > p*),
+            ``QC107`` for a distance above the scheme's maximum.
+    """
+    parsed, params = _profile(profile), qubit_params(qubit)
+    try:
+        hash(noise)
+    except TypeError:  # an unhashable noise model: build the model without the cache
+        return _build(parsed, params, noise)
+    return _cached_build(parsed, params, noise)
+
+
+def _build(profile: Profile, qubit: QubitParams, noise: NoiseModel | None) -> LogicalModel:
+    scheme = scheme_for(profile.family, qubit)
+    noisy = qubit if noise is None else noise.apply(qubit)
+    p = noisy.physical_error_rate
+    if noisy.clifford_error_rate >= scheme.error_correction_threshold:
+        raise QECError.of(
+            "above-threshold",
+            f"{noisy.name!r}: Clifford error rate {noisy.clifford_error_rate:g} is not below "
+            f"the {scheme.family} threshold {scheme.error_correction_threshold:g}",
+            physical_error_rate=p,
+            threshold=scheme.error_correction_threshold,
+        )
+    return LogicalModel(
+        profile=profile,
+        scheme=scheme,
+        qubit=qubit,
+        noise=noise,
+        physical_error_rate=p,
+        logical_error_per_cycle=scheme.logical_error_rate(p, profile.distance),
+        cycle_time_ns=scheme.cycle_time_ns(qubit, profile.distance),
+        physical_qubits_per_logical=scheme.physical_qubits(profile.distance),
+        decoder_rounds_per_cycle=scheme.rounds(profile.distance),
+    )
+
+
+_cached_build = functools.lru_cache(maxsize=512)(_build)

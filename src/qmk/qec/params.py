@@ -1,0 +1,346 @@
+"""Physical qubit parameters: the six predefined sets of the Azure Quantum Resource Estimator.
+
+A :class:`QubitParams` describes a physical qubit technology by its operation
+times (integer nanoseconds) and error rates. The six sets in
+:data:`QUBIT_PARAMS` copy the Azure Quantum Resource Estimator (QRE) exactly:
+the values are those of ``GateBasedPhysicalQubit::qubit_gate_*`` and
+``MajoranaQubit::qubit_maj_*`` in ``source/resource_estimator/src/system/modeling/
+physical_qubit.rs`` of microsoft/qsharp, as documented at
+https://learn.microsoft.com/azure/quantum/overview-resources-estimator.
+
+There are two instruction sets. A ``gate_based`` qubit has one- and two-qubit
+gates and single-qubit measurement; a ``majorana`` qubit has single-qubit and
+two-qubit joint measurements, whose error rates QRE splits into a *process*
+part (the error the measurement leaves on the qubits) and a *readout* part (a
+wrong outcome). Here the ``*_measurement_error_rate`` fields are the process
+rates and ``*_readout_error_rate`` the readout rates; a readout rate left at
+``None`` equals its process rate (QRE's ``"simple"`` form).
+
+The rate the QEC formula uses is :attr:`QubitParams.physical_error_rate`:
+QRE's ``max(clifford_error_rate, readout_error_rate)`` where, for gate-based
+qubits, the Clifford rate is the largest of the one-qubit gate, two-qubit gate
+and idle rates and the readout rate is the measurement rate; for Majorana
+qubits the Clifford rate is the largest of the idle and the two measurement
+*process* rates, and the readout rate the larger of the two *readout* rates.
+The T-gate rate never enters it (T states come from distillation).
+
+``t1_ns`` and ``t2_ns`` are optional coherence times. QRE does not use them;
+:class:`qmk.qec.noise.IdleNoise` turns them into an idle error rate.
+
+>>> q = qubit_params("qubit_gate_ns_e3")
+>>> q.two_qubit_gate_time, q.one_qubit_measurement_time, q.physical_error_rate
+(50, 100, 0.001)
+>>> qubit_params("qubit_maj_ns_e6").physical_error_rate
+1e-06
+>>> qubit_params("qubit_gate_ns_e5")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+qmk.qec.errors.QECError: QC101 unknown-qubit-params: no qubit parameter set 'qubit_gate_ns_e5'; ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from qmk.qec.errors import QECError
+
+#: A qubit with one- and two-qubit gates and single-qubit measurements.
+GATE_BASED = "gate_based"
+#: A qubit whose native operations are single- and two-qubit (joint) measurements.
+MAJORANA = "majorana"
+#: The instruction sets, as QRE names them in its serialized formats (lower case here).
+INSTRUCTION_SETS: tuple[str, ...] = (GATE_BASED, MAJORANA)
+
+_GATE_ONLY = (
+    "one_qubit_gate_time",
+    "two_qubit_gate_time",
+    "one_qubit_gate_error_rate",
+    "two_qubit_gate_error_rate",
+)
+_MAJORANA_ONLY = (
+    "two_qubit_joint_measurement_time",
+    "two_qubit_joint_measurement_error_rate",
+    "one_qubit_measurement_readout_error_rate",
+    "two_qubit_joint_measurement_readout_error_rate",
+)
+_MAJORANA_REQUIRED = ("two_qubit_joint_measurement_time", "two_qubit_joint_measurement_error_rate")
+_TIMES = (
+    "one_qubit_measurement_time",
+    "one_qubit_gate_time",
+    "two_qubit_gate_time",
+    "t_gate_time",
+    "two_qubit_joint_measurement_time",
+)
+_RATES = (
+    "one_qubit_measurement_error_rate",
+    "one_qubit_measurement_readout_error_rate",
+    "one_qubit_gate_error_rate",
+    "two_qubit_gate_error_rate",
+    "t_gate_error_rate",
+    "idle_error_rate",
+    "two_qubit_joint_measurement_error_rate",
+    "two_qubit_joint_measurement_readout_error_rate",
+)
+
+
+def _bad(message: str, **details: Any) -> QECError:
+    return QECError.of("bad-parameter", message, **details)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QubitParams:
+    """A physical qubit technology: operation times in ns and error rates per operation.
+
+    Gate-based qubits need the gate fields and must leave the Majorana fields
+    at ``None``; Majorana qubits the other way round (as QRE refuses unknown
+    fields for each instruction set).
+
+    Raises:
+        QECError: ``QC103 bad-parameter`` for an unknown instruction set, a
+            missing or misplaced field, a time that is not a positive integer,
+            an error rate outside the open interval (0, 1) (QRE's rule), or
+            coherence times that are not positive or violate T2 <= 2 T1.
+    """
+
+    name: str
+    instruction_set: str
+    one_qubit_measurement_time: int
+    t_gate_time: int
+    one_qubit_measurement_error_rate: float
+    t_gate_error_rate: float
+    idle_error_rate: float
+    one_qubit_gate_time: int | None = None
+    two_qubit_gate_time: int | None = None
+    two_qubit_joint_measurement_time: int | None = None
+    one_qubit_gate_error_rate: float | None = None
+    two_qubit_gate_error_rate: float | None = None
+    two_qubit_joint_measurement_error_rate: float | None = None
+    one_qubit_measurement_readout_error_rate: float | None = None
+    two_qubit_joint_measurement_readout_error_rate: float | None = None
+    t1_ns: float | None = None
+    t2_ns: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"qubit parameters {self.name!r}"
+        if self.instruction_set not in INSTRUCTION_SETS:
+            raise _bad(
+                f"{where}: instruction_set {self.instruction_set!r} is not one of "
+                f"{', '.join(INSTRUCTION_SETS)}",
+                field="instruction_set",
+            )
+        gate_based = self.instruction_set == GATE_BASED
+        required = _GATE_ONLY if gate_based else _MAJORANA_REQUIRED
+        forbidden = _MAJORANA_ONLY if gate_based else _GATE_ONLY
+        for field in required:
+            if getattr(self, field) is None:
+                raise _bad(f"{where}: {self.instruction_set} qubits need {field}", field=field)
+        for field in forbidden:
+            if getattr(self, field) is not None:
+                raise _bad(
+                    f"{where}: {field} does not apply to {self.instruction_set} qubits",
+                    field=field,
+                )
+        for field in _TIMES:
+            value = getattr(self, field)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value <= 0
+            ):
+                raise _bad(
+                    f"{where}: {field} must be a positive whole number of ns, got {value!r}",
+                    field=field,
+                )
+        for field in _RATES:
+            value = getattr(self, field)
+            if value is not None and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+            ):
+                raise _bad(
+                    f"{where}: {field} must lie strictly between 0 and 1, got {value!r}",
+                    field=field,
+                )
+        for field in ("t1_ns", "t2_ns"):
+            value = getattr(self, field)
+            if value is not None and not (
+                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+            ):
+                raise _bad(f"{where}: {field} must be a positive number of ns", field=field)
+        if self.t1_ns is not None and self.t2_ns is not None and self.t2_ns > 2 * self.t1_ns:
+            raise _bad(f"{where}: t2_ns (T2) may not exceed 2 t1_ns (2 T1)", field="t2_ns")
+
+    @property
+    def one_qubit_measurement_readout_rate(self) -> float:
+        """The single-qubit measurement's readout error rate (its process rate unless set)."""
+        if self.one_qubit_measurement_readout_error_rate is not None:
+            return self.one_qubit_measurement_readout_error_rate
+        return self.one_qubit_measurement_error_rate
+
+    @property
+    def two_qubit_joint_measurement_readout_rate(self) -> float | None:
+        """The joint measurement's readout error rate (Majorana; its process rate unless set)."""
+        if self.two_qubit_joint_measurement_readout_error_rate is not None:
+            return self.two_qubit_joint_measurement_readout_error_rate
+        return self.two_qubit_joint_measurement_error_rate
+
+    @property
+    def clifford_error_rate(self) -> float:
+        """QRE's Clifford error rate (see the module docstring)."""
+        if self.instruction_set == GATE_BASED:
+            assert self.one_qubit_gate_error_rate is not None
+            assert self.two_qubit_gate_error_rate is not None
+            return max(
+                self.one_qubit_gate_error_rate, self.two_qubit_gate_error_rate, self.idle_error_rate
+            )
+        assert self.two_qubit_joint_measurement_error_rate is not None
+        return max(
+            self.idle_error_rate,
+            self.one_qubit_measurement_error_rate,
+            self.two_qubit_joint_measurement_error_rate,
+        )
+
+    @property
+    def readout_error_rate(self) -> float:
+        """QRE's readout error rate (see the module docstring)."""
+        if self.instruction_set == GATE_BASED:
+            return self.one_qubit_measurement_error_rate
+        joint = self.two_qubit_joint_measurement_readout_rate
+        assert joint is not None
+        return max(self.one_qubit_measurement_readout_rate, joint)
+
+    @property
+    def physical_error_rate(self) -> float:
+        """The rate p of the QEC formula: ``max(clifford_error_rate, readout_error_rate)``."""
+        return max(self.clifford_error_rate, self.readout_error_rate)
+
+    def time_variables(self) -> dict[str, float]:
+        """The operation times by the names QRE formulas use (``twoQubitGateTime``, ...).
+
+        Only the times this instruction set has are present, as in QRE.
+
+        >>> sorted(qubit_params("qubit_maj_ns_e4").time_variables())
+        ['oneQubitMeasurementTime', 'tGateTime', 'twoQubitJointMeasurementTime']
+        """
+        names = {
+            "oneQubitMeasurementTime": self.one_qubit_measurement_time,
+            "oneQubitGateTime": self.one_qubit_gate_time,
+            "twoQubitGateTime": self.two_qubit_gate_time,
+            "twoQubitJointMeasurementTime": self.two_qubit_joint_measurement_time,
+            "tGateTime": self.t_gate_time,
+        }
+        return {key: float(value) for key, value in names.items() if value is not None}
+
+    def replace(self, **changes: Any) -> QubitParams:
+        """A copy with ``changes`` applied and checked again."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The parameters as plain JSON (fields left at None are omitted).
+
+        >>> QubitParams.from_json(QUBIT_PARAMS["qubit_maj_ns_e4"].to_json()).name
+        'qubit_maj_ns_e4'
+        """
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if getattr(self, field.name) is not None
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> QubitParams:
+        """Parameters from :meth:`to_json`'s form.
+
+        Raises:
+            QECError: ``QC103 bad-parameter`` for an unknown or missing field or a bad value.
+        """
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise _bad(f"qubit parameters: unknown field {unknown[0]!r}", field=unknown[0])
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise _bad(f"qubit parameters: {exc}") from None
+
+
+def _gate_based(
+    name: str, *, time: int, rate: float, t_rate: float, measure_time: int = 100
+) -> QubitParams:
+    return QubitParams(
+        name=name,
+        instruction_set=GATE_BASED,
+        one_qubit_measurement_time=measure_time,
+        one_qubit_gate_time=time,
+        two_qubit_gate_time=time,
+        t_gate_time=time,
+        one_qubit_measurement_error_rate=rate,
+        one_qubit_gate_error_rate=rate,
+        two_qubit_gate_error_rate=rate,
+        t_gate_error_rate=t_rate,
+        idle_error_rate=rate,
+    )
+
+
+def _majorana(name: str, *, rate: float, t_rate: float) -> QubitParams:
+    return QubitParams(
+        name=name,
+        instruction_set=MAJORANA,
+        one_qubit_measurement_time=100,
+        two_qubit_joint_measurement_time=100,
+        t_gate_time=100,
+        one_qubit_measurement_error_rate=rate,
+        one_qubit_measurement_readout_error_rate=rate,
+        two_qubit_joint_measurement_error_rate=rate,
+        two_qubit_joint_measurement_readout_error_rate=rate,
+        t_gate_error_rate=t_rate,
+        idle_error_rate=rate,
+    )
+
+
+#: The six predefined qubit parameter sets of QRE, by name, exactly as QRE defines them.
+#: ``ns``/``us``: operation times in nanoseconds/microseconds; ``e3``/``e4``/``e6``: Clifford
+#: and measurement error rates of 1e-3/1e-4/1e-6.
+QUBIT_PARAMS: Mapping[str, QubitParams] = MappingProxyType(
+    {
+        params.name: params
+        for params in (
+            _gate_based("qubit_gate_ns_e3", time=50, rate=1e-3, t_rate=1e-3),
+            _gate_based("qubit_gate_ns_e4", time=50, rate=1e-4, t_rate=1e-4),
+            _gate_based(
+                "qubit_gate_us_e3", time=100_000, rate=1e-3, t_rate=1e-6, measure_time=100_000
+            ),
+            _gate_based(
+                "qubit_gate_us_e4", time=100_000, rate=1e-4, t_rate=1e-6, measure_time=100_000
+            ),
+            _majorana("qubit_maj_ns_e4", rate=1e-4, t_rate=0.05),
+            _majorana("qubit_maj_ns_e6", rate=1e-6, t_rate=0.01),
+        )
+    }
+)
+
+
+def qubit_params(name: str | QubitParams) -> QubitParams:
+    """The predefined qubit parameter set called ``name`` (a QubitParams passes through).
+
+    Args:
+        name: a key of :data:`QUBIT_PARAMS`, e.g. ``"qubit_gate_ns_e3"``.
+
+    Returns:
+        The parameter set.
+
+    Raises:
+        QECError: ``QC101 unknown-qubit-params`` when no set has that name.
+    """
+    if isinstance(name, QubitParams):
+        return name
+    params = QUBIT_PARAMS.get(name) if isinstance(name, str) else None
+    if params is None:
+        raise QECError.of(
+            "unknown-qubit-params",
+            f"no qubit parameter set {name!r}; known: {', '.join(QUBIT_PARAMS)}",
+            name=str(name),
+        )
+    return params
