@@ -1,0 +1,476 @@
+"""The stabilizer engine: Clifford circuits on thousands of qubits, on stim's TableauSimulator.
+
+:class:`StabilizerEngine` keeps the state as a stabilizer tableau (``stim.TableauSimulator``),
+so gates cost O(n) and measurements O(n^2) bit operations whatever the entanglement. It applies
+the Clifford gates of :data:`~qmk.engines.gates.GATES`, and ``rx``/``ry``/``rz`` at whole
+quarter turns (up to a global phase ``rz(pi/2)`` is ``s``, ``rx(pi/2)`` is stim's ``SQRT_X``,
+``ry(pi/2)`` is ``SQRT_Y``). Non-Clifford gates (``t``, ``tdg``, ``ccx``, ``ccz``, other
+angles) are refused with ``QE103 gate-unsupported``; the statevector engine runs them.
+
+Randomness is seeded: stim's simulator draws measurement outcomes, a numpy generator draws
+Pauli channels and the seeds of :meth:`StabilizerEngine.sample`. Same seed, same calls, same
+results (on the same machine and stim version; stim does not promise stability across them).
+
+:meth:`StabilizerEngine.sample` never replays the circuit: the Z-basis outcomes of a
+stabilizer state are uniform over an affine space ``x0 + D``, where ``D`` is spanned by the
+X parts of the stabilizers. The engine reads ``D`` (restricted to the requested qubits) off
+the tableau, row-reduces it, and has stim's frame sampler draw from a tiny circuit (``H`` on
+the pivots, ``CX`` to the rest, ``X`` for ``x0``), so a GHZ state of 1000 qubits gives 100k
+shots in a fraction of a second.
+
+>>> engine = StabilizerEngine(seed=11)
+>>> qs = [engine.allocate() for _ in range(3)]
+>>> engine.apply("h", [qs[0]]); engine.apply("cx", qs[:2]); engine.apply("cx", qs[1:])
+>>> shots = engine.sample(qs, 1000)
+>>> shots.shape, bool((shots == shots[:, :1]).all())
+((1000, 3), True)
+>>> engine.probability(qs[2]), engine.probability(qs[0], "X")
+(0.5, 0.5)
+>>> engine.apply("t", [qs[0]])
+Traceback (most recent call last):
+...
+qmk.engines.base.EngineError: QE103 gate-unsupported: the stabilizer engine applies Clifford \
+gates only and t is not one; run the program on the statevector engine
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import stim
+
+from qmk.engines.base import EngineError
+from qmk.engines.gates import BASES, GATES, quarter_turns
+
+#: Gates with a fixed stim counterpart: our name -> TableauSimulator method (None: identity).
+_FIXED: dict[str, str | None] = {
+    "i": None,
+    "x": "x",
+    "y": "y",
+    "z": "z",
+    "h": "h",
+    "s": "s",
+    "sdg": "s_dag",
+    "cx": "cx",
+    "cz": "cz",
+    "swap": "swap",
+}
+
+#: Rotations at k quarter turns, k = 0..3, equal (up to global phase) to these stim methods.
+#: rz(pi/2) = e^{-i pi/4} S, rx(pi/2) = e^{-i pi/4} SQRT_X, ry(pi/2) = e^{-i pi/4} SQRT_Y.
+_QUARTER: dict[str, tuple[str | None, str, str, str]] = {
+    "rx": (None, "sqrt_x", "x", "sqrt_x_dag"),
+    "ry": (None, "sqrt_y", "y", "sqrt_y_dag"),
+    "rz": (None, "s", "z", "s_dag"),
+}
+
+#: A self-inverse Clifford taking the basis' Pauli to Z (None: already Z).
+_TO_Z: dict[str, str | None] = {"Z": None, "X": "h", "Y": "h_yz"}
+
+_PAULIS = ("X", "Y", "Z")
+_SEED_BOUND = 2**63
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Snapshot:
+    """What :meth:`StabilizerEngine.snapshot` saves; opaque to callers."""
+
+    sim: stim.TableauSimulator
+    live: frozenset[int]
+    pool: tuple[int, ...]
+    next_index: int
+    rng_state: dict[str, Any]
+
+
+class StabilizerEngine:
+    """A Clifford-only engine on ``stim.TableauSimulator`` (see the module docstring).
+
+    Args:
+        seed: seeds stim's simulator and the engine's numpy generator; None draws one from
+            ``os.urandom`` (readable afterwards as :attr:`seed`).
+        max_qubits: how many qubits may be live at once.
+
+    Raises:
+        EngineError: ``QE105 engine-misuse`` for a negative seed or ``max_qubits``.
+
+    >>> engine = StabilizerEngine(seed=3, max_qubits=2)
+    >>> engine.allocate(), engine.allocate()
+    (0, 1)
+    >>> engine.allocate()
+    Traceback (most recent call last):
+    ...
+    qmk.engines.base.EngineError: QE102 engine-capacity: the stabilizer engine holds at most 2 \
+qubits and 2 are live; free some or raise max_qubits
+    """
+
+    name: ClassVar[str] = "stabilizer"
+
+    def __init__(self, *, seed: int | None = None, max_qubits: int = 100_000) -> None:
+        if seed is None:
+            seed = int.from_bytes(os.urandom(8), "little")
+        if seed < 0 or max_qubits < 0:
+            raise EngineError.of(
+                "engine-misuse",
+                f"seed and max_qubits must be non-negative, got seed={seed}, "
+                f"max_qubits={max_qubits}",
+            )
+        self._seed = int(seed)
+        self._max_qubits = int(max_qubits)
+        self._rng = np.random.default_rng(self._seed)
+        self._sim = stim.TableauSimulator(seed=self._draw_seed())
+        self._live: set[int] = set()
+        self._pool: list[int] = []  # freed indices, a min-heap: reuse keeps the tableau small
+        self._next_index = 0
+
+    # ------------------------------------------------------------------ qubits
+
+    @property
+    def seed(self) -> int:
+        """The seed this engine was made with (drawn from ``os.urandom`` when none was given)."""
+        return self._seed
+
+    @property
+    def max_qubits(self) -> int:
+        """How many qubits may be live at once."""
+        return self._max_qubits
+
+    @property
+    def num_qubits(self) -> int:
+        """How many qubits are live now."""
+        return len(self._live)
+
+    def allocate(self) -> int:
+        """A fresh qubit in ``|0>``, reusing the lowest freed index.
+
+        Raises:
+            EngineError: ``QE102 engine-capacity`` when :attr:`max_qubits` are live.
+        """
+        if len(self._live) >= self._max_qubits:
+            raise EngineError.of(
+                "engine-capacity",
+                f"the stabilizer engine holds at most {self._max_qubits} qubits and "
+                f"{len(self._live)} are live; free some or raise max_qubits",
+                max_qubits=self._max_qubits,
+            )
+        if self._pool:
+            qubit = heapq.heappop(self._pool)
+        else:
+            qubit = self._next_index
+            self._next_index += 1
+        self._live.add(qubit)
+        return qubit
+
+    def free(self, qubit: int) -> None:
+        """Reset ``qubit`` (as if measured and forgotten) and return its index to the pool."""
+        self._check_qubits((qubit,))
+        self._sim.reset(qubit)
+        self._live.remove(qubit)
+        heapq.heappush(self._pool, qubit)
+
+    # ------------------------------------------------------------------ gates
+
+    def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
+        """Whether :meth:`apply` accepts ``gate`` with ``params``: Clifford gates only.
+
+        >>> import math
+        >>> engine = StabilizerEngine(seed=0)
+        >>> engine.supports("cx"), engine.supports("t"), engine.supports("ccx")
+        (True, False, False)
+        >>> engine.supports("rz", [-math.pi / 2]), engine.supports("rz", [0.3])
+        (True, False)
+        """
+        return self._stim_method(gate, params) is not False
+
+    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
+        """Apply a Clifford gate of :data:`~qmk.engines.gates.GATES` to ``qubits`` (in order).
+
+        Raises:
+            EngineError: ``QE103 gate-unsupported`` for a gate that is not Clifford with these
+                parameters (or no gate of that name); ``QE105 engine-misuse`` for the wrong
+                number of qubits or parameters, or qubits not live or repeated. The state is
+                unchanged when it raises.
+        """
+        spec = GATES.get(gate)
+        if spec is None:
+            raise EngineError.of(
+                "gate-unsupported",
+                f"no gate named {gate!r}; known: {', '.join(GATES)}",
+                gate=gate,
+            )
+        if len(qubits) != spec.qubits or len(params) != len(spec.params):
+            raise EngineError.of(
+                "engine-misuse",
+                f"{gate} takes {spec.qubits} qubit(s) and {len(spec.params)} parameter(s), "
+                f"got {len(qubits)} and {len(params)}",
+                gate=gate,
+            )
+        method = self._stim_method(gate, params)
+        if method is False:
+            shown = f"{gate}({', '.join(f'{p:g}' for p in params)})" if params else gate
+            why = " (not a whole number of quarter turns)" if params else ""
+            raise EngineError.of(
+                "gate-unsupported",
+                f"the stabilizer engine applies Clifford gates only and {shown} is not "
+                f"one{why}; run the program on the statevector engine",
+                gate=gate,
+                params=[float(p) for p in params],
+            )
+        self._check_qubits(qubits)
+        if len(set(qubits)) != len(qubits):
+            raise EngineError.of(
+                "engine-misuse", f"{gate} on repeated qubits {list(qubits)}", gate=gate
+            )
+        if method is not None:
+            getattr(self._sim, method)(*qubits)
+
+    def _stim_method(self, gate: str, params: Sequence[float]) -> str | bool | None:
+        """The simulator method for ``gate``: a name, None (identity) or False (unsupported)."""
+        if gate in _FIXED:
+            return _FIXED[gate] if not params else False
+        if gate in _QUARTER and len(params) == 1:
+            theta = float(params[0])
+            turns = quarter_turns(theta) if math.isfinite(theta) else None
+            return False if turns is None else _QUARTER[gate][turns]
+        return False
+
+    # ------------------------------------------------------------------ measurement
+
+    def probability(self, qubit: int, basis: str = "Z") -> float:
+        """The probability that measuring ``qubit`` in ``basis`` gives 1: 0.0, 0.5 or 1.0."""
+        self._check_qubits((qubit,))
+        return (1 - self._peek(qubit, basis)) / 2
+
+    def collapse(self, qubit: int, outcome: int, basis: str = "Z") -> None:
+        """Project ``qubit`` onto ``outcome`` (0: the +1 eigenstate) in ``basis``.
+
+        Raises:
+            EngineError: ``QE104 outcome-impossible`` when that outcome has probability 0
+                (the state is unchanged); ``QE105 engine-misuse`` for a bad qubit, outcome
+                or basis.
+        """
+        self._check_qubits((qubit,))
+        if outcome not in (0, 1):
+            raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, got {outcome!r}")
+        if self._peek(qubit, basis) == (1 if outcome else -1):
+            raise EngineError.of(
+                "outcome-impossible",
+                f"qubit {qubit} cannot collapse onto {outcome} in the {basis} basis: "
+                "that outcome has probability 0",
+                qubit=qubit,
+                outcome=outcome,
+                basis=basis,
+            )
+        postselect = getattr(self._sim, f"postselect_{basis.lower()}")
+        postselect(qubit, desired_value=bool(outcome))
+
+    def measure(self, qubit: int, basis: str = "Z") -> int:
+        """Measure ``qubit`` in ``basis`` with stim's seeded RNG; 0 is the +1 eigenstate."""
+        self._check_qubits((qubit,))
+        change = self._to_z(basis)
+        if change is not None:
+            getattr(self._sim, change)(qubit)
+        outcome = int(self._sim.measure(qubit))
+        if change is not None:
+            getattr(self._sim, change)(qubit)
+        return outcome
+
+    def reset(self, qubit: int) -> None:
+        """Return ``qubit`` to ``|0>``."""
+        self._check_qubits((qubit,))
+        self._sim.reset(qubit)
+
+    def apply_pauli_channel(self, qubit: int, px: float, py: float, pz: float) -> str:
+        """Apply X, Y or Z with probabilities ``px``, ``py``, ``pz``; returns what was applied.
+
+        One uniform draw of the numpy generator per call, whatever the probabilities.
+
+        >>> engine = StabilizerEngine(seed=5)
+        >>> q = engine.allocate()
+        >>> engine.apply_pauli_channel(q, 0, 1, 0), engine.probability(q)
+        ('Y', 1.0)
+        """
+        self._check_qubits((qubit,))
+        probs = (float(px), float(py), float(pz))
+        if not all(0 <= p <= 1 for p in probs) or sum(probs) > 1 + 1e-12:
+            raise EngineError.of(
+                "engine-misuse",
+                f"Pauli channel probabilities must lie in [0, 1] and sum to at most 1, "
+                f"got px={px}, py={py}, pz={pz}",
+            )
+        draw = self._rng.random()
+        total = 0.0
+        for pauli, p in zip(_PAULIS, probs, strict=True):
+            total += p
+            if draw < total:
+                getattr(self._sim, pauli.lower())(qubit)
+                return pauli
+        return "I"
+
+    # ------------------------------------------------------------------ whole state
+
+    def snapshot(self) -> _Snapshot:
+        """A copy of the whole state: tableau, stim's RNG, qubit pool and numpy RNG."""
+        return _Snapshot(
+            sim=self._sim.copy(copy_rng=True),
+            live=frozenset(self._live),
+            pool=tuple(self._pool),
+            next_index=self._next_index,
+            rng_state=self._rng.bit_generator.state,
+        )
+
+    def restore(self, snapshot: Any) -> None:
+        """Return to a state :meth:`snapshot` gave (a snapshot may be restored many times)."""
+        if not isinstance(snapshot, _Snapshot):
+            raise EngineError.of(
+                "engine-misuse",
+                f"restore takes what StabilizerEngine.snapshot returned, "
+                f"got {type(snapshot).__name__}",
+            )
+        self._sim = snapshot.sim.copy(copy_rng=True)
+        self._live = set(snapshot.live)
+        self._pool = list(snapshot.pool)
+        self._next_index = snapshot.next_index
+        self._rng.bit_generator.state = snapshot.rng_state
+
+    def sample(self, qubits: Sequence[int], shots: int) -> np.ndarray:
+        """``shots`` Z-basis outcomes of ``qubits``, without changing the state.
+
+        Draws two seeds from the numpy generator (one to find a point of the support, one for
+        stim's sampler), so repeated calls give fresh shots and seeded engines repeat.
+
+        Returns:
+            A uint8 array of shape ``(shots, len(qubits))``; column j is ``qubits[j]``.
+
+        Raises:
+            EngineError: ``QE105 engine-misuse`` for qubits not live or negative ``shots``.
+        """
+        qs = [int(q) for q in qubits]
+        self._check_qubits(qs)
+        if shots < 0:
+            raise EngineError.of("engine-misuse", f"shots must be non-negative, got {shots}")
+        support_seed, sampler_seed = self._draw_seed(), self._draw_seed()
+        if not qs or shots == 0:
+            return np.zeros((shots, len(qs)), dtype=np.uint8)
+        return _sample_stabilizer_state(self._sim, qs, shots, support_seed, sampler_seed)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _draw_seed(self) -> int:
+        """A seed for stim drawn from the engine's numpy generator."""
+        return int(self._rng.integers(_SEED_BOUND))
+
+    def _check_qubits(self, qubits: Sequence[int]) -> None:
+        for qubit in qubits:
+            if qubit not in self._live:
+                raise EngineError.of(
+                    "engine-misuse",
+                    f"qubit {qubit!r} is not live on this engine (allocate() hands out "
+                    f"qubits; {len(self._live)} are live)",
+                    qubit=qubit,
+                )
+
+    def _to_z(self, basis: str) -> str | None:
+        if basis not in _TO_Z:
+            raise EngineError.of(
+                "engine-misuse", f"basis must be one of {', '.join(BASES)}, got {basis!r}"
+            )
+        return _TO_Z[basis]
+
+    def _peek(self, qubit: int, basis: str) -> int:
+        """The expectation (+1, -1 or 0) of the basis' Pauli on ``qubit``."""
+        self._to_z(basis)
+        return int(getattr(self._sim, f"peek_{basis.lower()}")(qubit))
+
+
+def _sample_stabilizer_state(
+    sim: stim.TableauSimulator,
+    qubits: list[int],
+    shots: int,
+    support_seed: int,
+    sampler_seed: int,
+) -> np.ndarray:
+    """Z-basis shots of ``qubits`` of the state in ``sim`` (left unchanged).
+
+    The outcomes are uniform over ``x0 + D``: ``x0`` is one outcome (measured on a copy) and
+    ``D`` the row space of the stabilizers' X parts restricted to ``qubits``. A circuit with H
+    on the pivot columns of D's reduced basis and CX from each pivot to the other ones of its
+    row prepares a state whose outcomes are uniform over D; X gates shift them by ``x0``.
+    """
+    work = sim.copy(seed=support_seed)
+    needed = max(qubits) + 1
+    if work.num_qubits < needed:  # untouched qubits are |0> but absent from the tableau
+        work.set_num_qubits(needed)
+    tableau = work.current_inverse_tableau().inverse(unsigned=True)
+    z2x = tableau.to_numpy(bit_packed=True)[2]  # row k: X part of stabilizer k, little-endian
+    z2x = z2x[z2x.any(axis=1)]  # Z-only stabilizers add nothing to D (most rows for GHZ)
+    cols = np.asarray(qubits, dtype=np.intp)
+    if 8 * len(cols) > len(tableau):  # many columns: unpacking all is cheaper than picking
+        x_parts = np.unpackbits(z2x, axis=1, count=len(tableau), bitorder="little")[:, cols]
+    else:
+        x_parts = (z2x[:, cols >> 3] >> (cols & 7).astype(np.uint8)) & 1
+    x_parts = x_parts.astype(bool)
+    basis, pivots = _row_reduce(x_parts)
+    x0 = np.asarray(work.measure_many(*qubits), dtype=bool)
+
+    # Circuit text: stim parses it an order of magnitude faster than Circuit.append takes
+    # long target lists.
+    lines = []
+    if pivots.size:
+        lines.append("H " + _targets(pivots))
+        rows, targets = np.nonzero(basis)
+        controls = pivots[rows]
+        keep = targets != controls
+        if keep.any():
+            lines.append("CX " + _targets(np.stack([controls[keep], targets[keep]], axis=1)))
+    if x0.any():
+        lines.append("X " + _targets(np.flatnonzero(x0)))
+    lines.append("M " + _targets(np.arange(len(qubits))))
+    circuit = stim.Circuit("\n".join(lines))
+    packed = circuit.compile_sampler(seed=sampler_seed).sample(shots, bit_packed=True)
+    return np.unpackbits(packed, axis=1, count=len(qubits), bitorder="little")
+
+
+def _targets(indices: np.ndarray) -> str:
+    return " ".join(map(str, indices.ravel().tolist()))
+
+
+def _row_reduce(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced row echelon basis of the GF(2) row space of ``bits`` and its pivot columns.
+
+    Rows are packed 64 columns to a word, so each pivot costs one pass of word XORs.
+
+    >>> basis, pivots = _row_reduce(np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1]], dtype=bool))
+    >>> basis.astype(int).tolist(), pivots.tolist()
+    ([[1, 0, 1], [0, 1, 1]], [0, 1])
+    """
+    rows = bits[bits.any(axis=1)]
+    width = bits.shape[1]
+    words = (width + 63) // 64
+    packed_bytes = np.zeros((rows.shape[0], words * 8), dtype=np.uint8)
+    packed_bytes[:, : (width + 7) // 8] = np.packbits(rows, axis=1, bitorder="little")
+    packed = packed_bytes.view("<u8")
+    pivots: list[int] = []
+    rank, one = 0, np.uint64(1)
+    for column in range(width):
+        if rank == packed.shape[0]:
+            break
+        has = ((packed[:, column >> 6] >> np.uint64(column & 63)) & one).astype(bool)
+        candidates = np.flatnonzero(has[rank:])
+        if candidates.size == 0:
+            continue
+        pivot = rank + int(candidates[0])
+        if pivot != rank:
+            packed[[rank, pivot]] = packed[[pivot, rank]]
+            has[[rank, pivot]] = has[[pivot, rank]]
+        has[rank] = False
+        packed[has] ^= packed[rank]
+        pivots.append(column)
+        rank += 1
+    basis = np.unpackbits(packed_bytes[:rank], axis=1, count=width, bitorder="little")
+    return basis.astype(bool), np.asarray(pivots, dtype=np.intp)
