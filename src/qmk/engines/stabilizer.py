@@ -70,6 +70,25 @@ _QUARTER: dict[str, tuple[str | None, str, str, str]] = {
     "rz": (None, "s", "z", "s_dag"),
 }
 
+
+def stim_gate(gate: str, params: Sequence[float] = ()) -> str | None:
+    """The stim circuit gate equal (up to global phase) to ``gate(params)``, or None.
+
+    >>> stim_gate("rz", [math.pi / 2]), stim_gate("sdg"), stim_gate("t"), stim_gate("rx", [0.1])
+    ('S', 'S_DAG', None, None)
+    """
+    if gate in _FIXED and not params:
+        method = _FIXED[gate]
+    elif gate in _QUARTER and len(params) == 1 and math.isfinite(float(params[0])):
+        turns = quarter_turns(float(params[0]))
+        if turns is None:
+            return None
+        method = _QUARTER[gate][turns]
+    else:
+        return None
+    return "I" if method is None else method.upper()
+
+
 #: A self-inverse Clifford taking the basis' Pauli to Z (None: already Z).
 _TO_Z: dict[str, str | None] = {"Z": None, "X": "h", "Y": "h_yz"}
 

@@ -17,40 +17,10 @@ import numpy as np
 import stim
 
 from qmk.engines.gates import quarter_turns
+from qmk.engines.stabilizer import stim_gate
 from qmk.kernel.plan import Noise, Plan, Step
 
-_CLIFFORD = {
-    "h": "H",
-    "s": "S",
-    "sdg": "S_DAG",
-    "x": "X",
-    "y": "Y",
-    "z": "Z",
-    "i": "I",
-    "cx": "CX",
-    "cz": "CZ",
-    "swap": "SWAP",
-}
-_TURNS = {
-    "rz": ("I", "S", "Z", "S_DAG"),
-    "rx": ("I", "SQRT_X", "X", "SQRT_X_DAG"),
-    "ry": ("I", "SQRT_Y", "Y", "SQRT_Y_DAG"),
-}
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
-
-
-def stim_gate(gate: str, params: Sequence[float]) -> str | None:
-    """The stim gate equal (up to global phase) to ``gate(params)``, or None.
-
-    >>> stim_gate("rz", [3.141592653589793 / 2]), stim_gate("t", []), stim_gate("rx", [0.1])
-    ('S', None, None)
-    """
-    if gate in _CLIFFORD:
-        return _CLIFFORD[gate]
-    if gate in _TURNS:
-        turns = quarter_turns(params[0])
-        return None if turns is None else _TURNS[gate][turns]
-    return None
 
 
 @dataclass(frozen=True, slots=True)
