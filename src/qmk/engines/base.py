@@ -4,7 +4,8 @@ An engine owns one quantum state over integer qubit indices that it hands out
 itself. It applies the gates of :data:`qmk.engines.gates.GATES`, measures in the
 Z, X or Y basis (outcome 0 for the +1 eigenstate; the qubit stays, in the
 post-measurement state), resets, applies Pauli channels with its own seeded RNG,
-saves and restores its state, and samples many shots of the current state
+saves and restores its state (RNG included; :meth:`Engine.reseed` replaces the RNG),
+and samples many shots of the current state
 without disturbing it.
 
 Errors (all :class:`EngineError`, exit status 2)::
@@ -109,6 +110,12 @@ class Engine(Protocol):
 
     def restore(self, snapshot: Any) -> None:
         """Return to a state :meth:`snapshot` gave."""
+        ...
+
+    def reseed(self, seed: int) -> None:
+        """Replace the engine's random stream, keeping the quantum state. After
+        :meth:`restore` (which brings the saved stream back), this keeps branches
+        restored from one snapshot from replaying the same draws."""
         ...
 
     def sample(self, qubits: Sequence[int], shots: int) -> np.ndarray:

@@ -343,6 +343,11 @@ qubits and 2 are live; free some or raise max_qubits
             rng_state=self._rng.bit_generator.state,
         )
 
+    def reseed(self, seed: int) -> None:
+        """Replace the random streams (stim's and numpy's) with fresh ones from ``seed``."""
+        self._rng = np.random.default_rng(seed)
+        self._sim = self._sim.copy(seed=self._draw_seed())
+
     def restore(self, snapshot: Any) -> None:
         """Return to a state :meth:`snapshot` gave (a snapshot may be restored many times)."""
         if not isinstance(snapshot, _Snapshot):
