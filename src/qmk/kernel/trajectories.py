@@ -224,10 +224,22 @@ def run_group(
                 act(split((1.0 - p1, p1), act))
             elif kind == "alloc":
                 qmap[op.qubits[0]] = engine.allocate()
-            elif kind == "free":
-                engine.free(qmap.pop(op.qubits[0]))
-            elif kind == "reset":
-                engine.reset(qmap[op.qubits[0]])
+            elif kind in ("free", "reset"):
+                # The engine's free/reset would collapse the qubit with one random draw
+                # for the whole group; split the shots on its Z outcome instead (a
+                # measurement that records nothing), so its partners stay right per shot.
+                name = op.qubits[0]
+                q = qmap[name]
+                p1 = min(max(engine.probability(q, "Z"), 0.0), 1.0)
+
+                def discard(outcome: int, q: int = q, name: str = name, kind: str = kind) -> None:
+                    engine.collapse(q, outcome, "Z")
+                    if kind == "free":
+                        engine.free(qmap.pop(name))  # noqa: B023 (the branch's own map)
+                    else:
+                        engine.reset(q)
+
+                discard(split((1.0 - p1, p1), discard))
             elif kind == "cond":
                 if sum(int(events[i]) for i in op.inputs if i >= 0) % 2:
                     engine.apply(op.gate, [qmap[op.qubits[0]]])
@@ -245,6 +257,9 @@ def run_group(
             break
         pos, snap, qmap, events, n, action = stack.pop()
         engine.restore(snap)
+        # restore() brings the engine's random stream back too: without a fresh seed
+        # every branch restored from one snapshot would replay the same draws.
+        engine.reseed(int(rng.integers(2**63)))
         if action is not None:
             action()
     return np.concatenate(blocks, axis=0), trajectories
