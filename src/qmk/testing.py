@@ -146,6 +146,7 @@ def assert_engine_conformance(
     _check_sample(ctx)
     _check_pauli_channel(ctx)
     _check_seeded_determinism(ctx)
+    _check_reseed(ctx)
     _check_refusals(ctx)
     _check_misuse(ctx)
 
@@ -428,6 +429,32 @@ def _check_snapshot_restore(ctx: _Context) -> None:
                 f"after restore #{attempt} the same calls gave different results "
                 f"({_first_difference(first, again)}): the snapshot must include the RNG",
             )
+
+
+def _check_reseed(ctx: _Context) -> None:
+    check = "reseed"
+    engine = ctx.engine(2)
+    handles = [engine.allocate() for _ in range(3)]
+    for q in handles:
+        engine.apply("h", [q])
+    saved = engine.snapshot()
+    draws: dict[int, list[object]] = {}
+    for seed in (11, 12, 11):
+        engine.restore(saved)
+        engine.reseed(seed)
+        record = engine.sample(handles, 64).tolist()
+        if seed in draws and draws[seed] != record:
+            raise ctx.fail(engine, check, f"reseed({seed}) twice gave different samples")
+        draws[seed] = record
+    if draws[11] == draws[12]:
+        raise ctx.fail(
+            engine, check, "reseed(11) and reseed(12) after one restore gave the same samples"
+        )
+    engine.restore(saved)
+    before = _fingerprint(engine, handles)
+    engine.reseed(13)
+    if not np.allclose(_fingerprint(engine, handles), before, atol=ctx.atol):
+        raise ctx.fail(engine, check, "reseed changed the quantum state")
 
 
 def _check_reset_and_reuse(ctx: _Context) -> None:
