@@ -58,18 +58,18 @@ def test_a_doc_without_markers_is_exit_status_2(tmp_path: Path):
         f"{begin_marker('op-cycles')}\n",
     ],
 )
-def test_replace_regions_refuses_misplaced_repeated_or_lone_markers(text: str):
+def test_replace_region_refuses_misplaced_repeated_or_lone_markers(text: str):
     with pytest.raises(ValueError, match="marker"):
-        doc.replace_regions(text, {"op-cycles": doc.render_op_cycles})
+        doc.replace_region(text, "op-cycles", doc.render_op_cycles())
 
 
-def test_replace_regions_keeps_hand_written_text():
+def test_replace_region_keeps_hand_written_text():
     text = f"before\n{begin_marker('qec-codes')}\nstale text\n{end_marker('qec-codes')}\nafter\n"
-    fresh = doc.replace_regions(text, doc.RENDERERS)
+    fresh = doc.replace_region(text, "qec-codes", doc.render_codes())
     assert (
         fresh.startswith("before\n") and fresh.endswith("\nafter\n") and "stale text" not in fresh
     )
-    assert doc.replace_regions(fresh, doc.RENDERERS) == fresh
+    assert doc.replace_region(fresh, "qec-codes", doc.render_codes()) == fresh
 
 
 @pytest.mark.parametrize("name", list(QUBIT_PARAMS))

@@ -7,7 +7,7 @@ Like :mod:`qmk.qvm.doc`, the page is hand-written except for regions between
 same check.
 
 >>> text = "a\\n<!-- BEGIN GENERATED: qec-codes -->\\nold\\n<!-- END GENERATED: qec-codes -->\\n"
->>> print(replace_regions(text, RENDERERS))  # doctest: +ELLIPSIS
+>>> print(replace_region(text, "qec-codes", render_codes()))  # doctest: +ELLIPSIS
 a
 <!-- BEGIN GENERATED: qec-codes -->
 | Code | Name | What it means | What to do |
@@ -20,31 +20,18 @@ a
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping
 
 from qmk.qec.codes import SCHEMES
 from qmk.qec.errors import CODES, QECError
 from qmk.qec.logical import DEFAULT_PROFILE, OP_CYCLES, logical_model
 from qmk.qec.params import QUBIT_PARAMS, QubitParams
-from qmk.qvm.doc import begin_marker, end_marker
+from qmk.qvm.doc import begin_marker, cell, doc_main, replace_region, table
 from qmk.qvm.profiles import Profile, parse_profile
 
 NO = "—"
 #: The distance of the worked examples: the default profile's.
 EXAMPLE_DISTANCE = parse_profile(DEFAULT_PROFILE).distance
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines.extend("| " + " | ".join(row) + " |" for row in rows)
-    return "\n".join(lines)
 
 
 def _ns(value: int | None) -> str:
@@ -106,7 +93,7 @@ def render_qubit_params() -> str:
             _rate(q.physical_error_rate),
         )
 
-    return _table(header, (row(q) for q in QUBIT_PARAMS.values()))
+    return table(header, (row(q) for q in QUBIT_PARAMS.values()))
 
 
 def render_schemes() -> str:
@@ -141,7 +128,7 @@ def render_schemes() -> str:
         for variants in SCHEMES.values()
         for s in variants.values()
     )
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def render_sources() -> str:
@@ -192,7 +179,7 @@ def render_examples() -> str:
                     str(m.decoder_rounds_per_cycle),
                 )
             )
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def render_op_cycles() -> str:
@@ -206,17 +193,17 @@ def render_op_cycles() -> str:
             f"`{entry.key}`",
             f"{entry.cycles:g}",
             ", ".join(f"`{op}`" for op in entry.qvm_ops),
-            _cell(entry.why),
+            cell(entry.why),
         )
         for entry in OP_CYCLES.values()
     )
-    return _table(("Key", "Logical cycles", "QVM ops", "Why"), rows)
+    return table(("Key", "Logical cycles", "QVM ops", "Why"), rows)
 
 
 def render_codes() -> str:
     """The QC error codes."""
-    rows = ((f"`{c.code}`", f"`{c.name}`", _cell(c.summary), _cell(c.fix)) for c in CODES.values())
-    return _table(("Code", "Name", "What it means", "What to do"), rows)
+    rows = ((f"`{c.code}`", f"`{c.name}`", cell(c.summary), cell(c.fix)) for c in CODES.values())
+    return table(("Code", "Name", "What it means", "What to do"), rows)
 
 
 #: Each generated region of docs/qec.md, by marker name, with its renderer.
@@ -233,32 +220,6 @@ RENDERERS: Mapping[str, Callable[[], str]] = {
 REGENERATE = "python -m qmk.qec.doc --write docs/qec.md"
 
 
-def replace_regions(text: str, renderers: Mapping[str, Callable[[], str]]) -> str:
-    """Replace each region of ``text`` named in ``renderers`` with a fresh rendering.
-
-    Regions named in ``renderers`` but absent from ``text`` are skipped only
-    if both markers are absent; a lone, repeated or misordered marker is an error.
-
-    Raises:
-        ValueError: a region's markers are incomplete, repeated or out of order.
-    """
-    for name, render in renderers.items():
-        begin, end = begin_marker(name), end_marker(name)
-        counts = (text.count(begin), text.count(end))
-        if counts == (0, 0):
-            continue
-        for marker, count in zip((begin, end), counts, strict=True):
-            if count != 1:
-                problem = "missing" if count == 0 else f"repeated {count} times"
-                raise ValueError(f"marker {marker!r} is {problem}")
-        start = text.index(begin) + len(begin)
-        stop = text.index(end)
-        if stop < start:
-            raise ValueError(f"marker {end!r} comes before {begin!r}")
-        text = f"{text[:start]}\n{render()}\n{text[stop:]}"
-    return text
-
-
 def update(text: str) -> str:
     """``docs/qec.md`` with every generated region refreshed.
 
@@ -268,42 +229,20 @@ def update(text: str) -> str:
     missing = [name for name in RENDERERS if begin_marker(name) not in text]
     if missing:
         raise ValueError(f"marker {begin_marker(missing[0])!r} is missing")
-    return replace_regions(text, RENDERERS)
+    for name, render in RENDERERS.items():
+        text = replace_region(text, name, render())
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qmk.qec.doc (--write | --check) PATH``.
-
-    Returns:
-        0; 1 when ``--check`` finds the file out of date; 2 when the file cannot
-        be read or lacks a marker.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m qmk.qec.doc", description="Refresh the generated tables of docs/qec.md."
+    """``python -m qmk.qec.doc (--write | --check) PATH``."""
+    return doc_main(
+        argv,
+        prog="python -m qmk.qec.doc",
+        description="Refresh the generated tables of docs/qec.md.",
+        refresh=update,
+        tables="qubit/scheme/op-cycle tables",
     )
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write", metavar="PATH", type=Path, help="update PATH in place")
-    group.add_argument("--check", metavar="PATH", type=Path, help="exit 1 if PATH is stale")
-    options = parser.parse_args(argv)
-    path: Path = options.write or options.check
-    try:
-        text = path.read_text(encoding="utf-8")
-        fresh = update(text)
-    except (OSError, ValueError) as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
-        return 2
-    if options.write:
-        if fresh != text:
-            path.write_text(fresh, encoding="utf-8")
-        return 0
-    if fresh != text:
-        print(
-            f"{path} is out of date with the qubit/scheme/op-cycle tables; "
-            f"run: python -m qmk.qec.doc --write {path}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

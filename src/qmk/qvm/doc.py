@@ -34,12 +34,13 @@ from qmk.qvm.profiles import FAMILIES
 NO = "—"
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
     """Text made safe inside a markdown table cell (``|0>`` must not split the row)."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
     return "\n".join(lines)
@@ -131,16 +132,16 @@ def render_op_table() -> str:
             str(spec.chs),
             str(spec.inputs),
             str(spec.produces),
-            "<br>".join(_cell(describe_arg(arg)) for arg in spec.args) or NO,
+            "<br>".join(cell(describe_arg(arg)) for arg in spec.args) or NO,
             f"`{spec.cap}`" if spec.cap else NO,
             "yes" if spec.unitary else "no",
             spec.clifford.value,
             describe_inverse(spec),
-            _cell(spec.description),
+            cell(spec.description),
         )
         for spec in OPS.values()
     )
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def render_codes_table() -> str:
@@ -150,10 +151,10 @@ def render_codes_table() -> str:
     '| `QF001` | `unreadable-file` | error | the file cannot be opened or read | check the path |'
     """
     rows = (
-        (f"`{c.code}`", f"`{c.name}`", c.severity.value, _cell(c.summary), _cell(c.fix))
+        (f"`{c.code}`", f"`{c.name}`", c.severity.value, cell(c.summary), cell(c.fix))
         for c in CODES.values()
     )
-    return _table(("Code", "Name", "Severity", "What it means", "What to do"), rows)
+    return table(("Code", "Name", "Severity", "What it means", "What to do"), rows)
 
 
 def render_capabilities() -> str:
@@ -165,8 +166,8 @@ def render_capabilities() -> str:
     rows = []
     for cap, allows in CAPABILITIES.items():
         users = ", ".join(f"`{spec.name}`" for spec in OPS.values() if spec.cap == cap)
-        rows.append((f"`{cap}`", _cell(allows), users or NO))
-    return _table(("Capability", "Allows", "Needed by"), rows)
+        rows.append((f"`{cap}`", cell(allows), users or NO))
+    return table(("Capability", "Allows", "Needed by"), rows)
 
 
 def render_families() -> str:
@@ -179,11 +180,11 @@ def render_families() -> str:
         (
             f"`{family.name}`",
             ", ".join(f"`{alias}`" for alias in family.aliases) or NO,
-            _cell(family.description),
+            cell(family.description),
         )
         for family in FAMILIES.values()
     )
-    return _table(("Family", "Also accepted", "Description"), rows)
+    return table(("Family", "Also accepted", "Description"), rows)
 
 
 _ROLE = re.compile(r":(?:func|class|data|mod|meth|attr):`~?([^`]+)`")
@@ -303,30 +304,44 @@ def update(text: str, *, regions: Iterable[str] = tuple(RENDERERS)) -> str:
     ValueError: marker '<!-- BEGIN GENERATED: codes -->' is missing
     """
     for name in regions:
-        begin, end = begin_marker(name), end_marker(name)
-        for marker in (begin, end):
-            count = text.count(marker)
-            if count != 1:
-                problem = "missing" if count == 0 else f"repeated {count} times"
-                raise ValueError(f"marker {marker!r} is {problem}")
-        start = text.index(begin) + len(begin)
-        stop = text.index(end)
-        if stop < start:
-            raise ValueError(f"marker {end!r} comes before {begin!r}")
-        text = f"{text[:start]}\n{RENDERERS[name]()}\n{text[stop:]}"
+        text = replace_region(text, name, RENDERERS[name]())
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m qmk.qvm.doc (--write | --check) PATH``.
+def replace_region(text: str, name: str, body: str) -> str:
+    """``text`` with the body of generated region ``name`` replaced by ``body``.
+
+    Raises:
+        ValueError: the region's markers are missing, repeated or out of order.
+    """
+    begin, end = begin_marker(name), end_marker(name)
+    for marker in (begin, end):
+        count = text.count(marker)
+        if count != 1:
+            problem = "missing" if count == 0 else f"repeated {count} times"
+            raise ValueError(f"marker {marker!r} is {problem}")
+    start = text.index(begin) + len(begin)
+    stop = text.index(end)
+    if stop < start:
+        raise ValueError(f"marker {end!r} comes before {begin!r}")
+    return f"{text[:start]}\n{body}\n{text[stop:]}"
+
+
+def doc_main(
+    argv: list[str] | None,
+    *,
+    prog: str,
+    description: str,
+    refresh: Callable[[str], str],
+    tables: str,
+) -> int:
+    """The ``--write | --check PATH`` command of a module that generates doc regions.
 
     Returns:
         The exit status: 0; 1 when ``--check`` finds the file out of date;
         2 when the file cannot be read or lacks a marker.
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m qmk.qvm.doc", description="Refresh the generated tables of docs/qvm.md."
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", metavar="PATH", type=Path, help="update PATH in place")
     group.add_argument("--check", metavar="PATH", type=Path, help="exit 1 if PATH is stale")
@@ -334,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = options.write or options.check
     try:
         text = path.read_text(encoding="utf-8")
-        fresh = update(text)
+        fresh = refresh(text)
     except (OSError, ValueError) as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 2
@@ -344,12 +359,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if fresh != text:
         print(
-            f"{path} is out of date with the op/code tables; "
-            f"run: python -m qmk.qvm.doc --write {path}",
+            f"{path} is out of date with the {tables}; run: {prog} --write {path}",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qmk.qvm.doc (--write | --check) PATH``."""
+    return doc_main(
+        argv,
+        prog="python -m qmk.qvm.doc",
+        description="Refresh the generated tables of docs/qvm.md.",
+        refresh=update,
+        tables="op/code tables",
+    )
 
 
 if __name__ == "__main__":
