@@ -127,3 +127,19 @@ def test_run_as_a_real_process_gives_json_and_no_traceback() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["shots"] == 100
+
+
+def test_a_code_family_that_does_not_fit_the_qubits_is_refused_before_running(
+    tmp_path: Path,
+) -> None:
+    program = tmp_path / "floquet.qvm.asm"
+    program.write_text(
+        '.caps CAP_ALLOC\na: ALLOC_LQ vq:q, profile="logical:floquet_code(d=7)"\n'
+        "m: MEASURE_Z vq:q, out:m\nf: FREE_LQ vq:q\n",
+        encoding="utf-8",
+    )
+    status, out, err = qmk("run", str(program), "--qubit", "qubit_gate_ns_e3")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("QC105")
+    status, out, _ = qmk("run", str(program), "--qubit", "qubit_maj_ns_e4", "--json")
+    assert status == 0 and json.loads(out)["counts"] == {"0": 1024}
