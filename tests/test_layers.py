@@ -33,3 +33,21 @@ def test_client_never_imports_the_kernel():
     client = SRC / "client.py"
     if client.exists():
         assert not any(name.startswith("qmk.kernel") for name in qmk_imports(client))
+
+
+def _layer_imports_only(layer: str, allowed: tuple[str, ...]) -> None:
+    for path in (SRC / layer).rglob("*.py"):
+        for name in qmk_imports(path):
+            assert name == "qmk.errors" or name.startswith(allowed), (layer, path.name, name)
+
+
+def test_engines_know_gates_not_graphs():
+    _layer_imports_only("engines", ("qmk.engines",))
+
+
+def test_qec_builds_only_on_the_program_format():
+    _layer_imports_only("qec", ("qmk.qec", "qmk.qvm"))
+
+
+def test_the_kernel_combines_qvm_engines_and_qec_and_nothing_above():
+    _layer_imports_only("kernel", ("qmk.kernel", "qmk.qvm", "qmk.engines", "qmk.qec"))
