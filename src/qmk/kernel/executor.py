@@ -42,7 +42,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +267,7 @@ def run(
     streams = np.random.SeedSequence(seed).spawn(3)
     mode, bits, injected, simulations = _execute(plan, name, cls, options, shots, streams)
     telemetry = _telemetry(plan, name, mode, shots, injected, simulations, noise, qubit)
-    telemetry = _with_wall_time(telemetry, time.perf_counter() - started)
+    telemetry = replace(telemetry, wall_time_s=round(time.perf_counter() - started, 6))
     return RunResult(
         counts=_counts(bits),
         shots=shots,
@@ -390,9 +390,3 @@ def _telemetry(
         regions=tuple(regions),
         policies=tuple(policies),
     )
-
-
-def _with_wall_time(telemetry: Telemetry, seconds: float) -> Telemetry:
-    from dataclasses import replace
-
-    return replace(telemetry, wall_time_s=round(seconds, 6))

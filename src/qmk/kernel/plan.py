@@ -24,7 +24,7 @@ place (see docs/qvm.md, "Execution semantics"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -258,13 +258,11 @@ def build_plan(
                 *(event_time.get(e, 0.0) for e in reads),
             ]
         )
-        cycles = float(model_for(profile_of.get(qubits[0], default_key)).op_cycles(op))
+        node_model = model_for(profile_of.get(qubits[0], default_key))
+        cycles = float(node_model.op_cycles(op))
         if step.kind == "teleport_cnot":
             teleports += 1
-            anc_phys = (
-                TELEPORT_ANCILLAS
-                * model_for(profile_of.get(qubits[0], default_key)).physical_qubits_per_logical
-            )
+            anc_phys = TELEPORT_ANCILLAS * node_model.physical_qubits_per_logical
             peak_logical = max(peak_logical, live + TELEPORT_ANCILLAS)
             peak_physical = max(peak_physical, live_physical + anc_phys)
         if step.kind == "inject_t":
@@ -282,8 +280,7 @@ def build_plan(
         if step.kind == "teleport_cnot":
             # The gadget's Bell pair, ancilla measurements and corrections: their
             # logical errors reach the data as X on the target and Z on the control.
-            gadget = model_for(profile_of.get(qubits[0], default_key))
-            _gadget_noise(locations, step, gadget, cycles, noise)
+            _gadget_noise(locations, step, node_model, cycles, noise)
         for e in node.produces:
             event_time[e] = start + cycles
         cycles_end = max(cycles_end, start + cycles)
@@ -362,12 +359,3 @@ def _gadget_noise(
 def _canonical(profile: str) -> str:
     parsed = parse_profile(profile)
     return f"logical:{parsed.family}(d={parsed.distance})"
-
-
-def outcome_strings(bits: Sequence[Sequence[int]]) -> list[str]:
-    """Rows of bits as outcome strings, first column leftmost.
-
-    >>> outcome_strings([[0, 1], [1, 1]])
-    ['01', '11']
-    """
-    return ["".join("1" if b else "0" for b in row) for row in bits]

@@ -23,13 +23,11 @@ from qmk.engines.base import Engine
 from qmk.kernel.plan import Plan
 from qmk.qvm.graph import Guard
 
-#: Micro-op kinds: ("alloc", q) ("free", q) ("gate", name, qs, params) ("meas", q, basis, ev)
-#: ("reset", q) ("cond", q, pauli, inputs) ("werner", q, fidelity).
-Micro = tuple
-
 
 @dataclass(frozen=True, slots=True)
 class _Op:
+    """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward) or werner."""
+
     kind: str
     qubits: tuple[str, ...]
     guard: Guard | None = None
