@@ -342,6 +342,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     sub.set_defaults(run=_cmd_run)
+
+    from qmk.commands import register_all
+
+    register_all(command)
     return parser
 
 
