@@ -19,7 +19,7 @@ from importlib import import_module
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
 
 #: The command modules, in the order their commands appear in ``qmk --help``.
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("estimate", "qec", "service")
 
 
 def register_all(add: AddCommand) -> None:
