@@ -53,6 +53,7 @@ from qmk.kernel.plan import Plan, build_plan
 from qmk.qvm import graph as graph_io
 from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
+from qmk.qvm.output import OutputLayout, layout_of
 from qmk.qvm.verify import VerifiedProgram, verify
 
 #: The machine's defaults when a program or caller names none.
@@ -117,9 +118,11 @@ class Telemetry:
 class RunResult:
     """The outcome of :func:`run`.
 
-    ``counts`` maps outcome strings (events in ``events`` order, first leftmost) to
-    how many shots gave them; ``bits`` holds every shot's outcomes (uint8, one row
-    per shot) and :attr:`memory` the same as strings.
+    ``counts`` maps outcome strings (events in ``events`` order, first leftmost,
+    unless the program's ``metadata.output`` gives another layout: see
+    :mod:`qmk.qvm.output`) to how many shots gave them; ``bits`` holds every shot's
+    outcomes in ``events`` order (uint8, one row per shot) and :attr:`memory` each
+    shot's key.
     """
 
     counts: Mapping[str, int]
@@ -129,11 +132,14 @@ class RunResult:
     events: tuple[str, ...]
     telemetry: Telemetry
     bits: np.ndarray = field(repr=False, compare=False)
+    layout: OutputLayout | None = field(default=None, repr=False, compare=False)
 
     @property
     def memory(self) -> list[str]:
-        """Each shot's outcome string, in shot order."""
-        return _strings(self.bits)
+        """Each shot's outcome key, in shot order."""
+        if self.layout is None:
+            return _strings(self.bits)
+        return [self.layout.split(s) for s in _strings(_laid_out(self.bits, self.layout))]
 
     def probabilities(self) -> dict[str, float]:
         """``counts`` divided by ``shots``."""
@@ -159,6 +165,20 @@ def _strings(bits: np.ndarray) -> list[str]:
     text = (bits + ord("0")).astype(np.uint8).tobytes().decode("ascii")
     width = bits.shape[1]
     return [text[i : i + width] for i in range(0, len(text), width)]
+
+
+def _laid_out(bits: np.ndarray, layout: OutputLayout) -> np.ndarray:
+    """The bits in the layout's column order, a zero column for each constant."""
+    padded = np.concatenate([bits, np.zeros((bits.shape[0], 1), dtype=bits.dtype)], axis=1)
+    zero = bits.shape[1]
+    return padded[:, [zero if c is None else c for c in layout.columns]]
+
+
+def _keyed_counts(bits: np.ndarray, layout: OutputLayout | None) -> dict[str, int]:
+    if layout is None:
+        return _counts(bits)
+    counts = _counts(_laid_out(bits, layout))
+    return {layout.split(key): value for key, value in counts.items()}
 
 
 def _counts(bits: np.ndarray) -> dict[str, int]:
@@ -250,6 +270,7 @@ def run(
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
     verified = load_program(program, limits=limits)
+    layout = layout_of(verified.graph.metadata, verified.graph.resources.events)
     plan = build_plan(verified, noise=noise, qubit=qubit, default_profile=profile)
     name = choose_engine(plan, engine)
     options = dict(engine_options or {})
@@ -269,13 +290,14 @@ def run(
     telemetry = _telemetry(plan, name, mode, shots, injected, simulations, noise, qubit)
     telemetry = replace(telemetry, wall_time_s=round(time.perf_counter() - started, 6))
     return RunResult(
-        counts=_counts(bits),
+        counts=_keyed_counts(bits, layout),
         shots=shots,
         seed=seed,
         engine=name,
         events=plan.events,
         telemetry=telemetry,
         bits=bits,
+        layout=layout,
     )
 
 

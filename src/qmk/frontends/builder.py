@@ -1,0 +1,228 @@
+"""Build QVM graphs op by op: the common back end of every front-end.
+
+A front-end walks its source (OpenQASM, QIR, a Qiskit or Cirq circuit) and calls
+the builder; the builder names handles and nodes, records where each node came
+from (``metadata.source``, e.g. ``"prog.qasm:12"``), allocates qubits with the
+chosen code profile, frees every live qubit at the end, and writes the output
+layout (:mod:`qmk.qvm.output`) that makes result keys look like the source
+language's.
+
+>>> b = ProgramBuilder(description="Bell pair")
+>>> q = b.allocate(2)
+>>> b.gate("h", [q[0]])
+>>> b.gate("cx", q)
+>>> m = [b.measure(q[0]), b.measure(q[1])]
+>>> graph = b.build(output=[[m[1], m[0]]])  # qubit 0 rightmost, as Qiskit writes it
+>>> [n.op for n in graph.nodes]
+['ALLOC_LQ', 'APPLY_H', 'APPLY_CNOT', 'MEASURE_Z', 'MEASURE_Z', 'FREE_LQ']
+>>> from qmk.kernel.executor import run
+>>> sorted(run(graph, shots=200, seed=3).counts)
+['00', '11']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
+
+#: Gate name (lower case, as the engines name them) -> QVM op.
+GATE_OPS: Mapping[str, str] = {
+    "h": "APPLY_H",
+    "s": "APPLY_S",
+    "sdg": "APPLY_SDG",
+    "x": "APPLY_X",
+    "y": "APPLY_Y",
+    "z": "APPLY_Z",
+    "t": "APPLY_T",
+    "tdg": "APPLY_TDG",
+    "rx": "APPLY_RX",
+    "ry": "APPLY_RY",
+    "rz": "APPLY_RZ",
+    "cx": "APPLY_CNOT",
+    "cz": "APPLY_CZ",
+    "swap": "APPLY_SWAP",
+    "ccx": "APPLY_CCX",
+    "ccz": "APPLY_CCZ",
+}
+
+_ARITY = {"cx": 2, "cz": 2, "swap": 2, "ccx": 3, "ccz": 3}
+_ROTATIONS = ("rx", "ry", "rz")
+_MEASURE_OPS = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
+
+
+def guard_of(terms: Sequence[tuple[str, int]]) -> Guard | None:
+    """The guard "every ``(event, value)`` holds", or None for no terms."""
+    if not terms:
+        return None
+    return Guard(terms=tuple(GuardTerm(event=e, equals=int(v)) for e, v in terms))
+
+
+class ProgramBuilder:
+    """Accumulates nodes; :meth:`build` returns the graph.
+
+    Args:
+        profile: the code profile written on every ALLOC_LQ (None: the runner's default).
+        description: the graph's description.
+        source: the default ``metadata.source`` of nodes (a file name), or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        profile: str | None = None,
+        description: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.profile = profile
+        self.description = description
+        self.source = source
+        self.nodes: list[Node] = []
+        self.vqs: list[str] = []
+        self.events: list[str] = []
+        self.caps: set[str] = set()
+        self._live: dict[str, None] = {}
+
+    # ------------------------------------------------------------------ nodes
+
+    def _add(
+        self,
+        op: str,
+        *,
+        vqs: Sequence[str] = (),
+        args: Mapping[str, Any] | None = None,
+        produces: Sequence[str] = (),
+        inputs: Sequence[str] = (),
+        guard: Guard | None = None,
+        where: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        meta = dict(metadata or {})
+        where = where if where is not None else self.source
+        if where is not None:
+            meta["source"] = where
+        self.nodes.append(
+            Node(
+                id=f"n{len(self.nodes)}",
+                op=op,
+                args=dict(args or {}),
+                vqs=tuple(vqs),
+                produces=tuple(produces),
+                inputs=tuple(inputs),
+                guard=guard,
+                metadata=meta or None,
+            )
+        )
+
+    def allocate(
+        self, count: int, *, where: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """Allocate ``count`` fresh qubits (one ALLOC_LQ node) and return their handles."""
+        if count < 1:
+            return []
+        start = len(self.vqs)
+        names = [f"q{start + i}" for i in range(count)]
+        self.vqs.extend(names)
+        self._live.update(dict.fromkeys(names))
+        args: dict[str, Any] = {"n": count}
+        if self.profile is not None:
+            args["profile"] = self.profile
+        self.caps.add("CAP_ALLOC")
+        self._add("ALLOC_LQ", vqs=names, args=args, where=where, metadata=metadata)
+        return names
+
+    def gate(
+        self,
+        name: str,
+        qubits: Sequence[str],
+        params: Sequence[float] = (),
+        *,
+        guard: Guard | None = None,
+        where: str | None = None,
+    ) -> None:
+        """Apply gate ``name`` (a key of :data:`GATE_OPS`) to ``qubits``.
+
+        Rotations take one angle in ``params``; a rotation by a multiple of 4*pi is
+        still written (it is the identity up to a phase the program cannot see).
+        """
+        op = GATE_OPS[name]
+        arity = _ARITY.get(name, 1)
+        if len(qubits) != arity:
+            raise ValueError(f"gate {name} takes {arity} qubits, got {len(qubits)}")
+        if name in _ROTATIONS:
+            (theta,) = params
+            if not math.isfinite(theta):
+                raise ValueError(f"gate {name} got a non-finite angle {theta!r}")
+            self._add(op, vqs=qubits, args={"theta": float(theta)}, guard=guard, where=where)
+        else:
+            if params:
+                raise ValueError(f"gate {name} takes no parameters")
+            self._add(op, vqs=qubits, guard=guard, where=where)
+
+    def measure(
+        self,
+        qubit: str,
+        *,
+        basis: str = "Z",
+        guard: Guard | None = None,
+        where: str | None = None,
+    ) -> str:
+        """Measure ``qubit`` (it stays live) and return the new event's name."""
+        event = f"m{len(self.events)}"
+        self.events.append(event)
+        self._add(_MEASURE_OPS[basis], vqs=[qubit], produces=[event], guard=guard, where=where)
+        return event
+
+    def reset(self, qubit: str, *, guard: Guard | None = None, where: str | None = None) -> None:
+        """Reset ``qubit`` to |0>."""
+        self._add("RESET", vqs=[qubit], guard=guard, where=where)
+
+    def cond_pauli(
+        self, qubit: str, mask: str, events: Sequence[str], *, where: str | None = None
+    ) -> None:
+        """Apply Pauli ``mask`` to ``qubit`` when the XOR of ``events`` is 1."""
+        self._add("COND_PAULI", vqs=[qubit], args={"mask": mask}, inputs=events, where=where)
+
+    def fence(self, *, where: str | None = None) -> None:
+        """Close the current epoch (a barrier)."""
+        self._add("FENCE_EPOCH", where=where)
+
+    def free(self, qubits: Sequence[str], *, where: str | None = None) -> None:
+        """Free ``qubits`` (measure-and-forget)."""
+        for q in qubits:
+            self._live.pop(q, None)
+        if qubits:
+            self._add("FREE_LQ", vqs=qubits, where=where)
+
+    # ------------------------------------------------------------------ result
+
+    def build(
+        self,
+        *,
+        output: Sequence[Sequence[str | None]] | None = None,
+        separator: str = " ",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Graph:
+        """The graph: every live qubit freed at the end, ``output`` as its key layout.
+
+        Args:
+            output: groups of events (None for a bit nothing wrote), left to right;
+                None keeps the default keys (events in order, first leftmost).
+            separator: the text between groups.
+            metadata: more graph metadata (e.g. the source language).
+        """
+        if self._live:
+            self.free(list(self._live), where=None)
+        meta = dict(metadata or {})
+        if output is not None:
+            meta["output"] = {"groups": [list(g) for g in output], "separator": separator}
+        return Graph(
+            version=CURRENT_VERSION,
+            nodes=tuple(self.nodes),
+            resources=Resources(vqs=tuple(self.vqs), events=tuple(self.events)),
+            caps=tuple(sorted(self.caps)),
+            description=self.description,
+            metadata=meta or None,
+        )
