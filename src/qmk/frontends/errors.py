@@ -1,8 +1,8 @@
 """Errors of the front-ends: where in the source, and what is wrong (exit status 2).
 
->>> err = FrontendError.at("unsupported", "prog.qasm", 7, "gate 'rccx' is not supported")
+>>> err = FrontendError.at("unsupported", "prog.qasm", 7, "gate rccx is not supported")
 >>> str(err)
-'QL104 unsupported: prog.qasm:7: gate \\'rccx\\' is not supported'
+'QL104 unsupported: prog.qasm:7: gate rccx is not supported'
 >>> err.exit_status, err.details["line"]
 (2, 7)
 """
