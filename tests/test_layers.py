@@ -49,5 +49,11 @@ def test_qec_builds_only_on_the_program_format():
     _layer_imports_only("qec", ("qmk.qec", "qmk.qvm"))
 
 
-def test_the_kernel_combines_qvm_engines_and_qec_and_nothing_above():
-    _layer_imports_only("kernel", ("qmk.kernel", "qmk.qvm", "qmk.engines", "qmk.qec"))
+def test_frontends_lower_into_the_program_format_only():
+    _layer_imports_only("frontends", ("qmk.frontends", "qmk.qvm"))
+
+
+def test_the_kernel_combines_the_layers_below_it_and_nothing_above():
+    _layer_imports_only(
+        "kernel", ("qmk.kernel", "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec")
+    )

@@ -57,7 +57,10 @@ def guard_of(terms: Sequence[tuple[str, int]]) -> Guard | None:
     """The guard "every ``(event, value)`` holds", or None for no terms."""
     if not terms:
         return None
-    return Guard(terms=tuple(GuardTerm(event=e, equals=int(v)) for e, v in terms))
+    return Guard(
+        terms=tuple(GuardTerm(event=e, equals=int(v)) for e, v in terms),
+        conjunction=len(terms) > 1,
+    )
 
 
 class ProgramBuilder:
