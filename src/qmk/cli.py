@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from qmk import __version__
 from qmk.errors import QMKError
+from qmk.frontends.errors import FrontendError
 from qmk.qvm import graph as graph_io
 from qmk.qvm.errors import FormatError
 from qmk.qvm.files import ASM_SUFFIXES, read_graph
@@ -76,6 +77,33 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'s' * (number != 1)}"
 
 
+def _read(args: argparse.Namespace, path: str, limits: Limits) -> Any:
+    """The program in ``path`` as a graph: QVM files as they are, other languages lowered."""
+    from qmk.frontends import read_program
+
+    profile = getattr(args, "source_profile", None)
+    return read_program(path, format=args.format, profile=profile, limits=limits)
+
+
+def _source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> None:
+    """``--format`` (and ``--profile``) for commands that read programs in any language."""
+    from qmk.frontends import FORMATS
+
+    sub.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the input's format (default: by extension: .json .asm .qasm .ll .bc)",
+    )
+    if profile:
+        sub.add_argument(
+            "--profile",
+            dest="source_profile",
+            metavar="PROFILE",
+            help="code profile written on the qubits a .qasm/.ll/.bc program allocates "
+            "(default: none written; runs use logical:surface_code(d=9))",
+        )
+
+
 def _finding_line(path: str, finding: Finding) -> str:
     return f"{path}: {finding.severity.value}: {finding}"
 
@@ -89,8 +117,8 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     results: list[dict[str, Any]] = []
     for path in args.files:
         try:
-            report = check(read_graph(path, limits=limits), limits=limits)
-        except FormatError as exc:
+            report = check(_read(args, path, limits), limits=limits)
+        except (FormatError, FrontendError) as exc:
             status = 2
             results.append({"file": path, "ok": False, "error": exc.to_json(), "findings": []})
             if not args.json:
@@ -130,7 +158,10 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_asm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qvm import asm
 
-    graph = asm.assemble_file(args.file, limits=_limits(args))
+    if args.file.endswith(ASM_SUFFIXES) and args.format in (None, "qvm-asm"):
+        graph = asm.assemble_file(args.file, limits=_limits(args))
+    else:  # another language: print the QVM JSON it lowers to
+        graph = _read(args, args.file, _limits(args))
     _write(graph_io.dumps(graph) + "\n", args.output, out)
     return 0
 
@@ -204,7 +235,7 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
 
 def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     limits = _limits(args)
-    report: Report = check(read_graph(args.file, limits=limits), limits=limits)
+    report: Report = check(_read(args, args.file, limits), limits=limits)
     if report.program is None:
         for finding in report.findings:
             err.write(_finding_line(args.file, finding) + "\n")
@@ -220,8 +251,10 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.kernel.executor import run
 
     options = {"dtype": "complex64"} if args.precision == "single" else {}
+    # lowered qubits carry no profile: --profile below is the default for every qubit
+    program = _read(args, args.file, _limits(args))
     result = run(
-        args.file,
+        program,
         shots=args.shots,
         seed=args.seed,
         engine=args.engine,
@@ -245,7 +278,9 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
     lines = [
         f"{path}: {_count(result.shots, 'shot')}, seed {result.seed}, "
         f"engine {result.engine} ({t.mode}), noise {'on' if t.noise else 'off'}",
-        f"outcomes (events {events}, first leftmost):",
+        f"outcomes (events {events}, first leftmost):"
+        if result.layout is None
+        else "outcomes (keys laid out as the source language writes them):",
     ]
     ranked = sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
     shown = ranked[:32]
@@ -292,11 +327,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("files", nargs="+", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the findings as JSON")
     sub.add_argument("-q", "--quiet", action="store_true", help="print only findings")
+    _source_options(sub)
     sub.set_defaults(run=_cmd_validate)
 
-    sub = command("asm", "assemble .qvm.asm text into canonical JSON")
+    sub = command(
+        "asm", "assemble .qvm.asm text into canonical JSON (or print what .qasm/.ll lower to)"
+    )
     sub.add_argument("file", metavar="FILE.asm")
     sub.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    _source_options(sub)
     sub.set_defaults(run=_cmd_asm)
 
     sub = command("disasm", "disassemble a JSON graph into assembly text")
@@ -315,6 +354,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("info", "describe a program: counts, epochs, REV segments, capabilities")
     sub.add_argument("file", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _source_options(sub)
     sub.set_defaults(run=_cmd_info)
 
     sub = command("run", "run a program on a simulated fault-tolerant machine and print counts")
@@ -341,6 +381,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
+    _source_options(sub, profile=False)  # --profile above covers every qubit
     sub.set_defaults(run=_cmd_run)
 
     from qmk.commands import register_all

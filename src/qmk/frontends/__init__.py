@@ -1,4 +1,136 @@
 """Front-ends: programs written elsewhere, lowered into QVM graphs.
 
-:mod:`qmk.frontends.builder` is the common back end every front-end writes through.
+:mod:`qmk.frontends.builder` is the common back end every front-end writes through;
+:mod:`qmk.frontends.decompose` holds the one table of exact gate decompositions.
+:func:`read_program` reads a file of any supported kind, by its extension or an
+explicit ``format``:
+
+========== ============================= ==========================================
+format     extensions                    reader
+========== ============================= ==========================================
+qvm-json   ``.json`` (and anything else  :func:`qmk.qvm.files.read_graph`
+           read as JSON by ``--format``)
+qvm-asm    ``.asm``                      :func:`qmk.qvm.files.read_graph`
+qasm2      ``.qasm`` with ``OPENQASM 2`` :func:`qmk.frontends.qasm.from_qasm`
+qasm3      ``.qasm``, ``.qasm3``         :func:`qmk.frontends.qasm.from_qasm`
+qir        ``.ll`` (text), ``.bc``       :func:`qmk.frontends.qir.from_qir`
+========== ============================= ==========================================
+
+Qubits a front-end allocates carry ``profile`` when one is given; with None they
+get the runner's default, ``logical:surface_code(d=9)``
+(:data:`qmk.kernel.executor.DEFAULT_PROFILE`).
+
+>>> read_program("examples/bell.qasm").metadata["language"]
+'openqasm2'
 """
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from qmk.frontends.errors import FrontendError
+from qmk.qvm.graph import Graph
+from qmk.qvm.limits import Limits
+
+#: The values ``--format`` takes.
+FORMATS = ("qvm-json", "qvm-asm", "qasm2", "qasm3", "qir")
+
+_BY_SUFFIX = {
+    ".json": "qvm-json",
+    ".asm": "qvm-asm",
+    ".qasm": "qasm",
+    ".qasm2": "qasm2",
+    ".qasm3": "qasm3",
+    ".ll": "qir",
+    ".bc": "qir",
+}
+
+
+def format_of(path: str) -> str:
+    """The format of ``path`` by its extension (``qasm`` means: read the header).
+
+    Raises:
+        FrontendError: QL108 unknown-format for an extension QMK does not know.
+    """
+    if path == "-":
+        return "qvm-json"
+    suffix = Path(path).suffix.lower()
+    if suffix in _BY_SUFFIX:
+        return _BY_SUFFIX[suffix]
+    raise FrontendError.of(
+        "unknown-format",
+        f"{path}: cannot tell the format from the extension {suffix or '(none)'!r}; pass "
+        f"--format ({', '.join(FORMATS)})",
+        source=path,
+    )
+
+
+def read_program(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    profile: str | None = None,
+    limits: Limits | None = None,
+) -> Graph:
+    """Read the program in ``path`` as a QVM graph, lowering OpenQASM and QIR.
+
+    Args:
+        path: the file (``-`` is QVM JSON on stdin).
+        format: one of :data:`FORMATS`; None picks it from the extension.
+        profile: the code profile of qubits a front-end allocates (None: the
+            runner's default, ``logical:surface_code(d=9)``). QVM files keep theirs.
+        limits: size limits for QVM files.
+
+    Raises:
+        FrontendError: an unknown format, an unreadable file, or a source the
+            front-end cannot lower (exit 2). FormatError: a malformed QVM file.
+    """
+    from qmk.qvm.files import read_graph
+
+    name = os.fspath(path)
+    if format is not None and format not in FORMATS:
+        raise FrontendError.of(
+            "unknown-format", f"unknown format {format!r} (known: {', '.join(FORMATS)})"
+        )
+    kind = format or format_of(name)
+    if kind in ("qvm-json", "qvm-asm"):
+        if kind == "qvm-asm" and not name.endswith(".asm"):
+            from qmk.qvm import asm
+
+            text = _read_text(name)
+            return asm.assemble(text, source=name, limits=limits, base_dir=Path(name).parent)
+        if kind == "qvm-json" and name.endswith(".asm"):
+            from qmk.qvm import graph as graph_io
+
+            return graph_io.loads(_read_bytes(name), source=name, limits=limits)
+        return read_graph(name, limits=limits)
+    if kind in ("qasm", "qasm2", "qasm3"):
+        from qmk.frontends.qasm import from_qasm
+
+        version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
+        return from_qasm(_read_text(name), name=name, profile=profile, version=version)
+    from qmk.frontends.qir import from_qir
+
+    return from_qir(_read_bytes(name), name=name, profile=profile)
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise FrontendError.of(
+            "unreadable", f"{path}: cannot read: {exc.strerror or exc}", source=path
+        ) from None
+
+
+def _read_text(path: str) -> str:
+    try:
+        return _read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FrontendError.of(
+            "unreadable", f"{path}: not UTF-8 text (byte {exc.start})", source=path
+        ) from None
+
+
+__all__ = ["FORMATS", "FrontendError", "format_of", "read_program"]

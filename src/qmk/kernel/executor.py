@@ -87,6 +87,10 @@ class Telemetry:
     regions: tuple[str, ...] = ()
     policies: tuple[Mapping[str, Any], ...] = ()
     wall_time_s: float = 0.0
+    #: Syndrome bits per round of the logical qubits live at the decoder-load peak.
+    syndrome_bits_per_round: float = 0.0
+    #: Syndrome bits per second the decoders must process at that peak (qmk.qec.logical).
+    decoder_bits_per_second: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,8 @@ class Telemetry:
             "regions": list(self.regions),
             "policies": [dict(p) for p in self.policies],
             "wall_time_s": self.wall_time_s,
+            "syndrome_bits_per_round": self.syndrome_bits_per_round,
+            "decoder_bits_per_second": self.decoder_bits_per_second,
         }
 
 
@@ -199,10 +205,12 @@ def load_program(
     limits: Limits | None = None,
 ) -> VerifiedProgram:
     """A verified program from a graph, a verified program, QVM JSON data or a file path
-    (``.asm`` files are assembled).
+    (``.asm`` files are assembled; ``.qasm``, ``.ll`` and ``.bc`` files are lowered by
+    :func:`qmk.frontends.read_program`, their qubits left to the run's default profile).
 
     Raises:
-        FormatError: unreadable input. VerificationError: a graph with errors.
+        FormatError: unreadable input. FrontendError: a source that does not lower.
+        VerificationError: a graph with errors.
     """
     if isinstance(program, VerifiedProgram):
         return program
@@ -210,9 +218,9 @@ def load_program(
         return verify(program, limits=limits)
     if isinstance(program, Mapping):
         return verify(graph_io.from_json(program), limits=limits)
-    from qmk.qvm.files import read_graph
+    from qmk.frontends import read_program
 
-    return verify(read_graph(os.fspath(Path(program)), limits=limits), limits=limits)
+    return verify(read_program(os.fspath(Path(program)), limits=limits), limits=limits)
 
 
 def choose_engine(plan: Plan, engine: str | None) -> str:
@@ -287,7 +295,9 @@ def run(
         )
     streams = np.random.SeedSequence(seed).spawn(3)
     mode, bits, injected, simulations = _execute(plan, name, cls, options, shots, streams)
-    telemetry = _telemetry(plan, name, mode, shots, injected, simulations, noise, qubit)
+    telemetry = _telemetry(
+        plan, name, mode, shots, injected, simulations, noise, qubit, profile=profile
+    )
     telemetry = replace(telemetry, wall_time_s=round(time.perf_counter() - started, 6))
     return RunResult(
         counts=_keyed_counts(bits, layout),
@@ -378,7 +388,10 @@ def _telemetry(
     simulations: int,
     noise: bool,
     qubit: str,
+    *,
+    profile: str = DEFAULT_PROFILE,
 ) -> Telemetry:
+    bits_per_round, bits_per_second = _decoder_load(plan, qubit, profile)
     uses: Counter[str] = Counter()
     regions: list[str] = []
     policies: list[dict[str, Any]] = []
@@ -411,4 +424,36 @@ def _telemetry(
         channel_uses=dict(uses),
         regions=tuple(regions),
         policies=tuple(policies),
+        syndrome_bits_per_round=bits_per_round,
+        decoder_bits_per_second=bits_per_second,
     )
+
+
+def _decoder_load(plan: Plan, qubit: str, default_profile: str) -> tuple[float, float]:
+    """Syndrome bits per round and per second of the logical qubits live at the peak.
+
+    Walks ALLOC_LQ/FREE_LQ in program order, each live qubit adding its profile's
+    ``LogicalModel.syndrome_bits_per_round`` and ``decoder_bits_per_second``; the
+    peak is taken over bits per second (teleport ancillas are not counted).
+    """
+    from qmk.qec import logical_model
+
+    live: dict[str, Any] = {}
+    rounds = per_second = peak_rounds = peak_second = 0.0
+    for step in plan.steps:
+        node = step.node
+        if node.op == "ALLOC_LQ":
+            model = logical_model(node.args.get("profile") or default_profile, qubit)
+            for q in node.vqs:
+                live[q] = model
+                rounds += model.syndrome_bits_per_round
+                per_second += model.decoder_bits_per_second
+            if per_second > peak_second:
+                peak_rounds, peak_second = rounds, per_second
+        elif node.op == "FREE_LQ":
+            for q in node.vqs:
+                model = live.pop(q, None)
+                if model is not None:
+                    rounds -= model.syndrome_bits_per_round
+                    per_second -= model.decoder_bits_per_second
+    return peak_rounds, peak_second

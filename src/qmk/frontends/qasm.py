@@ -1,0 +1,880 @@
+"""OpenQASM 2.0 and 3 programs into QVM graphs, through the ``openqasm3`` reference parser.
+
+What is lowered: qubit and bit registers (``qreg``/``creg``, ``qubit[n]``/``bit[n]``,
+scalar ``qubit``/``bit``), calls of the standard gates (``qelib1.inc``,
+``stdgates.inc``, the builtins ``U``, ``CX``, ``gphase``) with constant
+expressions as parameters, user ``gate`` definitions (inlined), the modifiers
+``inv @``, ``ctrl(n) @``, ``negctrl(n) @`` and ``pow(k) @`` (any integer ``k``; a
+fraction on a one-qubit gate), ``measure``, ``reset``, ``barrier`` (an epoch
+fence), ``if``/``else`` on bits and registers, ``for`` loops over constant ranges
+and sets, ``const`` declarations, classical declarations with constant
+initialisers, and ``input`` parameters bound by ``params``. Every other construct
+is a :class:`~qmk.frontends.errors.FrontendError` naming it and its line.
+
+Classical bits are tracked statically: each measurement writes a new event and a
+bit reads the event last written into it (a bit nothing wrote reads 0). A
+condition becomes guards: a disjunction of mutually exclusive conjunctions, each
+node written once per conjunction. Result keys are Qiskit's: registers in reverse
+declaration order separated by spaces, bit 0 of each register rightmost (a scalar
+``bit b;`` is a one-bit register named ``b``).
+
+>>> graph = from_qasm('''OPENQASM 2.0;
+... include "qelib1.inc";
+... qreg q[2];
+... creg c[2];
+... h q[0];
+... cx q[0], q[1];
+... measure q -> c;
+... ''', name="bell.qasm")
+>>> [n.op for n in graph.nodes]
+['ALLOC_LQ', 'APPLY_H', 'APPLY_CNOT', 'MEASURE_Z', 'MEASURE_Z', 'FREE_LQ']
+>>> graph.nodes[1].metadata["source"]
+'bell.qasm:5'
+>>> from qmk.kernel.executor import run
+>>> sorted(run(graph, shots=100, seed=1, noise=False).counts)
+['00', '11']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qmk.frontends import conditions, decompose
+from qmk.frontends.builder import ProgramBuilder, guard_of
+from qmk.frontends.errors import FrontendError
+from qmk.qvm.graph import Graph
+
+#: Gates ``include "qelib1.inc";`` defines (OpenQASM 2.0).
+QELIB1_GATES = frozenset(
+    [
+        "u3",
+        "u2",
+        "u1",
+        "cx",
+        "id",
+        "u0",
+        "u",
+        "p",
+        "x",
+        "y",
+        "z",
+        "h",
+        "s",
+        "sdg",
+        "t",
+        "tdg",
+        "rx",
+        "ry",
+        "rz",
+        "sx",
+        "sxdg",
+        "cz",
+        "cy",
+        "swap",
+        "ch",
+        "ccx",
+        "cswap",
+        "crx",
+        "cry",
+        "crz",
+        "cu1",
+        "cp",
+        "cu3",
+        "csx",
+        "cu",
+        "rxx",
+        "rzz",
+        "rccx",
+        "rc3x",
+        "c3x",
+        "c3sqrtx",
+        "c4x",
+    ]
+)
+#: Gates ``include "stdgates.inc";`` defines (OpenQASM 3).
+STDGATES_GATES = frozenset(
+    [
+        "p",
+        "x",
+        "y",
+        "z",
+        "h",
+        "s",
+        "sdg",
+        "t",
+        "tdg",
+        "sx",
+        "rx",
+        "ry",
+        "rz",
+        "cx",
+        "cy",
+        "cz",
+        "cp",
+        "crx",
+        "cry",
+        "crz",
+        "ch",
+        "swap",
+        "ccx",
+        "cswap",
+        "cu",
+        "CX",
+        "phase",
+        "cphase",
+        "id",
+        "u1",
+        "u2",
+        "u3",
+    ]
+)
+_BUILTINS = {2: frozenset({"U", "CX"}), 3: frozenset({"U", "gphase"})}
+_CONSTANTS = {"pi": math.pi, "π": math.pi, "tau": math.tau, "τ": math.tau, "euler": math.e}
+_CONSTANTS["ℯ"] = math.e
+_FUNCTIONS = {
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "arcsin": math.asin,
+    "arccos": math.acos,
+    "arctan": math.atan,
+    "exp": math.exp,
+    "ln": math.log,
+    "sqrt": math.sqrt,
+    "ceiling": math.ceil,
+    "floor": math.floor,
+}
+_Cond = conditions.Cond
+
+
+def from_qasm(
+    source: str,
+    *,
+    name: str = "<qasm>",
+    profile: str | None = None,
+    params: Mapping[str, float] | None = None,
+    version: int | None = None,
+) -> Graph:
+    """Lower an OpenQASM 2.0 or 3 program (the version comes from its header).
+
+    Args:
+        source: the program text.
+        name: the file name used in ``metadata.source`` and in errors.
+        profile: the code profile of the qubits (None: the runner's default).
+        params: values of the program's ``input`` parameters, by name.
+        version: 2 or 3 for a program without an ``OPENQASM`` header (default 3); a
+            header that says otherwise is an error.
+
+    Raises:
+        FrontendError: a syntax error, an undefined name, a wrong arity or an
+            unsupported construct, with its line.
+    """
+    import openqasm3
+    from openqasm3.parser import QASM3ParsingError
+
+    try:
+        program = openqasm3.parse(source)
+    except QASM3ParsingError as exc:
+        line, detail = _parse_error(exc)
+        raise FrontendError.at("syntax", name, line, detail) from None
+    except RecursionError:
+        raise FrontendError.at("syntax", name, None, "the program is nested too deeply") from None
+    header = None if program.version is None else (2 if program.version.startswith("2") else 3)
+    if header is not None and version is not None and header != version:
+        raise FrontendError.at(
+            "bad-value", name, 1, f"the header says OpenQASM {header}, not {version} as asked"
+        )
+    version = header or version or 3
+    lowerer = _Lowerer(name=name, profile=profile, params=dict(params or {}), version=version)
+    lowerer.statements(program.statements, [{}])
+    return lowerer.finish()
+
+
+def _parse_error(exc: Exception) -> tuple[int | None, str]:
+    """(line, message) of a parser error: its own text, or the token ANTLR stopped at."""
+    text = str(exc)
+    if text.startswith("L") and ":" in text:
+        head, _, rest = text.partition(":")
+        if head[1:].isdigit():
+            return int(head[1:]), rest.split(": ", 1)[-1].strip() or "syntax error"
+    cause: Any = exc.__cause__
+    while cause is not None:
+        token = getattr(cause, "offendingToken", None)
+        if token is None and cause.args:
+            token = getattr(cause.args[0], "offendingToken", None)
+        if token is not None:
+            shown = "end of file" if token.text == "<EOF>" else repr(token.text)
+            return token.line, f"syntax error at {shown} (column {token.column + 1})"
+        cause = cause.__cause__ or cause.__context__
+    return None, "syntax error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _GateDef:
+    """A user gate: parameter names, qubit names, body statements."""
+
+    name: str
+    params: tuple[str, ...]
+    qubits: tuple[str, ...]
+    body: tuple[Any, ...]
+    line: int
+
+
+class _Lowerer:
+    """Walks the AST once, writing through a :class:`ProgramBuilder`."""
+
+    def __init__(
+        self, *, name: str, profile: str | None, params: dict[str, float], version: int
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.params = params
+        self.builder = ProgramBuilder(profile=profile, source=name, description=name)
+        self.qregs: dict[str, list[str]] = {}
+        self.cregs: dict[str, list[int]] = {}
+        self.bits: list[str | None] = []
+        self.values: dict[str, float | int | bool] = {}
+        self.gates: dict[str, _GateDef] = {}
+        self.standard: set[str] = set(_BUILTINS[version])
+        self.line: int | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def error(self, kind: str, message: str, line: int | None = None) -> FrontendError:
+        return FrontendError.at(kind, self.name, line if line is not None else self.line, message)
+
+    def where(self) -> str:
+        return f"{self.name}:{self.line}"
+
+    def finish(self) -> Graph:
+        groups = [
+            [self.bits[s] for s in reversed(slots)] for slots in reversed(self.cregs.values())
+        ]
+        language = f"openqasm{self.version}"
+        return self.builder.build(output=groups, separator=" ", metadata={"language": language})
+
+    def declared(self, name: str) -> bool:
+        return name in self.qregs or name in self.cregs or name in self.values
+
+    def declare(self, name: str) -> None:
+        if self.declared(name) or name in self.gates:
+            raise self.error("bad-value", f"{name!r} is already declared")
+
+    # ------------------------------------------------------------------ statements
+
+    def statements(self, statements: Iterable[Any], cond: _Cond) -> None:
+        for statement in statements:
+            saved = self.line
+            self.line = statement.span.start_line if statement.span else self.line
+            self.statement(statement, cond)
+            self.line = saved
+
+    def statement(self, st: Any, cond: _Cond) -> None:
+        from openqasm3 import ast
+
+        kind = type(st).__name__
+        if isinstance(st, ast.Include):
+            self.include(st.filename)
+        elif isinstance(st, ast.QubitDeclaration):
+            self.qubit_declaration(st)
+        elif isinstance(st, ast.ClassicalDeclaration | ast.ConstantDeclaration):
+            self.classical_declaration(st, cond)
+        elif isinstance(st, ast.IODeclaration):
+            self.io_declaration(st)
+        elif isinstance(st, ast.QuantumGateDefinition):
+            self.gate_definition(st)
+        elif isinstance(st, ast.QuantumGate):
+            self.gate_call(st, cond)
+        elif isinstance(st, ast.QuantumPhase):
+            self.phase_call(st, cond)
+        elif isinstance(st, ast.QuantumMeasurementStatement):
+            self.measure(st, cond)
+        elif isinstance(st, ast.QuantumReset):
+            for q in self.qubits(st.qubits):
+                for terms in cond:
+                    self.builder.reset(q, guard=guard_of(list(terms.items())), where=self.where())
+        elif isinstance(st, ast.QuantumBarrier):
+            self.qubits(st.qubits)  # names must exist
+            if cond:
+                self.builder.fence(where=self.where())
+        elif isinstance(st, ast.BranchingStatement):
+            here = self.condition(st.condition)
+            self.statements(st.if_block, self.conjoin(cond, here))
+            if st.else_block:
+                self.statements(st.else_block, self.conjoin(cond, self.negate(here)))
+        elif isinstance(st, ast.ForInLoop):
+            self.for_loop(st, cond)
+        elif isinstance(st, ast.CompoundStatement):
+            self.statements(st.statements, cond)
+        elif isinstance(st, ast.DelayInstruction):
+            self.qubits(st.qubits)  # no idle noise is modelled for a delay: see docs
+        elif isinstance(st, ast.Pragma):
+            return
+        else:
+            raise self.error("unsupported", f"{_describe(kind)} is not supported by QMK")
+
+    def include(self, filename: str) -> None:
+        if filename == "qelib1.inc":
+            self.standard |= QELIB1_GATES
+        elif filename == "stdgates.inc":
+            self.standard |= STDGATES_GATES
+        else:
+            raise self.error(
+                "unsupported",
+                f'include "{filename}": only "qelib1.inc" and "stdgates.inc" can be included',
+            )
+
+    def qubit_declaration(self, st: Any) -> None:
+        name = st.qubit.name
+        self.declare(name)
+        size = 1 if st.size is None else self.integer(st.size, "a register size")
+        if size < 1:
+            raise self.error("bad-value", f"register {name} must have at least 1 qubit, got {size}")
+        self.qregs[name] = self.builder.allocate(size, where=self.where())
+
+    def classical_declaration(self, st: Any, cond: _Cond) -> None:
+        from openqasm3 import ast
+
+        name = st.identifier.name
+        if isinstance(st.type, ast.BitType):
+            if isinstance(st, ast.ConstantDeclaration):
+                raise self.error(
+                    "unsupported", f"const bit {name}: constant bits are not supported"
+                )
+            self.declare(name)
+            size = 1 if st.type.size is None else self.integer(st.type.size, "a register size")
+            if size < 1:
+                raise self.error("bad-value", f"register {name} must have at least 1 bit")
+            self.cregs[name] = list(range(len(self.bits), len(self.bits) + size))
+            self.bits.extend([None] * size)
+            init = st.init_expression
+            if init is None:
+                return
+            if isinstance(init, ast.QuantumMeasurement):
+                self.measure_into(self.qubits([init.qubit]), self.cregs[name], cond)
+                return
+            raise self.error("unsupported", f"bit {name} initialised by a classical expression")
+        if isinstance(st.type, ast.ArrayType | ast.StretchType | ast.DurationType):
+            raise self.error("unsupported", f"{type(st.type).__name__} declarations")
+        self.declare(name)
+        if st.init_expression is None:
+            raise self.error(
+                "unsupported", f"classical variable {name} without a constant initial value"
+            )
+        self.values[name] = self.evaluate(st.init_expression)
+
+    def io_declaration(self, st: Any) -> None:
+        from openqasm3 import ast
+
+        name = st.identifier.name
+        if st.io_identifier == ast.IOKeyword.output:
+            if not isinstance(st.type, ast.BitType):
+                raise self.error("unsupported", f"output {name}: only bit outputs are supported")
+            self.classical_declaration(
+                ast.ClassicalDeclaration(type=st.type, identifier=st.identifier), [{}]
+            )
+            return
+        if isinstance(st.type, ast.BitType):
+            raise self.error("unsupported", f"input bit {name}: only numeric inputs are supported")
+        self.declare(name)
+        if name not in self.params:
+            raise self.error(
+                "undefined", f"input {name} has no value: pass it in params (e.g. {name}=0.5)"
+            )
+        value = self.params[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error("bad-value", f"input {name} must be a number, got {value!r}")
+        self.values[name] = value
+
+    def gate_definition(self, st: Any) -> None:
+        name = st.name.name
+        if name in self.gates:
+            raise self.error("bad-value", f"gate {name} is already defined")
+        self.gates[name] = _GateDef(
+            name=name,
+            params=tuple(a.name for a in st.arguments),
+            qubits=tuple(q.name for q in st.qubits),
+            body=tuple(st.body),
+            line=self.line or 0,
+        )
+
+    def for_loop(self, st: Any, cond: _Cond) -> None:
+        from openqasm3 import ast
+
+        var = st.identifier.name
+        if self.declared(var):
+            raise self.error("bad-value", f"loop variable {var!r} shadows a declared name")
+        spec = st.set_declaration
+        if isinstance(spec, ast.RangeDefinition):
+            values: list[float | int | bool] = list(self.range_values(spec, None))
+        elif isinstance(spec, ast.DiscreteSet):
+            values = [self.evaluate(v) for v in spec.values]
+        else:
+            raise self.error("unsupported", "for loops over a register or array")
+        block = st.block if isinstance(st.block, list) else [st.block]
+        for value in values:
+            self.values[var] = value
+            self.statements(block, cond)
+        self.values.pop(var, None)
+
+    # ------------------------------------------------------------------ gates
+
+    def gate_call(self, st: Any, cond: _Cond) -> None:
+        operands = [self.qubit_list(q) for q in st.qubits]
+        params = [self.evaluate_angle(a) for a in st.arguments]
+        low = self.lowered(st.name.name, st.modifiers, params, len(operands), {})
+        self.apply(low, operands, cond)
+
+    def phase_call(self, st: Any, cond: _Cond) -> None:
+        operands = [self.qubit_list(q) for q in st.qubits]
+        param = self.evaluate_angle(st.argument)
+        low = self.lowered("gphase", st.modifiers, [param], len(operands), {})
+        self.apply(low, operands, cond)
+
+    def apply(self, low: decompose.Lowered, operands: list[list[str]], cond: _Cond) -> None:
+        """Write ``low`` on ``operands`` (registers broadcast) once per condition term."""
+        if not operands:
+            return  # a bare global phase: nothing a program can observe
+        sizes = {len(o) for o in operands if len(o) != 1}
+        if len(sizes) > 1:
+            raise self.error("arity", f"registers of different sizes {sorted(sizes)} in one call")
+        width = sizes.pop() if sizes else 1
+        for k in range(width):
+            handles = [o[k] if len(o) > 1 else o[0] for o in operands]
+            if len(set(handles)) != len(handles):
+                raise self.error("bad-value", "a gate is applied to the same qubit twice")
+            for terms in cond:
+                guard = guard_of(list(terms.items()))
+                for gate, qs, ps in low.ops:
+                    self.builder.gate(
+                        gate, [handles[i] for i in qs], ps, guard=guard, where=self.where()
+                    )
+
+    def lowered(
+        self,
+        name: str,
+        modifiers: Sequence[Any],
+        params: list[float],
+        n_operands: int,
+        scope: dict[str, float],
+    ) -> decompose.Lowered:
+        """The gate ``name`` with ``modifiers`` applied, as exact basic gates."""
+        from openqasm3 import ast
+
+        controls: list[tuple[int, bool]] = []
+        for mod in modifiers:
+            if mod.modifier in (ast.GateModifierName.ctrl, ast.GateModifierName.negctrl):
+                n = (
+                    1
+                    if mod.argument is None
+                    else self.integer(mod.argument, "a control count", scope)
+                )
+                if n < 1:
+                    raise self.error("bad-value", f"a control count must be >= 1, got {n}")
+                controls.append((n, mod.modifier == ast.GateModifierName.ctrl))
+        n_controls = sum(n for n, _ in controls)
+        base = self.base_gate(name, params, n_operands - n_controls)
+        low = base
+        try:
+            for mod in reversed(modifiers):
+                kind = mod.modifier
+                if kind == ast.GateModifierName.inv:
+                    low = decompose.inverse(low)
+                elif kind == ast.GateModifierName.pow:
+                    low = decompose.power(low, float(self.evaluate(mod.argument, scope)))
+                else:
+                    n = 1 if mod.argument is None else self.integer(mod.argument, "", scope)
+                    positive = kind == ast.GateModifierName.ctrl
+                    low = decompose.controlled(low, n, None if positive else 0)
+        except ValueError as exc:
+            raise self.error("unsupported", f"{name}: {exc}") from None
+        return low
+
+    def base_gate(self, name: str, params: list[float], n_qubits: int) -> decompose.Lowered:
+        if name in self.gates:
+            definition = self.gates[name]
+            self.check_arity(name, len(definition.qubits), len(definition.params), n_qubits, params)
+            return self.gate_body(definition, params)
+        if name in self.standard:
+            want_q, want_p = decompose.arity(name)
+            self.check_arity(name, want_q, want_p, n_qubits, params)
+            return decompose.lower_gate(name, params)
+        hint = ""
+        if decompose.canonical(name) is not None:
+            lib = '"qelib1.inc"' if self.version == 2 else '"stdgates.inc"'
+            hint = f" (it is a standard gate: include {lib} or define it)"
+        raise self.error("undefined", f"gate {name} is not defined{hint}")
+
+    def check_arity(
+        self, name: str, want_q: int, want_p: int, got_q: int, params: Sequence[float]
+    ) -> None:
+        if len(params) != want_p:
+            raise self.error("arity", f"gate {name} takes {want_p} parameter(s), got {len(params)}")
+        if got_q != want_q:
+            raise self.error("arity", f"gate {name} takes {want_q} qubit(s), got {got_q}")
+
+    def gate_body(self, definition: _GateDef, params: list[float]) -> decompose.Lowered:
+        from openqasm3 import ast
+
+        scope = dict(zip(definition.params, params, strict=True))
+        index = {q: i for i, q in enumerate(definition.qubits)}
+        ops: list[decompose.Instr] = []
+        phase = 0.0
+        for st in definition.body:
+            if isinstance(st, ast.QuantumBarrier):
+                continue
+            if not isinstance(st, ast.QuantumGate | ast.QuantumPhase):
+                kind = _describe(type(st).__name__)
+                raise self.error(
+                    "unsupported",
+                    f"{kind} inside gate {definition.name} (line {st.span.start_line})",
+                )
+            try:
+                local = [index[q.name] for q in st.qubits]
+            except (KeyError, AttributeError):
+                raise self.error(
+                    "undefined",
+                    f"gate {definition.name} uses a qubit that is not one of its arguments "
+                    f"(line {st.span.start_line})",
+                ) from None
+            if isinstance(st, ast.QuantumPhase):
+                name, args = "gphase", [st.argument]
+            else:
+                name, args = st.name.name, st.arguments
+            values = [self.evaluate_angle(a, scope) for a in args]
+            if name == definition.name:
+                raise self.error("unsupported", f"gate {name} calls itself")
+            inner = self.lowered(name, st.modifiers, values, len(local), scope)
+            ops.extend((g, tuple(local[i] for i in qs), ps) for g, qs, ps in inner.ops)
+            phase += inner.phase
+        return decompose.Lowered(num_qubits=len(definition.qubits), ops=tuple(ops), phase=phase)
+
+    # ------------------------------------------------------------------ measurement
+
+    def measure(self, st: Any, cond: _Cond) -> None:
+        qubits = self.qubits([st.measure.qubit])
+        if st.target is None:
+            for q in qubits:
+                self.measure_into([q], None, cond)
+            return
+        self.measure_into(qubits, self.bit_slots(st.target), cond)
+
+    def measure_into(self, qubits: list[str], slots: list[int] | None, cond: _Cond) -> None:
+        if slots is not None and len(slots) != len(qubits):
+            raise self.error("arity", f"measuring {len(qubits)} qubit(s) into {len(slots)} bit(s)")
+        if not cond:
+            return
+        if cond != [{}]:
+            if len(cond) > 1:
+                raise self.error(
+                    "unsupported",
+                    "a measurement under a condition that is not one conjunction of bit "
+                    "tests (an else branch or ||): its result cannot be tracked statically",
+                )
+            if slots is not None and any(self.bits[s] is not None for s in slots):
+                raise self.error(
+                    "unsupported",
+                    "a conditional measurement into a bit that already holds an earlier "
+                    "result: the bit's value afterwards depends on the run",
+                )
+        guard = guard_of(list(cond[0].items()))
+        for k, q in enumerate(qubits):
+            event = self.builder.measure(q, guard=guard, where=self.where())
+            if slots is not None:
+                self.bits[slots[k]] = event
+
+    # ------------------------------------------------------------------ conditions
+
+    def condition(self, expr: Any) -> _Cond:
+        """``expr`` as mutually exclusive conjunctions of event tests."""
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.UnaryExpression) and expr.op.name == "!":
+            return self.negate(self.condition(expr.expression))
+        if isinstance(expr, ast.BinaryExpression):
+            op = expr.op.name
+            if op == "&&":
+                return self.conjoin(self.condition(expr.lhs), self.condition(expr.rhs))
+            if op == "||":
+                return self.disjoin(self.condition(expr.lhs), self.condition(expr.rhs))
+            if op in ("==", "!="):
+                bits, value = self.comparison(expr.lhs, expr.rhs)
+                equal = self.equals(bits, value)
+                return equal if op == "==" else self.negate(equal)
+        if self.is_bits(expr):
+            slots = self.bit_slots(expr)
+            return self.negate(self.equals(slots, 0))
+        try:
+            value = self.evaluate(expr)
+        except FrontendError:
+            raise self.error(
+                "unsupported",
+                "this condition: QMK lowers conditions on bits and registers (==, !=, !, &&, "
+                "||) and constants",
+            ) from None
+        return [{}] if value else []
+
+    def comparison(self, lhs: Any, rhs: Any) -> tuple[list[int], int]:
+        if self.is_bits(lhs):
+            bits, other = lhs, rhs
+        elif self.is_bits(rhs):
+            bits, other = rhs, lhs
+        else:
+            raise self.error("unsupported", "a comparison that reads no bit or register")
+        value = self.evaluate(other)
+        if isinstance(value, float) and not value.is_integer():
+            raise self.error("bad-value", f"a register compared with a non-integer {value}")
+        return self.bit_slots(bits), int(value)
+
+    def equals(self, slots: list[int], value: int) -> _Cond:
+        """Bits ``slots`` (bit 0 first) spell ``value``."""
+        return conditions.equals([self.bits[s] for s in slots], value)
+
+    def negate(self, cond: _Cond) -> _Cond:
+        try:
+            return conditions.negate(cond)
+        except ValueError as exc:
+            raise self.error("unsupported", str(exc)) from None
+
+    def conjoin(self, a: _Cond, b: _Cond) -> _Cond:
+        try:
+            return conditions.conjoin(a, b)
+        except ValueError as exc:
+            raise self.error("unsupported", str(exc)) from None
+
+    def disjoin(self, a: _Cond, b: _Cond) -> _Cond:
+        try:
+            return conditions.disjoin(a, b)
+        except ValueError as exc:
+            raise self.error("unsupported", str(exc)) from None
+
+    # ------------------------------------------------------------------ operands
+
+    def is_bits(self, expr: Any) -> bool:
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.Identifier):
+            return expr.name in self.cregs
+        if isinstance(expr, ast.IndexExpression | ast.IndexedIdentifier):
+            base = expr.collection if isinstance(expr, ast.IndexExpression) else expr.name
+            return isinstance(base, ast.Identifier) and base.name in self.cregs
+        return False
+
+    def bit_slots(self, expr: Any) -> list[int]:
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.Identifier):
+            if expr.name not in self.cregs:
+                raise self.error("undefined", f"bit register {expr.name} is not declared")
+            return list(self.cregs[expr.name])
+        if isinstance(expr, ast.IndexExpression):
+            name, indices = expr.collection, [expr.index]
+        else:
+            name, indices = expr.name, expr.indices
+        if not isinstance(name, ast.Identifier) or name.name not in self.cregs:
+            shown = getattr(name, "name", "?")
+            raise self.error("undefined", f"bit register {shown} is not declared")
+        return self.select(self.cregs[name.name], indices, name.name)
+
+    def qubits(self, operands: Iterable[Any]) -> list[str]:
+        out: list[str] = []
+        if not isinstance(operands, list | tuple):
+            operands = [operands]  # QuantumReset holds one operand, not a list
+        for operand in operands:
+            out.extend(self.qubit_list(operand))
+        return out
+
+    def qubit_list(self, operand: Any) -> list[str]:
+        from openqasm3 import ast
+
+        if isinstance(operand, ast.Identifier):
+            name, indices = operand.name, []
+        elif isinstance(operand, ast.IndexedIdentifier):
+            name, indices = operand.name.name, operand.indices
+        else:
+            raise self.error("unsupported", f"{_describe(type(operand).__name__)} as a qubit")
+        if name.startswith("$"):
+            raise self.error("unsupported", f"physical qubit {name}: declare qubit registers")
+        if name not in self.qregs:
+            raise self.error("undefined", f"qubit register {name} is not declared")
+        return self.select(self.qregs[name], indices, name)
+
+    def select(self, items: list[Any], indices: Sequence[Any], name: str) -> list[Any]:
+        from openqasm3 import ast
+
+        if not indices:
+            return list(items)
+        if len(indices) > 1:
+            raise self.error("unsupported", f"multi-dimensional indexing of {name}")
+        index = indices[0]
+        if isinstance(index, ast.DiscreteSet):
+            positions = [self.integer(v, "an index") for v in index.values]
+        else:
+            positions = []
+            for part in index:
+                if isinstance(part, ast.RangeDefinition):
+                    positions.extend(self.range_values(part, len(items)))
+                else:
+                    positions.append(self.integer(part, "an index"))
+        out = []
+        for p in positions:
+            if not -len(items) <= p < len(items):
+                raise self.error(
+                    "bad-value", f"index {p} is out of range for {name} (size {len(items)})"
+                )
+            out.append(items[p])
+        return out
+
+    def range_values(self, spec: Any, size: int | None) -> list[int]:
+        start = 0 if spec.start is None else self.integer(spec.start, "a range start")
+        step = 1 if spec.step is None else self.integer(spec.step, "a range step")
+        if spec.end is None:
+            if size is None:
+                raise self.error("bad-value", "a range without an end")
+            end = size - 1
+        else:
+            end = self.integer(spec.end, "a range end")
+        if step == 0:
+            raise self.error("bad-value", "a range with step 0")
+        # OpenQASM 3 ranges include their end
+        return list(range(start, end + (1 if step > 0 else -1), step))
+
+    # ------------------------------------------------------------------ expressions
+
+    def integer(self, expr: Any, what: str, scope: Mapping[str, Any] | None = None) -> int:
+        value = self.evaluate(expr, scope)
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise self.error("bad-value", f"{what or 'this value'} must be an integer, got {value}")
+        return int(value)
+
+    def evaluate_angle(self, expr: Any, scope: Mapping[str, Any] | None = None) -> float:
+        value = float(self.evaluate(expr, scope))
+        if not math.isfinite(value):
+            raise self.error("bad-value", f"a gate parameter evaluates to {value}")
+        return value
+
+    def evaluate(self, expr: Any, scope: Mapping[str, Any] | None = None) -> Any:
+        """A constant expression's value."""
+        from openqasm3 import ast
+
+        scope = scope or {}
+        if isinstance(expr, ast.IntegerLiteral | ast.FloatLiteral | ast.BooleanLiteral):
+            return expr.value
+        if isinstance(expr, ast.Identifier):
+            name = expr.name
+            if name in scope:
+                return scope[name]
+            if name in self.values:
+                return self.values[name]
+            if name in _CONSTANTS:
+                return _CONSTANTS[name]
+            if name in self.cregs or name in self.qregs:
+                raise self.error("unsupported", f"{name} used as a number")
+            raise self.error("undefined", f"{name} is not defined")
+        if isinstance(expr, ast.UnaryExpression):
+            value = self.evaluate(expr.expression, scope)
+            op = expr.op.name
+            if op == "-":
+                return -value
+            if op == "!":
+                return not value
+            return ~int(value)
+        if isinstance(expr, ast.BinaryExpression):
+            return self.binary(expr.op.name, expr.lhs, expr.rhs, scope)
+        if isinstance(expr, ast.FunctionCall):
+            name = expr.name.name
+            args = [self.evaluate(a, scope) for a in expr.arguments]
+            if name in _FUNCTIONS and len(args) == 1:
+                try:
+                    return _FUNCTIONS[name](args[0])
+                except (ValueError, OverflowError):
+                    raise self.error("bad-value", f"{name}({args[0]}) is undefined") from None
+            if name == "mod" and len(args) == 2:
+                return math.fmod(args[0], args[1])
+            if name == "pow" and len(args) == 2:
+                return args[0] ** args[1]
+            raise self.error("undefined", f"function {name} with {len(args)} argument(s)")
+        if isinstance(expr, ast.Cast):
+            value = self.evaluate(expr.argument, scope)
+            type_name = type(expr.type).__name__
+            if type_name in ("IntType", "UintType"):
+                return int(value)
+            if type_name == "BoolType":
+                return bool(value)
+            return float(value)
+        if isinstance(expr, ast.DurationLiteral):
+            raise self.error("unsupported", "durations")
+        raise self.error(
+            "unsupported", f"{_describe(type(expr).__name__)} in a constant expression"
+        )
+
+    def binary(self, op: str, lhs: Any, rhs: Any, scope: Mapping[str, Any]) -> Any:
+        a = self.evaluate(lhs, scope)
+        b = self.evaluate(rhs, scope)
+        try:
+            if op == "+":
+                return a + b
+            if op == "-":
+                return a - b
+            if op == "*":
+                return a * b
+            if op == "/":
+                if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
+                    return a // b if a % b == 0 else a / b
+                return a / b
+            if op == "%":
+                return a % b
+            if op == "**":
+                return a**b
+            comparisons = {
+                "==": a == b,
+                "!=": a != b,
+                "<": a < b,
+                ">": a > b,
+                "<=": a <= b,
+                ">=": a >= b,
+            }
+            if op in comparisons:
+                return comparisons[op]
+            if op == "&&":
+                return bool(a) and bool(b)
+            if op == "||":
+                return bool(a) or bool(b)
+            ints = {"&": int.__and__, "|": int.__or__, "^": int.__xor__}
+            if op in ints:
+                return ints[op](int(a), int(b))
+            if op == "<<":
+                return int(a) << int(b)
+            if op == ">>":
+                return int(a) >> int(b)
+        except ZeroDivisionError:
+            raise self.error("bad-value", "division by zero") from None
+        except OverflowError:
+            raise self.error("bad-value", "a constant expression overflows") from None
+        raise self.error("unsupported", f"operator {op}")
+
+
+def _describe(kind: str) -> str:
+    """A readable name for an AST node class."""
+    names = {
+        "WhileLoop": "while loop",
+        "SwitchStatement": "switch statement",
+        "SubroutineDefinition": "def (subroutine definition)",
+        "ClassicalAssignment": "classical assignment",
+        "ExpressionStatement": "expression statement",
+        "ReturnStatement": "return statement",
+        "BreakStatement": "break",
+        "ContinueStatement": "continue",
+        "AliasStatement": "let (alias)",
+        "Box": "box",
+        "CalibrationDefinition": "defcal",
+        "CalibrationStatement": "cal block",
+        "CalibrationGrammarDeclaration": "defcalgrammar",
+        "ExternDeclaration": "extern declaration",
+        "EndStatement": "end statement",
+        "QuantumMeasurement": "measure expression",
+    }
+    return names.get(kind, kind)

@@ -1,0 +1,94 @@
+"""Every decomposition in the shared table equals its Qiskit matrix exactly, phase included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qmk.frontends import decompose
+from qmk.frontends.builder import GATE_OPS
+
+pytest.importorskip("qiskit")
+
+from qiskit.circuit import library as lib
+from qiskit.quantum_info import Operator
+
+QISKIT = {
+    "id": lib.IGate, "x": lib.XGate, "y": lib.YGate, "z": lib.ZGate, "h": lib.HGate,
+    "s": lib.SGate, "sdg": lib.SdgGate, "t": lib.TGate, "tdg": lib.TdgGate, "rx": lib.RXGate,
+    "ry": lib.RYGate, "rz": lib.RZGate, "sx": lib.SXGate, "sxdg": lib.SXdgGate,
+    "p": lib.PhaseGate, "u": lib.UGate, "u2": lib.U2Gate, "r": lib.RGate, "cx": lib.CXGate,
+    "cz": lib.CZGate, "cy": lib.CYGate, "ch": lib.CHGate, "cs": lib.CSGate,
+    "csdg": lib.CSdgGate, "csx": lib.CSXGate, "cp": lib.CPhaseGate, "crx": lib.CRXGate,
+    "cry": lib.CRYGate, "crz": lib.CRZGate, "cu": lib.CUGate, "cu3": lib.CU3Gate,
+    "swap": lib.SwapGate, "iswap": lib.iSwapGate, "dcx": lib.DCXGate, "ecr": lib.ECRGate,
+    "rxx": lib.RXXGate, "ryy": lib.RYYGate, "rzz": lib.RZZGate, "rzx": lib.RZXGate,
+    "ccx": lib.CCXGate, "ccz": lib.CCZGate, "cswap": lib.CSwapGate, "rccx": lib.RCCXGate,
+    "rcccx": lib.RC3XGate, "c3x": lib.C3XGate, "c3sx": lib.C3SXGate, "c4x": lib.C4XGate,
+    "gphase": lib.GlobalPhaseGate,
+}  # fmt: skip
+ALIASES = {"u3": lib.U3Gate, "u1": lib.U1Gate, "cu1": lib.CU1Gate, "toffoli": lib.CCXGate}
+
+
+def test_every_table_entry_has_a_qiskit_reference():
+    assert set(QISKIT) == set(decompose.STANDARD_GATES)
+
+
+@pytest.mark.parametrize("name", sorted(QISKIT) + sorted(ALIASES))
+def test_decomposition_equals_the_qiskit_matrix_including_global_phase(name):
+    rng = np.random.default_rng(sum(map(ord, name)))
+    cls = QISKIT.get(name) or ALIASES[name]
+    _, n_params = decompose.arity(name)
+    for _ in range(3):
+        params = [float(x) for x in rng.uniform(-2 * np.pi, 2 * np.pi, n_params)]
+        low = decompose.lower_gate(name, params)
+        assert {op for op, _, _ in low.ops} <= set(GATE_OPS)
+        assert np.allclose(decompose.matrix_of(low), Operator(cls(*params)).data, atol=1e-9)
+
+
+@pytest.mark.parametrize("n_controls", [1, 2, 3])
+@pytest.mark.parametrize("name", ["u", "h", "swap", "rzz", "ccx", "rccx", "iswap"])
+def test_controlled_matches_qiskit_control_for_every_control_state(name, n_controls):
+    rng = np.random.default_rng(n_controls * 31 + len(name))
+    _, n_params = decompose.arity(name)
+    params = [float(x) for x in rng.uniform(-np.pi, np.pi, n_params)]
+    state = int(rng.integers(2**n_controls))
+    gate = QISKIT[name](*params).control(n_controls, ctrl_state=state, annotated=False)
+    low = decompose.controlled(decompose.lower_gate(name, params), n_controls, state)
+    assert np.allclose(decompose.matrix_of(low), Operator(gate).data, atol=1e-8)
+
+
+def test_a_controlled_global_phase_is_a_phase_gate_on_the_control():
+    low = decompose.controlled(decompose.lower_gate("gphase", [0.7]), 1)
+    assert np.allclose(decompose.matrix_of(low), np.diag([1, np.exp(0.7j)]))
+
+
+@pytest.mark.parametrize("name", ["u", "cu", "rccx", "ecr", "c3sx"])
+def test_inverse_is_the_adjoint(name):
+    rng = np.random.default_rng(5)
+    _, n_params = decompose.arity(name)
+    low = decompose.lower_gate(name, [float(x) for x in rng.uniform(-3, 3, n_params)])
+    back = decompose.matrix_of(decompose.inverse(low))
+    assert np.allclose(back @ decompose.matrix_of(low), np.eye(back.shape[0]), atol=1e-9)
+
+
+def test_integer_and_fractional_powers_match_qiskit():
+    for name, k in (("t", 3), ("rzz", -2), ("sx", 0.5), ("h", 0.5), ("ry", 1.5)):
+        _, n_params = decompose.arity(name)
+        params = [0.9] * n_params
+        low = decompose.power(decompose.lower_gate(name, params), k)
+        ref = Operator(QISKIT[name](*params).power(k)).data
+        assert np.allclose(decompose.matrix_of(low), ref, atol=1e-9), (name, k)
+
+
+def test_a_fractional_power_of_a_two_qubit_gate_is_refused():
+    with pytest.raises(ValueError, match="fractional power"):
+        decompose.power(decompose.lower_gate("cx"), 0.5)
+
+
+def test_any_one_qubit_unitary_is_exact_with_its_phase():
+    from scipy.stats import unitary_group
+
+    for seed in range(20):
+        u = unitary_group.rvs(2, random_state=seed)
+        assert np.allclose(decompose.matrix_of(decompose.unitary(u)), u, atol=1e-9)
