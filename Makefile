@@ -32,6 +32,7 @@ test: lint
 	$(BIN)/python -m qmk.qvm.schema --check
 	$(BIN)/python -m qmk.qvm.doc --check docs/qvm.md
 	$(BIN)/python -m qmk.qec.doc --check docs/qec.md
+	$(BIN)/python -m qmk.abi.doc --check docs/qsyscall.md
 	$(BIN)/python -m pytest
 
 # Regenerate the generated files: the shipped JSON Schema and the tables in docs/qvm.md.
@@ -39,10 +40,12 @@ docs: $(VENV)/.installed-test
 	$(BIN)/python -m qmk.qvm.schema --write
 	$(BIN)/python -m qmk.qvm.doc --write docs/qvm.md
 	$(BIN)/python -m qmk.qec.doc --write docs/qec.md
+	$(BIN)/python -m qmk.abi.doc --write docs/qsyscall.md
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_execute.py
+	$(BIN)/python bench/bench_service.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/results

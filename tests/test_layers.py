@@ -33,12 +33,21 @@ def test_client_never_imports_the_kernel():
     client = SRC / "client.py"
     if client.exists():
         assert not any(name.startswith("qmk.kernel") for name in qmk_imports(client))
+        for name in qmk_imports(client):  # only the wire's table and errors, and the op table
+            leaf = name in ("qmk.errors", "qmk.aio", "qmk.qvm.ops")
+            assert leaf or name.startswith("qmk.abi"), name
+        assert not any(name.startswith("qmk.abi.server") for name in qmk_imports(client))
+
+
+def test_the_wire_layer_never_imports_the_kernel():
+    _layer_imports_only("abi", ("qmk.abi", "qmk.qvm"))
 
 
 def _layer_imports_only(layer: str, allowed: tuple[str, ...]) -> None:
     for path in (SRC / layer).rglob("*.py"):
         for name in qmk_imports(path):
-            assert name == "qmk.errors" or name.startswith(allowed), (layer, path.name, name)
+            leaf = name in ("qmk.errors", "qmk.aio")  # leaves every layer may use
+            assert leaf or name.startswith(allowed), (layer, path.name, name)
 
 
 def test_engines_know_gates_not_graphs():

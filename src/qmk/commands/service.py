@@ -1,9 +1,381 @@
-"""The ``qmk`` subcommands of this area (see :mod:`qmk.commands`)."""
+"""The service commands: ``qmk serve`` runs a kernel; the others are its clients.
+
+``qmk serve --socket PATH --data-dir DIR --config FILE [--tcp HOST:PORT] [--workers N]``
+runs the kernel until SIGTERM or SIGINT, then drains and exits 0, removing its socket.
+
+The client commands (``submit``, ``status``, ``wait``, ``cancel``, ``jobs``,
+``telemetry``, ``resources``) take the kernel's address from ``--socket`` or
+``QMK_SOCKET`` and the tenant from ``--tenant``/``--key``/``--caps`` or
+``QMK_TENANT``/``QMK_KEY``/``QMK_CAPS``. A command is one process, so it has no
+session to reuse: each one negotiates a fresh session with the tenant's key (jobs
+belong to the tenant, not to the session, so ``qmk status`` finds a job that an
+earlier ``qmk submit`` queued). Prefer ``QMK_KEY`` to ``--key``: other users can
+read command lines.
+
+Exit statuses: 0 success (for ``wait`` and ``submit --wait``: the job COMPLETED);
+1 the kernel refused the request, the job ended FAILED/CANCELLED/TIMED_OUT or was
+not final in time, the kernel could not be reached, or the audit log is tampered;
+2 bad input or usage (including JSON-RPC protocol errors); 3 an internal error.
+Errors are one line on stderr: ``QS1004 capability-denied: ...``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
 from qmk.commands import AddCommand
+from qmk.errors import QMKError
+
+#: Job states after which nothing changes.
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+
+
+class CommandError(QMKError):
+    """A service command that cannot run: unreadable data dir, bad option value."""
+
+    def __init__(self, name: str, message: str) -> None:
+        code = {"unreadable-data-dir": "QW010", "bad-option": "QW011"}[name]
+        super().__init__(code, name, message)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import asyncio
+    import logging
+
+    from qmk.abi.server import ServerConfig, parse_tcp
+    from qmk.kernel.config import load_config
+
+    socket_path = args.socket or os.environ.get("QMK_SOCKET")
+    if not socket_path and not args.tcp:
+        raise CommandError("bad-option", "qmk serve needs --socket PATH (or QMK_SOCKET) or --tcp")
+    config = load_config(args.config)
+    server_config = ServerConfig(
+        socket_path=Path(socket_path).absolute() if socket_path else None,
+        tcp=parse_tcp(args.tcp) if args.tcp else None,
+        max_line=args.max_line,
+    )
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("qmk serve: %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("qmk")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(getattr(logging, args.log_level.upper()))
+    try:
+        asyncio.run(_serve(config, Path(args.data_dir), args.workers, server_config, out))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return 0
+
+
+async def _serve(
+    config: Any, data_dir: Path, workers: int | None, server_config: Any, out: TextIO
+) -> None:
+    import asyncio
+    import contextlib
+    import signal
+
+    from qmk.abi.server import serve_kernel
+    from qmk.kernel.service import Kernel
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    options = {} if workers is None else {"workers": workers}
+    kernel = await Kernel.open(config, data_dir, **options)
+    try:
+        if stop.is_set():
+            return
+
+        def ready(addresses: list[str]) -> None:
+            out.write(f"qmk serve: listening on {' '.join(addresses)} (data dir {data_dir})\n")
+            out.flush()
+
+        await serve_kernel(kernel, server_config, ready=ready, stop=stop)
+    finally:
+        await kernel.close()
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from qmk.client import Client, Timeout
+
+    if not (args.socket or os.environ.get("QMK_SOCKET")):
+        raise CommandError("bad-option", "no kernel address: pass --socket or set QMK_SOCKET")
+    if not (args.tenant or os.environ.get("QMK_TENANT")):
+        raise CommandError("bad-option", "no tenant: pass --tenant or set QMK_TENANT")
+    return Client.connect(
+        args.socket,
+        tenant=args.tenant,
+        key=args.key,
+        caps=args.caps,
+        timeout=Timeout(call=args.timeout),
+    )
+
+
+def _dump(data: Any, out: TextIO) -> None:
+    out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _job_text(job: dict[str, Any]) -> str:
+    lines = [
+        f"{job.get('job_id')}  {job.get('state')}  shots {job.get('shots')}  "
+        f"seed {job.get('seed')}  priority {job.get('priority')}"
+    ]
+    error = job.get("error")
+    if error:
+        lines.append(f"  error: {error.get('code')} {error.get('name')}: {error.get('message')}")
+    result = job.get("result")
+    if result:
+        counts = result.get("counts", {})
+        events = " ".join(result.get("events", [])) or "(no events)"
+        lines.append(f"  engine {result.get('engine')}; outcomes (events {events}):")
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        width = max((len(k) for k, _ in ranked[:32]), default=0)
+        shots = max(int(result.get("shots") or 1), 1)
+        for key, value in ranked[:32]:
+            lines.append(f"    {key or '(empty)':<{width}}  {value:>8}  {value / shots:7.4f}")
+        if len(ranked) > 32:
+            lines.append(f"    ... {len(ranked) - 32} more outcomes")
+    return "\n".join(lines) + "\n"
+
+
+def _show_job(job: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
+    if args.json:
+        _dump(job, out)
+    else:
+        out.write(_job_text(job))
+
+
+def _wait_status(job: dict[str, Any], err: TextIO) -> int:
+    state = job.get("state")
+    if state == "COMPLETED":
+        return 0
+    if state not in FINAL_STATES:
+        err.write(f"{job.get('job_id')}: still {state} when the wait ended\n")
+    return 1
+
+
+def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm.files import read_graph
+    from qmk.qvm.limits import Limits
+
+    sizes = {k: getattr(args, k) for k in ("max_nodes", "max_bytes") if getattr(args, k, None)}
+    graph = read_graph(args.file, limits=Limits(**sizes)).to_json()
+    policy: dict[str, Any] = {}
+    if args.priority is not None:
+        policy["priority"] = args.priority
+    if args.engine is not None:
+        policy["engine"] = args.engine
+    if args.no_noise:
+        policy["noise"] = False
+    if args.job_timeout_ms is not None:
+        policy["timeout_ms"] = args.job_timeout_ms
+    with _client(args) as client:
+        job = client.q_submit(graph, args.shots, args.seed, policy or None)
+        if args.wait:
+            job = client.q_wait(job["job_id"], args.timeout_ms)
+    _show_job(job, args, out)
+    return _wait_status(job, err) if args.wait else 0
+
+
+def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _client(args) as client:
+        job = client.q_status(args.job)
+    _show_job(job, args, out)
+    return 0
+
+
+def _cmd_wait(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _client(args) as client:
+        job = client.q_wait(args.job, args.timeout_ms)
+    _show_job(job, args, out)
+    return _wait_status(job, err)
+
+
+def _cmd_cancel(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _client(args) as client:
+        job = client.q_cancel(args.job)
+    _show_job(job, args, out)
+    return 0
+
+
+def _cmd_jobs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _client(args) as client:
+        listing = client.q_list_jobs(args.state, args.limit)
+    if args.json:
+        _dump(listing, out)
+        return 0
+    for job in listing.get("jobs", []):
+        out.write(
+            f"{job.get('job_id')}  {job.get('state'):<10}  shots {job.get('shots')}  "
+            f"priority {job.get('priority')}\n"
+        )
+    return 0
+
+
+def _cmd_telemetry(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _client(args) as client:
+        _dump(client.q_get_telemetry(args.job), out)
+    return 0
+
+
+def _cmd_resources(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _client(args) as client:
+        _dump(client.q_resource_query(), out)
+    return 0
+
+
+def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.kernel.audit import verify
+
+    try:
+        report = verify(args.data_dir)
+    except OSError as exc:
+        raise CommandError(
+            "unreadable-data-dir", f"{args.data_dir}: cannot read the audit log: {exc.strerror}"
+        ) from None
+    if args.json:
+        _dump(report.to_json(), out)
+    checks = ["hash chain"]
+    if report.macs_checked:
+        checks.append("MACs")
+    if report.head_checked:
+        checks.append("database head")
+    if report.ok:
+        if not args.json:
+            out.write(
+                f"{args.data_dir}: audit log ok, {report.lines} lines ({', '.join(checks)})\n"
+            )
+        return 0
+    err.write(
+        f"{args.data_dir}: audit log tampered at line {report.first_bad_line}: {report.reason}\n"
+    )
+    return 1
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def _client_options(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_argument_group("kernel and tenant (default: environment)")
+    group.add_argument(
+        "--socket", metavar="ADDR", help="kernel address: PATH or HOST:PORT (QMK_SOCKET)"
+    )
+    group.add_argument("--tenant", metavar="NAME", help="tenant name (QMK_TENANT)")
+    group.add_argument("--key", metavar="KEY", help="tenant key (QMK_KEY; prefer the variable)")
+    group.add_argument(
+        "--caps",
+        metavar="CAPS",
+        help="capabilities to request, comma-separated (QMK_CAPS; "
+        "default: all, the kernel grants those allowed)",
+    )
+    group.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="seconds per call (60)"
+    )
+    sub.add_argument("--json", action="store_true", help="print the reply as JSON")
 
 
 def register(add: AddCommand) -> None:
-    """Add this area's subcommands."""
+    """Add ``serve``, the client commands and ``audit verify``."""
+    sub = add("serve", "run a kernel: JSON-RPC 2.0 over a Unix socket (and optional TCP)")
+    sub.add_argument("--socket", metavar="PATH", help="Unix socket path (QMK_SOCKET)")
+    sub.add_argument("--data-dir", required=True, metavar="DIR", help="jobs, audit log, secret")
+    sub.add_argument("--config", required=True, metavar="FILE", help="kernel config (TOML)")
+    sub.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (no TLS)")
+    sub.add_argument("--workers", type=_int_in(1), metavar="N", help="worker processes")
+    sub.add_argument(
+        "--max-line",
+        type=_int_in(1024),
+        default=16 * 1024 * 1024,
+        metavar="BYTES",
+        help="longest request line (16 MiB)",
+    )
+    sub.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    sub.set_defaults(run=_cmd_serve)
+
+    sub = add("submit", "submit a program to a kernel (prints the job; --wait for its result)")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--shots", type=_int_in(1), default=1024, metavar="N", help="shots (1024)")
+    sub.add_argument("--seed", type=_int_in(0, 2**64 - 1), metavar="S", help="seed")
+    sub.add_argument("--priority", type=_int_in(0, 9), metavar="P", help="priority 0..9 (5)")
+    sub.add_argument("--engine", choices=("statevector", "stabilizer"), help="engine")
+    sub.add_argument("--no-noise", action="store_true", help="inject no logical errors")
+    sub.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
+    sub.add_argument("--wait", action="store_true", help="wait for the job to finish")
+    sub.add_argument(
+        "--timeout-ms", type=_int_in(0), default=30000, metavar="MS", help="--wait limit (30000)"
+    )
+    _client_options(sub)
+    sub.set_defaults(run=_cmd_submit)
+
+    for name, help_text, handler in (
+        ("status", "print a job's state (and result once COMPLETED)", _cmd_status),
+        ("cancel", "cancel a queued or running job", _cmd_cancel),
+    ):
+        sub = add(name, help_text)
+        sub.add_argument("job", metavar="JOB")
+        _client_options(sub)
+        sub.set_defaults(run=handler)
+
+    sub = add("wait", "wait for a job to finish; exit 0 when it COMPLETED")
+    sub.add_argument("job", metavar="JOB")
+    sub.add_argument(
+        "--timeout-ms", type=_int_in(0), default=30000, metavar="MS", help="wait limit (30000)"
+    )
+    _client_options(sub)
+    sub.set_defaults(run=_cmd_wait)
+
+    sub = add("jobs", "list the tenant's jobs, newest first")
+    sub.add_argument("--state", metavar="S", help="only jobs in state S (e.g. RUNNING)")
+    sub.add_argument("--limit", type=_int_in(1), default=100, metavar="N", help="at most N (100)")
+    _client_options(sub)
+    sub.set_defaults(run=_cmd_jobs)
+
+    sub = add("telemetry", "print a job's telemetry, or the tenant's aggregate")
+    sub.add_argument("job", nargs="?", metavar="JOB")
+    _client_options(sub)
+    sub.set_defaults(run=_cmd_telemetry)
+
+    sub = add("resources", "print the machine's qubit inventory and the tenant's quota")
+    _client_options(sub)
+    sub.set_defaults(run=_cmd_resources)
+
+    sub = add("audit", "check a kernel's audit log")
+    actions = sub.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = actions.add_parser(
+        "verify", help="verify the hash chain of DATA_DIR/audit.log (exit 1 if tampered)"
+    )
+    verify.add_argument("data_dir", metavar="DATA_DIR")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(run=_cmd_audit_verify)

@@ -1,0 +1,191 @@
+"""Benchmark: the kernel service over its real Unix socket.
+
+Two figures, against a real ``qmk serve`` process started here (not tests: nothing
+fails on a timing):
+
+1. ``q_status`` round trip on the Unix socket, p50/p99, from the blocking
+   :class:`qmk.client.Client` (one call at a time: request encode, send, kernel
+   lookup, reply, decode). Goal: p50 < 0.3 ms.
+2. Submit-to-complete throughput of small jobs (a Bell pair, 100 shots) with 1, 4
+   and 8 concurrent :class:`qmk.client.AsyncClient` s, each with its own connection
+   and session; every client submits its share of the jobs one after another and
+   then waits for all of them. Jobs/s = jobs / (first submit .. last completion).
+   Goal: >= 500 jobs/s on 2 cores.
+
+``--profile`` runs the kernel process under ``python -m cProfile`` and prints its
+top functions after the throughput runs, to show where the time goes. Results go to
+``bench/results/service.json``.
+
+    python bench/bench_service.py [--jobs 400] [--calls 3000] [--workers 2] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import pstats
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from qmk import __version__
+from qmk.client import AsyncClient, Client
+from qmk.qvm.files import read_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "bench-tenant-key"
+CONFIG = f"""
+[machine]
+physical_qubits = 100_000_000
+[tenants.bench]
+key = "{KEY}"
+caps = ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"]
+max_logical_qubits = 1000
+max_concurrent_jobs = 64
+max_queued_jobs = 100000
+"""
+
+
+def start_server(tmp: Path, workers: int, profile: Path | None) -> subprocess.Popen[bytes]:
+    (tmp / "bench.toml").write_text(CONFIG)
+    prefix = [sys.executable]
+    if profile is not None:
+        prefix += ["-m", "cProfile", "-o", str(profile)]
+    argv = [
+        *prefix,
+        "-m",
+        "qmk",
+        "serve",
+        "--socket",
+        str(tmp / "bench.sock"),
+        "--data-dir",
+        str(tmp / "data"),
+        "--config",
+        str(tmp / "bench.toml"),
+        "--workers",
+        str(workers),
+    ]
+    if profile is not None:  # cProfile runs a script path, not -m: use the package's main
+        argv = [*prefix, str(ROOT / "src" / "qmk" / "__main__.py"), *argv[len(prefix) + 2 :]]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(tmp / "serve.log").open("wb"))
+    deadline = time.monotonic() + 60
+    while not (tmp / "bench.sock").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"qmk serve did not start: {(tmp / 'serve.log').read_text()}")
+        time.sleep(0.05)
+    return proc
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, float]:
+    with Client.connect(str(socket), tenant="bench", key=KEY) as client:
+        job_id = client.q_submit(graph, 100, 1)["job_id"]
+        client.q_wait(job_id, 30_000)
+        for _ in range(200):
+            client.q_status(job_id)
+        times = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            client.q_status(job_id)
+            times.append(time.perf_counter() - started)
+    return {
+        "calls": calls,
+        "p50_ms": percentile(times, 0.5) * 1e3,
+        "p99_ms": percentile(times, 0.99) * 1e3,
+        "mean_ms": statistics.fmean(times) * 1e3,
+    }
+
+
+async def one_client(socket: Path, graph: dict[str, Any], jobs: int, seed0: int) -> list[str]:
+    async with await AsyncClient.connect(str(socket), tenant="bench", key=KEY) as client:
+        ids = [(await client.q_submit(graph, 100, seed0 + i))["job_id"] for i in range(jobs)]
+        finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
+    return [job["state"] for job in finals]
+
+
+def bench_throughput(socket: Path, clients: int, jobs: int, graph: dict[str, Any]) -> dict:
+    share = jobs // clients
+
+    async def main() -> list[list[str]]:
+        return await asyncio.gather(
+            *(one_client(socket, graph, share, 10_000 * c) for c in range(clients))
+        )
+
+    started = time.perf_counter()
+    states = [state for per_client in asyncio.run(main()) for state in per_client]
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "jobs": len(states),
+        "completed": states.count("COMPLETED"),
+        "seconds": elapsed,
+        "jobs_per_s": len(states) / elapsed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=400, help="jobs per throughput run")
+    parser.add_argument("--calls", type=int, default=3000, help="q_status calls timed")
+    parser.add_argument("--workers", type=int, default=2, help="kernel worker processes")
+    parser.add_argument("--profile", action="store_true", help="profile the kernel process")
+    options = parser.parse_args(argv)
+    graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
+    results: dict[str, Any] = {
+        "version": __version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "workers": options.workers,
+    }
+    with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        profile = tmp / "kernel.prof" if options.profile else None
+        proc = start_server(tmp, options.workers, profile)
+        try:
+            status = bench_status(tmp / "bench.sock", options.calls, graph)
+            results["q_status"] = status
+            print(
+                f"q_status round trip ({status['calls']} calls): p50 {status['p50_ms']:.3f} ms, "
+                f"p99 {status['p99_ms']:.3f} ms, mean {status['mean_ms']:.3f} ms "
+                "(goal p50 < 0.3 ms)"
+            )
+            runs = []
+            for clients in (1, 4, 8):
+                run = bench_throughput(tmp / "bench.sock", clients, options.jobs, graph)
+                runs.append(run)
+                print(
+                    f"throughput, {clients} client(s): {run['jobs']} jobs "
+                    f"({run['completed']} completed) in {run['seconds']:.2f} s = "
+                    f"{run['jobs_per_s']:.0f} jobs/s (goal >= 500)"
+                )
+            results["throughput"] = runs
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            results["exit_status"] = proc.wait(60)
+        if profile is not None and profile.exists():
+            print("\nkernel process, top 25 by cumulative time:")
+            pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(25)
+            print("kernel process, top 25 by own time:")
+            pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
+    out = ROOT / "bench" / "results" / "service.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

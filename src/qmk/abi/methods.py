@@ -1,0 +1,351 @@
+"""THE table of qSyscall methods: names, params (JSON types, required, defaults) and docs.
+
+The server validates params against it before calling the kernel, the client
+generates one Python method per entry, and ``docs/qsyscall.md`` renders its
+method table from it (:mod:`qmk.abi.doc`). Values are checked by the kernel
+(:class:`qmk.errors.InvalidArgument`); this table checks presence, names and JSON
+types only, and answers :class:`~qmk.abi.errors.InvalidParams` (-32602).
+
+>>> spec = METHODS["q_wait"]
+>>> [p.name for p in spec.params]
+['session_id', 'job_id', 'timeout_ms']
+>>> bind_params(spec, {"session_id": "s", "job_id": "j"})
+{'session_id': 's', 'job_id': 'j', 'timeout_ms': 30000}
+>>> try:
+...     bind_params(spec, {"session_id": "s", "job_id": 7})
+... except InvalidParams as exc:
+...     print(exc.message)
+q_wait: param 'job_id' must be string, got integer
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from qmk.abi.errors import InvalidParams
+
+
+class JsonType(str, enum.Enum):
+    """A JSON type as JSON Schema names it (``integer`` is a number without fraction)."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    OBJECT = "object"
+    ARRAY = "array"
+    NULL = "null"
+
+
+def json_type(value: Any) -> JsonType:
+    """The JSON type of a decoded JSON value (``integer`` for ints, never for bools).
+
+    >>> json_type(True).value, json_type(3).value, json_type(3.5).value, json_type(None).value
+    ('boolean', 'integer', 'number', 'null')
+    """
+    if value is None:
+        return JsonType.NULL
+    if isinstance(value, bool):
+        return JsonType.BOOLEAN
+    if isinstance(value, int):
+        return JsonType.INTEGER
+    if isinstance(value, float):
+        return JsonType.NUMBER
+    if isinstance(value, str):
+        return JsonType.STRING
+    if isinstance(value, (list, tuple)):
+        return JsonType.ARRAY
+    if isinstance(value, Mapping):
+        return JsonType.OBJECT
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def _accepts(types: tuple[JsonType, ...], value: Any) -> bool:
+    kind = json_type(value)
+    return kind in types or (kind is JsonType.INTEGER and JsonType.NUMBER in types)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamSpec:
+    """One named parameter of a method.
+
+    Args:
+        name: the name on the wire and of the kernel's keyword argument.
+        types: the JSON types accepted (``number`` also accepts integers).
+        doc: one line for the docs.
+        required: the caller must send it.
+        default: the value used when an optional param is left out.
+        items: for arrays, the JSON type of every element.
+    """
+
+    name: str
+    types: tuple[JsonType, ...]
+    doc: str
+    required: bool = True
+    default: Any = None
+    items: JsonType | None = None
+
+    def __post_init__(self) -> None:
+        if not self.types:
+            raise ValueError(f"param {self.name!r} accepts no type")
+        if self.items is not None and JsonType.ARRAY not in self.types:
+            raise ValueError(f"param {self.name!r} has items but is not an array")
+        if self.required and self.default is not None:
+            raise ValueError(f"required param {self.name!r} has a default")
+
+    def type_text(self) -> str:
+        """The accepted types as text: ``string``, ``integer | null``, ``array of string``."""
+        names = []
+        for kind in self.types:
+            if kind is JsonType.ARRAY and self.items is not None:
+                names.append(f"array of {self.items.value}")
+            else:
+                names.append(kind.value)
+        return " | ".join(names)
+
+    def check(self, method: str, value: Any) -> None:
+        """Raise InvalidParams unless ``value`` has one of the accepted JSON types."""
+        if not _accepts(self.types, value):
+            raise InvalidParams(
+                f"{method}: param {self.name!r} must be {self.type_text()}, "
+                f"got {json_type(value).value}",
+                param=self.name,
+            )
+        if self.items is not None and isinstance(value, list):
+            for index, item in enumerate(value):
+                if not _accepts((self.items,), item):
+                    raise InvalidParams(
+                        f"{method}: param {self.name!r}[{index}] must be {self.items.value}, "
+                        f"got {json_type(item).value}",
+                        param=self.name,
+                    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MethodSpec:
+    """One qSyscall method: its params in positional order, what it does and returns."""
+
+    name: str
+    params: tuple[ParamSpec, ...]
+    doc: str
+    returns: str
+
+    @property
+    def needs_session(self) -> bool:
+        """Whether the method takes ``session_id`` (every method but q_negotiate_caps)."""
+        return any(p.name == "session_id" for p in self.params)
+
+    def param(self, name: str) -> ParamSpec:
+        """The param called ``name`` (KeyError if none)."""
+        for spec in self.params:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+def _p(name: str, *types: JsonType, doc: str, **options: Any) -> ParamSpec:
+    return ParamSpec(name=name, types=types, doc=doc, **options)
+
+
+S, INT, NUM, OBJ, ARR, NULL = (
+    JsonType.STRING,
+    JsonType.INTEGER,
+    JsonType.NUMBER,
+    JsonType.OBJECT,
+    JsonType.ARRAY,
+    JsonType.NULL,
+)
+_SESSION = _p("session_id", S, doc="the session from q_negotiate_caps")
+_JOB = _p("job_id", S, doc="a job of this tenant")
+_CHANNEL = _p("channel_id", S, doc="a channel this tenant is part of")
+_JOB_RETURNS = (
+    "job {job_id, state, tenant, shots, seed, priority, created_at, started_at, "
+    "finished_at, error, result}"
+)
+_CHANNEL_RETURNS = "channel {channel_id, state, tenants, fidelity}"
+
+
+def _method(name: str, doc: str, returns: str, *params: ParamSpec) -> MethodSpec:
+    return MethodSpec(name=name, params=params, doc=doc, returns=returns)
+
+
+#: Every qSyscall method, by name, in documentation order.
+METHODS: Mapping[str, MethodSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            _method(
+                "q_negotiate_caps",
+                "open a session: authenticate the tenant and grant requested ∩ allowed caps",
+                "{session_id, tenant, granted, denied, quota, expires_at}",
+                _p("tenant", S, doc="the tenant's name in the kernel config"),
+                _p("key", S, doc="the tenant's shared secret"),
+                _p(
+                    "requested",
+                    ARR,
+                    doc="capabilities wanted, e.g. CAP_ALLOC",
+                    required=False,
+                    default=(),
+                    items=S,
+                ),
+            ),
+            _method(
+                "q_submit",
+                "verify, admit and queue a QVM graph; refusals come back at once",
+                _JOB_RETURNS,
+                _SESSION,
+                _p("graph", OBJ, doc="the program as QVM JSON"),
+                _p("shots", INT, doc="shots to run", required=False, default=1024),
+                _p("seed", INT, NULL, doc="seed; null: the kernel draws one", required=False),
+                _p(
+                    "policy",
+                    OBJ,
+                    NULL,
+                    doc="priority, deadline, timeout_ms, engine, noise, qubit, profile, channels",
+                    required=False,
+                ),
+            ),
+            _method(
+                "q_status",
+                "a job's state, and its result once COMPLETED",
+                _JOB_RETURNS,
+                _SESSION,
+                _JOB,
+            ),
+            _method(
+                "q_wait",
+                "wait until the job is final or timeout_ms passes; returns it either way",
+                _JOB_RETURNS,
+                _SESSION,
+                _JOB,
+                _p("timeout_ms", INT, doc="longest wait in ms", required=False, default=30000),
+            ),
+            _method(
+                "q_cancel",
+                "cancel a queued or running job (its worker is killed)",
+                _JOB_RETURNS,
+                _SESSION,
+                _JOB,
+            ),
+            _method(
+                "q_checkpoint",
+                "checkpoint a job at its next fence",
+                "checkpoint {checkpoint_id, job_id, epoch, created_at}",
+                _SESSION,
+                _JOB,
+            ),
+            _method(
+                "q_restore",
+                "re-queue a job from a checkpoint (null: its latest)",
+                _JOB_RETURNS,
+                _SESSION,
+                _JOB,
+                _p("checkpoint_id", S, NULL, doc="the checkpoint; null: latest", required=False),
+            ),
+            _method(
+                "q_replay",
+                "submit a new job with the same graph, shots, seed and policy",
+                _JOB_RETURNS,
+                _SESSION,
+                _JOB,
+            ),
+            _method(
+                "q_open_chan",
+                "propose a channel to a peer tenant, or accept the peer's proposal",
+                _CHANNEL_RETURNS,
+                _SESSION,
+                _p("peer", S, doc="the other tenant"),
+                _p(
+                    "channel_id",
+                    S,
+                    NULL,
+                    doc="null: propose; the peer's channel id: accept",
+                    required=False,
+                ),
+                _p("fidelity", NUM, doc="Bell-pair fidelity", required=False, default=1.0),
+            ),
+            _method("q_close_chan", "close a channel", _CHANNEL_RETURNS, _SESSION, _CHANNEL),
+            _method("q_chan_status", "a channel's state", _CHANNEL_RETURNS, _SESSION, _CHANNEL),
+            _method(
+                "q_get_telemetry",
+                "a job's telemetry, or with null the tenant's aggregate",
+                "telemetry object",
+                _SESSION,
+                _p("job_id", S, NULL, doc="a job; null: the whole tenant", required=False),
+            ),
+            _method(
+                "q_resource_query",
+                "the machine's qubit inventory and the tenant's quota and usage",
+                "{machine, tenant}",
+                _SESSION,
+            ),
+            _method(
+                "q_list_jobs",
+                "this tenant's jobs, newest first, without results",
+                "{jobs: [job summaries]}",
+                _SESSION,
+                _p("state", S, NULL, doc="only jobs in this state", required=False),
+                _p("limit", INT, doc="at most this many", required=False, default=100),
+            ),
+        )
+    }
+)
+
+
+def _fresh(default: Any) -> Any:
+    """A default as a fresh JSON value (tuples become lists, so callers may mutate them)."""
+    return list(default) if isinstance(default, tuple) else default
+
+
+def bind_params(spec: MethodSpec, params: Any) -> dict[str, Any]:
+    """The keyword arguments for ``spec`` from JSON-RPC ``params`` (object, array or absent).
+
+    Args:
+        spec: the method's table entry.
+        params: the request's ``params`` member: a dict (by name), a list (by position,
+            in table order) or None when the member was absent.
+
+    Returns:
+        Every param of the method by name, defaults filled in.
+
+    Raises:
+        InvalidParams: a required param is missing, a name is unknown, a value has the
+            wrong JSON type, or there are more positional params than the method takes.
+    """
+    if params is None:
+        given: dict[str, Any] = {}
+    elif isinstance(params, list):
+        if len(params) > len(spec.params):
+            raise InvalidParams(
+                f"{spec.name}: takes at most {len(spec.params)} params, got {len(params)}"
+            )
+        given = {p.name: value for p, value in zip(spec.params, params, strict=False)}
+    elif isinstance(params, dict):
+        given = params
+        names = {p.name for p in spec.params}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise InvalidParams(
+                f"{spec.name}: unknown param {unknown[0]!r}; it takes "
+                + (", ".join(p.name for p in spec.params) or "no params"),
+                param=unknown[0],
+            )
+    else:
+        raise InvalidParams(f"{spec.name}: params must be an object or an array")
+    bound: dict[str, Any] = {}
+    for param in spec.params:
+        if param.name in given:
+            value = given[param.name]
+            param.check(spec.name, value)
+            bound[param.name] = value
+        elif param.required:
+            raise InvalidParams(
+                f"{spec.name}: missing required param {param.name!r}", param=param.name
+            )
+        else:
+            bound[param.name] = _fresh(param.default)
+    return bound

@@ -1,0 +1,668 @@
+"""The Python client of qSyscall: :class:`Client` (blocking) and :class:`AsyncClient` (asyncio).
+
+Both are thin transports around one sans-IO core, :class:`ClientCore`, which builds
+request lines, checks params against the method table
+(:data:`qmk.abi.methods.METHODS`), fills in the session and turns replies into
+results or typed exceptions. Every qSyscall method is a Python method of both
+clients, generated from that table (``client.q_status(job_id)``; ``session_id``
+is filled in from the client's session unless given). The async client's methods
+are coroutines, and several may be in flight on one connection at once.
+
+Errors (one tree, rooted at :class:`qmk.errors.QMKError`)::
+
+    QMKError
+     +-- SyscallError (qmk.errors)   the kernel refused: AuthError 1001, ... by rpc code
+     +-- RpcError (qmk.abi.errors)   JSON-RPC's own errors: InvalidParams -32602, ...
+     +-- TransportError              ConnectError, ConnectionClosed, CallTimeout, BadResponse
+
+Addresses: a Unix socket path (``/run/qmk.sock``, ``unix:/run/qmk.sock``) or TCP
+(``tcp:HOST:PORT`` or ``HOST:PORT``). Credentials and address default to the
+environment: ``QMK_SOCKET``, ``QMK_TENANT``, ``QMK_KEY`` and ``QMK_CAPS``
+(comma-separated). A session that expires is renegotiated once, automatically,
+when the client holds the tenant's key.
+
+This module never imports :mod:`qmk.kernel`: it talks to a kernel only over the wire.
+
+>>> core = ClientCore()
+>>> request_id, line = core.request("q_status", {"session_id": "s", "job_id": "j"})
+>>> line
+b'{"jsonrpc":"2.0","id":1,"method":"q_status","params":{"session_id":"s","job_id":"j"}}\\n'
+>>> core.result(request_id, b'{"jsonrpc":"2.0","id":1,"result":{"state":"QUEUED"}}')
+{'state': 'QUEUED'}
+>>> core.result(2, b'{"jsonrpc":"2.0","id":2,"error":{"code":1005,"message":"no job"}}')
+Traceback (most recent call last):
+qmk.errors.NotFoundError: QS1005 not-found: no job
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import qmk.aio as aio
+from qmk.abi.errors import (
+    BadResponse,
+    CallTimeout,
+    ConnectError,
+    ConnectionClosed,
+    rpc_error,
+)
+from qmk.abi.methods import METHODS, MethodSpec, bind_params
+from qmk.errors import QMKError, SessionError, SessionExpired, syscall_error
+from qmk.qvm.ops import CAPABILITIES
+
+__all__ = [
+    "DEFAULT_CAPS",
+    "DEFAULT_TIMEOUT",
+    "Address",
+    "AsyncClient",
+    "Client",
+    "ClientCore",
+    "Credentials",
+    "Timeout",
+]
+
+#: Capabilities requested when none are named: all of them (the kernel grants those allowed).
+DEFAULT_CAPS: tuple[str, ...] = tuple(CAPABILITIES)
+#: The longest reply line the client accepts, in bytes.
+DEFAULT_MAX_REPLY = 64 * 1024 * 1024
+#: Extra seconds a q_wait call may take beyond its ``timeout_ms``.
+WAIT_MARGIN_S = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeout:
+    """How long the client waits, in seconds; None means no limit.
+
+    Args:
+        connect: to open the connection.
+        call: for the reply to one call (q_wait adds its own ``timeout_ms``).
+    """
+
+    connect: float | None = 5.0
+    call: float | None = 60.0
+
+    def for_call(self, method: str, params: Mapping[str, Any]) -> float | None:
+        """The timeout of one call: q_wait gets its ``timeout_ms`` on top of ``call``."""
+        if self.call is None:
+            return None
+        if method == "q_wait":
+            wait_ms = params.get("timeout_ms", METHODS["q_wait"].param("timeout_ms").default)
+            if isinstance(wait_ms, int) and not isinstance(wait_ms, bool) and wait_ms > 0:
+                return self.call + wait_ms / 1000 + WAIT_MARGIN_S
+        return self.call
+
+
+#: The timeouts used when none are given.
+DEFAULT_TIMEOUT = Timeout()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Address:
+    """Where a kernel listens: a Unix socket path, or a TCP host and port."""
+
+    path: str | None = None
+    host: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """``/p``, ``unix:/p``, ``tcp:H:P`` or ``H:P`` as an address.
+
+        >>> Address.parse("unix:/tmp/q.sock"), Address.parse("127.0.0.1:7000").port
+        (Address(path='/tmp/q.sock', host=None, port=None), 7000)
+        """
+        if text.startswith("unix:"):
+            return cls(path=text.removeprefix("unix:"))
+        tcp = text.removeprefix("tcp:")
+        host, sep, port = tcp.rpartition(":")
+        if (text.startswith("tcp:") or "/" not in text) and sep and host and port.isdigit():
+            return cls(host=host.removeprefix("[").removesuffix("]"), port=int(port))
+        if text.startswith("tcp:"):
+            raise ConnectError(f"{text!r} is not tcp:HOST:PORT")
+        return cls(path=text)
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}" if self.path is not None else f"tcp:{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credentials:
+    """A tenant's name, key and the capabilities to request for its sessions."""
+
+    tenant: str
+    key: str = ""
+    caps: tuple[str, ...] = DEFAULT_CAPS
+
+    @classmethod
+    def resolve(
+        cls,
+        tenant: str | None = None,
+        key: str | None = None,
+        caps: Sequence[str] | str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Credentials:
+        """Credentials from the arguments, falling back to QMK_TENANT, QMK_KEY, QMK_CAPS.
+
+        Raises:
+            SessionError: no tenant is named anywhere.
+        """
+        env = os.environ if environ is None else environ
+        tenant = tenant or env.get("QMK_TENANT")
+        if not tenant:
+            raise SessionError("no tenant: pass tenant= (or --tenant) or set QMK_TENANT")
+        key = key if key is not None else env.get("QMK_KEY", "")
+        if caps is None:
+            caps = env.get("QMK_CAPS") or DEFAULT_CAPS
+        if isinstance(caps, str):
+            caps = [cap.strip() for cap in caps.split(",") if cap.strip()]
+        return cls(tenant=tenant, key=key, caps=tuple(caps))
+
+
+def resolve_address(address: str | Address | None, environ: Mapping[str, str] | None = None):
+    """The address given, or QMK_SOCKET's; ConnectError when neither is set."""
+    if isinstance(address, Address):
+        return address
+    env = os.environ if environ is None else environ
+    text = address or env.get("QMK_SOCKET")
+    if not text:
+        raise ConnectError("no kernel address: pass --socket PATH or set QMK_SOCKET")
+    return Address.parse(text)
+
+
+class ClientCore:
+    """The sans-IO part of a client: request lines out, results or exceptions in.
+
+    Holds the session id and, when known, the credentials to renew it.
+    """
+
+    def __init__(self, *, session_id: str | None = None) -> None:
+        self.session_id = session_id
+        self.credentials: Credentials | None = None
+        self.session: dict[str, Any] | None = None
+        self._next_id = 0
+
+    def params(self, spec: MethodSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` checked against the table, with the session filled in.
+
+        Raises:
+            InvalidParams: a param is missing, unknown or of the wrong JSON type.
+            SessionError: the method needs a session and the client has none.
+        """
+        if spec.needs_session and params.get("session_id") is None:
+            if self.session_id is None:
+                raise SessionError(
+                    f"{spec.name} needs a session: negotiate first (Client.connect(..., "
+                    "tenant=, key=)) or pass session_id="
+                )
+            params = {**params, "session_id": self.session_id}
+        bind_params(spec, params)
+        return params
+
+    def request(self, method: str, params: dict[str, Any]) -> tuple[int, bytes]:
+        """A new request id and the request's line."""
+        self._next_id += 1
+        message = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return self._next_id, text.encode("utf-8") + b"\n"
+
+    @staticmethod
+    def reply_id(line: bytes) -> tuple[Any, dict[str, Any]]:
+        """The id and object of a reply line.
+
+        Raises:
+            BadResponse: the line is not a JSON-RPC 2.0 response object.
+        """
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise BadResponse(f"the server sent a line that is not JSON: {line[:80]!r}") from None
+        if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0" or "id" not in reply:
+            raise BadResponse(f"the server sent a non-JSON-RPC reply: {line[:80]!r}")
+        return reply["id"], reply
+
+    def result(self, request_id: int, line: bytes) -> Any:
+        """The result of the reply ``line`` to request ``request_id``, or its error raised."""
+        reply_id, reply = self.reply_id(line)
+        error = reply.get("error")
+        if error is not None:
+            raise self.error(error)
+        if reply_id != request_id:
+            raise BadResponse(f"reply to request {reply_id!r} while waiting for {request_id}")
+        if "result" not in reply:
+            raise BadResponse("the reply has neither result nor error")
+        return reply["result"]
+
+    @staticmethod
+    def error(error: Any) -> QMKError:
+        """The exception for a JSON-RPC error object."""
+        if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+            return BadResponse(f"malformed error object: {error!r:.200}")
+        code, message = error["code"], str(error.get("message", ""))
+        data = error.get("data")
+        details = data if isinstance(data, dict) else {}
+        if -32768 <= code <= -32000:
+            return rpc_error(code, message, details)
+        return syscall_error(code, message, details)
+
+    def remember(self, session: dict[str, Any], credentials: Credentials | None) -> None:
+        """Keep a q_negotiate_caps result (and the credentials to renew it)."""
+        self.session = session
+        self.session_id = session["session_id"]
+        if credentials is not None:
+            self.credentials = credentials
+
+    def renewable(self, exc: QMKError, given: Mapping[str, Any]) -> bool:
+        """Whether a failed call may be retried after renegotiating the client's session.
+
+        Only when the session expired, the client holds the credentials, and the caller
+        did not pass a ``session_id`` of its own (that one is the caller's to renew).
+        """
+        return (
+            isinstance(exc, SessionExpired)
+            and self.credentials is not None
+            and given.get("session_id") is None
+        )
+
+    def negotiate_params(self, credentials: Credentials) -> dict[str, Any]:
+        """The q_negotiate_caps params for ``credentials``."""
+        return {
+            "tenant": credentials.tenant,
+            "key": credentials.key,
+            "requested": list(credentials.caps),
+        }
+
+
+# --------------------------------------------------------------------------- generated methods
+
+
+def _signature(spec: MethodSpec) -> inspect.Signature:
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
+    for param in spec.params:
+        if param.name == "session_id":
+            continue
+        default = inspect.Parameter.empty if param.required else param.default
+        if isinstance(default, tuple):
+            default = list(default)
+        parameters.append(
+            inspect.Parameter(param.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+        )
+    if spec.needs_session:
+        parameters.append(
+            inspect.Parameter("session_id", inspect.Parameter.KEYWORD_ONLY, default=None)
+        )
+    return inspect.Signature(parameters)
+
+
+def _make_method(spec: MethodSpec) -> Callable[..., Any]:
+    signature = _signature(spec)
+
+    def method(self: _Methods, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        params = {name: value for name, value in bound.arguments.items() if name != "self"}
+        if params.get("session_id") is None:
+            params.pop("session_id", None)
+        graph = params.get("graph")
+        if graph is not None and hasattr(graph, "to_json"):
+            params["graph"] = graph.to_json()
+        return self._call(spec.name, params)
+
+    lines = [spec.doc[:1].upper() + spec.doc[1:] + ".", "", f"Returns: {spec.returns}.", ""]
+    lines.append("Args:")
+    lines.extend(
+        f"    {p.name}: {p.type_text()}; {p.doc}"
+        + ("" if p.required else f" (default {json.dumps(_plain(p.default))})")
+        for p in spec.params
+    )
+    method.__name__ = method.__qualname__ = spec.name
+    method.__doc__ = "\n".join(lines)
+    method.__signature__ = signature  # type: ignore[attr-defined]
+    return method
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+class _Methods:
+    """One method per qSyscall method, generated from the table; subclasses define _call."""
+
+    def _call(self, method: str, params: dict[str, Any]) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+for _spec in METHODS.values():
+    setattr(_Methods, _spec.name, _make_method(_spec))
+del _spec
+
+
+# --------------------------------------------------------------------------- blocking client
+
+
+class Client(_Methods):
+    """A blocking qSyscall client over one connection (not thread-safe: one call at a time).
+
+    Args:
+        address: the kernel's address (default: QMK_SOCKET).
+        timeout: connect and call timeouts.
+        session_id: an existing session to use.
+
+    >>> Client("/nonexistent/qmk.sock").q_resource_query(session_id="s")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    qmk.abi.errors.ConnectError: QT001 connect-failed: unix:/nonexistent/qmk.sock: ...
+    """
+
+    def __init__(
+        self,
+        address: str | Address | None = None,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        session_id: str | None = None,
+        max_reply: int = DEFAULT_MAX_REPLY,
+    ) -> None:
+        self.address = resolve_address(address)
+        self.timeout = timeout
+        self.core = ClientCore(session_id=session_id)
+        self.max_reply = max_reply
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
+
+    @classmethod
+    def connect(
+        cls,
+        address: str | Address | None = None,
+        *,
+        tenant: str | None = None,
+        key: str | None = None,
+        caps: Sequence[str] | str | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> Client:
+        """A client with a fresh session (q_negotiate_caps) for ``tenant``.
+
+        Raises:
+            AuthError: unknown tenant or wrong key.
+            ConnectError: nothing listens at the address.
+        """
+        client = cls(address, timeout=timeout)
+        try:
+            client.negotiate(Credentials.resolve(tenant, key, caps))
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    @property
+    def session_id(self) -> str | None:
+        """The session the client's calls carry."""
+        return self.core.session_id
+
+    def negotiate(self, credentials: Credentials) -> dict[str, Any]:
+        """Open a session for ``credentials`` and use it from now on."""
+        session = self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
+        self.core.remember(session, credentials)
+        return session
+
+    def _call(self, method: str, params: dict[str, Any]) -> Any:
+        spec = METHODS[method]
+        for attempt in (0, 1):
+            sent = self.core.params(spec, params)
+            request_id, line = self.core.request(method, sent)
+            reply = self._roundtrip(line, self.timeout.for_call(method, sent))
+            try:
+                return self.core.result(request_id, reply)
+            except QMKError as exc:
+                if attempt or not self.core.renewable(exc, params):
+                    raise
+                assert self.core.credentials is not None
+                self.negotiate(self.core.credentials)
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> socket.socket:
+        address, limit = self.address, self.timeout.connect
+        try:
+            if address.path is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(limit)
+                try:
+                    sock.connect(address.path)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection((address.host, address.port), timeout=limit)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except TimeoutError:
+            raise ConnectError(f"{address}: no answer within {limit} s") from None
+        except OSError as exc:
+            raise ConnectError(f"{address}: {exc.strerror or exc}") from None
+        self._buffer.clear()
+        return sock
+
+    def _roundtrip(self, line: bytes, timeout: float | None) -> bytes:
+        if self._sock is None:
+            self._sock = self._connect()
+        sock = self._sock
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            sock.settimeout(timeout)
+            sock.sendall(line)
+            while True:
+                end = self._buffer.find(b"\n")
+                if end >= 0:
+                    reply = bytes(self._buffer[: end + 1])
+                    del self._buffer[: end + 1]
+                    return reply
+                if len(self._buffer) > self.max_reply:
+                    raise BadResponse(f"a reply line is longer than {self.max_reply} bytes")
+                if deadline is not None:
+                    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    raise ConnectionClosed(f"{self.address}: the server closed the connection")
+                self._buffer += chunk
+        except TimeoutError:
+            self.close()  # a late reply would answer the wrong call: start afresh
+            raise CallTimeout(f"{self.address}: no reply within {timeout} s") from None
+        except OSError as exc:
+            self.close()
+            raise ConnectionClosed(f"{self.address}: {exc.strerror or exc}") from None
+        except QMKError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (the session stays valid until it expires)."""
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- async client
+
+
+class AsyncClient(_Methods):
+    """An asyncio qSyscall client; concurrent calls share one connection (pipelined).
+
+    Use ``async with await AsyncClient.connect(path, tenant=..., key=...) as client``,
+    or call :meth:`aclose`. A reader task, owned by the client and ended by
+    :meth:`aclose`, routes each reply to its call by id.
+    """
+
+    def __init__(
+        self,
+        address: str | Address | None = None,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        session_id: str | None = None,
+        max_reply: int = DEFAULT_MAX_REPLY,
+    ) -> None:
+        self.address = resolve_address(address)
+        self.timeout = timeout
+        self.core = ClientCore(session_id=session_id)
+        self.max_reply = max_reply
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self._connecting = asyncio.Lock()
+
+    @classmethod
+    async def connect(
+        cls,
+        address: str | Address | None = None,
+        *,
+        tenant: str | None = None,
+        key: str | None = None,
+        caps: Sequence[str] | str | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> AsyncClient:
+        """A client with a fresh session (q_negotiate_caps) for ``tenant``."""
+        client = cls(address, timeout=timeout)
+        try:
+            await client.negotiate(Credentials.resolve(tenant, key, caps))
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    @property
+    def session_id(self) -> str | None:
+        """The session the client's calls carry."""
+        return self.core.session_id
+
+    async def negotiate(self, credentials: Credentials) -> dict[str, Any]:
+        """Open a session for ``credentials`` and use it from now on."""
+        session = await self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
+        self.core.remember(session, credentials)
+        return session
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        spec = METHODS[method]
+        for attempt in (0, 1):
+            sent = self.core.params(spec, params)
+            request_id, line = self.core.request(method, sent)
+            reply = await self._roundtrip(request_id, line, self.timeout.for_call(method, sent))
+            try:
+                return self.core.result(request_id, reply)
+            except QMKError as exc:
+                if attempt or not self.core.renewable(exc, params):
+                    raise
+                assert self.core.credentials is not None
+                await self.negotiate(self.core.credentials)
+        raise AssertionError("unreachable")
+
+    async def _open(self) -> asyncio.StreamWriter:
+        async with self._connecting:
+            if self._writer is not None:
+                return self._writer
+            address = self.address
+            try:
+                async with aio.timeout(self.timeout.connect):
+                    if address.path is not None:
+                        reader, writer = await asyncio.open_unix_connection(
+                            address.path, limit=self.max_reply
+                        )
+                    else:
+                        reader, writer = await asyncio.open_connection(
+                            address.host, address.port, limit=self.max_reply
+                        )
+            except TimeoutError:
+                raise ConnectError(
+                    f"{address}: no answer within {self.timeout.connect} s"
+                ) from None
+            except OSError as exc:
+                raise ConnectError(f"{address}: {exc.strerror or exc}") from None
+            self._writer = writer
+            self._reader_task = asyncio.create_task(self._read_replies(reader))
+            return writer
+
+    async def _read_replies(self, reader: asyncio.StreamReader) -> None:
+        """Route every reply line to the call waiting for its id, until the stream ends."""
+        failure: QMKError = ConnectionClosed(f"{self.address}: the server closed the connection")
+        try:
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                except asyncio.LimitOverrunError:
+                    failure = BadResponse(f"a reply line is longer than {self.max_reply} bytes")
+                    break
+                try:
+                    reply_id, _ = ClientCore.reply_id(line)
+                except BadResponse as exc:
+                    failure = exc
+                    break
+                future = self._pending.pop(reply_id, None) if isinstance(reply_id, int) else None
+                if future is not None and not future.done():
+                    future.set_result(line)
+                elif reply_id is None:  # an error the server could not tie to a request
+                    failure = ClientCore.error(json.loads(line).get("error"))
+                    break
+        finally:
+            self._fail_pending(failure)
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+    def _fail_pending(self, failure: QMKError) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(failure)
+
+    async def _roundtrip(self, request_id: int, line: bytes, timeout: float | None) -> bytes:
+        writer = self._writer or await self._open()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            writer.write(line)
+            await writer.drain()
+            async with aio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise CallTimeout(f"{self.address}: no reply within {timeout} s") from None
+        except (ConnectionError, OSError) as exc:
+            raise ConnectionClosed(f"{self.address}: {exc}") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def aclose(self) -> None:
+        """Close the connection and end the reader task (the session stays valid)."""
+        task, self._reader_task = self._reader_task, None
+        if self._writer is not None:
+            self._writer.close()
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])  # our own cancellation still propagates
+        self._writer = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _check_methods() -> None:
+    """Every table entry is a method of both clients (a guard against drift at import)."""
+    for name in METHODS:
+        assert callable(getattr(Client, name)) and callable(getattr(AsyncClient, name)), name
+
+
+_check_methods()

@@ -1,0 +1,232 @@
+"""The audit log: one hash-chained, HMAC-signed JSON line per decision and job transition.
+
+``DATA_DIR/audit.log`` holds one JSON object per line::
+
+    {"seq": 7, "ts": 1700000000.123, "event": "job", "job_id": "...", "tenant": "alice",
+     "state": "RUNNING", "prev": "<sha256 hex of line 6>", "mac": "<hmac hex>"}
+
+``seq`` counts lines from 1; ``prev`` is the SHA-256 of the previous line's text (64 zeros
+on line 1); ``mac`` is HMAC-SHA256 of the line's text without its ``mac`` member, keyed by
+the kernel secret. The kernel also stores the chain head (seq and SHA-256 of the last line
+written before each database commit) in the job database.
+
+:func:`verify` detects: an edited line (its mac, and the next line's ``prev``), a removed
+or reordered line (``seq`` and ``prev``), and a removed tail up to the head the database
+recorded (fewer lines than the head's seq, or a different last hash). Lines written after
+the last database commit are not covered by the head, so losing exactly those cannot be
+told from a crash. An attacker who holds the kernel secret and the database can rewrite
+everything; the log defends against anyone who holds neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: The audit log's file name in the data directory.
+AUDIT_FILE = "audit.log"
+GENESIS = "0" * 64
+
+
+def _mac(secret: bytes, body: str) -> str:
+    return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+
+
+class AuditLog:
+    """Appends chained lines to ``DATA_DIR/audit.log``; lines are buffered until :meth:`flush`.
+
+    Args:
+        data_dir: the kernel's data directory.
+        secret: the kernel secret that signs every line.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], secret: bytes) -> None:
+        self.path = Path(data_dir) / AUDIT_FILE
+        self._secret = secret
+        self.seq, self.head = _tail(self.path)
+        self._pending: list[str] = []
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def append(self, event: str, **fields: Any) -> None:
+        """Queue one line: ``event`` (e.g. "cap", "job", "chan", "kernel") and its fields."""
+        self.seq += 1
+        record = {"seq": self.seq, "ts": round(time.time(), 6), "event": event, **fields}
+        record["prev"] = self.head
+        body = json.dumps(record, separators=(",", ":"), ensure_ascii=True, default=str)
+        line = f'{body[:-1]},"mac":"{_mac(self._secret, body)}"}}'
+        self.head = hashlib.sha256(line.encode()).hexdigest()
+        self._pending.append(line)
+
+    @property
+    def pending(self) -> bool:
+        """True when lines wait for :meth:`flush`."""
+        return bool(self._pending)
+
+    def flush(self) -> tuple[int, str]:
+        """Write the queued lines with one ``write`` call; return the chain head (seq, hash)."""
+        if self._pending:
+            data = ("\n".join(self._pending) + "\n").encode()
+            self._pending.clear()
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        return self.seq, self.head
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self.flush()
+        os.close(self._fd)
+
+
+def _tail(path: Path) -> tuple[int, str]:
+    """(seq, hash) of the last complete line of ``path``, or (0, GENESIS)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            back = min(size, 65536)
+            handle.seek(size - back)
+            data = handle.read()
+    except FileNotFoundError:
+        return 0, GENESIS
+    lines = [line for line in data.split(b"\n") if line]
+    if not lines:
+        return 0, GENESIS
+    last = lines[-1]
+    try:
+        seq = int(json.loads(last)["seq"])
+    except (ValueError, KeyError, TypeError):
+        seq = 0
+    return seq, hashlib.sha256(last).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditReport:
+    """What :func:`verify` found: ``ok``, lines read, the first bad line (1-based) and why."""
+
+    ok: bool
+    lines: int
+    first_bad_line: int | None = None
+    reason: str | None = None
+    head_checked: bool = False
+    macs_checked: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "lines": self.lines,
+            "first_bad_line": self.first_bad_line,
+            "reason": self.reason,
+            "head_checked": self.head_checked,
+            "macs_checked": self.macs_checked,
+        }
+
+
+def _db_head(data_dir: Path) -> tuple[int, str] | None:
+    from qmk.kernel.store import DB_FILE
+
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'audit_%'"))
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if "audit_seq" not in rows:
+        return None
+    return int(rows["audit_seq"]), str(rows["audit_head"])
+
+
+def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
+    """Check the audit chain of ``data_dir``.
+
+    Raises:
+        OSError: the log cannot be read (the CLI exits 2).
+    """
+    from qmk.kernel.sessions import SECRET_FILE
+
+    root = Path(data_dir)
+    data = (root / AUDIT_FILE).read_bytes()
+    try:
+        secret: bytes | None = (root / SECRET_FILE).read_bytes()
+    except OSError:
+        secret = None
+    head = _db_head(root)
+    prev, count = GENESIS, 0
+
+    def bad(reason: str) -> AuditReport:
+        return AuditReport(
+            ok=False,
+            lines=count,
+            first_bad_line=count,
+            reason=reason,
+            head_checked=head is not None,
+            macs_checked=secret is not None,
+        )
+
+    raw_lines = data.split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    elif raw_lines:
+        count = len(raw_lines)
+        return bad("the last line is incomplete (no newline)")
+    head_hash: str | None = None
+    for raw in raw_lines:
+        count += 1
+        try:
+            text = raw.decode("ascii")
+            record = json.loads(text)
+            seq, line_prev, mac = record["seq"], record["prev"], record["mac"]
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return bad("not an audit record")
+        if seq != count:
+            return bad(f"seq {seq} where {count} was expected (a line was removed or moved)")
+        if line_prev != prev:
+            return bad("prev does not match the previous line (edited, removed or moved)")
+        marker = f',"mac":"{mac}"}}'
+        if secret is not None and (
+            not text.endswith(marker)
+            or not hmac.compare_digest(mac, _mac(secret, text[: -len(marker)] + "}"))
+        ):
+            return bad("the line's mac does not match its content (edited)")
+        prev = hashlib.sha256(raw).hexdigest()
+        if head is not None and count == head[0]:
+            head_hash = prev
+    if head is not None:
+        if count < head[0]:
+            return AuditReport(
+                ok=False,
+                lines=count,
+                first_bad_line=count + 1,
+                reason=f"the log ends at line {count} but the database recorded line {head[0]}"
+                " (lines were removed from the end)",
+                head_checked=True,
+                macs_checked=secret is not None,
+            )
+        if head_hash != head[1]:
+            return AuditReport(
+                ok=False,
+                lines=count,
+                first_bad_line=head[0],
+                reason=f"line {head[0]} differs from the head the database recorded",
+                head_checked=True,
+                macs_checked=secret is not None,
+            )
+    return AuditReport(
+        ok=True, lines=count, head_checked=head is not None, macs_checked=secret is not None
+    )
+
+
+__all__ = ["AUDIT_FILE", "AuditLog", "AuditReport", "verify"]

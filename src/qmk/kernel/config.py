@@ -1,0 +1,296 @@
+"""The kernel's configuration: the machine, kernel settings and tenants, from TOML.
+
+:func:`load_config` reads a file, :func:`config_from_dict` the same data already parsed.
+Every bad, missing or unknown key is a :class:`ConfigError` whose one-line message names
+the key (``QK101 bad-config``, exit 2).
+
+>>> cfg = config_from_dict({
+...     "machine": {"physical_qubits": 100_000},
+...     "tenants": {"alice": {"key": "secret-a", "caps": ["CAP_ALLOC"]}},
+... })
+>>> cfg.machine.profile, cfg.tenants["alice"].max_concurrent_jobs, cfg.epoch_ms
+('logical:surface_code(d=9)', 4, 10)
+>>> try:
+...     config_from_dict({"machine": {"physical_qubits": -1}})
+... except ConfigError as exc:
+...     print(exc)
+QK101 bad-config: machine.physical_qubits must be an integer >= 1, got -1
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from qmk.errors import QMKError
+from qmk.qvm.ops import CAPABILITIES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+#: Defaults of the ``[kernel]`` table.
+DEFAULT_SESSION_TTL_S = 3600.0
+DEFAULT_JOB_TIMEOUT_S = 600.0
+DEFAULT_WORKER_MEMORY_MB = 2048
+DEFAULT_EPOCH_MS = 10
+DEFAULT_PREEMPT_GAP = 3
+DEFAULT_SYNCHRONOUS = "normal"
+
+#: Defaults of the ``[machine]`` table (the executor's own defaults).
+DEFAULT_PROFILE = "logical:surface_code(d=9)"
+DEFAULT_QUBIT = "qubit_gate_ns_e3"
+
+
+class ConfigError(QMKError):
+    """A kernel configuration that cannot be used; the message names the key (exit 2)."""
+
+    exit_status = 2
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__("QK101", "bad-config", message, details=details)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineConfig:
+    """The machine the kernel runs: its physical-qubit inventory and defaults."""
+
+    physical_qubits: int
+    profile: str = DEFAULT_PROFILE
+    qubit: str = DEFAULT_QUBIT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantConfig:
+    """One tenant: its shared key, the capabilities it may hold, and its quotas."""
+
+    name: str
+    key: str = field(repr=False)
+    caps: tuple[str, ...] = ()
+    max_logical_qubits: int = 64
+    max_concurrent_jobs: int = 4
+    max_queued_jobs: int = 100
+    max_channels: int = 2
+
+    def quota(self) -> dict[str, int]:
+        """The quotas as plain JSON."""
+        return {
+            "max_logical_qubits": self.max_logical_qubits,
+            "max_concurrent_jobs": self.max_concurrent_jobs,
+            "max_queued_jobs": self.max_queued_jobs,
+            "max_channels": self.max_channels,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KernelConfig:
+    """Everything a kernel needs to know before it opens its data directory.
+
+    Attributes:
+        machine: the machine's inventory and defaults.
+        tenants: tenant name -> its configuration.
+        session_ttl_s: lifetime of a session token.
+        job_timeout_s: a job's run-time limit when its policy names none.
+        worker_memory_mb: address-space cap of each worker process.
+        epoch_ms: the scheduler's tick (deadlines, timeouts, preemption, checkpoints).
+        preempt_gap: a queued job preempts a running one whose priority is at least this
+            much lower (0 turns preemption off).
+        synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
+            kernel process) or "full" (also survives power loss; slower).
+    """
+
+    machine: MachineConfig
+    tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
+    session_ttl_s: float = DEFAULT_SESSION_TTL_S
+    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
+    worker_memory_mb: int = DEFAULT_WORKER_MEMORY_MB
+    epoch_ms: int = DEFAULT_EPOCH_MS
+    preempt_gap: int = DEFAULT_PREEMPT_GAP
+    synchronous: str = DEFAULT_SYNCHRONOUS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tenants", MappingProxyType(dict(self.tenants)))
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table, got {type(value).__name__}", key=where)
+    return value
+
+
+def _unknown(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            path = f"{where}.{key}" if where else key
+            raise ConfigError(
+                f"unknown key {path!r}; expected one of {', '.join(allowed)}", key=path
+            )
+
+
+def _int(table: Mapping[str, Any], key: str, where: str, default: int | None, low: int) -> int:
+    path = f"{where}.{key}"
+    if key not in table:
+        if default is None:
+            raise ConfigError(f"{path} is missing", key=path)
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{path} must be an integer >= {low}, got {value!r}", key=path)
+    return value
+
+
+def _number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    path = f"{where}.{key}"
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{path} must be a number > 0, got {value!r}", key=path)
+    return float(value)
+
+
+def _str(table: Mapping[str, Any], key: str, where: str, default: str | None) -> str:
+    path = f"{where}.{key}"
+    if key not in table:
+        if default is None:
+            raise ConfigError(f"{path} is missing", key=path)
+        return default
+    value = table[key]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path} must be a non-empty string, got {value!r}", key=path)
+    return value
+
+
+_MACHINE_KEYS = ("physical_qubits", "profile", "qubit")
+_KERNEL_KEYS = (
+    "session_ttl_s",
+    "job_timeout_s",
+    "worker_memory_mb",
+    "epoch_ms",
+    "preempt_gap",
+    "synchronous",
+)
+_TENANT_KEYS = (
+    "key",
+    "caps",
+    "max_logical_qubits",
+    "max_concurrent_jobs",
+    "max_queued_jobs",
+    "max_channels",
+)
+
+
+def _tenant(name: str, table: Mapping[str, Any]) -> TenantConfig:
+    where = f"tenants.{name}"
+    _unknown(table, _TENANT_KEYS, where)
+    caps = table.get("caps", [])
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise ConfigError(f"{where}.caps must be a list of strings", key=f"{where}.caps")
+    for cap in caps:
+        if cap not in CAPABILITIES:
+            raise ConfigError(
+                f"{where}.caps: unknown capability {cap!r}; expected one of "
+                f"{', '.join(CAPABILITIES)}",
+                key=f"{where}.caps",
+            )
+    return TenantConfig(
+        name=name,
+        key=_str(table, "key", where, None),
+        caps=tuple(dict.fromkeys(caps)),
+        max_logical_qubits=_int(table, "max_logical_qubits", where, 64, 1),
+        max_concurrent_jobs=_int(table, "max_concurrent_jobs", where, 4, 1),
+        max_queued_jobs=_int(table, "max_queued_jobs", where, 100, 1),
+        max_channels=_int(table, "max_channels", where, 2, 0),
+    )
+
+
+def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
+    """A :class:`KernelConfig` from parsed TOML data.
+
+    Raises:
+        ConfigError: a bad, missing or unknown key (the message names it).
+    """
+    data = _table(data, "the configuration")
+    _unknown(data, ("machine", "kernel", "tenants"), "")
+    if "machine" not in data:
+        raise ConfigError("machine is missing: add a [machine] table", key="machine")
+    machine_t = _table(data["machine"], "machine")
+    _unknown(machine_t, _MACHINE_KEYS, "machine")
+    machine = MachineConfig(
+        physical_qubits=_int(machine_t, "physical_qubits", "machine", None, 1),
+        profile=_str(machine_t, "profile", "machine", DEFAULT_PROFILE),
+        qubit=_str(machine_t, "qubit", "machine", DEFAULT_QUBIT),
+    )
+    _check_machine(machine)
+    kernel_t = _table(data.get("kernel", {}), "kernel")
+    _unknown(kernel_t, _KERNEL_KEYS, "kernel")
+    synchronous = _str(kernel_t, "synchronous", "kernel", DEFAULT_SYNCHRONOUS)
+    if synchronous not in ("normal", "full"):
+        raise ConfigError(
+            f"kernel.synchronous must be 'normal' or 'full', got {synchronous!r}",
+            key="kernel.synchronous",
+        )
+    tenants_t = _table(data.get("tenants", {}), "tenants")
+    tenants = {}
+    for name, table in tenants_t.items():
+        if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(
+                f"tenants.{name}: a tenant name is 1-64 letters, digits, '-' or '_'",
+                key=f"tenants.{name}",
+            )
+        tenants[name] = _tenant(name, _table(table, f"tenants.{name}"))
+    return KernelConfig(
+        machine=machine,
+        tenants=tenants,
+        session_ttl_s=_number(kernel_t, "session_ttl_s", "kernel", DEFAULT_SESSION_TTL_S),
+        job_timeout_s=_number(kernel_t, "job_timeout_s", "kernel", DEFAULT_JOB_TIMEOUT_S),
+        worker_memory_mb=_int(kernel_t, "worker_memory_mb", "kernel", DEFAULT_WORKER_MEMORY_MB, 64),
+        epoch_ms=_int(kernel_t, "epoch_ms", "kernel", DEFAULT_EPOCH_MS, 1),
+        preempt_gap=_int(kernel_t, "preempt_gap", "kernel", DEFAULT_PREEMPT_GAP, 0),
+        synchronous=synchronous,
+    )
+
+
+def _check_machine(machine: MachineConfig) -> None:
+    from qmk.qec.logical import logical_model
+
+    try:
+        logical_model(machine.profile, machine.qubit)
+    except QMKError as exc:
+        raise ConfigError(
+            f"machine.profile/machine.qubit: {exc.message}", key="machine.profile"
+        ) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> KernelConfig:
+    """Read a kernel configuration from a TOML file.
+
+    Raises:
+        ConfigError: unreadable file, bad TOML, or a bad, missing or unknown key.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{os.fspath(path)}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{os.fspath(path)}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{os.fspath(path)}: not UTF-8 text") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{os.fspath(path)}: {exc.message}", **exc.details) from None
+
+
+__all__ = [
+    "ConfigError",
+    "KernelConfig",
+    "MachineConfig",
+    "TenantConfig",
+    "config_from_dict",
+    "load_config",
+]

@@ -1,0 +1,293 @@
+"""Jobs: their states, their policy, and the record the kernel keeps for each.
+
+States: ``QUEUED -> VALIDATING -> RUNNING -> COMPLETED | FAILED | CANCELLED | TIMED_OUT``.
+A preempted or recovered job goes back to QUEUED.
+
+>>> policy = parse_policy({"priority": 7, "noise": False}, default_timeout_s=600)
+>>> policy.priority, policy.noise, policy.timeout_s
+(7, False, 600.0)
+>>> try:
+...     parse_policy({"colour": "red"}, default_timeout_s=600)
+... except InvalidArgument as exc:
+...     print(exc.details)
+{'key': 'policy.colour'}
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qmk.errors import InvalidArgument
+
+QUEUED = "QUEUED"
+VALIDATING = "VALIDATING"
+RUNNING = "RUNNING"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+TIMED_OUT = "TIMED_OUT"
+
+STATES: tuple[str, ...] = (QUEUED, VALIDATING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMED_OUT)
+FINAL_STATES: frozenset[str] = frozenset({COMPLETED, FAILED, CANCELLED, TIMED_OUT})
+ACTIVE_STATES: frozenset[str] = frozenset({QUEUED, VALIDATING, RUNNING})
+
+POLICY_KEYS = (
+    "priority",
+    "deadline",
+    "timeout_ms",
+    "engine",
+    "noise",
+    "qubit",
+    "profile",
+    "channels",
+)
+ENGINES = ("statevector", "stabilizer")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """How a job wants to run: its priority, limits, engine options and channel bindings."""
+
+    priority: int = 5
+    deadline: float | None = None
+    timeout_s: float = 600.0
+    engine: str | None = None
+    noise: bool = True
+    qubit: str | None = None
+    profile: str | None = None
+    channels: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "priority": self.priority,
+            "deadline": self.deadline,
+            "timeout_ms": round(self.timeout_s * 1000),
+            "engine": self.engine,
+            "noise": self.noise,
+            "qubit": self.qubit,
+            "profile": self.profile,
+            "channels": dict(self.channels),
+        }
+
+
+def _bad(message: str, key: str) -> InvalidArgument:
+    return InvalidArgument(message, key=f"policy.{key}")
+
+
+def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) -> Policy:
+    """A :class:`Policy` from the ``policy`` object of ``q_submit``.
+
+    Raises:
+        InvalidArgument: an unknown key or a value out of range.
+    """
+    if policy is None:
+        return Policy(timeout_s=default_timeout_s)
+    if not isinstance(policy, Mapping):
+        raise InvalidArgument("policy must be an object or null", key="policy")
+    for key in policy:
+        if key not in POLICY_KEYS:
+            raise InvalidArgument(
+                f"unknown policy key {key!r}; expected one of {', '.join(POLICY_KEYS)}",
+                key=f"policy.{key}",
+            )
+    priority = policy.get("priority", 5)
+    if priority is None:
+        priority = 5
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise _bad(f"policy.priority must be an integer 0..9, got {priority!r}", "priority")
+    deadline = policy.get("deadline")
+    if deadline is not None and (
+        isinstance(deadline, bool)
+        or not isinstance(deadline, (int, float))
+        or not math.isfinite(deadline)
+    ):
+        raise _bad(f"policy.deadline must be unix seconds or null, got {deadline!r}", "deadline")
+    timeout_ms = policy.get("timeout_ms")
+    timeout_s = default_timeout_s
+    if timeout_ms is not None:
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 1:
+            raise _bad(
+                f"policy.timeout_ms must be an integer >= 1, got {timeout_ms!r}", "timeout_ms"
+            )
+        timeout_s = timeout_ms / 1000
+    engine = policy.get("engine")
+    if engine is not None and engine not in ENGINES:
+        raise _bad(f"policy.engine must be one of {', '.join(ENGINES)} or null", "engine")
+    noise = policy.get("noise", True)
+    if noise is None:
+        noise = True
+    if not isinstance(noise, bool):
+        raise _bad(f"policy.noise must be true or false, got {noise!r}", "noise")
+    names: dict[str, str | None] = {}
+    for key in ("qubit", "profile"):
+        value = policy.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise _bad(f"policy.{key} must be a non-empty string or null", key)
+        names[key] = value
+    channels = policy.get("channels") or {}
+    if not isinstance(channels, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in channels.items()
+    ):
+        raise _bad("policy.channels must map graph channel names to channel ids", "channels")
+    return Policy(
+        priority=priority,
+        deadline=None if deadline is None else float(deadline),
+        timeout_s=float(timeout_s),
+        engine=engine,
+        noise=noise,
+        qubit=names["qubit"],
+        profile=names["profile"],
+        channels=dict(channels),
+    )
+
+
+@dataclass(slots=True, kw_only=True)
+class Job:
+    """The kernel's record of one job (mutable: the kernel moves it through its states).
+
+    ``graph`` is the program's QVM JSON text (stored and sent to workers as is).
+
+    ``qubits`` maps each tenant whose qubits the job allocates to its peak live logical
+    qubits; ``physical_qubits`` is the job's peak physical-qubit footprint.
+    """
+
+    job_id: str
+    tenant: str
+    graph: str = field(repr=False)  # the QVM JSON text as submitted
+    shots: int
+    seed: int
+    policy: Policy
+    caps: tuple[str, ...]
+    required_caps: tuple[str, ...]
+    physical_qubits: int
+    qubits: Mapping[str, int]
+    state: str = QUEUED
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = field(default=None, repr=False)
+    attempts: int = 0
+    preemptions: int = 0
+    epoch: int = 0
+    checkpoint_id: str | None = None
+    seq: int = 0
+
+    @property
+    def priority(self) -> int:
+        return self.policy.priority
+
+    @property
+    def deadline(self) -> float | None:
+        return self.policy.deadline
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def to_json(self, *, result: bool = True) -> dict[str, Any]:
+        """The job as the wire shows it (``result`` left out of summaries)."""
+        out: dict[str, Any] = {
+            "job_id": self.job_id,
+            "state": self.state,
+            "tenant": self.tenant,
+            "shots": self.shots,
+            "seed": self.seed,
+            "priority": self.policy.priority,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+        }
+        if result:
+            out["result"] = self.result
+        return out
+
+
+def error_json(code: str, name: str, message: str) -> dict[str, str]:
+    """A job's ``error`` member."""
+    return {"code": code, "name": name, "message": message}
+
+
+#: How many verified programs a process keeps, by graph text.
+VERIFIED_CACHE_SIZE = 256
+_VERIFIED: OrderedDict[str, Any] = OrderedDict()
+
+
+def verified(text: str) -> Any:
+    """The :class:`~qmk.qvm.verify.VerifiedProgram` of QVM JSON ``text`` (cached by text).
+
+    Raises:
+        QMKError: FormatError or VerificationError, as :func:`qmk.qvm.verify.verify`.
+    """
+    program = _VERIFIED.get(text)
+    if program is not None:
+        _VERIFIED.move_to_end(text)
+        return program
+    from qmk.qvm import graph as graph_io
+    from qmk.qvm.verify import verify
+
+    program = verify(graph_io.loads(text))
+    _VERIFIED[text] = program
+    if len(_VERIFIED) > VERIFIED_CACHE_SIZE:
+        _VERIFIED.popitem(last=False)
+    return program
+
+
+def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one job in a worker: verify again, check capabilities again, execute.
+
+    ``spec`` holds ``graph`` (QVM JSON text), ``shots``, ``seed``, ``caps`` (granted at
+    submit), ``engine``, ``noise``, ``qubit`` and ``profile``. Returns ``{"ok": True,
+    "result": RunResult.to_json()}`` or ``{"ok": False, "error": {code, name, message}}``
+    for a refusal (missing capabilities) or an error of the program or engine.
+
+    The worker verifies each distinct graph text once and keeps the verified program
+    (an LRU of :data:`VERIFIED_CACHE_SIZE`); the capability check runs for every job.
+    """
+    from qmk.errors import CapabilityError, QMKError
+    from qmk.kernel.executor import run
+
+    try:
+        program = verified(spec["graph"])
+        missing = sorted(set(program.required_caps) - set(spec["caps"]))
+        if missing:
+            raise CapabilityError(
+                f"refused at execution: the job lacks {', '.join(missing)}", missing=missing
+            )
+        result = run(
+            program,
+            shots=spec["shots"],
+            seed=spec["seed"],
+            engine=spec["engine"],
+            noise=spec["noise"],
+            qubit=spec["qubit"],
+            profile=spec["profile"],
+        )
+    except QMKError as exc:
+        return {"ok": False, "error": error_json(exc.code, exc.name, exc.message)}
+    return {"ok": True, "result": result.to_json()}
+
+
+__all__ = [
+    "ACTIVE_STATES",
+    "CANCELLED",
+    "COMPLETED",
+    "FAILED",
+    "FINAL_STATES",
+    "QUEUED",
+    "RUNNING",
+    "STATES",
+    "TIMED_OUT",
+    "VALIDATING",
+    "Job",
+    "Policy",
+    "error_json",
+    "parse_policy",
+    "run_job",
+    "verified",
+]

@@ -1,0 +1,389 @@
+"""The kernel's durable state: one SQLite database (WAL mode) in the data directory.
+
+Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and error JSON),
+``checkpoints``, ``channels``, ``sessions`` (issued and revoked session ids) and ``meta``
+(the audit chain head). Writes go into an open transaction; :meth:`Store.commit` ends it.
+The kernel groups every write made in one event-loop turn into one commit and replies to
+``q_submit`` only after the commit that holds the job (see :mod:`qmk.kernel.service`).
+
+With ``synchronous=NORMAL`` (the default) a committed transaction survives a crash or
+``kill -9`` of the kernel process; ``synchronous=FULL`` also survives power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from qmk.kernel.jobs import ACTIVE_STATES, Job, Policy
+
+#: The database's file name in the data directory.
+DB_FILE = "kernel.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    graph TEXT NOT NULL,
+    shots INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    policy TEXT NOT NULL,
+    caps TEXT NOT NULL,
+    required_caps TEXT NOT NULL,
+    physical_qubits INTEGER NOT NULL,
+    qubits TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    result TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    preemptions INTEGER NOT NULL DEFAULT 0,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    checkpoint_id TEXT,
+    logical_cycles REAL,
+    injected_errors INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_tenant_state ON jobs (tenant, state);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    checkpoint_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints (job_id, created_at);
+CREATE TABLE IF NOT EXISTS channels (
+    channel_id TEXT PRIMARY KEY,
+    proposer TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    state TEXT NOT NULL,
+    fidelity REAL NOT NULL,
+    created_at REAL NOT NULL,
+    opened_at REAL,
+    closed_at REAL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    sid TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    caps TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_JOB_COLUMNS = (
+    "job_id, tenant, seq, state, graph, shots, seed, policy, caps, required_caps, "
+    "physical_qubits, qubits, created_at, started_at, finished_at, result, error, attempts, "
+    "preemptions, epoch, checkpoint_id"
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    policy = json.loads(row[7])
+    return Job(
+        job_id=row[0],
+        tenant=row[1],
+        seq=row[2],
+        state=row[3],
+        graph=row[4],
+        shots=row[5],
+        seed=row[6],
+        policy=Policy(
+            priority=policy["priority"],
+            deadline=policy["deadline"],
+            timeout_s=policy["timeout_ms"] / 1000,
+            engine=policy["engine"],
+            noise=policy["noise"],
+            qubit=policy["qubit"],
+            profile=policy["profile"],
+            channels=policy["channels"],
+        ),
+        caps=tuple(json.loads(row[8])),
+        required_caps=tuple(json.loads(row[9])),
+        physical_qubits=row[10],
+        qubits=json.loads(row[11]),
+        created_at=row[12],
+        started_at=row[13],
+        finished_at=row[14],
+        result=None if row[15] is None else json.loads(row[15]),
+        error=None if row[16] is None else json.loads(row[16]),
+        attempts=row[17],
+        preemptions=row[18],
+        epoch=row[19],
+        checkpoint_id=row[20],
+    )
+
+
+class Store:
+    """The kernel database of one data directory.
+
+    Args:
+        data_dir: the directory (created if missing, mode 0700).
+        synchronous: "normal" or "full" (SQLite's ``synchronous`` pragma in WAL mode).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, synchronous: str = "normal") -> None:
+        root = Path(data_dir)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = root / DB_FILE
+        self.db = sqlite3.connect(self.path, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        self.db.executescript(_SCHEMA)
+        self.db.commit()
+        self.dirty = False
+
+    # ------------------------------------------------------------------ transactions
+
+    def commit(self, audit_head: tuple[int, str] | None = None) -> None:
+        """Commit everything written since the last commit, with the audit chain head."""
+        if audit_head is not None:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (("audit_seq", str(audit_head[0])), ("audit_head", audit_head[1])),
+            )
+        self.db.commit()
+        self.dirty = False
+
+    def close(self) -> None:
+        """Commit and close."""
+        self.db.commit()
+        self.db.close()
+
+    # ------------------------------------------------------------------ jobs
+
+    def next_seq(self) -> int:
+        """One more than the highest job sequence number (submission order)."""
+        row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
+        return int(row[0]) + 1
+
+    def insert_job(self, job: Job) -> None:
+        """Add a new job."""
+        self.db.execute(
+            f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.job_id,
+                job.tenant,
+                job.seq,
+                job.state,
+                job.graph,
+                job.shots,
+                job.seed,
+                _dumps(job.policy.to_json()),
+                _dumps(list(job.caps)),
+                _dumps(list(job.required_caps)),
+                job.physical_qubits,
+                _dumps(dict(job.qubits)),
+                job.created_at,
+                job.started_at,
+                job.finished_at,
+                None if job.result is None else _dumps(job.result),
+                None if job.error is None else _dumps(job.error),
+                job.attempts,
+                job.preemptions,
+                job.epoch,
+                job.checkpoint_id,
+            ),
+        )
+        self.dirty = True
+
+    def save_job(self, job: Job) -> None:
+        """Write a job's mutable fields (state, times, result, error, counters)."""
+        telemetry = (job.result or {}).get("telemetry") or {}
+        self.db.execute(
+            "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=?, error=?, "
+            "attempts=?, preemptions=?, epoch=?, checkpoint_id=?, logical_cycles=?, "
+            "injected_errors=? WHERE job_id=?",
+            (
+                job.state,
+                job.started_at,
+                job.finished_at,
+                None if job.result is None else _dumps(job.result),
+                None if job.error is None else _dumps(job.error),
+                job.attempts,
+                job.preemptions,
+                job.epoch,
+                job.checkpoint_id,
+                telemetry.get("logical_cycles"),
+                telemetry.get("injected_logical_errors"),
+                job.job_id,
+            ),
+        )
+        self.dirty = True
+
+    def load_job(self, job_id: str, tenant: str) -> Job | None:
+        """The job ``job_id`` of ``tenant``; None for an unknown id or another tenant's."""
+        row = self.db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
+        ).fetchone()
+        return None if row is None else _job(row)
+
+    def active_jobs(self) -> list[Job]:
+        """Every job not in a final state, in submission order."""
+        marks = ", ".join("?" for _ in ACTIVE_STATES)
+        rows = self.db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
+            tuple(ACTIVE_STATES),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
+        """The tenant's most recent jobs (newest first), optionally of one state."""
+        if state is None:
+            rows = self.db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant=? ORDER BY seq DESC LIMIT ?",
+                (tenant, limit),
+            ).fetchall()
+        else:
+            rows = self.db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant=? AND state=? "
+                "ORDER BY seq DESC LIMIT ?",
+                (tenant, state, limit),
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    def tenant_stats(self, tenant: str) -> dict[str, Any]:
+        """Aggregate telemetry of a tenant's jobs: counts by state, shots, cycles, errors."""
+        by_state = dict(
+            self.db.execute(
+                "SELECT state, COUNT(*) FROM jobs WHERE tenant=? GROUP BY state", (tenant,)
+            ).fetchall()
+        )
+        jobs, shots, cycles, errors = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(shots), 0), COALESCE(SUM(logical_cycles), 0), "
+            "COALESCE(SUM(injected_errors), 0) FROM jobs WHERE tenant=?",
+            (tenant,),
+        ).fetchone()
+        done_shots = self.db.execute(
+            "SELECT COALESCE(SUM(shots), 0) FROM jobs WHERE tenant=? AND state='COMPLETED'",
+            (tenant,),
+        ).fetchone()[0]
+        return {
+            "jobs": jobs,
+            "jobs_by_state": by_state,
+            "shots_submitted": shots,
+            "shots_completed": done_shots,
+            "logical_cycles": cycles,
+            "injected_logical_errors": errors,
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def insert_checkpoint(
+        self, checkpoint_id: str, job: Job, epoch: int, created_at: float
+    ) -> None:
+        """Record a checkpoint of ``job`` at kernel epoch ``epoch``."""
+        self.db.execute(
+            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (checkpoint_id, job.job_id, job.tenant, epoch, job.state, job.attempts, created_at),
+        )
+        self.dirty = True
+
+    def load_checkpoint(
+        self, job_id: str, tenant: str, checkpoint_id: str | None
+    ) -> dict[str, Any] | None:
+        """A checkpoint of the job (the latest when ``checkpoint_id`` is None)."""
+        columns = "checkpoint_id, job_id, epoch, state, attempts, created_at"
+        if checkpoint_id is None:
+            row = self.db.execute(
+                f"SELECT {columns} FROM checkpoints WHERE job_id=? AND tenant=? "
+                "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (job_id, tenant),
+            ).fetchone()
+        else:
+            row = self.db.execute(
+                f"SELECT {columns} FROM checkpoints WHERE checkpoint_id=? AND job_id=? "
+                "AND tenant=?",
+                (checkpoint_id, job_id, tenant),
+            ).fetchone()
+        if row is None:
+            return None
+        keys = ("checkpoint_id", "job_id", "epoch", "state", "attempts", "created_at")
+        return dict(zip(keys, row, strict=True))
+
+    # ------------------------------------------------------------------ channels
+
+    def save_channel(self, channel: dict[str, Any]) -> None:
+        """Insert or update a channel."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                channel["channel_id"],
+                channel["proposer"],
+                channel["peer"],
+                channel["state"],
+                channel["fidelity"],
+                channel["created_at"],
+                channel["opened_at"],
+                channel["closed_at"],
+            ),
+        )
+        self.dirty = True
+
+    def load_channels(self) -> list[dict[str, Any]]:
+        """Every channel not CLOSED."""
+        keys = (
+            "channel_id",
+            "proposer",
+            "peer",
+            "state",
+            "fidelity",
+            "created_at",
+            "opened_at",
+            "closed_at",
+        )
+        rows = self.db.execute("SELECT * FROM channels WHERE state != 'CLOSED'").fetchall()
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def load_channel(self, channel_id: str) -> dict[str, Any] | None:
+        """One channel by id, in any state."""
+        keys = (
+            "channel_id",
+            "proposer",
+            "peer",
+            "state",
+            "fidelity",
+            "created_at",
+            "opened_at",
+            "closed_at",
+        )
+        row = self.db.execute("SELECT * FROM channels WHERE channel_id=?", (channel_id,)).fetchone()
+        return None if row is None else dict(zip(keys, row, strict=True))
+
+    # ------------------------------------------------------------------ sessions
+
+    def insert_session(self, sid: str, tenant: str, caps: Iterable[str], expires_at: float) -> None:
+        """Record an issued session."""
+        self.db.execute(
+            "INSERT INTO sessions (sid, tenant, caps, expires_at) VALUES (?, ?, ?, ?)",
+            (sid, tenant, _dumps(list(caps)), expires_at),
+        )
+        self.dirty = True
+
+    def revoke_session(self, sid: str) -> None:
+        """Mark a session revoked."""
+        self.db.execute("UPDATE sessions SET revoked=1 WHERE sid=?", (sid,))
+        self.dirty = True
+
+    def revoked_sessions(self) -> list[str]:
+        """Ids of revoked sessions."""
+        return [row[0] for row in self.db.execute("SELECT sid FROM sessions WHERE revoked=1")]
+
+
+__all__ = ["DB_FILE", "Store"]

@@ -1,0 +1,33 @@
+"""docs/qsyscall.md's generated tables match the method and error tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qmk.abi import doc
+from qmk.abi.methods import METHODS
+from qmk.errors import SYSCALL_ERRORS
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "qsyscall.md"
+
+
+def test_the_page_is_up_to_date_with_the_tables():
+    assert doc.main(["--check", str(PAGE)]) == 0
+
+
+def test_every_method_and_error_code_appears_on_the_page():
+    text = PAGE.read_text(encoding="utf-8")
+    for name in METHODS:
+        assert f"| `{name}` |" in text
+    for code, cls in SYSCALL_ERRORS.items():
+        assert f"| {code} | `{cls.error_name}` |" in text
+    for code in (-32700, -32600, -32601, -32602, -32603):
+        assert f"| {code} |" in text
+
+
+def test_a_stale_page_is_reported(tmp_path):
+    stale = tmp_path / "qsyscall.md"
+    stale.write_text(PAGE.read_text(encoding="utf-8").replace("| `q_wait` |", "| `q_wiat` |"))
+    assert doc.main(["--check", str(stale)]) == 1
+    assert doc.main(["--write", str(stale)]) == 0
+    assert doc.main(["--check", str(stale)]) == 0

@@ -1,0 +1,244 @@
+"""The JSON-RPC 2.0 protocol core, line in and line out, against a small in-test target."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from qmk.abi.jsonrpc import RpcCore
+from qmk.abi.methods import METHODS
+from qmk.errors import SYSCALL_ERRORS, CapabilityError, NotFoundError
+
+
+class Target:
+    """Answers q_status and q_cancel; records calls; fails on purpose for some job ids."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def q_status(self, **params: Any) -> dict[str, Any]:
+        self.calls.append(("q_status", params))
+        job = params["job_id"]
+        if job == "missing":
+            raise NotFoundError("no job 'missing'", job_id=job)
+        if job == "caps":
+            raise CapabilityError("needs CAP_LINK", missing=["CAP_LINK"])
+        if job == "bug":
+            raise KeyError("secret internal detail")
+        if job == "unencodable":
+            return {"value": object()}
+        return {"job_id": job, "state": "QUEUED"}
+
+    async def q_cancel(self, **params: Any) -> dict[str, Any]:
+        self.calls.append(("q_cancel", params))
+        return {"job_id": params["job_id"], "state": "CANCELLED"}
+
+    async def q_submit(self, **params: Any) -> dict[str, Any]:
+        self.calls.append(("q_submit", params))
+        return {"job_id": "new", "state": "QUEUED"}
+
+
+def answer(core: RpcCore, payload: Any) -> Any:
+    line = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    reply = asyncio.run(core.handle_line(line))
+    if reply is None:
+        return None
+    assert reply.endswith(b"\n") and reply.count(b"\n") == 1
+    return json.loads(reply)
+
+
+def req(method: str, params: Any = None, id: Any = 1) -> dict[str, Any]:
+    out: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        out["params"] = params
+    if id is not ...:
+        out["id"] = id
+    return out
+
+
+@pytest.fixture
+def target() -> Target:
+    return Target()
+
+
+@pytest.fixture
+def core(target: Target) -> RpcCore:
+    return RpcCore(target)
+
+
+def test_a_call_by_name_fills_defaults_and_returns_the_result(core, target):
+    reply = answer(core, req("q_submit", {"session_id": "s", "graph": {}}, id="abc"))
+    assert reply == {"jsonrpc": "2.0", "id": "abc", "result": {"job_id": "new", "state": "QUEUED"}}
+    assert target.calls == [
+        ("q_submit", {"session_id": "s", "graph": {}, "shots": 1024, "seed": None, "policy": None})
+    ]
+
+
+def test_positional_params_follow_table_order(core, target):
+    assert answer(core, req("q_status", ["s", "j1"]))["result"]["job_id"] == "j1"
+    assert target.calls == [("q_status", {"session_id": "s", "job_id": "j1"})]
+
+
+@pytest.mark.parametrize("request_id", [0, -7, 2.5, "x", None])
+def test_every_valid_id_type_is_echoed_back(core, request_id):
+    assert answer(core, req("q_status", ["s", "j"], id=request_id))["id"] == request_id
+
+
+@pytest.mark.parametrize(
+    "line, code",
+    [
+        (b"{not json", -32700),
+        (b'{"jsonrpc": "2.0", "method": "q_status", "id": 1', -32700),
+        (b"\xff\xfe", -32700),
+        (b'{"jsonrpc":"2.0","method":"q_status","id":1,"params":{"x":NaN}}', -32700),
+        (b"[" * 100000, -32700),
+        (b"5", -32600),
+        (b'"q_status"', -32600),
+        (b"[]", -32600),
+        (b'{"method": "q_status", "id": 1}', -32600),
+        (b'{"jsonrpc": "1.0", "method": "q_status", "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": 5, "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "q_status", "params": "s", "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "q_status", "id": {"a": 1}}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "q_status", "id": true}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "q_nope", "id": 1}', -32601),
+        (b'{"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}', -32601),
+        (b'{"jsonrpc": "2.0", "method": "q_open_chan", "id": 1}', -32601),  # target lacks it
+        (
+            b'{"jsonrpc": "2.0", "method": "q_status", "params": {"session_id": "s"}, "id": 1}',
+            -32602,
+        ),
+        (b'{"jsonrpc": "2.0", "method": "q_status", "params": ["s", 5], "id": 1}', -32602),
+        (b'{"jsonrpc": "2.0", "method": "q_status", "params": ["s", "j", 3], "id": 1}', -32602),
+        (
+            b'{"jsonrpc":"2.0","method":"q_status","params":{"session_id":"s","job_id":"j",'
+            b'"extra":1},"id":1}',
+            -32602,
+        ),
+        (
+            b'{"jsonrpc":"2.0","method":"q_submit","params":{"session_id":"s","graph":{},'
+            b'"shots":true},"id":1}',
+            -32602,
+        ),
+    ],
+)
+def test_malformed_requests_get_the_standard_error_code_and_a_name(core, target, line, code):
+    reply = answer(core, line)
+    assert reply["jsonrpc"] == "2.0"
+    assert reply["error"]["code"] == code
+    assert isinstance(reply["error"]["data"]["name"], str)
+    assert "Traceback" not in reply["error"]["message"]
+    # the id is echoed when it could be read, and null when it could not
+    readable = code != -32700 and (b'"id": 1}' in line or b'"id":1}' in line)
+    assert reply["id"] == (1 if readable else None)
+    assert target.calls == []
+
+
+def test_a_syscall_error_is_sent_with_its_code_name_and_details(core):
+    reply = answer(core, req("q_status", ["s", "caps"], id=9))
+    assert reply["id"] == 9
+    assert reply["error"]["code"] == 1004
+    assert reply["error"]["data"]["name"] == "capability-denied"
+    assert reply["error"]["data"]["missing"] == ["CAP_LINK"]
+    assert answer(core, req("q_status", ["s", "missing"]))["error"]["code"] == 1005
+
+
+def test_an_unexpected_exception_is_a_generic_internal_error_logged_server_side(core, caplog):
+    with caplog.at_level(logging.ERROR, logger="qmk.abi"):
+        reply = answer(core, req("q_status", ["s", "bug"]))
+    error = reply["error"]
+    assert error["code"] == -32603 and error["data"]["name"] == "internal-error"
+    assert "secret internal detail" not in json.dumps(reply)
+    assert "KeyError" not in json.dumps(reply)
+    assert error["data"]["incident"] in caplog.text
+    assert "secret internal detail" in caplog.text
+
+
+def test_a_result_that_is_not_json_becomes_an_internal_error(core):
+    reply = answer(core, req("q_status", ["s", "unencodable"], id=3))
+    assert reply["id"] == 3 and reply["error"]["code"] == -32603
+
+
+def test_notifications_get_no_reply_even_when_they_fail(core, target):
+    assert answer(core, req("q_status", ["s", "j"], id=...)) is None
+    assert answer(core, req("q_status", ["s", "missing"], id=...)) is None
+    assert answer(core, req("q_nope", id=...)) is None
+    assert answer(core, req("q_status", ["s", 5], id=...)) is None
+    assert [name for name, _ in target.calls] == ["q_status", "q_status"]
+
+
+def test_a_batch_answers_each_call_and_skips_notifications(core, target):
+    batch = [
+        req("q_status", ["s", "a"], id=1),
+        req("q_cancel", ["s", "b"], id=...),
+        {"foo": "boo"},
+        req("q_nope", id="m"),
+        req("q_status", ["s", "missing"], id=2),
+        req("q_status", ["s", 7], id=3),
+        5,
+    ]
+    reply = answer(core, batch)
+    assert isinstance(reply, list)
+    by_id = {item["id"]: item for item in reply if item["id"] is not None}
+    assert by_id[1]["result"]["job_id"] == "a"
+    assert by_id["m"]["error"]["code"] == -32601
+    assert by_id[2]["error"]["code"] == 1005
+    assert by_id[3]["error"]["code"] == -32602
+    assert sorted(item["error"]["code"] for item in reply if item["id"] is None) == [-32600] * 2
+    assert len(reply) == 6
+    assert ("q_cancel", {"session_id": "s", "job_id": "b"}) in target.calls
+
+
+def test_a_batch_of_notifications_gets_no_reply_at_all(core, target):
+    batch = [req("q_status", ["s", "a"], id=...), req("q_cancel", ["s", "b"], id=...)]
+    assert answer(core, batch) is None
+    assert len(target.calls) == 2
+
+
+def test_an_oversized_batch_is_one_invalid_request(target):
+    core = RpcCore(target, max_batch=3)
+    reply = answer(core, [req("q_status", ["s", "a"], id=i) for i in range(4)])
+    assert reply["error"]["code"] == -32600 and target.calls == []
+
+
+def test_blank_lines_are_ignored(core):
+    assert answer(core, b"  \r\n") is None
+
+
+def test_every_syscall_error_class_round_trips_through_the_wire_format():
+    from qmk.client import ClientCore
+
+    for code, cls in SYSCALL_ERRORS.items():
+        error = cls("because", job_id="j")
+        rebuilt = ClientCore.error(error.to_rpc())
+        assert type(rebuilt) is cls and rebuilt.rpc_code == code
+        assert rebuilt.message == "because" and rebuilt.details == {"job_id": "j"}
+
+
+def test_the_method_table_matches_the_service_contract():
+    assert list(METHODS) == [
+        "q_negotiate_caps",
+        "q_submit",
+        "q_status",
+        "q_wait",
+        "q_cancel",
+        "q_checkpoint",
+        "q_restore",
+        "q_replay",
+        "q_open_chan",
+        "q_close_chan",
+        "q_chan_status",
+        "q_get_telemetry",
+        "q_resource_query",
+        "q_list_jobs",
+    ]
+    for spec in METHODS.values():
+        assert spec.needs_session == (spec.name != "q_negotiate_caps")
+        names = [p.name for p in spec.params]
+        assert len(names) == len(set(names))
+        required = [p.required for p in spec.params]
+        assert required == sorted(required, reverse=True), spec.name  # required ones first

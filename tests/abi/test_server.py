@@ -1,0 +1,258 @@
+"""The NDJSON server on a real Unix socket, in-process, with a small stand-in kernel.
+
+The real kernel behind a real ``qmk serve`` process is exercised in tests/e2e/;
+these tests pin the framing, limits and socket handling quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.abi.errors import InvalidParams
+from qmk.abi.jsonrpc import RpcCore
+from qmk.abi.server import ServeError, Server, ServerConfig, bind_unix
+from qmk.client import AsyncClient, Client
+from qmk.errors import NotFoundError
+
+
+class SlowKernel:
+    """q_wait sleeps timeout_ms; q_status answers at once; q_negotiate_caps opens a session."""
+
+    async def q_negotiate_caps(self, *, tenant: str, key: str, requested: list[str]) -> dict:
+        return {"session_id": f"sess-{tenant}", "tenant": tenant, "granted": requested}
+
+    async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
+        if job_id == "nope":
+            raise NotFoundError(f"no job {job_id!r}")
+        return {"job_id": job_id, "state": "QUEUED", "session": session_id}
+
+    async def q_wait(self, *, session_id: str, job_id: str, timeout_ms: int) -> dict[str, Any]:
+        await asyncio.sleep(timeout_ms / 1000)
+        return {"job_id": job_id, "state": "RUNNING"}
+
+
+def run_with_server(
+    tmp_path: Path, body: Callable[[Path], Awaitable[None]], **options: Any
+) -> Path:
+    """Run ``body(socket_path)`` against a live server, then stop it; returns the path."""
+    path = tmp_path / "k.sock"
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        server = Server(RpcCore(SlowKernel()), ServerConfig(socket_path=path, **options))
+        task = asyncio.create_task(server.serve(stop, ready=lambda _: ready.set()))
+        await asyncio.wait_for(ready.wait(), 5)
+        try:
+            await body(path)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    return path
+
+
+async def exchange(path: Path, data: bytes, replies: int) -> list[Any]:
+    reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 20)
+    writer.write(data)
+    await writer.drain()
+    out = [json.loads(await asyncio.wait_for(reader.readline(), 10)) for _ in range(replies)]
+    writer.close()
+    return out
+
+
+def req(method: str, params: Any, id: Any) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).encode()
+
+
+def test_the_socket_has_mode_0600_while_serving_and_is_removed_after(tmp_path):
+    seen: dict[str, int] = {}
+
+    async def body(path: Path) -> None:
+        seen["mode"] = stat.S_IMODE(path.stat().st_mode)
+        assert stat.S_ISSOCK(path.stat().st_mode)
+
+    path = run_with_server(tmp_path, body)
+    assert seen["mode"] == 0o600
+    assert not path.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temporary name left behind
+
+
+def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(tmp_path):
+    path = tmp_path / "k.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # a socket file nobody listens on, as after kill -9
+    live = bind_unix(path)
+    try:
+        with pytest.raises(ServeError, match="already listens"):
+            bind_unix(path)
+    finally:
+        live.close()
+        path.unlink()
+    path.write_text("not a socket")
+    with pytest.raises(ServeError, match="not a socket"):
+        bind_unix(path)
+
+
+def test_requests_of_one_connection_run_concurrently_and_replies_carry_their_ids(tmp_path):
+    async def body(path: Path) -> None:
+        slow = req("q_wait", ["s", "slow", 300], 1)
+        fast = req("q_status", ["s", "fast"], 2)
+        replies = await exchange(path, slow + b"\n" + fast + b"\n", 2)
+        assert [r["id"] for r in replies] == [2, 1]  # the fast one overtook the slow one
+
+    run_with_server(tmp_path, body)
+
+
+def test_many_pipelined_requests_get_whole_reply_lines(tmp_path):
+    async def body(path: Path) -> None:
+        lines = b"".join(req("q_status", ["s", f"job-{i}" * 50], i) + b"\n" for i in range(500))
+        replies = await exchange(path, lines, 500)
+        assert sorted(r["id"] for r in replies) == list(range(500))
+        assert all(r["result"]["job_id"] == f"job-{r['id']}" * 50 for r in replies)
+
+    run_with_server(tmp_path, body)
+
+
+def test_an_over_long_line_is_refused_and_the_connection_keeps_serving(tmp_path):
+    async def body(path: Path) -> None:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(b'{"jsonrpc": "2.0", "id": 1, "params": "' + b"x" * 300_000)
+        writer.write(b'"}\n' + req("q_status", ["s", "after"], 2) + b"\n")
+        await writer.drain()
+        first = json.loads(await asyncio.wait_for(reader.readline(), 10))
+        second = json.loads(await asyncio.wait_for(reader.readline(), 10))
+        writer.close()
+        assert first["error"]["code"] == -32600 and first["id"] is None
+        assert first["error"]["data"]["limit"] == 65536
+        assert second["result"]["job_id"] == "after"
+
+    run_with_server(tmp_path, body, max_line=65536)
+
+
+def test_a_client_that_leaves_mid_message_does_not_disturb_others(tmp_path):
+    async def body(path: Path) -> None:
+        _, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(b'{"jsonrpc": "2.0", "id": 1, "method": "q_sta')
+        await writer.drain()
+        writer.close()
+        replies = await exchange(path, req("q_status", ["s", "ok"], 5) + b"\n", 1)
+        assert replies[0]["result"]["job_id"] == "ok"
+
+    run_with_server(tmp_path, body)
+
+
+def test_a_half_closed_connection_still_gets_its_replies(tmp_path):
+    async def body(path: Path) -> None:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(req("q_wait", ["s", "j", 100], 1) + b"\n")
+        writer.write_eof()  # like `echo ... | socat - UNIX:path`
+        reply = json.loads(await asyncio.wait_for(reader.readline(), 10))
+        assert reply["result"]["state"] == "RUNNING"
+        assert await reader.read() == b""
+        writer.close()
+
+    run_with_server(tmp_path, body)
+
+
+def test_stop_drains_in_flight_requests_then_cancels_stragglers(tmp_path):
+    path = tmp_path / "k.sock"
+
+    async def main() -> list[Any]:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        server = Server(RpcCore(SlowKernel()), ServerConfig(socket_path=path, drain_timeout_s=0.5))
+        task = asyncio.create_task(server.serve(stop, ready=lambda _: ready.set()))
+        await ready.wait()
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(req("q_wait", ["s", "short", 100], 1) + b"\n")
+        writer.write(req("q_wait", ["s", "long", 60_000], 2) + b"\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        stop.set()
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(task, 5)
+        elapsed = asyncio.get_running_loop().time() - started
+        replies = [json.loads(line) for line in (await reader.read()).splitlines()]
+        writer.close()
+        assert elapsed < 2.0
+        return replies
+
+    replies = asyncio.run(main())
+    assert [r["id"] for r in replies] == [1]  # the short one finished, the long one was cut
+    assert not path.exists()
+
+
+def test_the_blocking_and_async_clients_call_the_same_methods(tmp_path):
+    async def body(path: Path) -> None:
+        client = await AsyncClient.connect(str(path), tenant="alice", key="k")
+        assert client.session_id == "sess-alice"
+        replies = await asyncio.gather(*(client.q_status(f"j{i}") for i in range(20)))
+        assert [r["job_id"] for r in replies] == [f"j{i}" for i in range(20)]
+        with pytest.raises(NotFoundError):
+            await client.q_status("nope")
+        with pytest.raises(InvalidParams):
+            await client.q_status(5)
+        await client.aclose()
+
+        def blocking() -> None:
+            with Client.connect(str(path), tenant="bob", key="k") as sync:
+                assert sync.q_status("x") == {
+                    "job_id": "x",
+                    "state": "QUEUED",
+                    "session": "sess-bob",
+                }
+                assert sync.q_wait("x", timeout_ms=10)["state"] == "RUNNING"
+
+        await asyncio.to_thread(blocking)
+
+    run_with_server(tmp_path, body)
+
+
+def test_the_server_refuses_to_start_on_a_live_socket(tmp_path):
+    async def body(path: Path) -> None:
+        with pytest.raises(ServeError, match="already listens"):
+            await Server(RpcCore(SlowKernel()), ServerConfig(socket_path=path)).serve(
+                asyncio.Event()
+            )
+        assert path.exists()  # the failed second server did not remove the first one's socket
+
+    run_with_server(tmp_path, body)
+    assert os.listdir(tmp_path) == []
+
+
+def test_tcp_serves_the_same_protocol_next_to_the_unix_socket(tmp_path):
+    path = tmp_path / "k.sock"
+
+    async def main() -> None:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        addresses: list[str] = []
+
+        def on_ready(found: list[str]) -> None:
+            addresses.extend(found)
+            ready.set()
+
+        config = ServerConfig(socket_path=path, tcp=("127.0.0.1", 0))
+        task = asyncio.create_task(
+            Server(RpcCore(SlowKernel()), config).serve(stop, ready=on_ready)
+        )
+        await asyncio.wait_for(ready.wait(), 5)
+        assert addresses[0] == f"unix:{path}" and addresses[1].startswith("tcp:127.0.0.1:")
+        client = await AsyncClient.connect(addresses[1], tenant="tina", key="k")
+        assert (await client.q_status("t"))["session"] == "sess-tina"
+        await client.aclose()
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert not path.exists()

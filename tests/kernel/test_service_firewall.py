@@ -1,0 +1,147 @@
+"""Channels and the entanglement firewall, through the in-process kernel."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.errors import CapabilityError, FirewallError, NotFoundError, QuotaError
+
+# the helpers (config, login, graphs) live in test_service.py; load them from there
+_spec = importlib.util.spec_from_file_location(
+    "kernel_service_tests", Path(__file__).with_name("test_service.py")
+)
+assert _spec is not None and _spec.loader is not None
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+login, run_kernel, teleport_graph = _helpers.login, _helpers.run_kernel, _helpers.teleport_graph
+
+
+async def open_channel(kernel: Any, alice: str, bob: str) -> str:
+    proposal = await kernel.q_open_chan(session_id=alice, peer="bob", fidelity=1.0)
+    assert proposal["state"] == "PENDING" and proposal["tenants"] == ["alice", "bob"]
+    accepted = await kernel.q_open_chan(
+        session_id=bob, peer="alice", channel_id=proposal["channel_id"]
+    )
+    assert accepted["state"] == "OPEN"
+    return proposal["channel_id"]
+
+
+def test_a_cross_tenant_cnot_is_rejected_naming_the_node(tmp_path: Path) -> None:
+    async def body(kernel: Any) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        channel = await open_channel(kernel, alice, bob)
+        graph = teleport_graph("bob", cnot_instead=True)
+        with pytest.raises(FirewallError) as err:
+            await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=1)
+        assert "'alloc_b'" in err.value.message  # no channel bound: bob's qubits refused
+        graph["resources"]["chs"] = ["link"]
+        with pytest.raises(FirewallError) as err:
+            await kernel.q_submit(
+                session_id=alice,
+                graph=graph,
+                shots=10,
+                seed=1,
+                policy={"channels": {"link": channel}},
+            )
+        assert err.value.details["node"] == "entangle"
+        assert "node #2 'entangle' (APPLY_CNOT)" in err.value.message
+
+    run_kernel(tmp_path, body)
+
+
+def test_open_chan_teleports_only_over_a_channel_both_tenants_opened(tmp_path: Path) -> None:
+    async def body(kernel: Any) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        graph = teleport_graph("bob")
+        with pytest.raises(FirewallError):
+            await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=1)
+        pending = await kernel.q_open_chan(session_id=alice, peer="bob")
+        with pytest.raises(FirewallError) as err:
+            await kernel.q_submit(
+                session_id=alice,
+                graph=graph,
+                shots=10,
+                seed=1,
+                policy={"channels": {"link": pending["channel_id"]}},
+            )
+        assert "PENDING" in err.value.message
+        accepted = await kernel.q_open_chan(
+            session_id=bob, peer="alice", channel_id=pending["channel_id"]
+        )
+        assert accepted["state"] == "OPEN"
+        job = await kernel.q_submit(
+            session_id=alice,
+            graph=graph,
+            shots=200,
+            seed=3,
+            policy={"channels": {"link": pending["channel_id"]}, "noise": False},
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=20000)
+        assert done["state"] == "COMPLETED", done["error"]
+        # teleported |+i> measured in Y is always 0 (events x, z, m_b: m_b rightmost)
+        assert all(key[2] == "0" for key in done["result"]["counts"])
+        assert sum(done["result"]["counts"].values()) == 200
+        closed = await kernel.q_close_chan(session_id=bob, channel_id=pending["channel_id"])
+        assert closed["state"] == "CLOSED"
+        with pytest.raises(FirewallError):
+            await kernel.q_submit(
+                session_id=alice,
+                graph=graph,
+                shots=10,
+                seed=1,
+                policy={"channels": {"link": pending["channel_id"]}},
+            )
+
+    run_kernel(tmp_path, body)
+
+
+def test_channels_need_cap_link_on_both_sides_and_stay_private(tmp_path: Path) -> None:
+    async def body(kernel: Any) -> None:
+        alice = await login(kernel, "alice")
+        bob_no_link = await login(kernel, "bob", ["CAP_ALLOC"])
+        carol = await login(kernel, "carol", ["CAP_ALLOC"])
+        proposal = await kernel.q_open_chan(session_id=alice, peer="bob")
+        with pytest.raises(CapabilityError) as err:
+            await kernel.q_open_chan(
+                session_id=bob_no_link, peer="alice", channel_id=proposal["channel_id"]
+            )
+        assert err.value.details["missing"] == ["CAP_LINK"]
+        with pytest.raises(CapabilityError):
+            await kernel.q_open_chan(session_id=carol, peer="alice")
+        with pytest.raises(NotFoundError):
+            await kernel.q_chan_status(session_id=carol, channel_id=proposal["channel_id"])
+        with pytest.raises(NotFoundError):
+            await kernel.q_close_chan(session_id=carol, channel_id=proposal["channel_id"])
+        status = await kernel.q_chan_status(session_id=alice, channel_id=proposal["channel_id"])
+        assert status["state"] == "PENDING"
+        await kernel.q_open_chan(session_id=alice, peer="bob")
+        with pytest.raises(QuotaError):
+            await kernel.q_open_chan(session_id=alice, peer="bob")  # max_channels = 2
+
+    run_kernel(tmp_path, body)
+
+
+def test_peer_qubits_count_against_the_peer_quota(tmp_path: Path) -> None:
+    async def body(kernel: Any) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        channel = await open_channel(kernel, alice, bob)
+        graph = teleport_graph("bob")
+        graph["program"]["nodes"][1]["args"]["n"] = 5
+        graph["program"]["nodes"][1]["vqs"] = ["b", "b1", "b2", "b3", "b4"]
+        graph["program"]["nodes"][-1]["vqs"] += ["b1", "b2", "b3", "b4"]
+        graph["resources"]["vqs"] += ["b1", "b2", "b3", "b4"]
+        with pytest.raises(QuotaError) as err:
+            await kernel.q_submit(
+                session_id=alice,
+                graph=graph,
+                shots=10,
+                seed=1,
+                policy={"channels": {"link": channel}},
+            )
+        assert err.value.details["tenant"] == "bob"
+
+    run_kernel(tmp_path, body)

@@ -1,0 +1,94 @@
+"""The SQLite store: WAL mode, round trips, and what survives a reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from qmk.kernel.jobs import COMPLETED, QUEUED, RUNNING, Job, Policy
+from qmk.kernel.store import DB_FILE, Store
+
+
+def make_job(job_id: str, seq: int, tenant: str = "alice") -> Job:
+    return Job(
+        job_id=job_id,
+        tenant=tenant,
+        graph='{"version":"0.2","program":{"nodes":[]}}',
+        shots=100,
+        seed=7,
+        policy=Policy(priority=3, timeout_s=1.5, channels={"link": "ch_x"}),
+        caps=("CAP_ALLOC",),
+        required_caps=("CAP_ALLOC",),
+        physical_qubits=324,
+        qubits={tenant: 2},
+        created_at=1000.0 + seq,
+        seq=seq,
+    )
+
+
+def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
+    Store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / DB_FILE)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_a_committed_job_survives_reopen_with_every_field(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    job = make_job("job_a", 1)
+    store.insert_job(job)
+    job.state, job.result, job.attempts = COMPLETED, {"counts": {"00": 100}}, 1
+    store.save_job(job)
+    store.commit((3, "f" * 64))
+    store.close()
+    again = Store(tmp_path)
+    loaded = again.load_job("job_a", "alice")
+    assert loaded == job
+    assert loaded.policy.channels == {"link": "ch_x"} and loaded.policy.timeout_s == 1.5
+    assert again.load_job("job_a", "bob") is None  # another tenant's id is unknown
+    again.close()
+
+
+def test_uncommitted_writes_are_lost_by_a_crash(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.insert_job(make_job("job_kept", 1))
+    store.commit()
+    store.insert_job(make_job("job_lost", 2))
+    # a crash: the connection goes away without commit (sqlite rolls back)
+    store.db.close()
+    again = Store(tmp_path)
+    assert again.load_job("job_kept", "alice") is not None
+    assert again.load_job("job_lost", "alice") is None
+    assert again.next_seq() == 2
+
+
+def test_active_jobs_and_listing_follow_state_and_order(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for seq, state in enumerate((QUEUED, RUNNING, COMPLETED), start=1):
+        job = make_job(f"job_{seq}", seq)
+        job.state = state
+        store.insert_job(job)
+    store.insert_job(make_job("job_b", 4, tenant="bob"))
+    store.commit()
+    assert [j.job_id for j in store.active_jobs()] == ["job_1", "job_2", "job_b"]
+    assert [j.job_id for j in store.list_jobs("alice", None, 10)] == ["job_3", "job_2", "job_1"]
+    assert [j.job_id for j in store.list_jobs("alice", COMPLETED, 10)] == ["job_3"]
+    assert store.tenant_stats("alice")["jobs_by_state"] == {
+        QUEUED: 1,
+        RUNNING: 1,
+        COMPLETED: 1,
+    }
+    store.close()
+
+
+def test_checkpoints_are_found_latest_first_and_per_tenant(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    job = make_job("job_a", 1)
+    store.insert_job(job)
+    store.insert_checkpoint("ckpt_1", job, 4, 10.0)
+    store.insert_checkpoint("ckpt_2", job, 9, 11.0)
+    store.commit()
+    assert store.load_checkpoint("job_a", "alice", None)["checkpoint_id"] == "ckpt_2"
+    assert store.load_checkpoint("job_a", "alice", "ckpt_1")["epoch"] == 4
+    assert store.load_checkpoint("job_a", "bob", None) is None
+    store.close()
