@@ -1,9 +1,308 @@
-"""The ``qmk`` subcommands of this area (see :mod:`qmk.commands`)."""
+"""``qmk qec``: QEC memory experiments, threshold scans and calibration of the logical model.
+
+- ``qmk qec threshold --code surface_code --d 3,5,7 --p 0.001:0.01`` runs memory
+  experiments at every (d, p) and prints the logical error per round with
+  confidence intervals; ``--plot out.png`` also draws them.
+- ``qmk qec calibrate --code surface_code`` runs a scan below threshold, fits the
+  scheme's (a, p*) and prints the fit; ``--output FILE`` writes a calibration
+  JSON that ``qmk.qec.logical.Calibration.load`` reads.
+
+Bad arguments are one line on stderr with a ``QC`` code and exit status 2.
+See ``docs/qec_experiments.md``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any, TextIO
+
 from qmk.commands import AddCommand
+from qmk.qec.errors import QECError
+
+#: Default p ranges of ``calibrate``, below each family's threshold.
+CALIBRATE_P: dict[str, str] = {
+    "surface_code": "0.002:0.006",
+    "bacon_shor": "0.0005:0.002",
+    "repetition_code": "0.005:0.02",
+}
+
+
+def _bad(message: str) -> QECError:
+    return QECError.of("bad-parameter", message)
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise _bad(f"{option} takes whole numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise _bad(f"{option} needs at least one value")
+    return values
+
+
+def _float(text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(f"{option}: not a number: {text!r}") from None
+    if not math.isfinite(value) or not 0 < value < 0.5:
+        raise _bad(f"{option}: error rates must lie in (0, 0.5), got {text!r}")
+    return value
+
+
+def parse_ps(text: str, points: int) -> list[float]:
+    """``LOW:HIGH`` as ``points`` log-spaced rates, or a comma-separated list.
+
+    >>> [round(p, 4) for p in parse_ps("0.001:0.01", 3)]
+    [0.001, 0.0032, 0.01]
+    >>> parse_ps("0.001,0.002", 9)
+    [0.001, 0.002]
+    """
+    if ":" in text:
+        low_text, _, high_text = text.partition(":")
+        low, high = _float(low_text, "--p"), _float(high_text, "--p")
+        if low >= high:
+            raise _bad(f"--p {text}: the range's low end must be below its high end")
+        if points == 1:
+            return [low]
+        step = (math.log(high) - math.log(low)) / (points - 1)
+        return [math.exp(math.log(low) + i * step) for i in range(points)]
+    values = [_float(part, "--p") for part in text.split(",") if part.strip()]
+    if not values:
+        raise _bad("--p needs at least one rate")
+    return values
+
+
+def _count(value: str | None, option: str, *, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise _bad(f"{option} takes a whole number, got {value!r}") from None
+    if number < 1:
+        raise _bad(f"{option} must be at least 1, got {number}")
+    return number
+
+
+def _seed(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(f"--seed takes a whole number, got {value!r}") from None
+    if not 0 <= number < 2**63:
+        raise _bad(f"--seed must be in [0, 2**63), got {number}")
+    return number
+
+
+def _common(sub: argparse.ArgumentParser, *, p_default: str | None) -> None:
+    sub.add_argument("--code", default="surface_code", metavar="FAMILY", help="code family")
+    sub.add_argument("--d", default="3,5", metavar="D,D,...", help="odd distances (3,5)")
+    sub.add_argument(
+        "--p",
+        default=p_default,
+        metavar="LOW:HIGH|P,P,...",
+        help="physical error rates: a log-spaced range or a list",
+    )
+    sub.add_argument("--points", default="5", metavar="N", help="rates in a LOW:HIGH range (5)")
+    sub.add_argument("--shots", default="10000", metavar="N", help="most shots per point (10000)")
+    sub.add_argument("--max-errors", default=None, metavar="N", help="stop a point at N errors")
+    sub.add_argument("--rounds", default=None, metavar="R", help="rounds per shot (default: d)")
+    sub.add_argument("--seed", default=None, metavar="S", help="seed (default: random)")
+    sub.add_argument(
+        "--noise",
+        default="qubit",
+        metavar="KIND",
+        help="qubit (the --qubit rates scaled to p), uniform, or stim (stim's generated noise)",
+    )
+    sub.add_argument("--qubit", default="qubit_gate_ns_e3", metavar="NAME", help="qubit set")
+    sub.add_argument("--workers", default="1", metavar="N", help="processes (1)")
+    sub.add_argument(
+        "--interval", default="wilson", metavar="KIND", help="wilson or jeffreys (wilson)"
+    )
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def register(add: AddCommand) -> None:
-    """Add this area's subcommands."""
+    """Add ``qec threshold`` and ``qec calibrate``."""
+    sub = add("qec", "QEC memory experiments: threshold scans and calibration")
+    inner = sub.add_subparsers(dest="qec_command", metavar="SUBCOMMAND")
+    sub.set_defaults(run=_cmd_help(sub))
+
+    threshold = inner.add_parser(
+        "threshold",
+        help="logical error per round over distances and physical error rates",
+        description="Run memory experiments at every (d, p) and print logical error per round.",
+    )
+    _common(threshold, p_default="0.001:0.01")
+    threshold.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG plot")
+    threshold.set_defaults(run=_cmd_threshold)
+
+    calibrate = inner.add_parser(
+        "calibrate",
+        help="fit the scheme's (a, p*) from memory experiments",
+        description="Fit P_L = a (p/p*)^((d+1)/2) per logical cycle to memory experiments.",
+    )
+    _common(calibrate, p_default=None)
+    calibrate.add_argument(
+        "-o", "--output", default=None, metavar="FILE.json", help="write the calibration JSON"
+    )
+    calibrate.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG plot")
+    calibrate.set_defaults(run=_cmd_calibrate)
+
+
+def _cmd_help(parser: argparse.ArgumentParser) -> Any:
+    def show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+        parser.print_help(out)
+        return 2
+
+    return show
+
+
+def _scan(args: argparse.Namespace, p_text: str) -> tuple[str, Any]:
+    from qmk.qec.circuits import experiment_family
+    from qmk.qec.experiments import NOISE_KINDS, threshold_scan
+
+    family = experiment_family(args.code)
+    distances = _ints(args.d, "--d")
+    points = _count(args.points, "--points")
+    assert points is not None
+    ps = parse_ps(p_text, points)
+    if args.noise not in NOISE_KINDS:
+        raise _bad(f"--noise {args.noise!r}: use one of {', '.join(NOISE_KINDS)}")
+    results = threshold_scan(
+        family,
+        distances=distances,
+        ps=ps,
+        rounds=_count(args.rounds, "--rounds"),
+        noise=args.noise,
+        qubit=args.qubit,
+        shots=_count(args.shots, "--shots") or 1,
+        max_errors=_count(args.max_errors, "--max-errors"),
+        seed=_seed(args.seed),
+        workers=_count(args.workers, "--workers") or 1,
+        interval=args.interval,
+    )
+    return family, results
+
+
+def _check_qubit(args: argparse.Namespace) -> None:
+    from qmk.qec.params import GATE_BASED, qubit_params
+
+    qubit = qubit_params(args.qubit)
+    if qubit.instruction_set != GATE_BASED:
+        raise QECError.of(
+            "scheme-not-supported",
+            f"memory experiments use gate-based circuits; {qubit.name!r} is "
+            f"{qubit.instruction_set}",
+        )
+
+
+def _table(args: argparse.Namespace, results: Any) -> str:
+    first = results[0]
+    noise = f"{args.noise} ({args.qubit})" if args.noise == "qubit" else args.noise
+    lines = [
+        f"{first.family} memory-Z experiment, noise {noise}, "
+        f"{round(first.confidence * 100)}% {first.interval} intervals",
+        f"{'d':>3} {'rounds':>6} {'p':>10} {'shots':>9} {'errors':>7} "
+        f"{'P_L/round':>10} {'interval':>23} {'P_L/cycle':>10} {'shots/s':>9}",
+    ]
+    for r in results:
+        low, high = r.per_round_interval
+        lines.append(
+            f"{r.distance:>3} {r.rounds:>6} {r.p:>10.3g} {r.shots:>9} {r.errors:>7} "
+            f"{r.per_round:>10.3e} [{low:.2e}, {high:.2e}] {r.per_cycle:>10.3e} "
+            f"{r.shots_per_second:>9.3g}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _check_qubit(args)
+    family, results = _scan(args, args.p)
+    if args.plot:
+        from qmk.qec.experiments_plot import plot_results
+
+        plot_results(results, args.plot)
+    if args.json:
+        payload = {
+            "family": family,
+            "noise": args.noise,
+            "qubit": args.qubit,
+            "results": [r.to_json() for r in results],
+            "plot": args.plot,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    out.write(_table(args, results))
+    if args.plot:
+        out.write(f"plot: {args.plot}\n")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qec.circuits import experiment_family
+    from qmk.qec.codes import scheme_for
+    from qmk.qec.experiments import fit_results
+    from qmk.qec.params import qubit_params
+    from qmk.qvm.profiles import FAMILIES
+
+    family = experiment_family(args.code)
+    if family not in FAMILIES:
+        raise _bad(
+            f"{family} is not a profile family, so there is no scheme to calibrate; "
+            f"use one of: {', '.join(f for f in FAMILIES if f in CALIBRATE_P)}"
+        )
+    _check_qubit(args)
+    qubit = qubit_params(args.qubit)
+    scheme = scheme_for(family, qubit)
+    _, results = _scan(args, args.p or CALIBRATE_P[family])
+    fit = fit_results(results)
+    source = (
+        f"qmk qec calibrate --code {family} --d {args.d} --p {args.p or CALIBRATE_P[family]} "
+        f"--noise {args.noise} --qubit {qubit.name} --shots {args.shots} --seed {args.seed}"
+    )
+    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
+    document = {**calibration.to_json(), "fit": fit.to_json()}
+    if args.output:
+        try:
+            Path(args.output).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise _bad(f"{args.output}: cannot write: {exc.strerror}") from None
+    if args.plot:
+        from qmk.qec.experiments_plot import plot_results
+
+        plot_results(results, args.plot, fit=fit)
+    if args.json:
+        payload = {
+            "calibration": document,
+            "scheme": {
+                "crossing_prefactor": scheme.crossing_prefactor,
+                "error_correction_threshold": scheme.error_correction_threshold,
+            },
+            "results": [r.to_json() for r in results],
+            "output": args.output,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    out.write(_table(args, results))
+    out.write(
+        f"fit P_L/cycle = a (p/p*)^((d+1)/2) over {len(fit.points)} points "
+        f"(chi2/dof = {fit.chi2:.2f}/{fit.dof}{', errors scaled' if fit.scaled else ''}):\n"
+        f"  a  = {fit.crossing_prefactor:.4g} +- {fit.sigma_prefactor:.2g}"
+        f"   (scheme: {scheme.crossing_prefactor:g})\n"
+        f"  p* = {fit.threshold:.4g} +- {fit.sigma_threshold:.2g}"
+        f"   (scheme: {scheme.error_correction_threshold:g})\n"
+        f"  correlation(ln a, ln p*) = {fit.correlation:.3f}\n"
+    )
+    if args.output:
+        out.write(f"calibration: {args.output}\n")
+    else:
+        out.write("pass --output FILE.json to save the calibration\n")
+    return 0

@@ -34,11 +34,13 @@ from qmk.qec.logical import (
     DEFAULT_PROFILE,
     DEFAULT_QUBIT,
     OP_CYCLES,
+    Calibration,
     LogicalModel,
     OpCycles,
     PauliRates,
     logical_model,
     op_cycles,
+    syndrome_bits_per_round,
 )
 from qmk.qec.noise import (
     Depolarizing,
@@ -60,6 +62,7 @@ __all__ = [
     "OP_CYCLES",
     "QUBIT_PARAMS",
     "SCHEMES",
+    "Calibration",
     "Depolarizing",
     "Formula",
     "GateNoise",
@@ -78,4 +81,5 @@ __all__ = [
     "physical_error_rate",
     "qubit_params",
     "scheme_for",
+    "syndrome_bits_per_round",
 ]

@@ -67,6 +67,37 @@ _TABLE: tuple[Code, ...] = (
         "the code distance exceeds the scheme's maximum distance",
         "use a smaller distance, better qubits or a larger error budget",
     ),
+    _c(
+        "QC110",
+        "no-experiment",
+        "the code family has no memory-experiment circuit yet",
+        "run experiments for surface_code, repetition_code or bacon_shor",
+    ),
+    _c(
+        "QC120",
+        "max-duration-too-small",
+        "no estimate fits the maxDuration constraint (QRE: MaxDurationTooSmall)",
+        "allow a longer maxDuration, or drop the constraint to see the unconstrained runtime",
+    ),
+    _c(
+        "QC121",
+        "max-qubits-too-small",
+        "no estimate fits the maxPhysicalQubits constraint (QRE: MaxPhysicalQubitsTooSmall)",
+        "allow more physical qubits, or drop the constraint to see the unconstrained count",
+    ),
+    _c(
+        "QC122",
+        "conflicting-constraints",
+        "constraints that QRE refuses together were given",
+        "give maxDuration or maxPhysicalQubits, not both; frontier estimates take neither "
+        "nor maxTFactories",
+    ),
+    _c(
+        "QC123",
+        "no-resources",
+        "the program has no magic states and no logical depth to estimate",
+        "estimate a program with at least one T, rotation, CCZ or measurement",
+    ),
 )
 
 #: Every QC code, by code.

@@ -24,12 +24,26 @@ rounds per cycle. The executor uses two more things from it:
 (1.0, 0.0, 3.0)
 >>> round(m.pauli_error(2).total, 16)
 5.9999991e-07
+>>> m.syndrome_bits_per_round, round(m.decoder_bits_per_second / 1e6, 3)
+(80.0, 200.0)
+
+A :class:`Calibration` (fitted by ``qmk qec calibrate``, see
+``docs/qec_experiments.md``) replaces the scheme's crossing prefactor and
+threshold for its family:
+
+>>> cal = Calibration(family="surface_code", crossing_prefactor=0.05,
+...                   error_correction_threshold=0.008)
+>>> f"{logical_model('logical:surface_code(d=9)', calibration=cal).logical_error_per_cycle:.2e}"
+'1.53e-06'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -38,8 +52,8 @@ from typing import Any
 from qmk.qec.codes import QecScheme, scheme_for
 from qmk.qec.errors import QECError
 from qmk.qec.noise import NoiseModel
-from qmk.qec.params import QubitParams, qubit_params
-from qmk.qvm.profiles import Profile, ProfileError, parse_profile
+from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, QubitParams, qubit_params
+from qmk.qvm.profiles import FAMILIES, Profile, ProfileError, parse_profile
 
 #: The machine QMK models when a job names none.
 DEFAULT_PROFILE = "logical:surface_code(d=9)"
@@ -225,6 +239,9 @@ class LogicalModel:
         cycle_time_ns: the duration of one logical cycle.
         physical_qubits_per_logical: physical qubits one logical qubit occupies.
         decoder_rounds_per_cycle: syndrome-extraction rounds the decoder handles per cycle.
+        syndrome_bits_per_round: measurement outcomes the decoder receives per round for
+            this logical qubit (:func:`syndrome_bits_per_round`).
+        calibration: the fitted (a, p*) that replaced the scheme's, or None.
     """
 
     profile: Profile
@@ -236,6 +253,14 @@ class LogicalModel:
     cycle_time_ns: int
     physical_qubits_per_logical: int
     decoder_rounds_per_cycle: int
+    syndrome_bits_per_round: float
+    calibration: Calibration | None = None
+
+    @property
+    def decoder_bits_per_second(self) -> float:
+        """The syndrome bits per second this logical qubit's decoder must keep up with."""
+        per_cycle = self.syndrome_bits_per_round * self.decoder_rounds_per_cycle
+        return per_cycle * 1e9 / self.cycle_time_ns
 
     @property
     def family(self) -> str:
@@ -294,8 +319,11 @@ class LogicalModel:
             "cycle_time_ns": self.cycle_time_ns,
             "physical_qubits_per_logical": self.physical_qubits_per_logical,
             "decoder_rounds_per_cycle": self.decoder_rounds_per_cycle,
+            "syndrome_bits_per_round": self.syndrome_bits_per_round,
+            "decoder_bits_per_second": self.decoder_bits_per_second,
             "crossing_prefactor": self.scheme.crossing_prefactor,
             "error_correction_threshold": self.scheme.error_correction_threshold,
+            "calibration": None if self.calibration is None else self.calibration.to_json(),
         }
 
 
@@ -315,6 +343,7 @@ def logical_model(
     qubit: str | QubitParams = DEFAULT_QUBIT,
     *,
     noise: NoiseModel | None = None,
+    calibration: Calibration | None = None,
 ) -> LogicalModel:
     """The logical-qubit model of ``profile`` on ``qubit`` under ``noise``.
 
@@ -323,6 +352,8 @@ def logical_model(
         qubit: a predefined parameter set name (:data:`~qmk.qec.params.QUBIT_PARAMS`)
             or :class:`~qmk.qec.params.QubitParams`.
         noise: a noise model for the error rates (default: the qubit's own rates).
+        calibration: fitted (a, p*) to use instead of the scheme's when it is for
+            this profile's family and the qubit's instruction set (otherwise ignored).
 
     Returns:
         The model (cached: the same arguments give the same object).
@@ -338,12 +369,21 @@ def logical_model(
     try:
         hash(noise)
     except TypeError:  # an unhashable noise model: build the model without the cache
-        return _build(parsed, params, noise)
-    return _cached_build(parsed, params, noise)
+        return _build(parsed, params, noise, calibration)
+    return _cached_build(parsed, params, noise, calibration)
 
 
-def _build(profile: Profile, qubit: QubitParams, noise: NoiseModel | None) -> LogicalModel:
+def _build(
+    profile: Profile,
+    qubit: QubitParams,
+    noise: NoiseModel | None,
+    calibration: Calibration | None = None,
+) -> LogicalModel:
     scheme = scheme_for(profile.family, qubit)
+    if calibration is not None and calibration.applies_to(scheme):
+        scheme = calibration.apply(scheme)
+    else:
+        calibration = None
     noisy = qubit if noise is None else noise.apply(qubit)
     p = noisy.physical_error_rate
     if noisy.clifford_error_rate >= scheme.error_correction_threshold:
@@ -364,7 +404,194 @@ def _build(profile: Profile, qubit: QubitParams, noise: NoiseModel | None) -> Lo
         cycle_time_ns=scheme.cycle_time_ns(qubit, profile.distance),
         physical_qubits_per_logical=scheme.physical_qubits(profile.distance),
         decoder_rounds_per_cycle=scheme.rounds(profile.distance),
+        syndrome_bits_per_round=syndrome_bits_per_round(profile.family, profile.distance),
+        calibration=calibration,
     )
 
 
 _cached_build = functools.lru_cache(maxsize=512)(_build)
+
+
+def _shyps_block(distance: int) -> tuple[int, int]:
+    """``(n, k)`` of the smallest SHYPS block a ``SHYPS(d=distance)`` profile uses."""
+    r = max(3, math.ceil(math.log2(distance)) + 1) if distance > 1 else 3
+    return (2**r - 1) ** 2, r * r
+
+
+def syndrome_bits_per_round(family: str, distance: int) -> float:
+    """Measurement outcomes a decoder receives per syndrome round, per logical qubit.
+
+    - ``surface_code``: one per stabilizer, ``d^2 - 1``.
+    - ``bacon_shor``: one per weight-2 gauge, ``2 d (d - 1)`` (the decoder
+      multiplies gauge outcomes into stabilizers itself).
+    - ``floquet_code``: one per two-body check; each of the 3 sub-rounds of a
+      round measures every qubit once in pairs, so ``3 n / 2`` with ``n`` the
+      scheme's ``4 d^2 + 8 (d - 1)`` qubits.
+    - ``SHYPS``: one per weight-3 gauge of the block, ``2 n`` (n X and n Z
+      gauges), shared by the block's ``k`` logical qubits: ``2 n / k``.
+
+    >>> syndrome_bits_per_round("surface_code", 9), syndrome_bits_per_round("bacon_shor", 3)
+    (80.0, 12.0)
+
+    Raises:
+        QECError: ``QC102`` for an unknown family, ``QC103`` for a distance < 1.
+    """
+    if isinstance(distance, bool) or not isinstance(distance, int) or distance < 1:
+        raise QECError.of(
+            "bad-parameter", f"code distance must be a whole number >= 1, got {distance!r}"
+        )
+    d = distance
+    if family == "surface_code":
+        return float(d * d - 1)
+    if family == "bacon_shor":
+        return float(2 * d * (d - 1))
+    if family == "floquet_code":
+        return 1.5 * (4 * d * d + 8 * (d - 1))
+    if family == "SHYPS":
+        n, k = _shyps_block(d)
+        return 2 * n / k
+    raise QECError.of("unknown-profile", f"unknown code family {family!r}", family=family)
+
+
+#: The ``kind`` tag of a calibration JSON file.
+CALIBRATION_KIND = "qmk.qec.calibration"
+_CALIBRATION_KEYS = frozenset(
+    {
+        "kind",
+        "version",
+        "family",
+        "instruction_set",
+        "crossing_prefactor",
+        "error_correction_threshold",
+        "crossing_prefactor_sigma",
+        "error_correction_threshold_sigma",
+        "source",
+        "fit",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Calibration:
+    """Fitted values of a scheme's (a, p*) that replace the scheme's own.
+
+    ``qmk qec calibrate`` writes one as JSON (:meth:`to_json`); a
+    :func:`logical_model` given it uses ``a = crossing_prefactor`` and ``p* =
+    error_correction_threshold`` for profiles of ``family`` on qubits of
+    ``instruction_set``, and the scheme's values for every other profile.
+
+    Raises:
+        QECError: ``QC102`` for an unknown family, ``QC103`` for values out of range
+            (a in (0, 0.5] and p* in (0, 1), as a scheme requires).
+    """
+
+    family: str
+    crossing_prefactor: float
+    error_correction_threshold: float
+    instruction_set: str = GATE_BASED
+    crossing_prefactor_sigma: float | None = None
+    error_correction_threshold_sigma: float | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise QECError.of(
+                "unknown-profile",
+                f"calibration: unknown code family {self.family!r}; known: {', '.join(FAMILIES)}",
+            )
+        if self.instruction_set not in INSTRUCTION_SETS:
+            raise QECError.of(
+                "bad-parameter", f"calibration: unknown instruction set {self.instruction_set!r}"
+            )
+        a, p = self.crossing_prefactor, self.error_correction_threshold
+        if not _is_number(a) or not 0 < a <= 0.5:
+            raise QECError.of(
+                "bad-parameter", f"calibration: crossing_prefactor must be in (0, 0.5], got {a!r}"
+            )
+        if not _is_number(p) or not 0 < p < 1:
+            raise QECError.of(
+                "bad-parameter",
+                f"calibration: error_correction_threshold must be in (0, 1), got {p!r}",
+            )
+        for name in ("crossing_prefactor_sigma", "error_correction_threshold_sigma"):
+            value = getattr(self, name)
+            if value is not None and (not _is_number(value) or value < 0):
+                raise QECError.of("bad-parameter", f"calibration: {name} must be >= 0")
+
+    def applies_to(self, scheme: QecScheme) -> bool:
+        """Whether this calibration is for ``scheme``'s family and instruction set."""
+        return scheme.family == self.family and scheme.instruction_set == self.instruction_set
+
+    def apply(self, scheme: QecScheme) -> QecScheme:
+        """``scheme`` with the calibrated (a, p*)."""
+        return dataclasses.replace(
+            scheme,
+            crossing_prefactor=float(self.crossing_prefactor),
+            error_correction_threshold=float(self.error_correction_threshold),
+            qre=False,
+            sources=(*scheme.sources, f"calibrated: {self.source or 'qmk qec calibrate'}"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The calibration as plain JSON (the file ``qmk qec calibrate`` writes)."""
+        return {
+            "kind": CALIBRATION_KIND,
+            "version": 1,
+            "family": self.family,
+            "instruction_set": self.instruction_set,
+            "crossing_prefactor": self.crossing_prefactor,
+            "error_correction_threshold": self.error_correction_threshold,
+            "crossing_prefactor_sigma": self.crossing_prefactor_sigma,
+            "error_correction_threshold_sigma": self.error_correction_threshold_sigma,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Calibration:
+        """A calibration from :meth:`to_json`'s form (extra ``fit`` details are ignored).
+
+        Raises:
+            QECError: ``QC103`` for a wrong ``kind``, an unknown or missing key or a bad value.
+        """
+        if not isinstance(data, Mapping) or data.get("kind") != CALIBRATION_KIND:
+            raise QECError.of(
+                "bad-parameter",
+                f"calibration: expected a JSON object with kind {CALIBRATION_KIND!r}",
+            )
+        unknown = sorted(set(data) - _CALIBRATION_KEYS)
+        if unknown:
+            raise QECError.of("bad-parameter", f"calibration: unknown key {unknown[0]!r}")
+        missing = [
+            k
+            for k in ("family", "crossing_prefactor", "error_correction_threshold")
+            if k not in data
+        ]
+        if missing:
+            raise QECError.of("bad-parameter", f"calibration: missing key {missing[0]!r}")
+        return cls(
+            family=data["family"],
+            instruction_set=data.get("instruction_set", GATE_BASED),
+            crossing_prefactor=data["crossing_prefactor"],
+            error_correction_threshold=data["error_correction_threshold"],
+            crossing_prefactor_sigma=data.get("crossing_prefactor_sigma"),
+            error_correction_threshold_sigma=data.get("error_correction_threshold_sigma"),
+            source=str(data.get("source", "")),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Calibration:
+        """Read a calibration JSON file.
+
+        Raises:
+            QECError: ``QC103`` when the file cannot be read or is not a calibration.
+        """
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise QECError.of("bad-parameter", f"calibration file {str(path)!r}: {exc}") from None
+        return cls.from_json(data)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

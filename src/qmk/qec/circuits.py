@@ -1,0 +1,510 @@
+"""Syndrome-extraction circuits of memory experiments, built in stim under circuit-level noise.
+
+A memory experiment prepares a code's logical ``|0>``, runs ``rounds`` rounds of
+syndrome extraction and measures every data qubit; its detectors compare each
+stabilizer's value with the previous round's, and its one observable is the
+logical Z read from the final data measurements. A decoder that predicts the
+observable's flip from the detection events fails with the logical error rate.
+
+The families:
+
+- ``surface_code`` -- the rotated surface code: d^2 data qubits and d^2 - 1
+  ancillas, each round 4 CNOT layers in the N/Z order that avoids hook errors
+  along the logical operators, as in ``stim.Circuit.generated(
+  "surface_code:rotated_memory_z")``.
+- ``repetition_code`` -- d data qubits on a line and d - 1 ZZ ancillas (2 CNOT
+  layers per round); it protects against bit flips only. It is not a profile
+  family; it is here as the simplest code with an exact answer.
+- ``bacon_shor`` -- the [[d^2, 1, d]] Bacon-Shor subsystem code with one
+  ancilla per weight-2 gauge: each round measures the d (d - 1) vertical XX
+  gauges, then the d (d - 1) horizontal ZZ gauges (2 CNOT layers and a
+  measurement each, the schedule of :data:`qmk.qec.codes.BACON_SHOR`). The
+  Z-type stabilizer of columns j and j + 1 is the product of the d ZZ gauges
+  between them: a detector compares that product across rounds.
+
+``floquet_code`` and ``SHYPS`` have no circuits here (QC110 ``no-experiment``):
+the honeycomb code needs two-body measurement circuits with a planar boundary,
+and SHYPS needs its gauge schedule and a BP+OSD decoder; neither is built yet.
+
+The noise is :class:`CircuitNoise`: depolarizing after every gate, a flip before
+every measurement and after every reset, depolarizing on idle qubits in every
+layer, and optionally on the data at the start of each round (stim's own
+convention for its generated circuits, :meth:`CircuitNoise.stim_uniform`).
+
+>>> c = memory_circuit("surface_code", distance=3, rounds=3, noise=CircuitNoise.uniform(1e-3))
+>>> c.num_detectors, c.num_observables, c.num_qubits
+(24, 1, 17)
+>>> len(c.shortest_graphlike_error())
+3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from qmk.qec.errors import QECError
+from qmk.qec.noise import NoiseModel
+from qmk.qec.params import GATE_BASED, QubitParams, qubit_params
+
+if TYPE_CHECKING:
+    import stim
+
+#: Families with a memory-experiment circuit.
+EXPERIMENT_FAMILIES: tuple[str, ...] = ("surface_code", "repetition_code", "bacon_shor")
+#: Profile families with no experiment yet, and why.
+NO_EXPERIMENT: Mapping[str, str] = MappingProxyType(
+    {
+        "floquet_code": "the honeycomb Floquet code needs a two-body-measurement circuit with "
+        "planar boundaries on Majorana qubits, which QMK does not build yet",
+        "SHYPS": "SHYPS needs its weight-3 gauge schedule and a BP+OSD decoder over the "
+        "gauge syndromes, which QMK does not build yet",
+    }
+)
+_ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "surface": "surface_code",
+        "rotated_surface_code": "surface_code",
+        "repetition": "repetition_code",
+        "baconshor": "bacon_shor",
+        "floquet": "floquet_code",
+        "honeycomb": "floquet_code",
+        "shyps": "SHYPS",
+    }
+)
+
+
+def experiment_family(name: str) -> str:
+    """The canonical experiment family of ``name`` (case and ``-``/``_`` ignored).
+
+    Raises:
+        QECError: ``QC110 no-experiment`` for ``floquet_code`` and ``SHYPS``;
+            ``QC102 unknown-profile`` for an unknown name.
+    """
+    key = str(name).strip().replace("-", "_")
+    lower = key.lower()
+    canonical = next(
+        (f for f in (*EXPERIMENT_FAMILIES, *NO_EXPERIMENT) if f.lower() == lower), None
+    )
+    canonical = canonical or _ALIASES.get(lower)
+    if canonical in NO_EXPERIMENT:
+        raise QECError.of(
+            "no-experiment",
+            f"{canonical} has no memory experiment yet: {NO_EXPERIMENT[canonical]}; "
+            f"experiments exist for {', '.join(EXPERIMENT_FAMILIES)}",
+            family=canonical,
+        )
+    if canonical is None:
+        raise QECError.of(
+            "unknown-profile",
+            f"unknown code family {name!r} for experiments; known: "
+            f"{', '.join(EXPERIMENT_FAMILIES)}",
+            family=str(name),
+        )
+    return canonical
+
+
+def _check_rate(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 0.5:
+        raise QECError.of("bad-parameter", f"{name} must lie in [0, 0.5), got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitNoise:
+    """Circuit-level Pauli noise of a syndrome-extraction circuit (each rate in [0, 0.5)).
+
+    Attributes:
+        after_1q: ``DEPOLARIZE1`` after every single-qubit gate.
+        after_2q: ``DEPOLARIZE2`` after every two-qubit gate.
+        measure_flip: a flip of each measurement's outcome (X before a Z measurement).
+        reset_flip: a flip after each reset (X after a Z reset).
+        idle: ``DEPOLARIZE1`` on every qubit a layer leaves idle.
+        before_round_data: ``DEPOLARIZE1`` on every data qubit at the start of a round.
+    """
+
+    after_1q: float = 0.0
+    after_2q: float = 0.0
+    measure_flip: float = 0.0
+    reset_flip: float = 0.0
+    idle: float = 0.0
+    before_round_data: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "after_1q",
+            "after_2q",
+            "measure_flip",
+            "reset_flip",
+            "idle",
+            "before_round_data",
+        ):
+            _check_rate(f"CircuitNoise.{name}", getattr(self, name))
+
+    @classmethod
+    def uniform(cls, p: float) -> CircuitNoise:
+        """Every gate, measurement, reset and idle step fails with probability ``p``."""
+        return cls(after_1q=p, after_2q=p, measure_flip=p, reset_flip=p, idle=p)
+
+    @classmethod
+    def stim_uniform(cls, p: float) -> CircuitNoise:
+        """The noise of ``stim.Circuit.generated(...)`` with all four of its rates at ``p``.
+
+        ``after_clifford_depolarization``, ``before_round_data_depolarization``,
+        ``before_measure_flip_probability`` and ``after_reset_flip_probability``;
+        no idle noise.
+        """
+        return cls(after_1q=p, after_2q=p, measure_flip=p, reset_flip=p, before_round_data=p)
+
+    @classmethod
+    def from_qubit(
+        cls,
+        qubit: str | QubitParams,
+        *,
+        noise: NoiseModel | None = None,
+        p: float | None = None,
+    ) -> CircuitNoise:
+        """The circuit noise of a gate-based qubit parameter set.
+
+        Gates take the qubit's one- and two-qubit gate error rates, measurements
+        and resets its measurement error rate (QRE has no separate reset rate),
+        idle steps its idle error rate. With ``p``, every rate is scaled by
+        ``p / physical_error_rate`` so that the qubit's physical error rate (QRE's
+        rule) becomes ``p`` and the rates keep their proportions.
+
+        Raises:
+            QECError: ``QC105`` for Majorana qubits (their syndrome extraction is
+                measurement-based, which these circuits are not); ``QC103`` for a bad ``p``.
+        """
+        params = qubit_params(qubit)
+        if noise is not None:
+            params = noise.apply(params)
+        if params.instruction_set != GATE_BASED:
+            raise QECError.of(
+                "scheme-not-supported",
+                f"memory experiments use gate-based circuits; {params.name!r} is "
+                f"{params.instruction_set}",
+            )
+        scale = 1.0
+        if p is not None:
+            _check_rate("p", p)
+            scale = p / params.physical_error_rate
+        assert params.one_qubit_gate_error_rate is not None
+        assert params.two_qubit_gate_error_rate is not None
+        return cls(
+            after_1q=params.one_qubit_gate_error_rate * scale,
+            after_2q=params.two_qubit_gate_error_rate * scale,
+            measure_flip=params.one_qubit_measurement_error_rate * scale,
+            reset_flip=params.one_qubit_measurement_error_rate * scale,
+            idle=params.idle_error_rate * scale,
+        )
+
+    def is_noiseless(self) -> bool:
+        """Whether every rate is 0."""
+        return not any(
+            (
+                self.after_1q,
+                self.after_2q,
+                self.measure_flip,
+                self.reset_flip,
+                self.idle,
+                self.before_round_data,
+            )
+        )
+
+
+NOISELESS = CircuitNoise()
+
+
+class _Builder:
+    """Appends layers to a stim circuit with noise, tracking measurement records."""
+
+    def __init__(self, num_qubits: int, noise: CircuitNoise) -> None:
+        import stim
+
+        self.circuit = stim.Circuit()
+        self.qubits = range(num_qubits)
+        self.noise = noise
+        self.measurements = 0
+
+    def _noise(self, name: str, targets: Sequence[int], rate: float) -> None:
+        if rate > 0 and targets:
+            self.circuit.append(name, targets, rate)
+
+    def _idle(self, busy: Iterable[int]) -> None:
+        if self.noise.idle > 0:
+            taken = set(busy)
+            self._noise("DEPOLARIZE1", [q for q in self.qubits if q not in taken], self.noise.idle)
+
+    def coords(self, qubit: int, xy: tuple[float, float]) -> None:
+        self.circuit.append("QUBIT_COORDS", [qubit], list(xy))
+
+    def reset(self, qubits: Sequence[int]) -> None:
+        self.circuit.append("R", qubits)
+        self._noise("X_ERROR", qubits, self.noise.reset_flip)
+
+    def end_layer(self, busy: Iterable[int]) -> None:
+        self._idle(busy)
+        self.circuit.append("TICK")
+
+    def data_noise(self, data: Sequence[int]) -> None:
+        self._noise("DEPOLARIZE1", data, self.noise.before_round_data)
+
+    def h(self, qubits: Sequence[int]) -> None:
+        if qubits:
+            self.circuit.append("H", qubits)
+            self._noise("DEPOLARIZE1", qubits, self.noise.after_1q)
+
+    def cx(self, pairs: Sequence[tuple[int, int]]) -> None:
+        flat = [q for pair in pairs for q in pair]
+        if flat:
+            self.circuit.append("CX", flat)
+            self._noise("DEPOLARIZE2", flat, self.noise.after_2q)
+
+    def measure(self, qubits: Sequence[int], *, reset: bool) -> list[int]:
+        """Measure ``qubits`` in Z (and reset them); returns their absolute record indices."""
+        self._noise("X_ERROR", qubits, self.noise.measure_flip)
+        self.circuit.append("MR" if reset else "M", qubits)
+        if reset:
+            self._noise("X_ERROR", qubits, self.noise.reset_flip)
+        first = self.measurements
+        self.measurements += len(qubits)
+        return list(range(first, self.measurements))
+
+    def _rec(self, records: Iterable[int]) -> list[stim.GateTarget]:
+        import stim
+
+        return [stim.target_rec(r - self.measurements) for r in records]
+
+    def detector(self, records: Iterable[int], coords: Sequence[float]) -> None:
+        self.circuit.append("DETECTOR", self._rec(records), list(coords))
+
+    def observable(self, records: Iterable[int]) -> None:
+        self.circuit.append("OBSERVABLE_INCLUDE", self._rec(records), 0)
+
+    def shift_time(self) -> None:
+        self.circuit.append("SHIFT_COORDS", [], [0, 0, 1])
+
+
+def _surface_code(distance: int, rounds: int, noise: CircuitNoise) -> stim.Circuit:
+    d = distance
+    data_xy = [(2 * x + 1, 2 * y + 1) for y in range(d) for x in range(d)]
+    data_at = {xy: i for i, xy in enumerate(data_xy)}
+    x_anc: list[tuple[int, int]] = []
+    z_anc: list[tuple[int, int]] = []
+    for y in range(0, 2 * d + 1, 2):
+        for x in range(0, 2 * d + 1, 2):
+            is_x = ((x + y) // 2) % 2 == 1
+            inside = 0 < x < 2 * d and 0 < y < 2 * d
+            # X stabilizers close the top and bottom edges, Z stabilizers the left and right.
+            if inside or (is_x and 0 < x < 2 * d) or (not is_x and 0 < y < 2 * d):
+                (x_anc if is_x else z_anc).append((x, y))
+    anc_xy = sorted(x_anc + z_anc, key=lambda xy: (xy[1], xy[0]))
+    anc_at = {xy: len(data_xy) + i for i, xy in enumerate(anc_xy)}
+    x_set = set(x_anc)
+    # The N and Z orders keep hook errors perpendicular to the logical operator they could shorten.
+    x_order = ((1, 1), (-1, 1), (1, -1), (-1, -1))
+    z_order = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+    data = list(range(len(data_xy)))
+    ancillas = [anc_at[xy] for xy in anc_xy]
+    x_ids = [anc_at[xy] for xy in anc_xy if xy in x_set]
+    b = _Builder(len(data_xy) + len(anc_xy), noise)
+    for xy, q in (*data_at.items(), *anc_at.items()):
+        b.coords(q, xy)
+    b.reset(data)
+    b.reset(ancillas)
+    b.end_layer([*data, *ancillas])
+    previous: dict[tuple[int, int], int] = {}
+    for r in range(rounds):
+        b.data_noise(data)
+        b.h(x_ids)
+        b.end_layer(x_ids)
+        for layer in range(4):
+            pairs: list[tuple[int, int]] = []
+            for xy in anc_xy:
+                is_x = xy in x_set
+                dx, dy = (x_order if is_x else z_order)[layer]
+                neighbour = data_at.get((xy[0] + dx, xy[1] + dy))
+                if neighbour is not None:
+                    a = anc_at[xy]
+                    pairs.append((a, neighbour) if is_x else (neighbour, a))
+            b.cx(pairs)
+            b.end_layer([q for pair in pairs for q in pair])
+        b.h(x_ids)
+        b.end_layer(x_ids)
+        records = dict(zip(anc_xy, b.measure(ancillas, reset=True), strict=True))
+        if r > 0:
+            b.shift_time()
+        for xy in anc_xy:
+            if r == 0 and xy in x_set:
+                continue  # X stabilizers of |0>_L start random
+            recs = [records[xy]] + ([previous[xy]] if r > 0 else [])
+            b.detector(recs, (*xy, 0))
+        previous = records
+        b.end_layer(ancillas)
+    final = dict(zip(data_xy, b.measure(data, reset=False), strict=True))
+    for xy in z_anc:
+        around = [(xy[0] + dx, xy[1] + dy) for dx, dy in z_order]
+        recs = [final[n] for n in around if n in final] + [previous[xy]]
+        b.detector(recs, (*xy, 1))
+    b.observable(final[(2 * x + 1, 1)] for x in range(d))
+    return b.circuit
+
+
+def _repetition_code(distance: int, rounds: int, noise: CircuitNoise) -> stim.Circuit:
+    d = distance
+    data = list(range(d))
+    ancillas = list(range(d, 2 * d - 1))
+    b = _Builder(2 * d - 1, noise)
+    for i in data:
+        b.coords(i, (2 * i, 0))
+    for j, a in enumerate(ancillas):
+        b.coords(a, (2 * j + 1, 0))
+    b.reset([*data, *ancillas])
+    b.end_layer([*data, *ancillas])
+    previous: list[int] = []
+    for r in range(rounds):
+        b.data_noise(data)
+        for side in (0, 1):
+            pairs = [(data[j + side], a) for j, a in enumerate(ancillas)]
+            b.cx(pairs)
+            b.end_layer([q for pair in pairs for q in pair])
+        records = b.measure(ancillas, reset=True)
+        if r > 0:
+            b.shift_time()
+        for j, rec in enumerate(records):
+            b.detector([rec] + ([previous[j]] if r > 0 else []), (2 * j + 1, 0))
+        previous = records
+        b.end_layer(ancillas)
+    final = b.measure(data, reset=False)
+    for j in range(d - 1):
+        b.detector([final[j], final[j + 1], previous[j]], (2 * j + 1, 1))
+    b.observable([final[-1]])
+    return b.circuit
+
+
+def _bacon_shor(distance: int, rounds: int, noise: CircuitNoise) -> stim.Circuit:
+    d = distance
+
+    def q(row: int, col: int) -> int:
+        return row * d + col
+
+    n = d * d
+    # One ancilla per gauge: XX on vertical neighbours, ZZ on horizontal ones.
+    xx = [(q(i, j), q(i + 1, j)) for i in range(d - 1) for j in range(d)]
+    zz = [(q(i, j), q(i, j + 1)) for i in range(d) for j in range(d - 1)]
+    x_anc = list(range(n, n + len(xx)))
+    z_anc = list(range(n + len(xx), n + len(xx) + len(zz)))
+    data = list(range(n))
+    b = _Builder(n + len(xx) + len(zz), noise)
+    for i in range(d):
+        for j in range(d):
+            b.coords(q(i, j), (2 * j, 2 * i))
+    for a, (top, _) in zip(x_anc, xx, strict=True):
+        b.coords(a, (2 * (top % d), 2 * (top // d) + 1))
+    for a, (left, _) in zip(z_anc, zz, strict=True):
+        b.coords(a, (2 * (left % d) + 1, 2 * (left // d)))
+    b.reset([*data, *x_anc, *z_anc])
+    b.end_layer([*data, *x_anc, *z_anc])
+    previous: list[list[int]] = []
+    for r in range(rounds):
+        b.data_noise(data)
+        b.h(x_anc)
+        b.end_layer(x_anc)
+        for side in (0, 1):
+            pairs = [(a, g[side]) for a, g in zip(x_anc, xx, strict=True)]
+            b.cx(pairs)
+            b.end_layer([t for pair in pairs for t in pair])
+        b.h(x_anc)
+        b.end_layer(x_anc)
+        b.measure(x_anc, reset=True)  # the XX gauges: used by X-basis memory, not here
+        b.end_layer(x_anc)
+        for side in (0, 1):
+            pairs = [(g[side], a) for a, g in zip(z_anc, zz, strict=True)]
+            b.cx(pairs)
+            b.end_layer([t for pair in pairs for t in pair])
+        records = b.measure(z_anc, reset=True)
+        # The Z stabilizer of columns (j, j + 1) is the product of the d ZZ gauges between them.
+        columns = [[records[i * (d - 1) + j] for i in range(d)] for j in range(d - 1)]
+        if r > 0:
+            b.shift_time()
+        for j, recs in enumerate(columns):
+            b.detector(recs + (previous[j] if r > 0 else []), (2 * j + 1, 0, 0))
+        previous = columns
+        b.end_layer(z_anc)
+    final = b.measure(data, reset=False)
+    for j in range(d - 1):
+        column_pair = [final[q(i, c)] for i in range(d) for c in (j, j + 1)]
+        b.detector(column_pair + previous[j], (2 * j + 1, 0, 1))
+    b.observable(final[q(i, 0)] for i in range(d))
+    return b.circuit
+
+
+_BUILDERS: Mapping[str, Callable[[int, int, CircuitNoise], stim.Circuit]] = MappingProxyType(
+    {
+        "surface_code": _surface_code,
+        "repetition_code": _repetition_code,
+        "bacon_shor": _bacon_shor,
+    }
+)
+
+
+def check_distance(distance: int) -> None:
+    """Refuse a distance that is not an odd whole number >= 3 (QC103)."""
+    if isinstance(distance, bool) or not isinstance(distance, int) or distance < 3:
+        raise QECError.of(
+            "bad-parameter",
+            f"experiment distance must be an odd whole number >= 3, got {distance!r}",
+        )
+    if distance % 2 == 0:
+        raise QECError.of("bad-parameter", f"experiment distance must be odd, got {distance}")
+    if distance > 51:
+        raise QECError.of("bad-parameter", f"experiment distance {distance} is above 51")
+
+
+def check_rounds(rounds: int) -> None:
+    """Refuse a round count that is not a whole number >= 1 (QC103)."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise QECError.of("bad-parameter", f"rounds must be a whole number >= 1, got {rounds!r}")
+
+
+def memory_circuit(
+    family: str, *, distance: int, rounds: int, noise: CircuitNoise = NOISELESS
+) -> stim.Circuit:
+    """The memory-Z experiment of ``family`` at ``distance`` over ``rounds`` rounds.
+
+    Args:
+        family: ``surface_code``, ``repetition_code`` or ``bacon_shor`` (aliases accepted).
+        distance: an odd code distance >= 3.
+        rounds: syndrome-extraction rounds (>= 1).
+        noise: the circuit-level noise.
+
+    Returns:
+        A stim circuit with detectors and one observable (the logical Z).
+
+    Raises:
+        QECError: ``QC110`` for a family with no experiment, ``QC102`` for an
+            unknown one, ``QC103`` for a bad distance or round count.
+    """
+    canonical = experiment_family(family)
+    check_distance(distance)
+    check_rounds(rounds)
+    return _BUILDERS[canonical](distance, rounds, noise)
+
+
+def syndrome_bits_per_round(family: str, distance: int) -> int:
+    """Measurement outcomes one round of this experiment's circuit gives the decoder.
+
+    Profile families take :func:`qmk.qec.logical.syndrome_bits_per_round`; the
+    repetition code measures its ``d - 1`` ZZ checks.
+
+    >>> [syndrome_bits_per_round(f, 5) for f in EXPERIMENT_FAMILIES]
+    [24, 4, 40]
+    """
+    from qmk.qec.logical import syndrome_bits_per_round as per_logical_qubit
+
+    canonical = experiment_family(family)
+    if canonical == "repetition_code":
+        return distance - 1
+    return int(per_logical_qubit(canonical, distance))

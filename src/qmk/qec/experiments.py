@@ -1,0 +1,670 @@
+"""QEC memory experiments: sample syndrome circuits in stim, decode, count logical errors.
+
+:func:`run_memory` builds a memory experiment (:mod:`qmk.qec.circuits`) under
+circuit-level noise, samples its detection events with stim's compiled
+detector sampler, decodes them with pymatching's batch decoder (minimum-weight
+perfect matching on the circuit's detector error model) and counts the shots
+whose predicted observable flip is wrong. :func:`threshold_scan` does that per
+(distance, p); :func:`fit_threshold` fits the QRE-style model
+``P_L = a (p / p*) ** ((d + 1) // 2)`` to the per-cycle rates, and
+:meth:`ThresholdFit.calibration` turns the fit into a
+:class:`qmk.qec.logical.Calibration` the logical layer uses.
+
+Rates: a shot runs ``rounds`` rounds; its error rate ``P`` becomes a rate per
+round ``q`` by ``1 - 2 P = (1 - 2 q) ** rounds`` (independent flips compose by
+parity, the convention of sinter), and per logical cycle (d rounds, as the
+schemes count) by the same rule with d. Intervals are Wilson score intervals
+(or Jeffreys) of ``P``, mapped through the same monotone conversion.
+
+>>> r = run_memory("repetition_code", distance=3, p=0.01, shots=20_000, seed=5)
+>>> r.shots, r.distance, r.rounds
+(20000, 3, 3)
+>>> low, high = r.per_round_interval
+>>> low <= r.per_round <= high
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from qmk.qec.circuits import (
+    CircuitNoise,
+    check_distance,
+    check_rounds,
+    experiment_family,
+    memory_circuit,
+)
+from qmk.qec.errors import QECError
+from qmk.qec.logical import Calibration
+from qmk.qec.params import GATE_BASED, QubitParams
+
+if TYPE_CHECKING:
+    import stim
+
+#: Noise kinds :func:`circuit_noise` knows.
+NOISE_KINDS: tuple[str, ...] = ("qubit", "uniform", "stim")
+#: Shots sampled and decoded at once: small enough that stim's and pymatching's
+#: working sets stay in cache (sinter's mini-batch is the same), measured fastest
+#: among 256..65536 on a d=5 surface-code circuit.
+DEFAULT_CHUNK = 1024
+#: The default confidence level of intervals.
+DEFAULT_CONFIDENCE = 0.95
+
+
+def _bad(message: str, **details: Any) -> QECError:
+    return QECError.of("bad-parameter", message, **details)
+
+
+def circuit_noise(
+    kind: str, p: float, *, qubit: str | QubitParams = "qubit_gate_ns_e3"
+) -> CircuitNoise:
+    """The circuit noise of kind ``kind`` at physical error rate ``p``.
+
+    - ``qubit``: the qubit parameter set's rates scaled so its physical error
+      rate is ``p`` (:meth:`CircuitNoise.from_qubit`); idle noise in every layer.
+    - ``uniform``: every gate, measurement, reset and idle step at ``p``.
+    - ``stim``: the noise of stim's generated circuits (no idle noise; data
+      depolarized at the start of each round).
+
+    Raises:
+        QECError: ``QC103`` for an unknown kind or a ``p`` outside (0, 0.5).
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 0.5:
+        raise _bad(f"physical error rate p must lie in (0, 0.5), got {p!r}")
+    if kind == "qubit":
+        return CircuitNoise.from_qubit(qubit, p=p)
+    if kind == "uniform":
+        return CircuitNoise.uniform(p)
+    if kind == "stim":
+        return CircuitNoise.stim_uniform(p)
+    raise _bad(f"unknown noise kind {kind!r}; known: {', '.join(NOISE_KINDS)}")
+
+
+def wilson_interval(
+    errors: int, shots: int, confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[float, float]:
+    """The Wilson score interval of a binomial rate ``errors / shots``.
+
+    >>> [round(x, 4) for x in wilson_interval(10, 1000)]
+    [0.0054, 0.0183]
+    """
+    from statistics import NormalDist
+
+    if shots <= 0:
+        return (0.0, 1.0)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    rate = errors / shots
+    denominator = 1 + z * z / shots
+    centre = (rate + z * z / (2 * shots)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / shots + z * z / (4 * shots * shots)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def jeffreys_interval(
+    errors: int, shots: int, confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[float, float]:
+    """The Jeffreys interval (Beta(1/2, 1/2) prior) of ``errors / shots``.
+
+    >>> [round(x, 4) for x in jeffreys_interval(10, 1000)]
+    [0.0052, 0.0177]
+    """
+    from scipy.stats import beta
+
+    if shots <= 0:
+        return (0.0, 1.0)
+    tail = (1 - confidence) / 2
+    low = 0.0 if errors == 0 else float(beta.ppf(tail, errors + 0.5, shots - errors + 0.5))
+    high = 1.0 if errors == shots else float(beta.ppf(1 - tail, errors + 0.5, shots - errors + 0.5))
+    return (low, high)
+
+
+INTERVALS = {"wilson": wilson_interval, "jeffreys": jeffreys_interval}
+
+
+def per_piece(rate: float, pieces: float) -> float:
+    """The error rate of each of ``pieces`` independent parts whose parity fails at ``rate``.
+
+    ``1 - 2 * rate = (1 - 2 * q) ** pieces``; rates at or above 1/2 give 1/2.
+
+    >>> round(per_piece(1 - (1 - 0.01) ** 2 - 0.01**2, 2), 12)
+    0.01
+    """
+    if rate >= 0.5:
+        return 0.5
+    return -math.expm1(math.log1p(-2 * rate) / pieces) / 2
+
+
+def compose(rate: float, pieces: float) -> float:
+    """The parity error rate of ``pieces`` independent parts each failing at ``rate``."""
+    if rate >= 0.5:
+        return 0.5
+    return -math.expm1(pieces * math.log1p(-2 * rate)) / 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sampled:
+    """Shots sampled and decoded, the logical errors among them, and the time it took."""
+
+    shots: int
+    errors: int
+    seconds: float
+
+
+def _decoder(circuit: stim.Circuit) -> Any:
+    import pymatching
+
+    try:
+        dem = circuit.detector_error_model(decompose_errors=True)
+    except ValueError:
+        dem = circuit.detector_error_model(
+            decompose_errors=True, ignore_decomposition_failures=True
+        )
+    return pymatching.Matching.from_detector_error_model(dem)
+
+
+def sample_decode(
+    circuit: stim.Circuit,
+    *,
+    shots: int,
+    max_errors: int | None = None,
+    seed: int | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> Sampled:
+    """Sample ``circuit``'s detection events, decode them by matching and count failures.
+
+    Shots go in chunks of ``chunk`` (the last one smaller); stim samples bit-packed detection events
+    and observables, pymatching's ``decode_batch`` decodes each chunk bit-packed.
+    The same circuit, seed, shots and chunk give the same answer.
+
+    Args:
+        circuit: a circuit with detectors and observables.
+        shots: the most shots to take (>= 1).
+        max_errors: stop after a chunk that brings the logical errors to this many.
+        seed: stim's seed (None: random).
+        chunk: shots per chunk.
+    """
+    _check_count("shots", shots)
+    if max_errors is not None:
+        _check_count("max_errors", max_errors)
+    started = time.perf_counter()
+    matching = _decoder(circuit)
+    sampler = circuit.compile_detector_sampler(seed=seed)
+    _check_count("chunk", chunk)
+    done = errors = 0
+    while done < shots and (max_errors is None or errors < max_errors):
+        take = min(chunk, shots - done)
+        dets, obs = sampler.sample(take, bit_packed=True, separate_observables=True)
+        predicted = matching.decode_batch(dets, bit_packed_shots=True, bit_packed_predictions=True)
+        errors += int(np.count_nonzero(np.any(predicted != obs, axis=1)))
+        done += take
+    return Sampled(shots=done, errors=errors, seconds=time.perf_counter() - started)
+
+
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _bad(f"{name} must be a whole number >= 1, got {value!r}")
+
+
+def _sample_task(args: tuple[str, int, int | None, int | None, int]) -> tuple[int, int]:
+    import stim
+
+    text, shots, max_errors, seed, chunk = args
+    result = sample_decode(
+        stim.Circuit(text), shots=shots, max_errors=max_errors, seed=seed, chunk=chunk
+    )
+    return result.shots, result.errors
+
+
+def sample_decode_parallel(
+    circuit: stim.Circuit,
+    *,
+    shots: int,
+    max_errors: int | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    chunk: int = DEFAULT_CHUNK,
+) -> Sampled:
+    """:func:`sample_decode` split over ``workers`` processes (1: in this process).
+
+    Each worker takes ``shots / workers`` shots (and ``max_errors / workers``
+    errors) with its own seed drawn from ``seed``; the answer depends on
+    ``workers`` but is reproducible for a given number.
+    """
+    _check_count("workers", workers)
+    if workers == 1:
+        return sample_decode(circuit, shots=shots, max_errors=max_errors, seed=seed, chunk=chunk)
+    _check_count("shots", shots)
+    started = time.perf_counter()
+    seeds = _seeds(seed, workers)
+    parts = [shots // workers + (1 if i < shots % workers else 0) for i in range(workers)]
+    cap = None if max_errors is None else max(1, -(-max_errors // workers))
+    text = str(circuit)
+    tasks = [(text, n, cap, s, chunk) for n, s in zip(parts, seeds, strict=True) if n > 0]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(_sample_task, tasks))
+    return Sampled(
+        shots=sum(n for n, _ in outcomes),
+        errors=sum(e for _, e in outcomes),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _seeds(seed: int | None, count: int) -> list[int | None]:
+    if seed is None:
+        return [None] * count
+    return [
+        int(s.generate_state(1, np.uint64)[0]) for s in np.random.SeedSequence(seed).spawn(count)
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryResult:
+    """One memory experiment: its parameters, shots, logical errors and derived rates.
+
+    Attributes:
+        family: the experiment family.
+        distance: the code distance.
+        rounds: syndrome-extraction rounds per shot.
+        p: the physical error rate the noise was built from.
+        noise: the circuit noise.
+        shots: shots taken.
+        errors: shots whose decoded logical observable was wrong.
+        seconds: sampling and decoding time.
+        seed: the seed (None: random).
+        confidence: the confidence level of the intervals.
+        interval: ``"wilson"`` or ``"jeffreys"``.
+    """
+
+    family: str
+    distance: int
+    rounds: int
+    p: float
+    noise: CircuitNoise
+    shots: int
+    errors: int
+    seconds: float
+    seed: int | None = None
+    confidence: float = DEFAULT_CONFIDENCE
+    interval: str = "wilson"
+
+    @property
+    def shot_error_rate(self) -> float:
+        """Logical errors per shot."""
+        return self.errors / self.shots
+
+    @property
+    def shot_interval(self) -> tuple[float, float]:
+        """The confidence interval of :attr:`shot_error_rate`."""
+        return INTERVALS[self.interval](self.errors, self.shots, self.confidence)
+
+    @property
+    def per_round(self) -> float:
+        """The logical error rate per syndrome round."""
+        return per_piece(self.shot_error_rate, self.rounds)
+
+    @property
+    def per_round_interval(self) -> tuple[float, float]:
+        """The confidence interval of :attr:`per_round`."""
+        low, high = self.shot_interval
+        return per_piece(low, self.rounds), per_piece(high, self.rounds)
+
+    @property
+    def per_cycle(self) -> float:
+        """The logical error rate per logical cycle of d rounds (what the schemes model)."""
+        return compose(self.per_round, self.distance)
+
+    @property
+    def per_cycle_interval(self) -> tuple[float, float]:
+        """The confidence interval of :attr:`per_cycle`."""
+        low, high = self.per_round_interval
+        return compose(low, self.distance), compose(high, self.distance)
+
+    @property
+    def shots_per_second(self) -> float:
+        """Sampling and decoding speed."""
+        return self.shots / self.seconds if self.seconds > 0 else math.inf
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as plain JSON."""
+        return {
+            "family": self.family,
+            "distance": self.distance,
+            "rounds": self.rounds,
+            "p": self.p,
+            "shots": self.shots,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 6),
+            "seed": self.seed,
+            "confidence": self.confidence,
+            "interval": self.interval,
+            "shot_error_rate": self.shot_error_rate,
+            "shot_interval": list(self.shot_interval),
+            "per_round": self.per_round,
+            "per_round_interval": list(self.per_round_interval),
+            "per_cycle": self.per_cycle,
+            "per_cycle_interval": list(self.per_cycle_interval),
+            "noise": {
+                "after_1q": self.noise.after_1q,
+                "after_2q": self.noise.after_2q,
+                "measure_flip": self.noise.measure_flip,
+                "reset_flip": self.noise.reset_flip,
+                "idle": self.noise.idle,
+                "before_round_data": self.noise.before_round_data,
+            },
+        }
+
+
+def run_memory(
+    family: str,
+    *,
+    distance: int,
+    p: float,
+    rounds: int | None = None,
+    noise: str | CircuitNoise = "qubit",
+    qubit: str | QubitParams = "qubit_gate_ns_e3",
+    shots: int = 10_000,
+    max_errors: int | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    confidence: float = DEFAULT_CONFIDENCE,
+    interval: str = "wilson",
+) -> MemoryResult:
+    """Run one memory experiment and return its logical error counts and rates.
+
+    Args:
+        family: ``surface_code``, ``repetition_code`` or ``bacon_shor``.
+        distance: odd code distance >= 3.
+        p: the physical error rate (noise is built from it unless ``noise`` is a
+            :class:`CircuitNoise`, when ``p`` only labels the result).
+        rounds: syndrome rounds (default: ``distance``, one logical cycle).
+        noise: a kind of :data:`NOISE_KINDS` or the circuit noise itself.
+        qubit: the qubit parameter set for ``noise="qubit"``.
+        shots, max_errors, seed, workers: as for :func:`sample_decode_parallel`.
+        confidence: the intervals' confidence level, in (0, 1).
+        interval: ``"wilson"`` or ``"jeffreys"``.
+
+    Raises:
+        QECError: ``QC108``/``QC102`` for the family, ``QC103`` for bad numbers.
+    """
+    canonical = experiment_family(family)
+    check_distance(distance)
+    rounds = distance if rounds is None else rounds
+    check_rounds(rounds)
+    _check_confidence(confidence, interval)
+    circuit_noise_ = (
+        noise if isinstance(noise, CircuitNoise) else circuit_noise(noise, p, qubit=qubit)
+    )
+    circuit = memory_circuit(canonical, distance=distance, rounds=rounds, noise=circuit_noise_)
+    sampled = sample_decode_parallel(
+        circuit, shots=shots, max_errors=max_errors, seed=seed, workers=workers
+    )
+    return MemoryResult(
+        family=canonical,
+        distance=distance,
+        rounds=rounds,
+        p=float(p),
+        noise=circuit_noise_,
+        shots=sampled.shots,
+        errors=sampled.errors,
+        seconds=sampled.seconds,
+        seed=seed,
+        confidence=confidence,
+        interval=interval,
+    )
+
+
+def _check_confidence(confidence: float, interval: str) -> None:
+    if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0 < confidence < 1:
+        raise _bad(f"confidence must be a number in (0, 1), got {confidence!r}")
+    if interval not in INTERVALS:
+        raise _bad(f"unknown interval {interval!r}; known: {', '.join(INTERVALS)}")
+
+
+def threshold_scan(
+    family: str,
+    *,
+    distances: Sequence[int],
+    ps: Sequence[float],
+    rounds: int | None = None,
+    noise: str = "qubit",
+    qubit: str | QubitParams = "qubit_gate_ns_e3",
+    shots: int = 10_000,
+    max_errors: int | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    confidence: float = DEFAULT_CONFIDENCE,
+    interval: str = "wilson",
+) -> tuple[MemoryResult, ...]:
+    """Memory experiments at every (distance, p), distance-major; one seed per point.
+
+    ``rounds`` None runs ``d`` rounds at each distance. Each point's seed is
+    drawn from ``seed`` by ``numpy.random.SeedSequence`` so points are independent.
+
+    Raises:
+        QECError: as :func:`run_memory`; ``QC103`` for empty lists.
+    """
+    if not distances or not ps:
+        raise _bad("a threshold scan needs at least one distance and one p")
+    for d in distances:
+        check_distance(d)
+    seeds = _seeds(seed, len(distances) * len(ps))
+    results = []
+    for i, (d, p) in enumerate((d, p) for d in distances for p in ps):
+        results.append(
+            run_memory(
+                family,
+                distance=d,
+                p=p,
+                rounds=rounds,
+                noise=noise,
+                qubit=qubit,
+                shots=shots,
+                max_errors=max_errors,
+                seed=seeds[i],
+                workers=workers,
+                confidence=confidence,
+                interval=interval,
+            )
+        )
+    return tuple(results)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FitPoint:
+    """One observation for :func:`fit_threshold`: per-cycle rate at (d, p) and its log-sigma."""
+
+    distance: int
+    p: float
+    rate: float
+    sigma_log: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThresholdFit:
+    """The fit of ``P_L = a (p / p*) ** ((d + 1) // 2)`` (see :func:`fit_threshold`).
+
+    Attributes:
+        family: the code family.
+        crossing_prefactor: ``a``.
+        threshold: ``p*``.
+        sigma_prefactor: one standard error of ``a``.
+        sigma_threshold: one standard error of ``p*``.
+        correlation: the correlation of the estimates of ``ln a`` and ``ln p*``.
+        chi2: the weighted residual sum of squares.
+        dof: degrees of freedom (points - 2).
+        scaled: whether the standard errors were scaled up by ``sqrt(chi2 / dof) > 1``.
+        points: the observations used.
+    """
+
+    family: str
+    crossing_prefactor: float
+    threshold: float
+    sigma_prefactor: float
+    sigma_threshold: float
+    correlation: float
+    chi2: float
+    dof: int
+    scaled: bool
+    points: tuple[FitPoint, ...] = field(repr=False)
+
+    def predict(self, p: float, distance: int) -> float:
+        """The fitted per-cycle logical error rate at ``p`` and ``distance``."""
+        return self.crossing_prefactor * (p / self.threshold) ** ((distance + 1) // 2)
+
+    def calibration(self, *, instruction_set: str = GATE_BASED, source: str = "") -> Calibration:
+        """The fit as a :class:`~qmk.qec.logical.Calibration` for the logical layer.
+
+        Raises:
+            QECError: ``QC103`` when the fitted values are out of a scheme's range
+                (a above 0.5, p* at or above 1) or the family is not a profile family.
+        """
+        return Calibration(
+            family=self.family,
+            instruction_set=instruction_set,
+            crossing_prefactor=self.crossing_prefactor,
+            error_correction_threshold=self.threshold,
+            crossing_prefactor_sigma=self.sigma_prefactor,
+            error_correction_threshold_sigma=self.sigma_threshold,
+            source=source,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The fit as plain JSON."""
+        return {
+            "family": self.family,
+            "crossing_prefactor": self.crossing_prefactor,
+            "threshold": self.threshold,
+            "sigma_prefactor": self.sigma_prefactor,
+            "sigma_threshold": self.sigma_threshold,
+            "correlation": self.correlation,
+            "chi2": self.chi2,
+            "dof": self.dof,
+            "scaled": self.scaled,
+            "points": [
+                {"distance": q.distance, "p": q.p, "rate": q.rate, "sigma_log": q.sigma_log}
+                for q in self.points
+            ],
+        }
+
+
+def fit_points(results: Iterable[MemoryResult]) -> tuple[FitPoint, ...]:
+    """The fit observations of ``results``: per-cycle rates of points with errors.
+
+    The variance of ``ln P`` is ``(1 - P) / (shots P)`` for a binomial rate
+    ``P`` (the delta method), carried to the per-cycle rate unchanged, which is
+    exact when ``rounds == d`` and first-order otherwise. Points with no errors
+    (or a rate of 1/2 or more, past the threshold regime) are left out.
+    """
+    points = []
+    for r in results:
+        shot = r.shot_error_rate
+        if r.errors == 0 or shot >= 0.5:
+            continue
+        sigma = math.sqrt((1 - shot) / (r.shots * shot))
+        points.append(FitPoint(distance=r.distance, p=r.p, rate=r.per_cycle, sigma_log=sigma))
+    return tuple(points)
+
+
+def fit_threshold(family: str, points: Sequence[FitPoint]) -> ThresholdFit:
+    """Fit ``(a, p*)`` by weighted least squares in log space.
+
+    ``ln P - k ln p = ln a - k ln p*`` with ``k = (d + 1) // 2`` is linear in
+    ``(ln a, ln p*)``; each point weighs ``1 / sigma_log^2``. The standard
+    errors come from the inverse normal matrix, scaled by ``sqrt(chi2 / dof)``
+    when that exceeds 1 (the model does not describe the data to within the
+    shot noise), and reach ``a`` and ``p*`` by the delta method.
+
+    Raises:
+        QECError: ``QC103`` with fewer than 3 points or fewer than two values of ``k``.
+    """
+    if len(points) < 3:
+        raise _bad(
+            f"a threshold fit needs at least 3 (d, p) points with logical errors, got "
+            f"{len(points)}; take more shots or larger p"
+        )
+    ks = np.array([(q.distance + 1) // 2 for q in points], dtype=float)
+    if len(set(ks.tolist())) < 2:
+        raise _bad("a threshold fit needs distances with at least two values of (d + 1) // 2")
+    y = np.array([math.log(q.rate) - k * math.log(q.p) for q, k in zip(points, ks, strict=True)])
+    w = np.array([1 / q.sigma_log**2 for q in points])
+    design = np.column_stack([np.ones_like(ks), -ks])
+    normal = design.T @ (w[:, None] * design)
+    cov = np.linalg.inv(normal)
+    theta = cov @ (design.T @ (w * y))
+    residual = y - design @ theta
+    chi2 = float(np.sum(w * residual**2))
+    dof = len(points) - 2
+    scaled = dof > 0 and chi2 / dof > 1
+    if scaled:
+        cov = cov * (chi2 / dof)
+    a, p_star = math.exp(theta[0]), math.exp(theta[1])
+    return ThresholdFit(
+        family=family,
+        crossing_prefactor=a,
+        threshold=p_star,
+        sigma_prefactor=a * math.sqrt(cov[0, 0]),
+        sigma_threshold=p_star * math.sqrt(cov[1, 1]),
+        correlation=float(cov[0, 1] / math.sqrt(cov[0, 0] * cov[1, 1])),
+        chi2=chi2,
+        dof=dof,
+        scaled=bool(scaled),
+        points=tuple(points),
+    )
+
+
+def fit_results(results: Sequence[MemoryResult]) -> ThresholdFit:
+    """:func:`fit_threshold` over :func:`fit_points` of ``results`` (one family)."""
+    families = {r.family for r in results}
+    if len(families) != 1:
+        raise _bad(f"fit one family at a time, got {sorted(families)}")
+    return fit_threshold(families.pop(), fit_points(results))
+
+
+def synthetic_results(
+    family: str,
+    *,
+    crossing_prefactor: float,
+    threshold: float,
+    distances: Sequence[int],
+    ps: Sequence[float],
+    shots: int,
+    seed: int,
+) -> tuple[MemoryResult, ...]:
+    """Binomial draws from the model with known (a, p*), one round per cycle of d rounds.
+
+    For testing :func:`fit_threshold`: each point's errors are
+    ``Binomial(shots, a (p / p*) ** ((d + 1) // 2))`` with ``rounds = d``, so the
+    per-cycle rate is the shot rate.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in distances:
+        for p in ps:
+            rate = min(0.49, crossing_prefactor * (p / threshold) ** ((d + 1) // 2))
+            out.append(
+                MemoryResult(
+                    family=family,
+                    distance=d,
+                    rounds=d,
+                    p=p,
+                    noise=CircuitNoise(),
+                    shots=shots,
+                    errors=int(rng.binomial(shots, rate)),
+                    seconds=0.0,
+                    seed=seed,
+                )
+            )
+    return tuple(out)
+
+
+def results_table(results: Sequence[MemoryResult]) -> list[Mapping[str, Any]]:
+    """Rows for printing: one per result."""
+    return [r.to_json() for r in results]
