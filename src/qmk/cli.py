@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from qmk import __version__
+from qmk.commands import read_source, source_options
 from qmk.errors import QMKError
 from qmk.frontends.errors import FrontendError
 from qmk.qvm import graph as graph_io
@@ -77,33 +78,6 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'s' * (number != 1)}"
 
 
-def _read(args: argparse.Namespace, path: str, limits: Limits) -> Any:
-    """The program in ``path`` as a graph: QVM files as they are, other languages lowered."""
-    from qmk.frontends import read_program
-
-    profile = getattr(args, "source_profile", None)
-    return read_program(path, format=args.format, profile=profile, limits=limits)
-
-
-def _source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> None:
-    """``--format`` (and ``--profile``) for commands that read programs in any language."""
-    from qmk.frontends import FORMATS
-
-    sub.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="the input's format (default: by extension: .json .asm .qasm .ll .bc)",
-    )
-    if profile:
-        sub.add_argument(
-            "--profile",
-            dest="source_profile",
-            metavar="PROFILE",
-            help="code profile written on the qubits a .qasm/.ll/.bc program allocates "
-            "(default: none written; runs use logical:surface_code(d=9))",
-        )
-
-
 def _finding_line(path: str, finding: Finding) -> str:
     return f"{path}: {finding.severity.value}: {finding}"
 
@@ -117,7 +91,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     results: list[dict[str, Any]] = []
     for path in args.files:
         try:
-            report = check(_read(args, path, limits), limits=limits)
+            report = check(read_source(args, path, limits), limits=limits)
         except (FormatError, FrontendError) as exc:
             status = 2
             results.append({"file": path, "ok": False, "error": exc.to_json(), "findings": []})
@@ -161,7 +135,7 @@ def _cmd_asm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.file.endswith(ASM_SUFFIXES) and args.format in (None, "qvm-asm"):
         graph = asm.assemble_file(args.file, limits=_limits(args))
     else:  # another language: print the QVM JSON it lowers to
-        graph = _read(args, args.file, _limits(args))
+        graph = read_source(args, args.file, _limits(args))
     _write(graph_io.dumps(graph) + "\n", args.output, out)
     return 0
 
@@ -235,7 +209,7 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
 
 def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     limits = _limits(args)
-    report: Report = check(_read(args, args.file, limits), limits=limits)
+    report: Report = check(read_source(args, args.file, limits), limits=limits)
     if report.program is None:
         for finding in report.findings:
             err.write(_finding_line(args.file, finding) + "\n")
@@ -252,7 +226,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     options = {"dtype": "complex64"} if args.precision == "single" else {}
     # lowered qubits carry no profile: --profile below is the default for every qubit
-    program = _read(args, args.file, _limits(args))
+    program = read_source(args, args.file, _limits(args))
     result = run(
         program,
         shots=args.shots,
@@ -311,7 +285,7 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qmk",
-        description="QMK, a quantum microkernel: tools for QVM programs.",
+        description="QMK, a quantum microkernel: run, check, estimate and serve quantum programs.",
         epilog="Exit status: 0 ok, 1 findings, 2 unreadable input or bad usage.",
     )
     parser.add_argument("--version", action="version", version=f"qmk {__version__} (QVM 0.1, 0.2)")
@@ -323,11 +297,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--max-bytes", type=int, metavar="N", help="refuse files over N bytes")
         return sub
 
-    sub = command("validate", "verify programs (.json or .asm) and list every finding")
+    sub = command("validate", "verify programs (.qvm.json, .qvm.asm, .qasm, .ll, .bc) and list every finding")
     sub.add_argument("files", nargs="+", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the findings as JSON")
     sub.add_argument("-q", "--quiet", action="store_true", help="print only findings")
-    _source_options(sub)
+    source_options(sub)
     sub.set_defaults(run=_cmd_validate)
 
     sub = command(
@@ -335,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("file", metavar="FILE.asm")
     sub.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
-    _source_options(sub)
+    source_options(sub)
     sub.set_defaults(run=_cmd_asm)
 
     sub = command("disasm", "disassemble a JSON graph into assembly text")
@@ -354,7 +328,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("info", "describe a program: counts, epochs, REV segments, capabilities")
     sub.add_argument("file", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _source_options(sub)
+    source_options(sub)
     sub.set_defaults(run=_cmd_info)
 
     sub = command("run", "run a program on a simulated fault-tolerant machine and print counts")
@@ -381,7 +355,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
-    _source_options(sub, profile=False)  # --profile above covers every qubit
+    source_options(sub, profile=False)  # --profile above covers every qubit
     sub.set_defaults(run=_cmd_run)
 
     from qmk.commands import register_all

@@ -14,12 +14,45 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qmk.qvm.graph import Graph
+    from qmk.qvm.limits import Limits
 
 #: Adds a subcommand: ``add(name, help) -> parser``.
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
 
 #: The command modules, in the order their commands appear in ``qmk --help``.
 MODULES: tuple[str, ...] = ("estimate", "qec", "service")
+
+
+def read_source(args: argparse.Namespace, path: str, limits: Limits | None = None) -> Graph:
+    """The program in ``path`` as a graph: QVM files as they are, other languages lowered
+    (``args.format`` and ``args.source_profile`` come from :func:`source_options`)."""
+    from qmk.frontends import read_program
+
+    profile = getattr(args, "source_profile", None)
+    return read_program(path, format=getattr(args, "format", None), profile=profile, limits=limits)
+
+
+def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> None:
+    """``--format`` (and ``--profile``) for commands that read programs in any language."""
+    from qmk.frontends import FORMATS
+
+    sub.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the input's format (default: by extension: .json .asm .qasm .ll .bc)",
+    )
+    if profile:
+        sub.add_argument(
+            "--profile",
+            dest="source_profile",
+            metavar="PROFILE",
+            help="code profile written on the qubits a .qasm/.ll/.bc program allocates "
+            "(default: none written; runs use logical:surface_code(d=9))",
+        )
 
 
 def register_all(add: AddCommand) -> None:

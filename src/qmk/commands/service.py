@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from qmk.commands import AddCommand
+from qmk.commands import AddCommand, read_source, source_options
 from qmk.errors import QMKError
 
 #: Job states after which nothing changes.
@@ -169,11 +169,10 @@ def _wait_status(job: dict[str, Any], err: TextIO) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.qvm.files import read_graph
     from qmk.qvm.limits import Limits
 
     sizes = {k: getattr(args, k) for k in ("max_nodes", "max_bytes") if getattr(args, k, None)}
-    graph = read_graph(args.file, limits=Limits(**sizes)).to_json()
+    graph = read_source(args, args.file, Limits(**sizes)).to_json()
     policy: dict[str, Any] = {}
     if args.priority is not None:
         policy["priority"] = args.priority
@@ -336,6 +335,7 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--timeout-ms", type=_int_in(0), default=30000, metavar="MS", help="--wait limit (30000)"
     )
+    source_options(sub)
     _client_options(sub)
     sub.set_defaults(run=_cmd_submit)
 
