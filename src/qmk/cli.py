@@ -297,7 +297,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--max-bytes", type=int, metavar="N", help="refuse files over N bytes")
         return sub
 
-    sub = command("validate", "verify programs (.qvm.json, .qvm.asm, .qasm, .ll, .bc) and list every finding")
+    sub = command("validate", "verify programs (QVM, OpenQASM, QIR) and list every finding")
     sub.add_argument("files", nargs="+", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the findings as JSON")
     sub.add_argument("-q", "--quiet", action="store_true", help="print only findings")
