@@ -19,10 +19,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
-# The main job: verify every example program, then run each on the simulated machine.
+# The main job: verify every example program, run each on the simulated machine (QVM,
+# OpenQASM and QIR sources alike), then start a kernel and use it as two tenants.
 demo: $(VENV)/.installed
-	$(BIN)/qmk validate examples/*.qvm.json examples/*.qvm.asm
-	@for f in examples/*.qvm.json; do echo; $(BIN)/qmk run "$$f" --shots 1000 --seed 1 || exit 1; done
+	$(BIN)/qmk validate examples/*.qvm.json examples/*.qvm.asm examples/*.qasm examples/*.ll
+	@for f in examples/*.qvm.json examples/*.qasm examples/*.ll; do \
+		echo; $(BIN)/qmk run "$$f" --shots 1000 --seed 1 || exit 1; done
+	@echo; $(BIN)/python examples/service_demo.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
