@@ -232,7 +232,10 @@ class ClientCore:
 
     def result(self, request_id: int, line: bytes) -> Any:
         """The result of the reply ``line`` to request ``request_id``, or its error raised."""
-        reply_id, reply = self.reply_id(line)
+        return self.result_of(request_id, *self.reply_id(line))
+
+    def result_of(self, request_id: int, reply_id: Any, reply: dict[str, Any]) -> Any:
+        """As :meth:`result`, for a reply already decoded by :meth:`reply_id`."""
         error = reply.get("error")
         if error is not None:
             raise self.error(error)
@@ -518,8 +521,10 @@ class AsyncClient(_Methods):
         self.max_reply = max_reply
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._connecting = asyncio.Lock()
+        self._outgoing: list[bytes] = []  # request lines written together at a turn's end
+        self._flush_scheduled = False
 
     @classmethod
     async def connect(
@@ -558,7 +563,7 @@ class AsyncClient(_Methods):
             request_id, line = self.core.request(method, sent)
             reply = await self._roundtrip(request_id, line, self.timeout.for_call(method, sent))
             try:
-                return self.core.result(request_id, reply)
+                return self.core.result_of(request_id, reply.get("id"), reply)
             except QMKError as exc:
                 if attempt or not self.core.renewable(exc, params):
                     raise
@@ -604,15 +609,15 @@ class AsyncClient(_Methods):
                     failure = BadResponse(f"a reply line is longer than {self.max_reply} bytes")
                     break
                 try:
-                    reply_id, _ = ClientCore.reply_id(line)
+                    reply_id, reply = ClientCore.reply_id(line)
                 except BadResponse as exc:
                     failure = exc
                     break
                 future = self._pending.pop(reply_id, None) if isinstance(reply_id, int) else None
                 if future is not None and not future.done():
-                    future.set_result(line)
+                    future.set_result(reply)
                 elif reply_id is None:  # an error the server could not tie to a request
-                    failure = ClientCore.error(json.loads(line).get("error"))
+                    failure = ClientCore.error(reply.get("error"))
                     break
         finally:
             self._fail_pending(failure)
@@ -626,13 +631,33 @@ class AsyncClient(_Methods):
             if not future.done():
                 future.set_exception(failure)
 
-    async def _roundtrip(self, request_id: int, line: bytes, timeout: float | None) -> bytes:
+    def _flush(self) -> None:
+        """Write the request lines queued in this loop turn with one ``write``."""
+        self._flush_scheduled = False
+        lines, self._outgoing = self._outgoing, []
+        writer = self._writer
+        if lines and writer is not None and not writer.is_closing():
+            writer.write(lines[0] if len(lines) == 1 else b"".join(lines))
+
+    async def _roundtrip(
+        self, request_id: int, line: bytes, timeout: float | None
+    ) -> dict[str, Any]:
         writer = self._writer or await self._open()
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[request_id] = future
         try:
-            writer.write(line)
-            await writer.drain()
+            # the turn's first request goes at once; the other calls of the same turn
+            # share one write at its end (pipelining)
+            if self._flush_scheduled:
+                self._outgoing.append(line)
+            else:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
+                writer.write(line)
+            transport = writer.transport
+            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+                await writer.drain()  # the server reads too slowly: wait for it
             async with aio.timeout(timeout):
                 return await future
         except TimeoutError:

@@ -256,3 +256,41 @@ def test_tcp_serves_the_same_protocol_next_to_the_unix_socket(tmp_path):
 
     asyncio.run(main())
     assert not path.exists()
+
+
+class CountingSocket(socket.socket):
+    """A real socket that counts the ``send`` calls asyncio makes on it."""
+
+    sends = 0
+
+    def send(self, data: Any, *flags: Any) -> int:
+        self.sends += 1
+        return super().send(data, *flags)
+
+
+def test_replies_ready_in_one_loop_turn_share_one_write_after_the_first() -> None:
+    from qmk.abi.server import _Outbox
+
+    async def main() -> bytes:
+        ours, theirs = socket.socketpair()
+        counting = CountingSocket(fileno=ours.detach())
+        _, writer = await asyncio.open_connection(sock=counting)
+        outbox = _Outbox(writer)
+        for i in range(5):
+            outbox.put(f'{{"id":{i}}}\n'.encode())
+        assert counting.sends == 1  # the turn's first reply went out at once
+        await asyncio.sleep(0)
+        assert counting.sends == 2  # the other four, joined, at the end of the turn
+        outbox.put(b'{"id":5}\n')  # a new turn: at once again
+        assert counting.sends == 3
+        writer.close()
+        await writer.wait_closed()
+        theirs.settimeout(5)
+        data = b""
+        while chunk := theirs.recv(4096):
+            data += chunk
+        theirs.close()
+        return data
+
+    data = asyncio.run(main())
+    assert [json.loads(line)["id"] for line in data.splitlines()] == list(range(6))

@@ -1,21 +1,72 @@
-"""The worker pool: real processes, real kills, a real memory cap."""
+"""The worker pool: real processes, real kills, a real memory cap, in both driving modes.
+
+Every behaviour test runs against a thread-driven pool and a loop-driven one (an asyncio
+loop running in a background thread; the test calls the pool from its own thread, as any
+``Executor`` caller may).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import CancelledError, wait
+from concurrent.futures import CancelledError, Future, wait
+from typing import Any
 
 import pytest
 
 from qmk.kernel.workers import TaskError, WorkerDied, WorkerKilled, WorkerMemoryError, WorkerPool
 
 
+class LoopThread:
+    """An asyncio loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` run on the loop's thread; its value."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=30)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def make_pool(
+    mode: str, workers: int, loop_thread: LoopThread | None, **options: Any
+) -> WorkerPool:
+    if mode == "thread":
+        return WorkerPool(workers, **options)
+    assert loop_thread is not None
+    return loop_thread.call(lambda: WorkerPool(workers, loop=loop_thread.loop, **options))
+
+
 @pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    pool = WorkerPool(2, memory_mb=400)
+def loop_thread() -> Iterator[LoopThread]:
+    runner = LoopThread()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="module", params=["thread", "loop"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def pool(mode: str, loop_thread: LoopThread) -> Iterator[WorkerPool]:
+    pool = make_pool(mode, 2, loop_thread, memory_mb=400)
     yield pool
     pool.shutdown(cancel_futures=True)
 
@@ -90,8 +141,8 @@ def test_a_worker_that_dies_fails_its_task_and_is_replaced(pool: WorkerPool) -> 
     live_workers(pool, 2)
 
 
-def test_shutdown_stops_every_worker() -> None:
-    pool = WorkerPool(1)
+def test_shutdown_stops_every_worker(mode: str, loop_thread: LoopThread) -> None:
+    pool = make_pool(mode, 1, loop_thread)
     future = pool.submit(time.sleep, 30)
     pids = live_workers(pool, 1)
     while not future.running():
@@ -104,3 +155,56 @@ def test_shutdown_stops_every_worker() -> None:
             os.kill(pid, 0)
     with pytest.raises(RuntimeError):
         pool.submit(abs, 1)
+
+
+def test_a_done_callback_may_submit_again_and_the_chain_completes(pool: WorkerPool) -> None:
+    finished: Future[int] = Future()
+
+    def chain(done: Future[int]) -> None:
+        value = done.result()
+        if value >= 5:
+            finished.set_result(value)
+        else:
+            pool.submit(abs, value + 1).add_done_callback(chain)
+
+    pool.submit(abs, 0).add_done_callback(chain)
+    assert finished.result(timeout=10) == 5
+
+
+def test_a_loop_driven_pool_uses_no_thread_and_sends_at_once_from_the_loop(
+    loop_thread: LoopThread,
+) -> None:
+    threads = threading.active_count()
+    pool = make_pool("loop", 2, loop_thread)
+    try:
+        assert threading.active_count() == threads  # no dispatcher thread
+        live_workers(pool, 2)
+
+        def submit_on_loop() -> tuple[Future[int], bool]:
+            future = pool.submit(abs, -7)
+            return future, future.running()  # already in an idle worker's pipe
+
+        future, running = loop_thread.call(submit_on_loop)
+        assert running
+        callback_threads: list[int] = []
+        future.add_done_callback(lambda _: callback_threads.append(threading.get_ident()))
+        assert future.result(timeout=10) == 7
+        second = loop_thread.call(lambda: pool.submit(abs, -8))
+        second.add_done_callback(lambda _: callback_threads.append(threading.get_ident()))
+        assert second.result(timeout=10) == 8
+        time.sleep(0.05)
+        assert callback_threads[-1] == loop_thread.thread.ident  # completed by the loop
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def test_a_loop_driven_pool_shut_down_on_its_loop_waits_for_running_tasks(
+    loop_thread: LoopThread,
+) -> None:
+    pool = make_pool("loop", 1, loop_thread)
+    future = pool.submit(time.sleep, 0.2)
+    while not future.running():
+        time.sleep(0.005)
+    loop_thread.call(pool.shutdown)  # wait=True on the loop's own thread: drives it there
+    assert future.done() and future.result() is None
+    assert pool.pids == []

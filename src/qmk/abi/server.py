@@ -8,8 +8,11 @@ dropped. A line longer than ``max_line`` bytes is answered with one -32600 error
 Concurrency: every connection is a task of the server's :class:`asyncio.TaskGroup`;
 each request line is a task of its connection's group, so requests of one
 connection run concurrently (pipelining: replies may come back in any order and
-carry the request's ``id``), at most ``max_inflight`` at a time; each reply is
-written whole with one ``write``, so lines never interleave.
+carry the request's ``id``), at most ``max_inflight`` at a time. Replies are whole
+lines, so they never interleave. The first reply of a connection in an event-loop
+turn is written at once; the others that become ready in the same turn are joined
+and written with one ``write`` at the end of that turn, so a pipelining client gets
+many replies for one system call and a lone request's reply waits for nothing.
 
 The Unix socket is bound under a temporary name with mode 0600 (umask 0o177) and
 renamed into place once it listens, so the path appears only when the server
@@ -143,6 +146,42 @@ def bind_unix(path: Path, *, backlog: int = 512) -> socket.socket:
     return sock
 
 
+class _Outbox:
+    """The reply lines of one connection, written together once per loop turn."""
+
+    __slots__ = ("_loop", "_parts", "_scheduled", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self._loop = asyncio.get_running_loop()
+        self._parts: list[bytes] = []
+        self._scheduled = False
+
+    def put(self, data: bytes) -> None:
+        """Send one whole line: the turn's first at once, later ones at the turn's end."""
+        if self._scheduled:
+            self._parts.append(data)
+            return
+        self._scheduled = True
+        self._loop.call_soon(self.flush)
+        self._write(data)
+
+    def flush(self) -> None:
+        """Write the queued lines now, with one ``write``."""
+        self._scheduled = False
+        if not self._parts:
+            return
+        data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        self._parts.clear()
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self.writer.is_closing():
+            return
+        with contextlib.suppress(ConnectionError):
+            self.writer.write(data)
+
+
 @dataclass(slots=True)
 class _Connection:
     """A connection's task, the task that reads it, and whether it is being drained."""
@@ -257,10 +296,11 @@ class Server:
         assert current is not None
         write_lock = asyncio.Lock()
         slots = asyncio.Semaphore(self.config.max_inflight)
+        outbox = _Outbox(writer)
         try:
             async with aio.TaskGroup() as group:
                 reading = group.create_task(
-                    self._read_loop(reader, writer, group, slots, write_lock)
+                    self._read_loop(reader, outbox, group, slots, write_lock)
                 )
                 connection = self._connections.get(current)
                 if connection is not None:
@@ -270,6 +310,7 @@ class Server:
         except Exception:
             LOG.exception("connection failed")
         finally:
+            outbox.flush()  # replies still queued go out before the close
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -277,7 +318,7 @@ class Server:
     async def _read_loop(
         self,
         reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        outbox: _Outbox,
         group: aio.TaskGroup,
         slots: asyncio.Semaphore,
         write_lock: asyncio.Lock,
@@ -293,14 +334,14 @@ class Server:
                     f"the line is longer than the limit of {self.config.max_line} bytes",
                     limit=self.config.max_line,
                 )
-                await self._send(writer, write_lock, encode(_error_reply(error)))
+                await self._send(outbox, write_lock, encode(_error_reply(error)))
                 if not more:
                     return
                 continue
             except ConnectionError:
                 return
             await slots.acquire()
-            group.create_task(self._answer(line, writer, slots, write_lock))
+            group.create_task(self._answer(line, outbox, slots, write_lock))
 
     async def _skip_long_line(self, reader: asyncio.StreamReader, consumed: int) -> bool:
         """Drop the rest of an over-long line, a buffer at a time; False at end of stream."""
@@ -317,26 +358,33 @@ class Server:
     async def _answer(
         self,
         line: bytes,
-        writer: asyncio.StreamWriter,
+        outbox: _Outbox,
         slots: asyncio.Semaphore,
         write_lock: asyncio.Lock,
     ) -> None:
         try:
             reply = await self.core.handle_line(line)
             if reply is not None:
-                await self._send(writer, write_lock, reply)
+                await self._send(outbox, write_lock, reply)
         except Exception:
             LOG.exception("answering a request failed")
         finally:
             slots.release()
 
     @staticmethod
-    async def _send(writer: asyncio.StreamWriter, lock: asyncio.Lock, data: bytes) -> None:
-        """Write one whole reply line; a peer that went away is not an error."""
+    async def _send(outbox: _Outbox, lock: asyncio.Lock, data: bytes) -> None:
+        """Queue one whole reply line; wait while the peer reads too slowly.
+
+        A peer that went away is not an error.
+        """
+        writer = outbox.writer
         if writer.is_closing():
             return
+        outbox.put(data)
+        transport = writer.transport
+        if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
+            return  # below the high-water mark: no back-pressure to wait for
         try:
-            writer.write(data)
             async with lock:
                 await writer.drain()
         except ConnectionError:

@@ -16,10 +16,14 @@
 ...     asyncio.run(demo(d))
 (['CAP_ALLOC'], ['CAP_LINK'])
 
-Everything runs on one asyncio event loop: no locks. Worker results come back from the
-pool's thread through ``call_soon_threadsafe``. Writes made during one loop turn share
-one SQLite commit (and one audit-log write); ``q_submit`` replies only after the commit
-holding its job. See docs/kernel.md for the model.
+Everything runs on one asyncio event loop: no locks, no other thread. The default
+worker pool is driven by this loop (its pipes are watched with ``add_reader``), so a
+worker's result arrives as a loop callback; a pool of another kind (``pool=``) may
+complete futures in its own thread, and those hop over with ``call_soon_threadsafe``.
+Writes share SQLite commits (and audit-log writes): a syscall that changes state
+commits at the end of its loop turn and replies only after that commit; writes no
+request waits for (jobs starting and finishing) are committed within
+:data:`GROUP_COMMIT_S`. See docs/kernel.md for the model.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import hmac
 import json
 import os
 import secrets
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
@@ -68,6 +73,11 @@ MAX_PREEMPTIONS = 3
 MAX_FINDINGS = 50
 #: How many (graph, options) -> physical-qubit answers the kernel keeps.
 PLAN_CACHE_SIZE = 256
+#: How many recently finished jobs stay in memory (q_status/q_wait skip the database).
+FINISHED_CACHE_SIZE = 1024
+#: Longest a write that no request waits for (a job starting or finishing) stays
+#: uncommitted; a request that needs durability commits at once and takes it along.
+GROUP_COMMIT_S = 0.002
 
 
 @dataclass(slots=True, kw_only=True)
@@ -101,6 +111,7 @@ class Kernel:
         self.channels = ChannelTable(self.store.load_channels(), self.store.load_channel)
         self.queue = FairQueue()
         self.jobs: dict[str, Job] = {}  # every job not yet final
+        self._finished: OrderedDict[str, Job] = OrderedDict()  # recently final, newest last
         self.running: dict[str, _Running] = {}
         self.epoch = 0
         self.physical_in_use = 0
@@ -108,9 +119,13 @@ class Kernel:
         self.running_jobs: Counter[str] = Counter()
         self._events: dict[str, asyncio.Event] = {}
         self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._firewalled: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop = asyncio.get_running_loop()
+        self._thread_id = threading.get_ident()
         self._commit_future: asyncio.Future[None] | None = None
+        self._commit_handle: asyncio.Handle | None = None
+        self._commit_urgent = False
         self._kick_scheduled = False
         self._closing = False
         self._closed = False
@@ -138,7 +153,9 @@ class Kernel:
             pool: an executor to use instead (``submit``/``shutdown``/``cancel``).
         """
         if pool is None:
-            pool = WorkerPool(workers, memory_mb=config.worker_memory_mb)
+            pool = WorkerPool(
+                workers, memory_mb=config.worker_memory_mb, loop=asyncio.get_running_loop()
+            )
         kernel = cls(config, Path(data_dir), pool)
         kernel._recover()
         kernel._tick_task = asyncio.get_running_loop().create_task(kernel._ticker())
@@ -166,7 +183,10 @@ class Kernel:
             if run.timer is not None:
                 run.timer.cancel()
         self.running.clear()
-        await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
+        if getattr(self.pool, "loop", None) is self._loop:
+            self.pool.shutdown(True, cancel_futures=True)  # driven by this loop: no thread
+        else:
+            await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
         for event in self._events.values():
             event.set()
         self.audit.append("kernel", action="close", epoch=self.epoch)
@@ -200,18 +220,37 @@ class Kernel:
 
     def _flush(self) -> None:
         self._commit_future = None
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+            self._commit_handle = None
         head = self.audit.flush()
         self.store.commit(head)
 
-    def _dirty(self) -> asyncio.Future[None]:
-        """The future of the commit that will hold the writes made so far."""
+    def _dirty(self, *, urgent: bool = True) -> asyncio.Future[None]:
+        """The future of the commit that will hold the writes made so far.
+
+        An urgent commit runs at the end of this loop turn; otherwise within
+        :data:`GROUP_COMMIT_S`, sooner when an urgent one comes along.
+        """
         future = self._commit_future
         if future is None:
             future = self._commit_future = self._loop.create_future()
-            self._loop.call_soon(self._commit_now, future)
+            if urgent:
+                self._commit_handle = self._loop.call_soon(self._commit_now, future)
+            else:
+                self._commit_handle = self._loop.call_later(
+                    GROUP_COMMIT_S, self._commit_now, future
+                )
+            self._commit_urgent = urgent
+        elif urgent and not self._commit_urgent:
+            assert self._commit_handle is not None
+            self._commit_handle.cancel()
+            self._commit_handle = self._loop.call_soon(self._commit_now, future)
+            self._commit_urgent = True
         return future
 
     def _commit_now(self, future: asyncio.Future[None]) -> None:
+        self._commit_handle = None
         if self._closed:
             if not future.done():
                 future.set_result(None)
@@ -244,7 +283,7 @@ class Kernel:
     def _job(self, job_id: object, tenant: str) -> Job:
         if not isinstance(job_id, str) or len(job_id) > 200:
             raise NotFoundError(f"no job {job_id!r}", job_id=str(job_id))
-        job = self.jobs.get(job_id)
+        job = self.jobs.get(job_id) or self._finished.get(job_id)
         if job is not None and job.tenant == tenant:
             return job
         job = self.store.load_job(job_id, tenant)
@@ -253,10 +292,14 @@ class Kernel:
         return job
 
     def _transition(self, job: Job, state: str, **fields: Any) -> None:
+        """Move ``job`` to ``state``: database row and audit line, committed lazily.
+
+        A syscall that reports the transition awaits :meth:`_durable` before replying.
+        """
         job.state = state
         self.store.save_job(job)
         self.audit.append("job", job_id=job.job_id, tenant=job.tenant, state=state, **fields)
-        self._dirty()
+        self._dirty(urgent=False)
 
     def _finish(self, job: Job, state: str, error: dict[str, Any] | None = None) -> None:
         job.finished_at = time.time()
@@ -264,6 +307,10 @@ class Kernel:
         reason = None if error is None else error["message"]
         self._transition(job, state, **({"reason": reason} if reason else {}))
         self.jobs.pop(job.job_id, None)
+        self._finished[job.job_id] = job
+        self._finished.move_to_end(job.job_id)
+        if len(self._finished) > FINISHED_CACHE_SIZE:
+            self._finished.popitem(last=False)
         self.queue.remove(job.job_id)
         timer = self._timers.pop(job.job_id, None)
         if timer is not None:
@@ -408,7 +455,11 @@ class Kernel:
         attempt = job.attempts
 
         def done(finished: Future[Any]) -> None:
-            # runs in the pool's thread; after close() the loop may be gone
+            # on this loop's thread for a loop-driven pool, else in the pool's thread
+            # (after close() the loop may be gone)
+            if threading.get_ident() == self._thread_id:
+                self._loop.call_soon(self._worker_done, job, attempt, finished)
+                return
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._worker_done, job, attempt, finished)
 
@@ -603,9 +654,7 @@ class Kernel:
                 f"the program needs {', '.join(missing)}, which this session was not granted",
                 missing=missing,
             )
-        qubits = check_firewall(
-            program.graph, tenant, parsed.channels, self.channels, self.config.tenants
-        )
+        qubits = self._firewall(text, program, tenant, parsed.channels)
         physical = self._physical_qubits(text, program, parsed)
         total = self.config.machine.physical_qubits
         if physical > total:
@@ -664,6 +713,26 @@ class Kernel:
             ) from None
         except QMKError as exc:
             raise ProgramError(exc.message, code=exc.code) from None
+
+    def _firewall(
+        self, text: str, program: Any, tenant: str, bindings: Mapping[str, str]
+    ) -> dict[str, int]:
+        """:func:`check_firewall`'s answer; cached by (graph text, tenant) when no channel
+        is bound (the answer then depends on nothing else: the tenant table is fixed)."""
+        if bindings:
+            return check_firewall(
+                program.graph, tenant, bindings, self.channels, self.config.tenants
+            )
+        key = (text, tenant)
+        qubits = self._firewalled.get(key)
+        if qubits is not None:
+            self._firewalled.move_to_end(key)
+            return dict(qubits)
+        qubits = check_firewall(program.graph, tenant, {}, self.channels, self.config.tenants)
+        self._firewalled[key] = dict(qubits)
+        if len(self._firewalled) > PLAN_CACHE_SIZE:
+            self._firewalled.popitem(last=False)
+        return qubits
 
     def _physical_qubits(self, text: str, program: Any, policy: Any) -> int:
         """Peak physical qubits of the program under ``policy`` (cached by graph text)."""

@@ -93,6 +93,19 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+_NAMES_JSON: dict[tuple[str, ...], str] = {}
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """JSON of a tuple of capability names (a handful of distinct tuples: cached)."""
+    text = _NAMES_JSON.get(names)
+    if text is None:
+        if len(_NAMES_JSON) >= 256:
+            _NAMES_JSON.clear()
+        text = _NAMES_JSON[names] = _dumps(list(names))
+    return text
+
+
 def _job(row: tuple[Any, ...]) -> Job:
     policy = json.loads(row[7])
     return Job(
@@ -186,8 +199,8 @@ class Store:
                 job.shots,
                 job.seed,
                 _dumps(job.policy.to_json()),
-                _dumps(list(job.caps)),
-                _dumps(list(job.required_caps)),
+                _names(tuple(job.caps)),
+                _names(tuple(job.required_caps)),
                 job.physical_qubits,
                 _dumps(dict(job.qubits)),
                 job.created_at,

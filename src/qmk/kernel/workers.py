@@ -8,6 +8,21 @@ fresh worker takes the dead one's place. Anything that offers ``submit``, ``shut
 ``cancel(future, reason)`` (a Dask ``distributed.Client`` wrapper, for instance) can take
 this pool's place in the kernel.
 
+Two ways to drive the workers, one state machine:
+
+- **thread mode** (``loop=None``, the default): a dispatcher thread of the pool waits on
+  the workers' pipes and exit sentinels; ``submit`` from any thread wakes it through a
+  pipe. Good for synchronous callers.
+- **loop mode** (``loop=`` an asyncio loop, the pool created on that loop's thread): no
+  thread at all. The loop watches each worker's pipe and sentinel (``add_reader``);
+  ``submit`` on the loop's thread writes the task straight into an idle worker's pipe,
+  and a worker's reply is read, its future completed and the worker handed its next
+  queued task in one reader callback. The kernel uses this mode: a thread beside the
+  loop made every job pay for GIL hand-offs and wake-up writes. Calls from other
+  threads still work (they hop onto the loop with ``call_soon_threadsafe``).
+
+Futures complete outside the pool's lock, so a done-callback may call the pool again.
+
 Workers start from a ``forkserver`` (the default context) that has already imported the
 modules in ``preload`` (the executor), so a new worker is ready in about 10 ms and a task
 costs one pipe round trip. Each worker caps its own address space with
@@ -21,6 +36,7 @@ type and message (and ``to_json()`` of a :class:`~qmk.errors.QMKError`).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import itertools
@@ -137,7 +153,13 @@ class _Worker:
     task: _Task | None = None
     killed: bool = False
     retiring: bool = False  # exits after its current reply (memory cap hit, broken pipe)
+    fds: tuple[int, int] | None = None  # (pipe, sentinel) watched by the event loop
+    kill_timer: Any = None  # loop mode: kills a retiring worker that does not exit
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: A completion to deliver once the pool's lock is released: (future, value, exception).
+_Outcome = tuple[Future[Any], Any, BaseException | None]
 
 
 class WorkerPool(Executor):
@@ -148,6 +170,8 @@ class WorkerPool(Executor):
         memory_mb: address-space cap of each worker in MiB (None: no cap).
         context: the multiprocessing start method, "forkserver" (default) or "spawn".
         preload: modules each worker imports before its first task.
+        loop: an asyncio event loop to drive the workers from (create the pool on that
+            loop's thread). None: a dispatcher thread of the pool's own drives them.
     """
 
     def __init__(
@@ -157,6 +181,7 @@ class WorkerPool(Executor):
         memory_mb: int | None = None,
         context: str = "forkserver",
         preload: Iterable[str] = DEFAULT_PRELOAD,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
@@ -167,23 +192,41 @@ class WorkerPool(Executor):
             self._ctx.set_forkserver_preload(list(preload))
         self.max_workers = max_workers
         self.memory_mb = memory_mb
+        self.loop = loop
         self._lock = threading.Lock()
         self._pending: collections.deque[_Task] = collections.deque()
         self._by_future: dict[Future[Any], _Task] = {}
         self._running: dict[Future[Any], _Worker] = {}
         self._workers: list[_Worker] = []
+        self._outcomes: list[_Outcome] = []
         self._ids = itertools.count(1)
         self._shutdown = False
-        self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
-        self._wake_pending = False
+        self._stopped = False
+        self._watching = loop is not None  # False while a synchronous drain runs
+        self._pump_scheduled = False
         self.spawned = 0
-        self._thread = threading.Thread(target=self._loop, name="qmk-worker-pool", daemon=True)
-        self._thread.start()
+        if loop is None:
+            self._wake_r: mpc.Connection | None
+            self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
+            self._wake_pending = False
+            self._thread: threading.Thread | None = threading.Thread(
+                target=self._thread_main, name="qmk-worker-pool", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._wake_r = None
+            self._thread = None
+            self._loop_thread = threading.get_ident()
+            self._pump()  # start the workers now
 
     # ------------------------------------------------------------------ public
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Queue ``fn(*args, **kwargs)`` for a worker; return its future."""
+        """Queue ``fn(*args, **kwargs)`` for a worker; return its future.
+
+        In loop mode, called on the loop's thread, the task goes to an idle worker's pipe
+        before ``submit`` returns.
+        """
         future: Future[Any] = Future()
         with self._lock:
             if self._shutdown:
@@ -191,7 +234,16 @@ class WorkerPool(Executor):
             task = _Task(next(self._ids), future, fn, args, kwargs)
             self._pending.append(task)
             self._by_future[future] = task
-        self._wake()
+        if self.loop is not None and threading.get_ident() == self._loop_thread:
+            if self._watching and not self._stopped:
+                with self._lock:  # dead workers are reaped by their sentinels' callbacks
+                    self._assign()
+                    short = bool(self._pending) and len(self._workers) < self.max_workers
+                self._deliver()
+                if short:
+                    self._schedule_pump()
+        else:
+            self._wake()
         return future
 
     def cancel(self, future: Future[Any], reason: str = "cancelled") -> bool:
@@ -202,41 +254,69 @@ class WorkerPool(Executor):
         already finished.
         """
         with self._lock:
-            task = self._by_future.get(future)
+            task = self._by_future.pop(future, None)
             if task is None:
                 return False
-            worker = self._running.get(future)
+            worker = self._running.pop(future, None)
             if worker is None:
                 with contextlib.suppress(ValueError):
                     self._pending.remove(task)
-                del self._by_future[future]
-                if not future.cancel():  # re-queued after a broken pipe: already running
-                    future.set_exception(WorkerKilled(reason, {"reason": reason}))
-                return True
-            worker.killed = True
-            del self._running[future]
-            del self._by_future[future]
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.process.pid, signal.SIGKILL)
+            else:
+                worker.killed = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, signal.SIGKILL)
+        # out of every table now: complete the future without the lock
+        if worker is None:
+            if not future.cancel():  # re-queued after a broken pipe: already running
+                future.set_exception(WorkerKilled(reason, {"reason": reason}))
+            return True
         future.set_exception(WorkerKilled(reason, {"reason": reason}))
         self._wake()
         return True
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop the pool. Running tasks are killed when ``cancel_futures`` is true."""
+        """Stop the pool. Running tasks are killed when ``cancel_futures`` is true.
+
+        In loop mode, ``wait=True`` with tasks still running blocks the calling thread
+        (the loop's, too) until they finish.
+        """
+        dropped: list[_Task] = []
         with self._lock:
             self._shutdown = True
             if cancel_futures:
-                for task in list(self._pending):
-                    task.future.cancel()
+                dropped = list(self._pending)
+                for task in dropped:
                     self._by_future.pop(task.future, None)
                 self._pending.clear()
+        for task in dropped:
+            task.future.cancel()
         if cancel_futures:
             for future in list(self._running):
                 self.cancel(future, "shutdown")
-        self._wake()
+        if self._thread is not None:
+            self._wake()
+            if wait:
+                self._thread.join()
+            return
+        loop = self.loop
+        assert loop is not None
+        if threading.get_ident() == self._loop_thread or not loop.is_running():
+            self._finish_on_loop(wait)  # nothing else drives the pool meanwhile
+            return
+        done = threading.Event()
+
+        def finish() -> None:
+            try:
+                self._finish_on_loop(wait)
+            finally:
+                done.set()
+
+        try:
+            loop.call_soon_threadsafe(finish)
+        except RuntimeError:  # the loop closed meanwhile
+            finish()
         if wait:
-            self._thread.join()
+            done.wait()
 
     @property
     def pids(self) -> list[int]:
@@ -249,9 +329,13 @@ class WorkerPool(Executor):
         with self._lock:
             return len(self._running)
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ common internals
 
     def _wake(self) -> None:
+        """Have the driver look at the queue and the workers again (any thread)."""
+        if self._thread is None:
+            self._schedule_pump()
+            return
         if self._wake_pending:
             return  # a wake-up is already on its way
         self._wake_pending = True
@@ -268,40 +352,168 @@ class WorkerPool(Executor):
         self.spawned += 1
         return _Worker(process=process, conn=parent)
 
-    def _loop(self) -> None:
-        try:
-            self._run_loop()
-        finally:
+    def _deliver(self) -> None:
+        """Complete the futures settled under the lock (callbacks run here, lock free)."""
+        while self._outcomes:
             with self._lock:
-                workers, self._workers = self._workers, []
-            for worker in workers:
-                with contextlib.suppress(OSError, ValueError):
-                    worker.conn.send(None)
-            for worker in workers:
-                worker.process.join(timeout=1.0)
-                if worker.process.is_alive():
-                    worker.process.kill()
-                    worker.process.join()
-                worker.conn.close()
+                outcomes, self._outcomes = self._outcomes, []
+            for future, value, error in outcomes:
+                if error is None:
+                    future.set_result(value)
+                else:
+                    future.set_exception(error)
 
-    def _run_loop(self) -> None:
+    def _refresh_locked(self) -> None:
+        """With the lock held: reap dead workers, start missing ones, hand out tasks."""
+        self._workers = [w for w in self._workers if not self._reap_if_dead(w)]
+        if self._shutdown and not self._pending and not self._running:
+            return
+        failure = self._top_up()
+        if failure is not None:
+            for task in self._pending:
+                self._by_future.pop(task.future, None)
+                if task.future.set_running_or_notify_cancel():
+                    self._outcomes.append((task.future, None, failure))
+            self._pending.clear()
+        self._assign()
+
+    def _top_up(self) -> TaskError | None:
+        """With the lock held: start workers up to ``max_workers``; the error if one fails."""
+        if self._shutdown and not self._pending:
+            return None
+        while len(self._workers) < self.max_workers:
+            try:
+                worker = self._spawn()
+            except Exception as exc:
+                # e.g. a __main__ script without the ``if __name__ == "__main__"`` guard
+                return WorkerDied(f"cannot start a worker process: {exc}".strip())
+            self._workers.append(worker)
+            if self._watching:
+                self._watch(worker)
+        return None
+
+    def _reap_if_dead(self, worker: _Worker) -> bool:
+        """With the lock held: True (and fail its task) when ``worker`` has exited."""
+        if worker.killed:
+            if self._watching and worker.process.is_alive():
+                return False  # its sentinel's callback reaps it: never block the loop
+            self._unwatch(worker)
+            worker.process.join()
+            worker.conn.close()
+            return True
+        if worker.retiring and worker.task is None and worker.process.is_alive():
+            if self._watching:  # its sentinel tells when it exits; never block the loop
+                if worker.kill_timer is None and self.loop is not None:
+                    worker.kill_timer = self.loop.call_later(0.5, self._kill_retired, worker)
+                return False
+            worker.process.join(timeout=0.5)  # it exits right after its last reply
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+        if worker.process.is_alive():
+            return False
+        self._unwatch(worker)
+        worker.process.join()
+        task = worker.task
+        with contextlib.suppress(OSError, EOFError):
+            while task is not None and worker.conn.poll():
+                self._settle_locked(worker, worker.conn.recv())
+                task = worker.task
+        worker.conn.close()
+        if task is not None:
+            self._running.pop(task.future, None)
+            self._by_future.pop(task.future, None)
+            code = worker.process.exitcode
+            error = WorkerDied(f"the worker process ended (exit code {code})", {"exitcode": code})
+            self._outcomes.append((task.future, None, error))
+        return True
+
+    def _settle_locked(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        task_id, kind, value = message
+        task = worker.task
+        worker.task = None
+        if kind == "memory":
+            worker.retiring = True
+        if task is None or task.task_id != task_id:
+            return
+        if self._running.pop(task.future, None) is None:
+            return  # cancelled meanwhile
+        self._by_future.pop(task.future, None)
+        if kind == "ok":
+            self._outcomes.append((task.future, value, None))
+        elif kind == "memory":
+            error: TaskError = WorkerMemoryError(value, {"memory_mb": self.memory_mb})
+            self._outcomes.append((task.future, None, error))
+        else:
+            message_text, data = value
+            self._outcomes.append((task.future, None, TaskError(message_text, data)))
+
+    def _assign(self) -> None:
+        for worker in self._workers:
+            if not self._pending:
+                return
+            if worker.task is not None or worker.killed or worker.retiring:
+                continue
+            self._assign_to(worker)
+
+    def _assign_to(self, worker: _Worker) -> None:
+        """With the lock held: send the next runnable queued task to idle ``worker``."""
+        while self._pending:
+            task = self._pending.popleft()
+            if not task.future.running() and not task.future.set_running_or_notify_cancel():
+                self._by_future.pop(task.future, None)
+                continue
+            try:
+                worker.conn.send((task.task_id, task.fn, task.args, task.kwargs))
+            except OSError:
+                worker.retiring = True  # the worker is gone; the task waits for another
+                self._pending.appendleft(task)
+                return
+            except Exception as exc:
+                self._by_future.pop(task.future, None)
+                self._outcomes.append(
+                    (task.future, None, TaskError(f"cannot send the task: {exc}"))
+                )
+                continue
+            worker.task = task
+            self._running[task.future] = worker
+            return
+
+    def _stop_workers(self) -> None:
+        """Ask every worker to exit, kill the ones that do not, close the pipes."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+            self._stopped = True
+        for worker in workers:
+            self._unwatch(worker)
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(None)
+        for worker in workers:
+            worker.process.join(timeout=1.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+
+    # ------------------------------------------------------------------ thread mode
+
+    def _thread_main(self) -> None:
+        try:
+            self._drive_blocking()
+        finally:
+            self._stop_workers()
+
+    def _drive_blocking(self) -> None:
+        """Wait on the pipes and sentinels in this thread until shut down and idle."""
         while True:
             with self._lock:
-                self._workers = [w for w in self._workers if not self._reap_if_dead(w)]
+                self._refresh_locked()
                 done = self._shutdown and not self._pending and not self._running
-                if not done:
-                    failure = self._top_up()
-                    if failure is not None:
-                        for task in self._pending:
-                            self._by_future.pop(task.future, None)
-                            if task.future.set_running_or_notify_cancel():
-                                task.future.set_exception(failure)
-                        self._pending.clear()
-                    self._assign()
-                watch: list[Any] = [self._wake_r]
+                watch: list[Any] = [] if self._wake_r is None else [self._wake_r]
                 for worker in self._workers:
                     watch.append(worker.conn)
                     watch.append(worker.process.sentinel)
+            self._deliver()
             if done:
                 return
             ready = mpc.wait(watch)
@@ -317,45 +529,7 @@ class WorkerPool(Executor):
                 for worker in self._workers:
                     if item is worker.conn:
                         self._receive(worker)
-
-    def _top_up(self) -> TaskError | None:
-        """With the lock held: start workers up to ``max_workers``; the error if one fails."""
-        while len(self._workers) < self.max_workers:
-            try:
-                self._workers.append(self._spawn())
-            except Exception as exc:
-                # e.g. a __main__ script without the ``if __name__ == "__main__"`` guard
-                return WorkerDied(f"cannot start a worker process: {exc}".strip())
-        return None
-
-    def _reap_if_dead(self, worker: _Worker) -> bool:
-        """With the lock held: True (and fail its task) when ``worker`` has exited."""
-        if worker.killed:
-            worker.process.join()
-            worker.conn.close()
-            return True
-        if worker.retiring and worker.task is None and worker.process.is_alive():
-            worker.process.join(timeout=0.5)  # it exits right after its last reply
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
-        if worker.process.is_alive():
-            return False
-        worker.process.join()
-        task = worker.task
-        with contextlib.suppress(OSError, EOFError):
-            while task is not None and worker.conn.poll():
-                self._settle_locked(worker, worker.conn.recv())
-                task = worker.task
-        worker.conn.close()
-        if task is not None:
-            self._running.pop(task.future, None)
-            self._by_future.pop(task.future, None)
-            code = worker.process.exitcode
-            task.future.set_exception(
-                WorkerDied(f"the worker process ended (exit code {code})", {"exitcode": code})
-            )
-        return True
+            self._deliver()
 
     def _receive(self, worker: _Worker) -> None:
         try:
@@ -365,47 +539,97 @@ class WorkerPool(Executor):
         with self._lock:
             self._settle_locked(worker, message)
 
-    def _settle_locked(self, worker: _Worker, message: tuple[Any, ...]) -> None:
-        task_id, kind, value = message
-        task = worker.task
-        worker.task = None
-        if kind == "memory":
-            worker.retiring = True
-        if task is None or task.task_id != task_id:
-            return
-        if self._running.pop(task.future, None) is None:
-            return  # cancelled meanwhile
-        self._by_future.pop(task.future, None)
-        if kind == "ok":
-            task.future.set_result(value)
-        elif kind == "memory":
-            task.future.set_exception(WorkerMemoryError(value, {"memory_mb": self.memory_mb}))
-        else:
-            message_text, data = value
-            task.future.set_exception(TaskError(message_text, data))
+    # ------------------------------------------------------------------ loop mode
 
-    def _assign(self) -> None:
-        for worker in self._workers:
-            if not self._pending:
-                return
-            if worker.task is not None or worker.killed or worker.retiring:
-                continue
-            task = self._pending.popleft()
-            if not task.future.running() and not task.future.set_running_or_notify_cancel():
-                self._by_future.pop(task.future, None)
-                continue
-            try:
-                worker.conn.send((task.task_id, task.fn, task.args, task.kwargs))
-            except OSError:
-                worker.retiring = True  # the worker is gone; the task waits for another
-                self._pending.appendleft(task)
-                continue
-            except Exception as exc:
-                self._by_future.pop(task.future, None)
-                task.future.set_exception(TaskError(f"cannot send the task: {exc}"))
-                continue
-            worker.task = task
-            self._running[task.future] = worker
+    def _watch(self, worker: _Worker) -> None:
+        assert self.loop is not None
+        fds = (worker.conn.fileno(), worker.process.sentinel)
+        self.loop.add_reader(fds[0], self._on_reply, worker)
+        self.loop.add_reader(fds[1], self._on_exit, worker)
+        worker.fds = fds
+
+    def _unwatch(self, worker: _Worker) -> None:
+        if worker.kill_timer is not None:
+            worker.kill_timer.cancel()
+            worker.kill_timer = None
+        if worker.fds is None or self.loop is None or self.loop.is_closed():
+            worker.fds = None
+            return
+        for fd in worker.fds:
+            self.loop.remove_reader(fd)
+        worker.fds = None
+
+    def _schedule_pump(self) -> None:
+        """Run :meth:`_pump` on the loop soon (from any thread; once per turn)."""
+        if self._pump_scheduled or self._stopped:
+            return
+        self._pump_scheduled = True
+        assert self.loop is not None
+        try:
+            if threading.get_ident() == self._loop_thread:
+                self.loop.call_soon(self._pump)
+            else:
+                self.loop.call_soon_threadsafe(self._pump)
+        except RuntimeError:  # the loop is closed: nothing drives the pool any more
+            self._pump_scheduled = False
+
+    def _pump(self) -> None:
+        """On the loop: reap, top up, hand out tasks; stop the workers once shut down."""
+        self._pump_scheduled = False
+        if self._stopped or not self._watching:
+            return
+        with self._lock:
+            self._refresh_locked()
+            done = self._shutdown and not self._pending and not self._running
+        self._deliver()
+        if done:
+            self._stop_workers()
+
+    def _on_reply(self, worker: _Worker) -> None:
+        """The loop saw ``worker``'s pipe readable: take its reply, give it the next task."""
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            # the worker is gone: stop watching its pipe; its sentinel tells the rest
+            if worker.fds is not None and self.loop is not None:
+                self.loop.remove_reader(worker.fds[0])
+            return
+        with self._lock:
+            self._settle_locked(worker, message)
+            if worker.task is None and not (worker.killed or worker.retiring):
+                self._assign_to(worker)
+            retire = worker.retiring
+        self._deliver()
+        if retire or (self._shutdown and not self._running):
+            self._schedule_pump()
+
+    def _on_exit(self, worker: _Worker) -> None:
+        """The loop saw ``worker``'s sentinel: it exited (or was killed)."""
+        if worker.fds is not None and self.loop is not None:
+            self.loop.remove_reader(worker.fds[1])
+        self._pump()
+
+    def _kill_retired(self, worker: _Worker) -> None:
+        worker.kill_timer = None
+        with contextlib.suppress(ProcessLookupError, AttributeError):
+            worker.process.kill()
+
+    def _finish_on_loop(self, wait: bool) -> None:
+        """Shutdown's end in loop mode (on the loop's thread, or with the loop closed)."""
+        if self._stopped:
+            return
+        with self._lock:
+            idle = not self._pending and not self._running
+        if not wait and not idle:
+            self._schedule_pump()  # the last reply stops the workers
+            return
+        if not idle:
+            with self._lock:
+                self._watching = False
+                for worker in self._workers:
+                    self._unwatch(worker)
+            self._drive_blocking()
+        self._stop_workers()
 
 
 __all__ = [

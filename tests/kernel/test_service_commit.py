@@ -1,0 +1,119 @@
+"""Group commit and the finished-job cache: what is durable when, seen from outside the kernel.
+
+A second SQLite connection (as after a crash, another process) reads the kernel's
+database while the kernel runs: it sees only committed rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.kernel import executor
+from qmk.kernel import service as service_module
+from qmk.kernel.audit import verify
+from qmk.kernel.config import config_from_dict
+from qmk.kernel.service import GROUP_COMMIT_S, Kernel
+from qmk.kernel.store import DB_FILE
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+BELL = json.loads((EXAMPLES / "bell.qvm.json").read_text())
+CONFIG = config_from_dict(
+    {
+        "machine": {"physical_qubits": 200_000},
+        "tenants": {"alice": {"key": "alice-key", "caps": ["CAP_ALLOC"], "max_queued_jobs": 50}},
+    }
+)
+
+
+def committed(data_dir: Path, job_id: str) -> tuple[str, Any] | None:
+    """(state, result) of ``job_id`` as another connection sees it; None if not committed."""
+    db = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT state, result FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    finally:
+        db.close()
+    return None if row is None else (row[0], None if row[1] is None else json.loads(row[1]))
+
+
+def audit_states(data_dir: Path, job_id: str) -> list[str]:
+    lines = (data_dir / "audit.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [r["state"] for r in records if r.get("job_id") == job_id and "state" in r]
+
+
+def run(tmp_path: Path, body: Any) -> None:
+    async def main() -> None:
+        kernel = await Kernel.open(CONFIG, tmp_path / "data", workers=2)
+        try:
+            sid = (
+                await kernel.q_negotiate_caps(
+                    tenant="alice", key="alice-key", requested=["CAP_ALLOC"]
+                )
+            )["session_id"]
+            await body(kernel, sid, tmp_path / "data")
+        finally:
+            await kernel.close()
+
+    asyncio.run(main())
+    assert verify(tmp_path / "data").ok
+
+
+def test_every_job_is_committed_with_its_audit_line_before_q_submit_replies(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel, sid: str, data: Path) -> None:
+        jobs = await asyncio.gather(
+            *(kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=s) for s in range(8))
+        )
+        for job in jobs:  # no await between the replies and these reads
+            row = committed(data, job["job_id"])
+            assert row is not None, "a job was acknowledged before its commit"
+            assert "QUEUED" in audit_states(data, job["job_id"])
+
+    run(tmp_path, body)
+
+
+def test_a_finished_job_reaches_the_database_within_the_group_commit_window(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel, sid: str, data: Path) -> None:
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=200, seed=11)
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=20000)
+        assert done["state"] == "COMPLETED"
+        await asyncio.sleep(GROUP_COMMIT_S * 5)  # no request asks for durability meanwhile
+        state, result = committed(data, job["job_id"])  # type: ignore[misc]
+        assert state == "COMPLETED"
+        assert result["counts"] == executor.run(BELL, shots=200, seed=11).counts
+        states = audit_states(data, job["job_id"])
+        assert states[0] == "QUEUED" and states[-1] == "COMPLETED"
+        assert {"VALIDATING", "RUNNING"} <= set(states)
+
+    run(tmp_path, body)
+
+
+def test_jobs_evicted_from_the_finished_cache_read_back_the_same_from_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "FINISHED_CACHE_SIZE", 2)
+
+    async def body(kernel: Kernel, sid: str, data: Path) -> None:
+        ids = [
+            (await kernel.q_submit(session_id=sid, graph=BELL, shots=64, seed=s))["job_id"]
+            for s in range(5)
+        ]
+        finals = [
+            await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=20000) for job_id in ids
+        ]
+        assert len(kernel._finished) == 2  # the cache holds only the newest finished jobs
+        again = [await kernel.q_status(session_id=sid, job_id=job_id) for job_id in ids]
+        assert again == finals
+        for seed, job in enumerate(again):
+            assert job["result"]["counts"] == executor.run(BELL, shots=64, seed=seed).counts
+
+    run(tmp_path, body)
