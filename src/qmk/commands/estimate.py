@@ -1,9 +1,140 @@
-"""The ``qmk`` subcommands of this area (see :mod:`qmk.commands`)."""
+"""``qmk estimate``: physical resources a program needs, as the Azure QRE computes them.
+
+``qmk estimate FILE`` counts the program's logical resources (any format
+:func:`qmk.frontends.read_program` reads) and prints the estimate;
+``qmk estimate --logical-counts JSON`` starts from QRE logical counts. ``--params
+JSON`` takes QRE job parameters. Each JSON is a file path or inline text.
+``--json`` prints QRE's result JSON. See ``docs/estimation.md``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
 from qmk.commands import AddCommand
+from qmk.qec.errors import QECError
+
+
+def _json_arg(text: str, option: str) -> Any:
+    """Inline JSON text, or the JSON in the file it names."""
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        try:
+            stripped = Path(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise QECError.of(
+                "bad-parameter", f"{option}: cannot read {text!r}: {exc.strerror}"
+            ) from None
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise QECError.of(
+            "bad-parameter", f"{option}: not valid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
+
+
+def _fmt_ns(ns: float) -> str:
+    for unit, size in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= size:
+            return f"{ns / size:,.3g} {unit}"
+    return f"{ns:,.0f} ns"
+
+
+def _table(result: dict[str, Any]) -> str:
+    rows: list[tuple[str, str]] = []
+    counts = result["logicalCounts"]
+    rows += [(f"logical {k}", f"{v:,}") for k, v in counts.items()]
+    entries = result.get("frontierEntries") or [result]
+    for index, entry in enumerate(entries):
+        prefix = f"[{index}] " if "frontierEntries" in result else ""
+        pc, bd, lq = (
+            entry["physicalCounts"],
+            entry["physicalCounts"]["breakdown"],
+            entry["logicalQubit"],
+        )
+        rows += [
+            (f"{prefix}physical qubits", f"{pc['physicalQubits']:,}"),
+            (f"{prefix}runtime", _fmt_ns(pc["runtime"])),
+            (f"{prefix}rQOPS", f"{pc['rqops']:,}"),
+            (f"{prefix}code distance", str(lq["codeDistance"])),
+            (f"{prefix}logical cycle time", _fmt_ns(lq["logicalCycleTime"])),
+            (f"{prefix}algorithmic logical qubits", f"{bd['algorithmicLogicalQubits']:,}"),
+            (f"{prefix}logical depth", f"{bd['logicalDepth']:,}"),
+            (f"{prefix}T states", f"{bd['numTstates']:,}"),
+            (f"{prefix}T factories", f"{bd['numTfactories']:,}"),
+            (f"{prefix}qubits for algorithm", f"{bd['physicalQubitsForAlgorithm']:,}"),
+            (f"{prefix}qubits for T factories", f"{bd['physicalQubitsForTfactories']:,}"),
+        ]
+        factory = entry.get("tfactory")
+        if factory:
+            units = ", ".join(
+                f"{n} x {name} (d={d})"
+                for n, name, d in zip(
+                    factory["numUnitsPerRound"],
+                    factory["unitNamePerRound"],
+                    factory["codeDistancePerRound"],
+                    strict=True,
+                )
+            )
+            rows.append((f"{prefix}T factory", units))
+        dec = entry.get("decoder")
+        if dec:
+            rows.append((f"{prefix}syndrome bits per round", f"{dec['syndromeBitsPerRound']:,}"))
+            rows.append(
+                (f"{prefix}decoder throughput", f"{dec['syndromeBitsPerSecond']:.3g} bits/s")
+            )
+    for warning in result.get("warnings", []):
+        rows.append(("warning", warning))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qec.counts import LogicalCounts, count_graph
+    from qmk.qec.estimate import estimate
+    from qmk.qvm.limits import Limits
+
+    if (args.file is None) == (args.logical_counts is None):
+        raise QECError.of("bad-parameter", "give a program FILE or --logical-counts, not both")
+    params = _json_arg(args.params, "--params") if args.params else {}
+    if args.logical_counts is not None:
+        counts = LogicalCounts.from_json(_json_arg(args.logical_counts, "--logical-counts"))
+    else:
+        from qmk.frontends import read_program
+
+        limits = Limits(
+            **{
+                name: getattr(args, name)
+                for name in ("max_nodes", "max_bytes")
+                if getattr(args, name, None) is not None
+            }
+        )
+        counts = count_graph(read_program(args.file, format=args.format, limits=limits))
+    if isinstance(params, list):
+        results = [estimate(counts, p) for p in params]
+        text = json.dumps(results, indent=2) if args.json else "\n\n".join(map(_table, results))
+    else:
+        result = estimate(counts, params)
+        text = json.dumps(result, indent=2) if args.json else _table(result)
+    out.write(text + "\n")
+    return 0
 
 
 def register(add: AddCommand) -> None:
-    """Add this area's subcommands."""
+    """Add ``qmk estimate``."""
+    parser = add("estimate", "physical resource estimate of a program (Azure QRE model)")
+    parser.add_argument(
+        "file", nargs="?", help="program file (.qvm.json, .qvm.asm, .qasm, .ll, ...)"
+    )
+    parser.add_argument("--format", default=None, help="program format (default: by extension)")
+    parser.add_argument(
+        "--logical-counts", metavar="JSON", help="QRE logical counts (file path or inline JSON)"
+    )
+    parser.add_argument(
+        "--params", metavar="JSON", help="QRE job parameters, or a list of them (path or inline)"
+    )
+    parser.add_argument("--json", action="store_true", help="print QRE's result JSON")
+    parser.set_defaults(run=_run)
