@@ -49,6 +49,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_execute.py
 	$(BIN)/python bench/bench_service.py
+	$(BIN)/python bench/bench_qec.py
+	$(BIN)/python bench/bench_estimate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/results
