@@ -47,9 +47,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmk.frontends import decompose
-from qmk.frontends.builder import ProgramBuilder
+from qmk.frontends.builder import ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
-from qmk.qvm.graph import Graph, Guard, GuardTerm
+from qmk.qvm.graph import Graph
 
 __all__ = ["QIR_GATES", "from_qir", "is_bitcode"]
 
@@ -156,14 +156,6 @@ def _or(a: _DNF, b: _DNF) -> _DNF:
 
 def _term_key(term: _Term) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(term))
-
-
-def _guard(term: _Term) -> Guard | None:
-    """The guard of one term (None: always; a conjunction when it has several literals)."""
-    terms = tuple(GuardTerm(event=e, equals=v) for e, v in _term_key(term))
-    if not terms:
-        return None
-    return Guard(terms=terms, conjunction=len(terms) > 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -708,7 +700,7 @@ class _Lowering:
             raise self.fail("unsupported", pos, f"QIR gate @{callee} is not supported")
 
     def guards(self, here: _DNF) -> list[Any]:
-        return [_guard(term) for term in sorted(here, key=_term_key)]
+        return [guard_of(_term_key(term)) for term in sorted(here, key=_term_key)]
 
     def gate(self, key: str, args: list[Any], pos: _Pos, here: _DNF, callee: str) -> None:
         gate_name = QIR_GATES[key]
@@ -758,7 +750,7 @@ class _Lowering:
                 f"result {rid} is measured under a condition after an earlier measurement "
                 "into it; QMK tracks each result statically",
             )
-        guard = _guard(term)
+        guard = guard_of(_term_key(term))
         event = self.builder.measure(qubit, guard=guard, where=self.where(pos))
         self.results[rid] = event
         if reset:
