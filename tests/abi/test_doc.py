@@ -23,11 +23,3 @@ def test_every_method_and_error_code_appears_on_the_page():
         assert f"| {code} | `{cls.error_name}` |" in text
     for code in (-32700, -32600, -32601, -32602, -32603):
         assert f"| {code} |" in text
-
-
-def test_a_stale_page_is_reported(tmp_path):
-    stale = tmp_path / "qsyscall.md"
-    stale.write_text(PAGE.read_text(encoding="utf-8").replace("| `q_wait` |", "| `q_wiat` |"))
-    assert doc.main(["--check", str(stale)]) == 1
-    assert doc.main(["--write", str(stale)]) == 0
-    assert doc.main(["--check", str(stale)]) == 0

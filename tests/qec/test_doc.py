@@ -26,30 +26,6 @@ def test_docs_qec_md_is_up_to_date_with_the_tables():
     )
 
 
-def test_check_passes_on_the_doc_and_fails_on_a_stale_copy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-):
-    assert doc.main(["--check", str(DOC_PATH)]) == 0
-    stale = tmp_path / "qec.md"
-    stale.write_text(TEXT.replace("| 0.03 | 0.01 |", "| 0.3 | 0.01 |"), encoding="utf-8")
-    assert doc.main(["--check", str(stale)]) == 1
-    message = capsys.readouterr().err
-    assert message.count("\n") == 1 and "python -m qmk.qec.doc --write" in message
-
-
-def test_write_repairs_a_stale_copy(tmp_path: Path):
-    stale = tmp_path / "qec.md"
-    stale.write_text(TEXT.replace("| `h` | 1 |", "| `h` | 7 |"), encoding="utf-8")
-    assert doc.main(["--write", str(stale)]) == 0
-    assert stale.read_text(encoding="utf-8") == TEXT
-
-
-def test_a_doc_without_markers_is_exit_status_2(tmp_path: Path):
-    bare = tmp_path / "bare.md"
-    bare.write_text("# nothing generated here\n", encoding="utf-8")
-    assert doc.main(["--check", str(bare)]) == 2
-
-
 @pytest.mark.parametrize(
     "text",
     [

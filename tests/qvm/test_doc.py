@@ -29,30 +29,6 @@ def test_docs_qvm_md_is_up_to_date_with_the_tables():
     )
 
 
-def test_check_flag_passes_on_the_doc_and_fails_on_a_stale_copy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-):
-    assert doc.main(["--check", str(DOC_PATH)]) == 0
-    stale = tmp_path / "qvm.md"
-    stale.write_text(TEXT.replace("| `APPLY_H` |", "| `APPLY_HADAMARD` |"), encoding="utf-8")
-    assert doc.main(["--check", str(stale)]) == 1
-    message = capsys.readouterr().err
-    assert message.count("\n") == 1 and "python -m qmk.qvm.doc --write" in message
-
-
-def test_write_flag_repairs_a_stale_copy_in_place(tmp_path: Path):
-    stale = tmp_path / "qvm.md"
-    stale.write_text(TEXT.replace("| `QV101` |", "| `QV999` |"), encoding="utf-8")
-    assert doc.main(["--write", str(stale)]) == 0
-    assert stale.read_text(encoding="utf-8") == TEXT
-
-
-def test_a_doc_without_markers_is_exit_status_2(tmp_path: Path):
-    bare = tmp_path / "bare.md"
-    bare.write_text("# nothing generated here\n", encoding="utf-8")
-    assert doc.main(["--check", str(bare)]) == 2
-
-
 def test_update_keeps_hand_written_text_and_refreshes_only_the_regions():
     text = f"before\n{doc.begin_marker('families')}\nold\n{doc.end_marker('families')}\nafter\n"
     fresh = doc.update(text, regions=("families",))
