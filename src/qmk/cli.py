@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from qmk import __version__
-from qmk.commands import read_source, source_options
+from qmk.commands import limits_of, read_source, source_options
 from qmk.errors import QMKError
 from qmk.frontends.errors import FrontendError
 from qmk.qvm import graph as graph_io
 from qmk.qvm.errors import FormatError
 from qmk.qvm.files import ASM_SUFFIXES, read_graph
-from qmk.qvm.limits import Limits
 from qmk.qvm.verify import Finding, Report, VerifiedProgram, check
 
 
@@ -42,15 +41,6 @@ def _write(text: str, output: str | None, stdout: TextIO) -> None:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise FormatError.of("unreadable-file", f"{output}: cannot write: {exc.strerror}") from None
-
-
-def _limits(args: argparse.Namespace) -> Limits:
-    overrides = {
-        name: getattr(args, name)
-        for name in ("max_nodes", "max_bytes")
-        if getattr(args, name, None) is not None
-    }
-    return Limits(**overrides)
 
 
 def _positive(text: str) -> int:
@@ -86,7 +76,7 @@ def _finding_line(path: str, finding: Finding) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    limits = _limits(args)
+    limits = limits_of(args)
     status = 0
     results: list[dict[str, Any]] = []
     for path in args.files:
@@ -133,9 +123,9 @@ def _cmd_asm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qvm import asm
 
     if args.file.endswith(ASM_SUFFIXES) and args.format in (None, "qvm-asm"):
-        graph = asm.assemble_file(args.file, limits=_limits(args))
+        graph = asm.assemble_file(args.file, limits=limits_of(args))
     else:  # another language: print the QVM JSON it lowers to
-        graph = read_source(args, args.file, _limits(args))
+        graph = read_source(args, args.file, limits_of(args))
     _write(graph_io.dumps(graph) + "\n", args.output, out)
     return 0
 
@@ -143,7 +133,8 @@ def _cmd_asm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_disasm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qvm import asm
 
-    graph = graph_io.load(args.file, limits=_limits(args)) if args.file != "-" else read_graph("-")
+    limits = limits_of(args)
+    graph = graph_io.load(args.file, limits=limits) if args.file != "-" else read_graph("-")
     _write(asm.disassemble(graph), args.output, out)
     return 0
 
@@ -155,7 +146,7 @@ def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"{args.file}: qmk fmt formats JSON graphs; use 'qmk asm {args.file}' for JSON "
             "from assembly",
         )
-    text = graph_io.dumps(read_graph(args.file, limits=_limits(args))) + "\n"
+    text = graph_io.dumps(read_graph(args.file, limits=limits_of(args))) + "\n"
     if args.in_place:
         if args.file == "-":
             raise FormatError.of("unreadable-file", "--in-place needs a file, not stdin")
@@ -208,7 +199,7 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    limits = _limits(args)
+    limits = limits_of(args)
     report: Report = check(read_source(args, args.file, limits), limits=limits)
     if report.program is None:
         for finding in report.findings:
@@ -226,7 +217,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     options = {"dtype": "complex64"} if args.precision == "single" else {}
     # lowered qubits carry no profile: --profile below is the default for every qubit
-    program = read_source(args, args.file, _limits(args))
+    program = read_source(args, args.file, limits_of(args))
     result = run(
         program,
         shots=args.shots,
@@ -236,7 +227,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         qubit=args.qubit,
         profile=args.profile,
         engine_options=options,
-        limits=_limits(args),
+        limits=limits_of(args),
     )
     if args.json:
         data = result.to_json(memory=args.memory)

@@ -27,6 +27,18 @@ AddCommand = Callable[[str, str], argparse.ArgumentParser]
 MODULES: tuple[str, ...] = ("estimate", "qec", "service")
 
 
+def limits_of(args: argparse.Namespace) -> Limits:
+    """The input limits a command was given (``--max-nodes``, ``--max-bytes``)."""
+    from qmk.qvm.limits import Limits
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("max_nodes", "max_bytes")
+        if getattr(args, name, None) is not None
+    }
+    return Limits(**overrides)
+
+
 def read_source(args: argparse.Namespace, path: str, limits: Limits | None = None) -> Graph:
     """The program in ``path`` as a graph: QVM files as they are, other languages lowered
     (``args.format`` and ``args.source_profile`` come from :func:`source_options`)."""

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from qmk.commands import AddCommand
+from qmk.commands import AddCommand, limits_of, read_source, source_options
 from qmk.qec.errors import QECError
 
 
@@ -95,7 +95,6 @@ def _table(result: dict[str, Any]) -> str:
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qec.counts import LogicalCounts, count_graph
     from qmk.qec.estimate import estimate
-    from qmk.qvm.limits import Limits
 
     if (args.file is None) == (args.logical_counts is None):
         raise QECError.of("bad-parameter", "give a program FILE or --logical-counts, not both")
@@ -103,16 +102,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.logical_counts is not None:
         counts = LogicalCounts.from_json(_json_arg(args.logical_counts, "--logical-counts"))
     else:
-        from qmk.frontends import read_program
-
-        limits = Limits(
-            **{
-                name: getattr(args, name)
-                for name in ("max_nodes", "max_bytes")
-                if getattr(args, name, None) is not None
-            }
-        )
-        counts = count_graph(read_program(args.file, format=args.format, limits=limits))
+        counts = count_graph(read_source(args, args.file, limits_of(args)))
     if isinstance(params, list):
         results = [estimate(counts, p) for p in params]
         text = json.dumps(results, indent=2) if args.json else "\n\n".join(map(_table, results))
@@ -129,7 +119,7 @@ def register(add: AddCommand) -> None:
     parser.add_argument(
         "file", nargs="?", help="program file (.qvm.json, .qvm.asm, .qasm, .ll, ...)"
     )
-    parser.add_argument("--format", default=None, help="program format (default: by extension)")
+    source_options(parser, profile=False)
     parser.add_argument(
         "--logical-counts", metavar="JSON", help="QRE logical counts (file path or inline JSON)"
     )

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from qmk.commands import AddCommand, read_source, source_options
+from qmk.commands import AddCommand, limits_of, read_source, source_options
 from qmk.errors import QMKError
 
 #: Job states after which nothing changes.
@@ -169,10 +169,7 @@ def _wait_status(job: dict[str, Any], err: TextIO) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.qvm.limits import Limits
-
-    sizes = {k: getattr(args, k) for k in ("max_nodes", "max_bytes") if getattr(args, k, None)}
-    graph = read_source(args, args.file, Limits(**sizes)).to_json()
+    graph = read_source(args, args.file, limits_of(args)).to_json()
     policy: dict[str, Any] = {}
     if args.priority is not None:
         policy["priority"] = args.priority
