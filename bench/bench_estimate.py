@@ -29,9 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qmk.qec import estimate as estimate_module
-from qmk.qec import tfactory
-from qmk.qec.counts import LogicalCounts, count_graph
+from qmk.estimate import estimator as estimate_module
+from qmk.estimate import tfactory
+from qmk.estimate.counts import LogicalCounts, count_graph
 from qmk.qvm.graph import Graph, Node, Resources
 
 LARGE = {

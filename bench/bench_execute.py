@@ -48,8 +48,8 @@ import stim
 
 import qmk
 from qmk import __version__
-from qmk.kernel import executor, stim_batch
-from qmk.kernel.plan import build_plan
+from qmk.execution import executor, stim_batch
+from qmk.execution.plan import build_plan
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
 

@@ -1,13 +1,13 @@
 """Benchmark: QEC memory-experiment sampling (shots/s) against sinter on the same circuit.
 
-The goal: QMK's sampler (``qmk.qec.experiments.sample_decode``: stim's compiled
+The goal: QMK's sampler (``qmk.experiments.memory.sample_decode``: stim's compiled
 detector sampler, bit-packed, and pymatching's ``decode_batch`` in chunks of
 1024 shots) within 1.2x of sinter's shots per second on the same circuit. Not a
 test: nothing here fails on a timing.
 
 The circuit is ``stim.Circuit.generated("surface_code:rotated_memory_z")`` at
 d = 5, rounds = 5 and all four of its noise rates at p = 1e-3; QMK's own builder
-(``qmk.qec.circuits.memory_circuit`` with the same noise) is timed as well.
+(``qmk.experiments.circuits.memory_circuit`` with the same noise) is timed as well.
 
 Contenders, one worker each:
 
@@ -42,8 +42,8 @@ import sinter
 import stim
 
 from qmk import __version__
-from qmk.qec.circuits import CircuitNoise, memory_circuit
-from qmk.qec.experiments import sample_decode
+from qmk.experiments.circuits import CircuitNoise, memory_circuit
+from qmk.experiments.memory import sample_decode
 
 DISTANCE = 5
 P = 1e-3

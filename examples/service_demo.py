@@ -25,7 +25,7 @@ from pathlib import Path
 from qmk.client import Client
 from qmk.errors import CapabilityError, NotFoundError
 from qmk.frontends import read_program
-from qmk.kernel.executor import run
+from qmk.execution.executor import run
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "kernel.toml"

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from qmk.cli import main
-from qmk.qec.counts import LogicalCounts, count_graph
-from qmk.qec.estimate import estimate
+from qmk.estimate.counts import LogicalCounts, count_graph
+from qmk.estimate.estimator import estimate
 from qmk.qvm.files import read_graph
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

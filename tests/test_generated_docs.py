@@ -1,6 +1,6 @@
 """Every page with generated tables: `--check` catches drift, `--write` repairs it.
 
-The pages share one command (:func:`qmk.qvm.doc.doc_main`); each page's own content
+The pages share one command (:func:`qmk.docgen.qvm.doc_main`); each page's own content
 tests live beside its module's tests (tests/qvm, tests/qec, tests/abi).
 """
 
@@ -16,16 +16,16 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 #: (doc module, page, edits that make a stale copy: each replaces a generated cell)
 PAGES = [
     (
-        "qmk.qvm.doc",
+        "qmk.docgen.qvm",
         "qvm.md",
         [("| `APPLY_H` |", "| `APPLY_HADAMARD` |"), ("| `QV101` |", "| `QV999` |")],
     ),
     (
-        "qmk.qec.doc",
+        "qmk.docgen.qec",
         "qec.md",
         [("| 0.03 | 0.01 |", "| 0.3 | 0.01 |"), ("| `h` | 1 |", "| `h` | 7 |")],
     ),
-    ("qmk.abi.doc", "qsyscall.md", [("| `q_wait` |", "| `q_wiat` |")]),
+    ("qmk.docgen.abi", "qsyscall.md", [("| `q_wait` |", "| `q_wiat` |")]),
 ]
 CASES = [(module, page, old, new) for module, page, edits in PAGES for old, new in edits]
 

@@ -58,11 +58,26 @@ def test_qec_builds_only_on_the_program_format():
     _layer_imports_only("qec", ("qmk.qec", "qmk.qvm"))
 
 
+def test_the_estimator_builds_on_the_qec_layer_and_the_program_format():
+    _layer_imports_only("estimate", ("qmk.estimate", "qmk.qec", "qmk.qvm"))
+
+
+def test_experiments_build_on_the_qec_layer_only():
+    _layer_imports_only("experiments", ("qmk.experiments", "qmk.qec", "qmk.qvm"))
+
+
+def test_execution_combines_programs_engines_and_qec():
+    _layer_imports_only(
+        "execution", ("qmk.execution", "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec")
+    )
+
+
 def test_frontends_lower_into_the_program_format_only():
     _layer_imports_only("frontends", ("qmk.frontends", "qmk.qvm"))
 
 
 def test_the_kernel_combines_the_layers_below_it_and_nothing_above():
     _layer_imports_only(
-        "kernel", ("qmk.kernel", "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec")
+        "kernel",
+        ("qmk.kernel", "qmk.execution", "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
     )

@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 
 def run(program: Any, **options: Any) -> Any:
-    """Run a program in-process: see :func:`qmk.kernel.executor.run`."""
-    from qmk.kernel.executor import run as _run
+    """Run a program in-process: see :func:`qmk.execution.executor.run`."""
+    from qmk.execution.executor import run as _run
 
     return _run(program, **options)
 

@@ -213,7 +213,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.executor import run
+    from qmk.execution.executor import run
 
     options = {"dtype": "complex64"} if args.precision == "single" else {}
     # lowered qubits carry no profile: --profile below is the default for every qubit

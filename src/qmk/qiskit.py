@@ -120,7 +120,7 @@ class QMKBackend(BackendV2):
             QMKError: a circuit QMK cannot lower or run (a FrontendError names the
                 instruction).
         """
-        from qmk.kernel.executor import DEFAULT_PROFILE, DEFAULT_QUBIT, run
+        from qmk.execution.executor import DEFAULT_PROFILE, DEFAULT_QUBIT, run
 
         unknown = set(options) - set(self.options.__dict__)
         if unknown:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk.client import AsyncClient, Client
-from qmk.kernel.executor import run
+from qmk.execution.executor import run
 from qmk.qvm.files import read_graph
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

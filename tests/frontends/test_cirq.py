@@ -10,9 +10,9 @@ import pytest
 
 cirq = pytest.importorskip("cirq")
 
+from qmk.execution.executor import run  # noqa: E402
 from qmk.frontends.cirq import from_cirq  # noqa: E402
 from qmk.frontends.errors import FrontendError  # noqa: E402
-from qmk.kernel.executor import run  # noqa: E402
 from qmk.qvm.verify import check  # noqa: E402
 
 SHOTS = 2000

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from qmk.cli import main
+from qmk.execution.executor import load_program
 from qmk.frontends import read_program
 from qmk.frontends.errors import FrontendError
-from qmk.kernel.executor import load_program
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from qmk.execution.executor import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
-from qmk.kernel.executor import run
 from qmk.qvm.verify import check
 
 qiskit = pytest.importorskip("qiskit")

@@ -30,9 +30,9 @@ with warnings.catch_warnings():
     qsharp = pytest.importorskip("qsharp")
 stats = pytest.importorskip("scipy.stats")
 
+from qmk.execution.executor import run  # noqa: E402
 from qmk.frontends.errors import FrontendError  # noqa: E402
 from qmk.frontends.qir import from_qir, is_bitcode  # noqa: E402
-from qmk.kernel.executor import run  # noqa: E402
 
 SEED = 20240611
 SHOTS = 1000

@@ -11,9 +11,9 @@ import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit import Instruction, Parameter
 
+from qmk.execution.executor import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qiskit import from_qiskit
-from qmk.kernel.executor import run
 from qmk.qvm.verify import check
 
 SHOTS = 2000

@@ -28,7 +28,7 @@ from qmk.errors import (
     StateError,
     UnavailableError,
 )
-from qmk.kernel import executor
+from qmk.execution import executor
 from qmk.kernel.audit import verify
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import SYSCALLS, Kernel

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from qmk.kernel import executor
+from qmk.execution import executor
 from qmk.kernel import service as service_module
 from qmk.kernel.audit import verify
 from qmk.kernel.config import config_from_dict

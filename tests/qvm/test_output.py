@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from qmk.execution.executor import run
 from qmk.frontends.builder import ProgramBuilder
-from qmk.kernel.executor import run
 from qmk.qvm.errors import FormatError
 from qmk.qvm.output import OutputLayout
 

@@ -2,7 +2,7 @@
 
 The server validates params against it before calling the kernel, the client
 generates one Python method per entry, and ``docs/qsyscall.md`` renders its
-method table from it (:mod:`qmk.abi.doc`). Values are checked by the kernel
+method table from it (:mod:`qmk.docgen.abi`). Values are checked by the kernel
 (:class:`qmk.errors.InvalidArgument`); this table checks presence, names and JSON
 types only, and answers :class:`~qmk.abi.errors.InvalidParams` (-32602).
 

@@ -93,8 +93,8 @@ def _table(result: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.qec.counts import LogicalCounts, count_graph
-    from qmk.qec.estimate import estimate
+    from qmk.estimate.counts import LogicalCounts, count_graph
+    from qmk.estimate.estimator import estimate
 
     if (args.file is None) == (args.logical_counts is None):
         raise QECError.of("bad-parameter", "give a program FILE or --logical-counts, not both")

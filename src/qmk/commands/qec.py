@@ -166,8 +166,8 @@ def _cmd_help(parser: argparse.ArgumentParser) -> Any:
 
 
 def _scan(args: argparse.Namespace, p_text: str) -> tuple[str, Any]:
-    from qmk.qec.circuits import experiment_family
-    from qmk.qec.experiments import NOISE_KINDS, threshold_scan
+    from qmk.experiments.circuits import experiment_family
+    from qmk.experiments.memory import NOISE_KINDS, threshold_scan
 
     family = experiment_family(args.code)
     distances = _ints(args.d, "--d")
@@ -227,7 +227,7 @@ def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_qubit(args)
     family, results = _scan(args, args.p)
     if args.plot:
-        from qmk.qec.experiments_plot import plot_results
+        from qmk.experiments.plot import plot_results
 
         plot_results(results, args.plot)
     if args.json:
@@ -247,9 +247,9 @@ def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.qec.circuits import experiment_family
+    from qmk.experiments.circuits import experiment_family
+    from qmk.experiments.memory import fit_results
     from qmk.qec.codes import scheme_for
-    from qmk.qec.experiments import fit_results
     from qmk.qec.params import qubit_params
     from qmk.qvm.profiles import FAMILIES
 
@@ -276,7 +276,7 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except OSError as exc:
             raise _bad(f"{args.output}: cannot write: {exc.strerror}") from None
     if args.plot:
-        from qmk.qec.experiments_plot import plot_results
+        from qmk.experiments.plot import plot_results
 
         plot_results(results, args.plot, fit=fit)
     if args.json:

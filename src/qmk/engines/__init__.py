@@ -6,7 +6,7 @@
 - ``stabilizer`` (:class:`~qmk.engines.stabilizer.StabilizerEngine`): stim's
   TableauSimulator; Clifford gates only, thousands of qubits.
 
-Engines know gates (:data:`GATES`), not graphs; ``qmk.kernel.executor`` runs programs
+Engines know gates (:data:`GATES`), not graphs; ``qmk.execution.executor`` runs programs
 on them.
 
 >>> engine = make_engine("statevector", seed=7)

@@ -30,7 +30,7 @@ declaration order separated by spaces, bit 0 of each register rightmost (a scala
 ['ALLOC_LQ', 'APPLY_H', 'APPLY_CNOT', 'MEASURE_Z', 'MEASURE_Z', 'FREE_LQ']
 >>> graph.nodes[1].metadata["source"]
 'bell.qasm:5'
->>> from qmk.kernel.executor import run
+>>> from qmk.execution.executor import run
 >>> sorted(run(graph, shots=100, seed=1, noise=False).counts)
 ['00', '11']
 """

@@ -1,8 +1,6 @@
-"""The kernel: the executor now; scheduler, jobs, sessions and the service later.
+"""The kernel: the supervisor that serves tenants.
 
-``kernel/`` is the one layer that combines QVM programs, engines and the QEC layer.
+Sessions, capabilities, admission and quotas, the epoch scheduler, jobs in SQLite,
+worker processes that run :mod:`qmk.execution`, channels and the entanglement
+firewall, and the audit log. ``qmk serve`` runs it (``docs/kernel.md``).
 """
-
-from qmk.kernel.executor import RunResult, Telemetry, run
-
-__all__ = ["RunResult", "Telemetry", "run"]

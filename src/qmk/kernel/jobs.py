@@ -250,7 +250,7 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     (an LRU of :data:`VERIFIED_CACHE_SIZE`); the capability check runs for every job.
     """
     from qmk.errors import CapabilityError, QMKError
-    from qmk.kernel.executor import run
+    from qmk.execution.executor import run
 
     try:
         program = verified(spec["graph"])

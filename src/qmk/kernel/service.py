@@ -736,8 +736,8 @@ class Kernel:
 
     def _physical_qubits(self, text: str, program: Any, policy: Any) -> int:
         """Peak physical qubits of the program under ``policy`` (cached by graph text)."""
-        from qmk.kernel.executor import choose_engine
-        from qmk.kernel.plan import build_plan
+        from qmk.execution.executor import choose_engine
+        from qmk.execution.plan import build_plan
 
         qubit = policy.qubit or self.config.machine.qubit
         profile = policy.profile or self.config.machine.profile

@@ -52,10 +52,10 @@ from typing import Any
 
 #: Modules a worker imports before its first task.
 DEFAULT_PRELOAD: tuple[str, ...] = (
-    "qmk.kernel.executor",
+    "qmk.execution.executor",
     "qmk.kernel.jobs",
-    "qmk.kernel.stim_batch",
-    "qmk.kernel.trajectories",
+    "qmk.execution.stim_batch",
+    "qmk.execution.trajectories",
     "qmk.engines.stabilizer",
     "qmk.engines.statevector",
     "qmk.qec.logical",

@@ -12,8 +12,9 @@ with the Azure Quantum Resource Estimator (QRE) wherever QRE has them.
 - :mod:`qmk.qec.codes` -- :class:`QecScheme` per code family and instruction set.
 - :mod:`qmk.qec.noise` -- physical error models feeding the physical error rate.
 - :mod:`qmk.qec.logical` -- :class:`LogicalModel`, :func:`logical_model`, the op-cycle table.
-- :mod:`qmk.qec.counts`, :mod:`qmk.qec.estimate`, :mod:`qmk.qec.tfactory` -- QRE-identical
-  physical resource estimates (``docs/estimation.md``).
+
+Physical resource estimates built on this layer live in :mod:`qmk.estimate`
+(``docs/estimation.md``); memory experiments in :mod:`qmk.experiments`.
 
 >>> from qmk.qec import logical_model, qubit_params
 >>> m = logical_model("logical:surface_code(d=9)", "qubit_gate_ns_e3")
@@ -30,9 +31,7 @@ qmk.qec.errors.QECError: QC105 scheme-not-supported: floquet_code has no scheme 
 """
 
 from qmk.qec.codes import SCHEMES, QecScheme, scheme_for
-from qmk.qec.counts import LogicalCounts, count_graph
 from qmk.qec.errors import CODES, QECError
-from qmk.qec.estimate import JobParams, estimate
 from qmk.qec.formula import Formula
 from qmk.qec.logical import (
     DEFAULT_PROFILE,
@@ -71,8 +70,6 @@ __all__ = [
     "Formula",
     "GateNoise",
     "IdleNoise",
-    "JobParams",
-    "LogicalCounts",
     "LogicalModel",
     "MeasurementNoise",
     "NoiseModel",
@@ -82,8 +79,6 @@ __all__ = [
     "QECError",
     "QecScheme",
     "QubitParams",
-    "count_graph",
-    "estimate",
     "logical_model",
     "op_cycles",
     "physical_error_rate",

@@ -1,6 +1,6 @@
 """Physical resource estimates, computed as the Azure Quantum Resource Estimator computes them.
 
-:func:`estimate` takes logical counts (:class:`~qmk.qec.counts.LogicalCounts`)
+:func:`estimate` takes logical counts (:class:`~qmk.estimate.counts.LogicalCounts`)
 and QRE's job parameters (``qubitParams``, ``qecScheme``, ``errorBudget``,
 ``constraints``, ``distillationUnitSpecifications``, ``estimateType``) and
 returns QRE's result JSON: ``physicalCounts`` (with ``breakdown``),
@@ -13,7 +13,7 @@ factories), following the open-source estimator in microsoft/qsharp
 program needs; see ``docs/estimation.md``) and two code families QRE lacks,
 ``bacon_shor`` and ``SHYPS`` (formulas in :mod:`qmk.qec.codes`).
 
->>> from qmk.qec.counts import LogicalCounts
+>>> from qmk.estimate.counts import LogicalCounts
 >>> r = estimate(LogicalCounts(num_qubits=100, t_count=10**6, rotation_count=10**4,
 ...     rotation_depth=10**3, ccz_count=10**5, measurement_count=10**5))
 >>> r["physicalCounts"]["physicalQubits"], r["logicalQubit"]["codeDistance"]
@@ -28,12 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qmk.qec.codes import QRE_MAX_CODE_DISTANCE, SCHEMES, powi
-from qmk.qec.counts import LogicalCounts
-from qmk.qec.errors import QECError
-from qmk.qec.formula import Formula
-from qmk.qec.params import GATE_BASED, MAJORANA, QUBIT_PARAMS, QubitParams
-from qmk.qec.tfactory import (
+from qmk.estimate.counts import LogicalCounts
+from qmk.estimate.tfactory import (
     MAX_DISTILLATION_ROUNDS,
     Patch,
     TFactory,
@@ -42,6 +38,10 @@ from qmk.qec.tfactory import (
     find_factories_checked,
     unit_from_json,
 )
+from qmk.qec.codes import QRE_MAX_CODE_DISTANCE, SCHEMES, powi
+from qmk.qec.errors import QECError
+from qmk.qec.formula import Formula
+from qmk.qec.params import GATE_BASED, MAJORANA, QUBIT_PARAMS, QubitParams
 
 #: QRE's default total error budget.
 DEFAULT_ERROR_BUDGET = 1e-3

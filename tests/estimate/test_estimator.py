@@ -1,4 +1,4 @@
-"""qmk.qec.estimate against the Azure Quantum Resource Estimator itself (qsharp, run here).
+"""qmk.estimate.estimator against the Azure Quantum Resource Estimator itself (qsharp, run here).
 
 The matrix estimates three programs on every predefined qubit set with each of its
 schemes, at four error budgets (three totals and a split), with each constraint kind
@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from qmk.qec.counts import LogicalCounts, count_graph
+from qmk.estimate.counts import LogicalCounts, count_graph
+from qmk.estimate.estimator import estimate
 from qmk.qec.errors import QECError
-from qmk.qec.estimate import estimate
 from qmk.qvm.graph import Graph, Node, Resources
 
 qsharp = pytest.importorskip("qsharp", reason="qsharp (the Q# resource estimator) not installed")

@@ -18,7 +18,7 @@ import stim
 
 from qmk.engines.gates import quarter_turns
 from qmk.engines.stabilizer import stim_gate
-from qmk.kernel.plan import Noise, Plan, Step
+from qmk.execution.plan import Noise, Plan, Step
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
 _MEASURE = {"Z": "M", "X": "MX", "Y": "MY"}

@@ -9,11 +9,11 @@ Choosing how to run the shots (telemetry ``mode``):
 
 - ``stim-batch``: a Clifford program whose feed-forward is linear over measurement
   outcomes compiles to one stim circuit, sampled in bulk with its logical noise
-  (see :mod:`qmk.kernel.stim_batch`);
+  (see :mod:`qmk.execution.stim_batch`);
 - ``trajectories``: otherwise the error pattern of every shot is sampled first,
   shots are grouped by pattern, and each group is simulated once, branching at
   mid-circuit measurements and sampling its terminal measurements
-  (see :mod:`qmk.kernel.trajectories`). Logical errors are rare, so the
+  (see :mod:`qmk.execution.trajectories`). Logical errors are rare, so the
   error-free group is nearly every shot and is simulated once.
 
 Results list events in ``resources.events`` order, first event leftmost; the same
@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from qmk.engines import EngineError, engine_class
-from qmk.kernel.plan import Plan, build_plan
+from qmk.execution.plan import Plan, build_plan
 from qmk.qvm import graph as graph_io
 from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
@@ -319,7 +319,7 @@ def _execute(
     shots: int,
     streams: list[np.random.SeedSequence],
 ) -> tuple[str, np.ndarray, int, int]:
-    from qmk.kernel import stim_batch, trajectories
+    from qmk.execution import stim_batch, trajectories
 
     if name == "stabilizer" and all(
         stim_batch.why_not_compilable(step) is None for step in plan.steps

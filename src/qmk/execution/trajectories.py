@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qmk.engines.base import Engine
-from qmk.kernel.plan import Plan
+from qmk.execution.plan import Plan
 from qmk.qvm.graph import Guard
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qmk.qec import OP_CYCLES, QUBIT_PARAMS, SCHEMES, doc
+from qmk.docgen import qec as doc
+from qmk.docgen.qvm import begin_marker, end_marker
+from qmk.qec import OP_CYCLES, QUBIT_PARAMS, SCHEMES
 from qmk.qec.errors import CODES
-from qmk.qvm.doc import begin_marker, end_marker
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "qec.md"
 TEXT = DOC_PATH.read_text(encoding="utf-8")

@@ -1,8 +1,8 @@
 """Render the generated tables of ``docs/qsyscall.md`` from the method and error tables.
 
-Like :mod:`qmk.qvm.doc`, the page is hand-written except for regions between
+Like :mod:`qmk.docgen.qvm`, the page is hand-written except for regions between
 ``<!-- BEGIN GENERATED: NAME -->`` and ``<!-- END GENERATED: NAME -->``.
-``python -m qmk.abi.doc --write docs/qsyscall.md`` refreshes them in place;
+``python -m qmk.docgen.abi --write docs/qsyscall.md`` refreshes them in place;
 ``--check`` exits 1 when the page drifted from the tables.
 
 >>> render_methods().splitlines()[0]
@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from qmk.abi.errors import RPC_ERRORS
 from qmk.abi.methods import METHODS, ParamSpec
+from qmk.docgen.qvm import cell, doc_main, replace_region, table
 from qmk.errors import SYSCALL_ERRORS
-from qmk.qvm.doc import cell, doc_main, replace_region, table
 
 
 def describe_param(param: ParamSpec) -> str:
@@ -83,10 +83,10 @@ def update(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qmk.abi.doc (--write | --check) PATH``."""
+    """``python -m qmk.docgen.abi (--write | --check) PATH``."""
     return doc_main(
         argv,
-        prog="python -m qmk.abi.doc",
+        prog="python -m qmk.docgen.abi",
         description="Refresh the generated tables of docs/qsyscall.md.",
         refresh=update,
         tables="qSyscall method and error tables",

@@ -1,6 +1,6 @@
 """QEC memory experiments: sample syndrome circuits in stim, decode, count logical errors.
 
-:func:`run_memory` builds a memory experiment (:mod:`qmk.qec.circuits`) under
+:func:`run_memory` builds a memory experiment (:mod:`qmk.experiments.circuits`) under
 circuit-level noise, samples its detection events with stim's compiled
 detector sampler, decodes them with pymatching's batch decoder (minimum-weight
 perfect matching on the circuit's detector error model) and counts the shots
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qmk.qec.circuits import (
+from qmk.experiments.circuits import (
     CircuitNoise,
     check_distance,
     check_rounds,

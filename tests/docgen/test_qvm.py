@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qmk.qvm import doc
+from qmk.docgen import qvm as doc
 from qmk.qvm.codes import CODES
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import CAPABILITIES, OPS

@@ -1,8 +1,8 @@
 """Render the generated tables of ``docs/qec.md`` from the qubit, scheme and op-cycle tables.
 
-Like :mod:`qmk.qvm.doc`, the page is hand-written except for regions between
+Like :mod:`qmk.docgen.qvm`, the page is hand-written except for regions between
 ``<!-- BEGIN GENERATED: NAME -->`` and ``<!-- END GENERATED: NAME -->``.
-``python -m qmk.qec.doc --write docs/qec.md`` refreshes them in place;
+``python -m qmk.docgen.qec --write docs/qec.md`` refreshes them in place;
 ``--check`` exits 1 when the page drifted from the tables, and a test does the
 same check.
 
@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from qmk.docgen.qvm import begin_marker, cell, doc_main, replace_region, table
 from qmk.qec.codes import SCHEMES
 from qmk.qec.errors import CODES, QECError
 from qmk.qec.logical import DEFAULT_PROFILE, OP_CYCLES, logical_model
 from qmk.qec.params import QUBIT_PARAMS, QubitParams
-from qmk.qvm.doc import begin_marker, cell, doc_main, replace_region, table
 from qmk.qvm.profiles import Profile, parse_profile
 
 NO = "—"
@@ -217,7 +217,7 @@ RENDERERS: Mapping[str, Callable[[], str]] = {
 }
 
 #: The command that regenerates the doc, for drift messages.
-REGENERATE = "python -m qmk.qec.doc --write docs/qec.md"
+REGENERATE = "python -m qmk.docgen.qec --write docs/qec.md"
 
 
 def update(text: str) -> str:
@@ -235,10 +235,10 @@ def update(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qmk.qec.doc (--write | --check) PATH``."""
+    """``python -m qmk.docgen.qec (--write | --check) PATH``."""
     return doc_main(
         argv,
-        prog="python -m qmk.qec.doc",
+        prog="python -m qmk.docgen.qec",
         description="Refresh the generated tables of docs/qec.md.",
         refresh=update,
         tables="qubit/scheme/op-cycle tables",

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 import qmk
-from qmk.kernel.plan import build_plan
+from qmk.execution.plan import build_plan
 from qmk.qec import logical_model
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify

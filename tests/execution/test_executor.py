@@ -9,7 +9,7 @@ import pytest
 
 import qmk
 from qmk.engines import EngineError
-from qmk.kernel.executor import load_program, run
+from qmk.execution.executor import load_program, run
 from qmk.qvm.asm import assemble
 
 BELL = """

@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 import stim
 
-from qmk.qec import QECError, logical_model
-from qmk.qec.circuits import (
+from qmk.experiments.circuits import (
     EXPERIMENT_FAMILIES,
     CircuitNoise,
     memory_circuit,
     syndrome_bits_per_round,
 )
-from qmk.qec.experiments import (
+from qmk.experiments.memory import (
     compose,
     fit_points,
     fit_results,
@@ -34,6 +33,7 @@ from qmk.qec.experiments import (
     threshold_scan,
     wilson_interval,
 )
+from qmk.qec import QECError, logical_model
 from qmk.qec.logical import Calibration
 
 Z_BOUND = 4.0
@@ -334,7 +334,7 @@ def test_decoder_throughput_is_syndrome_bits_per_round_times_rounds_over_cycle_t
 
 
 def test_run_telemetry_sums_decoder_load_over_peak_live_logical_qubits() -> None:
-    from qmk.kernel.executor import run
+    from qmk.execution.executor import run
     from qmk.qvm.asm import assemble
 
     program = assemble(

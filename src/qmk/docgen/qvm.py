@@ -2,7 +2,7 @@
 
 The spec is written by hand except for regions between markers such as
 ``<!-- BEGIN GENERATED: ops -->`` and ``<!-- END GENERATED: ops -->``, which
-:func:`update` fills with fresh renderings. ``python -m qmk.qvm.doc --write
+:func:`update` fills with fresh renderings. ``python -m qmk.docgen.qvm --write
 docs/qvm.md`` updates the file in place; ``--check`` exits 1 when it drifted,
 and a test does the same check.
 
@@ -272,7 +272,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
 }
 
 #: The command that regenerates the doc, for drift messages.
-REGENERATE = "python -m qmk.qvm.doc --write docs/qvm.md"
+REGENERATE = "python -m qmk.docgen.qvm --write docs/qvm.md"
 
 
 def begin_marker(name: str) -> str:
@@ -367,10 +367,10 @@ def doc_main(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qmk.qvm.doc (--write | --check) PATH``."""
+    """``python -m qmk.docgen.qvm (--write | --check) PATH``."""
     return doc_main(
         argv,
-        prog="python -m qmk.qvm.doc",
+        prog="python -m qmk.docgen.qvm",
         description="Refresh the generated tables of docs/qvm.md.",
         refresh=update,
         tables="op/code tables",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from qmk.experiments.memory import MemoryResult, ThresholdFit
 from qmk.qec.errors import QECError
-from qmk.qec.experiments import MemoryResult, ThresholdFit
 
 
 def plot_results(
@@ -32,7 +32,7 @@ def plot_results(
             "bad-parameter",
             "--plot needs matplotlib, which is not installed (pip install matplotlib)",
         ) from None
-    from qmk.qec.experiments import per_piece
+    from qmk.experiments.memory import per_piece
 
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     try:

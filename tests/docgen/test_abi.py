@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qmk.abi import doc
 from qmk.abi.methods import METHODS
+from qmk.docgen import abi as doc
 from qmk.errors import SYSCALL_ERRORS
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "qsyscall.md"

@@ -1,0 +1,20 @@
+"""Physical resource estimation, as the Azure Quantum Resource Estimator (QRE) does it.
+
+Built on the logical-qubit layer (:mod:`qmk.qec`):
+
+- :mod:`qmk.estimate.counts` -- :class:`LogicalCounts` of a program, counted as the Q#
+  tracer counts (peak qubits, T, rotations, rotation depth, CCZ, measurements).
+- :mod:`qmk.estimate.tfactory` -- T-factory units and the factory search.
+- :mod:`qmk.estimate.estimator` -- QRE's job parameters, distance and factory search,
+  budgets, constraints, the frontier and the report (``docs/estimation.md``).
+
+>>> from qmk.estimate import LogicalCounts, estimate
+>>> report = estimate(LogicalCounts(num_qubits=10, t_count=100, measurement_count=10))
+>>> report["logicalQubit"]["codeDistance"] > 0
+True
+"""
+
+from qmk.estimate.counts import LogicalCounts, count_graph
+from qmk.estimate.estimator import JobParams, estimate
+
+__all__ = ["JobParams", "LogicalCounts", "count_graph", "estimate"]
