@@ -1,39 +1,280 @@
-"""The root of QMK's exception tree.
+"""The root of QMK's exception tree and the one registry of its error codes.
 
 Every error QMK raises on purpose derives from :class:`QMKError` and carries a
 stable ``code`` (for machines), a ``name`` (a readable slug) and a one-line
 message (for people). Command-line tools print ``str(error)`` and exit with
 ``error.exit_status``; they never show a traceback for bad input.
 
-Tree (later layers add their own branches under the same root)::
+Every code is one :class:`ErrorCode` in :data:`REGISTRY`: code, name, exit status,
+what it means, what to do, the exception class that carries it (and its JSON-RPC
+``error.code`` where it travels as one; its severity for verifier findings). The
+families are listed in :data:`FAMILIES`; each registers its codes from the module
+that defines its exception classes (so whoever can raise a code has its entry
+loaded, and the meaning sits beside the code that raises it). Raising sites name a
+code by its slug, never by a literal: ``FormatError.of("not-json", message)``.
+``docs/errors.md`` is generated from the registry; a test fails when it drifts.
 
-    QMKError
-     +-- qmk.qvm.QVMError             the program format
-          +-- qmk.qvm.FormatError     unreadable or malformed input (exit 2)
-          |    +-- qmk.qvm.AsmError   assembly text that does not assemble (exit 2)
-          +-- qmk.qvm.VerificationError   a graph with findings (exit 1)
-     +-- SyscallError                 a qSyscall request the kernel refused (QS1xxx)
-          +-- AuthError, SessionError (+ SessionExpired), CapabilityError,
-              NotFoundError, QuotaError, AdmissionError, ProgramError, StateError,
-              FirewallError, UnavailableError, InvalidArgument
+The whole tree (a test walks every subclass and compares it with this drawing)::
 
-This module imports nothing else of QMK, so every layer may use it.
+    QMKError                       qmk.errors
+     +-- QVMError                  qmk.qvm.errors
+     |    +-- FormatError          qmk.qvm.errors         QF001..QF011 (11)
+     |    |    +-- AsmError        qmk.qvm.errors         QA001..QA006 (6)
+     |    +-- VerificationError    qmk.qvm.errors         QV101..QV503 (32)
+     +-- QECError                  qmk.qec.errors         QC101..QC123 (12)
+     +-- FrontendError             qmk.frontends.errors   QL101..QL108 (8)
+     +-- EngineError               qmk.engines.base       QE101..QE105 (5)
+     +-- KernelError               qmk.kernel.errors
+     |    +-- ConfigError          qmk.kernel.errors      QK101
+     |    +-- JobError             qmk.kernel.errors      QK201..QK303 (5)
+     +-- ServeError                qmk.abi.errors         QW001..QW003 (3)
+     +-- CommandError              qmk.abi.errors         QW010..QW011 (2)
+     +-- SyscallError              qmk.errors             QS1000
+     |    +-- AuthError            qmk.errors             QS1001
+     |    +-- SessionError         qmk.errors             QS1002
+     |    |    +-- SessionExpired  qmk.errors             QS1003
+     |    +-- CapabilityError      qmk.errors             QS1004
+     |    +-- NotFoundError        qmk.errors             QS1005
+     |    +-- QuotaError           qmk.errors             QS1006
+     |    +-- AdmissionError       qmk.errors             QS1007
+     |    +-- ProgramError         qmk.errors             QS1008
+     |    +-- StateError           qmk.errors             QS1009
+     |    +-- FirewallError        qmk.errors             QS1010
+     |    +-- UnavailableError     qmk.errors             QS1011
+     |    +-- InvalidArgument      qmk.errors             QS1012
+     +-- RpcError                  qmk.abi.errors         QR32000
+     |    +-- InvalidRequest       qmk.abi.errors         QR32600
+     |    +-- MethodNotFound       qmk.abi.errors         QR32601
+     |    +-- InvalidParams        qmk.abi.errors         QR32602
+     |    +-- InternalError        qmk.abi.errors         QR32603
+     |    +-- ParseError           qmk.abi.errors         QR32700
+     +-- TransportError            qmk.abi.errors         QT000
+          +-- ConnectError         qmk.abi.errors         QT001
+          +-- ConnectionClosed     qmk.abi.errors         QT002
+          +-- CallTimeout          qmk.abi.errors         QT003
+          +-- BadResponse          qmk.abi.errors         QT004
 
->>> err = QMKError("QX000", "example", "something went wrong")
->>> str(err)
-'QX000 example: something went wrong'
+The kernel's refusals (``QS``) live here, in the module every layer may import, so
+the server and the client share one table of JSON-RPC codes
+(:data:`SYSCALL_ERRORS`) without the client importing the kernel. This module
+imports nothing else of QMK.
+
+>>> err = CapabilityError("needs CAP_LINK", missing=["CAP_LINK"])
+>>> str(err), err.exit_status
+('QS1004 capability-denied: needs CAP_LINK', 1)
+>>> entry = REGISTRY["QS1004"]
+>>> entry.name, entry.exception.__name__, entry.rpc_code, entry.exit_status
+('capability-denied', 'CapabilityError', 1004, 1)
+>>> type(SyscallError.of("not-found", "no job 'j'")).__name__
+'NotFoundError'
 """
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar, cast
+
+# --------------------------------------------------------------------------- the registry
+
+
+class Severity(str, enum.Enum):
+    """How bad a verifier finding is: errors stop a graph from running, warnings do not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Family:
+    """A family of codes: the two letters every code of it starts with.
+
+    Attributes:
+        prefix: e.g. ``"QF"``.
+        title: what the family's codes are about, in a few words.
+        module: the module that defines the family's exception classes and registers
+            its codes (importing it loads the whole family).
+    """
+
+    prefix: str
+    title: str
+    module: str
+
+
+#: Every family, in the order the docs list them (a program's path through QMK: its
+#: format, the physics, front-ends, engines, then the kernel and the wire).
+FAMILIES: Mapping[str, Family] = MappingProxyType(
+    {
+        f.prefix: f
+        for f in (
+            Family(
+                prefix="QF", title="input that cannot be read as a graph", module="qmk.qvm.errors"
+            ),
+            Family(
+                prefix="QA", title="assembly text that does not assemble", module="qmk.qvm.errors"
+            ),
+            Family(prefix="QV", title="verifier findings about a graph", module="qmk.qvm.errors"),
+            Family(
+                prefix="QC",
+                title="the logical-qubit layer, experiments and the resource estimator",
+                module="qmk.qec.errors",
+            ),
+            Family(
+                prefix="QL",
+                title="source programs a front-end cannot lower",
+                module="qmk.frontends.errors",
+            ),
+            Family(prefix="QE", title="requests an engine refuses", module="qmk.engines.base"),
+            Family(
+                prefix="QK",
+                title="the kernel's configuration, and jobs it ends without a result",
+                module="qmk.kernel.errors",
+            ),
+            Family(
+                prefix="QW",
+                title="a server or service command that cannot start",
+                module="qmk.abi.errors",
+            ),
+            Family(prefix="QS", title="qSyscall requests the kernel refused", module="qmk.errors"),
+            Family(prefix="QR", title="JSON-RPC 2.0's own errors", module="qmk.abi.errors"),
+            Family(
+                prefix="QT",
+                title="a client that cannot exchange messages with a server",
+                module="qmk.abi.errors",
+            ),
+        )
+    }
+)
+
+_CODE = re.compile(r"Q[A-Z][0-9]{3,5}\Z")
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorCode:
+    """One stable code: what it means, what to do, and who carries it.
+
+    Attributes:
+        code: e.g. ``"QF004"``; its first two letters name its :class:`Family`.
+        name: a readable slug, unique in its family, e.g. ``"not-json"``.
+        summary: what it means, in one line.
+        fix: what to do about it, in one line.
+        exception: the :class:`QMKError` class whose instances carry the code.
+        rpc_code: the JSON-RPC ``error.code`` it travels as, or None.
+        severity: for verifier findings (``QV``), error or warning; else None.
+    """
+
+    code: str
+    name: str
+    summary: str
+    fix: str
+    exception: type[QMKError]
+    rpc_code: int | None = None
+    severity: Severity | None = None
+
+    def __post_init__(self) -> None:
+        if not _CODE.match(self.code) or self.code[:2] not in FAMILIES:
+            raise ValueError(f"{self.code!r} is not a code of a family in FAMILIES")
+        if not _SLUG.match(self.name):
+            raise ValueError(f"{self.code}: name {self.name!r} is not a lower-case slug")
+        for field in ("summary", "fix"):
+            text = getattr(self, field)
+            if not text or "\n" in text:
+                raise ValueError(f"{self.code}: {field} must be one non-empty line")
+        if not (isinstance(self.exception, type) and issubclass(self.exception, QMKError)):
+            raise ValueError(f"{self.code}: exception must be a QMKError subclass")
+
+    @property
+    def family(self) -> Family:
+        """The family the code belongs to."""
+        return FAMILIES[self.code[:2]]
+
+    @property
+    def exit_status(self) -> int:
+        """The exit status of a command that stops on this code (0 for a warning)."""
+        if self.severity is Severity.WARNING:
+            return 0
+        return self.exception.exit_status
+
+
+class Registry:
+    """Every :class:`ErrorCode`, by code; families add theirs with :meth:`add`."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, ErrorCode] = {}
+        self._named: dict[tuple[type, str], ErrorCode] = {}
+
+    def add(self, *entries: ErrorCode) -> None:
+        """Register codes.
+
+        Raises:
+            ValueError: a code is registered already, or a name repeats in its family.
+        """
+        for entry in entries:
+            if entry.code in self._codes:
+                raise ValueError(f"{entry.code} is registered twice")
+            for other in self._codes.values():
+                if other.code[:2] == entry.code[:2] and other.name == entry.name:
+                    raise ValueError(f"{entry.code} and {other.code} share the name {entry.name!r}")
+            self._codes[entry.code] = entry
+        self._named.clear()
+
+    def __getitem__(self, code: str) -> ErrorCode:
+        return self._codes[code]
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._codes
+
+    def __iter__(self) -> Iterator[ErrorCode]:
+        """Every entry, families in :data:`FAMILIES` order, codes in registration order."""
+        order = {prefix: index for index, prefix in enumerate(FAMILIES)}
+        return iter(sorted(self._codes.values(), key=lambda e: order[e.code[:2]]))
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def family(self, *prefixes: str) -> Mapping[str, ErrorCode]:
+        """The codes of the families ``prefixes`` (e.g. ``"QF", "QA"``), by code."""
+        return MappingProxyType({e.code: e for e in self if e.code[:2] in prefixes})
+
+    def named(self, exception: type[QMKError], name: str) -> ErrorCode:
+        """The code called ``name`` among those carried by ``exception`` or its subclasses.
+
+        Raises:
+            LookupError: no such code (the message lists the names there are).
+        """
+        key = (exception, name)
+        entry = self._named.get(key)
+        if entry is not None:
+            return entry
+        found = [e for e in self._codes.values() if issubclass(e.exception, exception)]
+        matches = [e for e in found if e.name == name]
+        if len(matches) != 1:
+            problem = "no" if not matches else f"{len(matches)}"
+            known = ", ".join(sorted({e.name for e in found})) or "none registered"
+            raise LookupError(
+                f"{problem} code named {name!r} for {exception.__name__}; known: {known}"
+            )
+        self._named[key] = matches[0]
+        return matches[0]
+
+
+#: Every registered code. Families add theirs when their module is imported.
+REGISTRY = Registry()
+
+# --------------------------------------------------------------------------- the root
+
+E = TypeVar("E", bound="QMKError")
 
 
 class QMKError(Exception):
     """Base class of every error QMK raises on purpose.
 
     Args:
-        code: the stable code, e.g. ``"QF101"``.
+        code: the stable code, e.g. ``"QF004"``.
         name: a readable slug for the code, e.g. ``"not-json"``.
         message: one line saying what was wrong and, where it helps, what to do.
         details: plain JSON-able data for machines (paths, limits, node ids).
@@ -50,6 +291,27 @@ class QMKError(Exception):
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
 
+    @classmethod
+    def of(cls: type[E], name: str, message: str, /, **details: Any) -> E:
+        """The error for the registered code ``name`` that this class (or a subclass) carries.
+
+        Args:
+            name: the code's slug, e.g. ``"not-json"``.
+            message: one line saying what was wrong.
+            details: JSON-able data for machines.
+
+        Raises:
+            LookupError: no code of that name belongs to this class: a bug at the call site.
+        """
+        entry = REGISTRY.named(cls, name)
+        return cast(E, entry.exception._build(entry, message, details))
+
+    @classmethod
+    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
+        """An instance of this class carrying ``entry``; classes with another
+        constructor override it."""
+        return cls(entry.code, entry.name, message, details=details)
+
     def __str__(self) -> str:
         return f"{self.code} {self.name}: {self.message}"
 
@@ -63,29 +325,57 @@ class QMKError(Exception):
         }
 
 
+def summary_of(cls: type) -> str:
+    """The first line of a class's docstring, with RST literals as Markdown ones."""
+    return (cls.__doc__ or "").strip().splitlines()[0].replace("``", "`")
+
+
+def one_code(
+    cls: type[QMKError],
+    code: str,
+    name: str,
+    fix: str,
+    *,
+    rpc_code: int | None = None,
+    summary: str | None = None,
+) -> ErrorCode:
+    """The entry of a class that always carries one code; its meaning defaults to the
+    first line of the class's docstring."""
+    return ErrorCode(
+        code=code,
+        name=name,
+        summary=summary or summary_of(cls),
+        fix=fix,
+        exception=cls,
+        rpc_code=rpc_code,
+    )
+
+
 # --------------------------------------------------------------------------- qSyscall errors
 #
 # The kernel raises these; the JSON-RPC layer (qmk.abi) sends them as
 # ``{"code": rpc_code, "message": str(error), "data": {"name": name, "code": code, ...details}}``
-# and the client (qmk.client) raises the same class again from ``rpc_code``. They live
-# here, in the module every layer may import, so the server and the client share one
-# table without the client importing the kernel.
+# and the client (qmk.client) raises the same class again from ``rpc_code``.
 
 
 class SyscallError(QMKError):
-    """A qSyscall request the kernel refused. Subclasses fix ``rpc_code`` and ``name``.
+    """A qSyscall request the kernel refused. Subclasses fix ``rpc_code`` and ``error_name``.
 
     Args:
         message: one line saying what was wrong.
         details: JSON-able data (e.g. ``missing`` capabilities, ``job_id``, limits).
     """
 
-    rpc_code: int = 1000
-    error_name: str = "syscall-error"
+    rpc_code: ClassVar[int] = 1000
+    error_name: ClassVar[str] = "syscall-error"
     exit_status = 1
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(f"QS{self.rpc_code}", self.error_name, message, details=details)
+
+    @classmethod
+    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
+        return cls(message, **details)
 
     def to_rpc(self) -> dict[str, Any]:
         """The JSON-RPC ``error`` object."""
@@ -168,24 +458,42 @@ class InvalidArgument(SyscallError):
     rpc_code, error_name = 1012, "invalid-argument"
 
 
-#: rpc_code -> class: the one table the server and the client both read.
-SYSCALL_ERRORS: dict[int, type[SyscallError]] = {
-    cls.rpc_code: cls
-    for cls in (
-        AuthError,
-        SessionError,
-        SessionExpired,
-        CapabilityError,
-        NotFoundError,
-        QuotaError,
-        AdmissionError,
-        ProgramError,
-        StateError,
-        FirewallError,
-        UnavailableError,
-        InvalidArgument,
+def _syscall(cls: type[SyscallError], fix: str, summary: str | None = None) -> ErrorCode:
+    return one_code(
+        cls, f"QS{cls.rpc_code}", cls.error_name, fix, rpc_code=cls.rpc_code, summary=summary
     )
-}
+
+
+REGISTRY.add(
+    _syscall(
+        SyscallError,
+        "upgrade the client to the kernel's version; the message says what was refused",
+        "a refusal whose code this client does not know (a newer kernel's)",
+    ),
+    _syscall(AuthError, "give the tenant name and key the kernel's config lists"),
+    _syscall(SessionError, "negotiate a new session with q_negotiate_caps"),
+    _syscall(SessionExpired, "negotiate again (the client does so once when it holds the key)"),
+    _syscall(CapabilityError, "negotiate a session with the missing capabilities, if granted"),
+    _syscall(NotFoundError, "check the id; jobs, channels and checkpoints are per tenant"),
+    _syscall(QuotaError, "wait for running jobs to finish, or ask for a larger quota"),
+    _syscall(AdmissionError, "use a smaller code distance or fewer qubits, or a larger machine"),
+    _syscall(ProgramError, "run qmk validate on the program and fix its findings"),
+    _syscall(StateError, "check the object's state (q_status) before the request"),
+    _syscall(
+        FirewallError, "open a channel to the peer (q_open_chan) and bind it in policy.channels"
+    ),
+    _syscall(UnavailableError, "retry later, or against another kernel"),
+    _syscall(InvalidArgument, "give a value in the range the message names"),
+)
+
+#: rpc_code -> class: the one table the server and the client both read.
+SYSCALL_ERRORS: Mapping[int, type[SyscallError]] = MappingProxyType(
+    {
+        entry.rpc_code: cast(type[SyscallError], entry.exception)
+        for entry in REGISTRY.family("QS").values()
+        if entry.rpc_code is not None and entry.exception is not SyscallError
+    }
+)
 
 
 def syscall_error(rpc_code: int, message: str, details: dict[str, Any] | None = None) -> QMKError:

@@ -24,6 +24,7 @@ import numpy as np
 
 from qmk.engines.base import Engine, EngineError
 from qmk.engines.gates import BASES, GATES
+from qmk.errors import REGISTRY
 
 __all__ = ["assert_engine_conformance"]
 
@@ -351,19 +352,22 @@ def _tvd_bound(support: int, samples: int) -> float:
 
 
 def _expect_error(
-    ctx: _Context, engine: Engine, check: str, code: str, what: str, call: Callable[[], object]
+    ctx: _Context, engine: Engine, check: str, name: str, what: str, call: Callable[[], object]
 ) -> EngineError:
+    """Run ``call``; it must raise the EngineError whose code is named ``name``."""
+    entry = REGISTRY.named(EngineError, name)
+    expected = f"{entry.code} {entry.name}"
     try:
         call()
     except EngineError as error:
-        if error.code != code:
-            raise ctx.fail(engine, check, f"{what} raised {error}, expected {code}") from error
+        if error.code != entry.code:
+            raise ctx.fail(engine, check, f"{what} raised {error}, expected {expected}") from error
         return error
     except Exception as error:
         raise ctx.fail(
-            engine, check, f"{what} raised {type(error).__name__}: {error}, expected {code}"
+            engine, check, f"{what} raised {type(error).__name__}: {error}, expected {expected}"
         ) from error
-    raise ctx.fail(engine, check, f"{what} returned normally, expected EngineError {code}")
+    raise ctx.fail(engine, check, f"{what} returned normally, expected EngineError {expected}")
 
 
 # --------------------------------------------------------------------------- checks
@@ -550,7 +554,7 @@ def _check_eigenstate_measurement(ctx: _Context) -> None:
             ctx,
             engine,
             check,
-            "QE104",
+            "outcome-impossible",
             f"{prepared}: collapse onto {1 - outcome} in {basis}",
             lambda e=engine, q=q, b=basis, o=outcome: e.collapse(q, 1 - o, b),
         )
@@ -803,7 +807,7 @@ def _check_refusals(ctx: _Context) -> None:
                 ctx,
                 engine,
                 check,
-                "QE103",
+                "gate-unsupported",
                 f"apply({shown}) which supports() refuses",
                 lambda engine=engine, name=name, handles=handles, params=params, k=gate.qubits: (
                     engine.apply(name, handles[:k], params)
@@ -823,7 +827,7 @@ def _check_refusals(ctx: _Context) -> None:
         ctx,
         engine,
         check,
-        "QE103",
+        "gate-unsupported",
         "apply('no-such-gate')",
         lambda: engine.apply("no-such-gate", [q]),
     )
@@ -836,17 +840,27 @@ def _check_misuse(ctx: _Context) -> None:
     engine.free(q)
     stranger = 10**6 + 7
     _expect_error(
-        ctx, engine, check, "QE105", "apply to a freed qubit", lambda: engine.apply("x", [q])
+        ctx,
+        engine,
+        check,
+        "engine-misuse",
+        "apply to a freed qubit",
+        lambda: engine.apply("x", [q]),
     )
     _expect_error(
         ctx,
         engine,
         check,
-        "QE105",
+        "engine-misuse",
         f"probability of qubit {stranger}, never allocated",
         lambda: engine.probability(stranger),
     )
     live = engine.allocate()
     _expect_error(
-        ctx, engine, check, "QE105", "measure in basis 'W'", lambda: engine.measure(live, "W")
+        ctx,
+        engine,
+        check,
+        "engine-misuse",
+        "measure in basis 'W'",
+        lambda: engine.measure(live, "W"),
     )

@@ -1,34 +1,82 @@
-"""Errors of the wire layer: JSON-RPC 2.0's own error codes and the client's transport errors.
+"""Errors of the wire layer: JSON-RPC 2.0's own error codes (``QR``), the client's transport
+errors (``QT``), and a server or service command that cannot start (``QW``).
 
-The kernel's refusals are :class:`qmk.errors.SyscallError` subclasses (codes 1001..);
-this module adds the errors that belong to the protocol itself, one class per
-JSON-RPC reserved code, and the errors a client meets before any reply arrives::
-
-    QMKError
-     +-- RpcError                      an error object with a JSON-RPC reserved code
-     |    +-- ParseError       -32700  the line is not JSON (or not UTF-8)
-     |    +-- InvalidRequest   -32600  JSON, but not a JSON-RPC 2.0 request
-     |    +-- MethodNotFound   -32601  no such qSyscall method
-     |    +-- InvalidParams    -32602  params missing, unknown or of the wrong JSON type
-     |    +-- InternalError    -32603  the server failed (a bug; logged server-side)
-     +-- TransportError                the client could not talk to the server
-          +-- ConnectError             no server at that address
-          +-- ConnectionClosed         the server closed the connection
-          +-- CallTimeout              no reply within the call's timeout
-          +-- BadResponse              the reply is not a JSON-RPC 2.0 response
+The kernel's refusals are :class:`qmk.errors.SyscallError` subclasses (``QS``, JSON-RPC
+codes 1000..); this module adds one class per JSON-RPC reserved code, the errors a client
+meets before any reply arrives, and registers the three families in
+:data:`qmk.errors.REGISTRY`. The whole exception tree is drawn in :mod:`qmk.errors`.
 
 >>> err = InvalidParams("q_status: missing required param 'job_id'")
 >>> err.to_rpc()["code"], err.to_rpc()["data"]["name"]
 (-32602, 'invalid-params')
 >>> type(rpc_error(-32601, "no such method")).__name__
 'MethodNotFound'
+>>> str(ServeError.of("socket-in-use", "/run/qmk.sock: a server already listens there"))
+'QW002 socket-in-use: /run/qmk.sock: a server already listens there'
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, cast
 
-from qmk.errors import QMKError
+from qmk.errors import REGISTRY, ErrorCode, QMKError, one_code
+
+# --------------------------------------------------------------------------- QW
+
+
+class ServeError(QMKError):
+    """The server cannot start: a bad address, a socket in use, a path it cannot bind."""
+
+
+class CommandError(QMKError):
+    """A service command that cannot run: unreadable data dir, bad option value."""
+
+
+def _w(exception: type[QMKError], code: str, name: str, summary: str, fix: str) -> ErrorCode:
+    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=exception)
+
+
+REGISTRY.add(
+    _w(
+        ServeError,
+        "QW001",
+        "bad-address",
+        "a listening address that is not HOST:PORT",
+        "write --tcp HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000",
+    ),
+    _w(
+        ServeError,
+        "QW002",
+        "socket-in-use",
+        "a server already listens on the socket path",
+        "stop that server, or pick another --socket path",
+    ),
+    _w(
+        ServeError,
+        "QW003",
+        "cannot-bind",
+        "the address cannot be bound (a path that is not a socket, no permission, in use)",
+        "pick an address this user may bind; remove a stale file that is not a socket",
+    ),
+    _w(
+        CommandError,
+        "QW010",
+        "unreadable-data-dir",
+        "the kernel's data directory (or its audit log) cannot be read",
+        "check the path and its permissions",
+    ),
+    _w(
+        CommandError,
+        "QW011",
+        "bad-option",
+        "a command-line option is missing or has a value the command cannot use",
+        "give the option the message names (qmk COMMAND --help lists them)",
+    ),
+)
+
+# --------------------------------------------------------------------------- QR
 
 
 class RpcError(QMKError):
@@ -39,12 +87,16 @@ class RpcError(QMKError):
         details: JSON-able data sent in ``error.data`` next to ``name`` and ``code``.
     """
 
-    rpc_code: int = -32000
-    error_name: str = "rpc-error"
+    rpc_code: ClassVar[int] = -32000
+    error_name: ClassVar[str] = "rpc-error"
     exit_status = 2
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(f"QR{-self.rpc_code}", self.error_name, message, details=details)
+
+    @classmethod
+    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
+        return cls(message, **details)
 
     def to_rpc(self) -> dict[str, Any]:
         """The JSON-RPC ``error`` object."""
@@ -86,11 +138,33 @@ class InternalError(RpcError):
     exit_status = 3
 
 
+def _r(cls: type[RpcError], fix: str, summary: str | None = None) -> ErrorCode:
+    return one_code(
+        cls, f"QR{-cls.rpc_code}", cls.error_name, fix, rpc_code=cls.rpc_code, summary=summary
+    )
+
+
+REGISTRY.add(
+    _r(
+        RpcError,
+        "see the message; the server sent a JSON-RPC error this client has no class for",
+        "a JSON-RPC reserved error code this client does not know",
+    ),
+    _r(ParseError, "send one UTF-8 JSON object per line"),
+    _r(InvalidRequest, "send a JSON-RPC 2.0 request: jsonrpc, id, method, params"),
+    _r(MethodNotFound, "call a method docs/qsyscall.md lists"),
+    _r(InvalidParams, "give the params the method's table entry lists, with their JSON types"),
+    _r(InternalError, "report it with the server's log; the request may be retried"),
+)
+
 #: rpc_code -> class for JSON-RPC's reserved codes.
-RPC_ERRORS: dict[int, type[RpcError]] = {
-    cls.rpc_code: cls
-    for cls in (ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError)
-}
+RPC_ERRORS: Mapping[int, type[RpcError]] = MappingProxyType(
+    {
+        entry.rpc_code: cast(type[RpcError], entry.exception)
+        for entry in REGISTRY.family("QR").values()
+        if entry.rpc_code is not None and entry.exception is not RpcError
+    }
+)
 
 
 def rpc_error(rpc_code: int, message: str, details: dict[str, Any] | None = None) -> RpcError:
@@ -102,15 +176,22 @@ def rpc_error(rpc_code: int, message: str, details: dict[str, Any] | None = None
     return cls(message.removeprefix(f"QR{-cls.rpc_code} {cls.error_name}: "), **details)
 
 
+# --------------------------------------------------------------------------- QT
+
+
 class TransportError(QMKError):
     """The client could not exchange messages with the server."""
 
     exit_status = 1
-    transport_code = "QT000"
-    transport_name = "transport-error"
+    transport_code: ClassVar[str] = "QT000"
+    transport_name: ClassVar[str] = "transport-error"
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(self.transport_code, self.transport_name, message, details=details)
+
+    @classmethod
+    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
+        return cls(message, **details)
 
 
 class ConnectError(TransportError):
@@ -135,3 +216,16 @@ class BadResponse(TransportError):
     """The server's reply is not a JSON-RPC 2.0 response to our request."""
 
     transport_code, transport_name = "QT004", "bad-response"
+
+
+def _t(cls: type[TransportError], fix: str) -> ErrorCode:
+    return one_code(cls, cls.transport_code, cls.transport_name, fix)
+
+
+REGISTRY.add(
+    _t(TransportError, "check the server's address and that it runs"),
+    _t(ConnectError, "start a kernel (qmk serve) or fix the address (--socket, QMK_SOCKET)"),
+    _t(ConnectionClosed, "see the server's log; retry once it runs again"),
+    _t(CallTimeout, "raise the timeout (Timeout(call=...), --timeout); q_status shows the job"),
+    _t(BadResponse, "check that the address is a QMK kernel of a matching version"),
+)

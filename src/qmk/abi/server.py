@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import qmk.aio as aio
-from qmk.abi.errors import InvalidRequest
+from qmk.abi.errors import InvalidRequest, ServeError
 from qmk.abi.jsonrpc import RpcCore, encode
-from qmk.errors import QMKError
 
 LOG = logging.getLogger("qmk.abi.server")
 
@@ -52,14 +51,6 @@ DEFAULT_MAX_INFLIGHT = 256
 DEFAULT_DRAIN_TIMEOUT_S = 2.0
 
 
-class ServeError(QMKError):
-    """The server cannot start: a bad address, a socket in use, a path it cannot bind."""
-
-    def __init__(self, name: str, message: str, **details: Any) -> None:
-        code = {"bad-address": "QW001", "socket-in-use": "QW002", "cannot-bind": "QW003"}[name]
-        super().__init__(code, name, message, details=details)
-
-
 def parse_tcp(text: str) -> tuple[str, int]:
     """``HOST:PORT`` as ``(host, port)``; ``[::1]:80`` for IPv6.
 
@@ -68,7 +59,7 @@ def parse_tcp(text: str) -> tuple[str, int]:
     """
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ServeError("bad-address", f"{text!r} is not HOST:PORT")
+        raise ServeError.of("bad-address", f"{text!r} is not HOST:PORT")
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
@@ -123,9 +114,9 @@ def bind_unix(path: Path, *, backlog: int = 512) -> socket.socket:
         mode = None
     if mode is not None:
         if not stat.S_ISSOCK(mode):
-            raise ServeError("cannot-bind", f"{path} exists and is not a socket")
+            raise ServeError.of("cannot-bind", f"{path} exists and is not a socket")
         if _is_live(path):
-            raise ServeError("socket-in-use", f"{path}: a server already listens there")
+            raise ServeError.of("socket-in-use", f"{path}: a server already listens there")
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -141,7 +132,9 @@ def bind_unix(path: Path, *, backlog: int = 512) -> socket.socket:
         sock.close()
         with contextlib.suppress(OSError):
             temporary.unlink()
-        raise ServeError("cannot-bind", f"{path}: cannot bind a socket: {exc.strerror}") from None
+        raise ServeError.of(
+            "cannot-bind", f"{path}: cannot bind a socket: {exc.strerror}"
+        ) from None
     sock.setblocking(False)
     return sock
 
@@ -255,7 +248,7 @@ class Server:
                     self._accept, host, port, limit=limit, start_serving=False
                 )
             except OSError as exc:
-                raise ServeError(
+                raise ServeError.of(
                     "cannot-bind", f"{host}:{port}: cannot listen: {exc.strerror}"
                 ) from None
             listeners.append(tcp)

@@ -28,19 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from qmk.abi.errors import CommandError
 from qmk.commands import AddCommand, limits_of, read_source, source_options
-from qmk.errors import QMKError
 
 #: Job states after which nothing changes.
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
-
-
-class CommandError(QMKError):
-    """A service command that cannot run: unreadable data dir, bad option value."""
-
-    def __init__(self, name: str, message: str) -> None:
-        code = {"unreadable-data-dir": "QW010", "bad-option": "QW011"}[name]
-        super().__init__(code, name, message)
 
 
 # --------------------------------------------------------------------------- serve
@@ -55,7 +47,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     socket_path = args.socket or os.environ.get("QMK_SOCKET")
     if not socket_path and not args.tcp:
-        raise CommandError("bad-option", "qmk serve needs --socket PATH (or QMK_SOCKET) or --tcp")
+        raise CommandError.of(
+            "bad-option", "qmk serve needs --socket PATH (or QMK_SOCKET) or --tcp"
+        )
     config = load_config(args.config)
     server_config = ServerConfig(
         socket_path=Path(socket_path).absolute() if socket_path else None,
@@ -113,9 +107,9 @@ def _client(args: argparse.Namespace) -> Any:
     from qmk.client import Client, Timeout
 
     if not (args.socket or os.environ.get("QMK_SOCKET")):
-        raise CommandError("bad-option", "no kernel address: pass --socket or set QMK_SOCKET")
+        raise CommandError.of("bad-option", "no kernel address: pass --socket or set QMK_SOCKET")
     if not (args.tenant or os.environ.get("QMK_TENANT")):
-        raise CommandError("bad-option", "no tenant: pass --tenant or set QMK_TENANT")
+        raise CommandError.of("bad-option", "no tenant: pass --tenant or set QMK_TENANT")
     return Client.connect(
         args.socket,
         tenant=args.tenant,
@@ -240,7 +234,7 @@ def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     try:
         report = verify(args.data_dir)
     except OSError as exc:
-        raise CommandError(
+        raise CommandError.of(
             "unreadable-data-dir", f"{args.data_dir}: cannot read the audit log: {exc.strerror}"
         ) from None
     if args.json:

@@ -8,33 +8,19 @@ saves and restores its state (RNG included; :meth:`Engine.reseed` replaces the R
 and samples many shots of the current state
 without disturbing it.
 
-Errors (all :class:`EngineError`, exit status 2)::
-
-    QE101 engine-unknown        no engine of that name
-    QE102 engine-capacity       more qubits than the engine (or its memory limit) allows
-    QE103 gate-unsupported      a gate or parameter the engine cannot apply
-    QE104 outcome-impossible    collapse onto an outcome of probability 0
-    QE105 engine-misuse         a qubit index the engine did not hand out, a bad basis
+Errors are :class:`EngineError` (exit status 2) with a ``QE`` code; this module
+registers the family in :data:`qmk.errors.REGISTRY` (``docs/errors.md`` lists it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from qmk.errors import QMKError
-
-#: Stable engine error codes: code -> name.
-ENGINE_ERRORS = {
-    "QE101": "engine-unknown",
-    "QE102": "engine-capacity",
-    "QE103": "gate-unsupported",
-    "QE104": "outcome-impossible",
-    "QE105": "engine-misuse",
-}
-_BY_NAME = {name: code for code, name in ENGINE_ERRORS.items()}
+from qmk.errors import REGISTRY, ErrorCode, QMKError
 
 
 class EngineError(QMKError):
@@ -46,9 +32,43 @@ class EngineError(QMKError):
 
     exit_status = 2
 
-    @classmethod
-    def of(cls, name: str, message: str, **details: Any) -> EngineError:
-        return cls(_BY_NAME[name], name, message, details=details)
+
+def _c(code: str, name: str, summary: str, fix: str) -> ErrorCode:
+    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=EngineError)
+
+
+REGISTRY.add(
+    _c("QE101", "engine-unknown", "no engine of that name", "use a name the message lists"),
+    _c(
+        "QE102",
+        "engine-capacity",
+        "more qubits than the engine (or its memory limit) allows",
+        "use fewer live qubits, the stabilizer engine for Clifford programs, or a higher limit",
+    ),
+    _c(
+        "QE103",
+        "gate-unsupported",
+        "a gate or parameter the engine cannot apply",
+        "use an engine that supports it (statevector takes every gate), or let QMK choose",
+    ),
+    _c(
+        "QE104",
+        "outcome-impossible",
+        "collapse onto an outcome of probability 0",
+        "collapse only onto an outcome the state can give",
+    ),
+    _c(
+        "QE105",
+        "engine-misuse",
+        "a qubit index the engine did not hand out, a repeated qubit, a bad basis or count",
+        "pass indices allocate() returned, distinct qubits, a basis Z, X or Y, counts in range",
+    ),
+)
+
+#: Stable engine error codes: code -> name.
+ENGINE_ERRORS: Mapping[str, str] = MappingProxyType(
+    {code: entry.name for code, entry in REGISTRY.family("QE").items()}
+)
 
 
 @runtime_checkable

@@ -1,5 +1,8 @@
 """Errors of the front-ends: where in the source, and what is wrong (exit status 2).
 
+This module registers the ``QL`` family in :data:`qmk.errors.REGISTRY`; the codes are
+stable and ``docs/errors.md`` lists them.
+
 >>> err = FrontendError.at("unsupported", "prog.qasm", 7, "gate rccx is not supported")
 >>> str(err)
 'QL104 unsupported: prog.qasm:7: gate rccx is not supported'
@@ -9,21 +12,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from qmk.errors import QMKError
-
-#: name -> (code, what it means). The codes are stable.
-CODES: dict[str, tuple[str, str]] = {
-    "syntax": ("QL101", "the source does not parse"),
-    "undefined": ("QL102", "a gate, register, variable or function that is not defined"),
-    "arity": ("QL103", "a gate or call with the wrong number of qubits or parameters"),
-    "unsupported": ("QL104", "a construct QMK does not support (named, never dropped)"),
-    "unreadable": ("QL105", "a file that cannot be read, or truncated/invalid bitcode"),
-    "missing-extra": ("QL106", "an optional dependency the front-end needs is not installed"),
-    "bad-value": ("QL107", "a value out of range (index, angle, width, shots)"),
-    "unknown-format": ("QL108", "a file type QMK cannot tell: pass --format"),
-}
+from qmk.errors import REGISTRY, ErrorCode, QMKError
 
 
 class FrontendError(QMKError):
@@ -32,14 +24,63 @@ class FrontendError(QMKError):
     exit_status = 2
 
     @classmethod
-    def of(cls, name: str, message: str, **details: Any) -> FrontendError:
-        """The error for ``name`` (a key of :data:`CODES`)."""
-        return cls(CODES[name][0], name, message, details=details)
-
-    @classmethod
     def at(
         cls, name: str, source: str, line: int | None, message: str, **details: Any
     ) -> FrontendError:
         """The error for ``name`` at ``source:line`` (``line`` None: the whole source)."""
         where = f"{source}:{line}: " if line is not None else f"{source}: "
         return cls.of(name, where + message, source=source, line=line, **details)
+
+
+def _c(code: str, name: str, summary: str, fix: str) -> ErrorCode:
+    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=FrontendError)
+
+
+REGISTRY.add(
+    _c("QL101", "syntax", "the source does not parse", "fix the source at the line given"),
+    _c(
+        "QL102",
+        "undefined",
+        "a gate, register, variable or function that is not defined",
+        "define it, or include the file that does (e.g. qelib1.inc, stdgates.inc)",
+    ),
+    _c(
+        "QL103",
+        "arity",
+        "a gate or call with the wrong number of qubits or parameters",
+        "give the counts the gate's definition takes",
+    ),
+    _c(
+        "QL104",
+        "unsupported",
+        "a construct QMK does not support (named, never dropped)",
+        "rewrite the construct; docs/frontends.md lists what each language supports",
+    ),
+    _c(
+        "QL105",
+        "unreadable",
+        "a file that cannot be read, or truncated/invalid bitcode",
+        "check the path, and that the file is UTF-8 text or complete bitcode",
+    ),
+    _c(
+        "QL106",
+        "missing-extra",
+        "an optional dependency the front-end needs is not installed",
+        "install the package the message names; pip install 'quantum-microkernel[all]' has all",
+    ),
+    _c(
+        "QL107",
+        "bad-value",
+        "a value out of range (index, angle, width, shots)",
+        "give a value in the range the message names",
+    ),
+    _c(
+        "QL108",
+        "unknown-format",
+        "a file type QMK cannot tell: pass --format",
+        "pass --format, or use an extension QMK knows (.json .asm .qasm .ll .bc)",
+    ),
+)
+
+#: Every QL code, by code.
+CODES: Mapping[str, ErrorCode] = REGISTRY.family("QL")

@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from qmk.errors import QMKError
+from qmk.kernel.errors import ConfigError
 from qmk.qvm.ops import CAPABILITIES
 
 if sys.version_info >= (3, 11):
@@ -45,15 +46,6 @@ DEFAULT_SYNCHRONOUS = "normal"
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
 DEFAULT_PROFILE = "logical:surface_code(d=9)"
 DEFAULT_QUBIT = "qubit_gate_ns_e3"
-
-
-class ConfigError(QMKError):
-    """A kernel configuration that cannot be used; the message names the key (exit 2)."""
-
-    exit_status = 2
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__("QK101", "bad-config", message, details=details)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qmk.errors import InvalidArgument
+from qmk.kernel.errors import error_json
 
 QUEUED = "QUEUED"
 VALIDATING = "VALIDATING"
@@ -208,11 +209,6 @@ class Job:
         return out
 
 
-def error_json(code: str, name: str, message: str) -> dict[str, str]:
-    """A job's ``error`` member."""
-    return {"code": code, "name": name, "message": message}
-
-
 #: How many verified programs a process keeps, by graph text.
 VERIFIED_CACHE_SIZE = 256
 _VERIFIED: OrderedDict[str, Any] = OrderedDict()
@@ -269,7 +265,7 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
             profile=spec["profile"],
         )
     except QMKError as exc:
-        return {"ok": False, "error": error_json(exc.code, exc.name, exc.message)}
+        return {"ok": False, "error": error_json(exc)}
     return {"ok": True, "result": result.to_json()}
 
 

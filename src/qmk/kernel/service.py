@@ -47,6 +47,7 @@ from qmk.errors import (
     AdmissionError,
     AuthError,
     CapabilityError,
+    FirewallError,
     InvalidArgument,
     NotFoundError,
     ProgramError,
@@ -59,11 +60,13 @@ from qmk.kernel import jobs as J
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.channels import ChannelTable, check_fidelity, check_firewall
 from qmk.kernel.config import KernelConfig
-from qmk.kernel.jobs import Job, error_json, parse_policy, run_job, verified
+from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.jobs import Job, parse_policy, run_job, verified
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
 from qmk.kernel.workers import TaskError, WorkerKilled, WorkerMemoryError, WorkerPool
+from qmk.qvm.codes import BY_NAME
 
 #: Most shots one job may ask for.
 MAX_SHOTS = 10_000_000
@@ -78,6 +81,8 @@ FINISHED_CACHE_SIZE = 1024
 #: Longest a write that no request waits for (a job starting or finishing) stays
 #: uncommitted; a request that needs durability commits at once and takes it along.
 GROUP_COMMIT_S = 0.002
+#: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
+_UNREADABLE = BY_NAME["unreadable-file"].code
 
 
 @dataclass(slots=True, kw_only=True)
@@ -335,7 +340,7 @@ class Kernel:
         self._finish(
             job,
             J.TIMED_OUT,
-            error_json("QK302", "deadline", "the job's deadline passed before it finished"),
+            error_json(JobError.of("deadline", "the job's deadline passed before it finished")),
         )
 
     def _release(self, job: Job) -> None:
@@ -407,9 +412,7 @@ class Kernel:
         missing = sorted(set(job.required_caps) - set(job.caps))
         refusal = None
         if missing:
-            refusal = error_json(
-                "QS1004", "capability-denied", f"refused at execution: the job lacks {missing}"
-            )
+            refusal = error_json(CapabilityError(f"refused at execution: the job lacks {missing}"))
         for name, channel_id in job.policy.channels.items():
             try:
                 channel = self.channels.get(channel_id, job.tenant)
@@ -417,9 +420,7 @@ class Kernel:
                 channel = None
             if channel is None or channel.state != "OPEN":
                 refusal = error_json(
-                    "QS1010",
-                    "entanglement-firewall",
-                    f"channel {name!r} ({channel_id}) is no longer OPEN",
+                    FirewallError(f"channel {name!r} ({channel_id}) is no longer OPEN")
                 )
         self.audit.append(
             "job",
@@ -476,7 +477,9 @@ class Kernel:
             job,
             J.TIMED_OUT,
             error_json(
-                "QK301", "timeout", f"the job ran past its timeout of {job.policy.timeout_s:g} s"
+                JobError.of(
+                    "timeout", f"the job ran past its timeout of {job.policy.timeout_s:g} s"
+                )
             ),
         )
 
@@ -491,17 +494,17 @@ class Kernel:
         try:
             outcome = future.result()
         except WorkerMemoryError as exc:
-            self._finish(job, J.FAILED, error_json("QK201", "memory-limit", f"memory limit: {exc}"))
+            failure = JobError.of("memory-limit", f"memory limit: {exc}")
+            self._finish(job, J.FAILED, error_json(failure))
             return
         except WorkerKilled:
             return
         except TaskError as exc:
-            self._finish(
-                job, J.FAILED, error_json("QK202", "worker-failed", f"{exc.kind}: {exc.message}")
-            )
+            failure = JobError.of("worker-failed", f"{exc.kind}: {exc.message}")
+            self._finish(job, J.FAILED, error_json(failure))
             return
         except BaseException as exc:
-            self._finish(job, J.FAILED, error_json("QK202", "worker-failed", repr(exc)))
+            self._finish(job, J.FAILED, error_json(JobError.of("worker-failed", repr(exc))))
             return
         if outcome.get("ok"):
             job.result = outcome["result"]
@@ -632,11 +635,11 @@ class Kernel:
             raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
         parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
         if not isinstance(graph, Mapping):
-            raise ProgramError("graph must be a QVM JSON object", code="QF001")
+            raise ProgramError("graph must be a QVM JSON object", code=_UNREADABLE)
         try:
             text = json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise ProgramError(f"graph is not plain JSON: {exc}", code="QF001") from None
+            raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
         program = self._verify(text)
         missing = sorted(set(program.required_caps) - set(session.caps))
         self.audit.append(
@@ -811,7 +814,8 @@ class Kernel:
         if job.final:
             raise StateError(f"job {job_id!r} is already {job.state}", state=job.state)
         self._stop(job, "cancelled")
-        self._finish(job, J.CANCELLED, error_json("QK303", "cancelled", "cancelled by its tenant"))
+        cancelled = JobError.of("cancelled", "cancelled by its tenant")
+        self._finish(job, J.CANCELLED, error_json(cancelled))
         await self._durable()
         return job.to_json()
 

@@ -1,7 +1,8 @@
-"""Errors of the logical-qubit layer, each with a stable ``QC`` code.
+"""Errors of the logical-qubit layer, each with a stable ``QC`` code (exit status 2).
 
-Codes never change meaning once published; ``docs/qec.md`` lists this table and
-a test fails when they drift.
+This module registers the ``QC`` family in :data:`qmk.errors.REGISTRY`. Codes never
+change meaning once published; ``docs/errors.md`` and ``docs/qec.md`` list them, and a
+test fails when they drift.
 
 >>> err = QECError.of("unknown-qubit-params", "no qubit parameter set 'qubit_x'")
 >>> str(err)
@@ -13,18 +14,21 @@ a test fails when they drift.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any
 
-from qmk.errors import QMKError
-from qmk.qvm.codes import Code, Severity
+from qmk.errors import REGISTRY, ErrorCode, QMKError
 
 
-def _c(code: str, name: str, summary: str, fix: str) -> Code:
-    return Code(code=code, name=name, severity=Severity.ERROR, summary=summary, fix=fix)
+class QECError(QMKError):
+    """A logical-layer error: unknown names, bad parameters, unsupported combinations."""
+
+    exit_status = 2
 
 
-_TABLE: tuple[Code, ...] = (
+def _c(code: str, name: str, summary: str, fix: str) -> ErrorCode:
+    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=QECError)
+
+
+REGISTRY.add(
     _c(
         "QC101",
         "unknown-qubit-params",
@@ -101,17 +105,4 @@ _TABLE: tuple[Code, ...] = (
 )
 
 #: Every QC code, by code.
-CODES: Mapping[str, Code] = MappingProxyType({code.code: code for code in _TABLE})
-#: Every QC code, by name.
-BY_NAME: Mapping[str, Code] = MappingProxyType({code.name: code for code in _TABLE})
-
-
-class QECError(QMKError):
-    """A logical-layer error: unknown names, bad parameters, unsupported combinations."""
-
-    exit_status = 2
-
-    @classmethod
-    def of(cls, name: str, message: str, /, **details: Any) -> QECError:
-        """Build the error for code ``name`` (a slug from :data:`BY_NAME`)."""
-        return cls(BY_NAME[name].code, name, message, details=details)
+CODES: Mapping[str, ErrorCode] = REGISTRY.family("QC")

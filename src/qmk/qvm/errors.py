@@ -1,4 +1,10 @@
-"""Errors of the QVM layer; each carries a code from :mod:`qmk.qvm.codes`.
+"""Errors of the QVM layer and their codes: ``QF`` (input that cannot be read as a graph,
+exit status 2), ``QA`` (assembly text that does not assemble, exit status 2) and ``QV``
+(verifier findings about a graph that was read; exit status 1 when any is an error).
+
+This module registers every code of the three families in :data:`qmk.errors.REGISTRY`;
+:mod:`qmk.qvm.codes` gives the layer's views of them. Codes never change meaning once
+published; ``docs/errors.md`` and ``docs/qvm.md`` list them, and a test fails when they drift.
 
 >>> err = FormatError.of("not-json", "prog.json:1:2: Expecting value")
 >>> str(err)
@@ -12,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from qmk.errors import QMKError
-from qmk.qvm.codes import BY_NAME
+from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity
 
 if TYPE_CHECKING:
     from qmk.qvm.verify import Finding
@@ -28,11 +33,6 @@ class FormatError(QVMError):
 
     exit_status = 2
 
-    @classmethod
-    def of(cls, name: str, message: str, **details: Any) -> FormatError:
-        """Build the error for code ``name`` (a slug from :data:`qmk.qvm.codes.BY_NAME`)."""
-        return cls(BY_NAME[name].code, name, message, details=details)
-
     def located(self, source: str) -> FormatError:
         """The same error with ``source:`` in front of its message."""
         return type(self)(self.code, self.name, f"{source}: {self.message}", details=self.details)
@@ -46,12 +46,7 @@ class AsmError(FormatError):
         """Build the error for code ``name`` at ``source:line``, quoting the offending text."""
         where = f"{source}:{line}: "
         quote = f" [line is: {text.strip()}]" if text.strip() else ""
-        return cls(
-            BY_NAME[name].code,
-            name,
-            f"{where}{message}{quote}",
-            details={"source": source, "line": line},
-        )
+        return cls.of(name, f"{where}{message}{quote}", source=source, line=line)
 
 
 class VerificationError(QVMError):
@@ -70,3 +65,327 @@ class VerificationError(QVMError):
             details={"findings": [f.to_json() for f in findings]},
         )
         self.findings = tuple(findings)
+
+    @classmethod
+    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
+        raise TypeError("a VerificationError is built from findings: use qmk.qvm.verify.verify")
+
+
+def _c(
+    exception: type[QVMError],
+    code: str,
+    name: str,
+    summary: str,
+    fix: str,
+    *,
+    warning: bool = False,
+) -> ErrorCode:
+    severity = Severity.WARNING if warning else Severity.ERROR
+    return ErrorCode(
+        code=code, name=name, summary=summary, fix=fix, exception=exception, severity=severity
+    )
+
+
+REGISTRY.add(
+    # QF: input that cannot be read as a graph
+    _c(
+        FormatError,
+        "QF001",
+        "unreadable-file",
+        "the file cannot be opened or read",
+        "check the path",
+    ),
+    _c(
+        FormatError,
+        "QF002",
+        "too-large",
+        "the input is larger than the configured byte limit",
+        "split the program or raise Limits.max_bytes",
+    ),
+    _c(FormatError, "QF003", "not-utf8", "the input is not UTF-8 text", "save the file as UTF-8"),
+    _c(
+        FormatError,
+        "QF004",
+        "not-json",
+        "the input is not valid JSON",
+        "fix the JSON at the line and column given",
+    ),
+    _c(
+        FormatError,
+        "QF005",
+        "too-deep",
+        "values are nested deeper than the configured limit",
+        "flatten args/metadata or raise Limits.max_depth",
+    ),
+    _c(
+        FormatError,
+        "QF006",
+        "wrong-type",
+        "a field has the wrong JSON type",
+        "give the type the schema names (see qmk schema)",
+    ),
+    _c(
+        FormatError,
+        "QF007",
+        "unknown-key",
+        "an object has a key the schema does not allow",
+        "remove the key, or move free-form data under metadata",
+    ),
+    _c(FormatError, "QF008", "missing-key", "a required key is missing", "add the key"),
+    _c(FormatError, "QF009", "duplicate-key", "an object repeats a key", "keep one of the keys"),
+    _c(
+        FormatError,
+        "QF010",
+        "unsupported-version",
+        "the graph's version is not one this QMK reads",
+        "write version 0.1 or 0.2",
+    ),
+    _c(
+        FormatError,
+        "QF011",
+        "bad-value",
+        "a value is out of its allowed set (e.g. a guard equals 2)",
+        "use a value the schema allows",
+    ),
+    # QA: assembly text
+    _c(
+        AsmError,
+        "QA001",
+        "asm-syntax",
+        "a line of assembly does not parse",
+        "fix the line; see docs/qvm.md#assembly-text",
+    ),
+    _c(
+        AsmError,
+        "QA002",
+        "asm-undefined",
+        "an expression names an undefined parameter or macro",
+        "define it with .param or .macro before use",
+    ),
+    _c(
+        AsmError,
+        "QA003",
+        "asm-expression",
+        "an expression cannot be evaluated",
+        "use numbers, parameters, + - * / // % **, and the listed functions",
+    ),
+    _c(
+        AsmError,
+        "QA004",
+        "asm-directive",
+        "a directive is unknown, misplaced or unbalanced",
+        "match every .for/.if/.macro with its .end",
+    ),
+    _c(
+        AsmError,
+        "QA005",
+        "asm-include",
+        "an included file cannot be read or includes itself",
+        "check the path, which is relative to the including file",
+    ),
+    _c(
+        AsmError,
+        "QA006",
+        "asm-expansion-limit",
+        "loops or macros expand past the node limit",
+        "reduce the loop bounds or raise Limits.max_nodes",
+    ),
+    # QV1xx: an op and its operands/args
+    _c(
+        VerificationError,
+        "QV101",
+        "unknown-op",
+        "the op is not in the op table",
+        "use an op from docs/qvm.md",
+    ),
+    _c(
+        VerificationError,
+        "QV102",
+        "operand-count",
+        "the op got the wrong number of vqs, chs, inputs or produces",
+        "give the counts the op table lists",
+    ),
+    _c(
+        VerificationError,
+        "QV103",
+        "arg-missing",
+        "a required argument is missing",
+        "add the argument",
+    ),
+    _c(
+        VerificationError,
+        "QV104",
+        "arg-invalid",
+        "an argument has the wrong type or is out of range",
+        "give a value of the listed type and range",
+    ),
+    _c(
+        VerificationError,
+        "QV105",
+        "arg-unknown",
+        "an argument the op does not take",
+        "remove the argument",
+    ),
+    _c(
+        VerificationError,
+        "QV106",
+        "alloc-count-mismatch",
+        "ALLOC_LQ's n differs from the number of vqs",
+        "make n equal the number of vqs, or drop n",
+    ),
+    _c(
+        VerificationError,
+        "QV107",
+        "profile-invalid",
+        "a code profile does not parse",
+        "write logical:FAMILY(d=N), e.g. logical:surface_code(d=9)",
+    ),
+    _c(
+        VerificationError,
+        "QV108",
+        "profile-unknown",
+        "a code profile names an unknown code family",
+        "use surface_code, floquet_code, bacon_shor or SHYPS",
+    ),
+    _c(
+        VerificationError,
+        "QV109",
+        "duplicate-node-id",
+        "two nodes share an id",
+        "give every node its own id",
+    ),
+    _c(
+        VerificationError,
+        "QV110",
+        "duplicate-operand",
+        "the same handle appears twice in one op",
+        "use distinct qubits, channels or events in one op",
+    ),
+    # QV2xx: handle lifetimes and declarations
+    _c(
+        VerificationError,
+        "QV201",
+        "undeclared-handle",
+        "a node names a handle absent from resources",
+        "declare it in resources.vqs, resources.chs or resources.events",
+    ),
+    _c(
+        VerificationError,
+        "QV202",
+        "use-after-free",
+        "a qubit is used after FREE_LQ",
+        "allocate it again first",
+    ),
+    _c(
+        VerificationError,
+        "QV203",
+        "use-before-alloc",
+        "a qubit is used before any ALLOC_LQ",
+        "allocate it with ALLOC_LQ before this node",
+    ),
+    _c(VerificationError, "QV204", "double-free", "a qubit is freed twice", "free it once"),
+    _c(
+        VerificationError,
+        "QV205",
+        "double-alloc",
+        "a live qubit is allocated again",
+        "free it first, or use another handle",
+    ),
+    _c(
+        VerificationError,
+        "QV206",
+        "duplicate-declaration",
+        "resources declares a handle twice",
+        "list each handle once",
+    ),
+    _c(
+        VerificationError,
+        "QV207",
+        "qubit-leak",
+        "a qubit is still live at the end of the program",
+        "free it with FREE_LQ",
+        warning=True,
+    ),
+    # QV3xx: events and order
+    _c(
+        VerificationError,
+        "QV301",
+        "event-produced-twice",
+        "two nodes (or one twice) produce the same event",
+        "give each measurement its own event",
+    ),
+    _c(
+        VerificationError,
+        "QV302",
+        "event-never-produced",
+        "a guard or input reads an event nothing produces",
+        "produce the event with a measurement, or remove the reader",
+    ),
+    _c(
+        VerificationError,
+        "QV303",
+        "event-read-before-produced",
+        "a guard or input reads an event produced later in list order",
+        "move the reader after the node that produces the event",
+    ),
+    _c(
+        VerificationError,
+        "QV304",
+        "dependency-cycle",
+        "a reader waits for an event whose producer waits for the reader",
+        "move the reader after the producer and break the cycle",
+    ),
+    # QV4xx: channels
+    _c(
+        VerificationError,
+        "QV401",
+        "channel-before-open",
+        "a channel is used before OPEN_CHAN",
+        "open it with OPEN_CHAN first",
+    ),
+    _c(
+        VerificationError,
+        "QV402",
+        "channel-after-close",
+        "a channel is used or closed after CLOSE_CHAN",
+        "open a new channel",
+    ),
+    _c(
+        VerificationError,
+        "QV403",
+        "channel-double-open",
+        "an open channel is opened again",
+        "close it first, or use another handle",
+    ),
+    _c(
+        VerificationError,
+        "QV404",
+        "channel-leak",
+        "a channel is still open at the end of the program",
+        "close it with CLOSE_CHAN",
+        warning=True,
+    ),
+    # QV5xx: capabilities and limits
+    _c(
+        VerificationError,
+        "QV501",
+        "capability-missing",
+        "the graph does not request a capability a node needs",
+        "add the capability to the graph's caps",
+    ),
+    _c(
+        VerificationError,
+        "QV502",
+        "capability-unknown",
+        "the graph or a node names a capability QMK does not know",
+        "remove it; known capabilities are listed in docs/qvm.md",
+        warning=True,
+    ),
+    _c(
+        VerificationError,
+        "QV503",
+        "graph-too-large",
+        "the graph exceeds a configured size limit",
+        "split the program or raise the limit (qmk validate --max-nodes ...)",
+    ),
+)

@@ -1,0 +1,102 @@
+"""Errors of the kernel itself, with ``QK`` codes: a configuration it cannot use, and the
+ends of jobs that stopped without a result.
+
+A :class:`ConfigError` is raised (``qmk serve`` exits 2). A :class:`JobError` is not
+raised in the kernel: it is the ``error`` member a job ends with (``{code, name,
+message}``), and ``qmk wait`` exits 1 for it. This module registers the ``QK`` family in
+:data:`qmk.errors.REGISTRY`; ``docs/errors.md`` lists it.
+
+>>> error_json(JobError.of("timeout", "the job ran past its timeout of 2 s"))
+{'code': 'QK301', 'name': 'timeout', 'message': 'the job ran past its timeout of 2 s'}
+>>> str(ConfigError("machine.physical_qubits is missing", key="machine.physical_qubits"))
+'QK101 bad-config: machine.physical_qubits is missing'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from qmk.errors import REGISTRY, ErrorCode, QMKError
+
+
+class KernelError(QMKError):
+    """Base of the kernel's own errors (its refusals of requests are ``SyscallError``)."""
+
+
+class ConfigError(KernelError):
+    """A kernel configuration that cannot be used; the message names the key (exit 2)."""
+
+    exit_status = 2
+
+    def __init__(self, message: str, **details: Any) -> None:
+        entry = REGISTRY.named(ConfigError, "bad-config")
+        super().__init__(entry.code, entry.name, message, details=details)
+
+    @classmethod
+    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
+        return cls(message, **details)
+
+
+class JobError(KernelError):
+    """Why a job ended without a result: its ``error`` member (``qmk wait`` exits 1)."""
+
+    exit_status = 1
+
+
+def error_json(error: QMKError) -> dict[str, str]:
+    """A job's ``error`` member: ``{code, name, message}`` of ``error``."""
+    return {"code": error.code, "name": error.name, "message": error.message}
+
+
+def _c(exception: type[KernelError], code: str, name: str, summary: str, fix: str) -> ErrorCode:
+    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=exception)
+
+
+REGISTRY.add(
+    _c(
+        ConfigError,
+        "QK101",
+        "bad-config",
+        "a key of the kernel's configuration is bad, missing or unknown",
+        "fix the key the message names (docs/kernel.md lists every key)",
+    ),
+    _c(
+        JobError,
+        "QK201",
+        "memory-limit",
+        "the job needed more memory than its worker may use",
+        "use fewer live qubits or the stabilizer engine, or raise kernel.worker_memory_mb",
+    ),
+    _c(
+        JobError,
+        "QK202",
+        "worker-failed",
+        "the job's worker process died or raised",
+        "see the message (and the kernel's log); a job that crashes a worker is a bug to report",
+    ),
+    _c(
+        JobError,
+        "QK301",
+        "timeout",
+        "the job ran past its timeout",
+        "give the job a longer policy timeout_ms, or raise kernel.job_timeout_s",
+    ),
+    _c(
+        JobError,
+        "QK302",
+        "deadline",
+        "the job's deadline passed before it finished",
+        "give a later deadline, or submit when the machine is less busy",
+    ),
+    _c(
+        JobError,
+        "QK303",
+        "cancelled",
+        "the job was cancelled by its tenant",
+        "nothing to do; submit it again to run it",
+    ),
+)
+
+#: Every QK code, by code.
+CODES: Mapping[str, ErrorCode] = REGISTRY.family("QK")
