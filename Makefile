@@ -33,17 +33,14 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/python -m qmk.qvm.schema --check
-	$(BIN)/python -m qmk.docgen.qvm --check docs/qvm.md
-	$(BIN)/python -m qmk.docgen.qec --check docs/qec.md
-	$(BIN)/python -m qmk.docgen.abi --check docs/qsyscall.md
+	$(BIN)/python -m qmk.docgen --check
 	$(BIN)/python -m pytest
 
-# Regenerate the generated files: the shipped JSON Schema and the tables in docs/qvm.md.
+# Regenerate the generated files: the shipped JSON Schema and the generated tables of every
+# page in docs/ (qvm.md, qec.md, qsyscall.md, errors.md).
 docs: $(VENV)/.installed-test
 	$(BIN)/python -m qmk.qvm.schema --write
-	$(BIN)/python -m qmk.docgen.qvm --write docs/qvm.md
-	$(BIN)/python -m qmk.docgen.qec --write docs/qec.md
-	$(BIN)/python -m qmk.docgen.abi --write docs/qsyscall.md
+	$(BIN)/python -m qmk.docgen --write
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_verify.py

@@ -8,12 +8,11 @@ clients, generated from that table (``client.q_status(job_id)``; ``session_id``
 is filled in from the client's session unless given). The async client's methods
 are coroutines, and several may be in flight on one connection at once.
 
-Errors (one tree, rooted at :class:`qmk.errors.QMKError`)::
-
-    QMKError
-     +-- SyscallError (qmk.errors)   the kernel refused: AuthError 1001, ... by rpc code
-     +-- RpcError (qmk.abi.errors)   JSON-RPC's own errors: InvalidParams -32602, ...
-     +-- TransportError              ConnectError, ConnectionClosed, CallTimeout, BadResponse
+Errors are the classes of the one tree drawn in :mod:`qmk.errors`: a refusal of the
+kernel is raised as its ``SyscallError`` subclass (by JSON-RPC code), JSON-RPC's own
+errors as ``RpcError`` subclasses, and a failure to talk to the server as a
+``TransportError`` (``ConnectError``, ``ConnectionClosed``, ``CallTimeout``,
+``BadResponse``).
 
 Addresses: a Unix socket path (``/run/qmk.sock``, ``unix:/run/qmk.sock``) or TCP
 (``tcp:HOST:PORT`` or ``HOST:PORT``). Credentials and address default to the

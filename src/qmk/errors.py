@@ -18,41 +18,41 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
 
     QMKError                       qmk.errors
      +-- QVMError                  qmk.qvm.errors
-     |    +-- FormatError          qmk.qvm.errors         QF001..QF011 (11)
-     |    |    +-- AsmError        qmk.qvm.errors         QA001..QA006 (6)
-     |    +-- VerificationError    qmk.qvm.errors         QV101..QV503 (32)
-     +-- QECError                  qmk.qec.errors         QC101..QC123 (12)
-     +-- FrontendError             qmk.frontends.errors   QL101..QL108 (8)
-     +-- EngineError               qmk.engines.base       QE101..QE105 (5)
+     |    +-- FormatError          qmk.qvm.errors        QF001..QF011 (11)
+     |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
+     |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (28)
+     +-- QECError                  qmk.qec.errors        QC101..QC123 (12)
+     +-- FrontendError             qmk.frontends.errors  QL101..QL108 (8)
+     +-- EngineError               qmk.engines.base      QE101..QE105 (5)
      +-- KernelError               qmk.kernel.errors
-     |    +-- ConfigError          qmk.kernel.errors      QK101
-     |    +-- JobError             qmk.kernel.errors      QK201..QK303 (5)
-     +-- ServeError                qmk.abi.errors         QW001..QW003 (3)
-     +-- CommandError              qmk.abi.errors         QW010..QW011 (2)
-     +-- SyscallError              qmk.errors             QS1000
-     |    +-- AuthError            qmk.errors             QS1001
-     |    +-- SessionError         qmk.errors             QS1002
-     |    |    +-- SessionExpired  qmk.errors             QS1003
-     |    +-- CapabilityError      qmk.errors             QS1004
-     |    +-- NotFoundError        qmk.errors             QS1005
-     |    +-- QuotaError           qmk.errors             QS1006
-     |    +-- AdmissionError       qmk.errors             QS1007
-     |    +-- ProgramError         qmk.errors             QS1008
-     |    +-- StateError           qmk.errors             QS1009
-     |    +-- FirewallError        qmk.errors             QS1010
-     |    +-- UnavailableError     qmk.errors             QS1011
-     |    +-- InvalidArgument      qmk.errors             QS1012
-     +-- RpcError                  qmk.abi.errors         QR32000
-     |    +-- InvalidRequest       qmk.abi.errors         QR32600
-     |    +-- MethodNotFound       qmk.abi.errors         QR32601
-     |    +-- InvalidParams        qmk.abi.errors         QR32602
-     |    +-- InternalError        qmk.abi.errors         QR32603
-     |    +-- ParseError           qmk.abi.errors         QR32700
-     +-- TransportError            qmk.abi.errors         QT000
-          +-- ConnectError         qmk.abi.errors         QT001
-          +-- ConnectionClosed     qmk.abi.errors         QT002
-          +-- CallTimeout          qmk.abi.errors         QT003
-          +-- BadResponse          qmk.abi.errors         QT004
+     |    +-- ConfigError          qmk.kernel.errors     QK101
+     |    +-- JobError             qmk.kernel.errors     QK201..QK303 (5)
+     +-- ServeError                qmk.abi.errors        QW001..QW003 (3)
+     +-- CommandError              qmk.abi.errors        QW010..QW011 (2)
+     +-- SyscallError              qmk.errors            QS1000
+     |    +-- AuthError            qmk.errors            QS1001
+     |    +-- SessionError         qmk.errors            QS1002
+     |    |    +-- SessionExpired  qmk.errors            QS1003
+     |    +-- CapabilityError      qmk.errors            QS1004
+     |    +-- NotFoundError        qmk.errors            QS1005
+     |    +-- QuotaError           qmk.errors            QS1006
+     |    +-- AdmissionError       qmk.errors            QS1007
+     |    +-- ProgramError         qmk.errors            QS1008
+     |    +-- StateError           qmk.errors            QS1009
+     |    +-- FirewallError        qmk.errors            QS1010
+     |    +-- UnavailableError     qmk.errors            QS1011
+     |    +-- InvalidArgument      qmk.errors            QS1012
+     +-- RpcError                  qmk.abi.errors        QR32000
+     |    +-- InvalidRequest       qmk.abi.errors        QR32600
+     |    +-- MethodNotFound       qmk.abi.errors        QR32601
+     |    +-- InvalidParams        qmk.abi.errors        QR32602
+     |    +-- InternalError        qmk.abi.errors        QR32603
+     |    +-- ParseError           qmk.abi.errors        QR32700
+     +-- TransportError            qmk.abi.errors        QT000
+          +-- ConnectError         qmk.abi.errors        QT001
+          +-- ConnectionClosed     qmk.abi.errors        QT002
+          +-- CallTimeout          qmk.abi.errors        QT003
+          +-- BadResponse          qmk.abi.errors        QT004
 
 The kernel's refusals (``QS``) live here, in the module every layer may import, so
 the server and the client share one table of JSON-RPC codes

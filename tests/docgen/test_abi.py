@@ -12,7 +12,8 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "qsyscall.md"
 
 
 def test_the_page_is_up_to_date_with_the_tables():
-    assert doc.main(["--check", str(PAGE)]) == 0
+    text = PAGE.read_text(encoding="utf-8")
+    assert doc.PAGE.update(text) == text
 
 
 def test_every_method_and_error_code_appears_on_the_page():

@@ -1,14 +1,12 @@
 """Render the generated tables of ``docs/qsyscall.md`` from the method and error tables.
 
-Like :mod:`qmk.docgen.qvm`, the page is hand-written except for regions between
-``<!-- BEGIN GENERATED: NAME -->`` and ``<!-- END GENERATED: NAME -->``.
-``python -m qmk.docgen.abi --write docs/qsyscall.md`` refreshes them in place;
-``--check`` exits 1 when the page drifted from the tables.
+The page is hand-written except for the regions of :data:`PAGE`, which
+``python -m qmk.docgen --write`` refreshes (see :mod:`qmk.docgen`).
 
 >>> render_methods().splitlines()[0]
 '| Method | Params | Returns | What it does |'
 >>> render_errors().splitlines()[2]  # doctest: +ELLIPSIS
-'| -32700 | `parse-error` | `QR32700` | `ParseError` | The line is not valid UTF-8 JSON. |'
+'| -32700 | `parse-error` | `QR32700` | `ParseError` | The line is not valid UTF-8 JSON. | ...'
 """
 
 from __future__ import annotations
@@ -18,8 +16,9 @@ from collections.abc import Callable
 
 from qmk.abi.errors import RPC_ERRORS
 from qmk.abi.methods import METHODS, ParamSpec
-from qmk.docgen.qvm import cell, doc_main, replace_region, table
-from qmk.errors import SYSCALL_ERRORS
+from qmk.docgen import NO, Page, cell, table
+from qmk.docgen.errors import COLUMNS
+from qmk.errors import REGISTRY, SYSCALL_ERRORS
 
 
 def describe_param(param: ParamSpec) -> str:
@@ -42,7 +41,7 @@ def render_methods() -> str:
     rows = (
         (
             f"`{spec.name}`",
-            "<br>".join(cell(describe_param(p)) for p in spec.params) or "—",
+            "<br>".join(cell(describe_param(p)) for p in spec.params) or NO,
             cell(spec.returns),
             cell(spec.doc),
         )
@@ -51,21 +50,24 @@ def render_methods() -> str:
     return table(("Method", "Params", "Returns", "What it does"), rows)
 
 
-def _summary(cls: type) -> str:
-    return (cls.__doc__ or "").strip().splitlines()[0].replace("``", "`")
-
-
 def render_errors() -> str:
-    """Every error code on the wire: JSON-RPC's own, then the kernel's."""
-    rows = [
-        (str(code), f"`{cls.error_name}`", f"`QR{-code}`", f"`{cls.__name__}`", cell(_summary(cls)))
-        for code, cls in RPC_ERRORS.items()
-    ]
-    rows += [
-        (str(code), f"`{cls.error_name}`", f"`QS{code}`", f"`{cls.__name__}`", cell(_summary(cls)))
-        for code, cls in sorted(SYSCALL_ERRORS.items())
-    ]
-    return table(("`error.code`", "`error.data.name`", "`data.code`", "Class", "Meaning"), rows)
+    """Every error code a kernel sends: JSON-RPC's own, then the kernel's refusals.
+
+    The families' base classes (``QR32000``, ``QS1000``) are left out: a kernel never
+    sends them; a client raises them for a code it does not know (``docs/errors.md``).
+    """
+    classes = [*RPC_ERRORS.values(), *(cls for _, cls in sorted(SYSCALL_ERRORS.items()))]
+    by_class = {entry.exception: entry for entry in REGISTRY.family("QR", "QS").values()}
+    columns = (
+        "`error.code`",
+        "`error.data.name`",
+        "`data.code`",
+        "Class",
+        "What it means",
+        "What to do",
+    )
+    rows = ([COLUMNS[c](by_class[cls]) for c in columns] for cls in classes)
+    return table(columns, rows)
 
 
 #: Each generated region of docs/qsyscall.md, by marker name, with its renderer.
@@ -74,24 +76,5 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "qsyscall-errors": render_errors,
 }
 
-
-def update(text: str) -> str:
-    """``text`` with every generated region refreshed."""
-    for name, render in RENDERERS.items():
-        text = replace_region(text, name, render())
-    return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m qmk.docgen.abi (--write | --check) PATH``."""
-    return doc_main(
-        argv,
-        prog="python -m qmk.docgen.abi",
-        description="Refresh the generated tables of docs/qsyscall.md.",
-        refresh=update,
-        tables="qSyscall method and error tables",
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+#: docs/qsyscall.md.
+PAGE = Page(name="qsyscall.md", renderers=RENDERERS, tables="qSyscall method and error tables")

@@ -1,10 +1,7 @@
 """Render the generated tables of ``docs/qec.md`` from the qubit, scheme and op-cycle tables.
 
-Like :mod:`qmk.docgen.qvm`, the page is hand-written except for regions between
-``<!-- BEGIN GENERATED: NAME -->`` and ``<!-- END GENERATED: NAME -->``.
-``python -m qmk.docgen.qec --write docs/qec.md`` refreshes them in place;
-``--check`` exits 1 when the page drifted from the tables, and a test does the
-same check.
+The page is hand-written except for the regions of :data:`PAGE`, which
+``python -m qmk.docgen --write`` refreshes (see :mod:`qmk.docgen`).
 
 >>> text = "a\\n<!-- BEGIN GENERATED: qec-codes -->\\nold\\n<!-- END GENERATED: qec-codes -->\\n"
 >>> print(replace_region(text, "qec-codes", render_codes()))  # doctest: +ELLIPSIS
@@ -22,14 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from qmk.docgen.qvm import begin_marker, cell, doc_main, replace_region, table
+from qmk.docgen import NO, REGENERATE, Page, cell, replace_region, table
+from qmk.docgen import errors as error_doc
 from qmk.qec.codes import SCHEMES
-from qmk.qec.errors import CODES, QECError
+from qmk.qec.errors import QECError
 from qmk.qec.logical import DEFAULT_PROFILE, OP_CYCLES, logical_model
 from qmk.qec.params import QUBIT_PARAMS, QubitParams
 from qmk.qvm.profiles import Profile, parse_profile
 
-NO = "—"
 #: The distance of the worked examples: the default profile's.
 EXAMPLE_DISTANCE = parse_profile(DEFAULT_PROFILE).distance
 
@@ -202,8 +199,7 @@ def render_op_cycles() -> str:
 
 def render_codes() -> str:
     """The QC error codes."""
-    rows = ((f"`{c.code}`", f"`{c.name}`", cell(c.summary), cell(c.fix)) for c in CODES.values())
-    return table(("Code", "Name", "What it means", "What to do"), rows)
+    return error_doc.render_codes(("QC",), ("Code", "Name", "What it means", "What to do"))
 
 
 #: Each generated region of docs/qec.md, by marker name, with its renderer.
@@ -216,8 +212,8 @@ RENDERERS: Mapping[str, Callable[[], str]] = {
     "qec-codes": render_codes,
 }
 
-#: The command that regenerates the doc, for drift messages.
-REGENERATE = "python -m qmk.docgen.qec --write docs/qec.md"
+#: docs/qec.md.
+PAGE = Page(name="qec.md", renderers=RENDERERS, tables="qubit/scheme/op-cycle tables")
 
 
 def update(text: str) -> str:
@@ -226,24 +222,7 @@ def update(text: str) -> str:
     Raises:
         ValueError: a region's markers are missing, repeated or out of order.
     """
-    missing = [name for name in RENDERERS if begin_marker(name) not in text]
-    if missing:
-        raise ValueError(f"marker {begin_marker(missing[0])!r} is missing")
-    for name, render in RENDERERS.items():
-        text = replace_region(text, name, render())
-    return text
+    return PAGE.update(text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m qmk.docgen.qec (--write | --check) PATH``."""
-    return doc_main(
-        argv,
-        prog="python -m qmk.docgen.qec",
-        description="Refresh the generated tables of docs/qec.md.",
-        refresh=update,
-        tables="qubit/scheme/op-cycle tables",
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+__all__ = ["PAGE", "REGENERATE", "RENDERERS", "replace_region", "update"]

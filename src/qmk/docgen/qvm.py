@@ -1,10 +1,7 @@
 """Render the generated parts of ``docs/qvm.md`` from the op, code and profile tables.
 
-The spec is written by hand except for regions between markers such as
-``<!-- BEGIN GENERATED: ops -->`` and ``<!-- END GENERATED: ops -->``, which
-:func:`update` fills with fresh renderings. ``python -m qmk.docgen.qvm --write
-docs/qvm.md`` updates the file in place; ``--check`` exits 1 when it drifted,
-and a test does the same check.
+The spec is written by hand except for the regions of :data:`PAGE`, which
+``python -m qmk.docgen --write`` refreshes (see :mod:`qmk.docgen`).
 
 >>> text = "intro\\n<!-- BEGIN GENERATED: caps -->\\nstale\\n<!-- END GENERATED: caps -->\\n"
 >>> print(update(text, regions=("caps",)))  # doctest: +ELLIPSIS
@@ -20,30 +17,23 @@ intro
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
-from qmk.qvm.codes import CODES
+from qmk.docgen import (
+    NO,
+    REGENERATE,
+    Page,
+    begin_marker,
+    cell,
+    end_marker,
+    replace_region,
+    table,
+)
+from qmk.docgen import errors as error_doc
 from qmk.qvm.ops import CAPABILITIES, OPS, ArgSpec, ArgType, OpSpec
 from qmk.qvm.profiles import FAMILIES
-
-NO = "—"
-
-
-def cell(text: str) -> str:
-    """Text made safe inside a markdown table cell (``|0>`` must not split the row)."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """A markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines.extend("| " + " | ".join(row) + " |" for row in rows)
-    return "\n".join(lines)
 
 
 def _number(value: float) -> str:
@@ -145,16 +135,14 @@ def render_op_table() -> str:
 
 
 def render_codes_table() -> str:
-    """Every stable code as markdown: code, name, severity, meaning and what to do.
+    """Every code of the QVM layer as markdown: code, name, severity, meaning, what to do.
 
     >>> render_codes_table().splitlines()[2]
     '| `QF001` | `unreadable-file` | error | the file cannot be opened or read | check the path |'
     """
-    rows = (
-        (f"`{c.code}`", f"`{c.name}`", c.severity.value, cell(c.summary), cell(c.fix))
-        for c in CODES.values()
+    return error_doc.render_codes(
+        ("QF", "QA", "QV"), ("Code", "Name", "Severity", "What it means", "What to do")
     )
-    return table(("Code", "Name", "Severity", "What it means", "What to do"), rows)
 
 
 def render_capabilities() -> str:
@@ -271,18 +259,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "asm": render_asm_reference,
 }
 
-#: The command that regenerates the doc, for drift messages.
-REGENERATE = "python -m qmk.docgen.qvm --write docs/qvm.md"
-
-
-def begin_marker(name: str) -> str:
-    """The line that opens generated region ``name``."""
-    return f"<!-- BEGIN GENERATED: {name} -->"
-
-
-def end_marker(name: str) -> str:
-    """The line that closes generated region ``name``."""
-    return f"<!-- END GENERATED: {name} -->"
+#: docs/qvm.md.
+PAGE = Page(name="qvm.md", renderers=RENDERERS, tables="op/code tables")
 
 
 def update(text: str, *, regions: Iterable[str] = tuple(RENDERERS)) -> str:
@@ -303,79 +281,15 @@ def update(text: str, *, regions: Iterable[str] = tuple(RENDERERS)) -> str:
     ...
     ValueError: marker '<!-- BEGIN GENERATED: codes -->' is missing
     """
-    for name in regions:
-        text = replace_region(text, name, RENDERERS[name]())
-    return text
+    return PAGE.update(text, regions=regions)
 
 
-def replace_region(text: str, name: str, body: str) -> str:
-    """``text`` with the body of generated region ``name`` replaced by ``body``.
-
-    Raises:
-        ValueError: the region's markers are missing, repeated or out of order.
-    """
-    begin, end = begin_marker(name), end_marker(name)
-    for marker in (begin, end):
-        count = text.count(marker)
-        if count != 1:
-            problem = "missing" if count == 0 else f"repeated {count} times"
-            raise ValueError(f"marker {marker!r} is {problem}")
-    start = text.index(begin) + len(begin)
-    stop = text.index(end)
-    if stop < start:
-        raise ValueError(f"marker {end!r} comes before {begin!r}")
-    return f"{text[:start]}\n{body}\n{text[stop:]}"
-
-
-def doc_main(
-    argv: list[str] | None,
-    *,
-    prog: str,
-    description: str,
-    refresh: Callable[[str], str],
-    tables: str,
-) -> int:
-    """The ``--write | --check PATH`` command of a module that generates doc regions.
-
-    Returns:
-        The exit status: 0; 1 when ``--check`` finds the file out of date;
-        2 when the file cannot be read or lacks a marker.
-    """
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write", metavar="PATH", type=Path, help="update PATH in place")
-    group.add_argument("--check", metavar="PATH", type=Path, help="exit 1 if PATH is stale")
-    options = parser.parse_args(argv)
-    path: Path = options.write or options.check
-    try:
-        text = path.read_text(encoding="utf-8")
-        fresh = refresh(text)
-    except (OSError, ValueError) as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
-        return 2
-    if options.write:
-        if fresh != text:
-            path.write_text(fresh, encoding="utf-8")
-        return 0
-    if fresh != text:
-        print(
-            f"{path} is out of date with the {tables}; run: {prog} --write {path}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m qmk.docgen.qvm (--write | --check) PATH``."""
-    return doc_main(
-        argv,
-        prog="python -m qmk.docgen.qvm",
-        description="Refresh the generated tables of docs/qvm.md.",
-        refresh=update,
-        tables="op/code tables",
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+__all__ = [
+    "PAGE",
+    "REGENERATE",
+    "RENDERERS",
+    "begin_marker",
+    "end_marker",
+    "replace_region",
+    "update",
+]

@@ -392,7 +392,7 @@ def run_memory(
         interval: ``"wilson"`` or ``"jeffreys"``.
 
     Raises:
-        QECError: ``QC108``/``QC102`` for the family, ``QC103`` for bad numbers.
+        QECError: ``QC110``/``QC102`` for the family, ``QC103`` for bad numbers.
     """
     canonical = experiment_family(family)
     check_distance(distance)
