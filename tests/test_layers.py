@@ -12,7 +12,9 @@ def qmk_imports(path: Path) -> set[str]:
     """The qmk modules a source file imports, at any depth of the file."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.module == "qmk" and node.level == 0:
+            found.update(f"qmk.{alias.name}" for alias in node.names)  # from qmk import defaults
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -25,8 +27,9 @@ def test_qvm_imports_nothing_of_qmk_but_itself_and_the_error_root():
             assert name.startswith("qmk.qvm") or name == "qmk.errors", (path.name, name)
 
 
-def test_the_error_root_imports_nothing_of_qmk():
+def test_the_error_root_and_the_defaults_import_nothing_of_qmk():
     assert qmk_imports(SRC / "errors.py") == set()
+    assert qmk_imports(SRC / "defaults.py") == set()
 
 
 def test_client_never_imports_the_kernel():
@@ -34,7 +37,7 @@ def test_client_never_imports_the_kernel():
     if client.exists():
         assert not any(name.startswith("qmk.kernel") for name in qmk_imports(client))
         for name in qmk_imports(client):  # only the wire's table and errors, and the op table
-            leaf = name in ("qmk.errors", "qmk.aio", "qmk.qvm.ops")
+            leaf = name in ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.qvm.ops")
             assert leaf or name.startswith("qmk.abi"), name
         assert not any(name.startswith("qmk.abi.server") for name in qmk_imports(client))
 
@@ -46,7 +49,7 @@ def test_the_wire_layer_never_imports_the_kernel():
 def _layer_imports_only(layer: str, allowed: tuple[str, ...]) -> None:
     for path in (SRC / layer).rglob("*.py"):
         for name in qmk_imports(path):
-            leaf = name in ("qmk.errors", "qmk.aio")  # leaves every layer may use
+            leaf = name in ("qmk.errors", "qmk.defaults", "qmk.aio")  # leaves every layer may use
             assert leaf or name.startswith(allowed), (layer, path.name, name)
 
 

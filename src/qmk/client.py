@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import qmk.aio as aio
+from qmk import defaults
 from qmk.abi.errors import (
     BadResponse,
     CallTimeout,
@@ -86,8 +87,8 @@ class Timeout:
         call: for the reply to one call (q_wait adds its own ``timeout_ms``).
     """
 
-    connect: float | None = 5.0
-    call: float | None = 60.0
+    connect: float | None = defaults.CONNECT_TIMEOUT_S
+    call: float | None = defaults.CALL_TIMEOUT_S
 
     def for_call(self, method: str, params: Mapping[str, Any]) -> float | None:
         """The timeout of one call: q_wait gets its ``timeout_ms`` on top of ``call``."""

@@ -45,6 +45,7 @@ from qiskit.providers import BackendV2, JobStatus, JobV1, Options
 from qiskit.result import Result
 from qiskit.transpiler import Target
 
+from qmk import defaults
 from qmk.frontends import decompose
 from qmk.frontends.qiskit import lower_with_clbits
 
@@ -96,7 +97,7 @@ class QMKBackend(BackendV2):
     @classmethod
     def _default_options(cls) -> Options:
         return Options(
-            shots=1024,
+            shots=defaults.SHOTS,
             seed_simulator=None,
             memory=False,
             noise=False,
@@ -120,7 +121,7 @@ class QMKBackend(BackendV2):
             QMKError: a circuit QMK cannot lower or run (a FrontendError names the
                 instruction).
         """
-        from qmk.execution.executor import DEFAULT_PROFILE, DEFAULT_QUBIT, run
+        from qmk.execution.executor import run
 
         unknown = set(options) - set(self.options.__dict__)
         if unknown:
@@ -137,8 +138,8 @@ class QMKBackend(BackendV2):
                 seed=None if seed is None else int(seed) + k,
                 engine=opts["engine"],
                 noise=bool(opts["noise"]),
-                qubit=opts["qubit"] or DEFAULT_QUBIT,
-                profile=opts["profile"] or DEFAULT_PROFILE,
+                qubit=opts["qubit"] or defaults.QUBIT,
+                profile=opts["profile"] or defaults.PROFILE,
             )
             # raw data as Aer writes it (hex of the clbit values, clbit 0 least significant)
             # so that Qiskit formats the keys exactly as it formats Aer's

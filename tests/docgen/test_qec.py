@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qmk.docgen import qec as doc
 from qmk.docgen import begin_marker, end_marker
+from qmk.docgen import qec as doc
 from qmk.qec import OP_CYCLES, QUBIT_PARAMS, SCHEMES
 from qmk.qec.errors import CODES
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from qmk import defaults
 from qmk.abi.errors import InvalidParams
 
 
@@ -199,7 +200,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 _JOB_RETURNS,
                 _SESSION,
                 _p("graph", OBJ, doc="the program as QVM JSON"),
-                _p("shots", INT, doc="shots to run", required=False, default=1024),
+                _p("shots", INT, doc="shots to run", required=False, default=defaults.SHOTS),
                 _p("seed", INT, NULL, doc="seed; null: the kernel draws one", required=False),
                 _p(
                     "policy",
@@ -222,7 +223,13 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 _JOB_RETURNS,
                 _SESSION,
                 _JOB,
-                _p("timeout_ms", INT, doc="longest wait in ms", required=False, default=30000),
+                _p(
+                    "timeout_ms",
+                    INT,
+                    doc="longest wait in ms",
+                    required=False,
+                    default=defaults.WAIT_TIMEOUT_MS,
+                ),
             ),
             _method(
                 "q_cancel",
@@ -289,7 +296,13 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "{jobs: [job summaries]}",
                 _SESSION,
                 _p("state", S, NULL, doc="only jobs in this state", required=False),
-                _p("limit", INT, doc="at most this many", required=False, default=100),
+                _p(
+                    "limit",
+                    INT,
+                    doc="at most this many",
+                    required=False,
+                    default=defaults.JOBS_LIMIT,
+                ),
             ),
         )
     }

@@ -38,13 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import qmk.aio as aio
+from qmk import defaults
 from qmk.abi.errors import InvalidRequest, ServeError
 from qmk.abi.jsonrpc import RpcCore, encode
 
 LOG = logging.getLogger("qmk.abi.server")
 
 #: Default longest request line, in bytes (16 MiB).
-DEFAULT_MAX_LINE = 16 * 1024 * 1024
+DEFAULT_MAX_LINE = defaults.MAX_LINE_BYTES
 #: Default most requests of one connection handled at once.
 DEFAULT_MAX_INFLIGHT = 256
 #: Default seconds in-flight requests get to finish when the server stops.

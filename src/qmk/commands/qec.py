@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any, TextIO
 
+from qmk import defaults
 from qmk.commands import AddCommand
 from qmk.qec.errors import QECError
 
@@ -121,7 +122,7 @@ def _common(sub: argparse.ArgumentParser, *, p_default: str | None) -> None:
         metavar="KIND",
         help="qubit (the --qubit rates scaled to p), uniform, or stim (stim's generated noise)",
     )
-    sub.add_argument("--qubit", default="qubit_gate_ns_e3", metavar="NAME", help="qubit set")
+    sub.add_argument("--qubit", default=defaults.QUBIT, metavar="NAME", help="qubit set")
     sub.add_argument("--workers", default="1", metavar="N", help="processes (1)")
     sub.add_argument(
         "--interval", default="wilson", metavar="KIND", help="wilson or jeffreys (wilson)"

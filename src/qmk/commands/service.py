@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from qmk import defaults
 from qmk.abi.errors import CommandError
 from qmk.commands import AddCommand, limits_of, read_source, source_options
 
@@ -289,7 +290,11 @@ def _client_options(sub: argparse.ArgumentParser) -> None:
         "default: all, the kernel grants those allowed)",
     )
     group.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S", help="seconds per call (60)"
+        "--timeout",
+        type=float,
+        default=defaults.CALL_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds per call ({defaults.CALL_TIMEOUT_S:g})",
     )
     sub.add_argument("--json", action="store_true", help="print the reply as JSON")
 
@@ -305,9 +310,9 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--max-line",
         type=_int_in(1024),
-        default=16 * 1024 * 1024,
+        default=defaults.MAX_LINE_BYTES,
         metavar="BYTES",
-        help="longest request line (16 MiB)",
+        help=f"longest request line ({defaults.MAX_LINE_BYTES // 2**20} MiB)",
     )
     sub.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
@@ -316,15 +321,27 @@ def register(add: AddCommand) -> None:
 
     sub = add("submit", "submit a program to a kernel (prints the job; --wait for its result)")
     sub.add_argument("file", metavar="FILE")
-    sub.add_argument("--shots", type=_int_in(1), default=1024, metavar="N", help="shots (1024)")
+    sub.add_argument(
+        "--shots",
+        type=_int_in(1),
+        default=defaults.SHOTS,
+        metavar="N",
+        help=f"shots ({defaults.SHOTS})",
+    )
     sub.add_argument("--seed", type=_int_in(0, 2**64 - 1), metavar="S", help="seed")
-    sub.add_argument("--priority", type=_int_in(0, 9), metavar="P", help="priority 0..9 (5)")
-    sub.add_argument("--engine", choices=("statevector", "stabilizer"), help="engine")
+    sub.add_argument(
+        "--priority", type=_int_in(0, 9), metavar="P", help=f"priority 0..9 ({defaults.PRIORITY})"
+    )
+    sub.add_argument("--engine", choices=defaults.ENGINES, help="engine (default: QMK chooses)")
     sub.add_argument("--no-noise", action="store_true", help="inject no logical errors")
     sub.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
     sub.add_argument("--wait", action="store_true", help="wait for the job to finish")
     sub.add_argument(
-        "--timeout-ms", type=_int_in(0), default=30000, metavar="MS", help="--wait limit (30000)"
+        "--timeout-ms",
+        type=_int_in(0),
+        default=defaults.WAIT_TIMEOUT_MS,
+        metavar="MS",
+        help=f"--wait limit ({defaults.WAIT_TIMEOUT_MS})",
     )
     source_options(sub)
     _client_options(sub)
@@ -342,14 +359,24 @@ def register(add: AddCommand) -> None:
     sub = add("wait", "wait for a job to finish; exit 0 when it COMPLETED")
     sub.add_argument("job", metavar="JOB")
     sub.add_argument(
-        "--timeout-ms", type=_int_in(0), default=30000, metavar="MS", help="wait limit (30000)"
+        "--timeout-ms",
+        type=_int_in(0),
+        default=defaults.WAIT_TIMEOUT_MS,
+        metavar="MS",
+        help=f"wait limit ({defaults.WAIT_TIMEOUT_MS})",
     )
     _client_options(sub)
     sub.set_defaults(run=_cmd_wait)
 
     sub = add("jobs", "list the tenant's jobs, newest first")
     sub.add_argument("--state", metavar="S", help="only jobs in state S (e.g. RUNNING)")
-    sub.add_argument("--limit", type=_int_in(1), default=100, metavar="N", help="at most N (100)")
+    sub.add_argument(
+        "--limit",
+        type=_int_in(1),
+        default=defaults.JOBS_LIMIT,
+        metavar="N",
+        help=f"at most N ({defaults.JOBS_LIMIT})",
+    )
     _client_options(sub)
     sub.set_defaults(run=_cmd_jobs)
 

@@ -74,9 +74,8 @@ def _order(cls: type) -> tuple[int, str, str]:
 
 
 def _children(cls: type) -> list[type]:
-    return sorted(
-        (sub for sub in cls.__subclasses__() if sub.__module__.startswith("qmk.")), key=_order
-    )
+    subclasses: list[type] = cls.__subclasses__()
+    return sorted((sub for sub in subclasses if sub.__module__.startswith("qmk.")), key=_order)
 
 
 def render_tree() -> str:

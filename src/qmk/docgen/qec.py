@@ -154,7 +154,7 @@ def render_examples() -> str:
         "Physical qubits per logical qubit",
         "Decoder rounds per cycle",
     )
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for family, variants in SCHEMES.items():
         for qubit in QUBIT_PARAMS.values():
             if qubit.instruction_set not in variants:

@@ -24,20 +24,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from qmk import defaults
 from qmk.engines.base import ENGINE_ERRORS, Engine, EngineError
 from qmk.engines.gates import BASES, GATES, Gate
 
-#: Engine names, in the order the executor prefers them for Clifford programs.
-ENGINE_NAMES = ("stabilizer", "statevector")
+#: Engine names (:data:`qmk.defaults.ENGINES`).
+ENGINE_NAMES = defaults.ENGINES
 
 
 def engine_class(name: str) -> type:
     """The class registered under ``name``; raises ``QE101 engine-unknown``."""
-    if name == "statevector":
+    if name == defaults.STATEVECTOR:
         from qmk.engines.statevector import StatevectorEngine
 
         return StatevectorEngine
-    if name == "stabilizer":
+    if name == defaults.STABILIZER:
         from qmk.engines.stabilizer import StabilizerEngine
 
         return StabilizerEngine

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from qmk import defaults
 from qmk.engines import EngineError, engine_class
 from qmk.execution.plan import Plan, build_plan
 from qmk.qvm import graph as graph_io
@@ -56,10 +57,10 @@ from qmk.qvm.limits import Limits
 from qmk.qvm.output import OutputLayout, layout_of
 from qmk.qvm.verify import VerifiedProgram, verify
 
-#: The machine's defaults when a program or caller names none.
-DEFAULT_PROFILE = "logical:surface_code(d=9)"
-DEFAULT_QUBIT = "qubit_gate_ns_e3"
-DEFAULT_SHOTS = 1024
+#: The machine's defaults when a program or caller names none (from :mod:`qmk.defaults`).
+DEFAULT_PROFILE = defaults.PROFILE
+DEFAULT_QUBIT = defaults.QUBIT
+DEFAULT_SHOTS = defaults.SHOTS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qmk import defaults
 from qmk.experiments.circuits import (
     CircuitNoise,
     check_distance,
@@ -64,7 +65,7 @@ def _bad(message: str, **details: Any) -> QECError:
 
 
 def circuit_noise(
-    kind: str, p: float, *, qubit: str | QubitParams = "qubit_gate_ns_e3"
+    kind: str, p: float, *, qubit: str | QubitParams = defaults.QUBIT
 ) -> CircuitNoise:
     """The circuit noise of kind ``kind`` at physical error rate ``p``.
 
@@ -369,7 +370,7 @@ def run_memory(
     p: float,
     rounds: int | None = None,
     noise: str | CircuitNoise = "qubit",
-    qubit: str | QubitParams = "qubit_gate_ns_e3",
+    qubit: str | QubitParams = defaults.QUBIT,
     shots: int = 10_000,
     max_errors: int | None = None,
     seed: int | None = None,
@@ -435,7 +436,7 @@ def threshold_scan(
     ps: Sequence[float],
     rounds: int | None = None,
     noise: str = "qubit",
-    qubit: str | QubitParams = "qubit_gate_ns_e3",
+    qubit: str | QubitParams = defaults.QUBIT,
     shots: int = 10_000,
     max_errors: int | None = None,
     seed: int | None = None,

@@ -18,7 +18,7 @@ qir        ``.ll`` (text), ``.bc``       :func:`qmk.frontends.qir.from_qir`
 
 Qubits a front-end allocates carry ``profile`` when one is given; with None they
 get the runner's default, ``logical:surface_code(d=9)``
-(:data:`qmk.execution.executor.DEFAULT_PROFILE`).
+(:data:`qmk.defaults.PROFILE`).
 
 >>> read_program("examples/bell.qasm").metadata["language"]
 'openqasm2'

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from qmk import defaults
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
 from qmk.qvm.ops import CAPABILITIES
@@ -35,17 +36,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-#: Defaults of the ``[kernel]`` table.
-DEFAULT_SESSION_TTL_S = 3600.0
-DEFAULT_JOB_TIMEOUT_S = 600.0
-DEFAULT_WORKER_MEMORY_MB = 2048
-DEFAULT_EPOCH_MS = 10
-DEFAULT_PREEMPT_GAP = 3
-DEFAULT_SYNCHRONOUS = "normal"
+#: Defaults of the ``[kernel]`` table (from :mod:`qmk.defaults`).
+DEFAULT_SESSION_TTL_S = defaults.SESSION_TTL_S
+DEFAULT_JOB_TIMEOUT_S = defaults.JOB_TIMEOUT_S
+DEFAULT_WORKER_MEMORY_MB = defaults.WORKER_MEMORY_MB
+DEFAULT_EPOCH_MS = defaults.EPOCH_MS
+DEFAULT_PREEMPT_GAP = defaults.PREEMPT_GAP
+DEFAULT_SYNCHRONOUS = defaults.SYNCHRONOUS
 
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
-DEFAULT_PROFILE = "logical:surface_code(d=9)"
-DEFAULT_QUBIT = "qubit_gate_ns_e3"
+DEFAULT_PROFILE = defaults.PROFILE
+DEFAULT_QUBIT = defaults.QUBIT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmk import defaults
 from qmk.errors import InvalidArgument
 from qmk.kernel.errors import error_json
 
@@ -46,14 +47,14 @@ POLICY_KEYS = (
     "profile",
     "channels",
 )
-ENGINES = ("statevector", "stabilizer")
+ENGINES = defaults.ENGINES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
     """How a job wants to run: its priority, limits, engine options and channel bindings."""
 
-    priority: int = 5
+    priority: int = defaults.PRIORITY
     deadline: float | None = None
     timeout_s: float = 600.0
     engine: str | None = None
@@ -95,9 +96,9 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
                 f"unknown policy key {key!r}; expected one of {', '.join(POLICY_KEYS)}",
                 key=f"policy.{key}",
             )
-    priority = policy.get("priority", 5)
+    priority = policy.get("priority", defaults.PRIORITY)
     if priority is None:
-        priority = 5
+        priority = defaults.PRIORITY
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
         raise _bad(f"policy.priority must be an integer 0..9, got {priority!r}", "priority")
     deadline = policy.get("deadline")

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qmk import defaults
 from qmk.errors import (
     AdmissionError,
     AuthError,
@@ -764,7 +765,7 @@ class Kernel:
         *,
         session_id: str,
         graph: Any,
-        shots: int = 1024,
+        shots: int = defaults.SHOTS,
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
@@ -791,7 +792,7 @@ class Kernel:
         return self._job(job_id, session.tenant).to_json()
 
     async def q_wait(
-        self, *, session_id: str, job_id: str, timeout_ms: int = 30000
+        self, *, session_id: str, job_id: str, timeout_ms: int = defaults.WAIT_TIMEOUT_MS
     ) -> dict[str, Any]:
         """Wait until the job is final or ``timeout_ms`` passes; return it either way."""
         session = self._session(session_id)
@@ -990,7 +991,7 @@ class Kernel:
         }
 
     async def q_list_jobs(
-        self, *, session_id: str, state: str | None = None, limit: int = 100
+        self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
     ) -> dict[str, Any]:
         """The tenant's jobs, newest first, without results."""
         session = self._session(session_id)

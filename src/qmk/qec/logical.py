@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from qmk import defaults
 from qmk.qec.codes import QecScheme, scheme_for
 from qmk.qec.errors import QECError
 from qmk.qec.noise import NoiseModel
@@ -56,8 +57,8 @@ from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, QubitParams, qubit_para
 from qmk.qvm.profiles import FAMILIES, Profile, ProfileError, parse_profile
 
 #: The machine QMK models when a job names none.
-DEFAULT_PROFILE = "logical:surface_code(d=9)"
-DEFAULT_QUBIT = "qubit_gate_ns_e3"
+DEFAULT_PROFILE = defaults.PROFILE
+DEFAULT_QUBIT = defaults.QUBIT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -307,7 +307,7 @@ class _Findings:
             Finding(
                 code=code.code,
                 name=name,
-                severity=code.severity,
+                severity=code.severity or Severity.ERROR,
                 message=f"{message}; {fix or code.fix}",
                 node_index=index,
                 node_id=node.id if node is not None else None,
@@ -324,7 +324,7 @@ class _Findings:
                     Finding(
                         code=code,
                         name=spec.name,
-                        severity=spec.severity,
+                        severity=spec.severity or Severity.ERROR,
                         message=f"{count - MAX_FINDINGS_PER_CODE} more {spec.name} findings "
                         "are not listed; fix the ones above and verify again",
                     )

@@ -1,0 +1,70 @@
+"""The defaults QMK's layers share, as named constants in one place.
+
+The command line, the executor, the kernel and its configuration, the qSyscall method
+table, the client and the Qiskit backend read their defaults here, so a default is
+changed once and every layer (and every generated table and ``--help`` text) follows.
+This module imports nothing else of QMK, so every layer may read it.
+
+As in httpx, ``None`` means "no limit" where a limit applies, and "let QMK choose" for
+the engine.
+
+>>> SHOTS, PROFILE, QUBIT
+(1024, 'logical:surface_code(d=9)', 'qubit_gate_ns_e3')
+>>> ENGINES, ENGINE
+(('statevector', 'stabilizer'), None)
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --------------------------------------------------------------------------- the machine
+
+#: The code profile of logical qubits allocated without one.
+PROFILE: Final = "logical:surface_code(d=9)"
+#: The physical qubit parameter set (one of QRE's six predefined sets).
+QUBIT: Final = "qubit_gate_ns_e3"
+
+# --------------------------------------------------------------------------- running
+
+#: Shots of a run or a job that names none.
+SHOTS: Final = 1024
+#: The universal engine (numpy statevector).
+STATEVECTOR: Final = "statevector"
+#: The Clifford engine (stim), for programs with no non-Clifford op.
+STABILIZER: Final = "stabilizer"
+#: Every engine name a run or a job may ask for.
+ENGINES: Final = (STATEVECTOR, STABILIZER)
+#: The engine of a run that names none: None lets QMK choose (stabilizer for a Clifford
+#: program, statevector otherwise).
+ENGINE: Final[str | None] = None
+
+# --------------------------------------------------------------------------- the kernel
+
+#: A job's priority (0..9, higher first) when its policy names none.
+PRIORITY: Final = 5
+#: Longest a ``q_wait`` waits for a job, in milliseconds (0 answers at once).
+WAIT_TIMEOUT_MS: Final = 30_000
+#: Most jobs one ``q_jobs`` call lists.
+JOBS_LIMIT: Final = 100
+#: A session's lifetime, in seconds.
+SESSION_TTL_S: Final = 3600.0
+#: A job's run-time limit when its policy names none, in seconds.
+JOB_TIMEOUT_S: Final = 600.0
+#: Memory (RLIMIT_AS) of each worker process, in MiB.
+WORKER_MEMORY_MB: Final = 2048
+#: Length of a scheduling epoch, in milliseconds.
+EPOCH_MS: Final = 10
+#: A queued job preempts a running one whose priority is at least this much lower (0: never).
+PREEMPT_GAP: Final = 3
+#: SQLite's ``synchronous`` pragma: "normal" survives a kernel crash, "full" also power loss.
+SYNCHRONOUS: Final = "normal"
+
+# --------------------------------------------------------------------------- the wire
+
+#: Longest request line a server reads, in bytes.
+MAX_LINE_BYTES: Final = 16 * 1024 * 1024
+#: Seconds a client waits to connect; None: no limit.
+CONNECT_TIMEOUT_S: Final[float | None] = 5.0
+#: Seconds a client waits for one reply (``q_wait`` adds its own wait); None: no limit.
+CALL_TIMEOUT_S: Final[float | None] = 60.0

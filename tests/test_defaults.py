@@ -1,0 +1,161 @@
+"""Every layer's defaults are qmk.defaults' constants: the CLI, the executor, the kernel and
+its config, the qSyscall method table, the client and the Qiskit backend agree."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from qmk import defaults
+
+
+def _default(function: Callable[..., Any], name: str) -> Any:
+    return inspect.signature(function).parameters[name].default
+
+
+def _subcommand(name: str) -> argparse.ArgumentParser:
+    from qmk.cli import _parser
+
+    parser = _parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+def _option(command: str, dest: str) -> argparse.Action:
+    return next(a for a in _subcommand(command)._actions if a.dest == dest)
+
+
+def test_shots_default_alike_everywhere():
+    from qmk.abi.methods import METHODS
+    from qmk.execution.executor import run
+    from qmk.kernel.service import Kernel
+
+    assert _default(run, "shots") == defaults.SHOTS
+    assert _default(Kernel.q_submit, "shots") == defaults.SHOTS
+    assert METHODS["q_submit"].param("shots").default == defaults.SHOTS
+    assert _option("run", "shots").default == defaults.SHOTS
+    assert _option("submit", "shots").default == defaults.SHOTS
+    assert f"({defaults.SHOTS})" in (_option("run", "shots").help or "")
+
+
+def test_the_qiskit_backend_runs_the_default_shots_profile_and_qubit():
+    pytest.importorskip("qiskit")
+    from qiskit import QuantumCircuit
+
+    from qmk.qiskit import QMKBackend
+
+    backend = QMKBackend()
+    assert backend.options.shots == defaults.SHOTS
+    circuit = QuantumCircuit(1, 1)
+    circuit.measure(0, 0)
+    counts = backend.run(circuit, seed_simulator=1).result().get_counts()
+    assert counts == {"0": defaults.SHOTS}
+
+
+def test_profile_and_qubit_default_alike_everywhere():
+    from qmk.execution.executor import run
+    from qmk.kernel.config import MachineConfig
+    from qmk.qec.logical import logical_model
+
+    assert (_default(run, "profile"), _default(run, "qubit")) == (defaults.PROFILE, defaults.QUBIT)
+    assert _default(logical_model, "profile") == defaults.PROFILE
+    assert _default(logical_model, "qubit") == defaults.QUBIT
+    machine = MachineConfig(physical_qubits=1)
+    assert (machine.profile, machine.qubit) == (defaults.PROFILE, defaults.QUBIT)
+    assert _option("run", "profile").default == defaults.PROFILE
+    assert _option("run", "qubit").default == defaults.QUBIT
+
+
+def test_engine_names_are_one_list():
+    from qmk.engines import ENGINE_NAMES, engine_class
+    from qmk.kernel.jobs import ENGINES
+
+    assert ENGINE_NAMES == ENGINES == defaults.ENGINES
+    assert tuple(_option("run", "engine").choices or ()) == defaults.ENGINES
+    assert tuple(_option("submit", "engine").choices or ()) == defaults.ENGINES
+    assert [engine_class(name).name for name in defaults.ENGINES] == list(defaults.ENGINES)
+    assert _option("run", "engine").default is defaults.ENGINE is None
+
+
+def test_wait_timeout_and_jobs_limit_default_alike_everywhere():
+    from qmk.abi.methods import METHODS
+    from qmk.kernel.service import Kernel
+
+    assert _default(Kernel.q_wait, "timeout_ms") == defaults.WAIT_TIMEOUT_MS
+    assert METHODS["q_wait"].param("timeout_ms").default == defaults.WAIT_TIMEOUT_MS
+    assert _option("wait", "timeout_ms").default == defaults.WAIT_TIMEOUT_MS
+    assert _option("submit", "timeout_ms").default == defaults.WAIT_TIMEOUT_MS
+    assert _default(Kernel.q_list_jobs, "limit") == defaults.JOBS_LIMIT
+    assert METHODS["q_list_jobs"].param("limit").default == defaults.JOBS_LIMIT
+    assert _option("jobs", "limit").default == defaults.JOBS_LIMIT
+
+
+def test_client_timeouts_and_server_line_limit_are_the_named_constants():
+    from qmk.abi.server import ServerConfig
+    from qmk.client import DEFAULT_TIMEOUT
+
+    assert (DEFAULT_TIMEOUT.connect, DEFAULT_TIMEOUT.call) == (
+        defaults.CONNECT_TIMEOUT_S,
+        defaults.CALL_TIMEOUT_S,
+    )
+    assert _option("status", "timeout").default == defaults.CALL_TIMEOUT_S
+    assert _option("serve", "max_line").default == defaults.MAX_LINE_BYTES
+    assert inspect.signature(ServerConfig).parameters["max_line"].default == (
+        defaults.MAX_LINE_BYTES
+    )
+
+
+def test_kernel_settings_default_to_the_named_constants():
+    from qmk.kernel.config import config_from_dict
+    from qmk.kernel.jobs import parse_policy
+
+    config = config_from_dict({"machine": {"physical_qubits": 1}})
+    assert (
+        config.session_ttl_s,
+        config.job_timeout_s,
+        config.worker_memory_mb,
+        config.epoch_ms,
+        config.preempt_gap,
+        config.synchronous,
+    ) == (
+        defaults.SESSION_TTL_S,
+        defaults.JOB_TIMEOUT_S,
+        defaults.WORKER_MEMORY_MB,
+        defaults.EPOCH_MS,
+        defaults.PREEMPT_GAP,
+        defaults.SYNCHRONOUS,
+    )
+    assert parse_policy({}, default_timeout_s=1.0).priority == defaults.PRIORITY
+
+
+def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
+    import re
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "kernel.md"
+    block = re.search(r"## Configuration\n\n```toml\n(.*?)```", page.read_text(), re.DOTALL)
+    assert block is not None
+    config = tomllib.loads(block.group(1))
+    assert "these are the defaults" in block.group(1)
+    assert config["kernel"] == {
+        "session_ttl_s": defaults.SESSION_TTL_S,
+        "job_timeout_s": defaults.JOB_TIMEOUT_S,
+        "worker_memory_mb": defaults.WORKER_MEMORY_MB,
+        "epoch_ms": defaults.EPOCH_MS,
+        "preempt_gap": defaults.PREEMPT_GAP,
+        "synchronous": defaults.SYNCHRONOUS,
+    }
+    assert (config["machine"]["profile"], config["machine"]["qubit"]) == (
+        defaults.PROFILE,
+        defaults.QUBIT,
+    )
