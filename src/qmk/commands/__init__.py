@@ -1,30 +1,53 @@
-"""Subcommands of ``qmk`` that live outside :mod:`qmk.cli`, one module per area.
+"""Every subcommand of ``qmk``, one module per area; :mod:`qmk.cli` only wires them.
 
 Each module listed in :data:`MODULES` defines ``register(add)``. ``add(name,
 help)`` returns a fresh :class:`argparse.ArgumentParser` for the subcommand
-(already carrying ``--max-nodes`` and ``--max-bytes``); the module adds its
-arguments and calls ``set_defaults(run=handler)``, where
+(already carrying ``--max-nodes`` and ``--max-bytes``, unless ``limits=False``);
+the module adds its arguments and calls ``set_defaults(run=handler)``, where
 ``handler(args, out, err) -> int`` returns the exit status and raises
 :class:`qmk.QMKError` for bad input. Modules import their heavy dependencies
 inside the handlers, so ``qmk --help`` stays fast.
+
+- :mod:`qmk.commands.program` -- ``validate``, ``asm``, ``disasm``, ``fmt``, ``schema``, ``info``
+- :mod:`qmk.commands.run` -- ``run``
+- :mod:`qmk.commands.estimate` -- ``estimate``
+- :mod:`qmk.commands.qec` -- ``qec threshold``, ``qec calibrate``
+- :mod:`qmk.commands.service` -- ``serve``, the client commands, ``audit verify``
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+from qmk import defaults
 
 if TYPE_CHECKING:
     from qmk.qvm.graph import Graph
     from qmk.qvm.limits import Limits
 
-#: Adds a subcommand: ``add(name, help) -> parser``.
-AddCommand = Callable[[str, str], argparse.ArgumentParser]
+
+class AddCommand(Protocol):
+    """Adds a subcommand: ``add(name, help) -> parser`` (``limits=False``: no
+    ``--max-nodes``/``--max-bytes``, for commands that read no program)."""
+
+    def __call__(
+        self, name: str, help_text: str, /, *, limits: bool = True
+    ) -> argparse.ArgumentParser: ...
+
 
 #: The command modules, in the order their commands appear in ``qmk --help``.
-MODULES: tuple[str, ...] = ("estimate", "qec", "service")
+MODULES: tuple[str, ...] = ("program", "run", "estimate", "qec", "service")
+
+
+def plural(number: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``.
+
+    >>> plural(1, "epoch"), plural(2, "epoch")
+    ('1 epoch', '2 epochs')
+    """
+    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 def limits_of(args: argparse.Namespace) -> Limits:
@@ -63,7 +86,7 @@ def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> Non
             dest="source_profile",
             metavar="PROFILE",
             help="code profile written on the qubits a .qasm/.ll/.bc program allocates "
-            "(default: none written; runs use logical:surface_code(d=9))",
+            f"(default: none written; runs use {defaults.PROFILE})",
         )
 
 

@@ -1,0 +1,227 @@
+"""``qmk validate | asm | disasm | fmt | schema | info``: check, convert and describe programs.
+
+- ``validate FILE...`` verifies programs in any language QMK reads and lists every
+  finding (exit 1 when one is an error, 2 when a file cannot be read).
+- ``asm`` assembles ``.qvm.asm`` text into canonical QVM JSON (or prints what a
+  ``.qasm``/``.ll``/``.bc`` program lowers to); ``disasm`` writes a JSON graph as
+  assembly text; ``fmt`` prints a JSON graph in canonical form.
+- ``schema`` prints the JSON Schema of QVM graphs.
+- ``info FILE`` describes a program: op counts, epochs, REV segments, capabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from qmk.commands import AddCommand, limits_of, plural, read_source, source_options
+
+if TYPE_CHECKING:
+    from qmk.qvm.verify import Finding, VerifiedProgram
+
+
+def _write(text: str, output: str | None, stdout: TextIO) -> None:
+    """``text`` to ``output`` (a path), or to stdout for None or ``-``."""
+    from qmk.qvm.errors import FormatError
+
+    if output is None or output == "-":
+        stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise FormatError.of("unreadable-file", f"{output}: cannot write: {exc.strerror}") from None
+
+
+def _finding_line(path: str, finding: Finding) -> str:
+    return f"{path}: {finding.severity.value}: {finding}"
+
+
+def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.frontends.errors import FrontendError
+    from qmk.qvm.errors import FormatError
+    from qmk.qvm.verify import check
+
+    limits = limits_of(args)
+    status = 0
+    results: list[dict[str, Any]] = []
+    for path in args.files:
+        try:
+            report = check(read_source(args, path, limits), limits=limits)
+        except (FormatError, FrontendError) as exc:
+            status = 2
+            results.append({"file": path, "ok": False, "error": exc.to_json(), "findings": []})
+            if not args.json:
+                err.write(f"{exc}\n")  # the message already starts with the file name
+            continue
+        if not report.ok:
+            status = max(status, 1)
+        results.append(
+            {
+                "file": path,
+                "ok": report.ok,
+                "error": None,
+                "findings": [f.to_json() for f in report.findings],
+            }
+        )
+        if args.json:
+            continue
+        for finding in report.findings:
+            (out if report.ok else err).write(_finding_line(path, finding) + "\n")
+        if report.ok and not args.quiet:
+            program = report.program
+            assert program is not None
+            warnings = len(report.findings)
+            note = f", {plural(warnings, 'warning')}" if warnings else ""
+            out.write(
+                f"{path}: ok ({plural(len(program.graph.nodes), 'node')}, "
+                f"{plural(len(program.epochs), 'epoch')}, "
+                f"peak {plural(program.peak_live_qubits, 'live qubit')}{note})\n"
+            )
+        elif not report.ok:
+            err.write(f"{path}: {plural(len(report.errors), 'error')}\n")
+    if args.json:
+        out.write(json.dumps({"files": results}, indent=2, ensure_ascii=False) + "\n")
+    return status
+
+
+def _cmd_asm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm import asm
+    from qmk.qvm import graph as graph_io
+    from qmk.qvm.files import ASM_SUFFIXES
+
+    if args.file.endswith(ASM_SUFFIXES) and args.format in (None, "qvm-asm"):
+        graph = asm.assemble_file(args.file, limits=limits_of(args))
+    else:  # another language: print the QVM JSON it lowers to
+        graph = read_source(args, args.file, limits_of(args))
+    _write(graph_io.dumps(graph) + "\n", args.output, out)
+    return 0
+
+
+def _cmd_disasm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm import asm
+    from qmk.qvm import graph as graph_io
+    from qmk.qvm.files import read_graph
+
+    limits = limits_of(args)
+    graph = graph_io.load(args.file, limits=limits) if args.file != "-" else read_graph("-")
+    _write(asm.disassemble(graph), args.output, out)
+    return 0
+
+
+def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm import graph as graph_io
+    from qmk.qvm.errors import FormatError
+    from qmk.qvm.files import ASM_SUFFIXES, read_graph
+
+    if args.file.endswith(ASM_SUFFIXES):
+        raise FormatError.of(
+            "wrong-type",
+            f"{args.file}: qmk fmt formats JSON graphs; use 'qmk asm {args.file}' for JSON "
+            "from assembly",
+        )
+    text = graph_io.dumps(read_graph(args.file, limits=limits_of(args))) + "\n"
+    if args.in_place:
+        if args.file == "-":
+            raise FormatError.of("unreadable-file", "--in-place needs a file, not stdin")
+        _write(text, args.file, out)
+    else:
+        out.write(text)
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm import schema
+
+    out.write(json.dumps(schema.load_schema(), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _info_text(path: str, program: VerifiedProgram) -> str:
+    summary = program.summary()
+    counts = summary["counts"]
+    lines = [
+        f"{path}: QVM {summary['version']}, {summary['nodes']} nodes, "
+        f"{summary['dag_edges']} DAG edges",
+        f"  qubits      {summary['qubits']} declared, peak {summary['peak_live_qubits']} live",
+        f"  channels    {summary['channels']} declared",
+        f"  events      {summary['events']} declared",
+        f"  ops         {counts['total']} total: {counts['t_gates']} T, "
+        f"{counts['rotations']} rotations, {counts['ccz_like']} CCZ-like, "
+        f"{counts['measurements']} measurements, {counts['magic_states']} magic states",
+        f"  clifford    {'yes' if summary['clifford'] else 'no'} "
+        f"({counts['non_clifford']} non-Clifford nodes)",
+        f"  caps        required: {' '.join(summary['required_caps']) or '-'}; "
+        f"requested: {' '.join(summary['requested_caps']) or '-'}",
+        f"  epochs      {len(summary['epochs'])}: "
+        + ", ".join(f"#{e['index']} {e['nodes']} nodes" for e in summary["epochs"][:12])
+        + (" ..." if len(summary["epochs"]) > 12 else ""),
+        f"  REV         {plural(len(summary['rev_segments']), 'segment')}",
+    ]
+    for segment in summary["rev_segments"][:20]:
+        ids = segment["nodes"]
+        shown = " ".join(ids[:8]) + (f" ... ({len(ids)} nodes)" if len(ids) > 8 else "")
+        closed = segment["closed_by"] or "end of program"
+        lines.append(
+            f"    #{segment['index']} on {' '.join(segment['qubits'])}: {shown}; closed by {closed}"
+        )
+    if len(summary["rev_segments"]) > 20:
+        lines.append(f"    ... {len(summary['rev_segments']) - 20} more")
+    for warning in program.warnings:
+        lines.append(f"  warning     {warning}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.qvm.verify import check
+
+    limits = limits_of(args)
+    report = check(read_source(args, args.file, limits), limits=limits)
+    if report.program is None:
+        for finding in report.findings:
+            err.write(_finding_line(args.file, finding) + "\n")
+        return 1
+    if args.json:
+        out.write(json.dumps(report.program.summary(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(_info_text(args.file, report.program))
+    return 0
+
+
+def register(add: AddCommand) -> None:
+    """Add ``validate``, ``asm``, ``disasm``, ``fmt``, ``schema`` and ``info``."""
+    sub = add("validate", "verify programs (QVM, OpenQASM, QIR) and list every finding")
+    sub.add_argument("files", nargs="+", metavar="FILE")
+    sub.add_argument("--json", action="store_true", help="print the findings as JSON")
+    sub.add_argument("-q", "--quiet", action="store_true", help="print only findings")
+    source_options(sub)
+    sub.set_defaults(run=_cmd_validate)
+
+    sub = add(
+        "asm", "assemble .qvm.asm text into canonical JSON (or print what .qasm/.ll lower to)"
+    )
+    sub.add_argument("file", metavar="FILE.asm")
+    sub.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    source_options(sub)
+    sub.set_defaults(run=_cmd_asm)
+
+    sub = add("disasm", "disassemble a JSON graph into assembly text")
+    sub.add_argument("file", metavar="FILE.json")
+    sub.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    sub.set_defaults(run=_cmd_disasm)
+
+    sub = add("fmt", "print a JSON graph in canonical form")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--in-place", action="store_true", help="rewrite the file")
+    sub.set_defaults(run=_cmd_fmt)
+
+    sub = add("schema", "print the JSON Schema of QVM graphs", limits=False)
+    sub.set_defaults(run=_cmd_schema)
+
+    sub = add("info", "describe a program: counts, epochs, REV segments, capabilities")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--json", action="store_true", help="print the summary as JSON")
+    source_options(sub)
+    sub.set_defaults(run=_cmd_info)

@@ -1,0 +1,126 @@
+"""``qmk run FILE``: run a program in-process on the simulated fault-tolerant machine.
+
+The same executor the kernel's workers run (:func:`qmk.execution.executor.run`), with
+no server: counts, then the run's telemetry (logical cycles, physical qubits, decoder
+rounds, injected logical errors); ``--json`` prints the result as one JSON object.
+Defaults come from :mod:`qmk.defaults`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+from qmk import defaults
+from qmk.commands import AddCommand, limits_of, plural, read_source, source_options
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**64), got {value}")
+    return value
+
+
+def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.execution.executor import run
+
+    options = {"dtype": "complex64"} if args.precision == "single" else {}
+    # lowered qubits carry no profile: --profile below is the default for every qubit
+    program = read_source(args, args.file, limits_of(args))
+    result = run(
+        program,
+        shots=args.shots,
+        seed=args.seed,
+        engine=args.engine,
+        noise=not args.no_noise,
+        qubit=args.qubit,
+        profile=args.profile,
+        engine_options=options,
+        limits=limits_of(args),
+    )
+    if args.json:
+        data = result.to_json(memory=args.memory)
+        out.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return 0
+    out.write(_run_text(args.file, result, memory=args.memory))
+    return 0
+
+
+def _run_text(path: str, result: Any, *, memory: bool) -> str:
+    t = result.telemetry
+    events = " ".join(result.events) or "(no events)"
+    lines = [
+        f"{path}: {plural(result.shots, 'shot')}, seed {result.seed}, "
+        f"engine {result.engine} ({t.mode}), noise {'on' if t.noise else 'off'}",
+        f"outcomes (events {events}, first leftmost):"
+        if result.layout is None
+        else "outcomes (keys laid out as the source language writes them):",
+    ]
+    ranked = sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ranked[:32]
+    width = max((len(k) for k, _ in shown), default=0)
+    for key, value in shown:
+        lines.append(f"  {key or '(empty)':<{width}}  {value:>8}  {value / result.shots:7.4f}")
+    if len(ranked) > len(shown):
+        lines.append(f"  ... {plural(len(ranked) - len(shown), 'more outcome')}")
+    lines.append(
+        f"telemetry: {plural(t.epochs, 'epoch')}, {t.logical_cycles:g} logical cycles "
+        f"({t.logical_time_ns / 1000:g} us), peak {t.peak_logical_qubits} logical / "
+        f"{t.peak_physical_qubits} physical qubits, {t.decoder_rounds:g} decoder rounds"
+    )
+    lines.append(
+        f"           {plural(t.magic_states, 'magic state')} per shot, "
+        f"{plural(t.injected_logical_errors, 'logical error')} injected over all shots "
+        f"({t.qubit_params}; {', '.join(t.profiles)}), "
+        f"{plural(t.simulations, 'simulation')}, {t.wall_time_s:.3f} s"
+    )
+    if memory:
+        lines.append("memory: " + " ".join(result.memory))
+    return "\n".join(lines) + "\n"
+
+
+def register(add: AddCommand) -> None:
+    """Add ``run``."""
+    sub = add("run", "run a program on a simulated fault-tolerant machine and print counts")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument(
+        "--shots",
+        type=_positive,
+        default=defaults.SHOTS,
+        metavar="N",
+        help=f"shots ({defaults.SHOTS})",
+    )
+    sub.add_argument("--seed", type=_seed, metavar="S", help="seed (default: drawn, printed)")
+    sub.add_argument("--engine", choices=defaults.ENGINES, help="engine (default: QMK chooses)")
+    sub.add_argument(
+        "--no-noise", action="store_true", help="inject no logical errors (ideal logical qubits)"
+    )
+    sub.add_argument("--qubit", default=defaults.QUBIT, metavar="NAME", help="qubit parameter set")
+    sub.add_argument(
+        "--profile",
+        default=defaults.PROFILE,
+        metavar="PROFILE",
+        help="code profile of qubits allocated without one",
+    )
+    sub.add_argument(
+        "--precision", choices=("double", "single"), default="double", help="statevector dtype"
+    )
+    sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    source_options(sub, profile=False)  # --profile above covers every qubit
+    sub.set_defaults(run=_cmd_run)
