@@ -281,6 +281,9 @@ class QMKError(Exception):
     """
 
     exit_status: int = 2
+    #: True for a class that fixes the one code its instances carry; such a class is
+    #: built from a message alone: ``cls(message, **details)``.
+    fixed_code: ClassVar[bool] = False
 
     def __init__(
         self, code: str, name: str, message: str, *, details: dict[str, Any] | None = None
@@ -302,15 +305,14 @@ class QMKError(Exception):
 
         Raises:
             LookupError: no code of that name belongs to this class: a bug at the call site.
+
+        (A ``VerificationError`` is built from the verifier's findings, not by name.)
         """
         entry = REGISTRY.named(cls, name)
-        return cast(E, entry.exception._build(entry, message, details))
-
-    @classmethod
-    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
-        """An instance of this class carrying ``entry``; classes with another
-        constructor override it."""
-        return cls(entry.code, entry.name, message, details=details)
+        build: Any = entry.exception
+        if entry.exception.fixed_code:
+            return cast(E, build(message, **details))
+        return cast(E, build(entry.code, entry.name, message, details=details))
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}: {self.message}"
@@ -330,17 +332,20 @@ def summary_of(cls: type) -> str:
     return (cls.__doc__ or "").strip().splitlines()[0].replace("``", "`")
 
 
-def one_code(
-    cls: type[QMKError],
-    code: str,
-    name: str,
-    fix: str,
-    *,
-    rpc_code: int | None = None,
-    summary: str | None = None,
+def register(exception: type[QMKError], *rows: tuple[str, str, str, str]) -> None:
+    """Register the codes ``exception`` carries, one ``(code, name, meaning, what to do)``
+    row each."""
+    REGISTRY.add(
+        *(ErrorCode(code=c, name=n, summary=s, fix=f, exception=exception) for c, n, s, f in rows)
+    )
+
+
+def class_code(
+    cls: type[QMKError], code: str, name: str, fix: str, *, summary: str | None = None
 ) -> ErrorCode:
-    """The entry of a class that always carries one code; its meaning defaults to the
-    first line of the class's docstring."""
+    """The entry of a class that fixes its one code (``fixed_code``); its meaning defaults
+    to the first line of the class's docstring."""
+    rpc_code = getattr(cls, "rpc_code", None)
     return ErrorCode(
         code=code,
         name=name,
@@ -349,6 +354,15 @@ def one_code(
         exception=cls,
         rpc_code=rpc_code,
     )
+
+
+def wire_code(cls: Any, fix: str, summary: str | None = None) -> ErrorCode:
+    """The entry of a class that fixes one JSON-RPC code (its ``rpc_code`` and
+    ``error_name``): a kernel refusal (``QS`` + the code) or one of JSON-RPC's own
+    (``QR`` + its magnitude)."""
+    rpc_code: int = cls.rpc_code
+    code = f"QS{rpc_code}" if rpc_code > 0 else f"QR{-rpc_code}"
+    return class_code(cls, code, cls.error_name, fix, summary=summary)
 
 
 # --------------------------------------------------------------------------- qSyscall errors
@@ -369,13 +383,10 @@ class SyscallError(QMKError):
     rpc_code: ClassVar[int] = 1000
     error_name: ClassVar[str] = "syscall-error"
     exit_status = 1
+    fixed_code = True
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(f"QS{self.rpc_code}", self.error_name, message, details=details)
-
-    @classmethod
-    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
-        return cls(message, **details)
 
     def to_rpc(self) -> dict[str, Any]:
         """The JSON-RPC ``error`` object."""
@@ -458,32 +469,26 @@ class InvalidArgument(SyscallError):
     rpc_code, error_name = 1012, "invalid-argument"
 
 
-def _syscall(cls: type[SyscallError], fix: str, summary: str | None = None) -> ErrorCode:
-    return one_code(
-        cls, f"QS{cls.rpc_code}", cls.error_name, fix, rpc_code=cls.rpc_code, summary=summary
-    )
-
-
 REGISTRY.add(
-    _syscall(
+    wire_code(
         SyscallError,
         "upgrade the client to the kernel's version; the message says what was refused",
         "a refusal whose code this client does not know (a newer kernel's)",
     ),
-    _syscall(AuthError, "give the tenant name and key the kernel's config lists"),
-    _syscall(SessionError, "negotiate a new session with q_negotiate_caps"),
-    _syscall(SessionExpired, "negotiate again (the client does so once when it holds the key)"),
-    _syscall(CapabilityError, "negotiate a session with the missing capabilities, if granted"),
-    _syscall(NotFoundError, "check the id; jobs, channels and checkpoints are per tenant"),
-    _syscall(QuotaError, "wait for running jobs to finish, or ask for a larger quota"),
-    _syscall(AdmissionError, "use a smaller code distance or fewer qubits, or a larger machine"),
-    _syscall(ProgramError, "run qmk validate on the program and fix its findings"),
-    _syscall(StateError, "check the object's state (q_status) before the request"),
-    _syscall(
+    wire_code(AuthError, "give the tenant name and key the kernel's config lists"),
+    wire_code(SessionError, "negotiate a new session with q_negotiate_caps"),
+    wire_code(SessionExpired, "negotiate again (the client does so once when it holds the key)"),
+    wire_code(CapabilityError, "negotiate a session with the missing capabilities, if granted"),
+    wire_code(NotFoundError, "check the id; jobs, channels and checkpoints are per tenant"),
+    wire_code(QuotaError, "wait for running jobs to finish, or ask for a larger quota"),
+    wire_code(AdmissionError, "use a smaller code distance or fewer qubits, or a larger machine"),
+    wire_code(ProgramError, "run qmk validate on the program and fix its findings"),
+    wire_code(StateError, "check the object's state (q_status) before the request"),
+    wire_code(
         FirewallError, "open a channel to the peer (q_open_chan) and bind it in policy.channels"
     ),
-    _syscall(UnavailableError, "retry later, or against another kernel"),
-    _syscall(InvalidArgument, "give a value in the range the message names"),
+    wire_code(UnavailableError, "retry later, or against another kernel"),
+    wire_code(InvalidArgument, "give a value in the range the message names"),
 )
 
 #: rpc_code -> class: the one table the server and the client both read.

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, cast
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError, one_code
+from qmk.errors import REGISTRY, ErrorCode, QMKError, class_code, register, wire_code
 
 # --------------------------------------------------------------------------- QW
 
@@ -34,41 +34,36 @@ class CommandError(QMKError):
     """A service command that cannot run: unreadable data dir, bad option value."""
 
 
-def _w(exception: type[QMKError], code: str, name: str, summary: str, fix: str) -> ErrorCode:
-    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=exception)
-
-
-REGISTRY.add(
-    _w(
-        ServeError,
+register(
+    ServeError,
+    (
         "QW001",
         "bad-address",
         "a listening address that is not HOST:PORT",
         "write --tcp HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000",
     ),
-    _w(
-        ServeError,
+    (
         "QW002",
         "socket-in-use",
         "a server already listens on the socket path",
         "stop that server, or pick another --socket path",
     ),
-    _w(
-        ServeError,
+    (
         "QW003",
         "cannot-bind",
         "the address cannot be bound (a path that is not a socket, no permission, in use)",
         "pick an address this user may bind; remove a stale file that is not a socket",
     ),
-    _w(
-        CommandError,
+)
+register(
+    CommandError,
+    (
         "QW010",
         "unreadable-data-dir",
         "the kernel's data directory (or its audit log) cannot be read",
         "check the path and its permissions",
     ),
-    _w(
-        CommandError,
+    (
         "QW011",
         "bad-option",
         "a command-line option is missing or has a value the command cannot use",
@@ -90,13 +85,10 @@ class RpcError(QMKError):
     rpc_code: ClassVar[int] = -32000
     error_name: ClassVar[str] = "rpc-error"
     exit_status = 2
+    fixed_code = True
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(f"QR{-self.rpc_code}", self.error_name, message, details=details)
-
-    @classmethod
-    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
-        return cls(message, **details)
 
     def to_rpc(self) -> dict[str, Any]:
         """The JSON-RPC ``error`` object."""
@@ -138,23 +130,19 @@ class InternalError(RpcError):
     exit_status = 3
 
 
-def _r(cls: type[RpcError], fix: str, summary: str | None = None) -> ErrorCode:
-    return one_code(
-        cls, f"QR{-cls.rpc_code}", cls.error_name, fix, rpc_code=cls.rpc_code, summary=summary
-    )
-
-
 REGISTRY.add(
-    _r(
+    wire_code(
         RpcError,
         "see the message; the server sent a JSON-RPC error this client has no class for",
         "a JSON-RPC reserved error code this client does not know",
     ),
-    _r(ParseError, "send one UTF-8 JSON object per line"),
-    _r(InvalidRequest, "send a JSON-RPC 2.0 request: jsonrpc, id, method, params"),
-    _r(MethodNotFound, "call a method docs/qsyscall.md lists"),
-    _r(InvalidParams, "give the params the method's table entry lists, with their JSON types"),
-    _r(InternalError, "report it with the server's log; the request may be retried"),
+    wire_code(ParseError, "send one UTF-8 JSON object per line"),
+    wire_code(InvalidRequest, "send a JSON-RPC 2.0 request: jsonrpc, id, method, params"),
+    wire_code(MethodNotFound, "call a method docs/qsyscall.md lists"),
+    wire_code(
+        InvalidParams, "give the params the method's table entry lists, with their JSON types"
+    ),
+    wire_code(InternalError, "report it with the server's log; the request may be retried"),
 )
 
 #: rpc_code -> class for JSON-RPC's reserved codes.
@@ -183,15 +171,12 @@ class TransportError(QMKError):
     """The client could not exchange messages with the server."""
 
     exit_status = 1
+    fixed_code = True
     transport_code: ClassVar[str] = "QT000"
     transport_name: ClassVar[str] = "transport-error"
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(self.transport_code, self.transport_name, message, details=details)
-
-    @classmethod
-    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
-        return cls(message, **details)
 
 
 class ConnectError(TransportError):
@@ -219,7 +204,7 @@ class BadResponse(TransportError):
 
 
 def _t(cls: type[TransportError], fix: str) -> ErrorCode:
-    return one_code(cls, cls.transport_code, cls.transport_name, fix)
+    return class_code(cls, cls.transport_code, cls.transport_name, fix)
 
 
 REGISTRY.add(

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError
+from qmk.errors import REGISTRY, QMKError, register
 
 
 class EngineError(QMKError):
@@ -33,31 +33,28 @@ class EngineError(QMKError):
     exit_status = 2
 
 
-def _c(code: str, name: str, summary: str, fix: str) -> ErrorCode:
-    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=EngineError)
-
-
-REGISTRY.add(
-    _c("QE101", "engine-unknown", "no engine of that name", "use a name the message lists"),
-    _c(
+register(
+    EngineError,
+    ("QE101", "engine-unknown", "no engine of that name", "use a name the message lists"),
+    (
         "QE102",
         "engine-capacity",
         "more qubits than the engine (or its memory limit) allows",
         "use fewer live qubits, the stabilizer engine for Clifford programs, or a higher limit",
     ),
-    _c(
+    (
         "QE103",
         "gate-unsupported",
         "a gate or parameter the engine cannot apply",
         "use an engine that supports it (statevector takes every gate), or let QMK choose",
     ),
-    _c(
+    (
         "QE104",
         "outcome-impossible",
         "collapse onto an outcome of probability 0",
         "collapse only onto an outcome the state can give",
     ),
-    _c(
+    (
         "QE105",
         "engine-misuse",
         "a qubit index the engine did not hand out, a repeated qubit, a bad basis or count",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError
+from qmk.errors import REGISTRY, ErrorCode, QMKError, register
 
 
 class FrontendError(QMKError):
@@ -32,49 +32,46 @@ class FrontendError(QMKError):
         return cls.of(name, where + message, source=source, line=line, **details)
 
 
-def _c(code: str, name: str, summary: str, fix: str) -> ErrorCode:
-    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=FrontendError)
-
-
-REGISTRY.add(
-    _c("QL101", "syntax", "the source does not parse", "fix the source at the line given"),
-    _c(
+register(
+    FrontendError,
+    ("QL101", "syntax", "the source does not parse", "fix the source at the line given"),
+    (
         "QL102",
         "undefined",
         "a gate, register, variable or function that is not defined",
         "define it, or include the file that does (e.g. qelib1.inc, stdgates.inc)",
     ),
-    _c(
+    (
         "QL103",
         "arity",
         "a gate or call with the wrong number of qubits or parameters",
         "give the counts the gate's definition takes",
     ),
-    _c(
+    (
         "QL104",
         "unsupported",
         "a construct QMK does not support (named, never dropped)",
         "rewrite the construct; docs/frontends.md lists what each language supports",
     ),
-    _c(
+    (
         "QL105",
         "unreadable",
         "a file that cannot be read, or truncated/invalid bitcode",
         "check the path, and that the file is UTF-8 text or complete bitcode",
     ),
-    _c(
+    (
         "QL106",
         "missing-extra",
         "an optional dependency the front-end needs is not installed",
         "install the package the message names; pip install 'quantum-microkernel[all]' has all",
     ),
-    _c(
+    (
         "QL107",
         "bad-value",
         "a value out of range (index, angle, width, shots)",
         "give a value in the range the message names",
     ),
-    _c(
+    (
         "QL108",
         "unknown-format",
         "a file type QMK cannot tell: pass --format",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError
+from qmk.errors import REGISTRY, ErrorCode, QMKError, register
 
 
 class KernelError(QMKError):
@@ -28,14 +28,11 @@ class ConfigError(KernelError):
     """A kernel configuration that cannot be used; the message names the key (exit 2)."""
 
     exit_status = 2
+    fixed_code = True
 
     def __init__(self, message: str, **details: Any) -> None:
         entry = REGISTRY.named(ConfigError, "bad-config")
         super().__init__(entry.code, entry.name, message, details=details)
-
-    @classmethod
-    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
-        return cls(message, **details)
 
 
 class JobError(KernelError):
@@ -49,48 +46,42 @@ def error_json(error: QMKError) -> dict[str, str]:
     return {"code": error.code, "name": error.name, "message": error.message}
 
 
-def _c(exception: type[KernelError], code: str, name: str, summary: str, fix: str) -> ErrorCode:
-    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=exception)
-
-
-REGISTRY.add(
-    _c(
-        ConfigError,
+register(
+    ConfigError,
+    (
         "QK101",
         "bad-config",
         "a key of the kernel's configuration is bad, missing or unknown",
         "fix the key the message names (docs/kernel.md lists every key)",
     ),
-    _c(
-        JobError,
+)
+register(
+    JobError,
+    (
         "QK201",
         "memory-limit",
         "the job needed more memory than its worker may use",
         "use fewer live qubits or the stabilizer engine, or raise kernel.worker_memory_mb",
     ),
-    _c(
-        JobError,
+    (
         "QK202",
         "worker-failed",
         "the job's worker process died or raised",
-        "see the message (and the kernel's log); a job that crashes a worker is a bug to report",
+        "see the message and the kernel's log; report a program that crashes its worker",
     ),
-    _c(
-        JobError,
+    (
         "QK301",
         "timeout",
         "the job ran past its timeout",
         "give the job a longer policy timeout_ms, or raise kernel.job_timeout_s",
     ),
-    _c(
-        JobError,
+    (
         "QK302",
         "deadline",
         "the job's deadline passed before it finished",
         "give a later deadline, or submit when the machine is less busy",
     ),
-    _c(
-        JobError,
+    (
         "QK303",
         "cancelled",
         "the job was cancelled by its tenant",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError
+from qmk.errors import REGISTRY, ErrorCode, QMKError, register
 
 
 class QECError(QMKError):
@@ -24,79 +24,76 @@ class QECError(QMKError):
     exit_status = 2
 
 
-def _c(code: str, name: str, summary: str, fix: str) -> ErrorCode:
-    return ErrorCode(code=code, name=name, summary=summary, fix=fix, exception=QECError)
-
-
-REGISTRY.add(
-    _c(
+register(
+    QECError,
+    (
         "QC101",
         "unknown-qubit-params",
         "no predefined physical qubit parameter set has this name",
         "use one of the six QRE sets, e.g. qubit_gate_ns_e3, or pass a QubitParams",
     ),
-    _c(
+    (
         "QC102",
         "unknown-profile",
         "the code profile does not parse or names an unknown code family",
         "write logical:FAMILY(d=N) with a family from qmk.qvm.profiles.FAMILIES",
     ),
-    _c(
+    (
         "QC103",
         "bad-parameter",
         "a qubit, noise or scheme parameter is missing, misplaced or out of range",
         "give the value the message names, in its stated range",
     ),
-    _c(
+    (
         "QC104",
         "unknown-op",
         "the op-cycle table has no entry for this operation",
         "use a QVM op name (APPLY_H, MEASURE_Z, ...) or a key of OP_CYCLES",
     ),
-    _c(
+    (
         "QC105",
         "scheme-not-supported",
         "the code family has no scheme for this qubit technology",
         "floquet_code needs Majorana qubits; bacon_shor and SHYPS need gate-based qubits",
     ),
-    _c(
+    (
         "QC106",
         "above-threshold",
         "the physical error rate is at or above the scheme's threshold",
         "use better qubits or a code family with a higher threshold",
     ),
-    _c(
+    (
         "QC107",
         "distance-too-large",
         "the code distance exceeds the scheme's maximum distance",
         "use a smaller distance, better qubits or a larger error budget",
     ),
-    _c(
+    (
         "QC110",
         "no-experiment",
         "the code family has no memory-experiment circuit yet",
         "run experiments for surface_code, repetition_code or bacon_shor",
     ),
-    _c(
+    (
         "QC120",
         "max-duration-too-small",
         "no estimate fits the maxDuration constraint (QRE: MaxDurationTooSmall)",
         "allow a longer maxDuration, or drop the constraint to see the unconstrained runtime",
     ),
-    _c(
+    (
         "QC121",
         "max-qubits-too-small",
         "no estimate fits the maxPhysicalQubits constraint (QRE: MaxPhysicalQubitsTooSmall)",
         "allow more physical qubits, or drop the constraint to see the unconstrained count",
     ),
-    _c(
+    (
         "QC122",
         "conflicting-constraints",
         "constraints that QRE refuses together were given",
         "give maxDuration or maxPhysicalQubits, not both; frontier estimates take neither "
         "nor maxTFactories",
     ),
-    _c(
+    (
         "QC123",
         "no-resources",
         "the program has no magic states and no logical depth to estimate",

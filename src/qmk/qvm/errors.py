@@ -16,7 +16,7 @@ published; ``docs/errors.md`` and ``docs/qvm.md`` list them, and a test fails wh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity
 
@@ -65,10 +65,6 @@ class VerificationError(QVMError):
             details={"findings": [f.to_json() for f in findings]},
         )
         self.findings = tuple(findings)
-
-    @classmethod
-    def _build(cls, entry: ErrorCode, message: str, details: dict[str, Any]) -> QMKError:
-        raise TypeError("a VerificationError is built from findings: use qmk.qvm.verify.verify")
 
 
 def _c(
