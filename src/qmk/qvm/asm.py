@@ -281,6 +281,14 @@ _BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.]*")
 _VERSION_TOKEN = re.compile(r"[A-Za-z0-9_.+\-]+")
 _WS = re.compile(r"[ \t]*")
+
+
+def _run_end(pattern: re.Pattern[str], text: str, pos: int = 0) -> int:
+    """Where the run of ``pattern`` (one that may match nothing, like ``_WS``) at ``pos`` ends."""
+    run = pattern.match(text, pos)
+    return run.end() if run else pos
+
+
 _COMMENT_OR_QUOTE = re.compile(r"[\"';#]")
 _STRINGS = {
     '"': re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"'),
@@ -564,7 +572,7 @@ def _read_structure(text: str, source: str, base_dir: Path | None) -> tuple[Any,
     for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         raw = raw.removesuffix("\r")
         code = _strip_comment(raw).rstrip(" \t\r")
-        start = _WS.match(code).end()
+        start = _run_end(_WS, code)
         if start == len(code):
             continue
         line = _Line(source=source, number=number, text=raw, code=code, base_dir=base_dir)
@@ -572,14 +580,14 @@ def _read_structure(text: str, source: str, base_dir: Path | None) -> tuple[Any,
             stack[-1].target().append(line)
             continue
         match = _DIRECTIVE.match(code, start)
-        word = match.group(1) if match else ""
-        if word not in DIRECTIVES:
+        if match is None or match.group(1) not in DIRECTIVES:
             shown = code[start:].split()[0]
             raise _fail_at(
                 "asm-directive",
                 line,
                 f"unknown directive {shown}; known: {', '.join('.' + d for d in DIRECTIVES)}",
             )
+        word = match.group(1)
         rest = match.end()
         if rest < len(code) and code[rest] not in " \t":
             raise _fail_at("asm-directive", line, f"expected a space after .{word}")
@@ -802,7 +810,7 @@ class _Cursor:
         self.pos = pos
 
     def skip_ws(self) -> bool:
-        end = _WS.match(self.text, self.pos).end()
+        end = _run_end(_WS, self.text, self.pos)
         moved = end > self.pos
         self.pos = end
         return moved
@@ -827,7 +835,7 @@ class _Cursor:
         word = self.word()
         if word not in KEYWORDS or not self.at_word(word):
             return False
-        after = _WS.match(self.text, self.pos + len(word)).end()
+        after = _run_end(_WS, self.text, self.pos + len(word))
         return self.text[after : after + 1] != "="
 
     def expect(self, token: str, message: str) -> None:
@@ -980,8 +988,8 @@ class _Assembler:
             except _Fail as fail:
                 raise self.located(fail, line, frame.context) from None
             except RecursionError:
-                fail = _Fail("asm-syntax", "the line nests too deeply to read")
-                raise self.located(fail, line, frame.context) from None
+                deep = _Fail("asm-syntax", "the line nests too deeply to read")
+                raise self.located(deep, line, frame.context) from None
         return self.finish()
 
     def located(self, fail: _Fail, line: _Line, context: _Context) -> AsmError:
@@ -1222,9 +1230,9 @@ class _Assembler:
             raise _Fail("asm-syntax", f"expected {what}, found {found}")
         parts: list[str] = []
         while True:
-            chars = _NAME_CHARS.match(text, cursor.pos)
-            parts.append(chars.group())
-            cursor.pos = chars.end()
+            end = _run_end(_NAME_CHARS, text, cursor.pos)
+            parts.append(text[cursor.pos : end])
+            cursor.pos = end
             if cursor.peek() != "{":
                 return "".join(parts)
             end = _scan_group(text, cursor.pos)
@@ -1262,7 +1270,7 @@ class _Assembler:
         label = None
         end = self.name_end(cursor)
         if end is not None:
-            colon = _WS.match(line.code, end).end()
+            colon = _run_end(_WS, line.code, end)
             if line.code.startswith(":", colon):
                 label = self.name(cursor, scope, "a label")
                 cursor.pos = colon + 1
@@ -1306,7 +1314,7 @@ class _Assembler:
         if not (char == "{" or char == "_" or (char.isascii() and char.isalpha())):
             return None
         while True:
-            pos = _NAME_CHARS.match(text, pos).end()
+            pos = _run_end(_NAME_CHARS, text, pos)
             if text[pos : pos + 1] != "{":
                 return pos
             pos = _scan_group(text, pos)

@@ -37,7 +37,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from qmk.qvm.errors import FormatError
 from qmk.qvm.limits import Limits
@@ -570,7 +570,7 @@ def canonical(text: str | bytes) -> str:
     return dumps(loads(text))
 
 
-def is_finite_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> TypeGuard[int | float]:
     """True for an int or a finite float, and False for bools (JSON keeps them apart)."""
     kind = type(value)
     return kind is int or (kind is float and math.isfinite(value))

@@ -337,7 +337,7 @@ def _where(nodes: Sequence[Node], index: int) -> str:
 
 
 def _check_value(
-    spec: ArgSpec, value: Any, label: str, findings: _Findings, index: int, op: str
+    spec: ArgSpec, value: Any, label: str, findings: _Findings, index: int | None, op: str
 ) -> None:
     """Check one argument value against its spec, reporting QV104/QV105/QV107/QV108."""
     kind = spec.type
@@ -885,8 +885,8 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
                 f"{nodes[index].op} needs {cap}, which the graph's caps do not request",
                 index,
             )
-    for cap, index in unknown_caps.items():
-        findings.add("capability-unknown", f"capability {cap!r} is not known to QMK", index)
+    for cap, first_use in unknown_caps.items():
+        findings.add("capability-unknown", f"capability {cap!r} is not known to QMK", first_use)
 
     found = findings.finish()
     if any(f.is_error for f in found):
