@@ -110,11 +110,12 @@ class FairQueue:
         chosen: list[Any] = []
         blocked: set[str] = set()
         while len(chosen) < limit:
-            tenants = [t for t in self._heaps if t not in blocked and self._has_jobs(t)]
-            if not tenants:
+            heads = {t: self.head(t) for t in self._heaps if t not in blocked}
+            waiting = {t: job for t, job in heads.items() if job is not None}
+            if not waiting:
                 break
-            tenant = min(tenants, key=lambda t: (self.usage.get(t, 0.0), self.head(t).seq))
-            job = self.head(tenant)
+            tenant = min(waiting, key=lambda t: (self.usage.get(t, 0.0), waiting[t].seq))
+            job = waiting[tenant]
             if not can_run(job):
                 blocked.add(tenant)
                 continue
