@@ -184,7 +184,7 @@ def _eval_unit(node: ast.AST, values: tuple[float, float, float]) -> float:
     if isinstance(node, ast.UnaryOp):
         value = _eval_unit(node.operand, values)
         return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         return float(node.value)
     assert isinstance(node, ast.Name)
     return values[_UNIT_VARIABLES[node.id]]

@@ -89,19 +89,19 @@ def experiment_family(name: str) -> str:
         (f for f in (*EXPERIMENT_FAMILIES, *NO_EXPERIMENT) if f.lower() == lower), None
     )
     canonical = canonical or _ALIASES.get(lower)
-    if canonical in NO_EXPERIMENT:
-        raise QECError.of(
-            "no-experiment",
-            f"{canonical} has no memory experiment yet: {NO_EXPERIMENT[canonical]}; "
-            f"experiments exist for {', '.join(EXPERIMENT_FAMILIES)}",
-            family=canonical,
-        )
     if canonical is None:
         raise QECError.of(
             "unknown-profile",
             f"unknown code family {name!r} for experiments; known: "
             f"{', '.join(EXPERIMENT_FAMILIES)}",
             family=str(name),
+        )
+    if canonical in NO_EXPERIMENT:
+        raise QECError.of(
+            "no-experiment",
+            f"{canonical} has no memory experiment yet: {NO_EXPERIMENT[canonical]}; "
+            f"experiments exist for {', '.join(EXPERIMENT_FAMILIES)}",
+            family=canonical,
         )
     return canonical
 

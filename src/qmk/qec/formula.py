@@ -112,7 +112,7 @@ def _eval(node: ast.AST, variables: Mapping[str, float]) -> float:
     if isinstance(node, ast.UnaryOp):
         value = _eval(node.operand, variables)
         return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         return float(node.value)
     if isinstance(node, ast.Name):
         return float(variables[node.id])

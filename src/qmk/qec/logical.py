@@ -44,10 +44,10 @@ import functools
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 from qmk import defaults
 from qmk.qec.codes import QecScheme, scheme_for
@@ -367,11 +367,18 @@ def logical_model(
             ``QC107`` for a distance above the scheme's maximum.
     """
     parsed, params = _profile(profile), qubit_params(qubit)
-    try:
-        hash(noise)
-    except TypeError:  # an unhashable noise model: build the model without the cache
+    if not _hashable(noise):  # an unhashable noise model: build the model without the cache
         return _build(parsed, params, noise, calibration)
     return _cached_build(parsed, params, noise, calibration)
+
+
+def _hashable(value: object) -> TypeGuard[Hashable]:
+    # isinstance(value, Hashable) is not enough: a frozen dataclass holding a list says yes.
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _build(
