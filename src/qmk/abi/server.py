@@ -406,7 +406,7 @@ async def serve_kernel(
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)

@@ -48,7 +48,10 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkServerContext, SpawnContext
 
 #: Modules a worker imports before its first task.
 DEFAULT_PRELOAD: tuple[str, ...] = (
@@ -187,9 +190,12 @@ class WorkerPool(Executor):
             raise ValueError("max_workers must be >= 1")
         if context not in ("forkserver", "spawn"):
             raise ValueError("context must be 'forkserver' or 'spawn' (fork is unsafe here)")
-        self._ctx = multiprocessing.get_context(context)
+        self._ctx: ForkServerContext | SpawnContext
         if context == "forkserver":
+            self._ctx = multiprocessing.get_context("forkserver")
             self._ctx.set_forkserver_preload(list(preload))
+        else:
+            self._ctx = multiprocessing.get_context("spawn")
         self.max_workers = max_workers
         self.memory_mb = memory_mb
         self.loop = loop
