@@ -196,6 +196,18 @@ ERRORS = [
         "QL104",
     ),
     ("assignment", "OPENQASM 3.0;\nint x = 1;\nx = 2;\n", 3, "QL104"),
+    (
+        "foreign qubit in gate",
+        "OPENQASM 3.0;\ngate g a { U(0,0,0) b; }\nqubit q;\ng q;\n",
+        4,
+        "QL102",
+    ),
+    (
+        "indexed gate argument",
+        "OPENQASM 3.0;\ngate g a { U(0,0,0) a[0]; }\nqubit q;\ng q;\n",
+        4,
+        "QL104",
+    ),
 ]
 
 

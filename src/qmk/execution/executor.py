@@ -367,8 +367,8 @@ def sample_error_patterns(
                 per_shot.setdefault(shot, []).append((int(location), "XYZ"[w]))
     injected = sum(len(v) for v in per_shot.values())
     grouped: dict[tuple[tuple[int, str], ...], list[int]] = {}
-    for shot, pattern in per_shot.items():
-        grouped.setdefault(tuple(pattern), []).append(shot)
+    for shot, errors in per_shot.items():
+        grouped.setdefault(tuple(errors), []).append(shot)
     clean = np.ones(shots, dtype=bool)
     if per_shot:
         clean[list(per_shot)] = False

@@ -293,7 +293,7 @@ class _Lowerer:
         elif isinstance(st, ast.QuantumMeasurementStatement):
             self.measure(st, cond)
         elif isinstance(st, ast.QuantumReset):
-            for q in self.qubits(st.qubits):
+            for q in self.qubits([st.qubits]):
                 for terms in cond:
                     self.builder.reset(q, guard=guard_of(list(terms.items())), where=self.where())
         elif isinstance(st, ast.QuantumBarrier):
@@ -526,20 +526,25 @@ class _Lowerer:
         for st in definition.body:
             if isinstance(st, ast.QuantumBarrier):
                 continue
+            at_line = f" (line {st.span.start_line})" if st.span else ""
             if not isinstance(st, ast.QuantumGate | ast.QuantumPhase):
                 kind = _describe(type(st).__name__)
-                raise self.error(
-                    "unsupported",
-                    f"{kind} inside gate {definition.name} (line {st.span.start_line})",
-                )
-            try:
-                local = [index[q.name] for q in st.qubits]
-            except (KeyError, AttributeError):
-                raise self.error(
-                    "undefined",
-                    f"gate {definition.name} uses a qubit that is not one of its arguments "
-                    f"(line {st.span.start_line})",
-                ) from None
+                raise self.error("unsupported", f"{kind} inside gate {definition.name}{at_line}")
+            local: list[int] = []
+            for q in st.qubits:
+                if isinstance(q, ast.IndexedIdentifier):
+                    raise self.error(
+                        "unsupported",
+                        f"indexed qubit {q.name.name}[...] inside gate {definition.name}{at_line}: "
+                        "the arguments of a gate are single qubits",
+                    )
+                if q.name not in index:
+                    raise self.error(
+                        "undefined",
+                        f"gate {definition.name} uses a qubit that is not one of its arguments"
+                        f"{at_line}",
+                    )
+                local.append(index[q.name])
             if isinstance(st, ast.QuantumPhase):
                 name, args = "gphase", [st.argument]
             else:
@@ -681,8 +686,6 @@ class _Lowerer:
 
     def qubits(self, operands: Iterable[Any]) -> list[str]:
         out: list[str] = []
-        if not isinstance(operands, list | tuple):
-            operands = [operands]  # QuantumReset holds one operand, not a list
         for operand in operands:
             out.extend(self.qubit_list(operand))
         return out

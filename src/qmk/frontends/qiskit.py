@@ -66,7 +66,7 @@ def lower_with_clbits(
     return lowerer.run(), tuple(lowerer.bits)
 
 
-def _quantum_circuit() -> type:
+def _quantum_circuit() -> type[Any]:
     try:
         from qiskit import QuantumCircuit
     except ImportError:  # pragma: no cover - qiskit is an optional extra
