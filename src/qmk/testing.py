@@ -15,6 +15,7 @@ circuit (qubits by position, ``h 0; cx 0 1``) and what was expected.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qmk.engines.base import Engine, EngineError
-from qmk.engines.gates import BASES, GATES
+from qmk.engines.gates import BASES, GATES, Gate
 from qmk.errors import REGISTRY
 
 __all__ = ["assert_engine_conformance"]
@@ -178,7 +179,7 @@ class _Dense:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.state = np.zeros((2,) * n, dtype=np.complex128)
+        self.state: np.ndarray = np.zeros((2,) * n, dtype=np.complex128)
         self.state[(0,) * n] = 1
 
     def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
@@ -253,13 +254,18 @@ def _render(circuit: Sequence[_Op]) -> str:
     return "; ".join(one(op) for op in circuit) or "(no gates)"
 
 
+def _param_options(gate: Gate) -> list[tuple[float, ...]]:
+    """The parameter tuples the checks try on ``gate``: none, or each of the test angles."""
+    return [(angle,) for angle in _ANGLES] if gate.params else [()]
+
+
 def _menu(engine: Engine, width: int) -> dict[str, list[tuple[float, ...]]]:
     """Gates of at most ``width`` qubits the engine supports, with their supported params."""
     menu: dict[str, list[tuple[float, ...]]] = {}
     for name, gate in GATES.items():
         if gate.qubits > width:
             continue
-        options = [()] if not gate.params else [(angle,) for angle in _ANGLES]
+        options = _param_options(gate)
         options = [params for params in options if engine.supports(name, params)]
         if options:
             menu[name] = options
@@ -556,7 +562,7 @@ def _check_eigenstate_measurement(ctx: _Context) -> None:
             check,
             "outcome-impossible",
             f"{prepared}: collapse onto {1 - outcome} in {basis}",
-            lambda e=engine, q=q, b=basis, o=outcome: e.collapse(q, 1 - o, b),
+            functools.partial(engine.collapse, q, 1 - outcome, basis),
         )
         engine.collapse(q, outcome, basis)
         got = _marginals(engine, [q])[0]
@@ -795,7 +801,7 @@ def _check_refusals(ctx: _Context) -> None:
     probe = ctx.engine(60)
     n = 3  # wide enough for every gate of GATES
     for name, gate in GATES.items():
-        options = [()] if not gate.params else [(angle,) for angle in _ANGLES]
+        options = _param_options(gate)
         for params in options:
             if probe.supports(name, params):
                 continue
@@ -809,9 +815,7 @@ def _check_refusals(ctx: _Context) -> None:
                 check,
                 "gate-unsupported",
                 f"apply({shown}) which supports() refuses",
-                lambda engine=engine, name=name, handles=handles, params=params, k=gate.qubits: (
-                    engine.apply(name, handles[:k], params)
-                ),
+                functools.partial(engine.apply, name, handles[: gate.qubits], params),
             )
             if name not in str(error):
                 raise ctx.fail(engine, check, f"the refusal {error} does not name {name}")

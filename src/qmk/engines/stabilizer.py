@@ -38,9 +38,9 @@ from __future__ import annotations
 import heapq
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import stim
@@ -104,7 +104,7 @@ class _Snapshot:
     live: frozenset[int]
     pool: tuple[int, ...]
     next_index: int
-    rng_state: dict[str, Any]
+    rng_state: Mapping[str, Any]
 
 
 class StabilizerEngine:
@@ -248,7 +248,7 @@ qubits and 2 are live; free some or raise max_qubits
         if method is not None:
             getattr(self._sim, method)(*qubits)
 
-    def _stim_method(self, gate: str, params: Sequence[float]) -> str | bool | None:
+    def _stim_method(self, gate: str, params: Sequence[float]) -> str | Literal[False] | None:
         """The simulator method for ``gate``: a name, None (identity) or False (unsupported)."""
         if gate in _FIXED:
             return _FIXED[gate] if not params else False

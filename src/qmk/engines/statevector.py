@@ -52,7 +52,7 @@ import copy
 import heapq
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -66,7 +66,10 @@ DEFAULT_MAX_BYTES = 8 * 2**30
 #: Environment variable that overrides :data:`DEFAULT_MAX_BYTES` (an integer of bytes).
 MAX_BYTES_ENV = "QMK_MAX_STATE_BYTES"
 
-_DTYPES = {"complex64": np.dtype(np.complex64), "complex128": np.dtype(np.complex128)}
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "complex64": np.dtype(np.complex64),
+    "complex128": np.dtype(np.complex128),
+}
 _X = GATES["x"].matrix()
 _H = GATES["h"].matrix()
 _S = GATES["s"].matrix()
@@ -100,7 +103,7 @@ class StatevectorSnapshot:
     next_var: int
     log: tuple[tuple[int, int], ...] | None
     home: tuple[tuple[int, int], ...]
-    rng_state: dict[str, Any]
+    rng_state: Mapping[str, Any]
 
 
 def _bits(mask: int) -> list[int]:
@@ -169,7 +172,7 @@ def _kind(u: np.ndarray) -> str:
     return "dense"
 
 
-def _walsh(angles: Sequence[float]) -> tuple[float, list[tuple[int, float]]]:
+def _walsh(angles: Sequence[float] | np.ndarray) -> tuple[float, list[tuple[int, float]]]:
     """A diagonal phase ``angles[y]`` as ``const + sum_T w_T parity(y & T)``.
 
     Returns the constant and ``(T, w_T)`` for every subset ``T`` (a bitmask over the
@@ -792,7 +795,9 @@ class StatevectorEngine:
         rows, consts, pending = self._rows, self._consts, self._pending
         rows[a], rows[b] = rows[b], rows[a]
         consts[a], consts[b] = consts[b], consts[a]
-        for held in (pending, self._home):
+        # the fused gates and the home rows move with their qubits alike
+        holders: tuple[dict[int, Any], ...] = (pending, self._home)
+        for held in holders:
             ua, ub = held.pop(a, None), held.pop(b, None)
             if ua is not None:
                 held[b] = ua
@@ -1136,7 +1141,8 @@ class StatevectorEngine:
                 runs.append([kind, 1])
         view = self._psi.reshape([1 << length for _, length in runs])
         # (the Ellipsis keeps a view even when every index is an integer)
-        half = view[(*(1 if kind == "var" else slice(None) for kind, _ in runs), ...)]
+        where = (*(1 if kind == "var" else slice(None) for kind, _ in runs), ...)
+        half = view[where]
         shape = [1 << length if kind == "support" else 1 for kind, length in runs if kind != "var"]
         half *= phase.astype(self._dtype).reshape(shape)
 
