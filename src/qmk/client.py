@@ -168,7 +168,9 @@ class Credentials:
         return cls(tenant=tenant, key=key, caps=tuple(caps))
 
 
-def resolve_address(address: str | Address | None, environ: Mapping[str, str] | None = None):
+def resolve_address(
+    address: str | Address | None, environ: Mapping[str, str] | None = None
+) -> Address:
     """The address given, or QMK_SOCKET's; ConnectError when neither is set."""
     if isinstance(address, Address):
         return address

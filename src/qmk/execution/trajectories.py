@@ -14,6 +14,7 @@ thus simulated exactly once per group and sampled.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -169,7 +170,8 @@ def run_group(
     tail = tail_start(ops)
     blocks: list[np.ndarray] = []
     # (position, snapshot, qubit map, events, shots, action to take after restoring)
-    stack: list[tuple[int, object, dict[str, int], np.ndarray, int, Callable | None]] = []
+    stack: list[tuple[int, object, dict[str, int], np.ndarray, int, Callable[[], None] | None]]
+    stack = []
     qmap: dict[str, int] = {}
     events = np.zeros(width, dtype=np.uint8)
     pos, n = 0, shots
@@ -191,7 +193,7 @@ def run_group(
                         dict(qmap),
                         events.copy(),
                         int(counts[c]),
-                        lambda c=c, act=act: act(c),
+                        functools.partial(act, c),
                     )
                 )
                 trajectories += 1

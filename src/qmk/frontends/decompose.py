@@ -374,7 +374,9 @@ def _basic(name: str) -> Callable[[_Seq, Sequence[float]], None]:
     return write
 
 
-def _ctrl(name: str, n: int, params_of: Callable[[Sequence[float]], Sequence[float]] | None = None):
+def _ctrl(
+    name: str, n: int, params_of: Callable[[Sequence[float]], Sequence[float]] | None = None
+) -> Callable[[_Seq, Sequence[float]], None]:
     def write(seq: _Seq, params: Sequence[float]) -> None:
         inner = lower_gate(name, tuple(params_of(params) if params_of else params))
         seq.add(controlled(inner, n), range(seq.num_qubits))
@@ -545,7 +547,9 @@ def _rcccx(seq: _Seq, p: Sequence[float]) -> None:
     seq.u(pi / 2, 0, pi, 3)
 
 
-def _rule(name: str, nq: int, np_: int, write, doc: str) -> GateRule:
+def _rule(
+    name: str, nq: int, np_: int, write: Callable[[_Seq, Sequence[float]], None], doc: str
+) -> GateRule:
     return GateRule(name=name, num_qubits=nq, num_params=np_, write=write, doc=doc)
 
 

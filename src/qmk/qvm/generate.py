@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
 
@@ -52,7 +53,7 @@ class _Builder:
         self.events: list[str] = []
         self.caps: set[str] = set()
 
-    def add(self, op: str, **fields) -> None:
+    def add(self, op: str, **fields: Any) -> None:
         self.nodes.append(Node(id=f"n{len(self.nodes)}", op=op, **fields))
 
     def alloc(self, count: int) -> None:
@@ -63,7 +64,7 @@ class _Builder:
             else:
                 names.append(f"q{len(self.vqs)}")
                 self.vqs.append(names[-1])
-        args: dict = {"profile": self.rng.choice(_PROFILES)}
+        args: dict[str, Any] = {"profile": self.rng.choice(_PROFILES)}
         if self.rng.random() < 0.5:
             args["n"] = count
         self.add("ALLOC_LQ", vqs=tuple(names), args=args, caps=("CAP_ALLOC",))

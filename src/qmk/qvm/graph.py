@@ -226,7 +226,9 @@ def _wrong_type(path: str, expected: str, value: Any) -> FormatError:
     )
 
 
-def _object(value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict:
+def _object(
+    value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...]
+) -> dict[str, Any]:
     if type(value) is not dict:
         raise _wrong_type(path, "an object", value)
     if not value.keys() <= _ALLOWED[allowed]:

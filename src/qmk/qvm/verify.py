@@ -297,7 +297,9 @@ class _Findings:
         self.items: list[Finding] = []
         self.per_code: Counter[str] = Counter()
 
-    def add(self, name: str, message: str, index: int | None = None, *, fix: str | None = None):
+    def add(
+        self, name: str, message: str, index: int | None = None, *, fix: str | None = None
+    ) -> None:
         code = BY_NAME[name]
         self.per_code[code.code] += 1
         if self.per_code[code.code] > MAX_FINDINGS_PER_CODE:
