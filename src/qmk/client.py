@@ -130,6 +130,16 @@ class Address:
             raise ConnectError(f"{text!r} is not tcp:HOST:PORT")
         return cls(path=text)
 
+    def tcp(self) -> tuple[str, int]:
+        """The host and port of a TCP address.
+
+        Raises:
+            ConnectError: the address is a Unix socket, or lacks its host or port.
+        """
+        if self.host is None or self.port is None:
+            raise ConnectError(f"{self} is not a TCP address (tcp:HOST:PORT)")
+        return self.host, self.port
+
     def __str__(self) -> str:
         return f"unix:{self.path}" if self.path is not None else f"tcp:{self.host}:{self.port}"
 
@@ -443,7 +453,7 @@ class Client(_Methods):
                     sock.close()
                     raise
             else:
-                sock = socket.create_connection((address.host, address.port), timeout=limit)
+                sock = socket.create_connection(address.tcp(), timeout=limit)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except TimeoutError:
             raise ConnectError(f"{address}: no answer within {limit} s") from None
@@ -585,8 +595,9 @@ class AsyncClient(_Methods):
                             address.path, limit=self.max_reply
                         )
                     else:
+                        host, port = address.tcp()
                         reader, writer = await asyncio.open_connection(
-                            address.host, address.port, limit=self.max_reply
+                            host, port, limit=self.max_reply
                         )
             except TimeoutError:
                 raise ConnectError(
