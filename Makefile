@@ -35,13 +35,16 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(BIN)/python -m qmk.qvm.schema --check
 	$(BIN)/python -m qmk.docgen --check
+	$(BIN)/python -m qmk.abi.codegen --check
 	$(BIN)/python -m pytest
 
-# Regenerate the generated files: the shipped JSON Schema and the generated tables of every
-# page in docs/ (qvm.md, qec.md, qsyscall.md, errors.md).
+# Regenerate the generated files: the shipped JSON Schema, the generated tables of every
+# page in docs/ (qvm.md, qec.md, qsyscall.md, errors.md), and the modules rendered from the
+# qSyscall method table (qmk/abi/protocol.py, qmk/abi/calls.py).
 docs: $(VENV)/.installed-test
 	$(BIN)/python -m qmk.qvm.schema --write
 	$(BIN)/python -m qmk.docgen --write
+	$(BIN)/python -m qmk.abi.codegen --write
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_verify.py

@@ -3,10 +3,12 @@
 Both are thin transports around one sans-IO core, :class:`ClientCore`, which builds
 request lines, checks params against the method table
 (:data:`qmk.abi.methods.METHODS`), fills in the session and turns replies into
-results or typed exceptions. Every qSyscall method is a Python method of both
-clients, generated from that table (``client.q_status(job_id)``; ``session_id``
-is filled in from the client's session unless given). The async client's methods
-are coroutines, and several may be in flight on one connection at once.
+results or typed exceptions. Every qSyscall method is a typed Python method of both
+clients, from :class:`qmk.abi.calls.SyscallMethods`, which is generated from that
+table (``client.q_status(job_id)``; ``session_id`` is filled in from the client's
+session unless given; a param that takes a JSON object also takes anything with
+``to_json()``, such as a QVM graph). The async client's methods are coroutines, and
+several may be in flight on one connection at once.
 
 Errors are the classes of the one tree drawn in :mod:`qmk.errors`: a refusal of the
 kernel is raised as its ``SyscallError`` subclass (by JSON-RPC code), JSON-RPC's own
@@ -37,17 +39,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import qmk.aio as aio
 from qmk import defaults
+from qmk.abi.calls import SyscallMethods
 from qmk.abi.errors import (
     BadResponse,
     CallTimeout,
@@ -55,7 +57,7 @@ from qmk.abi.errors import (
     ConnectionClosed,
     rpc_error,
 )
-from qmk.abi.methods import METHODS, MethodSpec, bind_params
+from qmk.abi.methods import METHODS, MethodSpec, SupportsJson, bind_params
 from qmk.errors import QMKError, SessionError, SessionExpired, syscall_error
 from qmk.qvm.ops import CAPABILITIES
 
@@ -210,6 +212,10 @@ class ClientCore:
             InvalidParams: a param is missing, unknown or of the wrong JSON type.
             SessionError: the method needs a session and the client has none.
         """
+        params = {
+            name: value.to_json() if isinstance(value, SupportsJson) else value
+            for name, value in params.items()
+        }
         if spec.needs_session and params.get("session_id") is None:
             if self.session_id is None:
                 raise SessionError(
@@ -297,73 +303,10 @@ class ClientCore:
         }
 
 
-# --------------------------------------------------------------------------- generated methods
-
-
-def _signature(spec: MethodSpec) -> inspect.Signature:
-    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
-    for param in spec.params:
-        if param.name == "session_id":
-            continue
-        default = inspect.Parameter.empty if param.required else param.default
-        if isinstance(default, tuple):
-            default = list(default)
-        parameters.append(
-            inspect.Parameter(param.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
-        )
-    if spec.needs_session:
-        parameters.append(
-            inspect.Parameter("session_id", inspect.Parameter.KEYWORD_ONLY, default=None)
-        )
-    return inspect.Signature(parameters)
-
-
-def _make_method(spec: MethodSpec) -> Callable[..., Any]:
-    signature = _signature(spec)
-
-    def method(self: _Methods, *args: Any, **kwargs: Any) -> Any:
-        bound = signature.bind(self, *args, **kwargs)
-        params = {name: value for name, value in bound.arguments.items() if name != "self"}
-        if params.get("session_id") is None:
-            params.pop("session_id", None)
-        graph = params.get("graph")
-        if graph is not None and hasattr(graph, "to_json"):
-            params["graph"] = graph.to_json()
-        return self._call(spec.name, params)
-
-    lines = [spec.doc[:1].upper() + spec.doc[1:] + ".", "", f"Returns: {spec.returns}.", ""]
-    lines.append("Args:")
-    lines.extend(
-        f"    {p.name}: {p.type_text()}; {p.doc}"
-        + ("" if p.required else f" (default {json.dumps(_plain(p.default))})")
-        for p in spec.params
-    )
-    method.__name__ = method.__qualname__ = spec.name
-    method.__doc__ = "\n".join(lines)
-    method.__signature__ = signature  # type: ignore[attr-defined]
-    return method
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-class _Methods:
-    """One method per qSyscall method, generated from the table; subclasses define _call."""
-
-    def _call(self, method: str, params: dict[str, Any]) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-
-for _spec in METHODS.values():
-    setattr(_Methods, _spec.name, _make_method(_spec))
-del _spec
-
-
 # --------------------------------------------------------------------------- blocking client
 
 
-class Client(_Methods):
+class Client(SyscallMethods[dict[str, Any]]):
     """A blocking qSyscall client over one connection (not thread-safe: one call at a time).
 
     Args:
@@ -511,7 +454,7 @@ class Client(_Methods):
 # --------------------------------------------------------------------------- async client
 
 
-class AsyncClient(_Methods):
+class AsyncClient(SyscallMethods[Awaitable[dict[str, Any]]]):
     """An asyncio qSyscall client; concurrent calls share one connection (pipelined).
 
     Use ``async with await AsyncClient.connect(path, tenant=..., key=...) as client``,
@@ -695,12 +638,3 @@ class AsyncClient(_Methods):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _check_methods() -> None:
-    """Every table entry is a method of both clients (a guard against drift at import)."""
-    for name in METHODS:
-        assert callable(getattr(Client, name)) and callable(getattr(AsyncClient, name)), name
-
-
-_check_methods()

@@ -24,7 +24,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from qmk import defaults
 from qmk.abi.errors import InvalidParams
@@ -65,6 +65,16 @@ def json_type(value: Any) -> JsonType:
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
+@runtime_checkable
+class SupportsJson(Protocol):
+    """A value that has a JSON form, such as a QVM :class:`~qmk.qvm.graph.Graph`: the
+    client sends ``to_json()`` where a param takes a JSON object."""
+
+    def to_json(self) -> Any:
+        """The JSON value of the object."""
+        ...
+
+
 def _accepts(types: tuple[JsonType, ...], value: Any) -> bool:
     kind = json_type(value)
     return kind in types or (kind is JsonType.INTEGER and JsonType.NUMBER in types)
@@ -97,6 +107,11 @@ class ParamSpec:
             raise ValueError(f"param {self.name!r} has items but is not an array")
         if self.required and self.default is not None:
             raise ValueError(f"required param {self.name!r} has a default")
+
+    @property
+    def json_default(self) -> Any:
+        """The default as the JSON value bound and sent (a tuple becomes a fresh list)."""
+        return _fresh(self.default)
 
     def type_text(self) -> str:
         """The accepted types as text: ``string``, ``integer | null``, ``array of string``."""

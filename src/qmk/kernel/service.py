@@ -37,7 +37,7 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -572,7 +572,7 @@ class Kernel:
     # ------------------------------------------------------------------ syscalls
 
     async def q_negotiate_caps(
-        self, *, tenant: str, key: str, requested: list[str]
+        self, *, tenant: str, key: str, requested: Sequence[str] = ()
     ) -> dict[str, Any]:
         """Open a session: grant ``requested`` ∩ the tenant's allowed capabilities."""
         self._check_open()
@@ -583,7 +583,9 @@ class Kernel:
             self.audit.append("cap", where="negotiate", tenant=str(tenant)[:64], decision="auth")
             self._dirty()
             raise AuthError("unknown tenant or wrong key")
-        if not isinstance(requested, list) or not all(isinstance(c, str) for c in requested):
+        if not isinstance(requested, list | tuple) or not all(
+            isinstance(c, str) for c in requested
+        ):
             raise InvalidArgument("requested must be a list of capability names", key="requested")
         granted = [c for c in dict.fromkeys(requested) if c in conf.caps]
         denied = [c for c in dict.fromkeys(requested) if c not in conf.caps]

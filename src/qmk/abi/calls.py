@@ -1,0 +1,371 @@
+"""Every qSyscall method as a typed Python method of the clients.
+
+GENERATED from :data:`qmk.abi.methods.METHODS` by ``python -m qmk.abi.codegen --write``
+(:mod:`qmk.abi.codegen`): do not edit; change the table and regenerate.
+
+:class:`SyscallMethods` is generic in what a call gives: the result itself for
+:class:`qmk.client.Client`, an awaitable of it for :class:`qmk.client.AsyncClient`.
+Both clients share these methods and implement ``_call`` over their transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from qmk.abi.methods import SupportsJson
+
+_R = TypeVar("_R")
+
+
+class SyscallMethods(Generic[_R]):
+    """One method per qSyscall method; a subclass sends the call in :meth:`_call`.
+
+    Params are checked against the table before anything is sent; ``session_id``
+    None means the client's own session.
+    """
+
+    def _call(self, method: str, params: dict[str, Any]) -> _R:
+        """Send ``method`` with ``params``; the result (or an awaitable of it)."""
+        raise NotImplementedError
+
+    def q_negotiate_caps(
+        self,
+        tenant: str,
+        key: str,
+        requested: Sequence[str] = [],
+    ) -> _R:
+        """Open a session: authenticate the tenant and grant requested ∩ allowed caps.
+
+        Returns: {session_id, tenant, granted, denied, quota, expires_at}.
+
+        Args:
+            tenant: string; the tenant's name in the kernel config
+            key: string; the tenant's shared secret
+            requested: array of string; capabilities wanted, e.g. CAP_ALLOC (default [])
+        """
+        return self._call(
+            "q_negotiate_caps",
+            {
+                "tenant": tenant,
+                "key": key,
+                "requested": requested,
+            },
+        )
+
+    def q_submit(
+        self,
+        graph: Mapping[str, Any] | SupportsJson,
+        shots: int = 1024,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | SupportsJson | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Verify, admit and queue a QVM graph; refusals come back at once.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            graph: object; the program as QVM JSON
+            shots: integer; shots to run (default 1024)
+            seed: integer | null; seed; null: the kernel draws one (default null)
+            policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
+                channels (default null)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_submit",
+            {
+                "session_id": session_id,
+                "graph": graph,
+                "shots": shots,
+                "seed": seed,
+                "policy": policy,
+            },
+        )
+
+    def q_status(
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """A job's state, and its result once COMPLETED.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            job_id: string; a job of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_status",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+
+    def q_wait(
+        self,
+        job_id: str,
+        timeout_ms: int = 30000,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Wait until the job is final or timeout_ms passes; returns it either way.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            job_id: string; a job of this tenant
+            timeout_ms: integer; longest wait in ms (default 30000)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_wait",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+                "timeout_ms": timeout_ms,
+            },
+        )
+
+    def q_cancel(
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Cancel a queued or running job (its worker is killed).
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            job_id: string; a job of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_cancel",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+
+    def q_checkpoint(
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Checkpoint a job at its next fence.
+
+        Returns: checkpoint {checkpoint_id, job_id, epoch, created_at}.
+
+        Args:
+            job_id: string; a job of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_checkpoint",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+
+    def q_restore(
+        self,
+        job_id: str,
+        checkpoint_id: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Re-queue a job from a checkpoint (null: its latest).
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            job_id: string; a job of this tenant
+            checkpoint_id: string | null; the checkpoint; null: latest (default null)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_restore",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+                "checkpoint_id": checkpoint_id,
+            },
+        )
+
+    def q_replay(
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Submit a new job with the same graph, shots, seed and policy.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            job_id: string; a job of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_replay",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+
+    def q_open_chan(
+        self,
+        peer: str,
+        channel_id: str | None = None,
+        fidelity: float = 1.0,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Propose a channel to a peer tenant, or accept the peer's proposal.
+
+        Returns: channel {channel_id, state, tenants, fidelity}.
+
+        Args:
+            peer: string; the other tenant
+            channel_id: string | null; null: propose; the peer's channel id: accept (default null)
+            fidelity: number; Bell-pair fidelity (default 1.0)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_open_chan",
+            {
+                "session_id": session_id,
+                "peer": peer,
+                "channel_id": channel_id,
+                "fidelity": fidelity,
+            },
+        )
+
+    def q_close_chan(
+        self,
+        channel_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Close a channel.
+
+        Returns: channel {channel_id, state, tenants, fidelity}.
+
+        Args:
+            channel_id: string; a channel this tenant is part of
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_close_chan",
+            {
+                "session_id": session_id,
+                "channel_id": channel_id,
+            },
+        )
+
+    def q_chan_status(
+        self,
+        channel_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """A channel's state.
+
+        Returns: channel {channel_id, state, tenants, fidelity}.
+
+        Args:
+            channel_id: string; a channel this tenant is part of
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_chan_status",
+            {
+                "session_id": session_id,
+                "channel_id": channel_id,
+            },
+        )
+
+    def q_get_telemetry(
+        self,
+        job_id: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """A job's telemetry, or with null the tenant's aggregate.
+
+        Returns: telemetry object.
+
+        Args:
+            job_id: string | null; a job; null: the whole tenant (default null)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_get_telemetry",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+
+    def q_resource_query(
+        self,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """The machine's qubit inventory and the tenant's quota and usage.
+
+        Returns: {machine, tenant}.
+
+        Args:
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_resource_query",
+            {
+                "session_id": session_id,
+            },
+        )
+
+    def q_list_jobs(
+        self,
+        state: str | None = None,
+        limit: int = 100,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """This tenant's jobs, newest first, without results.
+
+        Returns: {jobs: [job summaries]}.
+
+        Args:
+            state: string | null; only jobs in this state (default null)
+            limit: integer; at most this many (default 100)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_list_jobs",
+            {
+                "session_id": session_id,
+                "state": state,
+                "limit": limit,
+            },
+        )
+
+
+__all__ = ["SyscallMethods"]

@@ -1,0 +1,256 @@
+"""The qSyscall methods as a Protocol: what a kernel serving them provides.
+
+GENERATED from :data:`qmk.abi.methods.METHODS` by ``python -m qmk.abi.codegen --write``
+(:mod:`qmk.abi.codegen`): do not edit; change the table and regenerate.
+
+The server calls every method with every param by keyword, defaults filled in
+from the table. :class:`qmk.kernel.service.Kernel` satisfies the Protocol, which
+mypy checks in :mod:`qmk.kernel._contract`: a param, type or default that drifts
+from the table fails ``make lint`` (default values are compared by
+``tests/abi/test_codegen.py``: mypy checks that a default exists, not its value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+
+class KernelSyscalls(Protocol):
+    """Every qSyscall method as the coroutine a kernel provides for it."""
+
+    async def q_negotiate_caps(
+        self,
+        *,
+        tenant: str,
+        key: str,
+        requested: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Open a session: authenticate the tenant and grant requested ∩ allowed caps.
+
+        Returns: {session_id, tenant, granted, denied, quota, expires_at}.
+
+        Args:
+            tenant: string; the tenant's name in the kernel config
+            key: string; the tenant's shared secret
+            requested: array of string; capabilities wanted, e.g. CAP_ALLOC (default [])
+        """
+
+    async def q_submit(
+        self,
+        *,
+        session_id: str,
+        graph: Mapping[str, Any],
+        shots: int = 1024,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Verify, admit and queue a QVM graph; refusals come back at once.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            graph: object; the program as QVM JSON
+            shots: integer; shots to run (default 1024)
+            seed: integer | null; seed; null: the kernel draws one (default null)
+            policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
+                channels (default null)
+        """
+
+    async def q_status(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+    ) -> dict[str, Any]:
+        """A job's state, and its result once COMPLETED.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string; a job of this tenant
+        """
+
+    async def q_wait(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+        timeout_ms: int = 30000,
+    ) -> dict[str, Any]:
+        """Wait until the job is final or timeout_ms passes; returns it either way.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string; a job of this tenant
+            timeout_ms: integer; longest wait in ms (default 30000)
+        """
+
+    async def q_cancel(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+    ) -> dict[str, Any]:
+        """Cancel a queued or running job (its worker is killed).
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string; a job of this tenant
+        """
+
+    async def q_checkpoint(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+    ) -> dict[str, Any]:
+        """Checkpoint a job at its next fence.
+
+        Returns: checkpoint {checkpoint_id, job_id, epoch, created_at}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string; a job of this tenant
+        """
+
+    async def q_restore(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+        checkpoint_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Re-queue a job from a checkpoint (null: its latest).
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string; a job of this tenant
+            checkpoint_id: string | null; the checkpoint; null: latest (default null)
+        """
+
+    async def q_replay(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+    ) -> dict[str, Any]:
+        """Submit a new job with the same graph, shots, seed and policy.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string; a job of this tenant
+        """
+
+    async def q_open_chan(
+        self,
+        *,
+        session_id: str,
+        peer: str,
+        channel_id: str | None = None,
+        fidelity: float = 1.0,
+    ) -> dict[str, Any]:
+        """Propose a channel to a peer tenant, or accept the peer's proposal.
+
+        Returns: channel {channel_id, state, tenants, fidelity}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            peer: string; the other tenant
+            channel_id: string | null; null: propose; the peer's channel id: accept (default null)
+            fidelity: number; Bell-pair fidelity (default 1.0)
+        """
+
+    async def q_close_chan(
+        self,
+        *,
+        session_id: str,
+        channel_id: str,
+    ) -> dict[str, Any]:
+        """Close a channel.
+
+        Returns: channel {channel_id, state, tenants, fidelity}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            channel_id: string; a channel this tenant is part of
+        """
+
+    async def q_chan_status(
+        self,
+        *,
+        session_id: str,
+        channel_id: str,
+    ) -> dict[str, Any]:
+        """A channel's state.
+
+        Returns: channel {channel_id, state, tenants, fidelity}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            channel_id: string; a channel this tenant is part of
+        """
+
+    async def q_get_telemetry(
+        self,
+        *,
+        session_id: str,
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A job's telemetry, or with null the tenant's aggregate.
+
+        Returns: telemetry object.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string | null; a job; null: the whole tenant (default null)
+        """
+
+    async def q_resource_query(
+        self,
+        *,
+        session_id: str,
+    ) -> dict[str, Any]:
+        """The machine's qubit inventory and the tenant's quota and usage.
+
+        Returns: {machine, tenant}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+        """
+
+    async def q_list_jobs(
+        self,
+        *,
+        session_id: str,
+        state: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """This tenant's jobs, newest first, without results.
+
+        Returns: {jobs: [job summaries]}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            state: string | null; only jobs in this state (default null)
+            limit: integer; at most this many (default 100)
+        """
+
+
+__all__ = ["KernelSyscalls"]
