@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import subprocess
@@ -15,8 +14,8 @@ from qmk import __version__
 from qmk.cli import main
 from qmk.qvm import graph
 from qmk.qvm.generate import random_graph
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from support.cli import qmk
+from support.paths import EXAMPLES
 
 BELL = {
     "version": "0.2",
@@ -35,12 +34,6 @@ BELL = {
 }
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    status = main(list(argv), stdout=out, stderr=err)
-    return status, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture
 def bell(tmp_path: Path) -> Path:
     path = tmp_path / "bell.qvm.json"
@@ -57,14 +50,14 @@ def broken_graph(tmp_path: Path) -> Path:
 
 
 def test_validate_a_valid_program_exits_0_and_says_ok(bell):
-    status, out, err = run("validate", str(bell))
+    status, out, err = qmk("validate", str(bell))
     assert status == 0 and err == ""
     assert out.startswith(f"{bell}: ok (6 nodes, 1 epoch, peak 2 live qubits")
 
 
 def test_validate_reports_every_finding_with_its_code_and_exits_1(tmp_path):
     path = broken_graph(tmp_path)
-    status, _out, err = run("validate", str(path))
+    status, _out, err = qmk("validate", str(path))
     assert status == 1
     assert f"{path}: error: QV202 use-after-free at node #6 'x' (APPLY_X)" in err
 
@@ -73,7 +66,7 @@ def test_validate_json_lists_findings_for_every_file(tmp_path, bell):
     path = broken_graph(tmp_path)
     junk = tmp_path / "junk.json"
     junk.write_text("{not json", encoding="utf-8")
-    status, out, _ = run("validate", "--json", str(bell), str(path), str(junk))
+    status, out, _ = qmk("validate", "--json", str(bell), str(path), str(junk))
     assert status == 2  # unreadable input wins over findings
     files = json.loads(out)["files"]
     assert [f["ok"] for f in files] == [True, False, False]
@@ -99,7 +92,7 @@ def test_bad_input_is_one_line_with_a_code_and_exit_2(tmp_path, content, code):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
     for command in ("validate", "info", "fmt", "disasm"):
-        status, _out, err = run(command, str(path))
+        status, _out, err = qmk(command, str(path))
         assert status == 2, command
         assert err.count("\n") == 1 and code in err and "Traceback" not in err, (command, err)
 
@@ -107,31 +100,31 @@ def test_bad_input_is_one_line_with_a_code_and_exit_2(tmp_path, content, code):
 def test_ten_megabytes_of_junk_is_a_clear_error(tmp_path):
     path = tmp_path / "junk.json"
     path.write_bytes(random.Random(1).randbytes(10 * 1024 * 1024))
-    status, _, err = run("validate", str(path))
+    status, _, err = qmk("validate", str(path))
     assert status == 2 and err.count("\n") == 1 and err.startswith("QF003 not-utf8: ")
 
 
 def test_a_missing_file_is_unreadable_input(tmp_path):
-    status, _, err = run("validate", str(tmp_path / "nope.json"))
+    status, _, err = qmk("validate", str(tmp_path / "nope.json"))
     assert status == 2 and "QF001 unreadable-file" in err
 
 
 def test_max_bytes_refuses_large_files_before_reading(bell):
-    status, _, err = run("validate", "--max-bytes", "10", str(bell))
+    status, _, err = qmk("validate", "--max-bytes", "10", str(bell))
     assert status == 2 and "QF002 too-large" in err
 
 
 def test_max_nodes_makes_a_large_graph_a_finding(bell):
-    status, _, err = run("validate", "--max-nodes", "3", str(bell))
+    status, _, err = qmk("validate", "--max-nodes", "3", str(bell))
     assert status == 1 and "QV503 graph-too-large" in err
 
 
 def test_info_describes_counts_epochs_segments_and_caps(bell):
-    status, out, _ = run("info", str(bell))
+    status, out, _ = qmk("info", str(bell))
     assert status == 0
     assert "6 nodes" in out and "caps        required: CAP_ALLOC" in out
     assert "REV         1 segment" in out and "closed by m0" in out
-    status, out, _ = run("info", "--json", str(bell))
+    status, out, _ = qmk("info", "--json", str(bell))
     summary = json.loads(out)
     assert summary["counts"]["measurements"] == 2 and summary["rev_segments"][0]["nodes"] == [
         "h",
@@ -140,21 +133,21 @@ def test_info_describes_counts_epochs_segments_and_caps(bell):
 
 
 def test_info_of_a_program_with_findings_lists_them_and_exits_1(tmp_path):
-    status, _, err = run("info", str(broken_graph(tmp_path)))
+    status, _, err = qmk("info", str(broken_graph(tmp_path)))
     assert status == 1 and "QV202" in err
 
 
 def test_fmt_prints_canonical_json_and_rewrites_in_place(tmp_path, bell):
-    status, out, _ = run("fmt", str(bell))
+    status, out, _ = qmk("fmt", str(bell))
     assert status == 0 and out == graph.dumps(graph.load(bell)) + "\n"
-    assert run("fmt", "--in-place", str(bell))[0] == 0
+    assert qmk("fmt", "--in-place", str(bell))[0] == 0
     assert bell.read_text(encoding="utf-8") == out
 
 
 def test_fmt_refuses_assembly_with_a_pointer_to_asm(tmp_path):
     path = tmp_path / "p.qvm.asm"
     path.write_text("ALLOC_LQ vq:q\n", encoding="utf-8")
-    status, _, err = run("fmt", str(path))
+    status, _, err = qmk("fmt", str(path))
     assert status == 2 and "qmk asm" in err
 
 
@@ -163,27 +156,27 @@ def test_disasm_then_asm_round_trips_exactly(tmp_path):
     source = tmp_path / "g.qvm.json"
     source.write_text(graph.dumps(g) + "\n", encoding="utf-8")
     text_path = tmp_path / "g.qvm.asm"
-    assert run("disasm", str(source), "-o", str(text_path))[0] == 0
-    status, out, _ = run("asm", str(text_path))
+    assert qmk("disasm", str(source), "-o", str(text_path))[0] == 0
+    status, out, _ = qmk("asm", str(text_path))
     assert status == 0 and out == source.read_text(encoding="utf-8")
-    assert run("validate", "-q", str(text_path)) == (0, "", "")
+    assert qmk("validate", "-q", str(text_path)) == (0, "", "")
 
 
 def test_asm_syntax_errors_name_the_file_and_line(tmp_path):
     path = tmp_path / "bad.qvm.asm"
     path.write_text(".version 0.2\nALLOC_LQ vq:q,, \n", encoding="utf-8")
-    status, _, err = run("asm", str(path))
+    status, _, err = qmk("asm", str(path))
     assert status == 2 and f"{path}:2:" in err and err.count("\n") == 1
 
 
 def test_schema_prints_the_shipped_schema():
-    status, out, _ = run("schema")
+    status, out, _ = qmk("schema")
     schema = json.loads(out)
     assert status == 0 and schema["$schema"].startswith("https://json-schema.org/")
 
 
 def test_no_command_prints_help_and_exits_2():
-    status, out, _ = run()
+    status, out, _ = qmk()
     assert status == 2 and "validate" in out
 
 
@@ -214,6 +207,6 @@ def test_the_installed_command_never_shows_a_traceback_for_bad_input(tmp_path):
 def test_every_example_validates_through_the_command():
     files = sorted(str(p) for p in EXAMPLES.glob("*.qvm.*"))
     assert files
-    status, out, err = run("validate", *files)
+    status, out, err = qmk("validate", *files)
     assert (status, err) == (0, "")
     assert out.count(": ok (") == len(files)

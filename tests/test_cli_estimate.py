@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-from qmk.cli import main
 from qmk.estimate.counts import LogicalCounts, count_graph
 from qmk.estimate.estimator import estimate
 from qmk.qvm.files import read_graph
+from support.cli import qmk
+from support.paths import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 LARGE = '{"numQubits": 100, "tCount": 1000000, "rotationCount": 10000, "rotationDepth": 1000}'
-
-
-def qmk(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    status = main(list(argv), stdout=out, stderr=err)
-    return status, out.getvalue(), err.getvalue()
 
 
 def test_estimate_of_logical_counts_prints_qre_json() -> None:

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 
-from qmk.cli import main
 from qmk.qec import logical_model
 from qmk.qec.logical import Calibration
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    status = main(list(argv), stdout=out, stderr=err)
-    return status, out.getvalue(), err.getvalue()
+from support.cli import qmk
 
 
 def test_threshold_prints_a_row_per_distance_and_rate_with_intervals() -> None:
-    status, out, err = run(
+    status, out, err = qmk(
         "qec", "threshold", "--d", "3,5", "--p", "0.002:0.008", "--points", "2",
         "--shots", "2000", "--seed", "3",
     )  # fmt: skip
@@ -37,7 +30,7 @@ def test_threshold_json_is_reproducible_with_a_seed_and_writes_a_png(tmp_path) -
     plot = tmp_path / "scan.png"
     argv = ("qec", "threshold", "--code", "repetition_code", "--d", "3,5", "--p", "0.01,0.03",
             "--shots", "3000", "--seed", "8", "--json")  # fmt: skip
-    status, out, err = run(*argv, "--plot", str(plot))
+    status, out, err = qmk(*argv, "--plot", str(plot))
     assert status == 0, err
     data = json.loads(out)
     assert data["family"] == "repetition_code" and len(data["results"]) == 4
@@ -48,12 +41,12 @@ def test_threshold_json_is_reproducible_with_a_seed_and_writes_a_png(tmp_path) -
     def counts(results: list[dict]) -> list[tuple[int, float, int, int]]:
         return [(r["distance"], r["p"], r["shots"], r["errors"]) for r in results]
 
-    assert counts(json.loads(run(*argv)[1])["results"]) == counts(data["results"])
+    assert counts(json.loads(qmk(*argv)[1])["results"]) == counts(data["results"])
 
 
 def test_calibrate_writes_a_calibration_the_logical_layer_loads(tmp_path) -> None:
     path = tmp_path / "cal.json"
-    status, out, err = run(
+    status, out, err = qmk(
         "qec", "calibrate", "--code", "surface_code", "--d", "3,5", "--p", "0.003:0.007",
         "--points", "3", "--shots", "6000", "--seed", "12", "--output", str(path),
     )  # fmt: skip
@@ -90,7 +83,7 @@ def test_bad_arguments_are_one_line_errors_with_exit_status_2(
     argv: tuple[str, ...], expected: str
 ) -> None:
     status, out, err = (
-        run("qec", *argv, "--shots", "10") if "--shots" not in argv else run("qec", *argv)
+        qmk("qec", *argv, "--shots", "10") if "--shots" not in argv else qmk("qec", *argv)
     )
     assert status == 2
     assert err.startswith(expected), err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -10,15 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qmk.cli import main
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def qmk(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    status = main(list(argv), stdout=out, stderr=err)
-    return status, out.getvalue(), err.getvalue()
+from support.cli import qmk
+from support.paths import EXAMPLES
 
 
 def test_run_json_prints_counts_shots_seed_engine_and_telemetry() -> None:

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from qmk import docgen
-
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+from support.paths import DOCS
 
 #: (page, edits that make a stale copy: each replaces a generated cell)
 PAGES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "qmk"
+from support.paths import SRC
 
 
 def qmk_imports(path: Path) -> set[str]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "service_demo.py"
+from support.paths import EXAMPLES
+
+DEMO = EXAMPLES / "service_demo.py"
 
 
 def test_service_demo_runs_two_tenants_and_stops_cleanly():

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import qmk
+from support.paths import ROOT
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
 VERSION = re.compile(r"""\b\d+\.\d+\.\d+(?:[.-]?(?:a|b|rc|dev|post)\d*)?\b""")
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qmk.abi.methods import METHODS
 from qmk.docgen import abi as doc
 from qmk.errors import SYSCALL_ERRORS
+from support.paths import DOCS
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "qsyscall.md"
+PAGE = DOCS / "qsyscall.md"
 
 
 def test_the_page_is_up_to_date_with_the_tables():

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from qmk.docgen import errors as doc
 from qmk.errors import FAMILIES, REGISTRY
+from support.paths import DOCS
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
+PAGE = DOCS / "errors.md"
 TEXT = PAGE.read_text(encoding="utf-8")
 doc.load_families()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,9 @@ from qmk.docgen import begin_marker, end_marker
 from qmk.docgen import qec as doc
 from qmk.qec import OP_CYCLES, QUBIT_PARAMS, SCHEMES
 from qmk.qec.errors import CODES
+from support.paths import DOCS
 
-DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "qec.md"
+DOC_PATH = DOCS / "qec.md"
 TEXT = DOC_PATH.read_text(encoding="utf-8")
 
 

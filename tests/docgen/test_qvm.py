@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,9 @@ from qmk.qvm.codes import CODES
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import CAPABILITIES, OPS
 from qmk.qvm.profiles import FAMILIES
+from support.paths import DOCS
 
-DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "qvm.md"
+DOC_PATH = DOCS / "qvm.md"
 TEXT = DOC_PATH.read_text(encoding="utf-8")
 
 

@@ -3,22 +3,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 
-from qmk.cli import main
+from support.cli import qmk
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BELL = str(EXAMPLES / "bell.qvm.asm")
-
-
-def qmk(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import qmk
 from qmk.engines import EngineError
 from qmk.execution.executor import load_program, run
 from qmk.qvm.asm import assemble
+from support.paths import EXAMPLES
 
 BELL = """
 .caps CAP_ALLOC
@@ -130,12 +131,13 @@ def test_unknown_qubit_parameters_are_a_clear_error() -> None:
 
 
 def test_the_python_api_takes_paths_json_and_graphs() -> None:
-    by_path = qmk.run("examples/bell.qvm.json", shots=100, seed=5)
-    by_asm = qmk.run("examples/bell.qvm.asm", shots=100, seed=5)
-    with open("examples/bell.qvm.json", encoding="utf-8") as handle:
+    bell_json, bell_asm = str(EXAMPLES / "bell.qvm.json"), str(EXAMPLES / "bell.qvm.asm")
+    by_path = qmk.run(bell_json, shots=100, seed=5)
+    by_asm = qmk.run(bell_asm, shots=100, seed=5)
+    with open(bell_json, encoding="utf-8") as handle:
         by_json = qmk.run(json.load(handle), shots=100, seed=5)
     assert by_path.counts == by_asm.counts == by_json.counts
-    assert load_program("examples/bell.qvm.json").graph.resources.events == by_path.events
+    assert load_program(bell_json).graph.resources.events == by_path.events
 
 
 def test_telemetry_counts_epochs_magic_states_regions_and_channel_uses() -> None:

@@ -11,18 +11,19 @@ from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister, transpile
 
 from qmk.frontends.errors import FrontendError
 from qmk.qiskit import QMKBackend, QMKSampler
+from support.frontends import aer_counts, assert_same_distribution, ghz, random_circuit, teleport
 
 SHOTS = 2000
 
 
-def test_run_matches_aer_with_identical_keys_for_several_circuits(frontends):
-    circuits = [frontends.teleport(1.1, 0.4), frontends.random(3), frontends.ghz(3)]
+def test_run_matches_aer_with_identical_keys_for_several_circuits():
+    circuits = [teleport(1.1, 0.4), random_circuit(3), ghz(3)]
     job = QMKBackend().run(circuits, shots=SHOTS, seed_simulator=4)
     counts = job.result().get_counts()
     assert len(counts) == 3
     for k, circuit in enumerate(circuits):
-        aer = frontends.aer_counts(circuit, SHOTS, 4)
-        frontends.assert_same_distribution(counts[k], aer, circuit.name)
+        aer = aer_counts(circuit, SHOTS, 4)
+        assert_same_distribution(counts[k], aer, circuit.name)
 
 
 def test_same_seed_same_counts_and_memory_has_one_key_per_shot():

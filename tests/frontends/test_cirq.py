@@ -14,6 +14,7 @@ from qmk.execution.executor import run  # noqa: E402
 from qmk.frontends.cirq import from_cirq  # noqa: E402
 from qmk.frontends.errors import FrontendError  # noqa: E402
 from qmk.qvm.verify import check  # noqa: E402
+from support.frontends import assert_same_distribution  # noqa: E402
 
 SHOTS = 2000
 #: cirq.Simulator re-simulates every repetition of a circuit with mid-circuit measurements.
@@ -172,13 +173,13 @@ PROGRAMS = {
 
 
 @pytest.mark.parametrize("label", sorted(PROGRAMS))
-def test_each_program_matches_cirq_simulator_by_chi_square(label, frontends):
+def test_each_program_matches_cirq_simulator_by_chi_square(label):
     circuit = PROGRAMS[label]()
     graph = from_cirq(circuit, name=label)
     assert check(graph).ok
     shots = SHOTS_DYNAMIC if any(w in label for w in ("mid", "teleport")) else SHOTS
     qmk = run(graph, shots=shots, seed=SEED, noise=False).counts
-    frontends.assert_same_distribution(qmk, cirq_counts(circuit, shots, SEED), label)
+    assert_same_distribution(qmk, cirq_counts(circuit, shots, SEED), label)
 
 
 def test_there_are_at_least_thirty_programs():

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
-from pathlib import Path
 
 import pytest
 
-from qmk.cli import main
 from qmk.execution.executor import load_program
 from qmk.frontends import read_program
 from qmk.frontends.errors import FrontendError
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def qmk(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    status = main(list(argv), stdout=out, stderr=err)
-    return status, out.getvalue(), err.getvalue()
+from support.cli import qmk
+from support.paths import EXAMPLES
 
 
 def test_run_takes_a_qasm_file_and_prints_aer_style_keys():

@@ -13,6 +13,7 @@ from qmk.execution.executor import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
 from qmk.qvm.verify import check
+from support.frontends import aer_counts, assert_same_distribution
 
 qiskit = pytest.importorskip("qiskit")
 pytest.importorskip("qiskit_aer")
@@ -25,7 +26,7 @@ def _has_control_flow(circuit) -> bool:
     return any(i.operation.name in ("if_else", "for_loop") for i in circuit.data)
 
 
-def test_qasm2_exports_match_aer_on_qiskits_own_parse(qiskit_program, frontends):
+def test_qasm2_exports_match_aer_on_qiskits_own_parse(qiskit_program):
     import qiskit.qasm2
 
     label, make = qiskit_program
@@ -38,11 +39,11 @@ def test_qasm2_exports_match_aer_on_qiskits_own_parse(qiskit_program, frontends)
     qmk = run(graph, shots=SHOTS, seed=SEED, noise=False).counts
     legacy = qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS
     reread = qiskit.qasm2.loads(source, custom_instructions=legacy)
-    aer = frontends.aer_counts(reread, SHOTS, SEED)
-    frontends.assert_same_distribution(qmk, aer, label)
+    aer = aer_counts(reread, SHOTS, SEED)
+    assert_same_distribution(qmk, aer, label)
 
 
-def test_qasm3_exports_match_aer(qiskit_program, frontends):
+def test_qasm3_exports_match_aer(qiskit_program):
     import qiskit.qasm3
 
     label, make = qiskit_program
@@ -51,8 +52,8 @@ def test_qasm3_exports_match_aer(qiskit_program, frontends):
     graph = from_qasm(source, name=f"{label}.qasm")
     assert check(graph).ok
     qmk = run(graph, shots=SHOTS, seed=SEED, noise=False).counts
-    aer = frontends.aer_counts(circuit, SHOTS, SEED)
-    frontends.assert_same_distribution(qmk, aer, label)
+    aer = aer_counts(circuit, SHOTS, SEED)
+    assert_same_distribution(qmk, aer, label)
 
 
 HANDWRITTEN = {
@@ -109,14 +110,14 @@ def _modifiers(_):
     return _modifiers_circuit()
 
 
-def test_modifiers_and_user_gates_match_the_same_circuit_built_in_qiskit(frontends):
+def test_modifiers_and_user_gates_match_the_same_circuit_built_in_qiskit():
     source, make = HANDWRITTEN["modifiers"]
     qmk = run(from_qasm(source), shots=SHOTS, seed=SEED, noise=False).counts
-    aer = frontends.aer_counts(make(None), SHOTS, SEED)
-    frontends.assert_same_distribution(qmk, aer, "modifiers")
+    aer = aer_counts(make(None), SHOTS, SEED)
+    assert_same_distribution(qmk, aer, "modifiers")
 
 
-def test_else_for_and_input_lower_to_the_expected_distribution(frontends):
+def test_else_for_and_input_lower_to_the_expected_distribution():
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 
     source = """OPENQASM 3.0;
@@ -145,7 +146,7 @@ r = measure q[2];
     with else_, qc.if_test((c[0], 0)):
         qc.x(2)
     qc.measure(2, r[0])
-    frontends.assert_same_distribution(qmk, frontends.aer_counts(qc, SHOTS, SEED), "else")
+    assert_same_distribution(qmk, aer_counts(qc, SHOTS, SEED), "else")
 
 
 def test_keys_are_registers_in_reverse_declaration_order_bit_zero_rightmost():
@@ -161,7 +162,7 @@ measure q[2] -> b[1];
     assert run(from_qasm(source), shots=10, seed=1, noise=False).counts == {"010 01": 10}
 
 
-def test_the_example_files_run(frontends):
+def test_the_example_files_run():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "examples"

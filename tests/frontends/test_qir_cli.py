@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 
+from support.cli import qmk
+from support.paths import EXAMPLES
+
 pyqir = pytest.importorskip("pyqir")
 
-from qmk.cli import main  # noqa: E402
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bell.ll"
+EXAMPLE = EXAMPLES / "bell.ll"
 LOOP = """
 define void @main() #0 {
 entry:
@@ -28,12 +28,6 @@ declare void @__quantum__qis__mz__body(ptr, ptr)
 declare i1 @__quantum__rt__read_result(ptr)
 attributes #0 = { "entry_point" "required_num_qubits"="1" "required_num_results"="1" }
 """
-
-
-def qmk(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    status = main(list(argv), stdout=out, stderr=err)
-    return status, out.getvalue(), err.getvalue()
 
 
 def test_example_bell_ll_runs_by_extension_with_qsharp_style_keys() -> None:

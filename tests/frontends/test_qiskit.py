@@ -15,19 +15,20 @@ from qmk.execution.executor import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qiskit import from_qiskit
 from qmk.qvm.verify import check
+from support.frontends import aer_counts, assert_same_distribution
 
 SHOTS = 2000
 SEED = 20240605
 
 
-def test_each_program_matches_aer_by_chi_square(qiskit_program, frontends):
+def test_each_program_matches_aer_by_chi_square(qiskit_program):
     label, make = qiskit_program
     circuit = make()
     graph = from_qiskit(circuit)
     assert check(graph).ok
     qmk = run(graph, shots=SHOTS, seed=SEED, noise=False).counts
-    aer = frontends.aer_counts(circuit, SHOTS, SEED)
-    frontends.assert_same_distribution(qmk, aer, label)
+    aer = aer_counts(circuit, SHOTS, SEED)
+    assert_same_distribution(qmk, aer, label)
 
 
 def test_keys_list_registers_in_reverse_order_bit_zero_rightmost():

@@ -8,8 +8,8 @@ import pytest
 
 from qmk.qvm.asm import assemble, assemble_file, disassemble
 from qmk.qvm.graph import dumps, load
+from support.paths import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ASM_FILES = sorted(EXAMPLES.glob("*.qvm.asm"))
 JSON_FILES = sorted(EXAMPLES.glob("*.qvm.json"))
 EXPECTED = {

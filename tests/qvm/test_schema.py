@@ -20,8 +20,8 @@ from qmk.qvm.errors import FormatError
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OPERAND_KINDS, OPS, ArgSpec, ArgType
 from qmk.qvm.profiles import FAMILIES, ProfileError, parse_profile
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 REGENERATE = "python -m qmk.qvm.schema --write"
 
 SCHEMA = schema.build_schema()

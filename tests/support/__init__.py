@@ -1,0 +1,7 @@
+"""Helpers the tests share, imported as ``support`` from any test (pytest puts ``tests/``
+on the path: ``pythonpath`` in pyproject.toml), whatever the working directory.
+
+- :mod:`support.paths`: the repository's folders, resolved from this file.
+- :mod:`support.cli`: the ``qmk`` command run in-process.
+- :mod:`support.frontends`: comparisons with Qiskit Aer and the shared test circuits.
+"""
