@@ -1,11 +1,121 @@
-"""Import order is architecture: each layer imports only the layers below it."""
+"""Import order is architecture: every room of src/qmk has a layer, and imports only what
+its layer allows, all of it below.
+
+A room is a top-level package or module of ``src/qmk``. :data:`LAYERS` lists them bottom
+first; :data:`MAY_IMPORT` says what each may import (beside itself). A new room fails
+:func:`test_every_room_of_the_package_has_a_layer` until it is given a layer and a line
+here (and in docs/layout.md).
+"""
 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
+import pytest
+
 from support.paths import SRC
+
+#: The rooms every layer may import: they import nothing of QMK themselves.
+LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio")
+#: Everything of QMK (for the rooms at the top, which wire the others together).
+ANYTHING = ("qmk",)
+
+#: The layers, bottom first: (what the layer is, its rooms).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("the leaves: the error root and registry, the shared defaults, asyncio names", LEAVES),
+    ("the program format", ("qmk.qvm",)),
+    ("front-ends, engines and the QEC physics", ("qmk.frontends", "qmk.engines", "qmk.qec")),
+    (
+        "built on one of those: the estimator, QEC experiments, the engine conformance kit",
+        ("qmk.estimate", "qmk.experiments", "qmk.testing"),
+    ),
+    ("the in-process machine", ("qmk.execution",)),
+    ("the wire: qSyscall's method table, JSON-RPC core and server", ("qmk.abi",)),
+    ("the kernel service", ("qmk.kernel",)),
+    (
+        "libraries for users: the client, the Qiskit backend, the doc generator, `import qmk`",
+        ("qmk.client", "qmk.qiskit", "qmk.docgen", "qmk"),
+    ),
+    ("the subcommands", ("qmk.commands",)),
+    ("the command line", ("qmk.cli",)),
+    ("python -m qmk", ("qmk.__main__",)),
+)
+
+#: What each room may import besides its own modules (module names or their prefixes).
+MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "qmk.errors": (),
+    "qmk.defaults": (),
+    "qmk.aio": (),
+    # qvm imports nothing else of ours but the error root
+    "qmk.qvm": ("qmk.errors",),
+    "qmk.frontends": (*LEAVES, "qmk.qvm"),
+    # engines know gates, not graphs
+    "qmk.engines": LEAVES,
+    "qmk.qec": (*LEAVES, "qmk.qvm"),
+    "qmk.estimate": (*LEAVES, "qmk.qec", "qmk.qvm"),
+    "qmk.experiments": (*LEAVES, "qmk.qec", "qmk.qvm"),
+    "qmk.testing": (*LEAVES, "qmk.engines"),
+    # execution is the one place that combines programs, engines and the QEC layer
+    "qmk.execution": (*LEAVES, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
+    # the wire never imports the kernel (it serves any object that has the methods)
+    "qmk.abi": (*LEAVES, "qmk.qvm"),
+    # the kernel runs execution in workers, and implements the ABI's contract (typing only)
+    "qmk.kernel": (
+        *LEAVES,
+        "qmk.execution",
+        "qmk.qvm",
+        "qmk.frontends",
+        "qmk.engines",
+        "qmk.qec",
+        "qmk.abi.protocol",
+    ),
+    # the client talks to a kernel over the wire only
+    "qmk.client": (*LEAVES, "qmk.abi", "qmk.qvm.ops"),
+    "qmk.qiskit": (*LEAVES, "qmk.execution", "qmk.frontends", "qmk.qvm"),
+    "qmk.docgen": ANYTHING,
+    "qmk": ("qmk.errors", "qmk.execution"),
+    "qmk.commands": ANYTHING,
+    "qmk.cli": ANYTHING,
+    "qmk.__main__": ("qmk.cli",),
+}
+
+#: Modules a room may not import although a prefix above allows them.
+MAY_NOT_IMPORT: dict[str, tuple[str, ...]] = {"qmk.client": ("qmk.abi.server",)}
+
+#: The rooms that speak a wire (open sockets, serve or call JSON-RPC).
+WIRE = ("qmk.abi", "qmk.client")
+_WIRE_MODULES = ("socket", "ssl", "http", "urllib", "selectors")
+_WIRE_CALLS = ("start_server", "start_unix_server", "open_connection", "open_unix_connection")
+
+
+@functools.cache
+def room_names() -> frozenset[str]:
+    """Every room of src/qmk: its packages and modules (``qmk`` is its ``__init__``)."""
+    rooms = {"qmk"}
+    for path in SRC.iterdir():
+        if path.is_dir() and (path / "__init__.py").exists():
+            rooms.add(f"qmk.{path.name}")
+        elif path.suffix == ".py" and path.name != "__init__.py":
+            rooms.add(f"qmk.{path.stem}")
+    return frozenset(rooms)
+
+
+def files_of(room: str) -> list[Path]:
+    """The source files of ``room``."""
+    if room == "qmk":
+        return [SRC / "__init__.py"]
+    path = SRC / room.removeprefix("qmk.")
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+
+
+def room_of(module: str) -> str:
+    """The room a qmk module name is in (``qmk.__version__`` is in ``qmk``)."""
+    parts = module.split(".")
+    return (
+        "qmk" if len(parts) == 1 or f"qmk.{parts[1]}" not in room_names() else ".".join(parts[:2])
+    )
 
 
 def qmk_imports(path: Path) -> set[str]:
@@ -21,6 +131,49 @@ def qmk_imports(path: Path) -> set[str]:
     return {name for name in found if name == "qmk" or name.startswith("qmk.")}
 
 
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _layer_of(room: str) -> int:
+    return next(i for i, (_, rooms) in enumerate(LAYERS) if room in rooms)
+
+
+def test_every_room_of_the_package_has_a_layer():
+    layered = [room for _, rooms in LAYERS for room in rooms]
+    assert len(layered) == len(set(layered))
+    assert set(layered) == room_names(), "give the new room a layer in LAYERS and MAY_IMPORT"
+    assert set(MAY_IMPORT) == room_names()
+
+
+def test_a_room_may_import_only_rooms_of_lower_layers():
+    for room, allowed in MAY_IMPORT.items():
+        if allowed == ANYTHING:
+            continue
+        for name in allowed:
+            assert _layer_of(room_of(name)) < _layer_of(room), (room, name)
+
+
+@pytest.mark.parametrize("room", sorted(MAY_IMPORT))
+def test_each_room_imports_only_what_its_layer_allows(room: str):
+    top = _layer_of(room)
+    for path in files_of(room):
+        for name in qmk_imports(path):
+            if room_of(name) == room:
+                continue
+            where = (room, path.name, name)
+            assert _within(name, MAY_IMPORT[room]), where
+            assert not _within(name, MAY_NOT_IMPORT.get(room, ())), where
+            assert _layer_of(room_of(name)) < top, where  # nothing from its own layer or above
+
+
+def test_every_import_of_qmk_is_absolute_so_the_checks_above_see_it():
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level]
+        assert not relative, path
+
+
 def test_qvm_imports_nothing_of_qmk_but_itself_and_the_error_root():
     for path in (SRC / "qvm").rglob("*.py"):
         for name in qmk_imports(path):
@@ -34,53 +187,41 @@ def test_the_error_root_and_the_defaults_import_nothing_of_qmk():
 
 def test_client_never_imports_the_kernel():
     client = SRC / "client.py"
-    if client.exists():
-        assert not any(name.startswith("qmk.kernel") for name in qmk_imports(client))
-        for name in qmk_imports(client):  # only the wire's table and errors, and the op table
-            leaf = name in ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.qvm.ops")
-            assert leaf or name.startswith("qmk.abi"), name
-        assert not any(name.startswith("qmk.abi.server") for name in qmk_imports(client))
+    assert not any(name.startswith("qmk.kernel") for name in qmk_imports(client))
+    for name in qmk_imports(client):  # only the wire's table and errors, and the op table
+        leaf = name in ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.qvm.ops")
+        assert leaf or name.startswith("qmk.abi"), name
+    assert not any(name.startswith("qmk.abi.server") for name in qmk_imports(client))
 
 
 def test_the_wire_layer_never_imports_the_kernel():
-    _layer_imports_only("abi", ("qmk.abi", "qmk.qvm"))
-
-
-def _layer_imports_only(layer: str, allowed: tuple[str, ...]) -> None:
-    for path in (SRC / layer).rglob("*.py"):
-        for name in qmk_imports(path):
-            leaf = name in ("qmk.errors", "qmk.defaults", "qmk.aio")  # leaves every layer may use
-            assert leaf or name.startswith(allowed), (layer, path.name, name)
+    for path in files_of("qmk.abi"):
+        assert not any(_within(name, ("qmk.kernel",)) for name in qmk_imports(path)), path
 
 
 def test_engines_know_gates_not_graphs():
-    _layer_imports_only("engines", ("qmk.engines",))
+    for path in files_of("qmk.engines"):
+        assert not any(_within(name, ("qmk.qvm",)) for name in qmk_imports(path)), path
 
 
-def test_qec_builds_only_on_the_program_format():
-    _layer_imports_only("qec", ("qmk.qec", "qmk.qvm"))
+def test_only_the_wire_rooms_open_sockets_or_streams():
+    for room in room_names() - set(WIRE):
+        for path in files_of(room):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                else:
+                    names = []
+                assert not any(_within(n, _WIRE_MODULES) for n in names), (path, names)
+                if isinstance(node, ast.Attribute):
+                    assert node.attr not in _WIRE_CALLS, (path, node.attr)
 
 
-def test_the_estimator_builds_on_the_qec_layer_and_the_program_format():
-    _layer_imports_only("estimate", ("qmk.estimate", "qmk.qec", "qmk.qvm"))
-
-
-def test_experiments_build_on_the_qec_layer_only():
-    _layer_imports_only("experiments", ("qmk.experiments", "qmk.qec", "qmk.qvm"))
-
-
-def test_execution_combines_programs_engines_and_qec():
-    _layer_imports_only(
-        "execution", ("qmk.execution", "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec")
-    )
-
-
-def test_frontends_lower_into_the_program_format_only():
-    _layer_imports_only("frontends", ("qmk.frontends", "qmk.qvm"))
-
-
-def test_the_kernel_combines_the_layers_below_it_and_nothing_above():
-    _layer_imports_only(
-        "kernel",
-        ("qmk.kernel", "qmk.execution", "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
-    )
+def test_nothing_below_the_command_line_imports_it():
+    for room in room_names() - {"qmk.commands", "qmk.cli", "qmk.__main__"}:
+        for path in files_of(room):
+            names = qmk_imports(path)
+            assert not any(_within(n, ("qmk.commands", "qmk.cli")) for n in names), path
