@@ -1,6 +1,6 @@
 # Two commands for a fresh machine that has only Python (>= 3.10):
 #   make demo   create .venv, install QMK, run the main job on the examples
-#   make test   create/update .venv with the test extras, lint, run the test suite
+#   make test   create/update .venv with the test extras, lint (ruff, mypy), run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
