@@ -184,43 +184,52 @@ def _typing_imports(text: str, *names: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _module(
+    summary: str,
+    more: str,
+    *,
+    typing: Sequence[str],
+    extra: str,
+    head: str,
+    name: str,
+    client: bool,
+) -> str:
+    """A generated module: its docstring, imports, ``head`` (up to the class's first
+    method), one method per syscall and ``__all__``."""
+    methods = "\n\n".join("\n".join(_method(spec, client=client)) for spec in METHODS.values())
+    body = f"{head}\n{methods}\n\n\n__all__ = [{json.dumps(name)}]\n"
+    docstring = _HEADER.format(summary=summary, command=REGENERATE, more=more)
+    return docstring + "\n" + _typing_imports(body, *typing) + extra + body
+
+
 def render_protocol() -> str:
     """The source of :mod:`qmk.abi.protocol`."""
-    methods = "\n\n".join("\n".join(_method(spec, client=False)) for spec in METHODS.values())
-    head = _HEADER.format(
-        summary="The qSyscall methods as a Protocol: what a kernel serving them provides.",
-        command=REGENERATE,
-        more=(
-            "\nThe server calls every method with every param by keyword, defaults filled in\n"
-            "from the table. :class:`qmk.kernel.service.Kernel` satisfies the Protocol, which\n"
-            "mypy checks in :mod:`qmk.kernel._contract`: a param, type or default that drifts\n"
-            "from the table fails ``make lint`` (default values are compared by\n"
-            "``tests/abi/test_codegen.py``: mypy checks that a default exists, not its value).\n"
-        ),
+    return _module(
+        "The qSyscall methods as a Protocol: what a kernel serving them provides.",
+        "\nThe server calls every method with every param by keyword, defaults filled in\n"
+        "from the table. :class:`qmk.kernel.service.Kernel` satisfies the Protocol, which\n"
+        "mypy checks in :mod:`qmk.kernel._contract`: a param, type or default that drifts\n"
+        "from the table fails ``make lint`` (default values are compared by\n"
+        "``tests/abi/test_codegen.py``: mypy checks that a default exists, not its value).\n",
+        typing=("Any", "Protocol"),
+        extra="",
+        head="\n\nclass KernelSyscalls(Protocol):\n"
+        '    """Every qSyscall method as the coroutine a kernel provides for it."""\n',
+        name="KernelSyscalls",
+        client=False,
     )
-    body = (
-        "\n\nclass KernelSyscalls(Protocol):\n"
-        '    """Every qSyscall method as the coroutine a kernel provides for it."""\n\n'
-        f"{methods}\n\n\n"
-        '__all__ = ["KernelSyscalls"]\n'
-    )
-    return head + "\n" + _typing_imports(body, "Any", "Protocol") + body
 
 
 def render_calls() -> str:
     """The source of :mod:`qmk.abi.calls`."""
-    methods = "\n\n".join("\n".join(_method(spec, client=True)) for spec in METHODS.values())
-    head = _HEADER.format(
-        summary="Every qSyscall method as a typed Python method of the clients.",
-        command=REGENERATE,
-        more=(
-            "\n:class:`SyscallMethods` is generic in what a call gives: the result itself for\n"
-            ":class:`qmk.client.Client`, an awaitable of it for :class:`qmk.client.AsyncClient`.\n"
-            "Both clients share these methods and implement ``_call`` over their transport.\n"
-        ),
-    )
-    body = (
-        '\n_R = TypeVar("_R")\n\n\n'
+    return _module(
+        "Every qSyscall method as a typed Python method of the clients.",
+        "\n:class:`SyscallMethods` is generic in what a call gives: the result itself for\n"
+        ":class:`qmk.client.Client`, an awaitable of it for :class:`qmk.client.AsyncClient`.\n"
+        "Both clients share these methods and implement ``_call`` over their transport.\n",
+        typing=("Any", "Generic", "TypeVar"),
+        extra="\nfrom qmk.abi.methods import SupportsJson\n",
+        head='\n_R = TypeVar("_R")\n\n\n'
         "class SyscallMethods(Generic[_R]):\n"
         '    """One method per qSyscall method; a subclass sends the call in :meth:`_call`.\n\n'
         "    Params are checked against the table before anything is sent; ``session_id``\n"
@@ -228,12 +237,10 @@ def render_calls() -> str:
         '    """\n\n'
         "    def _call(self, method: str, params: dict[str, Any]) -> _R:\n"
         '        """Send ``method`` with ``params``; the result (or an awaitable of it)."""\n'
-        "        raise NotImplementedError\n\n"
-        f"{methods}\n\n\n"
-        '__all__ = ["SyscallMethods"]\n'
+        "        raise NotImplementedError\n",
+        name="SyscallMethods",
+        client=True,
     )
-    imports = _typing_imports(body, "Any", "Generic", "TypeVar")
-    return head + "\n" + imports + "\nfrom qmk.abi.methods import SupportsJson\n" + body
 
 
 #: Each generated module's file name in :data:`HERE`, with its renderer.
