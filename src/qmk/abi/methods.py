@@ -1,8 +1,9 @@
 """THE table of qSyscall methods: names, params (JSON types, required, defaults) and docs.
 
-The server validates params against it before calling the kernel, the client
-generates one Python method per entry, and ``docs/qsyscall.md`` renders its
-method table from it (:mod:`qmk.docgen.abi`). Values are checked by the kernel
+The server validates params against it before calling the kernel;
+:mod:`qmk.abi.codegen` renders from it the clients' typed methods
+(:mod:`qmk.abi.calls`) and the Protocol the kernel satisfies (:mod:`qmk.abi.protocol`);
+and ``docs/qsyscall.md`` renders its method table from it (:mod:`qmk.docgen.abi`). Values are checked by the kernel
 (:class:`qmk.errors.InvalidArgument`); this table checks presence, names and JSON
 types only, and answers :class:`~qmk.abi.errors.InvalidParams` (-32602).
 
