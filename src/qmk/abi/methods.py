@@ -3,9 +3,10 @@
 The server validates params against it before calling the kernel;
 :mod:`qmk.abi.codegen` renders from it the clients' typed methods
 (:mod:`qmk.abi.calls`) and the Protocol the kernel satisfies (:mod:`qmk.abi.protocol`);
-and ``docs/qsyscall.md`` renders its method table from it (:mod:`qmk.docgen.abi`). Values are checked by the kernel
-(:class:`qmk.errors.InvalidArgument`); this table checks presence, names and JSON
-types only, and answers :class:`~qmk.abi.errors.InvalidParams` (-32602).
+and ``docs/qsyscall.md`` renders its method table from it (:mod:`qmk.docgen.abi`).
+Values are checked by the kernel (:class:`qmk.errors.InvalidArgument`); this table
+checks presence, names and JSON types only, and answers
+:class:`~qmk.abi.errors.InvalidParams` (-32602).
 
 >>> spec = METHODS["q_wait"]
 >>> [p.name for p in spec.params]
