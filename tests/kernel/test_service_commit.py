@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from qmk.execution import executor
-from qmk.kernel import service as service_module
+from qmk.kernel import supervisor as supervisor_module
 from qmk.kernel.audit import verify
 from qmk.kernel.config import config_from_dict
-from qmk.kernel.service import GROUP_COMMIT_S, Kernel
+from qmk.kernel.commit import GROUP_COMMIT_S
+from qmk.kernel.service import Kernel
 from qmk.kernel.store import DB_FILE
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -100,7 +101,7 @@ def test_a_finished_job_reaches_the_database_within_the_group_commit_window(
 def test_jobs_evicted_from_the_finished_cache_read_back_the_same_from_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service_module, "FINISHED_CACHE_SIZE", 2)
+    monkeypatch.setattr(supervisor_module, "FINISHED_CACHE_SIZE", 2)
 
     async def body(kernel: Kernel, sid: str, data: Path) -> None:
         ids = [
@@ -110,7 +111,7 @@ def test_jobs_evicted_from_the_finished_cache_read_back_the_same_from_the_databa
         finals = [
             await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=20000) for job_id in ids
         ]
-        assert len(kernel._finished) == 2  # the cache holds only the newest finished jobs
+        assert len(kernel.supervisor.finished) == 2  # the cache holds only the newest finished jobs
         again = [await kernel.q_status(session_id=sid, job_id=job_id) for job_id in ids]
         assert again == finals
         for seed, job in enumerate(again):

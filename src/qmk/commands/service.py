@@ -86,8 +86,10 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
-    options = {} if workers is None else {"workers": workers}
-    kernel = await Kernel.open(config, data_dir, **options)
+    if workers is None:
+        kernel = await Kernel.open(config, data_dir)
+    else:
+        kernel = await Kernel.open(config, data_dir, workers=workers)
     try:
         if stop.is_set():
             return

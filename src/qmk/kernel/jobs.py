@@ -16,6 +16,7 @@ A preempted or recovered job goes back to QUEUED.
 from __future__ import annotations
 
 import math
+import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -210,6 +211,11 @@ class Job:
         return out
 
 
+def new_id(prefix: str) -> str:
+    """An unguessable id: ``prefix`` + ``_`` + 18 random bytes (base64url), e.g. a job id."""
+    return f"{prefix}_{secrets.token_urlsafe(18)}"
+
+
 #: How many verified programs a process keeps, by graph text.
 VERIFIED_CACHE_SIZE = 256
 _VERIFIED: OrderedDict[str, Any] = OrderedDict()
@@ -284,6 +290,7 @@ __all__ = [
     "Job",
     "Policy",
     "error_json",
+    "new_id",
     "parse_policy",
     "run_job",
     "verified",

@@ -4,7 +4,7 @@ Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and erro
 ``checkpoints``, ``channels``, ``sessions`` (issued and revoked session ids) and ``meta``
 (the audit chain head). Writes go into an open transaction; :meth:`Store.commit` ends it.
 The kernel groups every write made in one event-loop turn into one commit and replies to
-``q_submit`` only after the commit that holds the job (see :mod:`qmk.kernel.service`).
+``q_submit`` only after the commit that holds the job (see :mod:`qmk.kernel.commit`).
 
 With ``synchronous=NORMAL`` (the default) a committed transaction survives a crash or
 ``kill -9`` of the kernel process; ``synchronous=FULL`` also survives power loss.

@@ -32,6 +32,14 @@ costs one pipe round trip. Each worker caps its own address space with
 Functions and arguments travel by pickle, so ``fn`` must be importable (a module-level
 function). Errors raised by ``fn`` come back as :class:`TaskError` carrying the exception
 type and message (and ``to_json()`` of a :class:`~qmk.errors.QMKError`).
+
+A test hook, the **gate**: a pool made with ``gate=`` the path of a FIFO holds every task
+in its worker, before it runs, until the FIFO yields one byte for it (one byte lets one
+task through). The test that holds the FIFO's write end opens the gate for good by
+removing the FIFO and then closing its end: a waiting worker sees the end of file, a new
+one finds no FIFO. A test thus decides exactly how many tasks run and when, whatever the
+machine's speed; ``Kernel.open`` reads the path from :data:`GATE_ENV`, so a test can hold
+the jobs of a ``qmk serve`` process too. Nothing else uses it.
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ import itertools
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
+import select
 import signal
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -64,6 +74,10 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "qmk.qec.logical",
     "stim",
 )
+
+#: The environment variable whose value, a FIFO's path, ``Kernel.open`` passes as the
+#: default pool's ``gate`` (a test hook: see the module docstring).
+GATE_ENV = "QMK_TEST_WORKER_GATE"
 
 
 class TaskError(Exception):
@@ -104,10 +118,36 @@ def _limit_memory(memory_mb: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
-def _worker_main(conn: mpc.Connection, memory_mb: int | None) -> None:
+def _open_gate(gate: str | None) -> int | None:
+    """The gate FIFO's read end (non-blocking); None when there is no gate (any more)."""
+    if gate is None:
+        return None
+    try:
+        return os.open(gate, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None  # removed: the gate was opened for good
+
+
+def _pass_gate(gate: int, conn: mpc.Connection) -> bool:
+    """Wait at the gate FIFO ``gate`` for a byte, or for its end of file (its writer is
+    gone: open for good). False when the pool went away meanwhile."""
+    pipe = conn.fileno()
+    while True:
+        ready, _, _ = select.select([gate, pipe], [], [])
+        if pipe in ready:
+            return False  # the pool closed our pipe: it is gone, or it is shutting us down
+        try:
+            os.read(gate, 1)  # one byte lets this task through; b"" (end of file) all of them
+        except BlockingIOError:
+            continue  # another worker took the byte
+        return True
+
+
+def _worker_main(conn: mpc.Connection, memory_mb: int | None, gate: str | None = None) -> None:
     """A worker: run tasks from ``conn`` until it closes or sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(memory_mb)
+    gate_fd = _open_gate(gate)
     while True:
         try:
             message = conn.recv()
@@ -116,6 +156,8 @@ def _worker_main(conn: mpc.Connection, memory_mb: int | None) -> None:
         if message is None:
             return
         task_id, fn, args, kwargs = message
+        if gate_fd is not None and not _pass_gate(gate_fd, conn):
+            return
         try:
             value = fn(*args, **kwargs)
             reply: tuple[Any, ...] = (task_id, "ok", value)
@@ -175,6 +217,8 @@ class WorkerPool(Executor):
         preload: modules each worker imports before its first task.
         loop: an asyncio event loop to drive the workers from (create the pool on that
             loop's thread). None: a dispatcher thread of the pool's own drives them.
+        gate: a test hook, the path of a FIFO that holds each task in its worker until a
+            byte comes (see the module docstring). None: tasks run at once.
     """
 
     def __init__(
@@ -185,9 +229,12 @@ class WorkerPool(Executor):
         context: str = "forkserver",
         preload: Iterable[str] = DEFAULT_PRELOAD,
         loop: asyncio.AbstractEventLoop | None = None,
+        gate: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
+        if gate is not None and not stat.S_ISFIFO(os.stat(gate).st_mode):
+            raise ValueError(f"the gate {os.fspath(gate)!r} is not a FIFO")
         if context not in ("forkserver", "spawn"):
             raise ValueError("context must be 'forkserver' or 'spawn' (fork is unsafe here)")
         self._ctx: ForkServerContext | SpawnContext
@@ -198,6 +245,7 @@ class WorkerPool(Executor):
             self._ctx = multiprocessing.get_context("spawn")
         self.max_workers = max_workers
         self.memory_mb = memory_mb
+        self.gate = None if gate is None else os.fspath(gate)
         self.loop = loop
         self._lock = threading.Lock()
         self._pending: collections.deque[_Task] = collections.deque()
@@ -351,7 +399,10 @@ class WorkerPool(Executor):
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=_worker_main, args=(child, self.memory_mb), name="qmk-worker", daemon=True
+            target=_worker_main,
+            args=(child, self.memory_mb, self.gate),
+            name="qmk-worker",
+            daemon=True,
         )
         process.start()
         child.close()
@@ -640,6 +691,7 @@ class WorkerPool(Executor):
 
 __all__ = [
     "DEFAULT_PRELOAD",
+    "GATE_ENV",
     "TaskError",
     "WorkerDied",
     "WorkerKilled",

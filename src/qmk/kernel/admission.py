@@ -1,0 +1,234 @@
+"""Admission: every check of a submission, in order, before anything is stored.
+
+:meth:`Admission.admit` checks the values (shots, seed, policy), reads and verifies the
+graph, checks the session's capabilities against the program's (an audited decision),
+runs the entanglement firewall, and answers admission (the job's peak physical qubits
+against the machine's) and the quotas (logical qubits per tenant, ``max_queued_jobs``).
+Only then does it build the :class:`~qmk.kernel.jobs.Job`, which the supervisor stores
+and queues.
+
+Three caches make a program submitted again cheap: verified programs by graph text
+(:func:`qmk.kernel.jobs.verified`), the physical-qubit figure of each (graph, options)
+and the firewall's answer of each (graph, tenant) when no channel is bound.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from qmk.errors import (
+    AdmissionError,
+    CapabilityError,
+    InvalidArgument,
+    ProgramError,
+    QMKError,
+    QuotaError,
+)
+from qmk.kernel.audit import AuditLog
+from qmk.kernel.channels import ChannelTable, check_firewall
+from qmk.kernel.clock import Clock
+from qmk.kernel.commit import GroupCommit
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.jobs import Job, new_id, parse_policy, verified
+from qmk.kernel.scheduler import FairQueue
+from qmk.kernel.sessions import Session
+from qmk.qvm.codes import BY_NAME
+
+#: Most shots one job may ask for.
+MAX_SHOTS = 10_000_000
+#: Most verifier findings copied into a ProgramError.
+MAX_FINDINGS = 50
+#: How many (graph, options) -> physical-qubit answers the kernel keeps.
+PLAN_CACHE_SIZE = 256
+#: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
+_UNREADABLE = BY_NAME["unreadable-file"].code
+
+
+class Admission:
+    """The submission checks of one kernel, with their caches.
+
+    Args:
+        config: the kernel configuration (machine, tenants and their quotas).
+        channels: the channel table the firewall reads.
+        queue: the run queue (for ``max_queued_jobs``).
+        audit: where capability decisions are recorded.
+        commits: the group commit (a refusal's audit line is committed urgently).
+        clock: gives a job its ``created_at``.
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        *,
+        channels: ChannelTable,
+        queue: FairQueue,
+        audit: AuditLog,
+        commits: GroupCommit,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.channels = channels
+        self.queue = queue
+        self.audit = audit
+        self.commits = commits
+        self.clock = clock
+        self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._firewalled: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
+
+    def admit(
+        self,
+        session: Session,
+        graph: Any,
+        shots: Any,
+        seed: Any,
+        policy: Any,
+    ) -> Job:
+        """Check a submission and build its job (not yet stored, not yet numbered).
+
+        Raises:
+            InvalidArgument: ``shots``, ``seed`` or ``policy`` out of range.
+            ProgramError: the graph does not read or verify (with the verifier's findings).
+            CapabilityError: the program needs capabilities the session lacks (audited).
+            FirewallError: the program would entangle tenants' qubits without a channel.
+            AdmissionError: the job could never fit the machine.
+            QuotaError: it holds more logical qubits of a tenant than its quota, or its
+                tenant already has ``max_queued_jobs`` waiting.
+        """
+        tenant = session.tenant
+        conf = self.config.tenants[tenant]
+        if isinstance(shots, bool) or not isinstance(shots, int) or not 1 <= shots <= MAX_SHOTS:
+            raise InvalidArgument(f"shots must be an integer 1..{MAX_SHOTS}, got {shots!r}")
+        if seed is None:
+            seed = secrets.randbits(32)
+        elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
+        parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
+        if not isinstance(graph, Mapping):
+            raise ProgramError("graph must be a QVM JSON object", code=_UNREADABLE)
+        try:
+            text = json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
+        program = self._verify(text)
+        missing = sorted(set(program.required_caps) - set(session.caps))
+        self.audit.append(
+            "cap",
+            where="submit",
+            tenant=tenant,
+            session=session.sid,
+            required=list(program.required_caps),
+            decision="deny" if missing else "allow",
+            **({"missing": missing} if missing else {}),
+        )
+        if missing:
+            self.commits.dirty()
+            raise CapabilityError(
+                f"the program needs {', '.join(missing)}, which this session was not granted",
+                missing=missing,
+            )
+        qubits = self._firewall(text, program, tenant, parsed.channels)
+        physical = self._physical_qubits(text, program, parsed)
+        total = self.config.machine.physical_qubits
+        if physical > total:
+            raise AdmissionError(
+                f"the job needs {physical} physical qubits at its peak; the machine has {total}",
+                needed=physical,
+                total=total,
+            )
+        for name, count in qubits.items():
+            limit = self.config.tenants[name].max_logical_qubits
+            if count > limit:
+                raise QuotaError(
+                    f"the job holds {count} logical qubits of tenant {name!r} at once; its "
+                    f"max_logical_qubits is {limit}",
+                    limit="max_logical_qubits",
+                    tenant=name,
+                    needed=count,
+                    value=limit,
+                )
+        if self.queue.count(tenant) >= conf.max_queued_jobs:
+            raise QuotaError(
+                f"tenant {tenant!r} already has {conf.max_queued_jobs} queued jobs "
+                "(max_queued_jobs); wait for some to start",
+                limit="max_queued_jobs",
+                value=conf.max_queued_jobs,
+            )
+        job = Job(
+            job_id=new_id("job"),
+            tenant=tenant,
+            graph=text,
+            shots=shots,
+            seed=seed,
+            policy=parsed,
+            caps=session.caps,
+            required_caps=program.required_caps,
+            physical_qubits=physical,
+            qubits={name: count for name, count in qubits.items() if count},
+            created_at=self.clock.now(),
+        )
+        return job
+
+    def _verify(self, text: str) -> Any:
+        from qmk.qvm.errors import VerificationError
+
+        try:
+            return verified(text)
+        except VerificationError as exc:
+            findings = [f.to_json() for f in exc.findings[:MAX_FINDINGS]]
+            first = exc.findings[0] if exc.findings else None
+            raise ProgramError(
+                f"the graph does not verify: {first}" if first else "the graph does not verify",
+                code=exc.code,
+                findings=findings,
+            ) from None
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code) from None
+
+    def _firewall(
+        self, text: str, program: Any, tenant: str, bindings: Mapping[str, str]
+    ) -> dict[str, int]:
+        """:func:`check_firewall`'s answer; cached by (graph text, tenant) when no channel
+        is bound (the answer then depends on nothing else: the tenant table is fixed)."""
+        if bindings:
+            return check_firewall(
+                program.graph, tenant, bindings, self.channels, self.config.tenants
+            )
+        key = (text, tenant)
+        qubits = self._firewalled.get(key)
+        if qubits is not None:
+            self._firewalled.move_to_end(key)
+            return dict(qubits)
+        qubits = check_firewall(program.graph, tenant, {}, self.channels, self.config.tenants)
+        self._firewalled[key] = dict(qubits)
+        if len(self._firewalled) > PLAN_CACHE_SIZE:
+            self._firewalled.popitem(last=False)
+        return qubits
+
+    def _physical_qubits(self, text: str, program: Any, policy: Any) -> int:
+        """Peak physical qubits of the program under ``policy`` (cached by graph text)."""
+        from qmk.execution.executor import choose_engine
+        from qmk.execution.plan import build_plan
+
+        qubit = policy.qubit or self.config.machine.qubit
+        profile = policy.profile or self.config.machine.profile
+        key = (text, policy.noise, qubit, profile, policy.engine)
+        physical = self._plans.get(key)
+        if physical is not None:
+            self._plans.move_to_end(key)
+            return physical
+        try:
+            plan = build_plan(program, noise=policy.noise, qubit=qubit, default_profile=profile)
+            choose_engine(plan, policy.engine)
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code) from None
+        physical = self._plans[key] = plan.peak_physical_qubits
+        if len(self._plans) > PLAN_CACHE_SIZE:
+            self._plans.popitem(last=False)
+        return physical
+
+
+__all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission"]

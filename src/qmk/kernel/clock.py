@@ -1,0 +1,140 @@
+"""The kernel's clock: wall time, timeout scopes and the epoch tick, in one injectable object.
+
+Everything the kernel does by the clock goes through a :class:`Clock`:
+
+- ``now()``: wall-clock seconds, for job timestamps, session expiry and deadlines;
+- ``timeout_at(when)``: an :func:`asyncio.timeout` scope that expires when ``now()``
+  reaches ``when`` (a job's run timeout, its deadline, the limit of a ``q_wait``);
+- ``epochs(period_s)``: the scheduler's clock, one tick per epoch. It is the only
+  periodic wake-up of the kernel; preemption happens at a tick.
+
+:class:`SystemClock` is the real one. :class:`ManualClock` is driven by its caller, like
+Trio's ``MockClock``: its time moves only by :meth:`~ManualClock.advance` and an epoch
+passes only by :meth:`~ManualClock.tick`, so a test of timeouts, deadlines, session expiry
+or preemption is exact and takes no wall time.
+
+>>> import asyncio
+>>> from qmk.aio import TaskGroup
+>>> async def demo():
+...     clock = ManualClock(start=100.0)
+...     expired = []
+...     async def wait():
+...         try:
+...             async with clock.timeout_at(105.0):
+...                 await asyncio.Event().wait()
+...         except TimeoutError:
+...             expired.append(clock.now())
+...     async with TaskGroup() as group:
+...         group.create_task(wait())
+...         await asyncio.sleep(0)
+...         clock.advance(4.0)  # 104: not yet
+...         await asyncio.sleep(0)
+...         before = list(expired)
+...         clock.advance(1.0)  # 105: the scope expires
+...     return before, expired
+>>> asyncio.run(demo())
+([], [105.0])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from qmk import aio
+
+
+class Clock(Protocol):
+    """What the kernel needs of a clock (see the module docstring)."""
+
+    def now(self) -> float:
+        """Wall-clock seconds since the epoch."""
+        ...
+
+    def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
+        """A timeout scope that expires when :meth:`now` reaches ``when`` (None: never)."""
+        ...
+
+    def epochs(self, period_s: float) -> AsyncIterator[None]:
+        """One item per epoch of ``period_s`` seconds, for as long as it is iterated."""
+        ...
+
+
+class SystemClock:
+    """The real clock: :func:`time.time` and the event loop's timers."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
+        if when is None:
+            return aio.timeout(None)
+        loop = asyncio.get_running_loop()
+        return aio.timeout_at(loop.time() + (when - time.time()))
+
+    async def epochs(self, period_s: float) -> AsyncIterator[None]:
+        # A real periodic tick, measured from the end of the previous one (so a busy loop
+        # stretches epochs instead of bunching them).
+        while True:
+            await asyncio.sleep(period_s)
+            yield
+
+
+class ManualClock:
+    """A clock its caller drives: time moves by :meth:`advance`, epochs pass by :meth:`tick`.
+
+    Args:
+        start: the initial value of :meth:`now`.
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._scopes: dict[aio.Timeout, float] = {}
+        self._ticks: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward; the scopes whose time has come expire (call on the loop)."""
+        if seconds < 0:
+            raise ValueError("time does not go backwards")
+        self._now += seconds
+        loop_now = asyncio.get_running_loop().time()
+        for scope, when in list(self._scopes.items()):
+            if when <= self._now:
+                del self._scopes[scope]
+                scope.reschedule(loop_now)
+
+    @contextlib.asynccontextmanager
+    async def timeout_at(self, when: float | None) -> AsyncIterator[aio.Timeout]:
+        async with aio.timeout(None) as scope:
+            if when is not None and when <= self._now:
+                scope.reschedule(asyncio.get_running_loop().time())
+            elif when is not None:
+                self._scopes[scope] = when
+            try:
+                yield scope
+            finally:
+                self._scopes.pop(scope, None)
+
+    async def epochs(self, period_s: float) -> AsyncIterator[None]:
+        while True:
+            handled = await self._ticks.get()
+            yield
+            handled.set_result(None)  # the consumer is back for the next one: it is done
+
+    async def tick(self, count: int = 1) -> None:
+        """Let ``count`` epochs pass; return once the consumer of :meth:`epochs` handled them."""
+        loop = asyncio.get_running_loop()
+        for _ in range(count):
+            handled: asyncio.Future[None] = loop.create_future()
+            self._ticks.put_nowait(handled)
+            await handled
+
+
+__all__ = ["Clock", "ManualClock", "SystemClock"]

@@ -1,0 +1,591 @@
+"""The supervisor: starts jobs on workers and stops them (cancel, timeout, deadline, preemption).
+
+It owns the jobs that are not final, the fair run queue, the resources running jobs hold
+(physical qubits, logical qubits per tenant, running jobs per tenant), the worker pool and
+the epoch counter. Its tasks all live in the kernel's task group (:meth:`Supervisor.start`):
+
+- the **dispatcher** sleeps on an event that :meth:`Supervisor.kick` sets whenever a job is
+  queued or resources are freed, and starts as many fitting jobs as there are free workers;
+- one task per **run attempt** awaits the worker's answer inside the job's timeout scope
+  (``timeout_ms`` counted from the start); a cancel, preemption, deadline or restore
+  cancels it and kills the worker;
+- one task per job with a **deadline** holds a timeout scope at that deadline for the
+  job's life, queued or running; the job's end cancels it;
+- the **ticker** counts epochs on the clock (:meth:`~qmk.kernel.clock.Clock.epochs`): the
+  only periodic wake-up of the kernel, and the only place where preemption happens.
+
+Nothing is polled and no callback or timer lives outside the group: closing the kernel
+cancels the group, and with it every one of these. Time is the kernel's
+:class:`~qmk.kernel.clock.Clock`, so a test can drive timeouts, deadlines and epochs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from qmk import aio
+from qmk.errors import CapabilityError, FirewallError, NotFoundError, StateError
+from qmk.kernel import jobs as J
+from qmk.kernel.audit import AuditLog
+from qmk.kernel.channels import ChannelTable
+from qmk.kernel.clock import Clock
+from qmk.kernel.commit import GroupCommit
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.jobs import Job, new_id, run_job
+from qmk.kernel.scheduler import FairQueue
+from qmk.kernel.store import Store
+from qmk.kernel.workers import TaskError, WorkerMemoryError
+
+#: Most times a job is preempted before it runs to the end regardless.
+MAX_PREEMPTIONS = 3
+#: How many recently finished jobs stay in memory (q_status/q_wait skip the database).
+FINISHED_CACHE_SIZE = 1024
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class _Running:
+    """One attempt of a job on a worker: the pool's future and the task that awaits it."""
+
+    future: Future[Any]
+    attempt: int
+    task: asyncio.Task[None] | None = None
+
+
+def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task``, unless it is the one running (it is ending on its own then)."""
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Supervisor:
+    """The jobs of one kernel from acceptance to their end (see the module docstring).
+
+    Args:
+        config: the kernel configuration (machine inventory, quotas, epoch and timeouts).
+        store: the database, written through ``commits``.
+        audit: the audit log.
+        commits: the group commit.
+        channels: the channel table (bound channels are checked again at start).
+        pool: the worker pool (``submit``, ``cancel``, ``shutdown``, ``max_workers``).
+        clock: the kernel's clock.
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        *,
+        store: Store,
+        audit: AuditLog,
+        commits: GroupCommit,
+        channels: ChannelTable,
+        pool: Any,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.audit = audit
+        self.commits = commits
+        self.channels = channels
+        self.pool = pool
+        self.clock = clock
+        self.workers: int = getattr(pool, "max_workers", 1)
+        self.queue = FairQueue()
+        self.jobs: dict[str, Job] = {}  # every job not yet final
+        self.finished: OrderedDict[str, Job] = OrderedDict()  # recently final, newest last
+        self.running: dict[str, _Running] = {}
+        self.epoch = 0
+        self.physical_in_use = 0
+        self.logical_in_use: Counter[str] = Counter()
+        self.running_jobs: Counter[str] = Counter()
+        self._events: dict[str, asyncio.Event] = {}  # q_wait's, set when the job ends
+        self._deadlines: dict[str, asyncio.Task[None]] = {}
+        self._kicked = asyncio.Event()
+        self._group: aio.TaskGroup | None = None
+        self._starting = True  # False once the kernel closes: no job starts any more
+        self._seq = store.next_seq()
+        self._loop = asyncio.get_running_loop()
+        self._thread_id = threading.get_ident()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def recover(self) -> int:
+        """Re-queue every job the last run left QUEUED, VALIDATING or RUNNING; their count.
+
+        A job that was started goes back to QUEUED from its latest checkpoint (that is,
+        from its start: a run is a pure function of the stored spec and seed).
+        """
+        recovered = 0
+        for job in self.store.active_jobs():
+            previous = job.state
+            if previous != J.QUEUED:
+                checkpoint = self.store.load_checkpoint(job.job_id, job.tenant, None)
+                job.checkpoint_id = None if checkpoint is None else checkpoint["checkpoint_id"]
+                self._transition(job, J.QUEUED, reason=f"recovered from {previous}")
+            self.jobs[job.job_id] = job
+            self.queue.push(job)
+            recovered += 1
+        return recovered
+
+    def start(self, group: aio.TaskGroup) -> None:
+        """Run in ``group`` from now on: the deadlines of the jobs already queued, the
+        dispatcher and the ticker."""
+        self._group = group
+        for job in self.jobs.values():
+            self._arm_deadline(job)
+        group.create_task(self._dispatcher(), name="qmk-dispatcher")
+        group.create_task(self._ticker(), name="qmk-epochs")
+        self.kick()
+
+    def stop_starting(self) -> None:
+        """Start no job from now on (the kernel is closing)."""
+        self._starting = False
+
+    async def close(self) -> None:
+        """After the task group ended: stop the workers and wake every ``q_wait``.
+
+        Running jobs stay RUNNING in the database; the next open re-queues them.
+        """
+        self._starting = False
+        self.running.clear()
+        self._deadlines.clear()
+        if getattr(self.pool, "loop", None) is self._loop:
+            self.pool.shutdown(True, cancel_futures=True)  # driven by this loop: no thread
+        else:
+            await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
+        for event in self._events.values():
+            event.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """``coro`` as a task of the kernel's group; None (and not run) when there is none."""
+        if self._group is None or not self._starting:
+            coro.close()
+            return None
+        return self._group.create_task(coro)
+
+    # ------------------------------------------------------------------ the syscalls' side
+
+    def job(self, job_id: object, tenant: str) -> Job:
+        """``tenant``'s job ``job_id`` (memory first, then the database).
+
+        Raises:
+            NotFoundError: no such job of this tenant (the same message as an unknown id).
+        """
+        if not isinstance(job_id, str) or len(job_id) > 200:
+            raise NotFoundError(f"no job {job_id!r}", job_id=str(job_id))
+        job = self.jobs.get(job_id) or self.finished.get(job_id)
+        if job is not None and job.tenant == tenant:
+            return job
+        job = self.store.load_job(job_id, tenant)
+        if job is None:
+            raise NotFoundError(f"no job {job_id!r}", job_id=job_id)
+        return job
+
+    async def accept(self, job: Job) -> dict[str, Any]:
+        """Store, audit and queue an admitted job; return it as accepted, once committed."""
+        job.seq = self._seq
+        self._seq += 1
+        self.store.insert_job(job)
+        self.audit.append(
+            "job", job_id=job.job_id, tenant=job.tenant, state=J.QUEUED, seed=job.seed
+        )
+        self.jobs[job.job_id] = job
+        self.queue.push(job)
+        self._arm_deadline(job)
+        accepted = job.to_json()  # the reply says QUEUED even if a worker takes it meanwhile
+        await self.commits.durable()
+        self.kick()
+        return accepted
+
+    async def wait(self, job: Job, timeout_s: float) -> dict[str, Any]:
+        """``job`` once final, or as it is when ``timeout_s`` has passed."""
+        if job.final or timeout_s == 0:
+            return job.to_json()
+        event = self._events.get(job.job_id)
+        if event is None:
+            event = self._events[job.job_id] = asyncio.Event()
+        try:
+            async with self.clock.timeout_at(self.clock.now() + timeout_s):
+                await event.wait()
+        except TimeoutError:
+            pass  # the wait's own limit: answer with the job as it is
+        return job.to_json()
+
+    async def cancel(self, job: Job) -> dict[str, Any]:
+        """Dequeue ``job`` or kill its worker; CANCELLED, committed.
+
+        Raises:
+            StateError: the job is already final.
+        """
+        if job.final:
+            raise StateError(f"job {job.job_id!r} is already {job.state}", state=job.state)
+        self._stop(job, "cancelled")
+        cancelled = JobError.of("cancelled", "cancelled by its tenant")
+        self._finish(job, J.CANCELLED, error_json(cancelled))
+        await self.commits.durable()
+        return job.to_json()
+
+    async def checkpoint(self, job: Job) -> dict[str, Any]:
+        """Record a checkpoint of ``job`` at the current epoch, committed."""
+        checkpoint = self._checkpoint(job)
+        if job.final:
+            self.store.save_job(job)
+        await self.commits.durable()
+        return checkpoint
+
+    async def restore(self, job: Job, checkpoint_id: str | None) -> dict[str, Any]:
+        """Put ``job`` back to QUEUED from a checkpoint (the latest when None), committed.
+
+        Raises:
+            StateError: the job has no checkpoint.
+            NotFoundError: no checkpoint ``checkpoint_id`` of this job.
+        """
+        checkpoint = self.store.load_checkpoint(job.job_id, job.tenant, checkpoint_id)
+        if checkpoint is None:
+            if checkpoint_id is None:
+                raise StateError(f"job {job.job_id!r} has no checkpoint", job_id=job.job_id)
+            raise NotFoundError(f"no checkpoint {checkpoint_id!r}", checkpoint_id=checkpoint_id)
+        if not job.final:
+            self._stop(job, "restored")
+        job.result = None
+        job.error = None
+        job.finished_at = None
+        job.started_at = None
+        job.checkpoint_id = checkpoint["checkpoint_id"]
+        self.jobs[job.job_id] = job
+        self._transition(job, J.QUEUED, restored_from=checkpoint["checkpoint_id"])
+        self.queue.push(job)
+        self._arm_deadline(job)
+        await self.commits.durable()
+        self.kick()
+        return job.to_json()
+
+    def telemetry(self, job: Job) -> dict[str, Any]:
+        """What the kernel knows of ``job``'s runs, with the executor's telemetry."""
+        return {
+            "job_id": job.job_id,
+            "state": job.state,
+            "attempts": job.attempts,
+            "preemptions": job.preemptions,
+            "epoch": job.epoch,
+            "physical_qubits": job.physical_qubits,
+            "logical_qubits": dict(job.qubits),
+            "queued_s": None
+            if job.started_at is None
+            else round(job.started_at - job.created_at, 6),
+            "run_s": None
+            if job.started_at is None or job.finished_at is None
+            else round(job.finished_at - job.started_at, 6),
+            "telemetry": None if job.result is None else job.result.get("telemetry"),
+        }
+
+    # ------------------------------------------------------------------ transitions
+
+    def _transition(self, job: Job, state: str, **fields: Any) -> None:
+        """Move ``job`` to ``state``: database row and audit line, committed lazily.
+
+        A syscall that reports the transition awaits ``commits.durable()`` before replying.
+        """
+        job.state = state
+        self.store.save_job(job)
+        self.audit.append("job", job_id=job.job_id, tenant=job.tenant, state=state, **fields)
+        self.commits.dirty(urgent=False)
+
+    def _finish(self, job: Job, state: str, error: dict[str, Any] | None = None) -> None:
+        job.finished_at = self.clock.now()
+        job.error = error
+        reason = None if error is None else error["message"]
+        self._transition(job, state, **({"reason": reason} if reason else {}))
+        self.jobs.pop(job.job_id, None)
+        self.finished[job.job_id] = job
+        self.finished.move_to_end(job.job_id)
+        if len(self.finished) > FINISHED_CACHE_SIZE:
+            self.finished.popitem(last=False)
+        self.queue.remove(job.job_id)
+        _cancel(self._deadlines.pop(job.job_id, None))
+        event = self._events.pop(job.job_id, None)
+        if event is not None:
+            event.set()
+        self.kick()
+
+    def _release(self, job: Job) -> None:
+        self.physical_in_use -= job.physical_qubits
+        for tenant, count in job.qubits.items():
+            self.logical_in_use[tenant] -= count
+        self.running_jobs[job.tenant] -= 1
+
+    def _stop(self, job: Job, reason: str) -> None:
+        """Take ``job`` off the queue or its worker (killing it) and free its resources."""
+        if self.queue.remove(job.job_id) is not None:
+            return
+        run = self.running.pop(job.job_id, None)
+        if run is None:
+            return
+        _cancel(run.task)
+        self.pool.cancel(run.future, reason)
+        self._release(job)
+
+    def _checkpoint(self, job: Job) -> dict[str, Any]:
+        checkpoint_id = new_id("ckpt")
+        now = self.clock.now()
+        self.store.insert_checkpoint(checkpoint_id, job, self.epoch, now)
+        job.checkpoint_id = checkpoint_id
+        self.audit.append(
+            "checkpoint",
+            job_id=job.job_id,
+            tenant=job.tenant,
+            checkpoint_id=checkpoint_id,
+            epoch=self.epoch,
+        )
+        self.commits.dirty()
+        return {
+            "checkpoint_id": checkpoint_id,
+            "job_id": job.job_id,
+            "epoch": self.epoch,
+            "state": job.state,
+            "created_at": now,
+        }
+
+    # ------------------------------------------------------------------ deadlines
+
+    def _arm_deadline(self, job: Job) -> None:
+        if job.deadline is None or job.job_id in self._deadlines:
+            return
+        task = self._spawn(self._deadline(job))
+        if task is not None:
+            self._deadlines[job.job_id] = task
+
+    async def _deadline(self, job: Job) -> None:
+        """``job``'s deadline: a timeout scope around its life (its end cancels this task)."""
+        try:
+            async with self.clock.timeout_at(job.deadline):
+                await self._loop.create_future()  # never set: only the scope or a cancel ends it
+        except TimeoutError:
+            self._deadlines.pop(job.job_id, None)
+            if job.final or self.jobs.get(job.job_id) is not job:
+                return
+            self._stop(job, "deadline")
+            deadline = JobError.of("deadline", "the job's deadline passed before it finished")
+            self._finish(job, J.TIMED_OUT, error_json(deadline))
+
+    # ------------------------------------------------------------------ scheduling
+
+    def kick(self) -> None:
+        """Have the dispatcher look at the queue (soon, once per loop turn)."""
+        self._kicked.set()
+
+    async def _dispatcher(self) -> None:
+        while True:
+            await self._kicked.wait()
+            self._kicked.clear()
+            self._dispatch()
+
+    def _quota(self, tenant: str) -> Any:
+        return self.config.tenants.get(tenant)
+
+    def _fits(self, job: Job) -> bool:
+        tenant = self._quota(job.tenant)
+        if tenant is None or self.running_jobs[job.tenant] >= tenant.max_concurrent_jobs:
+            return False
+        if self.physical_in_use + job.physical_qubits > self.config.machine.physical_qubits:
+            return False
+        for name, count in job.qubits.items():
+            quota = self._quota(name)
+            if quota is None or self.logical_in_use[name] + count > quota.max_logical_qubits:
+                return False
+        return True
+
+    def _dispatch(self) -> None:
+        if not self._starting:
+            return
+        free = self.workers - len(self.running)
+        if free <= 0 or not len(self.queue):
+            return
+        for job in self.queue.select(self._fits_and_reserve, free):
+            self._start(job)
+
+    def _fits_and_reserve(self, job: Job) -> bool:
+        if not self._fits(job):
+            return False
+        self.physical_in_use += job.physical_qubits
+        for tenant, count in job.qubits.items():
+            self.logical_in_use[tenant] += count
+        self.running_jobs[job.tenant] += 1
+        return True
+
+    def _start(self, job: Job) -> None:
+        """VALIDATING (capabilities and channels checked again), then RUNNING on a worker.
+
+        Both transitions happen in one loop turn, so only RUNNING (or the refusal) reaches
+        the database; the audit log records both.
+        """
+        job.state = J.VALIDATING
+        missing = sorted(set(job.required_caps) - set(job.caps))
+        refusal = None
+        if missing:
+            refusal = error_json(CapabilityError(f"refused at execution: the job lacks {missing}"))
+        for name, channel_id in job.policy.channels.items():
+            try:
+                channel = self.channels.get(channel_id, job.tenant)
+            except NotFoundError:
+                channel = None
+            if channel is None or channel.state != "OPEN":
+                refusal = error_json(
+                    FirewallError(f"channel {name!r} ({channel_id}) is no longer OPEN")
+                )
+        self.audit.append(
+            "job",
+            job_id=job.job_id,
+            tenant=job.tenant,
+            state=J.VALIDATING,
+            epoch=self.epoch,
+            required=list(job.required_caps),
+            decision="deny" if refusal else "allow",
+        )
+        if refusal is not None:
+            self._release(job)
+            self._finish(job, J.FAILED, refusal)
+            return
+        job.attempts += 1
+        job.started_at = self.clock.now()
+        job.epoch = self.epoch
+        self._transition(job, J.RUNNING, attempt=job.attempts, epoch=self.epoch)
+        spec = {
+            "graph": job.graph,
+            "shots": job.shots,
+            "seed": job.seed,
+            "caps": list(job.caps),
+            "engine": job.policy.engine,
+            "noise": job.policy.noise,
+            "qubit": job.policy.qubit or self.config.machine.qubit,
+            "profile": job.policy.profile or self.config.machine.profile,
+        }
+        try:
+            future = self.pool.submit(run_job, spec)
+        except Exception as exc:  # a pool that takes no work (e.g. its cluster is gone)
+            self._release(job)
+            refused = JobError.of("worker-failed", f"the worker pool refused the job: {exc}")
+            self._finish(job, J.FAILED, error_json(refused))
+            return
+        run = _Running(future=future, attempt=job.attempts)
+        self.running[job.job_id] = run
+        run.task = self._spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
+
+    async def _attempt(self, job: Job, run: _Running, ends_at: float) -> None:
+        """Await the worker's answer within the job's timeout; a stop cancels this task."""
+        try:
+            async with self.clock.timeout_at(ends_at):
+                await self._settled(run.future)
+        except TimeoutError:
+            if not run.future.done():  # an answer that came with the timeout still counts
+                self._timed_out(job, run)
+                return
+        self._worker_done(job, run)
+
+    def _settled(self, future: Future[Any]) -> asyncio.Future[None]:
+        """A future of this loop that is done when the pool's ``future`` is."""
+        settled: asyncio.Future[None] = self._loop.create_future()
+
+        def done(_: Future[Any]) -> None:
+            # on this loop's thread for a loop-driven pool, else in the pool's thread
+            if threading.get_ident() == self._thread_id:
+                _resolve(settled)
+                return
+            with contextlib.suppress(RuntimeError):  # after close() the loop may be gone
+                self._loop.call_soon_threadsafe(_resolve, settled)
+
+        future.add_done_callback(done)
+        return settled
+
+    def _timed_out(self, job: Job, run: _Running) -> None:
+        if self.running.get(job.job_id) is not run:
+            return
+        self._stop(job, "timeout")
+        self._finish(
+            job,
+            J.TIMED_OUT,
+            error_json(
+                JobError.of(
+                    "timeout", f"the job ran past its timeout of {job.policy.timeout_s:g} s"
+                )
+            ),
+        )
+
+    def _worker_done(self, job: Job, run: _Running) -> None:
+        if self.running.get(job.job_id) is not run or not self._starting:
+            return  # cancelled, timed out or preempted: already handled
+        del self.running[job.job_id]
+        self._release(job)
+        try:
+            outcome = run.future.result()
+        except WorkerMemoryError as exc:
+            failure = JobError.of("memory-limit", f"memory limit: {exc}")
+            self._finish(job, J.FAILED, error_json(failure))
+            return
+        except TaskError as exc:  # died, raised, or killed by someone other than the kernel
+            failure = JobError.of("worker-failed", f"{exc.kind}: {exc.message}")
+            self._finish(job, J.FAILED, error_json(failure))
+            return
+        except Exception as exc:
+            self._finish(job, J.FAILED, error_json(JobError.of("worker-failed", repr(exc))))
+            return
+        if outcome.get("ok"):
+            job.result = outcome["result"]
+            self._finish(job, J.COMPLETED)
+        else:
+            self._finish(job, J.FAILED, outcome["error"])
+
+    # ------------------------------------------------------------------ epochs
+
+    async def _ticker(self) -> None:
+        """Count epochs on the clock: the scheduler's clock, its one periodic wake-up."""
+        async for _ in self.clock.epochs(self.config.epoch_ms / 1000):
+            self.tick()
+
+    def tick(self) -> None:
+        """An epoch fence: count it, and let a much more urgent queued job preempt."""
+        self.epoch += 1
+        if len(self.queue) and len(self.running) >= self.workers and self._preempt():
+            self.kick()
+
+    def _preempt(self) -> bool:
+        """Stop the least urgent running job for a much more urgent queued one; True if so."""
+        gap = self.config.preempt_gap
+        if gap <= 0:
+            return False
+        best = self.queue.best()
+        if best is None:
+            return False
+        victims = [
+            self.jobs[job_id]
+            for job_id in self.running
+            if job_id in self.jobs
+            and self.jobs[job_id].priority + gap <= best.priority
+            and self.jobs[job_id].preemptions < MAX_PREEMPTIONS
+        ]
+        if not victims:
+            return False
+        victim = min(victims, key=lambda j: (j.priority, -(j.started_at or 0.0)))
+        self._stop(victim, "preempted")
+        victim.preemptions += 1
+        self._checkpoint(victim)
+        self._transition(
+            victim, J.QUEUED, reason=f"preempted at epoch {self.epoch} by {best.job_id}"
+        )
+        self.queue.push(victim)
+        return True
+
+
+__all__ = ["FINISHED_CACHE_SIZE", "MAX_PREEMPTIONS", "Supervisor"]
