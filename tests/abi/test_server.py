@@ -25,7 +25,19 @@ from qmk.errors import NotFoundError
 
 
 class SlowKernel:
-    """q_wait sleeps timeout_ms; q_status answers at once; q_negotiate_caps opens a session."""
+    """q_wait sleeps timeout_ms; q_status answers at once; q_negotiate_caps opens a session.
+
+    ``await kernel.waiting(n)`` returns once ``n`` q_wait calls have begun.
+    """
+
+    def __init__(self) -> None:
+        self.waits = 0
+        self._began = asyncio.Event()
+
+    async def waiting(self, count: int) -> None:
+        while self.waits < count:
+            self._began.clear()
+            await self._began.wait()
 
     async def q_negotiate_caps(self, *, tenant: str, key: str, requested: list[str]) -> dict:
         return {"session_id": f"sess-{tenant}", "tenant": tenant, "granted": requested}
@@ -36,6 +48,8 @@ class SlowKernel:
         return {"job_id": job_id, "state": "QUEUED", "session": session_id}
 
     async def q_wait(self, *, session_id: str, job_id: str, timeout_ms: int) -> dict[str, Any]:
+        self.waits += 1
+        self._began.set()
         await asyncio.sleep(timeout_ms / 1000)
         return {"job_id": job_id, "state": "RUNNING"}
 
@@ -171,21 +185,19 @@ def test_stop_drains_in_flight_requests_then_cancels_stragglers(tmp_path):
 
     async def main() -> list[Any]:
         stop, ready = asyncio.Event(), asyncio.Event()
-        server = Server(RpcCore(SlowKernel()), ServerConfig(socket_path=path, drain_timeout_s=0.5))
+        kernel = SlowKernel()
+        server = Server(RpcCore(kernel), ServerConfig(socket_path=path, drain_timeout_s=0.5))
         task = asyncio.create_task(server.serve(stop, ready=lambda _: ready.set()))
         await ready.wait()
         reader, writer = await asyncio.open_unix_connection(str(path))
         writer.write(req("q_wait", ["s", "short", 100], 1) + b"\n")
         writer.write(req("q_wait", ["s", "long", 60_000], 2) + b"\n")
         await writer.drain()
-        await asyncio.sleep(0.05)
+        await kernel.waiting(2)  # both in flight: the short one ends 0.4 s before the drain
         stop.set()
-        started = asyncio.get_running_loop().time()
-        await asyncio.wait_for(task, 5)
-        elapsed = asyncio.get_running_loop().time() - started
+        await asyncio.wait_for(task, 30)  # a hang guard: the long one is cut at 0.5 s
         replies = [json.loads(line) for line in (await reader.read()).splitlines()]
         writer.close()
-        assert elapsed < 2.0
         return replies
 
     replies = asyncio.run(main())

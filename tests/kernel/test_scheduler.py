@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qmk.kernel.clock import ManualClock
 from qmk.kernel.scheduler import FairQueue
-
-# the kernel helpers (config, login, graphs) live in test_service.py; load them from there
-_spec = importlib.util.spec_from_file_location(
-    "kernel_service_tests", Path(__file__).with_name("test_service.py")
-)
-assert _spec is not None and _spec.loader is not None
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
+from qmk.kernel.service import Kernel
+from support.kernel import BELL, WorkerGate, login, run_kernel, wait_state
 
 
 @dataclass
@@ -75,60 +69,66 @@ def test_a_tenant_that_cannot_run_does_not_block_others() -> None:
 
 
 def test_a_flooding_tenant_cannot_starve_another_in_the_kernel(tmp_path: Path) -> None:
-    async def body(kernel: Any) -> None:
-        alice = await _helpers.login(kernel, "alice")
-        bob = await _helpers.login(kernel, "bob")
-        carol = await _helpers.login(kernel, "carol", ["CAP_ALLOC"])
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        bob = await login(kernel, "bob")
+        carol = await login(kernel, "carol", ["CAP_ALLOC"])
         # hold the only worker so that the whole flood is queued before anything runs
-        blocker = await kernel.q_submit(session_id=carol, graph=_helpers.slow_graph(), shots=1)
-        await _helpers.wait_state(kernel, carol, blocker["job_id"], "RUNNING")
-        graph = _helpers.BELL
+        blocker = await kernel.q_submit(session_id=carol, graph=BELL, shots=1)
+        await wait_state(kernel, carol, blocker["job_id"], "RUNNING")
         flood_ids = [
-            (await kernel.q_submit(session_id=alice, graph=graph, shots=100, seed=i))["job_id"]
+            (await kernel.q_submit(session_id=alice, graph=BELL, shots=100, seed=i))["job_id"]
             for i in range(40)
         ]
         bob_ids = [
-            (await kernel.q_submit(session_id=bob, graph=graph, shots=100, seed=i))["job_id"]
+            (await kernel.q_submit(session_id=bob, graph=BELL, shots=100, seed=i))["job_id"]
             for i in range(4)
         ]
         await kernel.q_cancel(session_id=carol, job_id=blocker["job_id"])
+        gate.open()
         bob_started = [
-            (await kernel.q_wait(session_id=bob, job_id=job_id, timeout_ms=30000))["started_at"]
+            (await kernel.q_wait(session_id=bob, job_id=job_id, timeout_ms=60_000))["started_at"]
             for job_id in bob_ids
         ]
         started = []
         for job_id in flood_ids:
-            job = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=30000)
+            job = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
             assert job["state"] == "COMPLETED"
             started.append(job["started_at"])
         # turns alternate: bob's 4 jobs start among the first 8 or 9, not after alice's 40
         assert sum(1 for t in started if t < max(bob_started)) <= 5
 
-    _helpers.run_kernel(tmp_path, body, workers=1)
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, workers=1, gate=gate)
 
 
 def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: Path) -> None:
-    async def body(kernel: Any) -> None:
-        alice = await _helpers.login(kernel, "alice")
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
         slow = await kernel.q_submit(
-            session_id=alice,
-            graph=_helpers.slow_graph(20, 6),
-            shots=1,
-            seed=1,
-            policy={"priority": 1, "noise": False},
-        )
-        await _helpers.wait_state(kernel, alice, slow["job_id"], "RUNNING")
+            session_id=alice, graph=BELL, shots=1, seed=1, policy={"priority": 1}
+        )  # held at the gate on the only worker
+        await wait_state(kernel, alice, slow["job_id"], "RUNNING")
         urgent = await kernel.q_submit(
-            session_id=alice, graph=_helpers.BELL, shots=100, seed=2, policy={"priority": 9}
+            session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 9}
         )
-        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=5000)
+        before = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
+        assert before["state"] == "RUNNING" and before["preemptions"] == 0  # no epoch yet
+        await clock.tick()  # an epoch fence: the urgent job takes the worker
+        victim = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
+        assert victim["state"] == "QUEUED" and victim["preemptions"] == 1
+        gate.release(1)  # for the urgent job, on the victim's replacement worker
+        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
         assert done["state"] == "COMPLETED"
         victim = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
         assert victim["preemptions"] == 1
         assert victim["state"] in ("QUEUED", "VALIDATING", "RUNNING")
         await kernel.q_cancel(session_id=alice, job_id=slow["job_id"])
 
-    _helpers.run_kernel(tmp_path, body, workers=1)
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, workers=1, gate=gate, clock=clock)
 
 
 def test_select_respects_the_limit() -> None:

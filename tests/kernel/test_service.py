@@ -6,15 +6,16 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from qmk import aio
 from qmk.errors import (
     AdmissionError,
     AuthError,
@@ -30,160 +31,21 @@ from qmk.errors import (
 )
 from qmk.execution import executor
 from qmk.kernel.audit import verify
+from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import SYSCALLS, Kernel
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-BELL = json.loads((EXAMPLES / "bell.qvm.json").read_text())
-
-
-def make_config(**kernel: Any) -> Any:
-    return config_from_dict(
-        {
-            "machine": {"physical_qubits": 200_000},
-            "kernel": {"worker_memory_mb": 1024, **kernel},
-            "tenants": {
-                "alice": {
-                    "key": "alice-key",
-                    "caps": ["CAP_ALLOC", "CAP_LINK", "CAP_MAGIC"],
-                    "max_logical_qubits": 30,
-                    "max_concurrent_jobs": 2,
-                    "max_queued_jobs": 50,
-                },
-                "bob": {
-                    "key": "bob-key",
-                    "caps": ["CAP_ALLOC", "CAP_LINK"],
-                    "max_logical_qubits": 4,
-                    "max_queued_jobs": 50,
-                },
-                "carol": {"key": "carol-key", "caps": ["CAP_ALLOC"], "max_queued_jobs": 3},
-            },
-        }
-    )
-
-
-KEYS = {"alice": "alice-key", "bob": "bob-key", "carol": "carol-key"}
-
-
-def run_kernel(
-    tmp_path: Path,
-    body: Callable[[Kernel], Awaitable[Any]],
-    *,
-    workers: int = 2,
-    config: Any = None,
-) -> Any:
-    async def main() -> Any:
-        kernel = await Kernel.open(config or make_config(), tmp_path / "data", workers=workers)
-        try:
-            return await body(kernel)
-        finally:
-            await kernel.close()
-
-    return asyncio.run(main())
-
-
-async def login(kernel: Kernel, tenant: str, caps: list[str] | None = None) -> str:
-    reply = await kernel.q_negotiate_caps(
-        tenant=tenant, key=KEYS[tenant], requested=caps or ["CAP_ALLOC", "CAP_LINK"]
-    )
-    return reply["session_id"]
-
-
-def qubits(n: int) -> list[str]:
-    return [f"q{i}" for i in range(n)]
-
-
-def slow_graph(n: int = 22, rounds: int = 30) -> dict[str, Any]:
-    """A statevector program that runs for seconds: T/H layers and CNOT ladders on n qubits."""
-    q = qubits(n)
-    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": q}]
-    for r in range(rounds):
-        for i in range(n):
-            nodes.append({"id": f"t{r}_{i}", "op": "APPLY_T", "vqs": [q[i]]})
-            nodes.append({"id": f"h{r}_{i}", "op": "APPLY_H", "vqs": [q[i]]})
-        for i in range(n - 1):
-            nodes.append({"id": f"c{r}_{i}", "op": "APPLY_CNOT", "vqs": [q[i], q[i + 1]]})
-    nodes.append({"id": "m", "op": "MEASURE_Z", "vqs": [q[0]], "produces": ["m"]})
-    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": q})
-    return {
-        "version": "0.2",
-        "program": {"nodes": nodes},
-        "resources": {"vqs": q, "chs": [], "events": ["m"]},
-        "caps": ["CAP_ALLOC"],
-    }
-
-
-def ghz_graph(n: int) -> dict[str, Any]:
-    q = qubits(n)
-    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": q}]
-    nodes.append({"id": "h", "op": "APPLY_H", "vqs": [q[0]]})
-    nodes += [{"id": f"c{i}", "op": "APPLY_CNOT", "vqs": [q[i], q[i + 1]]} for i in range(n - 1)]
-    nodes += [
-        {"id": f"m{i}", "op": "MEASURE_Z", "vqs": [q[i]], "produces": [f"m{i}"]} for i in range(n)
-    ]
-    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": q})
-    return {
-        "version": "0.2",
-        "program": {"nodes": nodes},
-        "resources": {"vqs": q, "chs": [], "events": [f"m{i}" for i in range(n)]},
-        "caps": ["CAP_ALLOC"],
-    }
-
-
-def teleport_graph(peer: str, *, cnot_instead: bool = False) -> dict[str, Any]:
-    """Teleport |+i> from the submitter's qubit to ``peer``'s qubit over channel ``link``."""
-    alloc_b: dict[str, Any] = {
-        "id": "alloc_b",
-        "op": "ALLOC_LQ",
-        "args": {"n": 1},
-        "vqs": ["b"],
-        "metadata": {"tenant": peer},
-    }
-    if cnot_instead:
-        joint: dict[str, Any] = {"id": "entangle", "op": "APPLY_CNOT", "vqs": ["a", "b"]}
-    else:
-        joint = {
-            "id": "open",
-            "op": "OPEN_CHAN",
-            "args": {"opts": {"fidelity": 1.0}},
-            "vqs": ["a", "b"],
-            "chs": ["link"],
-        }
-    nodes = [
-        {"id": "alloc_a", "op": "ALLOC_LQ", "args": {"n": 2}, "vqs": ["msg", "a"]},
-        alloc_b,
-        joint,
-        {"id": "prep_h", "op": "APPLY_H", "vqs": ["msg"]},
-        {"id": "prep_s", "op": "APPLY_S", "vqs": ["msg"]},
-        {"id": "bell", "op": "MEASURE_BELL", "vqs": ["msg", "a"], "produces": ["x", "z"]},
-        {"id": "fix_x", "op": "COND_PAULI", "args": {"mask": "X"}, "vqs": ["b"], "inputs": ["z"]},
-        {"id": "fix_z", "op": "COND_PAULI", "args": {"mask": "Z"}, "vqs": ["b"], "inputs": ["x"]},
-        {"id": "meas_b", "op": "MEASURE_Y", "vqs": ["b"], "produces": ["m_b"]},
-        {"id": "free", "op": "FREE_LQ", "vqs": ["msg", "a", "b"]},
-    ]
-    if not cnot_instead:
-        nodes.insert(6, {"id": "close", "op": "CLOSE_CHAN", "chs": ["link"]})
-    return {
-        "version": "0.2",
-        "program": {"nodes": nodes},
-        "resources": {
-            "vqs": ["msg", "a", "b"],
-            "chs": [] if cnot_instead else ["link"],
-            "events": ["x", "z", "m_b"],
-        },
-        "caps": ["CAP_ALLOC"] if cnot_instead else ["CAP_ALLOC", "CAP_LINK"],
-    }
-
-
-async def wait_state(kernel: Kernel, sid: str, job_id: str, state: str, limit: float = 10) -> None:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        job = await kernel.q_status(session_id=sid, job_id=job_id)
-        if job["state"] == state:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"job never reached {state}")
-
+from qmk.kernel.store import DB_FILE
+from support.kernel import (
+    BELL,
+    WorkerGate,
+    ghz_graph,
+    login,
+    make_config,
+    run_kernel,
+    slow_graph,
+    wait_state,
+)
+from support.paths import EXAMPLES
 
 # ----------------------------------------------------------------------------- basics
 
@@ -225,16 +87,25 @@ def test_a_null_seed_is_drawn_by_the_kernel_and_reported(tmp_path: Path) -> None
 
 
 def test_q_wait_returns_the_unfinished_job_when_its_timeout_passes(tmp_path: Path) -> None:
+    clock = ManualClock()
+
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
-        job = await kernel.q_submit(session_id=sid, graph=slow_graph(), shots=1, seed=1)
-        started = time.monotonic()
-        waited = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=200)
-        assert 0.15 < time.monotonic() - started < 2
-        assert waited["state"] in ("QUEUED", "VALIDATING", "RUNNING")
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)  # held
+        async with aio.TaskGroup() as group:
+            waiting = group.create_task(
+                kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=250)
+            )
+            await asyncio.sleep(0)  # it waits now
+            clock.advance(0.125)
+            await asyncio.sleep(0)
+            assert not waiting.done()  # half its time: still waiting
+            clock.advance(0.125)
+        assert waiting.result()["state"] in ("QUEUED", "VALIDATING", "RUNNING")
         await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
 
-    run_kernel(tmp_path, body)
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, gate=gate, clock=clock)
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -279,19 +150,23 @@ def test_forged_expired_and_revoked_sessions_are_refused(tmp_path: Path) -> None
 
     run_kernel(tmp_path, body)
 
+    clock = ManualClock()
+
     async def expired(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
-        await asyncio.sleep(0.3)
+        clock.advance(0.125)
+        await kernel.q_list_jobs(session_id=sid)  # alive until its time-to-live is over
+        clock.advance(0.125)
         with pytest.raises(SessionExpired):
             await kernel.q_list_jobs(session_id=sid)
 
-    run_kernel(tmp_path, expired, config=make_config(session_ttl_s=0.2))
+    run_kernel(tmp_path, expired, config=make_config(session_ttl_s=0.25), clock=clock)
 
 
 def test_another_tenant_cannot_see_wait_on_or_cancel_a_job(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> None:
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
-        job = await kernel.q_submit(session_id=alice, graph=slow_graph(), shots=1, seed=1)
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=1, seed=1)  # held
         job_id = job["job_id"]
         for call in (kernel.q_status, kernel.q_cancel, kernel.q_checkpoint, kernel.q_replay):
             with pytest.raises(NotFoundError) as err:
@@ -305,7 +180,8 @@ def test_another_tenant_cannot_see_wait_on_or_cancel_a_job(tmp_path: Path) -> No
         assert (await kernel.q_status(session_id=alice, job_id=job_id))["state"] != "CANCELLED"
         await kernel.q_cancel(session_id=alice, job_id=job_id)
 
-    run_kernel(tmp_path, body)
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, gate=gate)
 
 
 # ----------------------------------------------------------------------------- admission
@@ -340,14 +216,13 @@ def test_quota_and_admission_errors_are_answered_at_submit(tmp_path: Path) -> No
             await kernel.q_submit(session_id=bob, graph=ghz_graph(5), shots=10, seed=1)
         assert err.value.details["limit"] == "max_logical_qubits"
         carol = await login(kernel, "carol", ["CAP_ALLOC"])
-        slow = slow_graph()
         accepted = [
-            await kernel.q_submit(session_id=carol, graph=slow, shots=1, seed=1)
-            for _ in range(5)  # 2 start (2 workers), 3 wait: the queue is then full
+            await kernel.q_submit(session_id=carol, graph=BELL, shots=1, seed=1)
+            for _ in range(5)  # 2 start (2 workers) and are held, 3 wait: the queue is full
         ]
         with pytest.raises(QuotaError) as err:
             for _ in range(3):
-                accepted.append(await kernel.q_submit(session_id=carol, graph=slow, shots=1))
+                accepted.append(await kernel.q_submit(session_id=carol, graph=BELL, shots=1))
         assert err.value.details["limit"] == "max_queued_jobs"
         for job in accepted:
             await kernel.q_cancel(session_id=carol, job_id=job["job_id"])
@@ -363,7 +238,8 @@ def test_quota_and_admission_errors_are_answered_at_submit(tmp_path: Path) -> No
             await kernel.q_submit(session_id=bob, graph=broken)
         assert err.value.details["findings"]
 
-    run_kernel(tmp_path, body, config=config)
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, config=config, gate=gate)
 
     async def admission(kernel: Kernel) -> None:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
@@ -377,44 +253,52 @@ def test_quota_and_admission_errors_are_answered_at_submit(tmp_path: Path) -> No
 # ----------------------------------------------------------------------------- cancel, limits
 
 
-def test_cancel_of_a_running_job_frees_its_worker_within_one_second(tmp_path: Path) -> None:
+def test_cancel_of_a_running_job_kills_its_worker_and_frees_it_for_the_next_job(
+    tmp_path: Path,
+) -> None:
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
-        job = await kernel.q_submit(
-            session_id=sid, graph=slow_graph(), shots=1, seed=1, policy={"noise": False}
-        )
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=1)  # held
         await wait_state(kernel, sid, job["job_id"], "RUNNING")
-        await asyncio.sleep(0.3)  # well inside the simulation
-        pids_before = set(kernel.pool.pids)
-        started = time.monotonic()
+        (held,) = kernel.pool.pids
         cancelled = await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
         assert cancelled["state"] == "CANCELLED"
+        assert held not in kernel.pool.pids  # killed at once, not left to finish
+        gate.open()  # from now on every job runs
         small = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=3)
-        done = await kernel.q_wait(session_id=sid, job_id=small["job_id"], timeout_ms=5000)
-        elapsed = time.monotonic() - started
-        assert done["state"] == "COMPLETED"
-        assert elapsed < 1.0, elapsed
-        while len(kernel.pool.pids) < 2:
-            await asyncio.sleep(0.01)
-        assert set(kernel.pool.pids) != pids_before  # the killed worker was replaced
+        done = await kernel.q_wait(session_id=sid, job_id=small["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"  # on the one worker: the replacement
+        assert done["result"]["counts"] == executor.run(BELL, shots=100, seed=3).counts
+        with pytest.raises(ProcessLookupError):
+            os.kill(held, 0)  # the held worker is gone (and reaped)
         with pytest.raises(StateError):
             await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
+        assert (await kernel.q_status(session_id=sid, job_id=job["job_id"]))["result"] is None
 
-    run_kernel(tmp_path, body)
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, workers=1, gate=gate)
 
 
 def test_a_job_past_its_timeout_is_timed_out_and_killed(tmp_path: Path) -> None:
+    clock = ManualClock()
+
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(
-            session_id=sid, graph=slow_graph(), shots=1, seed=1, policy={"timeout_ms": 400}
-        )
+            session_id=sid, graph=BELL, shots=1, seed=1, policy={"timeout_ms": 500}
+        )  # held at the gate: it would never end on its own
+        await wait_state(kernel, sid, job["job_id"], "RUNNING")
+        clock.advance(0.25)
+        await asyncio.sleep(0)
+        assert (await kernel.q_status(session_id=sid, job_id=job["job_id"]))["state"] == "RUNNING"
+        clock.advance(0.25)
         done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=5000)
         assert done["state"] == "TIMED_OUT"
         assert "timeout" in done["error"]["message"]
         assert kernel.pool.busy() == 0
 
-    run_kernel(tmp_path, body)
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, gate=gate, clock=clock)
 
 
 def test_a_job_over_the_worker_memory_cap_fails_with_memory_limit(tmp_path: Path) -> None:
@@ -464,28 +348,36 @@ def test_every_accepted_job_finishes_after_a_kill_9_and_reopen(tmp_path: Path) -
         "machine": {"physical_qubits": 200_000},
         "tenants": {"alice": {"key": "alice-key", "caps": ["CAP_ALLOC"], "max_queued_jobs": 50}},
     }
-    graphs = [slow_graph(20, 2)] + [BELL, ghz_graph(3)] * 4
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CRASH_SCRIPT, str(data), json.dumps(raw), json.dumps(graphs)],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        ids = json.loads(proc.stdout.readline())
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the kernel and its workers, all at once
-        proc.wait()
+    graphs = [ghz_graph(3)] + [BELL, ghz_graph(3)] * 4
+    with WorkerGate(tmp_path) as gate:  # the crashing kernel's jobs never get past it
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CRASH_SCRIPT, str(data), json.dumps(raw), json.dumps(graphs)],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, **gate.env()},
+        )
+        try:
+            assert proc.stdout is not None
+            ids = json.loads(proc.stdout.readline())
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # the kernel and its workers, all at once
+            proc.wait()
     assert len(ids) == len(graphs)
+    db = sqlite3.connect(f"file:{data / DB_FILE}?mode=ro", uri=True)
+    try:
+        states = [row[0] for row in db.execute("SELECT state FROM jobs")]
+    finally:
+        db.close()
+    assert len(states) == len(ids) and set(states) <= {"QUEUED", "RUNNING"}  # none finished
 
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         for i, (job_id, graph) in enumerate(zip(ids, graphs, strict=True)):
-            done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=30000)
+            done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000)
             assert done["state"] == "COMPLETED", done
-            if i:
-                expected = executor.run(graph, shots=300, seed=i).counts
-                assert done["result"]["counts"] == expected
+            expected = executor.run(graph, shots=300, seed=i).counts
+            assert done["result"]["counts"] == expected
 
     run_kernel(tmp_path, body, config=config_from_dict(raw))
     assert verify(data).ok
@@ -495,28 +387,32 @@ def test_jobs_left_queued_by_close_run_after_reopen(tmp_path: Path) -> None:
     async def first(kernel: Kernel) -> list[str]:
         sid = await login(kernel, "alice")
         ids = [
-            (await kernel.q_submit(session_id=sid, graph=slow_graph(), shots=1, seed=1))["job_id"]
+            (await kernel.q_submit(session_id=sid, graph=ghz_graph(4), shots=1, seed=1))["job_id"]
         ]
         ids += [
             (await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=s))["job_id"]
             for s in range(3)
         ]
+        await wait_state(kernel, sid, ids[0], "RUNNING")  # held on the one worker at close
         return ids
 
-    ids = run_kernel(tmp_path, first, workers=1)
+    with WorkerGate(tmp_path) as gate:
+        ids = run_kernel(tmp_path, first, workers=1, gate=gate)
 
     async def second(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
-        await kernel.q_cancel(session_id=sid, job_id=ids[0])
+        await kernel.q_cancel(session_id=sid, job_id=ids[0])  # recovered, held again
+        gate.open()
         for seed, job_id in enumerate(ids[1:]):
-            done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=20000)
+            done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000)
             assert done["state"] == "COMPLETED"
             assert done["result"]["counts"] == executor.run(BELL, shots=50, seed=seed).counts
         with pytest.raises(UnavailableError):
             await kernel.close()
             await kernel.q_list_jobs(session_id=sid)
 
-    run_kernel(tmp_path, second, workers=1)
+    with WorkerGate(tmp_path / "data") as gate:
+        run_kernel(tmp_path, second, workers=1, gate=gate)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -555,7 +451,7 @@ def test_restore_and_replay_give_the_same_counts(tmp_path: Path) -> None:
 def test_resource_query_reports_inventory_quota_and_usage(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
-        job = await kernel.q_submit(session_id=sid, graph=slow_graph(), shots=1, seed=1)
+        job = await kernel.q_submit(session_id=sid, graph=slow_graph(22, 1), shots=1, seed=1)
         await wait_state(kernel, sid, job["job_id"], "RUNNING")
         info = await kernel.q_resource_query(session_id=sid)
         machine = info["machine"]
@@ -571,4 +467,38 @@ def test_resource_query_reports_inventory_quota_and_usage(tmp_path: Path) -> Non
         assert [j["job_id"] for j in listed["jobs"]] == [job["job_id"]]
         assert "result" not in listed["jobs"][0]
 
-    run_kernel(tmp_path, body)
+    with WorkerGate(tmp_path) as gate:  # the job stays RUNNING (held) until cancelled
+        run_kernel(tmp_path, body, gate=gate)
+
+
+class RefusingPool:
+    """A pool of another kind (``Kernel.open(pool=...)``) whose cluster went away."""
+
+    max_workers = 1
+
+    def submit(self, fn: object, /, *args: object) -> Future[object]:
+        raise RuntimeError("the cluster is gone")
+
+    def cancel(self, future: Future[object], reason: str = "cancelled") -> bool:
+        return False
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
+
+
+def test_a_pool_that_refuses_work_fails_the_job_and_the_kernel_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        kernel = await Kernel.open(make_config(), tmp_path / "data", pool=RefusingPool())
+        try:
+            sid = await login(kernel, "alice")
+            job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)
+            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+            assert done["state"] == "FAILED" and done["error"]["code"] == "QK202"
+            assert "the cluster is gone" in done["error"]["message"]
+            assert (await kernel.q_list_jobs(session_id=sid))["jobs"][0]["state"] == "FAILED"
+        finally:
+            await kernel.close()
+
+    asyncio.run(main())

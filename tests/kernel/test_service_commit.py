@@ -17,13 +17,12 @@ import pytest
 from qmk.execution import executor
 from qmk.kernel import supervisor as supervisor_module
 from qmk.kernel.audit import verify
-from qmk.kernel.config import config_from_dict
 from qmk.kernel.commit import GROUP_COMMIT_S
+from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
 from qmk.kernel.store import DB_FILE
+from support.kernel import BELL, login, run_kernel
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-BELL = json.loads((EXAMPLES / "bell.qvm.json").read_text())
 CONFIG = config_from_dict(
     {
         "machine": {"physical_qubits": 200_000},
@@ -49,19 +48,11 @@ def audit_states(data_dir: Path, job_id: str) -> list[str]:
 
 
 def run(tmp_path: Path, body: Any) -> None:
-    async def main() -> None:
-        kernel = await Kernel.open(CONFIG, tmp_path / "data", workers=2)
-        try:
-            sid = (
-                await kernel.q_negotiate_caps(
-                    tenant="alice", key="alice-key", requested=["CAP_ALLOC"]
-                )
-            )["session_id"]
-            await body(kernel, sid, tmp_path / "data")
-        finally:
-            await kernel.close()
+    async def main(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        await body(kernel, sid, tmp_path / "data")
 
-    asyncio.run(main())
+    run_kernel(tmp_path, main, config=CONFIG)
     assert verify(tmp_path / "data").ok
 
 

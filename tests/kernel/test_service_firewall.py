@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from qmk.errors import CapabilityError, FirewallError, NotFoundError, QuotaError
-
-# the helpers (config, login, graphs) live in test_service.py; load them from there
-_spec = importlib.util.spec_from_file_location(
-    "kernel_service_tests", Path(__file__).with_name("test_service.py")
-)
-assert _spec is not None and _spec.loader is not None
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
-login, run_kernel, teleport_graph = _helpers.login, _helpers.run_kernel, _helpers.teleport_graph
+from support.kernel import login, run_kernel, teleport_graph
 
 
 async def open_channel(kernel: Any, alice: str, bob: str) -> str:

@@ -1,0 +1,446 @@
+"""The kernel test harness: in-process kernels, real ``qmk serve`` processes, and the gate.
+
+In process (tests/kernel): :func:`make_config` and :data:`KEYS` (tenants alice, bob and
+carol), :func:`run_kernel` (a real kernel with real workers and SQLite under
+``tmp_path``), :func:`login`, :func:`wait_state` and programs (:data:`BELL`,
+:func:`ghz_graph`, :func:`slow_graph`, :func:`teleport_graph`).
+
+A real server (tests/e2e): :class:`ServerProcess` and :func:`serve_factory`, behind the
+``serve`` and ``shared_server`` fixtures of tests/e2e/conftest.py.
+
+Both can hold jobs at a :class:`WorkerGate`, so a test decides how many jobs run and
+when instead of racing the machine's speed; an in-process kernel can also run on a
+:class:`~qmk.kernel.clock.ManualClock`, so timeouts, deadlines, session expiry and epochs
+happen exactly when the test says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from qmk.kernel.clock import Clock
+from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.service import Kernel
+from qmk.kernel.workers import GATE_ENV, WorkerPool
+from support.paths import EXAMPLES
+
+BELL: dict[str, Any] = json.loads((EXAMPLES / "bell.qvm.json").read_text())
+
+# --------------------------------------------------------------------------- the gate
+
+
+class WorkerGate:
+    """A FIFO that holds every job in its worker until the test lets it through.
+
+    :meth:`release` lets ``count`` jobs run; :meth:`open` lets every job run from then on
+    (and is what leaving the ``with`` block does, so no worker stays held). Pass it to
+    :func:`run_kernel` (``gate=``), or its :meth:`env` to a ``qmk serve`` process.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "worker-gate"
+        os.mkfifo(self.path)
+        # the write end (O_RDWR: opening never blocks); while it is open, workers wait
+        self._fd: int | None = os.open(self.path, os.O_RDWR)
+
+    def release(self, count: int = 1) -> None:
+        """Let ``count`` more jobs through."""
+        assert self._fd is not None, "the gate is open already"
+        os.write(self._fd, b"x" * count)
+
+    def open(self) -> None:
+        """Let every job through from now on (waiting ones see the end of the FIFO)."""
+        if self._fd is None:
+            return
+        self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    def env(self) -> dict[str, str]:
+        """The environment that makes a ``qmk serve`` hold its jobs at this gate."""
+        return {GATE_ENV: str(self.path)}
+
+    def __enter__(self) -> WorkerGate:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.open()
+
+
+# --------------------------------------------------------------------------- in process
+
+#: The tenants' keys of :func:`make_config`.
+KEYS = {"alice": "alice-key", "bob": "bob-key", "carol": "carol-key"}
+
+
+def make_config(**kernel: Any) -> KernelConfig:
+    """alice (every capability but one, room for 2 concurrent jobs), bob (4 logical
+    qubits), carol (3 queued jobs at most); ``kernel`` overrides the ``[kernel]`` table."""
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024, **kernel},
+            "tenants": {
+                "alice": {
+                    "key": KEYS["alice"],
+                    "caps": ["CAP_ALLOC", "CAP_LINK", "CAP_MAGIC"],
+                    "max_logical_qubits": 30,
+                    "max_concurrent_jobs": 2,
+                    "max_queued_jobs": 50,
+                },
+                "bob": {
+                    "key": KEYS["bob"],
+                    "caps": ["CAP_ALLOC", "CAP_LINK"],
+                    "max_logical_qubits": 4,
+                    "max_queued_jobs": 50,
+                },
+                "carol": {"key": KEYS["carol"], "caps": ["CAP_ALLOC"], "max_queued_jobs": 3},
+            },
+        }
+    )
+
+
+def run_kernel(
+    tmp_path: Path,
+    body: Callable[[Kernel], Awaitable[Any]],
+    *,
+    workers: int = 2,
+    config: KernelConfig | None = None,
+    gate: WorkerGate | None = None,
+    clock: Clock | None = None,
+) -> Any:
+    """``body(kernel)`` against a kernel opened on ``tmp_path / "data"``; closed after.
+
+    ``gate`` holds its jobs in the workers; ``clock`` replaces the system clock.
+    """
+    config = config or make_config()
+
+    async def main() -> Any:
+        pool = None
+        if gate is not None:
+            loop = asyncio.get_running_loop()
+            memory = config.worker_memory_mb
+            pool = WorkerPool(workers, memory_mb=memory, loop=loop, gate=gate.path)
+        kernel = await Kernel.open(
+            config, tmp_path / "data", workers=workers, pool=pool, clock=clock
+        )
+        try:
+            return await body(kernel)
+        finally:
+            await kernel.close()
+
+    return asyncio.run(main())
+
+
+async def login(kernel: Kernel, tenant: str, caps: list[str] | None = None) -> str:
+    """A session id of ``tenant`` (asking for CAP_ALLOC and CAP_LINK unless ``caps``)."""
+    reply = await kernel.q_negotiate_caps(
+        tenant=tenant, key=KEYS[tenant], requested=caps or ["CAP_ALLOC", "CAP_LINK"]
+    )
+    return str(reply["session_id"])
+
+
+async def wait_state(
+    kernel: Kernel, sid: str, job_id: str, state: str, limit_s: float = 60.0
+) -> None:
+    """Return once the job is in ``state`` (the limit only guards against a hang)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        job = await kernel.q_status(session_id=sid, job_id=job_id)
+        if job["state"] == state:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"job never reached {state}")
+
+
+def qubits(n: int) -> list[str]:
+    return [f"q{i}" for i in range(n)]
+
+
+def slow_graph(n: int = 22, rounds: int = 30) -> dict[str, Any]:
+    """A statevector program on ``n`` qubits (T/H layers and CNOT ladders), for its size:
+    22 live logical qubits, or 25 to overflow a small worker's memory."""
+    q = qubits(n)
+    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": q}]
+    for r in range(rounds):
+        for i in range(n):
+            nodes.append({"id": f"t{r}_{i}", "op": "APPLY_T", "vqs": [q[i]]})
+            nodes.append({"id": f"h{r}_{i}", "op": "APPLY_H", "vqs": [q[i]]})
+        for i in range(n - 1):
+            nodes.append({"id": f"c{r}_{i}", "op": "APPLY_CNOT", "vqs": [q[i], q[i + 1]]})
+    nodes.append({"id": "m", "op": "MEASURE_Z", "vqs": [q[0]], "produces": ["m"]})
+    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": q})
+    return {
+        "version": "0.2",
+        "program": {"nodes": nodes},
+        "resources": {"vqs": q, "chs": [], "events": ["m"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def ghz_graph(n: int) -> dict[str, Any]:
+    """GHZ on ``n`` qubits, every qubit measured."""
+    q = qubits(n)
+    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": q}]
+    nodes.append({"id": "h", "op": "APPLY_H", "vqs": [q[0]]})
+    nodes += [{"id": f"c{i}", "op": "APPLY_CNOT", "vqs": [q[i], q[i + 1]]} for i in range(n - 1)]
+    nodes += [
+        {"id": f"m{i}", "op": "MEASURE_Z", "vqs": [q[i]], "produces": [f"m{i}"]} for i in range(n)
+    ]
+    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": q})
+    return {
+        "version": "0.2",
+        "program": {"nodes": nodes},
+        "resources": {"vqs": q, "chs": [], "events": [f"m{i}" for i in range(n)]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def teleport_graph(peer: str, *, cnot_instead: bool = False) -> dict[str, Any]:
+    """Teleport |+i> from the submitter's qubit to ``peer``'s qubit over channel ``link``."""
+    alloc_b: dict[str, Any] = {
+        "id": "alloc_b",
+        "op": "ALLOC_LQ",
+        "args": {"n": 1},
+        "vqs": ["b"],
+        "metadata": {"tenant": peer},
+    }
+    if cnot_instead:
+        joint: dict[str, Any] = {"id": "entangle", "op": "APPLY_CNOT", "vqs": ["a", "b"]}
+    else:
+        joint = {
+            "id": "open",
+            "op": "OPEN_CHAN",
+            "args": {"opts": {"fidelity": 1.0}},
+            "vqs": ["a", "b"],
+            "chs": ["link"],
+        }
+    nodes = [
+        {"id": "alloc_a", "op": "ALLOC_LQ", "args": {"n": 2}, "vqs": ["msg", "a"]},
+        alloc_b,
+        joint,
+        {"id": "prep_h", "op": "APPLY_H", "vqs": ["msg"]},
+        {"id": "prep_s", "op": "APPLY_S", "vqs": ["msg"]},
+        {"id": "bell", "op": "MEASURE_BELL", "vqs": ["msg", "a"], "produces": ["x", "z"]},
+        {"id": "fix_x", "op": "COND_PAULI", "args": {"mask": "X"}, "vqs": ["b"], "inputs": ["z"]},
+        {"id": "fix_z", "op": "COND_PAULI", "args": {"mask": "Z"}, "vqs": ["b"], "inputs": ["x"]},
+        {"id": "meas_b", "op": "MEASURE_Y", "vqs": ["b"], "produces": ["m_b"]},
+        {"id": "free", "op": "FREE_LQ", "vqs": ["msg", "a", "b"]},
+    ]
+    if not cnot_instead:
+        nodes.insert(6, {"id": "close", "op": "CLOSE_CHAN", "chs": ["link"]})
+    return {
+        "version": "0.2",
+        "program": {"nodes": nodes},
+        "resources": {
+            "vqs": ["msg", "a", "b"],
+            "chs": [] if cnot_instead else ["link"],
+            "events": ["x", "z", "m_b"],
+        },
+        "caps": ["CAP_ALLOC"] if cnot_instead else ["CAP_ALLOC", "CAP_LINK"],
+    }
+
+
+# --------------------------------------------------------------------------- a real server
+
+#: Tenants every test server knows. alice and dave hold every capability with room for
+#: the load test; bob may only allocate; carol has tight quotas.
+TENANTS: dict[str, dict[str, Any]] = {
+    "alice": {
+        "key": "alice-secret-key",
+        "caps": ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"],
+        "max_queued_jobs": 1000,
+        "max_concurrent_jobs": 2,
+    },
+    "dave": {
+        "key": "dave-secret-key",
+        "caps": ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"],
+        "max_queued_jobs": 1000,
+        "max_concurrent_jobs": 2,
+    },
+    "bob": {"key": "bob-secret-key", "caps": ["CAP_ALLOC"]},
+    "carol": {
+        "key": "carol-secret-key",
+        "caps": ["CAP_ALLOC", "CAP_MAGIC"],
+        "max_logical_qubits": 2,
+        "max_queued_jobs": 2,
+        "max_concurrent_jobs": 1,
+    },
+}
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(value)
+
+
+def config_toml(
+    *,
+    physical_qubits: int = 2_000_000,
+    kernel: dict[str, Any] | None = None,
+    tenants: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """A ``kernel.toml`` text (:data:`TENANTS` unless ``tenants``)."""
+    lines = ["[machine]", f"physical_qubits = {physical_qubits}"]
+    if kernel:
+        lines.append("[kernel]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in kernel.items())
+    for name, table in (tenants or TENANTS).items():
+        lines.append(f"[tenants.{name}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in table.items())
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ServerProcess:
+    """A running ``qmk serve`` and where it keeps its things."""
+
+    socket: Path
+    data_dir: Path
+    config: Path
+    workers: int
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    stopped: bool = field(default=False)
+
+    def start(self, timeout_s: float = 60.0, *, env: dict[str, str] | None = None) -> ServerProcess:
+        """Start the process and wait until its socket accepts connections.
+
+        ``env`` adds to the environment of this start (e.g. a :class:`WorkerGate`'s).
+        """
+        assert self.log is not None
+        self.stopped = False
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "qmk",
+                "serve",
+                "--socket",
+                str(self.socket),
+                "--data-dir",
+                str(self.data_dir),
+                "--config",
+                str(self.config),
+                "--workers",
+                str(self.workers),
+            ],
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        deadline = time.monotonic() + timeout_s
+        previous = self.socket.stat().st_ino if self.socket.exists() else None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"qmk serve exited {self.proc.returncode}: {self.output()}")
+            if self.socket.exists() and self.socket.stat().st_ino != previous:
+                return self
+            time.sleep(0.02)
+        raise AssertionError(f"qmk serve did not listen within {timeout_s} s: {self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM; return the exit status (the caller checks it)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout_s)
+        self.stopped = True
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the kernel, as a crash would (its workers notice and exit)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        self.stopped = True
+
+    def env(self, tenant: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "QMK_SOCKET": str(self.socket),
+            "QMK_TENANT": tenant,
+            "QMK_KEY": TENANTS[tenant]["key"],
+        }
+
+    def rss_kib(self) -> tuple[int, int]:
+        """The server process's (VmRSS, VmHWM) in KiB."""
+        fields = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+ServeFactory = Callable[..., ServerProcess]
+
+
+def serve_factory(root: Path) -> tuple[ServeFactory, list[ServerProcess]]:
+    """A ``serve(name, workers=, physical_qubits=, kernel=, tenants=, env=)`` that starts
+    ``qmk serve`` processes under ``root``, and the list of those it started."""
+    started: list[ServerProcess] = []
+
+    def serve(
+        name: str = "k",
+        *,
+        workers: int = 2,
+        physical_qubits: int = 2_000_000,
+        kernel: dict[str, Any] | None = None,
+        tenants: dict[str, dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ServerProcess:
+        config = root / f"{name}.toml"
+        config.write_text(
+            config_toml(physical_qubits=physical_qubits, kernel=kernel, tenants=tenants)
+        )
+        server = ServerProcess(
+            socket=root / f"{name}.sock",
+            data_dir=root / f"{name}-data",
+            config=config,
+            workers=workers,
+            log=root / f"{name}.log",
+        )
+        started.append(server)
+        return server.start(env=env)
+
+    return serve, started
+
+
+def stop_all(started: list[ServerProcess]) -> None:
+    """SIGTERM every server still running; each must exit 0 and remove its socket."""
+    for server in started:
+        if server.stopped:
+            continue
+        code = server.stop()
+        assert code == 0, f"qmk serve exited {code}: {server.output()}"
+        assert not server.socket.exists(), "the socket was not removed"
