@@ -301,6 +301,39 @@ def test_a_job_past_its_timeout_is_timed_out_and_killed(tmp_path: Path) -> None:
         run_kernel(tmp_path, body, gate=gate, clock=clock)
 
 
+def test_a_deadline_times_out_a_running_and_a_queued_job_at_its_time(tmp_path: Path) -> None:
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        at = clock.now() + 10
+        first = await kernel.q_submit(
+            session_id=sid, graph=BELL, shots=1, seed=1, policy={"deadline": at}
+        )  # held on the only worker
+        await wait_state(kernel, sid, first["job_id"], "RUNNING")
+        (held,) = kernel.pool.pids
+        second = await kernel.q_submit(
+            session_id=sid, graph=BELL, shots=1, seed=2, policy={"deadline": at + 5}
+        )  # queued behind it
+        clock.advance(8)
+        await asyncio.sleep(0)
+        states = [
+            (await kernel.q_status(session_id=sid, job_id=job["job_id"]))["state"]
+            for job in (first, second)
+        ]
+        assert states == ["RUNNING", "QUEUED"]  # neither deadline has come
+        clock.advance(2)
+        done = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=1000)
+        assert done["state"] == "TIMED_OUT" and done["error"]["code"] == "QK302"
+        assert held not in kernel.pool.pids  # its worker was killed
+        clock.advance(5)  # the second one's deadline: it was queued or held by then
+        done = await kernel.q_wait(session_id=sid, job_id=second["job_id"], timeout_ms=1000)
+        assert done["state"] == "TIMED_OUT" and done["error"]["code"] == "QK302"
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, workers=1, gate=gate, clock=clock)
+
+
 def test_a_job_over_the_worker_memory_cap_fails_with_memory_limit(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
