@@ -18,7 +18,7 @@ from jsonschema.exceptions import best_match
 from qmk.qvm import graph, schema
 from qmk.qvm.errors import FormatError
 from qmk.qvm.limits import Limits
-from qmk.qvm.ops import OPERAND_KINDS, OPS, ArgSpec, ArgType
+from qmk.qvm.ops import OP_ALIASES, OPERAND_KINDS, OPS, ArgSpec, ArgType
 from qmk.qvm.profiles import FAMILIES, ProfileError, parse_profile
 from support.paths import ROOT
 
@@ -79,7 +79,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema():
 
 def test_every_op_has_its_rule_under_defs_and_in_the_op_enum():
     node = SCHEMA["$defs"]["node"]
-    assert node["properties"]["op"]["enum"] == list(OPS)
+    assert node["properties"]["op"]["enum"] == [*OPS, *OP_ALIASES]
     targets = [rule["then"]["$ref"] for rule in node["allOf"]]
     assert targets == [f"#/$defs/{name}" for name in OPS]
     assert all(name in SCHEMA["$defs"] for name in OPS)
@@ -542,3 +542,13 @@ def test_every_example_graph_validates_against_the_schema():
         errors = sorted(VALIDATOR.iter_errors(data), key=lambda e: e.json_path)
         assert not errors, f"{path.name}: {errors[0].json_path}: {errors[0].message}"
         graph.load(path)
+
+
+def test_an_op_alias_validates_like_its_op():
+    node = {"id": "c", "op": "APPLY_CX", "vqs": ["a"]}
+    graph_json = {"version": "0.2", "program": {"nodes": [node]}, "resources": {"vqs": ["a"]}}
+    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(graph_json))
+    assert errors, "APPLY_CX takes two vqs, as APPLY_CNOT does"
+    node["vqs"] = ["a", "b"]
+    graph_json["resources"] = {"vqs": ["a", "b"]}
+    assert not list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(graph_json))

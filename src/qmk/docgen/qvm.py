@@ -134,6 +134,35 @@ def render_op_table() -> str:
     return table(header, rows)
 
 
+def render_op_execution() -> str:
+    """How each op runs and what it costs: executor kind, engine gate or basis, the
+    estimator's tally, logical cycles and the other names it loads by.
+
+    >>> render_op_execution().splitlines()[2]
+    '| `ALLOC_LQ` | alloc | — | alloc | 1 | — |'
+    """
+    header = (
+        "Op",
+        "Executor",
+        "Engine gate / basis",
+        "Estimator counts",
+        "Logical cycles",
+        "Aliases",
+    )
+    rows = (
+        (
+            f"`{spec.name}`",
+            spec.kind.value,
+            f"`{spec.gate}`" if spec.gate else (f"basis {spec.basis}" if spec.basis else NO),
+            spec.tally.value,
+            f"{spec.cycles:g}",
+            ", ".join(f"`{alias}`" for alias in spec.aliases) or NO,
+        )
+        for spec in OPS.values()
+    )
+    return table(header, rows)
+
+
 def render_codes_table() -> str:
     """Every code of the QVM layer as markdown: code, name, severity, meaning, what to do.
 
@@ -253,6 +282,7 @@ def render_asm_reference() -> str:
 #: Each generated region of the doc, by marker name, with its renderer.
 RENDERERS: dict[str, Callable[[], str]] = {
     "ops": render_op_table,
+    "op-execution": render_op_execution,
     "codes": render_codes_table,
     "caps": render_capabilities,
     "families": render_families,
@@ -279,7 +309,7 @@ def update(text: str, *, regions: Iterable[str] = tuple(RENDERERS)) -> str:
     >>> update("a\\n<!-- BEGIN GENERATED: ops -->\\n<!-- END GENERATED: ops -->\\n")
     Traceback (most recent call last):
     ...
-    ValueError: marker '<!-- BEGIN GENERATED: codes -->' is missing
+    ValueError: marker '<!-- BEGIN GENERATED: op-execution -->' is missing
     """
     return PAGE.update(text, regions=regions)
 

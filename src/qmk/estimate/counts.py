@@ -44,6 +44,7 @@ from typing import Any
 
 from qmk.qec.errors import QECError
 from qmk.qvm.graph import Graph, Node
+from qmk.qvm.ops import OPS, Tally
 
 #: QRE's field names, in QRE's order.
 FIELDS: tuple[str, ...] = (
@@ -220,58 +221,44 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-_NOTHING = frozenset(
-    {
-        "APPLY_H",
-        "APPLY_S",
-        "APPLY_SDG",
-        "APPLY_X",
-        "APPLY_Y",
-        "APPLY_Z",
-        "RESET",
-        "COND_PAULI",
-        "USE_CHAN",
-        "CLOSE_CHAN",
-        "FENCE_EPOCH",
-        "BAR_REGION",
-        "SET_POLICY",
-    }
-)
-_TWO = frozenset({"APPLY_CNOT", "APPLY_CZ", "APPLY_SWAP", "TELEPORT_CNOT", "OPEN_CHAN"})
-
-
 def count_nodes(nodes: Iterable[Node]) -> LogicalCounts:
-    """Count ``nodes`` (in list order) the way the Q# tracer counts a program."""
+    """Count ``nodes`` (in list order) the way the Q# tracer counts a program.
+
+    Each op is counted by its ``tally`` in the op table (:class:`qmk.qvm.ops.Tally`).
+    """
     tr = _Tracer()
     for node in nodes:
-        op, vqs = node.op, node.vqs
-        if op in _NOTHING:
+        spec = OPS.get(node.op)
+        if spec is None:
+            raise QECError.of("unknown-op", f"cannot count op {node.op!r} of node {node.id!r}")
+        tally, vqs = spec.tally, node.vqs
+        if tally is Tally.NOTHING:
             continue
-        if op in ("APPLY_T", "APPLY_TDG", "INJECT_T_STATE"):
+        if tally is Tally.T:
             tr.t_gate(vqs[0])
-        elif op in ("APPLY_RX", "APPLY_RY", "APPLY_RZ"):
+        elif tally is Tally.ROTATION:
             tr.rz(node.args.get("theta"), vqs[0])
-        elif op in _TWO:
+        elif tally is Tally.TWO_QUBIT:
             tr.two(vqs[0], vqs[1])
-        elif op in ("MEASURE_Z", "MEASURE_X", "MEASURE_Y"):
+        elif tally is Tally.MEASURE:
             tr._q(vqs[0])
             tr.m += 1
-        elif op in ("APPLY_CCX", "APPLY_CCZ"):
+        elif tally is Tally.CCZ:
             tr.three(vqs[0], vqs[1], vqs[2])
-        elif op == "ALLOC_LQ":
+        elif tally is Tally.ALLOC:
             for vq in vqs:
                 tr.alloc(vq)
-        elif op == "FREE_LQ":
+        elif tally is Tally.FREE:
             for vq in vqs:
                 tr.release(vq)
-        elif op == "MEASURE_ANGLE":
+        elif tally is Tally.ROTATION_MEASURE:
             tr.rz(node.args.get("angle"), vqs[0])
             tr.m += 1
-        elif op == "MEASURE_BELL":
+        elif tally is Tally.BELL_MEASURE:
             tr.two(vqs[0], vqs[1])
             tr.m += 2
-        else:
-            raise QECError.of("unknown-op", f"cannot count op {op!r} of node {node.id!r}")
+        else:  # pragma: no cover - a Tally member added without its counting rule
+            raise AssertionError(f"no counting rule for {tally}")
     return LogicalCounts(
         num_qubits=len(tr.level),
         t_count=tr.t,

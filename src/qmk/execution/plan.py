@@ -31,61 +31,26 @@ from typing import Any
 
 from qmk.engines.gates import GATES, quarter_turns
 from qmk.qvm.graph import Node
-from qmk.qvm.ops import OPS
+from qmk.qvm.ops import OPS, Exec
 from qmk.qvm.profiles import parse_profile
 from qmk.qvm.verify import VerifiedProgram
 
-#: QVM gate op -> engine gate name. Every unitary single-step op of the op table.
+#: QVM gate op -> engine gate name: every op the executor runs as one engine gate.
 GATE_OF: Mapping[str, str] = MappingProxyType(
-    {
-        "APPLY_H": "h",
-        "APPLY_S": "s",
-        "APPLY_SDG": "sdg",
-        "APPLY_X": "x",
-        "APPLY_Y": "y",
-        "APPLY_Z": "z",
-        "APPLY_T": "t",
-        "APPLY_TDG": "tdg",
-        "APPLY_RX": "rx",
-        "APPLY_RY": "ry",
-        "APPLY_RZ": "rz",
-        "APPLY_CNOT": "cx",
-        "APPLY_CZ": "cz",
-        "APPLY_SWAP": "swap",
-        "APPLY_CCX": "ccx",
-        "APPLY_CCZ": "ccz",
-    }
+    {name: spec.gate for name, spec in OPS.items() if spec.kind is Exec.GATE and spec.gate}
 )
 
 #: Measurement op -> basis.
 BASIS_OF: Mapping[str, str] = MappingProxyType(
-    {"MEASURE_Z": "Z", "MEASURE_X": "X", "MEASURE_Y": "Y"}
+    {name: spec.basis for name, spec in OPS.items() if spec.kind is Exec.MEASURE and spec.basis}
 )
 
 #: Ops that change no qubit; the executor records them in telemetry only.
-BOOKKEEPING = frozenset({"FENCE_EPOCH", "BAR_REGION", "SET_POLICY", "USE_CHAN", "CLOSE_CHAN"})
+BOOKKEEPING = frozenset(name for name, spec in OPS.items() if spec.kind is Exec.NONE)
 
 #: Ancilla qubits of the TELEPORT_CNOT gadget (the two halves of its Bell pair). Its
-#: logical cycles come from the QEC layer's op-cycle table.
+#: logical cycles come from the op table.
 TELEPORT_ANCILLAS = 2
-
-_KINDS = {
-    **dict.fromkeys(GATE_OF, "gate"),
-    **dict.fromkeys(BASIS_OF, "measure"),
-    "MEASURE_ANGLE": "measure_angle",
-    "MEASURE_BELL": "bell",
-    "ALLOC_LQ": "alloc",
-    "FREE_LQ": "free",
-    "RESET": "reset",
-    "INJECT_T_STATE": "inject_t",
-    "COND_PAULI": "cond_pauli",
-    "OPEN_CHAN": "open_chan",
-    "TELEPORT_CNOT": "teleport_cnot",
-    **dict.fromkeys(BOOKKEEPING, "none"),
-}
-missing = set(OPS) - set(_KINDS)
-assert not missing, f"ops with no execution semantics: {sorted(missing)}"
-del missing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,7 +77,7 @@ class Step:
 
     index: int
     node: Node
-    kind: str
+    kind: Exec
     gate: str | None = None
     params: tuple[float, ...] = ()
     basis: str = "Z"
@@ -149,7 +114,7 @@ class Plan:
 
 def lower_step(index: int, node: Node) -> Step:
     """The :class:`Step` for one node."""
-    kind = _KINDS[node.op]
+    kind = OPS[node.op].kind
     args = node.args
     if kind == "gate":
         gate = GATE_OF[node.op]

@@ -24,33 +24,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
+from qmk.qvm.ops import OPS, Exec
 
-#: Gate name (lower case, as the engines name them) -> QVM op.
-GATE_OPS: Mapping[str, str] = {
-    "h": "APPLY_H",
-    "s": "APPLY_S",
-    "sdg": "APPLY_SDG",
-    "x": "APPLY_X",
-    "y": "APPLY_Y",
-    "z": "APPLY_Z",
-    "t": "APPLY_T",
-    "tdg": "APPLY_TDG",
-    "rx": "APPLY_RX",
-    "ry": "APPLY_RY",
-    "rz": "APPLY_RZ",
-    "cx": "APPLY_CNOT",
-    "cz": "APPLY_CZ",
-    "swap": "APPLY_SWAP",
-    "ccx": "APPLY_CCX",
-    "ccz": "APPLY_CCZ",
-}
+#: Gate name (lower case, as the engines name them) -> QVM op: the op table's gate ops.
+GATE_OPS: Mapping[str, str] = MappingProxyType(
+    {spec.gate: name for name, spec in OPS.items() if spec.kind is Exec.GATE and spec.gate}
+)
 
-_ARITY = {"cx": 2, "cz": 2, "swap": 2, "ccx": 3, "ccz": 3}
-_ROTATIONS = ("rx", "ry", "rz")
-_MEASURE_OPS = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
+_ARITY = {spec.gate: spec.vqs.low for spec in OPS.values() if spec.kind is Exec.GATE and spec.gate}
+_ROTATIONS = frozenset(
+    spec.gate for spec in OPS.values() if spec.kind is Exec.GATE and spec.gate and spec.args
+)
+_MEASURE_OPS = {spec.basis: name for name, spec in OPS.items() if spec.kind is Exec.MEASURE}
 
 
 def guard_of(terms: Sequence[tuple[str, int]]) -> Guard | None:
@@ -151,7 +140,7 @@ class ProgramBuilder:
         still written (it is the identity up to a phase the program cannot see).
         """
         op = GATE_OPS[name]
-        arity = _ARITY.get(name, 1)
+        arity = _ARITY[name]
         if len(qubits) != arity:
             raise ValueError(f"gate {name} takes {arity} qubits, got {len(qubits)}")
         if name in _ROTATIONS:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qmk.qvm.ops import OPS, Exec
+
 #: One basic gate: (name in GATE_OPS, local qubit indices, parameters).
 Instr = tuple[str, tuple[int, ...], tuple[float, ...]]
 
@@ -38,9 +40,14 @@ Instr = tuple[str, tuple[int, ...], tuple[float, ...]]
 MAX_CONTROLS = 6
 
 _EPS = 1e-12
-_SELF_INVERSE = frozenset({"h", "x", "y", "z", "cx", "cz", "swap", "ccx", "ccz"})
-_INVERSE_NAME = {"s": "sdg", "sdg": "s", "t": "tdg", "tdg": "t"}
-_ROTATIONS = frozenset({"rx", "ry", "rz"})
+_GATE_OPS = [spec for spec in OPS.values() if spec.kind is Exec.GATE and spec.gate]
+#: A basic gate's inverse gate, from the op table (a rotation's negates its angle).
+_INVERSE_NAME: dict[str, str] = {
+    spec.gate: inverse_gate
+    for spec in _GATE_OPS
+    if spec.gate and spec.inverse and (inverse_gate := OPS[spec.inverse].gate)
+}
+_ROTATIONS = frozenset(spec.gate for spec in _GATE_OPS if spec.inverse_negates)
 
 _I2 = np.eye(2, dtype=complex)
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -143,12 +150,10 @@ def inverse(low: Lowered) -> Lowered:
     """The inverse (adjoint) of ``low``, exactly."""
     ops: list[Instr] = []
     for name, qs, params in reversed(low.ops):
-        if name in _SELF_INVERSE:
-            ops.append((name, qs, params))
-        elif name in _INVERSE_NAME:
-            ops.append((_INVERSE_NAME[name], qs, params))
-        else:
+        if name in _ROTATIONS:
             ops.append((name, qs, (-params[0],)))
+        else:
+            ops.append((_INVERSE_NAME[name], qs, params))
     return Lowered(num_qubits=low.num_qubits, ops=tuple(ops), phase=-low.phase)
 
 

@@ -54,6 +54,7 @@ from qmk.qec.codes import QecScheme, scheme_for
 from qmk.qec.errors import QECError
 from qmk.qec.noise import NoiseModel
 from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, QubitParams, qubit_params
+from qmk.qvm.ops import OPS, Exec, OpSpec, canonical_op
 from qmk.qvm.profiles import FAMILIES, Profile, ProfileError, parse_profile
 
 #: The machine QMK models when a job names none.
@@ -106,82 +107,39 @@ class OpCycles:
     why: str
 
 
-def _op(key: str, cycles: float, qvm_ops: tuple[str, ...], why: str) -> OpCycles:
-    return OpCycles(key=key, cycles=float(cycles), qvm_ops=qvm_ops, why=why)
+def _cycle_key(spec: OpSpec) -> str:
+    """The lower-case key an op's cycles are listed under: its engine gate (``cx``),
+    ``measure`` for the three Pauli-basis measurements, else its name (``alloc``)."""
+    if spec.kind is Exec.GATE and spec.gate:
+        return spec.gate
+    if spec.kind is Exec.MEASURE:
+        return "measure"
+    return spec.name.lower().removesuffix("_lq")
 
 
-_PAULI_FRAME = "tracked in the software Pauli frame: no physical operation, no time"
-_CLIFFORD_1Q = (
-    "one lattice-surgery/patch-deformation step of d rounds (QRE folds Cliffords into its "
-    "Pauli-measurement schedule and counts none)"
-)
-_TABLE: tuple[OpCycles, ...] = (
-    _op("alloc", 1, ("ALLOC_LQ",), "prepare the patch and establish its stabilizers: d rounds"),
-    _op("free", 0, ("FREE_LQ",), "the patch is released; nothing left to protect"),
-    _op("reset", 1, ("RESET",), "re-prepare the patch in |0>: d rounds"),
-    _op("x", 0, ("APPLY_X",), _PAULI_FRAME),
-    _op("y", 0, ("APPLY_Y",), _PAULI_FRAME),
-    _op("z", 0, ("APPLY_Z",), _PAULI_FRAME),
-    _op("h", 1, ("APPLY_H",), _CLIFFORD_1Q),
-    _op("s", 1, ("APPLY_S",), _CLIFFORD_1Q),
-    _op("sdg", 1, ("APPLY_SDG",), _CLIFFORD_1Q),
-    _op("t", 1, ("APPLY_T",), "consume one magic state by a joint measurement (QRE: 1)"),
-    _op("tdg", 1, ("APPLY_TDG",), "consume one magic state by a joint measurement (QRE: 1)"),
-    _op("rx", 1, ("APPLY_RX",), "one rotation, simulated exactly (QRE: 1 per rotation)"),
-    _op("ry", 1, ("APPLY_RY",), "one rotation, simulated exactly (QRE: 1 per rotation)"),
-    _op("rz", 1, ("APPLY_RZ",), "one rotation, simulated exactly (QRE: 1 per rotation)"),
-    _op("cx", 1, ("APPLY_CNOT",), "one two-patch lattice-surgery step of d rounds"),
-    _op("cz", 1, ("APPLY_CZ",), "one two-patch lattice-surgery step of d rounds"),
-    _op("swap", 1, ("APPLY_SWAP",), "one patch-move step of d rounds"),
-    _op("ccx", 3, ("APPLY_CCX",), "three multi-qubit Pauli measurements (QRE: 3 per CCiX)"),
-    _op("ccz", 3, ("APPLY_CCZ",), "three multi-qubit Pauli measurements (QRE: 3 per CCZ)"),
-    _op(
-        "measure",
-        1,
-        ("MEASURE_Z", "MEASURE_X", "MEASURE_Y"),
-        "one logical measurement (QRE: 1 per measurement)",
-    ),
-    _op("measure_angle", 2, ("MEASURE_ANGLE",), "a rotation (1) then a measurement (1)"),
-    _op("measure_bell", 2, ("MEASURE_BELL",), "a CNOT (1) then measurements (1)"),
-    _op(
-        "teleport_cnot",
-        2,
-        ("TELEPORT_CNOT",),
-        "joint measurements with the Bell pair's halves (1), then measuring the halves (1)",
-    ),
-    _op("inject_t_state", 1, ("INJECT_T_STATE",), "consume one magic state, as a T gate"),
-    _op("cond_pauli", 0, ("COND_PAULI",), _PAULI_FRAME),
-    _op("open_chan", 1, ("OPEN_CHAN",), "prepare the Bell pair's two patches: d rounds"),
-    _op("use_chan", 0, ("USE_CHAN",), "classical bookkeeping on the channel; no qubit touched"),
-    _op("close_chan", 0, ("CLOSE_CHAN",), "classical bookkeeping on the channel; no qubit touched"),
-    _op("fence_epoch", 0, ("FENCE_EPOCH",), "scheduling only"),
-    _op("bar_region", 0, ("BAR_REGION",), "scheduling only"),
-    _op("set_policy", 0, ("SET_POLICY",), "scheduling only"),
-)
+def _derive_cycles() -> dict[str, OpCycles]:
+    table: dict[str, OpCycles] = {}
+    for spec in OPS.values():
+        key = _cycle_key(spec)
+        seen = table.get(key)
+        qvm_ops = (*seen.qvm_ops, spec.name) if seen else (spec.name,)
+        table[key] = OpCycles(
+            key=key, cycles=float(spec.cycles), qvm_ops=qvm_ops, why=spec.cycles_why
+        )
+    return table
 
-#: Logical cycles per kind of logical operation, by lower-case key.
-OP_CYCLES: Mapping[str, OpCycles] = MappingProxyType({entry.key: entry for entry in _TABLE})
 
-#: Other spellings :func:`op_cycles` accepts, mapped to their key.
+#: Logical cycles per kind of logical operation, by lower-case key; derived from the op
+#: table's ``cycles`` (:data:`qmk.qvm.ops.OPS`), grouped by :func:`_cycle_key`.
+OP_CYCLES: Mapping[str, OpCycles] = MappingProxyType(_derive_cycles())
+
+#: Spellings :func:`op_cycles` accepts beyond op names, op aliases and keys.
 OP_ALIASES: Mapping[str, str] = MappingProxyType(
-    {
-        "cnot": "cx",
-        "measure_z": "measure",
-        "measure_x": "measure",
-        "measure_y": "measure",
-        "m": "measure",
-        "mz": "measure",
-        "mx": "measure",
-        "my": "measure",
-        "rotation": "rz",
-        "sdag": "sdg",
-        "tdag": "tdg",
-        "toffoli": "ccx",
-    }
+    {"rotation": "rz", "m": "measure", "mz": "measure", "mx": "measure", "my": "measure"}
 )
 
 _BY_QVM_OP: Mapping[str, str] = MappingProxyType(
-    {op: entry.key for entry in _TABLE for op in entry.qvm_ops}
+    {op: entry.key for entry in OP_CYCLES.values() for op in entry.qvm_ops}
 )
 
 
@@ -201,8 +159,9 @@ def op_key(op_name: str) -> str:
         return lower
     if lower in OP_ALIASES:
         return OP_ALIASES[lower]
-    if lower.upper() in _BY_QVM_OP:
-        return _BY_QVM_OP[lower.upper()]
+    op = canonical_op(lower.upper()) or canonical_op(f"APPLY_{lower.upper()}")
+    if op is not None:
+        return _BY_QVM_OP[op]
     raise QECError.of(
         "unknown-op",
         f"no logical-cycle entry for op {op_name!r}; use a QVM op name (APPLY_H, MEASURE_Z, ...) "

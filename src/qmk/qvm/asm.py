@@ -238,7 +238,7 @@ from qmk.qvm.graph import (
     read_bytes,
 )
 from qmk.qvm.limits import Limits
-from qmk.qvm.ops import OPS
+from qmk.qvm.ops import OP_ALIASES, OPS, canonical_op
 
 __all__ = ["assemble", "assemble_file", "disassemble"]
 
@@ -674,7 +674,7 @@ def _macro_header(line: _Line, operands: str) -> tuple[str, tuple[tuple[str | No
     name = words[0]
     if not _IDENT.fullmatch(name):
         raise _fail_at("asm-directive", line, f"macro name {name!r} is not an identifier")
-    if name in OPS or name.lower() in DIRECTIVES or name in KEYWORDS:
+    if name in OPS or name in OP_ALIASES or name.lower() in DIRECTIVES or name in KEYWORDS:
         raise _fail_at(
             "asm-directive",
             line,
@@ -1531,7 +1531,7 @@ class _Assembler:
             nodes.append(
                 Node(
                     id=node_id,
-                    op=item.op,
+                    op=canonical_op(item.op) or item.op,
                     args=item.args,
                     vqs=tuple(item.vqs),
                     chs=tuple(item.chs),

@@ -41,6 +41,7 @@ from typing import Any, TypeGuard
 
 from qmk.qvm.errors import FormatError
 from qmk.qvm.limits import Limits
+from qmk.qvm.ops import canonical_op
 
 #: Graph versions this QMK reads. 0.1 is the original QMK spec; 0.2 adds the
 #: conjunction guard form and the ops SDG, TDG, CCX and CCZ. Both load the same way.
@@ -341,7 +342,7 @@ def _node(value: Any, path: str, limits: Limits) -> Node:
     guard = value.get("guard")
     return Node(
         id=node_id,
-        op=op,
+        op=canonical_op(op) or op,  # an alias loads as its op; an unknown op is the verifier's
         args=args,
         guard=None if guard is None else _guard(guard, f"{path}.guard"),
         metadata=metadata,

@@ -4,8 +4,11 @@ Each op is one :class:`OpSpec` record: its operands (how many virtual qubits,
 channels, input events and produced events), its arguments with their types and
 ranges, the capability it needs, whether it is unitary and Clifford, its inverse
 and a one-line description. The JSON schema (:mod:`qmk.qvm.schema`), the
-verifier, the assembler, the op table in ``docs/qvm.md`` and the executor's
-dispatch all read this table; nothing else lists ops.
+verifier, the assembler, the op table in ``docs/qvm.md``, the executor's
+dispatch (``kind``, ``gate``, ``basis``), the QEC layer's logical-cycle costs
+(``cycles``), the estimator's counter (``tally``) and the front-ends' gate set and
+inverses all read this table; nothing else lists ops. Adding an op means adding
+its record here (and, for a new ``kind``, its semantics in the executor).
 
 >>> OPS["APPLY_T"].inverse
 'APPLY_TDG'
@@ -15,6 +18,10 @@ dispatch all read this table; nothing else lists ops.
 'CAP_ALLOC'
 >>> str(OPS["FREE_LQ"].vqs)
 '1..n'
+>>> OPS["APPLY_CNOT"].gate, OPS["MEASURE_X"].basis, OPS["APPLY_T"].tally.value
+('cx', 'X', 't')
+>>> OP_ALIASES["APPLY_CX"]
+'APPLY_CNOT'
 """
 
 from __future__ import annotations
@@ -53,6 +60,39 @@ class Clifford(str, enum.Enum):
     NO = "no"
     #: Clifford exactly when its angle argument is a multiple of pi/2.
     QUARTER_TURN = "if angle is a multiple of pi/2"
+
+
+class Exec(str, enum.Enum):
+    """What the executor does for an op: its dispatch key (``qmk.execution.plan.Step.kind``)."""
+
+    GATE = "gate"  # apply the engine gate ``OpSpec.gate``
+    MEASURE = "measure"  # measure in ``OpSpec.basis``
+    MEASURE_ANGLE = "measure_angle"
+    BELL = "bell"
+    ALLOC = "alloc"
+    FREE = "free"
+    RESET = "reset"
+    INJECT_T = "inject_t"
+    COND_PAULI = "cond_pauli"
+    OPEN_CHAN = "open_chan"
+    TELEPORT_CNOT = "teleport_cnot"
+    #: Changes no qubit; telemetry records it.
+    NONE = "none"
+
+
+class Tally(str, enum.Enum):
+    """How the resource estimator's tracer (QRE's logical counts) counts an op."""
+
+    NOTHING = "nothing"  # Pauli-frame and Clifford one-qubit ops, bookkeeping
+    T = "t"  # one T gate (T, TDG, a magic-state injection)
+    ROTATION = "rotation"  # one arbitrary-angle rotation (a quarter turn counts as nothing)
+    TWO_QUBIT = "two_qubit"  # synchronises its two qubits' rotation layers
+    CCZ = "ccz"  # one CCZ on three qubits
+    MEASURE = "measure"  # one measurement
+    ROTATION_MEASURE = "rotation_measure"  # a rotation by ``angle``, then a measurement
+    BELL_MEASURE = "bell_measure"  # a two-qubit sync, then two measurements
+    ALLOC = "alloc"  # qubits enter the count
+    FREE = "free"  # qubits are released
 
 
 class ArgType(str, enum.Enum):
@@ -137,6 +177,19 @@ class OpSpec:
     #: Operand kind whose handles this op starts (ALLOC_LQ: vqs) or ends (FREE_LQ: vqs).
     opens: str | None = None
     closes: str | None = None
+    #: What the executor does (required: an op the executor cannot run cannot be added).
+    kind: Exec
+    #: The engine gate (:data:`qmk.engines.gates.GATES`) the op applies or acts as.
+    gate: str | None = None
+    #: The measurement basis of a ``MEASURE`` op: outcome 0 is its +1 eigenstate.
+    basis: str | None = None
+    #: How the resource estimator counts it.
+    tally: Tally
+    #: Logical cycles (code cycles of d rounds) the op takes, and why.
+    cycles: float
+    cycles_why: str
+    #: Other names that load as this op (``APPLY_CX`` for ``APPLY_CNOT``).
+    aliases: tuple[str, ...] = ()
 
     def arg(self, name: str) -> ArgSpec | None:
         """The spec of argument ``name``, or None when the op has no such argument."""
@@ -154,13 +207,31 @@ _THETA = ArgSpec(
 )
 
 
+# Why an op takes the logical cycles it does (QRE: the Azure Quantum Resource Estimator).
+_PAULI_FRAME = "tracked in the software Pauli frame: no physical operation, no time"
+_CLIFFORD_1Q = (
+    "one lattice-surgery/patch-deformation step of d rounds (QRE folds Cliffords into its "
+    "Pauli-measurement schedule and counts none)"
+)
+_MAGIC = "consume one magic state by a joint measurement (QRE: 1)"
+_ROTATION = "one rotation, simulated exactly (QRE: 1 per rotation)"
+_SURGERY_2Q = "one two-patch lattice-surgery step of d rounds"
+_BOOKKEEPING = "classical bookkeeping on the channel; no qubit touched"
+_SCHEDULING = "scheduling only"
+
+
 def _gate1(
     name: str,
     description: str,
     *,
+    gate: str,
     inverse: str,
+    cycles: float,
+    why: str,
     clifford: bool = True,
+    tally: Tally = Tally.NOTHING,
     counts_as: frozenset[str] = frozenset(),
+    aliases: tuple[str, ...] = (),
 ) -> OpSpec:
     return OpSpec(
         name=name,
@@ -171,6 +242,52 @@ def _gate1(
         clifford=Clifford.YES if clifford else Clifford.NO,
         inverse=inverse,
         counts_as=counts_as,
+        kind=Exec.GATE,
+        gate=gate,
+        tally=tally,
+        cycles=cycles,
+        cycles_why=why,
+        aliases=aliases,
+    )
+
+
+def _gate2(
+    name: str, description: str, *, gate: str, why: str, aliases: tuple[str, ...] = ()
+) -> OpSpec:
+    return OpSpec(
+        name=name,
+        category=Category.GATE,
+        description=description,
+        vqs=TWO,
+        unitary=True,
+        clifford=Clifford.YES,
+        inverse=name,
+        kind=Exec.GATE,
+        gate=gate,
+        tally=Tally.TWO_QUBIT,
+        cycles=1,
+        cycles_why=why,
+        aliases=aliases,
+    )
+
+
+def _gate3(
+    name: str, description: str, *, gate: str, why: str, aliases: tuple[str, ...] = ()
+) -> OpSpec:
+    return OpSpec(
+        name=name,
+        category=Category.GATE,
+        description=description,
+        vqs=THREE,
+        unitary=True,
+        inverse=name,
+        counts_as=frozenset({"ccz"}),
+        kind=Exec.GATE,
+        gate=gate,
+        tally=Tally.CCZ,
+        cycles=3,
+        cycles_why=why,
+        aliases=aliases,
     )
 
 
@@ -186,6 +303,11 @@ def _rotation(axis: str) -> OpSpec:
         inverse=f"APPLY_R{axis}",
         inverse_negates=("theta",),
         counts_as=frozenset({"rotation"}),
+        kind=Exec.GATE,
+        gate=f"r{axis.lower()}",
+        tally=Tally.ROTATION,
+        cycles=1,
+        cycles_why=_ROTATION,
     )
 
 
@@ -198,11 +320,32 @@ def _measure(basis: str, description: str) -> OpSpec:
         produces=ONE,
         clifford=Clifford.YES,
         counts_as=frozenset({"measurement"}),
+        kind=Exec.MEASURE,
+        basis=basis,
+        tally=Tally.MEASURE,
+        cycles=1,
+        cycles_why="one logical measurement (QRE: 1 per measurement)",
+    )
+
+
+def _admin(
+    name: str, description: str, *, vqs: Arity = NONE, args: tuple[ArgSpec, ...] = ()
+) -> OpSpec:
+    return OpSpec(
+        name=name,
+        category=Category.ADMIN,
+        description=description,
+        vqs=vqs,
+        args=args,
+        clifford=Clifford.YES,
+        kind=Exec.NONE,
+        tally=Tally.NOTHING,
+        cycles=0,
+        cycles_why=_SCHEDULING,
     )
 
 
 _T = frozenset({"t"})
-_CCZ = frozenset({"ccz"})
 
 _TABLE: tuple[OpSpec, ...] = (
     # lifecycle
@@ -229,6 +372,10 @@ _TABLE: tuple[OpSpec, ...] = (
         cap="CAP_ALLOC",
         clifford=Clifford.YES,
         opens="vqs",
+        kind=Exec.ALLOC,
+        tally=Tally.ALLOC,
+        cycles=1,
+        cycles_why="prepare the patch and establish its stabilizers: d rounds",
     ),
     OpSpec(
         name="FREE_LQ",
@@ -237,6 +384,10 @@ _TABLE: tuple[OpSpec, ...] = (
         vqs=ONE_OR_MORE,
         clifford=Clifford.YES,
         closes="vqs",
+        kind=Exec.FREE,
+        tally=Tally.FREE,
+        cycles=0,
+        cycles_why="the patch is released; nothing left to protect",
     ),
     OpSpec(
         name="RESET",
@@ -244,71 +395,85 @@ _TABLE: tuple[OpSpec, ...] = (
         description="return a qubit to |0>",
         vqs=ONE,
         clifford=Clifford.YES,
+        kind=Exec.RESET,
+        tally=Tally.NOTHING,
+        cycles=1,
+        cycles_why="re-prepare the patch in |0>: d rounds",
     ),
     # gates
-    _gate1("APPLY_H", "Hadamard", inverse="APPLY_H"),
-    _gate1("APPLY_S", "phase gate S = diag(1, i)", inverse="APPLY_SDG"),
-    _gate1("APPLY_SDG", "inverse phase gate S^dagger = diag(1, -i)", inverse="APPLY_S"),
-    _gate1("APPLY_X", "Pauli X", inverse="APPLY_X"),
-    _gate1("APPLY_Y", "Pauli Y", inverse="APPLY_Y"),
-    _gate1("APPLY_Z", "Pauli Z", inverse="APPLY_Z"),
+    _gate1("APPLY_H", "Hadamard", gate="h", inverse="APPLY_H", cycles=1, why=_CLIFFORD_1Q),
     _gate1(
-        "APPLY_T", "T gate diag(1, e^{i pi/4})", inverse="APPLY_TDG", clifford=False, counts_as=_T
+        "APPLY_S",
+        "phase gate S = diag(1, i)",
+        gate="s",
+        inverse="APPLY_SDG",
+        cycles=1,
+        why=_CLIFFORD_1Q,
+    ),
+    _gate1(
+        "APPLY_SDG",
+        "inverse phase gate S^dagger = diag(1, -i)",
+        gate="sdg",
+        inverse="APPLY_S",
+        cycles=1,
+        why=_CLIFFORD_1Q,
+        aliases=("APPLY_SDAG",),
+    ),
+    _gate1("APPLY_X", "Pauli X", gate="x", inverse="APPLY_X", cycles=0, why=_PAULI_FRAME),
+    _gate1("APPLY_Y", "Pauli Y", gate="y", inverse="APPLY_Y", cycles=0, why=_PAULI_FRAME),
+    _gate1("APPLY_Z", "Pauli Z", gate="z", inverse="APPLY_Z", cycles=0, why=_PAULI_FRAME),
+    _gate1(
+        "APPLY_T",
+        "T gate diag(1, e^{i pi/4})",
+        gate="t",
+        inverse="APPLY_TDG",
+        cycles=1,
+        why=_MAGIC,
+        clifford=False,
+        tally=Tally.T,
+        counts_as=_T,
     ),
     _gate1(
         "APPLY_TDG",
         "inverse T gate diag(1, e^{-i pi/4})",
+        gate="tdg",
         inverse="APPLY_T",
+        cycles=1,
+        why=_MAGIC,
         clifford=False,
+        tally=Tally.T,
         counts_as=_T,
+        aliases=("APPLY_TDAG",),
     ),
     _rotation("X"),
     _rotation("Y"),
     _rotation("Z"),
-    OpSpec(
-        name="APPLY_CNOT",
-        category=Category.GATE,
-        description="controlled NOT; vqs are (control, target)",
-        vqs=TWO,
-        unitary=True,
-        clifford=Clifford.YES,
-        inverse="APPLY_CNOT",
+    _gate2(
+        "APPLY_CNOT",
+        "controlled NOT; vqs are (control, target)",
+        gate="cx",
+        why=_SURGERY_2Q,
+        aliases=("APPLY_CX",),
     ),
-    OpSpec(
-        name="APPLY_CZ",
-        category=Category.GATE,
-        description="controlled Z (symmetric in its qubits)",
-        vqs=TWO,
-        unitary=True,
-        clifford=Clifford.YES,
-        inverse="APPLY_CZ",
+    _gate2("APPLY_CZ", "controlled Z (symmetric in its qubits)", gate="cz", why=_SURGERY_2Q),
+    _gate2(
+        "APPLY_SWAP",
+        "exchange two qubits' states",
+        gate="swap",
+        why="one patch-move step of d rounds",
     ),
-    OpSpec(
-        name="APPLY_SWAP",
-        category=Category.GATE,
-        description="exchange two qubits' states",
-        vqs=TWO,
-        unitary=True,
-        clifford=Clifford.YES,
-        inverse="APPLY_SWAP",
+    _gate3(
+        "APPLY_CCX",
+        "Toffoli; vqs are (control, control, target)",
+        gate="ccx",
+        why="three multi-qubit Pauli measurements (QRE: 3 per CCiX)",
+        aliases=("APPLY_TOFFOLI",),
     ),
-    OpSpec(
-        name="APPLY_CCX",
-        category=Category.GATE,
-        description="Toffoli; vqs are (control, control, target)",
-        vqs=THREE,
-        unitary=True,
-        inverse="APPLY_CCX",
-        counts_as=_CCZ,
-    ),
-    OpSpec(
-        name="APPLY_CCZ",
-        category=Category.GATE,
-        description="doubly controlled Z (symmetric in its qubits)",
-        vqs=THREE,
-        unitary=True,
-        inverse="APPLY_CCZ",
-        counts_as=_CCZ,
+    _gate3(
+        "APPLY_CCZ",
+        "doubly controlled Z (symmetric in its qubits)",
+        gate="ccz",
+        why="three multi-qubit Pauli measurements (QRE: 3 per CCZ)",
     ),
     # measurements: the qubit stays live; outcome 0 is the +1 eigenstate
     _measure("Z", "measure in the Z basis; outcome 0 for |0>"),
@@ -330,6 +495,10 @@ _TABLE: tuple[OpSpec, ...] = (
         ),
         clifford=Clifford.QUARTER_TURN,
         counts_as=frozenset({"measurement"}),
+        kind=Exec.MEASURE_ANGLE,
+        tally=Tally.ROTATION_MEASURE,
+        cycles=2,
+        cycles_why="a rotation (1) then a measurement (1)",
     ),
     OpSpec(
         name="MEASURE_BELL",
@@ -339,6 +508,10 @@ _TABLE: tuple[OpSpec, ...] = (
         produces=TWO,
         clifford=Clifford.YES,
         counts_as=frozenset({"measurement"}),
+        kind=Exec.BELL,
+        tally=Tally.BELL_MEASURE,
+        cycles=2,
+        cycles_why="a CNOT (1) then measurements (1)",
     ),
     # composites
     OpSpec(
@@ -350,6 +523,12 @@ _TABLE: tuple[OpSpec, ...] = (
         unitary=True,
         clifford=Clifford.YES,
         inverse="TELEPORT_CNOT",
+        kind=Exec.TELEPORT_CNOT,
+        gate="cx",
+        tally=Tally.TWO_QUBIT,
+        cycles=2,
+        cycles_why="joint measurements with the Bell pair's halves (1), "
+        "then measuring the halves (1)",
     ),
     OpSpec(
         name="INJECT_T_STATE",
@@ -358,6 +537,10 @@ _TABLE: tuple[OpSpec, ...] = (
         vqs=ONE,
         cap="CAP_MAGIC",
         counts_as=frozenset({"magic_state"}),
+        kind=Exec.INJECT_T,
+        tally=Tally.T,
+        cycles=1,
+        cycles_why="consume one magic state, as a T gate",
     ),
     OpSpec(
         name="COND_PAULI",
@@ -377,6 +560,10 @@ _TABLE: tuple[OpSpec, ...] = (
         unitary=True,
         clifford=Clifford.YES,
         inverse="COND_PAULI",
+        kind=Exec.COND_PAULI,
+        tally=Tally.NOTHING,
+        cycles=0,
+        cycles_why=_PAULI_FRAME,
     ),
     # channels
     OpSpec(
@@ -412,6 +599,10 @@ _TABLE: tuple[OpSpec, ...] = (
         cap="CAP_LINK",
         clifford=Clifford.YES,
         opens="chs",
+        kind=Exec.OPEN_CHAN,
+        tally=Tally.TWO_QUBIT,
+        cycles=1,
+        cycles_why="prepare the Bell pair's two patches: d rounds",
     ),
     OpSpec(
         name="USE_CHAN",
@@ -426,6 +617,10 @@ _TABLE: tuple[OpSpec, ...] = (
             ),
         ),
         clifford=Clifford.YES,
+        kind=Exec.NONE,
+        tally=Tally.NOTHING,
+        cycles=0,
+        cycles_why=_BOOKKEEPING,
     ),
     OpSpec(
         name="CLOSE_CHAN",
@@ -434,26 +629,22 @@ _TABLE: tuple[OpSpec, ...] = (
         chs=ONE,
         clifford=Clifford.YES,
         closes="chs",
+        kind=Exec.NONE,
+        tally=Tally.NOTHING,
+        cycles=0,
+        cycles_why=_BOOKKEEPING,
     ),
     # admin
-    OpSpec(
-        name="FENCE_EPOCH",
-        category=Category.ADMIN,
-        description="close the epoch: all before finishes before anything after starts",
-        clifford=Clifford.YES,
-    ),
-    OpSpec(
-        name="BAR_REGION",
-        category=Category.ADMIN,
-        description="mark a region (on the listed qubits, or none) for telemetry",
+    _admin("FENCE_EPOCH", "close the epoch: all before finishes before anything after starts"),
+    _admin(
+        "BAR_REGION",
+        "mark a region (on the listed qubits, or none) for telemetry",
         vqs=ANY,
         args=(ArgSpec(name="tag", type=ArgType.STRING, description="region name"),),
-        clifford=Clifford.YES,
     ),
-    OpSpec(
-        name="SET_POLICY",
-        category=Category.ADMIN,
-        description="scheduling hints for the kernel; no quantum effect",
+    _admin(
+        "SET_POLICY",
+        "scheduling hints for the kernel; no quantum effect",
         args=(
             ArgSpec(name="priority", type=ArgType.INTEGER, description="higher runs sooner"),
             ArgSpec(
@@ -466,12 +657,28 @@ _TABLE: tuple[OpSpec, ...] = (
                 description="preferred code distance",
             ),
         ),
-        clifford=Clifford.YES,
     ),
 )
 
 #: Every op by name, in table order.
 OPS: Mapping[str, OpSpec] = MappingProxyType({spec.name: spec for spec in _TABLE})
+
+#: Every other name an op loads by (its ``aliases``), mapped to the op's name.
+OP_ALIASES: Mapping[str, str] = MappingProxyType(
+    {alias: spec.name for spec in _TABLE for alias in spec.aliases}
+)
+
+
+def canonical_op(name: str) -> str | None:
+    """The op ``name`` denotes (itself or the op it is an alias of), or None.
+
+    >>> canonical_op("APPLY_CX"), canonical_op("APPLY_CNOT"), canonical_op("APPLY_FOO")
+    ('APPLY_CNOT', 'APPLY_CNOT', None)
+    """
+    if name in OPS:
+        return name
+    return OP_ALIASES.get(name)
+
 
 #: Operand kinds of a node, in the order nodes list them.
 OPERAND_KINDS: tuple[str, ...] = ("vqs", "chs", "inputs", "produces")
@@ -485,15 +692,16 @@ def operand_arity(spec: OpSpec, kind: str) -> Arity:
 def closest_op(name: str) -> str | None:
     """The known op name closest to ``name``, for 'did you mean' hints.
 
-    >>> closest_op("APPLY_CX")
-    'APPLY_CCX'
-    >>> closest_op("H")
-    'APPLY_H'
+    >>> closest_op("APPLY_CY")
+    'APPLY_Y'
+    >>> closest_op("H"), closest_op("cx"), closest_op("apply_cnot")
+    ('APPLY_H', 'APPLY_CNOT', 'APPLY_CNOT')
     """
     import difflib
 
     upper = name.upper()
-    if f"APPLY_{upper}" in OPS:
-        return f"APPLY_{upper}"
+    for candidate in (upper, f"APPLY_{upper}"):
+        if canonical_op(candidate) is not None:
+            return canonical_op(candidate)
     matches = difflib.get_close_matches(upper, list(OPS), n=1, cutoff=0.6)
     return matches[0] if matches else None
