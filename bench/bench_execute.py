@@ -48,7 +48,9 @@ import stim
 
 import qmk
 from qmk import __version__
-from qmk.execution import executor, stim_batch
+from qmk.engines.stabilizer import StabilizerEngine
+from qmk.engines.stim_batch import compile_batch
+from qmk.execution import batch, executor
 from qmk.execution.plan import build_plan
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
@@ -252,8 +254,15 @@ def qmk_stages(g: Graph, shots: int, seed: int, noise: bool, repeat: int) -> dic
             default_profile=executor.DEFAULT_PROFILE,
         ),
     )
-    compiled = record("compile (stim_batch.compile_plan)", lambda: stim_batch.compile_plan(plan))
-    bits, _ = record("sample (StimProgram.sample)", lambda: compiled.sample(shots, seed))
+    lowered = record("lower (batch.lower)", lambda: batch.lower(plan))
+    compiled = record(
+        "compile (StabilizerEngine.compile_batch)",
+        lambda: StabilizerEngine.compile_batch(lowered.circuit),
+    )
+    bits, _ = record(
+        "sample (StimSampler.sample)",
+        lambda: compiled.sample(shots, seed, lowered.event_columns, lowered.herald_columns),
+    )
     record("counts (executor._counts)", lambda: executor._counts(bits))
     return out
 
@@ -352,7 +361,7 @@ def main() -> int:
         qubit=executor.DEFAULT_QUBIT,
         default_profile=executor.DEFAULT_PROFILE,
     )
-    noisy = stim_batch.compile_plan(noisy_plan).circuit
+    noisy = compile_batch(batch.lower(noisy_plan).circuit).circuit
     got = timed_group(
         repeat,
         {

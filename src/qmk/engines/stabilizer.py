@@ -46,6 +46,7 @@ import numpy as np
 import stim
 
 from qmk.engines.base import EngineError
+from qmk.engines.batch import BatchCircuit, BatchSampler
 from qmk.engines.gates import BASES, GATES, quarter_turns
 
 #: Gates with a fixed stim counterpart: our name -> TableauSimulator method (None: identity).
@@ -129,6 +130,14 @@ qubits and 2 are live; free some or raise max_qubits
     """
 
     name: ClassVar[str] = "stabilizer"
+
+    @staticmethod
+    def compile_batch(circuit: BatchCircuit) -> BatchSampler | None:
+        """The batch capability (:mod:`qmk.engines.batch`): ``circuit`` as one stim
+        circuit sampled in bulk, or None when it is not Clifford with Pauli feed-forward."""
+        from qmk.engines.stim_batch import compile_batch
+
+        return compile_batch(circuit)
 
     def __init__(self, *, seed: int | None = None, max_qubits: int = 100_000) -> None:
         if seed is None:

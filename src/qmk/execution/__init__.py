@@ -7,7 +7,8 @@ in-process.
 - :mod:`qmk.execution.plan` -- the op semantics, logical-noise locations and schedule.
 - :mod:`qmk.execution.executor` -- :func:`run`, :class:`RunResult`, :class:`Telemetry`.
 - :mod:`qmk.execution.trajectories` -- shots grouped by error pattern and branch.
-- :mod:`qmk.execution.stim_batch` -- Clifford programs compiled into one stim circuit.
+- :mod:`qmk.execution.batch` -- plans lowered to an engine's batch circuit (the stabilizer
+  engine samples Clifford programs as one stim circuit).
 """
 
 from qmk.execution.executor import RunResult, Telemetry, run

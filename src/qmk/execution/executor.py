@@ -9,7 +9,7 @@ Choosing how to run the shots (telemetry ``mode``):
 
 - ``stim-batch``: a Clifford program whose feed-forward is linear over measurement
   outcomes compiles to one stim circuit, sampled in bulk with its logical noise
-  (see :mod:`qmk.execution.stim_batch`);
+  (the engine's batch capability, :mod:`qmk.engines.batch`; see :mod:`qmk.execution.batch`);
 - ``trajectories``: otherwise the error pattern of every shot is sampled first,
   shots are grouped by pattern, and each group is simulated once, branching at
   mid-circuit measurements and sampling its terminal measurements
@@ -320,15 +320,18 @@ def _execute(
     shots: int,
     streams: list[np.random.SeedSequence],
 ) -> tuple[str, np.ndarray, int, int]:
-    from qmk.execution import stim_batch, trajectories
+    from qmk.engines.batch import batch_compiler
+    from qmk.execution import batch, trajectories
 
-    if name == "stabilizer" and all(
-        stim_batch.why_not_compilable(step) is None for step in plan.steps
-    ):
-        compiled = stim_batch.compile_plan(plan)
-        stim_seed = int(streams[0].generate_state(1, np.uint64)[0] >> np.uint64(1))
-        bits, injected = compiled.sample(shots, stim_seed)
-        return "stim-batch", bits, injected, 1
+    compiler = batch_compiler(cls)
+    lowered = batch.lower(plan) if compiler is not None else None
+    sampler = compiler(lowered.circuit) if compiler is not None and lowered is not None else None
+    if sampler is not None and lowered is not None:
+        batch_seed = int(streams[0].generate_state(1, np.uint64)[0] >> np.uint64(1))
+        bits, injected = sampler.sample(
+            shots, batch_seed, lowered.event_columns, lowered.herald_columns
+        )
+        return sampler.mode, bits, injected, 1
     noise_rng = np.random.default_rng(streams[1])
     branch_rng = np.random.default_rng(streams[2])
     groups, injected = sample_error_patterns(plan, shots, noise_rng)

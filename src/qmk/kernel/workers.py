@@ -67,7 +67,8 @@ if TYPE_CHECKING:
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "qmk.execution.executor",
     "qmk.kernel.jobs",
-    "qmk.execution.stim_batch",
+    "qmk.execution.batch",
+    "qmk.engines.stim_batch",
     "qmk.execution.trajectories",
     "qmk.engines.stabilizer",
     "qmk.engines.statevector",

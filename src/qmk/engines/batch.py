@@ -1,0 +1,109 @@
+"""Batch sampling: a whole circuit handed to an engine at once, sampled in bulk.
+
+Some engines can do better than run a program gate by gate: the stabilizer engine
+compiles a Clifford circuit with linear feed-forward into one stim circuit and
+samples every shot at once. An engine offers this by having a ``compile_batch``
+class method (see :func:`batch_compiler`); the executor asks for that capability
+and never matches engine names.
+
+The circuit is engine-level (qubit indices, gates of :data:`qmk.engines.gates.GATES`,
+measurement records), not a QVM graph: engines know gates, not graphs. Every
+instruction that measures appends one bit to the record, in order; feed-forward
+names earlier record bits.
+
+>>> circuit = BatchCircuit(num_qubits=2, instructions=(
+...     Instruction(kind=Kind.GATE, qubits=(0,), gate="h"),
+...     Instruction(kind=Kind.GATE, qubits=(0, 1), gate="cx"),
+...     Instruction(kind=Kind.MEASURE, qubits=(0,)),
+...     Instruction(kind=Kind.MEASURE, qubits=(1,)),
+... ))
+>>> circuit.num_records
+2
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class Kind(str, enum.Enum):
+    """What one batch instruction does."""
+
+    #: Return ``qubits`` to ``|0>``.
+    RESET = "reset"
+    #: Apply ``gate(params)``; with ``controls``, only when the XOR of those record bits
+    #: is 1 (``invert``: when it is 0). Controlled gates must be Paulis.
+    GATE = "gate"
+    #: Measure one qubit in ``basis`` (``invert`` flips the recorded bit); one record bit.
+    MEASURE = "measure"
+    #: Measure the product of ``paulis`` (one letter per qubit); one record bit.
+    MEASURE_PRODUCT = "measure_product"
+    #: Apply X, Y, Z on one qubit with probabilities ``probs``.
+    PAULI_CHANNEL = "pauli_channel"
+    #: As PAULI_CHANNEL, and record whether an error happened (a herald); one record bit.
+    HERALDED_PAULI_CHANNEL = "heralded_pauli_channel"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Instruction:
+    """One instruction of a :class:`BatchCircuit`; which fields matter depends on ``kind``."""
+
+    kind: Kind
+    qubits: tuple[int, ...]
+    gate: str = ""
+    params: tuple[float, ...] = ()
+    basis: str = "Z"
+    paulis: str = ""
+    invert: bool = False
+    controls: tuple[int, ...] = ()
+    probs: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def records(self) -> int:
+        """How many record bits this instruction appends."""
+        measuring = (Kind.MEASURE, Kind.MEASURE_PRODUCT, Kind.HERALDED_PAULI_CHANNEL)
+        return 1 if self.kind in measuring else 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchCircuit:
+    """A circuit on ``num_qubits`` qubits (all start in ``|0>``)."""
+
+    num_qubits: int
+    instructions: tuple[Instruction, ...]
+
+    @property
+    def num_records(self) -> int:
+        return sum(instruction.records for instruction in self.instructions)
+
+
+class BatchSampler(Protocol):
+    """A compiled circuit."""
+
+    @property
+    def mode(self) -> str:
+        """How the executor reports this execution mode in telemetry (``"stim-batch"``)."""
+        ...
+
+    def sample(
+        self, shots: int, seed: int, columns: tuple[int | None, ...], tallied: tuple[int, ...]
+    ) -> tuple[np.ndarray, int]:
+        """``shots`` rows (uint8) of the record bits at ``columns`` in that order (a None
+        column reads 0), and the number of 1 bits at the ``tallied`` columns over all shots
+        (the executor tallies heralds: how many errors were injected)."""
+        ...
+
+
+#: The capability: compile a circuit, or None when this engine cannot run it in bulk.
+BatchCompiler = Callable[[BatchCircuit], "BatchSampler | None"]
+
+
+def batch_compiler(engine_class: type) -> BatchCompiler | None:
+    """The engine class's ``compile_batch``, or None when it offers no batch sampling."""
+    compiler = getattr(engine_class, "compile_batch", None)
+    return compiler if callable(compiler) else None
