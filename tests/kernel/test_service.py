@@ -481,6 +481,30 @@ def test_restore_and_replay_give_the_same_counts(tmp_path: Path) -> None:
     run_kernel(tmp_path, body)
 
 
+def test_a_restore_queues_within_the_tenants_max_queued_jobs(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        carol = await login(kernel, "carol", ["CAP_ALLOC"])  # max_queued_jobs = 3
+        first = await kernel.q_submit(session_id=carol, graph=BELL, shots=10, seed=1)
+        gate.release(1)
+        await kernel.q_wait(session_id=carol, job_id=first["job_id"], timeout_ms=60_000)
+        await kernel.q_checkpoint(session_id=carol, job_id=first["job_id"])
+        held = [await kernel.q_submit(session_id=carol, graph=BELL, shots=1) for _ in range(4)]
+        # one runs (held at the gate), three wait: the queue is full
+        with pytest.raises(QuotaError) as err:
+            await kernel.q_restore(session_id=carol, job_id=first["job_id"])
+        assert err.value.details["limit"] == "max_queued_jobs"
+        for job in held:
+            await kernel.q_cancel(session_id=carol, job_id=job["job_id"])
+        restored = await kernel.q_restore(session_id=carol, job_id=first["job_id"])
+        assert restored["state"] == "QUEUED"
+        gate.open()
+        done = await kernel.q_wait(session_id=carol, job_id=first["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, workers=1, gate=gate)
+
+
 def test_resource_query_reports_inventory_quota_and_usage(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")

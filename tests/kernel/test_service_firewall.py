@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from qmk.errors import CapabilityError, FirewallError, NotFoundError, QuotaError
-from support.kernel import login, run_kernel, teleport_graph
+from support.kernel import login, make_config, run_kernel, teleport_graph
 
 
 async def open_channel(kernel: Any, alice: str, bob: str) -> str:
@@ -134,5 +134,45 @@ def test_peer_qubits_count_against_the_peer_quota(tmp_path: Path) -> None:
                 policy={"channels": {"link": channel}},
             )
         assert err.value.details["tenant"] == "bob"
+
+    run_kernel(tmp_path, body)
+
+
+def _config_with_max_channels(limit: int) -> Any:
+    import dataclasses
+
+    config = make_config()
+    tenants = {
+        name: dataclasses.replace(tenant, max_channels=limit)
+        for name, tenant in config.tenants.items()
+    }
+    return dataclasses.replace(config, tenants=tenants)
+
+
+def test_a_tenant_with_one_channel_of_quota_can_accept_a_proposal(tmp_path: Path) -> None:
+    async def body(kernel: Any) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        channel = await open_channel(kernel, alice, bob)  # bob accepts with max_channels = 1
+        status = await kernel.q_chan_status(session_id=bob, channel_id=channel)
+        assert status["state"] == "OPEN"
+        with pytest.raises(QuotaError):  # the accepted channel is bob's one
+            await kernel.q_open_chan(session_id=bob, peer="alice")
+
+    run_kernel(tmp_path, body, config=_config_with_max_channels(1))
+
+
+def test_proposals_to_a_tenant_do_not_use_up_its_channel_quota(tmp_path: Path) -> None:
+    async def body(kernel: Any) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        first = await kernel.q_open_chan(session_id=alice, peer="bob")
+        await kernel.q_open_chan(session_id=alice, peer="bob")  # alice's quota (2) is full
+        own = await kernel.q_open_chan(session_id=bob, peer="alice")
+        assert own["state"] == "PENDING"
+        accepted = await kernel.q_open_chan(
+            session_id=bob, peer="alice", channel_id=first["channel_id"]
+        )
+        assert accepted["state"] == "OPEN"
+        with pytest.raises(QuotaError):  # bob now holds two: its proposal and the accepted one
+            await kernel.q_open_chan(session_id=bob, peer="alice")
 
     run_kernel(tmp_path, body)

@@ -99,7 +99,6 @@ class Admission:
                 tenant already has ``max_queued_jobs`` waiting.
         """
         tenant = session.tenant
-        conf = self.config.tenants[tenant]
         if isinstance(shots, bool) or not isinstance(shots, int) or not 1 <= shots <= MAX_SHOTS:
             raise InvalidArgument(f"shots must be an integer 1..{MAX_SHOTS}, got {shots!r}")
         if seed is None:
@@ -150,13 +149,7 @@ class Admission:
                     needed=count,
                     value=limit,
                 )
-        if self.queue.count(tenant) >= conf.max_queued_jobs:
-            raise QuotaError(
-                f"tenant {tenant!r} already has {conf.max_queued_jobs} queued jobs "
-                "(max_queued_jobs); wait for some to start",
-                limit="max_queued_jobs",
-                value=conf.max_queued_jobs,
-            )
+        self.check_queue_room(tenant)
         job = Job(
             job_id=new_id("job"),
             tenant=tenant,
@@ -171,6 +164,21 @@ class Admission:
             created_at=self.clock.now(),
         )
         return job
+
+    def check_queue_room(self, tenant: str) -> None:
+        """Room for one more queued job of ``tenant`` (submits and restores alike).
+
+        Raises:
+            QuotaError: ``max_queued_jobs`` of its jobs are waiting already.
+        """
+        limit = self.config.tenants[tenant].max_queued_jobs
+        if self.queue.count(tenant) >= limit:
+            raise QuotaError(
+                f"tenant {tenant!r} already has {limit} queued jobs "
+                "(max_queued_jobs); wait for some to start",
+                limit="max_queued_jobs",
+                value=limit,
+            )
 
     def _verify(self, text: str) -> Any:
         from qmk.qvm.errors import VerificationError

@@ -111,8 +111,16 @@ class ChannelTable:
         return channel
 
     def count(self, tenant: str) -> int:
-        """``tenant``'s channels that are PENDING or OPEN."""
-        return sum(1 for c in self._channels.values() if c.state != CLOSED and tenant in c.tenants)
+        """The channels that count against ``tenant``'s ``max_channels``: those it proposed
+        (PENDING or OPEN) and those it accepted (OPEN). A proposal made *to* the tenant is
+        not its own until it accepts: no tenant can use up another's quota without consent.
+        """
+        return sum(
+            1
+            for c in self._channels.values()
+            if (c.proposer == tenant and c.state != CLOSED)
+            or (c.peer == tenant and c.state == OPEN)
+        )
 
     def propose(self, tenant: str, peer: str, fidelity: float, max_channels: int) -> Channel:
         """A new PENDING channel from ``tenant`` to ``peer``.

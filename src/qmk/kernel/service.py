@@ -299,6 +299,8 @@ class Kernel:
         job = self.supervisor.job(job_id, session.tenant)
         if checkpoint_id is not None and not isinstance(checkpoint_id, str):
             raise InvalidArgument("checkpoint_id must be a string or null")
+        if job.state != J.QUEUED:  # a restored job queues again, within the tenant's quota
+            self.admission.check_queue_room(session.tenant)
         return await self.supervisor.restore(job, checkpoint_id)
 
     async def q_replay(self, *, session_id: str, job_id: str) -> dict[str, Any]:
