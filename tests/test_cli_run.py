@@ -135,3 +135,64 @@ def test_a_code_family_that_does_not_fit_the_qubits_is_refused_before_running(
     assert err.startswith("QC105")
     status, out, _ = qmk("run", str(program), "--qubit", "qubit_maj_ns_e4", "--json")
     assert status == 0 and json.loads(out)["counts"] == {"0": 1024}
+
+
+def test_run_noise_model_sets_the_physical_rates_and_telemetry_says_so() -> None:
+    bell = str(EXAMPLES / "bell.qvm.json")
+    status, out, err = qmk(
+        "run", bell, "--seed", "4", "--json", "--noise-model", "depolarizing(p=0.009)"
+    )
+    assert status == 0, err
+    telemetry = json.loads(out)["telemetry"]
+    assert telemetry["noise_model"] == "depolarizing(p=0.009)"
+    assert telemetry["injected_logical_errors"] > 0
+    status, out, err = qmk("run", bell, "--noise-model", "depolarizing(p=0.009)", "--no-noise")
+    assert status == 2 and out == "" and err.startswith("QC103 bad-parameter: --noise-model")
+    status, _, err = qmk("run", bell, "--noise-model", "thermal(t=1)")
+    assert status == 2 and "unknown model 'thermal'" in err and len(err.splitlines()) == 1
+
+
+def test_run_takes_custom_qubit_params_and_a_calibration_file(tmp_path: Path) -> None:
+    bell = str(EXAMPLES / "bell.qvm.json")
+    qubit = tmp_path / "qubit.json"
+    qubit.write_text(
+        json.dumps(
+            {
+                "name": "my_qubit",
+                "instructionSet": "GateBased",
+                "oneQubitGateTime": "40 ns",
+                "oneQubitMeasurementTime": "120 ns",
+                "oneQubitGateErrorRate": 2e-4,
+                "tGateErrorRate": 2e-4,
+                "oneQubitMeasurementErrorRate": 2e-4,
+            }
+        )
+    )
+    status, out, err = qmk("run", bell, "--json", "--seed", "1", "--qubit-params", str(qubit))
+    assert status == 0, err
+    assert json.loads(out)["telemetry"]["qubit_params"] == "my_qubit"
+    calibration = tmp_path / "cal.json"
+    calibration.write_text(
+        json.dumps(
+            {
+                "kind": "qmk.qec.calibration",
+                "version": 1,
+                "family": "bacon_shor",
+                "crossing_prefactor": 0.1,
+                "error_correction_threshold": 0.01,
+            }
+        )
+    )
+    status, out, err = qmk("run", bell, "--calibration", str(calibration))
+    assert status == 2 and "no qubit of this program is" in err
+    status, out, err = qmk(
+        "run",
+        str(EXAMPLES / "bell.qasm"),  # lowered qubits take --profile
+        "--json",
+        "--calibration",
+        str(calibration),
+        "--profile",
+        "logical:bacon_shor(d=5)",
+    )
+    assert status == 0, err
+    assert json.loads(out)["telemetry"]["calibration"]["profiles"] == ["logical:bacon_shor(d=5)"]

@@ -11,6 +11,7 @@ import qmk
 from qmk.engines import EngineError
 from qmk.execution.executor import load_program, run
 from qmk.qvm.asm import assemble
+from qmk.qvm.graph import from_json
 from support.paths import EXAMPLES
 
 BELL = """
@@ -202,3 +203,112 @@ def test_complex64_statevector_gives_the_same_distribution() -> None:
     p_single = single.counts.get("1", 0) / 4000
     assert abs(p_double - p_single) < 0.05
     assert np.isclose(p_double, np.sin(np.pi / 8) ** 2, atol=0.03)
+
+
+def _two_qubit_program(profile: str) -> dict:
+    return {
+        "version": "0.2",
+        "program": {
+            "nodes": [
+                {
+                    "id": "a",
+                    "op": "ALLOC_LQ",
+                    "args": {"n": 2, "profile": profile},
+                    "vqs": ["p", "q"],
+                },
+                {"id": "h", "op": "APPLY_H", "vqs": ["p"]},
+                {"id": "c", "op": "APPLY_CNOT", "vqs": ["p", "q"]},
+                {"id": "mp", "op": "MEASURE_Z", "vqs": ["p"], "produces": ["e0"]},
+                {"id": "mq", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["e1"]},
+                {"id": "f", "op": "FREE_LQ", "vqs": ["p", "q"]},
+            ]
+        },
+        "resources": {"vqs": ["p", "q"], "events": ["e0", "e1"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def test_the_default_profile_does_not_leak_into_a_program_that_names_its_own():
+    from qmk.qec import logical_model
+
+    profile = "logical:bacon_shor(d=3)"
+    result = run(from_json(_two_qubit_program(profile)), shots=50, seed=3)
+    telemetry = result.telemetry
+    model = logical_model(profile, "qubit_gate_ns_e3")
+    assert list(telemetry.profiles) == [profile]
+    assert telemetry.decoder_rounds == telemetry.logical_cycles * model.decoder_rounds_per_cycle
+    assert telemetry.logical_time_ns == telemetry.logical_cycles * model.cycle_time_ns
+
+
+def test_an_all_floquet_program_runs_on_majorana_qubits_whatever_the_default_profile():
+    graph = from_json(_two_qubit_program("logical:floquet_code(d=5)"))
+    result = run(graph, shots=200, seed=4, qubit="qubit_maj_ns_e4")
+    assert sum(result.counts.values()) == 200
+    assert result.counts.get("00", 0) + result.counts.get("11", 0) >= 195  # a Bell pair
+    assert list(result.telemetry.profiles) == ["logical:floquet_code(d=5)"]
+
+
+def test_a_noise_model_sets_the_logical_error_rates_of_a_run():
+    from qmk.execution.plan import build_plan
+    from qmk.qec import logical_model
+    from qmk.qec.noise import Depolarizing
+
+    model = Depolarizing(p=0.006)
+    program = load_program(EXAMPLES / "bell.qvm.json")
+    plan = build_plan(
+        program,
+        noise=True,
+        qubit="qubit_gate_ns_e3",
+        default_profile=qmk.defaults.PROFILE,
+        noise_model=model,
+    )
+    noisy = logical_model(qmk.defaults.PROFILE, "qubit_gate_ns_e3", noise=model)
+    clean = logical_model(qmk.defaults.PROFILE, "qubit_gate_ns_e3")
+    assert noisy.logical_error_per_cycle > 100 * clean.logical_error_per_cycle
+    for loc in plan.noise:
+        assert loc.total > 0
+    expected = sum(loc.total for loc in plan.noise)  # errors per shot, to first order
+    shots = 20_000
+    result = run(program, shots=shots, seed=8, noise=model)
+    assert result.telemetry.noise_model == "depolarizing(p=0.006)"
+    # each location fires independently: the total is a sum of binomials (5 sigma)
+    variance = sum(shots * loc.total * (1 - loc.total) for loc in plan.noise)
+    assert abs(result.telemetry.injected_logical_errors - shots * expected) < 5 * variance**0.5
+    quiet = run(program, shots=shots, seed=8)
+    assert quiet.telemetry.noise_model is None
+    assert quiet.telemetry.injected_logical_errors < result.telemetry.injected_logical_errors
+
+
+def test_noise_that_is_neither_a_flag_nor_a_model_is_refused_not_ignored():
+    from qmk.qec.errors import QECError
+
+    with pytest.raises(QECError) as err:
+        run(EXAMPLES / "bell.qvm.json", shots=10, seed=1, noise="depolarizing")  # type: ignore[arg-type]
+    assert err.value.code == "QC103"
+
+
+def test_a_calibration_applies_to_its_family_and_is_refused_where_it_fits_no_qubit():
+    from qmk.qec import logical_model
+    from qmk.qec.errors import QECError
+    from qmk.qec.logical import Calibration
+
+    calibration = Calibration(
+        family="surface_code",
+        crossing_prefactor=0.08,
+        error_correction_threshold=0.009,
+        source="test",
+    )
+    result = run(EXAMPLES / "bell.qvm.json", shots=100, seed=2, calibration=calibration)
+    applied = result.telemetry.calibration
+    assert applied is not None and applied["profiles"] == [qmk.defaults.PROFILE]
+    model = logical_model(qmk.defaults.PROFILE, qmk.defaults.QUBIT, calibration=calibration)
+    assert model.scheme.crossing_prefactor == 0.08
+    floquet = Calibration(
+        family="floquet_code",
+        instruction_set="majorana",
+        crossing_prefactor=0.07,
+        error_correction_threshold=0.01,
+    )
+    with pytest.raises(QECError) as err:
+        run(EXAMPLES / "bell.qvm.json", shots=10, seed=1, calibration=floquet)
+    assert "no qubit of this program is" in err.value.message

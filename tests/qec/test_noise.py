@@ -142,3 +142,39 @@ def test_a_stack_applies_models_in_order():
 def test_every_model_is_a_hashable_noise_model(model):
     assert isinstance(model, NoiseModel)
     assert hash(model) == hash(model)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "depolarizing(p=0.009)",
+        "gate(one_qubit=0.0001, two_qubit=0.004)",
+        "measurement(process=0.0005, readout=0.001)",
+        "idle(t1_ns=100000.0, t2_ns=80000.0)",
+        "depolarizing(p=0.001) + gate(two_qubit=0.004)",
+    ],
+)
+def test_a_noise_model_spec_reads_back_to_the_same_text(text):
+    from qmk.qec.noise import describe_noise_model, parse_noise_model
+
+    assert describe_noise_model(parse_noise_model(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("depolarizing", "write NAME(key=value"),
+        ("depolarizing(q=0.1)", "not key=value with a key of p"),
+        ("depolarizing(p=lots)", "is not a number"),
+        ("depolarizing(p=2)", "strictly between 0 and 1"),
+        ("gate(two_qubit=0.1) + nothing()", "unknown model 'nothing'"),
+    ],
+)
+def test_a_bad_noise_model_spec_is_a_coded_error_naming_the_part(text, why):
+    from qmk.qec.errors import QECError
+    from qmk.qec.noise import parse_noise_model
+
+    with pytest.raises(QECError) as err:
+        parse_noise_model(text)
+    assert err.value.code == "QC103"
+    assert why in err.value.message

@@ -36,6 +36,35 @@ def _seed(text: str) -> int:
     return value
 
 
+def _noise(args: argparse.Namespace) -> Any:
+    """``run``'s ``noise``: off, on, or on with the ``--noise-model`` rates."""
+    from qmk.qec.errors import QECError
+    from qmk.qec.noise import parse_noise_model
+
+    if args.noise_model is None:
+        return not args.no_noise
+    if args.no_noise:
+        raise QECError.of(
+            "bad-parameter", "--noise-model and --no-noise contradict each other: give one"
+        )
+    return parse_noise_model(args.noise_model)
+
+
+def _qubit(args: argparse.Namespace) -> Any:
+    """``run``'s ``qubit``: a predefined set by name, or a QRE ``qubitParams`` JSON file."""
+    if args.qubit_params is None:
+        return args.qubit
+    from qmk.estimate.estimator import qubit_from_json
+    from qmk.qec.errors import QECError
+
+    try:
+        with open(args.qubit_params, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise QECError.of("bad-parameter", f"--qubit-params {args.qubit_params}: {exc}") from None
+    return qubit_from_json(data)
+
+
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.execution.executor import run
 
@@ -47,11 +76,12 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         shots=args.shots,
         seed=args.seed,
         engine=args.engine,
-        noise=not args.no_noise,
-        qubit=args.qubit,
+        noise=_noise(args),
+        qubit=_qubit(args),
         profile=args.profile,
         engine_options=options,
         limits=limits_of(args),
+        calibration=args.calibration,
     )
     if args.json:
         data = result.to_json(memory=args.memory)
@@ -66,7 +96,9 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
     events = " ".join(result.events) or "(no events)"
     lines = [
         f"{path}: {plural(result.shots, 'shot')}, seed {result.seed}, "
-        f"engine {result.engine} ({t.mode}), noise {'on' if t.noise else 'off'}",
+        f"engine {result.engine} ({t.mode}), noise {'on' if t.noise else 'off'}"
+        + (f" ({t.noise_model})" if t.noise_model else "")
+        + (f", calibration {t.calibration['source'] or 'applied'}" if t.calibration else ""),
         f"outcomes (events {events}, first leftmost):"
         if result.layout is None
         else "outcomes (keys laid out as the source language writes them):",
@@ -111,6 +143,23 @@ def register(add: AddCommand) -> None:
         "--no-noise", action="store_true", help="inject no logical errors (ideal logical qubits)"
     )
     sub.add_argument("--qubit", default=defaults.QUBIT, metavar="NAME", help="qubit parameter set")
+    sub.add_argument(
+        "--qubit-params",
+        metavar="FILE.json",
+        help="custom qubit parameters, QRE's qubitParams JSON form (replaces --qubit)",
+    )
+    sub.add_argument(
+        "--noise-model",
+        metavar="SPEC",
+        help="physical error rates in place of the qubit's, e.g. 'depolarizing(p=1e-3)' or "
+        "'gate(two_qubit=4e-3) + idle(t1_ns=1e5, t2_ns=8e4)' (models: depolarizing, gate, "
+        "measurement, idle)",
+    )
+    sub.add_argument(
+        "--calibration",
+        metavar="FILE.json",
+        help="fitted (a, p*) written by 'qmk qec calibrate --output'",
+    )
     sub.add_argument(
         "--profile",
         default=defaults.PROFILE,

@@ -51,6 +51,10 @@ import numpy as np
 from qmk import defaults
 from qmk.engines import EngineError, engine_class
 from qmk.execution.plan import Plan, build_plan
+from qmk.qec.errors import QECError
+from qmk.qec.logical import Calibration
+from qmk.qec.noise import NoiseModel, describe_noise_model
+from qmk.qec.params import QubitParams
 from qmk.qvm import graph as graph_io
 from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
@@ -84,6 +88,10 @@ class Telemetry:
     qubit_params: str
     profiles: tuple[str, ...]
     simulations: int
+    #: The noise model that set the physical error rates (``parse_noise_model`` text), if any.
+    noise_model: str | None = None
+    #: The calibration that set the code's (a, p*), and the profiles it applied to.
+    calibration: Mapping[str, Any] | None = None
     channel_uses: Mapping[str, int] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
     policies: tuple[Mapping[str, Any], ...] = ()
@@ -110,6 +118,8 @@ class Telemetry:
             "noise": self.noise,
             "noise_locations": self.noise_locations,
             "qubit_params": self.qubit_params,
+            "noise_model": self.noise_model,
+            "calibration": None if self.calibration is None else dict(self.calibration),
             "profiles": list(self.profiles),
             "simulations": self.simulations,
             "channel_uses": dict(self.channel_uses),
@@ -250,11 +260,13 @@ def run(
     shots: int = DEFAULT_SHOTS,
     seed: int | None = None,
     engine: str | None = None,
-    noise: bool = True,
-    qubit: str = DEFAULT_QUBIT,
+    noise: bool | NoiseModel = True,
+    qubit: str | QubitParams = DEFAULT_QUBIT,
     profile: str = DEFAULT_PROFILE,
     engine_options: Mapping[str, Any] | None = None,
     limits: Limits | None = None,
+    calibration: Calibration | str | os.PathLike[str] | None = None,
+    require_calibration: bool = True,
 ) -> RunResult:
     """Run ``program`` for ``shots`` shots and return counts, memory and telemetry.
 
@@ -263,10 +275,17 @@ def run(
         shots: how many shots (>= 1).
         seed: the seed of every random choice; None draws one (reported in the result).
         engine: "statevector" or "stabilizer"; None lets QMK choose.
-        noise: inject logical errors from the code profiles and qubit parameters.
-        qubit: the physical qubit parameter set (see :mod:`qmk.qec`).
+        noise: inject logical errors from the code profiles and qubit parameters (True),
+            none (False), or inject them with a noise model's physical error rates in
+            place of the qubit's (a :mod:`qmk.qec.noise` model, e.g. ``Depolarizing(p=1e-3)``).
+        qubit: the physical qubit parameter set: a name (see :mod:`qmk.qec`) or
+            :class:`~qmk.qec.params.QubitParams` (custom values, QRE's JSON form).
         profile: the code profile of qubits whose ALLOC_LQ names none.
         engine_options: extra keyword arguments for the engine (e.g. ``dtype``).
+        calibration: a fitted (a, p*) from ``qmk qec calibrate`` (the object or its JSON
+            file) used for the profiles of its family and instruction set; it must apply
+            to at least one qubit of the program unless ``require_calibration`` is False
+            (a machine-wide calibration; telemetry lists the profiles it applied to).
 
     Raises:
         QMKError: bad input (FormatError, VerificationError), an engine that cannot run
@@ -278,9 +297,25 @@ def run(
         raise EngineError.of("engine-misuse", f"shots must be a positive integer, got {shots!r}")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
+    inject, noise_model = _noise_choice(noise)
+    if calibration is not None and not isinstance(calibration, Calibration):
+        calibration = Calibration.load(calibration)
     verified = load_program(program, limits=limits)
     layout = layout_of(verified.graph.metadata, verified.graph.resources.events)
-    plan = build_plan(verified, noise=noise, qubit=qubit, default_profile=profile)
+    plan = build_plan(
+        verified,
+        noise=inject,
+        qubit=qubit,
+        default_profile=profile,
+        noise_model=noise_model,
+        calibration=calibration,
+    )
+    if calibration is not None and require_calibration and not plan.calibrated_profiles:
+        raise QECError.of(
+            "bad-parameter",
+            f"the calibration is for {calibration.family} on {calibration.instruction_set} "
+            f"qubits; no qubit of this program is (profiles: {', '.join(plan.profiles)})",
+        )
     name = choose_engine(plan, engine)
     options = dict(engine_options or {})
     cls = engine_class(name)
@@ -297,7 +332,14 @@ def run(
     streams = np.random.SeedSequence(seed).spawn(3)
     mode, bits, injected, simulations = _execute(plan, name, cls, options, shots, streams)
     telemetry = _telemetry(
-        plan, name, mode, shots, injected, simulations, noise, qubit, profile=profile
+        plan, name, mode, shots, injected, simulations, inject, qubit, profile=profile
+    )
+    telemetry = replace(
+        telemetry,
+        noise_model=None if noise_model is None else describe_noise_model(noise_model),
+        calibration=None
+        if calibration is None
+        else {**calibration.to_json(), "profiles": list(plan.calibrated_profiles)},
     )
     telemetry = replace(telemetry, wall_time_s=round(time.perf_counter() - started, 6))
     return RunResult(
@@ -383,6 +425,18 @@ def sample_error_patterns(
     return groups, injected
 
 
+def _noise_choice(noise: object) -> tuple[bool, NoiseModel | None]:
+    """``(inject logical errors?, the noise model)`` of :func:`run`'s ``noise``."""
+    if isinstance(noise, bool):
+        return noise, None
+    if isinstance(noise, NoiseModel):
+        return True, noise
+    raise QECError.of(
+        "bad-parameter",
+        f"noise must be True, False or a noise model of qmk.qec.noise, got {noise!r}",
+    )
+
+
 def _telemetry(
     plan: Plan,
     engine: str,
@@ -391,7 +445,7 @@ def _telemetry(
     injected: int,
     simulations: int,
     noise: bool,
-    qubit: str,
+    qubit: str | QubitParams,
     *,
     profile: str = DEFAULT_PROFILE,
 ) -> Telemetry:
@@ -422,7 +476,7 @@ def _telemetry(
         injected_logical_errors=injected,
         noise=noise,
         noise_locations=len(plan.noise),
-        qubit_params=qubit,
+        qubit_params=qubit if isinstance(qubit, str) else qubit.name,
         profiles=plan.profiles,
         simulations=simulations,
         channel_uses=dict(uses),
@@ -433,7 +487,9 @@ def _telemetry(
     )
 
 
-def _decoder_load(plan: Plan, qubit: str, default_profile: str) -> tuple[float, float]:
+def _decoder_load(
+    plan: Plan, qubit: str | QubitParams, default_profile: str
+) -> tuple[float, float]:
     """Syndrome bits per round and per second of the logical qubits live at the peak.
 
     Walks ALLOC_LQ/FREE_LQ in program order, each live qubit adding its profile's

@@ -27,13 +27,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qmk.engines.gates import GATES, quarter_turns
 from qmk.qvm.graph import Node
 from qmk.qvm.ops import OPS, Exec
 from qmk.qvm.profiles import parse_profile
 from qmk.qvm.verify import VerifiedProgram
+
+if TYPE_CHECKING:
+    from qmk.qec.logical import Calibration
+    from qmk.qec.noise import NoiseModel
+    from qmk.qec.params import QubitParams
 
 #: QVM gate op -> engine gate name: every op the executor runs as one engine gate.
 GATE_OF: Mapping[str, str] = MappingProxyType(
@@ -110,6 +115,8 @@ class Plan:
     magic_states: int
     teleports: int
     profiles: tuple[str, ...]
+    #: The profiles whose logical model uses the run's calibration.
+    calibrated_profiles: tuple[str, ...] = ()
 
 
 def lower_step(index: int, node: Node) -> Step:
@@ -146,10 +153,15 @@ def build_plan(
     program: VerifiedProgram,
     *,
     noise: bool,
-    qubit: str,
+    qubit: str | QubitParams,
     default_profile: str,
+    noise_model: NoiseModel | None = None,
+    calibration: Calibration | None = None,
 ) -> Plan:
     """Lower ``program``: steps, logical noise (when ``noise``), schedule and accounting.
+
+    ``noise_model`` replaces the qubit's physical error rates and ``calibration`` the
+    code's fitted (a, p*) (for the profiles it is for) in every logical model.
 
     Raises:
         QECError: a profile or qubit parameter set the QEC layer does not know, or a
@@ -165,11 +177,14 @@ def build_plan(
 
     def model_for(profile: str) -> Any:
         if profile not in models:
-            models[profile] = logical_model(profile, qubit)
+            models[profile] = logical_model(
+                profile, qubit, noise=noise_model, calibration=calibration
+            )
         return models[profile]
 
+    # The machine's default profile applies only to qubits that name none: a program
+    # whose every qubit names its own profile never meets it (nor its constraints).
     default_key = _canonical(default_profile)
-    model_for(default_key)
     profile_of: dict[str, str] = {}
     time: dict[str, float] = {}
     event_time: dict[str, float] = {}
@@ -258,6 +273,8 @@ def build_plan(
                 del time[q]
 
     logical_cycles = max([cycles_end, fence_time, *time.values()])
+    if not models:  # no qubit at all: the machine's default sets the cycle time
+        model_for(default_key)
     profiles = tuple(sorted(models))
     rounds = max(model_for(p).decoder_rounds_per_cycle for p in profiles)
     cycle_ns = max(model_for(p).cycle_time_ns for p in profiles)
@@ -280,6 +297,7 @@ def build_plan(
         magic_states=magic,
         teleports=teleports,
         profiles=profiles,
+        calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
     )
 
 

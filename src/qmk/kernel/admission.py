@@ -220,6 +220,7 @@ class Admission:
         """Peak physical qubits of the program under ``policy`` (cached by graph text)."""
         from qmk.execution.executor import choose_engine
         from qmk.execution.plan import build_plan
+        from qmk.qec.noise import parse_noise_model
 
         qubit = policy.qubit or self.config.machine.qubit
         profile = policy.profile or self.config.machine.profile
@@ -228,8 +229,19 @@ class Admission:
         if physical is not None:
             self._plans.move_to_end(key)
             return physical
+        machine = self.config.machine
         try:
-            plan = build_plan(program, noise=policy.noise, qubit=qubit, default_profile=profile)
+            noise_model = None
+            if policy.noise and machine.noise_model is not None:
+                noise_model = parse_noise_model(machine.noise_model)
+            plan = build_plan(
+                program,
+                noise=policy.noise,
+                qubit=qubit,
+                default_profile=profile,
+                noise_model=noise_model,
+                calibration=machine.calibration,
+            )
             choose_engine(plan, policy.engine)
         except QMKError as exc:
             raise ProgramError(exc.message, code=exc.code) from None

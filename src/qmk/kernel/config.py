@@ -24,12 +24,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
 from qmk.qvm.ops import CAPABILITIES
+
+if TYPE_CHECKING:
+    from qmk.qec.logical import Calibration
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +59,11 @@ class MachineConfig:
     physical_qubits: int
     profile: str = DEFAULT_PROFILE
     qubit: str = DEFAULT_QUBIT
+    #: Physical error rates in place of the qubit's (``qmk.qec.noise.parse_noise_model`` text).
+    noise_model: str | None = None
+    #: A fitted (a, p*) from ``qmk qec calibrate`` (read from the file ``calibration`` names),
+    #: used for the profiles of its family and instruction set.
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,7 +165,11 @@ def _str(table: Mapping[str, Any], key: str, where: str, default: str | None) ->
     return value
 
 
-_MACHINE_KEYS = ("physical_qubits", "profile", "qubit")
+def _optional_str(table: Mapping[str, Any], key: str, where: str) -> str | None:
+    return _str(table, key, where, None) if key in table else None
+
+
+_MACHINE_KEYS = ("physical_qubits", "profile", "qubit", "noise_model", "calibration")
 _KERNEL_KEYS = (
     "session_ttl_s",
     "job_timeout_s",
@@ -216,6 +228,8 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         physical_qubits=_int(machine_t, "physical_qubits", "machine", None, 1),
         profile=_str(machine_t, "profile", "machine", DEFAULT_PROFILE),
         qubit=_str(machine_t, "qubit", "machine", DEFAULT_QUBIT),
+        noise_model=_optional_str(machine_t, "noise_model", "machine"),
+        calibration=_calibration(_optional_str(machine_t, "calibration", "machine")),
     )
     _check_machine(machine)
     kernel_t = _table(data.get("kernel", {}), "kernel")
@@ -247,15 +261,44 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
     )
 
 
+def _calibration(path: str | None) -> Calibration | None:
+    from qmk.qec.logical import Calibration
+
+    if path is None:
+        return None
+    try:
+        return Calibration.load(path)
+    except QMKError as exc:
+        raise ConfigError(
+            f"machine.calibration: {exc.message}", key="machine.calibration"
+        ) from None
+
+
 def _check_machine(machine: MachineConfig) -> None:
     from qmk.qec.logical import logical_model
+    from qmk.qec.noise import parse_noise_model
 
     try:
-        logical_model(machine.profile, machine.qubit)
+        noise = None if machine.noise_model is None else parse_noise_model(machine.noise_model)
+    except QMKError as exc:
+        raise ConfigError(
+            f"machine.noise_model: {exc.message}", key="machine.noise_model"
+        ) from None
+    try:
+        model = logical_model(
+            machine.profile, machine.qubit, noise=noise, calibration=machine.calibration
+        )
     except QMKError as exc:
         raise ConfigError(
             f"machine.profile/machine.qubit: {exc.message}", key="machine.profile"
         ) from None
+    if machine.calibration is not None and model.calibration is None:
+        raise ConfigError(
+            f"machine.calibration is for {machine.calibration.family} on "
+            f"{machine.calibration.instruction_set} qubits; the machine's profile "
+            f"{machine.profile} on {machine.qubit} is not",
+            key="machine.calibration",
+        )
 
 
 def load_config(path: str | os.PathLike[str]) -> KernelConfig:

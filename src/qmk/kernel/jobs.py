@@ -245,7 +245,8 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Run one job in a worker: verify again, check capabilities again, execute.
 
     ``spec`` holds ``graph`` (QVM JSON text), ``shots``, ``seed``, ``caps`` (granted at
-    submit), ``engine``, ``noise``, ``qubit`` and ``profile``. Returns ``{"ok": True,
+    submit), ``engine``, ``noise``, ``qubit``, ``profile`` and the machine's ``noise_model``
+    (text) and ``calibration`` (JSON), each None when the machine sets none. Returns ``{"ok": True,
     "result": RunResult.to_json()}`` or ``{"ok": False, "error": {code, name, message}}``
     for a refusal (missing capabilities) or an error of the program or engine.
 
@@ -254,6 +255,8 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     """
     from qmk.errors import CapabilityError, QMKError
     from qmk.execution.executor import run
+    from qmk.qec.logical import Calibration
+    from qmk.qec.noise import parse_noise_model
 
     try:
         program = verified(spec["graph"])
@@ -262,14 +265,20 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
             raise CapabilityError(
                 f"refused at execution: the job lacks {', '.join(missing)}", missing=missing
             )
+        noise = spec["noise"]
+        if noise and spec.get("noise_model"):
+            noise = parse_noise_model(spec["noise_model"])
+        calibration = spec.get("calibration")
         result = run(
             program,
             shots=spec["shots"],
             seed=spec["seed"],
             engine=spec["engine"],
-            noise=spec["noise"],
+            noise=noise,
             qubit=spec["qubit"],
             profile=spec["profile"],
+            calibration=None if calibration is None else Calibration.from_json(calibration),
+            require_calibration=False,  # machine-wide: it applies where it fits
         )
     except QMKError as exc:
         return {"ok": False, "error": error_json(exc)}

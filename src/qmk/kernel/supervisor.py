@@ -471,6 +471,10 @@ class Supervisor:
             "noise": job.policy.noise,
             "qubit": job.policy.qubit or self.config.machine.qubit,
             "profile": job.policy.profile or self.config.machine.profile,
+            "noise_model": self.config.machine.noise_model,
+            "calibration": None
+            if self.config.machine.calibration is None
+            else self.config.machine.calibration.to_json(),
         }
         try:
             future = self.pool.submit(run_job, spec)

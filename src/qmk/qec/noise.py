@@ -256,3 +256,97 @@ class NoiseStack:
         for model in self.models:
             qubit = model.apply(qubit)
         return qubit
+
+
+#: The noise models a text spec may name, by name (see :func:`parse_noise_model`).
+NOISE_MODELS: dict[str, type] = {
+    "depolarizing": Depolarizing,
+    "gate": GateNoise,
+    "measurement": MeasurementNoise,
+    "idle": IdleNoise,
+}
+
+
+def parse_noise_model(text: str) -> NoiseModel:
+    """A noise model from text: ``NAME(key=value, ...)``, several joined by ``+`` (a stack,
+    applied left to right). Names: :data:`NOISE_MODELS`; keys: the model's fields.
+
+    >>> parse_noise_model("depolarizing(p=0.009)")
+    Depolarizing(p=0.009)
+    >>> parse_noise_model("depolarizing(p=1e-3) + gate(two_qubit=4e-3)").models[1]
+    GateNoise(one_qubit=None, two_qubit=0.004, t_gate=None)
+    >>> parse_noise_model("thermal(p=0.1)")
+    Traceback (most recent call last):
+    ...
+    qmk.qec.errors.QECError: QC103 bad-parameter: noise model 'thermal(p=0.1)': unknown model \
+'thermal'; known: depolarizing, gate, measurement, idle
+
+    Raises:
+        QECError: ``QC103 bad-parameter`` naming the part that is wrong.
+    """
+    import dataclasses
+    import re
+
+    models: list[NoiseModel] = []
+    for part in str(text).split("+"):
+        match = re.fullmatch(r"\s*([a-z_]+)\s*\((.*)\)\s*", part)
+        if match is None:
+            raise QECError.of(
+                "bad-parameter",
+                f"noise model {part.strip()!r}: write NAME(key=value, ...), e.g. "
+                "depolarizing(p=0.001)",
+            )
+        name, body = match.groups()
+        cls = NOISE_MODELS.get(name)
+        if cls is None:
+            raise QECError.of(
+                "bad-parameter",
+                f"noise model {part.strip()!r}: unknown model {name!r}; known: "
+                f"{', '.join(NOISE_MODELS)}",
+            )
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, float] = {}
+        for item in filter(None, (piece.strip() for piece in body.split(","))):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq or key not in fields:
+                raise QECError.of(
+                    "bad-parameter",
+                    f"noise model {part.strip()!r}: {item!r} is not key=value with a key of "
+                    f"{', '.join(sorted(fields))}",
+                )
+            try:
+                values[key] = float(value)
+            except ValueError:
+                raise QECError.of(
+                    "bad-parameter",
+                    f"noise model {part.strip()!r}: {key}={value.strip()!r} is not a number",
+                ) from None
+        try:
+            models.append(cls(**values))
+        except TypeError as exc:
+            raise QECError.of("bad-parameter", f"noise model {part.strip()!r}: {exc}") from None
+    return models[0] if len(models) == 1 else NoiseStack(tuple(models))
+
+
+def describe_noise_model(model: NoiseModel) -> str:
+    """The text :func:`parse_noise_model` reads back to an equal model (for telemetry).
+
+    >>> describe_noise_model(parse_noise_model("depolarizing(p=0.009) + idle(t1_ns=1e5)"))
+    'depolarizing(p=0.009) + idle(t1_ns=100000.0)'
+    """
+    import dataclasses
+
+    if isinstance(model, NoiseStack):
+        return " + ".join(describe_noise_model(m) for m in model.models)
+    names = {cls: name for name, cls in NOISE_MODELS.items()}
+    name = names.get(type(model))
+    if name is None:
+        return repr(model)
+    value: Any = model  # one of the dataclasses of NOISE_MODELS
+    args = ", ".join(
+        f"{f.name}={getattr(model, f.name)!r}"
+        for f in dataclasses.fields(value)
+        if getattr(model, f.name) is not None
+    )
+    return f"{name}({args})"
