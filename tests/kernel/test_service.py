@@ -108,6 +108,44 @@ def test_q_wait_returns_the_unfinished_job_when_its_timeout_passes(tmp_path: Pat
         run_kernel(tmp_path, body, gate=gate, clock=clock)
 
 
+def _with_set_policy(**args: object) -> dict[str, object]:
+    graph = ghz_graph(2)
+    graph["program"]["nodes"].insert(0, {"id": "hints", "op": "SET_POLICY", "args": args})
+    return graph
+
+
+def test_set_policy_in_the_program_sets_priority_deadline_and_code_distance(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(start=1000.0)
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        graph = _with_set_policy(priority=8, deadline=50, code_distance=5)
+        job = await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=1)
+        assert job["priority"] == 8
+        policy = kernel.supervisor.job(job["job_id"], "alice").policy
+        assert policy.deadline == 1000.0 + 50 * kernel.config.epoch_ms / 1000
+        assert policy.profile == "logical:surface_code(d=5)"
+        explicit = await kernel.q_submit(
+            session_id=sid, graph=graph, shots=10, seed=1, policy={"priority": 2}
+        )
+        assert explicit["priority"] == 2  # the submit's policy wins
+        with pytest.raises(InvalidArgument) as err:
+            await kernel.q_submit(session_id=sid, graph=_with_set_policy(priority=12), shots=1)
+        assert err.value.details["node"] == "hints"
+        with pytest.raises(ProgramError) as refused:  # beyond the machine's code
+            await kernel.q_submit(session_id=sid, graph=_with_set_policy(code_distance=51), shots=1)
+        assert "allows distances up to 50" in refused.value.message
+        gate.open()
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["result"]["telemetry"]["profiles"] == ["logical:surface_code(d=5)"]
+        await kernel.q_wait(session_id=sid, job_id=explicit["job_id"], timeout_ms=60_000)
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, gate=gate, clock=clock)
+
+
 # ----------------------------------------------------------------------------- sessions
 
 

@@ -33,7 +33,7 @@ from qmk.kernel.channels import ChannelTable, check_firewall
 from qmk.kernel.clock import Clock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
-from qmk.kernel.jobs import Job, new_id, parse_policy, verified
+from qmk.kernel.jobs import Job, honour_set_policy, new_id, parse_policy, verified
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
 from qmk.qvm.codes import BY_NAME
@@ -113,6 +113,14 @@ class Admission:
         except (TypeError, ValueError) as exc:
             raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
         program = self._verify(text)
+        parsed = honour_set_policy(
+            parsed,
+            program.graph.nodes,
+            given=set(policy) if isinstance(policy, Mapping) else set(),
+            now=self.clock.now(),
+            epoch_s=self.config.epoch_ms / 1000,
+            machine_profile=self.config.machine.profile,
+        )
         missing = sorted(set(program.required_caps) - set(session.caps))
         self.audit.append(
             "cap",

@@ -15,16 +15,19 @@ A preempted or recovered job goes back to QUEUED.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from qmk import defaults
 from qmk.errors import InvalidArgument
 from qmk.kernel.errors import error_json
+from qmk.qvm.graph import Node
+from qmk.qvm.profiles import parse_profile
 
 QUEUED = "QUEUED"
 VALIDATING = "VALIDATING"
@@ -241,6 +244,61 @@ def verified(text: str) -> Any:
     return program
 
 
+#: The keys of ``SET_POLICY`` the kernel honours, and the ``q_submit`` policy key each sets.
+GRAPH_POLICY_KEYS: Mapping[str, str] = {
+    "priority": "priority",
+    "deadline": "deadline",
+    "code_distance": "profile",
+}
+
+
+def honour_set_policy(
+    policy: Policy,
+    nodes: Sequence[Node],
+    *,
+    given: Collection[str],
+    now: float,
+    epoch_s: float,
+    machine_profile: str,
+) -> Policy:
+    """``policy`` with the program's ``SET_POLICY`` hints applied where ``q_submit`` set none.
+
+    For each key the first ``SET_POLICY`` node that sets it counts (the kernel schedules
+    whole jobs): ``priority`` (0..9, as a submit's), ``deadline`` in kernel epochs from now,
+    ``code_distance`` for qubits whose ``ALLOC_LQ`` names no profile (the machine's code
+    family at that distance; the QEC layer checks it fits). A key the submit's policy sets
+    wins over the program's.
+
+    Raises:
+        InvalidArgument: a priority outside 0..9 (naming the node).
+    """
+    hints: dict[str, tuple[Any, str]] = {}
+    for node in nodes:
+        if node.op != "SET_POLICY":
+            continue
+        for key, value in node.args.items():
+            if key in GRAPH_POLICY_KEYS and key not in hints:
+                hints[key] = (value, node.id)
+    changes: dict[str, Any] = {}
+    for key, (value, node_id) in hints.items():
+        if GRAPH_POLICY_KEYS[key] in given:
+            continue
+        if key == "priority":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+                raise InvalidArgument(
+                    f"SET_POLICY node {node_id!r}: priority must be an integer 0..9, got {value!r}",
+                    key="SET_POLICY.priority",
+                    node=node_id,
+                )
+            changes["priority"] = value
+        elif key == "deadline":
+            changes["deadline"] = now + float(value) * epoch_s
+        else:
+            family = parse_profile(machine_profile).family
+            changes["profile"] = f"logical:{family}(d={int(value)})"
+    return dataclasses.replace(policy, **changes) if changes else policy
+
+
 def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Run one job in a worker: verify again, check capabilities again, execute.
 
@@ -299,6 +357,7 @@ __all__ = [
     "Job",
     "Policy",
     "error_json",
+    "honour_set_policy",
     "new_id",
     "parse_policy",
     "run_job",
