@@ -28,7 +28,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- ConfigError          qmk.kernel.errors     QK101
      |    +-- JobError             qmk.kernel.errors     QK201..QK303 (5)
      +-- ServeError                qmk.abi.errors        QW001..QW003 (3)
-     +-- CommandError              qmk.abi.errors        QW010..QW011 (2)
+     +-- CommandError              qmk.abi.errors        QW010..QW012 (3)
      +-- SyscallError              qmk.errors            QS1000
      |    +-- AuthError            qmk.errors            QS1001
      |    +-- SessionError         qmk.errors            QS1002

@@ -69,6 +69,13 @@ register(
         "a command-line option is missing or has a value the command cannot use",
         "give the option the message names (qmk COMMAND --help lists them)",
     ),
+    (
+        "QW012",
+        "no-attestation",
+        "the audit log holds no attestation of the job (it did not complete there, or its "
+        "graph is gone)",
+        "check the job id with qmk status; only COMPLETED jobs are attested",
+    ),
 )
 
 # --------------------------------------------------------------------------- QR

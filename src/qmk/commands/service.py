@@ -259,6 +259,65 @@ def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     return 1
 
 
+def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.kernel.attest import find_attestation, replay
+    from qmk.kernel.audit import verify
+    from qmk.kernel.store import Store
+
+    try:
+        report = verify(args.data_dir)
+        record = find_attestation(args.data_dir, args.job)
+    except OSError as exc:
+        raise CommandError.of(
+            "unreadable-data-dir", f"{args.data_dir}: cannot read the audit log: {exc.strerror}"
+        ) from None
+    if not report.ok:
+        err.write(
+            f"{args.data_dir}: audit log tampered at line {report.first_bad_line}: "
+            f"{report.reason}; nothing replayed\n"
+        )
+        return 1
+    if record is None:
+        raise CommandError.of(
+            "no-attestation", f"{args.data_dir}: no attestation of job {args.job!r}"
+        )
+    store = Store(args.data_dir)
+    try:
+        job = store.load_job(args.job, record["tenant"])
+    finally:
+        store.close()
+    if job is None:
+        raise CommandError.of(
+            "no-attestation", f"{args.data_dir}: job {args.job!r} is attested but not stored"
+        )
+    found = replay(job.graph, record, args.job)
+    if args.json:
+        _dump(
+            {
+                "job_id": found.job_id,
+                "same": found.same,
+                "shots": found.shots,
+                "epochs": found.epochs,
+                "recorded_sha256": found.recorded,
+                "replayed_sha256": found.replayed,
+                "reason": found.reason,
+            },
+            out,
+        )
+    elif found.same:
+        out.write(
+            f"{args.job}: replayed {found.shots} shots over {found.epochs} epochs: the same "
+            f"counts (sha256 {found.replayed[:16]}...)\n"
+        )
+    if not found.same:
+        err.write(
+            f"{args.job}: {found.reason} (recorded {found.recorded[:16]}..., "
+            f"replayed {found.replayed[:16]}...)\n"
+        )
+        return 1
+    return 0
+
+
 # --------------------------------------------------------------------------- parsers
 
 
@@ -399,3 +458,12 @@ def register(add: AddCommand) -> None:
     verify.add_argument("data_dir", metavar="DATA_DIR")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(run=_cmd_audit_verify)
+    again = actions.add_parser(
+        "replay",
+        help="run a completed job again from its attestation and compare the counts "
+        "(exit 1 if they differ or the log is tampered)",
+    )
+    again.add_argument("data_dir", metavar="DATA_DIR")
+    again.add_argument("job", metavar="JOB")
+    again.add_argument("--json", action="store_true", help="print the finding as JSON")
+    again.set_defaults(run=_cmd_audit_replay)

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 from qmk import aio
 from qmk.errors import CapabilityError, FirewallError, NotFoundError, StateError
 from qmk.kernel import jobs as J
+from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.channels import ChannelTable
 from qmk.kernel.clock import Clock
@@ -57,6 +58,8 @@ class _Running:
     future: Future[Any]
     attempt: int
     task: asyncio.Task[None] | None = None
+    #: What the worker was asked to run (the attestation records it).
+    spec: Mapping[str, Any] | None = None
 
 
 def _cancel(task: asyncio.Task[None] | None) -> None:
@@ -483,7 +486,7 @@ class Supervisor:
             refused = JobError.of("worker-failed", f"the worker pool refused the job: {exc}")
             self._finish(job, J.FAILED, error_json(refused))
             return
-        run = _Running(future=future, attempt=job.attempts)
+        run = _Running(future=future, attempt=job.attempts, spec=spec)
         self.running[job.job_id] = run
         run.task = self._spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
 
@@ -547,9 +550,19 @@ class Supervisor:
             return
         if outcome.get("ok"):
             job.result = outcome["result"]
+            self._attest(job, run)
             self._finish(job, J.COMPLETED)
         else:
             self._finish(job, J.FAILED, outcome["error"])
+
+    def _attest(self, job: Job, run: _Running) -> None:
+        """Chain the completed job's attestation (inputs, epochs, result digest) into the
+        audit log, before its COMPLETED line (:mod:`qmk.kernel.attest`)."""
+        if run.spec is None or job.result is None:
+            return
+        program = J.verified(job.graph)
+        fields = attestation(run.spec, job.result, program)
+        self.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
 
     # ------------------------------------------------------------------ epochs
 
