@@ -31,10 +31,7 @@ from typing import Any, TextIO
 from qmk import defaults
 from qmk.abi.errors import CommandError
 from qmk.commands import AddCommand, limits_of, read_source, source_options
-
-#: Job states after which nothing changes.
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
-
+from qmk.kernel.jobs import FINAL_STATES  # the job lifecycle's own table
 
 # --------------------------------------------------------------------------- serve
 

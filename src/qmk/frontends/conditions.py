@@ -45,18 +45,22 @@ def equals(events: Sequence[str | None], value: int) -> Cond:
     return [terms]
 
 
+def _product(a: Cond, b: Cond) -> Cond:
+    out: Cond = []
+    for x in a:
+        for y in b:
+            if all(x.get(e, v) == v for e, v in y.items()):
+                out.append({**x, **y})
+    return out
+
+
 def conjoin(a: Cond, b: Cond) -> Cond:
     """``a and b``.
 
     Raises:
         ValueError: more than :data:`MAX_TERMS` terms.
     """
-    out: Cond = []
-    for x in a:
-        for y in b:
-            if all(x.get(e, v) == v for e, v in y.items()):
-                out.append({**x, **y})
-    return _bounded(out)
+    return _bounded(_product(a, b))
 
 
 def negate(cond: Cond) -> Cond:
@@ -80,6 +84,46 @@ def negate(cond: Cond) -> Cond:
 def disjoin(a: Cond, b: Cond) -> Cond:
     """``a or b`` (written ``a or (not a and b)`` so the terms stay exclusive)."""
     return _bounded(a + conjoin(negate(a), b))
+
+
+def term_key(term: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    """One conjunction's canonical form: its literals sorted by event."""
+    return tuple(sorted(term.items()))
+
+
+def simplify(cond: Cond) -> Cond:
+    """``cond`` in canonical form: terms that differ in one literal's value merged, terms
+    another absorbs dropped, terms in :func:`term_key` order (equal conditions compare equal).
+
+    >>> simplify([{"a": 1, "b": 0}, {"a": 1, "b": 1}, {"a": 0, "c": 1}])
+    [{'a': 0, 'c': 1}, {'a': 1}]
+    """
+    current = {frozenset(term.items()) for term in cond}
+    changed = True
+    while changed:
+        changed = False
+        for term in sorted(current, key=sorted):
+            for event, value in sorted(term):
+                twin = (term - {(event, value)}) | {(event, 1 - value)}
+                if twin in current:
+                    current -= {term, twin}
+                    current.add(term - {(event, value)})
+                    changed = True
+                    break
+            if changed:
+                break
+    absorbed = {t for t in current for u in current if u != t and u <= t}
+    return [dict(sorted(term)) for term in sorted(current - absorbed, key=sorted)]
+
+
+def meet(a: Cond, b: Cond) -> Cond:
+    """``a and b``, simplified; unbounded (the caller checks the size it allows)."""
+    return simplify(_product(a, b))
+
+
+def join_disjoint(a: Cond, b: Cond) -> Cond:
+    """``a or b`` for conditions that never hold together, simplified."""
+    return simplify(a + b)
 
 
 def guard_terms(terms: dict[str, int]) -> list[tuple[str, int]]:

@@ -42,11 +42,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qmk.frontends import decompose
+from qmk.frontends import conditions, decompose
 from qmk.frontends.builder import ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.qvm.graph import Graph
@@ -58,8 +58,8 @@ _BITCODE_MAGIC = b"BC\xc0\xde"
 _WRAPPER_MAGIC = b"\xde\xc0\x17\x0b"
 
 #: Most terms a path condition may hold before QMK gives up (guards are conjunctions;
-#: a disjunction costs one node per term).
-MAX_TERMS = 256
+#: a disjunction costs one node per term): the bound every front-end's conditions share.
+MAX_TERMS = conditions.MAX_TERMS
 
 #: ``__quantum__qis__<key>`` -> the gate's name in the shared table of exact
 #: decompositions (:data:`qmk.frontends.decompose.STANDARD_GATES`). Angles come first
@@ -111,51 +111,15 @@ def is_bitcode(data: bytes) -> bool:
 
 
 # ---------------------------------------------------------------------- conditions
-# A term is a conjunction of (event, value) literals; a condition (DNF) is a set of
-# pairwise disjoint terms. TRUE is {∅}; FALSE is ∅.
+# A path condition is a :data:`qmk.frontends.conditions.Cond` (pairwise exclusive
+# conjunctions) kept in canonical form, so equal conditions compare equal.
 
-_Term = frozenset[tuple[str, int]]
-_DNF = frozenset[_Term]
-_TRUE: _DNF = frozenset({frozenset()})
-_FALSE: _DNF = frozenset()
-
-
-def _consistent(term: _Term) -> bool:
-    events = [e for e, _ in term]
-    return len(events) == len(set(events))
-
-
-def _simplify(terms: Iterable[_Term]) -> _DNF:
-    """Merge terms that differ in one literal's value, and drop absorbed terms."""
-    current = set(terms)
-    changed = True
-    while changed:
-        changed = False
-        for term in sorted(current, key=_term_key):
-            for event, value in sorted(term):
-                twin = (term - {(event, value)}) | {(event, 1 - value)}
-                if twin in current:
-                    current -= {term, twin}
-                    current.add(term - {(event, value)})
-                    changed = True
-                    break
-            if changed:
-                break
-    absorbed = {t for t in current for u in current if u != t and u <= t}
-    return frozenset(current - absorbed)
-
-
-def _and(a: _DNF, b: _DNF) -> _DNF:
-    return _simplify(t | u for t in a for u in b if _consistent(t | u))
-
-
-def _or(a: _DNF, b: _DNF) -> _DNF:
-    """The union of two conditions that never hold together."""
-    return _simplify(a | b)
-
-
-def _term_key(term: _Term) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(term))
+_DNF = conditions.Cond
+_TRUE: _DNF = [{}]
+_FALSE: _DNF = []
+_and = conditions.meet
+_or = conditions.join_disjoint
+_term_key = conditions.term_key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -657,8 +621,8 @@ class _Lowering:
                 self.values[inst] = _Bool.const(False)
             else:
                 self.values[inst] = _Bool(
-                    true=frozenset({frozenset({(event, 1)})}),
-                    false=frozenset({frozenset({(event, 0)})}),
+                    true=conditions.equals([event], 1),
+                    false=conditions.equals([event], 0),
                 )
             return
         if callee == "__quantum__rt__result_record_output":
@@ -784,8 +748,8 @@ class _Lowering:
             if len(v.true) == 1:
                 (term,) = v.true
                 if len(term) == 1:
-                    ((event, value),) = term
-                    if value == 1 and v.false == frozenset({frozenset({(event, 0)})}):
+                    ((event, value),) = term.items()
+                    if value == 1 and v.false == conditions.equals([event], 0):
                         return event
         raise self.fail(
             "unsupported",
