@@ -61,3 +61,21 @@ def test_formulas_compare_and_print_by_text():
         "codeDistance",
         "tGateTime",
     }
+
+
+def test_distillation_unit_formulas_are_read_by_the_same_checked_language():
+    from qmk.estimate.tfactory import unit_formula
+    from qmk.qec.errors import QECError
+    from qmk.qec.formula import SCHEME_FORMULAS, compile_formula
+
+    assert unit_formula("35 * z ^ 3 + 7.1 * c")(0.01, 1e-6, 0.0) == pytest.approx(4.21e-05)
+    for text, problem in (
+        ("ceil(z)", "only numbers, variables, + - * / ^ are allowed"),
+        ("q + 1", "unknown variable 'q'"),
+        ("__import__('os')", "only numbers"),
+    ):
+        with pytest.raises(QECError) as err:
+            unit_formula(text)
+        assert err.value.code == "QC103" and problem in err.value.message
+    with pytest.raises(QECError):  # a scheme formula has no 'z'
+        compile_formula("z * codeDistance", SCHEME_FORMULAS)

@@ -42,6 +42,7 @@ from qmk.qec.codes import QRE_MAX_CODE_DISTANCE, SCHEMES, powi
 from qmk.qec.errors import QECError
 from qmk.qec.formula import Formula
 from qmk.qec.params import GATE_BASED, MAJORANA, QUBIT_PARAMS, QubitParams
+from qmk.qvm.profiles import family_name
 
 #: QRE's default total error budget.
 DEFAULT_ERROR_BUDGET = 1e-3
@@ -312,17 +313,6 @@ class Code:
         }
 
 
-_SCHEME_ALIASES = {
-    "surface_code": "surface_code",
-    "surfaceCode": "surface_code",
-    "surface-code": "surface_code",
-    "floquet_code": "floquet_code",
-    "floquetCode": "floquet_code",
-    "floquet-code": "floquet_code",
-    "bacon_shor": "bacon_shor",
-    "SHYPS": "SHYPS",
-    "shyps": "SHYPS",
-}
 _SCHEME_FIELDS = (
     "name",
     "errorCorrectionThreshold",
@@ -353,7 +343,7 @@ def code_from_json(data: Any, qubit: QubitParams) -> Code:
     if unknown:
         raise _bad(f"qecScheme: unknown field {unknown[0]!r}", field=unknown[0])
     name = data.get("name", "surface_code")
-    family = _SCHEME_ALIASES.get(name) if isinstance(name, str) else None
+    family = family_name(name) if isinstance(name, str) else None
     values: dict[str, Any] = {}
     if family is not None:
         scheme = SCHEMES[family].get(qubit.instruction_set)

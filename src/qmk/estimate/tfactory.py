@@ -26,10 +26,8 @@ parsed safely (numbers, ``+ - * / ^ **``, ``inputErrorRate``/``z``,
 
 from __future__ import annotations
 
-import ast
 import functools
 import math
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -37,6 +35,7 @@ from typing import Any
 
 from qmk.qec.codes import QecScheme, powi
 from qmk.qec.errors import QECError
+from qmk.qec.formula import Language, compile_formula, evaluate_tree
 from qmk.qec.params import QubitParams
 
 #: Rounds tried first, and the most rounds tried when no factory fits in fewer.
@@ -134,13 +133,8 @@ def default_units() -> tuple[UnitTemplate, ...]:
 
 # -- custom unit formulas ----------------------------------------------------------------------
 
-_BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
-}
+#: The variables of a distillation unit's formulas (QRE's names and short names), each
+#: the position of its value among (input error rate, Clifford error rate, readout rate).
 _UNIT_VARIABLES = {
     "inputErrorRate": 0,
     "z": 0,
@@ -149,66 +143,32 @@ _UNIT_VARIABLES = {
     "readoutErrorRate": 2,
     "r": 2,
 }
+_UNIT_LANGUAGE = Language(
+    variables=frozenset(_UNIT_VARIABLES),
+    functions=False,
+    caret_power=True,  # QRE writes powers as ^ (binding tighter than * /)
+    what="distillation unit formula",
+)
 
 
 def _bad(message: str, **details: Any) -> QECError:
     return QECError.of("bad-parameter", message, **details)
 
 
-def _check_unit_formula(node: ast.AST, text: str) -> None:
-    if isinstance(node, ast.Expression):
-        _check_unit_formula(node.body, text)
-    elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        _check_unit_formula(node.left, text)
-        _check_unit_formula(node.right, text)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        _check_unit_formula(node.operand, text)
-    elif (isinstance(node, ast.Constant) and type(node.value) in (int, float)) or (
-        isinstance(node, ast.Name) and node.id in _UNIT_VARIABLES
-    ):
-        pass
-    else:
-        raise _bad(
-            f"distillation unit formula {text!r}: only numbers, + - * / ^ and the variables "
-            f"{', '.join(_UNIT_VARIABLES)} are allowed",
-            formula=text,
-        )
-
-
-def _eval_unit(node: ast.AST, values: tuple[float, float, float]) -> float:
-    if isinstance(node, ast.Expression):
-        return _eval_unit(node.body, values)
-    if isinstance(node, ast.BinOp):
-        left, right = _eval_unit(node.left, values), _eval_unit(node.right, values)
-        return float(_BINARY[type(node.op)](left, right))
-    if isinstance(node, ast.UnaryOp):
-        value = _eval_unit(node.operand, values)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return float(node.value)
-    assert isinstance(node, ast.Name)
-    return values[_UNIT_VARIABLES[node.id]]
-
-
 @functools.lru_cache(maxsize=64)
 def unit_formula(text: str) -> UnitFormula:
-    """A safe evaluator for a unit's failure-probability or output-error formula.
+    """A safe evaluator for a unit's failure-probability or output-error formula
+    (:func:`qmk.qec.formula.compile_formula` in the distillation-unit language).
 
     >>> unit_formula("35.0 * inputErrorRate ^ 3 + 7.1 * c")(0.01, 1e-6, 0.0)
     4.21e-05
     """
-    if not isinstance(text, str):
-        raise _bad(f"distillation unit formula must be a string, got {text!r}")
-    try:
-        # QRE writes powers as ^ (binding tighter than * /), Python as **.
-        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
-    except SyntaxError:
-        raise _bad(f"distillation unit formula {text!r} does not parse", formula=text) from None
-    _check_unit_formula(tree, text)
+    tree, names = compile_formula(text, _UNIT_LANGUAGE)
 
     def evaluate(z: float, c: float, r: float) -> float:
+        values = (z, c, r)
         try:
-            return _eval_unit(tree, (z, c, r))
+            return evaluate_tree(tree, {name: values[_UNIT_VARIABLES[name]] for name in names})
         except (ArithmeticError, ValueError) as exc:
             raise _bad(f"distillation unit formula {text!r} fails: {exc}") from None
 

@@ -57,67 +57,102 @@ VARIABLES: frozenset[str] = frozenset(
 )
 
 
-def _bad(text: str, problem: str) -> QECError:
-    return QECError.of("bad-parameter", f"formula {text!r}: {problem}", formula=text)
+def _bad(text: str, problem: str, what: str = "formula") -> QECError:
+    return QECError.of("bad-parameter", f"{what} {text!r}: {problem}", formula=text)
 
 
-def _check(node: ast.AST, text: str, names: set[str]) -> None:
-    """Refuse every syntax outside the formula language; collect the variable names."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Language:
+    """What a formula may use: its variables and whether it may call the functions.
+
+    ``caret_power`` reads ``^`` as a power (QRE's distillation-unit formulas write
+    ``z ^ 3``); ``what`` names the formula in error messages.
+    """
+
+    variables: frozenset[str]
+    functions: bool = True
+    caret_power: bool = False
+    what: str = "formula"
+
+
+#: QEC scheme formulas: qubit times (ns), the code distance and the functions.
+SCHEME_FORMULAS = Language(variables=VARIABLES)
+
+
+def _check(node: ast.AST, text: str, names: set[str], language: Language) -> None:
+    """Refuse every syntax outside ``language``; collect the variable names."""
     if isinstance(node, ast.Expression):
-        _check(node.body, text, names)
+        _check(node.body, text, names, language)
     elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        _check(node.left, text, names)
-        _check(node.right, text, names)
+        _check(node.left, text, names, language)
+        _check(node.right, text, names, language)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        _check(node.operand, text, names)
+        _check(node.operand, text, names, language)
     elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
         pass
     elif isinstance(node, ast.Name):
-        if node.id not in VARIABLES:
-            raise _bad(text, f"unknown variable {node.id!r}; known: {', '.join(sorted(VARIABLES))}")
+        if node.id not in language.variables:
+            known = ", ".join(sorted(language.variables))
+            raise _bad(text, f"unknown variable {node.id!r}; known: {known}", language.what)
         names.add(node.id)
     elif (
-        isinstance(node, ast.Call)
+        language.functions
+        and isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
         and node.func.id in _FUNCTIONS
         and not node.keywords
         and node.args
     ):
         for arg in node.args:
-            _check(arg, text, names)
+            _check(arg, text, names, language)
     else:
+        power = "^" if language.caret_power else "**"
+        calls = f", parentheses and {', '.join(_FUNCTIONS)}" if language.functions else ""
         raise _bad(
             text,
-            "only numbers, variables, + - * / **, parentheses and "
-            f"{', '.join(_FUNCTIONS)} are allowed",
+            f"only numbers, variables, + - * / {power}{calls} are allowed",
+            language.what,
         )
 
 
 @functools.lru_cache(maxsize=256)
-def _compile(text: str) -> tuple[ast.Expression, frozenset[str]]:
+def compile_formula(
+    text: str, language: Language = SCHEME_FORMULAS
+) -> tuple[ast.Expression, frozenset[str]]:
+    """The checked syntax tree of ``text`` in ``language`` and the variables it reads.
+
+    Raises:
+        QECError: ``QC103 bad-parameter`` when it does not parse or leaves the language.
+    """
+    if not isinstance(text, str):
+        raise _bad(repr(text), "must be a string", language.what)
+    source = text.strip().replace("^", "**") if language.caret_power else text.strip()
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError:
-        raise _bad(text, "does not parse") from None
+        raise _bad(text, "does not parse", language.what) from None
     names: set[str] = set()
-    _check(tree, text, names)
+    _check(tree, text, names, language)
     return tree, frozenset(names)
 
 
-def _eval(node: ast.AST, variables: Mapping[str, float]) -> float:
-    if isinstance(node, ast.Expression):
-        return _eval(node.body, variables)
-    if isinstance(node, ast.BinOp):
-        return _BINARY[type(node.op)](_eval(node.left, variables), _eval(node.right, variables))
-    if isinstance(node, ast.UnaryOp):
-        value = _eval(node.operand, variables)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return float(node.value)
-    if isinstance(node, ast.Name):
-        return float(variables[node.id])
-    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    return float(_FUNCTIONS[node.func.id](*(_eval(arg, variables) for arg in node.args)))
+def evaluate_tree(tree: ast.AST, variables: Mapping[str, float]) -> float:
+    """The value of a tree :func:`compile_formula` checked (every variable it reads given)."""
+    if isinstance(tree, ast.Expression):
+        return evaluate_tree(tree.body, variables)
+    if isinstance(tree, ast.BinOp):
+        left, right = evaluate_tree(tree.left, variables), evaluate_tree(tree.right, variables)
+        return float(_BINARY[type(tree.op)](left, right))
+    if isinstance(tree, ast.UnaryOp):
+        value = evaluate_tree(tree.operand, variables)
+        return -value if isinstance(tree.op, ast.USub) else value
+    if isinstance(tree, ast.Constant) and isinstance(tree.value, (int, float)):
+        return float(tree.value)
+    if isinstance(tree, ast.Name):
+        return float(variables[tree.id])
+    assert isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)
+    args = (evaluate_tree(arg, variables) for arg in tree.args)
+    return float(_FUNCTIONS[tree.func.id](*args))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +167,12 @@ class Formula:
     text: str
 
     def __post_init__(self) -> None:
-        _compile(self.text)
+        compile_formula(self.text)
 
     @property
     def names(self) -> frozenset[str]:
         """The variables the formula reads."""
-        return _compile(self.text)[1]
+        return compile_formula(self.text)[1]
 
     def evaluate(self, variables: Mapping[str, float]) -> float:
         """The formula's value for the given variables.
@@ -147,12 +182,12 @@ class Formula:
                 missing (e.g. ``twoQubitGateTime`` for a Majorana qubit) or the
                 arithmetic fails.
         """
-        tree, names = _compile(self.text)
+        tree, names = compile_formula(self.text)
         missing = sorted(names - set(variables))
         if missing:
             raise _bad(self.text, f"no value for {missing[0]!r} here")
         try:
-            return _eval(tree, variables)
+            return evaluate_tree(tree, variables)
         except (ArithmeticError, ValueError) as exc:
             raise _bad(self.text, f"cannot be evaluated: {exc}") from None
 

@@ -43,12 +43,12 @@ FAMILIES: Mapping[str, CodeFamily] = MappingProxyType(
         for family in (
             CodeFamily(
                 name="surface_code",
-                aliases=("surface", "rotated_surface_code"),
+                aliases=("surface", "rotated_surface_code", "surfaceCode"),
                 description="rotated planar surface code",
             ),
             CodeFamily(
                 name="floquet_code",
-                aliases=("floquet", "honeycomb"),
+                aliases=("floquet", "honeycomb", "floquetCode"),
                 description="honeycomb Floquet code (for Majorana qubits)",
             ),
             CodeFamily(
@@ -72,6 +72,18 @@ _LOOKUP: Mapping[str, str] = MappingProxyType(
         for key in (family.name, *family.aliases)
     }
 )
+
+
+def family_name(name: str) -> str | None:
+    """The canonical family ``name`` denotes (its name or an alias, any case), or None.
+
+    Profiles and the estimator's ``qecScheme.name`` both read names through this.
+
+    >>> family_name("surfaceCode"), family_name("Honeycomb"), family_name("toric")
+    ('surface_code', 'floquet_code', None)
+    """
+    return _LOOKUP.get(name.lower().replace("-", "_"))
+
 
 #: Distances a profile may name (inclusive).
 MIN_DISTANCE = 1
