@@ -344,13 +344,15 @@ def test_bacon_shor_and_shyps_estimates_meet_their_budget_with_their_formulas():
         assert result["tfactory"]["logicalErrorRate"] <= bd["requiredLogicalTstateErrorRate"]
 
 
-def test_decoder_accounting_counts_ancilla_bits_per_round_and_rounds_per_second():
+def test_decoder_accounting_counts_stabilizer_bits_per_round_and_rounds_per_second():
     result = estimate(LogicalCounts.from_json(LARGE), {})
     dec = result["decoder"]
     d = result["logicalQubit"]["codeDistance"]
     bd = result["physicalCounts"]["breakdown"]
-    assert dec["syndromeBitsPerRoundPerLogicalQubit"] == d * d  # 2 d^2 qubits, d^2 data
-    assert dec["algorithmSyndromeBitsPerRound"] == bd["algorithmicLogicalQubits"] * d * d
+    # one bit per stabilizer of the rotated surface code, as stim's memory circuit measures
+    # (this was d^2, every non-data qubit, until the estimator took the physics model's count)
+    assert dec["syndromeBitsPerRoundPerLogicalQubit"] == d * d - 1
+    assert dec["algorithmSyndromeBitsPerRound"] == bd["algorithmicLogicalQubits"] * (d * d - 1)
     assert dec["syndromeRoundsPerSecond"] == d * 1e9 / result["logicalQubit"]["logicalCycleTime"]
     assert (
         dec["syndromeBitsPerSecond"] == dec["syndromeBitsPerRound"] * dec["syndromeRoundsPerSecond"]
@@ -390,3 +392,43 @@ def test_bad_logical_counts_are_refused():
     for bad in ({"tCount": 3}, {"numQubits": -1}, {"numQubits": 2, "tcount": 3}, [1]):
         with pytest.raises(QECError):
             LogicalCounts.from_json(bad)
+
+
+@pytest.mark.parametrize(
+    ("family", "qubit"),
+    [
+        ("surface_code", "qubit_gate_ns_e3"),
+        ("bacon_shor", "qubit_gate_ns_e3"),
+        ("floquet_code", "qubit_maj_ns_e4"),
+        ("SHYPS", "qubit_gate_ns_e4"),
+    ],
+)
+def test_qmk_estimate_and_qmk_run_telemetry_agree_on_the_decoder_load_of_a_code(family, qubit):
+    from qmk.execution.executor import run
+
+    result = estimate(
+        LogicalCounts.from_json(LARGE),
+        {"qubitParams": {"name": qubit}, "qecScheme": {"name": family}},
+    )
+    d = result["logicalQubit"]["codeDistance"]
+    program = {
+        "version": "0.2",
+        "program": {
+            "nodes": [
+                {
+                    "id": "a",
+                    "op": "ALLOC_LQ",
+                    "args": {"n": 1, "profile": f"logical:{family}(d={d})"},
+                    "vqs": ["q"],
+                },
+                {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["e"]},
+                {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
+            ]
+        },
+        "resources": {"vqs": ["q"], "events": ["e"]},
+        "caps": ["CAP_ALLOC"],
+    }
+    telemetry = run(program, shots=1, seed=1, qubit=qubit).telemetry
+    assert telemetry.syndrome_bits_per_round == pytest.approx(
+        result["decoder"]["syndromeBitsPerRoundPerLogicalQubit"]
+    )

@@ -263,3 +263,17 @@ def test_to_json_is_plain_json(default: LogicalModel):
 def test_pauli_rates_must_be_a_probability_distribution(rates):
     with pytest.raises(QECError):
         PauliRates(px=rates[0], py=rates[1], pz=rates[2])
+
+
+@pytest.mark.parametrize("family", ["surface_code", "bacon_shor"])
+@pytest.mark.parametrize("distance", [3, 5, 7])
+def test_syndrome_bits_per_round_are_the_measurements_of_a_round_of_stims_memory_circuit(
+    family, distance
+):
+    from qmk.experiments.circuits import memory_circuit
+    from qmk.qec.logical import syndrome_bits_per_round
+
+    two = memory_circuit(family, distance=distance, rounds=2)
+    three = memory_circuit(family, distance=distance, rounds=3)
+    per_round = three.num_measurements - two.num_measurements
+    assert syndrome_bits_per_round(family, distance) == per_round

@@ -41,6 +41,7 @@ from qmk.estimate.tfactory import (
 from qmk.qec.codes import QRE_MAX_CODE_DISTANCE, SCHEMES, powi
 from qmk.qec.errors import QECError
 from qmk.qec.formula import Formula
+from qmk.qec.logical import syndrome_bits_per_round as logical_syndrome_bits
 from qmk.qec.params import GATE_BASED, MAJORANA, QUBIT_PARAMS, QubitParams
 from qmk.qvm.profiles import family_name
 
@@ -996,17 +997,24 @@ def _pareto(points: list[tuple[float, int, _Result]]) -> list[_Result]:
 # -- decoder accounting ------------------------------------------------------------------------
 
 
-def syndrome_bits_per_round(code: Code, distance: int) -> int:
-    """Syndrome bits one logical qubit yields per round: its measured (ancilla) qubits.
+def syndrome_bits_per_round(code: Code, distance: int) -> float:
+    """Syndrome bits one logical qubit yields per round.
 
-    A distance-d patch of the surface, Floquet or Bacon-Shor code has d**2 data qubits and
-    measures every other qubit once per round; SHYPS charges two ancillas per data qubit
-    (``qmk.qec.codes.SHYPS``), so two thirds of its qubits are measured.
+    A code of a known family takes the physics model's count
+    (:func:`qmk.qec.logical.syndrome_bits_per_round`, the one run telemetry reports and
+    checked against the measurements per round of stim's memory circuits), so
+    ``qmk estimate`` and ``qmk run`` agree. A custom scheme of no known family is charged
+    one bit per qubit beyond ``d**2`` data qubits (at least one).
     """
-    qubits = code.physical_qubits(distance)
-    if code.name in ("SHYPS", "shyps"):
-        return qubits - math.ceil(qubits / 3)
-    return max(1, qubits - distance * distance)
+    family = family_name(code.name)
+    if family is not None:
+        return logical_syndrome_bits(family, distance)
+    return float(max(1, code.physical_qubits(distance) - distance * distance))
+
+
+def _whole(value: float) -> float | int:
+    """``value`` as an int when it is whole (the counts a report shows), else as is."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _decoder(code: Code, result: _Result) -> dict[str, Any]:
@@ -1031,10 +1039,10 @@ def _decoder(code: Code, result: _Result) -> dict[str, Any]:
         "syndromeRoundsPerLogicalCycle": d,
         "syndromeRoundTime": patch.cycle_time / d,
         "syndromeRoundsPerSecond": rounds_per_second,
-        "syndromeBitsPerRoundPerLogicalQubit": per_patch,
-        "algorithmSyndromeBitsPerRound": algorithm_bits,
+        "syndromeBitsPerRoundPerLogicalQubit": _whole(per_patch),
+        "algorithmSyndromeBitsPerRound": _whole(algorithm_bits),
         "tfactorySyndromeBitsPerRound": factory_bits,
-        "syndromeBitsPerRound": bits,
+        "syndromeBitsPerRound": _whole(bits),
         "syndromeBitsPerSecond": bits * rounds_per_second,
         "decodingRounds": result.num_cycles * d,
     }
