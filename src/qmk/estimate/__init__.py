@@ -5,8 +5,12 @@ Built on the logical-qubit layer (:mod:`qmk.qec`):
 - :mod:`qmk.estimate.counts` -- :class:`LogicalCounts` of a program, counted as the Q#
   tracer counts (peak qubits, T, rotations, rotation depth, CCZ, measurements).
 - :mod:`qmk.estimate.tfactory` -- T-factory units and the factory search.
-- :mod:`qmk.estimate.estimator` -- QRE's job parameters, distance and factory search,
-  budgets, constraints, the frontier and the report (``docs/estimation.md``).
+- :mod:`qmk.estimate.params` -- QRE's job parameters: qubit parameters, the QEC scheme (a
+  :class:`qmk.qec.codes.QecScheme`), budgets, constraints, distillation units.
+- :mod:`qmk.estimate.search` -- the code distance, factory search, single point and frontier.
+- :mod:`qmk.estimate.report` -- the result JSON, the decoder accounting and :func:`estimate`.
+- :mod:`qmk.estimate.estimator` -- the public names of the three, in one place
+  (``docs/estimation.md``).
 
 >>> from qmk.estimate import LogicalCounts, estimate
 >>> report = estimate(LogicalCounts(num_qubits=10, t_count=100, measurement_count=10))

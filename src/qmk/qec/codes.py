@@ -95,6 +95,11 @@ class QecScheme:
         physical_qubits_per_logical_qubit: over ``codeDistance`` only (as in QRE).
         syndrome_rounds: syndrome-extraction (decoder) rounds per logical cycle.
         max_distance: the largest code distance the scheme accepts.
+        distance_coefficient_power: QRE's ``distanceCoefficientPower``: ``P_L`` carries a
+            factor ``d ** power`` (0 for every predefined scheme).
+        name: the scheme's name as a QRE job writes it (a custom scheme's own name);
+            empty: the family's.
+        custom: a QRE custom scheme: ``family`` is its name, not one of the profile families.
         qre: True for QRE's own predefined schemes.
         sources: where the values come from.
         notes: the reasoning behind values that are QMK's assumptions.
@@ -108,13 +113,16 @@ class QecScheme:
     physical_qubits_per_logical_qubit: Formula
     syndrome_rounds: Formula = ROUNDS_PER_CYCLE
     max_distance: int = QRE_MAX_CODE_DISTANCE
+    distance_coefficient_power: int = 0
+    name: str = ""
+    custom: bool = False
     qre: bool = False
     sources: tuple[str, ...] = ()
     notes: str = ""
 
     def __post_init__(self) -> None:
         where = f"scheme {self.family}/{self.instruction_set}"
-        if self.family not in FAMILIES:
+        if self.family not in FAMILIES and not self.custom:
             raise QECError.of("unknown-profile", f"{where}: unknown code family {self.family!r}")
         if self.instruction_set not in INSTRUCTION_SETS:
             raise QECError.of(
@@ -199,6 +207,12 @@ class QecScheme:
         if physical_error_rate > self.error_correction_threshold:
             raise self._above(physical_error_rate)
         ratio = physical_error_rate / self.error_correction_threshold
+        if self.distance_coefficient_power:
+            return (
+                self.crossing_prefactor
+                * float(distance**self.distance_coefficient_power)
+                * powi(ratio, (distance + 1) // 2)
+            )
         return self.crossing_prefactor * powi(ratio, (distance + 1) // 2)
 
     def distance_for(self, physical_error_rate: float, target: float) -> int:
