@@ -65,6 +65,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.kernel": (
         *LEAVES,
         "qmk.execution",
+        "qmk.estimate",  # policy.profile "auto": the cheapest code variant
         "qmk.qvm",
         "qmk.frontends",
         "qmk.engines",

@@ -113,8 +113,68 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.estimate.counts import count_graph
+    from qmk.estimate.variants import plan_variants
+
+    counts = count_graph(read_source(args, args.file, limits_of(args)))
+    plan = plan_variants(
+        counts, args.qubit, error_budget=args.error_budget, objective=args.objective
+    )
+    if args.json:
+        out.write(json.dumps(plan.to_json(), indent=2) + "\n")
+        return 0
+    lines = [
+        f"{args.file}: code variants on {plan.qubit}, error budget {plan.error_budget:g}, "
+        f"objective {plan.objective}"
+    ]
+    best: dict[str, Any] = {}
+    for variant in plan.variants:
+        if not variant.feasible:
+            lines.append(f"  {variant.family:<14} infeasible: {variant.why}")
+            continue
+        shown = best.get(variant.family)
+        if shown is None or variant.cost(plan.objective) < shown.cost(plan.objective):
+            best[variant.family] = variant
+    for family, variant in best.items():
+        count = sum(1 for v in plan.variants if v.family == family)
+        lines.append(
+            f"  {variant.profile:<30} {variant.physical_qubits:>12,} qubits  "
+            f"{_fmt_ns(variant.runtime_ns or 0):>10}  {variant.t_factories} T factories  "
+            f"(best of {count} on its frontier)"
+        )
+    chosen = plan.chosen
+    lines.append(
+        f"chosen: {chosen.profile} with {chosen.t_factories} T factories; run it with "
+        f"--profile {chosen.profile} (or --profile auto)"
+    )
+    out.write("\n".join(lines) + "\n")
+    return 0
+
+
 def register(add: AddCommand) -> None:
-    """Add ``qmk estimate``."""
+    """Add ``qmk estimate`` and ``qmk plan``."""
+    from qmk import defaults
+    from qmk.estimate.estimator import DEFAULT_ERROR_BUDGET
+    from qmk.estimate.variants import OBJECTIVES
+
+    plan = add("plan", "code variants of a program and the cheapest under an error budget")
+    plan.add_argument("file", help="program file (.qvm.json, .qvm.asm, .qasm, .ll, ...)")
+    source_options(plan, profile=False)
+    plan.add_argument("--qubit", default=defaults.QUBIT, metavar="NAME", help="qubit parameters")
+    plan.add_argument(
+        "--error-budget",
+        type=float,
+        default=DEFAULT_ERROR_BUDGET,
+        metavar="E",
+        help=f"total error budget ({DEFAULT_ERROR_BUDGET:g})",
+    )
+    plan.add_argument(
+        "--objective", choices=OBJECTIVES, default="volume", help="what to minimise (volume)"
+    )
+    plan.add_argument("--json", action="store_true", help="print every variant as JSON")
+    plan.set_defaults(run=_plan)
+
     parser = add("estimate", "physical resource estimate of a program (Azure QRE model)")
     parser.add_argument(
         "file", nargs="?", help="program file (.qvm.json, .qvm.asm, .qasm, .ll, ...)"

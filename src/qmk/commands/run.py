@@ -71,6 +71,12 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = {"dtype": "complex64"} if args.precision == "single" else {}
     # lowered qubits carry no profile: --profile below is the default for every qubit
     program = read_source(args, args.file, limits_of(args))
+    profile = args.profile
+    if profile == "auto":  # the cheapest code variant (qmk plan) for qubits that name none
+        from qmk.estimate.counts import count_graph
+        from qmk.estimate.variants import plan_variants
+
+        profile = plan_variants(count_graph(program), _qubit(args)).chosen.profile
     result = run(
         program,
         shots=args.shots,
@@ -78,7 +84,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         engine=args.engine,
         noise=_noise(args),
         qubit=_qubit(args),
-        profile=args.profile,
+        profile=profile,
         engine_options=options,
         limits=limits_of(args),
         calibration=args.calibration,
@@ -164,7 +170,8 @@ def register(add: AddCommand) -> None:
         "--profile",
         default=defaults.PROFILE,
         metavar="PROFILE",
-        help="code profile of qubits allocated without one",
+        help="code profile of qubits allocated without one; 'auto': the cheapest variant "
+        "'qmk plan' finds",
     )
     sub.add_argument(
         "--precision", choices=("double", "single"), default="double", help="statevector dtype"

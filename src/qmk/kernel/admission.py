@@ -14,6 +14,7 @@ and the firewall's answer of each (graph, tenant) when no channel is bound.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from qmk.kernel.channels import ChannelTable, check_firewall
 from qmk.kernel.clock import Clock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
-from qmk.kernel.jobs import Job, honour_set_policy, new_id, parse_policy, verified
+from qmk.kernel.jobs import Job, Policy, honour_set_policy, new_id, parse_policy, verified
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
 from qmk.qvm.codes import BY_NAME
@@ -138,6 +139,8 @@ class Admission:
                 missing=missing,
             )
         qubits = self._firewall(text, program, tenant, parsed.channels)
+        if parsed.profile == "auto":
+            parsed = self._auto_profile(program, parsed)
         physical = self._physical_qubits(text, program, parsed)
         total = self.config.machine.physical_qubits
         if physical > total:
@@ -223,6 +226,19 @@ class Admission:
         if len(self._firewalled) > PLAN_CACHE_SIZE:
             self._firewalled.popitem(last=False)
         return qubits
+
+    def _auto_profile(self, program: Any, policy: Policy) -> Policy:
+        """``policy`` with ``profile = "auto"`` replaced by the cheapest code variant of the
+        program on the machine's qubits (:mod:`qmk.estimate.variants`)."""
+        from qmk.estimate.counts import count_graph
+        from qmk.estimate.variants import plan_variants
+
+        qubit = policy.qubit or self.config.machine.qubit
+        try:
+            chosen = plan_variants(count_graph(program.graph), qubit).chosen
+        except QMKError as exc:
+            raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
+        return dataclasses.replace(policy, profile=chosen.profile)
 
     def _physical_qubits(self, text: str, program: Any, policy: Any) -> int:
         """Peak physical qubits of the program under ``policy`` (cached by graph text)."""

@@ -1,0 +1,181 @@
+"""Code variants of a program, and the choice among them (the design's user-mode JIT).
+
+For a program's logical counts on a machine's qubits, :func:`plan_variants` generates the
+variants the resource estimator can cost: every code family with a scheme for the qubit's
+instruction set, at the smallest distance that meets the error budget, and for each family
+every magic-state factory count on the estimator's Pareto frontier (fewer factories: fewer
+qubits, a longer run). It chooses the variant with the least cost under an objective:
+
+- ``volume``: physical qubits x runtime (the space-time cost; the default),
+- ``qubits``: physical qubits, then runtime,
+- ``runtime``: runtime, then physical qubits.
+
+A family whose scheme cannot meet the budget (above threshold, distance too large) is
+listed as infeasible with the estimator's reason. The chosen variant's ``profile``
+(``logical:FAMILY(d=N)``) is what ``qmk run --profile auto`` and a kernel job with
+``policy.profile = "auto"`` give the qubits whose ``ALLOC_LQ`` names none.
+
+>>> from qmk.estimate.counts import LogicalCounts
+>>> counts = LogicalCounts(num_qubits=20, t_count=10_000, measurement_count=100)
+>>> plan = plan_variants(counts, "qubit_gate_ns_e3")
+>>> plan.chosen.profile
+'logical:surface_code(d=15)'
+>>> sorted({v.family for v in plan.variants})
+['SHYPS', 'bacon_shor', 'surface_code']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from qmk.estimate.counts import LogicalCounts
+from qmk.estimate.estimator import DEFAULT_ERROR_BUDGET, estimate, qubit_to_json
+from qmk.qec.codes import SCHEMES
+from qmk.qec.errors import QECError
+from qmk.qec.params import QubitParams, qubit_params
+
+#: The objectives a plan may minimise (see the module docstring).
+OBJECTIVES: tuple[str, ...] = ("volume", "qubits", "runtime")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Variant:
+    """One way to run the program: a code family and distance, and a factory count."""
+
+    family: str
+    distance: int | None
+    physical_qubits: int | None
+    runtime_ns: float | None
+    t_factories: int | None
+    logical_error_rate: float | None
+    feasible: bool
+    why: str = ""
+
+    @property
+    def profile(self) -> str:
+        return f"logical:{self.family}(d={self.distance})"
+
+    def cost(self, objective: str) -> tuple[float, float]:
+        """The sort key of ``objective`` (smaller is better)."""
+        qubits, runtime = float(self.physical_qubits or 0), float(self.runtime_ns or 0)
+        if objective == "qubits":
+            return (qubits, runtime)
+        if objective == "runtime":
+            return (runtime, qubits)
+        return (qubits * runtime, runtime)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "distance": self.distance,
+            "profile": self.profile if self.feasible else None,
+            "physical_qubits": self.physical_qubits,
+            "runtime_ns": self.runtime_ns,
+            "t_factories": self.t_factories,
+            "logical_error_rate": self.logical_error_rate,
+            "feasible": self.feasible,
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VariantPlan:
+    """Every variant generated, the objective and the one chosen."""
+
+    variants: tuple[Variant, ...]
+    objective: str
+    chosen: Variant
+    qubit: str
+    error_budget: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "qubit": self.qubit,
+            "error_budget": self.error_budget,
+            "objective": self.objective,
+            "chosen": self.chosen.to_json(),
+            "variants": [v.to_json() for v in self.variants],
+        }
+
+
+def _variants_of(
+    family: str, counts: LogicalCounts, qubit: QubitParams, budget: float
+) -> list[Variant]:
+    params = {
+        "qubitParams": qubit_to_json(qubit),
+        "qecScheme": {"name": family},
+        "errorBudget": budget,
+        "estimateType": "frontier",
+    }
+    try:
+        report = estimate(counts, params)
+    except QECError as exc:
+        return [
+            Variant(
+                family=family,
+                distance=None,
+                physical_qubits=None,
+                runtime_ns=None,
+                t_factories=None,
+                logical_error_rate=None,
+                feasible=False,
+                why=exc.message,
+            )
+        ]
+    out = []
+    for entry in report.get("frontierEntries") or [report]:
+        breakdown = entry["physicalCounts"]["breakdown"]
+        out.append(
+            Variant(
+                family=family,
+                distance=int(entry["logicalQubit"]["codeDistance"]),
+                physical_qubits=int(entry["physicalCounts"]["physicalQubits"]),
+                runtime_ns=float(entry["physicalCounts"]["runtime"]),
+                t_factories=int(breakdown.get("numTfactories", 0)),
+                logical_error_rate=float(entry["logicalQubit"]["logicalErrorRate"]),
+                feasible=True,
+            )
+        )
+    return out
+
+
+def plan_variants(
+    counts: LogicalCounts,
+    qubit: str | QubitParams,
+    *,
+    error_budget: float = DEFAULT_ERROR_BUDGET,
+    objective: str = "volume",
+) -> VariantPlan:
+    """The variants of a program with ``counts`` on ``qubit`` and the one ``objective`` picks.
+
+    Raises:
+        QECError: ``QC103`` for an unknown objective, and when no family meets the budget
+            (naming each family's reason).
+    """
+    if objective not in OBJECTIVES:
+        raise QECError.of(
+            "bad-parameter", f"objective {objective!r}: use one of {', '.join(OBJECTIVES)}"
+        )
+    params = qubit_params(qubit)
+    variants: list[Variant] = []
+    for family, by_set in SCHEMES.items():
+        if params.instruction_set in by_set:
+            variants += _variants_of(family, counts, params, error_budget)
+    feasible = [v for v in variants if v.feasible]
+    if not feasible:
+        reasons = "; ".join(f"{v.family}: {v.why}" for v in variants)
+        raise QECError.of(
+            "bad-parameter", f"no code variant meets the error budget {error_budget}: {reasons}"
+        )
+    chosen = min(feasible, key=lambda v: v.cost(objective))
+    return VariantPlan(
+        variants=tuple(variants),
+        objective=objective,
+        chosen=chosen,
+        qubit=params.name,
+        error_budget=error_budget,
+    )
+
+
+__all__ = ["OBJECTIVES", "Variant", "VariantPlan", "plan_variants"]
