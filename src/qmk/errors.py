@@ -23,10 +23,10 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (28)
      +-- QECError                  qmk.qec.errors        QC101..QC123 (12)
      +-- FrontendError             qmk.frontends.errors  QL101..QL108 (8)
-     +-- EngineError               qmk.engines.base      QE101..QE105 (5)
+     +-- EngineError               qmk.engines.base      QE101..QE107 (7)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101
-     |    +-- JobError             qmk.kernel.errors     QK201..QK303 (5)
+     |    +-- JobError             qmk.kernel.errors     QK201..QK304 (6)
      +-- ServeError                qmk.abi.errors        QW001..QW003 (3)
      +-- CommandError              qmk.abi.errors        QW010..QW012 (3)
      +-- SyscallError              qmk.errors            QS1000

@@ -6,7 +6,9 @@ Z, X or Y basis (outcome 0 for the +1 eigenstate; the qubit stays, in the
 post-measurement state), resets, applies Pauli channels with its own seeded RNG,
 saves and restores its state (RNG included; :meth:`Engine.reseed` replaces the RNG),
 and samples many shots of the current state
-without disturbing it.
+without disturbing it. An engine whose class also has the static methods
+``export_snapshot(snapshot) -> (json, arrays)`` and ``import_snapshot(json, arrays)``
+can write its snapshots to a checkpoint file (:mod:`qmk.execution.checkpoint`).
 
 Errors are :class:`EngineError` (exit status 2) with a ``QE`` code; this module
 registers the family in :data:`qmk.errors.REGISTRY` (``docs/errors.md`` lists it).
@@ -59,6 +61,18 @@ register(
         "engine-misuse",
         "a qubit index the engine did not hand out, a repeated qubit, a bad basis or count",
         "pass indices allocate() returned, distinct qubits, a basis Z, X or Y, counts in range",
+    ),
+    (
+        "QE106",
+        "checkpoint-mismatch",
+        "an execution state that is of another run, or an engine that cannot save one",
+        "resume a checkpoint with the program, shots, seed, engine and physics it was taken with",
+    ),
+    (
+        "QE107",
+        "checkpoint-unreadable",
+        "a checkpoint file that is missing, damaged, or of another format or version",
+        "restore another checkpoint of the job (q_restore with its id), or run it from the start",
     ),
 )
 

@@ -84,6 +84,9 @@ class Gate:
     quarter_turn: bool = False
     diagonal: bool = False
     pauli: bool = False
+    #: The gate whose matrix is this one's adjoint (``rx`` etc. with the angle negated:
+    #: see :meth:`adjoint`); a REV segment's rollback applies it.
+    inverse: str = ""
     build: Callable[[Sequence[float]], np.ndarray]
 
     def matrix(self, params: Sequence[float] = ()) -> np.ndarray:
@@ -91,6 +94,14 @@ class Gate:
         if len(params) != len(self.params):
             raise ValueError(f"{self.name} takes {len(self.params)} parameters, got {len(params)}")
         return self.build(params)
+
+    def adjoint(self, params: Sequence[float] = ()) -> tuple[str, tuple[float, ...]]:
+        """The gate and parameters that undo this gate with ``params``.
+
+        >>> GATES["t"].adjoint(), GATES["rz"].adjoint((0.5,)), GATES["cx"].adjoint()
+        (('tdg', ()), ('rz', (-0.5,)), ('cx', ()))
+        """
+        return (self.inverse or self.name), tuple(-float(p) for p in params)
 
     def is_clifford(self, params: Sequence[float] = ()) -> bool:
         """Whether the gate with these parameters is a Clifford gate."""
@@ -125,12 +136,30 @@ GATES: Mapping[str, Gate] = MappingProxyType(
                 build=_fixed([[1, 0], [0, -1]]),
             ),
             Gate(name="h", qubits=1, clifford=True, build=_fixed([[_S2, _S2], [_S2, -_S2]])),
-            Gate(name="s", qubits=1, clifford=True, diagonal=True, build=_fixed([[1, 0], [0, 1j]])),
             Gate(
-                name="sdg", qubits=1, clifford=True, diagonal=True, build=_fixed([[1, 0], [0, -1j]])
+                name="s",
+                inverse="sdg",
+                qubits=1,
+                clifford=True,
+                diagonal=True,
+                build=_fixed([[1, 0], [0, 1j]]),
             ),
-            Gate(name="t", qubits=1, diagonal=True, build=_fixed([[1, 0], [0, _T]])),
-            Gate(name="tdg", qubits=1, diagonal=True, build=_fixed([[1, 0], [0, _T.conjugate()]])),
+            Gate(
+                name="sdg",
+                inverse="s",
+                qubits=1,
+                clifford=True,
+                diagonal=True,
+                build=_fixed([[1, 0], [0, -1j]]),
+            ),
+            Gate(name="t", inverse="tdg", qubits=1, diagonal=True, build=_fixed([[1, 0], [0, _T]])),
+            Gate(
+                name="tdg",
+                inverse="t",
+                qubits=1,
+                diagonal=True,
+                build=_fixed([[1, 0], [0, _T.conjugate()]]),
+            ),
             Gate(name="rx", qubits=1, params=("theta",), quarter_turn=True, build=_rx),
             Gate(name="ry", qubits=1, params=("theta",), quarter_turn=True, build=_ry),
             Gate(

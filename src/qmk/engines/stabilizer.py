@@ -371,6 +371,40 @@ qubits and 2 are live; free some or raise max_qubits
         self._next_index = snapshot.next_index
         self._rng.bit_generator.state = snapshot.rng_state
 
+    @staticmethod
+    def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``snapshot`` as plain data (for a checkpoint file): the inverse tableau as
+        arrays, the qubit pool and the numpy stream as JSON. Stim's own stream is not
+        kept: whoever restores it reseeds (as :mod:`qmk.execution.trajectories` does).
+        """
+        if not isinstance(snapshot, _Snapshot):
+            raise EngineError.of("engine-misuse", "not a stabilizer snapshot")
+        names = ("x2x", "x2z", "z2x", "z2z", "x_signs", "z_signs")
+        parts = snapshot.sim.current_inverse_tableau().to_numpy(bit_packed=False)
+        meta = {
+            "live": sorted(snapshot.live),
+            "pool": list(snapshot.pool),
+            "next_index": snapshot.next_index,
+            "rng_state": snapshot.rng_state,
+        }
+        return meta, dict(zip(names, parts, strict=True))
+
+    @staticmethod
+    def import_snapshot(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
+        """The snapshot :meth:`export_snapshot` wrote as ``meta`` and ``arrays``."""
+        tableau = stim.Tableau.from_numpy(
+            **{name: np.asarray(arrays[name], dtype=bool) for name in arrays}
+        )
+        sim = stim.TableauSimulator(seed=0)
+        sim.set_inverse_tableau(tableau)
+        return _Snapshot(
+            sim=sim,
+            live=frozenset(int(q) for q in meta["live"]),
+            pool=tuple(int(q) for q in meta["pool"]),
+            next_index=int(meta["next_index"]),
+            rng_state=meta["rng_state"],
+        )
+
     def sample(self, qubits: Sequence[int], shots: int) -> np.ndarray:
         """``shots`` Z-basis outcomes of ``qubits``, without changing the state.
 

@@ -50,7 +50,9 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines import EngineError, engine_class
+from qmk.execution.checkpoint import ExecutionState, read_state, run_key
 from qmk.execution.plan import Plan, build_plan
+from qmk.execution.trajectories import Control, Progress, Runner, micro_ops
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.noise import NoiseModel, describe_noise_model
@@ -100,6 +102,15 @@ class Telemetry:
     syndrome_bits_per_round: float = 0.0
     #: Syndrome bits per second the decoders must process at that peak (qmk.qec.logical).
     decoder_bits_per_second: float = 0.0
+    #: Execution states saved (checkpoints and stops), over every attempt of the run.
+    checkpoints: int = 0
+    #: The epoch (the number of the fence) the run last resumed from; None: from its start.
+    resumed_from_epoch: int | None = None
+    #: The epochs at whose fences the run stopped to yield its worker (preemptions).
+    preempted_at_epochs: tuple[int, ...] = ()
+    #: REV segments rolled back to stop inside them, and the gates that undid them.
+    rollbacks: int = 0
+    rollback_gates: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +139,11 @@ class Telemetry:
             "wall_time_s": self.wall_time_s,
             "syndrome_bits_per_round": self.syndrome_bits_per_round,
             "decoder_bits_per_second": self.decoder_bits_per_second,
+            "checkpoints": self.checkpoints,
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "preempted_at_epochs": list(self.preempted_at_epochs),
+            "rollbacks": self.rollbacks,
+            "rollback_gates": self.rollback_gates,
         }
 
 
@@ -267,6 +283,8 @@ def run(
     limits: Limits | None = None,
     calibration: Calibration | str | os.PathLike[str] | None = None,
     require_calibration: bool = True,
+    control: Control | None = None,
+    resume: ExecutionState | str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run ``program`` for ``shots`` shots and return counts, memory and telemetry.
 
@@ -286,11 +304,19 @@ def run(
             file) used for the profiles of its family and instruction set; it must apply
             to at least one qubit of the program unless ``require_calibration`` is False
             (a machine-wide calibration; telemetry lists the profiles it applied to).
+        control: who may ask the run, at its fences, to save its state and go on or
+            stop (:class:`~qmk.execution.trajectories.Control`; the kernel's worker).
+            Only ``trajectories`` runs have fences to stop at; a ``stim-batch`` run
+            samples every shot in one pass and never asks.
+        resume: an :class:`~qmk.execution.checkpoint.ExecutionState` (or its file) a
+            control saved: the run goes on from there and gives the counts of a run
+            that never stopped.
 
     Raises:
         QMKError: bad input (FormatError, VerificationError), an engine that cannot run
             the program (EngineError), or unknown QEC names (QECError), all before any
-            simulation.
+            simulation; ``QE106``/``QE107`` for a state of another run or an unreadable one.
+        Suspended: the control asked the run to stop; its state was saved first.
     """
     started = time.perf_counter()
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
@@ -330,12 +356,35 @@ def run(
             capacity=capacity,
         )
     streams = np.random.SeedSequence(seed).spawn(3)
-    mode, bits, injected, simulations = _execute(plan, name, cls, options, shots, streams)
+    key = run_key(
+        {
+            "graph": verified.graph.to_json(),
+            "shots": shots,
+            "seed": seed,
+            "engine": name,
+            "options": options,
+            "noise": inject,
+            "noise_model": None if noise_model is None else describe_noise_model(noise_model),
+            "qubit": qubit if isinstance(qubit, str) else repr(qubit),
+            "profile": profile,
+            "calibration": None if calibration is None else calibration.to_json(),
+        }
+    )
+    if resume is not None and not isinstance(resume, ExecutionState):
+        resume = read_state(resume)
+    mode, bits, injected, progress = _execute(
+        plan, name, cls, options, shots, streams, control=control, resume=resume, key=key
+    )
     telemetry = _telemetry(
-        plan, name, mode, shots, injected, simulations, inject, qubit, profile=profile
+        plan, name, mode, shots, injected, progress.simulations, inject, qubit, profile=profile
     )
     telemetry = replace(
         telemetry,
+        checkpoints=progress.checkpoints,
+        resumed_from_epoch=progress.resumed_from_epoch,
+        preempted_at_epochs=tuple(progress.preempted_at_epochs or ()),
+        rollbacks=progress.rollbacks,
+        rollback_gates=progress.rollback_gates,
         noise_model=None if noise_model is None else describe_noise_model(noise_model),
         calibration=None
         if calibration is None
@@ -361,11 +410,15 @@ def _execute(
     options: dict[str, Any],
     shots: int,
     streams: list[np.random.SeedSequence],
-) -> tuple[str, np.ndarray, int, int]:
+    *,
+    control: Control | None = None,
+    resume: ExecutionState | None = None,
+    key: str = "",
+) -> tuple[str, np.ndarray, int, Progress]:
     from qmk.engines.batch import batch_compiler
-    from qmk.execution import batch, trajectories
+    from qmk.execution import batch
 
-    compiler = batch_compiler(cls)
+    compiler = batch_compiler(cls) if resume is None else None
     lowered = batch.lower(plan) if compiler is not None else None
     sampler = compiler(lowered.circuit) if compiler is not None and lowered is not None else None
     if sampler is not None and lowered is not None:
@@ -373,23 +426,32 @@ def _execute(
         bits, injected = sampler.sample(
             shots, batch_seed, lowered.event_columns, lowered.herald_columns
         )
-        return sampler.mode, bits, injected, 1
+        return sampler.mode, bits, injected, Progress(simulations=1)
     noise_rng = np.random.default_rng(streams[1])
-    branch_rng = np.random.default_rng(streams[2])
     groups, injected = sample_error_patterns(plan, shots, noise_rng)
-    bits = np.zeros((shots, len(plan.events)), dtype=np.uint8)
-    simulations = 0
+    work = []
     for pattern, members in groups.items():
         errors: dict[int, list[tuple[bool, str, str]]] = {}
         for location, pauli in pattern:
             loc = plan.noise[location]
             errors.setdefault(loc.step, []).append((loc.before, loc.qubit, pauli))
-        ops = trajectories.micro_ops(plan, errors)
-        engine = cls(seed=int(branch_rng.integers(2**63)), **options)
-        rows, count = trajectories.run_group(plan, ops, engine, len(members), branch_rng)
-        simulations += count
-        bits[members] = rows[branch_rng.permutation(len(members))]
-    return "trajectories", bits, injected, simulations
+        work.append((micro_ops(plan, errors), members))
+    runner = Runner(
+        plan,
+        lambda: cls(seed=0, **options),
+        work,
+        shots,
+        streams[2],
+        control,
+        key=key,
+        engine_name=name,
+    )
+    if resume is not None:
+        from qmk.execution.checkpoint import resume as resume_runner
+
+        resume_runner(runner, resume)
+    bits = runner.run()
+    return "trajectories", bits, injected, runner.progress
 
 
 def sample_error_patterns(

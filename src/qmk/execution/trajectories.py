@@ -10,24 +10,45 @@ log2(shots) snapshots are held at once. Measurements at the end of the program
 simulated one by one: each leaf applies their basis changes and draws all its
 shots from the final state at once. A program with no mid-circuit measurement is
 thus simulated exactly once per group and sampled.
+
+**Resumable.** Every branch draws from a random stream of its own, seeded where it
+split off from its parent's, and a group's rows are assembled from its leaves in the
+order of their *paths* (the choices taken at each split), not in the order they ran.
+So the work may stop and go on later, in another process, with the same result.
+A :class:`Runner` asks its :class:`Control` at every ``FENCE_EPOCH`` the running
+branch reaches whether to save its whole state (the rows done, every waiting branch
+with its engine snapshot, stream and path: :class:`qmk.execution.checkpoint.ExecutionState`)
+and go on, or save it and stop. Asked to stop *now*, it rolls back the open REV
+segment of the running branch (the unitary micro-ops since its last irreversible one,
+undone by their adjoints in reverse order) and saves the state at the segment's start.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from qmk.engines.base import Engine
+from qmk.engines.gates import GATES
 from qmk.execution.plan import Plan
 from qmk.qvm.graph import Guard
+
+#: What a :class:`Control` may answer: save the state and go on ...
+CHECKPOINT = "checkpoint"
+#: ... save it at this fence and stop ...
+YIELD = "yield"
+#: ... or stop as soon as possible (rolling back an open REV segment), save, and stop.
+YIELD_NOW = "yield-now"
+REQUESTS = (CHECKPOINT, YIELD, YIELD_NOW)
 
 
 @dataclass(frozen=True, slots=True)
 class _Op:
-    """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward) or werner."""
+    """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward), werner
+    or fence (``epoch``: the number of the epoch it opens, 1 for the first fence)."""
 
     kind: str
     qubits: tuple[str, ...]
@@ -38,6 +59,7 @@ class _Op:
     event: int = -1
     inputs: tuple[int, ...] = ()
     fidelity: float = 1.0
+    epoch: int = 0
 
 
 def micro_ops(plan: Plan, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> list[_Op]:
@@ -45,6 +67,7 @@ def micro_ops(plan: Plan, errors: Mapping[int, Sequence[tuple[bool, str, str]]])
     ``(before, qubit, pauli)``) inserted."""
     ev = {name: i for i, name in enumerate(plan.events)}
     out: list[_Op] = []
+    fences = 0
     append = out.append
 
     def paulis(step: int, before: bool) -> None:
@@ -105,6 +128,9 @@ def micro_ops(plan: Plan, errors: Mapping[int, Sequence[tuple[bool, str, str]]])
             append(_Op("gate", qs, guard, gate="cx"))
             if step.fidelity < 1:
                 append(_Op("werner", (b,), guard, fidelity=step.fidelity))
+        elif node.op == "FENCE_EPOCH":
+            fences += 1
+            append(_Op("fence", (), epoch=fences))
         if step.index in errors:
             paulis(step.index, False)
     return out
@@ -121,7 +147,7 @@ def tail_start(ops: Sequence[_Op]) -> int:
     while (
         start > 0
         and ops[start - 1].guard is None
-        and ops[start - 1].kind in ("meas", "free", "gate")
+        and ops[start - 1].kind in ("meas", "free", "gate", "fence")
     ):
         start -= 1
     while start < len(ops):
@@ -156,53 +182,239 @@ def _holds(guard: Guard | None, events: np.ndarray, index: Mapping[str, int]) ->
 _TO_Z = {"Z": (), "X": ("h",), "Y": ("sdg", "h")}
 
 
-def run_group(
-    plan: Plan,
-    ops: Sequence[_Op],
-    engine: Engine,
-    shots: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, int]:
-    """Simulate ``shots`` shots of ``ops`` on ``engine``: event rows (uint8) and the
-    number of trajectories simulated."""
-    index = {name: i for i, name in enumerate(plan.events)}
-    width = len(plan.events)
-    tail = tail_start(ops)
-    blocks: list[np.ndarray] = []
-    # (position, snapshot, qubit map, events, shots, action to take after restoring)
-    stack: list[tuple[int, object, dict[str, int], np.ndarray, int, Callable[[], None] | None]]
-    stack = []
-    qmap: dict[str, int] = {}
-    events = np.zeros(width, dtype=np.uint8)
-    pos, n = 0, shots
-    trajectories = 1
+class Control(Protocol):
+    """Who may ask a running :class:`Runner` to checkpoint or stop (the kernel's worker)."""
 
-    def split(choices: Sequence[float], act: Callable[[int], None]) -> int:
-        """Split the current n shots by ``choices``; returns the choice this branch takes."""
-        nonlocal n, trajectories
-        counts = rng.multinomial(n, choices)
-        taken = [c for c in range(len(choices)) if counts[c] > 0]
-        if len(taken) > 1:
-            snap = engine.snapshot()
-            order = sorted(taken, key=lambda c: (counts[c], c))
-            for c in reversed(order[1:]):
-                stack.append(
-                    (
-                        pos,
-                        snap,
-                        dict(qmap),
-                        events.copy(),
-                        int(counts[c]),
-                        functools.partial(act, c),
-                    )
+    @property
+    def urgent(self) -> bool:
+        """True while a request may be waiting that should not wait for the next fence
+        (read before every micro-op: keep it cheap)."""
+        ...
+
+    def at_fence(self, epoch: int) -> str | None:
+        """At the fence that opens ``epoch``: a request of :data:`REQUESTS`, or None."""
+        ...
+
+    def at_op(self) -> str | None:
+        """Between micro-ops, while :attr:`urgent`: :data:`YIELD_NOW` to stop, or None."""
+        ...
+
+    def save(self, state: Any) -> None:
+        """Keep ``state`` (an :class:`~qmk.execution.checkpoint.ExecutionState`)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What a branch restored from its split's snapshot does first: take its outcome.
+
+    ``kind`` is "collapse" (a measurement: ``event`` records the outcome), "discard"
+    (the Z outcome of a free or reset, ``free`` telling which) or "pauli" (a Werner
+    channel's Pauli, ``outcome`` indexing I, X, Y, Z).
+    """
+
+    kind: str
+    qubit: int
+    outcome: int
+    basis: str = "Z"
+    event: int = -1
+    name: str = ""
+    free: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Branch:
+    """A trajectory that waits: where it is, its shots, its stream and its path.
+
+    ``snapshot`` is the engine state to restore first (None: a group's first branch,
+    which starts on a fresh engine), then ``pending`` is applied.
+    """
+
+    pos: int
+    snapshot: Any
+    qmap: dict[str, int]
+    events: np.ndarray
+    shots: int
+    rng: np.random.Generator
+    path: tuple[int, ...]
+    pending: Pending | None = None
+
+
+class Suspended(Exception):
+    """The run saved its state at a control's request and stopped."""
+
+    def __init__(self, state: Any) -> None:
+        super().__init__("suspended")
+        self.state = state
+
+
+def _apply_pending(engine: Engine, branch: Branch, pending: Pending) -> None:
+    if pending.kind == "collapse":
+        engine.collapse(pending.qubit, pending.outcome, pending.basis)
+        if pending.event >= 0:
+            branch.events[pending.event] = pending.outcome
+    elif pending.kind == "discard":
+        engine.collapse(pending.qubit, pending.outcome, "Z")
+        if pending.free:
+            engine.free(branch.qmap.pop(pending.name))
+        else:
+            engine.reset(pending.qubit)
+    elif pending.outcome:
+        engine.apply("ixyz"[pending.outcome], [pending.qubit])
+
+
+@dataclass(slots=True, kw_only=True)
+class Progress:
+    """What a run has done so far (saved with its state, so it adds up across resumes)."""
+
+    simulations: int = 0
+    checkpoints: int = 0
+    preempted_at_epochs: list[int] | None = None
+    rollbacks: int = 0
+    rollback_gates: int = 0
+    resumed_from_epoch: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "simulations": self.simulations,
+            "checkpoints": self.checkpoints,
+            "preempted_at_epochs": list(self.preempted_at_epochs or ()),
+            "rollbacks": self.rollbacks,
+            "rollback_gates": self.rollback_gates,
+            "resumed_from_epoch": self.resumed_from_epoch,
+        }
+
+
+class Runner:
+    """Runs every shot group of a plan on engines of one class, resumably.
+
+    Args:
+        plan: the plan.
+        engine: builds a fresh engine (``engine()``) for each group.
+        groups: ``(pattern ops, shot indices)`` per group, in a fixed order.
+        shots: the run's shots (rows of :attr:`bits`).
+        seed: the stream every group's streams derive from (a SeedSequence).
+        control: who may ask for checkpoints and stops (None: nobody).
+        key: the digest of the run (:func:`qmk.execution.checkpoint.run_key`) that
+            a saved state carries, and ``engine_name`` its engine's name.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        engine: Callable[[], Engine],
+        groups: Sequence[tuple[list[_Op], np.ndarray]],
+        shots: int,
+        seed: np.random.SeedSequence,
+        control: Control | None = None,
+        *,
+        key: str = "",
+        engine_name: str = "",
+    ) -> None:
+        self.plan = plan
+        self.key = key
+        self.engine_name = engine_name
+        self.engine_factory = engine
+        self.groups = groups
+        self.seed = seed
+        self.control = control
+        self.index = {name: i for i, name in enumerate(plan.events)}
+        self.bits = np.zeros((shots, len(plan.events)), dtype=np.uint8)
+        self.group = 0  # the group running (every one before it is done)
+        self.stack: list[Branch] = []  # the group's waiting branches
+        self.leaves: list[tuple[tuple[int, ...], np.ndarray]] = []  # the group's done rows
+        self.progress = Progress(preempted_at_epochs=[])
+        #: Where the running branch stopped when the state was last saved (its epoch).
+        self.epoch = 0
+
+    def _stream(self, group: int, which: int) -> np.random.Generator:
+        """Stream ``which`` (0: the group's trajectories, 1: its row order) of ``group``."""
+        key = (*self.seed.spawn_key, group, which)
+        return np.random.default_rng(np.random.SeedSequence(self.seed.entropy, spawn_key=key))
+
+    def run(self) -> np.ndarray:
+        """Run what is left; every shot's event row (uint8, shot order).
+
+        Raises:
+            Suspended: the control asked to stop; the state was saved first.
+        """
+        while self.group < len(self.groups):
+            ops, members = self.groups[self.group]
+            if not self.stack and not self.leaves:
+                events = np.zeros(len(self.plan.events), dtype=np.uint8)
+                self.stack.append(
+                    Branch(0, None, {}, events, len(members), self._stream(self.group, 0), ())
                 )
-                trajectories += 1
-        choice = min(taken, key=lambda c: (counts[c], c))
-        n = int(counts[choice])
+                self.progress.simulations += 1
+            self._run_group(ops)
+            self.leaves.sort(key=lambda leaf: leaf[0])
+            rows = np.concatenate([rows for _, rows in self.leaves], axis=0)
+            order = self._stream(self.group, 1).permutation(len(members))
+            self.bits[members] = rows[order]
+            self.leaves = []
+            self.group += 1
+        return self.bits
+
+    def _run_group(self, ops: Sequence[_Op]) -> None:
+        engine = self.engine_factory()
+        tail = tail_start(ops)
+        while self.stack:
+            branch = self.stack.pop()
+            if branch.snapshot is not None:
+                engine.restore(branch.snapshot)
+            if branch.pending is not None:
+                _apply_pending(engine, branch, branch.pending)
+            self._run_branch(engine, ops, tail, branch)
+
+    def _split(
+        self,
+        engine: Engine,
+        branch: Branch,
+        pos: int,
+        probs: Sequence[float],
+        pending: Callable[[int], Pending],
+    ) -> int:
+        """Split ``branch``'s shots by ``probs`` at ``pos``; the choice it goes on with.
+
+        The other choices wait on the stack as branches of their own (the largest
+        deepest); every branch, this one included, gets a stream of its own.
+        """
+        counts = branch.rng.multinomial(branch.shots, probs)
+        taken = [c for c in range(len(probs)) if counts[c] > 0]
+        if len(taken) == 1:
+            return taken[0]
+        seeds = {c: int(branch.rng.integers(2**63)) for c in taken}
+        snap = engine.snapshot()
+        order = sorted(taken, key=lambda c: (counts[c], c))
+        for c in reversed(order[1:]):
+            self.stack.append(
+                Branch(
+                    pos,
+                    snap,
+                    dict(branch.qmap),
+                    branch.events.copy(),
+                    int(counts[c]),
+                    np.random.default_rng(seeds[c]),
+                    (*branch.path, c),
+                    pending(c),
+                )
+            )
+            self.progress.simulations += 1
+        choice = order[0]
+        branch.shots = int(counts[choice])
+        branch.rng = np.random.default_rng(seeds[choice])
+        branch.path = (*branch.path, choice)
         return choice
 
-    while True:
+    def _run_branch(self, engine: Engine, ops: Sequence[_Op], tail: int, branch: Branch) -> None:
+        index = self.index
+        control = self.control
+        qmap = branch.qmap
+        events = branch.events
+        pos = branch.pos
         while pos < tail:
+            if control is not None and control.urgent and control.at_op() == YIELD_NOW:
+                self._stop_now(engine, ops, branch, pos)
             op = ops[pos]
             pos += 1
             if op.guard is not None and not _holds(op.guard, events, index):
@@ -213,15 +425,9 @@ def run_group(
             elif kind == "meas":
                 q = qmap[op.qubits[0]]
                 p1 = min(max(engine.probability(q, op.basis), 0.0), 1.0)
-                evi = op.event
-
-                def act(outcome: int, q: int = q, basis: str = op.basis, evi: int = evi) -> None:
-                    engine.collapse(q, outcome, basis)
-                    if evi >= 0:
-                        # late binding on purpose: the branch's own events row
-                        events[evi] = outcome  # noqa: B023
-
-                act(split((1.0 - p1, p1), act))
+                pending = _collapse(q, op.basis, op.event)
+                choice = self._split(engine, branch, pos, (1.0 - p1, p1), pending)
+                _apply_pending(engine, branch, pending(choice))
             elif kind == "alloc":
                 qmap[op.qubits[0]] = engine.allocate()
             elif kind in ("free", "reset"):
@@ -231,38 +437,100 @@ def run_group(
                 name = op.qubits[0]
                 q = qmap[name]
                 p1 = min(max(engine.probability(q, "Z"), 0.0), 1.0)
-
-                def discard(outcome: int, q: int = q, name: str = name, kind: str = kind) -> None:
-                    engine.collapse(q, outcome, "Z")
-                    if kind == "free":
-                        engine.free(qmap.pop(name))  # noqa: B023 (the branch's own map)
-                    else:
-                        engine.reset(q)
-
-                discard(split((1.0 - p1, p1), discard))
+                pending = _discard(q, name, kind == "free")
+                choice = self._split(engine, branch, pos, (1.0 - p1, p1), pending)
+                _apply_pending(engine, branch, pending(choice))
             elif kind == "cond":
                 if sum(int(events[i]) for i in op.inputs if i >= 0) % 2:
                     engine.apply(op.gate, [qmap[op.qubits[0]]])
             elif kind == "werner":
                 q = qmap[op.qubits[0]]
                 p = (1.0 - op.fidelity) / 3
+                pending = _pauli(q)
+                choice = self._split(engine, branch, pos, (op.fidelity, p, p, p), pending)
+                _apply_pending(engine, branch, pending(choice))
+            elif kind == "fence" and control is not None:
+                while (request := control.at_fence(op.epoch)) is not None:
+                    branch.pos = pos
+                    self._save(engine, branch, op.epoch, request)
+        # every leaf samples from a stream of its own (restore() brought back the
+        # engine's saved stream: without this, leaves of one snapshot would repeat it)
+        engine.reseed(int(branch.rng.integers(2**63)))
+        self.leaves.append(
+            (branch.path, _leaf(ops, tail, engine, qmap, events, branch.shots, index))
+        )
 
-                def werner(choice: int, q: int = q) -> None:
-                    if choice:
-                        engine.apply("ixyz"[choice], [q])
+    def _save(self, engine: Engine, branch: Branch, epoch: int, request: str) -> None:
+        """Save the whole state with ``branch`` (now at ``branch.pos``) on top of the
+        stack; stop (:class:`Suspended`) unless ``request`` is a checkpoint."""
+        from qmk.execution.checkpoint import capture
 
-                werner(split((op.fidelity, p, p, p), werner))
-        blocks.append(_leaf(ops, tail, engine, qmap, events, n, index))
-        if not stack:
-            break
-        pos, snap, qmap, events, n, action = stack.pop()
-        engine.restore(snap)
-        # restore() brings the engine's random stream back too: without a fresh seed
-        # every branch restored from one snapshot would replay the same draws.
-        engine.reseed(int(rng.integers(2**63)))
-        if action is not None:
-            action()
-    return np.concatenate(blocks, axis=0), trajectories
+        assert self.control is not None
+        stopping = request != CHECKPOINT
+        self.progress.checkpoints += 1
+        if stopping:
+            assert self.progress.preempted_at_epochs is not None
+            self.progress.preempted_at_epochs.append(epoch)
+        self.epoch = epoch
+        waiting = Branch(
+            branch.pos,
+            engine.snapshot(),
+            dict(branch.qmap),
+            branch.events.copy(),
+            branch.shots,
+            branch.rng,
+            branch.path,
+        )
+        self.stack.append(waiting)
+        try:
+            state = capture(self)
+        finally:
+            self.stack.pop()
+        self.control.save(state)
+        if stopping:
+            raise Suspended(state)
+
+    def _stop_now(self, engine: Engine, ops: Sequence[_Op], branch: Branch, pos: int) -> None:
+        """Roll back the running branch's open REV segment, save, and stop.
+
+        The segment is the run of unitary micro-ops (gates and feed-forward Paulis)
+        before ``pos`` back to the last irreversible one, or to a fence (itself a
+        point to resume from). Events do not change inside it, so each guard is
+        decided as it was when the op ran.
+        """
+        start = pos
+        while start > 0 and ops[start - 1].kind in ("gate", "cond"):
+            start -= 1
+        undone = 0
+        for i in range(pos - 1, start - 1, -1):
+            op = ops[i]
+            if op.guard is not None and not _holds(op.guard, branch.events, self.index):
+                continue
+            if op.kind == "gate":
+                gate, params = GATES[op.gate].adjoint(op.params)
+                engine.apply(gate, [branch.qmap[q] for q in op.qubits], params)
+                undone += 1
+            elif sum(int(branch.events[e]) for e in op.inputs if e >= 0) % 2:
+                engine.apply(op.gate, [branch.qmap[op.qubits[0]]])  # a Pauli: self-inverse
+                undone += 1
+        if undone:
+            self.progress.rollbacks += 1
+            self.progress.rollback_gates += undone
+        branch.pos = start
+        epoch = sum(1 for op in ops[:start] if op.kind == "fence")
+        self._save(engine, branch, epoch, YIELD_NOW)
+
+
+def _collapse(q: int, basis: str, event: int) -> Callable[[int], Pending]:
+    return lambda outcome: Pending("collapse", q, outcome, basis=basis, event=event)
+
+
+def _discard(q: int, name: str, free: bool) -> Callable[[int], Pending]:
+    return lambda outcome: Pending("discard", q, outcome, name=name, free=free)
+
+
+def _pauli(q: int) -> Callable[[int], Pending]:
+    return lambda outcome: Pending("pauli", q, outcome)
 
 
 def _leaf(
