@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("qmk.estimate", "qmk.experiments", "qmk.testing"),
     ),
     ("the in-process machine", ("qmk.execution",)),
+    ("devices behind the device interface (HAL), on the machine", ("qmk.devices",)),
     ("the wire: qSyscall's method table, JSON-RPC core and server", ("qmk.abi",)),
     ("the kernel service", ("qmk.kernel",)),
     (
@@ -59,6 +60,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.testing": (*LEAVES, "qmk.engines"),
     # execution is the one place that combines programs, engines and the QEC layer
     "qmk.execution": (*LEAVES, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
+    # devices sit beside the machine: the simulated logical machine runs on it
+    "qmk.devices": (*LEAVES, "qmk.qvm", "qmk.engines", "qmk.qec", "qmk.execution"),
     # the wire never imports the kernel (it serves any object that has the methods)
     "qmk.abi": (*LEAVES, "qmk.qvm"),
     # the kernel runs execution in workers, and implements the ABI's contract (typing only)
@@ -70,6 +73,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.frontends",
         "qmk.engines",
         "qmk.qec",
+        "qmk.devices",  # the device it holds (the HAL), its faults and inventory
         "qmk.abi.protocol",
     ),
     # the client talks to a kernel over the wire only

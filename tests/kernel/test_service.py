@@ -51,7 +51,7 @@ from support.paths import EXAMPLES
 
 
 def test_kernel_offers_every_syscall_of_the_contract() -> None:
-    assert len(SYSCALLS) == 14
+    assert len(SYSCALLS) == 15
     for name in SYSCALLS:
         assert asyncio.iscoroutinefunction(getattr(Kernel, name)), name
 

@@ -342,6 +342,31 @@ class SyscallMethods(Generic[_R]):
             },
         )
 
+    def q_calibrate(
+        self,
+        calibration: Mapping[str, Any] | SupportsJson | None = None,
+        qubit: Mapping[str, Any] | SupportsJson | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Ingest a calibration or custom qubit parameters into the machine (operators).
+
+        Returns: the device {kind, inventory, capabilities, health, faults, logical_model}.
+
+        Args:
+            calibration: object | null; a fit from qmk qec calibrate --output (default null)
+            qubit: object | null; qubit parameters (QRE's JSON form) (default null)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_calibrate",
+            {
+                "session_id": session_id,
+                "calibration": calibration,
+                "qubit": qubit,
+            },
+        )
+
     def q_list_jobs(
         self,
         state: str | None = None,

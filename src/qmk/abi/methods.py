@@ -308,6 +308,20 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 _SESSION,
             ),
             _method(
+                "q_calibrate",
+                "ingest a calibration or custom qubit parameters into the machine (operators)",
+                "the device {kind, inventory, capabilities, health, faults, logical_model}",
+                _SESSION,
+                _p(
+                    "calibration",
+                    OBJ,
+                    NULL,
+                    doc="a fit from qmk qec calibrate --output",
+                    required=False,
+                ),
+                _p("qubit", OBJ, NULL, doc="qubit parameters (QRE's JSON form)", required=False),
+            ),
+            _method(
                 "q_list_jobs",
                 "this tenant's jobs, newest first, without results",
                 "{jobs: [job summaries]}",

@@ -235,6 +235,23 @@ class KernelSyscalls(Protocol):
             session_id: string; the session from q_negotiate_caps
         """
 
+    async def q_calibrate(
+        self,
+        *,
+        session_id: str,
+        calibration: Mapping[str, Any] | None = None,
+        qubit: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Ingest a calibration or custom qubit parameters into the machine (operators).
+
+        Returns: the device {kind, inventory, capabilities, health, faults, logical_model}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            calibration: object | null; a fit from qmk qec calibrate --output (default null)
+            qubit: object | null; qubit parameters (QRE's JSON form) (default null)
+        """
+
     async def q_list_jobs(
         self,
         *,

@@ -13,6 +13,7 @@ inside the handlers, so ``qmk --help`` stays fast.
 - :mod:`qmk.commands.estimate` -- ``estimate``
 - :mod:`qmk.commands.qec` -- ``qec threshold``, ``qec calibrate``
 - :mod:`qmk.commands.service` -- ``serve``, the client commands, ``audit verify``
+- :mod:`qmk.commands.device` -- ``device info``, ``device calibrate``
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class AddCommand(Protocol):
 
 
 #: The command modules, in the order their commands appear in ``qmk --help``.
-MODULES: tuple[str, ...] = ("program", "run", "estimate", "qec", "service")
+MODULES: tuple[str, ...] = ("program", "run", "estimate", "qec", "service", "device")
 
 
 def plural(number: int, noun: str) -> str:

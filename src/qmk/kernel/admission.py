@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from qmk.devices.logical import LogicalMachine
 from qmk.errors import (
     AdmissionError,
     CapabilityError,
@@ -34,6 +35,7 @@ from qmk.kernel.channels import ChannelTable, check_firewall
 from qmk.kernel.clock import Clock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.faults import device_for
 from qmk.kernel.jobs import Job, Policy, honour_set_policy, new_id, parse_policy, verified
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
@@ -59,6 +61,7 @@ class Admission:
         audit: where capability decisions are recorded.
         commits: the group commit (a refusal's audit line is committed urgently).
         clock: gives a job its ``created_at``.
+        device: the machine, whose largest module up bounds a job's physical qubits.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Admission:
         audit: AuditLog,
         commits: GroupCommit,
         clock: Clock,
+        device: LogicalMachine | None = None,
     ) -> None:
         self.config = config
         self.channels = channels
@@ -77,6 +81,7 @@ class Admission:
         self.audit = audit
         self.commits = commits
         self.clock = clock
+        self.device = device or device_for(config)
         self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
         self._firewalled: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
 
@@ -142,10 +147,14 @@ class Admission:
         if parsed.profile == "auto":
             parsed = self._auto_profile(program, parsed)
         physical = self._physical_qubits(text, program, parsed)
-        total = self.config.machine.physical_qubits
+        inventory = self.device.inventory()
+        total = inventory.largest_module_up  # a job runs on one module
         if physical > total:
+            where = (
+                "the machine has" if len(inventory.modules) == 1 else "its largest module up has"
+            )
             raise AdmissionError(
-                f"the job needs {physical} physical qubits at its peak; the machine has {total}",
+                f"the job needs {physical} physical qubits at its peak; {where} {total}",
                 needed=physical,
                 total=total,
             )

@@ -4,9 +4,10 @@ When a job completes, the kernel appends one ``attest`` line to the audit log (s
 hash-chained and signed like every other line). It records everything needed to run the
 job again and the digest of what it gave:
 
-- the run's inputs: the SHA-256 of the graph text, shots, seed, the engine asked for and the
-  one used, the noise flag, qubit parameter set, default profile, noise model and
-  calibration (values, not names of files);
+- the run's inputs: the SHA-256 of the graph text it ran, shots, seed, the engine asked for
+  and the one used, the noise flag, qubit parameter set, default profile, noise model and
+  calibration (values, not names of files), and the changes the fault policies made to the
+  submitted program (``rewrite``, :mod:`qmk.kernel.faults`; null when none);
 - one record per epoch of the program (the nodes between fences): how many nodes, the ops
   it applies by name, the capabilities they need, and the logical qubits it allocates;
 - the SHA-256 of the result's counts (canonical JSON, keys sorted).
@@ -73,10 +74,13 @@ def attestation(spec: Mapping[str, Any], result: Mapping[str, Any], program: Any
         "engine_requested": spec.get("engine"),
         "engine": result.get("engine"),
         "noise": spec["noise"],
-        "qubit": spec["qubit"],
+        # a name, or the custom parameters a calibration ingest gave (QRE's JSON form)
+        "qubit": spec["qubit"] if isinstance(spec["qubit"], str) else spec["qubit"].to_json(),
         "profile": spec["profile"],
         "noise_model": spec.get("noise_model"),
         "calibration": spec.get("calibration"),
+        # what the fault policies changed in the program (qmk.kernel.faults.Rewrite)
+        "rewrite": spec.get("rewrite"),
         "epochs": epoch_records(program),
         "result_sha256": digest_counts(result["counts"]),
     }
@@ -113,11 +117,14 @@ def find_attestation(data_dir: str | Path, job_id: str) -> dict[str, Any] | None
 def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
     """Run the job of ``record`` again on ``graph_text`` and compare the counts' digests."""
     from qmk.execution.executor import run
+    from qmk.kernel.faults import Rewrite
     from qmk.kernel.jobs import verified
     from qmk.qec.logical import Calibration
     from qmk.qec.noise import parse_noise_model
+    from qmk.qec.params import QubitParams
 
     epochs = len(record.get("epochs", ()))
+    graph_text = Rewrite.from_json(record.get("rewrite")).apply(graph_text)
     if sha256_text(graph_text) != record["graph_sha256"]:
         return Replay(
             job_id=job_id,
@@ -138,7 +145,9 @@ def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
         seed=record["seed"],
         engine=record.get("engine_requested"),
         noise=noise,
-        qubit=record["qubit"],
+        qubit=record["qubit"]
+        if isinstance(record["qubit"], str)
+        else QubitParams.from_json(record["qubit"]),
         profile=record["profile"],
         calibration=None if calibration is None else Calibration.from_json(calibration),
         require_calibration=False,

@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
+from qmk.devices.logical import FaultSchedule
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
 from qmk.qvm.ops import CAPABILITIES
@@ -57,6 +58,8 @@ class MachineConfig:
     """The machine the kernel runs: its physical-qubit inventory and defaults."""
 
     physical_qubits: int
+    #: Modules the physical qubits are split into (a job runs on one module).
+    modules: int = 1
     profile: str = DEFAULT_PROFILE
     qubit: str = DEFAULT_QUBIT
     #: Physical error rates in place of the qubit's (``qmk.qec.noise.parse_noise_model`` text).
@@ -77,6 +80,8 @@ class TenantConfig:
     max_concurrent_jobs: int = 4
     max_queued_jobs: int = 100
     max_channels: int = 2
+    #: May ingest calibrations and qubit parameters into the device (``q_calibrate``).
+    operator: bool = False
 
     def quota(self) -> dict[str, int]:
         """The quotas as plain JSON."""
@@ -103,6 +108,7 @@ class KernelConfig:
             much lower (0 turns preemption off).
         synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
             kernel process) or "full" (also survives power loss; slower).
+        faults: the faults injected into the simulated machine (``[faults]``; none).
     """
 
     machine: MachineConfig
@@ -113,6 +119,7 @@ class KernelConfig:
     epoch_ms: int = DEFAULT_EPOCH_MS
     preempt_gap: int = DEFAULT_PREEMPT_GAP
     synchronous: str = DEFAULT_SYNCHRONOUS
+    faults: FaultSchedule = field(default_factory=FaultSchedule)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tenants", MappingProxyType(dict(self.tenants)))
@@ -169,7 +176,7 @@ def _optional_str(table: Mapping[str, Any], key: str, where: str) -> str | None:
     return _str(table, key, where, None) if key in table else None
 
 
-_MACHINE_KEYS = ("physical_qubits", "profile", "qubit", "noise_model", "calibration")
+_MACHINE_KEYS = ("physical_qubits", "modules", "profile", "qubit", "noise_model", "calibration")
 _KERNEL_KEYS = (
     "session_ttl_s",
     "job_timeout_s",
@@ -185,6 +192,18 @@ _TENANT_KEYS = (
     "max_concurrent_jobs",
     "max_queued_jobs",
     "max_channels",
+    "operator",
+)
+_FAULT_KEYS = (
+    "drift_per_epoch",
+    "drift_start_epoch",
+    "link_fidelity",
+    "link_drop_per_epoch",
+    "link_target",
+    "max_purification_rounds",
+    "module_failures",
+    "decoder_capacity_bits_per_s",
+    "distance_budget",
 )
 
 
@@ -209,6 +228,61 @@ def _tenant(name: str, table: Mapping[str, Any]) -> TenantConfig:
         max_concurrent_jobs=_int(table, "max_concurrent_jobs", where, 4, 1),
         max_queued_jobs=_int(table, "max_queued_jobs", where, 100, 1),
         max_channels=_int(table, "max_channels", where, 2, 0),
+        operator=_bool(table, "operator", where, False),
+    )
+
+
+def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    path = f"{where}.{key}"
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path} must be true or false, got {value!r}", key=path)
+    return value
+
+
+def _real(table: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    """A number in [low, high] of the ``[faults]`` table."""
+    path = f"faults.{key}"
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ConfigError(
+            f"{path} must be a number in [{low:g}, {high:g}], got {value!r}", key=path
+        )
+    return float(value)
+
+
+def _faults(table: Mapping[str, Any], modules: int) -> FaultSchedule:
+    _unknown(table, _FAULT_KEYS, "faults")
+    failures = table.get("module_failures", [])
+    path = "faults.module_failures"
+    if not isinstance(failures, list):
+        raise ConfigError(f"{path} must be a list of {{module, epoch}} tables", key=path)
+    pairs = []
+    for i, entry in enumerate(failures):
+        where = f"{path}[{i}]"
+        entry = _table(entry, where)
+        _unknown(entry, ("module", "epoch"), where)
+        module = _int(entry, "module", where, None, 0)
+        if module >= modules:
+            raise ConfigError(
+                f"{where}.module must name a module 0..{modules - 1} (machine.modules = "
+                f"{modules}), got {module}",
+                key=f"{where}.module",
+            )
+        pairs.append((module, _int(entry, "epoch", where, None, 1)))
+    capacity = table.get("decoder_capacity_bits_per_s")
+    if capacity is not None:
+        capacity = _number(table, "decoder_capacity_bits_per_s", "faults", 1.0)
+    return FaultSchedule(
+        drift_per_epoch=_real(table, "drift_per_epoch", 0.0, 0.0, 1e6),
+        drift_start_epoch=_int(table, "drift_start_epoch", "faults", 0, 0),
+        link_fidelity=_real(table, "link_fidelity", 1.0, 0.25, 1.0),
+        link_drop_per_epoch=_real(table, "link_drop_per_epoch", 0.0, 0.0, 1.0),
+        link_target=_real(table, "link_target", 0.95, 0.5, 1.0),
+        max_purification_rounds=_int(table, "max_purification_rounds", "faults", 3, 0),
+        module_failures=tuple(pairs),
+        decoder_capacity=capacity,
+        distance_budget=_int(table, "distance_budget", "faults", 6, 0),
     )
 
 
@@ -219,19 +293,27 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         ConfigError: a bad, missing or unknown key (the message names it).
     """
     data = _table(data, "the configuration")
-    _unknown(data, ("machine", "kernel", "tenants"), "")
+    _unknown(data, ("machine", "kernel", "tenants", "faults"), "")
     if "machine" not in data:
         raise ConfigError("machine is missing: add a [machine] table", key="machine")
     machine_t = _table(data["machine"], "machine")
     _unknown(machine_t, _MACHINE_KEYS, "machine")
     machine = MachineConfig(
         physical_qubits=_int(machine_t, "physical_qubits", "machine", None, 1),
+        modules=_int(machine_t, "modules", "machine", 1, 1),
         profile=_str(machine_t, "profile", "machine", DEFAULT_PROFILE),
         qubit=_str(machine_t, "qubit", "machine", DEFAULT_QUBIT),
         noise_model=_optional_str(machine_t, "noise_model", "machine"),
         calibration=_calibration(_optional_str(machine_t, "calibration", "machine")),
     )
     _check_machine(machine)
+    if machine.modules > machine.physical_qubits:
+        raise ConfigError(
+            f"machine.modules ({machine.modules}) must not exceed machine.physical_qubits "
+            f"({machine.physical_qubits})",
+            key="machine.modules",
+        )
+    faults = _faults(_table(data.get("faults", {}), "faults"), machine.modules)
     kernel_t = _table(data.get("kernel", {}), "kernel")
     _unknown(kernel_t, _KERNEL_KEYS, "kernel")
     synchronous = _str(kernel_t, "synchronous", "kernel", DEFAULT_SYNCHRONOUS)
@@ -258,6 +340,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         epoch_ms=_int(kernel_t, "epoch_ms", "kernel", DEFAULT_EPOCH_MS, 1),
         preempt_gap=_int(kernel_t, "preempt_gap", "kernel", DEFAULT_PREEMPT_GAP, 0),
         synchronous=synchronous,
+        faults=faults,
     )
 
 

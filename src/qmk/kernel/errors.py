@@ -87,6 +87,13 @@ register(
         "the job was cancelled by its tenant",
         "nothing to do; submit it again to run it",
     ),
+    (
+        "QK304",
+        "link-degraded",
+        "the link's Bell pairs could not be purified to the fidelity the job's channels need",
+        "lower the channel's fidelity, or raise faults.max_purification_rounds "
+        "(docs/kernel.md, Failure handling)",
+    ),
 )
 
 #: Every QK code, by code.

@@ -45,7 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from qmk import aio, defaults
-from qmk.errors import AuthError, CapabilityError, InvalidArgument, NotFoundError, UnavailableError
+from qmk.errors import (
+    AuthError,
+    CapabilityError,
+    InvalidArgument,
+    NotFoundError,
+    QMKError,
+    UnavailableError,
+)
 from qmk.kernel import jobs as J
 from qmk.kernel.admission import Admission
 from qmk.kernel.audit import AuditLog
@@ -53,6 +60,7 @@ from qmk.kernel.channels import ChannelTable, check_fidelity
 from qmk.kernel.clock import Clock, SystemClock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.faults import device_for
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
 from qmk.kernel.supervisor import Supervisor
@@ -81,6 +89,8 @@ class Kernel:
         )
         self.channels = ChannelTable(self.store.load_channels(), self.store.load_channel)
         self.commits = GroupCommit(self.store, self.audit)
+        #: The machine (the device interface, docs/devices.md): the simulated logical one.
+        self.device = device_for(config)
         self.supervisor = Supervisor(
             config,
             store=self.store,
@@ -89,6 +99,7 @@ class Kernel:
             channels=self.channels,
             pool=pool,
             clock=clock,
+            device=self.device,
         )
         self.admission = Admission(
             config,
@@ -97,6 +108,7 @@ class Kernel:
             audit=self.audit,
             commits=self.commits,
             clock=clock,
+            device=self.device,
         )
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -378,7 +390,12 @@ class Kernel:
         session = self._session(session_id)
         supervisor = self.supervisor
         if job_id is not None:
-            return supervisor.telemetry(supervisor.job(job_id, session.tenant))
+            job = supervisor.job(job_id, session.tenant)
+            reply = supervisor.telemetry(job)
+            starts = supervisor.fault_record(job)
+            reply["device"] = {"starts": starts}
+            reply["faults"] = [action for start in starts for action in start.get("faults", ())]
+            return reply
         stats = self.store.tenant_stats(session.tenant)
         stats.update(
             tenant=session.tenant,
@@ -386,6 +403,10 @@ class Kernel:
             queued=supervisor.queue.count(session.tenant),
             logical_qubits_in_use=supervisor.logical_in_use[session.tenant],
             epoch=supervisor.epoch,
+            device=self.device.health(
+                supervisor.epoch, decoder_load=supervisor.placement.decoder_load
+            ).to_json(),
+            faults=list(supervisor.fault_log),
         )
         return stats
 
@@ -398,11 +419,12 @@ class Kernel:
         conf = self.config.tenants[session.tenant]
         model = logical_model(machine.profile, machine.qubit)
         supervisor = self.supervisor
+        total = self.device.inventory().physical_qubits_up  # modules that are up
         return {
             "machine": {
-                "physical_qubits_total": machine.physical_qubits,
+                "physical_qubits_total": total,
                 "physical_qubits_in_use": supervisor.physical_in_use,
-                "physical_qubits_free": machine.physical_qubits - supervisor.physical_in_use,
+                "physical_qubits_free": total - supervisor.physical_in_use,
                 "profile": machine.profile,
                 "qubit": machine.qubit,
                 "logical_model": model.to_json(),
@@ -418,7 +440,59 @@ class Kernel:
                 "queued_jobs": supervisor.queue.count(session.tenant),
                 "channels": self.channels.count(session.tenant),
             },
+            "device": self.device.to_json(
+                supervisor.epoch, decoder_load=supervisor.placement.decoder_load
+            ),
         }
+
+    async def q_calibrate(
+        self,
+        *,
+        session_id: str,
+        calibration: Mapping[str, Any] | None = None,
+        qubit: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Ingest a calibration and/or custom qubit parameters for every job started from
+        now on (tenants with ``operator = true`` only); the device as it is then."""
+        from qmk.qec.logical import Calibration
+        from qmk.qec.params import QubitParams
+
+        session = self._session(session_id)
+        allowed = self.config.tenants[session.tenant].operator
+        self.audit.append(
+            "cap",
+            where="calibrate",
+            tenant=session.tenant,
+            session=session.sid,
+            decision="allow" if allowed else "deny",
+        )
+        if not allowed:
+            self.commits.dirty()
+            raise CapabilityError(
+                f"q_calibrate is for operators; tenant {session.tenant!r} is not one "
+                "(operator = true in its [tenants] table)",
+                missing=["operator"],
+            )
+        if calibration is None and qubit is None:
+            raise InvalidArgument("q_calibrate needs calibration or qubit (or both)")
+        try:
+            fitted = None if calibration is None else Calibration.from_json(calibration)
+            params = None if qubit is None else QubitParams.from_json(qubit)
+            self.device.calibrate(calibration=fitted, qubit=params)
+        except QMKError as exc:
+            raise InvalidArgument(f"q_calibrate: {exc}", code=exc.code) from None
+        self.audit.append(
+            "device",
+            action="calibrate",
+            tenant=session.tenant,
+            epoch=self.supervisor.epoch,
+            calibration=None if fitted is None else fitted.to_json(),
+            qubit=None if params is None else params.to_json(),
+        )
+        await self.commits.durable()
+        return self.device.to_json(
+            self.supervisor.epoch, decoder_load=self.supervisor.placement.decoder_load
+        )
 
     async def q_list_jobs(
         self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
@@ -450,6 +524,7 @@ SYSCALLS: tuple[str, ...] = (
     "q_chan_status",
     "q_get_telemetry",
     "q_resource_query",
+    "q_calibrate",
     "q_list_jobs",
 )
 

@@ -24,14 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from qmk import aio
-from qmk.errors import CapabilityError, FirewallError, NotFoundError, StateError
+from qmk.devices.logical import LogicalMachine
+from qmk.errors import CapabilityError, FirewallError, NotFoundError, QMKError, StateError
 from qmk.kernel import jobs as J
 from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
@@ -40,6 +41,7 @@ from qmk.kernel.clock import Clock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.faults import Placement, adjust, device_for
 from qmk.kernel.jobs import Job, new_id, run_job
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.store import Store
@@ -49,6 +51,8 @@ from qmk.kernel.workers import TaskError, WorkerMemoryError
 MAX_PREEMPTIONS = 3
 #: How many recently finished jobs stay in memory (q_status/q_wait skip the database).
 FINISHED_CACHE_SIZE = 1024
+#: How many machine-wide fault events the kernel keeps for telemetry.
+FAULT_LOG_SIZE = 256
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -84,6 +88,7 @@ class Supervisor:
         channels: the channel table (bound channels are checked again at start).
         pool: the worker pool (``submit``, ``cancel``, ``shutdown``, ``max_workers``).
         clock: the kernel's clock.
+        device: the machine (default: the simulated logical machine of ``config``).
     """
 
     def __init__(
@@ -96,6 +101,7 @@ class Supervisor:
         channels: ChannelTable,
         pool: Any,
         clock: Clock,
+        device: LogicalMachine | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -121,6 +127,11 @@ class Supervisor:
         self._seq = store.next_seq()
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()
+        self.device = device or device_for(config)
+        self.placement = Placement(self.device)
+        #: What the fault policies did, per job (one record per start) and machine-wide.
+        self.fault_records: dict[str, list[dict[str, Any]]] = {}
+        self.fault_log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -328,6 +339,7 @@ class Supervisor:
         for tenant, count in job.qubits.items():
             self.logical_in_use[tenant] -= count
         self.running_jobs[job.tenant] -= 1
+        self.placement.release(job)
 
     def _stop(self, job: Job, reason: str) -> None:
         """Take ``job`` off the queue or its worker (killing it) and free its resources."""
@@ -402,7 +414,7 @@ class Supervisor:
         tenant = self._quota(job.tenant)
         if tenant is None or self.running_jobs[job.tenant] >= tenant.max_concurrent_jobs:
             return False
-        if self.physical_in_use + job.physical_qubits > self.config.machine.physical_qubits:
+        if not self.placement.fits(job):  # a module that is up has room for it
             return False
         for name, count in job.qubits.items():
             quota = self._quota(name)
@@ -426,6 +438,7 @@ class Supervisor:
         for tenant, count in job.qubits.items():
             self.logical_in_use[tenant] += count
         self.running_jobs[job.tenant] += 1
+        self.placement.reserve(job)
         return True
 
     def _start(self, job: Job) -> None:
@@ -479,6 +492,9 @@ class Supervisor:
             if self.config.machine.calibration is None
             else self.config.machine.calibration.to_json(),
         }
+        if (adjusted := self._apply_faults(job, spec)) is None:  # refused: FAILED already
+            return
+        spec = adjusted
         try:
             future = self.pool.submit(run_job, spec)
         except Exception as exc:  # a pool that takes no work (e.g. its cluster is gone)
@@ -574,6 +590,7 @@ class Supervisor:
     def tick(self) -> None:
         """An epoch fence: count it, and let a much more urgent queued job preempt."""
         self.epoch += 1
+        self._device_tick()
         if len(self.queue) and len(self.running) >= self.workers and self._preempt():
             self.kick()
 
@@ -604,5 +621,102 @@ class Supervisor:
         self.queue.push(victim)
         return True
 
+    # ------------------------------------------------------------------ faults
 
-__all__ = ["FINISHED_CACHE_SIZE", "MAX_PREEMPTIONS", "Supervisor"]
+    def _apply_faults(self, job: Job, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """``spec`` with the fault policies applied (:func:`qmk.kernel.faults.adjust`), its
+        actions recorded and audited; None when a policy refused the job (FAILED)."""
+        module = self.placement.module_of.get(job.job_id)
+        record: dict[str, Any] = {"epoch": self.epoch, "attempt": job.attempts, "module": module}
+        try:
+            spec, adjusted = adjust(
+                spec, job, self.device, self.epoch, room=self.placement.room(job)
+            )
+        except QMKError as exc:
+            refusal = {"epoch": self.epoch, "kind": "refusal", "action": "fail"}
+            record["faults"] = [{**refusal, "error": error_json(exc)}]
+            self.fault_records.setdefault(job.job_id, []).append(record)
+            self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **record["faults"][0])
+            self._release(job)
+            self._finish(job, J.FAILED, error_json(exc))
+            return None
+        if adjusted.physical_qubits != job.physical_qubits:  # a raised distance is bigger
+            self.placement.resize(job, adjusted.physical_qubits)
+            self.physical_in_use += adjusted.physical_qubits - job.physical_qubits
+            job.physical_qubits = adjusted.physical_qubits
+        self.placement.load[job.job_id] = adjusted.decoder_load
+        record.update(
+            physical_qubits=job.physical_qubits,
+            logical_error_per_cycle=dict(adjusted.logical_error_per_cycle),
+            faults=[dict(a) for a in adjusted.actions],
+            rewrite=adjusted.rewrite.to_json() if adjusted.rewrite else None,
+        )
+        self.fault_records.setdefault(job.job_id, []).append(record)
+        if len(self.device.capacities) > 1:
+            self.audit.append(
+                "device", action="place", job_id=job.job_id, module=module, epoch=self.epoch
+            )
+        for action in adjusted.actions:
+            self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **action)
+        return spec
+
+    def _device_tick(self) -> None:
+        """Fail the modules the fault schedule fails at or before this epoch."""
+        for module in self.device.faults.failures_due(self.epoch):
+            if module not in self.device.down:
+                self.fail_module(module)
+
+    def fail_module(self, module_id: int) -> list[str]:
+        """Mark ``module_id`` down; stop the jobs running on it and queue them again (they
+        start over on a module that is up). Returns their ids.
+
+        Raises:
+            QECError: no such module.
+        """
+        if not self.device.fail(module_id, self.epoch):
+            return []
+        moved = []
+        for job_id in self.placement.jobs_on(module_id):
+            job = self.jobs.get(job_id)
+            if job is None or job_id not in self.running:
+                continue
+            self._stop(job, "module-failed")
+            action = {
+                "epoch": self.epoch,
+                "kind": "module-failure",
+                "action": "requeue",
+                "module": module_id,
+            }
+            self.fault_records.setdefault(job_id, []).append(
+                {
+                    "epoch": self.epoch,
+                    "attempt": job.attempts,
+                    "module": module_id,
+                    "faults": [action],
+                }
+            )
+            self.audit.append("fault", job_id=job_id, tenant=job.tenant, **action)
+            self._transition(
+                job, J.QUEUED, reason=f"module {module_id} failed at epoch {self.epoch}"
+            )
+            self.queue.push(job)
+            moved.append(job_id)
+        event = {
+            "epoch": self.epoch,
+            "kind": "module-failure",
+            "action": "mark-down",
+            "module": module_id,
+            "requeued": moved,
+        }
+        self.fault_log.append(event)
+        self.audit.append("fault", **event)
+        self.commits.dirty()
+        self.kick()
+        return moved
+
+    def fault_record(self, job: Job) -> list[dict[str, Any]]:
+        """What the fault policies did to ``job``, one record per start (or requeue)."""
+        return list(self.fault_records.get(job.job_id, ()))
+
+
+__all__ = ["FAULT_LOG_SIZE", "FINISHED_CACHE_SIZE", "MAX_PREEMPTIONS", "Supervisor"]

@@ -10,6 +10,7 @@ everywhere) a qubit keeps the rates of its QRE parameter set.
 - :class:`GateNoise` sets gate error rates (gate-based qubits).
 - :class:`MeasurementNoise` sets measurement process and readout error rates.
 - :class:`IdleNoise` derives the idle error rate from T1 and T2.
+- :class:`Drift` multiplies every error rate by a factor (calibration drift).
 - :class:`NoiseStack` applies several models in order.
 
 >>> from qmk.qec.params import qubit_params
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from qmk.qec.errors import QECError
-from qmk.qec.params import GATE_BASED, QubitParams
+from qmk.qec.params import _RATES, GATE_BASED, QubitParams
 
 
 @runtime_checkable
@@ -228,6 +229,49 @@ class IdleNoise:
         return qubit.replace(idle_error_rate=rate)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drift:
+    """Calibration drift: every error rate of the qubit multiplied by ``factor``.
+
+    The kernel's fault injection (``[faults] drift_per_epoch``, docs/kernel.md) stacks it
+    after the machine's own noise model, so drifted rates reach the logical model.
+
+    >>> from qmk.qec.params import qubit_params
+    >>> Drift(factor=2.5).apply(qubit_params("qubit_gate_ns_e3")).physical_error_rate
+    0.0025
+
+    Raises:
+        QECError: ``QC103 bad-parameter`` for a factor that is not a finite number > 0,
+            or (from :meth:`apply`) one that takes a rate to 1 or above.
+    """
+
+    factor: float
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.factor, bool)
+            or not isinstance(self.factor, (int, float))
+            or not math.isfinite(self.factor)
+            or self.factor <= 0
+        ):
+            raise QECError.of("bad-parameter", f"Drift.factor must be > 0, got {self.factor!r}")
+
+    def apply(self, qubit: QubitParams) -> QubitParams:
+        """The qubit with every error rate it has multiplied by ``factor``."""
+        changes = {
+            name: rate * self.factor
+            for name in _RATES  # every error-rate field of QubitParams
+            if (rate := getattr(qubit, name)) is not None
+        }
+        for name, rate in changes.items():
+            if rate >= 1:
+                raise QECError.of(
+                    "bad-parameter",
+                    f"drift factor {self.factor:g} takes {qubit.name!r} {name} to {rate:g} (>= 1)",
+                )
+        return qubit.replace(**changes)
+
+
 def default_idle_step_ns(qubit: QubitParams) -> float:
     """The idle step :class:`IdleNoise` assumes when none is given (see there)."""
     times = [
@@ -264,6 +308,7 @@ NOISE_MODELS: dict[str, type] = {
     "gate": GateNoise,
     "measurement": MeasurementNoise,
     "idle": IdleNoise,
+    "drift": Drift,
 }
 
 
@@ -279,7 +324,7 @@ def parse_noise_model(text: str) -> NoiseModel:
     Traceback (most recent call last):
     ...
     qmk.qec.errors.QECError: QC103 bad-parameter: noise model 'thermal(p=0.1)': unknown model \
-'thermal'; known: depolarizing, gate, measurement, idle
+'thermal'; known: depolarizing, gate, measurement, idle, drift
 
     Raises:
         QECError: ``QC103 bad-parameter`` naming the part that is wrong.

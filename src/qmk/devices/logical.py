@@ -1,0 +1,291 @@
+"""The simulated logical machine: the kernel's device, with a schedule of injected faults.
+
+:class:`LogicalMachine` implements :class:`~qmk.devices.hal.Device` over the in-process
+machine of :mod:`qmk.execution`: its physical qubits are split into ``modules`` equal
+modules (the first ones take the remainder), it runs the profile, qubit parameters, noise
+model and calibration of the kernel's ``[machine]`` table, and it ingests calibrations
+and custom qubit parameters at run time.
+
+:class:`FaultSchedule` (the kernel's ``[faults]`` table, docs/kernel.md) describes, in
+kernel epochs, what goes wrong: calibration drift (every physical error rate times
+``1 + drift_per_epoch * (epoch - drift_start_epoch)`` from ``drift_start_epoch`` on), the
+link's fidelity dropping (``link_fidelity - link_drop_per_epoch * epoch``, never below
+1/4, the fully mixed pair), modules failing at given epochs, and the decoders' capacity in
+syndrome bits per second. :meth:`LogicalMachine.health` reports them at an epoch.
+
+>>> faults = FaultSchedule(drift_per_epoch=0.5, link_fidelity=0.99, link_drop_per_epoch=0.01)
+>>> machine = LogicalMachine(physical_qubits=10_001, modules=2, faults=faults)
+>>> [m.physical_qubits for m in machine.inventory().modules]
+[5001, 5000]
+>>> health = machine.health(4)
+>>> health.drift_factor, round(health.link_fidelity, 6)
+(3.0, 0.95)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from qmk import defaults
+from qmk.devices.hal import Capabilities, Health, Inventory, Module
+from qmk.qec.codes import scheme_for
+from qmk.qec.errors import QECError
+from qmk.qec.logical import Calibration, LogicalModel, logical_model
+from qmk.qec.noise import parse_noise_model
+from qmk.qec.params import QubitParams, qubit_params
+from qmk.qvm.ops import OPS
+from qmk.qvm.profiles import FAMILIES
+
+#: The link fidelity of a fully mixed pair: the link never drops below it.
+MIXED_PAIR_FIDELITY = 0.25
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultSchedule:
+    """The faults injected into the simulated machine, in kernel epochs (none by default).
+
+    Attributes:
+        drift_per_epoch: growth of the drift factor per epoch (0: no drift).
+        drift_start_epoch: the epoch drift starts at.
+        link_fidelity: Werner fidelity of the link's Bell pairs at epoch 0.
+        link_drop_per_epoch: how much the link's fidelity drops per epoch.
+        link_target: the fidelity purification must reach (or the program's, if lower).
+        max_purification_rounds: most BBPSSW rounds the kernel runs.
+        module_failures: ``(module_id, epoch)`` pairs: that module fails at that epoch.
+        decoder_capacity: syndrome bits per second the decoders keep up with (None: any).
+        distance_budget: the most the kernel raises a profile's distance against drift.
+    """
+
+    drift_per_epoch: float = 0.0
+    drift_start_epoch: int = 0
+    link_fidelity: float = 1.0
+    link_drop_per_epoch: float = 0.0
+    link_target: float = 0.95
+    max_purification_rounds: int = 3
+    module_failures: tuple[tuple[int, int], ...] = ()
+    decoder_capacity: float | None = None
+    distance_budget: int = 6
+
+    def drift_factor(self, epoch: int) -> float:
+        """The factor physical error rates are multiplied by at ``epoch`` (1: no drift)."""
+        return 1.0 + self.drift_per_epoch * max(0, epoch - self.drift_start_epoch)
+
+    def link_fidelity_at(self, epoch: int) -> float:
+        """The link's raw Werner fidelity at ``epoch``."""
+        return max(MIXED_PAIR_FIDELITY, self.link_fidelity - self.link_drop_per_epoch * epoch)
+
+    def failures_due(self, epoch: int) -> tuple[int, ...]:
+        """Modules whose scheduled failure is at or before ``epoch``."""
+        return tuple(module for module, at in self.module_failures if at <= epoch)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "drift_per_epoch": self.drift_per_epoch,
+            "drift_start_epoch": self.drift_start_epoch,
+            "link_fidelity": self.link_fidelity,
+            "link_drop_per_epoch": self.link_drop_per_epoch,
+            "link_target": self.link_target,
+            "max_purification_rounds": self.max_purification_rounds,
+            "module_failures": [
+                {"module": module, "epoch": epoch} for module, epoch in self.module_failures
+            ],
+            "decoder_capacity_bits_per_second": self.decoder_capacity,
+            "distance_budget": self.distance_budget,
+        }
+
+
+def split_modules(physical_qubits: int, modules: int) -> tuple[int, ...]:
+    """``physical_qubits`` split into ``modules`` near-equal capacities, largest first."""
+    base, extra = divmod(physical_qubits, modules)
+    return tuple(base + (1 if i < extra else 0) for i in range(modules))
+
+
+class LogicalMachine:
+    """The simulated logical machine (a :class:`~qmk.devices.hal.Device`).
+
+    Args:
+        physical_qubits: the machine's physical qubits, split over ``modules``.
+        modules: how many modules (1: the whole machine is one module).
+        profile: the default code profile.
+        qubit: the qubit parameter set's name.
+        noise_model: physical error rates in place of the qubit's (noise-model text).
+        calibration: a fitted (a, p*) for the profiles of its family.
+        faults: the fault schedule.
+
+    Raises:
+        QECError: a profile, qubit set, noise model or calibration the QEC layer refuses.
+    """
+
+    kind = "simulated-logical"
+
+    def __init__(
+        self,
+        *,
+        physical_qubits: int,
+        modules: int = 1,
+        profile: str = defaults.PROFILE,
+        qubit: str = defaults.QUBIT,
+        noise_model: str | None = None,
+        calibration: Calibration | None = None,
+        faults: FaultSchedule | None = None,
+    ) -> None:
+        self.capacities = split_modules(physical_qubits, modules)
+        self.profile = profile
+        self.noise_model = noise_model
+        self.faults = faults or FaultSchedule()
+        #: The qubit parameters jobs run with: the set's name until custom ones are ingested.
+        self.qubit: str | QubitParams = qubit
+        self.calibration = calibration
+        self.down: dict[int, int] = {}  # module id -> the epoch it failed at
+        self.calibrations = 0  # how many ingests so far
+        self.model()  # refuse values the QEC layer refuses, now
+
+    # ------------------------------------------------------------------ the HAL
+
+    def inventory(self) -> Inventory:
+        modules = tuple(
+            Module(
+                module_id=i,
+                physical_qubits=capacity,
+                up=i not in self.down,
+                failed_at=self.down.get(i),
+            )
+            for i, capacity in enumerate(self.capacities)
+        )
+        return Inventory(
+            modules=modules,
+            qubit=qubit_params(self.qubit),
+            profiles=(self.profile,),
+            calibration=self.calibration,
+        )
+
+    def capabilities(self) -> Capabilities:
+        params = qubit_params(self.qubit)
+        families = []
+        for family in FAMILIES:
+            try:
+                scheme_for(family, params)
+            except QECError:
+                continue
+            families.append(family)
+        per_logical = self.model().physical_qubits_per_logical
+        return Capabilities(
+            instruction_set=params.instruction_set,
+            engines=defaults.ENGINES,
+            max_logical_qubits=self.inventory().physical_qubits_up // per_logical,
+            ops=tuple(OPS),
+            code_families=tuple(families),
+        )
+
+    def calibrate(
+        self, *, calibration: Calibration | None = None, qubit: QubitParams | None = None
+    ) -> None:
+        """Use ``calibration`` and/or ``qubit`` for every job started from now on.
+
+        Raises:
+            QECError: ``QC103`` for qubit parameters of another instruction set, or a
+                calibration that is not for the machine's profile on its qubits; the QEC
+                layer's own errors (e.g. ``QC106`` above threshold) for values it refuses.
+        """
+        if calibration is None and qubit is None:
+            raise QECError.of("bad-parameter", "calibrate: give a calibration or qubit parameters")
+        new_qubit = self.qubit if qubit is None else qubit
+        old_set = qubit_params(self.qubit).instruction_set
+        if qubit is not None and qubit.instruction_set != old_set:
+            raise QECError.of(
+                "bad-parameter",
+                f"calibrate: the machine's qubits are {old_set}; qubit parameters "
+                f"{qubit.name!r} are {qubit.instruction_set}",
+            )
+        new_calibration = self.calibration if calibration is None else calibration
+        model = self._model(self.profile, new_qubit, new_calibration, 1.0)
+        if calibration is not None and model.calibration is None:
+            raise QECError.of(
+                "bad-parameter",
+                f"calibrate: the calibration is for {calibration.family} on "
+                f"{calibration.instruction_set} qubits; the machine runs {self.profile} on "
+                f"{old_set} qubits",
+            )
+        self.qubit, self.calibration = new_qubit, new_calibration
+        self.calibrations += 1
+
+    def health(self, epoch: int, *, decoder_load: float = 0.0) -> Health:
+        return Health(
+            epoch=epoch,
+            modules_up=tuple(i for i in range(len(self.capacities)) if i not in self.down),
+            modules_down=tuple(sorted(self.down)),
+            drift_factor=self.faults.drift_factor(epoch),
+            link_fidelity=self.faults.link_fidelity_at(epoch),
+            decoder_capacity_bits_per_second=self.faults.decoder_capacity,
+            decoder_load_bits_per_second=decoder_load,
+        )
+
+    def to_json(self, epoch: int, *, decoder_load: float = 0.0) -> dict[str, Any]:
+        try:
+            drifted: dict[str, Any] | None = self.model(epoch=epoch).to_json()
+        except QECError as exc:  # drifted past the threshold: say so, do not hide it
+            drifted = {"error": str(exc)}
+        return {
+            "kind": self.kind,
+            "inventory": self.inventory().to_json(),
+            "capabilities": self.capabilities().to_json(),
+            "health": self.health(epoch, decoder_load=decoder_load).to_json(),
+            "faults": self.faults.to_json(),
+            "noise_model": self.noise_model,
+            "calibrations_ingested": self.calibrations,
+            "logical_model": drifted,
+        }
+
+    # ------------------------------------------------------------------ the machine's own
+
+    def fail(self, module_id: int, epoch: int) -> bool:
+        """Mark ``module_id`` down from ``epoch``; False if it was down already.
+
+        Raises:
+            QECError: ``QC103`` for a module the machine does not have.
+        """
+        if not 0 <= module_id < len(self.capacities):
+            raise QECError.of(
+                "bad-parameter",
+                f"no module {module_id}; the machine has modules 0..{len(self.capacities) - 1}",
+            )
+        if module_id in self.down:
+            return False
+        self.down[module_id] = epoch
+        return True
+
+    def noise_model_at(self, epoch: int) -> str | None:
+        """The noise-model text jobs started at ``epoch`` run with (the drift stacked on)."""
+        return self._noise_text(self.faults.drift_factor(epoch))
+
+    def _noise_text(self, factor: float) -> str | None:
+        if factor == 1.0:
+            return self.noise_model
+        drift = f"drift(factor={factor!r})"
+        return drift if self.noise_model is None else f"{self.noise_model} + {drift}"
+
+    def model(self, profile: str | None = None, *, epoch: int | None = None) -> LogicalModel:
+        """The logical model of ``profile`` (the machine's) now, drifted as at ``epoch``
+        (None: undrifted)."""
+        factor = 1.0 if epoch is None else self.faults.drift_factor(epoch)
+        return self._model(profile or self.profile, self.qubit, self.calibration, factor)
+
+    def _model(
+        self,
+        profile: str,
+        qubit: str | QubitParams,
+        calibration: Calibration | None,
+        factor: float,
+    ) -> LogicalModel:
+        text = self._noise_text(factor)
+        noise = None if text is None else parse_noise_model(text)
+        return logical_model(profile, qubit, noise=noise, calibration=calibration)
+
+
+__all__ = [
+    "MIXED_PAIR_FIDELITY",
+    "FaultSchedule",
+    "LogicalMachine",
+    "split_modules",
+]

@@ -1,0 +1,418 @@
+"""Failure handling: each fault of the ``[faults]`` table is injected into a real
+in-process kernel (real workers, SQLite, a ManualClock for the epochs), the job still
+completes, its counts agree with exact theory (binomial bounds at stated seeds), and
+telemetry and the audit log say what the kernel did."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from qmk.devices.purification import purify
+from qmk.kernel.attest import find_attestation, replay
+from qmk.kernel.clock import ManualClock
+from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.service import Kernel
+from qmk.qec.logical import Calibration, logical_model
+from qmk.qec.noise import parse_noise_model
+from support.kernel import BELL, KEYS, WorkerGate, login, run_kernel, wait_state
+
+#: Binomial bounds: |k - n p| within this many standard deviations (a false alarm is
+#: below 1e-6 per check).
+SIGMAS = 5.0
+
+
+def config(faults: dict[str, Any], **machine: Any) -> KernelConfig:
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 2_000_000, **machine},
+            "kernel": {"worker_memory_mb": 1024},
+            "faults": faults,
+            "tenants": {
+                "alice": {
+                    "key": KEYS["alice"],
+                    "caps": ["CAP_ALLOC", "CAP_LINK"],
+                    "operator": True,
+                },
+                "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC", "CAP_LINK"]},
+            },
+        }
+    )
+
+
+def assert_binomial(count: int, shots: int, p: float) -> None:
+    sigma = math.sqrt(shots * p * (1 - p))
+    assert abs(count - shots * p) <= SIGMAS * sigma + 1, (count, shots * p, sigma)
+
+
+def odd(flips: list[float]) -> float:
+    """P(an odd number of independent flips with these probabilities)."""
+    product = 1.0
+    for q in flips:
+        product *= 1 - 2 * q
+    return (1 - product) / 2
+
+
+def measured(n: int = 1) -> dict[str, Any]:
+    """|0> measured in Z ``n`` times in a row (events m0, m1, ...)."""
+    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
+    nodes += [
+        {"id": f"m{i}", "op": "MEASURE_Z", "vqs": ["q"], "produces": [f"m{i}"]} for i in range(n)
+    ]
+    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": ["q"]})
+    return {
+        "version": "0.2",
+        "program": {"nodes": nodes},
+        "resources": {"vqs": ["q"], "chs": [], "events": [f"m{i}" for i in range(n)]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def ones(counts: dict[str, int], column: int) -> int:
+    return sum(v for k, v in counts.items() if k[column] == "1")
+
+
+def audit_lines(tmp_path: Path, event: str) -> list[dict[str, Any]]:
+    lines = (tmp_path / "data" / "audit.log").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_drift_raises_the_distance_until_the_logical_error_is_back_and_stats_match(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.002)"
+    cfg = config({"drift_per_epoch": 0.25}, profile=profile, noise_model=noise)
+    shots, seed = 200_000, 11
+
+    # theory: the smallest d = 3, 5, ... whose drifted P_L is within the undrifted one
+    target = logical_model(profile, noise=parse_noise_model(noise)).logical_error_per_cycle
+    drifted_noise = parse_noise_model(f"{noise} + drift(factor=2.5)")
+    distance = 3
+    while (
+        logical_model(
+            f"logical:surface_code(d={distance})", noise=drifted_noise
+        ).logical_error_per_cycle
+        > target
+    ):
+        distance += 2
+    assert distance == 9  # 3 steps of +2 at this factor
+    rate = logical_model(
+        f"logical:surface_code(d={distance})", noise=drifted_noise
+    ).logical_error_per_cycle
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        await clock.tick(6)  # drift factor 1 + 0.25 * 6 = 2.5
+        job = await kernel.q_submit(session_id=alice, graph=measured(), shots=shots, seed=seed)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        assert done["state"] == "COMPLETED"
+        return await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+
+    telemetry = run_kernel(tmp_path, body, config=cfg, clock=clock)
+    run = telemetry["telemetry"]
+    assert run["profiles"] == [f"logical:surface_code(d={distance})"]
+    assert run["noise_model"] == f"{noise} + drift(factor=2.5)"
+    (action,) = telemetry["faults"]
+    assert action["kind"] == "drift" and action["action"] == "raise-distance"
+    assert (action["from_distance"], action["to_distance"]) == (3, distance)
+    assert action["restored"] and action["logical_error_per_cycle"]["adjusted"] == rate
+    # |0>: the alloc's cycle and the measurement's cycle each flip it with 2 P_L / 3
+    counts = _counts(tmp_path, telemetry)
+    assert_binomial(counts.get("1", 0), shots, odd([2 * rate / 3] * 2))
+    assert [a["kind"] for a in audit_lines(tmp_path, "fault")] == ["drift"]
+
+
+def _counts(tmp_path: Path, telemetry: dict[str, Any]) -> dict[str, int]:
+    from qmk.kernel.store import Store
+
+    store = Store(tmp_path / "data")
+    try:
+        job = store.load_job(telemetry["job_id"], "alice")
+    finally:
+        store.close()
+    assert job is not None and job.result is not None
+    return dict(job.result["counts"])
+
+
+def test_a_drift_adjusted_job_replays_from_its_attestation(tmp_path: Path) -> None:
+    clock = ManualClock()
+    cfg = config(
+        {"drift_per_epoch": 0.5},
+        profile="logical:surface_code(d=3)",
+        noise_model="depolarizing(p=0.002)",
+    )
+
+    async def body(kernel: Kernel) -> str:
+        alice = await login(kernel, "alice")
+        await clock.tick(2)
+        job = await kernel.q_submit(session_id=alice, graph=measured(2), shots=2000, seed=3)
+        assert (await kernel.q_wait(session_id=alice, job_id=job["job_id"]))["state"] == (
+            "COMPLETED"
+        )
+        return str(job["job_id"])
+
+    job_id = run_kernel(tmp_path, body, config=cfg, clock=clock)
+    record = find_attestation(tmp_path / "data", job_id)
+    assert record is not None and "drift(factor=2.0)" in record["noise_model"]
+    assert replay(json.dumps(measured(2), separators=(",", ":")), record, job_id).same
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def test_calibration_ingest_changes_the_logical_error_of_later_jobs_and_is_audited(
+    tmp_path: Path,
+) -> None:
+    profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.002)"
+    cfg = config({}, profile=profile, noise_model=noise)
+    fitted = Calibration(
+        family="surface_code", crossing_prefactor=0.1, error_correction_threshold=0.01
+    )
+    shots = 100_000
+
+    async def body(kernel: Kernel) -> list[dict[str, Any]]:
+        from qmk.errors import CapabilityError
+
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        try:
+            await kernel.q_calibrate(session_id=bob, calibration=fitted.to_json())
+        except CapabilityError as exc:
+            assert exc.details["missing"] == ["operator"]
+        else:
+            raise AssertionError("bob is no operator")
+        out = []
+        for step in ("before", "after"):
+            if step == "after":
+                device = await kernel.q_calibrate(session_id=alice, calibration=fitted.to_json())
+                assert device["calibrations_ingested"] == 1
+                assert device["inventory"]["calibration"]["crossing_prefactor"] == 0.1
+            job = await kernel.q_submit(session_id=alice, graph=measured(), shots=shots, seed=5)
+            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+            telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+            out.append({"counts": done["result"]["counts"], "telemetry": telemetry})
+        return out
+
+    before, after = run_kernel(tmp_path, body, config=cfg)
+    noise_model = parse_noise_model(noise)
+    for found, cal in ((before, None), (after, fitted)):
+        rate = logical_model(profile, noise=noise_model, calibration=cal).logical_error_per_cycle
+        (start,) = found["telemetry"]["device"]["starts"]
+        assert start["logical_error_per_cycle"] == {profile: rate}
+        assert_binomial(found["counts"].get("1", 0), shots, odd([2 * rate / 3] * 2))
+    assert after["telemetry"]["telemetry"]["calibration"]["crossing_prefactor"] == 0.1
+    assert before["telemetry"]["telemetry"]["calibration"] is None
+    (ingest,) = [r for r in audit_lines(tmp_path, "device") if r["action"] == "calibrate"]
+    assert ingest["tenant"] == "alice" and ingest["calibration"]["crossing_prefactor"] == 0.1
+    decisions = [r["decision"] for r in audit_lines(tmp_path, "cap") if r["where"] == "calibrate"]
+    assert decisions == ["deny", "allow"]
+
+
+# --------------------------------------------------------------------------- link
+
+
+def bell_over_channel(fidelity: float = 1.0) -> dict[str, Any]:
+    nodes = [
+        {"id": "a", "op": "ALLOC_LQ", "args": {"n": 2}, "vqs": ["x", "y"]},
+        {
+            "id": "open",
+            "op": "OPEN_CHAN",
+            "args": {"opts": {"fidelity": fidelity}},
+            "vqs": ["x", "y"],
+            "chs": ["link"],
+        },
+        {"id": "mx", "op": "MEASURE_Z", "vqs": ["x"], "produces": ["mx"]},
+        {"id": "my", "op": "MEASURE_Z", "vqs": ["y"], "produces": ["my"]},
+        {"id": "close", "op": "CLOSE_CHAN", "chs": ["link"]},
+        {"id": "f", "op": "FREE_LQ", "vqs": ["x", "y"]},
+    ]
+    return {
+        "version": "0.2",
+        "program": {"nodes": nodes},
+        "resources": {"vqs": ["x", "y"], "chs": ["link"], "events": ["mx", "my"]},
+        "caps": ["CAP_ALLOC", "CAP_LINK"],
+    }
+
+
+def test_a_degraded_link_is_purified_and_the_bell_pair_has_the_purified_correlation(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    faults = {"link_fidelity": 0.95, "link_drop_per_epoch": 0.01, "link_target": 0.95}
+    shots, seed = 200_000, 21
+    cfg = config(faults)
+    raw = cfg.faults.link_fidelity_at(5)  # 0.9 when the job starts
+    purified = purify(raw, target=0.95, max_rounds=3)
+    assert purified.reached and purified.rounds == 3
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        await clock.tick(5)
+        job = await kernel.q_submit(
+            session_id=alice,
+            graph=bell_over_channel(),
+            shots=shots,
+            seed=seed,
+            policy={"noise": False},
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        assert done["state"] == "COMPLETED"
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        telemetry["counts"] = done["result"]["counts"]
+        return telemetry
+
+    telemetry = run_kernel(tmp_path, body, config=cfg, clock=clock)
+    (action,) = telemetry["faults"]
+    assert action["kind"] == "link" and action["action"] == "purify"
+    assert action["delivered_fidelity"] == purified.fidelity
+    assert action["purification"]["rounds"] == 3
+    assert action["bell_pairs_consumed"] == purified.raw_pairs_per_pair * shots
+    # A Werner pair of fidelity F gives unequal Z outcomes with probability 2 (1 - F) / 3
+    counts = telemetry["counts"]
+    unequal = counts.get("01", 0) + counts.get("10", 0)
+    assert_binomial(unequal, shots, 2 * (1 - purified.fidelity) / 3)
+    unpurified = 2 * (1 - raw) / 3  # and not what the raw link would give
+    assert unequal < shots * unpurified - SIGMAS * math.sqrt(shots * unpurified)
+
+
+def test_a_link_purification_cannot_save_fails_the_job_with_link_degraded(
+    tmp_path: Path,
+) -> None:
+    cfg = config({"link_fidelity": 0.5, "link_target": 0.9})
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=alice, graph=bell_over_channel(), shots=10)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        done["faults"] = (await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"]))[
+            "faults"
+        ]
+        return done
+
+    done = run_kernel(tmp_path, body, config=cfg)
+    assert done["state"] == "FAILED"
+    assert done["error"]["code"] == "QK304" and "'open'" in done["error"]["message"]
+    assert done["faults"][0]["action"] == "fail"
+
+
+# --------------------------------------------------------------------------- decoder
+
+
+def test_decoder_overload_throttles_measurements_with_idle_cycles_that_cost_logical_noise(
+    tmp_path: Path,
+) -> None:
+    profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.004)"
+    model = logical_model(profile, noise=parse_noise_model(noise))
+    load = logical_model(profile).decoder_bits_per_second  # one logical qubit live
+    cfg = config(
+        {"decoder_capacity_bits_per_s": load / 5}, profile=profile, noise_model=noise
+    )  # 5 times overloaded: each 1-cycle measurement takes 5 cycles
+    shots, seed = 200_000, 31
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=alice, graph=measured(2), shots=shots, seed=seed)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        assert done["state"] == "COMPLETED"
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        telemetry["counts"] = done["result"]["counts"]
+        return telemetry
+
+    telemetry = run_kernel(tmp_path, body, config=cfg)
+    (action,) = telemetry["faults"]
+    assert action["kind"] == "decoder" and action["action"] == "throttle"
+    assert action["stretch"] == 5.0 and action["idle_cycles_added"] == 8
+    # 1 alloc + 2 measurements + 8 idle cycles, as the schedule says
+    assert telemetry["telemetry"]["logical_cycles"] == 11
+    q = 2 * model.logical_error_per_cycle / 3
+    counts = telemetry["counts"]
+    assert_binomial(ones(counts, 0), shots, odd([q] * 2))  # alloc, m0
+    assert_binomial(ones(counts, 1), shots, odd([q] * 7))  # + 4 idle cycles, m1
+
+
+# --------------------------------------------------------------------------- module failure
+
+
+def test_a_module_failure_requeues_its_job_on_a_module_that_is_up(tmp_path: Path) -> None:
+    clock = ManualClock()
+    cfg = config({"module_failures": [{"module": 0, "epoch": 2}]}, modules=2)
+    shots, seed = 20_000, 41
+
+    async def body(kernel: Kernel, gate: WorkerGate) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=shots, seed=seed, policy={"noise": False}
+        )
+        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held at the gate
+        first = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        assert first["device"]["starts"][0]["module"] == 0
+        await clock.tick(2)  # module 0 fails: the job is stopped and starts again
+        await wait_state(kernel, alice, job["job_id"], "RUNNING")
+        resources = await kernel.q_resource_query(session_id=alice)
+        gate.release(1)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        assert done["state"] == "COMPLETED"
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        aggregate = await kernel.q_get_telemetry(session_id=alice)
+        return {
+            "done": done,
+            "telemetry": telemetry,
+            "resources": resources,
+            "aggregate": aggregate,
+        }
+
+    with WorkerGate(tmp_path) as gate:
+        found = run_kernel(
+            tmp_path, lambda k: body(k, gate), workers=1, config=cfg, gate=gate, clock=clock
+        )
+    starts = found["telemetry"]["device"]["starts"]
+    assert [s["module"] for s in starts] == [0, 0, 1]
+    assert starts[1]["faults"][0] == {
+        "epoch": 2,
+        "kind": "module-failure",
+        "action": "requeue",
+        "module": 0,
+    }
+    assert found["telemetry"]["attempts"] == 2
+    machine = found["resources"]["machine"]
+    assert machine["physical_qubits_total"] == 1_000_000  # module 0 is down
+    assert found["resources"]["device"]["health"]["modules_down"] == [0]
+    assert found["aggregate"]["faults"][0]["requeued"] == [found["done"]["job_id"]]
+    counts = found["done"]["result"]["counts"]
+    assert set(counts) == {"00", "11"}  # a Bell pair without noise
+    assert_binomial(counts["11"], shots, 0.5)
+    events = [(r.get("kind"), r.get("action")) for r in audit_lines(tmp_path, "fault")]
+    assert events == [("module-failure", "requeue"), ("module-failure", "mark-down")]
+
+
+def test_after_a_module_failure_admission_refuses_what_no_module_up_can_hold(
+    tmp_path: Path,
+) -> None:
+    from qmk.errors import AdmissionError
+    from support.kernel import ghz_graph
+
+    clock = ManualClock()
+    cfg = config_from_dict(
+        {
+            "machine": {"physical_qubits": 2000, "modules": 2},
+            "faults": {"module_failures": [{"module": 0, "epoch": 1}]},
+            "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}},
+        }
+    )
+
+    async def body(kernel: Kernel) -> str:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        await clock.tick()
+        try:  # 6 logical qubits of d=9 are 972 physical qubits: module 1 holds 1000
+            await kernel.q_submit(session_id=alice, graph=ghz_graph(7), shots=1)
+        except AdmissionError as exc:
+            return str(exc)
+        raise AssertionError("admitted")
+
+    message = run_kernel(tmp_path, body, config=cfg, clock=clock)
+    assert "its largest module up has 1000" in message
