@@ -53,6 +53,8 @@ MAX_PREEMPTIONS = 3
 FINISHED_CACHE_SIZE = 1024
 #: How many machine-wide fault events the kernel keeps for telemetry.
 FAULT_LOG_SIZE = 256
+#: How many jobs' fault records (placement, policies' actions) the kernel keeps.
+FAULT_RECORDS_SIZE = 4096
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -130,7 +132,7 @@ class Supervisor:
         self.device = device or device_for(config)
         self.placement = Placement(self.device)
         #: What the fault policies did, per job (one record per start) and machine-wide.
-        self.fault_records: dict[str, list[dict[str, Any]]] = {}
+        self.fault_records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self.fault_log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
 
     # ------------------------------------------------------------------ lifecycle
@@ -635,7 +637,7 @@ class Supervisor:
         except QMKError as exc:
             refusal = {"epoch": self.epoch, "kind": "refusal", "action": "fail"}
             record["faults"] = [{**refusal, "error": error_json(exc)}]
-            self.fault_records.setdefault(job.job_id, []).append(record)
+            self._record(job.job_id, record)
             self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **record["faults"][0])
             self._release(job)
             self._finish(job, J.FAILED, error_json(exc))
@@ -651,7 +653,7 @@ class Supervisor:
             faults=[dict(a) for a in adjusted.actions],
             rewrite=adjusted.rewrite.to_json() if adjusted.rewrite else None,
         )
-        self.fault_records.setdefault(job.job_id, []).append(record)
+        self._record(job.job_id, record)
         if len(self.device.capacities) > 1:
             self.audit.append(
                 "device", action="place", job_id=job.job_id, module=module, epoch=self.epoch
@@ -687,13 +689,14 @@ class Supervisor:
                 "action": "requeue",
                 "module": module_id,
             }
-            self.fault_records.setdefault(job_id, []).append(
+            self._record(
+                job_id,
                 {
                     "epoch": self.epoch,
                     "attempt": job.attempts,
                     "module": module_id,
                     "faults": [action],
-                }
+                },
             )
             self.audit.append("fault", job_id=job_id, tenant=job.tenant, **action)
             self._transition(
@@ -714,9 +717,23 @@ class Supervisor:
         self.kick()
         return moved
 
+    def _record(self, job_id: str, record: dict[str, Any]) -> None:
+        """Keep ``record`` of ``job_id`` (the records of the oldest jobs go beyond
+        :data:`FAULT_RECORDS_SIZE` jobs)."""
+        self.fault_records.setdefault(job_id, []).append(record)
+        self.fault_records.move_to_end(job_id)
+        if len(self.fault_records) > FAULT_RECORDS_SIZE:
+            self.fault_records.popitem(last=False)
+
     def fault_record(self, job: Job) -> list[dict[str, Any]]:
         """What the fault policies did to ``job``, one record per start (or requeue)."""
         return list(self.fault_records.get(job.job_id, ()))
 
 
-__all__ = ["FAULT_LOG_SIZE", "FINISHED_CACHE_SIZE", "MAX_PREEMPTIONS", "Supervisor"]
+__all__ = [
+    "FAULT_LOG_SIZE",
+    "FAULT_RECORDS_SIZE",
+    "FINISHED_CACHE_SIZE",
+    "MAX_PREEMPTIONS",
+    "Supervisor",
+]
