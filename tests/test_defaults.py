@@ -120,6 +120,7 @@ def test_kernel_settings_default_to_the_named_constants():
         config.worker_memory_mb,
         config.epoch_ms,
         config.preempt_gap,
+        config.rollback_gap,
         config.synchronous,
     ) == (
         defaults.SESSION_TTL_S,
@@ -127,6 +128,7 @@ def test_kernel_settings_default_to_the_named_constants():
         defaults.WORKER_MEMORY_MB,
         defaults.EPOCH_MS,
         defaults.PREEMPT_GAP,
+        defaults.ROLLBACK_GAP,
         defaults.SYNCHRONOUS,
     )
     assert parse_policy({}, default_timeout_s=1.0).priority == defaults.PRIORITY
@@ -153,6 +155,7 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         "worker_memory_mb": defaults.WORKER_MEMORY_MB,
         "epoch_ms": defaults.EPOCH_MS,
         "preempt_gap": defaults.PREEMPT_GAP,
+        "rollback_gap": defaults.ROLLBACK_GAP,
         "synchronous": defaults.SYNCHRONOUS,
     }
     assert (config["machine"]["profile"], config["machine"]["qubit"]) == (

@@ -57,6 +57,10 @@ WORKER_MEMORY_MB: Final = 2048
 EPOCH_MS: Final = 10
 #: A queued job preempts a running one whose priority is at least this much lower (0: never).
 PREEMPT_GAP: Final = 3
+#: A preemption whose urgent job's priority is at least this much higher than its
+#: victim's stops the victim at once, rolling back its open REV segment, instead of
+#: waiting for its next fence (0: always at once).
+ROLLBACK_GAP: Final = 6
 #: SQLite's ``synchronous`` pragma: "normal" survives a kernel crash, "full" also power loss.
 SYNCHRONOUS: Final = "normal"
 

@@ -103,12 +103,18 @@ def test_a_flooding_tenant_cannot_starve_another_in_the_kernel(tmp_path: Path) -
 
 
 def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: Path) -> None:
+    from kernel.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
+
     clock = ManualClock()
 
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         slow = await kernel.q_submit(
-            session_id=alice, graph=BELL, shots=1, seed=1, policy={"priority": 1}
+            session_id=alice,
+            graph=GRAPH,
+            shots=SHOTS,
+            seed=SEED,
+            policy={"priority": 1, "noise": False},
         )  # held at the gate on the only worker
         await wait_state(kernel, alice, slow["job_id"], "RUNNING")
         urgent = await kernel.q_submit(
@@ -116,16 +122,18 @@ def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: P
         )
         before = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
         assert before["state"] == "RUNNING" and before["preemptions"] == 0  # no epoch yet
-        await clock.tick()  # an epoch fence: the urgent job takes the worker
-        victim = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
-        assert victim["state"] == "QUEUED" and victim["preemptions"] == 1
-        gate.release(1)  # for the urgent job, on the victim's replacement worker
+        await clock.tick()  # an epoch: the victim is asked to yield its worker
+        gate.release(1)  # the victim starts, and yields at its first fence
+        gate.release(1)  # for the urgent job, on the worker the victim gave back
         done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
         assert done["state"] == "COMPLETED"
         victim = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
         assert victim["preemptions"] == 1
         assert victim["state"] in ("QUEUED", "VALIDATING", "RUNNING")
-        await kernel.q_cancel(session_id=alice, job_id=slow["job_id"])
+        gate.open()
+        final = await kernel.q_wait(session_id=alice, job_id=slow["job_id"], timeout_ms=60_000)
+        assert final["result"]["counts"] == uninterrupted()
+        assert final["result"]["telemetry"]["preempted_at_epochs"] == [1]
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, workers=1, gate=gate, clock=clock)

@@ -32,7 +32,7 @@ from typing import Any
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
-from qmk.kernel.workers import GATE_ENV, WorkerPool
+from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV, WorkerPool
 from support.paths import EXAMPLES
 
 BELL: dict[str, Any] = json.loads((EXAMPLES / "bell.qvm.json").read_text())
@@ -48,8 +48,8 @@ class WorkerGate:
     :func:`run_kernel` (``gate=``), or its :meth:`env` to a ``qmk serve`` process.
     """
 
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / "worker-gate"
+    def __init__(self, directory: Path, name: str = "worker-gate") -> None:
+        self.path = directory / name
         os.mkfifo(self.path)
         # the write end (O_RDWR: opening never blocks); while it is open, workers wait
         self._fd: int | None = os.open(self.path, os.O_RDWR)
@@ -58,6 +58,12 @@ class WorkerGate:
         """Let ``count`` more jobs through."""
         assert self._fd is not None, "the gate is open already"
         os.write(self._fd, b"x" * count)
+
+    def step(self, count: int = 1) -> None:
+        """As a pause gate: let a job held at a fence run ``count`` micro-ops, then hold
+        it again before the next one."""
+        assert self._fd is not None, "the gate is open already"
+        os.write(self._fd, b"s" * count)
 
     def open(self) -> None:
         """Let every job through from now on (waiting ones see the end of the FIFO)."""
@@ -70,6 +76,11 @@ class WorkerGate:
     def env(self) -> dict[str, str]:
         """The environment that makes a ``qmk serve`` hold its jobs at this gate."""
         return {GATE_ENV: str(self.path)}
+
+    def pause_env(self) -> dict[str, str]:
+        """The environment that makes a ``qmk serve`` hold running jobs at their fences
+        at this gate (the pool's ``pause_gate``)."""
+        return {PAUSE_GATE_ENV: str(self.path)}
 
     def __enter__(self) -> WorkerGate:
         return self
@@ -124,19 +135,27 @@ def run_kernel(
     config: KernelConfig | None = None,
     gate: WorkerGate | None = None,
     clock: Clock | None = None,
+    pause: WorkerGate | None = None,
 ) -> Any:
     """``body(kernel)`` against a kernel opened on ``tmp_path / "data"``; closed after.
 
-    ``gate`` holds its jobs in the workers; ``clock`` replaces the system clock.
+    ``gate`` holds its jobs in the workers before they start, ``pause`` holds running
+    jobs at their fences; ``clock`` replaces the system clock.
     """
     config = config or make_config()
 
     async def main() -> Any:
         pool = None
-        if gate is not None:
+        if gate is not None or pause is not None:
             loop = asyncio.get_running_loop()
             memory = config.worker_memory_mb
-            pool = WorkerPool(workers, memory_mb=memory, loop=loop, gate=gate.path)
+            pool = WorkerPool(
+                workers,
+                memory_mb=memory,
+                loop=loop,
+                gate=None if gate is None else gate.path,
+                pause_gate=None if pause is None else pause.path,
+            )
         kernel = await Kernel.open(
             config, tmp_path / "data", workers=workers, pool=pool, clock=clock
         )

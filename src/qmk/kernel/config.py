@@ -46,6 +46,7 @@ DEFAULT_JOB_TIMEOUT_S = defaults.JOB_TIMEOUT_S
 DEFAULT_WORKER_MEMORY_MB = defaults.WORKER_MEMORY_MB
 DEFAULT_EPOCH_MS = defaults.EPOCH_MS
 DEFAULT_PREEMPT_GAP = defaults.PREEMPT_GAP
+DEFAULT_ROLLBACK_GAP = defaults.ROLLBACK_GAP
 DEFAULT_SYNCHRONOUS = defaults.SYNCHRONOUS
 
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
@@ -106,6 +107,8 @@ class KernelConfig:
         epoch_ms: the scheduler's tick (deadlines, timeouts, preemption, checkpoints).
         preempt_gap: a queued job preempts a running one whose priority is at least this
             much lower (0 turns preemption off).
+        rollback_gap: a preemption by a job at least this much more urgent stops its
+            victim at once (rolling back its open REV segment) instead of at its next fence.
         synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
             kernel process) or "full" (also survives power loss; slower).
         faults: the faults injected into the simulated machine (``[faults]``; none).
@@ -118,6 +121,7 @@ class KernelConfig:
     worker_memory_mb: int = DEFAULT_WORKER_MEMORY_MB
     epoch_ms: int = DEFAULT_EPOCH_MS
     preempt_gap: int = DEFAULT_PREEMPT_GAP
+    rollback_gap: int = DEFAULT_ROLLBACK_GAP
     synchronous: str = DEFAULT_SYNCHRONOUS
     faults: FaultSchedule = field(default_factory=FaultSchedule)
 
@@ -183,6 +187,7 @@ _KERNEL_KEYS = (
     "worker_memory_mb",
     "epoch_ms",
     "preempt_gap",
+    "rollback_gap",
     "synchronous",
 )
 _TENANT_KEYS = (
@@ -339,6 +344,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         worker_memory_mb=_int(kernel_t, "worker_memory_mb", "kernel", DEFAULT_WORKER_MEMORY_MB, 64),
         epoch_ms=_int(kernel_t, "epoch_ms", "kernel", DEFAULT_EPOCH_MS, 1),
         preempt_gap=_int(kernel_t, "preempt_gap", "kernel", DEFAULT_PREEMPT_GAP, 0),
+        rollback_gap=_int(kernel_t, "rollback_gap", "kernel", DEFAULT_ROLLBACK_GAP, 0),
         synchronous=synchronous,
         faults=faults,
     )

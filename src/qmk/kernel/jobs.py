@@ -299,22 +299,147 @@ def honour_set_policy(
     return dataclasses.replace(policy, **changes) if changes else policy
 
 
+#: How many micro-ops a running job goes between looks for an urgent request.
+LOOK_EVERY = 64
+
+
+class WorkerControl:
+    """The executor's :class:`~qmk.execution.trajectories.Control` in a kernel worker.
+
+    The kernel sends requests down the task's line (:class:`~qmk.kernel.workers.TaskLink`):
+    ``{"op": "checkpoint" | "yield" | "yield-now", "checkpoint_id": ...}``. At each fence
+    the run reaches (after the pause gate, a test hook), the control answers them: a
+    ``checkpoint`` saves the state into ``directory`` as ``<checkpoint_id>.qmkstate``
+    and the run goes on; a ``yield`` saves it and the run stops; a ``yield-now`` (seen
+    between fences too: the control looks at the pipe every :data:`LOOK_EVERY`
+    micro-ops) stops the run at once, rolling back an open REV segment. Each save is
+    reported to the kernel as a note
+    ``{"checkpoint_id", "epoch", "path", "bytes", "stopped", "progress"}``.
+    """
+
+    def __init__(self, link: Any, directory: str) -> None:
+        self.link = link
+        self.directory = directory
+        self.waiting: list[dict[str, Any]] = []
+        self.now: dict[str, Any] | None = None
+        self.answering: list[dict[str, Any]] = []
+        #: The pause gate's step mode (a test hook): pause before every micro-op.
+        self.stepping = False
+        self._countdown = LOOK_EVERY
+
+    @property
+    def urgent(self) -> bool:
+        """Read before every micro-op: every LOOK_EVERY-th read looks at the pipe."""
+        if self.stepping:
+            return True
+        self._countdown -= 1
+        if self._countdown > 0:
+            return False
+        self._countdown = LOOK_EVERY
+        return bool(self.link.pending())
+
+    def _pause(self) -> bool:
+        """At a pause of the test hook: a byte ``s`` lets one micro-op run (and pauses
+        before the next), any other byte lets the run go on to its next fence. True
+        when a byte came (or the gate opened for good), False for requests."""
+        byte, requests = self.link.pause()
+        self._take(requests)
+        if byte or not self.link.paused:
+            self.stepping = byte == b"s"
+            return True
+        return False
+
+    def _take(self, requests: Sequence[Any]) -> None:
+        for request in requests:
+            if not isinstance(request, dict):
+                continue
+            if request.get("op") == "yield-now":
+                self.now = request
+            else:
+                self.waiting.append(request)
+
+    def at_op(self) -> str | None:
+        from qmk.execution.trajectories import YIELD_NOW
+
+        while self.stepping and self.now is None:
+            if self._pause():
+                break
+        if self.stepping and self.now is None:
+            return None  # one micro-op more
+        self._take(self.link.requests())
+        if self.now is not None:
+            self.answering = [self.now, *self.waiting]
+            return YIELD_NOW
+        return None
+
+    def at_fence(self, epoch: int) -> str | None:
+        from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW
+
+        if not self.waiting and self.now is None and self.link.paused:
+            self._pause()
+            if self.stepping and self.now is None:
+                return None  # a step: requests wait for the pause they come at
+        self._take(self.link.requests())
+        if self.now is not None:
+            self.answering = [self.now, *self.waiting]
+            return YIELD_NOW
+        if not self.waiting:
+            return None
+        self.answering, self.waiting = self.waiting, []
+        if any(r.get("op") == "yield" for r in self.answering):
+            return YIELD
+        return CHECKPOINT
+
+    def save(self, state: Any) -> None:
+        import os
+
+        from qmk.execution.checkpoint import write_state
+
+        stopped = any(r.get("op") != "checkpoint" for r in self.answering)
+        for request in self.answering:
+            checkpoint_id = str(request.get("checkpoint_id"))
+            path = os.path.join(self.directory, f"{checkpoint_id}.qmkstate")
+            size = write_state(path, state)
+            self.link.notify(
+                {
+                    "checkpoint_id": checkpoint_id,
+                    "epoch": state.epoch,
+                    "path": path,
+                    "bytes": size,
+                    "stopped": stopped,
+                    "progress": dict(state.progress),
+                }
+            )
+        self.answering = []
+        self.now = None
+
+
 def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Run one job in a worker: verify again, check capabilities again, execute.
 
     ``spec`` holds ``graph`` (QVM JSON text), ``shots``, ``seed``, ``caps`` (granted at
     submit), ``engine``, ``noise``, ``qubit``, ``profile`` and the machine's ``noise_model``
-    (text) and ``calibration`` (JSON), each None when the machine sets none. Returns ``{"ok": True,
-    "result": RunResult.to_json()}`` or ``{"ok": False, "error": {code, name, message}}``
-    for a refusal (missing capabilities) or an error of the program or engine.
+    (text) and ``calibration`` (JSON), each None when the machine sets none;
+    ``checkpoint_dir`` (where the kernel's checkpoints of the job go) and ``resume`` (the
+    checkpoint file to go on from, or None). Returns ``{"ok": True,
+    "result": RunResult.to_json()}``, ``{"ok": False, "error": {code, name, message}}``
+    for a refusal (missing capabilities) or an error of the program or engine, or
+    ``{"ok": False, "yielded": {"epoch": ...}}`` when the kernel asked the job to stop
+    and it did, its state saved (:class:`WorkerControl`).
 
     The worker verifies each distinct graph text once and keeps the verified program
     (an LRU of :data:`VERIFIED_CACHE_SIZE`); the capability check runs for every job.
     """
     from qmk.errors import CapabilityError, QMKError
     from qmk.execution.executor import run
+    from qmk.execution.trajectories import Suspended
+    from qmk.kernel.workers import current_link
     from qmk.qec.logical import Calibration
     from qmk.qec.noise import parse_noise_model
+
+    link = current_link()
+    directory = spec.get("checkpoint_dir")
+    control = None if link is None or directory is None else WorkerControl(link, directory)
 
     try:
         program = verified(spec["graph"])
@@ -337,7 +462,11 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
             profile=spec["profile"],
             calibration=None if calibration is None else Calibration.from_json(calibration),
             require_calibration=False,  # machine-wide: it applies where it fits
+            control=control,
+            resume=spec.get("resume"),
         )
+    except Suspended as stop:
+        return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
     except QMKError as exc:
         return {"ok": False, "error": error_json(exc)}
     return {"ok": True, "result": result.to_json()}

@@ -64,7 +64,7 @@ from qmk.kernel.faults import device_for
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
 from qmk.kernel.supervisor import Supervisor
-from qmk.kernel.workers import GATE_ENV, WorkerPool
+from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV, WorkerPool
 
 _log = logging.getLogger("qmk.kernel")
 
@@ -100,6 +100,7 @@ class Kernel:
             pool=pool,
             clock=clock,
             device=self.device,
+            checkpoint_dir=data_dir / "checkpoints",
         )
         self.admission = Admission(
             config,
@@ -143,7 +144,14 @@ class Kernel:
             # QMK_TEST_WORKER_GATE: a test's FIFO that holds each job at the worker (see
             # WorkerPool's ``gate``); never set outside tests
             gate = os.environ.get(GATE_ENV) or None
-            pool = WorkerPool(workers, memory_mb=config.worker_memory_mb, loop=loop, gate=gate)
+            pause_gate = os.environ.get(PAUSE_GATE_ENV) or None
+            pool = WorkerPool(
+                workers,
+                memory_mb=config.worker_memory_mb,
+                loop=loop,
+                gate=gate,
+                pause_gate=pause_gate,
+            )
         kernel = cls(config, Path(data_dir), pool, clock or SystemClock())
         recovered = kernel.supervisor.recover()
         kernel.audit.append("kernel", action="open", recovered=recovered)

@@ -59,7 +59,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     epoch INTEGER NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    path TEXT,
+    program_epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints (job_id, created_at);
 CREATE TABLE IF NOT EXISTS channels (
@@ -158,6 +160,11 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.executescript(_SCHEMA)
+        # data directories written before checkpoints held execution states
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(checkpoints)")}
+        for column, kind in (("path", "TEXT"), ("program_epoch", "INTEGER")):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE checkpoints ADD COLUMN {column} {kind}")
         self.db.commit()
         self.dirty = False
 
@@ -299,12 +306,32 @@ class Store:
     # ------------------------------------------------------------------ checkpoints
 
     def insert_checkpoint(
-        self, checkpoint_id: str, job: Job, epoch: int, created_at: float
+        self,
+        checkpoint_id: str,
+        job: Job,
+        epoch: int,
+        created_at: float,
+        *,
+        path: str | None = None,
+        program_epoch: int | None = None,
     ) -> None:
-        """Record a checkpoint of ``job`` at kernel epoch ``epoch``."""
+        """Record a checkpoint of ``job`` at kernel epoch ``epoch``: its execution state's
+        file ``path``, saved at the program's fence ``program_epoch`` (None, None: the
+        job's start)."""
         self.db.execute(
-            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (checkpoint_id, job.job_id, job.tenant, epoch, job.state, job.attempts, created_at),
+            "INSERT INTO checkpoints (checkpoint_id, job_id, tenant, epoch, state, attempts, "
+            "created_at, path, program_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                checkpoint_id,
+                job.job_id,
+                job.tenant,
+                epoch,
+                job.state,
+                job.attempts,
+                created_at,
+                path,
+                program_epoch,
+            ),
         )
         self.dirty = True
 
@@ -312,7 +339,7 @@ class Store:
         self, job_id: str, tenant: str, checkpoint_id: str | None
     ) -> dict[str, Any] | None:
         """A checkpoint of the job (the latest when ``checkpoint_id`` is None)."""
-        columns = "checkpoint_id, job_id, epoch, state, attempts, created_at"
+        columns = "checkpoint_id, job_id, epoch, state, attempts, created_at, path, program_epoch"
         if checkpoint_id is None:
             row = self.db.execute(
                 f"SELECT {columns} FROM checkpoints WHERE job_id=? AND tenant=? "
@@ -327,7 +354,16 @@ class Store:
             ).fetchone()
         if row is None:
             return None
-        keys = ("checkpoint_id", "job_id", "epoch", "state", "attempts", "created_at")
+        keys = (
+            "checkpoint_id",
+            "job_id",
+            "epoch",
+            "state",
+            "attempts",
+            "created_at",
+            "path",
+            "program_epoch",
+        )
         return dict(zip(keys, row, strict=True))
 
     # ------------------------------------------------------------------ channels

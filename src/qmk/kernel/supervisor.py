@@ -12,7 +12,14 @@ the epoch counter. Its tasks all live in the kernel's task group (:meth:`Supervi
 - one task per job with a **deadline** holds a timeout scope at that deadline for the
   job's life, queued or running; the job's end cancels it;
 - the **ticker** counts epochs on the clock (:meth:`~qmk.kernel.clock.Clock.epochs`): the
-  only periodic wake-up of the kernel, and the only place where preemption happens.
+  only periodic wake-up of the kernel, and the only place where preemption is decided.
+
+Checkpoints and preemption reach a running job through the worker pool's requests
+(:meth:`~qmk.kernel.workers.WorkerPool.request`): the job's executor answers at its next
+``FENCE_EPOCH`` (or at once, rolling back its open REV segment, for ``yield-now``),
+saving its execution state under ``checkpoints/<job_id>/`` in the data directory and
+telling the kernel in a note (:meth:`Supervisor._noted`); a job started again (restore,
+preemption, recovery after a crash) resumes from its checkpoint's state.
 
 Nothing is polled and no callback or timer lives outside the group: closing the kernel
 cancels the group, and with it every one of these. Time is the kernel's
@@ -28,6 +35,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from qmk import aio
@@ -88,8 +96,11 @@ class Supervisor:
         audit: the audit log.
         commits: the group commit.
         channels: the channel table (bound channels are checked again at start).
-        pool: the worker pool (``submit``, ``cancel``, ``shutdown``, ``max_workers``).
+        pool: the worker pool (``submit``, ``cancel``, ``shutdown``, ``max_workers``;
+            ``listen`` and ``request`` for checkpoints and preemption at fences).
         clock: the kernel's clock.
+        checkpoint_dir: where running jobs save their execution states (one folder per
+            job); None: jobs save none, and are preempted by a kill and a restart.
         device: the machine (default: the simulated logical machine of ``config``).
     """
 
@@ -104,8 +115,16 @@ class Supervisor:
         pool: Any,
         clock: Clock,
         device: LogicalMachine | None = None,
+        checkpoint_dir: Path | None = None,
     ) -> None:
         self.config = config
+        self.checkpoint_dir = checkpoint_dir
+        #: q_checkpoint calls waiting for a running job's fence: checkpoint id -> future
+        #: (None when the attempt ended first), and the ids of each job.
+        self._checkpoint_waits: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._waits_of: dict[str, set[str]] = {}
+        #: Running jobs asked to yield their worker: job id -> the checkpoint id asked for.
+        self._yielding: dict[str, str] = {}
         self.store = store
         self.audit = audit
         self.commits = commits
@@ -254,7 +273,26 @@ class Supervisor:
         return job.to_json()
 
     async def checkpoint(self, job: Job) -> dict[str, Any]:
-        """Record a checkpoint of ``job`` at the current epoch, committed."""
+        """A checkpoint of ``job``, committed.
+
+        A running job saves its execution state at its next fence and the reply waits
+        for it (``saved``: true, ``program_epoch``: that fence). A job that ends before
+        reaching one, or is not running, gets a checkpoint of where it would start
+        again: its latest saved state if it has one (a queued job that was preempted),
+        else its start.
+        """
+        run = self.running.get(job.job_id)
+        if run is not None and self._can_request() and job.job_id not in self._yielding:
+            checkpoint_id = new_id("ckpt")
+            waiter: asyncio.Future[dict[str, Any] | None] = self._loop.create_future()
+            request = {"op": "checkpoint", "checkpoint_id": checkpoint_id}
+            if self.pool.request(run.future, request):
+                self._checkpoint_waits[checkpoint_id] = waiter
+                self._waits_of.setdefault(job.job_id, set()).add(checkpoint_id)
+                saved = await waiter
+                if saved is not None:
+                    await self.commits.durable()
+                    return saved
         checkpoint = self._checkpoint(job)
         if job.final:
             self.store.save_job(job)
@@ -353,18 +391,44 @@ class Supervisor:
         _cancel(run.task)
         self.pool.cancel(run.future, reason)
         self._release(job)
+        self._attempt_ended(job)
 
     def _checkpoint(self, job: Job) -> dict[str, Any]:
-        checkpoint_id = new_id("ckpt")
+        """Record a checkpoint of where ``job`` would start again: its latest saved
+        execution state if it is not final and has one, else its start."""
+        note: dict[str, Any] = {}
+        if not job.final and job.checkpoint_id is not None:
+            latest = self.store.load_checkpoint(job.job_id, job.tenant, job.checkpoint_id)
+            if latest is not None and latest["path"] is not None:
+                note = {"path": latest["path"], "epoch": latest["program_epoch"]}
+        return self._record_checkpoint(job, new_id("ckpt"), note)
+
+    def _record_checkpoint(
+        self, job: Job, checkpoint_id: str, note: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Record checkpoint ``checkpoint_id`` of ``job``: the state file ``note["path"]``
+        saved at the program's fence ``note["epoch"]``, or (no path) the job's start."""
         now = self.clock.now()
-        self.store.insert_checkpoint(checkpoint_id, job, self.epoch, now)
+        path = note.get("path")
+        program_epoch = None if path is None else int(note["epoch"])
+        self.store.insert_checkpoint(
+            checkpoint_id,
+            job,
+            self.epoch,
+            now,
+            path=None if path is None else str(path),
+            program_epoch=program_epoch,
+        )
         job.checkpoint_id = checkpoint_id
+        extra = {} if "bytes" not in note else {"bytes": note["bytes"], "stopped": note["stopped"]}
         self.audit.append(
             "checkpoint",
             job_id=job.job_id,
             tenant=job.tenant,
             checkpoint_id=checkpoint_id,
             epoch=self.epoch,
+            program_epoch=program_epoch,
+            **extra,
         )
         self.commits.dirty()
         return {
@@ -373,7 +437,46 @@ class Supervisor:
             "epoch": self.epoch,
             "state": job.state,
             "created_at": now,
+            "saved": path is not None,
+            "program_epoch": program_epoch,
         }
+
+    def _can_request(self) -> bool:
+        """Whether running jobs save execution states (a data directory for them, and a
+        pool that can talk to running tasks)."""
+        return self.checkpoint_dir is not None and hasattr(self.pool, "request")
+
+    def _noted(self, job: Job, run: _Running, note: Any) -> None:
+        """A running job saved its execution state (a note from its worker): record the
+        checkpoint and answer the q_checkpoint waiting for it."""
+        if threading.get_ident() != self._thread_id:  # a pool driven by its own thread
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._noted, job, run, note)
+            return
+        if self.running.get(job.job_id) is not run or not isinstance(note, dict):
+            return  # stopped meanwhile: the kernel no longer follows this attempt
+        checkpoint_id = str(note.get("checkpoint_id"))
+        record = self._record_checkpoint(job, checkpoint_id, note)
+        self.store.save_job(job)
+        waiter = self._checkpoint_waits.pop(checkpoint_id, None)
+        self._waits_of.get(job.job_id, set()).discard(checkpoint_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(record)
+
+    def _attempt_ended(self, job: Job) -> None:
+        """The job left its worker: q_checkpoint calls still waiting get None."""
+        self._yielding.pop(job.job_id, None)
+        for checkpoint_id in self._waits_of.pop(job.job_id, set()):
+            waiter = self._checkpoint_waits.pop(checkpoint_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def _resume_path(self, job: Job) -> str | None:
+        """The execution state a start of ``job`` resumes from (None: its start)."""
+        if job.checkpoint_id is None or self.checkpoint_dir is None:
+            return None
+        checkpoint = self.store.load_checkpoint(job.job_id, job.tenant, job.checkpoint_id)
+        return None if checkpoint is None else checkpoint["path"]
 
     # ------------------------------------------------------------------ deadlines
 
@@ -493,6 +596,10 @@ class Supervisor:
             "calibration": None
             if self.config.machine.calibration is None
             else self.config.machine.calibration.to_json(),
+            "checkpoint_dir": None
+            if self.checkpoint_dir is None
+            else str(self.checkpoint_dir / job.job_id),
+            "resume": self._resume_path(job),
         }
         if (adjusted := self._apply_faults(job, spec)) is None:  # refused: FAILED already
             return
@@ -506,6 +613,8 @@ class Supervisor:
             return
         run = _Running(future=future, attempt=job.attempts, spec=spec)
         self.running[job.job_id] = run
+        if self._can_request():
+            self.pool.listen(future, lambda note: self._noted(job, run, note))
         run.task = self._spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
 
     async def _attempt(self, job: Job, run: _Running, ends_at: float) -> None:
@@ -553,6 +662,7 @@ class Supervisor:
             return  # cancelled, timed out or preempted: already handled
         del self.running[job.job_id]
         self._release(job)
+        self._attempt_ended(job)
         try:
             outcome = run.future.result()
         except WorkerMemoryError as exc:
@@ -570,6 +680,16 @@ class Supervisor:
             job.result = outcome["result"]
             self._attest(job, run)
             self._finish(job, J.COMPLETED)
+        elif outcome.get("yielded") is not None:  # preempted: it saved its state and stopped
+            job.preemptions += 1
+            program_epoch = outcome["yielded"].get("epoch")
+            self._transition(
+                job,
+                J.QUEUED,
+                reason=f"preempted at epoch {self.epoch}; saved at its fence {program_epoch}",
+            )
+            self.queue.push(job)
+            self.kick()
         else:
             self._finish(job, J.FAILED, outcome["error"])
 
@@ -608,12 +728,32 @@ class Supervisor:
             self.jobs[job_id]
             for job_id in self.running
             if job_id in self.jobs
+            and job_id not in self._yielding
             and self.jobs[job_id].priority + gap <= best.priority
             and self.jobs[job_id].preemptions < MAX_PREEMPTIONS
         ]
         if not victims:
             return False
         victim = min(victims, key=lambda j: (j.priority, -(j.started_at or 0.0)))
+        if self._can_request():
+            # At its next fence; at once (rolling back its open REV segment) when the
+            # urgent job is much more urgent or the program has no fence to wait for.
+            now = best.priority - victim.priority >= self.config.rollback_gap or (
+                '"FENCE_EPOCH"' not in victim.graph
+            )
+            op = "yield-now" if now else "yield"
+            request = {"op": op, "checkpoint_id": new_id("ckpt")}
+            if self.pool.request(self.running[victim.job_id].future, request):
+                self._yielding[victim.job_id] = request["checkpoint_id"]
+                self.audit.append(
+                    "preempt",
+                    job_id=victim.job_id,
+                    tenant=victim.tenant,
+                    epoch=self.epoch,
+                    by=best.job_id,
+                    request=op,
+                )
+                return False  # its worker is free once it has yielded
         self._stop(victim, "preempted")
         victim.preemptions += 1
         self._checkpoint(victim)

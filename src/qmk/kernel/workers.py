@@ -33,13 +33,25 @@ Functions and arguments travel by pickle, so ``fn`` must be importable (a module
 function). Errors raised by ``fn`` come back as :class:`TaskError` carrying the exception
 type and message (and ``to_json()`` of a :class:`~qmk.errors.QMKError`).
 
+**Talking to a running task.** A task's function may send the pool notes while it
+runs (:func:`current_link`, :meth:`TaskLink.notify`); the pool hands each to the
+listener :meth:`WorkerPool.listen` set on the task's future, before the task's result.
+The pool may send a running task requests (:meth:`WorkerPool.request`): they wait in the
+pipe until the task looks (:meth:`TaskLink.pending`, :meth:`TaskLink.requests`). No
+signal announces them: a signal could reach a fresh worker before it installs its
+handler and kill it. The kernel's checkpoints and preemptions at fences travel this way.
+
 A test hook, the **gate**: a pool made with ``gate=`` the path of a FIFO holds every task
 in its worker, before it runs, until the FIFO yields one byte for it (one byte lets one
 task through). The test that holds the FIFO's write end opens the gate for good by
 removing the FIFO and then closing its end: a waiting worker sees the end of file, a new
 one finds no FIFO. A test thus decides exactly how many tasks run and when, whatever the
 machine's speed; ``Kernel.open`` reads the path from :data:`GATE_ENV`, so a test can hold
-the jobs of a ``qmk serve`` process too. Nothing else uses it.
+the jobs of a ``qmk serve`` process too. Nothing else uses it. Its twin, the **pause
+gate** (``pause_gate=``, :data:`PAUSE_GATE_ENV`), holds a running task at each point
+where it calls :meth:`TaskLink.pause` (the executor's fences) until a byte comes or a
+request arrives: a test can hold a job at a fence, take a checkpoint there, preempt it
+or kill the kernel, whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -79,6 +91,76 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
 #: The environment variable whose value, a FIFO's path, ``Kernel.open`` passes as the
 #: default pool's ``gate`` (a test hook: see the module docstring).
 GATE_ENV = "QMK_TEST_WORKER_GATE"
+#: The same for the pool's ``pause_gate`` (a FIFO that holds running tasks at fences).
+PAUSE_GATE_ENV = "QMK_TEST_PAUSE_GATE"
+
+
+class TaskLink:
+    """The running task's line to its pool, in a worker process (see the module docstring)."""
+
+    def __init__(
+        self,
+        conn: mpc.Connection,
+        task_id: int,
+        pause_gate: int | None,
+        held: list[Any] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._task_id = task_id
+        self._pause_gate = pause_gate
+        self._held = [m[2] for m in held or () if m[:2] == ("request", task_id)]
+
+    def notify(self, payload: Any) -> None:
+        """Send ``payload`` to the pool (the listener of the task's future gets it)."""
+        self._conn.send((self._task_id, "note", payload))
+
+    def pending(self) -> bool:
+        """Whether a request (or anything) waits in the pipe (no wait, one system call)."""
+        return bool(self._held) or self._conn.poll()
+
+    def requests(self) -> list[Any]:
+        """The requests the pool sent this task so far (each once), oldest first."""
+        out, self._held = self._held, []
+        while self._conn.poll():
+            message = self._conn.recv()
+            if isinstance(message, tuple) and message[:2] == ("request", self._task_id):
+                out.append(message[2])
+        return out
+
+    @property
+    def paused(self) -> bool:
+        """Whether a pause gate holds this task at its pauses."""
+        return self._pause_gate is not None
+
+    def pause(self) -> tuple[bytes, list[Any]]:
+        """The test hook: with a pause gate, wait until it yields a byte or a request
+        comes (a byte waiting goes first); ``(the byte, the requests)``, one of them
+        empty. ``b""`` and no requests: no gate, or its end of file (open for good)."""
+        gate = self._pause_gate
+        if gate is None:
+            return b"", []
+        pipe = self._conn.fileno()
+        while True:
+            ready, _, _ = select.select([gate, pipe], [], [])
+            if gate in ready:
+                try:
+                    byte = os.read(gate, 1)
+                except BlockingIOError:
+                    continue  # another worker took the byte
+                if not byte:
+                    self._pause_gate = None  # end of file: the gate is open for good
+                return byte, []
+            requests = self.requests()
+            if requests:
+                return b"", requests
+
+
+_LINK: TaskLink | None = None
+
+
+def current_link() -> TaskLink | None:
+    """The running task's :class:`TaskLink` (None outside a pool's worker)."""
+    return _LINK
 
 
 class TaskError(Exception):
@@ -129,14 +211,23 @@ def _open_gate(gate: str | None) -> int | None:
         return None  # removed: the gate was opened for good
 
 
-def _pass_gate(gate: int, conn: mpc.Connection) -> bool:
+def _pass_gate(gate: int, conn: mpc.Connection, held: list[Any]) -> bool:
     """Wait at the gate FIFO ``gate`` for a byte, or for its end of file (its writer is
-    gone: open for good). False when the pool went away meanwhile."""
+    gone: open for good). Requests for the held task that come meanwhile go to ``held``.
+    False when the pool went away meanwhile."""
     pipe = conn.fileno()
     while True:
         ready, _, _ = select.select([gate, pipe], [], [])
         if pipe in ready:
-            return False  # the pool closed our pipe: it is gone, or it is shutting us down
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return False  # the pool closed our pipe: it is gone
+            if message is None:
+                return False  # the pool is shutting us down
+            if message[0] == "request":
+                held.append(message)
+            continue
         try:
             os.read(gate, 1)  # one byte lets this task through; b"" (end of file) all of them
         except BlockingIOError:
@@ -144,11 +235,18 @@ def _pass_gate(gate: int, conn: mpc.Connection) -> bool:
         return True
 
 
-def _worker_main(conn: mpc.Connection, memory_mb: int | None, gate: str | None = None) -> None:
+def _worker_main(
+    conn: mpc.Connection,
+    memory_mb: int | None,
+    gate: str | None = None,
+    pause_gate: str | None = None,
+) -> None:
     """A worker: run tasks from ``conn`` until it closes or sends None."""
+    global _LINK
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(memory_mb)
     gate_fd = _open_gate(gate)
+    pause_fd = _open_gate(pause_gate)
     while True:
         try:
             message = conn.recv()
@@ -156,9 +254,13 @@ def _worker_main(conn: mpc.Connection, memory_mb: int | None, gate: str | None =
             return
         if message is None:
             return
+        if message[0] == "request":
+            continue  # for a task that has ended
         task_id, fn, args, kwargs = message
-        if gate_fd is not None and not _pass_gate(gate_fd, conn):
+        held: list[Any] = []
+        if gate_fd is not None and not _pass_gate(gate_fd, conn, held):
             return
+        _LINK = TaskLink(conn, task_id, pause_fd, held)
         try:
             value = fn(*args, **kwargs)
             reply: tuple[Any, ...] = (task_id, "ok", value)
@@ -171,6 +273,10 @@ def _worker_main(conn: mpc.Connection, memory_mb: int | None, gate: str | None =
                 with contextlib.suppress(Exception):
                     data["error"] = to_json()
             reply = (task_id, "error", (str(exc) or type(exc).__name__, data))
+        finally:
+            if _LINK is not None:
+                pause_fd = _LINK._pause_gate  # None once the gate opened for good
+            _LINK = None
         try:
             conn.send(reply)
         except MemoryError:
@@ -190,6 +296,7 @@ class _Task:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    listener: Callable[[Any], None] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -220,6 +327,8 @@ class WorkerPool(Executor):
             loop's thread). None: a dispatcher thread of the pool's own drives them.
         gate: a test hook, the path of a FIFO that holds each task in its worker until a
             byte comes (see the module docstring). None: tasks run at once.
+        pause_gate: a test hook, the path of a FIFO that holds a running task wherever
+            it calls :meth:`TaskLink.pause` (see the module docstring).
     """
 
     def __init__(
@@ -231,11 +340,13 @@ class WorkerPool(Executor):
         preload: Iterable[str] = DEFAULT_PRELOAD,
         loop: asyncio.AbstractEventLoop | None = None,
         gate: str | os.PathLike[str] | None = None,
+        pause_gate: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
-        if gate is not None and not stat.S_ISFIFO(os.stat(gate).st_mode):
-            raise ValueError(f"the gate {os.fspath(gate)!r} is not a FIFO")
+        for fifo in (gate, pause_gate):
+            if fifo is not None and not stat.S_ISFIFO(os.stat(fifo).st_mode):
+                raise ValueError(f"the gate {os.fspath(fifo)!r} is not a FIFO")
         if context not in ("forkserver", "spawn"):
             raise ValueError("context must be 'forkserver' or 'spawn' (fork is unsafe here)")
         self._ctx: ForkServerContext | SpawnContext
@@ -247,6 +358,7 @@ class WorkerPool(Executor):
         self.max_workers = max_workers
         self.memory_mb = memory_mb
         self.gate = None if gate is None else os.fspath(gate)
+        self.pause_gate = None if pause_gate is None else os.fspath(pause_gate)
         self.loop = loop
         self._lock = threading.Lock()
         self._pending: collections.deque[_Task] = collections.deque()
@@ -254,6 +366,7 @@ class WorkerPool(Executor):
         self._running: dict[Future[Any], _Worker] = {}
         self._workers: list[_Worker] = []
         self._outcomes: list[_Outcome] = []
+        self._notes: list[tuple[Callable[[Any], None], Any]] = []
         self._ids = itertools.count(1)
         self._shutdown = False
         self._stopped = False
@@ -329,6 +442,30 @@ class WorkerPool(Executor):
         self._wake()
         return True
 
+    def listen(self, future: Future[Any], listener: Callable[[Any], None]) -> None:
+        """Have ``listener(payload)`` called with each note ``future``'s task sends
+        (on the thread that drives the pool, before the future completes)."""
+        with self._lock:
+            task = self._by_future.get(future)
+            if task is not None:
+                task.listener = listener
+
+    def request(self, future: Future[Any], payload: Any) -> bool:
+        """Send ``payload`` to ``future``'s running task (it reads it when it looks).
+
+        Returns False when the task is not running (queued, or already finished).
+        """
+        with self._lock:
+            worker = self._running.get(future)
+            task = self._by_future.get(future)
+            if worker is None or task is None or worker.killed:
+                return False
+            try:
+                worker.conn.send(("request", task.task_id, payload))
+            except OSError:
+                return False
+        return True
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the pool. Running tasks are killed when ``cancel_futures`` is true.
 
@@ -401,7 +538,7 @@ class WorkerPool(Executor):
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child, self.memory_mb, self.gate),
+            args=(child, self.memory_mb, self.gate, self.pause_gate),
             name="qmk-worker",
             daemon=True,
         )
@@ -411,10 +548,14 @@ class WorkerPool(Executor):
         return _Worker(process=process, conn=parent)
 
     def _deliver(self) -> None:
-        """Complete the futures settled under the lock (callbacks run here, lock free)."""
-        while self._outcomes:
+        """Hand out notes, then complete the futures settled under the lock (callbacks
+        run here, lock free): a task's notes reach its listener before its result."""
+        while self._outcomes or self._notes:
             with self._lock:
                 outcomes, self._outcomes = self._outcomes, []
+                notes, self._notes = self._notes, []
+            for listener, payload in notes:
+                listener(payload)
             for future, value, error in outcomes:
                 if error is None:
                     future.set_result(value)
@@ -489,6 +630,11 @@ class WorkerPool(Executor):
     def _settle_locked(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         task_id, kind, value = message
         task = worker.task
+        if kind == "note":  # the task goes on: hand its note to the listener
+            listener = None if task is None or task.task_id != task_id else task.listener
+            if listener is not None and task is not None and task.future in self._running:
+                self._notes.append((listener, value))
+            return
         worker.task = None
         if kind == "memory":
             worker.retiring = True
@@ -693,9 +839,12 @@ class WorkerPool(Executor):
 __all__ = [
     "DEFAULT_PRELOAD",
     "GATE_ENV",
+    "PAUSE_GATE_ENV",
     "TaskError",
+    "TaskLink",
     "WorkerDied",
     "WorkerKilled",
     "WorkerMemoryError",
     "WorkerPool",
+    "current_link",
 ]

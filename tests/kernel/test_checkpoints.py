@@ -1,0 +1,148 @@
+"""Checkpoints, preemption and rollback inside a running kernel: a running job saves its
+execution state at its next fence, yields its worker there when preempted (or at once,
+rolling back its open REV segment, when the preemptor is much more urgent), and resumes
+from the saved state with exactly the counts of a run that never stopped.
+
+Every test holds its job at a pause gate (at fences, or micro-op by micro-op), so what
+happens does not depend on the machine's speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qmk.execution.executor import run
+from qmk.kernel.clock import ManualClock
+from qmk.kernel.service import Kernel
+from qmk.qvm.asm import assemble
+from support.kernel import BELL, WorkerGate, login, run_kernel, wait_state
+
+# Non-Clifford (so it runs as trajectories), with a mid-circuit measurement (branches)
+# and three fences; epoch 2 holds a REV segment of five gates.
+FENCED = assemble(
+    """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1
+h: APPLY_H vq:q0
+t: APPLY_T vq:q0
+h1: APPLY_H vq:q0
+m: MEASURE_Z vq:q0, out:m
+f1: FENCE_EPOCH
+r1: APPLY_RY vq:q1, theta=0.9
+r2: APPLY_RZ vq:q1, theta=0.4
+c: APPLY_CNOT vq:q1, vq:q0
+r3: APPLY_RX vq:q0, theta=1.1
+t2: APPLY_T vq:q1
+m1: MEASURE_Z vq:q1, out:m1
+f2: FENCE_EPOCH
+h2: APPLY_H vq:q1
+f3: FENCE_EPOCH
+m0: MEASURE_Z vq:q0, out:m0
+m2: MEASURE_Z vq:q1, out:m2
+"""
+)
+GRAPH = FENCED.to_json()
+SHOTS, SEED = 500, 17
+
+
+def uninterrupted() -> dict[str, int]:
+    """What every kernel run of FENCED must give: the in-process run, never stopped."""
+    return dict(run(FENCED, shots=SHOTS, seed=SEED, noise=False).counts)
+
+
+async def submit(kernel: Kernel, session: str, **policy: Any) -> str:
+    job = await kernel.q_submit(
+        session_id=session,
+        graph=GRAPH,
+        shots=SHOTS,
+        seed=SEED,
+        policy={"noise": False, **policy},
+    )
+    return str(job["job_id"])
+
+
+def test_a_checkpoint_of_a_running_job_is_its_state_at_the_next_fence(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        job_id = await submit(kernel, alice)
+        await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
+        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
+        assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1
+        files = list((tmp_path / "data" / "checkpoints" / job_id).glob("*.qmkstate"))
+        assert [f.stem for f in files] == [checkpoint["checkpoint_id"]]
+        pause.open()
+        done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+        assert done["state"] == "COMPLETED" and done["result"]["counts"] == uninterrupted()
+        assert done["result"]["telemetry"]["checkpoints"] == 1
+        # a restore of that checkpoint resumes at fence 1, with the same counts
+        await kernel.q_restore(
+            session_id=alice, job_id=job_id, checkpoint_id=checkpoint["checkpoint_id"]
+        )
+        again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+        assert again["result"]["counts"] == uninterrupted()
+        assert again["result"]["telemetry"]["resumed_from_epoch"] == 1
+
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        run_kernel(tmp_path, body, workers=1, pause=pause)
+
+
+def test_preemption_stops_a_job_at_its_next_fence_and_it_resumes_there(tmp_path: Path) -> None:
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        slow = await submit(kernel, alice, priority=1)
+        await wait_state(kernel, alice, slow, "RUNNING")  # held at its first fence
+        urgent = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
+        )
+        await clock.tick()  # gap 4: >= preempt_gap, < rollback_gap: yield at the fence
+        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        victim = await kernel.q_get_telemetry(session_id=alice, job_id=slow)
+        assert victim["preemptions"] == 1 and victim["state"] in ("QUEUED", "RUNNING"), victim
+        pause.open()
+        final = await kernel.q_wait(session_id=alice, job_id=slow, timeout_ms=60_000)
+        assert final["state"] == "COMPLETED" and final["result"]["counts"] == uninterrupted()
+        telemetry = final["result"]["telemetry"]
+        assert telemetry["preempted_at_epochs"] == [1] and telemetry["resumed_from_epoch"] == 1
+        assert telemetry["rollbacks"] == 0
+
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        run_kernel(tmp_path, body, workers=1, pause=pause, clock=clock)
+
+
+def test_a_much_more_urgent_job_rolls_the_victims_rev_segment_back(tmp_path: Path) -> None:
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        slow = await submit(kernel, alice, priority=1)
+        await wait_state(kernel, alice, slow, "RUNNING")  # held at its first fence
+        pause.step(4)  # past the fence, RY, RZ, CNOT: held before RX, inside the segment
+        urgent = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 9}
+        )
+        await clock.tick()  # gap 8 >= rollback_gap: stop now
+        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        pause.open()
+        final = await kernel.q_wait(session_id=alice, job_id=slow, timeout_ms=60_000)
+        assert final["state"] == "COMPLETED" and final["result"]["counts"] == uninterrupted()
+        telemetry = final["result"]["telemetry"]
+        assert (telemetry["rollbacks"], telemetry["rollback_gates"]) == (1, 3)
+        assert telemetry["resumed_from_epoch"] == 1  # the segment began at fence 1
+
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        run_kernel(tmp_path, body, workers=1, pause=pause, clock=clock)
+
+
+def test_a_checkpoint_of_a_job_without_a_fence_records_its_start(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
+        await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job["job_id"])
+        assert checkpoint["saved"] is False and checkpoint["program_epoch"] is None
+
+    run_kernel(tmp_path, body, workers=1)
