@@ -171,3 +171,18 @@ def test_every_op_of_the_table_runs_on_the_executor_and_is_counted(spec: OpSpec)
 )
 def test_every_spelling_the_cycle_lookup_took_before_the_table_still_resolves(spelling, key):
     assert op_key(spelling) == key
+
+
+@pytest.mark.parametrize("gate", list(GATES.values()), ids=lambda g: g.name)
+def test_an_engine_gates_adjoint_undoes_it(gate) -> None:
+    for angle in ANGLES:
+        params = tuple(angle for _ in gate.params)
+        name, inverse = gate.adjoint(params)
+        product = GATES[name].matrix(inverse) @ gate.matrix(params)
+        assert np.allclose(product, np.eye(product.shape[0])), (gate.name, angle)
+
+
+@pytest.mark.parametrize("spec", GATE_SPECS, ids=lambda s: s.name)
+def test_an_ops_inverse_and_its_engine_gates_adjoint_are_the_same_gate(spec: OpSpec) -> None:
+    inverse = OPS[spec.inverse]  # type: ignore[index]
+    assert GATES[spec.gate].adjoint(_params(spec, 0.3))[0] == inverse.gate  # type: ignore[index]
