@@ -179,6 +179,11 @@ def _holds(guard: Guard | None, events: np.ndarray, index: Mapping[str, int]) ->
     return all(int(events[index[t.event]]) == t.equals for t in guard.terms if t.event in index)
 
 
+def _parity(op: _Op, events: np.ndarray) -> int:
+    """The XOR of a feed-forward op's input events (1: its Pauli applies)."""
+    return sum(int(events[i]) for i in op.inputs if i >= 0) % 2
+
+
 _TO_Z = {"Z": (), "X": ("h",), "Y": ("sdg", "h")}
 
 
@@ -441,7 +446,7 @@ class Runner:
                 choice = self._split(engine, branch, pos, (1.0 - p1, p1), pending)
                 _apply_pending(engine, branch, pending(choice))
             elif kind == "cond":
-                if sum(int(events[i]) for i in op.inputs if i >= 0) % 2:
+                if _parity(op, events):
                     engine.apply(op.gate, [qmap[op.qubits[0]]])
             elif kind == "werner":
                 q = qmap[op.qubits[0]]
@@ -510,7 +515,7 @@ class Runner:
                 gate, params = GATES[op.gate].adjoint(op.params)
                 engine.apply(gate, [branch.qmap[q] for q in op.qubits], params)
                 undone += 1
-            elif sum(int(branch.events[e]) for e in op.inputs if e >= 0) % 2:
+            elif _parity(op, branch.events):
                 engine.apply(op.gate, [branch.qmap[op.qubits[0]]])  # a Pauli: self-inverse
                 undone += 1
         if undone:

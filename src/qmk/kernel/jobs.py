@@ -359,30 +359,33 @@ class WorkerControl:
                 self.waiting.append(request)
 
     def at_op(self) -> str | None:
-        from qmk.execution.trajectories import YIELD_NOW
-
         while self.stepping and self.now is None:
             if self._pause():
                 break
         if self.stepping and self.now is None:
             return None  # one micro-op more
         self._take(self.link.requests())
-        if self.now is not None:
-            self.answering = [self.now, *self.waiting]
-            return YIELD_NOW
-        return None
+        return self._stop_now()
+
+    def _stop_now(self) -> str | None:
+        """:data:`YIELD_NOW` when a stop-now request came (it answers the waiting ones too)."""
+        from qmk.execution.trajectories import YIELD_NOW
+
+        if self.now is None:
+            return None
+        self.answering = [self.now, *self.waiting]
+        return YIELD_NOW
 
     def at_fence(self, epoch: int) -> str | None:
-        from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW
+        from qmk.execution.trajectories import CHECKPOINT, YIELD
 
         if not self.waiting and self.now is None and self.link.paused:
             self._pause()
             if self.stepping and self.now is None:
                 return None  # a step: requests wait for the pause they come at
         self._take(self.link.requests())
-        if self.now is not None:
-            self.answering = [self.now, *self.waiting]
-            return YIELD_NOW
+        if (stop := self._stop_now()) is not None:
+            return stop
         if not self.waiting:
             return None
         self.answering, self.waiting = self.waiting, []

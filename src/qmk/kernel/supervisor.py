@@ -397,10 +397,8 @@ class Supervisor:
         """Record a checkpoint of where ``job`` would start again: its latest saved
         execution state if it is not final and has one, else its start."""
         note: dict[str, Any] = {}
-        if not job.final and job.checkpoint_id is not None:
-            latest = self.store.load_checkpoint(job.job_id, job.tenant, job.checkpoint_id)
-            if latest is not None and latest["path"] is not None:
-                note = {"path": latest["path"], "epoch": latest["program_epoch"]}
+        if not job.final and (saved := self._saved_state(job)) is not None:
+            note = {"path": saved["path"], "epoch": saved["program_epoch"]}
         return self._record_checkpoint(job, new_id("ckpt"), note)
 
     def _record_checkpoint(
@@ -471,12 +469,17 @@ class Supervisor:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
-    def _resume_path(self, job: Job) -> str | None:
-        """The execution state a start of ``job`` resumes from (None: its start)."""
-        if job.checkpoint_id is None or self.checkpoint_dir is None:
+    def _saved_state(self, job: Job) -> dict[str, Any] | None:
+        """The checkpoint ``job`` would start again from, if it holds an execution state."""
+        if job.checkpoint_id is None:
             return None
         checkpoint = self.store.load_checkpoint(job.job_id, job.tenant, job.checkpoint_id)
-        return None if checkpoint is None else checkpoint["path"]
+        return None if checkpoint is None or checkpoint["path"] is None else checkpoint
+
+    def _resume_path(self, job: Job) -> str | None:
+        """The execution state a start of ``job`` resumes from (None: its start)."""
+        saved = None if self.checkpoint_dir is None else self._saved_state(job)
+        return None if saved is None else str(saved["path"])
 
     # ------------------------------------------------------------------ deadlines
 
