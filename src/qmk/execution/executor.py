@@ -51,7 +51,7 @@ import numpy as np
 from qmk import defaults
 from qmk.engines import EngineError, engine_class
 from qmk.execution.checkpoint import ExecutionState, read_state, run_key
-from qmk.execution.plan import Plan, build_plan
+from qmk.execution.plan import Plan, build_plan, decoder_load
 from qmk.execution.trajectories import Control, Progress, Runner, micro_ops
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
@@ -511,7 +511,7 @@ def _telemetry(
     *,
     profile: str = DEFAULT_PROFILE,
 ) -> Telemetry:
-    bits_per_round, bits_per_second = _decoder_load(plan, qubit, profile)
+    bits_per_round, bits_per_second = decoder_load(plan, qubit, profile)
     uses: Counter[str] = Counter()
     regions: list[str] = []
     policies: list[dict[str, Any]] = []
@@ -547,35 +547,3 @@ def _telemetry(
         syndrome_bits_per_round=bits_per_round,
         decoder_bits_per_second=bits_per_second,
     )
-
-
-def _decoder_load(
-    plan: Plan, qubit: str | QubitParams, default_profile: str
-) -> tuple[float, float]:
-    """Syndrome bits per round and per second of the logical qubits live at the peak.
-
-    Walks ALLOC_LQ/FREE_LQ in program order, each live qubit adding its profile's
-    ``LogicalModel.syndrome_bits_per_round`` and ``decoder_bits_per_second``; the
-    peak is taken over bits per second (teleport ancillas are not counted).
-    """
-    from qmk.qec import logical_model
-
-    live: dict[str, Any] = {}
-    rounds = per_second = peak_rounds = peak_second = 0.0
-    for step in plan.steps:
-        node = step.node
-        if node.op == "ALLOC_LQ":
-            model = logical_model(node.args.get("profile") or default_profile, qubit)
-            for q in node.vqs:
-                live[q] = model
-                rounds += model.syndrome_bits_per_round
-                per_second += model.decoder_bits_per_second
-            if per_second > peak_second:
-                peak_rounds, peak_second = rounds, per_second
-        elif node.op == "FREE_LQ":
-            for q in node.vqs:
-                model = live.pop(q, None)
-                if model is not None:
-                    rounds -= model.syndrome_bits_per_round
-                    per_second -= model.decoder_bits_per_second
-    return peak_rounds, peak_second

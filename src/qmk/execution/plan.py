@@ -301,6 +301,36 @@ def build_plan(
     )
 
 
+def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> tuple[float, float]:
+    """Syndrome bits per round and per second of the logical qubits live at the peak of ``plan``.
+
+    Walks ALLOC_LQ/FREE_LQ in program order, each live qubit adding its profile's
+    ``LogicalModel.syndrome_bits_per_round`` and ``decoder_bits_per_second``; the
+    peak is taken over bits per second (teleport ancillas are not counted).
+    """
+    from qmk.qec import logical_model
+
+    live: dict[str, Any] = {}
+    rounds = per_second = peak_rounds = peak_second = 0.0
+    for step in plan.steps:
+        node = step.node
+        if node.op == "ALLOC_LQ":
+            model = logical_model(node.args.get("profile") or default_profile, qubit)
+            for q in node.vqs:
+                live[q] = model
+                rounds += model.syndrome_bits_per_round
+                per_second += model.decoder_bits_per_second
+            if per_second > peak_second:
+                peak_rounds, peak_second = rounds, per_second
+        elif node.op == "FREE_LQ":
+            for q in node.vqs:
+                model = live.pop(q, None)
+                if model is not None:
+                    rounds -= model.syndrome_bits_per_round
+                    per_second -= model.decoder_bits_per_second
+    return peak_rounds, peak_second
+
+
 def _gadget_noise(
     locations: list[Noise], step: Step, model: Any, cycles: float, noise: bool
 ) -> None:

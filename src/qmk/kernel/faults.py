@@ -393,14 +393,13 @@ def _physical(job: Any, raised: Mapping[str, str], spec: Mapping[str, Any]) -> i
 def _plan(text: str, spec: Mapping[str, Any]) -> tuple[Any, float]:
     """The plan of ``text`` with ``spec``'s qubit and default profile, and its decoder
     load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
-    from qmk.execution.executor import _decoder_load
-    from qmk.execution.plan import build_plan
+    from qmk.execution.plan import build_plan, decoder_load
     from qmk.kernel.jobs import verified
 
     plan = build_plan(
         verified(text), noise=False, qubit=spec["qubit"], default_profile=spec["profile"]
     )
-    return plan, _decoder_load(plan, spec["qubit"], spec["profile"])[1]
+    return plan, decoder_load(plan, spec["qubit"], spec["profile"])[1]
 
 
 def _link(
