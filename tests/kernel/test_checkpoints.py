@@ -14,33 +14,8 @@ from typing import Any
 from qmk.execution.executor import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
-from qmk.qvm.asm import assemble
-from support.kernel import BELL, WorkerGate, login, run_kernel, wait_state
+from support.kernel import BELL, FENCED, WorkerGate, login, run_kernel, wait_state
 
-# Non-Clifford (so it runs as trajectories), with a mid-circuit measurement (branches)
-# and three fences; epoch 2 holds a REV segment of five gates.
-FENCED = assemble(
-    """
-.caps CAP_ALLOC
-a: ALLOC_LQ vq:q0, vq:q1
-h: APPLY_H vq:q0
-t: APPLY_T vq:q0
-h1: APPLY_H vq:q0
-m: MEASURE_Z vq:q0, out:m
-f1: FENCE_EPOCH
-r1: APPLY_RY vq:q1, theta=0.9
-r2: APPLY_RZ vq:q1, theta=0.4
-c: APPLY_CNOT vq:q1, vq:q0
-r3: APPLY_RX vq:q0, theta=1.1
-t2: APPLY_T vq:q1
-m1: MEASURE_Z vq:q1, out:m1
-f2: FENCE_EPOCH
-h2: APPLY_H vq:q1
-f3: FENCE_EPOCH
-m0: MEASURE_Z vq:q0, out:m0
-m2: MEASURE_Z vq:q1, out:m2
-"""
-)
 GRAPH = FENCED.to_json()
 SHOTS, SEED = 500, 17
 

@@ -17,7 +17,7 @@ from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
 from qmk.qec.logical import Calibration, logical_model
 from qmk.qec.noise import parse_noise_model
-from support.kernel import BELL, KEYS, WorkerGate, login, run_kernel, wait_state
+from support.kernel import BELL, FENCED, KEYS, WorkerGate, login, run_kernel, wait_state
 
 #: Binomial bounds: |k - n p| within this many standard deviations (a false alarm is
 #: below 1e-6 per check).
@@ -416,3 +416,49 @@ def test_after_a_module_failure_admission_refuses_what_no_module_up_can_hold(
 
     message = run_kernel(tmp_path, body, config=cfg, clock=clock)
     assert "its largest module up has 1000" in message
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def test_a_job_resumed_after_drift_keeps_its_checkpoints_physics_and_its_counts(
+    tmp_path: Path,
+) -> None:
+    """The error patterns of a run are drawn from the physics it starts with, so a job
+    checkpointed before the drift resumes after it with the physics of the checkpoint
+    (not a raised distance and a drifted model, which its state cannot continue under)."""
+    clock = ManualClock()
+    profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.002)"
+    cfg = config({"drift_per_epoch": 0.25}, profile=profile, noise_model=noise)
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice, graph=FENCED.to_json(), shots=2000, seed=23, policy={"noise": True}
+        )
+        job_id = job["job_id"]
+        await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
+        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
+        assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1
+        pause.open()
+        first = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+        assert first["state"] == "COMPLETED"
+        await clock.tick(6)  # drift factor 2.5: a fresh start would raise the distance to 9
+        await kernel.q_restore(
+            session_id=alice, job_id=job_id, checkpoint_id=checkpoint["checkpoint_id"]
+        )
+        again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+        assert again["state"] == "COMPLETED", again
+        assert again["result"]["counts"] == first["result"]["counts"]
+        telemetry = again["result"]["telemetry"]
+        assert telemetry["resumed_from_epoch"] == 1
+        assert telemetry["noise_model"] == noise and telemetry["profiles"] == [profile]
+        reply = await kernel.q_get_telemetry(session_id=alice, job_id=job_id)
+        (kept,) = [a for a in reply["faults"] if a["kind"] == "resume"]
+        assert kept["action"] == "keep-physics" and kept["program_epoch"] == 1
+        assert kept["checkpoint_id"] == checkpoint["checkpoint_id"]
+        assert {"noise_model", "profile", "rewrite"} <= set(kept["differs_now"])
+
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        run_kernel(tmp_path, body, config=cfg, clock=clock, workers=1, pause=pause)
+    assert [a["kind"] for a in audit_lines(tmp_path, "fault")].count("resume") == 1

@@ -24,6 +24,15 @@ once, which applies the policies in this order:
 
 Changes to the program are a :class:`Rewrite` (plain JSON), applied to the submitted
 graph text; the attestation records it, so ``qmk audit replay`` applies it again.
+
+**A resumed attempt keeps its checkpoint's physics.** The logical-error patterns of a
+whole run are drawn when it starts, from the physics it starts with, so an execution
+state only continues under that physics. A checkpoint records it (:func:`physics_of`:
+the qubit, profile, noise model, calibration and rewrite of the attempt that saved it),
+and an attempt that resumes from it runs with it again (:func:`resumed`). When the
+policies' answer at the new epoch differs, telemetry and the audit log say
+``keep-physics`` and which parts differ; the policies apply again when the job starts
+from its beginning.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from typing import Any
 
 from qmk.devices.logical import LogicalMachine
 from qmk.devices.purification import purify
+from qmk.errors import QMKError
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError
 from qmk.qec.errors import QECError
@@ -299,15 +309,95 @@ def adjust(
     )
 
 
+#: The keys of a worker spec that decide a run's physics (what a checkpoint keeps).
+PHYSICS_KEYS = ("qubit", "profile", "noise_model", "calibration", "rewrite")
+
+
+def physics_of(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The physics of the attempt ``spec`` starts (plain JSON), for its checkpoints."""
+    return {key: spec.get(key) for key in PHYSICS_KEYS}
+
+
+def resumed(
+    spec: Mapping[str, Any],
+    job: Any,
+    device: LogicalMachine,
+    epoch: int,
+    *,
+    room: int,
+    checkpoint: Mapping[str, Any],
+) -> tuple[dict[str, Any], Adjusted]:
+    """The worker spec of ``job`` resuming from ``checkpoint`` (a store row with the
+    ``physics`` it was saved under, :func:`physics_of`): :func:`adjust`'s answer when it
+    gives that physics again, else that physics kept (a ``keep-physics`` action)."""
+    physics = checkpoint["physics"]
+    try:
+        now, adjusted = adjust(spec, job, device, epoch, room=room)
+    except QMKError as exc:  # e.g. the link no longer delivers: the saved run goes on
+        differs = [f"refused ({exc.code})"]
+    else:
+        found = json.loads(json.dumps(physics_of(now), sort_keys=True))
+        if found == physics:
+            return now, adjusted
+        differs = [key for key in PHYSICS_KEYS if found.get(key) != physics.get(key)]
+    return _keep(spec, physics, job, device, epoch, checkpoint=checkpoint, differs=differs)
+
+
+def _keep(
+    spec: Mapping[str, Any],
+    physics: Mapping[str, Any],
+    job: Any,
+    device: LogicalMachine,
+    epoch: int,
+    *,
+    checkpoint: Mapping[str, Any],
+    differs: list[str],
+) -> tuple[dict[str, Any], Adjusted]:
+    spec = {**spec, **{key: physics.get(key) for key in PHYSICS_KEYS}}
+    rewrite = Rewrite.from_json(physics.get("rewrite"))
+    spec.pop("rewrite", None)
+    if rewrite:
+        spec["graph"] = rewrite.apply(job.graph)
+        spec["rewrite"] = rewrite.to_json()
+    physical, load = job.physical_qubits, 0.0
+    if rewrite.profiles or device.faults.decoder_capacity is not None:
+        plan, load = _plan(spec["graph"], spec)
+        physical = plan.peak_physical_qubits
+    from qmk.kernel.jobs import verified
+
+    used = _profiles_of(verified(spec["graph"]), spec["profile"])
+    action = {
+        "epoch": epoch,
+        "kind": "resume",
+        "action": "keep-physics",
+        "checkpoint_id": checkpoint.get("checkpoint_id"),
+        "program_epoch": checkpoint.get("program_epoch"),
+        "differs_now": differs,
+        "noise_model": spec.get("noise_model"),
+        "profiles": list(used),
+    }
+    rates = {p: device_model(device, p, epoch, spec).logical_error_per_cycle for p in used}
+    return spec, Adjusted(
+        actions=(action,),
+        rewrite=rewrite,
+        physical_qubits=physical,
+        decoder_load=load,
+        logical_error_per_cycle=rates,
+    )
+
+
 def device_model(device: LogicalMachine, profile: str, epoch: int, spec: Mapping[str, Any]) -> Any:
-    """The logical model ``profile`` runs with in ``spec`` (its qubit, drifted at ``epoch``
-    when noise is on)."""
-    from qmk.qec.logical import logical_model
+    """The logical model ``profile`` runs with in ``spec`` (its qubit, its noise model when
+    noise is on, drifted at ``epoch`` already, and its calibration, else the device's)."""
+    from qmk.qec.logical import Calibration, logical_model
     from qmk.qec.noise import parse_noise_model
 
     text = spec.get("noise_model") if spec["noise"] else None
     noise = None if text is None else parse_noise_model(text)
     calibration = device.calibration
+    if "calibration" in spec:
+        saved = spec["calibration"]
+        calibration = None if saved is None else Calibration.from_json(saved)
     return logical_model(profile, spec["qubit"], noise=noise, calibration=calibration)
 
 
@@ -446,6 +536,7 @@ def _link(
 
 __all__ = [
     "IDLE_OP",
+    "PHYSICS_KEYS",
     "Adjusted",
     "Placement",
     "Rewrite",
@@ -453,4 +544,6 @@ __all__ = [
     "canonical",
     "device_for",
     "device_model",
+    "physics_of",
+    "resumed",
 ]

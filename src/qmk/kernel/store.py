@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     attempts INTEGER NOT NULL,
     created_at REAL NOT NULL,
     path TEXT,
-    program_epoch INTEGER
+    program_epoch INTEGER,
+    physics TEXT
 );
 CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints (job_id, created_at);
 CREATE TABLE IF NOT EXISTS channels (
@@ -162,7 +163,7 @@ class Store:
         self.db.executescript(_SCHEMA)
         # data directories written before checkpoints held execution states
         have = {row[1] for row in self.db.execute("PRAGMA table_info(checkpoints)")}
-        for column, kind in (("path", "TEXT"), ("program_epoch", "INTEGER")):
+        for column, kind in (("path", "TEXT"), ("program_epoch", "INTEGER"), ("physics", "TEXT")):
             if column not in have:
                 self.db.execute(f"ALTER TABLE checkpoints ADD COLUMN {column} {kind}")
         self.db.commit()
@@ -314,13 +315,14 @@ class Store:
         *,
         path: str | None = None,
         program_epoch: int | None = None,
+        physics: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a checkpoint of ``job`` at kernel epoch ``epoch``: its execution state's
-        file ``path``, saved at the program's fence ``program_epoch`` (None, None: the
-        job's start)."""
+        file ``path``, saved at the program's fence ``program_epoch`` under ``physics``
+        (:func:`qmk.kernel.faults.physics_of`; None, None, None: the job's start)."""
         self.db.execute(
             "INSERT INTO checkpoints (checkpoint_id, job_id, tenant, epoch, state, attempts, "
-            "created_at, path, program_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, path, program_epoch, physics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 checkpoint_id,
                 job.job_id,
@@ -331,6 +333,7 @@ class Store:
                 created_at,
                 path,
                 program_epoch,
+                None if physics is None else json.dumps(dict(physics), sort_keys=True),
             ),
         )
         self.dirty = True
@@ -339,7 +342,10 @@ class Store:
         self, job_id: str, tenant: str, checkpoint_id: str | None
     ) -> dict[str, Any] | None:
         """A checkpoint of the job (the latest when ``checkpoint_id`` is None)."""
-        columns = "checkpoint_id, job_id, epoch, state, attempts, created_at, path, program_epoch"
+        columns = (
+            "checkpoint_id, job_id, epoch, state, attempts, created_at, path, program_epoch, "
+            "physics"
+        )
         if checkpoint_id is None:
             row = self.db.execute(
                 f"SELECT {columns} FROM checkpoints WHERE job_id=? AND tenant=? "
@@ -363,8 +369,12 @@ class Store:
             "created_at",
             "path",
             "program_epoch",
+            "physics",
         )
-        return dict(zip(keys, row, strict=True))
+        checkpoint = dict(zip(keys, row, strict=True))
+        if checkpoint["physics"] is not None:
+            checkpoint["physics"] = json.loads(checkpoint["physics"])
+        return checkpoint
 
     # ------------------------------------------------------------------ channels
 

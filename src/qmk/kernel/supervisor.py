@@ -49,7 +49,7 @@ from qmk.kernel.clock import Clock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
-from qmk.kernel.faults import Placement, adjust, device_for
+from qmk.kernel.faults import Placement, adjust, device_for, physics_of, resumed
 from qmk.kernel.jobs import Job, new_id, run_job
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.store import Store
@@ -398,14 +398,19 @@ class Supervisor:
         execution state if it is not final and has one, else its start."""
         note: dict[str, Any] = {}
         if not job.final and (saved := self._saved_state(job)) is not None:
-            note = {"path": saved["path"], "epoch": saved["program_epoch"]}
+            note = {
+                "path": saved["path"],
+                "epoch": saved["program_epoch"],
+                "physics": saved["physics"],
+            }
         return self._record_checkpoint(job, new_id("ckpt"), note)
 
     def _record_checkpoint(
         self, job: Job, checkpoint_id: str, note: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Record checkpoint ``checkpoint_id`` of ``job``: the state file ``note["path"]``
-        saved at the program's fence ``note["epoch"]``, or (no path) the job's start."""
+        saved at the program's fence ``note["epoch"]`` under ``note["physics"]``, or (no
+        path) the job's start."""
         now = self.clock.now()
         path = note.get("path")
         program_epoch = None if path is None else int(note["epoch"])
@@ -416,6 +421,7 @@ class Supervisor:
             now,
             path=None if path is None else str(path),
             program_epoch=program_epoch,
+            physics=None if path is None else note.get("physics"),
         )
         job.checkpoint_id = checkpoint_id
         extra = {} if "bytes" not in note else {"bytes": note["bytes"], "stopped": note["stopped"]}
@@ -454,7 +460,8 @@ class Supervisor:
         if self.running.get(job.job_id) is not run or not isinstance(note, dict):
             return  # stopped meanwhile: the kernel no longer follows this attempt
         checkpoint_id = str(note.get("checkpoint_id"))
-        record = self._record_checkpoint(job, checkpoint_id, note)
+        physics = None if run.spec is None else physics_of(run.spec)
+        record = self._record_checkpoint(job, checkpoint_id, {**note, "physics": physics})
         self.store.save_job(job)
         waiter = self._checkpoint_waits.pop(checkpoint_id, None)
         self._waits_of.get(job.job_id, set()).discard(checkpoint_id)
@@ -476,10 +483,10 @@ class Supervisor:
         checkpoint = self.store.load_checkpoint(job.job_id, job.tenant, job.checkpoint_id)
         return None if checkpoint is None or checkpoint["path"] is None else checkpoint
 
-    def _resume_path(self, job: Job) -> str | None:
-        """The execution state a start of ``job`` resumes from (None: its start)."""
-        saved = None if self.checkpoint_dir is None else self._saved_state(job)
-        return None if saved is None else str(saved["path"])
+    def _resume_from(self, job: Job) -> dict[str, Any] | None:
+        """The checkpoint whose execution state a start of ``job`` resumes from (None: its
+        start)."""
+        return None if self.checkpoint_dir is None else self._saved_state(job)
 
     # ------------------------------------------------------------------ deadlines
 
@@ -582,6 +589,7 @@ class Supervisor:
             self._release(job)
             self._finish(job, J.FAILED, refusal)
             return
+        resume_from = self._resume_from(job)
         job.attempts += 1
         job.started_at = self.clock.now()
         job.epoch = self.epoch
@@ -602,9 +610,10 @@ class Supervisor:
             "checkpoint_dir": None
             if self.checkpoint_dir is None
             else str(self.checkpoint_dir / job.job_id),
-            "resume": self._resume_path(job),
+            "resume": None if resume_from is None else str(resume_from["path"]),
         }
-        if (adjusted := self._apply_faults(job, spec)) is None:  # refused: FAILED already
+        adjusted = self._apply_faults(job, spec, resume_from)
+        if adjusted is None:  # refused: FAILED already
             return
         spec = adjusted
         try:
@@ -768,15 +777,22 @@ class Supervisor:
 
     # ------------------------------------------------------------------ faults
 
-    def _apply_faults(self, job: Job, spec: dict[str, Any]) -> dict[str, Any] | None:
-        """``spec`` with the fault policies applied (:func:`qmk.kernel.faults.adjust`), its
-        actions recorded and audited; None when a policy refused the job (FAILED)."""
+    def _apply_faults(
+        self, job: Job, spec: dict[str, Any], resume_from: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """``spec`` with the fault policies applied (:func:`qmk.kernel.faults.adjust`), or
+        the physics of the checkpoint it resumes from (:func:`~qmk.kernel.faults.resumed`),
+        the actions recorded and audited; None when a policy refused the job (FAILED)."""
         module = self.placement.module_of.get(job.job_id)
         record: dict[str, Any] = {"epoch": self.epoch, "attempt": job.attempts, "module": module}
+        room = self.placement.room(job)
         try:
-            spec, adjusted = adjust(
-                spec, job, self.device, self.epoch, room=self.placement.room(job)
-            )
+            if resume_from is not None and resume_from.get("physics") is not None:
+                spec, adjusted = resumed(
+                    spec, job, self.device, self.epoch, room=room, checkpoint=resume_from
+                )
+            else:
+                spec, adjusted = adjust(spec, job, self.device, self.epoch, room=room)
         except QMKError as exc:
             refusal = {"epoch": self.epoch, "kind": "refusal", "action": "fail"}
             record["faults"] = [{**refusal, "error": error_json(exc)}]
