@@ -10,8 +10,8 @@ the engine.
 
 >>> SHOTS, PROFILE, QUBIT
 (1024, 'logical:surface_code(d=9)', 'qubit_gate_ns_e3')
->>> ENGINES, ENGINE
-(('statevector', 'stabilizer'), None)
+>>> ENGINES[:3], ENGINE
+(('statevector', 'stabilizer', 'qsim'), None)
 """
 
 from __future__ import annotations
@@ -33,10 +33,37 @@ SHOTS: Final = 1024
 STATEVECTOR: Final = "statevector"
 #: The Clifford engine (stim), for programs with no non-Clifford op.
 STABILIZER: Final = "stabilizer"
-#: Every engine name a run or a job may ask for.
-ENGINES: Final = (STATEVECTOR, STABILIZER)
-#: The engine of a run that names none: None lets QMK choose (stabilizer for a Clifford
-#: program, statevector otherwise).
+#: Adapters to the field's simulators (optional extras; see ``qmk engines``).
+QSIM: Final = "qsim"
+AER_STATEVECTOR: Final = "aer-statevector"
+AER_DENSITY_MATRIX: Final = "aer-density-matrix"
+AER_MPS: Final = "aer-mps"
+CIRQ: Final = "cirq"
+QUTIP: Final = "qutip"
+LIGHTNING: Final = "lightning"
+BRAKET: Final = "braket"
+#: GPU engines (registered where a CUDA GPU is present).
+CUSTATEVEC: Final = "custatevec"
+QSIM_GPU: Final = "qsim-gpu"
+#: Every engine name a run or a job may ask for, in the order of the engine registry
+#: (``qmk.engines.registry.SPECS``, which a test compares with this list): the names live
+#: here, in a leaf, so that the CLI and the kernel check a name without importing engines.
+ENGINES: Final = (
+    STATEVECTOR,
+    STABILIZER,
+    QSIM,
+    AER_STATEVECTOR,
+    AER_DENSITY_MATRIX,
+    AER_MPS,
+    CIRQ,
+    QUTIP,
+    LIGHTNING,
+    BRAKET,
+    CUSTATEVEC,
+    QSIM_GPU,
+)
+#: The engine of a run that names none: None lets QMK's router choose the cheapest
+#: installed engine that runs the program exactly (``qmk run --explain`` says which).
 ENGINE: Final[str | None] = None
 
 # --------------------------------------------------------------------------- the kernel
@@ -61,6 +88,10 @@ PREEMPT_GAP: Final = 3
 #: victim's stops the victim at once, rolling back its open REV segment, instead of
 #: waiting for its next fence (0: always at once).
 ROLLBACK_GAP: Final = 6
+#: Execution states (checkpoint files) a job keeps: saving one more deletes its oldest.
+CHECKPOINTS_PER_JOB: Final = 3
+#: Seconds a job's execution states are kept after it ends (a final state), for q_restore.
+CHECKPOINT_KEEP_S: Final = 86_400.0
 #: SQLite's ``synchronous`` pragma: "normal" survives a kernel crash, "full" also power loss.
 SYNCHRONOUS: Final = "normal"
 

@@ -48,6 +48,8 @@ DEFAULT_EPOCH_MS = defaults.EPOCH_MS
 DEFAULT_PREEMPT_GAP = defaults.PREEMPT_GAP
 DEFAULT_ROLLBACK_GAP = defaults.ROLLBACK_GAP
 DEFAULT_SYNCHRONOUS = defaults.SYNCHRONOUS
+DEFAULT_CHECKPOINTS_PER_JOB = defaults.CHECKPOINTS_PER_JOB
+DEFAULT_CHECKPOINT_KEEP_S = defaults.CHECKPOINT_KEEP_S
 
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
 DEFAULT_PROFILE = defaults.PROFILE
@@ -109,6 +111,9 @@ class KernelConfig:
             much lower (0 turns preemption off).
         rollback_gap: a preemption by a job at least this much more urgent stops its
             victim at once (rolling back its open REV segment) instead of at its next fence.
+        checkpoints_per_job: execution states a job keeps; saving one more deletes the
+            oldest (file and checkpoint).
+        checkpoint_keep_s: how long a job's execution states are kept after it ends.
         synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
             kernel process) or "full" (also survives power loss; slower).
         faults: the faults injected into the simulated machine (``[faults]``; none).
@@ -122,6 +127,8 @@ class KernelConfig:
     epoch_ms: int = DEFAULT_EPOCH_MS
     preempt_gap: int = DEFAULT_PREEMPT_GAP
     rollback_gap: int = DEFAULT_ROLLBACK_GAP
+    checkpoints_per_job: int = DEFAULT_CHECKPOINTS_PER_JOB
+    checkpoint_keep_s: float = DEFAULT_CHECKPOINT_KEEP_S
     synchronous: str = DEFAULT_SYNCHRONOUS
     faults: FaultSchedule = field(default_factory=FaultSchedule)
 
@@ -188,6 +195,8 @@ _KERNEL_KEYS = (
     "epoch_ms",
     "preempt_gap",
     "rollback_gap",
+    "checkpoints_per_job",
+    "checkpoint_keep_s",
     "synchronous",
 )
 _TENANT_KEYS = (
@@ -345,6 +354,12 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         epoch_ms=_int(kernel_t, "epoch_ms", "kernel", DEFAULT_EPOCH_MS, 1),
         preempt_gap=_int(kernel_t, "preempt_gap", "kernel", DEFAULT_PREEMPT_GAP, 0),
         rollback_gap=_int(kernel_t, "rollback_gap", "kernel", DEFAULT_ROLLBACK_GAP, 0),
+        checkpoints_per_job=_int(
+            kernel_t, "checkpoints_per_job", "kernel", DEFAULT_CHECKPOINTS_PER_JOB, 1
+        ),
+        checkpoint_keep_s=_number(
+            kernel_t, "checkpoint_keep_s", "kernel", DEFAULT_CHECKPOINT_KEEP_S
+        ),
         synchronous=synchronous,
         faults=faults,
     )

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.jobs import ACTIVE_STATES, Job, Policy
+from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job, Policy
 
 #: The database's file name in the data directory.
 DB_FILE = "kernel.db"
@@ -375,6 +375,41 @@ class Store:
         if checkpoint["physics"] is not None:
             checkpoint["physics"] = json.loads(checkpoint["physics"])
         return checkpoint
+
+    def saved_states(self, job_id: str) -> list[tuple[str, str]]:
+        """``(checkpoint_id, path)`` of each checkpoint of ``job_id`` that holds an
+        execution state, newest first."""
+        rows = self.db.execute(
+            "SELECT checkpoint_id, path FROM checkpoints WHERE job_id=? AND path IS NOT NULL "
+            "ORDER BY created_at DESC, rowid DESC",
+            (job_id,),
+        ).fetchall()
+        return [(str(c), str(p)) for c, p in rows]
+
+    def ended_states(self, before: float) -> list[tuple[str, str, str, str]]:
+        """``(checkpoint_id, job_id, tenant, path)`` of each execution state of a job that
+        ended (a final state) before ``before``."""
+        final = sorted(FINAL_STATES)
+        marks = ", ".join("?" * len(final))
+        rows = self.db.execute(
+            "SELECT c.checkpoint_id, c.job_id, c.tenant, c.path FROM checkpoints c "
+            "JOIN jobs j ON j.job_id = c.job_id "
+            f"WHERE c.path IS NOT NULL AND j.state IN ({marks}) AND j.finished_at < ?",
+            (*final, before),
+        ).fetchall()
+        return [(str(c), str(j), str(t), str(p)) for c, j, t, p in rows]
+
+    def all_state_paths(self) -> set[str]:
+        """The path of every execution state a checkpoint holds."""
+        rows = self.db.execute("SELECT path FROM checkpoints WHERE path IS NOT NULL")
+        return {str(path) for (path,) in rows}
+
+    def delete_checkpoints(self, checkpoint_ids: Iterable[str]) -> None:
+        """Forget these checkpoints (their state files are the caller's to delete)."""
+        self.db.executemany(
+            "DELETE FROM checkpoints WHERE checkpoint_id=?", [(c,) for c in checkpoint_ids]
+        )
+        self.dirty = True
 
     # ------------------------------------------------------------------ channels
 

@@ -51,6 +51,7 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.faults import Placement, adjust, device_for, physics_of, resumed
 from qmk.kernel.jobs import Job, new_id, run_job
+from qmk.kernel.retention import expire, prune_job, remove_orphans, state_file
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.store import Store
 from qmk.kernel.workers import TaskError, WorkerMemoryError
@@ -153,6 +154,8 @@ class Supervisor:
         #: What the fault policies did, per job (one record per start) and machine-wide.
         self.fault_records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self.fault_log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
+        #: When the states of jobs that ended are next looked at (:mod:`.retention`).
+        self._next_expiry = clock.now()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -162,6 +165,8 @@ class Supervisor:
         A job that was started goes back to QUEUED from its latest checkpoint (that is,
         from its start: a run is a pure function of the stored spec and seed).
         """
+        if self.checkpoint_dir is not None and remove_orphans(self.store, self.checkpoint_dir):
+            self.commits.dirty()
         recovered = 0
         for job in self.store.active_jobs():
             previous = job.state
@@ -423,6 +428,9 @@ class Supervisor:
             program_epoch=program_epoch,
             physics=None if path is None else note.get("physics"),
         )
+        if path is not None and self.checkpoint_dir is not None:
+            keep = self.config.checkpoints_per_job
+            prune_job(self.store, self.audit, self.checkpoint_dir, job, keep)
         job.checkpoint_id = checkpoint_id
         extra = {} if "bytes" not in note else {"bytes": note["bytes"], "stopped": note["stopped"]}
         self.audit.append(
@@ -610,7 +618,9 @@ class Supervisor:
             "checkpoint_dir": None
             if self.checkpoint_dir is None
             else str(self.checkpoint_dir / job.job_id),
-            "resume": None if resume_from is None else str(resume_from["path"]),
+            "resume": None
+            if resume_from is None or self.checkpoint_dir is None
+            else str(state_file(self.checkpoint_dir, resume_from["path"])),
         }
         adjusted = self._apply_faults(job, spec, resume_from)
         if adjusted is None:  # refused: FAILED already
@@ -725,8 +735,22 @@ class Supervisor:
         """An epoch fence: count it, and let a much more urgent queued job preempt."""
         self.epoch += 1
         self._device_tick()
+        self._expire_states()
         if len(self.queue) and len(self.running) >= self.workers and self._preempt():
             self.kick()
+
+    def _expire_states(self) -> None:
+        """Delete the execution states of jobs that ended ``checkpoint_keep_s`` ago
+        (looked at every tenth of that time, at most once a minute)."""
+        now = self.clock.now()
+        if now < self._next_expiry:
+            return
+        keep = self.config.checkpoint_keep_s
+        self._next_expiry = now + min(keep / 10, 60.0)
+        if self.checkpoint_dir is not None and expire(
+            self.store, self.audit, self.checkpoint_dir, now - keep
+        ):
+            self.commits.dirty()
 
     def _preempt(self) -> bool:
         """Stop the least urgent running job for a much more urgent queued one; True if so."""
