@@ -156,6 +156,8 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         "epoch_ms": defaults.EPOCH_MS,
         "preempt_gap": defaults.PREEMPT_GAP,
         "rollback_gap": defaults.ROLLBACK_GAP,
+        "checkpoints_per_job": defaults.CHECKPOINTS_PER_JOB,
+        "checkpoint_keep_s": defaults.CHECKPOINT_KEEP_S,
         "synchronous": defaults.SYNCHRONOUS,
     }
     assert (config["machine"]["profile"], config["machine"]["qubit"]) == (
