@@ -11,6 +11,16 @@ measurement records), not a QVM graph: engines know gates, not graphs. Every
 instruction that measures appends one bit to the record, in order; feed-forward
 names earlier record bits.
 
+Noise comes in two forms. An engine may sample it itself (``PAULI_CHANNEL``, and
+``HERALDED_PAULI_CHANNEL``, which records whether it struck). Or the caller samples
+it: an ``ERROR_SITE`` marks where a Pauli error may strike, the caller draws which
+shots it strikes (:class:`Errors`: rare errors are cheap to draw) and
+:meth:`BatchSampler.sample` adds the measurement flips each error causes to
+noiseless samples. The flips of a Pauli error in a Clifford circuit whose
+feed-forward is Paulis controlled by record bits do not depend on the shot (a Pauli
+frame propagates through every such instruction), so adding them gives exactly the
+statistics of a noisy circuit at nearly the cost of a noiseless one.
+
 >>> circuit = BatchCircuit(num_qubits=2, instructions=(
 ...     Instruction(kind=Kind.GATE, qubits=(0,), gate="h"),
 ...     Instruction(kind=Kind.GATE, qubits=(0, 1), gate="cx"),
@@ -24,8 +34,9 @@ names earlier record bits.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol
 
 import numpy as np
@@ -47,6 +58,10 @@ class Kind(str, enum.Enum):
     PAULI_CHANNEL = "pauli_channel"
     #: As PAULI_CHANNEL, and record whether an error happened (a herald); one record bit.
     HERALDED_PAULI_CHANNEL = "heralded_pauli_channel"
+    #: A place where X, Y or Z may strike ``qubits[0]`` (with probabilities ``probs``).
+    #: The engine never draws these errors: the caller draws them and hands them to
+    #: :meth:`BatchSampler.sample` (see :class:`Errors`). No record bit.
+    ERROR_SITE = "error_site"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +96,42 @@ class BatchCircuit:
     def num_records(self) -> int:
         return sum(instruction.records for instruction in self.instructions)
 
+    @property
+    def sites(self) -> tuple[Instruction, ...]:
+        """The ``ERROR_SITE`` instructions in order: site ``i`` of :class:`Errors` is the
+        ``i``-th."""
+        return tuple(i for i in self.instructions if i.kind is Kind.ERROR_SITE)
+
+
+#: Pauli codes of :class:`Errors` (stim's convention): 1 X, 2 Y, 3 Z.
+PAULI_CODES: Mapping[str, int] = MappingProxyType({"X": 1, "Y": 2, "Z": 3})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Errors:
+    """Pauli errors the caller drew for a batch: error ``k`` strikes shot ``shots[k]``
+    at the ``sites[k]``-th ``ERROR_SITE`` of the circuit with the Pauli ``paulis[k]``
+    (:data:`PAULI_CODES`). Equal-length 1-D integer arrays; a shot may take several
+    errors, at most one per site.
+
+    >>> errors = Errors(shots=np.array([3, 3]), sites=np.array([0, 2]), paulis=np.array([1, 3]))
+    >>> len(errors)
+    2
+    """
+
+    shots: np.ndarray
+    sites: np.ndarray
+    paulis: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not (self.shots.ndim == self.sites.ndim == self.paulis.ndim == 1):
+            raise ValueError("Errors arrays must be one-dimensional")
+        if not (len(self.shots) == len(self.sites) == len(self.paulis)):
+            raise ValueError("Errors arrays must have one entry per error")
+
+    def __len__(self) -> int:
+        return len(self.shots)
+
 
 class BatchSampler(Protocol):
     """A compiled circuit."""
@@ -91,11 +142,17 @@ class BatchSampler(Protocol):
         ...
 
     def sample(
-        self, shots: int, seed: int, columns: tuple[int | None, ...], tallied: tuple[int, ...]
+        self,
+        shots: int,
+        seed: int,
+        columns: tuple[int | None, ...],
+        tallied: tuple[int, ...],
+        errors: Errors | None = None,
     ) -> tuple[np.ndarray, int]:
         """``shots`` rows (uint8) of the record bits at ``columns`` in that order (a None
         column reads 0), and the number of 1 bits at the ``tallied`` columns over all shots
-        (the executor tallies heralds: how many errors were injected)."""
+        (heralds: how many errors the engine injected). ``errors`` strike the circuit's
+        ``ERROR_SITE`` instructions in the shots they name; without them no site does."""
         ...
 
 

@@ -6,6 +6,9 @@ over the measurement record (Paulis controlled by the XOR of record bits) compil
 single ``stim.Circuit``: feed-forward becomes classically controlled Paulis
 (``CX rec[-k] q``), a product measurement an ``MPP``, a heralded channel a
 ``HERALDED_PAULI_CHANNEL_1`` whose herald bit says whether an error was injected.
+Error sites are not compiled into the sampled circuit: the caller draws their
+errors, and :meth:`StimSampler.flips` finds the record bits each one flips (stim's
+``FlipSimulator``), which :meth:`StimSampler.sample` XORs into noiseless samples.
 Anything else (a non-Clifford gate, a controlled non-Pauli) is not compiled:
 :func:`compile_batch` returns None and the executor runs the program another way.
 
@@ -28,26 +31,49 @@ from dataclasses import dataclass
 import numpy as np
 import stim
 
-from qmk.engines.batch import BatchCircuit, Instruction, Kind
+from qmk.engines.base import EngineError
+from qmk.engines.batch import BatchCircuit, Errors, Instruction, Kind
 from qmk.engines.stabilizer import stim_gate
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
 _MEASURE = {"Z": "M", "X": "MX", "Y": "MY"}
 
 
+#: Bools of one chunk of flip lanes (records x lanes) stay under this many (32 MiB).
+_FLIP_CHUNK_BITS = 1 << 25
+
+
 @dataclass(frozen=True, slots=True)
 class StimSampler:
-    """A compiled circuit (see the module docstring)."""
+    """A compiled circuit (see the module docstring).
+
+    ``circuit`` is what :meth:`sample` samples: the batch circuit without its error
+    sites. ``flip_lines`` is the stim text of the same circuit with every engine-drawn
+    noise channel silenced (a herald keeps its record bit, always 0), and
+    ``site_lines[i]`` the number of those lines that come before error site ``i``, which
+    strikes qubit ``site_qubits[i]``: what :meth:`flips` propagates errors through.
+    """
 
     circuit: stim.Circuit
     mode: str = "stim-batch"
+    flip_lines: tuple[str, ...] = ()
+    site_lines: tuple[int, ...] = ()
+    site_qubits: tuple[int, ...] = ()
 
     def sample(
-        self, shots: int, seed: int, columns: tuple[int | None, ...], tallied: tuple[int, ...]
+        self,
+        shots: int,
+        seed: int,
+        columns: tuple[int | None, ...],
+        tallied: tuple[int, ...],
+        errors: Errors | None = None,
     ) -> tuple[np.ndarray, int]:
-        """Rows of the record bits at ``columns`` and the 1 bits at ``tallied``."""
+        """Rows of the record bits at ``columns`` and the 1 bits at ``tallied``;
+        ``errors`` add their measurement flips (:meth:`flips`) to the shots they strike."""
         # Bit-packed sampling is stim's fastest output; bits are unpacked only for columns.
         packed = self.circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
+        if errors is not None and len(errors):
+            self._add_flips(packed, shots, errors)
         width = len(columns)
         if columns == tuple(range(width)):
             bits = np.unpackbits(packed, axis=1, count=width, bitorder="little")
@@ -64,6 +90,87 @@ class StimSampler:
                 mask[column >> 3] |= np.uint8(1 << (column & 7))
             ones = int(np.bitwise_count(packed & mask).sum(dtype=np.int64))
         return bits, ones
+
+    def flips(self, sites: np.ndarray) -> np.ndarray:
+        """Which record bits a Pauli error at each of ``sites`` flips, bit-packed
+        (little-endian, as stim packs samples): row ``2k`` for X at ``sites[k]``, row
+        ``2k + 1`` for Z (a Y flips their XOR).
+
+        The flips do not depend on the shot: the circuit is Clifford and its
+        feed-forward is Paulis controlled by record bits, through which a Pauli frame
+        propagates exactly. stim's ``FlipSimulator`` (stabilizer randomization off)
+        propagates one error per lane; sites are walked in order, so ``sites`` must be
+        increasing.
+
+        >>> from qmk.engines.batch import BatchCircuit, Instruction, Kind
+        >>> site = Instruction(kind=Kind.ERROR_SITE, qubits=(0,), probs=(0.1, 0.0, 0.0))
+        >>> bell = BatchCircuit(num_qubits=2, instructions=(
+        ...     Instruction(kind=Kind.GATE, qubits=(0,), gate="h"), site,
+        ...     Instruction(kind=Kind.GATE, qubits=(0, 1), gate="cx"),
+        ...     Instruction(kind=Kind.MEASURE, qubits=(0,)),
+        ...     Instruction(kind=Kind.MEASURE, qubits=(1,)),
+        ... ))
+        >>> compile_batch(bell).flips(np.array([0])).tolist()  # X flips both, Z neither
+        [[3], [0]]
+        """
+        sites = np.asarray(sites, dtype=np.int64)
+        records = self.circuit.num_measurements
+        width = (records + 7) // 8
+        lanes = max(256, _FLIP_CHUNK_BITS // max(records, 1)) // 2
+        chunks = [self._flips(sites[i : i + lanes], records) for i in range(0, len(sites), lanes)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, width), dtype=np.uint8)
+
+    def _flips(self, sites: np.ndarray, records: int) -> np.ndarray:
+        simulator = stim.FlipSimulator(
+            batch_size=2 * len(sites),
+            disable_stabilizer_randomization=True,
+            num_qubits=self.circuit.num_qubits,
+        )
+        lines, done = self.flip_lines, 0
+        for lane, site in enumerate(sites.tolist()):
+            at = self.site_lines[site]
+            if at > done:
+                simulator.do(stim.Circuit("\n".join(lines[done:at])))
+                done = at
+            qubit = self.site_qubits[site]
+            simulator.set_pauli_flip(1, qubit_index=qubit, instance_index=2 * lane)
+            simulator.set_pauli_flip(3, qubit_index=qubit, instance_index=2 * lane + 1)
+        if done < len(lines):
+            simulator.do(stim.Circuit("\n".join(lines[done:])))
+        flipped = simulator.get_measurement_flips()[:records]
+        return np.packbits(flipped.T, axis=1, bitorder="little")
+
+    def _add_flips(self, packed: np.ndarray, shots: int, errors: Errors) -> None:
+        """XOR the flips of ``errors`` into the rows of ``packed`` they strike."""
+        sites, paulis, who = errors.sites, errors.paulis, errors.shots
+        if (
+            sites.min() < 0
+            or sites.max() >= len(self.site_qubits)
+            or who.min() < 0
+            or who.max() >= shots
+            or paulis.min() < 1
+            or paulis.max() > 3
+        ):
+            raise EngineError.of(
+                "engine-misuse",
+                f"errors name sites in [0, {len(self.site_qubits)}), shots in [0, {shots}) "
+                "and Paulis 1 (X), 2 (Y), 3 (Z); these do not",
+            )
+        distinct, lane = np.unique(sites, return_inverse=True)
+        masks = self.flips(distinct)
+        x = paulis <= 2  # X and Y flip what X flips
+        z = paulis >= 2  # Y and Z what Z flips
+        rows = np.concatenate([2 * lane[x], 2 * lane[z] + 1])
+        struck = np.concatenate([who[x], who[z]])
+        order = np.argsort(struck, kind="stable")
+        rows, struck = rows[order], struck[order]
+        starts = np.flatnonzero(np.concatenate([[True], struck[1:] != struck[:-1]]))
+        # XOR whole 64-bit words: the masks padded to a multiple of 8 bytes.
+        width = packed.shape[1]
+        words = np.zeros((len(masks), -(-width // 8) * 8), dtype=np.uint8)
+        words[:, :width] = masks
+        summed = np.bitwise_xor.reduceat(words.view(np.uint64)[rows], starts, axis=0)
+        packed[struck[starts]] ^= summed.view(np.uint8)[:, :width]
 
 
 def _line(instruction: Instruction, count: int) -> str | None:
@@ -100,15 +207,34 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     """One stim circuit for ``circuit``, or None when an instruction is beyond stim.
 
     The circuit is written as text and parsed once: much faster than appending
-    instruction by instruction.
+    instruction by instruction. Error sites are left out of the sampled circuit; the
+    text of the circuit around them is kept for :meth:`StimSampler.flips`.
     """
     lines: list[str] = []
+    flip_lines: list[str] = []
+    site_lines: list[int] = []
+    site_qubits: list[int] = []
     count = 0
     for instruction in circuit.instructions:
+        kind = instruction.kind
+        if kind is Kind.ERROR_SITE:
+            site_lines.append(len(flip_lines))
+            site_qubits.append(instruction.qubits[0])
+            continue
         line = _line(instruction, count)
         if line is None:
             return None
         if line:
             lines.append(line)
+            if kind is Kind.HERALDED_PAULI_CHANNEL:
+                qs = " ".join(map(str, instruction.qubits))
+                flip_lines.append(f"HERALDED_PAULI_CHANNEL_1(0,0,0,0) {qs}")
+            elif kind is not Kind.PAULI_CHANNEL:
+                flip_lines.append(line)
         count += instruction.records
-    return StimSampler(circuit=stim.Circuit("\n".join(lines)))
+    return StimSampler(
+        circuit=stim.Circuit("\n".join(lines)),
+        flip_lines=tuple(flip_lines) if site_lines else (),
+        site_lines=tuple(site_lines),
+        site_qubits=tuple(site_qubits),
+    )

@@ -6,8 +6,19 @@ stim), a plan whose feed-forward is linear over the measurement record
 :class:`~qmk.engines.batch.BatchCircuit`: ``MEASURE_ANGLE`` at a quarter turn becomes
 an X or Y measurement (inverted for a half turn), ``MEASURE_BELL`` two product
 measurements (XX then ZZ), a channel of fidelity F a Pauli channel, and each
-logical-noise location a heralded Pauli channel whose herald bit counts the injected
-errors exactly.
+logical-noise location an error site.
+
+Logical noise is drawn here, not by the engine (:func:`sample`): every site strikes
+each shot independently with its location's X, Y, Z probabilities, so QMK draws how
+many shots each site strikes (binomial), which ones (a uniform subset) and which
+Pauli, and the engine XORs each error's measurement flips into noiseless samples
+(:class:`~qmk.engines.batch.Errors`). A Pauli error's flips are the same in every
+shot because the feed-forward a batch circuit allows is Paulis controlled by record
+bits, through which a Pauli frame propagates; a program with any other feed-forward
+is not lowered (:func:`why_not_lowerable`) and runs as trajectories. The statistics
+are those of the noisy circuit exactly, at nearly the cost of a noiseless one.
+``lower(plan, heralded=True)`` lowers each location to a heralded Pauli channel that
+the engine samples instead (the path before flip masks, kept to compare against).
 """
 
 from __future__ import annotations
@@ -15,7 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qmk.engines.batch import BatchCircuit, Instruction, Kind
+import numpy as np
+
+from qmk.engines.batch import BatchCircuit, BatchSampler, Errors, Instruction, Kind
 from qmk.engines.gates import quarter_turns
 from qmk.execution.plan import Noise, Plan, Step
 from qmk.qvm.ops import Exec
@@ -24,11 +37,22 @@ from qmk.qvm.ops import Exec
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoweredPlan:
     """The circuit, the record column of each event (None for an event nothing
-    produces) and the herald columns of the noise locations."""
+    produces), and the noise locations: the circuit's error sites in order
+    (``sites``), or, lowered ``heralded``, the herald column of each."""
 
     circuit: BatchCircuit
     event_columns: tuple[int | None, ...]
-    herald_columns: tuple[int, ...]
+    herald_columns: tuple[int, ...] = ()
+    sites: tuple[Noise, ...] = ()
+
+    @property
+    def noise_sampling(self) -> str:
+        """How logical errors reach the samples (telemetry ``noise_sampling``):
+        ``"flip-masks"`` (drawn by :func:`sample`), ``"heralded"`` (by the engine) or
+        ``"off"`` (no noise location)."""
+        if self.sites:
+            return "flip-masks"
+        return "heralded" if self.herald_columns else "off"
 
 
 def why_not_lowerable(step: Step) -> str | None:
@@ -41,9 +65,10 @@ def why_not_lowerable(step: Step) -> str | None:
     return f"node {step.node.id!r} ({step.node.op}) has a guard a batch circuit cannot express"
 
 
-def lower(plan: Plan) -> LoweredPlan | None:
+def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
     """The plan as a batch circuit, or None when a step fails :func:`why_not_lowerable`
-    or is never Clifford (``INJECT_T_STATE``)."""
+    or is never Clifford (``INJECT_T_STATE``). Noise locations become error sites, or
+    heralded Pauli channels with ``heralded``."""
     if any(why_not_lowerable(step) is not None for step in plan.steps):
         return None
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
@@ -51,21 +76,22 @@ def lower(plan: Plan) -> LoweredPlan | None:
     emit = out.append
     record: dict[str, int] = {}
     heralds: list[int] = []
+    sites: list[Noise] = []
     count = 0
 
     def noise(locations: Sequence[Noise], before: bool) -> None:
         nonlocal count
         for loc in locations:
-            if loc.before is before:
-                emit(
-                    Instruction(
-                        kind=Kind.HERALDED_PAULI_CHANNEL,
-                        qubits=(index[loc.qubit],),
-                        probs=(loc.px, loc.py, loc.pz),
-                    )
-                )
+            if loc.before is not before:
+                continue
+            qubits, probs = (index[loc.qubit],), (loc.px, loc.py, loc.pz)
+            if heralded:
+                emit(Instruction(kind=Kind.HERALDED_PAULI_CHANNEL, qubits=qubits, probs=probs))
                 heralds.append(count)
                 count += 1
+            else:
+                emit(Instruction(kind=Kind.ERROR_SITE, qubits=qubits, probs=probs))
+                sites.append(loc)
 
     def measured(instruction: Instruction, event: str) -> None:
         nonlocal count
@@ -140,4 +166,84 @@ def lower(plan: Plan) -> LoweredPlan | None:
             noise(here, False)
     columns = tuple(record.get(event) for event in plan.events)
     circuit = BatchCircuit(num_qubits=len(index), instructions=tuple(out))
-    return LoweredPlan(circuit=circuit, event_columns=columns, herald_columns=tuple(heralds))
+    return LoweredPlan(
+        circuit=circuit,
+        event_columns=columns,
+        herald_columns=tuple(heralds),
+        sites=tuple(sites),
+    )
+
+
+def sample(
+    lowered: LoweredPlan,
+    sampler: BatchSampler,
+    shots: int,
+    seed: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """``shots`` rows of the lowered plan's event bits, and how many logical errors
+    struck: drawn with ``rng`` (:func:`draw_errors`) when the plan has error sites,
+    counted by the heralds when it was lowered ``heralded``. ``seed`` seeds the engine."""
+    errors = None
+    if lowered.sites:
+        probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites], dtype=np.float64)
+        errors = draw_errors(probs, shots, rng)
+    bits, heralded = sampler.sample(
+        shots, seed, lowered.event_columns, lowered.herald_columns, errors
+    )
+    return bits, heralded if errors is None else len(errors)
+
+
+#: Above this fraction of the shots, a site's struck shots are drawn by permutation.
+_DENSE = 1 / 8
+
+
+def draw_errors(probs: np.ndarray, shots: int, rng: np.random.Generator) -> Errors:
+    """Which shots each site strikes, and with which Pauli.
+
+    Site ``i`` strikes each shot independently, X, Y or Z with probabilities
+    ``probs[i]`` (a row of 3; rows summing past 1 are capped at certainty). That is
+    drawn exactly as: the number of shots struck, ``Binomial(shots, sum)``; which shots,
+    a uniform subset of that size; and for each, the Pauli in proportion to the row.
+
+    >>> rng = np.random.default_rng(5)
+    >>> errors = draw_errors(np.array([[0.0, 0.0, 0.0], [0.25, 0.0, 0.25]]), 1000, rng)
+    >>> set(errors.sites.tolist()), set(errors.paulis.tolist()), 400 < len(errors) < 600
+    ({1}, {1, 3}, True)
+    """
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
+    totals = probs.sum(axis=1)
+    hits = rng.binomial(shots, np.minimum(totals, 1.0))
+    sites = np.repeat(np.arange(len(probs), dtype=np.int64), hits)
+    struck = _distinct_shots(hits, sites, shots, rng)
+    # The Pauli of each error: a uniform point on [0, total) against the cumulative rates.
+    point = rng.random(len(sites)) * totals[sites]
+    paulis = 1 + (point >= probs[sites, 0]) + (point >= probs[sites, 0] + probs[sites, 1])
+    return Errors(shots=struck, sites=sites, paulis=paulis.astype(np.int64))
+
+
+def _distinct_shots(
+    hits: np.ndarray, sites: np.ndarray, shots: int, rng: np.random.Generator
+) -> np.ndarray:
+    """For each site, ``hits[site]`` distinct shots drawn uniformly, laid out as ``sites``.
+
+    Draws with replacement and redraws every repeat of a shot already drawn for the same
+    site (the first draw of a shot is kept). The rule treats every shot alike, so each
+    subset of the right size is equally likely. A site striking more than
+    :data:`_DENSE` of the shots (never at logical error rates) is drawn by
+    ``rng.choice`` instead, so redraws stay few.
+    """
+    struck = rng.integers(0, shots, size=len(sites), dtype=np.int64)
+    dense = np.flatnonzero(hits > shots * _DENSE)
+    sparse = ~np.isin(sites, dense)
+    for site in dense.tolist():
+        struck[sites == site] = rng.choice(shots, size=int(hits[site]), replace=False)
+    while True:
+        keys = sites * shots + struck
+        _, first = np.unique(keys, return_index=True)
+        repeated = np.ones(len(keys), dtype=bool)
+        repeated[first] = False
+        repeated &= sparse
+        if not repeated.any():
+            return struck
+        struck[repeated] = rng.integers(0, shots, size=int(repeated.sum()), dtype=np.int64)

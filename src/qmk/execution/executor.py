@@ -90,6 +90,11 @@ class Telemetry:
     qubit_params: str
     profiles: tuple[str, ...]
     simulations: int
+    #: How logical errors reached the shots: "flip-masks" (drawn by QMK, their
+    #: measurement flips XORed into noiseless bulk samples), "per-pattern" (shots grouped
+    #: by drawn error pattern, each group simulated), "heralded" (drawn by the engine's
+    #: heralded channels) or "off" (no noise location).
+    noise_sampling: str = "off"
     #: The noise model that set the physical error rates (``parse_noise_model`` text), if any.
     noise_model: str | None = None
     #: The calibration that set the code's (a, p*), and the profiles it applied to.
@@ -128,6 +133,7 @@ class Telemetry:
             "injected_logical_errors": self.injected_logical_errors,
             "noise": self.noise,
             "noise_locations": self.noise_locations,
+            "noise_sampling": self.noise_sampling,
             "qubit_params": self.qubit_params,
             "noise_model": self.noise_model,
             "calibration": None if self.calibration is None else dict(self.calibration),
@@ -372,7 +378,7 @@ def run(
     )
     if resume is not None and not isinstance(resume, ExecutionState):
         resume = read_state(resume)
-    mode, bits, injected, progress = _execute(
+    mode, noise_sampling, bits, injected, progress = _execute(
         plan, name, cls, options, shots, streams, control=control, resume=resume, key=key
     )
     telemetry = _telemetry(
@@ -380,6 +386,7 @@ def run(
     )
     telemetry = replace(
         telemetry,
+        noise_sampling=noise_sampling,
         checkpoints=progress.checkpoints,
         resumed_from_epoch=progress.resumed_from_epoch,
         preempted_at_epochs=tuple(progress.preempted_at_epochs or ()),
@@ -414,7 +421,8 @@ def _execute(
     control: Control | None = None,
     resume: ExecutionState | None = None,
     key: str = "",
-) -> tuple[str, np.ndarray, int, Progress]:
+) -> tuple[str, str, np.ndarray, int, Progress]:
+    """``(mode, noise sampling, bits, injected errors, progress)`` of the run."""
     from qmk.engines.batch import batch_compiler
     from qmk.execution import batch
 
@@ -423,10 +431,9 @@ def _execute(
     sampler = compiler(lowered.circuit) if compiler is not None and lowered is not None else None
     if sampler is not None and lowered is not None:
         batch_seed = int(streams[0].generate_state(1, np.uint64)[0] >> np.uint64(1))
-        bits, injected = sampler.sample(
-            shots, batch_seed, lowered.event_columns, lowered.herald_columns
-        )
-        return sampler.mode, bits, injected, Progress(simulations=1)
+        noise_rng = np.random.default_rng(streams[1])
+        bits, injected = batch.sample(lowered, sampler, shots, batch_seed, noise_rng)
+        return sampler.mode, lowered.noise_sampling, bits, injected, Progress(simulations=1)
     noise_rng = np.random.default_rng(streams[1])
     groups, injected = sample_error_patterns(plan, shots, noise_rng)
     work = []
@@ -451,7 +458,8 @@ def _execute(
 
         resume_runner(runner, resume)
     bits = runner.run()
-    return "trajectories", bits, injected, runner.progress
+    sampling = "per-pattern" if plan.noise else "off"
+    return "trajectories", sampling, bits, injected, runner.progress
 
 
 def sample_error_patterns(
