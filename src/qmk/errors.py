@@ -24,6 +24,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- QECError                  qmk.qec.errors        QC101..QC123 (12)
      +-- FrontendError             qmk.frontends.errors  QL101..QL108 (8)
      +-- EngineError               qmk.engines.base      QE101..QE107 (7)
+     +-- DeviceError               qmk.devices.errors    QD101..QD211 (19)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101
      |    +-- JobError             qmk.kernel.errors     QK201..QK304 (6)
@@ -128,6 +129,11 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 module="qmk.frontends.errors",
             ),
             Family(prefix="QE", title="requests an engine refuses", module="qmk.engines.base"),
+            Family(
+                prefix="QD",
+                title="device jobs, profiles and hardware constraints (the neutral-atom VM)",
+                module="qmk.devices.errors",
+            ),
             Family(
                 prefix="QK",
                 title="the kernel's configuration, and jobs it ends without a result",
