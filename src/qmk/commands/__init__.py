@@ -8,7 +8,8 @@ the module adds its arguments and calls ``set_defaults(run=handler)``, where
 :class:`qmk.QMKError` for bad input. Modules import their heavy dependencies
 inside the handlers, so ``qmk --help`` stays fast.
 
-- :mod:`qmk.commands.program` -- ``validate``, ``asm``, ``disasm``, ``fmt``, ``schema``, ``info``
+- :mod:`qmk.commands.program` -- ``validate``, ``asm``, ``disasm``, ``fmt``, ``qasm``,
+  ``schema``, ``info``
 - :mod:`qmk.commands.run` -- ``run``
 - :mod:`qmk.commands.estimate` -- ``estimate``
 - :mod:`qmk.commands.qec` -- ``qec threshold``, ``qec calibrate``

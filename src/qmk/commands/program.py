@@ -1,4 +1,4 @@
-"""``qmk validate | asm | disasm | fmt | schema | info``: check, convert and describe programs.
+"""``qmk validate | asm | disasm | fmt | qasm | schema | info``: check, convert, describe programs.
 
 - ``validate FILE...`` verifies programs in any language QMK reads and lists every
   finding (exit 1 when one is an error, 2 when a file cannot be read).
@@ -7,6 +7,8 @@
   assembly text; ``fmt`` prints a JSON graph in canonical form.
 - ``schema`` prints the JSON Schema of QVM graphs.
 - ``info FILE`` describes a program: op counts, epochs, REV segments, capabilities.
+- ``qasm FILE`` writes a program in any language QMK reads as OpenQASM 3
+  (:mod:`qmk.frontends.qasm3_out`).
 """
 
 from __future__ import annotations
@@ -132,6 +134,15 @@ def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _cmd_qasm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.frontends.qasm3_out import to_qasm3
+    from qmk.qvm.verify import verify
+
+    limits = limits_of(args)
+    _write(to_qasm3(verify(read_source(args, args.file, limits), limits=limits)), args.output, out)
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qvm import schema
 
@@ -191,7 +202,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def register(add: AddCommand) -> None:
-    """Add ``validate``, ``asm``, ``disasm``, ``fmt``, ``schema`` and ``info``."""
+    """Add ``validate``, ``asm``, ``disasm``, ``fmt``, ``qasm``, ``schema`` and ``info``."""
     sub = add("validate", "verify programs (QVM, OpenQASM, QIR) and list every finding")
     sub.add_argument("files", nargs="+", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the findings as JSON")
@@ -216,6 +227,12 @@ def register(add: AddCommand) -> None:
     sub.add_argument("file", metavar="FILE")
     sub.add_argument("--in-place", action="store_true", help="rewrite the file")
     sub.set_defaults(run=_cmd_fmt)
+
+    sub = add("qasm", "write a program (QVM, OpenQASM, QIR) as OpenQASM 3")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    source_options(sub)
+    sub.set_defaults(run=_cmd_qasm)
 
     sub = add("schema", "print the JSON Schema of QVM graphs", limits=False)
     sub.set_defaults(run=_cmd_schema)

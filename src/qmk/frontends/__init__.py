@@ -16,6 +16,9 @@ qasm3      ``.qasm``, ``.qasm3``         :func:`qmk.frontends.qasm.from_qasm`
 qir        ``.ll`` (text), ``.bc``       :func:`qmk.frontends.qir.from_qir`
 ========== ============================= ==========================================
 
+Out: :func:`to_qasm3` writes any QVM program as OpenQASM 3
+(:mod:`qmk.frontends.qasm3_out`; ``qmk qasm FILE``).
+
 Qubits a front-end allocates carry ``profile`` when one is given; with None they
 get the runner's default, ``logical:surface_code(d=9)``
 (:data:`qmk.defaults.PROFILE`).
@@ -28,10 +31,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qmk.frontends.errors import FrontendError
 from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
+
+if TYPE_CHECKING:
+    from qmk.qvm.verify import VerifiedProgram
 
 #: The values ``--format`` takes.
 FORMATS = ("qvm-json", "qvm-asm", "qasm2", "qasm3", "qir")
@@ -133,4 +140,15 @@ def _read_text(path: str) -> str:
         ) from None
 
 
-__all__ = ["FORMATS", "FrontendError", "format_of", "read_program"]
+def to_qasm3(program: Graph | VerifiedProgram) -> str:
+    """The program as OpenQASM 3 text (:func:`qmk.frontends.qasm3_out.to_qasm3`).
+
+    >>> print(to_qasm3(read_program("examples/bell.qasm")).splitlines()[7])
+    h q[0];
+    """
+    from qmk.frontends.qasm3_out import to_qasm3 as write
+
+    return write(program)
+
+
+__all__ = ["FORMATS", "FrontendError", "format_of", "read_program", "to_qasm3"]

@@ -1,4 +1,4 @@
-"""Errors of the front-ends: where in the source, and what is wrong (exit status 2).
+"""Errors of the front-ends (and of the OpenQASM 3 writer): where, and what is wrong (exit 2).
 
 This module registers the ``QL`` family in :data:`qmk.errors.REGISTRY`; the codes are
 stable and ``docs/errors.md`` lists them.
@@ -76,6 +76,12 @@ register(
         "unknown-format",
         "a file type QMK cannot tell: pass --format",
         "pass --format, or use an extension QMK knows (.json .asm .qasm .ll .bc)",
+    ),
+    (
+        "QL109",
+        "not-expressible",
+        "a QVM node the OpenQASM 3 writer cannot write (named by index, id and op)",
+        "rewrite the node; docs/frontends.md lists what each op becomes in OpenQASM 3",
     ),
 )
 

@@ -1,0 +1,466 @@
+"""QVM programs written out as OpenQASM 3: ``qmk qasm FILE`` and :func:`to_qasm3`.
+
+Every op of the op table (:data:`qmk.qvm.ops.OPS`) has one entry in :data:`LOWERINGS`
+saying what it becomes; a test walks the op table, so a new op fails until it has
+one. What the writer produces:
+
+- **Qubits.** One register ``qubit[W] q;``. Each allocation takes the lowest free
+  slot of ``q``; a slot freed in the middle of the program is ``reset`` and reused, so
+  ``W`` is the program's peak of live qubits (plus two while a Werner channel is
+  prepared). Declared qubits start in ``|0>``, as Qiskit and QMK read them; a comment
+  at each ``ALLOC_LQ`` names the handles and the code profile.
+- **Events.** One register ``bit[E] m;``: ``m[k]`` is the k-th event of
+  ``resources.events``. A bit nothing wrote reads 0 (an event a skipped node did
+  not produce), as in QVM. Result keys of the written program are Qiskit's: ``m``
+  with bit 0 rightmost, i.e. QMK's default key (first event leftmost) reversed; a
+  program's own key layout (``metadata.output``) is not carried over.
+- **Guards** become nested ``if (m[k] == true|false) { ... }`` (one ``if`` per term of a
+  conjunction: Qiskit's importer reads neither ``&&`` nor ``bit == 1``).
+
+Constructs OpenQASM 3 cannot express are :class:`~qmk.frontends.errors.FrontendError`
+``QL109 not-expressible`` naming the node, never dropped: qubits of another tenant
+(an ``ALLOC_LQ`` whose metadata names a ``tenant``, the far side of an inter-tenant
+channel), and an op the table has no lowering for.
+
+>>> from qmk.qvm.asm import assemble
+>>> print(to_qasm3(assemble('''
+... .caps CAP_ALLOC
+... a: ALLOC_LQ vq:q0, vq:q1
+... h: APPLY_H vq:q0
+... c: APPLY_CNOT vq:q0, vq:q1
+... m: MEASURE_X vq:q1, out:m1
+... x: APPLY_RZ vq:q0, theta=0.25 when ev:m1 == 1
+... f: FREE_LQ vq:q0, vq:q1
+... ''')))
+OPENQASM 3.0;
+include "stdgates.inc";
+// Written by QMK from a QVM program (qmk qasm). Events: m[0] = m1
+qubit[2] q;
+bit[1] m;
+// ALLOC_LQ a: q0 -> q[0], q1 -> q[1]
+h q[0];
+cx q[0], q[1];
+h q[1];
+m[0] = measure q[1];
+h q[1];
+if (m[0] == true) { rz(0.25) q[0]; }
+// FREE_LQ f: q[0], q[1] left as they are (the end of the program)
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from qmk.frontends.errors import FrontendError
+from qmk.qvm.graph import Graph, Node
+from qmk.qvm.ops import OPS, Exec, OpSpec
+from qmk.qvm.verify import VerifiedProgram, verify
+
+#: Engine gate (``OpSpec.gate``) -> its OpenQASM 3 name: ``stdgates.inc``'s, or one of
+#: :data:`GATE_DEFINITIONS`. A gate op whose gate is missing here has no lowering.
+QASM_GATES: Mapping[str, str] = MappingProxyType(
+    {
+        "h": "h",
+        "s": "s",
+        "sdg": "sdg",
+        "x": "x",
+        "y": "y",
+        "z": "z",
+        "t": "t",
+        "tdg": "tdg",
+        "rx": "rx",
+        "ry": "ry",
+        "rz": "rz",
+        "cx": "cx",
+        "cz": "cz",
+        "swap": "swap",
+        "ccx": "ccx",
+        "ccz": "ccz",
+    }
+)
+
+#: Gates ``stdgates.inc`` lacks, defined at the top of a program that uses them.
+GATE_DEFINITIONS: Mapping[str, str] = MappingProxyType(
+    {"ccz": "gate ccz a, b, c { h c; ccx a, b, c; h c; }"}
+)
+
+#: Basis -> (gates before a Z measurement, gates after it that restore the basis).
+BASIS_CHANGES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = MappingProxyType(
+    {"Z": ((), ()), "X": (("h",), ("h",)), "Y": (("sdg", "h"), ("h", "s"))}
+)
+
+#: The metadata key of an ``ALLOC_LQ`` whose qubits belong to another tenant.
+TENANT_KEY = "tenant"
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.:()=,+-]+")
+
+_Write = Callable[["_Writer", int, Node], list[str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lowering:
+    """How one op is written: ``text`` (what it becomes, for the docs) and ``write``."""
+
+    op: str
+    text: str
+    write: _Write
+
+
+def _number(value: Any) -> str:
+    """A float as the shortest OpenQASM literal that reads back as the same float."""
+    return repr(float(value))
+
+
+def _quote(text: Any) -> str:
+    """User text (ids, tags, profiles) safe in a ``//`` comment: as it is when it is one
+    plain word, else JSON-quoted (one line whatever it holds)."""
+    text = str(text)
+    return text if _PLAIN.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+class _Writer:
+    """Walks a verified program once, in list order, writing statements."""
+
+    def __init__(self, program: VerifiedProgram) -> None:
+        graph = program.graph
+        self.graph = graph
+        self.bit = {event: k for k, event in enumerate(graph.resources.events)}
+        self.slot: dict[str, int] = {}
+        self.pool: list[int] = []  # free slots, all in |0>: a min-heap
+        self.width = 0
+        self.defined: dict[str, str] = {}
+        self.trailing = _trailing_start(graph.nodes)
+        self.uses_barrier = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def q(self, handle: str) -> str:
+        return f"q[{self.slot[handle]}]"
+
+    def m(self, event: str) -> str:
+        return f"m[{self.bit[event]}]"
+
+    def take(self) -> int:
+        if self.pool:
+            return heapq.heappop(self.pool)
+        self.width += 1
+        return self.width - 1
+
+    def give_back(self, slot: int) -> None:
+        heapq.heappush(self.pool, slot)
+
+    def gate(self, name: str, qubits: Sequence[str], params: Sequence[float] = ()) -> str:
+        qasm = QASM_GATES[name]
+        if qasm in GATE_DEFINITIONS:
+            self.defined[qasm] = GATE_DEFINITIONS[qasm]
+        args = f"({', '.join(_number(p) for p in params)})" if params else ""
+        return f"{qasm}{args} {', '.join(qubits)};"
+
+    # ------------------------------------------------------------------ program
+
+    def write(self) -> str:
+        body: list[str] = []
+        for index, node in enumerate(self.graph.nodes):
+            lowering = LOWERINGS.get(node.op)
+            if lowering is None:
+                raise _not_expressible(
+                    index, node, f"QMK has no OpenQASM 3 lowering for {node.op} yet"
+                )
+            body.extend(_guarded(self, node, lowering.write(self, index, node)))
+        if self.width == 0:
+            body = [
+                "// FENCE_EPOCH: a barrier (the program has no qubits)" if s == "barrier q;" else s
+                for s in body
+            ]
+        events = ", ".join(f"m[{k}] = {_quote(e)}" for e, k in self.bit.items())
+        head = [
+            "OPENQASM 3.0;",
+            'include "stdgates.inc";',
+            "// Written by QMK from a QVM program (qmk qasm)."
+            + (f" Events: {events}" if events else ""),
+        ]
+        if self.graph.description:
+            head.append(f"// description: {_quote(self.graph.description)}")
+        head.extend(self.defined.values())
+        if self.width:
+            head.append(f"qubit[{self.width}] q;")
+        if self.bit:
+            head.append(f"bit[{len(self.bit)}] m;")
+        return "\n".join(head + body) + "\n"
+
+    # ------------------------------------------------------------------ lowerings
+
+    def alloc(self, index: int, node: Node) -> list[str]:
+        meta = node.metadata or {}
+        if TENANT_KEY in meta:
+            raise _not_expressible(
+                index,
+                node,
+                f"its qubits belong to tenant {_quote(meta[TENANT_KEY])}: an OpenQASM 3 "
+                "program has one owner, so inter-tenant qubits and channels cannot be written",
+            )
+        for handle in node.vqs:
+            self.slot[handle] = self.take()
+        names = ", ".join(f"{_quote(h)} -> {self.q(h)}" for h in node.vqs)
+        profile = node.args.get("profile")
+        return [
+            f"// ALLOC_LQ {_quote(node.id)}: {names}" + (f" ({_quote(profile)})" if profile else "")
+        ]
+
+    def free(self, index: int, node: Node) -> list[str]:
+        slots = [self.slot.pop(h) for h in node.vqs]
+        shown = ", ".join(f"q[{s}]" for s in slots)
+        if index >= self.trailing:
+            return [
+                f"// FREE_LQ {_quote(node.id)}: {shown} left as they are (the end of the program)"
+            ]
+        if node.guard is None:  # a slot a guard may have left unfreed is never reused
+            for s in slots:
+                self.give_back(s)
+        note = f"// FREE_LQ {_quote(node.id)}: {shown} reset, for later allocations to reuse"
+        return [note, *(f"reset q[{s}];" for s in slots)]
+
+    def reset(self, index: int, node: Node) -> list[str]:
+        return [f"reset {self.q(node.vqs[0])};"]
+
+    def apply_gate(self, index: int, node: Node) -> list[str]:
+        spec = OPS[node.op]
+        params = [float(node.args[a.name]) for a in spec.args]
+        return [self.gate(spec.gate or "", [self.q(h) for h in node.vqs], params)]
+
+    def measure(self, index: int, node: Node) -> list[str]:
+        q = self.q(node.vqs[0])
+        before, after = BASIS_CHANGES[OPS[node.op].basis or "Z"]
+        return [
+            *(self.gate(g, [q]) for g in before),
+            f"{self.m(node.produces[0])} = measure {q};",
+            *(self.gate(g, [q]) for g in after),
+        ]
+
+    def measure_angle(self, index: int, node: Node) -> list[str]:
+        q = self.q(node.vqs[0])
+        angle = float(node.args["angle"])
+        return [
+            self.gate("rz", [q], [-angle]),
+            self.gate("h", [q]),
+            f"{self.m(node.produces[0])} = measure {q};",
+            self.gate("h", [q]),
+            self.gate("rz", [q], [angle]),
+        ]
+
+    def bell(self, index: int, node: Node) -> list[str]:
+        a, b = (self.q(h) for h in node.vqs)
+        xx, zz = (self.m(e) for e in node.produces)
+        return [
+            self.gate("cx", [a, b]),
+            self.gate("h", [a]),
+            f"{xx} = measure {a};",
+            f"{zz} = measure {b};",
+            self.gate("h", [a]),
+            self.gate("cx", [a, b]),
+        ]
+
+    def inject_t(self, index: int, node: Node) -> list[str]:
+        q = self.q(node.vqs[0])
+        return [f"reset {q};", self.gate("h", [q]), self.gate("t", [q])]
+
+    def cond_pauli(self, index: int, node: Node) -> list[str]:
+        mask = str(node.args["mask"])
+        if mask == "I":
+            return [f"// COND_PAULI {_quote(node.id)}: mask I changes nothing"]
+        # P applied once per input event that is 1 is P^(XOR of the events): P*P = I
+        statement = self.gate(mask.lower(), [self.q(node.vqs[0])])
+        return [f"if ({self.m(e)} == true) {{ {statement} }}" for e in node.inputs]
+
+    def open_chan(self, index: int, node: Node) -> list[str]:
+        a, b = (self.q(h) for h in node.vqs)
+        out = [f"reset {a};", f"reset {b};", self.gate("h", [a]), self.gate("cx", [a, b])]
+        opts = node.args.get("opts") or {}
+        fidelity = float(opts.get("fidelity", 1.0))
+        if fidelity >= 1.0:
+            return out
+        # The Werner noise (X, Y or Z on b, each with probability p) by two environment
+        # qubits in sqrt(F)|00> + sqrt(p)(|01> + |10> + |11>), each controlling a Pauli
+        # on b and then discarded (reset): the same channel on b, exactly.
+        p = (1.0 - fidelity) / 3
+        e0, e1 = self.take(), self.take()
+        env0, env1 = f"q[{e0}]", f"q[{e1}]"
+        out += [
+            f"// OPEN_CHAN {_quote(node.id)}: Werner noise of fidelity {_number(fidelity)} on {b} "
+            f"by environment qubits {env0}, {env1}",
+            self.gate("ry", [env0], [2 * math.asin(math.sqrt(2 * p))]),
+            self.gate("x", [env0]),
+            f"cry({_number(2 * math.asin(math.sqrt(p / (1 - 2 * p))))}) {env0}, {env1};",
+            self.gate("x", [env0]),
+            f"cry({_number(math.pi / 2)}) {env0}, {env1};",
+            self.gate("cx", [env0, b]),
+            self.gate("cz", [env1, b]),
+            f"reset {env0};",
+            f"reset {env1};",
+        ]
+        self.give_back(e0)
+        self.give_back(e1)
+        return out
+
+    def teleport_cnot(self, index: int, node: Node) -> list[str]:
+        return [self.gate("cx", [self.q(h) for h in node.vqs])]
+
+    def fence(self, index: int, node: Node) -> list[str]:
+        self.uses_barrier = True
+        return ["barrier q;"]
+
+    def comment(self, index: int, node: Node) -> list[str]:
+        parts = [f"// {node.op} {_quote(node.id)}:"]
+        if node.vqs:
+            parts.append("on " + ", ".join(self.q(h) for h in node.vqs))
+        if node.chs:
+            parts.append("channel " + ", ".join(_quote(c) for c in node.chs))
+        if node.args:
+            parts.append(json.dumps(dict(node.args), sort_keys=True, ensure_ascii=False))
+        parts.append("(no quantum effect)")
+        return [" ".join(parts)]
+
+
+def _guarded(writer: _Writer, node: Node, body: list[str]) -> list[str]:
+    """``body`` under the node's guard: one nested ``if`` per term."""
+    guard = node.guard
+    if guard is None or not body:
+        return body
+    tests = [f"{writer.m(t.event)} == {'true' if t.equals else 'false'}" for t in guard.terms]
+    if all(line.startswith("//") for line in body):
+        when = " and ".join(tests)
+        return [f"{line} [when {when}]" for line in body]
+    if len(body) == 1 and "//" not in body[0]:
+        line = body[0]
+        for test in reversed(tests):
+            line = f"if ({test}) {{ {line} }}"
+        return [line]
+    out = [f"{'  ' * depth}if ({test}) {{" for depth, test in enumerate(tests)]
+    out += [f"{'  ' * len(tests)}{line}" for line in body]
+    out += [f"{'  ' * depth}}}" for depth in reversed(range(len(tests)))]
+    return out
+
+
+def _trailing_start(nodes: Sequence[Node]) -> int:
+    """Where the program's trailing frees begin: every node from there on is a
+    ``FREE_LQ`` or changes no qubit (their qubits are never read again)."""
+    start = len(nodes)
+    while start > 0:
+        spec = OPS.get(nodes[start - 1].op)
+        if spec is None or spec.kind not in (Exec.FREE, Exec.NONE):
+            break
+        start -= 1
+    return start
+
+
+def _not_expressible(index: int, node: Node, why: str) -> FrontendError:
+    return FrontendError.of(
+        "not-expressible",
+        f"node #{index} {_quote(node.id)} ({node.op}) cannot be written as OpenQASM 3: {why}",
+        node=node.id,
+        index=index,
+    )
+
+
+#: What each executor kind becomes: (the docs' text, the writer's method). ``None``-kind
+#: ops (no quantum effect) are listed by name in :data:`_ADMIN`.
+_BY_KIND: Mapping[Exec, tuple[str, _Write]] = {
+    Exec.ALLOC: (
+        "a comment naming the handles' slots of `q` (declared qubits start in `|0>`)",
+        _Writer.alloc,
+    ),
+    Exec.FREE: (
+        "`reset` on its slots, which later allocations reuse; at the end of the program "
+        "(nothing acts on a qubit after it) a comment",
+        _Writer.free,
+    ),
+    Exec.RESET: ("`reset q;`", _Writer.reset),
+    Exec.MEASURE_ANGLE: (
+        "`rz(-angle) q; h q; m[k] = measure q; h q; rz(angle) q;`",
+        _Writer.measure_angle,
+    ),
+    Exec.BELL: (
+        "`cx a, b; h a; m[xx] = measure a; m[zz] = measure b; h a; cx a, b;`",
+        _Writer.bell,
+    ),
+    Exec.INJECT_T: ("`reset q; h q; t q;`", _Writer.inject_t),
+    Exec.COND_PAULI: (
+        "one `if (m[k] == true) { P q; }` per input event (P applied once per 1 is P to "
+        "the XOR); mask I: a comment",
+        _Writer.cond_pauli,
+    ),
+    Exec.OPEN_CHAN: (
+        "`reset a; reset b; h a; cx a, b;`; fidelity F < 1 adds its Werner noise exactly, "
+        "by two environment qubits (`ry`, `cry`) controlling X and Z on b, then `reset`",
+        _Writer.open_chan,
+    ),
+    Exec.TELEPORT_CNOT: ("`cx c, t;` (the CNOT it carries out)", _Writer.teleport_cnot),
+}
+
+_ADMIN: Mapping[str, tuple[str, _Write]] = {
+    "FENCE_EPOCH": ("`barrier q;` (QMK reads a barrier back as a fence)", _Writer.fence),
+    "USE_CHAN": ("a comment (it changes no qubit)", _Writer.comment),
+    "CLOSE_CHAN": ("a comment (its qubits stay live)", _Writer.comment),
+    "BAR_REGION": ("a comment (telemetry only)", _Writer.comment),
+    "SET_POLICY": ("a comment (scheduling hints only)", _Writer.comment),
+}
+
+
+def _lowering(spec: OpSpec) -> Lowering | None:
+    """The entry of ``spec`` in :data:`LOWERINGS`, or None when the writer has none."""
+    if spec.kind is Exec.GATE:
+        name = QASM_GATES.get(spec.gate or "")
+        if name is None:
+            return None
+        params = f"({', '.join(a.name for a in spec.args)})" if spec.args else ""
+        qubits = ", ".join("abc"[: spec.vqs.low])
+        extra = f" (defined: `{GATE_DEFINITIONS[name]}`)" if name in GATE_DEFINITIONS else ""
+        return Lowering(
+            op=spec.name, text=f"`{name}{params} {qubits};`{extra}", write=_Writer.apply_gate
+        )
+    if spec.kind is Exec.MEASURE:
+        if spec.basis is None or spec.basis not in BASIS_CHANGES:
+            return None
+        before, after = BASIS_CHANGES[spec.basis]
+        text = " ".join(
+            [*(f"{g} q;" for g in before), "m[k] = measure q;", *(f"{g} q;" for g in after)]
+        )
+        return Lowering(op=spec.name, text=f"`{text}`", write=_Writer.measure)
+    rule = _ADMIN.get(spec.name) if spec.kind is Exec.NONE else _BY_KIND.get(spec.kind)
+    if rule is None:
+        return None
+    return Lowering(op=spec.name, text=rule[0], write=rule[1])
+
+
+#: Every op the writer can write, by name, in op-table order.
+LOWERINGS: Mapping[str, Lowering] = MappingProxyType(
+    {name: low for name, spec in OPS.items() if (low := _lowering(spec)) is not None}
+)
+
+
+def to_qasm3(program: Graph | VerifiedProgram) -> str:
+    """The program as OpenQASM 3 text (see the module docstring for each construct).
+
+    Args:
+        program: a graph (verified first) or a verified program.
+
+    Returns:
+        The text, ending with a newline: ``stdgates.inc`` gates, ``measure``,
+        ``reset``, ``barrier`` and ``if`` only, which Qiskit's importer and the
+        reference parser read.
+
+    Raises:
+        VerificationError: a graph with errors.
+        FrontendError: ``QL109 not-expressible`` for a node OpenQASM 3 cannot
+            express, named by index, id and op.
+    """
+    verified = program if isinstance(program, VerifiedProgram) else verify(program)
+    return _Writer(verified).write()
