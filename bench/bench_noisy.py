@@ -1,0 +1,215 @@
+"""Benchmark: noisy shots at noiseless speed (issue 18, item 4).
+
+GHZ-1000, 100,000 shots, with QMK's logical noise on (the default profile and qubit,
+about 0.15 logical errors per shot over ~5000 noise locations), against stim's
+noiseless compiled sampler on the same circuit, in one process. Goal: QMK noisy
+<= 2x stim noiseless (not a test: nothing here fails on a timing).
+
+Contenders, warmed up once and then run in interleaved rounds (a change of machine
+load hits them alike); the table shows minima, ratios use minima:
+
+- ``qmk noise=True``: ``qmk.run`` end to end from a built ``Graph`` (verify, plan,
+  lower, compile, sample, counts); the errors are drawn by QMK and their measurement
+  flips XORed into noiseless samples (telemetry ``noise_sampling: flip-masks``);
+- ``qmk noise=True, heralded``: the path before flip masks, stage by stage as
+  ``qmk.run`` did it (verify, plan, ``batch.lower(plan, heralded=True)``, compile,
+  stim samples the heralded channels, counts): the "before" of this change;
+- ``qmk noise=False``;
+- ``stim compile+sample``: ``circuit.compile_sampler(seed).sample(shots)`` on the
+  noiseless circuit (the goal's reference), and ``stim sample only`` (info).
+
+A check that the fast path is the same distribution: the fraction of shots off the
+two GHZ outcomes and the mean number of ones, flip masks against heralded, with
+their standard errors, and the injected errors against the plan's prediction.
+``bench/results/noisy.json`` holds minima, medians and machine information.
+
+    python bench/bench_noisy.py [--repeat 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import stim
+
+import qmk
+from bench_execute import ghz_gates, qvm_graph, stim_circuit, timed_group
+from qmk import __version__
+from qmk.engines.stim_batch import compile_batch
+from qmk.execution import batch, executor
+from qmk.execution.plan import build_plan
+from qmk.qvm.graph import Graph
+
+
+def heralded_run(g: Graph, shots: int, seed: int) -> tuple[dict[str, int], np.ndarray, int]:
+    """What ``qmk.run(g, noise=True)`` did before flip masks: stim samples heralded channels."""
+    plan = build_plan(
+        executor.load_program(g),
+        noise=True,
+        qubit=executor.DEFAULT_QUBIT,
+        default_profile=executor.DEFAULT_PROFILE,
+    )
+    lowered = batch.lower(plan, heralded=True)
+    assert lowered is not None
+    sampler = compile_batch(lowered.circuit)
+    assert sampler is not None
+    bits, injected = sampler.sample(shots, seed, lowered.event_columns, lowered.herald_columns)
+    return executor._counts(bits), bits, injected
+
+
+def summary(bits: np.ndarray) -> dict[str, float]:
+    """Off-GHZ fraction and mean ones per shot, each with its standard error."""
+    ones = bits.sum(axis=1, dtype=np.int64)
+    off = (ones != 0) & (ones != bits.shape[1])
+    n = len(ones)
+    return {
+        "off_ghz_fraction": float(off.mean()),
+        "off_ghz_stderr": float(math.sqrt(off.mean() * (1 - off.mean()) / n)),
+        "mean_ones": float(ones.mean()),
+        "mean_ones_stderr": float(ones.std() / math.sqrt(n)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--qubits", type=int, default=None, help="GHZ qubits (1000)")
+    parser.add_argument("--shots", type=int, default=None, help="shots (100000)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "noisy.json"))
+    args = parser.parse_args()
+    n = args.qubits or (100 if args.quick else 1000)
+    shots = args.shots or (10_000 if args.quick else 100_000)
+    repeat = 2 if args.quick and args.repeat == 5 else args.repeat
+    seed = args.seed
+
+    machine = {
+        "qmk": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "stim": stim.__version__,
+        "load_average_at_start": os.getloadavg(),
+    }
+    print(
+        f"QMK {__version__}, Python {machine['python']}, {machine['machine']}, "
+        f"{machine['cpu_count']} CPUs; numpy {np.__version__}, stim {stim.__version__}; "
+        f"GHZ-{n}, {shots} shots; min of {repeat} runs after 1 warm-up; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+
+    gates = ghz_gates(n)
+    g = qvm_graph(n, gates)
+    circuit = stim_circuit(n, gates)
+    sampler = circuit.compile_sampler(seed=seed)
+    runs: dict[str, Callable[[], Any]] = {
+        "qmk noise=True": lambda: qmk.run(g, shots=shots, seed=seed, noise=True),
+        "qmk noise=True, heralded (before)": lambda: heralded_run(g, shots, seed),
+        "qmk noise=False": lambda: qmk.run(g, shots=shots, seed=seed, noise=False),
+        "stim compile+sample (noiseless)": lambda: circuit.compile_sampler(seed=seed).sample(shots),
+        "stim sample only (noiseless)": lambda: sampler.sample(shots),
+    }
+    got = timed_group(repeat, runs)
+    times = {name: {"min_s": t[0], "median_s": t[1]} for name, (t, _) in got.items()}
+    reference = "stim compile+sample (noiseless)"
+    ratios = {name: t["min_s"] / times[reference]["min_s"] for name, t in times.items()}
+
+    noisy = got["qmk noise=True"][1]
+    _, heralded_bits, heralded_injected = got["qmk noise=True, heralded (before)"][1]
+    plan = build_plan(
+        executor.load_program(g),
+        noise=True,
+        qubit=executor.DEFAULT_QUBIT,
+        default_profile=executor.DEFAULT_PROFILE,
+    )
+    rates = np.array([loc.total for loc in plan.noise])
+    check = {
+        "noise_locations": len(plan.noise),
+        "injected_predicted": float(shots * rates.sum()),
+        "injected_predicted_sd": float(math.sqrt(shots * (rates * (1 - rates)).sum())),
+        "injected_flip_masks": noisy.telemetry.injected_logical_errors,
+        "injected_heralded": heralded_injected,
+        "flip_masks": summary(noisy.bits),
+        "heralded": summary(heralded_bits),
+        "mode": noisy.telemetry.mode,
+        "noise_sampling": noisy.telemetry.noise_sampling,
+    }
+    z_off = (check["flip_masks"]["off_ghz_fraction"] - check["heralded"]["off_ghz_fraction"]) / (
+        math.hypot(check["flip_masks"]["off_ghz_stderr"], check["heralded"]["off_ghz_stderr"])
+        or 1.0
+    )
+    z_ones = (check["flip_masks"]["mean_ones"] - check["heralded"]["mean_ones"]) / (
+        math.hypot(check["flip_masks"]["mean_ones_stderr"], check["heralded"]["mean_ones_stderr"])
+        or 1.0
+    )
+    check["z_off_ghz"], check["z_mean_ones"] = z_off, z_ones
+    check["ok"] = bool(
+        abs(z_off) < 5
+        and abs(z_ones) < 5
+        and check["noise_sampling"] == "flip-masks"
+        and abs(check["injected_flip_masks"] - check["injected_predicted"])
+        < 5 * check["injected_predicted_sd"]
+    )
+
+    print()
+    print(f"{'contender':<36} {'min s':>8} {'median s':>9} {'/ stim noiseless':>17}")
+    for name, t in times.items():
+        print(f"{name:<36} {t['min_s']:>8.4f} {t['median_s']:>9.4f} {ratios[name]:>16.2f}x")
+    after, before = ratios["qmk noise=True"], ratios["qmk noise=True, heralded (before)"]
+    goal_met = after <= 2.0
+    print()
+    verdict = "met" if goal_met else "NOT met"
+    print(
+        f"QMK noisy / stim noiseless: {after:.2f}x (goal <= 2x: {verdict}); "
+        f"before (heralded): {before:.2f}x; speed-up {before / after:.1f}x"
+    )
+    fm, hd = check["flip_masks"], check["heralded"]
+    print(
+        f"check ({check['mode']}, noise_sampling {check['noise_sampling']}): injected "
+        f"{check['injected_flip_masks']} (heralded {check['injected_heralded']}; predicted "
+        f"{check['injected_predicted']:.0f} +- {check['injected_predicted_sd']:.0f}); "
+        f"off-GHZ {fm['off_ghz_fraction']:.4f} vs {hd['off_ghz_fraction']:.4f} "
+        f"(z {z_off:+.2f}); mean ones {fm['mean_ones']:.2f} vs {hd['mean_ones']:.2f} "
+        f"(z {z_ones:+.2f}) -> {'ok' if check['ok'] else 'FAILED'}"
+    )
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                **machine,
+                "quick": args.quick,
+                "repeat": repeat,
+                "seed": seed,
+                "qubits": n,
+                "shots": shots,
+                "load_average_at_end": os.getloadavg(),
+                "times": times,
+                "ratio_to_stim_noiseless": ratios,
+                "goal": "qmk noise=True <= 2x stim compile+sample (noiseless)",
+                "goal_met": goal_met,
+                "check": check,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {out}")
+    return 0 if check["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
