@@ -11,6 +11,7 @@ inside the handlers, so ``qmk --help`` stays fast.
 - :mod:`qmk.commands.program` -- ``validate``, ``asm``, ``disasm``, ``fmt``, ``qasm``,
   ``schema``, ``info``
 - :mod:`qmk.commands.run` -- ``run``
+- :mod:`qmk.commands.engines` -- ``engines``
 - :mod:`qmk.commands.estimate` -- ``estimate``
 - :mod:`qmk.commands.qec` -- ``qec threshold``, ``qec calibrate``
 - :mod:`qmk.commands.service` -- ``serve``, the client commands, ``audit verify``
@@ -40,7 +41,7 @@ class AddCommand(Protocol):
 
 
 #: The command modules, in the order their commands appear in ``qmk --help``.
-MODULES: tuple[str, ...] = ("program", "run", "estimate", "qec", "service", "device")
+MODULES: tuple[str, ...] = ("program", "run", "engines", "estimate", "qec", "service", "device")
 
 
 def plural(number: int, noun: str) -> str:

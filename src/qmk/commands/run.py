@@ -68,7 +68,8 @@ def _qubit(args: argparse.Namespace) -> Any:
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.execution.executor import run
 
-    options = {"dtype": "complex64"} if args.precision == "single" else {}
+    dtypes = {"single": "complex64", "double": "complex128"}
+    options = {"dtype": dtypes[args.precision]} if args.precision else {}
     # lowered qubits carry no profile: --profile below is the default for every qubit
     program = read_source(args, args.file, limits_of(args))
     profile = args.profile
@@ -91,8 +92,12 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     if args.json:
         data = result.to_json(memory=args.memory)
+        if args.explain and result.choice is not None:
+            data["engine_choice"] = result.choice.to_json()
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
         return 0
+    if args.explain and result.choice is not None:
+        out.write(result.choice.explain())
     out.write(_run_text(args.file, result, memory=args.memory))
     return 0
 
@@ -144,7 +149,17 @@ def register(add: AddCommand) -> None:
         help=f"shots ({defaults.SHOTS})",
     )
     sub.add_argument("--seed", type=_seed, metavar="S", help="seed (default: drawn, printed)")
-    sub.add_argument("--engine", choices=defaults.ENGINES, help="engine (default: QMK chooses)")
+    sub.add_argument(
+        "--engine",
+        choices=defaults.ENGINES,
+        help="engine (default: the router chooses; 'qmk engines' lists those installed)",
+    )
+    sub.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print which engine ran and why: every candidate's estimated cost and "
+        "why the others were refused",
+    )
     sub.add_argument(
         "--no-noise", action="store_true", help="inject no logical errors (ideal logical qubits)"
     )
@@ -174,7 +189,9 @@ def register(add: AddCommand) -> None:
         "'qmk plan' finds",
     )
     sub.add_argument(
-        "--precision", choices=("double", "single"), default="double", help="statevector dtype"
+        "--precision",
+        choices=("double", "single"),
+        help="amplitudes in complex128 or complex64 (default: the chosen engine's own)",
     )
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")

@@ -5,9 +5,13 @@
   guard refuses a state that would not fit before allocating it.
 - ``stabilizer`` (:class:`~qmk.engines.stabilizer.StabilizerEngine`): stim's
   TableauSimulator; Clifford gates only, thousands of qubits.
+- adapters to the field's simulators (:mod:`qmk.engines.adapters`: qsim, Qiskit Aer,
+  Cirq, QuTiP, PennyLane Lightning, Braket, and GPU engines), each an optional extra.
 
-Engines know gates (:data:`GATES`), not graphs; ``qmk.execution.executor`` runs programs
-on them.
+Every engine is one entry of the registry (:mod:`qmk.engines.registry`: capabilities,
+cost model, whether it is installed here); the router (:mod:`qmk.engines.router`)
+picks the cheapest able one per job. Engines know gates (:data:`GATES`), not graphs;
+``qmk.execution.executor`` runs programs on them.
 
 >>> engine = make_engine("statevector", seed=7)
 >>> q0, q1 = engine.allocate(), engine.allocate()
@@ -24,32 +28,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from qmk import defaults
 from qmk.engines.base import ENGINE_ERRORS, Engine, EngineError
 from qmk.engines.gates import BASES, GATES, Gate
-
-#: Engine names (:data:`qmk.defaults.ENGINES`).
-ENGINE_NAMES = defaults.ENGINES
+from qmk.engines.registry import ENGINE_NAMES, availability, capabilities, load
 
 
 def engine_class(name: str) -> type:
-    """The class registered under ``name``; raises ``QE101 engine-unknown``."""
-    if name == defaults.STATEVECTOR:
-        from qmk.engines.statevector import StatevectorEngine
+    """The class registered under ``name`` (importing it needs no optional package).
 
-        return StatevectorEngine
-    if name == defaults.STABILIZER:
-        from qmk.engines.stabilizer import StabilizerEngine
-
-        return StabilizerEngine
-    raise EngineError.of(
-        "engine-unknown", f"no engine named {name!r}; known: {', '.join(ENGINE_NAMES)}"
-    )
+    Raises:
+        EngineError: ``QE101 engine-unknown``.
+    """
+    return load(name)
 
 
 def make_engine(name: str, *, seed: int | None = None, **options: Any) -> Engine:
-    """A new, empty engine ``name`` seeded with ``seed``; ``options`` go to its class."""
-    return engine_class(name)(seed=seed, **options)
+    """A new, empty engine ``name`` seeded with ``seed``; ``options`` go to its class.
+
+    Raises:
+        EngineError: ``QE101 engine-unknown``; ``QE108 engine-unavailable`` when its
+            package (or GPU) is missing here.
+    """
+    engine: Engine = engine_class(name)(seed=seed, **options)
+    return engine
 
 
 __all__ = [
@@ -60,6 +61,8 @@ __all__ = [
     "Engine",
     "EngineError",
     "Gate",
+    "availability",
+    "capabilities",
     "engine_class",
     "make_engine",
 ]

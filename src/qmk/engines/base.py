@@ -74,6 +74,25 @@ register(
         "a checkpoint file that is missing, damaged, or of another format or version",
         "restore another checkpoint of the job (q_restore with its id), or run it from the start",
     ),
+    (
+        "QE108",
+        "engine-unavailable",
+        "an engine QMK knows whose package (or GPU) is missing on this machine",
+        "install the extra the message names (see 'qmk engines'), or let QMK choose",
+    ),
+    (
+        "QE109",
+        "no-engine",
+        "no installed engine can run the program (each one's reason is listed)",
+        "install an engine that can ('qmk engines'), or use fewer qubits or Clifford ops only",
+    ),
+    (
+        "QE110",
+        "operation-unsupported",
+        "an operation a circuit-level engine cannot do (mid-circuit measurement on one that "
+        "replays its circuit from |0>)",
+        "measure at the end only, or use an engine that holds its state ('qmk engines')",
+    ),
 )
 
 #: Stable engine error codes: code -> name.

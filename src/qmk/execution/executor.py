@@ -1,9 +1,15 @@
 """The executor: runs a verified QVM program for many shots on a real engine.
 
-Choosing the engine: a Clifford program runs on the stabilizer engine (stim), any
-other on the statevector engine; ``engine=`` overrides, and an impossible choice
-(a non-Clifford program on the stabilizer engine, more qubits than the engine
-holds) is an :class:`~qmk.engines.EngineError` before any work starts.
+Choosing the engine: the router (:mod:`qmk.engines.router`) picks the cheapest
+installed engine that runs the program exactly, from what the program asks
+(:func:`workload`: qubits, gates, Clifford-ness, mid-circuit measurement, shots,
+precision) and each engine's capabilities and cost model; a Clifford program goes to
+the stabilizer engine (stim). ``engine=`` overrides, and an impossible choice (a
+non-Clifford program on the stabilizer engine, more qubits than the engine holds, an
+engine not installed) or a program no installed engine can run is an
+:class:`~qmk.engines.EngineError` before any work starts. Telemetry's
+``engine_reason`` says why the engine was chosen; ``RunResult.choice`` holds every
+candidate's estimate and refusal (``qmk run --explain``).
 
 Choosing how to run the shots (telemetry ``mode``):
 
@@ -50,6 +56,8 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines import EngineError, engine_class
+from qmk.engines.registry import Workload
+from qmk.engines.router import Choice, route
 from qmk.execution.checkpoint import ExecutionState, read_state, run_key
 from qmk.execution.plan import Plan, build_plan, decoder_load
 from qmk.execution.trajectories import Control, Progress, Runner, micro_ops
@@ -116,6 +124,8 @@ class Telemetry:
     #: REV segments rolled back to stop inside them, and the gates that undid them.
     rollbacks: int = 0
     rollback_gates: int = 0
+    #: Why the engine ran the job: named by it, or the router's choice and its estimate.
+    engine_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +160,7 @@ class Telemetry:
             "preempted_at_epochs": list(self.preempted_at_epochs),
             "rollbacks": self.rollbacks,
             "rollback_gates": self.rollback_gates,
+            "engine_reason": self.engine_reason,
         }
 
 
@@ -172,6 +183,8 @@ class RunResult:
     telemetry: Telemetry
     bits: np.ndarray = field(repr=False, compare=False)
     layout: OutputLayout | None = field(default=None, repr=False, compare=False)
+    #: The router's decision: every candidate engine, its estimate or refusal.
+    choice: Choice | None = field(default=None, repr=False, compare=False)
 
     @property
     def memory(self) -> list[str]:
@@ -256,24 +269,99 @@ def load_program(
     return verify(read_program(os.fspath(Path(program)), limits=limits), limits=limits)
 
 
-def choose_engine(plan: Plan, engine: str | None) -> str:
-    """The engine that runs ``plan``: ``engine`` if given and able, else the best fit.
+#: Micro-op kinds that read or change the state outside a gate: before the terminal
+#: measurements, each needs an engine that holds its state between calls.
+_MID_CIRCUIT = ("meas", "free", "reset", "werner")
+
+
+def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Workload:
+    """What ``plan`` asks of an engine, for the router (:mod:`qmk.engines.router`).
+
+    Mid-circuit operations are the measurements, resets, frees and noisy channels before
+    the program's terminal measurements (:func:`~qmk.execution.trajectories.tail_start`);
+    each may split the shots, so ``branches`` bounds the simulations by
+    ``min(shots, 2**k)``, plus the shots logical errors are expected to hit.
+    """
+    from qmk.execution.trajectories import tail_start
+
+    ops = micro_ops(plan, {})
+    tail = tail_start(ops)
+    mid = sum(1 for op in ops[:tail] if op.kind in _MID_CIRCUIT)
+    gates = {op.gate for op in ops if op.kind in ("gate", "cond")}
+    if plan.noise:
+        gates |= {"x", "y", "z"}
+    gate_count = sum(1 for op in ops if op.kind in ("gate", "cond"))
+    branches = min(shots, 2 ** min(mid, 40))
+    if plan.noise:
+        hit = 1.0 - float(np.prod([1.0 - min(loc.total, 1.0) for loc in plan.noise]))
+        branches += int(shots * hit)
+    non_clifford = None
+    if plan.first_non_clifford is not None:
+        node = plan.steps[plan.first_non_clifford].node
+        non_clifford = f"node #{plan.first_non_clifford} {node.id!r} ({node.op})"
+    return Workload(
+        qubits=plan.program.peak_live_qubits,
+        gates=frozenset(gates),
+        gate_count=gate_count,
+        clifford=plan.clifford,
+        non_clifford=non_clifford,
+        shots=shots,
+        mid_circuit=mid > 0,
+        segments=1 + mid,
+        branches=max(branches, 1),
+        precision=precision,
+    )
+
+
+def _precision_option(options: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The precision ``engine_options``' ``dtype`` asks for, and the other options."""
+    rest = {k: v for k, v in options.items() if k != "dtype"}
+    if "dtype" not in options or options["dtype"] is None:
+        return None, rest
+    try:
+        name = np.dtype(options["dtype"]).name
+    except TypeError:
+        name = str(options["dtype"])
+    precision = {"complex64": "single", "complex128": "double"}.get(name)
+    if precision is None:
+        raise EngineError.of(
+            "engine-misuse", f"dtype must be complex64 or complex128, not {options['dtype']!r}"
+        )
+    return precision, rest
+
+
+def route_plan(
+    plan: Plan,
+    engine: str | None,
+    *,
+    shots: int = 1,
+    engine_options: Mapping[str, Any] | None = None,
+) -> tuple[Choice, dict[str, Any]]:
+    """The router's choice for ``plan`` and the options to build the engine with.
 
     Raises:
-        EngineError: ``engine`` is unknown, or cannot run the program.
+        EngineError: ``engine`` unknown, not installed or unable; no engine able.
     """
-    if engine is None:
-        return "stabilizer" if plan.clifford else "statevector"
-    engine_class(engine)  # QE101 for a name we do not know
-    if engine == "stabilizer" and not plan.clifford:
-        node = plan.steps[plan.first_non_clifford].node  # type: ignore[index]
-        raise EngineError.of(
-            "gate-unsupported",
-            f"the stabilizer engine cannot run node #{plan.first_non_clifford} {node.id!r} "
-            f"({node.op}): it is not Clifford; use --engine statevector or let QMK choose",
-            node=node.id,
-        )
-    return engine
+    precision, rest = _precision_option(engine_options or {})
+    choice = route(workload(plan, shots, precision), engine, options=rest)
+    return choice, {**rest, **choice.options}
+
+
+def choose_engine(
+    plan: Plan,
+    engine: str | None,
+    *,
+    shots: int = 1,
+    engine_options: Mapping[str, Any] | None = None,
+) -> str:
+    """The engine that runs ``plan``: ``engine`` if given and able, else the router's
+    cheapest able engine (see :func:`route_plan`).
+
+    Raises:
+        EngineError: ``engine`` is unknown, not installed, or cannot run the program;
+            no installed engine can run it.
+    """
+    return route_plan(plan, engine, shots=shots, engine_options=engine_options)[0].engine
 
 
 def run(
@@ -298,14 +386,17 @@ def run(
         program: a graph, a verified program, QVM JSON data, or a path (.json or .asm).
         shots: how many shots (>= 1).
         seed: the seed of every random choice; None draws one (reported in the result).
-        engine: "statevector" or "stabilizer"; None lets QMK choose.
+        engine: an engine of :data:`qmk.defaults.ENGINES` (``qmk engines`` lists those
+            installed); None lets the router choose the cheapest able one.
         noise: inject logical errors from the code profiles and qubit parameters (True),
             none (False), or inject them with a noise model's physical error rates in
             place of the qubit's (a :mod:`qmk.qec.noise` model, e.g. ``Depolarizing(p=1e-3)``).
         qubit: the physical qubit parameter set: a name (see :mod:`qmk.qec`) or
             :class:`~qmk.qec.params.QubitParams` (custom values, QRE's JSON form).
         profile: the code profile of qubits whose ALLOC_LQ names none.
-        engine_options: extra keyword arguments for the engine (e.g. ``dtype``).
+        engine_options: extra keyword arguments for the engine; ``dtype`` (complex64 or
+            complex128) asks for a precision, which the router honours (an exact
+            engine such as the stabilizer takes any).
         calibration: a fitted (a, p*) from ``qmk qec calibrate`` (the object or its JSON
             file) used for the profiles of its family and instruction set; it must apply
             to at least one qubit of the program unless ``require_calibration`` is False
@@ -348,19 +439,9 @@ def run(
             f"the calibration is for {calibration.family} on {calibration.instruction_set} "
             f"qubits; no qubit of this program is (profiles: {', '.join(plan.profiles)})",
         )
-    name = choose_engine(plan, engine)
-    options = dict(engine_options or {})
+    choice, options = route_plan(plan, engine, shots=shots, engine_options=engine_options)
+    name = choice.engine
     cls = engine_class(name)
-    capacity = cls(seed=0, **options).max_qubits
-    needed = verified.peak_live_qubits
-    if needed > capacity:
-        raise EngineError.of(
-            "engine-capacity",
-            f"the program has {needed} qubits live at once; the {name} engine holds at most "
-            f"{capacity} here",
-            needed=needed,
-            capacity=capacity,
-        )
     streams = np.random.SeedSequence(seed).spawn(3)
     key = run_key(
         {
@@ -392,6 +473,7 @@ def run(
         preempted_at_epochs=tuple(progress.preempted_at_epochs or ()),
         rollbacks=progress.rollbacks,
         rollback_gates=progress.rollback_gates,
+        engine_reason=choice.reason,
         noise_model=None if noise_model is None else describe_noise_model(noise_model),
         calibration=None
         if calibration is None
@@ -407,6 +489,7 @@ def run(
         telemetry=telemetry,
         bits=bits,
         layout=layout,
+        choice=choice,
     )
 
 

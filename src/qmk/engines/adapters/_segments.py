@@ -1,0 +1,488 @@
+"""The base of the circuit-level adapters: QMK holds the state, the simulator runs segments.
+
+A circuit-level simulator (qsim, Aer, Cirq, Lightning, Braket...) takes a circuit and
+an initial state and returns the final state; it does not keep a state between calls
+for QMK to measure, reset or snapshot. :class:`SegmentEngine` meets the whole
+:class:`~qmk.engines.Engine` protocol on top of one such call:
+
+- gates are recorded, not applied: :meth:`~SegmentEngine.apply` appends to the
+  pending *segment*;
+- anything that reads or changes the state outside a gate (probability, collapse,
+  measure, reset, free, sample, snapshot) first *flushes*: the simulator evolves the
+  held state through the pending segment (``_evolve``: start from a given state,
+  return the state), and QMK keeps what it returns;
+- measurement, collapse, reset and sampling are projections and draws on that held
+  state, done here in numpy with the engine's one seeded RNG (so the same seed gives
+  the same outcomes on every adapter, and the draws are QMK's, not the simulator's);
+  a Pauli drawn by :meth:`~SegmentEngine.apply_pauli_channel` is applied here too (a
+  Pauli is a permutation and signs: no simulator call per noise draw).
+
+A program whose measurements are all terminal is one simulator call from ``|0>`` and
+a sample; each mid-circuit measurement adds one call. Subclasses say how to evolve
+(``_evolve``) and whether the held state is a vector or a density matrix
+(``density``). Axis ``k`` of the held state is the ``k``-th live qubit in allocation
+order, axis 0 the most significant bit of the index (the order of
+:data:`~qmk.engines.gates.GATES`' matrices); ``_evolve`` gets gates on those axes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from qmk.engines.base import EngineError
+from qmk.engines.gates import BASES, GATES
+from qmk.engines.registry import DTYPE_OF, max_qubits, require
+
+#: One gate of a segment: name, axes of the held state, parameters.
+SegmentGate = tuple[str, tuple[int, ...], tuple[float, ...]]
+
+#: Outcome probabilities at or below this count as impossible for ``collapse``.
+IMPOSSIBLE = 1e-12
+
+_H = GATES["h"].matrix()
+_S = GATES["s"].matrix()
+_SDG = GATES["sdg"].matrix()
+#: The unitary taking each basis' eigenstates to Z's (outcome kept).
+_TO_Z = {"Z": np.eye(2, dtype=np.complex128), "X": _H, "Y": _H @ _SDG}
+_PAULI = {p: GATES[p.lower()].matrix() for p in "XYZ"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class SegmentSnapshot:
+    """A :class:`SegmentEngine`'s whole state: held state, pending segment, qubits, RNG."""
+
+    state: np.ndarray
+    order: tuple[int, ...]
+    pending: tuple[SegmentGate, ...]
+    free: tuple[int, ...]
+    next_qubit: int
+    rng: Mapping[str, Any]
+
+
+class SegmentEngine:
+    """A circuit-level simulator behind the engine protocol (see the module docstring).
+
+    Args:
+        seed: seeds the engine's one RNG (measurements, Pauli channels, samples).
+        dtype: ``complex64`` or ``complex128`` where the simulator computes in both
+            (default: its registry spec's first precision).
+        max_bytes: memory cap for the state and one working copy (default
+            ``$QMK_MAX_STATE_BYTES`` or 8 GiB), which sets :attr:`max_qubits`.
+
+    Raises:
+        EngineError: ``QE108 engine-unavailable`` when the simulator's package is not
+            installed; ``QE105 engine-misuse`` for a dtype it does not compute in.
+    """
+
+    name: ClassVar[str] = ""
+    #: True: the held state is a density matrix (``2**n`` square), not a vector.
+    density: ClassVar[bool] = False
+
+    def __init__(
+        self, *, seed: int | None = None, dtype: Any = None, max_bytes: int | None = None
+    ) -> None:
+        entry = require(self.name)  # QE108 when the package is missing
+        precision = _precision_of(dtype, entry.precisions, self.name)
+        self._dtype = np.dtype(DTYPE_OF[precision])
+        self._max_qubits = max_qubits(self.name, precision, max_bytes=max_bytes)
+        self._rng = np.random.default_rng(seed)
+        self._state = np.ones((1, 1) if self.density else (1,), dtype=self._dtype)
+        self._order: list[int] = []  # axis -> qubit
+        self._pending: list[SegmentGate] = []  # gates on qubits (not axes)
+        self._free_qubits: list[int] = []
+        self._next_qubit = 0
+        self._setup()
+
+    def _setup(self) -> None:
+        """Prepare the simulator (import it, build reusable objects)."""
+
+    def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
+        """The state after ``gates`` (on axes) from ``state`` (flat vector or square matrix)."""
+        raise NotImplementedError
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why the simulator cannot run here though its packages are installed, or None."""
+        return None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def max_qubits(self) -> int:
+        """The most live qubits the memory cap allows."""
+        return self._max_qubits
+
+    @property
+    def num_qubits(self) -> int:
+        return len(self._order)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._dtype
+
+    # ------------------------------------------------------------------ protocol
+
+    def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
+        """True for every gate of ``GATES`` with its number of finite parameters."""
+        entry = GATES.get(gate) if isinstance(gate, str) else None
+        if entry is None or len(params) != len(entry.params):
+            return False
+        try:
+            return all(math.isfinite(float(p)) for p in params)
+        except (TypeError, ValueError):
+            return False
+
+    def allocate(self) -> int:
+        """A fresh qubit in ``|0>``, the last axis of the held state."""
+        if len(self._order) + 1 > self._max_qubits:
+            raise EngineError.of(
+                "engine-capacity",
+                f"the {self.name} engine holds at most {self._max_qubits} qubits here "
+                f"({self._dtype.name}{', density matrix' if self.density else ''}); free "
+                "some, raise $QMK_MAX_STATE_BYTES, or let QMK choose an engine",
+                qubits=len(self._order) + 1,
+                capacity=self._max_qubits,
+            )
+        if self._free_qubits:
+            qubit = heapq.heappop(self._free_qubits)
+        else:
+            qubit = self._next_qubit
+            self._next_qubit += 1
+        zero = np.zeros(2, dtype=self._dtype)
+        zero[0] = 1
+        if self.density:
+            self._state = np.kron(self._state, np.outer(zero, zero)).astype(self._dtype)
+        else:
+            self._state = np.kron(self._state, zero).astype(self._dtype)
+        self._order.append(qubit)
+        return qubit
+
+    def free(self, qubit: int) -> None:
+        """Measure ``qubit`` in Z (one RNG draw) and drop it from the held state."""
+        axis = self._axis(qubit)
+        self._flush()
+        outcome = self._draw(axis, "Z")
+        self._project(axis, outcome, "Z")
+        n = len(self._order)
+        left, right = 2**axis, 2 ** (n - axis - 1)
+        if self.density:
+            rho = self._state.reshape(left, 2, right, left, 2, right)
+            self._state = np.ascontiguousarray(
+                rho[:, outcome, :, :, outcome, :].reshape(left * right, left * right)
+            )
+        else:
+            psi = self._state.reshape(left, 2, right)
+            self._state = np.ascontiguousarray(psi[:, outcome, :].reshape(-1))
+        del self._order[axis]
+        heapq.heappush(self._free_qubits, qubit)
+
+    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
+        """Record ``gate`` on ``qubits`` in the pending segment (checked now, run later).
+
+        Raises:
+            EngineError: ``gate-unsupported`` for an unknown gate or bad parameters;
+                ``engine-misuse`` for the wrong number of qubits, a repeated or dead one.
+        """
+        entry = GATES.get(gate) if isinstance(gate, str) else None
+        if entry is None:
+            raise EngineError.of(
+                "gate-unsupported",
+                f"no gate named {gate!r}; the {self.name} engine applies: {', '.join(GATES)}",
+                gate=repr(gate),
+            )
+        if not self.supports(gate, params):
+            raise EngineError.of(
+                "gate-unsupported",
+                f"{gate} takes {len(entry.params)} finite parameter(s) "
+                f"({', '.join(entry.params) or 'none'}), got {list(params)!r}",
+                gate=gate,
+            )
+        qs = tuple(qubits)
+        for q in qs:
+            self._axis(q)
+        if len(qs) != entry.qubits or len(set(qs)) != len(qs):
+            raise EngineError.of(
+                "engine-misuse",
+                f"{gate} acts on {entry.qubits} distinct qubit{'s' * (entry.qubits != 1)}, "
+                f"got {list(qs)}",
+                gate=gate,
+            )
+        if gate != "i":
+            self._pending.append((gate, qs, tuple(float(p) for p in params)))
+
+    def probability(self, qubit: int, basis: str = "Z") -> float:
+        """The probability that measuring ``qubit`` in ``basis`` gives 1."""
+        axis = self._axis(qubit)
+        _check_basis(basis)
+        self._flush()
+        return self._p1(axis, basis)
+
+    def collapse(self, qubit: int, outcome: int, basis: str = "Z") -> None:
+        """Project ``qubit`` onto ``outcome`` in ``basis`` and renormalise.
+
+        Raises:
+            EngineError: ``outcome-impossible`` (nothing changes) for an outcome of
+                probability 0; ``engine-misuse`` for a bad qubit, outcome or basis.
+        """
+        axis = self._axis(qubit)
+        _check_basis(basis)
+        if isinstance(outcome, bool) or outcome not in (0, 1):
+            raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
+        self._flush()
+        p1 = self._p1(axis, basis)
+        chance = p1 if outcome else 1.0 - p1
+        if chance <= IMPOSSIBLE:
+            raise EngineError.of(
+                "outcome-impossible",
+                f"qubit {qubit} cannot be collapsed onto {outcome} in the {basis} basis: "
+                f"its probability is {chance:.3g}",
+                qubit=qubit,
+                outcome=int(outcome),
+                basis=basis,
+            )
+        self._project(axis, int(outcome), basis)
+
+    def measure(self, qubit: int, basis: str = "Z") -> int:
+        """Measure with the RNG (one draw); the qubit stays, collapsed."""
+        axis = self._axis(qubit)
+        _check_basis(basis)
+        self._flush()
+        outcome = self._draw(axis, basis)
+        self._project(axis, outcome, basis)
+        return outcome
+
+    def reset(self, qubit: int) -> None:
+        """Return ``qubit`` to ``|0>``: a Z measurement (one draw), then X if it gave 1."""
+        axis = self._axis(qubit)
+        self._flush()
+        outcome = self._draw(axis, "Z")
+        self._project(axis, outcome, "Z")
+        if outcome:
+            self._apply_local(axis, _PAULI["X"])
+
+    def apply_pauli_channel(self, qubit: int, px: float, py: float, pz: float) -> str:
+        """Apply X, Y or Z with these probabilities (one RNG draw); returns which, or "I"."""
+        axis = self._axis(qubit)
+        probs = (px, py, pz)
+        try:
+            ok = all(0.0 <= float(p) <= 1.0 for p in probs) and sum(map(float, probs)) <= 1 + 1e-12
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise EngineError.of(
+                "engine-misuse",
+                f"Pauli channel probabilities must lie in [0, 1] and sum to at most 1, "
+                f"got {list(probs)!r}",
+            )
+        draw = float(self._rng.random())
+        edges = np.cumsum([float(px), float(py), float(pz)])
+        chosen = "I"
+        for pauli, edge in zip("XYZ", edges, strict=True):
+            if draw < edge:
+                chosen = pauli
+                break
+        if chosen != "I":
+            self._flush()
+            self._apply_local(axis, _PAULI[chosen])
+        return chosen
+
+    def apply_kraus(self, qubit: int, operators: Sequence[np.ndarray]) -> None:
+        """Apply the channel ``rho -> sum_k K rho K^dagger`` to ``qubit`` exactly (a
+        mixture, not a draw: amplitude damping, depolarizing...). Density-matrix engines
+        only.
+
+        Raises:
+            EngineError: ``QE110 operation-unsupported`` on a statevector engine;
+                ``QE105 engine-misuse`` unless the operators are 2x2 and complete.
+        """
+        axis = self._axis(qubit)
+        if not self.density:
+            raise EngineError.of(
+                "operation-unsupported",
+                f"the {self.name} engine holds a state vector: a Kraus channel needs a "
+                "density-matrix engine (aer-density-matrix, qutip)",
+            )
+        ks = [np.asarray(k, dtype=np.complex128) for k in operators]
+        if not ks or any(k.shape != (2, 2) for k in ks):
+            raise EngineError.of("engine-misuse", "Kraus operators are 2x2 matrices")
+        if not np.allclose(sum(k.conj().T @ k for k in ks), np.eye(2), atol=1e-9):
+            raise EngineError.of("engine-misuse", "Kraus operators must sum to the identity")
+        self._flush()
+        before = self._state
+        mixed = np.zeros_like(before)
+        for k in ks:
+            self._state = before.copy()
+            self._apply_local(axis, k)
+            mixed += self._state
+        self._state = mixed
+
+    def snapshot(self) -> SegmentSnapshot:
+        return SegmentSnapshot(
+            state=self._state.copy(),
+            order=tuple(self._order),
+            pending=tuple(self._pending),
+            free=tuple(self._free_qubits),
+            next_qubit=self._next_qubit,
+            rng=self._rng.bit_generator.state,
+        )
+
+    def restore(self, snapshot: SegmentSnapshot) -> None:
+        if not isinstance(snapshot, SegmentSnapshot):
+            raise EngineError.of(
+                "engine-misuse", f"not a snapshot of a {self.name} engine: {snapshot!r}"
+            )
+        self._state = snapshot.state.copy()
+        self._order = list(snapshot.order)
+        self._pending = list(snapshot.pending)
+        self._free_qubits = list(snapshot.free)
+        self._next_qubit = snapshot.next_qubit
+        rng = np.random.default_rng()
+        rng.bit_generator.state = snapshot.rng
+        self._rng = rng
+
+    def reseed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def sample(self, qubits: Sequence[int], shots: int) -> np.ndarray:
+        """``shots`` Z outcomes of ``qubits`` drawn from the held state (which stays)."""
+        axes = [self._axis(q) for q in qubits]
+        if len(set(axes)) != len(axes):
+            raise EngineError.of("engine-misuse", f"sample of repeated qubits {list(qubits)}")
+        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
+            raise EngineError.of("engine-misuse", f"shots must be >= 0, got {shots!r}")
+        out = np.zeros((int(shots), len(axes)), dtype=np.uint8)
+        if not axes or not shots:
+            return out
+        self._flush()
+        n = len(self._order)
+        probs = self._diagonal().reshape((2,) * n)
+        others = tuple(a for a in range(n) if a not in axes)
+        marginal = probs.sum(axis=others) if others else probs
+        kept = sorted(axes)
+        marginal = np.transpose(marginal, [kept.index(a) for a in axes]).reshape(-1)
+        marginal = np.clip(marginal, 0.0, None)
+        marginal = marginal / marginal.sum()
+        drawn = self._rng.choice(marginal.size, size=int(shots), p=marginal)
+        width = len(axes)
+        for column in range(width):
+            out[:, column] = (drawn >> (width - 1 - column)) & 1
+        return out
+
+    # ------------------------------------------------------------------ numpy on the state
+
+    def _axis(self, qubit: int) -> int:
+        try:
+            return self._order.index(qubit)
+        except ValueError:
+            raise EngineError.of(
+                "engine-misuse",
+                f"qubit {qubit!r} is not live in this {self.name} engine (live: {self._order})",
+                qubit=repr(qubit),
+            ) from None
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        axis = {q: a for a, q in enumerate(self._order)}
+        gates = [(g, tuple(axis[q] for q in qs), p) for g, qs, p in self._pending]
+        self._pending = []
+        state = self._evolve(self._state, len(self._order), gates)
+        shape = self._state.shape
+        self._state = np.ascontiguousarray(np.asarray(state).reshape(shape), dtype=self._dtype)
+
+    def _reduced(self, axis: int) -> np.ndarray:
+        """The qubit's 2x2 reduced density matrix."""
+        n = len(self._order)
+        left, right = 2**axis, 2 ** (n - axis - 1)
+        if self.density:
+            rho = self._state.reshape(left, 2, right, left, 2, right)
+            return np.einsum("aibajb->ij", rho).astype(np.complex128)
+        psi = self._state.reshape(left, 2, right).astype(np.complex128)
+        return np.einsum("aib,ajb->ij", psi, psi.conj())
+
+    def _p1(self, axis: int, basis: str) -> float:
+        r = self._reduced(axis)
+        trace = float(r[0, 0].real + r[1, 1].real)
+        if basis == "Z":
+            expectation = float(r[0, 0].real - r[1, 1].real)
+        elif basis == "X":
+            expectation = float(2 * r[0, 1].real)
+        else:
+            expectation = float(-2 * r[0, 1].imag)
+        return min(max((1 - expectation / trace) / 2, 0.0), 1.0)
+
+    def _draw(self, axis: int, basis: str) -> int:
+        p1 = self._p1(axis, basis)
+        return int(float(self._rng.random()) < p1)
+
+    def _apply_local(self, axis: int, matrix: np.ndarray) -> None:
+        """Apply a 2x2 matrix (not necessarily unitary) to one axis, in numpy."""
+        n = len(self._order)
+        left, right = 2**axis, 2 ** (n - axis - 1)
+        m = matrix.astype(self._dtype)
+        if self.density:
+            size = 2**n
+            rho = self._state.reshape(left, 2, right, size)
+            rho = np.einsum("ij,ajbk->aibk", m, rho).reshape(left, 2, right, left, 2, right)
+            rho = np.einsum("ij,abcdjf->abcdif", m.conj(), rho)
+            self._state = np.ascontiguousarray(rho.reshape(size, size))
+        else:
+            psi = self._state.reshape(left, 2, right)
+            self._state = np.ascontiguousarray(np.einsum("ij,ajb->aib", m, psi).reshape(-1))
+
+    def _project(self, axis: int, outcome: int, basis: str) -> None:
+        to_z = _TO_Z[basis]
+        keep = np.zeros((2, 2), dtype=np.complex128)
+        keep[outcome, outcome] = 1
+        self._apply_local(axis, to_z.conj().T @ keep @ to_z)
+        if self.density:
+            trace = float(np.trace(self._state).real)
+            self._state /= trace
+        else:
+            norm = float(np.linalg.norm(self._state))
+            self._state /= norm
+
+    def _diagonal(self) -> np.ndarray:
+        """Probabilities of every basis state (float64)."""
+        if self.density:
+            return np.clip(np.diagonal(self._state).real.astype(np.float64), 0.0, None)
+        return np.abs(self._state.astype(np.complex128)) ** 2
+
+
+def _check_basis(basis: str) -> None:
+    if basis not in BASES:
+        raise EngineError.of(
+            "engine-misuse", f"a basis is one of {', '.join(BASES)}, not {basis!r}", basis=basis
+        )
+
+
+def _precision_of(dtype: Any, precisions: tuple[str, ...], name: str) -> str:
+    if dtype is None:
+        return precisions[0]
+    try:
+        wanted = np.dtype(dtype).name
+    except TypeError:
+        wanted = str(dtype)
+    for precision in precisions:
+        if DTYPE_OF.get(precision) == wanted:
+            return precision
+    allowed = ", ".join(DTYPE_OF[p] for p in precisions if p in DTYPE_OF)
+    raise EngineError.of(
+        "engine-misuse",
+        f"the {name} engine computes in {allowed}, not {dtype!r}",
+        dtype=str(dtype),
+    )
+
+
+def dense_gate(name: str, params: Sequence[float]) -> np.ndarray:
+    """The gate's matrix from :data:`~qmk.engines.gates.GATES` (gate qubit 0 most significant)."""
+    return GATES[name].matrix(tuple(params))
+
+
+__all__ = ["IMPOSSIBLE", "SegmentEngine", "SegmentGate", "SegmentSnapshot", "dense_gate"]

@@ -1,0 +1,704 @@
+"""The engine registry: every engine QMK knows, what it can do, what it costs, and
+whether it is installed here.
+
+One :class:`EngineSpec` per engine in :data:`SPECS` (the one table of engines; its
+names are :data:`qmk.defaults.ENGINES`, which a test compares with it): where its class
+lives, the optional packages it needs and the extra that installs them, its static
+capabilities (gate set, Clifford-only, how it holds state between calls, density
+matrix, precisions, native noise channels, GPU) and a :class:`CostModel` that estimates
+the seconds a :class:`Workload` takes. :func:`capabilities` adds what depends on this
+machine (the most qubits the memory at hand holds), :func:`availability` whether the
+engine can run here, and why not. Nothing here imports an engine's package: availability
+is found with :func:`importlib.util.find_spec` and, for GPU engines, a look at the CUDA
+driver (:func:`gpu_present`) that loads no CUDA library when no GPU device is there.
+
+The router (:mod:`qmk.engines.router`) reads this table to pick an engine per job.
+
+>>> spec("statevector").state, spec("stabilizer").clifford_only
+('native', True)
+>>> availability("statevector")
+Availability(available=True, reason=None)
+>>> spec("tensor")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+qmk.engines.base.EngineError: QE101 engine-unknown: no engine named 'tensor'; known: ...
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib
+import importlib.util
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from qmk import defaults
+from qmk.engines.base import EngineError
+from qmk.engines.gates import GATES
+
+#: Every gate of :data:`~qmk.engines.gates.GATES`: the gate set of universal engines.
+ALL_GATES: frozenset[str] = frozenset(GATES)
+
+#: How an engine holds its state between calls (``EngineSpec.state``):
+#: ``native``: the simulator keeps it (mid-circuit measurement, reset, feed-forward at
+#: no extra cost); ``segments``: QMK keeps it between calls and the simulator evolves
+#: each unitary segment from it (every protocol call works; each mid-circuit
+#: measurement costs a call); ``replay``: the simulator runs the whole circuit from
+#: ``|0>`` on demand, so only programs whose measurements are all terminal run on it.
+STATE_KINDS = ("native", "segments", "replay")
+
+#: Precisions: ``single`` (complex64), ``double`` (complex128), ``exact`` (a tableau).
+PRECISIONS = ("single", "double", "exact")
+
+#: The numpy dtype of each floating precision (an engine's ``dtype`` option).
+DTYPE_OF: Mapping[str, str] = MappingProxyType({"single": "complex64", "double": "complex128"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    """What a job asks of an engine: the router's input (engines know gates, not graphs).
+
+    Attributes:
+        qubits: the most qubits live at once.
+        gates: the engine gates the job applies (with noise on, the Paulis too).
+        gate_count: engine gates one simulation applies.
+        clifford: every operation is Clifford (a stabilizer engine runs it exactly).
+        non_clifford: where the first non-Clifford operation is, in words, or None.
+        shots: how many shots.
+        mid_circuit: a measurement, reset or free before the end whose outcome the
+            rest of the shot depends on: the engine must hold the state between calls.
+        segments: unitary segments of one simulation (1 + the mid-circuit operations).
+        branches: simulations the job may need (mid-circuit outcomes split the shots;
+            an upper bound).
+        precision: ``single``, ``double`` or None (any: the router's choice).
+        density_matrix: the job needs a density matrix (mixed states held exactly).
+    """
+
+    qubits: int
+    gates: frozenset[str] = frozenset()
+    gate_count: int = 0
+    clifford: bool = True
+    non_clifford: str | None = None
+    shots: int = 1
+    mid_circuit: bool = False
+    segments: int = 1
+    branches: int = 1
+    precision: str | None = None
+    density_matrix: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in (None, "single", "double"):
+            raise EngineError.of(
+                "engine-misuse",
+                f"precision is 'single', 'double' or None, not {self.precision!r}",
+            )
+
+
+#: The dense size an MPS is priced at, at most (see :class:`CostModel`).
+MPS_PRICED_QUBITS = 26
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostModel:
+    """Estimated seconds of a :class:`Workload` on one engine (rough, for ranking).
+
+    ``representation`` says what the work scales with: ``vector`` (``2**n``
+    amplitudes), ``density`` (``4**n`` entries), ``tableau`` (``n**2`` bits, stim) or
+    ``mps`` (a matrix product state: its cost depends on entanglement, which the plan
+    does not know, so it is priced as a dense state of at most
+    :data:`MPS_PRICED_QUBITS` qubits: the router sends it only programs too wide for
+    every dense engine). The estimate is ``setup_s`` plus, per simulation,
+    ``gate_s`` and ``element_s`` times the representation's size for each gate,
+    ``segment_s`` per unitary segment, then ``element_s`` per element and ``shot_s``
+    per shot to sample. The figures are orders of magnitude measured on a 2-core
+    machine (bench/ measures them properly); ``single`` scales the per-element cost
+    for complex64.
+    """
+
+    representation: str
+    setup_s: float
+    gate_s: float
+    element_s: float
+    segment_s: float = 0.0
+    shot_s: float = 1e-7
+    single: float = 1.0
+
+    def elements(self, qubits: int) -> float:
+        """The size of the state of ``qubits`` qubits, in the units ``element_s`` prices."""
+        n = max(qubits, 0)
+        if self.representation == "vector":
+            return 2.0**n
+        if self.representation == "density":
+            return 4.0**n
+        if self.representation == "tableau":
+            return max(n, 1) * max(n, 1) / 64  # 64 bits a word
+        # mps: its worst case (bond dimension 2**(n/2)) is a dense state's; priced as one,
+        # capped, so that it wins only where no dense engine holds the qubits.
+        return 2.0 ** min(n, MPS_PRICED_QUBITS)
+
+    def seconds(self, work: Workload, precision: str | None = None) -> float:
+        """The estimate for ``work`` at ``precision`` (the engine's own when None)."""
+        size = self.elements(work.qubits)
+        per_element = self.element_s * (self.single if precision == "single" else 1.0)
+        gates = work.gate_count * (self.gate_s + per_element * size)
+        simulation = gates + work.segments * (self.segment_s + per_element * size)
+        sampling = per_element * size + work.shots * self.shot_s
+        return self.setup_s + work.branches * simulation + sampling
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineSpec:
+    """One engine of the registry (static facts; see :func:`capabilities` for the rest).
+
+    Attributes:
+        name: its name (a :data:`qmk.defaults.ENGINES` entry).
+        summary: one line for ``qmk engines`` and the docs.
+        module: the module that defines its class (importing it imports no optional
+            package), and ``cls`` the class's name.
+        requires: modules that must be importable for it to run (found, not imported).
+        extra: the ``pip install 'quantum-microkernel[EXTRA]'`` that installs them.
+        gpu: it needs a CUDA GPU.
+        gates: the engine gates it applies (``clifford_only``: at Clifford angles only).
+        state: how it holds the state between calls (:data:`STATE_KINDS`).
+        density_matrix: it holds a density matrix.
+        precisions: the precisions it computes in (:data:`PRECISIONS`), its default first.
+        noise_channels: the channels it applies: ``pauli`` (a Pauli drawn with the
+            engine's RNG, ``apply_pauli_channel``: every engine), ``kraus`` (a Kraus
+            channel applied exactly to a density matrix, ``apply_kraus``), ``lindblad``
+            (open-system evolution for a time, ``evolve``).
+        cost: its cost model.
+    """
+
+    name: str
+    summary: str
+    module: str
+    cls: str
+    cost: CostModel
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    gpu: bool = False
+    gates: frozenset[str] = ALL_GATES
+    clifford_only: bool = False
+    state: str = "native"
+    density_matrix: bool = False
+    precisions: tuple[str, ...] = ("double",)
+    noise_channels: tuple[str, ...] = ("pauli",)
+
+    def __post_init__(self) -> None:
+        if self.state not in STATE_KINDS or not set(self.precisions) <= set(PRECISIONS):
+            raise ValueError(f"engine {self.name}: bad state {self.state!r} or precisions")
+
+    @property
+    def mid_circuit(self) -> bool:
+        """Whether it runs mid-circuit measurement, reset and feed-forward."""
+        return self.state != "replay"
+
+    def options_for(self, precision: str | None) -> dict[str, Any]:
+        """The constructor options that select ``precision`` (none for the default)."""
+        if precision is None or precision == self.precisions[0]:
+            return {}
+        if precision in DTYPE_OF and precision in self.precisions:
+            return {"dtype": DTYPE_OF[precision]}
+        return {}
+
+    def precision_for(self, wanted: str | None) -> str | None:
+        """The precision it would run ``wanted`` at, or None when it cannot."""
+        if "exact" in self.precisions:
+            return "exact"
+        if wanted is None:
+            return self.precisions[0]
+        return wanted if wanted in self.precisions else None
+
+
+_ANY = ("single", "double")
+#: Channels: ``pauli`` (a drawn Pauli, every engine), ``kraus`` (a Kraus channel applied
+#: exactly, ``apply_kraus``), ``lindblad`` (open-system evolution, ``evolve``).
+_DENSITY_CHANNELS = ("pauli", "kraus")
+_QUTIP_CHANNELS = ("pauli", "kraus", "lindblad")
+
+#: Every engine, in the order ``qmk engines`` lists them.
+SPECS: tuple[EngineSpec, ...] = (
+    EngineSpec(
+        name=defaults.STATEVECTOR,
+        summary="QMK's numpy statevector: universal, fused gates, mid-circuit branching",
+        module="qmk.engines.statevector",
+        cls="StatevectorEngine",
+        precisions=("double", "single"),
+        cost=CostModel(
+            representation="vector",
+            setup_s=2e-4,
+            gate_s=1e-5,
+            element_s=2.6e-9,
+            segment_s=2e-5,
+            single=0.65,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.STABILIZER,
+        summary="stim's tableau simulator and batch sampler: Clifford programs, thousands "
+        "of qubits",
+        module="qmk.engines.stabilizer",
+        cls="StabilizerEngine",
+        clifford_only=True,
+        precisions=("exact",),
+        cost=CostModel(
+            representation="tableau",
+            setup_s=1e-4,
+            gate_s=1e-6,
+            element_s=1e-9,
+            segment_s=1e-6,
+            shot_s=1e-8,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.QSIM,
+        summary="Google's qsim (qsimcirq): AVX statevector with gate fusion, single precision",
+        module="qmk.engines.adapters.qsim",
+        cls="QsimEngine",
+        requires=("qsimcirq", "cirq"),
+        extra="qsim",
+        state="segments",
+        precisions=("single",),
+        cost=CostModel(
+            representation="vector", setup_s=5e-3, gate_s=5e-5, element_s=1e-10, segment_s=2e-3
+        ),
+    ),
+    EngineSpec(
+        name=defaults.AER_STATEVECTOR,
+        summary="Qiskit Aer's statevector method",
+        module="qmk.engines.adapters.aer",
+        cls="AerStatevectorEngine",
+        requires=("qiskit_aer", "qiskit"),
+        extra="aer",
+        state="segments",
+        precisions=("double", "single"),
+        noise_channels=("pauli",),
+        cost=CostModel(
+            representation="vector",
+            setup_s=2e-2,
+            gate_s=3e-5,
+            element_s=1.4e-9,
+            segment_s=2e-3,
+            single=0.6,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.AER_DENSITY_MATRIX,
+        summary="Qiskit Aer's density_matrix method: mixed states held exactly",
+        module="qmk.engines.adapters.aer",
+        cls="AerDensityMatrixEngine",
+        requires=("qiskit_aer", "qiskit"),
+        extra="aer",
+        state="segments",
+        density_matrix=True,
+        precisions=("double", "single"),
+        noise_channels=_DENSITY_CHANNELS,
+        cost=CostModel(
+            representation="density",
+            setup_s=2e-2,
+            gate_s=3e-5,
+            element_s=1.4e-9,
+            segment_s=2e-3,
+            single=0.6,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.AER_MPS,
+        summary="Qiskit Aer's matrix_product_state method: many qubits at low entanglement; "
+        "terminal measurements only",
+        module="qmk.engines.adapters.aer",
+        cls="AerMPSEngine",
+        requires=("qiskit_aer", "qiskit"),
+        extra="aer",
+        state="replay",
+        precisions=("double",),
+        cost=CostModel(
+            representation="mps",
+            setup_s=5e-2,
+            gate_s=1e-4,
+            element_s=2e-8,
+            segment_s=5e-3,
+            shot_s=1e-5,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.CIRQ,
+        summary="Cirq's statevector simulator (cirq.Simulator)",
+        module="qmk.engines.adapters.cirq",
+        cls="CirqEngine",
+        requires=("cirq",),
+        extra="cirq",
+        state="segments",
+        precisions=("single", "double"),
+        cost=CostModel(
+            representation="vector",
+            setup_s=1e-2,
+            gate_s=1e-4,
+            element_s=5e-9,
+            segment_s=2e-3,
+            single=0.7,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.QUTIP,
+        summary="QuTiP density matrices, and Lindblad (mesolve) evolution for analog devices",
+        module="qmk.engines.adapters.qutip",
+        cls="QutipEngine",
+        requires=("qutip",),
+        extra="qutip",
+        state="segments",
+        density_matrix=True,
+        precisions=("double",),
+        noise_channels=_QUTIP_CHANNELS,
+        cost=CostModel(
+            representation="density",
+            setup_s=1e-2,
+            gate_s=3e-4,
+            element_s=2e-8,
+            segment_s=1e-4,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.LIGHTNING,
+        summary="PennyLane Lightning (lightning.qubit): C++ statevector kernels",
+        module="qmk.engines.adapters.lightning",
+        cls="LightningEngine",
+        requires=("pennylane_lightning", "pennylane"),
+        extra="lightning",
+        state="segments",
+        precisions=("double", "single"),
+        cost=CostModel(
+            representation="vector",
+            setup_s=5e-2,
+            gate_s=1e-4,
+            element_s=3e-10,
+            segment_s=5e-3,
+            single=0.7,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.BRAKET,
+        summary="the Amazon Braket local statevector simulator",
+        module="qmk.engines.adapters.braket",
+        cls="BraketEngine",
+        requires=("braket.default_simulator",),
+        extra="braket",
+        state="segments",
+        precisions=("double",),
+        cost=CostModel(
+            representation="vector",
+            setup_s=5e-2,
+            gate_s=1e-4,
+            element_s=1e-8,
+            segment_s=5e-3,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.CUSTATEVEC,
+        summary="NVIDIA cuStateVec (cuquantum) on a CUDA GPU",
+        module="qmk.engines.adapters.custatevec",
+        cls="CuStateVecEngine",
+        requires=("cuquantum", "cupy"),
+        extra="gpu",
+        gpu=True,
+        state="segments",
+        precisions=("double", "single"),
+        cost=CostModel(
+            representation="vector",
+            setup_s=0.5,
+            gate_s=2e-5,
+            element_s=2e-11,
+            segment_s=1e-4,
+            single=0.5,
+        ),
+    ),
+    EngineSpec(
+        name=defaults.QSIM_GPU,
+        summary="qsim's CUDA statevector (qsimcirq built with GPU support)",
+        module="qmk.engines.adapters.qsim",
+        cls="QsimGpuEngine",
+        requires=("qsimcirq", "cirq"),
+        extra="qsim",
+        gpu=True,
+        state="segments",
+        precisions=("single",),
+        cost=CostModel(
+            representation="vector", setup_s=0.5, gate_s=5e-5, element_s=2e-11, segment_s=2e-3
+        ),
+    ),
+)
+
+_BY_NAME: Mapping[str, EngineSpec] = MappingProxyType({s.name: s for s in SPECS})
+
+#: Engine names, in registry order (equal to :data:`qmk.defaults.ENGINES`: a test checks).
+ENGINE_NAMES: tuple[str, ...] = tuple(_BY_NAME)
+
+
+def spec(name: str) -> EngineSpec:
+    """The engine named ``name``; raises ``QE101 engine-unknown``."""
+    found = _BY_NAME.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise EngineError.of(
+            "engine-unknown",
+            f"no engine named {name!r}; known: {', '.join(ENGINE_NAMES)}",
+            engine=repr(name),
+        )
+    return found
+
+
+def load(name: str) -> type:
+    """The class of engine ``name`` (its module is imported; its package need not be).
+
+    Raises:
+        EngineError: ``QE101 engine-unknown``.
+    """
+    entry = spec(name)
+    cls: type = getattr(importlib.import_module(entry.module), entry.cls)
+    return cls
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Availability:
+    """Whether an engine can run here, and if not, why (one line: what is missing)."""
+
+    available: bool
+    reason: str | None = None
+
+
+def _module_found(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+#: Environment variable that hides the GPU from QMK's engines when set to "0".
+GPU_ENV = "QMK_GPU"
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_memory() -> int | None:
+    """Bytes of memory of the first CUDA GPU, or None when there is none.
+
+    No CUDA library is loaded unless a GPU device node or the NVIDIA driver is there;
+    then the driver API (``libcuda``) is asked through :mod:`ctypes`, without importing
+    any CUDA package. ``$QMK_GPU=0`` hides the GPU.
+    """
+    if os.environ.get(GPU_ENV) == "0":
+        return None
+    if not (os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")):
+        return None
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+        if cuda.cuInit(0) != 0:
+            return None
+        count = ctypes.c_int(0)
+        if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
+            return None
+        device = ctypes.c_int(0)
+        if cuda.cuDeviceGet(ctypes.byref(device), 0) != 0:
+            return None
+        total = ctypes.c_size_t(0)
+        if cuda.cuDeviceTotalMem_v2(ctypes.byref(total), device) != 0:
+            return None
+        return int(total.value)
+    except (OSError, AttributeError):
+        return None
+
+
+def gpu_present() -> bool:
+    """Whether a CUDA GPU is there (see :func:`gpu_memory`)."""
+    return gpu_memory() is not None
+
+
+@functools.cache
+def availability(name: str) -> Availability:
+    """Whether engine ``name`` can run here: its GPU and its packages are there.
+
+    Raises:
+        EngineError: ``QE101 engine-unknown``.
+    """
+    entry = spec(name)
+    if entry.gpu and not gpu_present():
+        return Availability(available=False, reason="no CUDA GPU here")
+    missing = [module for module in entry.requires if not _module_found(module)]
+    if missing:
+        how = f"pip install 'quantum-microkernel[{entry.extra}]'" if entry.extra else "install it"
+        return Availability(available=False, reason=f"{', '.join(missing)} not installed ({how})")
+    check = getattr(load(name), "unavailable_reason", None)
+    reason = check() if callable(check) else None
+    if reason:
+        return Availability(available=False, reason=str(reason))
+    return Availability(available=True)
+
+
+def require(name: str) -> EngineSpec:
+    """The engine named ``name`` if it can run here.
+
+    Raises:
+        EngineError: ``QE101 engine-unknown``; ``QE108 engine-unavailable`` naming what
+            is missing.
+    """
+    entry = spec(name)
+    found = availability(name)
+    if not found.available:
+        raise EngineError.of(
+            "engine-unavailable",
+            f"the {name} engine cannot run here: {found.reason}",
+            engine=name,
+            reason=found.reason,
+        )
+    return entry
+
+
+def memory_bytes() -> int:
+    """The memory a state may take here: ``$QMK_MAX_STATE_BYTES`` or the statevector
+    engine's default (state plus one working copy), and no more than the machine's
+    physical memory."""
+    from qmk.engines.statevector import DEFAULT_MAX_BYTES, MAX_BYTES_ENV
+
+    text = os.environ.get(MAX_BYTES_ENV, "").strip()
+    try:
+        value = int(text) if text else DEFAULT_MAX_BYTES
+    except ValueError:
+        value = DEFAULT_MAX_BYTES
+    value = value if value > 0 else DEFAULT_MAX_BYTES
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        physical = 0
+    return min(value, physical) if physical > 0 else value
+
+
+#: The most qubits a stabilizer or MPS engine is offered (their memory grows slowly).
+WIDE = 100_000
+#: The most qubits Aer's MPS method is offered (its own limit is far above).
+MPS_QUBITS = 1_000
+
+
+def max_qubits(name: str, precision: str | None = None, *, max_bytes: int | None = None) -> int:
+    """The most qubits engine ``name`` holds at ``precision`` in the memory at hand.
+
+    Dense engines hold their state and one working copy within ``max_bytes`` (default
+    :func:`memory_bytes`; GPU engines: the GPU's memory); the stabilizer holds
+    :data:`WIDE`.
+
+    >>> max_qubits("statevector", "double", max_bytes=2**20), max_qubits("qutip", max_bytes=2**20)
+    (15, 7)
+    """
+    entry = spec(name)
+    chosen = entry.precision_for(precision) or entry.precisions[0]
+    if entry.cost.representation == "tableau":
+        return WIDE
+    if entry.cost.representation == "mps":
+        return MPS_QUBITS
+    limit = (gpu_memory() or 0) if entry.gpu else memory_bytes()
+    if isinstance(max_bytes, int) and not isinstance(max_bytes, bool) and max_bytes > 0:
+        limit = min(limit, max_bytes) if entry.gpu else max_bytes
+    itemsize = 8 if chosen == "single" else 16
+    fits = limit // (2 * itemsize)
+    bits = fits.bit_length() - 1 if fits else 0
+    return bits // 2 if entry.cost.representation == "density" else bits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What an engine can do here (``qmk engines`` prints these)."""
+
+    name: str
+    summary: str
+    available: bool
+    reason: str | None
+    extra: str | None
+    max_qubits: int
+    gates: tuple[str, ...]
+    clifford_only: bool
+    state: str
+    mid_circuit: bool
+    density_matrix: bool
+    precisions: tuple[str, ...]
+    noise_channels: tuple[str, ...]
+    gpu: bool
+    batch: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "available": self.available,
+            "reason": self.reason,
+            "extra": self.extra,
+            "max_qubits": self.max_qubits,
+            "gates": list(self.gates),
+            "clifford_only": self.clifford_only,
+            "state": self.state,
+            "mid_circuit": self.mid_circuit,
+            "density_matrix": self.density_matrix,
+            "precisions": list(self.precisions),
+            "noise_channels": list(self.noise_channels),
+            "gpu": self.gpu,
+            "batch": self.batch,
+        }
+
+
+def capabilities(name: str, precision: str | None = None) -> Capabilities:
+    """What engine ``name`` can do here (at ``precision``: its qubit limit depends on it)."""
+    from qmk.engines.batch import batch_compiler
+
+    entry = spec(name)
+    found = availability(name)
+    return Capabilities(
+        name=name,
+        summary=entry.summary,
+        available=found.available,
+        reason=found.reason,
+        extra=entry.extra,
+        max_qubits=max_qubits(name, precision),
+        gates=tuple(g for g in GATES if g in entry.gates),
+        clifford_only=entry.clifford_only,
+        state=entry.state,
+        mid_circuit=entry.mid_circuit,
+        density_matrix=entry.density_matrix,
+        precisions=entry.precisions,
+        noise_channels=entry.noise_channels,
+        gpu=entry.gpu,
+        batch=batch_compiler(load(name)) is not None,
+    )
+
+
+def human_seconds(seconds: float) -> str:
+    """``0.012 s``, ``3.4 ms``, ``2.1e+05 s``: an estimate in a few characters.
+
+    >>> human_seconds(0.0034), human_seconds(1e-4), human_seconds(12.0), human_seconds(3e7)
+    ('3.4 ms', '100 us', '12 s', '3e+07 s')
+    """
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    if seconds < 1e4:
+        return f"{seconds:.3g} s"
+    return f"{seconds:.0e} s"
+
+
+__all__ = [
+    "ALL_GATES",
+    "ENGINE_NAMES",
+    "SPECS",
+    "Availability",
+    "Capabilities",
+    "CostModel",
+    "EngineSpec",
+    "Workload",
+    "availability",
+    "capabilities",
+    "gpu_present",
+    "load",
+    "max_qubits",
+    "require",
+    "spec",
+]

@@ -1,0 +1,283 @@
+"""The engine router: the cheapest installed engine that runs a job exactly.
+
+:func:`route` walks the registry (:mod:`qmk.engines.registry`), refuses every engine
+that cannot run the :class:`~qmk.engines.registry.Workload` exactly (not installed, not
+Clifford where it must be, too many qubits for the memory at hand, mid-circuit
+measurement on an engine that replays its circuit, a precision or option it does not
+take, no density matrix where one is needed) and picks the one whose cost model
+estimates the fewest seconds (ties: registry order). A job that names its engine gets
+it, or a coded refusal saying why not. Every decision is a :class:`Choice` that says
+which engine, at which precision, and why: the candidates, their estimated cost and the
+reasons the others were refused (``qmk run --explain``; telemetry's ``engine_reason``).
+
+>>> from qmk.engines.registry import Workload
+>>> bell = Workload(qubits=2, gates=frozenset({"h", "cx"}), gate_count=2, shots=100)
+>>> route(bell).engine
+'stabilizer'
+>>> t = Workload(qubits=2, gates=frozenset({"h", "t"}), gate_count=2, clifford=False,
+...              non_clifford="gate t", shots=100)
+>>> choice = route(t)
+>>> choice.engine, choice.named
+('statevector', False)
+>>> route(t, "stabilizer")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+qmk.engines.base.EngineError: QE103 gate-unsupported: the stabilizer engine cannot run gate t: ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qmk import defaults
+from qmk.engines.base import EngineError
+from qmk.engines.registry import (
+    SPECS,
+    EngineSpec,
+    Workload,
+    availability,
+    human_seconds,
+    load,
+    max_qubits,
+    spec,
+)
+
+#: Why an engine was refused (``Candidate.refusal``) -> the error a job that names it gets.
+REFUSAL_CODES: Mapping[str, str] = {
+    "unavailable": "engine-unavailable",
+    "clifford": "gate-unsupported",
+    "gates": "gate-unsupported",
+    "capacity": "engine-capacity",
+    "mid-circuit": "operation-unsupported",
+    "precision": "operation-unsupported",
+    "density-matrix": "operation-unsupported",
+    "option": "engine-misuse",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    """One engine the router weighed: its estimated seconds, or why it was refused."""
+
+    engine: str
+    cost_s: float | None = None
+    precision: str | None = None
+    #: The kind of refusal (a key of :data:`REFUSAL_CODES`), and the reason in words.
+    refusal: str | None = None
+    reason: str | None = None
+
+    @property
+    def able(self) -> bool:
+        return self.refusal is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "able": self.able,
+            "cost_s": self.cost_s,
+            "precision": self.precision,
+            "refusal": self.refusal,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    """The router's answer: the engine, its constructor options, and why."""
+
+    engine: str
+    precision: str | None
+    #: Constructor options that select the precision (e.g. ``{"dtype": "complex64"}``).
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: True when the job named the engine.
+    named: bool = False
+    #: One line: why this engine (telemetry's ``engine_reason``).
+    reason: str = ""
+    candidates: tuple[Candidate, ...] = ()
+
+    def explain(self) -> str:
+        """Several lines: the choice, every candidate's estimate, every refusal."""
+        lines = [f"engine: {self.engine} ({self.reason})"]
+        able = sorted((c for c in self.candidates if c.able), key=_rank)
+        for c in able:
+            mark = "*" if c.engine == self.engine else " "
+            lines.append(
+                f" {mark} {c.engine:<20} est. {human_seconds(c.cost_s or 0.0):>9}  "
+                f"({c.precision or 'default'} precision)"
+            )
+        for c in self.candidates:
+            if not c.able:
+                lines.append(f"   {c.engine:<20} refused: {c.reason}")
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "precision": self.precision,
+            "named": self.named,
+            "reason": self.reason,
+            "candidates": [c.to_json() for c in self.candidates],
+        }
+
+
+def _rank(candidate: Candidate) -> tuple[float, int]:
+    return (candidate.cost_s or 0.0, _ORDER[candidate.engine])
+
+
+_ORDER: Mapping[str, int] = {s.name: i for i, s in enumerate(SPECS)}
+
+
+@functools.cache
+def _keywords(name: str) -> frozenset[str] | None:
+    """The keyword options engine ``name``'s constructor takes (None: any)."""
+    try:
+        params = inspect.signature(load(name)).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a class with no signature
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL)
+
+
+def assess(entry: EngineSpec, work: Workload, options: Mapping[str, Any]) -> Candidate:
+    """Whether ``entry`` runs ``work`` exactly with ``options``, and at what estimated cost."""
+    name = entry.name
+    found = availability(name)
+    if not found.available:
+        return Candidate(engine=name, refusal="unavailable", reason=found.reason)
+    if entry.clifford_only and not work.clifford:
+        where = work.non_clifford or "a non-Clifford operation"
+        return Candidate(engine=name, refusal="clifford", reason=f"not Clifford: {where}")
+    missing = sorted(work.gates - entry.gates)
+    if missing:
+        return Candidate(
+            engine=name, refusal="gates", reason=f"does not apply {', '.join(missing)}"
+        )
+    precision = entry.precision_for(work.precision)
+    if precision is None:
+        return Candidate(
+            engine=name,
+            refusal="precision",
+            reason=f"computes in {'/'.join(entry.precisions)} precision, not {work.precision}",
+        )
+    if work.density_matrix and not entry.density_matrix:
+        return Candidate(engine=name, refusal="density-matrix", reason="holds no density matrix")
+    if work.mid_circuit and not entry.mid_circuit:
+        return Candidate(
+            engine=name,
+            refusal="mid-circuit",
+            reason="replays its circuit from |0>: it runs terminal measurements only, and "
+            "this program measures, resets or frees qubits before its end",
+        )
+    taken = _keywords(name)
+    strange = sorted(set(options) - taken) if taken is not None else []
+    if strange:
+        return Candidate(
+            engine=name, refusal="option", reason=f"takes no option {', '.join(strange)}"
+        )
+    capacity = max_qubits(name, precision, max_bytes=options.get("max_bytes"))
+    if work.qubits > capacity:
+        return Candidate(
+            engine=name,
+            refusal="capacity",
+            reason=f"holds at most {capacity} qubits here, the program has {work.qubits} "
+            "live at once",
+        )
+    cost = entry.cost.seconds(work, precision)
+    return Candidate(engine=name, cost_s=cost, precision=precision)
+
+
+def route(
+    work: Workload, engine: str | None = None, *, options: Mapping[str, Any] | None = None
+) -> Choice:
+    """The engine that runs ``work``: ``engine`` if named and able, else the cheapest able.
+
+    Args:
+        work: what the job asks (qubits, gates, Clifford-ness, mid-circuit, shots...).
+        engine: the engine the job names, or None to let the router choose.
+        options: constructor options the job passes (beside the precision's ``dtype``);
+            an engine that takes none of that name is refused.
+
+    Raises:
+        EngineError: a named engine that is unknown (``QE101``), not installed
+            (``QE108``), or cannot run the job (``QE103`` not Clifford, ``QE102`` too many
+            qubits, ``QE110`` mid-circuit or precision, ``QE105`` an option); with no
+            engine named, ``QE109 no-engine`` when no installed engine can run it
+            (``QE102`` when the universal engine's reason is its size).
+    """
+    options = dict(options or {})
+    if engine is not None:
+        entry = spec(engine)  # QE101 for a name we do not know
+        candidate = assess(entry, work, options)
+        if not candidate.able:
+            raise _refusal(candidate, work)
+        return Choice(
+            engine=engine,
+            precision=candidate.precision,
+            options=entry.options_for(candidate.precision),
+            named=True,
+            reason=f"named by the job (est. {human_seconds(candidate.cost_s or 0.0)})",
+            candidates=(candidate,),
+        )
+    candidates = tuple(assess(entry, work, options) for entry in SPECS)
+    able = sorted((c for c in candidates if c.able), key=_rank)
+    if not able:
+        universal = next(c for c in candidates if c.engine == defaults.STATEVECTOR)
+        if universal.refusal == "capacity":
+            raise _refusal(universal, work, others=candidates)
+        reasons = "; ".join(f"{c.engine}: {c.reason}" for c in candidates)
+        raise EngineError.of(
+            "no-engine",
+            f"no installed engine can run this program ({work.qubits} qubits): {reasons}",
+            refusals={c.engine: c.reason for c in candidates},
+        )
+    best = able[0]
+    if len(able) == 1:
+        reason = f"the only able engine (est. {human_seconds(best.cost_s or 0.0)})"
+    else:
+        runner_up = able[1]
+        reason = (
+            f"cheapest of {len(able)} able engines (est. {human_seconds(best.cost_s or 0.0)}; "
+            f"next {runner_up.engine} {human_seconds(runner_up.cost_s or 0.0)})"
+        )
+    return Choice(
+        engine=best.engine,
+        precision=best.precision,
+        options=spec(best.engine).options_for(best.precision),
+        reason=reason,
+        candidates=candidates,
+    )
+
+
+def _refusal(
+    candidate: Candidate, work: Workload, *, others: tuple[Candidate, ...] = ()
+) -> EngineError:
+    name = candidate.engine
+    code = REFUSAL_CODES[candidate.refusal or "option"]
+    if candidate.refusal == "clifford":
+        where = work.non_clifford or "this program"
+        return EngineError.of(
+            code,
+            f"the {name} engine cannot run {where}: it is not Clifford; use --engine "
+            f"{defaults.STATEVECTOR} or let QMK choose",
+        )
+    if candidate.refusal == "capacity":
+        refused = "; ".join(f"{c.engine}: {c.reason}" for c in others if c.engine != name)
+        return EngineError.of(
+            code,
+            f"the program has {work.qubits} qubits live at once; the {name} engine "
+            f"{candidate.reason}" + (f" (and {refused})" if refused else ""),
+            needed=work.qubits,
+        )
+    if candidate.refusal == "unavailable":
+        return EngineError.of(
+            code, f"the {name} engine cannot run here: {candidate.reason}", engine=name
+        )
+    return EngineError.of(code, f"the {name} engine cannot run this program: {candidate.reason}")
+
+
+__all__ = ["REFUSAL_CODES", "Candidate", "Choice", "assess", "route"]
