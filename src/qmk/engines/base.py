@@ -93,6 +93,29 @@ register(
         "replays its circuit from |0>)",
         "measure at the end only, or use an engine that holds its state ('qmk engines')",
     ),
+    (
+        "QE111",
+        "state-file",
+        "a quantum state file (qmk run --state/--initial-state) that cannot be read or "
+        "written, or is not of the qmk-state format (the message names the field)",
+        "write the file as docs/qvm.md's state format shows (qmk run --state makes one)",
+    ),
+    (
+        "QE112",
+        "state-mismatch",
+        "an initial state that does not fit the program (its qubit count) or the engine, "
+        "or a state kind the engine cannot export",
+        "give a state of as many qubits as the program allocates first; amplitudes need "
+        "an engine that applies any rotation (statevector)",
+    ),
+    (
+        "QE113",
+        "state-unavailable",
+        "a final state that is not one pure state: the program measures, draws channel or "
+        "logical noise, or resets or frees a qubit entangled with others (the node named)",
+        "export the state of the program before its measurements, with noise off "
+        "(--no-noise / noise=False)",
+    ),
 )
 
 #: Stable engine error codes: code -> name.

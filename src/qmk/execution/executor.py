@@ -58,6 +58,8 @@ from qmk import defaults
 from qmk.engines import EngineError, engine_class
 from qmk.engines.registry import Workload
 from qmk.engines.router import Choice, route
+from qmk.engines.state_io import QuantumState
+from qmk.execution import states
 from qmk.execution.checkpoint import ExecutionState, read_state, run_key
 from qmk.execution.plan import Plan, build_plan, decoder_load
 from qmk.execution.trajectories import Control, Progress, Runner, micro_ops
@@ -185,6 +187,9 @@ class RunResult:
     layout: OutputLayout | None = field(default=None, repr=False, compare=False)
     #: The router's decision: every candidate engine, its estimate or refusal.
     choice: Choice | None = field(default=None, repr=False, compare=False)
+    #: The program's final state, when ``run(final_state=...)`` asked for it
+    #: (:mod:`qmk.execution.states`); not part of :meth:`to_json`.
+    final_state: QuantumState | None = field(default=None, repr=False, compare=False)
 
     @property
     def memory(self) -> list[str]:
@@ -379,6 +384,8 @@ def run(
     require_calibration: bool = True,
     control: Control | None = None,
     resume: ExecutionState | str | os.PathLike[str] | None = None,
+    initial_state: QuantumState | str | os.PathLike[str] | None = None,
+    final_state: bool | str = False,
 ) -> RunResult:
     """Run ``program`` for ``shots`` shots and return counts, memory and telemetry.
 
@@ -408,11 +415,21 @@ def run(
         resume: an :class:`~qmk.execution.checkpoint.ExecutionState` (or its file) a
             control saved: the run goes on from there and gives the counts of a run
             that never stopped.
+        initial_state: a state (:mod:`qmk.engines.state_io`) or its JSON file: the
+            qubits of the program's opening ALLOC_LQ nodes start in it, state qubit k
+            the k-th of them (see :mod:`qmk.execution.states`).
+        final_state: True (the engine's own kind), "amplitudes" or "stabilizers":
+            return the program's final state as ``RunResult.final_state``, simulated
+            once (telemetry mode ``final-state``; no event is measured, so every shot's
+            outcome is all 0s). Only for a program whose final state is one pure state:
+            no measurement, no noise (pass ``noise=False``).
 
     Raises:
         QMKError: bad input (FormatError, VerificationError), an engine that cannot run
             the program (EngineError), or unknown QEC names (QECError), all before any
-            simulation; ``QE106``/``QE107`` for a state of another run or an unreadable one.
+            simulation; ``QE106``/``QE107`` for a state of another run or an unreadable one;
+            ``QE111``-``QE113`` for a state file that is not one, a state that does not fit
+            the program or engine, or a final state that is not one pure state.
         Suspended: the control asked the run to stop; its state was saved first.
     """
     started = time.perf_counter()
@@ -440,6 +457,22 @@ def run(
             f"qubits; no qubit of this program is (profiles: {', '.join(plan.profiles)})",
         )
     choice, options = route_plan(plan, engine, shots=shots, engine_options=engine_options)
+    initial = None if initial_state is None else states.load(initial_state)
+    if initial is not None:
+        states.check_initial(plan, initial)
+        probe = engine_class(choice.engine)(seed=0, **options)
+        instead = states.engine_for(initial, probe, named=engine is not None)
+        if instead is not None:
+            choice, options = route_plan(plan, instead, shots=shots, engine_options=engine_options)
+    if final_state is not False:
+        kind = states.FINAL_KINDS[0] if final_state is True else final_state
+        if kind not in states.FINAL_KINDS:
+            raise EngineError.of(
+                "engine-misuse",
+                f"final_state must be True or one of "
+                f"{', '.join(states.FINAL_KINDS)}, got {final_state!r}",
+            )
+        states.check_exportable(plan)
     name = choice.engine
     cls = engine_class(name)
     streams = np.random.SeedSequence(seed).spawn(3)
@@ -455,13 +488,30 @@ def run(
             "qubit": qubit if isinstance(qubit, str) else repr(qubit),
             "profile": profile,
             "calibration": None if calibration is None else calibration.to_json(),
+            **({} if initial is None else {"initial_state": initial.to_json()}),
         }
     )
     if resume is not None and not isinstance(resume, ExecutionState):
         resume = read_state(resume)
-    mode, noise_sampling, bits, injected, progress = _execute(
-        plan, name, cls, options, shots, streams, control=control, resume=resume, key=key
-    )
+    exported = None
+    if final_state is not False:
+        make = states.factory(lambda: cls(seed=0, **options), initial)
+        exported = states.final_state(plan, make, kind=kind)
+        bits = np.zeros((shots, len(plan.events)), dtype=np.uint8)
+        mode, noise_sampling, injected, progress = "final-state", "off", 0, Progress(simulations=1)
+    else:
+        mode, noise_sampling, bits, injected, progress = _execute(
+            plan,
+            name,
+            cls,
+            options,
+            shots,
+            streams,
+            control=control,
+            resume=resume,
+            key=key,
+            initial=initial,
+        )
     telemetry = _telemetry(
         plan, name, mode, shots, injected, progress.simulations, inject, qubit, profile=profile
     )
@@ -490,6 +540,7 @@ def run(
         bits=bits,
         layout=layout,
         choice=choice,
+        final_state=exported,
     )
 
 
@@ -504,12 +555,14 @@ def _execute(
     control: Control | None = None,
     resume: ExecutionState | None = None,
     key: str = "",
+    initial: QuantumState | None = None,
 ) -> tuple[str, str, np.ndarray, int, Progress]:
     """``(mode, noise sampling, bits, injected errors, progress)`` of the run."""
     from qmk.engines.batch import batch_compiler
     from qmk.execution import batch
 
-    compiler = batch_compiler(cls) if resume is None else None
+    # a batch circuit starts from |0...0>: a run from an initial state takes trajectories
+    compiler = batch_compiler(cls) if resume is None and initial is None else None
     lowered = batch.lower(plan) if compiler is not None else None
     sampler = compiler(lowered.circuit) if compiler is not None and lowered is not None else None
     if sampler is not None and lowered is not None:
@@ -528,7 +581,7 @@ def _execute(
         work.append((micro_ops(plan, errors), members))
     runner = Runner(
         plan,
-        lambda: cls(seed=0, **options),
+        states.factory(lambda: cls(seed=0, **options), initial),
         work,
         shots,
         streams[2],
