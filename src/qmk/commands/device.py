@@ -1,4 +1,7 @@
-"""``qmk device``: the kernel's machine through the device interface (docs/devices.md).
+"""``qmk device``: the kernel's machine through the device interface, and the neutral-atom VM.
+
+The kernel's machine (docs/devices.md); both take the kernel and tenant as the other client
+commands do (``--socket``, ``QMK_TENANT``, ...):
 
 - ``qmk device info`` prints the device: inventory (modules up or down), capabilities,
   health (drift factor, link fidelity, decoder load and backlog), the fault schedule and
@@ -7,8 +10,16 @@
   custom qubit parameters (QRE's JSON form) into a running kernel (``q_calibrate``; the
   tenant needs ``operator = true``), for every job started from then on.
 
-Both take the kernel and tenant as the other client commands do (``--socket``,
-``QMK_TENANT``, ...).
+The neutral-atom VM (docs/neutral-atom.md), in-process:
+
+- ``qmk device list`` -- the shipped presets;
+- ``qmk device show PRESET [--json]`` -- a preset's geometry, catalog, limits and noise
+  (``--json``: the profile, a template for a profile file);
+- ``qmk device isa [--json]`` -- the supported ISA versions, ops and gates (``--json``: with
+  the job schema);
+- ``qmk device run JOB.json [--shots N] [--seed S] [--device PRESET] [--backend B]
+  [--strict-timing] [--json]`` -- run a wire-form job; ``--json`` prints one object with
+  ``status``, ``counts``, ``measurements``, ``timeline`` (us) and ``telemetry``.
 """
 
 from __future__ import annotations
@@ -88,11 +99,181 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- neutral atom
+
+
+def _cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.devices.neutral_atom.profiles import load_profile, presets
+
+    rows = [load_profile(name).summary() for name in presets()]
+    if args.json:
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        noisy = "noisy" if r["noisy"] else "ideal"
+        out.write(
+            f"{r['name']:<{width}}  {r['atoms']:>3} atoms / {r['sites']:>3} sites  "
+            f"blockade {r['blockade_radius']:g}  {noisy:<5}  {r['label']}\n"
+        )
+    return 0
+
+
+def _show(profile: Any) -> str:
+    hw, noise = profile.hardware, profile.noise
+    t = hw.timing
+    lines = [
+        f"{profile.name}: {profile.label}",
+        f"  {profile.description}",
+        f"  ISA {profile.isa_version}; lattice {len(hw.sites)} sites, nearest-neighbour spacing "
+        f"{hw.neighbour_distance:g} um, zones {', '.join(map(str, hw.zones))}",
+        f"  configuration {profile.default_configuration or 'all'}: {len(hw.site_ids)} atoms on "
+        f"sites {list(hw.site_ids)}",
+        "  configurations: "
+        + (", ".join(f"{c.name} ({len(c.site_ids)} atoms)" for c in profile.configurations) or "-"),
+        f"  blockade radius {hw.blockade.radius:g}"
+        + (
+            f", per axis x {hw.blockade.radius_x:g} y {hw.blockade.radius_y:g} z "
+            f"{hw.blockade.radius_z:g}"
+            if (hw.blockade.radius_x or hw.blockade.radius_y or hw.blockade.radius_z)
+            else ""
+        )
+        + (
+            ", zones " + ", ".join(f"{z}: {r:g}" for z, r in hw.blockade.zone_overrides)
+            if hw.blockade.zone_overrides
+            else ""
+        ),
+        "  native gates: "
+        + (
+            ", ".join(
+                f"{g.name} {g.duration_ns:g} ns"
+                + (f" {g.connectivity.value}" if g.arity > 1 else "")
+                for g in hw.native_gates
+            )
+            or "every ISA gate (no catalog)"
+        ),
+        f"  timing: measurement {t.measurement_duration_ns:g} ns, cooldown "
+        f"{t.measurement_cooldown_ns:g} ns, parallel 1q {t.max_parallel_single_qubit or 'any'}, "
+        f"2q {t.max_parallel_two_qubit or 'any'}, per zone {t.max_parallel_per_zone or 'any'}",
+        f"  transport: {len(hw.transport_edges)} edges; moves per atom "
+        f"{hw.move_limits.max_moves_per_atom or 'any'}, min spacing {hw.move_limits.min_spacing:g}",
+        "  noise: " + ("none" if noise.is_noiseless else json.dumps(_nonzero(noise.to_json()))),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _nonzero(value: Any) -> Any:
+    if isinstance(value, dict):
+        kept = {k: _nonzero(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (0, 0.0, {}, None)}
+    if isinstance(value, list):
+        return value if any(any(row) for row in value) else 0
+    return value
+
+
+def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.devices.neutral_atom.profiles import load_profile
+
+    profile = load_profile(args.preset)
+    if args.json:
+        json.dump(profile.to_json(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(_show(profile))
+    return 0
+
+
+def _cmd_isa(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.devices.neutral_atom.isa import GATES, OPS, VERSIONS
+    from qmk.devices.neutral_atom.schema import build_schema
+
+    if args.json:
+        data = {
+            "versions": [str(v) for v in VERSIONS],
+            "ops": [
+                {
+                    "name": spec.name,
+                    "since": str(spec.since),
+                    "fields": [f.name for f in spec.fields],
+                    "description": spec.description,
+                }
+                for spec in OPS.values()
+            ],
+            "gates": [
+                {
+                    "name": g.name,
+                    "arity": g.arity,
+                    "params": list(g.params),
+                    "since": str(g.since),
+                    "description": g.description,
+                }
+                for g in GATES.values()
+            ],
+            "schema": build_schema(),
+        }
+        json.dump(data, out, indent=2)
+        out.write("\n")
+        return 0
+    out.write(f"neutral-atom ISA versions: {', '.join(str(v) for v in VERSIONS)}\n")
+    out.write("ops:\n")
+    for spec in OPS.values():
+        fields = ", ".join(f.name + ("" if f.required else "?") for f in spec.fields)
+        out.write(f"  {spec.name:<11} ({fields})  since {spec.since}: {spec.description}\n")
+    out.write("gates:\n")
+    for g in GATES.values():
+        params = f"({', '.join(g.params)})" if g.params else ""
+        out.write(f"  {g.name + params:<26} {g.arity}q  since {g.since}: {g.description}\n")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.devices.neutral_atom.emulator import run_job
+    from qmk.devices.neutral_atom.job import read_job
+
+    result = run_job(
+        read_job(args.job),
+        shots=args.shots,
+        seed=args.seed,
+        device=args.device,
+        backend=args.backend,
+        strict_timing=args.strict_timing,
+    )
+    if args.json:
+        json.dump(result.to_json(measurements=not args.no_measurements), out)
+        out.write("\n")
+        return 0
+    tel = result.telemetry
+    out.write(
+        f"job {result.job_id}: {result.status} on {result.device_id} ({tel['mode']}), "
+        f"profile {result.profile or 'none'}, ISA {result.isa_version}, {result.shots} shots, "
+        f"seed {result.seed}\n"
+    )
+    out.write(
+        f"  {tel['atoms']} atoms, {tel['instructions']} instructions, program time "
+        f"{tel['duration_ns'] / 1000:g} us, {tel['inserted_waits']} inserted waits, "
+        f"{tel['atoms_lost']} atom losses, {tel['elapsed_s']:.3f} s\n"
+    )
+    counts = sorted(result.counts().items(), key=lambda kv: (-kv[1], kv[0]))
+    out.write(f"counts ({len(counts)} outcomes, L = lost atom):\n")
+    for key, count in counts[: args.top]:
+        out.write(f"  {key or '(none)'}  {count}\n")
+    if len(counts) > args.top:
+        out.write(f"  ... {len(counts) - args.top} more (--top N, or --json)\n")
+    return 0
+
+
 def register(add: AddCommand) -> None:
-    """Add ``device info`` and ``device calibrate``."""
+    """Add ``device info|calibrate`` (the kernel's machine) and ``device list|show|isa|run``
+    (the neutral-atom VM)."""
     from qmk.commands.service import _client_options
 
-    sub = add("device", "the kernel's machine: inventory, health, calibration ingest", limits=False)
+    sub = add(
+        "device",
+        "devices: the kernel's machine (info, calibrate) and the neutral-atom VM "
+        "(list, show, isa, run)",
+        limits=False,
+    )
     actions = sub.add_subparsers(dest="device_command", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="print the device: inventory, capabilities, health")
     _client_options(info)
@@ -104,3 +285,39 @@ def register(add: AddCommand) -> None:
     calibrate.add_argument("file", metavar="FILE")
     _client_options(calibrate)
     calibrate.set_defaults(run=_cmd_calibrate)
+
+    listing = actions.add_parser("list", help="the neutral-atom presets")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(run=_cmd_list)
+    show = actions.add_parser(
+        "show", help="a neutral-atom preset: geometry, catalog, limits, noise"
+    )
+    show.add_argument("preset", metavar="PRESET", help="a preset name or a profile file")
+    show.add_argument("--json", action="store_true", help="print the profile as JSON")
+    show.set_defaults(run=_cmd_show)
+    isa = actions.add_parser("isa", help="the neutral-atom ISA: versions, ops, gates")
+    isa.add_argument("--json", action="store_true", help="print JSON, with the job schema")
+    isa.set_defaults(run=_cmd_isa)
+    run = actions.add_parser("run", help="run a neutral-atom job (the v1 wire form, JSON)")
+    run.add_argument("job", metavar="JOB.json")
+    run.add_argument("--shots", type=int, help="shots (default: the job's, else 1)")
+    run.add_argument("--seed", type=int, help="RNG seed (default: the job's, else a fresh one)")
+    run.add_argument(
+        "--device", metavar="PRESET", help="run on this preset (default: the job's profile)"
+    )
+    run.add_argument(
+        "--backend",
+        choices=("auto", "state-vector", "stabilizer"),
+        help="the backend (default: the job's device_id, else auto)",
+    )
+    run.add_argument(
+        "--strict-timing",
+        action="store_true",
+        help="refuse operations inside a measurement cooldown instead of waiting (QD209)",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--no-measurements", action="store_true", help="with --json, leave out measurements"
+    )
+    run.add_argument("--top", type=int, default=16, help="outcomes to print (default 16)")
+    run.set_defaults(run=_cmd_run)

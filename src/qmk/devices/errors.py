@@ -76,6 +76,12 @@ register(
         "give probabilities in [0, 1] and rates per second >= 0",
     ),
     (
+        "QD109",
+        "calibration-unsupported",
+        "a calibration the device cannot ingest (a logical-code fit, or Majorana qubits)",
+        "give gate-based qubit parameters (QRE's JSON form), or a profile with the noise",
+    ),
+    (
         "QD201",
         "gate-not-native",
         "a gate (or arity) the device's native gate catalog does not list",
