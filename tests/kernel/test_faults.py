@@ -118,14 +118,15 @@ def test_drift_raises_the_distance_until_the_logical_error_is_back_and_stats_mat
     run = telemetry["telemetry"]
     assert run["profiles"] == [f"logical:surface_code(d={distance})"]
     assert run["noise_model"] == f"{noise} + drift(factor=2.5)"
-    (action,) = telemetry["faults"]
+    action, tighten = telemetry["faults"]
     assert action["kind"] == "drift" and action["action"] == "raise-distance"
+    assert tighten["action"] == "tighten-fences" and tighten["fences_added"] == 0  # 2 cycles
     assert (action["from_distance"], action["to_distance"]) == (3, distance)
     assert action["restored"] and action["logical_error_per_cycle"]["adjusted"] == rate
     # |0>: the alloc's cycle and the measurement's cycle each flip it with 2 P_L / 3
     counts = _counts(tmp_path, telemetry)
     assert_binomial(counts.get("1", 0), shots, odd([2 * rate / 3] * 2))
-    assert [a["kind"] for a in audit_lines(tmp_path, "fault")] == ["drift"]
+    assert [a["kind"] for a in audit_lines(tmp_path, "fault")] == ["drift", "drift"]
 
 
 def _counts(tmp_path: Path, telemetry: dict[str, Any]) -> dict[str, int]:
@@ -462,3 +463,90 @@ def test_a_job_resumed_after_drift_keeps_its_checkpoints_physics_and_its_counts(
     with WorkerGate(tmp_path, "pause-gate") as pause:
         run_kernel(tmp_path, body, config=cfg, clock=clock, workers=1, pause=pause)
     assert [a["kind"] for a in audit_lines(tmp_path, "fault")].count("resume") == 1
+
+
+def test_drift_tightens_fences_and_the_job_saves_its_state_at_every_one(
+    tmp_path: Path,
+) -> None:
+    """Under drift the kernel adds fences so no epoch runs more than drift_fence_cycles
+    logical cycles, and the job saves its state at each; the counts are those of the same
+    job without them (fences cost no cycle and draw no randomness)."""
+    clock = ManualClock()
+    noise = "depolarizing(p=0.002)"
+    shots, seed = 4000, 29
+    policy = {"engine": "statevector"}  # trajectories: a run that stops at fences
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        await clock.tick(6)
+        job = await kernel.q_submit(
+            session_id=alice, graph=measured(6), shots=shots, seed=seed, policy=policy
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED", done
+        reply = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        return {"counts": done["result"]["counts"], **reply}
+
+    tight = run_kernel(
+        tmp_path / "tight",
+        body,
+        config=config({"drift_per_epoch": 0.25, "drift_fence_cycles": 2}, noise_model=noise),
+        clock=clock,
+    )
+    clock = ManualClock()
+    loose = run_kernel(
+        tmp_path / "loose",
+        body,
+        config=config({"drift_per_epoch": 0.25, "drift_fence_cycles": 0}, noise_model=noise),
+        clock=clock,
+    )
+    # a: 1 cycle, m0..m5: 1 each -> fences after m0, m2 and m4
+    (tighten,) = [a for a in tight["faults"] if a["action"] == "tighten-fences"]
+    assert tighten["fences_added"] == 3 and tighten["longest_epoch_cycles"] == 7
+    # every shot group (one per error pattern) passes the 3 fences, 2 micro-ops apart
+    groups = tight["telemetry"]["simulations"]
+    assert groups >= 2 and tight["telemetry"]["checkpoints"] == 3 * groups
+    saved = audit_lines(tmp_path / "tight", "checkpoint")
+    assert [r["program_epoch"] for r in saved] == [1, 2, 3] * groups
+    assert len(list((tmp_path / "tight" / "data" / "checkpoints").glob("*/*"))) == 3  # kept
+    assert not [a for a in loose["faults"] if a["action"] == "tighten-fences"]
+    assert loose["telemetry"]["checkpoints"] == 0
+    assert tight["counts"] == loose["counts"]
+    assert tight["telemetry"]["profiles"] == loose["telemetry"]["profiles"]
+
+
+def test_a_job_on_a_failed_module_migrates_and_resumes_from_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    from qmk.execution.executor import run
+
+    clock = ManualClock()
+    cfg = config({"module_failures": [{"module": 0, "epoch": 2}]}, modules=2)
+    shots, seed = 500, 43
+    expected = dict(run(FENCED, shots=shots, seed=seed, noise=False).counts)
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice,
+            graph=FENCED.to_json(),
+            shots=shots,
+            seed=seed,
+            policy={"noise": False},
+        )
+        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held at fence 1
+        saved = await kernel.q_checkpoint(session_id=alice, job_id=job["job_id"])
+        assert saved["saved"] and saved["program_epoch"] == 1
+        await clock.tick(2)  # module 0 fails: the job is stopped and queued again
+        pause.open()
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        return {"done": done, "telemetry": telemetry}
+
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        found = run_kernel(tmp_path, body, workers=1, config=cfg, clock=clock, pause=pause)
+    assert [s["module"] for s in found["telemetry"]["device"]["starts"]] == [0, 0, 1]
+    result = found["done"]["result"]
+    assert result["counts"] == expected
+    assert result["telemetry"]["resumed_from_epoch"] == 1

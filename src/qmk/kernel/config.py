@@ -218,6 +218,7 @@ _FAULT_KEYS = (
     "module_failures",
     "decoder_capacity_bits_per_s",
     "distance_budget",
+    "drift_fence_cycles",
 )
 
 
@@ -297,6 +298,7 @@ def _faults(table: Mapping[str, Any], modules: int) -> FaultSchedule:
         module_failures=tuple(pairs),
         decoder_capacity=capacity,
         distance_budget=_int(table, "distance_budget", "faults", 6, 0),
+        drift_fence_cycles=_int(table, "drift_fence_cycles", "faults", 1000, 0),
     )
 
 

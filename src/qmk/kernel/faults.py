@@ -11,7 +11,12 @@ once, which applies the policies in this order:
    ``drift(factor=F)`` noise model stacked on the machine's); when noise is on, every
    code profile the job uses has its distance raised by 2 until its logical error per
    cycle is back within the undrifted machine's, or ``distance_budget`` is spent, or the
-   job would no longer fit its module (telemetry says ``restored: false`` then);
+   job would no longer fit its module (telemetry says ``restored: false`` then); and
+   fences tighten: ``FENCE_EPOCH`` nodes are added so that no epoch of the job runs more
+   than ``drift_fence_cycles`` logical cycles, and the job saves its state at a fence
+   whenever that many operations ran since its last save (a checkpoint the kernel
+   resumes it from after a preemption, a module failure or a crash: less work lost while
+   the machine degrades);
 3. **link**: each ``OPEN_CHAN`` whose fidelity the link no longer delivers gets BBPSSW
    purified pairs (:mod:`qmk.devices.purification`) of at least ``min(requested,
    link_target)``; when purification cannot reach it the job FAILs with ``QK304
@@ -96,18 +101,21 @@ class Rewrite:
         profiles: canonical profile -> the one ALLOC_LQ nodes naming it run with.
         channels: OPEN_CHAN node id -> the Werner fidelity its Bell pair is delivered at.
         idle: measurement node id -> idle logical cycles added after it (per qubit).
+        fences: the ids of the nodes a ``FENCE_EPOCH`` is added after.
     """
 
     profiles: Mapping[str, str] = field(default_factory=dict)
     channels: Mapping[str, float] = field(default_factory=dict)
     idle: Mapping[str, int] = field(default_factory=dict)
+    fences: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("profiles", "channels", "idle"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "fences", tuple(self.fences))
 
     def __bool__(self) -> bool:
-        return bool(self.profiles or self.channels or self.idle)
+        return bool(self.profiles or self.channels or self.idle or self.fences)
 
     def apply(self, text: str) -> str:
         """The QVM JSON ``text`` with these changes (the same text when there are none)."""
@@ -117,6 +125,7 @@ class Rewrite:
         nodes = graph["program"]["nodes"]
         ids = {node["id"] for node in nodes}
         out: list[dict[str, Any]] = []
+        fences = set(self.fences)
         for node in nodes:
             op, args = node["op"], node.get("args") or {}
             if op == "ALLOC_LQ" and args.get("profile"):
@@ -130,6 +139,8 @@ class Rewrite:
             for i in range(self.idle.get(node["id"], 0)):
                 for q in node.get("vqs", ()):
                     out.append(_idle_node(node, q, i, ids))
+            if node["id"] in fences:
+                out.append({"id": _fresh(f"{node['id']}__fence", ids), "op": "FENCE_EPOCH"})
         graph["program"]["nodes"] = out
         return json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -138,6 +149,7 @@ class Rewrite:
             "profiles": dict(self.profiles),
             "channels": dict(self.channels),
             "idle": dict(self.idle),
+            "fences": list(self.fences),
         }
 
     @classmethod
@@ -147,14 +159,20 @@ class Rewrite:
             profiles=data.get("profiles", {}),
             channels=data.get("channels", {}),
             idle=data.get("idle", {}),
+            fences=tuple(data.get("fences", ())),
         )
 
 
-def _idle_node(after: Mapping[str, Any], qubit: str, index: int, ids: set[str]) -> dict[str, Any]:
-    node_id = f"{after['id']}__idle{index}_{qubit}"
+def _fresh(node_id: str, ids: set[str]) -> str:
+    """``node_id``, made unique among ``ids`` (and added to them)."""
     while node_id in ids:
         node_id += "_"
     ids.add(node_id)
+    return node_id
+
+
+def _idle_node(after: Mapping[str, Any], qubit: str, index: int, ids: set[str]) -> dict[str, Any]:
+    node_id = _fresh(f"{after['id']}__idle{index}_{qubit}", ids)
     node: dict[str, Any] = {"id": node_id, "op": IDLE_OP, "args": {"theta": 0.0}, "vqs": [qubit]}
     if after.get("guard") is not None:  # idle only when the measurement ran
         node["guard"] = after["guard"]
@@ -256,11 +274,15 @@ def adjust(
     faults = device.faults
     used = _profiles_of(program, spec["profile"])
     noise_on = bool(spec["noise"])
+    fences: tuple[str, ...] = ()
     if noise_on and faults.drift_factor(epoch) != 1.0:
         profiles = _drift(actions, device, epoch, used, job, spec, room)
         spec["profile"] = profiles.get(canonical(spec["profile"]), spec["profile"])
+        if faults.drift_fence_cycles:
+            fences = _tighten(actions, program, epoch, faults.drift_fence_cycles)
+            spec["checkpoint_every_ops"] = faults.drift_fence_cycles
     _link(actions, channels, program, faults, epoch, job.shots)
-    rewrite = Rewrite(profiles=profiles, channels=channels)
+    rewrite = Rewrite(profiles=profiles, channels=channels, fences=fences)
     physical, load, plan = job.physical_qubits, 0.0, None
     if profiles or faults.decoder_capacity is not None:
         plan, load = _plan(rewrite.apply(job.graph), spec)
@@ -288,7 +310,7 @@ def adjust(
                 "idle_cycles_added": added,
             }
         )
-        rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle)
+        rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
     if rewrite:
         spec["graph"] = rewrite.apply(job.graph)
         spec["rewrite"] = rewrite.to_json()
@@ -354,6 +376,9 @@ def _keep(
     differs: list[str],
 ) -> tuple[dict[str, Any], Adjusted]:
     spec = {**spec, **{key: physics.get(key) for key in PHYSICS_KEYS}}
+    faults = device.faults
+    if spec["noise"] and faults.drift_factor(epoch) != 1.0 and faults.drift_fence_cycles:
+        spec["checkpoint_every_ops"] = faults.drift_fence_cycles  # the policy's saves go on
     rewrite = Rewrite.from_json(physics.get("rewrite"))
     spec.pop("rewrite", None)
     if rewrite:
@@ -472,6 +497,41 @@ def _drift(
             }
         )
     return raised
+
+
+def _tighten(
+    actions: list[dict[str, Any]], program: Any, epoch: int, limit: int
+) -> tuple[str, ...]:
+    """The nodes to add a fence after so that no epoch runs more than ``limit`` logical
+    cycles (in program order; a fence never ends the program)."""
+    nodes = program.graph.nodes
+    after: list[str] = []
+    cycles = stretch = longest = 0.0  # since the last fence; since the last of the program's
+    for i, node in enumerate(nodes):
+        if node.op == "FENCE_EPOCH":
+            cycles = stretch = 0.0
+            continue
+        cycles += op_cycles(node.op)
+        stretch += op_cycles(node.op)
+        longest = max(longest, stretch)
+        rest = nodes[i + 1 :]
+        if cycles >= limit and rest and rest[0].op != "FENCE_EPOCH":
+            after.append(node.id)
+            cycles = 0.0
+    existing = sum(node.op == "FENCE_EPOCH" for node in nodes)
+    actions.append(
+        {
+            "epoch": epoch,
+            "kind": "drift",
+            "action": "tighten-fences",
+            "max_epoch_cycles": limit,
+            "longest_epoch_cycles": longest,
+            "fences_added": len(after),
+            "fences": existing + len(after),
+            "checkpoint_every_ops": limit,
+        }
+    )
+    return tuple(after)
 
 
 def _physical(job: Any, raised: Mapping[str, str], spec: Mapping[str, Any]) -> int:

@@ -314,12 +314,17 @@ class WorkerControl:
     between fences too: the control looks at the pipe every :data:`LOOK_EVERY`
     micro-ops) stops the run at once, rolling back an open REV segment. Each save is
     reported to the kernel as a note
-    ``{"checkpoint_id", "epoch", "path", "bytes", "stopped", "progress"}``.
+    ``{"checkpoint_id", "epoch", "path", "bytes", "stopped", "progress"}``. With
+    ``every_ops`` (the kernel's drift policy), the run also saves its state, unasked, at
+    each fence it reaches after at least that many micro-ops since its last save (every
+    shot group passes every fence: this bounds the saves by the work done).
     """
 
-    def __init__(self, link: Any, directory: str) -> None:
+    def __init__(self, link: Any, directory: str, *, every_ops: int = 0) -> None:
         self.link = link
         self.directory = directory
+        self.every_ops = every_ops
+        self._since = 0  # micro-ops since the last save
         self.waiting: list[dict[str, Any]] = []
         self.now: dict[str, Any] | None = None
         self.answering: list[dict[str, Any]] = []
@@ -330,6 +335,7 @@ class WorkerControl:
     @property
     def urgent(self) -> bool:
         """Read before every micro-op: every LOOK_EVERY-th read looks at the pipe."""
+        self._since += 1
         if self.stepping:
             return True
         self._countdown -= 1
@@ -387,7 +393,9 @@ class WorkerControl:
         if (stop := self._stop_now()) is not None:
             return stop
         if not self.waiting:
-            return None
+            if not self.every_ops or self._since < self.every_ops:
+                return None
+            self.waiting = [{"op": "checkpoint", "checkpoint_id": new_id("ckpt")}]
         self.answering, self.waiting = self.waiting, []
         if any(r.get("op") == "yield" for r in self.answering):
             return YIELD
@@ -415,6 +423,7 @@ class WorkerControl:
             )
         self.answering = []
         self.now = None
+        self._since = 0
 
 
 def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -442,7 +451,12 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
 
     link = current_link()
     directory = spec.get("checkpoint_dir")
-    control = None if link is None or directory is None else WorkerControl(link, directory)
+    every_ops = int(spec.get("checkpoint_every_ops") or 0)
+    control = (
+        None
+        if link is None or directory is None
+        else WorkerControl(link, directory, every_ops=every_ops)
+    )
 
     try:
         program = verified(spec["graph"])
