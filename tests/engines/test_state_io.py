@@ -21,8 +21,8 @@ from qmk.engines.state_io import (
     capture,
     dumps,
     loads,
-    prepare,
     preparation,
+    prepare,
     read,
     write,
 )
@@ -131,7 +131,7 @@ def test_not_json_and_unreadable_files_are_coded_errors(tmp_path):
     path.write_text("{not json")
     with pytest.raises(EngineError, match=r"^QE111 state-file: .*s\.json: not JSON"):
         read(path)
-    with pytest.raises(EngineError, match="QE111 state-file: .*cannot read"):
+    with pytest.raises(EngineError, match=r"QE111 state-file: .*cannot read"):
         read(tmp_path / "missing.json")
 
 
@@ -214,5 +214,5 @@ def test_the_stabilizer_engine_cannot_prepare_amplitudes():
     engine = StabilizerEngine(seed=0)
     q = engine.allocate()
     state = Amplitudes(qubits=("q",), amplitudes=[math.cos(0.3), math.sin(0.3)])
-    with pytest.raises(EngineError, match="QE112 state-mismatch.*statevector"):
+    with pytest.raises(EngineError, match=r"QE112 state-mismatch.*statevector"):
         prepare(engine, [q], state)

@@ -3,7 +3,8 @@
 The same executor the kernel's workers run (:func:`qmk.execution.executor.run`), with
 no server: counts, then the run's telemetry (logical cycles, physical qubits, decoder
 rounds, injected logical errors); ``--json`` prints the result as one JSON object.
-Defaults come from :mod:`qmk.defaults`.
+Defaults come from :mod:`qmk.defaults`. ``--state OUT.json`` writes the program's final
+state and ``--initial-state IN.json`` starts it from one (:mod:`qmk.execution.states`).
 """
 
 from __future__ import annotations
@@ -89,9 +90,15 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         engine_options=options,
         limits=limits_of(args),
         calibration=args.calibration,
+        initial_state=args.initial_state,
+        final_state=False if args.state is None else args.state_kind,
     )
+    if args.state is not None:
+        _write_state(args, result)
     if args.json:
         data = result.to_json(memory=args.memory)
+        if args.state is not None:
+            data["state_file"] = args.state
         if args.explain and result.choice is not None:
             data["engine_choice"] = result.choice.to_json()
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
@@ -99,7 +106,24 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.explain and result.choice is not None:
         out.write(result.choice.explain())
     out.write(_run_text(args.file, result, memory=args.memory))
+    if args.state is not None:
+        state = result.final_state
+        assert state is not None  # run(final_state=...) returned it
+        out.write(
+            f"final state: {plural(state.num_qubits, 'qubit')} ({', '.join(state.qubits[:8])}"
+            f"{' ...' if state.num_qubits > 8 else ''}) as {state.kind}, written to {args.state}\n"
+        )
     return 0
+
+
+def _write_state(args: argparse.Namespace, result: Any) -> None:
+    """``--state``: the run's final state as a qmk-state JSON file (qmk.engines.state_io)."""
+    from dataclasses import replace
+
+    from qmk.engines.state_io import write
+
+    meta = {"program": args.file, "engine": result.engine, "seed": result.seed}
+    write(args.state, replace(result.final_state, metadata=meta))
 
 
 def _run_text(path: str, result: Any, *, memory: bool) -> str:
@@ -192,6 +216,24 @@ def register(add: AddCommand) -> None:
         "--precision",
         choices=("double", "single"),
         help="amplitudes in complex128 or complex64 (default: the chosen engine's own)",
+    )
+    sub.add_argument(
+        "--state",
+        metavar="OUT.json",
+        help="write the program's final state (no measurement, --no-noise) as qmk-state JSON: "
+        "amplitudes, or stabilizers from the stabilizer engine (docs/qvm.md)",
+    )
+    sub.add_argument(
+        "--state-kind",
+        choices=("auto", "amplitudes", "stabilizers"),
+        default="auto",
+        help="what --state writes (auto: the engine's own kind)",
+    )
+    sub.add_argument(
+        "--initial-state",
+        metavar="IN.json",
+        help="start the qubits of the program's opening ALLOC_LQ nodes in this qmk-state "
+        "JSON state (state qubit k is the k-th of them)",
     )
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")

@@ -428,7 +428,7 @@ def _engine_stabilizers(
     engine: Any, qubits: Sequence[int], names: Sequence[str]
 ) -> Stabilizers | None:
     """The stabilizers of ``qubits`` on an engine whose snapshots hold a stim tableau, or None."""
-    export = getattr(type(engine), "export_snapshot", None)
+    export = getattr(engine, "export_snapshot", None)
     if export is None or hasattr(engine, "state_vector"):  # an amplitude engine
         return None
     _meta, arrays = export(engine.snapshot())
