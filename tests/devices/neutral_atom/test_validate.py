@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from support.neutral_atom import gate, job, measure, wait
 
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.devices.neutral_atom.validate import VALIDATORS
+from support.neutral_atom import gate, job, measure, wait
 
 BACKENDS = ("state-vector", "stabilizer")
 
