@@ -25,6 +25,7 @@ PAGES = [
         "errors.md",
         [("| `QK301` | `timeout` |", "| `QK301` | `time-out` |"), (" +-- AsmError", " +-- AsmErr")],
     ),
+    ("engines.md", [("| `qsim` | `qsim` |", "| `qsim` | `qsimcirq` |")]),
 ]
 CASES = [(page, old, new) for page, edits in PAGES for old, new in edits]
 

@@ -15,6 +15,7 @@ Each page's renderers live in its own module, listed in :data:`PAGES`:
 - :mod:`qmk.docgen.qec` -- ``docs/qec.md``: qubit sets, schemes, op cycles, QC codes.
 - :mod:`qmk.docgen.abi` -- ``docs/qsyscall.md``: methods and wire errors.
 - :mod:`qmk.docgen.errors` -- ``docs/errors.md``: every code and the exception tree.
+- :mod:`qmk.docgen.engines` -- ``docs/engines.md``: the engine registry and cost models.
 
 >>> text = "intro\\n<!-- BEGIN GENERATED: t -->\\nstale\\n<!-- END GENERATED: t -->\\n"
 >>> print(replace_region(text, "t", table(("A", "B"), [("1", cell("x|y"))])))
@@ -37,7 +38,13 @@ from importlib import import_module
 from pathlib import Path
 
 #: The page modules, in the order the command reports them.
-PAGES: tuple[str, ...] = ("qmk.docgen.qvm", "qmk.docgen.qec", "qmk.docgen.abi", "qmk.docgen.errors")
+PAGES: tuple[str, ...] = (
+    "qmk.docgen.qvm",
+    "qmk.docgen.qec",
+    "qmk.docgen.abi",
+    "qmk.docgen.errors",
+    "qmk.docgen.engines",
+)
 
 #: The command that refreshes every page, for drift messages.
 REGENERATE = "python -m qmk.docgen --write"

@@ -517,22 +517,34 @@ def gpu_present() -> bool:
 
 @functools.cache
 def availability(name: str) -> Availability:
-    """Whether engine ``name`` can run here: its GPU and its packages are there.
+    """Whether engine ``name`` can run here (:func:`check`, asked once per process).
 
     Raises:
         EngineError: ``QE101 engine-unknown``.
     """
-    entry = spec(name)
+    return check(spec(name))
+
+
+def check(entry: EngineSpec) -> Availability:
+    """Whether the engine ``entry`` describes can run here: its GPU (for a GPU engine)
+    and every module it requires are there, and its class finds nothing missing
+    (``unavailable_reason``). Imports no optional package.
+
+    >>> from dataclasses import replace
+    >>> check(replace(spec("statevector"), requires=("qmk_no_such_package",), extra="x")).reason
+    "qmk_no_such_package not installed (pip install 'quantum-microkernel[x]')"
+    """
     if entry.gpu and not gpu_present():
         return Availability(available=False, reason="no CUDA GPU here")
     missing = [module for module in entry.requires if not _module_found(module)]
     if missing:
         how = f"pip install 'quantum-microkernel[{entry.extra}]'" if entry.extra else "install it"
         return Availability(available=False, reason=f"{', '.join(missing)} not installed ({how})")
-    check = getattr(load(name), "unavailable_reason", None)
-    reason = check() if callable(check) else None
-    if reason:
-        return Availability(available=False, reason=str(reason))
+    found = getattr(importlib.import_module(entry.module), entry.cls, None)
+    reason = getattr(found, "unavailable_reason", None)
+    why = reason() if callable(reason) else None
+    if why:
+        return Availability(available=False, reason=str(why))
     return Availability(available=True)
 
 
@@ -696,6 +708,7 @@ __all__ = [
     "Workload",
     "availability",
     "capabilities",
+    "check",
     "gpu_present",
     "load",
     "max_qubits",

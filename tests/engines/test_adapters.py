@@ -1,0 +1,321 @@
+"""The adapters to the field's simulators: each keeps the engine contract
+(:func:`qmk.testing.assert_engine_conformance`), and agrees with exact theory and with
+QMK's statevector when the executor runs programs on it.
+
+Each test needs its simulator's package (the ``test`` extra installs them) and skips
+without it; the GPU engines' tests skip where no CUDA GPU is present. Seeds are fixed;
+statistical checks state their bounds (failure probability below 1e-9 each).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qmk.engines import EngineError, make_engine
+from qmk.engines.registry import gpu_present, spec
+from qmk.engines.statevector import StatevectorEngine
+from qmk.execution.executor import run
+from qmk.qvm.asm import assemble
+from qmk.testing import assert_engine_conformance
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One adapter under test: its engine name, the module it needs, its options and the
+    tolerance its precision allows."""
+
+    engine: str
+    module: str
+    options: tuple[tuple[str, Any], ...] = ()
+    atol: float = 1e-7
+    gpu: bool = False
+
+    def __str__(self) -> str:
+        shown = ",".join(f"{k}={v}" for k, v in self.options)
+        return f"{self.engine}[{shown}]" if shown else self.engine
+
+    def make(self, seed: int) -> Any:
+        if self.gpu and not gpu_present():
+            pytest.skip("no CUDA GPU here")
+        pytest.importorskip(self.module)
+        return make_engine(self.engine, seed=seed, **dict(self.options))
+
+
+SINGLE = 2e-5  # complex64 amplitudes: probabilities to about 1e-6 after a few dozen gates
+
+#: Every segment adapter, at each precision it computes in.
+SEGMENT_ADAPTERS = (
+    Adapter("qsim", "qsimcirq", atol=SINGLE),
+    Adapter("aer-statevector", "qiskit_aer"),
+    Adapter("aer-statevector", "qiskit_aer", (("dtype", "complex64"),), atol=SINGLE),
+    Adapter("aer-density-matrix", "qiskit_aer"),
+    Adapter("cirq", "cirq", atol=SINGLE),
+    Adapter("cirq", "cirq", (("dtype", "complex128"),)),
+    Adapter("qutip", "qutip"),
+    Adapter("lightning", "pennylane_lightning"),
+    Adapter("lightning", "pennylane_lightning", (("dtype", "complex64"),), atol=SINGLE),
+    Adapter("braket", "braket.default_simulator"),
+    Adapter("custatevec", "cuquantum", gpu=True),
+    Adapter("custatevec", "cuquantum", (("dtype", "complex64"),), atol=SINGLE, gpu=True),
+    Adapter("qsim-gpu", "qsimcirq", atol=SINGLE, gpu=True),
+)
+
+
+@pytest.mark.parametrize("adapter", SEGMENT_ADAPTERS, ids=str)
+def test_every_segment_adapter_passes_the_whole_conformance_suite(adapter: Adapter) -> None:
+    adapter.make(0)  # skips without the package (or the GPU)
+    assert_engine_conformance(
+        lambda seed: adapter.make(seed), seed=404, circuits=10, shots=1500, atol=adapter.atol
+    )
+
+
+def _random_program(n: int, depth: int, seed: int, *, measure: bool = True) -> str:
+    """A QVM program: ``depth`` layers of random one-qubit gates and a CZ/CNOT brickwork on
+    ``n`` qubits, then a Z measurement of each (events m0..m{n-1})."""
+    rng = np.random.default_rng(seed)
+    names = " ".join(f"vq:q{i}," for i in range(n)).rstrip(",")
+    lines = [".caps CAP_ALLOC", f"a: ALLOC_LQ {names}"]
+    k = 0
+    for layer in range(depth):
+        for q in range(n):
+            op = ["APPLY_RX", "APPLY_RY", "APPLY_RZ", "APPLY_T", "APPLY_H", "APPLY_S"][
+                int(rng.integers(6))
+            ]
+            angle = f", theta={float(rng.uniform(-math.pi, math.pi)):.6f}" if "_R" in op else ""
+            lines.append(f"g{k}: {op} vq:q{q}{angle}")
+            k += 1
+        for q in range(layer % 2, n - 1, 2):
+            op = "APPLY_CZ" if rng.integers(2) else "APPLY_CNOT"
+            lines.append(f"g{k}: {op} vq:q{q}, vq:q{q + 1}")
+            k += 1
+    if measure:
+        lines += [f"m{q}: MEASURE_Z vq:q{q}, out:m{q}" for q in range(n)]
+    lines.append(f"f: FREE_LQ {names}")
+    return "\n".join(lines) + "\n"
+
+
+def _exact(n: int, depth: int, seed: int) -> np.ndarray:
+    """The program's outcome distribution from QMK's statevector (index: m0 most significant)."""
+    text = _random_program(n, depth, seed, measure=False)
+    engine = StatevectorEngine(seed=0)
+    qs = [engine.allocate() for _ in range(n)]
+    from qmk.execution.plan import GATE_OF
+    from qmk.qvm.graph import Graph
+
+    graph: Graph = assemble(text)
+    for node in graph.nodes:
+        if node.op in GATE_OF:
+            params = [float(v) for v in node.args.values()]
+            engine.apply(GATE_OF[node.op], [qs[int(v[1:])] for v in node.vqs], params)
+    return np.abs(engine.state_vector(qs)) ** 2
+
+
+def _tvd_bound(support: int, shots: int) -> float:
+    """A total variation a correct empirical distribution stays below (see qmk.testing)."""
+    return 0.5 * math.sqrt(support / shots) + math.sqrt(math.log(1e9) / (2 * shots))
+
+
+def _distribution(counts: dict[str, int], n: int, shots: int) -> np.ndarray:
+    out = np.zeros(2**n)
+    for key, value in counts.items():
+        out[int(key, 2)] = value / shots
+    return out
+
+
+EXECUTOR_ADAPTERS = (
+    *(a for a in SEGMENT_ADAPTERS if not a.options),
+    Adapter("aer-mps", "qiskit_aer"),
+)
+
+
+@pytest.mark.parametrize("adapter", EXECUTOR_ADAPTERS, ids=str)
+def test_random_circuits_run_by_the_executor_agree_with_exact_theory(adapter: Adapter) -> None:
+    adapter.make(0)
+    n, depth, shots = 5, 6, 4000
+    for seed in (11, 12):
+        result = run(
+            assemble(_random_program(n, depth, seed)),
+            shots=shots,
+            seed=seed,
+            engine=adapter.engine,
+            noise=False,
+        )
+        assert result.engine == adapter.engine
+        want = _exact(n, depth, seed)
+        got = _distribution(dict(result.counts), n, shots)
+        tvd = 0.5 * float(np.abs(got - want).sum())
+        assert tvd <= _tvd_bound(int((want > 1e-12).sum()), shots), (seed, tvd)
+
+
+MID_CIRCUIT = """
+.caps CAP_ALLOC
+alloc: ALLOC_LQ vq:msg, vq:alice, vq:bob
+prepare: APPLY_RY vq:msg, theta=1.0
+t: APPLY_T vq:msg
+pair_h: APPLY_H vq:alice
+pair_cnot: APPLY_CNOT vq:alice, vq:bob
+bell_cnot: APPLY_CNOT vq:msg, vq:alice
+bell_h: APPLY_H vq:msg
+meas_msg: MEASURE_Z vq:msg, out:m_msg
+meas_alice: MEASURE_Z vq:alice, out:m_alice
+fix_x: COND_PAULI vq:bob, in:m_alice, mask="X"
+fix_z: COND_PAULI vq:bob, in:m_msg, mask="Z"
+tdg: APPLY_TDG vq:bob
+unprepare: APPLY_RY vq:bob, theta=-1.0
+meas_bob: MEASURE_Z vq:bob, out:m_bob
+free: FREE_LQ vq:msg, vq:alice, vq:bob
+"""
+
+
+@pytest.mark.parametrize("adapter", EXECUTOR_ADAPTERS[:-1], ids=str)
+def test_teleportation_with_feed_forward_runs_on_every_segment_adapter(adapter: Adapter) -> None:
+    adapter.make(0)
+    shots = 2000
+    result = run(assemble(MID_CIRCUIT), shots=shots, seed=5, engine=adapter.engine, noise=False)
+    # Teleportation undone: m_bob is always 0, and the Bell outcomes are uniform.
+    assert all(key.endswith("0") for key in result.counts)
+    got = _distribution({k[:2]: v for k, v in result.counts.items()}, 2, shots)
+    tvd = 0.5 * float(np.abs(got - 0.25).sum())
+    assert tvd <= _tvd_bound(4, shots)
+    assert result.telemetry.simulations > 1  # the shots split at the Bell measurement
+
+
+def test_the_mps_adapter_refuses_mid_circuit_measurement_with_a_code() -> None:
+    pytest.importorskip("qiskit_aer")
+    with pytest.raises(EngineError) as info:
+        run(assemble(MID_CIRCUIT), shots=10, seed=1, engine="aer-mps", noise=False)
+    assert (info.value.code, info.value.name) == ("QE110", "operation-unsupported")
+
+
+# --------------------------------------------------------------------------- the MPS subset
+
+
+def test_the_mps_adapter_keeps_the_contract_of_terminal_measurement_programs() -> None:
+    """aer-mps replays from |0>: its documented subset is probabilities in every basis,
+    samples, snapshots, seeded determinism, certain outcomes, and coded refusals."""
+    pytest.importorskip("qiskit_aer")
+    rng = np.random.default_rng(21)
+    gates = ["h", "s", "t", "rx", "ry", "cx", "cz", "ccz", "swap"]
+    for trial in range(4):
+        mps = make_engine("aer-mps", seed=trial)
+        reference = StatevectorEngine(seed=trial)
+        n = 4
+        qs = [mps.allocate() for _ in range(n)]
+        rs = [reference.allocate() for _ in range(n)]
+        for _ in range(12):
+            name = gates[int(rng.integers(len(gates)))]
+            width = {"cx": 2, "cz": 2, "swap": 2, "ccz": 3}.get(name, 1)
+            picked = [int(q) for q in rng.permutation(n)[:width]]
+            params = [float(rng.uniform(-3, 3))] if name in ("rx", "ry") else []
+            mps.apply(name, [qs[i] for i in picked], params)
+            reference.apply(name, [rs[i] for i in picked], params)
+        for i in range(n):
+            for basis in "ZXY":
+                assert mps.probability(qs[i], basis) == pytest.approx(
+                    reference.probability(rs[i], basis), abs=1e-9
+                )
+        shots = 3000
+        want = np.abs(reference.state_vector(rs)) ** 2
+        saved = mps.snapshot()
+        drawn = mps.sample(qs, shots)
+        got = np.bincount(drawn.astype(int) @ (1 << np.arange(n)[::-1]), minlength=2**n) / shots
+        assert 0.5 * np.abs(got - want).sum() <= _tvd_bound(int((want > 1e-12).sum()), shots)
+        mps.restore(saved)
+        assert np.array_equal(mps.sample(qs, shots), drawn)  # the RNG came back too
+    uncertain = make_engine("aer-mps", seed=1)
+    q = uncertain.allocate()
+    uncertain.apply("h", [q])
+    assert uncertain.measure(q, "X") == 0  # certain in X
+    with pytest.raises(EngineError, match="QE110"):
+        uncertain.measure(q, "Z")
+    with pytest.raises(EngineError, match="QE104"):
+        uncertain.collapse(q, 1, "X")
+
+
+# --------------------------------------------------------------------------- density matrices
+
+
+@pytest.mark.parametrize("engine", ["aer-density-matrix", "qutip"])
+def test_amplitude_damping_as_kraus_operators_is_exact_on_density_matrix_engines(
+    engine: str,
+) -> None:
+    pytest.importorskip("qiskit_aer" if engine.startswith("aer") else "qutip")
+    gamma = 0.3
+    kraus = [
+        np.array([[1, 0], [0, math.sqrt(1 - gamma)]]),
+        np.array([[0, math.sqrt(gamma)], [0, 0]]),
+    ]
+    sim = make_engine(engine, seed=0)
+    q = sim.allocate()
+    sim.apply("h", [q])
+    sim.apply_kraus(q, kraus)  # type: ignore[attr-defined]
+    # |+> damped: P(1) = (1 - gamma) / 2, <X> = sqrt(1 - gamma) (coherence shrinks).
+    assert sim.probability(q) == pytest.approx((1 - gamma) / 2, abs=1e-12)
+    assert sim.probability(q, "X") == pytest.approx((1 - math.sqrt(1 - gamma)) / 2, abs=1e-12)
+
+
+def test_a_kraus_channel_on_a_state_vector_engine_is_refused_with_a_code() -> None:
+    pytest.importorskip("cirq")
+    sim = make_engine("cirq", seed=0)
+    q = sim.allocate()
+    with pytest.raises(EngineError, match="QE110"):
+        sim.apply_kraus(q, [np.eye(2)])  # type: ignore[attr-defined]
+
+
+def test_open_system_evolution_matches_rabi_and_decay_theory() -> None:
+    pytest.importorskip("qutip")
+    from qmk.engines.adapters.qutip import evolve_open
+
+    x = np.array([[0, 1], [1, 0]], dtype=complex)
+    lower = np.array([[0, 1], [0, 0]], dtype=complex)
+    zero = np.diag([1.0, 0.0]).astype(complex)
+    omega, gamma = 2.0, 0.5
+    for t in (0.3, 1.0, 2.2):
+        # Rabi: H = omega/2 X from |0>: P(1) = sin^2(omega t / 2).
+        rabi = evolve_open(zero, omega / 2 * x, duration=t)
+        assert rabi[1, 1].real == pytest.approx(math.sin(omega * t / 2) ** 2, abs=1e-7)
+        # Decay: C = sqrt(gamma) sigma- from |1>: P(1) = exp(-gamma t).
+        decay = evolve_open(
+            np.diag([0.0, 1.0]).astype(complex), 0 * x, [math.sqrt(gamma) * lower], duration=t
+        )
+        assert decay[1, 1].real == pytest.approx(math.exp(-gamma * t), abs=1e-7)
+    with pytest.raises(EngineError, match="QE105"):
+        evolve_open(zero, np.eye(4), duration=1.0)
+
+
+def test_the_qutip_engine_evolves_one_qubit_of_an_entangled_pair_under_decay() -> None:
+    pytest.importorskip("qutip")
+    lower = np.array([[0, 1], [0, 0]], dtype=complex)
+    sim = make_engine("qutip", seed=0)
+    a, b = sim.allocate(), sim.allocate()
+    sim.apply("x", [a])
+    sim.apply("h", [b])
+    gamma, t = 0.4, 1.5
+    sim.evolve([a], np.zeros((2, 2)), [math.sqrt(gamma) * lower], duration=t)  # type: ignore[attr-defined]
+    assert sim.probability(a) == pytest.approx(math.exp(-gamma * t), abs=1e-7)
+    assert sim.probability(b, "X") == pytest.approx(0.0, abs=1e-7)  # the other qubit idles
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def test_each_adapter_class_carries_its_registry_name_and_imports_no_simulator() -> None:
+    import subprocess
+    import sys
+
+    for name in ("qsim", "aer-statevector", "cirq", "qutip", "lightning", "braket", "custatevec"):
+        assert make_engine.__module__ == "qmk.engines"
+        assert spec(name).module.startswith("qmk.engines.adapters.")
+    code = (
+        "import sys, qmk.engines.registry as r\n"
+        "[r.load(n) for n in r.ENGINE_NAMES]\n"
+        "heavy = {'qsimcirq', 'qiskit_aer', 'qutip', 'pennylane', 'braket', 'cuquantum', 'cupy'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,266 @@
+"""The engine registry and router: which engine a job gets, why, and the coded refusals.
+
+The router's choice depends on what is installed; tests that need an adapter skip
+without its package (the ``test`` extra installs them all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from qmk import defaults
+from qmk.engines import EngineError, engine_class
+from qmk.engines.registry import (
+    ENGINE_NAMES,
+    SPECS,
+    Workload,
+    availability,
+    capabilities,
+    check,
+    gpu_present,
+    max_qubits,
+    spec,
+)
+from qmk.engines.router import REFUSAL_CODES, route
+from qmk.errors import REGISTRY
+from qmk.execution.executor import run, workload
+from qmk.execution.plan import build_plan
+from qmk.qvm.asm import assemble
+from qmk.qvm.verify import verify
+
+CLIFFORD = Workload(qubits=3, gates=frozenset({"h", "cx"}), gate_count=3, shots=1000)
+SMALL_T = Workload(
+    qubits=3,
+    gates=frozenset({"h", "t", "cx"}),
+    gate_count=4,
+    clifford=False,
+    non_clifford="node #2 't' (APPLY_T)",
+    shots=1000,
+)
+
+
+def test_the_registry_is_the_one_table_of_engines_and_every_class_carries_its_name() -> None:
+    assert ENGINE_NAMES == defaults.ENGINES
+    for entry in SPECS:
+        assert engine_class(entry.name).name == entry.name
+        assert entry.precisions and entry.cost.setup_s > 0
+        assert entry.gpu == (entry.name in (defaults.CUSTATEVEC, defaults.QSIM_GPU))
+
+
+def test_a_clifford_job_goes_to_the_stabilizer_and_a_small_non_clifford_one_to_statevector() -> (
+    None
+):
+    assert route(CLIFFORD).engine == defaults.STABILIZER
+    choice = route(SMALL_T)
+    assert choice.engine == defaults.STATEVECTOR
+    assert choice.reason.startswith("cheapest of ")
+    refused = {c.engine: c for c in choice.candidates if not c.able}
+    assert refused[defaults.STABILIZER].refusal == "clifford"
+    assert "APPLY_T" in (refused[defaults.STABILIZER].reason or "")
+
+
+def test_the_choice_is_the_cheapest_able_candidate_and_explains_every_other() -> None:
+    choice = route(SMALL_T)
+    able = [c for c in choice.candidates if c.able]
+    assert min(able, key=lambda c: c.cost_s or 0.0).engine == choice.engine
+    text = choice.explain()
+    assert text.startswith(f"engine: {choice.engine} (")
+    for candidate in choice.candidates:
+        assert candidate.engine in text
+    assert {c["engine"] for c in choice.to_json()["candidates"]} == set(ENGINE_NAMES)
+
+
+def test_a_wide_random_circuit_goes_to_qsim_when_it_is_installed() -> None:
+    pytest.importorskip("qsimcirq")
+    wide = replace(SMALL_T, qubits=22, gate_count=600)
+    assert route(wide).engine == defaults.QSIM
+    # ... unless the job asks for double precision, which qsim does not compute in.
+    double = route(replace(wide, precision="double"))
+    assert double.engine != defaults.QSIM
+    (qsim,) = (c for c in double.candidates if c.engine == defaults.QSIM)
+    assert qsim.refusal == "precision"
+
+
+def test_a_program_too_wide_for_every_dense_engine_goes_to_the_mps_engine() -> None:
+    pytest.importorskip("qiskit_aer")
+    wide = replace(SMALL_T, qubits=60, gate_count=120)
+    assert route(wide).engine == defaults.AER_MPS
+    # with a mid-circuit measurement nothing can run it: the universal engine's size decides
+    with pytest.raises(EngineError) as info:
+        route(replace(wide, mid_circuit=True, segments=2, branches=2))
+    assert info.value.code == "QE102"
+    assert "60 qubits" in str(info.value) and "aer-mps" in str(info.value)
+
+
+def test_a_density_matrix_job_goes_to_a_density_matrix_engine() -> None:
+    pytest.importorskip("qiskit_aer")
+    choice = route(replace(SMALL_T, density_matrix=True))
+    assert spec(choice.engine).density_matrix
+
+
+def test_a_named_engine_runs_the_job_when_able() -> None:
+    choice = route(SMALL_T, defaults.STATEVECTOR)
+    assert (choice.engine, choice.named, choice.candidates[0].engine) == (
+        defaults.STATEVECTOR,
+        True,
+        defaults.STATEVECTOR,
+    )
+    assert choice.reason.startswith("named by the job")
+    single = route(replace(SMALL_T, precision="single"), defaults.STATEVECTOR)
+    assert dict(single.options) == {"dtype": "complex64"}
+    assert dict(route(replace(CLIFFORD, precision="single"), defaults.STABILIZER).options) == {}
+
+
+@pytest.mark.parametrize(
+    ("work", "engine", "code"),
+    [
+        (SMALL_T, "tensor", "QE101"),
+        (SMALL_T, defaults.STABILIZER, "QE103"),
+        (replace(SMALL_T, qubits=40), defaults.STATEVECTOR, "QE102"),
+        (replace(SMALL_T, gates=frozenset({"h", "warp"})), defaults.STATEVECTOR, "QE103"),
+    ],
+    ids=["unknown", "not-clifford", "too-wide", "unknown-gate"],
+)
+def test_a_named_engine_that_cannot_run_the_job_is_a_coded_refusal(
+    work: Workload, engine: str, code: str
+) -> None:
+    with pytest.raises(EngineError) as info:
+        route(work, engine)
+    assert info.value.code == code
+
+
+def test_a_named_engine_refuses_what_its_capabilities_exclude() -> None:
+    pytest.importorskip("qiskit_aer")
+    pytest.importorskip("qsimcirq")
+    mid = replace(SMALL_T, mid_circuit=True, segments=3, branches=4)
+    with pytest.raises(EngineError, match=r"QE110 operation-unsupported: .*aer-mps"):
+        route(mid, defaults.AER_MPS)
+    with pytest.raises(EngineError, match=r"QE110 operation-unsupported: .*qsim.*double"):
+        route(replace(SMALL_T, precision="double"), defaults.QSIM)
+    with pytest.raises(EngineError, match=r"QE105 engine-misuse: .*max_bytes"):
+        route(SMALL_T, defaults.AER_MPS, options={"max_bytes": 2**20})
+
+
+@pytest.mark.skipif(gpu_present(), reason="a GPU is here: the GPU engines are available")
+def test_gpu_engines_are_listed_unavailable_without_a_gpu_and_naming_one_is_qe108() -> None:
+    for name in (defaults.CUSTATEVEC, defaults.QSIM_GPU):
+        assert availability(name).available is False
+        assert availability(name).reason == "no CUDA GPU here"
+        with pytest.raises(EngineError) as info:
+            route(SMALL_T, name)
+        assert (info.value.code, info.value.name) == ("QE108", "engine-unavailable")
+        assert not capabilities(name).available
+
+
+def test_an_engine_whose_package_is_missing_is_unavailable_with_the_extra_to_install() -> None:
+    entry = replace(spec(defaults.QUTIP), requires=("qmk_no_such_simulator",))
+    found = check(entry)
+    assert not found.available
+    assert found.reason == (
+        "qmk_no_such_simulator not installed (pip install 'quantum-microkernel[qutip]')"
+    )
+
+
+def test_a_job_no_installed_engine_can_run_is_qe109_listing_every_reason() -> None:
+    with pytest.raises(EngineError) as info:
+        route(replace(SMALL_T, gates=frozenset({"warp"})))
+    assert (info.value.code, info.value.name) == ("QE109", "no-engine")
+    for name in ENGINE_NAMES:
+        assert f"{name}: " in str(info.value)
+
+
+def test_every_refusal_kind_maps_to_a_registered_engine_code() -> None:
+    codes = {entry.name for entry in REGISTRY.family("QE").values()}
+    assert set(REFUSAL_CODES.values()) <= codes
+
+
+def test_max_qubits_follows_the_memory_cap_and_the_representation() -> None:
+    cap = 2**20  # 1 MiB: 2**15 amplitudes of complex128 with a working copy
+    assert max_qubits(defaults.STATEVECTOR, "double", max_bytes=cap) == 15
+    assert max_qubits(defaults.STATEVECTOR, "single", max_bytes=cap) == 16
+    assert max_qubits(defaults.QUTIP, max_bytes=cap) == 7  # 4**n entries
+    assert max_qubits(defaults.STABILIZER, max_bytes=cap) > 10_000
+
+
+# --------------------------------------------------------------------------- the executor
+
+T_PROGRAM = """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1
+h: APPLY_H vq:q0
+t: APPLY_T vq:q0
+c: APPLY_CNOT vq:q0, vq:q1
+m0: MEASURE_Z vq:q0, out:m0
+m1: MEASURE_Z vq:q1, out:m1
+f: FREE_LQ vq:q0, vq:q1
+"""
+
+MID = """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1
+h: APPLY_H vq:q0
+m0: MEASURE_Z vq:q0, out:m0
+x: COND_PAULI vq:q1, in:m0, mask="X"
+t: APPLY_T vq:q1
+m1: MEASURE_Z vq:q1, out:m1
+f: FREE_LQ vq:q0, vq:q1
+"""
+
+
+def test_the_workload_of_a_plan_counts_gates_mid_circuit_operations_and_shots() -> None:
+    plan = build_plan(
+        verify(assemble(MID)), noise=False, qubit=defaults.QUBIT, default_profile=defaults.PROFILE
+    )
+    work = workload(plan, shots=100, precision="single")
+    assert (work.qubits, work.clifford, work.mid_circuit, work.shots) == (2, False, True, 100)
+    assert work.gates == frozenset({"h", "x", "t"})
+    assert (work.segments, work.branches, work.precision) == (2, 2, "single")
+    terminal = build_plan(
+        verify(assemble(T_PROGRAM)),
+        noise=True,
+        qubit=defaults.QUBIT,
+        default_profile=defaults.PROFILE,
+    )
+    work = workload(terminal, shots=100)
+    assert not work.mid_circuit and work.segments == 1
+    assert {"x", "y", "z"} <= work.gates  # logical noise applies Paulis
+
+
+def test_the_run_reports_the_engine_choice_in_its_result_and_telemetry() -> None:
+    result = run(assemble(T_PROGRAM), shots=50, seed=3)
+    assert result.choice is not None and result.choice.engine == result.engine
+    assert result.telemetry.engine_reason == result.choice.reason
+    assert result.telemetry.to_json()["engine_reason"].startswith("cheapest of ")
+    named = run(assemble(T_PROGRAM), shots=50, seed=3, engine=defaults.STATEVECTOR)
+    assert named.telemetry.engine_reason.startswith("named by the job")
+
+
+def test_a_program_no_engine_can_hold_is_refused_before_any_work() -> None:
+    names = " ".join(f"vq:q{i}," for i in range(40)).rstrip(",")
+    text = (
+        f".caps CAP_ALLOC\na: ALLOC_LQ {names}\nt: APPLY_T vq:q0\nh: APPLY_H vq:q1\n"
+        'm: MEASURE_Z vq:q1, out:m\nx: COND_PAULI vq:q0, in:m, mask="X"\n'
+        f"f: FREE_LQ {names}\n"
+    )
+    with pytest.raises(EngineError) as info:
+        run(assemble(text), shots=1, seed=0)
+    assert info.value.code == "QE102"
+    assert "40 qubits" in str(info.value)
+
+
+def test_single_precision_reaches_the_statevector_engine_and_not_the_stabilizer() -> None:
+    result = run(
+        assemble(T_PROGRAM),
+        shots=20,
+        seed=1,
+        engine=defaults.STATEVECTOR,
+        engine_options={"dtype": "complex64"},
+    )
+    assert result.choice is not None and result.choice.precision == "single"
+    bell = T_PROGRAM.replace("t: APPLY_T vq:q0\n", "")
+    clifford = run(assemble(bell), shots=20, seed=1, engine_options={"dtype": "complex64"})
+    assert clifford.engine == defaults.STABILIZER
+    with pytest.raises(EngineError, match="QE105"):
+        run(assemble(bell), shots=20, seed=1, engine_options={"dtype": "float32"})
