@@ -21,6 +21,7 @@ PAGES = [
     ("qvm.md", [("| `APPLY_H` |", "| `APPLY_HADAMARD` |"), ("| `QV101` |", "| `QV999` |")]),
     ("qec.md", [("| 0.03 | 0.01 |", "| 0.3 | 0.01 |"), ("| `h` | 1 |", "| `h` | 7 |")]),
     ("qsyscall.md", [("| `q_wait` |", "| `q_wiat` |")]),
+    ("frontends.md", [("| `APPLY_H` | `h q;` |", "| `APPLY_H` | `hadamard q;` |")]),
     (
         "errors.md",
         [("| `QK301` | `timeout` |", "| `QK301` | `time-out` |"), (" +-- AsmError", " +-- AsmErr")],

@@ -16,6 +16,7 @@ Each page's renderers live in its own module, listed in :data:`PAGES`:
 - :mod:`qmk.docgen.abi` -- ``docs/qsyscall.md``: methods and wire errors.
 - :mod:`qmk.docgen.errors` -- ``docs/errors.md``: every code and the exception tree.
 - :mod:`qmk.docgen.engines` -- ``docs/engines.md``: the engine registry and cost models.
+- :mod:`qmk.docgen.frontends` -- ``docs/frontends.md``: what each op becomes in OpenQASM 3.
 
 >>> text = "intro\\n<!-- BEGIN GENERATED: t -->\\nstale\\n<!-- END GENERATED: t -->\\n"
 >>> print(replace_region(text, "t", table(("A", "B"), [("1", cell("x|y"))])))
@@ -44,6 +45,7 @@ PAGES: tuple[str, ...] = (
     "qmk.docgen.abi",
     "qmk.docgen.errors",
     "qmk.docgen.engines",
+    "qmk.docgen.frontends",
 )
 
 #: The command that refreshes every page, for drift messages.

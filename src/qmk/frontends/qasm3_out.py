@@ -421,7 +421,7 @@ def _lowering(spec: OpSpec) -> Lowering | None:
         if name is None:
             return None
         params = f"({', '.join(a.name for a in spec.args)})" if spec.args else ""
-        qubits = ", ".join("abc"[: spec.vqs.low])
+        qubits = "q" if spec.vqs.low == 1 else ", ".join("abc"[: spec.vqs.low])
         extra = f" (defined: `{GATE_DEFINITIONS[name]}`)" if name in GATE_DEFINITIONS else ""
         return Lowering(
             op=spec.name, text=f"`{name}{params} {qubits};`{extra}", write=_Writer.apply_gate
