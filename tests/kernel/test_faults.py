@@ -281,10 +281,10 @@ def test_a_degraded_link_is_purified_and_the_bell_pair_has_the_purified_correlat
     assert unequal < shots * unpurified - SIGMAS * math.sqrt(shots * unpurified)
 
 
-def test_a_link_purification_cannot_save_fails_the_job_with_link_degraded(
+def test_a_link_purification_cannot_save_fails_the_job_without_local_decomposition(
     tmp_path: Path,
 ) -> None:
-    cfg = config({"link_fidelity": 0.5, "link_target": 0.9})
+    cfg = config({"link_fidelity": 0.5, "link_target": 0.9, "local_decomposition": False})
 
     async def body(kernel: Kernel) -> dict[str, Any]:
         alice = await login(kernel, "alice")
@@ -299,6 +299,43 @@ def test_a_link_purification_cannot_save_fails_the_job_with_link_degraded(
     assert done["state"] == "FAILED"
     assert done["error"]["code"] == "QK304" and "'open'" in done["error"]["message"]
     assert done["faults"][0]["action"] == "fail"
+
+
+def test_a_link_purification_cannot_save_gets_a_pair_made_inside_the_module(
+    tmp_path: Path,
+) -> None:
+    """Local decomposition: the link delivers F = 0.5 (a third of the Z outcomes would
+    differ, and no purification helps), so the kernel makes the pair with a logical H and
+    CNOT inside the job's module: an exact pair, charged the cycles of those two gates."""
+    from qmk.execution.executor import run
+
+    cfg = config({"link_fidelity": 0.5, "link_target": 0.9})
+    shots, seed = 20_000, 13
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice,
+            graph=bell_over_channel(),
+            shots=shots,
+            seed=seed,
+            policy={"noise": False},
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        assert done["state"] == "COMPLETED", done
+        reply = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        return {"counts": done["result"]["counts"], **reply}
+
+    found = run_kernel(tmp_path, body, config=cfg)
+    (action,) = found["faults"]
+    assert action["kind"] == "link" and action["action"] == "local-decomposition"
+    assert action["link_fidelity"] == 0.5 and action["delivered_fidelity"] == 1.0
+    assert action["logical_cycles_added"] == 2
+    counts = found["counts"]
+    assert set(counts) == {"00", "11"}  # the exact pair: never unequal
+    assert_binomial(counts["11"], shots, 0.5)
+    healthy = run(bell_over_channel(), shots=10, seed=1, noise=False).telemetry
+    assert found["telemetry"]["logical_cycles"] == healthy.logical_cycles + 2
 
 
 # --------------------------------------------------------------------------- decoder

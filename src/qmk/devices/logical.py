@@ -55,6 +55,9 @@ class FaultSchedule:
         module_failures: ``(module_id, epoch)`` pairs: that module fails at that epoch.
         decoder_capacity: syndrome bits per second the decoders keep up with (None: any).
         distance_budget: the most the kernel raises a profile's distance against drift.
+        local_decomposition: when purification cannot reach a channel's fidelity, prepare
+            its pair inside the job's module (a logical H and CNOT) instead of over the
+            link; False: the job fails with ``QK304 link-degraded``.
         drift_fence_cycles: under drift, the most logical cycles a job runs between two
             fences: the kernel adds fences to keep its epochs this short, and the job saves
             its state at a fence whenever that many operations ran since its last save
@@ -71,6 +74,7 @@ class FaultSchedule:
     decoder_capacity: float | None = None
     distance_budget: int = 6
     drift_fence_cycles: int = 1000
+    local_decomposition: bool = True
 
     def drift_factor(self, epoch: int) -> float:
         """The factor physical error rates are multiplied by at ``epoch`` (1: no drift)."""
@@ -98,6 +102,7 @@ class FaultSchedule:
             "decoder_capacity_bits_per_second": self.decoder_capacity,
             "distance_budget": self.distance_budget,
             "drift_fence_cycles": self.drift_fence_cycles,
+            "local_decomposition": self.local_decomposition,
         }
 
 

@@ -219,6 +219,7 @@ _FAULT_KEYS = (
     "decoder_capacity_bits_per_s",
     "distance_budget",
     "drift_fence_cycles",
+    "local_decomposition",
 )
 
 
@@ -299,6 +300,7 @@ def _faults(table: Mapping[str, Any], modules: int) -> FaultSchedule:
         decoder_capacity=capacity,
         distance_budget=_int(table, "distance_budget", "faults", 6, 0),
         drift_fence_cycles=_int(table, "drift_fence_cycles", "faults", 1000, 0),
+        local_decomposition=_bool(table, "local_decomposition", "faults", True),
     )
 
 

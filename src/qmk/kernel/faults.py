@@ -19,8 +19,11 @@ once, which applies the policies in this order:
    the machine degrades);
 3. **link**: each ``OPEN_CHAN`` whose fidelity the link no longer delivers gets BBPSSW
    purified pairs (:mod:`qmk.devices.purification`) of at least ``min(requested,
-   link_target)``; when purification cannot reach it the job FAILs with ``QK304
-   link-degraded``;
+   link_target)``; when purification cannot reach it, the pair is made inside the job's
+   module instead (**local decomposition**: a logical H and CNOT; the pair is exact, and
+   its two qubits are charged the logical noise of those cycles, written into the program
+   as idle cycles like the decoder's), unless ``local_decomposition = false``, when the
+   job FAILs with ``QK304 link-degraded``;
 4. **decoder**: when the job's syndrome bits per second exceed the decoders' capacity,
    each measurement's logical time is stretched by load/capacity: the extra logical
    cycles are idle cycles of the measured qubits right after the measurement, written
@@ -281,8 +284,8 @@ def adjust(
         if faults.drift_fence_cycles:
             fences = _tighten(actions, program, epoch, faults.drift_fence_cycles)
             spec["checkpoint_every_ops"] = faults.drift_fence_cycles
-    _link(actions, channels, program, faults, epoch, job.shots)
-    rewrite = Rewrite(profiles=profiles, channels=channels, fences=fences)
+    _link(actions, channels, idle, program, faults, epoch, job.shots)
+    rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
     physical, load, plan = job.physical_qubits, 0.0, None
     if profiles or faults.decoder_capacity is not None:
         plan, load = _plan(rewrite.apply(job.graph), spec)
@@ -290,7 +293,7 @@ def adjust(
     capacity = faults.decoder_capacity
     if capacity is not None and load > capacity:
         stretch = load / capacity
-        added = 0
+        added = throttled = 0
         for node in program.graph.nodes:
             if node.op in _MEASURES:
                 cycles = op_cycles(node.op)
@@ -298,6 +301,7 @@ def adjust(
                 if extra > 0:
                     idle[node.id] = extra
                     added += extra * len(node.vqs)
+                    throttled += 1
         actions.append(
             {
                 "epoch": epoch,
@@ -306,7 +310,7 @@ def adjust(
                 "decoder_bits_per_second": load,
                 "capacity_bits_per_second": capacity,
                 "stretch": stretch,
-                "measurements": len(idle),
+                "measurements": throttled,
                 "idle_cycles_added": added,
             }
         )
@@ -552,9 +556,14 @@ def _plan(text: str, spec: Mapping[str, Any]) -> tuple[Any, float]:
     return plan, decoder_load(plan, spec["qubit"], spec["profile"])[1]
 
 
+#: The logical cycles of a Bell pair made inside a module: H on one qubit, then CNOT.
+LOCAL_PAIR_CYCLES = int(op_cycles("APPLY_H") + op_cycles("APPLY_CNOT"))
+
+
 def _link(
     actions: list[dict[str, Any]],
     channels: dict[str, float],
+    idle: dict[str, int],
     program: Any,
     faults: Any,
     epoch: int,
@@ -570,6 +579,23 @@ def _link(
             continue
         target = min(requested, faults.link_target)
         found = purify(raw, target=target, max_rounds=faults.max_purification_rounds)
+        if not found.reached and faults.local_decomposition:
+            channels[node.id] = 1.0
+            idle[node.id] = LOCAL_PAIR_CYCLES
+            actions.append(
+                {
+                    "epoch": epoch,
+                    "kind": "link",
+                    "action": "local-decomposition",
+                    "node": node.id,
+                    "requested_fidelity": requested,
+                    "link_fidelity": raw,
+                    "purified_fidelity": found.fidelity,
+                    "delivered_fidelity": 1.0,
+                    "logical_cycles_added": LOCAL_PAIR_CYCLES,
+                }
+            )
+            continue
         if not found.reached:
             raise JobError.of(
                 "link-degraded",
