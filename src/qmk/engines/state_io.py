@@ -264,7 +264,7 @@ def from_json(data: Any, *, source: str | None = None) -> QuantumState:
     try:
         return _from_json(data)
     except EngineError as exc:
-        if source is None or exc.code != "QE111":
+        if source is None or exc.name != "state-file":
             raise
         raise EngineError.of("state-file", f"{source}: {exc.message}", **exc.details) from None
 
