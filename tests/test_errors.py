@@ -96,7 +96,8 @@ def test_exit_statuses_keep_their_published_values():
         if family == "QV":
             assert entry.exit_status == (0 if entry.severity is Severity.WARNING else 1)
         elif family == "QK":
-            assert entry.exit_status == (2 if entry.code == "QK101" else 1), entry.code
+            # the kernel's own refusals to start (config, data dir) exit 2; job ends 1
+            assert entry.exit_status == (2 if entry.code < "QK200" else 1), entry.code
         elif family == "QR":
             assert entry.exit_status == (3 if entry.code == "QR32603" else 2), entry.code
         else:

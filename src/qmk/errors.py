@@ -27,6 +27,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- DeviceError               qmk.devices.errors    QD101..QD211 (20)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101
+     |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
      |    +-- JobError             qmk.kernel.errors     QK201..QK304 (6)
      +-- ServeError                qmk.abi.errors        QW001..QW003 (3)
      +-- CommandError              qmk.abi.errors        QW010..QW012 (3)

@@ -61,7 +61,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     logger.addHandler(handler)
     logger.setLevel(getattr(logging, args.log_level.upper()))
     try:
-        asyncio.run(_serve(config, Path(args.data_dir), args.workers, server_config, out))
+        asyncio.run(
+            _serve(config, Path(args.data_dir), args.workers, server_config, out, args.recover)
+        )
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -69,7 +71,12 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 async def _serve(
-    config: Any, data_dir: Path, workers: int | None, server_config: Any, out: TextIO
+    config: Any,
+    data_dir: Path,
+    workers: int | None,
+    server_config: Any,
+    out: TextIO,
+    recover: bool = False,
 ) -> None:
     import asyncio
     import contextlib
@@ -84,9 +91,9 @@ async def _serve(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
     if workers is None:
-        kernel = await Kernel.open(config, data_dir)
+        kernel = await Kernel.open(config, data_dir, recover=recover)
     else:
-        kernel = await Kernel.open(config, data_dir, workers=workers)
+        kernel = await Kernel.open(config, data_dir, workers=workers, recover=recover)
     try:
         if stop.is_set():
             return
@@ -249,6 +256,10 @@ def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
             out.write(
                 f"{args.data_dir}: audit log ok, {report.lines} lines ({', '.join(checks)})\n"
             )
+            for line, problems in report.recoveries:
+                out.write(
+                    f"  line {line}: a kernel started with --recover: {'; '.join(problems)}\n"
+                )
         return 0
     err.write(
         f"{args.data_dir}: audit log tampered at line {report.first_bad_line}: {report.reason}\n"
@@ -375,6 +386,11 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
     )
+    sub.add_argument(
+        "--recover",
+        action="store_true",
+        help="start on a damaged data directory (QK103), recording the damage in the audit log",
+    )
     sub.set_defaults(run=_cmd_serve)
 
     sub = add("submit", "submit a program to a kernel (prints the job; --wait for its result)")
@@ -390,7 +406,11 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--priority", type=_int_in(0, 9), metavar="P", help=f"priority 0..9 ({defaults.PRIORITY})"
     )
-    sub.add_argument("--engine", choices=defaults.ENGINES, help="engine (default: QMK chooses)")
+    sub.add_argument(
+        "--engine",
+        choices=defaults.ENGINES,
+        help="engine (default: the router chooses; 'qmk engines' lists those installed)",
+    )
     sub.add_argument("--no-noise", action="store_true", help="inject no logical errors")
     sub.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
     sub.add_argument("--wait", action="store_true", help="wait for the job to finish")

@@ -50,9 +50,10 @@ class AuditLog:
     def __init__(self, data_dir: str | os.PathLike[str], secret: bytes) -> None:
         self.path = Path(data_dir) / AUDIT_FILE
         self._secret = secret
-        self.seq, self.head = _tail(self.path)
+        self.seq, self.head, self.head_offset = _tail(self.path)
         self._pending: list[str] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size  # where the next line starts
 
     def append(self, event: str, **fields: Any) -> None:
         """Queue one line: ``event`` (e.g. "cap", "job", "chan", "kernel") and its fields."""
@@ -69,16 +70,19 @@ class AuditLog:
         """True when lines wait for :meth:`flush`."""
         return bool(self._pending)
 
-    def flush(self) -> tuple[int, str]:
-        """Write the queued lines with one ``write`` call; return the chain head (seq, hash)."""
+    def flush(self) -> tuple[int, str, int]:
+        """Write the queued lines with one ``write`` call; return the chain head (seq, hash,
+        and the byte offset its line starts at, for the checks at start)."""
         if self._pending:
             data = ("\n".join(self._pending) + "\n").encode()
+            self.head_offset = self._size + len(data) - len(self._pending[-1]) - 1
+            self._size += len(data)
             self._pending.clear()
             view = memoryview(data)
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
-        return self.seq, self.head
+        return self.seq, self.head, self.head_offset
 
     def close(self) -> None:
         """Flush and close the file."""
@@ -86,8 +90,8 @@ class AuditLog:
         os.close(self._fd)
 
 
-def _tail(path: Path) -> tuple[int, str]:
-    """(seq, hash) of the last complete line of ``path``, or (0, GENESIS)."""
+def _tail(path: Path) -> tuple[int, str, int]:
+    """(seq, hash, byte offset) of the last complete line of ``path``, or (0, GENESIS, 0)."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -96,16 +100,17 @@ def _tail(path: Path) -> tuple[int, str]:
             handle.seek(size - back)
             data = handle.read()
     except FileNotFoundError:
-        return 0, GENESIS
+        return 0, GENESIS, 0
     lines = [line for line in data.split(b"\n") if line]
     if not lines:
-        return 0, GENESIS
+        return 0, GENESIS, 0
     last = lines[-1]
     try:
         seq = int(json.loads(last)["seq"])
     except (ValueError, KeyError, TypeError):
         seq = 0
-    return seq, hashlib.sha256(last).hexdigest()
+    offset = size - len(last) - (1 if data.endswith(b"\n") else 0)
+    return seq, hashlib.sha256(last).hexdigest(), offset
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +123,9 @@ class AuditReport:
     reason: str | None = None
     head_checked: bool = False
     macs_checked: bool = False
+    #: Lines where a kernel started on a damaged directory (``--recover``) and what it
+    #: accepted: the chain is whole from there on, but what came before may be lost.
+    recoveries: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +135,7 @@ class AuditReport:
             "reason": self.reason,
             "head_checked": self.head_checked,
             "macs_checked": self.macs_checked,
+            "recoveries": [{"line": line, "problems": list(p)} for line, p in self.recoveries],
         }
 
 
@@ -165,6 +174,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         secret = None
     head = _db_head(root)
     prev, count = GENESIS, 0
+    recoveries: list[tuple[int, tuple[str, ...]]] = []
 
     def bad(reason: str) -> AuditReport:
         return AuditReport(
@@ -202,6 +212,8 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         ):
             return bad("the line's mac does not match its content (edited)")
         prev = hashlib.sha256(raw).hexdigest()
+        if record.get("event") == "kernel" and record.get("recovered_from"):
+            recoveries.append((count, tuple(map(str, record["recovered_from"]))))
         if head is not None and count == head[0]:
             head_hash = prev
     if head is not None:
@@ -225,7 +237,11 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
                 macs_checked=secret is not None,
             )
     return AuditReport(
-        ok=True, lines=count, head_checked=head is not None, macs_checked=secret is not None
+        ok=True,
+        lines=count,
+        head_checked=head is not None,
+        macs_checked=secret is not None,
+        recoveries=tuple(recoveries),
     )
 
 

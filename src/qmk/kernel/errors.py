@@ -1,10 +1,10 @@
 """Errors of the kernel itself, with ``QK`` codes: a configuration it cannot use, and the
 ends of jobs that stopped without a result.
 
-A :class:`ConfigError` is raised (``qmk serve`` exits 2). A :class:`JobError` is not
-raised in the kernel: it is the ``error`` member a job ends with (``{code, name,
-message}``), and ``qmk wait`` exits 1 for it. This module registers the ``QK`` family in
-:data:`qmk.errors.REGISTRY`; ``docs/errors.md`` lists it.
+A :class:`ConfigError` or :class:`DataDirError` is raised (``qmk serve`` exits 2). A
+:class:`JobError` is not raised in the kernel: it is the ``error`` member a job ends with
+(``{code, name, message}``), and ``qmk wait`` exits 1 for it. This module registers the
+``QK`` family in :data:`qmk.errors.REGISTRY`; ``docs/errors.md`` lists it.
 
 >>> error_json(JobError.of("timeout", "the job ran past its timeout of 2 s"))
 {'code': 'QK301', 'name': 'timeout', 'message': 'the job ran past its timeout of 2 s'}
@@ -35,6 +35,12 @@ class ConfigError(KernelError):
         super().__init__(entry.code, entry.name, message, details=details)
 
 
+class DataDirError(KernelError):
+    """A data directory the kernel cannot open: in use, damaged or unusable (exit 2)."""
+
+    exit_status = 2
+
+
 class JobError(KernelError):
     """Why a job ended without a result: its ``error`` member (``qmk wait`` exits 1)."""
 
@@ -53,6 +59,28 @@ register(
         "bad-config",
         "a key of the kernel's configuration is bad, missing or unknown",
         "fix the key the message names (docs/kernel.md lists every key)",
+    ),
+)
+register(
+    DataDirError,
+    (
+        "QK102",
+        "data-dir-locked",
+        "another kernel holds the data directory",
+        "stop the other kernel (its pid is in the message), or use another directory",
+    ),
+    (
+        "QK103",
+        "data-dir-damaged",
+        "the data directory's database, audit log or secret is missing, cut or corrupt",
+        "restore the directory from a backup, or start with --recover to accept the loss "
+        "(the audit log records it)",
+    ),
+    (
+        "QK104",
+        "data-dir-unusable",
+        "the data directory cannot be created, read or written",
+        "pass a directory the kernel's user may create and write",
     ),
 )
 register(

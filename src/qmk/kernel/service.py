@@ -60,6 +60,7 @@ from qmk.kernel.channels import ChannelTable, check_fidelity
 from qmk.kernel.clock import Clock, SystemClock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.datadir import DataDir, open_data_dir
 from qmk.kernel.faults import device_for
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
@@ -116,6 +117,8 @@ class Kernel:
         self._closing = False
         self._closed = asyncio.Event()
         self.started_at = clock.now()
+        #: The locked data directory (set by :meth:`open`).
+        self.data: DataDir | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,8 +131,11 @@ class Kernel:
         workers: int = 2,
         pool: Any = None,
         clock: Clock | None = None,
+        recover: bool = False,
     ) -> Kernel:
         """Open (or create) ``data_dir``, recover unfinished jobs, start scheduling.
+
+        The directory is locked and checked first (:mod:`qmk.kernel.datadir`).
 
         Args:
             config: the kernel configuration.
@@ -138,7 +144,35 @@ class Kernel:
             pool: an executor to use instead (``submit``/``shutdown``/``cancel``).
             clock: the kernel's clock (default: the system's; tests pass a
                 :class:`~qmk.kernel.clock.ManualClock`).
+            recover: start on a damaged directory, recording what was wrong.
+
+        Raises:
+            DataDirError: the directory is in use, damaged (without ``recover``) or unusable.
         """
+        loop = asyncio.get_running_loop()
+        directory = open_data_dir(data_dir, recover=recover)
+        try:
+            kernel = cls._start(config, Path(data_dir), workers, pool, clock)
+        except BaseException:
+            directory.close()
+            raise
+        kernel.data = directory
+        recovered = kernel.supervisor.recover()
+        kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
+        kernel.commits.commit()
+        started: asyncio.Future[None] = loop.create_future()
+        kernel._host = loop.create_task(kernel._run(started), name="qmk-kernel")
+        kernel._host.add_done_callback(kernel._host_done)
+        await asyncio.wait([started, kernel._host], return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            kernel._host.result()  # it failed before it started: raise why
+        return kernel
+
+    @classmethod
+    def _start(
+        cls, config: KernelConfig, data_dir: Path, workers: int, pool: Any, clock: Any
+    ) -> Kernel:
+        """The kernel on ``data_dir`` (locked and checked already), with its pool."""
         loop = asyncio.get_running_loop()
         if pool is None:
             # QMK_TEST_WORKER_GATE: a test's FIFO that holds each job at the worker (see
@@ -152,17 +186,7 @@ class Kernel:
                 gate=gate,
                 pause_gate=pause_gate,
             )
-        kernel = cls(config, Path(data_dir), pool, clock or SystemClock())
-        recovered = kernel.supervisor.recover()
-        kernel.audit.append("kernel", action="open", recovered=recovered)
-        kernel.commits.commit()
-        started: asyncio.Future[None] = loop.create_future()
-        kernel._host = loop.create_task(kernel._run(started), name="qmk-kernel")
-        kernel._host.add_done_callback(kernel._host_done)
-        await asyncio.wait([started, kernel._host], return_when=asyncio.FIRST_COMPLETED)
-        if not started.done():
-            kernel._host.result()  # it failed before it started: raise why
-        return kernel
+        return cls(config, data_dir, pool, clock or SystemClock())
 
     async def _run(self, started: asyncio.Future[None]) -> None:
         """The kernel's own task: its group owns every task of the kernel until close."""
@@ -198,6 +222,8 @@ class Kernel:
         self.commits.commit()
         self.audit.close()
         self.store.close()
+        if self.data is not None:
+            self.data.close()
         self._closed.set()
 
     async def __aenter__(self) -> Kernel:

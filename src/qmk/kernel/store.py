@@ -157,6 +157,8 @@ class Store:
         root = Path(data_dir)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = root / DB_FILE
+        # created 0600 before SQLite opens it: its journal files take the same mode
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         self.db = sqlite3.connect(self.path, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
@@ -171,12 +173,18 @@ class Store:
 
     # ------------------------------------------------------------------ transactions
 
-    def commit(self, audit_head: tuple[int, str] | None = None) -> None:
-        """Commit everything written since the last commit, with the audit chain head."""
+    def commit(self, audit_head: tuple[int, str, int] | None = None) -> None:
+        """Commit everything written since the last commit, with the audit chain head
+        (seq, hash, byte offset of its line)."""
         if audit_head is not None:
+            seq, digest, offset = audit_head
             self.db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (("audit_seq", str(audit_head[0])), ("audit_head", audit_head[1])),
+                (
+                    ("audit_seq", str(seq)),
+                    ("audit_head", digest),
+                    ("audit_offset", str(offset)),
+                ),
             )
         self.db.commit()
         self.dirty = False

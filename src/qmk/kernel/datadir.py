@@ -1,0 +1,227 @@
+"""The kernel's data directory: one kernel at a time, and no silent start on damage.
+
+:func:`open_data_dir` runs before the kernel reads anything in the directory:
+
+1. **Lock.** It takes an exclusive ``flock`` on ``DATA_DIR/kernel.lock`` (holding the
+   kernel's pid). A second kernel on the same directory is refused with ``QK102
+   data-dir-locked``; the lock goes with the process, so a ``kill -9`` leaves none.
+2. **A torn audit tail** (the kernel died inside a write of ``audit.log``: a last line
+   without its newline, past the chain head the database committed) is cut off; the
+   kernel's ``open`` audit line says how many bytes (``repaired``).
+3. **Checks.** The database passes SQLite's ``quick_check``; the secret, the database
+   and the audit log are all there or all absent (a new directory); the audit log holds
+   the chain head the database committed, at the offset and with the hash it recorded,
+   and every line after it chains on. Anything else is ``QK103 data-dir-damaged`` naming
+   the problem, and the kernel does not start, unless it is told to recover
+   (``qmk serve --recover``): then it starts, and its ``open`` audit line lists the
+   problems (``audit verify`` still reports the break where it is).
+
+Files the kernel creates in the directory are mode 0600, the directory 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qmk.kernel.audit import AUDIT_FILE
+from qmk.kernel.errors import DataDirError
+from qmk.kernel.sessions import SECRET_FILE
+from qmk.kernel.store import DB_FILE
+
+#: The lock file in the data directory.
+LOCK_FILE = "kernel.lock"
+
+
+@dataclass(slots=True, kw_only=True)
+class DataDir:
+    """An open data directory: its lock, and what the checks repaired or accepted."""
+
+    path: Path
+    lock_fd: int
+    #: Bytes of a torn audit tail that were cut off (0: none).
+    repaired_bytes: int = 0
+    #: Problems accepted by ``recover=True`` (empty: none found).
+    accepted: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release the lock (idempotent)."""
+        if self.lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+
+    def open_record(self) -> dict[str, Any]:
+        """The fields the kernel's ``open`` audit line adds for what happened here."""
+        record: dict[str, Any] = {}
+        if self.repaired_bytes:
+            record["repaired"] = {"torn_audit_bytes": self.repaired_bytes}
+        if self.accepted:
+            record["recovered_from"] = list(self.accepted)
+        return record
+
+
+def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> DataDir:
+    """Lock ``path`` (created if missing), repair a torn audit tail, check the rest.
+
+    Raises:
+        DataDirError: ``data-dir-locked``, ``data-dir-damaged`` (unless ``recover``) or
+            ``data-dir-unusable``.
+    """
+    root = Path(path)
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise DataDirError.of("data-dir-unusable", f"{root}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise DataDirError.of(
+            "data-dir-locked", f"{root} is in use by another kernel (pid {holder})"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    opened = DataDir(path=root, lock_fd=fd)
+    try:
+        head = _db_head(root)
+        opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
+        problems = check(root, head)
+    except BaseException:
+        opened.close()
+        raise
+    if problems and not recover:
+        opened.close()
+        raise DataDirError.of(
+            "data-dir-damaged", f"{root}: {'; '.join(problems)}", problems=problems
+        )
+    opened.accepted = problems
+    return opened
+
+
+def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
+    """The problems of the data directory ``root`` (empty: none); ``head`` is the chain
+    head its database committed (:func:`_db_head`)."""
+    problems: list[str] = []
+    db, audit, secret = (root / DB_FILE), (root / AUDIT_FILE), (root / SECRET_FILE)
+    has_lines = audit.exists() and audit.stat().st_size > 0
+    if db.exists():
+        try:
+            connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                result = connection.execute("PRAGMA quick_check").fetchone()
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as exc:
+            return [f"the database cannot be read ({exc})"]
+        if result is None or result[0] != "ok":
+            problems.append(f"the database is corrupt (quick_check: {result and result[0]})")
+    if has_lines and head is None:
+        problems.append(
+            "the audit log has lines but the database records none (the database was "
+            "deleted, truncated or replaced)"
+        )
+    if not secret.exists() and (has_lines or head is not None):
+        problems.append("the kernel secret is missing (sessions and audit macs depend on it)")
+    if head is not None:
+        problems += _check_chain(audit, head)
+    return problems
+
+
+def _db_head(root: Path) -> tuple[int, str, int | None] | None:
+    """(seq, hash, byte offset or None) of the audit chain head the database committed."""
+    path = root / DB_FILE
+    if not path.exists():
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = dict(connection.execute("SELECT key, value FROM meta WHERE key LIKE 'audit_%'"))
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    if "audit_seq" not in rows or int(rows["audit_seq"]) == 0:
+        return None
+    offset = rows.get("audit_offset")
+    return int(rows["audit_seq"]), str(rows["audit_head"]), None if offset is None else int(offset)
+
+
+def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> int:
+    """Cut a last line without its newline off ``audit`` when it lies past the committed
+    head; the bytes cut (a torn line before the head is left for :func:`check`)."""
+    try:
+        size = audit.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size == 0:
+        return 0
+    with open(audit, "rb+") as handle:
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+        if tail.endswith(b"\n"):
+            return 0
+        cut = tail.rfind(b"\n")
+        keep = (size - len(tail)) + cut + 1 if cut >= 0 else 0
+        if head is not None and head[2] is not None and keep <= head[2]:
+            return 0  # the torn line is at or before the committed head: damage, not a tear
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return size - keep
+
+
+def _check_chain(audit: Path, head: tuple[int, str, int | None]) -> list[str]:
+    """The audit log holds the committed head, and every line after it chains on."""
+    seq, digest, offset = head
+    try:
+        with open(audit, "rb") as handle:
+            if offset is None:  # a directory written before offsets were kept: count lines
+                position = 0
+                for _ in range(seq - 1):
+                    line = handle.readline()
+                    if not line:
+                        break
+                    position += len(line)
+                offset = position
+            handle.seek(offset)
+            rest = handle.read()
+    except FileNotFoundError:
+        return [f"the audit log is missing (the database recorded line {seq})"]
+    lines = rest.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if not lines:
+        return [f"the audit log ends before line {seq}, the head the database recorded (cut)"]
+    if hashlib.sha256(lines[0]).hexdigest() != digest:
+        return [f"audit line {seq} is not the head the database recorded (cut or edited)"]
+    prev, expected = digest, seq + 1
+    for raw in lines[1:]:
+        try:
+            record = json.loads(raw)
+            ok = record["seq"] == expected and record["prev"] == prev
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            return [f"audit line {expected} does not chain on from the head (edited or moved)"]
+        prev, expected = hashlib.sha256(raw).hexdigest(), expected + 1
+    return []
+
+
+__all__ = [
+    "LOCK_FILE",
+    "DataDir",
+    "DataDirError",
+    "check",
+    "open_data_dir",
+]
