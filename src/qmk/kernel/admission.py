@@ -127,13 +127,65 @@ class Admission:
             epoch_s=self.config.epoch_ms / 1000,
             machine_profile=self.config.machine.profile,
         )
-        missing = sorted(set(program.required_caps) - set(session.caps))
+        self._check_priority(tenant, parsed.priority)
+        self._check_caps(session, program.required_caps, "submit")
+        qubits = self._firewall(text, program, tenant, parsed.channels)
+        if parsed.profile == "auto":
+            parsed = self._auto_profile(program, parsed)
+        physical = self._physical_qubits(text, program, parsed)
+        self._check_room(physical, qubits)
+        self.check_queue_room(tenant)
+        job = Job(
+            job_id=new_id("job"),
+            tenant=tenant,
+            graph=text,
+            shots=shots,
+            seed=seed,
+            policy=parsed,
+            caps=session.caps,
+            required_caps=program.required_caps,
+            physical_qubits=physical,
+            qubits={name: count for name, count in qubits.items() if count},
+            created_at=self.clock.now(),
+        )
+        return job
+
+    def readmit(self, session: Session, job: Job) -> None:
+        """The checks of :meth:`admit` again, for ``job`` queued anew by ``session`` (a
+        restore): its capabilities against the session's (audited), the firewall, the
+        machine, the quotas and the queue room. The job runs with the session's caps.
+
+        Raises:
+            CapabilityError, FirewallError, AdmissionError, QuotaError: as :meth:`admit`.
+        """
+        program = verified(job.graph)
+        self._check_priority(job.tenant, job.priority)
+        self._check_caps(session, program.required_caps, "restore")
+        qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
+        self._check_room(job.physical_qubits, qubits)
+        if job.state != "QUEUED":
+            self.check_queue_room(job.tenant)
+        job.caps = session.caps
+
+    def _check_priority(self, tenant: str, priority: int) -> None:
+        """``priority`` is within the tenant's ``max_priority``."""
+        limit = self.config.tenants[tenant].max_priority
+        if priority > limit:
+            raise QuotaError(
+                f"priority {priority} is above tenant {tenant!r}'s max_priority {limit}",
+                limit="max_priority",
+                value=limit,
+            )
+
+    def _check_caps(self, session: Session, required: Any, where: str) -> None:
+        """The session holds every capability ``required`` (an audited decision)."""
+        missing = sorted(set(required) - set(session.caps))
         self.audit.append(
             "cap",
-            where="submit",
-            tenant=tenant,
+            where=where,
+            tenant=session.tenant,
             session=session.sid,
-            required=list(program.required_caps),
+            required=list(required),
             decision="deny" if missing else "allow",
             **({"missing": missing} if missing else {}),
         )
@@ -143,10 +195,9 @@ class Admission:
                 f"the program needs {', '.join(missing)}, which this session was not granted",
                 missing=missing,
             )
-        qubits = self._firewall(text, program, tenant, parsed.channels)
-        if parsed.profile == "auto":
-            parsed = self._auto_profile(program, parsed)
-        physical = self._physical_qubits(text, program, parsed)
+
+    def _check_room(self, physical: int, qubits: Mapping[str, int]) -> None:
+        """The job fits the machine's largest module up, and each tenant's quota."""
         inventory = self.device.inventory()
         total = inventory.largest_module_up  # a job runs on one module
         if physical > total:
@@ -169,21 +220,6 @@ class Admission:
                     needed=count,
                     value=limit,
                 )
-        self.check_queue_room(tenant)
-        job = Job(
-            job_id=new_id("job"),
-            tenant=tenant,
-            graph=text,
-            shots=shots,
-            seed=seed,
-            policy=parsed,
-            caps=session.caps,
-            required_caps=program.required_caps,
-            physical_qubits=physical,
-            qubits={name: count for name, count in qubits.items() if count},
-            created_at=self.clock.now(),
-        )
-        return job
 
     def check_queue_room(self, tenant: str) -> None:
         """Room for one more queued job of ``tenant`` (submits and restores alike).

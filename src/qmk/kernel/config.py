@@ -83,6 +83,8 @@ class TenantConfig:
     max_concurrent_jobs: int = 4
     max_queued_jobs: int = 100
     max_channels: int = 2
+    #: The highest priority its jobs may ask for (priorities order a tenant's own jobs).
+    max_priority: int = 9
     #: May ingest calibrations and qubit parameters into the device (``q_calibrate``).
     operator: bool = False
 
@@ -93,6 +95,7 @@ class TenantConfig:
             "max_concurrent_jobs": self.max_concurrent_jobs,
             "max_queued_jobs": self.max_queued_jobs,
             "max_channels": self.max_channels,
+            "max_priority": self.max_priority,
         }
 
 
@@ -206,6 +209,7 @@ _TENANT_KEYS = (
     "max_concurrent_jobs",
     "max_queued_jobs",
     "max_channels",
+    "max_priority",
     "operator",
 )
 _FAULT_KEYS = (
@@ -244,8 +248,19 @@ def _tenant(name: str, table: Mapping[str, Any]) -> TenantConfig:
         max_concurrent_jobs=_int(table, "max_concurrent_jobs", where, 4, 1),
         max_queued_jobs=_int(table, "max_queued_jobs", where, 100, 1),
         max_channels=_int(table, "max_channels", where, 2, 0),
+        max_priority=_max_priority(table, where),
         operator=_bool(table, "operator", where, False),
     )
+
+
+def _max_priority(table: Mapping[str, Any], where: str) -> int:
+    value = _int(table, "max_priority", where, 9, 0)
+    if value > 9:
+        raise ConfigError(
+            f"{where}.max_priority must be an integer 0..9, got {value}",
+            key=f"{where}.max_priority",
+        )
+    return value
 
 
 def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:

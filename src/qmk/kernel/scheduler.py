@@ -95,10 +95,13 @@ class FairQueue:
         """``tenant``'s best waiting job."""
         return self._jobs[self._heaps[tenant][0][1]] if self._has_jobs(tenant) else None
 
+    def heads(self) -> list[Any]:
+        """Each waiting tenant's best job."""
+        return [h for h in (self.head(t) for t in list(self._heaps)) if h is not None]
+
     def best(self) -> Any | None:
         """The waiting job of highest priority (earliest deadline, oldest) of any tenant."""
-        heads = [h for h in (self.head(t) for t in list(self._heaps)) if h is not None]
-        return min(heads, key=_key, default=None)
+        return min(self.heads(), key=_key, default=None)
 
     def select(self, can_run: Callable[[Any], bool], limit: int) -> list[Any]:
         """Up to ``limit`` jobs to start now, in fair-share order; they leave the queue.

@@ -51,6 +51,7 @@ from qmk.errors import (
     InvalidArgument,
     NotFoundError,
     QMKError,
+    SessionError,
     UnavailableError,
 )
 from qmk.kernel import jobs as J
@@ -243,8 +244,16 @@ class Kernel:
     def _session(self, session_id: str) -> Session:
         self._check_open()
         session = self.sessions.check(session_id, now=self.clock.now())
-        if session.tenant not in self.config.tenants:
+        conf = self.config.tenants.get(session.tenant)
+        if conf is None:
             raise AuthError("the session's tenant is no longer configured")
+        revoked = sorted(set(session.caps) - set(conf.caps))
+        if revoked:  # the config took capabilities away since the session was granted
+            raise SessionError(
+                f"the session holds {', '.join(revoked)}, which tenant {session.tenant!r} no "
+                "longer has; open a new session",
+                revoked=revoked,
+            )
         return session
 
     # ------------------------------------------------------------------ syscalls
@@ -345,8 +354,7 @@ class Kernel:
         job = self.supervisor.job(job_id, session.tenant)
         if checkpoint_id is not None and not isinstance(checkpoint_id, str):
             raise InvalidArgument("checkpoint_id must be a string or null")
-        if job.state != J.QUEUED:  # a restored job queues again, within the tenant's quota
-            self.admission.check_queue_room(session.tenant)
+        self.admission.readmit(session, job)  # the same checks as a submit's
         return await self.supervisor.restore(job, checkpoint_id)
 
     async def q_replay(self, *, session_id: str, job_id: str) -> dict[str, Any]:
@@ -429,6 +437,7 @@ class Kernel:
             starts = supervisor.fault_record(job)
             reply["device"] = {"starts": starts}
             reply["faults"] = [action for start in starts for action in start.get("faults", ())]
+            reply["earlier_outcomes"] = self.store.earlier_outcomes(job.job_id)
             return reply
         stats = self.store.tenant_stats(session.tenant)
         stats.update(

@@ -65,6 +65,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     physics TEXT
 );
 CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints (job_id, created_at);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    finished_at REAL,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id);
 CREATE TABLE IF NOT EXISTS channels (
     channel_id TEXT PRIMARY KEY,
     proposer TEXT NOT NULL,
@@ -238,7 +247,7 @@ class Store:
         self.db.execute(
             "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=?, error=?, "
             "attempts=?, preemptions=?, epoch=?, checkpoint_id=?, logical_cycles=?, "
-            "injected_errors=? WHERE job_id=?",
+            "injected_errors=?, caps=? WHERE job_id=?",
             (
                 job.state,
                 job.started_at,
@@ -251,6 +260,7 @@ class Store:
                 job.checkpoint_id,
                 telemetry.get("logical_cycles"),
                 telemetry.get("injected_logical_errors"),
+                _names(tuple(job.caps)),
                 job.job_id,
             ),
         )
@@ -418,6 +428,43 @@ class Store:
             "DELETE FROM checkpoints WHERE checkpoint_id=?", [(c,) for c in checkpoint_ids]
         )
         self.dirty = True
+
+    # ------------------------------------------------------------------ earlier outcomes
+
+    def archive_outcome(self, job: Job) -> None:
+        """Keep the outcome ``job`` ended with (its state, result, error) before it runs
+        again (a restore of a finished job)."""
+        self.db.execute(
+            "INSERT INTO attempts (job_id, attempt, state, finished_at, result, error) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                job.job_id,
+                job.attempts,
+                job.state,
+                job.finished_at,
+                None if job.result is None else _dumps(job.result),
+                None if job.error is None else _dumps(job.error),
+            ),
+        )
+        self.dirty = True
+
+    def earlier_outcomes(self, job_id: str) -> list[dict[str, Any]]:
+        """The outcomes ``job_id`` ended with before it was restored, oldest first."""
+        rows = self.db.execute(
+            "SELECT attempt, state, finished_at, result, error FROM attempts WHERE job_id=? "
+            "ORDER BY rowid",
+            (job_id,),
+        ).fetchall()
+        return [
+            {
+                "attempt": attempt,
+                "state": state,
+                "finished_at": finished_at,
+                "result": None if result is None else json.loads(result),
+                "error": None if error is None else json.loads(error),
+            }
+            for attempt, state, finished_at, result, error in rows
+        ]
 
     # ------------------------------------------------------------------ channels
 

@@ -318,6 +318,8 @@ class Supervisor:
             raise NotFoundError(f"no checkpoint {checkpoint_id!r}", checkpoint_id=checkpoint_id)
         if not job.final:
             self._stop(job, "restored")
+        else:  # its outcome stays readable (telemetry: earlier_outcomes) if the rerun fails
+            self.store.archive_outcome(job)
         job.result = None
         job.error = None
         job.finished_at = None
@@ -571,7 +573,10 @@ class Supervisor:
         the database; the audit log records both.
         """
         job.state = J.VALIDATING
-        missing = sorted(set(job.required_caps) - set(job.caps))
+        # granted at submit, and still the tenant's now (the config may have taken some away)
+        conf = self.config.tenants.get(job.tenant)
+        allowed = set(job.caps) & set(() if conf is None else conf.caps)
+        missing = sorted(set(job.required_caps) - allowed)
         refusal = None
         if missing:
             refusal = error_json(CapabilityError(f"refused at execution: the job lacks {missing}"))
@@ -753,24 +758,29 @@ class Supervisor:
             self.commits.dirty()
 
     def _preempt(self) -> bool:
-        """Stop the least urgent running job for a much more urgent queued one; True if so."""
+        """Stop the least urgent running job of a tenant for a much more urgent queued job
+        of the same tenant; True if so. Priorities order a tenant's own jobs only: across
+        tenants the fair share decides, so no tenant's priority stops another's job."""
         gap = self.config.preempt_gap
         if gap <= 0:
             return False
-        best = self.queue.best()
-        if best is None:
+        found = None
+        for best in sorted(self.queue.heads(), key=lambda j: -j.priority):
+            victims = [
+                self.jobs[job_id]
+                for job_id in self.running
+                if job_id in self.jobs
+                and job_id not in self._yielding
+                and self.jobs[job_id].tenant == best.tenant
+                and self.jobs[job_id].priority + gap <= best.priority
+                and self.jobs[job_id].preemptions < MAX_PREEMPTIONS
+            ]
+            if victims:
+                found = best, min(victims, key=lambda j: (j.priority, -(j.started_at or 0.0)))
+                break
+        if found is None:
             return False
-        victims = [
-            self.jobs[job_id]
-            for job_id in self.running
-            if job_id in self.jobs
-            and job_id not in self._yielding
-            and self.jobs[job_id].priority + gap <= best.priority
-            and self.jobs[job_id].preemptions < MAX_PREEMPTIONS
-        ]
-        if not victims:
-            return False
-        victim = min(victims, key=lambda j: (j.priority, -(j.started_at or 0.0)))
+        best, victim = found
         if self._can_request():
             # At its next fence; at once (rolling back its open REV segment) when the
             # urgent job is much more urgent or the program has no fence to wait for.
