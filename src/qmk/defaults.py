@@ -88,6 +88,8 @@ PREEMPT_GAP: Final = 3
 #: victim's stops the victim at once, rolling back its open REV segment, instead of
 #: waiting for its next fence (0: always at once).
 ROLLBACK_GAP: Final = 6
+#: Seconds a channel proposal waits to be accepted before it is closed (frees the quota).
+CHANNEL_PROPOSAL_TTL_S: Final = 3600.0
 #: Execution states (checkpoint files) a job keeps: saving one more deletes its oldest.
 CHECKPOINTS_PER_JOB: Final = 3
 #: Seconds a job's execution states are kept after it ends (a final state), for q_restore.
@@ -99,6 +101,25 @@ SYNCHRONOUS: Final = "normal"
 
 #: Longest request line a server reads, in bytes.
 MAX_LINE_BYTES: Final = 16 * 1024 * 1024
+#: Longest request line of a connection that has not authenticated yet, in bytes.
+MAX_LINE_UNAUTHENTICATED_BYTES: Final = 64 * 1024
+#: Deepest nesting of arrays and objects in a request line (a request object is 1).
+MAX_JSON_DEPTH: Final = 64
+#: Most connections a server holds at once.
+MAX_CONNECTIONS: Final = 1024
+#: Most connections one peer (an IP address; a process on the Unix socket) holds at once.
+MAX_CONNECTIONS_PER_PEER: Final = 64
+#: File descriptors a server keeps free for workers and the database; None: the larger
+#: of 64 and an eighth of RLIMIT_NOFILE.
+FD_RESERVE: Final[int | None] = None
+#: Most requests of one connection handled at once.
+MAX_INFLIGHT: Final = 256
+#: Most bytes of requests of one connection handled at once (one line always may run).
+MAX_INFLIGHT_BYTES: Final = 64 * 1024 * 1024
+#: Unsent reply bytes of a connection past which the server stops reading its requests.
+MAX_UNSENT_BYTES: Final = 4 * 1024 * 1024
+#: Seconds a stopping server gives requests in flight and unsent replies, then closes.
+DRAIN_TIMEOUT_S: Final = 2.0
 #: Seconds a client waits to connect; None: no limit.
 CONNECT_TIMEOUT_S: Final[float | None] = 5.0
 #: Seconds a client waits for one reply (``q_wait`` adds its own wait); None: no limit.

@@ -176,3 +176,78 @@ def test_proposals_to_a_tenant_do_not_use_up_its_channel_quota(tmp_path: Path) -
             await kernel.q_open_chan(session_id=bob, peer="alice")
 
     run_kernel(tmp_path, body)
+
+
+def test_a_tenant_lists_its_channels_either_end_and_by_state(tmp_path: Path) -> None:
+    from qmk.errors import InvalidArgument
+
+    async def body(kernel: Any) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        carol = await login(kernel, "carol")
+        opened = await open_channel(kernel, alice, bob)
+        pending = await kernel.q_open_chan(session_id=bob, peer="alice")
+        mine = await kernel.q_list_channels(session_id=alice)
+        assert [c["channel_id"] for c in mine["channels"]] == [pending["channel_id"], opened]
+        only_open = await kernel.q_list_channels(session_id=alice, state="OPEN")
+        assert [c["channel_id"] for c in only_open["channels"]] == [opened]
+        assert (await kernel.q_list_channels(session_id=carol))["channels"] == []
+        with pytest.raises(InvalidArgument):
+            await kernel.q_list_channels(session_id=alice, state="open")
+
+    run_kernel(tmp_path, body)
+
+
+def test_a_proposal_nobody_accepts_expires_and_frees_the_quota(tmp_path: Path) -> None:
+    import dataclasses
+
+    from qmk.kernel.clock import ManualClock
+
+    clock = ManualClock()
+    config = dataclasses.replace(_config_with_max_channels(1), channel_proposal_ttl_s=60.0)
+
+    async def body(kernel: Any) -> None:
+        alice = await login(kernel, "alice")
+        proposal = await kernel.q_open_chan(session_id=alice, peer="bob")
+        with pytest.raises(QuotaError):
+            await kernel.q_open_chan(session_id=alice, peer="bob")
+        clock.advance(59)
+        await clock.tick()
+        assert (await kernel.q_chan_status(session_id=alice, **_id(proposal)))["state"] == (
+            "PENDING"
+        )
+        clock.advance(2)
+        await clock.tick()
+        assert (await kernel.q_chan_status(session_id=alice, **_id(proposal)))["state"] == (
+            "CLOSED"
+        )
+        again = await kernel.q_open_chan(session_id=alice, peer="bob")
+        assert again["state"] == "PENDING"
+
+    run_kernel(tmp_path, body, config=config, clock=clock)
+
+
+def _id(channel: dict[str, Any]) -> dict[str, str]:
+    return {"channel_id": channel["channel_id"]}
+
+
+def test_closing_a_channel_stops_the_running_job_bound_to_it(tmp_path: Path) -> None:
+    from support.kernel import WorkerGate, wait_state
+
+    async def body(kernel: Any) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        channel = await open_channel(kernel, alice, bob)
+        job = await kernel.q_submit(
+            session_id=alice,
+            graph=teleport_graph("bob"),
+            shots=10,
+            seed=1,
+            policy={"channels": {"link": channel}},
+        )
+        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held at the gate
+        await kernel.q_close_chan(session_id=bob, channel_id=channel)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=20000)
+        assert done["state"] == "FAILED" and done["error"]["code"] == "QS1010"
+        assert "closed while the job ran" in done["error"]["message"]
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, workers=1, gate=gate)

@@ -301,6 +301,28 @@ class SyscallMethods(Generic[_R]):
             },
         )
 
+    def q_list_channels(
+        self,
+        state: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """This tenant's channels (proposed, accepted, or proposed to it), newest first.
+
+        Returns: {channels: [channel]}.
+
+        Args:
+            state: string | null; only channels in this state (default null)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_list_channels",
+            {
+                "session_id": session_id,
+                "state": state,
+            },
+        )
+
     def q_get_telemetry(
         self,
         job_id: str | None = None,

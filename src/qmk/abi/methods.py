@@ -295,6 +295,13 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method("q_close_chan", "close a channel", _CHANNEL_RETURNS, _SESSION, _CHANNEL),
             _method("q_chan_status", "a channel's state", _CHANNEL_RETURNS, _SESSION, _CHANNEL),
             _method(
+                "q_list_channels",
+                "this tenant's channels (proposed, accepted, or proposed to it), newest first",
+                "{channels: [channel]}",
+                _SESSION,
+                _p("state", S, NULL, doc="only channels in this state", required=False),
+            ),
+            _method(
                 "q_get_telemetry",
                 "a job's telemetry, or with null the tenant's aggregate",
                 "telemetry object",

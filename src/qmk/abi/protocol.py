@@ -207,6 +207,21 @@ class KernelSyscalls(Protocol):
             channel_id: string; a channel this tenant is part of
         """
 
+    async def q_list_channels(
+        self,
+        *,
+        session_id: str,
+        state: str | None = None,
+    ) -> dict[str, Any]:
+        """This tenant's channels (proposed, accepted, or proposed to it), newest first.
+
+        Returns: {channels: [channel]}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            state: string | null; only channels in this state (default null)
+        """
+
     async def q_get_telemetry(
         self,
         *,

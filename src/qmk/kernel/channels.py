@@ -28,6 +28,8 @@ from qmk.qvm.graph import Graph
 PENDING = "PENDING"
 OPEN = "OPEN"
 CLOSED = "CLOSED"
+#: A channel's states, in their order.
+STATES = (PENDING, OPEN, CLOSED)
 
 _NOT_ENTANGLING = frozenset({"ALLOC_LQ", "FREE_LQ", "RESET", "FENCE_EPOCH", "BAR_REGION"})
 
@@ -110,6 +112,25 @@ class ChannelTable:
             raise _not_found(channel_id)
         return channel
 
+    def of(self, tenant: str, state: str | None = None) -> list[Channel]:
+        """``tenant``'s channels (either end; ``state`` only, if given), newest first."""
+        found = [
+            c
+            for c in self._channels.values()
+            if tenant in c.tenants and (state is None or c.state == state)
+        ]
+        return sorted(found, key=lambda c: c.created_at, reverse=True)
+
+    def expire_proposals(self, before: float, now: float) -> list[Channel]:
+        """Close every PENDING proposal made before ``before``; the channels closed."""
+        expired = [
+            c for c in self._channels.values() if c.state == PENDING and c.created_at < before
+        ]
+        for channel in expired:
+            channel.state = CLOSED
+            channel.closed_at = now
+        return expired
+
     def count(self, tenant: str) -> int:
         """The channels that count against ``tenant``'s ``max_channels``: those it proposed
         (PENDING or OPEN) and those it accepted (OPEN). A proposal made *to* the tenant is
@@ -122,8 +143,17 @@ class ChannelTable:
             or (c.peer == tenant and c.state == OPEN)
         )
 
-    def propose(self, tenant: str, peer: str, fidelity: float, max_channels: int) -> Channel:
-        """A new PENDING channel from ``tenant`` to ``peer``.
+    def propose(
+        self,
+        tenant: str,
+        peer: str,
+        fidelity: float,
+        max_channels: int,
+        *,
+        now: float | None = None,
+    ) -> Channel:
+        """A new PENDING channel from ``tenant`` to ``peer`` (made at ``now``: the kernel's
+        clock; proposals expire, :meth:`expire_proposals`).
 
         Raises:
             QuotaError: ``tenant`` already has ``max_channels`` channels.
@@ -141,7 +171,7 @@ class ChannelTable:
             peer=peer,
             state=PENDING,
             fidelity=fidelity,
-            created_at=time.time(),
+            created_at=time.time() if now is None else now,
         )
         self._channels[channel.channel_id] = channel
         return channel
@@ -301,6 +331,7 @@ __all__ = [
     "CLOSED",
     "OPEN",
     "PENDING",
+    "STATES",
     "Channel",
     "ChannelTable",
     "check_fidelity",

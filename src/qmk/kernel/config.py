@@ -50,6 +50,7 @@ DEFAULT_ROLLBACK_GAP = defaults.ROLLBACK_GAP
 DEFAULT_SYNCHRONOUS = defaults.SYNCHRONOUS
 DEFAULT_CHECKPOINTS_PER_JOB = defaults.CHECKPOINTS_PER_JOB
 DEFAULT_CHECKPOINT_KEEP_S = defaults.CHECKPOINT_KEEP_S
+DEFAULT_CHANNEL_PROPOSAL_TTL_S = defaults.CHANNEL_PROPOSAL_TTL_S
 
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
 DEFAULT_PROFILE = defaults.PROFILE
@@ -117,6 +118,7 @@ class KernelConfig:
         checkpoints_per_job: execution states a job keeps; saving one more deletes the
             oldest (file and checkpoint).
         checkpoint_keep_s: how long a job's execution states are kept after it ends.
+        channel_proposal_ttl_s: how long a channel proposal waits to be accepted.
         synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
             kernel process) or "full" (also survives power loss; slower).
         faults: the faults injected into the simulated machine (``[faults]``; none).
@@ -132,6 +134,7 @@ class KernelConfig:
     rollback_gap: int = DEFAULT_ROLLBACK_GAP
     checkpoints_per_job: int = DEFAULT_CHECKPOINTS_PER_JOB
     checkpoint_keep_s: float = DEFAULT_CHECKPOINT_KEEP_S
+    channel_proposal_ttl_s: float = DEFAULT_CHANNEL_PROPOSAL_TTL_S
     synchronous: str = DEFAULT_SYNCHRONOUS
     faults: FaultSchedule = field(default_factory=FaultSchedule)
 
@@ -200,6 +203,7 @@ _KERNEL_KEYS = (
     "rollback_gap",
     "checkpoints_per_job",
     "checkpoint_keep_s",
+    "channel_proposal_ttl_s",
     "synchronous",
 )
 _TENANT_KEYS = (
@@ -378,6 +382,9 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         ),
         checkpoint_keep_s=_number(
             kernel_t, "checkpoint_keep_s", "kernel", DEFAULT_CHECKPOINT_KEEP_S
+        ),
+        channel_proposal_ttl_s=_number(
+            kernel_t, "channel_proposal_ttl_s", "kernel", DEFAULT_CHANNEL_PROPOSAL_TTL_S
         ),
         synchronous=synchronous,
         faults=faults,

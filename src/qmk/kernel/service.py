@@ -57,6 +57,7 @@ from qmk.errors import (
 from qmk.kernel import jobs as J
 from qmk.kernel.admission import Admission
 from qmk.kernel.audit import AuditLog
+from qmk.kernel.channels import STATES as CHANNEL_STATES
 from qmk.kernel.channels import ChannelTable, check_fidelity
 from qmk.kernel.clock import Clock, SystemClock
 from qmk.kernel.commit import GroupCommit
@@ -399,7 +400,9 @@ class Kernel:
             raise InvalidArgument("a channel joins two different tenants", key="peer")
         conf = self.config.tenants[session.tenant]
         if channel_id is None:
-            channel = self.channels.propose(session.tenant, peer, fidelity, conf.max_channels)
+            channel = self.channels.propose(
+                session.tenant, peer, fidelity, conf.max_channels, now=self.clock.now()
+            )
         else:
             channel = self.channels.accept(
                 session.tenant, peer, channel_id, fidelity, conf.max_channels
@@ -417,6 +420,7 @@ class Kernel:
         channel = self.channels.close(session.tenant, channel_id)
         self.store.save_channel(channel.to_row())
         self.audit.append("chan", channel_id=channel_id, tenant=session.tenant, state="CLOSED")
+        self.supervisor.channel_closed(channel_id)  # running jobs bound to it stop
         await self.commits.durable()
         return channel.to_json()
 
@@ -424,6 +428,16 @@ class Kernel:
         """A channel of this tenant."""
         session = self._session(session_id)
         return self.channels.get(channel_id, session.tenant).to_json()
+
+    async def q_list_channels(self, *, session_id: str, state: str | None = None) -> dict[str, Any]:
+        """This tenant's channels (either end), newest first."""
+        session = self._session(session_id)
+        if state is not None and state not in CHANNEL_STATES:
+            raise InvalidArgument(
+                f"state must be one of {', '.join(CHANNEL_STATES)} or null, got {state!r}",
+                key="state",
+            )
+        return {"channels": [c.to_json() for c in self.channels.of(session.tenant, state)]}
 
     async def q_get_telemetry(
         self, *, session_id: str, job_id: str | None = None

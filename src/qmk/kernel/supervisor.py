@@ -741,8 +741,39 @@ class Supervisor:
         self.epoch += 1
         self._device_tick()
         self._expire_states()
+        self._expire_proposals()
         if len(self.queue) and len(self.running) >= self.workers and self._preempt():
             self.kick()
+
+    def _expire_proposals(self) -> None:
+        """Close the channel proposals nobody accepted within ``channel_proposal_ttl_s``."""
+        now = self.clock.now()
+        for channel in self.channels.expire_proposals(
+            now - self.config.channel_proposal_ttl_s, now
+        ):
+            self.store.save_channel(channel.to_row())
+            self.audit.append(
+                "chan",
+                channel_id=channel.channel_id,
+                tenant=channel.proposer,
+                state=channel.state,
+                reason="proposal expired",
+            )
+            self.commits.dirty()
+
+    def channel_closed(self, channel_id: str) -> list[str]:
+        """Stop the running jobs bound to ``channel_id`` (now CLOSED): they FAIL with a
+        firewall error. Their ids."""
+        stopped = []
+        for job_id in list(self.running):
+            job = self.jobs.get(job_id)
+            if job is None or channel_id not in job.policy.channels.values():
+                continue
+            self._stop(job, "channel-closed")
+            refusal = FirewallError(f"channel {channel_id} was closed while the job ran")
+            self._finish(job, J.FAILED, error_json(refusal))
+            stopped.append(job_id)
+        return stopped
 
     def _expire_states(self) -> None:
         """Delete the execution states of jobs that ended ``checkpoint_keep_s`` ago
