@@ -158,6 +158,7 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         "rollback_gap": defaults.ROLLBACK_GAP,
         "checkpoints_per_job": defaults.CHECKPOINTS_PER_JOB,
         "checkpoint_keep_s": defaults.CHECKPOINT_KEEP_S,
+        "channel_proposal_ttl_s": defaults.CHANNEL_PROPOSAL_TTL_S,
         "synchronous": defaults.SYNCHRONOUS,
     }
     assert (config["machine"]["profile"], config["machine"]["qubit"]) == (
