@@ -88,6 +88,9 @@ PREEMPT_GAP: Final = 3
 #: victim's stops the victim at once, rolling back its open REV segment, instead of
 #: waiting for its next fence (0: always at once).
 ROLLBACK_GAP: Final = 6
+#: The longest a job's policy timeout or a q_wait may ask for, in milliseconds (a year):
+#: larger numbers (10**400, say) are refused as invalid arguments, never overflow.
+MAX_TIMEOUT_MS: Final = 365 * 24 * 3600 * 1000
 #: Seconds a channel proposal waits to be accepted before it is closed (frees the quota).
 CHANNEL_PROPOSAL_TTL_S: Final = 3600.0
 #: Execution states (checkpoint files) a job keeps: saving one more deletes its oldest.

@@ -16,7 +16,6 @@ A preempted or recovered job goes back to QUEUED.
 from __future__ import annotations
 
 import dataclasses
-import math
 import secrets
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
@@ -84,6 +83,12 @@ def _bad(message: str, key: str) -> InvalidArgument:
     return InvalidArgument(message, key=f"policy.{key}")
 
 
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters (a 10**400 stays one line)."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) -> Policy:
     """A :class:`Policy` from the ``policy`` object of ``q_submit``.
 
@@ -109,15 +114,23 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
     if deadline is not None and (
         isinstance(deadline, bool)
         or not isinstance(deadline, (int, float))
-        or not math.isfinite(deadline)
+        or not abs(deadline) < 2**53  # also refuses inf, nan and 10**400 (no overflow)
     ):
-        raise _bad(f"policy.deadline must be unix seconds or null, got {deadline!r}", "deadline")
+        raise _bad(
+            f"policy.deadline must be unix seconds or null, got {_short(deadline)}", "deadline"
+        )
     timeout_ms = policy.get("timeout_ms")
     timeout_s = default_timeout_s
     if timeout_ms is not None:
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 1:
+        if (
+            isinstance(timeout_ms, bool)
+            or not isinstance(timeout_ms, int)
+            or not 1 <= timeout_ms <= defaults.MAX_TIMEOUT_MS
+        ):
             raise _bad(
-                f"policy.timeout_ms must be an integer >= 1, got {timeout_ms!r}", "timeout_ms"
+                f"policy.timeout_ms must be an integer 1..{defaults.MAX_TIMEOUT_MS}, got "
+                f"{_short(timeout_ms)}",
+                "timeout_ms",
             )
         timeout_s = timeout_ms / 1000
     engine = policy.get("engine")
@@ -134,6 +147,12 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
         if value is not None and (not isinstance(value, str) or not value):
             raise _bad(f"policy.{key} must be a non-empty string or null", key)
         names[key] = value
+    profile = names["profile"]
+    if profile is not None and profile != "auto":
+        try:
+            parse_profile(profile)
+        except ValueError as exc:  # a ProfileError
+            raise _bad(f"policy.profile: {exc}", "profile") from None
     channels = policy.get("channels") or {}
     if not isinstance(channels, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in channels.items()

@@ -332,8 +332,15 @@ class Kernel:
     ) -> dict[str, Any]:
         """Wait until the job is final or ``timeout_ms`` passes; return it either way."""
         session = self._session(session_id)
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
-            raise InvalidArgument(f"timeout_ms must be an integer >= 0, got {timeout_ms!r}")
+        if (
+            isinstance(timeout_ms, bool)
+            or not isinstance(timeout_ms, int)
+            or not 0 <= timeout_ms <= defaults.MAX_TIMEOUT_MS
+        ):
+            shown = "a huge number" if isinstance(timeout_ms, int) else repr(timeout_ms)[:40]
+            raise InvalidArgument(
+                f"timeout_ms must be an integer 0..{defaults.MAX_TIMEOUT_MS}, got {shown}"
+            )
         job = self.supervisor.job(job_id, session.tenant)
         return await self.supervisor.wait(job, timeout_ms / 1000)
 
