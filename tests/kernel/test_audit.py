@@ -97,3 +97,32 @@ def test_a_log_rewritten_without_the_secret_is_found(tmp_path: Path) -> None:
     rewrite(tmp_path, out)
     report = verify(tmp_path)
     assert not report.ok and report.first_bad_line == 1
+
+
+def test_failed_negotiations_are_audited_once_per_window_then_as_a_count(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from qmk.errors import AuthError
+    from qmk.kernel.clock import ManualClock
+    from qmk.kernel.service import Kernel
+    from support.kernel import run_kernel
+
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        for i in range(500):
+            with pytest.raises(AuthError):
+                await kernel.q_negotiate_caps(tenant=f"x{i % 20}", key="wrong", requested=[])
+        clock.advance(2.0)  # the next window: one more line in full, after the summary
+        with pytest.raises(AuthError):
+            await kernel.q_negotiate_caps(tenant="alice", key="wrong", requested=[])
+        await asyncio.sleep(0)
+
+    run_kernel(tmp_path, body, workers=1, clock=clock)
+    lines = (tmp_path / "data" / "audit.log").read_text().splitlines()
+    auth = [r for r in map(json.loads, lines) if r.get("decision") == "auth"]
+    assert [r.get("failures") for r in auth] == [None, 499, None]
+    assert auth[0]["tenant"] == "x0" and auth[2]["tenant"] == "alice"
+    assert len(auth[1]["tenants"]) == 8  # a bounded sample of the names tried

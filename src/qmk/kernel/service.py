@@ -39,6 +39,7 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -70,6 +71,10 @@ from qmk.kernel.supervisor import Supervisor
 from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV, WorkerPool
 
 _log = logging.getLogger("qmk.kernel")
+
+#: Failed negotiations within this many seconds after one that was audited in full are
+#: audited as one summary line.
+AUTH_AUDIT_WINDOW_S = 1.0
 
 
 class Kernel:
@@ -121,6 +126,10 @@ class Kernel:
         self.started_at = clock.now()
         #: The locked data directory (set by :meth:`open`).
         self.data: DataDir | None = None
+        #: Failed negotiations counted, not yet audited (see :meth:`_auth_failed`).
+        self._auth_window_end = -math.inf
+        self._auth_more = 0
+        self._auth_tenants: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -216,6 +225,7 @@ class Kernel:
             return
         self._closing = True
         self.supervisor.stop_starting()
+        self._flush_auth_failures()
         if self._host is not None:
             self._host.cancel()  # its group cancels every task of the kernel
             await asyncio.wait([self._host])
@@ -241,6 +251,36 @@ class Kernel:
             raise UnavailableError("the kernel is shutting down; retry against the next one")
         if self._failure is not None:
             raise UnavailableError("the kernel stopped on an internal error; see its log")
+
+    def _auth_failed(self, tenant: str) -> None:
+        """Audit a failed negotiation: the first of each window of
+        :data:`AUTH_AUDIT_WINDOW_S` in full, the rest of the window as one summary line
+        (so unauthenticated clients cannot grow the audit log at their request rate)."""
+        now = self.clock.now()
+        if now >= self._auth_window_end:
+            self._flush_auth_failures()
+            self._auth_window_end = now + AUTH_AUDIT_WINDOW_S
+            self.audit.append("cap", where="negotiate", tenant=tenant, decision="auth")
+            self.commits.dirty()
+            return
+        self._auth_more += 1
+        if len(self._auth_tenants) < 8:
+            self._auth_tenants.add(tenant)
+
+    def _flush_auth_failures(self) -> None:
+        """Write the summary of the failed negotiations counted since the last full line."""
+        if self._auth_more:
+            self.audit.append(
+                "cap",
+                where="negotiate",
+                decision="auth",
+                failures=self._auth_more,
+                tenants=sorted(self._auth_tenants),
+                window_s=AUTH_AUDIT_WINDOW_S,
+            )
+            self.commits.dirty()
+        self._auth_more = 0
+        self._auth_tenants = set()
 
     def _session(self, session_id: str) -> Session:
         self._check_open()
@@ -268,8 +308,7 @@ class Kernel:
         expected = conf.key if conf is not None else "x" * 32
         given = key if isinstance(key, str) else ""
         if not hmac.compare_digest(given.encode(), expected.encode()) or conf is None:
-            self.audit.append("cap", where="negotiate", tenant=str(tenant)[:64], decision="auth")
-            self.commits.dirty()
+            self._auth_failed(str(tenant)[:64])
             raise AuthError("unknown tenant or wrong key")
         if not isinstance(requested, list | tuple) or not all(
             isinstance(c, str) for c in requested
