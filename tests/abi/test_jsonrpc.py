@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qmk.abi.jsonrpc import RpcCore
+from qmk.abi.jsonrpc import Caller, RpcCore
 from qmk.abi.methods import METHODS
 from qmk.errors import SYSCALL_ERRORS, CapabilityError, NotFoundError
 
@@ -95,7 +95,8 @@ def test_every_valid_id_type_is_echoed_back(core, request_id):
         (b'{"jsonrpc": "2.0", "method": "q_status", "id": 1', -32700),
         (b"\xff\xfe", -32700),
         (b'{"jsonrpc":"2.0","method":"q_status","id":1,"params":{"x":NaN}}', -32700),
-        (b"[" * 100000, -32700),
+        (b"[" * 60, -32700),
+        (b"[" * 100000, -32600),  # deeper than the nesting limit: refused before parsing
         (b"5", -32600),
         (b'"q_status"', -32600),
         (b"[]", -32600),
@@ -207,6 +208,94 @@ def test_an_oversized_batch_is_one_invalid_request(target):
 
 def test_blank_lines_are_ignored(core):
     assert answer(core, b"  \r\n") is None
+
+
+def request_line(params: str, request_id: str = "1", method: str = "q_status") -> bytes:
+    """A request written by hand, so that numbers JSON cannot hold in a double stay literal."""
+    return (
+        f'{{"jsonrpc": "2.0", "id": {request_id}, "method": "{method}", "params": {params}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize("request_id", ["1e400", "-1e400", "1" + "0" * 400, "18446744073709551616"])
+def test_an_id_that_is_not_a_finite_number_gets_an_invalid_request_with_id_null(
+    core, target, request_id
+):
+    reply = answer(core, request_line('["s", "j"]', request_id))
+    assert reply["id"] is None and reply["error"]["code"] == -32600
+    assert target.calls == []
+
+
+def test_an_infinite_id_in_a_batch_loses_none_of_the_other_replies(core, target):
+    line = b"[" + request_line('["s", "a"]', "1e400") + b"," + request_line('["s", "b"]', "2")
+    line += b"," + request_line('["s", "c"]', '"three"', method="q_cancel") + b"]"
+    reply = answer(core, line)
+    by_id = {item["id"]: item for item in reply}
+    assert by_id[None]["error"]["code"] == -32600
+    assert by_id[2]["result"]["job_id"] == "b" and by_id["three"]["result"]["job_id"] == "c"
+    assert [name for name, _ in target.calls] == ["q_status", "q_cancel"]
+
+
+@pytest.mark.parametrize(
+    "params, param",
+    [
+        ('{"session_id": "s", "graph": {}, "shots": 1' + "0" * 400 + "}", "shots"),
+        ('{"session_id": "s", "graph": {}, "seed": -1' + "0" * 5000 + "}", "seed"),
+        ('{"session_id": "s", "graph": {}, "policy": {"timeout_ms": 1e400}}', "policy"),
+        ('{"session_id": "s", "graph": {"nodes": [{"args": {"theta": -1e999}}]}}', "graph"),
+        ('["s", {}, 18446744073709551616]', "shots"),
+    ],
+)
+def test_numbers_out_of_range_in_params_are_invalid_arguments_naming_the_param(
+    core, target, params, param
+):
+    reply = answer(core, request_line(params, method="q_submit"))
+    assert reply["id"] == 1
+    assert reply["error"]["code"] == 1012 and reply["error"]["data"]["param"] == param
+    assert target.calls == []
+
+
+def test_the_largest_64_bit_numbers_and_doubles_pass_the_wire(core, target):
+    reply = answer(
+        core,
+        request_line(
+            '{"session_id": "s", "graph": {"x": [-18446744073709551615, 1.7e308]}, '
+            '"seed": 18446744073709551615}',
+            method="q_submit",
+        ),
+    )
+    assert "result" in reply
+    assert target.calls[0][1]["seed"] == 2**64 - 1
+
+
+def test_a_line_nested_deeper_than_the_limit_is_refused_before_it_is_parsed(target):
+    core = RpcCore(target, max_depth=8)
+    params = '{"session_id": "s", "graph": {"a": [[[[[[1]]]]]]}}'  # the request nests 9 deep
+    reply = answer(core, request_line(params, method="q_submit"))
+    assert reply["id"] is None and reply["error"]["code"] == -32600
+    assert reply["error"]["data"]["limit"] == 8 and target.calls == []
+    shallower = '{"session_id": "s", "graph": {"a": [[[[["[[[[[[[[["]]]]]}}'
+    assert "result" in answer(core, request_line(shallower, method="q_submit"))
+
+
+def test_a_connection_is_authenticated_by_its_first_request_that_succeeds(core):
+    caller = Caller()
+    for job in ("missing", "caps", "bug"):
+        asyncio.run(core.handle_line(request_line(f'["s", "{job}"]'), caller))
+        assert not caller.authenticated
+    asyncio.run(core.handle_line(request_line('["s", 5]'), caller))
+    asyncio.run(core.handle_line(b"{oops", caller))
+    assert not caller.authenticated
+    asyncio.run(core.handle_line(request_line('["s", "j"]'), caller))
+    assert caller.authenticated
+
+
+def test_a_batch_with_a_reply_that_cannot_be_encoded_keeps_the_others(core):
+    line = b"[" + request_line('["s", "unencodable"]', "1") + b","
+    line += request_line('["s", "fine"]', "2") + b"]"
+    reply = answer(core, line)
+    by_id = {item["id"]: item for item in reply}
+    assert by_id[1]["error"]["code"] == -32603 and by_id[2]["result"]["job_id"] == "fine"
 
 
 def test_every_syscall_error_class_round_trips_through_the_wire_format():

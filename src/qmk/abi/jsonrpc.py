@@ -16,6 +16,15 @@ directly. It implements JSON-RPC 2.0 exactly:
   generic message with an ``incident`` id: tracebacks never cross the wire);
   a :class:`qmk.errors.SyscallError` the target raises is sent as ``to_rpc()``.
 
+Limits, checked before the target sees anything: a line whose arrays and objects
+nest deeper than ``max_depth`` is refused before it is parsed (-32600 with
+``data.limit``, ``id`` null; :func:`nesting_exceeds` is a scan at C speed); an ``id``
+that is not a finite number (``1e400`` decodes to infinity) is -32600 with ``id``
+null, and the other requests of its batch are answered as usual; a number in params
+that is not finite or an integer of magnitude 2**64 or more (``10^400``) is the
+kernel's ``1012 invalid-argument`` naming the param. A reply the encoder cannot
+write never takes its batch down: it becomes an error reply of its own.
+
 Every error object carries ``data.name`` (and ``data.code``, QMK's stable code).
 Blank lines are ignored, so a person can type requests into ``socat``.
 
@@ -35,11 +44,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import qmk.aio as aio
+from qmk import defaults
 from qmk.abi.errors import (
     InternalError,
     InvalidRequest,
@@ -48,12 +60,17 @@ from qmk.abi.errors import (
     RpcError,
 )
 from qmk.abi.methods import METHODS, MethodSpec, bind_params
-from qmk.errors import QMKError, SyscallError
+from qmk.errors import InvalidArgument, QMKError, SyscallError
 
 LOG = logging.getLogger("qmk.abi")
 
 #: The most requests one batch may hold; a longer batch is one Invalid Request error.
 DEFAULT_MAX_BATCH = 1000
+#: The deepest nesting of arrays and objects a line may have (a request object is 1).
+DEFAULT_MAX_DEPTH = defaults.MAX_JSON_DEPTH
+#: A JSON integer is in range when its magnitude is below this: every 64-bit value,
+#: signed or unsigned (seeds are unsigned 64-bit), fits.
+INT_LIMIT = 2**64
 
 _MISSING = object()
 
@@ -62,24 +79,162 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode(line: bytes) -> Any:
+# The nesting scan keeps only quotes and brackets (``{}`` become ``[]``), drops every
+# string without a bracket in it (``""`` once its letters are gone; dropping two adjacent
+# quotes changes no bracket's insideness), and sums what is left.
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b'[]{}"')
+_SCAN_CHUNK = 1 << 20
+
+
+def nesting_exceeds(data: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of the JSON text ``data`` nest deeper than ``limit``.
+
+    Exact for valid JSON (brackets inside strings do not count); for text that is not
+    JSON the answer does not matter, as the parser refuses it either way. It runs at C
+    speed: a line with at most ``limit`` brackets is answered by two counts, any other
+    by a translation of the bytes and a cumulative sum of what is left.
+
+    >>> nesting_exceeds(b'{"a": [[1], {"b": "]]]]"}]}', 3), nesting_exceeds(b"[[[[]]]]", 3)
+    (False, True)
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    if b"\\" in data:  # escaped quotes and backslashes are never string ends
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    text = data.translate(_BRACKETS, _NOT_BRACKETS).replace(b'""', b"")
+    strings = b'"' in text  # strings with brackets in them: those brackets do not count
+    if not strings and b"[" * (limit + 1) in text:
+        return True
+    import numpy as np  # here: the client imports this module and needs no numpy
+
+    depth = inside = 0
+    for start in range(0, len(text), _SCAN_CHUNK):  # a chunk at a time: bounded memory
+        codes = np.frombuffer(text, dtype=np.int8, offset=start)[:_SCAN_CHUNK]
+        steps = 92 - codes  # '[' (91) -> +1, ']' (93) -> -1
+        if strings:
+            quotes = codes == 34
+            parity = (np.cumsum(quotes, dtype=np.int32) + inside) & 1
+            steps[parity.astype(bool) | quotes] = 0
+            inside = int(parity[-1])
+        levels = np.cumsum(steps, dtype=np.int32) + depth
+        if int(levels.max()) > limit:
+            return True
+        depth = int(levels[-1])
+    return False
+
+
+class _Numbers:
+    """The parser's number hooks: a number out of range decodes as an infinity, and is
+    noted, so that only a line holding one is searched for it."""
+
+    __slots__ = ("out_of_range",)
+
+    def __init__(self) -> None:
+        self.out_of_range = False
+
+    def integer(self, text: str) -> int | float:
+        if len(text) <= 19:  # < 10**19 < 2**64 in magnitude
+            return int(text)
+        value = int(text) if len(text) <= 21 else None
+        if value is not None and -INT_LIMIT < value < INT_LIMIT:
+            return value
+        self.out_of_range = True
+        return -math.inf if text.startswith("-") else math.inf
+
+    def real(self, text: str) -> float:
+        value = float(text)
+        if value - value != 0.0:  # 1e400 is an infinity
+            self.out_of_range = True
+        return value
+
+
+def decode(line: bytes, *, max_depth: int | None = None) -> Any:
     """The JSON value of one line (strict: UTF-8, no NaN/Infinity).
+
+    A number out of range (an integer of magnitude 2**64 or more, a real beyond
+    the double range) decodes as an infinity, which :class:`RpcCore` refuses.
 
     Raises:
         ParseError: the line is not UTF-8 or not one JSON value.
+        InvalidRequest: its arrays and objects nest deeper than ``max_depth``.
     """
+    return _decode(line, max_depth)[0]
+
+
+def _decode(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
+    if max_depth is not None and nesting_exceeds(line, max_depth):
+        raise InvalidRequest(
+            f"the JSON nests deeper than the limit of {max_depth} arrays and objects",
+            limit=max_depth,
+        )
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ParseError(f"the line is not UTF-8 (byte {exc.start})") from None
+    numbers = _Numbers()
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        value = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_int=numbers.integer,
+            parse_float=numbers.real,
+        )
     except RecursionError:
         raise ParseError("the JSON nests too deeply") from None
     except ValueError as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         where = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ParseError(f"invalid JSON{where}: {reason}") from None
+    return value, numbers.out_of_range
+
+
+def _out_of_range(value: Any) -> bool:
+    """Whether a decoded JSON value holds a number out of range (searched without recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, int):
+            if not isinstance(item, bool) and not -INT_LIMIT < item < INT_LIMIT:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _check_numbers(spec: MethodSpec, params: Any) -> None:
+    """Raise InvalidArgument (1012) naming the first param that holds a number out of range."""
+    named: list[tuple[str, Any]] = []
+    if isinstance(params, list):
+        names = [p.name for p in spec.params]
+        named = [(names[i] if i < len(names) else f"#{i}", v) for i, v in enumerate(params)]
+    elif isinstance(params, dict):
+        named = list(params.items())
+    for name, value in named:
+        if _out_of_range(value):
+            raise InvalidArgument(
+                f"{spec.name}: param {name!r} holds a number out of range (numbers must be "
+                f"finite, integers below 2**64 in magnitude)",
+                param=name,
+            )
+
+
+@dataclass(slots=True)
+class Caller:
+    """What the core learns of one connection while it answers its requests.
+
+    Attributes:
+        authenticated: a request of this connection has succeeded. Every method but
+            ``q_negotiate_caps`` needs a valid session, and that one a valid key, so a
+            success proves that the connection holds one or the other.
+    """
+
+    authenticated: bool = False
 
 
 def encode(message: Any) -> bytes:
@@ -89,7 +244,11 @@ def encode(message: Any) -> bytes:
 
 
 def _valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):
+        return not isinstance(value, bool) and -INT_LIMIT < value < INT_LIMIT
+    return value is None or isinstance(value, str)
 
 
 def error_object(exc: BaseException) -> dict[str, Any]:
@@ -129,6 +288,7 @@ class RpcCore:
             ``methods`` (the kernel); keyword arguments are named as on the wire.
         methods: the method table (default :data:`qmk.abi.methods.METHODS`).
         max_batch: the most requests one batch may hold.
+        max_depth: the deepest nesting of arrays and objects a line may have.
     """
 
     def __init__(
@@ -137,23 +297,36 @@ class RpcCore:
         *,
         methods: Mapping[str, MethodSpec] = METHODS,
         max_batch: int = DEFAULT_MAX_BATCH,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         self.target = target
         self.methods = methods
         self.max_batch = max_batch
+        self.max_depth = max_depth
 
-    async def handle_line(self, line: bytes) -> bytes | None:
-        """The reply line to one request line, or None when no reply is due."""
-        if not line.strip():
+    async def handle_line(self, line: bytes, caller: Caller | None = None) -> bytes | None:
+        """The reply line to one request line, or None when no reply is due.
+
+        Args:
+            line: one line as read (its newline may be left on).
+            caller: the connection's state, marked authenticated when a request succeeds.
+        """
+        if not line or line.isspace():
             return None
         try:
-            message = decode(line)
-        except ParseError as exc:
+            message, suspect = _decode(line, self.max_depth)
+        except RpcError as exc:
             return encode(_reply(None, error=exc.to_rpc()))
-        return await self.handle_message(message)
+        return await self.handle_message(message, caller, check_numbers=suspect)
 
-    async def handle_message(self, message: Any) -> bytes | None:
-        """The reply line to one decoded message (request or batch), or None."""
+    async def handle_message(
+        self, message: Any, caller: Caller | None = None, *, check_numbers: bool = True
+    ) -> bytes | None:
+        """The reply line to one decoded message (request or batch), or None.
+
+        ``check_numbers`` searches params for numbers out of range (:meth:`handle_line`
+        knows from the parser whether a line holds any, and searches only then).
+        """
         if isinstance(message, list):
             if not message:
                 return encode(_reply(None, error=InvalidRequest("empty batch").to_rpc()))
@@ -163,29 +336,38 @@ class RpcCore:
                 )
                 return encode(_reply(None, error=error.to_rpc()))
             async with aio.TaskGroup() as group:
-                tasks = [group.create_task(self.handle_request(item)) for item in message]
+                tasks = [
+                    group.create_task(
+                        self.handle_request(item, caller, check_numbers=check_numbers)
+                    )
+                    for item in message
+                ]
             parts = [_encode_reply(reply) for task in tasks if (reply := task.result())]
             if not parts:
                 return None
             return b"[" + b",".join(part.rstrip(b"\n") for part in parts) + b"]\n"
-        reply = await self.handle_request(message)
+        reply = await self.handle_request(message, caller, check_numbers=check_numbers)
         return None if reply is None else _encode_reply(reply)
 
-    async def handle_request(self, request: Any) -> dict[str, Any] | None:
+    async def handle_request(
+        self, request: Any, caller: Caller | None = None, *, check_numbers: bool = True
+    ) -> dict[str, Any] | None:
         """The reply object to one request, or None for a notification."""
         if not isinstance(request, dict):
             return _reply(None, error=InvalidRequest("a request must be a JSON object").to_rpc())
         notification = "id" not in request
         request_id = request.get("id")
         if not _valid_id(request_id):
-            error = InvalidRequest("id must be a string, a number or null")
+            error = InvalidRequest("id must be a string, a finite number or null")
             return _reply(None, error=error.to_rpc())
         try:
-            spec, params = self._parse(request)
+            spec, params = self._parse(request, check_numbers)
         except RpcError as exc:
             if notification and not isinstance(exc, InvalidRequest):
                 return None
             return _reply(request_id, error=exc.to_rpc())
+        except InvalidArgument as exc:
+            return None if notification else _reply(request_id, error=exc.to_rpc())
         try:
             result = await self._call(spec, params)
         except Exception as exc:
@@ -194,9 +376,13 @@ class RpcCore:
                     error_object(exc)  # logs it
                 return None
             return _reply(request_id, error=error_object(exc))
+        if caller is not None:
+            caller.authenticated = True
         return None if notification else _reply(request_id, result=result)
 
-    def _parse(self, request: dict[str, Any]) -> tuple[MethodSpec, dict[str, Any]]:
+    def _parse(
+        self, request: dict[str, Any], check_numbers: bool
+    ) -> tuple[MethodSpec, dict[str, Any]]:
         if request.get("jsonrpc") != "2.0":
             raise InvalidRequest('the request must carry "jsonrpc": "2.0"')
         method = request.get("method", _MISSING)
@@ -208,6 +394,8 @@ class RpcCore:
         spec = self.methods.get(method)
         if spec is None or getattr(self.target, method, None) is None:
             raise MethodNotFound(f"no method {method!r}", method=method)
+        if check_numbers:  # before the types: 10**400 decoded as a real is out of range
+            _check_numbers(spec, params)
         return spec, bind_params(spec, params)
 
     async def _call(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
@@ -215,11 +403,20 @@ class RpcCore:
 
 
 def _encode_reply(reply: dict[str, Any]) -> bytes:
-    """A reply as a line; a result or error that is not JSON becomes an internal error."""
+    """A reply as a line; a result or error that is not JSON becomes an internal error.
+
+    It never raises: a reply that cannot be written at all becomes an internal error
+    with ``id`` null, so one bad reply never takes a batch down with it.
+    """
     try:
         return encode(reply)
     except (TypeError, ValueError) as exc:
-        if "error" in reply:
-            slim = {key: reply["error"][key] for key in ("code", "message")}
-            return encode(_reply(reply["id"], error=slim))
-        return encode(_reply(reply["id"], error=error_object(exc)))
+        request_id = reply.get("id")
+        try:
+            if "error" in reply:
+                slim = {key: reply["error"].get(key) for key in ("code", "message")}
+                return encode(_reply(request_id, error=slim))
+            return encode(_reply(request_id, error=error_object(exc)))
+        except (TypeError, ValueError, AttributeError):
+            error = InternalError("the server could not encode a reply")
+            return encode(_reply(None, error=error.to_rpc()))
