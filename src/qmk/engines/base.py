@@ -9,6 +9,10 @@ and samples many shots of the current state
 without disturbing it. An engine whose class also has the static methods
 ``export_snapshot(snapshot) -> (json, arrays)`` and ``import_snapshot(json, arrays)``
 can write its snapshots to a checkpoint file (:mod:`qmk.execution.checkpoint`).
+An engine may also take a *segment*, a run of gates at once
+(``apply_segment(gates)``, each gate a :data:`GateCall`; the statevector engine fuses
+them into wider gates): :func:`apply_segment` calls it where the engine has it and
+applies the gates one by one where not, so every engine takes segments.
 
 Errors are :class:`EngineError` (exit status 2) with a ``QE`` code; this module
 registers the family in :data:`qmk.errors.REGISTRY` (``docs/errors.md`` lists it).
@@ -122,6 +126,38 @@ register(
 ENGINE_ERRORS: Mapping[str, str] = MappingProxyType(
     {code: entry.name for code, entry in REGISTRY.family("QE").items()}
 )
+
+
+#: One gate of a segment: its name in :data:`~qmk.engines.gates.GATES`, its qubits (the
+#: engine's indices, gate qubit 0 first) and its parameters.
+GateCall = tuple[str, Sequence[int], Sequence[float]]
+
+
+def apply_segment(engine: Any, gates: Sequence[GateCall]) -> None:
+    """Apply ``gates`` in order on ``engine``: its own ``apply_segment`` where it has
+    one (which checks every gate before applying any), else :meth:`Engine.apply` one
+    gate at a time (a bad gate then raises after the ones before it were applied).
+
+    >>> from qmk.engines.stabilizer import StabilizerEngine
+    >>> engine = StabilizerEngine(seed=1)
+    >>> a, b = engine.allocate(), engine.allocate()
+    >>> apply_segment(engine, [("h", [a], []), ("cx", [a, b], [])])
+    >>> sorted({tuple(row) for row in engine.sample([a, b], 50).tolist()})
+    [(0, 0), (1, 1)]
+    """
+    own = getattr(engine, "apply_segment", None)
+    if own is not None:
+        own(gates)
+        return
+    apply_gates(engine, gates)
+
+
+def apply_gates(engine: Any, gates: Sequence[GateCall]) -> None:
+    """Apply ``gates`` one by one through ``engine.apply`` (an engine's ``apply_segment``
+    may be just this)."""
+    apply = engine.apply
+    for gate, qubits, params in gates:
+        apply(gate, qubits, params)
 
 
 @runtime_checkable

@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import stim
 
-from qmk.engines.base import EngineError
+from qmk.engines.base import EngineError, GateCall
 from qmk.engines.batch import BatchCircuit, BatchSampler
 from qmk.engines.gates import BASES, GATES, quarter_turns
 
@@ -224,6 +224,33 @@ qubits and 2 are live; free some or raise max_qubits
                 number of qubits or parameters, or qubits not live or repeated. The state is
                 unchanged when it raises.
         """
+        method = self._checked(gate, qubits, params)
+        if method is not None:
+            getattr(self._sim, method)(*qubits)
+
+    def apply_segment(self, gates: Sequence[GateCall]) -> None:
+        """Apply a run of gates (``(gate, qubits, params)`` each, in order): every gate is
+        checked first, as :meth:`apply` checks it, so a bad one leaves the state as it was.
+
+        >>> engine = StabilizerEngine(seed=0)
+        >>> a, b = engine.allocate(), engine.allocate()
+        >>> engine.apply_segment([("h", [a], []), ("t", [b], [])])
+        Traceback (most recent call last):
+        ...
+        qmk.engines.base.EngineError: QE103 gate-unsupported: the stabilizer engine applies \
+Clifford gates only and t is not one; run the program on the statevector engine
+        >>> engine.probability(a, "X")
+        0.5
+        """
+        calls = [(self._checked(gate, qubits, params), qubits) for gate, qubits, params in gates]
+        sim = self._sim
+        for method, qubits in calls:
+            if method is not None:
+                getattr(sim, method)(*qubits)
+
+    def _checked(self, gate: str, qubits: Sequence[int], params: Sequence[float]) -> str | None:
+        """The simulator method that applies a valid gate (None: the identity); raises as
+        :meth:`apply` does for an invalid one."""
         spec = GATES.get(gate)
         if spec is None:
             raise EngineError.of(
@@ -254,8 +281,7 @@ qubits and 2 are live; free some or raise max_qubits
             raise EngineError.of(
                 "engine-misuse", f"{gate} on repeated qubits {list(qubits)}", gate=gate
             )
-        if method is not None:
-            getattr(self._sim, method)(*qubits)
+        return method
 
     def _stim_method(self, gate: str, params: Sequence[float]) -> str | Literal[False] | None:
         """The simulator method for ``gate``: a name, None (identity) or False (unsupported)."""

@@ -58,7 +58,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from qmk.engines.base import EngineError
+from qmk.engines import fusion, kernels
+from qmk.engines.base import EngineError, GateCall
 from qmk.engines.gates import BASES, GATES
 
 #: Default cap on the state's memory: amplitudes plus one working copy, in bytes.
@@ -83,6 +84,11 @@ _IMPOSSIBLE = 1e-12
 _CHUNK = 1 << 15
 #: Below this many entries a distribution is sampled with one cumulative sum.
 _FLAT_SAMPLING = 1 << 16
+#: One-qubit gates that never mix amplitudes (diagonal, or a flip times a diagonal).
+_UNMIXING = frozenset({"i", "x", "y", "z", "s", "sdg", "t", "tdg", "rz"})
+#: Segments on fewer tensor axes than this run gate by gate (:meth:`apply_segment`): on a
+#: state this small a pass costs less than planning blocks.
+DEFAULT_FUSED_MIN_QUBITS = 10
 #: Basis changes (before, after) that turn an X or Y measurement into a Z one.
 _ROTATIONS = {"Z": ((), ()), "X": ((_H,), (_H,)), "Y": ((_SDG, _H), (_H, _S))}
 
@@ -151,6 +157,35 @@ def _limit_bytes(max_bytes: int | None) -> int:
             source=source,
         )
     return int(value)
+
+
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not (low <= value <= high)
+    ):
+        raise EngineError.of(
+            "engine-misuse", f"{name} must be a whole number from {low} to {high}, not {value!r}"
+        )
+    return int(value)
+
+
+def _kernels_option(value: Any) -> str:
+    if value is None:
+        return kernels.default_kernels()
+    if value not in kernels.KERNELS:
+        raise EngineError.of(
+            "engine-misuse",
+            f"kernels must be one of {', '.join(kernels.KERNELS)}, not {value!r}",
+        )
+    if value == "simd" and kernels.default_kernels() != "simd":
+        raise EngineError.of(
+            "engine-misuse",
+            "kernels='simd' needs llvmlite (pip install 'quantum-microkernel[fast]'): "
+            f"{kernels.simd.unavailable_reason()}",
+        )
+    return str(value)
 
 
 def _human_bytes(count: float) -> str:
@@ -226,11 +261,18 @@ class StatevectorEngine:
         max_bytes: memory cap for amplitudes plus one working copy; default
             ``$QMK_MAX_STATE_BYTES`` or :data:`DEFAULT_MAX_BYTES` (8 GiB).
         fuse: False applies every pending gate and phase after each call (slower; the
-            same states).
+            same states), and :meth:`apply_segment` gate by gate.
+        max_fused: the widest block :meth:`apply_segment` fuses gates into (default
+            :data:`~qmk.engines.fusion.DEFAULT_WIDTH`, 4); 1 applies segments gate by gate.
+        kernels: ``"simd"`` or ``"numpy"``, what applies a fused block
+            (:mod:`~qmk.engines.kernels`); default: ``simd`` where llvmlite is installed.
+        fused_min_qubits: segments on smaller states run gate by gate (default
+            :data:`DEFAULT_FUSED_MIN_QUBITS`; 0 fuses every segment that qualifies).
 
     Raises:
-        EngineError: ``engine-misuse`` for a dtype other than complex64/complex128 or a
-            ``max_bytes`` that is not a positive integer.
+        EngineError: ``engine-misuse`` for a dtype other than complex64/complex128, a
+            ``max_bytes`` that is not a positive integer, a ``max_fused`` outside 1-6,
+            an unknown ``kernels`` or ``simd`` where llvmlite is not installed.
 
     >>> engine = StatevectorEngine(seed=3, dtype="complex64", max_bytes=2**20)
     >>> engine.max_qubits
@@ -249,8 +291,14 @@ class StatevectorEngine:
         dtype: Any = np.complex128,
         max_bytes: int | None = None,
         fuse: bool = True,
+        max_fused: int = fusion.DEFAULT_WIDTH,
+        kernels: str | None = None,
+        fused_min_qubits: int = DEFAULT_FUSED_MIN_QUBITS,
     ) -> None:
         self._dtype = _complex_dtype(dtype)
+        self._max_fused = _whole(max_fused, "max_fused", 1, 6)
+        self._fused_min = _whole(fused_min_qubits, "fused_min_qubits", 0, 64)
+        self._kernels = _kernels_option(kernels)
         self._max_bytes = _limit_bytes(max_bytes)
         per_amplitude = 2 * self._dtype.itemsize  # the state and one working copy
         fits = self._max_bytes // per_amplitude
@@ -382,6 +430,49 @@ class StatevectorEngine:
         ...
         qmk.engines.base.EngineError: QE105 engine-misuse: cx acts on 2 qubits, got 1
         """
+        self._apply_checked(*self._checked(gate, qubits, params))
+        self._after_call()
+
+    def apply_segment(self, gates: Sequence[GateCall]) -> None:
+        """Apply a run of gates (``(gate, qubits, params)`` each, in order) at once.
+
+        Every gate is checked first, so a bad one leaves the state as it was. A segment
+        whose one-qubit gates mix amplitudes (``h``, ``rx``, ``ry``...) on a state of at
+        least ``fused_min_qubits`` axes is fused (:func:`~qmk.engines.fusion.plan`) into
+        blocks of up to ``max_fused`` qubits, each applied in one pass by the compiled
+        kernels; its qubits are first given tensor axes of their own (their pending
+        bookkeeping folded into the first block). Other segments, and those that would
+        make qubits the bookkeeping holds for free (classical bits, copies) take up
+        amplitudes, go gate by gate as :meth:`apply` would. Either way the state is the
+        same, up to rounding.
+
+        Raises:
+            EngineError: as :meth:`apply`, for the first bad gate, before any is applied.
+
+        >>> engine = StatevectorEngine(seed=0, fused_min_qubits=0)
+        >>> qs = [engine.allocate() for _ in range(3)]
+        >>> engine.apply_segment([("h", [qs[0]], []), ("ry", [qs[1]], [0.5]),
+        ...                       ("cx", qs[:2], []), ("cz", qs[1:], []), ("rx", [qs[2]], [1.0])])
+        >>> reference = StatevectorEngine(seed=0, max_fused=1)
+        >>> rs = [reference.allocate() for _ in range(3)]
+        >>> reference.apply("h", [rs[0]]); reference.apply("ry", [rs[1]], [0.5])
+        >>> reference.apply("cx", rs[:2]); reference.apply("cz", rs[1:])
+        >>> reference.apply("rx", [rs[2]], [1.0])
+        >>> bool(np.allclose(engine.state_vector(qs), reference.state_vector(rs)))
+        True
+        """
+        checked = [self._checked(gate, qubits, params) for gate, qubits, params in gates]
+        if self._fusable(checked):
+            self._apply_fused(checked)
+            return
+        for gate, qs, values in checked:
+            self._apply_checked(gate, qs, values)
+            self._after_call()
+
+    def _checked(
+        self, gate: str, qubits: Sequence[int], params: Sequence[float]
+    ) -> tuple[str, list[int], tuple[float, ...]]:
+        """The gate, its live qubits and its float parameters; raises as :meth:`apply`."""
         spec = GATES.get(gate) if isinstance(gate, str) else None
         if spec is None:
             raise EngineError.of(
@@ -404,7 +495,11 @@ class StatevectorEngine:
                 gate=gate,
                 qubits=qs,
             )
-        values = tuple(float(p) for p in params)
+        return gate, qs, tuple(float(p) for p in params)
+
+    def _apply_checked(self, gate: str, qs: list[int], values: tuple[float, ...]) -> None:
+        """Apply a checked gate through the bookkeeping (pending matrices and phases)."""
+        spec = GATES[gate]
         if spec.qubits == 1:
             if gate != "i":
                 self._gate1(qs[0], spec.matrix(values))
@@ -417,7 +512,6 @@ class StatevectorEngine:
         else:
             const, terms = _DIAGONAL_TERMS[gate]
             self._diagonal(qs, const, terms)
-        self._after_call()
 
     def probability(self, qubit: int, basis: str = "Z") -> float:
         """The probability that measuring ``qubit`` in ``basis`` gives 1 (the -1 eigenstate).
@@ -874,6 +968,76 @@ class StatevectorEngine:
         view, (da, db, dt) = self._view([self._vars.index(v) for v in (va, vb, vt)])
         fixed = {da: 1 ^ self._consts[a], db: 1 ^ self._consts[b]}
         self._swap_slices(view, {**fixed, dt: 0}, {**fixed, dt: 1})
+
+    # ------------------------------------------------------------------ fused segments
+
+    def _fusable(self, checked: Sequence[tuple[str, list[int], tuple[float, ...]]]) -> bool:
+        """Whether a segment goes the fused way (:meth:`apply_segment`): fusion is on, at
+        least two of its one-qubit gates mix amplitudes, every qubit it touches without
+        one already has an axis of its own, and the state has ``fused_min_qubits`` axes."""
+        if not self._fuse or self._max_fused < 2:
+            return False
+        mixing: set[int] = set()
+        count = 0
+        for gate, qs, values in checked:
+            mixing_gate = len(qs) == 1 and gate not in _UNMIXING
+            if mixing_gate and _kind(GATES[gate].matrix(values)) == "dense":
+                mixing.add(qs[0])
+                count += 1
+        if count < 2:
+            return False
+        width = self._psi.ndim
+        columns: dict[int, int] | None = None
+        for q in dict.fromkeys(q for _, qs, _ in checked for q in qs):
+            row = self._rows[q]
+            if q in mixing:
+                width += not row
+                continue
+            if columns is None:
+                columns = self._columns()
+            if not self._owns_axis(q, columns):
+                return False
+        return width >= self._fused_min
+
+    def _owns_axis(self, q: int, columns: Mapping[int, int]) -> bool:
+        """Whether ``q`` reads one variable that no other qubit reads."""
+        row = self._rows[q]
+        return bool(row) and not row & (row - 1) and columns[row.bit_length() - 1] == 1 << q
+
+    def _apply_fused(self, checked: Sequence[tuple[str, list[int], tuple[float, ...]]]) -> None:
+        """Give the segment's qubits axes of their own, then apply its fused blocks."""
+        order = list(dict.fromkeys(q for _, qs, _ in checked for q in qs))
+        for _ in range(3):  # cleaning one qubit never spoils another; checked anyway
+            for q in order:
+                self._clean(q)
+            columns = self._columns()
+            if all(self._owns_axis(q, columns) for q in order):
+                break
+        else:
+            for gate, qs, values in checked:
+                self._apply_checked(gate, qs, values)
+            return
+        for q in order:
+            self._flush_terms(self._rows[q].bit_length() - 1)
+        # what the bookkeeping still holds on top of the tensor goes first: X^c, then U
+        items: list[tuple[Sequence[int], np.ndarray]] = []
+        for q in order:
+            u = self._pending.pop(q, None)
+            if self._consts[q]:
+                u = _X if u is None else u @ _X
+                self._consts[q] = 0
+            if u is not None:
+                items.append(((q,), u))
+        items += [(qs, GATES[gate].matrix(values)) for gate, qs, values in checked]
+        shape = self._psi.shape
+        psi = np.ascontiguousarray(self._psi).reshape(-1)
+        axis = {var: a for a, var in enumerate(self._vars)}
+        bit = {q: len(shape) - 1 - axis[self._rows[q].bit_length() - 1] for q in order}
+        for block in fusion.plan(items, max_width=self._max_fused):
+            bits = [bit[q] for q in reversed(block.qubits)]
+            kernels.apply_matrix(psi, block.matrix, bits, kernels=self._kernels)
+        self._psi = psi.reshape(shape)
+        self._spare = None
 
     # ------------------------------------------------------------------ physical work
 

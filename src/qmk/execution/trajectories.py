@@ -10,6 +10,9 @@ log2(shots) snapshots are held at once. Measurements at the end of the program
 simulated one by one: each leaf applies their basis changes and draws all its
 shots from the final state at once. A program with no mid-circuit measurement is
 thus simulated exactly once per group and sampled.
+A maximal run of unitary micro-ops (gates and feed-forward Paulis, guards decided
+as the run starts: no event changes inside it) goes to the engine as one *segment*
+(:func:`qmk.engines.base.apply_segment`), which the statevector engine fuses.
 
 **Resumable.** Every branch draws from a random stream of its own, seeded where it
 split off from its parent's, and a group's rows are assembled from its leaves in the
@@ -31,7 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qmk.engines.base import Engine
+from qmk.engines.base import Engine, GateCall, apply_segment
 from qmk.engines.gates import GATES
 from qmk.execution.plan import Plan
 from qmk.qvm.graph import Guard
@@ -417,17 +420,32 @@ class Runner:
         qmap = branch.qmap
         events = branch.events
         pos = branch.pos
+        urgent = False  # the control, read for ops[pos] already, said urgent
         while pos < tail:
-            if control is not None and control.urgent and control.at_op() == YIELD_NOW:
+            asked = control is not None and (urgent or control.urgent)
+            if asked and control is not None and control.at_op() == YIELD_NOW:
                 self._stop_now(engine, ops, branch, pos)
             op = ops[pos]
+            if op.kind in _UNITARY:
+                # a maximal run of unitary micro-ops goes to the engine as one segment;
+                # the control is still read before each of them, and the run ends before
+                # one it calls urgent (whose at_op then sees every op before it applied)
+                end = pos + 1
+                urgent = False
+                while end < tail and ops[end].kind in _UNITARY:
+                    if control is not None and control.urgent:
+                        urgent = True
+                        break
+                    end += 1
+                apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
+                pos = end
+                continue
+            urgent = False
             pos += 1
             if op.guard is not None and not _holds(op.guard, events, index):
                 continue
             kind = op.kind
-            if kind == "gate":
-                engine.apply(op.gate, [qmap[q] for q in op.qubits], op.params)
-            elif kind == "meas":
+            if kind == "meas":
                 q = qmap[op.qubits[0]]
                 p1 = min(max(engine.probability(q, op.basis), 0.0), 1.0)
                 pending = _collapse(q, op.basis, op.event)
@@ -445,9 +463,6 @@ class Runner:
                 pending = _discard(q, name, kind == "free")
                 choice = self._split(engine, branch, pos, (1.0 - p1, p1), pending)
                 _apply_pending(engine, branch, pending(choice))
-            elif kind == "cond":
-                if _parity(op, events):
-                    engine.apply(op.gate, [qmap[op.qubits[0]]])
             elif kind == "werner":
                 q = qmap[op.qubits[0]]
                 p = (1.0 - op.fidelity) / 3
@@ -504,26 +519,42 @@ class Runner:
         decided as it was when the op ran.
         """
         start = pos
-        while start > 0 and ops[start - 1].kind in ("gate", "cond"):
+        while start > 0 and ops[start - 1].kind in _UNITARY:
             start -= 1
-        undone = 0
-        for i in range(pos - 1, start - 1, -1):
-            op = ops[i]
-            if op.guard is not None and not _holds(op.guard, branch.events, self.index):
-                continue
-            if op.kind == "gate":
-                gate, params = GATES[op.gate].adjoint(op.params)
-                engine.apply(gate, [branch.qmap[q] for q in op.qubits], params)
-                undone += 1
-            elif _parity(op, branch.events):
-                engine.apply(op.gate, [branch.qmap[op.qubits[0]]])  # a Pauli: self-inverse
-                undone += 1
+        undo: list[GateCall] = []
+        for gate, qubits, params in reversed(
+            _segment(ops[start:pos], branch.qmap, branch.events, self.index)
+        ):
+            adjoint, inverse = GATES[gate].adjoint(params)  # a feed-forward Pauli is its own
+            undo.append((adjoint, qubits, inverse))
+        apply_segment(engine, undo)
+        undone = len(undo)
         if undone:
             self.progress.rollbacks += 1
             self.progress.rollback_gates += undone
         branch.pos = start
         epoch = sum(1 for op in ops[:start] if op.kind == "fence")
         self._save(engine, branch, epoch, YIELD_NOW)
+
+
+#: Micro-op kinds that are unitary: a run of them is one segment for the engine.
+_UNITARY = ("gate", "cond")
+
+
+def _segment(
+    run: Sequence[_Op], qmap: Mapping[str, int], events: np.ndarray, index: Mapping[str, int]
+) -> list[GateCall]:
+    """The gates a run of unitary micro-ops applies: guards and feed-forward parities are
+    decided now (no event changes inside a run)."""
+    gates: list[GateCall] = []
+    for op in run:
+        if op.guard is not None and not _holds(op.guard, events, index):
+            continue
+        if op.kind == "gate":
+            gates.append((op.gate, [qmap[q] for q in op.qubits], op.params))
+        elif _parity(op, events):
+            gates.append((op.gate, [qmap[op.qubits[0]]], ()))
+    return gates
 
 
 def _collapse(q: int, basis: str, event: int) -> Callable[[int], Pending]:
@@ -550,15 +581,16 @@ def _leaf(
     rows = np.tile(events, (shots, 1))
     measured: list[tuple[int, int]] = []
     done: set[str] = set()
+    gates: list[GateCall] = []  # one segment: the gates before sampling, basis changes too
     for op in ops[tail:]:
         if op.kind == "meas":
             q = qmap[op.qubits[0]]
-            for gate in _TO_Z[op.basis]:
-                engine.apply(gate, [q])
+            gates += [(gate, [q], ()) for gate in _TO_Z[op.basis]]
             measured.append((q, op.event))
             done.add(op.qubits[0])
         elif op.kind == "gate" and not any(q in done for q in op.qubits):
-            engine.apply(op.gate, [qmap[q] for q in op.qubits], op.params)
+            gates.append((op.gate, [qmap[q] for q in op.qubits], op.params))
+    apply_segment(engine, gates)
     if measured and shots:
         samples = engine.sample([q for q, _ in measured], shots)
         for column, (_, evi) in enumerate(measured):

@@ -1,0 +1,76 @@
+"""Applying a fused ``k``-qubit matrix to a statevector in place: compiled or numpy.
+
+Two implementations of one operation, :func:`apply_matrix`:
+
+- ``simd`` (:mod:`qmk.engines.simd`): SIMD code generated for this CPU and compiled by
+  llvmlite (the ``fast`` extra), every core used. The default where it imports.
+- ``numpy``: the state seen as a tensor of ``n`` axes, the matrix contracted with the
+  target axes (``tensordot``, BLAS) chunk by chunk over the leading axes it does not
+  touch, written back through ``moveaxis``. Always there; slower on large states, where
+  the transposes cost more than the arithmetic.
+
+Measured on one 2-core Zen 5 (AVX-512) shared with other work, a 4-qubit gate on
+2^22 complex64 amplitudes took 6-19 ms with ``simd`` on one core and 25-60 ms with
+``numpy``; numba ``@njit`` loops, tried first, ran 4-5x slower than ``simd`` on the
+same gate (they reach 18-20 GFLOP/s per core, ``simd`` 70-110 on cached data).
+
+>>> import numpy as np
+>>> psi = np.zeros(8, dtype=np.complex128); psi[0] = 1
+>>> x = np.array([[0, 1], [1, 0]])
+>>> apply_matrix(psi, x, [2], kernels="numpy"); psi.nonzero()[0].tolist()
+[4]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from qmk.engines import simd
+
+#: The implementations, best first.
+KERNELS = ("simd", "numpy")
+#: A numpy chunk holds at least this many amplitudes (the rest of the state waits).
+_CHUNK = 1 << 16
+
+
+def default_kernels() -> str:
+    """``"simd"`` where the compiled kernels work here, else ``"numpy"``."""
+    return "simd" if simd.available() else "numpy"
+
+
+def apply_matrix(psi: np.ndarray, matrix: np.ndarray, bits: Sequence[int], *, kernels: str) -> None:
+    """Apply the ``2**k``-square ``matrix`` in place to the flat state ``psi``.
+
+    Args:
+        psi: ``2**n`` amplitudes (complex64 or complex128, C-contiguous).
+        matrix: the unitary; bit ``j`` of its index acts on bit ``bits[j]`` of ``psi``'s.
+        bits: distinct index bits of ``psi``.
+        kernels: ``"simd"`` or ``"numpy"`` (:data:`KERNELS`); ``simd`` hands states
+            smaller than one vector to numpy.
+    """
+    if kernels == "simd" and psi.size >> simd.lane_bits(psi.dtype):
+        simd.apply_matrix(psi, matrix, bits)
+    else:
+        apply_numpy(psi, matrix, bits)
+
+
+def apply_numpy(psi: np.ndarray, matrix: np.ndarray, bits: Sequence[int]) -> None:
+    """:func:`apply_matrix` in numpy: ``tensordot`` on the target axes, chunk by chunk."""
+    n = psi.size.bit_length() - 1
+    k = len(bits)
+    # tensor axis a is index bit n-1-a; the matrix's tensor axis i is its index bit k-1-i
+    axes = [n - 1 - bits[k - 1 - i] for i in range(k)]
+    gate = np.asarray(matrix).astype(psi.dtype, copy=False).reshape((2,) * (2 * k))
+    lead = 0  # leading axes the gate does not touch, iterated over
+    while lead < min(axes) and n - lead > 16 and (1 << (n - lead - 1)) >= _CHUNK:
+        lead += 1
+    tensor = psi.reshape((2,) * n)
+    inner = [a - lead for a in axes]
+    for prefix in itertools.product((0, 1), repeat=lead):
+        chunk: Any = tensor[prefix] if prefix else tensor
+        moved = np.tensordot(gate, chunk, axes=(list(range(k, 2 * k)), inner))
+        chunk[...] = np.moveaxis(moved, list(range(k)), inner)
