@@ -80,6 +80,14 @@ SESSION_TTL_S: Final = 3600.0
 JOB_TIMEOUT_S: Final = 600.0
 #: Memory (RLIMIT_AS) of each worker process, in MiB.
 WORKER_MEMORY_MB: Final = 2048
+#: CPU seconds one job may use in its worker (RLIMIT_CPU, all its threads together): a
+#: backstop behind the job's own timeout, for a worker that outlives its kernel's watch.
+WORKER_CPU_S: Final = 86_400
+#: The largest file a worker may write, in MiB (RLIMIT_FSIZE); None: the worker's memory
+#: cap (a worker cannot write a checkpoint bigger than what it holds).
+WORKER_FILE_MB: Final[int | None] = None
+#: The user workers run as when the kernel runs as root.
+WORKER_USER: Final = "nobody"
 #: Length of a scheduling epoch, in milliseconds.
 EPOCH_MS: Final = 10
 #: A queued job preempts a running one whose priority is at least this much lower (0: never).
@@ -91,6 +99,9 @@ ROLLBACK_GAP: Final = 6
 #: The longest a job's policy timeout or a q_wait may ask for, in milliseconds (a year):
 #: larger numbers (10**400, say) are refused as invalid arguments, never overflow.
 MAX_TIMEOUT_MS: Final = 365 * 24 * 3600 * 1000
+#: Free space (MiB) the data directory's disk must keep: below it, submits are refused
+#: (QS1011) before anything is written, so commits do not run out of room.
+MIN_FREE_DISK_MB: Final = 64
 #: Seconds a channel proposal waits to be accepted before it is closed (frees the quota).
 CHANNEL_PROPOSAL_TTL_S: Final = 3600.0
 #: Execution states (checkpoint files) a job keeps: saving one more deletes its oldest.

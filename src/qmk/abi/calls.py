@@ -59,6 +59,7 @@ class SyscallMethods(Generic[_R]):
         shots: int = 1024,
         seed: int | None = None,
         policy: Mapping[str, Any] | SupportsJson | None = None,
+        idempotency_key: str | None = None,
         *,
         session_id: str | None = None,
     ) -> _R:
@@ -73,6 +74,8 @@ class SyscallMethods(Generic[_R]):
             seed: integer | null; seed; null: the kernel draws one (default null)
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
                 channels (default null)
+            idempotency_key: string | null; 1-128 characters: a submit again with the same key
+                returns the same job (default null)
             session_id: the session to use; None: the client's own
         """
         return self._call(
@@ -83,6 +86,7 @@ class SyscallMethods(Generic[_R]):
                 "shots": shots,
                 "seed": seed,
                 "policy": policy,
+                "idempotency_key": idempotency_key,
             },
         )
 

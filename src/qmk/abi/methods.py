@@ -226,6 +226,13 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     doc="priority, deadline, timeout_ms, engine, noise, qubit, profile, channels",
                     required=False,
                 ),
+                _p(
+                    "idempotency_key",
+                    S,
+                    NULL,
+                    doc="1-128 characters: a submit again with the same key returns the same job",
+                    required=False,
+                ),
             ),
             _method(
                 "q_status",

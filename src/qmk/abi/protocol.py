@@ -44,6 +44,7 @@ class KernelSyscalls(Protocol):
         shots: int = 1024,
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Verify, admit and queue a QVM graph; refusals come back at once.
 
@@ -57,6 +58,8 @@ class KernelSyscalls(Protocol):
             seed: integer | null; seed; null: the kernel draws one (default null)
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
                 channels (default null)
+            idempotency_key: string | null; 1-128 characters: a submit again with the same key
+                returns the same job (default null)
         """
 
     async def q_status(

@@ -54,6 +54,8 @@ class AuditLog:
         self._pending: list[str] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size  # where the next line starts
+        #: The chain as written: (seq, head) of the last line in the file.
+        self._written = (self.seq, self.head)
 
     def append(self, event: str, **fields: Any) -> None:
         """Queue one line: ``event`` (e.g. "cap", "job", "chan", "kernel") and its fields."""
@@ -64,6 +66,22 @@ class AuditLog:
         line = f'{body[:-1]},"mac":"{_mac(self._secret, body)}"}}'
         self.head = hashlib.sha256(line.encode()).hexdigest()
         self._pending.append(line)
+
+    def position(self) -> tuple[int, int, str, int]:
+        """Where the file stands: (bytes, seq, head, head offset) of what is written, the
+        lines still pending not included; see :meth:`restore`."""
+        return self._size, self._written[0], self._written[1], self.head_offset
+
+    def restore(self, position: tuple[int, int, str, int]) -> None:
+        """Go back to ``position`` (a write that failed, or a commit that failed after it):
+        the file is cut back to its size then, and the lines since are dropped, so the
+        chain on disk stays whole and the next line chains on from it."""
+        size, self.seq, self.head, self.head_offset = position
+        self._written = (self.seq, self.head)
+        self._pending.clear()
+        if self._size != size:
+            os.ftruncate(self._fd, size)
+            self._size = size
 
     @property
     def pending(self) -> bool:
@@ -76,12 +94,13 @@ class AuditLog:
         if self._pending:
             data = ("\n".join(self._pending) + "\n").encode()
             self.head_offset = self._size + len(data) - len(self._pending[-1]) - 1
-            self._size += len(data)
             self._pending.clear()
             view = memoryview(data)
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
+                self._size += written
+            self._written = (self.seq, self.head)
         return self.seq, self.head, self.head_offset
 
     def close(self) -> None:

@@ -17,8 +17,11 @@ events, and its commit window is an :func:`asyncio.timeout` scope.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 
 from qmk import aio
+from qmk.errors import UnavailableError
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.store import Store
 
@@ -105,8 +108,25 @@ class GroupCommit:
         return future
 
     def _flush(self) -> None:
-        head = self.audit.flush()
-        self.store.commit(head)
+        """Write the audit lines, then commit with their head; all or nothing.
+
+        Raises:
+            UnavailableError: a write failed (a full disk, say): the audit log is cut back
+                and the transaction rolled back, so nothing of it stays, and every request
+                that waited for it is refused.
+        """
+        position = self.audit.position()
+        try:
+            head = self.audit.flush()
+            self.store.commit(head)
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(OSError, sqlite3.Error):
+                self.audit.restore(position)
+                self.store.rollback()
+            raise UnavailableError(
+                f"the kernel could not write its data directory ({exc}); nothing of this "
+                "request was kept: retry later"
+            ) from exc
 
 
 __all__ = ["GROUP_COMMIT_S", "GroupCommit"]

@@ -44,6 +44,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 DEFAULT_SESSION_TTL_S = defaults.SESSION_TTL_S
 DEFAULT_JOB_TIMEOUT_S = defaults.JOB_TIMEOUT_S
 DEFAULT_WORKER_MEMORY_MB = defaults.WORKER_MEMORY_MB
+DEFAULT_WORKER_CPU_S = defaults.WORKER_CPU_S
+DEFAULT_WORKER_FILE_MB = defaults.WORKER_FILE_MB
+DEFAULT_WORKER_USER = defaults.WORKER_USER
 DEFAULT_EPOCH_MS = defaults.EPOCH_MS
 DEFAULT_PREEMPT_GAP = defaults.PREEMPT_GAP
 DEFAULT_ROLLBACK_GAP = defaults.ROLLBACK_GAP
@@ -51,6 +54,7 @@ DEFAULT_SYNCHRONOUS = defaults.SYNCHRONOUS
 DEFAULT_CHECKPOINTS_PER_JOB = defaults.CHECKPOINTS_PER_JOB
 DEFAULT_CHECKPOINT_KEEP_S = defaults.CHECKPOINT_KEEP_S
 DEFAULT_CHANNEL_PROPOSAL_TTL_S = defaults.CHANNEL_PROPOSAL_TTL_S
+DEFAULT_MIN_FREE_DISK_MB = defaults.MIN_FREE_DISK_MB
 
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
 DEFAULT_PROFILE = defaults.PROFILE
@@ -110,6 +114,10 @@ class KernelConfig:
         session_ttl_s: lifetime of a session token.
         job_timeout_s: a job's run-time limit when its policy names none.
         worker_memory_mb: address-space cap of each worker process.
+        worker_cpu_s: CPU seconds one job may use in its worker (``RLIMIT_CPU``).
+        worker_file_mb: the largest file a worker may write (``RLIMIT_FSIZE``); None:
+            ``worker_memory_mb``.
+        worker_user: the user (name or uid) workers run as when the kernel runs as root.
         epoch_ms: the scheduler's tick (deadlines, timeouts, preemption, checkpoints).
         preempt_gap: a queued job preempts a running one whose priority is at least this
             much lower (0 turns preemption off).
@@ -119,6 +127,8 @@ class KernelConfig:
             oldest (file and checkpoint).
         checkpoint_keep_s: how long a job's execution states are kept after it ends.
         channel_proposal_ttl_s: how long a channel proposal waits to be accepted.
+        min_free_disk_mb: free space the data directory's disk keeps (submits refused
+            below it; 0: no reserve).
         synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
             kernel process) or "full" (also survives power loss; slower).
         faults: the faults injected into the simulated machine (``[faults]``; none).
@@ -129,12 +139,16 @@ class KernelConfig:
     session_ttl_s: float = DEFAULT_SESSION_TTL_S
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
     worker_memory_mb: int = DEFAULT_WORKER_MEMORY_MB
+    worker_cpu_s: int = DEFAULT_WORKER_CPU_S
+    worker_file_mb: int | None = DEFAULT_WORKER_FILE_MB
+    worker_user: str | int = DEFAULT_WORKER_USER
     epoch_ms: int = DEFAULT_EPOCH_MS
     preempt_gap: int = DEFAULT_PREEMPT_GAP
     rollback_gap: int = DEFAULT_ROLLBACK_GAP
     checkpoints_per_job: int = DEFAULT_CHECKPOINTS_PER_JOB
     checkpoint_keep_s: float = DEFAULT_CHECKPOINT_KEEP_S
     channel_proposal_ttl_s: float = DEFAULT_CHANNEL_PROPOSAL_TTL_S
+    min_free_disk_mb: int = DEFAULT_MIN_FREE_DISK_MB
     synchronous: str = DEFAULT_SYNCHRONOUS
     faults: FaultSchedule = field(default_factory=FaultSchedule)
 
@@ -198,12 +212,16 @@ _KERNEL_KEYS = (
     "session_ttl_s",
     "job_timeout_s",
     "worker_memory_mb",
+    "worker_cpu_s",
+    "worker_file_mb",
+    "worker_user",
     "epoch_ms",
     "preempt_gap",
     "rollback_gap",
     "checkpoints_per_job",
     "checkpoint_keep_s",
     "channel_proposal_ttl_s",
+    "min_free_disk_mb",
     "synchronous",
 )
 _TENANT_KEYS = (
@@ -374,6 +392,11 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         session_ttl_s=_number(kernel_t, "session_ttl_s", "kernel", DEFAULT_SESSION_TTL_S),
         job_timeout_s=_number(kernel_t, "job_timeout_s", "kernel", DEFAULT_JOB_TIMEOUT_S),
         worker_memory_mb=_int(kernel_t, "worker_memory_mb", "kernel", DEFAULT_WORKER_MEMORY_MB, 64),
+        worker_cpu_s=_int(kernel_t, "worker_cpu_s", "kernel", DEFAULT_WORKER_CPU_S, 1),
+        worker_file_mb=_int(kernel_t, "worker_file_mb", "kernel", 0, 1)
+        if "worker_file_mb" in kernel_t
+        else DEFAULT_WORKER_FILE_MB,
+        worker_user=_user(kernel_t),
         epoch_ms=_int(kernel_t, "epoch_ms", "kernel", DEFAULT_EPOCH_MS, 1),
         preempt_gap=_int(kernel_t, "preempt_gap", "kernel", DEFAULT_PREEMPT_GAP, 0),
         rollback_gap=_int(kernel_t, "rollback_gap", "kernel", DEFAULT_ROLLBACK_GAP, 0),
@@ -386,8 +409,22 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         channel_proposal_ttl_s=_number(
             kernel_t, "channel_proposal_ttl_s", "kernel", DEFAULT_CHANNEL_PROPOSAL_TTL_S
         ),
+        min_free_disk_mb=_int(kernel_t, "min_free_disk_mb", "kernel", DEFAULT_MIN_FREE_DISK_MB, 0),
         synchronous=synchronous,
         faults=faults,
+    )
+
+
+def _user(table: Mapping[str, Any]) -> str | int:
+    """``kernel.worker_user``: a user name or a uid (found when the kernel starts)."""
+    value = table.get("worker_user", DEFAULT_WORKER_USER)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value:
+        return value
+    raise ConfigError(
+        f"kernel.worker_user must be a user name or a uid >= 0, got {value!r}",
+        key="kernel.worker_user",
     )
 
 

@@ -68,7 +68,7 @@ from qmk.kernel.faults import device_for
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
 from qmk.kernel.supervisor import Supervisor
-from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV, WorkerPool
+from qmk.kernel.workers import CHECKPOINTS, kernel_pool
 
 _log = logging.getLogger("qmk.kernel")
 
@@ -108,7 +108,7 @@ class Kernel:
             pool=pool,
             clock=clock,
             device=self.device,
-            checkpoint_dir=data_dir / "checkpoints",
+            checkpoint_dir=data_dir / CHECKPOINTS,
         )
         self.admission = Admission(
             config,
@@ -185,18 +185,8 @@ class Kernel:
     ) -> Kernel:
         """The kernel on ``data_dir`` (locked and checked already), with its pool."""
         loop = asyncio.get_running_loop()
-        if pool is None:
-            # QMK_TEST_WORKER_GATE: a test's FIFO that holds each job at the worker (see
-            # WorkerPool's ``gate``); never set outside tests
-            gate = os.environ.get(GATE_ENV) or None
-            pause_gate = os.environ.get(PAUSE_GATE_ENV) or None
-            pool = WorkerPool(
-                workers,
-                memory_mb=config.worker_memory_mb,
-                loop=loop,
-                gate=gate,
-                pause_gate=pause_gate,
-            )
+        if pool is None:  # confined workers; the tests' hooks come from the environment
+            pool = kernel_pool(config, data_dir, workers=workers, loop=loop)
         return cls(config, data_dir, pool, clock or SystemClock())
 
     async def _run(self, started: asyncio.Future[None]) -> None:
@@ -355,11 +345,42 @@ class Kernel:
         shots: int = defaults.SHOTS,
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Accept a job: verify, check caps, firewall, admission and quotas; queue it."""
+        """Accept a job: verify, check caps, firewall, admission and quotas; queue it.
+
+        A submit with an ``idempotency_key`` the tenant used before returns that job (as
+        it is now) and queues nothing: a client may retry a submit whose reply it lost.
+        """
         session = self._session(session_id)
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 128:
+                raise InvalidArgument(
+                    "idempotency_key must be a string of 1-128 characters or null",
+                    key="idempotency_key",
+                )
+            known = self.store.job_id_for_key(session.tenant, idempotency_key)
+            if known is not None:
+                return self.supervisor.job(known, session.tenant).to_json()
+        self._check_disk()
         job = self.admission.admit(session, graph, shots, seed, policy)
-        return await self.supervisor.accept(job)
+        return await self.supervisor.accept(job, idempotency_key=idempotency_key)
+
+    def _check_disk(self) -> None:
+        """Refuse work while the data directory's disk is below its reserve."""
+        reserve = self.config.min_free_disk_mb
+        if not reserve:
+            return
+        try:
+            stats = os.statvfs(self.data_dir)
+        except OSError:
+            return  # not knowable here: the commit itself will say
+        free_mb = stats.f_bavail * stats.f_frsize / 2**20
+        if free_mb < reserve:
+            raise UnavailableError(
+                f"the data directory's disk has {free_mb:.0f} MiB free, below the reserve of "
+                f"{reserve} MiB (kernel.min_free_disk_mb): nothing was kept; retry later"
+            )
 
     async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """The job, with its result once COMPLETED."""
@@ -532,6 +553,8 @@ class Kernel:
                 "qubit": machine.qubit,
                 "logical_model": model.to_json(),
                 "workers": self.workers,
+                # what the workers closed around them (qmk.kernel.sandbox); None: unknown
+                "worker_isolation": getattr(self.pool, "confinement", None),
                 "epoch": supervisor.epoch,
                 "epoch_ms": self.config.epoch_ms,
             },

@@ -177,6 +177,12 @@ class Store:
         for column, kind in (("path", "TEXT"), ("program_epoch", "INTEGER"), ("physics", "TEXT")):
             if column not in have:
                 self.db.execute(f"ALTER TABLE checkpoints ADD COLUMN {column} {kind}")
+        if "idempotency_key" not in {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}:
+            self.db.execute("ALTER TABLE jobs ADD COLUMN idempotency_key TEXT")
+        self.db.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant, idempotency_key) "
+            "WHERE idempotency_key IS NOT NULL"
+        )
         self.db.commit()
         self.dirty = False
 
@@ -198,6 +204,11 @@ class Store:
         self.db.commit()
         self.dirty = False
 
+    def rollback(self) -> None:
+        """Drop everything written since the last commit (a commit that failed)."""
+        self.db.rollback()
+        self.dirty = False
+
     def close(self) -> None:
         """Commit and close."""
         self.db.commit()
@@ -210,8 +221,15 @@ class Store:
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
         return int(row[0]) + 1
 
-    def insert_job(self, job: Job) -> None:
-        """Add a new job."""
+    def job_id_for_key(self, tenant: str, key: str) -> str | None:
+        """The job ``tenant`` submitted with idempotency key ``key``, if any."""
+        row = self.db.execute(
+            "SELECT job_id FROM jobs WHERE tenant=? AND idempotency_key=?", (tenant, key)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def insert_job(self, job: Job, *, idempotency_key: str | None = None) -> None:
+        """Add a new job (with the submit's idempotency key, if it gave one)."""
         self.db.execute(
             f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -239,6 +257,10 @@ class Store:
                 job.checkpoint_id,
             ),
         )
+        if idempotency_key is not None:
+            self.db.execute(
+                "UPDATE jobs SET idempotency_key=? WHERE job_id=?", (idempotency_key, job.job_id)
+            )
         self.dirty = True
 
     def save_job(self, job: Job) -> None:

@@ -233,11 +233,16 @@ class Supervisor:
             raise NotFoundError(f"no job {job_id!r}", job_id=job_id)
         return job
 
-    async def accept(self, job: Job) -> dict[str, Any]:
-        """Store, audit and queue an admitted job; return it as accepted, once committed."""
+    async def accept(self, job: Job, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Store, audit and queue an admitted job; return it as accepted, once committed.
+
+        Raises:
+            UnavailableError: the commit failed (the data disk is full, say): the job is
+                taken back, and nothing of it stays.
+        """
         job.seq = self._seq
         self._seq += 1
-        self.store.insert_job(job)
+        self.store.insert_job(job, idempotency_key=idempotency_key)
         self.audit.append(
             "job", job_id=job.job_id, tenant=job.tenant, state=J.QUEUED, seed=job.seed
         )
@@ -245,7 +250,15 @@ class Supervisor:
         self.queue.push(job)
         self._arm_deadline(job)
         accepted = job.to_json()  # the reply says QUEUED even if a worker takes it meanwhile
-        await self.commits.durable()
+        try:
+            await self.commits.durable()
+        except QMKError:
+            self._stop(job, "not committed")
+            self.jobs.pop(job.job_id, None)
+            deadline = self._deadlines.pop(job.job_id, None)
+            if deadline is not None:
+                deadline.cancel()
+            raise
         self.kick()
         return accepted
 

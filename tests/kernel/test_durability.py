@@ -1,0 +1,132 @@
+"""A submit either commits and says so, or is refused and leaves nothing: a write that
+fails (a full disk) cuts the audit log back and rolls the transaction back; a disk below
+its reserve refuses before writing; an idempotency key makes a retried submit safe."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.errors import UnavailableError
+from qmk.kernel.audit import verify
+from qmk.kernel.service import Kernel
+from qmk.kernel.store import Store
+from support.kernel import BELL, KEYS, login, make_config, run_kernel
+
+
+def test_a_submit_retried_with_its_idempotency_key_returns_the_same_job(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        first = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=10, seed=1, idempotency_key="run-7"
+        )
+        again = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=10, seed=1, idempotency_key="run-7"
+        )
+        assert again["job_id"] == first["job_id"]
+        other = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=10, seed=1, idempotency_key="run-8"
+        )
+        assert other["job_id"] != first["job_id"]
+        bob = await login(kernel, "bob")  # keys are per tenant
+        bobs = await kernel.q_submit(
+            session_id=bob, graph=BELL, shots=10, seed=1, idempotency_key="run-7"
+        )
+        assert bobs["job_id"] != first["job_id"]
+        listed = await kernel.q_list_jobs(session_id=alice)
+        assert len(listed["jobs"]) == 2
+
+    run_kernel(tmp_path, body, workers=1)
+
+
+def test_a_disk_below_its_reserve_refuses_submits_and_keeps_nothing(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        with pytest.raises(UnavailableError) as caught:
+            await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
+        assert "min_free_disk_mb" in caught.value.message
+        assert (await kernel.q_list_jobs(session_id=alice))["jobs"] == []
+
+    huge = 2**40  # MiB: no disk has that much free
+    run_kernel(tmp_path, body, workers=1, config=make_config(min_free_disk_mb=huge))
+
+
+_FULL_DISK = """
+import asyncio, json, resource, signal, sys
+from pathlib import Path
+from qmk.kernel.config import config_from_dict
+from qmk.kernel.service import Kernel
+
+async def main():
+    data = Path(sys.argv[1])
+    config = config_from_dict(json.loads(sys.argv[2]))
+    graph = json.loads(sys.argv[3])
+    kernel = await Kernel.open(config, data, workers=1)
+    s = await kernel.q_negotiate_caps(tenant="alice", key=sys.argv[4], requested=["CAP_ALLOC"])
+    sid = s["session_id"]
+    told = {}
+    ok = await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=1)
+    told[ok["job_id"]] = "accepted"
+    # the disk is full: no file may grow past its size now
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    biggest = max(p.stat().st_size for p in data.iterdir() if p.is_file())
+    resource.setrlimit(resource.RLIMIT_FSIZE, (biggest, resource.RLIM_INFINITY))
+    refused = 0
+    for seed in range(2, 7):
+        try:
+            await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=seed)
+        except Exception as exc:
+            refused += 1
+            told[f"refused-{seed}"] = getattr(exc, "code", type(exc).__name__)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    again = await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=9)
+    told[again["job_id"]] = "accepted"
+    await kernel.q_wait(session_id=sid, job_id=again["job_id"], timeout_ms=60000)
+    await kernel.close()
+    print(json.dumps(told), flush=True)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_a_submit_whose_commit_fails_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    config: dict[str, Any] = {
+        "machine": {"physical_qubits": 100_000},
+        "kernel": {"worker_memory_mb": 1024, "min_free_disk_mb": 0},
+        "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}},
+    }
+    script = tmp_path / "full_disk.py"
+    script.write_text(_FULL_DISK)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "data"),
+            json.dumps(config),
+            json.dumps(BELL),
+            KEYS["alice"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    told = json.loads(done.stdout.strip().splitlines()[-1])
+    refused = {k: v for k, v in told.items() if k.startswith("refused-")}
+    assert refused and set(refused.values()) == {"QS1011"}, told
+    accepted = sorted(k for k, v in told.items() if v == "accepted")
+    store = Store(tmp_path / "data")
+    try:
+        stored = sorted(row[0] for row in store.db.execute("SELECT job_id FROM jobs"))
+    finally:
+        store.close()
+    assert stored == accepted  # every acknowledged job, and nothing of the refused ones
+    report = verify(tmp_path / "data")
+    assert report.ok, report
