@@ -73,6 +73,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = {"dtype": dtypes[args.precision]} if args.precision else {}
     # lowered qubits carry no profile: --profile below is the default for every qubit
     program = read_source(args, args.file, limits_of(args))
+    if args.device is not None:
+        return _run_on_device(args, program, out)
     profile = args.profile
     if profile == "auto":  # the cheapest code variant (qmk plan) for qubits that name none
         from qmk.estimate.counts import count_graph
@@ -113,6 +115,73 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"final state: {plural(state.num_qubits, 'qubit')} ({', '.join(state.qubits[:8])}"
             f"{' ...' if state.num_qubits > 8 else ''}) as {state.kind}, written to {args.state}\n"
         )
+    return 0
+
+
+#: Options of the logical machine that a --device run has no use for: (dest, flag).
+_NOT_ON_DEVICE = (
+    ("engine", "--engine"),
+    ("explain", "--explain"),
+    ("qubit_params", "--qubit-params"),
+    ("noise_model", "--noise-model"),
+    ("calibration", "--calibration"),
+    ("precision", "--precision"),
+    ("state", "--state"),
+    ("initial_state", "--initial-state"),
+    ("memory", "--memory"),
+)
+
+
+def _run_on_device(args: argparse.Namespace, program: Any, out: TextIO) -> int:
+    """``--device PRESET``: compile onto the neutral-atom device and run on its emulator
+    (:mod:`qmk.devices.neutral_atom.compile`); ``--no-noise`` drops the profile's noise."""
+    from qmk.abi.errors import CommandError
+    from qmk.devices.neutral_atom.compile import run_program
+
+    given = [flag for dest, flag in _NOT_ON_DEVICE if getattr(args, dest, None)]
+    if args.qubit != defaults.QUBIT or args.profile != defaults.PROFILE:
+        given.append("--qubit" if args.qubit != defaults.QUBIT else "--profile")
+    if given:
+        raise CommandError.of(
+            "bad-option",
+            f"{given[0]} is an option of the logical machine; with --device the program "
+            "runs on the neutral-atom device (its profile sets the physics)",
+        )
+    run = run_program(
+        program,
+        args.device,
+        shots=args.shots,
+        seed=args.seed,
+        routing=args.routing,
+        configuration=args.configuration,
+        noiseless=args.no_noise,
+    )
+    if args.emit_job is not None:
+        with open(args.emit_job, "w", encoding="utf-8") as handle:
+            json.dump(run.job, handle, indent=1)
+            handle.write("\n")
+    if args.json:
+        out.write(json.dumps(run.to_json(), ensure_ascii=False) + "\n")
+        return 0
+    report, tel = run.report, run.result.telemetry
+    out.write(
+        f"{args.file}: {plural(run.shots, 'shot')}, seed {run.seed}, device {report.profile} "
+        f"on {run.result.device_id} ({tel['mode']}), noise {'off' if args.no_noise else 'on'}\n"
+    )
+    out.write(report.summary())
+    out.write("outcomes (keys as qmk run writes them; L: a lost atom):\n")
+    ranked = sorted(run.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    width = max((len(k) for k, _ in ranked[:32]), default=0)
+    for key, value in ranked[:32]:
+        out.write(f"  {key or '(empty)':<{width}}  {value:>8}  {value / run.shots:7.4f}\n")
+    if len(ranked) > 32:
+        out.write(f"  ... {plural(len(ranked) - 32, 'more outcome')}\n")
+    out.write(
+        f"device: {tel['atoms_lost']} atom losses, {tel['inserted_waits']} inserted waits, "
+        f"{tel['elapsed_s']:.3f} s\n"
+    )
+    if args.emit_job is not None:
+        out.write(f"wire job written to {args.emit_job} (qmk device run {args.emit_job})\n")
     return 0
 
 
@@ -234,6 +303,28 @@ def register(add: AddCommand) -> None:
         metavar="IN.json",
         help="start the qubits of the program's opening ALLOC_LQ nodes in this qmk-state "
         "JSON state (state qubit k is the k-th of them)",
+    )
+    sub.add_argument(
+        "--device",
+        metavar="PRESET",
+        help="compile onto a neutral-atom device (a preset of 'qmk device list' or a profile "
+        "file) and run on its emulator: native gates, placement, routing; says what it did",
+    )
+    sub.add_argument(
+        "--routing",
+        choices=("auto", "move", "swap"),
+        default="auto",
+        help="with --device: route two-qubit gates by MoveAtom, SWAPs, or both (auto)",
+    )
+    sub.add_argument(
+        "--configuration",
+        metavar="NAME",
+        help="with --device: the profile's configuration family (default: its default)",
+    )
+    sub.add_argument(
+        "--emit-job",
+        metavar="JOB.json",
+        help="with --device: also write the compiled wire-form job (qmk device run reads it)",
     )
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")

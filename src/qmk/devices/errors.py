@@ -5,8 +5,9 @@ Each refusal is a coded :class:`DeviceError`.
 Codes ``QD1xx`` are about the job itself (its wire form, ISA version, device id, preset,
 profile and noise values, a backend that cannot run it); ``QD2xx`` are hardware-constraint
 violations found by the validators (:mod:`qmk.devices.neutral_atom.validate`) before any
-execution. A violation's message names the instruction index, the atoms, their sites or
-coordinates and the limit; ``details`` carries the same as data.
+execution; ``QD3xx`` are programs the compiler (:mod:`qmk.devices.neutral_atom.compile`)
+cannot lower onto a device. A violation's message names the instruction index, the atoms,
+their sites or coordinates and the limit; ``details`` carries the same as data.
 
 >>> err = DeviceError.of("isa-version-unsupported", "ISA 2.0 is not supported; supported: 1.0, 1.1")
 >>> str(err), err.exit_status
@@ -147,6 +148,28 @@ register(
         "atom-invalid",
         "an atom index out of range, a repeated target, or an op before AllocArray",
         "allocate the atoms first and name each atom at most once per instruction",
+    ),
+    (
+        "QD301",
+        "compile-unsupported",
+        "a program construct the neutral-atom ISA cannot express (guards and COND_PAULI "
+        "need feed-forward; channels need links), or a catalog with no gate for it",
+        "run the program on the logical machine (qmk run without --device), or remove "
+        "the node the message names",
+    ),
+    (
+        "QD302",
+        "too-few-atoms",
+        "a program with more qubits than the device configuration has atoms",
+        "use a larger preset or configuration (qmk device list), or fewer qubits",
+    ),
+    (
+        "QD303",
+        "routing-failed",
+        "a two-qubit gate whose atoms no move within the limits and no chain of SWAPs "
+        "can bring together",
+        "use --routing auto (moves and SWAPs), a configuration with free sites, or a "
+        "profile with transport edges",
     ),
 )
 
