@@ -49,6 +49,16 @@ def test_malformed_tokens_are_session_errors(token: object) -> None:
         Sessions(SECRET, ttl_s=10).check(token, now=0.0)
 
 
+@pytest.mark.parametrize("suffix", ["=", "==", "!", " ", "\n", ".", "%3D"])
+def test_a_good_token_with_anything_appended_is_refused(suffix: str) -> None:
+    sessions = Sessions(SECRET, ttl_s=10)
+    token = sessions.issue("alice", ["CAP_ALLOC"], now=0.0)
+    with pytest.raises(SessionError) as err:
+        sessions.check(token + suffix, now=1.0)
+    assert not isinstance(err.value, SessionExpired)
+    assert sessions.check(token, now=1.0).tenant == "alice"
+
+
 def test_an_expired_token_is_session_expired() -> None:
     sessions = Sessions(SECRET, ttl_s=10)
     token = sessions.issue("alice", [], now=0.0)

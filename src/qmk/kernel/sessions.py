@@ -135,6 +135,8 @@ class Sessions:
             mac = _unb64(parts[2])
         except ValueError:
             raise SessionError("not a session id") from None
+        if _b64(mac) != parts[2]:  # one spelling only: no padding, no stray characters
+            raise SessionError("not a session id")
         if not hmac.compare_digest(mac, self._mac(signed)):
             raise SessionError("the session id's signature is not valid")
         try:
