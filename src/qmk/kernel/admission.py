@@ -14,6 +14,7 @@ and the firewall's answer of each (graph, tenant) when no channel is bound.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
@@ -49,6 +50,18 @@ MAX_FINDINGS = 50
 PLAN_CACHE_SIZE = 256
 #: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
 _UNREADABLE = BY_NAME["unreadable-file"].code
+#: Graphs of at least this many nodes are read and verified in a thread, off the loop.
+OFFLOAD_NODES = 2000
+#: At most this many graphs are verified in threads at once (the cores of a small host).
+VERIFY_THREADS = 2
+
+
+def _text_of(graph: Any) -> str:
+    """The submitted graph as compact JSON text (what is stored and run)."""
+    try:
+        return json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
 
 
 class Admission:
@@ -84,6 +97,8 @@ class Admission:
         self.device = device or device_for(config)
         self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
         self._firewalled: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
+        self._verifying: dict[str, asyncio.Lock] = {}  # one big verification per tenant
+        self._threads = asyncio.Semaphore(VERIFY_THREADS)
 
     def admit(
         self,
@@ -92,8 +107,13 @@ class Admission:
         shots: Any,
         seed: Any,
         policy: Any,
+        *,
+        prepared: tuple[str, Any] | None = None,
     ) -> Job:
         """Check a submission and build its job (not yet stored, not yet numbered).
+
+        ``prepared`` is :meth:`prepare`'s answer for ``graph`` (its text and verified
+        program, made off the event loop); without it the graph is read and verified here.
 
         Raises:
             InvalidArgument: ``shots``, ``seed`` or ``policy`` out of range.
@@ -112,13 +132,12 @@ class Admission:
         elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
         parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
-        if not isinstance(graph, Mapping):
-            raise ProgramError("graph must be a QVM JSON object", code=_UNREADABLE)
-        try:
-            text = json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
-        program = self._verify(text)
+        if prepared is None:
+            self._check_size(graph)
+            text = _text_of(graph)
+            program = self._verify(text)
+        else:
+            text, program = prepared
         parsed = honour_set_policy(
             parsed,
             program.graph.nodes,
@@ -235,6 +254,47 @@ class Admission:
                 limit="max_queued_jobs",
                 value=limit,
             )
+
+    async def prepare(self, tenant: str, graph: Any) -> tuple[str, Any] | None:
+        """Read and verify a big ``graph`` off the event loop: its text and program, for
+        :meth:`admit`; None for a small one (admit reads it at once).
+
+        The work runs in a thread, one graph of a tenant at a time and at most
+        :data:`VERIFY_THREADS` at once, so one tenant's big submits neither freeze the
+        kernel nor take every core.
+
+        Raises:
+            QuotaError: more than ``max_graph_nodes`` nodes (before any reading).
+            ProgramError: the graph does not read or verify.
+        """
+        count = self._check_size(graph)
+        if count < OFFLOAD_NODES:
+            return None
+        lock = self._verifying.setdefault(tenant, asyncio.Lock())
+        async with lock, self._threads:
+
+            def work() -> tuple[str, Any]:
+                text = _text_of(graph)
+                return text, self._verify(text)
+
+            return await asyncio.to_thread(work)
+
+    def _check_size(self, graph: Any) -> int:
+        """The graph's node count, within ``max_graph_nodes``."""
+        if not isinstance(graph, Mapping):
+            raise ProgramError("graph must be a QVM JSON object", code=_UNREADABLE)
+        program = graph.get("program")
+        nodes = program.get("nodes") if isinstance(program, Mapping) else None
+        count = len(nodes) if isinstance(nodes, list) else 0
+        limit = self.config.max_graph_nodes
+        if count > limit:
+            raise QuotaError(
+                f"the graph has {count} nodes; a submit may have at most {limit} "
+                "(kernel.max_graph_nodes)",
+                limit="max_graph_nodes",
+                value=limit,
+            )
+        return count
 
     def _verify(self, text: str) -> Any:
         from qmk.qvm.errors import VerificationError

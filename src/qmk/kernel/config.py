@@ -55,6 +55,7 @@ DEFAULT_CHECKPOINTS_PER_JOB = defaults.CHECKPOINTS_PER_JOB
 DEFAULT_CHECKPOINT_KEEP_S = defaults.CHECKPOINT_KEEP_S
 DEFAULT_CHANNEL_PROPOSAL_TTL_S = defaults.CHANNEL_PROPOSAL_TTL_S
 DEFAULT_MIN_FREE_DISK_MB = defaults.MIN_FREE_DISK_MB
+DEFAULT_MAX_GRAPH_NODES = defaults.MAX_GRAPH_NODES
 
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
 DEFAULT_PROFILE = defaults.PROFILE
@@ -129,9 +130,12 @@ class KernelConfig:
         channel_proposal_ttl_s: how long a channel proposal waits to be accepted.
         min_free_disk_mb: free space the data directory's disk keeps (submits refused
             below it; 0: no reserve).
+        max_graph_nodes: the most nodes one submitted graph may have.
         synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
             kernel process) or "full" (also survives power loss; slower).
         faults: the faults injected into the simulated machine (``[faults]``; none).
+        server: the ``[server]`` table as written: the wire's limits, which
+            ``qmk.abi.server.ServerConfig.from_table`` checks when ``qmk serve`` starts.
     """
 
     machine: MachineConfig
@@ -149,11 +153,14 @@ class KernelConfig:
     checkpoint_keep_s: float = DEFAULT_CHECKPOINT_KEEP_S
     channel_proposal_ttl_s: float = DEFAULT_CHANNEL_PROPOSAL_TTL_S
     min_free_disk_mb: int = DEFAULT_MIN_FREE_DISK_MB
+    max_graph_nodes: int = DEFAULT_MAX_GRAPH_NODES
     synchronous: str = DEFAULT_SYNCHRONOUS
     faults: FaultSchedule = field(default_factory=FaultSchedule)
+    server: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tenants", MappingProxyType(dict(self.tenants)))
+        object.__setattr__(self, "server", MappingProxyType(dict(self.server)))
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:
@@ -222,6 +229,7 @@ _KERNEL_KEYS = (
     "checkpoint_keep_s",
     "channel_proposal_ttl_s",
     "min_free_disk_mb",
+    "max_graph_nodes",
     "synchronous",
 )
 _TENANT_KEYS = (
@@ -348,7 +356,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         ConfigError: a bad, missing or unknown key (the message names it).
     """
     data = _table(data, "the configuration")
-    _unknown(data, ("machine", "kernel", "tenants", "faults"), "")
+    _unknown(data, ("machine", "kernel", "tenants", "faults", "server"), "")
     if "machine" not in data:
         raise ConfigError("machine is missing: add a [machine] table", key="machine")
     machine_t = _table(data["machine"], "machine")
@@ -410,8 +418,10 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
             kernel_t, "channel_proposal_ttl_s", "kernel", DEFAULT_CHANNEL_PROPOSAL_TTL_S
         ),
         min_free_disk_mb=_int(kernel_t, "min_free_disk_mb", "kernel", DEFAULT_MIN_FREE_DISK_MB, 0),
+        max_graph_nodes=_int(kernel_t, "max_graph_nodes", "kernel", DEFAULT_MAX_GRAPH_NODES, 1),
         synchronous=synchronous,
         faults=faults,
+        server=_table(data.get("server", {}), "server"),
     )
 
 

@@ -363,7 +363,9 @@ class Kernel:
             if known is not None:
                 return self.supervisor.job(known, session.tenant).to_json()
         self._check_disk()
-        job = self.admission.admit(session, graph, shots, seed, policy)
+        prepared = await self.admission.prepare(session.tenant, graph)  # big: off the loop
+        self._check_open()
+        job = self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
         return await self.supervisor.accept(job, idempotency_key=idempotency_key)
 
     def _check_disk(self) -> None:
