@@ -99,6 +99,8 @@ ROLLBACK_GAP: Final = 6
 #: The longest a job's policy timeout or a q_wait may ask for, in milliseconds (a year):
 #: larger numbers (10**400, say) are refused as invalid arguments, never overflow.
 MAX_TIMEOUT_MS: Final = 365 * 24 * 3600 * 1000
+#: The largest result (JSON) the kernel keeps for one job, in MiB.
+MAX_RESULT_MB: Final = 16.0
 #: Most nodes one submitted graph may have (bigger ones are refused before being read).
 MAX_GRAPH_NODES: Final = 100_000
 #: Free space (MiB) the data directory's disk must keep: below it, submits are refused

@@ -28,8 +28,8 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101
      |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
-     |    +-- JobError             qmk.kernel.errors     QK201..QK304 (6)
-     +-- ServeError                qmk.abi.errors        QW001..QW003 (3)
+     |    +-- JobError             qmk.kernel.errors     QK201..QK305 (7)
+     +-- ServeError                qmk.abi.errors        QW001..QW005 (5)
      +-- CommandError              qmk.abi.errors        QW010..QW012 (3)
      +-- SyscallError              qmk.errors            QS1000
      |    +-- AuthError            qmk.errors            QS1001

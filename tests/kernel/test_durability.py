@@ -130,3 +130,42 @@ def test_a_submit_whose_commit_fails_is_refused_and_leaves_nothing(tmp_path: Pat
     assert stored == accepted  # every acknowledged job, and nothing of the refused ones
     report = verify(tmp_path / "data")
     assert report.ok, report
+
+
+def test_a_result_bigger_than_max_result_mb_fails_the_job_with_a_code(tmp_path: Path) -> None:
+    from support.kernel import qubits
+
+    n = 16  # H on 16 qubits: 4000 shots give ~4000 distinct 16-bit keys, ~100 KB of JSON
+    names = qubits(n)
+    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": names}]
+    nodes += [{"id": f"h{i}", "op": "APPLY_H", "vqs": [q]} for i, q in enumerate(names)]
+    nodes += [
+        {"id": f"m{i}", "op": "MEASURE_Z", "vqs": [q], "produces": [f"e{i}"]}
+        for i, q in enumerate(names)
+    ]
+    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": names})
+    graph = {
+        "version": "0.2",
+        "program": {"nodes": nodes},
+        "resources": {"vqs": names, "chs": [], "events": [f"e{i}" for i in range(n)]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        big = await kernel.q_submit(
+            session_id=alice, graph=graph, shots=4000, seed=1, policy={"noise": False}
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=big["job_id"], timeout_ms=60_000)
+        assert done["state"] == "FAILED" and done["error"]["code"] == "QK305"
+        small = await kernel.q_submit(
+            session_id=alice, graph=graph, shots=10, seed=1, policy={"noise": False}
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=small["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        listed = await kernel.q_list_jobs(session_id=alice)
+        assert [j["state"] for j in listed["jobs"]] == ["COMPLETED", "FAILED"]
+        assert all("result" not in j for j in listed["jobs"])
+
+    # 0.05 MiB: the small job's result fits, the big one's does not
+    run_kernel(tmp_path, body, workers=1, config=make_config(max_result_mb=0.05))

@@ -56,6 +56,7 @@ DEFAULT_CHECKPOINT_KEEP_S = defaults.CHECKPOINT_KEEP_S
 DEFAULT_CHANNEL_PROPOSAL_TTL_S = defaults.CHANNEL_PROPOSAL_TTL_S
 DEFAULT_MIN_FREE_DISK_MB = defaults.MIN_FREE_DISK_MB
 DEFAULT_MAX_GRAPH_NODES = defaults.MAX_GRAPH_NODES
+DEFAULT_MAX_RESULT_MB = defaults.MAX_RESULT_MB
 
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
 DEFAULT_PROFILE = defaults.PROFILE
@@ -93,8 +94,12 @@ class TenantConfig:
     max_priority: int = 9
     #: May ingest calibrations and qubit parameters into the device (``q_calibrate``).
     operator: bool = False
+    #: Neutral-atom device jobs (``q_device_submit``): the most atoms one job allocates,
+    #: and the most device time one job takes (its scheduled program time x its shots).
+    max_atoms: int = 256
+    max_device_time_s: float = 60.0
 
-    def quota(self) -> dict[str, int]:
+    def quota(self) -> dict[str, int | float]:
         """The quotas as plain JSON."""
         return {
             "max_logical_qubits": self.max_logical_qubits,
@@ -102,6 +107,8 @@ class TenantConfig:
             "max_queued_jobs": self.max_queued_jobs,
             "max_channels": self.max_channels,
             "max_priority": self.max_priority,
+            "max_atoms": self.max_atoms,
+            "max_device_time_s": self.max_device_time_s,
         }
 
 
@@ -131,6 +138,7 @@ class KernelConfig:
         min_free_disk_mb: free space the data directory's disk keeps (submits refused
             below it; 0: no reserve).
         max_graph_nodes: the most nodes one submitted graph may have.
+        max_result_mb: the largest result (JSON) kept for one job; a bigger one FAILs it.
         synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
             kernel process) or "full" (also survives power loss; slower).
         faults: the faults injected into the simulated machine (``[faults]``; none).
@@ -154,6 +162,7 @@ class KernelConfig:
     channel_proposal_ttl_s: float = DEFAULT_CHANNEL_PROPOSAL_TTL_S
     min_free_disk_mb: int = DEFAULT_MIN_FREE_DISK_MB
     max_graph_nodes: int = DEFAULT_MAX_GRAPH_NODES
+    max_result_mb: float = DEFAULT_MAX_RESULT_MB
     synchronous: str = DEFAULT_SYNCHRONOUS
     faults: FaultSchedule = field(default_factory=FaultSchedule)
     server: Mapping[str, Any] = field(default_factory=dict)
@@ -230,6 +239,7 @@ _KERNEL_KEYS = (
     "channel_proposal_ttl_s",
     "min_free_disk_mb",
     "max_graph_nodes",
+    "max_result_mb",
     "synchronous",
 )
 _TENANT_KEYS = (
@@ -241,6 +251,8 @@ _TENANT_KEYS = (
     "max_channels",
     "max_priority",
     "operator",
+    "max_atoms",
+    "max_device_time_s",
 )
 _FAULT_KEYS = (
     "drift_per_epoch",
@@ -280,6 +292,8 @@ def _tenant(name: str, table: Mapping[str, Any]) -> TenantConfig:
         max_channels=_int(table, "max_channels", where, 2, 0),
         max_priority=_max_priority(table, where),
         operator=_bool(table, "operator", where, False),
+        max_atoms=_int(table, "max_atoms", where, 256, 1),
+        max_device_time_s=_number(table, "max_device_time_s", where, 60.0),
     )
 
 
@@ -419,6 +433,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         ),
         min_free_disk_mb=_int(kernel_t, "min_free_disk_mb", "kernel", DEFAULT_MIN_FREE_DISK_MB, 0),
         max_graph_nodes=_int(kernel_t, "max_graph_nodes", "kernel", DEFAULT_MAX_GRAPH_NODES, 1),
+        max_result_mb=_number(kernel_t, "max_result_mb", "kernel", DEFAULT_MAX_RESULT_MB),
         synchronous=synchronous,
         faults=faults,
         server=_table(data.get("server", {}), "server"),

@@ -122,6 +122,12 @@ register(
         "lower the channel's fidelity, or raise faults.max_purification_rounds "
         "(docs/kernel.md, Failure handling)",
     ),
+    (
+        "QK305",
+        "result-too-large",
+        "the job's result is bigger than the kernel keeps for one job",
+        "run fewer shots or measure fewer bits, or raise kernel.max_result_mb",
+    ),
 )
 
 #: Every QK code, by code.

@@ -24,7 +24,7 @@ from typing import Any
 
 from qmk import defaults
 from qmk.errors import InvalidArgument
-from qmk.kernel.errors import error_json
+from qmk.kernel.errors import JobError, error_json
 from qmk.qvm.graph import Node
 from qmk.qvm.profiles import parse_profile
 
@@ -51,6 +51,10 @@ POLICY_KEYS = (
     "channels",
 )
 ENGINES = defaults.ENGINES
+#: The policy keys of ``q_device_submit`` (a neutral-atom device job).
+DEVICE_POLICY_KEYS = ("priority", "deadline", "timeout_ms", "backend", "strict_timing")
+#: ``Policy.device`` of a neutral-atom device job (None: a QVM job).
+NEUTRAL_ATOM = "neutral-atom"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,9 +69,11 @@ class Policy:
     qubit: str | None = None
     profile: str | None = None
     channels: Mapping[str, str] = field(default_factory=dict)
+    #: The device a device job runs on (:data:`NEUTRAL_ATOM`); None for a QVM job.
+    device: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "priority": self.priority,
             "deadline": self.deadline,
             "timeout_ms": round(self.timeout_s * 1000),
@@ -77,6 +83,9 @@ class Policy:
             "profile": self.profile,
             "channels": dict(self.channels),
         }
+        if self.device is not None:  # QVM jobs' policies stay as q_submit takes them
+            out["device"] = self.device
+        return out
 
 
 def _bad(message: str, key: str) -> InvalidArgument:
@@ -445,6 +454,35 @@ class WorkerControl:
         self._since = 0
 
 
+def run_device_job(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one neutral-atom device job in a worker: check its capability again, then
+    :func:`qmk.devices.neutral_atom.emulator.run_job` (validators, scheduler, emulator).
+
+    ``spec["device_job"]`` is the stored text ``{"job": wire job, "strict_timing": bool}``
+    (shots, seed, profile and backend already in the job). Returns ``{"ok": True,
+    "result": Result.to_json(measurements=False)}`` or ``{"ok": False, "error": ...}``.
+    """
+    import json
+
+    from qmk.devices.neutral_atom.emulator import run_job as run_device
+    from qmk.errors import CapabilityError, QMKError
+
+    try:
+        if DEVICE_CAP not in spec["caps"]:
+            raise CapabilityError(
+                f"refused at execution: the job lacks {DEVICE_CAP}", missing=[DEVICE_CAP]
+            )
+        stored = json.loads(spec["device_job"])
+        result = run_device(stored["job"], strict_timing=bool(stored.get("strict_timing")))
+    except QMKError as exc:
+        return {"ok": False, "error": error_json(exc)}
+    return {"ok": True, "result": result.to_json(measurements=False)}
+
+
+#: The capability a device job needs.
+DEVICE_CAP = "CAP_DEVICE_NA"
+
+
 def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Run one job in a worker: verify again, check capabilities again, execute.
 
@@ -456,7 +494,8 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     "result": RunResult.to_json()}``, ``{"ok": False, "error": {code, name, message}}``
     for a refusal (missing capabilities) or an error of the program or engine, or
     ``{"ok": False, "yielded": {"epoch": ...}}`` when the kernel asked the job to stop
-    and it did, its state saved (:class:`WorkerControl`).
+    and it did, its state saved (:class:`WorkerControl`). A spec with ``device_job`` is a
+    neutral-atom device job: :func:`run_device_job`.
 
     The worker verifies each distinct graph text once and keeps the verified program
     (an LRU of :data:`VERIFIED_CACHE_SIZE`); the capability check runs for every job.
@@ -468,6 +507,8 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     from qmk.qec.logical import Calibration
     from qmk.qec.noise import parse_noise_model
 
+    if "device_job" in spec:
+        return run_device_job(spec)
     link = current_link()
     directory = spec.get("checkpoint_dir")
     every_ops = int(spec.get("checkpoint_every_ops") or 0)
@@ -505,12 +546,27 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
         return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
     except QMKError as exc:
         return {"ok": False, "error": error_json(exc)}
-    return {"ok": True, "result": result.to_json()}
+    answer = result.to_json()
+    limit = spec.get("max_result_bytes")
+    if limit is not None:
+        import json
+
+        size = len(json.dumps(answer, separators=(",", ":")))
+        if size > limit:
+            too_big = JobError.of(
+                "result-too-large",
+                f"the result is {size} bytes of JSON; the kernel keeps at most {limit} per job",
+            )
+            return {"ok": False, "error": error_json(too_big)}
+    return {"ok": True, "result": answer}
 
 
 __all__ = [
     "ACTIVE_STATES",
     "CANCELLED",
+    "DEVICE_CAP",
+    "DEVICE_POLICY_KEYS",
+    "NEUTRAL_ATOM",
     "COMPLETED",
     "FAILED",
     "FINAL_STATES",
@@ -525,6 +581,7 @@ __all__ = [
     "honour_set_policy",
     "new_id",
     "parse_policy",
+    "run_device_job",
     "run_job",
     "verified",
 ]

@@ -137,6 +137,7 @@ def _job(row: tuple[Any, ...]) -> Job:
             qubit=policy["qubit"],
             profile=policy["profile"],
             channels=policy["channels"],
+            device=policy.get("device"),
         ),
         caps=tuple(json.loads(row[8])),
         required_caps=tuple(json.loads(row[9])),
@@ -305,16 +306,19 @@ class Store:
         return [_job(row) for row in rows]
 
     def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
-        """The tenant's most recent jobs (newest first), optionally of one state."""
+        """The tenant's most recent jobs (newest first), optionally of one state, without
+        their graphs and results (never read: a list stays cheap however big they are)."""
+        columns = _JOB_COLUMNS.replace(" graph,", " '' AS graph,").replace(
+            " result,", " NULL AS result,"
+        )
         if state is None:
             rows = self.db.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant=? ORDER BY seq DESC LIMIT ?",
+                f"SELECT {columns} FROM jobs WHERE tenant=? ORDER BY seq DESC LIMIT ?",
                 (tenant, limit),
             ).fetchall()
         else:
             rows = self.db.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant=? AND state=? "
-                "ORDER BY seq DESC LIMIT ?",
+                f"SELECT {columns} FROM jobs WHERE tenant=? AND state=? ORDER BY seq DESC LIMIT ?",
                 (tenant, state, limit),
             ).fetchall()
         return [_job(row) for row in rows]

@@ -620,6 +620,9 @@ class Supervisor:
         job.started_at = self.clock.now()
         job.epoch = self.epoch
         self._transition(job, J.RUNNING, attempt=job.attempts, epoch=self.epoch)
+        if job.policy.device is not None:  # a device job: no logical machine, no faults
+            self._submit(job, {"device_job": job.graph, "caps": list(job.caps)})
+            return
         spec = {
             "graph": job.graph,
             "shots": job.shots,
@@ -636,6 +639,7 @@ class Supervisor:
             "checkpoint_dir": None
             if self.checkpoint_dir is None
             else str(self.checkpoint_dir / job.job_id),
+            "max_result_bytes": int(self.config.max_result_mb * 2**20),
             "resume": None
             if resume_from is None or self.checkpoint_dir is None
             else str(state_file(self.checkpoint_dir, resume_from["path"])),
@@ -643,7 +647,10 @@ class Supervisor:
         adjusted = self._apply_faults(job, spec, resume_from)
         if adjusted is None:  # refused: FAILED already
             return
-        spec = adjusted
+        self._submit(job, adjusted)
+
+    def _submit(self, job: Job, spec: dict[str, Any]) -> None:
+        """Hand ``spec`` to the worker pool and watch the run (FAILED if the pool refuses)."""
         try:
             future = self.pool.submit(run_job, spec)
         except Exception as exc:  # a pool that takes no work (e.g. its cluster is gone)
@@ -736,8 +743,8 @@ class Supervisor:
     def _attest(self, job: Job, run: _Running) -> None:
         """Chain the completed job's attestation (inputs, epochs, result digest) into the
         audit log, before its COMPLETED line (:mod:`qmk.kernel.attest`)."""
-        if run.spec is None or job.result is None:
-            return
+        if run.spec is None or job.result is None or job.policy.device is not None:
+            return  # a device job's record is its stored wire job and seed (no epochs)
         program = J.verified(job.graph)
         fields = attestation(run.spec, job.result, program)
         self.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
