@@ -309,14 +309,44 @@ class _Losses:
 
 def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Losses:
     """Walk the circuit in order: a two-qubit gate is skipped in the shots where one of its
-    atoms is lost before it, and the loss its noise would cause is then not drawn."""
+    atoms is lost before it, and the loss its noise would cause is then not drawn.
+
+    Loss events are drawn in batches (all those between two two-qubit gates at once):
+    only a gate's skip reads the losses before it, and the earliest loss of an atom wins
+    whatever the order the events are folded in."""
     lost_at = np.full((shots, circuit.n_atoms), np.inf)
     gate_steps: list[int] = []
     columns: list[np.ndarray] = []
     skip_of: dict[int, np.ndarray] = {}
+    pending: list[tuple[int, int, float, int]] = []  # step, atom, probability, owner
+
+    def flush() -> None:
+        if not pending:
+            return
+        at = np.array([e[0] for e in pending], dtype=float)
+        atoms = np.array([e[1] for e in pending], dtype=np.intp)
+        probs = np.array([e[2] for e in pending])
+        fired = rng.random((shots, len(pending))) < probs[None, :]
+        for column, event in enumerate(pending):
+            if event[3] in skip_of:
+                fired[:, column] &= ~skip_of[event[3]]
+        if not fired.any():
+            pending.clear()
+            return
+        times = np.where(fired, at[None, :], np.inf)
+        if len(np.unique(atoms)) < len(atoms):  # an atom twice: fold its events' minimum
+            order = np.argsort(atoms, kind="stable")
+            atoms, times = atoms[order], times[:, order]
+            unique, starts = np.unique(atoms, return_index=True)
+            times = np.minimum.reduceat(times, starts, axis=1)
+            atoms = unique
+        lost_at[:, atoms] = np.minimum(lost_at[:, atoms], times)
+        pending.clear()
+
     for k, step in enumerate(circuit.steps):
         if step.kind is StepKind.GATE:
             if len(step.atoms) > 1:
+                flush()
                 skipped = np.zeros(shots, dtype=bool)
                 for a in step.atoms:
                     skipped |= lost_at[:, a] < k
@@ -325,18 +355,11 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
                 skip_of[k] = skipped
             continue
         if step.kind is StepKind.NOISE and step.noise is not None:
-            if step.noise.kind is not NoiseKind.LOSS:
-                continue
-            p = step.noise.probs[0]
+            if step.noise.kind is NoiseKind.LOSS:
+                pending.append((k, step.atoms[0], step.noise.probs[0], step.owner))
         elif step.kind is StepKind.MEASURE and circuit.p_loss > 0:
-            p = circuit.p_loss
-        else:
-            continue
-        fired = rng.random(shots) < p
-        if step.owner in skip_of:
-            fired &= ~skip_of[step.owner]
-        column = lost_at[:, step.atoms[0]]
-        np.minimum(column, np.where(fired, float(k), np.inf), out=column)
+            pending.append((k, step.atoms[0], circuit.p_loss, -1))
+    flush()
     matrix = np.stack(columns, axis=1) if columns else np.zeros((shots, 0), dtype=bool)
     return _Losses(lost_at=lost_at, gate_steps=gate_steps, skipped=matrix)
 
@@ -528,6 +551,18 @@ def _run_stim(
     return np.unpackbits(packed, axis=1, count=circuit.n_bits, bitorder="little")
 
 
+def _groups(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix and, for each row, the index of its pattern
+    (rows are bit-packed first: comparing bytes is far cheaper than booleans)."""
+    shots = matrix.shape[0]
+    if not matrix.any():
+        return np.zeros((1, matrix.shape[1]), dtype=bool), np.zeros(shots, dtype=np.intp)
+    packed = np.packbits(matrix, axis=1)
+    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return matrix[first], inverse.ravel()
+
+
 def execute(
     job: Job, circuit: Circuit, backend: str, seed: int
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -536,8 +571,7 @@ def execute(
     classical = np.random.default_rng(_seed(seed, 0))
     losses = _draw_losses(circuit, shots, classical)
     gate_steps = losses.gate_steps
-    patterns, inverse = np.unique(losses.skipped, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    patterns, inverse = _groups(losses.skipped)
     raw = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
     stats = {"groups": len(patterns), "simulations": 0}
     lines = _stim_lines(circuit) if backend == STABILIZER else []
@@ -557,12 +591,13 @@ def execute(
         u = classical.random(bits.shape)
         flip = np.where(bits == 1, u < p10, u < p01)
         bits ^= flip.astype(np.int8)
+    measured = [(k, s.atoms[0], s.record) for k, s in enumerate(circuit.steps) if s.record >= 0]
     lost_bits = 0
-    for k, step in enumerate(circuit.steps):
-        if step.kind is StepKind.MEASURE:
-            lost = losses.lost_at[:, step.atoms[0]] <= k
-            bits[lost, step.record] = -1
-            lost_bits += int(lost.sum())
+    if measured:
+        at, atoms, columns = (np.array(v, dtype=np.intp) for v in zip(*measured, strict=True))
+        lost = losses.lost_at[:, atoms] <= at[None, :]
+        bits[:, columns] = np.where(lost, np.int8(-1), bits[:, columns])
+        lost_bits = int(lost.sum())
     mode = (
         "stim-batch"
         if backend == STABILIZER

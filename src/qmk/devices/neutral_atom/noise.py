@@ -45,6 +45,7 @@ partner in a two-qubit gate is left untouched, and it reads -1.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -363,39 +364,67 @@ def _loss(atom: int, p: float, source: str) -> list[NoiseOp]:
     return [NoiseOp(kind=NoiseKind.LOSS, atoms=(atom,), probs=(p,), source=source)]
 
 
-def gate_noise(model: NoiseModel, atoms: tuple[int, ...]) -> tuple[NoiseOp, ...]:
-    """The noise after a gate on ``atoms`` (one or two), in the order the docstring gives."""
-    ops: list[NoiseOp] = []
+def _compose(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, ...]:
+    """Two one-qubit Pauli channels (X, Y, Z probabilities) as one."""
+    first = (1.0 - sum(a), *a)
+    second = (1.0 - sum(b), *b)
+    out = [0.0, 0.0, 0.0, 0.0]
+    for i in range(4):
+        for j in range(4):
+            out[i ^ j] += first[i] * second[j]  # I X Y Z as 0 1 2 3: XOR is their product
+    return (out[1], out[2], out[3])
+
+
+@functools.lru_cache(maxsize=32)
+def _gate_template(
+    model: NoiseModel, arity: int
+) -> tuple[tuple[NoiseKind, tuple[int, ...], tuple[float, ...]], ...]:
+    """The gate noise of ``arity`` atoms with atoms as positions (0: first atom, ...).
+
+    Each atom's Pauli channel and its phase kick are composed into one channel (exact)."""
+    out: list[tuple[NoiseKind, tuple[int, ...], tuple[float, ...]]] = []
     gate, phase = model.gate, model.phase
-    if len(atoms) == 1:
-        (a,) = atoms
+    if arity == 1:
         p = gate.single_qubit
-        ops += _pauli1(a, p.px, p.py, p.pz, "gate")
-        ops += _z(a, dephasing_probability(phase.single_qubit), "gate")
-        ops += _damp(a, model.amplitude_damping.per_gate, "gate")
+        probs = _compose((p.px, p.py, p.pz), (0.0, 0.0, dephasing_probability(phase.single_qubit)))
+        if sum(probs) > 0:
+            out.append((NoiseKind.PAULI1, (0,), probs))
+        if model.amplitude_damping.per_gate > 0:
+            out.append((NoiseKind.DAMP, (0,), (model.amplitude_damping.per_gate,)))
     else:
-        c, t = atoms
-        for atom, p in ((c, gate.two_qubit_control), (t, gate.two_qubit_target)):
-            ops += _pauli1(atom, p.px, p.py, p.pz, "gate")
-        probs = tuple(v for row in model.correlated_gate for v in row)
-        if sum(probs[1:]) > 0.0:
-            ops.append(
-                NoiseOp(kind=NoiseKind.PAULI2, atoms=(c, t), probs=(0.0, *probs[1:]), source="gate")
-            )
-        ops += _z(c, dephasing_probability(phase.two_qubit_control), "gate")
-        ops += _z(t, dephasing_probability(phase.two_qubit_target), "gate")
-    for atom in atoms:
-        ops += _loss(atom, model.loss_runtime.per_gate, "gate")
-    return tuple(ops)
+        for position, p, kick in (
+            (0, gate.two_qubit_control, phase.two_qubit_control),
+            (1, gate.two_qubit_target, phase.two_qubit_target),
+        ):
+            probs = _compose((p.px, p.py, p.pz), (0.0, 0.0, dephasing_probability(kick)))
+            if sum(probs) > 0:
+                out.append((NoiseKind.PAULI1, (position,), probs))
+        pairs = tuple(v for row in model.correlated_gate for v in row)
+        if sum(pairs[1:]) > 0.0:
+            out.append((NoiseKind.PAULI2, (0, 1), (0.0, *pairs[1:])))
+    if model.loss_runtime.per_gate > 0:
+        out += [(NoiseKind.LOSS, (i,), (model.loss_runtime.per_gate,)) for i in range(arity)]
+    return tuple(out)
+
+
+def gate_noise(model: NoiseModel, atoms: tuple[int, ...]) -> tuple[NoiseOp, ...]:
+    """The noise after a gate on ``atoms`` (one or two), in the order the docstring gives
+    (each atom's Pauli channel composed with its phase kick)."""
+    return tuple(
+        NoiseOp(kind=kind, atoms=tuple(atoms[i] for i in where), probs=probs, source="gate")
+        for kind, where, probs in _gate_template(model, len(atoms))
+    )
 
 
 def idle_noise(model: NoiseModel, atom: int, duration_ns: float) -> tuple[NoiseOp, ...]:
-    """The noise of ``atom`` idling ``duration_ns`` (rates per second)."""
+    """The noise of ``atom`` idling ``duration_ns`` (rates per second): one Z channel for
+    the dephasing and the phase drift, then damping, then loss."""
     if duration_ns <= 0.0:
         return ()
     ops: list[NoiseOp] = []
-    ops += _z(atom, _decay(model.idle_rate, duration_ns), "idle")
-    ops += _z(atom, dephasing_probability(model.phase.idle * duration_ns * 1e-9), "idle")
+    z1 = _decay(model.idle_rate, duration_ns)
+    z2 = dephasing_probability(model.phase.idle * duration_ns * 1e-9)
+    ops += _z(atom, z1 * (1 - z2) + z2 * (1 - z1), "idle")
     ops += _damp(atom, _decay(model.amplitude_damping.idle_rate, duration_ns), "idle")
     ops += _loss(atom, _decay(model.loss_runtime.idle_rate, duration_ns), "idle")
     return tuple(ops)

@@ -382,9 +382,11 @@ class Hardware:
     move_limits: MoveLimits = field(default_factory=MoveLimits)
     #: The lattice's nearest-neighbour spacing (derived; inf with fewer than two sites).
     neighbour_distance: float = field(init=False, repr=False, compare=False, default=math.inf)
+    _index: dict[int, Site] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "neighbour_distance", _closest_pair([s.point for s in self.sites]))
+        object.__setattr__(self, "_index", {s.id: s for s in self.sites})
         ids = [s.id for s in self.sites]
         if len(set(ids)) != len(ids):
             raise _invalid("two sites share an id", field="sites")
@@ -428,10 +430,10 @@ class Hardware:
 
     def site(self, site_id: int) -> Site:
         """The site with this id (KeyError if none)."""
-        return self._site_index()[site_id]
+        return self._index[site_id]
 
     def _site_index(self) -> dict[int, Site]:
-        return {s.id: s for s in self.sites}
+        return self._index
 
     def site_at(self, point: Sequence[float]) -> Site | None:
         """The lattice site at ``point`` (within :data:`TOLERANCE`), or None."""
