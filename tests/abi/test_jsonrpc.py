@@ -73,9 +73,9 @@ def core(target: Target) -> RpcCore:
 def test_a_call_by_name_fills_defaults_and_returns_the_result(core, target):
     reply = answer(core, req("q_submit", {"session_id": "s", "graph": {}}, id="abc"))
     assert reply == {"jsonrpc": "2.0", "id": "abc", "result": {"job_id": "new", "state": "QUEUED"}}
-    assert target.calls == [
-        ("q_submit", {"session_id": "s", "graph": {}, "shots": 1024, "seed": None, "policy": None})
-    ]
+    optional = {p.name: p.json_default for p in METHODS["q_submit"].params if not p.required}
+    assert optional["shots"] == 1024 and optional["seed"] is None and optional["policy"] is None
+    assert target.calls == [("q_submit", {"session_id": "s", "graph": {}, **optional})]
 
 
 def test_positional_params_follow_table_order(core, target):

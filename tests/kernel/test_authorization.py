@@ -141,3 +141,43 @@ async def wait_gate_then_restore(kernel: Kernel, session: str, job_id: str) -> N
     await kernel.q_cancel(session_id=session, job_id=job_id)
     done = await kernel.q_wait(session_id=session, job_id=job_id, timeout_ms=60_000)
     assert done["state"] in ("CANCELLED", "COMPLETED")
+
+
+def test_a_queued_job_that_a_lowered_quota_no_longer_admits_fails_and_blocks_nothing(
+    tmp_path: Path,
+) -> None:
+    from support.kernel import qubits
+
+    names = qubits(8)
+    wide = {
+        "version": "0.2",
+        "program": {
+            "nodes": [
+                {"id": "a", "op": "ALLOC_LQ", "args": {"n": 8}, "vqs": names},
+                {"id": "f", "op": "FREE_LQ", "vqs": names},
+            ]
+        },
+        "resources": {"vqs": names, "chs": [], "events": []},
+        "caps": ["CAP_ALLOC"],
+    }
+
+    async def before(kernel: Kernel) -> str:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        job = await kernel.q_submit(session_id=alice, graph=wide, shots=10, seed=1)
+        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held at the gate
+        return str(job["job_id"])
+
+    with WorkerGate(tmp_path) as gate:
+        job_id = run_kernel(tmp_path, before, workers=1, gate=gate, config=config(["CAP_ALLOC"]))
+
+    async def after(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+        assert done["state"] == "FAILED" and done["error"]["code"] == "QS1006"
+        assert "max_logical_qubits is now 4" in done["error"]["message"]
+        small = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
+        ok = await kernel.q_wait(session_id=alice, job_id=small["job_id"], timeout_ms=60_000)
+        assert ok["state"] == "COMPLETED"
+
+    lowered = config(["CAP_ALLOC"], max_logical_qubits=4)
+    run_kernel(tmp_path, after, workers=1, config=lowered)

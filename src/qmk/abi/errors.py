@@ -54,6 +54,19 @@ register(
         "the address cannot be bound (a path that is not a socket, no permission, in use)",
         "pick an address this user may bind; remove a stale file that is not a socket",
     ),
+    (
+        "QW004",
+        "bad-server-config",
+        "a key of the config's [server] table that is unknown or out of range",
+        "use the keys and ranges docs/qsyscall.md lists under 'Server limits'",
+    ),
+    (
+        "QW005",
+        "too-few-descriptors",
+        "RLIMIT_NOFILE leaves no file descriptor for connections beside those the server "
+        "holds and its reserve for workers and the database",
+        "raise the limit (ulimit -n) or lower server.fd_reserve",
+    ),
 )
 register(
     CommandError,

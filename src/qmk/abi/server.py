@@ -2,24 +2,50 @@
 
 Framing: one JSON-RPC message or batch per line, UTF-8, ending in ``\\n``. Bytes
 after the last newline when a client closes are a message cut short and are
-dropped. A line longer than ``max_line`` bytes is answered with one -32600 error
-(``id`` null) and skipped without being held in memory; the connection stays open.
+dropped. A line longer than its limit is answered with one -32600 error (``id``
+null, ``data.limit``) and skipped without being held in memory; the connection
+stays open.
 
 Concurrency: every connection is a task of the server's :class:`asyncio.TaskGroup`;
 each request line is a task of its connection's group, so requests of one
 connection run concurrently (pipelining: replies may come back in any order and
-carry the request's ``id``), at most ``max_inflight`` at a time. Replies are whole
-lines, so they never interleave. The first reply of a connection in an event-loop
-turn is written at once; the others that become ready in the same turn are joined
-and written with one ``write`` at the end of that turn, so a pipelining client gets
-many replies for one system call and a lone request's reply waits for nothing.
+carry the request's ``id``). Replies are whole lines, so they never interleave. The
+first reply of a connection in an event-loop turn is written at once; the others
+that become ready in the same turn are joined and written with one ``write`` at the
+end of that turn, so a pipelining client gets many replies for one system call and a
+lone request's reply waits for nothing.
+
+Limits (:class:`ServerConfig`; the ``[server]`` table of the kernel config, whose keys
+are its fields; defaults in :mod:`qmk.defaults`):
+
+- **Connections**: at most ``max_connections`` at once, ``max_connections_per_peer``
+  of one peer (its IP address on TCP; its process, by ``SO_PEERCRED``, on the Unix
+  socket), and no more than the file descriptors leave room for: at start the server
+  counts the descriptors the process holds and keeps ``fd_reserve`` of the rest
+  (default: the larger of 64 and RLIMIT_NOFILE/8) for workers and the database. A
+  connection past a limit is accepted, answered with one line (``1011 unavailable``,
+  ``id`` null, ``data.reason`` and ``data.limit``) and closed.
+- **Before authentication** (:class:`~qmk.abi.jsonrpc.Caller`: until one request of
+  the connection succeeds) a line may be at most ``max_line_unauthenticated`` bytes,
+  and so may the requests in flight together; after it, ``max_line`` and
+  ``max_inflight_bytes``. A longer line that follows requests still in flight waits
+  for them, so a client may pipeline ``q_negotiate_caps`` and a large submit.
+- **Nesting**: a line whose arrays and objects nest deeper than ``max_depth`` is
+  refused before it is parsed (:func:`~qmk.abi.jsonrpc.nesting_exceeds`).
+- **Per connection**: at most ``max_inflight`` requests at once; and when its unsent
+  replies pass ``max_unsent_bytes`` (a client that pipelines and does not read), the
+  server stops reading its requests until the client has read them down to a quarter.
+  Reading is in chunks of 64 KiB, so a connection holds at most its line limit plus
+  128 KiB of unread input.
 
 The Unix socket is bound under a temporary name with mode 0600 (umask 0o177) and
 renamed into place once it listens, so the path appears only when the server
 accepts connections and never with a wider mode. A stale socket file (nothing
 listening) is replaced; a live one is an error. On stop (SIGTERM or SIGINT via
 :func:`serve_kernel`) the server stops listening and reading, gives in-flight
-requests ``drain_timeout_s`` to finish, cancels the rest and removes its socket.
+requests and unsent replies ``drain_timeout_s`` in all, then closes every connection
+that is left (a client that pipelined and never reads is cut, not waited for) and
+removes its socket. :class:`RepeatFilter` keeps a flood of like log lines short.
 """
 
 from __future__ import annotations
@@ -27,29 +53,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import re
 import secrets
 import signal
 import socket
 import stat
-from collections.abc import Callable
-from dataclasses import dataclass
+import struct
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import qmk.aio as aio
 from qmk import defaults
 from qmk.abi.errors import InvalidRequest, ServeError
-from qmk.abi.jsonrpc import RpcCore, encode
+from qmk.abi.jsonrpc import Caller, RpcCore, encode
+from qmk.errors import UnavailableError
 
 LOG = logging.getLogger("qmk.abi.server")
 
-#: Default longest request line, in bytes (16 MiB).
-DEFAULT_MAX_LINE = defaults.MAX_LINE_BYTES
-#: Default most requests of one connection handled at once.
-DEFAULT_MAX_INFLIGHT = 256
-#: Default seconds in-flight requests get to finish when the server stops.
-DEFAULT_DRAIN_TIMEOUT_S = 2.0
+#: Bytes read from a connection at a time (its reader holds at most twice this unread).
+READ_CHUNK = 64 * 1024
+#: The smallest file-descriptor reserve, and the share of RLIMIT_NOFILE it grows with.
+FD_RESERVE_MIN, FD_RESERVE_SHARE = 64, 8
 
 
 def parse_tcp(text: str) -> tuple[str, int]:
@@ -64,30 +93,152 @@ def parse_tcp(text: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
+def _limit(default: Any, low: float, doc: str, kind: type = int) -> Any:
+    """A field of :class:`ServerConfig` that the ``[server]`` table may set."""
+    return field(default=default, metadata={"low": low, "doc": doc, "kind": kind})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
-    """Where and how the server listens.
+    """Where the server listens, and its limits.
+
+    Every field but the addresses is a key of the kernel config's ``[server]`` table
+    (:meth:`from_table`); its metadata hold the key's lowest value and its doc line.
 
     Args:
         socket_path: the Unix socket's path (None: no Unix socket).
         tcp: ``(host, port)`` to listen on TCP too (None: no TCP). Port 0 picks one.
-        max_line: the longest request line in bytes.
-        max_inflight: the most requests of one connection handled at once; the
-            server stops reading that connection until one finishes.
-        drain_timeout_s: how long in-flight requests may run after a stop.
     """
 
     socket_path: Path | None = None
     tcp: tuple[str, int] | None = None
-    max_line: int = DEFAULT_MAX_LINE
-    max_inflight: int = DEFAULT_MAX_INFLIGHT
-    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
+    max_line: int = _limit(defaults.MAX_LINE_BYTES, 1024, "the longest request line, in bytes")
+    max_line_unauthenticated: int = _limit(
+        defaults.MAX_LINE_UNAUTHENTICATED_BYTES,
+        1024,
+        "the longest line, and the most bytes of requests in flight, of a connection "
+        "before one of its requests succeeds",
+    )
+    max_depth: int = _limit(
+        defaults.MAX_JSON_DEPTH, 2, "the deepest nesting of arrays and objects in a line"
+    )
+    max_connections: int = _limit(defaults.MAX_CONNECTIONS, 1, "connections held at once")
+    max_connections_per_peer: int = _limit(
+        defaults.MAX_CONNECTIONS_PER_PEER,
+        1,
+        "connections of one peer (an IP address; a process on the Unix socket)",
+    )
+    fd_reserve: int | None = _limit(
+        defaults.FD_RESERVE,
+        0,
+        "file descriptors kept free for workers and the database "
+        f"(default: the larger of {FD_RESERVE_MIN} and RLIMIT_NOFILE/{FD_RESERVE_SHARE})",
+    )
+    max_inflight: int = _limit(defaults.MAX_INFLIGHT, 1, "requests of a connection run at once")
+    max_inflight_bytes: int = _limit(
+        defaults.MAX_INFLIGHT_BYTES,
+        1024,
+        "bytes of requests of an authenticated connection run at once (one line always may)",
+    )
+    max_unsent_bytes: int = _limit(
+        defaults.MAX_UNSENT_BYTES,
+        4096,
+        "unsent reply bytes of a connection past which its requests are not read",
+    )
+    drain_timeout_s: float = _limit(
+        defaults.DRAIN_TIMEOUT_S,
+        0,
+        "seconds a stopping server gives requests in flight and unsent replies",
+        float,
+    )
 
     def __post_init__(self) -> None:
         if self.socket_path is None and self.tcp is None:
             raise ValueError("a server needs a socket path or a TCP address")
-        if self.max_line < 1024 or self.max_inflight < 1 or self.drain_timeout_s < 0:
-            raise ValueError("max_line >= 1024, max_inflight >= 1, drain_timeout_s >= 0")
+        for spec in LIMITS:
+            value = getattr(self, spec.name)
+            if value is not None and not value >= spec.metadata["low"]:
+                raise ValueError(f"{spec.name} must be >= {spec.metadata['low']}, got {value}")
+
+    @classmethod
+    def from_table(
+        cls, table: Mapping[str, Any], *, source: str | None = None, **addresses: Any
+    ) -> ServerConfig:
+        """The config of a ``[server]`` table (parsed TOML), with ``addresses``.
+
+        Raises:
+            ServeError: ``bad-server-config``, naming the key (and ``source``, the file).
+        """
+        prefix = f"{source}: " if source else ""
+        known = {spec.name: spec for spec in LIMITS}
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            spec = known.get(key)
+            if spec is None:
+                raise ServeError.of(
+                    "bad-server-config",
+                    f"{prefix}unknown key 'server.{key}'; expected one of {', '.join(known)}",
+                    key=f"server.{key}",
+                )
+            low, kind = spec.metadata["low"], spec.metadata["kind"]
+            number = isinstance(value, int) or (kind is float and isinstance(value, float))
+            if isinstance(value, bool) or not number or not math.isfinite(value) or value < low:
+                what = "an integer" if kind is int else "a number"
+                raise ServeError.of(
+                    "bad-server-config",
+                    f"{prefix}server.{key} must be {what} >= {low:g}, got {value!r}",
+                    key=f"server.{key}",
+                )
+            values[key] = kind(value)
+        return cls(**addresses, **values)
+
+
+#: The fields of :class:`ServerConfig` that are limits: the keys of the ``[server]`` table.
+LIMITS = tuple(spec for spec in fields(ServerConfig) if "doc" in spec.metadata)
+
+
+def _open_descriptors() -> int:
+    """How many file descriptors this process holds (0 where the system cannot say)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        with contextlib.suppress(OSError):
+            return max(len(os.listdir(folder)) - 1, 0)  # less the one listdir opened
+    return 0
+
+
+def connection_room(config: ServerConfig) -> tuple[int, str]:
+    """The most connections the server may hold now, and how that number was found.
+
+    ``max_connections``, or fewer where RLIMIT_NOFILE leaves less room once the
+    descriptors the process holds and the reserve are set aside.
+
+    Raises:
+        ServeError: ``too-few-descriptors`` when no room is left for one connection.
+    """
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        unlimited = soft == resource.RLIM_INFINITY
+    except (ImportError, OSError, ValueError):
+        soft, unlimited = 0, True
+    if unlimited:
+        return config.max_connections, "no file-descriptor limit"
+    reserve = config.fd_reserve
+    if reserve is None:
+        reserve = max(FD_RESERVE_MIN, soft // FD_RESERVE_SHARE)
+    held = _open_descriptors()
+    room = soft - held - reserve
+    how = f"RLIMIT_NOFILE {soft}, {held} held, {reserve} reserved"
+    if room < 1:
+        raise ServeError.of(
+            "too-few-descriptors",
+            f"no file descriptor is left for connections ({how}): raise ulimit -n or lower "
+            "server.fd_reserve",
+            nofile=soft,
+            held=held,
+            reserve=reserve,
+        )
+    return min(config.max_connections, room), how
 
 
 def _is_live(path: Path) -> bool:
@@ -176,12 +327,56 @@ class _Outbox:
             self.writer.write(data)
 
 
-@dataclass(slots=True)
-class _Connection:
-    """A connection's task, the task that reads it, and whether it is being drained."""
+def _peer_of(writer: asyncio.StreamWriter) -> str:
+    """Who is at the other end: ``ip ADDRESS`` on TCP, ``pid N`` on the Unix socket."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family == socket.AF_UNIX:
+        option = getattr(socket, "SO_PEERCRED", None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+                return f"pid {struct.unpack('3i', creds)[0]}"
+        return "unix"
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return f"ip {peer[0]}"
+    return "unknown"
 
-    task: asyncio.Task[None]
-    reader_task: asyncio.Task[None] | None = None
+
+class _Connection:
+    """One connection: its peer, writer and caller state, and what it has in flight."""
+
+    __slots__ = (
+        "caller",
+        "changed",
+        "inflight",
+        "inflight_bytes",
+        "outbox",
+        "peer",
+        "reader_task",
+        "writer",
+    )
+
+    def __init__(self, peer: str, writer: asyncio.StreamWriter) -> None:
+        self.peer = peer
+        self.writer = writer
+        self.outbox = _Outbox(writer)
+        self.caller = Caller()
+        self.inflight = 0
+        self.inflight_bytes = 0
+        self.changed = asyncio.Event()
+        self.reader_task: asyncio.Task[None] | None = None
+
+    def finish(self, size: int) -> None:
+        """A request of ``size`` bytes is answered."""
+        self.inflight -= 1
+        self.inflight_bytes -= size
+        self.changed.set()
+
+    async def change(self) -> None:
+        """Return once a request in flight is answered."""
+        self.changed.clear()
+        await self.changed.wait()
 
 
 class Server:
@@ -196,10 +391,18 @@ class Server:
         self.core = core
         self.config = config
         self.addresses: list[str] = []
+        #: The most connections held at once (set from the descriptors when it listens).
+        self.room = config.max_connections
         self._group: aio.TaskGroup | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self._peers: dict[str, int] = {}
         self._stopping = False
         self._socket_inode: int | None = None
+
+    @property
+    def connection_count(self) -> int:
+        """The connections the server holds now."""
+        return len(self._connections)
 
     async def serve(
         self, stop: asyncio.Event, *, ready: Callable[[list[str]], None] | None = None
@@ -209,10 +412,21 @@ class Server:
         Args:
             stop: set it to stop the server.
             ready: called once listening, with the addresses (``unix:PATH``, ``tcp:H:P``).
+
+        Raises:
+            ServeError: an address cannot be bound, or no descriptor is left for a
+                connection.
         """
         listeners: list[asyncio.Server] = []
         try:
             await self._listen(listeners)
+            self.room, how = connection_room(self.config)
+            LOG.info(
+                "at most %d connections (%s), %d per peer",
+                self.room,
+                how,
+                self.config.max_connections_per_peer,
+            )
             async with aio.TaskGroup() as group:
                 self._group = group
                 for listener in listeners:
@@ -231,14 +445,13 @@ class Server:
 
     async def _listen(self, listeners: list[asyncio.Server]) -> None:
         """Bind every address (not yet accepting); ServeError when one cannot be bound."""
-        limit = self.config.max_line
         path = self.config.socket_path
         if path is not None:
             sock = bind_unix(path)
             self._socket_inode = os.stat(path).st_ino
             listeners.append(
                 await asyncio.start_unix_server(
-                    self._accept, sock=sock, limit=limit, start_serving=False
+                    self._accept, sock=sock, limit=READ_CHUNK, start_serving=False
                 )
             )
             self.addresses.append(f"unix:{path}")
@@ -246,7 +459,7 @@ class Server:
             host, port = self.config.tcp
             try:
                 tcp = await asyncio.start_server(
-                    self._accept, host, port, limit=limit, start_serving=False
+                    self._accept, host, port, limit=READ_CHUNK, start_serving=False
                 )
             except OSError as exc:
                 raise ServeError.of(
@@ -266,127 +479,265 @@ class Server:
         self._socket_inode = None
 
     async def _drain(self) -> None:
-        """Stop reading every connection, let in-flight requests finish, then cancel."""
-        for connection in list(self._connections.values()):
+        """Stop reading every connection; give requests in flight and unsent replies
+        ``drain_timeout_s``; then cut the connections that are left."""
+        for connection in self._connections.values():
             if connection.reader_task is not None:
                 connection.reader_task.cancel()
         tasks = list(self._connections)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout_s)
-            for task in pending:
-                task.cancel()
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout_s)
+        for task in pending:
+            left = self._connections.get(task)
+            if left is not None:
+                left.writer.transport.abort()  # a peer that never reads: cut it
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    # ----------------------------------------------------------------- accepting
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._stopping or self._group is None:
             writer.close()
             return
-        task = self._group.create_task(self._connection(reader, writer))
-        self._connections[task] = _Connection(task=task)
-        task.add_done_callback(self._connections.pop)
+        peer = _peer_of(writer)
+        per_peer = self.config.max_connections_per_peer
+        if len(self._connections) >= self.room:
+            self._refuse(
+                writer,
+                peer,
+                "too-many-connections",
+                self.room,
+                f"the server holds its limit of {self.room} connections; retry later",
+            )
+            return
+        if self._peers.get(peer, 0) >= per_peer:
+            self._refuse(
+                writer,
+                peer,
+                "too-many-connections-per-peer",
+                per_peer,
+                f"this peer ({peer}) holds its limit of {per_peer} connections; close one",
+            )
+            return
+        self._peers[peer] = self._peers.get(peer, 0) + 1
+        connection = _Connection(peer, writer)
+        task = self._group.create_task(self._serve_connection(reader, connection))
+        self._connections[task] = connection
+        task.add_done_callback(self._forget)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        connection = self._connections.pop(task, None)
+        if connection is None:
+            return
+        left = self._peers.get(connection.peer, 1) - 1
+        if left > 0:
+            self._peers[connection.peer] = left
+        else:
+            self._peers.pop(connection.peer, None)
+
+    @staticmethod
+    def _refuse(
+        writer: asyncio.StreamWriter, peer: str, reason: str, limit: int, message: str
+    ) -> None:
+        """Answer a connection past a limit with one coded line, and close it."""
+        error = UnavailableError(message, reason=reason, limit=limit)
+        with contextlib.suppress(Exception):
+            writer.write(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
+        writer.close()
+        LOG.warning("refused a connection of %s: %s", peer, message)
+
+    # ----------------------------------------------------------------- a connection
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, connection: _Connection
+    ) -> None:
         """Serve one connection: read lines, answer each in its own task."""
-        current = asyncio.current_task()
-        assert current is not None
-        write_lock = asyncio.Lock()
-        slots = asyncio.Semaphore(self.config.max_inflight)
-        outbox = _Outbox(writer)
+        writer = connection.writer
+        writer.transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
         try:
             async with aio.TaskGroup() as group:
-                reading = group.create_task(
-                    self._read_loop(reader, outbox, group, slots, write_lock)
-                )
-                connection = self._connections.get(current)
-                if connection is not None:
-                    connection.reader_task = reading
+                reading = group.create_task(self._read_loop(reader, connection, group))
+                connection.reader_task = reading
                 if self._stopping:
                     reading.cancel()
         except Exception:
             LOG.exception("connection failed")
         finally:
-            outbox.flush()  # replies still queued go out before the close
+            connection.outbox.flush()  # replies still queued go out before the close
             writer.close()
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                await writer.wait_closed()  # the drain's deadline aborts a peer that never reads
+
+    def _line_limit(self, connection: _Connection) -> int:
+        if connection.caller.authenticated:
+            return self.config.max_line
+        return min(self.config.max_line, self.config.max_line_unauthenticated)
 
     async def _read_loop(
-        self,
-        reader: asyncio.StreamReader,
-        outbox: _Outbox,
-        group: aio.TaskGroup,
-        slots: asyncio.Semaphore,
-        write_lock: asyncio.Lock,
+        self, reader: asyncio.StreamReader, connection: _Connection, group: aio.TaskGroup
     ) -> None:
+        """Split the stream into lines and start a task for each, within the limits."""
+        buffer = bytearray()
+        scanned = 0  # the buffer holds no newline before this
+        skipping = False  # inside an over-long line: drop bytes up to its newline
         while True:
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError:
-                return  # end of stream; any partial line was cut short and is dropped
-            except asyncio.LimitOverrunError as exc:
-                more = await self._skip_long_line(reader, exc.consumed)
-                error = InvalidRequest(
-                    f"the line is longer than the limit of {self.config.max_line} bytes",
-                    limit=self.config.max_line,
-                )
-                await self._send(outbox, write_lock, encode(_error_reply(error)))
-                if not more:
-                    return
+            newline = buffer.find(b"\n", scanned)
+            length = newline if newline >= 0 else len(buffer)
+            limit = self._line_limit(connection)
+            if not skipping and length > limit:
+                if (
+                    not connection.caller.authenticated
+                    and connection.inflight
+                    and length <= self.config.max_line
+                ):
+                    await connection.change()  # a request in flight may authenticate us
+                    continue
+                self._refuse_line(connection, limit)
+                if newline >= 0:
+                    del buffer[: newline + 1]
+                else:
+                    buffer.clear()
+                    skipping = True
+                scanned = 0
                 continue
+            if newline >= 0:
+                with memoryview(buffer) as view:
+                    line = bytes(view[: newline + 1])
+                del buffer[: newline + 1]
+                scanned = 0
+                if not await self._admit(connection, len(line)):
+                    return
+                group.create_task(self._answer(connection, line))
+                continue
+            scanned = len(buffer)
+            try:
+                chunk = await reader.read(READ_CHUNK)
             except ConnectionError:
                 return
-            await slots.acquire()
-            group.create_task(self._answer(line, outbox, slots, write_lock))
+            if not chunk:
+                return  # end of stream; any partial line was cut short and is dropped
+            if skipping:
+                end = chunk.find(b"\n")
+                if end < 0:
+                    continue
+                skipping = False
+                chunk = chunk[end + 1 :]
+            buffer += chunk
 
-    async def _skip_long_line(self, reader: asyncio.StreamReader, consumed: int) -> bool:
-        """Drop the rest of an over-long line, a buffer at a time; False at end of stream."""
+    def _refuse_line(self, connection: _Connection, limit: int) -> None:
+        if connection.caller.authenticated or limit >= self.config.max_line:
+            message = f"the line is longer than the limit of {limit} bytes"
+        else:
+            message = (
+                f"the line is longer than the limit of {limit} bytes of a connection that "
+                "has not authenticated: open a session (q_negotiate_caps) first"
+            )
+        error = InvalidRequest(message, limit=limit)
+        connection.outbox.put(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
+
+    async def _admit(self, connection: _Connection, size: int) -> bool:
+        """Wait until the connection may run one more request of ``size`` bytes: its unsent
+        replies below the bound, its requests in flight within their count and bytes.
+
+        Returns False when the peer went away.
+        """
+        writer = connection.writer
         while True:
-            try:
-                await reader.readexactly(consumed)
-                await reader.readuntil(b"\n")
-                return True
-            except asyncio.LimitOverrunError as exc:
-                consumed = exc.consumed
-            except (asyncio.IncompleteReadError, ConnectionError):
+            if writer.is_closing():
                 return False
+            if writer.transport.get_write_buffer_size() > self.config.max_unsent_bytes:
+                try:
+                    await writer.drain()  # the reader is the only task that drains
+                except ConnectionError:
+                    return False
+                continue
+            budget = (
+                self.config.max_inflight_bytes
+                if connection.caller.authenticated
+                else self.config.max_line_unauthenticated
+            )
+            if connection.inflight == 0 or (
+                connection.inflight < self.config.max_inflight
+                and connection.inflight_bytes + size <= budget
+            ):
+                connection.inflight += 1
+                connection.inflight_bytes += size
+                return True
+            await connection.change()
 
-    async def _answer(
-        self,
-        line: bytes,
-        outbox: _Outbox,
-        slots: asyncio.Semaphore,
-        write_lock: asyncio.Lock,
-    ) -> None:
+    async def _answer(self, connection: _Connection, line: bytes) -> None:
         try:
-            reply = await self.core.handle_line(line)
+            reply = await self.core.handle_line(line, connection.caller)
             if reply is not None:
-                await self._send(outbox, write_lock, reply)
+                connection.outbox.put(reply)
         except Exception:
             LOG.exception("answering a request failed")
         finally:
-            slots.release()
+            connection.finish(len(line))
 
-    @staticmethod
-    async def _send(outbox: _Outbox, lock: asyncio.Lock, data: bytes) -> None:
-        """Queue one whole reply line; wait while the peer reads too slowly.
 
-        A peer that went away is not an error.
-        """
-        writer = outbox.writer
-        if writer.is_closing():
-            return
-        outbox.put(data)
-        transport = writer.transport
-        if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
-            return  # below the high-water mark: no back-pressure to wait for
+class RepeatFilter(logging.Filter):
+    """A log filter that lets at most ``burst`` records of one kind through per window.
+
+    A kind is the logger, the level and the message with its numbers and hex ids
+    blanked, so "job 3f2a9c1d failed" and "job 77b0e4a2 failed" are one kind. The first
+    record of a kind after its window says how many like it were dropped.
+
+    >>> now = [0.0]
+    >>> kinds = RepeatFilter(burst=2, window_s=10, clock=lambda: now[0])
+    >>> def log(n):
+    ...     return logging.LogRecord("qmk", logging.ERROR, "", 0, "job %d failed", (n,), None)
+    >>> [kinds.filter(log(n)) for n in range(4)]
+    [True, True, False, False]
+    >>> now[0] = 10.0
+    >>> record = log(9); kinds.filter(record), record.getMessage()
+    (True, 'job 9 failed (2 more like it dropped in the last 10 s)')
+    """
+
+    _VARYING = re.compile(r"0x[0-9a-fA-F]+|\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*\b")
+
+    def __init__(
+        self,
+        *,
+        burst: int = 5,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        kinds: int = 1024,
+    ) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window_s = window_s
+        self._clock = clock
+        self._most = kinds
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # [start, let through, dropped]
+
+    def filter(self, record: logging.LogRecord) -> bool:
         try:
-            async with lock:
-                await writer.drain()
-        except ConnectionError:
-            pass
-
-
-def _error_reply(error: InvalidRequest) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        kind = (record.name, record.levelno, self._VARYING.sub("#", text))
+        now = self._clock()
+        seen = self._seen.get(kind)
+        if seen is None or now - seen[0] >= self.window_s:
+            if seen is None and len(self._seen) >= self._most:
+                self._seen.clear()
+            dropped = int(seen[2]) if seen is not None else 0
+            self._seen[kind] = [now, 1, 0]
+            if dropped:
+                record.msg = (
+                    f"{text} ({dropped} more like it dropped in the last {self.window_s:g} s)"
+                )
+                record.args = None
+            return True
+        if seen[1] < self.burst:
+            seen[1] += 1
+            return True
+        seen[2] += 1
+        return False
 
 
 async def serve_kernel(
@@ -412,7 +763,7 @@ async def serve_kernel(
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
     try:
-        await Server(RpcCore(target), config).serve(stop, ready=ready)
+        await Server(RpcCore(target, max_depth=config.max_depth), config).serve(stop, ready=ready)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)

@@ -40,7 +40,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import asyncio
     import logging
 
-    from qmk.abi.server import ServerConfig, parse_tcp
+    from qmk.abi.server import RepeatFilter, ServerConfig, parse_tcp
     from qmk.kernel.config import load_config
 
     socket_path = args.socket or os.environ.get("QMK_SOCKET")
@@ -49,22 +49,29 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "bad-option", "qmk serve needs --socket PATH (or QMK_SOCKET) or --tcp"
         )
     config = load_config(args.config)
-    server_config = ServerConfig(
+    limits = dict(config.server)  # the [server] table; --max-line overrides its key
+    if args.max_line is not None:
+        limits["max_line"] = args.max_line
+    server_config = ServerConfig.from_table(
+        limits,
+        source=str(args.config),
         socket_path=Path(socket_path).absolute() if socket_path else None,
         tcp=parse_tcp(args.tcp) if args.tcp else None,
-        max_line=args.max_line,
     )
     handler = logging.StreamHandler(err)
     handler.setFormatter(logging.Formatter("qmk serve: %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFilter())  # a flood of like lines (refusals, EMFILE) stays short
     logger = logging.getLogger("qmk")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(getattr(logging, args.log_level.upper()))
+    logging.getLogger("asyncio").addHandler(handler)  # its accept errors, rate-limited too
     try:
         asyncio.run(
             _serve(config, Path(args.data_dir), args.workers, server_config, out, args.recover)
         )
     finally:
+        logging.getLogger("asyncio").removeHandler(handler)
         logger.removeHandler(handler)
         logger.setLevel(level)
     return 0
@@ -379,9 +386,8 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--max-line",
         type=_int_in(1024),
-        default=defaults.MAX_LINE_BYTES,
         metavar="BYTES",
-        help=f"longest request line ({defaults.MAX_LINE_BYTES // 2**20} MiB)",
+        help=f"longest request line (server.max_line; {defaults.MAX_LINE_BYTES // 2**20} MiB)",
     )
     sub.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"

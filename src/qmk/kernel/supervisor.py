@@ -40,7 +40,15 @@ from typing import Any
 
 from qmk import aio
 from qmk.devices.logical import LogicalMachine
-from qmk.errors import CapabilityError, FirewallError, NotFoundError, QMKError, StateError
+from qmk.errors import (
+    AdmissionError,
+    CapabilityError,
+    FirewallError,
+    NotFoundError,
+    QMKError,
+    QuotaError,
+    StateError,
+)
 from qmk.kernel import jobs as J
 from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
@@ -154,6 +162,8 @@ class Supervisor:
         #: What the fault policies did, per job (one record per start) and machine-wide.
         self.fault_records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self.fault_log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
+        #: Queued jobs found unable ever to start, failed after the dispatch round.
+        self._doomed: list[tuple[Job, QMKError]] = []
         #: When the states of jobs that ended are next looked at (:mod:`.retention`).
         self._next_expiry = clock.now()
 
@@ -548,7 +558,31 @@ class Supervisor:
     def _quota(self, tenant: str) -> Any:
         return self.config.tenants.get(tenant)
 
+    def _never_fits(self, job: Job) -> QMKError | None:
+        """Why queued ``job`` can never start under the configuration and machine now (a
+        quota lowered, a module down since it was admitted), or None."""
+        total = self.device.inventory().largest_module_up
+        if job.physical_qubits > total:
+            return AdmissionError(
+                f"the job needs {job.physical_qubits} physical qubits at its peak; the largest "
+                f"module up has {total}"
+            )
+        for name, count in job.qubits.items():
+            quota = self._quota(name)
+            if quota is None or count > quota.max_logical_qubits:
+                limit = 0 if quota is None else quota.max_logical_qubits
+                return QuotaError(
+                    f"the job holds {count} logical qubits of tenant {name!r}; its "
+                    f"max_logical_qubits is now {limit}",
+                    limit="max_logical_qubits",
+                )
+        return None
+
     def _fits(self, job: Job) -> bool:
+        never = self._never_fits(job)
+        if never is not None:  # failed after this round: it must not hold the line
+            self._doomed.append((job, never))
+            return False
         tenant = self._quota(job.tenant)
         if tenant is None or self.running_jobs[job.tenant] >= tenant.max_concurrent_jobs:
             return False
@@ -568,6 +602,12 @@ class Supervisor:
             return
         for job in self.queue.select(self._fits_and_reserve, free):
             self._start(job)
+        doomed, self._doomed = self._doomed, []
+        for job, error in doomed:
+            if self.queue.remove(job.job_id) is not None:
+                self._finish(job, J.FAILED, error_json(error))
+        if doomed:
+            self.kick()  # the tenants they blocked get their turn
 
     def _fits_and_reserve(self, job: Job) -> bool:
         if not self._fits(job):
@@ -660,6 +700,7 @@ class Supervisor:
             return
         run = _Running(future=future, attempt=job.attempts, spec=spec)
         self.running[job.job_id] = run
+        assert job.started_at is not None  # set by _start
         if self._can_request():
             self.pool.listen(future, lambda note: self._noted(job, run, note))
         run.task = self._spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
