@@ -397,7 +397,7 @@ def test_a_bad_server_key_is_a_coded_error_naming_it(table, key):
     with pytest.raises(ServeError) as err:
         ServerConfig.from_table(table, source="k.toml", socket_path=Path("/tmp/x.sock"))
     assert err.value.code == "QW004" and err.value.details["key"] == key
-    assert str(err.value).startswith(f"QW004 bad-server-config: k.toml: ")
+    assert str(err.value).startswith("QW004 bad-server-config: k.toml: ")
 
 
 def test_qmk_serve_refuses_a_bad_server_table_in_one_line(tmp_path):
