@@ -90,6 +90,44 @@ class SyscallMethods(Generic[_R]):
             },
         )
 
+    def q_device_submit(
+        self,
+        job: Mapping[str, Any] | SupportsJson,
+        device: str | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | SupportsJson | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Validate, admit and queue a neutral-atom device job (its wire form); needs CAP_DEVICE_NA,
+        within the tenant's max_atoms and max_device_time_s.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
+            device: string | null; a preset of qmk device list; null: the job's own profile (default
+                null)
+            shots: integer | null; shots; null: the job's, else 1 (default null)
+            seed: integer | null; seed; null: the job's, else drawn (default null)
+            policy: object | null; priority, deadline, timeout_ms, backend, strict_timing (default
+                null)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_device_submit",
+            {
+                "session_id": session_id,
+                "job": job,
+                "device": device,
+                "shots": shots,
+                "seed": seed,
+                "policy": policy,
+            },
+        )
+
     def q_status(
         self,
         job_id: str,

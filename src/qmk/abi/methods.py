@@ -235,6 +235,30 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 ),
             ),
             _method(
+                "q_device_submit",
+                "validate, admit and queue a neutral-atom device job (its wire form); needs "
+                "CAP_DEVICE_NA, within the tenant's max_atoms and max_device_time_s",
+                _JOB_RETURNS,
+                _SESSION,
+                _p("job", OBJ, doc="the job in the neutral-atom wire form (docs/neutral-atom.md)"),
+                _p(
+                    "device",
+                    S,
+                    NULL,
+                    doc="a preset of qmk device list; null: the job's own profile",
+                    required=False,
+                ),
+                _p("shots", INT, NULL, doc="shots; null: the job's, else 1", required=False),
+                _p("seed", INT, NULL, doc="seed; null: the job's, else drawn", required=False),
+                _p(
+                    "policy",
+                    OBJ,
+                    NULL,
+                    doc="priority, deadline, timeout_ms, backend, strict_timing",
+                    required=False,
+                ),
+            ),
+            _method(
                 "q_status",
                 "a job's state, and its result once COMPLETED",
                 _JOB_RETURNS,

@@ -62,6 +62,33 @@ class KernelSyscalls(Protocol):
                 returns the same job (default null)
         """
 
+    async def q_device_submit(
+        self,
+        *,
+        session_id: str,
+        job: Mapping[str, Any],
+        device: str | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Validate, admit and queue a neutral-atom device job (its wire form); needs CAP_DEVICE_NA,
+        within the tenant's max_atoms and max_device_time_s.
+
+        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
+            device: string | null; a preset of qmk device list; null: the job's own profile (default
+                null)
+            shots: integer | null; shots; null: the job's, else 1 (default null)
+            seed: integer | null; seed; null: the job's, else drawn (default null)
+            policy: object | null; priority, deadline, timeout_ms, backend, strict_timing (default
+                null)
+        """
+
     async def q_status(
         self,
         *,

@@ -37,7 +37,17 @@ from qmk.kernel.clock import Clock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.faults import device_for
-from qmk.kernel.jobs import Job, Policy, honour_set_policy, new_id, parse_policy, verified
+from qmk.kernel.jobs import (
+    DEVICE_CAP,
+    DEVICE_POLICY_KEYS,
+    NEUTRAL_ATOM,
+    Job,
+    Policy,
+    honour_set_policy,
+    new_id,
+    parse_policy,
+    verified,
+)
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
 from qmk.qvm.codes import BY_NAME
@@ -239,6 +249,147 @@ class Admission:
                     needed=count,
                     value=limit,
                 )
+
+    def admit_device(
+        self,
+        session: Session,
+        job: Any,
+        device: Any,
+        shots: Any,
+        seed: Any,
+        policy: Any,
+    ) -> Job:
+        """Check a neutral-atom device job (``q_device_submit``) and build its kernel job.
+
+        In order: the session's ``CAP_DEVICE_NA`` (an audited decision), the values and
+        policy, the preset (shipped presets only: a tenant names no file of the kernel's
+        host), the job through the device's parser, validators and scheduler (so a job
+        that would fail on the device is refused now, with its ``QD`` code), then the
+        quotas: ``max_atoms`` (the atoms it allocates) and ``max_device_time_s`` (its
+        scheduled program time times its shots), and ``max_queued_jobs``.
+
+        Raises:
+            CapabilityError: the session lacks ``CAP_DEVICE_NA``.
+            InvalidArgument: shots, seed or policy out of range.
+            ProgramError: the job does not parse or validate (``details.code``: its QD code).
+            QuotaError: over ``max_atoms``, ``max_device_time_s`` or ``max_queued_jobs``.
+        """
+        from qmk.devices.errors import DeviceError
+        from qmk.devices.neutral_atom.emulator import choose_backend, lower
+        from qmk.devices.neutral_atom.job import DEVICE_IDS, parse_job
+        from qmk.devices.neutral_atom.profiles import presets
+        from qmk.devices.neutral_atom.validate import validate_job
+
+        tenant = session.tenant
+        granted = DEVICE_CAP in session.caps
+        self.audit.append(
+            "cap",
+            where="device_submit",
+            tenant=tenant,
+            session=session.sid,
+            required=[DEVICE_CAP],
+            decision="allow" if granted else "deny",
+            **({} if granted else {"missing": [DEVICE_CAP]}),
+        )
+        if not granted:
+            self.commits.dirty()
+            raise CapabilityError(
+                f"device jobs need {DEVICE_CAP}, which this session was not granted",
+                missing=[DEVICE_CAP],
+            )
+        if shots is not None and (
+            isinstance(shots, bool) or not isinstance(shots, int) or not 1 <= shots <= MAX_SHOTS
+        ):
+            raise InvalidArgument(f"shots must be an integer 1..{MAX_SHOTS} or null, got {shots!r}")
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63
+        ):
+            raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
+        options = dict(policy) if isinstance(policy, Mapping) else {}
+        if policy is not None and not isinstance(policy, Mapping):
+            raise InvalidArgument("policy must be an object or null", key="policy")
+        for key in options:
+            if key not in DEVICE_POLICY_KEYS:
+                raise InvalidArgument(
+                    f"unknown device policy key {key!r}; expected one of "
+                    f"{', '.join(DEVICE_POLICY_KEYS)}",
+                    key=f"policy.{key}",
+                )
+        backend = options.pop("backend", None)
+        if backend is not None and backend not in DEVICE_IDS:
+            raise InvalidArgument(
+                f"policy.backend must be one of {', '.join(DEVICE_IDS)} or null",
+                key="policy.backend",
+            )
+        strict = options.pop("strict_timing", False)
+        if not isinstance(strict, bool):
+            raise InvalidArgument("policy.strict_timing must be true or false")
+        parsed_policy = dataclasses.replace(
+            parse_policy(options, default_timeout_s=self.config.job_timeout_s),
+            device=NEUTRAL_ATOM,
+        )
+        if not isinstance(job, Mapping):
+            raise ProgramError("job must be a neutral-atom wire-form object", code=_UNREADABLE)
+        wire = dict(job)
+        preset = device if device is not None else wire.get("profile")
+        if preset is not None and preset not in presets():
+            unknown = DeviceError.of(
+                "preset-unknown",
+                f"no preset {preset!r}; a device job names a shipped preset "
+                f"({', '.join(presets())}) or gives its hardware in the job",
+            )
+            raise ProgramError(unknown.message, code=unknown.code)
+        if device is not None:
+            wire["profile"] = device
+        try:
+            parsed = parse_job(
+                wire,
+                shots=shots,
+                seed=secrets.randbits(32) if seed is None and wire.get("seed") is None else seed,
+                device_id=backend,
+            )
+            timeline = validate_job(parsed, strict_timing=strict)
+            backend = choose_backend(parsed, lower(parsed, timeline))
+        except DeviceError as exc:
+            raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+        conf = self.config.tenants[tenant]
+        if parsed.n_atoms > conf.max_atoms:
+            raise QuotaError(
+                f"the job allocates {parsed.n_atoms} atoms; tenant {tenant!r} has "
+                f"max_atoms = {conf.max_atoms}",
+                limit="max_atoms",
+                needed=parsed.n_atoms,
+                value=conf.max_atoms,
+            )
+        device_s = timeline.total_ns * 1e-9 * parsed.shots
+        if device_s > conf.max_device_time_s:
+            raise QuotaError(
+                f"the job takes {device_s:.6g} s of device time ({timeline.total_ns / 1000:g} us "
+                f"x {parsed.shots} shots); tenant {tenant!r} has max_device_time_s = "
+                f"{conf.max_device_time_s:g}",
+                limit="max_device_time_s",
+                needed=device_s,
+                value=conf.max_device_time_s,
+            )
+        self.check_queue_room(tenant)
+        assert parsed.seed is not None
+        wire.update(shots=parsed.shots, seed=parsed.seed, device_id=backend)
+        text = json.dumps(
+            {"job": wire, "strict_timing": strict}, separators=(",", ":"), allow_nan=False
+        )
+        return Job(
+            job_id=new_id("job"),
+            tenant=tenant,
+            graph=text,
+            shots=parsed.shots,
+            seed=parsed.seed,
+            policy=parsed_policy,
+            caps=session.caps,
+            required_caps=(DEVICE_CAP,),
+            physical_qubits=0,
+            qubits={},
+            created_at=self.clock.now(),
+        )
 
     def check_queue_room(self, tenant: str) -> None:
         """Room for one more queued job of ``tenant`` (submits and restores alike).

@@ -55,6 +55,8 @@ ENGINES = defaults.ENGINES
 DEVICE_POLICY_KEYS = ("priority", "deadline", "timeout_ms", "backend", "strict_timing")
 #: ``Policy.device`` of a neutral-atom device job (None: a QVM job).
 NEUTRAL_ATOM = "neutral-atom"
+#: The capability a device job needs.
+DEVICE_CAP = "CAP_DEVICE_NA"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -479,10 +481,6 @@ def run_device_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"ok": True, "result": result.to_json(measurements=False)}
 
 
-#: The capability a device job needs.
-DEVICE_CAP = "CAP_DEVICE_NA"
-
-
 def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Run one job in a worker: verify again, check capabilities again, execute.
 
@@ -564,12 +562,12 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = [
     "ACTIVE_STATES",
     "CANCELLED",
+    "COMPLETED",
     "DEVICE_CAP",
     "DEVICE_POLICY_KEYS",
-    "NEUTRAL_ATOM",
-    "COMPLETED",
     "FAILED",
     "FINAL_STATES",
+    "NEUTRAL_ATOM",
     "QUEUED",
     "RUNNING",
     "STATES",

@@ -384,6 +384,21 @@ class Kernel:
                 f"{reserve} MiB (kernel.min_free_disk_mb): nothing was kept; retry later"
             )
 
+    async def q_device_submit(
+        self,
+        *,
+        session_id: str,
+        job: Any,
+        device: str | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Accept a neutral-atom device job: capability, validation, quotas; queue it."""
+        session = self._session(session_id)
+        kernel_job = self.admission.admit_device(session, job, device, shots, seed, policy)
+        return await self.supervisor.accept(kernel_job)
+
     async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """The job, with its result once COMPLETED."""
         session = self._session(session_id)
@@ -432,6 +447,14 @@ class Kernel:
         session = self._session(session_id)
         old = self.supervisor.job(job_id, session.tenant)
         policy = old.policy.to_json()
+        if old.policy.device is not None:  # a device job: its stored wire job, again
+            stored = json.loads(old.graph)
+            options = {k: policy[k] for k in ("priority", "deadline", "timeout_ms")}
+            options["strict_timing"] = stored.get("strict_timing", False)
+            job = self.admission.admit_device(
+                session, stored["job"], None, old.shots, old.seed, options
+            )
+            return await self.supervisor.accept(job)
         job = self.admission.admit(session, json.loads(old.graph), old.shots, old.seed, policy)
         return await self.supervisor.accept(job)
 
@@ -641,6 +664,7 @@ class Kernel:
 SYSCALLS: tuple[str, ...] = (
     "q_negotiate_caps",
     "q_submit",
+    "q_device_submit",
     "q_status",
     "q_wait",
     "q_cancel",

@@ -13,7 +13,9 @@ Public API (the modules a user or a compiler reads; see each module's docstring)
 - :mod:`.schedule` -- program -> timeline (ns), ASAP within the parallelism caps;
 - :mod:`.emulator` -- lowering to the statevector or stabilizer (stim) engine, seeded shots;
   :func:`run_job`;
-- :mod:`.device` -- :class:`NeutralAtomDevice`, the HAL :class:`~qmk.devices.hal.Device`.
+- :mod:`.device` -- :class:`NeutralAtomDevice`, the HAL :class:`~qmk.devices.hal.Device`;
+- :mod:`.compile` -- QVM programs onto a profile: :func:`compile_program` (wire job and
+  report), :func:`run_program` (compiled and run, counts keyed as ``qmk.run`` keys them).
 
 Names are imported lazily so that ``import qmk.devices.neutral_atom`` stays cheap.
 
@@ -40,6 +42,10 @@ _EXPORTS = {
     "validate_job": "validate",
     "schedule_job": "schedule",
     "NeutralAtomDevice": "device",
+    "compile_program": "compile",
+    "run_program": "compile",
+    "CompileReport": "compile",
+    "DeviceRun": "compile",
     "VERSIONS": "isa",
     "OPS": "isa",
     "GATES": "isa",
