@@ -60,6 +60,9 @@ MAX_FINDINGS = 50
 PLAN_CACHE_SIZE = 256
 #: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
 _UNREADABLE = BY_NAME["unreadable-file"].code
+#: The share of a worker's memory cap a state (and its working copy) may take; the rest
+#: is the worker's own (Python, numpy, stim).
+WORKER_STATE_SHARE = 0.75
 #: Graphs of at least this many nodes are read and verified in a thread, off the loop.
 OFFLOAD_NODES = 2000
 #: At most this many graphs are verified in threads at once (the cores of a small host).
@@ -204,6 +207,23 @@ class Admission:
                 f"priority {priority} is above tenant {tenant!r}'s max_priority {limit}",
                 limit="max_priority",
                 value=limit,
+            )
+
+    def _check_worker_memory(self, choice: Any, qubits: int) -> None:
+        """The engine the router chose holds ``qubits`` within a worker's memory cap (its
+        state and one working copy in :data:`WORKER_STATE_SHARE` of it): a 40-qubit
+        statevector is refused at submit, not after it was queued and started."""
+        from qmk.engines.registry import max_qubits
+
+        budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
+        capacity = max_qubits(choice.engine, choice.precision, max_bytes=budget)
+        if qubits > capacity:
+            raise AdmissionError(
+                f"the {choice.engine} engine holds at most {capacity} qubits in a worker's "
+                f"{self.config.worker_memory_mb} MiB (kernel.worker_memory_mb); the program "
+                f"has {qubits} live at once",
+                needed=qubits,
+                total=capacity,
             )
 
     def _check_caps(self, session: Session, required: Any, where: str) -> None:
@@ -497,8 +517,9 @@ class Admission:
         return dataclasses.replace(policy, profile=chosen.profile)
 
     def _physical_qubits(self, text: str, program: Any, policy: Any) -> int:
-        """Peak physical qubits of the program under ``policy`` (cached by graph text)."""
-        from qmk.execution.executor import choose_engine
+        """Peak physical qubits of the program under ``policy`` (cached by graph text);
+        refuses a program whose engine could not hold its state in a worker."""
+        from qmk.execution.executor import route_plan
         from qmk.execution.plan import build_plan
         from qmk.qec.noise import parse_noise_model
 
@@ -522,9 +543,10 @@ class Admission:
                 noise_model=noise_model,
                 calibration=machine.calibration,
             )
-            choose_engine(plan, policy.engine)
+            choice, _ = route_plan(plan, policy.engine)
         except QMKError as exc:
             raise ProgramError(exc.message, code=exc.code) from None
+        self._check_worker_memory(choice, program.peak_live_qubits)
         physical = self._plans[key] = plan.peak_physical_qubits
         if len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)

@@ -674,6 +674,7 @@ SYSCALLS: tuple[str, ...] = (
     "q_open_chan",
     "q_close_chan",
     "q_chan_status",
+    "q_list_channels",
     "q_get_telemetry",
     "q_resource_query",
     "q_calibrate",
