@@ -60,8 +60,16 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.testing": (*LEAVES, "qmk.engines"),
     # execution is the one place that combines programs, engines and the QEC layer
     "qmk.execution": (*LEAVES, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
-    # devices sit beside the machine: the simulated logical machine runs on it
-    "qmk.devices": (*LEAVES, "qmk.qvm", "qmk.engines", "qmk.qec", "qmk.execution"),
+    # devices sit beside the machine: the simulated logical machine runs on it; the
+    # neutral-atom device runs the QEC memory experiments' circuits (qmk device qec)
+    "qmk.devices": (
+        *LEAVES,
+        "qmk.qvm",
+        "qmk.engines",
+        "qmk.qec",
+        "qmk.experiments",
+        "qmk.execution",
+    ),
     # the wire never imports the kernel (it serves any object that has the methods)
     "qmk.abi": (*LEAVES, "qmk.qvm"),
     # the kernel runs execution in workers, and implements the ABI's contract (typing only)

@@ -48,7 +48,7 @@ def test_device_jobs_through_a_real_server(serve):
     assert done["result"]["counts"] == run_job(JOB).counts()
     assert telemetry["telemetry"]["atoms"] == 4
     assert quota.value.code == "QS1006" and quota.value.details["limit"] == "max_atoms"
-    with Client.connect(socket, tenant="bob", key="bob-secret-key", caps=["CAP_ALLOC"]) as client:
-        with pytest.raises(CapabilityError) as refused:
-            client.q_device_submit(job=JOB)
+    bob = Client.connect(socket, tenant="bob", key="bob-secret-key", caps=["CAP_ALLOC"])
+    with bob as client, pytest.raises(CapabilityError) as refused:
+        client.q_device_submit(job=JOB)
     assert refused.value.code == "QS1004"

@@ -263,6 +263,62 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _cmd_qec(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk device qec``: a memory experiment on a device profile
+    (:mod:`qmk.devices.neutral_atom.qec`)."""
+    from qmk.devices.neutral_atom.qec import memory_experiment
+
+    result = memory_experiment(
+        args.code,
+        distance=args.distance,
+        rounds=args.rounds,
+        device=args.device,
+        shots=args.shots,
+        seed=args.seed,
+        loss=not args.no_loss,
+        routing=args.routing,
+    )
+    if args.json:
+        json.dump(result.to_json(), out)
+        out.write("\n")
+        return 0
+    low, high = result.per_round_interval
+    out.write(
+        f"{result.code} code d={result.distance}, {result.rounds} rounds on {result.profile} "
+        f"({result.backend}), loss {'on' if result.loss else 'off'}, {result.shots} shots, "
+        f"seed {result.seed}\n"
+        f"  {result.atoms} atoms, {result.moves} moves and {result.swaps} swaps routed, "
+        f"{result.duration_ns / 1000:g} us per shot\n"
+        f"  {result.errors} logical errors ({result.shot_error_rate:.4g} per shot); "
+        f"logical error per round {result.per_round:.4g} [{low:.3g}, {high:.3g}]\n"
+        f"  {result.detection_events} detection events, {result.lost_bits} bits of lost atoms "
+        f"(read as coin flips), {result.seconds:.2f} s\n"
+    )
+    return 0
+
+
+def _add_qec(actions: Any) -> None:
+    qec = actions.add_parser(
+        "qec",
+        help="a repetition or surface-code memory experiment on a neutral-atom profile "
+        "(stim with atom loss, decoded by pymatching)",
+    )
+    qec.add_argument("--code", choices=("repetition", "surface"), default="repetition")
+    qec.add_argument("--distance", type=int, default=3, help="odd code distance (3)")
+    qec.add_argument("--rounds", type=int, help="syndrome rounds (default: the distance)")
+    qec.add_argument(
+        "--device", metavar="PRESET", default="benchmark_chain", help="preset or profile file"
+    )
+    qec.add_argument("--shots", type=int, default=10_000, help="shots (10000)")
+    qec.add_argument("--seed", type=int, help="seed (default: drawn, printed)")
+    qec.add_argument("--no-loss", action="store_true", help="set the profile's loss rates to 0")
+    qec.add_argument(
+        "--routing", choices=("auto", "move", "swap"), default="auto", help="compiler routing"
+    )
+    qec.add_argument("--json", action="store_true", help="print one JSON object")
+    qec.set_defaults(run=_cmd_qec)
+
+
 def register(add: AddCommand) -> None:
     """Add ``device info|calibrate`` (the kernel's machine) and ``device list|show|isa|run``
     (the neutral-atom VM)."""
@@ -321,3 +377,4 @@ def register(add: AddCommand) -> None:
     )
     run.add_argument("--top", type=int, default=16, help="outcomes to print (default 16)")
     run.set_defaults(run=_cmd_run)
+    _add_qec(actions)
