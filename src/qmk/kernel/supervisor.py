@@ -68,6 +68,16 @@ from qmk.kernel.workers import TaskError, WorkerMemoryError
 MAX_PREEMPTIONS = 3
 #: How many recently finished jobs stay in memory (q_status/q_wait skip the database).
 FINISHED_CACHE_SIZE = 1024
+#: ... and at most about this many bytes of their results.
+FINISHED_CACHE_BYTES = 256 * 2**20
+
+
+def _result_bytes(job: Job) -> int:
+    """About how many bytes ``job``'s result holds (its counts dominate)."""
+    counts = (job.result or {}).get("counts") or {}
+    return 256 + sum(len(key) + 64 for key in counts)
+
+
 #: How many machine-wide fault events the kernel keeps for telemetry.
 FAULT_LOG_SIZE = 256
 #: How many jobs' fault records (placement, policies' actions) the kernel keeps.
@@ -144,6 +154,8 @@ class Supervisor:
         self.queue = FairQueue()
         self.jobs: dict[str, Job] = {}  # every job not yet final
         self.finished: OrderedDict[str, Job] = OrderedDict()  # recently final, newest last
+        self._finished_bytes = 0  # their results' size (about), and each one's
+        self._finished_size: dict[str, int] = {}
         self.running: dict[str, _Running] = {}
         self.epoch = 0
         self.physical_in_use = 0
@@ -393,16 +405,28 @@ class Supervisor:
         reason = None if error is None else error["message"]
         self._transition(job, state, **({"reason": reason} if reason else {}))
         self.jobs.pop(job.job_id, None)
-        self.finished[job.job_id] = job
-        self.finished.move_to_end(job.job_id)
-        if len(self.finished) > FINISHED_CACHE_SIZE:
-            self.finished.popitem(last=False)
+        self._remember(job)
         self.queue.remove(job.job_id)
         _cancel(self._deadlines.pop(job.job_id, None))
         event = self._events.pop(job.job_id, None)
         if event is not None:
             event.set()
         self.kick()
+
+    def _remember(self, job: Job) -> None:
+        """Keep ``job`` among the recently finished, within :data:`FINISHED_CACHE_SIZE`
+        jobs and :data:`FINISHED_CACHE_BYTES` of results (older ones are read from the
+        database when asked for)."""
+        self.finished.pop(job.job_id, None)
+        self._finished_bytes -= self._finished_size.pop(job.job_id, 0)
+        self.finished[job.job_id] = job
+        size = self._finished_size[job.job_id] = _result_bytes(job)
+        self._finished_bytes += size
+        while len(self.finished) > 1 and (
+            len(self.finished) > FINISHED_CACHE_SIZE or self._finished_bytes > FINISHED_CACHE_BYTES
+        ):
+            dropped, _ = self.finished.popitem(last=False)
+            self._finished_bytes -= self._finished_size.pop(dropped, 0)
 
     def _release(self, job: Job) -> None:
         self.physical_in_use -= job.physical_qubits
