@@ -342,6 +342,11 @@ class StatevectorEngine:
         return self._dtype
 
     @property
+    def kernels(self) -> str:
+        """What applies fused blocks: ``"simd"`` or ``"numpy"`` (:mod:`qmk.engines.kernels`)."""
+        return self._kernels
+
+    @property
     def max_bytes(self) -> int:
         """The memory guard's limit in bytes (state plus one working copy)."""
         return self._max_bytes
