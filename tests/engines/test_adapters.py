@@ -319,3 +319,55 @@ def test_each_adapter_class_carries_its_registry_name_and_imports_no_simulator()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@pytest.mark.parametrize("engine", ["cirq", "aer-density-matrix", "qutip"])
+def test_a_run_on_an_adapter_stopped_at_a_fence_resumes_to_the_same_counts(engine: str) -> None:
+    from qmk.execution.checkpoint import ExecutionState
+    from qmk.execution.trajectories import YIELD, Suspended
+
+    pytest.importorskip({"cirq": "cirq", "qutip": "qutip"}.get(engine, "qiskit_aer"))
+    program = assemble(MID_CIRCUIT.replace("fix_x:", "fence: FENCE_EPOCH\nfix_x:"))
+
+    class StopAtFirstFence:
+        urgent = False
+
+        def __init__(self) -> None:
+            self.saved: list[ExecutionState] = []
+
+        def at_fence(self, epoch: int) -> str | None:
+            return YIELD if not self.saved else None
+
+        def at_op(self) -> str | None:
+            return None
+
+        def save(self, state: ExecutionState) -> None:
+            self.saved.append(ExecutionState.from_bytes(state.to_bytes()))  # the file format
+
+    options: dict[str, Any] = {"shots": 300, "seed": 8, "engine": engine, "noise": False}
+    whole = run(program, **options)
+    control = StopAtFirstFence()
+    with pytest.raises(Suspended):
+        run(program, control=control, **options)
+    (state,) = control.saved
+    resumed = run(program, resume=state, **options)
+    assert resumed.counts == whole.counts
+
+
+def test_a_segment_snapshot_survives_its_file_format() -> None:
+    pytest.importorskip("cirq")
+    from qmk.engines.adapters.cirq import CirqEngine
+
+    engine = CirqEngine(seed=3, dtype="complex128")
+    a, b = engine.allocate(), engine.allocate()
+    engine.apply("ry", [a], [0.7])
+    engine.apply("cx", [a, b])
+    engine.apply("t", [b])  # still pending: the snapshot keeps the segment
+    meta, arrays = CirqEngine.export_snapshot(engine.snapshot())
+    other = CirqEngine(seed=0, dtype="complex128")
+    other.restore(CirqEngine.import_snapshot(meta, arrays))
+    assert other.probability(b, "X") == pytest.approx(engine.probability(b, "X"), abs=1e-12)
+    assert other.measure(a) == engine.measure(a)  # the RNG came back too

@@ -264,3 +264,25 @@ def test_single_precision_reaches_the_statevector_engine_and_not_the_stabilizer(
     assert clifford.engine == defaults.STABILIZER
     with pytest.raises(EngineError, match="QE105"):
         run(assemble(bell), shots=20, seed=1, engine_options={"dtype": "float32"})
+
+
+def test_under_an_address_space_limit_an_adapter_leaves_room_for_its_package() -> None:
+    """A kernel worker caps its address space (RLIMIT_AS): an adapter whose package alone
+    takes more than is left holds no qubits there, and QMK's own engines keep theirs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, re\n"
+        "from qmk.engines.registry import max_qubits\n"
+        "used = int(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read())[1]) * 1024\n"
+        "cap = used + 700 * 2**20\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (cap, cap))\n"
+        "names = ('statevector', 'qsim', 'aer-statevector', 'aer-mps')\n"
+        "print(*(max_qubits(n) for n in names))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    statevector, qsim, aer, mps = (int(x) for x in out.stdout.split())
+    assert statevector == max_qubits("statevector")  # its own memory guard decides
+    assert 0 < qsim < statevector  # 700 MiB less qsim's ~400 MiB: about 2**24 amplitudes
+    assert aer == mps == 0  # Aer's package alone takes more

@@ -187,6 +187,10 @@ class EngineSpec:
     density_matrix: bool = False
     precisions: tuple[str, ...] = ("double",)
     noise_channels: tuple[str, ...] = ("pauli",)
+    #: Address space its packages take once imported (a rough figure, bytes): where the
+    #: process has a limit (a kernel worker's RLIMIT_AS), what is left after it bounds
+    #: the state (see :func:`max_qubits`).
+    import_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.state not in STATE_KINDS or not set(self.precisions) <= set(PRECISIONS):
@@ -214,7 +218,7 @@ class EngineSpec:
         return wanted if wanted in self.precisions else None
 
 
-_ANY = ("single", "double")
+_MIB = 2**20
 #: Channels: ``pauli`` (a drawn Pauli, every engine), ``kraus`` (a Kraus channel applied
 #: exactly, ``apply_kraus``), ``lindblad`` (open-system evolution, ``evolve``).
 _DENSITY_CHANNELS = ("pauli", "kraus")
@@ -256,6 +260,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.QSIM,
+        import_bytes=400 * _MIB,
         summary="Google's qsim (qsimcirq): AVX statevector with gate fusion, single precision",
         module="qmk.engines.adapters.qsim",
         cls="QsimEngine",
@@ -269,6 +274,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.AER_STATEVECTOR,
+        import_bytes=1300 * _MIB,
         summary="Qiskit Aer's statevector method",
         module="qmk.engines.adapters.aer",
         cls="AerStatevectorEngine",
@@ -288,6 +294,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.AER_DENSITY_MATRIX,
+        import_bytes=1300 * _MIB,
         summary="Qiskit Aer's density_matrix method: mixed states held exactly",
         module="qmk.engines.adapters.aer",
         cls="AerDensityMatrixEngine",
@@ -308,6 +315,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.AER_MPS,
+        import_bytes=1300 * _MIB,
         summary="Qiskit Aer's matrix_product_state method: many qubits at low entanglement; "
         "terminal measurements only",
         module="qmk.engines.adapters.aer",
@@ -327,6 +335,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.CIRQ,
+        import_bytes=400 * _MIB,
         summary="Cirq's statevector simulator (cirq.Simulator)",
         module="qmk.engines.adapters.cirq",
         cls="CirqEngine",
@@ -345,6 +354,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.QUTIP,
+        import_bytes=300 * _MIB,
         summary="QuTiP density matrices, and Lindblad (mesolve) evolution for analog devices",
         module="qmk.engines.adapters.qutip",
         cls="QutipEngine",
@@ -364,6 +374,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.LIGHTNING,
+        import_bytes=500 * _MIB,
         summary="PennyLane Lightning (lightning.qubit): C++ statevector kernels",
         module="qmk.engines.adapters.lightning",
         cls="LightningEngine",
@@ -382,6 +393,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.BRAKET,
+        import_bytes=450 * _MIB,
         summary="the Amazon Braket local statevector simulator",
         module="qmk.engines.adapters.braket",
         cls="BraketEngine",
@@ -399,6 +411,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.CUSTATEVEC,
+        import_bytes=1500 * _MIB,
         summary="NVIDIA cuStateVec (cuquantum) on a CUDA GPU",
         module="qmk.engines.adapters.custatevec",
         cls="CuStateVecEngine",
@@ -418,6 +431,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.QSIM_GPU,
+        import_bytes=1500 * _MIB,
         summary="qsim's CUDA statevector (qsimcirq built with GPU support)",
         module="qmk.engines.adapters.qsim",
         cls="QsimGpuEngine",
@@ -586,6 +600,27 @@ def memory_bytes() -> int:
     return min(value, physical) if physical > 0 else value
 
 
+def address_space_left() -> int | None:
+    """Bytes of address space this process may still map under its ``RLIMIT_AS`` (a kernel
+    worker's memory cap), or None where no limit is set.
+
+    QMK's own engines guard their memory themselves (the kernel fails a job that runs
+    out); an adapter's package alone can take more than a small cap allows, so the
+    adapters' qubit limits leave room for it (``EngineSpec.import_bytes``).
+    """
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return None
+    return max(int(soft) - used, 0)
+
+
 #: The most qubits a stabilizer or MPS engine is offered (their memory grows slowly).
 WIDE = 100_000
 #: The most qubits Aer's MPS method is offered (its own limit is far above).
@@ -596,7 +631,9 @@ def max_qubits(name: str, precision: str | None = None, *, max_bytes: int | None
     """The most qubits engine ``name`` holds at ``precision`` in the memory at hand.
 
     Dense engines hold their state and one working copy within ``max_bytes`` (default
-    :func:`memory_bytes`; GPU engines: the GPU's memory); the stabilizer holds
+    :func:`memory_bytes`; GPU engines: the GPU's memory); an adapter also within what
+    the process's address-space limit leaves beside its package
+    (:func:`address_space_left`, ``EngineSpec.import_bytes``); the stabilizer holds
     :data:`WIDE`.
 
     >>> max_qubits("statevector", "double", max_bytes=2**20), max_qubits("qutip", max_bytes=2**20)
@@ -606,11 +643,15 @@ def max_qubits(name: str, precision: str | None = None, *, max_bytes: int | None
     chosen = entry.precision_for(precision) or entry.precisions[0]
     if entry.cost.representation == "tableau":
         return WIDE
+    left = address_space_left()
+    room = None if left is None or not entry.import_bytes else left - entry.import_bytes
     if entry.cost.representation == "mps":
-        return MPS_QUBITS
+        return 0 if room is not None and room <= 0 else MPS_QUBITS
     limit = (gpu_memory() or 0) if entry.gpu else memory_bytes()
     if isinstance(max_bytes, int) and not isinstance(max_bytes, bool) and max_bytes > 0:
         limit = min(limit, max_bytes) if entry.gpu else max_bytes
+    if room is not None:
+        limit = min(limit, max(room, 0))
     itemsize = 8 if chosen == "single" else 16
     fits = limit // (2 * itemsize)
     bits = fits.bit_length() - 1 if fits else 0

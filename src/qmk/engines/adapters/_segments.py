@@ -349,6 +349,35 @@ class SegmentEngine:
     def reseed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
 
+    @staticmethod
+    def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``snapshot`` as plain data (JSON values and the held state) for a checkpoint."""
+        if not isinstance(snapshot, SegmentSnapshot):
+            raise EngineError.of("engine-misuse", "not a snapshot of a segment engine")
+        meta = {
+            "order": list(snapshot.order),
+            "pending": [[g, list(qs), list(ps)] for g, qs, ps in snapshot.pending],
+            "free": list(snapshot.free),
+            "next_qubit": snapshot.next_qubit,
+            "rng": dict(snapshot.rng),
+        }
+        return meta, {"state": snapshot.state}
+
+    @staticmethod
+    def import_snapshot(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
+        """The snapshot :meth:`export_snapshot` wrote as ``meta`` and ``arrays``."""
+        return SegmentSnapshot(
+            state=np.asarray(arrays["state"]),
+            order=tuple(int(q) for q in meta["order"]),
+            pending=tuple(
+                (str(g), tuple(int(q) for q in qs), tuple(float(p) for p in ps))
+                for g, qs, ps in meta["pending"]
+            ),
+            free=tuple(int(q) for q in meta["free"]),
+            next_qubit=int(meta["next_qubit"]),
+            rng=dict(meta["rng"]),
+        )
+
     def sample(self, qubits: Sequence[int], shots: int) -> np.ndarray:
         """``shots`` Z outcomes of ``qubits`` drawn from the held state (which stays)."""
         axes = [self._axis(q) for q in qubits]

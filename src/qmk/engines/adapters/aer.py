@@ -293,6 +293,32 @@ class AerMPSEngine:
         rng.bit_generator.state = snapshot.rng
         self._rng = rng
 
+    @staticmethod
+    def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``snapshot`` as plain data (its gate log) for a checkpoint."""
+        if not isinstance(snapshot, MPSSnapshot):
+            raise EngineError.of("engine-misuse", "not an aer-mps snapshot")
+        meta = {
+            "log": [[g, list(qs), list(ps)] for g, qs, ps in snapshot.log],
+            "live": list(snapshot.live),
+            "wires": snapshot.wires,
+            "rng": dict(snapshot.rng),
+        }
+        return meta, {}
+
+    @staticmethod
+    def import_snapshot(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
+        """The snapshot :meth:`export_snapshot` wrote."""
+        return MPSSnapshot(
+            log=tuple(
+                (str(g), tuple(int(q) for q in qs), tuple(float(p) for p in ps))
+                for g, qs, ps in meta["log"]
+            ),
+            live=tuple(int(q) for q in meta["live"]),
+            wires=int(meta["wires"]),
+            rng=dict(meta["rng"]),
+        )
+
     def reseed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
 

@@ -30,7 +30,10 @@ def _bindings() -> tuple[Any, Any, Any]:
         from cuquantum.bindings import custatevec
     except ImportError:
         from cuquantum import custatevec
-    from cuquantum import ComputeType, cudaDataType
+    try:
+        from cuquantum import ComputeType, cudaDataType
+    except ImportError:  # layouts that keep them beside the bindings only
+        from cuquantum.bindings._utils import ComputeType, cudaDataType
 
     return custatevec, cudaDataType, ComputeType
 
