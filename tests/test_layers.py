@@ -61,10 +61,12 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # execution is the one place that combines programs, engines and the QEC layer
     "qmk.execution": (*LEAVES, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
     # devices sit beside the machine: the simulated logical machine runs on it; the
-    # neutral-atom device runs the QEC memory experiments' circuits (qmk device qec)
+    # neutral-atom device runs the QEC memory experiments' circuits (qmk device qec) and
+    # reads Bloqade kernels through the OpenQASM 2 front-end
     "qmk.devices": (
         *LEAVES,
         "qmk.qvm",
+        "qmk.frontends",
         "qmk.engines",
         "qmk.qec",
         "qmk.experiments",
