@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_execute.py
 	$(BIN)/python bench/bench_noisy.py
+	$(BIN)/python bench/bench_engines.py
 	$(BIN)/python bench/bench_service.py
 	$(BIN)/python bench/bench_qec.py
 	$(BIN)/python bench/bench_estimate.py

@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_execute import Gate, dense_prep, qft_gates
 
 import qmk
+from bench_execute import Gate, dense_prep, qft_gates
 from qmk import __version__
 from qmk.engines import fusion, kernels
 from qmk.engines.gates import GATES
@@ -175,6 +175,35 @@ def self_check(n: int = 12) -> dict[str, Any]:
     return out
 
 
+def contenders_for(
+    n: int, gates: list[Gate], *, shots: int, seed: int, qsim: Any, aer: dict[str, Any]
+) -> dict[str, Callable[[], Any]]:
+    """The runs of one case: QMK (each precision, and its default choice), qsim, Aer."""
+    from qiskit import transpile
+
+    graph = qvm_graph(n, gates)
+    circuit = cirq_circuit(n, gates)
+    transpiled = transpile(qiskit_circuit(n, gates), next(iter(aer.values()))) if aer else None
+
+    def qmk_run(dtype: str | None, engine: str | None) -> Any:
+        options = {"dtype": dtype} if dtype else None
+        return qmk.run(
+            graph, shots=shots, seed=seed, engine=engine, noise=False, engine_options=options
+        )
+
+    def aer_run(backend: Any) -> Callable[[], Any]:
+        return lambda: backend.run(transpiled, shots=shots).result()
+
+    runs: dict[str, Callable[[], Any]] = {
+        "qmk statevector complex64": lambda: qmk_run("complex64", "statevector"),
+        "qmk statevector complex128": lambda: qmk_run("complex128", "statevector"),
+        "qmk default": lambda: qmk_run(None, None),
+        "qsim": lambda: qsim.run(circuit, repetitions=shots),
+    }
+    runs.update({f"aer {precision}": aer_run(backend) for precision, backend in aer.items()})
+    return runs
+
+
 def time_case(
     contenders: dict[str, Callable[[], Any]], rounds: int, warm: bool
 ) -> dict[str, dict[str, Any]]:
@@ -215,7 +244,6 @@ def main() -> int:
     import qiskit
     import qiskit_aer
     import qsimcirq
-    from qiskit import transpile
     from qiskit_aer import AerSimulator
 
     machine = {
@@ -256,27 +284,9 @@ def main() -> int:
 
     rows: list[dict[str, Any]] = []
     for label, n, gates in cases:
-        graph = qvm_graph(n, gates)
-        circuit = cirq_circuit(n, gates)
-        transpiled = transpile(qiskit_circuit(n, gates), aer["double"])
-
-        def qmk_run(dtype: str | None, engine: str | None) -> Any:
-            options = {"dtype": dtype} if dtype else None
-            return qmk.run(
-                graph, shots=shots, seed=seed, engine=engine, noise=False, engine_options=options
-            )
-
-        contenders: dict[str, Callable[[], Any]] = {
-            "qmk statevector complex64": lambda: qmk_run("complex64", "statevector"),
-            "qmk statevector complex128": lambda: qmk_run("complex128", "statevector"),
-            "qmk default": lambda: qmk_run(None, None),
-            "qsim": lambda: qsim.run(circuit, repetitions=shots),
-        }
-        if n <= args.aer_max:
-            for precision, backend in aer.items():
-                contenders[f"aer {precision}"] = (
-                    lambda backend=backend: backend.run(transpiled, shots=shots).result()
-                )
+        contenders = contenders_for(
+            n, gates, shots=shots, seed=seed, qsim=qsim, aer=aer if n <= args.aer_max else {}
+        )
         rounds = 5 if n <= 20 else 2 if n <= 24 else 1
         load = os.getloadavg()[0]
         got = time_case(contenders, rounds, warm=n == smallest)
