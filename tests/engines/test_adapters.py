@@ -371,3 +371,18 @@ def test_a_segment_snapshot_survives_its_file_format() -> None:
     other.restore(CirqEngine.import_snapshot(meta, arrays))
     assert other.probability(b, "X") == pytest.approx(engine.probability(b, "X"), abs=1e-12)
     assert other.measure(a) == engine.measure(a)  # the RNG came back too
+
+
+@pytest.mark.parametrize("engine", ["cirq", "aer-mps"])
+def test_a_segment_with_a_bad_gate_leaves_an_adapter_as_it_was(engine: str) -> None:
+    from qmk.engines.base import apply_segment
+
+    pytest.importorskip("cirq" if engine == "cirq" else "qiskit_aer")
+    sim = make_engine(engine, seed=0)
+    a, b = sim.allocate(), sim.allocate()
+    apply_segment(sim, [("h", [a], []), ("cx", [a, b], [])])
+    with pytest.raises(EngineError, match="QE103"):
+        apply_segment(sim, [("x", [a], []), ("warp", [b], [])])
+    assert sim.probability(b) == pytest.approx(0.5, abs=1e-6)
+    assert sim.probability(a, "X") == pytest.approx(0.5, abs=1e-6)  # no x was kept
+    assert sorted({tuple(r) for r in sim.sample([a, b], 100).tolist()}) == [(0, 0), (1, 1)]

@@ -216,6 +216,17 @@ class SegmentEngine:
         if gate != "i":
             self._pending.append((gate, qs, tuple(float(p) for p in params)))
 
+    def apply_segment(self, gates: Sequence[tuple[str, Sequence[int], Sequence[float]]]) -> None:
+        """Record a run of gates: every gate is checked first (as :meth:`apply` checks it),
+        so a bad one leaves the pending segment as it was."""
+        mark = len(self._pending)
+        try:
+            for gate, qubits, params in gates:
+                self.apply(gate, qubits, params)
+        except EngineError:
+            del self._pending[mark:]
+            raise
+
     def probability(self, qubit: int, basis: str = "Z") -> float:
         """The probability that measuring ``qubit`` in ``basis`` gives 1."""
         axis = self._axis(qubit)

@@ -225,6 +225,16 @@ class AerMPSEngine:
         if gate != "i":
             self._log.append((gate, qs, tuple(float(p) for p in params)))
 
+    def apply_segment(self, gates: Sequence[tuple[str, Sequence[int], Sequence[float]]]) -> None:
+        """Record a run of gates, each checked first: a bad one leaves the log as it was."""
+        mark = len(self._log)
+        try:
+            for gate, qubits, params in gates:
+                self.apply(gate, qubits, params)
+        except EngineError:
+            del self._log[mark:]
+            raise
+
     def probability(self, qubit: int, basis: str = "Z") -> float:
         """P(1) in ``basis``: Aer's expectation value of the basis' Pauli, from ``|0>``."""
         from qiskit.quantum_info import Pauli
