@@ -54,6 +54,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_service.py
 	$(BIN)/python bench/bench_qec.py
 	$(BIN)/python bench/bench_estimate.py
+	$(BIN)/python bench/bench_neutral_atom.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/results

@@ -32,10 +32,13 @@ How shots are drawn (one semantics on every backend; the seed fixes every draw):
 from __future__ import annotations
 
 import enum
+import functools
+import heapq
 import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,15 +299,46 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def _bernoulli(rng: np.random.Generator, p: float, n: int) -> np.ndarray:
+    """The indices in ``range(n)`` of the successes of ``n`` Bernoulli(``p``) trials.
+
+    Rare successes are found by geometric skipping (the gaps between successes of a
+    Bernoulli process are geometric), so the cost follows the successes, not ``n``."""
+    if p <= 0.0 or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if p >= 0.05:
+        return np.flatnonzero(rng.random(n) < p)
+    chunks: list[np.ndarray] = []
+    last = -1
+    while True:
+        expected = (n - last) * p
+        size = int(expected + 6 * math.sqrt(expected) + 16)
+        positions = last + np.cumsum(rng.geometric(p, size))
+        chunks.append(positions)
+        last = int(positions[-1])
+        if last >= n:
+            break
+    found = np.concatenate(chunks)
+    return found[found < n]
+
+
 @dataclass(slots=True)
 class _Losses:
-    """Loss drawn for every shot: when each atom is lost, and which gates that skips."""
+    """Loss drawn for every shot (sparse: only the losses that happened), and the gates
+    it skips."""
 
-    #: shots x atoms: the step at which each atom is lost (inf: never).
-    lost_at: np.ndarray
+    #: Every loss: its shot, its atom and the step it happened at (an atom's earliest wins).
+    shot: np.ndarray
+    atom: np.ndarray
+    step: np.ndarray
     #: The two-qubit gate steps, and shots x those steps: whether the gate is skipped.
     gate_steps: list[int]
     skipped: np.ndarray
+
+    @property
+    def atoms_lost(self) -> int:
+        """How many (shot, atom) pairs lost their atom."""
+        return len(np.unique(self.shot * (int(self.atom.max(initial=0)) + 1) + self.atom))
 
 
 def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Losses:
@@ -312,36 +346,46 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
     atoms is lost before it, and the loss its noise would cause is then not drawn.
 
     Loss events are drawn in batches (all those between two two-qubit gates at once):
-    only a gate's skip reads the losses before it, and the earliest loss of an atom wins
-    whatever the order the events are folded in."""
-    lost_at = np.full((shots, circuit.n_atoms), np.inf)
+    only a gate's skip reads the losses before it. Events of one probability are one
+    Bernoulli process over (event, shot) pairs, sampled sparsely (:func:`_bernoulli`)."""
+    found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # atom -> (shots, steps)
     gate_steps: list[int] = []
     columns: list[np.ndarray] = []
     skip_of: dict[int, np.ndarray] = {}
     pending: list[tuple[int, int, float, int]] = []  # step, atom, probability, owner
 
+    def lost_before(atom: int, k: int) -> np.ndarray:
+        out = np.zeros(shots, dtype=bool)
+        for where, when in found.get(atom, ()):
+            out[where[when < k]] = True
+        return out
+
     def flush() -> None:
-        if not pending:
-            return
-        at = np.array([e[0] for e in pending], dtype=float)
-        atoms = np.array([e[1] for e in pending], dtype=np.intp)
-        probs = np.array([e[2] for e in pending])
-        fired = rng.random((shots, len(pending))) < probs[None, :]
-        for column, event in enumerate(pending):
-            if event[3] in skip_of:
-                fired[:, column] &= ~skip_of[event[3]]
-        if not fired.any():
-            pending.clear()
-            return
-        times = np.where(fired, at[None, :], np.inf)
-        if len(np.unique(atoms)) < len(atoms):  # an atom twice: fold its events' minimum
-            order = np.argsort(atoms, kind="stable")
-            atoms, times = atoms[order], times[:, order]
-            unique, starts = np.unique(atoms, return_index=True)
-            times = np.minimum.reduceat(times, starts, axis=1)
-            atoms = unique
-        lost_at[:, atoms] = np.minimum(lost_at[:, atoms], times)
+        by_p: dict[float, list[tuple[int, int, float, int]]] = {}
+        for event in pending:
+            by_p.setdefault(event[2], []).append(event)
         pending.clear()
+        for p, events in by_p.items():
+            hits = _bernoulli(rng, p, len(events) * shots)
+            if not len(hits):
+                continue
+            which, shot = np.divmod(hits, shots)
+            owners = np.array([e[3] for e in events])[which]
+            keep = np.ones(len(hits), dtype=bool)
+            for owner in np.unique(owners[owners >= 0]).tolist():
+                if owner in skip_of:
+                    mine = owners == owner
+                    keep[mine] &= ~skip_of[owner][shot[mine]]
+            which, shot = which[keep], shot[keep]
+            at = np.array([e[0] for e in events])[which]
+            atoms = np.array([e[1] for e in events], dtype=np.intp)[which]
+            order = np.argsort(atoms, kind="stable")
+            atoms, shot, at = atoms[order], shot[order], at[order]
+            unique, starts = np.unique(atoms, return_index=True)
+            for a, lo, hi in zip(
+                unique.tolist(), starts.tolist(), [*starts[1:].tolist(), len(atoms)], strict=True
+            ):
+                found.setdefault(a, []).append((shot[lo:hi], at[lo:hi]))
 
     for k, step in enumerate(circuit.steps):
         if step.kind is StepKind.GATE:
@@ -349,7 +393,8 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
                 flush()
                 skipped = np.zeros(shots, dtype=bool)
                 for a in step.atoms:
-                    skipped |= lost_at[:, a] < k
+                    if a in found:
+                        skipped |= lost_before(a, k)
                 gate_steps.append(k)
                 columns.append(skipped)
                 skip_of[k] = skipped
@@ -361,7 +406,18 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
             pending.append((k, step.atoms[0], circuit.p_loss, -1))
     flush()
     matrix = np.stack(columns, axis=1) if columns else np.zeros((shots, 0), dtype=bool)
-    return _Losses(lost_at=lost_at, gate_steps=gate_steps, skipped=matrix)
+    parts = [(a, where, when) for a, lists in found.items() for where, when in lists]
+    return _Losses(
+        shot=np.concatenate([w for _, w, _ in parts]) if parts else np.zeros(0, dtype=np.int64),
+        atom=(
+            np.concatenate([np.full(len(w), a) for a, w, _ in parts])
+            if parts
+            else np.zeros(0, dtype=np.int64)
+        ),
+        step=np.concatenate([t for _, _, t in parts]) if parts else np.zeros(0, dtype=np.int64),
+        gate_steps=gate_steps,
+        skipped=matrix,
+    )
 
 
 def _draw_paulis(ops: Sequence[NoiseOp], shots: int, rng: np.random.Generator) -> np.ndarray:
@@ -495,60 +551,161 @@ def _run_statevector(
     return out
 
 
-def _stim_lines(circuit: Circuit) -> list[str]:
-    """One stim line per step ("" for steps stim has nothing to do for)."""
+@functools.lru_cache(maxsize=4096)
+def _stim_gate_names(gates: tuple[tuple[str, tuple[float, ...]], ...]) -> tuple[str, ...]:
     from qmk.engines.stabilizer import stim_gate
 
+    names = []
+    for gate, params in gates:
+        name = stim_gate(gate, params)
+        assert name is not None, gate
+        if name != "I":
+            names.append(name)
+    return tuple(names)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stim_channel(kind: NoiseKind, probs: tuple[float, ...]) -> str:
+    if kind is NoiseKind.PAULI1:
+        return f"PAULI_CHANNEL_1({','.join(map(repr, probs))})"
+    if kind is NoiseKind.PAULI2:
+        return f"PAULI_CHANNEL_2({','.join(map(repr, probs[1:]))})"
+    return ""  # loss is drawn classically; damping never reaches the stabilizer
+
+
+def _stim_line(step: Step, slot: Mapping[int, int]) -> str:
+    """The stim text of one step on stim qubits ``slot[atom]`` ("" when stim has nothing
+    to do)."""
+    atoms = step.atoms
+    targets = str(slot[atoms[0]]) if len(atoms) == 1 else f"{slot[atoms[0]]} {slot[atoms[1]]}"
+    kind = step.kind
+    if kind is StepKind.NOISE:
+        assert step.noise is not None
+        head = _stim_channel(step.noise.kind, step.noise.probs)
+        return f"{head} {targets}" if head else ""
+    if kind is StepKind.GATE:
+        return "\n".join(f"{name} {targets}" for name in _stim_gate_names(step.gates))
+    if kind is StepKind.MEASURE:
+        return f"M {targets}"
+    return f"R {targets}"
+
+
+def stim_program(
+    circuit: Circuit, skipped: AbstractSet[int] = frozenset()
+) -> tuple[str, list[int]]:
+    """The circuit (less the ``skipped`` gate steps and their noise) as stim text, and the
+    result column of each stim measurement record, in record order.
+
+    Atoms share stim qubits: an atom's one-qubit steps before its first two-qubit step are
+    emitted just before that step, those after its last one just after it (they act on no
+    other atom, so they commute with everything in between), and once an atom is done its
+    stim qubit is reset and handed to the next atom that starts. A chain program then needs
+    a few stim qubits however many atoms it has, which keeps stim's reference sample (its
+    cost grows with the square of the qubits) and its frame simulation small.
+    """
+    active = [
+        s
+        for k, s in enumerate(circuit.steps)
+        if k not in skipped and (s.owner < 0 or s.owner not in skipped)
+    ]
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i, step in enumerate(active):
+        if len(step.atoms) > 1:
+            for a in step.atoms:
+                first.setdefault(a, i)
+                last[a] = i
+    heads: dict[int, list[Step]] = {}
+    tails: dict[int, list[Step]] = {}
+    for i, step in enumerate(active):
+        if len(step.atoms) == 1:
+            a = step.atoms[0]
+            if a not in first or i < first[a]:
+                heads.setdefault(a, []).append(step)
+            elif i > last[a]:
+                tails.setdefault(a, []).append(step)
     lines: list[str] = []
-    for step in circuit.steps:
-        if step.kind is StepKind.GATE:
-            parts = []
-            for gate, params in step.gates:
-                name = stim_gate(gate, params)
-                assert name is not None, gate
-                if name != "I":
-                    parts.append(f"{name} {' '.join(map(str, step.atoms))}")
-            lines.append("\n".join(parts))
-        elif step.kind is StepKind.NOISE:
-            assert step.noise is not None
-            op = step.noise
-            targets = " ".join(map(str, op.atoms))
-            if op.kind is NoiseKind.PAULI1:
-                lines.append(f"PAULI_CHANNEL_1({','.join(map(repr, op.probs))}) {targets}")
-            elif op.kind is NoiseKind.PAULI2:
-                lines.append(f"PAULI_CHANNEL_2({','.join(map(repr, op.probs[1:]))}) {targets}")
-            else:
-                lines.append("")  # loss is drawn classically
-        elif step.kind is StepKind.MEASURE:
-            lines.append(f"M {step.atoms[0]}")
+    columns: list[int] = []
+    slot: dict[int, int] = {}
+    free: list[int] = []
+    used = 0
+
+    def emit(step: Step) -> None:
+        line = _stim_line(step, slot)
+        if line:
+            lines.append(line)
+        if step.kind is StepKind.MEASURE:
+            columns.append(step.record)
+
+    def start(a: int) -> None:
+        nonlocal used
+        if free:
+            slot[a] = heapq.heappop(free)
+            lines.append(f"R {slot[a]}")
         else:
-            lines.append(f"R {step.atoms[0]}")
-    return lines
+            slot[a] = used
+            used += 1
+        for step in heads.pop(a, ()):
+            emit(step)
+
+    def finish(a: int) -> None:
+        for step in tails.pop(a, ()):
+            emit(step)
+        heapq.heappush(free, slot.pop(a))
+
+    for i, step in enumerate(active):
+        if len(step.atoms) == 1:
+            a = step.atoms[0]
+            if a not in first:  # no two-qubit step: the whole atom at its first step
+                if a in heads:
+                    start(a)
+                    finish(a)
+            elif first[a] < i < last[a]:
+                emit(step)
+            continue
+        for a in step.atoms:
+            if a not in slot:
+                start(a)
+        emit(step)
+        for a in step.atoms:
+            if last[a] == i:
+                finish(a)
+    return "\n".join(lines), columns
 
 
 def _run_stim(
-    circuit: Circuit,
-    lines: Sequence[str],
-    skipped: set[int],
-    shots: int,
-    seed: int,
-    stats: dict[str, int],
+    circuit: Circuit, skipped: AbstractSet[int], shots: int, seed: int, stats: dict[str, int]
 ) -> np.ndarray:
     import stim
 
-    text = "\n".join(
-        line
-        for k, line in enumerate(lines)
-        if line
-        and k not in skipped
-        and (circuit.steps[k].owner < 0 or circuit.steps[k].owner not in skipped)
-    )
+    text, columns = stim_program(circuit, skipped)
     sampler = stim.Circuit(text).compile_sampler(seed=seed)
     stats["simulations"] += 1
-    if circuit.n_bits == 0:
-        return np.zeros((shots, 0), dtype=np.uint8)
-    packed = sampler.sample(shots, bit_packed=True)
-    return np.unpackbits(packed, axis=1, count=circuit.n_bits, bitorder="little")
+    out = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
+    if columns:
+        packed = sampler.sample(shots, bit_packed=True)
+        drawn = np.unpackbits(packed, axis=1, count=len(columns), bitorder="little")
+        out[:, np.array(columns, dtype=np.intp)] = drawn
+    return out
+
+
+def _mask_lost(circuit: Circuit, losses: _Losses, bits: np.ndarray) -> int:
+    """Write -1 into the bits of atoms lost at or before their measurement; how many."""
+    by_atom: dict[int, list[tuple[int, int]]] = {}
+    for k, s in enumerate(circuit.steps):
+        if s.record >= 0:
+            by_atom.setdefault(s.atoms[0], []).append((k, s.record))
+    cells: set[tuple[int, int]] = set()
+    for shot, atom, step in zip(
+        losses.shot.tolist(), losses.atom.tolist(), losses.step.tolist(), strict=True
+    ):
+        for k, column in by_atom.get(atom, ()):
+            if step <= k:
+                cells.add((shot, column))
+    if cells:
+        rows, columns = zip(*cells, strict=True)
+        bits[list(rows), list(columns)] = -1
+    return len(cells)
 
 
 def _groups(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -574,13 +731,12 @@ def execute(
     patterns, inverse = _groups(losses.skipped)
     raw = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
     stats = {"groups": len(patterns), "simulations": 0}
-    lines = _stim_lines(circuit) if backend == STABILIZER else []
     for g, pattern in enumerate(patterns):
         rows = np.flatnonzero(inverse == g)
         skipped = {gate_steps[j] for j in np.flatnonzero(pattern)}
         group_seed = _seed(seed, 5, g)
         if backend == STABILIZER:
-            raw[rows] = _run_stim(circuit, lines, skipped, len(rows), group_seed, stats)
+            raw[rows] = _run_stim(circuit, skipped, len(rows), group_seed, stats)
         else:
             raw[rows] = _run_statevector(
                 circuit, _active(circuit, skipped), len(rows), group_seed, stats
@@ -588,24 +744,21 @@ def execute(
     bits = raw.astype(np.int8)
     p01, p10 = circuit.readout
     if p01 > 0 or p10 > 0:
-        u = classical.random(bits.shape)
-        flip = np.where(bits == 1, u < p10, u < p01)
-        bits ^= flip.astype(np.int8)
-    measured = [(k, s.atoms[0], s.record) for k, s in enumerate(circuit.steps) if s.record >= 0]
-    lost_bits = 0
-    if measured:
-        at, atoms, columns = (np.array(v, dtype=np.intp) for v in zip(*measured, strict=True))
-        lost = losses.lost_at[:, atoms] <= at[None, :]
-        bits[:, columns] = np.where(lost, np.int8(-1), bits[:, columns])
-        lost_bits = int(lost.sum())
+        # Candidates at the larger rate, kept at the rate of the bit they would flip.
+        top = max(p01, p10)
+        flat = bits.reshape(-1)
+        hits = _bernoulli(classical, top, flat.size)
+        rate = np.where(flat[hits] == 1, p10, p01) / top
+        hits = hits[classical.random(len(hits)) < rate]
+        flat[hits] ^= 1
+    lost_bits = _mask_lost(circuit, losses, bits)
     mode = (
         "stim-batch"
         if backend == STABILIZER
         else ("trajectories" if stats.pop("mode_trajectories", 0) else "sampled")
     )
     stats.pop("mode_sampled", None)
-    lost_atoms = int(np.isfinite(losses.lost_at).sum())
-    return bits, {**stats, "mode": mode, "lost_bits": lost_bits, "atoms_lost": lost_atoms}
+    return bits, {**stats, "mode": mode, "lost_bits": lost_bits, "atoms_lost": losses.atoms_lost}
 
 
 def run_job(
@@ -704,4 +857,5 @@ __all__ = [
     "execute",
     "lower",
     "run_job",
+    "stim_program",
 ]

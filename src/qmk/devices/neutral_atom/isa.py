@@ -168,7 +168,7 @@ class OpSpec:
 
     def field(self, name: str) -> FieldSpec:
         """The field called ``name``."""
-        return next(f for f in self.fields if f.name == name)
+        return _FIELDS_BY_NAME[self.name][name]
 
 
 _TARGETS = FieldSpec(name="targets", type=FieldType.INTEGERS, description="atom indices")
@@ -276,6 +276,7 @@ _OP_TABLE: tuple[OpSpec, ...] = (
 
 #: Every instruction, by name.
 OPS: Mapping[str, OpSpec] = MappingProxyType({spec.name: spec for spec in _OP_TABLE})
+_FIELDS_BY_NAME = {spec.name: {f.name: f for f in spec.fields} for spec in _OP_TABLE}
 
 
 # --------------------------------------------------------------------------- gates

@@ -153,7 +153,11 @@ def parse_job(
     n_atoms = next((i.n_qubits for i in program if i.kind is OpKind.ALLOC), 0)
     raw_hardware = data.get("hardware")
     if profile is not None:
-        hardware = Hardware.from_json(raw_hardware, base=profile.hardware)
+        hardware = (
+            Hardware.from_json(raw_hardware, base=profile.hardware)
+            if raw_hardware
+            else profile.hardware
+        )
     elif raw_hardware:
         hardware = Hardware.from_json(raw_hardware)
         if not hardware.sites:
