@@ -32,7 +32,7 @@ from typing import Any
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
-from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV, WorkerPool
+from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV, WorkerPool, kernel_isolation
 from qmk.qvm.asm import assemble
 from support.paths import EXAMPLES
 
@@ -180,6 +180,7 @@ def run_kernel(
                 workers,
                 memory_mb=memory,
                 loop=loop,
+                isolation=kernel_isolation(config, tmp_path / "data"),  # as Kernel.open's
                 gate=None if gate is None else gate.path,
                 pause_gate=None if pause is None else pause.path,
             )

@@ -1,4 +1,4 @@
-"""A process pool for jobs: persistent workers fed over pipes, with a memory cap and real kill.
+"""A process pool for jobs: confined workers fed over sockets, with real kill and limits.
 
 :class:`WorkerPool` is a :class:`concurrent.futures.Executor`: ``submit(fn, *args)``
 returns a :class:`~concurrent.futures.Future`, ``shutdown()`` stops the workers. Its one
@@ -11,23 +11,38 @@ this pool's place in the kernel.
 Two ways to drive the workers, one state machine:
 
 - **thread mode** (``loop=None``, the default): a dispatcher thread of the pool waits on
-  the workers' pipes and exit sentinels; ``submit`` from any thread wakes it through a
+  the workers' sockets and exit sentinels; ``submit`` from any thread wakes it through a
   pipe. Good for synchronous callers.
 - **loop mode** (``loop=`` an asyncio loop, the pool created on that loop's thread): no
-  thread at all. The loop watches each worker's pipe and sentinel (``add_reader``);
-  ``submit`` on the loop's thread writes the task straight into an idle worker's pipe,
-  and a worker's reply is read, its future completed and the worker handed its next
-  queued task in one reader callback. The kernel uses this mode: a thread beside the
-  loop made every job pay for GIL hand-offs and wake-up writes. Calls from other
-  threads still work (they hop onto the loop with ``call_soon_threadsafe``).
+  thread at all. The loop watches each worker's socket and sentinel (``add_reader``,
+  and ``add_writer`` while a message to it waits); ``submit`` on the loop's thread
+  writes the task straight into an idle worker's socket, and a worker's reply is read,
+  its future completed and the worker handed its next queued task in one reader
+  callback. The kernel uses this mode. Calls from other threads still work (they hop
+  onto the loop with ``call_soon_threadsafe``).
+
+**The pool never waits on a worker.** Its end of every worker's socket is non-blocking:
+a message is a frame (an 8-byte length, then the pickle), read as far as the socket
+holds and kept until the rest comes; a message to a worker that is not reading waits in
+the pool's buffer. A worker stopped in the middle of a reply (``SIGSTOP``, a swapped-out
+machine, a hostile task) holds only its own task: the other workers, the loop and the
+kernel's timers go on, and when the task's time is up :meth:`~WorkerPool.cancel` kills
+the worker. Replies are plain data (None, bool, int, float, complex, str, bytes, tuple,
+list, dict, set), unpickled with no global allowed: a worker cannot make the pool run
+code. A frame longer than the worker's memory cap breaks the protocol: the worker is
+killed and its task fails with :class:`WorkerDied`.
 
 Futures complete outside the pool's lock, so a done-callback may call the pool again.
 
 Workers start from a ``forkserver`` (the default context) that has already imported the
 modules in ``preload`` (the executor), so a new worker is ready in about 10 ms and a task
-costs one pipe round trip. Each worker caps its own address space with
-``setrlimit(RLIMIT_AS)``; a task that runs out of memory fails with
-:class:`WorkerMemoryError` and its worker exits, to be replaced.
+costs one round trip. Each worker confines itself before its first task
+(:mod:`qmk.kernel.sandbox`: no network, a Landlock filesystem, an unprivileged user when
+the pool runs as root, rlimits on memory, CPU time and file size, a private temp dir, no
+inherited descriptors) and tells the pool what holds (:attr:`WorkerPool.confinement`);
+the pool logs it once, with a warning for every gap. A task that runs out of memory
+fails with :class:`WorkerMemoryError`, one past its CPU time with
+:class:`WorkerCpuLimit`; either worker is replaced.
 
 Functions and arguments travel by pickle, so ``fn`` must be importable (a module-level
 function). Errors raised by ``fn`` come back as :class:`TaskError` carrying the exception
@@ -37,21 +52,29 @@ type and message (and ``to_json()`` of a :class:`~qmk.errors.QMKError`).
 runs (:func:`current_link`, :meth:`TaskLink.notify`); the pool hands each to the
 listener :meth:`WorkerPool.listen` set on the task's future, before the task's result.
 The pool may send a running task requests (:meth:`WorkerPool.request`): they wait in the
-pipe until the task looks (:meth:`TaskLink.pending`, :meth:`TaskLink.requests`). No
+socket until the task looks (:meth:`TaskLink.pending`, :meth:`TaskLink.requests`). No
 signal announces them: a signal could reach a fresh worker before it installs its
 handler and kill it. The kernel's checkpoints and preemptions at fences travel this way.
 
-A test hook, the **gate**: a pool made with ``gate=`` the path of a FIFO holds every task
-in its worker, before it runs, until the FIFO yields one byte for it (one byte lets one
-task through). The test that holds the FIFO's write end opens the gate for good by
-removing the FIFO and then closing its end: a waiting worker sees the end of file, a new
-one finds no FIFO. A test thus decides exactly how many tasks run and when, whatever the
-machine's speed; ``Kernel.open`` reads the path from :data:`GATE_ENV`, so a test can hold
-the jobs of a ``qmk serve`` process too. Nothing else uses it. Its twin, the **pause
-gate** (``pause_gate=``, :data:`PAUSE_GATE_ENV`), holds a running task at each point
-where it calls :meth:`TaskLink.pause` (the executor's fences) until a byte comes or a
-request arrives: a test can hold a job at a fence, take a checkpoint there, preempt it
-or kill the kernel, whatever the machine's speed.
+Test hooks (each a pool option that ``Kernel.open`` reads from an environment variable
+through :func:`kernel_pool`; nothing else uses them):
+
+- the **gate** (``gate=``, :data:`GATE_ENV`): a FIFO that holds every task in its
+  worker, before it runs, until the FIFO yields one byte for it (one byte lets one task
+  through). The test that holds the FIFO's write end opens the gate for good by removing
+  the FIFO and then closing its end: a waiting worker sees the end of file, a new one
+  finds no FIFO. A test thus decides exactly how many tasks run and when, whatever the
+  machine's speed.
+- the **pause gate** (``pause_gate=``, :data:`PAUSE_GATE_ENV`) holds a running task at
+  each point where it calls :meth:`TaskLink.pause` (the executor's fences) until a byte
+  comes or a request arrives: a test can hold a job at a fence, take a checkpoint there,
+  preempt it or kill the kernel.
+- the **stall** (``stall=``, :data:`STALL_ENV`): a FIFO; a worker about to send a task's
+  reply that finds a byte in it writes half the reply, stops itself (``SIGSTOP``) and
+  writes the rest only if continued, as a worker frozen in the middle of a reply.
+- the **probe** (``probe=``, :data:`PROBE_ENV`): ``"module:function"``, imported by each
+  worker before it confines itself and called as ``function(fn, args, kwargs)`` in
+  place of each task, after it: a test's escape attempts run where a job would.
 """
 
 from __future__ import annotations
@@ -59,21 +82,46 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib
+import io
 import itertools
+import logging
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
+import pickle
 import select
+import shutil
 import signal
 import stat
+import struct
+import sys
+import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from qmk.kernel.sandbox import (
+    CpuBudget,
+    Isolation,
+    Plan,
+    confine,
+    readable_roots,
+    resolve_user,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext, SpawnContext
+
+    from qmk.kernel.config import KernelConfig
+
+_log = logging.getLogger("qmk.kernel.workers")
 
 #: Modules a worker imports before its first task.
 DEFAULT_PRELOAD: tuple[str, ...] = (
@@ -93,6 +141,196 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
 GATE_ENV = "QMK_TEST_WORKER_GATE"
 #: The same for the pool's ``pause_gate`` (a FIFO that holds running tasks at fences).
 PAUSE_GATE_ENV = "QMK_TEST_PAUSE_GATE"
+#: The same for the pool's ``stall`` (a FIFO whose bytes freeze workers mid-reply).
+STALL_ENV = "QMK_TEST_WORKER_STALL"
+#: The same for the pool's ``probe`` (``module:function`` run in place of each task).
+PROBE_ENV = "QMK_TEST_WORKER_PROBE"
+
+#: The folder of the data directory that workers write checkpoints into.
+CHECKPOINTS = "checkpoints"
+
+_HEADER = struct.Struct("!Q")
+_CHUNK = 1 << 20  # bytes per read
+_READ_BUDGET = 8 << 20  # bytes one reader callback takes before it lets the loop go on
+
+
+# --------------------------------------------------------------------------- the wire
+
+
+class _Broken(Exception):
+    """A worker broke the protocol (a frame too long, not a message)."""
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: no global but a few harmless builtins."""
+
+    _ALLOWED = frozenset({"complex", "set", "frozenset", "bytearray", "range", "slice"})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "builtins" and name in self._ALLOWED:
+            return getattr(__import__("builtins"), name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+
+def _plain(body: bytes) -> Any:
+    return _PlainUnpickler(io.BytesIO(body)).load()
+
+
+class _Line:
+    """The pool's end of a worker's socket: non-blocking, framed, buffered both ways.
+
+    Only the thread that drives the pool reads it; writes happen under the pool's lock.
+    """
+
+    __slots__ = ("_in", "_out", "fd", "max_frame")
+
+    def __init__(self, fd: int, max_frame: int | None) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self.max_frame = max_frame
+        self._in = bytearray()
+        self._out: collections.deque[bytes | memoryview] = collections.deque()
+
+    def receive(self, budget: int = _READ_BUDGET) -> tuple[list[bytes], bool]:
+        """Read what the socket holds (about ``budget`` bytes at most): the complete
+        frames' bodies, and whether the worker's end is closed. Never blocks.
+
+        Raises:
+            _Broken: a frame longer than ``max_frame``.
+        """
+        eof = False
+        got = 0
+        while got < budget:
+            try:
+                chunk = os.read(self.fd, _CHUNK)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                eof = True  # reset by a dying worker
+                break
+            if not chunk:
+                eof = True
+                break
+            self._in += chunk
+            got += len(chunk)
+        return self._frames(), eof
+
+    def _frames(self) -> list[bytes]:
+        frames: list[bytes] = []
+        buffer = self._in
+        at = 0
+        while len(buffer) - at >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buffer, at)
+            if self.max_frame is not None and size > self.max_frame:
+                raise _Broken(f"a frame of {size} bytes (at most {self.max_frame})")
+            if len(buffer) - at - _HEADER.size < size:
+                break
+            start = at + _HEADER.size
+            frames.append(bytes(buffer[start : start + size]))
+            at = start + size
+        if at:
+            del buffer[:at]
+        return frames
+
+    def send(self, message: Any) -> None:
+        """Queue ``message`` and write what the socket takes now (never blocks).
+
+        Raises:
+            OSError: the worker's end is gone. Pickling errors come before anything
+            is queued.
+        """
+        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self._out.append(_HEADER.pack(len(body)))
+        self._out.append(body)
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write what the socket takes; True when nothing waits any more."""
+        while self._out:
+            head = self._out[0]
+            try:
+                written = os.write(self.fd, head)
+            except (BlockingIOError, InterruptedError):
+                return False
+            if written == len(head):
+                self._out.popleft()
+            else:
+                self._out[0] = memoryview(head)[written:]
+        return True
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a message waits for the worker to read."""
+        return bool(self._out)
+
+    def close(self) -> None:
+        self._out.clear()
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+class _WorkerLine:
+    """The worker's end of its socket: blocking, framed (the pool's framing)."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, True)
+        self.fd = fd
+        self._in = bytearray()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def buffered(self) -> bool:
+        """Whether a whole message waits in this process already."""
+        if len(self._in) < _HEADER.size:
+            return False
+        (size,) = _HEADER.unpack_from(self._in, 0)
+        return len(self._in) - _HEADER.size >= size
+
+    def poll(self) -> bool:
+        """Whether a message waits (or is on its way: then :meth:`recv` may wait)."""
+        return self.buffered() or bool(select.select([self.fd], [], [], 0)[0])
+
+    def recv(self) -> Any:
+        """The next message (waits for it). Raises EOFError when the pool is gone."""
+        while not self.buffered():
+            try:
+                chunk = os.read(self.fd, _CHUNK)
+            except OSError:
+                raise EOFError from None
+            if not chunk:
+                raise EOFError
+            self._in += chunk
+        (size,) = _HEADER.unpack_from(self._in, 0)
+        body = bytes(self._in[_HEADER.size : _HEADER.size + size])
+        del self._in[: _HEADER.size + size]
+        return pickle.loads(body)
+
+    def send(self, message: Any, *, stall: bool = False) -> None:
+        """Write ``message``; with ``stall`` (the test hook), write half of it, stop
+        this process, and write the rest once continued."""
+        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        header = _HEADER.pack(len(body))
+        if stall:
+            half = (len(header) + len(body)) // 2 - len(header)
+            self._write(header)
+            self._write(memoryview(body)[:half])
+            os.kill(os.getpid(), signal.SIGSTOP)
+            self._write(memoryview(body)[half:])
+            return
+        self._write(header)
+        self._write(body)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+
+# --------------------------------------------------------------------------- the worker
 
 
 class TaskLink:
@@ -100,7 +338,7 @@ class TaskLink:
 
     def __init__(
         self,
-        conn: mpc.Connection,
+        conn: _WorkerLine,
         task_id: int,
         pause_gate: int | None,
         held: list[Any] | None = None,
@@ -115,7 +353,7 @@ class TaskLink:
         self._conn.send((self._task_id, "note", payload))
 
     def pending(self) -> bool:
-        """Whether a request (or anything) waits in the pipe (no wait, one system call)."""
+        """Whether a request (or anything) waits in the socket (no wait, one system call)."""
         return bool(self._held) or self._conn.poll()
 
     def requests(self) -> list[Any]:
@@ -141,7 +379,10 @@ class TaskLink:
             return b"", []
         pipe = self._conn.fileno()
         while True:
-            ready, _, _ = select.select([gate, pipe], [], [])
+            if self._conn.buffered():  # a request came in with an earlier read:
+                ready: list[int] = [*select.select([gate], [], [], 0)[0], pipe]  # a byte first
+            else:
+                ready, _, _ = select.select([gate, pipe], [], [])
             if gate in ready:
                 try:
                     byte = os.read(gate, 1)
@@ -180,6 +421,12 @@ class WorkerMemoryError(TaskError):
     kind = "memory"
 
 
+class WorkerCpuLimit(TaskError):
+    """The task used more CPU time than the worker's limit (``RLIMIT_CPU``)."""
+
+    kind = "cpu"
+
+
 class WorkerKilled(TaskError):
     """The task's worker was killed on purpose (cancel, timeout, preemption, shutdown)."""
 
@@ -187,18 +434,17 @@ class WorkerKilled(TaskError):
 
 
 class WorkerDied(TaskError):
-    """The task's worker process ended unexpectedly (a crash, a signal from outside)."""
+    """The task's worker process ended unexpectedly (a crash, a signal from outside), or
+    broke the pool's protocol and was killed."""
 
     kind = "died"
 
 
-def _limit_memory(memory_mb: int | None) -> None:
-    if memory_mb is None:
-        return
-    import resource
-
-    cap = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+def _take_fd(conn: mpc.Connection) -> int:
+    """The descriptor of ``conn``'s socket, now ours (the connection is closed)."""
+    fd = os.dup(conn.fileno())
+    conn.close()
+    return fd
 
 
 def _open_gate(gate: str | None) -> int | None:
@@ -211,18 +457,21 @@ def _open_gate(gate: str | None) -> int | None:
         return None  # removed: the gate was opened for good
 
 
-def _pass_gate(gate: int, conn: mpc.Connection, held: list[Any]) -> bool:
+def _pass_gate(gate: int, conn: _WorkerLine, held: list[Any]) -> bool:
     """Wait at the gate FIFO ``gate`` for a byte, or for its end of file (its writer is
     gone: open for good). Requests for the held task that come meanwhile go to ``held``.
     False when the pool went away meanwhile."""
     pipe = conn.fileno()
     while True:
-        ready, _, _ = select.select([gate, pipe], [], [])
+        if conn.buffered():
+            ready: list[int] = [pipe]
+        else:
+            ready, _, _ = select.select([gate, pipe], [], [])
         if pipe in ready:
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                return False  # the pool closed our pipe: it is gone
+                return False  # the pool closed our socket: it is gone
             if message is None:
                 return False  # the pool is shutting us down
             if message[0] == "request":
@@ -235,21 +484,67 @@ def _pass_gate(gate: int, conn: mpc.Connection, held: list[Any]) -> bool:
         return True
 
 
+def _stalls(stall: int | None) -> tuple[bool, int | None]:
+    """The stall hook: (whether this reply stalls, the FIFO still to look at)."""
+    if stall is None:
+        return False, None
+    try:
+        byte = os.read(stall, 1)
+    except BlockingIOError:
+        return False, stall
+    if not byte:
+        os.close(stall)
+        return False, None  # its writer is gone: no more stalls
+    return True, stall
+
+
+def _load_probe(probe: str | None) -> tuple[Callable[..., Any] | None, str | None]:
+    if probe is None:
+        return None, None
+    module, _, name = probe.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name), None
+    except Exception as exc:
+        return None, f"the probe {probe!r} cannot be loaded: {exc}"
+
+
 def _worker_main(
     conn: mpc.Connection,
+    plan: Plan | None,
     memory_mb: int | None,
     gate: str | None = None,
     pause_gate: str | None = None,
+    stall: str | None = None,
+    probe: str | None = None,
 ) -> None:
-    """A worker: run tasks from ``conn`` until it closes or sends None."""
+    """A worker: confine itself, say so, run tasks until the pool closes or sends None."""
     global _LINK
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _limit_memory(memory_mb)
+    line = _WorkerLine(_take_fd(conn))
     gate_fd = _open_gate(gate)
     pause_fd = _open_gate(pause_gate)
+    stall_fd = _open_gate(stall)
+    probe_fn, refusal = _load_probe(probe)
+    budget: CpuBudget | None = None
+    report: dict[str, Any] | None = None
+    keep = [fd for fd in (line.fd, gate_fd, pause_fd, stall_fd) if fd is not None]
+    try:
+        if plan is None:
+            if memory_mb is not None:
+                import resource
+
+                cap = memory_mb * 1024 * 1024
+                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        else:
+            confinement, budget = confine(plan, keep)
+            report = confinement.to_json()
+    except Exception as exc:  # fail closed: never run a task unconfined
+        refusal = f"the worker could not confine itself: {type(exc).__name__}: {exc}"
+        report = {"error": refusal}
+    line.send((0, "hello", report))
     while True:
         try:
-            message = conn.recv()
+            message = line.recv()
         except (EOFError, OSError):
             return
         if message is None:
@@ -258,11 +553,15 @@ def _worker_main(
             continue  # for a task that has ended
         task_id, fn, args, kwargs = message
         held: list[Any] = []
-        if gate_fd is not None and not _pass_gate(gate_fd, conn, held):
+        if gate_fd is not None and not _pass_gate(gate_fd, line, held):
             return
-        _LINK = TaskLink(conn, task_id, pause_fd, held)
+        _LINK = TaskLink(line, task_id, pause_fd, held)
         try:
-            value = fn(*args, **kwargs)
+            if refusal is not None:
+                raise RuntimeError(refusal)
+            if budget is not None:
+                budget.start_task()
+            value = fn(*args, **kwargs) if probe_fn is None else probe_fn(fn, args, kwargs)
             reply: tuple[Any, ...] = (task_id, "ok", value)
         except MemoryError:
             reply = (task_id, "memory", f"the job exceeded the worker memory cap ({memory_mb} MiB)")
@@ -277,16 +576,23 @@ def _worker_main(
             if _LINK is not None:
                 pause_fd = _LINK._pause_gate  # None once the gate opened for good
             _LINK = None
+        retire = reply[1] == "memory" or (budget is not None and budget.spent())
+        stalled, stall_fd = _stalls(stall_fd)
         try:
-            conn.send(reply)
+            if retire:
+                line.send((task_id, "retire", None))
+            line.send(reply, stall=stalled)
         except MemoryError:
             with contextlib.suppress(OSError):
-                conn.send((task_id, "memory", "the job's result exceeded the worker memory cap"))
+                line.send((task_id, "memory", "the job's result exceeded the worker memory cap"))
             return
         except OSError:
             return  # the pool went away
-        if reply[1] == "memory":
-            return  # the heap may be fragmented or half-full: let the pool start a fresh worker
+        if retire:
+            return  # a fragmented heap, or no CPU budget for another task: a fresh worker
+
+
+# --------------------------------------------------------------------------- the pool
 
 
 @dataclass(slots=True, eq=False)
@@ -302,11 +608,14 @@ class _Task:
 @dataclass(slots=True, eq=False)
 class _Worker:
     process: Any
-    conn: mpc.Connection
+    line: _Line
+    temp_dir: str | None = None
     task: _Task | None = None
     killed: bool = False
     retiring: bool = False  # exits after its current reply (memory cap hit, broken pipe)
-    fds: tuple[int, int] | None = None  # (pipe, sentinel) watched by the event loop
+    closed: bool = False  # its end of the socket is closed: only its sentinel matters
+    fds: tuple[int, int] | None = None  # (socket, sentinel) watched by the event loop
+    writing: bool = False  # loop mode: the loop waits for its socket to take more
     kill_timer: Any = None  # loop mode: kills a retiring worker that does not exit
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -316,7 +625,7 @@ _Outcome = tuple[Future[Any], Any, BaseException | None]
 
 
 class WorkerPool(Executor):
-    """Runs tasks in ``max_workers`` persistent worker processes.
+    """Runs tasks in ``max_workers`` persistent, confined worker processes.
 
     Args:
         max_workers: how many worker processes.
@@ -325,10 +634,20 @@ class WorkerPool(Executor):
         preload: modules each worker imports before its first task.
         loop: an asyncio event loop to drive the workers from (create the pool on that
             loop's thread). None: a dispatcher thread of the pool's own drives them.
+        isolation: what the workers close around themselves
+            (:class:`~qmk.kernel.sandbox.Isolation`; the default closes the network,
+            the filesystem but for a temp dir of each worker's own, and descriptors).
+            None: nothing but the memory cap.
         gate: a test hook, the path of a FIFO that holds each task in its worker until a
             byte comes (see the module docstring). None: tasks run at once.
         pause_gate: a test hook, the path of a FIFO that holds a running task wherever
             it calls :meth:`TaskLink.pause` (see the module docstring).
+        stall: a test hook, the path of a FIFO whose bytes freeze workers in the middle
+            of a reply (see the module docstring).
+        probe: a test hook, ``"module:function"`` run in place of each task.
+
+    Raises:
+        ValueError: a bad option; KeyError: ``isolation.user`` is no user here.
     """
 
     def __init__(
@@ -339,16 +658,21 @@ class WorkerPool(Executor):
         context: str = "forkserver",
         preload: Iterable[str] = DEFAULT_PRELOAD,
         loop: asyncio.AbstractEventLoop | None = None,
+        isolation: Isolation | None = Isolation(),  # noqa: B008 - a frozen value
         gate: str | os.PathLike[str] | None = None,
         pause_gate: str | os.PathLike[str] | None = None,
+        stall: str | os.PathLike[str] | None = None,
+        probe: str | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
-        for fifo in (gate, pause_gate):
+        for fifo in (gate, pause_gate, stall):
             if fifo is not None and not stat.S_ISFIFO(os.stat(fifo).st_mode):
                 raise ValueError(f"the gate {os.fspath(fifo)!r} is not a FIFO")
         if context not in ("forkserver", "spawn"):
             raise ValueError("context must be 'forkserver' or 'spawn' (fork is unsafe here)")
+        if probe is not None and ":" not in probe:
+            raise ValueError("probe must be 'module:function'")
         self._ctx: ForkServerContext | SpawnContext
         if context == "forkserver":
             self._ctx = multiprocessing.get_context("forkserver")
@@ -357,9 +681,16 @@ class WorkerPool(Executor):
             self._ctx = multiprocessing.get_context("spawn")
         self.max_workers = max_workers
         self.memory_mb = memory_mb
+        self.isolation = isolation
         self.gate = None if gate is None else os.fspath(gate)
         self.pause_gate = None if pause_gate is None else os.fspath(pause_gate)
+        self.stall = None if stall is None else os.fspath(stall)
+        self.probe = probe
         self.loop = loop
+        #: What the workers said they closed (:meth:`Confinement.to_json`); None until
+        #: the first worker has started (or with ``isolation=None``).
+        self.confinement: dict[str, Any] | None = None
+        self._told: dict[str, Any] | None = None  # the report last logged
         self._lock = threading.Lock()
         self._pending: collections.deque[_Task] = collections.deque()
         self._by_future: dict[Future[Any], _Task] = {}
@@ -373,6 +704,10 @@ class WorkerPool(Executor):
         self._watching = loop is not None  # False while a synchronous drain runs
         self._pump_scheduled = False
         self.spawned = 0
+        self._temp_root: str | None = None
+        self._plan: dict[str, Any] | None = None
+        if isolation is not None:
+            self._prepare(isolation)
         if loop is None:
             self._wake_r: mpc.Connection | None
             self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
@@ -392,8 +727,8 @@ class WorkerPool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Queue ``fn(*args, **kwargs)`` for a worker; return its future.
 
-        In loop mode, called on the loop's thread, the task goes to an idle worker's pipe
-        before ``submit`` returns.
+        In loop mode, called on the loop's thread, the task goes to an idle worker's
+        socket (or its buffer, never waiting) before ``submit`` returns.
         """
         future: Future[Any] = Future()
         with self._lock:
@@ -408,6 +743,7 @@ class WorkerPool(Executor):
                     self._assign()
                     short = bool(self._pending) and len(self._workers) < self.max_workers
                 self._deliver()
+                self._sync_writers()
                 if short:
                     self._schedule_pump()
         else:
@@ -418,8 +754,9 @@ class WorkerPool(Executor):
         """Stop ``future``'s task: drop it if queued, SIGKILL its worker if running.
 
         A running task's future fails at once with :class:`WorkerKilled` (``reason`` as
-        its message); the pool starts a replacement worker. Returns False when the task
-        already finished.
+        its message); the pool starts a replacement worker. A worker stopped in the
+        middle of a reply is killed the same way. Returns False when the task already
+        finished.
         """
         with self._lock:
             task = self._by_future.pop(future, None)
@@ -430,9 +767,7 @@ class WorkerPool(Executor):
                 with contextlib.suppress(ValueError):
                     self._pending.remove(task)
             else:
-                worker.killed = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.process.pid, signal.SIGKILL)
+                self._kill_locked(worker)
         # out of every table now: complete the future without the lock
         if worker is None:
             if not future.cancel():  # re-queued after a broken pipe: already running
@@ -453,7 +788,8 @@ class WorkerPool(Executor):
     def request(self, future: Future[Any], payload: Any) -> bool:
         """Send ``payload`` to ``future``'s running task (it reads it when it looks).
 
-        Returns False when the task is not running (queued, or already finished).
+        Returns False when the task is not running (queued, or already finished). The
+        request may wait in the pool's buffer until the worker reads: this never blocks.
         """
         with self._lock:
             worker = self._running.get(future)
@@ -461,9 +797,12 @@ class WorkerPool(Executor):
             if worker is None or task is None or worker.killed:
                 return False
             try:
-                worker.conn.send(("request", task.task_id, payload))
+                worker.line.send(("request", task.task_id, payload))
             except OSError:
                 return False
+            waiting = worker.line.waiting
+        if waiting:
+            self._need_flush()
         return True
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -521,6 +860,73 @@ class WorkerPool(Executor):
         with self._lock:
             return len(self._running)
 
+    # ------------------------------------------------------------------ confinement
+
+    def _prepare(self, isolation: Isolation) -> None:
+        """Resolve ``isolation`` into the plan every worker gets, make the temp root
+        (hidden from the workers) and the writable directories (reachable by them)."""
+        uid = gid = None
+        user = None
+        if isolation.user is not None and os.geteuid() == 0:
+            uid, gid, user = resolve_user(isolation.user)
+        root = tempfile.mkdtemp(prefix="qmk-workers-", dir=isolation.temp_root)
+        os.chmod(root, 0o711)  # a worker reaches its own dir, lists none
+        self._temp_root = root
+        weakref.finalize(self, shutil.rmtree, root, True)
+        for path in isolation.writable:
+            _make_dirs(path)
+            if uid is not None and gid is not None:
+                _open_to(path, uid, gid, isolation.hidden)
+        self._plan = {
+            "network": isolation.network,
+            "filesystem": isolation.filesystem,
+            "uid": uid,
+            "gid": gid,
+            "user": user,
+            "cpu_s": isolation.cpu_s,
+            "file_mb": isolation.file_mb,
+            "memory_mb": self.memory_mb,
+            "readable": readable_roots((*isolation.hidden, root)) if isolation.filesystem else (),
+            "writable": tuple(os.path.realpath(p) for p in isolation.writable),
+            "gaps": isolation.gaps,
+        }
+
+    def _worker_plan(self) -> tuple[Plan | None, str | None]:
+        """The plan of a new worker and its temp dir (None, None: no isolation)."""
+        if self._plan is None or self._temp_root is None:
+            return None, None
+        temp_dir = tempfile.mkdtemp(prefix="w", dir=self._temp_root)
+        uid, gid = self._plan["uid"], self._plan["gid"]
+        if uid is not None:
+            os.chown(temp_dir, uid, gid)
+        return Plan(temp_dir=temp_dir, **self._plan), temp_dir
+
+    def _heard(self, report: Any) -> None:
+        """A worker said what it closed: keep it, and log it when it is news."""
+        if not isinstance(report, dict):
+            return
+        self.confinement = report
+        if report == self._told:
+            return
+        self._told = report
+        if "error" in report:
+            _log.error("worker not confined, its tasks fail: %s", report["error"])
+            return
+        _log.info(
+            "workers confined: network %s; filesystem %s; user %s; memory %s MiB, "
+            "cpu %s s, files %s MiB; temp dir %s; descriptors %s",
+            report.get("network"),
+            report.get("filesystem"),
+            report.get("user"),
+            report.get("memory_mb"),
+            report.get("cpu_s"),
+            report.get("file_mb"),
+            report.get("temp_dir"),
+            report.get("descriptors"),
+        )
+        for gap in report.get("gaps", ()):
+            _log.warning("worker isolation gap: %s", gap)
+
     # ------------------------------------------------------------------ common internals
 
     def _wake(self) -> None:
@@ -534,18 +940,42 @@ class WorkerPool(Executor):
         with contextlib.suppress(OSError):
             self._wake_w.send_bytes(b"")
 
+    def _need_flush(self) -> None:
+        """A message waits for a worker: have the driver watch its socket for room."""
+        if self.loop is not None and threading.get_ident() == self._loop_thread:
+            self._sync_writers()
+        else:
+            self._wake()
+
     def _spawn(self) -> _Worker:
+        plan, temp_dir = self._worker_plan()
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child, self.memory_mb, self.gate, self.pause_gate),
+            args=(
+                child,
+                plan,
+                self.memory_mb,
+                self.gate,
+                self.pause_gate,
+                self.stall,
+                self.probe,
+            ),
             name="qmk-worker",
             daemon=True,
         )
-        process.start()
+        try:
+            process.start()
+        except BaseException:
+            parent.close()
+            child.close()
+            if temp_dir is not None:
+                shutil.rmtree(temp_dir, ignore_errors=True)
+            raise
         child.close()
         self.spawned += 1
-        return _Worker(process=process, conn=parent)
+        max_frame = None if self.memory_mb is None else self.memory_mb * 1024 * 1024
+        return _Worker(process=process, line=_Line(_take_fd(parent), max_frame), temp_dir=temp_dir)
 
     def _deliver(self) -> None:
         """Hand out notes, then complete the futures settled under the lock (callbacks
@@ -591,14 +1021,19 @@ class WorkerPool(Executor):
                 self._watch(worker)
         return None
 
+    def _kill_locked(self, worker: _Worker) -> None:
+        worker.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.process.pid, signal.SIGKILL)
+
     def _reap_if_dead(self, worker: _Worker) -> bool:
         """With the lock held: True (and fail its task) when ``worker`` has exited."""
         if worker.killed:
             if self._watching and worker.process.is_alive():
                 return False  # its sentinel's callback reaps it: never block the loop
             self._unwatch(worker)
-            worker.process.join()
-            worker.conn.close()
+            worker.process.join()  # killed: it is gone or about to be
+            self._forget(worker)
             return True
         if worker.retiring and worker.task is None and worker.process.is_alive():
             if self._watching:  # its sentinel tells when it exits; never block the loop
@@ -614,49 +1049,117 @@ class WorkerPool(Executor):
         self._unwatch(worker)
         worker.process.join()
         task = worker.task
-        with contextlib.suppress(OSError, EOFError):
-            while task is not None and worker.conn.poll():
-                self._settle_locked(worker, worker.conn.recv())
-                task = worker.task
-        worker.conn.close()
+        if task is not None and not worker.closed:
+            with contextlib.suppress(_Broken):  # what it wrote before it died
+                bodies, _ = worker.line.receive(budget=1 << 62)
+                for body in bodies:
+                    self._settle_locked(worker, body)
+                    if worker.task is None:
+                        break
+            task = worker.task
+        self._forget(worker)
         if task is not None:
             self._running.pop(task.future, None)
             self._by_future.pop(task.future, None)
             code = worker.process.exitcode
-            error = WorkerDied(f"the worker process ended (exit code {code})", {"exitcode": code})
+            error: TaskError
+            if code == -signal.SIGXCPU:
+                limit = None if self._plan is None else self._plan["cpu_s"]
+                error = WorkerCpuLimit(
+                    f"the job used more than the worker CPU-time limit ({limit} s)",
+                    {"cpu_s": limit},
+                )
+            else:
+                error = WorkerDied(
+                    f"the worker process ended (exit code {code})", {"exitcode": code}
+                )
             self._outcomes.append((task.future, None, error))
         return True
 
-    def _settle_locked(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+    def _forget(self, worker: _Worker) -> None:
+        """A reaped worker: close its socket, remove its temp dir (off the loop)."""
+        worker.line.close()
+        worker.closed = True
+        temp_dir, worker.temp_dir = worker.temp_dir, None
+        if temp_dir is None:
+            return
+        loop = self.loop
+        if loop is not None and self._watching and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.run_in_executor(None, shutil.rmtree, temp_dir, True)
+                return
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+    def _settle_locked(self, worker: _Worker, body: bytes) -> None:
+        """With the lock held: act on one message of ``worker``."""
+        try:
+            message = _plain(body)
+        except Exception as exc:
+            task = worker.task
+            if task is not None and self._running.pop(task.future, None) is not None:
+                self._by_future.pop(task.future, None)
+                worker.task = None
+                failure = TaskError(f"the task's reply is not plain data: {exc}", {})
+                self._outcomes.append((task.future, None, failure))
+            return
+        if (
+            not isinstance(message, tuple)
+            or len(message) != 3
+            or not isinstance(message[0], int)
+            or not isinstance(message[1], str)
+        ):
+            self._break_locked(worker, "a message that is not (task id, kind, value)")
+            return
         task_id, kind, value = message
         task = worker.task
+        if kind == "hello":
+            self._heard(value)
+            return
+        if kind == "retire":
+            worker.retiring = True
+            return
         if kind == "note":  # the task goes on: hand its note to the listener
             listener = None if task is None or task.task_id != task_id else task.listener
             if listener is not None and task is not None and task.future in self._running:
                 self._notes.append((listener, value))
             return
+        if task is None or task.task_id != task_id:
+            return
         worker.task = None
         if kind == "memory":
             worker.retiring = True
-        if task is None or task.task_id != task_id:
-            return
         if self._running.pop(task.future, None) is None:
             return  # cancelled meanwhile
         self._by_future.pop(task.future, None)
         if kind == "ok":
             self._outcomes.append((task.future, value, None))
         elif kind == "memory":
-            error: TaskError = WorkerMemoryError(value, {"memory_mb": self.memory_mb})
+            error: TaskError = WorkerMemoryError(str(value), {"memory_mb": self.memory_mb})
             self._outcomes.append((task.future, None, error))
-        else:
+        elif kind == "error" and isinstance(value, tuple) and len(value) == 2:
             message_text, data = value
-            self._outcomes.append((task.future, None, TaskError(message_text, data)))
+            self._outcomes.append(
+                (task.future, None, TaskError(str(message_text), dict(data or {})))
+            )
+        else:
+            self._outcomes.append(
+                (task.future, None, WorkerDied(f"the worker sent a reply of kind {kind!r}"))
+            )
+
+    def _break_locked(self, worker: _Worker, why: str) -> None:
+        """With the lock held: ``worker`` broke the protocol: kill it, fail its task."""
+        self._kill_locked(worker)
+        task, worker.task = worker.task, None
+        if task is not None and self._running.pop(task.future, None) is not None:
+            self._by_future.pop(task.future, None)
+            error = WorkerDied(f"the worker broke the pool's protocol: {why}", {"reason": why})
+            self._outcomes.append((task.future, None, error))
 
     def _assign(self) -> None:
         for worker in self._workers:
             if not self._pending:
                 return
-            if worker.task is not None or worker.killed or worker.retiring:
+            if worker.task is not None or worker.killed or worker.retiring or worker.closed:
                 continue
             self._assign_to(worker)
 
@@ -668,7 +1171,7 @@ class WorkerPool(Executor):
                 self._by_future.pop(task.future, None)
                 continue
             try:
-                worker.conn.send((task.task_id, task.fn, task.args, task.kwargs))
+                worker.line.send((task.task_id, task.fn, task.args, task.kwargs))
             except OSError:
                 worker.retiring = True  # the worker is gone; the task waits for another
                 self._pending.appendleft(task)
@@ -683,21 +1186,35 @@ class WorkerPool(Executor):
             self._running[task.future] = worker
             return
 
+    def _flush_locked(self, worker: _Worker) -> bool:
+        """With the lock held: write what waits for ``worker``; True when all went."""
+        try:
+            return worker.line.flush()
+        except OSError:  # its end is gone: its sentinel tells the rest
+            worker.line.close()
+            worker.closed = True
+            return True
+
     def _stop_workers(self) -> None:
-        """Ask every worker to exit, kill the ones that do not, close the pipes."""
+        """Ask every worker to exit, kill the ones that do not, close the sockets."""
         with self._lock:
             workers, self._workers = self._workers, []
             self._stopped = True
         for worker in workers:
             self._unwatch(worker)
             with contextlib.suppress(OSError, ValueError):
-                worker.conn.send(None)
+                worker.line.send(None)
+        deadline = time.monotonic() + 1.0
         for worker in workers:
-            worker.process.join(timeout=1.0)
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
-            worker.conn.close()
+            worker.line.close()
+            if worker.temp_dir is not None:
+                shutil.rmtree(worker.temp_dir, ignore_errors=True)
+        if self._temp_root is not None:
+            shutil.rmtree(self._temp_root, ignore_errors=True)
 
     # ------------------------------------------------------------------ thread mode
 
@@ -708,21 +1225,26 @@ class WorkerPool(Executor):
             self._stop_workers()
 
     def _drive_blocking(self) -> None:
-        """Wait on the pipes and sentinels in this thread until shut down and idle."""
+        """Wait on the sockets and sentinels in this thread until shut down and idle."""
         while True:
+            poller = select.poll()
+            lines: dict[int, _Worker] = {}
             with self._lock:
                 self._refresh_locked()
                 done = self._shutdown and not self._pending and not self._running
-                watch: list[Any] = [] if self._wake_r is None else [self._wake_r]
+                if self._wake_r is not None:
+                    poller.register(self._wake_r.fileno(), select.POLLIN)
                 for worker in self._workers:
-                    watch.append(worker.conn)
-                    watch.append(worker.process.sentinel)
+                    if not worker.closed:
+                        events = select.POLLIN | (select.POLLOUT if worker.line.waiting else 0)
+                        poller.register(worker.line.fd, events)
+                        lines[worker.line.fd] = worker
+                    poller.register(worker.process.sentinel, select.POLLIN)
             self._deliver()
             if done:
                 return
-            ready = mpc.wait(watch)
-            for item in ready:
-                if item is self._wake_r:
+            for fd, events in poller.poll():
+                if self._wake_r is not None and fd == self._wake_r.fileno():
                     with contextlib.suppress(EOFError, OSError):
                         while self._wake_r.poll():
                             self._wake_r.recv_bytes()
@@ -730,24 +1252,38 @@ class WorkerPool(Executor):
                     # the flag still set made its change before this and is seen then
                     self._wake_pending = False
                     continue
-                for worker in self._workers:
-                    if item is worker.conn:
-                        self._receive(worker)
+                worker_of = lines.get(fd)
+                if worker_of is None:
+                    continue  # a sentinel: the next refresh reaps its worker
+                if events & select.POLLOUT:
+                    with self._lock:
+                        self._flush_locked(worker_of)
+                if events & ~select.POLLOUT:
+                    self._receive(worker_of)
             self._deliver()
 
     def _receive(self, worker: _Worker) -> None:
+        """Take what ``worker`` sent (never waits for the rest of a message)."""
+        if worker.closed:
+            return
         try:
-            message = worker.conn.recv()
-        except (EOFError, OSError):
-            return  # the sentinel tells the rest next round
+            bodies, eof = worker.line.receive()
+        except _Broken as exc:
+            with self._lock:
+                self._break_locked(worker, str(exc))
+            worker.closed = True
+            return
         with self._lock:
-            self._settle_locked(worker, message)
+            for body in bodies:
+                self._settle_locked(worker, body)
+        if eof:
+            worker.closed = True  # its sentinel tells the rest
 
     # ------------------------------------------------------------------ loop mode
 
     def _watch(self, worker: _Worker) -> None:
         assert self.loop is not None
-        fds = (worker.conn.fileno(), worker.process.sentinel)
+        fds = (worker.line.fd, worker.process.sentinel)
         self.loop.add_reader(fds[0], self._on_reply, worker)
         self.loop.add_reader(fds[1], self._on_exit, worker)
         worker.fds = fds
@@ -758,10 +1294,32 @@ class WorkerPool(Executor):
             worker.kill_timer = None
         if worker.fds is None or self.loop is None or self.loop.is_closed():
             worker.fds = None
+            worker.writing = False
             return
         for fd in worker.fds:
             self.loop.remove_reader(fd)
+        if worker.writing:
+            self.loop.remove_writer(worker.fds[0])
+            worker.writing = False
         worker.fds = None
+
+    def _sync_writers(self) -> None:
+        """On the loop: watch for room in the socket of every worker a message waits for."""
+        if self.loop is None or not self._watching:
+            return
+        with self._lock:
+            for worker in self._workers:
+                if worker.line.waiting and not worker.writing and worker.fds is not None:
+                    self.loop.add_writer(worker.fds[0], self._on_writable, worker)
+                    worker.writing = True
+
+    def _on_writable(self, worker: _Worker) -> None:
+        """The loop saw room in ``worker``'s socket: write what waits for it."""
+        with self._lock:
+            done = self._flush_locked(worker)
+        if done and worker.writing and self.loop is not None and worker.fds is not None:
+            self.loop.remove_writer(worker.fds[0])
+            worker.writing = False
 
     def _schedule_pump(self) -> None:
         """Run :meth:`_pump` on the loop soon (from any thread; once per turn)."""
@@ -788,22 +1346,26 @@ class WorkerPool(Executor):
         self._deliver()
         if done:
             self._stop_workers()
+            return
+        self._sync_writers()
 
     def _on_reply(self, worker: _Worker) -> None:
-        """The loop saw ``worker``'s pipe readable: take its reply, give it the next task."""
-        try:
-            message = worker.conn.recv()
-        except (EOFError, OSError):
-            # the worker is gone: stop watching its pipe; its sentinel tells the rest
-            if worker.fds is not None and self.loop is not None:
-                self.loop.remove_reader(worker.fds[0])
-            return
+        """The loop saw ``worker``'s socket readable: take what came (a whole reply or a
+        piece of one), and give the worker its next task once its reply is in."""
+        self._receive(worker)
+        if worker.closed and worker.fds is not None and self.loop is not None:
+            # its end is closed (or it broke the protocol): stop watching its socket;
+            # its sentinel tells the rest
+            self.loop.remove_reader(worker.fds[0])
+            if worker.writing:
+                self.loop.remove_writer(worker.fds[0])
+                worker.writing = False
         with self._lock:
-            self._settle_locked(worker, message)
-            if worker.task is None and not (worker.killed or worker.retiring):
+            if worker.task is None and not (worker.killed or worker.retiring or worker.closed):
                 self._assign_to(worker)
             retire = worker.retiring
         self._deliver()
+        self._sync_writers()
         if retire or (self._shutdown and not self._running):
             self._schedule_pump()
 
@@ -836,15 +1398,129 @@ class WorkerPool(Executor):
         self._stop_workers()
 
 
+def _make_dirs(path: str) -> None:
+    """Make ``path`` and its missing parents, each mode 0700 (as the kernel makes its
+    data directory)."""
+    missing: list[str] = []
+    here = os.path.abspath(path)
+    while not os.path.isdir(here):
+        missing.append(here)
+        here = os.path.dirname(here)
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700)
+
+
+def _open_to(path: str, uid: int, gid: int, hidden: Iterable[str]) -> None:
+    """Make the writable directory ``path`` usable by workers running as ``uid``/``gid``:
+    group ``gid`` may write and search it but not list it, the jobs' folders in it are
+    theirs, and the directories between a hidden one and it are searchable by ``gid``
+    (only that: their files stay closed by their own modes)."""
+    target = Path(os.path.realpath(path))
+    for top in (Path(os.path.realpath(h)) for h in hidden):
+        if top != target and top not in target.parents:
+            continue
+        here = top
+        for part in target.relative_to(top).parts[:-1]:
+            _searchable_by(here, gid)
+            here = here / part
+        if here != target:
+            _searchable_by(here, gid)
+    os.chown(target, -1, gid)
+    os.chmod(target, 0o730)
+    for child in target.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            os.chown(child, uid, gid)
+
+
+def _searchable_by(directory: Path, gid: int) -> None:
+    info = directory.stat()
+    if info.st_mode & 0o001 or (info.st_gid == gid and info.st_mode & 0o010):
+        return
+    os.chown(directory, -1, gid)
+    os.chmod(directory, stat.S_IMODE(info.st_mode) | 0o010)
+
+
+# --------------------------------------------------------------------------- the kernel's pool
+
+
+def kernel_isolation(config: KernelConfig, data_dir: str | os.PathLike[str]) -> Isolation:
+    """The isolation of the kernel's workers: its ``[kernel]`` limits, the data
+    directory hidden but for its checkpoints, and (run as root) ``worker_user`` when
+    that user can reach the Python installation and the data directory; a gap says why
+    not otherwise."""
+    from qmk.kernel.errors import ConfigError
+
+    data = os.path.realpath(os.fspath(data_dir))
+    user: str | int | None = None
+    gaps: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            uid, gid, name = resolve_user(config.worker_user)
+        except KeyError:
+            raise ConfigError(
+                f"kernel.worker_user: no user {config.worker_user!r} on this machine",
+                key="kernel.worker_user",
+            ) from None
+        needed = [(p, "rx") for p in sys.path if p and os.path.isdir(p)]
+        needed.append((os.path.dirname(data), "x"))
+        for path, access in needed:
+            why = unreachable(path, uid, gid, access)
+            if why is not None:
+                gaps.append(
+                    f"user: the workers run as root: {name} (uid {uid}) cannot reach {path}: {why}"
+                )
+                break
+        else:
+            user = uid
+    return Isolation(
+        user=user,
+        cpu_s=config.worker_cpu_s,
+        file_mb=config.worker_file_mb or config.worker_memory_mb,
+        hidden=(data,),
+        writable=(os.path.join(data, CHECKPOINTS),),
+        gaps=tuple(gaps),
+    )
+
+
+def kernel_pool(
+    config: KernelConfig,
+    data_dir: str | os.PathLike[str],
+    *,
+    workers: int,
+    loop: asyncio.AbstractEventLoop,
+) -> WorkerPool:
+    """The kernel's default pool, driven by ``loop``: :func:`kernel_isolation`, and the
+    test hooks named by :data:`GATE_ENV`, :data:`PAUSE_GATE_ENV`, :data:`STALL_ENV` and
+    :data:`PROBE_ENV` (never set outside tests)."""
+    return WorkerPool(
+        workers,
+        memory_mb=config.worker_memory_mb,
+        loop=loop,
+        isolation=kernel_isolation(config, data_dir),
+        gate=os.environ.get(GATE_ENV) or None,
+        pause_gate=os.environ.get(PAUSE_GATE_ENV) or None,
+        stall=os.environ.get(STALL_ENV) or None,
+        probe=os.environ.get(PROBE_ENV) or None,
+    )
+
+
 __all__ = [
+    "CHECKPOINTS",
     "DEFAULT_PRELOAD",
     "GATE_ENV",
     "PAUSE_GATE_ENV",
+    "PROBE_ENV",
+    "STALL_ENV",
+    "Isolation",
     "TaskError",
     "TaskLink",
+    "WorkerCpuLimit",
     "WorkerDied",
     "WorkerKilled",
     "WorkerMemoryError",
     "WorkerPool",
     "current_link",
+    "kernel_isolation",
+    "kernel_pool",
 ]
