@@ -23,12 +23,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+_log = logging.getLogger("qmk.kernel.audit")
 
 #: The audit log's file name in the data directory.
 AUDIT_FILE = "audit.log"
@@ -56,6 +60,10 @@ class AuditLog:
         self._size = os.fstat(self._fd).st_size  # where the next line starts
         #: The chain as written: (seq, head) of the last line in the file.
         self._written = (self.seq, self.head)
+        #: Called with each record as it is queued (without its mac), on the caller's
+        #: thread and context: the observers of :mod:`qmk.kernel.observe` (metrics,
+        #: traces, live events). One that raises is logged; the kernel goes on.
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def append(self, event: str, **fields: Any) -> None:
         """Queue one line: ``event`` (e.g. "cap", "job", "chan", "kernel") and its fields."""
@@ -66,6 +74,11 @@ class AuditLog:
         line = f'{body[:-1]},"mac":"{_mac(self._secret, body)}"}}'
         self.head = hashlib.sha256(line.encode()).hexdigest()
         self._pending.append(line)
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:
+                _log.exception("an audit listener failed")
 
     def position(self) -> tuple[int, int, str, int]:
         """Where the file stands: (bytes, seq, head, head offset) of what is written, the

@@ -1,0 +1,163 @@
+"""The kernel's side of :class:`qmk.http.probe.KernelProbe`: its events and its load.
+
+An observer adds one listener to the audit log (:attr:`AuditLog.listeners`), so every
+line the kernel writes (job transitions, capability decisions, channels, checkpoints,
+attestations) reaches the HTTP layer's metrics, traces, logs and live events as a
+:class:`~qmk.http.probe.KernelEvent`, with the job's facts at that moment. It reads the
+kernel's tables at a metrics scrape (:meth:`KernelObserver.snapshot`); it changes
+nothing, and a callback that raises is logged and never reaches the kernel.
+
+This is the one module that knows which of the kernel's attributes hold those facts; the
+HTTP layer reads them through the probe and never imports the kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from qmk.http.probe import JobFacts, KernelEvent, KernelSnapshot
+from qmk.kernel import jobs as J
+
+if TYPE_CHECKING:
+    from qmk.kernel.service import Kernel
+
+_log = logging.getLogger("qmk.kernel.observe")
+
+#: Fields of an audit record that are its chain, not its content.
+_CHAIN = ("prev", "mac")
+
+
+def _facts(job: Any) -> JobFacts:
+    result = job.result if isinstance(job.result, Mapping) else None
+    telemetry = result.get("telemetry") if result is not None else None
+    telemetry = telemetry if isinstance(telemetry, Mapping) else {}
+    injected = telemetry.get("injected_logical_errors")
+    return JobFacts(
+        created_at=float(job.created_at),
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        shots=int(job.shots),
+        attempts=int(job.attempts),
+        final=job.state in J.FINAL_STATES,
+        engine=None if result is None else result.get("engine"),
+        injected_logical_errors=injected if isinstance(injected, int) else None,
+        mode=telemetry.get("mode"),
+    )
+
+
+def event_of(record: Mapping[str, Any], job: Any = None) -> KernelEvent:
+    """The event of one audit record (and the job it concerns, when the kernel holds it).
+
+    >>> event_of({"seq": 3, "ts": 2.0, "event": "cap", "tenant": "alice", "prev": "0"}).record
+    {'seq': 3, 'ts': 2.0, 'event': 'cap', 'tenant': 'alice'}
+    """
+    fields = {key: value for key, value in record.items() if key not in _CHAIN}
+    tenant, job_id, state = fields.get("tenant"), fields.get("job_id"), fields.get("state")
+    return KernelEvent(
+        seq=int(fields.get("seq", 0)),
+        ts=float(fields.get("ts", 0.0)),
+        event=str(fields.get("event", "")),
+        tenant=tenant if isinstance(tenant, str) else None,
+        job_id=job_id if isinstance(job_id, str) else None,
+        state=state if isinstance(state, str) else None,
+        record=fields,
+        job=None if job is None else _facts(job),
+    )
+
+
+class KernelObserver:
+    """A :class:`~qmk.http.probe.KernelProbe` of one open kernel.
+
+    Args:
+        kernel: the kernel (open); the observer's listener stays on its audit log.
+    """
+
+    states: tuple[str, ...] = J.STATES
+    final_states: tuple[str, ...] = tuple(s for s in J.STATES if s in J.FINAL_STATES)
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._callbacks: list[Callable[[KernelEvent], None]] = []
+        kernel.audit.listeners.append(self._heard)
+
+    def _job(self, job_id: Any) -> Any:
+        supervisor = self.kernel.supervisor
+        if not isinstance(job_id, str):
+            return None
+        return supervisor.jobs.get(job_id) or supervisor.finished.get(job_id)
+
+    def _heard(self, record: dict[str, Any]) -> None:
+        if not self._callbacks:
+            return
+        job = self._job(record.get("job_id")) if record.get("event") == "job" else None
+        event = event_of(record, job)
+        for callback in list(self._callbacks):
+            try:
+                callback(event)
+            except Exception:
+                _log.exception("a kernel event callback failed")
+
+    def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
+        """Call ``callback`` with every event from now on; returns the call that stops it."""
+        self._callbacks.append(callback)
+
+        def stop() -> None:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+        return stop
+
+    def snapshot(self) -> KernelSnapshot:
+        """The kernel's load now: jobs by state and tenant, queue, workers, audit chain."""
+        kernel = self.kernel
+        supervisor = kernel.supervisor
+        jobs: Counter[tuple[str, str]] = Counter(
+            (job.state, job.tenant) for job in list(supervisor.jobs.values())
+        )
+        queued: Counter[str] = Counter(job.tenant for job in supervisor.queue)
+        return KernelSnapshot(
+            jobs=dict(jobs),
+            queued=dict(queued),
+            workers=int(supervisor.workers),
+            busy_workers=len(supervisor.running),
+            audit_seq=int(kernel.audit.seq),
+            physical_qubits_total=int(kernel.device.inventory().physical_qubits_up),
+            physical_qubits_in_use=int(supervisor.physical_in_use),
+            epoch=int(supervisor.epoch),
+            started_at=float(kernel.started_at),
+        )
+
+    def audit_tail(self, limit: int) -> list[KernelEvent]:
+        """The last ``limit`` records of the audit log file (oldest first); lines that do
+        not read as JSON are skipped."""
+        path = self.kernel.audit.path
+        if limit <= 0:
+            return []
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                back = min(size, 4096 * max(limit, 1))
+                handle.seek(size - back)
+                data = handle.read()
+        except OSError:
+            return []
+        lines = data.split(b"\n")
+        if back < size:
+            lines = lines[1:]  # the first is cut
+        events = []
+        for line in lines[-limit - 1 :]:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                events.append(event_of(record))
+        return events[-limit:]
