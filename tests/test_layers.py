@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the in-process machine", ("qmk.execution",)),
     ("devices behind the device interface (HAL), on the machine", ("qmk.devices",)),
     ("the wire: qSyscall's method table, JSON-RPC core and server", ("qmk.abi",)),
+    ("the REST wire beside it: HTTP routes, events, metrics, traces, console", ("qmk.http",)),
     ("the kernel service", ("qmk.kernel",)),
     (
         "libraries for users: the client, the Qiskit backend, the doc generator, `import qmk`",
@@ -74,6 +75,10 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     ),
     # the wire never imports the kernel (it serves any object that has the methods)
     "qmk.abi": (*LEAVES, "qmk.qvm"),
+    # the REST wire serves the same syscalls (it never imports the kernel: the kernel
+    # gives it a probe, qmk.http.probe, as it implements qmk.abi.protocol); programs in
+    # other languages are lowered by the front-ends
+    "qmk.http": (*LEAVES, "qmk.abi", "qmk.qvm", "qmk.frontends"),
     # the kernel runs execution in workers, and implements the ABI's contract (typing only)
     "qmk.kernel": (
         *LEAVES,
@@ -85,6 +90,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.qec",
         "qmk.devices",  # the device it holds (the HAL), its faults and inventory
         "qmk.abi.protocol",
+        "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
     ),
     # the client talks to a kernel over the wire only
     "qmk.client": (*LEAVES, "qmk.abi", "qmk.qvm.ops"),
@@ -100,7 +106,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
 MAY_NOT_IMPORT: dict[str, tuple[str, ...]] = {"qmk.client": ("qmk.abi.server",)}
 
 #: The rooms that speak a wire (open sockets, serve or call JSON-RPC).
-WIRE = ("qmk.abi", "qmk.client")
+WIRE = ("qmk.abi", "qmk.http", "qmk.client")
 _WIRE_MODULES = ("socket", "ssl", "http", "urllib", "selectors")
 _WIRE_CALLS = ("start_server", "start_unix_server", "open_connection", "open_unix_connection")
 

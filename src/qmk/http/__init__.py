@@ -1,0 +1,21 @@
+"""The REST wire: the kernel's qSyscalls over HTTP, live events, metrics, traces, the console.
+
+``qmk serve ... --http HOST:PORT`` serves, next to JSON-RPC and on the same kernel, an
+ASGI application (Starlette on uvicorn; see docs/http.md for the choice):
+
+- :mod:`qmk.http.routes`: the route of every qSyscall, derived from the method table
+  (:data:`qmk.abi.methods.METHODS`), and the routes that are not syscalls;
+- :mod:`qmk.http.openapi`: the OpenAPI 3.1 document, built from the same two tables;
+- :mod:`qmk.http.problems`: errors as RFC 9457 ``application/problem+json``;
+- :mod:`qmk.http.app`: the application; :mod:`qmk.http.server`: uvicorn on a socket;
+- :mod:`qmk.http.probe`: what the HTTP layer reads of the kernel beyond its syscalls
+  (events and a snapshot; the kernel's :mod:`qmk.kernel.observe` provides it);
+- :mod:`qmk.http.metrics` (Prometheus), :mod:`qmk.http.tracing` (OpenTelemetry),
+  :mod:`qmk.http.logs` (JSON log lines), :mod:`qmk.http.events` (Server-Sent Events);
+- :mod:`qmk.http.client`: a small REST client (workflows, the demo, the benchmark);
+- ``console/``: the web console's static files, served at ``/``.
+
+Like :mod:`qmk.abi`, it never imports the kernel: it serves any object with the
+syscall coroutines (:class:`qmk.abi.protocol.KernelSyscalls`). Importing this package
+imports no third-party library; the modules that need the ``http`` extra import it.
+"""

@@ -1,0 +1,522 @@
+"""The ASGI application: every route of :mod:`qmk.http.routes` on one kernel.
+
+:func:`create_app` builds a Starlette application whose syscall handlers are all made
+by one function from the route table and the method table: a handler reads the session
+from ``Authorization: Bearer``, the params from the path, the query string (converted to
+the param's JSON type) and the JSON body (within the size and nesting limits), checks
+them against the method's table entry (:func:`qmk.abi.methods.bind_params`), calls the
+kernel's coroutine and answers its JSON, or a problem document (:mod:`qmk.http.problems`).
+Unknown query or body params are refused (422), never ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from qmk import defaults
+from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
+from qmk.abi.jsonrpc import decode, encode
+from qmk.abi.methods import JsonType, bind_params
+from qmk.abi.protocol import KernelSyscalls
+from qmk.errors import QMKError, SessionError
+from qmk.http import problems
+from qmk.http.events import EventHub, sse
+from qmk.http.metrics import CONTENT_TYPE, Metrics
+from qmk.http.openapi import openapi_document, render_docs
+from qmk.http.programs import to_graph
+from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
+from qmk.http.tracing import Tracing
+
+ACCESS = logging.getLogger("qmk.http.access")
+JOBS = logging.getLogger("qmk.http.jobs")
+LOG = logging.getLogger("qmk.http")
+
+#: Seconds between the progress events of a job's stream (and keep-alives of a tenant's).
+PROGRESS_S = 2.0
+KEEPALIVE_S = 15.0
+#: The console's files (package data of qmk.http.console), by the name they are served as.
+CONSOLE_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppLimits:
+    """What a request may hold.
+
+    Attributes:
+        max_body: the longest body of a request that carries a bearer (bytes).
+        max_body_unauthenticated: the longest body of one that does not (a new session).
+        max_depth: the deepest nesting of arrays and objects in a body.
+    """
+
+    max_body: int = defaults.MAX_LINE_BYTES
+    max_body_unauthenticated: int = defaults.MAX_LINE_UNAUTHENTICATED_BYTES
+    max_depth: int = defaults.MAX_JSON_DEPTH
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(encode(data), status, headers=headers, media_type="application/json")
+
+
+def _problem(error: QMKError, path: str, headers: Mapping[str, str] | None = None) -> Response:
+    body = problems.problem_of(error, path)
+    extra = dict(headers or {})
+    if body["status"] == 401:
+        extra["WWW-Authenticate"] = 'Bearer realm="qmk"'
+    return Response(encode(body), body["status"], headers=extra, media_type=problems.PROBLEM_JSON)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise SessionError(
+            "no session: send Authorization: Bearer <session_id> (POST /v1/sessions opens one)"
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise SessionError("the Authorization header must be 'Bearer <session_id>'")
+    return token.strip()
+
+
+def _query_value(name: str, types: tuple[JsonType, ...], text: str) -> Any:
+    """A query string value as the param's JSON type."""
+    if text == "null" and JsonType.NULL in types:
+        return None
+    if JsonType.INTEGER in types:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    if JsonType.NUMBER in types:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if JsonType.BOOLEAN in types and text in ("true", "false"):
+        return text == "true"
+    if JsonType.STRING in types:
+        return text
+    kinds = " | ".join(t.value for t in types)
+    raise InvalidParams(f"query param {name!r} must be {kinds}, got {text!r}", param=name)
+
+
+class Api:
+    """The handlers of one application, and what they share.
+
+    Args:
+        kernel: the kernel (its syscall coroutines).
+        hub: the kernel's events (live streams, recent audit entries).
+        metrics: the metrics (requests and syscalls are observed in it).
+        tracing: the tracer (a no-op when tracing is off).
+        limits: what a request may hold.
+    """
+
+    def __init__(
+        self,
+        kernel: KernelSyscalls,
+        hub: EventHub,
+        metrics: Metrics,
+        tracing: Tracing,
+        limits: AppLimits,
+    ) -> None:
+        self.kernel = kernel
+        self.hub = hub
+        self.metrics = metrics
+        self.tracing = tracing
+        self.limits = limits
+        self.final_states = frozenset(hub.probe.final_states)
+        self.openapi = encode(openapi_document())
+        self.docs = render_docs(openapi_document()).encode()
+        self.console = {
+            name: (resources.files("qmk.http.console").joinpath(name).read_bytes(), media)
+            for name, media in CONSOLE_FILES.items()
+        }
+        hub.on_event(metrics.on_event)
+        hub.on_event(tracing.on_event)
+        hub.on_event(self._log_event)
+
+    # ------------------------------------------------------------------ shared
+
+    async def call(self, name: str, params: dict[str, Any]) -> Any:
+        """A syscall of the kernel, timed and traced."""
+        method = getattr(self.kernel, name)
+        start = time.perf_counter()
+        try:
+            if self.tracing.enabled:
+                return await self.tracing.call(name, method, params)
+            return await method(**params)
+        finally:
+            self.metrics.observe_rpc("http", name, time.perf_counter() - start)
+
+    async def body(self, request: Request, authenticated: bool) -> Any:
+        """The request's JSON body (None when empty), within the limits."""
+        limit = (
+            self.limits.max_body
+            if authenticated
+            else min(self.limits.max_body, self.limits.max_body_unauthenticated)
+        )
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise problems.too_large(limit)
+        media = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        if media and media != "application/json" and not media.endswith("+json"):
+            raise problems.HttpProblem(
+                415, InvalidRequest(f"the body must be application/json, not {media}")
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise problems.too_large(limit)
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        if not data.strip():
+            return None
+        return decode(data, max_depth=self.limits.max_depth)
+
+    def _log_event(self, event: Any) -> None:
+        if event.is_job and JOBS.isEnabledFor(logging.INFO):
+            JOBS.info(
+                "job %s %s",
+                event.job_id,
+                event.state,
+                extra={
+                    "job_id": event.job_id,
+                    "tenant": event.tenant,
+                    "state": event.state,
+                    "trace_id": self.tracing.trace_id_of(event.job_id)
+                    or self.tracing.current_trace_id(),
+                },
+            )
+
+    def wrap(self, route_path: str, handler: Handler) -> Handler:
+        """``handler`` with its span, its metrics, its access line and its errors."""
+        tracing, metrics = self.tracing, self.metrics
+
+        async def endpoint(request: Request) -> Response:
+            start = time.perf_counter()
+            method = request.method
+            with tracing.request(method, route_path, request.headers) as carrier:
+                try:
+                    response = await handler(request)
+                except QMKError as exc:
+                    response = _problem(exc, request.url.path)
+                except Exception as exc:
+                    incident = secrets.token_hex(6)
+                    LOG.error(
+                        "internal error (incident %s)",
+                        incident,
+                        exc_info=exc,
+                        extra={"incident": incident},
+                    )
+                    error = InternalError(
+                        f"the server failed while handling the request (incident {incident})",
+                        incident=incident,
+                    )
+                    response = _problem(error, request.url.path)
+                carrier["status"] = str(response.status_code)
+                if "traceparent" in carrier:
+                    response.headers["traceparent"] = carrier["traceparent"]
+                trace_id = tracing.current_trace_id()
+            metrics.observe_request(route_path, response.status_code)
+            if ACCESS.isEnabledFor(logging.INFO):
+                ACCESS.info(
+                    "%s %s %d %.2f ms",
+                    method,
+                    request.url.path,
+                    response.status_code,
+                    (time.perf_counter() - start) * 1000,
+                    extra={
+                        "method": method,
+                        "route": route_path,
+                        "path": request.url.path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                        "job_id": request.path_params.get("job_id")
+                        or response.headers.get("x-qmk-job-id"),
+                        "tenant": response.headers.get("x-qmk-tenant"),
+                        "trace_id": trace_id,
+                    },
+                )
+            return response
+
+        return endpoint
+
+    # ------------------------------------------------------------------ syscalls
+
+    def syscall_handler(self, route: SyscallRoute) -> Handler:
+        """The handler of one syscall route."""
+        spec = route.spec
+        needs_session = spec.needs_session
+        query = {name: spec.param(name).types for name in route.query}
+        body_names = frozenset(route.body)
+        if route.program:
+            body_names = (body_names - {"graph"}) | {"program", "format"}
+        path_params = route.path_params
+        fixed = dict(route.fixed)
+
+        async def handler(request: Request) -> Response:
+            params: dict[str, Any] = {}
+            if needs_session:
+                params["session_id"] = _bearer(request)
+            for name in path_params:
+                params[name] = request.path_params[name]
+            for name, text in request.query_params.items():
+                types = query.get(name)
+                if types is None:
+                    raise InvalidParams(
+                        f"{request.method} {route.path}: unknown query param {name!r}"
+                        + (f"; it takes {', '.join(query)}" if query else ""),
+                        param=name,
+                    )
+                params[name] = _query_value(name, types, text)
+            if body_names:
+                body = await self.body(request, "authorization" in request.headers)
+                if body is not None and not isinstance(body, dict):
+                    raise InvalidParams("the body must be a JSON object")
+                for name, value in (body or {}).items():
+                    if name not in body_names:
+                        raise InvalidParams(
+                            f"{request.method} {route.path}: unknown body field {name!r}; it "
+                            f"takes {', '.join(sorted(body_names))}",
+                            param=name,
+                        )
+                    params[name] = value
+            if route.program:
+                if "program" not in params:
+                    raise InvalidParams("missing required field 'program'", param="program")
+                params["graph"], _ = to_graph(params.pop("program"), params.pop("format", None))
+                key = request.headers.get("idempotency-key")
+                if key is not None and params.get("idempotency_key") is None:
+                    params["idempotency_key"] = key
+            params.update(fixed)
+            bound = bind_params(spec, params)
+            result = await self.call(spec.name, bound)
+            headers = {}
+            if isinstance(result, dict):
+                if isinstance(result.get("job_id"), str):
+                    headers["x-qmk-job-id"] = result["job_id"]
+                    if route.status == 201 and "checkpoint_id" not in result:
+                        headers["location"] = f"/v1/jobs/{result['job_id']}"
+                if isinstance(result.get("tenant"), str):
+                    headers["x-qmk-tenant"] = result["tenant"]
+            return _json(result, route.status, headers)
+
+        return handler
+
+    # ------------------------------------------------------------------ the others
+
+    async def _tenant(self, session_id: str) -> str:
+        """The session's tenant (checking the session)."""
+        reply = await self.call("q_resource_query", {"session_id": session_id})
+        return str(reply["tenant"])
+
+    async def job_events(self, request: Request) -> Response:
+        """``GET /v1/jobs/{job_id}/events``: its states, progress, then its result."""
+        session_id = _bearer(request)
+        job_id = request.path_params["job_id"]
+        first = await self.call("q_status", {"session_id": session_id, "job_id": job_id})
+        stream = self.hub.open(first["tenant"], job_id)
+        status = {"session_id": session_id, "job_id": job_id}
+        final = self.final_states
+
+        async def events() -> Any:
+            try:
+                job = await self.call("q_status", status)
+                yield sse("state", {"job_id": job_id, "state": job["state"]})
+                if job["state"] in final:
+                    yield sse("result", job)
+                    return
+                while True:
+                    event = await stream.get(PROGRESS_S)
+                    if stream.lagged:
+                        yield sse("lagged", {"dropped": stream.lagged})
+                        stream.lagged = 0
+                    if event is None:
+                        if stream.closed:
+                            yield sse("closing", {"reason": "the server is stopping"})
+                            return
+                        job = await self.call("q_status", status)
+                        started = job.get("started_at")
+                        yield sse(
+                            "progress",
+                            {
+                                "job_id": job_id,
+                                "state": job["state"],
+                                "running_s": None
+                                if started is None or job["state"] != "RUNNING"
+                                else round(time.time() - started, 3),
+                            },
+                        )
+                        if job["state"] in final:
+                            yield sse("result", job)
+                            return
+                        continue
+                    if event.is_job:
+                        yield sse("state", {"job_id": job_id, **_fields(event)}, event.seq)
+                        if event.state in final:
+                            yield sse("result", await self.call("q_status", status))
+                            return
+                    elif event.event == "attest":
+                        epochs = event.record.get("epochs") or []
+                        yield sse(
+                            "progress",
+                            {
+                                "job_id": job_id,
+                                "state": "RUNNING",
+                                "epochs": len(epochs),
+                                "engine": event.record.get("engine"),
+                            },
+                            event.seq,
+                        )
+                    else:
+                        yield sse(event.event, event.to_json(), event.seq)
+            except QMKError as exc:  # e.g. the session expired while it watched
+                yield sse("error", problems.problem_of(exc, request.url.path))
+            finally:
+                self.hub.close_stream(stream)
+
+        return _event_stream(events())
+
+    async def tenant_events(self, request: Request) -> Response:
+        """``GET /v1/events``: every event of the tenant, as it happens."""
+        tenant = await self._tenant(_bearer(request))
+        stream = self.hub.open(tenant)
+
+        async def events() -> Any:
+            try:
+                yield sse("hello", {"tenant": tenant})
+                while True:
+                    event = await stream.get(KEEPALIVE_S)
+                    if stream.lagged:
+                        yield sse("lagged", {"dropped": stream.lagged})
+                        stream.lagged = 0
+                    if event is None:
+                        if stream.closed:
+                            return
+                        yield b": keep-alive\n\n"
+                        continue
+                    yield sse(event.event, event.to_json(), event.seq)
+            finally:
+                self.hub.close_stream(stream)
+
+        return _event_stream(events())
+
+    async def audit(self, request: Request) -> Response:
+        """``GET /v1/audit``: the tenant's recent audit entries."""
+        session_id = _bearer(request)
+        job_id = request.query_params.get("job_id")
+        limit_text = request.query_params.get("limit", "100")
+        unknown = sorted(set(request.query_params) - {"job_id", "limit"})
+        if unknown:
+            raise InvalidParams(f"unknown query param {unknown[0]!r}; it takes job_id, limit")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+            raise InvalidParams("limit must be an integer 1..1000", param="limit")
+        if job_id is not None:  # another tenant's job is not found
+            tenant = (await self.call("q_status", {"session_id": session_id, "job_id": job_id}))[
+                "tenant"
+            ]
+        else:
+            tenant = await self._tenant(session_id)
+        entries = self.hub.audit(tenant, job_id, int(limit_text))
+        return _json({"tenant": tenant, "entries": entries}, headers={"x-qmk-tenant": tenant})
+
+    async def metrics_route(self, request: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    async def health(self, request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def openapi_route(self, request: Request) -> Response:
+        return Response(self.openapi, media_type="application/json")
+
+    async def docs_route(self, request: Request) -> Response:
+        return Response(self.docs, media_type="text/html; charset=utf-8")
+
+    async def console_route(self, request: Request) -> Response:
+        data, media = self.console["index.html"]
+        return Response(data, media_type=media, headers={"cache-control": "no-cache"})
+
+    async def static(self, request: Request) -> Response:
+        found = self.console.get(request.path_params["name"])
+        if found is None:
+            raise MethodNotFound(f"no console file {request.path_params['name']!r}")
+        return Response(found[0], media_type=found[1], headers={"cache-control": "no-cache"})
+
+
+def _fields(event: Any) -> dict[str, Any]:
+    record = {k: v for k, v in event.record.items() if k not in ("seq", "event", "job_id")}
+    return {"seq": event.seq, **record}
+
+
+def _event_stream(events: Any) -> StreamingResponse:
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+def create_app(
+    kernel: KernelSyscalls,
+    hub: EventHub,
+    metrics: Metrics,
+    tracing: Tracing,
+    limits: AppLimits | None = None,
+) -> Starlette:
+    """The application serving ``kernel`` (see the module docstring)."""
+    api = Api(kernel, hub, metrics, tracing, limits or AppLimits())
+    others: dict[str, Handler] = {
+        "job_events": api.job_events,
+        "tenant_events": api.tenant_events,
+        "audit": api.audit,
+        "metrics": api.metrics_route,
+        "health": api.health,
+        "openapi": api.openapi_route,
+        "docs": api.docs_route,
+        "console": api.console_route,
+        "static": api.static,
+    }
+    routes: list[Route] = []
+    for other in OTHER_ROUTES:  # before the syscalls: /v1/jobs/{id}/events is not a job id
+        routes.append(_route(api, other.path, other.method, others[other.name], other))
+    for route in SYSCALL_ROUTES:
+        routes.append(_route(api, route.path, route.method, api.syscall_handler(route), None))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        if status == 405:
+            error: QMKError = problems.HttpProblem(
+                405, MethodNotFound(f"{request.method} is not a method of {request.url.path}")
+            )
+        else:
+            error = problems.HttpProblem(
+                status, MethodNotFound(f"no route {request.method} {request.url.path}")
+            )
+        return _problem(error, request.url.path)
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app.state.api = api
+    return app
+
+
+def _route(api: Api, path: str, method: str, handler: Handler, other: OtherRoute | None) -> Route:
+    return Route(path, api.wrap(path, handler), methods=[method], include_in_schema=False)

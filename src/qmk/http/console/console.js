@@ -1,0 +1,312 @@
+// The QMK web console: plain JavaScript against the REST API (docs/http.md), no build step.
+"use strict";
+
+const BELL = `OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[2];
+creg c[2];
+h q[0];
+cx q[0], q[1];
+measure q -> c;
+`;
+const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"]);
+const $ = (id) => document.getElementById(id);
+const state = { session: null, tenant: null, jobs: new Map(), selected: null, stream: null };
+
+async function api(method, path, body) {
+  const headers = {};
+  if (state.session) headers["Authorization"] = `Bearer ${state.session}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const reply = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await reply.json();
+  if (!reply.ok) {
+    const error = new Error(`${data.code} ${data.name}: ${data.detail}`);
+    error.status = reply.status;
+    throw error;
+  }
+  return data;
+}
+
+function text(tag, content, attrs) {
+  const node = document.createElement(tag);
+  if (content !== undefined) node.textContent = content;
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  return node;
+}
+
+function when(ts) {
+  return ts ? new Date(ts * 1000).toLocaleTimeString() : "";
+}
+
+// ------------------------------------------------------------------ sign in
+
+async function signIn(event) {
+  event.preventDefault();
+  $("sign-in-error").textContent = "";
+  const requested = $("caps").value.split(",").map((c) => c.trim()).filter(Boolean);
+  try {
+    state.session = null;
+    const reply = await api("POST", "/v1/sessions", { tenant: $("tenant").value, key: $("key").value, requested });
+    state.session = reply.session_id;
+    state.tenant = reply.tenant;
+    sessionStorage.setItem("qmk-session", JSON.stringify({ session: state.session, tenant: state.tenant }));
+    await start();
+  } catch (error) {
+    $("sign-in-error").textContent = error.message;
+  }
+}
+
+function signOut() {
+  sessionStorage.removeItem("qmk-session");
+  if (state.stream) state.stream.abort();
+  Object.assign(state, { session: null, tenant: null, selected: null, stream: null });
+  state.jobs.clear();
+  $("workspace").hidden = true;
+  $("sign-in-panel").hidden = false;
+  $("sign-out").hidden = true;
+  $("who").textContent = "signed out";
+}
+
+async function start() {
+  $("sign-in-panel").hidden = true;
+  $("workspace").hidden = false;
+  $("sign-out").hidden = false;
+  $("who").textContent = `tenant ${state.tenant}`;
+  await Promise.all([loadJobs(), loadResources()]);
+  watch();
+}
+
+// ------------------------------------------------------------------ jobs
+
+async function loadJobs() {
+  const reply = await api("GET", "/v1/jobs?limit=50");
+  for (const job of reply.jobs.slice().reverse()) state.jobs.set(job.job_id, job);
+  renderJobs();
+}
+
+function renderJobs() {
+  const body = $("jobs").querySelector("tbody");
+  body.replaceChildren();
+  const jobs = [...state.jobs.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0));
+  for (const job of jobs) {
+    const row = text("tr", undefined, { "data-job": job.job_id });
+    row.append(text("td", job.job_id), text("td", undefined), text("td", String(job.shots ?? "")), text("td", when(job.created_at)));
+    row.children[1].append(text("span", job.state, { class: `state ${job.state}`, "data-state": job.state }));
+    if (job.job_id === state.selected) row.classList.add("selected");
+    row.addEventListener("click", () => select(job.job_id));
+    body.append(row);
+  }
+}
+
+async function submit(event) {
+  event.preventDefault();
+  $("submit-error").textContent = "";
+  const source = $("program").value;
+  let format = $("format").value || null;
+  let program = source;
+  if (!format && source.trim().startsWith("{")) {
+    try { program = JSON.parse(source); } catch (error) { format = "qvm-json"; }
+  }
+  const request = { program, shots: Number($("shots").value || 1000) };
+  if (format) request.format = format;
+  if ($("seed").value !== "") request.seed = Number($("seed").value);
+  try {
+    const job = await api("POST", "/v1/jobs", request);
+    state.jobs.set(job.job_id, job);
+    renderJobs();
+    await select(job.job_id);
+  } catch (error) {
+    $("submit-error").textContent = error.message;
+  }
+}
+
+async function upload() {
+  const file = $("upload").files[0];
+  if (!file) return;
+  $("program").value = await file.text();
+  const formats = { qasm: "", qasm3: "qasm3", ll: "qir", json: "qvm-json", asm: "qvm-asm" };
+  const ext = file.name.split(".").pop().toLowerCase();
+  if (ext in formats) $("format").value = formats[ext];
+}
+
+// ------------------------------------------------------------------ one job
+
+async function select(jobId) {
+  state.selected = jobId;
+  renderJobs();
+  $("job-panel").hidden = false;
+  $("job-id").textContent = jobId;
+  await showJob(jobId);
+}
+
+async function showJob(jobId) {
+  const job = await api("GET", `/v1/jobs/${jobId}`);
+  if (state.selected !== jobId) return;
+  state.jobs.set(jobId, Object.assign(state.jobs.get(jobId) || {}, job));
+  renderJobs();
+  $("job-state").textContent = job.state;
+  $("job-state").className = `state ${job.state}`;
+  $("job-state").setAttribute("data-state", job.state);
+  $("job-error").textContent = job.error ? `${job.error.code} ${job.error.name}: ${job.error.message}` : "";
+  drawHistogram(job.result ? job.result.counts : {}, job.result ? job.result.shots : 0);
+  const [telemetry, audit] = await Promise.all([
+    api("GET", `/v1/jobs/${jobId}/telemetry`),
+    api("GET", `/v1/audit?job_id=${encodeURIComponent(jobId)}&limit=200`),
+  ]);
+  if (state.selected !== jobId) return;
+  drawTelemetry(telemetry);
+  drawTimeline(audit.entries, telemetry);
+  drawAudit(audit.entries);
+}
+
+function drawHistogram(counts, shots) {
+  const box = $("histogram");
+  box.replaceChildren();
+  const entries = Object.entries(counts).sort((a, b) => a[0].localeCompare(b[0]));
+  if (!entries.length) {
+    box.append(text("p", "no outcomes yet", { class: "muted" }));
+    return;
+  }
+  const NS = "http://www.w3.org/2000/svg";
+  const width = Math.max(240, entries.length * 56), height = 180, top = 20, base = 150;
+  const most = Math.max(...entries.map(([, n]) => n));
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "outcome histogram");
+  entries.forEach(([outcome, count], i) => {
+    const h = Math.max(1, ((base - top) * count) / most);
+    const x = 10 + i * 56;
+    const bar = document.createElementNS(NS, "rect");
+    Object.entries({ x, y: base - h, width: 40, height: h, class: "bar", "data-outcome": outcome, "data-count": count })
+      .forEach(([k, v]) => bar.setAttribute(k, v));
+    const title = document.createElementNS(NS, "title");
+    title.textContent = `${outcome}: ${count} of ${shots}`;
+    bar.append(title);
+    const label = document.createElementNS(NS, "text");
+    Object.entries({ x: x + 20, y: base + 16, "text-anchor": "middle", class: "outcome" }).forEach(([k, v]) => label.setAttribute(k, v));
+    label.textContent = outcome || "(empty)";
+    const value = document.createElementNS(NS, "text");
+    Object.entries({ x: x + 20, y: base - h - 4, "text-anchor": "middle", "font-size": 11 }).forEach(([k, v]) => value.setAttribute(k, v));
+    value.textContent = count;
+    svg.append(bar, label, value);
+  });
+  box.append(svg);
+}
+
+function drawTelemetry(telemetry) {
+  const table = $("telemetry");
+  table.replaceChildren();
+  const rows = { attempts: telemetry.attempts, preemptions: telemetry.preemptions, queued_s: telemetry.queued_s, run_s: telemetry.run_s, physical_qubits: telemetry.physical_qubits };
+  Object.assign(rows, telemetry.telemetry || {});
+  for (const [key, value] of Object.entries(rows)) {
+    if (value === null || value === undefined || typeof value === "object") continue;
+    const row = text("tr");
+    row.append(text("td", key), text("td", String(value)));
+    table.append(row);
+  }
+}
+
+function drawTimeline(entries, telemetry) {
+  const box = $("timeline");
+  box.replaceChildren();
+  const attest = entries.filter((e) => e.event === "attest").pop();
+  if (!attest) {
+    box.append(text("p", telemetry.state && FINAL.has(telemetry.state) ? "no attestation (the job did not complete)" : "runs once the job completes", { class: "muted" }));
+    return;
+  }
+  for (const epoch of attest.epochs || []) {
+    const cell = text("div", undefined, { class: "epoch", "data-epoch": epoch.epoch });
+    cell.append(text("strong", `epoch ${epoch.epoch}`), text("div", `${epoch.nodes} nodes`));
+    cell.append(text("div", Object.entries(epoch.ops).map(([op, n]) => `${op}×${n}`).join(" ")));
+    cell.style.flexGrow = String(Math.max(1, epoch.nodes));
+    box.append(cell);
+  }
+}
+
+function drawAudit(entries) {
+  const list = $("audit");
+  list.replaceChildren();
+  for (const entry of entries) {
+    const { seq, ts, event, ...rest } = entry;
+    delete rest.tenant;
+    delete rest.job_id;
+    const detail = Object.entries(rest).filter(([k]) => k !== "epochs").map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
+    list.append(text("li", `#${seq} ${when(ts)} ${event} ${detail}`));
+  }
+}
+
+// ------------------------------------------------------------------ machine
+
+async function loadResources() {
+  const reply = await api("GET", "/v1/resources");
+  const table = $("resources");
+  table.replaceChildren();
+  const rows = Object.assign({}, reply.machine, { tenant: reply.tenant }, Object.fromEntries(Object.entries(reply.usage || {}).map(([k, v]) => [`usage: ${k}`, v])));
+  for (const [key, value] of Object.entries(rows)) {
+    if (value === null || typeof value === "object") continue;
+    const row = text("tr");
+    row.append(text("td", key), text("td", String(value)));
+    table.append(row);
+  }
+}
+
+// ------------------------------------------------------------------ live events
+
+async function watch() {
+  const controller = new AbortController();
+  state.stream = controller;
+  $("live").textContent = "(live)";
+  try {
+    const reply = await fetch("/v1/events", { headers: { Authorization: `Bearer ${state.session}` }, signal: controller.signal });
+    const reader = reply.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let name = "message", data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) name = line.slice(7);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        }
+        if (data) onEvent(name, JSON.parse(data));
+      }
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") console.warn("event stream ended", error);
+  }
+  if (state.stream === controller) {
+    $("live").textContent = "(reconnecting)";
+    setTimeout(() => { if (state.session && state.stream === controller) watch(); }, 2000);
+  }
+}
+
+function onEvent(name, event) {
+  if (name !== "job" || !event.job_id || !event.state) return;
+  const job = state.jobs.get(event.job_id) || { job_id: event.job_id, shots: "", created_at: event.ts };
+  job.state = event.state;
+  state.jobs.set(event.job_id, job);
+  renderJobs();
+  if (event.job_id === state.selected) showJob(event.job_id);
+}
+
+// ------------------------------------------------------------------ wiring
+
+$("sign-in").addEventListener("submit", signIn);
+$("sign-out").addEventListener("click", signOut);
+$("submit").addEventListener("submit", submit);
+$("upload").addEventListener("change", upload);
+$("bell").addEventListener("click", () => { $("program").value = BELL; $("format").value = ""; });
+$("refresh-resources").addEventListener("click", loadResources);
+const saved = sessionStorage.getItem("qmk-session");
+if (saved) {
+  Object.assign(state, JSON.parse(saved));
+  start().catch(signOut);
+}

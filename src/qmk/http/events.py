@@ -1,0 +1,146 @@
+"""Live events: the kernel's events fanned out to Server-Sent Event streams, and the
+recent audit entries the console shows.
+
+:class:`EventHub` listens to a :class:`~qmk.http.probe.KernelProbe` and hands every event
+to the streams that asked for it (a tenant's, or one job's), each through a bounded
+queue: a stream that does not keep up loses its oldest events and is told so (an
+``event: lagged``), and the kernel never waits for a reader. It also keeps the last
+:data:`RECENT` events (seeded from the audit log's tail), for ``GET /v1/audit``.
+
+The wire format is the WHATWG ``text/event-stream``: ``id`` (the audit seq), ``event``
+and one ``data`` line of JSON, then a blank line (:func:`sse`).
+
+>>> sse("state", {"state": "QUEUED"}, 7)
+b'id: 7\\nevent: state\\ndata: {"state":"QUEUED"}\\n\\n'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from qmk.http.probe import KernelEvent, KernelProbe
+
+#: Recent events kept for the audit route.
+RECENT = 4096
+#: Events a stream may hold unread before it loses the oldest.
+STREAM_QUEUE = 1024
+
+
+def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
+    """One Server-Sent Event: ``id``, ``event`` and a one-line JSON ``data``."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {text}\n\n".encode()
+
+
+class Stream:
+    """One reader's queue of events (its tenant's, or one job's of that tenant)."""
+
+    def __init__(self, tenant: str, job_id: str | None) -> None:
+        self.tenant = tenant
+        self.job_id = job_id
+        self.lagged = 0
+        self.closed = False
+        self._queue: asyncio.Queue[KernelEvent | None] = asyncio.Queue(STREAM_QUEUE)
+
+    def wants(self, event: KernelEvent) -> bool:
+        """Whether the reader asked for ``event``."""
+        if event.tenant != self.tenant:
+            return False
+        return self.job_id is None or event.job_id == self.job_id
+
+    def put(self, event: KernelEvent | None) -> None:
+        """Queue ``event`` (None: the hub closes), dropping the oldest when full."""
+        while True:
+            try:
+                self._queue.put_nowait(event)
+                return
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
+                self.lagged += 1
+
+    async def get(self, timeout_s: float) -> KernelEvent | None:
+        """The next event, or None when ``timeout_s`` passes or the hub closes."""
+        if self.closed:
+            return None
+        try:
+            event = await asyncio.wait_for(self._queue.get(), timeout_s)
+        except asyncio.TimeoutError:  # TimeoutError itself from 3.11 on
+            return None
+        if event is None:
+            self.closed = True
+        return event
+
+
+class EventHub:
+    """Fans the probe's events out to streams, and keeps the recent ones.
+
+    Args:
+        probe: the kernel's probe.
+        loop: the event loop the streams live on (events from other threads hop over).
+    """
+
+    def __init__(self, probe: KernelProbe, loop: asyncio.AbstractEventLoop) -> None:
+        self.probe = probe
+        self.loop = loop
+        self._thread = threading.get_ident()
+        self._streams: set[Stream] = set()
+        self.recent: deque[KernelEvent] = deque(probe.audit_tail(RECENT), maxlen=RECENT)
+        self._callbacks: list[Callable[[KernelEvent], None]] = []
+        self._stop = probe.listen(self._heard)
+        self.closed = False
+
+    def on_event(self, callback: Callable[[KernelEvent], None]) -> None:
+        """Call ``callback`` with every event, on the caller's thread, before any stream
+        sees it (metrics, traces and logs; they must be quick)."""
+        self._callbacks.append(callback)
+
+    def _heard(self, event: KernelEvent) -> None:
+        for callback in self._callbacks:
+            callback(event)
+        if threading.get_ident() == self._thread:
+            self._fan_out(event)
+        else:
+            self.loop.call_soon_threadsafe(self._fan_out, event)
+
+    def _fan_out(self, event: KernelEvent) -> None:
+        self.recent.append(event)
+        for stream in self._streams:
+            if stream.wants(event):
+                stream.put(event)
+
+    def open(self, tenant: str, job_id: str | None = None) -> Stream:
+        """A new stream of ``tenant``'s events (only ``job_id``'s when given)."""
+        stream = Stream(tenant, job_id)
+        if self.closed:
+            stream.put(None)
+        self._streams.add(stream)
+        return stream
+
+    def close_stream(self, stream: Stream) -> None:
+        """Forget ``stream`` (its reader left)."""
+        self._streams.discard(stream)
+
+    def audit(self, tenant: str, job_id: str | None, limit: int) -> list[dict[str, Any]]:
+        """``tenant``'s last ``limit`` audit entries (``job_id``'s only), oldest first."""
+        found: list[dict[str, Any]] = []
+        for event in reversed(self.recent):
+            if event.tenant != tenant or (job_id is not None and event.job_id != job_id):
+                continue
+            found.append(dict(event.record))
+            if len(found) >= limit:
+                break
+        found.reverse()
+        return found
+
+    def close(self) -> None:
+        """End every stream (the server stops) and stop listening."""
+        self.closed = True
+        self._stop()
+        for stream in self._streams:
+            stream.put(None)

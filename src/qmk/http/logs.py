@@ -1,0 +1,58 @@
+"""Structured logs: one JSON object per line, with the job id, tenant and trace id.
+
+``qmk serve --log-format json`` formats every record of the ``qmk`` loggers with
+:class:`JsonFormatter`. A record's ``extra`` fields named in :data:`FIELDS` become keys
+of its line; the HTTP layer logs each request (logger ``qmk.http.access``: method, route,
+status, duration, tenant, job id, trace id) and each job transition (``qmk.http.jobs``:
+job id, tenant, state, trace id) at level ``info``.
+
+>>> import logging
+>>> record = logging.LogRecord("qmk.http.jobs", logging.INFO, "", 0, "job %s %s",
+...     ("job_1", "QUEUED"), None)
+>>> record.job_id, record.tenant, record.trace_id = "job_1", "alice", "ab" * 16
+>>> line = json.loads(JsonFormatter().format(record))
+>>> line["message"], line["job_id"], line["tenant"], line["level"]
+('job job_1 QUEUED', 'job_1', 'alice', 'info')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+#: The ``extra`` fields a line carries when a record has them, in this order.
+FIELDS: tuple[str, ...] = (
+    "job_id",
+    "tenant",
+    "trace_id",
+    "span_id",
+    "state",
+    "method",
+    "route",
+    "path",
+    "status",
+    "duration_ms",
+    "code",
+    "incident",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line: ``ts``, ``level``, ``logger``, ``message``, then
+    the fields of :data:`FIELDS` it has, and ``exc`` (the traceback) when it carries one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in FIELDS:
+            value = record.__dict__.get(key)
+            if value is not None:
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)

@@ -1,0 +1,239 @@
+"""Prometheus metrics of the kernel and its two wires, served at ``GET /metrics``.
+
+Every metric is named ``qmk_*`` and lives in the application's own registry (two kernels
+in one process never share a counter). Three sources feed them:
+
+- at each scrape, the kernel's load (:meth:`~qmk.http.probe.KernelProbe.snapshot`): jobs
+  not final by state and tenant, queue depth, workers and their use, the audit chain's
+  length, physical qubits, the epoch;
+- the kernel's events (:class:`~qmk.http.probe.KernelEvent`): jobs that ended by state
+  and tenant, the queue and run latency histograms, the engine each completed job ran on
+  and the logical errors its run injected;
+- every request of either wire: its latency by transport and syscall (the JSON-RPC
+  server's target is wrapped by :func:`instrument`, which times each syscall as the
+  HTTP routes are timed).
+
+The table :data:`METRICS` names and documents each one; docs/http.md lists it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from qmk.http.probe import KernelEvent, KernelProbe
+
+#: The media type of the text exposition format.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: Every metric: (name, type, help). Counters are exposed with ``_total``.
+METRICS: tuple[tuple[str, str, str], ...] = (
+    ("qmk_jobs", "gauge", "jobs not final, by state and tenant"),
+    ("qmk_queue_depth", "gauge", "jobs waiting in the run queue, by tenant"),
+    ("qmk_workers", "gauge", "worker processes"),
+    ("qmk_workers_busy", "gauge", "workers running a job"),
+    ("qmk_worker_utilisation", "gauge", "busy workers / workers (0..1)"),
+    ("qmk_audit_chain_length", "gauge", "lines in the audit log's hash chain"),
+    ("qmk_physical_qubits", "gauge", "physical qubits of the modules that are up"),
+    ("qmk_physical_qubits_in_use", "gauge", "physical qubits held by running jobs"),
+    ("qmk_epoch", "gauge", "the kernel's epoch counter"),
+    ("qmk_jobs_finished", "counter", "jobs that reached a final state, by state and tenant"),
+    ("qmk_job_transitions", "counter", "job state transitions, by state"),
+    ("qmk_job_queue_seconds", "histogram", "seconds from acceptance to start, by tenant"),
+    ("qmk_job_run_seconds", "histogram", "seconds of a job's last run, by final state"),
+    ("qmk_engine_choice", "counter", "completed jobs by the engine that ran them"),
+    ("qmk_logical_errors_injected", "counter", "logical errors injected by runs, by tenant"),
+    ("qmk_rpc_seconds", "histogram", "syscall latency, by transport (http, jsonrpc) and method"),
+    ("qmk_http_requests", "counter", "HTTP requests by route and status"),
+)
+
+_LATENCY_BUCKETS = (
+    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+)  # fmt: skip
+_JOB_BUCKETS = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    1800.0,
+)  # fmt: skip
+
+
+def _help(name: str) -> str:
+    return next(text for metric, _, text in METRICS if metric == name)
+
+
+class _KernelLoad(Collector):
+    """The gauges read from the kernel's snapshot at each scrape."""
+
+    def __init__(self, probe: KernelProbe) -> None:
+        self.probe = probe
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.probe.snapshot()
+        jobs = GaugeMetricFamily("qmk_jobs", _help("qmk_jobs"), labels=["state", "tenant"])
+        for (state, tenant), count in sorted(snap.jobs.items()):
+            jobs.add_metric([state, tenant], count)
+        yield jobs
+        queue = GaugeMetricFamily("qmk_queue_depth", _help("qmk_queue_depth"), labels=["tenant"])
+        for tenant, count in sorted(snap.queued.items()):
+            queue.add_metric([tenant], count)
+        yield queue
+        utilisation = snap.busy_workers / snap.workers if snap.workers else 0.0
+        for name, value in (
+            ("qmk_workers", snap.workers),
+            ("qmk_workers_busy", snap.busy_workers),
+            ("qmk_worker_utilisation", utilisation),
+            ("qmk_audit_chain_length", snap.audit_seq),
+            ("qmk_physical_qubits", snap.physical_qubits_total),
+            ("qmk_physical_qubits_in_use", snap.physical_qubits_in_use),
+            ("qmk_epoch", snap.epoch),
+        ):
+            yield GaugeMetricFamily(name, _help(name), value=value)
+
+
+class Metrics:
+    """The metrics of one kernel's HTTP application.
+
+    Args:
+        probe: the kernel's probe (its snapshot is read at each scrape).
+    """
+
+    def __init__(self, probe: KernelProbe) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_KernelLoad(probe))
+        reg = self.registry
+        self.finished = Counter(
+            "qmk_jobs_finished", _help("qmk_jobs_finished"), ["state", "tenant"], registry=reg
+        )
+        self.transitions = Counter(
+            "qmk_job_transitions", _help("qmk_job_transitions"), ["state"], registry=reg
+        )
+        self.queue_seconds = Histogram(
+            "qmk_job_queue_seconds",
+            _help("qmk_job_queue_seconds"),
+            ["tenant"],
+            buckets=_JOB_BUCKETS,
+            registry=reg,
+        )
+        self.run_seconds = Histogram(
+            "qmk_job_run_seconds",
+            _help("qmk_job_run_seconds"),
+            ["state"],
+            buckets=_JOB_BUCKETS,
+            registry=reg,
+        )
+        self.engines = Counter(
+            "qmk_engine_choice", _help("qmk_engine_choice"), ["engine"], registry=reg
+        )
+        self.injected = Counter(
+            "qmk_logical_errors_injected",
+            _help("qmk_logical_errors_injected"),
+            ["tenant"],
+            registry=reg,
+        )
+        self.rpc = Histogram(
+            "qmk_rpc_seconds",
+            _help("qmk_rpc_seconds"),
+            ["transport", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.requests = Counter(
+            "qmk_http_requests", _help("qmk_http_requests"), ["route", "status"], registry=reg
+        )
+        # label children are made once: a request's cost is a dict lookup and an add
+        self._rpc_children: dict[tuple[str, str], Any] = {}
+        self._request_children: dict[tuple[str, int], Any] = {}
+
+    def on_event(self, event: KernelEvent) -> None:
+        """Count a kernel event (a hub callback)."""
+        if not event.is_job or event.state is None:
+            return
+        self.transitions.labels(event.state).inc()
+        facts = event.job
+        if facts is None:
+            return
+        tenant = event.tenant or ""
+        if event.state == "RUNNING" and facts.queued_s is not None:
+            self.queue_seconds.labels(tenant).observe(facts.queued_s)
+        if not facts.final:
+            return
+        self.finished.labels(event.state, tenant).inc()
+        if facts.run_s is not None:
+            self.run_seconds.labels(event.state).observe(facts.run_s)
+        if facts.engine is not None:
+            self.engines.labels(facts.engine).inc()
+        if facts.injected_logical_errors:
+            self.injected.labels(tenant).inc(facts.injected_logical_errors)
+
+    def observe_rpc(self, transport: str, method: str, seconds: float) -> None:
+        """One syscall answered on ``transport`` in ``seconds``."""
+        child = self._rpc_children.get((transport, method))
+        if child is None:
+            child = self._rpc_children[(transport, method)] = self.rpc.labels(transport, method)
+        child.observe(seconds)
+
+    def observe_request(self, route: str, status: int) -> None:
+        """One HTTP request of ``route`` (its path template) answered with ``status``."""
+        child = self._request_children.get((route, status))
+        if child is None:
+            child = self._request_children[(route, status)] = self.requests.labels(
+                route, str(status)
+            )
+        child.inc()
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class Instrumented:
+    """A kernel whose syscalls are timed (and traced) as the JSON-RPC server calls them.
+
+    It has every attribute of ``target``; its ``q_*`` coroutines observe their latency in
+    ``metrics`` under ``transport`` and run inside ``wrap`` (the tracer's span), if given.
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        metrics: Metrics,
+        *,
+        transport: str = "jsonrpc",
+        wrap: Callable[[str, Callable[..., Any], dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self._target = target
+        self._metrics = metrics
+        self._transport = transport
+        self._wrap = wrap
+        self._methods: dict[str, Callable[..., Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = self._methods.get(name)
+        if method is not None:
+            return method
+        inner = getattr(self._target, name)
+        if not name.startswith("q_"):
+            return inner
+        observe, transport, wrap = self._metrics.observe_rpc, self._transport, self._wrap
+
+        async def timed(**params: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                if wrap is None:
+                    return await inner(**params)
+                return await wrap(name, inner, params)
+            finally:
+                observe(transport, name, time.perf_counter() - start)
+
+        self._methods[name] = timed
+        return timed
+
+
+def instrument(target: Any, metrics: Metrics, **options: Any) -> Instrumented:
+    """``target`` with its syscalls timed in ``metrics`` (see :class:`Instrumented`)."""
+    return Instrumented(target, metrics, **options)

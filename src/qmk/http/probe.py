@@ -1,0 +1,160 @@
+"""What the HTTP layer reads of a kernel beyond its syscalls: live events and a snapshot.
+
+The kernel provides it (:class:`qmk.kernel.observe.KernelObserver`); this module holds
+the contract and its plain values, so the wire layer never imports the kernel (as the
+kernel implements :mod:`qmk.abi.protocol`, it implements :class:`KernelProbe`).
+
+Events are the kernel's audit records as they are written (every job transition,
+capability decision, channel change, checkpoint and attestation is one), with what the
+kernel holds of the job at that moment. Metrics, traces, structured logs and the
+Server-Sent Events of :mod:`qmk.http.events` are all derived from them.
+
+>>> event = KernelEvent(seq=4, ts=1.5, event="job", tenant="alice", job_id="job_1",
+...     state="QUEUED", record={"seq": 4, "event": "job", "state": "QUEUED"})
+>>> event.to_json()["state"], event.is_job
+('QUEUED', True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobFacts:
+    """What the kernel holds of a job when one of its events is written.
+
+    Attributes:
+        created_at, started_at, finished_at: the kernel clock's times (None: not yet).
+        shots: shots asked for.
+        attempts: starts so far.
+        final: the job is in a final state.
+        engine: the engine that ran it (once COMPLETED), else None.
+        injected_logical_errors: logical errors the run injected (once COMPLETED).
+        mode: how the run sampled its shots (``stim-batch``, ``trajectories``, ...).
+    """
+
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    shots: int = 0
+    attempts: int = 0
+    final: bool = False
+    engine: str | None = None
+    injected_logical_errors: int | None = None
+    mode: str | None = None
+
+    @property
+    def queued_s(self) -> float | None:
+        """Seconds from acceptance to (the last) start."""
+        return None if self.started_at is None else max(self.started_at - self.created_at, 0.0)
+
+    @property
+    def run_s(self) -> float | None:
+        """Seconds of the last run, once it ended."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(self.finished_at - self.started_at, 0.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KernelEvent:
+    """One audit record as it is written, and the job it is about.
+
+    Attributes:
+        seq: its line number in the audit log (the chain's length once it is written).
+        ts: its wall-clock time (seconds since the epoch).
+        event: the audit event: ``job``, ``cap``, ``chan``, ``checkpoint``, ``attest``,
+            ``kernel``, ``device``.
+        tenant: the tenant it concerns, if any.
+        job_id: the job it concerns, if any.
+        state: a job's new state (``job`` events) or a channel's.
+        record: the audit record's fields (without its chain and mac).
+        job: the job's facts then (None for events of no job or a job not in memory).
+    """
+
+    seq: int
+    ts: float
+    event: str
+    tenant: str | None = None
+    job_id: str | None = None
+    state: str | None = None
+    record: Mapping[str, Any] = field(default_factory=dict)
+    job: JobFacts | None = None
+
+    @property
+    def is_job(self) -> bool:
+        """A job's transition (a ``job`` event with a state)."""
+        return self.event == "job" and self.state is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as plain JSON (the record's fields, as the audit log has them)."""
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "event": self.event,
+            "tenant": self.tenant,
+            "job_id": self.job_id,
+            "state": self.state,
+            "record": dict(self.record),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KernelSnapshot:
+    """The kernel's load at one moment (read at each metrics scrape).
+
+    Attributes:
+        jobs: jobs not final, by (state, tenant).
+        queued: queued jobs by tenant (the run queue's depth).
+        workers: worker processes.
+        busy_workers: workers running a job.
+        audit_seq: the audit chain's length (lines written or queued).
+        physical_qubits_total, physical_qubits_in_use: the machine's inventory.
+        epoch: the kernel's epoch counter.
+        started_at: when the kernel started (its clock).
+    """
+
+    jobs: Mapping[tuple[str, str], int]
+    queued: Mapping[str, int]
+    workers: int
+    busy_workers: int
+    audit_seq: int
+    physical_qubits_total: int
+    physical_qubits_in_use: int
+    epoch: int
+    started_at: float
+
+
+def version() -> str:
+    """QMK's version, as the installed package's metadata has it (read from
+    ``qmk.__version__`` at install; this layer may not import ``qmk`` itself)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("quantum-microkernel")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class KernelProbe(Protocol):
+    """What the HTTP layer reads of the kernel beside the syscalls."""
+
+    #: Every job state, in lifecycle order, and those that are final.
+    states: tuple[str, ...]
+    final_states: tuple[str, ...]
+
+    def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
+        """Call ``callback`` with every event from now on; returns the call that stops it."""
+        ...
+
+    def snapshot(self) -> KernelSnapshot:
+        """The kernel's load now."""
+        ...
+
+    def audit_tail(self, limit: int) -> list[KernelEvent]:
+        """The last ``limit`` records of the audit log as written (oldest first)."""
+        ...

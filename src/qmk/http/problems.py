@@ -1,0 +1,130 @@
+"""Errors over HTTP: RFC 9457 ``application/problem+json``, carrying QMK's stable code.
+
+Every error a route answers is a problem document::
+
+    {"type": "urn:qmk:error:QS1005", "title": "not-found", "status": 404,
+     "detail": "no job 'job_x'", "instance": "/v1/jobs/job_x",
+     "code": "QS1005", "name": "not-found", "rpc_code": 1005, "details": {...}}
+
+``code`` and ``name`` are the error's entry in :data:`qmk.errors.REGISTRY` (docs/errors.md
+lists them all); ``rpc_code`` is the JSON-RPC ``error.code`` the same refusal has on the
+socket, so a client handles both wires with one table. The HTTP status is read from
+:data:`STATUS_OF` by the JSON-RPC code: a bad or expired session is 401, another tenant's
+job 404 (never 403, which would confirm that it exists), input the kernel cannot take 422,
+a request too big 413.
+
+>>> from qmk.errors import NotFoundError
+>>> problem = problem_of(NotFoundError("no job 'j'", job_id="j"), "/v1/jobs/j")
+>>> problem["status"], problem["code"], problem["title"]
+(404, 'QS1005', 'not-found')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from qmk.abi.errors import InvalidParams, InvalidRequest, ParseError, RpcError
+from qmk.errors import QMKError, SyscallError
+
+#: The media type of a problem document.
+PROBLEM_JSON = "application/problem+json"
+
+#: HTTP status by JSON-RPC error code (the kernel's refusals, then JSON-RPC's own).
+STATUS_OF: Mapping[int, int] = MappingProxyType(
+    {
+        1000: 400,  # a refusal this server has no class for
+        1001: 401,  # auth-failed: unknown tenant or wrong key
+        1002: 401,  # invalid-session
+        1003: 401,  # session-expired
+        1004: 403,  # capability-denied (the tenant's own session lacks it)
+        1005: 404,  # not-found, also for another tenant's job
+        1006: 429,  # quota-exceeded: wait for jobs to finish
+        1007: 422,  # admission-refused: the machine can never hold it
+        1008: 422,  # invalid-program
+        1009: 409,  # invalid-state
+        1010: 403,  # entanglement-firewall
+        1011: 503,  # unavailable
+        1012: 422,  # invalid-argument
+        -32700: 400,  # parse-error: the body is not JSON
+        -32600: 400,  # invalid-request
+        -32601: 404,  # method-not-found
+        -32602: 422,  # invalid-params: a param missing, unknown or of the wrong JSON type
+        -32603: 500,  # internal-error
+    }
+)
+
+
+class HttpProblem(QMKError):
+    """An HTTP-level refusal that is no qSyscall's: a body too large, no such route.
+
+    It carries the code of the closest JSON-RPC error (``QR32600`` invalid-request for a
+    body too large, ``QR32601`` for a route that does not exist) and its own status.
+    """
+
+    def __init__(self, status: int, error: RpcError, **details: Any) -> None:
+        super().__init__(
+            error.code, error.name, error.message, details={**error.details, **details}
+        )
+        self.status = status
+        self.rpc_code = error.rpc_code
+
+
+def too_large(limit: int) -> HttpProblem:
+    """413: a body over ``limit`` bytes."""
+    return HttpProblem(
+        413,
+        InvalidRequest(f"the request body is longer than the limit of {limit} bytes"),
+        limit=limit,
+    )
+
+
+def bad_params(message: str, param: str | None = None) -> InvalidParams:
+    """422: params that do not fit the method's table entry."""
+    return InvalidParams(message, **({} if param is None else {"param": param}))
+
+
+def rpc_code_of(error: QMKError) -> int | None:
+    """The JSON-RPC ``error.code`` the error has on the socket (None: it has none)."""
+    if isinstance(error, HttpProblem):
+        return error.rpc_code
+    if isinstance(error, (SyscallError, RpcError)):
+        return error.rpc_code
+    return None
+
+
+def status_of(error: QMKError) -> int:
+    """The HTTP status of ``error`` (422 for a QMKError of no JSON-RPC code: a program
+    that does not lower or parse is bad input)."""
+    if isinstance(error, HttpProblem):
+        return error.status
+    code = rpc_code_of(error)
+    if code is None:
+        return 422
+    return STATUS_OF.get(code, 400 if code > 0 else 500)
+
+
+def problem_of(error: QMKError, instance: str) -> dict[str, Any]:
+    """The problem document of ``error`` raised while answering ``instance`` (a path)."""
+    status = status_of(error)
+    problem: dict[str, Any] = {
+        "type": f"urn:qmk:error:{error.code}",
+        "title": error.name,
+        "status": status,
+        "detail": error.message,
+        "instance": instance,
+        "code": error.code,
+        "name": error.name,
+    }
+    code = rpc_code_of(error)
+    if code is not None:
+        problem["rpc_code"] = code
+    if error.details:
+        problem["details"] = error.details
+    return problem
+
+
+def parse_problem(message: str) -> ParseError:
+    """400: a body that is not JSON."""
+    return ParseError(message)

@@ -1,0 +1,87 @@
+"""A job's program as a REST client sends it: QVM JSON, or the text of another language.
+
+``POST /v1/jobs`` takes ``program`` and an optional ``format``:
+
+========== ========================================= ===============================
+format     program                                   lowered by
+========== ========================================= ===============================
+qvm-json   a JSON object (the default for objects)   nothing: it is the graph
+qvm-asm    QVM assembly text (no ``.include``)        :func:`qmk.qvm.asm.assemble`
+qasm2      OpenQASM 2 text                           :func:`qmk.frontends.qasm.from_qasm`
+qasm3      OpenQASM 3 text                           :func:`qmk.frontends.qasm.from_qasm`
+qasm       OpenQASM text, version from its header     :func:`qmk.frontends.qasm.from_qasm`
+qir        QIR as LLVM IR text                       :func:`qmk.frontends.qir.from_qir`
+========== ========================================= ===============================
+
+Text with no ``format`` is read as OpenQASM when it starts with an ``OPENQASM`` header
+(after comments); otherwise the format must be given. The formats are those of
+:data:`qmk.frontends.FORMATS` (plus ``qasm``), so ``qmk run --format`` and the REST API
+read the same languages. A program that does not lower is the front-end's own error
+(``QL``/``QA``/``QF``: 422), never a silent fallback.
+
+>>> graph, fmt = to_graph("OPENQASM 2.0;\\ninclude \\"qelib1.inc\\";\\nqreg q[1];\\nh q[0];", None)
+>>> fmt, graph["version"]
+('qasm', '0.2')
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from qmk.abi.errors import InvalidParams
+from qmk.frontends import FORMATS
+
+#: Every value ``format`` takes.
+PROGRAM_FORMATS: tuple[str, ...] = (*FORMATS, "qasm")
+
+_OPENQASM = re.compile(r"\A(?:\s|//[^\n]*\n|/\*.*?\*/)*OPENQASM\b", re.DOTALL)
+
+
+def to_graph(program: Any, format: str | None) -> tuple[dict[str, Any], str]:
+    """The QVM graph (JSON) of ``program`` in ``format``, and the format it was read as.
+
+    Raises:
+        InvalidParams: ``format`` is unknown, or does not fit the program's JSON type.
+        FrontendError, AsmError, FormatError: the text does not lower.
+    """
+    if format is not None and format not in PROGRAM_FORMATS:
+        raise InvalidParams(
+            f"format must be one of {', '.join(PROGRAM_FORMATS)}, got {format!r}", param="format"
+        )
+    if isinstance(program, dict):
+        if format not in (None, "qvm-json"):
+            raise InvalidParams(
+                f"program is a JSON object (QVM JSON); format {format!r} takes text",
+                param="format",
+            )
+        return program, "qvm-json"
+    if not isinstance(program, str):
+        raise InvalidParams(
+            "program must be QVM JSON (an object) or program text (a string)", param="program"
+        )
+    if format is None:
+        if not _OPENQASM.match(program):
+            raise InvalidParams(
+                "program text needs format (one of "
+                f"{', '.join(f for f in PROGRAM_FORMATS if f != 'qvm-json')}); only "
+                "OpenQASM is recognised by its header",
+                param="format",
+            )
+        format = "qasm"
+    if format == "qvm-json":
+        from qmk.qvm import graph as graph_io
+
+        return graph_io.loads(program.encode("utf-8"), source="program").to_json(), format
+    if format == "qvm-asm":
+        from qmk.qvm.asm import assemble
+
+        return assemble(program, source="program").to_json(), format
+    if format in ("qasm", "qasm2", "qasm3"):
+        from qmk.frontends.qasm import from_qasm
+
+        version = {"qasm": None, "qasm2": 2, "qasm3": 3}[format]
+        return from_qasm(program, name="program", version=version).to_json(), format
+    from qmk.frontends.qir import from_qir
+
+    return from_qir(program, name="program").to_json(), format

@@ -1,0 +1,215 @@
+"""uvicorn on a socket of our own, beside the JSON-RPC server, on the same kernel and loop.
+
+:func:`serve_with_http` is what ``qmk serve --http HOST:PORT`` runs: it binds the HTTP
+socket itself (so port 0 picks a free port that the ready line names, and a port in use
+is one coded error, ``QW003``), builds the application, and runs uvicorn and
+:func:`qmk.abi.server.serve_kernel` in one task group until ``stop`` is set; then both
+drain (``server.drain_timeout_s``; live event streams end at once) and return.
+uvicorn's own signal handling is off: the kernel's handlers own SIGTERM and SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import qmk.aio as aio
+from qmk.abi.errors import CommandError, ServeError
+from qmk.abi.server import ServerConfig, serve_kernel
+from qmk.errors import QMKError
+from qmk.http.probe import KernelProbe
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """Where the HTTP API listens and what it runs with.
+
+    Attributes:
+        host, port: the address (port 0: a free one).
+        tls_cert, tls_key: PEM files: serve HTTPS (both or neither).
+        trace: the ``--trace`` exporter (:data:`qmk.http.tracing.EXPORTERS`).
+    """
+
+    host: str
+    port: int
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trace: str = "none"
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise CommandError.of("bad-option", "--tls-cert and --tls-key go together")
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls_cert is None else "https"
+
+
+def check_tls(config: HttpConfig) -> None:
+    """Load the certificate and key once, so a bad file is one coded line at start.
+
+    Raises:
+        CommandError: ``bad-option`` naming the file and why.
+    """
+    if config.tls_cert is None or config.tls_key is None:
+        return
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError.of(
+            "bad-option",
+            f"--tls-cert {config.tls_cert} / --tls-key {config.tls_key}: cannot load: "
+            f"{getattr(exc, 'strerror', None) or exc}",
+        ) from None
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv6 when the host is one).
+
+    Raises:
+        ServeError: ``cannot-bind`` naming the address and why.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ServeError.of(
+            "cannot-bind", f"{host}:{port}: cannot listen (HTTP): {exc.strerror}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn_server(app: Any, config: HttpConfig, drain_s: float) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn without signal handlers of its own (the kernel's stop event rules)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+            return
+
+    uv_config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(int(drain_s), 1),
+        ssl_certfile=None if config.tls_cert is None else str(config.tls_cert),
+        ssl_keyfile=None if config.tls_key is None else str(config.tls_key),
+    )
+    return Server(uv_config)
+
+
+async def serve_with_http(
+    kernel: Any,
+    probe: KernelProbe,
+    server_config: ServerConfig,
+    config: HttpConfig,
+    *,
+    ready: Callable[[list[str]], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve ``kernel`` on JSON-RPC (``server_config``) and HTTP (``config``) until
+    ``stop`` (or SIGTERM/SIGINT), then drain both.
+
+    ``ready`` is called once both listen, with the JSON-RPC addresses and the HTTP URL.
+
+    Raises:
+        ServeError, CommandError: an address cannot be bound, a TLS file cannot be loaded,
+            a trace exporter cannot be made.
+    """
+    from qmk.http.app import AppLimits, create_app
+    from qmk.http.events import EventHub
+    from qmk.http.metrics import Metrics, instrument
+    from qmk.http.tracing import Tracing, make_provider
+
+    check_tls(config)
+    stop = stop or asyncio.Event()
+    tracing = Tracing(make_provider(config.trace))
+    sock = bind_tcp(config.host, config.port)
+    hub = EventHub(probe, asyncio.get_running_loop())
+    try:
+        metrics = Metrics(probe)
+        limits = AppLimits(
+            max_body=server_config.max_line,
+            max_body_unauthenticated=server_config.max_line_unauthenticated,
+            max_depth=server_config.max_depth,
+        )
+        app = create_app(kernel, hub, metrics, tracing, limits)
+        server = _uvicorn_server(app, config, server_config.drain_timeout_s)
+        bound = sock.getsockname()
+        host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        url = f"{config.scheme}://{host}:{bound[1]}"
+        wrapped = instrument(kernel, metrics, wrap=tracing.call if tracing.enabled else None)
+        try:
+            await _serve_both(wrapped, server, sock, server_config, stop, hub, url, ready)
+        except Exception as exc:  # the group's: raise the first coded failure of the two
+            raise _first(exc) from None
+    finally:
+        hub.close()
+        sock.close()
+        tracing.shutdown()
+
+
+def _first(error: BaseException) -> BaseException:
+    """The first QMKError in an exception group (or the first exception there is)."""
+    inner = getattr(error, "exceptions", None)
+    if not inner:
+        return error
+    found = [_first(e) for e in inner]
+    return next((e for e in found if isinstance(e, QMKError)), found[0])
+
+
+async def _serve_both(
+    wrapped: Any,
+    server: Any,
+    sock: socket.socket,
+    server_config: ServerConfig,
+    stop: asyncio.Event,
+    hub: Any,
+    url: str,
+    ready: Callable[[list[str]], None] | None,
+) -> None:
+    rpc_ready = asyncio.Event()
+    addresses: list[str] = []
+
+    def rpc_listening(found: list[str]) -> None:
+        addresses.extend(found)
+        rpc_ready.set()
+
+    async with aio.TaskGroup() as group:
+        rpc = group.create_task(
+            serve_kernel(wrapped, server_config, ready=rpc_listening, stop=stop)
+        )
+        http = group.create_task(server.serve(sockets=[sock]))
+        waits = [asyncio.ensure_future(rpc_ready.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait([*waits, rpc, http], return_when=asyncio.FIRST_COMPLETED)
+            while not server.started and not http.done() and not stop.is_set():
+                await asyncio.sleep(0.01)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if ready is not None and rpc_ready.is_set() and server.started:
+            ready([*addresses, url])
+        await stop.wait()
+        hub.close()  # live streams end, so the drain waits for none of them
+        server.should_exit = True
