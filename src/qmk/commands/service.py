@@ -58,8 +58,14 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         socket_path=Path(socket_path).absolute() if socket_path else None,
         tcp=parse_tcp(args.tcp) if args.tcp else None,
     )
+    http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
     handler = logging.StreamHandler(err)
-    handler.setFormatter(logging.Formatter("qmk serve: %(levelname)s %(name)s: %(message)s"))
+    if args.log_format == "json":
+        from qmk.http.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("qmk serve: %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RepeatFilter())  # a flood of like lines (refusals, EMFILE) stays short
     logger = logging.getLogger("qmk")
     level = logger.level
@@ -68,7 +74,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     logging.getLogger("asyncio").addHandler(handler)  # its accept errors, rate-limited too
     try:
         asyncio.run(
-            _serve(config, Path(args.data_dir), args.workers, server_config, out, args.recover)
+            _serve(
+                config, Path(args.data_dir), args.workers, server_config, out, args.recover, http
+            )
         )
     finally:
         logging.getLogger("asyncio").removeHandler(handler)
@@ -84,6 +92,7 @@ async def _serve(
     server_config: Any,
     out: TextIO,
     recover: bool = False,
+    http: Any = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -109,9 +118,50 @@ async def _serve(
             out.write(f"qmk serve: listening on {' '.join(addresses)} (data dir {data_dir})\n")
             out.flush()
 
-        await serve_kernel(kernel, server_config, ready=ready, stop=stop)
+        if http is None:
+            await serve_kernel(kernel, server_config, ready=ready, stop=stop)
+        else:
+            from qmk.http.server import serve_with_http
+            from qmk.kernel.observe import KernelObserver
+
+            probe = KernelObserver(kernel)
+            await serve_with_http(kernel, probe, server_config, http, ready=ready, stop=stop)
     finally:
         await kernel.close()
+
+
+def _http_config(args: argparse.Namespace) -> Any:
+    """The HTTP API's config from ``--http`` and its options (None without --http)."""
+    given = [
+        flag
+        for flag, value in (
+            ("--tls-cert", args.tls_cert),
+            ("--tls-key", args.tls_key),
+            ("--trace", args.trace),
+        )
+        if value is not None
+    ]
+    if args.http is None:
+        if given:
+            raise CommandError.of("bad-option", f"{given[0]} is an option of --http HOST:PORT")
+        return None
+    try:
+        from qmk.http.server import HttpConfig
+    except ImportError as exc:
+        raise CommandError.of(
+            "bad-option",
+            f"--http needs the http extra (pip install 'quantum-microkernel[http]'): {exc}",
+        ) from None
+    from qmk.abi.server import parse_tcp
+
+    host, port = parse_tcp(args.http)
+    return HttpConfig(
+        host=host,
+        port=port,
+        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
+        tls_key=None if args.tls_key is None else Path(args.tls_key),
+        trace=args.trace or "none",
+    )
 
 
 # --------------------------------------------------------------------------- clients
@@ -391,6 +441,25 @@ def register(add: AddCommand) -> None:
     )
     sub.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    sub.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text, or as JSON objects with job id, tenant and trace id",
+    )
+    web = sub.add_argument_group("HTTP API (the http extra; docs/http.md)")
+    web.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="also serve the REST API, metrics and the web console (port 0: a free one)",
+    )
+    web.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS: the certificate chain")
+    web.add_argument("--tls-key", metavar="PEM", help="serve HTTPS: the private key")
+    web.add_argument(
+        "--trace",
+        metavar="EXPORTER",
+        help="OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
     )
     sub.add_argument(
         "--recover",
