@@ -17,6 +17,8 @@ Each page's renderers live in its own module, listed in :data:`PAGES`:
 - :mod:`qmk.docgen.errors` -- ``docs/errors.md``: every code and the exception tree.
 - :mod:`qmk.docgen.engines` -- ``docs/engines.md``: the engine registry and cost models.
 - :mod:`qmk.docgen.frontends` -- ``docs/frontends.md``: what each op becomes in OpenQASM 3.
+- :mod:`qmk.docgen.neutral_atom` -- ``docs/neutral-atom.md``: the ISA's ops and gates, the
+  validators, the presets, QD codes.
 
 >>> text = "intro\\n<!-- BEGIN GENERATED: t -->\\nstale\\n<!-- END GENERATED: t -->\\n"
 >>> print(replace_region(text, "t", table(("A", "B"), [("1", cell("x|y"))])))
@@ -46,6 +48,7 @@ PAGES: tuple[str, ...] = (
     "qmk.docgen.errors",
     "qmk.docgen.engines",
     "qmk.docgen.frontends",
+    "qmk.docgen.neutral_atom",
 )
 
 #: The command that refreshes every page, for drift messages.

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom.isa import GATES, Instruction, OpKind
 from qmk.devices.neutral_atom.profiles import TOLERANCE, Connectivity, Hardware
+from qmk.errors import REGISTRY
 
 if TYPE_CHECKING:
     from qmk.devices.neutral_atom.job import Job
@@ -276,11 +277,17 @@ class Validator:
     """One constraint check: its name, the codes it raises, what it checks."""
 
     name: str
-    codes: tuple[str, ...]
+    #: The slugs of the ``QD`` codes it raises.
+    slugs: tuple[str, ...]
     description: str
     #: ``program``: called per instruction; ``timeline``: called once with the schedule.
     phase: str = "program"
     check: Callable[..., None]
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The codes it raises (``QD2xx``), from the error registry."""
+        return tuple(REGISTRY.named(DeviceError, slug).code for slug in self.slugs)
 
 
 def _check_atoms(ctx: Context, ins: Instruction) -> None:
@@ -559,53 +566,53 @@ VALIDATORS: Mapping[str, Validator] = MappingProxyType(
         for v in (
             Validator(
                 name="atoms",
-                codes=("QD211",),
+                slugs=("atom-invalid",),
                 description="one AllocArray first, within the configured sites; targets "
                 "allocated and distinct",
                 check=_check_atoms,
             ),
             Validator(
                 name="catalog",
-                codes=("QD201", "QD202"),
+                slugs=("gate-not-native", "angle-out-of-range"),
                 description="the gate is in the native catalog with that arity; angles in range",
                 check=_check_catalog,
             ),
             Validator(
                 name="connectivity",
-                codes=("QD203",),
+                slugs=("not-connected",),
                 description="multi-qubit gates join nearest neighbours (chain, grid) at that "
                 "instruction, and pairs of the gate's interaction graph",
                 check=_check_connectivity,
             ),
             Validator(
                 name="blockade",
-                codes=("QD204",),
+                slugs=("blockade",),
                 description="two-qubit gates within the blockade radius (per axis, per zone) "
                 "at that instruction",
                 check=_check_blockade,
             ),
             Validator(
                 name="transport",
-                codes=("QD205", "QD206", "QD207"),
+                slugs=("spacing", "transport", "move-budget"),
                 description="moves follow transport edges to free sites, within the move "
                 "budgets, keeping the minimum spacing",
                 check=_check_transport,
             ),
             Validator(
                 name="timing",
-                codes=("QD208",),
+                slugs=("timing",),
                 description="waits within [min_wait_ns, max_wait_ns]",
                 check=_check_timing,
             ),
             Validator(
                 name="pulse",
-                codes=("QD210",),
+                slugs=("pulse-limits",),
                 description="pulse detuning and duration within the pulse limits",
                 check=_check_pulse,
             ),
             Validator(
                 name="cooldown",
-                codes=("QD209",),
+                slugs=("cooldown",),
                 description="under strict timing, nothing on an atom inside its measurement "
                 "cooldown (otherwise the scheduler waits it out)",
                 phase="timeline",
