@@ -267,3 +267,47 @@ def test_the_wire_noise_model_round_trips():
     }
     model = NoiseModel.from_json(data)
     assert NoiseModel.from_json(model.to_json()) == model
+
+
+@BOTH
+def test_gate_phase_kicks_are_their_dephasing_channels(backend):
+    # A kick uniform in [-1.2, 1.2] rad after each of two H gates on one atom, and after a
+    # CZ on both atoms (magnitudes per role).
+    noise = {"phase": {"single_qubit": 1.2, "two_qubit_control": 0.9, "two_qubit_target": 2.0}}
+    result = run(job(1, gate("H", 0), gate("H", 0), noise=noise), backend)
+    dm = DensityMatrix(1)
+    for _ in range(2):
+        dm.gate("h", [0])
+        dm.pauli1(0, 0.0, 0.0, dephasing_probability(1.2))
+    assert_counts_match(result.counts(), dm.probabilities([0]))
+    pair = job(
+        2,
+        gate("H", 0),
+        gate("H", 1),
+        gate("CZ", 0, 1),
+        gate("H", 0),
+        gate("H", 1),
+        noise={"phase": {"two_qubit_control": 0.9, "two_qubit_target": 2.0}},
+    )
+    result = run(pair, backend, seed=13)
+    dm = DensityMatrix(2)
+    dm.gate("h", [0])
+    dm.gate("h", [1])
+    dm.gate("cz", [0, 1])
+    dm.pauli1(0, 0.0, 0.0, dephasing_probability(0.9))
+    dm.pauli1(1, 0.0, 0.0, dephasing_probability(2.0))
+    dm.gate("h", [0])
+    dm.gate("h", [1])
+    assert_counts_match(result.counts(), dm.probabilities([0, 1]))
+
+
+@BOTH
+def test_a_reset_returns_an_atom_to_zero_with_the_preparation_error(backend):
+    reset = {"op": "Reset", "targets": [0]}
+    wire = job(1, gate("X", 0), measure(0), reset, measure(0), noise={"p_prep": 0.2})
+    result = run(wire, backend, seed=14)
+    # First measure: X on a prepared atom (|1> w.p. 0.8, |0> w.p. 0.2); then |1> w.p. 0.2.
+    expected = {
+        a + b: pa * pb for a, pa in (("1", 0.8), ("0", 0.2)) for b, pb in (("1", 0.2), ("0", 0.8))
+    }
+    assert_counts_match(result.counts(), expected)
