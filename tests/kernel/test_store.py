@@ -39,7 +39,7 @@ def test_a_committed_job_survives_reopen_with_every_field(tmp_path: Path) -> Non
     store.insert_job(job)
     job.state, job.result, job.attempts = COMPLETED, {"counts": {"00": 100}}, 1
     store.save_job(job)
-    store.commit((3, "f" * 64))
+    store.commit((3, "f" * 64, 128))  # the audit head: seq, hash, offset
     store.close()
     again = Store(tmp_path)
     loaded = again.load_job("job_a", "alice")
