@@ -66,7 +66,13 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("qmk serve: %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RepeatFilter())  # a flood of like lines (refusals, EMFILE) stays short
+    repeats = RepeatFilter()  # a flood of like lines (refusals, EMFILE) stays short
+    if http is not None:  # but every request and job transition of the HTTP API is a line
+        from qmk.http.logs import EVERY_LINE, Except
+
+        handler.addFilter(Except(repeats, EVERY_LINE))
+    else:
+        handler.addFilter(repeats)
     logger = logging.getLogger("qmk")
     level = logger.level
     logger.addHandler(handler)
@@ -153,15 +159,18 @@ def _http_config(args: argparse.Namespace) -> Any:
             f"--http needs the http extra (pip install 'quantum-microkernel[http]'): {exc}",
         ) from None
     from qmk.abi.server import parse_tcp
+    from qmk.http.server import check_tls
 
     host, port = parse_tcp(args.http)
-    return HttpConfig(
+    config = HttpConfig(
         host=host,
         port=port,
         tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
         tls_key=None if args.tls_key is None else Path(args.tls_key),
         trace=args.trace or "none",
     )
+    check_tls(config)  # a certificate that does not load stops the start before the kernel
+    return config
 
 
 # --------------------------------------------------------------------------- clients

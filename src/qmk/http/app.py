@@ -149,8 +149,8 @@ class Api:
             for name, media in CONSOLE_FILES.items()
         }
         hub.on_event(metrics.on_event)
+        hub.on_event(self._log_event)  # before the tracer, which forgets a job that ends
         hub.on_event(tracing.on_event)
-        hub.on_event(self._log_event)
 
     # ------------------------------------------------------------------ shared
 

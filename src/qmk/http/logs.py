@@ -56,3 +56,28 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)
+
+
+#: The loggers whose every line counts (one per request, one per job transition): a
+#: rate limit on like lines (:class:`qmk.abi.server.RepeatFilter`) must not thin them.
+EVERY_LINE: tuple[str, ...] = ("qmk.http.access", "qmk.http.jobs")
+
+
+class Except(logging.Filter):
+    """``inner``, except for the records of the loggers ``names``, which always pass.
+
+    >>> class Never(logging.Filter):
+    ...     def filter(self, record): return False
+    >>> rule = Except(Never(), EVERY_LINE)
+    >>> def record(name): return logging.LogRecord(name, logging.INFO, "", 0, "x", None, None)
+    >>> rule.filter(record("qmk.http.access")), rule.filter(record("qmk.abi.server"))
+    (True, False)
+    """
+
+    def __init__(self, inner: logging.Filter, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name in self.names or bool(self.inner.filter(record))

@@ -1,0 +1,141 @@
+"""A real ``qmk serve --http`` for the HTTP tests: a process, a socket, an ephemeral port.
+
+:class:`HttpServer` starts ``python -m qmk serve`` with a Unix socket (JSON-RPC) and
+``--http 127.0.0.1:0``, reads the URL it listens on from its ready line, and keeps the
+JSON log lines (``--log-format json``) and the trace file (``--trace jsonl:PATH``) where
+the tests read them. :func:`session` opens a session over REST with plain httpx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from support.kernel import TENANTS, config_toml
+
+_URL = re.compile(r"(https?://[^\s]+)")
+
+
+@dataclass
+class HttpServer:
+    """A running ``qmk serve --http`` and where it keeps its things."""
+
+    root: Path
+    workers: int = 2
+    extra: tuple[str, ...] = ()
+    tenants: dict[str, dict[str, Any]] | None = None
+    kernel: dict[str, Any] | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    stopped: bool = field(default=False)
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "k.sock"
+
+    @property
+    def spans_path(self) -> Path:
+        return self.root / "spans.jsonl"
+
+    @property
+    def out_path(self) -> Path:
+        return self.root / "out.txt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "log.jsonl"
+
+    def start(self, timeout_s: float = 60.0) -> HttpServer:
+        config = self.root / "kernel.toml"
+        config.write_text(config_toml(kernel=self.kernel, tenants=self.tenants or TENANTS))
+        cmd = [
+            sys.executable,
+            "-m",
+            "qmk",
+            "serve",
+            "--socket",
+            str(self.socket),
+            "--data-dir",
+            str(self.root / "data"),
+            "--config",
+            str(config),
+            "--workers",
+            str(self.workers),
+            "--http",
+            "127.0.0.1:0",
+            "--trace",
+            f"jsonl:{self.spans_path}",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.out_path.open("wb"), stderr=self.log_path.open("wb")
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"qmk serve exited {self.proc.returncode}: {self.output()}")
+            found = _URL.search(self.out_path.read_text(errors="replace"))
+            if found:
+                self.url = found.group(1)
+                return self
+            time.sleep(0.02)
+        raise AssertionError(f"qmk serve did not listen within {timeout_s} s: {self.output()}")
+
+    def output(self) -> str:
+        text = self.out_path.read_text(errors="replace") if self.out_path.exists() else ""
+        log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text + log
+
+    def logs(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def spans(self) -> list[dict[str, Any]]:
+        """The spans exported so far (one JSON object each)."""
+        if not self.spans_path.exists():
+            return []
+        return [json.loads(line) for line in self.spans_path.read_text().splitlines() if line]
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM; the exit status."""
+        assert self.proc is not None
+        if self.stopped:
+            return int(self.proc.returncode or 0)
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout_s)
+        self.stopped = True
+        return code
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+
+def session(client: Any, tenant: str = "alice", caps: list[str] | None = None) -> str:
+    """A session id of ``tenant`` over ``POST /v1/sessions`` (``client``: an httpx.Client)."""
+    reply = client.post(
+        "/v1/sessions",
+        json={
+            "tenant": tenant,
+            "key": TENANTS[tenant]["key"],
+            "requested": caps or ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"],
+        },
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["session_id"])
+
+
+def bearer(session_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {session_id}"}
