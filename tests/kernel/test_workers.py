@@ -3,6 +3,11 @@
 Every behaviour test runs against a thread-driven pool and a loop-driven one (an asyncio
 loop running in a background thread; the test calls the pool from its own thread, as any
 ``Executor`` caller may).
+
+A worker frozen in the middle of a reply is made by the pool's ``stall`` test hook (a
+FIFO: a byte in it makes the next reply stop half-written, ``SIGSTOP``). The tests wait
+until the worker is stopped (its state in ``/proc``), never for a time; a watchdog
+thread turns a kernel that hangs into a failure instead of a hung suite.
 """
 
 from __future__ import annotations
@@ -15,11 +20,23 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future, wait
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qmk.kernel.workers import TaskError, WorkerDied, WorkerKilled, WorkerMemoryError, WorkerPool
+from qmk.kernel.clock import ManualClock
+from qmk.kernel.service import Kernel
+from qmk.kernel.workers import (
+    STALL_ENV,
+    TaskError,
+    WorkerDied,
+    WorkerKilled,
+    WorkerMemoryError,
+    WorkerPool,
+)
+from support.isolation import forged_frame, hostile_value
+from support.kernel import BELL, WorkerGate, login, run_kernel
 
 
 class LoopThread:
@@ -215,3 +232,155 @@ def test_a_loop_driven_pool_shut_down_on_its_loop_waits_for_running_tasks(
     loop_thread.call(pool.shutdown)  # wait=True on the loop's own thread: drives it there
     assert future.done() and future.result() is None
     assert pool.pids == []
+
+
+# --------------------------------------------------------------------------- frozen workers
+
+
+def stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (``SIGSTOP``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] == "T"
+
+
+def frozen_worker(pool: WorkerPool, limit_s: float = 60.0) -> int:
+    """The pid of the pool's worker stopped mid-reply (the limit only guards a hang)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        for pid in pool.pids:
+            if stopped(pid):
+                return pid
+        time.sleep(0.005)
+    raise AssertionError("no worker stopped")
+
+
+@pytest.mark.parametrize("mode", ["thread", "loop"])
+def test_a_worker_stopped_in_the_middle_of_a_reply_holds_only_its_own_task(
+    mode: str, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    with WorkerGate(tmp_path, "stall") as stall:
+        pool = make_pool(mode, 2, loop_thread, stall=stall.path)
+        try:
+            stall.release(1)  # the next reply stops half-written
+            frozen = pool.submit(bytes, 200_000)
+            pid = frozen_worker(pool)
+            others = [pool.submit(abs, -n) for n in range(20)]
+            assert [f.result(timeout=30) for f in others] == list(range(20))  # not stuck
+            assert not frozen.done()
+            assert pool.cancel(frozen, "timeout")  # what the kernel does when time is up
+            with pytest.raises(WorkerKilled, match="timeout"):
+                frozen.result(timeout=0)
+            assert pid not in live_workers(pool, 2)
+            assert pool.submit(len, "abc").result(timeout=30) == 3
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+@pytest.mark.parametrize("mode", ["thread", "loop"])
+def test_a_reply_that_comes_in_pieces_is_put_back_together(
+    mode: str, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    with WorkerGate(tmp_path, "stall") as stall:
+        pool = make_pool(mode, 1, loop_thread, stall=stall.path)
+        try:
+            stall.release(1)
+            future = pool.submit(bytes, 300_000)
+            pid = frozen_worker(pool)
+            assert not future.done()
+            os.kill(pid, signal.SIGCONT)  # it writes the rest
+            assert future.result(timeout=30) == bytes(300_000)
+            assert pool.submit(abs, -2).result(timeout=30) == 2  # the same worker goes on
+            assert pool.pids == [pid]
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def test_a_request_to_a_worker_that_does_not_read_waits_in_the_pool(pool: WorkerPool) -> None:
+    future = pool.submit(signal.pause)  # never reads its requests
+    while not future.running():
+        time.sleep(0.005)
+    big = b"r" * (8 << 20)  # far more than a socket holds
+    assert all(pool.request(future, big) for _ in range(4))  # none of them waits
+    assert pool.cancel(future)
+    live_workers(pool, 2)
+
+
+def test_a_reply_that_is_not_plain_data_fails_its_task_and_runs_nothing(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    with pytest.raises(TaskError, match="not plain data"):
+        pool.submit(hostile_value, str(marker)).result(timeout=30)
+    assert not marker.exists()  # the pool unpickled no code
+    assert pool.submit(abs, -4).result(timeout=30) == 4
+
+
+def test_a_worker_that_announces_a_frame_past_its_memory_cap_is_killed(pool: WorkerPool) -> None:
+    with pytest.raises(WorkerDied, match="broke the pool's protocol"):
+        pool.submit(forged_frame, 2**40).result(timeout=30)
+    assert pool.submit(abs, -5).result(timeout=30) == 5
+    live_workers(pool, 2)
+
+
+class Watchdog:
+    """Kills the stopped workers of a kernel that stops answering (a hang guard only:
+    a working kernel never lets it fire)."""
+
+    def __init__(self, limit_s: float = 120.0) -> None:
+        self.pool: WorkerPool | None = None
+        self.fired = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(limit_s,), daemon=True)
+        self._thread.start()
+
+    def _watch(self, limit_s: float) -> None:
+        if self._done.wait(limit_s) or self.pool is None:
+            return
+        self.fired = True
+        for pid in self.pool.pids:
+            if stopped(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def test_a_kernel_keeps_serving_while_a_worker_is_frozen_mid_reply_and_times_its_job_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ManualClock()
+    watchdog = Watchdog()
+
+    async def body(kernel: Kernel) -> None:
+        watchdog.pool = kernel.pool
+        alice = await login(kernel, "alice")
+        bob = await login(kernel, "bob")
+        stall.release(1)  # alice's job stops half-way through its reply
+        job = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=10, seed=1, policy={"timeout_ms": 5000}
+        )
+        pid = await asyncio.to_thread(frozen_worker, kernel.pool)
+        reply = await kernel.q_status(session_id=alice, job_id=job["job_id"])
+        assert reply["state"] == "RUNNING"  # the kernel answers
+        other = await kernel.q_submit(session_id=bob, graph=BELL, shots=10, seed=2)
+        done = await kernel.q_wait(session_id=bob, job_id=other["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"  # another tenant's job runs meanwhile
+        clock.advance(5)  # alice's job's time is up
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "TIMED_OUT" and done["error"]["name"] == "timeout"
+        assert pid not in kernel.pool.pids and not stopped(pid)  # killed
+        after = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=3)
+        done = await kernel.q_wait(session_id=alice, job_id=after["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"  # the next job runs
+
+    with WorkerGate(tmp_path, "stall") as stall:
+        monkeypatch.setenv(STALL_ENV, str(stall.path))  # Kernel.open's pool reads it
+        try:
+            run_kernel(tmp_path, body, workers=2, clock=clock)
+        finally:
+            watchdog.stop()
+    assert not watchdog.fired, "the kernel stopped answering while a worker was frozen"

@@ -1,0 +1,329 @@
+"""Workers are closed the way the OS allows: every escape is tried from inside a worker.
+
+The probe (``support.isolation``, the pool's ``probe`` test hook) runs in place of the
+task, in a confined worker, exactly where a job would run, and reports what each escape
+met. A layer the OS here cannot provide is skipped with the reason (and the worker says
+so in its report, which the tests check too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.client import Client
+from qmk.kernel.sandbox import Isolation, landlock_abi, unreachable
+from qmk.kernel.service import Kernel
+from qmk.kernel.sessions import SECRET_FILE
+from qmk.kernel.store import DB_FILE
+from qmk.kernel.workers import PROBE_ENV, WorkerCpuLimit, WorkerDied, WorkerPool
+from support.isolation import UNIX_BAIT
+from support.kernel import BELL, TENANTS, login, make_config, run_kernel, serve_factory, stop_all
+from support.paths import EXAMPLES
+
+ESCAPES = "support.isolation:escapes"
+BURN = "support.isolation:burn"
+LANDLOCK = landlock_abi()
+no_landlock = pytest.mark.skipif(LANDLOCK < 1, reason="this Linux kernel has no Landlock")
+no_signal_scope = pytest.mark.skipif(
+    LANDLOCK < 6, reason="Landlock below ABI 6 cannot stop a worker's signals"
+)
+not_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="the tests do not run as root: workers have no user to drop to"
+)
+
+
+class Bait:
+    """What a worker must not reach: a data directory with a secret and a database, a
+    folder outside it, a TCP port and a Unix socket listening on this machine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.data.mkdir(mode=0o700)
+        for name in (SECRET_FILE, DB_FILE):
+            path = self.data / name
+            path.write_bytes(b"the kernel's own")
+            path.chmod(0o600)
+        self.outside = root / "outside"
+        self.outside.mkdir()
+        self.tcp = socket.create_server(("127.0.0.1", 0))
+        self.port = self.tcp.getsockname()[1]
+        self.unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.unix.bind(str(root / UNIX_BAIT))
+        self.unix.listen()
+
+    def targets(self) -> dict[str, Any]:
+        return {
+            "data_dir": str(self.data),
+            "checkpoints": str(self.data / "checkpoints" / "job_x"),
+            "outside": str(self.outside),
+            "port": self.port,
+            "unix": str(self.root / UNIX_BAIT),
+        }
+
+    def isolation(self, **options: Any) -> Isolation:
+        return Isolation(
+            hidden=(str(self.data),), writable=(str(self.data / "checkpoints"),), **options
+        )
+
+    def close(self) -> None:
+        self.tcp.close()
+        self.unix.close()
+
+
+@pytest.fixture(scope="module")
+def bait(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bait]:
+    found = Bait(tmp_path_factory.mktemp("bait"))
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="module")
+def pool(bait: Bait) -> Iterator[WorkerPool]:
+    pool = WorkerPool(1, memory_mb=1024, isolation=bait.isolation(file_mb=1), probe=ESCAPES)
+    yield pool
+    pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def report(pool: WorkerPool, bait: Bait) -> dict[str, Any]:
+    value = pool.submit(dict, **bait.targets()).result(timeout=60)
+    assert isinstance(value, dict)
+    return value
+
+
+# --------------------------------------------------------------------------- network
+
+
+def test_a_worker_cannot_open_a_tcp_connection_to_this_machine(report: dict[str, Any]) -> None:
+    assert report["socket_inet"] == "EACCES"  # socket() itself is refused
+
+
+def test_a_worker_cannot_open_a_unix_socket_or_reach_one(report: dict[str, Any]) -> None:
+    assert report["socket_unix"] == "EACCES"
+    assert report["connect_unix"] == "EACCES"
+
+
+def test_a_worker_says_its_network_is_denied_by_the_os(pool: WorkerPool) -> None:
+    confinement = pool.confinement
+    assert confinement is not None
+    assert confinement["network"].startswith("denied (")
+    assert "seccomp" in confinement["network"]
+    if os.geteuid() == 0:
+        assert "network namespace" in confinement["network"]
+    else:
+        assert any(gap.startswith("network: no network namespace") for gap in confinement["gaps"])
+
+
+# --------------------------------------------------------------------------- files
+
+
+@no_landlock
+def test_a_worker_cannot_write_outside_its_own_directories(report: dict[str, Any]) -> None:
+    assert report["write_outside"] == "EACCES"
+    assert report["write_tmp_shared"] == "EACCES"  # /dev/shm, world-writable
+    assert report["write_data_dir"] == "EACCES"
+
+
+@no_landlock
+def test_a_worker_cannot_read_or_list_the_kernels_data_directory(report: dict[str, Any]) -> None:
+    assert report["read_secret"] == "EACCES"
+    assert report["read_database"] == "EACCES"
+    assert report["list_data_dir"] == "EACCES"
+
+
+@no_landlock
+def test_a_worker_writes_checkpoints_it_cannot_list_and_reads_code(
+    report: dict[str, Any],
+) -> None:
+    assert report["write_checkpoint"] == "ok"
+    assert report["list_checkpoints"] == "EACCES"  # a job's folder is reached by its id
+    assert report["write_tmpdir"] == "ok"
+    assert report["read_code"] == "ok"
+
+
+def test_a_file_past_the_size_limit_fails_with_efbig(report: dict[str, Any]) -> None:
+    assert report["rlimit_fsize"] == 1024 * 1024
+    assert report["write_past_file_limit"] == "EFBIG"
+
+
+def test_a_worker_holds_no_inherited_descriptor(report: dict[str, Any]) -> None:
+    descriptors = report["descriptors"]
+    assert {fd: descriptors.pop(fd) for fd in ("0", "1", "2")} == dict.fromkeys(
+        ("0", "1", "2"), "devnull"
+    )
+    assert list(descriptors.values()) == ["socket"]  # its line to the pool, nothing else
+
+
+@no_signal_scope
+def test_a_worker_cannot_signal_the_kernel(report: dict[str, Any]) -> None:
+    assert report["signal_kernel"] == "EPERM"
+
+
+def test_each_worker_has_a_temp_dir_of_its_own_removed_after_it(bait: Bait) -> None:
+    pool = WorkerPool(1, isolation=bait.isolation())
+    try:
+        first = pool.submit(os.getenv, "TMPDIR").result(timeout=60)
+        assert first is not None and Path(first).is_dir()
+        assert Path(first).parent != Path(tempfile.gettempdir())  # not the shared /tmp
+        with pytest.raises(WorkerDied):
+            pool.submit(os._exit, 0).result(timeout=60)
+        second = pool.submit(os.getenv, "TMPDIR").result(timeout=60)
+        assert second != first and Path(second).is_dir()
+        assert not Path(first).exists()  # removed when its worker was reaped
+    finally:
+        pool.shutdown(cancel_futures=True)
+    assert not Path(second).exists() and not Path(second).parent.exists()
+
+
+# --------------------------------------------------------------------------- CPU time
+
+
+def test_a_task_that_burns_past_its_cpu_limit_is_stopped(bait: Bait) -> None:
+    pool = WorkerPool(1, isolation=bait.isolation(cpu_s=1), probe=BURN)
+    try:
+        with pytest.raises(WorkerCpuLimit, match="CPU-time limit"):
+            pool.submit(abs, 0).result(timeout=120)
+        assert pool.confinement is not None and pool.confinement["cpu_s"] == 1
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- the user
+
+
+@not_root
+def test_a_worker_of_a_root_pool_runs_as_an_unprivileged_user() -> None:
+    # the data directory's parents must be searchable by the worker's user (pytest's own
+    # temp dir is 0700): a directory under the system's temp dir, searchable
+    root = Path(tempfile.mkdtemp(prefix="qmk-user-test-"))
+    root.chmod(0o711)
+    bait = Bait(root)
+    try:
+        isolation = bait.isolation(user="nobody", filesystem=False)  # what the uid alone does
+        pool = WorkerPool(1, isolation=isolation, probe=ESCAPES)
+        try:
+            found = pool.submit(dict, **bait.targets()).result(timeout=60)
+            confinement = pool.confinement
+        finally:
+            pool.shutdown(cancel_futures=True)
+    finally:
+        bait.close()
+        shutil.rmtree(root, ignore_errors=True)
+    assert (found["uid"], found["gid"], found["groups"]) == (65534, 65534, [])
+    assert confinement is not None and confinement["user"] == "nobody (uid 65534)"
+    assert found["read_secret"] == found["read_database"] == "EACCES"  # mode 0600, root's
+    assert found["list_data_dir"] == found["write_data_dir"] == "EACCES"
+    assert found["write_outside"] == "EACCES"
+    assert found["write_checkpoint"] == "ok"  # its folder is open to the worker's group
+    assert found["list_checkpoints"] == "EACCES"
+    assert found["signal_kernel"] == "EPERM"
+
+
+def test_a_user_who_cannot_reach_a_directory_is_told_which_one() -> None:
+    root = Path(tempfile.mkdtemp(prefix="qmk-reach-test-"))  # pytest's temp dir is 0700
+    try:
+        root.chmod(0o755)
+        closed = root / "closed"
+        inner = closed / "inner"
+        inner.mkdir(parents=True)
+        closed.chmod(0o700)
+        inner.chmod(0o755)
+        stranger = os.getuid() + 12345  # owns nothing here
+        why = unreachable(str(inner), stranger, stranger, "rx")
+        assert why is not None and why.startswith(f"{closed} (mode 0700")
+        closed.chmod(0o711)
+        assert unreachable(str(inner), stranger, stranger, "rx") is None
+        assert unreachable(str(inner), stranger, stranger, "rwx") is not None  # not writable
+    finally:
+        shutil.rmtree(root)
+
+
+# --------------------------------------------------------------------------- the kernel
+
+
+def test_a_kernel_job_cannot_escape_its_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PROBE_ENV, ESCAPES)  # Kernel.open's pool runs the probe for each job
+    tcp = socket.create_server(("127.0.0.1", 0))
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(tmp_path / UNIX_BAIT))
+    unix.listen()
+
+    async def body(kernel: Kernel) -> tuple[dict[str, Any], dict[str, Any]]:
+        sid = await login(kernel, "alice")
+        port = tcp.getsockname()[1]
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=1, seed=port)
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "FAILED" and done["error"]["name"] == "probe"
+        health = await kernel.q_resource_query(session_id=sid)
+        return json.loads(done["error"]["message"]), health["machine"]["worker_isolation"]
+
+    try:
+        found, health = run_kernel(tmp_path, body, config=make_config(worker_file_mb=1))
+    finally:
+        tcp.close()
+        unix.close()
+    assert found["socket_inet"] == found["socket_unix"] == found["connect_unix"] == "EACCES"
+    assert found["rlimit_fsize"] == 1024 * 1024 and found["write_past_file_limit"] == "EFBIG"
+    assert found["rlimit_cpu"] > 0
+    assert health["network"].startswith("denied") and health["file_mb"] == 1
+    if LANDLOCK >= 1:
+        assert found["read_secret"] == found["read_database"] == found["list_data_dir"]
+        assert found["read_secret"] == "EACCES"
+        assert found["write_outside"] == found["write_data_dir"] == "EACCES"
+        assert found["write_checkpoint"] == "ok" and found["list_checkpoints"] == "EACCES"
+    if os.geteuid() == 0 and found["uid"] == 0:  # the kernel says why it kept root
+        assert any(gap.startswith("user: the workers run as root") for gap in health["gaps"])
+
+
+def test_a_kernel_job_past_its_cpu_limit_fails_naming_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PROBE_ENV, BURN)
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=1, seed=1)
+        return await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+
+    done = run_kernel(tmp_path, body, config=make_config(worker_cpu_s=1))
+    assert done["state"] == "FAILED"
+    assert done["error"]["name"] == "worker-failed"
+    assert "CPU-time limit (1 s)" in done["error"]["message"]
+
+
+def test_a_served_kernel_reports_its_isolation_and_its_jobs_cannot_reach_its_socket(
+    tmp_path: Path,
+) -> None:
+    serve, started = serve_factory(tmp_path)
+    tests = str(Path(__file__).resolve().parents[1])
+    env = {PROBE_ENV: ESCAPES, "PYTHONPATH": os.pathsep.join([tests, *sys.path])}
+    try:
+        # named after the bait: its own socket is the Unix socket the probe tries
+        server = serve(UNIX_BAIT.removesuffix(".sock"), env=env)
+        key = TENANTS["alice"]["key"]
+        with Client.connect(str(server.socket), tenant="alice", key=key) as client:
+            graph = json.loads((EXAMPLES / "bell.qvm.json").read_text())
+            job = client.q_submit(graph, 1, 1)
+            done = client.q_wait(job["job_id"], 60_000)
+            machine = client.q_resource_query()["machine"]
+    finally:
+        stop_all(started)
+    found = json.loads(done["error"]["message"])
+    assert found["connect_unix"] == "EACCES"  # the kernel's own socket
+    isolation = machine["worker_isolation"]
+    assert isolation["network"].startswith("denied")
+    for gap in isolation["gaps"]:  # every gap is in the server's log
+        assert f"worker isolation gap: {gap}" in server.output()
