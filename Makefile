@@ -5,14 +5,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test lint docs bench clean chromium
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "QMK needs Python >= 3.10, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[http]'
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
@@ -20,19 +20,28 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 # The main job: verify every example program, run each on the simulated machine (QVM,
-# OpenQASM and QIR sources alike), then start a kernel and use it as two tenants.
+# OpenQASM and QIR sources alike), then start a kernel and use it as two tenants, then
+# over HTTP (REST, live events, metrics; it prints where the web console is).
 demo: $(VENV)/.installed
 	$(BIN)/qmk validate examples/*.qvm.json examples/*.qvm.asm examples/*.qasm examples/*.ll
 	@for f in examples/*.qvm.json examples/*.qasm examples/*.ll; do \
 		echo; $(BIN)/qmk run "$$f" --shots 1000 --seed 1 || exit 1; done
 	@echo; $(BIN)/python examples/service_demo.py
+	@echo; $(BIN)/python examples/http_demo.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+# The console's browser test drives Debian's chromium (never a downloaded browser): installed
+# here when missing and root; without it that one test skips and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium is not installed: the console's browser test will skip"; }
+
+test: lint chromium
 	$(BIN)/python -m qmk.qvm.schema --check
 	$(BIN)/python -m qmk.docgen --check
 	$(BIN)/python -m qmk.abi.codegen --check
