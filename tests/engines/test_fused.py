@@ -172,6 +172,16 @@ def test_the_threaded_simd_kernel_agrees_with_numpy_on_a_large_state(dtype: str)
         np.testing.assert_allclose(psi, expected, atol=TOLERANCE[dtype] * 10)
 
 
+@pytest.mark.skipif(not simd.available(), reason="llvmlite is not installed")
+@pytest.mark.parametrize("bits", [[3, 3], [10], [-1], [0, 1, 2]])
+def test_the_simd_kernel_refuses_bits_outside_the_state_instead_of_writing_there(
+    bits: list[int],
+) -> None:
+    psi = np.zeros(1 << 10, dtype=np.complex64)
+    with pytest.raises(ValueError, match="does not fit"):
+        simd.apply_matrix(psi, np.eye(1 << len(bits) if len(bits) < 3 else 4), bits)
+
+
 def test_the_kernels_default_to_simd_where_llvmlite_imports() -> None:
     assert kernels.default_kernels() == ("simd" if simd.available() else "numpy")
     assert StatevectorEngine().kernels == kernels.default_kernels()

@@ -32,6 +32,7 @@ matrices; which state bits they act on is the engine's business.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -137,14 +138,29 @@ def _embed(qubits: Sequence[int], parts: Sequence[tuple[Sequence[int], np.ndarra
     """The product (first part applied first) of ``parts`` on ``qubits``' index space."""
     k = len(qubits)
     axis = {q: i for i, q in enumerate(qubits)}
-    out = np.eye(1 << k, dtype=np.complex128).reshape((2,) * k + (1 << k,))
+    out: np.ndarray | None = None
     for qs, u in parts:
-        width = len(qs)
-        targets = [axis[q] for q in qs]
-        gate = np.asarray(u, dtype=np.complex128).reshape((2,) * (2 * width))
-        moved = np.tensordot(gate, out, axes=(list(range(width, 2 * width)), targets))
-        out = np.moveaxis(moved, list(range(width)), targets)
-    return np.ascontiguousarray(out.reshape(1 << k, 1 << k))
+        rows, cols, same = _layout(k, tuple(axis[q] for q in qs))
+        full = np.where(same, u[rows, cols], 0)
+        out = full if out is None else full @ out
+    return np.eye(1 << k, dtype=np.complex128) if out is None else out
+
+
+@functools.lru_cache(maxsize=4096)
+def _layout(k: int, targets: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index maps that place a gate on the block axes ``targets`` (axis 0 the most
+    significant bit) in a ``k``-qubit block: ``where(same, u[rows, cols], 0)``."""
+    index = np.arange(1 << k)
+    sub = np.zeros(1 << k, dtype=np.intp)
+    width = len(targets)
+    for i, t in enumerate(targets):
+        sub |= ((index >> (k - 1 - t)) & 1) << (width - 1 - i)
+    mask = sum(1 << (k - 1 - t) for t in targets)
+    rest = index & ~mask
+    maps = (sub[:, None], sub[None, :], rest[:, None] == rest[None, :])
+    for array in maps:
+        array.setflags(write=False)
+    return maps
 
 
 def _close(block: _Open) -> Block:

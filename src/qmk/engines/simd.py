@@ -38,6 +38,7 @@ arguments, so a few dozen compiled kernels serve every gate.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -51,6 +52,8 @@ import numpy as np
 THREADS_ENV = "QMK_THREADS"
 #: Below this many amplitudes a kernel runs on the calling thread alone.
 PARALLEL_MIN = 1 << 15
+#: Pieces of work per thread (taken in turn, so a late thread holds up one piece).
+_PIECES = 8
 #: Accumulators kept in registers at once (32 vector registers with AVX-512, 16 without).
 _ACCUMULATORS = {64: 16, 32: 8, 16: 8}
 #: Independent accumulation chains a kernel aims for (FMA latency times issue width).
@@ -312,9 +315,27 @@ def apply_matrix(
 
     Raises:
         RuntimeError: the kernels are not :func:`available` here.
+        ValueError: ``psi``, ``matrix`` or ``bits`` do not fit together (the kernel would
+            read and write outside the state).
     """
     if not available():
         raise RuntimeError(f"compiled kernels unavailable: {unavailable_reason()}")
+    n = psi.size.bit_length() - 1
+    k = len(bits)
+    if (
+        psi.ndim != 1
+        or psi.size != 1 << n
+        or not psi.flags.c_contiguous
+        or psi.dtype not in (np.complex64, np.complex128)
+        or n < lane_bits(psi.dtype)
+        or len(set(bits)) != k
+        or not all(0 <= b < n for b in bits)
+        or np.shape(matrix) != (1 << k, 1 << k)
+    ):
+        raise ValueError(
+            f"a {np.shape(matrix)} matrix on bits {list(bits)} does not fit a "
+            f"{psi.dtype} state of shape {psi.shape}"
+        )
     real = "float" if psi.dtype == np.complex64 else "double"
     lo, hib, coef = coefficients(matrix, bits, psi.dtype)
     kernel = _kernel(real, lo, len(hib))
@@ -324,11 +345,20 @@ def apply_matrix(
     if count <= 1 or psi.size < PARALLEL_MIN:
         kernel(*args, 0, steps)
         return
-    cuts = [steps * i // count for i in range(count + 1)]
+    # more pieces than threads, taken in turn: a thread the OS holds up (a busy machine)
+    # delays the end by one piece, not by its whole share
+    pieces = count * _PIECES
+    cuts = [steps * i // pieces for i in range(pieces + 1)]
+    turn = itertools.count()
+
+    def work() -> None:
+        while (i := next(turn)) < pieces:
+            kernel(*args, cuts[i], cuts[i + 1])
+
     pool = _pool.get(count - 1)
     if pool is None:
         pool = _pool.setdefault(count - 1, ThreadPoolExecutor(count - 1, "qmk-simd"))
-    futures = [pool.submit(kernel, *args, cuts[i], cuts[i + 1]) for i in range(1, count)]
-    kernel(*args, cuts[0], cuts[1])
+    futures = [pool.submit(work) for _ in range(count - 1)]
+    work()
     for future in futures:
         future.result()
