@@ -153,6 +153,8 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         "session_ttl_s": defaults.SESSION_TTL_S,
         "job_timeout_s": defaults.JOB_TIMEOUT_S,
         "worker_memory_mb": defaults.WORKER_MEMORY_MB,
+        "worker_cpu_s": defaults.WORKER_CPU_S,
+        "worker_user": defaults.WORKER_USER,
         "epoch_ms": defaults.EPOCH_MS,
         "preempt_gap": defaults.PREEMPT_GAP,
         "rollback_gap": defaults.ROLLBACK_GAP,
