@@ -1034,7 +1034,8 @@ class StatevectorEngine:
         classical = [q for q in order if not self._rows[q]]
         if classical:  # one allocation for all of them, not one per qubit
             grown = np.zeros(self._psi.shape + (2,) * len(classical), dtype=self._dtype)
-            grown[(..., *(self._consts[q] for q in classical))] = self._psi
+            where: tuple[Any, ...] = (Ellipsis, *(self._consts[q] for q in classical))
+            grown[where] = self._psi
             self._psi = grown
             for q in classical:
                 var = self._new_var()
