@@ -30,7 +30,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
      |    +-- JobError             qmk.kernel.errors     QK201..QK305 (7)
      +-- ServeError                qmk.abi.errors        QW001..QW005 (5)
-     +-- CommandError              qmk.abi.errors        QW010..QW012 (3)
+     +-- CommandError              qmk.abi.errors        QW010..QW013 (4)
      +-- SyscallError              qmk.errors            QS1000
      |    +-- AuthError            qmk.errors            QS1001
      |    +-- SessionError         qmk.errors            QS1002

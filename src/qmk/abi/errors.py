@@ -89,6 +89,12 @@ register(
         "graph is gone)",
         "check the job id with qmk status; only COMPLETED jobs are attested",
     ),
+    (
+        "QW013",
+        "bad-workflow",
+        "a workflow file that does not read, or asks for steps, sweeps or options QMK cannot run",
+        "fix the file at the key the message names (docs/workflows.md)",
+    ),
 )
 
 # --------------------------------------------------------------------------- QR

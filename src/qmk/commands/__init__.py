@@ -16,6 +16,7 @@ inside the handlers, so ``qmk --help`` stays fast.
 - :mod:`qmk.commands.qec` -- ``qec threshold``, ``qec calibrate``
 - :mod:`qmk.commands.service` -- ``serve``, the client commands, ``audit verify``
 - :mod:`qmk.commands.device` -- ``device info``, ``device calibrate``
+- :mod:`qmk.commands.workflow` -- ``workflow run``
 """
 
 from __future__ import annotations
@@ -41,7 +42,16 @@ class AddCommand(Protocol):
 
 
 #: The command modules, in the order their commands appear in ``qmk --help``.
-MODULES: tuple[str, ...] = ("program", "run", "engines", "estimate", "qec", "service", "device")
+MODULES: tuple[str, ...] = (
+    "program",
+    "run",
+    "engines",
+    "estimate",
+    "qec",
+    "service",
+    "device",
+    "workflow",
+)
 
 
 def plural(number: int, noun: str) -> str:

@@ -1,0 +1,393 @@
+"""Running a workflow: every step's jobs, in dependency order, with retries.
+
+A step's jobs run once every step it names in ``after`` has COMPLETED all of its jobs;
+otherwise they are SKIPPED (with the reason). A job that ends FAILED (or is refused) is
+run again up to the step's ``retries``. Where the jobs run is a :class:`Backend`:
+
+- :class:`LocalBackend`: in this process, on the executor ``qmk run`` uses (and a
+  ``device`` step on the neutral-atom emulator);
+- :class:`KernelBackend`: on a kernel, through :class:`qmk.client.Client` (JSON-RPC on a
+  socket) or :class:`qmk.http.client.RestClient` (the REST API); a step's jobs are all
+  queued, then awaited, so the kernel's workers run them side by side.
+
+Same file, same seeds: same counts, on every backend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from qmk import defaults
+from qmk.errors import QMKError
+from qmk.workflows.spec import OPTION_KEYS, Step, Workflow, bad
+
+#: What a progress callback is told: jobs done, jobs in all, what just ended.
+Progress = Callable[[int, int, str], None]
+#: The states a job of a workflow ends in (SKIPPED: a step it depends on did not complete).
+FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "SKIPPED")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Planned:
+    """One job of a step: its sweep point and what it runs with."""
+
+    step: Step
+    index: int
+    point: Mapping[str, Any]
+    graph: Mapping[str, Any]
+    shots: int
+    seed: int | None
+    engine: str | None
+    noise: bool | str
+    qubit: str | None
+    distance: int | None
+
+    @property
+    def label(self) -> str:
+        if not self.point:
+            return self.step.name
+        return f"{self.step.name}[{', '.join(f'{k}={v}' for k, v in self.point.items())}]"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobResult:
+    """How one job of the workflow ended."""
+
+    step: str
+    index: int
+    point: Mapping[str, Any]
+    state: str
+    shots: int
+    seed: int | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    engine: str | None = None
+    job_id: str | None = None
+    attempts: int = 1
+    error: str | None = None
+    telemetry: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "index": self.index,
+            "point": dict(self.point),
+            "state": self.state,
+            "shots": self.shots,
+            "seed": self.seed,
+            "counts": dict(self.counts),
+            "engine": self.engine,
+            "job_id": self.job_id,
+            "attempts": self.attempts,
+            "error": self.error,
+            "telemetry": dict(self.telemetry),
+        }
+
+
+class Backend(Protocol):
+    """Where jobs run: all of a batch started, then each one's end."""
+
+    def run_batch(self, jobs: Sequence[Planned], done: Callable[[JobResult], None]) -> None:
+        """Run ``jobs``; call ``done`` with each one's result as it ends."""
+        ...
+
+
+def _profile(distance: int | None) -> str | None:
+    return None if distance is None else f"logical:surface_code(d={distance})"
+
+
+_TELEMETRY = ("mode", "engine", "logical_cycles", "injected_logical_errors", "wall_time_s")
+
+
+class LocalBackend:
+    """Runs jobs in this process (the executor of ``qmk run``; devices on their emulator)."""
+
+    def run_batch(self, jobs: Sequence[Planned], done: Callable[[JobResult], None]) -> None:
+        for job in jobs:
+            done(self._one(job))
+
+    def _one(self, job: Planned) -> JobResult:
+        base: dict[str, Any] = {
+            "step": job.step.name,
+            "index": job.index,
+            "point": job.point,
+            "shots": job.shots,
+        }
+        try:
+            if job.step.device is not None:
+                return self._device(job, base)
+            from qmk.execution.executor import run
+
+            noise: Any = job.noise
+            if isinstance(noise, str):
+                from qmk.qec.noise import parse_noise_model
+
+                noise = parse_noise_model(noise)
+            result = run(
+                dict(job.graph),
+                shots=job.shots,
+                seed=job.seed,
+                engine=job.engine,
+                noise=noise,
+                qubit=job.qubit or defaults.QUBIT,
+                profile=_profile(job.distance) or defaults.PROFILE,
+            )
+        except QMKError as exc:
+            return JobResult(**base, state="FAILED", seed=job.seed, error=str(exc))
+        telemetry = result.telemetry.to_json() if hasattr(result.telemetry, "to_json") else {}
+        return JobResult(
+            **base,
+            state="COMPLETED",
+            seed=result.seed,
+            counts=dict(result.counts),
+            engine=result.engine,
+            telemetry={k: telemetry.get(k) for k in _TELEMETRY if k in telemetry},
+        )
+
+    def _device(self, job: Planned, base: dict[str, Any]) -> JobResult:
+        from qmk.devices.neutral_atom.compile import run_program
+        from qmk.qvm.graph import from_json
+
+        if isinstance(job.noise, str):
+            raise bad(f"step {job.step.name!r}: a device step takes noise true or false")
+        device_run = run_program(
+            from_json(dict(job.graph)),
+            str(job.step.device),
+            shots=job.shots,
+            seed=job.seed,
+            noiseless=not job.noise,
+        )
+        return JobResult(
+            **base,
+            state="COMPLETED",
+            seed=device_run.seed,
+            counts=dict(device_run.counts),
+            engine=f"device:{job.step.device}",
+        )
+
+
+class KernelBackend:
+    """Runs jobs on a kernel through a client with ``call(syscall, **params)``-like methods.
+
+    Args:
+        submit: ``submit(graph, shots, seed, policy) -> job``.
+        wait: ``wait(job_id, timeout_ms) -> job``.
+        wait_ms: how long one wait call lasts before it is made again.
+    """
+
+    def __init__(
+        self,
+        submit: Callable[..., dict[str, Any]],
+        wait: Callable[[str, int], dict[str, Any]],
+        *,
+        wait_ms: int = defaults.WAIT_TIMEOUT_MS,
+    ) -> None:
+        self.submit = submit
+        self.wait = wait
+        self.wait_ms = wait_ms
+
+    def _policy(self, job: Planned) -> dict[str, Any]:
+        if job.step.device is not None:
+            raise bad(f"step {job.step.name!r}: device steps run locally (no --server/--socket)")
+        if isinstance(job.noise, str):
+            raise bad(
+                f"step {job.step.name!r}: noise models run locally; a kernel's noise model is "
+                "its config's (noise may be true or false)"
+            )
+        policy = dict(job.step.policy)
+        for key, value in (
+            ("engine", job.engine),
+            ("qubit", job.qubit),
+            ("profile", _profile(job.distance)),
+        ):
+            if value is not None:
+                policy[key] = value
+        if not job.noise:
+            policy["noise"] = False
+        return policy
+
+    def run_batch(self, jobs: Sequence[Planned], done: Callable[[JobResult], None]) -> None:
+        started: list[tuple[Planned, dict[str, Any] | None, str | None]] = []
+        for job in jobs:
+            try:
+                reply = self.submit(dict(job.graph), job.shots, job.seed, self._policy(job))
+                started.append((job, reply, None))
+            except QMKError as exc:
+                if exc.code == "QW013":
+                    raise
+                started.append((job, None, str(exc)))
+        for job, submitted, refused in started:
+            base: dict[str, Any] = {
+                "step": job.step.name,
+                "index": job.index,
+                "point": job.point,
+                "shots": job.shots,
+            }
+            if submitted is None:
+                done(JobResult(**base, state="FAILED", seed=job.seed, error=refused))
+                continue
+            final: dict[str, Any] = submitted
+            while final.get("state") not in FINAL:
+                final = self.wait(str(submitted["job_id"]), self.wait_ms)
+            result = final.get("result") or {}
+            error = final.get("error")
+            telemetry = result.get("telemetry") or {}
+            done(
+                JobResult(
+                    **base,
+                    state=str(final["state"]),
+                    seed=final.get("seed"),
+                    counts=dict(result.get("counts") or {}),
+                    engine=result.get("engine"),
+                    job_id=str(final["job_id"]),
+                    error=None
+                    if not error
+                    else f"{error.get('code')} {error.get('name')}: {error.get('message')}",
+                    telemetry={k: telemetry.get(k) for k in _TELEMETRY if k in telemetry},
+                )
+            )
+
+
+def _graph(step: Step, point: Mapping[str, Any], cache: dict[Any, Any]) -> dict[str, Any]:
+    """The QVM JSON of ``step`` at ``point`` (program parameters bound)."""
+    from qmk.http.programs import to_graph
+
+    params = {k: v for k, v in point.items() if k not in OPTION_KEYS}
+    key = (step.name, tuple(sorted(params.items())))
+    if key in cache:
+        return dict(cache[key])
+    if params:
+        fmt = step.format or "qasm"
+        if fmt not in ("qasm", "qasm2", "qasm3"):
+            raise bad(
+                f"step {step.name!r} sweeps {', '.join(params)}: parameters bind OpenQASM "
+                f"inputs (input float NAME;), and its program is {fmt}"
+            )
+        from qmk.frontends.qasm import from_qasm
+
+        for name, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad(f"step {step.name!r}: sweep {name} values must be numbers")
+        version = {"qasm": None, "qasm2": 2, "qasm3": 3}[fmt]
+        graph = from_qasm(
+            step.source,
+            name=step.origin,
+            params={k: float(v) for k, v in params.items()},
+            version=version,
+        ).to_json()
+    else:
+        source: Any = step.source
+        if step.format in (None, "qvm-json") and step.source.lstrip().startswith("{"):
+            import json
+
+            source = json.loads(step.source)
+        graph, _ = to_graph(source, step.format)
+    cache[key] = graph
+    return dict(graph)
+
+
+def plan(step: Step, cache: dict[Any, Any] | None = None) -> list[Planned]:
+    """Every job of ``step``, its programs lowered."""
+    cache = {} if cache is None else cache
+    jobs = []
+    for index, point in enumerate(step.points()):
+        jobs.append(
+            Planned(
+                step=step,
+                index=index,
+                point=point,
+                graph=_graph(step, point, cache),
+                shots=int(point.get("shots", step.shots)),
+                seed=point.get("seed", step.seed),
+                engine=point.get("engine", step.engine),
+                noise=point.get("noise", step.noise),
+                qubit=point.get("qubit", step.qubit),
+                distance=point.get("distance", step.distance),
+            )
+        )
+    return jobs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowResult:
+    """Every job's result, in step and sweep order, and how long it all took."""
+
+    workflow: Workflow
+    jobs: tuple[JobResult, ...]
+    elapsed_s: float
+
+    @property
+    def ok(self) -> bool:
+        return all(job.state == "COMPLETED" for job in self.jobs)
+
+
+def run_workflow(
+    flow: Workflow, backend: Backend, *, progress: Progress | None = None
+) -> WorkflowResult:
+    """Run every step of ``flow`` on ``backend`` (see the module docstring).
+
+    Raises:
+        CommandError: ``QW013 bad-workflow`` for a step that cannot be run at all (a
+            program that does not lower, a sweep a program cannot take).
+    """
+    start = time.monotonic()
+    total, finished = flow.size, 0
+    results: list[JobResult] = []
+    complete: dict[str, bool] = {}
+    cache: dict[Any, Any] = {}
+    for step in flow.steps:
+        failed = [name for name in step.after if not complete.get(name)]
+        if failed:
+            for index, point in enumerate(step.points()):
+                results.append(
+                    JobResult(
+                        step=step.name,
+                        index=index,
+                        point=point,
+                        state="SKIPPED",
+                        shots=int(point.get("shots", step.shots)),
+                        error=f"step {failed[0]!r} did not complete",
+                    )
+                )
+                finished += 1
+                if progress is not None:
+                    progress(finished, total, f"{step.name}: skipped")
+            complete[step.name] = False
+            continue
+        try:
+            jobs = plan(step, cache)
+        except QMKError as exc:
+            if exc.code == "QW013":
+                raise
+            raise bad(f"step {step.name!r}: the program does not lower: {exc}") from None
+        ended: dict[int, JobResult] = {}
+        pending = list(jobs)
+        attempt = 0
+        while pending:
+            attempt += 1
+            batch: list[JobResult] = []
+            backend.run_batch(pending, batch.append)
+            retry = []
+            for job, result in zip(pending, batch, strict=True):
+                if result.state != "COMPLETED" and attempt <= step.retries:
+                    retry.append(job)
+                    continue
+                ended[job.index] = _with_attempts(result, attempt)
+                finished += 1
+                if progress is not None:
+                    progress(finished, total, f"{job.label}: {result.state}")
+            pending = retry
+        step_results = [ended[i] for i in range(len(jobs))]
+        results.extend(step_results)
+        complete[step.name] = all(r.state == "COMPLETED" for r in step_results)
+    return WorkflowResult(
+        workflow=flow, jobs=tuple(results), elapsed_s=round(time.monotonic() - start, 3)
+    )
+
+
+def _with_attempts(result: JobResult, attempts: int) -> JobResult:
+    from dataclasses import replace
+
+    return replace(result, attempts=attempts)

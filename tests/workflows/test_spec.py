@@ -1,0 +1,65 @@
+"""Workflow files read into steps, sweeps and a dependency order; bad files are QW013."""
+
+from __future__ import annotations
+
+import pytest
+
+from qmk.abi.errors import CommandError
+from qmk.workflows.spec import load, loads
+from support.paths import EXAMPLES
+
+QASM = 'source = "OPENQASM 2.0;"'
+
+
+def test_the_example_workflow_reads_in_dependency_order():
+    flow = load(EXAMPLES / "workflow.toml")
+    assert [step.name for step in flow.steps] == ["bell", "rotation", "distances"]
+    assert flow.size == 1 + 5 + 3
+    rotation = flow.steps[1]
+    assert rotation.shots == 1000 and rotation.seed == 7  # from [defaults]
+    assert [p["theta"] for p in rotation.points()][:2] == [0.0, 0.7854]
+
+
+def test_a_sweep_is_every_combination_of_its_lists():
+    flow = loads(f'[[steps]]\nname = "a"\n{QASM}\nsweep = {{shots = [1, 2], seed = [5, 6, 7]}}')
+    points = list(flow.steps[0].points())
+    assert len(points) == 6 and {"shots": 2, "seed": 7} in points
+
+
+def test_steps_are_ordered_after_the_steps_they_name():
+    text = (
+        f'[[steps]]\nname = "late"\n{QASM}\nafter = ["early"]\n[[steps]]\nname = "early"\n{QASM}\n'
+    )
+    assert [s.name for s in loads(text).steps] == ["early", "late"]
+
+
+def test_yaml_files_read_as_toml_ones(tmp_path):
+    pytest.importorskip("yaml")
+    path = tmp_path / "flow.yaml"
+    path.write_text("name: y\nsteps:\n  - name: a\n    source: 'OPENQASM 2.0;'\n    shots: 3\n")
+    flow = load(path)
+    assert flow.name == "y" and flow.steps[0].shots == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("name = 1\n", "at least one [[steps]]"),
+        ("[[steps]]\nname = 'a'\n", "needs program (a file) or source"),
+        (f"[[steps]]\nname = 'a'\n{QASM}\ncolour = 'red'\n", "unknown key 'colour'"),
+        (f"[[steps]]\nname = 'a'\n{QASM}\nafter = ['b']\n", "which is no step"),
+        (
+            f"[[steps]]\nname = 'a'\n{QASM}\nafter = ['b']\n[[steps]]\nname = 'b'\n{QASM}\n"
+            "after = ['a']\n",
+            "cycle",
+        ),
+        (f"[[steps]]\nname = 'a'\n{QASM}\nshots = 0\n", "shots must be an integer >= 1"),
+        (f"[[steps]]\nname = 'a'\n{QASM}\nsweep = {{theta = []}}\n", "non-empty list"),
+        ("[[steps]\n", "not TOML"),
+        ("[[steps]]\nname = 'a'\nprogram = 'missing.qasm'\n", "cannot read program"),
+    ],
+)
+def test_a_bad_file_is_one_coded_error_naming_the_key(text: str, says: str):
+    with pytest.raises(CommandError) as caught:
+        loads(text)
+    assert caught.value.code == "QW013" and says in caught.value.message
