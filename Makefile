@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint docs bench clean chromium
+.PHONY: demo test lint docs bench fuzz clean chromium
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "QMK needs Python >= 3.10, found " + sys.version.split()[0])'
@@ -65,5 +65,25 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_estimate.py
 	$(BIN)/python bench/bench_neutral_atom.py
 
+# The long fuzz run: every fuzz test of tests/fuzz with FUZZ_EXAMPLES examples and random
+# seeds (make test runs them with a few, seeds fixed), then, where atheris installs (the
+# fuzz extra; Linux wheels), each target coverage-guided for FUZZ_SECONDS. A crash is a
+# failing example (hypothesis) or a file in .fuzz/ (atheris): make it a regression test.
+FUZZ_EXAMPLES ?= 5000
+FUZZ_SECONDS  ?= 120
+FUZZ_TARGETS  := jsonrpc qvm-json qvm-asm qasm qir cli-validate
+
+fuzz: $(VENV)/.installed-test
+	-@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fuzz]' \
+		|| echo "make fuzz: atheris does not install on this Python; hypothesis only"
+	QMK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider tests/fuzz
+	@if $(BIN)/python -c 'import atheris' 2>/dev/null; then \
+		for target in $(FUZZ_TARGETS); do \
+			echo "make fuzz: atheris on $$target for $(FUZZ_SECONDS) s"; \
+			$(BIN)/python tests/fuzz/atheris_fuzz.py $$target -max_total_time=$(FUZZ_SECONDS) \
+				-print_final_stats=1 || exit 1; \
+		done; \
+	else echo "make fuzz: no atheris; the hypothesis run above is the long run"; fi
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/results
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .fuzz bench/results

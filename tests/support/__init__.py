@@ -6,4 +6,6 @@ on the path: ``pythonpath`` in pyproject.toml), whatever the working directory.
 - :mod:`support.frontends`: comparisons with Qiskit Aer and the shared test circuits.
 - :mod:`support.kernel`: in-process kernels, real ``qmk serve`` processes, and the worker
   gate that holds jobs until a test lets them run.
+- :mod:`support.fuzz`: the fuzz targets (every reader of untrusted input), their
+  hypothesis settings and strategies (tests/fuzz, ``make fuzz``).
 """

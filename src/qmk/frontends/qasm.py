@@ -37,7 +37,10 @@ declaration order separated by spaces, bit 0 of each register rightmost (a scala
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -176,12 +179,17 @@ def from_qasm(
     from openqasm3.parser import QASM3ParsingError
 
     try:
-        program = openqasm3.parse(source)
+        with contextlib.redirect_stderr(io.StringIO()):  # ANTLR prints its errors there too
+            program = openqasm3.parse(source)
     except QASM3ParsingError as exc:
         line, detail = _parse_error(exc)
         raise FrontendError.at("syntax", name, line, detail) from None
     except RecursionError:
         raise FrontendError.at("syntax", name, None, "the program is nested too deeply") from None
+    except AttributeError:  # openqasm3 fails on a source without one token: an empty program
+        if _COMMENTS.sub("", source).strip():
+            raise FrontendError.at("syntax", name, None, "syntax error") from None
+        program = openqasm3.ast.Program(statements=[])
     header = None if program.version is None else (2 if program.version.startswith("2") else 3)
     if header is not None and version is not None and header != version:
         raise FrontendError.at(
@@ -191,6 +199,9 @@ def from_qasm(
     lowerer = _Lowerer(name=name, profile=profile, params=dict(params or {}), version=version)
     lowerer.statements(program.statements, [{}])
     return lowerer.finish()
+
+
+_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 def _parse_error(exc: Exception) -> tuple[int | None, str]:

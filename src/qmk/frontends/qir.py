@@ -50,6 +50,7 @@ from qmk.frontends import conditions, decompose
 from qmk.frontends.builder import ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.qvm.graph import Graph
+from qmk.qvm.limits import Limits
 
 __all__ = ["QIR_GATES", "from_qir", "is_bitcode"]
 
@@ -258,6 +259,9 @@ def from_qir(source: str | bytes, *, name: str = "<qir>", profile: str | None = 
                 ) from None
         else:
             text = source
+        if "\0" in text:  # pyqir panics (a BaseException) on a NUL in the text
+            at = text.count("\n", 0, text.index("\0")) + 1
+            raise FrontendError.at("syntax", name, at, "a NUL character in LLVM IR text")
         try:
             module = pyqir.Module.from_ir(pyqir.Context(), text, name)
         except ValueError as exc:
@@ -420,9 +424,13 @@ class _Lowering:
                     continue
                 args = list(inst.args)[:1] if key in _MEASURES else list(inst.args)
                 for arg in args:
-                    qid = self.q.ptr_id(arg) if _is_ptr(arg) else None
+                    qid = _ptr_id(self.q, arg)
                     if qid is not None:
                         count = max(count, qid + 1)
+        if count > _MAX_QUBITS:  # refused before the builder spends memory on them
+            raise self.fail(
+                "bad-value", None, f"{count} qubits; a program allocates at most {_MAX_QUBITS}"
+            )
         self.qubits = self.builder.allocate(count)
 
     # -- instructions
@@ -723,7 +731,7 @@ class _Lowering:
     def qubit(self, args: list[Any], i: int, n: int, pos: _Pos, callee: str) -> str:
         if i >= len(args):
             raise self.fail("arity", pos, f"{callee} takes {n} qubit(s)")
-        qid = self.q.ptr_id(args[i]) if _is_ptr(args[i]) else None
+        qid = _ptr_id(self.q, args[i])
         if qid is None:
             raise self.fail(
                 "unsupported",
@@ -733,7 +741,7 @@ class _Lowering:
         return self.qubits[qid]
 
     def result(self, arg: Any, pos: _Pos) -> int:
-        rid = self.q.ptr_id(arg) if _is_ptr(arg) else None
+        rid = _ptr_id(self.q, arg)
         if rid is None:
             raise self.fail(
                 "unsupported", pos, "a result that is not a static id (dynamic results)"
@@ -760,6 +768,27 @@ class _Lowering:
 
 def _is_ptr(value: Any) -> bool:
     return type(value.type).__name__ == "PointerType"
+
+
+#: The most qubits a QIR program may name (the QVM verifier's own limit).
+_MAX_QUBITS = Limits().max_qubits or 1_000_000
+
+_STATIC_ID = re.compile(r"null|inttoptr \(i64 -?\d+ to [^()]+\)")
+
+
+def _ptr_id(qis: Any, value: Any) -> int | None:
+    """The static id of a pointer (``null`` or ``inttoptr (i64 N to ...)``), else None.
+
+    pyqir's ``ptr_id`` crashes the process (SIGSEGV) on any other constant, such as an
+    ``inttoptr`` of an ``i63`` or an ``i91``, so only those two forms reach it.
+    """
+    if not _is_ptr(value):
+        return None
+    _, _, operand = str(value).partition(" ")
+    if not _STATIC_ID.fullmatch(operand):
+        return None
+    result: int | None = qis.ptr_id(value)
+    return result
 
 
 def _opcode_name(op: Any) -> str:
