@@ -63,6 +63,7 @@ def render_costs() -> str:
     header = (
         "Engine",
         "Scales with",
+        "Import",
         "Setup",
         "Per gate",
         "Per element",
@@ -73,6 +74,7 @@ def render_costs() -> str:
         (
             f"`{e.name}`",
             e.cost.representation,
+            f"{e.import_s:g} s" if e.import_s else NO,
             f"{e.cost.setup_s:g} s",
             f"{e.cost.gate_s:g} s",
             f"{e.cost.element_s:g} s"

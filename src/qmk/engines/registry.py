@@ -31,6 +31,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -191,6 +192,9 @@ class EngineSpec:
     #: process has a limit (a kernel worker's RLIMIT_AS), what is left after it bounds
     #: the state (see :func:`max_qubits`).
     import_bytes: int = 0
+    #: Seconds importing its packages takes (a rough figure on a quiet 2-core machine):
+    #: the router charges it to a job in a process that has not imported them yet.
+    import_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.state not in STATE_KINDS or not set(self.precisions) <= set(PRECISIONS):
@@ -200,6 +204,11 @@ class EngineSpec:
     def mid_circuit(self) -> bool:
         """Whether it runs mid-circuit measurement, reset and feed-forward."""
         return self.state != "replay"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether this process has imported its packages already (no import to pay)."""
+        return all(module in sys.modules for module in self.requires)
 
     def options_for(self, precision: str | None) -> dict[str, Any]:
         """The constructor options that select ``precision`` (none for the default)."""
@@ -235,10 +244,10 @@ SPECS: tuple[EngineSpec, ...] = (
         cost=CostModel(
             representation="vector",
             setup_s=2e-4,
-            gate_s=1e-5,
-            element_s=2.6e-9,
+            gate_s=5e-6,
+            element_s=5e-10,
             segment_s=2e-5,
-            single=0.65,
+            single=0.8,
         ),
     ),
     EngineSpec(
@@ -260,6 +269,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.QSIM,
+        import_s=1.5,
         import_bytes=400 * _MIB,
         summary="Google's qsim (qsimcirq): AVX statevector with gate fusion, single precision",
         module="qmk.engines.adapters.qsim",
@@ -274,6 +284,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.AER_STATEVECTOR,
+        import_s=0.6,
         import_bytes=1300 * _MIB,
         summary="Qiskit Aer's statevector method",
         module="qmk.engines.adapters.aer",
@@ -294,6 +305,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.AER_DENSITY_MATRIX,
+        import_s=0.6,
         import_bytes=1300 * _MIB,
         summary="Qiskit Aer's density_matrix method: mixed states held exactly",
         module="qmk.engines.adapters.aer",
@@ -315,6 +327,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.AER_MPS,
+        import_s=0.6,
         import_bytes=1300 * _MIB,
         summary="Qiskit Aer's matrix_product_state method: many qubits at low entanglement; "
         "terminal measurements only",
@@ -335,6 +348,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.CIRQ,
+        import_s=1.2,
         import_bytes=400 * _MIB,
         summary="Cirq's statevector simulator (cirq.Simulator)",
         module="qmk.engines.adapters.cirq",
@@ -354,6 +368,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.QUTIP,
+        import_s=0.9,
         import_bytes=300 * _MIB,
         summary="QuTiP density matrices, and Lindblad (mesolve) evolution for analog devices",
         module="qmk.engines.adapters.qutip",
@@ -374,6 +389,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.LIGHTNING,
+        import_s=2.5,
         import_bytes=500 * _MIB,
         summary="PennyLane Lightning (lightning.qubit): C++ statevector kernels",
         module="qmk.engines.adapters.lightning",
@@ -393,6 +409,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.BRAKET,
+        import_s=1.0,
         import_bytes=450 * _MIB,
         summary="the Amazon Braket local statevector simulator",
         module="qmk.engines.adapters.braket",
@@ -411,6 +428,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.CUSTATEVEC,
+        import_s=1.0,
         import_bytes=1500 * _MIB,
         summary="NVIDIA cuStateVec (cuquantum) on a CUDA GPU",
         module="qmk.engines.adapters.custatevec",
@@ -431,6 +449,7 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.QSIM_GPU,
+        import_s=1.5,
         import_bytes=1500 * _MIB,
         summary="qsim's CUDA statevector (qsimcirq built with GPU support)",
         module="qmk.engines.adapters.qsim",
