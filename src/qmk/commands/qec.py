@@ -128,6 +128,7 @@ def _common(sub: argparse.ArgumentParser, *, p_default: str | None) -> None:
         "--interval", default="wilson", metavar="KIND", help="wilson or jeffreys (wilson)"
     )
     sub.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_argument("--quiet", action="store_true", help="no progress bar on a terminal")
 
 
 def register(add: AddCommand) -> None:
@@ -189,6 +190,7 @@ def _scan(args: argparse.Namespace, p_text: str) -> tuple[str, Any]:
         seed=_seed(args.seed),
         workers=_count(args.workers, "--workers") or 1,
         interval=args.interval,
+        progress=getattr(args, "progress", None),  # the bar of _cmd_threshold
     )
     return family, results
 
@@ -225,8 +227,13 @@ def _table(args: argparse.Namespace, results: Any) -> str:
 
 
 def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.commands.progress import progress_bar
+
     _check_qubit(args)
-    family, results = _scan(args, args.p)
+    points = len(_ints(args.d, "--d")) * len(parse_ps(args.p, _count(args.points, "--points") or 1))
+    with progress_bar(points, "threshold scan", err, quiet=args.quiet) as update:
+        args.progress = lambda done, total: update(done, f"point {done} of {total}")
+        family, results = _scan(args, args.p)
     if args.plot:
         from qmk.experiments.plot import plot_results
 

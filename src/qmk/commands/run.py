@@ -67,7 +67,6 @@ def _qubit(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.execution.executor import run
 
     dtypes = {"single": "complex64", "double": "complex128"}
     options = {"dtype": dtypes[args.precision]} if args.precision else {}
@@ -81,7 +80,24 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.estimate.variants import plan_variants
 
         profile = plan_variants(count_graph(program), _qubit(args)).chosen.profile
-    result = run(
+    from qmk.commands.progress import progress_bar
+
+    bar = progress_bar(
+        None, f"running {args.file} ({plural(args.shots, 'shot')})", err, quiet=args.quiet
+    )
+    with bar:
+        result = _run(args, program, profile, options)
+    if args.plot is not None:
+        from qmk.workflows.report import plot_counts
+
+        plot_counts(result.counts, result.shots, args.plot, f"{args.file}: {result.shots} shots")
+    return _report(args, result, out)
+
+
+def _run(args: argparse.Namespace, program: Any, profile: str, options: dict[str, Any]) -> Any:
+    from qmk.execution.executor import run
+
+    return run(
         program,
         shots=args.shots,
         seed=args.seed,
@@ -95,6 +111,9 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         initial_state=args.initial_state,
         final_state=False if args.state is None else args.state_kind,
     )
+
+
+def _report(args: argparse.Namespace, result: Any, out: TextIO) -> int:
     if args.state is not None:
         _write_state(args, result)
     if args.json:
@@ -129,6 +148,7 @@ _NOT_ON_DEVICE = (
     ("state", "--state"),
     ("initial_state", "--initial-state"),
     ("memory", "--memory"),
+    ("plot", "--plot"),
 )
 
 
@@ -328,5 +348,9 @@ def register(add: AddCommand) -> None:
     )
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_argument(
+        "--plot", metavar="PNG", help="draw the outcome histogram into PNG (matplotlib)"
+    )
+    sub.add_argument("--quiet", action="store_true", help="no progress spinner on a terminal")
     source_options(sub, profile=False)  # --profile above covers every qubit
     sub.set_defaults(run=_cmd_run)

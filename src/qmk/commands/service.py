@@ -249,7 +249,7 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
         job = client.q_submit(graph, args.shots, args.seed, policy or None)
         if args.wait:
-            job = client.q_wait(job["job_id"], args.timeout_ms)
+            job = _waiting(client, job["job_id"], args, err)
     _show_job(job, args, out)
     return _wait_status(job, err) if args.wait else 0
 
@@ -261,9 +261,17 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _waiting(client: Any, job_id: str, args: argparse.Namespace, err: TextIO) -> Any:
+    """``q_wait``, with a spinner on a terminal (not with --quiet or --json)."""
+    from qmk.commands.progress import progress_bar
+
+    with progress_bar(None, f"waiting for {job_id}", err, quiet=args.quiet or args.json):
+        return client.q_wait(job_id, args.timeout_ms)
+
+
 def _cmd_wait(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
-        job = client.q_wait(args.job, args.timeout_ms)
+        job = _waiting(client, args.job, args, err)
     _show_job(job, args, out)
     return _wait_status(job, err)
 
@@ -498,6 +506,7 @@ def register(add: AddCommand) -> None:
     sub.add_argument("--no-noise", action="store_true", help="inject no logical errors")
     sub.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
     sub.add_argument("--wait", action="store_true", help="wait for the job to finish")
+    sub.add_argument("--quiet", action="store_true", help="no spinner while it waits")
     sub.add_argument(
         "--timeout-ms",
         type=_int_in(0),
@@ -527,6 +536,7 @@ def register(add: AddCommand) -> None:
         metavar="MS",
         help=f"wait limit ({defaults.WAIT_TIMEOUT_MS})",
     )
+    sub.add_argument("--quiet", action="store_true", help="no spinner while it waits")
     _client_options(sub)
     sub.set_defaults(run=_cmd_wait)
 

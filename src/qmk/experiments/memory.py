@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -443,8 +443,11 @@ def threshold_scan(
     workers: int = 1,
     confidence: float = DEFAULT_CONFIDENCE,
     interval: str = "wilson",
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[MemoryResult, ...]:
     """Memory experiments at every (distance, p), distance-major; one seed per point.
+
+    ``progress(done, total)`` is called after each point (the CLI's progress bar).
 
     ``rounds`` None runs ``d`` rounds at each distance. Each point's seed is
     drawn from ``seed`` by ``numpy.random.SeedSequence`` so points are independent.
@@ -475,6 +478,8 @@ def threshold_scan(
                 interval=interval,
             )
         )
+        if progress is not None:
+            progress(i + 1, len(seeds))
     return tuple(results)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,38 @@ def _pyplot() -> Any:
     return plt
 
 
+def plot_counts(counts: Mapping[str, int], shots: int, path: str | Path, title: str) -> Path:
+    """A PNG of ``counts`` as a histogram of outcome probabilities (``qmk run --plot``).
+
+    Raises:
+        QECError: ``QC103`` when matplotlib is missing.
+    """
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    _histogram(axes, counts, shots, title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return Path(path)
+
+
+def _histogram(axes: Any, counts: Mapping[str, int], shots: int, title: str) -> None:
+    outcomes = sorted(counts)
+    if len(outcomes) > 64:  # the most frequent: a plot of thousands of bars says nothing
+        outcomes = sorted(sorted(counts, key=lambda o: -counts[o])[:64])
+        title += " (64 most frequent outcomes)"
+    axes.bar(
+        [o or "(empty)" for o in outcomes],
+        [counts[o] / max(shots, 1) for o in outcomes],
+        color="#2f5bd3",
+    )
+    axes.set_xlabel("outcome")
+    axes.set_ylabel("probability")
+    axes.set_title(title)
+    if len(outcomes) > 8:
+        axes.tick_params(axis="x", labelrotation=90, labelsize="x-small")
+
+
 def _plots(result: WorkflowResult, folder: Path) -> list[Path]:
     steps: dict[str, list[JobResult]] = {}
     for job in result.jobs:
@@ -87,12 +120,7 @@ def _plots(result: WorkflowResult, folder: Path) -> list[Path]:
         path = folder / f"{_safe(name)}.png"
         figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
         if len(jobs) == 1:
-            counts = done[0].counts
-            outcomes = sorted(counts)
-            axes.bar(outcomes, [counts[o] / done[0].shots for o in outcomes], color="#2f5bd3")
-            axes.set_xlabel("outcome")
-            axes.set_ylabel("probability")
-            axes.set_title(f"{name}: {done[0].shots} shots")
+            _histogram(axes, done[0].counts, done[0].shots, f"{name}: {done[0].shots} shots")
         else:
             varying = [k for k in done[0].point if len({str(j.point.get(k)) for j in done}) > 1]
             numeric = len(varying) == 1 and all(
