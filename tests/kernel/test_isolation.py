@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 
 from qmk.client import Client
+from qmk.kernel.errors import ConfigError
 from qmk.kernel.sandbox import Isolation, landlock_abi, unreachable
 from qmk.kernel.service import Kernel
 from qmk.kernel.sessions import SECRET_FILE
 from qmk.kernel.store import DB_FILE
-from qmk.kernel.workers import PROBE_ENV, WorkerDied, WorkerPool
+from qmk.kernel.workers import PROBE_ENV, WorkerDied, WorkerPool, kernel_isolation
 from support.isolation import UNIX_BAIT
 from support.kernel import BELL, TENANTS, login, make_config, run_kernel, serve_factory, stop_all
 from support.paths import EXAMPLES
@@ -64,11 +65,21 @@ class Bait:
 
     def targets(self) -> dict[str, Any]:
         return {
-            "data_dir": str(self.data),
-            "checkpoints": str(self.data / "checkpoints" / "job_x"),
-            "outside": str(self.outside),
+            **self.targets_in(self.root, self.data),
             "port": self.port,
             "unix": str(self.root / UNIX_BAIT),
+        }
+
+    @staticmethod
+    def targets_in(root: Path, data: Path) -> dict[str, Any]:
+        """The bait of a data directory ``data`` in ``root`` (no sockets: port 9)."""
+        outside = root / "outside"
+        outside.mkdir(exist_ok=True)
+        return {
+            "data_dir": str(data),
+            "checkpoints": str(data / "checkpoints" / "job_x"),
+            "outside": str(outside),
+            "port": 9,
         }
 
     def isolation(self, **options: Any) -> Isolation:
@@ -314,3 +325,50 @@ def test_a_served_kernel_reports_its_isolation_and_its_jobs_cannot_reach_its_soc
     assert isolation["network"].startswith("denied")
     for gap in isolation["gaps"]:  # every gap is in the server's log
         assert f"worker isolation gap: {gap}" in server.output()
+
+
+@no_landlock
+def test_a_data_directory_that_holds_the_code_hides_all_but_the_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "checkout"  # ``qmk serve --data-dir .`` in a checkout
+    code = data / "src"
+    code.mkdir(parents=True)
+    (code / "module.py").write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(code))
+    isolation = kernel_isolation(make_config(), data)
+    assert str(code) not in isolation.hidden and str(data) not in isolation.hidden
+    pool = WorkerPool(1, isolation=isolation, probe=ESCAPES)
+    try:
+        (data / SECRET_FILE).write_bytes(b"made after the workers started")
+        (data / SECRET_FILE).chmod(0o600)
+        targets = {**Bait.targets_in(tmp_path, data), "read": str(code / "module.py")}
+        found = pool.submit(dict, **targets).result(timeout=60)
+    finally:
+        pool.shutdown(cancel_futures=True)
+    assert found["read_given"] == "ok"  # its code stays readable
+    assert found["read_secret"] == found["list_data_dir"] == "EACCES"
+    assert found["write_checkpoint"] == "ok"
+
+
+def test_the_worker_limit_keys_are_checked() -> None:
+    for key, value in (
+        ("worker_cpu_s", 0),
+        ("worker_file_mb", 0),
+        ("worker_user", -1),
+        ("worker_user", ""),
+        ("worker_user", True),
+    ):
+        with pytest.raises(ConfigError, match=rf"kernel\.{key}"):
+            make_config(**{key: value})
+    config = make_config(worker_cpu_s=5, worker_file_mb=3, worker_user=65534)
+    assert (config.worker_cpu_s, config.worker_file_mb, config.worker_user) == (5, 3, 65534)
+    isolation = kernel_isolation(config, "/nonexistent/data")
+    assert (isolation.cpu_s, isolation.file_mb) == (5, 3)
+    assert kernel_isolation(make_config(), "/nonexistent/data").file_mb == 1024  # the memory cap
+
+
+@not_root
+def test_a_worker_user_that_does_not_exist_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"kernel\.worker_user: no user 'no-such-qmk-user'"):
+        kernel_isolation(make_config(worker_user="no-such-qmk-user"), "/nonexistent/data")

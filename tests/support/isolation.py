@@ -94,7 +94,8 @@ def try_escapes(targets: dict[str, Any]) -> dict[str, Any]:
     """What each escape met (see the module docstring). ``targets``: ``data_dir`` (the
     kernel's data directory), ``checkpoints`` (the job's checkpoint folder),
     ``outside`` (a folder the worker must not write in), ``port`` (a TCP port
-    listening on 127.0.0.1) and ``unix`` (a Unix socket listening, or None). A file one
+    listening on 127.0.0.1), ``unix`` (a Unix socket listening, or None) and ``read`` (a
+    file it may read, or None). A file one
     byte past the worker's ``RLIMIT_FSIZE`` is written too."""
     data = Path(targets["data_dir"])
     checkpoints = Path(targets["checkpoints"])
@@ -124,6 +125,8 @@ def try_escapes(targets: dict[str, Any]) -> dict[str, Any]:
         "write_tmpdir": _outcome(lambda: _write(temp / "scratch")),
         "read_code": _outcome(lambda: Path(json.__file__).read_bytes()),
     }
+    if targets.get("read"):  # a file the worker should read
+        report["read_given"] = _outcome(lambda: Path(targets["read"]).read_bytes())
     if targets.get("unix"):
         report["connect_unix"] = _outcome(lambda: _connect_unix(str(targets["unix"])))
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]

@@ -1477,9 +1477,34 @@ def kernel_isolation(config: KernelConfig, data_dir: str | os.PathLike[str]) -> 
         user=user,
         cpu_s=config.worker_cpu_s,
         file_mb=config.worker_file_mb or config.worker_memory_mb,
-        hidden=(data,),
+        hidden=_hidden(data),
         writable=(os.path.join(data, CHECKPOINTS),),
         gaps=tuple(gaps),
+    )
+
+
+def _hidden(data: str) -> tuple[str, ...]:
+    """What the workers may not read: the data directory, or, when the Python code lives
+    in it (``qmk serve --data-dir .`` in a checkout), every entry of it that holds no code
+    (entries made later are hidden too: no rule covers them)."""
+    code = [os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)]
+
+    def holds_code(path: str) -> bool:
+        return any(c == path or c.startswith(path + os.sep) for c in code)
+
+    if not holds_code(data):
+        return (data,)
+    from qmk.kernel.sessions import SECRET_FILE
+
+    try:
+        names = set(os.listdir(data))
+    except OSError:
+        names = set()
+    names.add(SECRET_FILE)  # at least one: the walk then goes into the data directory
+    return tuple(
+        os.path.join(data, name)
+        for name in sorted(names)
+        if not holds_code(os.path.join(data, name))
     )
 
 
