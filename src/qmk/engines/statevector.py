@@ -1481,7 +1481,8 @@ class StatevectorEngine:
 
     def _marginal(self, qs: Sequence[int]) -> tuple[list[int], np.ndarray]:
         """The variables ``qs`` read (in axis order) and their joint distribution
-        (flat, float64, the first variable the most significant bit)."""
+        (flat, the first variable the most significant bit; float32 for a complex64 state
+        read whole, which :meth:`_draw` sums in float64 without a float64 copy)."""
         need = 0
         for q in qs:
             need |= self._rows[q]
@@ -1493,7 +1494,7 @@ class StatevectorEngine:
         others = tuple(a for a in range(self._psi.ndim) if a not in axes)
         if others:
             probs = probs.sum(axis=others, dtype=np.float64)
-        return [self._vars[a] for a in axes], probs.reshape(-1).astype(np.float64, copy=False)
+        return [self._vars[a] for a in axes], probs.reshape(-1)
 
     def _readout(self, q: int, variables: Sequence[int], index: np.ndarray) -> np.ndarray:
         """``q``'s Z value for each outcome index over ``variables``."""
@@ -1513,18 +1514,18 @@ class StatevectorEngine:
         if shots == 0:
             return np.zeros(0, dtype=np.int64)
         if size <= _FLAT_SAMPLING:
-            cdf = np.cumsum(probs)
+            cdf = np.cumsum(probs, dtype=np.float64)
             draws = self._rng.random(shots) * cdf[-1]
             return np.minimum(np.searchsorted(cdf, draws, side="right"), size - 1)
         width = 1 << ((size.bit_length() - 1) // 2)
         blocks = probs.reshape(-1, width)
-        block_weights = blocks.sum(axis=1)
+        block_weights = blocks.sum(axis=1, dtype=np.float64)
         block_cdf = np.cumsum(block_weights)
         draws = self._rng.random(shots) * block_cdf[-1]
         chosen = np.minimum(np.searchsorted(block_cdf, draws, side="right"), len(block_cdf) - 1)
         within = draws - (block_cdf[chosen] - block_weights[chosen])
         used, which = np.unique(chosen, return_inverse=True)
-        cdfs = np.cumsum(blocks[used], axis=1)
+        cdfs = np.cumsum(blocks[used], axis=1, dtype=np.float64)
         scale = np.maximum(cdfs[:, -1:], np.finfo(np.float64).tiny)
         flat = (cdfs / scale + np.arange(len(used))[:, None]).reshape(-1)
         key = np.clip(within / scale[which, 0], 0.0, np.nextafter(1.0, 0.0)) + which
