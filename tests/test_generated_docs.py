@@ -27,6 +27,7 @@ PAGES = [
         [("| `QK301` | `timeout` |", "| `QK301` | `time-out` |"), (" +-- AsmError", " +-- AsmErr")],
     ),
     ("engines.md", [("| `qsim` | `qsim` |", "| `qsim` | `qsimcirq` |")]),
+    ("neutral-atom.md", [("| `CZ` | 2 |", "| `CZ` | 3 |"), ("| `QD203` |", "| `QD299` |")]),
 ]
 CASES = [(page, old, new) for page, edits in PAGES for old, new in edits]
 
