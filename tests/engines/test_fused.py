@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -180,6 +182,31 @@ def test_the_simd_kernel_refuses_bits_outside_the_state_instead_of_writing_there
     psi = np.zeros(1 << 10, dtype=np.complex64)
     with pytest.raises(ValueError, match="does not fit"):
         simd.apply_matrix(psi, np.eye(1 << len(bits) if len(bits) < 3 else 4), bits)
+
+
+def _threaded_kernel_in_child(queue: Any) -> None:
+    psi = np.zeros(1 << 17, dtype=np.complex64)
+    psi[0] = 1
+    simd.apply_matrix(psi, GATES["h"].matrix(), [16], threads=2)
+    queue.put(float(abs(psi[1 << 16]) ** 2))
+
+
+@pytest.mark.skipif(not simd.available(), reason="llvmlite is not installed")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_runs_threaded_kernels_with_threads_of_its_own() -> None:
+    """A child forked after its parent's kernel threads started has none of them: it
+    starts its own (it used to wait for the parent's forever)."""
+    psi = np.zeros(1 << 17, dtype=np.complex64)
+    simd.apply_matrix(psi, np.eye(2), [3], threads=2)  # the parent's threads start
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_threaded_kernel_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=120)  # a hang, not a speed: it finishes in milliseconds
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == pytest.approx(0.5)
 
 
 def test_the_kernels_default_to_simd_where_llvmlite_imports() -> None:

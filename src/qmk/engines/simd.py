@@ -64,6 +64,8 @@ _lock = threading.Lock()
 _kernels: dict[tuple[str, tuple[int, ...], int], _Kernel] = {}
 _state: dict[str, Any] = {}
 _pool: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
+    os.register_at_fork(after_in_child=_pool.clear)
 
 
 def _init() -> dict[str, Any]:
