@@ -173,3 +173,27 @@ def test_a_chain_program_reuses_a_few_stim_qubits_and_keeps_the_record_order():
     assert sorted(columns) == list(range(200))
     result = run_job(wire, shots=200, seed=4)
     assert set(result.counts()) == {"0" * 199 + "1", "1" * 199 + "0"}
+
+
+def test_a_gate_skipped_in_every_shot_drops_all_its_own_losses_without_error() -> None:
+    """Regression: atom 0 is lost by its X in every shot, so the CZ after it is skipped in
+    every shot and every loss its own noise drew is dropped; that used to crash."""
+    from qmk.devices.neutral_atom.emulator import run_job as run_wire_job
+
+    job = {
+        "job_id": "all-skipped",
+        "device_id": "stabilizer",
+        "program": [
+            {"op": "AllocArray", "n_qubits": 2},
+            {"op": "ApplyGate", "name": "X", "targets": [0], "param": 0.0},
+            {"op": "ApplyGate", "name": "CZ", "targets": [0, 1], "param": 0.0},
+            {"op": "Measure", "targets": [0, 1]},
+        ],
+        "hardware": {"positions": [0.0, 1.0], "blockade_radius": 1.5},
+        "noise": {"loss_runtime": {"per_gate": 1.0, "idle_rate": 0.0}},
+        "shots": 50,
+    }
+    result = run_wire_job(job, shots=50, seed=3)
+    counts = result.counts()
+    assert sum(counts.values()) == 50
+    assert set(counts) == {"LL"} or all(key[0] == "L" for key in counts)

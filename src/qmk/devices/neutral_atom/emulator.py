@@ -377,6 +377,8 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
                     mine = owners == owner
                     keep[mine] &= ~skip_of[owner][shot[mine]]
             which, shot = which[keep], shot[keep]
+            if not len(which):  # every hit fell in a shot whose gate was skipped
+                continue
             at = np.array([e[0] for e in events])[which]
             atoms = np.array([e[1] for e in events], dtype=np.intp)[which]
             order = np.argsort(atoms, kind="stable")
