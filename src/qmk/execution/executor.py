@@ -47,7 +47,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import states
 from qmk.execution.checkpoint import ExecutionState, read_state, run_key
+from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
 from qmk.execution.trajectories import Control, Progress, Runner, micro_ops
 from qmk.qec.errors import QECError
@@ -190,6 +191,9 @@ class RunResult:
     #: The program's final state, when ``run(final_state=...)`` asked for it
     #: (:mod:`qmk.execution.states`); not part of :meth:`to_json`.
     final_state: QuantumState | None = field(default=None, repr=False, compare=False)
+    #: For a part of a run (``run(part=...)``): the shots of the whole run that the rows
+    #: of ``bits`` are, ascending (:mod:`qmk.execution.parts`); None: every shot, in order.
+    rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def memory(self) -> list[str]:
@@ -386,6 +390,7 @@ def run(
     resume: ExecutionState | str | os.PathLike[str] | None = None,
     initial_state: QuantumState | str | os.PathLike[str] | None = None,
     final_state: bool | str = False,
+    part: Part | Sequence[int] | None = None,
 ) -> RunResult:
     """Run ``program`` for ``shots`` shots and return counts, memory and telemetry.
 
@@ -423,6 +428,9 @@ def run(
             once (telemetry mode ``final-state``; no event is measured, so every shot's
             outcome is all 0s). Only for a program whose final state is one pure state:
             no measurement, no noise (pass ``noise=False``).
+        part: ``(k, n)`` or a :class:`~qmk.execution.parts.Part`: run only part ``k`` of
+            ``n`` of the shots (shot groups dealt out, :mod:`qmk.execution.parts`);
+            ``parts.merge`` of every part's result is this run without ``part``.
 
     Raises:
         QMKError: bad input (FormatError, VerificationError), an engine that cannot run
@@ -433,6 +441,7 @@ def run(
         Suspended: the control asked the run to stop; its state was saved first.
     """
     started = time.perf_counter()
+    share = None if part is None else Part.from_json(part)
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
         raise EngineError.of("engine-misuse", f"shots must be a positive integer, got {shots!r}")
     if seed is None:
@@ -489,18 +498,23 @@ def run(
             "profile": profile,
             "calibration": None if calibration is None else calibration.to_json(),
             **({} if initial is None else {"initial_state": initial.to_json()}),
+            **({} if share is None else {"part": share.to_json()}),
         }
     )
     if resume is not None and not isinstance(resume, ExecutionState):
         resume = read_state(resume)
     exported = None
+    rows = None
     if final_state is not False:
         make = states.factory(lambda: cls(seed=0, **options), initial)
         exported = states.final_state(plan, make, kind=kind)
         bits = np.zeros((shots, len(plan.events)), dtype=np.uint8)
         mode, noise_sampling, injected, progress = "final-state", "off", 0, Progress(simulations=1)
+        if share is not None:  # one pass: part 0 does every shot
+            bits, rows = _first_part(bits, share)
+            injected, progress.simulations = 0, int(share.index == 0)
     else:
-        mode, noise_sampling, bits, injected, progress = _execute(
+        mode, noise_sampling, bits, injected, progress, rows = _execute(
             plan,
             name,
             cls,
@@ -511,9 +525,10 @@ def run(
             resume=resume,
             key=key,
             initial=initial,
+            part=share,
         )
     telemetry = _telemetry(
-        plan, name, mode, shots, injected, progress.simulations, inject, qubit, profile=profile
+        plan, name, mode, len(bits), injected, progress.simulations, inject, qubit, profile=profile
     )
     telemetry = replace(
         telemetry,
@@ -532,7 +547,7 @@ def run(
     telemetry = replace(telemetry, wall_time_s=round(time.perf_counter() - started, 6))
     return RunResult(
         counts=_keyed_counts(bits, layout),
-        shots=shots,
+        shots=len(bits),
         seed=seed,
         engine=name,
         events=plan.events,
@@ -541,7 +556,15 @@ def run(
         layout=layout,
         choice=choice,
         final_state=exported,
+        rows=rows,
     )
+
+
+def _first_part(bits: np.ndarray, part: Part) -> tuple[np.ndarray, np.ndarray]:
+    """A one-pass run's rows for ``part``: every shot for part 0, none for the others."""
+    if part.index == 0:
+        return bits, np.arange(len(bits))
+    return bits[:0], np.zeros(0, dtype=np.int64)
 
 
 def _execute(
@@ -556,8 +579,10 @@ def _execute(
     resume: ExecutionState | None = None,
     key: str = "",
     initial: QuantumState | None = None,
-) -> tuple[str, str, np.ndarray, int, Progress]:
-    """``(mode, noise sampling, bits, injected errors, progress)`` of the run."""
+    part: Part | None = None,
+) -> tuple[str, str, np.ndarray, int, Progress, np.ndarray | None]:
+    """``(mode, noise sampling, bits, injected errors, progress, rows)`` of the run
+    (``rows``: the shots of a part's bits, None without ``part``)."""
     from qmk.engines.batch import batch_compiler
     from qmk.execution import batch
 
@@ -566,19 +591,33 @@ def _execute(
     lowered = batch.lower(plan) if compiler is not None else None
     sampler = compiler(lowered.circuit) if compiler is not None and lowered is not None else None
     if sampler is not None and lowered is not None:
+        if part is not None and part.index:  # one pass: part 0 does every shot
+            none, rows = _first_part(np.zeros((0, len(plan.events)), np.uint8), part)
+            return sampler.mode, lowered.noise_sampling, none, 0, Progress(), rows
         batch_seed = int(streams[0].generate_state(1, np.uint64)[0] >> np.uint64(1))
         noise_rng = np.random.default_rng(streams[1])
         bits, injected = batch.sample(lowered, sampler, shots, batch_seed, noise_rng)
-        return sampler.mode, lowered.noise_sampling, bits, injected, Progress(simulations=1)
+        every = None if part is None else np.arange(shots)
+        return sampler.mode, lowered.noise_sampling, bits, injected, Progress(simulations=1), every
     noise_rng = np.random.default_rng(streams[1])
     groups, injected = sample_error_patterns(plan, shots, noise_rng)
-    work = []
-    for pattern, members in groups.items():
-        errors: dict[int, list[tuple[bool, str, str]]] = {}
-        for location, pauli in pattern:
-            loc = plan.noise[location]
-            errors.setdefault(loc.step, []).append((loc.before, loc.qubit, pauli))
-        work.append((micro_ops(plan, errors), members))
+    sampling = "per-pattern" if plan.noise else "off"
+    if part is not None:  # its share of the groups only (qmk.execution.parts)
+        bits, rows, injected, progress = run_groups(
+            plan,
+            groups,
+            part,
+            engine=states.factory(lambda: cls(seed=0, **options), initial),
+            ops=lambda pattern: micro_ops(plan, _pattern_errors(plan, pattern)),
+            shots=shots,
+            seed=streams[2],
+            control=control,
+            key=key,
+            engine_name=name,
+            resume=resume,
+        )
+        return "trajectories", sampling, bits, injected, progress, rows
+    work = [(micro_ops(plan, _pattern_errors(plan, p)), members) for p, members in groups.items()]
     runner = Runner(
         plan,
         states.factory(lambda: cls(seed=0, **options), initial),
@@ -594,8 +633,18 @@ def _execute(
 
         resume_runner(runner, resume)
     bits = runner.run()
-    sampling = "per-pattern" if plan.noise else "off"
-    return "trajectories", sampling, bits, injected, runner.progress
+    return "trajectories", sampling, bits, injected, runner.progress, None
+
+
+def _pattern_errors(
+    plan: Plan, pattern: tuple[tuple[int, str], ...]
+) -> dict[int, list[tuple[bool, str, str]]]:
+    """An error pattern as :func:`micro_ops` takes it: step -> ``(before, qubit, pauli)``."""
+    errors: dict[int, list[tuple[bool, str, str]]] = {}
+    for location, pauli in pattern:
+        loc = plan.noise[location]
+        errors.setdefault(loc.step, []).append((loc.before, loc.qubit, pauli))
+    return errors
 
 
 def sample_error_patterns(

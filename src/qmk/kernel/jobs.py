@@ -488,7 +488,8 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     submit), ``engine``, ``noise``, ``qubit``, ``profile`` and the machine's ``noise_model``
     (text) and ``calibration`` (JSON), each None when the machine sets none;
     ``checkpoint_dir`` (where the kernel's checkpoints of the job go) and ``resume`` (the
-    checkpoint file to go on from, or None). Returns ``{"ok": True,
+    checkpoint file to go on from, or None); ``part``, ``[k, n]`` for part k of n of a
+    job split over workers (:mod:`qmk.execution.parts`), else absent. Returns ``{"ok": True,
     "result": RunResult.to_json()}``, ``{"ok": False, "error": {code, name, message}}``
     for a refusal (missing capabilities) or an error of the program or engine, or
     ``{"ok": False, "yielded": {"epoch": ...}}`` when the kernel asked the job to stop
@@ -539,6 +540,7 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
             require_calibration=False,  # machine-wide: it applies where it fits
             control=control,
             resume=spec.get("resume"),
+            part=spec.get("part"),  # [k, n]: a part of a split job (qmk.execution.parts)
         )
     except Suspended as stop:
         return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
