@@ -61,11 +61,12 @@ def test_run_explain_json_carries_the_engine_choice() -> None:
 
 
 def test_run_with_an_engine_that_cannot_run_the_program_is_one_coded_line() -> None:
-    pytest.importorskip("qiskit_aer")
-    path = str(EXAMPLES / "teleport_cond_pauli.qvm.asm")
-    status, out, err = qmk("run", path, "--engine", "aer-mps", "--shots", "5")
+    pytest.importorskip("qsimcirq")
+    path = str(EXAMPLES / "t_gate_injection.qvm.asm")
+    status, out, err = qmk("run", path, "--engine", "qsim", "--precision", "double")
     assert (status, out) == (2, "")
-    assert err.startswith("QE110 operation-unsupported: the aer-mps engine cannot run")
+    assert err.startswith("QE110 operation-unsupported: the qsim engine cannot run")
+    assert "single precision, not double" in err
     assert err.count("\n") == 1
 
 
@@ -78,7 +79,9 @@ def test_run_on_a_gpu_engine_without_a_gpu_is_qe108() -> None:
     )
 
 
-@pytest.mark.parametrize("engine", ["qsim", "aer-statevector", "cirq", "lightning", "braket"])
+@pytest.mark.parametrize(
+    "engine", ["qsim", "aer-statevector", "aer-mps", "cirq", "qutip", "lightning", "braket"]
+)
 def test_run_on_a_named_adapter_gives_the_programs_outcomes(engine: str) -> None:
     if not availability(engine).available:
         pytest.skip(f"{engine} is not installed")

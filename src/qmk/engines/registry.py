@@ -329,13 +329,12 @@ SPECS: tuple[EngineSpec, ...] = (
         name=defaults.AER_MPS,
         import_s=0.6,
         import_bytes=1300 * _MIB,
-        summary="Qiskit Aer's matrix_product_state method: many qubits at low entanglement; "
-        "terminal measurements only",
+        summary="Qiskit Aer's matrix_product_state method: many qubits at low entanglement",
         module="qmk.engines.adapters.aer",
         cls="AerMPSEngine",
         requires=("qiskit_aer", "qiskit"),
         extra="aer",
-        state="replay",
+        state="segments",
         precisions=("double",),
         cost=CostModel(
             representation="mps",

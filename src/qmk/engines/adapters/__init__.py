@@ -16,8 +16,8 @@ raises ``QE108 engine-unavailable`` (``qmk engines`` lists which are installed).
 - :mod:`~qmk.engines.adapters.braket` -- the Braket local simulator (``braket``)
 - :mod:`~qmk.engines.adapters.custatevec` -- NVIDIA cuStateVec (``custatevec``, GPU only)
 
-Most are *segment* engines (:mod:`~qmk.engines.adapters._segments`): QMK holds the
-state between calls and the simulator evolves each unitary segment from it, so they
-pass the whole conformance suite. ``aer-mps`` replays its circuit from ``|0>`` and
-serves programs whose measurements are terminal (a documented subset).
+They are *segment* engines (:mod:`~qmk.engines.adapters._segments`; ``aer-mps`` in its
+own way): QMK holds the state between calls and the simulator evolves each unitary
+segment from it, so they pass the whole conformance suite, mid-circuit measurement
+included. See ``docs/engines.md``.
 """

@@ -8,13 +8,12 @@
   axes (axis 0 most significant) onto Aer qubit ``n - 1 - axis``, so the amplitudes'
   index is the same integer on both sides.
 - :class:`AerMPSEngine` runs Aer's ``matrix_product_state`` method for many qubits at
-  low entanglement. It cannot start from a given MPS without leaving canonical form,
-  so it *replays*: it records the gates and runs the circuit from ``|0>`` when asked a
-  probability (``save_expectation_value``) or a sample (measurements, seeded from the
-  engine's RNG). It serves programs whose measurements are terminal: measure, collapse,
-  reset and free work where the outcome is certain, and an uncertain one is
-  ``QE110 operation-unsupported`` (the router never sends such a program there).
-  Freed qubits stay in the circuit as idle wires; their indices are not reused.
+  low entanglement. QMK holds the matrix product state between calls (in Aer's
+  canonical form) and Aer evolves each segment from it (``set_matrix_product_state``,
+  the gates, ``save_matrix_product_state``); measurement, collapse, reset and drawn
+  Paulis are local operations on the held state followed by a sweep back to canonical
+  form (:func:`canonical`), so it keeps the whole engine contract, mid-circuit
+  measurement included. A freed qubit stays as an idle site (its index is not reused).
 
 Install with ``pip install 'quantum-microkernel[aer]'``.
 
@@ -30,6 +29,9 @@ Install with ``pip install 'quantum-microkernel[aer]'``.
 >>> for c, t in zip(qs, qs[1:]): wide.apply("cx", [c, t])
 >>> sorted(set(wide.sample(qs, 20).sum(axis=1).tolist()))
 [0, 60]
+>>> middle = wide.measure(qs[30])  # mid-circuit: the other 59 follow
+>>> {wide.probability(q) for q in qs} == {float(middle)}
+True
 """
 
 from __future__ import annotations
@@ -135,21 +137,88 @@ class AerDensityMatrixEngine(AerStatevectorEngine):
         return np.asarray(data["density_matrix"])
 
 
+#: An MPS in Aer's (Vidal) form: per site the matrices of |0> and |1>, and the Schmidt
+#: values of each bond (``save_matrix_product_state``'s value).
+MPS = tuple[list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]
+
+#: Schmidt values below this (relative to the bond's largest) are dropped when the
+#: state is brought back to canonical form after a projection.
+_SCHMIDT_CUTOFF = 1e-13
+
+
+def _tensors(mps: MPS) -> list[np.ndarray]:
+    """Site tensors ``(2, left, right)`` of ``mps`` with each bond's Schmidt values
+    multiplied into the site on its left (a plain MPS, not canonical)."""
+    gammas, lambdas = mps
+    out = []
+    for i, (g0, g1) in enumerate(gammas):
+        t = np.stack([np.asarray(g0, dtype=np.complex128), np.asarray(g1, dtype=np.complex128)])
+        if i < len(lambdas):
+            t = t * np.asarray(lambdas[i], dtype=np.float64)[None, None, :]
+        out.append(t)
+    return out
+
+
+def canonical(tensors: Sequence[np.ndarray]) -> MPS:
+    """A normalised MPS in Aer's canonical (Vidal) form from plain site tensors
+    ``(2, left, right)``: a QR sweep to the right, then an SVD sweep to the left whose
+    singular values are the Schmidt values (those below :data:`_SCHMIDT_CUTOFF` dropped).
+    """
+    sites = [np.asarray(t, dtype=np.complex128) for t in tensors]
+    n = len(sites)
+    for i in range(n - 1):
+        s, left, right = sites[i].shape
+        q, r = np.linalg.qr(sites[i].transpose(1, 0, 2).reshape(left * s, right))
+        sites[i] = q.reshape(left, s, q.shape[1]).transpose(1, 0, 2)
+        sites[i + 1] = np.einsum("ab,sbc->sac", r, sites[i + 1])
+    # the last site now holds the norm: normalise there, so every bond's Schmidt values
+    # below come out normalised (Aer samples with them)
+    sites[-1] = sites[-1] / np.linalg.norm(sites[-1])
+    lambdas: list[np.ndarray] = [np.ones(1)] * (n - 1)
+    for i in range(n - 1, 0, -1):
+        s, left, right = sites[i].shape
+        u, values, vh = np.linalg.svd(
+            sites[i].transpose(1, 0, 2).reshape(left, s * right), full_matrices=False
+        )
+        keep = values > _SCHMIDT_CUTOFF * max(float(values[0]), 1e-300)
+        keep[0] = True
+        u, values, vh = u[:, keep], values[keep], vh[keep]
+        sites[i] = vh.reshape(len(values), s, right).transpose(1, 0, 2)
+        lambdas[i - 1] = values
+        sites[i - 1] = np.einsum("sab,bc->sac", sites[i - 1], u * values[None, :])
+    gammas = []
+    for i, site in enumerate(sites):
+        # right-canonical B_i = Gamma_i lambda_i (B_0 holds lambda_0 too): divide it out
+        gamma = site / lambdas[i][None, None, :] if i < n - 1 else site
+        gammas.append((np.ascontiguousarray(gamma[0]), np.ascontiguousarray(gamma[1])))
+    return gammas, lambdas
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class MPSSnapshot:
-    """An :class:`AerMPSEngine`'s whole state: its gate log, qubits and RNG."""
+    """An :class:`AerMPSEngine`'s whole state: its MPS, pending gates, qubits and RNG."""
 
-    log: tuple[SegmentGate, ...]
+    mps: MPS
+    pending: tuple[SegmentGate, ...]
     live: tuple[int, ...]
     wires: int
     rng: Mapping[str, Any]
 
 
 class AerMPSEngine:
-    """Aer's matrix_product_state method, replayed from ``|0>`` (see the module docstring).
+    """Aer's matrix_product_state method behind the protocol (see the module docstring).
+
+    QMK holds the matrix product state between calls (Aer's canonical form,
+    ``save_matrix_product_state``) and Aer evolves each segment of gates from it
+    (``set_matrix_product_state``). A measurement, collapse, reset or drawn Pauli is a
+    local operation QMK applies to the held state, which it then brings back to
+    canonical form (:func:`canonical`), so mid-circuit measurement works; probabilities
+    are read off the canonical form, samples are Aer's measurements seeded from the
+    engine's RNG. Qubit ``k`` is Aer's qubit ``k`` (an MPS site); a freed qubit stays as
+    an idle site and its index is not reused.
 
     Args:
-        seed: seeds the engine's RNG (Pauli channels, and Aer's seed for each sample).
+        seed: seeds the engine's RNG.
 
     Raises:
         EngineError: ``QE108 engine-unavailable`` when qiskit-aer is not installed.
@@ -159,11 +228,12 @@ class AerMPSEngine:
 
     def __init__(self, *, seed: int | None = None) -> None:
         require(self.name)
-        import qiskit_aer  # noqa: F401  (registers save_expectation_value)
+        import qiskit_aer  # noqa: F401  (registers the set_/save_ instructions)
 
         self._simulator = _simulator("matrix_product_state", "double")
         self._rng = np.random.default_rng(seed)
-        self._log: list[SegmentGate] = []  # gates on wires (qubit handles are wires)
+        self._mps: MPS = ([], [])
+        self._pending: list[SegmentGate] = []  # gates on wires (qubit handles are wires)
         self._live: list[int] = []
         self._wires = 0
         self._max_qubits = max_qubits(self.name)
@@ -188,17 +258,24 @@ class AerMPSEngine:
     def allocate(self) -> int:
         if len(self._live) + 1 > self._max_qubits:
             raise EngineError.of(
-                "engine-capacity", f"the {self.name} engine holds at most {self._max_qubits}"
+                "engine-capacity",
+                f"the {self.name} engine holds at most {self._max_qubits} qubits here",
             )
         qubit = self._wires
         self._wires += 1
+        gammas, lambdas = self._mps
+        if gammas:
+            lambdas.append(np.ones(1))
+        gammas.append((np.ones((1, 1), dtype=np.complex128), np.zeros((1, 1), np.complex128)))
         self._live.append(qubit)
         return qubit
 
     def free(self, qubit: int) -> None:
-        """Forget ``qubit`` (its outcome must be certain: see the module docstring)."""
-        self._certain(qubit, "Z", what="free")
-        self._rng.random()  # one draw, as every engine's free
+        """Measure ``qubit`` in Z (one draw) and forget it (its site stays, idle)."""
+        self._check(qubit)
+        self._flush()
+        outcome = int(float(self._rng.random()) < self._p1(qubit, "Z"))
+        self._local(qubit, _projector(outcome, "Z"))
         self._live.remove(qubit)
 
     def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
@@ -223,49 +300,55 @@ class AerMPSEngine:
                 "engine-misuse", f"{gate} acts on {entry.qubits} distinct qubits, got {list(qs)}"
             )
         if gate != "i":
-            self._log.append((gate, qs, tuple(float(p) for p in params)))
+            self._pending.append((gate, qs, tuple(float(p) for p in params)))
 
     def apply_segment(self, gates: Sequence[tuple[str, Sequence[int], Sequence[float]]]) -> None:
-        """Record a run of gates, each checked first: a bad one leaves the log as it was."""
-        mark = len(self._log)
+        """Record a run of gates, each checked first: a bad one leaves the state as it was."""
+        mark = len(self._pending)
         try:
             for gate, qubits, params in gates:
                 self.apply(gate, qubits, params)
         except EngineError:
-            del self._log[mark:]
+            del self._pending[mark:]
             raise
 
     def probability(self, qubit: int, basis: str = "Z") -> float:
-        """P(1) in ``basis``: Aer's expectation value of the basis' Pauli, from ``|0>``."""
-        from qiskit.quantum_info import Pauli
-
+        """P(1) in ``basis``, read off the canonical form."""
         self._check(qubit)
         _check_basis(basis)
-        circuit = self._circuit()
-        circuit.save_expectation_value(Pauli(basis), [self._wire(qubit)], label="p")
-        value = float(np.real(self._run(circuit, shots=1)["p"]))
-        return min(max((1 - value) / 2, 0.0), 1.0)
+        self._flush()
+        return self._p1(qubit, basis)
 
     def collapse(self, qubit: int, outcome: int, basis: str = "Z") -> None:
+        self._check(qubit)
+        _check_basis(basis)
         if isinstance(outcome, bool) or outcome not in (0, 1):
             raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
-        certain = self._certain(qubit, basis, what="collapse")
-        if certain != outcome:
+        self._flush()
+        p1 = self._p1(qubit, basis)
+        chance = p1 if outcome else 1.0 - p1
+        if chance <= IMPOSSIBLE:
             raise EngineError.of(
                 "outcome-impossible",
                 f"qubit {qubit} cannot be collapsed onto {outcome} in the {basis} basis: "
-                "its probability is 0",
+                f"its probability is {chance:.3g}",
             )
+        self._local(qubit, _projector(int(outcome), basis))
 
     def measure(self, qubit: int, basis: str = "Z") -> int:
-        outcome = self._certain(qubit, basis, what="measure")
-        self._rng.random()  # one draw, as every engine's measure
+        self._check(qubit)
+        _check_basis(basis)
+        self._flush()
+        outcome = int(float(self._rng.random()) < self._p1(qubit, basis))
+        self._local(qubit, _projector(outcome, basis))
         return outcome
 
     def reset(self, qubit: int) -> None:
-        if self._certain(qubit, "Z", what="reset"):
-            self._log.append(("x", (qubit,), ()))
-        self._rng.random()
+        self._check(qubit)
+        self._flush()
+        outcome = int(float(self._rng.random()) < self._p1(qubit, "Z"))
+        flip = GATES["x"].matrix() if outcome else np.eye(2)
+        self._local(qubit, flip @ _projector(outcome, "Z"))
 
     def apply_pauli_channel(self, qubit: int, px: float, py: float, pz: float) -> str:
         self._check(qubit)
@@ -281,13 +364,15 @@ class AerMPSEngine:
         draw = float(self._rng.random())
         for pauli, edge in zip("XYZ", np.cumsum([float(p) for p in probs]), strict=True):
             if draw < edge:
-                self._log.append((pauli.lower(), (qubit,), ()))
+                self._pending.append((pauli.lower(), (qubit,), ()))
                 return pauli
         return "I"
 
     def snapshot(self) -> MPSSnapshot:
+        gammas, lambdas = self._mps
         return MPSSnapshot(
-            log=tuple(self._log),
+            mps=([(g0.copy(), g1.copy()) for g0, g1 in gammas], [v.copy() for v in lambdas]),
+            pending=tuple(self._pending),
             live=tuple(self._live),
             wires=self._wires,
             rng=self._rng.bit_generator.state,
@@ -296,41 +381,53 @@ class AerMPSEngine:
     def restore(self, snapshot: MPSSnapshot) -> None:
         if not isinstance(snapshot, MPSSnapshot):
             raise EngineError.of("engine-misuse", f"not an {self.name} snapshot: {snapshot!r}")
-        self._log = list(snapshot.log)
+        gammas, lambdas = snapshot.mps
+        self._mps = ([(g0.copy(), g1.copy()) for g0, g1 in gammas], [v.copy() for v in lambdas])
+        self._pending = list(snapshot.pending)
         self._live = list(snapshot.live)
         self._wires = snapshot.wires
         rng = np.random.default_rng()
         rng.bit_generator.state = snapshot.rng
         self._rng = rng
 
+    def reseed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """``snapshot`` as plain data (its gate log) for a checkpoint."""
+        """``snapshot`` as plain data (the MPS's arrays) for a checkpoint."""
         if not isinstance(snapshot, MPSSnapshot):
             raise EngineError.of("engine-misuse", "not an aer-mps snapshot")
+        gammas, lambdas = snapshot.mps
+        arrays = {f"g{i}_{s}": g[s] for i, g in enumerate(gammas) for s in (0, 1)}
+        arrays |= {f"l{i}": v for i, v in enumerate(lambdas)}
         meta = {
-            "log": [[g, list(qs), list(ps)] for g, qs, ps in snapshot.log],
+            "sites": len(gammas),
+            "pending": [[g, list(qs), list(ps)] for g, qs, ps in snapshot.pending],
             "live": list(snapshot.live),
             "wires": snapshot.wires,
             "rng": dict(snapshot.rng),
         }
-        return meta, {}
+        return meta, arrays
 
     @staticmethod
     def import_snapshot(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
         """The snapshot :meth:`export_snapshot` wrote."""
+        sites = int(meta["sites"])
+        gammas = [
+            (np.asarray(arrays[f"g{i}_0"]), np.asarray(arrays[f"g{i}_1"])) for i in range(sites)
+        ]
+        lambdas = [np.asarray(arrays[f"l{i}"]) for i in range(max(sites - 1, 0))]
         return MPSSnapshot(
-            log=tuple(
+            mps=(gammas, lambdas),
+            pending=tuple(
                 (str(g), tuple(int(q) for q in qs), tuple(float(p) for p in ps))
-                for g, qs, ps in meta["log"]
+                for g, qs, ps in meta["pending"]
             ),
             live=tuple(int(q) for q in meta["live"]),
             wires=int(meta["wires"]),
             rng=dict(meta["rng"]),
         )
-
-    def reseed(self, seed: int) -> None:
-        self._rng = np.random.default_rng(seed)
 
     def sample(self, qubits: Sequence[int], shots: int) -> np.ndarray:
         """``shots`` Z outcomes of ``qubits``: Aer measures them, seeded from the RNG."""
@@ -346,18 +443,17 @@ class AerMPSEngine:
             return out
         from qiskit import ClassicalRegister
 
-        circuit = self._circuit()
+        circuit = self._circuit(self._pending)
         register = ClassicalRegister(len(qs))
         circuit.add_register(register)
         for column, q in enumerate(qs):
-            circuit.measure(self._wire(q), register[column])
+            circuit.measure(q, register[column])
         seed = int(self._rng.integers(2**31))
         result = self._simulator.run(
             circuit, shots=int(shots), memory=True, seed_simulator=seed
         ).result()
-        memory = result.get_memory(0)
         # Qiskit writes classical bit 0 rightmost.
-        text = "".join(memory).encode("ascii")
+        text = "".join(result.get_memory(0)).encode("ascii")
         bits = np.frombuffer(text, dtype=np.uint8).reshape(int(shots), len(qs)) - ord("0")
         out[:] = bits[:, ::-1]
         return out
@@ -370,34 +466,68 @@ class AerMPSEngine:
                 "engine-misuse", f"qubit {qubit!r} is not live in this {self.name} engine"
             )
 
-    def _wire(self, qubit: int) -> int:
-        return self._wires - 1 - qubit
+    def _circuit(self, gates: Sequence[SegmentGate]) -> Any:
+        """A circuit on every site that starts from the held MPS and applies ``gates``."""
+        from qiskit import QuantumCircuit
 
-    def _circuit(self) -> Any:
-        n = max(self._wires, 1)
-        axes = [(g, tuple(q for q in qs), p) for g, qs, p in self._log]
-        return build_circuit(n, axes) if self._wires else build_circuit(1, [])
-
-    def _run(self, circuit: Any, shots: int) -> Any:
-        result = self._simulator.run(circuit, shots=shots).result()
-        return result.data(0)
-
-    def _certain(self, qubit: int, basis: str, *, what: str) -> int:
-        """The outcome of measuring ``qubit`` in ``basis`` when it is certain."""
-        self._check(qubit)
-        _check_basis(basis)
-        p1 = self.probability(qubit, basis)
-        if p1 <= IMPOSSIBLE:
-            return 0
-        if p1 >= 1 - IMPOSSIBLE:
-            return 1
-        raise EngineError.of(
-            "operation-unsupported",
-            f"the {self.name} engine replays its circuit from |0> and cannot {what} qubit "
-            f"{qubit} in {basis}, whose outcome is uncertain (P(1) = {p1:.3g}): it runs "
-            "programs whose measurements are terminal",
-            qubit=qubit,
+        n = self._wires
+        circuit = QuantumCircuit(n)
+        gammas, lambdas = self._mps
+        circuit.set_matrix_product_state((list(gammas), list(lambdas)))
+        # build_circuit numbers axis a as qubit n - 1 - a: hand it wires that way round
+        circuit.compose(
+            build_circuit(n, [(g, tuple(n - 1 - q for q in qs), p) for g, qs, p in gates]),
+            inplace=True,
         )
+        return circuit
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        circuit = self._circuit(self._pending)
+        self._pending = []
+        circuit.save_matrix_product_state(label="mps")
+        result = self._simulator.run(circuit, shots=1).result()
+        gammas, lambdas = result.data(0)["mps"]
+        self._mps = (
+            [(np.asarray(g0), np.asarray(g1)) for g0, g1 in gammas],
+            [np.asarray(v, dtype=np.float64) for v in lambdas],
+        )
+
+    def _reduced(self, qubit: int) -> np.ndarray:
+        """The 2x2 reduced density matrix of ``qubit`` (the held MPS is canonical)."""
+        gammas, lambdas = self._mps
+        g = np.stack([gammas[qubit][0], gammas[qubit][1]]).astype(np.complex128)
+        left = lambdas[qubit - 1] if qubit > 0 else np.ones(1)
+        right = lambdas[qubit] if qubit < len(lambdas) else np.ones(1)
+        weighted = g * left[None, :, None] * right[None, None, :]
+        return np.einsum("sab,tab->st", weighted, weighted.conj())
+
+    def _p1(self, qubit: int, basis: str) -> float:
+        r = self._reduced(qubit)
+        trace = float(r[0, 0].real + r[1, 1].real)
+        if basis == "Z":
+            expectation = float(r[0, 0].real - r[1, 1].real)
+        elif basis == "X":
+            expectation = float(2 * r[0, 1].real)
+        else:
+            expectation = float(-2 * r[0, 1].imag)
+        return min(max((1 - expectation / trace) / 2, 0.0), 1.0)
+
+    def _local(self, qubit: int, matrix: np.ndarray) -> None:
+        """Apply a 2x2 matrix (a projector, a flip) to one site, then re-canonicalise."""
+        tensors = _tensors(self._mps)
+        tensors[qubit] = np.einsum("st,tab->sab", np.asarray(matrix, np.complex128), tensors[qubit])
+        self._mps = canonical(tensors)
+
+
+def _projector(outcome: int, basis: str) -> np.ndarray:
+    """The projector onto ``outcome`` of ``basis`` (0: the +1 eigenstate)."""
+    h, sdg = GATES["h"].matrix(), GATES["sdg"].matrix()
+    to_z = {"Z": np.eye(2), "X": h, "Y": h @ sdg}[basis]
+    keep = np.zeros((2, 2), dtype=np.complex128)
+    keep[outcome, outcome] = 1
+    return to_z.conj().T @ keep @ to_z
 
 
 def _check_basis(basis: str) -> None:
