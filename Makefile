@@ -61,6 +61,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_noisy.py
 	$(BIN)/python bench/bench_engines.py
 	$(BIN)/python bench/bench_service.py
+	$(BIN)/python bench/bench_attacks.py
 	$(BIN)/python bench/bench_qec.py
 	$(BIN)/python bench/bench_estimate.py
 	$(BIN)/python bench/bench_neutral_atom.py

@@ -1,0 +1,397 @@
+"""Benchmark: a well-behaved client's ``q_status`` latency while hostile clients attack a
+real ``qmk serve`` (the wire-layer scenarios of issue 14), and what the attackers got.
+
+Each scenario runs an attacker in its own process (so it does not share our GIL) while
+this process, the well-behaved tenant, calls ``q_status`` on its own connection every
+millisecond and submits a few Bell jobs; then the attacker reports what it got
+(connections accepted, refusals by code) and stops. Scenarios:
+
+- ``baseline``: no attacker.
+- ``idle-flood``: one process opens 1100 idle connections (the per-peer limit refuses
+  past 64 with ``1011``).
+- ``fd-flood``: the same, against a kernel under RLIMIT_NOFILE 1024 that lets one peer
+  take every connection (``max_connections_per_peer`` raised): the descriptor room
+  refuses the rest, and jobs keep running (issue 14 saw ``QK202 Too many open files``).
+- ``unauth-lines``: 40 connections that never authenticate, each sending a 16 MiB line
+  that never ends (refused after 64 KiB), over and over.
+- ``deep-nesting``: an authenticated client sending lines nested 10,000 deep (refused
+  before parsing).
+- ``malformed``: a client sending junk, ``1e400`` ids (alone and in batches),
+  ``10^400`` params, padded session tokens and unknown methods, reading the replies.
+- ``pipeline-no-read``: a client that pipelines 20,000 requests and never reads.
+- ``sigterm``: SIGTERM while the non-reading pipeliner is connected: the exit status
+  and the seconds to exit.
+
+Goal (issue 14): under every attack, p50 < 2 ms and max < 100 ms for the well-behaved
+client, and no accepted job lost. This is a benchmark, not a test: it prints and saves
+figures (``bench/results/attacks.json``) and only fails when the server misbehaves (a
+job lost, a crash, a nonzero exit); tests/e2e/test_attacks.py asserts the behaviours.
+
+    python bench/bench_attacks.py [--seconds 3] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from qmk import __version__
+from qmk.client import Client
+from qmk.qvm.files import read_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "bench-tenant-key"
+TENANT = {"tenant": "bench", "key": KEY}
+GRANTS = {**TENANT, "requested": ["CAP_ALLOC"]}
+CONFIG = f"""
+[machine]
+physical_qubits = 100_000_000
+[tenants.bench]
+key = "{KEY}"
+caps = ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"]
+max_logical_qubits = 1000
+max_concurrent_jobs = 8
+max_queued_jobs = 100000
+"""
+SCENARIOS = (
+    "baseline",
+    "idle-flood",
+    "fd-flood",
+    "unauth-lines",
+    "deep-nesting",
+    "malformed",
+    "pipeline-no-read",
+    "sigterm",
+)
+
+
+def line(method: str, params: Any, request_id: Any = 1) -> bytes:
+    message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+    return json.dumps(message).encode() + b"\n"
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class Kernel:
+    """A ``qmk serve`` process in a temporary directory."""
+
+    def __init__(self, folder: Path, *, server: str = "", nofile: int | None = None) -> None:
+        self.folder = folder
+        self.socket = folder / "k.sock"
+        config = folder / "k.toml"
+        config.write_text(CONFIG + server)
+        argv = [sys.executable, "-m", "qmk", "serve", "--socket", str(self.socket)]
+        argv += ["--data-dir", str(folder / "data"), "--config", str(config), "--workers", "2"]
+        self.log = folder / "k.log"
+        limit = None if nofile is None else (nofile, nofile)
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=None
+            if limit is None
+            else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit)),
+        )
+        deadline = time.monotonic() + 60
+        while not self.socket.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"qmk serve did not start: {self.log.read_text()}")
+            time.sleep(0.02)
+
+    def stop(self) -> tuple[int, float]:
+        """SIGTERM; (exit status, seconds to exit)."""
+        began = time.perf_counter()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            status = self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            status = self.proc.wait()
+        return status, time.perf_counter() - began
+
+
+# --------------------------------------------------------------------------- attackers
+
+
+def _unix(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    return sock
+
+
+def _first_reply(sock: socket.socket, wait: float) -> dict[str, Any] | None:
+    sock.settimeout(wait)
+    data = b""
+    try:
+        while b"\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (TimeoutError, OSError):
+        return None
+    head = data.partition(b"\n")[0]
+    return json.loads(head) if head else None
+
+
+def _codes(replies: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for reply in replies:
+        items = reply if isinstance(reply, list) else [reply]
+        for item in items:
+            key = str(item["error"]["code"]) if "error" in item else "result"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def attack(name: str, path: str, stop: threading.Event) -> dict[str, Any]:
+    """Run one attack until ``stop`` is set; what the attacker got."""
+    if name in ("idle-flood", "fd-flood"):
+        held, refusals = [], []
+        for _ in range(1100):
+            try:
+                sock = _unix(path)
+            except OSError as exc:
+                refusals.append({"error": {"code": f"connect: {exc.strerror}"}})
+                continue
+            held.append(sock)
+        for sock in held:  # a refused connection has its one line waiting
+            reply = _first_reply(sock, 0.05)
+            if reply is not None:
+                refusals.append(reply)
+        stop.wait()
+        for sock in held:
+            sock.close()
+        return {"connections": len(held) - len(refusals), "refused": _codes(refusals)}
+    if name == "unauth-lines":
+        refused, rounds = [], 0
+        chunk = b"x" * (1 << 20)
+        while not stop.is_set():
+            conns = [_unix(path) for _ in range(40)]
+            for sock in conns:
+                sock.sendall(b'{"jsonrpc":"2.0","id":1,"method":"q_status","params":["')
+            for _ in range(16):  # 16 MiB each, never ended
+                for sock in conns:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(chunk)
+            for sock in conns:
+                reply = _first_reply(sock, 5)
+                if reply is not None:
+                    refused.append(reply)
+                sock.close()
+            rounds += 1
+        return {"rounds": rounds, "lines_sent": rounds * 40, "replies": _codes(refused)}
+    if name in ("deep-nesting", "malformed", "pipeline-no-read"):
+        sock = _unix(path)
+        sock.sendall(line("q_negotiate_caps", GRANTS))
+        session = _first_reply(sock, 30)["result"]["session_id"]  # type: ignore[index]
+        if name == "pipeline-no-read":
+            flood = line("q_resource_query", [session]) * 20_000
+            sock.setblocking(False)
+            sent = 0
+            while not stop.is_set() and sent < len(flood):
+                try:
+                    sent += sock.send(flood[sent : sent + 65536])
+                except BlockingIOError:
+                    time.sleep(0.01)  # the server stopped reading us: good
+                except OSError:
+                    break  # the server cut us (it is stopping)
+            stop.wait()
+            sock.close()
+            return {"requests_sent": sent // len(line("q_resource_query", [session]))}
+        frames = _hostile_frames(session, deep=name == "deep-nesting")
+        reader = sock.makefile("rb")
+        replies: list[Any] = []
+        sent = 0
+        while not stop.is_set():
+            frame, answers = frames[sent % len(frames)]
+            sock.sendall(frame)
+            for _ in range(answers):
+                replies.append(json.loads(reader.readline()))
+            sent += 1
+        sock.close()
+        return {"frames": sent, "replies": _codes(replies)}
+    raise SystemExit(f"unknown attack {name!r}")
+
+
+def _hostile_frames(session: str, *, deep: bool) -> list[tuple[bytes, int]]:
+    """(frame, replies it gets) pairs."""
+    if deep:
+        return [(b"[" * 10_000 + b"]" * 10_000 + b"\n", 1)]
+    huge = b"1" + b"0" * 400
+    status = line("q_status", [session, "job_x"]).rstrip(b"\n")
+    return [
+        (b"{oops\n", 1),
+        (b"\xff\xfe\n", 1),
+        (b'{"jsonrpc":"2.0","id":1e400,"method":"q_status","params":[]}\n', 1),
+        (b'[{"jsonrpc":"2.0","id":1e400,"method":"q_status"},' + status + b"]\n", 1),
+        (b'{"jsonrpc":"2.0","id":2,"method":"q_wait","params":["s","j",' + huge + b"]}\n", 1),
+        (line("q_status", [session + "=", "job_x"]), 1),
+        (line("q_format_disk", {}), 1),
+        (b"[]\n", 1),
+    ]
+
+
+def attacker_main(name: str, path: str) -> None:
+    """The attacker process: attack until stdin closes, then print what it got."""
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.update(attack(name, path, stop)))
+    worker.start()
+    sys.stdin.read()
+    stop.set()
+    worker.join(120)
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- the tenant
+
+
+def measure(kernel: Kernel, client: Client, job_id: str, seconds: float) -> dict[str, Any]:
+    """``q_status`` every millisecond for ``seconds``, and a Bell job a second."""
+    graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
+    latencies, failures, jobs = [], [], []
+    end = time.monotonic() + seconds
+    next_submit = 0.0
+    while time.monotonic() < end:
+        began = time.perf_counter()
+        try:
+            client.q_status(job_id)
+            latencies.append(time.perf_counter() - began)
+        except Exception as exc:
+            failures.append(str(exc)[:120])
+        if time.monotonic() >= next_submit:
+            jobs.append(client.q_submit(graph, 100, len(jobs) + 1)["job_id"])
+            next_submit = time.monotonic() + 1.0
+        time.sleep(0.001)
+    latencies.sort()
+    ms = [x * 1000 for x in latencies]
+    return {
+        "calls": len(ms),
+        "failures": failures[:5],
+        "p50_ms": round(statistics.median(ms), 3) if ms else None,
+        "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 3) if ms else None,
+        "max_ms": round(ms[-1], 3) if ms else None,
+        "jobs": jobs,
+    }
+
+
+def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
+    server = ""
+    nofile = None
+    if name == "fd-flood":
+        server, nofile = "[server]\nmax_connections_per_peer = 100000\n", 1024
+    kernel = Kernel(folder, server=server, nofile=nofile)
+    client = Client.connect(str(kernel.socket), **TENANT)
+    graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
+    probe = client.q_submit(graph, 10, 1)["job_id"]
+    attacker = None
+    if name not in ("baseline", "sigterm"):
+        attacker = subprocess.Popen(
+            [sys.executable, __file__, "--attacker", name, "--socket", str(kernel.socket)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.5)  # let it get going (a benchmark, not a test)
+    if name == "sigterm":
+        attacker = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--attacker",
+                "pipeline-no-read",
+                "--socket",
+                str(kernel.socket),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.0)
+        figures: dict[str, Any] = {"scenario": name}
+        client.close()
+        status, took = kernel.stop()
+        figures.update(exit_status=status, seconds_to_exit=round(took, 3))
+        assert attacker.stdin is not None
+        attacker.stdin.close()
+        attacker.wait(120)
+        return figures
+    figures = {"scenario": name, **measure(kernel, client, probe, seconds)}
+    if attacker is not None:
+        assert attacker.stdin is not None and attacker.stdout is not None
+        attacker.stdin.close()
+        figures["attacker"] = json.loads(attacker.stdout.read() or "{}")
+        attacker.wait(120)
+    states = [client.q_wait(job, 120_000)["state"] for job in [probe, *figures.pop("jobs")]]
+    figures["jobs_accepted"] = len(states)
+    figures["jobs_completed"] = states.count("COMPLETED")
+    client.close()
+    status, took = kernel.stop()
+    log = kernel.log.read_text(errors="replace")
+    figures.update(
+        exit_status=status,
+        seconds_to_exit=round(took, 3),
+        log_lines=log.count("\n"),
+        emfile_in_log="Too many open files" in log,
+        tracebacks_in_log=log.count("Traceback"),
+    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--only", nargs="*", choices=SCENARIOS)
+    parser.add_argument("--attacker", help=argparse.SUPPRESS)
+    parser.add_argument("--socket", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.attacker:
+        attacker_main(args.attacker, args.socket)
+        return
+    results = []
+    for name in args.only or SCENARIOS:
+        with tempfile.TemporaryDirectory(prefix="qmk-attacks-") as folder:
+            figures = run_scenario(name, Path(folder), args.seconds)
+        results.append(figures)
+        print(_row(figures), flush=True)
+    lost = [r["scenario"] for r in results if r.get("jobs_completed") != r.get("jobs_accepted")]
+    bad_exit = [r["scenario"] for r in results if r["exit_status"] != 0]
+    out = ROOT / "bench" / "results" / "attacks.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"qmk": __version__, "python": platform.python_version(), "cpus": os.cpu_count()}
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    print(f"written {out.relative_to(ROOT)}; goal: p50 < 2 ms, max < 100 ms, no job lost")
+    if lost or bad_exit:
+        raise SystemExit(f"jobs lost in {lost}; nonzero exit in {bad_exit}")
+
+
+def _row(r: dict[str, Any]) -> str:
+    if r["scenario"] == "sigterm":
+        return f"{'sigterm':18} exit {r['exit_status']} after {r['seconds_to_exit']:.2f} s"
+    attacker = json.dumps(r.get("attacker", {}))[:110]
+    return (
+        f"{r['scenario']:18} q_status p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
+        f"max {r['max_ms']:8.3f} ms  ({r['calls']} calls, {len(r['failures'])} failed)  "
+        f"jobs {r['jobs_completed']}/{r['jobs_accepted']}  exit {r['exit_status']} "
+        f"in {r['seconds_to_exit']:.2f} s\n{'':18} attacker: {attacker}"
+    )
+
+
+if __name__ == "__main__":
+    main()
