@@ -450,3 +450,27 @@ def test_a_flood_of_like_log_lines_is_cut_to_a_few_and_counted():
     late = record("refused a connection of %s: limit %d", "pid 7", 64)
     assert kinds.filter(late)
     assert late.getMessage().endswith("(997 more like it dropped in the last 60 s)")
+
+
+def test_the_clients_raise_the_refusal_of_a_full_server_as_unavailable(tmp_path):
+    from qmk.client import AsyncClient, Client
+    from qmk.errors import UnavailableError
+
+    async def body(server: Server, kernel: Gatekeeper) -> None:
+        held = await Conn.unix(server)
+        assert "result" in await held.call(*NEGOTIATE)
+        path = str(server.config.socket_path)
+        for _ in range(20):
+            with pytest.raises(UnavailableError, match="limit of 1 connections"):
+                await AsyncClient.connect(path, tenant="t", key="good")
+
+        def blocking() -> None:
+            for _ in range(20):
+                with pytest.raises(UnavailableError) as err:
+                    Client.connect(path, tenant="t", key="good")
+                assert err.value.details["reason"] == "too-many-connections"
+
+        await asyncio.to_thread(blocking)
+        held.close()
+
+    serving(tmp_path, body, max_connections=1)

@@ -24,7 +24,8 @@ are its fields; defaults in :mod:`qmk.defaults`):
   counts the descriptors the process holds and keeps ``fd_reserve`` of the rest
   (default: the larger of 64 and RLIMIT_NOFILE/8) for workers and the database. A
   connection past a limit is accepted, answered with one line (``1011 unavailable``,
-  ``id`` null, ``data.reason`` and ``data.limit``) and closed.
+  ``id`` null, ``data.reason`` and ``data.limit``), half-closed while what its client
+  still sends is dropped (:data:`REFUSED_LINGER_S`), and closed.
 - **Before authentication** (:class:`~qmk.abi.jsonrpc.Caller`: until one request of
   the connection succeeds) a line may be at most ``max_line_unauthenticated`` bytes,
   and so may the requests in flight together; after it, ``max_line`` and
@@ -79,6 +80,11 @@ LOG = logging.getLogger("qmk.abi.server")
 READ_CHUNK = 64 * 1024
 #: The smallest file-descriptor reserve, and the share of RLIMIT_NOFILE it grows with.
 FD_RESERVE_MIN, FD_RESERVE_SHARE = 64, 8
+#: A refused connection stays half-open (its refusal sent, what it sends read and
+#: dropped) until its client closes, for at most this many seconds and bytes, so that a
+#: client writing its first request reads the refusal instead of a broken pipe; at most
+#: this many at once (past that a refused connection is closed at once).
+REFUSED_LINGER_S, REFUSED_LINGER_BYTES, REFUSED_LINGER_MAX = 1.0, 64 * 1024, 32
 
 
 def parse_tcp(text: str) -> tuple[str, int]:
@@ -396,6 +402,7 @@ class Server:
         self._group: aio.TaskGroup | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._peers: dict[str, int] = {}
+        self._lingering: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._socket_inode: int | None = None
 
@@ -481,6 +488,8 @@ class Server:
     async def _drain(self) -> None:
         """Stop reading every connection; give requests in flight and unsent replies
         ``drain_timeout_s``; then cut the connections that are left."""
+        for lingering in self._lingering:
+            lingering.cancel()
         for connection in self._connections.values():
             if connection.reader_task is not None:
                 connection.reader_task.cancel()
@@ -506,6 +515,7 @@ class Server:
         per_peer = self.config.max_connections_per_peer
         if len(self._connections) >= self.room:
             self._refuse(
+                reader,
                 writer,
                 peer,
                 "too-many-connections",
@@ -515,6 +525,7 @@ class Server:
             return
         if self._peers.get(peer, 0) >= per_peer:
             self._refuse(
+                reader,
                 writer,
                 peer,
                 "too-many-connections-per-peer",
@@ -538,16 +549,46 @@ class Server:
         else:
             self._peers.pop(connection.peer, None)
 
-    @staticmethod
     def _refuse(
-        writer: asyncio.StreamWriter, peer: str, reason: str, limit: int, message: str
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        reason: str,
+        limit: int,
+        message: str,
     ) -> None:
         """Answer a connection past a limit with one coded line, and close it."""
-        error = UnavailableError(message, reason=reason, limit=limit)
-        with contextlib.suppress(Exception):
-            writer.write(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
-        writer.close()
         LOG.warning("refused a connection of %s: %s", peer, message)
+        error = UnavailableError(message, reason=reason, limit=limit)
+        try:
+            writer.write(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
+            if len(self._lingering) >= REFUSED_LINGER_MAX or self._group is None:
+                writer.close()
+                return
+            writer.write_eof()
+        except (OSError, RuntimeError):
+            writer.close()
+            return
+        task = self._group.create_task(self._linger(reader, writer))
+        self._lingering.add(task)
+        task.add_done_callback(self._lingering.discard)
+
+    @staticmethod
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Drop what a refused client sends until it closes (bounded), then close."""
+        try:
+            async with aio.timeout(REFUSED_LINGER_S):
+                dropped = 0
+                while dropped < REFUSED_LINGER_BYTES:
+                    chunk = await reader.read(READ_CHUNK)
+                    if not chunk:
+                        break
+                    dropped += len(chunk)
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            writer.close()
 
     # ----------------------------------------------------------------- a connection
 
