@@ -1,0 +1,787 @@
+"""The kernel's worker pool on a Dask cluster (dask.distributed): past one machine.
+
+:class:`DaskPool` offers what the supervisor asks of a pool (``submit``, ``cancel``,
+``shutdown``, ``max_workers``; ``listen`` and ``request`` for checkpoints and preemption
+at fences), so ``Kernel.open(pool=DaskPool(...))`` (``qmk serve --dask``) runs jobs on
+Dask workers. The kernel stays the one source of truth: the database, the audit log and
+the checkpoints live in its data directory; Dask workers hold nothing between tasks.
+
+**Real kill, real limits.** Dask cannot stop a task that runs. So a Dask task does not
+run the job itself: it hands it to a :class:`~qmk.kernel.workers.WorkerPool` of the Dask
+worker's own (one per worker process, as many workers as the Dask worker has threads),
+whose confined child processes hold the kernel's memory and CPU caps. Cancel, timeout,
+deadline and preemption reach the child through ``Client.run`` on the workers
+(:func:`_kill`): it is SIGKILLed at once, as in the local pool, and the kernel's future
+fails with :class:`~qmk.kernel.workers.WorkerKilled` without waiting for the cluster.
+
+**Faults.** A Dask worker that dies mid-job (the cluster runs with
+``distributed.scheduler.allowed-failures = 0``, so Dask reports it instead of running
+the task again on its own) has its job started again on another worker by this pool,
+from the job's latest checkpoint if it saved one, else from its start; the job's one
+result is the one the kernel sees (a Dask future completes once, and the pool takes
+the result of its current attempt only). When the scheduler goes away the jobs that
+were out wait in the pool (the kernel shows them RUNNING, their timeouts running) and
+the jobs not started wait in the kernel's queue; once a scheduler answers at the same
+address, the pool sends them again.
+
+**Big jobs split.** A job of at least ``split_shots`` shots goes out as parts
+(:mod:`qmk.execution.parts`: part ``k`` of ``n`` runs the shot groups ``k, k+n, ...``),
+one per Dask worker, their counts merged: the same counts as one run, bit for bit. A
+split job takes no checkpoints (its parts are short-lived and start again whole).
+
+**Data locality.** A split job's spec (its graph) is scattered once to the cluster and
+shared by its parts; a big graph (over :data:`SCATTER_BYTES`) is scattered too. Results
+are counts and telemetry, never rows of shots. Checkpoint states travel once: a worker
+sends a state it saved with the note that reports it (a Dask event); the pool writes it
+into the kernel's data directory, and a job restarted elsewhere takes its state with it.
+
+Test hooks: the local pool's gate and pause gate (``gate=``, ``pause_gate=``, FIFOs on
+the one machine of a ``LocalCluster``) hold jobs in the Dask workers' children exactly as
+in the local pool (:mod:`qmk.kernel.workers`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qmk.errors import UnavailableError
+from qmk.kernel.errors import ConfigError
+from qmk.kernel.workers import (
+    TaskError,
+    WorkerCpuLimit,
+    WorkerDied,
+    WorkerKilled,
+    WorkerMemoryError,
+)
+
+_log = logging.getLogger("qmk.kernel.dask")
+
+#: The Dask event topic of checkpoint notes (worker -> kernel).
+NOTES_TOPIC = "qmk-notes"
+#: A job with at least this many shots is split over the workers (0: never).
+SPLIT_SHOTS = 100_000
+#: A spec longer than this (its graph, in bytes of text) is scattered, not inlined.
+SCATTER_BYTES = 1 << 20
+#: How many times a job is started again after its Dask worker died.
+MAX_RESTARTS = 3
+#: What a ``LocalCluster`` (``local:N``) and the docs' ``dask scheduler`` need.
+CLUSTER_CONFIG: dict[str, Any] = {
+    # a dead worker's task comes back to the kernel, which starts it from its checkpoint
+    "distributed.scheduler.allowed-failures": 0,
+    # the Dask worker's own job processes (a daemonic process may have no children)
+    "distributed.worker.daemon": False,
+}
+
+
+# --------------------------------------------------------------------------- on the worker
+
+
+@dataclass(eq=False)
+class _Host:
+    """A Dask worker process's job pool and what runs in it."""
+
+    pool: Any
+    root: str
+    running: dict[str, Future[Any]] = field(default_factory=dict)
+    cancelled: OrderedDict[str, str] = field(default_factory=OrderedDict)
+
+
+_HOSTS: dict[tuple[Any, ...], _Host] = {}
+_HOSTS_LOCK = threading.Lock()
+#: Tokens killed before they ran, remembered (so a late start runs nothing).
+_CANCELLED_KEPT = 4096
+
+
+def _host(options: Mapping[str, Any], threads: int) -> _Host:
+    """This process's pool for ``options`` (made at its first task)."""
+    from qmk.kernel.sandbox import Isolation
+    from qmk.kernel.workers import WorkerPool
+
+    key = tuple(sorted((k, v) for k, v in options.items() if k != "checkpoints"))
+    with _HOSTS_LOCK:
+        host = _HOSTS.get(key)
+        if host is not None:
+            return host
+        for old_key, old in list(_HOSTS.items()):  # another kernel's options: retire it
+            if not old.running:
+                old.pool.shutdown(False, cancel_futures=True)
+                del _HOSTS[old_key]
+        root = tempfile.mkdtemp(prefix="qmk-dask-")
+        pool = WorkerPool(
+            max(threads, 1),
+            memory_mb=options.get("memory_mb"),
+            isolation=Isolation(
+                cpu_s=options.get("cpu_s"),
+                file_mb=options.get("file_mb") or options.get("memory_mb"),
+                writable=(root,),
+            ),
+            gate=options.get("gate"),
+            pause_gate=options.get("pause_gate"),
+        )
+        host = _HOSTS[key] = _Host(pool=pool, root=root)
+        return host
+
+
+def _run_task(
+    token: str,
+    fn: Callable[..., Any],
+    spec: Any,
+    part: list[int] | None,
+    resume: bytes | None,
+    options: Mapping[str, Any],
+) -> tuple[Any, ...]:
+    """A Dask task: run ``fn(spec)`` in a child process of this worker's job pool.
+
+    Returns ``("ok", value, notes)`` or ``("error", kind, message, data, notes)``
+    (``notes``: how many checkpoint notes the task sent before it ended).
+    """
+    from distributed import get_worker
+
+    if multiprocessing.current_process().daemon:
+        return (
+            "error",
+            "died",
+            "the Dask worker is a daemonic process and cannot start job processes: run "
+            "it with DASK_DISTRIBUTED__WORKER__DAEMON=False (docs/scale-out.md)",
+            {},
+            0,
+        )
+    worker = get_worker()
+    host = _host(options, int(getattr(worker, "nthreads", 1)))
+    if token in host.cancelled:
+        return ("error", "killed", host.cancelled[token], {}, 0)
+    local = dict(spec) if isinstance(spec, Mapping) else spec
+    folder = None
+    if isinstance(local, dict):
+        if part is not None:
+            local["part"] = part
+        job_dir = local.get("checkpoint_dir")
+        if job_dir is not None and options.get("checkpoints"):
+            folder = os.path.join(host.root, f"{token}-{Path(job_dir).name}")
+            os.makedirs(folder, exist_ok=True)
+            local["checkpoint_dir"] = folder
+        else:
+            local["checkpoint_dir"] = None
+        local["resume"] = None
+        if resume is not None:
+            folder = folder or os.path.join(host.root, token)
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, "resume.qmkstate")
+            Path(path).write_bytes(resume)
+            local["resume"] = path
+    sent = 0
+
+    def noted(note: Any) -> None:  # the job pool's thread: ship the state with the note
+        nonlocal sent
+        data = None
+        if isinstance(note, dict) and note.get("path"):
+            with contextlib.suppress(OSError):
+                data = Path(str(note["path"])).read_bytes()
+        sent += 1
+        message = {"token": token, "note": note, "data": data}
+        worker.loop.add_callback(worker.log_event, NOTES_TOPIC, message)
+
+    future = host.pool.submit(fn, local)
+    host.running[token] = future
+    host.pool.listen(future, noted)
+    try:
+        value = future.result()
+        return ("ok", value, sent)
+    except TaskError as exc:
+        return ("error", exc.kind, exc.message, exc.data, sent)
+    except Exception as exc:  # the pool's own failure (shut down under it)
+        return ("error", "died", f"{type(exc).__name__}: {exc}", {}, sent)
+    finally:
+        host.running.pop(token, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _kill(tokens: list[str], reason: str) -> int:
+    """On every worker (``Client.run``): SIGKILL the jobs of ``tokens``; how many ran here."""
+    killed = 0
+    for host in list(_HOSTS.values()):
+        for token in tokens:
+            host.cancelled[token] = reason
+            while len(host.cancelled) > _CANCELLED_KEPT:
+                host.cancelled.popitem(last=False)
+            future = host.running.get(token)
+            if future is not None and host.pool.cancel(future, reason):
+                killed += 1
+    return killed
+
+
+def _request(token: str, payload: Any) -> bool:
+    """On every worker: pass ``payload`` to the running job ``token`` (its fence reads it)."""
+    for host in list(_HOSTS.values()):
+        future = host.running.get(token)
+        if future is not None:
+            return bool(host.pool.request(future, payload))
+    return False
+
+
+def _job_pids() -> list[int]:
+    """On every worker: the pids of its job processes (tests kill them)."""
+    return [pid for host in _HOSTS.values() for pid in host.pool.pids]
+
+
+# --------------------------------------------------------------------------- in the kernel
+
+
+@dataclass(eq=False)
+class _Launch:
+    """One Dask task of a job (a part of it, or all of it): one attempt."""
+
+    token: str
+    part: int | None
+    dask: Any = None
+    notes: int = 0  # notes received
+
+
+@dataclass(eq=False)
+class _Job:
+    future: Future[Any]
+    fn: Callable[..., Any]
+    spec: Any
+    parts: int  # 0: not split
+    listener: Callable[[Any], None] | None = None
+    launches: dict[str, _Launch] = field(default_factory=dict)
+    results: dict[int, Any] = field(default_factory=dict)
+    latest: str | None = None  # the kernel's file of its latest saved state
+    restarts: int = 0
+    data: Any = None  # the scattered spec
+    waiting: dict[str, tuple[Any, int]] = field(default_factory=dict)  # outcomes short of notes
+
+
+class DaskPool(Executor):
+    """Runs the kernel's jobs on a Dask cluster (see the module docstring).
+
+    Args:
+        address: the scheduler (``tcp://host:8786``, ``tls://...``) or a
+            ``distributed`` cluster object (a ``LocalCluster``) the pool then owns.
+        max_workers: how many jobs the kernel runs at once (None: the cluster's
+            worker threads when the pool connects).
+        memory_mb, cpu_s, file_mb: the limits of each job's process on the workers (the
+            kernel's ``worker_memory_mb``, ``worker_cpu_s``, ``worker_file_mb``).
+        split_shots: split jobs of at least this many shots over the workers (0: never).
+        security: a ``distributed.security.Security`` (TLS) for the scheduler's wire.
+        connect_s: how long to try the scheduler at the start.
+        gate, pause_gate: the test hooks of the workers' job pools (FIFO paths).
+
+    Raises:
+        UnavailableError: the scheduler does not answer within ``connect_s`` (a
+            one-line error from ``qmk serve``).
+    """
+
+    def __init__(
+        self,
+        address: Any,
+        *,
+        max_workers: int | None = None,
+        memory_mb: int | None = None,
+        cpu_s: int | None = None,
+        file_mb: int | None = None,
+        split_shots: int = SPLIT_SHOTS,
+        security: Any = None,
+        connect_s: float = 20.0,
+        gate: str | os.PathLike[str] | None = None,
+        pause_gate: str | os.PathLike[str] | None = None,
+    ) -> None:
+        import dask
+        from distributed import Client
+
+        self.cluster = None if isinstance(address, str) else address
+        self.address = address if isinstance(address, str) else address.scheduler_address
+        self.security = security
+        self.split_shots = split_shots
+        self.connect_s = connect_s
+        self.options: dict[str, Any] = {
+            "memory_mb": memory_mb,
+            "cpu_s": cpu_s,
+            "file_mb": file_mb,
+            "gate": None if gate is None else os.fspath(gate),
+            "pause_gate": None if pause_gate is None else os.fspath(pause_gate),
+            "checkpoints": True,
+        }
+        self._config = dask.config.set(CLUSTER_CONFIG)
+        try:
+            self.client = Client(
+                self.address, security=security, timeout=connect_s, set_as_default=False
+            )
+        except (OSError, TimeoutError) as exc:
+            self._config.__exit__(None, None, None)
+            raise UnavailableError(
+                f"--dask: no Dask scheduler answers at {self.address}: {exc}"
+            ) from None
+        self.client.subscribe_topic(NOTES_TOPIC, self._on_note)
+        with contextlib.suppress(Exception):  # a cluster whose workers are still coming
+            self.client.wait_for_workers(1, timeout=connect_s)
+        threads = sum(self.client.nthreads().values())
+        self.max_workers = max_workers or max(threads, 1)
+        self._lock = threading.Lock()
+        self._jobs: dict[Future[Any], _Job] = {}
+        self._by_token: dict[str, tuple[_Job, _Launch]] = {}
+        self._held: list[tuple[_Job, _Launch]] = []  # out when the scheduler went away
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(4).hex()
+        self._shutdown = False
+        self._thread = threading.Thread(target=self._main, name="qmk-dask-pool", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def local(cls, workers: int, **options: Any) -> DaskPool:
+        """A pool on a new ``LocalCluster`` of ``workers`` processes (one thread each),
+        shut down with the pool (``qmk serve --dask local:N``)."""
+        import dask
+        from distributed import LocalCluster
+
+        with dask.config.set(CLUSTER_CONFIG):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                worker_dashboard_address=None,
+                host="127.0.0.1",
+            )
+        try:
+            return cls(cluster, **options)
+        except BaseException:
+            cluster.close()
+            raise
+
+    # ------------------------------------------------------------------ the Executor
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Send ``fn(spec)`` to the cluster (a job's ``run_job`` and its spec); its future.
+
+        Never waits for the cluster: the pool's thread talks to it.
+        """
+        if kwargs or len(args) != 1:
+            raise TypeError("the Dask pool runs fn(spec): one argument")
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        spec = args[0]
+        job = _Job(future=future, fn=fn, spec=spec, parts=self._parts_of(spec))
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot submit after shutdown")
+            self._jobs[future] = job
+        self._inbox.put(("launch", job))
+        return future
+
+    def cancel(self, future: Future[Any], reason: str = "cancelled") -> bool:
+        """Stop ``future``'s job: its processes on the workers are SIGKILLed, and the
+        future fails at once with :class:`WorkerKilled`. False when it had finished."""
+        with self._lock:
+            job = self._jobs.pop(future, None)
+            if job is None:
+                return False
+            launches = self._drop(job)
+            self._held = [(j, launch) for j, launch in self._held if j is not job]
+        future.set_exception(WorkerKilled(reason, {"reason": reason}))
+        self._inbox.put(("kill", job, launches, reason))
+        return True
+
+    def _drop(self, job: _Job) -> list[_Launch]:
+        """With the lock held: take ``job``'s tasks out of the tables; them."""
+        launches = list(job.launches.values())
+        for launch in launches:
+            self._by_token.pop(launch.token, None)
+        job.launches.clear()
+        return launches
+
+    def listen(self, future: Future[Any], listener: Callable[[Any], None]) -> None:
+        """Have ``listener(note)`` called with each checkpoint note of ``future``'s job
+        (in the pool's thread, before the future completes)."""
+        with self._lock:
+            job = self._jobs.get(future)
+            if job is not None:
+                job.listener = listener
+
+    def request(self, future: Future[Any], payload: Any) -> bool:
+        """Send ``payload`` to ``future``'s running job (it reads it at its next fence).
+
+        False for a job the pool does not hold, or a split one (its parts take no
+        requests: the kernel preempts it by a kill and starts it again)."""
+        with self._lock:
+            job = self._jobs.get(future)
+            if job is None or job.parts or not job.launches:
+                return False
+            (token,) = job.launches
+        self._inbox.put(("request", token, payload))
+        return True
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the pool (and a cluster it owns). With ``cancel_futures`` the jobs out
+        are killed; else they run on, their results unread."""
+        with self._lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+            jobs = list(self._jobs.values()) if cancel_futures else []
+        for job in jobs:
+            self.cancel(job.future, "shutdown")
+        self._inbox.put(("stop",))
+        if wait:
+            self._thread.join()
+
+    # ------------------------------------------------------------------ for tests
+
+    def job_pids(self) -> list[int]:
+        """The pids of the job processes on every worker (a test kills them)."""
+        found = self.client.run(_job_pids)
+        return [pid for pids in found.values() for pid in pids]
+
+    def busy(self) -> int:
+        """How many jobs the pool holds now."""
+        with self._lock:
+            return len(self._jobs)
+
+    # ------------------------------------------------------------------ the pool's thread
+
+    def _parts_of(self, spec: Any) -> int:
+        """How many parts ``spec`` goes out as (0: whole)."""
+        if (
+            not self.split_shots
+            or not isinstance(spec, Mapping)
+            or "graph" not in spec
+            or spec.get("resume")
+            or int(spec.get("shots") or 0) < self.split_shots
+        ):
+            return 0
+        parts = min(self.max_workers, int(spec["shots"]) // self.split_shots)
+        return parts if parts > 1 else 0
+
+    def _main(self) -> None:
+        while True:
+            try:
+                action = self._inbox.get(timeout=0.25 if self._held else None)
+            except queue.Empty:
+                self._retry_held()
+                continue
+            try:
+                if action[0] == "stop":
+                    break
+                getattr(self, f"_do_{action[0]}")(*action[1:])
+            except Exception:  # a bug of ours must not stop the pool's thread
+                _log.exception("the Dask pool failed at %s", action[0])
+        self._close()
+
+    def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(NOTES_TOPIC)
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=5)
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close(timeout=10)
+        self._config.__exit__(None, None, None)
+
+    def _do_launch(self, job: _Job) -> None:
+        if job.future.done():
+            return
+        if not job.parts:
+            self._start(job, None)
+            return
+        spec = dict(job.spec)
+        try:
+            job.data = self.client.scatter(spec, hash=False)  # one trip per worker
+        except Exception as exc:
+            self._fail(job, WorkerDied(f"cannot send the job to the cluster: {exc}"))
+            return
+        for k in range(job.parts):
+            self._start(job, k)
+
+    def _start(self, job: _Job, part: int | None, resume: bytes | None = None) -> None:
+        """Submit one Dask task of ``job`` (all of it, or ``part``)."""
+        token = f"qmk-{self._prefix}-{next(self._ids)}"
+        launch = _Launch(token=token, part=part)
+        spec = job.spec
+        if job.data is not None:
+            spec = job.data
+        elif isinstance(spec, Mapping) and len(str(spec.get("graph", ""))) > SCATTER_BYTES:
+            with contextlib.suppress(Exception):
+                spec = job.data = self.client.scatter(dict(spec), hash=False)
+        if resume is None and part is None and isinstance(job.spec, Mapping):
+            resume = _read(job.latest or job.spec.get("resume"))
+        with self._lock:
+            if job.future.done():
+                return
+            job.launches[token] = launch
+            self._by_token[token] = (job, launch)
+        try:
+            launch.dask = self.client.submit(
+                _run_task,
+                token,
+                job.fn,
+                spec,
+                None if part is None else [part, job.parts],
+                resume,
+                self.options,
+                key=token,
+                pure=False,
+            )
+        except Exception:  # the scheduler is gone: send it again once one answers
+            with self._lock:
+                self._held.append((job, launch))
+            return
+        launch.dask.add_done_callback(lambda _: self._inbox.put(("done", token)))
+
+    def _do_done(self, token: str) -> None:
+        with self._lock:
+            found = self._by_token.get(token)
+        if found is None:
+            return  # killed meanwhile
+        job, launch = found
+        dask = launch.dask
+        status = dask.status
+        if status == "finished":
+            try:
+                outcome = dask.result()
+            except Exception as exc:
+                self._fail(job, WorkerDied(f"cannot fetch the job's result: {exc}"))
+                return
+            self._outcome(job, launch, outcome)
+            return
+        if status == "cancelled":  # the scheduler went away (or restarted)
+            with self._lock:
+                self._held.append((job, launch))
+            return
+        error = dask.exception()
+        from distributed import KilledWorker
+
+        if isinstance(error, KilledWorker):
+            self._restart(job, launch, "its Dask worker died")
+        else:
+            self._fail(job, WorkerDied(f"the Dask task failed: {type(error).__name__}: {error}"))
+
+    def _restart(self, job: _Job, launch: _Launch, why: str) -> None:
+        """Start ``launch`` again elsewhere: from the job's latest state if it saved one."""
+        with self._lock:
+            job.launches.pop(launch.token, None)
+            self._by_token.pop(launch.token, None)
+        job.restarts += 1
+        if job.restarts > MAX_RESTARTS:
+            self._fail(job, WorkerDied(f"{why} {job.restarts} times", {"restarts": job.restarts}))
+            return
+        _log.warning("job task %s: %s; started again (%d)", launch.token, why, job.restarts)
+        if job.parts and job.data is not None:
+            with contextlib.suppress(Exception):  # its scattered spec may have died with it
+                job.data = self.client.scatter(dict(job.spec), hash=False)
+        self._start(job, launch.part)
+
+    def _retry_held(self) -> None:
+        """While the scheduler is away: once it answers, send the held tasks again."""
+        if self.client.status == "closed":
+            with contextlib.suppress(Exception):
+                from distributed import Client
+
+                self.client = Client(
+                    self.address, security=self.security, timeout=1, set_as_default=False
+                )
+        if self.client.status != "running":
+            return
+        with contextlib.suppress(Exception):
+            self.client.subscribe_topic(NOTES_TOPIC, self._on_note)
+        with self._lock:
+            held, self._held = self._held, []
+        for job, launch in held:
+            _log.warning("job task %s: the scheduler is back; sent again", launch.token)
+            with self._lock:
+                job.launches.pop(launch.token, None)
+                self._by_token.pop(launch.token, None)
+            if job.parts and job.data is not None:
+                with contextlib.suppress(Exception):
+                    job.data = self.client.scatter(dict(job.spec), hash=False)
+            self._start(job, launch.part)
+
+    def _outcome(self, job: _Job, launch: _Launch, outcome: tuple[Any, ...]) -> None:
+        notes = int(outcome[-1])
+        if launch.notes < notes:  # its notes are still on their way: they go first
+            job.waiting[launch.token] = (outcome, notes)
+            return
+        with self._lock:
+            job.launches.pop(launch.token, None)
+            self._by_token.pop(launch.token, None)
+        if outcome[0] != "ok":
+            _kind, kind, message, data, _ = outcome
+            self._fail(job, _error(kind, str(message), dict(data or {})))
+            return
+        value = outcome[1]
+        if launch.part is None:
+            self._finish(job, value)
+            return
+        if not (isinstance(value, Mapping) and value.get("ok")):
+            self._finish(job, value)  # a part failed: the job did
+            return
+        job.results[launch.part] = value["result"]
+        if len(job.results) == job.parts:
+            from qmk.execution.parts import merge_json
+
+            merged = merge_json([job.results[k] for k in range(job.parts)])
+            self._finish(job, {"ok": True, "result": merged})
+
+    def _finish(self, job: _Job, value: Any) -> None:
+        if self._forget(job):
+            job.future.set_result(value)
+
+    def _fail(self, job: _Job, error: BaseException) -> None:
+        if self._forget(job):
+            job.future.set_exception(error)
+
+    def _forget(self, job: _Job) -> bool:
+        """Take ``job`` out of the tables (its other tasks killed); False if it was out."""
+        with self._lock:
+            if self._jobs.pop(job.future, None) is None:
+                return False
+            others = self._drop(job)
+        if others:
+            self._do_kill(job, others, "the job ended")
+        job.data = None
+        return True
+
+    def _do_kill(self, job: _Job, launches: list[_Launch], reason: str) -> None:
+        for launch in launches:
+            if launch.dask is not None:
+                with contextlib.suppress(Exception):
+                    launch.dask.cancel()
+        with contextlib.suppress(Exception):
+            self.client.run(_kill, [launch.token for launch in launches], reason, wait=False)
+        job.data = None
+
+    def _do_request(self, token: str, payload: Any) -> None:
+        with contextlib.suppress(Exception):
+            self.client.run(_request, token, payload, wait=False)
+
+    def _on_note(self, event: Any) -> None:
+        """The client's loop: a note of a running job came (hand it to the pool's thread)."""
+        _, message = event
+        self._inbox.put(("note", message))
+
+    def _do_note(self, message: Mapping[str, Any]) -> None:
+        token = str(message.get("token"))
+        with self._lock:
+            found = self._by_token.get(token)
+        if found is None:
+            return
+        job, launch = found
+        note = dict(message.get("note") or {})
+        data = message.get("data")
+        target = job.spec.get("checkpoint_dir") if isinstance(job.spec, Mapping) else None
+        if data is not None and target is not None and note.get("path"):
+            path = Path(str(target)) / Path(str(note["path"])).name
+            _write(path, data)
+            note["path"] = str(path)
+            job.latest = str(path)
+        launch.notes += 1
+        if job.listener is not None:
+            job.listener(note)
+        waiting = job.waiting.get(token)
+        if waiting is not None and launch.notes >= waiting[1]:
+            del job.waiting[token]
+            self._outcome(job, launch, waiting[0])
+
+
+def _error(kind: str, message: str, data: dict[str, Any]) -> TaskError:
+    cls: type[TaskError] = {
+        "memory": WorkerMemoryError,
+        "cpu": WorkerCpuLimit,
+        "killed": WorkerKilled,
+        "died": WorkerDied,
+    }.get(kind, TaskError)
+    return cls(message, data)
+
+
+def _read(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write a state file atomically (as the executor's ``write_state`` does)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def parse_dask(text: str) -> tuple[str, int | None]:
+    """``--dask``'s value: ``("local", N)`` for ``local:N``, else ``(address, None)``.
+
+    >>> parse_dask("local:2"), parse_dask("tcp://10.0.0.5:8786")
+    (('local', 2), ('tcp://10.0.0.5:8786', None))
+
+    Raises:
+        ConfigError: neither ``local:N`` (N >= 1) nor a ``scheme://host:port`` address.
+    """
+    if text.startswith("local:"):
+        count = text.partition(":")[2]
+        if count.isdigit() and int(count) >= 1:
+            return "local", int(count)
+    elif "://" in text and text.rpartition(":")[2].isdigit():
+        return text, None
+    raise ConfigError(
+        f"--dask takes local:N or a scheduler address such as tcp://host:8786, not {text!r}",
+        key="dask",
+    )
+
+
+def dask_pool(
+    text: str,
+    config: Any,
+    *,
+    workers: int | None = None,
+    security: Any = None,
+) -> DaskPool:
+    """The kernel's pool for ``--dask text``: the kernel's worker limits, the tests'
+    gates from the environment (as :func:`qmk.kernel.workers.kernel_pool`)."""
+    from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV
+
+    where, count = parse_dask(text)
+    options: dict[str, Any] = {
+        "max_workers": workers,
+        "memory_mb": config.worker_memory_mb,
+        "cpu_s": config.worker_cpu_s,
+        "file_mb": config.worker_file_mb,
+        "gate": os.environ.get(GATE_ENV) or None,
+        "pause_gate": os.environ.get(PAUSE_GATE_ENV) or None,
+        "security": security,
+    }
+    if count is not None:
+        return DaskPool.local(count, **options)
+    return DaskPool(where, **options)
+
+
+__all__ = [
+    "CLUSTER_CONFIG",
+    "MAX_RESTARTS",
+    "NOTES_TOPIC",
+    "SCATTER_BYTES",
+    "SPLIT_SHOTS",
+    "DaskPool",
+    "dask_pool",
+    "parse_dask",
+]
