@@ -77,7 +77,10 @@ def bind_tcp(host: str, port: int) -> socket.socket:
         ServeError: ``cannot-bind`` naming the address and why.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on every accepted connection (it
+    # looks at the socket's proto): without it a reply's headers and body, two writes,
+    # meet Nagle and the client's delayed ACK, and a round trip takes 40 ms
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
