@@ -22,7 +22,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -103,6 +109,7 @@ class Metrics:
     """
 
     def __init__(self, probe: KernelProbe) -> None:
+        disable_created_metrics()  # no *_created series: a scrape shows what the table says
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_KernelLoad(probe))
         reg = self.registry
