@@ -30,6 +30,47 @@ from typing import Any
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
 from qmk.qvm.ops import OPS, Exec
 
+_FIELDS = ("id", "op", "args", "vqs", "chs", "inputs", "produces", "caps", "guard", "metadata")
+# Node's slot setters: a frozen dataclass's __init__ sets each field through
+# object.__setattr__, which costs several times more than the slot descriptors do,
+# and a front-end makes one node per gate of a program of up to millions.
+_SET = tuple(Node.__dict__[name].__set__ for name in _FIELDS)
+if tuple(f for f in Node.__dataclass_fields__) != _FIELDS:  # pragma: no cover - a guard
+    raise ImportError("qmk.qvm.graph.Node's fields changed: update builder._FIELDS")
+_NEW = object.__new__
+
+
+def new_node(
+    id: str,
+    op: str,
+    args: dict[str, Any],
+    vqs: tuple[str, ...],
+    produces: tuple[str, ...] = (),
+    inputs: tuple[str, ...] = (),
+    guard: Guard | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Node:
+    """A :class:`~qmk.qvm.graph.Node` equal to ``Node(id=..., ...)``, made without
+    the frozen dataclass's per-field ``object.__setattr__`` (Node has no checks to run).
+
+    >>> new_node("n0", "APPLY_H", {}, ("q0",)) == Node(id="n0", op="APPLY_H", vqs=("q0",))
+    True
+    """
+    node = _NEW(Node)
+    s_id, s_op, s_args, s_vqs, s_chs, s_inputs, s_produces, s_caps, s_guard, s_meta = _SET
+    s_id(node, id)
+    s_op(node, op)
+    s_args(node, args)
+    s_vqs(node, vqs)
+    s_chs(node, ())
+    s_inputs(node, inputs)
+    s_produces(node, produces)
+    s_caps(node, ())
+    s_guard(node, guard)
+    s_meta(node, metadata)
+    return node
+
+
 #: Gate name (lower case, as the engines name them) -> QVM op: the op table's gate ops.
 GATE_OPS: Mapping[str, str] = MappingProxyType(
     {spec.gate: name for name, spec in OPS.items() if spec.kind is Exec.GATE and spec.gate}
@@ -40,6 +81,30 @@ _ROTATIONS = frozenset(
     spec.gate for spec in OPS.values() if spec.kind is Exec.GATE and spec.gate and spec.args
 )
 _MEASURE_OPS = {spec.basis: name for name, spec in OPS.items() if spec.kind is Exec.MEASURE}
+
+
+def gate_op(name: str, n_qubits: int, params: Sequence[float] = ()) -> tuple[str, float | None]:
+    """The op of gate ``name`` on ``n_qubits`` and its angle (None for a fixed gate).
+
+    Raises:
+        KeyError: a gate that is not in :data:`GATE_OPS`. ValueError: the wrong
+            number of qubits or parameters, or a non-finite angle.
+
+    >>> gate_op("rz", 1, [0.5])
+    ('APPLY_RZ', 0.5)
+    """
+    op = GATE_OPS[name]
+    arity = _ARITY[name]
+    if n_qubits != arity:
+        raise ValueError(f"gate {name} takes {arity} qubits, got {n_qubits}")
+    if name in _ROTATIONS:
+        (theta,) = params
+        if not math.isfinite(theta):
+            raise ValueError(f"gate {name} got a non-finite angle {theta!r}")
+        return op, float(theta)
+    if params:
+        raise ValueError(f"gate {name} takes no parameters")
+    return op, None
 
 
 def guard_of(terms: Sequence[tuple[str, int]]) -> Guard | None:
@@ -76,6 +141,10 @@ class ProgramBuilder:
         self.events: list[str] = []
         self.caps: set[str] = set()
         self._live: dict[str, None] = {}
+        # the metadata of the last node without extra keys, shared by the nodes of one
+        # source line (node metadata is read-only)
+        self._meta_where: str | None = None
+        self._meta: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ nodes
 
@@ -91,22 +160,60 @@ class ProgramBuilder:
         where: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        meta = dict(metadata or {})
         where = where if where is not None else self.source
-        if where is not None:
-            meta["source"] = where
-        self.nodes.append(
-            Node(
-                id=f"n{len(self.nodes)}",
-                op=op,
-                args=dict(args or {}),
-                vqs=tuple(vqs),
-                produces=tuple(produces),
-                inputs=tuple(inputs),
-                guard=guard,
-                metadata=meta or None,
+        meta: dict[str, Any] | None
+        if metadata:
+            meta = dict(metadata)
+            if where is not None:
+                meta["source"] = where
+        else:
+            meta = self.metadata_at(where)
+        nodes = self.nodes
+        nodes.append(
+            new_node(
+                f"n{len(nodes)}",
+                op,
+                dict(args) if args else {},
+                tuple(vqs),
+                tuple(produces),
+                tuple(inputs),
+                guard,
+                meta,
             )
         )
+
+    def metadata_at(self, where: str | None) -> dict[str, Any] | None:
+        """``{"source": where}`` (None for no place), one dict shared by consecutive
+        nodes from the same place."""
+        if where is None:
+            return None
+        if where != self._meta_where:
+            self._meta_where = where
+            self._meta = {"source": where}
+        return self._meta
+
+    def emit(
+        self, steps: Sequence[tuple[str, tuple[str, ...], float | None]], where: str | None
+    ) -> None:
+        """Append unguarded gate nodes ``(op, qubits, angle or None)`` as they are: the fast
+        lane of a front-end that has checked them already (:func:`gate_op` checks one)."""
+        nodes = self.nodes
+        append = nodes.append
+        meta = None if where is None else {"source": where}
+        s_id, s_op, s_args, s_vqs, s_chs, s_inputs, s_produces, s_caps, s_guard, s_meta = _SET
+        for op, vqs, theta in steps:
+            node = _NEW(Node)
+            s_id(node, f"n{len(nodes)}")
+            s_op(node, op)
+            s_args(node, {} if theta is None else {"theta": theta})
+            s_vqs(node, vqs)
+            s_chs(node, ())
+            s_inputs(node, ())
+            s_produces(node, ())
+            s_caps(node, ())
+            s_guard(node, None)
+            s_meta(node, meta)
+            append(node)
 
     def allocate(
         self, count: int, *, where: str | None = None, metadata: Mapping[str, Any] | None = None
@@ -139,19 +246,9 @@ class ProgramBuilder:
         Rotations take one angle in ``params``; a rotation by a multiple of 4*pi is
         still written (it is the identity up to a phase the program cannot see).
         """
-        op = GATE_OPS[name]
-        arity = _ARITY[name]
-        if len(qubits) != arity:
-            raise ValueError(f"gate {name} takes {arity} qubits, got {len(qubits)}")
-        if name in _ROTATIONS:
-            (theta,) = params
-            if not math.isfinite(theta):
-                raise ValueError(f"gate {name} got a non-finite angle {theta!r}")
-            self._add(op, vqs=qubits, args={"theta": float(theta)}, guard=guard, where=where)
-        else:
-            if params:
-                raise ValueError(f"gate {name} takes no parameters")
-            self._add(op, vqs=qubits, guard=guard, where=where)
+        op, theta = gate_op(name, len(qubits), params)
+        args = None if theta is None else {"theta": theta}
+        self._add(op, vqs=qubits, args=args, guard=guard, where=where)
 
     def measure(
         self,

@@ -37,18 +37,16 @@ declaration order separated by spaces, bit 0 of each register rightmost (a scala
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qmk.frontends import conditions, decompose
-from qmk.frontends.builder import ProgramBuilder, guard_of
+from qmk.frontends import conditions, decompose, qasm_scan
+from qmk.frontends.builder import ProgramBuilder, gate_op, guard_of
 from qmk.frontends.errors import FrontendError
-from qmk.qvm.graph import Graph
+from qmk.qvm.graph import Graph, gc_paused
 
 #: Gates ``include "qelib1.inc";`` defines (OpenQASM 2.0).
 QELIB1_GATES = frozenset(
@@ -151,6 +149,17 @@ _FUNCTIONS = {
     "floor": math.floor,
 }
 _Cond = conditions.Cond
+#: One node of a lowered gate: its op, its local qubits, its angle (None: no angle).
+_Step = tuple[str, tuple[int, ...], float | None]
+
+
+def _plan(low: decompose.Lowered) -> list[_Step]:
+    """The nodes ``low`` writes, checked once (as :meth:`ProgramBuilder.gate` checks them)."""
+    steps: list[_Step] = []
+    for gate, qs, ps in low.ops:
+        op, theta = gate_op(gate, len(qs), ps)
+        steps.append((op, qs, theta))
+    return steps
 
 
 def from_qasm(
@@ -160,6 +169,7 @@ def from_qasm(
     profile: str | None = None,
     params: Mapping[str, float] | None = None,
     version: int | None = None,
+    fast: bool = True,
 ) -> Graph:
     """Lower an OpenQASM 2.0 or 3 program (the version comes from its header).
 
@@ -170,57 +180,166 @@ def from_qasm(
         params: values of the program's ``input`` parameters, by name.
         version: 2 or 3 for a program without an ``OPENQASM`` header (default 3); a
             header that says otherwise is an error.
+        fast: read the common statements with QMK's scanner
+            (:mod:`qmk.frontends.qasm_scan`) and the rest with the reference parser
+            (the default); False: the reference parser reads the whole program (slower,
+            the same graph and the same errors).
 
     Raises:
         FrontendError: a syntax error, an undefined name, a wrong arity or an
             unsupported construct, with its line.
     """
-    import openqasm3
-    from openqasm3.parser import QASM3ParsingError
+    reader = _Reader(source, name, profile, dict(params or {}), version)
+    with gc_paused():
+        return reader.read() if fast else reader.reference()
 
+
+def _parse(source: str, name: str, line: int = 1, column: int = 0) -> Any:
+    """``source`` by the reference parser (see :func:`qasm_scan.parse_chunk`)."""
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # ANTLR prints its errors there too
-            program = openqasm3.parse(source)
-    except QASM3ParsingError as exc:
-        line, detail = _parse_error(exc)
-        raise FrontendError.at("syntax", name, line, detail) from None
+        return qasm_scan.parse_chunk(source, line, column)
+    except qasm_scan.ChunkError as exc:
+        raise FrontendError.at("syntax", name, exc.line, exc.message) from None
     except RecursionError:
         raise FrontendError.at("syntax", name, None, "the program is nested too deeply") from None
-    except AttributeError:  # openqasm3 fails on a source without one token: an empty program
-        if _COMMENTS.sub("", source).strip():
-            raise FrontendError.at("syntax", name, None, "syntax error") from None
-        program = openqasm3.ast.Program(statements=[])
-    header = None if program.version is None else (2 if program.version.startswith("2") else 3)
-    if header is not None and version is not None and header != version:
+
+
+def _version(header: str | None, asked: int | None, name: str) -> int:
+    """The program's OpenQASM version: its header's, else the one asked for, else 3."""
+    found = None if header is None else (2 if header.startswith("2") else 3)
+    if found is not None and asked is not None and found != asked:
         raise FrontendError.at(
-            "bad-value", name, 1, f"the header says OpenQASM {header}, not {version} as asked"
+            "bad-value", name, 1, f"the header says OpenQASM {found}, not {asked} as asked"
         )
-    version = header or version or 3
-    lowerer = _Lowerer(name=name, profile=profile, params=dict(params or {}), version=version)
-    lowerer.statements(program.statements, [{}])
-    return lowerer.finish()
+    return found or asked or 3
 
 
-_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+class _Reader:
+    """The fast lane: :class:`qasm_scan.Scanner`'s records lowered directly, its chunks
+    parsed by the reference parser and lowered from their AST, in program order.
 
+    Errors come in the reference path's order: a syntax error anywhere comes before any
+    other error (once lowering fails, the rest is only checked for syntax).
+    """
 
-def _parse_error(exc: Exception) -> tuple[int | None, str]:
-    """(line, message) of a parser error: its own text, or the token ANTLR stopped at."""
-    text = str(exc)
-    if text.startswith("L") and ":" in text:
-        head, _, rest = text.partition(":")
-        if head[1:].isdigit():
-            return int(head[1:]), rest.split(": ", 1)[-1].strip() or "syntax error"
-    cause: Any = exc.__cause__
-    while cause is not None:
-        token = getattr(cause, "offendingToken", None)
-        if token is None and cause.args:
-            token = getattr(cause.args[0], "offendingToken", None)
-        if token is not None:
-            shown = "end of file" if token.text == "<EOF>" else repr(token.text)
-            return token.line, f"syntax error at {shown} (column {token.column + 1})"
-        cause = cause.__cause__ or cause.__context__
-    return None, "syntax error"
+    def __init__(
+        self,
+        source: str,
+        name: str,
+        profile: str | None,
+        params: dict[str, float],
+        asked: int | None,
+    ) -> None:
+        self.source = source
+        self.name = name
+        self.profile = profile
+        self.params = params
+        self.asked = asked
+
+    def read(self) -> Graph:
+        scanner = qasm_scan.Scanner(self.source, version=self.asked)
+        items: Iterator[Any] = iter(scanner)  # Fast tuples and Chunks, told apart by [0]
+        lowerer: _Lowerer | None = None
+        failed: FrontendError | None = None
+        resolved: dict[str, Any] = {}
+        emit: Any = None
+        name = self.name
+        for item in items:
+            if item[0] == "gate":  # the hot path: a gate call seen before, on single qubits
+                nodes = resolved.get(item[3])
+                if nodes is not None and failed is None:
+                    emit(nodes, f"{name}:{item[1]}")
+                    continue
+            program = None
+            if type(item) is qasm_scan.Chunk:
+                program = self.parse(item)
+                if program is None:  # the chunk's statements end elsewhere: read it all
+                    return self.reference()
+            if lowerer is None:
+                header = item[2][0] if item[0] == "header" else None
+                if program is not None:
+                    header = program.version
+                lowerer = _Lowerer(
+                    name=self.name,
+                    profile=self.profile,
+                    params=self.params,
+                    version=_version(header, self.asked, self.name),
+                )
+                scanner.version = lowerer.version
+                resolved, emit = lowerer.resolved, lowerer.builder.emit
+            elif program is not None and program.version is not None:
+                return self.reference()  # a header after the first statement: its error
+            if failed is not None:
+                continue
+            try:
+                if program is not None:
+                    lowerer.statements(program.statements, [{}])
+                elif item[0] != "header":
+                    lowerer.fast(item)
+            except FrontendError as exc:
+                failed = exc
+        if failed is not None:
+            raise failed
+        if lowerer is None:
+            lowerer = _Lowerer(
+                name=self.name,
+                profile=self.profile,
+                params=self.params,
+                version=_version(None, self.asked, self.name),
+            )
+        return lowerer.finish()
+
+    def reference(self) -> Graph:
+        """The program read by the reference parser alone.
+
+        OpenQASM 2's ``opaque`` is not in the reference grammar: when a version 2
+        program has one, the scanner finds them, they are blanked out (spaces, lines
+        kept) before the parse, and each is declared where it stood.
+        """
+        opaque: list[tuple[int, int, tuple[Any, ...]]] = []  # (line, column, data)
+        text = self.source
+        if "opaque" in text:
+            scanner = qasm_scan.Scanner(text, version=self.asked, fast=False)
+            found: list[Any] = [item for item in scanner if type(item) is not qasm_scan.Chunk]
+            if found:
+                parts, at = [], 0
+                for (start, end), item in zip(scanner.spans, found, strict=True):
+                    parts += [text[at:start], re.sub(r"[^\n]", " ", text[start:end])]
+                    opaque.append((item[1], scanner.column(start), item[2]))
+                    at = end
+                text = "".join([*parts, text[at:]])
+        program = _parse(text, self.name)
+        lowerer = _Lowerer(
+            name=self.name,
+            profile=self.profile,
+            params=self.params,
+            version=_version(program.version, self.asked, self.name),
+        )
+        for st in program.statements:
+            here = (st.span.start_line, st.span.start_column) if st.span else (0, 0)
+            while opaque and opaque[0][:2] < here:
+                lowerer.line = opaque[0][0]
+                lowerer.fast_opaque(*opaque.pop(0)[2])
+            lowerer.statements([st], [{}])
+        for line, _, data in opaque:
+            lowerer.line = line
+            lowerer.fast_opaque(*data)
+        return lowerer.finish()
+
+    def parse(self, chunk: qasm_scan.Chunk) -> Any:
+        """The chunk's AST; None when the parser stopped at the chunk's own end before
+        the program's end (the scanner split a statement: the whole program is read)."""
+        text = self.source[chunk.start : chunk.end]
+        try:
+            return qasm_scan.parse_chunk(text, chunk.line, chunk.column)
+        except qasm_scan.ChunkError as exc:
+            if exc.at_end and self.source[chunk.end :].strip(" \t\r\n"):
+                return None  # (a comment after the chunk: the reference parse tells)
+            raise FrontendError.at("syntax", self.name, exc.line, exc.message) from None
+        except RecursionError:
+            raise FrontendError.at(
+                "syntax", self.name, None, "the program is nested too deeply"
+            ) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,7 +369,22 @@ class _Lowerer:
         self.values: dict[str, float | int | bool] = {}
         self.gates: dict[str, _GateDef] = {}
         self.standard: set[str] = set(_BUILTINS[version])
+        self.opaque: dict[str, tuple[int, int]] = {}
         self.line: int | None = None
+        # (name, operand count, parameters) -> the lowered gate and its node plan; emptied
+        # whenever a gate definition or include changes what a name means
+        self.plans: dict[tuple[Any, ...], tuple[decompose.Lowered, list[_Step]]] = {}
+        # a gate call's text -> its nodes (op, qubits, angle), for calls on single qubits
+        self.resolved: dict[str, list[tuple[str, tuple[str, ...], float | None]]] = {}
+        self.fast_handlers: dict[str, Any] = {
+            "measure": self.fast_measure,
+            "reset": self.fast_reset,
+            "barrier": self.fast_barrier,
+            "qreg": self.fast_qreg,
+            "creg": self.fast_creg,
+            "include": self.include,
+            "opaque": self.fast_opaque,
+        }
 
     # ------------------------------------------------------------------ helpers
 
@@ -273,6 +407,129 @@ class _Lowerer:
     def declare(self, name: str) -> None:
         if self.declared(name) or name in self.gates:
             raise self.error("bad-value", f"{name!r} is already declared")
+
+    # ------------------------------------------------------------------ the fast lane
+
+    def fast(self, item: qasm_scan.Fast) -> None:
+        """Lower a statement the scanner read (the same as its AST would lower)."""
+        kind, self.line, data, text = item
+        if kind == "gate":
+            nodes = self.resolved.get(text)
+            if nodes is None:
+                self.fast_gate(text, *data)
+                return
+            self.builder.emit(nodes, f"{self.name}:{self.line}")
+            return
+        self.fast_handlers[kind](*data)
+
+    def fast_gate(
+        self,
+        text: str,
+        name: str,
+        params: tuple[qasm_scan.Expr, ...],
+        operands: tuple[qasm_scan.Operand, ...],
+    ) -> None:
+        """A gate call; its nodes are kept by the statement's text when the call is on
+        single qubits (a name's meaning never changes once defined, and the caches are
+        emptied when a gate definition or include could change a gate's)."""
+        registers = [self.qubit_operand(reg, index) for reg, index in operands]
+        values = [self.angle_of(p) for p in params]
+        key = (name, len(registers), *values)
+        cached = self.plans.get(key)
+        if cached is None:
+            low = self.lowered(name, (), values, len(registers), {})
+            cached = (low, _plan(low))
+            if 0.0 not in values:  # -0.0 == 0.0: such keys would merge two angles
+                self.plans[key] = cached
+        if any(len(r) != 1 for r in registers):
+            self.apply(cached[0], registers, [{}])
+            return
+        handles = [r[0] for r in registers]
+        if len(handles) > 1 and len(set(handles)) != len(handles):
+            raise self.error("bad-value", "a gate is applied to the same qubit twice")
+        nodes = [(op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]]
+        self.resolved[text] = nodes
+        self.builder.emit(nodes, f"{self.name}:{self.line}")
+
+    def angle_of(self, expr: qasm_scan.Expr) -> float:
+        value = float(self.value_of(expr))
+        if not math.isfinite(value):
+            raise self.error("bad-value", f"a gate parameter evaluates to {value}")
+        return value
+
+    def value_of(self, expr: qasm_scan.Expr) -> Any:
+        """A scanned expression's value, as :meth:`evaluate` gives its AST's."""
+        kind = expr[0]
+        if kind == "n":
+            return expr[1]
+        if kind == "id":
+            return self.name_value(expr[1], {})
+        if kind == "neg":
+            return -self.value_of(expr[1])
+        return self.arith(kind, self.value_of(expr[1]), self.value_of(expr[2]))
+
+    def fast_measure(self, qubit: qasm_scan.Operand, target: qasm_scan.Operand | None) -> None:
+        qubits = self.qubit_operand(*qubit)
+        if target is None:
+            for q in qubits:
+                self.measure_into([q], None, [{}])
+            return
+        self.measure_into(qubits, self.bit_operand(*target), [{}])
+
+    def fast_reset(self, operand: qasm_scan.Operand) -> None:
+        for q in self.qubit_operand(*operand):
+            self.builder.reset(q, where=self.where())
+
+    def fast_barrier(self, *operands: qasm_scan.Operand) -> None:
+        for operand in operands:
+            self.qubit_operand(*operand)
+        self.builder.fence(where=self.where())
+
+    def fast_qreg(self, name: str, size: int | None) -> None:
+        self.declare(name)
+        self.qregs[name] = self.builder.allocate(size or 1, where=self.where())
+
+    def fast_creg(self, name: str, size: int | None) -> None:
+        self.declare(name)
+        self.add_bits(name, size or 1)
+
+    def fast_opaque(self, name: str, n_params: int, n_qubits: int) -> None:
+        """OpenQASM 2's ``opaque``: a gate with no body, refused only where it is called."""
+        if name in self.gates or name in self.opaque:
+            raise self.error("bad-value", f"gate {name} is already defined")
+        self.forget()
+        self.opaque[name] = (n_qubits, n_params)
+
+    def forget(self) -> None:
+        """Empty the gate caches: what a gate name means is about to change (the dicts
+        are emptied in place: the reader holds ``resolved``)."""
+        self.plans.clear()
+        self.resolved.clear()
+
+    def qubit_operand(self, name: str, index: int | None) -> list[str]:
+        """``name`` or ``name[index]`` as qubits (as :meth:`qubit_list` reads them)."""
+        items = self.qregs.get(name)
+        if items is None:
+            raise self.error("undefined", f"qubit register {name} is not declared")
+        if index is None:
+            return list(items)
+        return [self.pick(items, index, name)]
+
+    def bit_operand(self, name: str, index: int | None) -> list[int]:
+        """``name`` or ``name[index]`` as bit slots (as :meth:`bit_slots` reads them)."""
+        items = self.cregs.get(name)
+        if items is None:
+            raise self.error("undefined", f"bit register {name} is not declared")
+        if index is None:
+            return list(items)
+        return [self.pick(items, index, name)]
+
+    def pick(self, items: list[Any], p: int, name: str) -> Any:
+        if not -len(items) <= p < len(items):
+            raise self.error(
+                "bad-value", f"index {p} is out of range for {name} (size {len(items)})"
+            )
+        return items[p]
 
     # ------------------------------------------------------------------ statements
 
@@ -328,6 +585,7 @@ class _Lowerer:
             raise self.error("unsupported", f"{_describe(kind)} is not supported by QMK")
 
     def include(self, filename: str) -> None:
+        self.forget()
         if filename == "qelib1.inc":
             self.standard |= QELIB1_GATES
         elif filename == "stdgates.inc":
@@ -359,8 +617,7 @@ class _Lowerer:
             size = 1 if st.type.size is None else self.integer(st.type.size, "a register size")
             if size < 1:
                 raise self.error("bad-value", f"register {name} must have at least 1 bit")
-            self.cregs[name] = list(range(len(self.bits), len(self.bits) + size))
-            self.bits.extend([None] * size)
+            self.add_bits(name, size)
             init = st.init_expression
             if init is None:
                 return
@@ -376,6 +633,11 @@ class _Lowerer:
                 "unsupported", f"classical variable {name} without a constant initial value"
             )
         self.values[name] = self.evaluate(st.init_expression)
+
+    def add_bits(self, name: str, size: int) -> None:
+        """A bit register ``name`` of ``size`` bits that nothing wrote yet."""
+        self.cregs[name] = list(range(len(self.bits), len(self.bits) + size))
+        self.bits.extend([None] * size)
 
     def io_declaration(self, st: Any) -> None:
         from openqasm3 import ast
@@ -402,8 +664,9 @@ class _Lowerer:
 
     def gate_definition(self, st: Any) -> None:
         name = st.name.name
-        if name in self.gates:
+        if name in self.gates or name in self.opaque:
             raise self.error("bad-value", f"gate {name} is already defined")
+        self.forget()
         self.gates[name] = _GateDef(
             name=name,
             params=tuple(a.name for a in st.arguments),
@@ -509,6 +772,14 @@ class _Lowerer:
             definition = self.gates[name]
             self.check_arity(name, len(definition.qubits), len(definition.params), n_qubits, params)
             return self.gate_body(definition, params)
+        if name in self.opaque:
+            want_q, want_p = self.opaque[name]
+            self.check_arity(name, want_q, want_p, n_qubits, params)
+            raise self.error(
+                "unsupported",
+                f"gate {name} is opaque (declared without a body): QMK cannot run it; "
+                "give it a gate definition instead",
+            )
         if name in self.standard:
             want_q, want_p = decompose.arity(name)
             self.check_arity(name, want_q, want_p, n_qubits, params)
@@ -733,14 +1004,7 @@ class _Lowerer:
                     positions.extend(self.range_values(part, len(items)))
                 else:
                     positions.append(self.integer(part, "an index"))
-        out = []
-        for p in positions:
-            if not -len(items) <= p < len(items):
-                raise self.error(
-                    "bad-value", f"index {p} is out of range for {name} (size {len(items)})"
-                )
-            out.append(items[p])
-        return out
+        return [self.pick(items, p, name) for p in positions]
 
     def range_values(self, spec: Any, size: int | None) -> list[int]:
         start = 0 if spec.start is None else self.integer(spec.start, "a range start")
@@ -778,16 +1042,7 @@ class _Lowerer:
         if isinstance(expr, ast.IntegerLiteral | ast.FloatLiteral | ast.BooleanLiteral):
             return expr.value
         if isinstance(expr, ast.Identifier):
-            name = expr.name
-            if name in scope:
-                return scope[name]
-            if name in self.values:
-                return self.values[name]
-            if name in _CONSTANTS:
-                return _CONSTANTS[name]
-            if name in self.cregs or name in self.qregs:
-                raise self.error("unsupported", f"{name} used as a number")
-            raise self.error("undefined", f"{name} is not defined")
+            return self.name_value(expr.name, scope)
         if isinstance(expr, ast.UnaryExpression):
             value = self.evaluate(expr.expression, scope)
             op = expr.op.name
@@ -825,9 +1080,25 @@ class _Lowerer:
             "unsupported", f"{_describe(type(expr).__name__)} in a constant expression"
         )
 
+    def name_value(self, name: str, scope: Mapping[str, Any]) -> Any:
+        """The value a name stands for in a constant expression."""
+        if name in scope:
+            return scope[name]
+        if name in self.values:
+            return self.values[name]
+        if name in _CONSTANTS:
+            return _CONSTANTS[name]
+        if name in self.cregs or name in self.qregs:
+            raise self.error("unsupported", f"{name} used as a number")
+        raise self.error("undefined", f"{name} is not defined")
+
     def binary(self, op: str, lhs: Any, rhs: Any, scope: Mapping[str, Any]) -> Any:
         a = self.evaluate(lhs, scope)
         b = self.evaluate(rhs, scope)
+        return self.arith(op, a, b)
+
+    def arith(self, op: str, a: Any, b: Any) -> Any:
+        """``a op b`` for the binary operators of constant expressions."""
         try:
             if op == "+":
                 return a + b
