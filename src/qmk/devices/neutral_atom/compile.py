@@ -51,8 +51,8 @@ What it does, in order:
 ... m2: MEASURE_Z vq:q2, out:m2
 ... ''')
 >>> job, report = compile_program(ghz, "ideal_small_array")
->>> report.placement, report.gates_after["CZ"], report.swaps, report.moves
-({'q0': 0, 'q2': 1, 'q1': 2}, 2, 0, 0)
+>>> sorted(report.placement.items()), report.gates_after["CZ"], report.swaps, report.moves
+([('q0', 0), ('q1', 2), ('q2', 1)], 2, 0, 0)
 >>> sorted(run_program(ghz, "ideal_small_array", shots=200, seed=3).counts)
 ['000', '111']
 """
