@@ -1,0 +1,58 @@
+"""A neutral-atom device job over REST (POST /v1/devices/jobs), with the emulator's counts."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from qmk.abi.methods import METHODS
+from support.http import HttpServer, bearer
+
+if "q_device_submit" not in METHODS:
+    pytest.skip("q_device_submit is not in the method table", allow_module_level=True)
+
+TENANTS = {
+    "ada": {"key": "ada-secret-key", "caps": ["CAP_ALLOC", "CAP_DEVICE_NA"], "max_atoms": 6},
+    "bob": {"key": "bob-secret-key", "caps": ["CAP_ALLOC"]},
+}
+JOB = {
+    "job_id": "ghz3",
+    "profile": "benchmark_chain",
+    "shots": 300,
+    "seed": 5,
+    "program": [
+        {"op": "AllocArray", "n_qubits": 3},
+        {"op": "ApplyGate", "name": "H", "targets": [0], "param": 0.0},
+        {"op": "ApplyGate", "name": "CX", "targets": [0, 1], "param": 0.0},
+        {"op": "ApplyGate", "name": "CX", "targets": [1, 2], "param": 0.0},
+        {"op": "Measure", "targets": [0, 1, 2]},
+    ],
+}
+
+
+def test_a_device_job_over_rest_gives_the_emulators_counts(tmp_path):
+    from qmk.devices.neutral_atom.emulator import run_job
+
+    server = HttpServer(tmp_path, workers=1, tenants=TENANTS).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            login = {"tenant": "ada", "key": "ada-secret-key", "requested": ["CAP_DEVICE_NA"]}
+            sid = http.post("/v1/sessions", json=login).json()["session_id"]
+            accepted = http.post("/v1/devices/jobs", json={"job": JOB}, headers=bearer(sid))
+            assert accepted.status_code == 201, accepted.text
+            job_id = accepted.json()["job_id"]
+            assert accepted.headers["location"] == f"/v1/jobs/{job_id}"
+            done = http.get(
+                f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 120000}, headers=bearer(sid)
+            ).json()
+            assert done["state"] == "COMPLETED", done["error"]
+            assert done["result"]["counts"] == run_job(JOB).counts()
+            too_big = dict(JOB, program=[{"op": "AllocArray", "n_qubits": 8}, *JOB["program"][1:]])
+            quota = http.post("/v1/devices/jobs", json={"job": too_big}, headers=bearer(sid))
+            assert quota.status_code == 429 and quota.json()["code"] == "QS1006"
+            bob = {"tenant": "bob", "key": "bob-secret-key", "requested": ["CAP_ALLOC"]}
+            other = http.post("/v1/sessions", json=bob).json()["session_id"]
+            refused = http.post("/v1/devices/jobs", json={"job": JOB}, headers=bearer(other))
+            assert refused.status_code == 403 and refused.json()["code"] == "QS1004"
+    finally:
+        assert server.stop() == 0, server.output()
