@@ -244,7 +244,7 @@ SPECS: tuple[EngineSpec, ...] = (
         cost=CostModel(
             representation="vector",
             setup_s=2e-4,
-            gate_s=5e-6,
+            gate_s=5e-5,
             element_s=5e-10,
             segment_s=2e-5,
             single=0.8,
@@ -279,7 +279,7 @@ SPECS: tuple[EngineSpec, ...] = (
         state="segments",
         precisions=("single",),
         cost=CostModel(
-            representation="vector", setup_s=5e-3, gate_s=5e-5, element_s=1e-10, segment_s=2e-3
+            representation="vector", setup_s=5e-3, gate_s=8e-5, element_s=1e-10, segment_s=2e-3
         ),
     ),
     EngineSpec(
@@ -298,7 +298,7 @@ SPECS: tuple[EngineSpec, ...] = (
             representation="vector",
             setup_s=2e-2,
             gate_s=3e-5,
-            element_s=1.4e-9,
+            element_s=3e-9,
             segment_s=2e-3,
             single=0.6,
         ),
@@ -320,7 +320,7 @@ SPECS: tuple[EngineSpec, ...] = (
             representation="density",
             setup_s=2e-2,
             gate_s=3e-5,
-            element_s=1.4e-9,
+            element_s=3e-9,
             segment_s=2e-3,
             single=0.6,
         ),
@@ -401,7 +401,7 @@ SPECS: tuple[EngineSpec, ...] = (
             representation="vector",
             setup_s=5e-2,
             gate_s=1e-4,
-            element_s=3e-10,
+            element_s=1e-9,
             segment_s=5e-3,
             single=0.7,
         ),
