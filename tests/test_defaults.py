@@ -103,9 +103,30 @@ def test_client_timeouts_and_server_line_limit_are_the_named_constants():
         defaults.CALL_TIMEOUT_S,
     )
     assert _option("status", "timeout").default == defaults.CALL_TIMEOUT_S
-    assert _option("serve", "max_line").default == defaults.MAX_LINE_BYTES
-    assert inspect.signature(ServerConfig).parameters["max_line"].default == (
-        defaults.MAX_LINE_BYTES
+    assert _option("serve", "max_line").default is None  # else the [server] table's value
+    config = ServerConfig(socket_path=None, tcp=("127.0.0.1", 0))
+    assert (
+        config.max_line,
+        config.max_line_unauthenticated,
+        config.max_depth,
+        config.max_connections,
+        config.max_connections_per_peer,
+        config.fd_reserve,
+        config.max_inflight,
+        config.max_inflight_bytes,
+        config.max_unsent_bytes,
+        config.drain_timeout_s,
+    ) == (
+        defaults.MAX_LINE_BYTES,
+        defaults.MAX_LINE_UNAUTHENTICATED_BYTES,
+        defaults.MAX_JSON_DEPTH,
+        defaults.MAX_CONNECTIONS,
+        defaults.MAX_CONNECTIONS_PER_PEER,
+        defaults.FD_RESERVE,
+        defaults.MAX_INFLIGHT,
+        defaults.MAX_INFLIGHT_BYTES,
+        defaults.MAX_UNSENT_BYTES,
+        defaults.DRAIN_TIMEOUT_S,
     )
 
 
