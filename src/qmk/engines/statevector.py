@@ -92,8 +92,9 @@ _CHUNK = 1 << 15
 _FLAT_SAMPLING = 1 << 16
 #: One-qubit gates that never mix amplitudes (diagonal, or a flip times a diagonal).
 _UNMIXING = frozenset({"i", "x", "y", "z", "s", "sdg", "t", "tdg", "rz"})
-#: Segments on fewer tensor axes than this run gate by gate (:meth:`apply_segment`): on a
-#: state this small a pass costs less than planning blocks.
+#: Segments on fewer tensor axes than this run gate by gate (:meth:`apply_segment`): a
+#: state this small gains a few milliseconds at most, less than compiling the kernel
+#: shapes a fresh process would need.
 DEFAULT_FUSED_MIN_QUBITS = 10
 #: Basis changes (before, after) that turn an X or Y measurement into a Z one.
 _ROTATIONS = {"Z": ((), ()), "X": ((_H,), (_H,)), "Y": ((_SDG, _H), (_H, _S))}
@@ -797,8 +798,12 @@ class StatevectorEngine:
             )
         for q in qs:
             self._settle(q)
-        axes, probs = self._marginal(qs)
-        index = self._draw(probs, int(shots))
+        if self._reads_every_axis(qs) and self._psi.size > _FLAT_SAMPLING:
+            # the whole state: drawn from the amplitudes, without a probability array
+            axes, index = list(self._vars), self._draw(self._psi.reshape(-1), int(shots), True)
+        else:
+            axes, probs = self._marginal(qs)
+            index = self._draw(probs, int(shots))
         out = np.empty((int(shots), len(qs)), dtype=np.uint8)
         for column, q in enumerate(qs):
             out[:, column] = self._readout(q, axes, index)
@@ -1479,6 +1484,13 @@ class StatevectorEngine:
 
     # ------------------------------------------------------------------ sampling
 
+    def _reads_every_axis(self, qs: Sequence[int]) -> bool:
+        """Whether the qubits ``qs`` read, together, every variable of the tensor."""
+        need = 0
+        for q in qs:
+            need |= self._rows[q]
+        return all(need >> v & 1 for v in self._vars)
+
     def _marginal(self, qs: Sequence[int]) -> tuple[list[int], np.ndarray]:
         """The variables ``qs`` read (in axis order) and their joint distribution
         (flat, the first variable the most significant bit; float32 for a complex64 state
@@ -1504,28 +1516,42 @@ class StatevectorEngine:
             bits ^= (index >> (last - variables.index(var))) & 1
         return bits
 
-    def _draw(self, probs: np.ndarray, shots: int) -> np.ndarray:
-        """``shots`` indices drawn from ``probs`` (unnormalised) with one RNG call.
+    def _draw(self, values: np.ndarray, shots: int, amplitudes: bool = False) -> np.ndarray:
+        """``shots`` indices drawn with one RNG call from ``values``: unnormalised
+        probabilities, or amplitudes whose squared magnitudes are (``amplitudes``).
 
         Large distributions are sampled in two levels (a block, then a position in it),
-        so only the blocks that some shot lands in are summed cumulatively.
+        so only the blocks that some shot lands in are summed cumulatively; amplitudes
+        are squared a cache-sized chunk at a time, never all at once.
         """
-        size = len(probs)
+        size = len(values)
         if shots == 0:
             return np.zeros(0, dtype=np.int64)
         if size <= _FLAT_SAMPLING:
+            probs = np.abs(values) ** 2 if amplitudes else values
             cdf = np.cumsum(probs, dtype=np.float64)
             draws = self._rng.random(shots) * cdf[-1]
             return np.minimum(np.searchsorted(cdf, draws, side="right"), size - 1)
         width = 1 << ((size.bit_length() - 1) // 2)
-        blocks = probs.reshape(-1, width)
-        block_weights = blocks.sum(axis=1, dtype=np.float64)
+        blocks = values.reshape(-1, width)
+        if amplitudes:
+            block_weights = np.empty(len(blocks), dtype=np.float64)
+            rows = max(1, _CHUNK // width)
+            scratch = np.empty((rows, width), dtype=blocks.real.dtype)
+            for start in range(0, len(blocks), rows):
+                part = blocks[start : start + rows]
+                squared = np.abs(part, out=scratch[: len(part)])
+                np.square(squared, out=squared)
+                squared.sum(axis=1, dtype=np.float64, out=block_weights[start : start + rows])
+        else:
+            block_weights = blocks.sum(axis=1, dtype=np.float64)
         block_cdf = np.cumsum(block_weights)
         draws = self._rng.random(shots) * block_cdf[-1]
         chosen = np.minimum(np.searchsorted(block_cdf, draws, side="right"), len(block_cdf) - 1)
         within = draws - (block_cdf[chosen] - block_weights[chosen])
         used, which = np.unique(chosen, return_inverse=True)
-        cdfs = np.cumsum(blocks[used], axis=1, dtype=np.float64)
+        picked = np.abs(blocks[used]) ** 2 if amplitudes else blocks[used]
+        cdfs = np.cumsum(picked, axis=1, dtype=np.float64)
         scale = np.maximum(cdfs[:, -1:], np.finfo(np.float64).tiny)
         flat = (cdfs / scale + np.arange(len(used))[:, None]).reshape(-1)
         key = np.clip(within / scale[which, 0], 0.0, np.nextafter(1.0, 0.0)) + which
