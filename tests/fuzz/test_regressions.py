@@ -7,7 +7,9 @@ made it print more than one coded line.
 - a NUL in QIR text made pyqir panic (a BaseException, past every ``except Exception``);
 - an ``inttoptr`` of any integer but an ``i64`` (``i63``, ``i91``) made pyqir's
   ``ptr_id`` crash the process (SIGSEGV);
-- a qubit id of 3,000,000 in QIR took seconds and memory to allocate, 2**63 forever.
+- a qubit id of 3,000,000 in QIR took seconds and memory to allocate, 2**63 forever;
+- a QIR entry point that is only declared (its attribute on a ``declare``) raised
+  IndexError.
 """
 
 from __future__ import annotations
@@ -82,3 +84,13 @@ def test_a_qir_qubit_id_past_the_limit_is_refused_before_it_is_allocated(qubit):
     with pytest.raises(FrontendError, match="a program allocates at most 1000000") as err:
         from_qir(source)
     assert err.value.code == "QL107"
+
+
+def test_a_qir_entry_point_that_is_only_declared_is_refused_by_name():
+    source = BELL_QIR.replace("#0 {", "#5 {").replace(
+        "declare void @__quantum__qis__h__body(%Qubit*)",
+        "declare void @__quantum__qis__h__body(%Qubit*) #0",
+    )
+    assert source.count("#0") == 2  # the attribute group, on the declaration only
+    with pytest.raises(FrontendError, match="@__quantum__qis__h__body is declared, not defined"):
+        from_qir(source)
