@@ -452,6 +452,17 @@ def test_bitcode_lowers_to_the_same_graph_as_text() -> None:
     assert qmk_counts(bitcode, name="b.bc") == qmk_counts(text)
 
 
+@pytest.mark.parametrize("profile", ["base", "adaptive"])
+def test_text_read_through_llvmlite_lowers_to_the_same_graph_as_through_pyqirs_parser(
+    profile: str,
+) -> None:
+    pytest.importorskip("llvmlite")
+    for name, program in compiled(profile).items():
+        assert from_qir(program.qir, name="p.ll") == from_qir(
+            program.qir, name="p.ll", fast=False
+        ), name
+
+
 def test_nodes_name_their_source_line_in_text_and_their_position_in_bitcode() -> None:
     text = compiled("base")["Bell"].qir
     graph = from_qir(text, name="bell.ll")
@@ -496,6 +507,9 @@ def test_syntax_error_names_its_line() -> None:
     assert err.code == "QL101"
     assert err.details["line"] == at + 1
     assert str(err).startswith(f"QL101 syntax: bad.ll:{at + 1}: ")
+    with pytest.raises(FrontendError) as reference:  # pyqir's own parser says the same
+        from_qir("\n".join(lines), name="bad.ll", fast=False)
+    assert str(reference.value) == str(err)
 
 
 def test_truncated_bitcode_is_unreadable() -> None:
