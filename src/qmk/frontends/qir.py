@@ -49,7 +49,7 @@ from typing import Any
 from qmk.frontends import conditions, decompose
 from qmk.frontends.builder import ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
-from qmk.qvm.graph import Graph
+from qmk.qvm.graph import Graph, gc_paused
 from qmk.qvm.limits import Limits
 
 __all__ = ["QIR_GATES", "from_qir", "is_bitcode"]
@@ -177,7 +177,12 @@ class _Pos:
     block: str
     index: int
     line: int | None
-    text: str
+    inst: Any
+
+    @property
+    def text(self) -> str:
+        """The instruction as LLVM prints it (made only for messages: it is slow)."""
+        return str(self.inst).strip()
 
     def describe(self) -> str:
         return f"@{self.function}, block {self.block}, instruction #{self.index}: `{self.text}`"
@@ -212,7 +217,9 @@ def _instruction_lines(text: str, function: str, count: int) -> list[int] | None
 # ---------------------------------------------------------------------- entry point
 
 
-def from_qir(source: str | bytes, *, name: str = "<qir>", profile: str | None = None) -> Graph:
+def from_qir(
+    source: str | bytes, *, name: str = "<qir>", profile: str | None = None, fast: bool = True
+) -> Graph:
     """Lower a QIR program (LLVM text or bitcode) into a QVM graph.
 
     Args:
@@ -220,6 +227,10 @@ def from_qir(source: str | bytes, *, name: str = "<qir>", profile: str | None = 
             starting with the bitcode magic ``BC 0xC0DE`` or the wrapper magic).
         name: the file name used in errors and in each node's ``metadata.source``.
         profile: the code profile of the allocated qubits (None: the runner's default).
+        fast: parse LLVM text with llvmlite's LLVM when it is installed (the ``fast``
+            extra; about 50x quicker than pyqir's text parser) and hand pyqir the
+            bitcode; text llvmlite refuses, or bitcode pyqir refuses, goes to pyqir's
+            own parser, which stays the judge. False: pyqir's text parser only.
 
     Returns:
         The graph; ``metadata.output`` lists the recorded results, first leftmost.
@@ -262,15 +273,35 @@ def from_qir(source: str | bytes, *, name: str = "<qir>", profile: str | None = 
         if "\0" in text:  # pyqir panics (a BaseException) on a NUL in the text
             at = text.count("\n", 0, text.index("\0")) + 1
             raise FrontendError.at("syntax", name, at, "a NUL character in LLVM IR text")
-        try:
-            module = pyqir.Module.from_ir(pyqir.Context(), text, name)
-        except ValueError as exc:
-            line, message = _llvm_error(str(exc), name)
-            raise FrontendError.at("syntax", name, line, message) from None
+        module = _via_llvmlite(pyqir, text, name) if fast else None
+        if module is None:
+            try:
+                module = pyqir.Module.from_ir(pyqir.Context(), text, name)
+            except ValueError as exc:
+                line, message = _llvm_error(str(exc), name)
+                raise FrontendError.at("syntax", name, line, message) from None
     problem = module.verify()
     if problem:
         raise FrontendError.at("syntax", name, None, f"invalid LLVM module: {_first_line(problem)}")
-    return _Lowering(pyqir, module, name=name, text=text, profile=profile).run()
+    with gc_paused():
+        return _Lowering(pyqir, module, name=name, text=text, profile=profile).run()
+
+
+def _via_llvmlite(pyqir: Any, text: str, name: str) -> Any:
+    """``text`` parsed and verified by llvmlite's LLVM, as a pyqir module read from its
+    bitcode; None when llvmlite is not installed or anything fails on the way (then
+    pyqir's own text parser reads it and says what is wrong)."""
+    try:
+        import llvmlite.binding as llvm
+    except ImportError:
+        return None
+    try:
+        parsed = llvm.parse_assembly(text)
+        parsed.verify()
+        bitcode = parsed.as_bitcode()
+        return pyqir.Module.from_bitcode(pyqir.Context(), bitcode, name)
+    except (RuntimeError, ValueError):
+        return None
 
 
 def _first_line(message: object) -> str:
@@ -305,6 +336,9 @@ class _Lowering:
         self.output: list[str | None] = []
         self.recorded = False
         self.qubits: list[str] = []
+        self.ptr_ids: dict[Any, int | None] = {}
+        # (gate, angles) -> its basic gates, by the decomposition table
+        self.steps: dict[tuple[Any, ...], tuple[decompose.Instr, ...]] = {}
 
     # -- errors and positions
 
@@ -377,7 +411,7 @@ class _Lowering:
                         block=label,
                         index=k,
                         line=lines[k] if lines else None,
-                        text=str(inst).strip(),
+                        inst=inst,
                     )
                 )
                 k += 1
@@ -428,7 +462,7 @@ class _Lowering:
                     continue
                 args = list(inst.args)[:1] if key in _MEASURES else list(inst.args)
                 for arg in args:
-                    qid = _ptr_id(self.q, arg)
+                    qid = _ptr_id(self.q, arg, self.ptr_ids)
                     if qid is not None:
                         count = max(count, qid + 1)
         if count > _MAX_QUBITS:  # refused before the builder spends memory on them
@@ -700,7 +734,12 @@ class _Lowering:
         qubits = [self.qubit(args, n_angles + i, n_qubits, pos, callee) for i in range(n_qubits)]
         if len(set(qubits)) != len(qubits):
             raise self.fail("bad-value", pos, f"@{callee} names the same qubit twice")
-        steps = decompose.lower_gate(gate_name, angles).ops  # exact up to a global phase
+        key = (gate_name, *angles)
+        steps = self.steps.get(key) if 0.0 not in angles else None
+        if steps is None:
+            steps = decompose.lower_gate(gate_name, angles).ops  # exact up to a global phase
+            if 0.0 not in angles:  # -0.0 == 0.0: such keys would merge two angles
+                self.steps[key] = steps
         for guard in self.guards(here):
             for gate, local, params in steps:
                 qs = [qubits[i] for i in local]
@@ -735,7 +774,7 @@ class _Lowering:
     def qubit(self, args: list[Any], i: int, n: int, pos: _Pos, callee: str) -> str:
         if i >= len(args):
             raise self.fail("arity", pos, f"{callee} takes {n} qubit(s)")
-        qid = _ptr_id(self.q, args[i])
+        qid = _ptr_id(self.q, args[i], self.ptr_ids)
         if qid is None:
             raise self.fail(
                 "unsupported",
@@ -745,7 +784,7 @@ class _Lowering:
         return self.qubits[qid]
 
     def result(self, arg: Any, pos: _Pos) -> int:
-        rid = _ptr_id(self.q, arg)
+        rid = _ptr_id(self.q, arg, self.ptr_ids)
         if rid is None:
             raise self.fail(
                 "unsupported", pos, "a result that is not a static id (dynamic results)"
@@ -780,12 +819,20 @@ _MAX_QUBITS = Limits().max_qubits or 1_000_000
 _STATIC_ID = re.compile(r"null|inttoptr \(i64 -?\d+ to [^()]+\)")
 
 
-def _ptr_id(qis: Any, value: Any) -> int | None:
+def _ptr_id(qis: Any, value: Any, cache: dict[Any, int | None] | None = None) -> int | None:
     """The static id of a pointer (``null`` or ``inttoptr (i64 N to ...)``), else None.
 
     pyqir's ``ptr_id`` crashes the process (SIGSEGV) on any other constant, such as an
     ``inttoptr`` of an ``i63`` or an ``i91``, so only those two forms reach it.
+    ``cache`` keeps the answers by value: LLVM constants are unique, and printing one
+    to read its form is slow.
     """
+    if cache is not None:
+        try:
+            return cache[value]
+        except KeyError:
+            result = cache[value] = _ptr_id(qis, value)
+            return result
     if not _is_ptr(value):
         return None
     _, _, operand = str(value).partition(" ")
