@@ -273,8 +273,10 @@ def from_qir(
         if "\0" in text:  # pyqir panics (a BaseException) on a NUL in the text
             at = text.count("\n", 0, text.index("\0")) + 1
             raise FrontendError.at("syntax", name, at, "a NUL character in LLVM IR text")
-        module = _via_llvmlite(pyqir, text, name) if fast else None
-        if module is None:
+        quick = _via_llvmlite(pyqir, text, name) if fast else None
+        if quick is not None:
+            module = quick
+        else:
             try:
                 module = pyqir.Module.from_ir(pyqir.Context(), text, name)
             except ValueError as exc:
@@ -287,7 +289,7 @@ def from_qir(
         return _Lowering(pyqir, module, name=name, text=text, profile=profile).run()
 
 
-def _via_llvmlite(pyqir: Any, text: str, name: str) -> Any:
+def _via_llvmlite(pyqir: Any, text: str, name: str) -> Any | None:
     """``text`` parsed and verified by llvmlite's LLVM, as a pyqir module read from its
     bitcode; None when llvmlite is not installed or anything fails on the way (then
     pyqir's own text parser reads it and says what is wrong)."""
@@ -734,12 +736,12 @@ class _Lowering:
         qubits = [self.qubit(args, n_angles + i, n_qubits, pos, callee) for i in range(n_qubits)]
         if len(set(qubits)) != len(qubits):
             raise self.fail("bad-value", pos, f"@{callee} names the same qubit twice")
-        key = (gate_name, *angles)
-        steps = self.steps.get(key) if 0.0 not in angles else None
+        cached = (gate_name, *angles)
+        steps = self.steps.get(cached) if 0.0 not in angles else None
         if steps is None:
             steps = decompose.lower_gate(gate_name, angles).ops  # exact up to a global phase
             if 0.0 not in angles:  # -0.0 == 0.0: such keys would merge two angles
-                self.steps[key] = steps
+                self.steps[cached] = steps
         for guard in self.guards(here):
             for gate, local, params in steps:
                 qs = [qubits[i] for i in local]
@@ -831,8 +833,8 @@ def _ptr_id(qis: Any, value: Any, cache: dict[Any, int | None] | None = None) ->
         try:
             return cache[value]
         except KeyError:
-            result = cache[value] = _ptr_id(qis, value)
-            return result
+            found = cache[value] = _ptr_id(qis, value)
+            return found
     if not _is_ptr(value):
         return None
     _, _, operand = str(value).partition(" ")
