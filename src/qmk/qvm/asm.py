@@ -234,6 +234,7 @@ from qmk.qvm.graph import (
     Node,
     Resources,
     decode_utf8,
+    gc_paused,
     nests_deeper_than,
     read_bytes,
 )
@@ -303,6 +304,20 @@ _DIRECTIVE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)")
 _FOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]+in[ \t]+range[ \t]*\((.*)\)[ \t]*")
 _PARAM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*=(.*)")
 _OPERAND_KINDS = {"vq": "vqs", "ch": "chs", "in": "inputs", "out": "produces"}
+# The plain node line the disassembler writes most (``n7: APPLY_RZ vq:q3, theta=0.5 meta
+# {"source": "p.qasm:9"}``), read by one regular expression; any other line (braces,
+# quotes, guards, caps, expressions, macros) goes through the general reader.
+_FAST_NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
+_FAST_NUMBER = r"-?(?:0|[1-9][0-9]{0,300})(?:\.[0-9]{1,300})?(?:[eE][-+]?[0-9]{1,3})?"
+_FAST_ITEM = rf"(?:(?:vq|ch|in|out):{_FAST_NAME}|[A-Za-z_][A-Za-z0-9_]*[ \t]*=[ \t]*{_FAST_NUMBER})"
+_FAST_NODE = re.compile(
+    rf"[ \t]*(?:(?P<label>{_FAST_NAME})[ \t]*:[ \t]*)?(?P<op>[A-Za-z_][A-Za-z0-9_]*)"
+    rf"(?:[ \t]+(?P<items>{_FAST_ITEM}(?:[ \t]*,[ \t]*{_FAST_ITEM})*))?"
+    r'(?:[ \t]+meta[ \t]+\{"source":[ \t]*"(?P<source>[^"\\\x00-\x1f]*)"\})?[ \t]*'
+)
+_FAST_PARTS = re.compile(
+    rf"(?:(vq|ch|in|out):({_FAST_NAME})|([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*({_FAST_NUMBER}))"
+)
 _RESOURCE_KINDS = {"vqs": "vqs", "chs": "chs", "events": "events"}
 
 
@@ -963,6 +978,10 @@ class _Assembler:
     # -- driving
 
     def run(self, text: str, source: str, base_dir: Path | None, path: Path | None) -> Graph:
+        with gc_paused():  # a bulk pass that builds no cycles (see gc_paused)
+            return self.assemble(text, source, base_dir, path)
+
+    def assemble(self, text: str, source: str, base_dir: Path | None, path: Path | None) -> Graph:
         statements = _read_structure(text, source, base_dir)
         files = () if path is None else (path.resolve(),)
         context = _Context(files=files, file_names=(source,))
@@ -1264,6 +1283,9 @@ class _Assembler:
     # -- node lines and macro calls
 
     def node_line(self, line: _Line, frame: _Body, stack: list[_Body | _Loop]) -> None:
+        fast = _FAST_NODE.fullmatch(line.code)
+        if fast is not None and self.fast_node_line(fast, line):
+            return
         scope = frame.scope
         cursor = _Cursor(line.code)
         cursor.skip_ws()
@@ -1303,6 +1325,36 @@ class _Assembler:
                 cursor.skip_ws()
         self.clauses(cursor, scope, node)
         self.add(node)
+
+    def fast_node_line(self, m: re.Match[str], line: _Line) -> bool:
+        """Read a plain node line (see ``_FAST_NODE``) as :meth:`node_line` would; False
+        (nothing done) for one it must read itself: a macro call, a keyword, an argument
+        given twice, a number an expression would refuse."""
+        label, op, items, source = m.group("label", "op", "items", "source")
+        if op in self.macros or op in KEYWORDS or label in KEYWORDS:
+            return False
+        node = _Pending(label, op, {}, [], [], [], [], [], None, None)
+        if items is not None:
+            args = node.args
+            for kind, name, key, number in _FAST_PARTS.findall(items):
+                if kind:
+                    getattr(node, _OPERAND_KINDS[kind]).append(name)
+                    continue
+                if key in args or key in KEYWORDS:
+                    return False
+                value = (
+                    float(number)
+                    if "." in number or "e" in number or "E" in number
+                    else int(number)
+                )
+                if type(value) is float and not math.isfinite(value):
+                    return False
+                args[key] = value
+        if source is not None:
+            node.metadata = {"source": source}
+        self.op_lines.setdefault(op, f"{line.source}:{line.number}")
+        self.add(node)
+        return True
 
     def name_end(self, cursor: _Cursor) -> int | None:
         """Where a NAME at the cursor would end, without evaluating it (None: no NAME here)."""
