@@ -36,8 +36,10 @@ from qmk.qvm.ops import OPS, Exec
 #: One basic gate: (name in GATE_OPS, local qubit indices, parameters).
 Instr = tuple[str, tuple[int, ...], tuple[float, ...]]
 
-#: How many controls :func:`controlled` accepts on one gate (the cost grows fast).
-MAX_CONTROLS = 6
+#: How many controls :func:`controlled` accepts on one gate: the decomposition is exact
+#: and its size quadratic in the controls (about 16 n^2 Toffolis), and no simulator
+#: holds that many qubits anyway.
+MAX_CONTROLS = 64
 
 _EPS = 1e-12
 _GATE_OPS = [spec for spec in OPS.values() if spec.kind is Exec.GATE and spec.gate]
@@ -248,17 +250,58 @@ def _mc_one_qubit(u: np.ndarray, n_controls: int) -> Lowered:
         seq.rz(beta, 1)
         seq.p(alpha, 0)
         return seq.done()
-    # C^n(u) = C_{c_n}(v) C^{n-1}X C_{c_n}(v^dag) C^{n-1}X C^{n-1}(v) with v^2 = u (lemma 7.5).
+    # C^n(u) = C_{c_n}(v) C^{n-1}X C_{c_n}(v^dag) C^{n-1}X C^{n-1}(v) with v^2 = u (lemma 7.5);
+    # the target is idle during each C^{n-1}X, which borrows it as a dirty ancilla
+    # (lemma 7.3), so each costs O(n) Toffolis and the whole O(n^2), not 3^n.
     values, vectors = np.linalg.eig(u)
     v = vectors @ np.diag(np.sqrt(values)) @ np.linalg.inv(vectors)
     last, target = n - 1, n
     rest = list(range(n - 1))
     seq.add(_mc_one_qubit(v, 1), [last, target])
-    seq.add(_mc_one_qubit(_X, n - 1), [*rest, last])
+    _mcx_one_dirty(seq, rest, last, target)
     seq.add(_mc_one_qubit(v.conj().T, 1), [last, target])
-    seq.add(_mc_one_qubit(_X, n - 1), [*rest, last])
+    _mcx_one_dirty(seq, rest, last, target)
     seq.add(_mc_one_qubit(v, n - 1), [*rest, target])
     return seq.done()
+
+
+def _mcx_dirty(seq: _Seq, controls: Sequence[int], target: int, dirty: Sequence[int]) -> None:
+    """X on ``target`` controlled on ``controls``, borrowing ``dirty`` (at least
+    ``len(controls) - 2`` qubits in any state, left as they were): 4(m-2) Toffolis
+    for m >= 3 controls (Barenco et al. 1995, lemma 7.2)."""
+    m = len(controls)
+    if m <= 2:
+        seq.op(("x", "cx", "ccx")[m], *controls, target)
+        return
+    if len(dirty) < m - 2:
+        raise ValueError(f"C^{m}X needs {m - 2} borrowed qubits, got {len(dirty)}")
+    c, a = list(controls), list(dirty[: m - 2])
+
+    def ladder() -> None:
+        seq.op("ccx", c[m - 1], a[m - 3], target)
+        for i in range(m - 2, 1, -1):
+            seq.op("ccx", c[i], a[i - 2], a[i - 1])
+        seq.op("ccx", c[0], c[1], a[0])
+        for i in range(2, m - 1):
+            seq.op("ccx", c[i], a[i - 2], a[i - 1])
+
+    ladder()
+    ladder()
+
+
+def _mcx_one_dirty(seq: _Seq, controls: Sequence[int], target: int, dirty: int) -> None:
+    """X on ``target`` controlled on ``controls``, borrowing one qubit ``dirty`` (left
+    as it was): the controls split in halves A and B, then C^A X(dirty) C^{B+dirty}X(target)
+    twice, each half borrowing the other (Barenco et al. 1995, lemma 7.3)."""
+    m = len(controls)
+    if m <= 2:
+        _mcx_dirty(seq, controls, target, ())
+        return
+    k1 = (m + 1) // 2
+    first, second = list(controls[:k1]), list(controls[k1:])
+    for _ in range(2):
+        _mcx_dirty(seq, first, dirty, [*second, target])
+        _mcx_dirty(seq, [*second, dirty], target, first)
 
 
 def _fused(ops: Sequence[Instr]) -> list[Instr]:
