@@ -59,6 +59,10 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         tcp=parse_tcp(args.tcp) if args.tcp else None,
     )
     http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
+    if args.dask is not None:  # a bad value stops the start before anything runs
+        from qmk.kernel.dask_pool import parse_dask
+
+        parse_dask(args.dask)
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.http.logs import JsonFormatter
@@ -81,7 +85,14 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         asyncio.run(
             _serve(
-                config, Path(args.data_dir), args.workers, server_config, out, args.recover, http
+                config,
+                Path(args.data_dir),
+                args.workers,
+                server_config,
+                out,
+                args.recover,
+                http,
+                args.dask,
             )
         )
     finally:
@@ -99,6 +110,7 @@ async def _serve(
     out: TextIO,
     recover: bool = False,
     http: Any = None,
+    dask: str | None = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -112,10 +124,20 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
-    if workers is None:
-        kernel = await Kernel.open(config, data_dir, recover=recover)
-    else:
-        kernel = await Kernel.open(config, data_dir, workers=workers, recover=recover)
+    pool = None
+    if dask is not None:  # the jobs run on a Dask cluster (docs/scale-out.md)
+        pool = await asyncio.to_thread(_dask_pool, dask, config, workers)
+    try:
+        if workers is None:
+            kernel = await Kernel.open(config, data_dir, recover=recover, pool=pool)
+        else:
+            kernel = await Kernel.open(
+                config, data_dir, workers=workers, recover=recover, pool=pool
+            )
+    except BaseException:
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        raise
     try:
         if stop.is_set():
             return
@@ -134,6 +156,20 @@ async def _serve(
             await serve_with_http(kernel, probe, server_config, http, ready=ready, stop=stop)
     finally:
         await kernel.close()
+
+
+def _dask_pool(text: str, config: Any, workers: int | None) -> Any:
+    """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address."""
+    from qmk.kernel.dask_pool import dask_pool
+
+    try:
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise CommandError.of(
+            "bad-option",
+            f"--dask needs the dask extra (pip install 'quantum-microkernel[dask]'): {exc}",
+        ) from None
+    return dask_pool(text, config, workers=workers)
 
 
 def _http_config(args: argparse.Namespace) -> Any:
@@ -449,7 +485,18 @@ def register(add: AddCommand) -> None:
     sub.add_argument("--data-dir", required=True, metavar="DIR", help="jobs, audit log, secret")
     sub.add_argument("--config", required=True, metavar="FILE", help="kernel config (TOML)")
     sub.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (no TLS)")
-    sub.add_argument("--workers", type=_int_in(1), metavar="N", help="worker processes")
+    sub.add_argument(
+        "--workers",
+        type=_int_in(1),
+        metavar="N",
+        help="worker processes (with --dask: jobs at once; default: the cluster's threads)",
+    )
+    sub.add_argument(
+        "--dask",
+        metavar="ADDR",
+        help="run jobs on a Dask cluster: tcp://HOST:PORT of its scheduler, or local:N for "
+        "N local worker processes (the dask extra; docs/scale-out.md)",
+    )
     sub.add_argument(
         "--max-line",
         type=_int_in(1024),

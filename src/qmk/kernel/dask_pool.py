@@ -97,13 +97,16 @@ class _Host:
     pool: Any
     root: str
     running: dict[str, Future[Any]] = field(default_factory=dict)
-    cancelled: OrderedDict[str, str] = field(default_factory=OrderedDict)
 
 
 _HOSTS: dict[tuple[Any, ...], _Host] = {}
 _HOSTS_LOCK = threading.Lock()
-#: Tokens killed before they ran, remembered (so a late start runs nothing).
+#: Tokens killed (token -> why), remembered so a task that starts late runs nothing.
+_CANCELLED: OrderedDict[str, str] = OrderedDict()
 _CANCELLED_KEPT = 4096
+#: Requests that came before their job ran here (token -> payloads), kept this many.
+_EARLY: OrderedDict[str, list[Any]] = OrderedDict()
+_EARLY_KEPT = 4096
 
 
 def _host(options: Mapping[str, Any], threads: int) -> _Host:
@@ -129,11 +132,16 @@ def _host(options: Mapping[str, Any], threads: int) -> _Host:
                 file_mb=options.get("file_mb") or options.get("memory_mb"),
                 writable=(root,),
             ),
-            gate=options.get("gate"),
-            pause_gate=options.get("pause_gate"),
+            gate=_fifo(options.get("gate")),
+            pause_gate=_fifo(options.get("pause_gate")),
         )
         host = _HOSTS[key] = _Host(pool=pool, root=root)
         return host
+
+
+def _fifo(path: str | None) -> str | None:
+    """A test gate's path, or None once it is gone (the test opened it for good)."""
+    return path if path is not None and os.path.exists(path) else None
 
 
 def _run_task(
@@ -162,8 +170,8 @@ def _run_task(
         )
     worker = get_worker()
     host = _host(options, int(getattr(worker, "nthreads", 1)))
-    if token in host.cancelled:
-        return ("error", "killed", host.cancelled[token], {}, 0)
+    if token in _CANCELLED:
+        return ("error", "killed", _CANCELLED[token], {}, 0)
     local = dict(spec) if isinstance(spec, Mapping) else spec
     folder = None
     if isinstance(local, dict):
@@ -196,8 +204,16 @@ def _run_task(
         worker.loop.add_callback(worker.log_event, NOTES_TOPIC, message)
 
     future = host.pool.submit(fn, local)
-    host.running[token] = future
     host.pool.listen(future, noted)
+    while not (future.running() or future.done()):  # in its process: requests reach it
+        threading.Event().wait(0.001)
+    with _HOSTS_LOCK:
+        host.running[token] = future
+        early = _EARLY.pop(token, [])
+        if token in _CANCELLED:  # killed while it started
+            host.pool.cancel(future, _CANCELLED[token])
+    for payload in early:
+        host.pool.request(future, payload)
     try:
         value = future.result()
         return ("ok", value, sent)
@@ -211,32 +227,44 @@ def _run_task(
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _kill(tokens: list[str], reason: str) -> int:
-    """On every worker (``Client.run``): SIGKILL the jobs of ``tokens``; how many ran here."""
+async def _kill(tokens: list[str], reason: str) -> int:
+    """On every worker (``Client.run``, on its event loop; the kill never waits): SIGKILL
+    the jobs of ``tokens``; how many ran here."""
     killed = 0
-    for host in list(_HOSTS.values()):
+    with _HOSTS_LOCK:
         for token in tokens:
-            host.cancelled[token] = reason
-            while len(host.cancelled) > _CANCELLED_KEPT:
-                host.cancelled.popitem(last=False)
-            future = host.running.get(token)
-            if future is not None and host.pool.cancel(future, reason):
-                killed += 1
+            _CANCELLED[token] = reason
+            for host in _HOSTS.values():
+                future = host.running.get(token)
+                if future is not None and host.pool.cancel(future, reason):
+                    killed += 1
+        while len(_CANCELLED) > _CANCELLED_KEPT:
+            _CANCELLED.popitem(last=False)
     return killed
 
 
-def _request(token: str, payload: Any) -> bool:
-    """On every worker: pass ``payload`` to the running job ``token`` (its fence reads it)."""
-    for host in list(_HOSTS.values()):
-        future = host.running.get(token)
-        if future is not None:
-            return bool(host.pool.request(future, payload))
+async def _request(token: str, payload: Any) -> bool:
+    """On every worker: pass ``payload`` to the running job ``token`` (its fence reads it;
+    the request never waits)."""
+    with _HOSTS_LOCK:
+        for host in _HOSTS.values():
+            future = host.running.get(token)
+            if future is not None:
+                return bool(host.pool.request(future, payload))
+        _EARLY.setdefault(token, []).append(payload)  # it has not started here (yet)
+        while len(_EARLY) > _EARLY_KEPT:
+            _EARLY.popitem(last=False)
     return False
 
 
 def _job_pids() -> list[int]:
     """On every worker: the pids of its job processes (tests kill them)."""
     return [pid for host in _HOSTS.values() for pid in host.pool.pids]
+
+
+def _holding() -> tuple[int, int]:
+    """On every worker: its pid, and how many jobs it runs now."""
+    return os.getpid(), sum(len(host.running) for host in _HOSTS.values())
 
 
 # --------------------------------------------------------------------------- in the kernel
@@ -297,7 +325,7 @@ class DaskPool(Executor):
         file_mb: int | None = None,
         split_shots: int = SPLIT_SHOTS,
         security: Any = None,
-        connect_s: float = 20.0,
+        connect_s: float = 10.0,
         gate: str | os.PathLike[str] | None = None,
         pause_gate: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -340,6 +368,8 @@ class DaskPool(Executor):
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
         self._shutdown = False
+        #: How many jobs went out split into parts.
+        self.split_jobs = 0
         self._thread = threading.Thread(target=self._main, name="qmk-dask-pool", daemon=True)
         self._thread.start()
 
@@ -448,6 +478,10 @@ class DaskPool(Executor):
         found = self.client.run(_job_pids)
         return [pid for pids in found.values() for pid in pids]
 
+    def holding(self) -> dict[str, tuple[int, int]]:
+        """Each Dask worker's address: its pid and how many jobs it runs (tests)."""
+        return dict(self.client.run(_holding))
+
     def busy(self) -> int:
         """How many jobs the pool holds now."""
         with self._lock:
@@ -500,6 +534,7 @@ class DaskPool(Executor):
             self._start(job, None)
             return
         spec = dict(job.spec)
+        self.split_jobs += 1
         try:
             job.data = self.client.scatter(spec, hash=False)  # one trip per worker
         except Exception as exc:

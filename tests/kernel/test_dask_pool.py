@@ -1,0 +1,408 @@
+"""The kernel on a Dask cluster (qmk.kernel.dask_pool): a real LocalCluster, real kills.
+
+Cancel, timeout and the memory cap run against both pools (the local one and the Dask
+one) from the same test bodies. Jobs are held at a :class:`~support.kernel.WorkerGate`
+(in the Dask workers' own job processes, a FIFO on this one machine), so a test decides
+when a job runs, kills a worker or takes a checkpoint, whatever the machine's speed; the
+few waits for something to happen (a process to die, the scheduler to come back) wait
+for that event, with a generous limit against hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.execution.executor import run
+from qmk.kernel.clock import Clock, ManualClock
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.service import Kernel
+from qmk.kernel.workers import WorkerMemoryError, WorkerPool, kernel_isolation
+from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_graph, wait_state
+
+distributed = pytest.importorskip("distributed")
+
+from qmk.kernel.dask_pool import CLUSTER_CONFIG, DaskPool  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Two Dask worker processes (one thread each), shared by this module's tests."""
+    import dask
+
+    with dask.config.set(CLUSTER_CONFIG):
+        local = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+            host="127.0.0.1",
+        )
+    yield local
+    local.close(timeout=20)
+
+
+def run_on(
+    kind: str,
+    tmp_path: Path,
+    body: Callable[[Kernel], Awaitable[Any]],
+    address: str | None,
+    *,
+    workers: int = 2,
+    config: KernelConfig | None = None,
+    gate: WorkerGate | None = None,
+    pause: WorkerGate | None = None,
+    clock: Clock | None = None,
+    memory_mb: int | None = None,
+    split_shots: int = 0,
+) -> Any:
+    """``body(kernel)`` on a kernel whose pool is the local one or a Dask one."""
+    config = config or make_config()
+    data = tmp_path / "data"
+
+    async def main() -> Any:
+        pool: Any
+        if kind == "local":
+            pool = WorkerPool(
+                workers,
+                memory_mb=memory_mb or config.worker_memory_mb,
+                loop=asyncio.get_running_loop(),
+                isolation=kernel_isolation(config, data),
+                gate=None if gate is None else gate.path,
+                pause_gate=None if pause is None else pause.path,
+            )
+        else:
+            pool = await asyncio.to_thread(
+                DaskPool,
+                address,
+                max_workers=workers,
+                memory_mb=memory_mb or config.worker_memory_mb,
+                gate=None if gate is None else gate.path,
+                pause_gate=None if pause is None else pause.path,
+                split_shots=split_shots,
+            )
+        kernel = await Kernel.open(config, data, pool=pool, clock=clock)
+        try:
+            return await body(kernel)
+        finally:
+            await kernel.close()
+
+    return asyncio.run(main())
+
+
+def job_pids(kernel: Kernel) -> set[int]:
+    """The pids of the processes that run the kernel's jobs (either pool's)."""
+    pool = kernel.pool
+    return set(pool.job_pids() if isinstance(pool, DaskPool) else pool.pids)
+
+
+async def held_pids(kernel: Kernel) -> set[int]:
+    """The job processes, once one of them holds a job (one of them is the holder)."""
+    pool = kernel.pool
+    if isinstance(pool, DaskPool):
+        await until(lambda: any(jobs for _, jobs in pool.holding().values()), "a held job")
+    return await asyncio.to_thread(job_pids, kernel)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def until(condition: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
+    """Return once ``condition()`` holds (the limit only guards against a hang)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never: {what}")
+
+
+POOLS = ["local", "dask"]
+
+
+# ----------------------------------------------------------------------------- both pools
+
+
+@pytest.mark.parametrize("kind", POOLS)
+def test_cancel_of_a_running_job_kills_its_process_and_the_next_job_runs(
+    kind: str, cluster: Any, tmp_path: Path
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=1)  # held
+        await wait_state(kernel, sid, job["job_id"], "RUNNING")
+        before = await held_pids(kernel)
+        cancelled = await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
+        assert cancelled["state"] == "CANCELLED"
+        await until(lambda: any(not alive(p) for p in before), "the held process killed")
+        gate.open()
+        small = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=3)
+        done = await kernel.q_wait(session_id=sid, job_id=small["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        assert done["result"]["counts"] == run(BELL, shots=100, seed=3).counts
+        assert (await kernel.q_status(session_id=sid, job_id=job["job_id"]))["result"] is None
+
+    with WorkerGate(tmp_path) as gate:
+        run_on(kind, tmp_path, body, cluster.scheduler_address, workers=1, gate=gate)
+
+
+@pytest.mark.parametrize("kind", POOLS)
+def test_a_job_past_its_timeout_is_timed_out_and_its_process_killed(
+    kind: str, cluster: Any, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=sid, graph=BELL, shots=1, seed=1, policy={"timeout_ms": 500}
+        )  # held at the gate: it would never end on its own
+        await wait_state(kernel, sid, job["job_id"], "RUNNING")
+        before = await held_pids(kernel)
+        clock.advance(0.5)
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=5000)
+        assert done["state"] == "TIMED_OUT" and "timeout" in done["error"]["message"]
+        await until(lambda: any(not alive(p) for p in before), "the held process killed")
+        assert kernel.pool.busy() == 0
+
+    with WorkerGate(tmp_path) as gate:
+        run_on(kind, tmp_path, body, cluster.scheduler_address, gate=gate, clock=clock)
+
+
+@pytest.mark.parametrize("kind", POOLS)
+def test_a_job_over_its_process_memory_cap_fails_with_the_memory_code(
+    kind: str, cluster: Any, tmp_path: Path
+) -> None:
+    """Admission takes the job (the kernel's model allows 1 GiB); the process cap (500
+    MiB) stops it for real, and the next job runs."""
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        big = await kernel.q_submit(
+            session_id=sid, graph=slow_graph(24, 1), shots=1, seed=1, policy={"noise": False}
+        )
+        done = await kernel.q_wait(session_id=sid, job_id=big["job_id"], timeout_ms=60_000)
+        assert done["state"] == "FAILED" and "memory" in done["error"]["message"]
+        assert done["error"]["name"] == "memory-limit"
+        after = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)
+        ok = await kernel.q_wait(session_id=sid, job_id=after["job_id"], timeout_ms=60_000)
+        assert ok["state"] == "COMPLETED"
+
+    run_on(kind, tmp_path, body, cluster.scheduler_address, memory_mb=500)
+
+
+# ----------------------------------------------------------------------------- Dask only
+
+
+def test_jobs_on_the_cluster_give_the_executors_counts_and_a_task_error_comes_back(
+    cluster: Any, tmp_path: Path
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        jobs = [
+            await kernel.q_submit(session_id=sid, graph=BELL, shots=200, seed=seed)
+            for seed in range(6)
+        ]
+        for seed, job in enumerate(jobs):
+            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+            assert done["result"]["counts"] == run(BELL, shots=200, seed=seed).counts
+
+    run_on("dask", tmp_path, body, cluster.scheduler_address)
+    pool = DaskPool(cluster.scheduler_address, memory_mb=500)
+    try:
+        with pytest.raises(WorkerMemoryError):
+            pool.submit(bytearray, 600 * 2**20).result(timeout=60)
+        assert pool.submit(len, "abc").result(timeout=60) == 3
+    finally:
+        pool.shutdown()
+
+
+def test_a_checkpoint_on_a_dask_worker_lands_in_the_kernels_data_dir_and_restores(
+    cluster: Any, tmp_path: Path
+) -> None:
+    graph, shots, seed = FENCED.to_json(), 500, 17
+    expected = dict(run(FENCED, shots=shots, seed=seed, noise=False).counts)
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice, graph=graph, shots=shots, seed=seed, policy={"noise": False}
+        )
+        job_id = job["job_id"]
+        await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
+        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
+        assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1
+        files = list((tmp_path / "data" / "checkpoints" / job_id).glob("*.qmkstate"))
+        assert [f.stem for f in files] == [checkpoint["checkpoint_id"]]
+        pause.open()
+        done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+        assert done["state"] == "COMPLETED" and done["result"]["counts"] == expected
+        await kernel.q_restore(
+            session_id=alice, job_id=job_id, checkpoint_id=checkpoint["checkpoint_id"]
+        )  # the state travels to whichever worker runs it
+        again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+        assert again["result"]["counts"] == expected
+        assert again["result"]["telemetry"]["resumed_from_epoch"] == 1
+
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        run_on("dask", tmp_path, body, cluster.scheduler_address, workers=1, pause=pause)
+
+
+def test_a_big_job_split_over_the_workers_has_the_single_runs_counts(
+    cluster: Any, tmp_path: Path
+) -> None:
+    graph, shots, seed = FENCED.to_json(), 3000, 11
+    config = make_config(worker_memory_mb=1024)
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice,
+            graph=graph,
+            shots=shots,
+            seed=seed,
+            policy={"profile": "logical:surface_code(d=3)"},
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED", done
+        assert kernel.pool.split_jobs == 1
+        single = run(
+            FENCED,
+            shots=shots,
+            seed=seed,
+            qubit=config.machine.qubit,
+            profile="logical:surface_code(d=3)",
+        )
+        assert done["result"]["counts"] == single.counts
+        telemetry = done["result"]["telemetry"]
+        assert telemetry["shots"] == shots
+        assert telemetry["simulations"] == single.telemetry.simulations > 3  # groups
+
+    run_on("dask", tmp_path, body, cluster.scheduler_address, config=config, split_shots=1000)
+
+
+def test_a_job_whose_dask_worker_is_killed_resumes_elsewhere_from_its_checkpoint_once(
+    cluster: Any, tmp_path: Path
+) -> None:
+    graph, shots, seed = FENCED.to_json(), 500, 17
+    expected = dict(run(FENCED, shots=shots, seed=seed, noise=False).counts)
+
+    async def body(kernel: Kernel) -> str:
+        pool = kernel.pool
+        assert isinstance(pool, DaskPool)
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice, graph=graph, shots=shots, seed=seed, policy={"noise": False}
+        )
+        job_id = job["job_id"]
+        await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
+        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
+        assert checkpoint["program_epoch"] == 1
+        holding = await asyncio.to_thread(pool.holding)
+        (victim,) = [pid for pid, jobs in holding.values() if jobs]
+        os.kill(victim, signal.SIGKILL)  # the Dask worker that runs the job, mid-job
+        await until(lambda: not alive(victim), "the worker gone")
+        await until(
+            lambda: any(jobs for _, jobs in pool.holding().values()), "the job started again"
+        )
+        pause.open()
+        done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+        assert done["state"] == "COMPLETED" and done["result"]["counts"] == expected
+        assert done["result"]["telemetry"]["resumed_from_epoch"] == 1
+        return job_id
+
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        job_id = run_on("dask", tmp_path, body, cluster.scheduler_address, workers=1, pause=pause)
+    lines = [
+        json.loads(line) for line in (tmp_path / "data" / "audit.log").read_text().splitlines()
+    ]
+    ends = [r for r in lines if r.get("job_id") == job_id and r.get("state") == "COMPLETED"]
+    assert len(ends) == 1  # one result, once
+    cluster.wait_for_workers(2, timeout=60)  # the nanny has started a fresh one
+
+
+# ----------------------------------------------------------------------------- the scheduler
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start(*argv: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path: Path) -> None:
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+        "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
+    }
+    scheduler_argv = ("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port))
+    scheduler_argv += ("--dashboard-address", ":0", "--no-dashboard")
+    worker_argv = ("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard")
+    scheduler = _start(*scheduler_argv, env=env)
+    worker = _start(*worker_argv, env=env)
+    processes = [scheduler, worker]
+    try:
+
+        async def body(kernel: Kernel) -> None:
+            pool = kernel.pool
+            assert isinstance(pool, DaskPool)
+            sid = await login(kernel, "alice")
+            first = await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=1)
+            done = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=60_000)
+            assert done["state"] == "COMPLETED"
+            scheduler.kill()
+            scheduler.wait()
+            await until(lambda: pool.client.status != "running", "the client sees it gone")
+            job = await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=2)
+            waiting = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=500)
+            assert waiting["state"] in ("QUEUED", "RUNNING")  # neither lost nor failed
+            processes.append(_start(*scheduler_argv, env=env))
+            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=90_000)
+            assert done["state"] == "COMPLETED"
+            assert done["result"]["counts"] == run(BELL, shots=50, seed=2).counts
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the scheduler and its worker are up
+            try:
+                with distributed.Client(address, timeout=2) as probe:
+                    probe.wait_for_workers(1, timeout=30)
+                break
+            except (OSError, TimeoutError):
+                time.sleep(0.2)
+        run_on("dask", tmp_path, body, address, workers=1)
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
