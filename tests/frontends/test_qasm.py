@@ -182,7 +182,7 @@ ERRORS = [
     ("undefined register", "OPENQASM 3.0;\nqubit q;\nU(0,0,0) r;\n", 3, "QL102"),
     ("index", "OPENQASM 3.0;\nqubit[2] q;\nU(0,0,0) q[2];\n", 3, "QL107"),
     ("while", "OPENQASM 3.0;\nqubit q;\nbit c;\nwhile (c) { U(0,0,0) q; }\n", 4, "QL104"),
-    ("def", "OPENQASM 3.0;\ndef f() { }\n", 2, "QL104"),
+    ("recursive def", "OPENQASM 3.0;\ndef f() { f(); }\nf();\n", 2, "QL104"),
     ("input", "OPENQASM 3.0;\ninput float t;\n", 2, "QL102"),
     (
         "conditional remeasure",

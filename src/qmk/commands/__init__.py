@@ -81,7 +81,14 @@ def read_source(args: argparse.Namespace, path: str, limits: Limits | None = Non
     from qmk.frontends import read_program
 
     profile = getattr(args, "source_profile", None)
-    return read_program(path, format=getattr(args, "format", None), profile=profile, limits=limits)
+    inputs = dict(getattr(args, "inputs", None) or ())  # qmk run --input NAME=VALUE
+    return read_program(
+        path,
+        format=getattr(args, "format", None),
+        profile=profile,
+        limits=limits,
+        params=inputs or None,
+    )
 
 
 def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> None:

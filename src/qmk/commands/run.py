@@ -37,6 +37,22 @@ def _seed(text: str) -> int:
     return value
 
 
+def _input(text: str) -> tuple[str, float]:
+    """``NAME=VALUE`` of ``--input``: VALUE a number or a constant expression (``pi/2``)."""
+    from qmk.qvm.expr import ExprError, evaluate
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        number = evaluate(value, {})
+    except ExprError as exc:
+        raise argparse.ArgumentTypeError(f"{name.strip()}: {exc}") from None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise argparse.ArgumentTypeError(f"{name.strip()}: not a number: {value!r}")
+    return name.strip(), number
+
+
 def _noise(args: argparse.Namespace) -> Any:
     """``run``'s ``noise``: off, on, or on with the ``--noise-model`` rates."""
     from qmk.qec.errors import QECError
@@ -254,6 +270,14 @@ def register(add: AddCommand) -> None:
     """Add ``run``."""
     sub = add("run", "run a program on a simulated fault-tolerant machine and print counts")
     sub.add_argument("file", metavar="FILE")
+    sub.add_argument(
+        "--input",
+        dest="inputs",
+        action="append",
+        type=_input,
+        metavar="NAME=VALUE",
+        help="the value of an OpenQASM 3 input declaration (repeatable; VALUE may be pi/2)",
+    )
     sub.add_argument(
         "--shots",
         type=_positive,

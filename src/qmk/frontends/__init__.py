@@ -30,6 +30,7 @@ get the runner's default, ``logical:surface_code(d=9)``
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,7 @@ def read_program(
     format: str | None = None,
     profile: str | None = None,
     limits: Limits | None = None,
+    params: Mapping[str, float] | None = None,
 ) -> Graph:
     """Read the program in ``path`` as a QVM graph, lowering OpenQASM and QIR.
 
@@ -88,6 +90,8 @@ def read_program(
         profile: the code profile of qubits a front-end allocates (None: the
             runner's default, ``logical:surface_code(d=9)``). QVM files keep theirs.
         limits: size limits for QVM files.
+        params: values of an OpenQASM 3 program's ``input`` declarations, by name
+            (``qmk run --input NAME=VALUE``); other formats take none.
 
     Raises:
         FrontendError: an unknown format, an unreadable file, or a source the
@@ -101,6 +105,13 @@ def read_program(
             "unknown-format", f"unknown format {format!r} (known: {', '.join(FORMATS)})"
         )
     kind = format or format_of(name)
+    if params and kind not in ("qasm", "qasm3"):
+        raise FrontendError.of(
+            "unsupported",
+            f"{name}: input values are for OpenQASM 3 programs' input declarations, "
+            f"not {kind} files",
+            source=name,
+        )
     if kind in ("qvm-json", "qvm-asm"):
         if kind == "qvm-asm" and not name.endswith(".asm"):
             from qmk.qvm import asm
@@ -116,7 +127,9 @@ def read_program(
         from qmk.frontends.qasm import from_qasm
 
         version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
-        return from_qasm(_read_text(name), name=name, profile=profile, version=version)
+        return from_qasm(
+            _read_text(name), name=name, profile=profile, version=version, params=params
+        )
     from qmk.frontends.qir import from_qir
 
     return from_qir(_read_bytes(name), name=name, profile=profile)

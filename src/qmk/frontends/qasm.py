@@ -370,6 +370,14 @@ class _Lowerer:
         self.gates: dict[str, _GateDef] = {}
         self.standard: set[str] = set(_BUILTINS[version])
         self.opaque: dict[str, tuple[int, int]] = {}
+        self.stretches: set[str] = set()
+        self.scalars: set[str] = set()  # bit registers declared as a scalar ``bit b;``
+        self.consts: set[str] = set()  # the values declared ``const`` (visible in defs)
+        self.subroutines: dict[str, Any] = {}  # def name -> its SubroutineDefinition
+        self.calling: list[str] = []  # the defs being inlined, outermost first
+        self.call_events = 0  # the first event the last inlined call measured
+        self.inputs: set[str] = set()  # the ``input`` names declared
+        self.widths: dict[str, int] = {}  # declared widths of int[n]/uint[n] variables
         self.line: int | None = None
         # (name, operand count, parameters) -> the lowered gate and its node plan; emptied
         # whenever a gate definition or include changes what a name means
@@ -395,9 +403,24 @@ class _Lowerer:
         return f"{self.name}:{self.line}"
 
     def finish(self) -> Graph:
-        groups = [
-            [self.bits[s] for s in reversed(slots)] for slots in reversed(self.cregs.values())
-        ]
+        """The graph, keyed as Qiskit keys the circuit its importer makes: bit registers
+        in reverse declaration order, bit 0 rightmost, separated by spaces; scalar bits
+        (``bit b;``, loose clbits in Qiskit) as one group, the first declared rightmost,
+        leftmost of the registers (Qiskit's key of a circuit with only loose clbits)."""
+        unused = sorted(set(self.params) - self.inputs)
+        if unused:
+            declared = ", ".join(sorted(self.inputs)) or "none"
+            raise FrontendError.at(
+                "undefined",
+                self.name,
+                None,
+                f"input {unused[0]} is not declared by the program (its inputs: {declared})",
+            )
+        registers = [slots for name, slots in self.cregs.items() if name not in self.scalars]
+        loose = [slots[0] for name, slots in self.cregs.items() if name in self.scalars]
+        groups = [[self.bits[s] for s in reversed(slots)] for slots in reversed(registers)]
+        if loose:
+            groups.insert(0, [self.bits[s] for s in reversed(loose)])
         language = f"openqasm{self.version}"
         return self.builder.build(output=groups, separator=" ", metadata={"language": language})
 
@@ -492,6 +515,8 @@ class _Lowerer:
     def fast_creg(self, name: str, size: int | None) -> None:
         self.declare(name)
         self.add_bits(name, size or 1)
+        if size is None and self.version != 2:
+            self.scalars.add(name)
 
     def fast_opaque(self, name: str, n_params: int, n_qubits: int) -> None:
         """OpenQASM 2's ``opaque``: a gate with no body, refused only where it is called."""
@@ -581,6 +606,18 @@ class _Lowerer:
             self.qubits(st.qubits)  # no idle noise is modelled for a delay: see docs
         elif isinstance(st, ast.Pragma):
             return
+        elif isinstance(st, ast.SubroutineDefinition):
+            self.subroutine_definition(st)
+        elif isinstance(st, ast.ExpressionStatement) and self.is_call(st.expression):
+            self.call(st.expression, cond)
+        elif isinstance(st, ast.ClassicalAssignment) and self.is_call(st.rvalue):
+            self.assign_call(st, cond)
+        elif isinstance(st, ast.ReturnStatement) and self.calling:
+            raise self.error(
+                "unsupported",
+                f"a return inside a branch or loop of def {self.calling[-1]}: QMK inlines a "
+                "def whose returns are its last statement",
+            )
         else:
             raise self.error("unsupported", f"{_describe(kind)} is not supported by QMK")
 
@@ -618,13 +655,22 @@ class _Lowerer:
             if size < 1:
                 raise self.error("bad-value", f"register {name} must have at least 1 bit")
             self.add_bits(name, size)
+            if st.type.size is None and self.version != 2:
+                self.scalars.add(name)
             init = st.init_expression
             if init is None:
                 return
             if isinstance(init, ast.QuantumMeasurement):
                 self.measure_into(self.qubits([init.qubit]), self.cregs[name], cond)
                 return
+            if self.is_call(init):
+                self.assign_events(self.cregs[name], self.call(init, cond), cond, name)
+                return
             raise self.error("unsupported", f"bit {name} initialised by a classical expression")
+        if isinstance(st.type, ast.StretchType) and st.init_expression is None:
+            self.declare(name)  # a stretch only delays use: ignored as delays are (see docs)
+            self.stretches.add(name)
+            return
         if isinstance(st.type, ast.ArrayType | ast.StretchType | ast.DurationType):
             raise self.error("unsupported", f"{type(st.type).__name__} declarations")
         self.declare(name)
@@ -632,7 +678,31 @@ class _Lowerer:
             raise self.error(
                 "unsupported", f"classical variable {name} without a constant initial value"
             )
-        self.values[name] = self.evaluate(st.init_expression)
+        value = self.evaluate(st.init_expression)
+        self.values[name] = self.fit(name, st.type, value)
+        if isinstance(st, ast.ConstantDeclaration):
+            self.consts.add(name)
+
+    def fit(self, name: str, type_: Any, value: Any) -> Any:
+        """``value`` as a variable of ``type_`` holds it: a sized ``int[n]``/``uint[n]``
+        must hold it (its width is kept for indexing its bits)."""
+        kind = type(type_).__name__
+        if kind not in ("IntType", "UintType"):
+            return value
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise self.error("bad-value", f"{name} is an integer, not {value}")
+            value = int(value)
+        size = getattr(type_, "size", None)
+        if size is None:
+            return int(value)
+        width = self.integer(size, "a type width")
+        low, high = (0, 2**width) if kind == "UintType" else (-(2 ** (width - 1)), 2 ** (width - 1))
+        if not low <= value < high:
+            spelled = "uint" if kind == "UintType" else "int"
+            raise self.error("bad-value", f"{value} does not fit {name}, a {spelled}[{width}]")
+        self.widths[name] = width
+        return int(value)
 
     def add_bits(self, name: str, size: int) -> None:
         """A bit register ``name`` of ``size`` bits that nothing wrote yet."""
@@ -653,14 +723,220 @@ class _Lowerer:
         if isinstance(st.type, ast.BitType):
             raise self.error("unsupported", f"input bit {name}: only numeric inputs are supported")
         self.declare(name)
+        self.inputs.add(name)
         if name not in self.params:
             raise self.error(
-                "undefined", f"input {name} has no value: pass it in params (e.g. {name}=0.5)"
+                "undefined",
+                f"input {name} has no value: give it with qmk run --input {name}=VALUE "
+                f"(params={{'{name}': ...}} in Python)",
             )
         value = self.params[name]
+        kind = type(st.type).__name__
+        if kind == "BoolType" and isinstance(value, int | float) and value in (0, 1):
+            self.values[name] = bool(value)
+            return
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error("bad-value", f"input {name} must be a number, got {value!r}")
-        self.values[name] = value
+        if kind in ("FloatType", "AngleType"):
+            value = float(value)
+        elif kind not in ("IntType", "UintType"):
+            raise self.error("unsupported", f"input {name} of type {kind.removesuffix('Type')}")
+        self.values[name] = self.fit(name, st.type, value)
+
+    # ------------------------------------------------------------------ subroutines
+
+    def subroutine_definition(self, st: Any) -> None:
+        name = st.name.name
+        if name in self.subroutines or name in self.gates or self.declared(name):
+            raise self.error("bad-value", f"{name!r} is already defined")
+        self.subroutines[name] = st
+
+    def is_call(self, expr: Any) -> bool:
+        from openqasm3 import ast
+
+        return isinstance(expr, ast.FunctionCall) and expr.name.name in self.subroutines
+
+    def call(self, fc: Any, cond: _Cond) -> Any:
+        """Inline the def that ``fc`` calls under ``cond``; its return value: a list of
+        events (a bit or bit register), a number, or None.
+
+        The body sees its arguments (qubits by reference; bits and numbers by value),
+        its own locals and the program's constants and gates, as OpenQASM 3 says.
+        """
+        from openqasm3 import ast
+
+        name = fc.name.name
+        st = self.subroutines[name]
+        if name in self.calling:
+            chain = " -> ".join([*self.calling, name])
+            raise self.error("unsupported", f"def {name} calls itself ({chain}): recursion")
+        if len(fc.arguments) != len(st.arguments):
+            raise self.error(
+                "arity",
+                f"def {name} takes {len(st.arguments)} argument(s), got {len(fc.arguments)}",
+            )
+        qregs: dict[str, list[str]] = {}
+        bit_args: list[tuple[str, list[str | None]]] = []
+        values: dict[str, Any] = {n: self.values[n] for n in self.consts if n in self.values}
+        for param, arg in zip(st.arguments, fc.arguments, strict=True):
+            pname = param.name.name
+            if isinstance(param, ast.QuantumArgument):
+                handles = self.qubit_expression(arg)
+                want = 1 if param.size is None else self.integer(param.size, "a register size")
+                if len(handles) != want:
+                    raise self.error(
+                        "arity", f"def {name}: {pname} takes {want} qubit(s), got {len(handles)}"
+                    )
+                qregs[pname] = handles
+            elif isinstance(param.type, ast.BitType):
+                if not self.bits_read(arg):
+                    raise self.error("unsupported", f"def {name}: {pname} takes bits")
+                slots, _ = self.read_bits(arg)
+                want = 1 if param.type.size is None else self.integer(param.type.size, "a size")
+                if len(slots) != want:
+                    raise self.error(
+                        "arity", f"def {name}: {pname} takes {want} bit(s), got {len(slots)}"
+                    )
+                bit_args.append((pname, [self.bits[s] for s in slots]))
+            else:
+                values[pname] = self.fit(pname, param.type, self.evaluate(arg))
+        saved = (self.qregs, self.cregs, self.values, self.scalars, self.widths, self.stretches)
+        saved_line = self.line
+        self.qregs, self.cregs, self.values = qregs, {}, values
+        self.scalars, self.widths, self.stretches = set(), dict(self.widths), set()
+        for pname, events in bit_args:
+            self.add_bits(pname, len(events))
+            for slot, event in zip(self.cregs[pname], events, strict=True):
+                self.bits[slot] = event
+        start = len(self.builder.events)
+        self.calling.append(name)
+        try:
+            return self.inline_body(st, cond)
+        finally:
+            self.call_events = start
+            self.calling.pop()
+            (self.qregs, self.cregs, self.values, self.scalars, self.widths, self.stretches) = saved
+            self.line = saved_line
+
+    def inline_body(self, st: Any, cond: _Cond) -> Any:
+        from openqasm3 import ast
+
+        for body_st in st.body:
+            if not isinstance(body_st, ast.ReturnStatement):
+                self.statements([body_st], cond)
+                continue
+            self.line = body_st.span.start_line if body_st.span else self.line
+            expr = body_st.expression
+            if expr is None:
+                result = None
+            elif isinstance(expr, ast.QuantumMeasurement):
+                qubits = self.qubits([expr.qubit])
+                self.add_bits(" return", len(qubits))  # a name no program can spell
+                self.measure_into(qubits, self.cregs[" return"], cond)
+                result = [self.bits[s] for s in self.cregs.pop(" return")]
+            elif self.bits_read(expr):
+                result = [self.bits[s] for s in self.read_bits(expr)[0]]
+            else:
+                result = self.evaluate(expr)
+            return self.returned(st, result)
+        return self.returned(st, None)
+
+    def returned(self, st: Any, result: Any) -> Any:
+        """``result`` checked against the def's return type."""
+        from openqasm3 import ast
+
+        name, kind = st.name.name, st.return_type
+        if kind is None:
+            if result is not None:
+                raise self.error("bad-value", f"def {name} has no return type but returns a value")
+            return None
+        if result is None:
+            raise self.error("bad-value", f"def {name} ends without returning a value")
+        if isinstance(kind, ast.BitType):
+            want = 1 if kind.size is None else self.integer(kind.size, "a size")
+            if not isinstance(result, list):
+                result = [None] * want if not int(result) else None
+                if result is None:
+                    raise self.error(
+                        "unsupported", f"def {name} returns a constant 1 as a bit: not supported"
+                    )
+            if len(result) != want:
+                raise self.error(
+                    "arity", f"def {name} returns {len(result)} bit(s); its type says {want}"
+                )
+            return result
+        if isinstance(result, list):
+            raise self.error("unsupported", f"def {name} returns bits as a number")
+        return self.fit(f"the value of def {name}", kind, result)
+
+    def pure_call(self, fc: Any) -> Any:
+        """A def called inside an expression: it may compute, but not touch qubits."""
+        before = len(self.builder.nodes)
+        value = self.call(fc, [{}])
+        if len(self.builder.nodes) != before:
+            raise self.error(
+                "unsupported",
+                f"def {fc.name.name} applies quantum operations inside an expression: call it "
+                "as a statement or assign its bits first",
+            )
+        if isinstance(value, list):
+            raise self.error(
+                "unsupported", f"def {fc.name.name} returns bits: assign them to a bit first"
+            )
+        return value
+
+    def qubit_expression(self, expr: Any) -> list[str]:
+        """The qubits an argument expression names (``q``, ``q[1]``, ``q[0:2]``)."""
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.Identifier):
+            return self.qubit_list(expr)
+        if isinstance(expr, ast.IndexExpression) and isinstance(expr.collection, ast.Identifier):
+            index = expr.index
+            indices = [index] if isinstance(index, ast.DiscreteSet) else [list(index)]
+            name = expr.collection.name
+            if name not in self.qregs:
+                raise self.error("undefined", f"qubit register {name} is not declared")
+            return self.select(self.qregs[name], indices, name)
+        raise self.error("unsupported", f"{_describe(type(expr).__name__)} as a qubit argument")
+
+    def assign_call(self, st: Any, cond: _Cond) -> None:
+        """``c = f(...)`` (or ``c[i] = f(...)``): the def's returned bits into ``c``."""
+        if st.op.name != "=":
+            raise self.error("unsupported", f"the assignment {st.op.name} of a def's value")
+        if not self.is_bits(st.lvalue):
+            raise self.error(
+                "unsupported", "assigning a def's value to anything but bits (classical assignment)"
+            )
+        slots = self.bit_slots(st.lvalue)
+        self.assign_events(slots, self.call(st.rvalue, cond), cond, "the target")
+
+    def assign_events(self, slots: list[int], events: Any, cond: _Cond, what: str) -> None:
+        """Bits ``slots`` now read ``events`` (a def's returned bits)."""
+        if not isinstance(events, list):
+            raise self.error("unsupported", f"{what} is bits; the def returns no bits")
+        if len(events) != len(slots):
+            raise self.error(
+                "arity", f"a def returns {len(events)} bit(s) into {len(slots)} bit(s)"
+            )
+        if not cond:
+            return
+        if cond != [{}]:
+            # a skipped assignment leaves the old value: only bits nothing wrote yet, given
+            # events measured under this same condition (a skipped measurement reads 0)
+            fresh = set(self.builder.events[self.call_events :])
+            if (
+                len(cond) > 1
+                or any(self.bits[s] is not None for s in slots)
+                or any(e is not None and e not in fresh for e in events)
+            ):
+                raise self.error(
+                    "unsupported",
+                    "a def's bits assigned under a condition QMK cannot track statically "
+                    "(assign them unconditionally, or to bits nothing wrote yet)",
+                )
+        for slot, event in zip(slots, events, strict=True):
+            self.bits[slot] = event
 
     def gate_definition(self, st: Any) -> None:
         name = st.name.name
@@ -887,34 +1163,76 @@ class _Lowerer:
                 return self.conjoin(self.condition(expr.lhs), self.condition(expr.rhs))
             if op == "||":
                 return self.disjoin(self.condition(expr.lhs), self.condition(expr.rhs))
-            if op in ("==", "!="):
+            if op in ("==", "!=") and (self.bits_read(expr.lhs) or self.bits_read(expr.rhs)):
                 bits, value = self.comparison(expr.lhs, expr.rhs)
                 equal = self.equals(bits, value)
                 return equal if op == "==" else self.negate(equal)
-        if self.is_bits(expr):
-            slots = self.bit_slots(expr)
+        if (
+            isinstance(expr, ast.Cast)
+            and type(expr.type).__name__ == "BoolType"
+            and self.bits_read(expr.argument)
+        ):
+            return self.condition(expr.argument)
+        if self.bits_read(expr):
+            slots, _ = self.read_bits(expr)
             return self.negate(self.equals(slots, 0))
         try:
             value = self.evaluate(expr)
-        except FrontendError:
+        except FrontendError as exc:
+            if exc.code != "QL104":  # an undefined name, a bad value: said as they are
+                raise
             raise self.error(
                 "unsupported",
                 "this condition: QMK lowers conditions on bits and registers (==, !=, !, &&, "
-                "||) and constants",
+                "||, casts such as int[n](c) and bool(c[i])) and on constants",
             ) from None
         return [{}] if value else []
 
     def comparison(self, lhs: Any, rhs: Any) -> tuple[list[int], int]:
-        if self.is_bits(lhs):
-            bits, other = lhs, rhs
-        elif self.is_bits(rhs):
-            bits, other = rhs, lhs
-        else:
-            raise self.error("unsupported", "a comparison that reads no bit or register")
+        """A register (or a cast of one) compared with a constant: its bits and the value
+        they must spell (a negative value of a signed cast in two's complement)."""
+        bits, other = (lhs, rhs) if self.bits_read(lhs) else (rhs, lhs)
+        if self.bits_read(other):
+            raise self.error("unsupported", "a comparison of two registers")
         value = self.evaluate(other)
         if isinstance(value, float) and not value.is_integer():
             raise self.error("bad-value", f"a register compared with a non-integer {value}")
-        return self.bit_slots(bits), int(value)
+        slots, signed = self.read_bits(bits)
+        number = int(value)
+        if signed and number < 0:
+            number += 2 ** len(slots)
+        return slots, number
+
+    def bits_read(self, expr: Any) -> bool:
+        """Whether ``expr`` reads bits: a bit register, one of its bits, or an integer
+        cast of one (``int[4](c)``, ``uint(c)``)."""
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.Cast) and type(expr.type).__name__ in ("IntType", "UintType"):
+            return self.is_bits(expr.argument)
+        return self.is_bits(expr)
+
+    def read_bits(self, expr: Any) -> tuple[list[int], bool]:
+        """The bit slots ``expr`` reads (bit 0 first), and whether they are read as a
+        signed (two's complement) number.
+
+        ``int[n](c)``/``uint[n](c)`` of an m-bit register reads its low ``min(n, m)``
+        bits (a wider cast extends with zeros: unsigned); ``int(c)``/``uint(c)``
+        without a width read all of it, unsigned.
+        """
+        from openqasm3 import ast
+
+        if not isinstance(expr, ast.Cast):
+            return self.bit_slots(expr), False
+        slots = self.bit_slots(expr.argument)
+        size = getattr(expr.type, "size", None)
+        if size is None:
+            return slots, False
+        width = self.integer(size, "a cast width")
+        if width < 1:
+            raise self.error("bad-value", f"a cast to a width of {width} bits")
+        signed = type(expr.type).__name__ == "IntType" and width <= len(slots)
+        return slots[:width], signed
 
     def equals(self, slots: list[int], value: int) -> _Cond:
         """Bits ``slots`` (bit 0 first) spell ``value``."""
@@ -1053,6 +1371,8 @@ class _Lowerer:
             return ~int(value)
         if isinstance(expr, ast.BinaryExpression):
             return self.binary(expr.op.name, expr.lhs, expr.rhs, scope)
+        if isinstance(expr, ast.FunctionCall) and expr.name.name in self.subroutines:
+            return self.pure_call(expr)
         if isinstance(expr, ast.FunctionCall):
             name = expr.name.name
             args = [self.evaluate(a, scope) for a in expr.arguments]
@@ -1074,11 +1394,38 @@ class _Lowerer:
             if type_name == "BoolType":
                 return bool(value)
             return float(value)
+        if isinstance(expr, ast.IndexExpression):
+            return self.bit_of(expr, scope)
         if isinstance(expr, ast.DurationLiteral):
             raise self.error("unsupported", "durations")
         raise self.error(
             "unsupported", f"{_describe(type(expr).__name__)} in a constant expression"
         )
+
+    def bit_of(self, expr: Any, scope: Mapping[str, Any]) -> int:
+        """``x[i]`` of a constant integer ``x``: its bit ``i`` (bit 0 least significant;
+        a negative ``i`` counts from the top of a sized ``int[n]``/``uint[n]``)."""
+        from openqasm3 import ast
+
+        base = expr.collection
+        value = self.evaluate(base, scope)
+        name = base.name if isinstance(base, ast.Identifier) else "a value"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error("unsupported", f"indexing {name}, which is not an integer")
+        index = expr.index
+        if isinstance(index, ast.DiscreteSet) or len(index) != 1:
+            raise self.error("unsupported", f"indexing {name} by anything but one integer")
+        (position,) = index
+        if isinstance(position, ast.RangeDefinition):
+            raise self.error("unsupported", f"a range of the bits of {name}")
+        i = self.integer(position, "an index", scope)
+        width = self.widths.get(name) if isinstance(base, ast.Identifier) else None
+        if i < 0 and width is not None:
+            i += width
+        if i < 0 or (width is not None and i >= width):
+            size = "" if width is None else f" (width {width})"
+            raise self.error("bad-value", f"bit {i} of {name} is out of range{size}")
+        return (value >> i) & 1
 
     def name_value(self, name: str, scope: Mapping[str, Any]) -> Any:
         """The value a name stands for in a constant expression."""
@@ -1090,6 +1437,10 @@ class _Lowerer:
             return _CONSTANTS[name]
         if name in self.cregs or name in self.qregs:
             raise self.error("unsupported", f"{name} used as a number")
+        if name in self.stretches:
+            raise self.error(
+                "unsupported", f"stretch {name}: a stretch is supported only in delay[...]"
+            )
         raise self.error("undefined", f"{name} is not defined")
 
     def binary(self, op: str, lhs: Any, rhs: Any, scope: Mapping[str, Any]) -> Any:
