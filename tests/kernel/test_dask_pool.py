@@ -348,12 +348,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start(*argv: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(*argv: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", *argv],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("ab"),
         start_new_session=True,
     )
 
@@ -369,8 +369,8 @@ def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path:
     scheduler_argv = ("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port))
     scheduler_argv += ("--dashboard-address", ":0", "--no-dashboard")
     worker_argv = ("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard")
-    scheduler = _start(*scheduler_argv, env=env)
-    worker = _start(*worker_argv, env=env)
+    scheduler = _start(*scheduler_argv, env=env, log=tmp_path / "scheduler.log")
+    worker = _start(*worker_argv, env=env, log=tmp_path / "worker.log")
     processes = [scheduler, worker]
     try:
 
@@ -387,7 +387,10 @@ def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path:
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=2)
             waiting = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=500)
             assert waiting["state"] in ("QUEUED", "RUNNING")  # neither lost nor failed
-            processes.append(_start(*scheduler_argv, env=env))
+            # back at the same address; Dask workers exit with their scheduler, so their
+            # process manager (here: the test) starts one again too
+            processes.append(_start(*scheduler_argv, env=env, log=tmp_path / "scheduler.log"))
+            processes.append(_start(*worker_argv, env=env, log=tmp_path / "worker.log"))
             done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=90_000)
             assert done["state"] == "COMPLETED"
             assert done["result"]["counts"] == run(BELL, shots=50, seed=2).counts

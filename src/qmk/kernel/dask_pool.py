@@ -560,6 +560,9 @@ class DaskPool(Executor):
                 return
             job.launches[token] = launch
             self._by_token[token] = (job, launch)
+            if self.client.status != "running":  # no scheduler now: once one answers
+                self._held.append((job, launch))
+                return
         try:
             launch.dask = self.client.submit(
                 _run_task,
