@@ -95,7 +95,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     ),
     # the client talks to a kernel over the wire only
     "qmk.client": (*LEAVES, "qmk.abi", "qmk.qvm.ops"),
-    "qmk.qiskit": (*LEAVES, "qmk.execution", "qmk.frontends", "qmk.qvm"),
+    "qmk.qiskit": (*LEAVES, "qmk.engines", "qmk.execution", "qmk.frontends", "qmk.qec", "qmk.qvm"),
     "qmk.docgen": ANYTHING,
     "qmk": ("qmk.errors", "qmk.execution"),
     # workflows run jobs in-process (the executor, a device) or through a client

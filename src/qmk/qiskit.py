@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -43,14 +44,33 @@ from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.primitives import BackendSamplerV2
 from qiskit.providers import BackendV2, JobStatus, JobV1, Options
 from qiskit.result import Result
-from qiskit.transpiler import Target
+from qiskit.transpiler import InstructionProperties, Target
 
 from qmk import defaults
 from qmk.frontends import decompose
+from qmk.frontends.builder import GATE_OPS
+from qmk.frontends.errors import FrontendError
 from qmk.frontends.qiskit import lower_with_clbits
 
-#: Qubits the backend's target offers (the statevector engine's practical limit).
-DEFAULT_NUM_QUBITS = 30
+#: Aer's ``method`` names and the QMK engine each means (None: QMK's router chooses, as
+#: Aer's ``automatic`` lets Aer choose). Aer's other methods (``extended_stabilizer``,
+#: ``unitary``, ``superop``, ``tensor_network``) have no QMK engine and are refused.
+AER_METHODS: Mapping[str, str | None] = MappingProxyType(
+    {
+        "automatic": None,
+        "statevector": defaults.STATEVECTOR,
+        "stabilizer": defaults.STABILIZER,
+        "density_matrix": defaults.AER_DENSITY_MATRIX,
+        "matrix_product_state": defaults.AER_MPS,
+    }
+)
+#: ``device="GPU"``: the engine that runs a statevector on a GPU.
+GPU_ENGINE = defaults.CUSTATEVEC
+#: Aer's ``precision`` names and the engine dtype each asks for.
+PRECISIONS: Mapping[str, str] = MappingProxyType({"double": "complex128", "single": "complex64"})
+#: Above this width the target states errors only, for every qubit at once (a property
+#: per qubit and gate would cost memory for nothing).
+PER_QUBIT_LIMIT = 1024
 
 
 class QMKJob(JobV1):
@@ -63,7 +83,8 @@ class QMKJob(JobV1):
     def submit(self) -> None:
         """Nothing to do: :meth:`QMKBackend.run` already ran the circuits."""
 
-    def result(self) -> Result:
+    def result(self, timeout: float | None = None) -> Result:
+        """The result (``timeout`` is accepted as Aer's jobs take it: nothing waits)."""
         return self._result
 
     def status(self) -> JobStatus:
@@ -77,8 +98,13 @@ class QMKBackend(BackendV2):
         noise: inject logical errors (default False: ideal, comparable with Aer).
         profile: the code profile of every qubit (default ``logical:surface_code(d=9)``).
         qubit: the physical qubit parameter set (default ``qubit_gate_ns_e3``).
-        engine: "statevector", "stabilizer" or None (QMK chooses).
-        num_qubits: the width of the target.
+        engine: a QMK engine (``qmk engines``), or None: the router chooses.
+        num_qubits: the width of the target; None: what the engine holds here
+            (:func:`qmk.engines.registry.max_qubits`; the statevector's when the router
+            chooses, since any circuit may need it).
+        method, device, precision: Aer's options of these names (:data:`AER_METHODS`,
+            ``"CPU"``/``"GPU"``, ``"double"``/``"single"``), mapped to an engine and its
+            precision; they may also be given to :meth:`run`.
     """
 
     def __init__(
@@ -88,11 +114,28 @@ class QMKBackend(BackendV2):
         profile: str | None = None,
         qubit: str | None = None,
         engine: str | None = None,
-        num_qubits: int = DEFAULT_NUM_QUBITS,
+        num_qubits: int | None = None,
+        method: str | None = None,
+        device: str = "CPU",
+        precision: str = "double",
     ) -> None:
         super().__init__(name="qmk", description="QMK logical-qubit simulator", backend_version="1")
-        self._target = _target(num_qubits)
-        self.set_options(noise=noise, profile=profile, qubit=qubit, engine=engine)
+        self.set_options(
+            noise=noise,
+            profile=profile,
+            qubit=qubit,
+            engine=engine,
+            method=method,
+            device=device,
+            precision=precision,
+        )
+        chosen, _ = _engine_of(self.options.__dict__)
+        if num_qubits is None:
+            from qmk.engines.registry import max_qubits
+
+            # the router may send any circuit to the statevector, the universal engine
+            num_qubits = max_qubits(chosen or defaults.STATEVECTOR, precision)
+        self._target = _target(num_qubits, profile or defaults.PROFILE, qubit or defaults.QUBIT)
 
     @classmethod
     def _default_options(cls) -> Options:
@@ -104,6 +147,10 @@ class QMKBackend(BackendV2):
             profile=None,
             qubit=None,
             engine=None,
+            method=None,
+            device="CPU",
+            precision="double",
+            noise_model=None,
         )
 
     @property
@@ -115,18 +162,34 @@ class QMKBackend(BackendV2):
         return None
 
     def run(self, run_input: QuantumCircuit | Sequence[QuantumCircuit], **options: Any) -> QMKJob:
-        """Run circuits; options: shots, seed_simulator, memory, noise, profile, qubit, engine.
+        """Run circuits; options: shots, seed_simulator, memory, noise, profile, qubit,
+        engine, and Aer's method, device and precision.
+
+        A circuit without classical bits runs but has no counts, as on Aer
+        (``get_counts`` raises ``QiskitError: No counts for experiment``).
 
         Raises:
-            QMKError: a circuit QMK cannot lower or run (a FrontendError names the
+            FrontendError: an unknown option or value (QL107), an Aer option with no
+                meaning here (QL104), or a circuit QMK cannot lower (naming the
                 instruction).
         """
         from qmk.execution.executor import run
 
-        unknown = set(options) - set(self.options.__dict__)
+        unknown = sorted(set(options) - set(self.options.__dict__))
         if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)} for QMKBackend.run")
+            known = ", ".join(sorted(self.options.__dict__))
+            raise FrontendError.of(
+                "bad-value", f"unknown option(s) {unknown} for QMKBackend.run; known: {known}"
+            )
         opts = {**self.options.__dict__, **options}
+        if opts["noise_model"] is not None:
+            raise FrontendError.of(
+                "unsupported",
+                "noise_model: QMK injects the logical errors of its code profile instead "
+                "(noise=True, profile=..., qubit=...)",
+            )
+        engine, dtype = _engine_of(opts)
+        engine_options = {} if dtype is None else {"dtype": dtype}
         circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
         seed = opts["seed_simulator"]
         experiments = []
@@ -136,23 +199,28 @@ class QMKBackend(BackendV2):
                 graph,
                 shots=int(opts["shots"]),
                 seed=None if seed is None else int(seed) + k,
-                engine=opts["engine"],
+                engine=engine,
                 noise=bool(opts["noise"]),
                 qubit=opts["qubit"] or defaults.QUBIT,
                 profile=opts["profile"] or defaults.PROFILE,
+                engine_options=engine_options,
             )
-            # raw data as Aer writes it (hex of the clbit values, clbit 0 least significant)
-            # so that Qiskit formats the keys exactly as it formats Aer's
-            memory = _hex_memory(result, clbit_events)
-            data: dict[str, Any] = {"counts": dict(Counter(memory))}
-            if opts["memory"]:
-                data["memory"] = memory
+            data: dict[str, Any] = {}
+            if circuit.num_clbits:  # Aer writes no counts for a circuit with no clbits
+                # raw data as Aer writes it (hex of the clbit values, clbit 0 least
+                # significant) so that Qiskit formats the keys exactly as it formats Aer's
+                memory = _hex_memory(result, clbit_events)
+                data["counts"] = dict(Counter(memory))
+                if opts["memory"]:
+                    data["memory"] = memory
             experiments.append(
                 {
                     "success": True,
                     "shots": result.shots,
                     "seed_simulator": result.seed,
                     "data": data,
+                    # as Aer's results say which method ran: here, which engine
+                    "metadata": {"engine": result.engine, "method": opts["method"]},
                     "header": {
                         "name": circuit.name,
                         "metadata": circuit.metadata or {},
@@ -175,6 +243,43 @@ class QMKBackend(BackendV2):
         return QMKJob(self, job_id, qiskit_result)
 
 
+def _engine_of(opts: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The QMK engine (None: the router's choice) and dtype that options ask for.
+
+    Raises:
+        FrontendError: a method, device or precision QMK has no engine for, or a method
+            that contradicts the ``engine`` option.
+    """
+    method, device, precision = opts.get("method"), opts.get("device"), opts.get("precision")
+    engine = opts.get("engine")
+    if method is not None:
+        if method not in AER_METHODS:
+            known = ", ".join(AER_METHODS)
+            raise FrontendError.of(
+                "unsupported",
+                f"method={method!r} has no QMK engine; the methods QMK maps: {known}",
+            )
+        by_method = AER_METHODS[method]
+        if engine is not None and by_method is not None and engine != by_method:
+            raise FrontendError.of(
+                "bad-value", f"method={method!r} means engine {by_method!r}, not {engine!r}"
+            )
+        engine = engine or by_method
+    if device not in ("CPU", "GPU"):
+        raise FrontendError.of("bad-value", f"device={device!r}: QMK has CPU and GPU")
+    if device == "GPU":
+        if engine not in (None, defaults.STATEVECTOR, GPU_ENGINE):
+            raise FrontendError.of(
+                "unsupported", f"device='GPU' with engine {engine!r}: only a statevector runs there"
+            )
+        engine = GPU_ENGINE
+    if precision not in PRECISIONS:
+        raise FrontendError.of(
+            "bad-value", f"precision={precision!r}: {' or '.join(map(repr, PRECISIONS))}"
+        )
+    return engine, (None if precision == "double" else PRECISIONS[str(precision)])
+
+
 def _hex_memory(result: Any, clbit_events: Sequence[str | None]) -> list[str]:
     """Each shot's clbit values as Qiskit's raw hex memory (clbit 0 least significant)."""
     column = {event: k for k, event in enumerate(result.events)}
@@ -194,26 +299,59 @@ def QMKSampler(**backend_options: Any) -> BackendSamplerV2:
     return BackendSamplerV2(backend=QMKBackend(**backend_options))
 
 
-def _target(num_qubits: int) -> Target:
-    """Every standard gate the decomposition table lowers, plus measure, reset and control flow."""
-    target = Target(num_qubits=num_qubits, description="QMK logical qubits")
+def _target(num_qubits: int, profile: str, qubit: str) -> Target:
+    """The gates QMK applies as they are (the QVM gate set, :data:`GATE_OPS`), measure,
+    reset, delay and control flow, each with the duration and error the logical model of
+    ``profile`` on ``qubit`` gives it (:mod:`qmk.qec.logical`: an op's logical cycles
+    times the cycle time, and the chance its logical error channel fires on a qubit).
+
+    Every other gate is one QMK would decompose into these anyway, so the transpiler
+    decomposes it; with the costs, optimisation levels 2-3 synthesise into the cheap ones
+    (``x``, ``y``, ``z`` cost nothing: Pauli frames). One-qubit instructions carry their
+    properties per qubit; multi-qubit ones their error for every qubit at once: Qiskit's
+    Target takes no duration on such a global instruction, and one entry per pair would
+    give the target a coupling map, so the transpiler would lay circuits out on (and
+    widen them to) all its qubits.
+    """
+    from qmk.qec.logical import logical_model
+
+    model = logical_model(profile, qubit)
+    per_qubit = num_qubits <= PER_QUBIT_LIMIT
+    target = Target(num_qubits=num_qubits, description=f"QMK logical qubits ({profile})")
     mapping = get_standard_gate_name_mapping()
-    for name, gate in mapping.items():
-        if decompose.canonical(name) is None or name in ("global_phase",):
+    for name, op in GATE_OPS.items():
+        gate = mapping.get(name)
+        if gate is None or decompose.arity(name) != (gate.num_qubits, len(gate.params)):
             continue
-        try:
-            wanted = decompose.arity(name)
-        except KeyError:
-            continue
-        if wanted != (gate.num_qubits, len(gate.params)):
-            continue
-        target.add_instruction(gate, properties=None, name=name)
-    target.add_instruction(Measure(), properties=None)
-    target.add_instruction(Reset(), properties=None)
-    target.add_instruction(Delay(0), properties=None)
+        seconds, error = _cost(model, [(op, gate.num_qubits)])
+        properties = _properties(num_qubits, gate.num_qubits, seconds, error, per_qubit)
+        target.add_instruction(gate, properties, name=name)
+    for instruction, op in ((Measure(), "MEASURE_Z"), (Reset(), "RESET")):
+        seconds, error = _cost(model, [(op, 1)])
+        target.add_instruction(instruction, _properties(num_qubits, 1, seconds, error, per_qubit))
+    target.add_instruction(Delay(0), {None: None})
     target.add_instruction(IfElseOp, name="if_else")
     target.add_instruction(ForLoopOp, name="for_loop")
     return target
+
+
+def _cost(model: Any, ops: Sequence[tuple[str, int]]) -> tuple[float, float]:
+    """Seconds and error probability of QVM ops ``(name, qubits it touches)`` in a row."""
+    seconds = sum(model.op_time_ns(op) for op, _ in ops) * 1e-9
+    survive = 1.0
+    for op, width in ops:
+        survive *= (1.0 - model.op_error(op).total) ** width
+    return seconds, 1.0 - survive
+
+
+def _properties(
+    num_qubits: int, width: int, seconds: float, error: float, per_qubit: bool
+) -> dict[Any, InstructionProperties | None]:
+    if width == 1 and per_qubit:
+        return {
+            (q,): InstructionProperties(duration=seconds, error=error) for q in range(num_qubits)
+        }
+    return {None: InstructionProperties(error=error)}
 
 
 __all__ = ["QMKBackend", "QMKJob", "QMKSampler"]

@@ -40,15 +40,95 @@ def test_same_seed_same_counts_and_memory_has_one_key_per_shot():
     assert len(memory) == 50 and set(memory) <= {"0 0", "1 1"}
 
 
-def test_the_target_lists_the_table_gates_and_transpile_keeps_them():
+def test_the_target_is_the_qvm_gate_set_with_the_logical_models_costs():
+    from qmk.frontends.builder import GATE_OPS
+    from qmk.qec.logical import logical_model
+
     backend = QMKBackend()
-    for name in ("cx", "ecr", "cu", "rzz", "measure", "reset", "if_else"):
-        assert name in backend.target.operation_names
+    names = set(backend.target.operation_names)
+    assert names == set(GATE_OPS) | {"measure", "reset", "delay", "if_else", "for_loop"}
+    model = logical_model("logical:surface_code(d=9)", "qubit_gate_ns_e3")
+    h = backend.target["h"][(3,)]
+    assert h.duration == pytest.approx(model.op_time_ns("APPLY_H") * 1e-9)
+    assert h.error == pytest.approx(model.op_error("APPLY_H").total)
+    assert backend.target["x"][(0,)].error == 0.0  # a Pauli frame update: no cycle
+    cx = backend.target["cx"][None]
+    assert cx.error == pytest.approx(1 - (1 - model.op_error("APPLY_CNOT").total) ** 2)
+    assert backend.target.build_coupling_map() is None  # no layout, no widening
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
+def test_every_optimisation_level_keeps_the_width_and_the_distribution(level):
+    from qiskit.circuit.library import UnitaryGate
+    from qiskit.quantum_info import random_unitary
+
+    qc = QuantumCircuit(3, 3)
+    qc.append(UnitaryGate(random_unitary(4, seed=1)), [0, 1])
+    qc.ecr(1, 2)
+    qc.cu(0.1, 0.2, 0.3, 0.4, 0, 2)
+    qc.append(UnitaryGate(random_unitary(4, seed=3)), [1, 2])
+    qc.ccx(0, 1, 2)
+    qc.measure(range(3), range(3))
+    backend = QMKBackend()
+    compiled = transpile(qc, backend, optimization_level=level, seed_transpiler=5)
+    assert compiled.num_qubits == 3
+    assert set(compiled.count_ops()) <= set(backend.target.operation_names) | {"barrier"}
+    counts = backend.run(compiled, shots=SHOTS, seed_simulator=6).result().get_counts()
+    assert_same_distribution(counts, aer_counts(qc, SHOTS, 6), f"level {level}")
+
+
+def test_the_width_offered_is_what_the_chosen_engine_holds():
+    from qmk.engines.registry import max_qubits
+
+    assert QMKBackend().num_qubits == max_qubits("statevector")
+    assert QMKBackend(precision="single").num_qubits == max_qubits("statevector", "single")
+    assert QMKBackend(method="stabilizer").num_qubits == max_qubits("stabilizer")
+    assert QMKBackend(num_qubits=5).num_qubits == 5
+
+
+def test_aer_options_map_to_engines_and_the_job_takes_a_timeout():
+    qc = QuantumCircuit(2, 2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure([0, 1], [0, 1])
+    backend = QMKBackend()
+    for method, engine in (("statevector", "statevector"), ("stabilizer", "stabilizer")):
+        result = backend.run(qc, shots=20, seed_simulator=2, method=method).result(timeout=30)
+        assert result.results[0].metadata["engine"] == engine
+        assert set(result.get_counts()) <= {"00", "11"}
+    single = backend.run(qc, shots=20, seed_simulator=2, precision="single").result()
+    assert set(single.get_counts()) <= {"00", "11"}
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "fragment"),
+    [
+        ({"method": "unitary"}, "QL104", "method='unitary' has no QMK engine"),
+        ({"fusion_enable": True}, "QL107", "unknown option(s) ['fusion_enable']"),
+        ({"device": "TPU"}, "QL107", "device='TPU'"),
+        ({"precision": "half"}, "QL107", "precision='half'"),
+        ({"method": "stabilizer", "engine": "statevector"}, "QL107", "means engine"),
+        ({"noise_model": object()}, "QL104", "noise_model"),
+    ],
+)
+def test_options_without_a_meaning_here_are_coded_errors(options, code, fragment):
+    qc = QuantumCircuit(1, 1)
+    qc.measure(0, 0)
+    with pytest.raises(FrontendError) as info:
+        QMKBackend().run(qc, shots=5, **options)
+    assert info.value.code == code and fragment in str(info.value)
+
+
+def test_a_circuit_without_classical_bits_has_no_counts_as_on_aer():
+    from qiskit.exceptions import QiskitError
+    from qiskit_aer import AerSimulator
+
     qc = QuantumCircuit(2)
-    qc.ecr(0, 1)
-    qc.cu(0.1, 0.2, 0.3, 0.4, 0, 1)
-    ops = transpile(qc, backend, optimization_level=0).count_ops()
-    assert set(ops) == {"ecr", "cu"}
+    qc.h(0)
+    for backend in (QMKBackend(), AerSimulator()):
+        result = backend.run(qc, shots=10).result()
+        with pytest.raises(QiskitError, match="No counts for experiment"):
+            result.get_counts()
 
 
 def test_noise_is_off_by_default_and_on_when_asked():

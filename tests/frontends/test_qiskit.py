@@ -90,13 +90,16 @@ def test_annotated_controlled_and_inverse_gates_match_their_matrices():
     assert np.allclose(decompose.matrix_of(low), Operator(op).data, atol=1e-9)
 
 
-def test_a_while_loop_is_refused_not_dropped():
+def test_a_while_loop_is_refused_by_name_not_dropped():
     qc = QuantumCircuit(1, 1)
     qc.measure(0, 0)
     with qc.while_loop((qc.clbits[0], 1)):
         qc.x(0)
-    with pytest.raises(FrontendError, match="while_loop"):
+    with pytest.raises(FrontendError) as info:
         from_qiskit(qc)
+    assert info.value.code == "QL104"
+    assert "a while loop (while_loop) is not supported" in str(info.value)
+    assert "c_if" not in str(info.value)  # its loop condition is no c_if
 
 
 def test_a_conditional_measurement_over_an_earlier_result_is_refused():

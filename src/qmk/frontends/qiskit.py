@@ -36,6 +36,16 @@ from qmk.qvm.graph import Graph
 #: How deep gate definitions may nest before QMK gives up.
 MAX_DEPTH = 32
 _IGNORED = frozenset({"delay"})
+#: Control flow QMK does not lower, by instruction name: what to call it in the refusal
+#: (a while loop has a ``condition`` too, but it is no c_if).
+_REFUSED_FLOW = {
+    "while_loop": "a while loop",
+    "switch_case": "a switch statement",
+    "box": "a box",
+    "break_loop": "break",
+    "continue_loop": "continue",
+    "store": "a classical store",
+}
 
 
 def from_qiskit(circuit: Any, *, profile: str | None = None, name: str | None = None) -> Graph:
@@ -131,6 +141,10 @@ class _Lowerer:
         qubits = [qmap[q] for q in instruction.qubits]
         clbits = [cmap[c] for c in instruction.clbits]
         where = _source(self.name, self.index)
+        if name in _REFUSED_FLOW:
+            raise self.error(
+                "unsupported", f"{_REFUSED_FLOW[name]} ({name}) is not supported by QMK"
+            )
         if name != "if_else" and getattr(op, "condition", None) is not None:
             raise self.error("unsupported", f"{name} with a c_if condition")
         if name == "measure":
