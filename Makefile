@@ -65,6 +65,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_qec.py
 	$(BIN)/python bench/bench_estimate.py
 	$(BIN)/python bench/bench_neutral_atom.py
+	$(BIN)/python bench/bench_scaleout.py
 	$(BIN)/python bench/bench_frontends.py
 
 # The long fuzz run: every fuzz test of tests/fuzz with FUZZ_EXAMPLES examples and random

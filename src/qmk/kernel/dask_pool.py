@@ -374,9 +374,12 @@ class DaskPool(Executor):
         self._thread.start()
 
     @classmethod
-    def local(cls, workers: int, **options: Any) -> DaskPool:
-        """A pool on a new ``LocalCluster`` of ``workers`` processes (one thread each),
-        shut down with the pool (``qmk serve --dask local:N``)."""
+    def local(
+        cls, workers: int, *, env: Mapping[str, str] | None = None, **options: Any
+    ) -> DaskPool:
+        """A pool on a new ``LocalCluster`` of ``workers`` processes (one thread each,
+        ``env`` added to their environment), shut down with the pool (``qmk serve
+        --dask local:N``)."""
         import dask
         from distributed import LocalCluster
 
@@ -388,6 +391,7 @@ class DaskPool(Executor):
                 dashboard_address=None,
                 worker_dashboard_address=None,
                 host="127.0.0.1",
+                env=dict(env or {}),
             )
         try:
             return cls(cluster, **options)
@@ -512,6 +516,8 @@ class DaskPool(Executor):
             try:
                 if action[0] == "stop":
                     break
+                if action[0] == "done":  # with the others done by now: one fetch for all
+                    action = ("dones", [action[1], *self._more_done()])
                 getattr(self, f"_do_{action[0]}")(*action[1:])
             except Exception:  # a bug of ours must not stop the pool's thread
                 _log.exception("the Dask pool failed at %s", action[0])
@@ -581,12 +587,46 @@ class DaskPool(Executor):
             return
         launch.dask.add_done_callback(lambda _: self._inbox.put(("done", token)))
 
-    def _do_done(self, token: str) -> None:
-        with self._lock:
-            found = self._by_token.get(token)
-        if found is None:
-            return  # killed meanwhile
-        job, launch = found
+    def _more_done(self) -> list[str]:
+        """The tokens of the tasks whose "done" waits in the inbox now (the rest stays)."""
+        tokens: list[str] = []
+        later: list[tuple[Any, ...]] = []
+        while len(tokens) < 256:
+            try:
+                action = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if action[0] == "done":
+                tokens.append(action[1])
+            else:
+                later.append(action)
+        for action in later:  # back in the inbox, in their order (after newer ones: they
+            self._inbox.put(action)  # touch other jobs, or the same job's later state)
+        return tokens
+
+    def _do_dones(self, tokens: list[str]) -> None:
+        finished: list[tuple[_Job, _Launch]] = []
+        for token in tokens:
+            with self._lock:
+                found = self._by_token.get(token)
+            if found is None:
+                continue  # killed meanwhile
+            if found[1].dask.status == "finished":
+                finished.append(found)
+            else:
+                self._do_done(*found)
+        if not finished:
+            return
+        try:
+            outcomes = self.client.gather([launch.dask for _, launch in finished])
+        except Exception:  # one of them is gone: each on its own
+            for job, launch in finished:
+                self._do_done(job, launch)
+            return
+        for (job, launch), outcome in zip(finished, outcomes, strict=True):
+            self._outcome(job, launch, outcome)
+
+    def _do_done(self, job: _Job, launch: _Launch) -> None:
         dask = launch.dask
         status = dask.status
         if status == "finished":
