@@ -75,8 +75,10 @@ def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None
     return Response(encode(data), status, headers=headers, media_type="application/json")
 
 
-def _problem(error: QMKError, path: str, headers: Mapping[str, str] | None = None) -> Response:
-    body = problems.problem_of(error, path)
+def _problem(
+    error: QMKError, path: str, headers: Mapping[str, str] | None = None, status: int | None = None
+) -> Response:
+    body = problems.problem_of(error, path, status)
     extra = dict(headers or {})
     if body["status"] == 401:
         extra["WWW-Authenticate"] = 'Bearer realm="qmk"'
@@ -177,7 +179,7 @@ class Api:
             raise problems.too_large(limit)
         media = request.headers.get("content-type", "application/json").split(";")[0].strip()
         if media and media != "application/json" and not media.endswith("+json"):
-            raise problems.HttpProblem(
+            raise problems.HttpStatus(
                 415, InvalidRequest(f"the body must be application/json, not {media}")
             )
         chunks: list[bytes] = []
@@ -219,6 +221,8 @@ class Api:
                     response = await handler(request)
                 except QMKError as exc:
                     response = _problem(exc, request.url.path)
+                except problems.HttpStatus as exc:
+                    response = _problem(exc.error, request.url.path, status=exc.status)
                 except Exception as exc:
                     incident = secrets.token_hex(6)
                     LOG.error(
@@ -504,14 +508,10 @@ def create_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         if status == 405:
-            error: QMKError = problems.HttpProblem(
-                405, MethodNotFound(f"{request.method} is not a method of {request.url.path}")
-            )
+            error = MethodNotFound(f"{request.method} is not a method of {request.url.path}")
         else:
-            error = problems.HttpProblem(
-                status, MethodNotFound(f"no route {request.method} {request.url.path}")
-            )
-        return _problem(error, request.url.path)
+            error = MethodNotFound(f"no route {request.method} {request.url.path}")
+        return _problem(error, request.url.path, status=status)
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
     app.state.api = api

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qmk import defaults
-from qmk.abi.errors import ConnectError, TransportError, rpc_error
+from qmk.abi.errors import BadResponse, ConnectError, TransportError, rpc_error
 from qmk.errors import QMKError, SessionExpired, syscall_error
 from qmk.http.routes import ROUTE_OF
 
@@ -150,5 +150,4 @@ def _error_of(reply: Any) -> QMKError:
         return syscall_error(code, message, details)
     if isinstance(code, int):
         return rpc_error(code, message, details)
-    name, stable = problem.get("name", "error"), problem.get("code", "QR32000")
-    return QMKError(str(stable), str(name), message, details=details)
+    return BadResponse(f"HTTP {reply.status_code} with no error code: {message[:200]}")

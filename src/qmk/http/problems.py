@@ -56,28 +56,26 @@ STATUS_OF: Mapping[int, int] = MappingProxyType(
 )
 
 
-class HttpProblem(QMKError):
-    """An HTTP-level refusal that is no qSyscall's: a body too large, no such route.
+class HttpStatus(Exception):
+    """A coded error that HTTP answers with a status of its own (413, 415, 404, 405).
 
-    It carries the code of the closest JSON-RPC error (``QR32600`` invalid-request for a
-    body too large, ``QR32601`` for a route that does not exist) and its own status.
+    Not a :class:`QMKError` itself (it adds no code): it carries one, the closest
+    JSON-RPC error (``QR32600`` invalid-request for a body too large, ``QR32601`` for a
+    route that does not exist), and the status to answer it with.
     """
 
-    def __init__(self, status: int, error: RpcError, **details: Any) -> None:
-        super().__init__(
-            error.code, error.name, error.message, details={**error.details, **details}
-        )
+    def __init__(self, status: int, error: QMKError) -> None:
+        super().__init__(str(error))
         self.status = status
-        self.rpc_code = error.rpc_code
+        self.error = error
 
 
-def too_large(limit: int) -> HttpProblem:
+def too_large(limit: int) -> HttpStatus:
     """413: a body over ``limit`` bytes."""
-    return HttpProblem(
-        413,
-        InvalidRequest(f"the request body is longer than the limit of {limit} bytes"),
-        limit=limit,
+    error = InvalidRequest(
+        f"the request body is longer than the limit of {limit} bytes", limit=limit
     )
+    return HttpStatus(413, error)
 
 
 def bad_params(message: str, param: str | None = None) -> InvalidParams:
@@ -87,8 +85,6 @@ def bad_params(message: str, param: str | None = None) -> InvalidParams:
 
 def rpc_code_of(error: QMKError) -> int | None:
     """The JSON-RPC ``error.code`` the error has on the socket (None: it has none)."""
-    if isinstance(error, HttpProblem):
-        return error.rpc_code
     if isinstance(error, (SyscallError, RpcError)):
         return error.rpc_code
     return None
@@ -97,17 +93,16 @@ def rpc_code_of(error: QMKError) -> int | None:
 def status_of(error: QMKError) -> int:
     """The HTTP status of ``error`` (422 for a QMKError of no JSON-RPC code: a program
     that does not lower or parse is bad input)."""
-    if isinstance(error, HttpProblem):
-        return error.status
     code = rpc_code_of(error)
     if code is None:
         return 422
     return STATUS_OF.get(code, 400 if code > 0 else 500)
 
 
-def problem_of(error: QMKError, instance: str) -> dict[str, Any]:
-    """The problem document of ``error`` raised while answering ``instance`` (a path)."""
-    status = status_of(error)
+def problem_of(error: QMKError, instance: str, status: int | None = None) -> dict[str, Any]:
+    """The problem document of ``error`` raised while answering ``instance`` (a path),
+    with ``status`` (None: :func:`status_of` the error)."""
+    status = status_of(error) if status is None else status
     problem: dict[str, Any] = {
         "type": f"urn:qmk:error:{error.code}",
         "title": error.name,

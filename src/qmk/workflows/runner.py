@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qmk import defaults
+from qmk.abi.errors import CommandError
 from qmk.errors import QMKError
 from qmk.workflows.spec import OPTION_KEYS, Step, Workflow, bad
 
@@ -215,7 +216,7 @@ class KernelBackend:
                 reply = self.submit(dict(job.graph), job.shots, job.seed, self._policy(job))
                 started.append((job, reply, None))
             except QMKError as exc:
-                if exc.code == "QW013":
+                if _unrunnable(exc):
                     raise
                 started.append((job, None, str(exc)))
         for job, submitted, refused in started:
@@ -359,7 +360,7 @@ def run_workflow(
         try:
             jobs = plan(step, cache)
         except QMKError as exc:
-            if exc.code == "QW013":
+            if _unrunnable(exc):
                 raise
             raise bad(f"step {step.name!r}: the program does not lower: {exc}") from None
         ended: dict[int, JobResult] = {}
@@ -391,3 +392,9 @@ def _with_attempts(result: JobResult, attempts: int) -> JobResult:
     from dataclasses import replace
 
     return replace(result, attempts=attempts)
+
+
+def _unrunnable(error: QMKError) -> bool:
+    """Whether ``error`` says the workflow itself cannot run (``bad-workflow``), rather
+    than that one job failed."""
+    return isinstance(error, CommandError) and error.name == "bad-workflow"
