@@ -37,6 +37,8 @@ declaration order separated by spaces, bit 0 of each register rightmost (a scala
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -190,8 +192,11 @@ def from_qasm(
             unsupported construct, with its line.
     """
     reader = _Reader(source, name, profile, dict(params or {}), version)
-    with gc_paused():
-        return reader.read() if fast else reader.reference()
+    if not fast:
+        return reader.reference()
+    reader.collect = gc.isenabled()
+    with gc_paused():  # the fast lane makes no cycles; the collector would rescan its nodes
+        return reader.read()
 
 
 def _parse(source: str, name: str, line: int = 1, column: int = 0) -> Any:
@@ -235,6 +240,7 @@ class _Reader:
         self.profile = profile
         self.params = params
         self.asked = asked
+        self.collect = True  # whether the collector ran when the read began
 
     def read(self) -> Graph:
         scanner = qasm_scan.Scanner(self.source, version=self.asked)
@@ -252,9 +258,11 @@ class _Reader:
                     continue
             program = None
             if type(item) is qasm_scan.Chunk:
-                program = self.parse(item)
+                with self.collecting():
+                    program = self.parse(item)
                 if program is None:  # the chunk's statements end elsewhere: read it all
-                    return self.reference()
+                    with self.collecting():
+                        return self.reference()
             if lowerer is None:
                 header = item[2][0] if item[0] == "header" else None
                 if program is not None:
@@ -268,12 +276,14 @@ class _Reader:
                 scanner.version = lowerer.version
                 resolved, emit = lowerer.resolved, lowerer.builder.emit
             elif program is not None and program.version is not None:
-                return self.reference()  # a header after the first statement: its error
+                with self.collecting():  # a header after the first statement: its error
+                    return self.reference()
             if failed is not None:
                 continue
             try:
                 if program is not None:
-                    lowerer.statements(program.statements, [{}])
+                    with self.collecting():
+                        lowerer.statements(program.statements, [{}])
                 elif item[0] != "header":
                     lowerer.fast(item)
             except FrontendError as exc:
@@ -288,6 +298,19 @@ class _Reader:
                 version=_version(None, self.asked, self.name),
             )
         return lowerer.finish()
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        """The collector running (if it ran before) while the reference parser's cyclic
+        trees are made and dropped: the fast lane around it pauses it."""
+        resume = self.collect and not gc.isenabled()
+        if resume:
+            gc.enable()
+        try:
+            yield
+        finally:
+            if resume:
+                gc.disable()
 
     def reference(self) -> Graph:
         """The program read by the reference parser alone.
