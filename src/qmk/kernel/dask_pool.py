@@ -455,10 +455,9 @@ class DaskPool(Executor):
         requests: the kernel preempts it by a kill and starts it again)."""
         with self._lock:
             job = self._jobs.get(future)
-            if job is None or job.parts or not job.launches:
+            if job is None or job.parts:
                 return False
-            (token,) = job.launches
-        self._inbox.put(("request", token, payload))
+        self._inbox.put(("request", job, payload))  # after its launch: the inbox is FIFO
         return True
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -743,9 +742,12 @@ class DaskPool(Executor):
             self.client.run(_kill, [launch.token for launch in launches], reason, wait=False)
         job.data = None
 
-    def _do_request(self, token: str, payload: Any) -> None:
-        with contextlib.suppress(Exception):
-            self.client.run(_request, token, payload, wait=False)
+    def _do_request(self, job: _Job, payload: Any) -> None:
+        with self._lock:
+            tokens = list(job.launches)
+        for token in tokens:  # one (a split job takes none)
+            with contextlib.suppress(Exception):
+                self.client.run(_request, token, payload, wait=False)
 
     def _on_note(self, event: Any) -> None:
         """The client's loop: a note of a running job came (hand it to the pool's thread)."""
