@@ -171,7 +171,9 @@ class AuditReport:
         }
 
 
-def _db_head(data_dir: Path) -> tuple[int, str] | None:
+def db_head(data_dir: Path) -> tuple[int, str, int | None] | None:
+    """(seq, hash, byte offset of its line or None) of the audit chain head the database of
+    ``data_dir`` committed; None without a database or a committed head."""
     from qmk.kernel.store import DB_FILE
 
     path = data_dir / DB_FILE
@@ -185,9 +187,10 @@ def _db_head(data_dir: Path) -> tuple[int, str] | None:
             db.close()
     except sqlite3.Error:
         return None
-    if "audit_seq" not in rows:
+    if "audit_seq" not in rows or int(rows["audit_seq"]) == 0:
         return None
-    return int(rows["audit_seq"]), str(rows["audit_head"])
+    offset = rows.get("audit_offset")
+    return int(rows["audit_seq"]), str(rows["audit_head"]), None if offset is None else int(offset)
 
 
 def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
@@ -204,7 +207,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         secret: bytes | None = (root / SECRET_FILE).read_bytes()
     except OSError:
         secret = None
-    head = _db_head(root)
+    head = db_head(root)
     prev, count = GENESIS, 0
     recoveries: list[tuple[int, tuple[str, ...]]] = []
 
@@ -277,4 +280,4 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
     )
 
 
-__all__ = ["AUDIT_FILE", "AuditLog", "AuditReport", "verify"]
+__all__ = ["AUDIT_FILE", "AuditLog", "AuditReport", "db_head", "verify"]

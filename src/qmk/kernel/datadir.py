@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.audit import AUDIT_FILE
+from qmk.kernel.audit import AUDIT_FILE, db_head
 from qmk.kernel.errors import DataDirError
 from qmk.kernel.sessions import SECRET_FILE
 from qmk.kernel.store import DB_FILE
@@ -94,7 +94,7 @@ def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> Dat
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     opened = DataDir(path=root, lock_fd=fd)
     try:
-        head = _db_head(root)
+        head = db_head(root)
         opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
         problems = check(root, head)
     except BaseException:
@@ -111,7 +111,7 @@ def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> Dat
 
 def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
     """The problems of the data directory ``root`` (empty: none); ``head`` is the chain
-    head its database committed (:func:`_db_head`)."""
+    head its database committed (:func:`qmk.kernel.audit.db_head`)."""
     problems: list[str] = []
     db, audit, secret = (root / DB_FILE), (root / AUDIT_FILE), (root / SECRET_FILE)
     has_lines = audit.exists() and audit.stat().st_size > 0
@@ -136,25 +136,6 @@ def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
     if head is not None:
         problems += _check_chain(audit, head)
     return problems
-
-
-def _db_head(root: Path) -> tuple[int, str, int | None] | None:
-    """(seq, hash, byte offset or None) of the audit chain head the database committed."""
-    path = root / DB_FILE
-    if not path.exists():
-        return None
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = dict(connection.execute("SELECT key, value FROM meta WHERE key LIKE 'audit_%'"))
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return None
-    if "audit_seq" not in rows or int(rows["audit_seq"]) == 0:
-        return None
-    offset = rows.get("audit_offset")
-    return int(rows["audit_seq"]), str(rows["audit_head"]), None if offset is None else int(offset)
 
 
 def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> int:
