@@ -50,12 +50,16 @@ def apply_matrix(psi: np.ndarray, matrix: np.ndarray, bits: Sequence[int], *, ke
         matrix: the unitary; bit ``j`` of its index acts on bit ``bits[j]`` of ``psi``'s.
         bits: distinct index bits of ``psi``.
         kernels: ``"simd"`` or ``"numpy"`` (:data:`KERNELS`); ``simd`` hands states
-            smaller than one vector to numpy.
+            smaller than one vector to numpy, and every gate to numpy once the LLVM here
+            failed to build a kernel (:func:`qmk.engines.simd.unavailable_reason` says why).
     """
-    if kernels == "simd" and psi.size >> simd.lane_bits(psi.dtype):
-        simd.apply_matrix(psi, matrix, bits)
-    else:
-        apply_numpy(psi, matrix, bits)
+    if kernels == "simd" and simd.available() and psi.size >> simd.lane_bits(psi.dtype):
+        try:
+            simd.apply_matrix(psi, matrix, bits)
+            return
+        except RuntimeError:  # a kernel LLVM could not build (before any write): numpy
+            pass
+    apply_numpy(psi, matrix, bits)
 
 
 def apply_numpy(psi: np.ndarray, matrix: np.ndarray, bits: Sequence[int]) -> None:

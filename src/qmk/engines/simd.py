@@ -246,11 +246,15 @@ def _kernel(real: str, lo: tuple[int, ...], nhi: int) -> _Kernel:
             state = _init()
             llvm = state["llvm"]
             name = f"qmk_{real}_{'_'.join(map(str, lo)) or 'x'}_{nhi}"
-            module = llvm.parse_assembly(_ir(real, state["bytes"], lo, nhi, name))
-            module.verify()
-            state["engine"].add_module(module)
-            state["engine"].finalize_object()
-            address = state["engine"].get_function_address(name)
+            try:
+                module = llvm.parse_assembly(_ir(real, state["bytes"], lo, nhi, name))
+                module.verify()
+                state["engine"].add_module(module)
+                state["engine"].finalize_object()
+                address = state["engine"].get_function_address(name)
+            except Exception as error:  # an LLVM that cannot build it: numpy from now on
+                state["reason"] = f"compiling {name} failed: {type(error).__name__}: {error}"
+                raise RuntimeError(state["reason"]) from error
             signature = ctypes.CFUNCTYPE(
                 None,
                 ctypes.c_void_p,
