@@ -1202,7 +1202,7 @@ class _Lowerer:
         try:
             value = self.evaluate(expr)
         except FrontendError as exc:
-            if exc.code != "QL104":  # an undefined name, a bad value: said as they are
+            if exc.name != "unsupported":  # an undefined name, a bad value: said as they are
                 raise
             raise self.error(
                 "unsupported",
