@@ -25,6 +25,7 @@ from qmk.qvm.asm import assemble
 from support.cli import qmk
 from support.frontends import homogeneity_p, random_circuit, tvd
 from support.neutral_atom import assert_counts_match
+from support.paths import EXAMPLES
 
 ALPHA = 1e-4 / 40
 SHOTS = 3000
@@ -329,9 +330,9 @@ def test_a_swap_of_the_program_costs_no_gate():
 @pytest.mark.parametrize(
     ("path", "node"),
     [
-        ("examples/teleport_guards.qvm.json", "fix_x"),
-        ("examples/teleport_cond_pauli.qvm.json", None),
-        ("examples/linked_modules.qvm.json", None),
+        (str(EXAMPLES / "teleport_guards.qvm.json"), "fix_x"),
+        (str(EXAMPLES / "teleport_cond_pauli.qvm.json"), None),
+        (str(EXAMPLES / "linked_modules.qvm.json"), None),
     ],
 )
 def test_feed_forward_and_channels_are_refused_naming_the_node(path, node):
@@ -392,7 +393,7 @@ def test_qmk_run_device_json_reports_placement_gates_routing_and_duration(tmp_pa
 
 def test_qmk_run_device_prints_what_it_did():
     status, out, err = qmk(
-        "run", "examples/ghz.qvm.asm", "--device", "ideal_square_grid", "--seed", "4"
+        "run", str(EXAMPLES / "ghz.qvm.asm"), "--device", "ideal_square_grid", "--seed", "4"
     )
     assert status == 0, err
     assert "compiled onto ideal_square_grid" in out and "placement" in out
@@ -408,7 +409,7 @@ def test_qmk_run_device_prints_what_it_did():
     ],
 )
 def test_qmk_run_device_refuses_logical_machine_options_in_one_line(extra, code):
-    argv = ["run", "examples/bell.qasm", "--device", "ideal_small_array", *extra]
+    argv = ["run", str(EXAMPLES / "bell.qasm"), "--device", "ideal_small_array", *extra]
     status, _, err = qmk(*argv)
     if code is None:
         assert status == 0, err  # a Bell pair on neighbours needs no move
@@ -417,5 +418,7 @@ def test_qmk_run_device_refuses_logical_machine_options_in_one_line(extra, code)
 
 
 def test_qmk_run_device_refuses_a_guarded_program_in_one_line():
-    status, _, err = qmk("run", "examples/teleport_guards.qvm.asm", "--device", "benchmark_chain")
+    status, _, err = qmk(
+        "run", str(EXAMPLES / "teleport_guards.qvm.asm"), "--device", "benchmark_chain"
+    )
     assert status == 2 and err.startswith("QD301") and "fix_x" in err and err.count("\n") == 1
