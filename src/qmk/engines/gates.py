@@ -208,3 +208,19 @@ GATES: Mapping[str, Gate] = MappingProxyType(
 
 #: Measurement bases an engine measures in: outcome 0 is the +1 eigenstate.
 BASES = ("Z", "X", "Y")
+
+
+def accepts(gate: object, params: Sequence[float] = ()) -> bool:
+    """Whether ``gate`` is in :data:`GATES` and ``params`` are its number of finite numbers
+    (what a universal engine's ``supports`` answers).
+
+    >>> accepts("rz", [0.3]), accepts("rz", []), accepts("rz", [math.inf]), accepts("toffoli")
+    (True, False, False, False)
+    """
+    entry = GATES.get(gate) if isinstance(gate, str) else None
+    if entry is None or len(params) != len(entry.params):
+        return False
+    try:
+        return all(math.isfinite(float(p)) for p in params)
+    except (TypeError, ValueError):
+        return False

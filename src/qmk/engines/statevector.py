@@ -66,7 +66,7 @@ import numpy as np
 
 from qmk.engines import fusion, kernels
 from qmk.engines.base import EngineError, GateCall
-from qmk.engines.gates import BASES, GATES
+from qmk.engines.gates import BASES, GATES, accepts
 
 #: Default cap on the state's memory: amplitudes plus one working copy, in bytes.
 DEFAULT_MAX_BYTES = 8 * 2**30
@@ -382,13 +382,7 @@ class StatevectorEngine:
         >>> StatevectorEngine().supports("t"), StatevectorEngine().supports("rz", [])
         (True, False)
         """
-        spec = GATES.get(gate) if isinstance(gate, str) else None
-        if spec is None or len(params) != len(spec.params):
-            return False
-        try:
-            return all(math.isfinite(float(p)) for p in params)
-        except (TypeError, ValueError):
-            return False
+        return accepts(gate, params)
 
     def allocate(self) -> int:
         """A fresh qubit in ``|0>`` (it costs no amplitudes until a gate entangles it).

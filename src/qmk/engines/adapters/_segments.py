@@ -28,7 +28,6 @@ order, axis 0 the most significant bit of the index (the order of
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk.engines.base import EngineError
-from qmk.engines.gates import BASES, GATES
+from qmk.engines.gates import BASES, GATES, accepts
 from qmk.engines.registry import DTYPE_OF, max_qubits, require
 
 #: One gate of a segment: name, axes of the held state, parameters.
@@ -130,13 +129,7 @@ class SegmentEngine:
 
     def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
         """True for every gate of ``GATES`` with its number of finite parameters."""
-        entry = GATES.get(gate) if isinstance(gate, str) else None
-        if entry is None or len(params) != len(entry.params):
-            return False
-        try:
-            return all(math.isfinite(float(p)) for p in params)
-        except (TypeError, ValueError):
-            return False
+        return accepts(gate, params)
 
     def allocate(self) -> int:
         """A fresh qubit in ``|0>``, the last axis of the held state."""

@@ -36,7 +36,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -46,7 +45,7 @@ import numpy as np
 from qmk import defaults
 from qmk.engines.adapters._segments import IMPOSSIBLE, SegmentEngine, SegmentGate
 from qmk.engines.base import EngineError
-from qmk.engines.gates import BASES, GATES
+from qmk.engines.gates import BASES, GATES, accepts
 from qmk.engines.registry import max_qubits, require
 
 
@@ -247,13 +246,7 @@ class AerMPSEngine:
         return len(self._live)
 
     def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
-        entry = GATES.get(gate) if isinstance(gate, str) else None
-        if entry is None or len(params) != len(entry.params):
-            return False
-        try:
-            return all(math.isfinite(float(p)) for p in params)
-        except (TypeError, ValueError):
-            return False
+        return accepts(gate, params)
 
     def allocate(self) -> int:
         if len(self._live) + 1 > self._max_qubits:
