@@ -160,6 +160,38 @@ def apply_gates(engine: Any, gates: Sequence[GateCall]) -> None:
         apply(gate, qubits, params)
 
 
+def draw_pauli(rng: np.random.Generator, px: float, py: float, pz: float) -> str:
+    """The Pauli a channel applies: ``"X"``, ``"Y"`` or ``"Z"`` with probabilities ``px``,
+    ``py``, ``pz``, else ``"I"``, from one uniform draw of ``rng`` (every engine's
+    ``apply_pauli_channel`` draws this way, so they agree draw for draw).
+
+    Raises:
+        EngineError: ``engine-misuse`` unless the probabilities are numbers in [0, 1] that
+            sum to at most 1.
+
+    >>> draw_pauli(np.random.default_rng(1), 0.0, 1.0, 0.0)
+    'Y'
+    """
+    try:
+        probs = (float(px), float(py), float(pz))
+        ok = all(0.0 <= p <= 1.0 for p in probs) and sum(probs) <= 1 + 1e-12
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise EngineError.of(
+            "engine-misuse",
+            "Pauli channel probabilities must lie in [0, 1] and sum to at most 1, "
+            f"got px={px!r}, py={py!r}, pz={pz!r}",
+        )
+    draw = float(rng.random())
+    total = 0.0
+    for pauli, p in zip("XYZ", probs, strict=True):
+        total += p
+        if draw < total:
+            return pauli
+    return "I"
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A quantum state engine. See the module docstring for the contract."""

@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import stim
 
-from qmk.engines.base import EngineError, GateCall
+from qmk.engines.base import EngineError, GateCall, draw_pauli
 from qmk.engines.batch import BatchCircuit, BatchSampler
 from qmk.engines.gates import BASES, GATES, quarter_turns
 
@@ -93,7 +93,6 @@ def stim_gate(gate: str, params: Sequence[float] = ()) -> str | None:
 #: A self-inverse Clifford taking the basis' Pauli to Z (None: already Z).
 _TO_Z: dict[str, str | None] = {"Z": None, "X": "h", "Y": "h_yz"}
 
-_PAULIS = ("X", "Y", "Z")
 _SEED_BOUND = 2**63
 
 
@@ -350,21 +349,10 @@ Clifford gates only and t is not one; run the program on the statevector engine
         ('Y', 1.0)
         """
         self._check_qubits((qubit,))
-        probs = (float(px), float(py), float(pz))
-        if not all(0 <= p <= 1 for p in probs) or sum(probs) > 1 + 1e-12:
-            raise EngineError.of(
-                "engine-misuse",
-                f"Pauli channel probabilities must lie in [0, 1] and sum to at most 1, "
-                f"got px={px}, py={py}, pz={pz}",
-            )
-        draw = self._rng.random()
-        total = 0.0
-        for pauli, p in zip(_PAULIS, probs, strict=True):
-            total += p
-            if draw < total:
-                getattr(self._sim, pauli.lower())(qubit)
-                return pauli
-        return "I"
+        pauli = draw_pauli(self._rng, px, py, pz)
+        if pauli != "I":
+            getattr(self._sim, pauli.lower())(qubit)
+        return pauli
 
     # ------------------------------------------------------------------ whole state
 

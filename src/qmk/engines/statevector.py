@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk.engines import fusion, kernels
-from qmk.engines.base import EngineError, GateCall
+from qmk.engines.base import EngineError, GateCall, draw_pauli
 from qmk.engines.gates import BASES, GATES, accepts
 
 #: Default cap on the state's memory: amplitudes plus one working copy, in bytes.
@@ -624,27 +624,9 @@ class StatevectorEngine:
         ('X', 1.0)
         """
         q = self._qubit(qubit)
-        probs = (px, py, pz)
-        try:
-            ok = all(0.0 <= float(p) <= 1.0 for p in probs) and sum(map(float, probs)) <= 1 + 1e-12
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise EngineError.of(
-                "engine-misuse",
-                f"Pauli channel probabilities must be in [0, 1] and sum to at most 1, "
-                f"got px={px!r}, py={py!r}, pz={pz!r}",
-            )
-        draw = float(self._rng.random())
-        px, py, pz = (float(p) for p in probs)
-        if draw < px:
-            pauli = "X"
-        elif draw < px + py:
-            pauli = "Y"
-        elif draw < px + py + pz:
-            pauli = "Z"
-        else:
-            return "I"
+        pauli = draw_pauli(self._rng, px, py, pz)
+        if pauli == "I":
+            return pauli
         self._gate1(q, GATES[pauli.lower()].matrix())
         self._after_call()
         return pauli

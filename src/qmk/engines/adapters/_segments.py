@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from qmk.engines.base import EngineError
+from qmk.engines.base import EngineError, draw_pauli
 from qmk.engines.gates import BASES, GATES, accepts
 from qmk.engines.registry import DTYPE_OF, max_qubits, require
 
@@ -273,24 +273,7 @@ class SegmentEngine:
     def apply_pauli_channel(self, qubit: int, px: float, py: float, pz: float) -> str:
         """Apply X, Y or Z with these probabilities (one RNG draw); returns which, or "I"."""
         axis = self._axis(qubit)
-        probs = (px, py, pz)
-        try:
-            ok = all(0.0 <= float(p) <= 1.0 for p in probs) and sum(map(float, probs)) <= 1 + 1e-12
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise EngineError.of(
-                "engine-misuse",
-                f"Pauli channel probabilities must lie in [0, 1] and sum to at most 1, "
-                f"got {list(probs)!r}",
-            )
-        draw = float(self._rng.random())
-        edges = np.cumsum([float(px), float(py), float(pz)])
-        chosen = "I"
-        for pauli, edge in zip("XYZ", edges, strict=True):
-            if draw < edge:
-                chosen = pauli
-                break
+        chosen = draw_pauli(self._rng, px, py, pz)
         if chosen != "I":
             self._flush()
             self._apply_local(axis, _PAULI[chosen])

@@ -44,7 +44,7 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines.adapters._segments import IMPOSSIBLE, SegmentEngine, SegmentGate
-from qmk.engines.base import EngineError
+from qmk.engines.base import EngineError, draw_pauli
 from qmk.engines.gates import BASES, GATES, accepts
 from qmk.engines.registry import max_qubits, require
 
@@ -345,21 +345,10 @@ class AerMPSEngine:
 
     def apply_pauli_channel(self, qubit: int, px: float, py: float, pz: float) -> str:
         self._check(qubit)
-        probs = (px, py, pz)
-        try:
-            ok = all(0.0 <= float(p) <= 1.0 for p in probs) and sum(map(float, probs)) <= 1 + 1e-12
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise EngineError.of(
-                "engine-misuse", f"Pauli channel probabilities out of range: {list(probs)!r}"
-            )
-        draw = float(self._rng.random())
-        for pauli, edge in zip("XYZ", np.cumsum([float(p) for p in probs]), strict=True):
-            if draw < edge:
-                self._pending.append((pauli.lower(), (qubit,), ()))
-                return pauli
-        return "I"
+        pauli = draw_pauli(self._rng, px, py, pz)
+        if pauli != "I":
+            self._pending.append((pauli.lower(), (qubit,), ()))
+        return pauli
 
     def snapshot(self) -> MPSSnapshot:
         gammas, lambdas = self._mps
