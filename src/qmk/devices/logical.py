@@ -154,6 +154,12 @@ class LogicalMachine:
 
     # ------------------------------------------------------------------ the HAL
 
+    @property
+    def largest_module_up(self) -> int:
+        """The capacity of the largest module up (what :meth:`inventory` reports), without
+        building the inventory: the scheduler asks it for every job it looks at."""
+        return max((c for i, c in enumerate(self.capacities) if i not in self.down), default=0)
+
     def inventory(self) -> Inventory:
         modules = tuple(
             Module(

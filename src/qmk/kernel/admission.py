@@ -247,11 +247,12 @@ class Admission:
 
     def _check_room(self, physical: int, qubits: Mapping[str, int]) -> None:
         """The job fits the machine's largest module up, and each tenant's quota."""
-        inventory = self.device.inventory()
-        total = inventory.largest_module_up  # a job runs on one module
+        total = self.device.largest_module_up  # a job runs on one module
         if physical > total:
             where = (
-                "the machine has" if len(inventory.modules) == 1 else "its largest module up has"
+                "the machine has"
+                if len(self.device.capacities) == 1
+                else "its largest module up has"
             )
             raise AdmissionError(
                 f"the job needs {physical} physical qubits at its peak; {where} {total}",

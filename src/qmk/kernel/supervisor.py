@@ -585,7 +585,7 @@ class Supervisor:
     def _never_fits(self, job: Job) -> QMKError | None:
         """Why queued ``job`` can never start under the configuration and machine now (a
         quota lowered, a module down since it was admitted), or None."""
-        total = self.device.inventory().largest_module_up
+        total = self.device.largest_module_up
         if job.physical_qubits > total:
             return AdmissionError(
                 f"the job needs {job.physical_qubits} physical qubits at its peak; the largest "
