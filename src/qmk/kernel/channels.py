@@ -15,6 +15,7 @@ peer's qubits (corrections fed by the submitter's measurements) do not entangle 
 
 from __future__ import annotations
 
+import heapq
 import secrets
 import time
 from collections import Counter
@@ -96,6 +97,12 @@ class ChannelTable:
     ) -> None:
         self._channels: dict[str, Channel] = {row["channel_id"]: Channel(**row) for row in rows}
         self._load = load
+        #: (created_at, id) of the proposals that may still be PENDING, oldest first: the
+        #: epoch tick looks at the oldest only (:meth:`expire_proposals`).
+        self._proposals = [
+            (c.created_at, c.channel_id) for c in self._channels.values() if c.state == PENDING
+        ]
+        heapq.heapify(self._proposals)
 
     def get(self, channel_id: str, tenant: str) -> Channel:
         """``tenant``'s channel ``channel_id``.
@@ -123,12 +130,14 @@ class ChannelTable:
 
     def expire_proposals(self, before: float, now: float) -> list[Channel]:
         """Close every PENDING proposal made before ``before``; the channels closed."""
-        expired = [
-            c for c in self._channels.values() if c.state == PENDING and c.created_at < before
-        ]
-        for channel in expired:
-            channel.state = CLOSED
-            channel.closed_at = now
+        expired = []
+        while self._proposals and self._proposals[0][0] < before:
+            _, channel_id = heapq.heappop(self._proposals)
+            channel = self._channels.get(channel_id)
+            if channel is not None and channel.state == PENDING:  # else accepted or closed
+                channel.state = CLOSED
+                channel.closed_at = now
+                expired.append(channel)
         return expired
 
     def count(self, tenant: str) -> int:
@@ -174,6 +183,7 @@ class ChannelTable:
             created_at=time.time() if now is None else now,
         )
         self._channels[channel.channel_id] = channel
+        heapq.heappush(self._proposals, (channel.created_at, channel.channel_id))
         return channel
 
     def accept(
