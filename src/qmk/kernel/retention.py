@@ -43,11 +43,12 @@ def state_file(directory: Path, recorded: str) -> Path:
 
 def prune_job(store: Store, audit: AuditLog, directory: Path, job: Any, keep: int) -> list[str]:
     """Delete the execution states of ``job`` beyond its ``keep`` newest; their ids."""
-    old = store.saved_states(job.job_id)[keep:]
+    states = store.saved_states(job.job_id)
+    old = states[keep:]
     if not old:
         return []
     ids = [checkpoint_id for checkpoint_id, _ in old]
-    _delete(store, directory, ids, (path for _, path in old))
+    _delete(store, directory, ids, (p for _, p in old), kept=(p for _, p in states[:keep]))
     audit.append(
         PRUNED_EVENT, job_id=job.job_id, tenant=job.tenant, reason="per-job", checkpoint_ids=ids
     )
@@ -59,7 +60,8 @@ def expire(store: Store, audit: AuditLog, directory: Path, before: float) -> lis
     rows = store.ended_states(before)
     if not rows:
         return []
-    _delete(store, directory, [row[0] for row in rows], (row[3] for row in rows))
+    # every state of those jobs goes (a file is only ever shared within its own job)
+    _delete(store, directory, [row[0] for row in rows], (row[3] for row in rows), kept=())
     by_job: dict[tuple[str, str], list[str]] = {}
     for checkpoint_id, job_id, tenant, _ in rows:
         by_job.setdefault((job_id, tenant), []).append(checkpoint_id)
@@ -87,10 +89,14 @@ def remove_orphans(store: Store, directory: Path) -> list[Path]:
     return removed
 
 
-def _delete(store: Store, directory: Path, ids: list[str], paths: Iterable[str]) -> None:
-    """Forget checkpoints ``ids`` and delete each of ``paths`` no other checkpoint names."""
+def _delete(
+    store: Store, directory: Path, ids: list[str], paths: Iterable[str], *, kept: Iterable[str]
+) -> None:
+    """Forget checkpoints ``ids`` and delete each of ``paths`` that is not also one of
+    ``kept``: the paths the job's remaining checkpoints name (a file is shared only by
+    checkpoints of one job, when q_checkpoint re-records its latest state)."""
     store.delete_checkpoints(ids)
-    named = {state_file(directory, path) for path in store.all_state_paths()}
+    named = {state_file(directory, path) for path in kept}
     for path in {state_file(directory, path) for path in paths} - named:
         path.unlink(missing_ok=True)
 
