@@ -216,3 +216,48 @@ def test_the_stabilizer_engine_cannot_prepare_amplitudes():
     state = Amplitudes(qubits=("q",), amplitudes=[math.cos(0.3), math.sin(0.3)])
     with pytest.raises(EngineError, match=r"QE112 state-mismatch.*statevector"):
         prepare(engine, [q], state)
+
+
+@pytest.mark.parametrize("n", [1, 3, 6])
+def test_loaded_amplitudes_act_like_the_gate_prepared_state_beside_other_qubits(n):
+    """The statevector engine loads amplitudes as new tensor axes; gates that follow
+    (entangling the state with a qubit prepared before it) see the same state as after
+    the gate preparation."""
+    vector = _random_state(n, SEED + 10 * n)
+    state = Amplitudes(qubits=_names(n), amplitudes=vector)
+    finals = []
+    for load in (True, False):
+        engine = StatevectorEngine(seed=1)
+        spare = engine.allocate()
+        engine.apply("h", [spare])
+        qubits = [engine.allocate() for _ in range(n)]
+        if load:
+            prepare(engine, qubits, state)
+        else:
+            for gate, local, params in preparation(state):
+                engine.apply(gate, [qubits[i] for i in local], params)
+        engine.apply("cx", [qubits[0], spare])
+        engine.apply("ry", [qubits[-1]], [0.3])
+        finals.append(engine.state_vector([spare, *qubits]))
+    assert _overlap(*finals) == pytest.approx(1, abs=1e-12)
+
+
+def test_amplitudes_load_only_onto_fresh_qubits():
+    engine = StatevectorEngine(seed=1)
+    a, b = engine.allocate(), engine.allocate()
+    engine.apply("x", [a])
+    with pytest.raises(EngineError, match="QE105 engine-misuse: load_amplitudes needs fresh"):
+        engine.load_amplitudes([a, b], np.array([1, 0, 0, 0]))
+    with pytest.raises(EngineError, match="needs 2\\*\\*1 finite amplitudes"):
+        engine.load_amplitudes([b], np.array([1, 0, 0, 0]))
+
+
+def test_a_sixteen_qubit_initial_state_loads_without_a_preparation_circuit():
+    """16 qubits took about 4 * 2**16 gates (141 s) before the engine loaded amplitudes."""
+    vector = _random_state(16, SEED)
+    engine = StatevectorEngine(seed=1)
+    qubits = [engine.allocate() for _ in range(16)]
+    prepare(engine, qubits, Amplitudes(qubits=_names(16), amplitudes=vector))
+    assert _overlap(capture(engine, qubits, _names(16)).amplitudes, vector) == pytest.approx(
+        1, abs=1e-9
+    )

@@ -30,7 +30,8 @@ statevector engine's amplitudes; the stabilizer engine's tableau, or its amplitu
 to :data:`MAX_TABLEAU_AMPLITUDE_QUBITS` qubits), and :func:`prepare` puts fresh qubits
 (in ``|0>``) into a state with the engine's own gates: a stabilizer state by stim's
 Clifford synthesis (``h s cx``), amplitudes by uniformly controlled rotations
-(Mottonen et al. 2004: ``ry rz cx``, about ``4 * 2**n`` gates, global phase dropped).
+(Mottonen et al. 2004: ``ry rz cx``, about ``4 * 2**n`` gates, global phase dropped),
+or, on an engine with ``load_amplitudes`` (the statevector engine), the vector itself.
 
 Errors are :class:`~qmk.engines.base.EngineError`: ``QE111 state-file`` for a file that
 is not of this format (the message names the field), ``QE112 state-mismatch`` for a
@@ -459,7 +460,8 @@ def _engine_stabilizers(
 
 
 def prepare(engine: Any, qubits: Sequence[int], state: QuantumState) -> None:
-    """Put the engine's fresh ``qubits`` (all in ``|0>``) into ``state``, with its gates.
+    """Put the engine's fresh ``qubits`` (all in ``|0>``) into ``state``, with its gates,
+    or, for amplitudes on an engine that loads them (``load_amplitudes``), directly.
 
     Raises:
         EngineError: ``QE112 state-mismatch``: a count that differs from the state's, or
@@ -470,6 +472,10 @@ def prepare(engine: Any, qubits: Sequence[int], state: QuantumState) -> None:
             "state-mismatch",
             f"the state has {state.num_qubits} qubits, not {len(qubits)}",
         )
+    loader = getattr(engine, "load_amplitudes", None)
+    if isinstance(state, Amplitudes) and loader is not None:
+        loader(qubits, state.amplitudes)  # no gates: the vector itself
+        return
     circuit = preparation(state)
     for gate, _, params in circuit:
         if not engine.supports(gate, params):

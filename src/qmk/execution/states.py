@@ -7,7 +7,8 @@ stated). Here is what a run does with one.
 nodes (the nodes before anything else, in order, one qubit per handle), start in the
 state instead of ``|0...0>``: state qubit k is the k-th of them (names need not match).
 A state of another size, or opening allocations under a guard, is ``QE112
-state-mismatch``. The engine prepares the state with its own gates the moment the
+state-mismatch``. The engine prepares the state (with its own gates, or by loading
+the amplitudes where it can: :func:`~qmk.engines.state_io.prepare`) the moment the
 first of those qubits is allocated (:class:`Preloaded`), so a logical error after an
 ``ALLOC_LQ`` hits the state, as it would hit ``|0>``. Amplitudes need an engine that
 applies any rotation: a run that names none goes to the statevector engine.
