@@ -47,7 +47,7 @@ def cluster() -> Iterator[Any]:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # its HTTP server binds anyway: not on 8787
             worker_dashboard_address=None,
             host="127.0.0.1",
         )

@@ -388,7 +388,7 @@ class DaskPool(Executor):
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # the scheduler's HTTP server binds anyway: not 8787
                 worker_dashboard_address=None,
                 host="127.0.0.1",
                 env=dict(env or {}),
