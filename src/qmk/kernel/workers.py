@@ -40,7 +40,10 @@ costs one round trip. Each worker confines itself before its first task
 (:mod:`qmk.kernel.sandbox`: no network, a Landlock filesystem, an unprivileged user when
 the pool runs as root, rlimits on memory, CPU time and file size, a private temp dir, no
 inherited descriptors) and tells the pool what holds (:attr:`WorkerPool.confinement`);
-the pool logs it once, with a warning for every gap. A task that runs out of memory
+the pool logs it once, with a warning for every gap. A worker whose pool dies without a
+word (``kill -9`` of the pool's process) ends at once, whatever its task is doing: a
+thread of it waits for its socket to close (:func:`exit_when_closed`, for any job
+process fed over a socket). A task that runs out of memory
 fails with :class:`WorkerMemoryError`, one past its CPU time with
 :class:`WorkerCpuLimit`; either worker is replaced.
 
@@ -440,6 +443,50 @@ class WorkerDied(TaskError):
     kind = "died"
 
 
+#: What says that the other end of a socket is gone: it closed (``POLLHUP``), it shut
+#: its sending side (``POLLRDHUP``, Linux), or the socket broke (``POLLERR``).
+_GONE = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
+#: The stack of the watcher thread: it only waits in poll(), and a worker under a tight
+#: ``RLIMIT_AS`` should not give 8 MiB of its address space to it.
+_WATCHER_STACK = 256 * 1024
+
+
+def exit_when_closed(fd: int, *, status: int = 0) -> threading.Thread:
+    """End this process (``os._exit(status)``) as soon as the other end of the socket
+    ``fd`` is gone: a daemon thread waits in ``poll()`` for ``POLLHUP``/``POLLRDHUP``.
+
+    For a job process fed over a socket by a process that may die without a word
+    (``kill -9``): without it the job computes on until its next write. The thread only
+    waits; it reads nothing, so the socket's data stay for the process's own reads. Call
+    it after the process confined itself (:func:`qmk.kernel.sandbox.confine`): the
+    thread then inherits the Landlock domain and the seccomp filter (poll, exit_group
+    and the thread's clone are not denied by them). A process that closes ``fd`` itself
+    ends too (``POLLNVAL``): call it on a descriptor kept to the end.
+
+    Returns:
+        The started thread (a daemon: it never keeps the process alive).
+
+    Raises:
+        RuntimeError: the thread cannot start (no memory for its stack).
+    """
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, _GONE)
+        while True:
+            for _, events in poller.poll():
+                if events & (_GONE | select.POLLNVAL):
+                    os._exit(status)
+
+    previous = threading.stack_size(_WATCHER_STACK)
+    try:
+        thread = threading.Thread(target=watch, name="qmk-exit-when-closed", daemon=True)
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    return thread
+
+
 def _take_fd(conn: mpc.Connection) -> int:
     """The descriptor of ``conn``'s socket, now ours (the connection is closed)."""
     fd = os.dup(conn.fileno())
@@ -541,6 +588,11 @@ def _worker_main(
     except Exception as exc:  # fail closed: never run a task unconfined
         refusal = f"the worker could not confine itself: {type(exc).__name__}: {exc}"
         report = {"error": refusal}
+    try:  # after confine, so the thread is as confined as the worker
+        exit_when_closed(line.fd)
+    except RuntimeError as exc:
+        if report is not None and isinstance(report.get("gaps"), list):
+            report["gaps"].append(f"orphans: a worker outlives a dead pool ({exc})")
     line.send((0, "hello", report))
     while True:
         try:
@@ -1546,6 +1598,7 @@ __all__ = [
     "WorkerMemoryError",
     "WorkerPool",
     "current_link",
+    "exit_when_closed",
     "kernel_isolation",
     "kernel_pool",
 ]
