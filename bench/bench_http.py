@@ -1,25 +1,38 @@
-"""Benchmark: the REST API (``qmk serve --http``) beside JSON-RPC, on one real server.
+"""Benchmark: small-job throughput and status round trips, REST beside JSON-RPC, one server.
 
-Figures against a real ``qmk serve --socket ... --http 127.0.0.1:0`` started here (not
-tests: nothing fails on a timing):
+Against a real ``qmk serve --socket ... --http 127.0.0.1:0 --workers 2`` started here
+(figures, not tests: nothing fails on a timing). What it measures:
 
-1. ``GET /v1/jobs/{id}`` round trip on loopback, p50/p99, from the standard library's
-   ``http.client`` on one keep-alive connection (the least client overhead there is;
-   httpx's figure is printed too). Goal: p50 < 1 ms. Beside it, ``q_status`` over the
-   Unix socket from :class:`qmk.client.Client` (bench_service.py's figure 1).
-2. Submit-to-complete throughput of small jobs (a Bell pair, 100 shots, QVM JSON) with 8
-   concurrent clients: ``httpx.AsyncClient`` s, each with its own connection and
-   session, submit their share one after another, then wait for all
-   (``GET /v1/jobs/{id}/wait``). Jobs/s = jobs / (first submit .. last completion).
-   Goal: >= 500 jobs/s. Beside it the same with JSON-RPC :class:`qmk.client.AsyncClient` s.
-   Every job's final state and counts are checked.
+1. **Status round trip**, p50/p99, one call at a time on one keep-alive connection:
+   ``GET /v1/jobs/{id}`` from the standard library's ``http.client`` (the least client
+   overhead there is) and from ``httpx``; ``q_status`` over the Unix socket from
+   :class:`qmk.client.Client`. Goal: REST p50 < 1 ms.
+2. **Throughput of small jobs** (a Bell pair, 100 shots, QVM JSON): 8 concurrent clients,
+   each with its own connection and session (opened before the clock starts), submit
+   their share of the jobs one after another, then wait for each (REST:
+   ``GET /v1/jobs/{id}/wait``; JSON-RPC: ``q_wait``, pipelined). Jobs/s = jobs submitted
+   *and completed* / (first submit .. last completion); every job's state and counts are
+   checked. Goal: >= 500 jobs/s over REST. Three clients, side by side:
 
-The machine's 2 cores are shared with the server, its workers and the clients (and, on a
-shared machine, with other people's work: compare medians of ``--repeat`` runs). Results
-go to ``bench/results/http.json``.
+   - ``rest``: a lean HTTP/1.1 client (asyncio streams, keep-alive, the program's JSON
+     encoded once) -- what the server sustains when the client costs little;
+   - ``rest-httpx``: ``httpx.AsyncClient`` (what a typical Python client costs);
+   - ``jsonrpc``: :class:`qmk.client.AsyncClient` over the Unix socket.
+
+   Beside each rate: the CPU time per job of the kernel process (with its HTTP server),
+   of its worker processes and of the clients (this process), from ``/proc``; and the
+   *server's* ceiling on this machine, cores / (kernel + workers CPU per job), which
+   does not depend on the client's cost.
+
+The machine's cores are shared by the server, its workers and the clients (and, on a
+shared machine, with other people's work: the load average is printed; compare medians
+of ``--repeat`` runs). ``--against SRC`` also starts a server from another checkout's
+``src`` folder (e.g. ``git archive`` of an older commit) and measures the two servers
+turn about, so a before/after comparison shares the machine's load. Results go to
+``bench/results/http.json``.
 
     python bench/bench_http.py [--jobs 400] [--calls 3000] [--clients 8] [--workers 2]
-                               [--repeat 1]
+                               [--repeat 1] [--against SRC]
 """
 
 from __future__ import annotations
@@ -37,10 +50,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from qmk import __version__
 from qmk.client import AsyncClient, Client
@@ -49,6 +63,11 @@ from qmk.qvm.files import read_graph
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-tenant-key"
 LOGIN = {"tenant": "bench", "key": KEY, "requested": ["CAP_ALLOC"]}
+SHOTS = 100
+#: The issue's goals.
+GOAL_JOBS_PER_S = 500.0
+GOAL_GET_P50_MS = 1.0
+WIRES = ("rest", "rest-httpx", "jsonrpc")
 CONFIG = f"""
 [machine]
 physical_qubits = 100_000_000
@@ -61,23 +80,164 @@ max_queued_jobs = 100000
 """
 
 
-def start_server(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    (tmp / "bench.toml").write_text(CONFIG)
-    out = tmp / "serve.out"
+# --------------------------------------------------------------------------- the server
+
+
+@dataclass(kw_only=True)
+class Server:
+    """One ``qmk serve`` process: its REST URL and its socket."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str
+    socket: Path
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+
+def start_server(tmp: Path, workers: int, *, name: str = "this", src: str | None = None) -> Server:
+    """``qmk serve`` in ``tmp/name`` (from ``src``, another checkout's src folder, if given)."""
+    home = tmp / name
+    home.mkdir(parents=True)
+    (home / "bench.toml").write_text(CONFIG)
+    out = home / "serve.out"
     argv = [
-        sys.executable, "-m", "qmk", "serve", "--socket", str(tmp / "bench.sock"),
-        "--data-dir", str(tmp / "data"), "--config", str(tmp / "bench.toml"),
+        sys.executable, "-m", "qmk", "serve", "--socket", str(home / "bench.sock"),
+        "--data-dir", str(home / "data"), "--config", str(home / "bench.toml"),
         "--workers", str(workers), "--http", "127.0.0.1:0",
     ]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=out.open("wb"), stderr=(tmp / "serve.log").open("wb"))
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    log = home / "serve.log"
+    proc = subprocess.Popen(argv, stdout=out.open("wb"), stderr=log.open("wb"), env=env)
     deadline = time.monotonic() + 60
     while True:
         found = re.search(r"(http://\S+)", out.read_text())
-        if found:
-            return proc, found.group(1)
+        if found and (home / "bench.sock").exists():
+            return Server(name=name, proc=proc, url=found.group(1), socket=home / "bench.sock")
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"qmk serve did not start: {(tmp / 'serve.log').read_text()}")
+            raise SystemExit(f"qmk serve did not start: {log.read_text()}")
         time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- CPU time
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (None: gone, or no /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0.0 once it is gone)."""
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (its worker pool's forkserver and workers)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+@dataclass(kw_only=True)
+class CpuMeter:
+    """CPU seconds spent by the kernel, by its workers and by this process in a window.
+
+    A worker replaced during the window (one that spent its CPU budget) takes its time
+    with it, so the workers' figure is a lower bound.
+    """
+
+    kernel_pid: int
+    start: dict[str, Any] = field(default_factory=dict)
+
+    def _now(self) -> dict[str, Any]:
+        own = os.times()
+        return {
+            "kernel": cpu_seconds(self.kernel_pid),
+            "workers": {pid: cpu_seconds(pid) for pid in descendants(self.kernel_pid)},
+            "clients": own.user + own.system,
+        }
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        before = self.start["workers"]
+        self.spent = {
+            "kernel": end["kernel"] - self.start["kernel"],
+            "workers": sum(t - before.get(pid, 0.0) for pid, t in end["workers"].items()),
+            "clients": end["clients"] - self.start["clients"],
+        }
+
+
+# --------------------------------------------------------------------------- a lean client
+
+
+class Http11:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: a request, then its reply.
+
+    Only what the bench needs: ``Content-Length`` bodies (the API's JSON replies), no
+    redirects, no chunked replies (refused).
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> Http11:
+        parts = urlsplit(url)
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        return cls(reader, writer, parts.netloc)
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """Send one request and read its reply: (status, body)."""
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        if body is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        fields = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in head[1:] if line)
+        }
+        if "content-length" not in fields:
+            raise SystemExit(f"{method} {target}: a reply without Content-Length: {head}")
+        return status, await self.reader.readexactly(int(fields["content-length"]))
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+# --------------------------------------------------------------------------- round trips
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -94,166 +254,298 @@ def _figures(times: list[float]) -> dict[str, float]:
     }
 
 
-def _session(url: str) -> str:
-    reply = httpx.post(f"{url}/v1/sessions", json=LOGIN)
-    return str(reply.json()["session_id"])
-
-
-def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
-    """GET /v1/jobs/{id} round trips: http.client (keep-alive), then httpx."""
-    sid = _session(url)
-    auth = {"Authorization": f"Bearer {sid}"}
-    with httpx.Client(base_url=url) as client:
-        job = client.post(
-            "/v1/jobs", json={"program": graph, "shots": 100, "seed": 1}, headers=auth
-        )
-        job_id = job.json()["job_id"]
-        client.get(f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 30000}, headers=auth)
-        times = []
-        for i in range(200 + calls):
-            started = time.perf_counter()
-            client.get(f"/v1/jobs/{job_id}", headers=auth)
-            if i >= 200:
-                times.append(time.perf_counter() - started)
-        with_httpx = _figures(times)
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port))
-    path = f"/v1/jobs/{job_id}"
+def _timed_calls(call: Callable[[], Any], calls: int, warmup: int = 200) -> dict[str, float]:
     times = []
-    for i in range(200 + calls):
+    for i in range(warmup + calls):
         started = time.perf_counter()
-        connection.request("GET", path, headers=auth)
-        reply = connection.getresponse()
-        body = reply.read()
-        if i >= 200:
+        call()
+        if i >= warmup:
             times.append(time.perf_counter() - started)
-    connection.close()
-    assert reply.status == 200 and json.loads(body)["state"] == "COMPLETED"
-    return {"http_client": _figures(times), "httpx": with_httpx}
-
-
-def bench_rpc_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, float]:
-    with Client.connect(str(socket), tenant="bench", key=KEY) as client:
-        job_id = client.q_submit(graph, 100, 1)["job_id"]
-        client.q_wait(job_id, 30_000)
-        times = []
-        for i in range(200 + calls):
-            started = time.perf_counter()
-            client.q_status(job_id)
-            if i >= 200:
-                times.append(time.perf_counter() - started)
     return _figures(times)
 
 
+def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
+    """``GET /v1/jobs/{id}`` round trips of a completed job: http.client, then httpx."""
+    import httpx
+
+    with httpx.Client(base_url=url) as client:
+        sid = client.post("/v1/sessions", json=LOGIN).json()["session_id"]
+        auth = {"Authorization": f"Bearer {sid}"}
+        job = client.post(
+            "/v1/jobs", json={"program": graph, "shots": SHOTS, "seed": 1}, headers=auth
+        )
+        job_id = job.json()["job_id"]
+        client.get(f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 30000}, headers=auth)
+        with_httpx = _timed_calls(lambda: client.get(f"/v1/jobs/{job_id}", headers=auth), calls)
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+    path = f"/v1/jobs/{job_id}"
+    last: list[Any] = []
+
+    def get() -> None:
+        connection.request("GET", path, headers=auth)
+        reply = connection.getresponse()
+        last[:] = [reply.status, reply.read()]
+
+    plain = _timed_calls(get, calls)
+    connection.close()
+    assert last[0] == 200 and json.loads(last[1])["state"] == "COMPLETED"
+    return {"http_client": plain, "httpx": with_httpx}
+
+
+def bench_rpc_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, float]:
+    """``q_status`` round trips over the Unix socket (the blocking client)."""
+    with Client.connect(str(socket), tenant="bench", key=KEY) as client:
+        job_id = client.q_submit(graph, SHOTS, 1)["job_id"]
+        client.q_wait(job_id, 30_000)
+        return _timed_calls(lambda: client.q_status(job_id), calls)
+
+
+# --------------------------------------------------------------------------- throughput
+
+
 def _check(job: dict[str, Any]) -> str:
+    """The job's final state; exits if a completed Bell job's counts are wrong."""
     counts = (job.get("result") or {}).get("counts") or {}
     agree = counts.get("00", 0) + counts.get("11", 0)
-    if job["state"] == "COMPLETED" and (sum(counts.values()) != 100 or agree < 90):
+    if job["state"] == "COMPLETED" and (sum(counts.values()) != SHOTS or agree < 0.9 * SHOTS):
         raise SystemExit(f"job {job['job_id']} completed with wrong counts {counts}")
     return str(job["state"])
 
 
-async def one_rest_client(url: str, graph: dict[str, Any], jobs: int, seed0: int) -> list[str]:
-    limits = httpx.Limits(max_connections=1)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+#: A client: connect and open a session (untimed), then ``run(jobs, seed0)`` -> states.
+Runner = Callable[[int, int], Awaitable[list[str]]]
+Opener = Callable[[], Awaitable[tuple[Runner, Callable[[], Awaitable[None]]]]]
+
+
+def lean_rest(url: str, graph: dict[str, Any]) -> Opener:
+    program = json.dumps(graph, separators=(",", ":"))  # a client sends the same program
+
+    async def open_() -> tuple[Runner, Callable[[], Awaitable[None]]]:
+        conn = await Http11.open(url)
+        status, data = await conn.request("POST", "/v1/sessions", json.dumps(LOGIN).encode())
+        assert status == 201, data
+        auth = {"Authorization": f"Bearer {json.loads(data)['session_id']}"}
+
+        async def run(jobs: int, seed0: int) -> list[str]:
+            ids = []
+            for i in range(jobs):
+                body = f'{{"program":{program},"shots":{SHOTS},"seed":{seed0 + i}}}'.encode()
+                status, data = await conn.request("POST", "/v1/jobs", body, auth)
+                assert status == 201, data
+                ids.append(json.loads(data)["job_id"])
+            states = []
+            for job_id in ids:
+                target = f"/v1/jobs/{job_id}/wait?timeout_ms=120000"
+                status, data = await conn.request("GET", target, None, auth)
+                states.append(_check(json.loads(data)))
+            return states
+
+        return run, conn.close
+
+    return open_
+
+
+def httpx_rest(url: str, graph: dict[str, Any]) -> Opener:
+    async def open_() -> tuple[Runner, Callable[[], Awaitable[None]]]:
+        import httpx
+
+        limits = httpx.Limits(max_connections=1)
+        client = httpx.AsyncClient(base_url=url, limits=limits, timeout=120)
         reply = await client.post("/v1/sessions", json=LOGIN)
         auth = {"Authorization": f"Bearer {reply.json()['session_id']}"}
-        ids = []
-        for i in range(jobs):
-            body = {"program": graph, "shots": 100, "seed": seed0 + i}
-            ids.append((await client.post("/v1/jobs", json=body, headers=auth)).json()["job_id"])
-        finals = [
-            (
-                await client.get(
-                    f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 120000}, headers=auth
+
+        async def run(jobs: int, seed0: int) -> list[str]:
+            ids = []
+            for i in range(jobs):
+                body = {"program": graph, "shots": SHOTS, "seed": seed0 + i}
+                ids.append(
+                    (await client.post("/v1/jobs", json=body, headers=auth)).json()["job_id"]
                 )
-            ).json()
-            for job_id in ids
-        ]
-    return [_check(job) for job in finals]
+            params = {"timeout_ms": 120000}
+            return [
+                _check((await client.get(f"/v1/jobs/{j}/wait", params=params, headers=auth)).json())
+                for j in ids
+            ]
+
+        return run, client.aclose
+
+    return open_
 
 
-async def one_rpc_client(socket: Path, graph: dict[str, Any], jobs: int, seed0: int) -> list[str]:
-    async with await AsyncClient.connect(str(socket), tenant="bench", key=KEY) as client:
-        ids = [(await client.q_submit(graph, 100, seed0 + i))["job_id"] for i in range(jobs)]
-        finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
-    return [_check(job) for job in finals]
+def jsonrpc(socket: Path, graph: dict[str, Any]) -> Opener:
+    async def open_() -> tuple[Runner, Callable[[], Awaitable[None]]]:
+        client = await AsyncClient.connect(str(socket), tenant="bench", key=KEY)
+
+        async def run(jobs: int, seed0: int) -> list[str]:
+            ids = [(await client.q_submit(graph, SHOTS, seed0 + i))["job_id"] for i in range(jobs)]
+            finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
+            return [_check(job) for job in finals]
+
+        return run, client.aclose
+
+    return open_
 
 
-def bench_throughput(kind: str, where: Any, clients: int, jobs: int, graph: dict[str, Any]) -> dict:
+def opener(wire: str, server: Server, graph: dict[str, Any]) -> Opener:
+    if wire == "rest":
+        return lean_rest(server.url, graph)
+    if wire == "rest-httpx":
+        return httpx_rest(server.url, graph)
+    return jsonrpc(server.socket, graph)
+
+
+def bench_throughput(
+    wire: str, server: Server, clients: int, jobs: int, graph: dict[str, Any], cores: int
+) -> dict[str, Any]:
+    """``jobs`` small jobs from ``clients`` clients of ``wire``; the rate and CPU per job."""
     share = jobs // clients
-    one = one_rest_client if kind == "rest" else one_rpc_client
+    open_ = opener(wire, server, graph)
 
-    async def main() -> list[list[str]]:
-        return await asyncio.gather(*(one(where, graph, share, 10_000 * c) for c in range(clients)))
+    async def main() -> tuple[list[str], float, dict[str, float]]:
+        opened = [await open_() for _ in range(clients)]
+        try:
+            with CpuMeter(kernel_pid=server.proc.pid) as meter:
+                started = time.perf_counter()
+                runs = [run(share, 10_000 * c) for c, (run, _) in enumerate(opened)]
+                per_client = await asyncio.gather(*runs)
+                elapsed = time.perf_counter() - started
+        finally:
+            for _, close in opened:
+                await close()
+        return [s for states in per_client for s in states], elapsed, meter.spent
 
-    started = time.perf_counter()
-    states = [state for per_client in asyncio.run(main()) for state in per_client]
-    elapsed = time.perf_counter() - started
+    states, elapsed, spent = asyncio.run(main())
+    done = states.count("COMPLETED")
+    per_job = {name: seconds / len(states) * 1e3 for name, seconds in spent.items()}
+    server_ms = per_job["kernel"] + per_job["workers"]
     return {
-        "wire": kind,
+        "wire": wire,
+        "server": server.name,
         "clients": clients,
         "jobs": len(states),
-        "completed": states.count("COMPLETED"),
+        "completed": done,
         "seconds": elapsed,
-        "jobs_per_s": len(states) / elapsed,
+        "jobs_per_s": done / elapsed,
+        "cpu_ms_per_job": per_job,
+        "server_ceiling_jobs_per_s": cores / server_ms * 1e3 if server_ms > 0 else None,
+        "load_average": os.getloadavg()[0],
     }
+
+
+def _line(run: dict[str, Any]) -> str:
+    cpu = run["cpu_ms_per_job"]
+    ceiling = run["server_ceiling_jobs_per_s"]
+    return (
+        f"{run['wire']:>10} [{run['server']}]: {run['completed']}/{run['jobs']} jobs in "
+        f"{run['seconds']:.2f} s = {run['jobs_per_s']:4.0f} jobs/s "
+        f"({run['jobs_per_s'] / GOAL_JOBS_PER_S:.2f}x goal); CPU ms/job kernel "
+        f"{cpu['kernel']:.2f} workers {cpu['workers']:.2f} clients {cpu['clients']:.2f}; "
+        f"server ceiling {ceiling or 0:.0f} jobs/s; load {run['load_average']:.1f}"
+    )
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=400, help="jobs per throughput run")
-    parser.add_argument("--calls", type=int, default=3000, help="GET calls timed")
+    parser.add_argument("--calls", type=int, default=3000, help="status calls timed")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     parser.add_argument("--workers", type=int, default=2, help="kernel worker processes")
     parser.add_argument("--repeat", type=int, default=1, help="measure this many times")
+    parser.add_argument(
+        "--wires", default=",".join(WIRES), help="which clients, of " + ",".join(WIRES)
+    )
+    parser.add_argument("--against", metavar="SRC", help="also a server from this src folder")
     options = parser.parse_args(argv)
+    wires = [w for w in options.wires.split(",") if w]
+    if unknown := set(wires) - set(WIRES):
+        parser.error(f"unknown wires {sorted(unknown)}")
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
+    cores = os.cpu_count() or 1
     results: dict[str, Any] = {
         "version": __version__,
         "python": platform.python_version(),
-        "cpus": os.cpu_count(),
+        "cpus": cores,
         "load_avg_before": os.getloadavg(),
         "workers": options.workers,
-        "runs": [],
+        "clients": options.clients,
+        "jobs": options.jobs,
+        "measures": "jobs submitted and completed per second, first submit .. last completion",
+        "goals": {"jobs_per_s": GOAL_JOBS_PER_S, "get_p50_ms": GOAL_GET_P50_MS},
+        "against": options.against,
+        "status": [],
+        "throughput": [],
     }
+    print(
+        f"QMK {__version__}, Python {platform.python_version()}, {cores} CPUs, "
+        f"{options.workers} workers, {options.clients} clients x {options.jobs // options.clients} "
+        f"Bell jobs ({SHOTS} shots); load average {os.getloadavg()[0]:.2f}"
+    )
     with tempfile.TemporaryDirectory(prefix="qmk-bench-http-") as tmp_name:
         tmp = Path(tmp_name)
-        proc, url = start_server(tmp, options.workers)
+        servers = [start_server(tmp, options.workers)]
+        if options.against:
+            servers.append(start_server(tmp, options.workers, name="against", src=options.against))
         try:
-            for _ in range(options.repeat):
-                gets = bench_get(url, options.calls, graph)
-                rpc = bench_rpc_status(tmp / "bench.sock", options.calls, graph)
-                rest = bench_throughput("rest", url, options.clients, options.jobs, graph)
-                jsonrpc = bench_throughput(
-                    "jsonrpc", tmp / "bench.sock", options.clients, options.jobs, graph
-                )
-                results["runs"].append(
-                    {"get": gets, "q_status": rpc, "rest": rest, "jsonrpc": jsonrpc}
-                )
-                hc, hx = gets["http_client"], gets["httpx"]
-                print(
-                    f"GET /v1/jobs/{{id}} ({hc['calls']} calls, http.client): p50 "
-                    f"{hc['p50_ms']:.3f} ms, p99 {hc['p99_ms']:.3f} ms (goal p50 < 1 ms); "
-                    f"httpx p50 {hx['p50_ms']:.3f} ms"
-                )
-                print(
-                    f"q_status over the Unix socket (JSON-RPC): p50 {rpc['p50_ms']:.3f} ms, "
-                    f"p99 {rpc['p99_ms']:.3f} ms"
-                )
-                for run in (rest, jsonrpc):
-                    print(
-                        f"{run['wire']:>7}: {run['clients']} clients, {run['completed']}/"
-                        f"{run['jobs']} jobs completed in {run['seconds']:.2f} s: "
-                        f"{run['jobs_per_s']:.0f} jobs/s (goal >= 500)"
+            for server in servers:  # warm: imports, workers, connections
+                for wire in wires:
+                    bench_throughput(
+                        wire, server, options.clients, 16 * options.clients, graph, cores
                     )
+            for _ in range(options.repeat):
+                for server in servers:
+                    gets = bench_get(server.url, options.calls, graph)
+                    rpc = bench_rpc_status(server.socket, options.calls, graph)
+                    results["status"].append({"server": server.name, "get": gets, "q_status": rpc})
+                    hc, hx = gets["http_client"], gets["httpx"]
+                    print(
+                        f"status round trip [{server.name}]: GET /v1/jobs/{{id}} p50 "
+                        f"{hc['p50_ms']:.3f} ms, p99 {hc['p99_ms']:.3f} ms (http.client; goal "
+                        f"p50 < {GOAL_GET_P50_MS:g} ms: {hc['p50_ms'] / GOAL_GET_P50_MS:.2f}x); "
+                        f"httpx p50 {hx['p50_ms']:.3f} ms; q_status p50 {rpc['p50_ms']:.3f} ms"
+                    )
+                for wire in wires:
+                    for server in servers:
+                        run = bench_throughput(
+                            wire, server, options.clients, options.jobs, graph, cores
+                        )
+                        results["throughput"].append(run)
+                        print(_line(run))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            results["exit_status"] = {server.name: server.stop() for server in servers}
+    print(f"\nmedians over {options.repeat} run(s), jobs/s with {options.clients} clients:")
+    summary: dict[str, Any] = {}
+    for wire in wires:
+        for server in servers:
+            runs = [
+                r for r in results["throughput"] if (r["wire"], r["server"]) == (wire, server.name)
+            ]
+            rate = median_of(runs, "jobs_per_s")
+            ceiling = median_of(runs, "server_ceiling_jobs_per_s")
+            summary[f"{wire}/{server.name}"] = {
+                "jobs_per_s": rate,
+                "goal_ratio": rate / GOAL_JOBS_PER_S,
+                "server_ceiling_jobs_per_s": ceiling,
+                "all_completed": all(r["completed"] == r["jobs"] for r in runs),
+            }
+            print(
+                f"  {wire:>10} [{server.name}]: {rate:.0f} jobs/s "
+                f"({rate / GOAL_JOBS_PER_S:.2f}x the goal of {GOAL_JOBS_PER_S:.0f}); server "
+                f"ceiling on {cores} cores {ceiling:.0f} jobs/s"
+            )
+        if options.against:
+            this, other = summary[f"{wire}/this"], summary[f"{wire}/against"]
+            print(f"  {wire:>10}: this / against = {this['jobs_per_s'] / other['jobs_per_s']:.2f}x")
+    results["summary"] = summary
     results["load_avg_after"] = os.getloadavg()
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "http.json").write_text(json.dumps(results, indent=1) + "\n")
+    out = ROOT / "bench" / "results" / "http.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
     return 0
 
 
