@@ -18,13 +18,17 @@ import pytest
 from support.paths import SRC
 
 #: The rooms every layer may import: they import nothing of QMK themselves.
-LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio")
+LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate")
 #: Everything of QMK (for the rooms at the top, which wire the others together).
 ANYTHING = ("qmk",)
 
 #: The layers, bottom first: (what the layer is, its rooms).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("the leaves: the error root and registry, the shared defaults, asyncio names", LEAVES),
+    (
+        "the leaves: the error root and registry, the shared defaults, asyncio names, "
+        "token buckets",
+        LEAVES,
+    ),
     ("the program format", ("qmk.qvm",)),
     ("front-ends, engines and the QEC physics", ("qmk.frontends", "qmk.engines", "qmk.qec")),
     (
@@ -51,6 +55,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.errors": (),
     "qmk.defaults": (),
     "qmk.aio": (),
+    "qmk.rate": (),
     # qvm imports nothing else of ours but the error root
     "qmk.qvm": ("qmk.errors",),
     "qmk.frontends": (*LEAVES, "qmk.qvm"),
