@@ -245,9 +245,9 @@ SPECS: tuple[EngineSpec, ...] = (
             representation="vector",
             setup_s=2e-4,
             gate_s=5e-5,
-            element_s=5e-10,
+            element_s=2e-10,
             segment_s=2e-5,
-            single=0.8,
+            single=0.6,
         ),
     ),
     EngineSpec(

@@ -59,7 +59,7 @@ from qmk.engines import EngineError, engine_class
 from qmk.engines.registry import Workload
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
-from qmk.execution import states
+from qmk.execution import spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state, run_key
 from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
@@ -465,14 +465,19 @@ def run(
             f"the calibration is for {calibration.family} on {calibration.instruction_set} "
             f"qubits; no qubit of this program is (profiles: {', '.join(plan.profiles)})",
         )
-    choice, options = route_plan(plan, engine, shots=shots, engine_options=engine_options)
-    initial = None if initial_state is None else states.load(initial_state)
-    if initial is not None:
-        states.check_initial(plan, initial)
-        probe = engine_class(choice.engine)(seed=0, **options)
-        instead = states.engine_for(initial, probe, named=engine is not None)
-        if instead is not None:
-            choice, options = route_plan(plan, instead, shots=shots, engine_options=engine_options)
+    with spans.span("qmk.engine.choice", {"qmk.engine.requested": engine or ""}) as chosen:
+        choice, options = route_plan(plan, engine, shots=shots, engine_options=engine_options)
+        initial = None if initial_state is None else states.load(initial_state)
+        if initial is not None:
+            states.check_initial(plan, initial)
+            probe = engine_class(choice.engine)(seed=0, **options)
+            instead = states.engine_for(initial, probe, named=engine is not None)
+            if instead is not None:
+                choice, options = route_plan(
+                    plan, instead, shots=shots, engine_options=engine_options
+                )
+        chosen.set("qmk.engine", choice.engine)
+        chosen.set("qmk.engine.reason", choice.reason)
     if final_state is not False:
         kind = states.FINAL_KINDS[0] if final_state is True else final_state
         if kind not in states.FINAL_KINDS:
@@ -514,19 +519,24 @@ def run(
             bits, rows = _first_part(bits, share)
             injected, progress.simulations = 0, int(share.index == 0)
     else:
-        mode, noise_sampling, bits, injected, progress, rows = _execute(
-            plan,
-            name,
-            cls,
-            options,
-            shots,
-            streams,
-            control=control,
-            resume=resume,
-            key=key,
-            initial=initial,
-            part=share,
-        )
+        with spans.span("qmk.shots", {"qmk.shots": shots, "qmk.engine": name}) as sampled:
+            mode, noise_sampling, bits, injected, progress, rows = _execute(
+                plan,
+                name,
+                cls,
+                options,
+                shots,
+                streams,
+                control=control,
+                resume=resume,
+                key=key,
+                initial=initial,
+                part=share,
+            )
+            sampled.set("qmk.mode", mode)
+            sampled.set("qmk.epochs", len(plan.program.epochs))
+            sampled.set("qmk.simulations", progress.simulations)
+            sampled.set("qmk.injected_logical_errors", int(injected))
     telemetry = _telemetry(
         plan, name, mode, len(bits), injected, progress.simulations, inject, qubit, profile=profile
     )

@@ -36,6 +36,7 @@ import numpy as np
 
 from qmk.engines.base import Engine, GateCall, apply_segment
 from qmk.engines.gates import GATES
+from qmk.execution import spans
 from qmk.execution.plan import Plan
 from qmk.qvm.graph import Guard
 
@@ -334,6 +335,9 @@ class Runner:
         self.progress = Progress(preempted_at_epochs=[])
         #: Where the running branch stopped when the state was last saved (its epoch).
         self.epoch = 0
+        #: The worker's span recorder (None: tracing off), the running group's epochs.
+        self.spans = spans.current()
+        self._clock: spans.EpochClock | None = None
 
     def _stream(self, group: int, which: int) -> np.random.Generator:
         """Stream ``which`` (0: the group's trajectories, 1: its row order) of ``group``."""
@@ -354,7 +358,10 @@ class Runner:
                     Branch(0, None, {}, events, len(members), self._stream(self.group, 0), ())
                 )
                 self.progress.simulations += 1
-            self._run_group(ops)
+            if self.spans is None:
+                self._run_group(ops)
+            else:
+                self._traced_group(self.spans, ops, len(members))
             self.leaves.sort(key=lambda leaf: leaf[0])
             rows = np.concatenate([rows for _, rows in self.leaves], axis=0)
             order = self._stream(self.group, 1).permutation(len(members))
@@ -363,16 +370,38 @@ class Runner:
             self.group += 1
         return self.bits
 
+    def _traced_group(self, recorder: spans.Recorder, ops: Sequence[_Op], shots: int) -> None:
+        """:meth:`_run_group` inside a ``qmk.group`` span with its epochs' spans (the
+        first :data:`~qmk.execution.spans.MAX_GROUPS` groups; the others are counted)."""
+        if self.group >= spans.MAX_GROUPS:
+            recorder.untraced_groups += 1
+            self._run_group(ops)
+            return
+        attributes = {"qmk.group": self.group, "qmk.shots": shots}
+        with recorder.span("qmk.group", attributes) as group:
+            fences = [i for i, op in enumerate(ops) if op.kind == "fence"]
+            self._clock = spans.EpochClock(recorder, fences, group.span_id)
+            try:
+                self._run_group(ops)
+            finally:
+                self._clock.close()
+                self._clock = None
+
     def _run_group(self, ops: Sequence[_Op]) -> None:
         engine = self.engine_factory()
         tail = tail_start(ops)
+        clock = self._clock
         while self.stack:
             branch = self.stack.pop()
             if branch.snapshot is not None:
                 engine.restore(branch.snapshot)
             if branch.pending is not None:
                 _apply_pending(engine, branch, branch.pending)
+            if clock is not None:
+                clock.enter(branch.pos)
             self._run_branch(engine, ops, tail, branch)
+            if clock is not None:
+                clock.leave()
 
     def _split(
         self,
@@ -469,8 +498,10 @@ class Runner:
                 pending = _pauli(q)
                 choice = self._split(engine, branch, pos, (op.fidelity, p, p, p), pending)
                 _apply_pending(engine, branch, pending(choice))
-            elif kind == "fence" and control is not None:
-                while (request := control.at_fence(op.epoch)) is not None:
+            elif kind == "fence":
+                if self._clock is not None:
+                    self._clock.fence(op.epoch)
+                while control is not None and (request := control.at_fence(op.epoch)) is not None:
                     branch.pos = pos
                     self._save(engine, branch, op.epoch, request)
         # every leaf samples from a stream of its own (restore() brought back the

@@ -17,7 +17,7 @@ Server-Sent Events of :mod:`qmk.http.events` are all derived from them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -140,6 +140,22 @@ def version() -> str:
         return "unknown"
 
 
+class WorkerTraces(Protocol):
+    """What the kernel asks of a tracer for the spans inside its workers
+    (:class:`qmk.http.tracing.Tracing`; the worker side is :mod:`qmk.execution.spans`)."""
+
+    def traceparent(self, job_id: str) -> str | None:
+        """The W3C ``traceparent`` to put in the worker's spec of the job's run that
+        just started (None: the job is not traced)."""
+        ...
+
+    def worker_spans(
+        self, job_id: str, traceparent: str, spans: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Export the spans a worker recorded under ``traceparent`` (its JSON records)."""
+        ...
+
+
 class KernelProbe(Protocol):
     """What the HTTP layer reads of the kernel beside the syscalls."""
 
@@ -157,4 +173,9 @@ class KernelProbe(Protocol):
 
     def audit_tail(self, limit: int) -> list[KernelEvent]:
         """The last ``limit`` records of the audit log as written (oldest first)."""
+        ...
+
+    def trace_workers(self, traces: WorkerTraces | None) -> None:
+        """Carry trace context into the kernel's workers and their spans back to
+        ``traces`` (None: stop)."""
         ...

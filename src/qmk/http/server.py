@@ -149,6 +149,8 @@ async def serve_with_http(
     tracing = Tracing(make_provider(config.trace))
     sock = bind_tcp(config.host, config.port)
     hub = EventHub(probe, asyncio.get_running_loop())
+    if tracing.enabled:  # the workers record their spans under the job's run span
+        probe.trace_workers(tracing)
     try:
         metrics = Metrics(probe)
         limits = AppLimits(
@@ -169,6 +171,8 @@ async def serve_with_http(
     finally:
         hub.close()
         sock.close()
+        if tracing.enabled:
+            probe.trace_workers(None)
         tracing.shutdown()
 
 

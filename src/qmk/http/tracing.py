@@ -19,8 +19,14 @@ The spans of one job form one trace:
   attempt, with one span event per program epoch from the job's attestation) and
   ``qmk.result`` (the outcome: state, engine, injected logical errors, error code).
 
-The run span is the kernel's view of the worker's run: spans inside the worker process
-are not recorded (the worker's spec carries no trace context; see docs/http.md).
+Under ``qmk.run``, the worker's own spans (:mod:`qmk.execution.spans`): the run's
+``traceparent`` (:meth:`Tracing.traceparent`) rides in the worker's spec; the worker,
+sandboxed with no network, records its spans (``qmk.worker``, and under it ``qmk.verify``,
+``qmk.engine.choice``, ``qmk.shots``, then ``qmk.group`` per group of shots and
+``qmk.epoch`` per program epoch) and returns them beside its result; the kernel exports
+them here (:meth:`Tracing.worker_spans`) as child spans of the run, with the worker's
+start and end times, so they share the job's trace. With tracing off the spec carries no
+``traceparent`` and the worker records nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import logging
 import sys
 import threading
 import time
@@ -46,6 +53,10 @@ EXPORTERS = ("none", "console", "jsonl:PATH", "otlp", "otlp:URL")
 MAX_JOBS = 10_000
 #: The syscalls that verify and admit a program (their spans get verify and admit).
 _SUBMITS = frozenset({"q_submit"})
+#: Spans of one worker run exported at most (the worker keeps fewer: qmk.execution.spans).
+MAX_WORKER_SPANS = 10_000
+
+_log = logging.getLogger("qmk.http.tracing")
 
 
 @dataclass(slots=True)
@@ -390,6 +401,70 @@ class Tracing:
         result.end(end_time=time.time_ns())
         self._jobs.pop(event.job_id, None)
 
+    # ------------------------------------------------------------------ the workers
+
+    def traceparent(self, job_id: str) -> str | None:
+        """The W3C ``traceparent`` of the job's run span (None: not followed, no run).
+
+        The kernel puts it in the worker's spec when the run starts, so the spans the
+        worker records are the run's children (:meth:`worker_spans`).
+        """
+        job = self._jobs.get(job_id) if self.enabled else None
+        if job is None or job.run is None:
+            return None
+        ctx = job.run.get_span_context()
+        if not ctx.is_valid:
+            return None
+        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+    def worker_spans(
+        self, job_id: str, traceparent: str, spans: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Export the spans a worker recorded under ``traceparent`` as real spans of
+        that trace, with the worker's times: a record whose ``parent_id`` is None (or
+        names no record) hangs under the ``traceparent``'s span, the others under the
+        span made of their parent's record. A record that is not one is skipped, and a
+        failure is logged, never raised (the job's outcome does not depend on it)."""
+        if not self.enabled:
+            return
+        try:
+            self._export_worker(job_id, traceparent, spans)
+        except Exception:
+            _log.exception("the spans of job %s's worker could not be exported", job_id)
+
+    def _export_worker(
+        self, job_id: str, traceparent: str, spans: Sequence[Mapping[str, Any]]
+    ) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        parent = self._propagator.extract({"traceparent": traceparent})
+        if not self._trace.get_current_span(parent).get_span_context().is_valid:
+            return
+        records = [_worker_record(r) for r in list(spans)[:MAX_WORKER_SPANS]]
+        kept = [r for r in records if r is not None]
+        known = {r["span_id"] for r in kept}
+        children: dict[str | None, list[dict[str, Any]]] = {}
+        for record in kept:
+            up = record["parent_id"] if record["parent_id"] in known else None
+            children.setdefault(up, []).append(record)
+        contexts: dict[str | None, Any] = {None: parent}
+        todo: list[str | None] = [None]
+        while todo:  # parents before children, each record once (a cycle is left out)
+            up = todo.pop()
+            for record in children.pop(up, ()):
+                attributes = {**record["attributes"], "qmk.job_id": job_id}
+                span = self.tracer.start_span(
+                    record["name"],
+                    context=contexts[up],
+                    start_time=record["start_ns"],
+                    attributes=attributes,
+                )
+                if record["error"] is not None:
+                    span.set_status(Status(StatusCode.ERROR, record["error"]))
+                span.end(end_time=max(record["end_ns"], record["start_ns"]))
+                contexts[record["span_id"]] = self._trace.set_span_in_context(span)
+                todo.append(record["span_id"])
+
     def shutdown(self) -> None:
         """End the spans still open and flush the exporters."""
         if self.provider is None:
@@ -400,3 +475,29 @@ class Tracing:
                     span.end()
         self._jobs.clear()
         self.provider.shutdown()
+
+
+def _worker_record(data: Any) -> dict[str, Any] | None:
+    """A worker's span record (``qmk.execution.spans.SpanRecord.to_json``) checked, with
+    only the attributes OpenTelemetry takes; None when it is not one."""
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        attributes = data.get("attributes") or {}
+        error = data.get("error")
+        parent = data.get("parent_id")
+        return {
+            "name": str(data["name"]),
+            "span_id": str(data["span_id"]),
+            "parent_id": None if parent is None else str(parent),
+            "start_ns": int(data["start_ns"]),
+            "end_ns": int(data["end_ns"]),
+            "attributes": {
+                str(key): value
+                for key, value in dict(attributes).items()
+                if isinstance(value, (str, bool, int, float))
+            },
+            "error": None if error is None else str(error)[:500],
+        }
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -289,6 +289,7 @@ class _Job:
     listener: Callable[[Any], None] | None = None
     launches: dict[str, _Launch] = field(default_factory=dict)
     results: dict[int, Any] = field(default_factory=dict)
+    spans: list[Any] = field(default_factory=list)  # the parts' worker spans (traced jobs)
     latest: str | None = None  # the kernel's file of its latest saved state
     restarts: int = 0
     data: Any = None  # the scattered spec
@@ -708,11 +709,13 @@ class DaskPool(Executor):
             self._finish(job, value)  # a part failed: the job did
             return
         job.results[launch.part] = value["result"]
+        job.spans.extend(value.get("spans") or ())
         if len(job.results) == job.parts:
             from qmk.execution.parts import merge_json
 
             merged = merge_json([job.results[k] for k in range(job.parts)])
-            self._finish(job, {"ok": True, "result": merged})
+            spans = {"spans": job.spans} if job.spans else {}
+            self._finish(job, {"ok": True, "result": merged, **spans})
 
     def _finish(self, job: _Job, value: Any) -> None:
         if self._forget(job):

@@ -481,6 +481,40 @@ def run_device_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"ok": True, "result": result.to_json(measurements=False)}
 
 
+def _traced(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`run_job` of ``spec`` inside a ``qmk.worker`` span, under its ``trace`` (the
+    W3C traceparent of the kernel's run span); the worker's spans come back as ``spans``
+    beside the outcome, for the kernel to export (:mod:`qmk.execution.spans`)."""
+    import os
+
+    from qmk.execution.spans import recording
+
+    plain = {key: value for key, value in spec.items() if key != "trace"}
+    with recording(spec["trace"]) as recorder:
+        if recorder is None:  # not a traceparent: the run goes on untraced
+            return run_job(plain)
+        attributes: dict[str, Any] = {
+            "qmk.shots": int(spec.get("shots") or 0),
+            "qmk.pid": os.getpid(),
+        }
+        if isinstance(spec.get("seed"), int):
+            attributes["qmk.seed"] = spec["seed"]
+        part = spec.get("part")
+        if part is not None:
+            attributes["qmk.part"] = f"{part[0]}/{part[1]}"
+        with recorder.span("qmk.worker", attributes) as top:
+            outcome = run_job(plain)
+            if outcome.get("yielded") is not None:
+                top.set("qmk.yielded_at_epoch", int(outcome["yielded"].get("epoch") or 0))
+            elif not outcome.get("ok"):
+                top.error = str((outcome.get("error") or {}).get("message", "failed"))[:500]
+            if recorder.untraced_groups:
+                top.set("qmk.groups_untraced", recorder.untraced_groups)
+            if recorder.dropped:
+                top.set("qmk.spans_dropped", recorder.dropped)
+        return {**outcome, "spans": recorder.finished()}
+
+
 def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Run one job in a worker: verify again, check capabilities again, execute.
 
@@ -494,18 +528,22 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     for a refusal (missing capabilities) or an error of the program or engine, or
     ``{"ok": False, "yielded": {"epoch": ...}}`` when the kernel asked the job to stop
     and it did, its state saved (:class:`WorkerControl`). A spec with ``device_job`` is a
-    neutral-atom device job: :func:`run_device_job`.
+    neutral-atom device job: :func:`run_device_job`. A spec with ``trace`` (a W3C
+    traceparent) also returns ``spans``, the worker's spans of the run (:func:`_traced`).
 
     The worker verifies each distinct graph text once and keeps the verified program
     (an LRU of :data:`VERIFIED_CACHE_SIZE`); the capability check runs for every job.
     """
     from qmk.errors import CapabilityError, QMKError
     from qmk.execution.executor import run
+    from qmk.execution.spans import span
     from qmk.execution.trajectories import Suspended
     from qmk.kernel.workers import current_link
     from qmk.qec.logical import Calibration
     from qmk.qec.noise import parse_noise_model
 
+    if spec.get("trace") is not None:
+        return _traced(spec)
     if "device_job" in spec:
         return run_device_job(spec)
     link = current_link()
@@ -518,7 +556,8 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     )
 
     try:
-        program = verified(spec["graph"])
+        with span("qmk.verify"):
+            program = verified(spec["graph"])
         missing = sorted(set(program.required_caps) - set(spec["caps"]))
         if missing:
             raise CapabilityError(

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from qmk.http.probe import JobFacts, KernelEvent, KernelSnapshot
+from qmk.http.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.kernel import jobs as J
 
 if TYPE_CHECKING:
@@ -111,6 +111,10 @@ class KernelObserver:
                 self._callbacks.remove(callback)
 
         return stop
+
+    def trace_workers(self, traces: WorkerTraces | None) -> None:
+        """Give the supervisor the tracer of its workers' spans (None: stop)."""
+        self.kernel.supervisor.traces = traces
 
     def snapshot(self) -> KernelSnapshot:
         """The kernel's load now: jobs by state and tenant, queue, workers, audit chain."""

@@ -49,6 +49,7 @@ from qmk.errors import (
     QuotaError,
     StateError,
 )
+from qmk.http.probe import WorkerTraces
 from qmk.kernel import jobs as J
 from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
@@ -178,6 +179,8 @@ class Supervisor:
         self._doomed: list[tuple[Job, QMKError]] = []
         #: When the states of jobs that ended are next looked at (:mod:`.retention`).
         self._next_expiry = clock.now()
+        #: The tracer of the workers' spans (``qmk serve --trace``), else None.
+        self.traces: WorkerTraces | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -715,6 +718,10 @@ class Supervisor:
 
     def _submit(self, job: Job, spec: dict[str, Any]) -> None:
         """Hand ``spec`` to the worker pool and watch the run (FAILED if the pool refuses)."""
+        if self.traces is not None:  # the worker records its spans under the run's
+            traceparent = self.traces.traceparent(job.job_id)
+            if traceparent is not None:
+                spec = {**spec, "trace": traceparent}
         try:
             future = self.pool.submit(run_job, spec)
         except Exception as exc:  # a pool that takes no work (e.g. its cluster is gone)
@@ -788,6 +795,7 @@ class Supervisor:
         except Exception as exc:
             self._finish(job, J.FAILED, error_json(JobError.of("worker-failed", repr(exc))))
             return
+        self._worker_spans(job, run, outcome)
         if outcome.get("ok"):
             job.result = outcome["result"]
             self._attest(job, run)
@@ -804,6 +812,13 @@ class Supervisor:
             self.kick()
         else:
             self._finish(job, J.FAILED, outcome["error"])
+
+    def _worker_spans(self, job: Job, run: _Running, outcome: Any) -> None:
+        """Hand the spans the worker recorded to the tracer (it logs its own failures)."""
+        spans = outcome.pop("spans", None) if isinstance(outcome, dict) else None
+        traceparent = None if run.spec is None else run.spec.get("trace")
+        if spans and self.traces is not None and isinstance(traceparent, str):
+            self.traces.worker_spans(job.job_id, traceparent, spans)
 
     def _attest(self, job: Job, run: _Running) -> None:
         """Chain the completed job's attestation (inputs, epochs, result digest) into the

@@ -1,0 +1,127 @@
+"""The spans of a job's run inside its worker: carried out by a W3C traceparent in the
+worker's spec, recorded in the sandboxed worker, and exported by the kernel's tracer as
+children of the job's run span (qmk.execution.spans, qmk.http.tracing)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.kernel.jobs import run_job
+from qmk.kernel.service import Kernel
+from support.kernel import FENCED, WorkerGate, login, run_kernel, wait_state
+
+GRAPH = FENCED.to_json()
+TRACEPARENT = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+
+
+def _spec(**extra: Any) -> dict[str, Any]:
+    return {
+        "graph": json.dumps(GRAPH),
+        "shots": 200,
+        "seed": 9,
+        "caps": ["CAP_ALLOC"],
+        "engine": None,
+        "noise": True,
+        "qubit": "qubit_gate_ns_e3",
+        "profile": "logical:surface_code(d=3)",
+        "noise_model": None,
+        "calibration": None,
+        "checkpoint_dir": None,
+        "resume": None,
+        **extra,
+    }
+
+
+def test_a_worker_with_no_traceparent_returns_no_spans():
+    outcome = run_job(_spec())
+    assert outcome["ok"] and "spans" not in outcome
+
+
+def test_a_worker_with_a_traceparent_returns_its_spans_under_one_worker_span():
+    traced = run_job(_spec(trace=TRACEPARENT))
+    assert traced["ok"] and "spans" in traced
+    spans = traced["spans"]
+    (top,) = [s for s in spans if s["parent_id"] is None]
+    assert top["name"] == "qmk.worker" and top["attributes"]["qmk.shots"] == 200
+    ids = {s["span_id"] for s in spans}
+    assert all(s["parent_id"] is None or s["parent_id"] in ids for s in spans)
+    under_top = {s["name"] for s in spans if s["parent_id"] == top["span_id"]}
+    assert under_top == {"qmk.verify", "qmk.engine.choice", "qmk.shots"}
+
+
+def test_a_refused_run_has_its_worker_span_marked_failed():
+    outcome = run_job(_spec(trace=TRACEPARENT, caps=[]))
+    assert not outcome["ok"]
+    (top,) = [s for s in outcome["spans"] if s["parent_id"] is None]
+    assert "CAP_ALLOC" in top["error"]
+
+
+def test_with_tracing_off_the_workers_spec_carries_no_trace_context(tmp_path: Path):
+    async def body(kernel: Kernel) -> None:
+        assert kernel.supervisor.traces is None
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=alice, graph=GRAPH, shots=50, seed=1)
+        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held in its worker
+        spec = kernel.supervisor.running[job["job_id"]].spec
+        assert spec is not None and "trace" not in spec
+        gate.open()
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, gate=gate)
+
+
+def test_a_kernel_job_gives_one_tree_from_its_run_down_to_the_workers_epochs(tmp_path: Path):
+    pytest.importorskip("opentelemetry.sdk")
+    from qmk.http.tracing import Tracing, make_provider
+    from qmk.kernel.observe import KernelObserver
+
+    path = tmp_path / "spans.jsonl"
+    tracing = Tracing(make_provider(f"jsonl:{path}"))
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        observer = KernelObserver(kernel)
+        stop = observer.listen(tracing.on_event)
+        observer.trace_workers(tracing)
+        try:
+            alice = await login(kernel, "alice")
+            job = await kernel.q_submit(session_id=alice, graph=GRAPH, shots=300, seed=4)
+            done = await kernel.q_wait(
+                session_id=alice, job_id=job["job_id"], timeout_ms=60_000
+            )
+        finally:
+            observer.trace_workers(None)
+            stop()
+        return dict(done)
+
+    done = run_kernel(tmp_path, body)
+    tracing.shutdown()
+    assert done["state"] == "COMPLETED"
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    (root,) = [s for s in spans if s["name"] == "qmk.job"]  # submitted with no trace
+    trace = [s for s in spans if s["trace_id"] == root["trace_id"]]
+    assert len(trace) == len(spans)  # one job, one trace
+    by_id = {s["span_id"]: s for s in trace}
+    (run,) = [s for s in trace if s["name"] == "qmk.run"]
+    (worker,) = [s for s in trace if s["name"] == "qmk.worker"]
+    assert worker["parent_span_id"] == run["span_id"]
+    assert run["start_time_unix_nano"] <= worker["start_time_unix_nano"]
+    assert worker["end_time_unix_nano"] <= run["end_time_unix_nano"]
+    (shots,) = [s for s in trace if s["name"] == "qmk.shots"]
+    assert shots["parent_span_id"] == worker["span_id"]
+    assert shots["attributes"]["qmk.epochs"] == done["result"]["telemetry"]["epochs"] == 4
+    groups = [s for s in trace if s["name"] == "qmk.group"]
+    assert groups and all(g["parent_span_id"] == shots["span_id"] for g in groups)
+    epochs = [s for s in trace if s["name"] == "qmk.epoch"]
+    assert len(epochs) == 4 * len(groups)
+    for epoch in epochs:
+        group = by_id[epoch["parent_span_id"]]
+        assert group["name"] == "qmk.group"
+        assert group["start_time_unix_nano"] <= epoch["start_time_unix_nano"]
+        assert epoch["end_time_unix_nano"] <= group["end_time_unix_nano"]
+        assert epoch["attributes"]["qmk.job_id"] == done["job_id"]
