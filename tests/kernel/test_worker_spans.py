@@ -50,7 +50,7 @@ def test_a_worker_with_a_traceparent_returns_its_spans_under_one_worker_span():
     ids = {s["span_id"] for s in spans}
     assert all(s["parent_id"] is None or s["parent_id"] in ids for s in spans)
     under_top = {s["name"] for s in spans if s["parent_id"] == top["span_id"]}
-    assert under_top == {"qmk.verify", "qmk.engine.choice", "qmk.shots"}
+    assert under_top == {"qmk.worker.verify", "qmk.engine.choice", "qmk.shots"}
 
 
 def test_a_refused_run_has_its_worker_span_marked_failed():

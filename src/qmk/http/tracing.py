@@ -21,12 +21,12 @@ The spans of one job form one trace:
 
 Under ``qmk.run``, the worker's own spans (:mod:`qmk.execution.spans`): the run's
 ``traceparent`` (:meth:`Tracing.traceparent`) rides in the worker's spec; the worker,
-sandboxed with no network, records its spans (``qmk.worker``, and under it ``qmk.verify``,
-``qmk.engine.choice``, ``qmk.shots``, then ``qmk.group`` per group of shots and
-``qmk.epoch`` per program epoch) and returns them beside its result; the kernel exports
-them here (:meth:`Tracing.worker_spans`) as child spans of the run, with the worker's
-start and end times, so they share the job's trace. With tracing off the spec carries no
-``traceparent`` and the worker records nothing.
+sandboxed with no network, records its spans (``qmk.worker``, and under it
+``qmk.worker.verify``, ``qmk.engine.choice``, ``qmk.shots``, then ``qmk.group`` per group
+of shots and ``qmk.epoch`` per program epoch) and returns them beside its result; the
+kernel exports them here (:meth:`Tracing.worker_spans`) as child spans of the run, with
+the worker's start and end times, so they share the job's trace. With tracing off the
+spec carries no ``traceparent`` and the worker records nothing.
 """
 
 from __future__ import annotations

@@ -556,7 +556,7 @@ def run_job(spec: Mapping[str, Any]) -> dict[str, Any]:
     )
 
     try:
-        with span("qmk.verify"):
+        with span("qmk.worker.verify"):
             program = verified(spec["graph"])
         missing = sorted(set(program.required_caps) - set(spec["caps"]))
         if missing:
