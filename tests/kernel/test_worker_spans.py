@@ -91,9 +91,7 @@ def test_a_kernel_job_gives_one_tree_from_its_run_down_to_the_workers_epochs(tmp
         try:
             alice = await login(kernel, "alice")
             job = await kernel.q_submit(session_id=alice, graph=GRAPH, shots=300, seed=4)
-            done = await kernel.q_wait(
-                session_id=alice, job_id=job["job_id"], timeout_ms=60_000
-            )
+            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
         finally:
             observer.trace_workers(None)
             stop()
