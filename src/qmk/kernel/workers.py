@@ -155,6 +155,9 @@ CHECKPOINTS = "checkpoints"
 _HEADER = struct.Struct("!Q")
 _CHUNK = 1 << 20  # bytes per read
 _READ_BUDGET = 8 << 20  # bytes one reader callback takes before it lets the loop go on
+#: A frame whose body is at most this long goes in one write with its header (a small
+#: task or reply wakes its reader once); a longer one in two, without a copy.
+_JOIN_BELOW = 1 << 16
 
 
 # --------------------------------------------------------------------------- the wire
@@ -243,8 +246,11 @@ class _Line:
             is queued.
         """
         body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self._out.append(_HEADER.pack(len(body)))
-        self._out.append(body)
+        header = _HEADER.pack(len(body))
+        if len(body) <= _JOIN_BELOW:  # one write: the worker wakes once, reads it whole
+            self._out.append(header + body)
+        else:
+            self._out += (header, body)
         self.flush()
 
     def flush(self) -> bool:
@@ -323,8 +329,11 @@ class _WorkerLine:
             os.kill(os.getpid(), signal.SIGSTOP)
             self._write(memoryview(body)[half:])
             return
-        self._write(header)
-        self._write(body)
+        if len(body) <= _JOIN_BELOW:  # one write: the pool wakes once, reads it whole
+            self._write(header + body)
+        else:  # no copy of a big reply within the worker's memory cap
+            self._write(header)
+            self._write(body)
 
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
