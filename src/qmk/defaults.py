@@ -101,6 +101,13 @@ ROLLBACK_GAP: Final = 6
 MAX_TIMEOUT_MS: Final = 365 * 24 * 3600 * 1000
 #: The largest result (JSON) the kernel keeps for one job, in MiB.
 MAX_RESULT_MB: Final = 16.0
+#: Seconds a job's result is kept after the job ends; then it is deleted (the job stays).
+RESULT_KEEP_S: Final = 30 * 86_400.0
+#: The most bytes of stored results one tenant holds (MiB), unless its config says more.
+MAX_RESULT_STORAGE_MB: Final = 1024.0
+#: Counts entries one ``q_get_result`` page holds by default, and at most.
+RESULT_PAGE_ENTRIES: Final = 10_000
+MAX_RESULT_PAGE_ENTRIES: Final = 100_000
 #: Most nodes one submitted graph may have (bigger ones are refused before being read).
 MAX_GRAPH_NODES: Final = 100_000
 #: Free space (MiB) the data directory's disk must keep: below it, submits are refused

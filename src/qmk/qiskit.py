@@ -44,7 +44,7 @@ from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.primitives import BackendSamplerV2
 from qiskit.providers import BackendV2, JobStatus, JobV1, Options
 from qiskit.result import Result
-from qiskit.transpiler import InstructionProperties, Target
+from qiskit.transpiler import InstructionDurations, InstructionProperties, Target
 
 from qmk import defaults
 from qmk.frontends import decompose
@@ -299,25 +299,68 @@ def QMKSampler(**backend_options: Any) -> BackendSamplerV2:
     return BackendSamplerV2(backend=QMKBackend(**backend_options))
 
 
+class _AnyQubits(dict):  # type: ignore[type-arg]
+    """The properties of a global instruction (key None): a look-up for any qubits finds
+    them, as Qiskit's scheduling and padding passes look them up per qubit tuple."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        return dict.get(self, None, default)
+
+
+class LogicalTarget(Target):
+    """A Qiskit ``Target`` whose global instructions (no qubit list: they act on any
+    qubits, so the target has no coupling map) carry a duration too.
+
+    Qiskit keeps a global instruction's properties under the key None, but its
+    ``Target.durations()`` and the scheduling passes look properties up per qubit tuple
+    only; here both find the global ones, so ``transpile(..., scheduling_method=...)``
+    works and every instruction has a duration and an error.
+    """
+
+    def add_instruction(
+        self, instruction: Any, properties: Any = None, name: str | None = None
+    ) -> None:
+        super().add_instruction(instruction, properties, name)
+        key = name or instruction.name
+        gate_map = getattr(self, "_gate_map", None)  # Qiskit's own table, where it has one
+        if properties and None in properties and isinstance(gate_map, dict):
+            gate_map[key] = _AnyQubits(gate_map[key])
+
+    def durations(self) -> InstructionDurations:
+        """Every instruction's duration in seconds; a global one's for any qubits."""
+        entries = []
+        for name, properties in self.items():
+            for qargs, props in (properties or {}).items():
+                if props is not None and props.duration is not None:
+                    qubits = None if qargs is None else list(qargs)
+                    entries.append((name, qubits, props.duration, "s"))
+        return InstructionDurations(entries, dt=self.dt)
+
+
 def _target(num_qubits: int, profile: str, qubit: str) -> Target:
     """The gates QMK applies as they are (the QVM gate set, :data:`GATE_OPS`), measure,
     reset, delay and control flow, each with the duration and error the logical model of
     ``profile`` on ``qubit`` gives it (:mod:`qmk.qec.logical`: an op's logical cycles
-    times the cycle time, and the chance its logical error channel fires on a qubit).
+    times the cycle time, and the chance its logical error channel fires on a qubit it
+    touches, over all of them).
 
     Every other gate is one QMK would decompose into these anyway, so the transpiler
     decomposes it; with the costs, optimisation levels 2-3 synthesise into the cheap ones
     (``x``, ``y``, ``z`` cost nothing: Pauli frames). One-qubit instructions carry their
-    properties per qubit; multi-qubit ones their error for every qubit at once: Qiskit's
-    Target takes no duration on such a global instruction, and one entry per pair would
-    give the target a coupling map, so the transpiler would lay circuits out on (and
-    widen them to) all its qubits.
+    properties per qubit (up to :data:`PER_QUBIT_LIMIT` qubits); multi-qubit ones carry
+    theirs once, for any qubits (a :class:`LogicalTarget` global instruction): one entry
+    per qubit pair would give the target a coupling map, so the transpiler would lay
+    circuits out on (and widen them to) all its qubits, and one per triple would leave
+    ``ccx``/``ccz`` to routing, which refuses 3-qubit gates. Every QMK qubit is every
+    other's neighbour, and all of them cost the same.
     """
     from qmk.qec.logical import logical_model
 
     model = logical_model(profile, qubit)
     per_qubit = num_qubits <= PER_QUBIT_LIMIT
-    target = Target(num_qubits=num_qubits, description=f"QMK logical qubits ({profile})")
+    target = LogicalTarget(num_qubits=num_qubits, description=f"QMK logical qubits ({profile})")
     mapping = get_standard_gate_name_mapping()
     for name, op in GATE_OPS.items():
         gate = mapping.get(name)
@@ -347,11 +390,10 @@ def _cost(model: Any, ops: Sequence[tuple[str, int]]) -> tuple[float, float]:
 def _properties(
     num_qubits: int, width: int, seconds: float, error: float, per_qubit: bool
 ) -> dict[Any, InstructionProperties | None]:
+    cost = InstructionProperties(duration=seconds, error=error)
     if width == 1 and per_qubit:
-        return {
-            (q,): InstructionProperties(duration=seconds, error=error) for q in range(num_qubits)
-        }
-    return {None: InstructionProperties(error=error)}
+        return {(q,): cost for q in range(num_qubits)}
+    return {None: cost}
 
 
-__all__ = ["QMKBackend", "QMKJob", "QMKSampler"]
+__all__ = ["LogicalTarget", "QMKBackend", "QMKJob", "QMKSampler"]

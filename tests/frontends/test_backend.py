@@ -54,7 +54,41 @@ def test_the_target_is_the_qvm_gate_set_with_the_logical_models_costs():
     assert backend.target["x"][(0,)].error == 0.0  # a Pauli frame update: no cycle
     cx = backend.target["cx"][None]
     assert cx.error == pytest.approx(1 - (1 - model.op_error("APPLY_CNOT").total) ** 2)
+    assert cx.duration == pytest.approx(model.op_time_ns("APPLY_CNOT") * 1e-9)
+    ccz = backend.target["ccz"][None]
+    assert ccz.error == pytest.approx(1 - (1 - model.op_error("APPLY_CCZ").total) ** 3)
+    assert ccz.duration == pytest.approx(model.op_time_ns("APPLY_CCZ") * 1e-9)
     assert backend.target.build_coupling_map() is None  # no layout, no widening
+
+
+def test_every_gate_of_the_target_has_a_duration_and_an_error_on_any_qubits():
+    backend = QMKBackend()
+    target = backend.target
+    durations = target.durations()
+    last = backend.num_qubits - 1
+    for name in sorted(set(target.operation_names) - {"delay", "if_else", "for_loop"}):
+        width = target.operation_from_name(name).num_qubits
+        for qubits in ((0, 1, 2)[:width], tuple(range(last, last - width, -1))):
+            props = target[name].get(qubits)
+            assert props is not None and props.duration is not None, (name, qubits)
+            assert props.error is not None, (name, qubits)
+            assert durations.get(name, list(qubits), unit="s") == props.duration
+
+
+def test_a_transpile_with_scheduling_reads_every_gates_duration():
+    qc = QuantumCircuit(3, 3)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.ccx(0, 1, 2)
+    qc.measure(range(3), range(3))
+    backend = QMKBackend()
+    compiled = transpile(qc, backend, scheduling_method="alap", seed_transpiler=1)
+    assert compiled.num_qubits == 3
+    # the idle qubits wait exactly as long as the gates they skip take
+    delays = [i for i in compiled.data if i.operation.name == "delay"]
+    assert delays and all(i.operation.duration > 0 for i in delays)
+    counts = backend.run(compiled, shots=SHOTS, seed_simulator=2).result().get_counts()
+    assert_same_distribution(counts, aer_counts(qc, SHOTS, 2), "scheduled")
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3])
@@ -75,6 +109,52 @@ def test_every_optimisation_level_keeps_the_width_and_the_distribution(level):
     assert set(compiled.count_ops()) <= set(backend.target.operation_names) | {"barrier"}
     counts = backend.run(compiled, shots=SHOTS, seed_simulator=6).result().get_counts()
     assert_same_distribution(counts, aer_counts(qc, SHOTS, 6), f"level {level}")
+
+
+def _standard_circuits() -> list[QuantumCircuit]:
+    from qiskit.circuit.library import FullAdderGate, QFTGate, quantum_volume
+
+    qft = QuantumCircuit(4, name="qft4")
+    qft.x(0)
+    qft.h(2)
+    qft.append(QFTGate(4), range(4))
+    volume = quantum_volume(3, seed=7)
+    volume.name = "qv3"
+    adder = FullAdderGate(2)  # carry-in, a (2 qubits), b (2 qubits), carry-out
+    added = QuantumCircuit(adder.num_qubits, name="adder2")
+    added.x([1, 3])  # a = 1, b = 1
+    added.h([0, 2])  # carry-in and a's high bit in superposition
+    added.append(adder, range(adder.num_qubits))
+    circuits = [qft, volume.decompose(), added, random_circuit(4), ghz(4)]
+    for circuit in circuits:
+        if not circuit.num_clbits:
+            circuit.measure_all()
+    return circuits
+
+
+def _expensive(circuit: QuantumCircuit) -> int:
+    """Gates on two or more qubits: the costly ones in the logical model (a lattice
+    surgery step on every qubit they touch; ccx/ccz three)."""
+    skip = {"barrier", "measure"}
+    return sum(1 for i in circuit.data if i.operation.num_qubits > 1 and i.name not in skip)
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_level_3_uses_no_more_expensive_gates_than_level_1_and_every_level_agrees_with_aer(
+    index: int,
+):
+    circuit = _standard_circuits()[index]
+    backend = QMKBackend()
+    aer = aer_counts(circuit, SHOTS, 12)
+    compiled = {
+        level: transpile(circuit, backend, optimization_level=level, seed_transpiler=3)
+        for level in range(4)
+    }
+    for level, done in compiled.items():
+        assert done.num_qubits == circuit.num_qubits, (circuit.name, level)
+        counts = backend.run(done, shots=SHOTS, seed_simulator=12).result().get_counts()
+        assert_same_distribution(counts, aer, f"{circuit.name} at level {level}")
+    assert _expensive(compiled[3]) <= _expensive(compiled[1]), circuit.name
 
 
 def test_the_width_offered_is_what_the_chosen_engine_holds():
