@@ -145,6 +145,14 @@ MAX_INFLIGHT_BYTES: Final = 64 * 1024 * 1024
 MAX_UNSENT_BYTES: Final = 4 * 1024 * 1024
 #: Seconds a stopping server gives requests in flight and unsent replies, then closes.
 DRAIN_TIMEOUT_S: Final = 2.0
+#: Seconds a connection may stay without a successful request (sent nothing, or no
+#: q_negotiate_caps yet) before the server closes it with a coded line.
+AUTH_TIMEOUT_S: Final = 10.0
+#: Connections a server accepts per second from all peers (bursts up to MAX_CONNECTIONS).
+ACCEPT_RATE: Final = 1000.0
+#: Connections a server accepts per second from one peer (bursts up to the larger of
+#: this and MAX_CONNECTIONS_PER_PEER).
+ACCEPT_RATE_PER_PEER: Final = 100.0
 #: Seconds a client waits to connect; None: no limit.
 CONNECT_TIMEOUT_S: Final[float | None] = 5.0
 #: Seconds a client waits for one reply (``q_wait`` adds its own wait); None: no limit.

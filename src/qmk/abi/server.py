@@ -26,6 +26,17 @@ are its fields; defaults in :mod:`qmk.defaults`):
   connection past a limit is accepted, answered with one line (``1011 unavailable``,
   ``id`` null, ``data.reason`` and ``data.limit``), half-closed while what its client
   still sends is dropped (:data:`REFUSED_LINGER_S`), and closed.
+- **Accept rate**: at most ``accept_rate_per_peer`` new connections a second of one
+  peer (bursts up to the larger of that and ``max_connections_per_peer``) and
+  ``accept_rate`` of all peers (bursts up to ``max_connections``), token buckets
+  (:mod:`qmk.rate`) on the server's clock. A connection past a rate is refused like
+  one past a limit, with ``data.retry_after_s``; a peer's refused connections take
+  nothing of the others' rate.
+- **Authentication deadline**: a connection none of whose requests has succeeded
+  ``auth_timeout_s`` after it was accepted (it sent nothing, or no
+  ``q_negotiate_caps`` with a good key) is answered with one line (``1011
+  unavailable``, ``data.reason`` ``auth-timeout``) and closed; requests of it still in
+  flight then are answered first, and it stays if one of them succeeds.
 - **Before authentication** (:class:`~qmk.abi.jsonrpc.Caller`: until one request of
   the connection succeeds) a line may be at most ``max_line_unauthenticated`` bytes,
   and so may the requests in flight together; after it, ``max_line`` and
@@ -46,7 +57,12 @@ listening) is replaced; a live one is an error. On stop (SIGTERM or SIGINT via
 :func:`serve_kernel`) the server stops listening and reading, gives in-flight
 requests and unsent replies ``drain_timeout_s`` in all, then closes every connection
 that is left (a client that pipelined and never reads is cut, not waited for) and
-removes its socket. :class:`RepeatFilter` keeps a flood of like log lines short.
+removes its socket. :class:`RepeatFilter` keeps a flood of like log lines short
+(every refusal logs a warning: under a flood, a few lines and a count).
+
+Time (the deadline and the rates) is read from the server's clock: the event loop's
+by default; a test gives a clock it moves by hand (``qmk.kernel.clock.ManualClock``
+has the :class:`ServerClock` methods), so no test of them waits for time to pass.
 """
 
 from __future__ import annotations
@@ -64,15 +80,17 @@ import stat
 import struct
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import qmk.aio as aio
 from qmk import defaults
 from qmk.abi.errors import InvalidRequest, ServeError
 from qmk.abi.jsonrpc import Caller, RpcCore, encode
 from qmk.errors import UnavailableError
+from qmk.rate import Buckets, TokenBucket
 
 LOG = logging.getLogger("qmk.abi.server")
 
@@ -157,6 +175,24 @@ class ServerConfig:
         "seconds a stopping server gives requests in flight and unsent replies",
         float,
     )
+    auth_timeout_s: float = _limit(
+        defaults.AUTH_TIMEOUT_S,
+        0.001,
+        "seconds a connection may stay before one of its requests succeeds",
+        float,
+    )
+    accept_rate: float = _limit(
+        defaults.ACCEPT_RATE,
+        0.001,
+        "connections accepted per second of all peers (bursts up to max_connections)",
+        float,
+    )
+    accept_rate_per_peer: float = _limit(
+        defaults.ACCEPT_RATE_PER_PEER,
+        0.001,
+        "connections accepted per second of one peer (bursts up to max_connections_per_peer)",
+        float,
+    )
 
     def __post_init__(self) -> None:
         if self.socket_path is None and self.tcp is None:
@@ -201,6 +237,28 @@ class ServerConfig:
 
 #: The fields of :class:`ServerConfig` that are limits: the keys of the ``[server]`` table.
 LIMITS = tuple(spec for spec in fields(ServerConfig) if "doc" in spec.metadata)
+
+
+class ServerClock(Protocol):
+    """What the server needs of a clock (``qmk.kernel.clock.Clock`` has it)."""
+
+    def now(self) -> float:
+        """Seconds, on any origin that does not jump."""
+        ...
+
+    def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
+        """A timeout scope that expires when :meth:`now` reaches ``when``."""
+        ...
+
+
+class LoopClock:
+    """The server's default clock: the running event loop's (monotonic) time."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
+        return aio.timeout_at(when)
 
 
 def _open_descriptors() -> int:
@@ -355,28 +413,34 @@ class _Connection:
     __slots__ = (
         "caller",
         "changed",
+        "deadline",
         "inflight",
         "inflight_bytes",
         "outbox",
         "peer",
         "reader_task",
+        "signed_in",
         "writer",
     )
 
-    def __init__(self, peer: str, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, peer: str, writer: asyncio.StreamWriter, deadline: float) -> None:
         self.peer = peer
         self.writer = writer
+        self.deadline = deadline  # when it must have signed in
         self.outbox = _Outbox(writer)
         self.caller = Caller()
         self.inflight = 0
         self.inflight_bytes = 0
         self.changed = asyncio.Event()
+        self.signed_in = asyncio.Event()  # set once a request of it has succeeded
         self.reader_task: asyncio.Task[None] | None = None
 
     def finish(self, size: int) -> None:
         """A request of ``size`` bytes is answered."""
         self.inflight -= 1
         self.inflight_bytes -= size
+        if self.caller.authenticated:
+            self.signed_in.set()
         self.changed.set()
 
     async def change(self) -> None:
@@ -391,11 +455,21 @@ class Server:
     Args:
         core: the protocol core that answers each line.
         config: addresses and limits.
+        clock: the clock of the authentication deadline and the accept rates (default:
+            the event loop's, :class:`LoopClock`).
     """
 
-    def __init__(self, core: RpcCore, config: ServerConfig) -> None:
+    def __init__(
+        self, core: RpcCore, config: ServerConfig, *, clock: ServerClock | None = None
+    ) -> None:
         self.core = core
         self.config = config
+        self.clock: ServerClock = clock or LoopClock()
+        self._accepts: TokenBucket | None = None  # made when it listens, on the clock's time
+        self._peer_accepts = Buckets(
+            rate=config.accept_rate_per_peer,
+            burst=max(config.accept_rate_per_peer, config.max_connections_per_peer),
+        )
         self.addresses: list[str] = []
         #: The most connections held at once (set from the descriptors when it listens).
         self.room = config.max_connections
@@ -433,6 +507,11 @@ class Server:
                 self.room,
                 how,
                 self.config.max_connections_per_peer,
+            )
+            self._accepts = TokenBucket(
+                rate=self.config.accept_rate,
+                burst=max(self.config.accept_rate, self.room),
+                now=self.clock.now(),
             )
             async with aio.TaskGroup() as group:
                 self._group = group
@@ -512,6 +591,8 @@ class Server:
             writer.close()
             return
         peer = _peer_of(writer)
+        if self._over_rate(reader, writer, peer):
+            return
         per_peer = self.config.max_connections_per_peer
         if len(self._connections) >= self.room:
             self._refuse(
@@ -534,10 +615,46 @@ class Server:
             )
             return
         self._peers[peer] = self._peers.get(peer, 0) + 1
-        connection = _Connection(peer, writer)
+        connection = _Connection(peer, writer, self.clock.now() + self.config.auth_timeout_s)
         task = self._group.create_task(self._serve_connection(reader, connection))
         self._connections[task] = connection
         task.add_done_callback(self._forget)
+
+    def _over_rate(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> bool:
+        """Refuse the connection if its peer's, or all peers', accept rate is spent (the
+        peer's first, so a flooding peer does not spend the others' rate)."""
+        now = self.clock.now()
+        wait = self._peer_accepts.take(peer, now)
+        if wait:
+            rate = self.config.accept_rate_per_peer
+            self._refuse(
+                reader,
+                writer,
+                peer,
+                "accept-rate-per-peer",
+                rate,
+                f"this peer ({peer}) opens connections faster than {rate:g} a second; "
+                f"retry in {wait:.3g} s",
+                retry_after_s=round(wait, 3),
+            )
+            return True
+        assert self._accepts is not None
+        wait = self._accepts.take(now)
+        if wait:
+            rate = self.config.accept_rate
+            self._refuse(
+                reader,
+                writer,
+                peer,
+                "accept-rate",
+                rate,
+                f"the server accepts at most {rate:g} connections a second; retry in {wait:.3g} s",
+                retry_after_s=round(wait, 3),
+            )
+            return True
+        return False
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         connection = self._connections.pop(task, None)
@@ -555,14 +672,24 @@ class Server:
         writer: asyncio.StreamWriter,
         peer: str,
         reason: str,
-        limit: int,
+        limit: float,
         message: str,
+        **details: Any,
     ) -> None:
         """Answer a connection past a limit with one coded line, and close it."""
         LOG.warning("refused a connection of %s: %s", peer, message)
-        error = UnavailableError(message, reason=reason, limit=limit)
+        error = UnavailableError(message, reason=reason, limit=limit, **details)
         try:
             writer.write(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
+        except (OSError, RuntimeError):
+            writer.close()
+            return
+        self._close_lingering(reader, writer)
+
+    def _close_lingering(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Half-close, drop what the client still sends (bounded), then close, so that
+        it reads the line just written rather than a reset."""
+        try:
             if len(self._lingering) >= REFUSED_LINGER_MAX or self._group is None:
                 writer.close()
                 return
@@ -598,19 +725,52 @@ class Server:
         """Serve one connection: read lines, answer each in its own task."""
         writer = connection.writer
         writer.transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
+        timed_out = False
         try:
             async with aio.TaskGroup() as group:
                 reading = group.create_task(self._read_loop(reader, connection, group))
                 connection.reader_task = reading
                 if self._stopping:
                     reading.cancel()
+                timed_out = await self._await_sign_in(connection, reading)
         except Exception:
             LOG.exception("connection failed")
         finally:
             connection.outbox.flush()  # replies still queued go out before the close
-            writer.close()
+            if timed_out and not self._stopping:
+                self._close_lingering(reader, writer)
+            else:
+                writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()  # the drain's deadline aborts a peer that never reads
+
+    async def _await_sign_in(self, connection: _Connection, reading: asyncio.Task[None]) -> bool:
+        """Wait until a request of the connection succeeds, or its reader ends. At the
+        deadline, once the requests in flight are answered, stop reading and queue the
+        ``auth-timeout`` line. True when it timed out."""
+        signing_in = asyncio.ensure_future(connection.signed_in.wait())
+        try:
+            async with self.clock.timeout_at(connection.deadline):
+                await asyncio.wait((signing_in, reading), return_when=asyncio.FIRST_COMPLETED)
+            return False
+        except TimeoutError:
+            pass
+        finally:
+            signing_in.cancel()
+        while connection.inflight and not connection.caller.authenticated:
+            await connection.change()  # a request in flight may still sign it in
+        if connection.caller.authenticated or reading.done():
+            return False
+        reading.cancel()
+        limit = self.config.auth_timeout_s
+        message = (
+            f"no request of this connection succeeded within {limit:g} s: open a session "
+            "(q_negotiate_caps) or use one at once after connecting"
+        )
+        LOG.warning("closed a connection of %s: %s", connection.peer, message)
+        error = UnavailableError(message, reason="auth-timeout", limit=limit)
+        connection.outbox.put(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
+        return True
 
     def _line_limit(self, connection: _Connection) -> int:
         if connection.caller.authenticated:

@@ -1,0 +1,299 @@
+"""Connections that never sign in, and connection floods, on real sockets with a clock
+the test moves by hand (:class:`~qmk.kernel.clock.ManualClock`).
+
+The authentication deadline and the accept rates read the server's clock only, so each
+test states the time at which a thing happens and nothing waits for time to pass: a
+test that needs the server to reach a state polls for that state (with a guard against
+a hang), or reads the replies it is owed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.abi.jsonrpc import RpcCore
+from qmk.abi.server import ServeError, Server, ServerConfig
+from qmk.errors import AuthError, SessionError
+from qmk.kernel.clock import ManualClock
+
+GUARD_S = 30.0  # a hang guard, never a timing assertion
+NEGOTIATE = ("q_negotiate_caps", {"tenant": "t", "key": "good"})
+
+
+class Doorman:
+    """A stand-in kernel: key "good" opens session "s"; key "slow" waits for
+    :attr:`release` and then succeeds, key "slow-bad" waits and then fails (1001)."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.waiting = 0
+
+    async def q_negotiate_caps(self, *, tenant: str, key: str, requested: list[str]) -> dict:
+        if key.startswith("slow"):
+            self.waiting += 1
+            await self.release.wait()
+        if key not in ("good", "slow"):
+            raise AuthError("unknown tenant or wrong key")
+        return {"session_id": "s", "tenant": tenant, "granted": requested}
+
+    async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
+        if session_id != "s":
+            raise SessionError("not a session id")
+        return {"job_id": job_id, "state": "QUEUED"}
+
+
+Body = Callable[[Server, ManualClock, Doorman], Awaitable[None]]
+
+
+def serving(tmp_path: Path, body: Body, **options: Any) -> None:
+    """Run ``body(server, clock, kernel)`` against a live server on a manual clock."""
+    kernel = Doorman()
+
+    async def main() -> None:
+        clock = ManualClock(start=1000.0)
+        stop, ready = asyncio.Event(), asyncio.Event()
+        if "tcp" not in options:
+            options.setdefault("socket_path", tmp_path / "k.sock")
+        config = ServerConfig(**options)
+        server = Server(RpcCore(kernel), config, clock=clock)
+        task = asyncio.create_task(server.serve(stop, ready=lambda _: ready.set()))
+        await asyncio.wait_for(ready.wait(), GUARD_S)
+        try:
+            await body(server, clock, kernel)
+        finally:
+            kernel.release.set()
+            stop.set()
+            await asyncio.wait_for(task, GUARD_S)
+
+    asyncio.run(main())
+
+
+class Conn:
+    """A raw NDJSON connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, server: Server, source: str = "127.0.0.1") -> Conn:
+        address = server.addresses[0]
+        if address.startswith("unix:"):
+            return cls(*await asyncio.open_unix_connection(address.removeprefix("unix:")))
+        host, port = address.removeprefix("tcp:").rsplit(":", 1)
+        return cls(*await asyncio.open_connection(host, int(port), local_addr=(source, 0)))
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def line(self) -> Any:
+        return json.loads(await asyncio.wait_for(self.reader.readline(), GUARD_S))
+
+    async def call(self, method: str, params: Any, request_id: Any = 1) -> Any:
+        await self.send(request(method, params, request_id))
+        return await self.line()
+
+    async def closed_by_server(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(), GUARD_S) == b""
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def request(method: str, params: Any, request_id: Any = 1) -> bytes:
+    message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+    return json.dumps(message).encode() + b"\n"
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Return once ``condition()`` holds (polled; the guard only stops a hang)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + GUARD_S
+    while not condition():
+        assert loop.time() < end, "the server never reached the state"
+        await asyncio.sleep(0.005)
+
+
+def refusal_data(reply: dict[str, Any]) -> dict[str, Any]:
+    assert reply["id"] is None and reply["error"]["code"] == 1011, reply
+    return reply["error"]["data"]
+
+
+# --------------------------------------------------------------------------- the deadline
+
+
+def test_a_connection_that_sends_nothing_is_closed_with_a_coded_line_at_the_deadline(tmp_path):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        idle = await Conn.open(server)
+        await until(lambda: server.connection_count == 1)
+        clock.advance(4.999)
+        prompt = await Conn.open(server)  # connects within its deadline: stays
+        await until(lambda: server.connection_count == 2)
+        assert "result" in await prompt.call(*NEGOTIATE)
+        clock.advance(0.001)  # the idle one's deadline: 5 s after it was accepted
+        data = refusal_data(await idle.line())
+        assert data == {
+            "name": "unavailable",
+            "code": "QS1011",
+            "reason": "auth-timeout",
+            "limit": 5.0,
+        }
+        assert await idle.closed_by_server()
+        idle.close()
+        await until(lambda: server.connection_count == 1)
+        clock.advance(3600)  # signed in: no deadline any more
+        assert (await prompt.call("q_status", ["s", "j"]))["result"]["state"] == "QUEUED"
+        prompt.close()
+
+    serving(tmp_path, body, auth_timeout_s=5.0)
+
+
+def test_a_client_sending_a_request_a_byte_at_a_time_is_closed_at_the_deadline(tmp_path):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        slow = await Conn.open(server)
+        await until(lambda: server.connection_count == 1)
+        line = request(*NEGOTIATE)
+        for byte in line[:40]:  # slowloris: never a whole line
+            await slow.send(bytes([byte]))
+            clock.advance(0.0625)  # 40 of them: 2.5 s
+        clock.advance(1.5)
+        assert refusal_data(await slow.line())["reason"] == "auth-timeout"
+        assert await slow.closed_by_server()
+        await until(lambda: server.connection_count == 0)
+
+    serving(tmp_path, body, auth_timeout_s=4.0)
+
+
+def test_a_failed_negotiation_does_not_stop_the_deadline(tmp_path):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        conn = await Conn.open(server)
+        bad = await conn.call("q_negotiate_caps", {"tenant": "t", "key": "wrong"})
+        assert bad["error"]["code"] == 1001
+        clock.advance(2.0)
+        assert refusal_data(await conn.line())["reason"] == "auth-timeout"
+        assert await conn.closed_by_server()
+
+    serving(tmp_path, body, auth_timeout_s=2.0)
+
+
+def test_a_negotiation_in_flight_at_the_deadline_is_answered_and_keeps_its_connection(tmp_path):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        conn = await Conn.open(server)
+        await conn.send(request("q_negotiate_caps", {"tenant": "t", "key": "slow"}))
+        await until(lambda: kernel.waiting == 1)
+        clock.advance(2.0)
+        for _ in range(10):  # let the deadline's scope expire and its watcher wait
+            await asyncio.sleep(0)
+        kernel.release.set()
+        assert (await conn.line())["result"]["session_id"] == "s"
+        assert (await conn.call("q_status", ["s", "j"], 2))["result"]["state"] == "QUEUED"
+
+    serving(tmp_path, body, auth_timeout_s=2.0)
+
+
+def test_a_failing_request_in_flight_at_the_deadline_gets_its_reply_before_the_close(tmp_path):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        conn = await Conn.open(server)
+        await conn.send(request("q_negotiate_caps", {"tenant": "t", "key": "slow-bad"}, 7))
+        await until(lambda: kernel.waiting == 1)
+        clock.advance(2.0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        kernel.release.set()
+        first = await conn.line()
+        assert first["id"] == 7 and first["error"]["code"] == 1001
+        assert refusal_data(await conn.line())["reason"] == "auth-timeout"
+        assert await conn.closed_by_server()
+
+    serving(tmp_path, body, auth_timeout_s=2.0)
+
+
+# --------------------------------------------------------------------------- accept rates
+
+
+def test_a_peer_opening_connections_too_fast_is_refused_with_when_to_retry(tmp_path):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        for _ in range(4):  # its burst: open and close, so no count limit is reached
+            conn = await Conn.open(server)
+            assert "result" in await conn.call(*NEGOTIATE)
+            conn.close()
+        await until(lambda: server.connection_count == 0)
+        flood = await Conn.open(server)
+        data = refusal_data(await flood.line())
+        assert data["reason"] == "accept-rate-per-peer" and data["limit"] == 4.0
+        assert data["retry_after_s"] == 0.25
+        assert await flood.closed_by_server()
+        other = await Conn.open(server, source="127.0.0.2")  # another peer's rate is whole
+        assert "result" in await other.call(*NEGOTIATE)
+        clock.advance(0.25)
+        again = await Conn.open(server)
+        assert "result" in await again.call(*NEGOTIATE)
+        for conn in (other, again):
+            conn.close()
+
+    serving(
+        tmp_path,
+        body,
+        tcp=("127.0.0.1", 0),
+        accept_rate_per_peer=4.0,
+        max_connections_per_peer=3,
+    )
+
+
+def test_connections_of_all_peers_past_the_accept_rate_are_refused(tmp_path, caplog):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        for n in (1, 2):  # the burst, two peers: open and close
+            conn = await Conn.open(server, source=f"127.0.0.{n}")
+            assert "result" in await conn.call(*NEGOTIATE)
+            conn.close()
+        await until(lambda: server.connection_count == 0)
+        third = await Conn.open(server, source="127.0.0.3")
+        reply = await third.line()
+        data = refusal_data(reply)
+        assert data["reason"] == "accept-rate" and data["retry_after_s"] == 0.5
+        assert "accepts at most 2 connections a second" in reply["error"]["message"]
+        clock.advance(0.5)
+        fourth = await Conn.open(server, source="127.0.0.3")
+        assert "result" in await fourth.call(*NEGOTIATE)
+        fourth.close()
+
+    with caplog.at_level(logging.WARNING, logger="qmk.abi.server"):
+        serving(tmp_path, body, tcp=("127.0.0.1", 0), accept_rate=2.0, max_connections=2)
+    assert any("faster" in r.getMessage() or "accepts at most" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+
+def test_the_rates_and_the_deadline_are_keys_of_the_server_table():
+    config = ServerConfig.from_table(
+        {"auth_timeout_s": 3, "accept_rate": 50, "accept_rate_per_peer": 5.5},
+        socket_path=Path("/tmp/x.sock"),
+    )
+    assert (config.auth_timeout_s, config.accept_rate, config.accept_rate_per_peer) == (
+        3.0,
+        50.0,
+        5.5,
+    )
+    for key in ("auth_timeout_s", "accept_rate", "accept_rate_per_peer"):
+        with pytest.raises(ServeError) as err:
+            ServerConfig.from_table({key: 0}, socket_path=Path("/tmp/x.sock"))
+        assert err.value.details["key"] == f"server.{key}"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a Unix socket peer is a pid on Linux")
+def test_an_idle_connection_on_the_unix_socket_is_closed_too(tmp_path):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        idle = await Conn.open(server)
+        await until(lambda: server.connection_count == 1)
+        clock.advance(1.0)
+        assert refusal_data(await idle.line())["reason"] == "auth-timeout"
+        assert await idle.closed_by_server()
+
+    serving(tmp_path, body, auth_timeout_s=1.0)
