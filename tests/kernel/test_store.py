@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from qmk.kernel.jobs import COMPLETED, QUEUED, RUNNING, Job, Policy
+from qmk.kernel.jobs import COMPLETED, QUEUED, RUNNING, Job, Policy, encode_result
 from qmk.kernel.store import DB_FILE, Store
 
 
@@ -37,7 +37,7 @@ def test_a_committed_job_survives_reopen_with_every_field(tmp_path: Path) -> Non
     store = Store(tmp_path)
     job = make_job("job_a", 1)
     store.insert_job(job)
-    job.state, job.result, job.attempts = COMPLETED, {"counts": {"00": 100}}, 1
+    job.state, job.result, job.attempts = COMPLETED, encode_result({"counts": {"00": 100}}), 1
     store.save_job(job)
     store.commit((3, "f" * 64, 128))  # the audit head: seq, hash, offset
     store.close()

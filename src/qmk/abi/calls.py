@@ -177,6 +177,35 @@ class SyscallMethods(Generic[_R]):
             },
         )
 
+    def q_get_result(
+        self,
+        job_id: str,
+        cursor: str | None = None,
+        limit: int = 10000,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """A COMPLETED job's counts in pages, in stored order, with the rest of its result.
+
+        Returns: {job_id, state, entries, cursor, next_cursor, counts, summary}.
+
+        Args:
+            job_id: string; a job of this tenant
+            cursor: string | null; next_cursor of the page before; null: the first page (default
+                null)
+            limit: integer; counts entries in the page (1..100000) (default 10000)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_get_result",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+                "cursor": cursor,
+                "limit": limit,
+            },
+        )
+
     def q_cancel(
         self,
         job_id: str,

@@ -280,6 +280,27 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 ),
             ),
             _method(
+                "q_get_result",
+                "a COMPLETED job's counts in pages, in stored order, with the rest of its result",
+                "{job_id, state, entries, cursor, next_cursor, counts, summary}",
+                _SESSION,
+                _JOB,
+                _p(
+                    "cursor",
+                    S,
+                    NULL,
+                    doc="next_cursor of the page before; null: the first page",
+                    required=False,
+                ),
+                _p(
+                    "limit",
+                    INT,
+                    doc=f"counts entries in the page (1..{defaults.MAX_RESULT_PAGE_ENTRIES})",
+                    required=False,
+                    default=defaults.RESULT_PAGE_ENTRIES,
+                ),
+            ),
+            _method(
                 "q_cancel",
                 "cancel a queued or running job (its worker is killed)",
                 _JOB_RETURNS,

@@ -123,6 +123,26 @@ class KernelSyscalls(Protocol):
             timeout_ms: integer; longest wait in ms (default 30000)
         """
 
+    async def q_get_result(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+        cursor: str | None = None,
+        limit: int = 10000,
+    ) -> dict[str, Any]:
+        """A COMPLETED job's counts in pages, in stored order, with the rest of its result.
+
+        Returns: {job_id, state, entries, cursor, next_cursor, counts, summary}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string; a job of this tenant
+            cursor: string | null; next_cursor of the page before; null: the first page (default
+                null)
+            limit: integer; counts entries in the page (1..100000) (default 10000)
+        """
+
     async def q_cancel(
         self,
         *,

@@ -17,12 +17,12 @@ b'id: 7\\nevent: state\\ndata: {"state":"QUEUED"}\\n\\n'
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from qmk.abi.jsonrpc import dumps
 from qmk.http.probe import KernelEvent, KernelProbe
 
 #: Recent events kept for the audit route.
@@ -33,7 +33,7 @@ STREAM_QUEUE = 1024
 
 def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
     """One Server-Sent Event: ``id``, ``event`` and a one-line JSON ``data``."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = dumps(data, default=str)  # a stored result is spliced in as it is kept
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {text}\n\n".encode()
 

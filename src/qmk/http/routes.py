@@ -106,6 +106,7 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
         _r("q_list_jobs", "GET", "/v1/jobs"),
         _r("q_status", "GET", _JOB),
         _r("q_wait", "GET", f"{_JOB}/wait"),
+        _r("q_get_result", "GET", f"{_JOB}/result"),
         _r("q_cancel", "DELETE", _JOB),
         _r("q_checkpoint", "POST", f"{_JOB}/checkpoints", status=201),
         _r("q_restore", "POST", f"{_JOB}/restore", body=("checkpoint_id",)),

@@ -57,6 +57,8 @@ DEFAULT_CHANNEL_PROPOSAL_TTL_S = defaults.CHANNEL_PROPOSAL_TTL_S
 DEFAULT_MIN_FREE_DISK_MB = defaults.MIN_FREE_DISK_MB
 DEFAULT_MAX_GRAPH_NODES = defaults.MAX_GRAPH_NODES
 DEFAULT_MAX_RESULT_MB = defaults.MAX_RESULT_MB
+DEFAULT_RESULT_KEEP_S = defaults.RESULT_KEEP_S
+DEFAULT_MAX_RESULT_STORAGE_MB = defaults.MAX_RESULT_STORAGE_MB
 
 #: Defaults of the ``[machine]`` table (the executor's own defaults).
 DEFAULT_PROFILE = defaults.PROFILE
@@ -98,6 +100,9 @@ class TenantConfig:
     #: and the most device time one job takes (its scheduled program time x its shots).
     max_atoms: int = 256
     max_device_time_s: float = 60.0
+    #: The most bytes (MiB) of results the kernel stores for it at once; a job whose
+    #: result would take it past this FAILs with ``QK307 result-storage-quota``.
+    max_result_storage_mb: float = DEFAULT_MAX_RESULT_STORAGE_MB
 
     def quota(self) -> dict[str, int | float]:
         """The quotas as plain JSON."""
@@ -109,6 +114,7 @@ class TenantConfig:
             "max_priority": self.max_priority,
             "max_atoms": self.max_atoms,
             "max_device_time_s": self.max_device_time_s,
+            "max_result_storage_mb": self.max_result_storage_mb,
         }
 
 
@@ -139,6 +145,8 @@ class KernelConfig:
             below it; 0: no reserve).
         max_graph_nodes: the most nodes one submitted graph may have.
         max_result_mb: the largest result (JSON) kept for one job; a bigger one FAILs it.
+        result_keep_s: how long a job's result is kept after the job ends (then deleted;
+            the job's record stays, marked ``QK306 result-expired``).
         synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
             kernel process) or "full" (also survives power loss; slower).
         faults: the faults injected into the simulated machine (``[faults]``; none).
@@ -163,6 +171,7 @@ class KernelConfig:
     min_free_disk_mb: int = DEFAULT_MIN_FREE_DISK_MB
     max_graph_nodes: int = DEFAULT_MAX_GRAPH_NODES
     max_result_mb: float = DEFAULT_MAX_RESULT_MB
+    result_keep_s: float = DEFAULT_RESULT_KEEP_S
     synchronous: str = DEFAULT_SYNCHRONOUS
     faults: FaultSchedule = field(default_factory=FaultSchedule)
     server: Mapping[str, Any] = field(default_factory=dict)
@@ -240,6 +249,7 @@ _KERNEL_KEYS = (
     "min_free_disk_mb",
     "max_graph_nodes",
     "max_result_mb",
+    "result_keep_s",
     "synchronous",
 )
 _TENANT_KEYS = (
@@ -253,6 +263,7 @@ _TENANT_KEYS = (
     "operator",
     "max_atoms",
     "max_device_time_s",
+    "max_result_storage_mb",
 )
 _FAULT_KEYS = (
     "drift_per_epoch",
@@ -294,6 +305,9 @@ def _tenant(name: str, table: Mapping[str, Any]) -> TenantConfig:
         operator=_bool(table, "operator", where, False),
         max_atoms=_int(table, "max_atoms", where, 256, 1),
         max_device_time_s=_number(table, "max_device_time_s", where, 60.0),
+        max_result_storage_mb=_number(
+            table, "max_result_storage_mb", where, DEFAULT_MAX_RESULT_STORAGE_MB
+        ),
     )
 
 
@@ -434,6 +448,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         min_free_disk_mb=_int(kernel_t, "min_free_disk_mb", "kernel", DEFAULT_MIN_FREE_DISK_MB, 0),
         max_graph_nodes=_int(kernel_t, "max_graph_nodes", "kernel", DEFAULT_MAX_GRAPH_NODES, 1),
         max_result_mb=_number(kernel_t, "max_result_mb", "kernel", DEFAULT_MAX_RESULT_MB),
+        result_keep_s=_number(kernel_t, "result_keep_s", "kernel", DEFAULT_RESULT_KEEP_S),
         synchronous=synchronous,
         faults=faults,
         server=_table(data.get("server", {}), "server"),

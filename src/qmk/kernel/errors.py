@@ -128,6 +128,20 @@ register(
         "the job's result is bigger than the kernel keeps for one job",
         "run fewer shots or measure fewer bits, or raise kernel.max_result_mb",
     ),
+    (
+        "QK306",
+        "result-expired",
+        "the job's result was deleted: results are kept kernel.result_keep_s after the end",
+        "fetch results before they expire, or run the job again (q_replay: same seed, same "
+        "counts)",
+    ),
+    (
+        "QK307",
+        "result-storage-quota",
+        "storing the job's result would take the tenant past its max_result_storage_mb",
+        "wait for older results to expire (kernel.result_keep_s), or ask for a larger "
+        "max_result_storage_mb",
+    ),
 )
 
 #: Every QK code, by code.

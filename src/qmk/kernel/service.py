@@ -421,6 +421,19 @@ class Kernel:
         job = self.supervisor.job(job_id, session.tenant)
         return await self.supervisor.wait(job, timeout_ms / 1000)
 
+    async def q_get_result(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+        cursor: str | None = None,
+        limit: int = defaults.RESULT_PAGE_ENTRIES,
+    ) -> dict[str, Any]:
+        """A page of a COMPLETED job's counts (:meth:`~qmk.kernel.results.Results.page`)."""
+        session = self._session(session_id)
+        job = self.supervisor.job(job_id, session.tenant)
+        return self.supervisor.results.page(job, cursor, limit)
+
     async def q_cancel(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """Cancel a job: dequeue it, or kill its worker. A final job is a StateError."""
         session = self._session(session_id)
@@ -667,6 +680,7 @@ SYSCALLS: tuple[str, ...] = (
     "q_device_submit",
     "q_status",
     "q_wait",
+    "q_get_result",
     "q_cancel",
     "q_checkpoint",
     "q_restore",

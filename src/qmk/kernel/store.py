@@ -1,10 +1,13 @@
 """The kernel's durable state: one SQLite database (WAL mode) in the data directory.
 
-Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and error JSON),
-``checkpoints``, ``channels``, ``sessions`` (issued and revoked session ids) and ``meta``
-(the audit chain head). Writes go into an open transaction; :meth:`Store.commit` ends it.
-The kernel groups every write made in one event-loop turn into one commit and replies to
-``q_submit`` only after the commit that holds the job (see :mod:`qmk.kernel.commit`).
+Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and error JSON;
+a result is kept as the text a reply carries, with its index in ``result_meta`` and its
+size in ``result_bytes``: :class:`~qmk.kernel.jobs.StoredResult`), ``attempts`` (the
+outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
+and revoked session ids) and ``meta`` (the audit chain head). Writes go into an open
+transaction; :meth:`Store.commit` ends it. The kernel groups every write made in one
+event-loop turn into one commit and replies to ``q_submit`` only after the commit that
+holds the job (see :mod:`qmk.kernel.commit`).
 
 With ``synchronous=NORMAL`` (the default) a committed transaction survives a crash or
 ``kill -9`` of the kernel process; ``synchronous=FULL`` also survives power loss.
@@ -19,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job, Policy
+from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job, Policy, StoredResult, stored_result
 
 #: The database's file name in the data directory.
 DB_FILE = "kernel.db"
@@ -97,8 +100,36 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _JOB_COLUMNS = (
     "job_id, tenant, seq, state, graph, shots, seed, policy, caps, required_caps, "
     "physical_qubits, qubits, created_at, started_at, finished_at, result, error, attempts, "
-    "preemptions, epoch, checkpoint_id"
+    "preemptions, epoch, checkpoint_id, result_meta, result_expired_at"
 )
+
+#: The job columns as read: a result's JSON as its bytes (see :func:`_result_columns`).
+_JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),")
+_JOB_VALUES = ", ".join(
+    "CAST(? AS TEXT)" if c == "result" else "?" for c in _JOB_COLUMNS.split(", ")
+)
+
+#: Columns added since the first schema: (table, column, type).
+_ADDED = (
+    ("checkpoints", "path", "TEXT"),
+    ("checkpoints", "program_epoch", "INTEGER"),
+    ("checkpoints", "physics", "TEXT"),
+    ("jobs", "idempotency_key", "TEXT"),
+    ("jobs", "result_meta", "TEXT"),
+    ("jobs", "result_bytes", "INTEGER"),
+    ("jobs", "result_expired_at", "REAL"),
+    ("attempts", "result_meta", "TEXT"),
+    ("attempts", "result_bytes", "INTEGER"),
+)
+
+
+def _result_columns(result: StoredResult | None) -> tuple[bytes | None, str | None, int]:
+    """``result``, ``result_meta`` and ``result_bytes`` of a stored result (its UTF-8
+    JSON is written as text, ``CAST(? AS TEXT)``, and read back as bytes,
+    ``CAST(result AS BLOB)``: it is never decoded or encoded on the way)."""
+    if result is None:
+        return None, None, 0
+    return result.data, _dumps(dict(result.meta)), result.nbytes
 
 
 def _dumps(value: Any) -> str:
@@ -146,12 +177,13 @@ def _job(row: tuple[Any, ...]) -> Job:
         created_at=row[12],
         started_at=row[13],
         finished_at=row[14],
-        result=None if row[15] is None else json.loads(row[15]),
+        result=None if row[15] is None else stored_result(row[15], row[21]),
         error=None if row[16] is None else json.loads(row[16]),
         attempts=row[17],
         preemptions=row[18],
         epoch=row[19],
         checkpoint_id=row[20],
+        result_expired_at=row[22],
     )
 
 
@@ -173,13 +205,21 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.executescript(_SCHEMA)
-        # data directories written before checkpoints held execution states
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(checkpoints)")}
-        for column, kind in (("path", "TEXT"), ("program_epoch", "INTEGER"), ("physics", "TEXT")):
-            if column not in have:
-                self.db.execute(f"ALTER TABLE checkpoints ADD COLUMN {column} {kind}")
-        if "idempotency_key" not in {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}:
-            self.db.execute("ALTER TABLE jobs ADD COLUMN idempotency_key TEXT")
+        # data directories written before these columns were
+        have = {
+            (table, row[1])
+            for table in ("checkpoints", "jobs", "attempts")
+            for row in self.db.execute(f"PRAGMA table_info({table})")
+        }
+        for table, column, kind in _ADDED:
+            if (table, column) not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        # results stored before their size was: measured once
+        for table in ("jobs", "attempts"):
+            self.db.execute(
+                f"UPDATE {table} SET result_bytes = LENGTH(CAST(result AS BLOB)) "
+                "WHERE result IS NOT NULL AND result_bytes IS NULL"
+            )
         self.db.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant, idempotency_key) "
             "WHERE idempotency_key IS NOT NULL"
@@ -231,9 +271,9 @@ class Store:
 
     def insert_job(self, job: Job, *, idempotency_key: str | None = None) -> None:
         """Add a new job (with the submit's idempotency key, if it gave one)."""
+        result, meta, size = _result_columns(job.result)
         self.db.execute(
-            f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO jobs ({_JOB_COLUMNS}, result_bytes) VALUES ({_JOB_VALUES}, ?)",
             (
                 job.job_id,
                 job.tenant,
@@ -250,12 +290,15 @@ class Store:
                 job.created_at,
                 job.started_at,
                 job.finished_at,
-                None if job.result is None else _dumps(job.result),
+                result,
                 None if job.error is None else _dumps(job.error),
                 job.attempts,
                 job.preemptions,
                 job.epoch,
                 job.checkpoint_id,
+                meta,
+                job.result_expired_at,
+                size,
             ),
         )
         if idempotency_key is not None:
@@ -267,15 +310,20 @@ class Store:
     def save_job(self, job: Job) -> None:
         """Write a job's mutable fields (state, times, result, error, counters)."""
         telemetry = (job.result or {}).get("telemetry") or {}
+        result, meta, size = _result_columns(job.result)
         self.db.execute(
-            "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=?, error=?, "
-            "attempts=?, preemptions=?, epoch=?, checkpoint_id=?, logical_cycles=?, "
-            "injected_errors=?, caps=? WHERE job_id=?",
+            "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=CAST(? AS TEXT), "
+            "result_meta=?, result_bytes=?, result_expired_at=?, error=?, attempts=?, "
+            "preemptions=?, epoch=?, "
+            "checkpoint_id=?, logical_cycles=?, injected_errors=?, caps=? WHERE job_id=?",
             (
                 job.state,
                 job.started_at,
                 job.finished_at,
-                None if job.result is None else _dumps(job.result),
+                result,
+                meta,
+                size,
+                job.result_expired_at,
                 None if job.error is None else _dumps(job.error),
                 job.attempts,
                 job.preemptions,
@@ -292,7 +340,7 @@ class Store:
     def load_job(self, job_id: str, tenant: str) -> Job | None:
         """The job ``job_id`` of ``tenant``; None for an unknown id or another tenant's."""
         row = self.db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
+            f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
         ).fetchone()
         return None if row is None else _job(row)
 
@@ -300,7 +348,7 @@ class Store:
         """Every job not in a final state, in submission order."""
         marks = ", ".join("?" for _ in ACTIVE_STATES)
         rows = self.db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
+            f"SELECT {_JOB_SELECT} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
             tuple(ACTIVE_STATES),
         ).fetchall()
         return [_job(row) for row in rows]
@@ -308,8 +356,10 @@ class Store:
     def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
         """The tenant's most recent jobs (newest first), optionally of one state, without
         their graphs and results (never read: a list stays cheap however big they are)."""
-        columns = _JOB_COLUMNS.replace(" graph,", " '' AS graph,").replace(
-            " result,", " NULL AS result,"
+        columns = (
+            _JOB_COLUMNS.replace(" graph,", " '' AS graph,")
+            .replace(" result,", " NULL AS result,")
+            .replace(" result_meta,", " NULL AS result_meta,")
         )
         if state is None:
             rows = self.db.execute(
@@ -460,25 +510,30 @@ class Store:
     def archive_outcome(self, job: Job) -> None:
         """Keep the outcome ``job`` ended with (its state, result, error) before it runs
         again (a restore of a finished job)."""
+        result, meta, size = _result_columns(job.result)
         self.db.execute(
-            "INSERT INTO attempts (job_id, attempt, state, finished_at, result, error) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO attempts (job_id, attempt, state, finished_at, result, error, "
+            "result_meta, result_bytes) VALUES (?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?)",
             (
                 job.job_id,
                 job.attempts,
                 job.state,
                 job.finished_at,
-                None if job.result is None else _dumps(job.result),
+                result,
                 None if job.error is None else _dumps(job.error),
+                meta,
+                size,
             ),
         )
         self.dirty = True
 
     def earlier_outcomes(self, job_id: str) -> list[dict[str, Any]]:
-        """The outcomes ``job_id`` ended with before it was restored, oldest first."""
+        """The outcomes ``job_id`` ended with before it was restored, oldest first (a
+        result retention deleted is null)."""
         rows = self.db.execute(
-            "SELECT attempt, state, finished_at, result, error FROM attempts WHERE job_id=? "
-            "ORDER BY rowid",
+            "SELECT attempt, state, finished_at, CAST(result AS BLOB), error, result_meta "
+            "FROM attempts "
+            "WHERE job_id=? ORDER BY rowid",
             (job_id,),
         ).fetchall()
         return [
@@ -486,11 +541,59 @@ class Store:
                 "attempt": attempt,
                 "state": state,
                 "finished_at": finished_at,
-                "result": None if result is None else json.loads(result),
+                "result": None if result is None else stored_result(result, meta),
                 "error": None if error is None else json.loads(error),
             }
-            for attempt, state, finished_at, result, error in rows
+            for attempt, state, finished_at, result, error, meta in rows
         ]
+
+    # ------------------------------------------------------------------ results
+
+    def result_usage(self) -> dict[str, int]:
+        """Bytes of stored results (of jobs and of their earlier outcomes) by tenant."""
+        rows = self.db.execute(
+            "SELECT tenant, SUM(size) FROM ("
+            " SELECT tenant, result_bytes AS size FROM jobs WHERE result IS NOT NULL"
+            " UNION ALL SELECT j.tenant, a.result_bytes FROM attempts a"
+            " JOIN jobs j ON j.job_id = a.job_id WHERE a.result IS NOT NULL"
+            ") GROUP BY tenant"
+        ).fetchall()
+        return {str(tenant): int(size or 0) for tenant, size in rows}
+
+    def expire_results(
+        self, before: float, now: float
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
+        """Delete the results of jobs, and the earlier outcomes of restored jobs, that
+        ended before ``before``; the jobs keep their records, marked
+        ``result_expired_at = now``. Returns ``(job_id, tenant, bytes freed)`` of each
+        job whose result went, and of each earlier outcome whose result went."""
+        jobs = self.db.execute(
+            "SELECT job_id, tenant, result_bytes FROM jobs "
+            "WHERE result IS NOT NULL AND finished_at < ?",
+            (before,),
+        ).fetchall()
+        earlier = self.db.execute(
+            "SELECT a.job_id, j.tenant, a.result_bytes FROM attempts a "
+            "JOIN jobs j ON j.job_id = a.job_id WHERE a.result IS NOT NULL AND a.finished_at < ?",
+            (before,),
+        ).fetchall()
+        if jobs:
+            self.db.execute(
+                "UPDATE jobs SET result=NULL, result_meta=NULL, result_bytes=0, "
+                "result_expired_at=? WHERE result IS NOT NULL AND finished_at < ?",
+                (now, before),
+            )
+        if earlier:
+            self.db.execute(
+                "UPDATE attempts SET result=NULL, result_meta=NULL, result_bytes=0 "
+                "WHERE result IS NOT NULL AND finished_at < ?",
+                (before,),
+            )
+        self.dirty = self.dirty or bool(jobs or earlier)
+        return (
+            [(str(j), str(t), int(b or 0)) for j, t, b in jobs],
+            [(str(j), str(t), int(b or 0)) for j, t, b in earlier],
+        )
 
     # ------------------------------------------------------------------ channels
 

@@ -60,6 +60,7 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.faults import Placement, adjust, device_for, physics_of, resumed
 from qmk.kernel.jobs import Job, new_id, run_job
+from qmk.kernel.results import Results
 from qmk.kernel.retention import expire, prune_job, remove_orphans, state_file
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.store import Store
@@ -74,9 +75,8 @@ FINISHED_CACHE_BYTES = 256 * 2**20
 
 
 def _result_bytes(job: Job) -> int:
-    """About how many bytes ``job``'s result holds (its counts dominate)."""
-    counts = (job.result or {}).get("counts") or {}
-    return 256 + sum(len(key) + 64 for key in counts)
+    """About how many bytes ``job``'s result holds (its stored text)."""
+    return 256 + (0 if job.result is None else job.result.nbytes)
 
 
 #: How many machine-wide fault events the kernel keeps for telemetry.
@@ -179,6 +179,8 @@ class Supervisor:
         self._doomed: list[tuple[Job, QMKError]] = []
         #: When the states of jobs that ended are next looked at (:mod:`.retention`).
         self._next_expiry = clock.now()
+        #: Stored results: each tenant's bytes, their expiry, pages (:mod:`.results`).
+        self.results = Results(config, store, audit)
         #: The tracer of the workers' spans (``qmk serve --trace``), else None.
         self.traces: WorkerTraces | None = None
 
@@ -191,6 +193,8 @@ class Supervisor:
         from its start: a run is a pure function of the stored spec and seed).
         """
         if self.checkpoint_dir is not None and remove_orphans(self.store, self.checkpoint_dir):
+            self.commits.dirty()
+        if self.results.expire(self.clock.now(), force=True):
             self.commits.dirty()
         recovered = 0
         for job in self.store.active_jobs():
@@ -797,7 +801,12 @@ class Supervisor:
             return
         self._worker_spans(job, run, outcome)
         if outcome.get("ok"):
-            job.result = outcome["result"]
+            result = J.result_of(outcome)
+            refusal = self.results.take(job, result)
+            if refusal is not None:  # over the tenant's result storage: not kept
+                self._finish(job, J.FAILED, refusal)
+                return
+            job.result = result
             self._attest(job, run)
             self._finish(job, J.COMPLETED)
         elif outcome.get("yielded") is not None:  # preempted: it saved its state and stopped
@@ -841,6 +850,8 @@ class Supervisor:
         self.epoch += 1
         self._device_tick()
         self._expire_states()
+        if self.results.expire(self.clock.now(), self.finished.values()):
+            self.commits.dirty()
         self._expire_proposals()
         if len(self.queue) and len(self.running) >= self.workers and self._preempt():
             self.kick()
