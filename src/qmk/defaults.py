@@ -110,6 +110,10 @@ RESULT_PAGE_ENTRIES: Final = 10_000
 MAX_RESULT_PAGE_ENTRIES: Final = 100_000
 #: Most nodes one submitted graph may have (bigger ones are refused before being read).
 MAX_GRAPH_NODES: Final = 100_000
+#: Graph nodes one tenant's submits may have verified per second (a token bucket that
+#: holds one MAX_GRAPH_NODES graph): verification runs at ~36k nodes/s on one loaded core,
+#: so one tenant's big graphs, valid or not, take at most about a third of a core.
+VERIFY_NODES_PER_S: Final = 10_000.0
 #: Free space (MiB) the data directory's disk must keep: below it, submits are refused
 #: (QS1011) before anything is written, so commits do not run out of room.
 MIN_FREE_DISK_MB: Final = 64

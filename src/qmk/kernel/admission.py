@@ -7,6 +7,14 @@ against the machine's) and the quotas (logical qubits per tenant, ``max_queued_j
 Only then does it build the :class:`~qmk.kernel.jobs.Job`, which the supervisor stores
 and queues.
 
+Each tenant's submits may have ``verify_nodes_per_s`` graph nodes read and verified a
+second (:meth:`Admission.charge`, a token bucket on the kernel's clock that holds one
+``max_graph_nodes`` graph): past it a submit is refused at once, before any reading,
+with ``QS1006`` and ``retry_after_s``. A refusal rather than a wait, so that a tenant
+pipelining big graphs holds neither memory nor a verification thread while it waits;
+one ``max_graph_nodes`` graph always fits in a full bucket, so a client that retries
+after ``retry_after_s`` gets in.
+
 Three caches make a program submitted again cheap: verified programs by graph text
 (:func:`qmk.kernel.jobs.verified`), the physical-qubit figure of each (graph, options)
 and the firewall's answer of each (graph, tenant) when no channel is bound.
@@ -51,6 +59,7 @@ from qmk.kernel.jobs import (
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
 from qmk.qvm.codes import BY_NAME
+from qmk.rate import TokenBucket
 
 #: Most shots one job may ask for.
 MAX_SHOTS = 10_000_000
@@ -111,6 +120,7 @@ class Admission:
         self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
         self._firewalled: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
         self._verifying: dict[str, asyncio.Lock] = {}  # one big verification per tenant
+        self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
         self._threads = asyncio.Semaphore(VERIFY_THREADS)
 
     def admit(
@@ -433,13 +443,16 @@ class Admission:
 
         The work runs in a thread, one graph of a tenant at a time and at most
         :data:`VERIFY_THREADS` at once, so one tenant's big submits neither freeze the
-        kernel nor take every core.
+        kernel nor take every core. Every graph, small or big, first takes its nodes
+        from its tenant's verification rate (:meth:`charge`).
 
         Raises:
-            QuotaError: more than ``max_graph_nodes`` nodes (before any reading).
+            QuotaError: more than ``max_graph_nodes`` nodes, or past the tenant's
+                ``verify_nodes_per_s`` (both before any reading).
             ProgramError: the graph does not read or verify.
         """
         count = self._check_size(graph)
+        self.charge(tenant, count)
         if count < OFFLOAD_NODES:
             return None
         lock = self._verifying.setdefault(tenant, asyncio.Lock())
@@ -450,6 +463,38 @@ class Admission:
                 return text, self._verify(text)
 
             return await asyncio.to_thread(work)
+
+    def charge(self, tenant: str, nodes: int) -> None:
+        """Take ``nodes`` from ``tenant``'s verification rate (its bucket holds
+        ``max(max_graph_nodes, verify_nodes_per_s)`` nodes and gains
+        ``verify_nodes_per_s`` a second of the kernel's clock; a changed config applies
+        to the next charge).
+
+        Raises:
+            QuotaError: the bucket holds fewer than ``nodes``; ``details.retry_after_s``
+                says when it will hold them (nothing is taken).
+        """
+        rate = self.config.tenants[tenant].verify_nodes_per_s
+        burst = max(float(self.config.max_graph_nodes), rate)
+        now = self.clock.now()
+        bucket = self._verify_rates.get(tenant)
+        if bucket is None:
+            bucket = self._verify_rates[tenant] = TokenBucket(rate=rate, burst=burst, now=now)
+        elif (bucket.rate, bucket.burst) != (rate, burst):
+            bucket.level(now)
+            bucket.rate, bucket.burst = rate, burst
+            bucket.tokens = min(bucket.tokens, burst)
+        wait = bucket.take(now, nodes)
+        if wait:
+            raise QuotaError(
+                f"tenant {tenant!r} submits graphs faster than its verify_nodes_per_s "
+                f"({rate:g} nodes a second); this one has {nodes} nodes: retry in "
+                f"{wait:.3g} s",
+                limit="verify_nodes_per_s",
+                value=rate,
+                needed=nodes,
+                retry_after_s=round(wait, 3),
+            )
 
     def _check_size(self, graph: Any) -> int:
         """The graph's node count, within ``max_graph_nodes``."""

@@ -103,6 +103,9 @@ class TenantConfig:
     #: The most bytes (MiB) of results the kernel stores for it at once; a job whose
     #: result would take it past this FAILs with ``QK307 result-storage-quota``.
     max_result_storage_mb: float = DEFAULT_MAX_RESULT_STORAGE_MB
+    #: Graph nodes its submits may have verified per second, on average (a token bucket
+    #: that holds one ``kernel.max_graph_nodes`` graph); past it a submit is QS1006.
+    verify_nodes_per_s: float = defaults.VERIFY_NODES_PER_S
 
     def quota(self) -> dict[str, int | float]:
         """The quotas as plain JSON."""
@@ -115,6 +118,7 @@ class TenantConfig:
             "max_atoms": self.max_atoms,
             "max_device_time_s": self.max_device_time_s,
             "max_result_storage_mb": self.max_result_storage_mb,
+            "verify_nodes_per_s": self.verify_nodes_per_s,
         }
 
 
@@ -264,6 +268,7 @@ _TENANT_KEYS = (
     "max_atoms",
     "max_device_time_s",
     "max_result_storage_mb",
+    "verify_nodes_per_s",
 )
 _FAULT_KEYS = (
     "drift_per_epoch",
@@ -308,6 +313,7 @@ def _tenant(name: str, table: Mapping[str, Any]) -> TenantConfig:
         max_result_storage_mb=_number(
             table, "max_result_storage_mb", where, DEFAULT_MAX_RESULT_STORAGE_MB
         ),
+        verify_nodes_per_s=_number(table, "verify_nodes_per_s", where, defaults.VERIFY_NODES_PER_S),
     )
 
 
