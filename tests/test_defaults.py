@@ -185,6 +185,7 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         "min_free_disk_mb": defaults.MIN_FREE_DISK_MB,
         "max_graph_nodes": defaults.MAX_GRAPH_NODES,
         "max_result_mb": defaults.MAX_RESULT_MB,
+        "result_keep_s": defaults.RESULT_KEEP_S,
         "synchronous": defaults.SYNCHRONOUS,
     }
     assert (config["machine"]["profile"], config["machine"]["qubit"]) == (

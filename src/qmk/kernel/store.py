@@ -309,7 +309,7 @@ class Store:
 
     def save_job(self, job: Job) -> None:
         """Write a job's mutable fields (state, times, result, error, counters)."""
-        telemetry = (job.result or {}).get("telemetry") or {}
+        telemetry = (None if job.result is None else job.result.head.get("telemetry")) or {}
         result, meta, size = _result_columns(job.result)
         self.db.execute(
             "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=CAST(? AS TEXT), "
