@@ -6,7 +6,8 @@ from ``Authorization: Bearer``, the params from the path, the query string (conv
 the param's JSON type) and the JSON body (within the size and nesting limits), checks
 them against the method's table entry (:func:`qmk.abi.methods.bind_params`), calls the
 kernel's coroutine and answers its JSON, or a problem document (:mod:`qmk.http.problems`).
-Unknown query or body params are refused (422), never ignored.
+Unknown query or body params are refused (422), never ignored. :class:`App` hands a
+syscall's request straight to its handler and every other request to Starlette.
 """
 
 from __future__ import annotations
@@ -283,7 +284,8 @@ class Api:
                 params["session_id"] = _bearer(request)
             for name in path_params:
                 params[name] = request.path_params[name]
-            for name, text in request.query_params.items():
+            query_string = request.scope.get("query_string")
+            for name, text in request.query_params.items() if query_string else ():
                 types = query.get(name)
                 if types is None:
                     raise InvalidParams(
@@ -479,14 +481,64 @@ def _event_stream(events: Any) -> StreamingResponse:
     )
 
 
+class App:
+    """The ASGI application: a syscall's request goes straight to its handler, the rest
+    through Starlette.
+
+    Starlette alone passes every request through its error and exception middleware and
+    tries the routes one by one (about a dozen regular expressions before
+    ``/v1/jobs/{id}/wait``). The syscall handlers catch every error themselves
+    (:meth:`Api.wrap`), so for a request whose method and path are a syscall route's the
+    route is looked up among the routes of that method only, in Starlette's order (the
+    same route Starlette would pick), and its handler called with the path params. A
+    request that is no syscall's (another route, HEAD, a wrong method, an unknown path,
+    a mounted root path) goes to Starlette, which answers it as before.
+
+    Attributes:
+        starlette: the Starlette application (every route, the 404 and 405 problems).
+        state: its state (``state.api``: the :class:`Api`).
+    """
+
+    def __init__(self, starlette: Starlette, syscalls: list[Route]) -> None:
+        self.starlette = starlette
+        self.state = starlette.state
+        self._routes: dict[str, list[tuple[Route, bool]]] = {}
+        for route in starlette.routes:
+            if not isinstance(route, Route):
+                continue
+            for method in sorted(route.methods or ()):
+                if method != "HEAD":  # Starlette's own answer to HEAD (no body)
+                    direct = any(route is syscall for syscall in syscalls)
+                    self._routes.setdefault(method, []).append((route, direct))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            path = scope["path"]
+            for route, direct in self._routes.get(scope["method"], ()):
+                found = route.path_regex.match(path)
+                if found is None:
+                    continue
+                if not direct:
+                    break  # another route's: Starlette serves it
+                convert = route.param_convertors
+                scope["app"] = self.starlette
+                scope["path_params"] = {
+                    name: convert[name].convert(value) for name, value in found.groupdict().items()
+                }
+                response = await route.endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+
 def create_app(
     kernel: KernelSyscalls,
     hub: EventHub,
     metrics: Metrics,
     tracing: Tracing,
     limits: AppLimits | None = None,
-) -> Starlette:
-    """The application serving ``kernel`` (see the module docstring)."""
+) -> App:
+    """The application serving ``kernel`` (see the module docstring and :class:`App`)."""
     api = Api(kernel, hub, metrics, tracing, limits or AppLimits())
     others: dict[str, Handler] = {
         "job_events": api.job_events,
@@ -502,8 +554,10 @@ def create_app(
     routes: list[Route] = []
     for other in OTHER_ROUTES:  # before the syscalls: /v1/jobs/{id}/events is not a job id
         routes.append(_route(api, other.path, other.method, others[other.name], other))
+    syscalls = []
     for route in SYSCALL_ROUTES:
-        routes.append(_route(api, route.path, route.method, api.syscall_handler(route), None))
+        syscalls.append(_route(api, route.path, route.method, api.syscall_handler(route), None))
+    routes += syscalls
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
@@ -515,7 +569,7 @@ def create_app(
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
     app.state.api = api
-    return app
+    return App(app, syscalls)
 
 
 def _route(api: Api, path: str, method: str, handler: Handler, other: OtherRoute | None) -> Route:

@@ -155,27 +155,36 @@ class Metrics:
         # label children are made once: a request's cost is a dict lookup and an add
         self._rpc_children: dict[tuple[str, str], Any] = {}
         self._request_children: dict[tuple[str, int], Any] = {}
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, made once (``labels`` takes a lock and checks)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def on_event(self, event: KernelEvent) -> None:
         """Count a kernel event (a hub callback)."""
         if not event.is_job or event.state is None:
             return
-        self.transitions.labels(event.state).inc()
+        self._child(self.transitions, event.state).inc()
         facts = event.job
         if facts is None:
             return
         tenant = event.tenant or ""
         if event.state == "RUNNING" and facts.queued_s is not None:
-            self.queue_seconds.labels(tenant).observe(facts.queued_s)
+            self._child(self.queue_seconds, tenant).observe(facts.queued_s)
         if not facts.final:
             return
-        self.finished.labels(event.state, tenant).inc()
+        self._child(self.finished, event.state, tenant).inc()
         if facts.run_s is not None:
-            self.run_seconds.labels(event.state).observe(facts.run_s)
+            self._child(self.run_seconds, event.state).observe(facts.run_s)
         if facts.engine is not None:
-            self.engines.labels(facts.engine).inc()
+            self._child(self.engines, facts.engine).inc()
         if facts.injected_logical_errors:
-            self.injected.labels(tenant).inc(facts.injected_logical_errors)
+            self._child(self.injected, tenant).inc(facts.injected_logical_errors)
 
     def observe_rpc(self, transport: str, method: str, seconds: float) -> None:
         """One syscall answered on ``transport`` in ``seconds``."""
