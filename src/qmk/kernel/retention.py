@@ -1,5 +1,8 @@
 """How long execution states (checkpoint files) stay in the data directory.
 
+(Results have their own rules, ``[kernel] result_keep_s`` and each tenant's
+``max_result_storage_mb``: :mod:`qmk.kernel.results`.)
+
 A running job saves a state file at each checkpoint and each preemption
 (``DATA_DIR/checkpoints/<job_id>/<checkpoint_id>.qmkstate``). Three rules bound them:
 
