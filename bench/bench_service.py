@@ -8,10 +8,14 @@ fails on a timing):
    lookup, reply, decode). Goal: p50 < 0.3 ms.
 2. Submit-to-complete throughput of small jobs (a Bell pair, 100 shots) with 1, 4
    and 8 concurrent :class:`qmk.client.AsyncClient` s, each with its own connection
-   and session; every client submits its share of the jobs one after another and
-   then waits for all of them. Jobs/s = jobs / (first submit .. last completion).
-   Goal: >= 500 jobs/s on 2 cores. Every job's final state is checked: a run
-   whose jobs did not all COMPLETE is reported as such (``completed`` < ``jobs``).
+   and session (opened before the clock starts); every client submits its share of
+   the jobs one after another and then waits for all of them. Jobs/s = jobs
+   submitted and completed / (first submit .. last completion). Goal: >= 500 jobs/s
+   on 2 cores. Every job's final state is checked: a run whose jobs did not all
+   COMPLETE is reported as such (``completed`` < ``jobs``). Beside each rate, the CPU
+   time per job of the kernel, its workers and the clients, and the server's ceiling
+   on this machine's cores, cores / (kernel + workers CPU per job)
+   (``bench_http.CpuMeter``). ``bench_http.py`` has the same figures for REST.
 
 ``--repeat N`` runs the whole measurement N times against the same server and
 reports each figure's min, median and max (a shared machine is noisy: compare
@@ -41,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_http import GOAL_JOBS_PER_S, CpuMeter
 from qmk import __version__
 from qmk.client import AsyncClient, Client
 from qmk.qvm.files import read_graph
@@ -113,10 +118,11 @@ def bench_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, f
     }
 
 
-async def one_client(socket: Path, graph: dict[str, Any], jobs: int, seed0: int) -> list[str]:
-    async with await AsyncClient.connect(str(socket), tenant="bench", key=KEY) as client:
-        ids = [(await client.q_submit(graph, 100, seed0 + i))["job_id"] for i in range(jobs)]
-        finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
+async def one_client(
+    client: AsyncClient, graph: dict[str, Any], jobs: int, seed0: int
+) -> list[str]:
+    ids = [(await client.q_submit(graph, 100, seed0 + i))["job_id"] for i in range(jobs)]
+    finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
     for job in finals:  # a Bell pair: 100 shots, nearly all 00 or 11 (rare logical errors)
         counts = (job.get("result") or {}).get("counts") or {}
         agree = counts.get("00", 0) + counts.get("11", 0)
@@ -125,23 +131,42 @@ async def one_client(socket: Path, graph: dict[str, Any], jobs: int, seed0: int)
     return [job["state"] for job in finals]
 
 
-def bench_throughput(socket: Path, clients: int, jobs: int, graph: dict[str, Any]) -> dict:
+def bench_throughput(
+    socket: Path, clients: int, jobs: int, graph: dict[str, Any], kernel_pid: int
+) -> dict:
     share = jobs // clients
 
-    async def main() -> list[list[str]]:
-        return await asyncio.gather(
-            *(one_client(socket, graph, share, 10_000 * c) for c in range(clients))
-        )
+    async def main() -> tuple[list[str], float, dict[str, float]]:
+        opened = [
+            await AsyncClient.connect(str(socket), tenant="bench", key=KEY) for _ in range(clients)
+        ]
+        try:
+            with CpuMeter(kernel_pid=kernel_pid) as meter:
+                started = time.perf_counter()
+                per_client = await asyncio.gather(
+                    *(one_client(c, graph, share, 10_000 * i) for i, c in enumerate(opened))
+                )
+                elapsed = time.perf_counter() - started
+        finally:
+            for client in opened:
+                await client.aclose()
+        return [state for states in per_client for state in states], elapsed, meter.spent
 
-    started = time.perf_counter()
-    states = [state for per_client in asyncio.run(main()) for state in per_client]
-    elapsed = time.perf_counter() - started
+    states, elapsed, spent = asyncio.run(main())
+    per_job = {name: seconds / len(states) * 1e3 for name, seconds in spent.items()}
+    server_ms = per_job["kernel"] + per_job["workers"]
+    completed = states.count("COMPLETED")
     return {
         "clients": clients,
         "jobs": len(states),
-        "completed": states.count("COMPLETED"),
+        "completed": completed,
         "seconds": elapsed,
-        "jobs_per_s": len(states) / elapsed,
+        "jobs_per_s": completed / elapsed,
+        "cpu_ms_per_job": per_job,
+        "server_ceiling_jobs_per_s": (os.cpu_count() or 1) / server_ms * 1e3
+        if server_ms > 0
+        else None,
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -205,12 +230,21 @@ def main(argv: list[str] | None = None) -> int:
                     f"{status['mean_ms']:.3f} ms (goal p50 < 0.3 ms)"
                 )
                 for clients in (1, 4, 8):
-                    run = bench_throughput(tmp / "bench.sock", clients, options.jobs, graph)
+                    run = bench_throughput(
+                        tmp / "bench.sock", clients, options.jobs, graph, proc.pid
+                    )
                     runs.append(run)
+                    cpu = run["cpu_ms_per_job"]
                     print(
                         f"throughput, {clients} client(s): {run['jobs']} jobs "
                         f"({run['completed']} completed) in {run['seconds']:.2f} s = "
-                        f"{run['jobs_per_s']:.0f} jobs/s (goal >= 500)"
+                        f"{run['jobs_per_s']:.0f} jobs/s "
+                        f"({run['jobs_per_s'] / GOAL_JOBS_PER_S:.2f}x the goal of "
+                        f"{GOAL_JOBS_PER_S:.0f}); CPU ms/job kernel "
+                        f"{cpu['kernel']:.2f} workers {cpu['workers']:.2f} clients "
+                        f"{cpu['clients']:.2f}; server ceiling "
+                        f"{run['server_ceiling_jobs_per_s'] or 0:.0f} jobs/s; load "
+                        f"{run['load_average']:.1f}"
                     )
             results["q_status"] = statuses[0] if len(statuses) == 1 else statuses
             results["throughput"] = runs
