@@ -132,8 +132,7 @@ register(
         "QK306",
         "result-expired",
         "the job's result was deleted: results are kept kernel.result_keep_s after the end",
-        "fetch results before they expire, or run the job again (q_replay: same seed, same "
-        "counts)",
+        "fetch results before they expire, or run the job again (q_replay: same seed, same counts)",
     ),
     (
         "QK307",
