@@ -94,6 +94,8 @@ class _Running:
     task: asyncio.Task[None] | None = None
     #: What the worker was asked to run (the attestation records it).
     spec: Mapping[str, Any] | None = None
+    #: What went wrong handling the answer in the pool's callback (the task raises it).
+    failure: BaseException | None = None
 
 
 def _cancel(task: asyncio.Task[None] | None) -> None:
@@ -165,6 +167,7 @@ class Supervisor:
         self._events: dict[str, asyncio.Event] = {}  # q_wait's, set when the job ends
         self._deadlines: dict[str, asyncio.Task[None]] = {}
         self._kicked = asyncio.Event()
+        self._answering = False  # in _answered: its dispatch must not nest another
         self._group: aio.TaskGroup | None = None
         self._starting = True  # False once the kernel closes: no job starts any more
         self._seq = store.next_seq()
@@ -741,30 +744,64 @@ class Supervisor:
         run.task = self._spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
 
     async def _attempt(self, job: Job, run: _Running, ends_at: float) -> None:
-        """Await the worker's answer within the job's timeout; a stop cancels this task."""
+        """Await the worker's answer within the job's timeout; a stop cancels this task.
+
+        The answer is usually handled before this task wakes, in the pool's callback
+        (:meth:`_answered`); then this task only raises what went wrong there, if anything.
+        """
         try:
             async with self.clock.timeout_at(ends_at):
-                await self._settled(run.future)
+                await self._settled(job, run)
         except TimeoutError:
             if not run.future.done():  # an answer that came with the timeout still counts
                 self._timed_out(job, run)
                 return
-        self._worker_done(job, run)
+        if run.failure is not None:
+            raise run.failure
+        self._worker_done(job, run)  # nothing left to do if _answered took it
 
-    def _settled(self, future: Future[Any]) -> asyncio.Future[None]:
-        """A future of this loop that is done when the pool's ``future`` is."""
+    def _settled(self, job: Job, run: _Running) -> asyncio.Future[None]:
+        """A future of this loop that is done when the pool's future of ``run`` is."""
         settled: asyncio.Future[None] = self._loop.create_future()
 
         def done(_: Future[Any]) -> None:
             # on this loop's thread for a loop-driven pool, else in the pool's thread
             if threading.get_ident() == self._thread_id:
+                self._answered(job, run)
                 _resolve(settled)
                 return
             with contextlib.suppress(RuntimeError):  # after close() the loop may be gone
                 self._loop.call_soon_threadsafe(_resolve, settled)
 
-        future.add_done_callback(done)
+        run.future.add_done_callback(done)
         return settled
+
+    def _answered(self, job: Job, run: _Running) -> None:
+        """The worker answered, in the pool's reply callback: end the attempt and hand the
+        free worker its next job now, in this loop turn, instead of two turns later
+        through the attempt's task and the dispatcher (the worker would sit idle
+        meanwhile while the loop serves requests).
+
+        Only from the pool's own callback at the top of the loop (no task running) and
+        not nested in itself: a future the supervisor completes itself (a kill in
+        :meth:`_stop`, a pool that fails a task while the supervisor submits) leaves its
+        answer to the attempt's task, as does a job no longer running. What goes wrong
+        here is raised by the attempt's task, so it stops the kernel as it would there.
+        """
+        if (
+            self._answering
+            or asyncio.current_task() is not None
+            or self.running.get(job.job_id) is not run
+        ):
+            return
+        self._answering = True
+        try:
+            self._worker_done(job, run)
+            self._dispatch()
+        except BaseException as exc:  # the task raises it (a pool callback must not)
+            run.failure = exc
+        finally:
+            self._answering = False
 
     def _timed_out(self, job: Job, run: _Running) -> None:
         if self.running.get(job.job_id) is not run:
