@@ -214,6 +214,11 @@ class Store:
         for table, column, kind in _ADDED:
             if (table, column) not in have:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        # the retention sweep's look-up: only rows that hold a result
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS jobs_result_end ON jobs (finished_at) "
+            "WHERE result IS NOT NULL"
+        )
         # results stored before their size was: measured once
         for table in ("jobs", "attempts"):
             self.db.execute(
