@@ -21,6 +21,18 @@ millisecond and submits a few Bell jobs; then the attacker reports what it got
 - ``pipeline-no-read``: a client that pipelines 20,000 requests and never reads.
 - ``sigterm``: SIGTERM while the non-reading pipeliner is connected: the exit status
   and the seconds to exit.
+- ``slowloris``: 60 connections that never authenticate, each sending one byte of a
+  request that never ends every 0.2 s, reopened as the server closes them; the kernel
+  runs with ``auth_timeout_s = 1`` so a short run sees the deadline close them
+  (``1011 auth-timeout``).
+- ``connect-flood``: one process connecting as fast as it can (up to 400 open), closing
+  each once the server's refusal comes (``1011 accept-rate-per-peer`` past the per-peer
+  accept rate, ``too-many-connections-per-peer`` past its count, ``accept-rate`` where
+  the server stops accepting), or after a second of silence (``silent``: kept by the
+  server, or waiting in its backlog while it accepts nothing).
+
+``QMK_BENCH_SERVER="accept_rate = 100; auth_timeout_s = 5"`` adds ``[server]`` keys to
+every scenario's kernel, to compare settings.
 
 Goal (issue 14): under every attack, p50 < 2 ms and max < 100 ms for the well-behaved
 client, and no accepted job lost. This is a benchmark, not a test: it prints and saves
@@ -38,6 +50,7 @@ import json
 import os
 import platform
 import resource
+import select
 import signal
 import socket
 import statistics
@@ -76,6 +89,8 @@ SCENARIOS = (
     "malformed",
     "pipeline-no-read",
     "sigterm",
+    "slowloris",
+    "connect-flood",
 )
 
 
@@ -196,6 +211,10 @@ def attack(name: str, path: str, stop: threading.Event) -> dict[str, Any]:
                 sock.close()
             rounds += 1
         return {"rounds": rounds, "lines_sent": rounds * 40, "replies": _codes(refused)}
+    if name == "slowloris":
+        return _slowloris(path, stop)
+    if name == "connect-flood":
+        return _connect_flood(path, stop)
     if name in ("deep-nesting", "malformed", "pipeline-no-read"):
         sock = _unix(path)
         sock.sendall(line("q_negotiate_caps", GRANTS))
@@ -227,6 +246,88 @@ def attack(name: str, path: str, stop: threading.Event) -> dict[str, Any]:
         sock.close()
         return {"frames": sent, "replies": _codes(replies)}
     raise SystemExit(f"unknown attack {name!r}")
+
+
+def _reason(data: bytes) -> str:
+    """The refusal reason of a server's line (or what the bytes were)."""
+    head = data.partition(b"\n")[0]
+    try:
+        return str(json.loads(head)["error"]["data"]["reason"])
+    except (ValueError, KeyError, TypeError):
+        return "closed" if not data else "other"
+
+
+def _slowloris(path: str, stop: threading.Event, held: int = 60) -> dict[str, Any]:
+    """Hold ``held`` connections that trickle a request a byte at a time, forever."""
+    trickle = b'{"jsonrpc":"2.0","id":1,"method":"q_status","params":["' + b"x" * 10_000
+    conns: dict[socket.socket, int] = {}  # socket -> bytes of ``trickle`` sent
+    opened, closed = 0, dict[str, int]()
+    while not stop.is_set():
+        while len(conns) < held:
+            try:
+                sock = _unix(path)
+            except OSError:
+                break
+            sock.setblocking(False)
+            conns[sock] = 0
+            opened += 1
+        for sock in list(conns):
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data is not None:  # a line from the server, or its close
+                reason = _reason(data)
+                closed[reason] = closed.get(reason, 0) + 1
+                sock.close()
+                del conns[sock]
+                continue
+            sent = conns[sock]
+            with contextlib.suppress(OSError):
+                conns[sock] = sent + sock.send(
+                    trickle[sent % len(trickle) : sent % len(trickle) + 1]
+                )
+        stop.wait(0.2)
+    for sock in conns:
+        sock.close()
+    return {"opened": opened, "closed_by_server": closed, "still_held": len(conns)}
+
+
+def _connect_flood(path: str, stop: threading.Event, most: int = 400) -> dict[str, Any]:
+    """Connect as fast as one thread can, at most ``most`` open at once; read what comes
+    back on each (a refusal is written at once) and close it; one that said nothing for a
+    second (kept by the server, or waiting in its listen backlog) is closed then."""
+    counts: dict[str, int] = {}
+    opened: dict[socket.socket, float] = {}
+
+    def count(key: str) -> None:
+        counts[key] = counts.get(key, 0) + 1
+
+    while not stop.is_set():
+        for _ in range(min(32, most - len(opened))):
+            try:
+                opened[_unix(path)] = time.monotonic()
+            except OSError as exc:
+                count(f"connect: {exc.strerror}")
+        ready, _, _ = select.select(list(opened), [], [], 0.001)
+        for sock in ready:
+            try:
+                count(_reason(sock.recv(65536)))
+            except OSError:
+                count("reset")
+            sock.close()
+            del opened[sock]
+        old = time.monotonic() - 1.0
+        for sock in [s for s, when in opened.items() if when < old]:
+            count("silent")
+            sock.close()
+            del opened[sock]
+    for sock in opened:
+        count("silent")
+        sock.close()
+    return {"attempts": sum(counts.values()), "outcomes": counts}
 
 
 def _hostile_frames(session: str, *, deep: bool) -> list[tuple[bytes, int]]:
@@ -296,6 +397,10 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
     nofile = None
     if name == "fd-flood":
         server, nofile = "[server]\nmax_connections_per_peer = 100000\n", 1024
+    if name == "slowloris":
+        server = "[server]\nauth_timeout_s = 1.0\n"
+    if os.environ.get("QMK_BENCH_SERVER"):  # extra [server] keys, to compare settings
+        server = (server or "[server]\n") + os.environ["QMK_BENCH_SERVER"].replace(";", "\n") + "\n"
     kernel = Kernel(folder, server=server, nofile=nofile)
     client = Client.connect(str(kernel.socket), **TENANT)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()

@@ -26,12 +26,16 @@ are its fields; defaults in :mod:`qmk.defaults`):
   connection past a limit is accepted, answered with one line (``1011 unavailable``,
   ``id`` null, ``data.reason`` and ``data.limit``), half-closed while what its client
   still sends is dropped (:data:`REFUSED_LINGER_S`), and closed.
-- **Accept rate**: at most ``accept_rate_per_peer`` new connections a second of one
-  peer (bursts up to the larger of that and ``max_connections_per_peer``) and
-  ``accept_rate`` of all peers (bursts up to ``max_connections``), token buckets
-  (:mod:`qmk.rate`) on the server's clock. A connection past a rate is refused like
-  one past a limit, with ``data.retry_after_s``; a peer's refused connections take
-  nothing of the others' rate.
+- **Accept rate**: the server accepts at most ``accept_rate`` connections a second
+  (bursts up to ``max_connections``), whatever becomes of them, so a connect flood
+  costs it at most that many accepts a second: past it the server stops accepting
+  until its bucket holds a token again (new connections wait in the listen backlog;
+  past that, connect fails) and the connection at which it stopped is refused
+  (``accept-rate``). Of those, a peer's past ``accept_rate_per_peer`` a second (bursts
+  up to the larger of that and ``max_connections_per_peer``) are refused
+  (``accept-rate-per-peer``). Both are token buckets (:mod:`qmk.rate`) on the server's
+  clock, and both refusals carry ``data.retry_after_s``. The server accepts at most
+  :data:`ACCEPT_BATCH` connections in one turn of its event loop.
 - **Authentication deadline**: a connection none of whose requests has succeeded
   ``auth_timeout_s`` after it was accepted (it sent nothing, or no
   ``q_negotiate_caps`` with a good key) is answered with one line (``1011
@@ -69,6 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -103,6 +108,10 @@ FD_RESERVE_MIN, FD_RESERVE_SHARE = 64, 8
 #: client writing its first request reads the refusal instead of a broken pipe; at most
 #: this many at once (past that a refused connection is closed at once).
 REFUSED_LINGER_S, REFUSED_LINGER_BYTES, REFUSED_LINGER_MAX = 1.0, 64 * 1024, 32
+#: Connections accepted in one turn of the event loop at most (the others wait for the
+#: next turn, so a flood cannot hold the loop), the listen backlog, and the seconds the
+#: server stops accepting after accept() failed for want of descriptors or memory.
+ACCEPT_BATCH, BACKLOG, ACCEPT_RETRY_S = 16, 512, 1.0
 
 
 def parse_tcp(text: str) -> tuple[str, int]:
@@ -317,7 +326,35 @@ def _is_live(path: Path) -> bool:
     return True
 
 
-def bind_unix(path: Path, *, backlog: int = 512) -> socket.socket:
+def bind_tcp(host: str, port: int, *, backlog: int = BACKLOG) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` (its first address).
+
+    Raises:
+        ServeError: ``cannot-bind``, with the system's reason.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise ServeError.of(
+            "cannot-bind", f"{host}:{port}: cannot listen: {exc.strerror or exc}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+def bind_unix(path: Path, *, backlog: int = BACKLOG) -> socket.socket:
     """A listening Unix socket at ``path`` with mode 0600, put in place atomically.
 
     Raises:
@@ -479,6 +516,8 @@ class Server:
         self._lingering: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._socket_inode: int | None = None
+        self._listeners: list[socket.socket] = []
+        self._resume: asyncio.Task[None] | None = None  # while accepting is paused
 
     @property
     def connection_count(self) -> int:
@@ -498,7 +537,7 @@ class Server:
             ServeError: an address cannot be bound, or no descriptor is left for a
                 connection.
         """
-        listeners: list[asyncio.Server] = []
+        listeners = self._listeners
         try:
             await self._listen(listeners)
             self.room, how = connection_room(self.config)
@@ -515,45 +554,47 @@ class Server:
             )
             async with aio.TaskGroup() as group:
                 self._group = group
-                for listener in listeners:
-                    await listener.start_serving()
+                self._watch_listeners(True)
                 if ready is not None:
                     ready(list(self.addresses))
                 await stop.wait()
                 self._stopping = True
+                self._watch_listeners(False)
+                if self._resume is not None:
+                    self._resume.cancel()
                 for listener in listeners:
                     listener.close()
                 await self._drain()
         finally:
+            self._watch_listeners(False)
             for listener in listeners:
                 listener.close()
+            listeners.clear()
             self._remove_socket()
 
-    async def _listen(self, listeners: list[asyncio.Server]) -> None:
+    async def _listen(self, listeners: list[socket.socket]) -> None:
         """Bind every address (not yet accepting); ServeError when one cannot be bound."""
         path = self.config.socket_path
         if path is not None:
-            sock = bind_unix(path)
+            listeners.append(bind_unix(path))
             self._socket_inode = os.stat(path).st_ino
-            listeners.append(
-                await asyncio.start_unix_server(
-                    self._accept, sock=sock, limit=READ_CHUNK, start_serving=False
-                )
-            )
             self.addresses.append(f"unix:{path}")
         if self.config.tcp is not None:
-            host, port = self.config.tcp
-            try:
-                tcp = await asyncio.start_server(
-                    self._accept, host, port, limit=READ_CHUNK, start_serving=False
-                )
-            except OSError as exc:
-                raise ServeError.of(
-                    "cannot-bind", f"{host}:{port}: cannot listen: {exc.strerror}"
-                ) from None
+            tcp = bind_tcp(*self.config.tcp)
             listeners.append(tcp)
-            bound = tcp.sockets[0].getsockname()
+            bound = tcp.getsockname()
             self.addresses.append(f"tcp:{bound[0]}:{bound[1]}")
+
+    def _watch_listeners(self, on: bool) -> None:
+        """Have the loop tell us when a connection waits on a listening socket (or not)."""
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            if listener.fileno() < 0:
+                continue
+            if on:
+                loop.add_reader(listener.fileno(), self._on_listen, listener)
+            else:
+                loop.remove_reader(listener.fileno())
 
     def _remove_socket(self) -> None:
         path = self.config.socket_path
@@ -586,12 +627,80 @@ class Server:
 
     # ----------------------------------------------------------------- accepting
 
+    def _on_listen(self, listener: socket.socket) -> None:
+        """A connection waits on ``listener``: accept up to :data:`ACCEPT_BATCH`, each
+        taking a token of ``accept_rate``; with none left, stop accepting until one is due."""
+        assert self._accepts is not None and self._group is not None
+        for _ in range(ACCEPT_BATCH):
+            if self._resume is not None or self._stopping:
+                return
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno == errno.ECONNABORTED:
+                    continue
+                LOG.error(
+                    "cannot accept a connection (%s); accepting again in %g s",
+                    exc.strerror or exc,
+                    ACCEPT_RETRY_S,
+                )
+                self._pause(ACCEPT_RETRY_S)
+                return
+            conn.setblocking(False)
+            wait = self._accepts.take(self.clock.now())
+            self._group.create_task(self._adopt(conn, wait))
+            if wait:
+                self._pause(wait)
+                return
+
+    def _pause(self, seconds: float) -> None:
+        """Stop accepting for ``seconds`` of the server's clock."""
+        assert self._group is not None
+        self._watch_listeners(False)
+        self._resume = self._group.create_task(self._resume_at(self.clock.now() + seconds))
+
+    async def _resume_at(self, when: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with self.clock.timeout_at(when):
+                await asyncio.Event().wait()
+        self._resume = None
+        if not self._stopping:
+            self._watch_listeners(True)
+
+    async def _adopt(self, conn: socket.socket, wait: float) -> None:
+        """Give an accepted socket its streams, then serve it, or refuse it when it came
+        past ``accept_rate`` (``wait``: the seconds until a token is due)."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_CHUNK)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn)
+        except OSError:
+            conn.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        if not wait:
+            self._accept(reader, writer)
+            return
+        rate = self.config.accept_rate
+        self._refuse(
+            reader,
+            writer,
+            _peer_of(writer),
+            "accept-rate",
+            rate,
+            f"the server accepts at most {rate:g} connections a second; retry in {wait:.3g} s",
+            retry_after_s=round(wait, 3),
+        )
+
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._stopping or self._group is None:
             writer.close()
             return
         peer = _peer_of(writer)
-        if self._over_rate(reader, writer, peer):
+        if self._over_peer_rate(reader, writer, peer):
             return
         per_peer = self.config.max_connections_per_peer
         if len(self._connections) >= self.room:
@@ -620,13 +729,11 @@ class Server:
         self._connections[task] = connection
         task.add_done_callback(self._forget)
 
-    def _over_rate(
+    def _over_peer_rate(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> bool:
-        """Refuse the connection if its peer's, or all peers', accept rate is spent (the
-        peer's first, so a flooding peer does not spend the others' rate)."""
-        now = self.clock.now()
-        wait = self._peer_accepts.take(peer, now)
+        """Refuse the connection if its peer's accept rate is spent."""
+        wait = self._peer_accepts.take(peer, self.clock.now())
         if wait:
             rate = self.config.accept_rate_per_peer
             self._refuse(
@@ -637,20 +744,6 @@ class Server:
                 rate,
                 f"this peer ({peer}) opens connections faster than {rate:g} a second; "
                 f"retry in {wait:.3g} s",
-                retry_after_s=round(wait, 3),
-            )
-            return True
-        assert self._accepts is not None
-        wait = self._accepts.take(now)
-        if wait:
-            rate = self.config.accept_rate
-            self._refuse(
-                reader,
-                writer,
-                peer,
-                "accept-rate",
-                rate,
-                f"the server accepts at most {rate:g} connections a second; retry in {wait:.3g} s",
                 retry_after_s=round(wait, 3),
             )
             return True
