@@ -3,7 +3,8 @@ once instead of computing on: :func:`~qmk.kernel.workers.exit_when_closed`.
 
 The pool runs in a child process that prints its job's worker pid once the job is
 running; the test kills that child and waits (a bounded loop on the condition, never a
-fixed sleep) until the worker is gone.
+fixed sleep) until the worker is gone. The pools have the default isolation, so the
+watcher runs inside a confined worker (seccomp, Landlock, rlimits).
 """
 
 from __future__ import annotations
