@@ -34,7 +34,7 @@ from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_gr
 
 distributed = pytest.importorskip("distributed")
 
-from qmk.kernel.dask_pool import CLUSTER_CONFIG, DaskPool  # noqa: E402
+from qmk.kernel.dask_pool import CLUSTER_CONFIG, PUSH_BYTES, DaskPool  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +212,7 @@ def test_a_job_over_its_process_memory_cap_fails_with_the_memory_code(
 # ----------------------------------------------------------------------------- Dask only
 
 
-def test_jobs_on_the_cluster_give_the_executors_counts_and_a_task_error_comes_back(
+def test_jobs_on_the_cluster_give_the_executors_counts_and_small_and_big_outcomes_come_back(
     cluster: Any, tmp_path: Path
 ) -> None:
     async def body(kernel: Kernel) -> None:
@@ -230,7 +230,9 @@ def test_jobs_on_the_cluster_give_the_executors_counts_and_a_task_error_comes_ba
     try:
         with pytest.raises(WorkerMemoryError):
             pool.submit(bytearray, 600 * 2**20).result(timeout=60)
-        assert pool.submit(len, "abc").result(timeout=60) == 3
+        assert pool.submit(len, "abc").result(timeout=60) == 3  # pushed in a note
+        big = pool.submit(bytes, 2 * PUSH_BYTES).result(timeout=60)  # fetched
+        assert big == bytes(2 * PUSH_BYTES)
     finally:
         pool.shutdown()
 

@@ -29,6 +29,11 @@ address, the pool sends them again.
 one per Dask worker, their counts merged: the same counts as one run, bit for bit. A
 split job takes no checkpoints (its parts are short-lived and start again whole).
 
+**One trip back.** A task's outcome of at most :data:`PUSH_BYTES` comes back in a note
+(a Dask event, as checkpoint notes do) with the task's end: the kernel does not fetch it
+from the worker, a round trip that cost small jobs a third of their time. A bigger one
+is fetched. The pool clears its notes from the scheduler's event log as it goes.
+
 **Data locality.** A split job's spec (its graph) is scattered once to the cluster and
 shared by its parts; a big graph (over :data:`SCATTER_BYTES`) is scattered too. Results
 are counts and telemetry, never rows of shots. Checkpoint states travel once: a worker
@@ -76,6 +81,10 @@ NOTES_TOPIC = "qmk-notes"
 SPLIT_SHOTS = 100_000
 #: A spec longer than this (its graph, in bytes of text) is scattered, not inlined.
 SCATTER_BYTES = 1 << 20
+#: An outcome at most this long (msgpack bytes) reaches the kernel in a note, not fetched.
+PUSH_BYTES = 64 << 10
+#: The pool clears its notes from the scheduler's event log after this many.
+NOTES_KEPT = 256
 #: How many times a job is started again after its Dask worker died.
 MAX_RESTARTS = 3
 #: What a ``LocalCluster`` (``local:N``) and the docs' ``dask scheduler`` need.
@@ -214,17 +223,35 @@ def _run_task(
             host.pool.cancel(future, _CANCELLED[token])
     for payload in early:
         host.pool.request(future, payload)
+    outcome: tuple[Any, ...]
     try:
-        value = future.result()
-        return ("ok", value, sent)
+        outcome = ("ok", future.result(), sent)
     except TaskError as exc:
-        return ("error", exc.kind, exc.message, exc.data, sent)
+        outcome = ("error", exc.kind, exc.message, exc.data, sent)
     except Exception as exc:  # the pool's own failure (shut down under it)
-        return ("error", "died", f"{type(exc).__name__}: {exc}", {}, sent)
+        outcome = ("error", "died", f"{type(exc).__name__}: {exc}", {}, sent)
     finally:
         host.running.pop(token, None)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
+    _push(worker, token, outcome)
+    return outcome
+
+
+def _push(worker: Any, token: str, outcome: tuple[Any, ...]) -> None:
+    """Send a small outcome to the kernel at once, as a note: it reaches the kernel
+    with the task's end, where fetching the task's value would take one more round
+    trip (the value stays the task's too: the kernel fetches it if no note came)."""
+    import msgpack
+
+    try:
+        size = len(msgpack.packb(outcome, use_bin_type=True))
+    except (TypeError, ValueError, OverflowError):
+        return  # not plain data (the kernel fetches the value, pickled)
+    if size <= PUSH_BYTES:
+        worker.loop.add_callback(
+            worker.log_event, NOTES_TOPIC, {"token": token, "outcome": outcome}
+        )
 
 
 async def _kill(tokens: list[str], reason: str) -> int:
@@ -255,6 +282,14 @@ async def _request(token: str, payload: Any) -> bool:
         while len(_EARLY) > _EARLY_KEPT:
             _EARLY.popitem(last=False)
     return False
+
+
+def _truncate_notes(dask_scheduler: Any) -> None:
+    """On the scheduler: forget the notes it passed on (its event log keeps the last
+    100,000 events of a topic, states and outcomes included)."""
+    broker = getattr(dask_scheduler, "_broker", None)
+    if broker is not None:
+        broker.truncate(NOTES_TOPIC)
 
 
 def _job_pids() -> list[int]:
@@ -369,6 +404,7 @@ class DaskPool(Executor):
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
         self._shutdown = False
+        self._notes = 0
         #: How many jobs went out split into parts.
         self.split_jobs = 0
         self._thread = threading.Thread(target=self._main, name="qmk-dask-pool", daemon=True)
@@ -517,7 +553,8 @@ class DaskPool(Executor):
                 if action[0] == "stop":
                     break
                 if action[0] == "done":  # with the others done by now: one fetch for all
-                    action = ("dones", [action[1], *self._more_done()])
+                    more, pushed = self._more_done()
+                    action = ("dones", [action[1], *more], pushed)
                 getattr(self, f"_do_{action[0]}")(*action[1:])
             except Exception:  # a bug of ours must not stop the pool's thread
                 _log.exception("the Dask pool failed at %s", action[0])
@@ -587,9 +624,11 @@ class DaskPool(Executor):
             return
         launch.dask.add_done_callback(lambda _: self._inbox.put(("done", token)))
 
-    def _more_done(self) -> list[str]:
-        """The tokens of the tasks whose "done" waits in the inbox now (the rest stays)."""
+    def _more_done(self) -> tuple[list[str], set[str]]:
+        """The tokens of the tasks whose "done" waits in the inbox now (the rest stays),
+        and those of the outcomes pushed in notes that wait there (nothing to fetch)."""
         tokens: list[str] = []
+        pushed: set[str] = set()
         later: list[tuple[Any, ...]] = []
         while len(tokens) < 256:
             try:
@@ -600,17 +639,19 @@ class DaskPool(Executor):
                 tokens.append(action[1])
             else:
                 later.append(action)
+                if action[0] == "note" and "outcome" in action[1]:
+                    pushed.add(str(action[1].get("token")))
         for action in later:  # back in the inbox, in their order (after newer ones: they
             self._inbox.put(action)  # touch other jobs, or the same job's later state)
-        return tokens
+        return tokens, pushed
 
-    def _do_dones(self, tokens: list[str]) -> None:
+    def _do_dones(self, tokens: list[str], pushed: set[str]) -> None:
         finished: list[tuple[_Job, _Launch]] = []
         for token in tokens:
             with self._lock:
                 found = self._by_token.get(token)
-            if found is None:
-                continue  # killed meanwhile
+            if found is None or token in pushed:
+                continue  # killed meanwhile, or its outcome follows in a note
             if found[1].dask.status == "finished":
                 finished.append(found)
             else:
@@ -758,12 +799,19 @@ class DaskPool(Executor):
         self._inbox.put(("note", message))
 
     def _do_note(self, message: Mapping[str, Any]) -> None:
+        self._notes += 1
+        if self._notes % NOTES_KEPT == 0:  # the scheduler keeps every event it passed on
+            with contextlib.suppress(Exception):
+                self.client.run_on_scheduler(_truncate_notes)
         token = str(message.get("token"))
         with self._lock:
             found = self._by_token.get(token)
         if found is None:
             return
         job, launch = found
+        if "outcome" in message:  # the task's end, pushed (its "done" finds it gone)
+            self._outcome(job, launch, tuple(message["outcome"]))
+            return
         note = dict(message.get("note") or {})
         data = message.get("data")
         target = job.spec.get("checkpoint_dir") if isinstance(job.spec, Mapping) else None
@@ -862,6 +910,7 @@ __all__ = [
     "CLUSTER_CONFIG",
     "MAX_RESTARTS",
     "NOTES_TOPIC",
+    "PUSH_BYTES",
     "SCATTER_BYTES",
     "SPLIT_SHOTS",
     "DaskPool",
