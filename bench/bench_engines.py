@@ -35,22 +35,24 @@ qiskit-aer, llvmlite).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import qmk
+from _common import (
+    RESULTS,
+    describe,
+    load_average,
+    load_averages,
+    machine,
+    timed_group,
+    write_json,
+)
 from bench_execute import Gate, dense_prep, qft_gates
-from qmk import __version__
 from qmk.engines import fusion, kernels
 from qmk.engines.gates import GATES
 from qmk.engines.statevector import StatevectorEngine
@@ -206,39 +208,6 @@ def contenders_for(
     return runs
 
 
-def time_case(
-    contenders: dict[str, Callable[[], Any]], rounds: int, warm: bool, once: frozenset[str]
-) -> dict[str, dict[str, Any]]:
-    """Interleaved rounds (after one warm-up run each when ``warm``; the contenders named
-    in ``once`` run in the first round only): name -> min, median, CPU time, runs, and
-    what the last run returned."""
-    if warm:
-        for run in contenders.values():
-            run()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    cpu: dict[str, list[float]] = {name: [] for name in contenders}
-    last: dict[str, Any] = {}
-    for round_ in range(rounds):
-        for name, run in contenders.items():
-            if round_ and name in once:
-                continue
-            last[name] = None  # free the previous result (a big state) first
-            start, used = time.perf_counter(), time.process_time()
-            last[name] = run()
-            times[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - used)
-    return {
-        name: {
-            "min_s": min(ts),
-            "median_s": statistics.median(ts),
-            "cpu_min_s": min(cpu[name]),  # every thread of this process, spin-waits too
-            "runs": len(ts),
-            "result": last[name],
-        }
-        for name, ts in times.items()
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
@@ -247,7 +216,7 @@ def main() -> int:
     parser.add_argument("--shots", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--aer-max", type=int, default=24, help="largest case Aer runs")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "engines.json"))
+    parser.add_argument("--out", default=str(RESULTS / "engines.json"))
     args = parser.parse_args()
     sizes = args.sizes or ([14, 16] if args.quick else [20, 24, 26])
     qft_n = args.qft if args.qft is not None else (14 if args.quick else 24)
@@ -258,24 +227,13 @@ def main() -> int:
     import qsimcirq
     from qiskit_aer import AerSimulator
 
-    machine = {
-        "qmk": __version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "qsimcirq": qsimcirq.__version__,
-        "qiskit": qiskit.__version__,
-        "qiskit_aer": qiskit_aer.__version__,
-        "qmk_kernels": kernels.default_kernels(),
-        "load_average_at_start": os.getloadavg(),
-    }
-    print(
-        f"QMK {__version__} (kernels: {machine['qmk_kernels']}), Python {machine['python']}, "
-        f"{machine['machine']}, {machine['cpu_count']} CPUs; qsimcirq {qsimcirq.__version__}, "
-        f"qiskit-aer {qiskit_aer.__version__}; load average {os.getloadavg()[0]:.2f}"
+    info = machine(
+        qsimcirq=qsimcirq.__version__,
+        qiskit=qiskit.__version__,
+        qiskit_aer=qiskit_aer.__version__,
+        qmk_kernels=kernels.default_kernels(),
     )
+    print(describe(info))
     check = self_check()
     print(
         "self-check (random-12 final states, max |amplitude difference| from QMK complex128 "
@@ -300,13 +258,17 @@ def main() -> int:
             n, gates, shots=shots, seed=seed, qsim=qsim, aer=aer if n <= args.aer_max else {}
         )
         rounds = 5 if n <= 20 else 2 if n <= 24 else 1
-        load = os.getloadavg()[0]
+        load = load_average()
         # Aer takes ten times as long as the others: one round of it above 20 qubits
         once = frozenset(name for name in contenders if name.startswith("aer") and n > 20)
-        got = time_case(contenders, rounds, warm=n == smallest, once=once)
-        default = got["qmk default"].pop("result")
-        for entry in got.values():
-            entry.pop("result", None)
+        timings = timed_group(contenders, rounds, warmup=int(n == smallest), once=once)
+        default = timings["qmk default"].result
+        # cpu_min_s: every thread of this process, spin-waits too
+        got = {
+            name: {**t.figures(), "cpu_min_s": t.cpu_min_s, "runs": t.runs}
+            for name, t in timings.items()
+        }
+        del timings  # the other contenders' last results
         row = {
             "case": label,
             "qubits": n,
@@ -315,7 +277,7 @@ def main() -> int:
             "fusion_plan": fused_plan(gates),
             "default_engine": default.engine,
             "load_average_before": load,
-            "load_average_after": os.getloadavg()[0],
+            "load_average_after": load_average(),
             "times": got,
             "ratios": {},
         }
@@ -353,13 +315,8 @@ def main() -> int:
             + ", ".join(f"{case} {ratio:.2f}x" for case, ratio in goal.items())
             + (" -> met" if all(r <= 2 for r in goal.values()) else " -> not met")
         )
-    machine["load_average_at_end"] = os.getloadavg()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"machine": machine, "self_check": check, "cases": rows}, indent=2) + "\n"
-    )
-    print(f"wrote {out}")
+    info["load_average_at_end"] = load_averages()
+    write_json({"machine": info, "self_check": check, "cases": rows}, args.out)
     return 0 if check["ok"] else 1
 
 

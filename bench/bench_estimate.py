@@ -18,17 +18,14 @@ test: nothing here fails on a timing.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import random
-import sys
-import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from _common import RESULTS, describe, installed, machine, timed, write_json
 from qmk.estimate import estimator as estimate_module
 from qmk.estimate import tfactory
 from qmk.estimate.counts import LogicalCounts, count_graph
@@ -42,17 +39,6 @@ LARGE = {
     "cczCount": 10**5,
     "measurementCount": 10**5,
 }
-
-
-def best_of(repeat: int, run: Callable[[], Any], reset: Callable[[], None] | None = None) -> float:
-    times = []
-    for _ in range(repeat):
-        if reset is not None:
-            reset()
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _cold() -> None:
@@ -97,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    info = machine(**installed("qsharp"))
+    print(describe(info))
 
     counts = LogicalCounts.from_json(LARGE)
     rows: dict[str, dict[str, float | None]] = {}
@@ -105,28 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     def ours(params: dict[str, Any]) -> Callable[[], Any]:
         return lambda: estimate_module.estimate(counts, params)
 
-    rows["estimate, cold"] = {"qmk": best_of(args.repeat, ours({}), _cold)}
-    rows["estimate, warm"] = {"qmk": best_of(args.repeat, ours({}))}
-    rows["frontier, cold"] = {"qmk": best_of(args.repeat, ours(frontier), _cold)}
+    rows["estimate, cold"] = {"qmk": timed(ours({}), args.repeat, reset=_cold).min_s}
+    rows["estimate, warm"] = {"qmk": timed(ours({}), args.repeat).min_s}
+    rows["frontier, cold"] = {"qmk": timed(ours(frontier), args.repeat, reset=_cold).min_s}
     try:
         from qsharp.estimator import LogicalCounts as QreCounts
 
         qre = QreCounts(LARGE)
         qre.estimate({})
-        rows["estimate, cold"]["qsharp"] = best_of(args.repeat, lambda: qre.estimate({}))
+        rows["estimate, cold"]["qsharp"] = timed(lambda: qre.estimate({}), args.repeat).min_s
         rows["estimate, warm"]["qsharp"] = rows["estimate, cold"]["qsharp"]
-        rows["frontier, cold"]["qsharp"] = best_of(args.repeat, lambda: qre.estimate(frontier))
+        rows["frontier, cold"]["qsharp"] = timed(lambda: qre.estimate(frontier), args.repeat).min_s
     except ImportError:
         for row in rows.values():
             row["qsharp"] = None
 
     graph = long_graph(args.nodes)
-    start = time.perf_counter()
-    graph_counts = count_graph(graph)
-    counting = time.perf_counter() - start
-    start = time.perf_counter()
-    estimate_module.estimate(graph_counts, {})
-    total = counting + time.perf_counter() - start
+    counted = timed(lambda: count_graph(graph), 1)
+    graph_counts, counting = counted.result, counted.min_s
+    total = counting + timed(lambda: estimate_module.estimate(graph_counts, {}), 1).min_s
     rows[f"count {len(graph.nodes):,}-node graph"] = {"qmk": counting, "qsharp": None}
     rows[f"count + estimate {len(graph.nodes):,}-node graph"] = {"qmk": total, "qsharp": None}
 
@@ -136,18 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{q / r:.2f}" if q and r else "-"
         print(f"{name:<40} {q * 1e3:>10.3f}ms {(r or 0) * 1e3:>10.3f}ms {ratio:>11}")
     print(f"graph counts: {graph_counts.to_json()}")
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "estimate.json").write_text(
-        json.dumps(
-            {
-                "python": sys.version.split()[0],
-                "platform": platform.platform(),
-                "nodes": len(graph.nodes),
-                "seconds": rows,
-            },
-            indent=2,
-        )
+    write_json(
+        {
+            **info,
+            "platform": platform.platform(),
+            "nodes": len(graph.nodes),
+            "seconds": rows,
+        },
+        RESULTS / "estimate.json",
     )
     return 0
 

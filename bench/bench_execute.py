@@ -32,22 +32,17 @@ medians and machine information (CPU count, load average, versions).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import stim
 
 import qmk
-from qmk import __version__
+from _common import RESULTS, describe, load_averages, machine, timed, timed_group, write_json
 from qmk.engines.stabilizer import StabilizerEngine
 from qmk.engines.stim_batch import compile_batch
 from qmk.execution import batch, executor
@@ -56,38 +51,6 @@ from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
 
 Gate = tuple[str, tuple[int, ...], tuple[float, ...]]
-
-
-def timed(repeat: int, run: Callable[[], Any], warmup: int = 1) -> tuple[float, float, Any]:
-    """Minimum and median wall time of ``repeat`` runs after ``warmup`` runs; last result."""
-    for _ in range(warmup):
-        run()
-    times = []
-    result = None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times), result
-
-
-def timed_group(
-    repeat: int, runs: dict[str, Callable[[], Any]]
-) -> dict[str, tuple[tuple[float, float], Any]]:
-    """Like :func:`timed` for several contenders, interleaved: each is warmed up once,
-    then every round runs each once, so a change of machine load hits them alike.
-    Returns name -> ((minimum, median), last result)."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    results: dict[str, Any] = {}
-    for _ in range(repeat):
-        for name, run in runs.items():
-            results[name] = None  # free the previous result before the next run
-            start = time.perf_counter()
-            results[name] = run()
-            times[name].append(time.perf_counter() - start)
-    return {name: ((min(ts), statistics.median(ts)), results[name]) for name, ts in times.items()}
 
 
 # Circuits, as one gate list each, rendered for QVM, stim and qiskit.
@@ -240,9 +203,9 @@ def qmk_stages(g: Graph, shots: int, seed: int, noise: bool, repeat: int) -> dic
     out: dict[str, Any] = {}
 
     def record(name: str, run: Callable[[], Any]) -> Any:
-        low, mid, result = timed(repeat, run)
-        out[name] = {"min_s": low, "median_s": mid}
-        return result
+        timing = timed(run, repeat, warmup=1)
+        out[name] = timing.figures()
+        return timing.result
 
     verified = record("verify (load_program)", lambda: executor.load_program(g))
     plan = record(
@@ -278,7 +241,7 @@ def main() -> int:
     parser.add_argument("--qft", type=int, default=None, help="goal 2 QFT qubits (20)")
     parser.add_argument("--shots", type=int, default=1000, help="goal 2 shots")
     parser.add_argument("--check-shots", type=int, default=200_000)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "execute.json"))
+    parser.add_argument("--out", default=str(RESULTS / "execute.json"))
     args = parser.parse_args()
     quick = args.quick
     ghz_big = args.ghz_big or (100 if quick else 1000)
@@ -293,24 +256,10 @@ def main() -> int:
     from qiskit import transpile
     from qiskit_aer import AerSimulator
 
-    machine = {
-        "qmk": __version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "stim": stim.__version__,
-        "qiskit": qiskit.__version__,
-        "qiskit_aer": qiskit_aer.__version__,
-        "load_average_at_start": os.getloadavg(),
-    }
-    print(
-        f"QMK {__version__}, Python {machine['python']}, {machine['machine']}, "
-        f"{machine['cpu_count']} CPUs; numpy {np.__version__}, stim {stim.__version__}, "
-        f"qiskit {qiskit.__version__}, qiskit-aer {qiskit_aer.__version__}; "
-        f"min of {repeat} runs after 1 warm-up; load average {os.getloadavg()[0]:.2f}"
+    info = machine(
+        stim=stim.__version__, qiskit=qiskit.__version__, qiskit_aer=qiskit_aer.__version__
     )
+    print(describe(info, f"min of {repeat} runs after 1 warm-up"))
 
     check = self_check(args.check_shots, seed)
     for label, r in check["inputs"].items():
@@ -325,23 +274,23 @@ def main() -> int:
 
     def row(
         case: str,
-        qmk_t: tuple[float, float],
+        qmk_t: dict[str, float],
         peer: str,
-        peer_t: tuple[float, float],
+        peer_t: dict[str, float],
         goal: str,
         limit: float | None,
         **extra: Any,
     ) -> None:
-        ratio = qmk_t[0] / peer_t[0]
+        ratio = qmk_t["min_s"] / peer_t["min_s"]
         met = None if limit is None else bool(ratio <= limit)
         rows.append(
             {
                 "case": case,
-                "qmk_min_s": qmk_t[0],
-                "qmk_median_s": qmk_t[1],
+                "qmk_min_s": qmk_t["min_s"],
+                "qmk_median_s": qmk_t["median_s"],
                 "peer": peer,
-                "peer_min_s": peer_t[0],
-                "peer_median_s": peer_t[1],
+                "peer_min_s": peer_t["min_s"],
+                "peer_median_s": peer_t["median_s"],
                 "ratio": ratio,
                 "goal": goal,
                 "goal_met": met,
@@ -364,7 +313,6 @@ def main() -> int:
     )
     noisy = compile_batch(batch.lower(noisy_plan, heralded=True).circuit).circuit
     got = timed_group(
-        repeat,
         {
             "qmk noise=False": lambda: qmk.run(g, shots=big_shots, seed=seed, noise=False),
             "qmk noise=True": lambda: qmk.run(g, shots=big_shots, seed=seed, noise=True),
@@ -374,11 +322,12 @@ def main() -> int:
                 seed=seed
             ).sample(big_shots),
         },
+        repeat,
     )
     goal1 = "<= 2x stim"
     for noise in (False, True):
-        t, result = got[f"qmk noise={noise}"]
-        info = {"mode": result.telemetry.mode, "engine": result.engine, "noise": noise}
+        t, result = got[f"qmk noise={noise}"].figures(), got[f"qmk noise={noise}"].result
+        about = {"mode": result.telemetry.mode, "engine": result.engine, "noise": noise}
         label = f"GHZ-{ghz_big} {big_shots} shots noise={noise}"
         peers = ["stim compile+sample", "stim sample only"]
         if noise:
@@ -389,10 +338,10 @@ def main() -> int:
                 label,
                 t,
                 peer,
-                got[peer][0],
+                got[peer].figures(),
                 "info" if info_only else goal1,
                 None if info_only else 2.0,
-                **info,
+                **about,
             )
     del got
     stages = {
@@ -437,16 +386,17 @@ def main() -> int:
         }
         for label, qc in peers.items():
             runs[label] = lambda label=label, qc=qc: aer_run(label, qc)
-        got = timed_group(repeat, runs)
+        got = timed_group(runs, repeat)
         for chosen in ("auto", "forced"):
-            t, result = got[chosen]
+            t, result = got[chosen].figures(), got[chosen].result
             case = f"{name} {shots} shots {chosen} {result.engine}"
-            info = {"mode": result.telemetry.mode, "engine": result.engine, "noise": False}
+            about = {"mode": result.telemetry.mode, "engine": result.engine, "noise": False}
             for label in peers:
                 reported = taken[label][1:]  # the warm-up's time_taken is left out
-                reported_t = (min(reported), statistics.median(reported))
-                row(case, t, f"{label} run().result()", got[label][0], goal2, 1.0, **info)
-                row(case, t, f"{label} time_taken", reported_t, "info", None, **info)
+                reported_t = {"min_s": min(reported), "median_s": statistics.median(reported)}
+                peer_t = got[label].figures()
+                row(case, t, f"{label} run().result()", peer_t, goal2, 1.0, **about)
+                row(case, t, f"{label} time_taken", reported_t, "info", None, **about)
 
     print()
     print(f"{'case':<52} {'qmk s':>9} {'peer':<44} {'peer s':>9} {'ratio':>7}  goal met")
@@ -464,32 +414,26 @@ def main() -> int:
         text = ", ".join(f"{k.split(' ')[0]} {p['min_s']:.4f}" for k, p in parts.items())
         print(f"  {label}: {text}; sum {total:.4f} s")
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                **machine,
-                "quick": quick,
-                "repeat": repeat,
-                "seed": seed,
-                "sizes": {
-                    "ghz_big": ghz_big,
-                    "big_shots": big_shots,
-                    "ghz_sv": ghz_sv,
-                    "qft": qft_n,
-                    "shots": shots,
-                },
-                "load_average_at_end": os.getloadavg(),
-                "self_check": check,
-                "rows": rows,
-                "qmk_stages_ghz_big": stages,
+    write_json(
+        {
+            **info,
+            "quick": quick,
+            "repeat": repeat,
+            "seed": seed,
+            "sizes": {
+                "ghz_big": ghz_big,
+                "big_shots": big_shots,
+                "ghz_sv": ghz_sv,
+                "qft": qft_n,
+                "shots": shots,
             },
-            indent=2,
-        )
-        + "\n"
+            "load_average_at_end": load_averages(),
+            "self_check": check,
+            "rows": rows,
+            "qmk_stages_ghz_big": stages,
+        },
+        args.out,
     )
-    print(f"wrote {out}")
     return 0 if check["ok"] else 1
 
 

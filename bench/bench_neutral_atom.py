@@ -29,18 +29,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import platform
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import stim
 
-from qmk import __version__
+from _common import RESULTS, describe, machine, timed, write_json
 from qmk.devices.neutral_atom import load_profile, run_job
 from qmk.devices.neutral_atom.profiles import Profile
 
@@ -108,13 +103,9 @@ def stim_ghz(n: int, noise: dict[str, Any] | None) -> stim.Circuit:
 
 
 def best_of(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    run()  # warm-up
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+    """The least wall time of ``repeat`` runs after one warm-up, and the last result."""
+    timing = timed(run, repeat, warmup=1)
+    return timing.min_s, timing.result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,14 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="1 round, 1000-atom large case")
     parser.add_argument("--full", action="store_true", help="also 10k atoms with runtime loss")
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "neutral_atom.json")
-    )
+    parser.add_argument("--out", default=str(RESULTS / "neutral_atom.json"))
     options = parser.parse_args(argv)
     repeat = 1 if options.quick else options.repeat
     shots = options.shots
     large = 1000 if options.quick else 10_000
     cases: dict[str, dict[str, Any]] = {}
+    info = machine(stim=stim.__version__)
+    print(describe(info))
 
     noiseless = {"profile": "benchmark_chain", "noise": {}, "program": ghz_program(20)}
     t_auto, r = best_of(lambda: run_job(noiseless, shots=shots, seed=1), repeat)
@@ -206,26 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     speedup = PROTOTYPE_GHZ20_S / ghz["seconds"]
     print(f"  GHZ-20 noiseless vs the prototype's {PROTOTYPE_GHZ20_S:g} s: x{speedup:.0f}")
 
-    out = Path(options.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "qmk": __version__,
-                "stim": stim.__version__,
-                "python": sys.version.split()[0],
-                "machine": platform.machine(),
-                "cpus": os.cpu_count(),
-                "shots": shots,
-                "repeat": repeat,
-                "goals_s": GOALS_S,
-                "cases": cases,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        {
+            **info,
+            "cpus": os.cpu_count(),
+            "shots": shots,
+            "repeat": repeat,
+            "goals_s": GOALS_S,
+            "cases": cases,
+        },
+        options.out,
     )
-    print(f"wrote {out}")
     return 0
 
 

@@ -29,21 +29,17 @@ their standard errors, and the injected errors against the plan's prediction.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import stim
 
 import qmk
-from bench_execute import ghz_gates, qvm_graph, stim_circuit, timed_group
-from qmk import __version__
+from _common import RESULTS, describe, load_averages, machine, timed_group, write_json
+from bench_execute import ghz_gates, qvm_graph, stim_circuit
 from qmk.engines.stim_batch import compile_batch
 from qmk.execution import batch, executor
 from qmk.execution.plan import build_plan
@@ -86,29 +82,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--qubits", type=int, default=None, help="GHZ qubits (1000)")
     parser.add_argument("--shots", type=int, default=None, help="shots (100000)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "noisy.json"))
+    parser.add_argument("--out", default=str(RESULTS / "noisy.json"))
     args = parser.parse_args()
     n = args.qubits or (100 if args.quick else 1000)
     shots = args.shots or (10_000 if args.quick else 100_000)
     repeat = 2 if args.quick and args.repeat == 5 else args.repeat
     seed = args.seed
 
-    machine = {
-        "qmk": __version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "stim": stim.__version__,
-        "load_average_at_start": os.getloadavg(),
-    }
-    print(
-        f"QMK {__version__}, Python {machine['python']}, {machine['machine']}, "
-        f"{machine['cpu_count']} CPUs; numpy {np.__version__}, stim {stim.__version__}; "
-        f"GHZ-{n}, {shots} shots; min of {repeat} runs after 1 warm-up; "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
+    info = machine(stim=stim.__version__)
+    print(describe(info, f"GHZ-{n}, {shots} shots; min of {repeat} runs after 1 warm-up"))
 
     gates = ghz_gates(n)
     g = qvm_graph(n, gates)
@@ -121,13 +103,13 @@ def main() -> int:
         "stim compile+sample (noiseless)": lambda: circuit.compile_sampler(seed=seed).sample(shots),
         "stim sample only (noiseless)": lambda: sampler.sample(shots),
     }
-    got = timed_group(repeat, runs)
-    times = {name: {"min_s": t[0], "median_s": t[1]} for name, (t, _) in got.items()}
+    got = timed_group(runs, repeat)
+    times = {name: t.figures() for name, t in got.items()}
     reference = "stim compile+sample (noiseless)"
     ratios = {name: t["min_s"] / times[reference]["min_s"] for name, t in times.items()}
 
-    noisy = got["qmk noise=True"][1]
-    _, heralded_bits, heralded_injected = got["qmk noise=True, heralded (before)"][1]
+    noisy = got["qmk noise=True"].result
+    _, heralded_bits, heralded_injected = got["qmk noise=True, heralded (before)"].result
     plan = build_plan(
         executor.load_program(g),
         noise=True,
@@ -185,29 +167,23 @@ def main() -> int:
         f"(z {z_ones:+.2f}) -> {'ok' if check['ok'] else 'FAILED'}"
     )
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                **machine,
-                "quick": args.quick,
-                "repeat": repeat,
-                "seed": seed,
-                "qubits": n,
-                "shots": shots,
-                "load_average_at_end": os.getloadavg(),
-                "times": times,
-                "ratio_to_stim_noiseless": ratios,
-                "goal": "qmk noise=True <= 2x stim compile+sample (noiseless)",
-                "goal_met": goal_met,
-                "check": check,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        {
+            **info,
+            "quick": args.quick,
+            "repeat": repeat,
+            "seed": seed,
+            "qubits": n,
+            "shots": shots,
+            "load_average_at_end": load_averages(),
+            "times": times,
+            "ratio_to_stim_noiseless": ratios,
+            "goal": "qmk noise=True <= 2x stim compile+sample (noiseless)",
+            "goal_met": goal_met,
+            "check": check,
+        },
+        args.out,
     )
-    print(f"wrote {out}")
     return 0 if check["ok"] else 1
 
 

@@ -28,20 +28,16 @@ load hits them alike); ratios use the best round of each. Results go to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import pymatching
 import sinter
 import stim
 
-from qmk import __version__
+from _common import RESULTS, describe, load_averages, machine, timed, write_json
 from qmk.experiments.circuits import CircuitNoise, memory_circuit
 from qmk.experiments.memory import sample_decode
 
@@ -64,24 +60,29 @@ def generated(distance: int, p: float) -> stim.Circuit:
 
 def time_qmk(circuit: stim.Circuit, shots: int, seed: int) -> dict[str, Any]:
     """One QMK run: wall seconds, shots and errors."""
-    started = time.perf_counter()
-    result = sample_decode(circuit, shots=shots, seed=seed)
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "shots": result.shots, "errors": result.errors}
+    run = timed(lambda: sample_decode(circuit, shots=shots, seed=seed), 1)
+    return {"seconds": run.min_s, "shots": run.result.shots, "errors": run.result.errors}
 
 
 def time_sinter(circuit: stim.Circuit, shots: int) -> dict[str, Any]:
     """One sinter run: its reported seconds, the wall seconds of ``collect``, shots, errors."""
-    started = time.perf_counter()
-    (stats,) = sinter.collect(
-        num_workers=1,
-        tasks=[sinter.Task(circuit=circuit, json_metadata={})],
-        decoders=["pymatching"],
-        max_shots=shots,
-        max_errors=10**12,
+    run = timed(
+        lambda: sinter.collect(
+            num_workers=1,
+            tasks=[sinter.Task(circuit=circuit, json_metadata={})],
+            decoders=["pymatching"],
+            max_shots=shots,
+            max_errors=10**12,
+        ),
+        1,
     )
-    wall = time.perf_counter() - started
-    return {"seconds": stats.seconds, "wall": wall, "shots": stats.shots, "errors": stats.errors}
+    (stats,) = run.result
+    return {
+        "seconds": stats.seconds,
+        "wall": run.min_s,
+        "shots": stats.shots,
+        "errors": stats.errors,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="200,000 shots, 2 rounds")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "qec.json"))
+    parser.add_argument("--output", default=str(RESULTS / "qec.json"))
     args = parser.parse_args(argv)
     shots, repeat = (200_000, 2) if args.quick else (args.shots, args.repeat)
+    info = machine(
+        stim=stim.__version__, pymatching=pymatching.__version__, sinter=sinter.__version__
+    )
+    print(describe(info))
 
     theirs_circuit = generated(DISTANCE, P)
     ours_circuit = memory_circuit(
@@ -148,20 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         "total_shots": total_shots,
         "runs": runs,
         "machine": {
-            "python": sys.version.split()[0],
+            **info,
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "qmk": __version__,
-            "stim": stim.__version__,
-            "pymatching": pymatching.__version__,
-            "sinter": sinter.__version__,
+            "load_average": load_averages(),  # at the end
         },
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {output}")
+    write_json(record, args.output)
     return 0
 
 

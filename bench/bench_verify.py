@@ -21,30 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from qmk import __version__
+from _common import RESULTS, describe, installed, machine, timed, write_json
 from qmk.qvm import asm, graph
 from qmk.qvm.generate import random_graph
 from qmk.qvm.schema import load_schema
 from qmk.qvm.verify import check
-
-
-def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, float, Any]:
-    """Minimum and median wall time of ``repeat`` runs, and the last result."""
-    times = []
-    result = None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times), result
 
 
 def main() -> int:
@@ -58,17 +43,18 @@ def main() -> int:
         help="nodes in the slice jsonschema validates (scaled to --nodes)",
     )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "verify.json"))
+    parser.add_argument("--out", default=str(RESULTS / "verify.json"))
     args = parser.parse_args()
+    info = machine(**installed("jsonschema"))
 
     g = random_graph(seed=args.seed, nodes=args.nodes)
     text = graph.dumps(g)
     rows: dict[str, dict[str, float]] = {}
 
     def record(name: str, run: Callable[[], Any], scale: float = 1.0) -> Any:
-        low, mid, result = best_of(args.repeat, run)
-        rows[name] = {"min_s": low * scale, "median_s": mid * scale}
-        return result
+        timing = timed(run, args.repeat)
+        rows[name] = {"min_s": timing.min_s * scale, "median_s": timing.median_s * scale}
+        return timing.result
 
     record("json.loads (floor)", lambda: json.loads(text))
     loaded = record("qmk read (graph.loads)", lambda: graph.loads(text))
@@ -96,8 +82,9 @@ def main() -> int:
     verify_s = rows["qmk verify (check)"]["min_s"]
     peer_name = next(name for name in rows if name.startswith("peer"))
     print(
-        f"QMK {__version__}, Python {platform.python_version()}, {platform.machine()}; "
-        f"graph: {len(g.nodes)} nodes, seed {args.seed}, {len(text) / 1e6:.1f} MB JSON"
+        describe(
+            info, f"graph: {len(g.nodes)} nodes, seed {args.seed}, {len(text) / 1e6:.1f} MB JSON"
+        )
     )
     print(f"{'step':<58} {'min s':>9} {'median s':>9}")
     for name, row in rows.items():
@@ -112,26 +99,18 @@ def main() -> int:
     print(f"qmk read / json.loads: {read_ratio:.2f}x")
     print(f"asm round trip exact: {exact}")
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "qmk": __version__,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "nodes": len(g.nodes),
-                "seed": args.seed,
-                "json_bytes": len(text),
-                "rows": rows,
-                "ratio_jsonschema_over_verify": ratio_peer,
-                "asm_round_trip_exact": exact,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        {
+            **info,
+            "nodes": len(g.nodes),
+            "seed": args.seed,
+            "json_bytes": len(text),
+            "rows": rows,
+            "ratio_jsonschema_over_verify": ratio_peer,
+            "asm_round_trip_exact": exact,
+        },
+        args.out,
     )
-    print(f"wrote {out}")
     return 0 if exact else 1
 
 

@@ -1,0 +1,173 @@
+"""What every bench script shares: the machine it ran on, timing by minimum, the JSON file.
+
+Each ``bench_*.py`` imports this module by name (a script's own folder is on
+``sys.path``), so the record of the machine, the timing loop and the output file are
+written once:
+
+- :func:`machine`: QMK's version, Python, the CPU and its count, numpy and the load
+  averages now, plus the peers' versions a script passes (:func:`installed` looks up
+  those of distributions it does not import); :func:`describe` is its one-line form;
+- :func:`timed`: the minimum and median wall time (and least CPU time) of some runs
+  after warm-ups; :func:`timed_group` the same for several contenders in interleaved
+  rounds, so a change of machine load hits them alike;
+- :func:`write_json`: the record, indented, to a path (``RESULTS / "NAME.json"`` by
+  default in the scripts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qmk import __version__
+
+#: Where the scripts write their JSON (ignored by git).
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: The keys of :func:`machine` that are not a peer's version.
+_MACHINE_KEYS = frozenset(
+    ("qmk", "python", "machine", "processor", "cpu_count", "load_average_at_start")
+)
+
+
+def load_averages() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (zeros where the platform has none)."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]
+
+
+def load_average() -> float:
+    """The one-minute load average (0.0 where the platform has none)."""
+    return load_averages()[0]
+
+
+def installed(*names: str) -> dict[str, str]:
+    """Name -> version of those of the distributions ``names`` that are installed
+    (without importing them)."""
+    found: dict[str, str] = {}
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def machine(**versions: str) -> dict[str, Any]:
+    """The machine and versions a run's figures belong to; ``versions`` names the peers'.
+    ``load_average_at_start`` is the three load averages now (call this at the start)."""
+    return {
+        "qmk": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        **versions,
+        "load_average_at_start": load_averages(),
+    }
+
+
+def describe(info: Mapping[str, Any], note: str = "") -> str:
+    """One line for the top of a script's output: what :func:`machine` returned (the
+    peers as ``name version``, ``_`` shown as ``-``), then ``note`` if any, then the
+    one-minute load average at the start."""
+    parts = [
+        f"QMK {info['qmk']}, Python {info['python']}, {info['machine']}, {info['cpu_count']} CPUs"
+    ]
+    peers = ", ".join(
+        f"{name.replace('_', '-')} {value}"
+        for name, value in info.items()
+        if name not in _MACHINE_KEYS
+    )
+    parts += [text for text in (peers, note) if text]
+    parts.append(f"load average {info['load_average_at_start'][0]:.2f}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timing:
+    """The times of ``runs`` runs of one thing (seconds): the least and median wall time,
+    the least CPU time of this process (every thread counted), and the last run's result."""
+
+    min_s: float
+    median_s: float
+    cpu_min_s: float
+    runs: int
+    result: Any = None
+
+    def figures(self) -> dict[str, float]:
+        """``min_s`` and ``median_s``, as the scripts' JSON holds them."""
+        return {"min_s": self.min_s, "median_s": self.median_s}
+
+
+def timed_group(
+    runs: Mapping[str, Callable[[], Any]],
+    repeat: int,
+    *,
+    warmup: int = 1,
+    once: frozenset[str] = frozenset(),
+    reset: Callable[[], None] | None = None,
+) -> dict[str, Timing]:
+    """Run every contender ``warmup`` times untimed, then ``repeat`` interleaved rounds
+    that time each once (the ones named in ``once`` in the first round only; ``reset``
+    before each timed run, outside the timing; the previous result is let go before the
+    next run). Returns name -> :class:`Timing`."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    last: dict[str, Any] = {}
+    for round_ in range(max(repeat, 1)):
+        for name, run in runs.items():
+            if round_ and name in once:
+                continue
+            last[name] = None  # free the previous result (a big state) first
+            if reset is not None:
+                reset()
+            used = time.process_time()
+            start = time.perf_counter()
+            last[name] = run()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - used)
+    return {
+        name: Timing(
+            min_s=min(times),
+            median_s=statistics.median(times),
+            cpu_min_s=min(cpu[name]),
+            runs=len(times),
+            result=last[name],
+        )
+        for name, times in wall.items()
+    }
+
+
+def timed(
+    run: Callable[[], Any],
+    repeat: int,
+    *,
+    warmup: int = 0,
+    reset: Callable[[], None] | None = None,
+) -> Timing:
+    """Run ``run`` ``warmup`` times untimed, then ``repeat`` times timed (``reset`` before
+    each timed run, outside the timing)."""
+    return timed_group({"": run}, repeat, warmup=warmup, reset=reset)[""]
+
+
+def write_json(record: Mapping[str, Any], out: str | os.PathLike[str]) -> Path:
+    """Write ``record`` (indented, a newline at the end) to ``out``, making its folder;
+    print and return where."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+    return path
