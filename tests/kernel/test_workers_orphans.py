@@ -38,16 +38,21 @@ def pause():
     """Wait forever in a system call."""
     current_link().notify(os.getpid())
     signal.pause()
+
+def c_loop():
+    """Compute in one call of C code that holds the GIL (no thread of ours runs)."""
+    current_link().notify(os.getpid())
+    sum(range(10**15))
 '''
 
 OWNER = """
 import sys, threading
-from orphan_jobs import pause, spin
+from orphan_jobs import c_loop, pause, spin
 from qmk.kernel.workers import WorkerPool
 
 pool = WorkerPool(1, memory_mb=512)
 started = threading.Event()
-future = pool.submit(spin if sys.argv[1] == "spin" else pause)
+future = pool.submit({"spin": spin, "pause": pause, "c_loop": c_loop}[sys.argv[1]])
 pool.listen(future, lambda pid: (print(pid, flush=True), started.set()))
 started.wait()
 threading.Event().wait()  # until killed
@@ -71,7 +76,7 @@ def read_line(process: subprocess.Popen[str]) -> str:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="poll(POLLRDHUP), /proc")
-@pytest.mark.parametrize("job", ["spin", "pause"])
+@pytest.mark.parametrize("job", ["spin", "pause", "c_loop"])
 def test_a_job_process_ends_when_the_process_that_owns_its_pool_is_killed(
     tmp_path: Path, job: str
 ) -> None:

@@ -247,6 +247,28 @@ def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> bool:
+    """Have the kernel SIGKILL this process when its parent (the thread that forked it)
+    ends, and end now if ``parent`` (the parent's pid as first read) already has.
+
+    Call it after the last change of user (a change of credentials clears the setting).
+    It needs no thread and no GIL, unlike :func:`qmk.kernel.workers.exit_when_closed`,
+    so it also stops a job stuck in one long C call. False where the system has none.
+    """
+    if platform.system() != "Linux":
+        return False
+    import signal
+
+    if _libc().prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0):
+        return False
+    if os.getppid() != parent:  # it ended before the setting took hold
+        os._exit(0)
+    return True
+
+
 def landlock_abi() -> int:
     """The Landlock ABI version the running kernel offers (0: none)."""
     if platform.system() != "Linux":
@@ -561,6 +583,7 @@ __all__ = [
     "Isolation",
     "Plan",
     "confine",
+    "die_with_parent",
     "landlock_abi",
     "readable_roots",
     "resolve_user",

@@ -43,7 +43,9 @@ inherited descriptors) and tells the pool what holds (:attr:`WorkerPool.confinem
 the pool logs it once, with a warning for every gap. A worker whose pool dies without a
 word (``kill -9`` of the pool's process) ends at once, whatever its task is doing: a
 thread of it waits for its socket to close (:func:`exit_when_closed`, for any job
-process fed over a socket). A task that runs out of memory
+process fed over a socket), and a worker of the forkserver has the OS kill it when the
+forkserver, which ends with the pool's process, does (for a task in one long C call
+that holds the GIL, where the thread cannot run). A task that runs out of memory
 fails with :class:`WorkerMemoryError`, one past its CPU time with
 :class:`WorkerCpuLimit`; either worker is replaced.
 
@@ -114,6 +116,7 @@ from qmk.kernel.sandbox import (
     Isolation,
     Plan,
     confine,
+    die_with_parent,
     readable_roots,
     resolve_user,
     unreachable,
@@ -572,9 +575,16 @@ def _worker_main(
     pause_gate: str | None = None,
     stall: str | None = None,
     probe: str | None = None,
+    from_forkserver: bool = False,
 ) -> None:
-    """A worker: confine itself, say so, run tasks until the pool closes or sends None."""
+    """A worker: confine itself, say so, run tasks until the pool closes or sends None.
+
+    It ends when its pool's process dies: its socket closes (:func:`exit_when_closed`),
+    and, when it was forked by the forkserver (which ends with the pool's process), its
+    parent ends (:func:`~qmk.kernel.sandbox.die_with_parent`, which needs no GIL).
+    """
     global _LINK
+    parent = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     line = _WorkerLine(_take_fd(conn))
     gate_fd = _open_gate(gate)
@@ -602,6 +612,8 @@ def _worker_main(
     except RuntimeError as exc:
         if report is not None and isinstance(report.get("gaps"), list):
             report["gaps"].append(f"orphans: a worker outlives a dead pool ({exc})")
+    if from_forkserver:  # a spawned worker's parent is a thread of the pool's process
+        die_with_parent(parent)
     line.send((0, "hello", report))
     while True:
         try:
@@ -1021,6 +1033,7 @@ class WorkerPool(Executor):
                 self.pause_gate,
                 self.stall,
                 self.probe,
+                self._ctx.get_start_method() == "forkserver",
             ),
             name="qmk-worker",
             daemon=True,
