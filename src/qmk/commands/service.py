@@ -59,10 +59,13 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         tcp=parse_tcp(args.tcp) if args.tcp else None,
     )
     http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
-    if args.dask is not None:  # a bad value stops the start before anything runs
-        from qmk.kernel.dask_pool import parse_dask
+    dask_tls = None
+    if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
+        from qmk.kernel.dask_pool import check_tls, parse_dask
 
-        parse_dask(args.dask)
+        if args.dask is not None:  # a bad value stops the start before anything runs
+            parse_dask(args.dask)
+        dask_tls = check_tls(args.dask, args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key)
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.http.logs import JsonFormatter
@@ -93,6 +96,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 args.recover,
                 http,
                 args.dask,
+                dask_tls,
             )
         )
     finally:
@@ -111,6 +115,7 @@ async def _serve(
     recover: bool = False,
     http: Any = None,
     dask: str | None = None,
+    dask_tls: Any = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -126,7 +131,7 @@ async def _serve(
             loop.add_signal_handler(signum, stop.set)
     pool = None
     if dask is not None:  # the jobs run on a Dask cluster (docs/scale-out.md)
-        pool = await asyncio.to_thread(_dask_pool, dask, config, workers)
+        pool = await asyncio.to_thread(_dask_pool, dask, config, workers, dask_tls)
     try:
         if workers is None:
             kernel = await Kernel.open(config, data_dir, recover=recover, pool=pool)
@@ -158,7 +163,7 @@ async def _serve(
         await kernel.close()
 
 
-def _dask_pool(text: str, config: Any, workers: int | None) -> Any:
+def _dask_pool(text: str, config: Any, workers: int | None, tls: Any = None) -> Any:
     """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address."""
     from qmk.kernel.dask_pool import dask_pool
 
@@ -169,7 +174,7 @@ def _dask_pool(text: str, config: Any, workers: int | None) -> Any:
             "bad-option",
             f"--dask needs the dask extra (pip install 'quantum-microkernel[dask]'): {exc}",
         ) from None
-    return dask_pool(text, config, workers=workers)
+    return dask_pool(text, config, workers=workers, tls=tls)
 
 
 def _http_config(args: argparse.Namespace) -> Any:
@@ -497,6 +502,16 @@ def register(add: AddCommand) -> None:
         help="run jobs on a Dask cluster: tcp://HOST:PORT of its scheduler, or local:N for "
         "N local worker processes (the dask extra; docs/scale-out.md)",
     )
+    for option, what in (
+        ("ca", "the CA of"),
+        ("cert", "the kernel's certificate for"),
+        ("key", "the kernel's key for"),
+    ):
+        sub.add_argument(
+            f"--dask-tls-{option}",
+            metavar="FILE",
+            help=f"{what} TLS to a tls:// Dask scheduler (PEM; the three go together)",
+        )
     sub.add_argument(
         "--max-line",
         type=_int_in(1024),

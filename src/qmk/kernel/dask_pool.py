@@ -880,18 +880,95 @@ def parse_dask(text: str) -> tuple[str, int | None]:
     )
 
 
+#: The ``qmk serve`` options of TLS to the scheduler, in the order of :func:`check_tls`.
+TLS_OPTIONS = ("--dask-tls-ca", "--dask-tls-cert", "--dask-tls-key")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsFiles:
+    """The kernel's side of TLS to the scheduler: the CA that signed the cluster's
+    certificates, and the kernel's own certificate and key (PEM files)."""
+
+    ca: str
+    cert: str
+    key: str
+
+    def security(self) -> Any:
+        """Dask's ``Security`` for these files, encryption required."""
+        from distributed.security import Security
+
+        return Security(
+            tls_ca_file=self.ca,
+            tls_client_cert=self.cert,
+            tls_client_key=self.key,
+            require_encryption=True,
+        )
+
+
+def check_tls(
+    text: str | None, ca: str | None, cert: str | None, key: str | None
+) -> TlsFiles | None:
+    """``qmk serve``'s TLS options for ``--dask text``, checked before anything starts:
+    None when none is given (Dask's own configuration applies, docs/scale-out.md).
+
+    Raises:
+        ConfigError: some of the three but not all; any of them without a ``tls://``
+            scheduler address; a file that is missing or not a CA, certificate or key
+            that goes with the certificate.
+    """
+    import ssl
+
+    given = (ca, cert, key)
+    if all(value is None for value in given):
+        return None
+    if any(value is None for value in given):
+        missing = [name for name, value in zip(TLS_OPTIONS, given, strict=True) if value is None]
+        raise ConfigError(
+            f"{', '.join(TLS_OPTIONS)} go together: {', '.join(missing)} is missing",
+            key="dask_tls",
+        )
+    if text is None or not text.startswith("tls://"):
+        raise ConfigError(
+            f"{', '.join(TLS_OPTIONS)} need a tls:// scheduler address "
+            f"(--dask tls://HOST:PORT), not {text!r}",
+            key="dask_tls",
+        )
+    assert ca is not None and cert is not None and key is not None
+    for option, path in zip(TLS_OPTIONS, given, strict=True):
+        if not os.path.isfile(str(path)):
+            raise ConfigError(f"{option}: no such file: {path}", key="dask_tls")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--dask-tls-ca {ca}: not a PEM CA: {exc}", key="dask_tls") from None
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"--dask-tls-cert {cert} and --dask-tls-key {key}: not a PEM certificate and "
+            f"its key: {exc}",
+            key="dask_tls",
+        ) from None
+    return TlsFiles(ca=ca, cert=cert, key=key)
+
+
 def dask_pool(
     text: str,
     config: Any,
     *,
     workers: int | None = None,
     security: Any = None,
+    tls: TlsFiles | None = None,
 ) -> DaskPool:
     """The kernel's pool for ``--dask text``: the kernel's worker limits, the tests'
-    gates from the environment (as :func:`qmk.kernel.workers.kernel_pool`)."""
+    gates from the environment (as :func:`qmk.kernel.workers.kernel_pool`), TLS to the
+    scheduler from ``tls`` (``--dask-tls-*``) or ``security``."""
     from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV
 
     where, count = parse_dask(text)
+    if tls is not None:
+        security = tls.security()
     options: dict[str, Any] = {
         "max_workers": workers,
         "memory_mb": config.worker_memory_mb,
@@ -913,7 +990,10 @@ __all__ = [
     "PUSH_BYTES",
     "SCATTER_BYTES",
     "SPLIT_SHOTS",
+    "TLS_OPTIONS",
     "DaskPool",
+    "TlsFiles",
+    "check_tls",
     "dask_pool",
     "parse_dask",
 ]
