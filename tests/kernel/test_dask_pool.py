@@ -34,7 +34,7 @@ from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_gr
 
 distributed = pytest.importorskip("distributed")
 
-from qmk.kernel.dask_pool import CLUSTER_CONFIG, PUSH_BYTES, DaskPool  # noqa: E402
+from qmk.kernel.dask_pool import CLUSTER_CONFIG, PUSH_BYTES, DaskPool, _job_pids  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -338,6 +338,32 @@ def test_a_job_whose_dask_worker_is_killed_resumes_elsewhere_from_its_checkpoint
     ]
     ends = [r for r in lines if r.get("job_id") == job_id and r.get("state") == "COMPLETED"]
     assert len(ends) == 1  # one result, once
+    cluster.wait_for_workers(2, timeout=60)  # the nanny has started a fresh one
+
+
+def test_a_job_process_dies_with_its_killed_dask_worker_not_left_computing(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """kill -9 of a Dask worker takes its job processes along (their pool's socket
+    closes: :func:`qmk.kernel.workers.exit_when_closed`), the one holding a job included."""
+
+    async def body(kernel: Kernel) -> None:
+        pool = kernel.pool
+        assert isinstance(pool, DaskPool)
+        sid = await login(kernel, "alice")
+        await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)  # held
+        await until(lambda: any(jobs for _, jobs in pool.holding().values()), "a held job")
+        holding = await asyncio.to_thread(pool.holding)
+        (address,) = [where for where, (_, jobs) in holding.items() if jobs]
+        victim = holding[address][0]
+        found = await asyncio.to_thread(pool.client.run, _job_pids, workers=[address])
+        children = set(found[address])
+        assert children and all(alive(pid) for pid in children)
+        os.kill(victim, signal.SIGKILL)
+        await until(lambda: not any(alive(pid) for pid in children), "its job processes gone")
+
+    with WorkerGate(tmp_path):  # never opened: the job is held in its process throughout
+        run_on("dask", tmp_path, body, cluster.scheduler_address, workers=1)
     cluster.wait_for_workers(2, timeout=60)  # the nanny has started a fresh one
 
 
