@@ -5,6 +5,7 @@ children of the job's run span (qmk.execution.spans, qmk.http.tracing)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +77,11 @@ def test_with_tracing_off_the_workers_spec_carries_no_trace_context(tmp_path: Pa
         run_kernel(tmp_path, body, gate=gate)
 
 
-def test_a_kernel_job_gives_one_tree_from_its_run_down_to_the_workers_epochs(tmp_path: Path):
-    pytest.importorskip("opentelemetry.sdk")
+def _traced_job(path: Path, shots: int) -> Callable[[Kernel], Awaitable[dict[str, Any]]]:
+    """A kernel body: trace the kernel into ``path`` (JSONL), run FENCED, the job."""
     from qmk.http.tracing import Tracing, make_provider
     from qmk.kernel.observe import KernelObserver
 
-    path = tmp_path / "spans.jsonl"
     tracing = Tracing(make_provider(f"jsonl:{path}"))
 
     async def body(kernel: Kernel) -> dict[str, Any]:
@@ -90,15 +90,27 @@ def test_a_kernel_job_gives_one_tree_from_its_run_down_to_the_workers_epochs(tmp
         observer.trace_workers(tracing)
         try:
             alice = await login(kernel, "alice")
-            job = await kernel.q_submit(session_id=alice, graph=GRAPH, shots=300, seed=4)
+            job = await kernel.q_submit(
+                session_id=alice,
+                graph=GRAPH,
+                shots=shots,
+                seed=4,
+                policy={"profile": "logical:surface_code(d=3)"},
+            )
             done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
         finally:
             observer.trace_workers(None)
             stop()
+            tracing.shutdown()
         return dict(done)
 
-    done = run_kernel(tmp_path, body)
-    tracing.shutdown()
+    return body
+
+
+def test_a_kernel_job_gives_one_tree_from_its_run_down_to_the_workers_epochs(tmp_path: Path):
+    pytest.importorskip("opentelemetry.sdk")
+    path = tmp_path / "spans.jsonl"
+    done = run_kernel(tmp_path, _traced_job(path, 300))
     assert done["state"] == "COMPLETED"
     spans = [json.loads(line) for line in path.read_text().splitlines()]
     (root,) = [s for s in spans if s["name"] == "qmk.job"]  # submitted with no trace
@@ -123,3 +135,53 @@ def test_a_kernel_job_gives_one_tree_from_its_run_down_to_the_workers_epochs(tmp
         assert group["start_time_unix_nano"] <= epoch["start_time_unix_nano"]
         assert epoch["end_time_unix_nano"] <= group["end_time_unix_nano"]
         assert epoch["attributes"]["qmk.job_id"] == done["job_id"]
+
+
+def test_a_job_split_over_dask_workers_has_each_parts_worker_spans_under_its_run(
+    tmp_path: Path,
+):
+    pytest.importorskip("opentelemetry.sdk")
+    distributed = pytest.importorskip("distributed")
+    import asyncio
+
+    import dask
+
+    from qmk.kernel.dask_pool import CLUSTER_CONFIG, DaskPool
+    from support.kernel import make_config
+
+    path = tmp_path / "spans.jsonl"
+    config = make_config(worker_memory_mb=1024)
+    body = _traced_job(path, 3000)
+
+    async def main(address: str) -> dict[str, Any]:
+        pool = await asyncio.to_thread(
+            DaskPool, address, max_workers=2, memory_mb=1024, split_shots=1000
+        )
+        kernel = await Kernel.open(config, tmp_path / "data", pool=pool)
+        try:
+            return await body(kernel)
+        finally:
+            await kernel.close()
+
+    with dask.config.set(CLUSTER_CONFIG):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            worker_dashboard_address=None,
+            host="127.0.0.1",
+        )
+    try:
+        done = asyncio.run(main(cluster.scheduler_address))
+    finally:
+        cluster.close(timeout=20)
+    assert done["state"] == "COMPLETED"
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    (run,) = [s for s in spans if s["name"] == "qmk.run"]
+    workers = [s for s in spans if s["name"] == "qmk.worker"]
+    assert sorted(w["attributes"]["qmk.part"] for w in workers) == ["0/2", "1/2"]
+    assert all(w["parent_span_id"] == run["span_id"] for w in workers)
+    assert all(w["trace_id"] == run["trace_id"] for w in workers)
+    shots = [s for s in spans if s["name"] == "qmk.shots"]
+    assert sorted(s["parent_span_id"] for s in shots) == sorted(w["span_id"] for w in workers)
