@@ -85,6 +85,8 @@ SCATTER_BYTES = 1 << 20
 PUSH_BYTES = 64 << 10
 #: The pool clears its notes from the scheduler's event log after this many.
 NOTES_KEPT = 256
+#: How long the kernel's Dask client may hold a message to batch it with the next ones.
+SEND_EVERY_S = 0.001
 #: How many times a job is started again after its Dask worker died.
 MAX_RESTARTS = 3
 #: What a ``LocalCluster`` (``local:N``) and the docs' ``dask scheduler`` need.
@@ -392,6 +394,7 @@ class DaskPool(Executor):
                 f"--dask: no Dask scheduler answers at {self.address}: {exc}"
             ) from None
         self.client.subscribe_topic(NOTES_TOPIC, self._on_note)
+        _prompt(self.client)
         with contextlib.suppress(Exception):  # a cluster whose workers are still coming
             self.client.wait_for_workers(1, timeout=connect_s)
         threads = sum(self.client.nthreads().values())
@@ -718,6 +721,7 @@ class DaskPool(Executor):
             return
         with contextlib.suppress(Exception):
             self.client.subscribe_topic(NOTES_TOPIC, self._on_note)
+        _prompt(self.client)
         with self._lock:
             held, self._held = self._held, []
         for job, launch in held:
@@ -827,6 +831,18 @@ class DaskPool(Executor):
         if waiting is not None and launch.notes >= waiting[1]:
             del job.waiting[token]
             self._outcome(job, launch, waiting[0])
+
+
+def _prompt(client: Any) -> None:
+    """Have ``client`` send to the scheduler within :data:`SEND_EVERY_S` of a message.
+
+    A Dask client batches what it sends, one batch every 10 ms: a job submitted just
+    after another message (the release of the job before it) waited up to 10 ms, as
+    long as a small job takes. The batch stream's interval is an attribute of Dask's
+    ``BatchedSend``, not a setting: left as it is where a version lacks it."""
+    stream = getattr(client, "scheduler_comm", None)
+    if stream is not None and hasattr(stream, "interval"):
+        stream.interval = SEND_EVERY_S
 
 
 def _error(kind: str, message: str, data: dict[str, Any]) -> TaskError:
