@@ -418,7 +418,7 @@ def bench_throughput(
     states, elapsed, spent = asyncio.run(main())
     done = states.count("COMPLETED")
     per_job = {name: seconds / len(states) * 1e3 for name, seconds in spent.items()}
-    server_ms = per_job["kernel"] + per_job["workers"]
+    server_cpu = per_job["kernel"] + per_job["workers"]
     return {
         "wire": wire,
         "server": server.name,
@@ -428,7 +428,7 @@ def bench_throughput(
         "seconds": elapsed,
         "jobs_per_s": done / elapsed,
         "cpu_ms_per_job": per_job,
-        "server_ceiling_jobs_per_s": cores / server_ms * 1e3 if server_ms > 0 else None,
+        "server_ceiling_jobs_per_s": cores / server_cpu * 1e3 if server_cpu > 0 else None,
         "load_average": os.getloadavg()[0],
     }
 
@@ -447,6 +447,11 @@ def _line(run: dict[str, Any]) -> str:
 
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
+
+
+def server_ms(run: dict[str, Any]) -> float:
+    """The server's CPU milliseconds per job in ``run``: kernel and workers."""
+    return float(run["cpu_ms_per_job"]["kernel"] + run["cpu_ms_per_job"]["workers"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -496,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench_throughput(
                         wire, server, options.clients, 16 * options.clients, graph, cores
                     )
-            for _ in range(options.repeat):
+            for repeat in range(options.repeat):
                 for server in servers:
                     gets = bench_get(server.url, options.calls, graph)
                     rpc = bench_rpc_status(server.socket, options.calls, graph)
@@ -509,10 +514,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"httpx p50 {hx['p50_ms']:.3f} ms; q_status p50 {rpc['p50_ms']:.3f} ms"
                     )
                 for wire in wires:
-                    for server in servers:
+                    for server in servers if repeat % 2 == 0 else servers[::-1]:  # turn about
                         run = bench_throughput(
                             wire, server, options.clients, options.jobs, graph, cores
                         )
+                        run["repeat"] = repeat
                         results["throughput"].append(run)
                         print(_line(run))
         finally:
@@ -537,9 +543,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"({rate / GOAL_JOBS_PER_S:.2f}x the goal of {GOAL_JOBS_PER_S:.0f}); server "
                 f"ceiling on {cores} cores {ceiling:.0f} jobs/s"
             )
-        if options.against:
-            this, other = summary[f"{wire}/this"], summary[f"{wire}/against"]
-            print(f"  {wire:>10}: this / against = {this['jobs_per_s'] / other['jobs_per_s']:.2f}x")
+        if options.against:  # each repeat measured both back to back: compare in pairs
+            by = {(r["repeat"], r["server"]): r for r in results["throughput"] if r["wire"] == wire}
+            pairs = [(by[n, "this"], by[n, "against"]) for n in range(options.repeat)]
+            rates = statistics.median(a["jobs_per_s"] / b["jobs_per_s"] for a, b in pairs)
+            cpu = statistics.median(server_ms(a) / server_ms(b) for a, b in pairs)
+            summary[f"{wire}/this_over_against"] = {"jobs_per_s": rates, "server_cpu_ms": cpu}
+            print(
+                f"  {wire:>10}: this / against, median of {len(pairs)} back-to-back pairs: "
+                f"jobs/s {rates:.2f}x, server CPU per job {cpu:.2f}x"
+            )
     results["summary"] = summary
     results["load_avg_after"] = os.getloadavg()
     out = ROOT / "bench" / "results" / "http.json"
