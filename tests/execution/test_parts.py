@@ -10,7 +10,7 @@ import pytest
 from qmk.engines import EngineError
 from qmk.execution.checkpoint import ExecutionState
 from qmk.execution.executor import run
-from qmk.execution.parts import Part, merge, merge_json, split
+from qmk.execution.parts import SHOTS_PER_SIMULATION, Part, deal, merge, merge_json, split
 from qmk.execution.trajectories import Suspended
 from qmk.qec.noise import Depolarizing
 from support.kernel import BELL, FENCED
@@ -44,6 +44,20 @@ def test_parts_share_the_groups_evenly_and_each_holds_whole_groups() -> None:
     assert abs(a - b) <= max(a, b) // 3  # the error patterns spread over both
     rows = [set(p.rows.tolist()) for p in pieces if p.rows is not None]
     assert rows[0].isdisjoint(rows[1]) and len(rows[0] | rows[1]) == 3000
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 5])
+def test_the_deal_gives_every_group_once_and_evens_the_costs_the_big_group_included(
+    parts: int,
+) -> None:
+    rng = np.random.default_rng(7)
+    sizes = [900_000, *rng.integers(1, 40, size=300).tolist()]  # error-free + noisy
+    shares = deal(sizes, parts)
+    assert sorted(g for share in shares for g in share) == list(range(len(sizes)))
+    assert all(share == sorted(share) for share in shares)
+    costs = [sum(1 + sizes[g] / SHOTS_PER_SIMULATION for g in share) for share in shares]
+    assert max(costs) - min(costs) <= 1 + 40 / SHOTS_PER_SIMULATION  # one noisy group
+    assert [Part(index=k, of=parts).share(sizes) for k in range(parts)] == shares
 
 
 def test_the_json_merge_of_parts_has_the_whole_runs_counts_and_totals() -> None:

@@ -25,7 +25,7 @@ the jobs not started wait in the kernel's queue; once a scheduler answers at the
 address, the pool sends them again.
 
 **Big jobs split.** A job of at least ``split_shots`` shots goes out as parts
-(:mod:`qmk.execution.parts`: part ``k`` of ``n`` runs the shot groups ``k, k+n, ...``),
+(:mod:`qmk.execution.parts`: part ``k`` of ``n`` runs its even share of the shot groups),
 one per Dask worker, their counts merged: the same counts as one run, bit for bit. A
 split job takes no checkpoints (its parts are short-lived and start again whole).
 
