@@ -27,9 +27,9 @@ millisecond and submits a few Bell jobs; then the attacker reports what it got
   (``1011 auth-timeout``).
 - ``connect-flood``: one process connecting as fast as it can (up to 400 open), closing
   each once the server's refusal comes (``1011 accept-rate-per-peer`` past the per-peer
-  accept rate, ``too-many-connections-per-peer`` past its count, ``accept-rate`` where
-  the server stops accepting), or after a second of silence (``silent``: kept by the
-  server, or waiting in its backlog while it accepts nothing).
+  accept rate, ``too-many-connections-per-peer`` past its count), or after a second of
+  silence (``silent``: kept by the server, or waiting while it accepts nothing past its
+  total accept rate).
 
 ``QMK_BENCH_SERVER="accept_rate = 100; auth_timeout_s = 5"`` adds ``[server]`` keys to
 every scenario's kernel, to compare settings.

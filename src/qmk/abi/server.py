@@ -29,13 +29,14 @@ are its fields; defaults in :mod:`qmk.defaults`):
 - **Accept rate**: the server accepts at most ``accept_rate`` connections a second
   (bursts up to ``max_connections``), whatever becomes of them, so a connect flood
   costs it at most that many accepts a second: past it the server stops accepting
-  until its bucket holds a token again (new connections wait in the listen backlog;
-  past that, connect fails) and the connection at which it stopped is refused
-  (``accept-rate``). Of those, a peer's past ``accept_rate_per_peer`` a second (bursts
-  up to the larger of that and ``max_connections_per_peer``) are refused
-  (``accept-rate-per-peer``). Both are token buckets (:mod:`qmk.rate`) on the server's
-  clock, and both refusals carry ``data.retry_after_s``. The server accepts at most
-  :data:`ACCEPT_BATCH` connections in one turn of its event loop.
+  until its bucket holds a token again, and new connections wait (the one at which it
+  stopped in the server, the others in the listen backlog; past that, connect fails).
+  Of those it accepts, a peer's past ``accept_rate_per_peer`` a second (bursts up to
+  the larger of that and ``max_connections_per_peer``) are refused like connections
+  past a limit, with ``data.reason`` ``accept-rate-per-peer`` and
+  ``data.retry_after_s``. Both are token buckets (:mod:`qmk.rate`) on the server's
+  clock. The server accepts at most :data:`ACCEPT_BATCH` connections in one turn of
+  its event loop.
 - **Authentication deadline**: a connection none of whose requests has succeeded
   ``auth_timeout_s`` after it was accepted (it sent nothing, or no
   ``q_negotiate_caps`` with a good key) is answered with one line (``1011
@@ -629,7 +630,8 @@ class Server:
 
     def _on_listen(self, listener: socket.socket) -> None:
         """A connection waits on ``listener``: accept up to :data:`ACCEPT_BATCH`, each
-        taking a token of ``accept_rate``; with none left, stop accepting until one is due."""
+        taking a token of ``accept_rate``; with none left, stop accepting until one is due
+        (refusing would cost the loop as much as accepting)."""
         assert self._accepts is not None and self._group is not None
         for _ in range(ACCEPT_BATCH):
             if self._resume is not None or self._stopping:
@@ -650,28 +652,44 @@ class Server:
                 return
             conn.setblocking(False)
             wait = self._accepts.take(self.clock.now())
-            self._group.create_task(self._adopt(conn, wait))
             if wait:
-                self._pause(wait)
+                self._pause(wait, conn)
                 return
+            self._group.create_task(self._adopt(conn))
 
-    def _pause(self, seconds: float) -> None:
-        """Stop accepting for ``seconds`` of the server's clock."""
+    def _pause(self, seconds: float, held: socket.socket | None = None) -> None:
+        """Stop accepting for ``seconds`` of the server's clock; ``held``, a connection
+        accepted past the rate, waits as long and is served first."""
         assert self._group is not None
         self._watch_listeners(False)
-        self._resume = self._group.create_task(self._resume_at(self.clock.now() + seconds))
+        when = self.clock.now() + seconds
+        self._resume = self._group.create_task(self._resume_at(when, held))
 
-    async def _resume_at(self, when: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with self.clock.timeout_at(when):
-                await asyncio.Event().wait()
+    async def _resume_at(self, when: float, held: socket.socket | None) -> None:
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with self.clock.timeout_at(when):
+                    await asyncio.Event().wait()
+        except BaseException:
+            if held is not None:
+                held.close()
+            raise
         self._resume = None
-        if not self._stopping:
-            self._watch_listeners(True)
+        if self._stopping:
+            if held is not None:
+                held.close()
+            return
+        if held is not None:
+            assert self._accepts is not None and self._group is not None
+            wait = self._accepts.take(self.clock.now())
+            if wait:
+                self._pause(wait, held)
+                return
+            self._group.create_task(self._adopt(held))
+        self._watch_listeners(True)
 
-    async def _adopt(self, conn: socket.socket, wait: float) -> None:
-        """Give an accepted socket its streams, then serve it, or refuse it when it came
-        past ``accept_rate`` (``wait``: the seconds until a token is due)."""
+    async def _adopt(self, conn: socket.socket) -> None:
+        """Give an accepted socket its streams and serve it (within the limits)."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_CHUNK)
         protocol = asyncio.StreamReaderProtocol(reader)
@@ -680,20 +698,7 @@ class Server:
         except OSError:
             conn.close()
             return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        if not wait:
-            self._accept(reader, writer)
-            return
-        rate = self.config.accept_rate
-        self._refuse(
-            reader,
-            writer,
-            _peer_of(writer),
-            "accept-rate",
-            rate,
-            f"the server accepts at most {rate:g} connections a second; retry in {wait:.3g} s",
-            retry_after_s=round(wait, 3),
-        )
+        self._accept(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._stopping or self._group is None:
