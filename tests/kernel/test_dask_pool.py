@@ -34,7 +34,13 @@ from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_gr
 
 distributed = pytest.importorskip("distributed")
 
-from qmk.kernel.dask_pool import CLUSTER_CONFIG, PUSH_BYTES, DaskPool, _job_pids  # noqa: E402
+from qmk.kernel.dask_pool import (  # noqa: E402
+    CLUSTER_CONFIG,
+    NOTES_TOPIC,
+    PUSH_BYTES,
+    DaskPool,
+    _job_pids,
+)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +144,23 @@ async def until(condition: Callable[[], bool], what: str, limit_s: float = 60.0)
 POOLS = ["local", "dask"]
 
 
+def all_measured(n: int) -> dict[str, Any]:
+    """:func:`slow_graph` (one round) with every qubit measured: no qubit is outside
+    what a record sees, so the executor keeps the whole 2^n state."""
+    graph = slow_graph(n, 1)
+    nodes = [node for node in graph["program"]["nodes"] if node["op"] != "MEASURE_Z"]
+    free = nodes.pop()  # FREE_LQ, last
+    events = [f"m{i}" for i in range(n)]
+    for i, (vq, event) in enumerate(zip(graph["resources"]["vqs"], events, strict=True)):
+        nodes.append({"id": f"m{i}", "op": "MEASURE_Z", "vqs": [vq], "produces": [event]})
+    nodes.append(free)
+    return {
+        **graph,
+        "program": {"nodes": nodes},
+        "resources": {**graph["resources"], "events": events},
+    }
+
+
 # ----------------------------------------------------------------------------- both pools
 
 
@@ -197,7 +220,7 @@ def test_a_job_over_its_process_memory_cap_fails_with_the_memory_code(
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
         big = await kernel.q_submit(
-            session_id=sid, graph=slow_graph(24, 1), shots=1, seed=1, policy={"noise": False}
+            session_id=sid, graph=all_measured(24), shots=1, seed=1, policy={"noise": False}
         )
         done = await kernel.q_wait(session_id=sid, job_id=big["job_id"], timeout_ms=60_000)
         assert done["state"] == "FAILED" and "memory" in done["error"]["message"]
@@ -233,6 +256,17 @@ def test_jobs_on_the_cluster_give_the_executors_counts_and_small_and_big_outcome
         assert pool.submit(len, "abc").result(timeout=60) == 3  # pushed in a note
         big = pool.submit(bytes, 2 * PUSH_BYTES).result(timeout=60)  # fetched
         assert big == bytes(2 * PUSH_BYTES)
+    finally:
+        pool.shutdown()
+
+
+def test_the_scheduler_forgets_the_pools_notes_as_it_goes(cluster: Any) -> None:
+    pool = DaskPool(cluster.scheduler_address)
+    pool.notes_kept = 4
+    try:
+        assert [pool.submit(len, "x" * n).result(timeout=60) for n in range(10)] == [*range(10)]
+        left = pool.client.get_events(NOTES_TOPIC)  # 10 outcomes pushed, cleared at 4 and 8
+        assert len(left) <= 2
     finally:
         pool.shutdown()
 

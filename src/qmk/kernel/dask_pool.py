@@ -56,6 +56,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
@@ -216,8 +217,10 @@ def _run_task(
 
     future = host.pool.submit(fn, local)
     host.pool.listen(future, noted)
+    pause = 0.0001  # the pool's thread hands it to a process within ~0.1 ms: look again
     while not (future.running() or future.done()):  # in its process: requests reach it
-        threading.Event().wait(0.001)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.005)
     with _HOSTS_LOCK:
         host.running[token] = future
         early = _EARLY.pop(token, [])
@@ -408,6 +411,8 @@ class DaskPool(Executor):
         self._prefix = os.urandom(4).hex()
         self._shutdown = False
         self._notes = 0
+        #: Clear the notes from the scheduler's event log after this many (tests lower it).
+        self.notes_kept = NOTES_KEPT
         #: How many jobs went out split into parts.
         self.split_jobs = 0
         self._thread = threading.Thread(target=self._main, name="qmk-dask-pool", daemon=True)
@@ -804,7 +809,7 @@ class DaskPool(Executor):
 
     def _do_note(self, message: Mapping[str, Any]) -> None:
         self._notes += 1
-        if self._notes % NOTES_KEPT == 0:  # the scheduler keeps every event it passed on
+        if self._notes % self.notes_kept == 0:  # the scheduler keeps the events it passed on
             with contextlib.suppress(Exception):
                 self.client.run_on_scheduler(_truncate_notes)
         token = str(message.get("token"))
