@@ -63,7 +63,7 @@ from qmk.execution import spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state, run_key
 from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
-from qmk.execution.trajectories import Control, Progress, Runner, micro_ops
+from qmk.execution.trajectories import Control, Observed, Progress, Runner, micro_ops
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.noise import NoiseModel, describe_noise_model
@@ -612,13 +612,15 @@ def _execute(
     noise_rng = np.random.default_rng(streams[1])
     groups, injected = sample_error_patterns(plan, shots, noise_rng)
     sampling = "per-pattern" if plan.noise else "off"
+    observed = Observed(plan)  # the micro-ops a record can see, compiled once
+    groups = _observed_groups(plan, observed, groups)
     if part is not None:  # its share of the groups only (qmk.execution.parts)
         bits, rows, injected, progress = run_groups(
             plan,
             groups,
             part,
             engine=states.factory(lambda: cls(seed=0, **options), initial),
-            ops=lambda pattern: micro_ops(plan, _pattern_errors(plan, pattern)),
+            ops=lambda pattern: observed.with_errors(_pattern_errors(plan, pattern)),
             shots=shots,
             seed=streams[2],
             control=control,
@@ -627,7 +629,9 @@ def _execute(
             resume=resume,
         )
         return "trajectories", sampling, bits, injected, progress, rows
-    work = [(micro_ops(plan, _pattern_errors(plan, p)), members) for p, members in groups.items()]
+    work = [
+        (observed.with_errors(_pattern_errors(plan, p)), members) for p, members in groups.items()
+    ]
     runner = Runner(
         plan,
         states.factory(lambda: cls(seed=0, **options), initial),
@@ -644,6 +648,33 @@ def _execute(
         resume_runner(runner, resume)
     bits = runner.run()
     return "trajectories", sampling, bits, injected, runner.progress, None
+
+
+def _observed_groups(
+    plan: Plan, observed: Observed, groups: dict[tuple[tuple[int, str], ...], np.ndarray]
+) -> dict[tuple[tuple[int, str], ...], np.ndarray]:
+    """``groups`` less the errors no record can see (:class:`Observed`), merged where
+    their patterns become one; ``groups`` itself when every error is seen."""
+    merged: dict[tuple[tuple[int, str], ...], list[np.ndarray]] = {}
+    dropped = False
+    for pattern, members in groups.items():
+        kept = tuple(
+            (location, pauli)
+            for location, pauli in pattern
+            if observed.observable(
+                plan.noise[location].step, plan.noise[location].before, plan.noise[location].qubit
+            )
+        )
+        dropped = dropped or len(kept) < len(pattern)
+        merged.setdefault(kept, []).append(members)
+    if not dropped:
+        return groups
+    out: dict[tuple[tuple[int, str], ...], np.ndarray] = {}
+    if () in merged:
+        out[()] = np.sort(np.concatenate(merged.pop(())))
+    for pattern in sorted(merged):
+        out[pattern] = np.sort(np.concatenate(merged[pattern]))
+    return out
 
 
 def _pattern_errors(

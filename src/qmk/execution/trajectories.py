@@ -66,9 +66,14 @@ class _Op:
     epoch: int = 0
 
 
-def micro_ops(plan: Plan, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> list[_Op]:
+def micro_ops(
+    plan: Plan,
+    errors: Mapping[int, Sequence[tuple[bool, str, str]]],
+    bounds: list[tuple[int, int]] | None = None,
+) -> list[_Op]:
     """The plan as engine-level micro-ops, with the Pauli ``errors`` (by step index:
-    ``(before, qubit, pauli)``) inserted."""
+    ``(before, qubit, pauli)``) inserted; ``bounds``, if given, receives each step's
+    ``(start, end)`` in the list, where its errors before and after it go."""
     ev = {name: i for i, name in enumerate(plan.events)}
     out: list[_Op] = []
     fences = 0
@@ -86,6 +91,7 @@ def micro_ops(plan: Plan, errors: Mapping[int, Sequence[tuple[bool, str, str]]])
         kind = step.kind
         if step.index in errors:
             paulis(step.index, True)
+        start = len(out)
         if kind == "gate":
             append(_Op("gate", qs, guard, gate=step.gate or "", params=step.params))
         elif kind == "teleport_cnot":
@@ -135,9 +141,101 @@ def micro_ops(plan: Plan, errors: Mapping[int, Sequence[tuple[bool, str, str]]])
         elif node.op == "FENCE_EPOCH":
             fences += 1
             append(_Op("fence", (), epoch=fences))
+        if bounds is not None:
+            bounds.append((start, len(out)))
         if step.index in errors:
             paulis(step.index, False)
     return out
+
+
+class Observed:
+    """A plan's micro-ops compiled once for a run, less what no record can see.
+
+    A unitary micro-op (gate or feed-forward Pauli) none of whose qubits is later
+    measured, split on (a reset, a mid-circuit free, a Werner draw) or touched by a
+    micro-op that is, cannot change any recorded event: it is dropped, and so is a
+    logical error there (:meth:`observable`). This is exact: what is never observed,
+    directly or through later gates, changes no outcome's probability. Only unitary
+    micro-ops are dropped, so the draws of a run (splits, samples) are the ones it
+    made before and a program whose every gate is seen gives the same counts at a seed.
+    A program that measures nothing has no gate left: its shots are not simulated.
+
+    :meth:`with_errors` gives a shot group's micro-ops by splicing its Paulis into the
+    kept list (a copy of list slices, not a rebuild of every micro-op per group).
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        bounds: list[tuple[int, int]] = []
+        full = micro_ops(plan, {}, bounds)
+        tail = tail_start(full)
+        keep = [True] * len(full)
+        live: set[str] = set()
+        # (qubit) -> positions of the micro-ops touching it, and whether its state just
+        # before each one can reach a record (reversed: filled back to front)
+        touches: dict[str, list[int]] = {}
+        seen: dict[str, list[bool]] = {}
+        for i in range(len(full) - 1, -1, -1):
+            op = full[i]
+            kind = op.kind
+            if kind in _UNITARY:
+                if live.isdisjoint(op.qubits):
+                    keep[i] = False
+                else:
+                    live.update(op.qubits)
+            elif kind == "alloc":
+                live.discard(op.qubits[0])
+            elif kind == "free" and i >= tail:
+                live.discard(op.qubits[0])  # a terminal free draws nothing
+            elif kind in ("meas", "free", "reset", "werner"):
+                live.add(op.qubits[0])
+            for q in op.qubits:
+                touches.setdefault(q, []).append(i)
+                seen.setdefault(q, []).append(q in live)
+        self._kept_before = [0] * (len(full) + 1)
+        count = 0
+        for i, kept in enumerate(keep):
+            self._kept_before[i] = count
+            count += kept
+        self._kept_before[len(full)] = count
+        self.ops = [op for op, kept in zip(full, keep, strict=True) if kept]
+        self.dropped = len(full) - len(self.ops)
+        self._bounds = {step.index: bounds[k] for k, step in enumerate(plan.steps)}
+        self._touches = {q: positions[::-1] for q, positions in touches.items()}
+        self._seen = {q: flags[::-1] for q, flags in seen.items()}
+
+    def _position(self, step: int, before: bool) -> int:
+        start, end = self._bounds[step]
+        return start if before else end
+
+    def observable(self, step: int, before: bool, qubit: str) -> bool:
+        """Whether a Pauli on ``qubit`` before (or after) step ``step`` can change a record."""
+        import bisect
+
+        positions = self._touches.get(qubit, [])
+        k = bisect.bisect_left(positions, self._position(step, before))
+        return k < len(positions) and self._seen[qubit][k]
+
+    def with_errors(self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> list[_Op]:
+        """The kept micro-ops with ``errors`` (as :func:`micro_ops` takes them) spliced in."""
+        if not errors:
+            return list(self.ops)
+        inserts: list[tuple[int, int, int, _Op]] = []
+        for step, items in errors.items():
+            for before, q, pauli in items:
+                at = self._kept_before[self._position(step, before)]
+                op = _Op("gate", (q,), gate=pauli.lower())
+                inserts.append((at, step, 0 if before else 1, op))
+        # where dropped micro-ops leave several steps at one position: in step order,
+        # each step's errors before it first (a stable sort keeps each list's order)
+        inserts.sort(key=lambda item: item[:3])
+        out: list[_Op] = []
+        last = 0
+        for at, _, _, op in inserts:
+            out.extend(self.ops[last:at])
+            out.append(op)
+            last = at
+        out.extend(self.ops[last:])
+        return out
 
 
 def tail_start(ops: Sequence[_Op]) -> int:

@@ -1,0 +1,106 @@
+"""Micro-ops no record can see are not simulated, and their logical errors make no group.
+
+:class:`qmk.execution.trajectories.Observed` drops the unitary micro-ops (and the logical
+errors) that cannot reach any measurement, reset, mid-circuit free or channel draw. It
+must change no outcome's distribution, and where every gate is seen it must change
+nothing at all (the same micro-ops, so the same counts at a seed).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+import qmk
+from qmk.execution.executor import _pattern_errors, sample_error_patterns
+from qmk.execution.plan import build_plan
+from qmk.execution.trajectories import Observed, micro_ops
+from qmk.qvm.asm import assemble
+from qmk.qvm.verify import verify
+from support.frontends import ALPHA, homogeneity_p
+
+NOISY = "logical:surface_code(d=1)"  # a logical error in most shots of these programs
+QUBIT = "qubit_gate_us_e3"
+
+
+def _program(measured: int, idle_gates: int, *, seed: int, measure_u: bool = False) -> str:
+    """``measured`` qubits in a random circuit, measured; one more, ``u``, entangled with
+    ``q0`` first and then given ``idle_gates`` one-qubit gates, measured last only if
+    ``measure_u`` (its gates after the CNOT then reach no record)."""
+    rng = random.Random(seed)
+    qs = [f"q{i}" for i in range(measured)]
+    lines = [".caps CAP_ALLOC", f"a: ALLOC_LQ {', '.join(f'vq:{q}' for q in [*qs, 'u'])}"]
+    if qs:
+        lines += ["e0: APPLY_H vq:q0", "e1: APPLY_CNOT vq:q0, vq:u"]
+    for k in range(12 if qs else 0):
+        kind = rng.choice(["h", "t", "cx"])
+        if kind == "cx" and measured > 1:
+            a, b = rng.sample(qs, 2)
+            lines.append(f"g{k}: APPLY_CNOT vq:{a}, vq:{b}")
+        else:
+            lines.append(f"g{k}: APPLY_{'T' if kind == 't' else 'H'} vq:{rng.choice(qs)}")
+    lines += [f"u{k}: APPLY_{rng.choice(['H', 'T', 'X'])} vq:u" for k in range(idle_gates)]
+    lines += [f"m{i}: MEASURE_Z vq:{q}, out:m{i}" for i, q in enumerate(qs)]
+    if measure_u:
+        lines.append("mu: MEASURE_Z vq:u, out:mu")
+    lines.append(f"f: FREE_LQ {', '.join(f'vq:{q}' for q in [*qs, 'u'])}")
+    return "\n".join(lines)
+
+
+def _plan(text: str):
+    return build_plan(verify(assemble(text)), noise=True, qubit=QUBIT, default_profile=NOISY)
+
+
+def test_where_every_gate_is_seen_the_spliced_micro_ops_are_the_rebuilt_ones() -> None:
+    plan = _plan(_program(3, 5, seed=5, measure_u=True))
+    observed = Observed(plan)
+    gates = [op for op in micro_ops(plan, {}) if op.kind == "gate"]
+    assert observed.dropped == 0 and len(gates) == 19
+    groups, _ = sample_error_patterns(plan, 400, np.random.default_rng(5))
+    assert len(groups) > 20  # many patterns, with several errors at one step among them
+    for pattern in groups:
+        errors = _pattern_errors(plan, pattern)
+        assert observed.with_errors(errors) == micro_ops(plan, errors)
+
+
+def test_gates_and_errors_on_a_qubit_nothing_measures_after_are_dropped() -> None:
+    plan = _plan(_program(2, 30, seed=3))
+    observed = Observed(plan)
+    assert observed.dropped == 30  # u's gates after its CNOT with q0; the CNOT stays
+    assert [op.gate for op in observed.ops if "u" in op.qubits and op.kind == "gate"] == ["cx"]
+    cnot = next(s.index for s in plan.steps if s.node.id == "e1")
+    on_u = [loc for loc in plan.noise if loc.qubit == "u"]
+    later = [loc for loc in on_u if loc.step > cnot]
+    assert later and not any(observed.observable(loc.step, loc.before, "u") for loc in later)
+    assert observed.observable(cnot, True, "u")  # before the CNOT it reaches q0's record
+    last = max(plan.noise, key=lambda loc: loc.step)  # after every measurement
+    assert not observed.observable(last.step, last.before, last.qubit)
+
+
+def test_a_program_that_measures_nothing_is_simulated_once_with_noise_on() -> None:
+    text = _program(0, 200, seed=1)
+    result = qmk.run(
+        assemble(text), shots=500, seed=2, noise=True, qubit=QUBIT, profile=NOISY,
+        engine="statevector",
+    )  # fmt: skip
+    assert result.telemetry.injected_logical_errors > 100
+    assert result.telemetry.simulations == 1
+    assert result.counts == {"": 500}
+
+
+def test_dropping_unseen_gates_and_errors_keeps_the_measured_distribution() -> None:
+    # u entangled with q0, then 40 gates: unmeasured, they and their errors are dropped;
+    # measured last (so nothing is dropped) and marginalised, the other qubits' counts
+    # must be the same distribution (chi-square test of homogeneity, seed 7)
+    runs = [
+        qmk.run(assemble(_program(3, 40, seed=9, measure_u=measure_u)), shots=4000, seed=7,
+                noise=True, qubit=QUBIT, profile=NOISY, engine="statevector")
+        for measure_u in (False, True)
+    ]  # fmt: skip
+    assert runs[0].telemetry.simulations < runs[1].telemetry.simulations
+    marginal: dict[str, int] = {}
+    for key, n in runs[1].counts.items():
+        marginal[key[:-1]] = marginal.get(key[:-1], 0) + n
+    assert homogeneity_p(runs[0].counts, marginal) > ALPHA
+    assert len(marginal) > 2
