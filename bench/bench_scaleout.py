@@ -12,12 +12,19 @@ Two figures, ratios measured in one run (not tests: nothing fails on a timing):
    one worker, then split in 2 parts (:mod:`qmk.execution.parts`). Goal: >= 1.7x
    faster split, with identical counts (checked, always).
 
+   Beside the wall times, the CPU seconds of the job processes (read in ``/proc``):
+   the whole run's against each part's. Their sum over the parts against the whole
+   says what splitting costs in work (ideally 1.0); the whole against the longest part
+   is the speedup two free cores would give (the critical path), whatever the load of
+   the machine; the wall time outside the parts (the job's wall time less its longest
+   part's) is the serial rest: sending, merging, fetching the counts.
+
 The machine's load is printed with the figures: on a 2-core machine shared with other
 work, two workers cannot be twice as fast as one. Results go to
 ``bench/results/scaleout.json``.
 
     python bench/bench_scaleout.py [--jobs 300] [--shots 1000000] [--qubits 20]
-                                   [--rounds 2] [--distance 5]
+                                   [--rounds 2] [--distance 5] [--only split]
 """
 
 from __future__ import annotations
@@ -120,16 +127,43 @@ def big_spec(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def timed(pool: DaskPool, spec: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process (Linux ``/proc``; 0 where unreadable)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            seconds[pid] = 0.0
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def timed(pool: DaskPool, spec: dict[str, Any]) -> tuple[float, dict[str, Any], list[float]]:
+    """The wall time of ``spec``'s job, its result, and the CPU seconds each job
+    process spent on it (the processes that did nothing left out)."""
+    pids = pool.job_pids()
+    before = cpu_seconds(pids)
     started = time.perf_counter()
     outcome = pool.submit(run_job, spec).result()
+    wall = time.perf_counter() - started
+    after = cpu_seconds(pids)
     assert outcome.get("ok"), outcome
-    return time.perf_counter() - started, outcome["result"]
+    result = outcome.get("result")
+    if result is None:  # a whole job's result comes encoded (qmk.kernel.jobs._answer)
+        result = json.loads(outcome["result_json"])
+    spent = sorted((after[pid] - before[pid] for pid in pids), reverse=True)
+    return wall, result, [round(x, 2) for x in spent if x > 0.05]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="local/Dask runs of the small jobs, alternated"
+    )
     parser.add_argument("--shots", type=int, default=1_000_000)
     parser.add_argument("--qubits", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
@@ -138,6 +172,10 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of each worker's engine (QMK_THREADS)"
     )
+    parser.add_argument(
+        "--split-pairs", type=int, default=2, help="whole/split runs of the big job, alternated"
+    )
+    parser.add_argument("--only", choices=("small", "split"), help="one of the two figures")
     args = parser.parse_args()
     report: dict[str, Any] = {
         "qmk": __version__,
@@ -145,68 +183,130 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "load_before": os.getloadavg(),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        local_rate = asyncio.run(throughput_local(args.jobs, root / "local"))
-        # the kernel closes its pool, and the pool the LocalCluster it made
-        dask_rate = asyncio.run(throughput_dask(args.jobs, root / "dask"))
-        ratio = dask_rate / local_rate
-        print(
-            f"small jobs: local pool {local_rate:7.1f} jobs/s, Dask 2 workers "
-            f"{dask_rate:7.1f} jobs/s: ratio {ratio:.2f} (goal >= 0.5)"
-        )
-        report["small_jobs"] = {
-            "jobs": args.jobs,
-            "local_jobs_per_s": round(local_rate, 1),
-            "dask_jobs_per_s": round(dask_rate, 1),
-            "ratio": round(ratio, 3),
-            "goal": 0.5,
-        }
-        # a 2-worker cluster for the big job: whole on one worker, then in 2 parts
-        # each worker's engine on its share of the cores (one core: one node's worth)
-        threads = str(args.threads)
-        env = {"QMK_THREADS": threads, "OMP_NUM_THREADS": threads}
-        whole_pool = DaskPool.local(2, split_shots=0, env=env)
-        split_pool = DaskPool(whole_pool.address, split_shots=max(args.shots // 2, 1))
-        try:
-            spec = big_spec(args)
-            warm = {**spec, "shots": 100}
-            for pool in (whole_pool, split_pool):
-                for future in [pool.submit(run_job, warm) for _ in range(4)]:
-                    future.result()
-            one_s, one = timed(whole_pool, spec)
-            two_s, two = timed(split_pool, spec)
-        finally:
-            split_pool.shutdown()
-            whole_pool.shutdown()
-        same = one["counts"] == two["counts"]
-        speedup = one_s / two_s
-        print(
-            f"{args.shots} shots, {args.qubits} qubits, d={args.distance}: one worker "
-            f"{one_s:.2f} s, split over 2 {two_s:.2f} s: {speedup:.2f}x (goal >= 1.7); "
-            f"counts identical: {same}; {one['telemetry']['simulations']} simulations, "
-            f"engine {one['engine']}, {args.threads} thread(s) per worker"
-        )
-        report["split"] = {
-            "shots": args.shots,
-            "qubits": args.qubits,
-            "rounds": args.rounds,
-            "distance": args.distance,
-            "one_worker_s": round(one_s, 3),
-            "two_workers_s": round(two_s, 3),
-            "speedup": round(speedup, 3),
-            "goal": 1.7,
-            "identical_counts": same,
-            "simulations": one["telemetry"]["simulations"],
-            "engine": one["engine"],
-            "threads_per_worker": args.threads,
-        }
+    if args.only != "split":
+        report["small_jobs"] = small_jobs(args)
+    if args.only != "small":
+        report["split"] = split_job(args)
     report["load_after"] = os.getloadavg()
     print(f"load average before {report['load_before']}, after {report['load_after']}")
     out = ROOT / "bench" / "results" / "scaleout.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    return 0 if report["split"]["identical_counts"] else 1
+    return 0 if report.get("split", {}).get("identical_counts", True) else 1
+
+
+def small_jobs(args: argparse.Namespace) -> dict[str, Any]:
+    """Figure 1: Bell jobs/s, the local pool against Dask, in alternated runs (the load of
+    a shared machine moves between runs: each ratio is of two neighbouring runs)."""
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for index in range(args.pairs):
+            load = os.getloadavg()[0]
+            local_rate = asyncio.run(throughput_local(args.jobs, root / f"local{index}"))
+            # the kernel closes its pool, and the pool the LocalCluster it made
+            dask_rate = asyncio.run(throughput_dask(args.jobs, root / f"dask{index}"))
+            ratio = dask_rate / local_rate
+            print(
+                f"small jobs: local pool {local_rate:7.1f} jobs/s, Dask 2 workers "
+                f"{dask_rate:7.1f} jobs/s: ratio {ratio:.2f} (goal >= 0.5; load {load:.1f})"
+            )
+            runs.append(
+                {
+                    "local_jobs_per_s": round(local_rate, 1),
+                    "dask_jobs_per_s": round(dask_rate, 1),
+                    "ratio": round(ratio, 3),
+                    "load": round(load, 2),
+                }
+            )
+    ratios = sorted(run["ratio"] for run in runs)
+    median = ratios[len(ratios) // 2]
+    print(f"small jobs: median ratio {median:.2f} of {len(runs)} pairs")
+    return {"jobs": args.jobs, "runs": runs, "median_ratio": median, "goal": 0.5}
+
+
+def split_job(args: argparse.Namespace) -> dict[str, Any]:
+    """Figure 2: the big job whole on one worker, then in 2 parts over 2 workers, in
+    ``--split-pairs`` alternated pairs (each ratio of two neighbouring runs)."""
+    # each worker's engine on its share of the cores (one core: one node's worth)
+    threads = str(args.threads)
+    env = {"QMK_THREADS": threads, "OMP_NUM_THREADS": threads}
+    whole_pool = DaskPool.local(2, split_shots=0, env=env)
+    split_pool = DaskPool(whole_pool.address, split_shots=max(args.shots // 2, 1))
+    pairs: list[dict[str, Any]] = []
+    try:
+        spec = big_spec(args)
+        warm = {**spec, "shots": 100}
+        for pool in (whole_pool, split_pool):
+            for future in [pool.submit(run_job, warm) for _ in range(4)]:
+                future.result()
+        for _ in range(args.split_pairs):
+            pairs.append(split_pair(args, whole_pool, split_pool, spec))
+    finally:
+        split_pool.shutdown()
+        whole_pool.shutdown()
+    speedups = sorted(pair["speedup"] for pair in pairs)
+    critical = sorted(pair["critical_path_speedup"] for pair in pairs)
+    summary = {
+        "shots": args.shots,
+        "qubits": args.qubits,
+        "rounds": args.rounds,
+        "distance": args.distance,
+        "pairs": pairs,
+        "median_speedup": speedups[len(speedups) // 2],
+        "median_critical_path_speedup": critical[len(critical) // 2],
+        "goal": 1.7,
+        "identical_counts": all(pair["identical_counts"] for pair in pairs),
+        "engine": args.engine,
+        "threads_per_worker": args.threads,
+    }
+    print(
+        f"split: median speedup {summary['median_speedup']:.2f}x (wall), "
+        f"{summary['median_critical_path_speedup']:.2f}x (CPU critical path) of {len(pairs)} "
+        f"pairs; counts identical in every run: {summary['identical_counts']}"
+    )
+    return summary
+
+
+def split_pair(
+    args: argparse.Namespace, whole_pool: DaskPool, split_pool: DaskPool, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """One run whole on one worker, then one split over two: the figures of the pair."""
+    load_one = os.getloadavg()[0]
+    one_s, one, one_cpu = timed(whole_pool, spec)
+    load_two = os.getloadavg()[0]
+    two_s, two, two_cpu = timed(split_pool, spec)
+    same = one["counts"] == two["counts"]
+    speedup = one_s / two_s
+    whole_cpu = sum(one_cpu)
+    work = sum(two_cpu) / whole_cpu if whole_cpu else float("nan")
+    critical = whole_cpu / max(two_cpu) if two_cpu else float("nan")
+    outside = two_s - float(two["telemetry"]["wall_time_s"])  # the longest part's
+    print(
+        f"{args.shots} shots, {args.qubits} qubits, d={args.distance}: one worker "
+        f"{one_s:.2f} s, split over 2 {two_s:.2f} s: {speedup:.2f}x (goal >= 1.7; load "
+        f"{load_one:.1f} then {load_two:.1f}); counts identical: {same}; "
+        f"{one['telemetry']['simulations']} simulations, engine {one['engine']}, "
+        f"{args.threads} thread(s) per worker"
+    )
+    print(
+        f"  CPU s of the job processes: whole {whole_cpu:.1f}, parts {two_cpu}: work "
+        f"{work:.3f}x the whole's, critical path {critical:.2f}x; outside the parts "
+        f"{outside:.2f} s of {two_s:.2f} s"
+    )
+    return {
+        "one_worker_s": round(one_s, 3),
+        "two_workers_s": round(two_s, 3),
+        "speedup": round(speedup, 3),
+        "load": [round(load_one, 2), round(load_two, 2)],
+        "cpu_whole_s": round(whole_cpu, 2),
+        "cpu_parts_s": two_cpu,
+        "work_ratio": round(work, 4),
+        "critical_path_speedup": round(critical, 3),
+        "outside_parts_s": round(outside, 3),
+        "identical_counts": same,
+        "simulations": one["telemetry"]["simulations"],
+    }
 
 
 async def throughput_dask(jobs: int, data_dir: Path) -> float:
