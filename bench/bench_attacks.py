@@ -31,8 +31,13 @@ millisecond and submits a few Bell jobs; then the attacker reports what it got
   silence (``silent``: kept by the server, or waiting while it accepts nothing past its
   total accept rate).
 
+- ``big-invalid-graphs``: another tenant submitting 60,000-node graphs that fail to
+  verify (a measurement after its qubit's free), one after another; its
+  ``verify_nodes_per_s`` refuses most of them with ``QS1006`` before they are read.
+
 ``QMK_BENCH_SERVER="accept_rate = 100; auth_timeout_s = 5"`` adds ``[server]`` keys to
-every scenario's kernel, to compare settings.
+every scenario's kernel, and ``QMK_BENCH_VERIFY_RATE=1e9`` sets the attacking tenant's
+``verify_nodes_per_s``, to compare settings.
 
 Goal (issue 14): under every attack, p50 < 2 ms and max < 100 ms for the well-behaved
 client, and no accepted job lost. This is a benchmark, not a test: it prints and saves
@@ -79,6 +84,9 @@ caps = ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"]
 max_logical_qubits = 1000
 max_concurrent_jobs = 8
 max_queued_jobs = 100000
+[tenants.mallory]
+key = "mallory-key"
+caps = ["CAP_ALLOC"]
 """
 SCENARIOS = (
     "baseline",
@@ -91,6 +99,7 @@ SCENARIOS = (
     "sigterm",
     "slowloris",
     "connect-flood",
+    "big-invalid-graphs",
 )
 
 
@@ -215,6 +224,8 @@ def attack(name: str, path: str, stop: threading.Event) -> dict[str, Any]:
         return _slowloris(path, stop)
     if name == "connect-flood":
         return _connect_flood(path, stop)
+    if name == "big-invalid-graphs":
+        return _big_invalid_graphs(path, stop)
     if name in ("deep-nesting", "malformed", "pipeline-no-read"):
         sock = _unix(path)
         sock.sendall(line("q_negotiate_caps", GRANTS))
@@ -330,6 +341,35 @@ def _connect_flood(path: str, stop: threading.Event, most: int = 400) -> dict[st
     return {"attempts": sum(counts.values()), "outcomes": counts}
 
 
+def _big_invalid_graphs(path: str, stop: threading.Event, nodes: int = 60_000) -> dict[str, Any]:
+    """Submit ``nodes``-node graphs that do not verify, one after another; count replies."""
+    from qmk.errors import QMKError
+
+    body = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
+    body += [{"id": f"x{i}", "op": "APPLY_X", "vqs": ["q"]} for i in range(nodes - 3)]
+    body += [
+        {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
+        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["m"]},
+    ]
+    graph = {
+        "version": "0.2",
+        "program": {"nodes": body},
+        "resources": {"vqs": ["q"], "chs": [], "events": ["m"]},
+        "caps": ["CAP_ALLOC"],
+    }
+    client = Client.connect(path, tenant="mallory", key="mallory-key", caps=["CAP_ALLOC"])
+    counts: dict[str, int] = {}
+    while not stop.is_set():
+        try:
+            client.q_submit(graph, 1, 1)
+            key = "accepted"
+        except QMKError as exc:
+            key = exc.code
+        counts[key] = counts.get(key, 0) + 1
+    client.close()
+    return {"submits": sum(counts.values()), "replies": counts}
+
+
 def _hostile_frames(session: str, *, deep: bool) -> list[tuple[bytes, int]]:
     """(frame, replies it gets) pairs."""
     if deep:
@@ -401,6 +441,9 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
         server = "[server]\nauth_timeout_s = 1.0\n"
     if os.environ.get("QMK_BENCH_SERVER"):  # extra [server] keys, to compare settings
         server = (server or "[server]\n") + os.environ["QMK_BENCH_SERVER"].replace(";", "\n") + "\n"
+    if os.environ.get("QMK_BENCH_VERIFY_RATE"):
+        rate = float(os.environ["QMK_BENCH_VERIFY_RATE"])
+        server = f"verify_nodes_per_s = {rate}\n" + server  # in [tenants.mallory], last
     kernel = Kernel(folder, server=server, nofile=nofile)
     client = Client.connect(str(kernel.socket), **TENANT)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
