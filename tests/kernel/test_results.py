@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from qmk.abi.jsonrpc import RpcCore, dumps, encode
-from qmk.errors import InvalidArgument, StateError
+from qmk.errors import InvalidArgument, QuotaError, StateError
 from qmk.execution.executor import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
@@ -261,6 +261,30 @@ def test_a_result_past_the_tenants_storage_quota_fails_its_job_with_a_code(
         assert again["state"] == "FAILED" and again["error"]["code"] == "QK307"
 
     run_kernel(tmp_path, reopened, workers=1, config=config)
+
+
+def test_a_tenant_whose_results_fill_its_quota_queues_nothing_more(tmp_path: Path) -> None:
+    """Its job could only run and then FAIL with QK307, so the submit is refused before
+    anything is stored (QS1006), naming the key; other tenants submit as before."""
+
+    async def fill(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        assert (await finished(kernel, alice, shots=BIG))["state"] == "COMPLETED"
+
+    run_kernel(tmp_path, fill, workers=1, config=quota_config(QUOTA_MB))
+
+    async def smaller(kernel: Kernel) -> None:  # the operator lowered the quota below use
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        before = await kernel.q_list_jobs(session_id=alice)
+        with pytest.raises(QuotaError, match="max_result_storage_mb") as info:
+            await kernel.q_submit(session_id=alice, graph=wide(4), shots=10, seed=SEED)
+        assert info.value.code == "QS1006" and info.value.details["limit"] == (
+            "max_result_storage_mb"
+        )
+        assert await kernel.q_list_jobs(session_id=alice) == before  # nothing stored
+        assert (await finished(kernel, bob, shots=20))["state"] == "COMPLETED"
+
+    run_kernel(tmp_path, smaller, workers=1, config=quota_config(QUOTA_MB / 100))
 
 
 # ---------------------------------------------------------------- retention

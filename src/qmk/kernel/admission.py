@@ -56,6 +56,7 @@ from qmk.kernel.jobs import (
     parse_policy,
     verified,
 )
+from qmk.kernel.results import Results
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
 from qmk.qvm.codes import BY_NAME
@@ -97,6 +98,8 @@ class Admission:
         commits: the group commit (a refusal's audit line is committed urgently).
         clock: gives a job its ``created_at``.
         device: the machine, whose largest module up bounds a job's physical qubits.
+        results: the stored results (a tenant at its ``max_result_storage_mb`` queues
+            nothing more: its job would run and then FAIL with ``QK307``).
     """
 
     def __init__(
@@ -109,8 +112,10 @@ class Admission:
         commits: GroupCommit,
         clock: Clock,
         device: LogicalMachine | None = None,
+        results: Results | None = None,
     ) -> None:
         self.config = config
+        self.results = results
         self.channels = channels
         self.queue = queue
         self.audit = audit
@@ -426,8 +431,20 @@ class Admission:
         """Room for one more queued job of ``tenant`` (submits and restores alike).
 
         Raises:
-            QuotaError: ``max_queued_jobs`` of its jobs are waiting already.
+            QuotaError: ``max_queued_jobs`` of its jobs are waiting already, or its
+                stored results fill its ``max_result_storage_mb`` (the job's result could
+                not be kept: it would run for nothing).
         """
+        if self.results is not None:
+            used, room = self.results.usage[tenant], self.results.limit_bytes(tenant)
+            if used >= room:
+                raise QuotaError(
+                    f"tenant {tenant!r} stores {used} bytes of results and may store {room} "
+                    "(max_result_storage_mb): a new job's result could not be kept; wait "
+                    "for results to expire (result_keep_s)",
+                    limit="max_result_storage_mb",
+                    value=room,
+                )
         limit = self.config.tenants[tenant].max_queued_jobs
         if self.queue.count(tenant) >= limit:
             raise QuotaError(

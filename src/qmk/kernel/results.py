@@ -9,7 +9,9 @@ every reply carries, and an index of its counts). Three rules bound what the ker
   stored results (of its jobs, and of the outcomes its restored jobs had before) stay
   within it. A job whose result would take the tenant past it FAILs with
   ``QK307 result-storage-quota`` and its result is not kept (:meth:`Results.take`); the
-  tenant's other jobs run on, and room comes back as results expire.
+  tenant's other jobs run on, and room comes back as results expire. While its results
+  fill the quota, the tenant queues nothing more (``QS1006`` at submit and restore:
+  :meth:`qmk.kernel.admission.Admission.check_queue_room`).
 - **In time** (``[kernel] result_keep_s``): a job's result is deleted that long after the
   job ended (:meth:`Results.expire`, looked at on the epoch ticks and when the kernel
   opens its data directory). The job's record stays: ``q_status`` shows ``result`` null,

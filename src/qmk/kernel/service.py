@@ -118,6 +118,7 @@ class Kernel:
             commits=self.commits,
             clock=clock,
             device=self.device,
+            results=self.supervisor.results,
         )
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
