@@ -256,6 +256,7 @@ def test_jobs_on_the_cluster_give_the_executors_counts_and_small_and_big_outcome
         assert pool.submit(len, "abc").result(timeout=60) == 3  # pushed in a note
         big = pool.submit(bytes, 2 * PUSH_BYTES).result(timeout=60)  # fetched
         assert big == bytes(2 * PUSH_BYTES)
+        assert pool.submit(dict.fromkeys, [1]).result(timeout=60) == {1: None}  # no note: fetched
     finally:
         pool.shutdown()
 

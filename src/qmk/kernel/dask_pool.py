@@ -253,10 +253,9 @@ def _push(worker: Any, token: str, outcome: tuple[Any, ...]) -> None:
         size = len(msgpack.packb(outcome, use_bin_type=True))
     except (TypeError, ValueError, OverflowError):
         return  # not plain data (the kernel fetches the value, pickled)
-    if size <= PUSH_BYTES:
-        worker.loop.add_callback(
-            worker.log_event, NOTES_TOPIC, {"token": token, "outcome": outcome}
-        )
+    if size <= PUSH_BYTES:  # log_event checks here, and sends from the worker's loop
+        with contextlib.suppress(TypeError):  # a key that is no string: fetched
+            worker.log_event(NOTES_TOPIC, {"token": token, "outcome": outcome})
 
 
 async def _kill(tokens: list[str], reason: str) -> int:
