@@ -933,11 +933,9 @@ def check_tls(
 
     Raises:
         ConfigError: some of the three but not all; any of them without a ``tls://``
-            scheduler address; a file that is missing or not a CA, certificate or key
-            that goes with the certificate.
+            scheduler address; a file that is missing, or that Dask cannot load as a
+            CA, a certificate or the certificate's key (the message has its reason).
     """
-    import ssl
-
     given = (ca, cert, key)
     if all(value is None for value in given):
         return None
@@ -957,20 +955,20 @@ def check_tls(
     for option, path in zip(TLS_OPTIONS, given, strict=True):
         if not os.path.isfile(str(path)):
             raise ConfigError(f"{option}: no such file: {path}", key="dask_tls")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    files = TlsFiles(ca=ca, cert=cert, key=key)
     try:
-        context.load_verify_locations(cafile=ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"--dask-tls-ca {ca}: not a PEM CA: {exc}", key="dask_tls") from None
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
+        security = files.security()
+    except ImportError:  # no dask extra: the pool's start says so, in one line
+        return files
+    try:  # as Dask will load them when it connects: the CA, the certificate and its key
+        security.get_connection_args("client")
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        named = ", ".join(f"{o} {p}" for o, p in zip(TLS_OPTIONS, given, strict=True))
         raise ConfigError(
-            f"--dask-tls-cert {cert} and --dask-tls-key {key}: not a PEM certificate and "
-            f"its key: {exc}",
+            f"{named}: Dask cannot load them as a CA, a certificate and its key: {exc}",
             key="dask_tls",
         ) from None
-    return TlsFiles(ca=ca, cert=cert, key=key)
+    return files
 
 
 def dask_pool(
