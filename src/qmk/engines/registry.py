@@ -611,11 +611,17 @@ def memory_bytes() -> int:
     except ValueError:
         value = DEFAULT_MAX_BYTES
     value = value if value > 0 else DEFAULT_MAX_BYTES
-    try:
-        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        physical = 0
+    physical = _physical_memory()
     return min(value, physical) if physical > 0 else value
+
+
+@functools.cache
+def _physical_memory() -> int:
+    """The machine's physical memory in bytes (0 where unknown), read once."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 0
 
 
 def address_space_left() -> int | None:
@@ -645,8 +651,21 @@ WIDE = 100_000
 MPS_QUBITS = 1_000
 
 
-def max_qubits(name: str, precision: str | None = None, *, max_bytes: int | None = None) -> int:
+#: ``max_qubits(left=...)``'s default: read the address space left now.
+READ_NOW: Any = object()
+
+
+def max_qubits(
+    name: str,
+    precision: str | None = None,
+    *,
+    max_bytes: int | None = None,
+    left: int | None = READ_NOW,
+) -> int:
     """The most qubits engine ``name`` holds at ``precision`` in the memory at hand.
+
+    ``left`` is :func:`address_space_left` read once by a caller that asks about several
+    engines at one moment (the router), instead of once per engine.
 
     Dense engines hold their state and one working copy within ``max_bytes`` (default
     :func:`memory_bytes`; GPU engines: the GPU's memory); an adapter also within what
@@ -661,7 +680,8 @@ def max_qubits(name: str, precision: str | None = None, *, max_bytes: int | None
     chosen = entry.precision_for(precision) or entry.precisions[0]
     if entry.cost.representation == "tableau":
         return WIDE
-    left = address_space_left()
+    if left is READ_NOW:
+        left = address_space_left()
     room = None if left is None or not entry.import_bytes else left - entry.import_bytes
     if entry.cost.representation == "mps":
         return 0 if room is not None and room <= 0 else MPS_QUBITS

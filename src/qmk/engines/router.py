@@ -36,9 +36,11 @@ from typing import Any
 from qmk import defaults
 from qmk.engines.base import EngineError
 from qmk.engines.registry import (
+    READ_NOW,
     SPECS,
     EngineSpec,
     Workload,
+    address_space_left,
     availability,
     human_seconds,
     load,
@@ -143,8 +145,15 @@ def _keywords(name: str) -> frozenset[str] | None:
     return frozenset(p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL)
 
 
-def assess(entry: EngineSpec, work: Workload, options: Mapping[str, Any]) -> Candidate:
-    """Whether ``entry`` runs ``work`` exactly with ``options``, and at what estimated cost."""
+def assess(
+    entry: EngineSpec,
+    work: Workload,
+    options: Mapping[str, Any],
+    *,
+    left: int | None = READ_NOW,
+) -> Candidate:
+    """Whether ``entry`` runs ``work`` exactly with ``options``, and at what estimated cost
+    (``left``: the address space left, as :func:`~qmk.engines.registry.max_qubits` takes it)."""
     name = entry.name
     found = availability(name)
     if not found.available:
@@ -179,7 +188,7 @@ def assess(entry: EngineSpec, work: Workload, options: Mapping[str, Any]) -> Can
         return Candidate(
             engine=name, refusal="option", reason=f"takes no option {', '.join(strange)}"
         )
-    capacity = max_qubits(name, precision, max_bytes=options.get("max_bytes"))
+    capacity = max_qubits(name, precision, max_bytes=options.get("max_bytes"), left=left)
     if work.qubits > capacity:
         return Candidate(
             engine=name,
@@ -223,7 +232,8 @@ def route(
             reason=f"named by the job (est. {human_seconds(candidate.cost_s or 0.0)})",
             candidates=(candidate,),
         )
-    candidates = tuple(assess(entry, work, options) for entry in SPECS)
+    left = address_space_left()  # once for every engine: a read of /proc each
+    candidates = tuple(assess(entry, work, options, left=left) for entry in SPECS)
     able = sorted((c for c in candidates if c.able), key=_rank)
     if not able:
         universal = next(c for c in candidates if c.engine == defaults.STATEVECTOR)
