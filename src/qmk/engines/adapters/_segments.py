@@ -419,8 +419,18 @@ class SegmentEngine:
         if self.density:
             rho = self._state.reshape(left, 2, right, left, 2, right)
             return np.einsum("aibajb->ij", rho).astype(np.complex128)
-        psi = self._state.reshape(left, 2, right).astype(np.complex128)
-        return np.einsum("aib,ajb->ij", psi, psi.conj())
+        # the two halves as contiguous complex128 rows, then three BLAS dot products:
+        # r_ij = <half j|half i> (einsum here took ~10x longer at 20 qubits)
+        halves = np.asarray(
+            self._state.reshape(left, 2, right).transpose(1, 0, 2), dtype=np.complex128
+        ).reshape(2, -1)
+        r01 = np.vdot(halves[1], halves[0])
+        return np.array(
+            [
+                [np.vdot(halves[0], halves[0]), r01],
+                [np.conj(r01), np.vdot(halves[1], halves[1])],
+            ]
+        )
 
     def _p1(self, axis: int, basis: str) -> float:
         r = self._reduced(axis)
@@ -449,8 +459,19 @@ class SegmentEngine:
             rho = np.einsum("ij,abcdjf->abcdif", m.conj(), rho)
             self._state = np.ascontiguousarray(rho.reshape(size, size))
         else:
+            # in place, half by half (a diagonal matrix, as a Z projector, scales each half)
+            if not self._state.flags.writeable:  # a simulator's own buffer
+                self._state = self._state.copy()
             psi = self._state.reshape(left, 2, right)
-            self._state = np.ascontiguousarray(np.einsum("ij,ajb->aib", m, psi).reshape(-1))
+            zero, one = psi[:, 0, :], psi[:, 1, :]
+            if m[0, 1] == 0 and m[1, 0] == 0:
+                zero *= m[0, 0]
+                one *= m[1, 1]
+            else:
+                new_zero = m[0, 0] * zero + m[0, 1] * one
+                one *= m[1, 1]
+                one += m[1, 0] * zero
+                zero[...] = new_zero
 
     def _project(self, axis: int, outcome: int, basis: str) -> None:
         to_z = _TO_Z[basis]
