@@ -10,6 +10,9 @@ written once:
 - :func:`timed`: the minimum and median wall time (and least CPU time) of some runs
   after warm-ups; :func:`timed_group` the same for several contenders in interleaved
   rounds, so a change of machine load hits them alike;
+- :func:`percentiles` (and :func:`call_latencies`, which times one call after another):
+  the round-trip figures of many single calls, p50/p99/mean in milliseconds;
+  :func:`spread`: min, median and max of a figure measured in several repeats;
 - :func:`write_json`: the record, indented, to a path (``RESULTS / "NAME.json"`` by
   default in the scripts).
 """
@@ -22,13 +25,11 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from qmk import __version__
 
@@ -64,6 +65,8 @@ def installed(*names: str) -> dict[str, str]:
 def machine(**versions: str) -> dict[str, Any]:
     """The machine and versions a run's figures belong to; ``versions`` names the peers'.
     ``load_average_at_start`` is the three load averages now (call this at the start)."""
+    import numpy as np  # here: a script's helper processes (bench_attacks') need no numpy
+
     return {
         "qmk": __version__,
         "python": platform.python_version(),
@@ -161,6 +164,42 @@ def timed(
     """Run ``run`` ``warmup`` times untimed, then ``repeat`` times timed (``reset`` before
     each timed run, outside the timing)."""
     return timed_group({"": run}, repeat, warmup=warmup, reset=reset)[""]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by nearest rank: the value at rank
+    ``round(q * (n - 1))`` of the sorted values (no interpolation)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def percentiles(samples_s: Sequence[float]) -> dict[str, float]:
+    """The figures of round trips timed one by one (seconds): how many, and the p50, p99
+    (:func:`percentile`) and mean in milliseconds."""
+    return {
+        "calls": len(samples_s),
+        "p50_ms": percentile(samples_s, 0.5) * 1e3,
+        "p99_ms": percentile(samples_s, 0.99) * 1e3,
+        "mean_ms": statistics.fmean(samples_s) * 1e3,
+    }
+
+
+def call_latencies(call: Callable[[], Any], calls: int, *, warmup: int = 200) -> dict[str, float]:
+    """Call ``call`` ``warmup`` times untimed, then ``calls`` times, timing each call on its
+    own; their :func:`percentiles`."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return percentiles(times)
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Min, median and max of a figure measured in several repeats."""
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def write_json(record: Mapping[str, Any], out: str | os.PathLike[str]) -> Path:

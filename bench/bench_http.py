@@ -42,7 +42,6 @@ import asyncio
 import http.client
 import json
 import os
-import platform
 import re
 import signal
 import statistics
@@ -56,7 +55,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from qmk import __version__
+from _common import (
+    RESULTS,
+    call_latencies,
+    describe,
+    load_average,
+    load_averages,
+    machine,
+    write_json,
+)
 from qmk.client import AsyncClient, Client
 from qmk.qvm.files import read_graph
 
@@ -240,30 +247,6 @@ class Http11:
 # --------------------------------------------------------------------------- round trips
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _figures(times: list[float]) -> dict[str, float]:
-    return {
-        "calls": len(times),
-        "p50_ms": percentile(times, 0.5) * 1e3,
-        "p99_ms": percentile(times, 0.99) * 1e3,
-        "mean_ms": statistics.fmean(times) * 1e3,
-    }
-
-
-def _timed_calls(call: Callable[[], Any], calls: int, warmup: int = 200) -> dict[str, float]:
-    times = []
-    for i in range(warmup + calls):
-        started = time.perf_counter()
-        call()
-        if i >= warmup:
-            times.append(time.perf_counter() - started)
-    return _figures(times)
-
-
 def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
     """``GET /v1/jobs/{id}`` round trips of a completed job: http.client, then httpx."""
     import httpx
@@ -276,7 +259,7 @@ def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
         )
         job_id = job.json()["job_id"]
         client.get(f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 30000}, headers=auth)
-        with_httpx = _timed_calls(lambda: client.get(f"/v1/jobs/{job_id}", headers=auth), calls)
+        with_httpx = call_latencies(lambda: client.get(f"/v1/jobs/{job_id}", headers=auth), calls)
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
     path = f"/v1/jobs/{job_id}"
@@ -287,7 +270,7 @@ def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
         reply = connection.getresponse()
         last[:] = [reply.status, reply.read()]
 
-    plain = _timed_calls(get, calls)
+    plain = call_latencies(get, calls)
     connection.close()
     assert last[0] == 200 and json.loads(last[1])["state"] == "COMPLETED"
     return {"http_client": plain, "httpx": with_httpx}
@@ -298,7 +281,7 @@ def bench_rpc_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[st
     with Client.connect(str(socket), tenant="bench", key=KEY) as client:
         job_id = client.q_submit(graph, SHOTS, 1)["job_id"]
         client.q_wait(job_id, 30_000)
-        return _timed_calls(lambda: client.q_status(job_id), calls)
+        return call_latencies(lambda: client.q_status(job_id), calls)
 
 
 # --------------------------------------------------------------------------- throughput
@@ -429,7 +412,7 @@ def bench_throughput(
         "jobs_per_s": done / elapsed,
         "cpu_ms_per_job": per_job,
         "server_ceiling_jobs_per_s": cores / server_cpu * 1e3 if server_cpu > 0 else None,
-        "load_average": os.getloadavg()[0],
+        "load_average": load_average(),
     }
 
 
@@ -470,12 +453,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(wires) - set(WIRES):
         parser.error(f"unknown wires {sorted(unknown)}")
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
-    cores = os.cpu_count() or 1
+    info = machine()
+    cores = info["cpu_count"] or 1
     results: dict[str, Any] = {
-        "version": __version__,
-        "python": platform.python_version(),
+        **info,
+        "version": info["qmk"],  # the keys this file had before machine()
         "cpus": cores,
-        "load_avg_before": os.getloadavg(),
+        "load_avg_before": info["load_average_at_start"],
         "workers": options.workers,
         "clients": options.clients,
         "jobs": options.jobs,
@@ -486,9 +470,11 @@ def main(argv: list[str] | None = None) -> int:
         "throughput": [],
     }
     print(
-        f"QMK {__version__}, Python {platform.python_version()}, {cores} CPUs, "
-        f"{options.workers} workers, {options.clients} clients x {options.jobs // options.clients} "
-        f"Bell jobs ({SHOTS} shots); load average {os.getloadavg()[0]:.2f}"
+        describe(
+            info,
+            f"{options.workers} workers, {options.clients} clients x "
+            f"{options.jobs // options.clients} Bell jobs ({SHOTS} shots)",
+        )
     )
     with tempfile.TemporaryDirectory(prefix="qmk-bench-http-") as tmp_name:
         tmp = Path(tmp_name)
@@ -554,11 +540,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"jobs/s {rates:.2f}x, server CPU per job {cpu:.2f}x"
             )
     results["summary"] = summary
-    results["load_avg_after"] = os.getloadavg()
-    out = ROOT / "bench" / "results" / "http.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    results["load_avg_after"] = load_averages()
+    write_json(results, RESULTS / "http.json")
     return 0
 
 

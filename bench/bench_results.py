@@ -25,12 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import RESULTS, write_json
 from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.methods import METHODS
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
-
-RESULTS = Path(__file__).parent / "results" / "results.json"
 
 
 def graph(n: int) -> dict[str, Any]:
@@ -132,5 +131,4 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(main(args, Path(tmp) / "data"))
     print(json.dumps(figures, indent=2))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(figures, RESULTS / "results.json")

@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import pstats
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,8 +42,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import (
+    RESULTS,
+    call_latencies,
+    describe,
+    load_average,
+    load_averages,
+    machine,
+    spread,
+    write_json,
+)
 from bench_http import GOAL_JOBS_PER_S, CpuMeter
-from qmk import __version__
 from qmk.client import AsyncClient, Client
 from qmk.qvm.files import read_graph
 
@@ -94,28 +100,12 @@ def start_server(tmp: Path, workers: int, profile: Path | None) -> subprocess.Po
     return proc
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def bench_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, float]:
+    """``q_status`` round trips of a completed job, after 200 untimed ones."""
     with Client.connect(str(socket), tenant="bench", key=KEY) as client:
         job_id = client.q_submit(graph, 100, 1)["job_id"]
         client.q_wait(job_id, 30_000)
-        for _ in range(200):
-            client.q_status(job_id)
-        times = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            client.q_status(job_id)
-            times.append(time.perf_counter() - started)
-    return {
-        "calls": calls,
-        "p50_ms": percentile(times, 0.5) * 1e3,
-        "p99_ms": percentile(times, 0.99) * 1e3,
-        "mean_ms": statistics.fmean(times) * 1e3,
-    }
+        return call_latencies(lambda: client.q_status(job_id), calls)
 
 
 async def one_client(
@@ -166,13 +156,8 @@ def bench_throughput(
         "server_ceiling_jobs_per_s": (os.cpu_count() or 1) / server_ms * 1e3
         if server_ms > 0
         else None,
-        "load_average": os.getloadavg()[0],
+        "load_average": load_average(),
     }
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    """Min, median and max of repeated measurements."""
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def summarize(statuses: list[dict[str, float]], runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -207,13 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile the kernel process")
     options = parser.parse_args(argv)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
+    info = machine()
     results: dict[str, Any] = {
-        "version": __version__,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_avg": os.getloadavg(),
+        **info,
+        "version": info["qmk"],  # the keys this file had before machine()
+        "cpus": info["cpu_count"],
+        "load_avg": info["load_average_at_start"],
         "workers": options.workers,
     }
+    print(describe(info, f"{options.workers} workers"))
     with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
         tmp = Path(tmp_name)
         profile = tmp / "kernel.prof" if options.profile else None
@@ -259,10 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(25)
             print("kernel process, top 25 by own time:")
             pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
-    out = ROOT / "bench" / "results" / "service.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    results["load_average_at_end"] = load_averages()
+    write_json(results, RESULTS / "service.json")
     return 0
 
 
