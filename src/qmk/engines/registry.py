@@ -52,6 +52,13 @@ ALL_GATES: frozenset[str] = frozenset(GATES)
 #: ``|0>`` on demand, so only programs whose measurements are all terminal run on it.
 STATE_KINDS = ("native", "segments", "replay")
 
+#: Seconds per state element that a ``segments`` engine pays at every unitary segment,
+#: on top of its cost model: QMK hands the whole state to the simulator, takes it back
+#: and measures or resets in numpy (QASMBench bwt_n21, 21 qubits, a reset every dozen
+#: gates: ~0.2 s a segment on qsim on the loaded 2-core machine, where the native
+#: statevector, which keeps its state, ran the same segments ~400x faster).
+SEGMENT_ROUND_TRIP_S = 2e-8
+
 #: Precisions: ``single`` (complex64), ``double`` (complex128), ``exact`` (a tableau).
 PRECISIONS = ("single", "double", "exact")
 
@@ -204,6 +211,15 @@ class EngineSpec:
     def mid_circuit(self) -> bool:
         """Whether it runs mid-circuit measurement, reset and feed-forward."""
         return self.state != "replay"
+
+    def seconds(self, work: Workload, precision: str | None = None) -> float:
+        """Its cost model's estimate, plus a ``segments`` engine's state round trips
+        (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation."""
+        estimate = self.cost.seconds(work, precision)
+        if self.state == "segments":
+            size = self.cost.elements(work.qubits)
+            estimate += work.branches * work.segments * SEGMENT_ROUND_TRIP_S * size
+        return estimate
 
     @property
     def loaded(self) -> bool:

@@ -196,7 +196,7 @@ def assess(
             reason=f"holds at most {capacity} qubits here, the program has {work.qubits} "
             "live at once",
         )
-    cost = entry.cost.seconds(work, precision) + (0.0 if entry.loaded else entry.import_s)
+    cost = entry.seconds(work, precision) + (0.0 if entry.loaded else entry.import_s)
     return Candidate(engine=name, cost_s=cost, precision=precision)
 
 

@@ -1,0 +1,35 @@
+"""The router prices a segment engine's state round trips, so it keeps programs with many
+mid-circuit resets or measurements on an engine that holds its state."""
+
+from __future__ import annotations
+
+from qmk import defaults
+from qmk.engines.registry import SEGMENT_ROUND_TRIP_S, SPECS, Workload, spec
+
+
+def _resets(qubits: int, segments: int) -> Workload:
+    """QASMBench bwt_n21's shape: a reset every dozen gates."""
+    return Workload(
+        qubits=qubits, gate_count=12 * segments, clifford=False, mid_circuit=True,
+        segments=segments,
+    )  # fmt: skip
+
+
+def test_every_segment_engine_pays_a_round_trip_per_segment_and_no_other_does() -> None:
+    one, many = _resets(20, 1), _resets(20, 101)
+    for entry in SPECS:
+        extra = entry.seconds(many) - entry.cost.seconds(many)
+        if entry.state == "segments":
+            expected = 101 * SEGMENT_ROUND_TRIP_S * entry.cost.elements(20)
+            assert abs(extra - expected) < 1e-9 * expected, entry.name
+            assert entry.seconds(one) > entry.cost.seconds(one)
+        else:
+            assert extra == 0.0, entry.name
+
+
+def test_many_mid_circuit_resets_at_21_qubits_cost_more_on_qsim_than_on_the_statevector() -> None:
+    work = _resets(21, 9207)
+    assert spec(defaults.QSIM).seconds(work) > 2 * spec(defaults.STATEVECTOR).seconds(work)
+    # one segment of 10^4 gates (terminal measurements only): the round trip is noise
+    single = Workload(qubits=21, gate_count=10_000, clifford=False)
+    assert spec(defaults.QSIM).seconds(single) < 1.05 * spec(defaults.QSIM).cost.seconds(single)
