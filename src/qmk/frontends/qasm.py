@@ -209,14 +209,38 @@ def _parse(source: str, name: str, line: int = 1, column: int = 0) -> Any:
         raise FrontendError.at("syntax", name, None, "the program is nested too deeply") from None
 
 
-def _version(header: str | None, asked: int | None, name: str) -> int:
-    """The program's OpenQASM version: its header's, else the one asked for, else 3."""
+#: The ``OPENQASM`` headers QMK reads: 2.0 (the only OpenQASM 2) and any 3.
+_VERSIONS = re.compile(r"2(?:\.0)?|3(?:\.[0-9]+)?")
+
+
+def _version(header: str | None, asked: int | None, name: str, source: str = "") -> int:
+    """The program's OpenQASM version: its header's, else the one asked for, else 3.
+
+    A header of a version that does not exist (``OPENQASM 2.6;``, ``OPENQASM 4;``) is
+    QL107: read as another version, the program could mean something else.
+    """
+    if header is not None and not _VERSIONS.fullmatch(header):
+        raise FrontendError.at(
+            "bad-value",
+            name,
+            _header_line(source),
+            f"OPENQASM {header} is not a version QMK reads (2.0, or 3 and its minor versions)",
+        )
     found = None if header is None else (2 if header.startswith("2") else 3)
     if found is not None and asked is not None and found != asked:
         raise FrontendError.at(
-            "bad-value", name, 1, f"the header says OpenQASM {found}, not {asked} as asked"
+            "bad-value",
+            name,
+            _header_line(source),
+            f"the header says OpenQASM {found}, not {asked} as asked",
         )
     return found or asked or 3
+
+
+def _header_line(source: str) -> int:
+    """The line of the ``OPENQASM`` header in ``source`` (1 when it cannot be told)."""
+    found = re.search(r"^[ \t]*OPENQASM\b", source, re.MULTILINE)
+    return 1 if found is None else source.count("\n", 0, found.start()) + 1
 
 
 class _Reader:
@@ -271,7 +295,7 @@ class _Reader:
                     name=self.name,
                     profile=self.profile,
                     params=self.params,
-                    version=_version(header, self.asked, self.name),
+                    version=_version(header, self.asked, self.name, self.source),
                 )
                 scanner.version = lowerer.version
                 resolved, emit = lowerer.resolved, lowerer.builder.emit
@@ -336,7 +360,7 @@ class _Reader:
             name=self.name,
             profile=self.profile,
             params=self.params,
-            version=_version(program.version, self.asked, self.name),
+            version=_version(program.version, self.asked, self.name, self.source),
         )
         for st in program.statements:
             here = (st.span.start_line, st.span.start_column) if st.span else (0, 0)
