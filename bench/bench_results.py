@@ -30,23 +30,11 @@ from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.methods import METHODS
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
+from qmk.qvm.generate import uniform_graph
 
 
 def graph(n: int) -> dict[str, Any]:
-    names = [f"q{i}" for i in range(n)]
-    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": names}]
-    nodes += [{"id": f"h{i}", "op": "APPLY_H", "vqs": [q]} for i, q in enumerate(names)]
-    nodes += [
-        {"id": f"m{i}", "op": "MEASURE_Z", "vqs": [q], "produces": [f"e{i}"]}
-        for i, q in enumerate(names)
-    ]
-    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": names})
-    return {
-        "version": "0.2",
-        "program": {"nodes": nodes},
-        "resources": {"vqs": names, "chs": [], "events": [f"e{i}" for i in range(n)]},
-        "caps": ["CAP_ALLOC"],
-    }
+    return uniform_graph(n).to_json()
 
 
 async def call(core: RpcCore, method: str, **params: Any) -> tuple[float, bytes]:

@@ -10,28 +10,15 @@ import httpx
 
 from qmk.execution.executor import run
 from qmk.qvm import graph as graph_io
+from qmk.qvm.generate import uniform_graph
 from support.http import bearer, session
-from support.kernel import qubits
 
 SHOTS, SEED, N = 600, 21, 10
 
 
 def wide(n: int) -> dict[str, Any]:
     """H on ``n`` qubits, each measured: many distinct keys."""
-    names = qubits(n)
-    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": names}]
-    nodes += [{"id": f"h{i}", "op": "APPLY_H", "vqs": [q]} for i, q in enumerate(names)]
-    nodes += [
-        {"id": f"m{i}", "op": "MEASURE_Z", "vqs": [q], "produces": [f"e{i}"]}
-        for i, q in enumerate(names)
-    ]
-    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": names})
-    return {
-        "version": "0.2",
-        "program": {"nodes": nodes},
-        "resources": {"vqs": names, "chs": [], "events": [f"e{i}" for i in range(n)]},
-        "caps": ["CAP_ALLOC"],
-    }
+    return uniform_graph(n).to_json()
 
 
 def test_a_results_counts_come_in_pages_that_add_up_to_the_whole(client: httpx.Client):

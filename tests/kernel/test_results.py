@@ -24,27 +24,15 @@ from qmk.kernel.jobs import RESULT_MARK_EVERY, encode_result, stored_result
 from qmk.kernel.service import Kernel
 from qmk.kernel.store import DB_FILE
 from qmk.qvm import graph as graph_io
-from support.kernel import KEYS, login, make_config, qubits, run_kernel
+from qmk.qvm.generate import uniform_graph
+from support.kernel import KEYS, login, make_config, run_kernel
 
 SEED = 7
 
 
 def wide(n: int) -> dict[str, Any]:
     """H on ``n`` qubits, each measured: about one distinct key per shot."""
-    names = qubits(n)
-    nodes: list[dict[str, Any]] = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": names}]
-    nodes += [{"id": f"h{i}", "op": "APPLY_H", "vqs": [q]} for i, q in enumerate(names)]
-    nodes += [
-        {"id": f"m{i}", "op": "MEASURE_Z", "vqs": [q], "produces": [f"e{i}"]}
-        for i, q in enumerate(names)
-    ]
-    nodes.append({"id": "f", "op": "FREE_LQ", "vqs": names})
-    return {
-        "version": "0.2",
-        "program": {"nodes": nodes},
-        "resources": {"vqs": names, "chs": [], "events": [f"e{i}" for i in range(n)]},
-        "caps": ["CAP_ALLOC"],
-    }
+    return uniform_graph(n).to_json()
 
 
 def expected(n: int, shots: int) -> dict[str, int]:

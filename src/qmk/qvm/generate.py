@@ -154,6 +154,29 @@ class _Builder:
             self.add("SET_POLICY", args={"priority": rng.randint(0, 9)})
 
 
+def uniform_graph(n: int) -> Graph:
+    """H on each of ``n`` qubits, each measured: ``2**n`` equally likely outcomes, so a
+    run of fewer shots than that has about one distinct outcome per shot (a big result).
+
+    >>> g = uniform_graph(3)
+    >>> [node.op for node in g.nodes][:2], len(g.resources.events)
+    (['ALLOC_LQ', 'APPLY_H'], 3)
+    """
+    names = tuple(f"q{i}" for i in range(n))
+    nodes = [Node(id="a", op="ALLOC_LQ", args={"n": n}, vqs=names)]
+    nodes += [Node(id=f"h{i}", op="APPLY_H", vqs=(q,)) for i, q in enumerate(names)]
+    nodes += [
+        Node(id=f"m{i}", op="MEASURE_Z", vqs=(q,), produces=(f"e{i}",)) for i, q in enumerate(names)
+    ]
+    nodes.append(Node(id="f", op="FREE_LQ", vqs=names))
+    return Graph(
+        version=CURRENT_VERSION,
+        nodes=tuple(nodes),
+        resources=Resources(vqs=names, events=tuple(f"e{i}" for i in range(n))),
+        caps=("CAP_ALLOC",),
+    )
+
+
 def random_graph(*, seed: int, nodes: int = 100, max_live: int = 64) -> Graph:
     """A random graph of at least ``nodes`` nodes that verifies without errors or warnings.
 
