@@ -27,8 +27,7 @@ from qmk.abi.server import LIMITS, RepeatFilter, ServeError, Server, ServerConfi
 from qmk.errors import AuthError, SessionError
 from support.cli import qmk
 from support.paths import ROOT
-
-GUARD_S = 30.0  # a hang guard, never a timing assertion
+from support.wire import GUARD_S, Conn, request, until
 
 
 class Gatekeeper:
@@ -91,65 +90,6 @@ def serving(tmp_path: Path, body: Body, *, kernel: Gatekeeper | None = None, **o
             await asyncio.wait_for(task, GUARD_S)
 
     asyncio.run(main())
-
-
-class Conn:
-    """A raw NDJSON connection: send bytes, read reply lines."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def unix(cls, server: Server) -> Conn:
-        path = server.config.socket_path
-        assert path is not None
-        return cls(*await asyncio.open_unix_connection(str(path), limit=1 << 24))
-
-    @classmethod
-    async def tcp(cls, server: Server, source: str = "127.0.0.1") -> Conn:
-        address = next(a for a in server.addresses if a.startswith("tcp:"))
-        host, port = address.removeprefix("tcp:").rsplit(":", 1)
-        streams = await asyncio.open_connection(
-            host, int(port), local_addr=(source, 0), limit=1 << 24
-        )
-        return cls(*streams)
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def line(self) -> Any:
-        return json.loads(await asyncio.wait_for(self.reader.readline(), GUARD_S))
-
-    async def call(self, method: str, params: Any, request_id: Any = 1) -> Any:
-        await self.send(request(method, params, request_id))
-        return await self.line()
-
-    async def closed_by_server(self) -> bool:
-        return await asyncio.wait_for(self.reader.read(), GUARD_S) == b""
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def request(method: str, params: Any, request_id: Any = 1) -> bytes:
-    message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-    return json.dumps(message).encode() + b"\n"
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Return once ``condition()`` holds (polled; the guard only stops a hang)."""
-    async with asyncio.timeout(GUARD_S) if sys.version_info >= (3, 11) else _no_guard():
-        while not condition():
-            await asyncio.sleep(0.005)
-
-
-class _no_guard:  # Python 3.10 has no asyncio.timeout; the test's own timeout guards it
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 NEGOTIATE = ("q_negotiate_caps", {"tenant": "t", "key": "good"})

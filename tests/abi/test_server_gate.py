@@ -10,7 +10,6 @@ a hang), or reads the replies it is owed.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,8 +22,8 @@ from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.server import ServeError, Server, ServerConfig
 from qmk.errors import AuthError, SessionError
 from qmk.kernel.clock import ManualClock
+from support.wire import GUARD_S, Conn, request, until
 
-GUARD_S = 30.0  # a hang guard, never a timing assertion
 NEGOTIATE = ("q_negotiate_caps", {"tenant": "t", "key": "good"})
 
 
@@ -74,52 +73,6 @@ def serving(tmp_path: Path, body: Body, **options: Any) -> None:
             await asyncio.wait_for(task, GUARD_S)
 
     asyncio.run(main())
-
-
-class Conn:
-    """A raw NDJSON connection."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, server: Server, source: str = "127.0.0.1") -> Conn:
-        address = server.addresses[0]
-        if address.startswith("unix:"):
-            return cls(*await asyncio.open_unix_connection(address.removeprefix("unix:")))
-        host, port = address.removeprefix("tcp:").rsplit(":", 1)
-        return cls(*await asyncio.open_connection(host, int(port), local_addr=(source, 0)))
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def line(self) -> Any:
-        return json.loads(await asyncio.wait_for(self.reader.readline(), GUARD_S))
-
-    async def call(self, method: str, params: Any, request_id: Any = 1) -> Any:
-        await self.send(request(method, params, request_id))
-        return await self.line()
-
-    async def closed_by_server(self) -> bool:
-        return await asyncio.wait_for(self.reader.read(), GUARD_S) == b""
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def request(method: str, params: Any, request_id: Any = 1) -> bytes:
-    message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-    return json.dumps(message).encode() + b"\n"
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Return once ``condition()`` holds (polled; the guard only stops a hang)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + GUARD_S
-    while not condition():
-        assert loop.time() < end, "the server never reached the state"
-        await asyncio.sleep(0.005)
 
 
 def refusal_data(reply: dict[str, Any]) -> dict[str, Any]:
