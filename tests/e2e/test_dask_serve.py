@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from support.cli import qmk
-from support.kernel import TENANTS, config_toml
+from support.kernel import TENANTS, ServerProcess, config_toml
 from support.paths import EXAMPLES
 
 pytest.importorskip("distributed")
@@ -26,19 +22,17 @@ def test_serve_with_a_local_dask_cluster_runs_jobs_with_the_counts_of_qmk_run(
 ) -> None:
     config = tmp_path / "kernel.toml"
     config.write_text(config_toml(physical_qubits=2_000_000))
-    sock = tmp_path / "k.sock"
-    log = tmp_path / "serve.log"
-    argv = ["serve", "--socket", str(sock), "--data-dir", str(tmp_path / "data")]
-    argv += ["--config", str(config), "--dask", "local:2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qmk", *argv], stdout=log.open("ab"), stderr=subprocess.STDOUT
+    server = ServerProcess(
+        socket=tmp_path / "k.sock",
+        data_dir=tmp_path / "data",
+        config=config,
+        workers=2,
+        log=tmp_path / "serve.log",
+        extra=("--dask", "local:2"),
     )
+    sock = server.socket
+    server.start(timeout_s=120)  # a LocalCluster takes seconds to start; a hang guard
     try:
-        deadline = time.monotonic() + 120  # a LocalCluster takes seconds to start
-        while not sock.exists():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
         monkeypatch.setenv("QMK_SOCKET", str(sock))
         monkeypatch.setenv("QMK_TENANT", "alice")
         monkeypatch.setenv("QMK_KEY", TENANTS["alice"]["key"])
@@ -50,9 +44,8 @@ def test_serve_with_a_local_dask_cluster_runs_jobs_with_the_counts_of_qmk_run(
         code, out, _ = qmk("resources", "--json")
         assert code == 0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        status = proc.wait(60)
-    assert status == 0, log.read_text()
+        status = server.stop()
+    assert status == 0, server.output()
     assert not sock.exists()
 
 

@@ -11,10 +11,6 @@ import asyncio
 import datetime
 import ipaddress
 import json
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +21,7 @@ from qmk.errors import UnavailableError
 from qmk.execution.executor import run
 from qmk.kernel.service import Kernel
 from support.cli import qmk
-from support.kernel import BELL, TENANTS, config_toml, login, make_config
+from support.kernel import BELL, TENANTS, ServerProcess, config_toml, login, make_config
 
 distributed = pytest.importorskip("distributed")
 x509 = pytest.importorskip("cryptography.x509")
@@ -190,18 +186,20 @@ def serve_argv(tmp_path: Path, *extra: str) -> list[str]:
 def test_serve_over_tls_runs_jobs_with_the_counts_of_qmk_run(
     tls_cluster: TlsCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    argv = serve_argv(tmp_path, "--dask", tls_cluster.address)
-    argv += ["--dask-tls-ca", tls_cluster.ca, "--dask-tls-cert", tls_cluster.kernel.cert]
-    argv += ["--dask-tls-key", tls_cluster.kernel.key]
-    sock, log = tmp_path / "k.sock", tmp_path / "serve.log"
-    with log.open("ab") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "qmk", *argv], stdout=sink, stderr=sink)
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml(physical_qubits=2_000_000))
+    tls = ("--dask-tls-ca", tls_cluster.ca, "--dask-tls-cert", tls_cluster.kernel.cert)
+    server = ServerProcess(
+        socket=tmp_path / "k.sock",
+        data_dir=tmp_path / "data",
+        config=config,
+        workers=2,
+        log=tmp_path / "serve.log",
+        extra=("--dask", tls_cluster.address, *tls, "--dask-tls-key", tls_cluster.kernel.key),
+    )
+    sock = server.socket
+    server.start(timeout_s=120)  # a guard against a hang, not a timing
     try:
-        deadline = time.monotonic() + 120  # a guard against a hang, not a timing
-        while not sock.exists():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
         monkeypatch.setenv("QMK_SOCKET", str(sock))
         monkeypatch.setenv("QMK_TENANT", "alice")
         monkeypatch.setenv("QMK_KEY", TENANTS["alice"]["key"])
@@ -220,9 +218,8 @@ def test_serve_over_tls_runs_jobs_with_the_counts_of_qmk_run(
         assert code == 0, err
         assert json.loads(out)["result"]["counts"] == run(BELL, shots=300, seed=7).counts
     finally:
-        proc.send_signal(signal.SIGTERM)
-        status = proc.wait(60)
-    assert status == 0, log.read_text()
+        status = server.stop()
+    assert status == 0, server.output()
 
 
 @pytest.mark.parametrize(

@@ -372,6 +372,8 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     stopped: bool = field(default=False)
+    #: More ``qmk serve`` arguments (``--dask local:2``, TLS files, ...).
+    extra: tuple[str, ...] = ()
 
     def start(self, timeout_s: float = 60.0, *, env: dict[str, str] | None = None) -> ServerProcess:
         """Start the process and wait until its socket accepts connections.
@@ -394,6 +396,7 @@ class ServerProcess:
                 str(self.config),
                 "--workers",
                 str(self.workers),
+                *self.extra,
             ],
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
