@@ -319,3 +319,66 @@ def test_the_method_table_matches_the_service_contract():
         assert len(names) == len(set(names))
         required = [p.required for p in spec.params]
         assert required == sorted(required, reverse=True), spec.name  # required ones first
+
+
+class _Recorder:
+    """A target whose q_status notes how often the loop's other task ran before it."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.seen: int | None = None
+
+    async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
+        self.seen = self.turns
+        return {"job_id": job_id[:8]}
+
+
+def _status_line(pad: int) -> bytes:
+    params = {"session_id": "s", "job_id": "j" * pad}
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "q_status", "params": params}).encode()
+
+
+@pytest.mark.parametrize(("pad", "others_ran"), [(100, False), (2 << 20, True)])
+def test_a_big_line_is_decoded_while_the_loop_serves_others(pad: int, others_ran: bool) -> None:
+    """A line of THREAD_BYTES or more is decoded in a thread; a small one at once."""
+    target = _Recorder()
+
+    async def main() -> bytes | None:
+        stop = False
+
+        async def other() -> None:
+            while not stop:
+                target.turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        start = target.turns
+        reply = await RpcCore(target).handle_line(_status_line(pad))
+        stop = True
+        await task
+        assert target.seen is not None
+        assert (target.seen > start) is others_ran
+        return reply
+
+    reply = asyncio.run(main())
+    assert reply is not None and json.loads(reply)["result"] == {"job_id": "jjjjjjjj"}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_decoding_a_big_line_leaves_the_collector_as_it_found_it(enabled: bool) -> None:
+    import gc
+
+    from qmk.abi.jsonrpc import NO_GC_BYTES, decode
+
+    line = json.dumps({"k": ["x"] * NO_GC_BYTES}).encode()
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert len(decode(line)["k"]) == NO_GC_BYTES
+        assert gc.isenabled() is enabled
+        with pytest.raises(Exception, match="invalid JSON"):
+            decode(line[:-1])
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
