@@ -382,3 +382,10 @@ def test_decoding_a_big_line_leaves_the_collector_as_it_found_it(enabled: bool) 
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_decode_soon_reads_big_and_small_lines_as_decode_does() -> None:
+    from qmk.abi.jsonrpc import THREAD_BYTES, decode, decode_soon
+
+    for line in (_status_line(10), _status_line(THREAD_BYTES)):
+        assert asyncio.run(decode_soon(line, max_depth=8)) == decode(line, max_depth=8)

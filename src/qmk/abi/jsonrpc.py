@@ -178,6 +178,18 @@ def decode(line: bytes, *, max_depth: int | None = None) -> Any:
     return _decode(line, max_depth)[0]
 
 
+async def decode_soon(line: bytes, *, max_depth: int | None = None) -> Any:
+    """:func:`decode` for a coroutine: a line of :data:`THREAD_BYTES` or more is decoded in
+    a thread, so the event loop serves other requests meanwhile."""
+    return (await _decode_soon(line, max_depth))[0]
+
+
+async def _decode_soon(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
+    if len(line) >= THREAD_BYTES:
+        return await asyncio.to_thread(_decode, line, max_depth)
+    return _decode(line, max_depth)
+
+
 def _decode(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
     if max_depth is not None and nesting_exceeds(line, max_depth):
         raise InvalidRequest(
@@ -393,10 +405,7 @@ class RpcCore:
         if not line or line.isspace():
             return None
         try:
-            if len(line) >= THREAD_BYTES:  # the loop serves others between its slices
-                message, suspect = await asyncio.to_thread(_decode, line, self.max_depth)
-            else:
-                message, suspect = _decode(line, self.max_depth)
+            message, suspect = await _decode_soon(line, self.max_depth)
         except RpcError as exc:
             return encode(_reply(None, error=exc.to_rpc()))
         return await self.handle_message(message, caller, check_numbers=suspect)

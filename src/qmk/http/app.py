@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from qmk import defaults
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.jsonrpc import decode, encode
+from qmk.abi.jsonrpc import decode_soon, encode
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.protocol import KernelSyscalls
 from qmk.errors import QMKError, SessionError
@@ -193,7 +193,7 @@ class Api:
         data = b"".join(chunks)
         if not data.strip():
             return None
-        return decode(data, max_depth=self.limits.max_depth)
+        return await decode_soon(data, max_depth=self.limits.max_depth)
 
     def _log_event(self, event: Any) -> None:
         if event.is_job and JOBS.isEnabledFor(logging.INFO):
