@@ -52,6 +52,24 @@ _TO_Z = {"Z": np.eye(2, dtype=np.complex128), "X": _H, "Y": _H @ _SDG}
 _PAULI = {p: GATES[p.lower()].matrix() for p in "XYZ"}
 
 
+def one_probability(reduced: np.ndarray, basis: str) -> float:
+    """The chance a qubit whose 2x2 reduced density matrix is ``reduced`` (trace need not
+    be 1) reads 1 in ``basis`` (Z, X or Y), clipped to [0, 1].
+
+    >>> one_probability(np.array([[0.5, 0.5], [0.5, 0.5]]), "X")  # |+>
+    0.0
+    """
+    r = reduced
+    trace = float(r[0, 0].real + r[1, 1].real)
+    if basis == "Z":
+        expectation = float(r[0, 0].real - r[1, 1].real)
+    elif basis == "X":
+        expectation = float(2 * r[0, 1].real)
+    else:
+        expectation = float(-2 * r[0, 1].imag)
+    return min(max((1 - expectation / trace) / 2, 0.0), 1.0)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class SegmentSnapshot:
     """A :class:`SegmentEngine`'s whole state: held state, pending segment, qubits, RNG."""
@@ -433,15 +451,7 @@ class SegmentEngine:
         )
 
     def _p1(self, axis: int, basis: str) -> float:
-        r = self._reduced(axis)
-        trace = float(r[0, 0].real + r[1, 1].real)
-        if basis == "Z":
-            expectation = float(r[0, 0].real - r[1, 1].real)
-        elif basis == "X":
-            expectation = float(2 * r[0, 1].real)
-        else:
-            expectation = float(-2 * r[0, 1].imag)
-        return min(max((1 - expectation / trace) / 2, 0.0), 1.0)
+        return one_probability(self._reduced(axis), basis)
 
     def _draw(self, axis: int, basis: str) -> int:
         p1 = self._p1(axis, basis)

@@ -43,7 +43,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk import defaults
-from qmk.engines.adapters._segments import IMPOSSIBLE, SegmentEngine, SegmentGate
+from qmk.engines.adapters._segments import (
+    IMPOSSIBLE,
+    SegmentEngine,
+    SegmentGate,
+    one_probability,
+)
 from qmk.engines.base import EngineError, draw_pauli
 from qmk.engines.gates import BASES, GATES, accepts
 from qmk.engines.registry import max_qubits, require
@@ -486,15 +491,7 @@ class AerMPSEngine:
         return np.einsum("sab,tab->st", weighted, weighted.conj())
 
     def _p1(self, qubit: int, basis: str) -> float:
-        r = self._reduced(qubit)
-        trace = float(r[0, 0].real + r[1, 1].real)
-        if basis == "Z":
-            expectation = float(r[0, 0].real - r[1, 1].real)
-        elif basis == "X":
-            expectation = float(2 * r[0, 1].real)
-        else:
-            expectation = float(-2 * r[0, 1].imag)
-        return min(max((1 - expectation / trace) / 2, 0.0), 1.0)
+        return one_probability(self._reduced(qubit), basis)
 
     def _local(self, qubit: int, matrix: np.ndarray) -> None:
         """Apply a 2x2 matrix (a projector, a flip) to one site, then re-canonicalise."""
