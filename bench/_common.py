@@ -47,6 +47,25 @@ def load_averages() -> list[float]:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]
 
 
+#: The bench tenant's key, in every script's kernel config.
+KEY = "bench-tenant-key"
+
+
+def kernel_config(*, max_concurrent_jobs: int = 64, more: str = "") -> str:
+    """The kernel config (TOML) of a bench server: a big machine and tenant ``bench``
+    with every capability and room to queue; ``more`` adds tables (other tenants)."""
+    return f"""
+[machine]
+physical_qubits = 100_000_000
+[tenants.bench]
+key = "{KEY}"
+caps = ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"]
+max_logical_qubits = 1000
+max_concurrent_jobs = {max_concurrent_jobs}
+max_queued_jobs = 100000
+{more}"""
+
+
 def load_average() -> float:
     """The one-minute load average (0.0 where the platform has none)."""
     return load_averages()[0]

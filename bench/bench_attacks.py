@@ -66,27 +66,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, machine, write_json
+from _common import KEY, RESULTS, kernel_config, machine, write_json
 from qmk.client import Client
 from qmk.qvm.files import read_graph
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "bench-tenant-key"
 TENANT = {"tenant": "bench", "key": KEY}
 GRANTS = {**TENANT, "requested": ["CAP_ALLOC"]}
-CONFIG = f"""
-[machine]
-physical_qubits = 100_000_000
-[tenants.bench]
-key = "{KEY}"
-caps = ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"]
-max_logical_qubits = 1000
-max_concurrent_jobs = 8
-max_queued_jobs = 100000
-[tenants.mallory]
-key = "mallory-key"
-caps = ["CAP_ALLOC"]
-"""
+CONFIG = kernel_config(
+    max_concurrent_jobs=8,
+    more='[tenants.mallory]\nkey = "mallory-key"\ncaps = ["CAP_ALLOC"]\n',
+)
 SCENARIOS = (
     "baseline",
     "idle-flood",

@@ -56,9 +56,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from _common import (
+    KEY,
     RESULTS,
     call_latencies,
     describe,
+    kernel_config,
     load_average,
     load_averages,
     machine,
@@ -68,23 +70,13 @@ from qmk.client import AsyncClient, Client
 from qmk.qvm.files import read_graph
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "bench-tenant-key"
 LOGIN = {"tenant": "bench", "key": KEY, "requested": ["CAP_ALLOC"]}
 SHOTS = 100
 #: The issue's goals.
 GOAL_JOBS_PER_S = 500.0
 GOAL_GET_P50_MS = 1.0
 WIRES = ("rest", "rest-httpx", "jsonrpc")
-CONFIG = f"""
-[machine]
-physical_qubits = 100_000_000
-[tenants.bench]
-key = "{KEY}"
-caps = ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"]
-max_logical_qubits = 1000
-max_concurrent_jobs = 64
-max_queued_jobs = 100000
-"""
+CONFIG = kernel_config()
 
 
 # --------------------------------------------------------------------------- the server

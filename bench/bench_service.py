@@ -43,9 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    KEY,
     RESULTS,
     call_latencies,
     describe,
+    kernel_config,
     load_average,
     load_averages,
     machine,
@@ -57,17 +59,7 @@ from qmk.client import AsyncClient, Client
 from qmk.qvm.files import read_graph
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "bench-tenant-key"
-CONFIG = f"""
-[machine]
-physical_qubits = 100_000_000
-[tenants.bench]
-key = "{KEY}"
-caps = ["CAP_ALLOC", "CAP_TELEPORT", "CAP_LINK", "CAP_MAGIC"]
-max_logical_qubits = 1000
-max_concurrent_jobs = 64
-max_queued_jobs = 100000
-"""
+CONFIG = kernel_config()
 
 
 def start_server(tmp: Path, workers: int, profile: Path | None) -> subprocess.Popen[bytes]:
