@@ -311,7 +311,8 @@ def split_pair(
 
 async def throughput_dask(jobs: int, data_dir: Path) -> float:
     """:func:`throughput` on a Dask pool of a new 2-worker ``LocalCluster``."""
-    pool = await asyncio.to_thread(DaskPool.local, 2, split_shots=0)
+    loop = asyncio.get_running_loop()  # the pool on the kernel's loop, as in qmk serve
+    pool = await asyncio.to_thread(DaskPool.local, 2, split_shots=0, loop=loop)
     return await throughput(pool, jobs, data_dir)
 
 

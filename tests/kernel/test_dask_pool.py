@@ -25,22 +25,18 @@ from typing import Any
 
 import pytest
 
+from qmk import defaults
 from qmk.execution.executor import run
 from qmk.kernel.clock import Clock, ManualClock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.jobs import run_job
 from qmk.kernel.service import Kernel
 from qmk.kernel.workers import WorkerMemoryError, WorkerPool, kernel_isolation
 from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_graph, wait_state
 
 distributed = pytest.importorskip("distributed")
 
-from qmk.kernel.dask_pool import (  # noqa: E402
-    CLUSTER_CONFIG,
-    NOTES_TOPIC,
-    PUSH_BYTES,
-    DaskPool,
-    _job_pids,
-)
+from qmk.kernel.dask_pool import CLUSTER_CONFIG, DaskPool  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +87,7 @@ def run_on(
                 pause_gate=None if pause is None else pause.path,
             )
         else:
-            pool = await asyncio.to_thread(
-                DaskPool,
+            pool = await DaskPool.start(  # driven by the kernel's loop, as in qmk serve
                 address,
                 max_workers=workers,
                 memory_mb=memory_mb or config.worker_memory_mb,
@@ -253,21 +248,45 @@ def test_jobs_on_the_cluster_give_the_executors_counts_and_small_and_big_outcome
     try:
         with pytest.raises(WorkerMemoryError):
             pool.submit(bytearray, 600 * 2**20).result(timeout=60)
-        assert pool.submit(len, "abc").result(timeout=60) == 3  # pushed in a note
-        big = pool.submit(bytes, 2 * PUSH_BYTES).result(timeout=60)  # fetched
-        assert big == bytes(2 * PUSH_BYTES)
-        assert pool.submit(dict.fromkeys, [1]).result(timeout=60) == {1: None}  # no note: fetched
+        assert pool.submit(len, "abc").result(timeout=60) == 3
+        big = pool.submit(bytes, 3 * 2**20).result(timeout=60)  # more than one frame
+        assert big == bytes(3 * 2**20)
+        assert pool.submit(dict.fromkeys, [1]).result(timeout=60) == {1: None}  # not JSON
     finally:
         pool.shutdown()
 
 
-def test_the_scheduler_forgets_the_pools_notes_as_it_goes(cluster: Any) -> None:
+def test_checkpoint_notes_land_in_the_kernels_dir_and_the_scheduler_forgets_them(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """A job that saves its state at each fence (the drift policy's saves) sends 8 notes;
+    the scheduler's event log is cleared at the 5th, so it holds at most the 3 after."""
+    spec = {
+        "graph": json.dumps(FENCED.to_json()),
+        "shots": 50,
+        "seed": 1,
+        "caps": ["CAP_ALLOC"],
+        "engine": None,
+        "noise": False,
+        "qubit": defaults.QUBIT,
+        "profile": defaults.PROFILE,
+        "noise_model": None,
+        "calibration": None,
+        "checkpoint_dir": str(tmp_path),
+        "checkpoint_every_ops": 1,
+        "resume": None,
+    }
     pool = DaskPool(cluster.scheduler_address)
-    pool.notes_kept = 4
+    pool.notes_kept = 5
     try:
-        assert [pool.submit(len, "x" * n).result(timeout=60) for n in range(10)] == [*range(10)]
-        left = pool.client.get_events(NOTES_TOPIC)  # 10 outcomes pushed, cleared at 4 and 8
-        assert len(left) <= 2
+        notes: list[dict[str, Any]] = []
+        future = pool.submit(run_job, spec)
+        pool.listen(future, notes.append)
+        assert future.result(timeout=60)["ok"]
+        assert len(notes) == 8  # every note before the outcome
+        assert sorted(Path(note["path"]).parent for note in notes) == [tmp_path] * 8
+        assert all(Path(note["path"]).stat().st_size == note["bytes"] for note in notes)
+        assert len(pool.events()) <= 3
     finally:
         pool.shutdown()
 
@@ -391,8 +410,7 @@ def test_a_job_process_dies_with_its_killed_dask_worker_not_left_computing(
         holding = await asyncio.to_thread(pool.holding)
         (address,) = [where for where, (_, jobs) in holding.items() if jobs]
         victim = holding[address][0]
-        found = await asyncio.to_thread(pool.client.run, _job_pids, workers=[address])
-        children = set(found[address])
+        children = set(await asyncio.to_thread(pool.job_pids, address))
         assert children and all(alive(pid) for pid in children)
         os.kill(victim, signal.SIGKILL)
         await until(lambda: not any(alive(pid) for pid in children), "its job processes gone")
@@ -446,10 +464,10 @@ def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path:
             assert done["state"] == "COMPLETED"
             scheduler.kill()
             scheduler.wait()
-            await until(lambda: pool.client.status != "running", "the client sees it gone")
+            await until(lambda: not pool.connected(), "the client sees it gone")
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=2)
             waiting = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=500)
-            assert waiting["state"] in ("QUEUED", "RUNNING")  # neither lost nor failed
+            assert waiting["state"] in ("QUEUED", "RUNNING"), waiting.get("error")  # neither lost nor failed
             # back at the same address; Dask workers exit with their scheduler, so their
             # process manager (here: the test) starts one again too
             processes.append(_start(*scheduler_argv, env=env, log=tmp_path / "scheduler.log"))

@@ -143,7 +143,8 @@ def test_a_kernel_with_the_ca_and_its_certificate_runs_jobs_on_a_tls_cluster(
     config = make_config()
 
     async def main() -> None:
-        pool = await asyncio.to_thread(dask_pool, tls_cluster.address, config, tls=tls)
+        loop = asyncio.get_running_loop()
+        pool = await asyncio.to_thread(dask_pool, tls_cluster.address, config, tls=tls, loop=loop)
         kernel = await Kernel.open(config, tmp_path / "data", pool=pool)
         try:
             sid = await login(kernel, "alice")

@@ -154,9 +154,7 @@ def test_a_job_split_over_dask_workers_has_each_parts_worker_spans_under_its_run
     body = _traced_job(path, 3000)
 
     async def main(address: str) -> dict[str, Any]:
-        pool = await asyncio.to_thread(
-            DaskPool, address, max_workers=2, memory_mb=1024, split_shots=1000
-        )
+        pool = await DaskPool.start(address, max_workers=2, memory_mb=1024, split_shots=1000)
         kernel = await Kernel.open(config, tmp_path / "data", pool=pool)
         try:
             return await body(kernel)

@@ -131,7 +131,7 @@ async def _serve(
             loop.add_signal_handler(signum, stop.set)
     pool = None
     if dask is not None:  # the jobs run on a Dask cluster (docs/scale-out.md)
-        pool = await asyncio.to_thread(_dask_pool, dask, config, workers, dask_tls)
+        pool = await asyncio.to_thread(_dask_pool, dask, config, workers, dask_tls, loop)
     try:
         if workers is None:
             kernel = await Kernel.open(config, data_dir, recover=recover, pool=pool)
@@ -163,8 +163,11 @@ async def _serve(
         await kernel.close()
 
 
-def _dask_pool(text: str, config: Any, workers: int | None, tls: Any = None) -> Any:
-    """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address."""
+def _dask_pool(
+    text: str, config: Any, workers: int | None, tls: Any = None, loop: Any = None
+) -> Any:
+    """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address,
+    driven by the kernel's ``loop``."""
     from qmk.kernel.dask_pool import dask_pool
 
     try:
@@ -174,7 +177,7 @@ def _dask_pool(text: str, config: Any, workers: int | None, tls: Any = None) -> 
             "bad-option",
             f"--dask needs the dask extra (pip install 'quantum-microkernel[dask]'): {exc}",
         ) from None
-    return dask_pool(text, config, workers=workers, tls=tls)
+    return dask_pool(text, config, workers=workers, tls=tls, loop=loop)
 
 
 def _http_config(args: argparse.Namespace) -> Any:

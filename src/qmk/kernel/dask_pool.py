@@ -4,41 +4,46 @@
 ``shutdown``, ``max_workers``; ``listen`` and ``request`` for checkpoints and preemption
 at fences), so ``Kernel.open(pool=DaskPool(...))`` (``qmk serve --dask``) runs jobs on
 Dask workers. The kernel stays the one source of truth: the database, the audit log and
-the checkpoints live in its data directory; Dask workers hold nothing between tasks.
+the checkpoints live in its data directory; Dask workers hold nothing between jobs.
 
-**Real kill, real limits.** Dask cannot stop a task that runs. So a Dask task does not
-run the job itself: it hands it to a :class:`~qmk.kernel.workers.WorkerPool` of the Dask
-worker's own (one per worker process, as many workers as the Dask worker has threads),
-whose confined child processes hold the kernel's memory and CPU caps. Cancel, timeout,
-deadline and preemption reach the child through ``Client.run`` on the workers
-(:func:`_kill`): it is SIGKILLed at once, as in the local pool, and the kernel's future
-fails with :class:`~qmk.kernel.workers.WorkerKilled` without waiting for the cluster.
+**Straight to the workers.** The pool registers a worker plugin
+(:class:`qmk.kernel.dask_worker.JobsPlugin`) with the scheduler, which installs it on
+every worker, those that join later included: it adds handlers to the worker's own
+server. A job is one call of the worker's ``qmk_run`` handler over Dask's comm (its
+TLS too), from the kernel's client to the worker and back: no task, no scheduler on
+the way. (A Dask task made each small job pass the scheduler twice, whose batching and
+bookkeeping cost 6 to 10 ms a job: the Dask pool ran 0.15 of the local pool's small
+jobs.) The scheduler keeps what it is good at: which workers there are (the pool asks
+it every :data:`REFRESH_S`), the plugin for workers yet to come, and the notes of
+running jobs (Dask events). The pool deals each job to the worker with the fewest jobs
+per thread.
 
-**Faults.** A Dask worker that dies mid-job (the cluster runs with
-``distributed.scheduler.allowed-failures = 0``, so Dask reports it instead of running
-the task again on its own) has its job started again on another worker by this pool,
-from the job's latest checkpoint if it saved one, else from its start; the job's one
-result is the one the kernel sees (a Dask future completes once, and the pool takes
-the result of its current attempt only). When the scheduler goes away the jobs that
-were out wait in the pool (the kernel shows them RUNNING, their timeouts running) and
-the jobs not started wait in the kernel's queue; once a scheduler answers at the same
-address, the pool sends them again.
+**Real kill, real limits.** On the worker a job runs in a child process of the worker's
+own :class:`~qmk.kernel.workers.WorkerPool`, whose confined processes hold the kernel's
+memory and CPU caps. Cancel, timeout, deadline and preemption call the worker's
+``qmk_kill``: the child is SIGKILLed at once, as in the local pool, and the kernel's
+future fails with :class:`~qmk.kernel.workers.WorkerKilled` without waiting.
+
+**Faults.** A worker that dies mid-job (its call fails, or the scheduler no longer lists
+it) has its job started again on another worker, from the job's latest checkpoint if it
+saved one, else from its start, up to :data:`MAX_RESTARTS` times; each attempt has a
+token of its own, the one before is killed wherever it may still run, and the pool
+takes only the current attempt's outcome: one result. When the scheduler goes away the
+jobs that were out wait in the pool (the kernel shows them RUNNING, their timeouts
+running) and the jobs not started wait in the kernel's queue; once a scheduler answers
+at the same address (and workers have joined it), the pool registers its plugin there
+and sends them again. Neither counts as a restart.
 
 **Big jobs split.** A job of at least ``split_shots`` shots goes out as parts
-(:mod:`qmk.execution.parts`: part ``k`` of ``n`` runs its even share of the shot groups),
-one per Dask worker, their counts merged: the same counts as one run, bit for bit. A
-split job takes no checkpoints (its parts are short-lived and start again whole).
+(:mod:`qmk.execution.parts`: part ``k`` of ``n`` runs its share of the shot groups),
+dealt over the workers, their counts merged: the same counts as one run, bit for bit.
+A split job takes no checkpoints (its parts are short-lived and start again whole).
 
-**One trip back.** A task's outcome of at most :data:`PUSH_BYTES` comes back in a note
-(a Dask event, as checkpoint notes do) with the task's end: the kernel does not fetch it
-from the worker, a round trip that cost small jobs a third of their time. A bigger one
-is fetched. The pool clears its notes from the scheduler's event log as it goes.
-
-**Data locality.** A split job's spec (its graph) is scattered once to the cluster and
-shared by its parts; a big graph (over :data:`SCATTER_BYTES`) is scattered too. Results
-are counts and telemetry, never rows of shots. Checkpoint states travel once: a worker
-sends a state it saved with the note that reports it (a Dask event); the pool writes it
-into the kernel's data directory, and a job restarted elsewhere takes its state with it.
+**Data locality.** A program travels once, from the kernel to the worker that runs it
+(a split job's, once to each part's worker); an outcome once, back. Results are counts
+and telemetry, never rows of shots. Checkpoint states travel once: a worker sends a
+state it saved with the note that reports it (a Dask event); the pool writes it into
+the kernel's data directory, and a job restarted elsewhere takes its state with it.
 
 Test hooks: the local pool's gate and pause gate (``gate=``, ``pause_gate=``, FIFOs on
 the one machine of a ``LocalCluster``) hold jobs in the Dask workers' children exactly as
@@ -47,22 +52,18 @@ in the local pool (:mod:`qmk.kernel.workers`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
-import multiprocessing
 import os
-import queue
-import shutil
-import tempfile
+import pickle
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from qmk.errors import UnavailableError
 from qmk.kernel.errors import ConfigError
@@ -75,248 +76,57 @@ from qmk.kernel.workers import (
 )
 
 _log = logging.getLogger("qmk.kernel.dask")
+_T = TypeVar("_T")
 
 #: The Dask event topic of checkpoint notes (worker -> kernel).
 NOTES_TOPIC = "qmk-notes"
+#: The name of the worker plugin that installs the job handlers.
+PLUGIN = "qmk-jobs"
+#: The handlers the plugin adds to each worker's server: op -> method of ``JobService``.
+HANDLERS = {"qmk_run": "run", "qmk_kill": "kill", "qmk_request": "request", "qmk_hello": "hello"}
 #: A job with at least this many shots is split over the workers (0: never).
 SPLIT_SHOTS = 100_000
-#: A spec longer than this (its graph, in bytes of text) is scattered, not inlined.
-SCATTER_BYTES = 1 << 20
-#: An outcome at most this long (msgpack bytes) reaches the kernel in a note, not fetched.
-PUSH_BYTES = 64 << 10
 #: The pool clears its notes from the scheduler's event log after this many.
 NOTES_KEPT = 256
-#: How long the kernel's Dask client may hold a message to batch it with the next ones.
-SEND_EVERY_S = 0.001
 #: How many times a job is started again after its Dask worker died.
 MAX_RESTARTS = 3
-#: What a ``LocalCluster`` (``local:N``) and the docs' ``dask scheduler`` need.
+#: How often the pool looks at its client's connection to the scheduler.
+WATCH_S = 0.25
+#: How often the pool asks the scheduler which workers there are (and at once when a
+#: call to a worker fails, or no worker is known).
+REFRESH_S = 1.0
+#: How long the pool waits for the scheduler's or a worker's answer to a question.
+ASK_S = 5.0
+#: How long an outcome waits for the checkpoint notes its job sent before it (they pass
+#: the scheduler; a scheduler that went away meanwhile lost them).
+NOTES_WAIT_S = 10.0
+#: What a ``LocalCluster`` (``local:N``) and the docs' ``dask worker`` need.
 CLUSTER_CONFIG: dict[str, Any] = {
-    # a dead worker's task comes back to the kernel, which starts it from its checkpoint
-    "distributed.scheduler.allowed-failures": 0,
     # the Dask worker's own job processes (a daemonic process may have no children)
     "distributed.worker.daemon": False,
 }
 
 
-# --------------------------------------------------------------------------- on the worker
-
-
 @dataclass(eq=False)
-class _Host:
-    """A Dask worker process's job pool and what runs in it."""
+class _Worker:
+    """A Dask worker that answered the pool's hello: it runs jobs."""
 
-    pool: Any
-    root: str
-    running: dict[str, Future[Any]] = field(default_factory=dict)
-
-
-_HOSTS: dict[tuple[Any, ...], _Host] = {}
-_HOSTS_LOCK = threading.Lock()
-#: Tokens killed (token -> why), remembered so a task that starts late runs nothing.
-_CANCELLED: OrderedDict[str, str] = OrderedDict()
-_CANCELLED_KEPT = 4096
-#: Requests that came before their job ran here (token -> payloads), kept this many.
-_EARLY: OrderedDict[str, list[Any]] = OrderedDict()
-_EARLY_KEPT = 4096
-
-
-def _host(options: Mapping[str, Any], threads: int) -> _Host:
-    """This process's pool for ``options`` (made at its first task)."""
-    from qmk.kernel.sandbox import Isolation
-    from qmk.kernel.workers import WorkerPool
-
-    key = tuple(sorted((k, v) for k, v in options.items() if k != "checkpoints"))
-    with _HOSTS_LOCK:
-        host = _HOSTS.get(key)
-        if host is not None:
-            return host
-        for old_key, old in list(_HOSTS.items()):  # another kernel's options: retire it
-            if not old.running:
-                old.pool.shutdown(False, cancel_futures=True)
-                del _HOSTS[old_key]
-        root = tempfile.mkdtemp(prefix="qmk-dask-")
-        pool = WorkerPool(
-            max(threads, 1),
-            memory_mb=options.get("memory_mb"),
-            isolation=Isolation(
-                cpu_s=options.get("cpu_s"),
-                file_mb=options.get("file_mb") or options.get("memory_mb"),
-                writable=(root,),
-            ),
-            gate=_fifo(options.get("gate")),
-            pause_gate=_fifo(options.get("pause_gate")),
-        )
-        host = _HOSTS[key] = _Host(pool=pool, root=root)
-        return host
-
-
-def _fifo(path: str | None) -> str | None:
-    """A test gate's path, or None once it is gone (the test opened it for good)."""
-    return path if path is not None and os.path.exists(path) else None
-
-
-def _run_task(
-    token: str,
-    fn: Callable[..., Any],
-    spec: Any,
-    part: list[int] | None,
-    resume: bytes | None,
-    options: Mapping[str, Any],
-) -> tuple[Any, ...]:
-    """A Dask task: run ``fn(spec)`` in a child process of this worker's job pool.
-
-    Returns ``("ok", value, notes)`` or ``("error", kind, message, data, notes)``
-    (``notes``: how many checkpoint notes the task sent before it ended).
-    """
-    from distributed import get_worker
-
-    if multiprocessing.current_process().daemon:
-        return (
-            "error",
-            "died",
-            "the Dask worker is a daemonic process and cannot start job processes: run "
-            "it with DASK_DISTRIBUTED__WORKER__DAEMON=False (docs/scale-out.md)",
-            {},
-            0,
-        )
-    worker = get_worker()
-    host = _host(options, int(getattr(worker, "nthreads", 1)))
-    if token in _CANCELLED:
-        return ("error", "killed", _CANCELLED[token], {}, 0)
-    local = dict(spec) if isinstance(spec, Mapping) else spec
-    folder = None
-    if isinstance(local, dict):
-        if part is not None:
-            local["part"] = part
-        job_dir = local.get("checkpoint_dir")
-        if job_dir is not None and options.get("checkpoints"):
-            folder = os.path.join(host.root, f"{token}-{Path(job_dir).name}")
-            os.makedirs(folder, exist_ok=True)
-            local["checkpoint_dir"] = folder
-        else:
-            local["checkpoint_dir"] = None
-        local["resume"] = None
-        if resume is not None:
-            folder = folder or os.path.join(host.root, token)
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, "resume.qmkstate")
-            Path(path).write_bytes(resume)
-            local["resume"] = path
-    sent = 0
-
-    def noted(note: Any) -> None:  # the job pool's thread: ship the state with the note
-        nonlocal sent
-        data = None
-        if isinstance(note, dict) and note.get("path"):
-            with contextlib.suppress(OSError):
-                data = Path(str(note["path"])).read_bytes()
-        sent += 1
-        message = {"token": token, "note": note, "data": data}
-        worker.loop.add_callback(worker.log_event, NOTES_TOPIC, message)
-
-    future = host.pool.submit(fn, local)
-    host.pool.listen(future, noted)
-    pause = 0.0001  # the pool's thread hands it to a process within ~0.1 ms: look again
-    while not (future.running() or future.done()):  # in its process: requests reach it
-        time.sleep(pause)
-        pause = min(pause * 2, 0.005)
-    with _HOSTS_LOCK:
-        host.running[token] = future
-        early = _EARLY.pop(token, [])
-        if token in _CANCELLED:  # killed while it started
-            host.pool.cancel(future, _CANCELLED[token])
-    for payload in early:
-        host.pool.request(future, payload)
-    outcome: tuple[Any, ...]
-    try:
-        outcome = ("ok", future.result(), sent)
-    except TaskError as exc:
-        outcome = ("error", exc.kind, exc.message, exc.data, sent)
-    except Exception as exc:  # the pool's own failure (shut down under it)
-        outcome = ("error", "died", f"{type(exc).__name__}: {exc}", {}, sent)
-    finally:
-        host.running.pop(token, None)
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-    _push(worker, token, outcome)
-    return outcome
-
-
-def _push(worker: Any, token: str, outcome: tuple[Any, ...]) -> None:
-    """Send a small outcome to the kernel at once, as a note: it reaches the kernel
-    with the task's end, where fetching the task's value would take one more round
-    trip (the value stays the task's too: the kernel fetches it if no note came)."""
-    import msgpack
-
-    try:
-        size = len(msgpack.packb(outcome, use_bin_type=True))
-    except (TypeError, ValueError, OverflowError):
-        return  # not plain data (the kernel fetches the value, pickled)
-    if size <= PUSH_BYTES:  # log_event checks here, and sends from the worker's loop
-        with contextlib.suppress(TypeError):  # a key that is no string: fetched
-            worker.log_event(NOTES_TOPIC, {"token": token, "outcome": outcome})
-
-
-async def _kill(tokens: list[str], reason: str) -> int:
-    """On every worker (``Client.run``, on its event loop; the kill never waits): SIGKILL
-    the jobs of ``tokens``; how many ran here."""
-    killed = 0
-    with _HOSTS_LOCK:
-        for token in tokens:
-            _CANCELLED[token] = reason
-            for host in _HOSTS.values():
-                future = host.running.get(token)
-                if future is not None and host.pool.cancel(future, reason):
-                    killed += 1
-        while len(_CANCELLED) > _CANCELLED_KEPT:
-            _CANCELLED.popitem(last=False)
-    return killed
-
-
-async def _request(token: str, payload: Any) -> bool:
-    """On every worker: pass ``payload`` to the running job ``token`` (its fence reads it;
-    the request never waits)."""
-    with _HOSTS_LOCK:
-        for host in _HOSTS.values():
-            future = host.running.get(token)
-            if future is not None:
-                return bool(host.pool.request(future, payload))
-        _EARLY.setdefault(token, []).append(payload)  # it has not started here (yet)
-        while len(_EARLY) > _EARLY_KEPT:
-            _EARLY.popitem(last=False)
-    return False
-
-
-def _truncate_notes(dask_scheduler: Any) -> None:
-    """On the scheduler: forget the notes it passed on (its event log keeps the last
-    100,000 events of a topic, states and outcomes included)."""
-    broker = getattr(dask_scheduler, "_broker", None)
-    if broker is not None:
-        broker.truncate(NOTES_TOPIC)
-
-
-def _job_pids() -> list[int]:
-    """On every worker: the pids of its job processes (tests kill them)."""
-    return [pid for host in _HOSTS.values() for pid in host.pool.pids]
-
-
-def _holding() -> tuple[int, int]:
-    """On every worker: its pid, and how many jobs it runs now."""
-    return os.getpid(), sum(len(host.running) for host in _HOSTS.values())
-
-
-# --------------------------------------------------------------------------- in the kernel
+    address: str
+    threads: int
+    pid: int
+    gone: asyncio.Future[str]  # done (with why) once the pool has lost it
+    out: int = 0  # calls out to it now
 
 
 @dataclass(eq=False)
 class _Launch:
-    """One Dask task of a job (a part of it, or all of it): one attempt."""
+    """One attempt of a job (all of it, or a part): one call to one worker."""
 
     token: str
     part: int | None
-    dask: Any = None
+    worker: _Worker | None = None  # where its call is out now
     notes: int = 0  # notes received
+    early: list[Any] = field(default_factory=list)  # requests before its call went out
 
 
 @dataclass(eq=False)
@@ -331,7 +141,6 @@ class _Job:
     spans: list[Any] = field(default_factory=list)  # the parts' worker spans (traced jobs)
     latest: str | None = None  # the kernel's file of its latest saved state
     restarts: int = 0
-    data: Any = None  # the scattered spec
     waiting: dict[str, tuple[Any, int]] = field(default_factory=dict)  # outcomes short of notes
 
 
@@ -346,9 +155,13 @@ class DaskPool(Executor):
         memory_mb, cpu_s, file_mb: the limits of each job's process on the workers (the
             kernel's ``worker_memory_mb``, ``worker_cpu_s``, ``worker_file_mb``).
         split_shots: split jobs of at least this many shots over the workers (0: never).
-        security: a ``distributed.security.Security`` (TLS) for the scheduler's wire.
+        security: a ``distributed.security.Security`` (TLS) for the cluster's wire.
         connect_s: how long to try the scheduler at the start.
         gate, pause_gate: the test hooks of the workers' job pools (FIFO paths).
+        loop: a running asyncio event loop to drive the pool from (the kernel's: no
+            thread between the kernel and the cluster; make the pool off that loop's
+            thread, e.g. with :meth:`start`). None: a thread of the pool's own runs
+            its loop (for use from synchronous code).
 
     Raises:
         UnavailableError: the scheduler does not answer within ``connect_s`` (a
@@ -368,9 +181,9 @@ class DaskPool(Executor):
         connect_s: float = 10.0,
         gate: str | os.PathLike[str] | None = None,
         pause_gate: str | os.PathLike[str] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         import dask
-        from distributed import Client
 
         self.cluster = None if isinstance(address, str) else address
         self.address = address if isinstance(address, str) else address.scheduler_address
@@ -385,37 +198,53 @@ class DaskPool(Executor):
             "pause_gate": None if pause_gate is None else os.fspath(pause_gate),
             "checkpoints": True,
         }
-        self._config = dask.config.set(CLUSTER_CONFIG)
-        try:
-            self.client = Client(
-                self.address, security=security, timeout=connect_s, set_as_default=False
-            )
-        except (OSError, TimeoutError) as exc:
-            self._config.__exit__(None, None, None)
-            raise UnavailableError(
-                f"--dask: no Dask scheduler answers at {self.address}: {exc}"
-            ) from None
-        self.client.subscribe_topic(NOTES_TOPIC, self._on_note)
-        _prompt(self.client)
-        with contextlib.suppress(Exception):  # a cluster whose workers are still coming
-            self.client.wait_for_workers(1, timeout=connect_s)
-        threads = sum(self.client.nthreads().values())
-        self.max_workers = max_workers or max(threads, 1)
         self._lock = threading.Lock()
         self._jobs: dict[Future[Any], _Job] = {}
-        self._by_token: dict[str, tuple[_Job, _Launch]] = {}
-        self._held: list[tuple[_Job, _Launch]] = []  # out when the scheduler went away
-        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._ids = itertools.count(1)
-        self._prefix = os.urandom(4).hex()
         self._shutdown = False
-        self._notes = 0
+        self._closed = threading.Event()
         #: Clear the notes from the scheduler's event log after this many (tests lower it).
         self.notes_kept = NOTES_KEPT
         #: How many jobs went out split into parts.
         self.split_jobs = 0
-        self._thread = threading.Thread(target=self._main, name="qmk-dask-pool", daemon=True)
-        self._thread.start()
+        # the rest is the pool's loop's alone
+        self._by_token: dict[str, tuple[_Job, _Launch]] = {}
+        self._workers: dict[str, _Worker] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._kills: set[asyncio.Task[Any]] = set()  # of the tasks, those that send kills
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(4).hex()
+        self._notes = 0
+        self._comm_seen: Any = None
+        self.client: Any = None
+        self._closing: asyncio.Task[None] | None = None
+        self._config = dask.config.set(CLUSTER_CONFIG)
+        #: The loop that drives the pool (the caller's, or the pool's own thread's).
+        self.loop = loop or asyncio.new_event_loop()
+        self._loop = self.loop
+        self._loop_thread: int | None = None  # its thread's ident, once it runs the pool
+        self._thread: threading.Thread | None = None
+        if loop is not None and _running_loop() is loop:
+            raise RuntimeError(
+                "a Dask pool driven by a loop connects before it returns: make it off that "
+                "loop's thread (await DaskPool.start(...))"
+            )
+        if loop is None:
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="qmk-dask-pool", daemon=True
+            )
+            self._thread.start()
+        try:
+            threads = self._call(self._open)
+        except BaseException:
+            self._stop_loop()
+            self._config.__exit__(None, None, None)
+            raise
+        self.max_workers = max_workers or max(threads, 1)
+
+    @classmethod
+    async def start(cls, address: Any, **options: Any) -> DaskPool:
+        """A pool driven by the running loop (made in a thread: it connects first)."""
+        return await asyncio.to_thread(cls, address, loop=asyncio.get_running_loop(), **options)
 
     @classmethod
     def local(
@@ -448,7 +277,7 @@ class DaskPool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Send ``fn(spec)`` to the cluster (a job's ``run_job`` and its spec); its future.
 
-        Never waits for the cluster: the pool's thread talks to it.
+        Never waits for the cluster: the pool's loop talks to it.
         """
         if kwargs or len(args) != 1:
             raise TypeError("the Dask pool runs fn(spec): one argument")
@@ -460,7 +289,7 @@ class DaskPool(Executor):
             if self._shutdown:
                 raise RuntimeError("cannot submit after shutdown")
             self._jobs[future] = job
-        self._inbox.put(("launch", job))
+        self._soon(self._launch, job)
         return future
 
     def cancel(self, future: Future[Any], reason: str = "cancelled") -> bool:
@@ -468,21 +297,12 @@ class DaskPool(Executor):
         future fails at once with :class:`WorkerKilled`. False when it had finished."""
         with self._lock:
             job = self._jobs.pop(future, None)
-            if job is None:
-                return False
-            launches = self._drop(job)
-            self._held = [(j, launch) for j, launch in self._held if j is not job]
+        if job is None:
+            return False
         future.set_exception(WorkerKilled(reason, {"reason": reason}))
-        self._inbox.put(("kill", job, launches, reason))
+        with contextlib.suppress(RuntimeError):  # the loop has stopped: nothing runs
+            self._soon(self._drop, job, reason)
         return True
-
-    def _drop(self, job: _Job) -> list[_Launch]:
-        """With the lock held: take ``job``'s tasks out of the tables; them."""
-        launches = list(job.launches.values())
-        for launch in launches:
-            self._by_token.pop(launch.token, None)
-        job.launches.clear()
-        return launches
 
     def listen(self, future: Future[Any], listener: Callable[[Any], None]) -> None:
         """Have ``listener(note)`` called with each checkpoint note of ``future``'s job
@@ -501,12 +321,16 @@ class DaskPool(Executor):
             job = self._jobs.get(future)
             if job is None or job.parts:
                 return False
-        self._inbox.put(("request", job, payload))  # after its launch: the inbox is FIFO
+        self._soon(self._request, job, payload)
         return True
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the pool (and a cluster it owns). With ``cancel_futures`` the jobs out
-        are killed; else they run on, their results unread."""
+        are killed; else they run on, their results unread.
+
+        Called on the thread of the loop that drives the pool, this cannot wait: the
+        close runs as a task of that loop (:meth:`aclose` awaits it).
+        """
         with self._lock:
             if self._shutdown:
                 return
@@ -514,27 +338,90 @@ class DaskPool(Executor):
             jobs = list(self._jobs.values()) if cancel_futures else []
         for job in jobs:
             self.cancel(job.future, "shutdown")
-        self._inbox.put(("stop",))
-        if wait:
-            self._thread.join()
+        if self._on_loop():
+            self._closing = self._loop.create_task(self._close_async())
+        elif wait:
+            self._close()
+        else:
+            threading.Thread(target=self._close, name="qmk-dask-close", daemon=True).start()
+
+    async def aclose(self, *, cancel_futures: bool = True) -> None:
+        """:meth:`shutdown`, awaited without blocking the caller's loop (the kernel's
+        close calls it)."""
+        if self._on_loop():
+            self.shutdown(cancel_futures=cancel_futures)
+            if self._closing is not None:
+                await asyncio.shield(self._closing)
+            return
+        await asyncio.to_thread(self.shutdown, True, cancel_futures=cancel_futures)
 
     # ------------------------------------------------------------------ for tests
 
-    def job_pids(self) -> list[int]:
-        """The pids of the job processes on every worker (a test kills them)."""
-        found = self.client.run(_job_pids)
+    def job_pids(self, address: str | None = None) -> list[int]:
+        """The pids of the job processes on every worker (or on ``address``'s)."""
+        from qmk.kernel.dask_worker import _job_pids
+
+        workers = None if address is None else [address]
+        found = self._call(lambda: self.client.run(_job_pids, workers=workers))
         return [pid for pids in found.values() for pid in pids]
 
     def holding(self) -> dict[str, tuple[int, int]]:
         """Each Dask worker's address: its pid and how many jobs it runs (tests)."""
-        return dict(self.client.run(_holding))
+        from qmk.kernel.dask_worker import _holding
+
+        return {k: tuple(v) for k, v in self._call(lambda: self.client.run(_holding)).items()}
+
+    def events(self) -> list[Any]:
+        """The notes the scheduler's event log holds now (tests)."""
+        return list(self._call(lambda: self.client.get_events(NOTES_TOPIC)))
+
+    def connected(self) -> bool:
+        """Whether the pool's client has a scheduler now."""
+        return self.client is not None and self.client.status == "running"
 
     def busy(self) -> int:
         """How many jobs the pool holds now."""
         with self._lock:
             return len(self._jobs)
 
-    # ------------------------------------------------------------------ the pool's thread
+    # ------------------------------------------------------------------ the pool's loop
+
+    def _on_loop(self) -> bool:
+        return threading.get_ident() == self._loop_thread
+
+    def _soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """``callback(*args)`` on the pool's loop: now if this is its thread."""
+        if self._on_loop():
+            callback(*args)
+        else:
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _call(self, make: Callable[[], Awaitable[_T]], timeout: float | None = None) -> _T:
+        """Await ``make()`` on the pool's loop from another thread; its result. (Made
+        there: the asynchronous client's methods are synchronous off its loop.)"""
+        if self._on_loop():
+            raise RuntimeError(
+                "a synchronous call of the Dask pool on the thread of the loop that drives "
+                "it would wait for itself: call it from another thread (asyncio.to_thread)"
+            )
+
+        async def wrapped() -> _T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A task of the pool's (it owns them all, and ends them at close)."""
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._reaped)
+        return task
+
+    def _reaped(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._kills.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("the Dask pool failed", exc_info=task.exception())
 
     def _parts_of(self, spec: Any) -> int:
         """How many parts ``spec`` goes out as (0: whole)."""
@@ -549,203 +436,282 @@ class DaskPool(Executor):
         parts = min(self.max_workers, int(spec["shots"]) // self.split_shots)
         return parts if parts > 1 else 0
 
-    def _main(self) -> None:
+    async def _open(self) -> int:
+        """Connect to the scheduler, install the plugin; the cluster's worker threads."""
+        from distributed import Client
+
+        self._loop_thread = threading.get_ident()
+        self._changed = asyncio.Event()
+        self._note_queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue()
+        try:
+            self.client = await Client(
+                self.address,
+                security=self.security,
+                timeout=self.connect_s,
+                asynchronous=True,
+                set_as_default=False,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise UnavailableError(
+                f"--dask: no Dask scheduler answers at {self.address}: {exc}"
+            ) from None
+        await self._attach()
+        with contextlib.suppress(Exception):  # a cluster whose workers are still coming
+            await self.client.wait_for_workers(1, timeout=self.connect_s)
+        await self._refresh()
+        self._spawn(self._watch())
+        self._spawn(self._take_notes())
+        return sum((await self.client.nthreads()).values())
+
+    async def _attach(self) -> None:
+        """On a (new) connection to a scheduler: the notes subscribed, the plugin there."""
+        from qmk.kernel.dask_worker import JobsPlugin
+
+        self._comm_seen = self.client.scheduler_comm
+        self.client.subscribe_topic(NOTES_TOPIC, self._on_note)
+        await self.client.register_plugin(JobsPlugin(), name=PLUGIN)
+
+    async def _watch(self) -> None:
+        """Keep the connection: a scheduler back after it went away gets the plugin and
+        the subscription again; ask it which workers there are every REFRESH_S."""
+        from distributed import Client
+
+        refreshed = 0.0
         while True:
+            await asyncio.sleep(WATCH_S)
             try:
-                action = self._inbox.get(timeout=0.25 if self._held else None)
-            except queue.Empty:
-                self._retry_held()
-                continue
-            try:
-                if action[0] == "stop":
-                    break
-                if action[0] == "done":  # with the others done by now: one fetch for all
-                    more, pushed = self._more_done()
-                    action = ("dones", [action[1], *more], pushed)
-                getattr(self, f"_do_{action[0]}")(*action[1:])
-            except Exception:  # a bug of ours must not stop the pool's thread
-                _log.exception("the Dask pool failed at %s", action[0])
-        self._close()
+                if self.client.status == "closed":  # it gave up reconnecting: a new one
+                    try:
+                        client = await Client(
+                            self.address,
+                            security=self.security,
+                            timeout=1,
+                            asynchronous=True,
+                            set_as_default=False,
+                        )
+                    except (OSError, TimeoutError, asyncio.TimeoutError):
+                        continue
+                    old, self.client = self.client, client
+                    with contextlib.suppress(Exception):
+                        await old.close()
+                if self.client.status != "running":
+                    continue
+                if self.client.scheduler_comm is not self._comm_seen:
+                    await self._attach()
+                    refreshed = 0.0
+                now = self._loop.time()
+                if now - refreshed >= REFRESH_S or self._stale:
+                    refreshed = now
+                    await self._refresh()
+            except (OSError, TimeoutError, asyncio.TimeoutError) as exc:  # it went away
+                _log.info("the Dask scheduler did not answer: %r", exc)
+            except Exception:  # a bug of ours must not end the watch
+                _log.exception("the Dask pool's watch failed")
 
-    def _close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.unsubscribe_topic(NOTES_TOPIC)
-        with contextlib.suppress(Exception):
-            self.client.close(timeout=5)
-        if self.cluster is not None:
-            with contextlib.suppress(Exception):
-                self.cluster.close(timeout=10)
-        self._config.__exit__(None, None, None)
+    _stale = False  # a call failed or no worker was known: ask the scheduler at once
 
-    def _do_launch(self, job: _Job) -> None:
+    async def _refresh(self) -> None:
+        """Take the scheduler's list of workers: the ones gone are lost (their jobs
+        start again elsewhere), the new ones that answer a hello take jobs."""
+        self._stale = False
+        listed = await asyncio.wait_for(self.client.nthreads(), ASK_S)
+        for address, worker in list(self._workers.items()):
+            if address not in listed:
+                self._lose(worker, "its Dask worker left the cluster")
+        new = [address for address in listed if address not in self._workers]
+        for address, hello in zip(new, await asyncio.gather(*map(self._hello, new)), strict=True):
+            if hello is not None and address in listed and address not in self._workers:
+                self._workers[address] = _Worker(
+                    address=address,
+                    threads=max(int(hello["threads"]), 1),
+                    pid=int(hello["pid"]),
+                    gone=self._loop.create_future(),
+                )
+        self._changed.set()
+
+    async def _hello(self, address: str) -> Mapping[str, Any] | None:
+        """The worker's hello: None if it does not answer, or has no handlers (yet)."""
+        try:
+            hello = await asyncio.wait_for(self.client.rpc(address).qmk_hello(), ASK_S)
+        except (OSError, TimeoutError, asyncio.TimeoutError):
+            return None
+        return hello if isinstance(hello, Mapping) else None
+
+    def _lose(self, worker: _Worker, why: str) -> None:
+        """The pool no longer sends ``worker`` jobs; the calls out to it end (``why``)."""
+        if self._workers.get(worker.address) is worker:
+            del self._workers[worker.address]
+        if not worker.gone.done():
+            worker.gone.set_result(why)
+        self._stale = True
+
+    def _launch(self, job: _Job) -> None:
         if job.future.done():
             return
         if not job.parts:
             self._start(job, None)
             return
-        spec = dict(job.spec)
         self.split_jobs += 1
-        try:
-            job.data = self.client.scatter(spec, hash=False)  # one trip per worker
-        except Exception as exc:
-            self._fail(job, WorkerDied(f"cannot send the job to the cluster: {exc}"))
-            return
         for k in range(job.parts):
             self._start(job, k)
 
-    def _start(self, job: _Job, part: int | None, resume: bytes | None = None) -> None:
-        """Submit one Dask task of ``job`` (all of it, or ``part``)."""
-        token = f"qmk-{self._prefix}-{next(self._ids)}"
-        launch = _Launch(token=token, part=part)
-        spec = job.spec
-        if job.data is not None:
-            spec = job.data
-        elif isinstance(spec, Mapping) and len(str(spec.get("graph", ""))) > SCATTER_BYTES:
-            with contextlib.suppress(Exception):
-                spec = job.data = self.client.scatter(dict(spec), hash=False)
-        if resume is None and part is None and isinstance(job.spec, Mapping):
-            resume = _read(job.latest or job.spec.get("resume"))
-        with self._lock:
-            if job.future.done():
-                return
-            job.launches[token] = launch
-            self._by_token[token] = (job, launch)
-            if self.client.status != "running":  # no scheduler now: once one answers
-                self._held.append((job, launch))
-                return
+    def _start(self, job: _Job, part: int | None) -> None:
+        """One attempt of ``job`` (all of it, or ``part``), under a token of its own."""
+        launch = _Launch(token=f"qmk-{self._prefix}-{next(self._ids)}", part=part)
+        job.launches[launch.token] = launch
+        self._by_token[launch.token] = (job, launch)
+        self._spawn(self._go(job, launch))
+
+    def _current(self, job: _Job, launch: _Launch) -> bool:
+        return not job.future.done() and self._by_token.get(launch.token, (None, None))[1] is launch
+
+    async def _pick(self, job: _Job, launch: _Launch) -> _Worker | None:
+        """The worker with the fewest calls out per thread (waits while there is none,
+        or no scheduler: Dask workers close without theirs); None once the attempt is
+        over."""
+        while True:
+            if not self._current(job, launch):
+                return None
+            best: _Worker | None = None
+            if self.client.status == "running":
+                for worker in self._workers.values():
+                    if best is None or worker.out * best.threads < best.out * worker.threads:
+                        best = worker
+            if best is not None:
+                return best
+            self._stale = True
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def _go(self, job: _Job, launch: _Launch) -> None:
+        """Send the attempt to a worker and take its outcome; start it again elsewhere if
+        the worker is lost on the way."""
+        resume = None
+        if launch.part is None and isinstance(job.spec, Mapping):
+            path = job.latest or job.spec.get("resume")
+            if path:
+                resume = await asyncio.to_thread(_read, str(path))
+        worker = await self._pick(job, launch)
+        if worker is None:
+            return
+        early, launch.early = launch.early, []
+        launch.worker = worker
+        worker.out += 1
         try:
-            launch.dask = self.client.submit(
-                _run_task,
-                token,
-                job.fn,
-                spec,
-                None if part is None else [part, job.parts],
-                resume,
-                self.options,
-                key=token,
-                pure=False,
+            blob = pickle.dumps(
+                (
+                    launch.token,
+                    job.fn,
+                    job.spec,
+                    None if launch.part is None else [launch.part, job.parts],
+                    resume,
+                    self.options,
+                    early or None,
+                ),
+                protocol=pickle.HIGHEST_PROTOCOL,
             )
-        except Exception:  # the scheduler is gone: send it again once one answers
-            with self._lock:
-                self._held.append((job, launch))
+        except Exception as exc:  # a function or spec that does not pickle
+            worker.out -= 1
+            launch.worker = None
+            self._fail(job, WorkerDied(f"cannot send the job to its worker: {exc!r}"))
             return
-        launch.dask.add_done_callback(lambda _: self._inbox.put(("done", token)))
-
-    def _more_done(self) -> tuple[list[str], set[str]]:
-        """The tokens of the tasks whose "done" waits in the inbox now (the rest stays),
-        and those of the outcomes pushed in notes that wait there (nothing to fetch)."""
-        tokens: list[str] = []
-        pushed: set[str] = set()
-        later: list[tuple[Any, ...]] = []
-        while len(tokens) < 256:
-            try:
-                action = self._inbox.get_nowait()
-            except queue.Empty:
-                break
-            if action[0] == "done":
-                tokens.append(action[1])
-            else:
-                later.append(action)
-                if action[0] == "note" and "outcome" in action[1]:
-                    pushed.add(str(action[1].get("token")))
-        for action in later:  # back in the inbox, in their order (after newer ones: they
-            self._inbox.put(action)  # touch other jobs, or the same job's later state)
-        return tokens, pushed
-
-    def _do_dones(self, tokens: list[str], pushed: set[str]) -> None:
-        finished: list[tuple[_Job, _Launch]] = []
-        for token in tokens:
-            with self._lock:
-                found = self._by_token.get(token)
-            if found is None or token in pushed:
-                continue  # killed meanwhile, or its outcome follows in a note
-            if found[1].dask.status == "finished":
-                finished.append(found)
-            else:
-                self._do_done(*found)
-        if not finished:
-            return
+        call = asyncio.ensure_future(self.client.rpc(worker.address).qmk_run(call=blob))
+        call.add_done_callback(_retrieved)
         try:
-            outcomes = self.client.gather([launch.dask for _, launch in finished])
-        except Exception:  # one of them is gone: each on its own
-            for job, launch in finished:
-                self._do_done(job, launch)
+            await asyncio.wait((call, worker.gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            worker.out -= 1
+            launch.worker = None
+            cut = not call.done()
+            if cut:  # the scheduler dropped the worker first (or the pool closes)
+                call.cancel()  # asked: the task ends at its next turn
+        if cut or call.cancelled():
+            why = str(worker.gone.result()) if worker.gone.done() else "the call was cancelled"
+            await self._again(job, launch, worker, why)
             return
-        for (job, launch), outcome in zip(finished, outcomes, strict=True):
-            self._outcome(job, launch, outcome)
-
-    def _do_done(self, job: _Job, launch: _Launch) -> None:
-        dask = launch.dask
-        status = dask.status
-        if status == "finished":
-            try:
-                outcome = dask.result()
-            except Exception as exc:
-                self._fail(job, WorkerDied(f"cannot fetch the job's result: {exc}"))
+        error = call.exception()
+        if error is None:
+            reply = call.result()
+            if isinstance(reply, bytes):
+                outcome = pickle.loads(reply)
+                if outcome[0] == "lost":  # its worker closed under it
+                    self._lose(worker, str(outcome[1]))
+                    await self._again(job, launch, worker, str(outcome[1]))
+                elif self._current(job, launch):
+                    self._outcome(job, launch, outcome)
                 return
-            self._outcome(job, launch, outcome)
-            return
-        if status == "cancelled":  # the scheduler went away (or restarted)
-            with self._lock:
-                self._held.append((job, launch))
-            return
-        error = dask.exception()
-        from distributed import KilledWorker
+            self._lose(worker, "it has no qmk handlers")  # a worker still starting
+            await self._again(job, launch, worker, None)
+        elif isinstance(error, OSError):  # CommClosedError too: the worker is unreachable
+            self._lose(worker, f"{type(error).__name__}: {error}")
+            await self._again(job, launch, worker, f"its Dask worker was lost ({error})")
+        elif self._current(job, launch):
+            self._fail(job, WorkerDied(f"cannot send the job to its worker: {error!r}"))
 
-        if isinstance(error, KilledWorker):
-            self._restart(job, launch, "its Dask worker died")
-        else:
-            self._fail(job, WorkerDied(f"the Dask task failed: {type(error).__name__}: {error}"))
-
-    def _restart(self, job: _Job, launch: _Launch, why: str) -> None:
-        """Start ``launch`` again elsewhere: from the job's latest state if it saved one."""
-        with self._lock:
-            job.launches.pop(launch.token, None)
-            self._by_token.pop(launch.token, None)
-        job.restarts += 1
-        if job.restarts > MAX_RESTARTS:
-            self._fail(job, WorkerDied(f"{why} {job.restarts} times", {"restarts": job.restarts}))
+    async def _again(self, job: _Job, launch: _Launch, worker: _Worker, why: str | None) -> None:
+        """Start ``launch`` again as a new attempt: from the job's latest state if it
+        saved one. ``why`` counts as a restart unless the scheduler is gone too (then the
+        workers went with it: the attempt waits for it) or is None (nothing ran)."""
+        if not self._current(job, launch):
             return
-        _log.warning("job task %s: %s; started again (%d)", launch.token, why, job.restarts)
-        if job.parts and job.data is not None:
-            with contextlib.suppress(Exception):  # its scattered spec may have died with it
-                job.data = self.client.scatter(dict(job.spec), hash=False)
+        del job.launches[launch.token]
+        del self._by_token[launch.token]
+        self._kill_at(worker.address, [launch.token], "started again elsewhere")
+        if why is not None and await self._scheduler_answers():
+            job.restarts += 1
+            if job.restarts > MAX_RESTARTS:
+                self._fail(
+                    job, WorkerDied(f"{why} {job.restarts} times", {"restarts": job.restarts})
+                )
+                return
+            _log.warning("job task %s: %s; started again (%d)", launch.token, why, job.restarts)
         self._start(job, launch.part)
 
-    def _retry_held(self) -> None:
-        """While the scheduler is away: once it answers, send the held tasks again."""
-        if self.client.status == "closed":
-            with contextlib.suppress(Exception):
-                from distributed import Client
-
-                self.client = Client(
-                    self.address, security=self.security, timeout=1, set_as_default=False
-                )
+    async def _scheduler_answers(self) -> bool:
         if self.client.status != "running":
-            return
-        with contextlib.suppress(Exception):
-            self.client.subscribe_topic(NOTES_TOPIC, self._on_note)
-        _prompt(self.client)
-        with self._lock:
-            held, self._held = self._held, []
-        for job, launch in held:
-            _log.warning("job task %s: the scheduler is back; sent again", launch.token)
-            with self._lock:
-                job.launches.pop(launch.token, None)
-                self._by_token.pop(launch.token, None)
-            if job.parts and job.data is not None:
-                with contextlib.suppress(Exception):
-                    job.data = self.client.scatter(dict(job.spec), hash=False)
-            self._start(job, launch.part)
+            return False
+        try:
+            await asyncio.wait_for(self.client.nthreads(), ASK_S)
+        except (OSError, TimeoutError, asyncio.TimeoutError):
+            return False
+        return self.client.status == "running"
+
+    def _kill_at(self, address: str, tokens: list[str], reason: str) -> None:
+        """SIGKILL the attempts of ``tokens`` on the worker at ``address`` (if it lives)."""
+        call = self.client.rpc(address).qmk_kill(tokens=tokens, reason=reason)
+        self._kills.add(self._spawn(_quietly(call)))
+
+    def _drop(self, job: _Job, reason: str) -> None:
+        """Take ``job``'s attempts out of the tables; kill those out on workers."""
+        launches = list(job.launches.values())
+        job.launches.clear()
+        job.waiting.clear()
+        by_worker: dict[str, list[str]] = {}
+        for launch in launches:
+            self._by_token.pop(launch.token, None)
+            if launch.worker is not None:
+                by_worker.setdefault(launch.worker.address, []).append(launch.token)
+        for address, tokens in by_worker.items():
+            self._kill_at(address, tokens, reason)
+
+    def _request(self, job: _Job, payload: Any) -> None:
+        for launch in job.launches.values():  # one (a split job takes none)
+            if launch.worker is None:
+                launch.early.append(payload)  # it goes with the call
+                continue
+            call = self.client.rpc(launch.worker.address).qmk_request(
+                token=launch.token, payload=pickle.dumps(payload)
+            )
+            self._spawn(_quietly(call))
 
     def _outcome(self, job: _Job, launch: _Launch, outcome: tuple[Any, ...]) -> None:
         notes = int(outcome[-1])
         if launch.notes < notes:  # its notes are still on their way: they go first
             job.waiting[launch.token] = (outcome, notes)
+            self._loop.call_later(NOTES_WAIT_S, self._notes_late, job, launch)
             return
-        with self._lock:
-            job.launches.pop(launch.token, None)
-            self._by_token.pop(launch.token, None)
+        del job.launches[launch.token]
+        del self._by_token[launch.token]
         if outcome[0] != "ok":
             _kind, kind, message, data, _ = outcome
             self._fail(job, _error(kind, str(message), dict(data or {})))
@@ -766,6 +732,16 @@ class DaskPool(Executor):
             spans = {"spans": job.spans} if job.spans else {}
             self._finish(job, {"ok": True, "result": merged, **spans})
 
+    def _notes_late(self, job: _Job, launch: _Launch) -> None:
+        """An outcome waited NOTES_WAIT_S for notes that never came: it goes on."""
+        waiting = job.waiting.pop(launch.token, None)
+        if waiting is not None and self._current(job, launch):
+            _log.warning(
+                "job task %s: %d checkpoint notes lost", launch.token, waiting[1] - launch.notes
+            )
+            launch.notes = waiting[1]
+            self._outcome(job, launch, waiting[0])
+
     def _finish(self, job: _Job, value: Any) -> None:
         if self._forget(job):
             job.future.set_result(value)
@@ -775,78 +751,108 @@ class DaskPool(Executor):
             job.future.set_exception(error)
 
     def _forget(self, job: _Job) -> bool:
-        """Take ``job`` out of the tables (its other tasks killed); False if it was out."""
+        """Take ``job`` out of the tables (its other attempts killed); False if it was out."""
         with self._lock:
             if self._jobs.pop(job.future, None) is None:
                 return False
-            others = self._drop(job)
-        if others:
-            self._do_kill(job, others, "the job ended")
-        job.data = None
+        self._drop(job, "the job ended")
         return True
 
-    def _do_kill(self, job: _Job, launches: list[_Launch], reason: str) -> None:
-        for launch in launches:
-            if launch.dask is not None:
-                with contextlib.suppress(Exception):
-                    launch.dask.cancel()
-        with contextlib.suppress(Exception):
-            self.client.run(_kill, [launch.token for launch in launches], reason, wait=False)
-        job.data = None
-
-    def _do_request(self, job: _Job, payload: Any) -> None:
-        with self._lock:
-            tokens = list(job.launches)
-        for token in tokens:  # one (a split job takes none)
-            with contextlib.suppress(Exception):
-                self.client.run(_request, token, payload, wait=False)
-
     def _on_note(self, event: Any) -> None:
-        """The client's loop: a note of a running job came (hand it to the pool's thread)."""
+        """The client's handler of a note (on the pool's loop): taken in order."""
         _, message = event
-        self._inbox.put(("note", message))
+        if isinstance(message, Mapping):
+            self._note_queue.put_nowait(message)
 
-    def _do_note(self, message: Mapping[str, Any]) -> None:
+    async def _take_notes(self) -> None:
+        while True:
+            await self._note(await self._note_queue.get())
+
+    async def _note(self, message: Mapping[str, Any]) -> None:
         self._notes += 1
         if self._notes % self.notes_kept == 0:  # the scheduler keeps the events it passed on
-            with contextlib.suppress(Exception):
-                self.client.run_on_scheduler(_truncate_notes)
+            from qmk.kernel.dask_worker import _truncate_notes
+
+            await _quietly(self.client.run_on_scheduler(_truncate_notes))  # in order
         token = str(message.get("token"))
-        with self._lock:
-            found = self._by_token.get(token)
+        found = self._by_token.get(token)
         if found is None:
             return
         job, launch = found
-        if "outcome" in message:  # the task's end, pushed (its "done" finds it gone)
-            self._outcome(job, launch, tuple(message["outcome"]))
-            return
         note = dict(message.get("note") or {})
         data = message.get("data")
         target = job.spec.get("checkpoint_dir") if isinstance(job.spec, Mapping) else None
         if data is not None and target is not None and note.get("path"):
             path = Path(str(target)) / Path(str(note["path"])).name
-            _write(path, data)
+            await asyncio.to_thread(_write, path, data)
             note["path"] = str(path)
             job.latest = str(path)
         launch.notes += 1
-        if job.listener is not None:
+        if job.listener is not None and self._current(job, launch):
             job.listener(note)
         waiting = job.waiting.get(token)
         if waiting is not None and launch.notes >= waiting[1]:
             del job.waiting[token]
-            self._outcome(job, launch, waiting[0])
+            if self._current(job, launch):
+                self._outcome(job, launch, waiting[0])
+
+    # ------------------------------------------------------------------ closing
+
+    def _close(self) -> None:
+        """From another thread than the loop's: everything closed when it returns."""
+        with contextlib.suppress(Exception):
+            self._call(self._close_async, timeout=60)
+        self._stop_loop()
+
+    async def _close_async(self) -> None:
+        """The kills sent, the pool's tasks ended, the client closed, a cluster the pool
+        owns closed (in a thread: it is a synchronous one)."""
+        try:
+            kills = [task for task in self._kills if not task.done()]
+            if kills:
+                await asyncio.wait(kills, timeout=5)
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.client is not None:
+                with contextlib.suppress(Exception):
+                    self.client.unsubscribe_topic(NOTES_TOPIC)
+                with contextlib.suppress(Exception):
+                    await self.client.close(timeout=5)
+        finally:
+            if self.cluster is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.cluster.close, timeout=10)
+            self._config.__exit__(None, None, None)
+
+    def _stop_loop(self) -> None:
+        """Stop the pool's own thread and loop (a caller's loop goes on)."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
 
-def _prompt(client: Any) -> None:
-    """Have ``client`` send to the scheduler within :data:`SEND_EVERY_S` of a message.
+def _retrieved(call: asyncio.Future[Any]) -> None:
+    """A call's failure is read where it matters; this keeps asyncio from logging one
+    that ended after its attempt did (cancelled, its worker lost)."""
+    if not call.cancelled():
+        call.exception()
 
-    A Dask client batches what it sends, one batch every 10 ms: a job submitted just
-    after another message (the release of the job before it) waited up to 10 ms, as
-    long as a small job takes. The batch stream's interval is an attribute of Dask's
-    ``BatchedSend``, not a setting: left as it is where a version lacks it."""
-    stream = getattr(client, "scheduler_comm", None)
-    if stream is not None and hasattr(stream, "interval"):
-        stream.interval = SEND_EVERY_S
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    """A call whose failure says nothing (its worker gone, the scheduler away)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(call, 10)
 
 
 def _error(kind: str, message: str, data: dict[str, Any]) -> TaskError:
@@ -978,10 +984,12 @@ def dask_pool(
     workers: int | None = None,
     security: Any = None,
     tls: TlsFiles | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> DaskPool:
     """The kernel's pool for ``--dask text``: the kernel's worker limits, the tests'
     gates from the environment (as :func:`qmk.kernel.workers.kernel_pool`), TLS to the
-    scheduler from ``tls`` (``--dask-tls-*``) or ``security``."""
+    scheduler from ``tls`` (``--dask-tls-*``) or ``security``, driven by ``loop`` (the
+    kernel's; call this off its thread) or by a thread of its own."""
     from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV
 
     where, count = parse_dask(text)
@@ -995,6 +1003,7 @@ def dask_pool(
         "gate": os.environ.get(GATE_ENV) or None,
         "pause_gate": os.environ.get(PAUSE_GATE_ENV) or None,
         "security": security,
+        "loop": loop,
     }
     if count is not None:
         return DaskPool.local(count, **options)
@@ -1003,10 +1012,10 @@ def dask_pool(
 
 __all__ = [
     "CLUSTER_CONFIG",
+    "HANDLERS",
     "MAX_RESTARTS",
     "NOTES_TOPIC",
-    "PUSH_BYTES",
-    "SCATTER_BYTES",
+    "PLUGIN",
     "SPLIT_SHOTS",
     "TLS_OPTIONS",
     "DaskPool",

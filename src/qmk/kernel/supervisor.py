@@ -233,7 +233,10 @@ class Supervisor:
         self._starting = False
         self.running.clear()
         self._deadlines.clear()
-        if getattr(self.pool, "loop", None) is self._loop:
+        closer = getattr(self.pool, "aclose", None)
+        if closer is not None:  # a pool that closes without blocking this loop
+            await closer(cancel_futures=True)
+        elif getattr(self.pool, "loop", None) is self._loop:
             self.pool.shutdown(True, cancel_futures=True)  # driven by this loop: no thread
         else:
             await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
