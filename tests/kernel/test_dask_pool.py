@@ -444,7 +444,6 @@ def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path:
     address = f"tcp://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
         "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
     }
     scheduler_argv = ("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port))
@@ -467,7 +466,9 @@ def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path:
             await until(lambda: not pool.connected(), "the client sees it gone")
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=2)
             waiting = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=500)
-            assert waiting["state"] in ("QUEUED", "RUNNING"), waiting.get("error")  # neither lost nor failed
+            assert waiting["state"] in ("QUEUED", "RUNNING"), waiting.get(
+                "error"
+            )  # neither lost nor failed
             # back at the same address; Dask workers exit with their scheduler, so their
             # process manager (here: the test) starts one again too
             processes.append(_start(*scheduler_argv, env=env, log=tmp_path / "scheduler.log"))
@@ -490,3 +491,114 @@ def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+# ----------------------------------------------------------------------------- membership
+
+
+@pytest.fixture
+def lone_cluster() -> Iterator[Any]:
+    """A cluster of one worker, for a test that adds or retires workers (the settings
+    hold for its life: a worker added later reads them as it starts)."""
+    import dask
+
+    with dask.config.set(CLUSTER_CONFIG):
+        local = distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            worker_dashboard_address=None,
+            host="127.0.0.1",
+        )
+        yield local
+        local.close(timeout=20)
+
+
+def test_a_worker_that_joins_the_cluster_later_is_sent_jobs(
+    lone_cluster: Any, tmp_path: Path
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        pool = kernel.pool
+        assert isinstance(pool, DaskPool)
+        assert len(await asyncio.to_thread(pool.workers)) == 1
+        await asyncio.to_thread(lone_cluster.scale, 2)  # the plugin reaches it as it joins
+        await until(lambda: len(pool.workers()) == 2, "the new worker greeted")
+        sid = await login(kernel, "alice")
+        jobs = [
+            await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=seed)
+            for seed in (1, 2)
+        ]  # held at the gate: one on each worker (the fewest jobs per thread)
+        await until(
+            lambda: sorted(jobs for _, jobs in pool.holding().values()) == [1, 1],
+            "a job held on each worker",
+        )
+        gate.open()
+        for seed, job in zip((1, 2), jobs, strict=True):
+            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+            assert done["result"]["counts"] == run(BELL, shots=100, seed=seed).counts
+
+    with WorkerGate(tmp_path) as gate:
+        run_on("dask", tmp_path, body, lone_cluster.scheduler_address, gate=gate)
+
+
+def test_a_job_whose_worker_closes_under_it_runs_again_on_another_and_completes_once(
+    lone_cluster: Any, tmp_path: Path
+) -> None:
+    """A worker retired mid-job (closed in good order: its plugin's teardown kills the
+    job) hands the job back as lost, not failed; it runs again on the other worker."""
+    lone_cluster.scale(2)
+    lone_cluster.wait_for_workers(2, timeout=60)
+
+    async def body(kernel: Kernel) -> str:
+        pool = kernel.pool
+        assert isinstance(pool, DaskPool)
+        await until(lambda: len(pool.workers()) == 2, "both workers greeted")
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=7)  # held
+        await until(lambda: any(jobs for _, jobs in pool.holding().values()), "a held job")
+        holding = await asyncio.to_thread(pool.holding)
+        (address,) = [where for where, (_, jobs) in holding.items() if jobs]
+
+        def retire() -> None:
+            with distributed.Client(lone_cluster.scheduler_address, timeout=30) as other:
+                other.retire_workers([address], close_workers=True)
+
+        await asyncio.to_thread(retire)
+        await until(
+            lambda: any(jobs for where, (_, jobs) in pool.holding().items() if where != address),
+            "the job held again on the other worker",
+        )
+        gate.open()
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        assert done["result"]["counts"] == run(BELL, shots=100, seed=7).counts
+        return str(job["job_id"])
+
+    with WorkerGate(tmp_path) as gate:
+        job_id = run_on(
+            "dask", tmp_path, body, lone_cluster.scheduler_address, workers=1, gate=gate
+        )
+    lines = [
+        json.loads(line) for line in (tmp_path / "data" / "audit.log").read_text().splitlines()
+    ]
+    ends = [r for r in lines if r.get("job_id") == job_id and r.get("state") == "COMPLETED"]
+    assert len(ends) == 1  # one result, once
+
+
+def test_a_pool_driven_by_a_loop_is_refused_on_that_loops_own_thread(cluster: Any) -> None:
+    """Made there it would wait for itself (it connects before it returns): a one-line
+    error that names the way, and nothing left behind."""
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match=r"DaskPool\.start"):
+            DaskPool(cluster.scheduler_address, loop=asyncio.get_running_loop())
+        pool = await DaskPool.start(cluster.scheduler_address)
+        try:
+            with pytest.raises(RuntimeError, match=r"asyncio\.to_thread"):
+                pool.holding()  # a synchronous call on the pool's own loop
+            assert await asyncio.to_thread(pool.workers)
+        finally:
+            await pool.aclose()
+
+    asyncio.run(main())

@@ -185,6 +185,11 @@ class DaskPool(Executor):
     ) -> None:
         import dask
 
+        if loop is not None and _running_loop() is loop:
+            raise RuntimeError(
+                "a Dask pool driven by a loop connects before it returns: make it off that "
+                "loop's thread (await DaskPool.start(...))"
+            )
         self.cluster = None if isinstance(address, str) else address
         self.address = address if isinstance(address, str) else address.scheduler_address
         self.security = security
@@ -223,11 +228,6 @@ class DaskPool(Executor):
         self._loop = self.loop
         self._loop_thread: int | None = None  # its thread's ident, once it runs the pool
         self._thread: threading.Thread | None = None
-        if loop is not None and _running_loop() is loop:
-            raise RuntimeError(
-                "a Dask pool driven by a loop connects before it returns: make it off that "
-                "loop's thread (await DaskPool.start(...))"
-            )
         if loop is None:
             self._thread = threading.Thread(
                 target=self._loop.run_forever, name="qmk-dask-pool", daemon=True
@@ -374,6 +374,14 @@ class DaskPool(Executor):
     def events(self) -> list[Any]:
         """The notes the scheduler's event log holds now (tests)."""
         return list(self._call(lambda: self.client.get_events(NOTES_TOPIC)))
+
+    def workers(self) -> list[str]:
+        """The addresses of the workers the pool sends jobs to now (they answered its
+        hello)."""
+        return self._call(self._known)
+
+    async def _known(self) -> list[str]:
+        return sorted(self._workers)
 
     def connected(self) -> bool:
         """Whether the pool's client has a scheduler now."""
@@ -627,7 +635,7 @@ class DaskPool(Executor):
                 call.cancel()  # asked: the task ends at its next turn
         if cut or call.cancelled():
             why = str(worker.gone.result()) if worker.gone.done() else "the call was cancelled"
-            await self._again(job, launch, worker, why)
+            await self._again(job, launch, worker, why, kill=True)
             return
         error = call.exception()
         if error is None:
@@ -644,19 +652,25 @@ class DaskPool(Executor):
             await self._again(job, launch, worker, None)
         elif isinstance(error, OSError):  # CommClosedError too: the worker is unreachable
             self._lose(worker, f"{type(error).__name__}: {error}")
-            await self._again(job, launch, worker, f"its Dask worker was lost ({error})")
+            why = f"its Dask worker was lost ({error})"
+            await self._again(job, launch, worker, why, kill=True)
         elif self._current(job, launch):
             self._fail(job, WorkerDied(f"cannot send the job to its worker: {error!r}"))
 
-    async def _again(self, job: _Job, launch: _Launch, worker: _Worker, why: str | None) -> None:
+    async def _again(
+        self, job: _Job, launch: _Launch, worker: _Worker, why: str | None, *, kill: bool = False
+    ) -> None:
         """Start ``launch`` again as a new attempt: from the job's latest state if it
         saved one. ``why`` counts as a restart unless the scheduler is gone too (then the
-        workers went with it: the attempt waits for it) or is None (nothing ran)."""
+        workers went with it: the attempt waits for it) or is None (nothing ran). With
+        ``kill`` the old attempt may still run at ``worker`` (only its call was lost):
+        it is killed there."""
         if not self._current(job, launch):
             return
         del job.launches[launch.token]
         del self._by_token[launch.token]
-        self._kill_at(worker.address, [launch.token], "started again elsewhere")
+        if kill:
+            self._kill_at(worker.address, [launch.token], "started again elsewhere")
         if why is not None and await self._scheduler_answers():
             job.restarts += 1
             if job.restarts > MAX_RESTARTS:
