@@ -4,8 +4,11 @@ Two figures, ratios measured in one run (not tests: nothing fails on a timing):
 
 1. Throughput of small jobs (a Bell pair, 100 shots) through an in-process kernel,
    submit to completion: the local pool (2 worker processes) against a Dask
-   ``LocalCluster`` of 2 worker processes. Goal: Dask within 2x of the local pool
-   (ratio >= 0.5); Dask's per-task overhead is the price.
+   ``LocalCluster`` of 2 worker processes, the pool on the kernel's loop as in ``qmk
+   serve``. Goal: Dask within 2x of the local pool (ratio >= 0.5); the second hop (the
+   kernel to a Dask worker, the worker to its job process) is the price, measured
+   beside the rates as CPU milliseconds per job: of the kernel's process (with a
+   ``LocalCluster``'s scheduler in it) and of its workers and job processes.
 2. A big noisy trajectory job (default 10^6 shots of a 20-qubit T/H/CNOT circuit on
    ``surface_code(d=5)`` logical qubits, every qubit measured) on a 2-worker cluster
    whose engines use one thread each (a worker is one node's worth of cores): whole on
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -85,8 +89,10 @@ def circuit(qubits: int, rounds: int) -> dict[str, Any]:
     }
 
 
-async def throughput(pool: Any, jobs: int, data_dir: Path) -> float:
-    """Jobs/s of ``jobs`` Bell jobs through a kernel on ``pool`` (after a warm-up)."""
+async def throughput(pool: Any, jobs: int, data_dir: Path) -> tuple[float, dict[str, float]]:
+    """Jobs/s of ``jobs`` Bell jobs through a kernel on ``pool`` (after a warm-up), and
+    the CPU milliseconds per job of this process (the kernel, and a LocalCluster's
+    scheduler) and of its descendants (the workers and their job processes)."""
     bell = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
     kernel = await Kernel.open(config_from_dict(CONFIG), data_dir, pool=pool)
     try:
@@ -103,9 +109,13 @@ async def throughput(pool: Any, jobs: int, data_dir: Path) -> float:
                 assert done["state"] == "COMPLETED", done
 
         await batch(8)  # every worker started, its modules imported
+        before = tree_cpu()
         started = time.perf_counter()
         await batch(jobs)
-        return jobs / (time.perf_counter() - started)
+        rate = jobs / (time.perf_counter() - started)
+        after = tree_cpu()
+        spent = {key: round((after[key] - before[key]) * 1000 / jobs, 3) for key in after}
+        return rate, spent
     finally:
         await kernel.close()
 
@@ -125,6 +135,20 @@ def big_spec(args: argparse.Namespace) -> dict[str, Any]:
         "checkpoint_dir": None,
         "resume": None,
     }
+
+
+def tree_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of this process, and of its live descendants."""
+    import psutil  # distributed's dependency
+
+    me = psutil.Process()
+    rest = 0.0
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            rest += times.user + times.system
+    own = me.cpu_times()
+    return {"kernel_ms": own.user + own.system, "workers_ms": rest}
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -203,13 +227,19 @@ def small_jobs(args: argparse.Namespace) -> dict[str, Any]:
         root = Path(tmp)
         for index in range(args.pairs):
             load = os.getloadavg()[0]
-            local_rate = asyncio.run(throughput_local(args.jobs, root / f"local{index}"))
+            local_rate, local_cpu = asyncio.run(throughput_local(args.jobs, root / f"local{index}"))
             # the kernel closes its pool, and the pool the LocalCluster it made
-            dask_rate = asyncio.run(throughput_dask(args.jobs, root / f"dask{index}"))
+            dask_rate, dask_cpu = asyncio.run(throughput_dask(args.jobs, root / f"dask{index}"))
             ratio = dask_rate / local_rate
             print(
                 f"small jobs: local pool {local_rate:7.1f} jobs/s, Dask 2 workers "
                 f"{dask_rate:7.1f} jobs/s: ratio {ratio:.2f} (goal >= 0.5; load {load:.1f})"
+            )
+            print(
+                f"  CPU ms per job: local pool kernel {local_cpu['kernel_ms']:.2f} + workers "
+                f"{local_cpu['workers_ms']:.2f}; Dask kernel (and scheduler) "
+                f"{dask_cpu['kernel_ms']:.2f} + Dask workers and their job processes "
+                f"{dask_cpu['workers_ms']:.2f}"
             )
             runs.append(
                 {
@@ -217,6 +247,8 @@ def small_jobs(args: argparse.Namespace) -> dict[str, Any]:
                     "dask_jobs_per_s": round(dask_rate, 1),
                     "ratio": round(ratio, 3),
                     "load": round(load, 2),
+                    "local_cpu_ms_per_job": local_cpu,
+                    "dask_cpu_ms_per_job": dask_cpu,
                 }
             )
     ratios = sorted(run["ratio"] for run in runs)
@@ -309,14 +341,14 @@ def split_pair(
     }
 
 
-async def throughput_dask(jobs: int, data_dir: Path) -> float:
+async def throughput_dask(jobs: int, data_dir: Path) -> tuple[float, dict[str, float]]:
     """:func:`throughput` on a Dask pool of a new 2-worker ``LocalCluster``."""
     loop = asyncio.get_running_loop()  # the pool on the kernel's loop, as in qmk serve
     pool = await asyncio.to_thread(DaskPool.local, 2, split_shots=0, loop=loop)
     return await throughput(pool, jobs, data_dir)
 
 
-async def throughput_local(jobs: int, data_dir: Path) -> float:
+async def throughput_local(jobs: int, data_dir: Path) -> tuple[float, dict[str, float]]:
     """:func:`throughput` on the kernel's local pool of 2 workers (as ``qmk serve``'s)."""
     from qmk.kernel.workers import kernel_pool
 

@@ -463,10 +463,19 @@ class DaskPool(Executor):
             raise UnavailableError(
                 f"--dask: no Dask scheduler answers at {self.address}: {exc}"
             ) from None
-        await self._attach()
-        with contextlib.suppress(Exception):  # a cluster whose workers are still coming
-            await self.client.wait_for_workers(1, timeout=self.connect_s)
-        await self._refresh()
+        try:
+            await self._attach()
+            with contextlib.suppress(Exception):  # a cluster whose workers are still coming
+                await self.client.wait_for_workers(1, timeout=self.connect_s)
+            await self._refresh()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await self.client.close()
+            if isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError)):
+                raise UnavailableError(
+                    f"--dask: the Dask scheduler at {self.address} stopped answering: {exc!r}"
+                ) from None
+            raise
         self._spawn(self._watch())
         self._spawn(self._take_notes())
         return sum((await self.client.nthreads()).values())
@@ -477,7 +486,15 @@ class DaskPool(Executor):
 
         self._comm_seen = self.client.scheduler_comm
         self.client.subscribe_topic(NOTES_TOPIC, self._on_note)
-        await self.client.register_plugin(JobsPlugin(), name=PLUGIN)
+        try:
+            await self.client.register_plugin(JobsPlugin(), name=PLUGIN)
+        except (OSError, TimeoutError, asyncio.TimeoutError):
+            raise
+        except Exception as exc:  # a worker that cannot load it (no QMK there, another one)
+            raise UnavailableError(
+                f"--dask: a worker of {self.address} cannot take QMK's job handlers "
+                f"({type(exc).__name__}: {exc}); install the same QMK on every worker"
+            ) from None
 
     async def _watch(self) -> None:
         """Keep the connection: a scheduler back after it went away gets the plugin and
@@ -513,6 +530,8 @@ class DaskPool(Executor):
                     await self._refresh()
             except (OSError, TimeoutError, asyncio.TimeoutError) as exc:  # it went away
                 _log.info("the Dask scheduler did not answer: %r", exc)
+            except UnavailableError as exc:  # a new scheduler's workers refuse the plugin
+                _log.error("%s", exc)
             except Exception:  # a bug of ours must not end the watch
                 _log.exception("the Dask pool's watch failed")
 
