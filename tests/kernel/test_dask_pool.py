@@ -32,29 +32,19 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.jobs import run_job
 from qmk.kernel.service import Kernel
 from qmk.kernel.workers import WorkerMemoryError, WorkerPool, kernel_isolation
+from support.dask_cluster import local_cluster
 from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_graph, wait_state
 
 distributed = pytest.importorskip("distributed")
 
-from qmk.kernel.dask_pool import CLUSTER_CONFIG, DaskPool  # noqa: E402
+from qmk.kernel.dask_pool import DaskPool  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Two Dask worker processes (one thread each), shared by this module's tests."""
-    import dask
-
-    with dask.config.set(CLUSTER_CONFIG):
-        local = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # its HTTP server binds anyway: not on 8787
-            worker_dashboard_address=None,
-            host="127.0.0.1",
-        )
-    yield local
-    local.close(timeout=20)
+    with local_cluster(2) as local:
+        yield local
 
 
 def run_on(
@@ -498,21 +488,9 @@ def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path:
 
 @pytest.fixture
 def lone_cluster() -> Iterator[Any]:
-    """A cluster of one worker, for a test that adds or retires workers (the settings
-    hold for its life: a worker added later reads them as it starts)."""
-    import dask
-
-    with dask.config.set(CLUSTER_CONFIG):
-        local = distributed.LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            worker_dashboard_address=None,
-            host="127.0.0.1",
-        )
+    """A cluster of one worker, for a test that adds or retires workers."""
+    with local_cluster(1) as local:
         yield local
-        local.close(timeout=20)
 
 
 def test_a_worker_that_joins_the_cluster_later_is_sent_jobs(

@@ -21,6 +21,7 @@ from qmk.errors import UnavailableError
 from qmk.execution.executor import run
 from qmk.kernel.service import Kernel
 from support.cli import qmk
+from support.dask_cluster import local_cluster
 from support.kernel import BELL, TENANTS, ServerProcess, config_toml, login, make_config
 
 distributed = pytest.importorskip("distributed")
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
-from qmk.kernel.dask_pool import CLUSTER_CONFIG, DaskPool, check_tls, dask_pool  # noqa: E402
+from qmk.kernel.dask_pool import DaskPool, check_tls, dask_pool  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +103,6 @@ class TlsCluster:
 @pytest.fixture(scope="module")
 def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsCluster]:
     """One Dask worker behind a scheduler that speaks only TLS, certificates of one CA."""
-    import dask
     from distributed.security import Security
 
     folder = tmp_path_factory.mktemp("tls")
@@ -118,20 +118,9 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsCluster
         tls_client_key=node.key,
         require_encryption=True,
     )
-    with dask.config.set(CLUSTER_CONFIG):
-        cluster = distributed.LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            protocol="tls://",
-            host="127.0.0.1",
-            security=security,
-            dashboard_address=":0",
-            worker_dashboard_address=None,
-        )
-    assert cluster.scheduler_address.startswith("tls://")
-    yield TlsCluster(address=cluster.scheduler_address, ca=ca.path, kernel=kernel)
-    cluster.close(timeout=20)
+    with local_cluster(1, protocol="tls://", security=security) as cluster:
+        assert cluster.scheduler_address.startswith("tls://")
+        yield TlsCluster(address=cluster.scheduler_address, ca=ca.path, kernel=kernel)
 
 
 def test_a_kernel_with_the_ca_and_its_certificate_runs_jobs_on_a_tls_cluster(

@@ -141,12 +141,11 @@ def test_a_job_split_over_dask_workers_has_each_parts_worker_spans_under_its_run
     tmp_path: Path,
 ):
     pytest.importorskip("opentelemetry.sdk")
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     import asyncio
 
-    import dask
-
-    from qmk.kernel.dask_pool import CLUSTER_CONFIG, DaskPool
+    from qmk.kernel.dask_pool import DaskPool
+    from support.dask_cluster import local_cluster
     from support.kernel import make_config
 
     path = tmp_path / "spans.jsonl"
@@ -161,19 +160,8 @@ def test_a_job_split_over_dask_workers_has_each_parts_worker_spans_under_its_run
         finally:
             await kernel.close()
 
-    with dask.config.set(CLUSTER_CONFIG):
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            worker_dashboard_address=None,
-            host="127.0.0.1",
-        )
-    try:
+    with local_cluster(2) as cluster:
         done = asyncio.run(main(cluster.scheduler_address))
-    finally:
-        cluster.close(timeout=20)
     assert done["state"] == "COMPLETED"
     spans = [json.loads(line) for line in path.read_text().splitlines()]
     (run,) = [s for s in spans if s["name"] == "qmk.run"]
