@@ -165,6 +165,21 @@ async def _deliver_later(host: _Host, future: Future[Any], payload: Any) -> None
         pause = min(pause * 2, 0.005)
 
 
+async def _send_note(
+    worker: Any, token: str, note: Any, previous: asyncio.Task[None] | None
+) -> None:
+    """Send a job's note to the kernel (a Dask event), with the state it names read in
+    a thread (a big one would hold the worker's loop), after the note before it."""
+    if previous is not None:
+        with contextlib.suppress(Exception):
+            await previous
+    data = None
+    if isinstance(note, dict) and note.get("path"):
+        with contextlib.suppress(OSError):
+            data = await asyncio.to_thread(Path(str(note["path"])).read_bytes)
+    worker.log_event(NOTES_TOPIC, {"token": token, "note": note, "data": data})
+
+
 def _kill(tokens: list[str], reason: str) -> int:
     """SIGKILL the jobs of ``tokens`` here and remember the tokens; how many ran here."""
     killed = 0
@@ -245,18 +260,12 @@ class JobService:
             local, folder = await asyncio.to_thread(
                 _place, host, token, spec, part, resume, options
             )
-        worker = self.worker
-        sent = 0
+        loop = asyncio.get_running_loop()
+        sends: list[asyncio.Task[None]] = []  # the notes, each sent after the one before
 
-        def noted(note: Any) -> None:  # the job pool's thread: ship the state with the note
-            nonlocal sent
-            data = None
-            if isinstance(note, dict) and note.get("path"):
-                with contextlib.suppress(OSError):
-                    data = Path(str(note["path"])).read_bytes()
-            sent += 1
-            message = {"token": token, "note": note, "data": data}
-            worker.loop.add_callback(worker.log_event, NOTES_TOPIC, message)
+        def noted(note: Any) -> None:  # on the worker's loop, which drives the job pool
+            previous = sends[-1] if sends else None
+            sends.append(loop.create_task(_send_note(self.worker, token, note, previous)))
 
         future = host.pool.submit(fn, local)
         host.pool.listen(future, noted)
@@ -268,16 +277,21 @@ class JobService:
             host.pool.cancel(future, why)
         for payload in (*(requests or ()), *early):
             _deliver(host, future, payload)
+        outcome: tuple[Any, ...]
         try:
-            return ("ok", await asyncio.wrap_future(future), sent)
+            outcome = ("ok", await asyncio.wrap_future(future))
         except TaskError as exc:
             if _CLOSING.is_set():  # not the job's doing: its worker is going away
-                return ("lost", "its Dask worker closed", sent)
-            return ("error", exc.kind, exc.message, exc.data, sent)
+                outcome = ("lost", "its Dask worker closed")
+            else:
+                outcome = ("error", exc.kind, exc.message, exc.data)
         finally:
             host.running.pop(token, None)
+            if sends:  # sent before the outcome, their states read before the folder goes
+                await asyncio.gather(*sends, return_exceptions=True)
             if folder is not None and os.path.isdir(folder):  # it saved states, or resumed
                 await asyncio.to_thread(shutil.rmtree, folder, True)
+        return (*outcome, len(sends))
 
     async def kill(self, tokens: list[str], reason: str) -> int:
         """SIGKILL the jobs of ``tokens`` (the kill never waits); how many ran here."""
