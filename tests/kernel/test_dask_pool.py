@@ -312,13 +312,20 @@ def test_a_checkpoint_on_a_dask_worker_lands_in_the_kernels_data_dir_and_restore
         run_on("dask", tmp_path, body, cluster.scheduler_address, workers=1, pause=pause)
 
 
+@pytest.mark.parametrize("put", [False, True], ids=["program-in-each-call", "program-put-once"])
 def test_a_big_job_split_over_the_workers_has_the_single_runs_counts(
-    cluster: Any, tmp_path: Path
+    put: bool, cluster: Any, tmp_path: Path
 ) -> None:
+    """Its parts run on both workers. A program past ``stash_bytes`` leaves the kernel
+    once: put on the first part's worker, fetched from there by the other's."""
     graph, shots, seed = FENCED.to_json(), 3000, 11
     config = make_config(worker_memory_mb=1024)
 
     async def body(kernel: Kernel) -> None:
+        pool = kernel.pool
+        assert isinstance(pool, DaskPool)
+        if put:
+            pool.stash_bytes = 0
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(
             session_id=alice,
@@ -329,7 +336,7 @@ def test_a_big_job_split_over_the_workers_has_the_single_runs_counts(
         )
         done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
         assert done["state"] == "COMPLETED", done
-        assert kernel.pool.split_jobs == 1
+        assert (pool.split_jobs, pool.stashed) == (1, 1 if put else 0)
         single = run(
             FENCED,
             shots=shots,

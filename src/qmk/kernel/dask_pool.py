@@ -39,11 +39,13 @@ and sends them again. Neither counts as a restart.
 dealt over the workers, their counts merged: the same counts as one run, bit for bit.
 A split job takes no checkpoints (its parts are short-lived and start again whole).
 
-**Data locality.** A program travels once, from the kernel to the worker that runs it
-(a split job's, once to each part's worker); an outcome once, back. Results are counts
-and telemetry, never rows of shots. Checkpoint states travel once: a worker sends a
-state it saved with the note that reports it (a Dask event); the pool writes it into
-the kernel's data directory, and a job restarted elsewhere takes its state with it.
+**Data locality.** A program travels once, from the kernel to the worker that runs it; a
+split job's, inside each part's call, or past :data:`STASH_BYTES` put once on one worker
+and fetched from there by the other parts' workers. An outcome travels once, back.
+Results are counts and telemetry, never rows of shots. Checkpoint states travel once: a
+worker sends a state it saved with the note that reports it (a Dask event); the pool
+writes it into the kernel's data directory, and a job restarted elsewhere takes its
+state with it.
 
 Test hooks: the local pool's gate and pause gate (``gate=``, ``pause_gate=``, FIFOs on
 the one machine of a ``LocalCluster``) hold jobs in the Dask workers' children exactly as
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 import os
@@ -83,9 +86,19 @@ NOTES_TOPIC = "qmk-notes"
 #: The name of the worker plugin that installs the job handlers.
 PLUGIN = "qmk-jobs"
 #: The handlers the plugin adds to each worker's server: op -> method of ``JobService``.
-HANDLERS = {"qmk_run": "run", "qmk_kill": "kill", "qmk_request": "request", "qmk_hello": "hello"}
+HANDLERS = {
+    "qmk_run": "run",
+    "qmk_kill": "kill",
+    "qmk_request": "request",
+    "qmk_hello": "hello",
+    "qmk_put": "put",
+    "qmk_fetch": "fetch",
+}
 #: A job with at least this many shots is split over the workers (0: never).
 SPLIT_SHOTS = 100_000
+#: A split job's spec longer than this (pickled bytes) leaves the kernel once: it is put
+#: on one worker, and its parts' workers fetch it from there.
+STASH_BYTES = 1 << 20
 #: The pool clears its notes from the scheduler's event log after this many.
 NOTES_KEPT = 256
 #: How many times a job is started again after its Dask worker died.
@@ -105,6 +118,15 @@ CLUSTER_CONFIG: dict[str, Any] = {
     # the Dask worker's own job processes (a daemonic process may have no children)
     "distributed.worker.daemon": False,
 }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stash:
+    """In a call, in place of a split job's spec: the worker at ``address`` holds it,
+    pickled, under ``digest`` (its SHA-256)."""
+
+    digest: str
+    address: str
 
 
 @dataclass(eq=False)
@@ -142,6 +164,8 @@ class _Job:
     latest: str | None = None  # the kernel's file of its latest saved state
     restarts: int = 0
     waiting: dict[str, tuple[Any, int]] = field(default_factory=dict)  # outcomes short of notes
+    packed: bytes | None = None  # a split job's spec, pickled once
+    stash: asyncio.Task[Stash] | None = None  # its put on a worker (a big one)
 
 
 class DaskPool(Executor):
@@ -211,6 +235,10 @@ class DaskPool(Executor):
         self.notes_kept = NOTES_KEPT
         #: How many jobs went out split into parts.
         self.split_jobs = 0
+        #: Put a split job's spec on one worker from this size on (tests lower it).
+        self.stash_bytes = STASH_BYTES
+        #: How many specs the pool put on a worker for their parts to fetch.
+        self.stashed = 0
         # the rest is the pool's loop's alone
         self._by_token: dict[str, tuple[_Job, _Launch]] = {}
         self._workers: dict[str, _Worker] = {}
@@ -428,8 +456,9 @@ class DaskPool(Executor):
     def _reaped(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         self._kills.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("the Dask pool failed", exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, _PutFailed):  # that one is handled
+            _log.error("the Dask pool failed", exc_info=error)
 
     def _parts_of(self, spec: Any) -> int:
         """How many parts ``spec`` goes out as (0: whole)."""
@@ -624,12 +653,29 @@ class DaskPool(Executor):
         early, launch.early = launch.early, []
         launch.worker = worker
         worker.out += 1
+        spec = job.spec
+        if job.parts:
+            try:
+                spec = await self._stashed(job, worker)
+            except _PutFailed as exc:  # the worker that was to hold it is gone
+                worker.out -= 1
+                launch.worker = None
+                lost = self._workers.get(exc.address)
+                if lost is not None:
+                    self._lose(lost, str(exc))
+                await self._again(job, launch, worker, str(exc))
+                return
+            except Exception as exc:  # a spec that does not pickle
+                worker.out -= 1
+                launch.worker = None
+                self._fail(job, WorkerDied(f"cannot send the job to its worker: {exc!r}"))
+                return
         try:
             blob = pickle.dumps(
                 (
                     launch.token,
                     job.fn,
-                    job.spec,
+                    spec,
                     None if launch.part is None else [launch.part, job.parts],
                     resume,
                     self.options,
@@ -664,6 +710,9 @@ class DaskPool(Executor):
                 if outcome[0] == "lost":  # its worker closed under it
                     self._lose(worker, str(outcome[1]))
                     await self._again(job, launch, worker, str(outcome[1]))
+                elif outcome[0] == "again":  # it could not fetch the spec: put it anew
+                    job.stash = None
+                    await self._again(job, launch, worker, str(outcome[1]))
                 elif self._current(job, launch):
                     self._outcome(job, launch, outcome)
                 return
@@ -675,6 +724,38 @@ class DaskPool(Executor):
             await self._again(job, launch, worker, why, kill=True)
         elif self._current(job, launch):
             self._fail(job, WorkerDied(f"cannot send the job to its worker: {error!r}"))
+
+    async def _stashed(self, job: _Job, worker: _Worker) -> Any:
+        """A split job's spec as its part's call carries it: itself, or, past
+        ``stash_bytes``, a :class:`Stash` of it, put once on ``worker`` (the first part's;
+        the others wait for that put, then fetch it from there)."""
+        if job.packed is None:
+            job.packed = pickle.dumps(job.spec, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(job.packed) <= self.stash_bytes:
+            return job.spec
+        task = job.stash
+        if task is None or (
+            task.done()
+            and (
+                task.cancelled()
+                or task.exception() is not None
+                or task.result().address not in self._workers
+            )
+        ):
+            task = job.stash = self._spawn(self._put(job.packed, worker.address))
+        return await asyncio.shield(task)
+
+    async def _put(self, packed: bytes, address: str) -> Stash:
+        digest = hashlib.sha256(packed).hexdigest()
+        try:
+            await asyncio.wait_for(
+                self.client.rpc(address).qmk_put(digest=digest, data=packed), ASK_S * 12
+            )
+        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+            message = f"cannot put the job's program on {address}: {exc!r}"
+            raise _PutFailed(address, message) from None
+        self.stashed += 1
+        return Stash(digest=digest, address=address)
 
     async def _again(
         self, job: _Job, launch: _Launch, worker: _Worker, why: str | None, *, kill: bool = False
@@ -868,6 +949,12 @@ class DaskPool(Executor):
         self._loop.close()
 
 
+class _PutFailed(Exception):
+    def __init__(self, address: str, message: str) -> None:
+        super().__init__(message)
+        self.address = address
+
+
 def _retrieved(call: asyncio.Future[Any]) -> None:
     """A call's failure is read where it matters; this keeps asyncio from logging one
     that ended after its attempt did (cancelled, its worker lost)."""
@@ -1050,8 +1137,10 @@ __all__ = [
     "NOTES_TOPIC",
     "PLUGIN",
     "SPLIT_SHOTS",
+    "STASH_BYTES",
     "TLS_OPTIONS",
     "DaskPool",
+    "Stash",
     "TlsFiles",
     "check_tls",
     "dask_pool",

@@ -2,7 +2,7 @@
 
 The kernel's :class:`~qmk.kernel.dask_pool.DaskPool` registers :class:`JobsPlugin` with
 the scheduler, which installs it on every worker of the cluster, those that join later
-included. The plugin adds four handlers to the worker's own server (Dask's comm, with
+included. The plugin adds six handlers to the worker's own server (Dask's comm, with
 its TLS), which the kernel calls straight, one round trip each, without the scheduler:
 
 - ``qmk_run``: run one job (or one part of a split job) in a child process of this
@@ -10,7 +10,9 @@ its TLS), which the kernel calls straight, one round trip each, without the sche
 - ``qmk_kill``: SIGKILL the job processes of some tokens, and remember the tokens, so
   a run that comes after its kill runs nothing;
 - ``qmk_request``: pass a checkpoint or preemption request to a running job;
-- ``qmk_hello``: this worker's pid and threads (the kernel calls it before it sends jobs).
+- ``qmk_hello``: this worker's pid and threads (the kernel calls it before it sends jobs);
+- ``qmk_put`` and ``qmk_fetch``: a split job's big spec, put on one worker by the kernel
+  and fetched from there by the workers of its other parts, so it leaves the kernel once.
 
 A job does not run in the Dask worker's process: it goes to a
 :class:`~qmk.kernel.workers.WorkerPool` of the worker's own (one per set of kernel
@@ -42,7 +44,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from qmk.kernel.dask_pool import HANDLERS, NOTES_TOPIC, PLUGIN
+from qmk.kernel.dask_pool import HANDLERS, NOTES_TOPIC, PLUGIN, Stash
 from qmk.kernel.workers import TaskError
 
 #: What a daemonic Dask worker answers (it may start no job processes).
@@ -66,6 +68,9 @@ _HOSTS_LOCK = threading.Lock()
 #: Tokens killed (token -> why), remembered so a run that comes late runs nothing.
 _CANCELLED: OrderedDict[str, str] = OrderedDict()
 _CANCELLED_KEPT = 4096
+#: Split jobs' specs put here for their parts (digest -> pickled spec), the last few.
+_STASH: OrderedDict[str, bytes] = OrderedDict()
+_STASH_KEPT = 8
 #: Requests that came before their job (token -> payloads), kept this many.
 _EARLY: OrderedDict[str, list[Any]] = OrderedDict()
 _EARLY_KEPT = 4096
@@ -212,7 +217,8 @@ class JobService:
         small job). ``fn(spec)`` runs in a child process of this worker's job pool.
 
         Answers the pickled ``("ok", value, notes)``, ``("error", kind, message, data,
-        notes)`` or, when the worker closes under the job, ``("lost", why, notes)``
+        notes)``, ``("lost", why, notes)`` when the worker closes under the job, or
+        ``("again", why, 0)`` when the spec could not be fetched from its peer
         (``notes``: how many checkpoint notes the job sent); never an exception, so
         every failure reaches the kernel as an outcome.
         """
@@ -245,6 +251,11 @@ class JobService:
     ) -> tuple[Any, ...]:
         if multiprocessing.current_process().daemon:
             return ("error", "died", DAEMONIC, {}, 0)
+        if isinstance(spec, Stash):  # a split job's big spec: here, or at a peer
+            try:
+                spec = await self._unstash(spec)
+            except (OSError, TimeoutError, asyncio.TimeoutError, LookupError) as exc:
+                return ("again", f"cannot fetch the job's program from {spec.address}: {exc!r}", 0)
         host = _HOSTS.get(_key(options))
         if host is None:  # the first job here: the pool starts its processes
             await asyncio.to_thread(_warm_forkserver)
@@ -292,6 +303,30 @@ class JobService:
             if folder is not None and os.path.isdir(folder):  # it saved states, or resumed
                 await asyncio.to_thread(shutil.rmtree, folder, True)
         return (*outcome, len(sends))
+
+    async def put(self, digest: str, data: bytes) -> bool:
+        """Keep a split job's pickled spec for its parts (here and at peers)."""
+        _STASH[digest] = data
+        _STASH.move_to_end(digest)
+        while len(_STASH) > _STASH_KEPT:
+            _STASH.popitem(last=False)
+        return True
+
+    async def fetch(self, digest: str) -> bytes | None:
+        """A spec kept here (a peer runs a part of its job), or None."""
+        return _STASH.get(digest)
+
+    async def _unstash(self, stash: Stash) -> Any:
+        """The spec of ``stash``: kept here, or fetched once from the worker that holds
+        it (worker to worker, over Dask's comm)."""
+        data = _STASH.get(stash.digest)
+        if data is None:
+            call = self.worker.rpc(stash.address).qmk_fetch(digest=stash.digest)
+            data = await asyncio.wait_for(call, 60)
+            if not isinstance(data, bytes):
+                raise LookupError(f"{stash.address} no longer holds it")
+            await self.put(stash.digest, data)
+        return pickle.loads(data)
 
     async def kill(self, tokens: list[str], reason: str) -> int:
         """SIGKILL the jobs of ``tokens`` (the kill never waits); how many ran here."""
