@@ -650,80 +650,66 @@ class DaskPool(Executor):
         worker = await self._pick(job, launch)
         if worker is None:
             return
-        early, launch.early = launch.early, []
         launch.worker = worker
-        worker.out += 1
-        spec = job.spec
-        if job.parts:
-            try:
-                spec = await self._stashed(job, worker)
-            except _PutFailed as exc:  # the worker that was to hold it is gone
-                worker.out -= 1
-                launch.worker = None
-                lost = self._workers.get(exc.address)
-                if lost is not None:
-                    self._lose(lost, str(exc))
-                await self._again(job, launch, worker, str(exc))
-                return
-            except Exception as exc:  # a spec that does not pickle
-                worker.out -= 1
-                launch.worker = None
-                self._fail(job, WorkerDied(f"cannot send the job to its worker: {exc!r}"))
-                return
+        worker.out += 1  # now: the next part's pick sees it, while this one gets ready
         try:
-            blob = pickle.dumps(
-                (
-                    launch.token,
-                    job.fn,
-                    spec,
-                    None if launch.part is None else [launch.part, job.parts],
-                    resume,
-                    self.options,
-                    early or None,
-                ),
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-        except Exception as exc:  # a function or spec that does not pickle
-            worker.out -= 1
-            launch.worker = None
-            self._fail(job, WorkerDied(f"cannot send the job to its worker: {exc!r}"))
-            return
-        call = asyncio.ensure_future(self.client.rpc(worker.address).qmk_run(call=blob))
-        call.add_done_callback(_retrieved)
-        try:
-            await asyncio.wait((call, worker.gone), return_when=asyncio.FIRST_COMPLETED)
+            await self._send(job, launch, worker, resume)
         finally:
             worker.out -= 1
             launch.worker = None
-            cut = not call.done()
+
+    async def _send(self, job: _Job, launch: _Launch, worker: _Worker, resume: Any) -> None:
+        early, launch.early = launch.early, []
+        try:
+            spec = await self._stashed(job, worker) if job.parts else job.spec
+            part = None if launch.part is None else [launch.part, job.parts]
+            call = (launch.token, job.fn, spec, part, resume, self.options, early or None)
+            blob = pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
+        except _PutFailed as exc:  # the worker that was to hold the spec is gone
+            lost = self._workers.get(exc.address)
+            if lost is not None:
+                self._lose(lost, str(exc))
+            await self._again(job, launch, worker, str(exc))
+            return
+        except Exception as exc:  # a function or spec that does not pickle
+            self._fail(job, WorkerDied(f"cannot send the job to its worker: {exc!r}"))
+            return
+        answer = asyncio.ensure_future(self.client.rpc(worker.address).qmk_run(call=blob))
+        answer.add_done_callback(_retrieved)
+        try:
+            await asyncio.wait((answer, worker.gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cut = not answer.done()
             if cut:  # the scheduler dropped the worker first (or the pool closes)
-                call.cancel()  # asked: the task ends at its next turn
-        if cut or call.cancelled():
+                answer.cancel()  # asked: the task ends at its next turn
+        if cut or answer.cancelled():
             why = str(worker.gone.result()) if worker.gone.done() else "the call was cancelled"
             await self._again(job, launch, worker, why, kill=True)
             return
-        error = call.exception()
-        if error is None:
-            reply = call.result()
-            if isinstance(reply, bytes):
-                outcome = pickle.loads(reply)
-                if outcome[0] == "lost":  # its worker closed under it
-                    self._lose(worker, str(outcome[1]))
-                    await self._again(job, launch, worker, str(outcome[1]))
-                elif outcome[0] == "again":  # it could not fetch the spec: put it anew
-                    job.stash = None
-                    await self._again(job, launch, worker, str(outcome[1]))
-                elif self._current(job, launch):
-                    self._outcome(job, launch, outcome)
-                return
-            self._lose(worker, "it has no qmk handlers")  # a worker still starting
-            await self._again(job, launch, worker, None)
-        elif isinstance(error, OSError):  # CommClosedError too: the worker is unreachable
+        error = answer.exception()
+        if isinstance(error, OSError):  # CommClosedError too: the worker is unreachable
             self._lose(worker, f"{type(error).__name__}: {error}")
             why = f"its Dask worker was lost ({error})"
             await self._again(job, launch, worker, why, kill=True)
+            return
+        if error is not None:
+            if self._current(job, launch):
+                self._fail(job, WorkerDied(f"cannot send the job to its worker: {error!r}"))
+            return
+        reply = answer.result()
+        if not isinstance(reply, bytes):  # no handler answered: a worker still starting
+            self._lose(worker, "it has no qmk handlers")
+            await self._again(job, launch, worker, None)
+            return
+        outcome = pickle.loads(reply)
+        if outcome[0] == "lost":  # its worker closed under it
+            self._lose(worker, str(outcome[1]))
+            await self._again(job, launch, worker, str(outcome[1]))
+        elif outcome[0] == "again":  # it could not fetch the spec: put it anew
+            job.stash = None
+            await self._again(job, launch, worker, str(outcome[1]))
         elif self._current(job, launch):
-            self._fail(job, WorkerDied(f"cannot send the job to its worker: {error!r}"))
+            self._outcome(job, launch, outcome)
 
     async def _stashed(self, job: _Job, worker: _Worker) -> Any:
         """A split job's spec as its part's call carries it: itself, or, past

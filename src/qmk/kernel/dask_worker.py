@@ -131,6 +131,17 @@ def _warm_forkserver() -> None:
     process.join()
 
 
+def _trim(table: OrderedDict[str, Any], kept: int) -> None:
+    """Forget the oldest entries of ``table`` past ``kept``."""
+    while len(table) > kept:
+        table.popitem(last=False)
+
+
+def _died(message: str) -> tuple[Any, ...]:
+    """The outcome of a job that failed here for a reason not its own."""
+    return ("error", "died", message, {}, 0)
+
+
 def _fifo(path: str | None) -> str | None:
     """A test gate's path, or None once it is gone (the test opened it for good)."""
     return path if path is not None and os.path.exists(path) else None
@@ -161,7 +172,7 @@ def _deliver(host: _Host, future: Future[Any], payload: Any) -> None:
 
 
 async def _deliver_later(host: _Host, future: Future[Any], payload: Any) -> None:
-    pause = 0.0001  # the pool's thread hands a job to a process within ~0.1 ms
+    pause = 0.0001  # a queued job reaches a process as one ahead of it ends
     while not future.done():
         if future.running():
             host.pool.request(future, payload)
@@ -195,8 +206,7 @@ def _kill(tokens: list[str], reason: str) -> int:
                 future = host.running.get(token)
                 if future is not None and host.pool.cancel(future, reason):
                     killed += 1
-        while len(_CANCELLED) > _CANCELLED_KEPT:
-            _CANCELLED.popitem(last=False)
+        _trim(_CANCELLED, _CANCELLED_KEPT)
     return killed
 
 
@@ -226,18 +236,11 @@ class JobService:
         try:
             outcome = await self._run(*pickle.loads(call))
         except Exception as exc:  # our own failure here (a file, the pool): the job's
-            outcome = ("error", "died", f"{type(exc).__name__}: {exc}", {}, 0)
+            outcome = _died(f"{type(exc).__name__}: {exc}")
         try:
             return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # a value that does not pickle
-            failed: tuple[Any, ...] = (
-                "error",
-                "died",
-                f"the job's value does not pickle: {exc!r}",
-                {},
-                0,
-            )
-            return pickle.dumps(failed)
+            return pickle.dumps(_died(f"the job's value does not pickle: {exc!r}"))
 
     async def _run(
         self,
@@ -250,16 +253,16 @@ class JobService:
         requests: list[Any] | None,
     ) -> tuple[Any, ...]:
         if multiprocessing.current_process().daemon:
-            return ("error", "died", DAEMONIC, {}, 0)
+            return _died(DAEMONIC)
         if isinstance(spec, Stash):  # a split job's big spec: here, or at a peer
             try:
                 spec = await self._unstash(spec)
             except (OSError, TimeoutError, asyncio.TimeoutError, LookupError) as exc:
                 return ("again", f"cannot fetch the job's program from {spec.address}: {exc!r}", 0)
+        loop = asyncio.get_running_loop()
         host = _HOSTS.get(_key(options))
         if host is None:  # the first job here: the pool starts its processes
             await asyncio.to_thread(_warm_forkserver)
-            loop = asyncio.get_running_loop()
             host = _host(options, int(self.worker.state.nthreads), loop)
         with _HOSTS_LOCK:
             why = _CANCELLED.get(token)
@@ -271,7 +274,6 @@ class JobService:
             local, folder = await asyncio.to_thread(
                 _place, host, token, spec, part, resume, options
             )
-        loop = asyncio.get_running_loop()
         sends: list[asyncio.Task[None]] = []  # the notes, each sent after the one before
 
         def noted(note: Any) -> None:  # on the worker's loop, which drives the job pool
@@ -308,8 +310,7 @@ class JobService:
         """Keep a split job's pickled spec for its parts (here and at peers)."""
         _STASH[digest] = data
         _STASH.move_to_end(digest)
-        while len(_STASH) > _STASH_KEPT:
-            _STASH.popitem(last=False)
+        _trim(_STASH, _STASH_KEPT)
         return True
 
     async def fetch(self, digest: str) -> bytes | None:
@@ -343,8 +344,7 @@ class JobService:
                     break
             else:
                 _EARLY.setdefault(token, []).append(request)
-                while len(_EARLY) > _EARLY_KEPT:
-                    _EARLY.popitem(last=False)
+                _trim(_EARLY, _EARLY_KEPT)
                 return False
         _deliver(host, future, request)
         return True
