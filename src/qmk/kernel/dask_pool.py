@@ -230,7 +230,6 @@ class DaskPool(Executor):
         self._lock = threading.Lock()
         self._jobs: dict[Future[Any], _Job] = {}
         self._shutdown = False
-        self._closed = threading.Event()
         #: Clear the notes from the scheduler's event log after this many (tests lower it).
         self.notes_kept = NOTES_KEPT
         #: How many jobs went out split into parts.
@@ -253,12 +252,11 @@ class DaskPool(Executor):
         self._config = dask.config.set(CLUSTER_CONFIG)
         #: The loop that drives the pool (the caller's, or the pool's own thread's).
         self.loop = loop or asyncio.new_event_loop()
-        self._loop = self.loop
         self._loop_thread: int | None = None  # its thread's ident, once it runs the pool
         self._thread: threading.Thread | None = None
         if loop is None:
             self._thread = threading.Thread(
-                target=self._loop.run_forever, name="qmk-dask-pool", daemon=True
+                target=self.loop.run_forever, name="qmk-dask-pool", daemon=True
             )
             self._thread.start()
         try:
@@ -367,7 +365,7 @@ class DaskPool(Executor):
         for job in jobs:
             self.cancel(job.future, "shutdown")
         if self._on_loop():
-            self._closing = self._loop.create_task(self._close_async())
+            self._closing = self.loop.create_task(self._close_async())
         elif wait:
             self._close()
         else:
@@ -430,7 +428,7 @@ class DaskPool(Executor):
         if self._on_loop():
             callback(*args)
         else:
-            self._loop.call_soon_threadsafe(callback, *args)
+            self.loop.call_soon_threadsafe(callback, *args)
 
     def _call(self, make: Callable[[], Awaitable[_T]], timeout: float | None = None) -> _T:
         """Await ``make()`` on the pool's loop from another thread; its result. (Made
@@ -444,11 +442,11 @@ class DaskPool(Executor):
         async def wrapped() -> _T:
             return await make()
 
-        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """A task of the pool's (it owns them all, and ends them at close)."""
-        task = self._loop.create_task(coroutine)
+        task = self.loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._reaped)
         return task
@@ -553,7 +551,7 @@ class DaskPool(Executor):
                 if self.client.scheduler_comm is not self._comm_seen:
                     await self._attach()
                     refreshed = 0.0
-                now = self._loop.time()
+                now = self.loop.time()
                 if now - refreshed >= REFRESH_S or self._stale:
                     refreshed = now
                     await self._refresh()
@@ -581,7 +579,7 @@ class DaskPool(Executor):
                     address=address,
                     threads=max(int(hello["threads"]), 1),
                     pid=int(hello["pid"]),
-                    gone=self._loop.create_future(),
+                    gone=self.loop.create_future(),
                 )
         self._changed.set()
 
@@ -808,7 +806,7 @@ class DaskPool(Executor):
         notes = int(outcome[-1])
         if launch.notes < notes:  # its notes are still on their way: they go first
             job.waiting[launch.token] = (outcome, notes)
-            self._loop.call_later(NOTES_WAIT_S, self._notes_late, job, launch)
+            self.loop.call_later(NOTES_WAIT_S, self._notes_late, job, launch)
             return
         del job.launches[launch.token]
         del self._by_token[launch.token]
@@ -930,9 +928,9 @@ class DaskPool(Executor):
         """Stop the pool's own thread and loop (a caller's loop goes on)."""
         if self._thread is None or not self._thread.is_alive():
             return
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
-        self._loop.close()
+        self.loop.close()
 
 
 class _PutFailed(Exception):
