@@ -14,7 +14,9 @@ written once:
   the round-trip figures of many single calls, p50/p99/mean in milliseconds;
   :func:`spread`: min, median and max of a figure measured in several repeats;
 - :func:`write_json`: the record, indented, to a path (``RESULTS / "NAME.json"`` by
-  default in the scripts).
+  default in the scripts);
+- :func:`cpu_seconds` and :func:`descendants`: a process's CPU time so far and the
+  processes below it, read in ``/proc`` (the CPU a job costs each side of a pool).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from qmk import __version__
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 #: Where the scripts write their JSON (ignored by git).
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -229,3 +233,32 @@ def write_json(record: Mapping[str, Any], out: str | os.PathLike[str]) -> Path:
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
     return path
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (None: gone, or no /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0.0 once it is gone)."""
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (its worker pool's forkserver and workers)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found

@@ -59,6 +59,8 @@ from _common import (
     KEY,
     RESULTS,
     call_latencies,
+    cpu_seconds,
+    descendants,
     describe,
     kernel_config,
     load_average,
@@ -123,37 +125,6 @@ def start_server(tmp: Path, workers: int, *, name: str = "this", src: str | None
 
 
 # --------------------------------------------------------------------------- CPU time
-
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/PID/stat`` after the command name (None: gone, or no /proc)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (0.0 once it is gone)."""
-    fields = _stat(pid)
-    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def descendants(pid: int) -> list[int]:
-    """The processes below ``pid`` (its worker pool's forkserver and workers)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
 
 
 @dataclass(kw_only=True)

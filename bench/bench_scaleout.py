@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -44,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import cpu_seconds, descendants
 from qmk import __version__, defaults
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.dask_pool import DaskPool
@@ -139,41 +139,20 @@ def big_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 def tree_cpu() -> dict[str, float]:
     """CPU seconds (user + system) of this process, and of its live descendants."""
-    import psutil  # distributed's dependency
-
-    me = psutil.Process()
-    rest = 0.0
-    for child in me.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            times = child.cpu_times()
-            rest += times.user + times.system
-    own = me.cpu_times()
-    return {"kernel_ms": own.user + own.system, "workers_ms": rest}
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system CPU seconds of each process (Linux ``/proc``; 0 where unreadable)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    seconds: dict[int, float] = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            seconds[pid] = 0.0
-            continue
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
-    return seconds
+    me = os.getpid()
+    rest = sum(cpu_seconds(pid) for pid in descendants(me))
+    return {"kernel_ms": cpu_seconds(me), "workers_ms": rest}
 
 
 def timed(pool: DaskPool, spec: dict[str, Any]) -> tuple[float, dict[str, Any], list[float]]:
     """The wall time of ``spec``'s job, its result, and the CPU seconds each job
     process spent on it (the processes that did nothing left out)."""
     pids = pool.job_pids()
-    before = cpu_seconds(pids)
+    before = {pid: cpu_seconds(pid) for pid in pids}
     started = time.perf_counter()
     outcome = pool.submit(run_job, spec).result()
     wall = time.perf_counter() - started
-    after = cpu_seconds(pids)
+    after = {pid: cpu_seconds(pid) for pid in pids}
     assert outcome.get("ok"), outcome
     result = outcome.get("result")
     if result is None:  # a whole job's result comes encoded (qmk.kernel.jobs._answer)
