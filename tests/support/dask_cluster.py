@@ -9,26 +9,15 @@ from typing import Any
 
 @contextlib.contextmanager
 def local_cluster(workers: int, **options: Any) -> Iterator[Any]:
-    """``workers`` Dask worker processes of one thread each on 127.0.0.1, with the
-    settings the kernel's pool needs (``CLUSTER_CONFIG``) held for the cluster's life:
-    a worker added later reads them as it starts (without them it would be daemonic and
-    refuse every job). ``options`` go to ``LocalCluster`` (``protocol``, ``security``).
-    Closed on leaving."""
+    """:func:`qmk.kernel.dask_pool.local_cluster` with ``CLUSTER_CONFIG`` held for the
+    cluster's life, so a worker added later is never daemonic (it would refuse every
+    job). Closed on leaving."""
     import dask
-    import distributed
 
-    from qmk.kernel.dask_pool import CLUSTER_CONFIG
+    from qmk.kernel import dask_pool
 
-    with dask.config.set(CLUSTER_CONFIG):
-        cluster = distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",  # its HTTP server binds anyway: not on 8787
-            worker_dashboard_address=None,
-            **options,
-        )
+    with dask.config.set(dask_pool.CLUSTER_CONFIG):
+        cluster = dask_pool.local_cluster(workers, **options)
         try:
             yield cluster
         finally:

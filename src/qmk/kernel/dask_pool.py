@@ -276,22 +276,9 @@ class DaskPool(Executor):
     def local(
         cls, workers: int, *, env: Mapping[str, str] | None = None, **options: Any
     ) -> DaskPool:
-        """A pool on a new ``LocalCluster`` of ``workers`` processes (one thread each,
-        ``env`` added to their environment), shut down with the pool (``qmk serve
-        --dask local:N``)."""
-        import dask
-        from distributed import LocalCluster
-
-        with dask.config.set(CLUSTER_CONFIG):
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # the scheduler's HTTP server binds anyway: not 8787
-                worker_dashboard_address=None,
-                host="127.0.0.1",
-                env=dict(env or {}),
-            )
+        """A pool on a new :func:`local_cluster` of ``workers`` processes (``env`` added
+        to their environment), shut down with the pool (``qmk serve --dask local:N``)."""
+        cluster = local_cluster(workers, env=dict(env or {}))
         try:
             return cls(cluster, **options)
         except BaseException:
@@ -332,7 +319,7 @@ class DaskPool(Executor):
 
     def listen(self, future: Future[Any], listener: Callable[[Any], None]) -> None:
         """Have ``listener(note)`` called with each checkpoint note of ``future``'s job
-        (in the pool's thread, before the future completes)."""
+        (on the pool's loop, before the future completes)."""
         with self._lock:
             job = self._jobs.get(future)
             if job is not None:
@@ -946,6 +933,28 @@ def _retrieved(call: asyncio.Future[Any]) -> None:
         call.exception()
 
 
+def local_cluster(workers: int, **options: Any) -> Any:
+    """A new ``distributed.LocalCluster`` of ``workers`` processes of one thread each on
+    127.0.0.1, made with :data:`CLUSTER_CONFIG`; ``options`` go to ``LocalCluster``
+    (``env``, ``protocol``, ``security``). Its scheduler's HTTP server (Dask starts one
+    even without the dashboard) binds a free port, never 8787. A worker it starts later
+    (a nanny's restart, a scale-up) reads the configuration of that moment: hold
+    ``CLUSTER_CONFIG`` while it lives (a :class:`DaskPool` does)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(CLUSTER_CONFIG):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            worker_dashboard_address=None,
+            **options,
+        )
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -1128,5 +1137,6 @@ __all__ = [
     "TlsFiles",
     "check_tls",
     "dask_pool",
+    "local_cluster",
     "parse_dask",
 ]
