@@ -481,7 +481,7 @@ class DaskPool(Executor):
             await self._attach()
             with contextlib.suppress(Exception):  # a cluster whose workers are still coming
                 await self.client.wait_for_workers(1, timeout=self.connect_s)
-            await self._refresh()
+            listed = await self._refresh()
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.client.close()
@@ -492,7 +492,7 @@ class DaskPool(Executor):
             raise
         self._spawn(self._watch())
         self._spawn(self._take_notes())
-        return sum((await self.client.nthreads()).values())
+        return sum(listed.values())
 
     async def _attach(self) -> None:
         """On a (new) connection to a scheduler: the notes subscribed, the plugin there."""
@@ -551,9 +551,10 @@ class DaskPool(Executor):
 
     _stale = False  # a call failed or no worker was known: ask the scheduler at once
 
-    async def _refresh(self) -> None:
+    async def _refresh(self) -> dict[str, int]:
         """Take the scheduler's list of workers: the ones gone are lost (their jobs
-        start again elsewhere), the new ones that answer a hello take jobs."""
+        start again elsewhere), the new ones that answer a hello take jobs. Returns the
+        list (address -> threads)."""
         self._stale = False
         listed = await asyncio.wait_for(self.client.nthreads(), ASK_S)
         for address, worker in list(self._workers.items()):
@@ -569,6 +570,7 @@ class DaskPool(Executor):
                     gone=self.loop.create_future(),
                 )
         self._changed.set()
+        return dict(listed)
 
     async def _hello(self, address: str) -> Mapping[str, Any] | None:
         """The worker's hello: None if it does not answer, or has no handlers (yet)."""
