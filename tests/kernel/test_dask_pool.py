@@ -27,9 +27,9 @@ import pytest
 
 from qmk import defaults
 from qmk.execution.executor import run
+from qmk.kernel.attempt import run_job
 from qmk.kernel.clock import Clock, ManualClock
 from qmk.kernel.config import KernelConfig
-from qmk.kernel.jobs import run_job
 from qmk.kernel.service import Kernel
 from qmk.kernel.workers import WorkerMemoryError, WorkerPool, kernel_isolation
 from support.dask_cluster import local_cluster

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from qmk.kernel.jobs import run_job
+from qmk.kernel.attempt import run_job
 from qmk.kernel.service import Kernel
 from support.kernel import FENCED, WorkerGate, login, run_kernel, wait_state
 

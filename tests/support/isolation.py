@@ -30,7 +30,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.jobs import run_job
+from qmk.kernel.attempt import run_job
 from qmk.kernel.sessions import SECRET_FILE
 from qmk.kernel.store import DB_FILE
 

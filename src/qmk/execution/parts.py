@@ -49,10 +49,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qmk.engines import EngineError
+from qmk.execution.result import RunResult, keyed_counts
 from qmk.execution.trajectories import Control, Runner
 
 if TYPE_CHECKING:
-    from qmk.execution.executor import RunResult
     from qmk.execution.plan import Plan
 
 #: How the telemetry of parts adds up (field names of ``Telemetry`` and its JSON):
@@ -231,8 +231,6 @@ def merge(results: Sequence[RunResult]) -> RunResult:
         EngineError: not the parts of one run (another seed or program, a part missing
             or twice).
     """
-    from qmk.execution.executor import _keyed_counts
-
     if not results:
         raise EngineError.of("engine-misuse", "nothing to merge")
     first = results[0]
@@ -252,7 +250,7 @@ def merge(results: Sequence[RunResult]) -> RunResult:
     telemetry = merge_telemetry([r.telemetry for r in results])
     return dataclasses.replace(
         first,
-        counts=_keyed_counts(bits, first.layout),
+        counts=keyed_counts(bits, first.layout),
         shots=shots,
         telemetry=telemetry,
         bits=bits,

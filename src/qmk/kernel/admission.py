@@ -16,7 +16,7 @@ one ``max_graph_nodes`` graph always fits in a full bucket, so a client that ret
 after ``retry_after_s`` gets in.
 
 Three caches make a program submitted again cheap: verified programs by graph text
-(:func:`qmk.kernel.jobs.verified`), the physical-qubit figure of each (graph, options)
+(:func:`qmk.kernel.programs.verified`), the physical-qubit figure of each (graph, options)
 and the firewall's answer of each (graph, tenant) when no channel is bound.
 """
 
@@ -54,8 +54,8 @@ from qmk.kernel.jobs import (
     honour_set_policy,
     new_id,
     parse_policy,
-    verified,
 )
+from qmk.kernel.programs import verified
 from qmk.kernel.results import Results
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session

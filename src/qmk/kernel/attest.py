@@ -119,7 +119,7 @@ def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
     """Run the job of ``record`` again on ``graph_text`` and compare the counts' digests."""
     from qmk.execution.executor import run
     from qmk.kernel.faults import Rewrite
-    from qmk.kernel.jobs import verified
+    from qmk.kernel.programs import verified
     from qmk.qec.logical import Calibration
     from qmk.qec.noise import parse_noise_model
     from qmk.qec.params import QubitParams

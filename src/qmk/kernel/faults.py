@@ -262,7 +262,7 @@ def adjust(
         QMKError: ``QK304 link-degraded``, or the QEC layer's refusal of the drifted rates
             (e.g. ``QC106 above-threshold``); the job FAILs with it.
     """
-    from qmk.kernel.jobs import verified
+    from qmk.kernel.programs import verified
 
     spec = dict(spec)
     if job.policy.qubit is None:
@@ -392,7 +392,7 @@ def _keep(
     if rewrite.profiles or device.faults.decoder_capacity is not None:
         plan, load = _plan(spec["graph"], spec)
         physical = plan.peak_physical_qubits
-    from qmk.kernel.jobs import verified
+    from qmk.kernel.programs import verified
 
     used = _profiles_of(verified(spec["graph"]), spec["profile"])
     action = {
@@ -548,7 +548,7 @@ def _plan(text: str, spec: Mapping[str, Any]) -> tuple[Any, float]:
     """The plan of ``text`` with ``spec``'s qubit and default profile, and its decoder
     load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
     from qmk.execution.plan import build_plan, decoder_load
-    from qmk.kernel.jobs import verified
+    from qmk.kernel.programs import verified
 
     plan = build_plan(
         verified(text), noise=False, qubit=spec["qubit"], default_profile=spec["profile"]

@@ -4,7 +4,7 @@ A result is stored once, encoded (:class:`~qmk.kernel.jobs.StoredResult`: the JS
 every reply carries, and an index of its counts). Three rules bound what the kernel keeps:
 
 - **Per job** (``[kernel] max_result_mb``): the worker refuses a bigger result
-  (``QK305 result-too-large``, :func:`qmk.kernel.jobs.run_job`).
+  (``QK305 result-too-large``, :func:`qmk.kernel.attempt.run_job`).
 - **Per tenant** (``[tenants.NAME] max_result_storage_mb``): the bytes of a tenant's
   stored results (of its jobs, and of the outcomes its restored jobs had before) stay
   within it. A job whose result would take the tenant past it FAILs with

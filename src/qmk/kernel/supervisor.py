@@ -51,6 +51,7 @@ from qmk.errors import (
 )
 from qmk.http.probe import WorkerTraces
 from qmk.kernel import jobs as J
+from qmk.kernel.attempt import run_job
 from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.channels import ChannelTable
@@ -59,7 +60,8 @@ from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.faults import Placement, adjust, device_for, physics_of, resumed
-from qmk.kernel.jobs import Job, new_id, run_job
+from qmk.kernel.jobs import Job, new_id
+from qmk.kernel.programs import verified
 from qmk.kernel.results import Results
 from qmk.kernel.retention import expire, prune_job, remove_orphans, state_file
 from qmk.kernel.scheduler import FairQueue
@@ -874,7 +876,7 @@ class Supervisor:
         audit log, before its COMPLETED line (:mod:`qmk.kernel.attest`)."""
         if run.spec is None or job.result is None or job.policy.device is not None:
             return  # a device job's record is its stored wire job and seed (no epochs)
-        program = J.verified(job.graph)
+        program = verified(job.graph)
         fields = attestation(run.spec, job.result, program)
         self.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
 

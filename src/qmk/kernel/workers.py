@@ -132,7 +132,7 @@ _log = logging.getLogger("qmk.kernel.workers")
 #: Modules a worker imports before its first task.
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "qmk.execution.executor",
-    "qmk.kernel.jobs",
+    "qmk.kernel.attempt",
     "qmk.execution.batch",
     "qmk.engines.stim_batch",
     "qmk.execution.trajectories",

@@ -1,0 +1,195 @@
+"""What a run gives back: its counts, every shot's outcomes and its telemetry.
+
+:class:`RunResult` is the value :func:`qmk.run` returns (and a kernel job's result is its
+JSON); :class:`Telemetry` says what the run did and cost; :func:`keyed_counts` turns the
+shots' outcome bits into counts keyed as the program lays its output out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qmk.engines.router import Choice
+from qmk.engines.state_io import QuantumState
+from qmk.qvm.output import OutputLayout
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Telemetry:
+    """What one run did and cost. Counts of ops are per shot; errors are over all shots."""
+
+    engine: str
+    mode: str
+    shots: int
+    epochs: int
+    logical_cycles: float
+    logical_time_ns: float
+    peak_logical_qubits: int
+    peak_physical_qubits: int
+    decoder_rounds: float
+    magic_states: int
+    teleports: int
+    injected_logical_errors: int
+    noise: bool
+    noise_locations: int
+    qubit_params: str
+    profiles: tuple[str, ...]
+    simulations: int
+    #: How logical errors reached the shots: "flip-masks" (drawn by QMK, their
+    #: measurement flips XORed into noiseless bulk samples), "per-pattern" (shots grouped
+    #: by drawn error pattern, each group simulated), "heralded" (drawn by the engine's
+    #: heralded channels) or "off" (no noise location).
+    noise_sampling: str = "off"
+    #: The noise model that set the physical error rates (``parse_noise_model`` text), if any.
+    noise_model: str | None = None
+    #: The calibration that set the code's (a, p*), and the profiles it applied to.
+    calibration: Mapping[str, Any] | None = None
+    channel_uses: Mapping[str, int] = field(default_factory=dict)
+    regions: tuple[str, ...] = ()
+    policies: tuple[Mapping[str, Any], ...] = ()
+    wall_time_s: float = 0.0
+    #: Syndrome bits per round of the logical qubits live at the decoder-load peak.
+    syndrome_bits_per_round: float = 0.0
+    #: Syndrome bits per second the decoders must process at that peak (qmk.qec.logical).
+    decoder_bits_per_second: float = 0.0
+    #: Execution states saved (checkpoints and stops), over every attempt of the run.
+    checkpoints: int = 0
+    #: The epoch (the number of the fence) the run last resumed from; None: from its start.
+    resumed_from_epoch: int | None = None
+    #: The epochs at whose fences the run stopped to yield its worker (preemptions).
+    preempted_at_epochs: tuple[int, ...] = ()
+    #: REV segments rolled back to stop inside them, and the gates that undid them.
+    rollbacks: int = 0
+    rollback_gates: int = 0
+    #: Why the engine ran the job: named by it, or the router's choice and its estimate.
+    engine_reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "mode": self.mode,
+            "shots": self.shots,
+            "epochs": self.epochs,
+            "logical_cycles": self.logical_cycles,
+            "logical_time_ns": self.logical_time_ns,
+            "peak_logical_qubits": self.peak_logical_qubits,
+            "peak_physical_qubits": self.peak_physical_qubits,
+            "decoder_rounds": self.decoder_rounds,
+            "magic_states": self.magic_states,
+            "teleports": self.teleports,
+            "injected_logical_errors": self.injected_logical_errors,
+            "noise": self.noise,
+            "noise_locations": self.noise_locations,
+            "noise_sampling": self.noise_sampling,
+            "qubit_params": self.qubit_params,
+            "noise_model": self.noise_model,
+            "calibration": None if self.calibration is None else dict(self.calibration),
+            "profiles": list(self.profiles),
+            "simulations": self.simulations,
+            "channel_uses": dict(self.channel_uses),
+            "regions": list(self.regions),
+            "policies": [dict(p) for p in self.policies],
+            "wall_time_s": self.wall_time_s,
+            "syndrome_bits_per_round": self.syndrome_bits_per_round,
+            "decoder_bits_per_second": self.decoder_bits_per_second,
+            "checkpoints": self.checkpoints,
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "preempted_at_epochs": list(self.preempted_at_epochs),
+            "rollbacks": self.rollbacks,
+            "rollback_gates": self.rollback_gates,
+            "engine_reason": self.engine_reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """The outcome of :func:`~qmk.execution.executor.run`.
+
+    ``counts`` maps outcome strings (events in ``events`` order, first leftmost,
+    unless the program's ``metadata.output`` gives another layout: see
+    :mod:`qmk.qvm.output`) to how many shots gave them; ``bits`` holds every shot's
+    outcomes in ``events`` order (uint8, one row per shot) and :attr:`memory` each
+    shot's key.
+    """
+
+    counts: Mapping[str, int]
+    shots: int
+    seed: int
+    engine: str
+    events: tuple[str, ...]
+    telemetry: Telemetry
+    bits: np.ndarray = field(repr=False, compare=False)
+    layout: OutputLayout | None = field(default=None, repr=False, compare=False)
+    #: The router's decision: every candidate engine, its estimate or refusal.
+    choice: Choice | None = field(default=None, repr=False, compare=False)
+    #: The program's final state, when ``run(final_state=...)`` asked for it
+    #: (:mod:`qmk.execution.states`); not part of :meth:`to_json`.
+    final_state: QuantumState | None = field(default=None, repr=False, compare=False)
+    #: For a part of a run (``run(part=...)``): the shots of the whole run that the rows
+    #: of ``bits`` are, ascending (:mod:`qmk.execution.parts`); None: every shot, in order.
+    rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def memory(self) -> list[str]:
+        """Each shot's outcome key, in shot order."""
+        if self.layout is None:
+            return _strings(self.bits)
+        return [self.layout.split(s) for s in _strings(_laid_out(self.bits, self.layout))]
+
+    def probabilities(self) -> dict[str, float]:
+        """``counts`` divided by ``shots``."""
+        return {key: value / self.shots for key, value in self.counts.items()}
+
+    def to_json(self, *, memory: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "counts": dict(self.counts),
+            "shots": self.shots,
+            "seed": self.seed,
+            "engine": self.engine,
+            "events": list(self.events),
+            "telemetry": self.telemetry.to_json(),
+        }
+        if memory:
+            out["memory"] = self.memory
+        return out
+
+
+def _strings(bits: np.ndarray) -> list[str]:
+    if bits.shape[1] == 0:
+        return [""] * bits.shape[0]
+    text = (bits + ord("0")).astype(np.uint8).tobytes().decode("ascii")
+    width = bits.shape[1]
+    return [text[i : i + width] for i in range(0, len(text), width)]
+
+
+def _laid_out(bits: np.ndarray, layout: OutputLayout) -> np.ndarray:
+    """The bits in the layout's column order, a zero column for each constant."""
+    padded = np.concatenate([bits, np.zeros((bits.shape[0], 1), dtype=bits.dtype)], axis=1)
+    zero = bits.shape[1]
+    return padded[:, [zero if c is None else c for c in layout.columns]]
+
+
+def keyed_counts(bits: np.ndarray, layout: OutputLayout | None) -> dict[str, int]:
+    if layout is None:
+        return _counts(bits)
+    counts = _counts(_laid_out(bits, layout))
+    return {layout.split(key): value for key, value in counts.items()}
+
+
+def _counts(bits: np.ndarray) -> dict[str, int]:
+    if bits.shape[0] == 0:
+        return {}
+    if bits.shape[1] == 0:
+        return {"": bits.shape[0]}
+    packed = np.packbits(bits, axis=1)
+    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, counts = np.unique(rows, return_index=True, return_counts=True)
+    keys = _strings(bits[first])
+    return dict(sorted(zip(keys, (int(c) for c in counts), strict=True)))
+
+
+__all__ = ["RunResult", "Telemetry", "keyed_counts"]

@@ -1,0 +1,139 @@
+"""The executor's control in a kernel worker: the kernel's checkpoint and yield requests,
+answered at the run's fences (:class:`WorkerControl`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from qmk.kernel.jobs import new_id
+
+#: How many micro-ops a running job goes between looks for an urgent request.
+LOOK_EVERY = 64
+
+
+class WorkerControl:
+    """The executor's :class:`~qmk.execution.trajectories.Control` in a kernel worker.
+
+    The kernel sends requests down the task's line (:class:`~qmk.kernel.workers.TaskLink`):
+    ``{"op": "checkpoint" | "yield" | "yield-now", "checkpoint_id": ...}``. At each fence
+    the run reaches (after the pause gate, a test hook), the control answers them: a
+    ``checkpoint`` saves the state into ``directory`` as ``<checkpoint_id>.qmkstate``
+    and the run goes on; a ``yield`` saves it and the run stops; a ``yield-now`` (seen
+    between fences too: the control looks at the pipe every :data:`LOOK_EVERY`
+    micro-ops) stops the run at once, rolling back an open REV segment. Each save is
+    reported to the kernel as a note
+    ``{"checkpoint_id", "epoch", "path", "bytes", "stopped", "progress"}``. With
+    ``every_ops`` (the kernel's drift policy), the run also saves its state, unasked, at
+    each fence it reaches after at least that many micro-ops since its last save (every
+    shot group passes every fence: this bounds the saves by the work done).
+    """
+
+    def __init__(self, link: Any, directory: str, *, every_ops: int = 0) -> None:
+        self.link = link
+        self.directory = directory
+        self.every_ops = every_ops
+        self._since = 0  # micro-ops since the last save
+        self.waiting: list[dict[str, Any]] = []
+        self.now: dict[str, Any] | None = None
+        self.answering: list[dict[str, Any]] = []
+        #: The pause gate's step mode (a test hook): pause before every micro-op.
+        self.stepping = False
+        self._countdown = LOOK_EVERY
+
+    @property
+    def urgent(self) -> bool:
+        """Read before every micro-op: every LOOK_EVERY-th read looks at the pipe."""
+        self._since += 1
+        if self.stepping:
+            return True
+        self._countdown -= 1
+        if self._countdown > 0:
+            return False
+        self._countdown = LOOK_EVERY
+        return bool(self.link.pending())
+
+    def _pause(self) -> bool:
+        """At a pause of the test hook: a byte ``s`` lets one micro-op run (and pauses
+        before the next), any other byte lets the run go on to its next fence. True
+        when a byte came (or the gate opened for good), False for requests."""
+        byte, requests = self.link.pause()
+        self._take(requests)
+        if byte or not self.link.paused:
+            self.stepping = byte == b"s"
+            return True
+        return False
+
+    def _take(self, requests: Sequence[Any]) -> None:
+        for request in requests:
+            if not isinstance(request, dict):
+                continue
+            if request.get("op") == "yield-now":
+                self.now = request
+            else:
+                self.waiting.append(request)
+
+    def at_op(self) -> str | None:
+        while self.stepping and self.now is None:
+            if self._pause():
+                break
+        if self.stepping and self.now is None:
+            return None  # one micro-op more
+        self._take(self.link.requests())
+        return self._stop_now()
+
+    def _stop_now(self) -> str | None:
+        """:data:`YIELD_NOW` when a stop-now request came (it answers the waiting ones too)."""
+        from qmk.execution.trajectories import YIELD_NOW
+
+        if self.now is None:
+            return None
+        self.answering = [self.now, *self.waiting]
+        return YIELD_NOW
+
+    def at_fence(self, epoch: int) -> str | None:
+        from qmk.execution.trajectories import CHECKPOINT, YIELD
+
+        if not self.waiting and self.now is None and self.link.paused:
+            self._pause()
+            if self.stepping and self.now is None:
+                return None  # a step: requests wait for the pause they come at
+        self._take(self.link.requests())
+        if (stop := self._stop_now()) is not None:
+            return stop
+        if not self.waiting:
+            if not self.every_ops or self._since < self.every_ops:
+                return None
+            self.waiting = [{"op": "checkpoint", "checkpoint_id": new_id("ckpt")}]
+        self.answering, self.waiting = self.waiting, []
+        if any(r.get("op") == "yield" for r in self.answering):
+            return YIELD
+        return CHECKPOINT
+
+    def save(self, state: Any) -> None:
+        import os
+
+        from qmk.execution.checkpoint import write_state
+
+        stopped = any(r.get("op") != "checkpoint" for r in self.answering)
+        for request in self.answering:
+            checkpoint_id = str(request.get("checkpoint_id"))
+            path = os.path.join(self.directory, f"{checkpoint_id}.qmkstate")
+            size = write_state(path, state)
+            self.link.notify(
+                {
+                    "checkpoint_id": checkpoint_id,
+                    "epoch": state.epoch,
+                    "path": path,
+                    "bytes": size,
+                    "stopped": stopped,
+                    "progress": dict(state.progress),
+                }
+            )
+        self.answering = []
+        self.now = None
+        self._since = 0
+
+
+__all__ = ["LOOK_EVERY", "WorkerControl"]
