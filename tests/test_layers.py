@@ -17,8 +17,9 @@ import pytest
 
 from support.paths import SRC
 
-#: The rooms every layer may import: they import nothing of QMK themselves.
-LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate")
+#: The rooms every layer may import: they import nothing of QMK themselves (but the typed
+#: values' helpers, which raise the error root's codes).
+LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate", "qmk.values")
 #: Everything of QMK (for the rooms at the top, which wire the others together).
 ANYTHING = ("qmk",)
 
@@ -26,7 +27,7 @@ ANYTHING = ("qmk",)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "the leaves: the error root and registry, the shared defaults, asyncio names, "
-        "token buckets",
+        "token buckets, typed values from plain data",
         LEAVES,
     ),
     ("the program format", ("qmk.qvm",)),
@@ -56,8 +57,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.defaults": (),
     "qmk.aio": (),
     "qmk.rate": (),
-    # qvm imports nothing else of ours but the error root
-    "qmk.qvm": ("qmk.errors",),
+    "qmk.values": ("qmk.errors",),
+    # qvm imports nothing else of ours but the error root and the typed values' helpers
+    "qmk.qvm": ("qmk.errors", "qmk.values"),
     "qmk.frontends": (*LEAVES, "qmk.qvm"),
     # engines know gates, not graphs
     "qmk.engines": LEAVES,
