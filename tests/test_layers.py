@@ -17,9 +17,10 @@ import pytest
 
 from support.paths import SRC
 
-#: The rooms every layer may import: they import nothing of QMK themselves (but the typed
-#: values' helpers, which raise the error root's codes).
-LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate", "qmk.values")
+#: The rooms every layer may import: they import nothing of QMK themselves.
+LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate")
+#: The leaves and, above them, the door to the schema library every typed value uses.
+BASE = (*LEAVES, "qmk.values")
 #: Everything of QMK (for the rooms at the top, which wire the others together).
 ANYTHING = ("qmk",)
 
@@ -27,9 +28,10 @@ ANYTHING = ("qmk",)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "the leaves: the error root and registry, the shared defaults, asyncio names, "
-        "token buckets, typed values from plain data",
+        "token buckets",
         LEAVES,
     ),
+    ("typed values from plain data (the schema library's door)", ("qmk.values",)),
     ("the program format", ("qmk.qvm",)),
     ("front-ends, engines and the QEC physics", ("qmk.frontends", "qmk.engines", "qmk.qec")),
     (
@@ -60,20 +62,20 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.values": ("qmk.errors",),
     # qvm imports nothing else of ours but the error root and the typed values' helpers
     "qmk.qvm": ("qmk.errors", "qmk.values"),
-    "qmk.frontends": (*LEAVES, "qmk.qvm"),
+    "qmk.frontends": (*BASE, "qmk.qvm"),
     # engines know gates, not graphs
-    "qmk.engines": LEAVES,
-    "qmk.qec": (*LEAVES, "qmk.qvm"),
-    "qmk.estimate": (*LEAVES, "qmk.qec", "qmk.qvm"),
-    "qmk.experiments": (*LEAVES, "qmk.qec", "qmk.qvm"),
-    "qmk.testing": (*LEAVES, "qmk.engines"),
+    "qmk.engines": BASE,
+    "qmk.qec": (*BASE, "qmk.qvm"),
+    "qmk.estimate": (*BASE, "qmk.qec", "qmk.qvm"),
+    "qmk.experiments": (*BASE, "qmk.qec", "qmk.qvm"),
+    "qmk.testing": (*BASE, "qmk.engines"),
     # execution is the one place that combines programs, engines and the QEC layer
-    "qmk.execution": (*LEAVES, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
+    "qmk.execution": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
     # devices sit beside the machine: the simulated logical machine runs on it; the
     # neutral-atom device runs the QEC memory experiments' circuits (qmk device qec) and
     # reads Bloqade kernels through the OpenQASM 2 front-end
     "qmk.devices": (
-        *LEAVES,
+        *BASE,
         "qmk.qvm",
         "qmk.frontends",
         "qmk.engines",
@@ -82,14 +84,14 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.execution",
     ),
     # the wire never imports the kernel (it serves any object that has the methods)
-    "qmk.abi": (*LEAVES, "qmk.qvm"),
+    "qmk.abi": (*BASE, "qmk.qvm"),
     # the REST wire serves the same syscalls (it never imports the kernel: the kernel
     # gives it a probe, qmk.http.probe, as it implements qmk.abi.protocol); programs in
     # other languages are lowered by the front-ends
-    "qmk.http": (*LEAVES, "qmk.abi", "qmk.qvm", "qmk.frontends"),
+    "qmk.http": (*BASE, "qmk.abi", "qmk.qvm", "qmk.frontends"),
     # the kernel runs execution in workers, and implements the ABI's contract (typing only)
     "qmk.kernel": (
-        *LEAVES,
+        *BASE,
         "qmk.execution",
         "qmk.estimate",  # policy.profile "auto": the cheapest code variant
         "qmk.qvm",
@@ -101,13 +103,13 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
     ),
     # the client talks to a kernel over the wire only
-    "qmk.client": (*LEAVES, "qmk.abi", "qmk.qvm.ops"),
-    "qmk.qiskit": (*LEAVES, "qmk.engines", "qmk.execution", "qmk.frontends", "qmk.qec", "qmk.qvm"),
+    "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),
+    "qmk.qiskit": (*BASE, "qmk.engines", "qmk.execution", "qmk.frontends", "qmk.qec", "qmk.qvm"),
     "qmk.docgen": ANYTHING,
-    "qmk": ("qmk.errors", "qmk.execution"),
+    "qmk": ("qmk.errors", "qmk.values", "qmk.execution"),
     # workflows run jobs in-process (the executor, a device) or through a client
     "qmk.workflows": (
-        *LEAVES,
+        *BASE,
         "qmk.abi.errors",
         "qmk.qvm",
         "qmk.frontends",
