@@ -13,6 +13,7 @@ import stim
 from qmk.engines import Engine, EngineError, make_engine
 from qmk.engines.gates import BASES, GATES
 from qmk.engines.stabilizer import StabilizerEngine
+from qmk.engines.stim_gates import stim_gate
 
 # Each quarter-turn rotation and the Clifford gates (applied left to right) it equals up to
 # a global phase.
@@ -310,3 +311,28 @@ def test_snapshot_is_independent_of_later_changes_and_restores_twice():
         engine.restore(saved)
         assert engine.num_qubits == 2 and engine.probability(b) == 0.5
         assert [engine.measure(a), engine.sample([a, b], 8).tolist()] == first
+
+
+def _stim_cases() -> list[tuple[str, tuple[float, ...]]]:
+    """Every gate of the table: fixed ones bare, rotations at each quarter turn and off them."""
+    cases: list[tuple[str, tuple[float, ...]]] = []
+    for name, gate in GATES.items():
+        if not gate.params:
+            cases.append((name, ()))
+        elif len(gate.params) == 1:
+            cases += [(name, (k * math.pi / 2,)) for k in range(-1, 5)]
+            cases += [(name, (0.3,)), (name, (math.nan,))]
+    return cases
+
+
+@pytest.mark.parametrize(("gate", "params"), _stim_cases())
+def test_the_stim_name_of_each_gate_is_its_unitary_up_to_phase_and_what_the_engine_accepts(
+    gate, params
+):
+    name = stim_gate(gate, params)
+    assert (name is not None) == StabilizerEngine(seed=0).supports(gate, params)
+    if name is None:
+        return
+    matrix = GATES[gate].matrix(params)
+    expected = stim.Tableau.from_unitary_matrix(matrix, endian="big")
+    assert stim.Tableau.from_named_gate(name) == expected, (gate, params, name)

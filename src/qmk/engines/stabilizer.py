@@ -36,59 +36,21 @@ gates only and t is not one; run the program on the statevector engine
 from __future__ import annotations
 
 import heapq
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import stim
 
 from qmk.engines.base import EngineError, GateCall, draw_pauli
 from qmk.engines.batch import BatchCircuit, BatchSampler
-from qmk.engines.gates import BASES, GATES, quarter_turns
+from qmk.engines.gates import BASES, GATES
 
-#: Gates with a fixed stim counterpart: our name -> TableauSimulator method (None: identity).
-_FIXED: dict[str, str | None] = {
-    "i": None,
-    "x": "x",
-    "y": "y",
-    "z": "z",
-    "h": "h",
-    "s": "s",
-    "sdg": "s_dag",
-    "cx": "cx",
-    "cz": "cz",
-    "swap": "swap",
-}
-
-#: Rotations at k quarter turns, k = 0..3, equal (up to global phase) to these stim methods.
-#: rz(pi/2) = e^{-i pi/4} S, rx(pi/2) = e^{-i pi/4} SQRT_X, ry(pi/2) = e^{-i pi/4} SQRT_Y.
-_QUARTER: dict[str, tuple[str | None, str, str, str]] = {
-    "rx": (None, "sqrt_x", "x", "sqrt_x_dag"),
-    "ry": (None, "sqrt_y", "y", "sqrt_y_dag"),
-    "rz": (None, "s", "z", "s_dag"),
-}
-
-
-def stim_gate(gate: str, params: Sequence[float] = ()) -> str | None:
-    """The stim circuit gate equal (up to global phase) to ``gate(params)``, or None.
-
-    >>> stim_gate("rz", [math.pi / 2]), stim_gate("sdg"), stim_gate("t"), stim_gate("rx", [0.1])
-    ('S', 'S_DAG', None, None)
-    """
-    if gate in _FIXED and not params:
-        method = _FIXED[gate]
-    elif gate in _QUARTER and len(params) == 1 and math.isfinite(float(params[0])):
-        turns = quarter_turns(float(params[0]))
-        if turns is None:
-            return None
-        method = _QUARTER[gate][turns]
-    else:
-        return None
-    return "I" if method is None else method.upper()
-
+# stim_gate is re-exported for devices/neutral_atom/emulator.py, which reads it from here
+from qmk.engines.stim_gates import stim_gate as stim_gate
+from qmk.engines.stim_gates import stim_method
 
 #: A self-inverse Clifford taking the basis' Pauli to Z (None: already Z).
 _TO_Z: dict[str, str | None] = {"Z": None, "X": "h", "Y": "h_yz"}
@@ -212,7 +174,7 @@ qubits and 2 are live; free some or raise max_qubits
         >>> engine.supports("rz", [-math.pi / 2]), engine.supports("rz", [0.3])
         (True, False)
         """
-        return self._stim_method(gate, params) is not False
+        return stim_method(gate, params) is not False
 
     def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
         """Apply a Clifford gate of :data:`~qmk.engines.gates.GATES` to ``qubits`` (in order).
@@ -264,7 +226,7 @@ Clifford gates only and t is not one; run the program on the statevector engine
                 f"got {len(qubits)} and {len(params)}",
                 gate=gate,
             )
-        method = self._stim_method(gate, params)
+        method = stim_method(gate, params)
         if method is False:
             shown = f"{gate}({', '.join(f'{p:g}' for p in params)})" if params else gate
             why = " (not a whole number of quarter turns)" if params else ""
@@ -281,16 +243,6 @@ Clifford gates only and t is not one; run the program on the statevector engine
                 "engine-misuse", f"{gate} on repeated qubits {list(qubits)}", gate=gate
             )
         return method
-
-    def _stim_method(self, gate: str, params: Sequence[float]) -> str | Literal[False] | None:
-        """The simulator method for ``gate``: a name, None (identity) or False (unsupported)."""
-        if gate in _FIXED:
-            return _FIXED[gate] if not params else False
-        if gate in _QUARTER and len(params) == 1:
-            theta = float(params[0])
-            turns = quarter_turns(theta) if math.isfinite(theta) else None
-            return False if turns is None else _QUARTER[gate][turns]
-        return False
 
     # ------------------------------------------------------------------ measurement
 

@@ -33,7 +33,7 @@ import stim
 
 from qmk.engines.base import EngineError
 from qmk.engines.batch import BatchCircuit, Errors, Instruction, Kind
-from qmk.engines.stabilizer import stim_gate
+from qmk.engines.stim_gates import stim_gate
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
 _MEASURE = {"Z": "M", "X": "MX", "Y": "MY"}
