@@ -268,3 +268,188 @@ def test_nothing_below_the_command_line_imports_it():
         for path in files_of(room):
             names = qmk_imports(path)
             assert not any(_within(n, ("qmk.commands", "qmk.cli")) for n in names), path
+
+
+# --------------------------------------------------------------------------- import circles
+#
+# Layers order the rooms; inside a room, modules must not import each other in a circle
+# either: a circle means neither module can be read (or loaded) without the other, and a
+# function-local import that hides one is still a circle. Only imports under
+# ``if TYPE_CHECKING:`` are exempt, as they never run.
+
+#: An import graph: module -> the modules it imports -> the lines where it does.
+Graph = dict[str, dict[str, list[int]]]
+
+
+def module_files(root: Path, package: str = "qmk") -> dict[str, Path]:
+    """Every module of the package at ``root`` by dotted name (a package is its
+    ``__init__.py``)."""
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join((package, *parts))] = path
+    return found
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements of ``tree`` that can run: at any depth, bar the bodies of
+    ``if TYPE_CHECKING:`` (their ``else:`` runs)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return sorted(found, key=lambda node: node.lineno)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imported_names(
+    module: str, is_package: bool, node: ast.Import | ast.ImportFrom, files: dict[str, Path]
+) -> list[str]:
+    """The dotted names ``node`` in ``module`` loads: ``import a.b`` names ``a.b``;
+    ``from a import b`` names ``a.b`` when ``b`` is a submodule, else ``a``."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:  # relative: level 1 is the package the module is in
+        package = module.split(".") if is_package else module.split(".")[:-1]
+        anchor = package[: len(package) - node.level + 1]
+        base = ".".join([*anchor, base] if base else anchor)
+    names = [f"{base}.{alias.name}" for alias in node.names]
+    return [name if name in files else base for name in names]
+
+
+def import_graph(root: Path, package: str = "qmk") -> Graph:
+    """The modules of the package at ``root`` each imports (TYPE_CHECKING-only imports
+    aside), with the lines that import them.
+
+    An import names the deepest module it loads (``from qmk.engines import gates`` is
+    ``qmk.engines.gates``, ``from qmk.engines.gates import GATES`` is ``qmk.engines.gates``).
+    A module's imports of the packages it is inside are left out: Python runs those
+    ``__init__`` files before the module whatever it imports.
+    """
+    files = module_files(root, package)
+    graph: Graph = {}
+    for module, path in files.items():
+        is_package = path.name == "__init__.py"
+        edges: dict[str, list[int]] = {}
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            for name in _imported_names(module, is_package, node, files):
+                while name and name not in files:
+                    name = name.rpartition(".")[0]
+                if not name or name == module or module.startswith(name + "."):
+                    continue
+                lines = edges.setdefault(name, [])
+                if node.lineno not in lines:
+                    lines.append(node.lineno)
+        graph[module] = edges
+    return graph
+
+
+def circles(graph: Graph) -> list[list[str]]:
+    """The strongly connected components of ``graph`` with more than one module, each
+    sorted, in order of their first module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:  # depth at most the number of modules
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in graph.get(module, {}):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component: list[str] = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
+
+
+def describe_circle(graph: Graph, component: list[str]) -> str:
+    """One circle as lines: each module and its imports inside the circle, with lines."""
+    inside = set(component)
+    lines = [f"{len(component)} modules: {', '.join(component)}"]
+    for module in component:
+        for other, at in sorted(graph[module].items()):
+            if other in inside:
+                lines.append(f"    {module} -> {other} (line {', '.join(map(str, at))})")
+    return "\n".join(lines)
+
+
+def _write_package(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / "pkg" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root / "pkg"
+
+
+def test_the_import_graph_sees_local_relative_and_submodule_imports_but_not_type_checking(
+    tmp_path: Path,
+):
+    root = _write_package(
+        tmp_path,
+        {
+            "__init__.py": "from pkg import a\n",
+            "a.py": "import pkg\nfrom pkg.sub import b\n",
+            "sub/__init__.py": "from . import c\nfrom .c import thing\n",
+            "sub/b.py": (
+                "from typing import TYPE_CHECKING\nimport os\nfrom .. import a\n"
+                "if TYPE_CHECKING:\n    from pkg.sub import c\nelse:\n    import pkg.d\n"
+            ),
+            "sub/c.py": "def f():\n    from ..sub import b\n    from pkg import sub\nthing = 1\n",
+            "d.py": "from pkg.sub.c import *\nfrom pkg.sub.c import f, thing\n",
+        },
+    )
+    graph = import_graph(root, "pkg")
+    assert {module: set(edges) for module, edges in graph.items()} == {
+        "pkg": {"pkg.a"},
+        "pkg.a": {"pkg.sub.b"},  # import pkg: its own package's __init__ does not count
+        "pkg.sub": {"pkg.sub.c"},
+        "pkg.sub.b": {"pkg.a", "pkg.d"},  # the TYPE_CHECKING import of c does not count
+        "pkg.sub.c": {"pkg.sub.b"},  # function-local; pkg.sub is its own package
+        "pkg.d": {"pkg.sub.c"},
+    }
+    assert graph["pkg.sub.b"]["pkg.d"] == [7]
+    assert circles(graph) == [["pkg.a", "pkg.d", "pkg.sub.b", "pkg.sub.c"]]
+    assert describe_circle(graph, circles(graph)[0]).splitlines()[1:] == [
+        "    pkg.a -> pkg.sub.b (line 2)",
+        "    pkg.d -> pkg.sub.c (line 1, 2)",
+        "    pkg.sub.b -> pkg.a (line 3)",
+        "    pkg.sub.b -> pkg.d (line 7)",
+        "    pkg.sub.c -> pkg.sub.b (line 2)",
+    ]
+
+
+def test_no_modules_of_qmk_import_each_other_in_a_circle():
+    graph = import_graph(SRC)
+    found = circles(graph)
+    assert not found, "import circles (move what both need below both):\n" + "\n".join(
+        describe_circle(graph, component) for component in found
+    )
