@@ -277,3 +277,60 @@ def test_syndrome_bits_per_round_are_the_measurements_of_a_round_of_stims_memory
     three = memory_circuit(family, distance=distance, rounds=3)
     per_round = three.num_measurements - two.num_measurements
     assert syndrome_bits_per_round(family, distance) == per_round
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _calibration(**changes: object):
+    from qmk.qec.logical import Calibration
+
+    fields: dict = {
+        "family": "surface_code",
+        "crossing_prefactor": 0.05,
+        "error_correction_threshold": 0.009,
+        "crossing_prefactor_sigma": 0.001,
+        "source": "test",
+        **changes,
+    }
+    return Calibration(**fields)
+
+
+def test_a_calibrations_json_is_its_files_form_kind_and_version_first():
+    data = _calibration().to_json()
+    assert list(data)[:2] == ["kind", "version"] and data["kind"] == "qmk.qec.calibration"
+    assert data["error_correction_threshold_sigma"] is None  # written, not left out
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_a_calibration_round_trips_through_the_schema_library_and_pickle():
+    import pickle
+
+    import msgspec
+
+    from qmk.qec.logical import Calibration
+
+    cal = _calibration(instruction_set="majorana", family="floquet_code")
+    assert msgspec.convert(msgspec.to_builtins(cal), Calibration) == cal
+    assert msgspec.json.decode(msgspec.json.encode(cal), type=Calibration) == cal
+    assert Calibration.from_json(cal.to_json()) == cal
+    assert pickle.loads(pickle.dumps(cal)) == cal
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"crossing_prefactor": "0.05"}, "crossing_prefactor"),
+        ({"error_correction_threshold": 1.0}, "error_correction_threshold"),
+        ({"crossing_prefactor_sigma": -1.0}, "crossing_prefactor_sigma"),
+        ({"version": 2}, "version"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_calibration_file_is_qc103_naming_its_key(changes: dict, key: str):
+    from qmk.qec.logical import Calibration
+
+    with pytest.raises(QECError) as caught:
+        Calibration.from_json({**_calibration().to_json(), **changes})
+    assert caught.value.code == "QC103" and caught.value.details["key"] == key
+    assert key in caught.value.message and "\n" not in str(caught.value)

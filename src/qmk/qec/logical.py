@@ -47,13 +47,16 @@ import os
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeGuard
+from typing import Annotated, Any, Literal, TypeGuard
 
-from qmk import defaults
+import msgspec
+from msgspec import Meta
+
+from qmk import defaults, values
 from qmk.qec.codes import QecScheme, scheme_for
 from qmk.qec.errors import QECError
 from qmk.qec.noise import NoiseModel
-from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, QubitParams, qubit_params
+from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, QubitParams, check_fields, qubit_params
 from qmk.qvm.ops import OPS, Exec, OpSpec, canonical_op
 from qmk.qvm.profiles import FAMILIES, Profile, ProfileError, parse_profile
 
@@ -422,27 +425,20 @@ def syndrome_bits_per_round(family: str, distance: int) -> float:
 
 #: The ``kind`` tag of a calibration JSON file.
 CALIBRATION_KIND = "qmk.qec.calibration"
-_CALIBRATION_KEYS = frozenset(
-    {
-        "kind",
-        "version",
-        "family",
-        "instruction_set",
-        "crossing_prefactor",
-        "error_correction_threshold",
-        "crossing_prefactor_sigma",
-        "error_correction_threshold_sigma",
-        "source",
-        "fit",
-    }
-)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Calibration:
+class Calibration(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="kind",
+    tag=CALIBRATION_KIND,
+):
     """Fitted values of a scheme's (a, p*) that replace the scheme's own.
 
-    ``qmk qec calibrate`` writes one as JSON (:meth:`to_json`); a
+    ``qmk qec calibrate`` writes one as JSON (:meth:`to_json`, which is
+    ``msgspec.to_builtins`` of it: ``kind`` and ``version`` first); a
     :func:`logical_model` given it uses ``a = crossing_prefactor`` and ``p* =
     error_correction_threshold`` for profiles of ``family`` on qubits of
     ``instruction_set``, and the scheme's values for every other profile.
@@ -452,12 +448,15 @@ class Calibration:
             (a in (0, 0.5] and p* in (0, 1), as a scheme requires).
     """
 
+    version: Literal[1] = 1
     family: str
-    crossing_prefactor: float
-    error_correction_threshold: float
-    instruction_set: str = GATE_BASED
-    crossing_prefactor_sigma: float | None = None
-    error_correction_threshold_sigma: float | None = None
+    instruction_set: Annotated[str, Meta(extra_json_schema={"enum": list(INSTRUCTION_SETS)})] = (
+        GATE_BASED
+    )
+    crossing_prefactor: Annotated[float, Meta(gt=0, le=0.5)]
+    error_correction_threshold: Annotated[float, Meta(gt=0, lt=1)]
+    crossing_prefactor_sigma: Annotated[float, Meta(ge=0)] | None = None
+    error_correction_threshold_sigma: Annotated[float, Meta(ge=0)] | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -470,20 +469,10 @@ class Calibration:
             raise QECError.of(
                 "bad-parameter", f"calibration: unknown instruction set {self.instruction_set!r}"
             )
-        a, p = self.crossing_prefactor, self.error_correction_threshold
-        if not _is_number(a) or not 0 < a <= 0.5:
-            raise QECError.of(
-                "bad-parameter", f"calibration: crossing_prefactor must be in (0, 0.5], got {a!r}"
-            )
-        if not _is_number(p) or not 0 < p < 1:
-            raise QECError.of(
-                "bad-parameter",
-                f"calibration: error_correction_threshold must be in (0, 1), got {p!r}",
-            )
+        check_fields(self, _calibration_error)
         for name in ("crossing_prefactor_sigma", "error_correction_threshold_sigma"):
-            value = getattr(self, name)
-            if value is not None and (not _is_number(value) or value < 0):
-                raise QECError.of("bad-parameter", f"calibration: {name} must be >= 0")
+            if not math.isfinite(getattr(self, name) or 0.0):
+                raise _calibration_error(f"{name} must be finite", name)
 
     def applies_to(self, scheme: QecScheme) -> bool:
         """Whether this calibration is for ``scheme``'s family and instruction set."""
@@ -501,17 +490,8 @@ class Calibration:
 
     def to_json(self) -> dict[str, Any]:
         """The calibration as plain JSON (the file ``qmk qec calibrate`` writes)."""
-        return {
-            "kind": CALIBRATION_KIND,
-            "version": 1,
-            "family": self.family,
-            "instruction_set": self.instruction_set,
-            "crossing_prefactor": self.crossing_prefactor,
-            "error_correction_threshold": self.error_correction_threshold,
-            "crossing_prefactor_sigma": self.crossing_prefactor_sigma,
-            "error_correction_threshold_sigma": self.error_correction_threshold_sigma,
-            "source": self.source,
-        }
+        data: dict[str, Any] = values.to_builtins(self)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Calibration:
@@ -525,25 +505,8 @@ class Calibration:
                 "bad-parameter",
                 f"calibration: expected a JSON object with kind {CALIBRATION_KIND!r}",
             )
-        unknown = sorted(set(data) - _CALIBRATION_KEYS)
-        if unknown:
-            raise QECError.of("bad-parameter", f"calibration: unknown key {unknown[0]!r}")
-        missing = [
-            k
-            for k in ("family", "crossing_prefactor", "error_correction_threshold")
-            if k not in data
-        ]
-        if missing:
-            raise QECError.of("bad-parameter", f"calibration: missing key {missing[0]!r}")
-        return cls(
-            family=data["family"],
-            instruction_set=data.get("instruction_set", GATE_BASED),
-            crossing_prefactor=data["crossing_prefactor"],
-            error_correction_threshold=data["error_correction_threshold"],
-            crossing_prefactor_sigma=data.get("crossing_prefactor_sigma"),
-            error_correction_threshold_sigma=data.get("error_correction_threshold_sigma"),
-            source=str(data.get("source", "")),
-        )
+        fitted = {key: value for key, value in data.items() if key != "fit"}
+        return values.convert(fitted, cls, error=_calibration_error)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Calibration:
@@ -560,5 +523,5 @@ class Calibration:
         return cls.from_json(data)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _calibration_error(message: str, key: str) -> QECError:
+    return QECError.of("bad-parameter", f"calibration: {message}", key=key)

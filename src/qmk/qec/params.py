@@ -40,13 +40,16 @@ qmk.qec.errors.QECError: QC101 unknown-qubit-params: no qubit parameter set 'qub
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta
+
+from qmk import values
 from qmk.qec.errors import QECError
 
 #: A qubit with one- and two-qubit gates and single-qubit measurements.
@@ -69,36 +72,48 @@ _MAJORANA_ONLY = (
     "two_qubit_joint_measurement_readout_error_rate",
 )
 _MAJORANA_REQUIRED = ("two_qubit_joint_measurement_time", "two_qubit_joint_measurement_error_rate")
-_TIMES = (
-    "one_qubit_measurement_time",
-    "one_qubit_gate_time",
-    "two_qubit_gate_time",
-    "t_gate_time",
-    "two_qubit_joint_measurement_time",
-)
-_RATES = (
-    "one_qubit_measurement_error_rate",
-    "one_qubit_measurement_readout_error_rate",
-    "one_qubit_gate_error_rate",
-    "two_qubit_gate_error_rate",
-    "t_gate_error_rate",
-    "idle_error_rate",
-    "two_qubit_joint_measurement_error_rate",
-    "two_qubit_joint_measurement_readout_error_rate",
-)
 
 
 def _bad(message: str, **details: Any) -> QECError:
     return QECError.of("bad-parameter", message, **details)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QubitParams:
+#: A whole, positive number of nanoseconds.
+_Time = Annotated[int, Meta(gt=0, description="ns")]
+#: An error rate in the open interval (0, 1), QRE's rule.
+_Rate = Annotated[float, Meta(gt=0, lt=1)]
+#: A coherence time: a positive number of nanoseconds.
+_Coherence = Annotated[float, Meta(gt=0, description="ns")]
+
+
+@functools.cache
+def _schema_fields(cls: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    return msgspec.structs.fields(cls)
+
+
+def check_fields(value: msgspec.Struct, error: values.ErrorFactory) -> None:
+    """Check a Struct built in Python against its own schema, as decoding it would.
+
+    msgspec checks the types and ranges of what it decodes, not of what Python code
+    passes to a constructor; a value's ``__post_init__`` calls this so both ways in
+    obey one schema.
+
+    Raises:
+        QMKError: what ``error`` makes of the first field that does not fit.
+    """
+    for field in _schema_fields(type(value)):
+        values.convert(getattr(value, field.name), field.type, where=field.encode_name, error=error)
+
+
+class QubitParams(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """A physical qubit technology: operation times in ns and error rates per operation.
 
     Gate-based qubits need the gate fields and must leave the Majorana fields
     at ``None``; Majorana qubits the other way round (as QRE refuses unknown
-    fields for each instruction set).
+    fields for each instruction set). The JSON form (:meth:`to_json`,
+    ``msgspec.to_builtins``) is the fields by name, those left at ``None`` omitted.
 
     Raises:
         QECError: ``QC103 bad-parameter`` for an unknown instruction set, a
@@ -108,22 +123,22 @@ class QubitParams:
     """
 
     name: str
-    instruction_set: str
-    one_qubit_measurement_time: int
-    t_gate_time: int
-    one_qubit_measurement_error_rate: float
-    t_gate_error_rate: float
-    idle_error_rate: float
-    one_qubit_gate_time: int | None = None
-    two_qubit_gate_time: int | None = None
-    two_qubit_joint_measurement_time: int | None = None
-    one_qubit_gate_error_rate: float | None = None
-    two_qubit_gate_error_rate: float | None = None
-    two_qubit_joint_measurement_error_rate: float | None = None
-    one_qubit_measurement_readout_error_rate: float | None = None
-    two_qubit_joint_measurement_readout_error_rate: float | None = None
-    t1_ns: float | None = None
-    t2_ns: float | None = None
+    instruction_set: Annotated[str, Meta(extra_json_schema={"enum": list(INSTRUCTION_SETS)})]
+    one_qubit_measurement_time: _Time
+    t_gate_time: _Time
+    one_qubit_measurement_error_rate: _Rate
+    t_gate_error_rate: _Rate
+    idle_error_rate: _Rate
+    one_qubit_gate_time: _Time | None = None
+    two_qubit_gate_time: _Time | None = None
+    two_qubit_joint_measurement_time: _Time | None = None
+    one_qubit_gate_error_rate: _Rate | None = None
+    two_qubit_gate_error_rate: _Rate | None = None
+    two_qubit_joint_measurement_error_rate: _Rate | None = None
+    one_qubit_measurement_readout_error_rate: _Rate | None = None
+    two_qubit_joint_measurement_readout_error_rate: _Rate | None = None
+    t1_ns: _Coherence | None = None
+    t2_ns: _Coherence | None = None
 
     def __post_init__(self) -> None:
         where = f"qubit parameters {self.name!r}"
@@ -145,29 +160,9 @@ class QubitParams:
                     f"{where}: {field} does not apply to {self.instruction_set} qubits",
                     field=field,
                 )
-        for field in _TIMES:
-            value = getattr(self, field)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value <= 0
-            ):
-                raise _bad(
-                    f"{where}: {field} must be a positive whole number of ns, got {value!r}",
-                    field=field,
-                )
-        for field in _RATES:
-            value = getattr(self, field)
-            if value is not None and not (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
-            ):
-                raise _bad(
-                    f"{where}: {field} must lie strictly between 0 and 1, got {value!r}",
-                    field=field,
-                )
+        check_fields(self, lambda message, key: _bad(f"{where}: {message}", field=key))
         for field in ("t1_ns", "t2_ns"):
-            value = getattr(self, field)
-            if value is not None and not (
-                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
-            ):
+            if not math.isfinite(getattr(self, field) or 1.0):
                 raise _bad(f"{where}: {field} must be a positive number of ns", field=field)
         if self.t1_ns is not None and self.t2_ns is not None and self.t2_ns > 2 * self.t1_ns:
             raise _bad(f"{where}: t2_ns (T2) may not exceed 2 t1_ns (2 T1)", field="t2_ns")
@@ -235,7 +230,7 @@ class QubitParams:
 
     def replace(self, **changes: Any) -> QubitParams:
         """A copy with ``changes`` applied and checked again."""
-        return dataclasses.replace(self, **changes)
+        return msgspec.structs.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
         """The parameters as plain JSON (fields left at None are omitted).
@@ -243,11 +238,8 @@ class QubitParams:
         >>> QubitParams.from_json(QUBIT_PARAMS["qubit_maj_ns_e4"].to_json()).name
         'qubit_maj_ns_e4'
         """
-        return {
-            field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)
-            if getattr(self, field.name) is not None
-        }
+        data: dict[str, Any] = values.to_builtins(self)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> QubitParams:
@@ -256,14 +248,13 @@ class QubitParams:
         Raises:
             QECError: ``QC103 bad-parameter`` for an unknown or missing field or a bad value.
         """
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise _bad(f"qubit parameters: unknown field {unknown[0]!r}", field=unknown[0])
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise _bad(f"qubit parameters: {exc}") from None
+        return values.convert(
+            data, cls, error=lambda message, key: _bad(f"qubit parameters: {message}", field=key)
+        )
+
+
+#: Every error-rate field of :class:`QubitParams` (the fields a drift scales).
+_RATES = tuple(name for name in QubitParams.__struct_fields__ if name.endswith("_error_rate"))
 
 
 def _gate_based(
