@@ -192,3 +192,16 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         defaults.PROFILE,
         defaults.QUBIT,
     )
+
+
+def test_a_jobs_states_are_one_table_the_kernel_and_the_workflows_read():
+    from qmk.kernel import jobs
+    from qmk.kernel.observe import KernelObserver
+    from qmk.workflows.runner import FINAL, SKIPPED
+
+    assert jobs.STATES == defaults.JOB_STATES
+    assert frozenset(defaults.FINAL_JOB_STATES) == jobs.FINAL_STATES
+    assert frozenset(defaults.JOB_STATES) - jobs.FINAL_STATES == jobs.ACTIVE_STATES
+    assert KernelObserver.final_states == defaults.FINAL_JOB_STATES
+    assert (*defaults.FINAL_JOB_STATES, SKIPPED) == FINAL
+    assert SKIPPED not in defaults.JOB_STATES  # a workflow's own: its job never reached a kernel

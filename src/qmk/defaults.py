@@ -1,9 +1,11 @@
-"""The defaults QMK's layers share, as named constants in one place.
+"""The defaults QMK's layers share, and the names they must agree on, as named constants
+in one place.
 
 The command line, the executor, the kernel and its configuration, the qSyscall method
-table, the client and the Qiskit backend read their defaults here, so a default is
-changed once and every layer (and every generated table and ``--help`` text) follows.
-This module imports nothing else of QMK, so every layer may read it.
+table, the client, the Qiskit backend, the workflows and the web console read their
+defaults here, so a default is changed once and every layer (and every generated table
+and ``--help`` text) follows; so are the engines' names and a job's states. This module
+imports nothing else of QMK, so every layer may read it.
 
 As in httpx, ``None`` means "no limit" where a limit applies, and "let QMK choose" for
 the engine.
@@ -12,6 +14,8 @@ the engine.
 (1024, 'logical:surface_code(d=9)', 'qubit_gate_ns_e3')
 >>> ENGINES[:3], ENGINE
 (('statevector', 'stabilizer', 'qsim'), None)
+>>> FINAL_JOB_STATES
+('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')
 """
 
 from __future__ import annotations
@@ -65,6 +69,23 @@ ENGINES: Final = (
 #: The engine of a run that names none: None lets QMK's router choose the cheapest
 #: installed engine that runs the program exactly (``qmk run --explain`` says which).
 ENGINE: Final[str | None] = None
+
+# --------------------------------------------------------------------------- a job's states
+
+#: A job's states, in lifecycle order: ``QUEUED -> VALIDATING -> RUNNING ->`` one of the
+#: final states (a preempted or recovered job goes back to QUEUED). The names live here,
+#: in a leaf, so that the kernel's job record, the workflows' runner (which may not import
+#: the kernel) and the web console (which the HTTP layer serves them to) read one table.
+QUEUED: Final = "QUEUED"
+VALIDATING: Final = "VALIDATING"
+RUNNING: Final = "RUNNING"
+COMPLETED: Final = "COMPLETED"
+FAILED: Final = "FAILED"
+CANCELLED: Final = "CANCELLED"
+TIMED_OUT: Final = "TIMED_OUT"
+JOB_STATES: Final = (QUEUED, VALIDATING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMED_OUT)
+#: The states a job ends in: it never leaves them.
+FINAL_JOB_STATES: Final = (COMPLETED, FAILED, CANCELLED, TIMED_OUT)
 
 # --------------------------------------------------------------------------- the kernel
 

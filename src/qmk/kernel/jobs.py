@@ -28,17 +28,12 @@ from qmk.kernel.errors import JobError, error_json
 from qmk.qvm.graph import Node
 from qmk.qvm.profiles import parse_profile
 
-QUEUED = "QUEUED"
-VALIDATING = "VALIDATING"
-RUNNING = "RUNNING"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-CANCELLED = "CANCELLED"
-TIMED_OUT = "TIMED_OUT"
-
-STATES: tuple[str, ...] = (QUEUED, VALIDATING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMED_OUT)
-FINAL_STATES: frozenset[str] = frozenset({COMPLETED, FAILED, CANCELLED, TIMED_OUT})
-ACTIVE_STATES: frozenset[str] = frozenset({QUEUED, VALIDATING, RUNNING})
+# the states' names are a leaf's table (qmk.defaults), which the workflows and the web
+# console read too; the kernel names them here
+STATES: tuple[str, ...] = defaults.JOB_STATES
+QUEUED, VALIDATING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMED_OUT = STATES
+FINAL_STATES: frozenset[str] = frozenset(defaults.FINAL_JOB_STATES)
+ACTIVE_STATES: frozenset[str] = frozenset(STATES) - FINAL_STATES
 
 POLICY_KEYS = (
     "priority",

@@ -27,8 +27,10 @@ from qmk.workflows.spec import OPTION_KEYS, Step, Workflow, bad
 
 #: What a progress callback is told: jobs done, jobs in all, what just ended.
 Progress = Callable[[int, int, str], None]
-#: The states a job of a workflow ends in (SKIPPED: a step it depends on did not complete).
-FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "SKIPPED")
+#: A workflow job's own state: a step it depends on did not complete, so it never ran.
+SKIPPED = "SKIPPED"
+#: The states a job of a workflow ends in: a kernel job's final states, and SKIPPED.
+FINAL = (*defaults.FINAL_JOB_STATES, SKIPPED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,11 +138,11 @@ class LocalBackend:
                 profile=_profile(job.distance) or defaults.PROFILE,
             )
         except QMKError as exc:
-            return JobResult(**base, state="FAILED", seed=job.seed, error=str(exc))
+            return JobResult(**base, state=defaults.FAILED, seed=job.seed, error=str(exc))
         telemetry = result.telemetry.to_json() if hasattr(result.telemetry, "to_json") else {}
         return JobResult(
             **base,
-            state="COMPLETED",
+            state=defaults.COMPLETED,
             seed=result.seed,
             counts=dict(result.counts),
             engine=result.engine,
@@ -162,7 +164,7 @@ class LocalBackend:
         )
         return JobResult(
             **base,
-            state="COMPLETED",
+            state=defaults.COMPLETED,
             seed=device_run.seed,
             counts=dict(device_run.counts),
             engine=f"device:{job.step.device}",
@@ -227,7 +229,7 @@ class KernelBackend:
                 "shots": job.shots,
             }
             if submitted is None:
-                done(JobResult(**base, state="FAILED", seed=job.seed, error=refused))
+                done(JobResult(**base, state=defaults.FAILED, seed=job.seed, error=refused))
                 continue
             final: dict[str, Any] = submitted
             while final.get("state") not in FINAL:
@@ -321,7 +323,7 @@ class WorkflowResult:
 
     @property
     def ok(self) -> bool:
-        return all(job.state == "COMPLETED" for job in self.jobs)
+        return all(job.state == defaults.COMPLETED for job in self.jobs)
 
 
 def run_workflow(
@@ -347,7 +349,7 @@ def run_workflow(
                         step=step.name,
                         index=index,
                         point=point,
-                        state="SKIPPED",
+                        state=SKIPPED,
                         shots=int(point.get("shots", step.shots)),
                         error=f"step {failed[0]!r} did not complete",
                     )
@@ -372,7 +374,7 @@ def run_workflow(
             backend.run_batch(pending, batch.append)
             retry = []
             for job, result in zip(pending, batch, strict=True):
-                if result.state != "COMPLETED" and attempt <= step.retries:
+                if result.state != defaults.COMPLETED and attempt <= step.retries:
                     retry.append(job)
                     continue
                 ended[job.index] = _with_attempts(result, attempt)
@@ -382,7 +384,7 @@ def run_workflow(
             pending = retry
         step_results = [ended[i] for i in range(len(jobs))]
         results.extend(step_results)
-        complete[step.name] = all(r.state == "COMPLETED" for r in step_results)
+        complete[step.name] = all(r.state == defaults.COMPLETED for r in step_results)
     return WorkflowResult(
         workflow=flow, jobs=tuple(results), elapsed_s=round(time.monotonic() - start, 3)
     )
