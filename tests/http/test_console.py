@@ -7,15 +7,20 @@ skipped with the reason. A failing run leaves a screenshot under ``tmp_path``.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
+import httpx
 import pytest
 
+from qmk import defaults
 from support.http import HttpServer
 from support.kernel import TENANTS
+from support.paths import SRC
 
+CONSOLE = SRC / "http" / "console"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: The flags this machine's closed network needs (no background connections at all).
 FLAGS = [
@@ -89,3 +94,25 @@ def test_a_wrong_key_is_shown_as_the_coded_error(page, server: HttpServer):
     page.click("#sign-in-button")
     page.wait_for_selector("#sign-in-error:has-text('QS1001')")
     assert page.locator("#workspace").is_hidden()
+
+
+def test_the_console_reads_the_default_shots_and_the_final_states_from_the_server(
+    client: httpx.Client,
+):
+    reply = client.get("/console/facts.json")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("application/json")
+    facts = reply.json()
+    assert facts["shots"] == defaults.SHOTS
+    assert facts["states"] == list(defaults.JOB_STATES)
+    assert facts["final_states"] == list(defaults.FINAL_JOB_STATES)
+
+
+def test_the_console_writes_neither_default_shots_nor_job_states_of_its_own():
+    script = (CONSOLE / "console.js").read_text(encoding="utf-8")
+    page = (CONSOLE / "index.html").read_text(encoding="utf-8")
+    assert "/console/facts.json" in script
+    for state in defaults.JOB_STATES:
+        assert f'"{state}"' not in script, state
+    assert '<input id="shots" type="number" min="1">' in page  # no value: the server's
+    assert not re.search(r"shots[^\n]*\b[1-9][0-9]{2,}\b", script)  # no count of shots

@@ -36,6 +36,7 @@ from qmk.http import problems
 from qmk.http.events import EventHub, sse
 from qmk.http.metrics import CONTENT_TYPE, Metrics
 from qmk.http.openapi import openapi_document, render_docs
+from qmk.http.probe import KernelProbe
 from qmk.http.programs import to_graph
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
 from qmk.http.tracing import Tracing
@@ -70,6 +71,26 @@ class AppLimits:
     max_body: int = defaults.MAX_LINE_BYTES
     max_body_unauthenticated: int = defaults.MAX_LINE_UNAUTHENTICATED_BYTES
     max_depth: int = defaults.MAX_JSON_DEPTH
+
+
+def console_facts(probe: KernelProbe) -> bytes:
+    """What the web console reads at start (``/console/facts.json``): the shots of a job
+    that names none, and a job's states and which of them are final, as the kernel has them.
+
+    >>> import json
+    >>> from types import SimpleNamespace
+    >>> probe = SimpleNamespace(states=("QUEUED", "COMPLETED"), final_states=("COMPLETED",))
+    >>> facts = json.loads(console_facts(probe))
+    >>> facts["shots"] == defaults.SHOTS, facts["final_states"]
+    (True, ['COMPLETED'])
+    """
+    return encode(
+        {
+            "shots": defaults.SHOTS,
+            "states": list(probe.states),
+            "final_states": list(probe.final_states),
+        }
+    )
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -151,6 +172,8 @@ class Api:
             name: (resources.files("qmk.http.console").joinpath(name).read_bytes(), media)
             for name, media in CONSOLE_FILES.items()
         }
+        # the facts the console's script reads at start, from their tables, not its own copy
+        self.console["facts.json"] = (console_facts(hub.probe), "application/json")
         hub.on_event(metrics.on_event)
         hub.on_event(self._log_event)  # before the tracer, which forgets a job that ends
         hub.on_event(tracing.on_event)

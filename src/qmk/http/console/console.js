@@ -9,8 +9,10 @@ h q[0];
 cx q[0], q[1];
 measure q -> c;
 `;
-const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"]);
 const $ = (id) => document.getElementById(id);
+// the server's facts (/console/facts.json): the default shots and a job's final states,
+// read from their tables on the server rather than written here a second time
+const facts = { final: new Set() };
 const state = { session: null, tenant: null, jobs: new Map(), selected: null, stream: null };
 
 async function api(method, path, body) {
@@ -107,7 +109,9 @@ async function submit(event) {
   if (!format && source.trim().startsWith("{")) {
     try { program = JSON.parse(source); } catch (error) { format = "qvm-json"; }
   }
-  const request = { program, shots: Number($("shots").value || 1000) };
+  const request = { program };
+  // no shots given: the server's default (the field shows it once the facts are in)
+  if ($("shots").value !== "") request.shots = Number($("shots").value);
   if (format) request.format = format;
   if ($("seed").value !== "") request.seed = Number($("seed").value);
   try {
@@ -213,7 +217,7 @@ function drawTimeline(entries, telemetry) {
   box.replaceChildren();
   const attest = entries.filter((e) => e.event === "attest").pop();
   if (!attest) {
-    box.append(text("p", telemetry.state && FINAL.has(telemetry.state) ? "no attestation (the job did not complete)" : "runs once the job completes", { class: "muted" }));
+    box.append(text("p", telemetry.state && facts.final.has(telemetry.state) ? "no attestation (the job did not complete)" : "runs once the job completes", { class: "muted" }));
     return;
   }
   for (const epoch of attest.epochs || []) {
@@ -297,6 +301,16 @@ function onEvent(name, event) {
   if (event.job_id === state.selected) showJob(event.job_id);
 }
 
+// ------------------------------------------------------------------ the server's facts
+
+async function loadFacts() {
+  const reply = await fetch("/console/facts.json");
+  const data = await reply.json();
+  facts.final = new Set(data.final_states);
+  $("shots").placeholder = String(data.shots);
+  if ($("shots").value === "") $("shots").value = String(data.shots);
+}
+
 // ------------------------------------------------------------------ wiring
 
 $("sign-in").addEventListener("submit", signIn);
@@ -305,6 +319,7 @@ $("submit").addEventListener("submit", submit);
 $("upload").addEventListener("change", upload);
 $("bell").addEventListener("click", () => { $("program").value = BELL; $("format").value = ""; });
 $("refresh-resources").addEventListener("click", loadResources);
+loadFacts().catch((error) => console.warn("no server facts", error));
 const saved = sessionStorage.getItem("qmk-session");
 if (saved) {
   Object.assign(state, JSON.parse(saved));
