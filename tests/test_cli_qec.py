@@ -67,6 +67,11 @@ def test_calibrate_writes_a_calibration_the_logical_layer_loads(tmp_path) -> Non
         (("threshold", "--code", "floquet_code"), "QC110 no-experiment"),
         (("threshold", "--code", "SHYPS"), "QC110 no-experiment"),
         (("threshold", "--code", "toric"), "QC102 unknown-profile"),
+        (
+            ("threshold", "--code", "surfce_code"),
+            "QC102 unknown-profile: unknown code family 'surfce_code'; did you mean "
+            "'surface_code'?",
+        ),
         (("threshold", "--d", "4"), "QC103 bad-parameter: experiment distance must be odd"),
         (("threshold", "--d", "3,x"), "QC103 bad-parameter: --d takes whole numbers"),
         (("threshold", "--p", "0.01:0.001"), "QC103 bad-parameter: --p 0.01:0.001"),
@@ -89,3 +94,20 @@ def test_bad_arguments_are_one_line_errors_with_exit_status_2(
     assert err.startswith(expected), err
     assert err.count("\n") == 1
     assert out == ""
+
+
+@pytest.mark.parametrize("code", ["surfaceCode", "surface", "Rotated-Surface-Code", "baconshor"])
+def test_a_code_family_is_named_by_any_alias_a_profile_takes(code: str) -> None:
+    from qmk.qvm.profiles import family_name
+
+    status, out, err = qmk(
+        "qec", "threshold", "--code", code, "--d", "3", "--p", "0.005", "--shots", "200",
+        "--seed", "1", "--json",
+    )  # fmt: skip
+    assert status == 0, err
+    assert json.loads(out)["family"] == family_name(code)
+
+
+def test_a_misspelt_repetition_code_gets_a_did_you_mean() -> None:
+    status, _, err = qmk("qec", "threshold", "--code", "repitition", "--shots", "10")
+    assert status == 2 and "did you mean 'repetition_code'?" in err

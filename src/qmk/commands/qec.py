@@ -103,7 +103,13 @@ def _seed(value: str | None) -> int | None:
 
 
 def _common(sub: argparse.ArgumentParser, *, p_default: str | None) -> None:
-    sub.add_argument("--code", default="surface_code", metavar="FAMILY", help="code family")
+    sub.add_argument(
+        "--code",
+        default="surface_code",
+        metavar="FAMILY",
+        help="code family: a profile's family or any of its aliases (surfaceCode, ...), or "
+        "repetition_code",
+    )
     sub.add_argument("--d", default="3,5", metavar="D,D,...", help="odd distances (3,5)")
     sub.add_argument(
         "--p",

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from qmk.qec.errors import QECError
 from qmk.qec.noise import NoiseModel
 from qmk.qec.params import GATE_BASED, QubitParams, qubit_params
+from qmk.qvm.profiles import family_name, unknown_family
 
 if TYPE_CHECKING:
     import stim
@@ -63,39 +64,34 @@ NO_EXPERIMENT: Mapping[str, str] = MappingProxyType(
         "gauge syndromes, which QMK does not build yet",
     }
 )
-_ALIASES: Mapping[str, str] = MappingProxyType(
-    {
-        "surface": "surface_code",
-        "rotated_surface_code": "surface_code",
-        "repetition": "repetition_code",
-        "baconshor": "bacon_shor",
-        "floquet": "floquet_code",
-        "honeycomb": "floquet_code",
-        "shyps": "SHYPS",
-    }
+#: The names of the one experiment family no profile names, the repetition code (the
+#: profile families' names and aliases are :data:`qmk.qvm.profiles.FAMILIES`').
+_EXPERIMENT_ONLY: Mapping[str, str] = MappingProxyType(
+    {"repetition_code": "repetition_code", "repetition": "repetition_code"}
 )
 
 
 def experiment_family(name: str) -> str:
-    """The canonical experiment family of ``name`` (case and ``-``/``_`` ignored).
+    """The canonical experiment family of ``name``: a profile family's name or alias
+    (:func:`qmk.qvm.profiles.family_name`), or the repetition code's (case and ``-``/``_``
+    ignored).
+
+    >>> experiment_family("surfaceCode"), experiment_family("Repetition")
+    ('surface_code', 'repetition_code')
+    >>> experiment_family("surfce_code")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    qmk.qec.errors.QECError: QC102 unknown-profile: ...; did you mean 'surface_code'? ...
 
     Raises:
         QECError: ``QC110 no-experiment`` for ``floquet_code`` and ``SHYPS``;
-            ``QC102 unknown-profile`` for an unknown name.
+            ``QC102 unknown-profile`` for an unknown name, with the closest family.
     """
-    key = str(name).strip().replace("-", "_")
-    lower = key.lower()
-    canonical = next(
-        (f for f in (*EXPERIMENT_FAMILIES, *NO_EXPERIMENT) if f.lower() == lower), None
-    )
-    canonical = canonical or _ALIASES.get(lower)
+    key = str(name).strip()
+    canonical = family_name(key) or _EXPERIMENT_ONLY.get(key.lower().replace("-", "_"))
     if canonical is None:
-        raise QECError.of(
-            "unknown-profile",
-            f"unknown code family {name!r} for experiments; known: "
-            f"{', '.join(EXPERIMENT_FAMILIES)}",
-            family=str(name),
-        )
+        message = unknown_family(key, known=EXPERIMENT_FAMILIES, also=_EXPERIMENT_ONLY)
+        raise QECError.of("unknown-profile", message, family=str(name))
     if canonical in NO_EXPERIMENT:
         raise QECError.of(
             "no-experiment",

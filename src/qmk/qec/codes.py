@@ -47,7 +47,7 @@ from types import MappingProxyType
 from qmk.qec.errors import QECError
 from qmk.qec.formula import Formula
 from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, MAJORANA, QubitParams
-from qmk.qvm.profiles import FAMILIES
+from qmk.qvm.profiles import FAMILIES, family_name, unknown_family
 
 #: QRE's default maximum code distance (``MAX_CODE_DISTANCE`` in its constants.rs).
 QRE_MAX_CODE_DISTANCE = 50
@@ -123,7 +123,7 @@ class QecScheme:
     def __post_init__(self) -> None:
         where = f"scheme {self.family}/{self.instruction_set}"
         if self.family not in FAMILIES and not self.custom:
-            raise QECError.of("unknown-profile", f"{where}: unknown code family {self.family!r}")
+            raise QECError.of("unknown-profile", f"{where}: {unknown_family(self.family)}")
         if self.instruction_set not in INSTRUCTION_SETS:
             raise QECError.of(
                 "bad-parameter", f"{where}: unknown instruction set {self.instruction_set!r}"
@@ -386,7 +386,7 @@ def scheme_for(family: str, instruction_set: str | QubitParams) -> QecScheme:
     """The scheme of ``family`` for a qubit technology.
 
     Args:
-        family: a canonical family name (``Profile.family``).
+        family: a family's name or alias (``Profile.family``, ``surfaceCode``; any case).
         instruction_set: ``"gate_based"``, ``"majorana"``, or qubit parameters.
 
     Returns:
@@ -403,13 +403,11 @@ def scheme_for(family: str, instruction_set: str | QubitParams) -> QecScheme:
         if isinstance(instruction_set, QubitParams)
         else instruction_set
     )
-    variants = SCHEMES.get(family)
-    if variants is None:
-        raise QECError.of(
-            "unknown-profile",
-            f"unknown code family {family!r}; known: {', '.join(SCHEMES)}",
-            family=family,
-        )
+    canonical = family_name(family) if isinstance(family, str) else None
+    variants = None if canonical is None else SCHEMES.get(canonical)
+    if canonical is None or variants is None:
+        raise QECError.of("unknown-profile", unknown_family(str(family)), family=str(family))
+    family = canonical
     scheme = variants.get(kind)
     if scheme is None:
         qubit = f" (qubit parameters {name!r})" if name else ""

@@ -16,10 +16,19 @@ Profile(family='surface_code', distance=7)
 Traceback (most recent call last):
 ...
 qmk.qvm.profiles.ProfileError: unknown code family 'toric'; known: surface_code, ...
+>>> parse_profile("logical:surfce_code(d=3)")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+qmk.qvm.profiles.ProfileError: unknown code family 'surfce_code'; did you mean 'surface_code'? ...
+
+Every other reader of a family's name (the QEC schemes, the estimator's ``qecScheme``,
+the memory experiments, ``qmk qec --code``) reads it through :func:`family_name`, and
+words its refusal with :func:`unknown_family`, so an alias is the same everywhere.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Mapping
@@ -85,6 +94,46 @@ def family_name(name: str) -> str | None:
     return _LOOKUP.get(name.lower().replace("-", "_"))
 
 
+def closest_family(name: str, *, also: Mapping[str, str] | None = None) -> str | None:
+    """The canonical family whose name or alias is closest to ``name``, for a 'did you
+    mean' hint; None when none is close.
+
+    Args:
+        name: a name that is not a family's.
+        also: more names to match, each to the canonical name it stands for (the memory
+            experiments' families that no profile names).
+
+    >>> closest_family("surfce_code"), closest_family("Floquet-Cod"), closest_family("toric")
+    ('surface_code', 'floquet_code', None)
+    >>> closest_family("repetion", also={"repetition": "repetition_code"})
+    'repetition_code'
+    """
+    lookup = {**_LOOKUP, **(also or {})}
+    key = name.strip().lower().replace("-", "_")
+    match = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.6)
+    return lookup[match[0]] if match else None
+
+
+def unknown_family(
+    name: str, *, known: tuple[str, ...] | None = None, also: Mapping[str, str] | None = None
+) -> str:
+    """The one-line refusal of an unknown family ``name``, with a 'did you mean' hint.
+
+    Args:
+        name: the name given.
+        known: the families to list (default: every family of :data:`FAMILIES`).
+        also: more names the hint may suggest (see :func:`closest_family`).
+
+    >>> unknown_family("surfaceCod")  # doctest: +ELLIPSIS
+    "unknown code family 'surfaceCod'; did you mean 'surface_code'? known: surface_code, ..."
+    """
+    hint = closest_family(name, also=also)
+    listed = ", ".join(FAMILIES if known is None else known)
+    return f"unknown code family {name!r}" + (
+        f"; did you mean {hint!r}? known: {listed}" if hint else f"; known: {listed}"
+    )
+
+
 #: Distances a profile may name (inclusive).
 MIN_DISTANCE = 1
 MAX_DISTANCE = 255
@@ -133,11 +182,9 @@ def parse_profile(text: str) -> Profile:
             "e.g. logical:surface_code(d=9)"
         )
     raw_family, raw_params = match.groups()
-    family = _LOOKUP.get(raw_family.lower().replace("-", "_"))
+    family = family_name(raw_family)
     if family is None:
-        raise ProfileError(
-            f"unknown code family {raw_family!r}; known: {', '.join(FAMILIES)}", unknown=True
-        )
+        raise ProfileError(unknown_family(raw_family), unknown=True)
     params: dict[str, int] = {}
     for part in raw_params.split(",") if raw_params.strip() else []:
         param = _PARAM.fullmatch(part)
