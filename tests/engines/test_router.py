@@ -135,6 +135,23 @@ def test_a_named_engine_that_cannot_run_the_job_is_a_coded_refusal(
     assert info.value.code == code
 
 
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("statevektor", "statevector"), ("qsm", "qsim"), ("Stabiliser", "stabilizer")],
+)
+def test_a_misspelt_engine_is_qe101_with_the_closest_name(typo: str, meant: str) -> None:
+    with pytest.raises(EngineError) as info:
+        route(SMALL_T, typo)
+    assert info.value.code == "QE101"
+    assert f"no engine named {typo!r}; did you mean {meant!r}?" in str(info.value)
+    assert str(info.value).count("\n") == 0
+
+
+def test_an_engine_name_close_to_none_gets_no_guess() -> None:
+    with pytest.raises(EngineError, match="no engine named 'tensor'; known: statevector"):
+        spec("tensor")
+
+
 def test_a_named_engine_refuses_what_its_capabilities_exclude() -> None:
     pytest.importorskip("qiskit_aer")
     pytest.importorskip("qsimcirq")

@@ -27,6 +27,7 @@ qmk.engines.base.EngineError: QE101 engine-unknown: no engine named 'tensor'; kn
 from __future__ import annotations
 
 import ctypes
+import difflib
 import functools
 import importlib
 import importlib.util
@@ -487,12 +488,28 @@ ENGINE_NAMES: tuple[str, ...] = tuple(_BY_NAME)
 
 
 def spec(name: str) -> EngineSpec:
-    """The engine named ``name``; raises ``QE101 engine-unknown``."""
+    """The engine named ``name``.
+
+    Raises:
+        EngineError: ``QE101 engine-unknown``, with the closest name when one is close.
+
+    >>> try:
+    ...     spec("statevektor")
+    ... except EngineError as exc:
+    ...     print(exc.code, str(exc).split("; ")[1].split("? ")[0])
+    QE101 did you mean 'statevector'
+    """
     found = _BY_NAME.get(name) if isinstance(name, str) else None
     if found is None:
+        close = (
+            difflib.get_close_matches(name.lower(), ENGINE_NAMES, n=1)
+            if isinstance(name, str)
+            else []
+        )
+        hint = f"; did you mean {close[0]!r}?" if close else ";"
         raise EngineError.of(
             "engine-unknown",
-            f"no engine named {name!r}; known: {', '.join(ENGINE_NAMES)}",
+            f"no engine named {name!r}{hint} known: {', '.join(ENGINE_NAMES)}",
             engine=repr(name),
         )
     return found
