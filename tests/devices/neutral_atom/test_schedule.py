@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qmk.devices.neutral_atom.job import parse_job
-from qmk.devices.neutral_atom.schedule import schedule_job
+from qmk.devices.neutral_atom.validate import schedule_job
 from support.neutral_atom import gate, job, measure, wait
 
 

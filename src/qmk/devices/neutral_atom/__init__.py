@@ -9,8 +9,10 @@ Public API (the modules a user or a compiler reads; see each module's docstring)
   transport) and profiles; :func:`presets`, :func:`load_profile`;
 - :mod:`.noise` -- the wire form's noise model and the one noise IR of both backends;
 - :mod:`.job` -- a wire-form job as a value (:func:`parse_job`);
-- :mod:`.validate` -- the validator registry, run before any execution on every backend;
+- :mod:`.geometry` -- where the atoms are at each instruction, where a move takes one;
 - :mod:`.schedule` -- program -> timeline (ns), ASAP within the parallelism caps;
+- :mod:`.validate` -- the validator registry, run before any execution on every backend
+  (:func:`validate_job`, alias ``schedule_job``: validated and scheduled);
 - :mod:`.emulator` -- lowering to the statevector or stabilizer (stim) engine, seeded shots;
   :func:`run_job`;
 - :mod:`.device` -- :class:`NeutralAtomDevice`, the HAL :class:`~qmk.devices.hal.Device`;
@@ -40,7 +42,7 @@ _EXPORTS = {
     "run_job": "emulator",
     "Result": "emulator",
     "validate_job": "validate",
-    "schedule_job": "schedule",
+    "schedule_job": "validate",
     "NeutralAtomDevice": "device",
     "compile_program": "compile",
     "run_program": "compile",

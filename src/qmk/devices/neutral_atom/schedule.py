@@ -1,8 +1,9 @@
 """The scheduler: a program becomes a timeline, every time in ns.
 
 Public API: :func:`schedule` (a validated job and the geometry at each instruction ->
-:class:`Timeline`), :func:`schedule_job` (validates first), :class:`Timeline` and
-:class:`Entry` (``to_json(units="us")``).
+:class:`Timeline`), :class:`Timeline` and :class:`Entry` (``to_json(units="us")``).
+Validating and scheduling in one call is :func:`~.validate.validate_job` (also named
+``schedule_job``): the validators sit above the scheduler, which knows only geometry.
 
 Rules (ASAP in program order):
 
@@ -26,6 +27,7 @@ start of its next: waits, transport, pulses and others' gates all count, and the
 applies idle noise for exactly that time.
 
 >>> from qmk.devices.neutral_atom.job import parse_job
+>>> from qmk.devices.neutral_atom.validate import schedule_job
 >>> job = parse_job({"profile": "ideal_small_array", "program": [
 ...     {"op": "AllocArray", "n_qubits": 2},
 ...     {"op": "ApplyGate", "name": "H", "targets": [0]},
@@ -45,8 +47,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qmk.devices.neutral_atom.geometry import Geometry, move_plan
 from qmk.devices.neutral_atom.isa import Instruction, OpKind
-from qmk.devices.neutral_atom.validate import Geometry, move_plan
 
 if TYPE_CHECKING:
     from qmk.devices.neutral_atom.job import Job
@@ -303,15 +305,4 @@ def _earliest(
         start = max(start, min(blockers))
 
 
-def schedule_job(job: Job, *, strict_timing: bool = False) -> Timeline:
-    """Validate ``job`` (every validator) and schedule it.
-
-    Raises:
-        DeviceError: the first violation.
-    """
-    from qmk.devices.neutral_atom.validate import validate_job
-
-    return validate_job(job, strict_timing=strict_timing)
-
-
-__all__ = ["Entry", "Timeline", "schedule", "schedule_job"]
+__all__ = ["Entry", "Timeline", "schedule"]

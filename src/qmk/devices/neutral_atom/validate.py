@@ -6,13 +6,11 @@ Public API:
   checks run; each names the codes it raises. Program validators walk the program in
   order on the geometry current at each instruction (``MoveAtom`` really moves atoms);
   timeline validators read the schedule;
-- :class:`Geometry` -- where every atom is at one instruction (point, site, zone), and the
-  move bookkeeping; :func:`move_plan` (where a MoveAtom goes, by which path, how far, how
-  long);
-- :func:`validate_program` (program validators; returns the geometry after each move) and
-  :func:`validate_job` (all of them; the scheduler's timeline included). The emulator
-  calls :func:`validate_job` for every backend, so a job passes or fails the same way on
-  each.
+- :func:`validate_program` (program validators, on the geometry of :mod:`.geometry`;
+  returns the geometry after each move) and :func:`validate_job` (all of them; the
+  scheduler's timeline included; :func:`schedule_job` is the same walk by the name the
+  scheduler's users know). The emulator calls :func:`validate_job` for every backend, so
+  a job passes or fails the same way on each.
 
 A violation is a :class:`~qmk.devices.errors.DeviceError` whose message names the
 instruction index, what it is, the atoms with their sites and coordinates, and the limit;
@@ -30,225 +28,21 @@ qmk.devices.errors.DeviceError: QD203 not-connected: instruction #1 (CZ targets=
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qmk.devices.errors import DeviceError
+from qmk.devices.neutral_atom.geometry import Geometry, MovePlan, move_plan, violation
 from qmk.devices.neutral_atom.isa import GATES, Instruction, OpKind
-from qmk.devices.neutral_atom.profiles import TOLERANCE, Connectivity, Hardware
+from qmk.devices.neutral_atom.profiles import TOLERANCE, Connectivity
+from qmk.devices.neutral_atom.schedule import Timeline, schedule
 from qmk.errors import REGISTRY
 
 if TYPE_CHECKING:
     from qmk.devices.neutral_atom.job import Job
-    from qmk.devices.neutral_atom.schedule import Timeline
-
-Point = tuple[float, float, float]
-
-
-def _fmt_point(point: Sequence[float]) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in point) + ")"
-
-
-@dataclass(slots=True)
-class Geometry:
-    """Where the atoms are, at one instruction of the program (mutable while walking it)."""
-
-    hardware: Hardware
-    points: list[Point]
-    sites: list[int | None]
-    moves: list[int]
-    displacement: list[float]
-    total_moves: int = 0
-    _site_at: dict[tuple[int, int, int], int] = field(default_factory=dict)
-    _occupied: dict[tuple[int, int, int], int] = field(default_factory=dict)
-
-    @classmethod
-    def start(cls, hardware: Hardware, n_atoms: int) -> Geometry:
-        """Atoms ``0..n-1`` on the configuration's first ``n`` sites."""
-        index = {s.id: s for s in hardware.sites}
-        ids = hardware.site_ids[:n_atoms]
-        geometry = cls(
-            hardware=hardware,
-            points=[index[i].point for i in ids],
-            sites=list(ids),
-            moves=[0] * n_atoms,
-            displacement=[0.0] * n_atoms,
-        )
-        geometry._site_at = {_key(s.point): s.id for s in hardware.sites}
-        geometry._occupied = {_key(p): atom for atom, p in enumerate(geometry.points)}
-        return geometry
-
-    @property
-    def n_atoms(self) -> int:
-        return len(self.points)
-
-    def zone(self, atom: int) -> int | None:
-        """The zone of the atom's site (None off the lattice)."""
-        site = self.sites[atom]
-        return None if site is None else self.hardware.site(site).zone_id
-
-    def where(self, atom: int) -> str:
-        """``atom 3 (site 3 at (3.9, 0, 0))``, for messages."""
-        site = self.sites[atom]
-        place = f"site {site} at " if site is not None else "off-lattice at "
-        return f"atom {atom} ({place}{_fmt_point(self.points[atom])})"
-
-    def details(self, atoms: Sequence[int]) -> dict[str, Any]:
-        return {
-            "atoms": list(atoms),
-            "sites": [self.sites[a] for a in atoms],
-            "points": [list(self.points[a]) for a in atoms],
-        }
-
-    def site_at(self, point: Point) -> int | None:
-        """The lattice site at ``point``, or None."""
-        return self._site_at.get(_key(point))
-
-    def occupant(self, point: Point) -> int | None:
-        """The atom at ``point``, or None."""
-        return self._occupied.get(_key(point))
-
-    def distance(self, a: int, b: int) -> float:
-        return math.dist(self.points[a], self.points[b])
-
-    def move(self, atom: int, point: Point, length: float) -> None:
-        """Put ``atom`` at ``point`` after a move of ``length``."""
-        self._occupied.pop(_key(self.points[atom]), None)
-        self.points[atom] = point
-        self.sites[atom] = self.site_at(point)
-        self._occupied[_key(point)] = atom
-        self.moves[atom] += 1
-        self.displacement[atom] += length
-        self.total_moves += 1
-
-
-def _key(point: Sequence[float]) -> tuple[int, int, int]:
-    # Coordinates equal within a nanometre share a key (TOLERANCE is far below that).
-    return (round(point[0] * 1e6), round(point[1] * 1e6), round(point[2] * 1e6))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MovePlan:
-    """Where a MoveAtom goes and how: destination, site, path of sites, length, duration."""
-
-    point: Point
-    site: int | None
-    path: tuple[int, ...]
-    length: float
-    duration_ns: float
-
-
-def _violation(
-    slug: str,
-    instruction: Instruction,
-    geometry: Geometry | None,
-    atoms: Sequence[int],
-    text: str,
-    **limit: Any,
-) -> DeviceError:
-    what = instruction.describe().replace(", ", ",")
-    details: dict[str, Any] = {"index": instruction.index, "op": instruction.op, **limit}
-    if geometry is not None and atoms:
-        details.update(geometry.details(atoms))
-    return DeviceError.of(slug, f"instruction #{instruction.index} ({what}): {text}", **details)
-
-
-def move_plan(geometry: Geometry, instruction: Instruction) -> MovePlan:
-    """Where ``instruction`` (a MoveAtom) takes its atom, along which transport path.
-
-    Raises:
-        DeviceError: ``QD206 transport`` for an unknown or off-lattice destination, one
-            with no transport path, or an occupied one.
-    """
-    hw, atom = geometry.hardware, instruction.atom
-    if instruction.site is not None:
-        try:
-            point = hw.site(instruction.site).point
-        except KeyError:
-            raise _violation(
-                "transport", instruction, geometry, [atom], f"no lattice site {instruction.site}"
-            ) from None
-        site: int | None = instruction.site
-    else:
-        assert instruction.position is not None
-        point = instruction.position
-        site = geometry.site_at(point)
-    here = geometry.points[atom]
-    occupant = geometry.occupant(point)
-    if occupant is not None and occupant != atom:
-        raise _violation(
-            "transport",
-            instruction,
-            geometry,
-            [atom, occupant],
-            f"the destination {_fmt_point(point)} is occupied by {geometry.where(occupant)}",
-        )
-    if not hw.transport_edges:
-        length = math.dist(here, point)
-        return MovePlan(
-            point=point,
-            site=site,
-            path=(),
-            length=length,
-            duration_ns=length * hw.move_limits.duration_per_unit_ns,
-        )
-    start = geometry.sites[atom]
-    if site is None or start is None:
-        raise _violation(
-            "transport",
-            instruction,
-            geometry,
-            [atom],
-            f"{geometry.where(atom)} cannot go to {_fmt_point(point)}: with transport edges "
-            "an atom moves between lattice sites only",
-        )
-    path, length, duration = _shortest_path(hw, start, site)
-    if path is None:
-        raise _violation(
-            "transport",
-            instruction,
-            geometry,
-            [atom],
-            f"no transport path from site {start} to site {site}",
-            limit="transport_edges",
-        )
-    return MovePlan(point=point, site=site, path=path, length=length, duration_ns=duration)
-
-
-def _shortest_path(
-    hw: Hardware, start: int, goal: int
-) -> tuple[tuple[int, ...] | None, float, float]:
-    """The quickest path of transport edges (Dijkstra on duration, then distance)."""
-    if start == goal:
-        return (start,), 0.0, 0.0
-    neighbours: dict[int, list[tuple[int, float, float]]] = {}
-    for e in hw.transport_edges:
-        d = e.distance or math.dist(hw.site(e.src_site_id).point, hw.site(e.dst_site_id).point)
-        neighbours.setdefault(e.src_site_id, []).append((e.dst_site_id, e.duration_ns, d))
-        neighbours.setdefault(e.dst_site_id, []).append((e.src_site_id, e.duration_ns, d))
-    best: dict[int, tuple[float, float]] = {start: (0.0, 0.0)}
-    previous: dict[int, int] = {}
-    queue: list[tuple[float, float, int]] = [(0.0, 0.0, start)]
-    while queue:
-        duration, length, node = heapq.heappop(queue)
-        if node == goal:
-            path = [goal]
-            while path[-1] != start:
-                path.append(previous[path[-1]])
-            return tuple(reversed(path)), length, duration
-        if (duration, length) > best.get(node, (math.inf, math.inf)):
-            continue
-        for nxt, step_ns, step_len in neighbours.get(node, ()):
-            cost = (duration + step_ns, length + step_len)
-            if cost < best.get(nxt, (math.inf, math.inf)):
-                best[nxt] = cost
-                previous[nxt] = node
-                heapq.heappush(queue, (cost[0], cost[1], nxt))
-    return None, math.inf, math.inf
 
 
 # --------------------------------------------------------------------------- validators
@@ -294,10 +88,10 @@ def _check_atoms(ctx: Context, ins: Instruction) -> None:
     kind = ins.kind
     if kind is OpKind.ALLOC:
         if ctx.allocated:
-            raise _violation("atom-invalid", ins, None, [], "the atoms are allocated already")
+            raise violation("atom-invalid", ins, None, [], "the atoms are allocated already")
         configured = len(ctx.job.hardware.site_ids)
         if ins.n_qubits > configured:
-            raise _violation(
+            raise violation(
                 "atom-invalid",
                 ins,
                 None,
@@ -310,15 +104,15 @@ def _check_atoms(ctx: Context, ins: Instruction) -> None:
         return
     atoms = ins.atoms
     if not atoms and kind is not OpKind.WAIT:
-        raise _violation("atom-invalid", ins, None, [], "names no atom")
+        raise violation("atom-invalid", ins, None, [], "names no atom")
     if not ctx.allocated and kind is not OpKind.WAIT:
-        raise _violation("atom-invalid", ins, None, list(atoms), "comes before AllocArray")
+        raise violation("atom-invalid", ins, None, list(atoms), "comes before AllocArray")
     if ctx.geometry is None:
         return
     n = ctx.geometry.n_atoms
     bad = [a for a in atoms if not 0 <= a < n]
     if bad:
-        raise _violation(
+        raise violation(
             "atom-invalid",
             ins,
             None,
@@ -327,7 +121,7 @@ def _check_atoms(ctx: Context, ins: Instruction) -> None:
             limit=n,
         )
     if len(set(atoms)) != len(atoms):
-        raise _violation("atom-invalid", ins, None, list(atoms), "names an atom twice")
+        raise violation("atom-invalid", ins, None, list(atoms), "names an atom twice")
 
 
 def _check_catalog(ctx: Context, ins: Instruction) -> None:
@@ -339,7 +133,7 @@ def _check_catalog(ctx: Context, ins: Instruction) -> None:
     entry = hw.gate(ins.gate)
     if entry is None:
         catalog = ", ".join(g.name for g in hw.native_gates)
-        raise _violation(
+        raise violation(
             "gate-not-native",
             ins,
             ctx.geometry,
@@ -350,7 +144,7 @@ def _check_catalog(ctx: Context, ins: Instruction) -> None:
     if entry.bounds_angle:
         for name, value in zip(GATES[ins.gate].params, ins.params, strict=True):
             if not entry.angle_min <= value <= entry.angle_max:
-                raise _violation(
+                raise violation(
                     "angle-out-of-range",
                     ins,
                     ctx.geometry,
@@ -370,7 +164,7 @@ def _check_connectivity(ctx: Context, ins: Instruction) -> None:
     if kind is not Connectivity.ALL_TO_ALL:
         spacing = hw.neighbour_distance
         if geo.distance(a, b) > spacing * (1 + 1e-9):
-            raise _violation(
+            raise violation(
                 "not-connected",
                 ins,
                 geo,
@@ -383,7 +177,7 @@ def _check_connectivity(ctx: Context, ins: Instruction) -> None:
     if graph is not None:
         sa, sb = geo.sites[a], geo.sites[b]
         if sa is None or sb is None or not graph.allows(sa, sb):
-            raise _violation(
+            raise violation(
                 "not-connected",
                 ins,
                 geo,
@@ -403,7 +197,7 @@ def _check_blockade(ctx: Context, ins: Instruction) -> None:
     for axis, limit in enumerate((model.radius_x, model.radius_y, model.radius_z)):
         gap = abs(pa[axis] - pb[axis])
         if limit > 0 and gap > limit + TOLERANCE:
-            raise _violation(
+            raise violation(
                 "blockade",
                 ins,
                 geo,
@@ -420,7 +214,7 @@ def _check_blockade(ctx: Context, ins: Instruction) -> None:
     if distance > radius + TOLERANCE:
         zones = {geo.zone(a), geo.zone(b)}
         where = f" (zone {', '.join(str(z) for z in sorted(z for z in zones if z is not None))})"
-        raise _violation(
+        raise violation(
             "blockade",
             ins,
             geo,
@@ -451,13 +245,13 @@ def _check_transport(ctx: Context, ins: Instruction) -> None:
     )
     for limit, count, what in checks:
         if limit and count > limit:
-            raise _violation(
+            raise violation(
                 "move-budget", ins, geo, [atom], f"{count} {what}, more than {limit}", limit=limit
             )
     if limits.max_total_displacement_per_atom and (
         geo.displacement[atom] + plan.length > limits.max_total_displacement_per_atom + TOLERANCE
     ):
-        raise _violation(
+        raise violation(
             "move-budget",
             ins,
             geo,
@@ -468,7 +262,7 @@ def _check_transport(ctx: Context, ins: Instruction) -> None:
         )
     window = max(ctx.run_ns, plan.duration_ns)
     if limits.rearrangement_window_ns and window > limits.rearrangement_window_ns + TOLERANCE:
-        raise _violation(
+        raise violation(
             "move-budget",
             ins,
             geo,
@@ -483,7 +277,7 @@ def _check_transport(ctx: Context, ins: Instruction) -> None:
             continue
         gap = math.dist(plan.point, geo.points[other])
         if gap < max(spacing, TOLERANCE):
-            raise _violation(
+            raise violation(
                 "spacing",
                 ins,
                 geo,
@@ -502,7 +296,7 @@ def _check_timing(ctx: Context, ins: Instruction) -> None:
         return
     timing = ctx.job.hardware.timing
     if ins.duration < timing.min_wait_ns:
-        raise _violation(
+        raise violation(
             "timing",
             ins,
             None,
@@ -511,7 +305,7 @@ def _check_timing(ctx: Context, ins: Instruction) -> None:
             limit=timing.min_wait_ns,
         )
     if timing.max_wait_ns and ins.duration > timing.max_wait_ns:
-        raise _violation(
+        raise violation(
             "timing",
             ins,
             None,
@@ -531,7 +325,7 @@ def _check_pulse(ctx: Context, ins: Instruction) -> None:
     )
     for name, value, low, high, unit in bounds:
         if high > low and not low <= value <= high:
-            raise _violation(
+            raise violation(
                 "pulse-limits",
                 ins,
                 ctx.geometry,
@@ -547,7 +341,7 @@ def _check_cooldown(ctx: Context, timeline: Timeline) -> None:
     for entry in timeline.entries:
         if entry.cooldown_delay_ns > 0:
             ins = ctx.job.program[entry.index]
-            raise _violation(
+            raise violation(
                 "cooldown",
                 ins,
                 None,
@@ -642,18 +436,8 @@ def validate_program(job: Job, *, strict_timing: bool = False) -> list[Geometry 
             check(ctx, ins)
         seen.append(ctx.geometry)
         if ins.kind is OpKind.MOVE and ctx.geometry is not None and ctx.plan is not None:
-            geo = ctx.geometry
             # Each move gets its own geometry object so that earlier instructions keep theirs.
-            ctx.geometry = Geometry(
-                hardware=geo.hardware,
-                points=list(geo.points),
-                sites=list(geo.sites),
-                moves=list(geo.moves),
-                displacement=list(geo.displacement),
-                total_moves=geo.total_moves,
-                _site_at=geo._site_at,
-                _occupied=dict(geo._occupied),
-            )
+            ctx.geometry = ctx.geometry.copy()
             ctx.geometry.move(ins.atom, ctx.plan.point, ctx.plan.length)
     return seen
 
@@ -664,8 +448,6 @@ def validate_job(job: Job, *, strict_timing: bool = False) -> Timeline:
     Raises:
         DeviceError: the first violation.
     """
-    from qmk.devices.neutral_atom.schedule import schedule
-
     geometries = validate_program(job, strict_timing=strict_timing)
     timeline = schedule(job, geometries)
     ctx = Context(job=job, strict_timing=strict_timing)
@@ -675,6 +457,18 @@ def validate_job(job: Job, *, strict_timing: bool = False) -> Timeline:
     return timeline
 
 
+def schedule_job(job: Job, *, strict_timing: bool = False) -> Timeline:
+    """Validate ``job`` (every validator) and schedule it: :func:`validate_job`.
+
+    It lives here, above the scheduler (:mod:`.schedule` knows geometry, not validators),
+    so that neither module imports the other's caller.
+
+    Raises:
+        DeviceError: the first violation.
+    """
+    return validate_job(job, strict_timing=strict_timing)
+
+
 __all__ = [
     "VALIDATORS",
     "Context",
@@ -682,6 +476,7 @@ __all__ = [
     "MovePlan",
     "Validator",
     "move_plan",
+    "schedule_job",
     "validate_job",
     "validate_program",
 ]
