@@ -180,6 +180,61 @@ def test_no_command_prints_help_and_exits_2():
     assert status == 2 and "validate" in out
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["rn", "bell.qasm"], "QW011 bad-option: unknown command 'rn'; did you mean 'run'?"),
+        (["valdate"], "QW011 bad-option: unknown command 'valdate'; did you mean 'validate'?"),
+        (
+            ["qec", "thresold"],
+            "QW011 bad-option: unknown command 'qec thresold'; did you mean 'qec threshold'?",
+        ),
+    ],
+)
+def test_a_misspelt_command_is_one_coded_line_naming_the_closest_command(argv, line):
+    assert qmk(*argv) == (2, "", line + "\n")
+
+
+def test_a_command_close_to_none_lists_the_commands():
+    status, _, err = qmk("xyzzy")
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith("QW011 bad-option: unknown command 'xyzzy'; known: validate, asm, ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["--engine", "qsm"], "argument --engine: invalid choice 'qsm'; did you mean 'qsim'?"),
+        (["--format", "qasm4"], "argument --format: invalid choice 'qasm4'; did you mean 'qasm"),
+        (["--shtos", "5"], "unrecognized arguments: --shtos 5; did you mean '--shots'?"),
+        (["--shots", "0"], "argument --shots: must be at least 1, got 0"),
+        (["--seed"], "argument --seed: expected one argument"),
+    ],
+)
+def test_bad_usage_of_a_command_is_one_coded_line_never_argparse_usage(bell, argv, hint):
+    status, out, err = qmk("run", str(bell), *argv)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"QW011 bad-option: qmk run: {hint}"), err
+    assert err.count("\n") == 1 and "usage:" not in err
+
+
+def test_a_missing_argument_is_one_coded_line():
+    assert qmk("run") == (
+        2,
+        "",
+        "QW011 bad-option: qmk run: the following arguments are required: FILE "
+        "(see qmk run --help)\n",
+    )
+
+
+def test_the_installed_command_says_a_misspelt_command_in_one_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "qmk", "rn"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == "QW011 bad-option: unknown command 'rn'; did you mean 'run'?\n"
+
+
 def test_version_names_the_package_version(capsys):
     assert main(["--version"]) == 0
     assert __version__ in capsys.readouterr().out

@@ -7,28 +7,64 @@ program has findings (validate, info); 2 unreadable input or bad usage; 3 an
 internal error (a bug: please report it; ``QMK_DEBUG=1`` shows the traceback).
 ``docs/errors.md`` lists every code with its exit status.
 
-Bad input is always one line on stderr with a stable code, never a traceback.
+Bad input is always one line on stderr with a stable code, never a traceback; so is
+bad usage (``QW011``, not argparse's usage text), and a command or a choice that is not
+one names the closest that is:
 
 >>> main(["--version"])  # doctest: +ELLIPSIS
 qmk ...
 0
+>>> import io
+>>> err = io.StringIO()
+>>> main(["rn", "bell.qasm"], stderr=err)
+2
+>>> print(err.getvalue(), end="")
+QW011 bad-option: unknown command 'rn'; did you mean 'run'?
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 from qmk import __version__
+from qmk.abi.errors import CommandError
 from qmk.commands import register_all
 from qmk.errors import QMKError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with each usage mistake one coded line (``QW011 bad-option``) and a 'did
+    you mean' for a command or a choice that is not one (its subcommands' parsers are of
+    this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandError.of("bad-option", f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # argparse's own check of a value against its choices, worded with the closest one
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(choice) for choice in choices]
+        close = difflib.get_close_matches(str(value), names, n=1)
+        if isinstance(action, argparse._SubParsersAction):
+            # a command: prog's words after "qmk" name the command it is a subcommand of
+            above = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""
+            hint = f"did you mean '{above}{close[0]}'?" if close else f"known: {', '.join(names)}"
+            raise CommandError.of("bad-option", f"unknown command '{above}{value}'; {hint}")
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentError(
+            action, f"invalid choice {value!r}{hint} (choose from {', '.join(names)})"
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="qmk",
         description="QMK, a quantum microkernel: run, check, estimate and serve quantum programs.",
         epilog="Exit status: 0 ok, 1 findings, 2 unreadable input or bad usage.",
@@ -49,6 +85,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, with arguments no parser took refused by the command's own
+    parser, and an unknown option answered with the closest of its options."""
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    command = parser  # the innermost (sub)command the arguments named
+    while True:
+        sub = next((a for a in command._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = None if sub is None else getattr(args, sub.dest, None)
+        if sub is None or name not in sub.choices:
+            break
+        command = sub.choices[name]
+    options = [o for action in command._actions for o in action.option_strings]
+    close = difflib.get_close_matches(extra[0].split("=")[0], options, n=1)
+    hint = f"; did you mean {close[0]!r}?" if extra[0].startswith("-") and close else ""
+    command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
+
 def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
@@ -63,9 +118,12 @@ def main(
     err = stderr or sys.stderr
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help/--version exit 0, bad usage exits 2
+        args = _parse(parser, argv)
+    except SystemExit as exc:  # argparse: --help/--version exit 0
         return int(exc.code or 0)
+    except QMKError as exc:  # bad usage, one line (_Parser)
+        err.write(f"{exc}\n")
+        return exc.exit_status
     if args.command is None:
         parser.print_help(out)
         return 2
