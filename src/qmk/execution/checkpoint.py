@@ -2,7 +2,9 @@
 
 A run in ``trajectories`` mode (:mod:`qmk.execution.trajectories`) can stop at a
 ``FENCE_EPOCH`` and go on later, in another process or on another machine, with the
-same result as a run that never stopped. What it needs is an :class:`ExecutionState`:
+same result as a run that never stopped. What it needs is an :class:`ExecutionState`
+(a value of :mod:`qmk.execution.branches`, which the runner builds and this module
+writes, reads and resumes from):
 
 - ``key``: a digest of everything that decides the result (the program, shots, seed,
   engine and its options, noise, qubit parameters, profile, calibration). A state only
@@ -55,197 +57,17 @@ True
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from qmk.engines import EngineError, engine_class
-from qmk.execution.trajectories import Branch, Pending, Progress
+from qmk.engines import EngineError
+from qmk.execution.branches import FORMAT, VERSION, ExecutionState, Progress
 
 if TYPE_CHECKING:
     from qmk.execution.trajectories import Runner
-
-#: The file format's name and version (a reader refuses any other).
-FORMAT = "qmk-execution-state"
-VERSION = 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionState:
-    """Everything a run needs to go on from where it stopped (see the module docstring)."""
-
-    key: str
-    engine: str
-    epoch: int
-    group: int
-    bits: np.ndarray
-    leaves: tuple[tuple[tuple[int, ...], np.ndarray], ...]
-    branches: tuple[Branch, ...]
-    progress: Mapping[str, Any]
-
-    def to_bytes(self) -> bytes:
-        """The state as one ``.npz`` archive (see the module docstring)."""
-        export = _codec(self.engine)[0]
-        arrays: dict[str, np.ndarray] = {"bits": self.bits}
-        for i, (_, rows) in enumerate(self.leaves):
-            arrays[f"leaf{i}"] = rows
-        snapshots: dict[int, int] = {}  # id(snapshot) -> index: branches share snapshots
-        branches = []
-        for i, branch in enumerate(self.branches):
-            arrays[f"events{i}"] = branch.events
-            snap_index = None
-            if branch.snapshot is not None:
-                snap_index = snapshots.get(id(branch.snapshot))
-                if snap_index is None:
-                    snap_index = snapshots[id(branch.snapshot)] = len(snapshots)
-                    meta, parts = export(branch.snapshot)
-                    for name, array in parts.items():
-                        arrays[f"snap{snap_index}.{name}"] = np.asarray(array)
-                    arrays[f"snapmeta{snap_index}"] = _text(json.dumps(meta))
-            pending = branch.pending
-            branches.append(
-                {
-                    "pos": branch.pos,
-                    "snapshot": snap_index,
-                    "qmap": branch.qmap,
-                    "shots": branch.shots,
-                    "rng": branch.rng.bit_generator.state,
-                    "path": list(branch.path),
-                    "pending": None
-                    if pending is None
-                    else {
-                        "kind": pending.kind,
-                        "qubit": pending.qubit,
-                        "outcome": pending.outcome,
-                        "basis": pending.basis,
-                        "event": pending.event,
-                        "name": pending.name,
-                        "free": pending.free,
-                    },
-                }
-            )
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "key": self.key,
-            "engine": self.engine,
-            "epoch": self.epoch,
-            "group": self.group,
-            "leaves": [list(path) for path, _ in self.leaves],
-            "branches": branches,
-            "progress": dict(self.progress),
-        }
-        arrays["manifest"] = _text(json.dumps(manifest))
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]
-        return buffer.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> ExecutionState:
-        """Read a state :meth:`to_bytes` wrote.
-
-        Raises:
-            EngineError: ``QE107 checkpoint-unreadable`` for anything else (another
-                format or version, a damaged archive).
-        """
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-            manifest = json.loads(bytes(arrays["manifest"]).decode("utf-8"))
-            if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-                raise ValueError(
-                    f"format {manifest.get('format')!r} version {manifest.get('version')!r}, "
-                    f"expected {FORMAT!r} version {VERSION}"
-                )
-            engine = str(manifest["engine"])
-            load = _codec(engine)[1]
-            snapshots: dict[int, Any] = {}
-            branches = []
-            for i, entry in enumerate(manifest["branches"]):
-                snap = None
-                if entry["snapshot"] is not None:
-                    index = int(entry["snapshot"])
-                    if index not in snapshots:
-                        prefix = f"snap{index}."
-                        parts = {
-                            name[len(prefix) :]: arrays[name]
-                            for name in arrays
-                            if name.startswith(prefix)
-                        }
-                        meta = json.loads(bytes(arrays[f"snapmeta{index}"]).decode("utf-8"))
-                        snapshots[index] = load(meta, parts)
-                    snap = snapshots[index]
-                rng = np.random.default_rng()
-                rng.bit_generator.state = entry["rng"]
-                p = entry["pending"]
-                branches.append(
-                    Branch(
-                        int(entry["pos"]),
-                        snap,
-                        {str(k): int(v) for k, v in entry["qmap"].items()},
-                        np.array(arrays[f"events{i}"], dtype=np.uint8),
-                        int(entry["shots"]),
-                        rng,
-                        tuple(int(c) for c in entry["path"]),
-                        None
-                        if p is None
-                        else Pending(
-                            str(p["kind"]),
-                            int(p["qubit"]),
-                            int(p["outcome"]),
-                            basis=str(p["basis"]),
-                            event=int(p["event"]),
-                            name=str(p["name"]),
-                            free=bool(p["free"]),
-                        ),
-                    )
-                )
-            return cls(
-                key=str(manifest["key"]),
-                engine=engine,
-                epoch=int(manifest["epoch"]),
-                group=int(manifest["group"]),
-                bits=np.array(arrays["bits"], dtype=np.uint8),
-                leaves=tuple(
-                    (tuple(int(c) for c in path), np.array(arrays[f"leaf{i}"], dtype=np.uint8))
-                    for i, path in enumerate(manifest["leaves"])
-                ),
-                branches=tuple(branches),
-                progress=dict(manifest["progress"]),
-            )
-        except EngineError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
-            raise EngineError.of(
-                "checkpoint-unreadable", f"not a QMK execution state: {exc}"
-            ) from None
-
-
-def _text(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-
-
-def _codec(engine: str) -> tuple[Any, Any]:
-    """The engine's ``(export_snapshot, import_snapshot)``.
-
-    Raises:
-        EngineError: ``QE106`` when the engine cannot write its state to a file.
-    """
-    cls = engine_class(engine)
-    export = getattr(cls, "export_snapshot", None)
-    load = getattr(cls, "import_snapshot", None)
-    if export is None or load is None:
-        raise EngineError.of(
-            "checkpoint-mismatch", f"the {engine} engine cannot save its state to a checkpoint"
-        )
-    return export, load
 
 
 def run_key(parts: Mapping[str, Any]) -> str:
@@ -255,17 +77,9 @@ def run_key(parts: Mapping[str, Any]) -> str:
 
 
 def capture(runner: Runner) -> ExecutionState:
-    """The state of ``runner`` now (its running branch already on its stack)."""
-    return ExecutionState(
-        key=runner.key,
-        engine=runner.engine_name,
-        epoch=runner.epoch,
-        group=runner.group,
-        bits=runner.bits.copy(),
-        leaves=tuple(runner.leaves),
-        branches=tuple(runner.stack),
-        progress=runner.progress.to_json(),
-    )
+    """The state of ``runner`` now (its running branch already on its stack):
+    :meth:`~qmk.execution.trajectories.Runner.state`."""
+    return runner.state()
 
 
 def resume(runner: Runner, state: ExecutionState) -> None:

@@ -20,7 +20,7 @@ order of their *paths* (the choices taken at each split), not in the order they 
 So the work may stop and go on later, in another process, with the same result.
 A :class:`Runner` asks its :class:`Control` at every ``FENCE_EPOCH`` the running
 branch reaches whether to save its whole state (the rows done, every waiting branch
-with its engine snapshot, stream and path: :class:`qmk.execution.checkpoint.ExecutionState`)
+with its engine snapshot, stream and path: :class:`qmk.execution.branches.ExecutionState`)
 and go on, or save it and stop. Asked to stop *now*, it rolls back the open REV
 segment of the running branch (the unitary micro-ops since its last irreversible one,
 undone by their adjoints in reverse order) and saves the state at the segment's start.
@@ -37,6 +37,7 @@ import numpy as np
 from qmk.engines.base import Engine, GateCall, apply_segment
 from qmk.engines.gates import GATES
 from qmk.execution import spans
+from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
 from qmk.execution.plan import Plan
 from qmk.qvm.graph import Guard
 
@@ -311,42 +312,6 @@ class Control(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """What a branch restored from its split's snapshot does first: take its outcome.
-
-    ``kind`` is "collapse" (a measurement: ``event`` records the outcome), "discard"
-    (the Z outcome of a free or reset, ``free`` telling which) or "pauli" (a Werner
-    channel's Pauli, ``outcome`` indexing I, X, Y, Z).
-    """
-
-    kind: str
-    qubit: int
-    outcome: int
-    basis: str = "Z"
-    event: int = -1
-    name: str = ""
-    free: bool = False
-
-
-@dataclass(slots=True, eq=False)
-class Branch:
-    """A trajectory that waits: where it is, its shots, its stream and its path.
-
-    ``snapshot`` is the engine state to restore first (None: a group's first branch,
-    which starts on a fresh engine), then ``pending`` is applied.
-    """
-
-    pos: int
-    snapshot: Any
-    qmap: dict[str, int]
-    events: np.ndarray
-    shots: int
-    rng: np.random.Generator
-    path: tuple[int, ...]
-    pending: Pending | None = None
-
-
 class Suspended(Exception):
     """The run saved its state at a control's request and stopped."""
 
@@ -368,28 +333,6 @@ def _apply_pending(engine: Engine, branch: Branch, pending: Pending) -> None:
             engine.reset(pending.qubit)
     elif pending.outcome:
         engine.apply("ixyz"[pending.outcome], [pending.qubit])
-
-
-@dataclass(slots=True, kw_only=True)
-class Progress:
-    """What a run has done so far (saved with its state, so it adds up across resumes)."""
-
-    simulations: int = 0
-    checkpoints: int = 0
-    preempted_at_epochs: list[int] | None = None
-    rollbacks: int = 0
-    rollback_gates: int = 0
-    resumed_from_epoch: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "simulations": self.simulations,
-            "checkpoints": self.checkpoints,
-            "preempted_at_epochs": list(self.preempted_at_epochs or ()),
-            "rollbacks": self.rollbacks,
-            "rollback_gates": self.rollback_gates,
-            "resumed_from_epoch": self.resumed_from_epoch,
-        }
 
 
 class Runner:
@@ -609,11 +552,23 @@ class Runner:
             (branch.path, _leaf(ops, tail, engine, qmap, events, branch.shots, index))
         )
 
+    def state(self) -> ExecutionState:
+        """The whole state of the run now (the running branch, if any, already on its
+        stack): what :mod:`qmk.execution.checkpoint` writes and resumes from."""
+        return ExecutionState(
+            key=self.key,
+            engine=self.engine_name,
+            epoch=self.epoch,
+            group=self.group,
+            bits=self.bits.copy(),
+            leaves=tuple(self.leaves),
+            branches=tuple(self.stack),
+            progress=self.progress.to_json(),
+        )
+
     def _save(self, engine: Engine, branch: Branch, epoch: int, request: str) -> None:
         """Save the whole state with ``branch`` (now at ``branch.pos``) on top of the
         stack; stop (:class:`Suspended`) unless ``request`` is a checkpoint."""
-        from qmk.execution.checkpoint import capture
-
         assert self.control is not None
         stopping = request != CHECKPOINT
         self.progress.checkpoints += 1
@@ -632,7 +587,7 @@ class Runner:
         )
         self.stack.append(waiting)
         try:
-            state = capture(self)
+            state = self.state()
         finally:
             self.stack.pop()
         self.control.save(state)
