@@ -243,13 +243,12 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
         if result.layout is None
         else "outcomes (keys laid out as the source language writes them):",
     ]
-    ranked = sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    shown = ranked[:32]
+    shown = result.ranked(32)
     width = max((len(k) for k, _ in shown), default=0)
     for key, value in shown:
         lines.append(f"  {key or '(empty)':<{width}}  {value:>8}  {value / result.shots:7.4f}")
-    if len(ranked) > len(shown):
-        lines.append(f"  ... {plural(len(ranked) - len(shown), 'more outcome')}")
+    if len(result.counts) > len(shown):
+        lines.append(f"  ... {plural(len(result.counts) - len(shown), 'more outcome')}")
     lines.append(
         f"telemetry: {plural(t.epochs, 'epoch')}, {t.logical_cycles:g} logical cycles "
         f"({t.logical_time_ns / 1000:g} us), peak {t.peak_logical_qubits} logical / "

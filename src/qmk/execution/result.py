@@ -2,14 +2,17 @@
 
 :class:`RunResult` is the value :func:`qmk.run` returns (and a kernel job's result is its
 JSON); :class:`Telemetry` says what the run did and cost; :func:`keyed_counts` turns the
-shots' outcome bits into counts keyed as the program lays its output out.
+shots' outcome bits into counts keyed as the program lays its output out. A result draws
+its counts (:meth:`RunResult.plot`, with matplotlib) and shows itself in a notebook as a
+small table (:meth:`RunResult._repr_html_`).
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -133,6 +136,9 @@ class RunResult:
     #: of ``bits`` are, ascending (:mod:`qmk.execution.parts`); None: every shot, in order.
     rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
+    #: Outcomes a notebook's table of the result shows (the most frequent).
+    HTML_OUTCOMES: ClassVar[int] = 16
+
     @property
     def memory(self) -> list[str]:
         """Each shot's outcome key, in shot order."""
@@ -143,6 +149,79 @@ class RunResult:
     def probabilities(self) -> dict[str, float]:
         """``counts`` divided by ``shots``."""
         return {key: value / self.shots for key, value in self.counts.items()}
+
+    def ranked(self, top: int | None = None) -> list[tuple[str, int]]:
+        """The outcomes and their counts, the most frequent first (ties: by key).
+
+        Args:
+            top: only the ``top`` most frequent; None: every outcome.
+        """
+        ranked = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ranked if top is None else ranked[: max(top, 0)]
+
+    def plot(self, ax: Any = None, top: int | None = None) -> Any:
+        """Draw the counts as a bar chart, one bar per outcome in key order, and return the
+        Axes (matplotlib, the ``plot`` extra: ``pip install 'quantum-microkernel[plot]'``).
+
+        Args:
+            ax: the matplotlib ``Axes`` to draw on; None: a new figure's.
+            top: draw only the ``top`` most frequent outcomes (ties: by key); None: all.
+
+        Returns:
+            The ``Axes``: its bars' heights are the counts.
+
+        Raises:
+            QECError: ``QC103 bad-parameter`` when matplotlib is not installed.
+        """
+        shown = sorted(self.ranked(top))
+        if ax is None:
+            ax = _pyplot().subplots()[1]
+        ax.bar([key or "(empty)" for key, _ in shown], [count for _, count in shown])
+        ax.set_xlabel("outcome")
+        ax.set_ylabel("shots")
+        title = f"{self.shots} shots, seed {self.seed}, engine {self.engine}"
+        if len(shown) < len(self.counts):
+            title += f" ({len(shown)} most frequent of {len(self.counts)} outcomes)"
+        ax.set_title(title)
+        if len(shown) > 8:
+            ax.tick_params(axis="x", labelrotation=90, labelsize="x-small")
+        return ax
+
+    def _repr_html_(self) -> str:
+        """The result as a notebook shows it: the run in one line, its most frequent
+        outcomes (:attr:`HTML_OUTCOMES`) with counts and shares, and a few telemetry figures."""
+        t = self.telemetry
+        noise = "on" if t.noise else "off"
+        rows = [
+            f"<tr><td><code>{html.escape(key) or '(empty)'}</code></td>"
+            f'<td style="text-align:right">{count}</td>'
+            f'<td style="text-align:right">{count / max(self.shots, 1):.4f}</td></tr>'
+            for key, count in self.ranked(self.HTML_OUTCOMES)
+        ]
+        hidden = len(self.counts) - len(rows)
+        if hidden > 0:
+            rows.append(
+                f'<tr><td colspan="3">... {hidden} more outcome{"s" * (hidden != 1)}</td></tr>'
+            )
+        figures = {
+            "logical cycles": f"{t.logical_cycles:g}",
+            "peak logical / physical qubits": f"{t.peak_logical_qubits} / {t.peak_physical_qubits}",
+            "injected logical errors": str(t.injected_logical_errors),
+            "wall time": f"{t.wall_time_s:.3f} s",
+        }
+        return (
+            '<div class="qmk-run-result">'
+            f"<p><b>RunResult</b>: {self.shots} shots, seed {self.seed}, engine "
+            f"<code>{html.escape(self.engine)}</code> ({html.escape(t.mode)}), noise {noise}; "
+            f"events {html.escape(' '.join(self.events)) or '(none)'}</p>"
+            "<table><thead><tr><th>outcome</th><th>count</th><th>share</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            "<table>"
+            + "".join(
+                f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in figures.items()
+            )
+            + "</table></div>"
+        )
 
     def to_json(self, *, memory: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -156,6 +235,21 @@ class RunResult:
         if memory:
             out["memory"] = self.memory
         return out
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot, or the coded error that names the extra that installs it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from qmk.qec.errors import QECError
+
+        raise QECError.of(
+            "bad-parameter",
+            "RunResult.plot needs matplotlib, which is not installed: "
+            "pip install 'quantum-microkernel[plot]'",
+        ) from None
+    return plt
 
 
 def _strings(bits: np.ndarray) -> list[str]:

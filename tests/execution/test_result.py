@@ -1,0 +1,101 @@
+"""A run's result draws its counts (RunResult.plot, matplotlib) and shows itself in a
+notebook (RunResult._repr_html_): the bars are the counts, the table every outcome it
+names, escaped."""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+from dataclasses import replace
+
+import pytest
+
+from qmk.execution.executor import run
+from qmk.execution.result import RunResult
+from qmk.qvm.generate import uniform_graph
+
+
+@pytest.fixture(scope="module")
+def result() -> RunResult:
+    # 3 qubits in uniform superposition: 8 outcomes of unequal counts, seeded
+    return run(uniform_graph(3), shots=2000, seed=11, noise=False)
+
+
+@pytest.fixture
+def axes():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots()
+    yield ax
+    plt.close(figure)
+
+
+def _bars(ax) -> dict[str, float]:
+    labels = [tick.get_text() for tick in ax.get_xticklabels()]
+    return dict(zip(labels, (bar.get_height() for bar in ax.patches), strict=True))
+
+
+def test_the_plot_draws_one_bar_per_outcome_as_high_as_its_count(result: RunResult, axes):
+    assert result.plot(axes) is axes
+    assert _bars(axes) == dict(result.counts)
+    assert [tick.get_text() for tick in axes.get_xticklabels()] == sorted(result.counts)
+
+
+def test_the_plot_of_the_top_outcomes_draws_the_most_frequent_only(result: RunResult, axes):
+    result.plot(axes, top=3)
+    most = dict(result.ranked(3))
+    assert _bars(axes) == most and len(most) == 3
+    assert min(most.values()) >= max(v for k, v in result.counts.items() if k not in most)
+    assert "3 most frequent of 8 outcomes" in axes.get_title()
+
+
+def test_the_plot_without_an_axes_draws_a_new_figure(result: RunResult):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = result.plot()
+    try:
+        assert sum(bar.get_height() for bar in ax.patches) == result.shots
+    finally:
+        plt.close(ax.figure)
+
+
+def test_the_notebook_table_shows_every_outcome_with_its_count_and_the_run(result: RunResult):
+    page = result._repr_html_()
+    for key, count in result.counts.items():
+        assert re.search(rf"<code>{key}</code></td><td[^>]*>{count}</td>", page), key
+    assert f"{result.shots} shots, seed {result.seed}" in page
+    assert f"<code>{result.engine}</code>" in page
+    assert "logical cycles" in page and "injected logical errors" in page
+
+
+def test_the_notebook_table_shows_the_most_frequent_and_counts_the_rest(result: RunResult):
+    many = replace(result, counts={f"{i:06b}": 100 - i for i in range(40)}, shots=3220)
+    page = many._repr_html_()
+    shown = re.findall(r"<code>([01]{6})</code>", page)
+    assert shown == [f"{i:06b}" for i in range(RunResult.HTML_OUTCOMES)]
+    assert f"... {40 - RunResult.HTML_OUTCOMES} more outcomes" in page
+
+
+def test_the_notebook_table_escapes_what_it_shows(result: RunResult):
+    odd = replace(result, counts={"<b>&x": 3, "": 1}, events=("m<0>",), shots=4)
+    page = odd._repr_html_()
+    assert "<b>&x" not in page and "m<0>" not in page
+    assert html.escape("<b>&x") in page and html.escape("m<0>") in page
+    assert "<code>(empty)</code>" in page
+
+
+def test_the_plot_without_matplotlib_is_one_coded_line_naming_the_extra(
+    result: RunResult, monkeypatch: pytest.MonkeyPatch
+):
+    from qmk.qec.errors import QECError
+
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # as if not installed
+    with pytest.raises(QECError) as caught:
+        result.plot()
+    assert caught.value.code == "QC103"
+    assert "quantum-microkernel[plot]" in str(caught.value) and "\n" not in str(caught.value)
