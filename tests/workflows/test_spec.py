@@ -46,15 +46,18 @@ def test_yaml_files_read_as_toml_ones(tmp_path):
     [
         ("name = 1\n", "at least one [[steps]]"),
         ("[[steps]]\nname = 'a'\n", "needs program (a file) or source"),
-        (f"[[steps]]\nname = 'a'\n{QASM}\ncolour = 'red'\n", "unknown key 'colour'"),
+        (f"[[steps]]\nname = 'a'\n{QASM}\ncolour = 'red'\n", "steps[0].colour: unknown key"),
         (f"[[steps]]\nname = 'a'\n{QASM}\nafter = ['b']\n", "which is no step"),
         (
             f"[[steps]]\nname = 'a'\n{QASM}\nafter = ['b']\n[[steps]]\nname = 'b'\n{QASM}\n"
             "after = ['a']\n",
             "cycle",
         ),
-        (f"[[steps]]\nname = 'a'\n{QASM}\nshots = 0\n", "shots must be an integer >= 1"),
-        (f"[[steps]]\nname = 'a'\n{QASM}\nsweep = {{theta = []}}\n", "non-empty list"),
+        (f"[[steps]]\nname = 'a'\n{QASM}\nshots = 0\n", "steps[0].shots: Expected `int` >= 1"),
+        (
+            f"[[steps]]\nname = 'a'\n{QASM}\nsweep = {{theta = []}}\n",
+            "steps[0].sweep.theta: Expected `array` of length >= 1",
+        ),
         ("[[steps]\n", "not TOML"),
         ("[[steps]]\nname = 'a'\nprogram = 'missing.qasm'\n", "cannot read program"),
     ],
@@ -63,3 +66,34 @@ def test_a_bad_file_is_one_coded_error_naming_the_key(text: str, says: str):
     with pytest.raises(CommandError) as caught:
         loads(text)
     assert caught.value.code == "QW013" and says in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (f"[defaults]\nshots = 'many'\n[[steps]]\n{QASM}\n", "defaults.shots"),
+        (f"[defaults]\nname = 'x'\n[[steps]]\n{QASM}\n", "defaults.name"),
+        (f"colour = 1\n[[steps]]\n{QASM}\n", "colour"),
+        (f"[[steps]]\n{QASM}\n[[steps]]\n{QASM}\nseed = -1\n", "steps[1].seed"),
+        (f"[[steps]]\n{QASM}\nafter = [1]\n", "steps[0].after"),
+    ],
+)
+def test_a_bad_key_anywhere_is_named_in_the_errors_details(text: str, key: str):
+    with pytest.raises(CommandError) as caught:
+        loads(text)
+    assert caught.value.code == "QW013" and caught.value.details["key"] == key
+    assert "\n" not in str(caught.value)
+
+
+def test_a_step_takes_the_defaults_it_does_not_set_and_qmks_default_shots():
+    from qmk import defaults
+
+    flow = loads(f"[defaults]\nseed = 3\nretries = 2\n[[steps]]\n{QASM}\nretries = 0\n")
+    step = flow.steps[0]
+    assert (step.seed, step.retries, step.shots) == (3, 0, defaults.SHOTS)
+    assert step.name == "step1" and step.after == () and dict(step.sweep) == {}
+
+
+def test_after_may_name_one_step_as_a_string():
+    flow = loads(f'[[steps]]\nname = "a"\n{QASM}\n[[steps]]\n{QASM}\nafter = "a"\n')
+    assert flow.steps[1].after == ("a",)

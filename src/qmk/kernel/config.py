@@ -1,8 +1,14 @@
 """The kernel's configuration: the machine, kernel settings and tenants, from TOML.
 
 :func:`load_config` reads a file, :func:`config_from_dict` the same data already parsed.
-Every bad, missing or unknown key is a :class:`ConfigError` whose one-line message names
-the key (``QK101 bad-config``, exit 2).
+The file's schema is :class:`ConfigFile`: each table is a frozen ``msgspec.Struct`` that
+states its keys' types, ranges and choices and refuses unknown keys, read through
+:func:`qmk.values.convert`; what one table cannot say (a module index against
+``machine.modules``, a profile that parses, a calibration file that loads) is checked
+after it. ``qmk schema --kind config`` prints the JSON Schema (shipped as
+``config.schema.json`` next to this module, :data:`SCHEMA_PATH`). Every bad, missing or
+unknown key is a :class:`ConfigError` whose one-line message names the key
+(``QK101 bad-config``, exit 2).
 
 >>> cfg = config_from_dict({
 ...     "machine": {"physical_qubits": 100_000},
@@ -14,19 +20,29 @@ the key (``QK101 bad-config``, exit 2).
 ...     config_from_dict({"machine": {"physical_qubits": -1}})
 ... except ConfigError as exc:
 ...     print(exc)
-QK101 bad-config: machine.physical_qubits must be an integer >= 1, got -1
+QK101 bad-config: machine.physical_qubits: Expected `int` >= 1
+>>> try:
+...     config_from_dict({"machine": {}})
+... except ConfigError as exc:
+...     print(exc, exc.details)
+QK101 bad-config: machine.physical_qubits is missing {'key': 'machine.physical_qubits'}
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from qmk import defaults
+import msgspec
+from msgspec import Meta
+
+from qmk import defaults, values
 from qmk.devices.logical import FaultSchedule
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
@@ -39,6 +55,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
+
+#: The shipped JSON Schema of the file (package data; ``qmk schema --kind config --write``).
+SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
 
 #: Defaults of the ``[kernel]`` table (from :mod:`qmk.defaults`).
 DEFAULT_SESSION_TTL_S = defaults.SESSION_TTL_S
@@ -64,323 +83,342 @@ DEFAULT_MAX_RESULT_STORAGE_MB = defaults.MAX_RESULT_STORAGE_MB
 DEFAULT_PROFILE = defaults.PROFILE
 DEFAULT_QUBIT = defaults.QUBIT
 
+#: A tenant's name: 1-64 letters, digits, '-' or '_', at least one a letter or digit.
+TENANT_NAME = r"^[\w-]*[^\W_][\w-]*$"
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MachineConfig:
+if TYPE_CHECKING:
+    Capability = str
+else:  # the capabilities of the op table, as the schema's choices
+    Capability = Literal[tuple(CAPABILITIES)]
+
+_NO_FAULTS = FaultSchedule()
+
+#: A non-empty string.
+_Text = Annotated[str, Meta(min_length=1)]
+
+
+def _error(message: str, key: str) -> ConfigError:
+    """A :class:`ConfigError` naming the key: a missing key itself (``x.y is missing``),
+    a list's item by the list's key (the message keeps the index)."""
+    missing = _MISSING.fullmatch(message)
+    if missing is not None:
+        key = f"{key}.{missing['field']}" if key else missing["field"]
+        return ConfigError(f"{key} is missing", key=key)
+    return ConfigError(message, key=_INDEX.sub("", key))
+
+
+_MISSING = re.compile(r"(?:.*: )?Object missing required field `(?P<field>[^`]+)`")
+_INDEX = re.compile(r"\[\d+\]$")
+
+
+class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A table of the file: frozen, keyword-only, no keys but its own."""
+
+
+# --------------------------------------------------------------------------- [machine]
+
+
+class _Machine(_Table, frozen=True, kw_only=True):
+    physical_qubits: Annotated[int, Meta(ge=1, description="the machine's physical qubits")]
+    modules: Annotated[
+        int,
+        Meta(ge=1, description="modules the physical qubits are split into (a job runs on one)"),
+    ] = 1
+    profile: Annotated[
+        str, Meta(min_length=1, description="the code profile of jobs that name none")
+    ] = DEFAULT_PROFILE
+    qubit: Annotated[
+        str, Meta(min_length=1, description="the qubit parameter set of jobs that name none")
+    ] = DEFAULT_QUBIT
+    noise_model: Annotated[
+        _Text | None,
+        Meta(
+            description="physical error rates in place of the qubit's (qmk.qec.noise text, "
+            "e.g. depolarizing(p=1e-3))"
+        ),
+    ] = None
+
+    def __post_init__(self) -> None:
+        if self.modules > self.physical_qubits:
+            raise ConfigError(
+                f"machine.modules ({self.modules}) must not exceed machine.physical_qubits "
+                f"({self.physical_qubits})",
+                key="machine.modules",
+            )
+
+
+class MachineTable(_Machine, frozen=True, kw_only=True):
+    """The [machine] table as written (its calibration is a file's path)."""
+
+    calibration: Annotated[
+        _Text | None,
+        Meta(
+            description="a JSON file of qmk qec calibrate: its fitted (a, p*) serve the "
+            "profiles of its family and instruction set"
+        ),
+    ] = None
+
+
+class MachineConfig(_Machine, frozen=True, kw_only=True):
     """The machine the kernel runs: its physical-qubit inventory and defaults."""
 
-    physical_qubits: int
-    #: Modules the physical qubits are split into (a job runs on one module).
-    modules: int = 1
-    profile: str = DEFAULT_PROFILE
-    qubit: str = DEFAULT_QUBIT
-    #: Physical error rates in place of the qubit's (``qmk.qec.noise.parse_noise_model`` text).
-    noise_model: str | None = None
     #: A fitted (a, p*) from ``qmk qec calibrate`` (read from the file ``calibration`` names),
     #: used for the profiles of its family and instruction set.
     calibration: Calibration | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TenantConfig:
-    """One tenant: its shared key, the capabilities it may hold, and its quotas."""
+# --------------------------------------------------------------------------- [kernel]
 
-    name: str
-    key: str = field(repr=False)
-    caps: tuple[str, ...] = ()
-    max_logical_qubits: int = 64
-    max_concurrent_jobs: int = 4
-    max_queued_jobs: int = 100
-    max_channels: int = 2
-    #: The highest priority its jobs may ask for (priorities order a tenant's own jobs).
-    max_priority: int = 9
-    #: May ingest calibrations and qubit parameters into the device (``q_calibrate``).
-    operator: bool = False
-    #: Neutral-atom device jobs (``q_device_submit``): the most atoms one job allocates,
-    #: and the most device time one job takes (its scheduled program time x its shots).
-    max_atoms: int = 256
-    max_device_time_s: float = 60.0
-    #: The most bytes (MiB) of results the kernel stores for it at once; a job whose
-    #: result would take it past this FAILs with ``QK307 result-storage-quota``.
-    max_result_storage_mb: float = DEFAULT_MAX_RESULT_STORAGE_MB
-    #: Graph nodes its submits may have verified per second, on average (a token bucket
-    #: that holds one ``kernel.max_graph_nodes`` graph); past it a submit is QS1006.
-    verify_nodes_per_s: float = defaults.VERIFY_NODES_PER_S
+
+class KernelTable(_Table, frozen=True, kw_only=True):
+    """The [kernel] table: the service's limits and clocks."""
+
+    session_ttl_s: Annotated[float, Meta(gt=0, description="lifetime of a session token (s)")] = (
+        DEFAULT_SESSION_TTL_S
+    )
+    job_timeout_s: Annotated[
+        float, Meta(gt=0, description="a job's run-time limit when its policy names none (s)")
+    ] = DEFAULT_JOB_TIMEOUT_S
+    worker_memory_mb: Annotated[
+        int, Meta(ge=64, description="address-space cap of each worker process (MiB)")
+    ] = DEFAULT_WORKER_MEMORY_MB
+    worker_cpu_s: Annotated[
+        int, Meta(ge=1, description="CPU seconds one job may use in its worker (RLIMIT_CPU)")
+    ] = DEFAULT_WORKER_CPU_S
+    worker_file_mb: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(
+            description="the largest file a worker may write (MiB, RLIMIT_FSIZE); "
+            "absent: worker_memory_mb"
+        ),
+    ] = DEFAULT_WORKER_FILE_MB
+    worker_user: Annotated[
+        _Text | Annotated[int, Meta(ge=0)],
+        Meta(description="the user (name or uid) workers run as when the kernel runs as root"),
+    ] = DEFAULT_WORKER_USER
+    epoch_ms: Annotated[
+        int,
+        Meta(ge=1, description="the scheduler's tick (deadlines, timeouts, preemption, ms)"),
+    ] = DEFAULT_EPOCH_MS
+    preempt_gap: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="a queued job preempts a running one whose priority is at least this "
+            "much lower (0: no preemption)",
+        ),
+    ] = DEFAULT_PREEMPT_GAP
+    rollback_gap: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="a preemption by a job at least this much more urgent stops its victim "
+            "at once, rolling back its open REV segment, instead of at its next fence",
+        ),
+    ] = DEFAULT_ROLLBACK_GAP
+    checkpoints_per_job: Annotated[
+        int,
+        Meta(ge=1, description="execution states a job keeps; one more deletes the oldest"),
+    ] = DEFAULT_CHECKPOINTS_PER_JOB
+    checkpoint_keep_s: Annotated[
+        float, Meta(gt=0, description="how long a job's execution states outlive it (s)")
+    ] = DEFAULT_CHECKPOINT_KEEP_S
+    channel_proposal_ttl_s: Annotated[
+        float, Meta(gt=0, description="how long a channel proposal waits to be accepted (s)")
+    ] = DEFAULT_CHANNEL_PROPOSAL_TTL_S
+    min_free_disk_mb: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="free space the data directory's disk keeps; submits are refused "
+            "below it (MiB; 0: no reserve)",
+        ),
+    ] = DEFAULT_MIN_FREE_DISK_MB
+    max_graph_nodes: Annotated[
+        int, Meta(ge=1, description="the most nodes one submitted graph may have")
+    ] = DEFAULT_MAX_GRAPH_NODES
+    max_result_mb: Annotated[
+        float,
+        Meta(gt=0, description="the largest result (JSON) kept for one job; a bigger one FAILs"),
+    ] = DEFAULT_MAX_RESULT_MB
+    result_keep_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="how long a job's result outlives the job (s; then deleted, the job "
+            "marked QK306 result-expired)",
+        ),
+    ] = DEFAULT_RESULT_KEEP_S
+    synchronous: Annotated[
+        Literal["normal", "full"],
+        Meta(
+            description="SQLite's synchronous pragma: normal survives a crash of the kernel, "
+            "full also power loss (slower)"
+        ),
+    ] = defaults.SYNCHRONOUS
+
+
+# --------------------------------------------------------------------------- [tenants.NAME]
+
+
+class TenantQuota(_Table, frozen=True, kw_only=True):
+    """A tenant's quotas (what q_resource_query shows it)."""
+
+    max_logical_qubits: Annotated[int, Meta(ge=1)] = 64
+    max_concurrent_jobs: Annotated[int, Meta(ge=1)] = 4
+    max_queued_jobs: Annotated[int, Meta(ge=1)] = 100
+    max_channels: Annotated[int, Meta(ge=0)] = 2
+    max_priority: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=9,
+            description="the highest priority its jobs may ask for (priorities order a "
+            "tenant's own jobs)",
+        ),
+    ] = 9
+    max_atoms: Annotated[
+        int, Meta(ge=1, description="the most atoms one neutral-atom device job allocates")
+    ] = 256
+    max_device_time_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="the most device time one neutral-atom job takes (its scheduled "
+            "program time x its shots, s)",
+        ),
+    ] = 60.0
+    max_result_storage_mb: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="results (MiB) the kernel stores for it at once; a job whose result "
+            "would pass it FAILs with QK307 result-storage-quota",
+        ),
+    ] = DEFAULT_MAX_RESULT_STORAGE_MB
+    verify_nodes_per_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="graph nodes its submits may have verified per second, on average; "
+            "past it a submit is QS1006",
+        ),
+    ] = defaults.VERIFY_NODES_PER_S
 
     def quota(self) -> dict[str, int | float]:
         """The quotas as plain JSON."""
-        return {
-            "max_logical_qubits": self.max_logical_qubits,
-            "max_concurrent_jobs": self.max_concurrent_jobs,
-            "max_queued_jobs": self.max_queued_jobs,
-            "max_channels": self.max_channels,
-            "max_priority": self.max_priority,
-            "max_atoms": self.max_atoms,
-            "max_device_time_s": self.max_device_time_s,
-            "max_result_storage_mb": self.max_result_storage_mb,
-            "verify_nodes_per_s": self.verify_nodes_per_s,
-        }
+        return {name: getattr(self, name) for name in TenantQuota.__struct_fields__}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KernelConfig:
+class TenantTable(TenantQuota, frozen=True, kw_only=True):
+    """A [tenants.NAME] table: the tenant's shared key, capabilities and quotas."""
+
+    key: Annotated[str, Meta(min_length=1, description="the tenant's shared secret")]
+    caps: tuple[Capability, ...] = ()
+    operator: Annotated[
+        bool,
+        Meta(description="may ingest calibrations and qubit parameters (q_calibrate)"),
+    ] = False
+
+
+class TenantConfig(TenantTable, frozen=True, kw_only=True):
+    """One tenant: its name, shared key, the capabilities it may hold, and its quotas."""
+
+    name: str
+
+    def __rich_repr__(self) -> Any:
+        # The key stays out of every repr (logs, tracebacks).
+        for name in self.__struct_fields__:
+            if name != "key":
+                yield name, getattr(self, name)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"TenantConfig({fields})"
+
+
+# --------------------------------------------------------------------------- [faults]
+
+
+class ModuleFailure(_Table, frozen=True, kw_only=True):
+    """One module's failure: the module fails at the epoch."""
+
+    module: Annotated[int, Meta(ge=0, description="the module (0 .. machine.modules - 1)")]
+    epoch: Annotated[int, Meta(ge=1)]
+
+
+class FaultsTable(_Table, frozen=True, kw_only=True):
+    """The [faults] table: faults injected into the machine (see devices.logical.FaultSchedule)."""
+
+    drift_per_epoch: Annotated[float, Meta(ge=0, le=1e6)] = _NO_FAULTS.drift_per_epoch
+    drift_start_epoch: Annotated[int, Meta(ge=0)] = _NO_FAULTS.drift_start_epoch
+    link_fidelity: Annotated[float, Meta(ge=0.25, le=1)] = _NO_FAULTS.link_fidelity
+    link_drop_per_epoch: Annotated[float, Meta(ge=0, le=1)] = _NO_FAULTS.link_drop_per_epoch
+    link_target: Annotated[float, Meta(ge=0.5, le=1)] = _NO_FAULTS.link_target
+    max_purification_rounds: Annotated[int, Meta(ge=0)] = _NO_FAULTS.max_purification_rounds
+    module_failures: tuple[ModuleFailure, ...] = ()
+    decoder_capacity_bits_per_s: Annotated[float, Meta(gt=0)] | None = None
+    distance_budget: Annotated[int, Meta(ge=0)] = _NO_FAULTS.distance_budget
+    drift_fence_cycles: Annotated[int, Meta(ge=0)] = _NO_FAULTS.drift_fence_cycles
+    local_decomposition: bool = _NO_FAULTS.local_decomposition
+
+    def schedule(self) -> FaultSchedule:
+        """The fault schedule this table describes."""
+        known = {name: getattr(self, name) for name in self.__struct_fields__}
+        known["module_failures"] = tuple((f.module, f.epoch) for f in self.module_failures)
+        known["decoder_capacity"] = known.pop("decoder_capacity_bits_per_s")
+        return FaultSchedule(**known)
+
+
+# --------------------------------------------------------------------------- the file
+
+
+class ConfigFile(_Table, frozen=True, kw_only=True):
+    """A kernel.toml as written: its tables."""
+
+    machine: MachineTable
+    kernel: KernelTable = msgspec.field(default_factory=KernelTable)
+    tenants: dict[
+        Annotated[str, Meta(min_length=1, max_length=64, pattern=TENANT_NAME)], TenantTable
+    ] = {}
+    faults: FaultsTable = msgspec.field(default_factory=FaultsTable)
+    server: Annotated[
+        dict[str, Any],
+        Meta(description="the wire's limits, checked when qmk serve starts (docs/kernel.md)"),
+    ] = {}
+
+
+class KernelConfig(KernelTable, frozen=True, kw_only=True):
     """Everything a kernel needs to know before it opens its data directory.
+
+    It holds the ``[kernel]`` table's settings (:class:`KernelTable`, by their keys:
+    ``config.epoch_ms``) and:
 
     Attributes:
         machine: the machine's inventory and defaults.
         tenants: tenant name -> its configuration.
-        session_ttl_s: lifetime of a session token.
-        job_timeout_s: a job's run-time limit when its policy names none.
-        worker_memory_mb: address-space cap of each worker process.
-        worker_cpu_s: CPU seconds one job may use in its worker (``RLIMIT_CPU``).
-        worker_file_mb: the largest file a worker may write (``RLIMIT_FSIZE``); None:
-            ``worker_memory_mb``.
-        worker_user: the user (name or uid) workers run as when the kernel runs as root.
-        epoch_ms: the scheduler's tick (deadlines, timeouts, preemption, checkpoints).
-        preempt_gap: a queued job preempts a running one whose priority is at least this
-            much lower (0 turns preemption off).
-        rollback_gap: a preemption by a job at least this much more urgent stops its
-            victim at once (rolling back its open REV segment) instead of at its next fence.
-        checkpoints_per_job: execution states a job keeps; saving one more deletes the
-            oldest (file and checkpoint).
-        checkpoint_keep_s: how long a job's execution states are kept after it ends.
-        channel_proposal_ttl_s: how long a channel proposal waits to be accepted.
-        min_free_disk_mb: free space the data directory's disk keeps (submits refused
-            below it; 0: no reserve).
-        max_graph_nodes: the most nodes one submitted graph may have.
-        max_result_mb: the largest result (JSON) kept for one job; a bigger one FAILs it.
-        result_keep_s: how long a job's result is kept after the job ends (then deleted;
-            the job's record stays, marked ``QK306 result-expired``).
-        synchronous: SQLite ``synchronous`` pragma: "normal" (survives a crash of the
-            kernel process) or "full" (also survives power loss; slower).
         faults: the faults injected into the simulated machine (``[faults]``; none).
         server: the ``[server]`` table as written: the wire's limits, which
             ``qmk.abi.server.ServerConfig.from_table`` checks when ``qmk serve`` starts.
     """
 
     machine: MachineConfig
-    tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
-    session_ttl_s: float = DEFAULT_SESSION_TTL_S
-    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
-    worker_memory_mb: int = DEFAULT_WORKER_MEMORY_MB
-    worker_cpu_s: int = DEFAULT_WORKER_CPU_S
-    worker_file_mb: int | None = DEFAULT_WORKER_FILE_MB
-    worker_user: str | int = DEFAULT_WORKER_USER
-    epoch_ms: int = DEFAULT_EPOCH_MS
-    preempt_gap: int = DEFAULT_PREEMPT_GAP
-    rollback_gap: int = DEFAULT_ROLLBACK_GAP
-    checkpoints_per_job: int = DEFAULT_CHECKPOINTS_PER_JOB
-    checkpoint_keep_s: float = DEFAULT_CHECKPOINT_KEEP_S
-    channel_proposal_ttl_s: float = DEFAULT_CHANNEL_PROPOSAL_TTL_S
-    min_free_disk_mb: int = DEFAULT_MIN_FREE_DISK_MB
-    max_graph_nodes: int = DEFAULT_MAX_GRAPH_NODES
-    max_result_mb: float = DEFAULT_MAX_RESULT_MB
-    result_keep_s: float = DEFAULT_RESULT_KEEP_S
-    synchronous: str = DEFAULT_SYNCHRONOUS
-    faults: FaultSchedule = field(default_factory=FaultSchedule)
-    server: Mapping[str, Any] = field(default_factory=dict)
+    tenants: Mapping[str, TenantConfig] = {}
+    faults: FaultSchedule = msgspec.field(default_factory=FaultSchedule)
+    server: Mapping[str, Any] = {}
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tenants", MappingProxyType(dict(self.tenants)))
-        object.__setattr__(self, "server", MappingProxyType(dict(self.server)))
+        msgspec.structs.force_setattr(self, "tenants", MappingProxyType(dict(self.tenants)))
+        msgspec.structs.force_setattr(self, "server", MappingProxyType(dict(self.server)))
 
 
-def _table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table, got {type(value).__name__}", key=where)
-    return value
-
-
-def _unknown(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            path = f"{where}.{key}" if where else key
-            raise ConfigError(
-                f"unknown key {path!r}; expected one of {', '.join(allowed)}", key=path
-            )
-
-
-def _int(table: Mapping[str, Any], key: str, where: str, default: int | None, low: int) -> int:
-    path = f"{where}.{key}"
-    if key not in table:
-        if default is None:
-            raise ConfigError(f"{path} is missing", key=path)
-        return default
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{path} must be an integer >= {low}, got {value!r}", key=path)
-    return value
-
-
-def _number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
-    path = f"{where}.{key}"
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{path} must be a number > 0, got {value!r}", key=path)
-    return float(value)
-
-
-def _str(table: Mapping[str, Any], key: str, where: str, default: str | None) -> str:
-    path = f"{where}.{key}"
-    if key not in table:
-        if default is None:
-            raise ConfigError(f"{path} is missing", key=path)
-        return default
-    value = table[key]
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path} must be a non-empty string, got {value!r}", key=path)
-    return value
-
-
-def _optional_str(table: Mapping[str, Any], key: str, where: str) -> str | None:
-    return _str(table, key, where, None) if key in table else None
-
-
-_MACHINE_KEYS = ("physical_qubits", "modules", "profile", "qubit", "noise_model", "calibration")
-_KERNEL_KEYS = (
-    "session_ttl_s",
-    "job_timeout_s",
-    "worker_memory_mb",
-    "worker_cpu_s",
-    "worker_file_mb",
-    "worker_user",
-    "epoch_ms",
-    "preempt_gap",
-    "rollback_gap",
-    "checkpoints_per_job",
-    "checkpoint_keep_s",
-    "channel_proposal_ttl_s",
-    "min_free_disk_mb",
-    "max_graph_nodes",
-    "max_result_mb",
-    "result_keep_s",
-    "synchronous",
-)
-_TENANT_KEYS = (
-    "key",
-    "caps",
-    "max_logical_qubits",
-    "max_concurrent_jobs",
-    "max_queued_jobs",
-    "max_channels",
-    "max_priority",
-    "operator",
-    "max_atoms",
-    "max_device_time_s",
-    "max_result_storage_mb",
-    "verify_nodes_per_s",
-)
-_FAULT_KEYS = (
-    "drift_per_epoch",
-    "drift_start_epoch",
-    "link_fidelity",
-    "link_drop_per_epoch",
-    "link_target",
-    "max_purification_rounds",
-    "module_failures",
-    "decoder_capacity_bits_per_s",
-    "distance_budget",
-    "drift_fence_cycles",
-    "local_decomposition",
-)
-
-
-def _tenant(name: str, table: Mapping[str, Any]) -> TenantConfig:
+def _tenant(name: str, table: Any) -> TenantConfig:
     where = f"tenants.{name}"
-    _unknown(table, _TENANT_KEYS, where)
-    caps = table.get("caps", [])
-    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-        raise ConfigError(f"{where}.caps must be a list of strings", key=f"{where}.caps")
-    for cap in caps:
-        if cap not in CAPABILITIES:
-            raise ConfigError(
-                f"{where}.caps: unknown capability {cap!r}; expected one of "
-                f"{', '.join(CAPABILITIES)}",
-                key=f"{where}.caps",
-            )
-    return TenantConfig(
-        name=name,
-        key=_str(table, "key", where, None),
-        caps=tuple(dict.fromkeys(caps)),
-        max_logical_qubits=_int(table, "max_logical_qubits", where, 64, 1),
-        max_concurrent_jobs=_int(table, "max_concurrent_jobs", where, 4, 1),
-        max_queued_jobs=_int(table, "max_queued_jobs", where, 100, 1),
-        max_channels=_int(table, "max_channels", where, 2, 0),
-        max_priority=_max_priority(table, where),
-        operator=_bool(table, "operator", where, False),
-        max_atoms=_int(table, "max_atoms", where, 256, 1),
-        max_device_time_s=_number(table, "max_device_time_s", where, 60.0),
-        max_result_storage_mb=_number(
-            table, "max_result_storage_mb", where, DEFAULT_MAX_RESULT_STORAGE_MB
-        ),
-        verify_nodes_per_s=_number(table, "verify_nodes_per_s", where, defaults.VERIFY_NODES_PER_S),
-    )
-
-
-def _max_priority(table: Mapping[str, Any], where: str) -> int:
-    value = _int(table, "max_priority", where, 9, 0)
-    if value > 9:
-        raise ConfigError(
-            f"{where}.max_priority must be an integer 0..9, got {value}",
-            key=f"{where}.max_priority",
-        )
-    return value
-
-
-def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-    path = f"{where}.{key}"
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path} must be true or false, got {value!r}", key=path)
-    return value
-
-
-def _real(table: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
-    """A number in [low, high] of the ``[faults]`` table."""
-    path = f"faults.{key}"
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ConfigError(
-            f"{path} must be a number in [{low:g}, {high:g}], got {value!r}", key=path
-        )
-    return float(value)
-
-
-def _faults(table: Mapping[str, Any], modules: int) -> FaultSchedule:
-    _unknown(table, _FAULT_KEYS, "faults")
-    failures = table.get("module_failures", [])
-    path = "faults.module_failures"
-    if not isinstance(failures, list):
-        raise ConfigError(f"{path} must be a list of {{module, epoch}} tables", key=path)
-    pairs = []
-    for i, entry in enumerate(failures):
-        where = f"{path}[{i}]"
-        entry = _table(entry, where)
-        _unknown(entry, ("module", "epoch"), where)
-        module = _int(entry, "module", where, None, 0)
-        if module >= modules:
-            raise ConfigError(
-                f"{where}.module must name a module 0..{modules - 1} (machine.modules = "
-                f"{modules}), got {module}",
-                key=f"{where}.module",
-            )
-        pairs.append((module, _int(entry, "epoch", where, None, 1)))
-    capacity = table.get("decoder_capacity_bits_per_s")
-    if capacity is not None:
-        capacity = _number(table, "decoder_capacity_bits_per_s", "faults", 1.0)
-    return FaultSchedule(
-        drift_per_epoch=_real(table, "drift_per_epoch", 0.0, 0.0, 1e6),
-        drift_start_epoch=_int(table, "drift_start_epoch", "faults", 0, 0),
-        link_fidelity=_real(table, "link_fidelity", 1.0, 0.25, 1.0),
-        link_drop_per_epoch=_real(table, "link_drop_per_epoch", 0.0, 0.0, 1.0),
-        link_target=_real(table, "link_target", 0.95, 0.5, 1.0),
-        max_purification_rounds=_int(table, "max_purification_rounds", "faults", 3, 0),
-        module_failures=tuple(pairs),
-        decoder_capacity=capacity,
-        distance_budget=_int(table, "distance_budget", "faults", 6, 0),
-        drift_fence_cycles=_int(table, "drift_fence_cycles", "faults", 1000, 0),
-        local_decomposition=_bool(table, "local_decomposition", "faults", True),
-    )
+    if len(name) > 64 or re.fullmatch(TENANT_NAME, name) is None:
+        raise ConfigError(f"{where}: a tenant name is 1-64 letters, digits, '-' or '_'", key=where)
+    read: TenantTable = values.convert(table, TenantTable, where=where, error=_error)
+    fields = {field: getattr(read, field) for field in TenantTable.__struct_fields__}
+    return TenantConfig(**{**fields, "caps": tuple(dict.fromkeys(read.caps))}, name=name)
 
 
 def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
@@ -389,89 +427,54 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
     Raises:
         ConfigError: a bad, missing or unknown key (the message names it).
     """
-    data = _table(data, "the configuration")
-    _unknown(data, ("machine", "kernel", "tenants", "faults", "server"), "")
-    if "machine" not in data:
-        raise ConfigError("machine is missing: add a [machine] table", key="machine")
-    machine_t = _table(data["machine"], "machine")
-    _unknown(machine_t, _MACHINE_KEYS, "machine")
+    data = values.convert(data, dict[str, Any], where="", error=_error)
+    # Tenants are read one by one: an error inside a table of tables would name it
+    # ``tenants[...]``, not the tenant.
+    tenants_t: dict[str, Any] = values.convert(
+        data.get("tenants", {}), dict[str, Any], where="tenants", error=_error
+    )
+    file: ConfigFile = values.convert({**data, "tenants": {}}, ConfigFile, error=_error)
+    modules = file.machine.modules
+    for i, failure in enumerate(file.faults.module_failures):
+        if failure.module >= modules:
+            raise ConfigError(
+                f"faults.module_failures[{i}].module must name a module 0..{modules - 1} "
+                f"(machine.modules = {modules}), got {failure.module}",
+                key=f"faults.module_failures[{i}].module",
+            )
+    machine_fields = {name: getattr(file.machine, name) for name in MachineTable.__struct_fields__}
     machine = MachineConfig(
-        physical_qubits=_int(machine_t, "physical_qubits", "machine", None, 1),
-        modules=_int(machine_t, "modules", "machine", 1, 1),
-        profile=_str(machine_t, "profile", "machine", DEFAULT_PROFILE),
-        qubit=_str(machine_t, "qubit", "machine", DEFAULT_QUBIT),
-        noise_model=_optional_str(machine_t, "noise_model", "machine"),
-        calibration=_calibration(_optional_str(machine_t, "calibration", "machine")),
+        **{**machine_fields, "calibration": _calibration(file.machine.calibration)}
     )
     _check_machine(machine)
-    if machine.modules > machine.physical_qubits:
-        raise ConfigError(
-            f"machine.modules ({machine.modules}) must not exceed machine.physical_qubits "
-            f"({machine.physical_qubits})",
-            key="machine.modules",
-        )
-    faults = _faults(_table(data.get("faults", {}), "faults"), machine.modules)
-    kernel_t = _table(data.get("kernel", {}), "kernel")
-    _unknown(kernel_t, _KERNEL_KEYS, "kernel")
-    synchronous = _str(kernel_t, "synchronous", "kernel", DEFAULT_SYNCHRONOUS)
-    if synchronous not in ("normal", "full"):
-        raise ConfigError(
-            f"kernel.synchronous must be 'normal' or 'full', got {synchronous!r}",
-            key="kernel.synchronous",
-        )
-    tenants_t = _table(data.get("tenants", {}), "tenants")
-    tenants = {}
-    for name, table in tenants_t.items():
-        if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(
-                f"tenants.{name}: a tenant name is 1-64 letters, digits, '-' or '_'",
-                key=f"tenants.{name}",
-            )
-        tenants[name] = _tenant(name, _table(table, f"tenants.{name}"))
+    settings = {name: getattr(file.kernel, name) for name in KernelTable.__struct_fields__}
     return KernelConfig(
+        **settings,
         machine=machine,
-        tenants=tenants,
-        session_ttl_s=_number(kernel_t, "session_ttl_s", "kernel", DEFAULT_SESSION_TTL_S),
-        job_timeout_s=_number(kernel_t, "job_timeout_s", "kernel", DEFAULT_JOB_TIMEOUT_S),
-        worker_memory_mb=_int(kernel_t, "worker_memory_mb", "kernel", DEFAULT_WORKER_MEMORY_MB, 64),
-        worker_cpu_s=_int(kernel_t, "worker_cpu_s", "kernel", DEFAULT_WORKER_CPU_S, 1),
-        worker_file_mb=_int(kernel_t, "worker_file_mb", "kernel", 0, 1)
-        if "worker_file_mb" in kernel_t
-        else DEFAULT_WORKER_FILE_MB,
-        worker_user=_user(kernel_t),
-        epoch_ms=_int(kernel_t, "epoch_ms", "kernel", DEFAULT_EPOCH_MS, 1),
-        preempt_gap=_int(kernel_t, "preempt_gap", "kernel", DEFAULT_PREEMPT_GAP, 0),
-        rollback_gap=_int(kernel_t, "rollback_gap", "kernel", DEFAULT_ROLLBACK_GAP, 0),
-        checkpoints_per_job=_int(
-            kernel_t, "checkpoints_per_job", "kernel", DEFAULT_CHECKPOINTS_PER_JOB, 1
-        ),
-        checkpoint_keep_s=_number(
-            kernel_t, "checkpoint_keep_s", "kernel", DEFAULT_CHECKPOINT_KEEP_S
-        ),
-        channel_proposal_ttl_s=_number(
-            kernel_t, "channel_proposal_ttl_s", "kernel", DEFAULT_CHANNEL_PROPOSAL_TTL_S
-        ),
-        min_free_disk_mb=_int(kernel_t, "min_free_disk_mb", "kernel", DEFAULT_MIN_FREE_DISK_MB, 0),
-        max_graph_nodes=_int(kernel_t, "max_graph_nodes", "kernel", DEFAULT_MAX_GRAPH_NODES, 1),
-        max_result_mb=_number(kernel_t, "max_result_mb", "kernel", DEFAULT_MAX_RESULT_MB),
-        result_keep_s=_number(kernel_t, "result_keep_s", "kernel", DEFAULT_RESULT_KEEP_S),
-        synchronous=synchronous,
-        faults=faults,
-        server=_table(data.get("server", {}), "server"),
+        tenants={name: _tenant(name, table) for name, table in tenants_t.items()},
+        faults=file.faults.schedule(),
+        server=file.server,
     )
 
 
-def _user(table: Mapping[str, Any]) -> str | int:
-    """``kernel.worker_user``: a user name or a uid (found when the kernel starts)."""
-    value = table.get("worker_user", DEFAULT_WORKER_USER)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and value:
-        return value
-    raise ConfigError(
-        f"kernel.worker_user must be a user name or a uid >= 0, got {value!r}",
-        key="kernel.worker_user",
-    )
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``kernel.toml`` (TOML read as JSON), from :class:`ConfigFile`.
+
+    >>> json_schema()["$defs"]["KernelTable"]["properties"]["synchronous"]["enum"]
+    ['full', 'normal']
+    """
+    schema = values.json_schema(ConfigFile)
+    return {
+        "$schema": schema.pop("$schema"),
+        "$id": "https://qmk.dev/schemas/kernel-config.json",
+        "title": "QMK kernel configuration (kernel.toml)",
+        **schema,
+    }
+
+
+def schema_text() -> str:
+    """:func:`json_schema` as the shipped file's text."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 def _calibration(path: str | None) -> Calibration | None:
@@ -536,10 +539,20 @@ def load_config(path: str | os.PathLike[str]) -> KernelConfig:
 
 
 __all__ = [
+    "SCHEMA_PATH",
     "ConfigError",
+    "ConfigFile",
+    "FaultsTable",
     "KernelConfig",
+    "KernelTable",
     "MachineConfig",
+    "MachineTable",
+    "ModuleFailure",
     "TenantConfig",
+    "TenantQuota",
+    "TenantTable",
     "config_from_dict",
+    "json_schema",
     "load_config",
+    "schema_text",
 ]

@@ -34,6 +34,18 @@ distance of qubits whose program names no profile), ``policy`` (kernel policy ke
 ``after``, ``retries``, ``sweep``. A sweep maps keys to lists: ``shots``, ``seed``,
 ``distance``, ``noise``, ``qubit``, ``engine``, or any other name, which is an input
 parameter of an OpenQASM program (``input float theta;``). The grid is every combination.
+A step that sets no ``shots`` runs :data:`qmk.defaults.SHOTS`.
+
+The file's schema is :class:`WorkflowFile` (frozen ``msgspec.Struct`` tables that refuse
+unknown keys, read through :func:`qmk.values.convert`); what one table cannot say (program
+or source, the steps ``after`` names, cycles, the size of the grid) is checked after it.
+``qmk schema --kind workflow`` prints it as JSON Schema (shipped as ``schema.json`` next
+to this module). A bad file is one line, ``QW013 bad-workflow``, naming the key:
+
+>>> loads('[[steps]]\\nsource = "OPENQASM 2.0;"\\nshots = 0')
+Traceback (most recent call last):
+...
+qmk.abi.errors.CommandError: QW013 bad-workflow: steps[0].shots: Expected `int` >= 1
 
 >>> flow = loads('[[steps]]\\nname = "a"\\nsource = "OPENQASM 2.0;"\\nsweep = {shots = [1, 2]}')
 >>> [point for point in flow.steps[0].points()]
@@ -43,35 +55,24 @@ parameter of an OpenQASM program (``input float theta;``). The grid is every com
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta
+
+from qmk import defaults, values
 from qmk.abi.errors import CommandError
 
-#: The keys a step (and ``[defaults]``) may set.
-STEP_KEYS = (
-    "name",
-    "program",
-    "source",
-    "format",
-    "shots",
-    "seed",
-    "engine",
-    "device",
-    "noise",
-    "qubit",
-    "distance",
-    "policy",
-    "after",
-    "retries",
-    "sweep",
-)
 #: Sweep keys that are run options; any other is a program parameter.
 OPTION_KEYS = ("shots", "seed", "distance", "noise", "qubit", "engine")
 #: The most jobs one workflow may expand to.
 MAX_JOBS = 10_000
+#: The shipped JSON Schema of a workflow file (package data; ``qmk schema --kind workflow``).
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 
 def bad(message: str, **details: Any) -> CommandError:
@@ -79,43 +80,115 @@ def bad(message: str, **details: Any) -> CommandError:
     return CommandError.of("bad-workflow", message, **details)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Step:
+def _bad_key(message: str, key: str) -> CommandError:
+    # A list's item is named by the list's key (the message keeps its index).
+    return bad(message, key=re.sub(r"\[\d+\]$", "", key))
+
+
+#: A sweep's values for one key: the step runs once per value (and combination).
+SweepValues = Annotated[list[Any], Meta(min_length=1)]
+
+
+class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The run options a step has, in the file and once read."""
+
+    format: Annotated[
+        str | None,
+        Meta(
+            description="qvm-json, qvm-asm, qasm2, qasm3, qasm or qir (default: by the "
+            "file's extension, or an OpenQASM header)"
+        ),
+    ] = None
+    shots: Annotated[int, Meta(ge=1)] = defaults.SHOTS
+    seed: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        Meta(description="the run's seed (none: one is drawn and reported)"),
+    ] = None
+    engine: Annotated[
+        str | None, Meta(description="an engine of qmk engines (default: the router's)")
+    ] = None
+    device: Annotated[
+        str | None,
+        Meta(description="a neutral-atom preset: the step runs on its emulator (local runs)"),
+    ] = None
+    noise: Annotated[
+        bool | str,
+        Meta(description='true, false, or a noise model such as "depolarizing(p=1e-3)"'),
+    ] = True
+    qubit: Annotated[str | None, Meta(description="a qubit parameter set")] = None
+    distance: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(description="the surface-code distance of qubits whose program names no profile"),
+    ] = None
+    policy: Annotated[
+        dict[str, Any], Meta(description="kernel policy keys (priority, timeout_ms, ...)")
+    ] = {}
+    retries: Annotated[
+        int, Meta(ge=0, description="how many times a job that did not complete runs again")
+    ] = 0
+
+
+class StepOptions(_Options, frozen=True, kw_only=True):
+    """The options of a step, or of every step (the [defaults] table)."""
+
+    program: Annotated[
+        str | None, Meta(description="the program's file, relative to the workflow's")
+    ] = None
+    source: Annotated[str | None, Meta(description="the program's text")] = None
+    after: Annotated[
+        str | list[str],
+        Meta(description="steps whose jobs must all have COMPLETED first (else: SKIPPED)"),
+    ] = []
+    sweep: Annotated[
+        dict[str, SweepValues],
+        Meta(
+            description="key -> values: shots, seed, distance, noise, qubit, engine, or an "
+            "OpenQASM input's name; the step runs every combination"
+        ),
+    ] = {}
+
+
+class StepTable(StepOptions, frozen=True, kw_only=True):
+    """A [[steps]] table: a program, its run options and its sweep."""
+
+    name: Annotated[
+        str, Meta(min_length=1, description="the step's name, unique (default: stepN)")
+    ] = ""
+
+
+class WorkflowFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A workflow file: its name, the options every step shares, and its steps."""
+
+    name: str = "workflow"
+    defaults: StepOptions = msgspec.field(default_factory=StepOptions)
+    steps: Annotated[list[StepTable], Meta(min_length=1)]
+
+
+class Step(_Options, frozen=True, kw_only=True):
     """One step: a program, its run options and its sweep."""
 
     name: str
     source: str
-    format: str | None = None
     origin: str = "<inline>"
-    shots: int = 1000
-    seed: int | None = None
-    engine: str | None = None
-    device: str | None = None
-    noise: bool | str = True
-    qubit: str | None = None
-    distance: int | None = None
-    policy: Mapping[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()
-    retries: int = 0
-    sweep: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    sweep: Mapping[str, tuple[Any, ...]] = {}
 
     def points(self) -> Iterator[dict[str, Any]]:
         """Every combination of the sweep's values (one empty point without a sweep)."""
         keys = list(self.sweep)
-        for values in itertools.product(*(self.sweep[k] for k in keys)):
-            yield dict(zip(keys, values, strict=True))
+        for values_ in itertools.product(*(self.sweep[k] for k in keys)):
+            yield dict(zip(keys, values_, strict=True))
 
     @property
     def size(self) -> int:
         """How many jobs the step runs."""
         count = 1
-        for values in self.sweep.values():
-            count *= len(values)
+        for values_ in self.sweep.values():
+            count *= len(values_)
         return count
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Workflow:
+class Workflow(msgspec.Struct, frozen=True, kw_only=True):
     """A workflow: its name and its steps in dependency order."""
 
     name: str
@@ -128,76 +201,35 @@ class Workflow:
         return sum(step.size for step in self.steps)
 
 
-def _int(value: Any, where: str, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise bad(f"{where} must be an integer >= {low}, got {value!r}", key=where)
-    return value
-
-
-def _step(raw: Any, defaults: Mapping[str, Any], index: int, base: Path | None) -> Step:
+def _step(raw: Mapping[str, Any], given: Mapping[str, Any], index: int, base: Path | None) -> Step:
+    """Step ``index`` of the file (checked already), with the ``[defaults]`` it does not set."""
     where = f"steps[{index}]"
-    if not isinstance(raw, Mapping):
-        raise bad(f"{where} must be a table")
-    data = {**defaults, **raw}
-    for key in data:
-        if key not in STEP_KEYS:
-            raise bad(f"{where}: unknown key {key!r}; known: {', '.join(STEP_KEYS)}", key=key)
-    name = data.get("name", f"step{index + 1}")
-    if not isinstance(name, str) or not name:
-        raise bad(f"{where}.name must be a non-empty string")
-    where = f"step {name!r}"
-    if ("program" in data) == ("source" in data):
-        raise bad(f"{where} needs program (a file) or source (the text), not both or neither")
-    fmt = data.get("format")
-    if "program" in data:
-        path = Path(str(data["program"]))
+    table: StepTable = values.convert({**given, **raw}, StepTable, where=where, error=_bad_key)
+    name = table.name or f"step{index + 1}"
+    if (table.program is None) == (table.source is None):
+        raise bad(f"step {name!r} needs program (a file) or source (the text), not both or neither")
+    fmt = table.format
+    if table.program is not None:
+        path = Path(table.program)
         if base is not None and not path.is_absolute():
             path = base / path
         try:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise bad(f"{where}: cannot read program {str(path)!r}: {exc}") from None
+            raise bad(f"step {name!r}: cannot read program {str(path)!r}: {exc}") from None
         origin = str(path)
         if fmt is None:
             fmt = _format_of(path)
     else:
-        source, origin = str(data["source"]), f"<{name}>"
-    sweep_raw = data.get("sweep", {})
-    if not isinstance(sweep_raw, Mapping):
-        raise bad(f"{where}.sweep must be a table of lists")
-    sweep: dict[str, tuple[Any, ...]] = {}
-    for key, values in sweep_raw.items():
-        if not isinstance(values, list) or not values:
-            raise bad(f"{where}.sweep.{key} must be a non-empty list", key=key)
-        sweep[str(key)] = tuple(values)
-    after = data.get("after", [])
-    if isinstance(after, str):
-        after = [after]
-    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
-        raise bad(f"{where}.after must be a list of step names")
-    policy = data.get("policy", {})
-    if not isinstance(policy, Mapping):
-        raise bad(f"{where}.policy must be a table")
-    noise = data.get("noise", True)
-    if not isinstance(noise, (bool, str)):
-        raise bad(f"{where}.noise must be true, false or a noise model text")
-    distance = data.get("distance")
+        source, origin = str(table.source), f"<{name}>"
+    options = {key: getattr(table, key) for key in _Options.__struct_fields__}
     return Step(
+        **{**options, "format": fmt},
         name=name,
         source=source,
-        format=fmt,
         origin=origin,
-        shots=_int(data.get("shots", 1000), f"{where}.shots", 1),
-        seed=None if data.get("seed") is None else _int(data["seed"], f"{where}.seed"),
-        engine=data.get("engine"),
-        device=data.get("device"),
-        noise=noise,
-        qubit=data.get("qubit"),
-        distance=None if distance is None else _int(distance, f"{where}.distance", 1),
-        policy=dict(policy),
-        after=tuple(after),
-        retries=_int(data.get("retries", 0), f"{where}.retries"),
-        sweep=sweep,
+        after=(table.after,) if isinstance(table.after, str) else tuple(table.after),
+        sweep={key: tuple(swept) for key, swept in table.sweep.items()},
     )
 
 
@@ -241,21 +273,32 @@ def _ordered(steps: list[Step]) -> tuple[Step, ...]:
     return tuple(ordered)
 
 
+def _sweeps_of(data: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    tables = [("defaults", data.get("defaults"))]
+    tables += [(f"steps[{i}]", step) for i, step in enumerate(data["steps"])]
+    for where, table in tables:
+        sweep = table.get("sweep") if isinstance(table, Mapping) else None
+        if isinstance(sweep, Mapping):
+            for key, swept in sweep.items():
+                yield f"{where}.sweep.{key}", swept
+
+
 def from_data(data: Any, *, base: Path | None = None, path: Path | None = None) -> Workflow:
-    """The workflow of parsed data (a TOML or YAML document)."""
-    if not isinstance(data, Mapping):
-        raise bad("a workflow is a table with [[steps]]")
-    unknown = sorted(set(data) - {"name", "defaults", "steps"})
-    if unknown:
-        raise bad(f"unknown top-level key {unknown[0]!r}; known: name, defaults, steps")
-    defaults = data.get("defaults", {})
-    if not isinstance(defaults, Mapping) or "name" in defaults:
-        raise bad("[defaults] must be a table of step options (no name)")
-    raw_steps = data.get("steps")
-    if not isinstance(raw_steps, list) or not raw_steps:
+    """The workflow of parsed data (a TOML or YAML document).
+
+    Raises:
+        CommandError: ``QW013 bad-workflow``, one line naming the key.
+    """
+    data = values.convert(data, dict[str, Any], error=_bad_key)
+    if not data.get("steps"):
         raise bad("a workflow needs at least one [[steps]] table")
-    steps = [_step(raw, defaults, i, base) for i, raw in enumerate(raw_steps)]
-    flow = Workflow(name=str(data.get("name", "workflow")), steps=_ordered(steps), path=path)
+    # Each sweep's list on its own first, so that an error names its key, not sweep[...].
+    for where, swept in _sweeps_of(data):
+        values.convert(swept, SweepValues, where=where, error=_bad_key)
+    file: WorkflowFile = values.convert(data, WorkflowFile, error=_bad_key)
+    given = data.get("defaults", {})
+    steps = [_step(raw, given, i, base) for i, raw in enumerate(data["steps"])]
+    flow = Workflow(name=file.name, steps=_ordered(steps), path=path)
     if flow.size > MAX_JOBS:
         raise bad(f"the workflow expands to {flow.size} jobs; at most {MAX_JOBS}")
     return flow
@@ -294,4 +337,42 @@ def load(path: str | Path) -> Workflow:
     except (OSError, UnicodeDecodeError) as exc:
         raise bad(f"{path}: cannot read: {exc}") from None
     flow = loads(text, yaml=path.suffix.lower() in (".yaml", ".yml"), base=path.parent)
-    return Workflow(name=flow.name, steps=flow.steps, path=path)
+    return msgspec.structs.replace(flow, path=path)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a workflow file (TOML or YAML read as JSON), from :class:`WorkflowFile`.
+
+    >>> json_schema()["$defs"]["StepTable"]["properties"]["shots"]["minimum"]
+    1
+    """
+    schema = values.json_schema(WorkflowFile)
+    return {
+        "$schema": schema.pop("$schema"),
+        "$id": "https://qmk.dev/schemas/workflow.json",
+        "title": "QMK workflow file",
+        **schema,
+    }
+
+
+def schema_text() -> str:
+    """:func:`json_schema` as the shipped file's text."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+__all__ = [
+    "MAX_JOBS",
+    "OPTION_KEYS",
+    "SCHEMA_PATH",
+    "Step",
+    "StepOptions",
+    "StepTable",
+    "Workflow",
+    "WorkflowFile",
+    "bad",
+    "from_data",
+    "json_schema",
+    "load",
+    "loads",
+    "schema_text",
+]
