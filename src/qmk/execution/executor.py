@@ -44,6 +44,7 @@ True
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -60,14 +61,15 @@ from qmk.engines.registry import Workload
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import spans, states
-from qmk.execution.checkpoint import ExecutionState, read_state, run_key
+from qmk.execution.checkpoint import ExecutionState, read_state
 from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
+from qmk.execution.request import Precision, RunRequest, program_digest, run_key
 from qmk.execution.result import RunResult, Telemetry, keyed_counts
 from qmk.execution.trajectories import Control, Observed, Progress, Runner, micro_ops
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
-from qmk.qec.noise import NoiseModel, describe_noise_model
+from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
 from qmk.qec.params import QubitParams
 from qmk.qvm import graph as graph_io
 from qmk.qvm.graph import Graph
@@ -149,7 +151,7 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
     )
 
 
-def _precision_option(options: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+def _precision_option(options: Mapping[str, Any]) -> tuple[Precision | None, dict[str, Any]]:
     """The precision ``engine_options``' ``dtype`` asks for, and the other options."""
     rest = {k: v for k, v in options.items() if k != "dtype"}
     if "dtype" not in options or options["dtype"] is None:
@@ -158,7 +160,8 @@ def _precision_option(options: Mapping[str, Any]) -> tuple[str | None, dict[str,
         name = np.dtype(options["dtype"]).name
     except TypeError:
         name = str(options["dtype"])
-    precision = {"complex64": "single", "complex128": "double"}.get(name)
+    precisions: dict[str, Precision] = {"complex64": "single", "complex128": "double"}
+    precision = precisions.get(name)
     if precision is None:
         raise EngineError.of(
             "engine-misuse", f"dtype must be complex64 or complex128, not {options['dtype']!r}"
@@ -172,13 +175,16 @@ def route_plan(
     *,
     shots: int = 1,
     engine_options: Mapping[str, Any] | None = None,
+    precision: Precision | None = None,
 ) -> tuple[Choice, dict[str, Any]]:
-    """The router's choice for ``plan`` and the options to build the engine with.
+    """The router's choice for ``plan`` and the options to build the engine with
+    (``precision``, or ``engine_options``' ``dtype``, the precision asked for).
 
     Raises:
         EngineError: ``engine`` unknown, not installed or unable; no engine able.
     """
-    precision, rest = _precision_option(engine_options or {})
+    asked, rest = _precision_option(engine_options or {})
+    precision = precision or asked
     choice = route(workload(plan, shots, precision), engine, options=rest)
     return choice, {**rest, **choice.options}
 
@@ -268,41 +274,137 @@ def run(
         Suspended: the control asked the run to stop; its state was saved first.
     """
     started = time.perf_counter()
-    share = None if part is None else Part.from_json(part)
+    verified = load_program(program, limits=limits)
+    request = build_request(
+        verified,
+        shots=shots,
+        seed=seed,
+        engine=engine,
+        noise=noise,
+        qubit=qubit,
+        profile=profile,
+        engine_options=engine_options,
+        calibration=calibration,
+        require_calibration=require_calibration,
+        part=part,
+    )
+    return execute(
+        verified,
+        request,
+        control=control,
+        resume=resume,
+        initial_state=initial_state,
+        final_state=final_state,
+        started=started,
+    )
+
+
+def build_request(
+    program: VerifiedProgram,
+    *,
+    shots: int = DEFAULT_SHOTS,
+    seed: int | None = None,
+    engine: str | None = None,
+    noise: bool | NoiseModel = True,
+    qubit: str | QubitParams = DEFAULT_QUBIT,
+    profile: str = DEFAULT_PROFILE,
+    engine_options: Mapping[str, Any] | None = None,
+    calibration: Calibration | str | os.PathLike[str] | None = None,
+    require_calibration: bool = True,
+    part: Part | Sequence[int] | None = None,
+) -> RunRequest:
+    """The run request of :func:`run`'s arguments for ``program`` (a seed drawn when
+    None; a calibration file read; ``engine_options``' ``dtype`` as the precision).
+
+    Raises:
+        EngineError: ``QE`` engine-misuse for shots that are not a positive integer, a
+            bad ``dtype`` or ``part``. QECError: ``noise`` is not a bool or noise model.
+    """
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
         raise EngineError.of("engine-misuse", f"shots must be a positive integer, got {shots!r}")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
+    elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise EngineError.of("engine-misuse", f"seed must be an integer >= 0, got {seed!r}")
     inject, noise_model = _noise_choice(noise)
     if calibration is not None and not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration)
-    verified = load_program(program, limits=limits)
-    layout = layout_of(verified.graph.metadata, verified.graph.resources.events)
-    plan = build_plan(
-        verified,
+    precision, options = _precision_option(engine_options or {})
+    share = None if part is None else Part.from_json(part)
+    return RunRequest(
+        program_digest=program_digest(_canonical(program)),
+        shots=shots,
+        seed=seed,
+        engine=engine,
+        precision=precision,
+        engine_options=options,
         noise=inject,
         qubit=qubit,
-        default_profile=profile,
+        profile=profile,
+        noise_model=None if noise_model is None else describe_noise_model(noise_model),
+        calibration=calibration,
+        require_calibration=require_calibration,
+        part=None if share is None else (share.index, share.of),
+    )
+
+
+def _canonical(program: VerifiedProgram) -> str:
+    """The QVM JSON text a run request digests for an in-process program."""
+    return json.dumps(program.graph.to_json(), sort_keys=True, separators=(",", ":"))
+
+
+def execute(
+    program: VerifiedProgram,
+    request: RunRequest,
+    *,
+    control: Control | None = None,
+    resume: ExecutionState | str | os.PathLike[str] | None = None,
+    initial_state: QuantumState | str | os.PathLike[str] | None = None,
+    final_state: bool | str = False,
+    started: float | None = None,
+) -> RunResult:
+    """Run ``program`` as ``request`` says (the kernel's worker and :func:`run` alike).
+
+    ``request``'s rewrite, if any, is already applied to ``program`` (the worker verifies
+    the rewritten text). ``control``, ``resume``, ``initial_state`` and ``final_state``
+    are as :func:`run`'s.
+
+    Raises:
+        QMKError: as :func:`run`.
+        Suspended: the control asked the run to stop; its state was saved first.
+    """
+    started = time.perf_counter() if started is None else started
+    share = None if request.part is None else Part.from_json(request.part)
+    # a noise model sets the physical error rates of the logical errors injected, if any
+    noise_model = (
+        parse_noise_model(request.noise_model) if request.noise and request.noise_model else None
+    )
+    calibration = request.calibration
+    layout = layout_of(program.graph.metadata, program.graph.resources.events)
+    plan = build_plan(
+        program,
+        noise=request.noise,
+        qubit=request.qubit,
+        default_profile=request.profile,
         noise_model=noise_model,
         calibration=calibration,
     )
-    if calibration is not None and require_calibration and not plan.calibrated_profiles:
+    if calibration is not None and request.require_calibration and not plan.calibrated_profiles:
         raise QECError.of(
             "bad-parameter",
             f"the calibration is for {calibration.family} on {calibration.instruction_set} "
             f"qubits; no qubit of this program is (profiles: {', '.join(plan.profiles)})",
         )
+    engine = request.engine
     with spans.span("qmk.engine.choice", {"qmk.engine.requested": engine or ""}) as chosen:
-        choice, options = route_plan(plan, engine, shots=shots, engine_options=engine_options)
+        choice, options = _route(plan, request)
         initial = None if initial_state is None else states.load(initial_state)
         if initial is not None:
             states.check_initial(plan, initial)
             probe = engine_class(choice.engine)(seed=0, **options)
             instead = states.engine_for(initial, probe, named=engine is not None)
             if instead is not None:
-                choice, options = route_plan(
-                    plan, instead, shots=shots, engine_options=engine_options
-                )
+                choice, options = _route(plan, request, instead)
         chosen.set("qmk.engine", choice.engine)
         chosen.set("qmk.engine.reason", choice.reason)
     if final_state is not False:
@@ -316,22 +418,13 @@ def run(
         states.check_exportable(plan)
     name = choice.engine
     cls = engine_class(name)
-    streams = np.random.SeedSequence(seed).spawn(3)
+    shots = request.shots
+    streams = np.random.SeedSequence(request.seed).spawn(3)
     key = run_key(
-        {
-            "graph": verified.graph.to_json(),
-            "shots": shots,
-            "seed": seed,
-            "engine": name,
-            "options": options,
-            "noise": inject,
-            "noise_model": None if noise_model is None else describe_noise_model(noise_model),
-            "qubit": qubit if isinstance(qubit, str) else repr(qubit),
-            "profile": profile,
-            "calibration": None if calibration is None else calibration.to_json(),
-            **({} if initial is None else {"initial_state": initial.to_json()}),
-            **({} if share is None else {"part": share.to_json()}),
-        }
+        request,
+        engine=name,
+        options=options,
+        **({} if initial is None else {"initial_state": initial.to_json()}),
     )
     if resume is not None and not isinstance(resume, ExecutionState):
         resume = read_state(resume)
@@ -365,7 +458,15 @@ def run(
             sampled.set("qmk.simulations", progress.simulations)
             sampled.set("qmk.injected_logical_errors", int(injected))
     telemetry = _telemetry(
-        plan, name, mode, len(bits), injected, progress.simulations, inject, qubit, profile=profile
+        plan,
+        name,
+        mode,
+        len(bits),
+        injected,
+        progress.simulations,
+        request.noise,
+        request.qubit,
+        profile=request.profile,
     )
     telemetry = replace(
         telemetry,
@@ -385,7 +486,7 @@ def run(
     return RunResult(
         counts=keyed_counts(bits, layout),
         shots=len(bits),
-        seed=seed,
+        seed=request.seed,
         engine=name,
         events=plan.events,
         telemetry=telemetry,
@@ -395,6 +496,17 @@ def run(
         final_state=exported,
         rows=rows,
     )
+
+
+def _route(
+    plan: Plan, request: RunRequest, engine: str | None = None
+) -> tuple[Choice, dict[str, Any]]:
+    """The router's choice for ``plan`` under ``request`` (``engine`` in place of the
+    request's), and the options to build the engine with."""
+    named = request.engine if engine is None else engine
+    workload_ = workload(plan, request.shots, request.precision)
+    choice = route(workload_, named, options=request.engine_options)
+    return choice, {**request.engine_options, **choice.options}
 
 
 def _first_part(bits: np.ndarray, part: Part) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,290 @@
+"""A job's run as one typed value: the run request, from submit to the engine.
+
+A :class:`RunRequest` says everything that decides a run's result: the program (by the
+SHA-256 of its QVM JSON text), shots, seed, the engine asked for and its precision, the
+physics (noise on or off, the qubit parameter set, the default code profile, a noise
+model's text, a calibration), the changes the kernel's fault policies made to the program
+(:class:`Rewrite`), and, for a kernel job, its :class:`Policy`, the W3C trace context of
+its run span and, for a part of a split job, which part. It is frozen: a change (a fault
+policy's, a part's) makes a new copy with ``msgspec.structs.replace``.
+
+The kernel builds it once at admission, stores it with the job, hands it to the worker
+with the program text, records it in the job's attestation (its fields are the attest
+line's) and replay reads it back: one schema (msgspec) end to end, so what runs, what is
+stored and what is attested cannot drift apart. ``qmk run`` builds the same value from its
+options (:func:`qmk.execution.executor.run`).
+
+>>> import msgspec
+>>> request = RunRequest(program_digest="ab" * 32, shots=100, seed=7)
+>>> request.noise, request.profile
+(True, 'logical:surface_code(d=9)')
+>>> RunRequest.from_json(request.to_json()) == request
+True
+>>> run_key(request) == run_key(msgspec.structs.replace(request, trace_context="00-x"))
+True
+>>> run_key(request) == run_key(msgspec.structs.replace(request, seed=8))
+False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from qmk import defaults
+from qmk.qec.logical import Calibration
+from qmk.qec.params import QubitParams
+from qmk.qvm.profiles import parse_profile
+from qmk.values import convert
+
+#: The op that stands for one idle logical cycle in a rewritten program (the identity).
+IDLE_OP = "APPLY_RZ"
+
+#: A precision an engine is asked for (``None``: the engine's own).
+Precision = Literal["single", "double"]
+
+_SEED = Annotated[int, msgspec.Meta(ge=0)]
+_SHOTS = Annotated[int, msgspec.Meta(ge=1)]
+#: A deadline in unix seconds: also refuses inf, nan and 10**400 (no overflow).
+_SECONDS = Annotated[float, msgspec.Meta(ge=-(2**53), le=2**53)]
+_TIMEOUT_MS = Annotated[int, msgspec.Meta(ge=1, le=defaults.MAX_TIMEOUT_MS)]
+_PRIORITY = Annotated[int, msgspec.Meta(ge=0, le=9)]
+_NAME = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Value(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A frozen, keyword-only value that refuses keys it does not know."""
+
+
+class Schedule(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When and for how long a job may run: what every job's policy holds (QVM and
+    device jobs alike)."""
+
+    priority: _PRIORITY = defaults.PRIORITY
+    #: Unix seconds; past it the job is TIMED_OUT, queued or running.
+    deadline: _SECONDS | None = None
+    #: The run-time limit of one attempt, in milliseconds.
+    timeout_ms: _TIMEOUT_MS = round(defaults.JOB_TIMEOUT_S * 1000)
+
+    @property
+    def timeout_s(self) -> float:
+        """``timeout_ms`` in seconds."""
+        return self.timeout_ms / 1000
+
+
+class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How a job wants to run: the ``policy`` object of ``q_submit``.
+
+    ``engine``, ``noise``, ``qubit``, ``profile`` and ``precision`` are what the tenant
+    asked (None: the machine's); the run request holds what the kernel resolved them
+    to. ``channels`` binds the program's channel names to open channel ids. ``device``
+    is :data:`qmk.kernel.jobs.NEUTRAL_ATOM` for a device job, else None.
+    """
+
+    #: One of :data:`qmk.defaults.ENGINES` (checked by :func:`qmk.kernel.jobs.parse_policy`,
+    #: which names the nearest engine of a misspelt one).
+    engine: _NAME | None = None
+    noise: bool = True
+    qubit: _NAME | None = None
+    profile: _NAME | None = None
+    precision: Precision | None = None
+    channels: dict[str, str] = {}
+    device: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The policy as ``q_submit`` takes it (``device`` and ``precision`` only when set)."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        for key in ("device", "precision"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+
+class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the kernel's fault policies changed in a job's program; empty when nothing
+    (:mod:`qmk.kernel.faults`).
+
+    Attributes:
+        profiles: canonical profile -> the one ALLOC_LQ nodes naming it run with.
+        channels: OPEN_CHAN node id -> the Werner fidelity its Bell pair is delivered at.
+        idle: measurement node id -> idle logical cycles added after it (per qubit).
+        fences: the ids of the nodes a ``FENCE_EPOCH`` is added after.
+    """
+
+    profiles: dict[str, str] = {}
+    channels: dict[str, float] = {}
+    idle: dict[str, int] = {}
+    fences: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.profiles or self.channels or self.idle or self.fences)
+
+    def apply(self, text: str) -> str:
+        """The QVM JSON ``text`` with these changes (the same text when there are none)."""
+        if not self:
+            return text
+        graph = json.loads(text)
+        nodes = graph["program"]["nodes"]
+        ids = {node["id"] for node in nodes}
+        out: list[dict[str, Any]] = []
+        fences = set(self.fences)
+        for node in nodes:
+            out.append(self._changed(node))
+            for i in range(self.idle.get(node["id"], 0)):
+                for q in node.get("vqs", ()):
+                    out.append(_idle_node(node, q, i, ids))
+            if node["id"] in fences:
+                out.append({"id": _fresh(f"{node['id']}__fence", ids), "op": "FENCE_EPOCH"})
+        graph["program"]["nodes"] = out
+        return json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def _changed(self, node: dict[str, Any]) -> dict[str, Any]:
+        """``node`` with its profile raised or its pair's fidelity set, if either applies."""
+        op, args = node["op"], node.get("args") or {}
+        if op == "ALLOC_LQ" and args.get("profile"):
+            raised = self.profiles.get(canonical_profile(args["profile"]))
+            if raised is not None:
+                return {**node, "args": {**args, "profile": raised}}
+        elif op == "OPEN_CHAN" and node["id"] in self.channels:
+            opts = {**(args.get("opts") or {}), "fidelity": self.channels[node["id"]]}
+            return {**node, "args": {**args, "opts": opts}}
+        return node
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Rewrite:
+        """A rewrite from its JSON (None: the empty one)."""
+        rewrite: Rewrite = convert(data or {}, cls, where="rewrite")
+        return rewrite
+
+
+def canonical_profile(profile: str) -> str:
+    """``profile`` as ``logical:<family>(d=<distance>)`` (aliases and spacing resolved)."""
+    parsed = parse_profile(profile)
+    return f"logical:{parsed.family}(d={parsed.distance})"
+
+
+def _fresh(node_id: str, ids: set[str]) -> str:
+    """``node_id``, made unique among ``ids`` (and added to them)."""
+    while node_id in ids:
+        node_id += "_"
+    ids.add(node_id)
+    return node_id
+
+
+def _idle_node(after: Mapping[str, Any], qubit: str, index: int, ids: set[str]) -> dict[str, Any]:
+    node_id = _fresh(f"{after['id']}__idle{index}_{qubit}", ids)
+    node: dict[str, Any] = {"id": node_id, "op": IDLE_OP, "args": {"theta": 0.0}, "vqs": [qubit]}
+    if after.get("guard") is not None:  # idle only when the measurement ran
+        node["guard"] = after["guard"]
+    return node
+
+
+#: The fields of a run request that decide its physics (what a checkpoint keeps: an
+#: execution state only continues under the physics its run started with).
+PHYSICS_FIELDS = ("qubit", "profile", "noise_model", "calibration", "rewrite")
+
+
+class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One run of a program: everything that decides its result (see the module
+    docstring). Its JSON is the attest line's fields (:mod:`qmk.kernel.attest`)."""
+
+    #: SHA-256 (hex) of the program's QVM JSON text as submitted (before any rewrite).
+    program_digest: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    shots: _SHOTS
+    seed: _SEED
+    #: The engine asked for (None: the router's choice); in JSON ``engine_requested``,
+    #: beside the attest line's ``engine``, the one that ran.
+    engine: _NAME | None = msgspec.field(default=None, name="engine_requested")
+    precision: Precision | None = None
+    #: Further keyword arguments of the engine (``qmk run``'s; none for kernel jobs).
+    engine_options: dict[str, Any] = {}
+    #: Inject logical errors (from the profiles and the qubit, or ``noise_model``).
+    noise: bool = True
+    #: The physical qubit parameter set: a name, or custom values (a calibration ingest).
+    qubit: _NAME | QubitParams = defaults.QUBIT
+    #: The code profile of qubits whose ALLOC_LQ names none.
+    profile: _NAME = defaults.PROFILE
+    #: Physical error rates in place of the qubit's (``parse_noise_model`` text).
+    noise_model: str | None = None
+    #: A fitted (a, p*) for the profiles of its family and instruction set.
+    calibration: Calibration | None = None
+    #: Whether the calibration must apply to some qubit of the program (``qmk run
+    #: --calibration``); a machine-wide one applies where it fits.
+    require_calibration: bool = False
+    #: What the kernel's fault policies changed in the program (None: nothing).
+    rewrite: Rewrite | None = None
+    #: Save the state, unasked, at a fence after this many operations (0: never).
+    checkpoint_every_ops: Annotated[int, msgspec.Meta(ge=0)] = 0
+    #: ``(k, n)``: part k of n of a run split over workers (:mod:`qmk.execution.parts`).
+    part: tuple[int, int] | None = None
+    #: The kernel job's policy (None: a run outside the kernel).
+    policy: Policy | None = None
+    #: The W3C ``traceparent`` of the kernel's run span (None: untraced).
+    trace_context: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as plain JSON data."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunRequest:
+        """A request from its JSON (an attest line's fields; unknown keys are refused).
+
+        Raises:
+            InvalidArgument: not a run request (the message names the key).
+        """
+        request: RunRequest = convert(data, cls, where="request")
+        return request
+
+    def physics(self) -> dict[str, Any]:
+        """The physics of this run as plain JSON (:data:`PHYSICS_FIELDS`), for the
+        checkpoints its execution states are saved under."""
+        return {name: msgspec.to_builtins(getattr(self, name)) for name in PHYSICS_FIELDS}
+
+    def with_physics(self, physics: Mapping[str, Any]) -> RunRequest:
+        """A copy under ``physics`` (:meth:`physics`'s JSON, a checkpoint's)."""
+        fields = {name: physics.get(name) for name in PHYSICS_FIELDS}
+        return RunRequest.from_json({**self.to_json(), **fields})
+
+
+#: Fields of a request that do not change its result: a checkpoint of one run resumes
+#: under any of these (a new trace, another cadence of saves, the kernel's policy).
+_NOT_RESULT = ("policy", "trace_context", "checkpoint_every_ops")
+
+
+def run_key(request: RunRequest, **more: Any) -> str:
+    """The digest of what decides ``request``'s result, and of ``more`` (the engine the
+    router chose and its options, an initial state: plain JSON); an execution state saved
+    by one run resumes only in a run of the same key.
+    """
+    data = {k: v for k, v in request.to_json().items() if k not in _NOT_RESULT}
+    text = json.dumps({**data, **more}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def program_digest(text: str) -> str:
+    """The SHA-256 (hex) of a program's text, as a run request names it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+__all__ = [
+    "IDLE_OP",
+    "PHYSICS_FIELDS",
+    "Policy",
+    "Precision",
+    "Rewrite",
+    "RunRequest",
+    "Schedule",
+    "canonical_profile",
+    "program_digest",
+    "run_key",
+]
