@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qmk.kernel.audit import AUDIT_FILE, AuditLog, verify
+from qmk.kernel.audit import AuditLog, verify
+from qmk.kernel.datafiles import AUDIT_FILE
 from qmk.kernel.sessions import load_secret
 from qmk.kernel.store import Store
 

@@ -27,13 +27,16 @@ import pytest
 
 from qmk import defaults
 from qmk.execution.executor import run
-from qmk.kernel.attempt import run_job
+from qmk.execution.request import RunRequest, program_digest
+from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.clock import Clock, ManualClock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.pool import WorkerMemoryError
 from qmk.kernel.service import Kernel
-from qmk.kernel.workers import WorkerMemoryError, WorkerPool, kernel_isolation
+from qmk.kernel.workers import DEFAULT_PRELOAD, kernel_isolation
 from support.dask_cluster import local_cluster
 from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_graph, wait_state
+from support.pools import GatedPool, Hooks
 
 distributed = pytest.importorskip("distributed")
 
@@ -61,28 +64,33 @@ def run_on(
     memory_mb: int | None = None,
     split_shots: int = 0,
 ) -> Any:
-    """``body(kernel)`` on a kernel whose pool is the local one or a Dask one."""
+    """``body(kernel)`` on a kernel whose pool is the local one or a Dask one (the
+    gates are the tests' pool's, :mod:`support.pools`: the local pool is one, and so is
+    each Dask worker's job pool)."""
     config = config or make_config()
     data = tmp_path / "data"
+    hooks = Hooks(
+        gate=None if gate is None else str(gate.path),
+        pause_gate=None if pause is None else str(pause.path),
+    )
 
     async def main() -> Any:
         pool: Any
         if kind == "local":
-            pool = WorkerPool(
+            pool = GatedPool(
                 workers,
                 memory_mb=memory_mb or config.worker_memory_mb,
+                preload=DEFAULT_PRELOAD,
                 loop=asyncio.get_running_loop(),
                 isolation=kernel_isolation(config, data),
-                gate=None if gate is None else gate.path,
-                pause_gate=None if pause is None else pause.path,
+                **hooks.options(),
             )
         else:
             pool = await DaskPool.start(  # driven by the kernel's loop, as in qmk serve
                 address,
                 max_workers=workers,
                 memory_mb=memory_mb or config.worker_memory_mb,
-                gate=None if gate is None else gate.path,
-                pause_gate=None if pause is None else pause.path,
+                job_pool=hooks if hooks.any else None,
                 split_shots=split_shots,
             )
         kernel = await Kernel.open(config, data, pool=pool, clock=clock)
@@ -251,21 +259,17 @@ def test_checkpoint_notes_land_in_the_kernels_dir_and_the_scheduler_forgets_them
 ) -> None:
     """A job that saves its state at each fence (the drift policy's saves) sends 8 notes;
     the scheduler's event log is cleared at the 5th, so it holds at most the 3 after."""
-    spec = {
-        "graph": json.dumps(FENCED.to_json()),
-        "shots": 50,
-        "seed": 1,
-        "caps": ["CAP_ALLOC"],
-        "engine": None,
-        "noise": False,
-        "qubit": defaults.QUBIT,
-        "profile": defaults.PROFILE,
-        "noise_model": None,
-        "calibration": None,
-        "checkpoint_dir": str(tmp_path),
-        "checkpoint_every_ops": 1,
-        "resume": None,
-    }
+    text = json.dumps(FENCED.to_json())
+    request = RunRequest(
+        program_digest=program_digest(text),
+        shots=50,
+        seed=1,
+        noise=False,
+        qubit=defaults.QUBIT,
+        profile=defaults.PROFILE,
+        checkpoint_every_ops=1,
+    )
+    spec = Attempt(request=request, program=text, caps=("CAP_ALLOC",), checkpoint_dir=str(tmp_path))
     pool = DaskPool(cluster.scheduler_address)
     pool.notes_kept = 5
     try:
@@ -396,7 +400,7 @@ def test_a_job_process_dies_with_its_killed_dask_worker_not_left_computing(
     cluster: Any, tmp_path: Path
 ) -> None:
     """kill -9 of a Dask worker takes its job processes along (their pool's socket
-    closes: :func:`qmk.kernel.workers.exit_when_closed`), the one holding a job included."""
+    closes: :func:`qmk.kernel.pool.exit_when_closed`), the one holding a job included."""
 
     async def body(kernel: Kernel) -> None:
         pool = kernel.pool

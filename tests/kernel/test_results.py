@@ -20,9 +20,9 @@ from qmk.errors import InvalidArgument, QuotaError, StateError
 from qmk.execution.executor import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
-from qmk.kernel.jobs import RESULT_MARK_EVERY, encode_result, stored_result
+from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
-from qmk.kernel.store import DB_FILE
+from qmk.kernel.stored import RESULT_MARK_EVERY, encode_result, stored_result
 from qmk.qvm import graph as graph_io
 from qmk.qvm.generate import uniform_graph
 from support.kernel import KEYS, login, make_config, run_kernel

@@ -19,8 +19,8 @@ from qmk.kernel import supervisor as supervisor_module
 from qmk.kernel.audit import verify
 from qmk.kernel.commit import GROUP_COMMIT_S
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
-from qmk.kernel.store import DB_FILE
 from support.kernel import BELL, login, run_kernel
 
 CONFIG = config_from_dict(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from qmk.errors import SessionError, SessionExpired
-from qmk.kernel.sessions import SECRET_FILE, Sessions, load_secret
+from qmk.kernel.datafiles import SECRET_FILE
+from qmk.kernel.sessions import Sessions, load_secret
 
 SECRET = b"s" * 32
 

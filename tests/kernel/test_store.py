@@ -5,18 +5,25 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from qmk.kernel.jobs import COMPLETED, QUEUED, RUNNING, Job, Policy, encode_result
-from qmk.kernel.store import DB_FILE, Store
+from qmk.execution.request import Policy, RunRequest, program_digest
+from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.jobs import COMPLETED, QUEUED, RUNNING, Job
+from qmk.kernel.store import Store
+from qmk.kernel.stored import encode_result
 
 
 def make_job(job_id: str, seq: int, tenant: str = "alice") -> Job:
+    graph = '{"version":"0.2","program":{"nodes":[]}}'
     return Job(
         job_id=job_id,
         tenant=tenant,
-        graph='{"version":"0.2","program":{"nodes":[]}}',
-        shots=100,
-        seed=7,
-        policy=Policy(priority=3, timeout_s=1.5, channels={"link": "ch_x"}),
+        graph=graph,
+        request=RunRequest(
+            program_digest=program_digest(graph),
+            shots=100,
+            seed=7,
+            policy=Policy(priority=3, timeout_ms=1500, channels={"link": "ch_x"}),
+        ),
         caps=("CAP_ALLOC",),
         required_caps=("CAP_ALLOC",),
         physical_qubits=324,

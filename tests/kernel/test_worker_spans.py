@@ -1,5 +1,5 @@
 """The spans of a job's run inside its worker: carried out by a W3C traceparent in the
-worker's spec, recorded in the sandboxed worker, and exported by the kernel's tracer as
+worker's run request, recorded in the sandboxed worker, and exported by the kernel's tracer as
 children of the job's run span (qmk.execution.spans, qmk.http.tracing)."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
-from qmk.kernel.attempt import run_job
+from qmk.execution.request import RunRequest, program_digest
+from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.service import Kernel
 from support.kernel import FENCED, WorkerGate, login, run_kernel, wait_state
 
@@ -19,22 +21,16 @@ GRAPH = FENCED.to_json()
 TRACEPARENT = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
 
 
-def _spec(**extra: Any) -> dict[str, Any]:
-    return {
-        "graph": json.dumps(GRAPH),
-        "shots": 200,
-        "seed": 9,
-        "caps": ["CAP_ALLOC"],
-        "engine": None,
-        "noise": True,
-        "qubit": "qubit_gate_ns_e3",
-        "profile": "logical:surface_code(d=3)",
-        "noise_model": None,
-        "calibration": None,
-        "checkpoint_dir": None,
-        "resume": None,
-        **extra,
-    }
+def _spec(*, trace: str | None = None, caps: tuple[str, ...] = ("CAP_ALLOC",)) -> Attempt:
+    text = json.dumps(GRAPH)
+    request = RunRequest(
+        program_digest=program_digest(text),
+        shots=200,
+        seed=9,
+        qubit="qubit_gate_ns_e3",
+        profile="logical:surface_code(d=3)",
+    )
+    return Attempt(request=replace(request, trace_context=trace), program=text, caps=caps)
 
 
 def test_a_worker_with_no_traceparent_returns_no_spans():
@@ -55,7 +51,7 @@ def test_a_worker_with_a_traceparent_returns_its_spans_under_one_worker_span():
 
 
 def test_a_refused_run_has_its_worker_span_marked_failed():
-    outcome = run_job(_spec(trace=TRACEPARENT, caps=[]))
+    outcome = run_job(_spec(trace=TRACEPARENT, caps=()))
     assert not outcome["ok"]
     (top,) = [s for s in outcome["spans"] if s["parent_id"] is None]
     assert "CAP_ALLOC" in top["error"]
@@ -67,8 +63,8 @@ def test_with_tracing_off_the_workers_spec_carries_no_trace_context(tmp_path: Pa
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=GRAPH, shots=50, seed=1)
         await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held in its worker
-        spec = kernel.supervisor.running[job["job_id"]].spec
-        assert spec is not None and "trace" not in spec
+        work = kernel.supervisor.running[job["job_id"]].work
+        assert work is not None and work.request.trace_context is None
         gate.open()
         done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
         assert done["state"] == "COMPLETED"

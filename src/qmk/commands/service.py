@@ -26,17 +26,34 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from qmk import defaults
 from qmk.abi.errors import CommandError
 from qmk.commands import AddCommand, limits_of, read_source, source_options
 from qmk.kernel.jobs import FINAL_STATES  # the job lifecycle's own table
 
+if TYPE_CHECKING:
+    from qmk.kernel.workers import PoolFactory
+
 # --------------------------------------------------------------------------- serve
 
 
-def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def serve(
+    args: argparse.Namespace, out: TextIO, err: TextIO, *, pool_factory: PoolFactory | None = None
+) -> int:
+    """``qmk serve``: run a kernel on ``args`` (the command's parsed arguments) until
+    SIGTERM or SIGINT; the exit status.
+
+    ``pool_factory`` makes the kernel's local pool in place of
+    :func:`~qmk.kernel.workers.kernel_pool` (``Kernel.open(pool_factory=...)``; not
+    with ``--dask``): a real server on a pool of a
+    :class:`~qmk.kernel.pool.WorkerPool` subclass, as the tests' ``python -m
+    support.serve`` runs one with their gates.
+
+    Raises:
+        QMKError: a bad option or config, an unusable data directory (one line, coded).
+    """
     import asyncio
     import logging
 
@@ -61,7 +78,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
     dask_tls = None
     if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
-        from qmk.kernel.dask_pool import check_tls, parse_dask
+        from qmk.kernel.dask_options import check_tls, parse_dask
 
         if args.dask is not None:  # a bad value stops the start before anything runs
             parse_dask(args.dask)
@@ -97,6 +114,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 http,
                 args.dask,
                 dask_tls,
+                pool_factory,
             )
         )
     finally:
@@ -116,6 +134,7 @@ async def _serve(
     http: Any = None,
     dask: str | None = None,
     dask_tls: Any = None,
+    pool_factory: PoolFactory | None = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -134,10 +153,17 @@ async def _serve(
         pool = await asyncio.to_thread(_dask_pool, dask, config, workers, dask_tls, loop)
     try:
         if workers is None:
-            kernel = await Kernel.open(config, data_dir, recover=recover, pool=pool)
+            kernel = await Kernel.open(
+                config, data_dir, recover=recover, pool=pool, pool_factory=pool_factory
+            )
         else:
             kernel = await Kernel.open(
-                config, data_dir, workers=workers, recover=recover, pool=pool
+                config,
+                data_dir,
+                workers=workers,
+                recover=recover,
+                pool=pool,
+                pool_factory=pool_factory,
             )
     except BaseException:
         if pool is not None:
@@ -548,7 +574,7 @@ def register(add: AddCommand) -> None:
         action="store_true",
         help="start on a damaged data directory (QK103), recording the damage in the audit log",
     )
-    sub.set_defaults(run=_cmd_serve)
+    sub.set_defaults(run=serve)
 
     sub = add("submit", "submit a program to a kernel (prints the job; --wait for its result)")
     sub.add_argument("file", metavar="FILE")

@@ -23,12 +23,13 @@ and the firewall's answer of each (graph, tenant) when no channel is bound.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import (
@@ -39,6 +40,7 @@ from qmk.errors import (
     QMKError,
     QuotaError,
 )
+from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.channels import ChannelTable, check_firewall
 from qmk.kernel.clock import Clock
@@ -47,12 +49,11 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.faults import device_for
 from qmk.kernel.jobs import (
     DEVICE_CAP,
-    DEVICE_POLICY_KEYS,
     NEUTRAL_ATOM,
     Job,
-    Policy,
     honour_set_policy,
     new_id,
+    parse_device_policy,
     parse_policy,
 )
 from qmk.kernel.programs import verified
@@ -89,6 +90,11 @@ def _text_of(graph: Any) -> str:
 
 class Admission:
     """The submission checks of one kernel, with their caches.
+
+    Why one class: a submit, a device submit and a restore pass the same checks
+    (capabilities, audited; the firewall; the machine; quotas; queue room; the
+    verification rate) against the same caches (verified programs, firewall answers,
+    plans), which a split would have to share.
 
     Args:
         config: the kernel configuration (machine, tenants and their quotas).
@@ -182,13 +188,25 @@ class Admission:
         physical = self._physical_qubits(text, program, parsed)
         self._check_room(physical, qubits)
         self.check_queue_room(tenant)
+        machine = self.config.machine
+        request = RunRequest(
+            program_digest=program_digest(text),
+            shots=shots,
+            seed=seed,
+            engine=parsed.engine,
+            precision=parsed.precision,
+            noise=parsed.noise,
+            qubit=parsed.qubit or machine.qubit,
+            profile=parsed.profile or machine.profile,
+            noise_model=machine.noise_model,
+            calibration=machine.calibration,
+            policy=parsed,
+        )
         job = Job(
             job_id=new_id("job"),
             tenant=tenant,
             graph=text,
-            shots=shots,
-            seed=seed,
-            policy=parsed,
+            request=request,
             caps=session.caps,
             required_caps=program.required_caps,
             physical_qubits=physical,
@@ -341,27 +359,14 @@ class Admission:
             isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63
         ):
             raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
-        options = dict(policy) if isinstance(policy, Mapping) else {}
-        if policy is not None and not isinstance(policy, Mapping):
-            raise InvalidArgument("policy must be an object or null", key="policy")
-        for key in options:
-            if key not in DEVICE_POLICY_KEYS:
-                raise InvalidArgument(
-                    f"unknown device policy key {key!r}; expected one of "
-                    f"{', '.join(DEVICE_POLICY_KEYS)}",
-                    key=f"policy.{key}",
-                )
-        backend = options.pop("backend", None)
-        if backend is not None and backend not in DEVICE_IDS:
-            raise InvalidArgument(
-                f"policy.backend must be one of {', '.join(DEVICE_IDS)} or null",
-                key="policy.backend",
-            )
-        strict = options.pop("strict_timing", False)
-        if not isinstance(strict, bool):
-            raise InvalidArgument("policy.strict_timing must be true or false")
-        parsed_policy = dataclasses.replace(
-            parse_policy(options, default_timeout_s=self.config.job_timeout_s),
+        options = parse_device_policy(
+            policy, default_timeout_s=self.config.job_timeout_s, backends=DEVICE_IDS
+        )
+        backend, strict = options.backend, options.strict_timing
+        parsed_policy = Policy(
+            priority=options.priority,
+            deadline=options.deadline,
+            timeout_ms=options.timeout_ms,
             device=NEUTRAL_ATOM,
         )
         if not isinstance(job, Mapping):
@@ -413,13 +418,17 @@ class Admission:
         text = json.dumps(
             {"job": wire, "strict_timing": strict}, separators=(",", ":"), allow_nan=False
         )
+        request = RunRequest(
+            program_digest=program_digest(text),
+            shots=parsed.shots,
+            seed=parsed.seed,
+            policy=parsed_policy,
+        )
         return Job(
             job_id=new_id("job"),
             tenant=tenant,
             graph=text,
-            shots=parsed.shots,
-            seed=parsed.seed,
-            policy=parsed_policy,
+            request=request,
             caps=session.caps,
             required_caps=(DEVICE_CAP,),
             physical_qubits=0,
@@ -577,7 +586,7 @@ class Admission:
             chosen = plan_variants(count_graph(program.graph), qubit).chosen
         except QMKError as exc:
             raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
-        return dataclasses.replace(policy, profile=chosen.profile)
+        return msgspec.structs.replace(policy, profile=chosen.profile)
 
     def _physical_qubits(self, text: str, program: Any, policy: Any) -> int:
         """Peak physical qubits of the program under ``policy`` (cached by graph text);
@@ -588,7 +597,7 @@ class Admission:
 
         qubit = policy.qubit or self.config.machine.qubit
         profile = policy.profile or self.config.machine.profile
-        key = (text, policy.noise, qubit, profile, policy.engine)
+        key = (text, policy.noise, qubit, profile, policy.engine, policy.precision)
         physical = self._plans.get(key)
         if physical is not None:
             self._plans.move_to_end(key)
@@ -606,7 +615,7 @@ class Admission:
                 noise_model=noise_model,
                 calibration=machine.calibration,
             )
-            choice, _ = route_plan(plan, policy.engine)
+            choice, _ = route_plan(plan, policy.engine, precision=policy.precision)
         except QMKError as exc:
             raise ProgramError(exc.message, code=exc.code) from None
         self._check_worker_memory(choice, program.peak_live_qubits)

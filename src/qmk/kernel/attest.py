@@ -4,10 +4,13 @@ When a job completes, the kernel appends one ``attest`` line to the audit log (s
 hash-chained and signed like every other line). It records everything needed to run the
 job again and the digest of what it gave:
 
-- the run's inputs: the SHA-256 of the graph text it ran, shots, seed, the engine asked for
-  and the one used, the noise flag, qubit parameter set, default profile, noise model and
-  calibration (values, not names of files), and the changes the fault policies made to the
-  submitted program (``rewrite``, :mod:`qmk.kernel.faults`; null when none);
+- the run's inputs: the fields of its run request
+  (:class:`~qmk.execution.request.RunRequest`, as the worker ran it): the SHA-256 of the
+  submitted graph text (``program_digest``), shots, seed, the engine asked for
+  (``engine_requested``), the noise flag, qubit parameter set, default profile, noise
+  model and calibration (values, not names of files), the changes the fault policies made
+  to the program (``rewrite``, :mod:`qmk.kernel.faults`; null when none) and the policy;
+- ``engine``: the engine that ran it;
 - one record per epoch of the program (the nodes between fences): how many nodes, the ops
   it applies by name, the capabilities they need, and the logical qubits it allocates;
 - the SHA-256 of the result's counts (canonical JSON, keys sorted).
@@ -15,14 +18,10 @@ job again and the digest of what it gave:
 :func:`replay` runs the job again from its stored graph and its ``attest`` line and says
 whether the counts are the same. The executor is deterministic for a seed, so a mismatch
 means the record, the graph or the executor changed.
-
->>> digest_counts({"11": 3, "00": 5}) == digest_counts({"00": 5, "11": 3})
-True
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -30,19 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from qmk.execution.request import Policy, Rewrite, RunRequest, program_digest
+from qmk.kernel.datafiles import AUDIT_FILE
+from qmk.kernel.programs import verified
+from qmk.kernel.stored import digest_counts
 from qmk.qvm.ops import OPS
 
 #: The audit event of an attestation line.
 ATTEST_EVENT = "attest"
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def digest_counts(counts: Mapping[str, int]) -> str:
-    """SHA-256 of ``counts`` as canonical JSON (sorted keys, no spaces)."""
-    return sha256_text(json.dumps(dict(counts), sort_keys=True, separators=(",", ":")))
+#: The fields of an attest line that are its run request's (their JSON names).
+REQUEST_FIELDS: tuple[str, ...] = tuple(f.encode_name for f in msgspec.structs.fields(RunRequest))
 
 
 def epoch_records(program: Any) -> list[dict[str, Any]]:
@@ -65,26 +63,52 @@ def epoch_records(program: Any) -> list[dict[str, Any]]:
     return records
 
 
-def attestation(spec: Mapping[str, Any], result: Mapping[str, Any], program: Any) -> dict[str, Any]:
-    """The fields of a completed job's ``attest`` audit line (see the module docstring)."""
+def attestation(request: RunRequest, result: Mapping[str, Any], program: Any) -> dict[str, Any]:
+    """The fields of a completed job's ``attest`` audit line (see the module docstring):
+    ``request`` as its worker ran it, the engine that ran it, ``program``'s epochs (the
+    verified program it ran) and the digest of ``result``'s counts."""
     return {
-        "graph_sha256": sha256_text(spec["graph"]),
-        "shots": spec["shots"],
-        "seed": spec["seed"],
-        "engine_requested": spec.get("engine"),
+        **request.to_json(),
         "engine": result.get("engine"),
-        "noise": spec["noise"],
-        # a name, or the custom parameters a calibration ingest gave (QRE's JSON form)
-        "qubit": spec["qubit"] if isinstance(spec["qubit"], str) else spec["qubit"].to_json(),
-        "profile": spec["profile"],
-        "noise_model": spec.get("noise_model"),
-        "calibration": spec.get("calibration"),
-        # what the fault policies changed in the program (qmk.kernel.faults.Rewrite)
-        "rewrite": spec.get("rewrite"),
         "epochs": epoch_records(program),
         # a stored result carries the digest its worker took (no parse of the counts here)
         "result_sha256": getattr(result, "counts_sha256", None) or digest_counts(result["counts"]),
     }
+
+
+def request_of(record: Mapping[str, Any]) -> RunRequest:
+    """The run request an ``attest`` line records.
+
+    Raises:
+        InvalidArgument: the line holds no run request.
+    """
+    if "program_digest" not in record:  # a line of a kernel from before run requests
+        return _legacy_request(record)
+    return RunRequest.from_json({k: record[k] for k in REQUEST_FIELDS if k in record})
+
+
+def _legacy_request(record: Mapping[str, Any]) -> RunRequest:
+    """The request of an attest line written before the kernel kept run requests: its
+    ``graph_sha256`` was of the rewritten graph, its calibration in the calibration
+    file's JSON form."""
+    from qmk.qec.logical import Calibration
+    from qmk.qec.params import QubitParams
+
+    qubit = record["qubit"]
+    calibration = record.get("calibration")
+    return RunRequest(
+        program_digest=record["graph_sha256"],
+        shots=record["shots"],
+        seed=record["seed"],
+        engine=record.get("engine_requested"),
+        noise=record["noise"],
+        qubit=qubit if isinstance(qubit, str) else QubitParams.from_json(qubit),
+        profile=record["profile"],
+        noise_model=record.get("noise_model"),
+        calibration=None if calibration is None else Calibration.from_json(calibration),
+        rewrite=Rewrite.from_json(record.get("rewrite")) if record.get("rewrite") else None,
+        policy=Policy(),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,8 +126,6 @@ class Replay:
 
 def find_attestation(data_dir: str | Path, job_id: str) -> dict[str, Any] | None:
     """The last ``attest`` line of ``job_id`` in the data directory's audit log, or None."""
-    from qmk.kernel.audit import AUDIT_FILE
-
     found = None
     with open(Path(data_dir) / AUDIT_FILE, encoding="utf-8") as handle:
         for line in handle:
@@ -117,61 +139,47 @@ def find_attestation(data_dir: str | Path, job_id: str) -> dict[str, Any] | None
 
 def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
     """Run the job of ``record`` again on ``graph_text`` and compare the counts' digests."""
-    from qmk.execution.executor import run
-    from qmk.kernel.faults import Rewrite
-    from qmk.kernel.programs import verified
-    from qmk.qec.logical import Calibration
-    from qmk.qec.noise import parse_noise_model
-    from qmk.qec.params import QubitParams
+    from qmk.execution.executor import execute
 
     epochs = len(record.get("epochs", ()))
-    graph_text = Rewrite.from_json(record.get("rewrite")).apply(graph_text)
-    if sha256_text(graph_text) != record["graph_sha256"]:
+    request = request_of(record)
+    legacy = "program_digest" not in record
+    rewrite = request.rewrite or Rewrite()
+    ran = rewrite.apply(graph_text)
+    digest = program_digest(ran if legacy else graph_text)
+    if digest != request.program_digest:
         return Replay(
             job_id=job_id,
             same=False,
-            shots=record["shots"],
+            shots=request.shots,
             epochs=epochs,
-            recorded=record["graph_sha256"],
-            replayed=sha256_text(graph_text),
-            reason="the stored graph is not the one the job ran (graph_sha256 differs)",
+            recorded=request.program_digest,
+            replayed=digest,
+            reason="the stored graph is not the one the job ran (its graph_sha256 differs "
+            "from the attested program_digest)",
         )
-    noise: Any = record["noise"]
-    if noise and record.get("noise_model"):
-        noise = parse_noise_model(record["noise_model"])
-    calibration = record.get("calibration")
-    result = run(
-        verified(graph_text),
-        shots=record["shots"],
-        seed=record["seed"],
-        engine=record.get("engine_requested"),
-        noise=noise,
-        qubit=record["qubit"]
-        if isinstance(record["qubit"], str)
-        else QubitParams.from_json(record["qubit"]),
-        profile=record["profile"],
-        calibration=None if calibration is None else Calibration.from_json(calibration),
-        require_calibration=False,
-    )
-    digest = digest_counts(result.counts)
-    same = digest == record["result_sha256"]
+    plain = msgspec.structs.replace(request, trace_context=None, checkpoint_every_ops=0)
+    result = execute(verified(ran), plain)
+    counts = digest_counts(result.counts)
+    same = counts == record["result_sha256"]
     return Replay(
         job_id=job_id,
         same=same,
-        shots=record["shots"],
+        shots=request.shots,
         epochs=epochs,
         recorded=record["result_sha256"],
-        replayed=digest,
+        replayed=counts,
         reason="" if same else "the replayed counts differ from the recorded ones",
     )
 
 
 __all__ = [
     "ATTEST_EVENT",
+    "REQUEST_FIELDS",
     "Replay",
     "attestation",
-    "digest_counts",
     "epoch_records",
     "find_attestation",
     "replay",
+    "request_of",
 ]

@@ -25,17 +25,17 @@ import hmac
 import json
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
+from qmk.kernel.store import committed_audit_head
+
 _log = logging.getLogger("qmk.kernel.audit")
 
-#: The audit log's file name in the data directory.
-AUDIT_FILE = "audit.log"
 GENESIS = "0" * 64
 
 
@@ -171,43 +171,19 @@ class AuditReport:
         }
 
 
-def db_head(data_dir: Path) -> tuple[int, str, int | None] | None:
-    """(seq, hash, byte offset of its line or None) of the audit chain head the database of
-    ``data_dir`` committed; None without a database or a committed head."""
-    from qmk.kernel.store import DB_FILE
-
-    path = data_dir / DB_FILE
-    if not path.exists():
-        return None
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'audit_%'"))
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None
-    if "audit_seq" not in rows or int(rows["audit_seq"]) == 0:
-        return None
-    offset = rows.get("audit_offset")
-    return int(rows["audit_seq"]), str(rows["audit_head"]), None if offset is None else int(offset)
-
-
 def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
     """Check the audit chain of ``data_dir``.
 
     Raises:
         OSError: the log cannot be read (the CLI exits 2).
     """
-    from qmk.kernel.sessions import SECRET_FILE
-
     root = Path(data_dir)
     data = (root / AUDIT_FILE).read_bytes()
     try:
         secret: bytes | None = (root / SECRET_FILE).read_bytes()
     except OSError:
         secret = None
-    head = db_head(root)
+    head = committed_audit_head(root)
     prev, count = GENESIS, 0
     recoveries: list[tuple[int, tuple[str, ...]]] = []
 
@@ -280,4 +256,4 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
     )
 
 
-__all__ = ["AUDIT_FILE", "AuditLog", "AuditReport", "db_head", "verify"]
+__all__ = ["AuditLog", "AuditReport", "verify"]

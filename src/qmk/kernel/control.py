@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from qmk.kernel.datafiles import STATE_SUFFIX
 from qmk.kernel.jobs import new_id
 
 #: How many micro-ops a running job goes between looks for an urgent request.
@@ -16,9 +17,9 @@ LOOK_EVERY = 64
 class WorkerControl:
     """The executor's :class:`~qmk.execution.trajectories.Control` in a kernel worker.
 
-    The kernel sends requests down the task's line (:class:`~qmk.kernel.workers.TaskLink`):
+    The kernel sends requests down the task's line (:class:`~qmk.kernel.pool.TaskLink`):
     ``{"op": "checkpoint" | "yield" | "yield-now", "checkpoint_id": ...}``. At each fence
-    the run reaches (after the pause gate, a test hook), the control answers them: a
+    the run reaches, the control answers them: a
     ``checkpoint`` saves the state into ``directory`` as ``<checkpoint_id>.qmkstate``
     and the run goes on; a ``yield`` saves it and the run stops; a ``yield-now`` (seen
     between fences too: the control looks at the pipe every :data:`LOOK_EVERY`
@@ -28,6 +29,12 @@ class WorkerControl:
     ``every_ops`` (the kernel's drift policy), the run also saves its state, unasked, at
     each fence it reaches after at least that many micro-ops since its last save (every
     shot group passes every fence: this bounds the saves by the work done).
+
+    A subclass may hold the run where it looks: at each fence (:meth:`at_fence`), and
+    before a micro-op where :meth:`looks` says so (:meth:`at_op`), taking the requests
+    that come meanwhile with :meth:`take`. The tests' pause gate does, to hold a job at
+    a fence or step it micro-op by micro-op (``tests/support/pools.py``); it reaches a
+    job through :func:`~qmk.kernel.attempt.run_job`'s ``control``.
     """
 
     def __init__(self, link: Any, directory: str, *, every_ops: int = 0) -> None:
@@ -38,34 +45,26 @@ class WorkerControl:
         self.waiting: list[dict[str, Any]] = []
         self.now: dict[str, Any] | None = None
         self.answering: list[dict[str, Any]] = []
-        #: The pause gate's step mode (a test hook): pause before every micro-op.
-        self.stepping = False
         self._countdown = LOOK_EVERY
 
     @property
     def urgent(self) -> bool:
-        """Read before every micro-op: every LOOK_EVERY-th read looks at the pipe."""
+        """Read before every micro-op: whether to call :meth:`at_op` (:meth:`looks`)."""
         self._since += 1
-        if self.stepping:
-            return True
+        return self.looks()
+
+    def looks(self) -> bool:
+        """Whether the run looks at its link before this micro-op: at every
+        :data:`LOOK_EVERY`-th, and then only when something waits in the pipe."""
         self._countdown -= 1
         if self._countdown > 0:
             return False
         self._countdown = LOOK_EVERY
         return bool(self.link.pending())
 
-    def _pause(self) -> bool:
-        """At a pause of the test hook: a byte ``s`` lets one micro-op run (and pauses
-        before the next), any other byte lets the run go on to its next fence. True
-        when a byte came (or the gate opened for good), False for requests."""
-        byte, requests = self.link.pause()
-        self._take(requests)
-        if byte or not self.link.paused:
-            self.stepping = byte == b"s"
-            return True
-        return False
-
-    def _take(self, requests: Sequence[Any]) -> None:
+    def take(self, requests: Sequence[Any]) -> None:
+        """Keep the kernel's ``requests`` for the next place the run answers them (a
+        ``yield-now`` for the next micro-op)."""
         for request in requests:
             if not isinstance(request, dict):
                 continue
@@ -75,15 +74,12 @@ class WorkerControl:
                 self.waiting.append(request)
 
     def at_op(self) -> str | None:
-        while self.stepping and self.now is None:
-            if self._pause():
-                break
-        if self.stepping and self.now is None:
-            return None  # one micro-op more
-        self._take(self.link.requests())
-        return self._stop_now()
+        """Between micro-ops: :data:`~qmk.execution.trajectories.YIELD_NOW` when the
+        kernel asked the run to stop at once, else None."""
+        self.take(self.link.requests())
+        return self.stop_now()
 
-    def _stop_now(self) -> str | None:
+    def stop_now(self) -> str | None:
         """:data:`YIELD_NOW` when a stop-now request came (it answers the waiting ones too)."""
         from qmk.execution.trajectories import YIELD_NOW
 
@@ -95,12 +91,8 @@ class WorkerControl:
     def at_fence(self, epoch: int) -> str | None:
         from qmk.execution.trajectories import CHECKPOINT, YIELD
 
-        if not self.waiting and self.now is None and self.link.paused:
-            self._pause()
-            if self.stepping and self.now is None:
-                return None  # a step: requests wait for the pause they come at
-        self._take(self.link.requests())
-        if (stop := self._stop_now()) is not None:
+        self.take(self.link.requests())
+        if (stop := self.stop_now()) is not None:
             return stop
         if not self.waiting:
             if not self.every_ops or self._since < self.every_ops:
@@ -119,7 +111,7 @@ class WorkerControl:
         stopped = any(r.get("op") != "checkpoint" for r in self.answering)
         for request in self.answering:
             checkpoint_id = str(request.get("checkpoint_id"))
-            path = os.path.join(self.directory, f"{checkpoint_id}.qmkstate")
+            path = os.path.join(self.directory, f"{checkpoint_id}{STATE_SUFFIX}")
             size = write_state(path, state)
             self.link.notify(
                 {

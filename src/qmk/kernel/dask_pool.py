@@ -19,10 +19,10 @@ running jobs (Dask events). The pool deals each job to the worker with the fewes
 per thread.
 
 **Real kill, real limits.** On the worker a job runs in a child process of the worker's
-own :class:`~qmk.kernel.workers.WorkerPool`, whose confined processes hold the kernel's
+own :class:`~qmk.kernel.pool.WorkerPool`, whose confined processes hold the kernel's
 memory and CPU caps. Cancel, timeout, deadline and preemption call the worker's
 ``qmk_kill``: the child is SIGKILLed at once, as in the local pool, and the kernel's
-future fails with :class:`~qmk.kernel.workers.WorkerKilled` without waiting.
+future fails with :class:`~qmk.kernel.pool.WorkerKilled` without waiting.
 
 **Faults.** A worker that dies mid-job (its call fails, or the scheduler no longer lists
 it) has its job started again on another worker, from the job's latest checkpoint if it
@@ -47,9 +47,10 @@ worker sends a state it saved with the note that reports it (a Dask event); the 
 writes it into the kernel's data directory, and a job restarted elsewhere takes its
 state with it.
 
-Test hooks: the local pool's gate and pause gate (``gate=``, ``pause_gate=``, FIFOs on
-the one machine of a ``LocalCluster``) hold jobs in the Dask workers' children exactly as
-in the local pool (:mod:`qmk.kernel.workers`).
+The workers' job pools: a :class:`~qmk.kernel.pool.WorkerPool` each, or what
+``job_pool=`` makes instead (a subclass of it, with the same arguments), e.g. the tests'
+gated pool (``tests/support/pools.py``), which holds jobs in the Dask workers' children
+exactly as in the local pool.
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from qmk.errors import UnavailableError
-from qmk.kernel.errors import ConfigError
-from qmk.kernel.workers import (
+from qmk.kernel.attempt import Attempt
+from qmk.kernel.dask_options import TlsFiles, parse_dask
+from qmk.kernel.dask_protocol import CLUSTER_CONFIG, NOTES_TOPIC, PLUGIN, Stash
+from qmk.kernel.pool import (
     TaskError,
     WorkerCpuLimit,
     WorkerDied,
@@ -81,19 +84,6 @@ from qmk.kernel.workers import (
 _log = logging.getLogger("qmk.kernel.dask")
 _T = TypeVar("_T")
 
-#: The Dask event topic of checkpoint notes (worker -> kernel).
-NOTES_TOPIC = "qmk-notes"
-#: The name of the worker plugin that installs the job handlers.
-PLUGIN = "qmk-jobs"
-#: The handlers the plugin adds to each worker's server: op -> method of ``JobService``.
-HANDLERS = {
-    "qmk_run": "run",
-    "qmk_kill": "kill",
-    "qmk_request": "request",
-    "qmk_hello": "hello",
-    "qmk_put": "put",
-    "qmk_fetch": "fetch",
-}
 #: A job with at least this many shots is split over the workers (0: never).
 SPLIT_SHOTS = 100_000
 #: A split job's spec longer than this (pickled bytes) leaves the kernel once: it is put
@@ -113,20 +103,6 @@ ASK_S = 5.0
 #: How long an outcome waits for the checkpoint notes its job sent before it (they pass
 #: the scheduler; a scheduler that went away meanwhile lost them).
 NOTES_WAIT_S = 10.0
-#: What a ``LocalCluster`` (``local:N``) and the docs' ``dask worker`` need.
-CLUSTER_CONFIG: dict[str, Any] = {
-    # the Dask worker's own job processes (a daemonic process may have no children)
-    "distributed.worker.daemon": False,
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Stash:
-    """In a call, in place of a split job's spec: the worker at ``address`` holds it,
-    pickled, under ``digest`` (its SHA-256)."""
-
-    digest: str
-    address: str
 
 
 @dataclass(eq=False)
@@ -171,6 +147,13 @@ class _Job:
 class DaskPool(Executor):
     """Runs the kernel's jobs on a Dask cluster (see the module docstring).
 
+    Why one class: it is one ``Executor`` over a cluster that comes and goes, on one
+    event loop. Submission, each attempt's call, the membership it learns from the
+    scheduler, restarts after a lost worker and the notes of running jobs all read and
+    change the same tables (jobs, attempts by token, workers). What holds no such state
+    lives apart: the names on the wire (:mod:`.dask_protocol`), ``--dask``'s options and
+    TLS (:mod:`.dask_options`), the workers' side (:mod:`.dask_worker`).
+
     Args:
         address: the scheduler (``tcp://host:8786``, ``tls://...``) or a
             ``distributed`` cluster object (a ``LocalCluster``) the pool then owns.
@@ -181,7 +164,11 @@ class DaskPool(Executor):
         split_shots: split jobs of at least this many shots over the workers (0: never).
         security: a ``distributed.security.Security`` (TLS) for the cluster's wire.
         connect_s: how long to try the scheduler at the start.
-        gate, pause_gate: the test hooks of the workers' job pools (FIFO paths).
+        job_pool: makes each Dask worker's job pool in place of a
+            :class:`~qmk.kernel.pool.WorkerPool`, called with the same arguments (a
+            subclass): it travels to the workers with each job and names their pool, so
+            it must be importable there and compare equal by value (a class, a frozen
+            dataclass). None: a ``WorkerPool``.
         loop: a running asyncio event loop to drive the pool from (the kernel's: no
             thread between the kernel and the cluster; make the pool off that loop's
             thread, e.g. with :meth:`start`). None: a thread of the pool's own runs
@@ -203,8 +190,7 @@ class DaskPool(Executor):
         split_shots: int = SPLIT_SHOTS,
         security: Any = None,
         connect_s: float = 10.0,
-        gate: str | os.PathLike[str] | None = None,
-        pause_gate: str | os.PathLike[str] | None = None,
+        job_pool: Callable[..., Executor] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         import dask
@@ -223,8 +209,7 @@ class DaskPool(Executor):
             "memory_mb": memory_mb,
             "cpu_s": cpu_s,
             "file_mb": file_mb,
-            "gate": None if gate is None else os.fspath(gate),
-            "pause_gate": None if pause_gate is None else os.fspath(pause_gate),
+            "job_pool": job_pool,
             "checkpoints": True,
         }
         self._lock = threading.Lock()
@@ -372,17 +357,17 @@ class DaskPool(Executor):
 
     def job_pids(self, address: str | None = None) -> list[int]:
         """The pids of the job processes on every worker (or on ``address``'s)."""
-        from qmk.kernel.dask_worker import _job_pids
+        from qmk.kernel.dask_worker import job_pids
 
         workers = None if address is None else [address]
-        found = self._call(lambda: self.client.run(_job_pids, workers=workers))
+        found = self._call(lambda: self.client.run(job_pids, workers=workers))
         return [pid for pids in found.values() for pid in pids]
 
     def holding(self) -> dict[str, tuple[int, int]]:
         """Each Dask worker's address: its pid and how many jobs it runs (tests)."""
-        from qmk.kernel.dask_worker import _holding
+        from qmk.kernel.dask_worker import holding
 
-        return {k: tuple(v) for k, v in self._call(lambda: self.client.run(_holding)).items()}
+        return {k: tuple(v) for k, v in self._call(lambda: self.client.run(holding)).items()}
 
     def events(self) -> list[Any]:
         """The notes the scheduler's event log holds now (tests)."""
@@ -445,17 +430,18 @@ class DaskPool(Executor):
         if error is not None and not isinstance(error, _PutFailed):  # that one is handled
             _log.error("the Dask pool failed", exc_info=error)
 
-    def _parts_of(self, spec: Any) -> int:
-        """How many parts ``spec`` goes out as (0: whole)."""
+    def _parts_of(self, attempt: Any) -> int:
+        """How many parts ``attempt`` goes out as (0: whole): a QVM job's attempt of
+        ``split_shots`` or more that resumes from no state."""
         if (
             not self.split_shots
-            or not isinstance(spec, Mapping)
-            or "graph" not in spec
-            or spec.get("resume")
-            or int(spec.get("shots") or 0) < self.split_shots
+            or not isinstance(attempt, Attempt)
+            or attempt.device
+            or attempt.resume
+            or attempt.request.shots < self.split_shots
         ):
             return 0
-        parts = min(self.max_workers, int(spec["shots"]) // self.split_shots)
+        parts = min(self.max_workers, attempt.request.shots // self.split_shots)
         return parts if parts > 1 else 0
 
     async def _open(self) -> int:
@@ -630,8 +616,8 @@ class DaskPool(Executor):
         """Send the attempt to a worker and take its outcome; start it again elsewhere if
         the worker is lost on the way."""
         resume = None
-        if launch.part is None and isinstance(job.spec, Mapping):
-            path = job.latest or job.spec.get("resume")
+        if launch.part is None and isinstance(job.spec, Attempt):
+            path = job.latest or job.spec.resume
             if path:
                 resume = await asyncio.to_thread(_read, str(path))
         worker = await self._pick(job, launch)
@@ -858,9 +844,9 @@ class DaskPool(Executor):
     async def _note(self, message: Mapping[str, Any]) -> None:
         self._notes += 1
         if self._notes % self.notes_kept == 0:  # the scheduler keeps the events it passed on
-            from qmk.kernel.dask_worker import _truncate_notes
+            from qmk.kernel.dask_worker import truncate_notes
 
-            await _quietly(self.client.run_on_scheduler(_truncate_notes))  # in order
+            await _quietly(self.client.run_on_scheduler(truncate_notes))  # in order
         token = str(message.get("token"))
         found = self._by_token.get(token)
         if found is None:
@@ -868,7 +854,7 @@ class DaskPool(Executor):
         job, launch = found
         note = dict(message.get("note") or {})
         data = message.get("data")
-        target = job.spec.get("checkpoint_dir") if isinstance(job.spec, Mapping) else None
+        target = job.spec.checkpoint_dir if isinstance(job.spec, Attempt) else None
         if data is not None and target is not None and note.get("path"):
             path = Path(str(target)) / Path(str(note["path"])).name
             await asyncio.to_thread(_write, path, data)
@@ -1000,98 +986,6 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def parse_dask(text: str) -> tuple[str, int | None]:
-    """``--dask``'s value: ``("local", N)`` for ``local:N``, else ``(address, None)``.
-
-    >>> parse_dask("local:2"), parse_dask("tcp://10.0.0.5:8786")
-    (('local', 2), ('tcp://10.0.0.5:8786', None))
-
-    Raises:
-        ConfigError: neither ``local:N`` (N >= 1) nor a ``scheme://host:port`` address.
-    """
-    if text.startswith("local:"):
-        count = text.partition(":")[2]
-        if count.isdigit() and int(count) >= 1:
-            return "local", int(count)
-    elif "://" in text and text.rpartition(":")[2].isdigit():
-        return text, None
-    raise ConfigError(
-        f"--dask takes local:N or a scheduler address such as tcp://host:8786, not {text!r}",
-        key="dask",
-    )
-
-
-#: The ``qmk serve`` options of TLS to the scheduler, in the order of :func:`check_tls`.
-TLS_OPTIONS = ("--dask-tls-ca", "--dask-tls-cert", "--dask-tls-key")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TlsFiles:
-    """The kernel's side of TLS to the scheduler: the CA that signed the cluster's
-    certificates, and the kernel's own certificate and key (PEM files)."""
-
-    ca: str
-    cert: str
-    key: str
-
-    def security(self) -> Any:
-        """Dask's ``Security`` for these files, encryption required."""
-        from distributed.security import Security
-
-        return Security(
-            tls_ca_file=self.ca,
-            tls_client_cert=self.cert,
-            tls_client_key=self.key,
-            require_encryption=True,
-        )
-
-
-def check_tls(
-    text: str | None, ca: str | None, cert: str | None, key: str | None
-) -> TlsFiles | None:
-    """``qmk serve``'s TLS options for ``--dask text``, checked before anything starts:
-    None when none is given (Dask's own configuration applies, docs/scale-out.md).
-
-    Raises:
-        ConfigError: some of the three but not all; any of them without a ``tls://``
-            scheduler address; a file that is missing, or that Dask cannot load as a
-            CA, a certificate or the certificate's key (the message has its reason).
-    """
-    given = (ca, cert, key)
-    if all(value is None for value in given):
-        return None
-    if any(value is None for value in given):
-        missing = [name for name, value in zip(TLS_OPTIONS, given, strict=True) if value is None]
-        raise ConfigError(
-            f"{', '.join(TLS_OPTIONS)} go together: {', '.join(missing)} is missing",
-            key="dask_tls",
-        )
-    if text is None or not text.startswith("tls://"):
-        raise ConfigError(
-            f"{', '.join(TLS_OPTIONS)} need a tls:// scheduler address "
-            f"(--dask tls://HOST:PORT), not {text!r}",
-            key="dask_tls",
-        )
-    assert ca is not None and cert is not None and key is not None
-    for option, path in zip(TLS_OPTIONS, given, strict=True):
-        if not os.path.isfile(str(path)):
-            raise ConfigError(f"{option}: no such file: {path}", key="dask_tls")
-    files = TlsFiles(ca=ca, cert=cert, key=key)
-    try:
-        security = files.security()
-    except ImportError:  # no dask extra: the pool's start says so, in one line
-        return files
-    try:  # as Dask will load them when it connects: the CA, the certificate and its key
-        security.get_connection_args("client")
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        named = ", ".join(f"{o} {p}" for o, p in zip(TLS_OPTIONS, given, strict=True))
-        raise ConfigError(
-            f"{named}: Dask cannot load them as a CA, a certificate and its key: {exc}",
-            key="dask_tls",
-        ) from None
-    return files
-
-
 def dask_pool(
     text: str,
     config: Any,
@@ -1101,12 +995,9 @@ def dask_pool(
     tls: TlsFiles | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> DaskPool:
-    """The kernel's pool for ``--dask text``: the kernel's worker limits, the tests'
-    gates from the environment (as :func:`qmk.kernel.workers.kernel_pool`), TLS to the
+    """The kernel's pool for ``--dask text``: the kernel's worker limits, TLS to the
     scheduler from ``tls`` (``--dask-tls-*``) or ``security``, driven by ``loop`` (the
     kernel's; call this off its thread) or by a thread of its own."""
-    from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV
-
     where, count = parse_dask(text)
     if tls is not None:
         security = tls.security()
@@ -1115,8 +1006,6 @@ def dask_pool(
         "memory_mb": config.worker_memory_mb,
         "cpu_s": config.worker_cpu_s,
         "file_mb": config.worker_file_mb,
-        "gate": os.environ.get(GATE_ENV) or None,
-        "pause_gate": os.environ.get(PAUSE_GATE_ENV) or None,
         "security": security,
         "loop": loop,
     }
@@ -1126,19 +1015,10 @@ def dask_pool(
 
 
 __all__ = [
-    "CLUSTER_CONFIG",
-    "HANDLERS",
     "MAX_RESTARTS",
-    "NOTES_TOPIC",
-    "PLUGIN",
     "SPLIT_SHOTS",
     "STASH_BYTES",
-    "TLS_OPTIONS",
     "DaskPool",
-    "Stash",
-    "TlsFiles",
-    "check_tls",
     "dask_pool",
     "local_cluster",
-    "parse_dask",
 ]

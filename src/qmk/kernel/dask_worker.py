@@ -15,13 +15,14 @@ its TLS), which the kernel calls straight, one round trip each, without the sche
   and fetched from there by the workers of its other parts, so it leaves the kernel once.
 
 A job does not run in the Dask worker's process: it goes to a
-:class:`~qmk.kernel.workers.WorkerPool` of the worker's own (one per set of kernel
-limits, as many processes as the worker has threads), whose confined children hold the
-kernel's memory and CPU caps and can be killed for real. The pool is made at the
-worker's first job and kept: its processes are started once.
+:class:`~qmk.kernel.pool.WorkerPool` of the worker's own (one per set of kernel
+limits, as many processes as the worker has threads; or what the kernel's ``job_pool``
+makes), whose confined children hold the kernel's memory and CPU caps and can be killed
+for real. The pool is made at the worker's first job and kept: its processes are started
+once.
 
 Checkpoint notes (a job saved its state) go to the kernel as Dask events on
-:data:`~qmk.kernel.dask_pool.NOTES_TOPIC`, with the state's bytes; the outcome says how
+:data:`~qmk.kernel.dask_protocol.NOTES_TOPIC`, with the state's bytes; the outcome says how
 many notes the job sent, so the kernel takes the notes before the outcome.
 """
 
@@ -43,9 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
+from msgspec.structs import replace
 
-from qmk.kernel.dask_pool import HANDLERS, NOTES_TOPIC, PLUGIN, Stash
-from qmk.kernel.workers import TaskError
+from qmk.kernel.attempt import Attempt
+from qmk.kernel.dask_protocol import HANDLERS, NOTES_TOPIC, PLUGIN, Stash
+from qmk.kernel.datafiles import STATE_SUFFIX
+from qmk.kernel.pool import TaskError
 
 #: What a daemonic Dask worker answers (it may start no job processes).
 DAEMONIC = (
@@ -89,8 +93,9 @@ def _host(options: Mapping[str, Any], threads: int, loop: asyncio.AbstractEventL
     """This process's job pool for ``options``, driven by ``loop`` (the worker's; call
     this on its thread): made at its first job, after :func:`_warm_forkserver`; a pool
     of other limits that runs nothing is retired."""
+    from qmk.kernel.pool import WorkerPool
     from qmk.kernel.sandbox import Isolation
-    from qmk.kernel.workers import WorkerPool
+    from qmk.kernel.workers import DEFAULT_PRELOAD
 
     key = _key(options)
     with _HOSTS_LOCK:
@@ -102,16 +107,16 @@ def _host(options: Mapping[str, Any], threads: int, loop: asyncio.AbstractEventL
                 old.pool.shutdown(False, cancel_futures=True)
                 del _HOSTS[old_key]
         root = tempfile.mkdtemp(prefix="qmk-dask-")
-        pool = WorkerPool(
+        make = options.get("job_pool") or WorkerPool  # the kernel's DaskPool(job_pool=)
+        pool = make(
             max(threads, 1),
             memory_mb=options.get("memory_mb"),
+            preload=DEFAULT_PRELOAD,
             isolation=Isolation(
                 cpu_s=options.get("cpu_s"),
                 file_mb=options.get("file_mb") or options.get("memory_mb"),
                 writable=(root,),
             ),
-            gate=_fifo(options.get("gate")),
-            pause_gate=_fifo(options.get("pause_gate")),
             loop=loop,
         )
         host = _HOSTS[key] = _Host(pool=pool, root=root)
@@ -140,11 +145,6 @@ def _trim(table: OrderedDict[str, Any], kept: int) -> None:
 def _died(message: str) -> tuple[Any, ...]:
     """The outcome of a job that failed here for a reason not its own."""
     return ("error", "died", message, {}, 0)
-
-
-def _fifo(path: str | None) -> str | None:
-    """A test gate's path, or None once it is gone (the test opened it for good)."""
-    return path if path is not None and os.path.exists(path) else None
 
 
 def _retire_hosts() -> None:
@@ -353,34 +353,36 @@ class JobService:
 def _place(
     host: _Host,
     token: str,
-    spec: Any,
+    attempt: Any,
     part: list[int] | None,
     resume: bytes | None,
     options: Mapping[str, Any],
 ) -> tuple[Any, str | None]:
-    """The job's spec as it runs here: its part, its checkpoints in a folder of this
+    """The job's attempt as it runs here: its part, its checkpoints in a folder of this
     worker (the kernel takes them from the notes; the job makes the folder when it
     saves), the state it resumes from written there; and that folder (None: none)."""
-    if not isinstance(spec, Mapping):
-        return spec, None
-    local = dict(spec)
+    if not isinstance(attempt, Attempt):
+        return attempt, None
     folder = None
+    request = attempt.request
     if part is not None:
-        local["part"] = part
-    job_dir = local.get("checkpoint_dir")
+        request = replace(request, part=(int(part[0]), int(part[1])))
+    job_dir = attempt.checkpoint_dir
     if job_dir is not None and options.get("checkpoints"):
         folder = os.path.join(host.root, f"{token}-{Path(job_dir).name}")
-        local["checkpoint_dir"] = folder
-    else:
-        local["checkpoint_dir"] = None
-    local["resume"] = None
+    path = None
     if resume is not None:
         folder = folder or os.path.join(host.root, token)
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, "resume.qmkstate")
+        path = os.path.join(folder, f"resume{STATE_SUFFIX}")
         Path(path).write_bytes(resume)
-        local["resume"] = path
-    return local, folder
+    placed = replace(
+        attempt,
+        request=request,
+        checkpoint_dir=folder if job_dir is not None and options.get("checkpoints") else None,
+        resume=path,
+    )
+    return placed, folder
 
 
 class JobsPlugin(WorkerPlugin):
@@ -405,7 +407,7 @@ class JobsPlugin(WorkerPlugin):
 # --------------------------------------------------------------------------- Client.run
 
 
-def _truncate_notes(dask_scheduler: Any) -> None:
+def truncate_notes(dask_scheduler: Any) -> None:
     """On the scheduler: forget the notes it passed on (its event log keeps the last
     100,000 events of a topic, checkpoint states included)."""
     broker = getattr(dask_scheduler, "_broker", None)
@@ -413,14 +415,14 @@ def _truncate_notes(dask_scheduler: Any) -> None:
         broker.truncate(NOTES_TOPIC)
 
 
-def _job_pids() -> list[int]:
+def job_pids() -> list[int]:
     """On every worker: the pids of its job processes (tests kill them)."""
     return [pid for host in _HOSTS.values() for pid in host.pool.pids]
 
 
-def _holding() -> tuple[int, int]:
+def holding() -> tuple[int, int]:
     """On every worker: its pid, and how many jobs it runs now."""
     return os.getpid(), sum(len(host.running) for host in _HOSTS.values())
 
 
-__all__ = ["DAEMONIC", "JobService", "JobsPlugin"]
+__all__ = ["DAEMONIC", "JobService", "JobsPlugin", "holding", "job_pids", "truncate_notes"]

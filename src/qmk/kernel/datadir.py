@@ -31,13 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.audit import AUDIT_FILE, db_head
+from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, LOCK_FILE, SECRET_FILE
 from qmk.kernel.errors import DataDirError
-from qmk.kernel.sessions import SECRET_FILE
-from qmk.kernel.store import DB_FILE
-
-#: The lock file in the data directory.
-LOCK_FILE = "kernel.lock"
+from qmk.kernel.store import committed_audit_head
 
 
 @dataclass(slots=True, kw_only=True)
@@ -94,7 +90,7 @@ def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> Dat
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     opened = DataDir(path=root, lock_fd=fd)
     try:
-        head = db_head(root)
+        head = committed_audit_head(root)
         opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
         problems = check(root, head)
     except BaseException:
@@ -111,7 +107,7 @@ def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> Dat
 
 def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
     """The problems of the data directory ``root`` (empty: none); ``head`` is the chain
-    head its database committed (:func:`qmk.kernel.audit.db_head`)."""
+    head its database committed (:func:`qmk.kernel.store.committed_audit_head`)."""
     problems: list[str] = []
     db, audit, secret = (root / DB_FILE), (root / AUDIT_FILE), (root / SECRET_FILE)
     has_lines = audit.exists() and audit.stat().st_size > 0
@@ -200,7 +196,6 @@ def _check_chain(audit: Path, head: tuple[int, str, int | None]) -> list[str]:
 
 
 __all__ = [
-    "LOCK_FILE",
     "DataDir",
     "DataDirError",
     "check",

@@ -30,14 +30,16 @@ once, which applies the policies in this order:
    into the program as ``APPLY_RZ(theta=0)`` nodes (one logical cycle each, the identity),
    so the logical model charges them the noise of one cycle each.
 
-Changes to the program are a :class:`Rewrite` (plain JSON), applied to the submitted
-graph text; the attestation records it, so ``qmk audit replay`` applies it again.
+Changes to the program are a :class:`~qmk.execution.request.Rewrite` in the job's run
+request, which the worker applies to the submitted graph text; the attestation records
+the request, so ``qmk audit replay`` applies it again.
 
 **A resumed attempt keeps its checkpoint's physics.** The logical-error patterns of a
 whole run are drawn when it starts, from the physics it starts with, so an execution
 state only continues under that physics. A checkpoint records it (:func:`physics_of`:
-the qubit, profile, noise model, calibration and rewrite of the attempt that saved it),
-and an attempt that resumes from it runs with it again (:func:`resumed`). When the
+the qubit, profile, noise model, calibration and rewrite of the attempt that saved it:
+:meth:`~qmk.execution.request.RunRequest.physics`), and an attempt that resumes from it
+runs with it again (:func:`resumed`). When the
 policies' answer at the new epoch differs, telemetry and the audit log say
 ``keep-physics`` and which parts differ; the policies apply again when the job starts
 from its beginning.
@@ -47,24 +49,26 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
+
+from msgspec.structs import replace
 
 from qmk.devices.logical import LogicalMachine
 from qmk.devices.purification import purify
 from qmk.errors import QMKError
+from qmk.execution.request import PHYSICS_FIELDS, Rewrite, RunRequest
+from qmk.execution.request import canonical_profile as canonical
 from qmk.kernel.config import KernelConfig
-from qmk.kernel.errors import JobError
+from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.programs import verified
 from qmk.qec.errors import QECError
 from qmk.qec.logical import op_cycles
 from qmk.qvm.ops import OPS, Exec
 from qmk.qvm.profiles import parse_profile
 
-#: The op that stands for one idle logical cycle in a throttled program (the identity).
-IDLE_OP = "APPLY_RZ"
 _MEASURES = frozenset(
     name for name, spec in OPS.items() if spec.kind in (Exec.MEASURE, Exec.MEASURE_ANGLE, Exec.BELL)
 )
@@ -84,102 +88,8 @@ def device_for(config: KernelConfig) -> LogicalMachine:
     )
 
 
-def canonical(profile: str) -> str:
-    parsed = parse_profile(profile)
-    return f"logical:{parsed.family}(d={parsed.distance})"
-
-
 def _with_distance(profile: str, distance: int) -> str:
     return f"logical:{parse_profile(profile).family}(d={distance})"
-
-
-# --------------------------------------------------------------------------- rewrites
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rewrite:
-    """What the kernel changed in a job's program; empty when nothing.
-
-    Attributes:
-        profiles: canonical profile -> the one ALLOC_LQ nodes naming it run with.
-        channels: OPEN_CHAN node id -> the Werner fidelity its Bell pair is delivered at.
-        idle: measurement node id -> idle logical cycles added after it (per qubit).
-        fences: the ids of the nodes a ``FENCE_EPOCH`` is added after.
-    """
-
-    profiles: Mapping[str, str] = field(default_factory=dict)
-    channels: Mapping[str, float] = field(default_factory=dict)
-    idle: Mapping[str, int] = field(default_factory=dict)
-    fences: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in ("profiles", "channels", "idle"):
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
-        object.__setattr__(self, "fences", tuple(self.fences))
-
-    def __bool__(self) -> bool:
-        return bool(self.profiles or self.channels or self.idle or self.fences)
-
-    def apply(self, text: str) -> str:
-        """The QVM JSON ``text`` with these changes (the same text when there are none)."""
-        if not self:
-            return text
-        graph = json.loads(text)
-        nodes = graph["program"]["nodes"]
-        ids = {node["id"] for node in nodes}
-        out: list[dict[str, Any]] = []
-        fences = set(self.fences)
-        for node in nodes:
-            op, args = node["op"], node.get("args") or {}
-            if op == "ALLOC_LQ" and args.get("profile"):
-                raised = self.profiles.get(canonical(args["profile"]))
-                if raised is not None:
-                    node = {**node, "args": {**args, "profile": raised}}
-            elif op == "OPEN_CHAN" and node["id"] in self.channels:
-                opts = {**(args.get("opts") or {}), "fidelity": self.channels[node["id"]]}
-                node = {**node, "args": {**args, "opts": opts}}
-            out.append(node)
-            for i in range(self.idle.get(node["id"], 0)):
-                for q in node.get("vqs", ()):
-                    out.append(_idle_node(node, q, i, ids))
-            if node["id"] in fences:
-                out.append({"id": _fresh(f"{node['id']}__fence", ids), "op": "FENCE_EPOCH"})
-        graph["program"]["nodes"] = out
-        return json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "profiles": dict(self.profiles),
-            "channels": dict(self.channels),
-            "idle": dict(self.idle),
-            "fences": list(self.fences),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> Rewrite:
-        data = data or {}
-        return cls(
-            profiles=data.get("profiles", {}),
-            channels=data.get("channels", {}),
-            idle=data.get("idle", {}),
-            fences=tuple(data.get("fences", ())),
-        )
-
-
-def _fresh(node_id: str, ids: set[str]) -> str:
-    """``node_id``, made unique among ``ids`` (and added to them)."""
-    while node_id in ids:
-        node_id += "_"
-    ids.add(node_id)
-    return node_id
-
-
-def _idle_node(after: Mapping[str, Any], qubit: str, index: int, ids: set[str]) -> dict[str, Any]:
-    node_id = _fresh(f"{after['id']}__idle{index}_{qubit}", ids)
-    node: dict[str, Any] = {"id": node_id, "op": IDLE_OP, "args": {"theta": 0.0}, "vqs": [qubit]}
-    if after.get("guard") is not None:  # idle only when the measurement ran
-        node["guard"] = after["guard"]
-    return node
 
 
 # --------------------------------------------------------------------------- placement
@@ -253,80 +163,56 @@ class Adjusted:
 
 
 def adjust(
-    spec: Mapping[str, Any], job: Any, device: LogicalMachine, epoch: int, *, room: int
-) -> tuple[dict[str, Any], Adjusted]:
-    """The worker spec of ``job`` on ``device`` at ``epoch``, and what was done (see the
-    module docstring); ``room`` is the most physical qubits the job may use on its module.
+    request: RunRequest, job: Any, device: LogicalMachine, epoch: int, *, room: int
+) -> tuple[RunRequest, Adjusted]:
+    """The run request of ``job`` on ``device`` at ``epoch`` (a changed copy of
+    ``request``), and what was done (see the module docstring); ``room`` is the most
+    physical qubits the job may use on its module.
 
     Raises:
         QMKError: ``QK304 link-degraded``, or the QEC layer's refusal of the drifted rates
             (e.g. ``QC106 above-threshold``); the job FAILs with it.
     """
-    from qmk.kernel.programs import verified
-
-    spec = dict(spec)
-    if job.policy.qubit is None:
-        spec["qubit"] = device.qubit
-    spec["calibration"] = None if device.calibration is None else device.calibration.to_json()
-    spec["noise_model"] = device.noise_model_at(epoch)
+    request = replace(
+        request,
+        qubit=device.qubit if job.policy.qubit is None else request.qubit,
+        calibration=device.calibration,
+        noise_model=device.noise_model_at(epoch),
+    )
     program = verified(job.graph)
     actions: list[dict[str, Any]] = []
     profiles: dict[str, str] = {}
     channels: dict[str, float] = {}
     idle: dict[str, int] = {}
     faults = device.faults
-    used = _profiles_of(program, spec["profile"])
-    noise_on = bool(spec["noise"])
+    used = _profiles_of(program, request.profile)
     fences: tuple[str, ...] = ()
-    if noise_on and faults.drift_factor(epoch) != 1.0:
-        profiles = _drift(actions, device, epoch, used, job, spec, room)
-        spec["profile"] = profiles.get(canonical(spec["profile"]), spec["profile"])
+    if request.noise and faults.drift_factor(epoch) != 1.0:
+        profiles = _drift(actions, device, epoch, used, job, request, room)
+        request = replace(
+            request, profile=profiles.get(canonical(request.profile), request.profile)
+        )
         if faults.drift_fence_cycles:
             fences = _tighten(actions, program, epoch, faults.drift_fence_cycles)
-            spec["checkpoint_every_ops"] = faults.drift_fence_cycles
+            request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
     _link(actions, channels, idle, program, faults, epoch, job.shots)
     rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
-    physical, load, plan = job.physical_qubits, 0.0, None
+    physical, load = job.physical_qubits, 0.0
     if profiles or faults.decoder_capacity is not None:
-        plan, load = _plan(rewrite.apply(job.graph), spec)
+        plan, load = _plan(rewrite.apply(job.graph), request)
         physical = plan.peak_physical_qubits
     capacity = faults.decoder_capacity
     if capacity is not None and load > capacity:
-        stretch = load / capacity
-        added = throttled = 0
-        for node in program.graph.nodes:
-            if node.op in _MEASURES:
-                cycles = op_cycles(node.op)
-                extra = math.ceil(cycles * stretch - 1e-9) - int(cycles)
-                if extra > 0:
-                    idle[node.id] = extra
-                    added += extra * len(node.vqs)
-                    throttled += 1
-        actions.append(
-            {
-                "epoch": epoch,
-                "kind": "decoder",
-                "action": "throttle",
-                "decoder_bits_per_second": load,
-                "capacity_bits_per_second": capacity,
-                "stretch": stretch,
-                "measurements": throttled,
-                "idle_cycles_added": added,
-            }
-        )
+        actions.append(_throttle(program, idle, epoch, load, capacity))
         rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
-    if rewrite:
-        spec["graph"] = rewrite.apply(job.graph)
-        spec["rewrite"] = rewrite.to_json()
-    rates = {p: device_model(device, p, epoch, spec).logical_error_per_cycle for p in used}
-    if profiles:
-        rates = {
-            profiles.get(p, p): device_model(
-                device, profiles.get(p, p), epoch, spec
-            ).logical_error_per_cycle
-            for p in used
-        }
-    return spec, Adjusted(
+    request = replace(request, rewrite=rewrite if rewrite else None)
+    rates = {
+        profiles.get(p, p): device_model(
+            device, profiles.get(p, p), epoch, request
+        ).logical_error_per_cycle
+        for p in used
+    }
+    return request, Adjusted(
         actions=tuple(actions),
         rewrite=rewrite,
         physical_qubits=physical,
@@ -335,42 +221,61 @@ def adjust(
     )
 
 
-#: The keys of a worker spec that decide a run's physics (what a checkpoint keeps).
-PHYSICS_KEYS = ("qubit", "profile", "noise_model", "calibration", "rewrite")
-
-
-def physics_of(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The physics of the attempt ``spec`` starts (plain JSON), for its checkpoints."""
-    return {key: spec.get(key) for key in PHYSICS_KEYS}
+def _throttle(
+    program: Any, idle: dict[str, int], epoch: int, load: float, capacity: float
+) -> dict[str, Any]:
+    """Stretch each measurement's logical time by ``load / capacity`` (idle cycles added
+    after it, into ``idle``); the decoder policy's action."""
+    stretch = load / capacity
+    added = throttled = 0
+    for node in program.graph.nodes:
+        if node.op in _MEASURES:
+            cycles = op_cycles(node.op)
+            extra = math.ceil(cycles * stretch - 1e-9) - int(cycles)
+            if extra > 0:
+                idle[node.id] = extra
+                added += extra * len(node.vqs)
+                throttled += 1
+    return {
+        "epoch": epoch,
+        "kind": "decoder",
+        "action": "throttle",
+        "decoder_bits_per_second": load,
+        "capacity_bits_per_second": capacity,
+        "stretch": stretch,
+        "measurements": throttled,
+        "idle_cycles_added": added,
+    }
 
 
 def resumed(
-    spec: Mapping[str, Any],
+    request: RunRequest,
     job: Any,
     device: LogicalMachine,
     epoch: int,
     *,
     room: int,
     checkpoint: Mapping[str, Any],
-) -> tuple[dict[str, Any], Adjusted]:
-    """The worker spec of ``job`` resuming from ``checkpoint`` (a store row with the
-    ``physics`` it was saved under, :func:`physics_of`): :func:`adjust`'s answer when it
-    gives that physics again, else that physics kept (a ``keep-physics`` action)."""
+) -> tuple[RunRequest, Adjusted]:
+    """The run request of ``job`` resuming from ``checkpoint`` (a store row with the
+    ``physics`` it was saved under, :meth:`~qmk.execution.request.RunRequest.physics`):
+    :func:`adjust`'s answer when it gives that physics again, else that physics kept (a
+    ``keep-physics`` action)."""
     physics = checkpoint["physics"]
     try:
-        now, adjusted = adjust(spec, job, device, epoch, room=room)
+        now, adjusted = adjust(request, job, device, epoch, room=room)
     except QMKError as exc:  # e.g. the link no longer delivers: the saved run goes on
         differs = [f"refused ({exc.code})"]
     else:
-        found = json.loads(json.dumps(physics_of(now), sort_keys=True))
+        found = json.loads(json.dumps(now.physics(), sort_keys=True))
         if found == physics:
             return now, adjusted
-        differs = [key for key in PHYSICS_KEYS if found.get(key) != physics.get(key)]
-    return _keep(spec, physics, job, device, epoch, checkpoint=checkpoint, differs=differs)
+        differs = [key for key in PHYSICS_FIELDS if found.get(key) != physics.get(key)]
+    return _keep(request, physics, job, device, epoch, checkpoint=checkpoint, differs=differs)
 
 
 def _keep(
-    spec: Mapping[str, Any],
+    request: RunRequest,
     physics: Mapping[str, Any],
     job: Any,
     device: LogicalMachine,
@@ -378,23 +283,19 @@ def _keep(
     *,
     checkpoint: Mapping[str, Any],
     differs: list[str],
-) -> tuple[dict[str, Any], Adjusted]:
-    spec = {**spec, **{key: physics.get(key) for key in PHYSICS_KEYS}}
+) -> tuple[RunRequest, Adjusted]:
+    request = request.with_physics(physics)
     faults = device.faults
-    if spec["noise"] and faults.drift_factor(epoch) != 1.0 and faults.drift_fence_cycles:
-        spec["checkpoint_every_ops"] = faults.drift_fence_cycles  # the policy's saves go on
-    rewrite = Rewrite.from_json(physics.get("rewrite"))
-    spec.pop("rewrite", None)
-    if rewrite:
-        spec["graph"] = rewrite.apply(job.graph)
-        spec["rewrite"] = rewrite.to_json()
+    if request.noise and faults.drift_factor(epoch) != 1.0 and faults.drift_fence_cycles:
+        # the policy's saves go on
+        request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
+    rewrite = request.rewrite or Rewrite()
+    text = rewrite.apply(job.graph)
     physical, load = job.physical_qubits, 0.0
     if rewrite.profiles or device.faults.decoder_capacity is not None:
-        plan, load = _plan(spec["graph"], spec)
+        plan, load = _plan(text, request)
         physical = plan.peak_physical_qubits
-    from qmk.kernel.programs import verified
-
-    used = _profiles_of(verified(spec["graph"]), spec["profile"])
+    used = _profiles_of(verified(text), request.profile)
     action = {
         "epoch": epoch,
         "kind": "resume",
@@ -402,11 +303,11 @@ def _keep(
         "checkpoint_id": checkpoint.get("checkpoint_id"),
         "program_epoch": checkpoint.get("program_epoch"),
         "differs_now": differs,
-        "noise_model": spec.get("noise_model"),
+        "noise_model": request.noise_model,
         "profiles": list(used),
     }
-    rates = {p: device_model(device, p, epoch, spec).logical_error_per_cycle for p in used}
-    return spec, Adjusted(
+    rates = {p: device_model(device, p, epoch, request).logical_error_per_cycle for p in used}
+    return request, Adjusted(
         actions=(action,),
         rewrite=rewrite,
         physical_qubits=physical,
@@ -415,19 +316,15 @@ def _keep(
     )
 
 
-def device_model(device: LogicalMachine, profile: str, epoch: int, spec: Mapping[str, Any]) -> Any:
-    """The logical model ``profile`` runs with in ``spec`` (its qubit, its noise model when
-    noise is on, drifted at ``epoch`` already, and its calibration, else the device's)."""
-    from qmk.qec.logical import Calibration, logical_model
+def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunRequest) -> Any:
+    """The logical model ``profile`` runs with under ``request`` (its qubit, its noise
+    model when noise is on, drifted at ``epoch`` already, and its calibration)."""
+    from qmk.qec.logical import logical_model
     from qmk.qec.noise import parse_noise_model
 
-    text = spec.get("noise_model") if spec["noise"] else None
+    text = request.noise_model if request.noise else None
     noise = None if text is None else parse_noise_model(text)
-    calibration = device.calibration
-    if "calibration" in spec:
-        saved = spec["calibration"]
-        calibration = None if saved is None else Calibration.from_json(saved)
-    return logical_model(profile, spec["qubit"], noise=noise, calibration=calibration)
+    return logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
 
 
 def _profiles_of(program: Any, default: str) -> tuple[str, ...]:
@@ -445,23 +342,23 @@ def _drift(
     epoch: int,
     used: tuple[str, ...],
     job: Any,
-    spec: Mapping[str, Any],
+    request: RunRequest,
     room: int,
 ) -> dict[str, str]:
     """Raise each profile's distance until the drifted P_L is back within the undrifted."""
     factor = device.faults.drift_factor(epoch)
-    undrifted = {**spec, "noise_model": device.noise_model}
+    undrifted = replace(request, noise_model=device.noise_model)
     raised: dict[str, str] = {}
     steps: dict[str, tuple[float, float, float, bool]] = {}
     for profile in used:
         target = device_model(device, profile, epoch, undrifted).logical_error_per_cycle
-        drifted = device_model(device, profile, epoch, spec).logical_error_per_cycle
+        drifted = device_model(device, profile, epoch, request).logical_error_per_cycle
         base = parse_profile(profile).distance
         distance, rate = base, drifted
         while rate > target and distance + 2 <= base + device.faults.distance_budget:
             candidate = _with_distance(profile, distance + 2)
             try:
-                rate = device_model(device, candidate, epoch, spec).logical_error_per_cycle
+                rate = device_model(device, candidate, epoch, request).logical_error_per_cycle
             except QECError:  # beyond the scheme's largest distance: the budget ends here
                 break
             distance += 2
@@ -469,7 +366,7 @@ def _drift(
             raised[profile] = _with_distance(profile, distance)
         steps[profile] = (target, drifted, rate, rate <= target)
     # the raised distances must fit the job's module: give back steps until they do
-    while raised and _physical(job, raised, spec) > room:
+    while raised and _physical(job, raised, request) > room:
         for profile in list(raised):
             distance = parse_profile(raised[profile]).distance - 2
             if distance <= parse_profile(profile).distance:
@@ -478,7 +375,7 @@ def _drift(
                 raised[profile] = _with_distance(profile, distance)
         for profile in used:
             now = raised.get(profile, profile)
-            rate = device_model(device, now, epoch, spec).logical_error_per_cycle
+            rate = device_model(device, now, epoch, request).logical_error_per_cycle
             target, drifted, _, _ = steps[profile]
             steps[profile] = (target, drifted, rate, rate <= target)
     for profile in used:
@@ -538,22 +435,23 @@ def _tighten(
     return tuple(after)
 
 
-def _physical(job: Any, raised: Mapping[str, str], spec: Mapping[str, Any]) -> int:
-    adjusted = {**spec, "profile": raised.get(canonical(spec["profile"]), spec["profile"])}
-    plan, _ = _plan(Rewrite(profiles=raised).apply(job.graph), adjusted)
+def _physical(job: Any, raised: Mapping[str, str], request: RunRequest) -> int:
+    profile = raised.get(canonical(request.profile), request.profile)
+    plan, _ = _plan(
+        Rewrite(profiles=dict(raised)).apply(job.graph), replace(request, profile=profile)
+    )
     return int(plan.peak_physical_qubits)
 
 
-def _plan(text: str, spec: Mapping[str, Any]) -> tuple[Any, float]:
-    """The plan of ``text`` with ``spec``'s qubit and default profile, and its decoder
+def _plan(text: str, request: RunRequest) -> tuple[Any, float]:
+    """The plan of ``text`` with ``request``'s qubit and default profile, and its decoder
     load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
     from qmk.execution.plan import build_plan, decoder_load
-    from qmk.kernel.programs import verified
 
     plan = build_plan(
-        verified(text), noise=False, qubit=spec["qubit"], default_profile=spec["profile"]
+        verified(text), noise=False, qubit=request.qubit, default_profile=request.profile
     )
-    return plan, decoder_load(plan, spec["qubit"], spec["profile"])[1]
+    return plan, decoder_load(plan, request.qubit, request.profile)[1]
 
 
 #: The logical cycles of a Bell pair made inside a module: H on one qubit, then CNOT.
@@ -620,16 +518,106 @@ def _link(
         )
 
 
+#: How many machine-wide fault events the kernel keeps for telemetry.
+FAULT_LOG_SIZE = 256
+#: How many jobs' fault records (placement, policies' actions) the kernel keeps.
+FAULT_RECORDS_SIZE = 4096
+
+
+class FaultPolicies:
+    """The kernel's fault handling: the device, where each running job is placed, the
+    policies applied at each start (:meth:`start`), and what they did.
+
+    ``records`` holds, per job, one record per start (or requeue): the epoch, attempt,
+    module, physical qubits, logical error per cycle, the policies' actions and the
+    rewrite (the newest :data:`FAULT_RECORDS_SIZE` jobs); ``log`` the machine-wide
+    events (a module marked down), the last :data:`FAULT_LOG_SIZE`. Every action is
+    audited.
+    """
+
+    def __init__(self, device: LogicalMachine, audit: Any) -> None:
+        self.device = device
+        self.placement = Placement(device)
+        self.audit = audit
+        self.records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
+
+    def start(
+        self,
+        job: Any,
+        request: RunRequest,
+        resume_from: Mapping[str, Any] | None,
+        epoch: int,
+    ) -> tuple[RunRequest, Adjusted]:
+        """``request`` of ``job`` (placed already) with the policies applied
+        (:func:`adjust`), or under the physics of the checkpoint it resumes from
+        (:func:`resumed`); the record kept and the actions audited.
+
+        Raises:
+            QMKError: a policy refused the job (recorded and audited as a refusal).
+        """
+        module = self.placement.module_of.get(job.job_id)
+        record: dict[str, Any] = {"epoch": epoch, "attempt": job.attempts, "module": module}
+        room = self.placement.room(job)
+        try:
+            if resume_from is not None and resume_from.get("physics") is not None:
+                request, adjusted = resumed(
+                    request, job, self.device, epoch, room=room, checkpoint=resume_from
+                )
+            else:
+                request, adjusted = adjust(request, job, self.device, epoch, room=room)
+        except QMKError as exc:
+            refusal = {"epoch": epoch, "kind": "refusal", "action": "fail"}
+            record["faults"] = [{**refusal, "error": error_json(exc)}]
+            self.record(job.job_id, record)
+            self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **record["faults"][0])
+            raise
+        if adjusted.physical_qubits != job.physical_qubits:  # a raised distance is bigger
+            self.placement.resize(job, adjusted.physical_qubits)
+        self.placement.load[job.job_id] = adjusted.decoder_load
+        record.update(
+            physical_qubits=adjusted.physical_qubits,
+            logical_error_per_cycle=dict(adjusted.logical_error_per_cycle),
+            faults=[dict(a) for a in adjusted.actions],
+            rewrite=adjusted.rewrite.to_json() if adjusted.rewrite else None,
+        )
+        self.record(job.job_id, record)
+        if len(self.device.capacities) > 1:
+            self.audit.append(
+                "device", action="place", job_id=job.job_id, module=module, epoch=epoch
+            )
+        for action in adjusted.actions:
+            self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **action)
+        return request, adjusted
+
+    def requeued(self, job: Any, module: int, epoch: int) -> None:
+        """Record and audit that ``job`` was stopped and queued again: ``module`` failed."""
+        action = {"epoch": epoch, "kind": "module-failure", "action": "requeue", "module": module}
+        record = {"epoch": epoch, "attempt": job.attempts, "module": module, "faults": [action]}
+        self.record(job.job_id, record)
+        self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **action)
+
+    def record(self, job_id: str, record: dict[str, Any]) -> None:
+        """Keep ``record`` of ``job_id`` (the records of the oldest jobs go beyond
+        :data:`FAULT_RECORDS_SIZE` jobs)."""
+        self.records.setdefault(job_id, []).append(record)
+        self.records.move_to_end(job_id)
+        if len(self.records) > FAULT_RECORDS_SIZE:
+            self.records.popitem(last=False)
+
+    def of(self, job: Any) -> list[dict[str, Any]]:
+        """What the fault policies did to ``job``, one record per start (or requeue)."""
+        return list(self.records.get(job.job_id, ()))
+
+
 __all__ = [
-    "IDLE_OP",
-    "PHYSICS_KEYS",
+    "FAULT_LOG_SIZE",
+    "FAULT_RECORDS_SIZE",
     "Adjusted",
+    "FaultPolicies",
     "Placement",
-    "Rewrite",
     "adjust",
-    "canonical",
     "device_for",
     "device_model",
-    "physics_of",
     "resumed",
 ]

@@ -64,11 +64,12 @@ from qmk.kernel.clock import Clock, SystemClock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.datadir import DataDir, open_data_dir
+from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.faults import device_for
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
 from qmk.kernel.supervisor import Supervisor
-from qmk.kernel.workers import CHECKPOINTS, kernel_pool
+from qmk.kernel.workers import PoolFactory, kernel_pool
 
 _log = logging.getLogger("qmk.kernel")
 
@@ -81,6 +82,11 @@ class Kernel:
     """A running kernel: sessions, jobs, channels, a scheduler and a worker pool.
 
     Build one with :meth:`open`; stop it with :meth:`close`.
+
+    Why one class: it is the syscall facade, one ``q_*`` method per row of the qSyscall
+    method table (mypy holds it to the table through :mod:`qmk.kernel._contract`), each
+    a session check and a hand-over to the admission or the supervisor; it is as long as
+    the table.
     """
 
     def __init__(self, config: KernelConfig, data_dir: Path, pool: Any, clock: Clock) -> None:
@@ -89,7 +95,17 @@ class Kernel:
         self.pool = pool
         self.clock = clock
         self.workers: int = getattr(pool, "max_workers", 1)
-        self.store = Store(data_dir, synchronous=config.synchronous)
+        machine = config.machine
+        self.store = Store(
+            data_dir,
+            synchronous=config.synchronous,
+            physics={
+                "qubit": machine.qubit,
+                "profile": machine.profile,
+                "noise_model": machine.noise_model,
+                "calibration": machine.calibration,
+            },
+        )
         self.secret = load_secret(data_dir)
         self.audit = AuditLog(data_dir, self.secret)
         self.sessions = Sessions(
@@ -142,6 +158,7 @@ class Kernel:
         *,
         workers: int = 2,
         pool: Any = None,
+        pool_factory: PoolFactory | None = None,
         clock: Clock | None = None,
         recover: bool = False,
     ) -> Kernel:
@@ -154,6 +171,11 @@ class Kernel:
             data_dir: the data directory (database, audit log, secret).
             workers: worker processes of the default pool.
             pool: an executor to use instead (``submit``/``shutdown``/``cancel``).
+            pool_factory: makes the default pool in place of
+                :func:`~qmk.kernel.workers.kernel_pool`, called as it is, on the
+                kernel's loop once the data directory is locked: e.g.
+                ``functools.partial(kernel_pool, pool_class=...)`` for a
+                :class:`~qmk.kernel.pool.WorkerPool` subclass. Unused with ``pool``.
             clock: the kernel's clock (default: the system's; tests pass a
                 :class:`~qmk.kernel.clock.ManualClock`).
             recover: start on a damaged directory, recording what was wrong.
@@ -164,7 +186,7 @@ class Kernel:
         loop = asyncio.get_running_loop()
         directory = open_data_dir(data_dir, recover=recover)
         try:
-            kernel = cls._start(config, Path(data_dir), workers, pool, clock)
+            kernel = cls._start(config, Path(data_dir), workers, pool, clock, pool_factory)
         except BaseException:
             directory.close()
             raise
@@ -182,12 +204,21 @@ class Kernel:
 
     @classmethod
     def _start(
-        cls, config: KernelConfig, data_dir: Path, workers: int, pool: Any, clock: Any
+        cls,
+        config: KernelConfig,
+        data_dir: Path,
+        workers: int,
+        pool: Any,
+        clock: Any,
+        pool_factory: PoolFactory | None = None,
     ) -> Kernel:
-        """The kernel on ``data_dir`` (locked and checked already), with its pool."""
+        """The kernel on ``data_dir`` (locked and checked already), with its pool (made
+        now by ``pool_factory``, by default :func:`~qmk.kernel.workers.kernel_pool`:
+        confined workers, unless ``pool`` is given)."""
         loop = asyncio.get_running_loop()
-        if pool is None:  # confined workers; the tests' hooks come from the environment
-            pool = kernel_pool(config, data_dir, workers=workers, loop=loop)
+        if pool is None:
+            make = pool_factory or kernel_pool
+            pool = make(config, data_dir, workers=workers, loop=loop)
         return cls(config, data_dir, pool, clock or SystemClock())
 
     async def _run(self, started: asyncio.Future[None]) -> None:
@@ -554,7 +585,7 @@ class Kernel:
         if job_id is not None:
             job = supervisor.job(job_id, session.tenant)
             reply = supervisor.telemetry(job)
-            starts = supervisor.fault_record(job)
+            starts = supervisor.faults.of(job)
             reply["device"] = {"starts": starts}
             reply["faults"] = [action for start in starts for action in start.get("faults", ())]
             reply["earlier_outcomes"] = self.store.earlier_outcomes(job.job_id)
@@ -569,7 +600,7 @@ class Kernel:
             device=self.device.health(
                 supervisor.epoch, decoder_load=supervisor.placement.decoder_load
             ).to_json(),
-            faults=list(supervisor.fault_log),
+            faults=list(supervisor.faults.log),
         )
         return stats
 

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qmk.errors import SessionError, SessionExpired
+from qmk.kernel.datafiles import SECRET_FILE
 
-#: The file in the data directory that holds the kernel secret (mode 0600).
-SECRET_FILE = "kernel.secret"
 _PREFIX = "s1"
 _CHECKED_MAX = 10_000
 

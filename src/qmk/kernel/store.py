@@ -22,10 +22,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job, Policy, StoredResult, stored_result
+import msgspec
 
-#: The database's file name in the data directory.
-DB_FILE = "kernel.db"
+from qmk import defaults
+from qmk.execution.request import Policy, RunRequest, program_digest
+from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job
+from qmk.kernel.stored import StoredResult, stored_result
+from qmk.values import convert
+
+#: The keys of the ``meta`` table that hold the audit chain head a commit made durable:
+#: its sequence number, hash, and the byte offset of its line in the audit log.
+AUDIT_SEQ, AUDIT_HEAD, AUDIT_OFFSET = "audit_seq", "audit_head", "audit_offset"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -100,7 +108,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _JOB_COLUMNS = (
     "job_id, tenant, seq, state, graph, shots, seed, policy, caps, required_caps, "
     "physical_qubits, qubits, created_at, started_at, finished_at, result, error, attempts, "
-    "preemptions, epoch, checkpoint_id, result_meta, result_expired_at"
+    "preemptions, epoch, checkpoint_id, result_meta, result_expired_at, request"
 )
 
 #: The job columns as read: a result's JSON as its bytes (see :func:`_result_columns`).
@@ -120,6 +128,7 @@ _ADDED = (
     ("jobs", "result_expired_at", "REAL"),
     ("attempts", "result_meta", "TEXT"),
     ("attempts", "result_bytes", "INTEGER"),
+    ("jobs", "request", "TEXT"),
 )
 
 
@@ -149,27 +158,39 @@ def _names(names: tuple[str, ...]) -> str:
     return text
 
 
-def _job(row: tuple[Any, ...]) -> Job:
-    policy = json.loads(row[7])
+_REQUEST_DECODER = msgspec.json.Decoder(RunRequest)
+_REQUEST_ENCODER = msgspec.json.Encoder()
+
+
+def _request(row: tuple[Any, ...], physics: Mapping[str, Any]) -> RunRequest:
+    """A job row's run request: its ``request`` column, or (a row written before jobs
+    kept one) the request built from its graph, shots, seed and policy, under the
+    machine's ``physics`` where the policy names none."""
+    if row[23] is not None:
+        return _REQUEST_DECODER.decode(row[23])
+    policy: Policy = convert(json.loads(row[7]), Policy, where="policy")
+    return RunRequest(
+        program_digest=program_digest(row[4]),
+        shots=row[5],
+        seed=row[6],
+        engine=policy.engine,
+        noise=policy.noise,
+        qubit=policy.qubit or physics.get("qubit") or defaults.QUBIT,
+        profile=policy.profile or physics.get("profile") or defaults.PROFILE,
+        noise_model=physics.get("noise_model"),
+        calibration=physics.get("calibration"),
+        policy=policy,
+    )
+
+
+def _job(row: tuple[Any, ...], physics: Mapping[str, Any]) -> Job:
     return Job(
         job_id=row[0],
         tenant=row[1],
         seq=row[2],
         state=row[3],
         graph=row[4],
-        shots=row[5],
-        seed=row[6],
-        policy=Policy(
-            priority=policy["priority"],
-            deadline=policy["deadline"],
-            timeout_s=policy["timeout_ms"] / 1000,
-            engine=policy["engine"],
-            noise=policy["noise"],
-            qubit=policy["qubit"],
-            profile=policy["profile"],
-            channels=policy["channels"],
-            device=policy.get("device"),
-        ),
+        request=_request(row, physics),
         caps=tuple(json.loads(row[8])),
         required_caps=tuple(json.loads(row[9])),
         physical_qubits=row[10],
@@ -193,9 +214,21 @@ class Store:
     Args:
         data_dir: the directory (created if missing, mode 0700).
         synchronous: "normal" or "full" (SQLite's ``synchronous`` pragma in WAL mode).
+        physics: the machine's ``qubit``, ``profile``, ``noise_model`` and
+            ``calibration``, which the run request of a job stored by an older kernel
+            (without one) takes where its policy names none.
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, synchronous: str = "normal") -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        synchronous: str = "normal",
+        physics: Mapping[str, Any] | None = None,
+    ) -> None:
+        #: The machine's physics (qubit, profile, noise model, calibration) for the run
+        #: requests of jobs stored before jobs kept theirs.
+        self.physics: Mapping[str, Any] = physics or {}
         root = Path(data_dir)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = root / DB_FILE
@@ -242,9 +275,9 @@ class Store:
             self.db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 (
-                    ("audit_seq", str(seq)),
-                    ("audit_head", digest),
-                    ("audit_offset", str(offset)),
+                    (AUDIT_SEQ, str(seq)),
+                    (AUDIT_HEAD, digest),
+                    (AUDIT_OFFSET, str(offset)),
                 ),
             )
         self.db.commit()
@@ -303,6 +336,7 @@ class Store:
                 job.checkpoint_id,
                 meta,
                 job.result_expired_at,
+                _REQUEST_ENCODER.encode(job.request).decode(),
                 size,
             ),
         )
@@ -347,7 +381,7 @@ class Store:
         row = self.db.execute(
             f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
         ).fetchone()
-        return None if row is None else _job(row)
+        return None if row is None else _job(row, self.physics)
 
     def active_jobs(self) -> list[Job]:
         """Every job not in a final state, in submission order."""
@@ -356,7 +390,7 @@ class Store:
             f"SELECT {_JOB_SELECT} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
             tuple(ACTIVE_STATES),
         ).fetchall()
-        return [_job(row) for row in rows]
+        return [_job(row, self.physics) for row in rows]
 
     def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
         """The tenant's most recent jobs (newest first), optionally of one state, without
@@ -376,7 +410,7 @@ class Store:
                 f"SELECT {columns} FROM jobs WHERE tenant=? AND state=? ORDER BY seq DESC LIMIT ?",
                 (tenant, state, limit),
             ).fetchall()
-        return [_job(row) for row in rows]
+        return [_job(row, self.physics) for row in rows]
 
     def tenant_stats(self, tenant: str) -> dict[str, Any]:
         """Aggregate telemetry of a tenant's jobs: counts by state, shots, cycles, errors."""
@@ -669,4 +703,26 @@ class Store:
         return [row[0] for row in self.db.execute("SELECT sid FROM sessions WHERE revoked=1")]
 
 
-__all__ = ["DB_FILE", "Store"]
+def committed_audit_head(data_dir: Path) -> tuple[int, str, int | None] | None:
+    """(seq, hash, byte offset of its line or None) of the audit chain head the database
+    of ``data_dir`` committed, read without opening it for writing; None without a
+    database or a committed head."""
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return None
+    keys = (AUDIT_SEQ, AUDIT_HEAD, AUDIT_OFFSET)
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)", keys))
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if AUDIT_SEQ not in rows or int(rows[AUDIT_SEQ]) == 0:
+        return None
+    offset = rows.get(AUDIT_OFFSET)
+    return int(rows[AUDIT_SEQ]), str(rows[AUDIT_HEAD]), None if offset is None else int(offset)
+
+
+__all__ = ["AUDIT_HEAD", "AUDIT_OFFSET", "AUDIT_SEQ", "Store", "committed_audit_head"]

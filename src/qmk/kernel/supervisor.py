@@ -31,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from msgspec.structs import replace
 
 from qmk import aio
 from qmk.devices.logical import LogicalMachine
@@ -49,24 +51,27 @@ from qmk.errors import (
     QuotaError,
     StateError,
 )
+from qmk.execution.request import RunRequest
 from qmk.http.probe import WorkerTraces
 from qmk.kernel import jobs as J
-from qmk.kernel.attempt import run_job
+from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.channels import ChannelTable
+from qmk.kernel.checkpoints import Checkpoints
 from qmk.kernel.clock import Clock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
-from qmk.kernel.faults import Placement, adjust, device_for, physics_of, resumed
-from qmk.kernel.jobs import Job, new_id
+from qmk.kernel.faults import FaultPolicies, device_for
+from qmk.kernel.jobs import Job
+from qmk.kernel.pool import TaskError, WorkerMemoryError
 from qmk.kernel.programs import verified
 from qmk.kernel.results import Results
-from qmk.kernel.retention import expire, prune_job, remove_orphans, state_file
+from qmk.kernel.retention import expire, remove_orphans, state_file
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.store import Store
-from qmk.kernel.workers import TaskError, WorkerMemoryError
+from qmk.kernel.stored import result_of
 
 #: Most times a job is preempted before it runs to the end regardless.
 MAX_PREEMPTIONS = 3
@@ -81,21 +86,15 @@ def _result_bytes(job: Job) -> int:
     return 256 + (0 if job.result is None else job.result.nbytes)
 
 
-#: How many machine-wide fault events the kernel keeps for telemetry.
-FAULT_LOG_SIZE = 256
-#: How many jobs' fault records (placement, policies' actions) the kernel keeps.
-FAULT_RECORDS_SIZE = 4096
-
-
 @dataclass(slots=True, kw_only=True, eq=False)
 class _Running:
     """One attempt of a job on a worker: the pool's future and the task that awaits it."""
 
     future: Future[Any]
     attempt: int
+    #: What the worker was asked to run (the attestation records its request).
+    work: Attempt | None = None
     task: asyncio.Task[None] | None = None
-    #: What the worker was asked to run (the attestation records it).
-    spec: Mapping[str, Any] | None = None
     #: What went wrong handling the answer in the pool's callback (the task raises it).
     failure: BaseException | None = None
 
@@ -113,6 +112,15 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 class Supervisor:
     """The jobs of one kernel from acceptance to their end (see the module docstring).
+
+    Why one class: every path here (a start, a worker's answer, a cancel, a timeout, a
+    deadline, a preemption, a failed module) moves a job between the queue, a worker and
+    a final state, and must change the same tables in one loop turn: the queue, the
+    running attempts, the resources they hold, the job's record and its waiters. Split,
+    the parts would share those tables through references back into each other. What
+    has a state of its own lives beside it: the checkpoints (:mod:`.checkpoints`), the
+    fault policies and placement (:mod:`.faults`), the fair queue (:mod:`.scheduler`),
+    stored results (:mod:`.results`).
 
     Args:
         config: the kernel configuration (machine inventory, quotas, epoch and timeouts).
@@ -143,18 +151,22 @@ class Supervisor:
     ) -> None:
         self.config = config
         self.checkpoint_dir = checkpoint_dir
-        #: q_checkpoint calls waiting for a running job's fence: checkpoint id -> future
-        #: (None when the attempt ended first), and the ids of each job.
-        self._checkpoint_waits: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
-        self._waits_of: dict[str, set[str]] = {}
-        #: Running jobs asked to yield their worker: job id -> the checkpoint id asked for.
-        self._yielding: dict[str, str] = {}
         self.store = store
         self.audit = audit
         self.commits = commits
         self.channels = channels
         self.pool = pool
         self.clock = clock
+        self.checkpoints = Checkpoints(
+            config,
+            store=store,
+            audit=audit,
+            commits=commits,
+            clock=clock,
+            directory=checkpoint_dir,
+            epoch=lambda: self.epoch,
+            pool=pool,
+        )
         self.workers: int = getattr(pool, "max_workers", 1)
         self.queue = FairQueue()
         self.jobs: dict[str, Job] = {}  # every job not yet final
@@ -175,11 +187,10 @@ class Supervisor:
         self._seq = store.next_seq()
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()
-        self.device = device or device_for(config)
-        self.placement = Placement(self.device)
-        #: What the fault policies did, per job (one record per start) and machine-wide.
-        self.fault_records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-        self.fault_log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
+        #: The device, the jobs' placement and the fault policies (:mod:`.faults`).
+        self.faults = FaultPolicies(device or device_for(config), audit)
+        self.device = self.faults.device
+        self.placement = self.faults.placement
         #: Queued jobs found unable ever to start, failed after the dispatch round.
         self._doomed: list[tuple[Job, QMKError]] = []
         #: When the states of jobs that ended are next looked at (:mod:`.retention`).
@@ -337,18 +348,12 @@ class Supervisor:
         else its start.
         """
         run = self.running.get(job.job_id)
-        if run is not None and self._can_request() and job.job_id not in self._yielding:
-            checkpoint_id = new_id("ckpt")
-            waiter: asyncio.Future[dict[str, Any] | None] = self._loop.create_future()
-            request = {"op": "checkpoint", "checkpoint_id": checkpoint_id}
-            if self.pool.request(run.future, request):
-                self._checkpoint_waits[checkpoint_id] = waiter
-                self._waits_of.setdefault(job.job_id, set()).add(checkpoint_id)
-                saved = await waiter
-                if saved is not None:
-                    await self.commits.durable()
-                    return saved
-        checkpoint = self._checkpoint(job)
+        if run is not None:
+            saved = await self.checkpoints.wait_for(job, run.future)
+            if saved is not None:
+                await self.commits.durable()
+                return saved
+        checkpoint = self.checkpoints.of_restart(job)
         if job.final:
             self.store.save_job(job)
         await self.commits.durable()
@@ -460,67 +465,7 @@ class Supervisor:
         _cancel(run.task)
         self.pool.cancel(run.future, reason)
         self._release(job)
-        self._attempt_ended(job)
-
-    def _checkpoint(self, job: Job) -> dict[str, Any]:
-        """Record a checkpoint of where ``job`` would start again: its latest saved
-        execution state if it is not final and has one, else its start."""
-        note: dict[str, Any] = {}
-        if not job.final and (saved := self._saved_state(job)) is not None:
-            note = {
-                "path": saved["path"],
-                "epoch": saved["program_epoch"],
-                "physics": saved["physics"],
-            }
-        return self._record_checkpoint(job, new_id("ckpt"), note)
-
-    def _record_checkpoint(
-        self, job: Job, checkpoint_id: str, note: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Record checkpoint ``checkpoint_id`` of ``job``: the state file ``note["path"]``
-        saved at the program's fence ``note["epoch"]`` under ``note["physics"]``, or (no
-        path) the job's start."""
-        now = self.clock.now()
-        path = note.get("path")
-        program_epoch = None if path is None else int(note["epoch"])
-        self.store.insert_checkpoint(
-            checkpoint_id,
-            job,
-            self.epoch,
-            now,
-            path=None if path is None else str(path),
-            program_epoch=program_epoch,
-            physics=None if path is None else note.get("physics"),
-        )
-        if path is not None and self.checkpoint_dir is not None:
-            keep = self.config.checkpoints_per_job
-            prune_job(self.store, self.audit, self.checkpoint_dir, job, keep)
-        job.checkpoint_id = checkpoint_id
-        extra = {} if "bytes" not in note else {"bytes": note["bytes"], "stopped": note["stopped"]}
-        self.audit.append(
-            "checkpoint",
-            job_id=job.job_id,
-            tenant=job.tenant,
-            checkpoint_id=checkpoint_id,
-            epoch=self.epoch,
-            program_epoch=program_epoch,
-            **extra,
-        )
-        self.commits.dirty()
-        return {
-            "checkpoint_id": checkpoint_id,
-            "job_id": job.job_id,
-            "epoch": self.epoch,
-            "state": job.state,
-            "created_at": now,
-            "saved": path is not None,
-            "program_epoch": program_epoch,
-        }
-
-    def _can_request(self) -> bool:
-        """Whether running jobs save execution states (a data directory for them, and a
-        pool that can talk to running tasks)."""
-        return self.checkpoint_dir is not None and hasattr(self.pool, "request")
+        self.checkpoints.attempt_ended(job)
 
     def _noted(self, job: Job, run: _Running, note: Any) -> None:
         """A running job saved its execution state (a note from its worker): record the
@@ -531,34 +476,8 @@ class Supervisor:
             return
         if self.running.get(job.job_id) is not run or not isinstance(note, dict):
             return  # stopped meanwhile: the kernel no longer follows this attempt
-        checkpoint_id = str(note.get("checkpoint_id"))
-        physics = None if run.spec is None else physics_of(run.spec)
-        record = self._record_checkpoint(job, checkpoint_id, {**note, "physics": physics})
-        self.store.save_job(job)
-        waiter = self._checkpoint_waits.pop(checkpoint_id, None)
-        self._waits_of.get(job.job_id, set()).discard(checkpoint_id)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(record)
-
-    def _attempt_ended(self, job: Job) -> None:
-        """The job left its worker: q_checkpoint calls still waiting get None."""
-        self._yielding.pop(job.job_id, None)
-        for checkpoint_id in self._waits_of.pop(job.job_id, set()):
-            waiter = self._checkpoint_waits.pop(checkpoint_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
-    def _saved_state(self, job: Job) -> dict[str, Any] | None:
-        """The checkpoint ``job`` would start again from, if it holds an execution state."""
-        if job.checkpoint_id is None:
-            return None
-        checkpoint = self.store.load_checkpoint(job.job_id, job.tenant, job.checkpoint_id)
-        return None if checkpoint is None or checkpoint["path"] is None else checkpoint
-
-    def _resume_from(self, job: Job) -> dict[str, Any] | None:
-        """The checkpoint whose execution state a start of ``job`` resumes from (None: its
-        start)."""
-        return None if self.checkpoint_dir is None else self._saved_state(job)
+        physics = None if run.work is None else run.work.request.physics()
+        self.checkpoints.saved(job, {**note, "physics": physics})
 
     # ------------------------------------------------------------------ deadlines
 
@@ -694,57 +613,49 @@ class Supervisor:
             self._release(job)
             self._finish(job, J.FAILED, refusal)
             return
-        resume_from = self._resume_from(job)
+        resume_from = self.checkpoints.resume_from(job)
         job.attempts += 1
         job.started_at = self.clock.now()
         job.epoch = self.epoch
         self._transition(job, J.RUNNING, attempt=job.attempts, epoch=self.epoch)
         if job.policy.device is not None:  # a device job: no logical machine, no faults
-            self._submit(job, {"device_job": job.graph, "caps": list(job.caps)})
+            self._submit(job, Attempt(request=job.request, program=job.graph, caps=job.caps))
             return
-        spec = {
-            "graph": job.graph,
-            "shots": job.shots,
-            "seed": job.seed,
-            "caps": list(job.caps),
-            "engine": job.policy.engine,
-            "noise": job.policy.noise,
-            "qubit": job.policy.qubit or self.config.machine.qubit,
-            "profile": job.policy.profile or self.config.machine.profile,
-            "noise_model": self.config.machine.noise_model,
-            "calibration": None
-            if self.config.machine.calibration is None
-            else self.config.machine.calibration.to_json(),
-            "checkpoint_dir": None
+        request = self._apply_faults(job, job.request, resume_from)
+        if request is None:  # refused: FAILED already
+            return
+        attempt = Attempt(
+            request=request,
+            program=job.graph,
+            caps=tuple(job.caps),
+            checkpoint_dir=None
             if self.checkpoint_dir is None
             else str(self.checkpoint_dir / job.job_id),
-            "max_result_bytes": int(self.config.max_result_mb * 2**20),
-            "resume": None
+            resume=None
             if resume_from is None or self.checkpoint_dir is None
             else str(state_file(self.checkpoint_dir, resume_from["path"])),
-        }
-        adjusted = self._apply_faults(job, spec, resume_from)
-        if adjusted is None:  # refused: FAILED already
-            return
-        self._submit(job, adjusted)
+            max_result_bytes=int(self.config.max_result_mb * 2**20),
+        )
+        self._submit(job, attempt)
 
-    def _submit(self, job: Job, spec: dict[str, Any]) -> None:
-        """Hand ``spec`` to the worker pool and watch the run (FAILED if the pool refuses)."""
+    def _submit(self, job: Job, attempt: Attempt) -> None:
+        """Hand ``attempt`` to the worker pool and watch the run (FAILED if the pool refuses)."""
         if self.traces is not None:  # the worker records its spans under the run's
             traceparent = self.traces.traceparent(job.job_id)
             if traceparent is not None:
-                spec = {**spec, "trace": traceparent}
+                request = replace(attempt.request, trace_context=traceparent)
+                attempt = replace(attempt, request=request)
         try:
-            future = self.pool.submit(run_job, spec)
+            future = self.pool.submit(run_job, attempt)
         except Exception as exc:  # a pool that takes no work (e.g. its cluster is gone)
             self._release(job)
             refused = JobError.of("worker-failed", f"the worker pool refused the job: {exc}")
             self._finish(job, J.FAILED, error_json(refused))
             return
-        run = _Running(future=future, attempt=job.attempts, spec=spec)
+        run = _Running(future=future, attempt=job.attempts, work=attempt)
         self.running[job.job_id] = run
         assert job.started_at is not None  # set by _start
-        if self._can_request():
+        if self.checkpoints.requestable:
             self.pool.listen(future, lambda note: self._noted(job, run, note))
         run.task = self._spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
 
@@ -827,7 +738,7 @@ class Supervisor:
             return  # cancelled, timed out or preempted: already handled
         del self.running[job.job_id]
         self._release(job)
-        self._attempt_ended(job)
+        self.checkpoints.attempt_ended(job)
         try:
             outcome = run.future.result()
         except WorkerMemoryError as exc:
@@ -843,7 +754,7 @@ class Supervisor:
             return
         self._worker_spans(job, run, outcome)
         if outcome.get("ok"):
-            result = J.result_of(outcome)
+            result = result_of(outcome)
             refusal = self.results.take(job, result)
             if refusal is not None:  # over the tenant's result storage: not kept
                 self._finish(job, J.FAILED, refusal)
@@ -867,17 +778,18 @@ class Supervisor:
     def _worker_spans(self, job: Job, run: _Running, outcome: Any) -> None:
         """Hand the spans the worker recorded to the tracer (it logs its own failures)."""
         spans = outcome.pop("spans", None) if isinstance(outcome, dict) else None
-        traceparent = None if run.spec is None else run.spec.get("trace")
+        traceparent = None if run.work is None else run.work.request.trace_context
         if spans and self.traces is not None and isinstance(traceparent, str):
             self.traces.worker_spans(job.job_id, traceparent, spans)
 
     def _attest(self, job: Job, run: _Running) -> None:
         """Chain the completed job's attestation (inputs, epochs, result digest) into the
         audit log, before its COMPLETED line (:mod:`qmk.kernel.attest`)."""
-        if run.spec is None or job.result is None or job.policy.device is not None:
+        if run.work is None or job.result is None or job.policy.device is not None:
             return  # a device job's record is its stored wire job and seed (no epochs)
-        program = verified(job.graph)
-        fields = attestation(run.spec, job.result, program)
+        request = run.work.request
+        text = job.graph if request.rewrite is None else request.rewrite.apply(job.graph)
+        fields = attestation(request, job.result, verified(text))
         self.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
 
     # ------------------------------------------------------------------ epochs
@@ -954,7 +866,7 @@ class Supervisor:
                 self.jobs[job_id]
                 for job_id in self.running
                 if job_id in self.jobs
-                and job_id not in self._yielding
+                and job_id not in self.checkpoints.yielding
                 and self.jobs[job_id].tenant == best.tenant
                 and self.jobs[job_id].priority + gap <= best.priority
                 and self.jobs[job_id].preemptions < MAX_PREEMPTIONS
@@ -965,28 +877,26 @@ class Supervisor:
         if found is None:
             return False
         best, victim = found
-        if self._can_request():
-            # At its next fence; at once (rolling back its open REV segment) when the
-            # urgent job is much more urgent or the program has no fence to wait for.
-            now = best.priority - victim.priority >= self.config.rollback_gap or (
-                '"FENCE_EPOCH"' not in victim.graph
+        # At its next fence; at once (rolling back its open REV segment) when the urgent
+        # job is much more urgent or the program has no fence to wait for.
+        now = best.priority - victim.priority >= self.config.rollback_gap or (
+            '"FENCE_EPOCH"' not in victim.graph
+        )
+        future = self.running[victim.job_id].future
+        op = self.checkpoints.ask_to_yield(victim, future, now=now)
+        if op is not None:
+            self.audit.append(
+                "preempt",
+                job_id=victim.job_id,
+                tenant=victim.tenant,
+                epoch=self.epoch,
+                by=best.job_id,
+                request=op,
             )
-            op = "yield-now" if now else "yield"
-            request = {"op": op, "checkpoint_id": new_id("ckpt")}
-            if self.pool.request(self.running[victim.job_id].future, request):
-                self._yielding[victim.job_id] = request["checkpoint_id"]
-                self.audit.append(
-                    "preempt",
-                    job_id=victim.job_id,
-                    tenant=victim.tenant,
-                    epoch=self.epoch,
-                    by=best.job_id,
-                    request=op,
-                )
-                return False  # its worker is free once it has yielded
+            return False  # its worker is free once it has yielded
         self._stop(victim, "preempted")
         victim.preemptions += 1
-        self._checkpoint(victim)
+        self.checkpoints.of_restart(victim)
         self._transition(
             victim, J.QUEUED, reason=f"preempted at epoch {self.epoch} by {best.job_id}"
         )
@@ -996,48 +906,21 @@ class Supervisor:
     # ------------------------------------------------------------------ faults
 
     def _apply_faults(
-        self, job: Job, spec: dict[str, Any], resume_from: Mapping[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """``spec`` with the fault policies applied (:func:`qmk.kernel.faults.adjust`), or
-        the physics of the checkpoint it resumes from (:func:`~qmk.kernel.faults.resumed`),
-        the actions recorded and audited; None when a policy refused the job (FAILED)."""
-        module = self.placement.module_of.get(job.job_id)
-        record: dict[str, Any] = {"epoch": self.epoch, "attempt": job.attempts, "module": module}
-        room = self.placement.room(job)
+        self, job: Job, request: RunRequest, resume_from: Mapping[str, Any] | None
+    ) -> RunRequest | None:
+        """``request`` as the fault policies leave it at this start
+        (:meth:`~qmk.kernel.faults.FaultPolicies.start`), the job resized on its module
+        when they raised a distance; None when a policy refused the job (FAILED)."""
         try:
-            if resume_from is not None and resume_from.get("physics") is not None:
-                spec, adjusted = resumed(
-                    spec, job, self.device, self.epoch, room=room, checkpoint=resume_from
-                )
-            else:
-                spec, adjusted = adjust(spec, job, self.device, self.epoch, room=room)
+            request, adjusted = self.faults.start(job, request, resume_from, self.epoch)
         except QMKError as exc:
-            refusal = {"epoch": self.epoch, "kind": "refusal", "action": "fail"}
-            record["faults"] = [{**refusal, "error": error_json(exc)}]
-            self._record(job.job_id, record)
-            self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **record["faults"][0])
             self._release(job)
             self._finish(job, J.FAILED, error_json(exc))
             return None
-        if adjusted.physical_qubits != job.physical_qubits:  # a raised distance is bigger
-            self.placement.resize(job, adjusted.physical_qubits)
+        if adjusted.physical_qubits != job.physical_qubits:  # the placement resized already
             self.physical_in_use += adjusted.physical_qubits - job.physical_qubits
             job.physical_qubits = adjusted.physical_qubits
-        self.placement.load[job.job_id] = adjusted.decoder_load
-        record.update(
-            physical_qubits=job.physical_qubits,
-            logical_error_per_cycle=dict(adjusted.logical_error_per_cycle),
-            faults=[dict(a) for a in adjusted.actions],
-            rewrite=adjusted.rewrite.to_json() if adjusted.rewrite else None,
-        )
-        self._record(job.job_id, record)
-        if len(self.device.capacities) > 1:
-            self.audit.append(
-                "device", action="place", job_id=job.job_id, module=module, epoch=self.epoch
-            )
-        for action in adjusted.actions:
-            self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **action)
-        return spec
+        return request
 
     def _device_tick(self) -> None:
         """Fail the modules the fault schedule fails at or before this epoch."""
@@ -1060,22 +943,7 @@ class Supervisor:
             if job is None or job_id not in self.running:
                 continue
             self._stop(job, "module-failed")
-            action = {
-                "epoch": self.epoch,
-                "kind": "module-failure",
-                "action": "requeue",
-                "module": module_id,
-            }
-            self._record(
-                job_id,
-                {
-                    "epoch": self.epoch,
-                    "attempt": job.attempts,
-                    "module": module_id,
-                    "faults": [action],
-                },
-            )
-            self.audit.append("fault", job_id=job_id, tenant=job.tenant, **action)
+            self.faults.requeued(job, module_id, self.epoch)
             self._transition(
                 job, J.QUEUED, reason=f"module {module_id} failed at epoch {self.epoch}"
             )
@@ -1088,28 +956,14 @@ class Supervisor:
             "module": module_id,
             "requeued": moved,
         }
-        self.fault_log.append(event)
+        self.faults.log.append(event)
         self.audit.append("fault", **event)
         self.commits.dirty()
         self.kick()
         return moved
 
-    def _record(self, job_id: str, record: dict[str, Any]) -> None:
-        """Keep ``record`` of ``job_id`` (the records of the oldest jobs go beyond
-        :data:`FAULT_RECORDS_SIZE` jobs)."""
-        self.fault_records.setdefault(job_id, []).append(record)
-        self.fault_records.move_to_end(job_id)
-        if len(self.fault_records) > FAULT_RECORDS_SIZE:
-            self.fault_records.popitem(last=False)
-
-    def fault_record(self, job: Job) -> list[dict[str, Any]]:
-        """What the fault policies did to ``job``, one record per start (or requeue)."""
-        return list(self.fault_records.get(job.job_id, ()))
-
 
 __all__ = [
-    "FAULT_LOG_SIZE",
-    "FAULT_RECORDS_SIZE",
     "FINISHED_CACHE_SIZE",
     "MAX_PREEMPTIONS",
     "Supervisor",
