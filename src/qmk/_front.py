@@ -1,0 +1,326 @@
+"""``qmk.run``: a program, from its text, its file or its graph, run in-process.
+
+This is the user's door to the in-process machine (:func:`qmk.execution.executor.run`):
+it reads the program, in any language QMK reads, and runs it with the parameters a user
+sets. What only the kernel's workers set (a control that stops the run at its fences, a
+saved state to resume from, a part of the shots, a machine-wide calibration) stays
+behind it, on the executor.
+
+A ``str`` source is program text when it holds a line break or reads as a program
+(:func:`sniff`), and a file's path otherwise; ``format=`` names its language where the
+text or the file's extension does not say it. Loaded on first use of ``qmk.run``, so that
+``import qmk`` stays light.
+
+>>> result = run('''OPENQASM 2.0;
+... include "qelib1.inc";
+... qreg q[2]; creg c[2];
+... h q[0]; cx q[0], q[1];
+... measure q -> c;''', shots=400, seed=7, noise=False)
+>>> sorted(result.counts), result.shots
+(['00', '11'], 400)
+>>> run("examples/bell.qasm", shots=400, seed=7, noise=False).counts == result.counts
+True
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qmk import defaults
+
+if TYPE_CHECKING:
+    from qmk.engines.state_io import QuantumState
+    from qmk.execution.result import RunResult
+    from qmk.frontends.errors import FrontendError
+    from qmk.qec.logical import Calibration
+    from qmk.qec.noise import NoiseModel
+    from qmk.qec.params import QubitParams
+    from qmk.qvm.graph import Graph
+    from qmk.qvm.limits import Limits
+    from qmk.qvm.verify import VerifiedProgram
+
+#: What ``format=`` takes: :data:`qmk.frontends.FORMATS`, and ``qasm`` (OpenQASM, its
+#: version read from its header).
+FORMATS: tuple[str, ...] = ("qasm", "qasm2", "qasm3", "qvm-json", "qvm-asm", "qir")
+
+#: The name program text goes by in the messages of the errors it raises.
+TEXT = "<text>"
+
+_OPENQASM = re.compile(r"\A(?:\s|//[^\n]*\n|/\*.*?\*/)*OPENQASM\b", re.DOTALL)
+_LLVM = re.compile(
+    r"^\s*(?:define|declare)\b|^\s*target\s+(?:triple|datalayout)\b|^\s*source_filename\s*=|"
+    r"^\s*; ModuleID",
+    re.MULTILINE,
+)
+# a directive (.caps) or a node line (label: OP ...), the first line that is neither blank
+# nor a comment of QVM assembly
+_ASM_LINE = re.compile(r"\s*(?:\.[A-Za-z]\w*|[^\s:;#]+\s*:\s*[A-Z][A-Z0-9_]*)(?:\s|$)")
+# a file name with an extension QMK reads by (qmk.frontends.format_of)
+_PATH = re.compile(r"\.(?:json|asm|qasm[23]?|ll|bc)\Z", re.IGNORECASE)
+# LLVM bitcode: its magic, bare or in its wrapper
+_BITCODE = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
+
+
+def sniff(text: str) -> str | None:
+    """The language of program text as it shows it, or None: ``qasm`` for an OPENQASM
+    header (after comments), ``qvm-json`` for a JSON object, ``qir`` for LLVM IR, and
+    ``qvm-asm`` for QVM assembly.
+
+    >>> sniff("// Bell\\nOPENQASM 3.0;"), sniff('{"version": "0.2"}'), sniff("a: ALLOC_LQ vq:q")
+    ('qasm', 'qvm-json', 'qvm-asm')
+    >>> sniff("; ModuleID = 'bell'\\ndefine void @main() {"), sniff("bell.qasm")
+    ('qir', None)
+    """
+    if _OPENQASM.match(text):
+        return "qasm"
+    if text.lstrip().startswith("{"):
+        return "qvm-json"
+    if _LLVM.search(text):
+        return "qir"
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith((";", "#")):
+            return "qvm-asm" if _ASM_LINE.match(line) else None
+    return None
+
+
+def run(
+    source: str | bytes | os.PathLike[str] | Graph | VerifiedProgram | Mapping[str, Any],
+    *,
+    format: str | None = None,
+    shots: int = defaults.SHOTS,
+    seed: int | None = None,
+    engine: str | None = defaults.ENGINE,
+    noise: bool | NoiseModel = True,
+    qubit: str | QubitParams = defaults.QUBIT,
+    profile: str = defaults.PROFILE,
+    inputs: Mapping[str, float] | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    calibration: Calibration | str | os.PathLike[str] | None = None,
+    initial_state: QuantumState | str | os.PathLike[str] | None = None,
+    final_state: bool | str = False,
+    limits: Limits | None = None,
+) -> RunResult:
+    """Run a program for ``shots`` shots on the simulated fault-tolerant machine, in this
+    process, and return its counts, every shot's outcomes and its telemetry.
+
+    Args:
+        source: the program: its text (OpenQASM 2 or 3, QVM JSON, QVM assembly, QIR as
+            LLVM IR), QIR bitcode as bytes, a file's path (its extension names its
+            language: ``.qasm``, ``.json``, ``.asm``, ``.ll``, ``.bc``), a QVM graph
+            (:class:`~qmk.qvm.graph.Graph`, or its JSON as a mapping) or a verified program.
+        format: the language of text or of a file whose extension does not say it: one
+            of :data:`FORMATS` (``qasm`` reads OpenQASM's version from its header); None:
+            from the text itself (:func:`sniff`) or the file's extension.
+        shots: how many shots (>= 1).
+        seed: the seed of every random choice; None draws one (``result.seed`` says which).
+        engine: an engine of :data:`qmk.defaults.ENGINES` (``qmk engines`` lists those
+            installed here); None lets QMK choose the cheapest that runs the program exactly.
+        noise: inject logical errors from each qubit's code profile and the qubit
+            parameters (True), none (False), or with a noise model's physical error
+            rates in place of the qubit's (:mod:`qmk.qec.noise`, e.g. ``Depolarizing(p=1e-3)``).
+        qubit: the physical qubit parameter set: a name of :mod:`qmk.qec.params` or
+            :class:`~qmk.qec.params.QubitParams`.
+        profile: the code profile of qubits that name none, e.g. ``logical:surface_code(d=9)``.
+        inputs: values of an OpenQASM 3 program's ``input`` declarations, by name.
+        engine_options: keyword arguments for the engine; ``dtype`` (``complex64`` or
+            ``complex128``) asks for a precision.
+        calibration: a fitted (a, p*) from ``qmk qec calibrate`` (the object or its JSON
+            file) for the profiles of its family and instruction set; at least one qubit
+            of the program must have one of them.
+        initial_state: a quantum state (:mod:`qmk.engines.state_io`) or its JSON file: the
+            qubits of the program's opening ALLOC_LQ nodes start in it.
+        final_state: True (the engine's own kind), ``"amplitudes"`` or ``"stabilizers"``:
+            also return the program's final state as ``result.final_state`` (a program
+            that measures nothing, run with ``noise=False``).
+        limits: size limits for the program (:class:`~qmk.qvm.limits.Limits`).
+
+    Returns:
+        The :class:`~qmk.execution.result.RunResult`: ``counts``, ``memory``,
+        ``telemetry``, ``plot()``.
+
+    Raises:
+        QMKError: before any simulation, for a program that does not read or lower
+            (``FrontendError``, ``FormatError``), does not verify (``VerificationError``),
+            an engine that cannot run it (``EngineError``) or unknown QEC names
+            (``QECError``); each one line with a stable code.
+    """
+    from qmk.execution.executor import run as execute
+
+    program = read(source, format=format, limits=limits, inputs=inputs)
+    return execute(
+        program,
+        shots=shots,
+        seed=seed,
+        engine=engine,
+        noise=noise,
+        qubit=qubit,
+        profile=profile,
+        engine_options=engine_options,
+        limits=limits,
+        calibration=calibration,
+        initial_state=initial_state,
+        final_state=final_state,
+    )
+
+
+def read(
+    source: Any,
+    *,
+    format: str | None = None,
+    limits: Limits | None = None,
+    inputs: Mapping[str, float] | None = None,
+) -> Any:
+    """The program ``source`` is, as :func:`run` reads it: a graph (or a verified program,
+    or QVM JSON data, as given) for the executor.
+
+    Raises:
+        FrontendError: ``QL108 unknown-format`` for a format QMK does not know, or text
+            whose language neither it nor ``format`` says; the front-ends' own errors for
+            a program that does not lower. FormatError: QVM JSON that does not read.
+    """
+    from qmk.qvm.graph import Graph
+    from qmk.qvm.verify import VerifiedProgram
+
+    if format is not None and format not in FORMATS:
+        raise _unknown_format(format)
+    if isinstance(source, Graph | VerifiedProgram | Mapping):
+        if format not in (None, "qvm-json") or inputs:
+            given = "format=" if format not in (None, "qvm-json") else "inputs="
+            raise _error("unsupported", f"{given} is for program text or a file, not a graph")
+        return source
+    if isinstance(source, bytes):
+        if format in (None, "qir") and source.startswith(_BITCODE):
+            return _lower(source, "qir", TEXT, limits=limits, inputs=inputs)
+        try:
+            source = source.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            message = f"program bytes are not UTF-8 text (byte {exc.start})"
+            raise _error("unreadable", message) from None
+        return _text(source, format, limits=limits, inputs=inputs)
+    if isinstance(source, str) and _is_text(source, format):
+        return _text(source, format, limits=limits, inputs=inputs)
+    if not isinstance(source, str | os.PathLike):
+        raise _error(
+            "unsupported",
+            f"a program is text, bytes, a path, a Graph or QVM JSON data, not "
+            f"{type(source).__name__}",
+        )
+    return _file(os.fspath(source), format, limits=limits, inputs=inputs)
+
+
+def _is_text(source: str, format: str | None) -> bool:
+    """Whether a ``str`` source is program text rather than a file's path: it has a line
+    break, or names no file and reads as a program (by sight, or by ``format`` when it
+    does not look like a path: one word ending in an extension QMK reads)."""
+    if "\n" in source:
+        return True
+    if os.path.isfile(source):
+        return False
+    if sniff(source) is not None:
+        return True
+    looks_like_path = not re.search(r"\s", source.strip()) and bool(_PATH.search(source))
+    return format is not None and not looks_like_path
+
+
+def _text(
+    text: str, format: str | None, *, limits: Limits | None, inputs: Mapping[str, float] | None
+) -> Graph:
+    kind = format or sniff(text)
+    if kind is None:
+        raise _error(
+            "unknown-format",
+            "cannot tell the language of the program text (QMK knows an OPENQASM header, "
+            f"a JSON object, LLVM IR and QVM assembly by sight); pass format= one of "
+            f"{', '.join(FORMATS)}",
+        )
+    return _lower(text, kind, TEXT, limits=limits, inputs=inputs)
+
+
+def _file(
+    path: str, format: str | None, *, limits: Limits | None, inputs: Mapping[str, float] | None
+) -> Graph:
+    from qmk.frontends import FORMATS as READ_FORMATS
+    from qmk.frontends import FrontendError, format_of, read_program
+
+    if format is None:
+        try:
+            format_of(path)
+        except FrontendError:  # an extension QMK does not know: the text may say
+            data = _bytes(path)
+            if data.startswith(_BITCODE):
+                return _lower(data, "qir", path, limits=limits, inputs=inputs)
+            text = data.decode("utf-8", errors="replace")
+            kind = sniff(text)
+            if kind is None:
+                raise _error(
+                    "unknown-format",
+                    f"{path}: cannot tell the program's language from the extension or the "
+                    f"text; pass format= one of {', '.join(FORMATS)}",
+                ) from None
+            return _lower(text, kind, path, limits=limits, inputs=inputs)
+    if format is None or format in READ_FORMATS:
+        return read_program(path, format=format, limits=limits, params=inputs or None)
+    # "qasm" for a file whose extension is not .qasm: OpenQASM, its version from its header
+    return _lower(_bytes(path).decode("utf-8"), format, path, limits=limits, inputs=inputs)
+
+
+def _lower(
+    program: str | bytes,
+    kind: str,
+    name: str,
+    *,
+    limits: Limits | None,
+    inputs: Mapping[str, float] | None,
+) -> Graph:
+    """Program text (or QIR bitcode) in language ``kind`` as a QVM graph."""
+    if inputs and kind not in ("qasm", "qasm3"):
+        raise _error(
+            "unsupported",
+            f"{name}: inputs= are for OpenQASM 3 programs' input declarations, not {kind}",
+        )
+    if kind in ("qasm", "qasm2", "qasm3"):
+        from qmk.frontends.qasm import from_qasm
+
+        version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
+        text = program if isinstance(program, str) else program.decode("utf-8")
+        return from_qasm(text, name=name, version=version, params=inputs or None)
+    if kind == "qir":
+        from qmk.frontends.qir import from_qir
+
+        return from_qir(program, name=name)
+    data = program.encode("utf-8") if isinstance(program, str) else program
+    if kind == "qvm-json":
+        from qmk.qvm import graph as graph_io
+
+        return graph_io.loads(data, source=name, limits=limits)
+    from qmk.qvm.asm import assemble
+
+    base = None if name == TEXT else Path(name).parent
+    return assemble(data.decode("utf-8"), source=name, limits=limits, base_dir=base)
+
+
+def _bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _error("unreadable", f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _unknown_format(format: str) -> FrontendError:
+    close = difflib.get_close_matches(str(format), FORMATS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    return _error("unknown-format", f"unknown format {format!r}{hint} known: {', '.join(FORMATS)}")
+
+
+def _error(name: str, message: str) -> FrontendError:
+    from qmk.frontends.errors import FrontendError
+
+    return FrontendError.of(name, message)
+
+
+__all__ = ["FORMATS", "read", "run", "sniff"]
