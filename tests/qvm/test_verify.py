@@ -369,6 +369,44 @@ def test_all_findings_come_at_once():
     assert "\n" not in str(caught.value)
 
 
+def test_findings_come_in_node_order_each_nodes_own_checks_before_its_handles_then_the_end():
+    g = graph(
+        alloc("q", id="a"),
+        {"id": "h", "op": "APPLY_H", "vqs": ["q", "q"], "args": {"theta": 1}},
+        {"id": "h", "op": "MEASURE_Z", "vqs": ["u"], "produces": ["m"]},
+        {"id": "r", "op": "MEASURE_X", "vqs": ["q"], "inputs": ["e"], "produces": ["m"]},
+        {"id": "f", "op": "FENCE_EPOCH", "caps": ["CAP_NOPE"]},
+        {"id": "o", "op": "OPEN_CHAN", "vqs": ["q", "p"], "chs": ["c"], "args": {"x": 1}},
+        alloc("p", id="a2"),
+        vqs=("q", "q", "p"),
+        chs=("c",),
+        events=("m",),
+        caps=("CAP_ALLOC", "CAP_ZZ"),
+    )
+    found = [(f.code, f.node_id) for f in check(g).findings]
+    assert found == [
+        ("QV206", None),  # the declarations first
+        ("QV102", "h"),  # then each node: what it says of itself ...
+        ("QV105", "h"),
+        ("QV110", "h"),
+        ("QV109", "h"),
+        ("QV201", "h"),  # ... then its handles and events
+        ("QV203", "h"),
+        ("QV102", "r"),
+        ("QV201", "r"),
+        ("QV301", "r"),
+        ("QV105", "o"),
+        ("QV203", "o"),
+        ("QV302", "r"),  # then what only the end tells: events, leaks, capabilities
+        ("QV207", None),
+        ("QV207", None),
+        ("QV404", None),
+        ("QV501", "o"),
+        ("QV502", "f"),
+        ("QV502", None),
+    ]
+
+
 def test_findings_of_one_code_are_capped_with_a_summary():
     count = MAX_FINDINGS_PER_CODE + 7
     nodes = [{"id": f"h{i}", "op": "APPLY_H", "vqs": ["q"]} for i in range(count)]

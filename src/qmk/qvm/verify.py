@@ -41,7 +41,7 @@ from typing import Any
 
 from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
-from qmk.qvm.graph import Graph, Node, gc_paused, is_finite_number
+from qmk.qvm.graph import Graph, Node, Resources, gc_paused, is_finite_number
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import (
     CAPABILITIES,
@@ -591,6 +591,26 @@ class _Segments:
         self.done: list[tuple[list[int], list[str], int | None]] = []
         self.next_key = 0
 
+    def add(
+        self, index: int, node: Node, unitary: bool, chan_qubits: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        """Take a node that is not an admin op: a unitary one extends the segment of its
+        qubits; any other closes the segments of the qubits it touches (its own and its
+        channels')."""
+        vqs = node.vqs
+        if unitary:
+            key = self.open.get(vqs[0]) if len(vqs) == 1 else None
+            if key is not None:  # the common case: one qubit already in an open segment
+                self.nodes[key].append(index)
+            elif vqs:
+                self.extend(index, vqs)
+            return
+        touched = vqs
+        for c in node.chs:
+            touched += chan_qubits.get(c, ())
+        if any(q in self.open for q in touched):
+            self.close(touched, index)
+
     def extend(self, index: int, qubits: Iterable[str]) -> None:
         qubits = tuple(qubits)
         keys = {self.open[q] for q in qubits if q in self.open}
@@ -654,228 +674,371 @@ def check(graph: Graph, *, limits: Limits | None = None) -> Report:
 
 
 def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
-    """The single pass of :func:`check` over the nodes, in list order."""
-    nodes = graph.nodes
-    resources = graph.resources
-    declared: dict[str, set[str]] = {}
-    for kind, handles, what in (
-        ("vqs", resources.vqs, "qubit"),
-        ("chs", resources.chs, "channel"),
-        ("events", resources.events, "event"),
-    ):
-        declared[kind] = set(handles)
-        for dup in dict.fromkeys(_duplicates(handles)):
-            findings.add("duplicate-declaration", f"resources.{kind} lists {what} {dup!r} twice")
-    decl_vqs, decl_chs, decl_events = declared["vqs"], declared["chs"], declared["events"]
-    max_name = limits.max_name_length
-    max_operands = limits.max_operands
+    """The single pass of :func:`check` over the nodes, in list order.
 
-    ids: dict[str, int] = {}
-    undeclared: set[tuple[str, str]] = set()
-    qubits = _Lifetimes(findings, nodes, **_QUBIT_WORDS)
-    channels = _Lifetimes(findings, nodes, **_CHANNEL_WORDS)
-    chan_qubits: dict[str, tuple[str, ...]] = {}
-    producer: dict[str, int] = {}
-    pending: dict[str, list[int]] = {}  # event -> readers listed before any producer
-    backward: list[tuple[int, int, str]] = []  # (reader, producer, event)
-    last_vq: dict[str, int] = {}
-    last_ch: dict[str, int] = {}
-    preds: list[tuple[int, ...]] = []
-    has_succ: set[int] = set()
-    epoch_nodes: list[int] = []
-    epochs: list[Epoch] = []
-    fence: int | None = None
-    segments = _Segments()
-    non_clifford = 0
-    live = peak = 0
-    required: dict[str, int] = {}  # capability -> first node needing it
-    unknown_caps: dict[str, int | None] = {}
+    The declarations and names come first; then each node, through the steps of
+    :class:`_Walk` (the bound methods are looked up once: this loop runs per node).
+    """
+    declared = _declared(graph.resources, findings)
+    if limits.max_name_length is not None:
+        _check_name_lengths(graph, limits.max_name_length, findings)
+    walk = _Walk(graph, findings, declared=declared, max_operands=limits.max_operands)
+    check_node, edges = walk.check_node, walk.edges
+    segments, chan_qubits = walk.segments, walk.chan_qubits
+    admin = Category.ADMIN
+    for index, node in enumerate(graph.nodes):
+        spec = check_node(index, node)
+        edges(index, node, spec)
+        if spec is not None and spec.category is not admin:
+            segments.add(index, node, spec.unitary, chan_qubits)
+    return walk.finish()
 
-    def undeclared_handle(kind: str, name: str, index: int, what: str) -> None:
-        if (kind, name) not in undeclared:
-            undeclared.add((kind, name))
-            findings.add("undeclared-handle", f"{what} {name!r} is not in resources.{kind}", index)
 
-    plans = _PLANS
-    if max_name is not None:
-        names = itertools.chain(
-            (node.id for node in nodes), resources.vqs, resources.chs, resources.events
-        )
-        too_long = next((name for name in names if len(name) > max_name), None)
-        if too_long is not None:
-            findings.add(
-                "graph-too-large", f"name {too_long[:40]!r} is longer than {max_name} characters"
-            )
+class _Walk:
+    """What :func:`check`'s one pass has seen of the nodes so far, and its steps.
 
-    for index, node in enumerate(nodes):
-        if node.id in ids:
-            findings.add(
-                "duplicate-node-id",
-                f"id {node.id!r} is also used by {_where(nodes, ids[node.id])}",
-                index,
-            )
-        else:
-            ids[node.id] = index
-        plan = plans.get(node.op)
-        vqs, chs, inputs, produces = node.vqs, node.chs, node.inputs, node.produces
-        shape = (len(vqs), len(chs), len(inputs), len(produces))
+    :func:`_walk` takes each node through two steps, in this order (the order of its
+    findings): :meth:`check_node` (what the node says of itself: its id, op, operand
+    counts, arguments and capabilities) and :meth:`edges` (the lifetimes of its qubits
+    and channels, the events it reads and produces, its epoch and the nodes it waits
+    for); then a node that is not an admin op extends or closes REV segments
+    (:meth:`_Segments.add`). :meth:`finish` reports what only the end can tell and
+    builds the program.
+    """
+
+    __slots__ = (
+        "backward",
+        "chan_qubits",
+        "channels",
+        "decl_chs",
+        "decl_events",
+        "decl_vqs",
+        "epoch_nodes",
+        "epochs",
+        "fence",
+        "findings",
+        "graph",
+        "has_succ",
+        "ids",
+        "last_ch",
+        "last_vq",
+        "live",
+        "max_operands",
+        "non_clifford",
+        "peak",
+        "pending",
+        "preds",
+        "producer",
+        "qubits",
+        "required",
+        "segments",
+        "undeclared",
+        "unknown_caps",
+    )
+
+    def __init__(
+        self,
+        graph: Graph,
+        findings: _Findings,
+        *,
+        declared: tuple[set[str], set[str], set[str]],
+        max_operands: int | None,
+    ) -> None:
+        nodes = graph.nodes
+        self.graph = graph
+        self.findings = findings
+        self.max_operands = max_operands
+        self.decl_vqs, self.decl_chs, self.decl_events = declared
+        self.ids: dict[str, int] = {}
+        self.undeclared: set[tuple[str, str]] = set()
+        self.qubits = _Lifetimes(findings, nodes, **_QUBIT_WORDS)
+        self.channels = _Lifetimes(findings, nodes, **_CHANNEL_WORDS)
+        self.chan_qubits: dict[str, tuple[str, ...]] = {}
+        self.producer: dict[str, int] = {}
+        self.pending: dict[str, list[int]] = {}  # event -> readers listed before any producer
+        self.backward: list[tuple[int, int, str]] = []  # (reader, producer, event)
+        self.last_vq: dict[str, int] = {}
+        self.last_ch: dict[str, int] = {}
+        self.preds: list[tuple[int, ...]] = []
+        self.has_succ: set[int] = set()
+        self.epoch_nodes: list[int] = []
+        self.epochs: list[Epoch] = []
+        self.fence: int | None = None
+        self.segments = _Segments()
+        self.non_clifford = 0
+        self.live = self.peak = 0
+        self.required: dict[str, int] = {}  # capability -> first node needing it
+        self.unknown_caps: dict[str, int | None] = {}
+
+    def check_node(self, index: int, node: Node) -> OpSpec | None:
+        """Check what the node says of itself; its op's spec, or None for an unknown op.
+
+        Reports a repeated id, too many operands, an unknown op, wrong operand counts,
+        faulty arguments and repeated operands; counts the node's capabilities and
+        whether it is Clifford.
+        """
+        findings = self.findings
+        first = self.ids.setdefault(node.id, index)
+        if first != index:
+            where = _where(self.graph.nodes, first)
+            findings.add("duplicate-node-id", f"id {node.id!r} is also used by {where}", index)
+        plan = _PLANS.get(node.op)
+        vqs, chs, inputs = node.vqs, node.chs, node.inputs
+        shape = (len(vqs), len(chs), len(inputs), len(node.produces))
+        max_operands = self.max_operands
         if max_operands is not None and sum(shape) > max_operands:
             findings.add(
                 "graph-too-large", f"the node has more than {max_operands} operands", index
             )
+        spec = None
         if plan is None:
-            spec = None
-            hint = closest_op(node.op)
-            findings.add(
-                "unknown-op",
-                f"unknown op {node.op!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
-                index,
-            )
+            _report_unknown_op(node, findings, index)
         else:
             spec = plan.spec
             if shape != plan.shape:
-                for kind, count in zip(OPERAND_KINDS, shape, strict=True):
-                    arity = getattr(spec, kind)
-                    if not arity.admits(count):
-                        findings.add(
-                            "operand-count",
-                            f"{spec.name} takes {arity} {kind}, got {count}",
-                            index,
-                        )
+                _report_operand_counts(spec, shape, findings, index)
             if (node.args or plan.required_args) and not plan.args_ok(node):
                 _check_args(spec, node, findings, index)
-            if spec.cap is not None and spec.cap not in required:
-                required[spec.cap] = index
+            if spec.cap is not None and spec.cap not in self.required:
+                self.required[spec.cap] = index
             if plan.clifford is None:
                 if not is_clifford_node(spec, node):
-                    non_clifford += 1
+                    self.non_clifford += 1
             elif not plan.clifford:
-                non_clifford += 1
-        for cap in node.caps:
-            if cap not in CAPABILITIES:
-                unknown_caps.setdefault(cap, index)
-            elif cap not in required:
-                required[cap] = index
+                self.non_clifford += 1
+        if node.caps:
+            self._count_caps(node.caps, index)
         if (
             (shape[0] > 1 and len(set(vqs)) != shape[0])
             or (shape[1] > 1 and len(set(chs)) != shape[1])
             or (shape[2] > 1 and len(set(inputs)) != shape[2])
         ):
-            for kind, values, what in (
-                ("vqs", vqs, "qubit"),
-                ("chs", chs, "channel"),
-                ("inputs", inputs, "event"),
-            ):
-                for dup in dict.fromkeys(_duplicates(values)):
-                    findings.add(
-                        "duplicate-operand", f"{what} {dup!r} appears twice in {kind}", index
-                    )
+            _report_duplicate_operands(node, findings, index)
+        return spec
 
-        # DAG edges: previous node on each handle, and producers of read events.
-        node_preds: list[int] = []
+    def _count_caps(self, caps: tuple[str, ...], index: int) -> None:
+        required, unknown = self.required, self.unknown_caps
+        for cap in caps:
+            if cap not in CAPABILITIES:
+                unknown.setdefault(cap, index)
+            elif cap not in required:
+                required[cap] = index
+
+    def edges(self, index: int, node: Node, spec: OpSpec | None) -> None:
+        """Follow the node's qubits, channels and events, and record the nodes it waits for.
+
+        Reports undeclared handles and lifetime faults (through :class:`_Lifetimes`) and
+        events produced twice. A node waits for the last node on each of its qubits and
+        channels and for the producer of each event it reads (a reader listed before its
+        producer waits in :attr:`pending`), all within its epoch; a node with none of
+        those waits for the fence that opened its epoch. A fence waits as
+        :meth:`_close_epoch` says.
+        """
         opens = spec.opens if spec is not None else None
         closes = spec.closes if spec is not None else None
+        node_preds: list[int] = []
+        vqs = node.vqs
+        decl, last, qubits, live = self.decl_vqs, self.last_vq, self.qubits, self.live
+        allocates, frees = opens == "vqs", closes == "vqs"
+        plain, live_qubits = not (allocates or frees), qubits.live
         for q in vqs:
-            if q not in decl_vqs:
-                undeclared_handle("vqs", q, index, "qubit")
-            live += qubits.touch(q, index, opens == "vqs", closes == "vqs")
-            prev = last_vq.get(q)
+            if q not in decl:
+                self._undeclared("vqs", q, index, "qubit")
+            if not plain or q not in live_qubits:  # a live qubit's plain use changes nothing
+                live += qubits.touch(q, index, allocates, frees)
+            prev = last.get(q)
             if prev is not None:
                 node_preds.append(prev)
-            last_vq[q] = index
-        if live > peak:
-            peak = live
-        for c in chs:
-            if c not in decl_chs:
-                undeclared_handle("chs", c, index, "channel")
+            last[q] = index
+        self.live = live
+        if live > self.peak:
+            self.peak = live
+        decl, last, channels = self.decl_chs, self.last_ch, self.channels
+        for c in node.chs:
+            if c not in decl:
+                self._undeclared("chs", c, index, "channel")
             if channels.touch(c, index, opens == "chs", closes == "chs") > 0:
-                chan_qubits[c] = vqs
-            prev = last_ch.get(c)
+                self.chan_qubits[c] = vqs
+            prev = last.get(c)
             if prev is not None:
                 node_preds.append(prev)
-            last_ch[c] = index
+            last[c] = index
         guard = node.guard
-        for event in inputs if guard is None else inputs + guard.events:
-            if event not in decl_events:
-                undeclared_handle("events", event, index, "event")
+        reads = node.inputs if guard is None else node.inputs + guard.events
+        if reads:
+            self._reads(index, reads, node_preds)
+        if node.produces:
+            self._produces(index, node.produces)
+        if spec is not None and spec.name == "FENCE_EPOCH":
+            node_preds = self._close_epoch(index)
+        else:
+            fence = self.fence
+            # Every pred of a node in this epoch other than the opening fence lies inside
+            # the epoch (handle chains restart at each fence), except producers of events
+            # from earlier epochs, which the fence already orders.
+            if node_preds:
+                start = -1 if fence is None else fence
+                node_preds = [p for p in node_preds if p > start]
+            if len(node_preds) > 1:
+                node_preds = sorted(set(node_preds))
+            if node_preds:
+                self.has_succ.update(node_preds)
+            elif fence is not None:
+                node_preds = [fence]
+            self.epoch_nodes.append(index)
+        self.preds.append(tuple(node_preds))
+
+    def _reads(self, index: int, events: tuple[str, ...], node_preds: list[int]) -> None:
+        decl, producer = self.decl_events, self.producer
+        for event in events:
+            if event not in decl:
+                self._undeclared("events", event, index, "event")
             source = producer.get(event)
             if source is None:
-                pending.setdefault(event, []).append(index)
+                self.pending.setdefault(event, []).append(index)
             else:
                 node_preds.append(source)
-        for event in produces:
-            if event not in decl_events:
-                undeclared_handle("events", event, index, "event")
+
+    def _produces(self, index: int, events: tuple[str, ...]) -> None:
+        decl, producer, pending = self.decl_events, self.producer, self.pending
+        for event in events:
+            if event not in decl:
+                self._undeclared("events", event, index, "event")
             if event in producer:
                 first = producer[event]
-                where = "this node" if first == index else _where(nodes, first)
-                findings.add(
+                where = "this node" if first == index else _where(self.graph.nodes, first)
+                self.findings.add(
                     "event-produced-twice", f"event {event!r} is also produced by {where}", index
                 )
                 continue
             producer[event] = index
             for reader in pending.pop(event, ()):
-                backward.append((reader, index, event))
+                self.backward.append((reader, index, event))
 
-        # Epochs: a fence waits for the epoch's last nodes; the next epoch waits for the fence.
-        is_fence = spec is not None and spec.name == "FENCE_EPOCH"
-        # Every pred of a node in this epoch other than the opening fence lies inside
-        # the epoch (handle chains restart at each fence), except producers of events
-        # from earlier epochs, which the fence already orders.
-        start = -1 if fence is None else fence
-        if is_fence:
-            node_preds = [n for n in epoch_nodes if n not in has_succ]
-            if fence is not None:
-                node_preds.append(fence)
-            epochs.append(Epoch(index=len(epochs), nodes=tuple(epoch_nodes), fence=index))
-            epoch_nodes = []
-            has_succ = set()
-            last_vq.clear()
-            last_ch.clear()
-        else:
-            if node_preds:
-                node_preds = [p for p in node_preds if p > start]
-            if len(node_preds) > 1:
-                node_preds = sorted(set(node_preds))
-            if node_preds:
-                has_succ.update(node_preds)
-            elif fence is not None:
-                node_preds = [fence]
-            epoch_nodes.append(index)
-        preds.append(tuple(node_preds))
-        if is_fence:
-            fence = index
+    def _undeclared(self, kind: str, name: str, index: int, what: str) -> None:
+        if (kind, name) not in self.undeclared:
+            self.undeclared.add((kind, name))
+            self.findings.add(
+                "undeclared-handle", f"{what} {name!r} is not in resources.{kind}", index
+            )
 
-        # REV segments.
-        if spec is not None and spec.category is not Category.ADMIN:
-            if spec.unitary:
-                key = segments.open.get(vqs[0]) if len(vqs) == 1 else None
-                if key is not None:  # the common case: one qubit already in an open segment
-                    segments.nodes[key].append(index)
-                elif vqs:
-                    segments.extend(index, vqs)
-            else:
-                touched = vqs
-                for c in chs:
-                    touched += chan_qubits.get(c, ())
-                if any(q in segments.open for q in touched):
-                    segments.close(touched, index)
+    def _close_epoch(self, index: int) -> list[int]:
+        """Close the epoch at the fence at ``index``; the nodes the fence waits for.
 
-    epochs.append(Epoch(index=len(epochs), nodes=tuple(epoch_nodes), fence=None))
-
-    for event, readers in pending.items():
-        for reader in readers:
-            findings.add("event-never-produced", f"event {event!r} is never produced", reader)
-    if backward:
-        _report_backward_reads(nodes, preds, backward, findings)
-    for q, index in qubits.live.items():
-        findings.add(
-            "qubit-leak", f"qubit {q!r} allocated at {_where(nodes, index)} is never freed"
+        A fence waits for the epoch's last nodes (those nothing in the epoch waits for)
+        and the previous fence; the handle chains restart after it.
+        """
+        has_succ = self.has_succ
+        fence_preds = [n for n in self.epoch_nodes if n not in has_succ]
+        if self.fence is not None:
+            fence_preds.append(self.fence)
+        self.epochs.append(
+            Epoch(index=len(self.epochs), nodes=tuple(self.epoch_nodes), fence=index)
         )
-    for c, index in channels.live.items():
-        findings.add(
-            "channel-leak", f"channel {c!r} opened at {_where(nodes, index)} is never closed"
+        self.epoch_nodes = []
+        self.has_succ = set()
+        self.last_vq.clear()
+        self.last_ch.clear()
+        self.fence = index
+        return fence_preds
+
+    def finish(self) -> Report:
+        """Report what only the end can tell; the report, with the program when it verified."""
+        findings, nodes = self.findings, self.graph.nodes
+        self.epochs.append(Epoch(index=len(self.epochs), nodes=tuple(self.epoch_nodes), fence=None))
+        for event, readers in self.pending.items():
+            for reader in readers:
+                findings.add("event-never-produced", f"event {event!r} is never produced", reader)
+        if self.backward:
+            _report_backward_reads(nodes, self.preds, self.backward, findings)
+        for q, index in self.qubits.live.items():
+            findings.add(
+                "qubit-leak", f"qubit {q!r} allocated at {_where(nodes, index)} is never freed"
+            )
+        for c, index in self.channels.live.items():
+            findings.add(
+                "channel-leak", f"channel {c!r} opened at {_where(nodes, index)} is never closed"
+            )
+        _report_caps(self.graph, self.required, self.unknown_caps, findings)
+        found = findings.finish()
+        if any(f.is_error for f in found):
+            return Report(findings=found)
+        program = VerifiedProgram(
+            graph=self.graph,
+            preds=tuple(self.preds),
+            epochs=tuple(self.epochs),
+            rev_segments=self.segments.finish(),
+            peak_live_qubits=self.peak,
+            counts=_op_counts(nodes, self.non_clifford),
+            required_caps=tuple(sorted(self.required)),
+            warnings=found,
         )
+        return Report(findings=found, program=program)
+
+
+def _declared(resources: Resources, findings: _Findings) -> tuple[set[str], set[str], set[str]]:
+    """The declared qubits, channels and events; reports each one declared twice."""
+    declared = []
+    for kind, handles, what in (
+        ("vqs", resources.vqs, "qubit"),
+        ("chs", resources.chs, "channel"),
+        ("events", resources.events, "event"),
+    ):
+        declared.append(set(handles))
+        for dup in dict.fromkeys(_duplicates(handles)):
+            findings.add("duplicate-declaration", f"resources.{kind} lists {what} {dup!r} twice")
+    vqs, chs, events = declared
+    return vqs, chs, events
+
+
+def _check_name_lengths(graph: Graph, max_name: int, findings: _Findings) -> None:
+    """Report the first node id or handle name longer than ``max_name``."""
+    resources = graph.resources
+    names = itertools.chain(
+        (node.id for node in graph.nodes), resources.vqs, resources.chs, resources.events
+    )
+    too_long = next((name for name in names if len(name) > max_name), None)
+    if too_long is not None:
+        findings.add(
+            "graph-too-large", f"name {too_long[:40]!r} is longer than {max_name} characters"
+        )
+
+
+def _report_unknown_op(node: Node, findings: _Findings, index: int) -> None:
+    hint = closest_op(node.op)
+    findings.add(
+        "unknown-op",
+        f"unknown op {node.op!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
+        index,
+    )
+
+
+def _report_operand_counts(
+    spec: OpSpec, shape: tuple[int, ...], findings: _Findings, index: int
+) -> None:
+    for kind, count in zip(OPERAND_KINDS, shape, strict=True):
+        arity = getattr(spec, kind)
+        if not arity.admits(count):
+            findings.add("operand-count", f"{spec.name} takes {arity} {kind}, got {count}", index)
+
+
+def _report_duplicate_operands(node: Node, findings: _Findings, index: int) -> None:
+    for kind, values, what in (
+        ("vqs", node.vqs, "qubit"),
+        ("chs", node.chs, "channel"),
+        ("inputs", node.inputs, "event"),
+    ):
+        for dup in dict.fromkeys(_duplicates(values)):
+            findings.add("duplicate-operand", f"{what} {dup!r} appears twice in {kind}", index)
+
+
+def _report_caps(
+    graph: Graph,
+    required: Mapping[str, int],
+    unknown_caps: dict[str, int | None],
+    findings: _Findings,
+) -> None:
+    """Report capabilities the nodes need and the graph does not request, then unknown ones."""
     requested = set(graph.caps)
     for cap in graph.caps:
         if cap not in CAPABILITIES:
@@ -884,21 +1047,20 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
         if cap not in requested:
             findings.add(
                 "capability-missing",
-                f"{nodes[index].op} needs {cap}, which the graph's caps do not request",
+                f"{graph.nodes[index].op} needs {cap}, which the graph's caps do not request",
                 index,
             )
     for cap, first_use in unknown_caps.items():
         findings.add("capability-unknown", f"capability {cap!r} is not known to QMK", first_use)
 
-    found = findings.finish()
-    if any(f.is_error for f in found):
-        return Report(findings=found)
+
+def _op_counts(nodes: Sequence[Node], non_clifford: int) -> OpCounts:
     by_op = Counter(node.op for node in nodes)
     totals: Counter[str] = Counter()
     for op, count in by_op.items():
         for tag in OPS[op].counts_as:
             totals[tag] += count
-    counts = OpCounts(
+    return OpCounts(
         total=len(nodes),
         by_op=MappingProxyType(dict(by_op)),
         t_gates=totals["t"],
@@ -908,17 +1070,6 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
         magic_states=totals["magic_state"],
         non_clifford=non_clifford,
     )
-    program = VerifiedProgram(
-        graph=graph,
-        preds=tuple(preds),
-        epochs=tuple(epochs),
-        rev_segments=segments.finish(),
-        peak_live_qubits=peak,
-        counts=counts,
-        required_caps=tuple(sorted(required)),
-        warnings=found,
-    )
-    return Report(findings=found, program=program)
 
 
 def _report_backward_reads(
