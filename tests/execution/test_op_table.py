@@ -14,17 +14,21 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qmk.engines.gates import GATES
+from qmk import defaults
+from qmk.engines.gates import GATES, unitary
 from qmk.estimate.counts import count_nodes
 from qmk.execution.executor import run
-from qmk.execution.plan import BASIS_OF, BOOKKEEPING, GATE_OF
+from qmk.execution.plan import BASIS_OF, BOOKKEEPING, GATE_OF, build_plan, expand
+from qmk.execution.trajectories import micro_ops
 from qmk.frontends import decompose
 from qmk.frontends.builder import GATE_OPS
 from qmk.qec.logical import OP_CYCLES, op_cycles, op_key
-from qmk.qvm.graph import from_json
-from qmk.qvm.ops import OP_ALIASES, OPS, Clifford, Exec, OpSpec, Tally
+from qmk.qvm.graph import Node, from_json
+from qmk.qvm.ops import OP_ALIASES, OPS, Clifford, Exec, Micro, OpSpec, Tally
+from qmk.qvm.verify import verify
 
 GATE_SPECS = [spec for spec in OPS.values() if spec.gate is not None]
+QUBIT, PROFILE = defaults.QUBIT, defaults.PROFILE
 ANGLES = (0.0, math.pi / 2, 0.3, -1.1)
 
 
@@ -186,3 +190,87 @@ def test_an_engine_gates_adjoint_undoes_it(gate) -> None:
 def test_an_ops_inverse_and_its_engine_gates_adjoint_are_the_same_gate(spec: OpSpec) -> None:
     inverse = OPS[spec.inverse]  # type: ignore[index]
     assert GATES[spec.gate].adjoint(_params(spec, 0.3))[0] == inverse.gate  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- expansions
+
+COMPOSITES = [spec for spec in OPS.values() if spec.expansion]
+
+
+def _node(spec: OpSpec, **args: Any) -> Node:
+    return Node(
+        id="n",
+        op=spec.name,
+        vqs=tuple(f"q{i}" for i in range(spec.vqs.low)),
+        chs=("c",) * spec.chs.low,
+        produces=tuple(f"e{i}" for i in range(spec.produces.low)),
+        args=args,
+    )
+
+
+@pytest.mark.parametrize("spec", COMPOSITES, ids=lambda s: s.name)
+def test_an_expansions_gates_are_engine_gates_on_as_many_qubits(spec: OpSpec):
+    for step in spec.expansion:
+        if step.gate is not None:
+            gate = GATES[step.gate]
+            assert gate.qubits == len(step.qubits), str(step)
+            assert len(gate.params) == (step.arg is not None), str(step)
+
+
+def _before_measuring(calls) -> np.ndarray:
+    """The unitary of a composite's gates before its first measurement (after resets)."""
+    names = sorted({q for c in calls for q in c.qubits})
+    gates = [
+        (c.gate, [names.index(q) for q in c.qubits], c.params)
+        for c in calls
+        if c.kind is Micro.GATE and not c.undo
+    ]
+    return unitary(gates, len(names))
+
+
+@pytest.mark.parametrize("angle", ANGLES)
+def test_measure_angles_expansion_turns_its_plus_state_to_zero(angle: float):
+    calls = expand(_node(OPS["MEASURE_ANGLE"], angle=angle))
+    plus = np.array([1, np.exp(1j * angle)]) / math.sqrt(2)
+    assert abs((_before_measuring(calls) @ plus)[0]) == pytest.approx(1.0)
+
+
+def test_measure_bells_expansion_turns_phi_plus_to_two_zero_outcomes():
+    calls = expand(_node(OPS["MEASURE_BELL"]))
+    phi_plus = np.array([1, 0, 0, 1]) / math.sqrt(2)
+    assert abs((_before_measuring(calls) @ phi_plus)[0]) == pytest.approx(1.0)
+    assert [c.event for c in calls if c.kind is Micro.MEASURE] == ["e0", "e1"]
+
+
+def test_inject_t_states_expansion_prepares_t_plus_from_a_reset_qubit():
+    calls = expand(_node(OPS["INJECT_T_STATE"]))
+    assert calls[0].kind is Micro.RESET
+    t_plus = GATES["t"].matrix() @ np.array([1, 1]) / math.sqrt(2)
+    assert np.allclose(_before_measuring(calls)[:, 0], t_plus)
+
+
+def test_open_chans_expansion_prepares_phi_plus_with_its_werner_noise_on_the_second():
+    calls = expand(_node(OPS["OPEN_CHAN"], opts={"fidelity": 0.9}))
+    phi_plus = np.array([1, 0, 0, 1]) / math.sqrt(2)
+    assert np.allclose(_before_measuring(calls)[:, 0], phi_plus)
+    werner = [c for c in calls if c.kind is Micro.WERNER]
+    assert [(c.qubits, c.fidelity) for c in werner] == [(("q1",), 0.9)]
+
+
+def test_teleport_cnots_expansion_is_the_gate_it_acts_as():
+    spec = OPS["TELEPORT_CNOT"]
+    assert np.allclose(_before_measuring(expand(_node(spec))), GATES[spec.gate].matrix())  # type: ignore[index]
+
+
+@pytest.mark.parametrize("spec", COMPOSITES, ids=lambda s: s.name)
+def test_the_plan_and_the_trajectories_run_a_composite_as_its_expansion(spec: OpSpec):
+    program = verify(from_json(_program_using(spec)))
+    plan = build_plan(program, noise=False, qubit=QUBIT, default_profile=PROFILE)
+    step = next(step for step in plan.steps if step.node.id == "op")
+    assert step.calls == expand(step.node) and step.calls
+    bounds: list[tuple[int, int]] = []
+    ops = micro_ops(plan, {}, bounds)
+    start, end = bounds[step.index]
+    micro = {Micro.GATE: "gate", Micro.MEASURE: "meas", Micro.RESET: "reset"}
+    expected = [(micro[c.kind], c.qubits, c.gate, c.params) for c in step.calls if c.kind in micro]
+    assert [(op.kind, op.qubits, op.gate, op.params) for op in ops[start:end]] == expected

@@ -135,16 +135,20 @@ def render_op_table() -> str:
 
 
 def render_op_execution() -> str:
-    """How each op runs and what it costs: executor kind, engine gate or basis, the
-    estimator's tally, logical cycles and the other names it loads by.
+    """How each op runs and what it costs: executor kind, engine gate or basis, the steps
+    a composite stands for, the estimator's tally, logical cycles and the other names it
+    loads by.
 
     >>> render_op_execution().splitlines()[2]
-    '| `ALLOC_LQ` | alloc | — | alloc | 1 | — |'
+    '| `ALLOC_LQ` | alloc | — | — | alloc | 1 | — |'
+    >>> [row for row in render_op_execution().splitlines() if "INJECT_T_STATE" in row]
+    ['| `INJECT_T_STATE` | inject_t | — | reset q0; h q0; t q0 | t | 1 | — |']
     """
     header = (
         "Op",
         "Executor",
         "Engine gate / basis",
+        "Expands to",
         "Estimator counts",
         "Logical cycles",
         "Aliases",
@@ -154,6 +158,7 @@ def render_op_execution() -> str:
             f"`{spec.name}`",
             spec.kind.value,
             f"`{spec.gate}`" if spec.gate else (f"basis {spec.basis}" if spec.basis else NO),
+            cell(spec.expansion_text) or NO,
             spec.tally.value,
             f"{spec.cycles:g}",
             ", ".join(f"`{alias}`" for alias in spec.aliases) or NO,

@@ -3,10 +3,12 @@
 When the chosen engine offers batch sampling (the stabilizer engine does, through
 stim), a plan whose feed-forward is linear over the measurement record
 (``COND_PAULI``, and Pauli gates guarded by one event) becomes one
-:class:`~qmk.engines.batch.BatchCircuit`: ``MEASURE_ANGLE`` at a quarter turn becomes
-an X or Y measurement (inverted for a half turn), ``MEASURE_BELL`` two product
-measurements (XX then ZZ), a channel of fidelity F a Pauli channel, and each
-logical-noise location an error site.
+:class:`~qmk.engines.batch.BatchCircuit`. A composite op is its expansion in the op
+table: a basis change, Z measurements and the change undone is the measurement of the
+Pauli products they amount to (``MEASURE_ANGLE`` at a quarter turn an X or Y
+measurement, inverted for a half turn; ``MEASURE_BELL`` two product measurements, XX
+then ZZ), a Werner step of fidelity F a Pauli channel; each logical-noise location
+becomes an error site.
 
 Logical noise is drawn here, not by the engine (:func:`sample`): every site strikes
 each shot independently with its location's X, Y, Z probabilities, so QMK draws how
@@ -23,15 +25,16 @@ the engine samples instead (the path before flip masks, kept to compare against)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from qmk.engines.batch import BatchCircuit, BatchSampler, Errors, Instruction, Kind
-from qmk.engines.gates import quarter_turns
-from qmk.execution.plan import Noise, Plan, Step
-from qmk.qvm.ops import Exec
+from qmk.engines.gates import GATES, pauli_string, unitary
+from qmk.execution.plan import Call, Noise, Plan, Step
+from qmk.qvm.ops import Exec, Micro
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,7 +70,8 @@ def why_not_lowerable(step: Step) -> str | None:
 
 def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
     """The plan as a batch circuit, or None when a step fails :func:`why_not_lowerable`
-    or is never Clifford (``INJECT_T_STATE``). Noise locations become error sites, or
+    or a composite's expansion has a gate that is not Clifford (``INJECT_T_STATE``'s T,
+    ``MEASURE_ANGLE`` off a quarter turn). Noise locations become error sites, or
     heralded Pauli channels with ``heralded``."""
     if any(why_not_lowerable(step) is not None for step in plan.steps):
         return None
@@ -126,24 +130,8 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
                         invert=term.equals == 0,
                     )
                 )
-        elif kind is Exec.TELEPORT_CNOT:
-            emit(Instruction(kind=Kind.GATE, qubits=qs, gate="cx"))
         elif kind is Exec.MEASURE:
             measured(Instruction(kind=Kind.MEASURE, qubits=qs, basis=step.basis), node.produces[0])
-        elif kind is Exec.MEASURE_ANGLE:
-            turns = quarter_turns(step.params[0])
-            if turns is None:
-                return None
-            measure = Instruction(
-                kind=Kind.MEASURE,
-                qubits=qs,
-                basis="X" if turns % 2 == 0 else "Y",
-                invert=turns >= 2,
-            )
-            measured(measure, node.produces[0])
-        elif kind is Exec.BELL:
-            for pauli, event in zip(("X", "Z"), node.produces, strict=True):
-                measured(Instruction(kind=Kind.MEASURE_PRODUCT, qubits=qs, paulis=pauli * 2), event)
         elif kind is Exec.COND_PAULI:
             if step.pauli != "I":
                 controls = tuple(record[event] for event in node.inputs)
@@ -152,16 +140,15 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
                         kind=Kind.GATE, qubits=qs, gate=step.pauli.lower(), controls=controls
                     )
                 )
-        elif kind is Exec.OPEN_CHAN:
-            a, b = qs
-            emit(Instruction(kind=Kind.RESET, qubits=qs))
-            emit(Instruction(kind=Kind.GATE, qubits=(a,), gate="h"))
-            emit(Instruction(kind=Kind.GATE, qubits=qs, gate="cx"))
-            if step.fidelity < 1:
-                p = (1 - step.fidelity) / 3
-                emit(Instruction(kind=Kind.PAULI_CHANNEL, qubits=(b,), probs=(p, p, p)))
-        elif kind is Exec.INJECT_T:
-            return None
+        elif step.calls:
+            composite = _composite(step.calls, index)
+            if composite is None:
+                return None
+            for instruction, event in composite:
+                if event:
+                    measured(instruction, event)
+                else:
+                    emit(instruction)
         if here:
             noise(here, False)
     columns = tuple(record.get(event) for event in plan.events)
@@ -172,6 +159,89 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
         herald_columns=tuple(heralds),
         sites=tuple(sites),
     )
+
+
+def _composite(
+    calls: Sequence[Call], index: Mapping[str, int]
+) -> list[tuple[Instruction, str]] | None:
+    """A composite step's calls (:func:`qmk.execution.plan.expand`) as batch instructions,
+    each with the event it records ("" for none); None when a batch circuit cannot carry
+    them out: a gate that is not Clifford, or measurements in another shape than
+    :func:`_measurements` takes."""
+    if not all(GATES[c.gate].is_clifford(c.params) for c in calls if c.kind is Micro.GATE):
+        return None
+    if any(c.kind is Micro.MEASURE for c in calls):
+        return _measurements(calls, index)
+    out: list[tuple[Instruction, str]] = []
+    for call in calls:
+        qs = tuple(index[q] for q in call.qubits)
+        if call.kind is Micro.RESET:
+            if out and out[-1][0].kind is Kind.RESET:  # consecutive resets: one instruction
+                qs = out.pop()[0].qubits + qs
+            out.append((Instruction(kind=Kind.RESET, qubits=qs), ""))
+        elif call.kind is Micro.GATE:
+            out.append(
+                (Instruction(kind=Kind.GATE, qubits=qs, gate=call.gate, params=call.params), "")
+            )
+        elif call.fidelity < 1:  # WERNER
+            p = (1 - call.fidelity) / 3
+            out.append((Instruction(kind=Kind.PAULI_CHANNEL, qubits=qs, probs=(p, p, p)), ""))
+    return out
+
+
+def _measurements(
+    calls: Sequence[Call], index: Mapping[str, int]
+) -> list[tuple[Instruction, str]] | None:
+    """Calls shaped as a basis change U, Z measurements and U's undo, as the measurements
+    of the Pauli products they are (``U^dagger Z U`` for each measured qubit): a
+    one-qubit product is a measurement in its basis (inverted for -1), a longer one an
+    ``MEASURE_PRODUCT``. None for any other shape, or a product with sign -1."""
+    split = next(i for i, c in enumerate(calls) if c.kind is not Micro.GATE)
+    end = next((i for i in range(split, len(calls)) if calls[i].kind is not Micro.MEASURE), None)
+    basis, measures = calls[:split], calls[split:end]
+    undo = calls[end:] if end is not None else ()
+    if (
+        any(c.undo for c in basis)
+        or len(undo) != len(basis)
+        or not all(c.kind is Micro.GATE and c.undo for c in undo)
+    ):
+        return None
+    qubits = tuple(dict.fromkeys(q for c in calls for q in c.qubits))
+    local = {q: i for i, q in enumerate(qubits)}
+    change = tuple((c.gate, tuple(local[q] for q in c.qubits), c.params) for c in basis)
+    out: list[tuple[Instruction, str]] = []
+    for call in measures:
+        found = _observable(change, len(qubits), local[call.qubits[0]])
+        if found is None:
+            return None
+        sign, letters = found
+        support = [i for i, letter in enumerate(letters) if letter != "I"]
+        if len(support) == 1:
+            (at,) = support
+            instruction = Instruction(
+                kind=Kind.MEASURE, qubits=(index[qubits[at]],), basis=letters[at], invert=sign < 0
+            )
+        elif sign > 0:
+            instruction = Instruction(
+                kind=Kind.MEASURE_PRODUCT,
+                qubits=tuple(index[qubits[i]] for i in support),
+                paulis="".join(letters[i] for i in support),
+            )
+        else:
+            return None
+        out.append((instruction, call.event))
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _observable(
+    change: tuple[tuple[str, tuple[int, ...], tuple[float, ...]], ...], num_qubits: int, qubit: int
+) -> tuple[int, str] | None:
+    """The Pauli product (with its sign) that measuring Z on ``qubit`` after ``change``
+    measures: ``U^dagger Z U``."""
+    u = unitary(change, num_qubits)
+    z = unitary((("z", (qubit,), ()),), num_qubits)
+    return pauli_string(u.conj().T @ z @ u)
 
 
 def sample(

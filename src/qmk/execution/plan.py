@@ -20,6 +20,13 @@ place (see docs/qvm.md, "Execution semantics"):
   and its errors reach the data as X on t and Z on c.
 - A guarded node runs when every guard term holds; one that does not run changes
   nothing and produces no event; an event nothing produced reads 0.
+
+A composite op (``MEASURE_ANGLE``, ``MEASURE_BELL``, ``INJECT_T_STATE``, ``OPEN_CHAN``,
+``TELEPORT_CNOT``) is carried out as its expansion in the op table
+(:attr:`qmk.qvm.ops.OpSpec.expansion`); :func:`expand` resolves it for one node
+(qubits and events by name, numbers from the node's arguments) into the
+:attr:`Step.calls` that the trajectories, the batch circuits and the neutral-atom
+compiler each carry out.
 """
 
 from __future__ import annotations
@@ -29,9 +36,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from qmk.engines.gates import GATES, quarter_turns
+from qmk.engines.gates import GATES
 from qmk.qvm.graph import Node
-from qmk.qvm.ops import OPS, Exec
+from qmk.qvm.ops import OPS, ArgType, Exec, Micro
 from qmk.qvm.profiles import parse_profile
 from qmk.qvm.verify import VerifiedProgram
 
@@ -77,8 +84,62 @@ class Noise:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """One step of a node's expansion, resolved: on qubits and events by name.
+
+    ``kind`` is the table's :class:`~qmk.qvm.ops.Micro`, less ``UNDO``: that becomes
+    the adjoint gates it stands for, each marked ``undo`` (a consumer that never looks
+    at the qubits again may leave them out). ``event`` is what a ``MEASURE`` records,
+    ``fidelity`` a ``WERNER`` step's.
+    """
+
+    kind: Micro
+    qubits: tuple[str, ...]
+    gate: str = ""
+    params: tuple[float, ...] = ()
+    event: str = ""
+    fidelity: float = 1.0
+    undo: bool = False
+
+
+def expand(node: Node) -> tuple[Call, ...]:
+    """The node's op's expansion (:attr:`~qmk.qvm.ops.OpSpec.expansion`) for this node;
+    empty for an op that is not a composite.
+
+    >>> from qmk.qvm.graph import Node
+    >>> node = Node(id="m", op="MEASURE_ANGLE", vqs=("q",), produces=("e",), args={"angle": 0.5})
+    >>> [(c.kind.value, c.gate or c.event, c.params, c.undo) for c in expand(node)]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('gate', 'rz', (-0.5,), False), ('gate', 'h', (), False), ('measure', 'e', (), False),
+     ('gate', 'h', (), True), ('gate', 'rz', (0.5,), True)]
+    """
+    spec = OPS[node.op]
+    calls: list[Call] = []
+    for micro in spec.expansion:
+        qubits = tuple(node.vqs[q] for q in micro.qubits)
+        number = 0.0 if micro.arg is None else spec.number(node.args, micro.arg)
+        if micro.kind is Micro.GATE:
+            params = (-number if micro.negate else number,) if micro.arg is not None else ()
+            calls.append(Call(kind=Micro.GATE, qubits=qubits, gate=micro.gate or "", params=params))
+        elif micro.kind is Micro.MEASURE:
+            calls.append(Call(kind=Micro.MEASURE, qubits=qubits, event=node.produces[micro.event]))
+        elif micro.kind is Micro.WERNER:
+            calls.append(Call(kind=Micro.WERNER, qubits=qubits, fidelity=number))
+        elif micro.kind is Micro.RESET:
+            calls.append(Call(kind=Micro.RESET, qubits=qubits))
+        else:  # UNDO: the adjoints of the gates so far, last first
+            for done in [c for c in calls if c.kind is Micro.GATE][::-1]:
+                gate, inverse = GATES[done.gate].adjoint(done.params)
+                calls.append(
+                    Call(kind=Micro.GATE, qubits=done.qubits, gate=gate, params=inverse, undo=True)
+                )
+    return tuple(calls)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
-    """One node, ready to run: ``kind`` decides what the executor does."""
+    """One node, ready to run: ``kind`` decides what the executor does, and a composite
+    op's ``calls`` (:func:`expand`) what it is made of."""
 
     index: int
     node: Node
@@ -89,10 +150,16 @@ class Step:
     #: Werner noise of OPEN_CHAN, or the Pauli of COND_PAULI.
     fidelity: float = 1.0
     pauli: str = "I"
+    calls: tuple[Call, ...] = ()
 
     @property
     def qubits(self) -> tuple[str, ...]:
         return self.node.vqs
+
+    @property
+    def measures(self) -> bool:
+        """Whether the step measures (and so records events)."""
+        return self.kind is Exec.MEASURE or any(c.kind is Micro.MEASURE for c in self.calls)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,24 +196,23 @@ def lower_step(index: int, node: Node) -> Step:
         return Step(index=index, node=node, kind=kind, gate=gate, params=params)
     if kind == "measure":
         return Step(index=index, node=node, kind=kind, basis=BASIS_OF[node.op])
-    if kind == "measure_angle":
-        return Step(index=index, node=node, kind=kind, params=(float(args["angle"]),))
     if kind == "cond_pauli":
         return Step(index=index, node=node, kind=kind, pauli=str(args["mask"]))
-    if kind == "open_chan":
-        opts = args.get("opts") or {}
-        fidelity = float(opts.get("fidelity", 1.0))
-        return Step(index=index, node=node, kind=kind, fidelity=fidelity)
-    return Step(index=index, node=node, kind=kind)
+    calls = expand(node)
+    if not calls:
+        return Step(index=index, node=node, kind=kind)
+    numbers = [a.name for a in OPS[node.op].args if a.type is ArgType.NUMBER and a.name in args]
+    params = tuple(float(args[name]) for name in numbers)
+    werner = [c.fidelity for c in calls if c.kind is Micro.WERNER]
+    fidelity = werner[0] if werner else 1.0
+    return Step(index=index, node=node, kind=kind, params=params, fidelity=fidelity, calls=calls)
 
 
 def step_is_clifford(step: Step) -> bool:
     """Whether a stabilizer engine can run the step exactly."""
     if step.kind == "gate":
         return GATES[step.gate].is_clifford(step.params)  # type: ignore[index]
-    if step.kind == "measure_angle":
-        return quarter_turns(step.params[0]) is not None
-    return step.kind != "inject_t"
+    return all(GATES[c.gate].is_clifford(c.params) for c in step.calls if c.kind is Micro.GATE)
 
 
 def build_plan(
@@ -247,7 +313,7 @@ def build_plan(
             peak_physical = max(peak_physical, live_physical + anc_phys)
         if step.kind == "inject_t":
             magic += 1
-        measures = step.kind in ("measure", "measure_angle", "bell")
+        measures = step.measures
         for q in qubits:
             add(step.index, True, q, start - time.get(q, fence_time), "idle")
             # A measurement's logical error is a Pauli before it; an op's comes after it.

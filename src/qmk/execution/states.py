@@ -51,12 +51,12 @@ from qmk.engines.base import Engine
 from qmk.engines.state_io import QuantumState, capture, prepare, read
 from qmk.execution.plan import Plan
 from qmk.execution.trajectories import micro_ops
+from qmk.qvm.ops import Micro
 
 #: A Bloch vector this close to length 1 is a qubit in a product state with the rest.
 PURE = 1e-9
 #: The kinds ``final_state=`` takes (True means "auto": the engine's own).
 FINAL_KINDS = ("auto", "amplitudes", "stabilizers")
-_MEASURING = ("measure", "measure_angle", "bell")
 
 
 def load(state: QuantumState | str | os.PathLike[str]) -> QuantumState:
@@ -174,10 +174,11 @@ def check_exportable(plan: Plan) -> None:
     for step in plan.steps:
         node = step.node
         why = None
-        if step.kind in _MEASURING:
+        werner = [c.fidelity for c in step.calls if c.kind is Micro.WERNER and c.fidelity < 1]
+        if step.measures:
             why = "it measures, so the final state depends on the outcome"
-        elif step.kind == "open_chan" and step.fidelity < 1:
-            why = f"its channel's fidelity {step.fidelity:g} < 1 makes a mixture"
+        elif werner:
+            why = f"its channel's fidelity {werner[0]:g} < 1 makes a mixture"
         if why is not None:
             raise EngineError.of(
                 "state-unavailable",

@@ -35,11 +35,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from qmk.engines.base import Engine, GateCall, apply_segment
-from qmk.engines.gates import GATES
+from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.plan import Plan
+from qmk.execution.plan import Call, Plan
 from qmk.qvm.graph import Guard
+from qmk.qvm.ops import Micro
 
 #: What a :class:`Control` may answer: save the state and go on ...
 CHECKPOINT = "checkpoint"
@@ -95,26 +96,10 @@ def micro_ops(
         start = len(out)
         if kind == "gate":
             append(_Op("gate", qs, guard, gate=step.gate or "", params=step.params))
-        elif kind == "teleport_cnot":
-            append(_Op("gate", qs, guard, gate="cx"))
         elif kind == "measure":
             append(_Op("meas", qs, guard, basis=step.basis, event=ev.get(node.produces[0], -1)))
-        elif kind == "measure_angle":
-            angle = step.params[0]
-            append(_Op("gate", qs, guard, gate="rz", params=(-angle,)))
-            append(_Op("gate", qs, guard, gate="h"))
-            append(_Op("meas", qs, guard, event=ev.get(node.produces[0], -1)))
-            append(_Op("gate", qs, guard, gate="h"))
-            append(_Op("gate", qs, guard, gate="rz", params=(angle,)))
-        elif kind == "bell":
-            a, b = qs
-            xx, zz = (ev.get(e, -1) for e in node.produces)
-            append(_Op("gate", qs, guard, gate="cx"))
-            append(_Op("gate", (a,), guard, gate="h"))
-            append(_Op("meas", (a,), guard, event=xx))
-            append(_Op("meas", (b,), guard, event=zz))
-            append(_Op("gate", (a,), guard, gate="h"))
-            append(_Op("gate", qs, guard, gate="cx"))
+        elif step.calls:
+            _expanded(step.calls, guard, ev, append)
         elif kind == "alloc":
             for q in qs:
                 append(_Op("alloc", (q,), guard))
@@ -123,22 +108,10 @@ def micro_ops(
                 append(_Op("free", (q,), guard))
         elif kind == "reset":
             append(_Op("reset", qs, guard))
-        elif kind == "inject_t":
-            append(_Op("reset", qs, guard))
-            append(_Op("gate", qs, guard, gate="h"))
-            append(_Op("gate", qs, guard, gate="t"))
         elif kind == "cond_pauli":
             if step.pauli != "I":
                 inputs = tuple(ev.get(e, -1) for e in node.inputs)
                 append(_Op("cond", qs, guard, gate=step.pauli.lower(), inputs=inputs))
-        elif kind == "open_chan":
-            a, b = qs
-            append(_Op("reset", (a,), guard))
-            append(_Op("reset", (b,), guard))
-            append(_Op("gate", (a,), guard, gate="h"))
-            append(_Op("gate", qs, guard, gate="cx"))
-            if step.fidelity < 1:
-                append(_Op("werner", (b,), guard, fidelity=step.fidelity))
         elif node.op == "FENCE_EPOCH":
             fences += 1
             append(_Op("fence", (), epoch=fences))
@@ -147,6 +120,23 @@ def micro_ops(
         if step.index in errors:
             paulis(step.index, False)
     return out
+
+
+def _expanded(
+    calls: Sequence[Call], guard: Guard | None, ev: Mapping[str, int], append: Callable[[_Op], None]
+) -> None:
+    """A composite step's calls (:func:`qmk.execution.plan.expand`) as micro-ops: a
+    Werner step of fidelity 1 is none."""
+    for call in calls:
+        kind = call.kind
+        if kind is Micro.GATE:
+            append(_Op("gate", call.qubits, guard, gate=call.gate, params=call.params))
+        elif kind is Micro.MEASURE:
+            append(_Op("meas", call.qubits, guard, event=ev.get(call.event, -1)))
+        elif kind is Micro.RESET:
+            append(_Op("reset", call.qubits, guard))
+        elif call.fidelity < 1:
+            append(_Op("werner", call.qubits, guard, fidelity=call.fidelity))
 
 
 class Observed:
@@ -285,9 +275,6 @@ def _holds(guard: Guard | None, events: np.ndarray, index: Mapping[str, int]) ->
 def _parity(op: _Op, events: np.ndarray) -> int:
     """The XOR of a feed-forward op's input events (1: its Pauli applies)."""
     return sum(int(events[i]) for i in op.inputs if i >= 0) % 2
-
-
-_TO_Z = {"Z": (), "X": ("h",), "Y": ("sdg", "h")}
 
 
 class Control(Protocol):
@@ -669,7 +656,7 @@ def _leaf(
     for op in ops[tail:]:
         if op.kind == "meas":
             q = qmap[op.qubits[0]]
-            gates += [(gate, [q], ()) for gate in _TO_Z[op.basis]]
+            gates += [(gate, [q], ()) for gate in TO_Z[op.basis]]
             measured.append((q, op.event))
             done.add(op.qubits[0])
         elif op.kind == "gate" and not any(q in done for q in op.qubits):
