@@ -44,9 +44,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the REST wire beside it: HTTP routes, events, metrics, traces, console", ("qmk.http",)),
     ("the kernel service", ("qmk.kernel",)),
     (
-        "libraries for users: the client, the Qiskit backend, the doc generator, `import qmk`",
-        ("qmk.client", "qmk.qiskit", "qmk.docgen", "qmk"),
+        "libraries for users: the client, the Qiskit backend, the doc generator",
+        ("qmk.client", "qmk.qiskit", "qmk.docgen"),
     ),
+    ("`qmk.run`: a program's text, file or graph, read and run in-process", ("qmk._front",)),
+    ("`import qmk`: the user's surface, each name loaded on first use", ("qmk",)),
     ("job templates and sweeps, run in-process or on a kernel", ("qmk.workflows",)),
     ("the subcommands", ("qmk.commands",)),
     ("the command line", ("qmk.cli",)),
@@ -106,7 +108,19 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),
     "qmk.qiskit": (*BASE, "qmk.engines", "qmk.execution", "qmk.frontends", "qmk.qec", "qmk.qvm"),
     "qmk.docgen": ANYTHING,
-    "qmk": ("qmk.errors", "qmk.values", "qmk.execution"),
+    "qmk._front": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec", "qmk.execution"),
+    # the user's surface: the front door, the result, the client and the errors a user catches
+    "qmk": (
+        "qmk.errors",
+        "qmk._front",
+        "qmk.execution.result",
+        "qmk.client",
+        "qmk.qvm.errors",
+        "qmk.frontends.errors",
+        "qmk.engines.base",
+        "qmk.qec.errors",
+        "qmk.abi.errors",
+    ),
     # workflows run jobs in-process (the executor, a device) or through a client
     "qmk.workflows": (
         *BASE,

@@ -24,7 +24,6 @@ True
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
+from qmk.errors import closest
 
 if TYPE_CHECKING:
     from qmk.engines.state_io import QuantumState
@@ -312,8 +312,8 @@ def _bytes(path: str) -> bytes:
 
 
 def _unknown_format(format: str) -> FrontendError:
-    close = difflib.get_close_matches(str(format), FORMATS, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    close = closest(str(format), FORMATS)
+    hint = f"; did you mean {close!r}?" if close else ";"
     return _error("unknown-format", f"unknown format {format!r}{hint} known: {', '.join(FORMATS)}")
 
 

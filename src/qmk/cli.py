@@ -25,7 +25,6 @@ QW011 bad-option: unknown command 'rn'; did you mean 'run'?
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from typing import Any, NoReturn, TextIO
 from qmk import __version__
 from qmk.abi.errors import CommandError
 from qmk.commands import register_all
-from qmk.errors import QMKError
+from qmk.errors import QMKError, closest
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,13 +50,13 @@ class _Parser(argparse.ArgumentParser):
         if choices is None or value in choices:
             return
         names = [str(choice) for choice in choices]
-        close = difflib.get_close_matches(str(value), names, n=1)
+        close = closest(str(value), names)
         if isinstance(action, argparse._SubParsersAction):
             # a command: prog's words after "qmk" name the command it is a subcommand of
             above = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""
-            hint = f"did you mean '{above}{close[0]}'?" if close else f"known: {', '.join(names)}"
+            hint = f"did you mean '{above}{close}'?" if close else f"known: {', '.join(names)}"
             raise CommandError.of("bad-option", f"unknown command '{above}{value}'; {hint}")
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close!r}?" if close else ""
         raise argparse.ArgumentError(
             action, f"invalid choice {value!r}{hint} (choose from {', '.join(names)})"
         )
@@ -99,8 +98,8 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
             break
         command = sub.choices[name]
     options = [o for action in command._actions for o in action.option_strings]
-    close = difflib.get_close_matches(extra[0].split("=")[0], options, n=1)
-    hint = f"; did you mean {close[0]!r}?" if extra[0].startswith("-") and close else ""
+    close = closest(extra[0].split("=")[0], options)
+    hint = f"; did you mean {close!r}?" if extra[0].startswith("-") and close else ""
     command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 

@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, cast
@@ -332,6 +332,22 @@ class QMKError(Exception):
             "message": self.message,
             "details": self.details,
         }
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name closest to ``name``, for the 'did you mean' of a refusal: an op, a
+    code family, an engine, a command (:func:`difflib.get_close_matches`, ratio >= 0.6);
+    None when none is close.
+
+    >>> closest("rn", ["run", "serve"]), closest("statevektor", ["statevector"])
+    ('run', 'statevector')
+    >>> closest("xyzzy", ["run", "serve"]) is None
+    True
+    """
+    import difflib
+
+    matches = difflib.get_close_matches(name, list(known), n=1)
+    return matches[0] if matches else None
 
 
 def summary_of(cls: type) -> str:

@@ -27,7 +27,6 @@ qmk.engines.base.EngineError: QE101 engine-unknown: no engine named 'tensor'; kn
 from __future__ import annotations
 
 import ctypes
-import difflib
 import functools
 import importlib
 import importlib.util
@@ -41,6 +40,7 @@ from typing import Any
 from qmk import defaults
 from qmk.engines.base import EngineError
 from qmk.engines.gates import GATES
+from qmk.errors import closest
 
 #: Every gate of :data:`~qmk.engines.gates.GATES`: the gate set of universal engines.
 ALL_GATES: frozenset[str] = frozenset(GATES)
@@ -501,12 +501,8 @@ def spec(name: str) -> EngineSpec:
     """
     found = _BY_NAME.get(name) if isinstance(name, str) else None
     if found is None:
-        close = (
-            difflib.get_close_matches(name.lower(), ENGINE_NAMES, n=1)
-            if isinstance(name, str)
-            else []
-        )
-        hint = f"; did you mean {close[0]!r}?" if close else ";"
+        close = closest(name.lower(), ENGINE_NAMES) if isinstance(name, str) else None
+        hint = f"; did you mean {close!r}?" if close else ";"
         raise EngineError.of(
             "engine-unknown",
             f"no engine named {name!r}{hint} known: {', '.join(ENGINE_NAMES)}",

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from qmk import defaults
-from qmk.errors import InvalidArgument
+from qmk.errors import InvalidArgument, closest
 from qmk.execution.request import Policy, RunRequest, Schedule
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.stored import StoredResult
@@ -89,7 +89,7 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
     parsed: Policy = convert(_policy_data(policy, default_timeout_s), Policy, where="policy")
     if parsed.engine is not None and parsed.engine not in ENGINES:
         raise InvalidArgument(
-            f"policy.engine: no engine {parsed.engine!r}{_nearest(parsed.engine, ENGINES)}; "
+            f"policy.engine: no engine {parsed.engine!r}{_did_you_mean(parsed.engine)}; "
             f"one of {', '.join(ENGINES)} or null",
             key="policy.engine",
         )
@@ -99,6 +99,11 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
         except ValueError as exc:  # a ProfileError
             raise InvalidArgument(f"policy.profile: {exc}", key="policy.profile") from None
     return parsed
+
+
+def _did_you_mean(engine: str) -> str:
+    near = closest(engine, ENGINES)
+    return "" if near is None else f" (did you mean {near!r}?)"
 
 
 def parse_device_policy(
@@ -118,14 +123,6 @@ def parse_device_policy(
             f"policy.backend must be one of {', '.join(backends)} or null", key="policy.backend"
         )
     return parsed
-
-
-def _nearest(name: str, names: Collection[str]) -> str:
-    """``"; did you mean 'x'?"`` for the name of ``names`` nearest ``name``, else ``""``."""
-    import difflib
-
-    close = difflib.get_close_matches(name, list(names), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -28,12 +28,13 @@ words its refusal with :func:`unknown_family`, so an alias is the same everywher
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+
+from qmk.errors import closest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,8 +111,8 @@ def closest_family(name: str, *, also: Mapping[str, str] | None = None) -> str |
     """
     lookup = {**_LOOKUP, **(also or {})}
     key = name.strip().lower().replace("-", "_")
-    match = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.6)
-    return lookup[match[0]] if match else None
+    match = closest(key, lookup)
+    return None if match is None else lookup[match]
 
 
 def unknown_family(
