@@ -84,3 +84,46 @@ def test_a_large_chain_is_built_quickly_enough_to_hold_ten_thousand_atoms():
     profile = Profile.from_json({"lattice": {"kind": "chain", "n": 10_000, "spacing": 2.0}})
     assert len(profile.hardware.site_ids) == 10_000
     assert profile.hardware.neighbour_distance == 2.0
+
+
+def test_a_jobs_limit_tables_replace_only_the_fields_they_give():
+    base = load_profile("benchmark_chain").hardware
+    hw = Hardware.from_json({"timing_limits": {"min_wait_ns": 5}}, base=base)
+    assert hw.timing.min_wait_ns == 5.0
+    assert hw.timing.reset_duration_ns == base.timing.reset_duration_ns
+    assert hw.move_limits == base.move_limits and hw.pulse == base.pulse
+
+
+@pytest.mark.parametrize(
+    ("hardware", "field"),
+    [
+        ({"positions": [0.0, "one"]}, "hardware.positions[1]"),
+        ({"sites": [{"id": 0, "x": float("inf")}]}, "hardware.sites[0]"),
+        ({"positions": [0.0, 1.0], "timing_limits": {"min_wait_ns": -1}}, "hardware.timing_limits"),
+        (
+            {"positions": [0.0], "native_gates": [{"name": "CZ", "connectivity": "Ring"}]},
+            "hardware.native_gates[0].connectivity",
+        ),
+        ({"coordinates": [[0.0, 1.0, 2.0, 3.0]]}, "hardware.coordinates[0]"),
+    ],
+)
+def test_a_bad_hardware_value_is_qd105_naming_its_field(hardware, field):
+    with pytest.raises(DeviceError) as caught:
+        Hardware.from_json(hardware)
+    assert caught.value.code == "QD105" and caught.value.details["field"].startswith(field)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("profile", "field"),
+    [
+        ({"lattice": {"kind": "ring", "n": 3}}, "lattice.kind"),
+        ({"lattice": {"n": 3}, "transport": {"kind": "far"}}, "transport.kind"),
+        ({"lattice": {"n": 3}, "configurations": [{"site_ids": "all"}]}, "configurations[0]"),
+        ({"lattice": {"n": 3}, "colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_profile_file_is_qd105_naming_its_field(profile, field):
+    with pytest.raises(DeviceError) as caught:
+        Profile.from_json(profile)
+    assert caught.value.code == "QD105" and caught.value.details["field"] == field

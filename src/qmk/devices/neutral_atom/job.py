@@ -1,7 +1,10 @@
 """A wire-form job as one value: program, hardware, noise, backend, shots, seed.
 
 Public API: :class:`Job`, :func:`parse_job`, :func:`read_job` (a JSON file),
-:data:`DEVICE_IDS` (the backends a job may name).
+:data:`DEVICE_IDS` (the backends a job may name), :class:`JobWire` (the job's schema: a
+frozen ``msgspec.Struct`` of its fields, whose ``hardware`` is
+:class:`~qmk.devices.neutral_atom.profiles.HardwareWire`, its program the ISA's and its
+noise the noise model's; ``qmk schema --kind device-job`` prints it as JSON Schema).
 
 A job in the prototype's v1 wire form loads unchanged::
 
@@ -34,8 +37,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta
+
+from qmk import values
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom.isa import (
     Instruction,
@@ -51,20 +58,65 @@ from qmk.devices.neutral_atom.profiles import Hardware, Profile, Site, load_prof
 DEVICE_IDS: tuple[str, ...] = ("state-vector", "stabilizer", "auto")
 STATEVECTOR, STABILIZER, AUTO = DEVICE_IDS
 
-_FIELDS = (
-    "job_id",
-    "device_id",
-    "profile",
-    "shots",
-    "seed",
-    "program",
-    "hardware",
-    "noise",
-    "isa_version",
-    "metadata",
-    "max_threads",
-    "stim_circuit",
-)
+
+def _ref(name: str, *, null: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a field whose checks are another module's (``$defs`` entry)."""
+    ref = {"$ref": f"#/$defs/{name}"}
+    return {"anyOf": [ref, {"type": "null"}]} if null else ref
+
+
+class JobWire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A neutral-atom job as it travels (wire form v1; QMK's extensions say so)."""
+
+    job_id: str = "job"
+    device_id: Annotated[
+        str | None,
+        Meta(
+            description="the backend (auto: the stabilizer for a Clifford program with Pauli "
+            "noise, else the statevector)",
+            extra_json_schema={"enum": [*DEVICE_IDS, None]},
+        ),
+    ] = None
+    profile: Annotated[str | None, Meta(description="a preset name")] = None
+    shots: Annotated[int, Meta(ge=1)] = 1
+    seed: Annotated[Annotated[int, Meta(ge=0)] | None, Meta(description="QMK: the RNG seed")] = None
+    max_threads: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        Meta(description="accepted for compatibility; the emulator is single-threaded"),
+    ] = None
+    isa_version: Annotated[
+        Any,
+        Meta(
+            description='{"major", "minor"} or "M.N"',
+            extra_json_schema=_ref("isa_version", null=True),
+        ),
+    ] = None
+    metadata: dict[str, Any] | None = None
+    program: Annotated[
+        list[Any],
+        Meta(description="the instructions", extra_json_schema={"items": _ref("instruction")}),
+    ]
+    hardware: Annotated[
+        Any,
+        Meta(
+            description="replaces the preset's hardware field by field",
+            extra_json_schema=_ref("HardwareWire", null=True),
+        ),
+    ] = None
+    noise: Annotated[
+        Any,
+        Meta(
+            description="replaces the preset's noise whole",
+            extra_json_schema=_ref("noise", null=True),
+        ),
+    ] = None
+    stim_circuit: Annotated[
+        Any,
+        Meta(
+            description="refused: the device runs the job's own program",
+            extra_json_schema={"enum": [None, ""]},
+        ),
+    ] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,14 +146,22 @@ def _malformed(message: str, **details: Any) -> DeviceError:
     return DeviceError.of("job-malformed", message, **details)
 
 
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _malformed(f"{name} must be an integer >= {minimum}, got {value!r}", field=name)
-    return value
+def _malformed_key(message: str, key: str) -> DeviceError:
+    return _malformed(message, field=key)
 
 
 def _free_chain(n: int) -> Hardware:
     return Hardware(sites=tuple(Site(id=i, x=float(i)) for i in range(n)), site_ids=tuple(range(n)))
+
+
+def _hardware(raw: Any, profile: Profile | None, n_atoms: int) -> Hardware:
+    """The job's hardware over its preset's (or, with neither, a free chain of its atoms)."""
+    if profile is not None:
+        return Hardware.from_json(raw, base=profile.hardware) if raw else profile.hardware
+    if raw:
+        hardware = Hardware.from_json(raw)
+        return hardware if hardware.sites else Hardware.from_json(raw, base=_free_chain(n_atoms))
+    return _free_chain(n_atoms)
 
 
 def parse_job(
@@ -115,7 +175,7 @@ def parse_job(
     """A job from its wire form; the keyword arguments override the job's own fields.
 
     Args:
-        data: the parsed JSON object.
+        data: the parsed JSON object (its schema: :class:`JobWire`).
         preset: a preset name (or a :class:`Profile`) in place of the job's ``profile``.
         shots, seed, device_id: in place of the job's.
 
@@ -125,20 +185,18 @@ def parse_job(
     """
     if not isinstance(data, Mapping):
         raise _malformed(f"a job is a JSON object, got {type(data).__name__}")
-    extra = sorted(set(data) - set(_FIELDS))
-    if extra:
-        raise _malformed(f"a job has no field {extra[0]!r}; fields: {', '.join(_FIELDS)}")
-    if data.get("stim_circuit"):
+    overrides = {"shots": shots, "seed": seed, "device_id": device_id}
+    given = {**data, **{key: value for key, value in overrides.items() if value is not None}}
+    wire: JobWire = values.convert(given, JobWire, error=_malformed_key)
+    if wire.stim_circuit:
         raise _malformed(
             "stim_circuit is not supported: the device runs the job's own program "
             "(with its noise model) on every backend",
             field="stim_circuit",
         )
-    version = parse_version(data.get("isa_version"))
-    if "program" not in data:
-        raise _malformed("a job needs a 'program' (a list of instructions)", field="program")
-    program = parse_program(data["program"], version=version)
-    backend = device_id or data.get("device_id") or AUTO
+    version = parse_version(wire.isa_version)
+    program = parse_program(wire.program, version=version)
+    backend = wire.device_id or AUTO
     if backend not in DEVICE_IDS:
         raise DeviceError.of(
             "device-id-unknown",
@@ -146,48 +204,26 @@ def parse_job(
             device_id=backend,
             device_ids=list(DEVICE_IDS),
         )
-    chosen = preset if preset is not None else data.get("profile")
-    if chosen is not None and not isinstance(chosen, str | Profile):
-        raise _malformed(f"profile must be a preset name, got {chosen!r}", field="profile")
+    chosen = preset if preset is not None else wire.profile
     profile = load_profile(chosen) if isinstance(chosen, str) else chosen
     n_atoms = next((i.n_qubits for i in program if i.kind is OpKind.ALLOC), 0)
-    raw_hardware = data.get("hardware")
-    if profile is not None:
-        hardware = (
-            Hardware.from_json(raw_hardware, base=profile.hardware)
-            if raw_hardware
-            else profile.hardware
-        )
-    elif raw_hardware:
-        hardware = Hardware.from_json(raw_hardware)
-        if not hardware.sites:
-            hardware = Hardware.from_json(raw_hardware, base=_free_chain(n_atoms))
-    else:
-        hardware = _free_chain(n_atoms)
     noise = (
-        NoiseModel.from_json(data["noise"])
-        if data.get("noise") is not None
+        NoiseModel.from_json(wire.noise)
+        if wire.noise is not None
         else (profile.noise if profile is not None else NoiseModel())
     )
-    shot_count = _count("shots", shots if shots is not None else data.get("shots", 1), 1)
-    raw_seed = seed if seed is not None else data.get("seed")
-    job_seed = None if raw_seed is None else _count("seed", raw_seed, 0)
-    metadata = data.get("metadata") or {}
-    if not isinstance(metadata, Mapping):
-        raise _malformed("metadata must be an object", field="metadata")
-    threads = data.get("max_threads")
     return Job(
-        job_id=str(data.get("job_id", "job")),
+        job_id=wire.job_id,
         device_id=backend,
         profile=profile.name if profile is not None else None,
-        shots=shot_count,
-        seed=job_seed,
+        shots=wire.shots,
+        seed=wire.seed,
         isa_version=version,
         program=program,
-        hardware=hardware,
+        hardware=_hardware(wire.hardware, profile, n_atoms),
         noise=noise,
-        metadata=dict(metadata),
-        max_threads=None if threads is None else _count("max_threads", threads, 0),
+        metadata=dict(wire.metadata or {}),
+        max_threads=wire.max_threads,
     )
 
 
@@ -203,4 +239,13 @@ def read_job(path: str | Path) -> Any:
         raise _malformed(f"{path}: not a readable JSON job: {exc}", path=str(path)) from None
 
 
-__all__ = ["AUTO", "DEVICE_IDS", "STABILIZER", "STATEVECTOR", "Job", "parse_job", "read_job"]
+__all__ = [
+    "AUTO",
+    "DEVICE_IDS",
+    "STABILIZER",
+    "STATEVECTOR",
+    "Job",
+    "JobWire",
+    "parse_job",
+    "read_job",
+]

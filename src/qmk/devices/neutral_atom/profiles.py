@@ -14,7 +14,15 @@ Public API:
   with its configuration families and regions; ``Profile.from_json`` reads the profile file
   format (TOML or JSON; a ``lattice`` table generates sites, a ``transport`` table edges);
 - :func:`presets` (the shipped names), :func:`load_profile` (a preset name or a profile
-  file), :data:`PRESET_DIR`.
+  file), :data:`PRESET_DIR`;
+- the schemas that read them: :class:`HardwareWire` (a job's ``hardware`` object) and
+  :class:`ProfileFile` (a profile file), frozen ``msgspec.Struct`` objects that refuse
+  unknown fields and state each field's type and range; the limit tables
+  (:class:`TimingLimits`, :class:`PulseLimits`, :class:`MoveLimits`) and
+  :class:`TransportEdge` are their own schema. A value that does not fit is ``QD105``
+  naming its field; what one object cannot say (ids that name sites, gates of the ISA,
+  one atom per site) ``Hardware`` checks. ``HardwareWire`` is the ``hardware`` of the job
+  schema (:mod:`qmk.devices.neutral_atom.schema`).
 
 Distances are in micrometres (the unit of the coordinates), durations in ns. Connectivity
 is derived from geometry: ``NearestNeighborChain``/``NearestNeighborGrid`` join atoms whose
@@ -36,16 +44,20 @@ import itertools
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from qmk import values
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom.isa import CURRENT, GATES, IsaVersion, parse_version
 from qmk.devices.neutral_atom.noise import NoiseModel
@@ -64,55 +76,37 @@ def _invalid(message: str, **details: Any) -> DeviceError:
     return DeviceError.of("profile-invalid", message, **details)
 
 
-def _get(data: Mapping[str, Any], key: str, default: Any, kind: type | tuple[type, ...]) -> Any:
-    value = data.get(key, default)
-    if value is None:
-        return default
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise _invalid(f"{key} = {value!r} is not a {getattr(kind, '__name__', kind)}", field=key)
-    return value
+def _invalid_key(message: str, key: str) -> DeviceError:
+    """``QD105`` from the schema library: one line naming the field (its ``field`` too)."""
+    return _invalid(message, field=key)
 
 
-def _known(path: str, data: Any, names: Iterable[str]) -> Mapping[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise _invalid(f"{path} must be an object", field=path)
-    allowed = set(names)
-    extra = sorted(set(data) - allowed)
-    if extra:
-        raise _invalid(
-            f"{path} has no field {extra[0]!r}; fields: {', '.join(sorted(allowed))}",
-            field=f"{path}.{extra[0]}",
-        )
-    return data
+#: A number (finite: every wire object refuses TOML's inf and nan, see ``_Wire``).
+Finite = float
+#: A number >= 0.
+NonNegative = Annotated[float, Meta(ge=0)]
+#: A count >= 0 (0 often means: no limit).
+Count = Annotated[int, Meta(ge=0)]
 
 
-def _floats(path: str, data: Mapping[str, Any], names: Sequence[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name in names:
-        if name in data and data[name] is not None:
-            value = data[name]
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise _invalid(f"{path}.{name} = {value!r} is not a number", field=name)
-            if value < 0:
-                raise _invalid(f"{path}.{name} = {value!r} is negative", field=name)
-            out[name] = float(value)
-    return out
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
 
 
-def _ints(path: str, data: Mapping[str, Any], names: Sequence[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for name in names:
-        if name in data and data[name] is not None:
-            value = data[name]
-            whole = isinstance(value, float) and value.is_integer()
-            if not (isinstance(value, int) or whole) or isinstance(value, bool) or value < 0:
-                raise _invalid(f"{path}.{name} = {value!r} is not a count >= 0", field=name)
-            out[name] = int(value)
-    return out
+class _Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An object of the wire form or the profile file: frozen, no fields but its own, and
+    finite numbers (a JSON number is one; TOML also has inf and nan)."""
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if not _finite(value):
+                # msgspec turns this into a ValidationError at this object's path
+                raise ValueError(f"{name}: not a finite number, got {value!r}")
 
 
 # --------------------------------------------------------------------------- values
@@ -216,114 +210,155 @@ class Blockade:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TimingLimits:
+class TimingLimits(_Wire, frozen=True, kw_only=True):
     """Timing limits (ns; a cap of 0 means unlimited, a max wait of 0 means none)."""
 
-    min_wait_ns: float = 0.0
-    max_wait_ns: float = 0.0
-    max_parallel_single_qubit: int = 0
-    max_parallel_two_qubit: int = 0
-    max_parallel_per_zone: int = 0
-    measurement_cooldown_ns: float = 0.0
-    measurement_duration_ns: float = 0.0
-    #: QMK extension: how long a Reset takes.
-    reset_duration_ns: float = 1000.0
+    min_wait_ns: NonNegative = 0.0
+    max_wait_ns: NonNegative = 0.0
+    max_parallel_single_qubit: Count = 0
+    max_parallel_two_qubit: Count = 0
+    max_parallel_per_zone: Count = 0
+    measurement_cooldown_ns: NonNegative = 0.0
+    measurement_duration_ns: NonNegative = 0.0
+    reset_duration_ns: Annotated[
+        float, Meta(ge=0, description="QMK extension: how long a Reset takes")
+    ] = 1000.0
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _TIMING_FIELDS}
+        """The wire form."""
+        data: dict[str, Any] = values.to_builtins(self)
+        return data
 
 
-_TIMING_FLOATS = (
-    "min_wait_ns",
-    "max_wait_ns",
-    "measurement_cooldown_ns",
-    "measurement_duration_ns",
-    "reset_duration_ns",
-)
-_TIMING_INTS = ("max_parallel_single_qubit", "max_parallel_two_qubit", "max_parallel_per_zone")
-_TIMING_FIELDS = _TIMING_FLOATS[:2] + _TIMING_INTS + _TIMING_FLOATS[2:]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PulseLimits:
+class PulseLimits(_Wire, frozen=True, kw_only=True):
     """Pulse limits (a range with max <= min is unbounded; 0 overlapping means unlimited)."""
 
-    detuning_min: float = 0.0
-    detuning_max: float = 0.0
-    duration_min_ns: float = 0.0
-    duration_max_ns: float = 0.0
-    max_overlapping_pulses: int = 0
+    detuning_min: Finite = 0.0
+    detuning_max: Finite = 0.0
+    duration_min_ns: Finite = 0.0
+    duration_max_ns: Finite = 0.0
+    max_overlapping_pulses: Count = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "detuning_min": self.detuning_min,
-            "detuning_max": self.detuning_max,
-            "duration_min_ns": self.duration_min_ns,
-            "duration_max_ns": self.duration_max_ns,
-            "max_overlapping_pulses": self.max_overlapping_pulses,
-        }
+        """The wire form."""
+        data: dict[str, Any] = values.to_builtins(self)
+        return data
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransportEdge:
+class TransportEdge(_Wire, frozen=True, kw_only=True):
     """A transport path between two sites (both directions)."""
 
-    src_site_id: int
-    dst_site_id: int
-    distance: float
-    duration_ns: float
+    src_site_id: int = 0
+    dst_site_id: int = 0
+    distance: Finite = 0.0
+    duration_ns: Finite = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "src_site_id": self.src_site_id,
-            "dst_site_id": self.dst_site_id,
-            "distance": self.distance,
-            "duration_ns": self.duration_ns,
-        }
+        """The wire form."""
+        data: dict[str, Any] = values.to_builtins(self)
+        return data
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MoveLimits:
+class MoveLimits(_Wire, frozen=True, kw_only=True):
     """Move budgets (0: unlimited) and, as QMK extensions, the speed of free moves and the
     minimum spacing between atoms."""
 
-    max_total_displacement_per_atom: float = 0.0
-    max_moves_per_atom: int = 0
-    max_moves_per_shot: int = 0
-    max_moves_per_configuration_change: int = 0
-    rearrangement_window_ns: float = 0.0
-    #: ns per micrometre of a move that follows no transport edge.
-    duration_per_unit_ns: float = 0.0
-    #: No two atoms closer than this after a move (0: only not on the same point).
-    min_spacing: float = 0.0
+    max_total_displacement_per_atom: NonNegative = 0.0
+    max_moves_per_atom: Count = 0
+    max_moves_per_shot: Count = 0
+    max_moves_per_configuration_change: Count = 0
+    rearrangement_window_ns: NonNegative = 0.0
+    duration_per_unit_ns: Annotated[
+        float, Meta(ge=0, description="ns per micrometre of a move that follows no transport edge")
+    ] = 0.0
+    min_spacing: Annotated[
+        float,
+        Meta(ge=0, description="no two atoms closer than this after a move (0: not one point)"),
+    ] = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _MOVE_FLOATS + _MOVE_INTS}
+        """The wire form."""
+        data: dict[str, Any] = values.to_builtins(self)
+        return data
 
 
-_MOVE_FLOATS = (
-    "max_total_displacement_per_atom",
-    "rearrangement_window_ns",
-    "duration_per_unit_ns",
-    "min_spacing",
-)
-_MOVE_INTS = ("max_moves_per_atom", "max_moves_per_shot", "max_moves_per_configuration_change")
+# --------------------------------------------------------------------------- the wire form
 
-_HARDWARE_FIELDS = (
-    "positions",
-    "coordinates",
-    "blockade_radius",
-    "sites",
-    "site_ids",
-    "native_gates",
-    "interaction_graphs",
-    "blockade_model",
-    "timing_limits",
-    "pulse_limits",
-    "transport_edges",
-    "move_limits",
-)
+
+class SiteWire(_Wire, frozen=True, kw_only=True):
+    """A trap site of the lattice (its id defaults to its index)."""
+
+    id: int | None = None
+    x: Finite = 0.0
+    y: Finite = 0.0
+    z: Finite = 0.0
+    zone_id: int = 0
+
+
+class NativeGateWire(_Wire, frozen=True, kw_only=True):
+    """A native gate (an ISA gate; arity and duration default to the ISA's)."""
+
+    name: str
+    arity: Annotated[int, Meta(ge=1)] | None = None
+    duration_ns: Finite | None = None
+    angle_min: Finite = 0.0
+    angle_max: Finite = 0.0
+    connectivity: Connectivity = Connectivity.ALL_TO_ALL
+
+
+class SitePair(_Wire, frozen=True, kw_only=True):
+    """Two sites a gate may join."""
+
+    site_a: int = 0
+    site_b: int = 0
+
+
+class InteractionGraphWire(_Wire, frozen=True, kw_only=True):
+    """The site pairs a gate may act on."""
+
+    gate_name: str = ""
+    allowed_pairs: list[SitePair] = []
+
+
+class ZoneRadius(_Wire, frozen=True, kw_only=True):
+    """The blockade radius of one zone."""
+
+    zone_id: int = 0
+    radius: Finite = 0.0
+
+
+class BlockadeWire(_Wire, frozen=True, kw_only=True):
+    """The blockade model (a radius of 0 keeps blockade_radius)."""
+
+    radius: NonNegative | None = None
+    radius_x: NonNegative | None = None
+    radius_y: NonNegative | None = None
+    radius_z: NonNegative | None = None
+    zone_overrides: list[ZoneRadius] = []
+
+
+class HardwareWire(_Wire, frozen=True, kw_only=True):
+    """A job's hardware object: what it gives replaces its preset's, field by field."""
+
+    positions: Annotated[
+        list[Finite] | None, Meta(description="legacy 1.0: x of each atom, a chain of sites")
+    ] = None
+    coordinates: Annotated[
+        list[Annotated[list[Finite], Meta(min_length=1, max_length=3)]] | None,
+        Meta(description="legacy 1.0: [x, y, z] of each atom (1 to 3 numbers)"),
+    ] = None
+    blockade_radius: Annotated[Finite | None, Meta(description="legacy 1.0")] = None
+    sites: list[SiteWire] | None = None
+    site_ids: Annotated[list[int] | None, Meta(description="atom i starts at site site_ids[i]")] = (
+        None
+    )
+    native_gates: list[NativeGateWire] | None = None
+    interaction_graphs: list[InteractionGraphWire] | None = None
+    blockade_model: BlockadeWire | None = None
+    timing_limits: TimingLimits | None = None
+    pulse_limits: PulseLimits | None = None
+    transport_edges: list[TransportEdge] | None = None
+    move_limits: MoveLimits | None = None
 
 
 def _distance(a: Sequence[float], b: Sequence[float]) -> float:
@@ -479,81 +514,34 @@ class Hardware:
         Raises:
             DeviceError: ``QD105 profile-invalid`` naming the field.
         """
-        values = _known("hardware", data, _HARDWARE_FIELDS)
-        sites = base.sites if base is not None else ()
-        site_ids: tuple[int, ...] | None = base.site_ids if base is not None else None
-        if "sites" in values and values["sites"] is not None:
-            sites = tuple(_site(i, item) for i, item in enumerate(values["sites"]))
-            site_ids = None
-        elif values.get("coordinates"):
-            sites = tuple(
-                _site_from_point(i, point) for i, point in enumerate(values["coordinates"])
-            )
-            site_ids = None
-        elif values.get("positions"):
-            sites = tuple(_site_from_point(i, [x]) for i, x in enumerate(values["positions"]))
-            site_ids = None
-        if values.get("site_ids") is not None:
-            raw = values["site_ids"]
-            if not isinstance(raw, list) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in raw
-            ):
-                raise _invalid("site_ids must be a list of site ids", field="site_ids")
-            site_ids = tuple(raw)
-        if site_ids is None:
-            site_ids = tuple(s.id for s in sites)
-        out = cls(
+        given = {} if data is None else data
+        wire: HardwareWire = values.convert(
+            given, HardwareWire, where="hardware", error=_invalid_key
+        )
+        sites, site_ids = _sites(wire, base)
+        return cls(
             sites=sites,
             site_ids=site_ids,
             native_gates=(
-                tuple(_native_gate(g) for g in values["native_gates"])
-                if values.get("native_gates") is not None
+                tuple(_native_gate(g) for g in wire.native_gates)
+                if wire.native_gates is not None
                 else (base.native_gates if base else ())
             ),
             interaction_graphs=(
-                tuple(_interaction_graph(g) for g in values["interaction_graphs"])
-                if values.get("interaction_graphs") is not None
+                tuple(_interaction_graph(g) for g in wire.interaction_graphs)
+                if wire.interaction_graphs is not None
                 else (base.interaction_graphs if base else ())
             ),
-            blockade=_blockade(values, base.blockade if base else Blockade()),
-            timing=(
-                TimingLimits(
-                    **{
-                        **_as_kwargs(base.timing if base else TimingLimits()),
-                        **_floats(
-                            "timing_limits",
-                            _known("timing_limits", values["timing_limits"], _TIMING_FIELDS),
-                            _TIMING_FLOATS,
-                        ),
-                        **_ints("timing_limits", values["timing_limits"], _TIMING_INTS),
-                    }
-                )
-                if values.get("timing_limits") is not None
-                else (base.timing if base else TimingLimits())
-            ),
-            pulse=_pulse(values.get("pulse_limits"), base.pulse if base else PulseLimits()),
+            blockade=_blockade(wire, base.blockade if base else Blockade()),
+            timing=_over(base.timing if base else TimingLimits(), given, "timing_limits"),
+            pulse=_over(base.pulse if base else PulseLimits(), given, "pulse_limits"),
             transport_edges=(
-                tuple(_edge(e) for e in values["transport_edges"])
-                if values.get("transport_edges") is not None
+                tuple(wire.transport_edges)
+                if wire.transport_edges is not None
                 else (base.transport_edges if base else ())
             ),
-            move_limits=(
-                MoveLimits(
-                    **{
-                        **_as_kwargs(base.move_limits if base else MoveLimits()),
-                        **_floats(
-                            "move_limits",
-                            _known("move_limits", values["move_limits"], _MOVE_FLOATS + _MOVE_INTS),
-                            _MOVE_FLOATS,
-                        ),
-                        **_ints("move_limits", values["move_limits"], _MOVE_INTS),
-                    }
-                )
-                if values.get("move_limits") is not None
-                else (base.move_limits if base else MoveLimits())
-            ),
+            move_limits=_over(base.move_limits if base else MoveLimits(), given, "move_limits"),
         )
-        return out
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (v1.1 fields, and the legacy ``positions``/``blockade_radius``)."""
@@ -574,139 +562,87 @@ class Hardware:
         }
 
 
-def _as_kwargs(value: Any) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in value.__dataclass_fields__}
+_Limits = TypeVar("_Limits", TimingLimits, PulseLimits, MoveLimits)
 
 
-def _number(path: str, value: Any) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise _invalid(f"{path} = {value!r} is not a number", field=path)
-    return float(value)
-
-
-def _site(i: int, item: Any) -> Site:
-    values = _known(f"sites[{i}]", item, ("id", "x", "y", "z", "zone_id"))
-    site_id = values.get("id", i)
-    zone = values.get("zone_id", 0)
-    if not isinstance(site_id, int) or not isinstance(zone, int):
-        raise _invalid(f"sites[{i}]: id and zone_id must be integers", field="sites")
-    return Site(
-        id=site_id,
-        x=_number(f"sites[{i}].x", values.get("x", 0.0)),
-        y=_number(f"sites[{i}].y", values.get("y", 0.0)),
-        z=_number(f"sites[{i}].z", values.get("z", 0.0)),
-        zone_id=zone,
+def _over(base: _Limits, given: Mapping[str, Any], key: str) -> _Limits:
+    """``base`` with the fields the table ``given[key]`` sets (checked already)."""
+    table = given.get(key)
+    if table is None:
+        return base
+    merged: _Limits = values.convert(
+        {**values.to_builtins(base), **table},
+        type(base),
+        where=f"hardware.{key}",
+        error=_invalid_key,
     )
+    return merged
 
 
-def _site_from_point(i: int, point: Any) -> Site:
-    if not isinstance(point, list | tuple) or not 1 <= len(point) <= 3:
-        raise _invalid(f"coordinates[{i}] must be 1 to 3 numbers", field="coordinates")
-    xyz = [_number(f"coordinates[{i}]", v) for v in point] + [0.0] * (3 - len(point))
-    return Site(id=i, x=xyz[0], y=xyz[1], z=xyz[2])
-
-
-def _native_gate(item: Any) -> NativeGate:
-    values = _known(
-        "native_gates[]",
-        item,
-        ("name", "arity", "duration_ns", "angle_min", "angle_max", "connectivity"),
-    )
-    name = values.get("name")
-    if not isinstance(name, str):
-        raise _invalid(f"a native gate needs a name, got {item!r}", field="native_gates")
-    spec = GATES.get(name.upper())
-    arity = values.get("arity", spec.arity if spec else 1)
-    try:
-        connectivity = Connectivity(values.get("connectivity", "AllToAll"))
-    except ValueError:
-        raise _invalid(
-            f"native gate {name}: connectivity {values.get('connectivity')!r} is not one of "
-            f"{', '.join(c.value for c in Connectivity)}",
-            field="native_gates",
-        ) from None
-    return NativeGate(
-        name=name.upper(),
-        arity=int(arity),
-        duration_ns=_number(
-            f"{name}.duration_ns",
-            values.get("duration_ns", spec.default_duration_ns if spec else 0.0),
-        ),
-        angle_min=_number(f"{name}.angle_min", values.get("angle_min", 0.0)),
-        angle_max=_number(f"{name}.angle_max", values.get("angle_max", 0.0)),
-        connectivity=connectivity,
-    )
-
-
-def _interaction_graph(item: Any) -> InteractionGraph:
-    values = _known("interaction_graphs[]", item, ("gate_name", "allowed_pairs"))
-    pairs: set[tuple[int, int]] = set()
-    for pair in values.get("allowed_pairs") or []:
-        ends = _known("allowed_pairs[]", pair, ("site_a", "site_b"))
-        a, b = int(ends.get("site_a", 0)), int(ends.get("site_b", 0))
-        pairs.add((min(a, b), max(a, b)))
-    return InteractionGraph(
-        gate_name=str(values.get("gate_name", "")).upper(), pairs=frozenset(pairs)
-    )
-
-
-def _blockade(values: Mapping[str, Any], base: Blockade) -> Blockade:
-    out = base
-    if values.get("blockade_radius") is not None:
-        out = replace(out, radius=_number("blockade_radius", values["blockade_radius"]))
-    model = values.get("blockade_model")
-    if model is not None:
-        fields_ = _known(
-            "blockade_model",
-            model,
-            ("radius", "radius_x", "radius_y", "radius_z", "zone_overrides"),
+def _sites(wire: HardwareWire, base: Hardware | None) -> tuple[tuple[Site, ...], tuple[int, ...]]:
+    """The lattice and the configuration: ``sites``, else the legacy ``coordinates`` or
+    ``positions``, else ``base``'s; ``site_ids`` (default: every site)."""
+    sites = base.sites if base is not None else ()
+    site_ids: tuple[int, ...] | None = base.site_ids if base is not None else None
+    if wire.sites is not None:
+        sites = tuple(
+            Site(id=i if s.id is None else s.id, x=s.x, y=s.y, z=s.z, zone_id=s.zone_id)
+            for i, s in enumerate(wire.sites)
         )
-        numbers = _floats("blockade_model", fields_, ("radius", "radius_x", "radius_y", "radius_z"))
+        site_ids = None
+    elif wire.coordinates:
+        sites = tuple(_site_at(i, point) for i, point in enumerate(wire.coordinates))
+        site_ids = None
+    elif wire.positions:
+        sites = tuple(Site(id=i, x=x) for i, x in enumerate(wire.positions))
+        site_ids = None
+    if wire.site_ids is not None:
+        site_ids = tuple(wire.site_ids)
+    return sites, site_ids if site_ids is not None else tuple(s.id for s in sites)
+
+
+def _site_at(i: int, point: Sequence[float]) -> Site:
+    x, y, z = (*point, 0.0, 0.0)[:3]  # 1 to 3 coordinates; the rest are 0
+    return Site(id=i, x=x, y=y, z=z)
+
+
+def _native_gate(gate: NativeGateWire) -> NativeGate:
+    name = gate.name.upper()
+    spec = GATES.get(name)
+    return NativeGate(
+        name=name,
+        arity=gate.arity if gate.arity is not None else (spec.arity if spec else 1),
+        duration_ns=(
+            gate.duration_ns
+            if gate.duration_ns is not None
+            else (spec.default_duration_ns if spec else 0.0)
+        ),
+        angle_min=gate.angle_min,
+        angle_max=gate.angle_max,
+        connectivity=gate.connectivity,
+    )
+
+
+def _interaction_graph(graph: InteractionGraphWire) -> InteractionGraph:
+    pairs = frozenset(
+        (min(p.site_a, p.site_b), max(p.site_a, p.site_b)) for p in graph.allowed_pairs
+    )
+    return InteractionGraph(gate_name=graph.gate_name.upper(), pairs=pairs)
+
+
+def _blockade(wire: HardwareWire, base: Blockade) -> Blockade:
+    out = base
+    if wire.blockade_radius is not None:
+        out = replace(out, radius=wire.blockade_radius)
+    model = wire.blockade_model
+    if model is not None:
+        radii = ("radius", "radius_x", "radius_y", "radius_z")
+        numbers = {r: getattr(model, r) for r in radii if getattr(model, r) is not None}
         if numbers.get("radius", 0.0) <= 0.0:
             numbers.pop("radius", None)  # 0 keeps the legacy blockade_radius
-        overrides = tuple(
-            (
-                int(_known("zone_overrides[]", o, ("zone_id", "radius")).get("zone_id", 0)),
-                _number("zone_overrides[].radius", o.get("radius", 0.0)),
-            )
-            for o in fields_.get("zone_overrides") or []
-        )
+        overrides = tuple((o.zone_id, o.radius) for o in model.zone_overrides)
         out = replace(out, **numbers, zone_overrides=overrides or out.zone_overrides)
     return out
-
-
-def _pulse(data: Any, base: PulseLimits) -> PulseLimits:
-    if data is None:
-        return base
-    values = _known(
-        "pulse_limits",
-        data,
-        (
-            "detuning_min",
-            "detuning_max",
-            "duration_min_ns",
-            "duration_max_ns",
-            "max_overlapping_pulses",
-        ),
-    )
-    kwargs: dict[str, Any] = _as_kwargs(base)
-    for name in ("detuning_min", "detuning_max", "duration_min_ns", "duration_max_ns"):
-        if name in values:
-            kwargs[name] = _number(f"pulse_limits.{name}", values[name])
-    kwargs.update(_ints("pulse_limits", values, ("max_overlapping_pulses",)))
-    return PulseLimits(**kwargs)
-
-
-def _edge(item: Any) -> TransportEdge:
-    values = _known(
-        "transport_edges[]", item, ("src_site_id", "dst_site_id", "distance", "duration_ns")
-    )
-    return TransportEdge(
-        src_site_id=int(values.get("src_site_id", 0)),
-        dst_site_id=int(values.get("dst_site_id", 0)),
-        distance=_number("transport_edges[].distance", values.get("distance", 0.0)),
-        duration_ns=_number("transport_edges[].duration_ns", values.get("duration_ns", 0.0)),
-    )
 
 
 # --------------------------------------------------------------------------- profiles
@@ -750,19 +686,68 @@ class Configuration:
         }
 
 
-_PROFILE_FIELDS = (
-    "name",
-    "label",
-    "description",
-    "persona",
-    "isa_version",
-    "lattice",
-    "transport",
-    "hardware",
-    "configurations",
-    "default_configuration",
-    "noise",
-)
+class LatticeZone(_Wire, frozen=True, kw_only=True):
+    """The sites of one zone of a generated lattice."""
+
+    zone_id: int = 0
+    site_ids: list[int] = []
+
+
+class Lattice(_Wire, frozen=True, kw_only=True):
+    """A generated lattice: a chain of n sites, a grid of cols x rows, a block of
+    cols x rows x layers (site ids in x, then y, then z order)."""
+
+    kind: Literal["chain", "grid", "block"] = "chain"
+    n: int = 0
+    rows: int = 0
+    cols: int = 0
+    layers: int = 0
+    spacing: Finite = 1.0
+    spacing_x: Finite | None = None
+    spacing_y: Finite | None = None
+    spacing_z: Finite | None = None
+    zones: list[LatticeZone] = []
+
+
+class Transport(_Wire, frozen=True, kw_only=True):
+    """Generated transport edges: between nearest-neighbour sites."""
+
+    kind: Literal["nearest"] = "nearest"
+    duration_per_unit_ns: Finite = 0.0
+
+
+class RegionWire(_Wire, frozen=True, kw_only=True):
+    """A region of a configuration (role: one of ROLES, any case)."""
+
+    name: str | None = None
+    role: str = "DATA"
+    site_ids: list[int] = []
+    zone_id: int | None = None
+
+
+class ConfigurationWire(_Wire, frozen=True, kw_only=True):
+    """A configuration family: the sites that hold atoms ("all": every site)."""
+
+    name: str
+    site_ids: Literal["all"] | list[int] = "all"
+    regions: list[RegionWire] = []
+    description: str = ""
+
+
+class ProfileFile(_Wire, frozen=True, kw_only=True):
+    """A profile file (TOML or JSON; the presets are ones)."""
+
+    name: str | None = None
+    label: str = ""
+    description: str = ""
+    persona: str = ""
+    isa_version: Annotated[Any, Meta(description="as a job's isa_version")] = None
+    lattice: Lattice | None = None
+    transport: Transport | None = None
+    hardware: HardwareWire | None = None
+    configurations: list[ConfigurationWire] = []
+    default_configuration: str = ""
+    noise: Annotated[Any, Meta(description="as a job's noise")] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -836,33 +821,30 @@ class Profile:
         Raises:
             DeviceError: ``QD105`` (or ``QD108`` for noise) naming the field.
         """
-        values = _known("profile", data, _PROFILE_FIELDS)
-        hardware_data = dict(_known("hardware", values.get("hardware"), _HARDWARE_FIELDS))
-        if values.get("lattice") is not None:
-            if hardware_data.get("sites") is not None:
+        given = {} if data is None else data
+        file: ProfileFile = values.convert(given, ProfileFile, error=_invalid_key)
+        hardware_data = dict(given.get("hardware") or {})
+        if file.lattice is not None:
+            if file.hardware is not None and file.hardware.sites is not None:
                 raise _invalid("give lattice or hardware.sites, not both", field="lattice")
-            hardware_data["sites"] = [s.to_json() for s in _lattice(values["lattice"])]
+            hardware_data["sites"] = [s.to_json() for s in _lattice(file.lattice)]
         hardware = Hardware.from_json(hardware_data)
-        if values.get("transport") is not None:
+        if file.transport is not None:
             if hardware.transport_edges:
                 raise _invalid("give transport or hardware.transport_edges, not both")
-            hardware = replace(
-                hardware, transport_edges=_nearest_edges(hardware, values["transport"])
-            )
-        configurations = tuple(
-            _configuration(hardware, item) for item in values.get("configurations") or []
-        )
-        default = _get(values, "default_configuration", "", str)
+            hardware = replace(hardware, transport_edges=_nearest_edges(hardware, file.transport))
+        configurations = tuple(_configuration(hardware, item) for item in file.configurations)
+        default = file.default_configuration
         if configurations and not default:
             default = configurations[0].name
         profile = cls(
-            name=name or _get(values, "name", "custom", str),
+            name=name or (file.name if file.name is not None else "custom"),
             hardware=hardware,
-            noise=NoiseModel.from_json(values.get("noise")),
-            label=_get(values, "label", "", str),
-            description=_get(values, "description", "", str),
-            persona=_get(values, "persona", "", str),
-            isa_version=parse_version(values.get("isa_version")),
+            noise=NoiseModel.from_json(given.get("noise")),
+            label=file.label,
+            description=file.description,
+            persona=file.persona,
+            isa_version=parse_version(given.get("isa_version")),
             configurations=configurations,
             default_configuration=default,
         )
@@ -872,47 +854,20 @@ class Profile:
         return profile
 
 
-def _lattice(data: Any) -> tuple[Site, ...]:
-    values = _known(
-        "lattice",
-        data,
-        (
-            "kind",
-            "n",
-            "rows",
-            "cols",
-            "layers",
-            "spacing",
-            "spacing_x",
-            "spacing_y",
-            "spacing_z",
-            "zones",
-        ),
+def _lattice(lattice: Lattice) -> tuple[Site, ...]:
+    spacing = lattice.spacing
+    sx, sy, sz = (
+        spacing if given is None else given
+        for given in (lattice.spacing_x, lattice.spacing_y, lattice.spacing_z)
     )
-    kind = values.get("kind", "chain")
-    spacing = float(values.get("spacing", 1.0))
-    sx = float(values.get("spacing_x", spacing))
-    sy = float(values.get("spacing_y", spacing))
-    sz = float(values.get("spacing_z", spacing))
-    if kind == "chain":
-        shape = (int(values.get("n", 0)), 1, 1)
-    elif kind == "grid":
-        shape = (int(values.get("cols", 0)), int(values.get("rows", 0)), 1)
-    elif kind == "block":
-        shape = (
-            int(values.get("cols", 0)),
-            int(values.get("rows", 0)),
-            int(values.get("layers", 0)),
-        )
-    else:
-        raise _invalid(f"lattice.kind {kind!r} is not chain, grid or block", field="lattice.kind")
+    shape = {
+        "chain": (lattice.n, 1, 1),
+        "grid": (lattice.cols, lattice.rows, 1),
+        "block": (lattice.cols, lattice.rows, lattice.layers),
+    }[lattice.kind]
     if min(shape) < 1:
-        raise _invalid(f"lattice {kind} needs positive sizes, got {shape}", field="lattice")
-    zone_of: dict[int, int] = {}
-    for entry in values.get("zones") or []:
-        zone = _known("lattice.zones[]", entry, ("zone_id", "site_ids"))
-        for site_id in zone.get("site_ids") or []:
-            zone_of[int(site_id)] = int(zone.get("zone_id", 0))
+        raise _invalid(f"lattice {lattice.kind} needs positive sizes, got {shape}", field="lattice")
+    zone_of = {site_id: zone.zone_id for zone in lattice.zones for site_id in zone.site_ids}
     sites: list[Site] = []
     nx, ny, nz = shape
     for k in range(nz):
@@ -925,11 +880,8 @@ def _lattice(data: Any) -> tuple[Site, ...]:
     return tuple(sites)
 
 
-def _nearest_edges(hardware: Hardware, data: Any) -> tuple[TransportEdge, ...]:
-    values = _known("transport", data, ("kind", "duration_per_unit_ns"))
-    if values.get("kind", "nearest") != "nearest":
-        raise _invalid("transport.kind must be 'nearest'", field="transport.kind")
-    per_unit = float(values.get("duration_per_unit_ns", 0.0))
+def _nearest_edges(hardware: Hardware, transport: Transport) -> tuple[TransportEdge, ...]:
+    per_unit = transport.duration_per_unit_ns
     spacing = hardware.neighbour_distance
     edges = []
     for i, a in enumerate(hardware.sites):
@@ -944,41 +896,34 @@ def _nearest_edges(hardware: Hardware, data: Any) -> tuple[TransportEdge, ...]:
     return tuple(edges)
 
 
-def _configuration(hardware: Hardware, item: Any) -> Configuration:
-    values = _known("configurations[]", item, ("name", "site_ids", "regions", "description"))
-    name = values.get("name")
-    if not isinstance(name, str):
-        raise _invalid("a configuration needs a name", field="configurations")
-    raw = values.get("site_ids", "all")
-    site_ids = tuple(s.id for s in hardware.sites) if raw == "all" else tuple(int(s) for s in raw)
+def _configuration(hardware: Hardware, item: ConfigurationWire) -> Configuration:
+    name = item.name
+    site_ids = (
+        tuple(s.id for s in hardware.sites) if item.site_ids == "all" else tuple(item.site_ids)
+    )
     known = {s.id for s in hardware.sites}
     regions = []
-    for region in values.get("regions") or []:
-        r = _known("regions[]", region, ("name", "role", "site_ids", "zone_id"))
-        role = str(r.get("role", "DATA")).upper()
+    for region in item.regions:
+        role = region.role.upper()
         if role not in ROLES:
             raise _invalid(
                 f"configuration {name}: region role {role!r} is not one of {', '.join(ROLES)}",
                 field="regions",
             )
-        ids = tuple(int(s) for s in r.get("site_ids") or [])
-        unknown = [s for s in ids if s not in known]
+        unknown = [s for s in region.site_ids if s not in known]
         if unknown:
-            raise _invalid(f"region {r.get('name')} names unknown site {unknown[0]}")
+            raise _invalid(f"region {region.name} names unknown site {unknown[0]}")
         regions.append(
             Region(
-                name=str(r.get("name", role.lower())),
+                name=region.name if region.name is not None else role.lower(),
                 role=role,
-                site_ids=ids,
-                zone_id=r.get("zone_id"),
+                site_ids=tuple(region.site_ids),
+                zone_id=region.zone_id,
             )
         )
     hardware.with_site_ids(site_ids)  # checks the ids
     return Configuration(
-        name=name,
-        site_ids=site_ids,
-        regions=tuple(regions),
-        description=str(values.get("description", "")),
+        name=name, site_ids=site_ids, regions=tuple(regions), description=item.description
     )
 
 

@@ -1,10 +1,14 @@
-"""The JSON Schema of a neutral-atom job (the v1 wire form), generated from the ISA table.
+"""The JSON Schema of a neutral-atom job (the v1 wire form), generated from its schemas.
 
-Public API: :func:`build_schema` (the schema, from :data:`~qmk.devices.neutral_atom.isa.OPS`
-and :data:`~qmk.devices.neutral_atom.isa.GATES`), :func:`load_schema` (the shipped copy,
+Public API: :func:`build_schema` (the schema: the job's fields and its ``hardware`` from
+the msgspec structs that read them, :class:`~qmk.devices.neutral_atom.job.JobWire` and
+:class:`~qmk.devices.neutral_atom.profiles.HardwareWire`; the instructions from the ISA
+table, :data:`~qmk.devices.neutral_atom.isa.OPS` and
+:data:`~qmk.devices.neutral_atom.isa.GATES`), :func:`load_schema` (the shipped copy,
 ``schema.json`` next to this module), :data:`SCHEMA_PATH`, and the command
 ``python -m qmk.devices.neutral_atom.schema (--check | --write)``: after changing the ISA
-table run ``--write``; a test fails when the shipped copy drifts (``--check`` exits 1).
+table or those structs run ``--write``; a test fails when the shipped copy drifts
+(``--check`` exits 1). ``qmk schema --kind device-job`` prints it.
 
 The schema says what one document can: each instruction's fields and types, the gate
 names, the versions, the shape of ``hardware`` and ``noise``. What depends on a device
@@ -26,14 +30,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from qmk.devices.neutral_atom.isa import GATES, OPS, VERSIONS, FieldSpec, FieldType
+from qmk.devices.neutral_atom.job import JobWire
+from qmk.devices.neutral_atom.profiles import HardwareWire
 
 #: The shipped schema (package data).
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 _NUMBER = {"type": "number"}
-_COUNT = {"type": "integer", "minimum": 0}
 
 
 def _field(spec: FieldSpec) -> dict[str, Any]:
@@ -120,136 +127,31 @@ def _noise() -> dict[str, Any]:
     )
 
 
-def _hardware() -> dict[str, Any]:
-    numbers = {"type": "array", "items": _NUMBER}
-    site = _object(
-        {
-            "id": {"type": "integer"},
-            "x": _NUMBER,
-            "y": _NUMBER,
-            "z": _NUMBER,
-            "zone_id": {"type": "integer"},
-        }
-    )
-    gate = _object(
-        {
-            "name": {"type": "string"},
-            "arity": {"type": "integer", "minimum": 1},
-            "duration_ns": _NUMBER,
-            "angle_min": _NUMBER,
-            "angle_max": _NUMBER,
-            "connectivity": {"enum": ["AllToAll", "NearestNeighborChain", "NearestNeighborGrid"]},
-        }
-    )
-    pair = _object({"site_a": {"type": "integer"}, "site_b": {"type": "integer"}})
-    return _object(
-        {
-            "positions": numbers,
-            "coordinates": {"type": "array", "items": numbers},
-            "blockade_radius": _NUMBER,
-            "sites": {"type": "array", "items": site},
-            "site_ids": {"type": "array", "items": {"type": "integer"}},
-            "native_gates": {"type": "array", "items": gate},
-            "interaction_graphs": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "gate_name": {"type": "string"},
-                        "allowed_pairs": {"type": "array", "items": pair},
-                    }
-                ),
-            },
-            "blockade_model": _object(
-                {
-                    "radius": _NUMBER,
-                    "radius_x": _NUMBER,
-                    "radius_y": _NUMBER,
-                    "radius_z": _NUMBER,
-                    "zone_overrides": {
-                        "type": "array",
-                        "items": _object({"zone_id": {"type": "integer"}, "radius": _NUMBER}),
-                    },
-                }
-            ),
-            "timing_limits": _object(
-                {
-                    "min_wait_ns": _NUMBER,
-                    "max_wait_ns": _NUMBER,
-                    "max_parallel_single_qubit": _COUNT,
-                    "max_parallel_two_qubit": _COUNT,
-                    "max_parallel_per_zone": _COUNT,
-                    "measurement_cooldown_ns": _NUMBER,
-                    "measurement_duration_ns": _NUMBER,
-                    "reset_duration_ns": _NUMBER,
-                }
-            ),
-            "pulse_limits": _object(
-                {
-                    "detuning_min": _NUMBER,
-                    "detuning_max": _NUMBER,
-                    "duration_min_ns": _NUMBER,
-                    "duration_max_ns": _NUMBER,
-                    "max_overlapping_pulses": _COUNT,
-                }
-            ),
-            "transport_edges": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "src_site_id": {"type": "integer"},
-                        "dst_site_id": {"type": "integer"},
-                        "distance": _NUMBER,
-                        "duration_ns": _NUMBER,
-                    }
-                ),
-            },
-            "move_limits": _object(
-                {
-                    "max_total_displacement_per_atom": _NUMBER,
-                    "max_moves_per_atom": _COUNT,
-                    "max_moves_per_shot": _COUNT,
-                    "max_moves_per_configuration_change": _COUNT,
-                    "rearrangement_window_ns": _NUMBER,
-                    "duration_per_unit_ns": _NUMBER,
-                    "min_spacing": _NUMBER,
-                }
-            ),
-        }
-    )
-
-
 def build_schema() -> dict[str, Any]:
-    """The schema of a job, generated from the ISA table."""
+    """The schema of a job, generated from the job's structs and the ISA table."""
+    _, components = msgspec.json.schema_components(
+        [JobWire, HardwareWire], ref_template="#/$defs/{name}"
+    )
+    job = components.pop("JobWire")
     versions = [str(v) for v in VERSIONS]
+    isa_version = {
+        "oneOf": [
+            _object({"major": {"type": "integer"}, "minor": {"type": "integer"}}),
+            {"enum": versions},
+        ]
+    }
     return {
         "$schema": DIALECT,
         "$id": "https://qmk.dev/schemas/neutral-atom-job.json",
         "title": "neutral-atom job (wire form v1)",
-        "type": "object",
-        "properties": {
-            "job_id": {"type": "string"},
-            "device_id": {"enum": ["state-vector", "stabilizer", "auto"]},
-            "profile": {"type": ["string", "null"], "description": "a preset name"},
-            "shots": {"type": "integer", "minimum": 1},
-            "seed": {"type": "integer", "minimum": 0, "description": "QMK: the RNG seed"},
-            "max_threads": {"type": "integer", "minimum": 0},
-            "isa_version": {
-                "oneOf": [
-                    _object({"major": {"type": "integer"}, "minor": {"type": "integer"}}),
-                    {"enum": versions},
-                ]
-            },
-            "metadata": {"type": "object"},
-            "program": {
-                "type": "array",
-                "items": {"oneOf": [{"$ref": f"#/$defs/{n}"} for n in OPS]},
-            },
-            "hardware": {"$ref": "#/$defs/hardware"},
-            "noise": {"oneOf": [{"$ref": "#/$defs/noise"}, {"type": "null"}]},
+        **{key: value for key, value in job.items() if key != "title"},
+        "$defs": {
+            **{name: _op(name) for name in OPS},
+            "instruction": {"oneOf": [{"$ref": f"#/$defs/{name}"} for name in OPS]},
+            "isa_version": isa_version,
+            **components,
+            "noise": _noise(),
         },
-        "required": ["program"],
-        "additionalProperties": False,
-        "$defs": {**{name: _op(name) for name in OPS}, "hardware": _hardware(), "noise": _noise()},
     }
 
 
