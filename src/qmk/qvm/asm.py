@@ -956,6 +956,227 @@ def _evaluate(text: str, scope: Mapping[str, object]) -> object:
         raise _Fail("asm-expression", str(exc)) from None
 
 
+# --------------------------------------------------------------------------- reading: pieces
+#
+# Names, values, node items, clauses, guards and macro arguments, each read at a cursor
+# in a scope: what they read depends on the line alone, never on the assembly so far.
+
+
+def _name(cursor: _Cursor, scope: Mapping[str, object], what: str) -> str:
+    text = cursor.text
+    char = cursor.peek()
+    if char == '"':
+        return _json_string(cursor, what)
+    if not (char == "{" or char == "_" or (char.isascii() and char.isalpha())):
+        found = repr(cursor.rest()) if not cursor.at_end() else "the end of the line"
+        raise _Fail("asm-syntax", f"expected {what}, found {found}")
+    parts: list[str] = []
+    while True:
+        end = _run_end(_NAME_CHARS, text, cursor.pos)
+        parts.append(text[cursor.pos : end])
+        cursor.pos = end
+        if cursor.peek() != "{":
+            return "".join(parts)
+        end = _scan_group(text, cursor.pos)
+        parts.append(str(_evaluate(text[cursor.pos + 1 : end - 1], scope)))
+        cursor.pos = end
+
+
+def _name_end(cursor: _Cursor) -> int | None:
+    """Where a NAME at the cursor would end, without evaluating it (None: no NAME here)."""
+    text, pos = cursor.text, cursor.pos
+    char = cursor.peek()
+    if char == '"':
+        string = _STRINGS['"'].match(text, pos)
+        return string.end() if string else None
+    if not (char == "{" or char == "_" or (char.isascii() and char.isalpha())):
+        return None
+    while True:
+        pos = _run_end(_NAME_CHARS, text, pos)
+        if text[pos : pos + 1] != "{":
+            return pos
+        pos = _scan_group(text, pos)
+
+
+def _names(cursor: _Cursor, scope: _Scope, what: str) -> list[str]:
+    names: list[str] = []
+    while True:
+        cursor.skip_ws()
+        if cursor.at_end():
+            return names
+        names.append(_name(cursor, scope, what))
+        cursor.require_gap(f"the name {names[-1]!r}")
+
+
+def _value(cursor: _Cursor, scope: _Scope, key: str, max_depth: int | None) -> Any:
+    char = cursor.peek()
+    if char in ('"', "[", "{") and char:
+        return _json_value(cursor, f"the value of {key}", max_depth)
+    word = _JSON_WORD.match(cursor.text, cursor.pos)
+    if word is not None:
+        cursor.pos = word.end()
+        return json.loads(word.group())
+    end = _expression_end(cursor.text, cursor.pos)
+    expression = cursor.text[cursor.pos : end]
+    if not expression.strip():
+        raise _Fail("asm-syntax", f"the argument {key} has no value")
+    value = _evaluate(expression, scope)
+    if type(value) not in (int, float, str):
+        raise _Fail(
+            "asm-expression",
+            f"the argument {key} must be a number or a string, got {type(value).__name__}"
+            + ("; write true or false" if type(value) is bool else ""),
+        )
+    cursor.pos = end
+    return value
+
+
+def _json_object(cursor: _Cursor, what: str, max_depth: int | None) -> dict[str, Any]:
+    if cursor.peek() != "{":
+        raise _Fail("asm-syntax", f"{what} must be a JSON object {{...}}")
+    value = _json_value(cursor, what, max_depth)
+    return value
+
+
+def _end_of_line(cursor: _Cursor) -> None:
+    cursor.skip_ws()
+    if not cursor.at_end():
+        raise _Fail("asm-syntax", f"unexpected {cursor.rest()!r} at the end of the line")
+
+
+def _item(cursor: _Cursor, scope: _Scope, node: _Pending, max_depth: int | None) -> None:
+    if cursor.at_end():
+        raise _Fail("asm-syntax", "expected an item after ','")
+    if cursor.peek() == '"':
+        key = _json_string(cursor, "an argument key")
+    else:
+        word = cursor.word()
+        if word is None:
+            raise _Fail(
+                "asm-syntax",
+                "expected vq:NAME, ch:NAME, in:NAME, out:NAME or KEY=VALUE, "
+                f"found {cursor.rest()!r}",
+            )
+        after = cursor.pos + len(word)
+        if cursor.text.startswith(":", after):
+            kind = _OPERAND_KINDS.get(word)
+            if kind is None:
+                hint = " (ev: is for guards and macro arguments)" if word == "ev" else ""
+                raise _Fail(
+                    "asm-syntax",
+                    f"unknown operand kind {word}:; write vq:, ch:, in: or out:{hint}",
+                )
+            cursor.pos = after + 1
+            getattr(node, kind).append(_name(cursor, scope, f"a name after {word}:"))
+            return
+        key = word
+        cursor.pos = after
+    cursor.skip_ws()
+    cursor.expect("=", f"expected = after the argument key {key!r}")
+    cursor.skip_ws()
+    if key in node.args:
+        raise _Fail("asm-syntax", f"the argument {key} is given twice")
+    node.args[key] = _value(cursor, scope, key, max_depth)
+
+
+def _clauses(cursor: _Cursor, scope: _Scope, node: _Pending, max_depth: int | None) -> None:
+    cursor.skip_ws()
+    if cursor.at_word("when"):
+        cursor.pos += 4
+        node.guard = _guard(cursor, scope)
+        cursor.skip_ws()
+    if cursor.at_word("caps"):
+        cursor.pos += 4
+        while True:
+            cursor.skip_ws()
+            if cursor.at_end() or any(cursor.at_word(word) for word in KEYWORDS):
+                break
+            node.caps.append(_name(cursor, scope, "a capability"))
+            cursor.require_gap(f"the capability {node.caps[-1]!r}")
+        if not node.caps:
+            raise _Fail("asm-syntax", "caps needs at least one capability name")
+    if cursor.at_word("meta"):
+        cursor.pos += 4
+        cursor.skip_ws()
+        node.metadata = _json_object(cursor, "the node's meta", max_depth)
+    cursor.skip_ws()
+    if not cursor.at_end():
+        word = cursor.word()
+        if word in KEYWORDS:
+            raise _Fail(
+                "asm-syntax",
+                f"{word} is out of place: a node line ends with "
+                "[when GUARD] [caps CAP...] [meta {...}], in that order",
+            )
+        raise _Fail("asm-syntax", f"unexpected {cursor.rest()!r}; items are separated by ','")
+
+
+def _guard(cursor: _Cursor, scope: _Scope) -> Guard:
+    cursor.skip_ws()
+    explicit = _ALL_OPEN.match(cursor.text, cursor.pos)
+    if explicit is not None:
+        cursor.pos = explicit.end()
+        terms = _terms(cursor, scope)
+        cursor.skip_ws()
+        cursor.expect(")", "all( ... ) is not closed with )")
+        return Guard(terms=terms, conjunction=True)
+    terms = _terms(cursor, scope)
+    return Guard(terms=terms, conjunction=len(terms) > 1)
+
+
+def _terms(cursor: _Cursor, scope: _Scope) -> tuple[GuardTerm, ...]:
+    terms = [_term(cursor, scope)]
+    while True:
+        saved = cursor.pos
+        cursor.skip_ws()
+        if not cursor.at_word("and"):
+            cursor.pos = saved
+            return tuple(terms)
+        cursor.pos += 3
+        terms.append(_term(cursor, scope))
+
+
+def _term(cursor: _Cursor, scope: _Scope) -> GuardTerm:
+    cursor.skip_ws()
+    cursor.expect("ev:", "a guard term is ev:NAME == 0 or ev:NAME == 1")
+    event = _name(cursor, scope, "an event name after ev:")
+    cursor.skip_ws()
+    cursor.expect("==", "a guard term compares with ==, as in ev:NAME == 1")
+    cursor.skip_ws()
+    value = _GUARD_VALUE.match(cursor.text, cursor.pos)
+    if value is None:
+        raise _Fail("asm-syntax", "a guard compares an event with 0 or 1")
+    cursor.pos = value.end()
+    return GuardTerm(event=event, equals=int(value.group()))
+
+
+def _macro_args(cursor: _Cursor, scope: _Scope, name: str) -> list[tuple[str | None, object]]:
+    args: list[tuple[str | None, object]] = []
+    cursor.skip_ws()
+    if cursor.at_end():
+        return args
+    while True:
+        cursor.skip_ws()
+        handle = _HANDLE_ARG.match(cursor.text, cursor.pos)
+        if handle is not None:
+            cursor.pos = handle.end()
+            kind = handle.group(1)
+            args.append((kind, _name(cursor, scope, f"a name after {kind}:")))
+        else:
+            end = _expression_end(cursor.text, cursor.pos)
+            expression = cursor.text[cursor.pos : end]
+            if not expression.strip():
+                raise _Fail("asm-syntax", f"argument {len(args) + 1} of {name} is empty")
+            if end < len(cursor.text) and cursor.text[end] != ",":
+                raise _Fail("asm-syntax", f"a macro call takes no when, caps or meta ({name})")
+            args.append((None, _evaluate(expression, scope)))
+            cursor.pos = end
+        cursor.skip_ws()
+        if cursor.at_end():
+            return args
+        cursor.expect(",", f"expected ',' between the arguments of {name}")
+
+
 class _Assembler:
     """The state of one assembly: what has been read, defined and counted so far."""
 
@@ -1129,7 +1350,7 @@ class _Assembler:
                     raise _Fail("asm-directive", ".version needs a version, e.g. .version 0.2")
                 version = token.group()
                 cursor.pos = token.end()
-            self.end_of_line(cursor)
+            _end_of_line(cursor)
             if version not in VERSIONS:
                 raise _Fail(
                     "asm-directive",
@@ -1142,42 +1363,22 @@ class _Assembler:
             if cursor.peek() != '"':
                 raise _Fail("asm-directive", '.description takes a JSON string: .description "..."')
             self.description = _json_string(cursor, "the description")
-            self.end_of_line(cursor)
+            _end_of_line(cursor)
         elif word == "metadata":
             if self.metadata is not None:
                 raise _Fail("asm-directive", ".metadata is given twice")
-            self.metadata = self.json_object(cursor, "the .metadata")
-            self.end_of_line(cursor)
+            self.metadata = _json_object(cursor, "the .metadata", self.limits.max_depth)
+            _end_of_line(cursor)
         elif word == "caps":
-            self.caps.extend(self.names(cursor, frame.scope, "a capability"))
+            self.caps.extend(_names(cursor, frame.scope, "a capability"))
         elif word in _RESOURCE_KINDS:
-            names = self.names(cursor, frame.scope, "a name")
+            names = _names(cursor, frame.scope, "a name")
             declared = self.declared[word]
             self.declared[word] = names if declared is None else declared + names
         elif word == "param":
             self.param(cursor, frame.scope)
         else:
             self.include(cursor, statement.line, frame, stack)
-
-    def end_of_line(self, cursor: _Cursor) -> None:
-        cursor.skip_ws()
-        if not cursor.at_end():
-            raise _Fail("asm-syntax", f"unexpected {cursor.rest()!r} at the end of the line")
-
-    def json_object(self, cursor: _Cursor, what: str) -> dict[str, Any]:
-        if cursor.peek() != "{":
-            raise _Fail("asm-syntax", f"{what} must be a JSON object {{...}}")
-        value = _json_value(cursor, what, self.limits.max_depth)
-        return value
-
-    def names(self, cursor: _Cursor, scope: _Scope, what: str) -> list[str]:
-        names: list[str] = []
-        while True:
-            cursor.skip_ws()
-            if cursor.at_end():
-                return names
-            names.append(self.name(cursor, scope, what))
-            cursor.require_gap(f"the name {names[-1]!r}")
 
     def param(self, cursor: _Cursor, scope: _Scope) -> None:
         match = _PARAM.fullmatch(cursor.text, cursor.pos)
@@ -1205,7 +1406,7 @@ class _Assembler:
         if cursor.peek() != '"':
             raise _Fail("asm-include", '.include takes a JSON string: .include "path.qvm.asm"')
         relative = _json_string(cursor, "the include path")
-        self.end_of_line(cursor)
+        _end_of_line(cursor)
         if line.base_dir is None:
             raise _Fail(
                 "asm-include",
@@ -1237,49 +1438,6 @@ class _Assembler:
         )
         stack.append(_Body(statements, frame.scope, inner))
 
-    # -- names and values
-
-    def name(self, cursor: _Cursor, scope: Mapping[str, object], what: str) -> str:
-        text = cursor.text
-        char = cursor.peek()
-        if char == '"':
-            return _json_string(cursor, what)
-        if not (char == "{" or char == "_" or (char.isascii() and char.isalpha())):
-            found = repr(cursor.rest()) if not cursor.at_end() else "the end of the line"
-            raise _Fail("asm-syntax", f"expected {what}, found {found}")
-        parts: list[str] = []
-        while True:
-            end = _run_end(_NAME_CHARS, text, cursor.pos)
-            parts.append(text[cursor.pos : end])
-            cursor.pos = end
-            if cursor.peek() != "{":
-                return "".join(parts)
-            end = _scan_group(text, cursor.pos)
-            parts.append(str(_evaluate(text[cursor.pos + 1 : end - 1], scope)))
-            cursor.pos = end
-
-    def value(self, cursor: _Cursor, scope: _Scope, key: str) -> Any:
-        char = cursor.peek()
-        if char in ('"', "[", "{") and char:
-            return _json_value(cursor, f"the value of {key}", self.limits.max_depth)
-        word = _JSON_WORD.match(cursor.text, cursor.pos)
-        if word is not None:
-            cursor.pos = word.end()
-            return json.loads(word.group())
-        end = _expression_end(cursor.text, cursor.pos)
-        expression = cursor.text[cursor.pos : end]
-        if not expression.strip():
-            raise _Fail("asm-syntax", f"the argument {key} has no value")
-        value = _evaluate(expression, scope)
-        if type(value) not in (int, float, str):
-            raise _Fail(
-                "asm-expression",
-                f"the argument {key} must be a number or a string, got {type(value).__name__}"
-                + ("; write true or false" if type(value) is bool else ""),
-            )
-        cursor.pos = end
-        return value
-
     # -- node lines and macro calls
 
     def node_line(self, line: _Line, frame: _Body, stack: list[_Body | _Loop]) -> None:
@@ -1290,11 +1448,11 @@ class _Assembler:
         cursor = _Cursor(line.code)
         cursor.skip_ws()
         label = None
-        end = self.name_end(cursor)
+        end = _name_end(cursor)
         if end is not None:
             colon = _run_end(_WS, line.code, end)
             if line.code.startswith(":", colon):
-                label = self.name(cursor, scope, "a label")
+                label = _name(cursor, scope, "a label")
                 cursor.pos = colon + 1
                 cursor.skip_ws()
         if cursor.peek() == '"':
@@ -1317,13 +1475,13 @@ class _Assembler:
         node = _Pending(label, op, {}, [], [], [], [], [], None, None)
         if not cursor.at_end() and not cursor.at_clause():
             while True:
-                self.item(cursor, scope, node)
+                _item(cursor, scope, node, self.limits.max_depth)
                 cursor.skip_ws()
                 if cursor.peek() != ",":
                     break
                 cursor.pos += 1
                 cursor.skip_ws()
-        self.clauses(cursor, scope, node)
+        _clauses(cursor, scope, node, self.limits.max_depth)
         self.add(node)
 
     def fast_node_line(self, m: re.Match[str], line: _Line) -> bool:
@@ -1356,122 +1514,6 @@ class _Assembler:
         self.add(node)
         return True
 
-    def name_end(self, cursor: _Cursor) -> int | None:
-        """Where a NAME at the cursor would end, without evaluating it (None: no NAME here)."""
-        text, pos = cursor.text, cursor.pos
-        char = cursor.peek()
-        if char == '"':
-            string = _STRINGS['"'].match(text, pos)
-            return string.end() if string else None
-        if not (char == "{" or char == "_" or (char.isascii() and char.isalpha())):
-            return None
-        while True:
-            pos = _run_end(_NAME_CHARS, text, pos)
-            if text[pos : pos + 1] != "{":
-                return pos
-            pos = _scan_group(text, pos)
-
-    def item(self, cursor: _Cursor, scope: _Scope, node: _Pending) -> None:
-        if cursor.at_end():
-            raise _Fail("asm-syntax", "expected an item after ','")
-        if cursor.peek() == '"':
-            key = _json_string(cursor, "an argument key")
-        else:
-            word = cursor.word()
-            if word is None:
-                raise _Fail(
-                    "asm-syntax",
-                    "expected vq:NAME, ch:NAME, in:NAME, out:NAME or KEY=VALUE, "
-                    f"found {cursor.rest()!r}",
-                )
-            after = cursor.pos + len(word)
-            if cursor.text.startswith(":", after):
-                kind = _OPERAND_KINDS.get(word)
-                if kind is None:
-                    hint = " (ev: is for guards and macro arguments)" if word == "ev" else ""
-                    raise _Fail(
-                        "asm-syntax",
-                        f"unknown operand kind {word}:; write vq:, ch:, in: or out:{hint}",
-                    )
-                cursor.pos = after + 1
-                getattr(node, kind).append(self.name(cursor, scope, f"a name after {word}:"))
-                return
-            key = word
-            cursor.pos = after
-        cursor.skip_ws()
-        cursor.expect("=", f"expected = after the argument key {key!r}")
-        cursor.skip_ws()
-        if key in node.args:
-            raise _Fail("asm-syntax", f"the argument {key} is given twice")
-        node.args[key] = self.value(cursor, scope, key)
-
-    def clauses(self, cursor: _Cursor, scope: _Scope, node: _Pending) -> None:
-        cursor.skip_ws()
-        if cursor.at_word("when"):
-            cursor.pos += 4
-            node.guard = self.guard(cursor, scope)
-            cursor.skip_ws()
-        if cursor.at_word("caps"):
-            cursor.pos += 4
-            while True:
-                cursor.skip_ws()
-                if cursor.at_end() or any(cursor.at_word(word) for word in KEYWORDS):
-                    break
-                node.caps.append(self.name(cursor, scope, "a capability"))
-                cursor.require_gap(f"the capability {node.caps[-1]!r}")
-            if not node.caps:
-                raise _Fail("asm-syntax", "caps needs at least one capability name")
-        if cursor.at_word("meta"):
-            cursor.pos += 4
-            cursor.skip_ws()
-            node.metadata = self.json_object(cursor, "the node's meta")
-        cursor.skip_ws()
-        if not cursor.at_end():
-            word = cursor.word()
-            if word in KEYWORDS:
-                raise _Fail(
-                    "asm-syntax",
-                    f"{word} is out of place: a node line ends with "
-                    "[when GUARD] [caps CAP...] [meta {...}], in that order",
-                )
-            raise _Fail("asm-syntax", f"unexpected {cursor.rest()!r}; items are separated by ','")
-
-    def guard(self, cursor: _Cursor, scope: _Scope) -> Guard:
-        cursor.skip_ws()
-        explicit = _ALL_OPEN.match(cursor.text, cursor.pos)
-        if explicit is not None:
-            cursor.pos = explicit.end()
-            terms = self.terms(cursor, scope)
-            cursor.skip_ws()
-            cursor.expect(")", "all( ... ) is not closed with )")
-            return Guard(terms=terms, conjunction=True)
-        terms = self.terms(cursor, scope)
-        return Guard(terms=terms, conjunction=len(terms) > 1)
-
-    def terms(self, cursor: _Cursor, scope: _Scope) -> tuple[GuardTerm, ...]:
-        terms = [self.term(cursor, scope)]
-        while True:
-            saved = cursor.pos
-            cursor.skip_ws()
-            if not cursor.at_word("and"):
-                cursor.pos = saved
-                return tuple(terms)
-            cursor.pos += 3
-            terms.append(self.term(cursor, scope))
-
-    def term(self, cursor: _Cursor, scope: _Scope) -> GuardTerm:
-        cursor.skip_ws()
-        cursor.expect("ev:", "a guard term is ev:NAME == 0 or ev:NAME == 1")
-        event = self.name(cursor, scope, "an event name after ev:")
-        cursor.skip_ws()
-        cursor.expect("==", "a guard term compares with ==, as in ev:NAME == 1")
-        cursor.skip_ws()
-        value = _GUARD_VALUE.match(cursor.text, cursor.pos)
-        if value is None:
-            raise _Fail("asm-syntax", "a guard compares an event with 0 or 1")
-        cursor.pos = value.end()
-        return GuardTerm(event=event, equals=int(value.group()))
-
     def call_macro(
         self,
         macro: _Macro,
@@ -1487,7 +1529,7 @@ class _Assembler:
                 f"a macro call takes no label: {macro.name} makes several nodes; "
                 "label the nodes inside the macro instead, e.g. {p}_h: APPLY_H vq:{p}",
             )
-        args = self.macro_args(cursor, frame.scope, macro.name)
+        args = _macro_args(cursor, frame.scope, macro.name)
         shown = " ".join(f"{kind}:{name}" if kind else name for kind, name in macro.params)
         if len(args) != len(macro.params):
             raise _Fail(
@@ -1527,34 +1569,6 @@ class _Assembler:
             called_at=f"in macro {macro.name} called at {line.source}:{line.number}",
         )
         stack.append(_Body(macro.body, _Scope(bound, self.globals), context))
-
-    def macro_args(
-        self, cursor: _Cursor, scope: _Scope, name: str
-    ) -> list[tuple[str | None, object]]:
-        args: list[tuple[str | None, object]] = []
-        cursor.skip_ws()
-        if cursor.at_end():
-            return args
-        while True:
-            cursor.skip_ws()
-            handle = _HANDLE_ARG.match(cursor.text, cursor.pos)
-            if handle is not None:
-                cursor.pos = handle.end()
-                kind = handle.group(1)
-                args.append((kind, self.name(cursor, scope, f"a name after {kind}:")))
-            else:
-                end = _expression_end(cursor.text, cursor.pos)
-                expression = cursor.text[cursor.pos : end]
-                if not expression.strip():
-                    raise _Fail("asm-syntax", f"argument {len(args) + 1} of {name} is empty")
-                if end < len(cursor.text) and cursor.text[end] != ",":
-                    raise _Fail("asm-syntax", f"a macro call takes no when, caps or meta ({name})")
-                args.append((None, _evaluate(expression, scope)))
-                cursor.pos = end
-            cursor.skip_ws()
-            if cursor.at_end():
-                return args
-            cursor.expect(",", f"expected ',' between the arguments of {name}")
 
     # -- results
 
