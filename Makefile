@@ -43,15 +43,18 @@ chromium:
 
 test: lint chromium
 	$(BIN)/python -m qmk.qvm.schema --check
+	$(BIN)/python -m qmk.commands.schema --check
 	$(BIN)/python -m qmk.docgen --check
 	$(BIN)/python -m qmk.abi.codegen --check
 	$(BIN)/python -m pytest
 
-# Regenerate the generated files: the shipped JSON Schema, the generated tables of every
+# Regenerate the generated files: the shipped JSON Schemas (QVM graphs; kernel configs,
+# workflow files and neutral-atom jobs: qmk schema), the generated tables of every
 # page in docs/ (qvm.md, qec.md, qsyscall.md, errors.md), and the modules rendered from the
 # qSyscall method table (qmk/abi/protocol.py, qmk/abi/calls.py).
 docs: $(VENV)/.installed-test
 	$(BIN)/python -m qmk.qvm.schema --write
+	$(BIN)/python -m qmk.commands.schema --write
 	$(BIN)/python -m qmk.docgen --write
 	$(BIN)/python -m qmk.abi.codegen --write
 
