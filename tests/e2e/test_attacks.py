@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import resource
 import socket
 import subprocess
@@ -28,6 +27,7 @@ import pytest
 
 from qmk.client import Client
 from support.kernel import BELL, TENANTS, ServerProcess, WorkerGate, config_toml
+from support.pools import Hooks
 
 ALICE = {"tenant": "alice", "key": TENANTS["alice"]["key"]}
 GRANTS = {**ALICE, "requested": ["CAP_ALLOC", "CAP_LINK", "CAP_MAGIC", "CAP_TELEPORT"]}
@@ -72,10 +72,11 @@ def start(
     *,
     server: dict[str, int] | None = None,
     nofile: int | None = None,
-    env: dict[str, str] | None = None,
+    hooks: Hooks | None = None,
     workers: int = 1,
 ) -> ServerProcess:
-    """``qmk serve`` with a ``[server]`` table, under RLIMIT_NOFILE ``nofile`` if given."""
+    """``qmk serve`` with a ``[server]`` table, under RLIMIT_NOFILE ``nofile`` if given
+    (``hooks``: on the tests' pool, :meth:`ServerProcess.start`)."""
     config = tmp_path / "k.toml"
     text = config_toml()
     if server:
@@ -89,15 +90,13 @@ def start(
         log=tmp_path / "k.log",
     )
     if nofile is None:
-        return process.start(env=env)
-    argv = [sys.executable, "-m", "qmk", "serve", "--socket", str(process.socket)]
-    argv += ["--data-dir", str(process.data_dir), "--config", str(config), "--workers", "1"]
+        return process.start(hooks=hooks)
     assert process.log is not None
     process.proc = subprocess.Popen(
-        argv,
+        process.command(hooks),
         stdout=process.log.open("ab"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env=process.environment(hooks),
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)),
     )
     while not process.socket.exists():  # it appears once the server listens
@@ -128,7 +127,7 @@ def test_a_flood_of_idle_connections_is_refused_past_the_descriptors_and_jobs_st
             tmp_path,
             server={"max_connections_per_peer": 100_000},
             nofile=256,
-            env=gate.env(),
+            hooks=gate.hooks(),
         )
         stop_after(server)
         client = Client.connect(str(server.socket), **ALICE)

@@ -12,7 +12,7 @@ def test_a_job_checkpointed_before_a_kill_9_resumes_from_it_after_a_restart(serv
     from kernel.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
-        server = serve("crash", workers=1, env=pause.pause_env())
+        server = serve("crash", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), tenant="alice", key="alice-secret-key") as client:
             job_id = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False})["job_id"]
             # the job is held at its first fence: the checkpoint is saved there, now

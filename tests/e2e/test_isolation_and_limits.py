@@ -171,7 +171,7 @@ def test_expiry_quotas_admission_and_cancel_on_a_small_machine(serve, tmp_path):
             workers=1,
             physical_qubits=5000,
             kernel={"session_ttl_s": 1.0},
-            env=gate.env(),
+            hooks=gate.hooks(),
         )
         alice = connect(server, "alice")
         stale_session = alice.session_id

@@ -92,7 +92,7 @@ def test_kill_9_under_load_then_restart_loses_no_accepted_job(serve, tmp_path):
     # the kill 10 jobs are COMPLETED, two held on the workers and the rest QUEUED, on any
     # machine: the restart must keep the first and finish the others.
     with WorkerGate(tmp_path) as gate:
-        server = serve("crash", workers=2, env=gate.env())
+        server = serve("crash", workers=2, hooks=gate.hooks())
         accepted: list[tuple[str, str, int, int]] = []
         address = str(server.socket)
         with Client.connect(address, tenant="alice", key="alice-secret-key") as client:

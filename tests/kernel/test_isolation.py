@@ -1,9 +1,10 @@
 """Workers are closed the way the OS allows: every escape is tried from inside a worker.
 
-The probe (``support.isolation``, the pool's ``probe`` test hook) runs in place of the
-task, in a confined worker, exactly where a job would run, and reports what each escape
-met. A layer the OS here cannot provide is skipped with the reason (and the worker says
-so in its report, which the tests check too).
+The probe (``support.isolation``, the ``probe`` hook of the tests' pool,
+:class:`support.pools.GatedPool`) runs in place of the task, in a confined worker,
+exactly where a job would run, and reports what each escape met. A layer the OS here
+cannot provide is skipped with the reason (and the worker says so in its report, which
+the tests check too).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,18 +21,17 @@ from typing import Any
 import pytest
 
 from qmk.client import Client
+from qmk.kernel.datafiles import DB_FILE, SECRET_FILE
 from qmk.kernel.errors import ConfigError
+from qmk.kernel.pool import WorkerDied, WorkerPool
 from qmk.kernel.sandbox import Isolation, landlock_abi, unreachable
 from qmk.kernel.service import Kernel
-from qmk.kernel.sessions import SECRET_FILE
-from qmk.kernel.store import DB_FILE
-from qmk.kernel.workers import PROBE_ENV, WorkerDied, WorkerPool, kernel_isolation
-from support.isolation import UNIX_BAIT
+from qmk.kernel.workers import kernel_isolation
+from support.isolation import UNIX_BAIT, burn, escapes
 from support.kernel import BELL, TENANTS, login, make_config, run_kernel, serve_factory, stop_all
 from support.paths import EXAMPLES
+from support.pools import GatedPool, Hooks
 
-ESCAPES = "support.isolation:escapes"
-BURN = "support.isolation:burn"
 LANDLOCK = landlock_abi()
 no_landlock = pytest.mark.skipif(LANDLOCK < 1, reason="this Linux kernel has no Landlock")
 no_signal_scope = pytest.mark.skipif(
@@ -101,7 +100,7 @@ def bait(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bait]:
 
 @pytest.fixture(scope="module")
 def pool(bait: Bait) -> Iterator[WorkerPool]:
-    pool = WorkerPool(1, memory_mb=1024, isolation=bait.isolation(file_mb=1), probe=ESCAPES)
+    pool = GatedPool(1, memory_mb=1024, isolation=bait.isolation(file_mb=1), probe=escapes)
     yield pool
     pool.shutdown(cancel_futures=True)
 
@@ -209,7 +208,7 @@ def test_a_worker_of_a_root_pool_runs_as_an_unprivileged_user() -> None:
     bait = Bait(root)
     try:
         isolation = bait.isolation(user="nobody", filesystem=False)  # what the uid alone does
-        pool = WorkerPool(1, isolation=isolation, probe=ESCAPES)
+        pool = GatedPool(1, isolation=isolation, probe=escapes)
         try:
             found = pool.submit(dict, **bait.targets()).result(timeout=60)
             confinement = pool.confinement
@@ -250,10 +249,7 @@ def test_a_user_who_cannot_reach_a_directory_is_told_which_one() -> None:
 # --------------------------------------------------------------------------- the kernel
 
 
-def test_a_kernel_job_cannot_escape_its_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(PROBE_ENV, ESCAPES)  # Kernel.open's pool runs the probe for each job
+def test_a_kernel_job_cannot_escape_its_worker(tmp_path: Path) -> None:
     tcp = socket.create_server(("127.0.0.1", 0))
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     unix.bind(str(tmp_path / UNIX_BAIT))
@@ -269,7 +265,9 @@ def test_a_kernel_job_cannot_escape_its_worker(
         return json.loads(done["error"]["message"]), health["machine"]["worker_isolation"]
 
     try:
-        found, health = run_kernel(tmp_path, body, config=make_config(worker_file_mb=1))
+        found, health = run_kernel(  # the kernel's pool runs the probe for each job
+            tmp_path, body, config=make_config(worker_file_mb=1), hooks=Hooks(probe=escapes)
+        )
     finally:
         tcp.close()
         unix.close()
@@ -286,17 +284,13 @@ def test_a_kernel_job_cannot_escape_its_worker(
         assert any(gap.startswith("user: the workers run as root") for gap in health["gaps"])
 
 
-def test_a_kernel_job_past_its_cpu_limit_fails_naming_the_limit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(PROBE_ENV, BURN)
-
+def test_a_kernel_job_past_its_cpu_limit_fails_naming_the_limit(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> dict[str, Any]:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=1, seed=1)
         return await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
 
-    done = run_kernel(tmp_path, body, config=make_config(worker_cpu_s=1))
+    done = run_kernel(tmp_path, body, config=make_config(worker_cpu_s=1), hooks=Hooks(probe=burn))
     assert done["state"] == "FAILED"  # the pool's WorkerCpuLimit, as the kernel words it
     assert done["error"]["name"] == "worker-failed"
     assert "CPU-time limit (1 s)" in done["error"]["message"]
@@ -306,11 +300,9 @@ def test_a_served_kernel_reports_its_isolation_and_its_jobs_cannot_reach_its_soc
     tmp_path: Path,
 ) -> None:
     serve, started = serve_factory(tmp_path)
-    tests = str(Path(__file__).resolve().parents[1])
-    env = {PROBE_ENV: ESCAPES, "PYTHONPATH": os.pathsep.join([tests, *sys.path])}
     try:
         # named after the bait: its own socket is the Unix socket the probe tries
-        server = serve(UNIX_BAIT.removesuffix(".sock"), env=env)
+        server = serve(UNIX_BAIT.removesuffix(".sock"), hooks=Hooks(probe=escapes))
         key = TENANTS["alice"]["key"]
         with Client.connect(str(server.socket), tenant="alice", key=key) as client:
             graph = json.loads((EXAMPLES / "bell.qvm.json").read_text())
@@ -338,7 +330,7 @@ def test_a_data_directory_that_holds_the_code_hides_all_but_the_code(
     monkeypatch.syspath_prepend(str(code))
     isolation = kernel_isolation(make_config(), data)
     assert str(code) not in isolation.hidden and str(data) not in isolation.hidden
-    pool = WorkerPool(1, isolation=isolation, probe=ESCAPES)
+    pool = GatedPool(1, isolation=isolation, probe=escapes)
     try:
         (data / SECRET_FILE).write_bytes(b"made after the workers started")
         (data / SECRET_FILE).chmod(0o600)

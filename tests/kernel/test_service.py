@@ -43,6 +43,7 @@ from support.kernel import (
     make_config,
     run_kernel,
     slow_graph,
+    support_env,
     wait_state,
 )
 from support.paths import EXAMPLES
@@ -401,10 +402,12 @@ _CRASH_SCRIPT = """
 import asyncio, json, sys
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
+from support.pools import Hooks
 
 async def main():
     config = config_from_dict(json.loads(sys.argv[2]))
-    kernel = await Kernel.open(config, sys.argv[1], workers=1)
+    gated = Hooks(gate=sys.argv[4]).factory()  # the tests' pool, held at the gate
+    kernel = await Kernel.open(config, sys.argv[1], workers=1, pool_factory=gated)
     s = await kernel.q_negotiate_caps(tenant="alice", key="alice-key", requested=["CAP_ALLOC"])
     ids = []
     for i, graph in enumerate(json.loads(sys.argv[3])):
@@ -427,11 +430,19 @@ def test_every_accepted_job_finishes_after_a_kill_9_and_reopen(tmp_path: Path) -
     graphs = [ghz_graph(3)] + [BELL, ghz_graph(3)] * 4
     with WorkerGate(tmp_path) as gate:  # the crashing kernel's jobs never get past it
         proc = subprocess.Popen(
-            [sys.executable, "-c", _CRASH_SCRIPT, str(data), json.dumps(raw), json.dumps(graphs)],
+            [
+                sys.executable,
+                "-c",
+                _CRASH_SCRIPT,
+                str(data),
+                json.dumps(raw),
+                json.dumps(graphs),
+                str(gate.path),
+            ],
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            env={**os.environ, **gate.env()},
+            env=support_env(),
         )
         try:
             assert proc.stdout is not None

@@ -4,8 +4,9 @@ Every behaviour test runs against a thread-driven pool and a loop-driven one (an
 loop running in a background thread; the test calls the pool from its own thread, as any
 ``Executor`` caller may).
 
-A worker frozen in the middle of a reply is made by the pool's ``stall`` test hook (a
-FIFO: a byte in it makes the next reply stop half-written, ``SIGSTOP``). The tests wait
+A worker frozen in the middle of a reply is made by the tests' pool's ``stall`` hook
+(:class:`support.pools.GatedPool`: a FIFO, a byte in it makes the next reply stop
+half-written, ``SIGSTOP``). The tests wait
 until the worker is stopped (its state in ``/proc``), never for a time; a watchdog
 thread turns a kernel that hangs into a failure instead of a hung suite.
 """
@@ -26,17 +27,17 @@ from typing import Any
 import pytest
 
 from qmk.kernel.clock import ManualClock
-from qmk.kernel.service import Kernel
-from qmk.kernel.workers import (
-    STALL_ENV,
+from qmk.kernel.pool import (
     TaskError,
     WorkerDied,
     WorkerKilled,
     WorkerMemoryError,
     WorkerPool,
 )
+from qmk.kernel.service import Kernel
 from support.isolation import forged_frame, hostile_value
 from support.kernel import BELL, WorkerGate, login, run_kernel
+from support.pools import GatedPool
 
 
 class LoopThread:
@@ -64,10 +65,13 @@ class LoopThread:
 def make_pool(
     mode: str, workers: int, loop_thread: LoopThread | None, **options: Any
 ) -> WorkerPool:
+    """A pool driven by a thread of its own or by the loop (with ``stall``, the tests'
+    :class:`~support.pools.GatedPool`)."""
+    kind = GatedPool if "stall" in options else WorkerPool
     if mode == "thread":
-        return WorkerPool(workers, **options)
+        return kind(workers, **options)
     assert loop_thread is not None
-    return loop_thread.call(lambda: WorkerPool(workers, loop=loop_thread.loop, **options))
+    return loop_thread.call(lambda: kind(workers, loop=loop_thread.loop, **options))
 
 
 @pytest.fixture(scope="module")
@@ -350,7 +354,7 @@ class Watchdog:
 
 
 def test_a_kernel_keeps_serving_while_a_worker_is_frozen_mid_reply_and_times_its_job_out(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     clock = ManualClock()
     watchdog = Watchdog()
@@ -378,9 +382,8 @@ def test_a_kernel_keeps_serving_while_a_worker_is_frozen_mid_reply_and_times_its
         assert done["state"] == "COMPLETED"  # the next job runs
 
     with WorkerGate(tmp_path, "stall") as stall:
-        monkeypatch.setenv(STALL_ENV, str(stall.path))  # Kernel.open's pool reads it
         try:
-            run_kernel(tmp_path, body, workers=2, clock=clock)
+            run_kernel(tmp_path, body, workers=2, clock=clock, hooks=stall.stall_hooks())
         finally:
             watchdog.stop()
     assert not watchdog.fired, "the kernel stopped answering while a worker was frozen"

@@ -1,8 +1,8 @@
-"""Escape attempts that run inside a worker, where a job would run (the pool's ``probe``).
+"""Escape attempts that run inside a worker, where a job would run (a pool's ``probe``).
 
-A pool made with ``probe="support.isolation:escapes"`` (or a kernel started with
-``QMK_TEST_WORKER_PROBE`` set to it) calls :func:`escapes` in place of each task, after
-the worker confined itself. It tries every way out the worker should not have and
+A :class:`support.pools.GatedPool` made with ``probe=escapes`` (a kernel's, with
+``Hooks(probe=escapes)``: :mod:`support.pools`) calls :func:`escapes` in place of each
+task, after the worker confined itself. It tries every way out the worker should not have and
 reports what each attempt met. For a kernel job (the task is ``run_job``) the report
 comes back as the job's failure, its message the report's JSON, and the bait comes from
 the job (its seed is the test's listening TCP port; the data directory's parent holds
@@ -12,8 +12,9 @@ and the report is the task's value. :func:`burn` spends CPU time until the worke
 limit stops it. The tasks at the end (:func:`hostile_value`, :func:`forged_frame`) are
 a worker gone hostile, for the pool's own tests.
 
-Everything this module needs is imported at its top: the worker imports it before it
-drops to another user, who may not be able to read the Python installation.
+Everything this module needs is imported at its top: the worker imports it (unpickling
+its pool's hooks) before it drops to another user, who may not be able to read the
+Python installation.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk.kernel.attempt import run_job
-from qmk.kernel.sessions import SECRET_FILE
-from qmk.kernel.store import DB_FILE
+from qmk.kernel.datafiles import DB_FILE, SECRET_FILE
 
 #: The Unix socket a kernel test listens on beside its data directory.
 UNIX_BAIT = "bait.sock"
@@ -137,15 +137,15 @@ def try_escapes(targets: dict[str, Any]) -> dict[str, Any]:
 
 def _targets_of(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     if fn is run_job:  # a kernel job: its data directory's parent holds the test's bait
-        spec = args[0]
-        checkpoints = Path(spec["checkpoint_dir"])
+        attempt = args[0]
+        checkpoints = Path(attempt.checkpoint_dir)
         data = checkpoints.parent.parent
         unix = data.parent / UNIX_BAIT
         return {
             "data_dir": str(data),
             "checkpoints": str(checkpoints),
             "outside": str(data.parent),
-            "port": spec["seed"],  # the test's listening port
+            "port": attempt.request.seed,  # the test's listening port
             "unix": str(unix) if unix.exists() else None,
         }
     return dict(kwargs)

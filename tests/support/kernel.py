@@ -11,12 +11,16 @@ A real server (tests/e2e): :class:`ServerProcess` and :func:`serve_factory`, beh
 Both can hold jobs at a :class:`WorkerGate`, so a test decides how many jobs run and
 when instead of racing the machine's speed; an in-process kernel can also run on a
 :class:`~qmk.kernel.clock.ManualClock`, so timeouts, deadlines, session expiry and epochs
-happen exactly when the test says.
+happen exactly when the test says. The gates (and the stall and the probe) are the
+tests' pool's (:mod:`support.pools`): an in-process kernel gets it through
+``Kernel.open(pool_factory=...)``, a real server by running ``python -m support.serve``
+(:mod:`support.serve`, the same ``qmk serve`` on that pool) instead of ``qmk serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -32,9 +36,23 @@ from typing import Any
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
-from qmk.kernel.workers import GATE_ENV, PAUSE_GATE_ENV, WorkerPool, kernel_isolation
 from qmk.qvm.asm import assemble
 from support.paths import EXAMPLES
+from support.pools import Hooks
+
+#: The tests' folder: on ``PYTHONPATH`` of a server run with hooks (``support.serve``).
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def support_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment, ``env``, and ``tests/`` on ``PYTHONPATH``: for a
+    child process that imports ``support`` (a server on the tests' pool)."""
+    return {
+        **os.environ,
+        **(env or {}),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path]),
+    }
+
 
 BELL: dict[str, Any] = json.loads((EXAMPLES / "bell.qvm.json").read_text())
 
@@ -72,7 +90,9 @@ class WorkerGate:
 
     :meth:`release` lets ``count`` jobs run; :meth:`open` lets every job run from then on
     (and is what leaving the ``with`` block does, so no worker stays held). Pass it to
-    :func:`run_kernel` (``gate=``), or its :meth:`env` to a ``qmk serve`` process.
+    :func:`run_kernel` (``gate=``, or ``pause=`` as a pause gate), or its :meth:`hooks`
+    (:meth:`pause_hooks`) to a server's start (a :class:`support.pools.GatedPool`
+    holds the jobs).
     """
 
     def __init__(self, directory: Path, name: str = "worker-gate") -> None:
@@ -100,14 +120,19 @@ class WorkerGate:
         os.close(self._fd)
         self._fd = None
 
-    def env(self) -> dict[str, str]:
-        """The environment that makes a ``qmk serve`` hold its jobs at this gate."""
-        return {GATE_ENV: str(self.path)}
+    def hooks(self) -> Hooks:
+        """The hooks that hold jobs in their workers at this gate (the pool's ``gate``)."""
+        return Hooks(gate=str(self.path))
 
-    def pause_env(self) -> dict[str, str]:
-        """The environment that makes a ``qmk serve`` hold running jobs at their fences
-        at this gate (the pool's ``pause_gate``)."""
-        return {PAUSE_GATE_ENV: str(self.path)}
+    def pause_hooks(self) -> Hooks:
+        """The hooks that hold running jobs at their fences at this gate (the pool's
+        ``pause_gate``)."""
+        return Hooks(pause_gate=str(self.path))
+
+    def stall_hooks(self) -> Hooks:
+        """The hooks that freeze a worker mid-reply for each byte of this FIFO (the
+        pool's ``stall``)."""
+        return Hooks(stall=str(self.path))
 
     def __enter__(self) -> WorkerGate:
         return self
@@ -163,29 +188,28 @@ def run_kernel(
     gate: WorkerGate | None = None,
     clock: Clock | None = None,
     pause: WorkerGate | None = None,
+    hooks: Hooks | None = None,
 ) -> Any:
     """``body(kernel)`` against a kernel opened on ``tmp_path / "data"``; closed after.
 
     ``gate`` holds its jobs in the workers before they start, ``pause`` holds running
-    jobs at their fences; ``clock`` replaces the system clock.
+    jobs at their fences, ``hooks`` sets any of the tests' hooks (:mod:`support.pools`);
+    ``clock`` replaces the system clock.
     """
     config = config or make_config()
+    hooks = hooks or Hooks()
+    if gate is not None:
+        hooks = dataclasses.replace(hooks, gate=str(gate.path))
+    if pause is not None:
+        hooks = dataclasses.replace(hooks, pause_gate=str(pause.path))
 
     async def main() -> Any:
-        pool = None
-        if gate is not None or pause is not None:
-            loop = asyncio.get_running_loop()
-            memory = config.worker_memory_mb
-            pool = WorkerPool(
-                workers,
-                memory_mb=memory,
-                loop=loop,
-                isolation=kernel_isolation(config, tmp_path / "data"),  # as Kernel.open's
-                gate=None if gate is None else gate.path,
-                pause_gate=None if pause is None else pause.path,
-            )
         kernel = await Kernel.open(
-            config, tmp_path / "data", workers=workers, pool=pool, clock=clock
+            config,
+            tmp_path / "data",
+            workers=workers,
+            clock=clock,
+            pool_factory=hooks.factory() if hooks.any else None,
         )
         try:
             return await body(kernel)
@@ -375,32 +399,53 @@ class ServerProcess:
     #: More ``qmk serve`` arguments (``--dask local:2``, TLS files, ...).
     extra: tuple[str, ...] = ()
 
-    def start(self, timeout_s: float = 60.0, *, env: dict[str, str] | None = None) -> ServerProcess:
+    def command(self, hooks: Hooks | None = None) -> list[str]:
+        """The command line of a start: ``python -m qmk serve ...``, or with ``hooks``
+        ``python -m support.serve HOOKS -- ...`` (the same server, on the tests' pool)."""
+        options = [
+            "--socket",
+            str(self.socket),
+            "--data-dir",
+            str(self.data_dir),
+            "--config",
+            str(self.config),
+            "--workers",
+            str(self.workers),
+            *self.extra,
+        ]
+        if hooks is None or not hooks.any:
+            return [sys.executable, "-m", "qmk", "serve", *options]
+        return [sys.executable, "-m", "support.serve", *hooks.argv(), "--", *options]
+
+    @staticmethod
+    def environment(
+        hooks: Hooks | None = None, env: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """The environment of a start: this process's, ``env``, and with ``hooks``
+        ``tests/`` on ``PYTHONPATH`` (``support`` must import in the server)."""
+        if hooks is not None and hooks.any:
+            return support_env(env)
+        return {**os.environ, **(env or {})}
+
+    def start(
+        self,
+        timeout_s: float = 60.0,
+        *,
+        env: dict[str, str] | None = None,
+        hooks: Hooks | None = None,
+    ) -> ServerProcess:
         """Start the process and wait until its socket accepts connections.
 
-        ``env`` adds to the environment of this start (e.g. a :class:`WorkerGate`'s).
+        ``env`` adds to the environment of this start; ``hooks`` (e.g. a
+        :class:`WorkerGate`'s) run the server on the tests' pool (:mod:`support.serve`).
         """
         assert self.log is not None
         self.stopped = False
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qmk",
-                "serve",
-                "--socket",
-                str(self.socket),
-                "--data-dir",
-                str(self.data_dir),
-                "--config",
-                str(self.config),
-                "--workers",
-                str(self.workers),
-                *self.extra,
-            ],
+            self.command(hooks),
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env=self.environment(hooks, env),
         )
         deadline = time.monotonic() + timeout_s
         previous = self.socket.stat().st_ino if self.socket.exists() else None
@@ -456,8 +501,9 @@ ServeFactory = Callable[..., ServerProcess]
 
 
 def serve_factory(root: Path) -> tuple[ServeFactory, list[ServerProcess]]:
-    """A ``serve(name, workers=, physical_qubits=, kernel=, tenants=, env=)`` that starts
-    ``qmk serve`` processes under ``root``, and the list of those it started."""
+    """A ``serve(name, workers=, physical_qubits=, kernel=, tenants=, env=, hooks=)``
+    that starts ``qmk serve`` processes under ``root`` (``hooks``: on the tests' pool,
+    :meth:`ServerProcess.start`), and the list of those it started."""
     started: list[ServerProcess] = []
 
     def serve(
@@ -468,6 +514,7 @@ def serve_factory(root: Path) -> tuple[ServeFactory, list[ServerProcess]]:
         kernel: dict[str, Any] | None = None,
         tenants: dict[str, dict[str, Any]] | None = None,
         env: dict[str, str] | None = None,
+        hooks: Hooks | None = None,
     ) -> ServerProcess:
         config = root / f"{name}.toml"
         config.write_text(
@@ -481,7 +528,7 @@ def serve_factory(root: Path) -> tuple[ServeFactory, list[ServerProcess]]:
             log=root / f"{name}.log",
         )
         started.append(server)
-        return server.start(env=env)
+        return server.start(env=env, hooks=hooks)
 
     return serve, started
 

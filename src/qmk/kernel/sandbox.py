@@ -1,6 +1,6 @@
 """What a worker process closes around itself before its first task, short of a VM.
 
-The kernel runs tenants' programs in worker processes (:mod:`qmk.kernel.workers`). A bug
+The kernel runs tenants' programs in worker processes (:mod:`qmk.kernel.pool`). A bug
 in the executor or an engine that a crafted program could exploit would run code in a
 worker; this module makes such code reach as little as the operating system allows
 without a hypervisor. A worker calls :func:`confine` once, right after it starts, with
@@ -8,8 +8,9 @@ the :class:`Isolation` its pool was given; each layer is applied where the OS al
 and the worker reports what holds and what does not (:class:`Confinement`), so the
 kernel never claims a layer it does not have:
 
-- **descriptors**: every descriptor but the worker's line to its pool (and a test's
-  gates) is closed; stdin, stdout and stderr are ``/dev/null``.
+- **descriptors**: every descriptor but the worker's line to its pool (and those its
+  pool's hooks keep: :meth:`qmk.kernel.pool.WorkerHooks.start`) is closed; stdin,
+  stdout and stderr are ``/dev/null``.
 - **temp dir**: ``TMPDIR`` (and :mod:`tempfile`) point at a directory of the worker's
   own, which its pool removes after the worker ends.
 - **rlimits**: ``RLIMIT_AS`` (the memory cap), ``RLIMIT_FSIZE`` (the largest file a
@@ -203,6 +204,126 @@ def readable_roots(hidden: Iterable[str]) -> tuple[str, ...]:
     return tuple(roots)
 
 
+class Sandboxes:
+    """A pool's side of an :class:`Isolation`: what it makes once, and each new
+    worker's :class:`Plan`.
+
+    Made once per pool: it resolves ``isolation.user`` (only when the pool runs as
+    root), makes the temp root (mode 0711: a worker reaches its own temp dir there but
+    lists none; hidden from the workers, removed by :meth:`close` or with this object)
+    and the writable directories (made with their missing parents, mode 0700 each, and
+    opened to the workers' user: :func:`open_to`).
+
+    Args:
+        isolation: what the workers close around themselves.
+        memory_mb: each worker's address-space cap in MiB (None: none).
+
+    Raises:
+        KeyError: ``isolation.user`` is no user on this machine.
+
+    >>> boxes = Sandboxes(Isolation(filesystem=False), memory_mb=512)
+    >>> plan = boxes.plan()
+    >>> os.path.dirname(plan.temp_dir) == boxes.root, plan.memory_mb
+    (True, 512)
+    >>> boxes.close(); os.path.exists(plan.temp_dir)
+    False
+    """
+
+    def __init__(self, isolation: Isolation, memory_mb: int | None) -> None:
+        import shutil
+        import weakref
+
+        uid = gid = None
+        user = None
+        if isolation.user is not None and os.geteuid() == 0:
+            uid, gid, user = resolve_user(isolation.user)
+        root = tempfile.mkdtemp(prefix="qmk-workers-", dir=isolation.temp_root)
+        os.chmod(root, 0o711)  # a worker reaches its own dir, lists none
+        self.root = root
+        self._removal = weakref.finalize(self, shutil.rmtree, root, True)
+        for path in isolation.writable:
+            make_dirs(path)
+            if uid is not None and gid is not None:
+                open_to(path, uid, gid, isolation.hidden)
+        self._uid, self._gid = uid, gid
+        self._values: dict[str, Any] = {
+            "network": isolation.network,
+            "filesystem": isolation.filesystem,
+            "uid": uid,
+            "gid": gid,
+            "user": user,
+            "cpu_s": isolation.cpu_s,
+            "file_mb": isolation.file_mb,
+            "memory_mb": memory_mb,
+            "readable": readable_roots((*isolation.hidden, root)) if isolation.filesystem else (),
+            "writable": tuple(os.path.realpath(p) for p in isolation.writable),
+            "gaps": isolation.gaps,
+        }
+
+    @property
+    def cpu_s(self) -> int | None:
+        """The CPU seconds one task may use (None: no limit)."""
+        value: int | None = self._values["cpu_s"]
+        return value
+
+    def plan(self) -> Plan:
+        """The plan of a new worker, with a temp dir of its own made for it in
+        :attr:`root` (the pool removes it once the worker is gone)."""
+        temp_dir = tempfile.mkdtemp(prefix="w", dir=self.root)
+        if self._uid is not None:
+            os.chown(temp_dir, self._uid, -1 if self._gid is None else self._gid)
+        return Plan(temp_dir=temp_dir, **self._values)
+
+    def close(self) -> None:
+        """Remove the temp root and every worker's temp dir left in it."""
+        self._removal()
+
+
+def make_dirs(path: str) -> None:
+    """Make ``path`` and its missing parents, each mode 0700 (as the kernel makes its
+    data directory)."""
+    missing: list[str] = []
+    here = os.path.abspath(path)
+    while not os.path.isdir(here):
+        missing.append(here)
+        here = os.path.dirname(here)
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700)
+
+
+def open_to(path: str, uid: int, gid: int, hidden: Iterable[str]) -> None:
+    """Make the writable directory ``path`` usable by workers running as ``uid``/``gid``:
+    group ``gid`` may write and search it but not list it, the jobs' folders in it are
+    theirs, and the directories between a hidden one and it are searchable by ``gid``
+    (only that: their files stay closed by their own modes)."""
+    from pathlib import Path
+
+    target = Path(os.path.realpath(path))
+    for top in (Path(os.path.realpath(h)) for h in hidden):
+        if top != target and top not in target.parents:
+            continue
+        here = top
+        for part in target.relative_to(top).parts[:-1]:
+            _searchable_by(here, gid)
+            here = here / part
+        if here != target:
+            _searchable_by(here, gid)
+    os.chown(target, -1, gid)
+    os.chmod(target, 0o730)
+    for child in target.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            os.chown(child, uid, gid)
+
+
+def _searchable_by(directory: Any, gid: int) -> None:
+    info = directory.stat()
+    if info.st_mode & 0o001 or (info.st_gid == gid and info.st_mode & 0o010):
+        return
+    os.chown(directory, -1, gid)
+    os.chmod(directory, stat.S_IMODE(info.st_mode) | 0o010)
+
+
 # --------------------------------------------------------------------------- Landlock
 
 _SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every architecture we run on
@@ -255,7 +376,7 @@ def die_with_parent(parent: int) -> bool:
     ends, and end now if ``parent`` (the parent's pid as first read) already has.
 
     Call it after the last change of user (a change of credentials clears the setting).
-    It needs no thread and no GIL, unlike :func:`qmk.kernel.workers.exit_when_closed`,
+    It needs no thread and no GIL, unlike :func:`qmk.kernel.pool.exit_when_closed`,
     so it also stops a job stuck in one long C call. False where the system has none.
     """
     if platform.system() != "Linux":
@@ -501,7 +622,7 @@ def confine(plan: Plan, keep: Iterable[int]) -> tuple[Confinement, CpuBudget | N
 
     Args:
         plan: what to close (made by the pool from its :class:`Isolation`).
-        keep: descriptors to keep open (the worker's line, a test's gates).
+        keep: descriptors to keep open (the worker's line, its hooks' own).
 
     Returns:
         What holds (and the gaps), and the CPU budget to start each task with.
@@ -582,9 +703,12 @@ __all__ = [
     "CpuBudget",
     "Isolation",
     "Plan",
+    "Sandboxes",
     "confine",
     "die_with_parent",
     "landlock_abi",
+    "make_dirs",
+    "open_to",
     "readable_roots",
     "resolve_user",
     "unreachable",

@@ -1,0 +1,63 @@
+"""``python -m support.serve [HOOKS] -- [qmk serve options]``: a real ``qmk serve`` whose
+workers run the tests' hooks.
+
+The server is the very code of ``qmk serve`` (:func:`qmk.commands.service.serve`, its
+options parsed by the command's own parser): a real process, a real socket, real
+confined workers. Only its pool differs, through the command's public seam
+``pool_factory``: the kernel's own pool made a :class:`support.pools.GatedPool` with the
+hooks given here (``--gate FIFO``, ``--pause-gate FIFO``, ``--stall FIFO``, ``--probe
+module:function``: :class:`support.pools.Hooks`). Run it with ``tests/`` on
+``PYTHONPATH``; :meth:`support.kernel.ServerProcess.start` (``hooks=``) does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from qmk.commands import service
+from qmk.errors import QMKError
+from support.pools import Hooks
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    """``qmk serve``'s own parser (its module's ``register``), for ``serve`` only."""
+    parser = argparse.ArgumentParser(prog="python -m support.serve")
+    commands = parser.add_subparsers(dest="command")
+
+    def add(name: str, help_text: str, /, *, limits: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        if limits:  # as qmk.cli adds them
+            sub.add_argument("--max-nodes", type=int)
+            sub.add_argument("--max-bytes", type=int)
+        return sub
+
+    service.register(add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; its exit status (a coded error is one line on stderr)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    ours = argparse.ArgumentParser(prog="python -m support.serve")
+    for name in ("--gate", "--pause-gate", "--stall", "--probe"):
+        ours.add_argument(name)
+    given = ours.parse_args(argv[:split])
+    hooks = Hooks(
+        gate=given.gate,
+        pause_gate=given.pause_gate,
+        stall=given.stall,
+        probe=None if given.probe is None else Hooks.load_probe(given.probe),
+    )
+    args = _serve_parser().parse_args(["serve", *argv[split + 1 :]])
+    try:
+        return service.serve(args, sys.stdout, sys.stderr, pool_factory=hooks.factory())
+    except QMKError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return exc.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
