@@ -6,6 +6,11 @@ on the path: ``pythonpath`` in pyproject.toml), whatever the working directory.
 - :mod:`support.frontends`: comparisons with Qiskit Aer and the shared test circuits.
 - :mod:`support.kernel`: in-process kernels, real ``qmk serve`` processes, and the worker
   gate that holds jobs until a test lets them run.
+- :mod:`support.pools`: the tests' worker pool (``GatedPool``: the gate, the pause gate,
+  the stall and the probe, around the workers' tasks through the pool's public
+  ``WorkerHooks`` seam; production code has no test hooks), and :mod:`support.serve`,
+  ``python -m support.serve``: the real ``qmk serve`` on that pool.
+- :mod:`support.isolation`: the escape attempts a probe runs inside a confined worker.
 - :mod:`support.fuzz`: the fuzz targets (every reader of untrusted input), their
   hypothesis settings and strategies (tests/fuzz, ``make fuzz``).
 """
