@@ -259,6 +259,16 @@ def _blocks(shape: tuple[int, ...]) -> list[tuple[Any, ...]]:
 class StatevectorEngine:
     """A numpy statevector engine (see the module docstring for how it saves work).
 
+    Why one class: every method reads or changes one lazy representation of the state
+    (the formula in the module docstring). The tensor, the parity row and constant each
+    qubit reads, the pending matrices and phases, the global phase and the epoch's log
+    of cx gates are one state only together, and each operation (a gate, a measurement,
+    a sample, a snapshot) updates several of them in step; split, each part would hold
+    half of that invariant. What stands apart already lives apart: the fusion planner
+    (:mod:`qmk.engines.fusion`), the kernels that apply fused blocks
+    (:mod:`qmk.engines.kernels`, :mod:`qmk.engines.simd`) and the pure helpers above
+    (:func:`_walsh`, :func:`_blocks`, :func:`_kind`).
+
     Args:
         seed: seeds the engine's one RNG (``np.random.default_rng(seed)``); measurement,
             Pauli channels and sampling all draw from it, so the same seed and the same

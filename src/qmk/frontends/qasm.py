@@ -401,7 +401,19 @@ class _GateDef:
 
 
 class _Lowerer:
-    """Walks the AST once, writing through a :class:`ProgramBuilder`."""
+    """Walks the AST once, writing through a :class:`ProgramBuilder`.
+
+    Why one class: lowering is one walk over one scope (the registers, the event each
+    bit last got, the constants and inputs, the gate and def definitions so far), and
+    every part of the walk reads or writes it: declarations add to it; gate and def
+    bodies are inlined by the same walk; conditions read the events that measurements
+    wrote; constant expressions read its values and may call a def; the fast lane
+    (statements the scanner read without an AST) declares into the same registers and
+    fills the same caches. What needs no scope lives outside: the scanner
+    (:mod:`~qmk.frontends.qasm_scan`), the algebra of conditions
+    (:mod:`~qmk.frontends.conditions`), the gate decompositions
+    (:mod:`~qmk.frontends.decompose`) and the graph builder.
+    """
 
     def __init__(
         self, *, name: str, profile: str | None, params: dict[str, float], version: int
