@@ -834,35 +834,30 @@ class _Walk:
         those waits for the fence that opened its epoch. A fence waits as
         :meth:`_close_epoch` says.
         """
+        # This runs once per node: each kind's state is read only for a node that has
+        # operands of that kind.
         opens = spec.opens if spec is not None else None
         closes = spec.closes if spec is not None else None
         node_preds: list[int] = []
         vqs = node.vqs
-        decl, last, qubits, live = self.decl_vqs, self.last_vq, self.qubits, self.live
-        allocates, frees = opens == "vqs", closes == "vqs"
-        plain, live_qubits = not (allocates or frees), qubits.live
-        for q in vqs:
-            if q not in decl:
-                self._undeclared("vqs", q, index, "qubit")
-            if not plain or q not in live_qubits:  # a live qubit's plain use changes nothing
-                live += qubits.touch(q, index, allocates, frees)
-            prev = last.get(q)
-            if prev is not None:
-                node_preds.append(prev)
-            last[q] = index
-        self.live = live
-        if live > self.peak:
-            self.peak = live
-        decl, last, channels = self.decl_chs, self.last_ch, self.channels
-        for c in node.chs:
-            if c not in decl:
-                self._undeclared("chs", c, index, "channel")
-            if channels.touch(c, index, opens == "chs", closes == "chs") > 0:
-                self.chan_qubits[c] = vqs
-            prev = last.get(c)
-            if prev is not None:
-                node_preds.append(prev)
-            last[c] = index
+        if vqs:
+            decl, last, qubits, live = self.decl_vqs, self.last_vq, self.qubits, self.live
+            allocates, frees = opens == "vqs", closes == "vqs"
+            plain, live_qubits = not (allocates or frees), qubits.live
+            for q in vqs:
+                if q not in decl:
+                    self._undeclared("vqs", q, index, "qubit")
+                if not plain or q not in live_qubits:  # a live qubit's plain use: no change
+                    live += qubits.touch(q, index, allocates, frees)
+                prev = last.get(q)
+                if prev is not None:
+                    node_preds.append(prev)
+                last[q] = index
+            self.live = live
+            if live > self.peak:
+                self.peak = live
+        if node.chs:
+            self._channels(index, node, opens, closes, node_preds)
         guard = node.guard
         reads = node.inputs if guard is None else node.inputs + guard.events
         if reads:
@@ -887,6 +882,20 @@ class _Walk:
                 node_preds = [fence]
             self.epoch_nodes.append(index)
         self.preds.append(tuple(node_preds))
+
+    def _channels(
+        self, index: int, node: Node, opens: str | None, closes: str | None, node_preds: list[int]
+    ) -> None:
+        decl, last, channels = self.decl_chs, self.last_ch, self.channels
+        for c in node.chs:
+            if c not in decl:
+                self._undeclared("chs", c, index, "channel")
+            if channels.touch(c, index, opens == "chs", closes == "chs") > 0:
+                self.chan_qubits[c] = node.vqs
+            prev = last.get(c)
+            if prev is not None:
+                node_preds.append(prev)
+            last[c] = index
 
     def _reads(self, index: int, events: tuple[str, ...], node_preds: list[int]) -> None:
         decl, producer = self.decl_events, self.producer
