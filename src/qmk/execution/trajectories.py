@@ -52,9 +52,14 @@ REQUESTS = (CHECKPOINT, YIELD, YIELD_NOW)
 
 
 @dataclass(frozen=True, slots=True)
-class _Op:
+class MicroOp:
     """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward), werner
-    or fence (``epoch``: the number of the epoch it opens, 1 for the first fence)."""
+    or fence (``epoch``: the number of the epoch it opens, 1 for the first fence).
+
+    ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
+    of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
+    reads. A plan's steps become micro-ops (:func:`micro_ops`); so can any circuit a
+    :class:`Runner` is to run (the neutral-atom emulator's)."""
 
     kind: str
     qubits: tuple[str, ...]
@@ -72,19 +77,19 @@ def micro_ops(
     plan: Plan,
     errors: Mapping[int, Sequence[tuple[bool, str, str]]],
     bounds: list[tuple[int, int]] | None = None,
-) -> list[_Op]:
+) -> list[MicroOp]:
     """The plan as engine-level micro-ops, with the Pauli ``errors`` (by step index:
     ``(before, qubit, pauli)``) inserted; ``bounds``, if given, receives each step's
     ``(start, end)`` in the list, where its errors before and after it go."""
     ev = {name: i for i, name in enumerate(plan.events)}
-    out: list[_Op] = []
+    out: list[MicroOp] = []
     fences = 0
     append = out.append
 
     def paulis(step: int, before: bool) -> None:
         for when, q, pauli in errors.get(step, ()):
             if when is before:
-                append(_Op("gate", (q,), gate=pauli.lower()))
+                append(MicroOp("gate", (q,), gate=pauli.lower()))
 
     for step in plan.steps:
         node = step.node
@@ -95,26 +100,26 @@ def micro_ops(
             paulis(step.index, True)
         start = len(out)
         if kind == "gate":
-            append(_Op("gate", qs, guard, gate=step.gate or "", params=step.params))
+            append(MicroOp("gate", qs, guard, gate=step.gate or "", params=step.params))
         elif kind == "measure":
-            append(_Op("meas", qs, guard, basis=step.basis, event=ev.get(node.produces[0], -1)))
+            append(MicroOp("meas", qs, guard, basis=step.basis, event=ev.get(node.produces[0], -1)))
         elif step.calls:
             _expanded(step.calls, guard, ev, append)
         elif kind == "alloc":
             for q in qs:
-                append(_Op("alloc", (q,), guard))
+                append(MicroOp("alloc", (q,), guard))
         elif kind == "free":
             for q in qs:
-                append(_Op("free", (q,), guard))
+                append(MicroOp("free", (q,), guard))
         elif kind == "reset":
-            append(_Op("reset", qs, guard))
+            append(MicroOp("reset", qs, guard))
         elif kind == "cond_pauli":
             if step.pauli != "I":
                 inputs = tuple(ev.get(e, -1) for e in node.inputs)
-                append(_Op("cond", qs, guard, gate=step.pauli.lower(), inputs=inputs))
+                append(MicroOp("cond", qs, guard, gate=step.pauli.lower(), inputs=inputs))
         elif node.op == "FENCE_EPOCH":
             fences += 1
-            append(_Op("fence", (), epoch=fences))
+            append(MicroOp("fence", (), epoch=fences))
         if bounds is not None:
             bounds.append((start, len(out)))
         if step.index in errors:
@@ -123,20 +128,23 @@ def micro_ops(
 
 
 def _expanded(
-    calls: Sequence[Call], guard: Guard | None, ev: Mapping[str, int], append: Callable[[_Op], None]
+    calls: Sequence[Call],
+    guard: Guard | None,
+    ev: Mapping[str, int],
+    append: Callable[[MicroOp], None],
 ) -> None:
     """A composite step's calls (:func:`qmk.execution.plan.expand`) as micro-ops: a
     Werner step of fidelity 1 is none."""
     for call in calls:
         kind = call.kind
         if kind is Micro.GATE:
-            append(_Op("gate", call.qubits, guard, gate=call.gate, params=call.params))
+            append(MicroOp("gate", call.qubits, guard, gate=call.gate, params=call.params))
         elif kind is Micro.MEASURE:
-            append(_Op("meas", call.qubits, guard, event=ev.get(call.event, -1)))
+            append(MicroOp("meas", call.qubits, guard, event=ev.get(call.event, -1)))
         elif kind is Micro.RESET:
-            append(_Op("reset", call.qubits, guard))
+            append(MicroOp("reset", call.qubits, guard))
         elif call.fidelity < 1:
-            append(_Op("werner", call.qubits, guard, fidelity=call.fidelity))
+            append(MicroOp("werner", call.qubits, guard, fidelity=call.fidelity))
 
 
 class Observed:
@@ -206,20 +214,20 @@ class Observed:
         k = bisect.bisect_left(positions, self._position(step, before))
         return k < len(positions) and self._seen[qubit][k]
 
-    def with_errors(self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> list[_Op]:
+    def with_errors(self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> list[MicroOp]:
         """The kept micro-ops with ``errors`` (as :func:`micro_ops` takes them) spliced in."""
         if not errors:
             return list(self.ops)
-        inserts: list[tuple[int, int, int, _Op]] = []
+        inserts: list[tuple[int, int, int, MicroOp]] = []
         for step, items in errors.items():
             for before, q, pauli in items:
                 at = self._kept_before[self._position(step, before)]
-                op = _Op("gate", (q,), gate=pauli.lower())
+                op = MicroOp("gate", (q,), gate=pauli.lower())
                 inserts.append((at, step, 0 if before else 1, op))
         # where dropped micro-ops leave several steps at one position: in step order,
         # each step's errors before it first (a stable sort keeps each list's order)
         inserts.sort(key=lambda item: item[:3])
-        out: list[_Op] = []
+        out: list[MicroOp] = []
         last = 0
         for at, _, _, op in inserts:
             out.extend(self.ops[last:at])
@@ -229,7 +237,7 @@ class Observed:
         return out
 
 
-def tail_start(ops: Sequence[_Op]) -> int:
+def tail_start(ops: Sequence[MicroOp]) -> int:
     """Where the terminal-measurement suffix begins (``len(ops)`` when there is none).
 
     The suffix holds unguarded measurements of distinct qubits, frees, and gates
@@ -251,7 +259,7 @@ def tail_start(ops: Sequence[_Op]) -> int:
     return start
 
 
-def _first_conflict(ops: Sequence[_Op], start: int) -> int | None:
+def _first_conflict(ops: Sequence[MicroOp], start: int) -> int | None:
     measured: set[str] = set()
     for i in range(start, len(ops)):
         op = ops[i]
@@ -272,7 +280,7 @@ def _holds(guard: Guard | None, events: np.ndarray, index: Mapping[str, int]) ->
     return all(int(events[index[t.event]]) == t.equals for t in guard.terms if t.event in index)
 
 
-def _parity(op: _Op, events: np.ndarray) -> int:
+def _parity(op: MicroOp, events: np.ndarray) -> int:
     """The XOR of a feed-forward op's input events (1: its Pauli applies)."""
     return sum(int(events[i]) for i in op.inputs if i >= 0) % 2
 
@@ -322,11 +330,19 @@ def _apply_pending(engine: Engine, branch: Branch, pending: Pending) -> None:
         engine.apply("ixyz"[pending.outcome], [pending.qubit])
 
 
+class Recorded(Protocol):
+    """What a :class:`Runner` reads of what it runs: the names of its record's columns
+    (a :class:`~qmk.execution.plan.Plan` is one)."""
+
+    @property
+    def events(self) -> Sequence[str]: ...
+
+
 class Runner:
     """Runs every shot group of a plan on engines of one class, resumably.
 
     Args:
-        plan: the plan.
+        plan: the plan (of which only its ``events`` are read: :class:`Recorded`).
         engine: builds a fresh engine (``engine()``) for each group.
         groups: ``(pattern ops, shot indices)`` per group, in a fixed order.
         shots: the run's shots (rows of :attr:`bits`).
@@ -338,9 +354,9 @@ class Runner:
 
     def __init__(
         self,
-        plan: Plan,
+        plan: Recorded,
         engine: Callable[[], Engine],
-        groups: Sequence[tuple[list[_Op], np.ndarray]],
+        groups: Sequence[tuple[list[MicroOp], np.ndarray]],
         shots: int,
         seed: np.random.SeedSequence,
         control: Control | None = None,
@@ -398,7 +414,7 @@ class Runner:
             self.group += 1
         return self.bits
 
-    def _traced_group(self, recorder: spans.Recorder, ops: Sequence[_Op], shots: int) -> None:
+    def _traced_group(self, recorder: spans.Recorder, ops: Sequence[MicroOp], shots: int) -> None:
         """:meth:`_run_group` inside a ``qmk.group`` span with its epochs' spans (the
         first :data:`~qmk.execution.spans.MAX_GROUPS` groups; the others are counted)."""
         if self.group >= spans.MAX_GROUPS:
@@ -415,7 +431,7 @@ class Runner:
                 self._clock.close()
                 self._clock = None
 
-    def _run_group(self, ops: Sequence[_Op]) -> None:
+    def _run_group(self, ops: Sequence[MicroOp]) -> None:
         engine = self.engine_factory()
         tail = tail_start(ops)
         clock = self._clock
@@ -471,7 +487,9 @@ class Runner:
         branch.path = (*branch.path, choice)
         return choice
 
-    def _run_branch(self, engine: Engine, ops: Sequence[_Op], tail: int, branch: Branch) -> None:
+    def _run_branch(
+        self, engine: Engine, ops: Sequence[MicroOp], tail: int, branch: Branch
+    ) -> None:
         index = self.index
         control = self.control
         qmap = branch.qmap
@@ -581,7 +599,7 @@ class Runner:
         if stopping:
             raise Suspended(state)
 
-    def _stop_now(self, engine: Engine, ops: Sequence[_Op], branch: Branch, pos: int) -> None:
+    def _stop_now(self, engine: Engine, ops: Sequence[MicroOp], branch: Branch, pos: int) -> None:
         """Roll back the running branch's open REV segment, save, and stop.
 
         The segment is the run of unitary micro-ops (gates and feed-forward Paulis)
@@ -613,7 +631,7 @@ _UNITARY = ("gate", "cond")
 
 
 def _segment(
-    run: Sequence[_Op], qmap: Mapping[str, int], events: np.ndarray, index: Mapping[str, int]
+    run: Sequence[MicroOp], qmap: Mapping[str, int], events: np.ndarray, index: Mapping[str, int]
 ) -> list[GateCall]:
     """The gates a run of unitary micro-ops applies: guards and feed-forward parities are
     decided now (no event changes inside a run)."""
@@ -641,7 +659,7 @@ def _pauli(q: int) -> Callable[[int], Pending]:
 
 
 def _leaf(
-    ops: Sequence[_Op],
+    ops: Sequence[MicroOp],
     tail: int,
     engine: Engine,
     qmap: Mapping[str, int],

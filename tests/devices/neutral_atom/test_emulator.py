@@ -160,17 +160,15 @@ def test_a_job_with_an_unknown_field_or_a_stim_circuit_is_refused():
 
 
 def test_a_chain_program_reuses_a_few_stim_qubits_and_keeps_the_record_order():
-    import stim
-
-    from qmk.devices.neutral_atom.emulator import lower, stim_program
+    from qmk.devices.neutral_atom.emulator import batch_program, lower
     from qmk.devices.neutral_atom.validate import validate_job
 
     wire = ghz(200, hardware={"positions": [float(i) for i in range(200)]})
     wire["program"].insert(1, gate("X", 199))  # the last atom's bit is the odd one out
     parsed = parse_job(wire)
-    text, columns = stim_program(lower(parsed, validate_job(parsed)))
-    assert stim.Circuit(text).num_qubits <= 3
-    assert sorted(columns) == list(range(200))
+    program = batch_program(lower(parsed, validate_job(parsed)))
+    assert program.circuit.num_qubits <= 3
+    assert sorted(program.columns) == list(range(200))
     result = run_job(wire, shots=200, seed=4)
     assert set(result.counts()) == {"0" * 199 + "1", "1" * 199 + "0"}
 

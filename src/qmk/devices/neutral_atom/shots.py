@@ -1,0 +1,543 @@
+"""How the emulator draws shots, on the engines' shot machinery (one semantics on every
+backend; the seed fixes every draw).
+
+1. Loss is state-independent, so it is sampled first, for all shots at once: every loss
+   op of the IR and every measurement's ``p_loss``. A lost atom takes part in nothing
+   later: the two-qubit gates it would join are skipped (so is their noise), and its
+   measurements read -1. Shots are grouped by the set of skipped gates; each group is one
+   circuit.
+2. ``stabilizer``: a group's circuit (Clifford gates, Pauli channels, measurements,
+   resets) becomes one batch circuit of the engines (:func:`batch_program`,
+   :mod:`qmk.engines.batch`), which the stabilizer engine's batch capability compiles
+   once and samples for all its shots. A two-qubit (correlated) Pauli channel is a pair
+   of error sites whose errors are drawn here and added to the samples by the engine
+   (:class:`~qmk.engines.batch.Errors`), as the executor draws logical noise.
+   ``state-vector``: the Pauli errors are drawn for all shots up front and shots with the
+   same errors form one group of the executor's trajectory runner
+   (:class:`qmk.execution.trajectories.Runner`): each group is simulated once on the
+   statevector engine, its shots split between the outcomes of a mid-circuit measurement
+   or reset as they fall, and measurements at the end are sampled from the final state;
+   amplitude damping is the measured ancilla of its Stinespring dilation.
+3. Readout flips are applied to the recorded bits.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import math
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from qmk import defaults
+from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind
+from qmk.devices.neutral_atom.job import STABILIZER, Job
+from qmk.devices.neutral_atom.noise import NoiseKind, NoiseOp
+from qmk.engines import engine_class, make_engine
+from qmk.engines.batch import (
+    BatchCircuit,
+    BatchCompiler,
+    Errors,
+    Instruction,
+    Kind,
+    batch_compiler,
+)
+from qmk.execution.trajectories import MicroOp, Runner
+
+_PAULI_GATES = ("i", "x", "y", "z")
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _bernoulli(rng: np.random.Generator, p: float, n: int) -> np.ndarray:
+    """The indices in ``range(n)`` of the successes of ``n`` Bernoulli(``p``) trials.
+
+    Rare successes are found by geometric skipping (the gaps between successes of a
+    Bernoulli process are geometric), so the cost follows the successes, not ``n``."""
+    if p <= 0.0 or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if p >= 0.05:
+        return np.flatnonzero(rng.random(n) < p)
+    chunks: list[np.ndarray] = []
+    last = -1
+    while True:
+        expected = (n - last) * p
+        size = int(expected + 6 * math.sqrt(expected) + 16)
+        positions = last + np.cumsum(rng.geometric(p, size))
+        chunks.append(positions)
+        last = int(positions[-1])
+        if last >= n:
+            break
+    found = np.concatenate(chunks)
+    return found[found < n]
+
+
+@dataclass(slots=True)
+class _Losses:
+    """Loss drawn for every shot (sparse: only the losses that happened), and the gates
+    it skips."""
+
+    #: Every loss: its shot, its atom and the step it happened at (an atom's earliest wins).
+    shot: np.ndarray
+    atom: np.ndarray
+    step: np.ndarray
+    #: The two-qubit gate steps, and shots x those steps: whether the gate is skipped.
+    gate_steps: list[int]
+    skipped: np.ndarray
+
+    @property
+    def atoms_lost(self) -> int:
+        """How many (shot, atom) pairs lost their atom."""
+        return len(np.unique(self.shot * (int(self.atom.max(initial=0)) + 1) + self.atom))
+
+
+def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Losses:
+    """Walk the circuit in order: a two-qubit gate is skipped in the shots where one of its
+    atoms is lost before it, and the loss its noise would cause is then not drawn.
+
+    Loss events are drawn in batches (all those between two two-qubit gates at once):
+    only a gate's skip reads the losses before it. Events of one probability are one
+    Bernoulli process over (event, shot) pairs, sampled sparsely (:func:`_bernoulli`)."""
+    found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # atom -> (shots, steps)
+    gate_steps: list[int] = []
+    columns: list[np.ndarray] = []
+    skip_of: dict[int, np.ndarray] = {}
+    pending: list[tuple[int, int, float, int]] = []  # step, atom, probability, owner
+
+    def lost_before(atom: int, k: int) -> np.ndarray:
+        out = np.zeros(shots, dtype=bool)
+        for where, when in found.get(atom, ()):
+            out[where[when < k]] = True
+        return out
+
+    def flush() -> None:
+        by_p: dict[float, list[tuple[int, int, float, int]]] = {}
+        for event in pending:
+            by_p.setdefault(event[2], []).append(event)
+        pending.clear()
+        for p, events in by_p.items():
+            hits = _bernoulli(rng, p, len(events) * shots)
+            if not len(hits):
+                continue
+            which, shot = np.divmod(hits, shots)
+            owners = np.array([e[3] for e in events])[which]
+            keep = np.ones(len(hits), dtype=bool)
+            for owner in np.unique(owners[owners >= 0]).tolist():
+                if owner in skip_of:
+                    mine = owners == owner
+                    keep[mine] &= ~skip_of[owner][shot[mine]]
+            which, shot = which[keep], shot[keep]
+            if not len(which):  # every hit fell in a shot whose gate was skipped
+                continue
+            at = np.array([e[0] for e in events])[which]
+            atoms = np.array([e[1] for e in events], dtype=np.intp)[which]
+            order = np.argsort(atoms, kind="stable")
+            atoms, shot, at = atoms[order], shot[order], at[order]
+            unique, starts = np.unique(atoms, return_index=True)
+            for a, lo, hi in zip(
+                unique.tolist(), starts.tolist(), [*starts[1:].tolist(), len(atoms)], strict=True
+            ):
+                found.setdefault(a, []).append((shot[lo:hi], at[lo:hi]))
+
+    for k, step in enumerate(circuit.steps):
+        if step.kind is StepKind.GATE:
+            if len(step.atoms) > 1:
+                flush()
+                skipped = np.zeros(shots, dtype=bool)
+                for a in step.atoms:
+                    if a in found:
+                        skipped |= lost_before(a, k)
+                gate_steps.append(k)
+                columns.append(skipped)
+                skip_of[k] = skipped
+            continue
+        if step.kind is StepKind.NOISE and step.noise is not None:
+            if step.noise.kind is NoiseKind.LOSS:
+                pending.append((k, step.atoms[0], step.noise.probs[0], step.owner))
+        elif step.kind is StepKind.MEASURE and circuit.p_loss > 0:
+            pending.append((k, step.atoms[0], circuit.p_loss, -1))
+    flush()
+    matrix = np.stack(columns, axis=1) if columns else np.zeros((shots, 0), dtype=bool)
+    parts = [(a, where, when) for a, lists in found.items() for where, when in lists]
+    return _Losses(
+        shot=np.concatenate([w for _, w, _ in parts]) if parts else np.zeros(0, dtype=np.int64),
+        atom=(
+            np.concatenate([np.full(len(w), a) for a, w, _ in parts])
+            if parts
+            else np.zeros(0, dtype=np.int64)
+        ),
+        step=np.concatenate([t for _, _, t in parts]) if parts else np.zeros(0, dtype=np.int64),
+        gate_steps=gate_steps,
+        skipped=matrix,
+    )
+
+
+def _draw_paulis(ops: Sequence[NoiseOp], shots: int, rng: np.random.Generator) -> np.ndarray:
+    """shots x len(ops): the Pauli each op applied (0: none; PAULI1: 1..3; PAULI2: 1..15)."""
+    out = np.zeros((shots, len(ops)), dtype=np.int8)
+    for column, op in enumerate(ops):
+        probs = np.array(op.probs if op.kind is NoiseKind.PAULI2 else (0.0, *op.probs))
+        probs[0] = 0.0
+        cumulative = np.cumsum(probs)
+        u = rng.random(shots)
+        out[:, column] = np.searchsorted(cumulative, u, side="right")
+        out[u >= cumulative[-1], column] = 0
+    return out
+
+
+def _active(circuit: Circuit, skipped: set[int]) -> list[Step]:
+    return [
+        s
+        for k, s in enumerate(circuit.steps)
+        if k not in skipped and (s.owner < 0 or s.owner not in skipped)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """The columns of the runner's record: the circuit's bits, then each damping's ancilla."""
+
+    events: tuple[str, ...]
+
+
+def _run_statevector(
+    circuit: Circuit, steps: Sequence[Step], shots: int, seed: int, stats: dict[str, int]
+) -> np.ndarray:
+    """shots x bits (uint8) of one group's circuit on the statevector engine: its Pauli
+    errors drawn for every shot, and the shots with the same errors one group of the
+    executor's trajectory runner."""
+    paulis = [s.noise for s in steps if s.noise is not None and s.noise.is_pauli]
+    labels = _draw_paulis(paulis, shots, np.random.default_rng(_seed(seed, 1)))
+    patterns, inverse = np.unique(labels, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    micro = _MicroOps(circuit, steps)
+    bits = tuple(f"bit{k}" for k in range(circuit.n_bits))
+    record = _Record(events=bits + tuple(f"damp{k}" for k in range(micro.damps)))
+    groups = [
+        (micro.with_errors(pattern), np.flatnonzero(inverse == p))
+        for p, pattern in enumerate(patterns)
+    ]
+    runner = Runner(
+        record,
+        lambda: make_engine(defaults.STATEVECTOR, seed=seed),
+        groups,
+        shots,
+        np.random.SeedSequence(seed),
+    )
+    rows = runner.run()
+    stats["simulations"] += runner.progress.simulations
+    if micro.damps or not circuit.terminal:
+        stats["mode_trajectories"] = 1
+    return rows[:, : circuit.n_bits]
+
+
+class _MicroOps:
+    """A circuit's steps as the runner's micro-ops on atoms ``a0, a1, ...``, built once;
+    :meth:`with_errors` splices in a shot group's Pauli errors."""
+
+    def __init__(self, circuit: Circuit, steps: Sequence[Step]) -> None:
+        names = [f"a{a}" for a in range(circuit.n_atoms)]
+        ops = [MicroOp("alloc", (name,)) for name in names]
+        #: For each Pauli noise op (a column of the drawn labels): where its errors go,
+        #: its atoms and its kind.
+        self.sites: list[tuple[int, tuple[str, ...], NoiseKind]] = []
+        damp = 0
+        for step in steps:
+            atoms = tuple(names[a] for a in step.atoms)
+            noise = step.noise
+            if step.kind is StepKind.GATE:
+                ops += [MicroOp("gate", atoms, gate=g, params=p) for g, p in step.gates]
+            elif step.kind is StepKind.MEASURE:
+                ops.append(MicroOp("meas", atoms, event=step.record))
+            elif step.kind is StepKind.RESET:
+                ops.append(MicroOp("reset", atoms))
+            elif noise is not None and noise.is_pauli:
+                self.sites.append((len(ops), atoms, noise.kind))
+            elif noise is not None and noise.kind is NoiseKind.DAMP:
+                ops += _damping(atoms[0], noise.probs[0], f"ancilla{damp}", circuit.n_bits + damp)
+                damp += 1
+        self.ops = ops
+        self.damps = damp
+
+    def with_errors(self, pattern: np.ndarray) -> list[MicroOp]:
+        """The micro-ops with the Paulis of ``pattern`` (one label per Pauli noise op, as
+        :func:`_draw_paulis` draws them) where their noise ops stand."""
+        out: list[MicroOp] = []
+        last = 0
+        for column in np.flatnonzero(pattern).tolist():
+            at, atoms, kind = self.sites[column]
+            out += self.ops[last:at]
+            out += _paulis(atoms, kind, int(pattern[column]))
+            last = at
+        out += self.ops[last:]
+        return out
+
+
+def _paulis(atoms: tuple[str, ...], kind: NoiseKind, label: int) -> list[MicroOp]:
+    """The Paulis of one drawn label (0: none; PAULI1: 1..3; PAULI2: 4 * first + second)."""
+    if kind is NoiseKind.PAULI1:
+        pairs = [(atoms[0], label)]
+    else:
+        first, second = divmod(label, 4)
+        pairs = [(atoms[0], first), (atoms[1], second)]
+    return [MicroOp("gate", (atom,), gate=_PAULI_GATES[p]) for atom, p in pairs if p]
+
+
+def _damping(atom: str, gamma: float, ancilla: str, event: int) -> list[MicroOp]:
+    """Amplitude damping as the measured ancilla of its Stinespring dilation: the ancilla
+    is rotated by RY(theta) controlled on ``atom`` (sin^2(theta/2) = gamma) and measured;
+    outcome 1 (probability gamma * P(1)) is the jump K1 (then |1> -> |0>), outcome 0
+    leaves K0 = diag(1, sqrt(1 - gamma)) applied and the state renormalised."""
+    theta = 2.0 * math.asin(math.sqrt(min(1.0, gamma)))
+    return [
+        MicroOp("alloc", (ancilla,)),
+        MicroOp("gate", (ancilla,), gate="ry", params=(theta / 2,)),
+        MicroOp("gate", (atom, ancilla), gate="cx"),
+        MicroOp("gate", (ancilla,), gate="ry", params=(-theta / 2,)),
+        MicroOp("gate", (atom, ancilla), gate="cx"),
+        MicroOp("meas", (ancilla,), event=event),
+        MicroOp("cond", (atom,), gate="x", inputs=(event,)),
+        MicroOp("free", (ancilla,)),
+    ]
+
+
+def _instructions(step: Step, slot: Mapping[int, int], pairs: list[NoiseOp]) -> list[Instruction]:
+    """The batch instructions of one step on the batch qubits ``slot[atom]`` (none for
+    loss, drawn classically; damping never reaches the stabilizer). A two-qubit Pauli
+    channel is a pair of error sites, one per atom, whose errors the emulator draws
+    (``pairs`` collects it)."""
+    qubits = tuple(slot[a] for a in step.atoms)
+    kind = step.kind
+    if kind is StepKind.GATE:
+        return [
+            Instruction(kind=Kind.GATE, qubits=qubits, gate=gate, params=params)
+            for gate, params in step.gates
+        ]
+    if kind is StepKind.MEASURE:
+        return [Instruction(kind=Kind.MEASURE, qubits=qubits)]
+    if kind is StepKind.RESET:
+        return [Instruction(kind=Kind.RESET, qubits=qubits)]
+    noise = step.noise
+    assert noise is not None
+    if noise.kind is NoiseKind.PAULI1:
+        px, py, pz = noise.probs
+        return [Instruction(kind=Kind.PAULI_CHANNEL, qubits=qubits, probs=(px, py, pz))]
+    if noise.kind is NoiseKind.PAULI2:
+        pairs.append(noise)
+        return [Instruction(kind=Kind.ERROR_SITE, qubits=(q,)) for q in qubits]
+    return []
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchProgram:
+    """A circuit as the engines' batch circuit (:class:`~qmk.engines.batch.BatchCircuit`):
+    ``columns`` is the result column of each measurement record, in record order, and
+    ``pairs`` the two-qubit Pauli channels, whose errors strike the circuit's error sites
+    (two each, in order)."""
+
+    circuit: BatchCircuit
+    columns: tuple[int, ...]
+    pairs: tuple[NoiseOp, ...]
+
+
+def batch_program(circuit: Circuit, skipped: AbstractSet[int] = frozenset()) -> BatchProgram:
+    """The circuit, less the ``skipped`` gate steps and their noise, as a batch circuit.
+
+    Atoms share batch qubits: an atom's one-qubit steps before its first two-qubit step are
+    emitted just before that step, those after its last one just after it (they act on no
+    other atom, so they commute with everything in between), and once an atom is done its
+    qubit is reset and handed to the next atom that starts. A chain program then needs a
+    few qubits however many atoms it has, which keeps the stabilizer engine's reference
+    sample (its cost grows with the square of the qubits) and its frame simulation small.
+    """
+    active = [
+        s
+        for k, s in enumerate(circuit.steps)
+        if k not in skipped and (s.owner < 0 or s.owner not in skipped)
+    ]
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i, step in enumerate(active):
+        if len(step.atoms) > 1:
+            for a in step.atoms:
+                first.setdefault(a, i)
+                last[a] = i
+    heads: dict[int, list[Step]] = {}
+    tails: dict[int, list[Step]] = {}
+    for i, step in enumerate(active):
+        if len(step.atoms) == 1:
+            a = step.atoms[0]
+            if a not in first or i < first[a]:
+                heads.setdefault(a, []).append(step)
+            elif i > last[a]:
+                tails.setdefault(a, []).append(step)
+    out: list[Instruction] = []
+    columns: list[int] = []
+    pairs: list[NoiseOp] = []
+    slot: dict[int, int] = {}
+    free: list[int] = []
+    used = 0
+
+    def emit(step: Step) -> None:
+        out.extend(_instructions(step, slot, pairs))
+        if step.kind is StepKind.MEASURE:
+            columns.append(step.record)
+
+    def start(a: int) -> None:
+        nonlocal used
+        if free:
+            slot[a] = heapq.heappop(free)
+            out.append(Instruction(kind=Kind.RESET, qubits=(slot[a],)))
+        else:
+            slot[a] = used
+            used += 1
+        for step in heads.pop(a, ()):
+            emit(step)
+
+    def finish(a: int) -> None:
+        for step in tails.pop(a, ()):
+            emit(step)
+        heapq.heappush(free, slot.pop(a))
+
+    for i, step in enumerate(active):
+        if len(step.atoms) == 1:
+            a = step.atoms[0]
+            if a not in first:  # no two-qubit step: the whole atom at its first step
+                if a in heads:
+                    start(a)
+                    finish(a)
+            elif first[a] < i < last[a]:
+                emit(step)
+            continue
+        for a in step.atoms:
+            if a not in slot:
+                start(a)
+        emit(step)
+        for a in step.atoms:
+            if last[a] == i:
+                finish(a)
+    batch = BatchCircuit(num_qubits=used, instructions=tuple(out))
+    return BatchProgram(circuit=batch, columns=tuple(columns), pairs=tuple(pairs))
+
+
+def _pair_errors(pairs: Sequence[NoiseOp], shots: int, rng: np.random.Generator) -> Errors:
+    """The errors of the two-qubit Pauli channels in each shot, on their error sites
+    (channel ``k`` strikes sites ``2k`` and ``2k + 1``)."""
+    labels = _draw_paulis(pairs, shots, rng).astype(np.int64)
+    shot, pair = np.nonzero(labels)
+    first, second = np.divmod(labels[shot, pair], 4)
+    on_first, on_second = first > 0, second > 0
+    return Errors(
+        shots=np.concatenate([shot[on_first], shot[on_second]]),
+        sites=np.concatenate([2 * pair[on_first], 2 * pair[on_second] + 1]),
+        paulis=np.concatenate([first[on_first], second[on_second]]),
+    )
+
+
+def _run_batch(
+    circuit: Circuit, skipped: AbstractSet[int], shots: int, seed: int, stats: dict[str, int]
+) -> np.ndarray:
+    """shots x bits (uint8) of one group's circuit, sampled in bulk by the stabilizer
+    engine's batch capability (:mod:`qmk.engines.batch`)."""
+    program = batch_program(circuit, skipped)
+    sampler = _stabilizer_batch()(program.circuit)
+    assert sampler is not None  # choose_backend let only Clifford Pauli circuits here
+    stats["simulations"] += 1
+    out = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
+    if program.columns:
+        errors = None
+        if program.pairs:
+            errors = _pair_errors(program.pairs, shots, np.random.default_rng(_seed(seed, 1)))
+        records = tuple(range(len(program.columns)))
+        drawn, _ = sampler.sample(shots, seed, records, (), errors)
+        out[:, np.array(program.columns, dtype=np.intp)] = drawn
+    return out
+
+
+@functools.cache
+def _stabilizer_batch() -> BatchCompiler:
+    """The stabilizer engine's batch capability."""
+    compiler = batch_compiler(engine_class(defaults.STABILIZER))
+    assert compiler is not None, "the stabilizer engine samples batch circuits"
+    return compiler
+
+
+def _mask_lost(circuit: Circuit, losses: _Losses, bits: np.ndarray) -> int:
+    """Write -1 into the bits of atoms lost at or before their measurement; how many."""
+    by_atom: dict[int, list[tuple[int, int]]] = {}
+    for k, s in enumerate(circuit.steps):
+        if s.record >= 0:
+            by_atom.setdefault(s.atoms[0], []).append((k, s.record))
+    cells: set[tuple[int, int]] = set()
+    for shot, atom, step in zip(
+        losses.shot.tolist(), losses.atom.tolist(), losses.step.tolist(), strict=True
+    ):
+        for k, column in by_atom.get(atom, ()):
+            if step <= k:
+                cells.add((shot, column))
+    if cells:
+        rows, columns = zip(*cells, strict=True)
+        bits[list(rows), list(columns)] = -1
+    return len(cells)
+
+
+def _groups(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix and, for each row, the index of its pattern
+    (rows are bit-packed first: comparing bytes is far cheaper than booleans)."""
+    shots = matrix.shape[0]
+    if not matrix.any():
+        return np.zeros((1, matrix.shape[1]), dtype=bool), np.zeros(shots, dtype=np.intp)
+    packed = np.packbits(matrix, axis=1)
+    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return matrix[first], inverse.ravel()
+
+
+def execute(
+    job: Job, circuit: Circuit, backend: str, seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Every shot's recorded bits (int8, -1 lost) of ``circuit`` on ``backend``, and stats."""
+    shots = job.shots
+    classical = np.random.default_rng(_seed(seed, 0))
+    losses = _draw_losses(circuit, shots, classical)
+    gate_steps = losses.gate_steps
+    patterns, inverse = _groups(losses.skipped)
+    raw = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
+    stats = {"groups": len(patterns), "simulations": 0}
+    for g, pattern in enumerate(patterns):
+        rows = np.flatnonzero(inverse == g)
+        skipped = {gate_steps[j] for j in np.flatnonzero(pattern)}
+        group_seed = _seed(seed, 5, g)
+        if backend == STABILIZER:
+            raw[rows] = _run_batch(circuit, skipped, len(rows), group_seed, stats)
+        else:
+            raw[rows] = _run_statevector(
+                circuit, _active(circuit, skipped), len(rows), group_seed, stats
+            )
+    bits = raw.astype(np.int8)
+    p01, p10 = circuit.readout
+    if p01 > 0 or p10 > 0:
+        # Candidates at the larger rate, kept at the rate of the bit they would flip.
+        top = max(p01, p10)
+        flat = bits.reshape(-1)
+        hits = _bernoulli(classical, top, flat.size)
+        rate = np.where(flat[hits] == 1, p10, p01) / top
+        hits = hits[classical.random(len(hits)) < rate]
+        flat[hits] ^= 1
+    lost_bits = _mask_lost(circuit, losses, bits)
+    mode = (
+        "stim-batch"
+        if backend == STABILIZER
+        else ("trajectories" if stats.pop("mode_trajectories", 0) else "sampled")
+    )
+    stats.pop("mode_sampled", None)
+    return bits, {**stats, "mode": mode, "lost_bits": lost_bits, "atoms_lost": losses.atoms_lost}
+
+
+__all__ = ["BatchProgram", "batch_program", "execute"]
