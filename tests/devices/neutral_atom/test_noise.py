@@ -70,6 +70,52 @@ def test_correlated_two_qubit_pauli_from_the_4x4_matrix(backend):
 
 
 @BOTH
+def test_a_correlated_pair_error_before_a_mid_circuit_measurement_and_reset(backend):
+    # The stabilizer path draws these errors itself and the engine adds their flips to
+    # every later record (through the measurement and the reset); the state-vector path
+    # splits its shots at the measurement. Both against the exact two-stage distribution.
+    matrix = [[0.0] * 4 for _ in range(4)]
+    matrix[1][1] = 0.15  # XX
+    matrix[0][1] = 0.1  # IX
+    matrix[3][2] = 0.05  # ZY
+    probs = {"XX": 0.15, "IX": 0.1, "ZY": 0.05}
+    entangle = [gate("H", 0), gate("CZ", 0, 1), gate("H", 0)]
+    ops = [*entangle, measure(0, 1), {"op": "Reset", "targets": [0]}, *entangle, measure(0, 1)]
+    result = run(job(2, *ops, noise={"correlated_gate": {"matrix": matrix}}), backend, seed=21)
+
+    def stage(b: int) -> dict[str, float]:
+        dm = DensityMatrix(2)
+        if b:
+            dm.gate("x", [1])
+        dm.gate("h", [0])
+        dm.gate("cz", [0, 1])
+        dm.pauli2(0, 1, probs)
+        dm.gate("h", [0])
+        return dm.probabilities([0, 1])
+
+    first = stage(0)
+    expected = {
+        ab + cd: p_ab * p_cd for ab, p_ab in first.items() for cd, p_cd in stage(int(ab[1])).items()
+    }
+    assert_counts_match(result.counts(), expected)
+
+
+def test_damping_before_and_after_a_mid_circuit_measurement():
+    # X then damping 0.5: the first measurement reads 1 half the time; whichever state it
+    # leaves, H then damping 0.5 gives P(1) = 0.25 at the second.
+    wire = job(
+        1,
+        gate("X", 0),
+        measure(0),
+        gate("H", 0),
+        measure(0),
+        noise={"amplitude_damping": {"per_gate": 0.5}},
+    )
+    result = run(wire, "state-vector", shots=4000, seed=22)
+    assert_counts_match(result.counts(), {"00": 0.375, "01": 0.125, "10": 0.375, "11": 0.125})
+
+
+@BOTH
 def test_asymmetric_readout_flips_recorded_bits(backend):
     noise = {"readout": {"p_flip0_to_1": 0.03, "p_flip1_to_0": 0.2}}
     result = run(job(2, gate("X", 1), noise=noise), backend)
