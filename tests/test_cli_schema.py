@@ -112,3 +112,11 @@ def test_a_bad_tenant_is_refused_by_the_schema_and_the_reader(tenants: dict):
         jsonschema.validate(bad, _schema("config"))
     with pytest.raises(ConfigError):
         config_from_dict(bad)
+
+
+def test_qmk_schema_is_the_command_line_of_the_same(capsys):
+    from qmk.cli import main
+
+    assert main(["schema", "--kind", "device-job"]) == 0
+    assert json.loads(capsys.readouterr().out) == _schema("device-job")
+    assert main(["schema", "--check"]) == 0

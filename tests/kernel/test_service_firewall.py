@@ -139,14 +139,14 @@ def test_peer_qubits_count_against_the_peer_quota(tmp_path: Path) -> None:
 
 
 def _config_with_max_channels(limit: int) -> Any:
-    import dataclasses
+    import msgspec
 
     config = make_config()
     tenants = {
-        name: dataclasses.replace(tenant, max_channels=limit)
+        name: msgspec.structs.replace(tenant, max_channels=limit)
         for name, tenant in config.tenants.items()
     }
-    return dataclasses.replace(config, tenants=tenants)
+    return msgspec.structs.replace(config, tenants=tenants)
 
 
 def test_a_tenant_with_one_channel_of_quota_can_accept_a_proposal(tmp_path: Path) -> None:
@@ -198,12 +198,12 @@ def test_a_tenant_lists_its_channels_either_end_and_by_state(tmp_path: Path) -> 
 
 
 def test_a_proposal_nobody_accepts_expires_and_frees_the_quota(tmp_path: Path) -> None:
-    import dataclasses
+    import msgspec
 
     from qmk.kernel.clock import ManualClock
 
     clock = ManualClock()
-    config = dataclasses.replace(_config_with_max_channels(1), channel_proposal_ttl_s=60.0)
+    config = msgspec.structs.replace(_config_with_max_channels(1), channel_proposal_ttl_s=60.0)
 
     async def body(kernel: Any) -> None:
         alice = await login(kernel, "alice")

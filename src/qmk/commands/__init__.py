@@ -9,7 +9,8 @@ the module adds its arguments and calls ``set_defaults(run=handler)``, where
 inside the handlers, so ``qmk --help`` stays fast.
 
 - :mod:`qmk.commands.program` -- ``validate``, ``asm``, ``disasm``, ``fmt``, ``qasm``,
-  ``schema``, ``info``
+  ``info``
+- :mod:`qmk.commands.schema` -- ``schema`` (the JSON Schema of each kind of file QMK reads)
 - :mod:`qmk.commands.run` -- ``run``
 - :mod:`qmk.commands.engines` -- ``engines``
 - :mod:`qmk.commands.estimate` -- ``estimate``
@@ -44,6 +45,7 @@ class AddCommand(Protocol):
 #: The command modules, in the order their commands appear in ``qmk --help``.
 MODULES: tuple[str, ...] = (
     "program",
+    "schema",
     "run",
     "engines",
     "estimate",

@@ -1,11 +1,10 @@
-"""``qmk validate | asm | disasm | fmt | qasm | schema | info``: check, convert, describe programs.
+"""``qmk validate | asm | disasm | fmt | qasm | info``: check, convert, describe programs.
 
 - ``validate FILE...`` verifies programs in any language QMK reads and lists every
   finding (exit 1 when one is an error, 2 when a file cannot be read).
 - ``asm`` assembles ``.qvm.asm`` text into canonical QVM JSON (or prints what a
   ``.qasm``/``.ll``/``.bc`` program lowers to); ``disasm`` writes a JSON graph as
   assembly text; ``fmt`` prints a JSON graph in canonical form.
-- ``schema`` prints the JSON Schema of QVM graphs.
 - ``info FILE`` describes a program: op counts, epochs, REV segments, capabilities.
 - ``qasm FILE`` writes a program in any language QMK reads as OpenQASM 3
   (:mod:`qmk.frontends.qasm3_out`).
@@ -143,13 +142,6 @@ def _cmd_qasm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.qvm import schema
-
-    out.write(json.dumps(schema.load_schema(), indent=2, ensure_ascii=False) + "\n")
-    return 0
-
-
 def _info_text(path: str, program: VerifiedProgram) -> str:
     summary = program.summary()
     counts = summary["counts"]
@@ -202,7 +194,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def register(add: AddCommand) -> None:
-    """Add ``validate``, ``asm``, ``disasm``, ``fmt``, ``qasm``, ``schema`` and ``info``."""
+    """Add ``validate``, ``asm``, ``disasm``, ``fmt``, ``qasm`` and ``info``."""
     sub = add("validate", "verify programs (QVM, OpenQASM, QIR) and list every finding")
     sub.add_argument("files", nargs="+", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the findings as JSON")
@@ -233,9 +225,6 @@ def register(add: AddCommand) -> None:
     sub.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
     source_options(sub)
     sub.set_defaults(run=_cmd_qasm)
-
-    sub = add("schema", "print the JSON Schema of QVM graphs", limits=False)
-    sub.set_defaults(run=_cmd_schema)
 
     sub = add("info", "describe a program: counts, epochs, REV segments, capabilities")
     sub.add_argument("file", metavar="FILE")

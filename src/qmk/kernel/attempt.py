@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -60,11 +61,16 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
         return policy is not None and policy.device is not None
 
 
-def run_job(attempt: Attempt) -> dict[str, Any]:
+def run_job(
+    attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
+) -> dict[str, Any]:
     """Run one attempt of a job in a worker (see the module docstring).
 
     The worker verifies each distinct program text once and keeps the verified program;
-    the capability check runs for every attempt.
+    the capability check runs for every attempt. ``control`` makes the run's control,
+    called as :class:`WorkerControl` is (``(link, directory, every_ops=)``): it, or a
+    subclass that also holds the run where it looks (the tests' pause gate,
+    ``tests/support/pools.py``, passes one).
     """
     from qmk.errors import CapabilityError, QMKError
     from qmk.execution.executor import execute
@@ -74,14 +80,14 @@ def run_job(attempt: Attempt) -> dict[str, Any]:
 
     request = attempt.request
     if request.trace_context is not None:
-        return _traced(attempt)
+        return _traced(attempt, control)
     if attempt.device:
         return run_device_job(attempt)
     link = current_link()
-    control = (
+    watch = (
         None
         if link is None or attempt.checkpoint_dir is None
-        else WorkerControl(link, attempt.checkpoint_dir, every_ops=request.checkpoint_every_ops)
+        else control(link, attempt.checkpoint_dir, every_ops=request.checkpoint_every_ops)
     )
     try:
         with span("qmk.worker.verify"):
@@ -92,7 +98,7 @@ def run_job(attempt: Attempt) -> dict[str, Any]:
             raise CapabilityError(
                 f"refused at execution: the job lacks {', '.join(missing)}", missing=missing
             )
-        result = execute(program, request, control=control, resume=attempt.resume)
+        result = execute(program, request, control=watch, resume=attempt.resume)
     except Suspended as stop:
         return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
     except QMKError as exc:
@@ -123,7 +129,7 @@ def run_device_job(attempt: Attempt) -> dict[str, Any]:
     return _answer(result.to_json(measurements=False), attempt)
 
 
-def _traced(attempt: Attempt) -> dict[str, Any]:
+def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> dict[str, Any]:
     """:func:`run_job` of ``attempt`` inside a ``qmk.worker`` span, under its request's
     trace context (the W3C traceparent of the kernel's run span); the worker's spans come
     back as ``spans`` beside the outcome, for the kernel to export
@@ -136,7 +142,7 @@ def _traced(attempt: Attempt) -> dict[str, Any]:
     )
     with recording(request.trace_context) as recorder:
         if recorder is None:  # not a traceparent: the run goes on untraced
-            return run_job(plain)
+            return run_job(plain, control=control)
         attributes: dict[str, Any] = {
             "qmk.shots": request.shots,
             "qmk.pid": os.getpid(),
@@ -145,7 +151,7 @@ def _traced(attempt: Attempt) -> dict[str, Any]:
         if request.part is not None:
             attributes["qmk.part"] = f"{request.part[0]}/{request.part[1]}"
         with recorder.span("qmk.worker", attributes) as top:
-            outcome = run_job(plain)
+            outcome = run_job(plain, control=control)
             if outcome.get("yielded") is not None:
                 top.set("qmk.yielded_at_epoch", int(outcome["yielded"].get("epoch") or 0))
             elif not outcome.get("ok"):

@@ -15,7 +15,7 @@ the epoch counter. Its tasks all live in the kernel's task group (:meth:`Supervi
   only periodic wake-up of the kernel, and the only place where preemption is decided.
 
 Checkpoints and preemption reach a running job through the worker pool's requests
-(:meth:`~qmk.kernel.workers.WorkerPool.request`): the job's executor answers at its next
+(:meth:`~qmk.kernel.pool.WorkerPool.request`): the job's executor answers at its next
 ``FENCE_EPOCH`` (or at once, rolling back its open REV segment, for ``yield-now``),
 saving its execution state under ``checkpoints/<job_id>/`` in the data directory and
 telling the kernel in a note (:meth:`Supervisor._noted`); a job started again (restore,
