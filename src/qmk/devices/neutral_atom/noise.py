@@ -9,9 +9,10 @@ Public API:
 - the noise IR: :class:`NoiseOp` values of kind :class:`NoiseKind` (a one-qubit Pauli
   channel, a two-qubit Pauli channel over the 16 Pauli pairs, amplitude damping, loss),
   made by :func:`gate_noise`, :func:`idle_noise`, :func:`prep_noise` and
-  :func:`measure_noise`. Both backends read the same IR: the statevector backend samples
-  every op (Kraus branches for damping), the stim backend lowers Pauli ops to
-  ``PAULI_CHANNEL_1/2`` and samples loss and readout classically.
+  :func:`measure_noise`. Both backends read the same IR (:mod:`.shots`): the statevector
+  backend draws every Pauli op's errors (Kraus branches for damping), the stabilizer
+  backend samples one-qubit Pauli ops as its batch circuit's Pauli channels and draws the
+  two-qubit ones' errors itself; loss and readout are drawn classically on both.
 
 Units and meanings (the prototype's, with its unit bug fixed): durations in **ns**, rates
 **per second**; an idle time ``t`` gives
