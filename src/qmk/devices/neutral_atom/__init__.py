@@ -13,11 +13,14 @@ Public API (the modules a user or a compiler reads; see each module's docstring)
 - :mod:`.schedule` -- program -> timeline (ns), ASAP within the parallelism caps;
 - :mod:`.validate` -- the validator registry, run before any execution on every backend
   (:func:`validate_job`, alias ``schedule_job``: validated and scheduled);
-- :mod:`.emulator` -- lowering to the statevector or stabilizer (stim) engine, seeded shots;
-  :func:`run_job`;
+- :mod:`.emulator` -- a job run on the statevector or stabilizer engine, seeded shots:
+  :func:`run_job`; the job as one circuit (:mod:`.circuit`) and its shots drawn on the
+  engines' shot machinery (:mod:`.shots`);
 - :mod:`.device` -- :class:`NeutralAtomDevice`, the HAL :class:`~qmk.devices.hal.Device`;
 - :mod:`.compile` -- QVM programs onto a profile: :func:`compile_program` (wire job and
-  report), :func:`run_program` (compiled and run, counts keyed as ``qmk.run`` keys them).
+  report), :func:`run_program` (compiled and run, counts keyed as ``qmk.run`` keys them);
+  the compiler's steps are :mod:`.lowering`, :mod:`.routing` and :mod:`.compiler`, the
+  runner :mod:`.run`.
 
 Names are imported lazily so that ``import qmk.devices.neutral_atom`` stays cheap.
 
