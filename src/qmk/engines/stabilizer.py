@@ -48,8 +48,6 @@ from qmk.engines.base import EngineError, GateCall, draw_pauli
 from qmk.engines.batch import BatchCircuit, BatchSampler
 from qmk.engines.gates import BASES, GATES
 
-# stim_gate is re-exported for devices/neutral_atom/emulator.py, which reads it from here
-from qmk.engines.stim_gates import stim_gate as stim_gate
 from qmk.engines.stim_gates import stim_method
 
 #: A self-inverse Clifford taking the basis' Pauli to Z (None: already Z).

@@ -56,24 +56,15 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qmk.engines import EngineError
 from qmk.execution.branches import FORMAT, VERSION, ExecutionState, Progress
 
 if TYPE_CHECKING:
     from qmk.execution.trajectories import Runner
-
-
-def run_key(parts: Mapping[str, Any]) -> str:
-    """The digest of what decides a run's result (``parts``: plain JSON values)."""
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def capture(runner: Runner) -> ExecutionState:
@@ -148,6 +139,5 @@ __all__ = [
     "capture",
     "read_state",
     "resume",
-    "run_key",
     "write_state",
 ]

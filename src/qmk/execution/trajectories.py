@@ -348,7 +348,7 @@ class Runner:
         shots: the run's shots (rows of :attr:`bits`).
         seed: the stream every group's streams derive from (a SeedSequence).
         control: who may ask for checkpoints and stops (None: nobody).
-        key: the digest of the run (:func:`qmk.execution.checkpoint.run_key`) that
+        key: the digest of the run (:func:`qmk.execution.request.run_key`) that
             a saved state carries, and ``engine_name`` its engine's name.
     """
 
