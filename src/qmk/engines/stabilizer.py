@@ -47,7 +47,6 @@ import stim
 from qmk.engines.base import EngineError, GateCall, draw_pauli
 from qmk.engines.batch import BatchCircuit, BatchSampler
 from qmk.engines.gates import BASES, GATES
-
 from qmk.engines.stim_gates import stim_method
 
 #: A self-inverse Clifford taking the basis' Pauli to Z (None: already Z).
