@@ -26,13 +26,6 @@ job.shots: Expected `int`, got `str` {'key': 'job.shots'}
 ... except InvalidArgument as exc:
 ...     print(exc.message)
 job.shot: unknown key; expected one of shots
->>> class Named(msgspec.Struct, frozen=True, kw_only=True):
-...     name: str
->>> try:
-...     convert({}, Named, where="job")
-... except InvalidArgument as exc:
-...     print(exc.message)
-job.name is missing
 """
 
 from __future__ import annotations
@@ -52,7 +45,6 @@ ErrorFactory = Callable[[str, str], QMKError]
 
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
 
 
 def _invalid(message: str, key: str) -> QMKError:
@@ -118,10 +110,6 @@ def _coded(
         fields = _fields_of(type_, path)
         expected = f"; expected one of {', '.join(fields)}" if fields else ""
         return error(f"{key}: unknown key{expected}", key)
-    missing = _MISSING.match(reason)
-    if missing is not None:
-        key = _join(where, f"{path}.{missing['field']}")
-        return error(f"{key} is missing", key)
     key = _join(where, path)
     return error(f"{key}: {reason}" if key else reason, key)
 
