@@ -303,7 +303,11 @@ def _add_qec(actions: Any) -> None:
         help="a repetition or surface-code memory experiment on a neutral-atom profile "
         "(stim with atom loss, decoded by pymatching)",
     )
-    qec.add_argument("--code", choices=("repetition", "surface"), default="repetition")
+    qec.add_argument(
+        "--code",
+        default="repetition",
+        help="repetition or surface (any name of their families: surface_code, surfaceCode, ...)",
+    )
     qec.add_argument("--distance", type=int, default=3, help="odd code distance (3)")
     qec.add_argument("--rounds", type=int, help="syndrome rounds (default: the distance)")
     qec.add_argument(

@@ -787,7 +787,7 @@ class _Lowerer:
             raise self.error(
                 "undefined",
                 f"input {name} has no value: give it with qmk run --input {name}=VALUE "
-                f"(params={{'{name}': ...}} in Python)",
+                f"(inputs={{'{name}': ...}} in Python)",
             )
         value = self.params[name]
         kind = type(st.type).__name__

@@ -58,7 +58,7 @@ from qmk.qec.errors import QECError
 from qmk.qec.noise import NoiseModel
 from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, QubitParams, check_fields, qubit_params
 from qmk.qvm.ops import OPS, Exec, OpSpec, canonical_op
-from qmk.qvm.profiles import FAMILIES, Profile, ProfileError, parse_profile
+from qmk.qvm.profiles import FAMILIES, Profile, ProfileError, parse_profile, unknown_family
 
 #: The machine QMK models when a job names none.
 DEFAULT_PROFILE = defaults.PROFILE
@@ -420,7 +420,7 @@ def syndrome_bits_per_round(family: str, distance: int) -> float:
     if family == "SHYPS":
         n, k = _shyps_block(d)
         return 2 * n / k
-    raise QECError.of("unknown-profile", f"unknown code family {family!r}", family=family)
+    raise QECError.of("unknown-profile", unknown_family(family), family=family)
 
 
 #: The ``kind`` tag of a calibration JSON file.
@@ -463,7 +463,7 @@ class Calibration(
         if self.family not in FAMILIES:
             raise QECError.of(
                 "unknown-profile",
-                f"calibration: unknown code family {self.family!r}; known: {', '.join(FAMILIES)}",
+                f"calibration: {unknown_family(self.family)}",
             )
         if self.instruction_set not in INSTRUCTION_SETS:
             raise QECError.of(

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from qmk.errors import closest
+
 #: The capabilities a graph may request, with what each one allows.
 CAPABILITIES: Mapping[str, str] = MappingProxyType(
     {
@@ -806,11 +808,8 @@ def closest_op(name: str) -> str | None:
     >>> closest_op("H"), closest_op("cx"), closest_op("apply_cnot")
     ('APPLY_H', 'APPLY_CNOT', 'APPLY_CNOT')
     """
-    import difflib
-
     upper = name.upper()
     for candidate in (upper, f"APPLY_{upper}"):
         if canonical_op(candidate) is not None:
             return canonical_op(candidate)
-    matches = difflib.get_close_matches(upper, list(OPS), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    return closest(upper, OPS)
