@@ -1,0 +1,123 @@
+"""A kernel job's run request: built once at admission from the policy and the machine's
+defaults, stored with the job, run by the worker, recorded as the attestation's fields and
+read back by replay."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.abi.methods import METHODS
+from qmk.errors import InvalidArgument
+from qmk.execution.request import Policy, RunRequest, program_digest
+from qmk.kernel.attest import REQUEST_FIELDS, find_attestation, replay, request_of
+from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.service import Kernel
+from qmk.kernel.store import Store
+from qmk.kernel.stored import digest_counts
+from support.kernel import BELL, FENCED, login, make_config, run_kernel
+
+GRAPH = FENCED.to_json()
+
+
+def _submit(tmp_path: Path, policy: dict[str, Any]) -> tuple[str, dict[str, Any], RunRequest]:
+    async def body(kernel: Kernel) -> tuple[str, dict[str, Any], RunRequest]:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=alice, graph=GRAPH, shots=400, seed=5, policy=policy)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED", done["error"]
+        stored = kernel.supervisor.job(job["job_id"], "alice")
+        return job["job_id"], done, stored.request
+
+    return run_kernel(tmp_path, body, workers=1)
+
+
+def test_admission_builds_the_request_from_the_policy_and_the_machine(tmp_path: Path) -> None:
+    config = make_config()
+    job_id, done, request = _submit(
+        tmp_path, {"priority": 4, "noise": False, "precision": "single"}
+    )
+    assert request.program_digest == program_digest(json.dumps(GRAPH, separators=(",", ":")))
+    assert (request.shots, request.seed, request.noise) == (400, 5, False)
+    assert request.precision == "single"
+    assert request.qubit == config.machine.qubit and request.profile == config.machine.profile
+    assert request.policy == Policy(
+        priority=4, noise=False, precision="single", timeout_ms=request.policy.timeout_ms
+    )
+    store = Store(tmp_path / "data")  # what the database keeps is the same value
+    try:
+        again = store.load_job(job_id, "alice")
+    finally:
+        store.close()
+    assert again is not None and again.request == request
+    assert done["result"]["seed"] == 5
+
+
+def test_the_attestation_is_the_request_the_worker_ran_and_replay_reads_it_back(
+    tmp_path: Path,
+) -> None:
+    job_id, done, request = _submit(tmp_path, {"noise": True})
+    record = find_attestation(tmp_path / "data", job_id)
+    assert record is not None
+    attested = request_of(record)
+    assert attested.program_digest == request.program_digest
+    assert (attested.shots, attested.seed, attested.policy) == (400, 5, request.policy)
+    assert set(REQUEST_FIELDS) <= set(record)
+    assert record["engine"] == done["result"]["engine"]  # the engine that ran it
+    assert record["result_sha256"] == digest_counts(done["result"]["counts"])
+    with sqlite3.connect(tmp_path / "data" / DB_FILE) as db:
+        (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    assert replay(graph, record, job_id).same
+
+
+def test_an_attest_line_of_a_kernel_before_run_requests_still_replays(tmp_path: Path) -> None:
+    job_id, _, request = _submit(tmp_path, {})
+    record = find_attestation(tmp_path / "data", job_id)
+    assert record is not None
+    with sqlite3.connect(tmp_path / "data" / DB_FILE) as db:
+        (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    old = {  # the fields an attest line had before: the run's inputs written out one by one
+        "event": "attest",
+        "job_id": job_id,
+        "tenant": "alice",
+        "graph_sha256": program_digest(graph),
+        "shots": request.shots,
+        "seed": request.seed,
+        "engine_requested": None,
+        "engine": record["engine"],
+        "noise": request.noise,
+        "qubit": request.qubit,
+        "profile": request.profile,
+        "noise_model": request.noise_model,
+        "calibration": None,
+        "rewrite": None,
+        "epochs": record["epochs"],
+        "result_sha256": record["result_sha256"],
+    }
+    assert replay(graph, old, job_id).same
+    assert not replay(graph.replace("APPLY_H", "APPLY_X"), old, job_id).same
+
+
+def test_a_misspelt_engine_in_a_policy_names_the_nearest(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        with pytest.raises(InvalidArgument) as caught:
+            await kernel.q_submit(
+                session_id=alice, graph=BELL, shots=1, policy={"engine": "statevektor"}
+            )
+        assert caught.value.details["key"] == "policy.engine"
+        assert "did you mean 'statevector'?" in caught.value.message
+
+    run_kernel(tmp_path, body, workers=1)
+
+
+def test_the_method_tables_policy_keys_are_the_policys_fields() -> None:
+    submit = METHODS["q_submit"]
+    (param,) = [p for p in submit.params if p.name == "policy"]
+    documented = [key.strip() for key in param.doc.split(",")]
+    fields = [name for name in Policy.__struct_fields__ if name != "device"]
+    assert sorted(documented) == sorted(fields)
