@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
 from qmk.errors import closest
+from qmk.frontends.text import PROGRAM_FORMATS, lower_text, sniff
 
 if TYPE_CHECKING:
     from qmk.engines.state_io import QuantumState
@@ -44,48 +45,16 @@ if TYPE_CHECKING:
     from qmk.qvm.limits import Limits
     from qmk.qvm.verify import VerifiedProgram
 
-#: What ``format=`` takes: :data:`qmk.frontends.FORMATS`, and ``qasm`` (OpenQASM, its
-#: version read from its header).
-FORMATS: tuple[str, ...] = ("qasm", "qasm2", "qasm3", "qvm-json", "qvm-asm", "qir")
+#: What ``format=`` takes (:data:`qmk.frontends.text.PROGRAM_FORMATS`).
+FORMATS: tuple[str, ...] = PROGRAM_FORMATS
 
 #: The name program text goes by in the messages of the errors it raises.
 TEXT = "<text>"
 
-_OPENQASM = re.compile(r"\A(?:\s|//[^\n]*\n|/\*.*?\*/)*OPENQASM\b", re.DOTALL)
-_LLVM = re.compile(
-    r"^\s*(?:define|declare)\b|^\s*target\s+(?:triple|datalayout)\b|^\s*source_filename\s*=|"
-    r"^\s*; ModuleID",
-    re.MULTILINE,
-)
-# a directive (.caps) or a node line (label: OP ...), the first line that is neither blank
-# nor a comment of QVM assembly
-_ASM_LINE = re.compile(r"\s*(?:\.[A-Za-z]\w*|[^\s:;#]+\s*:\s*[A-Z][A-Z0-9_]*)(?:\s|$)")
 # a file name with an extension QMK reads by (qmk.frontends.format_of)
 _PATH = re.compile(r"\.(?:json|asm|qasm[23]?|ll|bc)\Z", re.IGNORECASE)
 # LLVM bitcode: its magic, bare or in its wrapper
 _BITCODE = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
-
-
-def sniff(text: str) -> str | None:
-    """The language of program text as it shows it, or None: ``qasm`` for an OPENQASM
-    header (after comments), ``qvm-json`` for a JSON object, ``qir`` for LLVM IR, and
-    ``qvm-asm`` for QVM assembly.
-
-    >>> sniff("// Bell\\nOPENQASM 3.0;"), sniff('{"version": "0.2"}'), sniff("a: ALLOC_LQ vq:q")
-    ('qasm', 'qvm-json', 'qvm-asm')
-    >>> sniff("; ModuleID = 'bell'\\ndefine void @main() {"), sniff("bell.qasm")
-    ('qir', None)
-    """
-    if _OPENQASM.match(text):
-        return "qasm"
-    if text.lstrip().startswith("{"):
-        return "qvm-json"
-    if _LLVM.search(text):
-        return "qir"
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith((";", "#")):
-            return "qvm-asm" if _ASM_LINE.match(line) else None
-    return None
 
 
 def run(
@@ -283,25 +252,8 @@ def _lower(
             "unsupported",
             f"{name}: inputs= are for OpenQASM 3 programs' input declarations, not {kind}",
         )
-    if kind in ("qasm", "qasm2", "qasm3"):
-        from qmk.frontends.qasm import from_qasm
-
-        version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
-        text = program if isinstance(program, str) else program.decode("utf-8")
-        return from_qasm(text, name=name, version=version, params=inputs or None)
-    if kind == "qir":
-        from qmk.frontends.qir import from_qir
-
-        return from_qir(program, name=name)
-    data = program.encode("utf-8") if isinstance(program, str) else program
-    if kind == "qvm-json":
-        from qmk.qvm import graph as graph_io
-
-        return graph_io.loads(data, source=name, limits=limits)
-    from qmk.qvm.asm import assemble
-
     base = None if name == TEXT else Path(name).parent
-    return assemble(data.decode("utf-8"), source=name, limits=limits, base_dir=base)
+    return lower_text(program, kind, name, limits=limits, params=inputs, base_dir=base)
 
 
 def _bytes(path: str) -> bytes:
@@ -323,4 +275,4 @@ def _error(name: str, message: str) -> FrontendError:
     return FrontendError.of(name, message)
 
 
-__all__ = ["FORMATS", "read", "run", "sniff"]
+__all__ = ["FORMATS", "read", "run"]

@@ -223,7 +223,8 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     "policy",
                     OBJ,
                     NULL,
-                    doc="priority, deadline, timeout_ms, engine, noise, qubit, profile, precision, channels",
+                    doc="priority, deadline, timeout_ms, engine, noise, qubit, profile, "
+                    "precision, channels",
                     required=False,
                 ),
                 _p(

@@ -15,7 +15,7 @@ qir        QIR as LLVM IR text                       :func:`qmk.frontends.qir.fr
 
 Text with no ``format`` is read as OpenQASM when it starts with an ``OPENQASM`` header
 (after comments); otherwise the format must be given. The formats are those of
-:data:`qmk.frontends.FORMATS` (plus ``qasm``), so ``qmk run --format`` and the REST API
+:data:`qmk.frontends.text.PROGRAM_FORMATS`, so ``qmk run --format`` and the REST API
 read the same languages. A program that does not lower is the front-end's own error
 (``QL``/``QA``/``QF``: 422), never a silent fallback.
 
@@ -26,16 +26,10 @@ read the same languages. A program that does not lower is the front-end's own er
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from qmk.abi.errors import InvalidParams
-from qmk.frontends import FORMATS
-
-#: Every value ``format`` takes.
-PROGRAM_FORMATS: tuple[str, ...] = (*FORMATS, "qasm")
-
-_OPENQASM = re.compile(r"\A(?:\s|//[^\n]*\n|/\*.*?\*/)*OPENQASM\b", re.DOTALL)
+from qmk.frontends.text import PROGRAM_FORMATS, lower_text, sniff
 
 
 def to_graph(program: Any, format: str | None) -> tuple[dict[str, Any], str]:
@@ -61,7 +55,7 @@ def to_graph(program: Any, format: str | None) -> tuple[dict[str, Any], str]:
             "program must be QVM JSON (an object) or program text (a string)", param="program"
         )
     if format is None:
-        if not _OPENQASM.match(program):
+        if sniff(program) != "qasm":
             raise InvalidParams(
                 "program text needs format (one of "
                 f"{', '.join(f for f in PROGRAM_FORMATS if f != 'qvm-json')}); only "
@@ -69,19 +63,4 @@ def to_graph(program: Any, format: str | None) -> tuple[dict[str, Any], str]:
                 param="format",
             )
         format = "qasm"
-    if format == "qvm-json":
-        from qmk.qvm import graph as graph_io
-
-        return graph_io.loads(program.encode("utf-8"), source="program").to_json(), format
-    if format == "qvm-asm":
-        from qmk.qvm.asm import assemble
-
-        return assemble(program, source="program").to_json(), format
-    if format in ("qasm", "qasm2", "qasm3"):
-        from qmk.frontends.qasm import from_qasm
-
-        version = {"qasm": None, "qasm2": 2, "qasm3": 3}[format]
-        return from_qasm(program, name="program", version=version).to_json(), format
-    from qmk.frontends.qir import from_qir
-
-    return from_qir(program, name="program").to_json(), format
+    return lower_text(program, format, "program").to_json(), format
