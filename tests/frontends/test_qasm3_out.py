@@ -11,24 +11,30 @@ seeds, each at p > 1e-4 / 40 (:mod:`support.frontends`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 
+from qmk import run as run_source
 from qmk.engines.gates import GATES
 from qmk.execution.executor import run
 from qmk.frontends import read_program, to_qasm3
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
-from qmk.frontends.qasm3_out import LOWERINGS, QASM_GATES
+from qmk.frontends.qasm3_out import LOWERINGS, QASM_GATES, _lowering, _Writer
 from qmk.qvm.asm import assemble
 from qmk.qvm.generate import random_graph
 from qmk.qvm.graph import Graph, Node, Resources
-from qmk.qvm.ops import OPS, Exec
+from qmk.qvm.ops import OPS, Exec, Micro, MicroStep, OpSpec
+from qmk.qvm.verify import verify
 from support.cli import qmk
 from support.frontends import assert_same_distribution, homogeneity_p
 from support.paths import ROOT
@@ -306,3 +312,290 @@ def test_qmk_qasm_refusal_is_one_coded_line_with_exit_status_2(tmp_path: Path):
     assert status == 2 and stdout == ""
     assert stderr.startswith("QL109 not-expressible: node #0 a (ALLOC_LQ)")
     assert stderr.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- composites
+#
+# Every composite op of the op table (an ``expansion``) is written from that expansion.
+# Each is walked here: a program prepares an entangled, rotated state of three qubits,
+# applies the op, rotates again and measures every qubit in Z. The written program, run
+# by QMK (qmk.run of the OpenQASM 3 text, noise off), and the original program, run by
+# QMK, are each compared with the original's exact distribution: an exact branching
+# state vector in which each op does what :data:`MEANINGS` says, stated apart from the
+# expansion (projectors, a Werner mixture). Statistics: chi-square goodness of fit
+# (bins expecting fewer than 5 shots pooled; an outcome of probability 0 must never
+# come up) at the seeds stated, each at p > 1e-4 / (2 x composite ops).
+
+COMPOSITES = [spec for spec in OPS.values() if spec.expansion]
+COMPOSITE_SHOTS = 8000
+COMPOSITE_ALPHA = 1e-4 / (2 * len(COMPOSITES))
+#: A value for each argument of a composite op (opts: a channel of fidelity 0.4, whose
+#: Werner noise is large enough to be seen).
+COMPOSITE_ARGS: dict[str, Any] = {"angle": 0.4, "theta": 0.9, "opts": {"fidelity": 0.4}}
+QUBITS = ("q0", "q1", "q2")
+
+_I = np.eye(2, dtype=complex)
+_PAULI = {
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": np.diag([1, -1]).astype(complex),
+}
+
+
+class _Exact:
+    """An exact state-vector simulation that branches at every measurement (and at a
+    mixture): each branch is (its events so far, its unnormalised state), the square of
+    the state's norm being the branch's probability. Qubit 0 is the most significant."""
+
+    def __init__(self, qubits: int) -> None:
+        state = np.zeros((2,) * qubits, dtype=complex)
+        state[(0,) * qubits] = 1.0
+        self.branches: list[tuple[dict[str, int], np.ndarray]] = [({}, state)]
+
+    @staticmethod
+    def _applied(matrix: np.ndarray, state: np.ndarray, qubits: Sequence[int]) -> np.ndarray:
+        k = len(qubits)
+        tensor = matrix.reshape((2,) * (2 * k))
+        moved = np.tensordot(tensor, state, axes=(list(range(k, 2 * k)), list(qubits)))
+        return np.moveaxis(moved, list(range(k)), list(qubits))
+
+    def unitary(self, matrix: np.ndarray, qubits: Sequence[int]) -> None:
+        self.branches = [(ev, self._applied(matrix, s, qubits)) for ev, s in self.branches]
+
+    def gate(self, name: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
+        self.unitary(GATES[name].matrix(tuple(params)), qubits)
+
+    def measure(
+        self,
+        qubits: Sequence[int],
+        outcomes: Mapping[tuple[int, ...], np.ndarray],
+        events: Sequence[str],
+    ) -> None:
+        """Project on each of ``outcomes`` (bits -> projector), recording the bits."""
+        branches = []
+        for ev, state in self.branches:
+            for bits, projector in outcomes.items():
+                after = self._applied(projector, state, qubits)
+                if np.vdot(after, after).real > 1e-14:
+                    branches.append(({**ev, **dict(zip(events, bits, strict=True))}, after))
+        self.branches = branches
+
+    def mixture(self, weighted: Sequence[tuple[float, np.ndarray]], qubits: Sequence[int]) -> None:
+        """Apply one of the unitaries, each with its probability."""
+        self.branches = [
+            (ev, math.sqrt(w) * self._applied(u, s, qubits))
+            for ev, s in self.branches
+            for w, u in weighted
+            if w > 0
+        ]
+
+    def reset(self, q: int) -> None:
+        """Return qubit ``q`` to |0>: project on |0> or on |1> (unrecorded), flip a 1."""
+        zero = np.diag([1, 0]).astype(complex)
+        flip_one = np.array([[0, 1], [0, 0]], dtype=complex)  # |0><1|: project on 1, X
+        branches = []
+        for ev, state in self.branches:
+            for kraus in (zero, flip_one):
+                after = self._applied(kraus, state, [q])
+                if np.vdot(after, after).real > 1e-14:
+                    branches.append((ev, after))
+        self.branches = branches
+
+    def distribution(self, events: Sequence[str]) -> dict[str, float]:
+        """Each key of ``events`` (first leftmost; an event not recorded reads 0), with
+        its probability."""
+        out: dict[str, float] = {}
+        for ev, state in self.branches:
+            key = "".join(str(ev.get(e, 0)) for e in events)
+            out[key] = out.get(key, 0.0) + float(np.vdot(state, state).real)
+        return out
+
+
+def _projectors(observables: Sequence[np.ndarray]) -> dict[tuple[int, ...], np.ndarray]:
+    """The joint eigenspaces of commuting +-1 observables: outcome bit 0 is eigenvalue +1."""
+    dim = observables[0].shape[0]
+    out = {}
+    for bits in itertools.product((0, 1), repeat=len(observables)):
+        projector = np.eye(dim, dtype=complex)
+        for bit, observable in zip(bits, observables, strict=True):
+            projector = projector @ (np.eye(dim) + (-1) ** bit * observable) / 2
+        out[bits] = projector
+    return out
+
+
+_Meaning = Callable[[_Exact, Sequence[int], Sequence[str], Mapping[str, Any]], None]
+
+
+def _measure_angle(sim: _Exact, qs: Sequence[int], events: Sequence[str], args: Any) -> None:
+    # the basis (|0> +- e^{i angle}|1>)/sqrt2, outcome 0 for +: cos(angle) X + sin(angle) Y
+    angle = float(args["angle"])
+    observable = math.cos(angle) * _PAULI["X"] + math.sin(angle) * _PAULI["Y"]
+    sim.measure(qs, _projectors([observable]), events)
+
+
+def _measure_bell(sim: _Exact, qs: Sequence[int], events: Sequence[str], args: Any) -> None:
+    # the XX parity, then the ZZ parity
+    xx, zz = (np.kron(_PAULI[p], _PAULI[p]) for p in "XZ")
+    sim.measure(qs, _projectors([xx, zz]), events)
+
+
+def _teleport_cnot(sim: _Exact, qs: Sequence[int], events: Sequence[str], args: Any) -> None:
+    cnot = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=complex)
+    sim.unitary(cnot, qs)
+
+
+def _inject_t_state(sim: _Exact, qs: Sequence[int], events: Sequence[str], args: Any) -> None:
+    # the qubit becomes T|+> = (|0> + e^{i pi/4}|1>)/sqrt2, whatever it held
+    sim.reset(qs[0])
+    phase = complex(math.cos(math.pi / 4), math.sin(math.pi / 4))
+    prepare = np.array([[1, -np.conj(phase)], [phase, 1]], dtype=complex) / math.sqrt(2)
+    sim.unitary(prepare, qs)
+
+
+def _open_chan(sim: _Exact, qs: Sequence[int], events: Sequence[str], args: Any) -> None:
+    # a Werner pair of fidelity F: (|00> + |11>)/sqrt2 with probability F, each other Bell
+    # state with probability (1 - F) / 3
+    fidelity = float(args.get("opts", {}).get("fidelity", 1.0))
+    for q in qs:
+        sim.reset(q)
+    # columns: the four Bell states, (|00> + |11>)/sqrt2 first (what |00> becomes)
+    bell = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [0, 1, 0, -1], [1, 0, -1, 0]]) / math.sqrt(2)
+    sim.unitary(bell.astype(complex), qs)
+    rest = (1 - fidelity) / 3
+    others = [(rest, np.kron(_I, _PAULI[p])) for p in "XYZ"]
+    sim.mixture([(fidelity, np.eye(4, dtype=complex)), *others], qs)
+
+
+#: What each composite op does, stated apart from its expansion: an op added to the
+#: table with an expansion fails :func:`test_every_composite_op_has_its_meaning_stated`
+#: until it is listed here.
+MEANINGS: dict[str, _Meaning] = {
+    "MEASURE_ANGLE": _measure_angle,
+    "MEASURE_BELL": _measure_bell,
+    "TELEPORT_CNOT": _teleport_cnot,
+    "INJECT_T_STATE": _inject_t_state,
+    "OPEN_CHAN": _open_chan,
+}
+
+#: Before and after the op: (op, qubits, args) on QUBITS; every qubit is then measured.
+_PREPARE = (
+    ("APPLY_RY", (0,), {"theta": 0.7}),
+    ("APPLY_RX", (1,), {"theta": 1.1}),
+    ("APPLY_H", (2,), {}),
+    ("APPLY_CNOT", (0, 2), {}),
+    ("APPLY_CNOT", (1, 0), {}),
+)
+_TURN = (
+    ("APPLY_RX", (0,), {"theta": 0.9}),
+    ("APPLY_RY", (0,), {"theta": 0.6}),
+    ("APPLY_RY", (1,), {"theta": 0.5}),
+    ("APPLY_CNOT", (1, 2), {}),
+    ("APPLY_RX", (2,), {"theta": 0.4}),
+)
+
+
+def _composite_program(spec: OpSpec) -> tuple[Graph, dict[str, float]]:
+    """A program that applies ``spec`` between entangling rotations, and its exact
+    distribution (events in resources order)."""
+    sim = _Exact(len(QUBITS))
+    nodes = [Node(id="a", op="ALLOC_LQ", vqs=QUBITS, args={"n": len(QUBITS)})]
+
+    def gates(steps: Sequence[tuple[str, tuple[int, ...], dict[str, float]]], tag: str) -> None:
+        for k, (op, qs, args) in enumerate(steps):
+            nodes.append(Node(id=f"{tag}{k}", op=op, vqs=tuple(QUBITS[q] for q in qs), args=args))
+            sim.gate(OPS[op].gate or "", qs, tuple(args.values()))
+
+    gates(_PREPARE, "p")
+    qs = tuple(range(spec.vqs.low))
+    args = {a.name: COMPOSITE_ARGS[a.name] for a in spec.args}
+    events = [f"op{k}" for k in range(spec.produces.low)]
+    chs = ("link",) * spec.chs.low
+    nodes.append(
+        Node(
+            id="op",
+            op=spec.name,
+            vqs=tuple(QUBITS[q] for q in qs),
+            chs=chs,
+            produces=tuple(events),
+            args=args,
+        )
+    )
+    MEANINGS[spec.name](sim, qs, events, args)
+    if chs:
+        nodes.append(Node(id="close", op="CLOSE_CHAN", chs=chs))
+    gates(_TURN, "t")
+    for q, handle in enumerate(QUBITS):
+        nodes.append(Node(id=f"m{q}", op="MEASURE_Z", vqs=(handle,), produces=(f"m{q}",)))
+        sim.measure([q], _projectors([_PAULI["Z"]]), [f"m{q}"])
+        events.append(f"m{q}")
+    nodes.append(Node(id="f", op="FREE_LQ", vqs=QUBITS))
+    caps = sorted({"CAP_ALLOC", *((spec.cap,) if spec.cap else ())})
+    graph = Graph(
+        nodes=tuple(nodes),
+        resources=Resources(vqs=QUBITS, chs=chs[:1], events=tuple(events)),
+        caps=tuple(caps),
+    )
+    return graph, sim.distribution(events)
+
+
+def _assert_fits(counts: Mapping[str, int], exact: Mapping[str, float], label: str) -> None:
+    """Chi-square goodness of fit of ``counts`` to ``exact`` (bins expecting fewer than 5
+    shots pooled), at p > COMPOSITE_ALPHA; no outcome of probability 0 came up."""
+    shots = sum(counts.values())
+    impossible = [k for k, n in counts.items() if n and exact.get(k, 0.0) < 1e-12]
+    assert not impossible, f"{label}: outcomes of probability 0 came up: {impossible}"
+    bins = [(counts.get(k, 0), p * shots) for k, p in exact.items() if p >= 1e-12]
+    big = [(o, e) for o, e in bins if e >= 5]
+    small = [(o, e) for o, e in bins if e < 5]
+    if small:
+        big.append((sum(o for o, _ in small), sum(e for _, e in small)))
+    statistic = sum((o - e) ** 2 / e for o, e in big)
+    p = float(stats.chi2.sf(statistic, max(1, len(big) - 1)))
+    assert p > COMPOSITE_ALPHA, f"{label}: chi-square {statistic:.1f}, p={p:.2e}"
+
+
+def test_every_composite_op_has_its_meaning_stated():
+    assert [s.name for s in COMPOSITES] == [n for n in OPS if n in MEANINGS]
+    assert set(MEANINGS) <= {s.name for s in COMPOSITES}, "a meaning of an op with no expansion"
+
+
+@pytest.mark.parametrize("spec", COMPOSITES, ids=lambda s: s.name)
+def test_every_composite_op_is_written_from_its_expansion_with_its_exact_distribution(spec):
+    graph, exact = _composite_program(spec)
+    assert math.isclose(sum(exact.values()), 1.0, abs_tol=1e-9)
+    seed = 700 + list(OPS).index(spec.name)
+    text = to_qasm3(graph)
+    written = run_source(text, format="qasm", shots=COMPOSITE_SHOTS, seed=seed, noise=False)
+    _assert_fits(_reversed_keys(dict(written.counts)), exact, f"{spec.name} written")
+    original = run_source(graph, shots=COMPOSITE_SHOTS, seed=seed, noise=False)
+    _assert_fits(dict(original.counts), exact, f"{spec.name} original")
+
+
+def test_a_composite_ops_lowering_follows_its_expansion_in_the_op_table():
+    """A changed expansion changes what is written and the docs' text of it."""
+    steps = (
+        MicroStep(kind=Micro.RESET),
+        MicroStep(kind=Micro.GATE, gate="rx", arg="angle", negate=True),
+        MicroStep(kind=Micro.GATE, gate="s"),
+        MicroStep(kind=Micro.MEASURE),
+        MicroStep(kind=Micro.UNDO, qubits=()),
+    )
+    lowering = _lowering(replace(OPS["MEASURE_ANGLE"], expansion=steps))
+    assert lowering is not None
+    assert lowering.text == "`reset q; rx(-angle) q; s q; m[k] = measure q; sdg q; rx(angle) q;`"
+    node = Node(id="n", op="MEASURE_ANGLE", vqs=("x",), produces=("e",), args={"angle": 0.25})
+    writer = _Writer(verify(assemble(".caps CAP_ALLOC\na: ALLOC_LQ vq:x\nf: FREE_LQ vq:x\n")))
+    writer.slot["x"], writer.bit["e"] = 0, 0
+    assert lowering.write(writer, 1, node) == [
+        "reset q[0];",
+        "rx(-0.25) q[0];",
+        "s q[0];",
+        "m[0] = measure q[0];",
+        "sdg q[0];",
+        "rx(0.25) q[0];",
+    ]
+
+
+def test_an_expansion_with_a_step_openqasm_cannot_write_has_no_lowering():
+    unnamed = (MicroStep(kind=Micro.GATE, gate="no_such_gate"),)
+    assert _lowering(replace(OPS["INJECT_T_STATE"], expansion=unnamed)) is None

@@ -14,6 +14,14 @@ one. What the writer produces:
   not produce), as in QVM. Result keys of the written program are Qiskit's: ``m``
   with bit 0 rightmost, i.e. QMK's default key (first event leftmost) reversed; a
   program's own key layout (``metadata.output``) is not carried over.
+- **Composite ops** (an ``expansion`` in the op table: ``MEASURE_ANGLE``,
+  ``MEASURE_BELL``, ``INJECT_T_STATE``, ``OPEN_CHAN``, ...) are written from it, step
+  by step, as the executor carries them out: a gate by its name here
+  (:data:`QASM_GATES`), a Z measurement as ``m[k] = measure q;``, ``undo`` as the
+  adjoints of the gates before it, last first (:data:`ADJOINTS`), a reset as
+  ``reset``, and Werner noise exactly, by two environment qubits that control X and Z
+  on the qubit and are then reset. A change of an expansion in the table changes what
+  is written, and the docs' text of it.
 - **Guards** become nested ``if (m[k] == true|false) { ... }`` (one ``if`` per term of a
   conjunction: Qiskit's importer reads neither ``&&`` nor ``bit == 1``).
 
@@ -50,18 +58,19 @@ if (m[0] == true) { rz(0.25) q[0]; }
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 from qmk.frontends.errors import FrontendError
 from qmk.qvm.graph import Graph, Node
-from qmk.qvm.ops import OPS, Exec, OpSpec
+from qmk.qvm.ops import OPS, Exec, Micro, MicroStep, OpSpec
 from qmk.qvm.verify import VerifiedProgram, verify
 
 #: Engine gate (``OpSpec.gate``) -> its OpenQASM 3 name: ``stdgates.inc``'s, or one of
@@ -95,6 +104,19 @@ GATE_DEFINITIONS: Mapping[str, str] = MappingProxyType(
 #: Basis -> (gates before a Z measurement, gates after it that restore the basis).
 BASIS_CHANGES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = MappingProxyType(
     {"Z": ((), ()), "X": (("h",), ("h",)), "Y": (("sdg", "h"), ("h", "s"))}
+)
+
+#: Engine gate -> (its adjoint's engine gate, whether the adjoint negates the gate's
+#: parameter), from the op table's inverses: what an expansion's ``undo`` writes.
+ADJOINTS: Mapping[str, tuple[str, bool]] = MappingProxyType(
+    {
+        spec.gate: (inverse, bool(spec.inverse_negates))
+        for spec in OPS.values()
+        if spec.kind is Exec.GATE
+        and spec.gate
+        and spec.inverse
+        and (inverse := OPS[spec.inverse].gate)
+    }
 )
 
 #: The metadata key of an ``ALLOC_LQ`` whose qubits belong to another tenant.
@@ -245,33 +267,6 @@ class _Writer:
             *(self.gate(g, [q]) for g in after),
         ]
 
-    def measure_angle(self, index: int, node: Node) -> list[str]:
-        q = self.q(node.vqs[0])
-        angle = float(node.args["angle"])
-        return [
-            self.gate("rz", [q], [-angle]),
-            self.gate("h", [q]),
-            f"{self.m(node.produces[0])} = measure {q};",
-            self.gate("h", [q]),
-            self.gate("rz", [q], [angle]),
-        ]
-
-    def bell(self, index: int, node: Node) -> list[str]:
-        a, b = (self.q(h) for h in node.vqs)
-        xx, zz = (self.m(e) for e in node.produces)
-        return [
-            self.gate("cx", [a, b]),
-            self.gate("h", [a]),
-            f"{xx} = measure {a};",
-            f"{zz} = measure {b};",
-            self.gate("h", [a]),
-            self.gate("cx", [a, b]),
-        ]
-
-    def inject_t(self, index: int, node: Node) -> list[str]:
-        q = self.q(node.vqs[0])
-        return [f"reset {q};", self.gate("h", [q]), self.gate("t", [q])]
-
     def cond_pauli(self, index: int, node: Node) -> list[str]:
         mask = str(node.args["mask"])
         if mask == "I":
@@ -280,38 +275,53 @@ class _Writer:
         statement = self.gate(mask.lower(), [self.q(node.vqs[0])])
         return [f"if ({self.m(e)} == true) {{ {statement} }}" for e in node.inputs]
 
-    def open_chan(self, index: int, node: Node) -> list[str]:
-        a, b = (self.q(h) for h in node.vqs)
-        out = [f"reset {a};", f"reset {b};", self.gate("h", [a]), self.gate("cx", [a, b])]
-        opts = node.args.get("opts") or {}
-        fidelity = float(opts.get("fidelity", 1.0))
+    def composite(self, index: int, node: Node, *, steps: Sequence[MicroStep]) -> list[str]:
+        """A composite op as its expansion's ``steps`` (:func:`_written_steps`)."""
+        spec = OPS[node.op]
+        out: list[str] = []
+        for step in steps:
+            qubits = [self.q(node.vqs[k]) for k in step.qubits]
+            if step.kind is Micro.RESET:
+                out += [f"reset {q};" for q in qubits]
+            elif step.kind is Micro.GATE:
+                params: tuple[float, ...] = ()
+                if step.arg is not None:
+                    number = spec.number(node.args, step.arg)
+                    params = (-number if step.negate else number,)
+                out.append(self.gate(step.gate or "", qubits, params))
+            elif step.kind is Micro.MEASURE:
+                out.append(f"{self.m(node.produces[step.event])} = measure {qubits[0]};")
+            else:  # WERNER (_written_steps admits no other kind)
+                out += self.werner(node, qubits[0], spec.number(node.args, step.arg or ""))
+        return out
+
+    def werner(self, node: Node, qubit: str, fidelity: float) -> list[str]:
+        """Werner noise of ``fidelity`` on ``qubit``: X, Y or Z, each with probability
+        ``(1 - F) / 3``; nothing when F is 1."""
         if fidelity >= 1.0:
-            return out
-        # The Werner noise (X, Y or Z on b, each with probability p) by two environment
-        # qubits in sqrt(F)|00> + sqrt(p)(|01> + |10> + |11>), each controlling a Pauli
-        # on b and then discarded (reset): the same channel on b, exactly.
+            return []
+        # Two environment qubits in sqrt(F)|00> + sqrt(p)(|01> + |10> + |11>), each
+        # controlling a Pauli on the qubit and then discarded (reset): the same channel on
+        # the qubit, exactly.
         p = (1.0 - fidelity) / 3
         e0, e1 = self.take(), self.take()
         env0, env1 = f"q[{e0}]", f"q[{e1}]"
-        out += [
-            f"// OPEN_CHAN {_quote(node.id)}: Werner noise of fidelity {_number(fidelity)} on {b} "
-            f"by environment qubits {env0}, {env1}",
+        out = [
+            f"// {node.op} {_quote(node.id)}: Werner noise of fidelity {_number(fidelity)} on "
+            f"{qubit} by environment qubits {env0}, {env1}",
             self.gate("ry", [env0], [2 * math.asin(math.sqrt(2 * p))]),
             self.gate("x", [env0]),
             f"cry({_number(2 * math.asin(math.sqrt(p / (1 - 2 * p))))}) {env0}, {env1};",
             self.gate("x", [env0]),
             f"cry({_number(math.pi / 2)}) {env0}, {env1};",
-            self.gate("cx", [env0, b]),
-            self.gate("cz", [env1, b]),
+            self.gate("cx", [env0, qubit]),
+            self.gate("cz", [env1, qubit]),
             f"reset {env0};",
             f"reset {env1};",
         ]
         self.give_back(e0)
         self.give_back(e1)
         return out
-
-    def teleport_cnot(self, index: int, node: Node) -> list[str]:
-        return [self.gate("cx", [self.q(h) for h in node.vqs])]
 
     def fence(self, index: int, node: Node) -> list[str]:
         self.uses_barrier = True
@@ -371,7 +381,8 @@ def _not_expressible(index: int, node: Node, why: str) -> FrontendError:
 
 
 #: What each executor kind becomes: (the docs' text, the writer's method). ``None``-kind
-#: ops (no quantum effect) are listed by name in :data:`_ADMIN`.
+#: ops (no quantum effect) are listed by name in :data:`_ADMIN`; an op with an
+#: expansion in the op table is written from it (:func:`_composite`).
 _BY_KIND: Mapping[Exec, tuple[str, _Write]] = {
     Exec.ALLOC: (
         "a comment naming the handles' slots of `q` (declared qubits start in `|0>`)",
@@ -383,26 +394,11 @@ _BY_KIND: Mapping[Exec, tuple[str, _Write]] = {
         _Writer.free,
     ),
     Exec.RESET: ("`reset q;`", _Writer.reset),
-    Exec.MEASURE_ANGLE: (
-        "`rz(-angle) q; h q; m[k] = measure q; h q; rz(angle) q;`",
-        _Writer.measure_angle,
-    ),
-    Exec.BELL: (
-        "`cx a, b; h a; m[xx] = measure a; m[zz] = measure b; h a; cx a, b;`",
-        _Writer.bell,
-    ),
-    Exec.INJECT_T: ("`reset q; h q; t q;`", _Writer.inject_t),
     Exec.COND_PAULI: (
         "one `if (m[k] == true) { P q; }` per input event (P applied once per 1 is P to "
         "the XOR); mask I: a comment",
         _Writer.cond_pauli,
     ),
-    Exec.OPEN_CHAN: (
-        "`reset a; reset b; h a; cx a, b;`; fidelity F < 1 adds its Werner noise exactly, "
-        "by two environment qubits (`ry`, `cry`) controlling X and Z on b, then `reset`",
-        _Writer.open_chan,
-    ),
-    Exec.TELEPORT_CNOT: ("`cx c, t;` (the CNOT it carries out)", _Writer.teleport_cnot),
 }
 
 _ADMIN: Mapping[str, tuple[str, _Write]] = {
@@ -414,14 +410,101 @@ _ADMIN: Mapping[str, tuple[str, _Write]] = {
 }
 
 
+def _operands(count: int) -> list[str]:
+    """How the docs name an op's qubits: ``q`` alone, else ``a``, ``b``, ``c``, ..."""
+    return ["q"] if count == 1 else [chr(ord("a") + k) for k in range(count)]
+
+
+def _written_steps(expansion: Sequence[MicroStep]) -> tuple[MicroStep, ...] | None:
+    """``expansion`` as the writer writes it: each ``undo`` spelled out as the adjoints
+    of the gates before it, last first (as :func:`qmk.execution.plan.expand` carries it
+    out); None when a step cannot be written (a gate with no OpenQASM name or no adjoint
+    in the op table, a kind of step the writer does not know).
+
+    >>> [str(s) for s in _written_steps(OPS["MEASURE_ANGLE"].expansion)]
+    ['rz(-angle) q0', 'h q0', 'measure q0 -> e0', 'h q0', 'rz(angle) q0']
+    """
+    steps: list[MicroStep] = []
+    for step in expansion:
+        if step.kind is Micro.UNDO:
+            for done in [s for s in steps if s.kind is Micro.GATE][::-1]:
+                gate, negates = ADJOINTS.get(done.gate or "", ("", False))
+                # a rotation's adjoint negates its angle: -(-angle) is angle again
+                negate = done.negate != (negates and done.arg is not None)
+                steps.append(replace(done, gate=gate, negate=negate))
+        else:
+            steps.append(step)
+    for step in steps:
+        writable = {
+            Micro.RESET: True,
+            Micro.GATE: (step.gate or "") in QASM_GATES,
+            Micro.MEASURE: len(step.qubits) == 1,
+            Micro.WERNER: len(step.qubits) == 1 and step.arg is not None,
+        }
+        if not writable.get(step.kind, False):
+            return None
+    return tuple(steps)
+
+
+def _steps_text(spec: OpSpec, steps: Sequence[MicroStep]) -> str:
+    """What the docs say ``steps`` of ``spec`` become: their statements, with the op's
+    qubits named as :func:`_operands` names them and its events ``m[k]`` (``m[k0]``,
+    ``m[k1]``, ... when it produces several)."""
+    names = _operands(spec.vqs.low)
+    many = spec.produces.low > 1
+    parts: list[str] = []
+    code: list[str] = []
+    defined: dict[str, str] = {}
+    for step in steps:
+        on = [names[k] for k in step.qubits]
+        if step.kind is Micro.RESET:
+            code += [f"reset {q};" for q in on]
+        elif step.kind is Micro.GATE:
+            name = QASM_GATES[step.gate or ""]
+            if name in GATE_DEFINITIONS:
+                defined[name] = GATE_DEFINITIONS[name]
+            param = "" if step.arg is None else f"({'-' if step.negate else ''}{step.arg})"
+            code.append(f"{name}{param} {', '.join(on)};")
+        elif step.kind is Micro.MEASURE:
+            code.append(f"m[k{step.event if many else ''}] = measure {on[0]};")
+        else:  # WERNER
+            if code:
+                parts.append(f"`{' '.join(code)}`")
+                code = []
+            parts.append(
+                f"{'then ' if parts else ''}Werner noise of fidelity F = `{step.arg}` on "
+                f"{on[0]} (none when F is 1), "
+                f"exactly: two environment qubits (`ry`, `cry`) controlling X and Z on {on[0]}, "
+                "then `reset`"
+            )
+    if code:
+        parts.append(f"`{' '.join(code)}`")
+    extra = "".join(f" (defined: `{d}`)" for d in defined.values())
+    return "; ".join(parts) + extra
+
+
+def _composite(spec: OpSpec) -> Lowering | None:
+    """The lowering of an op with an expansion: its steps, written (:func:`_written_steps`)."""
+    steps = _written_steps(spec.expansion)
+    if steps is None:
+        return None
+    return Lowering(
+        op=spec.name,
+        text=_steps_text(spec, steps),
+        write=functools.partial(_Writer.composite, steps=steps),
+    )
+
+
 def _lowering(spec: OpSpec) -> Lowering | None:
     """The entry of ``spec`` in :data:`LOWERINGS`, or None when the writer has none."""
+    if spec.expansion:
+        return _composite(spec)
     if spec.kind is Exec.GATE:
         name = QASM_GATES.get(spec.gate or "")
         if name is None:
             return None
         params = f"({', '.join(a.name for a in spec.args)})" if spec.args else ""
-        qubits = "q" if spec.vqs.low == 1 else ", ".join("abc"[: spec.vqs.low])
+        qubits = ", ".join(_operands(spec.vqs.low))
         extra = f" (defined: `{GATE_DEFINITIONS[name]}`)" if name in GATE_DEFINITIONS else ""
         return Lowering(
             op=spec.name, text=f"`{name}{params} {qubits};`{extra}", write=_Writer.apply_gate
