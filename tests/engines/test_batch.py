@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
+import pytest
+from scipy.stats import chi2
 
-from qmk.engines.batch import BatchCircuit, Instruction, Kind, batch_compiler
+from qmk.engines.base import EngineError
+from qmk.engines.batch import PAULI_PAIRS, BatchCircuit, Instruction, Kind, batch_compiler
 from qmk.engines.stabilizer import StabilizerEngine
 from qmk.engines.statevector import StatevectorEngine
 
 SEED = 20261122
+
+#: The single-qubit Paulis, for the exact density-matrix references below.
+PAULI = {
+    "I": np.eye(2, dtype=complex),
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": np.diag([1, -1]).astype(complex),
+}
+#: Fifteen distinct probabilities (they sum to 0.48), so a channel that read them in
+#: another order would give another distribution.
+PAIR_PROBS = tuple(0.004 * (k + 1) for k in range(15))
 
 
 def _gate(gate: str, *qubits: int, **fields) -> Instruction:
@@ -106,3 +121,131 @@ def test_heralds_count_exactly_the_errors_a_heralded_channel_injects():
     sigma = math.sqrt(shots * p * (1 - p))
     assert abs(heralded - shots * p) < 5 * sigma
     assert np.array_equal(bits, sampler.sample(shots, SEED, (1,), (0,))[0])
+
+
+def _pauli_channel_2(rho: np.ndarray, probs: tuple[float, ...]) -> np.ndarray:
+    """rho (qubit 0 the most significant factor) after P x Q with ``probs[k]`` for
+    ``PAULI_PAIRS[k] == P + Q``, and nothing with the rest."""
+    out = (1.0 - sum(probs)) * rho
+    for pair, p in zip(PAULI_PAIRS, probs, strict=True):
+        k = np.kron(PAULI[pair[0]], PAULI[pair[1]])
+        out = out + p * (k @ rho @ k.conj().T)
+    return out
+
+
+def _assert_fits(bits: np.ndarray, expected: Mapping[str, float]) -> None:
+    """Chi-square goodness of fit of the rows of ``bits`` to exact probabilities (the
+    seed fixes the sample; 1e-4 bounds how unlucky a right sampler may be)."""
+    keys, counts = np.unique(["".join(map(str, row)) for row in bits.tolist()], return_counts=True)
+    observed = dict(zip(keys.tolist(), counts.tolist(), strict=True))
+    assert set(observed) <= {k for k, p in expected.items() if p > 1e-12}
+    shots = len(bits)
+    cells = [(observed.get(k, 0), p * shots) for k, p in expected.items() if p > 1e-12]
+    stat = sum((o - e) ** 2 / e for o, e in cells)
+    assert chi2.sf(stat, len(cells) - 1) > 1e-4, (observed, expected)
+
+
+def test_a_two_qubit_pauli_channel_on_a_bell_pair_gives_the_exact_distribution():
+    # A Bell pair, the channel, then XX measured as a product and both qubits in Z: the
+    # XX bit shows the errors that anticommute with XX, the Z bits' parity those that
+    # anticommute with ZZ, and each Z bit alone is a fair coin.
+    compile_batch = batch_compiler(StabilizerEngine)
+    assert compile_batch is not None
+    circuit = BatchCircuit(
+        num_qubits=2,
+        instructions=(
+            _gate("h", 0),
+            _gate("cx", 0, 1),
+            Instruction(kind=Kind.PAULI_CHANNEL_2, qubits=(0, 1), probs=PAIR_PROBS),
+            Instruction(kind=Kind.MEASURE_PRODUCT, qubits=(0, 1), paulis="XX"),
+            _measure(0),
+            _measure(1),
+        ),
+    )
+    sampler = compile_batch(circuit)
+    assert sampler is not None
+    bits, _ = sampler.sample(20_000, SEED, (0, 1, 2), ())
+
+    bell = np.zeros(4, dtype=complex)
+    bell[[0, 3]] = 1 / math.sqrt(2)
+    rho = _pauli_channel_2(np.outer(bell, bell.conj()), PAIR_PROBS)
+    xx = np.kron(PAULI["X"], PAULI["X"])
+    expected = {}
+    for a in (0, 1):
+        project = (np.eye(4) + (-1) ** a * xx) / 2
+        after = project @ rho @ project
+        for z in range(4):  # |z0 z1>, z0 the most significant bit
+            expected[f"{a}{z >> 1}{z & 1}"] = float(after[z, z].real)
+    assert math.isclose(sum(expected.values()), 1.0)
+    _assert_fits(bits, expected)
+
+
+def test_a_two_qubit_pauli_channel_puts_the_first_pauli_of_each_pair_on_its_first_qubit():
+    # |0> and |+>, the channel, then Z on qubit 0 and X on qubit 1: the first bit flips
+    # with X or Y on qubit 0, the second with Y or Z on qubit 1, which tells the qubits'
+    # roles apart (a Bell pair cannot).
+    compile_batch = batch_compiler(StabilizerEngine)
+    assert compile_batch is not None
+    circuit = BatchCircuit(
+        num_qubits=2,
+        instructions=(
+            _gate("h", 1),
+            Instruction(kind=Kind.PAULI_CHANNEL_2, qubits=(0, 1), probs=PAIR_PROBS),
+            _measure(0),
+            _measure(1, basis="X"),
+        ),
+    )
+    sampler = compile_batch(circuit)
+    assert sampler is not None
+    bits, _ = sampler.sample(20_000, SEED, (0, 1), ())
+
+    plus = np.array([1, 1], dtype=complex) / math.sqrt(2)
+    minus = np.array([1, -1], dtype=complex) / math.sqrt(2)
+    state = np.kron(np.array([1, 0], dtype=complex), plus)
+    rho = _pauli_channel_2(np.outer(state, state.conj()), PAIR_PROBS)
+    zero, one = np.array([1, 0], dtype=complex), np.array([0, 1], dtype=complex)
+    expected = {}
+    for b0, z in ((0, zero), (1, one)):
+        for b1, x in ((0, plus), (1, minus)):
+            v = np.kron(z, x)
+            expected[f"{b0}{b1}"] = float((v.conj() @ rho @ v).real)
+    _assert_fits(bits, expected)
+
+
+@pytest.mark.parametrize(
+    "qubits, probs",
+    [((0,), PAIR_PROBS), ((0, 1), PAIR_PROBS[:3]), ((0, 1), (*PAIR_PROBS, 0.0))],
+    ids=["one-qubit", "three-probabilities", "sixteen-probabilities"],
+)
+def test_a_two_qubit_channel_of_the_wrong_shape_is_refused_with_qe105(qubits, probs):
+    compile_batch = batch_compiler(StabilizerEngine)
+    assert compile_batch is not None
+    circuit = BatchCircuit(
+        num_qubits=2,
+        instructions=(Instruction(kind=Kind.PAULI_CHANNEL_2, qubits=qubits, probs=probs),),
+    )
+    with pytest.raises(EngineError, match="takes 2 qubit\\(s\\) and 15 probabilities") as info:
+        compile_batch(circuit)
+    assert (info.value.code, info.value.name) == ("QE105", "engine-misuse")
+
+
+def test_a_two_qubit_channel_is_drawn_by_the_engine_and_silent_in_error_site_flips():
+    # With error sites in the circuit, the flips an X at the site causes are those of the
+    # noiseless circuit: the engine's own channels take no part in them.
+    compile_batch = batch_compiler(StabilizerEngine)
+    assert compile_batch is not None
+    xx = tuple(1.0 if pair == "XX" else 0.0 for pair in PAULI_PAIRS)
+    circuit = BatchCircuit(
+        num_qubits=2,
+        instructions=(
+            Instruction(kind=Kind.ERROR_SITE, qubits=(0,), probs=(0.1, 0.0, 0.0)),
+            Instruction(kind=Kind.PAULI_CHANNEL_2, qubits=(0, 1), probs=xx),
+            _measure(0),
+            _measure(1),
+        ),
+    )
+    sampler = compile_batch(circuit)
+    assert sampler is not None
+    bits, _ = sampler.sample(100, SEED, (0, 1), ())
+    assert (bits == 1).all()  # XX with probability 1
+    assert sampler.flips(np.array([0])).tolist() == [[1], [0]]  # X on qubit 0 flips bit 0

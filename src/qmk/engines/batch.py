@@ -11,15 +11,15 @@ measurement records), not a QVM graph: engines know gates, not graphs. Every
 instruction that measures appends one bit to the record, in order; feed-forward
 names earlier record bits.
 
-Noise comes in two forms. An engine may sample it itself (``PAULI_CHANNEL``, and
-``HERALDED_PAULI_CHANNEL``, which records whether it struck). Or the caller samples
-it: an ``ERROR_SITE`` marks where a Pauli error may strike, the caller draws which
-shots it strikes (:class:`Errors`: rare errors are cheap to draw) and
-:meth:`BatchSampler.sample` adds the measurement flips each error causes to
-noiseless samples. The flips of a Pauli error in a Clifford circuit whose
-feed-forward is Paulis controlled by record bits do not depend on the shot (a Pauli
-frame propagates through every such instruction), so adding them gives exactly the
-statistics of a noisy circuit at nearly the cost of a noiseless one.
+Noise comes in two forms. An engine may sample it itself (``PAULI_CHANNEL`` on one
+qubit, ``PAULI_CHANNEL_2`` on a pair, correlated, and ``HERALDED_PAULI_CHANNEL``, which
+records whether it struck). Or the caller samples it: an ``ERROR_SITE`` marks where a
+Pauli error may strike, the caller draws which shots it strikes (:class:`Errors`: rare
+errors are cheap to draw) and :meth:`BatchSampler.sample` adds the measurement flips
+each error causes to noiseless samples. The flips of a Pauli error in a Clifford
+circuit whose feed-forward is Paulis controlled by record bits do not depend on the
+shot (a Pauli frame propagates through every such instruction), so adding them gives
+exactly the statistics of a noisy circuit at nearly the cost of a noiseless one.
 
 >>> circuit = BatchCircuit(num_qubits=2, instructions=(
 ...     Instruction(kind=Kind.GATE, qubits=(0,), gate="h"),
@@ -56,6 +56,10 @@ class Kind(str, enum.Enum):
     MEASURE_PRODUCT = "measure_product"
     #: Apply X, Y, Z on one qubit with probabilities ``probs``.
     PAULI_CHANNEL = "pauli_channel"
+    #: Apply one of the 15 Paulis ``P x Q`` other than ``I x I`` on two qubits (``P`` on
+    #: ``qubits[0]``), with ``probs`` in the order of :data:`PAULI_PAIRS` (stim's
+    #: ``PAULI_CHANNEL_2``): a correlated two-qubit error, drawn by the engine.
+    PAULI_CHANNEL_2 = "pauli_channel_2"
     #: As PAULI_CHANNEL, and record whether an error happened (a herald); one record bit.
     HERALDED_PAULI_CHANNEL = "heralded_pauli_channel"
     #: A place where X, Y or Z may strike ``qubits[0]`` (with probabilities ``probs``).
@@ -76,7 +80,9 @@ class Instruction:
     paulis: str = ""
     invert: bool = False
     controls: tuple[int, ...] = ()
-    probs: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: Three (X, Y, Z) for a one-qubit channel or an error site, fifteen for
+    #: ``PAULI_CHANNEL_2`` (:data:`PAULI_PAIRS`).
+    probs: tuple[float, ...] = (0.0, 0.0, 0.0)
 
     @property
     def records(self) -> int:
@@ -105,6 +111,10 @@ class BatchCircuit:
 
 #: Pauli codes of :class:`Errors` (stim's convention): 1 X, 2 Y, 3 Z.
 PAULI_CODES: Mapping[str, int] = MappingProxyType({"X": 1, "Y": 2, "Z": 3})
+
+#: The order of a ``PAULI_CHANNEL_2``'s probabilities: ``IX, IY, IZ, XI, XX, ..., ZZ``
+#: (``P x Q`` at ``4 * code(P) + code(Q) - 1``, codes as :data:`PAULI_CODES`, I 0).
+PAULI_PAIRS: tuple[str, ...] = tuple(p + q for p in "IXYZ" for q in "IXYZ")[1:]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)

@@ -1,11 +1,12 @@
 """Batch circuits as one stim circuit, sampled in bulk: the stabilizer engine's batch capability.
 
 A :class:`~qmk.engines.batch.BatchCircuit` of Clifford gates, resets, Pauli-basis and
-Pauli-product measurements, (heralded) Pauli channels and feed-forward that is linear
-over the measurement record (Paulis controlled by the XOR of record bits) compiles to a
-single ``stim.Circuit``: feed-forward becomes classically controlled Paulis
-(``CX rec[-k] q``), a product measurement an ``MPP``, a heralded channel a
-``HERALDED_PAULI_CHANNEL_1`` whose herald bit says whether an error was injected.
+Pauli-product measurements, one- and two-qubit (and heralded) Pauli channels and
+feed-forward that is linear over the measurement record (Paulis controlled by the XOR of
+record bits) compiles to a single ``stim.Circuit``: feed-forward becomes classically
+controlled Paulis (``CX rec[-k] q``), a product measurement an ``MPP``, a two-qubit
+channel a ``PAULI_CHANNEL_2``, a heralded channel a ``HERALDED_PAULI_CHANNEL_1`` whose
+herald bit says whether an error was injected.
 Error sites are not compiled into the sampled circuit: the caller draws their
 errors, and :meth:`StimSampler.flips` finds the record bits each one flips (stim's
 ``FlipSimulator``), which :meth:`StimSampler.sample` XORs into noiseless samples.
@@ -48,10 +49,11 @@ class StimSampler:
     """A compiled circuit (see the module docstring).
 
     ``circuit`` is what :meth:`sample` samples: the batch circuit without its error
-    sites. ``flip_lines`` is the stim text of the same circuit with every engine-drawn
-    noise channel silenced (a herald keeps its record bit, always 0), and
-    ``site_lines[i]`` the number of those lines that come before error site ``i``, which
-    strikes qubit ``site_qubits[i]``: what :meth:`flips` propagates errors through.
+    sites. ``flip_lines`` is the stim text of the same circuit with every noise channel
+    the engine draws, one- or two-qubit, silenced (a herald keeps its record bit, always
+    0), and ``site_lines[i]`` the number of those lines that come before error site
+    ``i``, which strikes qubit ``site_qubits[i]``: what :meth:`flips` propagates errors
+    through.
     """
 
     circuit: stim.Circuit
@@ -173,9 +175,50 @@ class StimSampler:
         packed[struck[starts]] ^= summed.view(np.uint8)[:, :width]
 
 
+#: The stim channel of each noise kind the engine draws: its head, qubits, probabilities.
+_CHANNELS = {
+    Kind.PAULI_CHANNEL: ("PAULI_CHANNEL_1(", 1, 3),
+    Kind.PAULI_CHANNEL_2: ("PAULI_CHANNEL_2(", 2, 15),
+    Kind.HERALDED_PAULI_CHANNEL: ("HERALDED_PAULI_CHANNEL_1(0,", 1, 3),
+}
+
+
+def _texts(instruction: Instruction, count: int) -> tuple[str, str, int] | None:
+    """The stim text of one instruction (``count`` record bits precede it) in the sampled
+    circuit and in the flip circuit (the engine's noise silenced, a herald's bit kept),
+    and its record bits; None when stim cannot express it.
+
+    Raises:
+        EngineError: ``QE105`` for a noise channel with the wrong number of qubits or
+            probabilities (a two-qubit channel takes two qubits and fifteen).
+    """
+    kind = instruction.kind
+    channel = _CHANNELS.get(kind)
+    if channel is None:
+        line = _line(instruction, count)
+        return None if line is None else (line, line, instruction.records)
+    head, arity, size = channel
+    qubits, probs = instruction.qubits, instruction.probs
+    if len(qubits) != arity or len(probs) != size:
+        raise EngineError.of(
+            "engine-misuse",
+            f"a {kind.value} instruction takes {arity} qubit(s) and {size} "
+            f"probabilities, got {len(qubits)} and {len(probs)}",
+        )
+    qs = " ".join(map(str, qubits))
+    line = f"{head}{','.join(map(repr, probs))}) {qs}"
+    if kind is Kind.HERALDED_PAULI_CHANNEL:
+        return line, f"HERALDED_PAULI_CHANNEL_1(0,0,0,0) {qs}", 1
+    return line, "", 0
+
+
 def _line(instruction: Instruction, count: int) -> str | None:
-    """The stim text of one instruction (``count`` record bits precede it), or None when
-    stim cannot express it."""
+    """The stim text of one instruction that is not a noise channel, or None when stim
+    cannot express it.
+
+    Raises:
+        EngineError: ``QE103`` for an instruction kind this compiler does not know.
+    """
     kind, qs = instruction.kind, " ".join(map(str, instruction.qubits))
     if kind is Kind.RESET:
         return f"R {qs}"
@@ -192,15 +235,15 @@ def _line(instruction: Instruction, count: int) -> str | None:
         return "\n".join(lines)
     if kind is Kind.MEASURE:
         return f"{_MEASURE[instruction.basis]} {'!' if instruction.invert else ''}{qs}"
-    if kind is Kind.MEASURE_PRODUCT:
-        product = "*".join(
-            f"{p}{q}" for p, q in zip(instruction.paulis, instruction.qubits, strict=True)
+    if kind is not Kind.MEASURE_PRODUCT:
+        raise EngineError.of(
+            "gate-unsupported",
+            f"the stabilizer engine's batch compiler has no {kind.value} instruction",
         )
-        return f"MPP {product}"
-    px, py, pz = instruction.probs
-    if kind is Kind.PAULI_CHANNEL:
-        return f"PAULI_CHANNEL_1({px!r},{py!r},{pz!r}) {qs}"
-    return f"HERALDED_PAULI_CHANNEL_1(0,{px!r},{py!r},{pz!r}) {qs}"
+    product = "*".join(
+        f"{p}{q}" for p, q in zip(instruction.paulis, instruction.qubits, strict=True)
+    )
+    return f"MPP {product}"
 
 
 def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
@@ -209,29 +252,49 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     The circuit is written as text and parsed once: much faster than appending
     instruction by instruction. Error sites are left out of the sampled circuit; the
     text of the circuit around them is kept for :meth:`StimSampler.flips`.
+
+    Raises:
+        EngineError: ``QE105`` for a noise channel with the wrong number of qubits or
+            probabilities; ``QE103`` for an instruction kind it does not know.
+
+    >>> from qmk.engines.batch import BatchCircuit, Instruction, Kind
+    >>> xx = (0.0,) * 4 + (0.25,) + (0.0,) * 10  # PAULI_PAIRS[4] is XX
+    >>> pair = BatchCircuit(num_qubits=2, instructions=(
+    ...     Instruction(kind=Kind.PAULI_CHANNEL_2, qubits=(0, 1), probs=xx),
+    ... ))
+    >>> str(compile_batch(pair).circuit)
+    'PAULI_CHANNEL_2(0, 0, 0, 0, 0.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) 0 1'
     """
     lines: list[str] = []
     flip_lines: list[str] = []
     site_lines: list[int] = []
     site_qubits: list[int] = []
+    # A large circuit repeats a few instruction objects many times (the neutral-atom
+    # device's atoms share qubits, and it builds each distinct instruction once); the
+    # text of one without feed-forward does not depend on where it stands, so it is
+    # written once per object. Keyed by identity, which is cheaper to hash than the
+    # instruction's fields: the circuit holds every object while this runs.
+    written: dict[int, tuple[str, str, int]] = {}
+    lookup, add_line, add_flip = written.get, lines.append, flip_lines.append
     count = 0
     for instruction in circuit.instructions:
-        kind = instruction.kind
-        if kind is Kind.ERROR_SITE:
-            site_lines.append(len(flip_lines))
-            site_qubits.append(instruction.qubits[0])
-            continue
-        line = _line(instruction, count)
-        if line is None:
-            return None
+        texts = lookup(id(instruction))
+        if texts is None:
+            if instruction.kind is Kind.ERROR_SITE:
+                site_lines.append(len(flip_lines))
+                site_qubits.append(instruction.qubits[0])
+                continue
+            texts = _texts(instruction, count)
+            if texts is None:
+                return None
+            if not instruction.controls:
+                written[id(instruction)] = texts
+        line, flip, records = texts
         if line:
-            lines.append(line)
-            if kind is Kind.HERALDED_PAULI_CHANNEL:
-                qs = " ".join(map(str, instruction.qubits))
-                flip_lines.append(f"HERALDED_PAULI_CHANNEL_1(0,0,0,0) {qs}")
-            elif kind is not Kind.PAULI_CHANNEL:
-                flip_lines.append(line)
-        count += instruction.records
+            add_line(line)
+        if flip:
+            add_flip(flip)
+        count += records
     return StimSampler(
         circuit=stim.Circuit("\n".join(lines)),
         flip_lines=tuple(flip_lines) if site_lines else (),
