@@ -173,6 +173,25 @@ def test_a_chain_program_reuses_a_few_stim_qubits_and_keeps_the_record_order():
     assert set(result.counts()) == {"0" * 199 + "1", "1" * 199 + "0"}
 
 
+def test_a_correlated_pair_error_is_a_two_qubit_channel_of_the_batch_circuit():
+    # The stabilizer engine draws the correlated CZ errors itself (stim's
+    # PAULI_CHANNEL_2, with the profile's matrix less its I x I entry, on the gate's
+    # qubits): the device draws no errors of its own, and leaves no error sites.
+    from qmk.devices.neutral_atom.emulator import batch_program, lower
+    from qmk.devices.neutral_atom.validate import validate_job
+    from qmk.engines.batch import Kind
+
+    parsed = parse_job(ghz(3, profile="benchmark_chain"))
+    program = batch_program(lower(parsed, validate_job(parsed)))
+    matrix = [v for row in parsed.noise.correlated_gate for v in row]
+    gates = [i for i in program.circuit.instructions if i.gate == "cz"]
+    pairs = [i for i in program.circuit.instructions if i.kind is Kind.PAULI_CHANNEL_2]
+    assert len(pairs) == len(gates) == 2
+    assert all(pair.probs == tuple(matrix[1:]) for pair in pairs)
+    assert [pair.qubits for pair in pairs] == [cz.qubits for cz in gates]
+    assert not program.circuit.sites
+
+
 def test_a_gate_skipped_in_every_shot_drops_all_its_own_losses_without_error() -> None:
     """Regression: atom 0 is lost by its X in every shot, so the CZ after it is skipped in
     every shot and every loss its own noise drew is dropped; that used to crash."""

@@ -71,9 +71,10 @@ def test_correlated_two_qubit_pauli_from_the_4x4_matrix(backend):
 
 @BOTH
 def test_a_correlated_pair_error_before_a_mid_circuit_measurement_and_reset(backend):
-    # The stabilizer path draws these errors itself and the engine adds their flips to
-    # every later record (through the measurement and the reset); the state-vector path
-    # splits its shots at the measurement. Both against the exact two-stage distribution.
+    # On the stabilizer path the pair error is a two-qubit channel of the batch circuit
+    # (stim's PAULI_CHANNEL_2), felt through the measurement and the reset; the
+    # state-vector path splits its shots at the measurement. Both against the exact
+    # two-stage distribution.
     matrix = [[0.0] * 4 for _ in range(4)]
     matrix[1][1] = 0.15  # XX
     matrix[0][1] = 0.1  # IX

@@ -119,10 +119,10 @@ def lower(job: Job, timeline: Timeline) -> Circuit:
     bit = 0
 
     def add_noise(ops: Sequence[NoiseOp], index: int, owner: int = -1) -> None:
-        steps.extend(
-            Step(kind=StepKind.NOISE, atoms=op.atoms, index=index, noise=op, owner=owner)
-            for op in ops
-        )
+        for op in ops:  # a loop, not a generator: this runs for every noise op
+            steps.append(
+                Step(kind=StepKind.NOISE, atoms=op.atoms, index=index, noise=op, owner=owner)
+            )
 
     def idle(atoms: Sequence[int], start: float, index: int) -> None:
         for a in atoms:

@@ -412,8 +412,10 @@ def gate_noise(model: NoiseModel, atoms: tuple[int, ...]) -> tuple[NoiseOp, ...]
     """The noise after a gate on ``atoms`` (one or two), in the order the docstring gives
     (each atom's Pauli channel composed with its phase kick)."""
     return tuple(
-        NoiseOp(kind=kind, atoms=tuple(atoms[i] for i in where), probs=probs, source="gate")
-        for kind, where, probs in _gate_template(model, len(atoms))
+        [
+            NoiseOp(kind=kind, atoms=tuple([atoms[i] for i in where]), probs=probs, source="gate")
+            for kind, where, probs in _gate_template(model, len(atoms))
+        ]
     )
 
 

@@ -9,9 +9,8 @@ backend; the seed fixes every draw).
 2. ``stabilizer``: a group's circuit (Clifford gates, Pauli channels, measurements,
    resets) becomes one batch circuit of the engines (:func:`batch_program`,
    :mod:`qmk.engines.batch`), which the stabilizer engine's batch capability compiles
-   once and samples for all its shots. A two-qubit (correlated) Pauli channel is a pair
-   of error sites whose errors are drawn here and added to the samples by the engine
-   (:class:`~qmk.engines.batch.Errors`), as the executor draws logical noise.
+   once and samples for all its shots; every Pauli channel, the two-qubit (correlated)
+   ones included, is an instruction of that circuit, drawn by the engine.
    ``state-vector``: the Pauli errors are drawn for all shots up front and shots with the
    same errors form one group of the executor's trajectory runner
    (:class:`qmk.execution.trajectories.Runner`): each group is simulated once on the
@@ -37,15 +36,8 @@ from qmk import defaults
 from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind
 from qmk.devices.neutral_atom.job import STABILIZER, Job
 from qmk.devices.neutral_atom.noise import NoiseKind, NoiseOp
-from qmk.engines import engine_class, make_engine
-from qmk.engines.batch import (
-    BatchCircuit,
-    BatchCompiler,
-    Errors,
-    Instruction,
-    Kind,
-    batch_compiler,
-)
+from qmk.engines import engine_class
+from qmk.engines.batch import BatchCircuit, BatchCompiler, Instruction, Kind, batch_compiler
 from qmk.execution.trajectories import MicroOp, Runner
 
 _PAULI_GATES = ("i", "x", "y", "z")
@@ -87,7 +79,9 @@ class _Losses:
     shot: np.ndarray
     atom: np.ndarray
     step: np.ndarray
-    #: The two-qubit gate steps, and shots x those steps: whether the gate is skipped.
+    #: The two-qubit gate steps skipped in some shot, and shots x those steps: whether
+    #: the gate is skipped. (A gate no shot skips has no column: dropping a column of
+    #: zeros keeps both the groups and their order, and a large program's matrix small.)
     gate_steps: list[int]
     skipped: np.ndarray
 
@@ -149,13 +143,16 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
         if step.kind is StepKind.GATE:
             if len(step.atoms) > 1:
                 flush()
-                skipped = np.zeros(shots, dtype=bool)
-                for a in step.atoms:
-                    if a in found:
-                        skipped |= lost_before(a, k)
-                gate_steps.append(k)
-                columns.append(skipped)
-                skip_of[k] = skipped
+                lost = [a for a in step.atoms if a in found]
+                if not lost:
+                    continue
+                skipped = lost_before(lost[0], k)
+                for a in lost[1:]:
+                    skipped |= lost_before(a, k)
+                if skipped.any():
+                    gate_steps.append(k)
+                    columns.append(skipped)
+                    skip_of[k] = skipped
             continue
         if step.kind is StepKind.NOISE and step.noise is not None:
             if step.noise.kind is NoiseKind.LOSS:
@@ -215,17 +212,23 @@ def _run_statevector(
     paulis = [s.noise for s in steps if s.noise is not None and s.noise.is_pauli]
     labels = _draw_paulis(paulis, shots, np.random.default_rng(_seed(seed, 1)))
     patterns, inverse = np.unique(labels, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    # each pattern's shots, in shot order: one stable sort, not a scan of every shot
+    # per pattern (with a noise pattern per shot there are as many patterns as shots)
+    order = np.argsort(inverse.ravel(), kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(inverse.ravel()))[:-1])
     micro = _MicroOps(circuit, steps)
     bits = tuple(f"bit{k}" for k in range(circuit.n_bits))
     record = _Record(events=bits + tuple(f"damp{k}" for k in range(micro.damps)))
     groups = [
-        (micro.with_errors(pattern), np.flatnonzero(inverse == p))
-        for p, pattern in enumerate(patterns)
+        (micro.with_errors(pattern), rows)
+        for pattern, rows in zip(patterns.tolist(), members, strict=True)
     ]
+    # the class looked up once: with a noise pattern per shot the runner makes an engine
+    # per shot, and the registry's lookup cost half as much again as the engine
+    statevector = engine_class(defaults.STATEVECTOR)
     runner = Runner(
         record,
-        lambda: make_engine(defaults.STATEVECTOR, seed=seed),
+        lambda: statevector(seed=seed),
         groups,
         shots,
         np.random.SeedSequence(seed),
@@ -264,16 +267,24 @@ class _MicroOps:
                 damp += 1
         self.ops = ops
         self.damps = damp
+        #: The Pauli micro-ops of each (Pauli noise op, label) drawn so far: with a noise
+        #: pattern per shot, the same errors recur in many patterns.
+        self._errors: dict[tuple[int, int], list[MicroOp]] = {}
 
-    def with_errors(self, pattern: np.ndarray) -> list[MicroOp]:
+    def with_errors(self, pattern: Sequence[int]) -> list[MicroOp]:
         """The micro-ops with the Paulis of ``pattern`` (one label per Pauli noise op, as
         :func:`_draw_paulis` draws them) where their noise ops stand."""
         out: list[MicroOp] = []
         last = 0
-        for column in np.flatnonzero(pattern).tolist():
+        for column, label in enumerate(pattern):
+            if not label:
+                continue
             at, atoms, kind = self.sites[column]
             out += self.ops[last:at]
-            out += _paulis(atoms, kind, int(pattern[column]))
+            paulis = self._errors.get((column, label))
+            if paulis is None:
+                paulis = self._errors[column, label] = _paulis(atoms, kind, label)
+            out += paulis
             last = at
         out += self.ops[last:]
         return out
@@ -307,43 +318,68 @@ def _damping(atom: str, gamma: float, ancilla: str, event: int) -> list[MicroOp]
     ]
 
 
-def _instructions(step: Step, slot: Mapping[int, int], pairs: list[NoiseOp]) -> list[Instruction]:
+def _instructions(step: Step, slot: Mapping[int, int]) -> tuple[Instruction, ...]:
     """The batch instructions of one step on the batch qubits ``slot[atom]`` (none for
-    loss, drawn classically; damping never reaches the stabilizer). A two-qubit Pauli
-    channel is a pair of error sites, one per atom, whose errors the emulator draws
-    (``pairs`` collects it)."""
-    qubits = tuple(slot[a] for a in step.atoms)
-    kind = step.kind
+    loss, drawn classically; damping never reaches the stabilizer)."""
+    atoms = step.atoms
+    qubits = (slot[atoms[0]],) if len(atoms) == 1 else tuple([slot[a] for a in atoms])
+    kind, noise = step.kind, step.noise
     if kind is StepKind.GATE:
-        return [
-            Instruction(kind=Kind.GATE, qubits=qubits, gate=gate, params=params)
-            for gate, params in step.gates
-        ]
+        return _gates(step.gates, qubits)
     if kind is StepKind.MEASURE:
-        return [Instruction(kind=Kind.MEASURE, qubits=qubits)]
+        return _measure(qubits)
     if kind is StepKind.RESET:
-        return [Instruction(kind=Kind.RESET, qubits=qubits)]
-    noise = step.noise
-    assert noise is not None
-    if noise.kind is NoiseKind.PAULI1:
-        px, py, pz = noise.probs
-        return [Instruction(kind=Kind.PAULI_CHANNEL, qubits=qubits, probs=(px, py, pz))]
-    if noise.kind is NoiseKind.PAULI2:
-        pairs.append(noise)
-        return [Instruction(kind=Kind.ERROR_SITE, qubits=(q,)) for q in qubits]
-    return []
+        return _reset(qubits)
+    if noise is not None and noise.kind is NoiseKind.PAULI1:
+        return _pauli1(noise.probs, qubits)
+    if noise is not None and noise.kind is NoiseKind.PAULI2:
+        return _pauli2(noise.probs, qubits)
+    return ()
+
+
+# A large program repeats a few steps on a few batch qubits (atoms share them) many
+# times: each distinct instruction is built once (they are frozen), and the stabilizer's
+# compiler writes the stim text of each once. One cache per kind keeps the keys cheap to
+# hash (no enum in them).
+@functools.lru_cache(maxsize=4096)
+def _gates(
+    gates: tuple[tuple[str, tuple[float, ...]], ...], qubits: tuple[int, ...]
+) -> tuple[Instruction, ...]:
+    return tuple(
+        Instruction(kind=Kind.GATE, qubits=qubits, gate=gate, params=params)
+        for gate, params in gates
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _measure(qubits: tuple[int, ...]) -> tuple[Instruction, ...]:
+    return (Instruction(kind=Kind.MEASURE, qubits=qubits),)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reset(qubits: tuple[int, ...]) -> tuple[Instruction, ...]:
+    return (Instruction(kind=Kind.RESET, qubits=qubits),)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pauli1(probs: tuple[float, ...], qubits: tuple[int, ...]) -> tuple[Instruction, ...]:
+    return (Instruction(kind=Kind.PAULI_CHANNEL, qubits=qubits, probs=probs),)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pauli2(probs: tuple[float, ...], qubits: tuple[int, ...]) -> tuple[Instruction, ...]:
+    # The IR's 16 pair probabilities start with I x I; the channel's 15 do not, and are
+    # otherwise in the same order (PAULI_PAIRS).
+    return (Instruction(kind=Kind.PAULI_CHANNEL_2, qubits=qubits, probs=probs[1:]),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchProgram:
     """A circuit as the engines' batch circuit (:class:`~qmk.engines.batch.BatchCircuit`):
-    ``columns`` is the result column of each measurement record, in record order, and
-    ``pairs`` the two-qubit Pauli channels, whose errors strike the circuit's error sites
-    (two each, in order)."""
+    ``columns`` is the result column of each measurement record, in record order."""
 
     circuit: BatchCircuit
     columns: tuple[int, ...]
-    pairs: tuple[NoiseOp, ...]
 
 
 def batch_program(circuit: Circuit, skipped: AbstractSet[int] = frozenset()) -> BatchProgram:
@@ -379,13 +415,12 @@ def batch_program(circuit: Circuit, skipped: AbstractSet[int] = frozenset()) -> 
                 tails.setdefault(a, []).append(step)
     out: list[Instruction] = []
     columns: list[int] = []
-    pairs: list[NoiseOp] = []
     slot: dict[int, int] = {}
     free: list[int] = []
     used = 0
 
     def emit(step: Step) -> None:
-        out.extend(_instructions(step, slot, pairs))
+        out.extend(_instructions(step, slot))
         if step.kind is StepKind.MEASURE:
             columns.append(step.record)
 
@@ -393,7 +428,7 @@ def batch_program(circuit: Circuit, skipped: AbstractSet[int] = frozenset()) -> 
         nonlocal used
         if free:
             slot[a] = heapq.heappop(free)
-            out.append(Instruction(kind=Kind.RESET, qubits=(slot[a],)))
+            out.extend(_reset((slot[a],)))
         else:
             slot[a] = used
             used += 1
@@ -423,21 +458,7 @@ def batch_program(circuit: Circuit, skipped: AbstractSet[int] = frozenset()) -> 
             if last[a] == i:
                 finish(a)
     batch = BatchCircuit(num_qubits=used, instructions=tuple(out))
-    return BatchProgram(circuit=batch, columns=tuple(columns), pairs=tuple(pairs))
-
-
-def _pair_errors(pairs: Sequence[NoiseOp], shots: int, rng: np.random.Generator) -> Errors:
-    """The errors of the two-qubit Pauli channels in each shot, on their error sites
-    (channel ``k`` strikes sites ``2k`` and ``2k + 1``)."""
-    labels = _draw_paulis(pairs, shots, rng).astype(np.int64)
-    shot, pair = np.nonzero(labels)
-    first, second = np.divmod(labels[shot, pair], 4)
-    on_first, on_second = first > 0, second > 0
-    return Errors(
-        shots=np.concatenate([shot[on_first], shot[on_second]]),
-        sites=np.concatenate([2 * pair[on_first], 2 * pair[on_second] + 1]),
-        paulis=np.concatenate([first[on_first], second[on_second]]),
-    )
+    return BatchProgram(circuit=batch, columns=tuple(columns))
 
 
 def _run_batch(
@@ -451,11 +472,8 @@ def _run_batch(
     stats["simulations"] += 1
     out = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
     if program.columns:
-        errors = None
-        if program.pairs:
-            errors = _pair_errors(program.pairs, shots, np.random.default_rng(_seed(seed, 1)))
         records = tuple(range(len(program.columns)))
-        drawn, _ = sampler.sample(shots, seed, records, (), errors)
+        drawn, _ = sampler.sample(shots, seed, records, ())
         out[:, np.array(program.columns, dtype=np.intp)] = drawn
     return out
 
