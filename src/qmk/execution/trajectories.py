@@ -408,8 +408,9 @@ class Runner:
                 self._traced_group(self.spans, ops, len(members))
             self.leaves.sort(key=lambda leaf: leaf[0])
             rows = np.concatenate([rows for _, rows in self.leaves], axis=0)
-            order = self._stream(self.group, 1).permutation(len(members))
-            self.bits[members] = rows[order]
+            if len(members) > 1:  # the row-order stream serves nothing else: one row stays
+                rows = rows[self._stream(self.group, 1).permutation(len(members))]
+            self.bits[members] = rows
             self.leaves = []
             self.group += 1
         return self.bits
