@@ -99,9 +99,7 @@ def _item(info: Any) -> Any:
     return info
 
 
-def _coded(
-    exc: msgspec.ValidationError, type_: Any, where: str, error: ErrorFactory
-) -> QMKError:
+def _coded(exc: msgspec.ValidationError, type_: Any, where: str, error: ErrorFactory) -> QMKError:
     match = _AT.match(str(exc))
     reason, path = (match["reason"], match["path"] or "") if match else (str(exc), "")
     unknown = _UNKNOWN.match(reason)

@@ -19,9 +19,7 @@ def test_the_simulated_machine_meets_the_device_protocol() -> None:
     assert isinstance(LogicalMachine(physical_qubits=1000), Device)
 
 
-def test_inventory_splits_the_physical_qubits_into_modules_and_reports_them_as_json() -> (
-    None
-):
+def test_inventory_splits_the_physical_qubits_into_modules_and_reports_them_as_json() -> None:
     machine = LogicalMachine(physical_qubits=1003, modules=3)
     inventory = machine.inventory()
     assert [m.physical_qubits for m in inventory.modules] == [335, 334, 334]
@@ -77,9 +75,9 @@ def test_the_drifted_model_multiplies_every_physical_error_rate() -> None:
     )
     assert drifted.logical_error_per_cycle == expected.logical_error_per_cycle
     assert machine.noise_model_at(2) == "drift(factor=2.0)"
-    assert Drift(factor=3).apply(
-        qubit_params("qubit_gate_ns_e4")
-    ).idle_error_rate == pytest.approx(3e-4)
+    assert Drift(factor=3).apply(qubit_params("qubit_gate_ns_e4")).idle_error_rate == pytest.approx(
+        3e-4
+    )
 
 
 def test_calibration_ingest_changes_the_model_later_jobs_get() -> None:
@@ -93,9 +91,7 @@ def test_calibration_ingest_changes_the_model_later_jobs_get() -> None:
         )
     )
     assert machine.model().logical_error_per_cycle == pytest.approx(before * 0.1 / 0.03)
-    custom = qubit_params("qubit_gate_ns_e3").replace(
-        name="lab", two_qubit_gate_error_rate=2e-3
-    )
+    custom = qubit_params("qubit_gate_ns_e3").replace(name="lab", two_qubit_gate_error_rate=2e-3)
     machine.calibrate(qubit=custom)
     assert machine.inventory().qubit.name == "lab"
     assert machine.model().physical_error_rate == 2e-3
@@ -114,9 +110,7 @@ def test_calibration_ingest_refuses_what_the_machine_cannot_run() -> None:
                 error_correction_threshold=0.01,
             )
         )
-    above = qubit_params("qubit_gate_ns_e3").replace(
-        name="hot", two_qubit_gate_error_rate=0.02
-    )
+    above = qubit_params("qubit_gate_ns_e3").replace(name="hot", two_qubit_gate_error_rate=0.02)
     with pytest.raises(QECError) as caught:
         machine.calibrate(qubit=above)
     assert caught.value.code == "QC106"
@@ -132,9 +126,7 @@ def test_one_bbpssw_round_follows_the_werner_formulas() -> None:
     assert bbpssw_round(0.5)[0] == pytest.approx(0.5)  # 1/2 is the fixed point
 
 
-def test_purification_runs_rounds_until_the_target_and_counts_the_pairs_it_consumes() -> (
-    None
-):
+def test_purification_runs_rounds_until_the_target_and_counts_the_pairs_it_consumes() -> None:
     found = purify(0.85, target=0.95, max_rounds=5)
     f, cost = 0.85, 1.0
     for _ in range(found.rounds):
