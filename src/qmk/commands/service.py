@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from qmk import defaults
 from qmk.abi.errors import CommandError
 from qmk.commands import AddCommand, limits_of, read_source, source_options
-from qmk.kernel.jobs import FINAL_STATES  # the job lifecycle's own table
 
 if TYPE_CHECKING:
     from qmk.kernel.workers import PoolFactory
@@ -300,7 +299,7 @@ def _wait_status(job: dict[str, Any], err: TextIO) -> int:
     state = job.get("state")
     if state == "COMPLETED":
         return 0
-    if state not in FINAL_STATES:
+    if state not in defaults.FINAL_JOB_STATES:
         err.write(f"{job.get('job_id')}: still {state} when the wait ended\n")
     return 1
 
