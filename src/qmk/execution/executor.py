@@ -397,14 +397,26 @@ def execute(
         )
     engine = request.engine
     with spans.span("qmk.engine.choice", {"qmk.engine.requested": engine or ""}) as chosen:
-        choice, options = _route(plan, request)
+        choice, options = route_plan(
+            plan,
+            engine,
+            shots=request.shots,
+            engine_options=request.engine_options,
+            precision=request.precision,
+        )
         initial = None if initial_state is None else states.load(initial_state)
         if initial is not None:
             states.check_initial(plan, initial)
             probe = engine_class(choice.engine)(seed=0, **options)
             instead = states.engine_for(initial, probe, named=engine is not None)
             if instead is not None:
-                choice, options = _route(plan, request, instead)
+                choice, options = route_plan(
+                    plan,
+                    instead,
+                    shots=request.shots,
+                    engine_options=request.engine_options,
+                    precision=request.precision,
+                )
         chosen.set("qmk.engine", choice.engine)
         chosen.set("qmk.engine.reason", choice.reason)
     if final_state is not False:
@@ -496,17 +508,6 @@ def execute(
         final_state=exported,
         rows=rows,
     )
-
-
-def _route(
-    plan: Plan, request: RunRequest, engine: str | None = None
-) -> tuple[Choice, dict[str, Any]]:
-    """The router's choice for ``plan`` under ``request`` (``engine`` in place of the
-    request's), and the options to build the engine with."""
-    named = request.engine if engine is None else engine
-    workload_ = workload(plan, request.shots, request.precision)
-    choice = route(workload_, named, options=request.engine_options)
-    return choice, {**request.engine_options, **choice.options}
 
 
 def _first_part(bits: np.ndarray, part: Part) -> tuple[np.ndarray, np.ndarray]:
