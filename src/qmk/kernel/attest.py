@@ -66,7 +66,8 @@ def epoch_records(program: Any) -> list[dict[str, Any]]:
 def attestation(request: RunRequest, result: Mapping[str, Any], program: Any) -> dict[str, Any]:
     """The fields of a completed job's ``attest`` audit line (see the module docstring):
     ``request`` as its worker ran it, the engine that ran it, ``program``'s epochs (the
-    verified program it ran) and the digest of ``result``'s counts."""
+    verified program as submitted; the request's rewrite says what the kernel changed)
+    and the digest of ``result``'s counts."""
     return {
         **request.to_json(),
         "engine": result.get("engine"),

@@ -787,9 +787,7 @@ class Supervisor:
         audit log, before its COMPLETED line (:mod:`qmk.kernel.attest`)."""
         if run.work is None or job.result is None or job.policy.device is not None:
             return  # a device job's record is its stored wire job and seed (no epochs)
-        request = run.work.request
-        text = job.graph if request.rewrite is None else request.rewrite.apply(job.graph)
-        fields = attestation(request, job.result, verified(text))
+        fields = attestation(run.work.request, job.result, verified(job.graph))
         self.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
 
     # ------------------------------------------------------------------ epochs
