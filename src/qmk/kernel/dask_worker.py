@@ -368,21 +368,16 @@ def _place(
     if part is not None:
         request = replace(request, part=(int(part[0]), int(part[1])))
     job_dir = attempt.checkpoint_dir
+    saves = None
     if job_dir is not None and options.get("checkpoints"):
-        folder = os.path.join(host.root, f"{token}-{Path(job_dir).name}")
+        folder = saves = os.path.join(host.root, f"{token}-{Path(job_dir).name}")
     path = None
     if resume is not None:
         folder = folder or os.path.join(host.root, token)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"resume{STATE_SUFFIX}")
         Path(path).write_bytes(resume)
-    placed = replace(
-        attempt,
-        request=request,
-        checkpoint_dir=folder if job_dir is not None and options.get("checkpoints") else None,
-        resume=path,
-    )
-    return placed, folder
+    return replace(attempt, request=request, checkpoint_dir=saves, resume=path), folder
 
 
 class JobsPlugin(WorkerPlugin):
