@@ -37,9 +37,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from qmk.engines.gates import GATES
+from qmk.execution.request import canonical_profile
 from qmk.qvm.graph import Node
 from qmk.qvm.ops import OPS, ArgType, Exec, Micro
-from qmk.qvm.profiles import parse_profile
 from qmk.qvm.verify import VerifiedProgram
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ def build_plan(
 
     # The machine's default profile applies only to qubits that name none: a program
     # whose every qubit names its own profile never meets it (nor its constraints).
-    default_key = _canonical(default_profile)
+    default_key = canonical_profile(default_profile)
     profile_of: dict[str, str] = {}
     time: dict[str, float] = {}
     event_time: dict[str, float] = {}
@@ -286,7 +286,7 @@ def build_plan(
             fence_time = max([fence_time, cycles_end, *time.values()])
             continue
         if step.kind == "alloc":
-            profile = _canonical(node.args.get("profile") or default_profile)
+            profile = canonical_profile(node.args.get("profile") or default_profile)
             model = model_for(profile)
             for q in node.vqs:
                 profile_of[q] = profile
@@ -433,8 +433,3 @@ def _gadget_noise(
                 cause="teleport",
             )
         )
-
-
-def _canonical(profile: str) -> str:
-    parsed = parse_profile(profile)
-    return f"logical:{parsed.family}(d={parsed.distance})"

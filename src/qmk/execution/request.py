@@ -167,8 +167,7 @@ class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 def canonical_profile(profile: str) -> str:
     """``profile`` as ``logical:<family>(d=<distance>)`` (aliases and spacing resolved)."""
-    parsed = parse_profile(profile)
-    return f"logical:{parsed.family}(d={parsed.distance})"
+    return str(parse_profile(profile))
 
 
 def _fresh(node_id: str, ids: set[str]) -> str:

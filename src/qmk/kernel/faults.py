@@ -67,7 +67,7 @@ from qmk.kernel.programs import verified
 from qmk.qec.errors import QECError
 from qmk.qec.logical import op_cycles
 from qmk.qvm.ops import OPS, Exec
-from qmk.qvm.profiles import parse_profile
+from qmk.qvm.profiles import Profile, parse_profile
 
 _MEASURES = frozenset(
     name for name, spec in OPS.items() if spec.kind in (Exec.MEASURE, Exec.MEASURE_ANGLE, Exec.BELL)
@@ -89,7 +89,7 @@ def device_for(config: KernelConfig) -> LogicalMachine:
 
 
 def _with_distance(profile: str, distance: int) -> str:
-    return f"logical:{parse_profile(profile).family}(d={distance})"
+    return str(Profile(family=parse_profile(profile).family, distance=distance))
 
 
 # --------------------------------------------------------------------------- placement

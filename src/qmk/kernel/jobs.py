@@ -14,8 +14,8 @@ A preempted or recovered job goes back to QUEUED.
 >>> parse_policy({"engine": "statevektor"}, default_timeout_s=600)
 Traceback (most recent call last):
 ...
-qmk.errors.InvalidArgument: QS1012 invalid-argument: policy.engine: no engine 'statevektor' \
-(did you mean 'statevector'?); one of ...
+qmk.errors.InvalidArgument: QS1012 invalid-argument: policy.engine: no engine named \
+'statevektor'; did you mean 'statevector'? known: ...
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from typing import Any
 import msgspec
 
 from qmk import defaults
-from qmk.errors import InvalidArgument, closest
+from qmk.engines import EngineError
+from qmk.errors import InvalidArgument
 from qmk.execution.request import Policy, RunRequest, Schedule
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.stored import StoredResult
 from qmk.qvm.graph import Node
-from qmk.qvm.profiles import parse_profile
+from qmk.qvm.profiles import Profile, parse_profile
 from qmk.values import convert
 
 # the states' names are a leaf's table (qmk.defaults), which the workflows and the web
@@ -87,23 +88,19 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
         InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
     """
     parsed: Policy = convert(_policy_data(policy, default_timeout_s), Policy, where="policy")
-    if parsed.engine is not None and parsed.engine not in ENGINES:
-        raise InvalidArgument(
-            f"policy.engine: no engine {parsed.engine!r}{_did_you_mean(parsed.engine)}; "
-            f"one of {', '.join(ENGINES)} or null",
-            key="policy.engine",
-        )
+    if parsed.engine is not None:
+        from qmk.engines.registry import spec
+
+        try:
+            spec(parsed.engine)  # the registry's refusal, with its closest name
+        except EngineError as exc:
+            raise InvalidArgument(f"policy.engine: {exc.message}", key="policy.engine") from None
     if parsed.profile is not None and parsed.profile != "auto":
         try:
             parse_profile(parsed.profile)
         except ValueError as exc:  # a ProfileError
             raise InvalidArgument(f"policy.profile: {exc}", key="policy.profile") from None
     return parsed
-
-
-def _did_you_mean(engine: str) -> str:
-    near = closest(engine, ENGINES)
-    return "" if near is None else f" (did you mean {near!r}?)"
 
 
 def parse_device_policy(
@@ -276,7 +273,7 @@ def honour_set_policy(
             changes["deadline"] = now + float(value) * epoch_s
         else:
             family = parse_profile(machine_profile).family
-            changes["profile"] = f"logical:{family}(d={int(value)})"
+            changes["profile"] = str(Profile(family=family, distance=int(value)))
     return msgspec.structs.replace(policy, **changes) if changes else policy
 
 
