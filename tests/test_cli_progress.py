@@ -27,7 +27,6 @@ class Terminal(io.StringIO):
 
 
 def test_a_bar_is_drawn_on_a_terminal_and_never_elsewhere():
-    pytest.importorskip("rich")
     assert shown(Terminal(), quiet=False)
     assert not shown(Terminal(), quiet=True)
     assert not shown(io.StringIO(), quiet=False)
@@ -43,7 +42,6 @@ def test_a_bar_is_drawn_on_a_terminal_and_never_elsewhere():
 
 
 def test_qmk_run_draws_a_spinner_on_a_terminal_and_prints_the_same_result():
-    pytest.importorskip("rich")
     args = ["run", str(EXAMPLES / "bell.qasm"), "--shots", "200", "--seed", "3"]
     plain_out, plain_err = io.StringIO(), io.StringIO()
     assert main(args, stdout=plain_out, stderr=plain_err) == 0

@@ -1,9 +1,10 @@
 """Progress bars of long commands (``qmk run``, ``qmk qec threshold``, ``qmk workflow
 run``, ``qmk wait``): drawn with rich on stderr when it is a terminal, never otherwise.
 
-A bar is off when stderr is not a TTY (pipes, files, tests, CI), with ``--quiet``, or
-when rich is not installed (the ``workflows`` extra brings it); the command's output is
-the same either way, on stdout. ``total`` None draws a spinner with the elapsed time.
+A bar is off when stderr is not a TTY (pipes, files, tests, CI) or with ``--quiet``;
+the command's output is the same either way, on stdout. rich is one of QMK's
+dependencies, imported only when a bar is drawn. ``total`` None draws a spinner with the
+elapsed time.
 """
 
 from __future__ import annotations
@@ -22,13 +23,7 @@ def _ignore(done: int, label: str) -> None:
 
 def shown(err: TextIO, quiet: bool) -> bool:
     """Whether a bar is drawn on ``err``."""
-    if quiet or not getattr(err, "isatty", lambda: False)():
-        return False
-    try:
-        import rich  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return not quiet and bool(getattr(err, "isatty", lambda: False)())
 
 
 @contextlib.contextmanager

@@ -189,7 +189,7 @@ def _kernels_option(value: Any) -> str:
     if value == "simd" and kernels.default_kernels() != "simd":
         raise EngineError.of(
             "engine-misuse",
-            "kernels='simd' needs llvmlite (pip install 'quantum-microkernel[fast]'): "
+            "kernels='simd' needs llvmlite's compiler, which cannot start here: "
             f"{kernels.simd.unavailable_reason()}",
         )
     return str(value)
