@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from qmk.execution import executor
+from qmk.kernel import commit as commit_module
 from qmk.kernel import supervisor as supervisor_module
 from qmk.kernel.audit import verify
 from qmk.kernel.commit import GROUP_COMMIT_S
@@ -107,5 +108,25 @@ def test_jobs_evicted_from_the_finished_cache_read_back_the_same_from_the_databa
         assert again == finals
         for seed, job in enumerate(again):
             assert job["result"]["counts"] == executor.run(BELL, shots=64, seed=seed).counts
+
+    run(tmp_path, body)
+
+
+def test_q_wait_answers_a_final_state_only_once_it_is_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a job's end is committed lazily; with a window of an hour, only the wait's own
+    # urgent commit can have put COMPLETED in the database before the reply
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel, sid: str, data: Path) -> None:
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=5)
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        row = committed(data, job["job_id"])  # no await between the reply and this read
+        assert row is not None and row[0] == "COMPLETED"
+        assert not kernel.supervisor.commits.pending
+        again = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=0)
+        assert again == done
 
     run(tmp_path, body)

@@ -58,6 +58,12 @@ class GroupCommit:
             self._urgent.set()
         return future
 
+    @property
+    def pending(self) -> bool:
+        """Whether a write made so far is not committed yet (a commit flushes on the
+        event loop's thread in one step: no write is ever half committed)."""
+        return self._next is not None
+
     async def durable(self) -> None:
         """Return once every write made so far is committed (urgently)."""
         # shielded: a request cancelled meanwhile must not cancel the commit others share

@@ -311,17 +311,23 @@ class Supervisor:
         return accepted
 
     async def wait(self, job: Job, timeout_s: float) -> dict[str, Any]:
-        """``job`` once final, or as it is when ``timeout_s`` has passed."""
-        if job.final or timeout_s == 0:
-            return job.to_json()
-        event = self._events.get(job.job_id)
-        if event is None:
-            event = self._events[job.job_id] = asyncio.Event()
-        try:
-            async with self.clock.timeout_at(self.clock.now() + timeout_s):
-                await event.wait()
-        except TimeoutError:
-            pass  # the wait's own limit: answer with the job as it is
+        """``job`` once final, or as it is when ``timeout_s`` has passed.
+
+        A final state is answered only once it is committed: a job's end is committed
+        lazily (:mod:`qmk.kernel.commit`), so the wait makes that commit urgent and awaits
+        it; a client that saw COMPLETED finds it so after a kernel crash too.
+        """
+        if not job.final and timeout_s > 0:
+            event = self._events.get(job.job_id)
+            if event is None:
+                event = self._events[job.job_id] = asyncio.Event()
+            try:
+                async with self.clock.timeout_at(self.clock.now() + timeout_s):
+                    await event.wait()
+            except TimeoutError:
+                pass  # the wait's own limit: answer with the job as it is
+        if job.final and self.commits.pending:
+            await self.commits.durable()
         return job.to_json()
 
     async def cancel(self, job: Job) -> dict[str, Any]:
