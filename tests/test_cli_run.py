@@ -196,3 +196,24 @@ def test_run_takes_custom_qubit_params_and_a_calibration_file(tmp_path: Path) ->
     )
     assert status == 0, err
     assert json.loads(out)["telemetry"]["calibration"]["profiles"] == ["logical:bacon_shor(d=5)"]
+
+
+def test_profile_auto_on_a_program_whose_qubits_all_name_a_profile_is_a_coded_warning() -> None:
+    bell = str(EXAMPLES / "bell.qvm.asm")  # its ALLOC_LQ names logical:surface_code(d=9)
+    status, out, err = qmk("run", bell, "--profile", "auto", "--shots", "50", "--seed", "1")
+    assert status == 0
+    assert err.startswith(f"{bell}: warning: QC130 profile-auto-unused: every qubit names")
+    assert len(err.splitlines()) == 1 and "00" in out
+    status, out, err = qmk("run", bell, "--profile", "auto", "--shots", "50", "--json")
+    assert status == 0 and err == ""
+    [notice] = json.loads(out)["warnings"]
+    assert (notice["code"], notice["name"]) == ("QC130", "profile-auto-unused")
+
+
+def test_profile_auto_gives_no_warning_where_a_qubit_takes_the_chosen_profile() -> None:
+    status, out, err = qmk(
+        "run", str(EXAMPLES / "bell.qasm"), "--profile", "auto", "--shots", "50", "--json"
+    )
+    assert status == 0 and err == ""
+    data = json.loads(out)
+    assert "warnings" not in data and data["telemetry"]["profiles"]

@@ -15,7 +15,16 @@ import pytest
 import qmk
 from qmk import errors
 from qmk.docgen.errors import load_families, render_tree
-from qmk.errors import FAMILIES, REGISTRY, ErrorCode, QMKError, Registry, Severity
+from qmk.errors import (
+    FAMILIES,
+    REGISTRY,
+    ErrorCode,
+    QMKError,
+    Registry,
+    Severity,
+    warning,
+    warning_line,
+)
 
 SRC = Path(qmk.__file__).resolve().parent
 ROOT = SRC.parents[1]
@@ -65,8 +74,13 @@ def test_a_name_picks_one_code_among_those_a_class_carries(cls: type[QMKError]):
         assert REGISTRY.named(cls, entry.name) is entry
 
 
-# Verifier findings are built by the verifier, from its findings (tests/qvm/test_verify.py).
-@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.code[:2] != "QV"], ids=lambda e: e.code)
+# Verifier findings are built by the verifier, from its findings (tests/qvm/test_verify.py);
+# a warning of another family is never raised (test_a_warning_is_a_notice_never_an_error).
+@pytest.mark.parametrize(
+    "entry",
+    [e for e in ENTRIES if e.code[:2] != "QV" and e.severity is not Severity.WARNING],
+    ids=lambda e: e.code,
+)
 def test_every_code_is_built_by_name_with_its_class_and_exit_status(entry: ErrorCode):
     error = entry.exception.of(entry.name, "what went wrong", where="here")
     assert type(error) is entry.exception
@@ -89,11 +103,29 @@ def test_classes_that_carry_one_code_carry_a_registered_one(cls: type[QMKError])
     assert entry.exception is cls and entry.name == error.name
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [e for e in ENTRIES if e.code[:2] != "QV" and e.severity is Severity.WARNING],
+    ids=lambda e: e.code,
+)
+def test_a_warning_is_a_notice_never_an_error(entry: ErrorCode):
+    notice = warning(entry.exception, entry.name, "this changed nothing")
+    assert notice == {"code": entry.code, "name": entry.name, "message": "this changed nothing"}
+    assert warning_line("prog.qasm", notice) == (
+        f"prog.qasm: warning: {entry.code} {entry.name}: this changed nothing\n"
+    )
+    with pytest.raises(ValueError, match="not a warning"):
+        error = next(e for e in ENTRIES if e.exception is entry.exception and not e.severity)
+        warning(entry.exception, error.name, "an error is no warning")
+
+
 def test_exit_statuses_keep_their_published_values():
     expected = {"QF": 2, "QA": 2, "QC": 2, "QL": 2, "QE": 2, "QD": 2, "QW": 2, "QS": 1, "QT": 1}
     for entry in ENTRIES:
         family = entry.code[:2]
-        if family == "QV":
+        if entry.severity is Severity.WARNING:
+            assert entry.exit_status == 0, entry.code
+        elif family == "QV":
             assert entry.exit_status == (0 if entry.severity is Severity.WARNING else 1)
         elif family == "QK":
             # the kernel's own refusals to start (config, data dir) exit 2; job ends 1

@@ -21,7 +21,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- FormatError          qmk.qvm.errors        QF001..QF011 (11)
      |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (28)
-     +-- QECError                  qmk.qec.errors        QC101..QC123 (12)
+     +-- QECError                  qmk.qec.errors        QC101..QC130 (13)
      +-- FrontendError             qmk.frontends.errors  QL101..QL109 (9)
      +-- EngineError               qmk.engines.base      QE101..QE113 (13)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (23)
@@ -84,7 +84,8 @@ from typing import Any, ClassVar, TypeVar, cast
 
 
 class Severity(str, enum.Enum):
-    """How bad a verifier finding is: errors stop a graph from running, warnings do not."""
+    """How bad a finding is: errors stop a graph from running (or a command), warnings do
+    not (a verifier finding, or a notice that an option changed nothing)."""
 
     ERROR = "error"
     WARNING = "warning"
@@ -171,7 +172,8 @@ class ErrorCode:
         fix: what to do about it, in one line.
         exception: the :class:`QMKError` class whose instances carry the code.
         rpc_code: the JSON-RPC ``error.code`` it travels as, or None.
-        severity: for verifier findings (``QV``), error or warning; else None.
+        severity: for verifier findings (``QV``), error or warning; for a notice of
+            another family (an option that changed nothing), warning; else None.
     """
 
     code: str
@@ -361,6 +363,24 @@ def register(exception: type[QMKError], *rows: tuple[str, str, str, str]) -> Non
     REGISTRY.add(
         *(ErrorCode(code=c, name=n, summary=s, fix=f, exception=exception) for c, n, s, f in rows)
     )
+
+
+def warning(exception: type[QMKError], name: str, message: str) -> dict[str, str]:
+    """The warning called ``name`` of ``exception``'s codes, as a command's JSON and the
+    wire carry it: ``{"code", "name", "message"}`` (:func:`warning_line` prints it).
+
+    Raises:
+        ValueError: the code is not a warning. LookupError: no such name.
+    """
+    entry = REGISTRY.named(exception, name)
+    if entry.severity is not Severity.WARNING:
+        raise ValueError(f"{entry.code} {name} is not a warning")
+    return {"code": entry.code, "name": name, "message": message}
+
+
+def warning_line(where: str, notice: Mapping[str, str]) -> str:
+    """``WHERE: warning: CODE name: message`` (as ``qmk validate`` prints a finding)."""
+    return f"{where}: warning: {notice['code']} {notice['name']}: {notice['message']}\n"
 
 
 def class_code(

@@ -149,6 +149,36 @@ def test_set_policy_in_the_program_sets_priority_deadline_and_code_distance(
         run_kernel(tmp_path, body, gate=gate, clock=clock)
 
 
+def test_policy_profile_auto_is_a_coded_warning_when_every_qubit_names_a_profile(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        named = ghz_graph(2)
+        for node in named["program"]["nodes"]:
+            if node["op"] == "ALLOC_LQ":
+                node["args"]["profile"] = "logical:surface_code(d=7)"
+        auto = {"profile": "auto"}
+        job = await kernel.q_submit(session_id=sid, graph=named, shots=10, seed=1, policy=auto)
+        [notice] = job["warnings"]
+        assert (notice["code"], notice["name"]) == ("QC130", "profile-auto-unused")
+        chosen = await kernel.q_submit(
+            session_id=sid, graph=ghz_graph(2), shots=10, seed=1, policy=auto
+        )
+        assert "warnings" not in chosen
+        plain = await kernel.q_submit(session_id=sid, graph=named, shots=10, seed=1)
+        assert "warnings" not in plain
+        for submitted in (job, chosen, plain):
+            done = await kernel.q_wait(
+                session_id=sid, job_id=submitted["job_id"], timeout_ms=60_000
+            )
+            named_only = submitted is not chosen  # the qubits kept their own profile
+            if named_only:
+                assert done["result"]["telemetry"]["profiles"] == ["logical:surface_code(d=7)"]
+
+    run_kernel(tmp_path, body)
+
+
 # ----------------------------------------------------------------------------- sessions
 
 

@@ -91,11 +91,19 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.device is not None:
         return _run_on_device(args, program, out)
     profile = args.profile
+    warnings: list[dict[str, str]] = []
     if profile == "auto":  # the cheapest code variant (qmk plan) for qubits that name none
         from qmk.estimate.counts import count_graph
-        from qmk.estimate.variants import plan_variants
+        from qmk.estimate.variants import auto_profile_unused, plan_variants
 
         profile = plan_variants(count_graph(program), _qubit(args)).chosen.profile
+        unused = auto_profile_unused(program)
+        if unused is not None:
+            warnings.append(unused)
+            if not args.json:
+                from qmk.errors import warning_line
+
+                err.write(warning_line(args.file, unused))
     from qmk.commands.progress import progress_bar
 
     bar = progress_bar(
@@ -107,7 +115,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.workflows.report import plot_counts
 
         plot_counts(result.counts, result.shots, args.plot, f"{args.file}: {result.shots} shots")
-    return _report(args, result, out)
+    return _report(args, result, out, warnings)
 
 
 def _run(args: argparse.Namespace, program: Any, profile: str, options: dict[str, Any]) -> Any:
@@ -129,11 +137,15 @@ def _run(args: argparse.Namespace, program: Any, profile: str, options: dict[str
     )
 
 
-def _report(args: argparse.Namespace, result: Any, out: TextIO) -> int:
+def _report(
+    args: argparse.Namespace, result: Any, out: TextIO, warnings: list[dict[str, str]]
+) -> int:
     if args.state is not None:
         _write_state(args, result)
     if args.json:
         data = result.to_json(memory=args.memory)
+        if warnings:
+            data["warnings"] = warnings
         if args.state is not None:
             data["state_file"] = args.state
         if args.explain and result.choice is not None:

@@ -35,6 +35,34 @@ from qmk.qec.codes import SCHEMES
 from qmk.qec.errors import QECError
 from qmk.qec.params import QubitParams, qubit_params
 
+
+def auto_profile_unused(graph: Any) -> dict[str, str] | None:
+    """The ``QC130 profile-auto-unused`` warning when every ``ALLOC_LQ`` of ``graph`` (a
+    QVM graph) names its code profile, so that profile auto has no qubit to give the
+    chosen variant; None when some qubit takes it.
+
+    >>> from qmk.qvm.asm import assemble
+    >>> named = assemble('''
+    ... .caps CAP_ALLOC
+    ... a: ALLOC_LQ vq:q0, n=1, profile="logical:surface_code(d=5)"
+    ... m: MEASURE_Z vq:q0, out:m
+    ... ''')
+    >>> auto_profile_unused(named)["code"]
+    'QC130'
+    """
+    from qmk.errors import warning
+
+    allocations = [node for node in graph.nodes if node.op == "ALLOC_LQ"]
+    if not allocations or any(not node.args.get("profile") for node in allocations):
+        return None
+    return warning(
+        QECError,
+        "profile-auto-unused",
+        f"every qubit names its code profile ({len(allocations)} ALLOC_LQ), so profile "
+        "auto gave none of them the chosen code variant",
+    )
+
+
 #: The objectives a plan may minimise (see the module docstring).
 OBJECTIVES: tuple[str, ...] = ("volume", "qubits", "runtime")
 

@@ -398,7 +398,12 @@ class Kernel:
         prepared = await self.admission.prepare(session.tenant, graph)  # big: off the loop
         self._check_open()
         job = self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
-        return await self.supervisor.accept(job, idempotency_key=idempotency_key)
+        accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
+        if isinstance(policy, Mapping) and policy.get("profile") == "auto":
+            notice = _auto_profile_notice(job.graph)
+            if notice is not None:  # the accepted answer says the option changed nothing
+                accepted["warnings"] = [notice]
+        return accepted
 
     def _check_disk(self) -> None:
         """Refuse work while the data directory's disk is below its reserve."""
@@ -706,6 +711,15 @@ class Kernel:
 
 
 #: The syscalls, by wire name.
+def _auto_profile_notice(text: str) -> dict[str, str] | None:
+    """``QC130 profile-auto-unused`` for an admitted job's QVM JSON text whose every qubit
+    names its profile (:func:`~qmk.estimate.variants.auto_profile_unused`)."""
+    from qmk.estimate.variants import auto_profile_unused
+    from qmk.qvm.graph import loads
+
+    return auto_profile_unused(loads(text))
+
+
 SYSCALLS: tuple[str, ...] = (
     "q_negotiate_caps",
     "q_submit",

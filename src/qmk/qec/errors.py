@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError, register
+from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity, register
 
 
 class QECError(QMKError):
@@ -99,6 +99,18 @@ register(
         "the program has no magic states and no logical depth to estimate",
         "estimate a program with at least one T, rotation, CCZ or measurement",
     ),
+)
+
+REGISTRY.add(
+    ErrorCode(
+        code="QC130",
+        name="profile-auto-unused",
+        summary="profile auto chose nothing: every qubit of the program names its own code profile",
+        fix="drop --profile auto (policy.profile), or the profile of the ALLOC_LQ nodes that "
+        "should take the chosen code variant",
+        exception=QECError,
+        severity=Severity.WARNING,
+    )
 )
 
 #: Every QC code, by code.
