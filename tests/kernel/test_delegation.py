@@ -286,3 +286,28 @@ def test_a_delegation_lends_nothing_its_delegators_config_no_longer_allows(
         assert (await session_of(kernel, "bob"))["denied"] == ["CAP_MAGIC"]
 
     run_kernel(tmp_path, after, workers=1, config=config(alice_caps=["CAP_ALLOC"]))
+
+
+def test_a_tenant_has_at_most_its_share_of_live_delegations(tmp_path: Path) -> None:
+    from qmk import defaults
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
+        made = [
+            await kernel.q_delegate_caps(
+                session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60
+            )
+            for _ in range(defaults.MAX_LIVE_DELEGATIONS)
+        ]
+        with pytest.raises(QuotaError) as caught:
+            await kernel.q_delegate_caps(
+                session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60
+            )
+        assert caught.value.details["limit"] == "live_delegations"
+        await kernel.q_revoke_delegation(session_id=alice, delegation_id=made[0]["delegation_id"])
+        again = await kernel.q_delegate_caps(
+            session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
+        )
+        assert again["state"] == "LIVE"
+
+    run_kernel(tmp_path, body, workers=1, config=config())

@@ -201,10 +201,15 @@ class DelegationTable:
         return found
 
     def live_from(self, tenant: str, now: float) -> int:
-        """How many live delegations ``tenant`` made."""
-        return sum(
-            1 for d in self._by_id.values() if d.from_tenant == tenant and d.state(now) == LIVE
-        )
+        """How many live delegations ``tenant`` made (every ended one met is dropped, so
+        the table holds no more than the live ones and those ended since the last call)."""
+        count = 0
+        for delegation in list(self._by_id.values()):
+            if delegation.state(now) != LIVE:
+                self.drop(delegation.delegation_id)
+            elif delegation.from_tenant == tenant:
+                count += 1
+        return count
 
     def get(self, delegation_id: str) -> Delegation | None:
         """A live delegation by id (None: not held, e.g. ended)."""
