@@ -374,7 +374,8 @@ class Kernel:
     async def q_negotiate_caps(
         self, *, tenant: str, key: str, requested: Sequence[str] = ()
     ) -> dict[str, Any]:
-        """Open a session: grant ``requested`` ∩ the tenant's allowed capabilities."""
+        """Open a session: grant ``requested`` ∩ the tenant's allowed capabilities (its own,
+        and those a live delegation lends it: ``delegated``)."""
         self._check_open()
         conf = self.config.tenants.get(tenant) if isinstance(tenant, str) else None
         expected = conf.key if conf is not None else "x" * 32
