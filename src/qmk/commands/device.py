@@ -383,13 +383,13 @@ def _add_qec(actions: Any) -> None:
 
 
 def register(add: AddCommand) -> None:
-    """Add ``device info|calibrate`` (the kernel's machine) and ``device list|show|isa|run``
+    """Add ``device info|calibrate|submit`` (the kernel's machine) and ``device list|show|isa|run``
     (the neutral-atom VM)."""
     from qmk.commands.service import _client_options
 
     sub = add(
         "device",
-        "devices: the kernel's machine (info, calibrate) and the neutral-atom VM "
+        "devices: the kernel's machine (info, calibrate, submit) and the neutral-atom VM "
         "(list, show, isa, run)",
         limits=False,
     )

@@ -4,7 +4,8 @@
 runs the kernel until SIGTERM or SIGINT, then drains and exits 0, removing its socket.
 
 The client commands (``submit``, ``status``, ``wait``, ``cancel``, ``jobs``,
-``telemetry``, ``resources``) take the kernel's address from ``--socket`` or
+``telemetry``, ``resources``; the other syscalls' commands are in
+:mod:`qmk.commands.syscalls`) take the kernel's address from ``--socket`` or
 ``QMK_SOCKET`` and the tenant from ``--tenant``/``--key``/``--caps`` or
 ``QMK_TENANT``/``QMK_KEY``/``QMK_CAPS``. A command is one process, so it has no
 session to reuse: each one negotiates a fresh session with the tenant's key (jobs
