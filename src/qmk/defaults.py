@@ -140,6 +140,11 @@ VERIFY_NODES_PER_S: Final = 10_000.0
 MIN_FREE_DISK_MB: Final = 64
 #: Seconds a channel proposal waits to be accepted before it is closed (frees the quota).
 CHANNEL_PROPOSAL_TTL_S: Final = 3600.0
+#: The longest a capability delegation (q_delegate_caps) may last, in seconds, unless the
+#: config says otherwise (``[kernel] max_delegation_s``).
+MAX_DELEGATION_S: Final = 86_400.0
+#: Live delegations one tenant may have made at once (more are QS1006 quota-exceeded).
+MAX_LIVE_DELEGATIONS: Final = 64
 #: Execution states (checkpoint files) a job keeps: saving one more deletes its oldest.
 CHECKPOINTS_PER_JOB: Final = 3
 #: Seconds a job's execution states are kept after it ends (a final state), for q_restore.

@@ -44,12 +44,16 @@ def test_status_wait_jobs_telemetry_and_cancel_of_a_submitted_job(as_alice):
     assert code == 0 and json.loads(out)["result"]["shots"] == 50
     code, out, _ = qmk("jobs", "--state", "COMPLETED")
     assert code == 0 and job_id in out
-    code, out, _ = qmk("telemetry", job_id)
-    assert code == 0 and isinstance(json.loads(out), dict)
-    code, out, _ = qmk("telemetry")
-    assert code == 0 and isinstance(json.loads(out), dict)
-    code, out, _ = qmk("resources")
+    code, out, _ = qmk("telemetry", job_id, "--json")
+    assert code == 0 and json.loads(out)["job_id"] == job_id
+    code, out, _ = qmk("telemetry", job_id)  # for people: key: value lines
+    assert code == 0 and f"job_id: {job_id}" in out.splitlines()
+    code, out, _ = qmk("telemetry", "--json")
+    assert code == 0 and json.loads(out)["tenant"] == "alice"
+    code, out, _ = qmk("resources", "--json")
     assert code == 0 and "machine" in json.loads(out)
+    code, out, _ = qmk("resources")
+    assert code == 0 and "machine:" in out.splitlines()
     code, out, err = qmk("cancel", job_id)  # a finished job cannot be cancelled
     assert code == 1 and out == ""
     assert err.startswith("QS1009 invalid-state: ") and err.count("\n") == 1

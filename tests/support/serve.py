@@ -6,7 +6,8 @@ options parsed by the command's own parser): a real process, a real socket, real
 confined workers. Only its pool differs, through the command's public seam
 ``pool_factory``: the kernel's own pool made a :class:`support.pools.GatedPool` with the
 hooks given here (``--gate FIFO``, ``--pause-gate FIFO``, ``--stall FIFO``, ``--probe
-module:function``: :class:`support.pools.Hooks`). Run it with ``tests/`` on
+module:function``: :class:`support.pools.Hooks`); ``--clock FILE`` runs its kernel on a
+:class:`support.clocks.ShiftedClock` whose time the test moves. Run it with ``tests/`` on
 ``PYTHONPATH``; :meth:`support.kernel.ServerProcess.start` (``hooks=``) does.
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 from qmk.commands import service
 from qmk.errors import QMKError
+from support.clocks import ShiftedClock
 from support.pools import Hooks
 
 
@@ -42,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     ours = argparse.ArgumentParser(prog="python -m support.serve")
-    for name in ("--gate", "--pause-gate", "--stall", "--probe"):
+    for name in ("--gate", "--pause-gate", "--stall", "--probe", "--clock"):
         ours.add_argument(name)
     given = ours.parse_args(argv[:split])
     hooks = Hooks(
@@ -53,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = _serve_parser().parse_args(["serve", *argv[split + 1 :]])
     try:
-        return service.serve(args, sys.stdout, sys.stderr, pool_factory=hooks.factory())
+        clock = None if given.clock is None else ShiftedClock(given.clock)
+        return service.serve(
+            args, sys.stdout, sys.stderr, pool_factory=hooks.factory(), clock=clock
+        )
     except QMKError as exc:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_status

@@ -23,6 +23,8 @@ class SyscallMethods(Generic[_R]):
 
     Params are checked against the table before anything is sent; ``session_id``
     None means the client's own session.
+
+    Why one class: it is the method table, one method a row, rendered from it.
     """
 
     def _call(self, method: str, params: dict[str, Any]) -> _R:
@@ -35,9 +37,10 @@ class SyscallMethods(Generic[_R]):
         key: str,
         requested: Sequence[str] = [],
     ) -> _R:
-        """Open a session: authenticate the tenant and grant requested ∩ allowed caps.
+        """Open a session: authenticate the tenant and grant requested ∩ allowed caps (its own, and
+        those a live delegation lends it: delegated).
 
-        Returns: {session_id, tenant, granted, denied, quota, expires_at}.
+        Returns: {session_id, tenant, granted, denied, delegated, quota, expires_at}.
 
         Args:
             tenant: string; the tenant's name in the kernel config
@@ -457,6 +460,86 @@ class SyscallMethods(Generic[_R]):
                 "session_id": session_id,
                 "calibration": calibration,
                 "qubit": qubit,
+            },
+        )
+
+    def q_delegate_caps(
+        self,
+        to_tenant: str,
+        caps: Sequence[str],
+        expires_s: float,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Lend capabilities this session holds from the tenant's own config to another tenant,
+        until expires_s pass or it is revoked; the recipient's q_negotiate_caps may then grant them
+        (its quotas stay its own).
+
+        Returns: delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+            expires_at, revoked_at, revoked_by}.
+
+        Args:
+            to_tenant: string; the tenant that may be granted them
+            caps: array of string; capabilities to lend, e.g. CAP_MAGIC
+            expires_s: number; seconds it lasts (> 0, at most [kernel] max_delegation_s)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_delegate_caps",
+            {
+                "session_id": session_id,
+                "to_tenant": to_tenant,
+                "caps": caps,
+                "expires_s": expires_s,
+            },
+        )
+
+    def q_revoke_delegation(
+        self,
+        delegation_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """End a delegation at once (either tenant may), for sessions already open too; its jobs not
+        yet started are refused at execution.
+
+        Returns: delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+            expires_at, revoked_at, revoked_by}.
+
+        Args:
+            delegation_id: string; a delegation this tenant made or received
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_revoke_delegation",
+            {
+                "session_id": session_id,
+                "delegation_id": delegation_id,
+            },
+        )
+
+    def q_list_delegations(
+        self,
+        state: str | None = None,
+        limit: int = 100,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """The delegations this tenant made or received, newest first.
+
+        Returns: {delegations: [delegation]}.
+
+        Args:
+            state: string | null; only those in this state (LIVE, REVOKED, EXPIRED) (default null)
+            limit: integer; at most this many (default 100)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_list_delegations",
+            {
+                "session_id": session_id,
+                "state": state,
+                "limit": limit,
             },
         )
 

@@ -233,7 +233,8 @@ def render_calls() -> str:
         "class SyscallMethods(Generic[_R]):\n"
         '    """One method per qSyscall method; a subclass sends the call in :meth:`_call`.\n\n'
         "    Params are checked against the table before anything is sent; ``session_id``\n"
-        "    None means the client's own session.\n"
+        "    None means the client's own session.\n\n"
+        "    Why one class: it is the method table, one method a row, rendered from it.\n"
         '    """\n\n'
         "    def _call(self, method: str, params: dict[str, Any]) -> _R:\n"
         '        """Send ``method`` with ``params``; the result (or an awaitable of it)."""\n'

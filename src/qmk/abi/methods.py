@@ -185,6 +185,10 @@ _JOB_RETURNS = (
     "finished_at, error, result}"
 )
 _CHANNEL_RETURNS = "channel {channel_id, state, tenants, fidelity}"
+_DELEGATION_RETURNS = (
+    "delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at, "
+    "expires_at, revoked_at, revoked_by}"
+)
 
 
 def _method(name: str, doc: str, returns: str, *params: ParamSpec) -> MethodSpec:
@@ -198,8 +202,9 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
         for spec in (
             _method(
                 "q_negotiate_caps",
-                "open a session: authenticate the tenant and grant requested ∩ allowed caps",
-                "{session_id, tenant, granted, denied, quota, expires_at}",
+                "open a session: authenticate the tenant and grant requested ∩ allowed caps (its "
+                "own, and those a live delegation lends it: delegated)",
+                "{session_id, tenant, granted, denied, delegated, quota, expires_at}",
                 _p("tenant", S, doc="the tenant's name in the kernel config"),
                 _p("key", S, doc="the tenant's shared secret"),
                 _p(
@@ -380,6 +385,49 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     required=False,
                 ),
                 _p("qubit", OBJ, NULL, doc="qubit parameters (QRE's JSON form)", required=False),
+            ),
+            _method(
+                "q_delegate_caps",
+                "lend capabilities this session holds from the tenant's own config to another "
+                "tenant, until expires_s pass or it is revoked; the recipient's "
+                "q_negotiate_caps may then grant them (its quotas stay its own)",
+                _DELEGATION_RETURNS,
+                _SESSION,
+                _p("to_tenant", S, doc="the tenant that may be granted them"),
+                _p("caps", ARR, doc="capabilities to lend, e.g. CAP_MAGIC", items=S),
+                _p(
+                    "expires_s",
+                    NUM,
+                    doc="seconds it lasts (> 0, at most [kernel] max_delegation_s)",
+                ),
+            ),
+            _method(
+                "q_revoke_delegation",
+                "end a delegation at once (either tenant may), for sessions already open too; "
+                "its jobs not yet started are refused at execution",
+                _DELEGATION_RETURNS,
+                _SESSION,
+                _p("delegation_id", S, doc="a delegation this tenant made or received"),
+            ),
+            _method(
+                "q_list_delegations",
+                "the delegations this tenant made or received, newest first",
+                "{delegations: [delegation]}",
+                _SESSION,
+                _p(
+                    "state",
+                    S,
+                    NULL,
+                    doc="only those in this state (LIVE, REVOKED, EXPIRED)",
+                    required=False,
+                ),
+                _p(
+                    "limit",
+                    INT,
+                    doc="at most this many",
+                    required=False,
+                    default=defaults.JOBS_LIMIT,
+                ),
             ),
             _method(
                 "q_list_jobs",

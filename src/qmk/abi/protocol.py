@@ -26,9 +26,10 @@ class KernelSyscalls(Protocol):
         key: str,
         requested: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Open a session: authenticate the tenant and grant requested ∩ allowed caps.
+        """Open a session: authenticate the tenant and grant requested ∩ allowed caps (its own, and
+        those a live delegation lends it: delegated).
 
-        Returns: {session_id, tenant, granted, denied, quota, expires_at}.
+        Returns: {session_id, tenant, granted, denied, delegated, quota, expires_at}.
 
         Args:
             tenant: string; the tenant's name in the kernel config
@@ -315,6 +316,62 @@ class KernelSyscalls(Protocol):
             session_id: string; the session from q_negotiate_caps
             calibration: object | null; a fit from qmk qec calibrate --output (default null)
             qubit: object | null; qubit parameters (QRE's JSON form) (default null)
+        """
+
+    async def q_delegate_caps(
+        self,
+        *,
+        session_id: str,
+        to_tenant: str,
+        caps: Sequence[str],
+        expires_s: float,
+    ) -> dict[str, Any]:
+        """Lend capabilities this session holds from the tenant's own config to another tenant,
+        until expires_s pass or it is revoked; the recipient's q_negotiate_caps may then grant them
+        (its quotas stay its own).
+
+        Returns: delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+            expires_at, revoked_at, revoked_by}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            to_tenant: string; the tenant that may be granted them
+            caps: array of string; capabilities to lend, e.g. CAP_MAGIC
+            expires_s: number; seconds it lasts (> 0, at most [kernel] max_delegation_s)
+        """
+
+    async def q_revoke_delegation(
+        self,
+        *,
+        session_id: str,
+        delegation_id: str,
+    ) -> dict[str, Any]:
+        """End a delegation at once (either tenant may), for sessions already open too; its jobs not
+        yet started are refused at execution.
+
+        Returns: delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+            expires_at, revoked_at, revoked_by}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            delegation_id: string; a delegation this tenant made or received
+        """
+
+    async def q_list_delegations(
+        self,
+        *,
+        session_id: str,
+        state: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """The delegations this tenant made or received, newest first.
+
+        Returns: {delegations: [delegation]}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            state: string | null; only those in this state (LIVE, REVOKED, EXPIRED) (default null)
+            limit: integer; at most this many (default 100)
         """
 
     async def q_list_jobs(

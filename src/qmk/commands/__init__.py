@@ -16,6 +16,8 @@ inside the handlers, so ``qmk --help`` stays fast.
 - :mod:`qmk.commands.estimate` -- ``estimate``
 - :mod:`qmk.commands.qec` -- ``qec threshold``, ``qec calibrate``
 - :mod:`qmk.commands.service` -- ``serve``, the client commands, ``audit verify``
+- :mod:`qmk.commands.syscalls` -- ``session``, ``result``, ``checkpoint``, ``restore``,
+  ``replay``, ``channel``, ``delegate``, ``syscalls`` (the other syscalls' commands)
 - :mod:`qmk.commands.device` -- ``device info``, ``device calibrate``
 - :mod:`qmk.commands.workflow` -- ``workflow run``
 """
@@ -51,6 +53,7 @@ MODULES: tuple[str, ...] = (
     "estimate",
     "qec",
     "service",
+    "syscalls",
     "device",
     "workflow",
 )

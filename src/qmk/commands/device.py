@@ -6,6 +6,8 @@ commands do (``--socket``, ``QMK_TENANT``, ...):
 - ``qmk device info`` prints the device: inventory (modules up or down), capabilities,
   health (drift factor, link fidelity, decoder load and backlog), the fault schedule and
   the logical model jobs start with now (the ``device`` section of ``q_resource_query``);
+- ``qmk device submit JOB.json`` queues a neutral-atom job (its wire form) on the kernel
+  (``q_device_submit``; the tenant needs ``CAP_DEVICE_NA``), ``--wait`` for its result;
 - ``qmk device calibrate FILE`` ingests a calibration (``qmk qec calibrate --output``) or
   custom qubit parameters (QRE's JSON form) into a running kernel (``q_calibrate``; the
   tenant needs ``operator = true``), for every job started from then on.
@@ -97,6 +99,63 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         what = "calibration" if is_calibration else "qubit parameters"
         out.write(f"ingested {what} from {args.file}\n" + _summary(device))
     return 0
+
+
+def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk device submit``: a wire-form job queued on the kernel (``q_device_submit``)."""
+    from qmk.commands.service import _client, _show_job, _wait_status, _waiting
+    from qmk.devices.neutral_atom.job import read_job
+
+    job = read_job(args.job)
+    policy: dict[str, Any] = {}
+    for key, given in (
+        ("priority", args.priority),
+        ("backend", args.backend),
+        ("timeout_ms", args.job_timeout_ms),
+    ):
+        if given is not None:
+            policy[key] = given
+    if args.strict_timing:
+        policy["strict_timing"] = True
+    with _client(args) as client:
+        queued = client.q_device_submit(job, args.device, args.shots, args.seed, policy or None)
+        if args.wait:
+            queued = _waiting(client, queued["job_id"], args, err)
+    _show_job(queued, args, out)
+    return _wait_status(queued, err) if args.wait else 0
+
+
+def _add_submit(actions: Any) -> None:
+    from qmk.commands.service import _client_options, _int_in
+    from qmk.commands.syscalls import _wait_options
+
+    submit = actions.add_parser(
+        "submit",
+        help="queue a neutral-atom job (the v1 wire form, JSON) on the kernel (CAP_DEVICE_NA)",
+    )
+    submit.add_argument("job", metavar="JOB.json")
+    submit.add_argument("--shots", type=_int_in(1), help="shots (default: the job's, else 1)")
+    submit.add_argument(
+        "--seed", type=_int_in(0, 2**63 - 1), help="seed (default: the job's, else drawn)"
+    )
+    submit.add_argument(
+        "--device", metavar="PRESET", help="a preset of qmk device list (default: the job's)"
+    )
+    submit.add_argument("--priority", type=_int_in(0, 9), metavar="P", help="priority 0..9")
+    submit.add_argument(
+        "--backend",
+        choices=("auto", "state-vector", "stabilizer"),
+        help="the backend (default: the job's device_id, else auto)",
+    )
+    submit.add_argument(
+        "--strict-timing",
+        action="store_true",
+        help="refuse operations inside a measurement cooldown instead of waiting (QD209)",
+    )
+    submit.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
+    _wait_options(submit)
+    _client_options(submit)
+    submit.set_defaults(run=_cmd_submit, syscall="q_device_submit")
 
 
 # --------------------------------------------------------------------------- neutral atom
@@ -324,27 +383,28 @@ def _add_qec(actions: Any) -> None:
 
 
 def register(add: AddCommand) -> None:
-    """Add ``device info|calibrate`` (the kernel's machine) and ``device list|show|isa|run``
+    """Add ``device info|calibrate|submit`` (the kernel's machine) and ``device list|show|isa|run``
     (the neutral-atom VM)."""
     from qmk.commands.service import _client_options
 
     sub = add(
         "device",
-        "devices: the kernel's machine (info, calibrate) and the neutral-atom VM "
+        "devices: the kernel's machine (info, calibrate, submit) and the neutral-atom VM "
         "(list, show, isa, run)",
         limits=False,
     )
     actions = sub.add_subparsers(dest="device_command", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="print the device: inventory, capabilities, health")
     _client_options(info)
-    info.set_defaults(run=_cmd_info)
+    info.set_defaults(run=_cmd_info, syscall="q_resource_query")
     calibrate = actions.add_parser(
         "calibrate",
         help="ingest a calibration (qmk qec calibrate --output) or qubit parameters JSON",
     )
     calibrate.add_argument("file", metavar="FILE")
     _client_options(calibrate)
-    calibrate.set_defaults(run=_cmd_calibrate)
+    calibrate.set_defaults(run=_cmd_calibrate, syscall="q_calibrate")
+    _add_submit(actions)
 
     listing = actions.add_parser("list", help="the neutral-atom presets")
     listing.add_argument("--json", action="store_true", help="print JSON")

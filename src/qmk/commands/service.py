@@ -4,7 +4,8 @@
 runs the kernel until SIGTERM or SIGINT, then drains and exits 0, removing its socket.
 
 The client commands (``submit``, ``status``, ``wait``, ``cancel``, ``jobs``,
-``telemetry``, ``resources``) take the kernel's address from ``--socket`` or
+``telemetry``, ``resources``; the other syscalls' commands are in
+:mod:`qmk.commands.syscalls`) take the kernel's address from ``--socket`` or
 ``QMK_SOCKET`` and the tenant from ``--tenant``/``--key``/``--caps`` or
 ``QMK_TENANT``/``QMK_KEY``/``QMK_CAPS``. A command is one process, so it has no
 session to reuse: each one negotiates a fresh session with the tenant's key (jobs
@@ -33,13 +34,19 @@ from qmk.abi.errors import CommandError
 from qmk.commands import AddCommand, limits_of, read_source, source_options
 
 if TYPE_CHECKING:
+    from qmk.kernel.clock import Clock
     from qmk.kernel.workers import PoolFactory
 
 # --------------------------------------------------------------------------- serve
 
 
 def serve(
-    args: argparse.Namespace, out: TextIO, err: TextIO, *, pool_factory: PoolFactory | None = None
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    *,
+    pool_factory: PoolFactory | None = None,
+    clock: Clock | None = None,
 ) -> int:
     """``qmk serve``: run a kernel on ``args`` (the command's parsed arguments) until
     SIGTERM or SIGINT; the exit status.
@@ -48,7 +55,9 @@ def serve(
     :func:`~qmk.kernel.workers.kernel_pool` (``Kernel.open(pool_factory=...)``; not
     with ``--dask``): a real server on a pool of a
     :class:`~qmk.kernel.pool.WorkerPool` subclass, as the tests' ``python -m
-    support.serve`` runs one with their gates.
+    support.serve`` runs one with their gates. ``clock`` is the kernel's clock in place of
+    the system's (``Kernel.open(clock=...)``): the tests' server runs on one whose time
+    they move, so expiries happen when a test says.
 
     Raises:
         QMKError: a bad option or config, an unusable data directory (one line, coded).
@@ -114,6 +123,8 @@ def serve(
                 args.dask,
                 dask_tls,
                 pool_factory,
+                args.json,
+                clock,
             )
         )
     finally:
@@ -134,6 +145,8 @@ async def _serve(
     dask: str | None = None,
     dask_tls: Any = None,
     pool_factory: PoolFactory | None = None,
+    as_json: bool = False,
+    clock: Clock | None = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -153,7 +166,12 @@ async def _serve(
     try:
         if workers is None:
             kernel = await Kernel.open(
-                config, data_dir, recover=recover, pool=pool, pool_factory=pool_factory
+                config,
+                data_dir,
+                recover=recover,
+                pool=pool,
+                pool_factory=pool_factory,
+                clock=clock,
             )
         else:
             kernel = await Kernel.open(
@@ -163,6 +181,7 @@ async def _serve(
                 recover=recover,
                 pool=pool,
                 pool_factory=pool_factory,
+                clock=clock,
             )
     except BaseException:
         if pool is not None:
@@ -173,7 +192,10 @@ async def _serve(
             return
 
         def ready(addresses: list[str]) -> None:
-            out.write(f"qmk serve: listening on {' '.join(addresses)} (data dir {data_dir})\n")
+            if as_json:  # one JSON document, on one line
+                out.write(json.dumps({"listening": addresses, "data_dir": str(data_dir)}) + "\n")
+            else:
+                out.write(f"qmk serve: listening on {' '.join(addresses)} (data dir {data_dir})\n")
             out.flush()
 
         if http is None:
@@ -263,6 +285,65 @@ def _client(args: argparse.Namespace) -> Any:
 
 def _dump(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def scalar_text(value: Any) -> str:
+    """A JSON scalar for people: ``-`` for null, a number without an exponent.
+
+    >>> scalar_text(None), scalar_text(0.9), scalar_text(1700000000.25), scalar_text(3)
+    ('-', '0.9', '1700000000.25', '3')
+    """
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".")
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def when_text(seconds: Any) -> str:
+    """Unix seconds as UTC time for people (``-`` for null).
+
+    >>> when_text(1700000000.0)
+    '2023-11-14T22:13:20Z'
+    """
+    import datetime
+
+    if not isinstance(seconds, int | float):
+        return "-"
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fields_text(data: Any, indent: str = "") -> str:
+    """A JSON reply as indented ``key: value`` lines, for people (``--json`` gives the
+    reply itself); lists of scalars on one line, other lists by index.
+
+    >>> print(fields_text({"a": 1, "b": {"c": [1, 2], "d": None}, "e": []}), end="")
+    a: 1
+    b:
+      c: 1, 2
+      d: -
+    e: (none)
+    """
+    lines: list[str] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        label = f"{indent}{key}" if isinstance(data, dict) else f"{indent}[{key}]"
+        if isinstance(value, dict) and value:
+            lines.append(f"{label}:")
+            lines.append(fields_text(value, indent + "  ").rstrip("\n"))
+        elif (
+            isinstance(value, list) and value and all(not isinstance(v, dict | list) for v in value)
+        ):
+            lines.append(f"{label}: {', '.join(scalar_text(v) for v in value)}")
+        elif isinstance(value, list) and value:
+            lines.append(f"{label}:")
+            lines.append(fields_text(value, indent + "  ").rstrip("\n"))
+        elif isinstance(value, dict | list):
+            lines.append(f"{label}: (none)")
+        else:
+            lines.append(f"{label}: {scalar_text(value)}")
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _job_text(job: dict[str, Any]) -> str:
@@ -368,13 +449,19 @@ def _cmd_jobs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_telemetry(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
-        _dump(client.q_get_telemetry(args.job), out)
+        reply = client.q_get_telemetry(args.job)
+    out.write(
+        json.dumps(reply, ensure_ascii=False, indent=2) + "\n" if args.json else fields_text(reply)
+    )
     return 0
 
 
 def _cmd_resources(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
-        _dump(client.q_resource_query(), out)
+        reply = client.q_resource_query()
+    out.write(
+        json.dumps(reply, ensure_ascii=False, indent=2) + "\n" if args.json else fields_text(reply)
+    )
     return 0
 
 
@@ -508,7 +595,7 @@ def _client_options(sub: argparse.ArgumentParser) -> None:
         metavar="S",
         help=f"seconds per call ({defaults.CALL_TIMEOUT_S:g})",
     )
-    sub.add_argument("--json", action="store_true", help="print the reply as JSON")
+    sub.add_argument("--json", action="store_true", help="print the reply as one JSON document")
 
 
 def register(add: AddCommand) -> None:
@@ -573,6 +660,11 @@ def register(add: AddCommand) -> None:
         action="store_true",
         help="start on a damaged data directory (QK103), recording the damage in the audit log",
     )
+    sub.add_argument(
+        "--json",
+        action="store_true",
+        help="print the listening line as one JSON object {listening, data_dir}",
+    )
     sub.set_defaults(run=serve)
 
     sub = add("submit", "submit a program to a kernel (prints the job; --wait for its result)")
@@ -606,16 +698,16 @@ def register(add: AddCommand) -> None:
     )
     source_options(sub)
     _client_options(sub)
-    sub.set_defaults(run=_cmd_submit)
+    sub.set_defaults(run=_cmd_submit, syscall="q_submit")
 
-    for name, help_text, handler in (
-        ("status", "print a job's state (and result once COMPLETED)", _cmd_status),
-        ("cancel", "cancel a queued or running job", _cmd_cancel),
+    for name, help_text, handler, syscall in (
+        ("status", "print a job's state (and result once COMPLETED)", _cmd_status, "q_status"),
+        ("cancel", "cancel a queued or running job", _cmd_cancel, "q_cancel"),
     ):
         sub = add(name, help_text)
         sub.add_argument("job", metavar="JOB")
         _client_options(sub)
-        sub.set_defaults(run=handler)
+        sub.set_defaults(run=handler, syscall=syscall)
 
     sub = add("wait", "wait for a job to finish; exit 0 when it COMPLETED")
     sub.add_argument("job", metavar="JOB")
@@ -628,7 +720,7 @@ def register(add: AddCommand) -> None:
     )
     sub.add_argument("--quiet", action="store_true", help="no spinner while it waits")
     _client_options(sub)
-    sub.set_defaults(run=_cmd_wait)
+    sub.set_defaults(run=_cmd_wait, syscall="q_wait")
 
     sub = add("jobs", "list the tenant's jobs, newest first")
     sub.add_argument("--state", metavar="S", help="only jobs in state S (e.g. RUNNING)")
@@ -640,16 +732,16 @@ def register(add: AddCommand) -> None:
         help=f"at most N ({defaults.JOBS_LIMIT})",
     )
     _client_options(sub)
-    sub.set_defaults(run=_cmd_jobs)
+    sub.set_defaults(run=_cmd_jobs, syscall="q_list_jobs")
 
     sub = add("telemetry", "print a job's telemetry, or the tenant's aggregate")
     sub.add_argument("job", nargs="?", metavar="JOB")
     _client_options(sub)
-    sub.set_defaults(run=_cmd_telemetry)
+    sub.set_defaults(run=_cmd_telemetry, syscall="q_get_telemetry")
 
     sub = add("resources", "print the machine's qubit inventory and the tenant's quota")
     _client_options(sub)
-    sub.set_defaults(run=_cmd_resources)
+    sub.set_defaults(run=_cmd_resources, syscall="q_resource_query")
 
     sub = add("audit", "check a kernel's audit log")
     actions = sub.add_subparsers(dest="audit_command", metavar="ACTION", required=True)

@@ -147,6 +147,16 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
             body=_body("q_calibrate"),
             tag="machine",
         ),
+        _r(
+            "q_delegate_caps",
+            "POST",
+            "/v1/delegations",
+            status=201,
+            body=_body("q_delegate_caps"),
+            tag="sessions",
+        ),
+        _r("q_list_delegations", "GET", "/v1/delegations", tag="sessions"),
+        _r("q_revoke_delegation", "DELETE", "/v1/delegations/{delegation_id}", tag="sessions"),
     )
     if route.syscall in METHODS  # a syscall not (yet) in the table has no route
 )

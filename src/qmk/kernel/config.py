@@ -73,6 +73,7 @@ DEFAULT_SYNCHRONOUS = defaults.SYNCHRONOUS
 DEFAULT_CHECKPOINTS_PER_JOB = defaults.CHECKPOINTS_PER_JOB
 DEFAULT_CHECKPOINT_KEEP_S = defaults.CHECKPOINT_KEEP_S
 DEFAULT_CHANNEL_PROPOSAL_TTL_S = defaults.CHANNEL_PROPOSAL_TTL_S
+DEFAULT_MAX_DELEGATION_S = defaults.MAX_DELEGATION_S
 DEFAULT_MIN_FREE_DISK_MB = defaults.MIN_FREE_DISK_MB
 DEFAULT_MAX_GRAPH_NODES = defaults.MAX_GRAPH_NODES
 DEFAULT_MAX_RESULT_MB = defaults.MAX_RESULT_MB
@@ -226,6 +227,13 @@ class KernelTable(_Table, frozen=True, kw_only=True):
     channel_proposal_ttl_s: Annotated[
         float, Meta(gt=0, description="how long a channel proposal waits to be accepted (s)")
     ] = DEFAULT_CHANNEL_PROPOSAL_TTL_S
+    max_delegation_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="the longest a capability delegation (q_delegate_caps) may last (s)",
+        ),
+    ] = DEFAULT_MAX_DELEGATION_S
     min_free_disk_mb: Annotated[
         int,
         Meta(

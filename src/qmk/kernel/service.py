@@ -36,6 +36,7 @@ docs/kernel.md for the model.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import logging
@@ -52,6 +53,7 @@ from qmk.errors import (
     InvalidArgument,
     NotFoundError,
     QMKError,
+    QuotaError,
     SessionError,
     UnavailableError,
 )
@@ -65,6 +67,8 @@ from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.datadir import DataDir, open_data_dir
 from qmk.kernel.datafiles import CHECKPOINTS
+from qmk.kernel.delegations import STATES as DELEGATION_STATES
+from qmk.kernel.delegations import Delegation, DelegationTable, not_found
 from qmk.kernel.faults import device_for
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
@@ -112,6 +116,10 @@ class Kernel:
             self.secret, ttl_s=config.session_ttl_s, revoked=self.store.revoked_sessions()
         )
         self.channels = ChannelTable(self.store.load_channels(), self.store.load_channel)
+        #: The live capability delegations (:mod:`qmk.kernel.delegations`).
+        self.delegations = DelegationTable(
+            Delegation.from_row(row) for row in self.store.live_delegations(clock.now())
+        )
         self.commits = GroupCommit(self.store, self.audit)
         #: The machine (the device interface, docs/devices.md): the simulated logical one.
         self.device = device_for(config)
@@ -136,6 +144,8 @@ class Kernel:
             device=self.device,
             results=self.supervisor.results,
         )
+        # a job's caps are checked again when it starts: those lent count while lent
+        self.supervisor.lent_caps = self._lent
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
@@ -310,21 +320,62 @@ class Kernel:
         conf = self.config.tenants.get(session.tenant)
         if conf is None:
             raise AuthError("the session's tenant is no longer configured")
-        revoked = sorted(set(session.caps) - set(conf.caps))
+        revoked = sorted(set(session.caps) - set(conf.caps) - set(session.delegated))
         if revoked:  # the config took capabilities away since the session was granted
             raise SessionError(
                 f"the session holds {', '.join(revoked)}, which tenant {session.tenant!r} no "
                 "longer has; open a new session",
                 revoked=revoked,
             )
+        if session.delegated:  # of those lent, only what a live delegation still lends
+            lent = self._lent(session.tenant)
+            caps = tuple(c for c in session.caps if c in conf.caps or c in lent)
+            if caps != session.caps:
+                return dataclasses.replace(session, caps=caps)
         return session
+
+    def _own_caps(self, tenant: str) -> tuple[str, ...] | None:
+        """A tenant's configured capabilities (None: no such tenant any more)."""
+        conf = self.config.tenants.get(tenant)
+        return None if conf is None else conf.caps
+
+    def _lent(self, tenant: str) -> frozenset[str]:
+        """The capabilities live delegations lend ``tenant`` now."""
+        return self.delegations.lent(tenant, self.clock.now(), own_caps=self._own_caps)
+
+    def _audit_use(self, session: Session, caps: Sequence[str], **where: Any) -> None:
+        """An audit line per delegation that lends ``session`` one of ``caps`` it uses
+        beyond its own (at a grant, a submit)."""
+        conf = self.config.tenants[session.tenant]
+        used = [c for c in caps if c in session.delegated and c not in conf.caps]
+        if not used:
+            return
+        lenders = self.delegations.lenders(
+            session.tenant, used, self.clock.now(), own_caps=self._own_caps
+        )
+        by_delegation: dict[str, list[str]] = {}
+        for cap, ids in lenders.items():
+            for delegation_id in ids:
+                by_delegation.setdefault(delegation_id, []).append(cap)
+        for delegation_id, lent in by_delegation.items():
+            self.audit.append(
+                "deleg",
+                action="use",
+                delegation_id=delegation_id,
+                tenant=session.tenant,
+                session=session.sid,
+                caps=lent,
+                **where,
+            )
+        self.commits.dirty()
 
     # ------------------------------------------------------------------ syscalls
 
     async def q_negotiate_caps(
         self, *, tenant: str, key: str, requested: Sequence[str] = ()
     ) -> dict[str, Any]:
-        """Open a session: grant ``requested`` ∩ the tenant's allowed capabilities."""
+        """Open a session: grant ``requested`` ∩ the tenant's allowed capabilities (its own,
+        and those a live delegation lends it: ``delegated``)."""
         self._check_open()
         conf = self.config.tenants.get(tenant) if isinstance(tenant, str) else None
         expected = conf.key if conf is not None else "x" * 32
@@ -336,10 +387,13 @@ class Kernel:
             isinstance(c, str) for c in requested
         ):
             raise InvalidArgument("requested must be a list of capability names", key="requested")
-        granted = [c for c in dict.fromkeys(requested) if c in conf.caps]
-        denied = [c for c in dict.fromkeys(requested) if c not in conf.caps]
+        lent = self._lent(tenant)
+        wanted = list(dict.fromkeys(requested))
+        granted = [c for c in wanted if c in conf.caps or c in lent]
+        denied = [c for c in wanted if c not in granted]
+        delegated = [c for c in granted if c not in conf.caps]
         now = self.clock.now()
-        token = self.sessions.issue(tenant, granted, now=now)
+        token = self.sessions.issue(tenant, granted, now=now, delegated=delegated)
         session = self.sessions.check(token, now=now)
         self.store.insert_session(session.sid, tenant, granted, session.expires_at)
         self.audit.append(
@@ -350,13 +404,16 @@ class Kernel:
             granted=granted,
             denied=denied,
             decision="grant",
+            **({"delegated": delegated} if delegated else {}),
         )
+        self._audit_use(session, delegated, where="negotiate")
         await self.commits.durable()
         return {
             "session_id": token,
             "tenant": tenant,
             "granted": granted,
             "denied": denied,
+            "delegated": delegated,
             "quota": conf.quota(),
             "expires_at": session.expires_at,
         }
@@ -398,6 +455,7 @@ class Kernel:
         prepared = await self.admission.prepare(session.tenant, graph)  # big: off the loop
         self._check_open()
         job = self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
+        self._audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
         accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
         if isinstance(policy, Mapping) and policy.get("profile") == "auto":
             notice = _auto_profile_notice(job.graph)
@@ -434,6 +492,7 @@ class Kernel:
         """Accept a neutral-atom device job: capability, validation, quotas; queue it."""
         session = self._session(session_id)
         kernel_job = self.admission.admit_device(session, job, device, shots, seed, policy)
+        self._audit_use(session, kernel_job.required_caps, where="submit", job_id=kernel_job.job_id)
         return await self.supervisor.accept(kernel_job)
 
     async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
@@ -695,6 +754,149 @@ class Kernel:
             self.supervisor.epoch, decoder_load=self.supervisor.placement.decoder_load
         )
 
+    async def q_delegate_caps(
+        self, *, session_id: str, to_tenant: str, caps: Sequence[str], expires_s: float
+    ) -> dict[str, Any]:
+        """Lend ``caps`` (the session's, of its tenant's own config) to ``to_tenant`` for
+        ``expires_s`` seconds: its negotiations may grant them while the loan is live."""
+        session = self._session(session_id)
+        now = self.clock.now()
+        if not isinstance(to_tenant, str) or to_tenant not in self.config.tenants:
+            raise NotFoundError(f"no tenant {str(to_tenant)[:64]!r}", tenant=str(to_tenant)[:64])
+        if to_tenant == session.tenant:
+            raise InvalidArgument("a tenant cannot delegate to itself", key="to_tenant")
+        if (
+            not isinstance(caps, list | tuple)
+            or not caps
+            or not all(isinstance(c, str) for c in caps)
+            or len(caps) > 64
+        ):
+            raise InvalidArgument("caps must be a non-empty list of capability names", key="caps")
+        limit = self.config.max_delegation_s
+        if (
+            isinstance(expires_s, bool)
+            or not isinstance(expires_s, int | float)
+            or not 0 < expires_s <= limit
+        ):
+            raise InvalidArgument(
+                f"expires_s must be a number of seconds in (0, {limit:g}] "
+                f"([kernel] max_delegation_s), got {str(expires_s)[:40]}",
+                key="expires_s",
+            )
+        wanted = list(dict.fromkeys(caps))
+        own = self.config.tenants[session.tenant].caps
+        missing = [c for c in wanted if c not in session.caps or c not in own]
+        self.audit.append(
+            "cap",
+            where="delegate",
+            tenant=session.tenant,
+            session=session.sid,
+            required=wanted,
+            decision="deny" if missing else "allow",
+            **({"missing": missing} if missing else {}),
+        )
+        if missing:
+            self.commits.dirty()
+            lent = [c for c in missing if c in session.caps]
+            why = (
+                f"{', '.join(lent)} {'is' if len(lent) == 1 else 'are'} lent to this tenant, "
+                "not its own, and cannot be lent on"
+                if lent
+                else f"this session does not hold {', '.join(missing)}"
+            )
+            raise CapabilityError(f"cannot delegate: {why}", missing=missing)
+        if self.delegations.live_from(session.tenant, now) >= defaults.MAX_LIVE_DELEGATIONS:
+            raise QuotaError(
+                f"tenant {session.tenant!r} has {defaults.MAX_LIVE_DELEGATIONS} live delegations "
+                "already; revoke one first",
+                limit="live_delegations",
+                value=defaults.MAX_LIVE_DELEGATIONS,
+            )
+        delegation = Delegation(
+            delegation_id=J.new_id("dlg"),
+            from_tenant=session.tenant,
+            to_tenant=to_tenant,
+            caps=tuple(wanted),
+            created_at=now,
+            expires_at=now + float(expires_s),
+            session=session.sid,
+        )
+        self.delegations.add(delegation)
+        self.store.save_delegation(delegation.to_row())
+        self.audit.append(
+            "deleg",
+            action="delegate",
+            delegation_id=delegation.delegation_id,
+            tenant=session.tenant,
+            session=session.sid,
+            to_tenant=to_tenant,
+            caps=wanted,
+            expires_at=delegation.expires_at,
+        )
+        await self.commits.durable()
+        return delegation.to_json(now)
+
+    def _delegation(self, delegation_id: object, tenant: str) -> Delegation:
+        """A delegation ``tenant`` made or received, live or ended (else not found)."""
+        if not isinstance(delegation_id, str) or len(delegation_id) > 128:
+            raise not_found(delegation_id)
+        held = self.delegations.get(delegation_id)
+        if held is None:
+            row = self.store.load_delegation(delegation_id)
+            held = None if row is None else Delegation.from_row(row)
+        if held is None or not held.involves(tenant):
+            raise not_found(delegation_id)
+        return held
+
+    async def q_revoke_delegation(self, *, session_id: str, delegation_id: str) -> dict[str, Any]:
+        """End a delegation now (either end may); one that ended already is returned as
+        it is."""
+        session = self._session(session_id)
+        now = self.clock.now()
+        delegation = self._delegation(delegation_id, session.tenant)
+        if delegation.state(now) != "LIVE":
+            return delegation.to_json(now)
+        ended = delegation.revoked(now, by=session.tenant)
+        self.delegations.drop(delegation.delegation_id)
+        self.store.save_delegation(ended.to_row())
+        self.audit.append(
+            "deleg",
+            action="revoke",
+            delegation_id=delegation.delegation_id,
+            tenant=session.tenant,
+            session=session.sid,
+            from_tenant=delegation.from_tenant,
+            to_tenant=delegation.to_tenant,
+            caps=list(delegation.caps),
+        )
+        await self.commits.durable()
+        return ended.to_json(now)
+
+    async def q_list_delegations(
+        self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
+    ) -> dict[str, Any]:
+        """The delegations this tenant made or received, newest first."""
+        session = self._session(session_id)
+        if state is not None and state not in DELEGATION_STATES:
+            raise InvalidArgument(
+                f"state must be one of {', '.join(DELEGATION_STATES)} or null, got "
+                f"{str(state)[:40]!r}",
+                key="state",
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
+        now = self.clock.now()
+        found = []
+        # ended ones are filtered after the query, so a state filter reads a wider window
+        rows = self.store.list_delegations(session.tenant, limit if state is None else 10_000)
+        for row in rows:
+            delegation = Delegation.from_row(row)
+            if state is None or delegation.state(now) == state:
+                found.append(delegation.to_json(now))
+            if len(found) == limit:
+                break
+        return {"delegations": found}
+
     async def q_list_jobs(
         self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
     ) -> dict[str, Any]:
@@ -738,6 +940,9 @@ SYSCALLS: tuple[str, ...] = (
     "q_get_telemetry",
     "q_resource_query",
     "q_calibrate",
+    "q_delegate_caps",
+    "q_revoke_delegation",
+    "q_list_delegations",
     "q_list_jobs",
 )
 

@@ -76,6 +76,9 @@ class Session:
     tenant: str
     caps: tuple[str, ...]
     expires_at: float
+    #: Those of ``caps`` granted by a delegation (:mod:`qmk.kernel.delegations`), not by
+    #: the tenant's config: a call sees them only while a live delegation lends them.
+    delegated: tuple[str, ...] = ()
 
 
 class Sessions:
@@ -103,11 +106,21 @@ class Sessions:
         *,
         now: float | None = None,
         ttl_s: float | None = None,
+        delegated: Iterable[str] = (),
     ) -> str:
-        """A new token for ``tenant`` holding ``caps``."""
+        """A new token for ``tenant`` holding ``caps`` (``delegated``: those of them
+        granted by a delegation)."""
         now = time.time() if now is None else now
         expires = now + (self.ttl_s if ttl_s is None else ttl_s)
-        payload = {"t": tenant, "i": secrets.token_urlsafe(16), "c": list(caps), "e": expires}
+        payload: dict[str, object] = {
+            "t": tenant,
+            "i": secrets.token_urlsafe(16),
+            "c": list(caps),
+            "e": expires,
+        }
+        lent = list(delegated)
+        if lent:  # only then: a token without delegated caps reads as before
+            payload["d"] = lent
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         signed = f"{_PREFIX}.{body}"
         return f"{signed}.{_b64(self._mac(signed.encode()))}"
@@ -142,9 +155,17 @@ class Sessions:
             payload = json.loads(_unb64(parts[1]))
             tenant, sid = str(payload["t"]), str(payload["i"])
             caps, expires = tuple(str(c) for c in payload["c"]), float(payload["e"])
-        except (ValueError, KeyError, TypeError):
+            delegated = tuple(str(c) for c in payload.get("d", ()))
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise SessionError("not a session id") from None
-        session = Session(session_id=token, sid=sid, tenant=tenant, caps=caps, expires_at=expires)
+        session = Session(
+            session_id=token,
+            sid=sid,
+            tenant=tenant,
+            caps=caps,
+            expires_at=expires,
+            delegated=delegated,
+        )
         if len(self._checked) >= _CHECKED_MAX:
             self._checked.clear()
         self._checked[token] = session

@@ -4,7 +4,8 @@ Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and erro
 a result is kept as the text a reply carries, with its index in ``result_meta`` and its
 size in ``result_bytes``: :class:`~qmk.kernel.jobs.StoredResult`), ``attempts`` (the
 outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
-and revoked session ids) and ``meta`` (the audit chain head). Writes go into an open
+and revoked session ids), ``delegations`` (capability loans between tenants,
+:mod:`qmk.kernel.delegations`) and ``meta`` (the audit chain head). Writes go into an open
 transaction; :meth:`Store.commit` ends it. The kernel groups every write made in one
 event-loop turn into one commit and replies to ``q_submit`` only after the commit that
 holds the job (see :mod:`qmk.kernel.commit`).
@@ -27,6 +28,7 @@ import msgspec
 from qmk import defaults
 from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.delegations import COLUMNS as DELEGATION_COLUMNS
 from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job
 from qmk.kernel.stored import StoredResult, stored_result
 from qmk.values import convert
@@ -103,6 +105,18 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS delegations (
+    delegation_id TEXT PRIMARY KEY,
+    from_tenant TEXT NOT NULL,
+    to_tenant TEXT NOT NULL,
+    caps TEXT NOT NULL,
+    session TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT
+);
+CREATE INDEX IF NOT EXISTS delegations_live ON delegations (expires_at) WHERE revoked_at IS NULL;
 """
 
 _JOB_COLUMNS = (
@@ -210,6 +224,9 @@ def _job(row: tuple[Any, ...], physics: Mapping[str, Any]) -> Job:
 
 class Store:
     """The kernel database of one data directory.
+
+    Why one class: it is the one SQLite connection and its open transaction; every table's
+    reads and writes share them, so one commit holds a burst of writes to any of them.
 
     Args:
         data_dir: the directory (created if missing, mode 0700).
@@ -701,6 +718,41 @@ class Store:
     def revoked_sessions(self) -> list[str]:
         """Ids of revoked sessions."""
         return [row[0] for row in self.db.execute("SELECT sid FROM sessions WHERE revoked=1")]
+
+    # ------------------------------------------------------------------ delegations
+
+    def save_delegation(self, row: tuple[Any, ...]) -> None:
+        """Insert or update a delegation (its :data:`~qmk.kernel.delegations.COLUMNS`)."""
+        self.db.execute(
+            f"INSERT OR REPLACE INTO delegations ({', '.join(DELEGATION_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(DELEGATION_COLUMNS))})",
+            row,
+        )
+        self.dirty = True
+
+    def live_delegations(self, now: float) -> list[tuple[Any, ...]]:
+        """The rows of delegations neither revoked nor expired at ``now``."""
+        return self.db.execute(
+            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations "
+            "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at",
+            (now,),
+        ).fetchall()
+
+    def load_delegation(self, delegation_id: str) -> tuple[Any, ...] | None:
+        """One delegation's row by id, live or ended."""
+        row: tuple[Any, ...] | None = self.db.execute(
+            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations WHERE delegation_id=?",
+            (delegation_id,),
+        ).fetchone()
+        return row
+
+    def list_delegations(self, tenant: str, limit: int) -> list[tuple[Any, ...]]:
+        """The rows of delegations ``tenant`` made or received, newest first."""
+        return self.db.execute(
+            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations "
+            "WHERE from_tenant=? OR to_tenant=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (tenant, tenant, limit),
+        ).fetchall()
 
 
 def committed_audit_head(data_dir: Path) -> tuple[int, str, int | None] | None:

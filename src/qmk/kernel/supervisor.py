@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +168,9 @@ class Supervisor:
             pool=pool,
         )
         self.workers: int = getattr(pool, "max_workers", 1)
+        #: The capabilities live delegations lend a tenant now (the kernel's
+        #: :mod:`~qmk.kernel.delegations`): a job's caps are checked again at its start.
+        self.lent_caps: Callable[[str], frozenset[str]] = lambda tenant: frozenset()
         self.queue = FairQueue()
         self.jobs: dict[str, Job] = {}  # every job not yet final
         self.finished: OrderedDict[str, Job] = OrderedDict()  # recently final, newest last
@@ -592,7 +595,9 @@ class Supervisor:
         job.state = J.VALIDATING
         # granted at submit, and still the tenant's now (the config may have taken some away)
         conf = self.config.tenants.get(job.tenant)
-        allowed = set(job.caps) & set(() if conf is None else conf.caps)
+        allowed = set(job.caps) & (
+            set(() if conf is None else conf.caps) | self.lent_caps(job.tenant)
+        )
         missing = sorted(set(job.required_caps) - allowed)
         refusal = None
         if missing:

@@ -1,0 +1,236 @@
+"""Capability delegation: a tenant lends some of its capabilities to another, for a while.
+
+A **delegation** (``q_delegate_caps``) names the delegating tenant, the recipient, the
+capabilities lent and when the loan ends (``expires_at``, on the kernel's clock). While
+it is **live** (neither revoked nor expired) the recipient's ``q_negotiate_caps`` may
+grant those capabilities beyond its own configured ones; the recipient's quotas, jobs and
+results stay its own. ``q_revoke_delegation`` ends one at once (either tenant may: the
+delegator takes it back, the recipient gives it up), and so does its expiry.
+
+What a delegation lends is checked at every use, never copied: a session holds the caps
+it was granted by delegation as such (``Session.delegated``), and each call sees of them
+only those a live delegation still lends (:meth:`DelegationTable.lent`); a job queued
+with one is refused at execution when no live delegation lends it any more, as a job
+whose tenant lost a capability in the config is. Only a tenant's own configured
+capabilities can be lent (a lent capability is not lent on), and a delegation lends
+nothing the delegator's config no longer allows.
+
+The table holds the live delegations in memory (checked on every call); every delegation,
+live or ended, is a row of the store's ``delegations`` table, so a restart keeps them.
+
+>>> table = DelegationTable([])
+>>> d = Delegation(delegation_id="dlg_1", from_tenant="alice", to_tenant="bob",
+...                caps=("CAP_MAGIC",), created_at=100.0, expires_at=160.0)
+>>> table.add(d)
+>>> sorted(table.lent("bob", 120.0, own_caps={"alice": {"CAP_ALLOC", "CAP_MAGIC"}}.get))
+['CAP_MAGIC']
+>>> sorted(table.lent("bob", 160.0, own_caps={"alice": {"CAP_MAGIC"}}.get))  # expired
+[]
+>>> d.state(120.0), d.state(160.0), d.revoked(130.0, by="alice").state(130.0)
+('LIVE', 'EXPIRED', 'REVOKED')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from qmk.errors import NotFoundError
+
+LIVE = "LIVE"
+REVOKED = "REVOKED"
+EXPIRED = "EXPIRED"
+#: A delegation's states: live until revoked or expired, then final.
+STATES: tuple[str, ...] = (LIVE, REVOKED, EXPIRED)
+
+#: The columns of the store's ``delegations`` table, in order.
+COLUMNS: tuple[str, ...] = (
+    "delegation_id",
+    "from_tenant",
+    "to_tenant",
+    "caps",
+    "session",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "revoked_by",
+)
+
+#: A tenant's configured capabilities by name (None: no such tenant any more).
+OwnCaps = Callable[[str], Collection[str] | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delegation:
+    """One loan of capabilities from one tenant to another.
+
+    Attributes:
+        delegation_id: its id (``dlg_...``).
+        from_tenant: the tenant that lends.
+        to_tenant: the tenant that may be granted them.
+        caps: the capabilities lent.
+        created_at: when it was made (kernel clock, Unix seconds).
+        expires_at: when it ends by itself.
+        session: the delegating session's id (its random part), for the audit.
+        revoked_at: when it was revoked (None: it was not).
+        revoked_by: the tenant that revoked it.
+    """
+
+    delegation_id: str
+    from_tenant: str
+    to_tenant: str
+    caps: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    session: str = ""
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+
+    def state(self, now: float) -> str:
+        """LIVE, REVOKED or EXPIRED at ``now``."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return REVOKED
+        if now >= self.expires_at:
+            return EXPIRED
+        return LIVE
+
+    def revoked(self, now: float, *, by: str) -> Delegation:
+        """This delegation revoked at ``now`` by tenant ``by``."""
+        return dataclasses.replace(self, revoked_at=now, revoked_by=by)
+
+    def involves(self, tenant: str) -> bool:
+        """Whether ``tenant`` is either end."""
+        return tenant in (self.from_tenant, self.to_tenant)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """The delegation as a syscall returns it, with its state at ``now``."""
+        return {
+            "delegation_id": self.delegation_id,
+            "from_tenant": self.from_tenant,
+            "to_tenant": self.to_tenant,
+            "caps": list(self.caps),
+            "state": self.state(now),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "revoked_by": self.revoked_by,
+        }
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The store's row (:data:`COLUMNS`)."""
+        return (
+            self.delegation_id,
+            self.from_tenant,
+            self.to_tenant,
+            json.dumps(list(self.caps)),
+            self.session,
+            self.created_at,
+            self.expires_at,
+            self.revoked_at,
+            self.revoked_by,
+        )
+
+    @classmethod
+    def from_row(cls, row: Iterable[Any]) -> Delegation:
+        """The delegation of a store row (:data:`COLUMNS`)."""
+        values = dict(zip(COLUMNS, row, strict=True))
+        values["caps"] = tuple(json.loads(values["caps"]))
+        return cls(**values)
+
+
+class DelegationTable:
+    """The live delegations, by recipient; ended ones drop out as they are met.
+
+    Args:
+        live: the delegations to start with (the store's live ones).
+    """
+
+    def __init__(self, live: Iterable[Delegation]) -> None:
+        self._by_id: dict[str, Delegation] = {}
+        self._to: dict[str, dict[str, Delegation]] = {}
+        for delegation in live:
+            self.add(delegation)
+
+    def add(self, delegation: Delegation) -> None:
+        """Hold ``delegation`` (live) in the table."""
+        self._by_id[delegation.delegation_id] = delegation
+        self._to.setdefault(delegation.to_tenant, {})[delegation.delegation_id] = delegation
+
+    def drop(self, delegation_id: str) -> None:
+        """Forget a delegation that ended."""
+        delegation = self._by_id.pop(delegation_id, None)
+        if delegation is not None:
+            received = self._to.get(delegation.to_tenant, {})
+            received.pop(delegation_id, None)
+            if not received:
+                self._to.pop(delegation.to_tenant, None)
+
+    def live_to(self, tenant: str, now: float) -> Iterator[Delegation]:
+        """The live delegations ``tenant`` receives (ended ones are dropped on the way)."""
+        for delegation in list(self._to.get(tenant, {}).values()):
+            if delegation.state(now) == LIVE:
+                yield delegation
+            else:
+                self.drop(delegation.delegation_id)
+
+    def lent(self, tenant: str, now: float, *, own_caps: OwnCaps) -> frozenset[str]:
+        """The capabilities live delegations lend ``tenant`` at ``now``: of each, those its
+        delegator's config still allows (``own_caps``)."""
+        if tenant not in self._to:
+            return frozenset()
+        caps: set[str] = set()
+        for delegation in self.live_to(tenant, now):
+            allowed = own_caps(delegation.from_tenant) or ()
+            caps.update(c for c in delegation.caps if c in allowed)
+        return frozenset(caps)
+
+    def lenders(
+        self, tenant: str, caps: Collection[str], now: float, *, own_caps: OwnCaps
+    ) -> dict[str, list[str]]:
+        """For each of ``caps`` that a live delegation lends ``tenant``: the ids of the
+        delegations that lend it (for the audit's ``use`` lines)."""
+        found: dict[str, list[str]] = {}
+        for delegation in self.live_to(tenant, now):
+            allowed = own_caps(delegation.from_tenant) or ()
+            for cap in delegation.caps:
+                if cap in caps and cap in allowed:
+                    found.setdefault(cap, []).append(delegation.delegation_id)
+        return found
+
+    def live_from(self, tenant: str, now: float) -> int:
+        """How many live delegations ``tenant`` made (every ended one met is dropped, so
+        the table holds no more than the live ones and those ended since the last call)."""
+        count = 0
+        for delegation in list(self._by_id.values()):
+            if delegation.state(now) != LIVE:
+                self.drop(delegation.delegation_id)
+            elif delegation.from_tenant == tenant:
+                count += 1
+        return count
+
+    def get(self, delegation_id: str) -> Delegation | None:
+        """A live delegation by id (None: not held, e.g. ended)."""
+        return self._by_id.get(delegation_id)
+
+
+def not_found(delegation_id: object) -> NotFoundError:
+    """The refusal of a delegation id that is not one of the tenant's (either end)."""
+    return NotFoundError(
+        f"no delegation {str(delegation_id)[:80]!r} of this tenant",
+        delegation_id=str(delegation_id)[:80],
+    )
+
+
+__all__ = [
+    "COLUMNS",
+    "EXPIRED",
+    "LIVE",
+    "REVOKED",
+    "STATES",
+    "Delegation",
+    "DelegationTable",
+    "not_found",
+]
