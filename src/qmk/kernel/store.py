@@ -216,6 +216,10 @@ def _job(row: tuple[Any, ...], physics: Mapping[str, Any]) -> Job:
 class Store:
     """The kernel database of one data directory.
 
+    Why one class: every table is written through one SQLite connection inside one open
+    transaction that the group commit ends (:meth:`commit`, ``dirty``); a split by table
+    would share that connection and that flag, and a commit must hold all of them.
+
     Args:
         data_dir: the directory (created if missing, mode 0700).
         synchronous: "normal" or "full" (SQLite's ``synchronous`` pragma in WAL mode).
