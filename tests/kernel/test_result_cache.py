@@ -10,6 +10,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from qmk.execution.request import RunRequest
 from qmk.kernel.attest import find_attestation, replay
 from qmk.kernel.cache import cache_key
@@ -232,3 +234,43 @@ def test_telemetry_added_to_a_stored_result_keeps_its_counts_and_pages() -> None
     assert marked["telemetry"] == {"engine": "x", "cache_hit": True, "cached_from": "job_a"}
     assert json.loads(marked.data) == {**json.loads(stored.data), "telemetry": marked["telemetry"]}
     assert marked.page(1500, 700) == stored.page(1500, 700)
+
+
+def test_metrics_count_the_cache_hits_by_tenant_and_no_run_for_them(tmp_path: Path) -> None:
+    pytest.importorskip("prometheus_client")
+    from qmk.http.metrics import Metrics
+    from qmk.kernel.observe import KernelObserver
+
+    async def body(kernel: Kernel) -> str:
+        observer = KernelObserver(kernel)
+        metrics = Metrics(observer)
+        observer.listen(metrics.on_event)
+        sid = await login(kernel, "alice")
+        first = await submit(kernel, sid)
+        await done(kernel, sid, first["job_id"])
+        for _ in range(2):
+            assert (await submit(kernel, sid))["cached_from"] == first["job_id"]
+        return metrics.exposition().decode()
+
+    text = run_kernel(tmp_path, body, workers=1)
+    assert 'qmk_result_cache_hits_total{tenant="alice"} 2.0' in text
+    assert 'qmk_jobs_finished_total{state="COMPLETED",tenant="alice"} 3.0' in text
+    # one engine choice and one run: the hits ran nothing
+    assert 'qmk_engine_choice_total{engine="stabilizer"} 1.0' in text
+    assert 'qmk_job_run_seconds_count{state="COMPLETED"} 1.0' in text
+
+
+def test_a_job_past_its_deadline_is_timed_out_not_answered(tmp_path: Path) -> None:
+    clock = ManualClock(start=1000.0)
+
+    async def body(kernel: Kernel) -> tuple[dict[str, Any], dict[str, Any]]:
+        sid = await login(kernel, "alice")
+        first = await submit(kernel, sid)
+        await done(kernel, sid, first["job_id"])
+        soon = await submit(kernel, sid, policy={"deadline": 2000.0})
+        late = await submit(kernel, sid, policy={"deadline": 10.0})
+        return soon, await done(kernel, sid, late["job_id"])
+
+    soon, late = run_kernel(tmp_path, body, workers=1, clock=clock)
+    assert soon["state"] == "COMPLETED" and "cached_from" in soon
+    assert late["state"] == "TIMED_OUT" and late["error"]["code"] == "QK302"

@@ -22,7 +22,8 @@ another's.
 - Not cached (neither answered nor answering): a job whose policy says ``cache: false``,
   a job bound to channels (its qubits meet another tenant's), a device job. A job whose
   seed the kernel drew is never answered (its seed is fresh: a run of its own), though
-  its result answers a later submit that names that seed.
+  its result answers a later submit that names that seed. A job whose deadline has
+  passed when it is accepted is not answered either: it ends TIMED_OUT as any would.
 
 A source's result that retention deleted, or that is past ``result_keep_s``, answers
 nothing; a job answered from the cache is never a source itself, so a result is served
@@ -102,6 +103,8 @@ class ResultCache:
         """The hit answering ``job`` (accepted at ``epoch``, ``now``), or None."""
         if not job.cache_lookup:
             return None
+        if job.deadline is not None and job.deadline <= now:
+            return None  # past its deadline already: it ends TIMED_OUT, as any job would
         try:  # the run it would start now; a refusal is the start's to report
             request, _ = adjust(
                 job.request, job, self.device, epoch, room=self.device.largest_module_up

@@ -319,11 +319,11 @@ class Supervisor:
     async def _answer_from_cache(self, job: Job, hit: Hit) -> dict[str, Any]:
         """COMPLETE ``job`` at once with ``hit``'s result, no worker (attested as a cache
         hit: :mod:`.cache`); FAILED when its tenant's result storage has no room."""
+        self.jobs[job.job_id] = job  # its end is an event of a job the kernel holds
         refusal = self.results.take(job, hit.result)
         if refusal is not None:
             self._finish(job, J.FAILED, refusal)
         else:
-            self.jobs[job.job_id] = job  # its end is an event of a job the kernel holds
             job.result, job.cached_from = hit.result, hit.source
             fields = attestation(
                 hit.request, hit.result, verified(job.graph), cached_from=hit.source
