@@ -76,7 +76,7 @@ class SyscallMethods(Generic[_R]):
             shots: integer; shots to run (default 1024)
             seed: integer | null; seed; null: the kernel draws one (default null)
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
-                precision, channels (default null)
+                precision, noise_model, calibration, cache, channels (default null)
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)
             session_id: the session to use; None: the client's own

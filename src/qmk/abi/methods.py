@@ -229,7 +229,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     OBJ,
                     NULL,
                     doc="priority, deadline, timeout_ms, engine, noise, qubit, profile, "
-                    "precision, channels",
+                    "precision, noise_model, calibration, cache, channels",
                     required=False,
                 ),
                 _p(

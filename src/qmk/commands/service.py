@@ -396,6 +396,14 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         policy["noise"] = False
     if args.job_timeout_ms is not None:
         policy["timeout_ms"] = args.job_timeout_ms
+    if args.noise_model is not None:  # the kernel reads it as qmk run --noise-model does
+        policy["noise_model"] = args.noise_model
+    if args.calibration is not None:  # read and checked as qmk run --calibration reads it
+        from qmk.qec.logical import Calibration
+
+        policy["calibration"] = Calibration.load(args.calibration).to_json()
+    if args.no_cache:
+        policy["cache"] = False
     with _client(args) as client:
         job = client.q_submit(graph, args.shots, args.seed, policy or None)
         if args.wait:
@@ -687,6 +695,23 @@ def register(add: AddCommand) -> None:
     )
     sub.add_argument("--no-noise", action="store_true", help="inject no logical errors")
     sub.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
+    sub.add_argument(
+        "--noise-model",
+        metavar="MODEL",
+        help="physical error rates in place of the machine's, as qmk run --noise-model "
+        "(within the kernel's machine.job_noise_models and job_max_error_rate)",
+    )
+    sub.add_argument(
+        "--calibration",
+        metavar="FILE.json",
+        help="a fitted (a, p*) from qmk qec calibrate --output, in place of the machine's "
+        "(if machine.job_calibration allows)",
+    )
+    sub.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run the job even if an earlier job of the same run has its result stored",
+    )
     sub.add_argument("--wait", action="store_true", help="wait for the job to finish")
     sub.add_argument("--quiet", action="store_true", help="no spinner while it waits")
     sub.add_argument(

@@ -272,15 +272,13 @@ class LogicalMachine:
         self.down[module_id] = epoch
         return True
 
-    def noise_model_at(self, epoch: int) -> str | None:
-        """The noise-model text jobs started at ``epoch`` run with (the drift stacked on)."""
-        return self._noise_text(self.faults.drift_factor(epoch))
+    def noise_model_at(self, epoch: int, base: str | None = None) -> str | None:
+        """The noise-model text jobs started at ``epoch`` run with: ``base`` (a job's
+        own; None: the machine's) with the drift stacked on."""
+        return drifted(self.noise_model if base is None else base, self.faults.drift_factor(epoch))
 
     def _noise_text(self, factor: float) -> str | None:
-        if factor == 1.0:
-            return self.noise_model
-        drift = f"drift(factor={factor!r})"
-        return drift if self.noise_model is None else f"{self.noise_model} + {drift}"
+        return drifted(self.noise_model, factor)
 
     def model(self, profile: str | None = None, *, epoch: int | None = None) -> LogicalModel:
         """The logical model of ``profile`` (the machine's) now, drifted as at ``epoch``
@@ -300,9 +298,22 @@ class LogicalMachine:
         return logical_model(profile, qubit, noise=noise, calibration=calibration)
 
 
+def drifted(text: str | None, factor: float) -> str | None:
+    """The noise-model text ``text`` (None: none) with a drift of ``factor`` stacked on.
+
+    >>> drifted("depolarizing(p=0.001)", 2.0), drifted(None, 1.0)
+    ('depolarizing(p=0.001) + drift(factor=2.0)', None)
+    """
+    if factor == 1.0:
+        return text
+    drift = f"drift(factor={factor!r})"
+    return drift if text is None else f"{text} + {drift}"
+
+
 __all__ = [
     "MIXED_PAIR_FIDELITY",
     "FaultSchedule",
     "LogicalMachine",
+    "drifted",
     "split_modules",
 ]

@@ -79,10 +79,16 @@ class Schedule(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How a job wants to run: the ``policy`` object of ``q_submit``.
 
-    ``engine``, ``noise``, ``qubit``, ``profile`` and ``precision`` are what the tenant
-    asked (None: the machine's); the run request holds what the kernel resolved them
-    to. ``channels`` binds the program's channel names to open channel ids. ``device``
-    is :data:`qmk.kernel.jobs.NEUTRAL_ATOM` for a device job, else None.
+    ``engine``, ``noise``, ``qubit``, ``profile``, ``precision``, ``noise_model`` and
+    ``calibration`` are what the tenant asked (None: the machine's); the run request
+    holds what the kernel resolved them to. ``noise_model`` is the text ``qmk run
+    --noise-model`` takes and ``calibration`` the fit ``qmk qec calibrate`` writes
+    (:func:`qmk.kernel.jobs.parse_policy` reads both as ``qmk run`` does; the kernel's
+    ``[machine]`` limits apply at admission). ``cache`` false: the job neither is
+    answered from an earlier job's stored result nor answers a later one
+    (:mod:`qmk.kernel.cache`). ``channels`` binds the program's channel names to open
+    channel ids. ``device`` is :data:`qmk.kernel.jobs.NEUTRAL_ATOM` for a device job,
+    else None.
     """
 
     #: One of :data:`qmk.defaults.ENGINES` (checked by :func:`qmk.kernel.jobs.parse_policy`,
@@ -94,14 +100,24 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     precision: Precision | None = None
     channels: dict[str, str] = {}
     device: str | None = None
+    #: Physical error rates in place of the machine's (``parse_noise_model`` text).
+    noise_model: _NAME | None = None
+    #: A fitted (a, p*) in place of the machine's calibration (``qmk qec calibrate``'s).
+    calibration: Calibration | None = None
+    cache: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        """The policy as ``q_submit`` takes it (``device`` and ``precision`` only when set)."""
+        """The policy as ``q_submit`` takes it (``device``, ``precision``, ``noise_model``
+        and ``calibration`` only when set)."""
         out: dict[str, Any] = msgspec.to_builtins(self)
-        for key in ("device", "precision"):
+        for key in _UNSET_LEFT_OUT:
             if out[key] is None:
                 del out[key]
         return out
+
+
+#: The keys of a policy's JSON left out when unset (None).
+_UNSET_LEFT_OUT = ("device", "precision", "noise_model", "calibration")
 
 
 class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -53,6 +53,11 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("qmk_job_queue_seconds", "histogram", "seconds from acceptance to start, by tenant"),
     ("qmk_job_run_seconds", "histogram", "seconds of a job's last run, by final state"),
     ("qmk_engine_choice", "counter", "completed jobs by the engine that ran them"),
+    (
+        "qmk_result_cache_hits",
+        "counter",
+        "jobs answered from an earlier run's stored result (no run), by tenant",
+    ),
     ("qmk_logical_errors_injected", "counter", "logical errors injected by runs, by tenant"),
     ("qmk_rpc_seconds", "histogram", "syscall latency, by transport (http, jsonrpc) and method"),
     ("qmk_http_requests", "counter", "HTTP requests by route and status"),
@@ -136,6 +141,9 @@ class Metrics:
         self.engines = Counter(
             "qmk_engine_choice", _help("qmk_engine_choice"), ["engine"], registry=reg
         )
+        self.cache_hits = Counter(
+            "qmk_result_cache_hits", _help("qmk_result_cache_hits"), ["tenant"], registry=reg
+        )
         self.injected = Counter(
             "qmk_logical_errors_injected",
             _help("qmk_logical_errors_injected"),
@@ -179,6 +187,8 @@ class Metrics:
         if not facts.final:
             return
         self._child(self.finished, event.state, tenant).inc()
+        if event.record.get("cached_from") is not None:
+            self._child(self.cache_hits, tenant).inc()
         if facts.run_s is not None:
             self._child(self.run_seconds, event.state).observe(facts.run_s)
         if facts.engine is not None:

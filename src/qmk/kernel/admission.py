@@ -42,6 +42,7 @@ from qmk.errors import (
 )
 from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.audit import AuditLog
+from qmk.kernel.cache import cacheable
 from qmk.kernel.channels import ChannelTable, check_firewall
 from qmk.kernel.clock import Clock
 from qmk.kernel.commit import GroupCommit
@@ -161,6 +162,7 @@ class Admission:
         tenant = session.tenant
         if isinstance(shots, bool) or not isinstance(shots, int) or not 1 <= shots <= MAX_SHOTS:
             raise InvalidArgument(f"shots must be an integer 1..{MAX_SHOTS}, got {shots!r}")
+        given_seed = seed is not None
         if seed is None:
             seed = secrets.randbits(32)
         elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
@@ -185,10 +187,12 @@ class Admission:
         qubits = self._firewall(text, program, tenant, parsed.channels)
         if parsed.profile == "auto":
             parsed = self._auto_profile(program, parsed)
-        physical = self._physical_qubits(text, program, parsed)
+        machine = self.config.machine
+        noise_model = self._noise_model(parsed)
+        calibration = self._calibration(parsed)
+        physical = self._physical_qubits(text, program, parsed, noise_model, calibration)
         self._check_room(physical, qubits)
         self.check_queue_room(tenant)
-        machine = self.config.machine
         request = RunRequest(
             program_digest=program_digest(text),
             shots=shots,
@@ -198,8 +202,9 @@ class Admission:
             noise=parsed.noise,
             qubit=parsed.qubit or machine.qubit,
             profile=parsed.profile or machine.profile,
-            noise_model=machine.noise_model,
-            calibration=machine.calibration,
+            noise_model=noise_model,
+            calibration=calibration,
+            require_calibration=parsed.calibration is not None,
             policy=parsed,
         )
         job = Job(
@@ -212,8 +217,77 @@ class Admission:
             physical_qubits=physical,
             qubits={name: count for name, count in qubits.items() if count},
             created_at=self.clock.now(),
+            # a seed the kernel drew is fresh: its job is never an earlier one's again
+            cache_lookup=given_seed and cacheable(parsed),
         )
         return job
+
+    def _noise_model(self, policy: Policy) -> str | None:
+        """The noise-model text the job runs with: its policy's (canonical, within the
+        machine's ``job_noise_models`` and ``job_max_error_rate``) or the machine's.
+
+        Raises:
+            AdmissionError: a family the operator does not allow, or a physical error
+                rate above ``machine.job_max_error_rate``.
+        """
+        from qmk.qec.noise import NOISE_MODELS, NoiseStack, describe_noise_model
+        from qmk.qec.noise import parse_noise_model as parse
+        from qmk.qec.params import qubit_params
+
+        machine = self.config.machine
+        if policy.noise_model is None:
+            return machine.noise_model
+        model = parse(policy.noise_model)  # parse_policy read it already
+        names = {cls: name for name, cls in NOISE_MODELS.items()}
+        parts = model.models if isinstance(model, NoiseStack) else (model,)
+        refused = sorted({names[type(m)] for m in parts} - set(machine.job_noise_models))
+        if refused:
+            allowed = ", ".join(machine.job_noise_models) or "none"
+            raise AdmissionError(
+                f"policy.noise_model uses {', '.join(refused)}, which this machine does not "
+                f"allow a job (machine.job_noise_models: {allowed})",
+                limit="machine.job_noise_models",
+                refused=refused,
+            )
+        qubit = policy.qubit or self.device.qubit
+        try:
+            params = qubit_params(qubit) if isinstance(qubit, str) else qubit
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code) from None
+        try:
+            rate = model.apply(params).physical_error_rate
+        except QMKError as exc:
+            raise InvalidArgument(
+                f"policy.noise_model: {exc.message}", key="policy.noise_model"
+            ) from None
+        limit = machine.job_max_error_rate
+        if rate > limit:
+            raise AdmissionError(
+                f"policy.noise_model gives the qubits a physical error rate of {rate:g}; this "
+                f"machine allows a job at most {limit:g} (machine.job_max_error_rate)",
+                limit="machine.job_max_error_rate",
+                needed=rate,
+                total=limit,
+            )
+        return describe_noise_model(model)
+
+    def _calibration(self, policy: Policy) -> Any:
+        """The calibration the job runs with: its policy's, if the machine allows one
+        (``machine.job_calibration``), or the machine's.
+
+        Raises:
+            AdmissionError: the job gives one and the machine allows none.
+        """
+        machine = self.config.machine
+        if policy.calibration is None:
+            return machine.calibration
+        if not machine.job_calibration:
+            raise AdmissionError(
+                "policy.calibration: this machine runs every job with its own calibration "
+                "(machine.job_calibration = false)",
+                limit="machine.job_calibration",
+            )
+        return policy.calibration
 
     def readmit(self, session: Session, job: Job) -> None:
         """The checks of :meth:`admit` again, for ``job`` queued anew by ``session`` (a
@@ -588,36 +662,53 @@ class Admission:
             raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
         return msgspec.structs.replace(policy, profile=chosen.profile)
 
-    def _physical_qubits(self, text: str, program: Any, policy: Any) -> int:
-        """Peak physical qubits of the program under ``policy`` (cached by graph text);
-        refuses a program whose engine could not hold its state in a worker."""
+    def _physical_qubits(
+        self, text: str, program: Any, policy: Policy, noise_model: str | None, calibration: Any
+    ) -> int:
+        """Peak physical qubits of the program under ``policy`` and its physics (cached
+        by graph text); refuses a program whose engine could not hold its state in a
+        worker, and a calibration of the policy's that fits none of its qubits."""
         from qmk.execution.executor import route_plan
         from qmk.execution.plan import build_plan
         from qmk.qec.noise import parse_noise_model
 
         qubit = policy.qubit or self.config.machine.qubit
         profile = policy.profile or self.config.machine.profile
-        key = (text, policy.noise, qubit, profile, policy.engine, policy.precision)
+        key = (
+            text,
+            policy.noise,
+            qubit,
+            profile,
+            policy.engine,
+            policy.precision,
+            noise_model,
+            calibration,
+        )
         physical = self._plans.get(key)
         if physical is not None:
             self._plans.move_to_end(key)
             return physical
-        machine = self.config.machine
         try:
-            noise_model = None
-            if policy.noise and machine.noise_model is not None:
-                noise_model = parse_noise_model(machine.noise_model)
             plan = build_plan(
                 program,
                 noise=policy.noise,
                 qubit=qubit,
                 default_profile=profile,
-                noise_model=noise_model,
-                calibration=machine.calibration,
+                noise_model=None
+                if not policy.noise or noise_model is None
+                else parse_noise_model(noise_model),
+                calibration=calibration,
             )
             choice, _ = route_plan(plan, policy.engine, precision=policy.precision)
         except QMKError as exc:
             raise ProgramError(exc.message, code=exc.code) from None
+        if policy.calibration is not None and not plan.calibrated_profiles:
+            raise InvalidArgument(
+                f"policy.calibration is for {calibration.family} on "
+                f"{calibration.instruction_set} qubits; no qubit of this program is "
+                f"(profiles: {', '.join(plan.profiles)})",
+                key="policy.calibration",
+            )
         self._check_worker_memory(choice, program.peak_live_qubits)
         physical = self._plans[key] = plan.peak_physical_qubits
         if len(self._plans) > PLAN_CACHE_SIZE:

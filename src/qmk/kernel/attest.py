@@ -13,7 +13,10 @@ job again and the digest of what it gave:
 - ``engine``: the engine that ran it;
 - one record per epoch of the program (the nodes between fences): how many nodes, the ops
   it applies by name, the capabilities they need, and the logical qubits it allocates;
-- the SHA-256 of the result's counts (canonical JSON, keys sorted).
+- the SHA-256 of the result's counts (canonical JSON, keys sorted);
+- ``cache_hit``: whether the result is a stored one of an earlier run of the same
+  request (:mod:`qmk.kernel.cache`), and then ``cached_from``, that run's job. The
+  request is the job's own either way, so replay runs it and compares.
 
 :func:`replay` runs the job again from its stored graph and its ``attest`` line and says
 whether the counts are the same. The executor is deterministic for a seed, so a mismatch
@@ -63,18 +66,29 @@ def epoch_records(program: Any) -> list[dict[str, Any]]:
     return records
 
 
-def attestation(request: RunRequest, result: Mapping[str, Any], program: Any) -> dict[str, Any]:
+def attestation(
+    request: RunRequest,
+    result: Mapping[str, Any],
+    program: Any,
+    *,
+    cached_from: str | None = None,
+) -> dict[str, Any]:
     """The fields of a completed job's ``attest`` audit line (see the module docstring):
     ``request`` as its worker ran it, the engine that ran it, ``program``'s epochs (the
-    verified program as submitted; the request's rewrite says what the kernel changed)
-    and the digest of ``result``'s counts."""
-    return {
+    verified program as submitted; the request's rewrite says what the kernel changed),
+    the digest of ``result``'s counts, and whether the result came from the result
+    cache (``cache_hit``; ``cached_from``: the job that ran, :mod:`qmk.kernel.cache`)."""
+    fields = {
         **request.to_json(),
         "engine": result.get("engine"),
         "epochs": epoch_records(program),
         # a stored result carries the digest its worker took (no parse of the counts here)
         "result_sha256": getattr(result, "counts_sha256", None) or digest_counts(result["counts"]),
+        "cache_hit": cached_from is not None,
     }
+    if cached_from is not None:
+        fields["cached_from"] = cached_from
+    return fields
 
 
 def request_of(record: Mapping[str, Any]) -> RunRequest:

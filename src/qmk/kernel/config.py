@@ -46,6 +46,7 @@ from qmk import defaults, values
 from qmk.devices.logical import FaultSchedule
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
+from qmk.qec.noise import NOISE_MODELS
 from qmk.qvm.ops import CAPABILITIES
 
 if TYPE_CHECKING:
@@ -89,8 +90,10 @@ TENANT_NAME = r"^[\w-]*[^\W_][\w-]*$"
 
 if TYPE_CHECKING:
     Capability = str
-else:  # the capabilities of the op table, as the schema's choices
+    NoiseFamily = str
+else:  # the capabilities of the op table, the noise models' names: the schema's choices
     Capability = Literal[tuple(CAPABILITIES)]
+    NoiseFamily = Literal[tuple(NOISE_MODELS)]
 
 _NO_FAULTS = FaultSchedule()
 
@@ -138,6 +141,29 @@ class _Machine(_Table, frozen=True, kw_only=True):
             "e.g. depolarizing(p=1e-3))"
         ),
     ] = None
+    job_noise_models: Annotated[
+        tuple[NoiseFamily, ...],
+        Meta(
+            description="the noise-model families a job's policy.noise_model may use "
+            "([]: jobs run with the machine's noise model only)"
+        ),
+    ] = tuple(NOISE_MODELS)
+    job_max_error_rate: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=1,
+            description="the highest physical error rate (the QEC formula's p) a job's "
+            "policy.noise_model may give its qubits (1: no limit)",
+        ),
+    ] = 1.0
+    job_calibration: Annotated[
+        bool,
+        Meta(
+            description="whether a job's policy may give its own calibration "
+            "(qmk qec calibrate's fit) in place of the machine's"
+        ),
+    ] = True
 
     def __post_init__(self) -> None:
         if self.modules > self.physical_qubits:

@@ -5,8 +5,9 @@ The device (:class:`~qmk.devices.logical.LogicalMachine`) holds the fault schedu
 kernel's ``[faults]`` table. When the supervisor starts a job it calls :func:`adjust`
 once, which applies the policies in this order:
 
-1. **ingest**: the job runs with the device's current qubit parameters (unless its policy
-   names its own) and calibration;
+1. **ingest**: the job runs with the device's current qubit parameters and calibration,
+   and the machine's noise model, unless its policy names its own
+   (``policy.qubit``, ``policy.calibration``, ``policy.noise_model``);
 2. **drift**: the drifted physical error rates reach the job's logical model (a
    ``drift(factor=F)`` noise model stacked on the machine's); when noise is on, every
    code profile the job uses has its distance raised by 2 until its logical error per
@@ -176,8 +177,8 @@ def adjust(
     request = replace(
         request,
         qubit=device.qubit if job.policy.qubit is None else request.qubit,
-        calibration=device.calibration,
-        noise_model=device.noise_model_at(epoch),
+        calibration=device.calibration if job.policy.calibration is None else request.calibration,
+        noise_model=device.noise_model_at(epoch, base=_own_noise(job)),
     )
     program = verified(job.graph)
     actions: list[dict[str, Any]] = []
@@ -316,6 +317,12 @@ def _keep(
     )
 
 
+def _own_noise(job: Any) -> str | None:
+    """The noise-model text of ``job``'s policy as admission resolved it (None: the job
+    runs with the machine's); the machine's drift stacks on either."""
+    return job.request.noise_model if job.policy.noise_model is not None else None
+
+
 def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunRequest) -> Any:
     """The logical model ``profile`` runs with under ``request`` (its qubit, its noise
     model when noise is on, drifted at ``epoch`` already, and its calibration)."""
@@ -347,7 +354,7 @@ def _drift(
 ) -> dict[str, str]:
     """Raise each profile's distance until the drifted P_L is back within the undrifted."""
     factor = device.faults.drift_factor(epoch)
-    undrifted = replace(request, noise_model=device.noise_model)
+    undrifted = replace(request, noise_model=_own_noise(job) or device.noise_model)
     raised: dict[str, str] = {}
     steps: dict[str, tuple[float, float, float, bool]] = {}
     for profile in used:

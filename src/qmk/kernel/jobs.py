@@ -87,7 +87,12 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
     Raises:
         InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
     """
-    parsed: Policy = convert(_policy_data(policy, default_timeout_s), Policy, where="policy")
+    data = _policy_data(policy, default_timeout_s)
+    if data.get("calibration") is not None:
+        data["calibration"] = _calibration(data["calibration"])
+    parsed: Policy = convert(data, Policy, where="policy")
+    if parsed.noise_model is not None:
+        _check_noise_model(parsed)
     if parsed.engine is not None:
         from qmk.engines.registry import spec
 
@@ -101,6 +106,46 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
         except ValueError as exc:  # a ProfileError
             raise InvalidArgument(f"policy.profile: {exc}", key="policy.profile") from None
     return parsed
+
+
+def _calibration(data: Any) -> Any:
+    """``policy.calibration`` read as ``qmk run --calibration`` reads its file (the
+    ``fit`` details of ``qmk qec calibrate --output`` ignored).
+
+    Raises:
+        InvalidArgument: not a calibration (the QEC layer's reason in the message).
+    """
+    from qmk.errors import QMKError
+    from qmk.qec.logical import Calibration
+
+    try:
+        return Calibration.from_json(data)
+    except QMKError as exc:
+        raise InvalidArgument(
+            f"policy.calibration: {exc.message}", key="policy.calibration"
+        ) from None
+
+
+def _check_noise_model(policy: Policy) -> None:
+    """``policy.noise_model`` reads as ``qmk run --noise-model`` reads it, with noise on.
+
+    Raises:
+        InvalidArgument: it does not parse, or the policy turns noise off.
+    """
+    from qmk.errors import QMKError
+    from qmk.qec.noise import parse_noise_model
+
+    if not policy.noise:
+        raise InvalidArgument(
+            "policy.noise_model and policy.noise = false contradict each other: give one",
+            key="policy.noise_model",
+        )
+    try:
+        parse_noise_model(str(policy.noise_model))
+    except QMKError as exc:
+        raise InvalidArgument(
+            f"policy.noise_model: {exc.message}", key="policy.noise_model"
+        ) from None
 
 
 def parse_device_policy(
@@ -156,6 +201,13 @@ class Job:
     epoch: int = 0
     checkpoint_id: str | None = None
     seq: int = 0
+    #: Whether accepting the job looks for a stored result of the same run to answer it
+    #: with (set by admission, not stored: :mod:`qmk.kernel.cache`).
+    cache_lookup: bool = False
+    #: The job whose stored result answered this one (a cache hit); None: it ran.
+    cached_from: str | None = None
+    #: The digest of its run under which its result answers later jobs; None: none.
+    cache_key: str | None = None
 
     @property
     def shots(self) -> int:
@@ -200,6 +252,8 @@ class Job:
         }
         if result:
             out["result"] = self.result
+        if self.cached_from is not None:
+            out["cached_from"] = self.cached_from
         if self.result_expired_at is not None:
             out["result_expired_at"] = self.result_expired_at
             out["result_error"] = result_expired(self)

@@ -37,6 +37,8 @@ def _facts(job: Any) -> JobFacts:
     telemetry = result.get("telemetry") if result is not None else None
     telemetry = telemetry if isinstance(telemetry, Mapping) else {}
     injected = telemetry.get("injected_logical_errors")
+    if telemetry.get("cache_hit"):  # answered from an earlier run's result: nothing ran
+        result, injected = None, None
     return JobFacts(
         created_at=float(job.created_at),
         started_at=job.started_at,

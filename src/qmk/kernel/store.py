@@ -122,7 +122,8 @@ CREATE INDEX IF NOT EXISTS delegations_live ON delegations (expires_at) WHERE re
 _JOB_COLUMNS = (
     "job_id, tenant, seq, state, graph, shots, seed, policy, caps, required_caps, "
     "physical_qubits, qubits, created_at, started_at, finished_at, result, error, attempts, "
-    "preemptions, epoch, checkpoint_id, result_meta, result_expired_at, request"
+    "preemptions, epoch, checkpoint_id, result_meta, result_expired_at, request, cache_key, "
+    "cached_from"
 )
 
 #: The job columns as read: a result's JSON as its bytes (see :func:`_result_columns`).
@@ -143,6 +144,8 @@ _ADDED = (
     ("attempts", "result_meta", "TEXT"),
     ("attempts", "result_bytes", "INTEGER"),
     ("jobs", "request", "TEXT"),
+    ("jobs", "cache_key", "TEXT"),
+    ("jobs", "cached_from", "TEXT"),
 )
 
 
@@ -219,14 +222,17 @@ def _job(row: tuple[Any, ...], physics: Mapping[str, Any]) -> Job:
         epoch=row[19],
         checkpoint_id=row[20],
         result_expired_at=row[22],
+        cache_key=row[24],
+        cached_from=row[25],
     )
 
 
 class Store:
     """The kernel database of one data directory.
 
-    Why one class: it is the one SQLite connection and its open transaction; every table's
-    reads and writes share them, so one commit holds a burst of writes to any of them.
+    Why one class: every table is written through one SQLite connection inside one open
+    transaction that the group commit ends (:meth:`commit`, ``dirty``); a split by table
+    would share that connection and that flag, and a commit must hold all of them.
 
     Args:
         data_dir: the directory (created if missing, mode 0700).
@@ -275,6 +281,10 @@ class Store:
                 f"UPDATE {table} SET result_bytes = LENGTH(CAST(result AS BLOB)) "
                 "WHERE result IS NOT NULL AND result_bytes IS NULL"
             )
+        # the result cache's look-up (kernel.cache): only rows whose run answers others
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key) WHERE cache_key IS NOT NULL"
+        )
         self.db.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant, idempotency_key) "
             "WHERE idempotency_key IS NOT NULL"
@@ -354,6 +364,8 @@ class Store:
                 meta,
                 job.result_expired_at,
                 _REQUEST_ENCODER.encode(job.request).decode(),
+                job.cache_key,
+                job.cached_from,
                 size,
             ),
         )
@@ -371,7 +383,8 @@ class Store:
             "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=CAST(? AS TEXT), "
             "result_meta=?, result_bytes=?, result_expired_at=?, error=?, attempts=?, "
             "preemptions=?, epoch=?, "
-            "checkpoint_id=?, logical_cycles=?, injected_errors=?, caps=? WHERE job_id=?",
+            "checkpoint_id=?, logical_cycles=?, injected_errors=?, caps=?, cache_key=?, "
+            "cached_from=? WHERE job_id=?",
             (
                 job.state,
                 job.started_at,
@@ -388,10 +401,23 @@ class Store:
                 telemetry.get("logical_cycles"),
                 telemetry.get("injected_logical_errors"),
                 _names(tuple(job.caps)),
+                job.cache_key,
+                job.cached_from,
                 job.job_id,
             ),
         )
         self.dirty = True
+
+    def cache_source(self, tenant: str, key: str, since: float) -> str | None:
+        """The newest COMPLETED job of ``tenant`` whose run has cache key ``key``, whose
+        result is stored and ended at or after ``since`` (within result retention); None
+        when there is none. An index look-up (``jobs_cache``), never a scan."""
+        row = self.db.execute(
+            "SELECT job_id FROM jobs WHERE cache_key=? AND tenant=? AND state='COMPLETED' "
+            "AND result IS NOT NULL AND finished_at >= ? ORDER BY seq DESC LIMIT 1",
+            (key, tenant, since),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def load_job(self, job_id: str, tenant: str) -> Job | None:
         """The job ``job_id`` of ``tenant``; None for an unknown id or another tenant's."""

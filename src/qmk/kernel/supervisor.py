@@ -57,6 +57,7 @@ from qmk.kernel import jobs as J
 from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
+from qmk.kernel.cache import Hit, ResultCache
 from qmk.kernel.channels import ChannelTable
 from qmk.kernel.checkpoints import Checkpoints
 from qmk.kernel.clock import Clock
@@ -71,7 +72,7 @@ from qmk.kernel.results import Results
 from qmk.kernel.retention import expire, remove_orphans, state_file
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.store import Store
-from qmk.kernel.stored import result_of
+from qmk.kernel.stored import result_of, with_telemetry
 
 #: Most times a job is preempted before it runs to the end regardless.
 MAX_PREEMPTIONS = 3
@@ -202,6 +203,8 @@ class Supervisor:
         self.results = Results(config, store, audit)
         #: The tracer of the workers' spans (``qmk serve --trace``), else None.
         self.traces: WorkerTraces | None = None
+        #: Completed runs' results answering submits of the same run (:mod:`.cache`).
+        self.cache = ResultCache(config, store, self.device, self.finished.get)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -297,6 +300,9 @@ class Supervisor:
         self.audit.append(
             "job", job_id=job.job_id, tenant=job.tenant, state=J.QUEUED, seed=job.seed
         )
+        hit = self.cache.lookup(job, self.epoch, self.clock.now())
+        if hit is not None:
+            return await self._answer_from_cache(job, hit)
         self.jobs[job.job_id] = job
         self.queue.push(job)
         self._arm_deadline(job)
@@ -312,6 +318,31 @@ class Supervisor:
             raise
         self.kick()
         return accepted
+
+    async def _answer_from_cache(self, job: Job, hit: Hit) -> dict[str, Any]:
+        """COMPLETE ``job`` at once with ``hit``'s result, no worker (attested as a cache
+        hit: :mod:`.cache`); FAILED when its tenant's result storage has no room."""
+        self.jobs[job.job_id] = job  # its end is an event of a job the kernel holds
+        refusal = self.results.take(job, hit.result)
+        if refusal is not None:
+            self._finish(job, J.FAILED, refusal)
+        else:
+            job.result, job.cached_from = hit.result, hit.source
+            fields = attestation(
+                hit.request, hit.result, verified(job.graph), cached_from=hit.source
+            )
+            self.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
+            self._finish(job, J.COMPLETED, cached_from=hit.source)
+        answer = job.to_json()
+        try:
+            await self.commits.durable()
+        except QMKError:
+            self.finished.pop(job.job_id, None)
+            self._finished_bytes -= self._finished_size.pop(job.job_id, 0)
+            if job.result is not None:
+                self.results.usage[job.tenant] -= job.result.nbytes
+            raise
+        return answer
 
     async def wait(self, job: Job, timeout_s: float) -> dict[str, Any]:
         """``job`` once final, or as it is when ``timeout_s`` has passed.
@@ -428,11 +459,13 @@ class Supervisor:
         self.audit.append("job", job_id=job.job_id, tenant=job.tenant, state=state, **fields)
         self.commits.dirty(urgent=False)
 
-    def _finish(self, job: Job, state: str, error: dict[str, Any] | None = None) -> None:
+    def _finish(
+        self, job: Job, state: str, error: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
         job.finished_at = self.clock.now()
         job.error = error
         reason = None if error is None else error["message"]
-        self._transition(job, state, **({"reason": reason} if reason else {}))
+        self._transition(job, state, **({"reason": reason} if reason else {}), **fields)
         self.jobs.pop(job.job_id, None)
         self._remember(job)
         self.queue.remove(job.job_id)
@@ -766,11 +799,15 @@ class Supervisor:
         self._worker_spans(job, run, outcome)
         if outcome.get("ok"):
             result = result_of(outcome)
+            if job.policy.device is None:
+                result = with_telemetry(result, cache_hit=False)
             refusal = self.results.take(job, result)
             if refusal is not None:  # over the tenant's result storage: not kept
                 self._finish(job, J.FAILED, refusal)
                 return
             job.result = result
+            if run.work is not None:  # its result answers later runs of its request
+                self.cache.index(job, run.work.request)
             self._attest(job, run)
             self._finish(job, J.COMPLETED)
         elif outcome.get("yielded") is not None:  # preempted: it saved its state and stopped

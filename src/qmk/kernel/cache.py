@@ -1,0 +1,125 @@
+"""The result cache: a submit whose run is a completed job's run is answered with that
+job's stored result, at once and without a worker.
+
+A job's **run** is its run request as its worker ran it (the fault policies' changes made:
+:func:`qmk.kernel.faults.adjust`) less what does not change a result (the policy, the
+trace context, the save cadence: :func:`qmk.execution.request.run_key`): the program's
+digest, shots, seed, the engine and precision asked for, and the physics (noise, qubit,
+profile, noise model, calibration, the program's rewrite). Its **cache key** is the
+SHA-256 of the tenant's name and that digest (:func:`cache_key`), so no tenant's key is
+another's.
+
+- A job that COMPLETEs after a run of its own keeps its key (``jobs.cache_key``, an
+  indexed column of the store: :meth:`ResultCache.index`).
+- A job being accepted looks up the key of the run it would start now (the fault
+  policies' answer at this epoch, :meth:`ResultCache.lookup`): the newest COMPLETED job of
+  the same tenant with that key whose result is stored and younger than
+  ``result_keep_s`` answers it. The new job is COMPLETED in the same turn with a copy of
+  that result whose telemetry says ``cache_hit: true`` and ``cached_from`` (the source
+  job); its attest line is its own run request with ``cache_hit: true``,
+  ``cached_from`` and the source's counts digest, so ``qmk audit replay`` runs it and
+  finds the same counts.
+- Not cached (neither answered nor answering): a job whose policy says ``cache: false``,
+  a job bound to channels (its qubits meet another tenant's), a device job. A job whose
+  seed the kernel drew is never answered (its seed is fresh: a run of its own), though
+  its result answers a later submit that names that seed. A job whose deadline has
+  passed when it is accepted is not answered either: it ends TIMED_OUT as any would.
+
+A source's result that retention deleted, or that is past ``result_keep_s``, answers
+nothing; a job answered from the cache is never a source itself, so a result is served
+no longer than its own run's retention.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qmk.devices.logical import LogicalMachine
+from qmk.errors import QMKError
+from qmk.execution.request import Policy, RunRequest, run_key
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.faults import adjust
+from qmk.kernel.jobs import Job
+from qmk.kernel.store import Store
+from qmk.kernel.stored import StoredResult, with_telemetry
+
+
+def cacheable(policy: Policy) -> bool:
+    """Whether a job of ``policy`` may be answered from the cache and answer others."""
+    return policy.cache and policy.device is None and not policy.channels
+
+
+def cache_key(tenant: str, request: RunRequest) -> str:
+    """The cache key of ``tenant``'s run ``request`` (see the module docstring).
+
+    >>> request = RunRequest(program_digest="ab" * 32, shots=10, seed=1)
+    >>> cache_key("alice", request) == cache_key("bob", request)
+    False
+    """
+    return hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    """A job the cache answers: the job whose result answers it, the copy of that result
+    it gets, and the run it stands for (its attest line's request)."""
+
+    source: str
+    result: StoredResult
+    request: RunRequest
+
+
+class ResultCache:
+    """The result cache of one kernel (see the module docstring).
+
+    Args:
+        config: the kernel configuration (``result_keep_s``).
+        store: the database whose ``jobs_cache`` index holds the keys.
+        device: the machine, whose fault policies decide the run a job would start.
+        finished: the finished job of an id the kernel holds in memory, or None.
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        store: Store,
+        device: LogicalMachine,
+        finished: Callable[[str], Job | None],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.device = device
+        self.finished = finished
+
+    def index(self, job: Job, ran: RunRequest) -> None:
+        """``job`` completed after running ``ran``: its result answers later runs of
+        ``ran`` (``job.cache_key``, stored with the job), if its policy allows."""
+        job.cached_from = None
+        job.cache_key = cache_key(job.tenant, ran) if cacheable(job.policy) else None
+
+    def lookup(self, job: Job, epoch: int, now: float) -> Hit | None:
+        """The hit answering ``job`` (accepted at ``epoch``, ``now``), or None."""
+        if not job.cache_lookup:
+            return None
+        if job.deadline is not None and job.deadline <= now:
+            return None  # past its deadline already: it ends TIMED_OUT, as any job would
+        try:  # the run it would start now; a refusal is the start's to report
+            request, _ = adjust(
+                job.request, job, self.device, epoch, room=self.device.largest_module_up
+            )
+        except QMKError:
+            return None
+        since = now - self.config.result_keep_s
+        source_id = self.store.cache_source(job.tenant, cache_key(job.tenant, request), since)
+        if source_id is None:
+            return None
+        source = self.finished(source_id) or self.store.load_job(source_id, job.tenant)
+        if source is None or source.result is None:
+            return None
+        result = with_telemetry(source.result, cache_hit=True, cached_from=source_id)
+        return Hit(source=source_id, result=result, request=request)
+
+
+__all__ = ["Hit", "ResultCache", "cache_key", "cacheable"]
