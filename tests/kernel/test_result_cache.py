@@ -274,3 +274,23 @@ def test_a_job_past_its_deadline_is_timed_out_not_answered(tmp_path: Path) -> No
     soon, late = run_kernel(tmp_path, body, workers=1, clock=clock)
     assert soon["state"] == "COMPLETED" and "cached_from" in soon
     assert late["state"] == "TIMED_OUT" and late["error"]["code"] == "QK302"
+
+
+def test_q_replay_runs_the_job_again_and_is_never_answered_from_the_cache(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel) -> tuple[dict[str, Any], dict[str, Any], int]:
+        sid = await login(kernel, "alice")
+        first = await submit(kernel, sid)
+        gate.release(1)
+        first = await done(kernel, sid, first["job_id"])
+        again = await kernel.q_replay(session_id=sid, job_id=first["job_id"])
+        held = again["state"]  # the gate holds its run: not answered in the reply
+        gate.release(1)
+        return first, await done(kernel, sid, again["job_id"]), held
+
+    with WorkerGate(tmp_path) as gate:
+        first, again, held = run_kernel(tmp_path, body, workers=1, gate=gate)
+    assert held != "COMPLETED"
+    assert again["result"]["counts"] == first["result"]["counts"]
+    assert again["result"]["telemetry"]["cache_hit"] is False and "cached_from" not in again

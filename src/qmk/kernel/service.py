@@ -552,10 +552,12 @@ class Kernel:
         return await self.supervisor.restore(job, checkpoint_id)
 
     async def q_replay(self, *, session_id: str, job_id: str) -> dict[str, Any]:
-        """A new job with the same graph, shots, seed and policy (so the same counts)."""
+        """A new job with the same graph, shots, seed and policy (so the same counts), run
+        again: a replay checks that the run reproduces, so the result cache never answers
+        it (``cache: false``)."""
         session = self._session(session_id)
         old = self.supervisor.job(job_id, session.tenant)
-        policy = old.policy.to_json()
+        policy = {**old.policy.to_json(), "cache": False}
         if old.policy.device is not None:  # a device job: its stored wire job, again
             stored = json.loads(old.graph)
             options = {k: policy[k] for k in ("priority", "deadline", "timeout_ms")}
