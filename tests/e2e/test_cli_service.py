@@ -33,6 +33,19 @@ def test_submit_wait_json_gives_the_counts_of_qmk_run_json(as_alice):
     assert job["result"]["counts"] == json.loads(out)["counts"]
 
 
+def test_submit_profile_auto_on_qubits_that_name_their_profile_warns_and_still_runs(as_alice):
+    code, out, err = qmk(
+        "submit", BELL, "--shots", "50", "--seed", "2", "--profile", "auto", "--wait", "--json"
+    )
+    assert code == 0, err
+    assert err.startswith(f"{BELL}: warning: QC130 profile-auto-unused: ")
+    job = json.loads(out)
+    assert job["state"] == "COMPLETED" and job["warnings"][0]["code"] == "QC130"
+    assert job["result"]["telemetry"]["profiles"] == ["logical:surface_code(d=9)"]
+    code, out, err = qmk("submit", str(EXAMPLES / "bell.qasm"), "--profile", "auto", "--json")
+    assert code == 0 and err == "" and "warnings" not in json.loads(out)
+
+
 def test_status_wait_jobs_telemetry_and_cancel_of_a_submitted_job(as_alice):
     code, out, err = qmk("submit", BELL, "--shots", "50", "--seed", "3", "--priority", "7")
     assert code == 0, err

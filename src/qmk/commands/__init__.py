@@ -111,7 +111,8 @@ def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> Non
             dest="source_profile",
             metavar="PROFILE",
             help="code profile written on the qubits a .qasm/.ll/.bc program allocates "
-            f"(default: none written; runs use {defaults.PROFILE})",
+            f"(default: none written; runs use {defaults.PROFILE}); qmk submit also takes "
+            "auto: the kernel gives the qubits that name none the cheapest code variant",
         )
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from qmk import defaults
 from qmk.abi.errors import CommandError
 from qmk.commands import AddCommand, limits_of, read_source, source_options
+from qmk.errors import warning_line
 
 if TYPE_CHECKING:
     from qmk.kernel.clock import Clock
@@ -386,8 +387,10 @@ def _wait_status(job: dict[str, Any], err: TextIO) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    graph = read_source(args, args.file, limits_of(args)).to_json()
     policy: dict[str, Any] = {}
+    if args.source_profile == "auto":  # the kernel's choice (policy.profile), not a name
+        policy["profile"], args.source_profile = "auto", None
+    graph = read_source(args, args.file, limits_of(args)).to_json()
     if args.priority is not None:
         policy["priority"] = args.priority
     if args.engine is not None:
@@ -406,8 +409,13 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         policy["cache"] = False
     with _client(args) as client:
         job = client.q_submit(graph, args.shots, args.seed, policy or None)
+        warnings = job.get("warnings") or []
+        for notice in warnings:  # an option that changed nothing (QC130): said, not fatal
+            err.write(warning_line(args.file, notice))
         if args.wait:
             job = _waiting(client, job["job_id"], args, err)
+            if warnings:
+                job = {**job, "warnings": warnings}
     _show_job(job, args, out)
     return _wait_status(job, err) if args.wait else 0
 
