@@ -69,7 +69,8 @@ class SyscallMethods(Generic[_R]):
         """Verify, admit and queue a QVM graph; refusals come back at once.
 
         Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+            finished_at, error, result, warnings: [{code, name, message}] when an option changed
+            nothing (QC130)}.
 
         Args:
             graph: object; the program as QVM JSON

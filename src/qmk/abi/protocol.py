@@ -50,7 +50,8 @@ class KernelSyscalls(Protocol):
         """Verify, admit and queue a QVM graph; refusals come back at once.
 
         Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+            finished_at, error, result, warnings: [{code, name, message}] when an option changed
+            nothing (QC130)}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
