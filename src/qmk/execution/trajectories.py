@@ -6,10 +6,12 @@ binomially between the two outcomes and each branch goes on with its share; a
 channel's Werner noise splits them multinomially the same way. The branch with
 fewer shots runs first and the other waits as a snapshot, so at most about
 log2(shots) snapshots are held at once. Measurements at the end of the program
-(on distinct qubits, with nothing after them that reads their events) are not
-simulated one by one: each leaf applies their basis changes and draws all its
-shots from the final state at once. A program with no mid-circuit measurement is
-thus simulated exactly once per group and sampled.
+(after its last fence, on distinct qubits, with nothing after them that reads their
+events) are not simulated one by one: each leaf applies their basis changes and the
+gates among them and draws all its shots from the final state at once. A program with
+no mid-circuit measurement is thus simulated exactly once per group and sampled. The
+tail never swallows a fence (:func:`tail_start`): a measurement listed before a fence
+splits the shots where it stands, so the run can stop at that fence.
 A maximal run of unitary micro-ops (gates and feed-forward Paulis, guards decided
 as the run starts: no event changes inside it) goes to the engine as one *segment*
 (:func:`qmk.engines.base.apply_segment`), which the statevector engine fuses.
@@ -18,12 +20,13 @@ as the run starts: no event changes inside it) goes to the engine as one *segmen
 split off from its parent's, and a group's rows are assembled from its leaves in the
 order of their *paths* (the choices taken at each split), not in the order they ran.
 So the work may stop and go on later, in another process, with the same result.
-A :class:`Runner` asks its :class:`Control` at every ``FENCE_EPOCH`` the running
-branch reaches whether to save its whole state (the rows done, every waiting branch
-with its engine snapshot, stream and path: :class:`qmk.execution.branches.ExecutionState`)
-and go on, or save it and stop. Asked to stop *now*, it rolls back the open REV
-segment of the running branch (the unitary micro-ops since its last irreversible one,
-undone by their adjoints in reverse order) and saves the state at the segment's start.
+A :class:`Runner` asks its :class:`Control` at every ``FENCE_EPOCH`` (every branch
+reaches each fence after the point where it split off) whether to save its whole
+state (the rows done, every waiting branch with its engine snapshot, stream and path:
+:class:`qmk.execution.branches.ExecutionState`) and go on, or save it and stop.
+Asked to stop *now*, it rolls back the open REV segment of the running branch (the
+unitary micro-ops since its last irreversible one, undone by their adjoints in reverse
+order) and saves the state at the segment's start.
 """
 
 from __future__ import annotations
@@ -243,12 +246,22 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     The suffix holds unguarded measurements of distinct qubits, frees, and gates
     that either come before every measurement of their qubits (basis changes,
     applied before sampling) or after all of them (unobservable, skipped).
+
+    It never begins before the last fence: every ``FENCE_EPOCH`` is a pause point, so
+    every branch reaches every fence one micro-op at a time (a control is asked there,
+    and the engine state saved there is the state at that fence); only what follows
+    the last fence may be sampled at once.
     """
+    floor = 0
+    for i in range(len(ops) - 1, -1, -1):
+        if ops[i].kind == "fence":
+            floor = i + 1
+            break
     start = len(ops)
     while (
-        start > 0
+        start > floor
         and ops[start - 1].guard is None
-        and ops[start - 1].kind in ("meas", "free", "gate", "fence")
+        and ops[start - 1].kind in ("meas", "free", "gate")
     ):
         start -= 1
     while start < len(ops):
