@@ -165,6 +165,21 @@ def test_a_noisy_part_stopped_at_a_fence_resumes_and_the_parts_merge_to_the_whol
     assert merged.telemetry.resumed_from_epoch == 2
 
 
+def test_fences_after_the_last_measurement_hold_no_measurement_back() -> None:
+    # nothing but frees after the last fence: no work is left to pause before, so the
+    # terminal measurements are still sampled at once from one simulation
+    trailing = assemble(
+        ".caps CAP_ALLOC\na: ALLOC_LQ vq:q0, vq:q1\nh: APPLY_H vq:q0\nf1: FENCE_EPOCH\n"
+        "c: APPLY_CNOT vq:q0, vq:q1\nm0: MEASURE_Z vq:q0, out:m0\nm1: MEASURE_Z vq:q1, out:m1\n"
+        "f2: FENCE_EPOCH\nfree: FREE_LQ vq:q0, vq:q1\nf3: FENCE_EPOCH\n"
+    )
+    control = Asks()
+    result = run(trailing, control=control, **OPTIONS)
+    assert control.asked == [1]
+    assert result.telemetry.simulations == 1
+    assert set(result.counts) == {"00", "11"}
+
+
 def test_a_qasm_circuit_with_barriers_pauses_at_each_barrier(tmp_path: Path) -> None:
     source = tmp_path / "barriers.qasm"
     source.write_text(

@@ -10,8 +10,9 @@ log2(shots) snapshots are held at once. Measurements at the end of the program
 events) are not simulated one by one: each leaf applies their basis changes and the
 gates among them and draws all its shots from the final state at once. A program with
 no mid-circuit measurement is thus simulated exactly once per group and sampled. The
-tail never swallows a fence (:func:`tail_start`): a measurement listed before a fence
-splits the shots where it stands, so the run can stop at that fence.
+tail never swallows a fence (:func:`tail_start`; fences that end the program aside): a
+measurement listed before a fence splits the shots where it stands, so the run can stop
+at that fence.
 A maximal run of unitary micro-ops (gates and feed-forward Paulis, guards decided
 as the run starts: no event changes inside it) goes to the engine as one *segment*
 (:func:`qmk.engines.base.apply_segment`), which the statevector engine fuses.
@@ -250,18 +251,23 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     It never begins before the last fence: every ``FENCE_EPOCH`` is a pause point, so
     every branch reaches every fence one micro-op at a time (a control is asked there,
     and the engine state saved there is the state at that fence); only what follows
-    the last fence may be sampled at once.
+    the last fence may be sampled at once. Fences with nothing but frees and fences
+    after them end the program: no work is left to pause before, so they do not hold
+    the terminal measurements back.
     """
+    end = len(ops)
+    while end > 0 and ops[end - 1].kind in ("free", "fence"):
+        end -= 1
     floor = 0
-    for i in range(len(ops) - 1, -1, -1):
+    for i in range(end - 1, -1, -1):
         if ops[i].kind == "fence":
             floor = i + 1
             break
     start = len(ops)
-    while (
+    while (  # the fences after the floor are those that end the program
         start > floor
         and ops[start - 1].guard is None
-        and ops[start - 1].kind in ("meas", "free", "gate")
+        and ops[start - 1].kind in ("meas", "free", "gate", "fence")
     ):
         start -= 1
     while start < len(ops):
