@@ -515,27 +515,24 @@ class Runner:
         qmap = branch.qmap
         events = branch.events
         pos = branch.pos
-        urgent = False  # the control, read for ops[pos] already, said urgent
         while pos < tail:
-            asked = control is not None and (urgent or control.urgent)
-            if asked and control is not None and control.at_op() == YIELD_NOW:
+            if control is not None and control.urgent and control.at_op() == YIELD_NOW:
                 self._stop_now(engine, ops, branch, pos)
             op = ops[pos]
             if op.kind in _UNITARY:
-                # a maximal run of unitary micro-ops goes to the engine as one segment;
-                # the control is still read before each of them, and the run ends before
-                # one it calls urgent (whose at_op then sees every op before it applied)
+                # a maximal run of unitary micro-ops goes to the engine as one segment,
+                # whoever asks: the control is read before each of them, and only a stop
+                # now cuts the run (its ops so far applied, then rolled back), so the
+                # segments, and the state, are those of a run nobody asked
                 end = pos + 1
-                urgent = False
                 while end < tail and ops[end].kind in _UNITARY:
-                    if control is not None and control.urgent:
-                        urgent = True
-                        break
+                    if control is not None and control.urgent and control.at_op() == YIELD_NOW:
+                        apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
+                        self._stop_now(engine, ops, branch, end)
                     end += 1
                 apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
                 pos = end
                 continue
-            urgent = False
             pos += 1
             if op.guard is not None and not _holds(op.guard, events, index):
                 continue
