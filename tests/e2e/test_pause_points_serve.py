@@ -92,3 +92,45 @@ def test_q_checkpoint_saves_its_state_while_it_runs_and_a_kill_9_resumes_from_it
     assert done["result"]["telemetry"]["checkpoints"] == 2
     assert telemetry["attempts"] == 2
     assert server.stop() == 0
+
+
+#: A Clifford program with fences: sampled in bulk by stim (``stim-batch``), in chunks.
+CLIFFORD = assemble(
+    """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1, vq:q2
+h: APPLY_H vq:q0
+f1: FENCE_EPOCH
+c: APPLY_CNOT vq:q0, vq:q1
+s: APPLY_S vq:q2
+h2: APPLY_H vq:q2
+f2: FENCE_EPOCH
+c2: APPLY_CNOT vq:q1, vq:q2
+m0: MEASURE_Z vq:q0, out:m0
+m1: MEASURE_Z vq:q1, out:m1
+m2: MEASURE_Z vq:q2, out:m2
+"""
+)
+
+
+def test_a_stim_batch_job_pauses_between_chunks_and_resumes_after_a_kill_9(serve, tmp_path):
+    from qmk.execution.batch import CHUNK_SHOTS
+
+    shots = CHUNK_SHOTS + 3  # two chunks: one pause point
+    whole = run(CLIFFORD, shots=shots, seed=SEED)  # logical noise on, as the kernel's
+    assert whole.telemetry.mode == "stim-batch"
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        server = serve("batch", workers=1, hooks=pause.pause_hooks())
+        with Client.connect(str(server.socket), **ALICE) as client:
+            job_id = client.q_submit(CLIFFORD.to_json(), shots, SEED)["job_id"]
+            checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
+            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 2, checkpoint
+        server.kill()
+    server.start()
+    with Client.connect(str(server.socket), **ALICE) as client:
+        done = client.q_wait(job_id, timeout_ms=60_000)
+    assert done["state"] == "COMPLETED", done
+    assert done["result"]["telemetry"]["mode"] == "stim-batch"
+    assert done["result"]["counts"] == whole.counts
+    assert done["result"]["telemetry"]["resumed_from_epoch"] == 2
+    assert server.stop() == 0
