@@ -165,6 +165,19 @@ def test_a_noisy_part_stopped_at_a_fence_resumes_and_the_parts_merge_to_the_whol
     assert merged.telemetry.resumed_from_epoch == 2
 
 
+def test_each_epoch_of_a_gates_then_measurements_program_is_passed_once_in_its_spans() -> None:
+    from qmk.execution.spans import recording
+
+    with recording("00-" + "ab" * 16 + "-" + "cd" * 8 + "-01", seed=1) as recorder:
+        assert recorder is not None
+        run(GATES_THEN_MEASURE, **OPTIONS)
+    epochs = [r for r in recorder.records if r.name == "qmk.epoch"]
+    # one group, one branch: every epoch passed once, the fences one micro-op at a time
+    assert sorted(int(e.attributes["qmk.epoch"]) for e in epochs) == [0, 1, 2]
+    assert all(e.attributes["qmk.passes"] == 1 for e in epochs)
+    assert all("qmk.tail" not in e.attributes for e in epochs)
+
+
 def test_fences_after_the_last_measurement_hold_no_measurement_back() -> None:
     # nothing but frees after the last fence: no work is left to pause before, so the
     # terminal measurements are still sampled at once from one simulation
