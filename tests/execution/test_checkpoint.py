@@ -64,8 +64,7 @@ def stopped_then_resumed(graph: Graph, control: StopAt, **options: Any) -> Any:
     except Suspended:
         (state,) = control.saved
         return run(graph, resume=state, **options)
-    # fences among the terminal measurements (sampled at once at the end) are no stop
-    assert not control.saved
+    assert not control.saved  # it never reached the fence (or the micro-op) asked for
     return result
 
 
@@ -78,8 +77,8 @@ def _stops(c: Case) -> bool:
     return False
 
 
-# Programs with mid-circuit measurement, resets, guards, feed-forward or channels, whose
-# first fence comes before the terminal measurements that are sampled at once.
+# Programs with a fence to stop at: every fenced case (every fence is a pause point,
+# whatever follows it), gates-then-measurements programs included.
 DYNAMIC = [c for c in CASES if _stops(c)][:40]
 
 
@@ -144,6 +143,7 @@ r2: APPLY_RZ vq:q1, theta=1.3
 c: APPLY_CNOT vq:q0, vq:q1
 t: APPLY_T vq:q1
 r3: APPLY_RX vq:q1, theta=-0.4
+f2: FENCE_EPOCH
 m0: MEASURE_Z vq:q0, out:m0
 m1: MEASURE_Z vq:q1, out:m1
 """
@@ -153,8 +153,9 @@ m1: MEASURE_Z vq:q1, out:m1
 def test_rollback_undoes_each_gate_of_the_segment_and_counts_them() -> None:
     options = {"shots": 2000, "seed": 8, "engine": "statevector", "noise": False}
     whole = run(ROTATIONS, **options)
-    # micro-ops simulated one by one: alloc x2, h, meas, fence, ry, rz, cx (t, rx and the
-    # measurements are the tail, sampled at once): stop before the 8th (cx)
+    # micro-ops simulated one by one: alloc x2, h, meas, fence, ry, rz, cx, t, rx, fence
+    # (the measurements after the last fence are the tail, sampled at once): stop
+    # before the 8th (cx)
     control = StopAt(YIELD_NOW, op=8)
     resumed = stopped_then_resumed(ROTATIONS, control, **options)
     assert resumed.counts == whole.counts
@@ -214,7 +215,10 @@ def test_a_checkpoint_that_goes_on_changes_nothing_and_every_saved_state_resumes
     control = Every()
     checked = run(graph, control=control, **options)
     assert checked.counts == whole.counts and checked.telemetry.checkpoints == len(control.paths)
-    assert 1 <= len(control.paths) < whole.telemetry.epochs  # the tail's fences are no stop
+    # every fence was a stop but those that end the program (nothing but frees after them)
+    ops = [node.op for node in graph.nodes]
+    last_work = max(i for i, op in enumerate(ops) if op not in ("FENCE_EPOCH", "FREE_LQ"))
+    assert len(control.paths) == ops[:last_work].count("FENCE_EPOCH")
     for path in control.paths:
         assert run(graph, resume=path, **options).counts == whole.counts
 

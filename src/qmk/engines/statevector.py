@@ -119,6 +119,25 @@ class StatevectorSnapshot:
     rng_state: Mapping[str, Any]
 
 
+def _independent(rows: Sequence[int]) -> bool:
+    """Whether the bitmasks ``rows`` are linearly independent over GF(2).
+
+    >>> _independent([0b011, 0b110, 0b100]), _independent([0b011, 0b110, 0b101])
+    (True, False)
+    """
+    basis: dict[int, int] = {}  # leading bit -> a reduced row with it
+    for row in rows:
+        while row:
+            top = row.bit_length() - 1
+            if top not in basis:
+                basis[top] = row
+                break
+            row ^= basis[top]
+        else:
+            return False
+    return True
+
+
 def _bits(mask: int) -> list[int]:
     """The set bits of ``mask``, lowest first."""
     out = []
@@ -1029,7 +1048,9 @@ class StatevectorEngine:
     def _fusable(self, checked: Sequence[tuple[str, list[int], tuple[float, ...]]]) -> bool:
         """Whether a segment goes the fused way (:meth:`apply_segment`): fusion is on, at
         least two of its one-qubit gates mix amplitudes, every qubit it touches without
-        one already has an axis of its own, and the state has ``fused_min_qubits`` axes."""
+        one already has an axis of its own or can be given one by a change of variables
+        (it is no classical bit and no qubit is a copy of others), and the state has
+        ``fused_min_qubits`` axes."""
         if not self._fuse or self._max_fused < 2:
             return False
         mixing: set[int] = set()
@@ -1043,6 +1064,7 @@ class StatevectorEngine:
             return False
         width = self._psi.ndim
         columns: dict[int, int] | None = None
+        independent: bool | None = None
         for q in dict.fromkeys(q for _, qs, _ in checked for q in qs):
             row = self._rows[q]
             if q in mixing:
@@ -1050,7 +1072,15 @@ class StatevectorEngine:
                 continue
             if columns is None:
                 columns = self._columns()
-            if not self._owns_axis(q, columns):
+            if self._owns_axis(q, columns):
+                continue
+            # a qubit that reads a combination of variables is given one of its own by a
+            # change of variables (no new axis) unless it is a copy of the others, which
+            # no qubit is while their rows are independent; a classical bit or a copy
+            # would take up amplitudes
+            if independent is None:
+                independent = _independent([r for r in self._rows.values() if r])
+            if not row or not independent:
                 return False
         return width >= self._fused_min
 

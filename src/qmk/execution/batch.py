@@ -21,6 +21,19 @@ is not lowered (:func:`why_not_lowerable`) and runs as trajectories. The statist
 are those of the noisy circuit exactly, at nearly the cost of a noiseless one.
 ``lower(plan, heralded=True)`` lowers each location to a heralded Pauli channel that
 the engine samples instead (the path before flip masks, kept to compare against).
+
+**Pause points.** A batch circuit is sampled in one pass per chunk of
+:data:`CHUNK_SHOTS` shots (:func:`sample_chunked`): chunk 0 with the run's seed (so a
+run of at most that many shots is the one pass it always was), chunk ``k`` with
+:func:`chunk_seed`; the logical errors of every shot are drawn first, at once, from the
+run's noise stream, and each chunk takes its own. The chunks depend on the shots and the
+seed only, never on who asks, so a run stopped between two chunks and resumed gives the
+bits of a run that never stopped. A program with at least one ``FENCE_EPOCH`` asks its
+control (:class:`~qmk.execution.trajectories.Control`) between every two chunks, as a
+trajectories run asks at a fence: the saved state holds the bits of the chunks done
+(``group``: how many), and its ``epoch`` is the program's last (every shot sampled so
+far has passed every fence). Inside a chunk a batch run does not stop: its fences are
+pause points only between chunks.
 """
 
 from __future__ import annotations
@@ -28,13 +41,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qmk.engines import EngineError
 from qmk.engines.batch import BatchCircuit, BatchSampler, Errors, Instruction, Kind
 from qmk.engines.gates import GATES, pauli_string, unitary
+from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.plan import Call, Noise, Plan, Step
 from qmk.qvm.ops import Exec, Micro
+
+if TYPE_CHECKING:
+    from qmk.execution.trajectories import Control
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,6 +281,144 @@ def sample(
         shots, seed, lowered.event_columns, lowered.herald_columns, errors
     )
     return bits, heralded if errors is None else len(errors)
+
+
+#: How many shots one pass of a batch sampler draws; between two chunks a run may pause.
+CHUNK_SHOTS = 1 << 16
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The engine seed of chunk ``chunk`` of a run seeded ``seed``: chunk 0 keeps ``seed``,
+    the others draw theirs from ``SeedSequence([seed, chunk])``.
+
+    >>> chunk_seed(7, 0), chunk_seed(7, 1) == chunk_seed(7, 1), chunk_seed(7, 1) == 7
+    (7, True, False)
+    """
+    if chunk == 0:
+        return seed
+    state = np.random.SeedSequence([seed, chunk]).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def _chunk_errors(errors: Errors | None, lo: int, hi: int) -> Errors | None:
+    """The errors of shots ``lo`` to ``hi`` (exclusive), renumbered from 0."""
+    if errors is None:
+        return None
+    if lo == 0 and (not len(errors) or int(errors.shots.max()) < hi):
+        return errors  # every error falls in this chunk: the arrays as drawn
+    mine = (errors.shots >= lo) & (errors.shots < hi)
+    return Errors(
+        shots=errors.shots[mine] - lo, sites=errors.sites[mine], paulis=errors.paulis[mine]
+    )
+
+
+def sample_chunked(
+    lowered: LoweredPlan,
+    sampler: BatchSampler,
+    shots: int,
+    seed: int,
+    rng: np.random.Generator,
+    *,
+    fences: int = 0,
+    control: Control | None = None,
+    resume: ExecutionState | None = None,
+    key: str = "",
+    engine_name: str = "",
+    chunk: int = CHUNK_SHOTS,
+) -> tuple[np.ndarray, int, Progress]:
+    """:func:`sample` in chunks of ``chunk`` shots, pausing between them (see the module
+    docstring): the bits, the logical errors that struck, and the run's progress.
+
+    ``fences`` is how many ``FENCE_EPOCH`` the program has: with none the control is
+    never asked. ``resume`` is a state a control saved between two chunks of this run.
+
+    Raises:
+        Suspended: the control asked the run to stop; its state was saved first.
+        EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
+    """
+    from qmk.execution.trajectories import CHECKPOINT, Suspended
+
+    errors = None
+    if lowered.sites:
+        probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites], dtype=np.float64)
+        errors = draw_errors(probs, shots, rng)
+    count = max(1, -(-shots // chunk))
+    bits: np.ndarray | None = None
+    progress = Progress(simulations=1, preempted_at_epochs=[])
+    heralded = 0
+    start = 0
+    if resume is not None:
+        bits, start, progress, heralded = _resumed(resume, key, shots, count)
+    for k in range(start, count):
+        lo, hi = k * chunk, min(shots, (k + 1) * chunk)
+        rows, tallied = sampler.sample(
+            hi - lo,
+            chunk_seed(seed, k),
+            lowered.event_columns,
+            lowered.herald_columns,
+            _chunk_errors(errors, lo, hi),
+        )
+        heralded += tallied
+        if count == 1:
+            bits = rows
+            break
+        if bits is None:
+            bits = np.zeros((shots, rows.shape[1]), dtype=rows.dtype)
+        bits[lo:hi] = rows
+        if control is None or not fences or k + 1 == count:
+            continue
+        while (request := control.at_fence(fences)) is not None:
+            stopping = request != CHECKPOINT
+            progress.checkpoints += 1
+            if stopping:
+                assert progress.preempted_at_epochs is not None
+                progress.preempted_at_epochs.append(fences)
+            state = ExecutionState(
+                key=key,
+                engine=engine_name,
+                epoch=fences,
+                group=k + 1,
+                bits=bits.copy(),
+                leaves=(),
+                branches=(),
+                progress={**progress.to_json(), "heralded": heralded},
+            )
+            control.save(state)
+            if stopping:
+                raise Suspended(state)
+    assert bits is not None
+    return bits, heralded if errors is None else len(errors), progress
+
+
+def _resumed(
+    state: ExecutionState, key: str, shots: int, count: int
+) -> tuple[np.ndarray, int, Progress, int]:
+    """``(bits, next chunk, progress, heralds so far)`` of a state saved between chunks.
+
+    Raises:
+        EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
+    """
+    if state.key != key:
+        raise EngineError.of(
+            "checkpoint-mismatch",
+            "the checkpoint is of another run (program, shots, seed, engine, noise or "
+            "profile differ): resume it with the same ones",
+        )
+    if (
+        state.branches
+        or state.leaves
+        or state.bits.shape[0] != shots
+        or not 0 < state.group < count
+    ):
+        raise EngineError.of("checkpoint-mismatch", "the checkpoint's shape does not fit the run")
+    saved = state.progress
+    progress = Progress(
+        simulations=int(saved["simulations"]),
+        checkpoints=int(saved["checkpoints"]),
+        preempted_at_epochs=[int(e) for e in saved["preempted_at_epochs"]],
+        resumed_from_epoch=state.epoch,
+    )
+    return state.bits.copy(), state.group, progress, int(saved.get("heralded", 0))
 
 
 #: Above this fraction of the shots, a site's struck shots are drawn by permutation.

@@ -1,8 +1,11 @@
 """The execution state of a run, saved at a fence and resumed anywhere: checkpoint files.
 
-A run in ``trajectories`` mode (:mod:`qmk.execution.trajectories`) can stop at a
+A run in ``trajectories`` mode (:mod:`qmk.execution.trajectories`) can stop at any
 ``FENCE_EPOCH`` and go on later, in another process or on another machine, with the
-same result as a run that never stopped. What it needs is an :class:`ExecutionState`
+same result as a run that never stopped. (A ``stim-batch`` run and a neutral-atom device
+job stop between chunks of shots instead, with a state of the same format: no branch,
+``bits`` the chunks done, ``group`` how many: :mod:`qmk.execution.batch`,
+:mod:`qmk.devices.neutral_atom.shots`.) What it needs is an :class:`ExecutionState`
 (a value of :mod:`qmk.execution.branches`, which the runner builds and this module
 writes, reads and resumes from):
 

@@ -15,12 +15,16 @@ Choosing how to run the shots (telemetry ``mode``):
 
 - ``stim-batch``: a Clifford program whose feed-forward is linear over measurement
   outcomes compiles to one stim circuit, sampled in bulk with its logical noise
-  (the engine's batch capability, :mod:`qmk.engines.batch`; see :mod:`qmk.execution.batch`);
+  (the engine's batch capability, :mod:`qmk.engines.batch`; see :mod:`qmk.execution.batch`),
+  in chunks of :data:`~qmk.execution.batch.CHUNK_SHOTS` shots: between two chunks is
+  where such a run pauses;
 - ``trajectories``: otherwise the error pattern of every shot is sampled first,
   shots are grouped by pattern, and each group is simulated once, branching at
   mid-circuit measurements and sampling its terminal measurements
   (see :mod:`qmk.execution.trajectories`). Logical errors are rare, so the
-  error-free group is nearly every shot and is simulated once.
+  error-free group is nearly every shot and is simulated once. Every ``FENCE_EPOCH``
+  is a pause point: the terminal measurements sampled at once are those after the
+  last fence.
 
 Results list events in ``resources.events`` order, first event leftmost; the same
 program and seed give the same counts every time.
@@ -248,8 +252,11 @@ def run(
             (a machine-wide calibration; telemetry lists the profiles it applied to).
         control: who may ask the run, at its fences, to save its state and go on or
             stop (:class:`~qmk.execution.trajectories.Control`; the kernel's worker).
-            Only ``trajectories`` runs have fences to stop at; a ``stim-batch`` run
-            samples every shot in one pass and never asks.
+            A ``trajectories`` run asks at every ``FENCE_EPOCH`` (whatever follows it);
+            a ``stim-batch`` run of a program with fences asks between its chunks of
+            :data:`~qmk.execution.batch.CHUNK_SHOTS` shots (one chunk: never), which
+            are its pause points (:mod:`qmk.execution.batch`). A program without a
+            fence is never asked.
         resume: an :class:`~qmk.execution.checkpoint.ExecutionState` (or its file) a
             control saved: the run goes on from there and gives the counts of a run
             that never stopped.
@@ -536,8 +543,10 @@ def _execute(
     from qmk.engines.batch import batch_compiler
     from qmk.execution import batch
 
-    # a batch circuit starts from |0...0>: a run from an initial state takes trajectories
-    compiler = batch_compiler(cls) if resume is None and initial is None else None
+    # a batch circuit starts from |0...0>: a run from an initial state takes trajectories.
+    # The mode never depends on a control or a resume (a replay without either must
+    # take the path the run took).
+    compiler = batch_compiler(cls) if initial is None else None
     lowered = batch.lower(plan) if compiler is not None else None
     sampler = compiler(lowered.circuit) if compiler is not None and lowered is not None else None
     if sampler is not None and lowered is not None:
@@ -546,9 +555,20 @@ def _execute(
             return sampler.mode, lowered.noise_sampling, none, 0, Progress(), rows
         batch_seed = int(streams[0].generate_state(1, np.uint64)[0] >> np.uint64(1))
         noise_rng = np.random.default_rng(streams[1])
-        bits, injected = batch.sample(lowered, sampler, shots, batch_seed, noise_rng)
+        bits, injected, progress = batch.sample_chunked(
+            lowered,
+            sampler,
+            shots,
+            batch_seed,
+            noise_rng,
+            fences=sum(1 for step in plan.steps if step.node.op == "FENCE_EPOCH"),
+            control=control,
+            resume=resume,
+            key=key,
+            engine_name=name,
+        )
         every = None if part is None else np.arange(shots)
-        return sampler.mode, lowered.noise_sampling, bits, injected, Progress(simulations=1), every
+        return sampler.mode, lowered.noise_sampling, bits, injected, progress, every
     noise_rng = np.random.default_rng(streams[1])
     groups, injected = sample_error_patterns(plan, shots, noise_rng)
     sampling = "per-pattern" if plan.noise else "off"

@@ -320,7 +320,6 @@ class EpochClock:
         "_first",
         "_last",
         "_passes",
-        "_tail",
         "current",
         "fences",
         "parent_id",
@@ -335,7 +334,6 @@ class EpochClock:
         self._first: dict[int, int] = {}
         self._last: dict[int, int] = {}
         self._passes: dict[int, int] = {}
-        self._tail: set[int] = set()
 
     def _mark(self, now: int) -> None:
         self._first.setdefault(self.current, now)
@@ -356,17 +354,10 @@ class EpochClock:
         self._mark(now)
 
     def leave(self) -> None:
-        """The running branch ended: it sampled its terminal measurements, and the
-        epochs whose fences lie in that tail ran with them, in one pass from the
-        branch's last fence (``qmk.tail``)."""
-        now = time.time_ns()
-        since = self._last.get(self.current, now)
-        self._mark(now)
-        for epoch in range(self.current + 1, len(self.fences) + 1):
-            self._first[epoch] = min(self._first.get(epoch, since), since)
-            self._last[epoch] = max(self._last.get(epoch, now), now)
-            self._passes[epoch] = self._passes.get(epoch, 0) + 1
-            self._tail.add(epoch)
+        """The running branch ended: it sampled its terminal measurements, which come
+        after the group's last fence (no fence lies in the sampled tail:
+        :func:`~qmk.execution.trajectories.tail_start`), in its last epoch."""
+        self._mark(time.time_ns())
 
     def close(self) -> None:
         """Keep one span per epoch seen."""
@@ -375,11 +366,7 @@ class EpochClock:
                 "qmk.epoch",
                 self._first[epoch],
                 self._last[epoch],
-                {
-                    "qmk.epoch": epoch,
-                    "qmk.passes": self._passes.get(epoch, 0),
-                    "qmk.tail": epoch in self._tail,
-                },
+                {"qmk.epoch": epoch, "qmk.passes": self._passes.get(epoch, 0)},
                 parent_id=self.parent_id,
             )
 

@@ -6,10 +6,13 @@ binomially between the two outcomes and each branch goes on with its share; a
 channel's Werner noise splits them multinomially the same way. The branch with
 fewer shots runs first and the other waits as a snapshot, so at most about
 log2(shots) snapshots are held at once. Measurements at the end of the program
-(on distinct qubits, with nothing after them that reads their events) are not
-simulated one by one: each leaf applies their basis changes and draws all its
-shots from the final state at once. A program with no mid-circuit measurement is
-thus simulated exactly once per group and sampled.
+(after its last fence, on distinct qubits, with nothing after them that reads their
+events) are not simulated one by one: each leaf applies their basis changes and the
+gates among them and draws all its shots from the final state at once. A program with
+no mid-circuit measurement is thus simulated exactly once per group and sampled. The
+tail never swallows a fence (:func:`tail_start`; fences that end the program aside): a
+measurement listed before a fence splits the shots where it stands, so the run can stop
+at that fence.
 A maximal run of unitary micro-ops (gates and feed-forward Paulis, guards decided
 as the run starts: no event changes inside it) goes to the engine as one *segment*
 (:func:`qmk.engines.base.apply_segment`), which the statevector engine fuses.
@@ -18,12 +21,13 @@ as the run starts: no event changes inside it) goes to the engine as one *segmen
 split off from its parent's, and a group's rows are assembled from its leaves in the
 order of their *paths* (the choices taken at each split), not in the order they ran.
 So the work may stop and go on later, in another process, with the same result.
-A :class:`Runner` asks its :class:`Control` at every ``FENCE_EPOCH`` the running
-branch reaches whether to save its whole state (the rows done, every waiting branch
-with its engine snapshot, stream and path: :class:`qmk.execution.branches.ExecutionState`)
-and go on, or save it and stop. Asked to stop *now*, it rolls back the open REV
-segment of the running branch (the unitary micro-ops since its last irreversible one,
-undone by their adjoints in reverse order) and saves the state at the segment's start.
+A :class:`Runner` asks its :class:`Control` at every ``FENCE_EPOCH`` (every branch
+reaches each fence after the point where it split off) whether to save its whole
+state (the rows done, every waiting branch with its engine snapshot, stream and path:
+:class:`qmk.execution.branches.ExecutionState`) and go on, or save it and stop.
+Asked to stop *now*, it rolls back the open REV segment of the running branch (the
+unitary micro-ops since its last irreversible one, undone by their adjoints in reverse
+order) and saves the state at the segment's start.
 """
 
 from __future__ import annotations
@@ -243,10 +247,25 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     The suffix holds unguarded measurements of distinct qubits, frees, and gates
     that either come before every measurement of their qubits (basis changes,
     applied before sampling) or after all of them (unobservable, skipped).
+
+    It never begins before the last fence: every ``FENCE_EPOCH`` is a pause point, so
+    every branch reaches every fence one micro-op at a time (a control is asked there,
+    and the engine state saved there is the state at that fence); only what follows
+    the last fence may be sampled at once. Fences with nothing but frees and fences
+    after them end the program: no work is left to pause before, so they do not hold
+    the terminal measurements back.
     """
+    end = len(ops)
+    while end > 0 and ops[end - 1].kind in ("free", "fence"):
+        end -= 1
+    floor = 0
+    for i in range(end - 1, -1, -1):
+        if ops[i].kind == "fence":
+            floor = i + 1
+            break
     start = len(ops)
-    while (
-        start > 0
+    while (  # the fences after the floor are those that end the program
+        start > floor
         and ops[start - 1].guard is None
         and ops[start - 1].kind in ("meas", "free", "gate", "fence")
     ):
@@ -496,27 +515,24 @@ class Runner:
         qmap = branch.qmap
         events = branch.events
         pos = branch.pos
-        urgent = False  # the control, read for ops[pos] already, said urgent
         while pos < tail:
-            asked = control is not None and (urgent or control.urgent)
-            if asked and control is not None and control.at_op() == YIELD_NOW:
+            if control is not None and control.urgent and control.at_op() == YIELD_NOW:
                 self._stop_now(engine, ops, branch, pos)
             op = ops[pos]
             if op.kind in _UNITARY:
-                # a maximal run of unitary micro-ops goes to the engine as one segment;
-                # the control is still read before each of them, and the run ends before
-                # one it calls urgent (whose at_op then sees every op before it applied)
+                # a maximal run of unitary micro-ops goes to the engine as one segment,
+                # whoever asks: the control is read before each of them, and only a stop
+                # now cuts the run (its ops so far applied, then rolled back), so the
+                # segments, and the state, are those of a run nobody asked
                 end = pos + 1
-                urgent = False
                 while end < tail and ops[end].kind in _UNITARY:
-                    if control is not None and control.urgent:
-                        urgent = True
-                        break
+                    if control is not None and control.urgent and control.at_op() == YIELD_NOW:
+                        apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
+                        self._stop_now(engine, ops, branch, end)
                     end += 1
                 apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
                 pos = end
                 continue
-            urgent = False
             pos += 1
             if op.guard is not None and not _holds(op.guard, events, index):
                 continue

@@ -81,14 +81,14 @@ def run_job(
     request = attempt.request
     if request.trace_context is not None:
         return _traced(attempt, control)
-    if attempt.device:
-        return run_device_job(attempt)
     link = current_link()
     watch = (
         None
         if link is None or attempt.checkpoint_dir is None
         else control(link, attempt.checkpoint_dir, every_ops=request.checkpoint_every_ops)
     )
+    if attempt.device:
+        return run_device_job(attempt, control=watch)
     try:
         with span("qmk.worker.verify"):
             text = attempt.program
@@ -106,16 +106,21 @@ def run_job(
     return _answer(result.to_json(), attempt)
 
 
-def run_device_job(attempt: Attempt) -> dict[str, Any]:
+def run_device_job(attempt: Attempt, *, control: WorkerControl | None = None) -> dict[str, Any]:
     """Run one neutral-atom device job in a worker: check its capability again, then
     :func:`qmk.devices.neutral_atom.emulator.run_job` (validators, scheduler, emulator).
 
     ``attempt.program`` is the stored text ``{"job": wire job, "strict_timing": bool}``
-    (shots, seed, profile and backend already in the job). Returns the encoded
-    ``Result.to_json(measurements=False)`` (:func:`_answer`) or ``{"ok": False, "error": ...}``.
+    (shots, seed, profile and backend already in the job). ``control`` answers the
+    kernel's checkpoint and yield requests between the job's chunks of shots (its pause
+    points: :mod:`qmk.devices.neutral_atom.shots`), saving into the attempt's checkpoint
+    directory; ``attempt.resume`` is the state it goes on from. Returns the encoded
+    ``Result.to_json(measurements=False)`` (:func:`_answer`), ``{"ok": False, "error": ...}``
+    or ``{"ok": False, "yielded": {"epoch": chunks done}}``.
     """
     from qmk.devices.neutral_atom.emulator import run_job as run_device
     from qmk.errors import CapabilityError, QMKError
+    from qmk.execution.trajectories import Suspended
 
     try:
         if DEVICE_CAP not in attempt.caps:
@@ -123,7 +128,14 @@ def run_device_job(attempt: Attempt) -> dict[str, Any]:
                 f"refused at execution: the job lacks {DEVICE_CAP}", missing=[DEVICE_CAP]
             )
         stored = json.loads(attempt.program)
-        result = run_device(stored["job"], strict_timing=bool(stored.get("strict_timing")))
+        result = run_device(
+            stored["job"],
+            strict_timing=bool(stored.get("strict_timing")),
+            control=control,
+            resume=attempt.resume,
+        )
+    except Suspended as stop:
+        return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
     except QMKError as exc:
         return {"ok": False, "error": error_json(exc)}
     return _answer(result.to_json(measurements=False), attempt)

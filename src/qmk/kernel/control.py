@@ -1,5 +1,8 @@
 """The executor's control in a kernel worker: the kernel's checkpoint and yield requests,
-answered at the run's fences (:class:`WorkerControl`).
+answered at the run's pause points (:class:`WorkerControl`): every fence of a
+``trajectories`` run, and the boundaries between chunks of shots of a ``stim-batch`` run
+(:mod:`qmk.execution.batch`) and of a neutral-atom device job
+(:mod:`qmk.devices.neutral_atom.shots`), where ``epoch`` is what the run reports there.
 """
 
 from __future__ import annotations

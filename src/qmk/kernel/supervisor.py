@@ -662,8 +662,21 @@ class Supervisor:
         job.started_at = self.clock.now()
         job.epoch = self.epoch
         self._transition(job, J.RUNNING, attempt=job.attempts, epoch=self.epoch)
+        directory = None if self.checkpoint_dir is None else str(self.checkpoint_dir / job.job_id)
+        resume = (
+            None
+            if resume_from is None or self.checkpoint_dir is None
+            else str(state_file(self.checkpoint_dir, resume_from["path"]))
+        )
         if job.policy.device is not None:  # a device job: no logical machine, no faults
-            self._submit(job, Attempt(request=job.request, program=job.graph, caps=job.caps))
+            device_job = Attempt(
+                request=job.request,
+                program=job.graph,
+                caps=job.caps,
+                checkpoint_dir=directory,
+                resume=resume,
+            )
+            self._submit(job, device_job)
             return
         request = self._apply_faults(job, job.request, resume_from)
         if request is None:  # refused: FAILED already
@@ -672,12 +685,8 @@ class Supervisor:
             request=request,
             program=job.graph,
             caps=tuple(job.caps),
-            checkpoint_dir=None
-            if self.checkpoint_dir is None
-            else str(self.checkpoint_dir / job.job_id),
-            resume=None
-            if resume_from is None or self.checkpoint_dir is None
-            else str(state_file(self.checkpoint_dir, resume_from["path"])),
+            checkpoint_dir=directory,
+            resume=resume,
             max_result_bytes=int(self.config.max_result_mb * 2**20),
         )
         self._submit(job, attempt)

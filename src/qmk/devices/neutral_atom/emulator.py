@@ -17,6 +17,9 @@ Public API:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -32,6 +35,8 @@ from qmk.devices.neutral_atom.profiles import Profile
 from qmk.devices.neutral_atom.schedule import Timeline
 from qmk.devices.neutral_atom.shots import BatchProgram, batch_program, execute
 from qmk.devices.neutral_atom.validate import VALIDATORS, validate_job
+from qmk.execution.branches import ExecutionState
+from qmk.execution.trajectories import Control
 
 #: The backends, as job ``device_id`` names them.
 BACKENDS: tuple[str, ...] = (STATEVECTOR, STABILIZER)
@@ -132,6 +137,8 @@ def run_job(
     device: str | Profile | None = None,
     backend: str | None = None,
     strict_timing: bool = False,
+    control: Control | None = None,
+    resume: ExecutionState | str | os.PathLike[str] | None = None,
 ) -> Result:
     """Run a job (its wire form, or a parsed :class:`Job`) on the emulator.
 
@@ -143,10 +150,17 @@ def run_job(
         backend: ``state-vector``, ``stabilizer`` or ``auto``, in place of ``device_id``.
         strict_timing: refuse operations inside a measurement cooldown (``QD209``)
             instead of letting the scheduler wait.
+        control: who may ask the job, between its chunks of shots, to save its state
+            and go on or stop (:class:`~qmk.execution.trajectories.Control`; the kernel's
+            worker): see :mod:`.shots`.
+        resume: a state (or its file) such a control saved: the job goes on from there
+            and gives the bits of a run that never stopped.
 
     Raises:
         DeviceError: a ``QD`` code: the job, a hardware violation, or a backend that
             cannot run it; nothing ran.
+        EngineError: ``QE106``/``QE107`` for a state of another job or an unreadable one.
+        Suspended: the control asked the job to stop; its state was saved first.
 
     >>> ghz = {"profile": "ideal_small_array", "program": [
     ...     {"op": "AllocArray", "n_qubits": 3},
@@ -171,8 +185,22 @@ def run_job(
     circuit = lower(parsed, timeline)
     chosen = choose_backend(parsed, circuit)
     run_seed = parsed.seed if parsed.seed is not None else secrets.randbits(63)
+    if resume is not None and not isinstance(resume, ExecutionState):
+        from qmk.execution.checkpoint import read_state
+
+        resume = read_state(resume)
+    key = job_key(
+        job,
+        strict_timing=strict_timing,
+        seed=run_seed,
+        backend=chosen,
+        shots=parsed.shots,
+        profile=parsed.profile,
+    )
     validated = time.perf_counter()
-    bits, stats = execute(parsed, circuit, chosen, run_seed)
+    bits, stats = execute(
+        parsed, circuit, chosen, run_seed, control=control, resume=resume, key=key
+    )
     finished = time.perf_counter()
     noise_ops = sum(1 for s in circuit.steps if s.kind is StepKind.NOISE)
     telemetry = {
@@ -204,6 +232,27 @@ def run_job(
     )
 
 
+def job_key(
+    job: Job | Mapping[str, Any],
+    *,
+    strict_timing: bool,
+    seed: int,
+    backend: str,
+    shots: int,
+    profile: str | None,
+) -> str:
+    """The digest of everything that decides a job's bits: its wire form (or, for a parsed
+    :class:`Job`, its repr), the timing rule, seed, backend, shots and profile it runs
+    with. A saved state resumes only the job of its key."""
+    text = (
+        repr(job)
+        if isinstance(job, Job)
+        else json.dumps(job, sort_keys=True, separators=(",", ":"), default=str)
+    )
+    whole = json.dumps([text, bool(strict_timing), int(seed), backend, int(shots), profile])
+    return hashlib.sha256(whole.encode("utf-8")).hexdigest()
+
+
 def _validator_names() -> tuple[str, ...]:
     return tuple(VALIDATORS)
 
@@ -218,6 +267,7 @@ __all__ = [
     "batch_program",
     "choose_backend",
     "execute",
+    "job_key",
     "lower",
     "run_job",
 ]

@@ -18,6 +18,17 @@ backend; the seed fixes every draw).
    or reset as they fall, and measurements at the end are sampled from the final state;
    amplitude damping is the measured ancilla of its Stinespring dilation.
 3. Readout flips are applied to the recorded bits.
+
+**Pause points.** A group's shots are drawn in chunks of :data:`CHUNK_SHOTS` (chunk 0
+with the group's seed, so a group of at most that many shots is drawn as it always was;
+chunk ``c`` with a seed of its own): the chunks depend on the job and its seed only.
+Between two chunks (of one group, or of two) :func:`execute` asks its control
+(:class:`~qmk.execution.trajectories.Control`, the kernel worker's) whether to save its
+state and go on, or save it and stop: an :class:`~qmk.execution.checkpoint.ExecutionState`
+whose ``bits`` are the raw bits drawn so far, ``group`` the chunks done (also its
+``epoch``) and ``progress`` the run's statistics. Resumed from it, the job draws the
+same losses again (from the seed), the chunks not yet drawn, then the readout flips:
+the bits of a run that never stopped. Inside a chunk a job does not stop.
 """
 
 from __future__ import annotations
@@ -36,9 +47,10 @@ from qmk import defaults
 from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind
 from qmk.devices.neutral_atom.job import STABILIZER, Job
 from qmk.devices.neutral_atom.noise import NoiseKind, NoiseOp
-from qmk.engines import engine_class
+from qmk.engines import EngineError, engine_class
 from qmk.engines.batch import BatchCircuit, BatchCompiler, Instruction, Kind, batch_compiler
-from qmk.execution.trajectories import MicroOp, Runner
+from qmk.execution.branches import ExecutionState, Progress
+from qmk.execution.trajectories import Control, MicroOp, Runner
 
 _PAULI_GATES = ("i", "x", "y", "z")
 
@@ -486,6 +498,39 @@ def _stabilizer_batch() -> BatchCompiler:
     return compiler
 
 
+def _resumed(
+    state: ExecutionState, key: str, shape: tuple[int, int], chunks: int
+) -> tuple[np.ndarray, int, Progress, dict[str, Any]]:
+    """``(raw bits, chunks done, progress, stats)`` of a state :func:`execute` saved.
+
+    Raises:
+        EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
+    """
+    if state.key != key:
+        raise EngineError.of(
+            "checkpoint-mismatch",
+            "the checkpoint is of another device job (program, shots, seed, profile or "
+            "backend differ): resume it with the same ones",
+        )
+    saved = state.progress
+    if (
+        state.branches
+        or state.leaves
+        or state.bits.shape != shape
+        or not 0 < state.group < chunks
+        or not isinstance(saved.get("device"), Mapping)
+    ):
+        raise EngineError.of("checkpoint-mismatch", "the checkpoint's shape does not fit the job")
+    progress = Progress(
+        simulations=int(saved["simulations"]),
+        checkpoints=int(saved["checkpoints"]),
+        preempted_at_epochs=[int(e) for e in saved["preempted_at_epochs"]],
+        resumed_from_epoch=state.epoch,
+    )
+    stats = {str(k): int(v) for k, v in saved["device"].items()}
+    return state.bits.astype(np.uint8), state.group, progress, stats
+
+
 def _mask_lost(circuit: Circuit, losses: _Losses, bits: np.ndarray) -> int:
     """Write -1 into the bits of atoms lost at or before their measurement; how many."""
     by_atom: dict[int, list[tuple[int, int]]] = {}
@@ -517,27 +562,82 @@ def _groups(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return matrix[first], inverse.ravel()
 
 
+#: How many shots of one loss group a job draws in one pass; between two chunks it may
+#: pause (see the module docstring).
+CHUNK_SHOTS = 4096
+
+
 def execute(
-    job: Job, circuit: Circuit, backend: str, seed: int
+    job: Job,
+    circuit: Circuit,
+    backend: str,
+    seed: int,
+    *,
+    control: Control | None = None,
+    resume: ExecutionState | None = None,
+    key: str = "",
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Every shot's recorded bits (int8, -1 lost) of ``circuit`` on ``backend``, and stats."""
+    """Every shot's recorded bits (int8, -1 lost) of ``circuit`` on ``backend``, and stats.
+
+    ``control`` is asked between every two chunks of shots (the module docstring);
+    ``resume`` is a state it saved, of the run whose digest is ``key``.
+
+    Raises:
+        Suspended: the control asked the job to stop; its state was saved first.
+        EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
+    """
+    from qmk.execution.trajectories import CHECKPOINT, Suspended
+
     shots = job.shots
     classical = np.random.default_rng(_seed(seed, 0))
     losses = _draw_losses(circuit, shots, classical)
     gate_steps = losses.gate_steps
     patterns, inverse = _groups(losses.skipped)
-    raw = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
-    stats = {"groups": len(patterns), "simulations": 0}
-    for g, pattern in enumerate(patterns):
+    chunks: list[tuple[int, int, np.ndarray]] = []  # (group, chunk of it, its shots)
+    for g in range(len(patterns)):
         rows = np.flatnonzero(inverse == g)
-        skipped = {gate_steps[j] for j in np.flatnonzero(pattern)}
-        group_seed = _seed(seed, 5, g)
+        for c, lo in enumerate(range(0, max(len(rows), 1), CHUNK_SHOTS)):
+            chunks.append((g, c, rows[lo : lo + CHUNK_SHOTS]))
+    raw = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
+    stats: dict[str, Any] = {"groups": len(patterns), "simulations": 0}
+    progress = Progress(preempted_at_epochs=[])
+    start = 0
+    if resume is not None:
+        raw, start, progress, stats = _resumed(resume, key, raw.shape, len(chunks))
+    engine = defaults.STABILIZER if backend == STABILIZER else defaults.STATEVECTOR
+    for done, (g, c, rows) in enumerate(chunks[start:], start=start + 1):
+        skipped = {gate_steps[j] for j in np.flatnonzero(patterns[g])}
+        chunk_seed = _seed(seed, 5, g) if c == 0 else _seed(seed, 5, g, c)
         if backend == STABILIZER:
-            raw[rows] = _run_batch(circuit, skipped, len(rows), group_seed, stats)
+            raw[rows] = _run_batch(circuit, skipped, len(rows), chunk_seed, stats)
         else:
             raw[rows] = _run_statevector(
-                circuit, _active(circuit, skipped), len(rows), group_seed, stats
+                circuit, _active(circuit, skipped), len(rows), chunk_seed, stats
             )
+        if control is None or done == len(chunks):
+            continue
+        while (request := control.at_fence(done)) is not None:
+            progress.checkpoints += 1
+            if request != CHECKPOINT:
+                assert progress.preempted_at_epochs is not None
+                progress.preempted_at_epochs.append(done)
+            state = ExecutionState(
+                key=key,
+                engine=engine,
+                epoch=done,
+                group=done,
+                bits=raw.copy(),
+                leaves=(),
+                branches=(),
+                progress={**progress.to_json(), "device": dict(stats)},
+            )
+            control.save(state)
+            if request != CHECKPOINT:
+                raise Suspended(state)
+    if progress.checkpoints or progress.resumed_from_epoch is not None:
+        stats["checkpoints"] = progress.checkpoints
+        stats["preempted_at_epochs"] = list(progress.preempted_at_epochs or ())
+        stats["resumed_from_epoch"] = progress.resumed_from_epoch
     bits = raw.astype(np.int8)
     p01, p10 = circuit.readout
     if p01 > 0 or p10 > 0:

@@ -1,0 +1,81 @@
+"""A long neutral-atom device job in a real ``qmk serve`` pauses between its chunks of
+shots: ``q_checkpoint`` saves its state while it runs, a ``kill -9`` of the kernel is
+survived by resuming from that checkpoint, and an urgent job preempts it there; every
+time with the in-process emulator's counts at the same seed.
+
+Each job is held at its pause points by a pause gate (``tests/support/pools.py``), so
+what happens never depends on the machine's speed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qmk.client import Client
+from qmk.devices.neutral_atom.emulator import run_job
+from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
+from support.kernel import BELL, WorkerGate
+
+CAPS = ["CAP_ALLOC", "CAP_DEVICE_NA"]
+TENANTS = {
+    "ada": {
+        "key": "ada-secret-key",
+        "caps": CAPS,
+        "max_atoms": 6,
+        "max_concurrent_jobs": 2,
+        "max_queued_jobs": 10,
+    },
+}
+ADA: dict[str, Any] = {"tenant": "ada", "key": "ada-secret-key", "caps": CAPS}
+
+#: Three chunks of shots on a lossy chain (several loss groups): two pause points at least.
+JOB = {
+    "job_id": "long-ghz",
+    "profile": "lossy_chain",
+    "shots": 2 * CHUNK_SHOTS + 11,
+    "seed": 23,
+    "program": [
+        {"op": "AllocArray", "n_qubits": 4},
+        {"op": "ApplyGate", "name": "H", "targets": [0]},
+        {"op": "ApplyGate", "name": "CX", "targets": [0, 1]},
+        {"op": "ApplyGate", "name": "CX", "targets": [1, 2]},
+        {"op": "ApplyGate", "name": "CX", "targets": [2, 3]},
+        {"op": "Measure", "targets": [0, 1, 2, 3]},
+    ],
+}
+
+
+def test_a_device_job_checkpointed_before_a_kill_9_resumes_from_it(serve, tmp_path):
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        server = serve("device-crash", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
+        with Client.connect(str(server.socket), **ADA) as client:
+            job_id = client.q_device_submit(job=JOB)["job_id"]
+            checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
+            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1, checkpoint
+            assert client.q_status(job_id)["state"] == "RUNNING"
+        server.kill()
+    server.start()  # the same data dir, no pause gate
+    with Client.connect(str(server.socket), **ADA) as client:
+        done = client.q_wait(job_id, timeout_ms=120_000)
+        telemetry = client.q_get_telemetry(job_id)
+    assert done["state"] == "COMPLETED", done
+    assert done["result"]["counts"] == run_job(JOB).counts()
+    assert done["result"]["telemetry"]["resumed_from_epoch"] == 1  # not from the start
+    assert telemetry["attempts"] == 2
+    assert server.stop() == 0
+
+
+def test_an_urgent_job_preempts_a_device_job_between_chunks_and_it_resumes(serve, tmp_path):
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        server = serve("device-preempt", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
+        with Client.connect(str(server.socket), **ADA) as client:
+            job_id = client.q_device_submit(job=JOB, policy={"priority": 1})["job_id"]
+            urgent = client.q_submit(BELL, 100, 2, policy={"priority": 5})
+            done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
+            assert done["state"] == "COMPLETED", done
+            assert client.q_get_telemetry(job_id)["preemptions"] == 1
+            pause.open()
+            final = client.q_wait(job_id, timeout_ms=120_000)
+    assert final["state"] == "COMPLETED", final
+    assert final["result"]["counts"] == run_job(JOB).counts()
+    assert final["result"]["telemetry"]["preempted_at_epochs"] == [1]
+    assert final["result"]["telemetry"]["resumed_from_epoch"] == 1

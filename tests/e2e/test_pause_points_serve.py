@@ -1,0 +1,136 @@
+"""Fences before terminal measurements are pause points in a real ``qmk serve``: a program
+of gates and ``FENCE_EPOCH``s whose only measurements come last (every QASM or Qiskit
+circuit's shape) yields its worker to an urgent job, answers ``q_checkpoint`` with a
+saved state while it runs, and survives a ``kill -9`` of the kernel by resuming from its
+checkpoint; every time with the counts of a run that never stopped.
+
+Each job is held at its fences by a pause gate (``tests/support/pools.py``), so what
+happens never depends on the machine's speed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qmk.client import Client
+from qmk.execution.executor import run
+from qmk.qvm.asm import assemble
+from support.kernel import BELL, WorkerGate
+
+#: Gates and fences, then only terminal measurements; non-Clifford (trajectories).
+PROGRAM = assemble(
+    """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1, vq:q2
+h0: APPLY_H vq:q0
+t0: APPLY_T vq:q0
+ry: APPLY_RY vq:q1, theta=0.8
+f1: FENCE_EPOCH
+c01: APPLY_CNOT vq:q0, vq:q1
+rx: APPLY_RX vq:q2, theta=1.9
+h1: APPLY_H vq:q0
+f2: FENCE_EPOCH
+c12: APPLY_CNOT vq:q1, vq:q2
+t2: APPLY_T vq:q2
+h2: APPLY_H vq:q2
+m0: MEASURE_Z vq:q0, out:m0
+m1: MEASURE_Z vq:q1, out:m1
+m2: MEASURE_Z vq:q2, out:m2
+f: FREE_LQ vq:q0, vq:q1, vq:q2
+"""
+)
+GRAPH = PROGRAM.to_json()
+SHOTS, SEED = 2000, 41
+ALICE: dict[str, Any] = {"tenant": "alice", "key": "alice-secret-key"}
+
+
+def uninterrupted() -> dict[str, int]:
+    """What every kernel run of PROGRAM must give: the in-process run, never stopped."""
+    return dict(run(PROGRAM, shots=SHOTS, seed=SEED, noise=False).counts)
+
+
+def test_an_urgent_job_preempts_it_at_a_fence_and_it_resumes_with_the_same_counts(serve, tmp_path):
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        server = serve("preempt", workers=1, hooks=pause.pause_hooks())
+        with Client.connect(str(server.socket), **ALICE) as client:
+            slow = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False, "priority": 1})
+            job_id = slow["job_id"]
+            # the pause gate holds it at its first fence until the kernel's yield comes
+            urgent = client.q_submit(BELL, 100, 2, policy={"priority": 5})
+            done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
+            assert done["state"] == "COMPLETED", done
+            victim = client.q_get_telemetry(job_id)
+            assert victim["preemptions"] == 1, victim
+            pause.open()
+            final = client.q_wait(job_id, timeout_ms=60_000)
+    assert final["state"] == "COMPLETED", final
+    assert final["result"]["counts"] == uninterrupted()
+    telemetry = final["result"]["telemetry"]
+    assert telemetry["preempted_at_epochs"] == [1]
+    assert telemetry["resumed_from_epoch"] == 1
+
+
+def test_q_checkpoint_saves_its_state_while_it_runs_and_a_kill_9_resumes_from_it(serve, tmp_path):
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        server = serve("crash", workers=1, hooks=pause.pause_hooks())
+        with Client.connect(str(server.socket), **ALICE) as client:
+            job_id = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False})["job_id"]
+            first = client.q_checkpoint(job_id)  # held at fence 1: saved there, now
+            assert first["saved"] is True and first["program_epoch"] == 1, first
+            pause.release()  # on to fence 2, held again (unless the request is first)
+            second = client.q_checkpoint(job_id)
+            assert second["saved"] is True and second["program_epoch"] in (1, 2), second
+            assert client.q_status(job_id)["state"] == "RUNNING"
+        server.kill()
+    server.start()  # the same data dir, no pause gate
+    with Client.connect(str(server.socket), **ALICE) as client:
+        done = client.q_wait(job_id, timeout_ms=60_000)
+        telemetry = client.q_get_telemetry(job_id)
+    assert done["state"] == "COMPLETED", done
+    assert done["result"]["counts"] == uninterrupted()
+    # from its latest checkpoint, not from the start
+    assert done["result"]["telemetry"]["resumed_from_epoch"] == second["program_epoch"]
+    assert done["result"]["telemetry"]["checkpoints"] == 2
+    assert telemetry["attempts"] == 2
+    assert server.stop() == 0
+
+
+#: A Clifford program with fences: sampled in bulk by stim (``stim-batch``), in chunks.
+CLIFFORD = assemble(
+    """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1, vq:q2
+h: APPLY_H vq:q0
+f1: FENCE_EPOCH
+c: APPLY_CNOT vq:q0, vq:q1
+s: APPLY_S vq:q2
+h2: APPLY_H vq:q2
+f2: FENCE_EPOCH
+c2: APPLY_CNOT vq:q1, vq:q2
+m0: MEASURE_Z vq:q0, out:m0
+m1: MEASURE_Z vq:q1, out:m1
+m2: MEASURE_Z vq:q2, out:m2
+"""
+)
+
+
+def test_a_stim_batch_job_pauses_between_chunks_and_resumes_after_a_kill_9(serve, tmp_path):
+    from qmk.execution.batch import CHUNK_SHOTS
+
+    shots = CHUNK_SHOTS + 3  # two chunks: one pause point
+    whole = run(CLIFFORD, shots=shots, seed=SEED)  # logical noise on, as the kernel's
+    assert whole.telemetry.mode == "stim-batch"
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        server = serve("batch", workers=1, hooks=pause.pause_hooks())
+        with Client.connect(str(server.socket), **ALICE) as client:
+            job_id = client.q_submit(CLIFFORD.to_json(), shots, SEED)["job_id"]
+            checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
+            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 2, checkpoint
+        server.kill()
+    server.start()
+    with Client.connect(str(server.socket), **ALICE) as client:
+        done = client.q_wait(job_id, timeout_ms=60_000)
+    assert done["state"] == "COMPLETED", done
+    assert done["result"]["telemetry"]["mode"] == "stim-batch"
+    assert done["result"]["counts"] == whole.counts
+    assert done["result"]["telemetry"]["resumed_from_epoch"] == 2
+    assert server.stop() == 0
