@@ -289,9 +289,10 @@ def test_single_precision_reaches_the_statevector_engine_and_not_the_stabilizer(
         run(assemble(bell), shots=20, seed=1, engine_options={"dtype": "float32"})
 
 
-def test_under_an_address_space_limit_an_adapter_leaves_room_for_its_package() -> None:
-    """A kernel worker caps its address space (RLIMIT_AS): an adapter whose package alone
-    takes more than is left holds no qubits there, and QMK's own engines keep theirs."""
+def test_under_an_address_space_limit_every_engine_leaves_room_for_its_package() -> None:
+    """A kernel worker caps its address space (RLIMIT_AS): every dense engine holds what
+    the cap leaves beside its package (an adapter whose package alone takes more holds
+    none), QMK's statevector included (700 MiB: 2**24 amplitudes with a working copy)."""
     import subprocess
     import sys
 
@@ -306,6 +307,6 @@ def test_under_an_address_space_limit_an_adapter_leaves_room_for_its_package() -
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     statevector, qsim, aer, mps = (int(x) for x in out.stdout.split())
-    assert statevector == max_qubits("statevector")  # its own memory guard decides
-    assert 0 < qsim < statevector  # 700 MiB less qsim's ~400 MiB: about 2**24 amplitudes
+    assert statevector == min(24, max_qubits("statevector"))
+    assert 0 < qsim <= statevector  # 700 MiB less qsim's ~340 MiB, in single precision
     assert aer == mps == 0  # Aer's package alone takes more

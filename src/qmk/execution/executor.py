@@ -57,6 +57,7 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines import EngineError, engine_class
+from qmk.engines.limits import WorkerLimits
 from qmk.engines.registry import Workload
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
@@ -176,16 +177,21 @@ def route_plan(
     shots: int = 1,
     engine_options: Mapping[str, Any] | None = None,
     precision: Precision | None = None,
+    limits: WorkerLimits | None = None,
 ) -> tuple[Choice, dict[str, Any]]:
     """The router's choice for ``plan`` and the options to build the engine with
-    (``precision``, or ``engine_options``' ``dtype``, the precision asked for).
+    (``precision``, or ``engine_options``' ``dtype``, the precision asked for), for a
+    process of ``limits`` (default: this one, which runs the engine: its memory caps,
+    threads and sandbox, read once here; ``Choice.limits`` holds them).
 
     Raises:
-        EngineError: ``engine`` unknown, not installed or unable; no engine able.
+        EngineError: ``engine`` unknown, not installed or unable (or not fitting the
+            worker); no engine able.
     """
     asked, rest = _precision_option(engine_options or {})
     precision = precision or asked
-    choice = route(workload(plan, shots, precision), engine, options=rest)
+    limits = WorkerLimits.read() if limits is None else limits
+    choice = route(workload(plan, shots, precision), engine, options=rest, limits=limits)
     return choice, {**rest, **choice.options}
 
 
