@@ -45,6 +45,14 @@ from qmk.errors import closest
 
 #: Every gate of :data:`~qmk.engines.gates.GATES`: the gate set of universal engines.
 ALL_GATES: frozenset[str] = frozenset(GATES)
+#: Gates that only permute basis states (times phases).
+PERMUTATIONS: frozenset[str] = frozenset({"x", "y", "cx", "swap", "ccx"})
+#: Gates that mix amplitudes: neither diagonal nor a permutation (a state engine that
+#: keeps diagonals and permutations aside, as the native statevector does, pays the
+#: state's size at these only: ``CostModel.mixing_only``).
+MIXING: frozenset[str] = frozenset(
+    name for name, gate in GATES.items() if not gate.diagonal and name not in PERMUTATIONS
+)
 
 #: How an engine holds its state between calls (``EngineSpec.state``):
 #: ``native``: the simulator keeps it (mid-circuit measurement, reset, feed-forward at
@@ -76,6 +84,7 @@ class Workload:
         qubits: the most qubits live at once.
         gates: the engine gates the job applies (with noise on, the Paulis too).
         gate_count: engine gates one simulation applies.
+        mixing_count: of those, the gates of :data:`MIXING` (None: all of them).
         clifford: every operation is Clifford (a stabilizer engine runs it exactly).
         non_clifford: where the first non-Clifford operation is, in words, or None.
         shots: how many shots.
@@ -91,6 +100,7 @@ class Workload:
     qubits: int
     gates: frozenset[str] = frozenset()
     gate_count: int = 0
+    mixing_count: int | None = None
     clifford: bool = True
     non_clifford: str | None = None
     shots: int = 1
@@ -195,6 +205,8 @@ class CostModel:
     shot_s: float = 1e-7
     single: float = 1.0
     parallel: bool = False
+    #: It pays ``element_s`` per element at the mixing gates only (``Workload.mixing_count``).
+    mixing_only: bool = False
 
     def elements(self, qubits: int) -> float:
         """The size of the state of ``qubits`` qubits, in the units ``element_s`` prices."""
@@ -216,7 +228,10 @@ class CostModel:
         per_element = self.element_s * (self.single if precision == "single" else 1.0)
         if self.parallel and threads > 0:
             per_element *= CALIBRATED_THREADS / threads
-        gates = work.gate_count * (self.gate_s + per_element * size)
+        mixing = work.gate_count
+        if self.mixing_only and work.mixing_count is not None:
+            mixing = work.mixing_count
+        gates = work.gate_count * self.gate_s + mixing * per_element * size
         simulation = gates + work.segments * (self.segment_s + per_element * size)
         sampling = per_element * size + work.shots * self.shot_s
         return self.setup_s + work.branches * simulation + sampling
@@ -347,6 +362,7 @@ SPECS: tuple[EngineSpec, ...] = (
             segment_s=2e-5,
             single=0.6,
             parallel=True,
+            mixing_only=True,
         ),
         compiled=Compiled(
             requires=("llvmlite",),
@@ -362,6 +378,7 @@ SPECS: tuple[EngineSpec, ...] = (
                 element_s=1e-9,
                 segment_s=2e-5,
                 single=0.6,
+                mixing_only=True,
             ),
         ),
     ),

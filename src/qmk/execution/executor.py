@@ -58,7 +58,7 @@ import numpy as np
 from qmk import defaults
 from qmk.engines import EngineError, engine_class
 from qmk.engines.limits import WorkerLimits
-from qmk.engines.registry import Workload
+from qmk.engines.registry import MIXING, Workload
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import spans, states
@@ -118,8 +118,10 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
 
     Mid-circuit operations are the measurements, resets, frees and noisy channels before
     the program's terminal measurements (:func:`~qmk.execution.trajectories.tail_start`);
-    each may split the shots, so ``branches`` bounds the simulations by
-    ``min(shots, 2**k)``, plus the shots logical errors are expected to hit.
+    each may split the shots, so the gates after the ``j``-th run in up to
+    ``min(shots, 2**j)`` simulations: ``branches`` is that bound averaged over the
+    segments (the simulations an average gate runs in), plus the shots logical errors
+    are expected to hit.
     """
     from qmk.execution.trajectories import tail_start
 
@@ -130,7 +132,9 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
     if plan.noise:
         gates |= {"x", "y", "z"}
     gate_count = sum(1 for op in ops if op.kind in ("gate", "cond"))
-    branches = min(shots, 2 ** min(mid, 40))
+    mixing_count = sum(1 for op in ops if op.kind in ("gate", "cond") and op.gate in MIXING)
+    splits = sum(min(shots, 2 ** min(j, 40)) for j in range(mid + 1))
+    branches = -(-splits // (mid + 1))
     if plan.noise:
         hit = 1.0 - float(np.prod([1.0 - min(loc.total, 1.0) for loc in plan.noise]))
         branches += int(shots * hit)
@@ -142,6 +146,7 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
         qubits=plan.program.peak_live_qubits,
         gates=frozenset(gates),
         gate_count=gate_count,
+        mixing_count=mixing_count,
         clifford=plan.clifford,
         non_clifford=non_clifford,
         shots=shots,
