@@ -72,11 +72,14 @@ def test_the_choice_is_the_cheapest_able_candidate_and_explains_every_other() ->
     assert {c["engine"] for c in choice.to_json()["candidates"]} == set(ENGINE_NAMES)
 
 
-def test_a_wide_random_circuit_goes_to_qsim_when_it_is_installed() -> None:
+def test_a_wide_random_circuit_goes_to_the_cheapest_dense_engine_of_its_precision() -> None:
     pytest.importorskip("qsimcirq")
     wide = replace(SMALL_T, qubits=22, gate_count=600)
-    assert route(wide).engine == defaults.QSIM
-    # ... unless the job asks for double precision, which qsim does not compute in.
+    choice = route(wide)
+    assert spec(choice.engine).cost.representation == "vector"
+    # qsim is weighed in single precision, and refused when the job asks for double
+    (qsim,) = (c for c in choice.candidates if c.engine == defaults.QSIM)
+    assert qsim.able and qsim.precision == "single"
     double = route(replace(wide, precision="double"))
     assert double.engine != defaults.QSIM
     (qsim,) = (c for c in double.candidates if c.engine == defaults.QSIM)

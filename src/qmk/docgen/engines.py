@@ -76,7 +76,6 @@ def render_costs() -> str:
 
     def row(name: str, cost: Any, import_s: float, footprint: Any) -> tuple[str, ...]:
         notes = [f"single x{cost.single:g}"] if cost.single != 1 else []
-        notes += ["mixing gates only"] if cost.mixing_only else []
         notes += ["/ threads"] if cost.parallel else []
         return (
             name,

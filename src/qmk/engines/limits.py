@@ -187,7 +187,7 @@ def _rlimit(name: str) -> int | None:
 
 def _vm_size() -> int:
     try:
-        with open("/proc/self/statm", encoding="ascii") as handle:
+        with open("/proc/self/statm", "rb") as handle:
             return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
         return 0
@@ -206,7 +206,7 @@ def _threads() -> tuple[int, str]:
 
 def _read_int(path: str) -> int | None:
     try:
-        with open(path, encoding="ascii") as handle:
+        with open(path, "rb") as handle:
             text = handle.read().strip()
     except OSError:
         return None
@@ -216,8 +216,8 @@ def _read_int(path: str) -> int | None:
 def _cgroup() -> tuple[int | None, int]:
     """The memory cgroup's limit (None: none found) and what it holds now."""
     try:
-        with open("/proc/self/cgroup", encoding="ascii") as handle:
-            lines = handle.read().splitlines()
+        with open("/proc/self/cgroup", "rb") as handle:  # bytes: no codec to import
+            lines = handle.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return None, 0
     for line in lines:

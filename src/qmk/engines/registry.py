@@ -45,14 +45,6 @@ from qmk.errors import closest
 
 #: Every gate of :data:`~qmk.engines.gates.GATES`: the gate set of universal engines.
 ALL_GATES: frozenset[str] = frozenset(GATES)
-#: Gates that only permute basis states (times phases).
-PERMUTATIONS: frozenset[str] = frozenset({"x", "y", "cx", "swap", "ccx"})
-#: Gates that mix amplitudes: neither diagonal nor a permutation (a state engine that
-#: keeps diagonals and permutations aside, as the native statevector does, pays the
-#: state's size at these only: ``CostModel.mixing_only``).
-MIXING: frozenset[str] = frozenset(
-    name for name, gate in GATES.items() if not gate.diagonal and name not in PERMUTATIONS
-)
 
 #: How an engine holds its state between calls (``EngineSpec.state``):
 #: ``native``: the simulator keeps it (mid-circuit measurement, reset, feed-forward at
@@ -84,7 +76,6 @@ class Workload:
         qubits: the most qubits live at once.
         gates: the engine gates the job applies (with noise on, the Paulis too).
         gate_count: engine gates one simulation applies.
-        mixing_count: of those, the gates of :data:`MIXING` (None: all of them).
         clifford: every operation is Clifford (a stabilizer engine runs it exactly).
         non_clifford: where the first non-Clifford operation is, in words, or None.
         shots: how many shots.
@@ -100,7 +91,6 @@ class Workload:
     qubits: int
     gates: frozenset[str] = frozenset()
     gate_count: int = 0
-    mixing_count: int | None = None
     clifford: bool = True
     non_clifford: str | None = None
     shots: int = 1
@@ -205,8 +195,6 @@ class CostModel:
     shot_s: float = 1e-7
     single: float = 1.0
     parallel: bool = False
-    #: It pays ``element_s`` per element at the mixing gates only (``Workload.mixing_count``).
-    mixing_only: bool = False
 
     def elements(self, qubits: int) -> float:
         """The size of the state of ``qubits`` qubits, in the units ``element_s`` prices."""
@@ -228,10 +216,7 @@ class CostModel:
         per_element = self.element_s * (self.single if precision == "single" else 1.0)
         if self.parallel and threads > 0:
             per_element *= CALIBRATED_THREADS / threads
-        mixing = work.gate_count
-        if self.mixing_only and work.mixing_count is not None:
-            mixing = work.mixing_count
-        gates = work.gate_count * self.gate_s + mixing * per_element * size
+        gates = work.gate_count * (self.gate_s + per_element * size)
         simulation = gates + work.segments * (self.segment_s + per_element * size)
         sampling = per_element * size + work.shots * self.shot_s
         return self.setup_s + work.branches * simulation + sampling
@@ -356,13 +341,12 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=2e-4,
-            gate_s=5e-5,
-            element_s=2e-10,
-            segment_s=2e-5,
+            setup_s=2e-3,
+            gate_s=2e-5,
+            element_s=1.1e-10,
+            segment_s=1e-6,
             single=0.6,
             parallel=True,
-            mixing_only=True,
         ),
         compiled=Compiled(
             requires=("llvmlite",),
@@ -373,13 +357,12 @@ SPECS: tuple[EngineSpec, ...] = (
             footprint=Footprint(address_mib=170, resident_mib=50),
             fallback=CostModel(
                 representation="vector",
-                setup_s=2e-4,
-                gate_s=5e-5,
-                element_s=1e-9,
-                segment_s=2e-5,
+                setup_s=2e-3,
+                gate_s=2e-5,
+                element_s=2.5e-10,
+                segment_s=1e-6,
                 single=0.6,
-                mixing_only=True,
-            ),
+                ),
         ),
     ),
     EngineSpec(
@@ -393,7 +376,7 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("exact",),
         cost=CostModel(
             representation="tableau",
-            setup_s=1e-4,
+            setup_s=1.5e-3,
             gate_s=1e-6,
             element_s=1e-9,
             segment_s=1e-6,
@@ -412,7 +395,7 @@ SPECS: tuple[EngineSpec, ...] = (
         state="segments",
         precisions=("single",),
         cost=CostModel(
-            representation="vector", setup_s=5e-3, gate_s=8e-5, element_s=1e-10, segment_s=2e-3
+            representation="vector", setup_s=4e-3, gate_s=4e-5, element_s=1.6e-10, segment_s=2e-5
         ),
     ),
     EngineSpec(
@@ -429,10 +412,10 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=("pauli",),
         cost=CostModel(
             representation="vector",
-            setup_s=2e-2,
+            setup_s=3e-3,
             gate_s=3e-5,
-            element_s=3e-9,
-            segment_s=2e-3,
+            element_s=2.8e-9,
+            segment_s=2.5e-5,
             single=0.6,
         ),
     ),
@@ -451,10 +434,10 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_DENSITY_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=2e-2,
-            gate_s=3e-5,
-            element_s=3e-9,
-            segment_s=2e-3,
+            setup_s=1.3e-3,
+            gate_s=4.7e-5,
+            element_s=2.6e-9,
+            segment_s=1.4e-4,
             single=0.6,
         ),
     ),
@@ -471,10 +454,10 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double",),
         cost=CostModel(
             representation="mps",
-            setup_s=5e-2,
-            gate_s=1e-4,
+            setup_s=4.4e-2,
+            gate_s=6.3e-5,
             element_s=2e-8,
-            segment_s=5e-3,
+            segment_s=1e-4,
             shot_s=1e-5,
         ),
     ),
@@ -491,10 +474,10 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("single", "double"),
         cost=CostModel(
             representation="vector",
-            setup_s=1e-2,
-            gate_s=1e-4,
-            element_s=5e-9,
-            segment_s=2e-3,
+            setup_s=2.9e-2,
+            gate_s=4.4e-5,
+            element_s=1.2e-9,
+            segment_s=7e-6,
             single=0.7,
         ),
     ),
@@ -513,10 +496,10 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_QUTIP_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=1e-2,
-            gate_s=3e-4,
-            element_s=2e-8,
-            segment_s=1e-4,
+            setup_s=5.9e-2,
+            gate_s=2.4e-4,
+            element_s=1.7e-9,
+            segment_s=7.6e-6,
         ),
     ),
     EngineSpec(
@@ -532,10 +515,10 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=5e-2,
-            gate_s=1e-4,
-            element_s=1e-9,
-            segment_s=5e-3,
+            setup_s=6.3e-3,
+            gate_s=1.5e-5,
+            element_s=4.9e-10,
+            segment_s=3e-4,
             single=0.7,
         ),
     ),
@@ -553,10 +536,10 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double",),
         cost=CostModel(
             representation="vector",
-            setup_s=5e-2,
-            gate_s=1e-4,
-            element_s=1e-8,
-            segment_s=5e-3,
+            setup_s=3.5e-3,
+            gate_s=2.7e-5,
+            element_s=2.1e-9,
+            segment_s=1.5e-4,
         ),
     ),
     EngineSpec(

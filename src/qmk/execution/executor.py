@@ -58,7 +58,7 @@ import numpy as np
 from qmk import defaults
 from qmk.engines import EngineError, engine_class
 from qmk.engines.limits import WorkerLimits
-from qmk.engines.registry import MIXING, Workload
+from qmk.engines.registry import Workload
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import spans, states
@@ -132,7 +132,6 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
     if plan.noise:
         gates |= {"x", "y", "z"}
     gate_count = sum(1 for op in ops if op.kind in ("gate", "cond"))
-    mixing_count = sum(1 for op in ops if op.kind in ("gate", "cond") and op.gate in MIXING)
     splits = sum(min(shots, 2 ** min(j, 40)) for j in range(mid + 1))
     branches = -(-splits // (mid + 1))
     if plan.noise:
@@ -146,7 +145,6 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
         qubits=plan.program.peak_live_qubits,
         gates=frozenset(gates),
         gate_count=gate_count,
-        mixing_count=mixing_count,
         clifford=plan.clifford,
         non_clifford=non_clifford,
         shots=shots,
