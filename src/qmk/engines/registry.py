@@ -362,7 +362,7 @@ SPECS: tuple[EngineSpec, ...] = (
                 element_s=2.5e-10,
                 segment_s=1e-6,
                 single=0.6,
-                ),
+            ),
         ),
     ),
     EngineSpec(
@@ -518,7 +518,7 @@ SPECS: tuple[EngineSpec, ...] = (
             setup_s=6.3e-3,
             gate_s=1.5e-5,
             element_s=4.9e-10,
-            segment_s=3e-4,
+            segment_s=2e-5,
             single=0.7,
         ),
     ),
@@ -539,7 +539,7 @@ SPECS: tuple[EngineSpec, ...] = (
             setup_s=3.5e-3,
             gate_s=2.7e-5,
             element_s=2.1e-9,
-            segment_s=1.5e-4,
+            segment_s=2e-5,
         ),
     ),
     EngineSpec(

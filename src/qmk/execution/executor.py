@@ -113,12 +113,36 @@ def load_program(
 _MID_CIRCUIT = ("meas", "free", "reset", "werner")
 
 
+def _splitting(ops: Sequence[Any]) -> int:
+    """The mid-circuit operations of ``ops`` that may split the shots: not a reset, free
+    or Z measurement of a qubit collapsed in Z already (allocated, measured or reset
+    since its last gate), whose outcome is known."""
+    collapsed: set[str] = set()
+    count = 0
+    for op in ops:
+        if op.kind in _MID_CIRCUIT:
+            known = op.kind in ("meas", "reset", "free") and all(q in collapsed for q in op.qubits)
+            if op.kind == "meas" and op.basis != "Z":
+                known = False
+            count += 0 if known else 1
+            if op.kind in ("meas", "reset") and op.basis == "Z":
+                collapsed.update(op.qubits)
+            elif op.kind == "werner":
+                collapsed.difference_update(op.qubits)
+        elif op.kind == "alloc":  # |0>
+            collapsed.update(op.qubits)
+        elif op.kind in ("gate", "cond"):
+            collapsed.difference_update(op.qubits)
+    return count
+
+
 def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Workload:
     """What ``plan`` asks of an engine, for the router (:mod:`qmk.engines.router`).
 
     Mid-circuit operations are the measurements, resets, frees and noisy channels before
     the program's terminal measurements (:func:`~qmk.execution.trajectories.tail_start`);
-    each may split the shots, so the gates after the ``j``-th run in up to
+    each may split the shots (but one on a qubit collapsed in Z already: a reset after
+    a measurement), so the gates after the ``j``-th split run in up to
     ``min(shots, 2**j)`` simulations: ``branches`` is that bound averaged over the
     segments (the simulations an average gate runs in), plus the shots logical errors
     are expected to hit.
@@ -128,12 +152,13 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
     ops = micro_ops(plan, {})
     tail = tail_start(ops)
     mid = sum(1 for op in ops[:tail] if op.kind in _MID_CIRCUIT)
+    splits = _splitting(ops[:tail])
     gates = {op.gate for op in ops if op.kind in ("gate", "cond")}
     if plan.noise:
         gates |= {"x", "y", "z"}
     gate_count = sum(1 for op in ops if op.kind in ("gate", "cond"))
-    splits = sum(min(shots, 2 ** min(j, 40)) for j in range(mid + 1))
-    branches = -(-splits // (mid + 1))
+    simulations = sum(min(shots, 2 ** min(j, 40)) for j in range(splits + 1))
+    branches = -(-simulations // (splits + 1))
     if plan.noise:
         hit = 1.0 - float(np.prod([1.0 - min(loc.total, 1.0) for loc in plan.noise]))
         branches += int(shots * hit)
