@@ -341,7 +341,7 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=2e-3,
+            setup_s=1e-3,
             gate_s=2e-5,
             element_s=1.1e-10,
             segment_s=1e-6,
@@ -357,7 +357,7 @@ SPECS: tuple[EngineSpec, ...] = (
             footprint=Footprint(address_mib=170, resident_mib=50),
             fallback=CostModel(
                 representation="vector",
-                setup_s=2e-3,
+                setup_s=1e-3,
                 gate_s=2e-5,
                 element_s=2.5e-10,
                 segment_s=1e-6,
@@ -376,7 +376,7 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("exact",),
         cost=CostModel(
             representation="tableau",
-            setup_s=1.5e-3,
+            setup_s=1e-3,
             gate_s=1e-6,
             element_s=1e-9,
             segment_s=1e-6,
@@ -434,7 +434,7 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_DENSITY_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=1.3e-3,
+            setup_s=3e-3,
             gate_s=4.7e-5,
             element_s=2.6e-9,
             segment_s=1.4e-4,
@@ -788,17 +788,24 @@ def compiled_here(
 
 
 def library_bytes(
-    entry: EngineSpec, limits: WorkerLimits, *, compiled: bool | None = None
+    entry: EngineSpec,
+    limits: WorkerLimits,
+    *,
+    compiled: bool | None = None,
+    first_run: bool = True,
 ) -> tuple[int, int]:
     """``(address, resident)``: the bytes ``entry``'s packages (and, where ``compiled``,
-    its compiler) still take in this process beside the state."""
+    its compiler) still take in this process beside the state; of an imported package,
+    what its first run maps (``first_run``; the router counts it, an engine sizing its
+    own state after the router chose it does not: it may have run here already)."""
     parts = [(entry.footprint, entry.loaded)]
     if compiled and entry.compiled is not None:
         kernels = entry.compiled
         parts.append((kernels.footprint, all(m in sys.modules for m in kernels.requires)))
     address = resident = 0
     for footprint, loaded in parts:
-        address += (footprint.run_mib if loaded else footprint.address_mib) * _MIB
+        run = footprint.run_mib if first_run else 0
+        address += (run if loaded else footprint.address_mib) * _MIB
         if footprint.threaded:
             address += max(limits.threads - CALIBRATED_THREADS, 0) * limits.stack_bytes
         resident += 0 if loaded else footprint.resident_mib * _MIB
@@ -865,7 +872,7 @@ def max_qubits(
     if entry.cost.representation == "tableau":
         return WIDE
     limits = WorkerLimits.read() if limits is None else limits
-    address, resident = library_bytes(entry, limits)
+    address, resident = library_bytes(entry, limits, first_run=False)
     rooms = [
         left - used
         for left, used in ((limits.address_left, address), (limits.cgroup_left, resident))
