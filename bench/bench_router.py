@@ -36,7 +36,8 @@ estimate; ``!!`` where it is outside [1/2, 2]) and writes
 counts) and ``VmRSS`` from importing the engine to the end of a first small run, and of
 ``VmSize`` during that run; and the statevector's compiled kernels (llvmlite) alone.
 ``--merge`` prints the least measured time of each pair over several runs' JSON against
-the last run's estimates (on a shared machine one run's load can double a time).
+the cost models' estimates as they are now (on a shared machine one run's load can
+double a time).
 
     python bench/bench_router.py [--shapes random qft] [--engines statevector qsim]
     python bench/bench_router.py --footprint
@@ -327,9 +328,16 @@ def _rows(path: str) -> list[dict[str, Any]]:
         return [row for row in json.load(handle)["rows"] if "measured_s" in row]
 
 
-def merge(paths: list[str]) -> dict[str, Any]:
+def merge(paths: list[str], shots: int) -> dict[str, Any]:
     """The least measured time of each (shape, engine) over several runs' JSON (a loaded
-    machine's load comes and goes), against the last run's estimate."""
+    machine's load comes and goes), against the estimate of the cost models as they are
+    now (the runs' own estimates may be of older constants; packages are not imported,
+    so none is charged its import)."""
+    from qmk._front import read
+    from qmk.engines.registry import spec
+    from qmk.engines.router import assess
+    from qmk.qec.noise import parse_noise_model
+
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for path in paths:
         for row in _rows(path):
@@ -337,11 +345,19 @@ def merge(paths: list[str]) -> dict[str, Any]:
             old = best.get(key)
             measured = min(row["measured_s"], old["measured_s"]) if old else row["measured_s"]
             best[key] = {**row, "measured_s": measured}
-    last = {(row["shape"], row["engine"]) for row in _rows(paths[-1])}
+    works: dict[str, Any] = {}
     rows = []
-    for key, row in best.items():
-        if key not in last:  # estimated with other constants
-            continue
+    for (shape, label), row in sorted(
+        best.items(), key=lambda item: list(SHAPES).index(item[0][0])
+    ):
+        if shape not in works:
+            text, noisy = SHAPES[shape]()
+            noise = parse_noise_model(NOISY_MODEL) if noisy else False
+            works[shape] = _prepare(read(text), shots, noise)
+        engine, options = ("statevector", {"kernels": "numpy"}) if label == NUMPY else (label, {})
+        entry = spec(engine)
+        candidate = assess(entry, works[shape], options)
+        row["estimate_s"] = (candidate.cost_s or 0.0) - (0.0 if entry.loaded else entry.import_s)
         row["ratio"] = row["measured_s"] / row["estimate_s"]
         rows.append(row)
         print(_row(row))
@@ -364,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(describe(info))
     if args.merge:
-        record = merge(args.merge)
+        record = merge(args.merge, args.shots)
     else:
         record = footprint(args) if args.footprint else measure(args)
     write_json({"machine": info, **record}, args.out)

@@ -122,7 +122,9 @@ class Footprint:
 
     Measured with ``bench/bench_router.py --footprint``: the growth of ``VmSize`` and
     ``VmRSS`` from importing the engine to the end of a first small run, in a fresh
-    process that has imported what ``qmk run`` imports (2 CPUs).
+    process that has imported what ``qmk run`` imports (2 CPUs); the table holds the
+    figures measured rounded up by a few percent (Aer's run by more: its thread pool
+    grows with the work).
 
     Attributes:
         address_mib: address space (what ``RLIMIT_AS`` counts): libraries, their heaps'
@@ -474,7 +476,7 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("single", "double"),
         cost=CostModel(
             representation="vector",
-            setup_s=2.9e-2,
+            setup_s=1e-2,
             gate_s=4.4e-5,
             element_s=1.2e-9,
             segment_s=7e-6,
