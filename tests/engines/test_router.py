@@ -313,3 +313,26 @@ def test_under_an_address_space_limit_every_engine_leaves_room_for_its_package()
     assert statevector == min(24, max_qubits("statevector"))
     assert 0 < qsim <= statevector  # 700 MiB less qsim's ~340 MiB, in single precision
     assert aer == mps == 0  # Aer's package alone takes more
+
+
+def test_a_reset_after_a_measurement_of_the_same_qubit_does_not_split_the_shots_again() -> None:
+    text = """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1
+h: APPLY_H vq:q0
+m0: MEASURE_Z vq:q0, out:m0
+r0: RESET vq:q0
+h2: APPLY_H vq:q0
+m1: MEASURE_Z vq:q0, out:m1
+t: APPLY_T vq:q1
+m2: MEASURE_Z vq:q1, out:m2
+f: FREE_LQ vq:q0, vq:q1
+"""
+    plan = build_plan(
+        verify(assemble(text)), noise=False, qubit=defaults.QUBIT, default_profile=defaults.PROFILE
+    )
+    work = workload(plan, shots=100)
+    # m0 and r0 are mid-circuit (m1 on is the terminal tail); m0 splits the shots, r0
+    # finds q0 collapsed and does not: the gates after split j run in 2**j simulations
+    assert work.segments == 3
+    assert work.branches == -(-(1 + 2) // 2)  # two segments of splits, not three (3)
