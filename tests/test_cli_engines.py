@@ -93,3 +93,35 @@ def test_run_on_a_named_adapter_gives_the_programs_outcomes(engine: str) -> None
     data = json.loads(out)
     assert data["engine"] == engine
     assert all(key.endswith("0") for key in data["counts"])  # m_bob is 0 when teleport works
+
+
+def _capped(mib: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (mib * 2**20, resource.RLIM_INFINITY))
+
+
+def test_run_explain_prints_the_caps_it_used_and_refuses_what_does_not_fit_them() -> None:
+    """A real ``qmk run`` under a 1 GiB address-space cap (``ulimit -v``): the second line
+    names the cap, an engine whose package does not fit is refused saying so, and the
+    engine chosen runs the program."""
+    import subprocess
+    import sys
+
+    path = str(EXAMPLES / "t_gate_injection.qvm.asm")
+    done = subprocess.run(
+        [sys.executable, "-m", "qmk", "run", path, "--shots", "20", "--seed", "1", "--explain"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: _capped(1024),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("engine: statevector (")
+    assert lines[1].startswith("worker: memory: 1 GiB address space (RLIMIT_AS), ")
+    assert "threads" in lines[1] and "sandbox: none" in lines[1]
+    if availability(defaults.AER_STATEVECTOR).available:
+        (aer,) = (line for line in lines if line.strip().startswith("aer-statevector "))
+        assert "refused: needs ~" in aer and "under its 1 GiB cap (RLIMIT_AS)" in aer
+    assert f"{path}: 20 shots, seed 1, engine statevector" in done.stdout

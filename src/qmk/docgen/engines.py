@@ -12,6 +12,7 @@ installed: ``qmk engines`` says that.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from qmk.docgen import NO, REGENERATE, Page, cell, replace_region, table
 from qmk.engines.gates import GATES
@@ -59,7 +60,8 @@ def render_engines() -> str:
 
 
 def render_costs() -> str:
-    """One row per engine: its cost model's figures."""
+    """One row per engine: its cost model's figures and its packages' footprint (and a
+    row for the fallback of an engine with compiled kernels)."""
     header = (
         "Engine",
         "Scales with",
@@ -69,21 +71,37 @@ def render_costs() -> str:
         "Per element",
         "Per segment",
         "Per shot",
+        "Footprint (address / resident)",
     )
-    rows = [
-        (
-            f"`{e.name}`",
-            e.cost.representation,
-            f"{e.import_s:g} s" if e.import_s else NO,
-            f"{e.cost.setup_s:g} s",
-            f"{e.cost.gate_s:g} s",
-            f"{e.cost.element_s:g} s"
-            + (f" (single x{e.cost.single:g})" if e.cost.single != 1 else ""),
-            f"{e.cost.segment_s:g} s",
-            f"{e.cost.shot_s:g} s",
+
+    def row(name: str, cost: Any, import_s: float, footprint: Any) -> tuple[str, ...]:
+        notes = [f"single x{cost.single:g}"] if cost.single != 1 else []
+        notes += ["/ threads"] if cost.parallel else []
+        return (
+            name,
+            cost.representation,
+            f"{import_s:g} s" if import_s else NO,
+            f"{cost.setup_s:g} s",
+            f"{cost.gate_s:g} s",
+            f"{cost.element_s:g} s" + (f" ({', '.join(notes)})" if notes else ""),
+            f"{cost.segment_s:g} s",
+            f"{cost.shot_s:g} s",
+            f"{footprint.address_mib} / {footprint.resident_mib} MiB"
+            + (" + a stack per thread" if footprint.threaded else ""),
         )
-        for e in SPECS
-    ]
+
+    rows = []
+    for e in SPECS:
+        kernels = e.compiled
+        if kernels is None:
+            rows.append(row(f"`{e.name}`", e.cost, e.import_s, e.footprint))
+            continue
+        rows.append(
+            row(f"`{e.name}` ({kernels.option}={kernels.on})", e.cost, 0.0, kernels.footprint)
+        )
+        rows.append(
+            row(f"`{e.name}` ({kernels.option}={kernels.off})", kernels.fallback, 0.0, e.footprint)
+        )
     return table(header, rows)
 
 

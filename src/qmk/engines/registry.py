@@ -40,6 +40,7 @@ from typing import Any
 from qmk import defaults
 from qmk.engines.base import EngineError
 from qmk.engines.gates import GATES
+from qmk.engines.limits import WorkerLimits, human_bytes
 from qmk.errors import closest
 
 #: Every gate of :data:`~qmk.engines.gates.GATES`: the gate set of universal engines.
@@ -109,6 +110,64 @@ class Workload:
 
 #: The dense size an MPS is priced at, at most (see :class:`CostModel`).
 MPS_PRICED_QUBITS = 26
+#: The threads the cost models' per-element figures were measured on.
+CALIBRATED_THREADS = 2
+
+_MIB = 2**20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Footprint:
+    """The memory an engine's libraries take in a process, beside its state.
+
+    Measured with ``bench/bench_router.py --footprint``: the growth of ``VmSize`` and
+    ``VmRSS`` from importing the engine to the end of a first small run, in a fresh
+    process that has imported what ``qmk run`` imports (2 CPUs); the table holds the
+    figures measured rounded up by a few percent (Aer's run by more: its thread pool
+    grows with the work).
+
+    Attributes:
+        address_mib: address space (what ``RLIMIT_AS`` counts): libraries, their heaps'
+            reservations, thread stacks.
+        resident_mib: the part of it touched (what a memory cgroup counts).
+        run_mib: of ``address_mib``, what the first run maps (thread pools, arenas):
+            still to pay in a process that has imported the package already.
+        threaded: its runs start a thread per CPU, each mapping a stack (charged for
+            threads past :data:`CALIBRATED_THREADS`).
+    """
+
+    address_mib: int = 0
+    resident_mib: int = 0
+    run_mib: int = 0
+    threaded: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compiled:
+    """An engine's compiled kernels, beside a fallback that is always there.
+
+    The engine uses them where ``requires`` is installed and works here (and the job
+    does not pick the fallback with ``option=off``); its cost without them is
+    ``fallback``, so a machine without them (the default install) is priced as what it
+    runs.
+
+    Attributes:
+        requires: modules the compiled kernels need (found, not imported).
+        option: the constructor option that picks an implementation; ``on`` and ``off``
+            its values.
+        checked: ``module:function`` that says whether the kernels work here, or None
+            where nothing asked yet (imports nothing).
+        footprint: what the compiler takes in the process (a JIT's libraries).
+        fallback: the engine's cost model without them.
+    """
+
+    requires: tuple[str, ...]
+    option: str
+    on: str
+    off: str
+    checked: str
+    footprint: Footprint
+    fallback: CostModel
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,9 +182,11 @@ class CostModel:
     every dense engine). The estimate is ``setup_s`` plus, per simulation,
     ``gate_s`` and ``element_s`` times the representation's size for each gate,
     ``segment_s`` per unitary segment, then ``element_s`` per element and ``shot_s``
-    per shot to sample. The figures are orders of magnitude measured on a 2-core
-    machine (bench/ measures them properly); ``single`` scales the per-element cost
-    for complex64.
+    per shot to sample. The figures are calibrated on a 2-core machine with
+    ``bench/bench_router.py`` (estimated against measured seconds on a corpus of
+    shapes); ``single`` scales the per-element cost for complex64, and a ``parallel``
+    engine's per-element cost scales with the threads it may run
+    (:data:`CALIBRATED_THREADS` over the worker's, :mod:`qmk.engines.limits`).
     """
 
     representation: str
@@ -135,6 +196,7 @@ class CostModel:
     segment_s: float = 0.0
     shot_s: float = 1e-7
     single: float = 1.0
+    parallel: bool = False
 
     def elements(self, qubits: int) -> float:
         """The size of the state of ``qubits`` qubits, in the units ``element_s`` prices."""
@@ -149,10 +211,13 @@ class CostModel:
         # capped, so that it wins only where no dense engine holds the qubits.
         return 2.0 ** min(n, MPS_PRICED_QUBITS)
 
-    def seconds(self, work: Workload, precision: str | None = None) -> float:
-        """The estimate for ``work`` at ``precision`` (the engine's own when None)."""
+    def seconds(self, work: Workload, precision: str | None = None, threads: int = 0) -> float:
+        """The estimate for ``work`` at ``precision`` (the engine's own when None), on
+        ``threads`` threads (0: as calibrated)."""
         size = self.elements(work.qubits)
         per_element = self.element_s * (self.single if precision == "single" else 1.0)
+        if self.parallel and threads > 0:
+            per_element *= CALIBRATED_THREADS / threads
         gates = work.gate_count * (self.gate_s + per_element * size)
         simulation = gates + work.segments * (self.segment_s + per_element * size)
         sampling = per_element * size + work.shots * self.shot_s
@@ -179,7 +244,10 @@ class EngineSpec:
             engine's RNG, ``apply_pauli_channel``: every engine), ``kraus`` (a Kraus
             channel applied exactly to a density matrix, ``apply_kraus``), ``lindblad``
             (open-system evolution for a time, ``evolve``).
-        cost: its cost model.
+        cost: its cost model (with its compiled kernels, where it has a ``compiled``).
+        footprint: what its packages take in the process beside its state.
+        compiled: its compiled kernels and the cost without them, or None.
+        needs: what a sandbox may forbid that it needs (:data:`NEEDS`).
     """
 
     name: str
@@ -196,10 +264,9 @@ class EngineSpec:
     density_matrix: bool = False
     precisions: tuple[str, ...] = ("double",)
     noise_channels: tuple[str, ...] = ("pauli",)
-    #: Address space its packages take once imported (a rough figure, bytes): where the
-    #: process has a limit (a kernel worker's RLIMIT_AS), what is left after it bounds
-    #: the state (see :func:`max_qubits`).
-    import_bytes: int = 0
+    footprint: Footprint = Footprint()
+    compiled: Compiled | None = None
+    needs: tuple[str, ...] = ()
     #: Seconds importing its packages takes (a rough figure on a quiet 2-core machine):
     #: the router charges it to a job in a process that has not imported them yet.
     import_s: float = 0.0
@@ -207,16 +274,27 @@ class EngineSpec:
     def __post_init__(self) -> None:
         if self.state not in STATE_KINDS or not set(self.precisions) <= set(PRECISIONS):
             raise ValueError(f"engine {self.name}: bad state {self.state!r} or precisions")
+        if not set(self.needs) <= set(NEEDS):
+            raise ValueError(f"engine {self.name}: unknown needs {self.needs!r}")
 
     @property
     def mid_circuit(self) -> bool:
         """Whether it runs mid-circuit measurement, reset and feed-forward."""
         return self.state != "replay"
 
-    def seconds(self, work: Workload, precision: str | None = None) -> float:
-        """Its cost model's estimate, plus a ``segments`` engine's state round trips
-        (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation."""
-        estimate = self.cost.seconds(work, precision)
+    def seconds(
+        self,
+        work: Workload,
+        precision: str | None = None,
+        *,
+        threads: int = 0,
+        compiled: bool = True,
+    ) -> float:
+        """Its cost model's estimate (``compiled`` False: its fallback's, where it has
+        compiled kernels) on ``threads`` threads, plus a ``segments`` engine's state
+        round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation."""
+        cost = self.cost if compiled or self.compiled is None else self.compiled.fallback
+        estimate = cost.seconds(work, precision, threads)
         if self.state == "segments":
             size = self.cost.elements(work.qubits)
             estimate += work.branches * work.segments * SEGMENT_ROUND_TRIP_S * size
@@ -244,7 +322,12 @@ class EngineSpec:
         return wanted if wanted in self.precisions else None
 
 
-_MIB = 2**20
+#: What an engine may need that a sandboxed worker forbids (``EngineSpec.needs``):
+#: ``numba-cache``: numba functions compiled with ``cache=True`` write their cache
+#: beside the package's files (or in ``$NUMBA_CACHE_DIR``), which a worker whose
+#: filesystem is closed refuses (Braket's simulator fails at its first gate there).
+NEEDS = ("numba-cache",)
+
 #: Channels: ``pauli`` (a drawn Pauli, every engine), ``kraus`` (a Kraus channel applied
 #: exactly, ``apply_kraus``), ``lindblad`` (open-system evolution, ``evolve``).
 _DENSITY_CHANNELS = ("pauli", "kraus")
@@ -260,11 +343,28 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=2e-4,
-            gate_s=5e-5,
-            element_s=2e-10,
-            segment_s=2e-5,
+            setup_s=1e-3,
+            gate_s=2e-5,
+            element_s=1.1e-10,
+            segment_s=1e-6,
             single=0.6,
+            parallel=True,
+        ),
+        compiled=Compiled(
+            requires=("llvmlite",),
+            option="kernels",
+            on="simd",
+            off="numpy",
+            checked="qmk.engines.simd:checked",
+            footprint=Footprint(address_mib=170, resident_mib=50),
+            fallback=CostModel(
+                representation="vector",
+                setup_s=1e-3,
+                gate_s=2e-5,
+                element_s=2.5e-10,
+                segment_s=1e-6,
+                single=0.6,
+            ),
         ),
     ),
     EngineSpec(
@@ -273,11 +373,12 @@ SPECS: tuple[EngineSpec, ...] = (
         "of qubits",
         module="qmk.engines.stabilizer",
         cls="StabilizerEngine",
+        footprint=Footprint(address_mib=12, resident_mib=8),
         clifford_only=True,
         precisions=("exact",),
         cost=CostModel(
             representation="tableau",
-            setup_s=1e-4,
+            setup_s=1e-3,
             gate_s=1e-6,
             element_s=1e-9,
             segment_s=1e-6,
@@ -287,7 +388,7 @@ SPECS: tuple[EngineSpec, ...] = (
     EngineSpec(
         name=defaults.QSIM,
         import_s=1.5,
-        import_bytes=400 * _MIB,
+        footprint=Footprint(address_mib=340, resident_mib=165, threaded=True),
         summary="Google's qsim (qsimcirq): AVX statevector with gate fusion, single precision",
         module="qmk.engines.adapters.qsim",
         cls="QsimEngine",
@@ -296,13 +397,13 @@ SPECS: tuple[EngineSpec, ...] = (
         state="segments",
         precisions=("single",),
         cost=CostModel(
-            representation="vector", setup_s=5e-3, gate_s=8e-5, element_s=1e-10, segment_s=2e-3
+            representation="vector", setup_s=4e-3, gate_s=4e-5, element_s=1.6e-10, segment_s=2e-5
         ),
     ),
     EngineSpec(
         name=defaults.AER_STATEVECTOR,
         import_s=0.6,
-        import_bytes=1300 * _MIB,
+        footprint=Footprint(address_mib=1350, resident_mib=70, run_mib=140, threaded=True),
         summary="Qiskit Aer's statevector method",
         module="qmk.engines.adapters.aer",
         cls="AerStatevectorEngine",
@@ -313,17 +414,17 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=("pauli",),
         cost=CostModel(
             representation="vector",
-            setup_s=2e-2,
+            setup_s=3e-3,
             gate_s=3e-5,
-            element_s=3e-9,
-            segment_s=2e-3,
+            element_s=2.8e-9,
+            segment_s=2.5e-5,
             single=0.6,
         ),
     ),
     EngineSpec(
         name=defaults.AER_DENSITY_MATRIX,
         import_s=0.6,
-        import_bytes=1300 * _MIB,
+        footprint=Footprint(address_mib=1350, resident_mib=70, run_mib=140, threaded=True),
         summary="Qiskit Aer's density_matrix method: mixed states held exactly",
         module="qmk.engines.adapters.aer",
         cls="AerDensityMatrixEngine",
@@ -335,17 +436,17 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_DENSITY_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=2e-2,
-            gate_s=3e-5,
-            element_s=3e-9,
-            segment_s=2e-3,
+            setup_s=3e-3,
+            gate_s=4.7e-5,
+            element_s=2.6e-9,
+            segment_s=1.4e-4,
             single=0.6,
         ),
     ),
     EngineSpec(
         name=defaults.AER_MPS,
         import_s=0.6,
-        import_bytes=1300 * _MIB,
+        footprint=Footprint(address_mib=1550, resident_mib=70, run_mib=345, threaded=True),
         summary="Qiskit Aer's matrix_product_state method: many qubits at low entanglement",
         module="qmk.engines.adapters.aer",
         cls="AerMPSEngine",
@@ -355,17 +456,17 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double",),
         cost=CostModel(
             representation="mps",
-            setup_s=5e-2,
-            gate_s=1e-4,
+            setup_s=4.4e-2,
+            gate_s=6.3e-5,
             element_s=2e-8,
-            segment_s=5e-3,
+            segment_s=1e-4,
             shot_s=1e-5,
         ),
     ),
     EngineSpec(
         name=defaults.CIRQ,
         import_s=1.2,
-        import_bytes=400 * _MIB,
+        footprint=Footprint(address_mib=335, resident_mib=165),
         summary="Cirq's statevector simulator (cirq.Simulator)",
         module="qmk.engines.adapters.cirq",
         cls="CirqEngine",
@@ -376,16 +477,16 @@ SPECS: tuple[EngineSpec, ...] = (
         cost=CostModel(
             representation="vector",
             setup_s=1e-2,
-            gate_s=1e-4,
-            element_s=5e-9,
-            segment_s=2e-3,
+            gate_s=4.4e-5,
+            element_s=1.2e-9,
+            segment_s=7e-6,
             single=0.7,
         ),
     ),
     EngineSpec(
         name=defaults.QUTIP,
         import_s=0.9,
-        import_bytes=300 * _MIB,
+        footprint=Footprint(address_mib=305, resident_mib=110, run_mib=35),
         summary="QuTiP density matrices, and Lindblad (mesolve) evolution for analog devices",
         module="qmk.engines.adapters.qutip",
         cls="QutipEngine",
@@ -397,16 +498,16 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_QUTIP_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=1e-2,
-            gate_s=3e-4,
-            element_s=2e-8,
-            segment_s=1e-4,
+            setup_s=5.9e-2,
+            gate_s=2.4e-4,
+            element_s=1.7e-9,
+            segment_s=7.6e-6,
         ),
     ),
     EngineSpec(
         name=defaults.LIGHTNING,
         import_s=2.5,
-        import_bytes=500 * _MIB,
+        footprint=Footprint(address_mib=430, resident_mib=245, run_mib=10, threaded=True),
         summary="PennyLane Lightning (lightning.qubit): C++ statevector kernels",
         module="qmk.engines.adapters.lightning",
         cls="LightningEngine",
@@ -416,36 +517,37 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=5e-2,
-            gate_s=1e-4,
-            element_s=1e-9,
-            segment_s=5e-3,
+            setup_s=6.3e-3,
+            gate_s=1.5e-5,
+            element_s=4.9e-10,
+            segment_s=2e-5,
             single=0.7,
         ),
     ),
     EngineSpec(
         name=defaults.BRAKET,
         import_s=1.0,
-        import_bytes=450 * _MIB,
+        footprint=Footprint(address_mib=395, resident_mib=135),
         summary="the Amazon Braket local statevector simulator",
         module="qmk.engines.adapters.braket",
         cls="BraketEngine",
+        needs=("numba-cache",),
         requires=("braket.default_simulator",),
         extra="braket",
         state="segments",
         precisions=("double",),
         cost=CostModel(
             representation="vector",
-            setup_s=5e-2,
-            gate_s=1e-4,
-            element_s=1e-8,
-            segment_s=5e-3,
+            setup_s=3.5e-3,
+            gate_s=2.7e-5,
+            element_s=2.1e-9,
+            segment_s=2e-5,
         ),
     ),
     EngineSpec(
         name=defaults.CUSTATEVEC,
         import_s=1.0,
-        import_bytes=1500 * _MIB,
+        footprint=Footprint(address_mib=1500, resident_mib=300, threaded=True),
         summary="NVIDIA cuStateVec (cuquantum) on a CUDA GPU",
         module="qmk.engines.adapters.custatevec",
         cls="CuStateVecEngine",
@@ -466,7 +568,7 @@ SPECS: tuple[EngineSpec, ...] = (
     EngineSpec(
         name=defaults.QSIM_GPU,
         import_s=1.5,
-        import_bytes=1500 * _MIB,
+        footprint=Footprint(address_mib=1500, resident_mib=300, threaded=True),
         summary="qsim's CUDA statevector (qsimcirq built with GPU support)",
         module="qmk.engines.adapters.qsim",
         cls="QsimGpuEngine",
@@ -653,35 +755,99 @@ def _physical_memory() -> int:
         return 0
 
 
-def address_space_left() -> int | None:
-    """Bytes of address space this process may still map under its ``RLIMIT_AS`` (a kernel
-    worker's memory cap), or None where no limit is set.
-
-    QMK's own engines guard their memory themselves (the kernel fails a job that runs
-    out); an adapter's package alone can take more than a small cap allows, so the
-    adapters' qubit limits leave room for it (``EngineSpec.import_bytes``).
-    """
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft == resource.RLIM_INFINITY:
-            return None
-        with open("/proc/self/statm", encoding="ascii") as handle:
-            used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (ImportError, OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return None
-    return max(int(soft) - used, 0)
-
-
 #: The most qubits a stabilizer or MPS engine is offered (their memory grows slowly).
 WIDE = 100_000
 #: The most qubits Aer's MPS method is offered (its own limit is far above).
 MPS_QUBITS = 1_000
 
 
-#: ``max_qubits(left=...)``'s default: read the address space left now.
-READ_NOW: Any = object()
+def compiled_here(
+    entry: EngineSpec, options: Mapping[str, Any], limits: WorkerLimits
+) -> bool | None:
+    """Whether ``entry`` will run on its compiled kernels here (None: it has none).
+
+    The job's ``options`` pick them or the fallback; else they run where their modules
+    are installed, work (where this process asked already: ``Compiled.checked``), and
+    their compiler fits in the memory the worker has left. Imports nothing.
+    """
+    kernels = entry.compiled
+    if kernels is None:
+        return None
+    asked = options.get(kernels.option)
+    if asked in (kernels.on, kernels.off):
+        return bool(asked == kernels.on)
+    module, _, function = kernels.checked.partition(":")
+    found = sys.modules.get(module)
+    known = getattr(found, function)() if found is not None else None
+    if known is not None:
+        return bool(known)
+    if not all(_module_found(name) for name in kernels.requires):
+        return False
+    if all(name in sys.modules for name in kernels.requires):
+        return True
+    footprint = kernels.footprint
+    return limits.shortfall(footprint.address_mib * _MIB, footprint.resident_mib * _MIB) is None
+
+
+def library_bytes(
+    entry: EngineSpec,
+    limits: WorkerLimits,
+    *,
+    compiled: bool | None = None,
+    first_run: bool = True,
+) -> tuple[int, int]:
+    """``(address, resident)``: the bytes ``entry``'s packages (and, where ``compiled``,
+    its compiler) still take in this process beside the state; of an imported package,
+    what its first run maps (``first_run``; the router counts it, an engine sizing its
+    own state after the router chose it does not: it may have run here already)."""
+    parts = [(entry.footprint, entry.loaded)]
+    if compiled and entry.compiled is not None:
+        kernels = entry.compiled
+        parts.append((kernels.footprint, all(m in sys.modules for m in kernels.requires)))
+    address = resident = 0
+    for footprint, loaded in parts:
+        run = footprint.run_mib if first_run else 0
+        address += (run if loaded else footprint.address_mib) * _MIB
+        if footprint.threaded:
+            address += max(limits.threads - CALIBRATED_THREADS, 0) * limits.stack_bytes
+        resident += 0 if loaded else footprint.resident_mib * _MIB
+    return address, resident
+
+
+def state_bytes(entry: EngineSpec, qubits: int, precision: str | None = None) -> int:
+    """Bytes of host memory the state of ``qubits`` qubits takes on ``entry`` at
+    ``precision``, with one working copy (a GPU engine holds it on its GPU: 0; an MPS
+    depends on entanglement, which the plan does not know: 0)."""
+    chosen = entry.precision_for(precision) or entry.precisions[0]
+    representation = entry.cost.representation
+    if entry.gpu or representation == "mps":
+        return 0
+    n = max(qubits, 0)
+    if representation == "tableau":
+        return 2 * n * n // 4 + 2 * n  # stim: 2n x 2n bits, and signs
+    itemsize = 8 if chosen == "single" else 16
+    return 2 * itemsize * (4**n if representation == "density" else 2**n)
+
+
+def fits(
+    entry: EngineSpec,
+    qubits: int,
+    precision: str | None,
+    limits: WorkerLimits,
+    *,
+    compiled: bool | None = None,
+) -> str | None:
+    """Why ``entry`` does not fit ``qubits`` qubits in this process (its packages and
+    its state within the worker's memory caps), in words; None when it fits."""
+    address, resident = library_bytes(entry, limits, compiled=compiled)
+    state = state_bytes(entry, qubits, precision)
+    short = limits.shortfall(address + state, resident + state)
+    if short is None:
+        return None
+    return (
+        f"{short} (its libraries ~{human_bytes(address)}, the state of {qubits} "
+        f"qubits {human_bytes(state)})"
+    )
 
 
 def max_qubits(
@@ -689,18 +855,16 @@ def max_qubits(
     precision: str | None = None,
     *,
     max_bytes: int | None = None,
-    left: int | None = READ_NOW,
+    limits: WorkerLimits | None = None,
 ) -> int:
     """The most qubits engine ``name`` holds at ``precision`` in the memory at hand.
 
-    ``left`` is :func:`address_space_left` read once by a caller that asks about several
-    engines at one moment (the router), instead of once per engine.
-
     Dense engines hold their state and one working copy within ``max_bytes`` (default
-    :func:`memory_bytes`; GPU engines: the GPU's memory); an adapter also within what
-    the process's address-space limit leaves beside its package
-    (:func:`address_space_left`, ``EngineSpec.import_bytes``); the stabilizer holds
-    :data:`WIDE`.
+    :func:`memory_bytes`; GPU engines: the GPU's memory), and in a process with a
+    memory cap (``limits``, default :meth:`WorkerLimits.read`: a kernel worker's
+    ``RLIMIT_AS``, a memory cgroup) within what the cap leaves beside the engine's
+    packages (``EngineSpec.footprint``, where this process has not imported them yet);
+    the stabilizer holds :data:`WIDE`.
 
     >>> max_qubits("statevector", "double", max_bytes=2**20), max_qubits("qutip", max_bytes=2**20)
     (15, 7)
@@ -709,19 +873,24 @@ def max_qubits(
     chosen = entry.precision_for(precision) or entry.precisions[0]
     if entry.cost.representation == "tableau":
         return WIDE
-    if left is READ_NOW:
-        left = address_space_left()
-    room = None if left is None or not entry.import_bytes else left - entry.import_bytes
+    limits = WorkerLimits.read() if limits is None else limits
+    address, resident = library_bytes(entry, limits, first_run=False)
+    rooms = [
+        left - used
+        for left, used in ((limits.address_left, address), (limits.cgroup_left, resident))
+        if left is not None
+    ]
+    room = min(rooms) if rooms else None
     if entry.cost.representation == "mps":
         return 0 if room is not None and room <= 0 else MPS_QUBITS
     limit = (gpu_memory() or 0) if entry.gpu else memory_bytes()
     if isinstance(max_bytes, int) and not isinstance(max_bytes, bool) and max_bytes > 0:
         limit = min(limit, max_bytes) if entry.gpu else max_bytes
-    if room is not None:
+    if room is not None and not entry.gpu:
         limit = min(limit, max(room, 0))
     itemsize = 8 if chosen == "single" else 16
-    fits = limit // (2 * itemsize)
-    bits = fits.bit_length() - 1 if fits else 0
+    fit = limit // (2 * itemsize)
+    bits = fit.bit_length() - 1 if fit else 0
     return bits // 2 if entry.cost.representation == "density" else bits
 
 

@@ -4,8 +4,12 @@
 that cannot run the :class:`~qmk.engines.registry.Workload` exactly (not installed, not
 Clifford where it must be, too many qubits for the memory at hand, mid-circuit
 measurement on an engine that replays its circuit, a precision or option it does not
-take, no density matrix where one is needed) and picks the one whose cost model
-estimates the fewest seconds (ties: registry order). A job that names its engine gets
+take, no density matrix where one is needed) or would not fit in the process that
+runs it (:class:`~qmk.engines.limits.WorkerLimits`: its packages and its state within
+the worker's memory caps, what its sandbox forbids), and picks the one whose cost
+model estimates the fewest seconds (ties: registry order) on the threads the worker
+has, priced as the kernels it will really use (an engine whose compiled kernels are
+missing here is priced as its fallback). A job that names its engine gets
 it, or a coded refusal saying why not. Every decision is a :class:`Choice` that says
 which engine, at which precision, and why: the candidates, their estimated cost and the
 reasons the others were refused (``qmk run --explain``; telemetry's ``engine_reason``).
@@ -35,13 +39,14 @@ from typing import Any
 
 from qmk import defaults
 from qmk.engines.base import EngineError
+from qmk.engines.limits import WorkerLimits
 from qmk.engines.registry import (
-    READ_NOW,
     SPECS,
     EngineSpec,
     Workload,
-    address_space_left,
     availability,
+    compiled_here,
+    fits,
     human_seconds,
     load,
     max_qubits,
@@ -54,6 +59,8 @@ REFUSAL_CODES: Mapping[str, str] = {
     "clifford": "gate-unsupported",
     "gates": "gate-unsupported",
     "capacity": "engine-capacity",
+    "memory": "engine-capacity",
+    "sandbox": "engine-unavailable",
     "mid-circuit": "operation-unsupported",
     "precision": "operation-unsupported",
     "density-matrix": "operation-unsupported",
@@ -71,6 +78,9 @@ class Candidate:
     #: The kind of refusal (a key of :data:`REFUSAL_CODES`), and the reason in words.
     refusal: str | None = None
     reason: str | None = None
+    #: For an engine with compiled kernels: whether it will use them here (else its
+    #: fallback, priced as such); None for the others.
+    compiled: bool | None = None
 
     @property
     def able(self) -> bool:
@@ -84,6 +94,7 @@ class Candidate:
             "precision": self.precision,
             "refusal": self.refusal,
             "reason": self.reason,
+            "compiled": self.compiled,
         }
 
 
@@ -100,16 +111,22 @@ class Choice:
     #: One line: why this engine (telemetry's ``engine_reason``).
     reason: str = ""
     candidates: tuple[Candidate, ...] = ()
+    #: The limits of the process the router chose for (its memory caps, threads, sandbox).
+    limits: WorkerLimits | None = None
 
     def explain(self) -> str:
-        """Several lines: the choice, every candidate's estimate, every refusal."""
+        """Several lines: the choice, the worker's limits it used, every candidate's
+        estimate, every refusal."""
         lines = [f"engine: {self.engine} ({self.reason})"]
+        if self.limits is not None:
+            lines.append(f"worker: {self.limits.describe()}")
         able = sorted((c for c in self.candidates if c.able), key=_rank)
         for c in able:
             mark = "*" if c.engine == self.engine else " "
+            kernels = _KERNELS_SHOWN[c.compiled]
             lines.append(
                 f" {mark} {c.engine:<20} est. {human_seconds(c.cost_s or 0.0):>9}  "
-                f"({c.precision or 'default'} precision)"
+                f"({c.precision or 'default'} precision{kernels})"
             )
         for c in self.candidates:
             if not c.able:
@@ -123,7 +140,16 @@ class Choice:
             "named": self.named,
             "reason": self.reason,
             "candidates": [c.to_json() for c in self.candidates],
+            "limits": None if self.limits is None else self.limits.to_json(),
         }
+
+
+#: How ``explain`` shows which kernels an engine will use (None: it has no choice).
+_KERNELS_SHOWN: Mapping[bool | None, str] = {
+    True: ", compiled kernels",
+    False: ", numpy kernels",
+    None: "",
+}
 
 
 def _rank(candidate: Candidate) -> tuple[float, int]:
@@ -150,14 +176,18 @@ def assess(
     work: Workload,
     options: Mapping[str, Any],
     *,
-    left: int | None = READ_NOW,
+    limits: WorkerLimits | None = None,
 ) -> Candidate:
-    """Whether ``entry`` runs ``work`` exactly with ``options``, and at what estimated cost
-    (``left``: the address space left, as :func:`~qmk.engines.registry.max_qubits` takes it)."""
+    """Whether ``entry`` runs ``work`` exactly with ``options`` in a process of
+    ``limits`` (default: this one's, read now), and at what estimated cost."""
+    limits = WorkerLimits.read() if limits is None else limits
     name = entry.name
     found = availability(name)
     if not found.available:
         return Candidate(engine=name, refusal="unavailable", reason=found.reason)
+    forbidden = _forbidden(entry, limits)
+    if forbidden:
+        return Candidate(engine=name, refusal="sandbox", reason=forbidden)
     if entry.clifford_only and not work.clifford:
         where = work.non_clifford or "a non-Clifford operation"
         return Candidate(engine=name, refusal="clifford", reason=f"not Clifford: {where}")
@@ -188,20 +218,44 @@ def assess(
         return Candidate(
             engine=name, refusal="option", reason=f"takes no option {', '.join(strange)}"
         )
-    capacity = max_qubits(name, precision, max_bytes=options.get("max_bytes"), left=left)
-    if work.qubits > capacity:
+    capacity = max_qubits(name, precision, max_bytes=options.get("max_bytes"), limits=limits)
+    compiled = compiled_here(entry, options, limits)
+    short = fits(entry, work.qubits, precision, limits, compiled=compiled)
+    if short is not None and compiled and options.get("kernels") is None:
+        # its compiled kernels and the state do not fit together: the fallback may
+        compiled = False
+        short = fits(entry, work.qubits, precision, limits, compiled=compiled)
+    if work.qubits > capacity or short is not None:
         return Candidate(
             engine=name,
-            refusal="capacity",
+            refusal="capacity" if short is None else "memory",
             reason=f"holds at most {capacity} qubits here, the program has {work.qubits} "
-            "live at once",
+            "live at once"
+            if short is None
+            else short,
         )
-    cost = entry.seconds(work, precision) + (0.0 if entry.loaded else entry.import_s)
-    return Candidate(engine=name, cost_s=cost, precision=precision)
+    cost = entry.seconds(
+        work, precision, threads=limits.threads, compiled=compiled is not False
+    ) + (0.0 if entry.loaded else entry.import_s)
+    return Candidate(engine=name, cost_s=cost, precision=precision, compiled=compiled)
+
+
+def _forbidden(entry: EngineSpec, limits: WorkerLimits) -> str | None:
+    """What ``entry`` needs that the worker's sandbox forbids, in words (None: nothing)."""
+    if "numba-cache" in entry.needs and "filesystem" in limits.sandbox and not limits.numba_cache:
+        return (
+            "its numba functions cache beside its package's files, which this worker's "
+            "sandbox does not let it write (set $NUMBA_CACHE_DIR to a writable directory)"
+        )
+    return None
 
 
 def route(
-    work: Workload, engine: str | None = None, *, options: Mapping[str, Any] | None = None
+    work: Workload,
+    engine: str | None = None,
+    *,
+    options: Mapping[str, Any] | None = None,
+    limits: WorkerLimits | None = None,
 ) -> Choice:
     """The engine that runs ``work``: ``engine`` if named and able, else the cheapest able.
 
@@ -210,34 +264,38 @@ def route(
         engine: the engine the job names, or None to let the router choose.
         options: constructor options the job passes (beside the precision's ``dtype``);
             an engine that takes none of that name is refused.
+        limits: the limits of the process that will run the engine (memory caps,
+            threads, sandbox); default: this process's, read now.
 
     Raises:
         EngineError: a named engine that is unknown (``QE101``), not installed
             (``QE108``), or cannot run the job (``QE103`` not Clifford, ``QE102`` too many
-            qubits, ``QE110`` mid-circuit or precision, ``QE105`` an option); with no
+            qubits or would not fit in the worker's memory, ``QE110`` mid-circuit or
+            precision, ``QE105`` an option, ``QE108`` its sandbox forbids it); with no
             engine named, ``QE109 no-engine`` when no installed engine can run it
             (``QE102`` when the universal engine's reason is its size).
     """
     options = dict(options or {})
+    limits = WorkerLimits.read() if limits is None else limits
     if engine is not None:
         entry = spec(engine)  # QE101 for a name we do not know
-        candidate = assess(entry, work, options)
+        candidate = assess(entry, work, options, limits=limits)
         if not candidate.able:
             raise _refusal(candidate, work)
         return Choice(
             engine=engine,
             precision=candidate.precision,
-            options=entry.options_for(candidate.precision),
+            options=_options(entry, candidate, options),
             named=True,
             reason=f"named by the job (est. {human_seconds(candidate.cost_s or 0.0)})",
             candidates=(candidate,),
+            limits=limits,
         )
-    left = address_space_left()  # once for every engine: a read of /proc each
-    candidates = tuple(assess(entry, work, options, left=left) for entry in SPECS)
+    candidates = tuple(assess(entry, work, options, limits=limits) for entry in SPECS)
     able = sorted((c for c in candidates if c.able), key=_rank)
     if not able:
         universal = next(c for c in candidates if c.engine == defaults.STATEVECTOR)
-        if universal.refusal == "capacity":
+        if universal.refusal in ("capacity", "memory"):
             raise _refusal(universal, work, others=candidates)
         reasons = "; ".join(f"{c.engine}: {c.reason}" for c in candidates)
         raise EngineError.of(
@@ -257,10 +315,27 @@ def route(
     return Choice(
         engine=best.engine,
         precision=best.precision,
-        options=spec(best.engine).options_for(best.precision),
+        options=_options(spec(best.engine), best, options),
         reason=reason,
         candidates=candidates,
+        limits=limits,
     )
+
+
+def _options(entry: EngineSpec, candidate: Candidate, asked: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor options of the choice: its precision's, and its fallback kernels
+    where the router priced it without its compiled ones for want of memory (the engine
+    would otherwise pick them itself and run out)."""
+    options = entry.options_for(candidate.precision)
+    kernels = entry.compiled
+    if (
+        kernels is not None
+        and candidate.compiled is False
+        and kernels.option not in asked
+        and compiled_here(entry, {}, WorkerLimits()) is not False
+    ):
+        options[kernels.option] = kernels.off
+    return options
 
 
 def _refusal(

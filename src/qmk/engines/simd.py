@@ -47,9 +47,11 @@ from typing import Any
 
 import numpy as np
 
+from qmk.engines import limits
+
 #: Environment variable: how many threads a kernel uses (default: the CPUs this process
-#: may run on).
-THREADS_ENV = "QMK_THREADS"
+#: may run on); the router reads the same (:mod:`qmk.engines.limits`).
+THREADS_ENV = limits.THREADS_ENV
 #: Below this many amplitudes a kernel runs on the calling thread alone.
 PARALLEL_MIN = 1 << 15
 #: Pieces of work per thread (taken in turn, so a late thread holds up one piece).
@@ -99,6 +101,12 @@ def _init() -> dict[str, Any]:
 def available() -> bool:
     """Whether the compiled kernels can run here (llvmlite installed and working)."""
     return _init()["reason"] is None
+
+
+def checked() -> bool | None:
+    """:func:`available` where it was asked already in this process, else None (asks
+    nothing: the router prices the engine without importing llvmlite)."""
+    return None if not _state else _state["reason"] is None
 
 
 def unavailable_reason() -> str | None:

@@ -61,6 +61,7 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines import EngineError, engine_class
+from qmk.engines.limits import WorkerLimits
 from qmk.engines.registry import Workload
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
@@ -116,24 +117,52 @@ def load_program(
 _MID_CIRCUIT = ("meas", "free", "reset", "werner")
 
 
+def _splitting(ops: Sequence[Any]) -> int:
+    """The mid-circuit operations of ``ops`` that may split the shots: not a reset, free
+    or Z measurement of a qubit collapsed in Z already (allocated, measured or reset
+    since its last gate), whose outcome is known."""
+    collapsed: set[str] = set()
+    count = 0
+    for op in ops:
+        if op.kind in _MID_CIRCUIT:
+            known = op.kind in ("meas", "reset", "free") and all(q in collapsed for q in op.qubits)
+            if op.kind == "meas" and op.basis != "Z":
+                known = False
+            count += 0 if known else 1
+            if op.kind in ("meas", "reset") and op.basis == "Z":
+                collapsed.update(op.qubits)
+            elif op.kind == "werner":
+                collapsed.difference_update(op.qubits)
+        elif op.kind == "alloc":  # |0>
+            collapsed.update(op.qubits)
+        elif op.kind in ("gate", "cond"):
+            collapsed.difference_update(op.qubits)
+    return count
+
+
 def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Workload:
     """What ``plan`` asks of an engine, for the router (:mod:`qmk.engines.router`).
 
     Mid-circuit operations are the measurements, resets, frees and noisy channels before
     the program's terminal measurements (:func:`~qmk.execution.trajectories.tail_start`);
-    each may split the shots, so ``branches`` bounds the simulations by
-    ``min(shots, 2**k)``, plus the shots logical errors are expected to hit.
+    each may split the shots (but one on a qubit collapsed in Z already: a reset after
+    a measurement), so the gates after the ``j``-th split run in up to
+    ``min(shots, 2**j)`` simulations: ``branches`` is that bound averaged over the
+    segments (the simulations an average gate runs in), plus the shots logical errors
+    are expected to hit.
     """
     from qmk.execution.trajectories import tail_start
 
     ops = micro_ops(plan, {})
     tail = tail_start(ops)
     mid = sum(1 for op in ops[:tail] if op.kind in _MID_CIRCUIT)
+    splits = _splitting(ops[:tail])
     gates = {op.gate for op in ops if op.kind in ("gate", "cond")}
     if plan.noise:
         gates |= {"x", "y", "z"}
     gate_count = sum(1 for op in ops if op.kind in ("gate", "cond"))
-    branches = min(shots, 2 ** min(mid, 40))
+    simulations = sum(min(shots, 2 ** min(j, 40)) for j in range(splits + 1))
+    branches = -(-simulations // (splits + 1))
     if plan.noise:
         hit = 1.0 - float(np.prod([1.0 - min(loc.total, 1.0) for loc in plan.noise]))
         branches += int(shots * hit)
@@ -180,16 +209,21 @@ def route_plan(
     shots: int = 1,
     engine_options: Mapping[str, Any] | None = None,
     precision: Precision | None = None,
+    limits: WorkerLimits | None = None,
 ) -> tuple[Choice, dict[str, Any]]:
     """The router's choice for ``plan`` and the options to build the engine with
-    (``precision``, or ``engine_options``' ``dtype``, the precision asked for).
+    (``precision``, or ``engine_options``' ``dtype``, the precision asked for), for a
+    process of ``limits`` (default: this one, which runs the engine: its memory caps,
+    threads and sandbox, read once here; ``Choice.limits`` holds them).
 
     Raises:
-        EngineError: ``engine`` unknown, not installed or unable; no engine able.
+        EngineError: ``engine`` unknown, not installed or unable (or not fitting the
+            worker); no engine able.
     """
     asked, rest = _precision_option(engine_options or {})
     precision = precision or asked
-    choice = route(workload(plan, shots, precision), engine, options=rest)
+    limits = WorkerLimits.read() if limits is None else limits
+    choice = route(workload(plan, shots, precision), engine, options=rest, limits=limits)
     return choice, {**rest, **choice.options}
 
 

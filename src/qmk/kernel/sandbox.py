@@ -52,6 +52,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmk.defaults import WORKER_SANDBOX_ENV
+
 # --------------------------------------------------------------------------- values
 
 
@@ -674,6 +676,12 @@ def confine(plan: Plan, keep: Iterable[int]) -> tuple[Confinement, CpuBudget | N
             gaps.append(f"network: no seccomp filter ({exc.strerror or exc})")
         if not network:
             gaps.append("network: open (neither a namespace nor seccomp is available)")
+    # the router reads what is closed (qmk.engines.limits), and numba caches (Braket's
+    # simulator) where the worker may write
+    os.environ[WORKER_SANDBOX_ENV] = ",".join(
+        layer for layer, on in (("network", network), ("filesystem", filesystem)) if on
+    )
+    os.environ.setdefault("NUMBA_CACHE_DIR", plan.temp_dir)
     report = Confinement(
         network=tuple(network),
         filesystem=filesystem,
