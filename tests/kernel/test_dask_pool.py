@@ -204,11 +204,13 @@ def test_a_job_past_its_timeout_is_timed_out_and_its_process_killed(
 
 
 @pytest.mark.parametrize("kind", POOLS)
-def test_a_job_over_its_process_memory_cap_fails_with_the_memory_code(
+def test_a_job_over_its_process_memory_cap_is_refused_by_the_workers_router(
     kind: str, cluster: Any, tmp_path: Path
 ) -> None:
-    """Admission takes the job (the kernel's model allows 1 GiB); the process cap (500
-    MiB) stops it for real, and the next job runs."""
+    """Admission takes the job (the kernel's model allows 1 GiB); in the job's process the
+    router reads the cap (500 MiB) and refuses the engine before it allocates (QE102,
+    naming the cap), and the next job runs. (A worker killed past its cap:
+    tests/kernel/test_workers.py.)"""
 
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
@@ -216,8 +218,8 @@ def test_a_job_over_its_process_memory_cap_fails_with_the_memory_code(
             session_id=sid, graph=all_measured(24), shots=1, seed=1, policy={"noise": False}
         )
         done = await kernel.q_wait(session_id=sid, job_id=big["job_id"], timeout_ms=60_000)
-        assert done["state"] == "FAILED" and "memory" in done["error"]["message"]
-        assert done["error"]["name"] == "memory-limit"
+        assert done["state"] == "FAILED" and "500 MiB cap (RLIMIT_AS)" in done["error"]["message"]
+        assert done["error"]["code"] == "QE102"
         after = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)
         ok = await kernel.q_wait(session_id=sid, job_id=after["job_id"], timeout_ms=60_000)
         assert ok["state"] == "COMPLETED"
