@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qmk.engines import EngineError
 from qmk.engines.batch import BatchCircuit, BatchSampler, Errors, Instruction, Kind
 from qmk.engines.gates import GATES, pauli_string, unitary
 from qmk.execution.branches import ExecutionState, Progress
+from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.plan import Call, Noise, Plan, Step
 from qmk.qvm.ops import Exec, Micro
 
@@ -336,8 +336,6 @@ def sample_chunked(
         Suspended: the control asked the run to stop; its state was saved first.
         EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
     """
-    from qmk.execution.trajectories import CHECKPOINT, Suspended
-
     errors = None
     if lowered.sites:
         probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites], dtype=np.float64)
@@ -348,7 +346,14 @@ def sample_chunked(
     heralded = 0
     start = 0
     if resume is not None:
-        bits, start, progress, heralded = _resumed(resume, key, shots, count)
+        bits, start, progress, extra = resume_chunks(
+            resume,
+            key,
+            shape=(shots,),
+            chunks=count,
+            what="run (program, shots, seed, engine, noise or profile differ)",
+        )
+        heralded = int(extra.get("heralded", 0))
     for k in range(start, count):
         lo, hi = k * chunk, min(shots, (k + 1) * chunk)
         rows, tallied = sampler.sample(
@@ -367,58 +372,18 @@ def sample_chunked(
         bits[lo:hi] = rows
         if control is None or not fences or k + 1 == count:
             continue
-        while (request := control.at_fence(fences)) is not None:
-            stopping = request != CHECKPOINT
-            progress.checkpoints += 1
-            if stopping:
-                assert progress.preempted_at_epochs is not None
-                progress.preempted_at_epochs.append(fences)
-            state = ExecutionState(
-                key=key,
-                engine=engine_name,
-                epoch=fences,
-                group=k + 1,
-                bits=bits.copy(),
-                leaves=(),
-                branches=(),
-                progress={**progress.to_json(), "heralded": heralded},
-            )
-            control.save(state)
-            if stopping:
-                raise Suspended(state)
+        pause_between_chunks(
+            control,
+            epoch=fences,
+            done=k + 1,
+            bits=bits,
+            progress=progress,
+            key=key,
+            engine=engine_name,
+            extra={"heralded": heralded},
+        )
     assert bits is not None
     return bits, heralded if errors is None else len(errors), progress
-
-
-def _resumed(
-    state: ExecutionState, key: str, shots: int, count: int
-) -> tuple[np.ndarray, int, Progress, int]:
-    """``(bits, next chunk, progress, heralds so far)`` of a state saved between chunks.
-
-    Raises:
-        EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
-    """
-    if state.key != key:
-        raise EngineError.of(
-            "checkpoint-mismatch",
-            "the checkpoint is of another run (program, shots, seed, engine, noise or "
-            "profile differ): resume it with the same ones",
-        )
-    if (
-        state.branches
-        or state.leaves
-        or state.bits.shape[0] != shots
-        or not 0 < state.group < count
-    ):
-        raise EngineError.of("checkpoint-mismatch", "the checkpoint's shape does not fit the run")
-    saved = state.progress
-    progress = Progress(
-        simulations=int(saved["simulations"]),
-        checkpoints=int(saved["checkpoints"]),
-        preempted_at_epochs=[int(e) for e in saved["preempted_at_epochs"]],
-        resumed_from_epoch=state.epoch,
-    )
-    return state.bits.copy(), state.group, progress, int(saved.get("heralded", 0))
 
 
 #: Above this fraction of the shots, a site's struck shots are drawn by permutation.

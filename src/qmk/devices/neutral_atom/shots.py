@@ -50,6 +50,7 @@ from qmk.devices.neutral_atom.noise import NoiseKind, NoiseOp
 from qmk.engines import EngineError, engine_class
 from qmk.engines.batch import BatchCircuit, BatchCompiler, Instruction, Kind, batch_compiler
 from qmk.execution.branches import ExecutionState, Progress
+from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.trajectories import Control, MicroOp, Runner
 
 _PAULI_GATES = ("i", "x", "y", "z")
@@ -498,39 +499,6 @@ def _stabilizer_batch() -> BatchCompiler:
     return compiler
 
 
-def _resumed(
-    state: ExecutionState, key: str, shape: tuple[int, int], chunks: int
-) -> tuple[np.ndarray, int, Progress, dict[str, Any]]:
-    """``(raw bits, chunks done, progress, stats)`` of a state :func:`execute` saved.
-
-    Raises:
-        EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
-    """
-    if state.key != key:
-        raise EngineError.of(
-            "checkpoint-mismatch",
-            "the checkpoint is of another device job (program, shots, seed, profile or "
-            "backend differ): resume it with the same ones",
-        )
-    saved = state.progress
-    if (
-        state.branches
-        or state.leaves
-        or state.bits.shape != shape
-        or not 0 < state.group < chunks
-        or not isinstance(saved.get("device"), Mapping)
-    ):
-        raise EngineError.of("checkpoint-mismatch", "the checkpoint's shape does not fit the job")
-    progress = Progress(
-        simulations=int(saved["simulations"]),
-        checkpoints=int(saved["checkpoints"]),
-        preempted_at_epochs=[int(e) for e in saved["preempted_at_epochs"]],
-        resumed_from_epoch=state.epoch,
-    )
-    stats = {str(k): int(v) for k, v in saved["device"].items()}
-    return state.bits.astype(np.uint8), state.group, progress, stats
-
-
 def _mask_lost(circuit: Circuit, losses: _Losses, bits: np.ndarray) -> int:
     """Write -1 into the bits of atoms lost at or before their measurement; how many."""
     by_atom: dict[int, list[tuple[int, int]]] = {}
@@ -586,8 +554,6 @@ def execute(
         Suspended: the control asked the job to stop; its state was saved first.
         EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
     """
-    from qmk.execution.trajectories import CHECKPOINT, Suspended
-
     shots = job.shots
     classical = np.random.default_rng(_seed(seed, 0))
     losses = _draw_losses(circuit, shots, classical)
@@ -603,7 +569,18 @@ def execute(
     progress = Progress(preempted_at_epochs=[])
     start = 0
     if resume is not None:
-        raw, start, progress, stats = _resumed(resume, key, raw.shape, len(chunks))
+        raw, start, progress, extra = resume_chunks(
+            resume,
+            key,
+            shape=raw.shape,
+            chunks=len(chunks),
+            what="device job (program, shots, seed, profile or backend differ)",
+        )
+        raw = raw.astype(np.uint8)
+        saved = extra.get("device")
+        if not isinstance(saved, Mapping):
+            raise EngineError.of("checkpoint-mismatch", "the checkpoint holds no device stats")
+        stats = {str(k): int(v) for k, v in saved.items()}
     engine = defaults.STABILIZER if backend == STABILIZER else defaults.STATEVECTOR
     for done, (g, c, rows) in enumerate(chunks[start:], start=start + 1):
         skipped = {gate_steps[j] for j in np.flatnonzero(patterns[g])}
@@ -616,24 +593,16 @@ def execute(
             )
         if control is None or done == len(chunks):
             continue
-        while (request := control.at_fence(done)) is not None:
-            progress.checkpoints += 1
-            if request != CHECKPOINT:
-                assert progress.preempted_at_epochs is not None
-                progress.preempted_at_epochs.append(done)
-            state = ExecutionState(
-                key=key,
-                engine=engine,
-                epoch=done,
-                group=done,
-                bits=raw.copy(),
-                leaves=(),
-                branches=(),
-                progress={**progress.to_json(), "device": dict(stats)},
-            )
-            control.save(state)
-            if request != CHECKPOINT:
-                raise Suspended(state)
+        pause_between_chunks(
+            control,
+            epoch=done,
+            done=done,
+            bits=raw,
+            progress=progress,
+            key=key,
+            engine=engine,
+            extra={"device": dict(stats)},
+        )
     if progress.checkpoints or progress.resumed_from_epoch is not None:
         stats["checkpoints"] = progress.checkpoints
         stats["preempted_at_epochs"] = list(progress.preempted_at_epochs or ())
