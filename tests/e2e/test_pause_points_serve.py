@@ -14,30 +14,9 @@ from typing import Any
 from qmk.client import Client
 from qmk.execution.executor import run
 from qmk.qvm.asm import assemble
-from support.kernel import BELL, WorkerGate
+from support.kernel import BELL, GATES_THEN_MEASURE, WorkerGate
 
-#: Gates and fences, then only terminal measurements; non-Clifford (trajectories).
-PROGRAM = assemble(
-    """
-.caps CAP_ALLOC
-a: ALLOC_LQ vq:q0, vq:q1, vq:q2
-h0: APPLY_H vq:q0
-t0: APPLY_T vq:q0
-ry: APPLY_RY vq:q1, theta=0.8
-f1: FENCE_EPOCH
-c01: APPLY_CNOT vq:q0, vq:q1
-rx: APPLY_RX vq:q2, theta=1.9
-h1: APPLY_H vq:q0
-f2: FENCE_EPOCH
-c12: APPLY_CNOT vq:q1, vq:q2
-t2: APPLY_T vq:q2
-h2: APPLY_H vq:q2
-m0: MEASURE_Z vq:q0, out:m0
-m1: MEASURE_Z vq:q1, out:m1
-m2: MEASURE_Z vq:q2, out:m2
-f: FREE_LQ vq:q0, vq:q1, vq:q2
-"""
-)
+PROGRAM = GATES_THEN_MEASURE
 GRAPH = PROGRAM.to_json()
 SHOTS, SEED = 2000, 41
 ALICE: dict[str, Any] = {"tenant": "alice", "key": "alice-secret-key"}

@@ -22,28 +22,8 @@ from qmk.execution.executor import run
 from qmk.execution.parts import merge, split
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
+from support.kernel import GATES_THEN_MEASURE
 
-#: Gates, fences, then only terminal measurements: what a QASM circuit with barriers is.
-GATES_THEN_MEASURE = assemble(
-    """
-.caps CAP_ALLOC
-a: ALLOC_LQ vq:q0, vq:q1, vq:q2
-h0: APPLY_H vq:q0
-t0: APPLY_T vq:q0
-ry: APPLY_RY vq:q1, theta=0.8
-f1: FENCE_EPOCH
-c01: APPLY_CNOT vq:q0, vq:q1
-rx: APPLY_RX vq:q2, theta=1.9
-h1: APPLY_H vq:q0
-f2: FENCE_EPOCH
-c12: APPLY_CNOT vq:q1, vq:q2
-t2: APPLY_T vq:q2
-h2: APPLY_H vq:q2
-m0: MEASURE_Z vq:q0, out:m0
-m1: MEASURE_Z vq:q1, out:m1
-m2: MEASURE_Z vq:q2, out:m2
-"""
-)
 #: The gates of each epoch of GATES_THEN_MEASURE (qubit k is q<k>).
 EPOCHS = [
     [("h", (0,), ()), ("t", (0,), ()), ("ry", (1,), (0.8,))],

@@ -82,6 +82,30 @@ m2: MEASURE_Z vq:q1, out:m2
 """
 )
 
+# Gates and fences, then only terminal measurements (what a QASM circuit with barriers
+# is); non-Clifford, so it runs as trajectories. Its fences are pause points all the same.
+GATES_THEN_MEASURE = assemble(
+    """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1, vq:q2
+h0: APPLY_H vq:q0
+t0: APPLY_T vq:q0
+ry: APPLY_RY vq:q1, theta=0.8
+f1: FENCE_EPOCH
+c01: APPLY_CNOT vq:q0, vq:q1
+rx: APPLY_RX vq:q2, theta=1.9
+h1: APPLY_H vq:q0
+f2: FENCE_EPOCH
+c12: APPLY_CNOT vq:q1, vq:q2
+t2: APPLY_T vq:q2
+h2: APPLY_H vq:q2
+m0: MEASURE_Z vq:q0, out:m0
+m1: MEASURE_Z vq:q1, out:m1
+m2: MEASURE_Z vq:q2, out:m2
+f: FREE_LQ vq:q0, vq:q1, vq:q2
+"""
+)
+
 # --------------------------------------------------------------------------- the gate
 
 
