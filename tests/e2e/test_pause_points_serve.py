@@ -13,8 +13,7 @@ from typing import Any
 
 from qmk.client import Client
 from qmk.execution.executor import run
-from qmk.qvm.asm import assemble
-from support.kernel import BELL, GATES_THEN_MEASURE, WorkerGate
+from support.kernel import BELL, FENCED_CLIFFORD, GATES_THEN_MEASURE, WorkerGate
 
 PROGRAM = GATES_THEN_MEASURE
 GRAPH = PROGRAM.to_json()
@@ -74,22 +73,7 @@ def test_q_checkpoint_saves_its_state_while_it_runs_and_a_kill_9_resumes_from_it
 
 
 #: A Clifford program with fences: sampled in bulk by stim (``stim-batch``), in chunks.
-CLIFFORD = assemble(
-    """
-.caps CAP_ALLOC
-a: ALLOC_LQ vq:q0, vq:q1, vq:q2
-h: APPLY_H vq:q0
-f1: FENCE_EPOCH
-c: APPLY_CNOT vq:q0, vq:q1
-s: APPLY_S vq:q2
-h2: APPLY_H vq:q2
-f2: FENCE_EPOCH
-c2: APPLY_CNOT vq:q1, vq:q2
-m0: MEASURE_Z vq:q0, out:m0
-m1: MEASURE_Z vq:q1, out:m1
-m2: MEASURE_Z vq:q2, out:m2
-"""
-)
+CLIFFORD = FENCED_CLIFFORD
 
 
 def test_a_stim_batch_job_pauses_between_chunks_and_resumes_after_a_kill_9(serve, tmp_path):

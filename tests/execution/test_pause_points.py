@@ -22,7 +22,7 @@ from qmk.execution.executor import run
 from qmk.execution.parts import merge, split
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
-from support.kernel import GATES_THEN_MEASURE
+from support.kernel import FENCED_CLIFFORD, GATES_THEN_MEASURE
 
 #: The gates of each epoch of GATES_THEN_MEASURE (qubit k is q<k>).
 EPOCHS = [
@@ -191,22 +191,7 @@ def test_a_qasm_circuit_with_barriers_pauses_at_each_barrier(tmp_path: Path) -> 
 
 # --------------------------------------------------------------------------- stim-batch
 
-CLIFFORD = assemble(
-    """
-.caps CAP_ALLOC
-a: ALLOC_LQ vq:q0, vq:q1, vq:q2
-h: APPLY_H vq:q0
-f1: FENCE_EPOCH
-c: APPLY_CNOT vq:q0, vq:q1
-s: APPLY_S vq:q2
-h2: APPLY_H vq:q2
-f2: FENCE_EPOCH
-c2: APPLY_CNOT vq:q1, vq:q2
-m0: MEASURE_Z vq:q0, out:m0
-m1: MEASURE_Z vq:q1, out:m1
-m2: MEASURE_Z vq:q2, out:m2
-"""
-)
+CLIFFORD = FENCED_CLIFFORD
 NOISY_CLIFFORD: dict[str, Any] = {
     "seed": 13,
     "profile": "logical:surface_code(d=3)",

@@ -106,6 +106,25 @@ f: FREE_LQ vq:q0, vq:q1, vq:q2
 """
 )
 
+# A Clifford program with fences: sampled in bulk by stim (stim-batch), in chunks of shots,
+# pausing between them.
+FENCED_CLIFFORD = assemble(
+    """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:q0, vq:q1, vq:q2
+h: APPLY_H vq:q0
+f1: FENCE_EPOCH
+c: APPLY_CNOT vq:q0, vq:q1
+s: APPLY_S vq:q2
+h2: APPLY_H vq:q2
+f2: FENCE_EPOCH
+c2: APPLY_CNOT vq:q1, vq:q2
+m0: MEASURE_Z vq:q0, out:m0
+m1: MEASURE_Z vq:q1, out:m1
+m2: MEASURE_Z vq:q2, out:m2
+"""
+)
+
 # --------------------------------------------------------------------------- the gate
 
 
