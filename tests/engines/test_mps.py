@@ -21,7 +21,7 @@ import qmk
 from qmk import defaults
 from qmk.engines import EngineError, make_engine
 from qmk.engines.base import GateCall
-from qmk.engines.mps import DEFAULT_MAX_BOND, MPSEngine
+from qmk.engines.mps import DEFAULT_MAX_BOND, MPSEngine, _blas_threads, blas_threads
 from qmk.engines.registry import Workload, spec
 from qmk.engines.router import route
 from qmk.engines.statevector import StatevectorEngine
@@ -118,12 +118,37 @@ def test_make_engine_builds_it_by_name_with_its_options() -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [{"max_bond": 0}, {"max_bond": 2.5}, {"min_fidelity": 0.0}, {"min_fidelity": 1.5}]
+    "options",
+    [
+        {"max_bond": 0},
+        {"max_bond": 2.5},
+        {"min_fidelity": 0.0},
+        {"min_fidelity": 1.5},
+        {"threads": 0},
+    ],
 )
 def test_a_bad_option_is_a_coded_refusal(options: dict[str, float]) -> None:
     with pytest.raises(EngineError) as info:
         MPSEngine(seed=1, **options)  # type: ignore[arg-type]
     assert info.value.code == "QE105"
+
+
+def test_the_engine_runs_blas_on_one_thread_and_puts_the_count_back() -> None:
+    found = _blas_threads()
+    if found is None:
+        pytest.skip("numpy's BLAS here is not OpenBLAS")
+    get, put = found
+    before = get()
+    put(2)
+    try:
+        with blas_threads(1):
+            assert get() == 1
+        assert get() == 2
+        engine = prepared(30, brickwork(30, 3, seed=1), seed=1)
+        engine.sample(list(range(30)), 10)
+        assert get() == 2
+    finally:
+        put(before)
 
 
 # --------------------------------------------------------------------------- exactness

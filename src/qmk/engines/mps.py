@@ -41,11 +41,15 @@ qmk.engines.base.EngineError: QE114 bond-limit: the state needs bond dimension 4
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import heapq
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -69,6 +73,7 @@ DENSE_QUBITS = 26
 
 _SEED_BOUND = 2**63
 _SWAP = GATES["swap"].matrix()
+_IDENTITY = np.eye(2, dtype=np.complex128)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -110,6 +115,53 @@ def _permute(matrix: np.ndarray, perm: Sequence[int]) -> np.ndarray:
     return matrix.reshape((2,) * (2 * k)).transpose(axes).reshape(2**k, 2**k)
 
 
+@functools.cache
+def _blas_threads() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """The getter and setter of the thread count of the OpenBLAS this process loaded
+    (numpy's), found in ``/proc/self/maps``; None where there is none (another BLAS, or
+    no ``/proc``)."""
+    try:
+        maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    paths = sorted({line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()})
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:  # pragma: no cover - a mapping that is not a library
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "")):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                return get, put
+    return None  # pragma: no cover - numpy without OpenBLAS
+
+
+@contextlib.contextmanager
+def blas_threads(count: int | None) -> Iterator[None]:
+    """Run the body with OpenBLAS on ``count`` threads (None: as it is), then put the
+    count back. The engine's products are small (a site is 2 x bond x bond): OpenBLAS
+    splits one of a few hundred thousand multiply-adds across threads, and on a busy
+    2-core machine a 1000 x 16 by 16 x 32 product then took 4-200 ms instead of 0.1 ms
+    (measured with and without ``OPENBLAS_NUM_THREADS=1``)."""
+    found = _blas_threads() if count is not None else None
+    if found is None or count is None:
+        yield
+        return
+    get, put = found
+    before = int(get())
+    if before == count:
+        yield
+        return
+    put(count)
+    try:
+        yield
+    finally:
+        put(before)
+
+
 def _svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         u, s, vh = np.linalg.svd(matrix, full_matrices=False)
@@ -133,6 +185,8 @@ class MPSEngine:
         min_fidelity: the least fidelity truncation past ``max_bond`` may leave, in
             (0, 1]; 1.0 refuses every truncation.
         max_qubits: the most qubits live at once (default: the registry's figure).
+        threads: OpenBLAS threads while the engine computes (:func:`blas_threads`; the
+            count is put back after each call), or None to leave numpy's setting.
 
     Raises:
         EngineError: ``QE105 engine-misuse`` for a bad option.
@@ -147,6 +201,7 @@ class MPSEngine:
         max_bond: int = DEFAULT_MAX_BOND,
         min_fidelity: float = DEFAULT_MIN_FIDELITY,
         max_qubits: int | None = None,
+        threads: int | None = 1,
     ) -> None:
         if seed is None:
             seed = int.from_bytes(os.urandom(8), "little")
@@ -163,6 +218,13 @@ class MPSEngine:
             raise EngineError.of(
                 "engine-misuse", f"min_fidelity lies in (0, 1], not {min_fidelity!r}"
             )
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise EngineError.of(
+                "engine-misuse", f"threads is None or a whole number of 1 or more, not {threads!r}"
+            )
+        self._threads = threads
         self._max_bond = int(max_bond)
         self._min_fidelity = floor
         self._max_qubits = registry_max_qubits(self.name) if max_qubits is None else max_qubits
@@ -276,8 +338,9 @@ class MPSEngine:
         checked = [(g, self._validate(g, qs, ps), ps) for g, qs, ps in gates]
         saved = self._save()
         try:
-            for gate, qs, params in checked:
-                self._apply(gate, qs, params)
+            with blas_threads(self._threads):
+                for gate, qs, params in checked:
+                    self._apply(gate, qs, params)
         except EngineError:
             self._load(saved)
             raise
@@ -311,23 +374,28 @@ class MPSEngine:
             return
         matrix = GATES[gate].matrix(tuple(float(p) for p in params))
         if len(qs) == 1:
-            waiting = self._pending.get(qs[0])
-            self._pending[qs[0]] = matrix if waiting is None else matrix @ waiting
+            earlier = self._pending.get(qs[0])
+            self._pending[qs[0]] = matrix if earlier is None else matrix @ earlier
             return
-        before: np.ndarray = np.eye(1, dtype=np.complex128)
-        for q in qs:  # the gates waiting on these qubits go first
-            waiting = self._pending.pop(q, None)
-            before = np.kron(before, np.eye(2) if waiting is None else waiting)
-        self._multi(matrix @ before, qs)
+        waiting = [self._pending.pop(q, None) for q in qs]
+        if any(m is not None for m in waiting):  # the gates waiting on these qubits go first
+            before = _IDENTITY if waiting[0] is None else waiting[0]
+            for m in waiting[1:]:
+                other = _IDENTITY if m is None else m
+                size = before.shape[0] * 2
+                before = (before[:, None, :, None] * other[None, :, None, :]).reshape(size, size)
+            matrix = matrix @ before
+        self._multi(matrix, qs)
 
     def _multi(self, matrix: np.ndarray, qs: tuple[int, ...]) -> None:
         """Apply a gate on two or three qubits: bring their sites together, then update."""
         sites = sorted(self._pos[q] for q in qs)
         anchor = sites[0]
-        for offset, site in enumerate(sites[1:], start=1):
-            self._bring(site, anchor + offset)
-        perm = [qs.index(self._order[anchor + t]) for t in range(len(qs))]
-        self._update(anchor, _permute(matrix, perm))
+        with blas_threads(self._threads):
+            for offset, site in enumerate(sites[1:], start=1):
+                self._bring(site, anchor + offset)
+            perm = [qs.index(self._order[anchor + t]) for t in range(len(qs))]
+            self._update(anchor, _permute(matrix, perm))
 
     def _bring(self, site: int, target: int) -> None:
         """Move the qubit at ``site`` down to ``target`` by swaps of neighbours."""
@@ -441,7 +509,8 @@ class MPSEngine:
         """``qubit``'s site with the centre moved there and its waiting gate folded in."""
         self._settle((qubit,))
         k = self._pos[qubit]
-        self._move_center(k)
+        with blas_threads(self._threads):
+            self._move_center(k)
         return self._sites[k]
 
     def _p1(self, qubit: int, basis: str) -> float:
@@ -534,7 +603,13 @@ class MPSEngine:
         if not qs or not shots:
             return out
         positions = [self._pos[q] for q in qs]
-        lo, hi = min(positions), max(positions)
+        with blas_threads(self._threads):
+            bits = self._draw(min(positions), max(positions), shots)
+        out[:] = bits[:, [p - min(positions) for p in positions]]
+        return out
+
+    def _draw(self, lo: int, hi: int, shots: int) -> np.ndarray:
+        """``shots`` exact draws of the Z outcomes of sites ``lo`` to ``hi`` (columns)."""
         self._settle(self._order[lo : hi + 1])
         self._move_center(lo)
         first = self._sites[lo]
@@ -542,13 +617,11 @@ class MPSEngine:
         # a mixture over the left bond with these weights
         weights = np.einsum("lsr,lsr->l", first, first.conj()).real
         cumulative = np.cumsum(weights / weights.sum())
-        start = np.minimum(
-            np.searchsorted(cumulative, self._rng.random(shots), side="right"), len(weights) - 1
-        )
+        start = np.searchsorted(cumulative, self._rng.random(shots), side="right")
         env = np.zeros((shots, first.shape[0]), dtype=np.complex128)
-        env[np.arange(shots), start] = 1.0
-        column = {p: j for j, p in enumerate(positions)}
         rows = np.arange(shots)
+        env[rows, np.minimum(start, len(weights) - 1)] = 1.0
+        out = np.empty((shots, hi - lo + 1), dtype=np.uint8)
         for k in range(lo, hi + 1):
             site = self._sites[k]
             branch = (env @ site.reshape(site.shape[0], -1)).reshape(shots, 2, site.shape[2])
@@ -556,8 +629,7 @@ class MPSEngine:
             total = norms[:, 0] + norms[:, 1]
             bits = (self._rng.random(shots) * total < norms[:, 1]).astype(np.uint8)
             env = branch[rows, bits] / np.sqrt(np.where(bits, norms[:, 1], norms[:, 0]))[:, None]
-            if k in column:
-                out[:, column[k]] = bits
+            out[:, k - lo] = bits
         return out
 
     # ------------------------------------------------------------------ whole state
@@ -684,4 +756,4 @@ def _check_basis(basis: str) -> None:
         )
 
 
-__all__ = ["DEFAULT_MAX_BOND", "DEFAULT_MIN_FIDELITY", "MPSEngine", "MPSSnapshot"]
+__all__ = ["DEFAULT_MAX_BOND", "DEFAULT_MIN_FIDELITY", "MPSEngine", "MPSSnapshot", "blas_threads"]
