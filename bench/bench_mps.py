@@ -24,6 +24,7 @@ largest bond. ``bench/results/mps.json`` holds minima, medians, ratios, checks a
 machine.
 
     python bench/bench_mps.py [--repeat 5] [--shots 1000] [--quick] [--end-to-end]
+        [--qubits 60,80,100] [--depths 4,8] [--no-ghz]
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ def main() -> int:
     parser.add_argument("--shots", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="60 qubits, depth 4 only")
+    parser.add_argument("--qubits", default="60,80,100", help="widths, comma-separated")
+    parser.add_argument("--depths", default="4,8", help="brickwork depths, comma-separated")
+    parser.add_argument("--no-ghz", action="store_true", help="brickwork only")
     parser.add_argument("--end-to-end", action="store_true", help="also qmk run vs qasm2+Aer")
     parser.add_argument("--out", default=str(RESULTS / "mps.json"))
     args = parser.parse_args()
@@ -119,9 +123,10 @@ def main() -> int:
     from qiskit import qasm2
     from qiskit_aer import AerSimulator
 
-    widths = (60,) if args.quick else (60, 80, 100)
-    shapes: dict[str, Callable[[int], list[GateCall]]] = {"ghz": ghz}
-    for depth in (4,) if args.quick else (4, 8):
+    widths = (60,) if args.quick else tuple(int(w) for w in args.qubits.split(","))
+    depths = (4,) if args.quick else tuple(int(d) for d in args.depths.split(","))
+    shapes: dict[str, Callable[[int], list[GateCall]]] = {} if args.no_ghz else {"ghz": ghz}
+    for depth in depths:
         shapes[f"brickwork-{depth}"] = lambda n, d=depth: brickwork(n, d, args.seed + d)
     info = machine(qiskit=qiskit.__version__, qiskit_aer=qiskit_aer.__version__)
     print(describe(info, f"{args.shots} shots; medians of {args.repeat} runs after 1 warm-up"))
