@@ -354,3 +354,86 @@ def test_qmk_run_routes_an_80_qubit_non_clifford_ghz_to_mps_and_counts_it(tmp_pa
     result = qmk.run(source, shots=300, seed=4, noise=False)
     assert result.engine == defaults.MPS
     assert set(result.counts) <= {"0" * n, "1" * n} and sum(result.counts.values()) == 300
+
+
+# --------------------------------------------------------------------------- the executor
+
+#: Teleportation of ry(1.0)t|0> with feed-forward, undone on the receiver: m_bob is 0.
+TELEPORT = """
+.caps CAP_ALLOC
+alloc: ALLOC_LQ vq:msg, vq:alice, vq:bob
+prepare: APPLY_RY vq:msg, theta=1.0
+t: APPLY_T vq:msg
+pair_h: APPLY_H vq:alice
+pair_cnot: APPLY_CNOT vq:alice, vq:bob
+bell_cnot: APPLY_CNOT vq:msg, vq:alice
+bell_h: APPLY_H vq:msg
+meas_msg: MEASURE_Z vq:msg, out:m_msg
+meas_alice: MEASURE_Z vq:alice, out:m_alice
+fence: FENCE_EPOCH
+fix_x: COND_PAULI vq:bob, in:m_alice, mask="X"
+fix_z: COND_PAULI vq:bob, in:m_msg, mask="Z"
+tdg: APPLY_TDG vq:bob
+unprepare: APPLY_RY vq:bob, theta=-1.0
+meas_bob: MEASURE_Z vq:bob, out:m_bob
+free: FREE_LQ vq:msg, vq:alice, vq:bob
+"""
+
+
+def test_teleportation_with_feed_forward_runs_on_mps_and_resumes_from_a_fence() -> None:
+    from qmk.execution.checkpoint import ExecutionState
+    from qmk.execution.executor import run
+    from qmk.execution.trajectories import YIELD, Suspended
+    from qmk.qvm.asm import assemble
+
+    program = assemble(TELEPORT)
+    shots = 2000
+    whole = run(program, shots=shots, seed=5, engine=defaults.MPS, noise=False)
+    assert whole.engine == defaults.MPS
+    assert all(key.endswith("0") for key in whole.counts)  # teleportation undone
+    bell = np.zeros(4)
+    for key, count in whole.counts.items():
+        bell[int(key[:2], 2)] += count
+    assert 0.5 * float(np.abs(bell / shots - 0.25).sum()) <= _tvd_bound(4, shots)
+
+    class StopAtFirstFence:
+        urgent = False
+
+        def __init__(self) -> None:
+            self.saved: list[ExecutionState] = []
+
+        def at_fence(self, epoch: int) -> str | None:
+            return YIELD if not self.saved else None
+
+        def at_op(self) -> str | None:
+            return None
+
+        def save(self, state: ExecutionState) -> None:
+            self.saved.append(ExecutionState.from_bytes(state.to_bytes()))  # the file format
+
+    control = StopAtFirstFence()
+    with pytest.raises(Suspended):
+        run(program, shots=shots, seed=5, engine=defaults.MPS, noise=False, control=control)
+    (state,) = control.saved
+    resumed = run(program, shots=shots, seed=5, engine=defaults.MPS, noise=False, resume=state)
+    assert resumed.counts == whole.counts
+
+
+def test_a_wide_ghz_with_mid_circuit_feed_forward_is_routed_to_mps() -> None:
+    """60 qubits and a T gate: no dense engine holds it and it is not Clifford; a
+    measurement of the middle qubit and the correction it feeds keep every shot equal."""
+    from qmk.execution.executor import run
+    from qmk.qvm.asm import assemble
+
+    n = 60
+    names = " ".join(f"vq:q{i}," for i in range(n)).rstrip(",")
+    lines = [".caps CAP_ALLOC", f"a: ALLOC_LQ {names}", "h: APPLY_H vq:q0", "t: APPLY_T vq:q0"]
+    lines += [f"c{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}" for i in range(n - 2)]
+    lines += ["mid: MEASURE_Z vq:q30, out:mid", 'fix: COND_PAULI vq:q59, in:mid, mask="X"']
+    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
+    lines.append(f"f: FREE_LQ {names}")
+    result = run(assemble("\n".join(lines) + "\n"), shots=200, seed=3, noise=False)
+    assert result.engine == defaults.MPS
+    for key in result.counts:
+        assert set(key[1:]) == {key[0]}  # the GHZ qubits agree, and q59 was corrected
+    assert len(result.counts) == 2
