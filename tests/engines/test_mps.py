@@ -289,15 +289,24 @@ def _ring(n: int) -> list[GateCall]:
 def test_a_gate_that_would_truncate_below_the_fidelity_floor_is_refused_naming_the_bond() -> None:
     engine = prepared(4, _ring(4)[:-1], seed=1, max_bond=2)
     before = engine.state_vector([0, 1, 2, 3])
+    engine.apply("t", [0])  # waits on qubit 0, and stays when the gate is refused
     with pytest.raises(EngineError) as info:
         engine.apply("cz", [3, 0])
+    engine.apply("tdg", [0])
     assert info.value.code == "QE114"
     assert "needs bond dimension 4" in str(info.value) and "max_bond=2" in str(info.value)
     assert np.allclose(engine.state_vector([0, 1, 2, 3]), before, atol=1e-12)
     assert engine.fidelity == 1.0
-    # a segment refused on its way leaves the state as it was before its first gate
+    # a segment refused on its way leaves the state as it was before its first gate,
+    # a gate waiting on a qubit from before it included
+    engine.apply("h", [2])
+    waited = engine.snapshot()
+    engine.apply("h", [2])
     with pytest.raises(EngineError, match="QE114"):
         engine.apply_segment([("t", [1], []), ("cz", [3, 0], [])])
+    assert np.allclose(engine.state_vector([0, 1, 2, 3]), before, atol=1e-12)
+    engine.restore(waited)
+    engine.apply("h", [2])
     assert np.allclose(engine.state_vector([0, 1, 2, 3]), before, atol=1e-12)
     # with the bond it names, the same gate is exact
     assert prepared(4, _ring(4), seed=1, max_bond=4).fidelity == 1.0

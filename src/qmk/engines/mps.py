@@ -336,13 +336,14 @@ class MPSEngine:
         """Apply a run of gates, every one checked first; a ``QE114`` refusal on the way
         leaves the state as it was before the first."""
         checked = [(g, self._validate(g, qs, ps), ps) for g, qs, ps in gates]
-        saved = self._save()
+        saved, waiting = self._save(), dict(self._pending)
         try:
             with blas_threads(self._threads):
                 for gate, qs, params in checked:
                     self._apply(gate, qs, params)
         except EngineError:
             self._load(saved)
+            self._pending = waiting
             raise
 
     def _validate(
@@ -377,7 +378,7 @@ class MPSEngine:
             earlier = self._pending.get(qs[0])
             self._pending[qs[0]] = matrix if earlier is None else matrix @ earlier
             return
-        waiting = [self._pending.pop(q, None) for q in qs]
+        waiting = [self._pending.get(q) for q in qs]
         if any(m is not None for m in waiting):  # the gates waiting on these qubits go first
             before = _IDENTITY if waiting[0] is None else waiting[0]
             for m in waiting[1:]:
@@ -385,7 +386,9 @@ class MPSEngine:
                 size = before.shape[0] * 2
                 before = (before[:, None, :, None] * other[None, :, None, :]).reshape(size, size)
             matrix = matrix @ before
-        self._multi(matrix, qs)
+        self._multi(matrix, qs)  # a QE114 refusal leaves them waiting
+        for q in qs:
+            self._pending.pop(q, None)
 
     def _multi(self, matrix: np.ndarray, qs: tuple[int, ...]) -> None:
         """Apply a gate on two or three qubits: bring their sites together, then update."""
