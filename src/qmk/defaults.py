@@ -49,6 +49,8 @@ BRAKET: Final = "braket"
 #: GPU engines (registered where a CUDA GPU is present).
 CUSTATEVEC: Final = "custatevec"
 QSIM_GPU: Final = "qsim-gpu"
+#: QMK's matrix product state engine (numpy): many qubits at low entanglement.
+MPS: Final = "mps"
 #: Every engine name a run or a job may ask for, in the order of the engine registry
 #: (``qmk.engines.registry.SPECS``, which a test compares with this list): the names live
 #: here, in a leaf, so that the CLI and the kernel check a name without importing engines.
@@ -65,6 +67,7 @@ ENGINES: Final = (
     BRAKET,
     CUSTATEVEC,
     QSIM_GPU,
+    MPS,
 )
 #: The engine of a run that names none: None lets QMK's router choose the cheapest
 #: installed engine that runs the program exactly (``qmk run --explain`` says which).

@@ -23,7 +23,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (28)
      +-- QECError                  qmk.qec.errors        QC101..QC130 (13)
      +-- FrontendError             qmk.frontends.errors  QL101..QL109 (9)
-     +-- EngineError               qmk.engines.base      QE101..QE113 (13)
+     +-- EngineError               qmk.engines.base      QE101..QE114 (14)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (23)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101

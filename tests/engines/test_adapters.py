@@ -184,9 +184,9 @@ def test_teleportation_with_feed_forward_runs_on_every_segment_adapter(adapter: 
 
 
 def test_the_mps_adapter_runs_a_wide_ghz_state_with_mid_circuit_feed_forward() -> None:
-    """60 qubits: no dense engine holds them, so the router sends the program to aer-mps;
-    a mid-circuit measurement of the middle qubit and a correction it feeds keep every
-    shot's outcomes equal."""
+    """60 qubits, which no dense engine holds, named on aer-mps (the router picks QMK's
+    own mps: tests/engines/test_mps.py); a mid-circuit measurement of the middle qubit
+    and a correction it feeds keep every shot's outcomes equal."""
     pytest.importorskip("qiskit_aer")
     n = 60
     names = " ".join(f"vq:q{i}," for i in range(n)).rstrip(",")
@@ -195,7 +195,8 @@ def test_the_mps_adapter_runs_a_wide_ghz_state_with_mid_circuit_feed_forward() -
     lines += ["mid: MEASURE_Z vq:q30, out:mid", 'fix: COND_PAULI vq:q59, in:mid, mask="X"']
     lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
     lines.append(f"f: FREE_LQ {names}")
-    result = run(assemble("\n".join(lines) + "\n"), shots=200, seed=3, noise=False)
+    program = assemble("\n".join(lines) + "\n")
+    result = run(program, shots=200, seed=3, noise=False, engine="aer-mps")
     assert result.engine == "aer-mps"
     for key in result.counts:
         mid, rest = key[0], key[1:]

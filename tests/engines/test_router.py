@@ -87,18 +87,15 @@ def test_a_wide_random_circuit_goes_to_the_cheapest_dense_engine_of_its_precisio
 
 
 def test_a_program_too_wide_for_every_dense_engine_goes_to_the_mps_engine() -> None:
-    pytest.importorskip("qiskit_aer")
     wide = replace(SMALL_T, qubits=60, gate_count=120)
-    assert route(wide).engine == defaults.AER_MPS
-    assert route(replace(wide, mid_circuit=True, segments=2, branches=2)).engine == "aer-mps"
+    assert route(wide).engine == defaults.MPS
+    assert route(replace(wide, mid_circuit=True, segments=2, branches=2)).engine == "mps"
     # with an option only dense engines take, nothing can run it: the universal engine's
     # size decides the code, and the message gives every other engine's reason
     with pytest.raises(EngineError) as info:
         route(wide, options={"max_bytes": 2**30})
     assert info.value.code == "QE102"
-    assert "60 qubits" in str(info.value) and "aer-mps: takes no option max_bytes" in str(
-        info.value
-    )
+    assert "60 qubits" in str(info.value) and "mps: takes no option max_bytes" in str(info.value)
 
 
 def test_a_density_matrix_job_goes_to_a_density_matrix_engine() -> None:

@@ -120,6 +120,14 @@ register(
         "export the state of the program before its measurements, with noise off "
         "(--no-noise / noise=False)",
     ),
+    (
+        "QE114",
+        "bond-limit",
+        "a matrix product state that would need a bond dimension above its max_bond, where "
+        "truncating would leave less than its min_fidelity (the message names the bond needed)",
+        "raise max_bond to the bond named, lower min_fidelity to accept the truncation, or "
+        "run the program on a dense engine",
+    ),
 )
 
 #: Stable engine error codes: code -> name.

@@ -581,6 +581,25 @@ SPECS: tuple[EngineSpec, ...] = (
             representation="vector", setup_s=0.5, gate_s=5e-5, element_s=2e-11, segment_s=2e-3
         ),
     ),
+    EngineSpec(
+        name=defaults.MPS,
+        summary="QMK's matrix product state (numpy): many qubits at low entanglement, exact "
+        "or refused (QE114)",
+        module="qmk.engines.mps",
+        cls="MPSEngine",
+        precisions=("double",),
+        # priced as a dense state capped at MPS_PRICED_QUBITS (see CostModel): per element
+        # above the statevector's, so it wins only past every dense engine's width, and
+        # below aer-mps's, which pays Qiskit's circuit and Aer's call each segment
+        cost=CostModel(
+            representation="mps",
+            setup_s=1e-4,
+            gate_s=1e-4,
+            element_s=1e-9,
+            segment_s=1e-4,
+            shot_s=1e-6,
+        ),
+    ),
 )
 
 _BY_NAME: Mapping[str, EngineSpec] = MappingProxyType({s.name: s for s in SPECS})
@@ -757,7 +776,8 @@ def _physical_memory() -> int:
 
 #: The most qubits a stabilizer or MPS engine is offered (their memory grows slowly).
 WIDE = 100_000
-#: The most qubits Aer's MPS method is offered (its own limit is far above).
+#: The most qubits an MPS engine is offered (Aer's own limit is far above; QMK's ``mps``
+#: takes a ``max_qubits`` option).
 MPS_QUBITS = 1_000
 
 
