@@ -593,7 +593,8 @@ SPECS: tuple[EngineSpec, ...] = (
         # below aer-mps's, which pays Qiskit's circuit and Aer's call each segment
         cost=CostModel(
             representation="mps",
-            setup_s=1e-4,
+            # above the dense engines' set-up: a small program never comes here
+            setup_s=5e-3,
             gate_s=1e-4,
             element_s=1e-9,
             segment_s=1e-4,
