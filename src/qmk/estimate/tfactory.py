@@ -35,7 +35,7 @@ from typing import Any
 
 from qmk.qec.codes import QecScheme, powi
 from qmk.qec.errors import QECError
-from qmk.qec.formula import Language, compile_formula, evaluate_tree
+from qmk.qec.formula import Language, compile_formula, compile_tree
 from qmk.qec.params import QubitParams
 
 #: Rounds tried first, and the most rounds tried when no factory fits in fewer.
@@ -164,11 +164,12 @@ def unit_formula(text: str) -> UnitFormula:
     4.21e-05
     """
     tree, names = compile_formula(text, _UNIT_LANGUAGE)
+    value_of = compile_tree(tree)
 
     def evaluate(z: float, c: float, r: float) -> float:
         values = (z, c, r)
         try:
-            return evaluate_tree(tree, {name: values[_UNIT_VARIABLES[name]] for name in names})
+            return value_of({name: values[_UNIT_VARIABLES[name]] for name in names})
         except (ArithmeticError, ValueError) as exc:
             raise _bad(f"distillation unit formula {text!r} fails: {exc}") from None
 
