@@ -9,7 +9,9 @@ fails on a timing):
 2. Submit-to-complete throughput of small jobs (a Bell pair, 100 shots) with 1, 4
    and 8 concurrent :class:`qmk.client.AsyncClient` s, each with its own connection
    and session (opened before the clock starts); every client submits its share of
-   the jobs one after another and then waits for all of them. Jobs/s = jobs
+   the jobs one after another and then waits for all of them. Every job of a call of
+   this script has its own seed, so each one runs (the kernel's result cache, which
+   answers a job whose program and seed it has run before, never hits). Jobs/s = jobs
    submitted and completed / (first submit .. last completion). Goal: >= 500 jobs/s
    on 2 cores. Every job's final state is checked: a run whose jobs did not all
    COMPLETE is reported as such (``completed`` < ``jobs``). Beside each rate, the CPU
@@ -129,9 +131,14 @@ async def one_client(
 
 
 def bench_throughput(
-    socket: Path, clients: int, jobs: int, graph: dict[str, Any], kernel_pid: int
+    socket: Path, clients: int, jobs: int, graph: dict[str, Any], kernel_pid: int, run: int
 ) -> dict:
+    """One throughput run; ``run`` numbers it among the runs against this server: its jobs'
+    seeds are its own (no job of one run has a twin, same program and seed, in any other,
+    whose stored result the kernel's result cache would give back without running it)."""
     share = jobs // clients
+    if share >= 10_000:
+        raise SystemExit("at most 9,999 jobs per client (the seeds of a run would overlap)")
 
     async def main() -> tuple[list[str], float, dict[str, float]]:
         opened = [
@@ -141,7 +148,10 @@ def bench_throughput(
             with CpuMeter(kernel_pid=kernel_pid) as meter:
                 started = time.perf_counter()
                 per_client = await asyncio.gather(
-                    *(one_client(c, graph, share, 10_000 * i) for i, c in enumerate(opened))
+                    *(
+                        one_client(c, graph, share, 1_000_000 * run + 10_000 * i)
+                        for i, c in enumerate(opened)
+                    )
                 )
                 elapsed = time.perf_counter() - started
         finally:
@@ -228,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for clients in options.clients:
                     run = bench_throughput(
-                        tmp / "bench.sock", clients, options.jobs, graph, proc.pid
+                        tmp / "bench.sock", clients, options.jobs, graph, proc.pid, len(runs) + 1
                     )
                     runs.append(run)
                     cpu = run["cpu_ms_per_job"]
