@@ -781,7 +781,9 @@ class _Search:
                 qubits = max(qubits, num_units * unit.qubits_next)
                 duration += unit.duration_next
             needed = template.num_input_ts * num_units
-        outputs = binomial_inverse(last_units, last_failure, requirement)
+        outputs, fell_back = _inverse(last_units, last_failure, requirement)
+        if fell_back:  # (binomial_inverse, inline)
+            NEWTON_FALLBACKS[0] += 1
         outputs *= units[-1].template.num_output_ts
         key = (qubits / outputs, duration)
         not_dominated = not self.frontier.dominates(key)
