@@ -97,14 +97,17 @@ started = time.perf_counter()
 if tool == "qmk":
     from qmk.estimate.counts import LogicalCounts
     from qmk.estimate.estimator import estimate
-    imported = time.perf_counter()
+    imported, cpu = time.perf_counter(), time.process_time()
     estimate(LogicalCounts.from_json(counts), params)
 else:
     from qsharp.estimator import LogicalCounts
-    imported = time.perf_counter()
+    imported, cpu = time.perf_counter(), time.process_time()
     LogicalCounts(counts).estimate(params)
-done = time.perf_counter()
-print(json.dumps({"import_s": imported - started, "first_call_s": done - imported}))
+done, cpu_done = time.perf_counter(), time.process_time()
+print(json.dumps({
+    "import_s": imported - started, "first_call_s": done - imported,
+    "first_call_cpu_s": cpu_done - cpu,
+}))
 """
 
 
@@ -134,7 +137,8 @@ def fresh_processes(runs: int, tools: tuple[str, ...]) -> dict[str, dict[str, An
     out: dict[str, dict[str, Any]] = {}
     for (case, tool), found in samples.items():
         out.setdefault(case, {})[tool] = {
-            key: statistics.median(s[key] for s in found) for key in ("import_s", "first_call_s")
+            key: statistics.median(s[key] for s in found)
+            for key in ("import_s", "first_call_s", "first_call_cpu_s")
         } | {"runs": len(found)}
     return out
 
@@ -189,15 +193,21 @@ def main(argv: list[str] | None = None) -> int:
     fresh = fresh_processes(args.fresh, tools) if args.fresh > 0 else {}
     if fresh:
         print(f"\nfresh process, medians of {args.fresh}: the import, then the first call")
-        print(f"{'case':<12} {'tool':<8} {'import':>10} {'first call':>12} {'qmk/qsharp':>11}")
+        print(
+            f"{'case':<12} {'tool':<8} {'import':>10} {'first call':>12} {'(its CPU)':>12}"
+            f" {'qmk/qsharp':>11} {'(CPU)':>7}"
+        )
     for case, by_tool in fresh.items():
         for tool, figures in by_tool.items():
-            ratio = "-"
+            ratio = ratio_cpu = "-"
             if tool == "qmk" and "qsharp" in by_tool:
-                ratio = f"{figures['first_call_s'] / by_tool['qsharp']['first_call_s']:.2f}"
+                peer = by_tool["qsharp"]
+                ratio = f"{figures['first_call_s'] / peer['first_call_s']:.2f}"
+                ratio_cpu = f"{figures['first_call_cpu_s'] / peer['first_call_cpu_s']:.2f}"
             print(
                 f"{case:<12} {tool:<8} {figures['import_s'] * 1e3:>8.1f}ms"
-                f" {figures['first_call_s'] * 1e3:>10.3f}ms {ratio:>11}"
+                f" {figures['first_call_s'] * 1e3:>10.3f}ms"
+                f" {figures['first_call_cpu_s'] * 1e3:>10.3f}ms {ratio:>11} {ratio_cpu:>7}"
             )
     write_json(
         {
