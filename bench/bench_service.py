@@ -9,7 +9,9 @@ fails on a timing):
 2. Submit-to-complete throughput of small jobs (a Bell pair, 100 shots) with 1, 4
    and 8 concurrent :class:`qmk.client.AsyncClient` s, each with its own connection
    and session (opened before the clock starts); every client submits its share of
-   the jobs one after another and then waits for all of them. Jobs/s = jobs
+   the jobs one after another and then waits for all of them. Every job of a call of
+   this script has its own seed, so each one runs (the kernel's result cache, which
+   answers a job whose program and seed it has run before, never hits). Jobs/s = jobs
    submitted and completed / (first submit .. last completion). Goal: >= 500 jobs/s
    on 2 cores. Every job's final state is checked: a run whose jobs did not all
    COMPLETE is reported as such (``completed`` < ``jobs``). Beside each rate, the CPU
@@ -20,8 +22,8 @@ fails on a timing):
 ``--repeat N`` runs the whole measurement N times against the same server and
 reports each figure's min, median and max (a shared machine is noisy: compare
 medians of interleaved runs, not single runs).
-``--profile`` runs the kernel process under ``python -m cProfile`` and prints its
-top functions after the throughput runs, to show where the time goes. Results go to
+``--profile`` runs the kernel process under cProfile, timed in the process's CPU seconds,
+and prints its top functions after the throughput runs, to show where the time goes. Results go to
 ``bench/results/service.json``.
 
     python bench/bench_service.py [--jobs 400] [--calls 3000] [--workers 2] [--repeat 1]
@@ -34,6 +36,7 @@ import argparse
 import asyncio
 import os
 import pstats
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,15 +65,31 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = kernel_config()
 
 
+#: ``python -c`` under ``--profile`` (argv: the profile's path, then qmk's arguments): the
+#: kernel under cProfile timed in CPU seconds of the process (``python -m cProfile``
+#: counts wall time, where a shared machine's waits for a core look like slow calls).
+PROFILED = """
+import cProfile, sys, time
+out = sys.argv.pop(1)
+profile = cProfile.Profile(time.process_time)
+from qmk.cli import main
+profile.enable()
+try:
+    status = main()
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+sys.exit(status)
+"""
+
+
 def start_server(tmp: Path, workers: int, profile: Path | None) -> subprocess.Popen[bytes]:
     (tmp / "bench.toml").write_text(CONFIG)
-    prefix = [sys.executable]
+    prefix = [sys.executable, "-m", "qmk"]
     if profile is not None:
-        prefix += ["-m", "cProfile", "-o", str(profile)]
+        prefix = [sys.executable, "-c", PROFILED, str(profile)]
     argv = [
         *prefix,
-        "-m",
-        "qmk",
         "serve",
         "--socket",
         str(tmp / "bench.sock"),
@@ -81,8 +100,6 @@ def start_server(tmp: Path, workers: int, profile: Path | None) -> subprocess.Po
         "--workers",
         str(workers),
     ]
-    if profile is not None:  # cProfile runs a script path, not -m: use the package's main
-        argv = [*prefix, str(ROOT / "src" / "qmk" / "__main__.py"), *argv[len(prefix) + 2 :]]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(tmp / "serve.log").open("wb"))
     deadline = time.monotonic() + 60
     while not (tmp / "bench.sock").exists():
@@ -114,9 +131,14 @@ async def one_client(
 
 
 def bench_throughput(
-    socket: Path, clients: int, jobs: int, graph: dict[str, Any], kernel_pid: int
+    socket: Path, clients: int, jobs: int, graph: dict[str, Any], kernel_pid: int, run: int
 ) -> dict:
+    """One throughput run; ``run`` numbers it among the runs against this server: its jobs'
+    seeds are its own (no job of one run has a twin, same program and seed, in any other,
+    whose stored result the kernel's result cache would give back without running it)."""
     share = jobs // clients
+    if share >= 10_000:
+        raise SystemExit("at most 9,999 jobs per client (the seeds of a run would overlap)")
 
     async def main() -> tuple[list[str], float, dict[str, float]]:
         opened = [
@@ -126,7 +148,10 @@ def bench_throughput(
             with CpuMeter(kernel_pid=kernel_pid) as meter:
                 started = time.perf_counter()
                 per_client = await asyncio.gather(
-                    *(one_client(c, graph, share, 10_000 * i) for i, c in enumerate(opened))
+                    *(
+                        one_client(c, graph, share, 1_000_000 * run + 10_000 * i)
+                        for i, c in enumerate(opened)
+                    )
                 )
                 elapsed = time.perf_counter() - started
         finally:
@@ -182,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="kernel worker processes")
     parser.add_argument("--repeat", type=int, default=1, help="measure this many times")
     parser.add_argument("--profile", action="store_true", help="profile the kernel process")
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[1, 4, 8], help="client counts to measure"
+    )
     options = parser.parse_args(argv)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
     info = machine()
@@ -208,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{status['p50_ms']:.3f} ms, p99 {status['p99_ms']:.3f} ms, mean "
                     f"{status['mean_ms']:.3f} ms (goal p50 < 0.3 ms)"
                 )
-                for clients in (1, 4, 8):
+                for clients in options.clients:
                     run = bench_throughput(
-                        tmp / "bench.sock", clients, options.jobs, graph, proc.pid
+                        tmp / "bench.sock", clients, options.jobs, graph, proc.pid, len(runs) + 1
                     )
                     runs.append(run)
                     cpu = run["cpu_ms_per_job"]
@@ -234,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             proc.send_signal(signal.SIGTERM)
             results["exit_status"] = proc.wait(60)
         if profile is not None and profile.exists():
-            print("\nkernel process, top 25 by cumulative time:")
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(profile, RESULTS / "service-kernel.prof")
+            print(f"\nkernel profile kept in {RESULTS / 'service-kernel.prof'}")
+            print("kernel process, top 25 by cumulative time:")
             pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(25)
             print("kernel process, top 25 by own time:")
             pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)

@@ -430,17 +430,44 @@ def _first_min(items: Sequence[Any], key: Any) -> Any:
     return best
 
 
-def _pareto(points: list[tuple[float, int, _Result]]) -> list[_Result]:
-    def dominates(a: tuple[float, int, _Result], b: tuple[float, int, _Result]) -> bool:
-        return (a[0] < b[0] and a[1] <= b[1]) or (a[0] <= b[0] and a[1] < b[1])
+def _dominated(points: Sequence[tuple[float, int, Any]]) -> list[bool]:
+    """For each point, whether another is no worse in both figures and better in one.
 
-    idx, length = 0, len(points)
+    One sweep in order of the first figure: a point is dominated by one with a smaller
+    first figure and a second no larger, or by one with the same first figure and a
+    smaller second (``O(n log n)`` where comparing every pair is ``O(n^2)``).
+    """
+    flags = [False] * len(points)
+    order = sorted(range(len(points)), key=lambda i: points[i][0])
+    below = math.inf  # the least second figure among smaller first figures
+    start = 0
+    while start < len(order):
+        first = points[order[start]][0]
+        stop = start
+        while stop < len(order) and points[order[stop]][0] == first:
+            stop += 1
+        group = order[start:stop]
+        least = min(points[i][1] for i in group)
+        for i in group:
+            second = points[i][1]
+            flags[i] = below <= second or least < second
+        below = min(below, least)
+        start = stop
+    return flags
+
+
+def _pareto(points: list[tuple[float, int, _Result]]) -> list[_Result]:
+    # QRE's filter: a dominated point swaps with the last kept one; the flags depend on
+    # the set of points only, so they are computed once (the order of ties is QRE's).
+    dominated = _dominated(points)
+    order = list(range(len(points)))
+    idx, length = 0, len(order)
     while idx < length:
-        if any(dominates(p, points[idx]) for p in points):
-            points[idx], points[length - 1] = points[length - 1], points[idx]
+        if dominated[order[idx]]:
+            order[idx], order[length - 1] = order[length - 1], order[idx]
             length -= 1
         else:
             idx += 1
-    kept = points[:length]
+    kept = [points[i] for i in order[:length]]
     kept.sort(key=lambda p: (p[0], p[1]), reverse=True)
     return [p[2] for p in kept]

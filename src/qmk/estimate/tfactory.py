@@ -35,7 +35,7 @@ from typing import Any
 
 from qmk.qec.codes import QecScheme, powi
 from qmk.qec.errors import QECError
-from qmk.qec.formula import Language, compile_formula, evaluate_tree
+from qmk.qec.formula import Language, compile_formula, compile_tree
 from qmk.qec.params import QubitParams
 
 #: Rounds tried first, and the most rounds tried when no factory fits in fewer.
@@ -79,7 +79,7 @@ def _rm_failure(z: float, c: float, _r: float) -> float:
 
 
 def _rm_output(z: float, c: float, _r: float) -> float:
-    return 35.0 * powi(z, 3) + 7.1 * c
+    return 35.0 * (z * (z * z)) + 7.1 * c  # z * (z * z) is powi(z, 3), bit for bit
 
 
 RM_PREP = UnitTemplate(
@@ -164,11 +164,12 @@ def unit_formula(text: str) -> UnitFormula:
     4.21e-05
     """
     tree, names = compile_formula(text, _UNIT_LANGUAGE)
+    value_of = compile_tree(tree)
 
     def evaluate(z: float, c: float, r: float) -> float:
         values = (z, c, r)
         try:
-            return evaluate_tree(tree, {name: values[_UNIT_VARIABLES[name]] for name in names})
+            return value_of({name: values[_UNIT_VARIABLES[name]] for name in names})
         except (ArithmeticError, ValueError) as exc:
             raise _bad(f"distillation unit formula {text!r} fails: {exc}") from None
 
@@ -366,6 +367,29 @@ def _binomial_cdf(n: int, p: float, q: float, x: int) -> float:
     return min(total, 1.0)
 
 
+def _at_most_half_cdf_reaches(n: int, p: float, q: float, u: float) -> bool:
+    """``u <= _binomial_cdf(n, p, q, n // 2)``: which end the crate's inversion sums from.
+
+    The sum costs up to ``n / 2`` terms, so Hoeffding's bound decides first where it
+    settles the comparison with room to spare (a factor 2 against rounding in either
+    figure): ``P(X >= n//2 + 1) <= exp(-2 t^2 / n)`` for ``t = n//2 + 1 - np > 0`` (the CDF
+    is then at least ``1 - bound``), and ``P(X <= n//2) <= exp(-2 t^2 / n)`` for
+    ``t = np - n//2 > 0``. Otherwise the sum is taken, as the crate does.
+    """
+    half = n // 2
+    if half > 0 and half < n:
+        mean = n * p
+        if mean < half + 1 and u <= 0.25:
+            gap = half + 1 - mean
+            if math.exp(-2.0 * gap * gap / n) <= 0.5:  # the CDF is at least 1/2 >= 2u
+                return True
+        elif mean > half:
+            gap = mean - half
+            if math.exp(-2.0 * gap * gap / n) < 0.5 * u:  # the CDF is below u / 2
+                return False
+    return u <= _binomial_cdf(n, p, q, half)
+
+
 def _pmf(n: int, k: int, log_p: float, log_q: float) -> float:
     return math.exp(
         math.lgamma(n + 1)
@@ -401,7 +425,7 @@ def _inverse(n: int, q: float, u: float) -> tuple[int, bool]:
     if u == 0.0:
         return 0, False
     if n < 1000:
-        if u <= _binomial_cdf(n, p, q, n // 2):
+        if _at_most_half_cdf_reaches(n, p, q, u):
             k, a = 1, powi(q, n)
             total = a - u
             while total < 0.0:
@@ -513,19 +537,45 @@ class _Round:
         return binomial_inverse(self.num_units, failure, self.requirement) * out
 
     def adjust(self, needed: int, failure: float) -> None:
-        self.num_units = -(-needed // self.unit.template.num_output_ts)
-        while self.outputs(failure) < needed:
-            self.num_units *= 2
-            if self.num_units >= 1_000_000_000_000_000:
-                raise _BuildError("units")
-        upper, lower = self.num_units, self.num_units // 2
-        while lower < upper:
-            self.num_units = (lower + upper) // 2
-            if self.outputs(failure) >= needed:
-                upper = self.num_units
-            else:
-                lower = self.num_units + 1
-        self.num_units = upper
+        self.num_units, fell_back = _units_needed(
+            needed, failure, self.requirement, self.unit.template.num_output_ts
+        )
+        if fell_back:
+            NEWTON_FALLBACKS[0] += 1
+
+
+@functools.lru_cache(maxsize=65536)
+def _units_needed(needed: int, failure: float, requirement: float, out: int) -> tuple[int, bool]:
+    """The fewest units of ``out`` states each that deliver ``needed`` states with
+    probability ``1 - requirement`` when each fails with probability ``failure`` (QRE's
+    doubling then bisection), and whether a quantile on the way needed the exact fallback.
+
+    A function of its arguments alone, so cached: a search meets the same round many
+    times (the 250 unit sequences of a default estimate need 77 distinct counts).
+    """
+    fell_back = False
+
+    def outputs(units: int) -> int:
+        nonlocal fell_back
+        if failure == 0.0 and requirement == 0.0:
+            return units * out
+        value, fell = _inverse(units, failure, requirement)
+        fell_back = fell_back or fell
+        return value * out
+
+    units = -(-needed // out)
+    while outputs(units) < needed:
+        units *= 2
+        if units >= 1_000_000_000_000_000:
+            raise _BuildError("units")
+    upper, lower = units, units // 2
+    while lower < upper:
+        units = (lower + upper) // 2
+        if outputs(units) >= needed:
+            upper = units
+        else:
+            lower = units + 1
+    return upper, fell_back
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -646,7 +696,13 @@ class _Population:
         self._attempts = 0
 
     def dominates(self, key: tuple[float, int]) -> bool:
-        return any(_dominates(k, key) for k, _ in self.items)
+        qubits, duration = key
+        for (other_qubits, other_duration), _ in self.items:  # _dominates, inlined (hot)
+            if (other_qubits < qubits and other_duration <= duration) or (
+                other_qubits <= qubits and other_duration < duration
+            ):
+                return True
+        return False
 
     def push(self, key: tuple[float, int], factory: TFactory) -> None:
         self.items.append((key, factory))
@@ -679,18 +735,61 @@ class _Search:
         self.frontier = _Population()
 
     def check(self, units: Sequence[Unit]) -> bool:
-        """True when raising the distances could still improve this unit sequence."""
-        try:
-            rounds, failures, rates = _build(units)
-        except _BuildError as exc:
-            return str(exc) != "low"
-        below = rates[-1] <= self.target
-        qubits = max(r.num_units * r.qubits_per_unit for r in rounds)
-        outputs = rounds[-1].outputs(failures[len(rounds) - 1])
-        key = (qubits / outputs, sum(r.duration for r in rounds))
+        """True when raising the distances could still improve this unit sequence.
+
+        :func:`_build`'s arithmetic on plain locals (this runs for every candidate of a
+        search); the factory itself is built only for the few that join the frontier.
+        """
+        rate = units[0].t_error_rate
+        rates = [rate]
+        for unit in units:
+            out = unit.template.output_error_rate(
+                rate, unit.clifford_error_rate, unit.readout_error_rate
+            )
+            if out > rate:
+                return True  # _build's "output"
+            rates.append(out)
+            rate = out
+        length = len(units)
+        requirement = FACTORY_FAILURE_PROBABILITY / length
+        needed = units[-1].template.num_output_ts
+        qubits = 0
+        duration = 0
+        last_units, last_failure = 0, 0.0
+        for idx in range(length - 1, -1, -1):
+            unit = units[idx]
+            template = unit.template
+            q = template.failure_probability(
+                rates[idx], unit.clifford_error_rate, unit.readout_error_rate
+            )
+            if q <= 0.0:
+                return False  # _build's "low"
+            if q >= 1.0:
+                return True  # _build's "high"
+            try:
+                num_units, fell_back = _units_needed(needed, q, requirement, template.num_output_ts)
+            except _BuildError:
+                return True  # _build's "units"
+            if fell_back:
+                NEWTON_FALLBACKS[0] += 1
+            if idx == length - 1:
+                last_units, last_failure = num_units, q
+            if idx == 0:
+                qubits = max(qubits, num_units * unit.qubits_first)
+                duration += unit.duration_first
+            else:
+                qubits = max(qubits, num_units * unit.qubits_next)
+                duration += unit.duration_next
+            needed = template.num_input_ts * num_units
+        outputs, fell_back = _inverse(last_units, last_failure, requirement)
+        if fell_back:  # (binomial_inverse, inline)
+            NEWTON_FALLBACKS[0] += 1
+        outputs *= units[-1].template.num_output_ts
+        key = (qubits / outputs, duration)
         not_dominated = not self.frontier.dominates(key)
+        below = rate <= self.target
         if not_dominated and below:
-            self.frontier.push(key, _finish(rounds, failures, rates))
+            self.frontier.push(key, build_factory(units))
             self.frontier.attempt_filter()
         return not_dominated and not below
 
@@ -898,11 +997,20 @@ def _find_cached(
             if any(i >= len(distances) for i in left):
                 continue  # no valid distance for some round (QRE would index out of range)
 
-            def check(indexes: list[int], combo: tuple[int, ...] = combo) -> bool:
-                chosen = [
-                    units.get(position, distances[d], idx)
-                    for position, (idx, d) in enumerate(zip(combo, indexes, strict=True))
-                ]
+            # The unit of each round at each distance index, looked up once per sequence.
+            tables: list[list[Unit | None]] = [[None] * len(distances) for _ in combo]
+
+            def check(
+                indexes: list[int],
+                combo: tuple[int, ...] = combo,
+                tables: list[list[Unit | None]] = tables,
+            ) -> bool:
+                chosen = []
+                for position, (table, d) in enumerate(zip(tables, indexes, strict=True)):
+                    unit = table[d]
+                    if unit is None:
+                        unit = table[d] = units.get(position, distances[d], combo[position])
+                    chosen.append(unit)
                 return search.check(chosen)
 
             start = _search_distances(num_rounds, left, right, check)

@@ -23,7 +23,7 @@ language's.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -38,6 +38,54 @@ _SET = tuple(Node.__dict__[name].__set__ for name in _FIELDS)
 if tuple(f for f in Node.__dataclass_fields__) != _FIELDS:  # pragma: no cover - a guard
     raise ImportError("qmk.qvm.graph.Node's fields changed: update builder._FIELDS")
 _NEW = object.__new__
+
+
+class _Draft:
+    """A :class:`~qmk.qvm.graph.Node` being made: Node's slots, in Node's order, but not
+    frozen, so each field is a plain slot store (a fraction of a descriptor call); the
+    draft then becomes a Node by ``__class__`` assignment, which CPython allows between
+    classes of the same layout and refuses loudly (TypeError) for any other."""
+
+    __slots__ = Node.__slots__
+    id: str
+    op: str
+    args: Mapping[str, Any]
+    vqs: tuple[str, ...]
+    chs: tuple[str, ...]
+    inputs: tuple[str, ...]
+    produces: tuple[str, ...]
+    caps: tuple[str, ...]
+    guard: Guard | None
+    metadata: Mapping[str, Any] | None
+
+
+def gate_emitter(
+    nodes: list[Node], prefix: str
+) -> Callable[[Sequence[tuple[str, tuple[str, ...], float | None]], int], None]:
+    """``emit(steps, line)``: what :meth:`ProgramBuilder.emit` does for ``steps`` at
+    ``f"{prefix}{line}"``, appending to ``nodes`` (a front-end's hot loop calls it once
+    per gate statement)."""
+    append = nodes.append
+    node_class = Node
+
+    def emit(steps: Sequence[tuple[str, tuple[str, ...], float | None]], line: int) -> None:
+        meta = {"source": f"{prefix}{line}"}
+        for op, vqs, theta in steps:
+            node = _Draft()
+            node.id = f"n{len(nodes)}"
+            node.op = op
+            node.args = {} if theta is None else {"theta": theta}
+            node.vqs = vqs
+            node.chs = ()
+            node.inputs = ()
+            node.produces = ()
+            node.caps = ()
+            node.guard = None
+            node.metadata = meta
+            node.__class__ = node_class  # type: ignore[assignment]
+            append(node)  # type: ignore[arg-type]  # (a Node now)
+
+    return emit
 
 
 def new_node(

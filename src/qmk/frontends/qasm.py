@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmk.frontends import conditions, decompose, qasm_scan
-from qmk.frontends.builder import ProgramBuilder, gate_op, guard_of
+from qmk.frontends.builder import ProgramBuilder, gate_emitter, gate_op, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.qvm.graph import Graph, gc_paused
 
@@ -299,6 +299,9 @@ class _Reader:
                 )
                 scanner.version = lowerer.version
                 resolved, emit = lowerer.resolved, lowerer.builder.emit
+                # Statements lowered before are emitted by the scanner itself.
+                scanner.known = resolved
+                scanner.lane = gate_emitter(lowerer.builder.nodes, f"{name}:")
             elif program is not None and program.version is not None:
                 with self.collecting():  # a header after the first statement: its error
                     return self.reference()
@@ -312,6 +315,7 @@ class _Reader:
                     lowerer.fast(item)
             except FrontendError as exc:
                 failed = exc
+                scanner.known = {}  # nothing more is lowered
         if failed is not None:
             raise failed
         if lowerer is None:

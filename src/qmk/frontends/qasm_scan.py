@@ -27,7 +27,7 @@ Chunk(kind='chunk', start=33, end=47, line=4, column=0)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 #: Words the reference lexer reads as keywords (never names), from its own token table.
@@ -339,6 +339,12 @@ class Scanner:
         #: (start, end) of each ``opaque`` statement yielded
         self.spans: list[tuple[int, int]] = []
         self._records: dict[str, tuple[str, tuple[Any, ...]] | None] = {}
+        #: The reader's lane for statements it has lowered before: statement text ->
+        #: what to pass to :attr:`lane` (with the statement's line) instead of yielding
+        #: it, where no chunk is pending (the reader sets both; empty: every statement
+        #: is yielded).
+        self.known: Mapping[str, Any] = {}
+        self.lane: Callable[[Any, int], None] | None = None
 
     def __iter__(self) -> Iterator[Fast | Chunk]:
         text = self.text
@@ -366,6 +372,13 @@ class Scanner:
                 record = None
             else:
                 statement = m.group()
+                if chunk_start is None:
+                    known = self.known.get(statement)
+                    if known is not None:
+                        self.lane(known, line)  # type: ignore[misc]
+                        first = False
+                        pos = m.end()
+                        continue
                 record = records.get(statement, _MISSING)
                 if record is _MISSING:
                     full = strict(statement)

@@ -17,9 +17,10 @@ With ``synchronous=NORMAL`` (the default) a committed transaction survives a cra
 from __future__ import annotations
 
 import json
+import json.encoder
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,29 @@ def _result_columns(result: StoredResult | None) -> tuple[bytes | None, str | No
     return result.data, _dumps(dict(result.meta)), result.nbytes
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def _compact_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, the same text,
+    with the encoder made once (``json.dumps`` builds one per call; a job's row is
+    written a few times). The values are plain data the kernel builds, never circular,
+    so no marker table is kept; a value JSON cannot hold raises dumps' TypeError."""
+    make = getattr(json.encoder, "c_make_encoder", None)  # (not in the stubs)
+    if make is None:  # pragma: no cover - CPython has it
+        return lambda value: json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    encode = make(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_dumps = _compact_encoder()
 
 
 _NAMES_JSON: dict[tuple[str, ...], str] = {}

@@ -31,8 +31,10 @@ allocate it again first
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -445,7 +447,15 @@ def _check_limits(graph: Graph, limits: Limits, findings: _Findings) -> bool:
 class _OpPlan:
     """What the verifier precomputes per op: expected operand shape and Clifford-ness."""
 
-    __slots__ = ("arg_checks", "clifford", "count_args", "required_args", "shape", "spec")
+    __slots__ = (
+        "arg_checks",
+        "clifford",
+        "count_args",
+        "gate_qubits",
+        "required_args",
+        "shape",
+        "spec",
+    )
 
     def __init__(self, spec: OpSpec) -> None:
         self.spec = spec
@@ -454,6 +464,19 @@ class _OpPlan:
         # A node whose counts equal ``shape`` needs no per-kind check; variable
         # arities get a shape no node has, so they are always checked.
         self.shape = tuple(a.low for a in arities) if exact else (-1, -1, -1, -1)
+        # A gate: a unitary on a fixed number of qubits (no channels, events, lifetimes
+        # or fences); :func:`_walk` takes a faultless use of one on a shorter path.
+        gate = (
+            exact
+            and spec.unitary
+            and spec.category is not Category.ADMIN
+            and spec.opens is None
+            and spec.closes is None
+            and spec.name != "FENCE_EPOCH"
+            and self.shape[1:] == (0, 0, 0)
+            and self.shape[0] > 0
+        )
+        self.gate_qubits = self.shape[0] if gate else -1
         self.clifford = {Clifford.YES: True, Clifford.NO: False}.get(spec.clifford)
         self.required_args = frozenset(a.name for a in spec.args if a.required)
         self.arg_checks = {a.name: _quick_check(a) for a in spec.args}
@@ -673,11 +696,13 @@ def check(graph: Graph, *, limits: Limits | None = None) -> Report:
         return _walk(graph, limits, findings)
 
 
-def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
+def _walk(graph: Graph, limits: Limits, findings: _Findings, *, gate_lane: bool = True) -> Report:
     """The single pass of :func:`check` over the nodes, in list order.
 
     The declarations and names come first; then each node, through the steps of
-    :class:`_Walk` (the bound methods are looked up once: this loop runs per node).
+    :class:`_Walk` (the bound methods are looked up once: this loop runs per node),
+    or runs of faultless gates through :func:`_gate_lane` (``gate_lane=False``: every
+    node through the full steps, the same report; the tests compare the two).
     """
     declared = _declared(graph.resources, findings)
     if limits.max_name_length is not None:
@@ -686,12 +711,116 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings) -> Report:
     check_node, edges = walk.check_node, walk.edges
     segments, chan_qubits = walk.segments, walk.chan_qubits
     admin = Category.ADMIN
-    for index, node in enumerate(graph.nodes):
-        spec = check_node(index, node)
-        edges(index, node, spec)
-        if spec is not None and spec.category is not admin:
-            segments.add(index, node, spec.unitary, chan_qubits)
+    gates = functools.partial(_gate_lane, walk, limits.max_operands)
+    nodes = graph.nodes
+    index, total = 0, len(nodes)
+    while index < total:
+        if gate_lane:
+            index = gates(index)
+        if index < total:
+            node = nodes[index]
+            spec = check_node(index, node)
+            edges(index, node, spec)
+            if spec is not None and spec.category is not admin:
+                segments.add(index, node, spec.unitary, chan_qubits)
+            index += 1
     return walk.finish()
+
+
+_PLAN_OF: dict[str, _OpPlan] = dict(_PLANS)
+_NODE_ID = operator.attrgetter("id")
+_NODE_OP = operator.attrgetter("op")
+
+
+def _gate_lane(walk: _Walk, max_operands: int | None, start: int) -> int:
+    """Take the faultless gates from node ``start`` on; the index of the first other node.
+
+    A faultless gate (an op whose plan has ``gate_qubits``, on that many distinct live
+    declared qubits, with a new id, valid arguments and no channels, events, guard or
+    capabilities) gets from here what :meth:`_Walk.check_node`, :meth:`_Walk.edges` and
+    :meth:`_Segments.add` would do for it, with nothing to report: most nodes of a big
+    program take this lane, everything else the full steps.
+    """
+    nodes = walk.graph.nodes
+    ids, unique_ids, required, preds = walk.ids, walk.unique_ids, walk.required, walk.preds
+    live, declared, last = walk.qubits.live, walk.decl_vqs, walk.last_vq
+    segments = walk.segments
+    open_segments, segment_nodes = segments.open, segments.nodes
+    fence = walk.fence
+    non_clifford = 0
+    for index in range(start, len(nodes)):  # the index it stops at is returned
+        node = nodes[index]
+        plan = _PLAN_OF.get(node.op)
+        vqs = node.vqs
+        count = len(vqs)
+        if not (
+            plan is not None
+            and plan.gate_qubits == count
+            and node.guard is None
+            and not (node.chs or node.inputs or node.produces or node.caps)
+            and (max_operands is None or count <= max_operands)
+            and (unique_ids or ids[node.id] == index)
+            and (
+                (vqs[0] in live and vqs[0] in declared)
+                if count == 1
+                else (
+                    vqs[0] != vqs[1]
+                    and vqs[0] in live
+                    and vqs[1] in live
+                    and vqs[0] in declared
+                    and vqs[1] in declared
+                )
+                if count == 2
+                else (len(set(vqs)) == count and all(q in live and q in declared for q in vqs))
+            )
+            and (not (node.args or plan.required_args) or plan.args_ok(node))
+        ):
+            break
+        spec = plan.spec
+        if spec.cap is not None and spec.cap not in required:
+            required[spec.cap] = index
+        clifford = plan.clifford
+        if not (is_clifford_node(spec, node) if clifford is None else clifford):
+            non_clifford += 1
+        # The last node on each qubit (the chains restart at each fence, so all lie in
+        # this epoch), sorted and distinct; the opening fence when there is none.
+        if count == 1:
+            q = vqs[0]
+            prev = last.get(q)
+            last[q] = index
+            if prev is not None:
+                preds.append((prev,))
+            else:
+                preds.append(() if fence is None else (fence,))
+            key = open_segments.get(q)
+        else:
+            node_preds = []
+            for q in vqs:
+                prev = last.get(q)
+                if prev is not None:
+                    node_preds.append(prev)
+                last[q] = index
+            if len(node_preds) > 1:
+                node_preds = sorted(set(node_preds))
+            elif not node_preds and fence is not None:
+                node_preds = [fence]
+            preds.append(tuple(node_preds))
+            key = open_segments.get(vqs[0])
+            if key is not None and (
+                open_segments.get(vqs[1]) != key
+                if count == 2
+                else not all(open_segments.get(q) == key for q in vqs[1:])
+            ):
+                key = None
+        # A gate whose qubits all lie in one open REV segment joins it.
+        if key is not None:
+            segment_nodes[key].append(index)
+        else:
+            segments.extend(index, vqs)
+    else:
+        index = len(nodes)
+    walk.non_clifford += non_clifford
+    return index
 
 
 class _Walk:
@@ -713,12 +842,11 @@ class _Walk:
         "decl_chs",
         "decl_events",
         "decl_vqs",
-        "epoch_nodes",
+        "epoch_start",
         "epochs",
         "fence",
         "findings",
         "graph",
-        "has_succ",
         "ids",
         "last_ch",
         "last_vq",
@@ -733,6 +861,7 @@ class _Walk:
         "required",
         "segments",
         "undeclared",
+        "unique_ids",
         "unknown_caps",
     )
 
@@ -749,7 +878,13 @@ class _Walk:
         self.findings = findings
         self.max_operands = max_operands
         self.decl_vqs, self.decl_chs, self.decl_events = declared
-        self.ids: dict[str, int] = {}
+        # Each id -> its first node (what check_node's setdefault would find), built at
+        # C speed; a node is a duplicate where its id's first node is another.
+        every_id = list(map(_NODE_ID, nodes))
+        self.ids: dict[str, int] = dict(
+            zip(reversed(every_id), range(len(every_id) - 1, -1, -1), strict=True)
+        )
+        self.unique_ids = len(self.ids) == len(every_id)
         self.undeclared: set[tuple[str, str]] = set()
         self.qubits = _Lifetimes(findings, nodes, **_QUBIT_WORDS)
         self.channels = _Lifetimes(findings, nodes, **_CHANNEL_WORDS)
@@ -760,8 +895,7 @@ class _Walk:
         self.last_vq: dict[str, int] = {}
         self.last_ch: dict[str, int] = {}
         self.preds: list[tuple[int, ...]] = []
-        self.has_succ: set[int] = set()
-        self.epoch_nodes: list[int] = []
+        self.epoch_start = 0  # the current epoch's first node: it runs to the next fence
         self.epochs: list[Epoch] = []
         self.fence: int | None = None
         self.segments = _Segments()
@@ -778,7 +912,7 @@ class _Walk:
         whether it is Clifford.
         """
         findings = self.findings
-        first = self.ids.setdefault(node.id, index)
+        first = self.ids[node.id]
         if first != index:
             where = _where(self.graph.nodes, first)
             findings.add("duplicate-node-id", f"id {node.id!r} is also used by {where}", index)
@@ -876,11 +1010,8 @@ class _Walk:
                 node_preds = [p for p in node_preds if p > start]
             if len(node_preds) > 1:
                 node_preds = sorted(set(node_preds))
-            if node_preds:
-                self.has_succ.update(node_preds)
-            elif fence is not None:
+            if not node_preds and fence is not None:
                 node_preds = [fence]
-            self.epoch_nodes.append(index)
         self.preds.append(tuple(node_preds))
 
     def _channels(
@@ -937,15 +1068,15 @@ class _Walk:
         A fence waits for the epoch's last nodes (those nothing in the epoch waits for)
         and the previous fence; the handle chains restart after it.
         """
-        has_succ = self.has_succ
-        fence_preds = [n for n in self.epoch_nodes if n not in has_succ]
+        # Every node between two fences is in the epoch, and what it waits for lies in the
+        # epoch too (or is the opening fence, which no node of the epoch is).
+        members = range(self.epoch_start, index)
+        has_succ = set(itertools.chain.from_iterable(self.preds[self.epoch_start : index]))
+        fence_preds = [n for n in members if n not in has_succ]
         if self.fence is not None:
             fence_preds.append(self.fence)
-        self.epochs.append(
-            Epoch(index=len(self.epochs), nodes=tuple(self.epoch_nodes), fence=index)
-        )
-        self.epoch_nodes = []
-        self.has_succ = set()
+        self.epochs.append(Epoch(index=len(self.epochs), nodes=tuple(members), fence=index))
+        self.epoch_start = index + 1
         self.last_vq.clear()
         self.last_ch.clear()
         self.fence = index
@@ -954,7 +1085,8 @@ class _Walk:
     def finish(self) -> Report:
         """Report what only the end can tell; the report, with the program when it verified."""
         findings, nodes = self.findings, self.graph.nodes
-        self.epochs.append(Epoch(index=len(self.epochs), nodes=tuple(self.epoch_nodes), fence=None))
+        members = tuple(range(self.epoch_start, len(nodes)))
+        self.epochs.append(Epoch(index=len(self.epochs), nodes=members, fence=None))
         for event, readers in self.pending.items():
             for reader in readers:
                 findings.add("event-never-produced", f"event {event!r} is never produced", reader)
@@ -1003,6 +1135,15 @@ def _declared(resources: Resources, findings: _Findings) -> tuple[set[str], set[
 def _check_name_lengths(graph: Graph, max_name: int, findings: _Findings) -> None:
     """Report the first node id or handle name longer than ``max_name``."""
     resources = graph.resources
+    ids = map(_NODE_ID, graph.nodes)
+    if (
+        max(
+            map(len, itertools.chain(ids, resources.vqs, resources.chs, resources.events)),
+            default=0,
+        )
+        <= max_name
+    ):
+        return  # (the common case, counted at C speed)
     names = itertools.chain(
         (node.id for node in graph.nodes), resources.vqs, resources.chs, resources.events
     )
@@ -1064,7 +1205,7 @@ def _report_caps(
 
 
 def _op_counts(nodes: Sequence[Node], non_clifford: int) -> OpCounts:
-    by_op = Counter(node.op for node in nodes)
+    by_op = Counter(map(_NODE_OP, nodes))
     totals: Counter[str] = Counter()
     for op, count in by_op.items():
         for tag in OPS[op].counts_as:
