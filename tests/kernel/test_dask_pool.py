@@ -208,14 +208,19 @@ def test_a_job_over_its_process_memory_cap_is_refused_by_the_workers_router(
     kind: str, cluster: Any, tmp_path: Path
 ) -> None:
     """Admission takes the job (the kernel's model allows 1 GiB); in the job's process the
-    router reads the cap (500 MiB) and refuses the engine before it allocates (QE102,
-    naming the cap), and the next job runs. (A worker killed past its cap:
+    router reads the cap (500 MiB) and refuses the statevector engine the job names before
+    it allocates (QE102, naming the cap), and the next job runs. (Unnamed, the router
+    would pick an engine that fits: mps holds this product state.) (A worker killed past its cap:
     tests/kernel/test_workers.py.)"""
 
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
         big = await kernel.q_submit(
-            session_id=sid, graph=all_measured(24), shots=1, seed=1, policy={"noise": False}
+            session_id=sid,
+            graph=all_measured(24),
+            shots=1,
+            seed=1,
+            policy={"noise": False, "engine": defaults.STATEVECTOR},
         )
         done = await kernel.q_wait(session_id=sid, job_id=big["job_id"], timeout_ms=60_000)
         assert done["state"] == "FAILED" and "500 MiB cap (RLIMIT_AS)" in done["error"]["message"]
