@@ -134,6 +134,55 @@ def plan(
     return [_close(block) for block in blocks]
 
 
+def widths(gates: Sequence[Sequence[int]], *, max_width: int = DEFAULT_WIDTH) -> list[int]:
+    """The widths of the blocks :func:`plan` makes of gates on these qubits (in order),
+    without their matrices: the same placement, on qubit sets alone (cheap: the
+    router's estimate of how well a circuit fuses; a test checks it against
+    :func:`plan`).
+
+    >>> widths([(0,), (1,), (0, 1), (1, 2), (2,)])
+    [3]
+    """
+    blocks: list[set[int]] = []
+    last: dict[int, int] = {}
+    waiting: dict[int, int] = {}  # qubit -> index of its first waiting one-qubit gate
+
+    def place(qubits: tuple[int, ...]) -> None:
+        latest = max([last.get(q, -1) for q in qubits])
+        newest = len(blocks) - 1
+        best = -1
+        gain_best = -1
+        for b in (latest, newest) if newest != latest else (latest,):
+            if b < latest or b < 0:
+                continue
+            block = blocks[b]
+            union = len(block) + sum(1 for q in qubits if q not in block)
+            if union > max_width:
+                continue
+            gain = cost(len(block)) + cost(len(qubits)) - cost(union)
+            if gain >= 0 and gain > gain_best:
+                best, gain_best = b, gain
+        if best < 0:
+            blocks.append(set(qubits))
+            best = newest + 1
+        else:
+            blocks[best].update(qubits)
+        for q in qubits:
+            last[q] = best
+
+    for index, qubits in enumerate(gates):
+        qs = tuple(int(q) for q in qubits)
+        if len(qs) == 1:
+            waiting.setdefault(qs[0], index)
+            continue
+        for q in qs:
+            waiting.pop(q, None)
+        place(qs)
+    for q, _ in sorted(waiting.items(), key=lambda item: item[1]):
+        place((q,))
+    return [len(block) for block in blocks]
+
+
 def _embed(qubits: Sequence[int], parts: Sequence[tuple[Sequence[int], np.ndarray]]) -> np.ndarray:
     """The product (first part applied first) of ``parts`` on ``qubits``' index space."""
     k = len(qubits)

@@ -60,9 +60,9 @@ from typing import Any
 import numpy as np
 
 from qmk import defaults
-from qmk.engines import EngineError, engine_class
+from qmk.engines import EngineError, engine_class, fusion
 from qmk.engines.limits import WorkerLimits
-from qmk.engines.registry import Workload
+from qmk.engines.registry import GATE_KINDS, Workload
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import spans, states
@@ -140,6 +140,66 @@ def _splitting(ops: Sequence[Any]) -> int:
     return count
 
 
+#: Permutation gates that are linear over GF(2): parity bookkeeping for an engine that
+#: tracks parities (see ``CostModel.bookkeeping``).
+_LINEAR = frozenset({"x", "y", "cx", "swap"})
+#: The gates the router's fusion pass looks at, at most: the blocks of a longer
+#: program are those of its first gates, scaled (the pass costs a few microseconds a
+#: gate; the router stays cheap on million-gate programs).
+FUSION_SAMPLE = 4096
+
+
+def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
+    """The gate features of ``ops`` the cost models read: the gates on 3 or more qubits,
+    and of the others the diagonal, permutation and linear permutation gates
+    (:data:`~qmk.engines.registry.GATE_KINDS`), the blocks of
+    at most 4 qubits :func:`qmk.engines.fusion.widths` makes of each unitary segment (a
+    mid-circuit operation ends one; past :data:`FUSION_SAMPLE` gates, scaled from those)
+    and the qubits a dense gate or a Toffoli touches."""
+    kinds = GATE_KINDS
+    diagonal = permutation = linear = wide = blocks = seen = gates = 0
+    index: dict[str, int] = {}
+    mixed: set[str] = set()
+    segment: list[tuple[int, ...]] = []
+    for op in ops:
+        kind = op.kind
+        if kind == "gate" or kind == "cond":
+            gates += 1
+            gate_kind = kinds.get(op.gate)
+            if len(op.qubits) > 2:
+                wide += 1
+                if gate_kind != "diagonal":
+                    mixed.update(op.qubits)
+            elif gate_kind == "diagonal":
+                diagonal += 1
+            elif gate_kind == "permutation":
+                permutation += 1
+                linear += op.gate in _LINEAR
+                if op.gate not in _LINEAR:
+                    mixed.update(op.qubits)
+            else:
+                mixed.update(op.qubits)
+            if gates <= FUSION_SAMPLE:
+                segment.append(tuple([index.setdefault(q, len(index)) for q in op.qubits]))
+        elif kind in _MID_CIRCUIT and segment:
+            blocks += len(fusion.widths(segment))
+            seen += len(segment)
+            segment = []
+    if segment:
+        blocks += len(fusion.widths(segment))
+        seen += len(segment)
+    if gates > seen > 0:
+        blocks = -(-blocks * gates // seen)
+    return {
+        "wide_gates": wide,
+        "diagonal_gates": diagonal,
+        "permutation_gates": permutation,
+        "linear_gates": linear,
+        "blocks": blocks,
+        "mixed_qubits": len(mixed),
+    }
+
+
 def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Workload:
     """What ``plan`` asks of an engine, for the router (:mod:`qmk.engines.router`).
 
@@ -166,6 +226,7 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
     if plan.noise:
         hit = 1.0 - float(np.prod([1.0 - min(loc.total, 1.0) for loc in plan.noise]))
         branches += int(shots * hit)
+    features = _gate_features(ops)
     non_clifford = None
     if plan.first_non_clifford is not None:
         node = plan.steps[plan.first_non_clifford].node
@@ -181,6 +242,7 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
         segments=1 + mid,
         branches=max(branches, 1),
         precision=precision,
+        **features,
     )
 
 
