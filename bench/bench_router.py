@@ -21,7 +21,8 @@ fallback priced as such). The corpus (seeded, built here as OpenQASM 2 text):
   and a depolarizing physical rate of 5e-3 (logical errors hit most shots:
   trajectories);
 - the same at 6 qubits (``random-6``, ``toffoli-6``, ``mid-circuit-6``, ``noisy-6``),
-  where per-gate and per-call costs rule and the density-matrix engines take part.
+  where per-gate and per-call costs rule and the density-matrix engines take part;
+- ``small-3``: H, T and two CX on 3 qubits (each engine's per-run setup).
 
 For each shape, every engine the router finds able (and the statevector engine with
 ``kernels="numpy"``: ``statevector/numpy``) runs the program through
@@ -176,7 +177,11 @@ SHAPES: dict[str, Callable[[], Shape]] = {
     "toffoli-6": lambda: (toffoli_qasm(6, gates=100), False),
     "mid-circuit-6": lambda: (mid_circuit_qasm(6), False),
     "noisy-6": lambda: (random_qasm(6, depth=8, seed=2), True),
+    "small-3": lambda: (_HEAD + SMALL, False),
 }
+
+#: A job of a few gates: what every engine pays per run (its setup) rules.
+SMALL = "qreg q[3];\ncreg c[3];\nh q[0];\nt q[0];\ncx q[0],q[1];\ncx q[1],q[2];\n" + _measure_all(3)
 
 #: The noise of the ``noisy`` shape: a weak code on noisy physical qubits.
 NOISY_PROFILE = "logical:surface_code(d=3)"

@@ -52,6 +52,7 @@ FITTED = (
     "round_trip_s",
     "sample_s",
     "shot_s",
+    "trajectory",
 )
 #: How strongly a figure is held near the table's (per unit of log).
 RIDGE = 0.01
@@ -106,7 +107,6 @@ def fit(
 
     model = model_of(label)
     shapes = [s for s in measured if s in works]
-    terms = np.array([[model.terms(works[s])[f] for f in FITTED] for s in shapes])
     extra = np.array([offset(label, works[s]) for s in shapes])
     target = np.log(np.array([measured[s] for s in shapes]))
     prior = []
@@ -114,18 +114,23 @@ def fit(
         value = float(getattr(model, name))
         if value <= 0:
             value = FLOOR * model.element_s if name in PER_ELEMENT else 1e-9
+        if name == "trajectory":
+            value = min(value, 1.0)
         prior.append(math.log(value))
     theta0 = np.array(prior)
     lower = np.full(len(FITTED), -np.inf)
+    upper = np.array([0.0 if name == "trajectory" else np.inf for name in FITTED])
     if floor is not None:
         lower = np.array([math.log(max(float(getattr(floor, n)), 1e-30)) for n in FITTED])
-        theta0 = np.maximum(theta0, lower + 1e-9)
+        lower = np.minimum(lower, upper - 1e-6)
+        theta0 = np.clip(theta0, lower + 1e-9, upper)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        estimate = terms @ np.exp(theta) + extra
+        trial = replace(model, **dict(zip(FITTED, np.exp(theta).tolist(), strict=True)))
+        estimate = np.array([trial.seconds(works[s]) for s in shapes]) + extra
         return np.concatenate([np.log(estimate) - target, RIDGE * (theta - theta0)])
 
-    found = least_squares(residuals, theta0, bounds=(lower, np.inf), method="trf")
+    found = least_squares(residuals, theta0, bounds=(lower, upper), method="trf")
     figures = {name: float(f"{math.exp(t):.2g}") for name, t in zip(FITTED, found.x, strict=True)}
     return replace(model, **figures)
 
@@ -194,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--shots", type=int, default=200)
     parser.add_argument("--min-rows", type=int, default=4)
-    parser.add_argument("--skip", nargs="*", default=["aer-mps"], help="engines not fitted")
+    parser.add_argument("--skip", nargs="*", default=[], help="engines not fitted")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     best = best_rows(args.runs)

@@ -84,6 +84,8 @@ class Workload:
         segments: unitary segments of one simulation (1 + the mid-circuit operations).
         branches: simulations the job may need (mid-circuit outcomes split the shots;
             an upper bound).
+        trajectories: of ``branches``, those for the shots logical errors hit (noisy
+            trajectories: an engine may share their noiseless parts).
         precision: ``single``, ``double`` or None (any: the router's choice).
         density_matrix: the job needs a density matrix (mixed states held exactly).
         wide_gates: of ``gate_count``, the gates on 3 or more qubits (``ccx ccz``);
@@ -98,6 +100,9 @@ class Workload:
             swap``: an engine that tracks parities keeps them as bookkeeping): all.
         mixed_qubits: the qubits a dense gate or a Toffoli ever acts on (the others
             hold a basis state or a parity of the rest); None where unknown (all).
+        bond: log2 of a bound on a matrix product state's bond dimension (the gates
+            across each cut between neighbouring qubits); None where unknown (an MPS
+            is then priced as a dense state).
     """
 
     qubits: int
@@ -109,6 +114,7 @@ class Workload:
     mid_circuit: bool = False
     segments: int = 1
     branches: int = 1
+    trajectories: int = 0
     precision: str | None = None
     density_matrix: bool = False
     wide_gates: int = 0
@@ -117,6 +123,7 @@ class Workload:
     blocks: int = 0
     linear_gates: int = 0
     mixed_qubits: int | None = None
+    bond: int | None = None
 
     @property
     def fused(self) -> int:
@@ -216,10 +223,10 @@ class CostModel:
 
     ``representation`` says what the work scales with: ``vector`` (``2**n``
     amplitudes), ``density`` (``4**n`` entries), ``tableau`` (``n**2`` bits, stim) or
-    ``mps`` (a matrix product state: its cost depends on entanglement, which the plan
-    does not know, so it is priced as a dense state of at most
-    :data:`MPS_PRICED_QUBITS` qubits: the router sends it only programs too wide for
-    every dense engine).
+    ``mps`` (a matrix product state: its cost grows as the cube of its bond dimension
+    ``chi``, priced at the plan's bound on it, :attr:`Workload.bond`, ``8**bond`` a
+    gate; where that is unknown, as a dense state of at most :data:`MPS_PRICED_QUBITS`
+    qubits).
 
     The estimate is ``setup_s``, plus per simulation (``branches`` of them) ``gate_s``
     a gate and, times the representation's size, ``element_s`` a dense gate,
@@ -252,6 +259,8 @@ class CostModel:
     round_trip_s: float = 0.0
     sample_s: float = 0.0
     shot_s: float = 1e-7
+    #: What a noisy trajectory costs, in simulations (:attr:`Workload.trajectories`).
+    trajectory: float = 1.0
     single: float = 1.0
     parallel: bool = False
     #: The engine keeps linear permutations (``cx x swap``) as bookkeeping on parities
@@ -275,12 +284,14 @@ class CostModel:
     def terms(self, work: Workload) -> dict[str, float]:
         """What each figure of the model multiplies for ``work`` (before ``single`` and
         threads): the estimate is the sum of the figures times these."""
-        sims = work.branches
+        sims = work.branches - work.trajectories + self.trajectory * work.trajectories
         blocks = work.fused
         narrow = work.gate_count - work.wide_gates
         dense = max(narrow - work.diagonal_gates - work.permutation_gates, 0)
         permutation = work.permutation_gates
         size = self.elements(work.qubits)
+        if self.representation == "mps" and work.bond is not None:
+            size = 4.0 ** min(work.bond, MPS_PRICED_QUBITS // 2)  # chi**2 a gate
         if self.bookkeeping:
             permutation -= work.linear_gates
             if work.mixed_qubits is not None:
@@ -460,14 +471,17 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=1e-3,
-            gate_s=2e-5,
-            element_s=1.1e-10,
-            diagonal_s=1.1e-10,
+            setup_s=0.001,
+            gate_s=2.3e-05,
+            element_s=7e-13,
+            diagonal_s=3.4e-10,
             permutation_s=1.1e-10,
-            round_trip_s=1.1e-10,
-            sample_s=1.1e-10,
-            segment_s=1e-6,
+            wide_s=1.7e-09,
+            block_s=1.8e-11,
+            segment_s=6.2e-08,
+            round_trip_s=3.1e-10,
+            sample_s=3.1e-11,
+            trajectory=0.62,
             single=0.6,
             parallel=True,
             bookkeeping=True,
@@ -482,14 +496,17 @@ SPECS: tuple[EngineSpec, ...] = (
             import_s=0.4,
             fallback=CostModel(
                 representation="vector",
-                setup_s=1e-3,
-                gate_s=2e-5,
-                element_s=2.5e-10,
-                diagonal_s=2.5e-10,
+                setup_s=0.0016,
+                gate_s=2.3e-05,
+                element_s=1.6e-12,
+                diagonal_s=3.4e-10,
                 permutation_s=2.5e-10,
-                round_trip_s=2.5e-10,
-                sample_s=2.5e-10,
-                segment_s=1e-6,
+                wide_s=1.7e-09,
+                block_s=1.8e-11,
+                segment_s=6.2e-08,
+                round_trip_s=3.1e-10,
+                sample_s=2.2e-08,
+                trajectory=0.62,
                 single=0.6,
                 bookkeeping=True,
             ),
@@ -530,14 +547,17 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("single",),
         cost=CostModel(
             representation="vector",
-            setup_s=4e-3,
-            gate_s=4e-5,
-            element_s=1.6e-10,
-            diagonal_s=1.6e-10,
-            permutation_s=1.6e-10,
-            round_trip_s=1.6e-10,
-            sample_s=1.6e-10,
-            segment_s=2e-5,
+            setup_s=0.0022,
+            gate_s=4.1e-05,
+            element_s=1.2e-13,
+            diagonal_s=4.5e-14,
+            permutation_s=4.4e-10,
+            wide_s=8e-09,
+            block_s=5.7e-13,
+            segment_s=0.0001,
+            round_trip_s=5.5e-08,
+            sample_s=2.3e-11,
+            shot_s=9e-08,
         ),
     ),
     EngineSpec(
@@ -554,14 +574,17 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=("pauli",),
         cost=CostModel(
             representation="vector",
-            setup_s=3e-3,
-            gate_s=3e-5,
-            element_s=2.8e-9,
-            diagonal_s=2.8e-9,
-            permutation_s=2.8e-9,
-            round_trip_s=2.8e-9,
-            sample_s=2.8e-9,
-            segment_s=2.5e-5,
+            setup_s=0.0055,
+            gate_s=3e-05,
+            element_s=7.6e-10,
+            diagonal_s=4.2e-12,
+            permutation_s=8.7e-10,
+            wide_s=1.3e-08,
+            block_s=1.8e-11,
+            segment_s=0.00013,
+            round_trip_s=1e-07,
+            sample_s=1.3e-07,
+            shot_s=9.9e-08,
             single=0.6,
         ),
     ),
@@ -580,14 +603,16 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_DENSITY_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=3e-3,
-            gate_s=4.7e-5,
-            element_s=2.6e-9,
-            diagonal_s=2.6e-9,
-            permutation_s=2.6e-9,
-            round_trip_s=2.6e-9,
-            sample_s=2.6e-9,
-            segment_s=1.4e-4,
+            setup_s=0.0057,
+            gate_s=5.8e-08,
+            element_s=2.8e-10,
+            diagonal_s=1.3e-08,
+            permutation_s=3.5e-11,
+            wide_s=1.8e-11,
+            block_s=2.4e-11,
+            segment_s=0.0015,
+            round_trip_s=5.9e-10,
+            sample_s=5.9e-10,
             single=0.6,
         ),
     ),
@@ -604,15 +629,17 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double",),
         cost=CostModel(
             representation="mps",
-            setup_s=4.4e-2,
-            gate_s=6.3e-5,
-            element_s=2e-8,
-            diagonal_s=2e-8,
-            permutation_s=2e-8,
-            round_trip_s=2e-8,
-            sample_s=2e-8,
-            segment_s=1e-4,
-            shot_s=1e-5,
+            setup_s=0.011,
+            gate_s=2.2e-05,
+            element_s=1.2e-07,
+            diagonal_s=7e-12,
+            permutation_s=8.5e-12,
+            wide_s=5.4e-07,
+            block_s=5.5e-11,
+            segment_s=0.00072,
+            round_trip_s=1.3e-08,
+            sample_s=1.3e-09,
+            shot_s=8.3e-06,
         ),
     ),
     EngineSpec(
@@ -628,14 +655,17 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("single", "double"),
         cost=CostModel(
             representation="vector",
-            setup_s=1e-2,
-            gate_s=4.4e-5,
-            element_s=1.2e-9,
-            diagonal_s=1.2e-9,
-            permutation_s=1.2e-9,
-            round_trip_s=1.2e-9,
-            sample_s=1.2e-9,
-            segment_s=7e-6,
+            setup_s=0.0082,
+            gate_s=6.8e-05,
+            element_s=3.5e-09,
+            diagonal_s=1.6e-10,
+            permutation_s=1.4e-11,
+            wide_s=5.1e-09,
+            block_s=2.9e-11,
+            segment_s=1.6e-06,
+            round_trip_s=1.9e-08,
+            sample_s=2.1e-10,
+            trajectory=0.82,
             single=0.7,
         ),
     ),
@@ -654,14 +684,18 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_QUTIP_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=5.9e-2,
-            gate_s=2.4e-4,
-            element_s=1.7e-9,
-            diagonal_s=1.7e-9,
-            permutation_s=1.7e-9,
-            round_trip_s=1.7e-9,
-            sample_s=1.7e-9,
-            segment_s=7.6e-6,
+            setup_s=0.0032,
+            gate_s=1.8e-05,
+            element_s=5.3e-08,
+            diagonal_s=9.5e-08,
+            permutation_s=1.6e-09,
+            wide_s=1.6e-07,
+            block_s=5.1e-10,
+            segment_s=5.1e-06,
+            round_trip_s=1.5e-09,
+            sample_s=2.6e-09,
+            shot_s=9.9e-08,
+            trajectory=0.61,
         ),
     ),
     EngineSpec(
@@ -677,14 +711,17 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=6.3e-3,
-            gate_s=1.5e-5,
-            element_s=4.9e-10,
-            diagonal_s=4.9e-10,
-            permutation_s=4.9e-10,
-            round_trip_s=4.9e-10,
-            sample_s=4.9e-10,
-            segment_s=2e-5,
+            setup_s=0.0053,
+            gate_s=1.9e-05,
+            element_s=6.2e-11,
+            diagonal_s=2.2e-10,
+            permutation_s=2.3e-10,
+            wide_s=1e-09,
+            block_s=2.3e-11,
+            segment_s=5.7e-05,
+            round_trip_s=1.9e-08,
+            sample_s=3.1e-08,
+            trajectory=0.99,
             single=0.7,
         ),
     ),
@@ -702,14 +739,16 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double",),
         cost=CostModel(
             representation="vector",
-            setup_s=3.5e-3,
-            gate_s=2.7e-5,
-            element_s=2.1e-9,
-            diagonal_s=2.1e-9,
-            permutation_s=2.1e-9,
-            round_trip_s=2.1e-9,
-            sample_s=2.1e-9,
-            segment_s=2e-5,
+            setup_s=0.0019,
+            gate_s=2.3e-05,
+            element_s=1.2e-11,
+            diagonal_s=2.5e-09,
+            permutation_s=8.5e-10,
+            wide_s=2.5e-08,
+            block_s=1.7e-11,
+            segment_s=2.7e-08,
+            round_trip_s=4.5e-11,
+            sample_s=2.2e-08,
         ),
     ),
     EngineSpec(
