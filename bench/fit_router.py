@@ -56,6 +56,9 @@ FITTED = (
 )
 #: How strongly a figure is held near the table's (per unit of log).
 RIDGE = 0.01
+#: The fewest state elements a shape of the corpus must have for an engine's
+#: per-element figures to be fitted.
+SEEN_ELEMENTS = 2**14
 #: A figure the table holds at 0 starts (and is held near) this fraction of ``element_s``.
 FLOOR = 0.3
 
@@ -102,7 +105,9 @@ def fit(
 ) -> Any:
     """``label``'s cost model fitted to ``measured`` seconds; every figure at least
     ``floor``'s (a cost model: the numpy fallback is never priced below the compiled
-    kernels)."""
+    kernels). Where the largest state measured is under :data:`SEEN_ELEMENTS`, the
+    per-element figures stay as they are (the corpus cannot tell them from per-gate
+    costs: the density-matrix engines run only the 6-qubit shapes)."""
     from qmk.engines.registry import PER_ELEMENT
 
     model = model_of(label)
@@ -125,13 +130,24 @@ def fit(
         lower = np.minimum(lower, upper - 1e-6)
         theta0 = np.clip(theta0, lower + 1e-9, upper)
 
+    largest = max(model.elements(works[s].qubits) for s in shapes)
+    free = [n not in PER_ELEMENT or largest >= SEEN_ELEMENTS for n in FITTED]
+    for i, name in enumerate(FITTED):
+        if not free[i]:  # held where it is
+            value = max(float(getattr(model, name)), 1e-30)
+            lower[i], upper[i] = math.log(value) - 1e-9, math.log(value) + 1e-9
+            theta0[i] = math.log(value)
+
     def residuals(theta: np.ndarray) -> np.ndarray:
         trial = replace(model, **dict(zip(FITTED, np.exp(theta).tolist(), strict=True)))
         estimate = np.array([trial.seconds(works[s]) for s in shapes]) + extra
         return np.concatenate([np.log(estimate) - target, RIDGE * (theta - theta0)])
 
     found = least_squares(residuals, theta0, bounds=(lower, upper), method="trf")
-    figures = {name: float(f"{math.exp(t):.2g}") for name, t in zip(FITTED, found.x, strict=True)}
+    figures = {
+        name: float(f"{math.exp(t):.2g}") if math.exp(t) > 1e-29 else 0.0
+        for name, t in zip(FITTED, found.x, strict=True)
+    }
     return replace(model, **figures)
 
 
