@@ -146,41 +146,47 @@ def widths(gates: Sequence[Sequence[int]], *, max_width: int = DEFAULT_WIDTH) ->
     blocks: list[set[int]] = []
     last: dict[int, int] = {}
     waiting: dict[int, int] = {}  # qubit -> index of its first waiting one-qubit gate
-
-    def place(qubits: tuple[int, ...]) -> None:
-        latest = max([last.get(q, -1) for q in qubits])
-        newest = len(blocks) - 1
-        best = -1
-        gain_best = -1
-        for b in (latest, newest) if newest != latest else (latest,):
-            if b < latest or b < 0:
-                continue
-            block = blocks[b]
-            union = len(block) + sum(1 for q in qubits if q not in block)
-            if union > max_width:
-                continue
-            gain = cost(len(block)) + cost(len(qubits)) - cost(union)
-            if gain >= 0 and gain > gain_best:
-                best, gain_best = b, gain
-        if best < 0:
-            blocks.append(set(qubits))
-            best = newest + 1
-        else:
-            blocks[best].update(qubits)
-        for q in qubits:
-            last[q] = best
-
     for index, qubits in enumerate(gates):
-        qs = tuple(int(q) for q in qubits)
-        if len(qs) == 1:
-            waiting.setdefault(qs[0], index)
+        if len(qubits) == 1:
+            if qubits[0] not in waiting:
+                waiting[qubits[0]] = index
             continue
-        for q in qs:
+        for q in qubits:
             waiting.pop(q, None)
-        place(qs)
-    for q, _ in sorted(waiting.items(), key=lambda item: item[1]):
-        place((q,))
+        _place(tuple(qubits), blocks, last, max_width)
+    singles = [(q,) for q, _ in sorted(waiting.items(), key=lambda item: item[1])]
+    for qubits in singles:
+        _place(qubits, blocks, last, max_width)
     return [len(block) for block in blocks]
+
+
+def _place(
+    qubits: tuple[int, ...], blocks: list[set[int]], last: dict[int, int], max_width: int
+) -> None:
+    """:func:`plan`'s placement of one unit, on qubit sets (see :func:`widths`)."""
+    get = last.get
+    latest = max([get(q, -1) for q in qubits])
+    newest = len(blocks) - 1
+    best = -1
+    gain_best = -1
+    width = len(qubits)
+    for b in (latest, newest) if newest != latest else (latest,):
+        if b < latest or b < 0:
+            continue
+        block = blocks[b]
+        union = len(block) + sum([q not in block for q in qubits])
+        if union > max_width:
+            continue
+        gain = cost(len(block)) + cost(width) - cost(union)
+        if gain >= 0 and gain > gain_best:
+            best, gain_best = b, gain
+    if best < 0:
+        blocks.append(set(qubits))
+        best = newest + 1
+    else:
+        blocks[best].update(qubits)
+    for q in qubits:
+        last[q] = best
 
 
 def _embed(qubits: Sequence[int], parts: Sequence[tuple[Sequence[int], np.ndarray]]) -> np.ndarray:

@@ -187,7 +187,10 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
                     mixed.update(op.qubits)
             else:
                 mixed.update(op.qubits)
-            places = tuple([index.setdefault(q, len(index)) for q in op.qubits])
+            try:
+                places = tuple([index[q] for q in op.qubits])
+            except KeyError:  # a qubit no alloc named
+                places = tuple([index.setdefault(q, len(index)) for q in op.qubits])
             if len(places) > 1:
                 low, high = min(places), max(places)
                 rank = 2 if op.gate == "swap" else 1  # log2 of its Schmidt rank, at most
