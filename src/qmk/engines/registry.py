@@ -493,7 +493,7 @@ SPECS: tuple[EngineSpec, ...] = (
             off="numpy",
             checked="qmk.engines.simd:checked",
             footprint=Footprint(address_mib=170, resident_mib=50),
-            import_s=0.4,
+            import_s=0.3,
             fallback=CostModel(
                 representation="vector",
                 setup_s=0.0011,
