@@ -86,14 +86,23 @@ def model_of(label: str) -> Any:
     return spec(label).cost
 
 
+def precision_of(label: str) -> str:
+    """The precision the bench ran ``label`` at (its default: the router's, none asked)."""
+    from qmk.engines.registry import spec
+
+    engine = "statevector" if label == bench_router.NUMPY else label
+    return spec(engine).precisions[0]
+
+
 def offset(label: str, work: Any) -> float:
     """What the engine's estimate adds beside its cost model (segment round trips)."""
     from qmk.engines.registry import spec
 
     engine = "statevector" if label == bench_router.NUMPY else label
     entry = spec(engine)
-    return entry.seconds(work, compiled=label != bench_router.NUMPY) - (
-        model_of(label).seconds(work)
+    precision = precision_of(label)
+    return entry.seconds(work, precision, compiled=label != bench_router.NUMPY) - (
+        model_of(label).seconds(work, precision)
     )
 
 
@@ -130,6 +139,7 @@ def fit(
         lower = np.minimum(lower, upper - 1e-6)
         theta0 = np.clip(theta0, lower + 1e-9, upper)
 
+    precision = precision_of(label)
     largest = max(model.elements(works[s].qubits) for s in shapes)
     free = [n not in PER_ELEMENT or largest >= SEEN_ELEMENTS for n in FITTED]
     for i, name in enumerate(FITTED):
@@ -140,7 +150,7 @@ def fit(
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         trial = replace(model, **dict(zip(FITTED, np.exp(theta).tolist(), strict=True)))
-        estimate = np.array([trial.seconds(works[s]) for s in shapes]) + extra
+        estimate = np.array([trial.seconds(works[s], precision) for s in shapes]) + extra
         return np.concatenate([np.log(estimate) - target, RIDGE * (theta - theta0)])
 
     found = least_squares(residuals, theta0, bounds=(lower, upper), method="trf")
@@ -154,7 +164,7 @@ def fit(
 def ratios(label: str, model: Any, works: dict[str, Any], measured: dict[str, float]) -> str:
     out = []
     for shape, seconds in measured.items():
-        estimate = model.seconds(works[shape]) + offset(label, works[shape])
+        estimate = model.seconds(works[shape], precision_of(label)) + offset(label, works[shape])
         out.append(f"{shape}:{seconds / estimate:.2f}")
     return " ".join(out)
 
