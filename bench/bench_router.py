@@ -11,14 +11,18 @@ fallback priced as such). The corpus (seeded, built here as OpenQASM 2 text):
 - ``qft-16``: the QFT on 16 qubits (controlled phases), after a layer of RY;
 - ``toffoli-12``: hwb-like reversible logic: 12 qubits, 400 random CCX/CX/X gates
   after a layer of H;
+- ``hwb-16``: the same on 16 qubits, 3,000 gates (scattered Toffolis fuse badly);
 - ``ghz-20``: a 20-qubit GHZ state (Clifford: the stabilizer engine's);
 - ``mid-circuit-10``: 10 qubits, 12 rounds of rotations, a measurement, a reset and a
   classically controlled X (the shots split at every measurement);
+- ``bwt-10``: bwt-like (QASMBench ``bwt``): 10 qubits, 16 rounds of a dozen
+  RX/CX/CCX gates on random qubits, each round ending in a reset (no measurement);
 - ``noisy-10``: ``random`` on 10 qubits, depth 8, with logical noise on at distance 3
   and a depolarizing physical rate of 5e-3 (logical errors hit most shots:
   trajectories);
 - the same at 6 qubits (``random-6``, ``toffoli-6``, ``mid-circuit-6``, ``noisy-6``),
-  where per-gate and per-call costs rule and the density-matrix engines take part.
+  where per-gate and per-call costs rule and the density-matrix engines take part;
+- ``small-3``: H, T and two CX on 3 qubits (each engine's per-run setup).
 
 For each shape, every engine the router finds able (and the statevector engine with
 ``kernels="numpy"``: ``statevector/numpy``) runs the program through
@@ -35,13 +39,21 @@ estimate; ``!!`` where it is outside [1/2, 2]) and writes
 ``qmk run`` imports, the growth of ``VmSize`` (address space: what ``RLIMIT_AS``
 counts) and ``VmRSS`` from importing the engine to the end of a first small run, and of
 ``VmSize`` during that run; and the statevector's compiled kernels (llvmlite) alone.
-``--merge`` prints the least measured time of each pair over several runs' JSON against
-the cost models' estimates as they are now (on a shared machine one run's load can
-double a time).
+``--choice`` prints, per shape, the router's default choice (in a warm worker: imports
+paid; with the compiled kernels and without them), its measured time, the fastest
+engine's, and their ratio (issue 28: within 1.1x), from the least measured times of
+several runs' JSON. ``--imports`` measures each engine's cold cost (``EngineSpec.import_s``, and
+``Compiled.import_s`` for the compiled kernels): in a fresh process that has imported
+what ``qmk run`` imports, its first small run less its second. ``--merge`` prints the
+least measured time of each pair over
+several runs' JSON against the cost models' estimates as they are now (on a shared
+machine one run's load can double a time).
 
     python bench/bench_router.py [--shapes random qft] [--engines statevector qsim]
     python bench/bench_router.py --footprint
+    python bench/bench_router.py --imports --repeat 3
     python bench/bench_router.py --merge run1.json run2.json --out merged.json
+    python bench/bench_router.py --choice run1.json run2.json --out choice.json
 """
 
 from __future__ import annotations
@@ -128,6 +140,26 @@ def mid_circuit_qasm(n: int, rounds: int = 12, seed: int = 5) -> str:
     )
 
 
+def bwt_qasm(n: int, rounds: int = 24, seed: int = 9) -> str:
+    """bwt-like (QASMBench bwt: a binary welded tree walk): rotations and CX/CCX logic,
+    an ancilla reset every dozen gates (no measurement: the reset splits the shots)."""
+    rng = random.Random(seed)
+    lines = [f"qreg q[{n}];", f"creg c[{n}];"]
+    lines += [f"h q[{q}];" for q in range(n)]
+    for r in range(rounds):
+        for _ in range(12):
+            a, b, c = rng.sample(range(n), 3)
+            pick = rng.random()
+            if pick < 0.3:
+                lines.append(f"rx({rng.uniform(0, math.pi):.6f}) q[{a}];")
+            elif pick < 0.7:
+                lines.append(f"cx q[{a}],q[{b}];")
+            else:
+                lines.append(f"ccx q[{a}],q[{b}],q[{c}];")
+        lines.append(f"reset q[{r % n}];")
+    return _HEAD + "\n".join(lines) + "\n" + _measure_all(n)
+
+
 #: The corpus: name -> (OpenQASM 2 text, noise on). Each shape at a size the dense
 #: engines' per-element costs show at, and at 6 qubits, where per-gate and per-call
 #: costs rule and the density-matrix engines (``4**n``) take part.
@@ -136,14 +168,20 @@ SHAPES: dict[str, Callable[[], Shape]] = {
     "random-16": lambda: (random_qasm(16), False),
     "qft-16": lambda: (qft_qasm(16), False),
     "toffoli-12": lambda: (toffoli_qasm(12), False),
+    "hwb-16": lambda: (toffoli_qasm(16, gates=3000, seed=11), False),
     "ghz-20": lambda: (ghz_qasm(20), False),
     "mid-circuit-10": lambda: (mid_circuit_qasm(10), False),
+    "bwt-10": lambda: (bwt_qasm(10, rounds=16), False),
     "noisy-10": lambda: (random_qasm(10, depth=8, seed=2), True),
     "random-6": lambda: (random_qasm(6), False),
     "toffoli-6": lambda: (toffoli_qasm(6, gates=100), False),
     "mid-circuit-6": lambda: (mid_circuit_qasm(6), False),
     "noisy-6": lambda: (random_qasm(6, depth=8, seed=2), True),
+    "small-3": lambda: (_HEAD + SMALL, False),
 }
+
+#: A job of a few gates: what every engine pays per run (its setup) rules.
+SMALL = "qreg q[3];\ncreg c[3];\nh q[0];\nt q[0];\ncx q[0],q[1];\ncx q[1],q[2];\n" + _measure_all(3)
 
 #: The noise of the ``noisy`` shape: a weak code on noisy physical qubits.
 NOISY_PROFILE = "logical:surface_code(d=3)"
@@ -189,7 +227,7 @@ def _estimate(engine: str, options: dict[str, Any], work: Any) -> float:
     entry = spec(engine)
     candidate = assess(entry, work, options)
     cost = float(candidate.cost_s or 0.0)
-    return cost - (0.0 if entry.loaded else entry.import_s)
+    return cost - entry.cold_s(compiled=candidate.compiled)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -300,6 +338,53 @@ print(json.dumps({'address_mib': after['VmSize'] - before['VmSize'],
 """
 
 
+_IMPORT = r"""
+import json, sys, time
+from qmk._front import read
+from qmk.execution.executor import run  # what qmk run imports
+name, options, text = sys.argv[1], json.loads(sys.argv[2]), sys.stdin.read()
+graph = read(text)
+run(graph, shots=100, seed=1, engine="statevector", engine_options={"kernels": "numpy"})
+def once():
+    start = time.perf_counter()
+    run(graph, shots=100, seed=1, engine=name, engine_options=options or None)
+    return time.perf_counter() - start
+first = once()
+print(json.dumps({'import_s': first - once()}))
+"""
+
+
+def imports(args: argparse.Namespace) -> dict[str, Any]:
+    """Each engine's cold cost in a fresh process that has imported what ``qmk run``
+    imports and run ``random-16`` once on the numpy kernels (the common path warm): its
+    first run of ``random-16`` less its second (imports, first kernel compiles), the
+    least of ``--repeat`` processes, against the table's ``import_s``."""
+    from qmk.engines.registry import SPECS, availability
+
+    rows: dict[str, Any] = {}
+    contenders = [(s.name, {}) for s in SPECS if availability(s.name).available]
+    contenders.append(("statevector", {"kernels": "numpy"}))
+    for name, options in contenders:
+        label = NUMPY if options else name
+        seconds = []
+        for _ in range(args.repeat):
+            done = subprocess.run(
+                [sys.executable, "-c", _IMPORT, name, json.dumps(options)],
+                input=SHAPES["random-16"]()[0],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if done.returncode == 0:
+                seconds.append(json.loads(done.stdout.strip().splitlines()[-1])["import_s"])
+        entry = {s.name: s for s in SPECS}[name]
+        kernels = entry.compiled
+        table = entry.import_s + (kernels.import_s if kernels and not options else 0.0)
+        rows[label] = {"measured_s": min(seconds) if seconds else None, "table_s": table}
+        print(f"{label:<20} cold {rows[label]['measured_s']}  table {table}", flush=True)
+    return {"imports": rows}
+
+
 def footprint(args: argparse.Namespace) -> dict[str, Any]:
     from qmk.engines.registry import SPECS, availability
 
@@ -357,13 +442,96 @@ def merge(paths: list[str], shots: int) -> dict[str, Any]:
         engine, options = ("statevector", {"kernels": "numpy"}) if label == NUMPY else (label, {})
         entry = spec(engine)
         candidate = assess(entry, works[shape], options)
-        row["estimate_s"] = (candidate.cost_s or 0.0) - (0.0 if entry.loaded else entry.import_s)
+        row["estimate_s"] = (candidate.cost_s or 0.0) - entry.cold_s(compiled=candidate.compiled)
         row["ratio"] = row["measured_s"] / row["estimate_s"]
         rows.append(row)
         print(_row(row))
     inside = sum(1 for r in rows if 0.5 <= r["ratio"] <= 2.0)
     print(f"{inside} of {len(rows)} within 2x")
     return {"rows": rows, "merged": paths}
+
+
+def choice(paths: list[str], shots: int) -> dict[str, Any]:
+    """Per shape, the router's default choice against the fastest engine measured (the
+    least time of each pair over the runs' JSON): in a warm worker (every package
+    imported, every kernel compiled: the kernel's workers; estimates less imports) and,
+    where one of the JSON files is an ``--imports`` record, in a fresh ``qmk run``
+    (estimates and measured times with each engine's cold cost); each with the
+    compiled kernels and without them (the statevector engine on numpy)."""
+    from qmk._front import read
+    from qmk.engines.registry import spec
+    from qmk.engines.router import assess, route
+    from qmk.qec.noise import parse_noise_model
+
+    best: dict[tuple[str, str], float] = {}
+    cold_measured: dict[str, float] = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        for label, row in record.get("imports", {}).items():
+            if row.get("measured_s") is not None:
+                cold_measured[label] = max(float(row["measured_s"]), 0.0)
+        for row in record.get("rows", []):
+            if "measured_s" in row:
+                key = (row["shape"], row["engine"])
+                best[key] = min(best.get(key, math.inf), row["measured_s"])
+    modes = ["warm", "cold"] if cold_measured else ["warm"]
+    rows = []
+    for shape in SHAPES:
+        measured = {label: t for (s, label), t in best.items() if s == shape}
+        if not measured:
+            continue
+        text, noisy = SHAPES[shape]()
+        noise = parse_noise_model(NOISY_MODEL) if noisy else False
+        work = _prepare(read(text), shots, noise)
+        able = [c.engine for c in route(work).candidates if c.able]
+        for mode in modes:
+            for kernels in ("compiled", "numpy"):
+                labels = []
+                for engine in able:
+                    label = NUMPY if (engine == "statevector" and kernels == "numpy") else engine
+                    if label in measured and (mode == "warm" or label in cold_measured):
+                        labels.append(label)
+                if not labels:
+                    continue
+                estimates, seconds = {}, {}
+                for label in labels:
+                    engine, options = (
+                        ("statevector", {"kernels": "numpy"}) if label == NUMPY else (label, {})
+                    )
+                    entry = spec(engine)
+                    candidate = assess(entry, work, options)
+                    cost = candidate.cost_s or 0.0
+                    if mode == "warm":
+                        estimates[label] = cost - entry.cold_s(compiled=candidate.compiled)
+                        seconds[label] = measured[label]
+                    else:
+                        estimates[label] = cost
+                        seconds[label] = measured[label] + cold_measured[label]
+                chosen = min(labels, key=lambda label: (estimates[label], labels.index(label)))
+                fastest = min(labels, key=lambda label: seconds[label])
+                row = {
+                    "shape": shape,
+                    "mode": mode,
+                    "kernels": kernels,
+                    "choice": chosen,
+                    "choice_s": seconds[chosen],
+                    "estimate_s": estimates[chosen],
+                    "fastest": fastest,
+                    "fastest_s": seconds[fastest],
+                    "ratio": seconds[chosen] / seconds[fastest],
+                    "measured": seconds,
+                }
+                rows.append(row)
+                flag = "" if row["ratio"] <= 1.1 else "  !!"
+                print(
+                    f"{shape:<14} {mode:<4} {kernels:<8} choice {chosen:<18} "
+                    f"{row['choice_s']:8.4f} s  fastest {fastest:<18} {row['fastest_s']:8.4f} s"
+                    f"  ratio {row['ratio']:5.2f}{flag}"
+                )
+    inside = sum(1 for r in rows if r["ratio"] <= 1.1)
+    print(f"{inside} of {len(rows)} choices within 1.1x of the fastest")
+    return {"choices": rows, "merged": paths}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,13 +542,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-estimate", type=float, default=10.0)
     parser.add_argument("--footprint", action="store_true")
+    parser.add_argument("--imports", action="store_true", help="each engine's cold cost")
     parser.add_argument("--merge", nargs="+", default=None, help="runs' JSON to take minima of")
+    parser.add_argument(
+        "--choice", nargs="+", default=None, help="runs' JSON: the router's choice vs the fastest"
+    )
     parser.add_argument("--out", default=str(RESULTS / "router.json"))
     args = parser.parse_args(argv)
     info = machine()
     print(describe(info))
     if args.merge:
         record = merge(args.merge, args.shots)
+    elif args.choice:
+        record = choice(args.choice, args.shots)
+    elif args.imports:
+        record = imports(args)
     else:
         record = footprint(args) if args.footprint else measure(args)
     write_json({"machine": info, **record}, args.out)

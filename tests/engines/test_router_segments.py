@@ -30,6 +30,6 @@ def test_every_segment_engine_pays_a_round_trip_per_segment_and_no_other_does() 
 def test_many_mid_circuit_resets_at_21_qubits_cost_more_on_qsim_than_on_the_statevector() -> None:
     work = _resets(21, 9207)
     assert spec(defaults.QSIM).seconds(work) > 2 * spec(defaults.STATEVECTOR).seconds(work)
-    # one segment of 10^4 gates (terminal measurements only): the round trip is noise
+    # one segment of 10^4 gates (terminal measurements only): the round trip is a small part
     single = Workload(qubits=21, gate_count=10_000, clifford=False)
-    assert spec(defaults.QSIM).seconds(single) < 1.05 * spec(defaults.QSIM).cost.seconds(single)
+    assert spec(defaults.QSIM).seconds(single) < 1.1 * spec(defaults.QSIM).cost.seconds(single)

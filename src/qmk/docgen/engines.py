@@ -68,24 +68,27 @@ def render_costs() -> str:
         "Import",
         "Setup",
         "Per gate",
-        "Per element",
-        "Per segment",
-        "Per shot",
+        "Per element: dense / diagonal / permutation / 3-qubit gate, fused block",
+        "Per segment (call / element)",
+        "Sample (element / shot)",
         "Footprint (address / resident)",
     )
 
     def row(name: str, cost: Any, import_s: float, footprint: Any) -> tuple[str, ...]:
         notes = [f"single x{cost.single:g}"] if cost.single != 1 else []
         notes += ["/ threads"] if cost.parallel else []
+        kinds = (cost.element_s, cost.diagonal_s, cost.permutation_s, cost.wide_s, cost.block_s)
         return (
             name,
             cost.representation,
             f"{import_s:g} s" if import_s else NO,
             f"{cost.setup_s:g} s",
             f"{cost.gate_s:g} s",
-            f"{cost.element_s:g} s" + (f" ({', '.join(notes)})" if notes else ""),
-            f"{cost.segment_s:g} s",
-            f"{cost.shot_s:g} s",
+            " / ".join(f"{k:g}" for k in kinds)
+            + " s"
+            + (f" ({', '.join(notes)})" if notes else ""),
+            f"{cost.segment_s:g} / {cost.round_trip_s:g} s",
+            f"{cost.sample_s:g} / {cost.shot_s:g} s",
             f"{footprint.address_mib} / {footprint.resident_mib} MiB"
             + (" + a stack per thread" if footprint.threaded else ""),
         )
@@ -97,7 +100,12 @@ def render_costs() -> str:
             rows.append(row(f"`{e.name}`", e.cost, e.import_s, e.footprint))
             continue
         rows.append(
-            row(f"`{e.name}` ({kernels.option}={kernels.on})", e.cost, 0.0, kernels.footprint)
+            row(
+                f"`{e.name}` ({kernels.option}={kernels.on})",
+                e.cost,
+                kernels.import_s,
+                kernels.footprint,
+            )
         )
         rows.append(
             row(f"`{e.name}` ({kernels.option}={kernels.off})", kernels.fallback, 0.0, e.footprint)

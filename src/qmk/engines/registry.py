@@ -84,8 +84,25 @@ class Workload:
         segments: unitary segments of one simulation (1 + the mid-circuit operations).
         branches: simulations the job may need (mid-circuit outcomes split the shots;
             an upper bound).
+        trajectories: of ``branches``, those for the shots logical errors hit (noisy
+            trajectories: an engine may share their noiseless parts).
         precision: ``single``, ``double`` or None (any: the router's choice).
         density_matrix: the job needs a density matrix (mixed states held exactly).
+        wide_gates: of ``gate_count``, the gates on 3 or more qubits (``ccx ccz``);
+        diagonal_gates: of the others, the diagonal gates (phases: ``z s t rz
+            cz``...); ``permutation_gates`` those that permute amplitudes (``x y cx
+            swap``); the rest mix amplitudes (dense).
+        blocks: the blocks of at most 4 qubits :mod:`qmk.engines.fusion` makes of one
+            simulation's gates (each segment's apart: how well the circuit fuses;
+            :func:`qmk.engines.fusion.widths`); 0 where unknown (then a gate counts
+            as a block).
+        linear_gates: of ``permutation_gates``, those linear over GF(2) (``x y cx
+            swap``: an engine that tracks parities keeps them as bookkeeping): all.
+        mixed_qubits: the qubits a dense gate or a Toffoli ever acts on (the others
+            hold a basis state or a parity of the rest); None where unknown (all).
+        bond: log2 of a bound on a matrix product state's bond dimension (the gates
+            across each cut between neighbouring qubits); None where unknown (an MPS
+            is then priced as a dense state).
     """
 
     qubits: int
@@ -97,8 +114,21 @@ class Workload:
     mid_circuit: bool = False
     segments: int = 1
     branches: int = 1
+    trajectories: int = 0
     precision: str | None = None
     density_matrix: bool = False
+    wide_gates: int = 0
+    diagonal_gates: int = 0
+    permutation_gates: int = 0
+    blocks: int = 0
+    linear_gates: int = 0
+    mixed_qubits: int | None = None
+    bond: int | None = None
+
+    @property
+    def fused(self) -> int:
+        """The fused blocks of one simulation (a gate a block where the plan gave none)."""
+        return self.blocks or self.gate_count
 
     def __post_init__(self) -> None:
         if self.precision not in (None, "single", "double"):
@@ -107,6 +137,19 @@ class Workload:
                 f"precision is 'single', 'double' or None, not {self.precision!r}",
             )
 
+
+def _kind(name: str) -> str:
+    """``diagonal``, ``permutation`` (one nonzero a row, up to phases) or ``dense``."""
+    gate = GATES[name]
+    if gate.diagonal:
+        return "diagonal"
+    matrix = gate.matrix((0.3,) * len(gate.params))
+    return "permutation" if all(int((abs(row) > 1e-12).sum()) == 1 for row in matrix) else "dense"
+
+
+#: Each gate's kind, for the cost models: ``diagonal`` (a phase per amplitude),
+#: ``permutation`` (amplitudes moved, not mixed) or ``dense``.
+GATE_KINDS: Mapping[str, str] = MappingProxyType({name: _kind(name) for name in GATES})
 
 #: The dense size an MPS is priced at, at most (see :class:`CostModel`).
 MPS_PRICED_QUBITS = 26
@@ -159,6 +202,9 @@ class Compiled:
             where nothing asked yet (imports nothing).
         footprint: what the compiler takes in the process (a JIT's libraries).
         fallback: the engine's cost model without them.
+        import_s: seconds a process that has not imported ``requires`` yet pays to
+            import them and compile its first kernels (a fresh ``qmk run``; a kernel
+            worker has paid it).
     """
 
     requires: tuple[str, ...]
@@ -168,35 +214,59 @@ class Compiled:
     checked: str
     footprint: Footprint
     fallback: CostModel
+    import_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CostModel:
-    """Estimated seconds of a :class:`Workload` on one engine (rough, for ranking).
+    """Estimated seconds of a :class:`Workload` on one engine (for ranking engines).
 
     ``representation`` says what the work scales with: ``vector`` (``2**n``
     amplitudes), ``density`` (``4**n`` entries), ``tableau`` (``n**2`` bits, stim) or
-    ``mps`` (a matrix product state: its cost depends on entanglement, which the plan
-    does not know, so it is priced as a dense state of at most
-    :data:`MPS_PRICED_QUBITS` qubits: the router sends it only programs too wide for
-    every dense engine). The estimate is ``setup_s`` plus, per simulation,
-    ``gate_s`` and ``element_s`` times the representation's size for each gate,
-    ``segment_s`` per unitary segment, then ``element_s`` per element and ``shot_s``
-    per shot to sample. The figures are calibrated on a 2-core machine with
-    ``bench/bench_router.py`` (estimated against measured seconds on a corpus of
-    shapes); ``single`` scales the per-element cost for complex64, and a ``parallel``
-    engine's per-element cost scales with the threads it may run
+    ``mps`` (a matrix product state: its cost grows as the cube of its bond dimension
+    ``chi``, priced at the plan's bound on it, :attr:`Workload.bond`, ``8**bond`` a
+    gate; where that is unknown, as a dense state of at most :data:`MPS_PRICED_QUBITS`
+    qubits).
+
+    The estimate is ``setup_s``, plus per simulation (``branches`` of them) ``gate_s``
+    a gate and, times the representation's size, ``element_s`` a dense gate,
+    ``diagonal_s`` a diagonal one, ``permutation_s`` a permutation (the
+    :data:`GATE_KINDS`; ``bookkeeping``: the linear ones cost none, and the size is
+    that of the qubits a mixing gate touched), ``wide_s`` a gate on 3 or more qubits
+    (a Toffoli: some engines apply it far slower than the rest), ``block_s`` a fused block
+    (:attr:`Workload.fused`: what an engine that fuses gates pays per pass over the
+    state), ``segment_s`` a unitary
+    segment and ``round_trip_s`` a segment's pass over the state; then ``sample_s`` an
+    element and ``shot_s`` a shot to sample. ``single`` scales the per-element terms for
+    complex64, and a ``parallel`` engine's scale with the threads it may run
     (:data:`CALIBRATED_THREADS` over the worker's, :mod:`qmk.engines.limits`).
+
+    The figures are fitted (least squares in the log of measured over estimated
+    seconds) to a corpus of shapes measured on a 2-core machine:
+    ``bench/bench_router.py`` measures, ``bench/fit_router.py`` fits and prints the
+    figures this table holds.
     """
 
     representation: str
     setup_s: float
     gate_s: float
     element_s: float
+    diagonal_s: float = 0.0
+    permutation_s: float = 0.0
+    wide_s: float = 0.0
+    block_s: float = 0.0
     segment_s: float = 0.0
+    round_trip_s: float = 0.0
+    sample_s: float = 0.0
     shot_s: float = 1e-7
+    #: What a noisy trajectory costs, in simulations (:attr:`Workload.trajectories`).
+    trajectory: float = 1.0
     single: float = 1.0
     parallel: bool = False
+    #: The engine keeps linear permutations (``cx x swap``) as bookkeeping on parities
+    #: and holds amplitudes only for the qubits a mixing gate touched
+    #: (:attr:`Workload.mixed_qubits`): QMK's statevector.
+    bookkeeping: bool = False
 
     def elements(self, qubits: int) -> float:
         """The size of the state of ``qubits`` qubits, in the units ``element_s`` prices."""
@@ -211,17 +281,61 @@ class CostModel:
         # capped, so that it wins only where no dense engine holds the qubits.
         return 2.0 ** min(n, MPS_PRICED_QUBITS)
 
+    def terms(self, work: Workload) -> dict[str, float]:
+        """What each figure of the model multiplies for ``work`` (before ``single`` and
+        threads): the estimate is the sum of the figures times these."""
+        sims = work.branches - work.trajectories + self.trajectory * work.trajectories
+        blocks = work.fused
+        narrow = work.gate_count - work.wide_gates
+        dense = max(narrow - work.diagonal_gates - work.permutation_gates, 0)
+        permutation = work.permutation_gates
+        size = self.elements(work.qubits)
+        if self.representation == "mps" and work.bond is not None:
+            size = 4.0 ** min(work.bond, MPS_PRICED_QUBITS // 2)  # chi**2 a gate
+        if self.bookkeeping:
+            permutation -= work.linear_gates
+            if work.mixed_qubits is not None:
+                size = self.elements(min(work.qubits, work.mixed_qubits))
+        return {
+            "setup_s": 1.0,
+            "gate_s": sims * work.gate_count,
+            "element_s": sims * size * dense,
+            "diagonal_s": sims * size * work.diagonal_gates,
+            "permutation_s": sims * size * permutation,
+            "wide_s": sims * size * work.wide_gates,
+            "block_s": sims * size * blocks,
+            "segment_s": sims * work.segments,
+            "round_trip_s": sims * size * work.segments,
+            "sample_s": size,
+            "shot_s": float(work.shots),
+        }
+
     def seconds(self, work: Workload, precision: str | None = None, threads: int = 0) -> float:
         """The estimate for ``work`` at ``precision`` (the engine's own when None), on
         ``threads`` threads (0: as calibrated)."""
-        size = self.elements(work.qubits)
-        per_element = self.element_s * (self.single if precision == "single" else 1.0)
+        scale = self.single if precision == "single" else 1.0
         if self.parallel and threads > 0:
-            per_element *= CALIBRATED_THREADS / threads
-        gates = work.gate_count * (self.gate_s + per_element * size)
-        simulation = gates + work.segments * (self.segment_s + per_element * size)
-        sampling = per_element * size + work.shots * self.shot_s
-        return self.setup_s + work.branches * simulation + sampling
+            scale *= CALIBRATED_THREADS / threads
+        total = 0.0
+        for name, amount in self.terms(work).items():
+            figure = float(getattr(self, name))
+            total += figure * amount * (scale if name in PER_ELEMENT else 1.0)
+        return total
+
+
+#: The :class:`CostModel` figures that multiply the state's size (scaled by precision
+#: and threads); the others are per call, gate, segment or shot.
+PER_ELEMENT = frozenset(
+    {
+        "element_s",
+        "diagonal_s",
+        "permutation_s",
+        "wide_s",
+        "block_s",
+        "round_trip_s",
+        "sample_s",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -305,6 +419,20 @@ class EngineSpec:
         """Whether this process has imported its packages already (no import to pay)."""
         return all(module in sys.modules for module in self.requires)
 
+    def cold_s(self, *, compiled: bool | None = None) -> float:
+        """Seconds this process still pays before its first run: importing its
+        packages (``import_s``) and, running on its ``compiled`` kernels, importing their
+        compiler and compiling the first (``Compiled.import_s``)."""
+        cold = 0.0 if self.loaded else self.import_s
+        kernels = self.compiled
+        if (
+            compiled
+            and kernels is not None
+            and not all(module in sys.modules for module in kernels.requires)
+        ):
+            cold += kernels.import_s
+        return cold
+
     def options_for(self, precision: str | None) -> dict[str, Any]:
         """The constructor options that select ``precision`` (none for the default)."""
         if precision is None or precision == self.precisions[0]:
@@ -343,12 +471,20 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=1e-3,
-            gate_s=2e-5,
-            element_s=1.1e-10,
-            segment_s=1e-6,
+            setup_s=0.00097,
+            gate_s=2.3e-05,
+            element_s=3.7e-13,
+            diagonal_s=3.5e-10,
+            permutation_s=1.1e-10,
+            wide_s=1.7e-09,
+            block_s=1.1e-11,
+            segment_s=1.7e-08,
+            round_trip_s=6e-11,
+            sample_s=2.2e-11,
+            trajectory=0.62,
             single=0.6,
             parallel=True,
+            bookkeeping=True,
         ),
         compiled=Compiled(
             requires=("llvmlite",),
@@ -357,13 +493,22 @@ SPECS: tuple[EngineSpec, ...] = (
             off="numpy",
             checked="qmk.engines.simd:checked",
             footprint=Footprint(address_mib=170, resident_mib=50),
+            import_s=0.3,
             fallback=CostModel(
                 representation="vector",
-                setup_s=1e-3,
-                gate_s=2e-5,
-                element_s=2.5e-10,
-                segment_s=1e-6,
+                setup_s=0.0011,
+                gate_s=2.3e-05,
+                element_s=7.4e-13,
+                diagonal_s=3.5e-10,
+                permutation_s=2.5e-10,
+                wide_s=1.7e-09,
+                block_s=1.1e-11,
+                segment_s=1.7e-08,
+                round_trip_s=6e-11,
+                sample_s=2.1e-08,
+                trajectory=0.62,
                 single=0.6,
+                bookkeeping=True,
             ),
         ),
     ),
@@ -381,6 +526,10 @@ SPECS: tuple[EngineSpec, ...] = (
             setup_s=1e-3,
             gate_s=1e-6,
             element_s=1e-9,
+            diagonal_s=1e-9,
+            permutation_s=1e-9,
+            round_trip_s=1e-9,
+            sample_s=1e-9,
             segment_s=1e-6,
             shot_s=1e-8,
         ),
@@ -397,7 +546,18 @@ SPECS: tuple[EngineSpec, ...] = (
         state="segments",
         precisions=("single",),
         cost=CostModel(
-            representation="vector", setup_s=4e-3, gate_s=4e-5, element_s=1.6e-10, segment_s=2e-5
+            representation="vector",
+            setup_s=0.0016,
+            gate_s=3.8e-05,
+            element_s=5.9e-14,
+            diagonal_s=2.1e-14,
+            permutation_s=6.8e-10,
+            wide_s=7.4e-09,
+            block_s=3.1e-13,
+            segment_s=1.2e-05,
+            round_trip_s=5e-08,
+            sample_s=1.8e-11,
+            shot_s=9e-08,
         ),
     ),
     EngineSpec(
@@ -414,10 +574,17 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=("pauli",),
         cost=CostModel(
             representation="vector",
-            setup_s=3e-3,
-            gate_s=3e-5,
-            element_s=2.8e-9,
-            segment_s=2.5e-5,
+            setup_s=0.0032,
+            gate_s=3e-05,
+            element_s=9.1e-10,
+            diagonal_s=2e-12,
+            permutation_s=1e-09,
+            wide_s=1.3e-08,
+            block_s=8.9e-12,
+            segment_s=0.00013,
+            round_trip_s=9.7e-08,
+            sample_s=1.3e-07,
+            shot_s=9.9e-08,
             single=0.6,
         ),
     ),
@@ -436,10 +603,15 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_DENSITY_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=3e-3,
-            gate_s=4.7e-5,
-            element_s=2.6e-9,
-            segment_s=1.4e-4,
+            setup_s=0.005,
+            gate_s=2.4e-05,
+            element_s=2.6e-09,
+            diagonal_s=2.6e-09,
+            permutation_s=2.6e-09,
+            wide_s=2.6e-09,
+            segment_s=0.0013,
+            round_trip_s=2.6e-09,
+            sample_s=2.6e-09,
             single=0.6,
         ),
     ),
@@ -456,11 +628,17 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double",),
         cost=CostModel(
             representation="mps",
-            setup_s=4.4e-2,
-            gate_s=6.3e-5,
-            element_s=2e-8,
-            segment_s=1e-4,
-            shot_s=1e-5,
+            setup_s=0.011,
+            gate_s=2.2e-05,
+            element_s=1.2e-07,
+            diagonal_s=2.2e-12,
+            permutation_s=2.7e-12,
+            wide_s=5.4e-07,
+            block_s=2e-11,
+            segment_s=0.00072,
+            round_trip_s=1e-08,
+            sample_s=5.6e-10,
+            shot_s=8.3e-06,
         ),
     ),
     EngineSpec(
@@ -476,10 +654,18 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("single", "double"),
         cost=CostModel(
             representation="vector",
-            setup_s=1e-2,
-            gate_s=4.4e-5,
-            element_s=1.2e-9,
-            segment_s=7e-6,
+            setup_s=0.0029,
+            gate_s=7.6e-05,
+            element_s=4.9e-09,
+            diagonal_s=2.6e-10,
+            permutation_s=7e-12,
+            wide_s=7.1e-09,
+            block_s=2.1e-11,
+            segment_s=1.1e-07,
+            round_trip_s=5.9e-10,
+            sample_s=3.5e-08,
+            shot_s=9.9e-08,
+            trajectory=0.73,
             single=0.7,
         ),
     ),
@@ -498,10 +684,17 @@ SPECS: tuple[EngineSpec, ...] = (
         noise_channels=_QUTIP_CHANNELS,
         cost=CostModel(
             representation="density",
-            setup_s=5.9e-2,
-            gate_s=2.4e-4,
-            element_s=1.7e-9,
-            segment_s=7.6e-6,
+            setup_s=0.0023,
+            gate_s=0.00029,
+            element_s=1.7e-09,
+            diagonal_s=1.7e-09,
+            permutation_s=1.7e-09,
+            wide_s=1.7e-09,
+            segment_s=2.3e-07,
+            round_trip_s=1.7e-09,
+            sample_s=1.7e-09,
+            shot_s=9.9e-08,
+            trajectory=0.74,
         ),
     ),
     EngineSpec(
@@ -517,10 +710,18 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double", "single"),
         cost=CostModel(
             representation="vector",
-            setup_s=6.3e-3,
-            gate_s=1.5e-5,
-            element_s=4.9e-10,
-            segment_s=2e-5,
+            setup_s=0.0021,
+            gate_s=2.7e-05,
+            element_s=1.2e-11,
+            diagonal_s=2.1e-10,
+            permutation_s=9.1e-11,
+            wide_s=9.5e-10,
+            block_s=1.3e-11,
+            segment_s=1.4e-07,
+            round_trip_s=1.8e-10,
+            sample_s=5.6e-08,
+            shot_s=9.9e-08,
+            trajectory=0.69,
             single=0.7,
         ),
     ),
@@ -538,10 +739,16 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double",),
         cost=CostModel(
             representation="vector",
-            setup_s=3.5e-3,
-            gate_s=2.7e-5,
-            element_s=2.1e-9,
-            segment_s=2e-5,
+            setup_s=0.0014,
+            gate_s=2.3e-05,
+            element_s=5.7e-12,
+            diagonal_s=2.5e-09,
+            permutation_s=8.5e-10,
+            wide_s=2.5e-08,
+            block_s=8.9e-12,
+            segment_s=1.2e-08,
+            round_trip_s=2.2e-11,
+            sample_s=2.3e-08,
         ),
     ),
     EngineSpec(
@@ -561,6 +768,10 @@ SPECS: tuple[EngineSpec, ...] = (
             setup_s=0.5,
             gate_s=2e-5,
             element_s=2e-11,
+            diagonal_s=2e-11,
+            permutation_s=2e-11,
+            round_trip_s=2e-11,
+            sample_s=2e-11,
             segment_s=1e-4,
             single=0.5,
         ),
@@ -578,7 +789,15 @@ SPECS: tuple[EngineSpec, ...] = (
         state="segments",
         precisions=("single",),
         cost=CostModel(
-            representation="vector", setup_s=0.5, gate_s=5e-5, element_s=2e-11, segment_s=2e-3
+            representation="vector",
+            setup_s=0.5,
+            gate_s=5e-5,
+            element_s=2e-11,
+            diagonal_s=2e-11,
+            permutation_s=2e-11,
+            round_trip_s=2e-11,
+            sample_s=2e-11,
+            segment_s=2e-3,
         ),
     ),
     EngineSpec(

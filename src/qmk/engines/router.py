@@ -236,7 +236,7 @@ def assess(
         )
     cost = entry.seconds(
         work, precision, threads=limits.threads, compiled=compiled is not False
-    ) + (0.0 if entry.loaded else entry.import_s)
+    ) + entry.cold_s(compiled=compiled)
     return Candidate(engine=name, cost_s=cost, precision=precision, compiled=compiled)
 
 

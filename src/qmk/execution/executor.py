@@ -60,9 +60,9 @@ from typing import Any
 import numpy as np
 
 from qmk import defaults
-from qmk.engines import EngineError, engine_class
+from qmk.engines import EngineError, engine_class, fusion
 from qmk.engines.limits import WorkerLimits
-from qmk.engines.registry import Workload
+from qmk.engines.registry import GATE_KINDS, Workload
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import spans, states
@@ -140,6 +140,88 @@ def _splitting(ops: Sequence[Any]) -> int:
     return count
 
 
+#: Permutation gates that are linear over GF(2): parity bookkeeping for an engine that
+#: tracks parities (see ``CostModel.bookkeeping``).
+_LINEAR = frozenset({"x", "y", "cx", "swap"})
+#: The gates the router's fusion pass looks at, at most: the blocks of a longer
+#: program are those of its first gates, scaled (the pass costs a few microseconds a
+#: gate; the router stays cheap on million-gate programs).
+FUSION_SAMPLE = 4096
+
+
+def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
+    """The gate features of ``ops`` the cost models read: the gates on 3 or more qubits,
+    and of the others the diagonal, permutation and linear permutation gates
+    (:data:`~qmk.engines.registry.GATE_KINDS`), the blocks of
+    at most 4 qubits :func:`qmk.engines.fusion.widths` makes of each unitary segment (a
+    mid-circuit operation ends one; past :data:`FUSION_SAMPLE` gates, scaled from those),
+    the qubits a dense gate or a Toffoli touches, and a bound on a matrix product
+    state's bond dimension (log2): over each cut between neighbouring qubits (in
+    allocation order), the multi-qubit gates across it (a controlled gate at most
+    doubles the Schmidt rank, a swap quadruples it), at most the smaller side's qubits
+    (measurements and resets, which may lower it, are not counted)."""
+    kinds = GATE_KINDS
+    diagonal = permutation = linear = wide = blocks = seen = gates = 0
+    index: dict[str, int] = {}
+    across: dict[int, int] = {}  # the cuts multi-qubit gates cross, as differences
+    mixed: set[str] = set()
+    segment: list[tuple[int, ...]] = []
+    for op in ops:
+        kind = op.kind
+        if kind == "alloc":
+            for q in op.qubits:
+                index.setdefault(q, len(index))
+        elif kind == "gate" or kind == "cond":
+            gates += 1
+            gate_kind = kinds.get(op.gate)
+            if len(op.qubits) > 2:
+                wide += 1
+                if gate_kind != "diagonal":
+                    mixed.update(op.qubits)
+            elif gate_kind == "diagonal":
+                diagonal += 1
+            elif gate_kind == "permutation":
+                permutation += 1
+                linear += op.gate in _LINEAR
+                if op.gate not in _LINEAR:
+                    mixed.update(op.qubits)
+            else:
+                mixed.update(op.qubits)
+            try:
+                places = tuple([index[q] for q in op.qubits])
+            except KeyError:  # a qubit no alloc named
+                places = tuple([index.setdefault(q, len(index)) for q in op.qubits])
+            if len(places) > 1:
+                low, high = min(places), max(places)
+                rank = 2 if op.gate == "swap" else 1  # log2 of its Schmidt rank, at most
+                across[low] = across.get(low, 0) + rank
+                across[high] = across.get(high, 0) - rank
+            if gates <= FUSION_SAMPLE:
+                segment.append(places)
+        elif kind in _MID_CIRCUIT and segment:
+            blocks += len(fusion.widths(segment))
+            seen += len(segment)
+            segment = []
+    if segment:
+        blocks += len(fusion.widths(segment))
+        seen += len(segment)
+    if gates > seen > 0:
+        blocks = -(-blocks * gates // seen)
+    bond = crossed = 0
+    for cut in range(len(index) - 1):  # the cut after qubit `cut`, in allocation order
+        crossed += across.get(cut, 0)
+        bond = max(bond, min(crossed, cut + 1, len(index) - cut - 1))
+    return {
+        "wide_gates": wide,
+        "diagonal_gates": diagonal,
+        "permutation_gates": permutation,
+        "linear_gates": linear,
+        "blocks": blocks,
+        "mixed_qubits": len(mixed),
+        "bond": bond,
+    }
+
+
 def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Workload:
     """What ``plan`` asks of an engine, for the router (:mod:`qmk.engines.router`).
 
@@ -163,9 +245,12 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
     gate_count = sum(1 for op in ops if op.kind in ("gate", "cond"))
     simulations = sum(min(shots, 2 ** min(j, 40)) for j in range(splits + 1))
     branches = -(-simulations // (splits + 1))
+    trajectories = 0
     if plan.noise:
         hit = 1.0 - float(np.prod([1.0 - min(loc.total, 1.0) for loc in plan.noise]))
-        branches += int(shots * hit)
+        trajectories = int(shots * hit)
+        branches += trajectories
+    features = _gate_features(ops)
     non_clifford = None
     if plan.first_non_clifford is not None:
         node = plan.steps[plan.first_non_clifford].node
@@ -180,7 +265,9 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
         mid_circuit=mid > 0,
         segments=1 + mid,
         branches=max(branches, 1),
+        trajectories=trajectories if branches >= 1 else 0,
         precision=precision,
+        **features,
     )
 
 

@@ -1,0 +1,158 @@
+"""The router's cost model: what it sees of a circuit (gate kinds, how well it fuses,
+mid-circuit segments, imports) and the structure of its fitted figures.
+
+No test here times anything: they check the features against the plan and the fuser,
+and the model's structure (a scattered Toffoli circuit costs qsim more, relative to the
+native statevector, than a dense random one does; the numpy fallback is priced above the
+compiled kernels; a cold process pays imports).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from qmk import defaults
+from qmk._front import read
+from qmk.engines import fusion
+from qmk.engines.gates import GATES
+from qmk.engines.registry import GATE_KINDS, PER_ELEMENT, SPECS, CostModel, Workload, spec
+from qmk.execution.executor import build_plan, load_program, workload
+
+_HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
+
+
+def _work(text: str, shots: int = 100) -> Workload:
+    plan = build_plan(
+        load_program(read(_HEAD + text)),
+        noise=False,
+        qubit="qubit_gate_ns_e3",
+        default_profile="logical:surface_code(d=9)",
+    )
+    return workload(plan, shots)
+
+
+def _random(n: int, depth: int, seed: int = 1) -> str:
+    rng = random.Random(seed)
+    lines = [f"qreg q[{n}];"]
+    for layer in range(depth):
+        for q in range(n):
+            lines.append(f"ry({rng.uniform(0, math.pi):.4f}) q[{q}];")
+            lines.append(f"rz({rng.uniform(0, math.pi):.4f}) q[{q}];")
+        lines += [f"cz q[{i}],q[{i + 1}];" for i in range(layer % 2, n - 1, 2)]
+    return "\n".join(lines) + "\n"
+
+
+def _scattered_toffolis(n: int, gates: int, seed: int = 3) -> str:
+    rng = random.Random(seed)
+    lines = [f"qreg q[{n}];"]
+    for _ in range(gates):
+        a, b, c = rng.sample(range(n), 3)
+        lines.append(f"ccx q[{a}],q[{b}],q[{c}];")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("width", [2, 3, 4, 5])
+def test_the_cheap_fusion_pass_makes_the_blocks_the_fuser_makes(width: int) -> None:
+    rng = random.Random(width)
+    matrices = {k: np.eye(1 << k, dtype=np.complex128) for k in (1, 2, 3)}
+    for _ in range(200):
+        n = rng.randint(3, 9)
+        gates = [
+            tuple(rng.sample(range(n), rng.choice((1, 1, 2, 2, 3))))
+            for _ in range(rng.randint(0, 60))
+        ]
+        planned = fusion.plan([(qs, matrices[len(qs)]) for qs in gates], max_width=width)
+        assert fusion.widths(gates, max_width=width) == [len(b.qubits) for b in planned]
+
+
+def test_gate_kinds_follow_the_matrices() -> None:
+    for name, kind in GATE_KINDS.items():
+        gate = GATES[name]
+        matrix = gate.matrix((0.7,) * len(gate.params))
+        nonzero = np.abs(matrix) > 1e-12
+        if kind == "diagonal":
+            assert not nonzero[~np.eye(len(matrix), dtype=bool)].any(), name
+        elif kind == "permutation":
+            assert (nonzero.sum(axis=0) == 1).all() and (nonzero.sum(axis=1) == 1).all(), name
+        else:
+            assert (nonzero.sum(axis=1) > 1).any(), name
+    assert (GATE_KINDS["rz"], GATE_KINDS["ccx"], GATE_KINDS["h"]) == (
+        "diagonal",
+        "permutation",
+        "dense",
+    )
+
+
+def test_the_workload_counts_gate_kinds_and_the_fused_blocks_of_each_segment() -> None:
+    ghz = _work("qreg q[5];\nh q[0];\n" + "".join(f"cx q[{i}],q[{i + 1}];\n" for i in range(4)))
+    assert (ghz.gate_count, ghz.permutation_gates, ghz.diagonal_gates) == (5, 4, 0)
+    assert ghz.blocks == len(fusion.widths([(0,), (0, 1), (1, 2), (2, 3), (3, 4)]))
+    # a reset ends a segment: the same gates on either side of it fuse apart
+    gates = "h q[0];\ncx q[0],q[1];\n"
+    whole = _work("qreg q[2];\n" + gates + gates)
+    split = _work("qreg q[2];\n" + gates + "reset q[1];\n" + gates)
+    assert (whole.blocks, split.blocks) == (1, 2)
+    assert split.segments == 2
+
+
+def test_a_scattered_toffoli_circuit_fuses_worse_than_a_random_brickwork() -> None:
+    dense = _work(_random(14, 10))
+    scattered = _work(_scattered_toffolis(14, 300))
+    assert dense.gate_count / dense.blocks > 2 * scattered.gate_count / scattered.blocks
+
+
+def test_every_figure_of_the_model_multiplies_one_term_and_the_estimate_is_their_sum() -> None:
+    body = _random(8, 4)
+    work = _work(body + "reset q[0];\n" + body.split("\n", 1)[1], shots=300)
+    for entry in SPECS:
+        cost = entry.cost
+        terms = cost.terms(work)
+        assert set(terms) <= {f for f in CostModel.__dataclass_fields__}
+        total = sum(getattr(cost, name) * amount for name, amount in terms.items())
+        assert cost.seconds(work) == pytest.approx(total, rel=1e-12), entry.name
+        single = sum(
+            getattr(cost, name) * amount * (cost.single if name in PER_ELEMENT else 1.0)
+            for name, amount in terms.items()
+        )
+        assert cost.seconds(work, "single") == pytest.approx(single, rel=1e-12), entry.name
+
+
+@pytest.mark.parametrize("qubits", [12, 16, 20, 24])
+def test_scattered_toffolis_cost_qsim_more_relative_to_the_native_statevector(
+    qubits: int,
+) -> None:
+    native, qsim = spec(defaults.STATEVECTOR), spec(defaults.QSIM)
+    dense = _work(_random(qubits, 10))
+    scattered = _work(_scattered_toffolis(qubits, 600))
+
+    def relative(work: Workload) -> float:
+        return qsim.seconds(work, "single") / native.seconds(work, "single")
+
+    assert relative(scattered) > relative(dense)
+    assert relative(scattered) > 1.0  # hwb-like: the native statevector is the cheaper
+
+
+@pytest.mark.parametrize("qubits", [6, 10, 16, 20, 26])
+def test_the_numpy_fallback_is_priced_above_the_compiled_kernels(qubits: int) -> None:
+    native = spec(defaults.STATEVECTOR)
+    for work in (_work(_random(qubits, 4)), _work(_scattered_toffolis(qubits, 50))):
+        for precision in ("single", "double"):
+            assert native.seconds(work, precision, compiled=False) > native.seconds(
+                work, precision, compiled=True
+            )
+
+
+def test_a_cold_process_pays_the_imports_and_the_first_kernel_compiles() -> None:
+    native = spec(defaults.STATEVECTOR)
+    assert native.compiled is not None and native.compiled.import_s > 0
+    missing = replace(native.compiled, requires=("qmk_no_such_compiler",))
+    cold = replace(native, compiled=missing, requires=("qmk_no_such_package",), import_s=0.25)
+    assert cold.cold_s(compiled=True) == pytest.approx(0.25 + missing.import_s)
+    assert cold.cold_s(compiled=False) == pytest.approx(0.25)
+    warm = replace(native, compiled=replace(missing, requires=("numpy",)))
+    assert warm.cold_s(compiled=True) == 0.0
