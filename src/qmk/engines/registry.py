@@ -523,7 +523,9 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("exact",),
         cost=CostModel(
             representation="tableau",
-            setup_s=1e-3,
+            # measured: a Bell pair's 1,000 shots take 0.6-0.9 ms here (stim-batch), the
+            # statevector's 1.2-1.6 ms
+            setup_s=6e-4,
             gate_s=1e-6,
             element_s=1e-9,
             diagonal_s=1e-9,
