@@ -407,7 +407,8 @@ def test_a_deadline_times_out_a_running_and_a_queued_job_at_its_time(tmp_path: P
 
 def test_a_state_too_big_for_a_workers_memory_is_refused_at_submit(tmp_path: Path) -> None:
     """The memory model answers at submit (a worker's cap, kernel.worker_memory_mb), so a
-    job the engine could never hold is not queued, started and failed later."""
+    job the engine it names could never hold is not queued, started and failed later.
+    (Unnamed, the router takes mps, which holds this low-entanglement state.)"""
     from qmk.errors import AdmissionError
 
     async def body(kernel: Kernel) -> None:
@@ -415,7 +416,11 @@ def test_a_state_too_big_for_a_workers_memory_is_refused_at_submit(tmp_path: Pat
         big = slow_graph(25, 1)
         with pytest.raises(AdmissionError) as caught:
             await kernel.q_submit(
-                session_id=sid, graph=big, shots=1, seed=1, policy={"noise": False}
+                session_id=sid,
+                graph=big,
+                shots=1,
+                seed=1,
+                policy={"noise": False, "engine": "statevector"},
             )
         assert "kernel.worker_memory_mb" in caught.value.message
         after = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)
