@@ -6,14 +6,19 @@ code distance (``logical:surface_code(d=3)`` by default: about 0.5 logical error
 shot over ~1600 noise locations), against qiskit-aer ``AerSimulator(method=
 "statevector")`` on the same circuit with the *same* Pauli channels: every noise
 location of QMK's plan (``plan.noise``: step, before/after, qubit, px/py/pz) becomes a
-``pauli_error`` instruction at that place in the Qiskit circuit, so both simulate the
-same channel, location by location, for the same shots. Aer draws one trajectory per
-shot; QMK groups the shots that share an error pattern (telemetry ``simulations``).
+Pauli channel of Aer's at that place (a ``NoiseModel`` on the gates and readout where
+QMK's rates are uniform, as they are here, and ``pauli_error`` instructions for the few
+others: :func:`aer_circuit`), so both simulate the same channels for the same shots.
+Aer draws one trajectory per shot; QMK groups the shots that share an error pattern
+(telemetry ``simulations``) and starts each group from the error-free state at its
+first error.
 
-Contenders, warmed up once, then interleaved rounds; medians and minima are printed:
+Contenders, warmed up (``--warmup``, once by default), then interleaved rounds;
+medians and minima are printed:
 
 - ``qmk``: ``qmk.run`` end to end from a built ``Graph`` (engine ``statevector``);
-- ``aer``: ``AerSimulator(method="statevector").run(circuit, shots, seed_simulator)``
+- ``aer``: ``AerSimulator(method="statevector").run(circuit, shots, seed_simulator,
+  noise_model)``
   (the circuit built once, outside the timing).
 
 Agreement (not a timing): each qubit's mean outcome and the 16-outcome marginal of
@@ -49,32 +54,70 @@ def noisy_plan(g: Graph, profile: str) -> Plan:
     )
 
 
-def aer_circuit(plan: Plan, n: int) -> Any:
-    """The plan as a Qiskit circuit with each noise location a ``pauli_error`` there."""
-    from qiskit import QuantumCircuit
-    from qiskit_aer.noise import pauli_error
+def aer_circuit(plan: Plan, n: int) -> tuple[Any, Any]:
+    """The plan as a Qiskit circuit and an Aer ``NoiseModel`` with the same channels.
 
-    errors: dict[tuple[int, bool], list[Any]] = {}
+    The errors after each ``rz``/``ry``/``cz`` (cause ``op``; one rate set for all, as
+    QMK's profile gives them) go in the noise model (a 2-qubit gate: the product of the
+    two qubits' channels), those before a Z measurement become its readout error (X or
+    Y flips it, Z does nothing there); the few others (after an alloc, idling) are
+    ``pauli_error`` instructions at their place in the circuit. Aer runs far slower
+    with every channel as an instruction (no fusion across them), so this is its
+    fastest exact form.
+    """
+    from qiskit import QuantumCircuit
+    from qiskit_aer.noise import NoiseModel, ReadoutError, pauli_error
+
+    def channel(loc: Any) -> Any:
+        return pauli_error([("X", loc.px), ("Y", loc.py), ("Z", loc.pz), ("I", 1.0 - loc.total)])
+
+    after_gate = [
+        loc
+        for loc in plan.noise
+        if not loc.before and plan.steps[loc.step].kind == "gate" and loc.cause == "op"
+    ]
+    rates = {(loc.px, loc.py, loc.pz) for loc in after_gate}
+    before_measure = [
+        loc for loc in plan.noise if loc.before and plan.steps[loc.step].kind == "measure"
+    ]
+    flips = {loc.px + loc.py for loc in before_measure}
+    if len(rates) > 1 or len(flips) > 1:
+        raise ValueError("the gates' (or measurements') error rates differ: no one noise model")
+    model = NoiseModel(basis_gates=["rz", "ry", "cz"])
+    modelled = {id(loc) for loc in (*after_gate, *before_measure)}
+    if after_gate:
+        one = channel(after_gate[0])
+        model.add_all_qubit_quantum_error(one, ["rz", "ry"])
+        model.add_all_qubit_quantum_error(one.tensor(one), ["cz"])
+    if before_measure:
+        (p,) = flips
+        model.add_all_qubit_readout_error(ReadoutError([[1 - p, p], [p, 1 - p]]))
+    inline: dict[tuple[int, bool], list[Any]] = {}
     for loc in plan.noise:
-        channel = pauli_error([("X", loc.px), ("Y", loc.py), ("Z", loc.pz), ("I", 1.0 - loc.total)])
-        errors.setdefault((loc.step, loc.before), []).append((channel, int(loc.qubit[1:])))
+        if id(loc) not in modelled:
+            inline.setdefault((loc.step, loc.before), []).append((channel(loc), int(loc.qubit[1:])))
     qc = QuantumCircuit(n, n)
 
     def put(step: int, before: bool) -> None:
-        for channel, q in errors.get((step, before), ()):
-            qc.append(channel, [q])
+        for error, q in inline.get((step, before), ()):
+            qc.append(error, [q])
 
     for step in plan.steps:
         put(step.index, True)
         qs = [int(q[1:]) for q in step.node.vqs]
         if step.kind == "gate":
+            if step.gate == "cz":  # the model's 2-qubit channel needs both qubits' errors
+                assert all(
+                    any(loc.step == step.index and loc.qubit == f"q{q}" for loc in after_gate)
+                    for q in qs
+                )
             getattr(qc, step.gate or "")(*step.params, *qs)
         elif step.kind == "measure":
             qc.measure(qs[0], qs[0])
         elif step.kind not in ("alloc", "free"):
             raise ValueError(f"no Qiskit form for step kind {step.kind!r}")
         put(step.index, False)
-    return qc
+    return qc, model
 
 
 def ones_by_qubit(counts: dict[str, int], n: int, key: Callable[[str, int], str]) -> np.ndarray:
@@ -125,6 +168,7 @@ def agreement(qmk_counts: dict[str, int], aer_counts: dict[str, int], n: int) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--qubits", type=int, default=None, help="qubits (20)")
@@ -144,15 +188,17 @@ def main() -> int:
 
     g = random_graph(n, random_gates(n, args.depth, seed=0))
     plan = noisy_plan(g, args.profile)
-    circuit = aer_circuit(plan, n)
+    circuit, model = aer_circuit(plan, n)
     aer = AerSimulator(method="statevector")
     runs: dict[str, Callable[[], Any]] = {
         "qmk": lambda: qmk.run(
             g, shots=shots, seed=seed, noise=True, profile=args.profile, engine="statevector"
         ),
-        "aer": lambda: aer.run(circuit, shots=shots, seed_simulator=seed).result(),
+        "aer": lambda: aer.run(
+            circuit, shots=shots, seed_simulator=seed, noise_model=model
+        ).result(),
     }
-    got = timed_group(runs, repeat)
+    got = timed_group(runs, repeat, warmup=args.warmup)
     times = {name: t.figures() for name, t in got.items()}
     ratio_median = times["qmk"]["median_s"] / times["aer"]["median_s"]
     ratio_min = times["qmk"]["min_s"] / times["aer"]["min_s"]
@@ -182,6 +228,7 @@ def main() -> int:
             **info,
             "quick": args.quick,
             "repeat": repeat,
+            "warmup": args.warmup,
             "seed": seed,
             "qubits": n,
             "depth": args.depth,
