@@ -1,9 +1,10 @@
-"""Benchmark: noisy shots at noiseless speed (issue 18, item 4).
+"""Benchmark: noisy shots at noiseless speed (issue 18 item 4, issue 28 item 5).
 
 GHZ-1000, 100,000 shots, with QMK's logical noise on (the default profile and qubit,
 about 0.15 logical errors per shot over ~5000 noise locations), against stim's
 noiseless compiled sampler on the same circuit, in one process. Goal: QMK noisy
-<= 2x stim noiseless (not a test: nothing here fails on a timing).
+<= 1.5x stim noiseless (issue 28; it was 2x in issue 18), by medians of interleaved
+rounds (the machine is shared); not a test: nothing here fails on a timing.
 
 Contenders, warmed up once and then run in interleaved rounds (a change of machine
 load hits them alike); the table shows minima, ratios use minima:
@@ -43,6 +44,7 @@ from bench_execute import ghz_gates, qvm_graph, stim_circuit
 from qmk.engines.stim_batch import compile_batch
 from qmk.execution import batch, executor
 from qmk.execution.plan import build_plan
+from qmk.execution.result import keyed_counts
 from qmk.qvm.graph import Graph
 
 
@@ -59,7 +61,7 @@ def heralded_run(g: Graph, shots: int, seed: int) -> tuple[dict[str, int], np.nd
     sampler = compile_batch(lowered.circuit)
     assert sampler is not None
     bits, injected = sampler.sample(shots, seed, lowered.event_columns, lowered.herald_columns)
-    return executor._counts(bits), bits, injected
+    return keyed_counts(bits, None), bits, injected
 
 
 def summary(bits: np.ndarray) -> dict[str, float]:
@@ -107,6 +109,7 @@ def main() -> int:
     times = {name: t.figures() for name, t in got.items()}
     reference = "stim compile+sample (noiseless)"
     ratios = {name: t["min_s"] / times[reference]["min_s"] for name, t in times.items()}
+    medians = {name: t["median_s"] / times[reference]["median_s"] for name, t in times.items()}
 
     noisy = got["qmk noise=True"].result
     _, heralded_bits, heralded_injected = got["qmk noise=True, heralded (before)"].result
@@ -146,15 +149,20 @@ def main() -> int:
     )
 
     print()
-    print(f"{'contender':<36} {'min s':>8} {'median s':>9} {'/ stim noiseless':>17}")
+    print(
+        f"{'contender':<36} {'min s':>8} {'median s':>9} {'min / stim':>11} {'median / stim':>14}"
+    )
     for name, t in times.items():
-        print(f"{name:<36} {t['min_s']:>8.4f} {t['median_s']:>9.4f} {ratios[name]:>16.2f}x")
-    after, before = ratios["qmk noise=True"], ratios["qmk noise=True, heralded (before)"]
-    goal_met = after <= 2.0
+        print(
+            f"{name:<36} {t['min_s']:>8.4f} {t['median_s']:>9.4f} "
+            f"{ratios[name]:>10.2f}x {medians[name]:>13.2f}x"
+        )
+    after, before = medians["qmk noise=True"], medians["qmk noise=True, heralded (before)"]
+    goal_met = after <= 1.5
     print()
     verdict = "met" if goal_met else "NOT met"
     print(
-        f"QMK noisy / stim noiseless: {after:.2f}x (goal <= 2x: {verdict}); "
+        f"QMK noisy / stim noiseless (medians): {after:.2f}x (goal <= 1.5x: {verdict}); "
         f"before (heralded): {before:.2f}x; speed-up {before / after:.1f}x"
     )
     fm, hd = check["flip_masks"], check["heralded"]
@@ -178,7 +186,8 @@ def main() -> int:
             "load_average_at_end": load_averages(),
             "times": times,
             "ratio_to_stim_noiseless": ratios,
-            "goal": "qmk noise=True <= 2x stim compile+sample (noiseless)",
+            "median_ratio_to_stim_noiseless": medians,
+            "goal": "qmk noise=True <= 1.5x stim compile+sample (noiseless), medians",
             "goal_met": goal_met,
             "check": check,
         },

@@ -722,6 +722,9 @@ def _execute(
         control,
         key=key,
         engine_name=name,
+        # groups start from the error-free state at their first error (one group: nothing
+        # to share, and the run polls its control at every micro-op as it always did)
+        base=observed.ops if len(work) > 1 else None,
     )
     if resume is not None:
         from qmk.execution.checkpoint import resume as resume_runner

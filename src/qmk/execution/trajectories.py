@@ -32,6 +32,7 @@ order) and saves the state at the segment's start.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -369,6 +370,15 @@ class Runner:
         control: who may ask for checkpoints and stops (None: nobody).
         key: the digest of the run (:func:`qmk.execution.request.run_key`) that
             a saved state carries, and ``engine_name`` its engine's name.
+        base: the error-free micro-ops of the groups' plan (None: no prefix reuse).
+
+    **Noiseless prefix reuse** (``base`` given): a group's micro-ops up to its first
+    error (and before the first micro-op that is not an unguarded gate or alloc: no
+    measurement, split, fence or guard) are those of the error-free run, so its first
+    branch starts from a snapshot of the error-free state there (:class:`_Prefix`)
+    instead of from |0...0>. The groups run in the order of that cut (ties by index);
+    each keeps the streams of its index, so its rows do not depend on the order, and
+    the order is a function of the groups alone (a resumed run takes the same one).
     """
 
     def __init__(
@@ -382,6 +392,7 @@ class Runner:
         *,
         key: str = "",
         engine_name: str = "",
+        base: Sequence[MicroOp] | None = None,
     ) -> None:
         self.plan = plan
         self.key = key
@@ -401,6 +412,16 @@ class Runner:
         #: The worker's span recorder (None: tracing off), the running group's epochs.
         self.spans = spans.current()
         self._clock: spans.EpochClock | None = None
+        #: Each group's cut (where its micro-ops leave the error-free run's; 0: none).
+        self.cuts = [0] * len(groups)
+        self.base: Sequence[MicroOp] = () if base is None else base
+        if base is not None:
+            limit = _prefix_limit(base)
+            self.cuts = [_common_prefix(base, ops, limit) for ops, _ in groups]
+        #: The order the groups run in: by cut, then index (the identity without base).
+        self.order = sorted(range(len(groups)), key=lambda g: (self.cuts[g], g))
+        self._stops = sorted({cut for cut in self.cuts if cut > 0})
+        self._prefix: _Prefix | None = None
 
     def _stream(self, group: int, which: int) -> np.random.Generator:
         """Stream ``which`` (0: the group's trajectories, 1: its row order) of ``group``."""
@@ -414,12 +435,10 @@ class Runner:
             Suspended: the control asked to stop; the state was saved first.
         """
         while self.group < len(self.groups):
-            ops, members = self.groups[self.group]
+            gi = self.order[self.group]
+            ops, members = self.groups[gi]
             if not self.stack and not self.leaves:
-                events = np.zeros(len(self.plan.events), dtype=np.uint8)
-                self.stack.append(
-                    Branch(0, None, {}, events, len(members), self._stream(self.group, 0), ())
-                )
+                self.stack.append(self._first_branch(gi, len(members)))
                 self.progress.simulations += 1
             if self.spans is None:
                 self._run_group(ops)
@@ -428,11 +447,27 @@ class Runner:
             self.leaves.sort(key=lambda leaf: leaf[0])
             rows = np.concatenate([rows for _, rows in self.leaves], axis=0)
             if len(members) > 1:  # the row-order stream serves nothing else: one row stays
-                rows = rows[self._stream(self.group, 1).permutation(len(members))]
+                rows = rows[self._stream(gi, 1).permutation(len(members))]
             self.bits[members] = rows
             self.leaves = []
             self.group += 1
+        self._prefix = None
         return self.bits
+
+    def _first_branch(self, gi: int, shots: int) -> Branch:
+        """Group ``gi``'s first branch: at its cut, on the error-free state there."""
+        events = np.zeros(len(self.plan.events), dtype=np.uint8)
+        rng = self._stream(gi, 0)
+        cut = self.cuts[gi]
+        if cut == 0:
+            return Branch(0, None, {}, events, shots, rng, ())
+        prefix = self._prefix
+        if prefix is None or prefix.pos > cut:
+            prefix = self._prefix = _Prefix(self.engine_factory(), self.index)
+        while prefix.pos < cut:  # stop at every cut on the way, whoever runs: the same
+            # segments (and so the same rounding) in a run and in its resumption
+            prefix.advance(self.base, self._stops[bisect.bisect_right(self._stops, prefix.pos)])
+        return Branch(cut, prefix.snapshot(), dict(prefix.qmap), events, shots, rng, ())
 
     def _traced_group(self, recorder: spans.Recorder, ops: Sequence[MicroOp], shots: int) -> None:
         """:meth:`_run_group` inside a ``qmk.group`` span with its epochs' spans (the
@@ -441,7 +476,7 @@ class Runner:
             recorder.untraced_groups += 1
             self._run_group(ops)
             return
-        attributes = {"qmk.group": self.group, "qmk.shots": shots}
+        attributes = {"qmk.group": self.order[self.group], "qmk.shots": shots}
         with recorder.span("qmk.group", attributes) as group:
             fences = [i for i, op in enumerate(ops) if op.kind == "fence"]
             self._clock = spans.EpochClock(recorder, fences, group.span_id)
@@ -570,8 +605,9 @@ class Runner:
         # every leaf samples from a stream of its own (restore() brought back the
         # engine's saved stream: without this, leaves of one snapshot would repeat it)
         engine.reseed(int(branch.rng.integers(2**63)))
+        start = max(tail, pos)  # a branch that began past the tail (at its cut) did [tail, pos)
         self.leaves.append(
-            (branch.path, _leaf(ops, tail, engine, qmap, events, branch.shots, index))
+            (branch.path, _leaf(ops, start, engine, qmap, events, branch.shots, index))
         )
 
     def state(self) -> ExecutionState:
@@ -645,6 +681,61 @@ class Runner:
 
 #: Micro-op kinds that are unitary: a run of them is one segment for the engine.
 _UNITARY = ("gate", "cond")
+
+
+def _prefix_limit(base: Sequence[MicroOp]) -> int:
+    """How far the error-free micro-ops are shared state: up to the first that is not an
+    unguarded gate or alloc (a measurement, split, fence, feed-forward or guard)."""
+    for i, op in enumerate(base):
+        if op.guard is not None or op.kind not in ("gate", "alloc"):
+            return i
+    return len(base)
+
+
+def _common_prefix(base: Sequence[MicroOp], ops: Sequence[MicroOp], limit: int) -> int:
+    """How many leading micro-ops ``ops`` shares with ``base`` (at most ``limit``)."""
+    end = min(limit, len(ops))
+    for i in range(end):
+        a, b = base[i], ops[i]
+        if a is not b and a != b:
+            return i
+    return end
+
+
+class _Prefix:
+    """The error-free run, advanced cut by cut, with its snapshot at the last one."""
+
+    def __init__(self, engine: Engine, index: Mapping[str, int]) -> None:
+        self.engine = engine
+        self.index = index
+        self.pos = 0
+        self.qmap: dict[str, int] = {}
+        self._events = np.zeros(len(index), dtype=np.uint8)
+        self._snapshot: Any = None
+
+    def advance(self, base: Sequence[MicroOp], stop: int) -> None:
+        """Apply ``base[pos:stop]`` (unguarded gates and allocs only): one segment per
+        run of gates."""
+        pos = self.pos
+        while pos < stop:
+            op = base[pos]
+            if op.kind == "alloc":
+                self.qmap[op.qubits[0]] = self.engine.allocate()
+                pos += 1
+                continue
+            end = pos + 1
+            while end < stop and base[end].kind == "gate":
+                end += 1
+            apply_segment(self.engine, _segment(base[pos:end], self.qmap, self._events, self.index))
+            pos = end
+        self.pos = pos
+        self._snapshot = None
+
+    def snapshot(self) -> Any:
+        """The engine's snapshot here (taken once per position)."""
+        if self._snapshot is None:
+            self._snapshot = self.engine.snapshot()
+        return self._snapshot
 
 
 def _segment(
