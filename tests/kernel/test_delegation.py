@@ -81,6 +81,9 @@ def test_a_lent_capability_is_granted_used_and_revoked_for_open_sessions_too(
         with pytest.raises(CapabilityError) as refused:  # the same, already open, session
             await kernel.q_submit(session_id=sid, graph=MAGIC, shots=20, seed=5)
         assert refused.value.code == "QS1004" and refused.value.details["missing"] == ["CAP_MAGIC"]
+        assert "CAP_MAGIC: the delegation that lent it to this session has ended" in str(
+            refused.value
+        )
         plain = await kernel.q_submit(session_id=sid, graph=BELL, shots=20, seed=5)
         assert plain["state"] == "QUEUED"  # the session itself goes on with its own caps
         again = await session_of(kernel, "bob")

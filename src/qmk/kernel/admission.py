@@ -347,8 +347,15 @@ class Admission:
         )
         if missing:
             self.commits.dirty()
+            lapsed = [cap for cap in missing if cap in session.delegated]
+            ended = (
+                f" ({', '.join(lapsed)}: the delegation that lent it to this session has ended)"
+                if lapsed
+                else ""
+            )
             raise CapabilityError(
-                f"the program needs {', '.join(missing)}, which this session was not granted",
+                f"the program needs {', '.join(missing)}, which this session was not granted"
+                + ended,
                 missing=missing,
             )
 
