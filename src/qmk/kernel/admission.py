@@ -185,8 +185,13 @@ class Admission:
         self._check_priority(tenant, parsed.priority)
         self._check_caps(session, program.required_caps, "submit")
         qubits = self._firewall(text, program, tenant, parsed.channels)
+        warnings: tuple[dict[str, str], ...] = ()
         if parsed.profile == "auto":
+            from qmk.estimate.variants import auto_profile_unused
+
             parsed = self._auto_profile(program, parsed)
+            unused = auto_profile_unused(program.graph)
+            warnings = () if unused is None else (unused,)
         machine = self.config.machine
         noise_model = self._noise_model(parsed)
         calibration = self._calibration(parsed)
@@ -219,6 +224,7 @@ class Admission:
             created_at=self.clock.now(),
             # a seed the kernel drew is fresh: its job is never an earlier one's again
             cache_lookup=given_seed and cacheable(parsed),
+            warnings=warnings,
         )
         return job
 

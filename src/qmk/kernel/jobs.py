@@ -204,6 +204,9 @@ class Job:
     #: Whether accepting the job looks for a stored result of the same run to answer it
     #: with (set by admission, not stored: :mod:`qmk.kernel.cache`).
     cache_lookup: bool = False
+    #: Warnings admission found for the submit's answer: an option that changed nothing
+    #: (``QC130``; not stored).
+    warnings: tuple[dict[str, str], ...] = field(default=(), repr=False)
     #: The job whose stored result answered this one (a cache hit); None: it ran.
     cached_from: str | None = None
     #: The digest of its run under which its result answers later jobs; None: none.

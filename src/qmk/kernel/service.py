@@ -457,10 +457,8 @@ class Kernel:
         job = self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
         self._audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
         accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
-        if isinstance(policy, Mapping) and policy.get("profile") == "auto":
-            notice = _auto_profile_notice(job.graph)
-            if notice is not None:  # the accepted answer says the option changed nothing
-                accepted["warnings"] = [notice]
+        if job.warnings:  # the accepted answer says an option changed nothing
+            accepted["warnings"] = list(job.warnings)
         return accepted
 
     def _check_disk(self) -> None:
@@ -915,15 +913,6 @@ class Kernel:
 
 
 #: The syscalls, by wire name.
-def _auto_profile_notice(text: str) -> dict[str, str] | None:
-    """``QC130 profile-auto-unused`` for an admitted job's QVM JSON text whose every qubit
-    names its profile (:func:`~qmk.estimate.variants.auto_profile_unused`)."""
-    from qmk.estimate.variants import auto_profile_unused
-    from qmk.qvm.graph import loads
-
-    return auto_profile_unused(loads(text))
-
-
 SYSCALLS: tuple[str, ...] = (
     "q_negotiate_caps",
     "q_submit",
