@@ -126,8 +126,7 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _add_submit(actions: Any) -> None:
-    from qmk.commands.service import _client_options, _int_in
-    from qmk.commands.syscalls import _wait_options
+    from qmk.commands.service import _client_options, _int_in, wait_options
 
     submit = actions.add_parser(
         "submit",
@@ -153,7 +152,7 @@ def _add_submit(actions: Any) -> None:
         help="refuse operations inside a measurement cooldown instead of waiting (QD209)",
     )
     submit.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
-    _wait_options(submit)
+    wait_options(submit)
     _client_options(submit)
     submit.set_defaults(run=_cmd_submit, syscall="q_device_submit")
 

@@ -591,6 +591,20 @@ def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def wait_options(sub: argparse.ArgumentParser) -> None:
+    """``--wait`` (for the job to finish), ``--quiet`` and ``--timeout-ms`` of a command
+    that queues a job (submit, restore, replay, device submit)."""
+    sub.add_argument("--wait", action="store_true", help="wait for the job to finish")
+    sub.add_argument("--quiet", action="store_true", help="no spinner while it waits")
+    sub.add_argument(
+        "--timeout-ms",
+        type=_int_in(0),
+        default=defaults.WAIT_TIMEOUT_MS,
+        metavar="MS",
+        help=f"--wait limit ({defaults.WAIT_TIMEOUT_MS})",
+    )
+
+
 def _client_options(sub: argparse.ArgumentParser) -> None:
     group = sub.add_argument_group("kernel and tenant (default: environment)")
     group.add_argument(
@@ -720,15 +734,7 @@ def register(add: AddCommand) -> None:
         action="store_true",
         help="run the job even if an earlier job of the same run has its result stored",
     )
-    sub.add_argument("--wait", action="store_true", help="wait for the job to finish")
-    sub.add_argument("--quiet", action="store_true", help="no spinner while it waits")
-    sub.add_argument(
-        "--timeout-ms",
-        type=_int_in(0),
-        default=defaults.WAIT_TIMEOUT_MS,
-        metavar="MS",
-        help=f"--wait limit ({defaults.WAIT_TIMEOUT_MS})",
-    )
+    wait_options(sub)
     source_options(sub)
     _client_options(sub)
     sub.set_defaults(run=_cmd_submit, syscall="q_submit")

@@ -46,6 +46,7 @@ from qmk.commands.service import (
     _waiting,
     fields_text,
     scalar_text,
+    wait_options,
     when_text,
 )
 
@@ -265,19 +266,6 @@ def _cmd_delegate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --------------------------------------------------------------------------- parsers
 
 
-def _wait_options(sub: argparse.ArgumentParser) -> None:
-
-    sub.add_argument("--wait", action="store_true", help="wait for the job to finish")
-    sub.add_argument("--quiet", action="store_true", help="no spinner while it waits")
-    sub.add_argument(
-        "--timeout-ms",
-        type=_int_in(0),
-        default=defaults.WAIT_TIMEOUT_MS,
-        metavar="MS",
-        help=f"--wait limit ({defaults.WAIT_TIMEOUT_MS})",
-    )
-
-
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -393,13 +381,13 @@ def register(add: AddCommand) -> None:
     sub = add("restore", "queue a job again from a checkpoint (default: its latest)", limits=False)
     sub.add_argument("job", metavar="JOB")
     sub.add_argument("--checkpoint", metavar="ID", help="the checkpoint (default: the latest)")
-    _wait_options(sub)
+    wait_options(sub)
     _client_options(sub)
     sub.set_defaults(run=_cmd_requeue, syscall="q_restore")
 
     sub = add("replay", "submit a job again: same graph, shots, seed and policy", limits=False)
     sub.add_argument("job", metavar="JOB")
-    _wait_options(sub)
+    wait_options(sub)
     _client_options(sub)
     sub.set_defaults(run=_cmd_requeue, syscall="q_replay")
 
