@@ -544,6 +544,7 @@ def execute(
                     shots=request.shots,
                     engine_options=request.engine_options,
                     precision=request.precision,
+                    limits=choice.limits,  # the same process: read once
                 )
         chosen.set("qmk.engine", choice.engine)
         chosen.set("qmk.engine.reason", choice.reason)
