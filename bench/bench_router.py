@@ -8,6 +8,10 @@ fallback priced as such). The corpus (seeded, built here as OpenQASM 2 text):
   kernels against numpy);
 - ``random-16``: 16 qubits, 10 layers of a random U3 (RZ RY RZ) on every qubit and a
   CZ brickwork, every qubit measured at the end;
+- ``random-20-deep``: the same on 20 qubits, 20 layers (a matrix product state's bond
+  dimension reaches ``2**10``: the MPS engines are priced by their SVDs);
+- ``brick-24``: 24 qubits, 6 layers (bond at most ``2**6``: MPS against dense);
+- ``wide-64``: 64 qubits, 4 layers (only the MPS engines hold it);
 - ``qft-16``: the QFT on 16 qubits (controlled phases), after a layer of RY;
 - ``toffoli-12``: hwb-like reversible logic: 12 qubits, 400 random CCX/CX/X gates
   after a layer of H;
@@ -166,6 +170,9 @@ def bwt_qasm(n: int, rounds: int = 24, seed: int = 9) -> str:
 SHAPES: dict[str, Callable[[], Shape]] = {
     "random-20": lambda: (random_qasm(20, depth=4), False),
     "random-16": lambda: (random_qasm(16), False),
+    "random-20-deep": lambda: (random_qasm(20, depth=20, seed=4), False),
+    "brick-24": lambda: (random_qasm(24, depth=6, seed=6), False),
+    "wide-64": lambda: (random_qasm(64, depth=4, seed=8), False),
     "qft-16": lambda: (qft_qasm(16), False),
     "toffoli-12": lambda: (toffoli_qasm(12), False),
     "hwb-16": lambda: (toffoli_qasm(16, gates=3000, seed=11), False),

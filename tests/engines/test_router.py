@@ -113,7 +113,9 @@ def test_a_named_engine_runs_the_job_when_able() -> None:
     )
     assert choice.reason.startswith("named by the job")
     single = route(replace(SMALL_T, precision="single"), defaults.STATEVECTOR)
-    assert dict(single.options) == {"dtype": "complex64"}
+    # beside the precision, only the kernels (numpy in a process that has not compiled
+    # yet: a tiny job runs sooner without the compiler)
+    assert {k: v for k, v in single.options.items() if k != "kernels"} == {"dtype": "complex64"}
     assert dict(route(replace(CLIFFORD, precision="single"), defaults.STABILIZER).options) == {}
 
 

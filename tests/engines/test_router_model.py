@@ -156,3 +156,24 @@ def test_a_cold_process_pays_the_imports_and_the_first_kernel_compiles() -> None
     assert cold.cold_s(compiled=False) == pytest.approx(0.25)
     warm = replace(native, compiled=replace(missing, requires=("numpy",)))
     assert warm.cold_s(compiled=True) == 0.0
+
+
+def test_an_mps_is_priced_by_the_bond_each_gate_meets_when_it_comes() -> None:
+    # 4 qubits: cx(0,1) meets bond 2 at cut 0; cx(1,2) bond 2 at cut 1; cx(1,2) again
+    # bond 4 (two crossings, both sides hold 2 qubits); cx(0,3) crosses cuts 0, 1, 2 at
+    # bonds 2 (cut 0 holds one qubit: at most 2), 4 (a third crossing, capped) and 2
+    work = _work(
+        "qreg q[4];\nh q[0];\ncx q[0],q[1];\ncx q[1],q[2];\ncx q[1],q[2];\ncx q[0],q[3];\n"
+    )
+    assert work.bond == 2
+    assert work.bond_work == 8 + 8 + 64 + (8 + 64 + 8)
+
+
+def test_a_deep_random_circuit_costs_an_mps_more_than_a_shallow_one_of_the_same_gates() -> None:
+    deep, shallow = _work(_random(12, 12)), _work(_random(24, 6))  # 354 and 357 gates
+    mps = spec(defaults.MPS)
+    assert deep.bond_work is not None and shallow.bond_work is not None
+    # 12 layers reach bond 2**6 at the middle of 12 qubits; 6 layers stay at 2**3
+    assert (deep.bond, shallow.bond) == (6, 3)
+    assert deep.bond_work > 20 * shallow.bond_work
+    assert mps.seconds(deep) > mps.seconds(shallow)

@@ -19,7 +19,7 @@ import pytest
 
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
-from qmk.frontends.qasm_scan import Scanner, parse_params, statement_end
+from qmk.frontends.qasm_scan import KEYWORDS, Scanner, lexer_keywords, parse_params, statement_end
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -250,3 +250,7 @@ def test_statement_ends_respect_blocks_sets_and_else():
     assert text[: statement_end(text, 0)] == "for int i in {1, 2} { x q; }"
     text = "if (c) x q; else { y q; } h q;"
     assert text[: statement_end(text, 0)] == "if (c) x q; else { y q; }"
+
+
+def test_the_scanners_keywords_are_the_reference_lexers() -> None:
+    assert lexer_keywords() == KEYWORDS

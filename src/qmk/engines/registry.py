@@ -103,6 +103,10 @@ class Workload:
         bond: log2 of a bound on a matrix product state's bond dimension (the gates
             across each cut between neighbouring qubits); None where unknown (an MPS
             is then priced as a dense state).
+        bond_work: what a matrix product state's gates cost, in ``chi**3`` units: each
+            multi-qubit gate at the bound on its cuts' bond dimension when it comes
+            (:func:`qmk.execution.executor.workload`); None where unknown (then
+            ``4**bond`` a gate).
     """
 
     qubits: int
@@ -124,6 +128,7 @@ class Workload:
     linear_gates: int = 0
     mixed_qubits: int | None = None
     bond: int | None = None
+    bond_work: float | None = None
 
     @property
     def fused(self) -> int:
@@ -281,6 +286,13 @@ class CostModel:
         # capped, so that it wins only where no dense engine holds the qubits.
         return 2.0 ** min(n, MPS_PRICED_QUBITS)
 
+    def state_size(self, work: Workload) -> float:
+        """The state ``work`` holds, in elements: a matrix product state of known bond
+        bound ``chi`` holds ``chi**2`` a site (the whole as a dense state otherwise)."""
+        if self.representation == "mps" and work.bond is not None:
+            return max(work.qubits, 1) * 4.0 ** min(work.bond, MPS_PRICED_QUBITS // 2)
+        return self.elements(work.qubits)
+
     def terms(self, work: Workload) -> dict[str, float]:
         """What each figure of the model multiplies for ``work`` (before ``single`` and
         threads): the estimate is the sum of the figures times these."""
@@ -296,10 +308,14 @@ class CostModel:
             permutation -= work.linear_gates
             if work.mixed_qubits is not None:
                 size = self.elements(min(work.qubits, work.mixed_qubits))
+        if self.representation == "mps" and work.bond_work is not None:
+            dense_work = work.bond_work  # its SVDs: chi**3 a crossing, gate by gate
+        else:
+            dense_work = size * dense
         return {
             "setup_s": 1.0,
             "gate_s": sims * work.gate_count,
-            "element_s": sims * size * dense,
+            "element_s": sims * dense_work,
             "diagonal_s": sims * size * work.diagonal_gates,
             "permutation_s": sims * size * permutation,
             "wide_s": sims * size * work.wide_gates,
@@ -410,7 +426,7 @@ class EngineSpec:
         cost = self.cost if compiled or self.compiled is None else self.compiled.fallback
         estimate = cost.seconds(work, precision, threads)
         if self.state == "segments":
-            size = self.cost.elements(work.qubits)
+            size = self.cost.state_size(work)
             estimate += work.branches * work.segments * SEGMENT_ROUND_TRIP_S * size
         return estimate
 
@@ -630,17 +646,18 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("double",),
         cost=CostModel(
             representation="mps",
-            setup_s=0.011,
-            gate_s=2.2e-05,
-            element_s=1.2e-07,
-            diagonal_s=2.2e-12,
-            permutation_s=2.7e-12,
-            wide_s=5.4e-07,
-            block_s=2e-11,
-            segment_s=0.00072,
-            round_trip_s=1e-08,
-            sample_s=5.6e-10,
-            shot_s=8.3e-06,
+            setup_s=0.012,
+            gate_s=3.7e-05,
+            element_s=3e-13,
+            diagonal_s=1.5e-08,
+            permutation_s=1.7e-12,
+            wide_s=5.3e-07,
+            block_s=1.6e-11,
+            segment_s=0.00063,
+            round_trip_s=3.7e-07,
+            sample_s=4.2e-10,
+            shot_s=8.4e-06,
+            trajectory=0.81,
         ),
     ),
     EngineSpec(
@@ -814,12 +831,17 @@ SPECS: tuple[EngineSpec, ...] = (
         # below aer-mps's, which pays Qiskit's circuit and Aer's call each segment
         cost=CostModel(
             representation="mps",
-            # above the dense engines' set-up: a small program never comes here
-            setup_s=5e-3,
-            gate_s=1e-4,
-            element_s=1e-9,
-            segment_s=1e-4,
-            shot_s=1e-6,
+            setup_s=0.0032,
+            gate_s=3.9e-05,
+            element_s=2.6e-11,
+            diagonal_s=7.4e-09,
+            permutation_s=8.4e-09,
+            wide_s=1.5e-06,
+            block_s=2.9e-10,
+            segment_s=0.00029,
+            round_trip_s=3.3e-10,
+            sample_s=3e-10,
+            shot_s=9.7e-07,
         ),
     ),
 )

@@ -1075,6 +1075,8 @@ class _Lowerer:
         scope: dict[str, float],
     ) -> decompose.Lowered:
         """The gate ``name`` with ``modifiers`` applied, as exact basic gates."""
+        if not modifiers:  # the fast lane's calls: no need of the reference parser's AST
+            return self.base_gate(name, params, n_operands)
         from openqasm3 import ast
 
         controls: list[tuple[int, bool]] = []
