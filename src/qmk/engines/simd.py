@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from qmk.engines import limits
+from qmk.engines import kernel_cache, limits
 
 #: Environment variable: how many threads a kernel uses (default: the CPUs this process
 #: may run on); the router reads the same (:mod:`qmk.engines.limits`).
@@ -85,6 +85,7 @@ def _init() -> dict[str, Any]:
         target = llvm.Target.from_default_triple()
         machine = target.create_target_machine(cpu=cpu, features=flat, opt=3, jit=True)
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
+        kernel_cache.attach(engine, llvm, cpu, flat)
         names = {name for name, on in features.items() if on}
         if "avx512f" in names:
             width = 64
@@ -255,8 +256,10 @@ def _kernel(real: str, lo: tuple[int, ...], nhi: int) -> _Kernel:
             llvm = state["llvm"]
             name = f"qmk_{real}_{'_'.join(map(str, lo)) or 'x'}_{nhi}"
             try:
-                module = llvm.parse_assembly(_ir(real, state["bytes"], lo, nhi, name))
+                ir = _ir(real, state["bytes"], lo, nhi, name)
+                module = llvm.parse_assembly(ir)
                 module.verify()
+                module.name = kernel_cache.module_key(ir)  # its object code's file
                 state["engine"].add_module(module)
                 state["engine"].finalize_object()
                 address = state["engine"].get_function_address(name)

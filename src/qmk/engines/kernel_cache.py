@@ -1,0 +1,133 @@
+"""Compiled SIMD kernels kept on disk, so a fresh process loads them instead of compiling.
+
+:mod:`qmk.engines.simd` compiles each kernel shape with LLVM the first time a process
+needs it; a fresh ``qmk run`` of a 20-qubit random circuit needs a few dozen shapes,
+and their code generation was most of its CPU time after the imports. This module is
+the LLVM JIT's object cache: when the JIT has compiled a module it hands the object
+code here (:func:`store`), and before it compiles one it asks here first (:func:`load`).
+
+Where: ``$QMK_KERNEL_CACHE`` (``off``: no cache), else ``$XDG_CACHE_HOME/qmk/kernels``,
+else ``~/.cache/qmk/kernels``; under it one directory per build (the llvmlite and LLVM
+versions, the CPU name and its feature string: object code for another CPU is never
+loaded), and in it one file per kernel, named by the hash of its IR text. A file holds
+the SHA-256 of its object code and the code: a file cut short or altered is found so,
+removed and compiled again. Files are written to a temporary name and renamed, so
+processes sharing the directory never read half a file. A directory that cannot be
+written (a worker's filesystem sandbox, a read-only home) leaves the kernels compiled
+in memory as before; :func:`stats` counts hits, misses and failed writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+#: Environment variable: the cache's directory, or ``off``.
+CACHE_ENV = "QMK_KERNEL_CACHE"
+_DIGEST = 32  # bytes of SHA-256 before the object code
+
+_counts = {"hits": 0, "misses": 0, "write_errors": 0}
+_counts_lock = threading.Lock()
+
+
+def root() -> Path | None:
+    """The cache's directory as the environment sets it (None: off)."""
+    text = os.environ.get(CACHE_ENV, "").strip()
+    if text.lower() == "off":
+        return None
+    if text:
+        return Path(text)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / "qmk" / "kernels"
+
+
+def build_key(llvm: Any, cpu: str, features: str) -> str:
+    """What object code depends on besides its IR: the compiler's versions and the CPU."""
+    import llvmlite
+
+    text = "|".join(
+        [llvmlite.__version__, ".".join(map(str, llvm.llvm_version_info)), cpu, features]
+    )
+    return f"{cpu}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def module_key(ir: str) -> str:
+    """A kernel module's name in the cache: the hash of its IR text."""
+    return "qmk-" + hashlib.sha256(ir.encode()).hexdigest()[:40]
+
+
+class ObjectCache:
+    """The JIT's object-cache callbacks over one build's directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, module: Any) -> Path | None:
+        name = str(module.name)
+        return self.directory / f"{name}.o" if name.startswith("qmk-") else None
+
+    def load(self, module: Any) -> bytes | None:
+        """The object code of ``module`` from disk, or None (then the JIT compiles it)."""
+        path = self._path(module)
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError:
+            _count("misses")
+            return None
+        code = data[_DIGEST:]
+        if len(data) <= _DIGEST or hashlib.sha256(code).digest() != data[:_DIGEST]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            _count("misses")
+            return None
+        _count("hits")
+        return code
+
+    def store(self, module: Any, code: bytes) -> None:
+        """Keep ``module``'s object code (written whole, or not at all)."""
+        path = self._path(module)
+        if path is None:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".part")
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(hashlib.sha256(code).digest() + bytes(code))
+                os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError:
+            _count("write_errors")
+
+
+def attach(engine: Any, llvm: Any, cpu: str, features: str) -> ObjectCache | None:
+    """Give ``engine`` (an llvmlite MCJIT engine) the object cache of this build, where
+    the environment has one."""
+    base = root()
+    if base is None:
+        return None
+    cache = ObjectCache(base / build_key(llvm, cpu, features))
+    engine.set_object_cache(cache.store, cache.load)
+    return cache
+
+
+def stats() -> dict[str, int]:
+    """Kernels loaded from disk (``hits``), compiled (``misses``), and the object code
+    that could not be written (``write_errors``), in this process."""
+    with _counts_lock:
+        return dict(_counts)
+
+
+def _count(name: str) -> None:
+    with _counts_lock:
+        _counts[name] += 1
