@@ -6,6 +6,10 @@
 - ``qmk qec calibrate --code surface_code`` runs a scan below threshold, fits the
   scheme's (a, p*) and prints the fit; ``--output FILE`` writes a calibration
   JSON that ``qmk.qec.logical.Calibration.load`` reads.
+- ``qmk qec distill --protocol 15-to-1 --input-error 0.01 --shots 1000000 --seed 1``
+  simulates a magic-state distillation unit in stim and prints its acceptance and
+  output error rates with 95% Wilson intervals, beside the exact polynomial and the
+  estimator's formula.
 
 Bad arguments are one line on stderr with a ``QC`` code and exit status 2.
 See ``docs/qec_experiments.md``.
@@ -164,6 +168,26 @@ def register(add: AddCommand) -> None:
     calibrate.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG plot")
     calibrate.set_defaults(run=_cmd_calibrate)
 
+    distill = inner.add_parser(
+        "distill",
+        help="simulate a magic-state distillation unit with noisy injected T states",
+        description="Sample a distillation protocol's stim circuit with each injected T state "
+        "in error (Z) with probability P; print acceptance and output error with 95%% Wilson "
+        "intervals, the exact polynomial and the estimator's formula.",
+    )
+    distill.add_argument(
+        "--protocol", default="15-to-1", metavar="NAME", help="15-to-1 or 15-to-1-space-efficient"
+    )
+    distill.add_argument(
+        "--input-error", required=True, metavar="P", help="each injected T state's error, [0, 0.5]"
+    )
+    distill.add_argument("--shots", default="100000", metavar="N", help="runs (100000)")
+    distill.add_argument(
+        "--seed", default=None, metavar="S", help="seed (default: random, printed)"
+    )
+    distill.add_argument("--json", action="store_true", help="print one JSON object")
+    distill.set_defaults(run=_cmd_distill)
+
 
 def _cmd_help(parser: argparse.ArgumentParser) -> Any:
     def show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -319,4 +343,72 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"calibration: {args.output}\n")
     else:
         out.write("pass --output FILE.json to save the calibration\n")
+    return 0
+
+
+def _input_error(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(f"--input-error: not a number: {text!r}") from None
+    if not 0 <= value <= 0.5:  # NaN fails too
+        raise _bad(f"--input-error must lie in [0, 0.5], got {text!r}")
+    return value
+
+
+def _cmd_distill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import secrets
+
+    from qmk.estimate.tfactory import unit_from_json
+    from qmk.experiments.distill import run_distillation
+    from qmk.qec.distill import INPUT_ERROR_PAULI, exact_rates, protocol
+
+    proto = protocol(args.protocol)
+    p = _input_error(args.input_error)
+    shots = _count(args.shots, "--shots")
+    assert shots is not None
+    seed = _seed(args.seed)
+    if seed is None:
+        seed = secrets.randbelow(2**63)
+    result = run_distillation(proto, input_error=p, shots=shots, seed=seed)
+    exact = exact_rates(proto, p)
+    unit = unit_from_json({"name": proto.estimator_unit})
+    # The estimator's unit formulas take (input error, Clifford error, readout error).
+    estimated_output = unit.output_error_rate(p, 0.0, 0.0)
+    estimated_failure = unit.failure_probability(p, 0.0, 0.0)
+    estimator = {
+        "unit": unit.name,
+        "output_error_rate": estimated_output,
+        "failure_probability": estimated_failure,
+    }
+    if args.json:
+        payload = {
+            **result.to_json(),
+            "input_error_pauli": INPUT_ERROR_PAULI,
+            "circuit": proto.circuit,
+            "exact": {"acceptance_rate": exact.acceptance, "output_error_rate": exact.output_error},
+            "estimator": estimator,
+            "logical_cycles": proto.logical_cycles,
+            "logical_qubits": proto.logical_qubits,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    a_low, a_high = result.acceptance_interval
+    e_low, e_high = result.output_error_interval
+    level = f"{round(result.confidence * 100)}% Wilson"
+    out.write(
+        f"{proto.name} distillation, {proto.inputs} T states in, {proto.outputs} out; "
+        f"input error {p:g} ({INPUT_ERROR_PAULI}), "
+        f"shots {shots}, seed {seed}\n"
+        f"{'':20} {'simulated':>11} {level + ' interval':>28} {'exact':>11} {'estimator':>11}\n"
+        f"{'acceptance_rate':20} {result.acceptance_rate:>11.5g} "
+        f"[{a_low:>11.5g}, {a_high:>11.5g}] {exact.acceptance:>11.5g} "
+        f"{1 - estimated_failure:>11.5g}\n"
+        f"{'output_error_rate':20} {result.output_error_rate:>11.4e} "
+        f"[{e_low:>11.4e}, {e_high:>11.4e}] {exact.output_error:>11.4e} "
+        f"{estimated_output:>11.4e}\n"
+        f"accepted {result.accepted}, of which {result.errors} flipped; estimator unit "
+        f"{unit.name!r}: {proto.logical_qubits} logical qubits, "
+        f"{proto.logical_cycles} logical cycles\n"
+    )
     return 0
