@@ -33,6 +33,8 @@ CALIBRATE_P: dict[str, str] = {
     "bacon_shor": "0.0005:0.002",
     "repetition_code": "0.005:0.02",
 }
+#: Default distances of ``calibrate``: Bacon-Shor's law has three parameters.
+CALIBRATE_D: dict[str, str] = {"bacon_shor": "3,5,7"}
 
 
 def _bad(message: str) -> QECError:
@@ -106,7 +108,9 @@ def _seed(value: str | None) -> int | None:
     return number
 
 
-def _common(sub: argparse.ArgumentParser, *, p_default: str | None) -> None:
+def _common(
+    sub: argparse.ArgumentParser, *, p_default: str | None, d_default: str | None = "3,5"
+) -> None:
     sub.add_argument(
         "--code",
         default="surface_code",
@@ -114,7 +118,12 @@ def _common(sub: argparse.ArgumentParser, *, p_default: str | None) -> None:
         help="code family: a profile's family or any of its aliases (surfaceCode, ...), or "
         "repetition_code",
     )
-    sub.add_argument("--d", default="3,5", metavar="D,D,...", help="odd distances (3,5)")
+    sub.add_argument(
+        "--d",
+        default=d_default,
+        metavar="D,D,...",
+        help="odd distances (3,5; calibrate bacon_shor: 3,5,7)",
+    )
     sub.add_argument(
         "--p",
         default=p_default,
@@ -158,10 +167,11 @@ def register(add: AddCommand) -> None:
 
     calibrate = inner.add_parser(
         "calibrate",
-        help="fit the scheme's (a, p*) from memory experiments",
-        description="Fit P_L = a (p/p*)^((d+1)/2) per logical cycle to memory experiments.",
+        help="fit the scheme's (a, p*), or Bacon-Shor's column law, from memory experiments",
+        description="Fit P_L = a (p/p*)^((d+1)/2) per logical cycle to memory experiments; "
+        "for bacon_shor, which has no threshold, fit P_L = A C(d,k) (c d p)^k exp(-b d p).",
     )
-    _common(calibrate, p_default=None)
+    _common(calibrate, p_default=None, d_default=None)
     calibrate.add_argument(
         "-o", "--output", default=None, metavar="FILE.json", help="write the calibration JSON"
     )
@@ -284,13 +294,27 @@ def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _stated_model(family: str) -> QECError:
+    """QC110 for a family whose model is stated from published figures, with its source."""
+    from qmk.qec.codes import SCHEMES
+
+    scheme = next(iter(SCHEMES[family].values()))
+    return QECError.of(
+        "no-experiment",
+        f"{family} is not calibrated: QMK builds no circuits for it, and its model P_L = "
+        f"{scheme.crossing_prefactor:g} (p/{scheme.error_correction_threshold:g})^((d+1)/2) "
+        f"is stated, not fitted: p* sits below the published pseudo-thresholds and a has no "
+        f"published fit behind it (source: {scheme.sources[0]}; see docs/qec.md)",
+        family=family,
+    )
+
+
 def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.experiments.circuits import experiment_family
-    from qmk.experiments.memory import fit_results
-    from qmk.qec.codes import scheme_for
-    from qmk.qec.params import qubit_params
-    from qmk.qvm.profiles import FAMILIES
+    from qmk.qvm.profiles import FAMILIES, family_name
 
+    if family_name(args.code) == "SHYPS":
+        raise _stated_model("SHYPS")
     family = experiment_family(args.code)
     if family not in FAMILIES:
         raise _bad(
@@ -298,21 +322,47 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"use one of: {', '.join(f for f in FAMILIES if f in CALIBRATE_P)}"
         )
     _check_qubit(args)
-    qubit = qubit_params(args.qubit)
-    scheme = scheme_for(family, qubit)
-    _, results = _scan(args, args.p or CALIBRATE_P[family])
-    fit = fit_results(results)
+    if args.d is None:
+        args.d = CALIBRATE_D.get(family, "3,5")
+    p_text = args.p or CALIBRATE_P[family]
+    _, results = _scan(args, p_text)
     source = (
-        f"qmk qec calibrate --code {family} --d {args.d} --p {args.p or CALIBRATE_P[family]} "
-        f"--noise {args.noise} --qubit {qubit.name} --shots {args.shots} --seed {args.seed}"
+        f"qmk qec calibrate --code {family} --d {args.d} --p {p_text} --points {args.points} "
+        f"--noise {args.noise} --qubit {args.qubit} --shots {args.shots} --seed {args.seed}"
     )
-    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
-    document = {**calibration.to_json(), "fit": fit.to_json()}
+    if family == "bacon_shor":
+        return _calibrate_law(args, results, source, out)
+    return _calibrate_threshold(args, family, results, source, out)
+
+
+def _write_calibration(args: argparse.Namespace, document: dict[str, Any]) -> None:
     if args.output:
         try:
             Path(args.output).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise _bad(f"{args.output}: cannot write: {exc.strerror}") from None
+
+
+def _calibration_footer(args: argparse.Namespace, out: TextIO) -> None:
+    if args.output:
+        out.write(f"calibration: {args.output}\n")
+    else:
+        out.write("pass --output FILE.json to save the calibration\n")
+
+
+def _calibrate_threshold(
+    args: argparse.Namespace, family: str, results: Any, source: str, out: TextIO
+) -> int:
+    from qmk.experiments.memory import fit_results
+    from qmk.qec.codes import scheme_for
+    from qmk.qec.params import qubit_params
+
+    qubit = qubit_params(args.qubit)
+    scheme = scheme_for(family, qubit)
+    fit = fit_results(results)
+    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
+    document = {**calibration.to_json(), "fit": fit.to_json()}
+    _write_calibration(args, document)
     if args.plot:
         from qmk.experiments.plot import plot_results
 
@@ -339,10 +389,53 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"   (scheme: {scheme.error_correction_threshold:g})\n"
         f"  correlation(ln a, ln p*) = {fit.correlation:.3f}\n"
     )
-    if args.output:
-        out.write(f"calibration: {args.output}\n")
-    else:
-        out.write("pass --output FILE.json to save the calibration\n")
+    _calibration_footer(args, out)
+    return 0
+
+
+def _calibrate_law(args: argparse.Namespace, results: Any, source: str, out: TextIO) -> int:
+    from qmk.experiments.bacon_shor import FIT_MAX_RATE, fit_column_law
+    from qmk.qec.codes import BACON_SHOR_CIRCUIT_LAW
+    from qmk.qec.params import qubit_params
+
+    qubit = qubit_params(args.qubit)
+    fit = fit_column_law(results, source=source)
+    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
+    document = {**calibration.to_json(), "fit": fit.to_json()}
+    _write_calibration(args, document)
+    if args.plot:
+        from qmk.experiments.plot import plot_results
+
+        plot_results(results, args.plot)
+    if args.json:
+        payload = {
+            "calibration": document,
+            "reference_law": {
+                "prefactor": BACON_SHOR_CIRCUIT_LAW.prefactor,
+                "column_factor": BACON_SHOR_CIRCUIT_LAW.column_factor,
+                "damping": BACON_SHOR_CIRCUIT_LAW.damping,
+            },
+            "results": [r.to_json() for r in results],
+            "output": args.output,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    law, (s_a, s_c, s_b) = fit.law, fit.sigmas
+    ref = BACON_SHOR_CIRCUIT_LAW
+    note = "   (QMK's reference fit: "
+    scaled = ", errors scaled" if fit.dof > 0 and fit.chi2 > fit.dof else ""
+    out.write(_table(args, results))
+    out.write(
+        f"fit P_L/cycle = A C(d,k) (c d p)^k exp(-b d p), k = (d+1)//2, over "
+        f"{len(fit.points)} points with P_L <= {FIT_MAX_RATE:g} ({fit.left_out} above left out; "
+        f"chi2/dof = {fit.chi2:.2f}/{fit.dof}{scaled}):\n"
+        f"  A = {law.prefactor:.4g} +- {s_a:.2g}{note}{ref.prefactor:g})\n"
+        f"  c = {law.column_factor:.4g} +- {s_c:.2g}{note}{ref.column_factor:g})\n"
+        f"  b = {law.damping:.4g} +- {s_b:.2g}{note}{ref.damping:g})\n"
+        "Bacon-Shor has no threshold: its lowest rate at p is at one distance "
+        "(ColumnLaw.best_distance)\n"
+    )
+    _calibration_footer(args, out)
     return 0
 
 
