@@ -16,7 +16,12 @@ import stim
 from scipy.stats import chi2 as chi2_dist
 
 from qmk.estimate.tfactory import default_units, unit_from_json
-from qmk.experiments.distill import distillation_circuit, run_distillation
+from qmk.experiments.distill import (
+    distillation_circuit,
+    model_rates,
+    patch_fault_patterns,
+    run_distillation,
+)
 from qmk.qec.distill import PROTOCOLS, enumerator, exact_rates, factory_figures, protocol
 from qmk.qec.errors import QECError
 from support.cli import qmk
@@ -287,3 +292,103 @@ def test_cli_distill_bad_arguments_are_one_line_errors(
     assert status == 2
     assert err.startswith(expected), err
     assert err.count("\n") == 1 and out == ""
+
+
+# -- Clifford faults (15-to-1-space-efficient) --------------------------------------------------
+
+PAULI = {
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
+}
+
+
+def _apply(state: np.ndarray, qubit: int, matrix: np.ndarray) -> np.ndarray:
+    tensor = state.reshape([2] * 5)  # axis 4 - q is qubit q (qubit q is bit q of the index)
+    axis = 4 - qubit
+    return np.moveaxis(np.tensordot(matrix, tensor, axes=([1], [axis])), 0, axis).reshape(-1)
+
+
+def _single_fault_outcomes(step: int, qubit: int, pauli: str) -> np.ndarray:
+    """Probability of (checks' X outcomes, output flipped) with one fault and real rotations.
+
+    Index: bits 0-3 the checks' -1 outcomes, bit 4 'output wrong' (1 - fidelity with the
+    ideal T^dagger|+> given those outcomes)."""
+    proto = protocol("15-to-1-space-efficient")
+    z = np.arange(32)
+    state = np.full(32, 1 / math.sqrt(32), dtype=complex)
+    for i in range(proto.inputs):
+        support = [j for j in range(4) if proto.checks[j][i]] + [4]
+        parity = np.zeros(32, dtype=int)
+        for j in support:
+            parity ^= (z >> j) & 1
+        state = state * np.exp(-1j * math.pi / 8 * (1 - 2 * parity))
+        if i == step:
+            state = _apply(state, qubit, PAULI[pauli])
+    ideal_out = np.array([1, np.exp(-1j * math.pi / 4)]) / math.sqrt(2)
+    out = np.zeros(32)
+    for syndrome in range(16):
+        checks = _plus_minus([(syndrome >> j) & 1 for j in range(4)])
+        projected = np.kron(np.eye(2), checks.conj()[None, :]) @ state  # output amplitudes
+        weight = float(np.vdot(projected, projected).real)
+        if weight < 1e-15:
+            continue
+        fidelity = abs(np.vdot(ideal_out, projected)) ** 2 / weight
+        out[syndrome] += weight * fidelity
+        out[syndrome | 16] += weight * (1 - fidelity)
+    return out
+
+
+@pytest.mark.parametrize("step", [0, 5, 13, 14])
+def test_a_patch_fault_leaves_the_patterns_real_rotations_give(step: int) -> None:
+    """For every qubit, the modelled fault event equals (1 - c) no fault plus c/3 of each of
+    X, Y, Z inserted into a state-vector run with the real pi/8 rotations (written here with
+    dense single-qubit matrices and Kronecker projections)."""
+    proto = protocol("15-to-1-space-efficient")
+    rate = 0.03
+    for qubit in range(5):
+        modelled = np.zeros(32)
+        for mask, probability in patch_fault_patterns(proto, step, qubit, rate).items():
+            modelled[mask] += probability
+        modelled[0] += 1 - modelled.sum()
+        exact = np.zeros(32)
+        exact[0] = 1 - rate
+        for pauli in "XYZ":
+            exact += rate / 3 * _single_fault_outcomes(step, qubit, pauli)
+        np.testing.assert_allclose(modelled, exact, atol=1e-12)
+
+
+@pytest.mark.parametrize(("p", "c", "seed"), [(0.0, 2e-3, 51), (0.01, 1e-3, 52), (0.05, 5e-3, 53)])
+def test_clifford_faults_sample_as_the_exact_model_says(p: float, c: float, seed: int) -> None:
+    r = run_distillation("15-to-1-space-efficient", input_error=p, clifford_error=c,
+                         shots=400_000, seed=seed)  # fmt: skip
+    m = model_rates("15-to-1-space-efficient", p, c)
+    for k, n, q in ((r.accepted, r.shots, m.acceptance), (r.errors, r.accepted, m.output_error)):
+        assert abs(k - n * q) < 4 * math.sqrt(n * q * (1 - q)), (k, n, q)
+
+
+def test_model_rates_without_clifford_faults_are_the_exact_polynomial() -> None:
+    for p in (0.0, 0.01, 0.2):
+        m, e = model_rates("15-to-1-space-efficient", p), exact_rates("15-to-1", p)
+        assert m.acceptance == pytest.approx(e.acceptance, abs=1e-12)
+        assert m.joint_error == pytest.approx(e.joint_error, abs=1e-12)
+
+
+def test_first_order_clifford_coefficients_beside_the_estimators() -> None:
+    """Per unit c, to first order: rejection 1327/24 (55.3) and output error 103/12 (8.58) in
+    this 75-location model; the estimator's unit formulas say 356 and 7.1 (another layout)."""
+    c = 1e-9
+    m = model_rates("15-to-1-space-efficient", 0.0, c)
+    assert (1 - m.acceptance) / c == pytest.approx(1327 / 24, rel=1e-5)
+    assert m.output_error / c == pytest.approx(103 / 12, rel=1e-5)
+    unit = unit_from_json({"name": "15-to-1 space efficient"})
+    assert unit.failure_probability(0.0, c, 0.0) / c == pytest.approx(356)
+    assert unit.output_error_rate(0.0, c, 0.0) / c == pytest.approx(7.1)
+
+
+def test_the_rm_prep_circuit_refuses_clifford_faults() -> None:
+    with pytest.raises(QECError) as caught:
+        run_distillation("15-to-1", input_error=0.01, clifford_error=1e-3, shots=10)
+    assert caught.value.code == "QC103" and "15-to-1-space-efficient" in str(caught.value)
+    status, out, err = qmk("qec", "distill", "--input-error", "0.01", "--clifford-error", "0.001")
+    assert status == 2 and err.startswith("QC103 bad-parameter: --clifford-error") and out == ""

@@ -191,6 +191,13 @@ def register(add: AddCommand) -> None:
     distill.add_argument(
         "--input-error", required=True, metavar="P", help="each injected T state's error, [0, 0.5]"
     )
+    distill.add_argument(
+        "--clifford-error",
+        default="0",
+        metavar="C",
+        help="15-to-1-space-efficient: a depolarizing fault of probability C on each patch "
+        "after each rotation (0)",
+    )
     distill.add_argument("--shots", default="100000", metavar="N", help="runs (100000)")
     distill.add_argument(
         "--seed", default=None, metavar="S", help="seed (default: random, printed)"
@@ -439,13 +446,13 @@ def _calibrate_law(args: argparse.Namespace, results: Any, source: str, out: Tex
     return 0
 
 
-def _input_error(text: str) -> float:
+def _input_error(text: str, option: str = "--input-error") -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _bad(f"--input-error: not a number: {text!r}") from None
+        raise _bad(f"{option}: not a number: {text!r}") from None
     if not 0 <= value <= 0.5:  # NaN fails too
-        raise _bad(f"--input-error must lie in [0, 0.5], got {text!r}")
+        raise _bad(f"{option} must lie in [0, 0.5], got {text!r}")
     return value
 
 
@@ -453,22 +460,24 @@ def _cmd_distill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import secrets
 
     from qmk.estimate.tfactory import unit_from_json
-    from qmk.experiments.distill import run_distillation
+    from qmk.experiments.distill import model_rates, run_distillation
     from qmk.qec.distill import INPUT_ERROR_PAULI, exact_rates, protocol
 
     proto = protocol(args.protocol)
     p = _input_error(args.input_error)
+    c = _input_error(args.clifford_error, "--clifford-error")
     shots = _count(args.shots, "--shots")
     assert shots is not None
     seed = _seed(args.seed)
     if seed is None:
         seed = secrets.randbelow(2**63)
-    result = run_distillation(proto, input_error=p, shots=shots, seed=seed)
-    exact = exact_rates(proto, p)
+    result = run_distillation(proto, input_error=p, shots=shots, seed=seed, clifford_error=c)
+    # With Clifford faults, the exact rates of the circuit's own (twirled) fault model.
+    exact = exact_rates(proto, p) if c == 0 else model_rates(proto, p, c)
     unit = unit_from_json({"name": proto.estimator_unit})
     # The estimator's unit formulas take (input error, Clifford error, readout error).
-    estimated_output = unit.output_error_rate(p, 0.0, 0.0)
-    estimated_failure = unit.failure_probability(p, 0.0, 0.0)
+    estimated_output = unit.output_error_rate(p, c, 0.0)
+    estimated_failure = unit.failure_probability(p, c, 0.0)
     estimator = {
         "unit": unit.name,
         "output_error_rate": estimated_output,
@@ -491,7 +500,7 @@ def _cmd_distill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     level = f"{round(result.confidence * 100)}% Wilson"
     out.write(
         f"{proto.name} distillation, {proto.inputs} T states in, {proto.outputs} out; "
-        f"input error {p:g} ({INPUT_ERROR_PAULI}), "
+        f"input error {p:g} ({INPUT_ERROR_PAULI}), Clifford error {c:g}, "
         f"shots {shots}, seed {seed}\n"
         f"{'':20} {'simulated':>11} {level + ' interval':>28} {'exact':>11} {'estimator':>11}\n"
         f"{'acceptance_rate':20} {result.acceptance_rate:>11.5g} "

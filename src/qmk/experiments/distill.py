@@ -19,7 +19,10 @@ instead of ``|T>``. Both protocols of :data:`qmk.qec.distill.PROTOCOLS`:
   whose Z error is a correlated error on the rotation's support (``E(p)``),
   qubits 1-4 measured in X as detectors and qubit 5's X as the observable.
 
-:func:`run_distillation` samples a circuit and returns counts with Wilson
+With ``clifford_error`` the space-efficient circuit also has a depolarizing fault on
+each patch after each rotation, its effect taken from a state-vector run with the real
+rotations (:func:`patch_fault_patterns`); :func:`model_rates` gives that model's exact
+rates. :func:`run_distillation` samples a circuit and returns counts with Wilson
 intervals (95% unless told).
 
 >>> r = run_distillation("15-to-1", input_error=0.05, shots=20_000, seed=3)
@@ -32,6 +35,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,6 +45,7 @@ import numpy as np
 from qmk.experiments.memory import DEFAULT_CONFIDENCE, wilson_interval
 from qmk.qec.distill import (
     DistillationProtocol,
+    ExactRates,
     FactoryFigures,
     check_input_error,
     figures_of,
@@ -102,22 +107,120 @@ def _transversal(proto: DistillationProtocol, p: float) -> stim.Circuit:
     return c
 
 
-def _rotations(proto: DistillationProtocol, p: float) -> stim.Circuit:
+def _transversal_checked(proto: DistillationProtocol, p: float, clifford: float) -> stim.Circuit:
+    if clifford:
+        raise QECError.of(
+            "bad-parameter",
+            f"--clifford-error: the {proto.name} circuit models its injected states' errors "
+            "only; Clifford faults are modelled for 15-to-1-space-efficient",
+        )
+    return _transversal(proto, p)
+
+
+def patch_fault_patterns(
+    proto: DistillationProtocol, step: int, qubit: int, rate: float
+) -> dict[int, float]:
+    """What one patch fault does, as Z patterns (bit masks over the qubits) with probabilities.
+
+    A depolarizing fault of probability ``rate`` on ``qubit`` after rotation ``step``: X, Y
+    and Z each with ``rate / 3``. A Z commutes with every rotation; an X (or Y) flips the
+    sign of every later rotation whose Pauli covers the qubit, a coherent Clifford error
+    whose branches interfere, so its effect is taken from a state-vector run of the
+    protocol with its real pi/8 rotations (:func:`fault_outcomes`): the probability of
+    each check outcome, and within it of a wrong output (1 - the output's fidelity with
+    the fault-free T state). A check's -1 outcome becomes a Z on that check's qubit and a
+    wrong output a Z on the output qubit (twirling the output state, under which its
+    error is that infidelity). Exact for one fault; several faults combine as independent
+    events, exact to first order in ``rate``.
+    """
+    patterns: dict[int, float] = {}
+    for pauli in "XYZ":
+        outcomes = fault_outcomes(proto, step, qubit, pauli)
+        for mask in np.flatnonzero(outcomes > 1e-15):
+            if mask:
+                patterns[int(mask)] = patterns.get(int(mask), 0.0) + rate / 3 * outcomes[mask]
+    return patterns
+
+
+@functools.lru_cache(maxsize=512)
+def fault_outcomes(
+    proto: DistillationProtocol, step: int, qubit: int, pauli: str | None
+) -> np.ndarray:
+    """The outcome distribution of the rotation protocol with one Pauli after rotation ``step``.
+
+    Index ``s + 2**k * w``: ``s`` the checks' -1 outcomes (bit j for check j), ``w`` 1 when
+    the output is wrong. ``pauli`` None: no fault (all weight on index 0).
+    """
+    k = len(proto.checks)
+    size = 1 << (k + 1)
+    index = np.arange(size)
+    state = np.full(size, 1 / math.sqrt(size), dtype=complex)
+    for i, mask in enumerate(_masks(proto)):
+        parity = np.array([bin(x & mask).count("1") & 1 for x in index])
+        state = state * np.exp(-1j * math.pi / 8 * (1 - 2 * parity))
+        if i == step and pauli is not None:
+            bit = (index >> qubit) & 1
+            if pauli in "ZY":
+                state = state * (1 - 2 * bit)
+            if pauli in "XY":
+                state = state[index ^ (1 << qubit)]
+    # rows: the output qubit's Z value; columns: the checks' X outcomes (a Hadamard transform)
+    checks = np.arange(1 << k)
+    hadamard = np.array([[(-1) ** bin(a & b).count("1") for b in checks] for a in checks])
+    projected = state.reshape(2, 1 << k) @ hadamard.T / math.sqrt(1 << k)
+    ideal = _ideal_output(proto)
+    out = np.zeros(size)
+    for s in checks:
+        amplitudes = projected[:, s]
+        weight = float(np.vdot(amplitudes, amplitudes).real)
+        if weight < 1e-15:
+            continue
+        fidelity = min(1.0, abs(np.vdot(ideal, amplitudes)) ** 2 / weight)
+        out[s] += weight * fidelity
+        out[s | (1 << k)] += weight * (1 - fidelity)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _ideal_output(proto: DistillationProtocol) -> np.ndarray:
+    """The fault-free run's output state (accepted with certainty)."""
+    k = len(proto.checks)
+    size = 1 << (k + 1)
+    index = np.arange(size)
+    state = np.full(size, 1 / math.sqrt(size), dtype=complex)
+    for mask in _masks(proto):
+        parity = np.array([bin(x & mask).count("1") & 1 for x in index])
+        state = state * np.exp(-1j * math.pi / 8 * (1 - 2 * parity))
+    output = state.reshape(2, 1 << k).sum(axis=1) / math.sqrt(1 << k)
+    return np.asarray(output / np.linalg.norm(output))
+
+
+def _masks(proto: DistillationProtocol) -> list[int]:
+    """Each rotation's support as a bit mask: bit j for check j, bit k for the output."""
+    k = len(proto.checks)
+    return [
+        sum(1 << j for j in range(k) if proto.checks[j][i]) | (proto.logical[i] << k)
+        for i in range(proto.inputs)
+    ]
+
+
+def _rotations(proto: DistillationProtocol, p: float, clifford: float = 0.0) -> stim.Circuit:
     """Litinski's layout: one qubit per check plus the output, one rotation per input."""
     import stim
 
     k = len(proto.checks)
     n = k + 1
+    masks = _masks(proto)
     c = stim.Circuit()
     c.append("RX", range(n))
     c.append("TICK")
-    for i in range(proto.inputs):
-        support = [j for j in range(k) if proto.checks[j][i]]
-        if proto.logical[i]:
-            support.append(k)
+    for i, mask in enumerate(masks):
         # The pi/8 rotation exp(-i pi/8 P) itself is diagonal and leaves every X outcome of
         # the ideal run fixed; its consumed T state's error applies P.
-        c.append("E", [stim.target_z(q) for q in support], p)
+        c.append("E", [stim.target_z(q) for q in range(n) if (mask >> q) & 1], p)
+        if clifford:
+            for qubit in range(n):
+                _exclusive(c, patch_fault_patterns(proto, i, qubit, clifford), n)
         c.append("TICK")
     c.append("MX", range(n))
     for j in range(k):
@@ -126,11 +229,77 @@ def _rotations(proto: DistillationProtocol, p: float) -> stim.Circuit:
     return c
 
 
-_BUILDERS = {"15-to-1": _transversal, "15-to-1-space-efficient": _rotations}
+def _exclusive(c: stim.Circuit, patterns: dict[int, float], n: int) -> None:
+    """One fault event: at most one of ``patterns`` happens (an ``E``/``ELSE`` chain)."""
+    import stim
+
+    left = 1.0
+    for number, (mask, probability) in enumerate(sorted(patterns.items())):
+        name = "E" if number == 0 else "ELSE_CORRELATED_ERROR"
+        c.append(name, [stim.target_z(q) for q in range(n) if (mask >> q) & 1], probability / left)
+        left -= probability
 
 
-def distillation_circuit(proto: str | DistillationProtocol, input_error: float) -> stim.Circuit:
+def model_rates(
+    proto: str | DistillationProtocol, input_error: float, clifford_error: float = 0.0
+) -> ExactRates:
+    """The exact acceptance and output error of the circuit's own noise model.
+
+    Every fault event (each injected state's error, each patch fault of
+    :func:`patch_fault_patterns`) is independent and leaves a Z pattern over the
+    checks and the output (``E``/``ELSE_CORRELATED_ERROR`` chains in the circuit); the
+    outcome is their sum over GF(2)^(checks + 1), whose distribution is the product of
+    the events' Walsh-Hadamard transforms. Without Clifford faults this equals
+    :func:`qmk.qec.distill.exact_rates`.
+
+    >>> r = model_rates("15-to-1-space-efficient", 0.01, 1e-3)
+    >>> round(r.acceptance, 5), f"{r.output_error:.3e}"
+    (0.81447, '9.037e-03')
+    """
+    proto = protocol(proto)
+    p = check_input_error(input_error)
+    clifford = check_input_error(clifford_error, "Clifford error")
+    k = len(proto.checks)
+    size = 1 << (k + 1)
+    index = np.arange(size)
+    signs = np.array([[(-1) ** bin(a & b).count("1") for b in index] for a in index], float)
+    spectrum = np.ones(size)
+
+    def event(patterns: dict[int, float]) -> None:
+        nonlocal spectrum
+        weights = np.zeros(size)
+        weights[0] = 1.0 - sum(patterns.values())
+        for mask, probability in patterns.items():
+            weights[mask] += probability
+        spectrum = spectrum * (signs @ weights)
+
+    for i, mask in enumerate(_masks(proto)):
+        event({mask: p})
+        if clifford:
+            for qubit in range(k + 1):
+                event(patch_fault_patterns(proto, i, qubit, clifford))
+    distribution = signs @ spectrum / size
+    flipped = float(distribution[1 << k])
+    accepted = float(distribution[0]) + flipped
+    return ExactRates(
+        input_error=p,
+        acceptance=accepted,
+        joint_error=flipped,
+        output_error=flipped / accepted if accepted > 0 else math.nan,
+    )
+
+
+_BUILDERS = {"15-to-1": _transversal_checked, "15-to-1-space-efficient": _rotations}
+
+
+def distillation_circuit(
+    proto: str | DistillationProtocol, input_error: float, *, clifford_error: float = 0.0
+) -> stim.Circuit:
     """The stim circuit of ``proto`` with each injected T state in error with ``input_error``.
+
+    ``clifford_error`` (15-to-1-space-efficient only) adds a depolarizing fault of that
+    probability on each of the 5 patches after each of the 15 rotations (75 fault
+    locations), each an exclusive choice among the Z patterns of :func:`patch_fault_patterns`.
 
     >>> c = distillation_circuit("15-to-1-space-efficient", 0.01)
     >>> c.num_qubits, c.num_detectors, c.num_observables
@@ -139,10 +308,13 @@ def distillation_circuit(proto: str | DistillationProtocol, input_error: float) 
     15
 
     Raises:
-        QECError: ``QC111`` for an unknown protocol, ``QC103`` for a rate outside [0, 0.5].
+        QECError: ``QC111`` for an unknown protocol, ``QC103`` for a rate outside [0, 0.5]
+            or a Clifford error for a protocol that does not model it.
     """
     proto = protocol(proto)
-    return _BUILDERS[proto.name](proto, check_input_error(input_error))
+    p = check_input_error(input_error)
+    clifford = check_input_error(clifford_error, "Clifford error")
+    return _BUILDERS[proto.name](proto, p, clifford)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +329,7 @@ class DistillationResult:
         errors: accepted runs whose output was flipped.
         seed: stim's seed.
         confidence: the level of the Wilson intervals.
+        clifford_error: the patch fault rate (0: injected states' errors only).
     """
 
     protocol: str
@@ -166,6 +339,7 @@ class DistillationResult:
     errors: int
     seed: int | None
     confidence: float = DEFAULT_CONFIDENCE
+    clifford_error: float = 0.0
 
     @property
     def acceptance_rate(self) -> float:
@@ -203,6 +377,7 @@ class DistillationResult:
         return {
             "protocol": self.protocol,
             "input_error": self.input_error,
+            "clifford_error": self.clifford_error,
             "shots": self.shots,
             "seed": self.seed,
             "accepted": self.accepted,
@@ -223,21 +398,23 @@ def run_distillation(
     shots: int,
     seed: int | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    clifford_error: float = 0.0,
 ) -> DistillationResult:
     """Sample ``shots`` runs of ``proto``'s circuit and count acceptances and output errors.
 
     The same protocol, input error, shots and seed give the same counts.
 
     Raises:
-        QECError: ``QC111`` for an unknown protocol; ``QC103`` for ``input_error`` outside
-            [0, 0.5], ``shots`` < 1 or a confidence outside (0, 1).
+        QECError: ``QC111`` for an unknown protocol; ``QC103`` for ``input_error`` or
+            ``clifford_error`` outside [0, 0.5] (a Clifford error for a protocol that does
+            not model it), ``shots`` < 1 or a confidence outside (0, 1).
     """
     proto = protocol(proto)
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
         raise QECError.of("bad-parameter", f"shots must be a whole number >= 1, got {shots!r}")
     if not 0 < confidence < 1:
         raise QECError.of("bad-parameter", f"confidence must lie in (0, 1), got {confidence!r}")
-    circuit = distillation_circuit(proto, input_error)
+    circuit = distillation_circuit(proto, input_error, clifford_error=clifford_error)
     sampler = circuit.compile_detector_sampler(seed=seed)
     done = accepted = errors = 0
     while done < shots:
@@ -255,4 +432,5 @@ def run_distillation(
         errors=errors,
         seed=seed,
         confidence=confidence,
+        clifford_error=float(clifford_error),
     )
