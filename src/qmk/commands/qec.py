@@ -472,8 +472,9 @@ def _cmd_distill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if seed is None:
         seed = secrets.randbelow(2**63)
     result = run_distillation(proto, input_error=p, shots=shots, seed=seed, clifford_error=c)
-    # With Clifford faults, the exact rates of the circuit's own (twirled) fault model.
+    # With Clifford faults, the exact rates of the circuit's own fault model (model_rates).
     exact = exact_rates(proto, p) if c == 0 else model_rates(proto, p, c)
+    exact_of = "the input-error polynomial" if c == 0 else "the circuit's fault model"
     unit = unit_from_json({"name": proto.estimator_unit})
     # The estimator's unit formulas take (input error, Clifford error, readout error).
     estimated_output = unit.output_error_rate(p, c, 0.0)
@@ -488,7 +489,11 @@ def _cmd_distill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             **result.to_json(),
             "input_error_pauli": INPUT_ERROR_PAULI,
             "circuit": proto.circuit,
-            "exact": {"acceptance_rate": exact.acceptance, "output_error_rate": exact.output_error},
+            "exact": {
+                "of": exact_of,
+                "acceptance_rate": exact.acceptance,
+                "output_error_rate": exact.output_error,
+            },
             "estimator": estimator,
             "logical_cycles": proto.logical_cycles,
             "logical_qubits": proto.logical_qubits,
