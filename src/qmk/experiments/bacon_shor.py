@@ -183,7 +183,8 @@ def fit_column_law(results: Sequence[MemoryResult], *, source: str = "") -> Colu
     if len(points) < 4 or len({q.distance for q in points}) < 2:
         raise _bad(
             f"a column-law fit needs at least 4 (d, p) points at two or more distances with "
-            f"P_L <= {FIT_MAX_RATE:g} per cycle, got {len(points)}; lower --p or add distances"
+            f"P_L <= {FIT_MAX_RATE:g} per cycle, got {len(points)} at "
+            f"{len({q.distance for q in points})}; lower --p or add distances"
         )
 
     def residuals(theta: np.ndarray) -> np.ndarray:
