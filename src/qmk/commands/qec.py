@@ -6,6 +6,10 @@
 - ``qmk qec calibrate --code surface_code`` runs a scan below threshold, fits the
   scheme's (a, p*) and prints the fit; ``--output FILE`` writes a calibration
   JSON that ``qmk.qec.logical.Calibration.load`` reads.
+- ``qmk qec distill --protocol 15-to-1 --input-error 0.01 --shots 1000000 --seed 1``
+  simulates a magic-state distillation unit in stim and prints its acceptance and
+  output error rates with 95% Wilson intervals, beside the exact polynomial and the
+  estimator's formula.
 
 Bad arguments are one line on stderr with a ``QC`` code and exit status 2.
 See ``docs/qec_experiments.md``.
@@ -29,6 +33,8 @@ CALIBRATE_P: dict[str, str] = {
     "bacon_shor": "0.0005:0.002",
     "repetition_code": "0.005:0.02",
 }
+#: Default distances of ``calibrate``: Bacon-Shor's law has three parameters.
+CALIBRATE_D: dict[str, str] = {"bacon_shor": "3,5,7"}
 
 
 def _bad(message: str) -> QECError:
@@ -102,7 +108,9 @@ def _seed(value: str | None) -> int | None:
     return number
 
 
-def _common(sub: argparse.ArgumentParser, *, p_default: str | None) -> None:
+def _common(
+    sub: argparse.ArgumentParser, *, p_default: str | None, d_default: str | None = "3,5"
+) -> None:
     sub.add_argument(
         "--code",
         default="surface_code",
@@ -110,7 +118,12 @@ def _common(sub: argparse.ArgumentParser, *, p_default: str | None) -> None:
         help="code family: a profile's family or any of its aliases (surfaceCode, ...), or "
         "repetition_code",
     )
-    sub.add_argument("--d", default="3,5", metavar="D,D,...", help="odd distances (3,5)")
+    sub.add_argument(
+        "--d",
+        default=d_default,
+        metavar="D,D,...",
+        help="odd distances (3,5; calibrate bacon_shor: 3,5,7)",
+    )
     sub.add_argument(
         "--p",
         default=p_default,
@@ -154,15 +167,43 @@ def register(add: AddCommand) -> None:
 
     calibrate = inner.add_parser(
         "calibrate",
-        help="fit the scheme's (a, p*) from memory experiments",
-        description="Fit P_L = a (p/p*)^((d+1)/2) per logical cycle to memory experiments.",
+        help="fit the scheme's (a, p*), or Bacon-Shor's column law, from memory experiments",
+        description="Fit P_L = a (p/p*)^((d+1)/2) per logical cycle to memory experiments; "
+        "for bacon_shor, which has no threshold, fit P_L = A C(d,k) (c d p)^k exp(-b d p).",
     )
-    _common(calibrate, p_default=None)
+    _common(calibrate, p_default=None, d_default=None)
     calibrate.add_argument(
         "-o", "--output", default=None, metavar="FILE.json", help="write the calibration JSON"
     )
     calibrate.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG plot")
     calibrate.set_defaults(run=_cmd_calibrate)
+
+    distill = inner.add_parser(
+        "distill",
+        help="simulate a magic-state distillation unit with noisy injected T states",
+        description="Sample a distillation protocol's stim circuit with each injected T state "
+        "in error (Z) with probability P; print acceptance and output error with 95%% Wilson "
+        "intervals, the exact polynomial and the estimator's formula.",
+    )
+    distill.add_argument(
+        "--protocol", default="15-to-1", metavar="NAME", help="15-to-1 or 15-to-1-space-efficient"
+    )
+    distill.add_argument(
+        "--input-error", required=True, metavar="P", help="each injected T state's error, [0, 0.5]"
+    )
+    distill.add_argument(
+        "--clifford-error",
+        default="0",
+        metavar="C",
+        help="15-to-1-space-efficient: a depolarizing fault of probability C on each patch "
+        "after each rotation (0)",
+    )
+    distill.add_argument("--shots", default="100000", metavar="N", help="runs (100000)")
+    distill.add_argument(
+        "--seed", default=None, metavar="S", help="seed (default: random, printed)"
+    )
+    distill.add_argument("--json", action="store_true", help="print one JSON object")
+    distill.set_defaults(run=_cmd_distill)
 
 
 def _cmd_help(parser: argparse.ArgumentParser) -> Any:
@@ -260,13 +301,27 @@ def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _stated_model(family: str) -> QECError:
+    """QC110 for a family whose model is stated from published figures, with its source."""
+    from qmk.qec.codes import SCHEMES
+
+    scheme = next(iter(SCHEMES[family].values()))
+    return QECError.of(
+        "no-experiment",
+        f"{family} is not calibrated: QMK builds no circuits for it, and its model P_L = "
+        f"{scheme.crossing_prefactor:g} (p/{scheme.error_correction_threshold:g})^((d+1)/2) "
+        f"is stated, not fitted: p* sits below the published pseudo-thresholds and a has no "
+        f"published fit behind it (source: {scheme.sources[0]}; see docs/qec.md)",
+        family=family,
+    )
+
+
 def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.experiments.circuits import experiment_family
-    from qmk.experiments.memory import fit_results
-    from qmk.qec.codes import scheme_for
-    from qmk.qec.params import qubit_params
-    from qmk.qvm.profiles import FAMILIES
+    from qmk.qvm.profiles import FAMILIES, family_name
 
+    if family_name(args.code) == "SHYPS":
+        raise _stated_model("SHYPS")
     family = experiment_family(args.code)
     if family not in FAMILIES:
         raise _bad(
@@ -274,21 +329,47 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"use one of: {', '.join(f for f in FAMILIES if f in CALIBRATE_P)}"
         )
     _check_qubit(args)
-    qubit = qubit_params(args.qubit)
-    scheme = scheme_for(family, qubit)
-    _, results = _scan(args, args.p or CALIBRATE_P[family])
-    fit = fit_results(results)
+    if args.d is None:
+        args.d = CALIBRATE_D.get(family, "3,5")
+    p_text = args.p or CALIBRATE_P[family]
+    _, results = _scan(args, p_text)
     source = (
-        f"qmk qec calibrate --code {family} --d {args.d} --p {args.p or CALIBRATE_P[family]} "
-        f"--noise {args.noise} --qubit {qubit.name} --shots {args.shots} --seed {args.seed}"
+        f"qmk qec calibrate --code {family} --d {args.d} --p {p_text} --points {args.points} "
+        f"--noise {args.noise} --qubit {args.qubit} --shots {args.shots} --seed {args.seed}"
     )
-    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
-    document = {**calibration.to_json(), "fit": fit.to_json()}
+    if family == "bacon_shor":
+        return _calibrate_law(args, results, source, out)
+    return _calibrate_threshold(args, family, results, source, out)
+
+
+def _write_calibration(args: argparse.Namespace, document: dict[str, Any]) -> None:
     if args.output:
         try:
             Path(args.output).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise _bad(f"{args.output}: cannot write: {exc.strerror}") from None
+
+
+def _calibration_footer(args: argparse.Namespace, out: TextIO) -> None:
+    if args.output:
+        out.write(f"calibration: {args.output}\n")
+    else:
+        out.write("pass --output FILE.json to save the calibration\n")
+
+
+def _calibrate_threshold(
+    args: argparse.Namespace, family: str, results: Any, source: str, out: TextIO
+) -> int:
+    from qmk.experiments.memory import fit_results
+    from qmk.qec.codes import scheme_for
+    from qmk.qec.params import qubit_params
+
+    qubit = qubit_params(args.qubit)
+    scheme = scheme_for(family, qubit)
+    fit = fit_results(results)
+    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
+    document = {**calibration.to_json(), "fit": fit.to_json()}
+    _write_calibration(args, document)
     if args.plot:
         from qmk.experiments.plot import plot_results
 
@@ -315,8 +396,126 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"   (scheme: {scheme.error_correction_threshold:g})\n"
         f"  correlation(ln a, ln p*) = {fit.correlation:.3f}\n"
     )
-    if args.output:
-        out.write(f"calibration: {args.output}\n")
-    else:
-        out.write("pass --output FILE.json to save the calibration\n")
+    _calibration_footer(args, out)
+    return 0
+
+
+def _calibrate_law(args: argparse.Namespace, results: Any, source: str, out: TextIO) -> int:
+    from qmk.experiments.bacon_shor import FIT_MAX_RATE, fit_column_law
+    from qmk.qec.codes import BACON_SHOR_CIRCUIT_LAW
+    from qmk.qec.params import qubit_params
+
+    qubit = qubit_params(args.qubit)
+    fit = fit_column_law(results, source=source)
+    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
+    document = {**calibration.to_json(), "fit": fit.to_json()}
+    _write_calibration(args, document)
+    if args.plot:
+        from qmk.experiments.plot import plot_results
+
+        plot_results(results, args.plot)
+    if args.json:
+        payload = {
+            "calibration": document,
+            "reference_law": {
+                "prefactor": BACON_SHOR_CIRCUIT_LAW.prefactor,
+                "column_factor": BACON_SHOR_CIRCUIT_LAW.column_factor,
+                "damping": BACON_SHOR_CIRCUIT_LAW.damping,
+            },
+            "results": [r.to_json() for r in results],
+            "output": args.output,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    law, (s_a, s_c, s_b) = fit.law, fit.sigmas
+    ref = BACON_SHOR_CIRCUIT_LAW
+    note = "   (QMK's reference fit: "
+    scaled = ", errors scaled" if fit.dof > 0 and fit.chi2 > fit.dof else ""
+    out.write(_table(args, results))
+    out.write(
+        f"fit P_L/cycle = A C(d,k) (c d p)^k exp(-b d p), k = (d+1)//2, over "
+        f"{len(fit.points)} points with P_L <= {FIT_MAX_RATE:g} ({fit.left_out} above left out; "
+        f"chi2/dof = {fit.chi2:.2f}/{fit.dof}{scaled}):\n"
+        f"  A = {law.prefactor:.4g} +- {s_a:.2g}{note}{ref.prefactor:g})\n"
+        f"  c = {law.column_factor:.4g} +- {s_c:.2g}{note}{ref.column_factor:g})\n"
+        f"  b = {law.damping:.4g} +- {s_b:.2g}{note}{ref.damping:g})\n"
+        "Bacon-Shor has no threshold: its lowest rate at p is at one distance "
+        "(ColumnLaw.best_distance)\n"
+    )
+    _calibration_footer(args, out)
+    return 0
+
+
+def _input_error(text: str, option: str = "--input-error") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(f"{option}: not a number: {text!r}") from None
+    if not 0 <= value <= 0.5:  # NaN fails too
+        raise _bad(f"{option} must lie in [0, 0.5], got {text!r}")
+    return value
+
+
+def _cmd_distill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import secrets
+
+    from qmk.estimate.tfactory import unit_from_json
+    from qmk.experiments.distill import model_rates, run_distillation
+    from qmk.qec.distill import INPUT_ERROR_PAULI, exact_rates, protocol
+
+    proto = protocol(args.protocol)
+    p = _input_error(args.input_error)
+    c = _input_error(args.clifford_error, "--clifford-error")
+    shots = _count(args.shots, "--shots")
+    assert shots is not None
+    seed = _seed(args.seed)
+    if seed is None:
+        seed = secrets.randbelow(2**63)
+    result = run_distillation(proto, input_error=p, shots=shots, seed=seed, clifford_error=c)
+    # With Clifford faults, the exact rates of the circuit's own fault model (model_rates).
+    exact = exact_rates(proto, p) if c == 0 else model_rates(proto, p, c)
+    exact_of = "the input-error polynomial" if c == 0 else "the circuit's fault model"
+    unit = unit_from_json({"name": proto.estimator_unit})
+    # The estimator's unit formulas take (input error, Clifford error, readout error).
+    estimated_output = unit.output_error_rate(p, c, 0.0)
+    estimated_failure = unit.failure_probability(p, c, 0.0)
+    estimator = {
+        "unit": unit.name,
+        "output_error_rate": estimated_output,
+        "failure_probability": estimated_failure,
+    }
+    if args.json:
+        payload = {
+            **result.to_json(),
+            "input_error_pauli": INPUT_ERROR_PAULI,
+            "circuit": proto.circuit,
+            "exact": {
+                "of": exact_of,
+                "acceptance_rate": exact.acceptance,
+                "output_error_rate": exact.output_error,
+            },
+            "estimator": estimator,
+            "logical_cycles": proto.logical_cycles,
+            "logical_qubits": proto.logical_qubits,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    a_low, a_high = result.acceptance_interval
+    e_low, e_high = result.output_error_interval
+    level = f"{round(result.confidence * 100)}% Wilson"
+    out.write(
+        f"{proto.name} distillation, {proto.inputs} T states in, {proto.outputs} out; "
+        f"input error {p:g} ({INPUT_ERROR_PAULI}), Clifford error {c:g}, "
+        f"shots {shots}, seed {seed}\n"
+        f"{'':20} {'simulated':>11} {level + ' interval':>28} {'exact':>11} {'estimator':>11}\n"
+        f"{'acceptance_rate':20} {result.acceptance_rate:>11.5g} "
+        f"[{a_low:>11.5g}, {a_high:>11.5g}] {exact.acceptance:>11.5g} "
+        f"{1 - estimated_failure:>11.5g}\n"
+        f"{'output_error_rate':20} {result.output_error_rate:>11.4e} "
+        f"[{e_low:>11.4e}, {e_high:>11.4e}] {exact.output_error:>11.4e} "
+        f"{estimated_output:>11.4e}\n"
+        f"accepted {result.accepted}, of which {result.errors} flipped; estimator unit "
+        f"{unit.name!r}: {proto.logical_qubits} logical qubits, "
+        f"{proto.logical_cycles} logical cycles\n"
+    )
     return 0

@@ -43,10 +43,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
 
 from qmk.qec.errors import QECError
 from qmk.qec.formula import Formula
-from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, MAJORANA, QubitParams
+from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, MAJORANA, QubitParams, check_fields
 from qmk.qvm.profiles import FAMILIES, family_name, unknown_family
 
 #: QRE's default maximum code distance (``MAX_CODE_DISTANCE`` in its constants.rs).
@@ -82,6 +86,82 @@ def _round_half_away(value: float) -> int:
     return math.floor(value + 0.5) if value >= 0 else -math.floor(-value + 0.5)
 
 
+class ColumnLaw(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Bacon-Shor's logical error per logical cycle as its circuits show it (no threshold).
+
+        P_L(p, d) = A * C(d, k) * (c * d * p) ** k * exp(-b * d * p),   k = (d + 1) // 2
+
+    A memory of the d x d Bacon-Shor code is a repetition code over its d columns:
+    a column flips when an odd number of its d qubits do, so its flip rate grows
+    as ``c d p``, and the code fails when a majority ``k`` of the columns flip
+    (``C(d, k)`` ways). ``exp(-b d p)`` is the measured bend below that leading
+    term at larger ``d p``. Unlike the QRE form there is no threshold: at any
+    ``p`` one distance (:meth:`best_distance`) has the lowest rate, and larger
+    codes are worse. ``qmk qec calibrate --code bacon_shor`` fits ``A, c, b``
+    to stim memory experiments (:func:`qmk.experiments.bacon_shor.fit_column_law`).
+
+    >>> law = BACON_SHOR_CIRCUIT_LAW
+    >>> f"{law.rate(1e-3, 7):.2e}", law.best_distance(1e-3, 51)
+    ('3.43e-03', 7)
+
+    Attributes:
+        prefactor: ``A``.
+        column_factor: ``c``.
+        damping: ``b`` (0: the leading term alone).
+        source: where the values come from.
+    """
+
+    prefactor: Annotated[float, Meta(gt=0)]
+    column_factor: Annotated[float, Meta(gt=0)]
+    damping: Annotated[float, Meta(ge=0)] = 0.0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        check_fields(self, _law_error)
+        for name in ("prefactor", "column_factor", "damping"):
+            if not math.isfinite(getattr(self, name)):
+                raise _law_error(f"{name} must be finite", name)
+
+    def rate(self, p: float, distance: int) -> float:
+        """``P_L`` per logical cycle at physical error rate ``p`` (capped at 1/2).
+
+        Past ``d p = k / b``, where the bend would turn the rate down as ``p`` grows,
+        the law no longer describes the code (it was fitted where ``P_L <= 5%``): the
+        rate there is 1/2, a code that has failed.
+        """
+        if p <= 0:
+            return 0.0
+        k = (distance + 1) // 2
+        if self.damping * distance * p >= k:
+            return 0.5
+        log_rate = (
+            math.log(self.prefactor)
+            + math.log(math.comb(distance, k))
+            + k * math.log(self.column_factor * distance * p)
+            - self.damping * distance * p
+        )
+        return 0.5 if log_rate >= math.log(0.5) else math.exp(log_rate)
+
+    def best_distance(self, p: float, max_distance: int) -> int:
+        """The odd distance in ``[3, max_distance]`` with the lowest rate at ``p``."""
+        return min(range(3, max(3, max_distance) + 1, 2), key=lambda d: (self.rate(p, d), d))
+
+
+def _law_error(message: str, key: str) -> QECError:
+    return QECError.of("bad-parameter", f"Bacon-Shor column law: {message}", key=key)
+
+
+#: The law fitted to QMK's Bacon-Shor memory circuits (``--noise qubit`` on
+#: qubit_gate_ns_e3, d = 3..11, p = 1e-4..3e-3, points with P_L <= 5%); see docs/qec.md.
+BACON_SHOR_CIRCUIT_LAW = ColumnLaw(
+    prefactor=0.946,
+    column_factor=15.32,
+    damping=35.1,
+    source="fitted to stim memory experiments of qmk.experiments.circuits' bacon_shor "
+    "circuits, see docs/qec.md",
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QecScheme:
     """A code family on one qubit technology (see the module docstring).
@@ -103,6 +183,8 @@ class QecScheme:
         qre: True for QRE's own predefined schemes.
         sources: where the values come from.
         notes: the reasoning behind values that are QMK's assumptions.
+        law: a Bacon-Shor :class:`ColumnLaw` that replaces the threshold formula (from a
+            calibration; the estimator's QRE-form path does not read it).
     """
 
     family: str
@@ -119,6 +201,7 @@ class QecScheme:
     qre: bool = False
     sources: tuple[str, ...] = ()
     notes: str = ""
+    law: ColumnLaw | None = None
 
     def __post_init__(self) -> None:
         where = f"scheme {self.family}/{self.instruction_set}"
@@ -196,7 +279,8 @@ class QecScheme:
         return _round_half_away(self.syndrome_rounds.evaluate({"codeDistance": distance}))
 
     def logical_error_rate(self, physical_error_rate: float, distance: int) -> float:
-        """``P_L = a * (p / p*) ** ((d + 1) // 2)``, computed as QRE computes it.
+        """``P_L = a * (p / p*) ** ((d + 1) // 2)``, computed as QRE computes it
+        (or the :attr:`law`'s rate, which has no threshold, when the scheme has one).
 
         Raises:
             QECError: ``QC106 above-threshold`` when ``p > p*`` (QRE's rule);
@@ -204,6 +288,8 @@ class QecScheme:
         """
         self._check_distance(distance)
         self._check_rate(physical_error_rate)
+        if self.law is not None:
+            return self.law.rate(physical_error_rate, distance)
         if physical_error_rate > self.error_correction_threshold:
             raise self._above(physical_error_rate)
         ratio = physical_error_rate / self.error_correction_threshold
@@ -219,17 +305,20 @@ class QecScheme:
         """The smallest odd distance whose ``P_L`` meets ``target`` (QRE's Eq. E2).
 
         ``d = ceil(2 ln(a / target) / ln(p* / p) - 1)``, made odd, as QRE's
-        ``compute_code_parameter`` does.
+        ``compute_code_parameter`` does. Under a :attr:`law`, the smallest odd
+        ``d >= 3`` whose law rate meets ``target``.
 
         Raises:
             QECError: ``QC107 distance-too-large`` above :attr:`max_distance`,
                 ``QC106`` above threshold, ``QC103`` for a target outside (0, 1).
         """
         self._check_rate(physical_error_rate)
-        if physical_error_rate >= self.error_correction_threshold:
-            raise self._above(physical_error_rate)
         if not 0 < target < 1:
             raise QECError.of("bad-parameter", f"target logical error rate {target!r} not in (0,1)")
+        if self.law is not None:
+            return self._law_distance(self.law, physical_error_rate, target)
+        if physical_error_rate >= self.error_correction_threshold:
+            raise self._above(physical_error_rate)
         numerator = 2.0 * math.log(self.crossing_prefactor / target)
         denominator = math.log(self.error_correction_threshold / physical_error_rate)
         distance = max(0, math.ceil(numerator / denominator - 1.0)) | 1
@@ -242,6 +331,25 @@ class QecScheme:
                 max_distance=self.max_distance,
             )
         return distance
+
+    def _law_distance(self, law: ColumnLaw, p: float, target: float) -> int:
+        for distance in range(3, self.max_distance + 1, 2):
+            if law.rate(p, distance) <= target:
+                return distance
+        best = law.best_distance(p, self.max_distance)
+        raise QECError.of(
+            "distance-too-large",
+            f"{self.family} has no threshold: at p = {p:g} its lowest logical error rate is "
+            f"{law.rate(p, best):.3g} per cycle at d = {best}, above the target {target:g}; "
+            "larger codes are worse",
+            distance=best,
+            max_distance=self.max_distance,
+        )
+
+    @property
+    def has_threshold(self) -> bool:
+        """Whether the scheme's rate follows the threshold formula (False under a law)."""
+        return self.law is None
 
     def _check_qubit(self, qubit: QubitParams) -> None:
         if qubit.instruction_set != self.instruction_set:
@@ -333,12 +441,17 @@ BACON_SHOR = QecScheme(
         "Alam, Chen, Scruby, 'Bacon-Shor Board Games', arXiv:2504.02749 "
         "(period-4 schedule; threshold ~0.3% under circuit noise with MWPM)",
     ),
-    notes="QMK modelling assumption. p* = 0.003 is the ~0.3% circuit-level threshold of "
-    "the period-4 schedule (arXiv:2504.02749); a = 0.1 is a conservative prefactor (no "
-    "published fit; QRE's surface code has 0.03). Qubits: d^2 data plus one ancilla per "
-    "weight-2 gauge (2 d (d - 1)), no reuse. A round measures the XX then the ZZ gauges, "
-    "2 CNOT layers and a measurement each, the same 4 CNOT + 2 measurement times as the "
-    "surface code; d rounds per logical cycle.",
+    notes="QMK modelling assumption, kept for the estimator's QRE-form path. p* = 0.003 "
+    "is the ~0.3% circuit-level threshold of the period-4 schedule (arXiv:2504.02749); a = "
+    "0.1 is a conservative prefactor. QMK's own memory circuits of this schedule show no "
+    "threshold: BACON_SHOR_CIRCUIT_LAW (a ColumnLaw fitted to them, chi2/dof 1.8) gives "
+    "3.4e-3 per cycle at p = 1e-3 and d = 7, the best distance there, where this form "
+    "gives 1.2e-3 and keeps falling with d; at p = 1e-4 and d = 25 the law gives 1.7e-12 "
+    "and this form 6.3e-21. A calibration with a law (qmk qec "
+    "calibrate --code bacon_shor) replaces the form in the logical layer. Qubits: d^2 data "
+    "plus one ancilla per weight-2 gauge (2 d (d - 1)), no reuse. A round measures the XX "
+    "then the ZZ gauges, 2 CNOT layers and a measurement each, the same 4 CNOT + 2 "
+    "measurement times as the surface code; d rounds per logical cycle.",
 )
 
 SHYPS = QecScheme(
@@ -357,9 +470,13 @@ SHYPS = QecScheme(
         "Malcolm et al. (Photonic Inc.), 'Computing Efficiently in QLDPC Codes', "
         "arXiv:2502.07150 (SHYPS codes [[(2^r-1)^2, r^2, 2^(r-1)]], weight-3 gauges; "
         "pseudo-thresholds ~0.32% and ~0.35% for [[49,9,4]] and [[225,16,8]])",
-        "Error Correction Zoo, https://errorcorrectionzoo.org/c/shyps",
+        "Error Correction Zoo, https://errorcorrectionzoo.org/c/shyps (checked for QMK: the "
+        "code parameters, weight-3 gauges and the two pseudo-thresholds, from memory "
+        "simulations under circuit-level noise with a sliding-window BP+LSD decoder)",
     ),
-    notes="QMK modelling assumption. A profile SHYPS(d=N) uses the smallest SHYPS block "
+    notes="QMK modelling assumption, not a fit: QMK has no SHYPS circuits, and the "
+    "paper's logical-error curves were not available to check, so a is not taken from them. "
+    "A profile SHYPS(d=N) uses the smallest SHYPS block "
     "with distance >= N: r = max(3, ceil(log2 N) + 1), n = (2^r - 1)^2 data qubits, "
     "k = r^2 logical qubits; each logical qubit is charged ceil(3 n / k) physical qubits "
     "(data plus one ancilla per weight-3 gauge, 2 n, no reuse), far above the paper's "

@@ -75,6 +75,12 @@ register(
         "run experiments for surface_code, repetition_code or bacon_shor",
     ),
     (
+        "QC111",
+        "unknown-protocol",
+        "no magic-state distillation protocol has this name",
+        "use a protocol of qmk.qec.distill.PROTOCOLS, e.g. 15-to-1",
+    ),
+    (
         "QC120",
         "max-duration-too-small",
         "no estimate fits the maxDuration constraint (QRE: MaxDurationTooSmall)",

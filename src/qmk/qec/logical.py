@@ -53,7 +53,7 @@ import msgspec
 from msgspec import Meta
 
 from qmk import defaults, values
-from qmk.qec.codes import QecScheme, scheme_for
+from qmk.qec.codes import ColumnLaw, QecScheme, scheme_for
 from qmk.qec.errors import QECError
 from qmk.qec.noise import NoiseModel
 from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, QubitParams, check_fields, qubit_params
@@ -356,7 +356,7 @@ def _build(
         calibration = None
     noisy = qubit if noise is None else noise.apply(qubit)
     p = noisy.physical_error_rate
-    if noisy.clifford_error_rate >= scheme.error_correction_threshold:
+    if scheme.has_threshold and noisy.clifford_error_rate >= scheme.error_correction_threshold:
         raise QECError.of(
             "above-threshold",
             f"{noisy.name!r}: Clifford error rate {noisy.clifford_error_rate:g} is not below "
@@ -435,17 +435,21 @@ class Calibration(
     tag_field="kind",
     tag=CALIBRATION_KIND,
 ):
-    """Fitted values of a scheme's (a, p*) that replace the scheme's own.
+    """Fitted values that replace a scheme's (a, p*), or a Bacon-Shor law that replaces
+    its threshold formula.
 
     ``qmk qec calibrate`` writes one as JSON (:meth:`to_json`, which is
     ``msgspec.to_builtins`` of it: ``kind`` and ``version`` first); a
     :func:`logical_model` given it uses ``a = crossing_prefactor`` and ``p* =
     error_correction_threshold`` for profiles of ``family`` on qubits of
-    ``instruction_set``, and the scheme's values for every other profile.
+    ``instruction_set``, and the scheme's values for every other profile. A
+    calibration with a ``law`` (:class:`~qmk.qec.codes.ColumnLaw`, Bacon-Shor
+    only) gives those profiles the law's rate instead; its (a, p*) may be left out.
 
     Raises:
         QECError: ``QC102`` for an unknown family, ``QC103`` for values out of range
-            (a in (0, 0.5] and p* in (0, 1), as a scheme requires).
+            (a in (0, 0.5] and p* in (0, 1), as a scheme requires), for neither (a, p*)
+            nor a law, or for a law on a family other than bacon_shor.
     """
 
     version: Literal[1] = 1
@@ -453,10 +457,11 @@ class Calibration(
     instruction_set: Annotated[str, Meta(extra_json_schema={"enum": list(INSTRUCTION_SETS)})] = (
         GATE_BASED
     )
-    crossing_prefactor: Annotated[float, Meta(gt=0, le=0.5)]
-    error_correction_threshold: Annotated[float, Meta(gt=0, lt=1)]
+    crossing_prefactor: Annotated[float, Meta(gt=0, le=0.5)] | None = None
+    error_correction_threshold: Annotated[float, Meta(gt=0, lt=1)] | None = None
     crossing_prefactor_sigma: Annotated[float, Meta(ge=0)] | None = None
     error_correction_threshold_sigma: Annotated[float, Meta(ge=0)] | None = None
+    law: ColumnLaw | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -473,17 +478,38 @@ class Calibration(
         for name in ("crossing_prefactor_sigma", "error_correction_threshold_sigma"):
             if not math.isfinite(getattr(self, name) or 0.0):
                 raise _calibration_error(f"{name} must be finite", name)
+        pair = (self.crossing_prefactor, self.error_correction_threshold)
+        if self.law is None and None in pair:
+            raise _calibration_error(
+                "give crossing_prefactor and error_correction_threshold (or a law)",
+                "crossing_prefactor" if pair[0] is None else "error_correction_threshold",
+            )
+        if self.law is not None and self.family != "bacon_shor":
+            raise _calibration_error(
+                f"a column law is Bacon-Shor's; {self.family} takes (a, p*)", "law"
+            )
 
     def applies_to(self, scheme: QecScheme) -> bool:
         """Whether this calibration is for ``scheme``'s family and instruction set."""
         return scheme.family == self.family and scheme.instruction_set == self.instruction_set
 
     def apply(self, scheme: QecScheme) -> QecScheme:
-        """``scheme`` with the calibrated (a, p*)."""
+        """``scheme`` with the calibrated (a, p*), or with the calibrated law."""
+        a = (
+            scheme.crossing_prefactor
+            if self.crossing_prefactor is None
+            else self.crossing_prefactor
+        )
+        threshold = (
+            scheme.error_correction_threshold
+            if self.error_correction_threshold is None
+            else self.error_correction_threshold
+        )
         return dataclasses.replace(
             scheme,
-            crossing_prefactor=float(self.crossing_prefactor),
-            error_correction_threshold=float(self.error_correction_threshold),
+            crossing_prefactor=float(a),
+            error_correction_threshold=float(threshold),
+            law=self.law,
             qre=False,
             sources=(*scheme.sources, f"calibrated: {self.source or 'qmk qec calibrate'}"),
         )
