@@ -221,7 +221,7 @@ def _contenders(work: Any, engines: list[str] | None) -> dict[str, Any]:
     for candidate in route(work).candidates:
         if candidate.able and (engines is None or candidate.engine in engines):
             out[candidate.engine] = (candidate.engine, {})
-    if engines is None or NUMPY in engines:
+    if (engines is None or NUMPY in engines) and "statevector" in out:
         out[NUMPY] = ("statevector", {"kernels": "numpy"})
     return out
 
