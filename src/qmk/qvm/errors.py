@@ -70,9 +70,9 @@ class VerificationError(QVMError):
 class PlacementError(QVMError):
     """A placement of a program's qubits on modules that names unknown qubits or modules
     or that the modules cannot hold, or an op across modules that has no teleported form
-    (:mod:`qmk.qvm.teleport`; exit 2)."""
+    (:mod:`qmk.qvm.teleport`; exit 1, as every ``QV`` error)."""
 
-    exit_status = 2
+    exit_status = 1
 
 
 def _c(

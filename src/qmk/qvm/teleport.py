@@ -68,6 +68,10 @@ from qmk.qvm.ops import OPS, Category
 #: ``USE_CHAN``'s semantic on each pair a teleported gate consumes (telemetry counts
 #: them in ``channel_uses``).
 SEMANTIC = "teleported-gate"
+#: The key of the rewritten graph's ``metadata`` that says what the pass did (modules,
+#: teleported gates, EPR pairs per shot, the link's fidelity and latency, latency added):
+#: :func:`summary_of` reads it back (the kernel's telemetry).
+METADATA_KEY = "teleported"
 #: The capabilities the rewritten program needs besides its own: its pairs' qubits
 #: (CAP_ALLOC) and its channels (CAP_LINK).
 CAPS = ("CAP_ALLOC", "CAP_LINK")
@@ -571,7 +575,16 @@ def teleport(
         gates.append(_rewrite(writer, node))
         level = max(depth.get(q, 0) for q in node.vqs) + 1
         depth.update(dict.fromkeys(node.vqs, level))
-    rewritten = _rewritten(graph, writer) if gates else graph
+    latency_added = latency_ns * max(depth.values(), default=0)
+    summary = {
+        "modules": placement.modules,
+        "teleported_gates": len(gates),
+        "epr_pairs": sum(len(g.pairs) for g in gates),
+        "link_fidelity": fidelity,
+        "link_latency_ns": latency_ns,
+        "latency_added_ns": latency_added,
+    }
+    rewritten = _rewritten(graph, writer, summary) if gates else graph
     peaks = _peaks(rewritten, writer.module_of, placement.modules)
     if placement.capacities is not None:
         for module, (peak, cap) in enumerate(zip(peaks, placement.capacities, strict=True)):
@@ -590,16 +603,17 @@ def teleport(
         gates=tuple(gates),
         fidelity=fidelity,
         latency_ns=latency_ns,
-        latency_added_ns=latency_ns * max(depth.values(), default=0),
+        latency_added_ns=latency_added,
         peak_qubits=peaks,
     )
 
 
-def _rewritten(graph: Graph, writer: _Writer) -> Graph:
+def _rewritten(graph: Graph, writer: _Writer, summary: Mapping[str, Any]) -> Graph:
     resources = graph.resources
     metadata = dict(graph.metadata or {})
     if "output" not in metadata:  # results keyed by the program's own events only
         metadata["output"] = {"groups": [list(resources.events)], "separator": ""}
+    metadata[METADATA_KEY] = dict(summary)
     caps = tuple(dict.fromkeys((*graph.caps, *CAPS)))
     return Graph(
         version=graph.version,
@@ -628,6 +642,13 @@ def _peaks(graph: Graph, module_of: Mapping[str, int], modules: int) -> tuple[in
     return tuple(peak)
 
 
+def summary_of(graph: Graph) -> Mapping[str, Any] | None:
+    """What :func:`teleport` did to ``graph`` (its ``metadata.teleported``), or None for a
+    graph it did not rewrite."""
+    found = (graph.metadata or {}).get(METADATA_KEY)
+    return found if isinstance(found, Mapping) else None
+
+
 def parse_placement(text: str) -> dict[str, int]:
     """A placement written ``NAME=MODULE,NAME=MODULE,...`` (spaces allowed).
 
@@ -654,6 +675,7 @@ def parse_placement(text: str) -> dict[str, int]:
 
 __all__ = [
     "CAPS",
+    "METADATA_KEY",
     "SEMANTIC",
     "Placement",
     "PlacementError",
@@ -664,5 +686,6 @@ __all__ = [
     "interactions",
     "parse_placement",
     "qubits_of",
+    "summary_of",
     "teleport",
 ]
