@@ -24,6 +24,7 @@ from qmk.errors import AdmissionError, CapabilityError, QuotaError
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.faults import Placement
 from qmk.kernel.service import Kernel
+from support.cli import qmk
 from support.kernel import KEYS, ghz_graph, login, run_kernel
 
 SHOTS, SEED = 4000, 2911
@@ -84,6 +85,9 @@ def test_a_job_larger_than_any_module_runs_over_two_with_teleported_gates(tmp_pa
     assert telemetry["physical_qubits"] > 1000  # more than one module holds
     (start,) = telemetry["device"]["starts"]
     assert start["modules"] == [0, 1]
+    # the stored program is the teleported one: its attestation replays to the same counts
+    status, out, err = qmk("audit", "replay", str(tmp_path / "data"), done["job_id"])
+    assert status == 0 and "the same counts" in out, (out, err)
 
 
 def test_a_spanning_job_asks_its_pairs_at_the_links_fidelity(tmp_path: Path) -> None:

@@ -161,3 +161,63 @@ def test_a_fidelity_outside_zero_to_one_is_refused() -> None:
     graph = chain(2)
     with pytest.raises(PlacementError):
         teleport(graph, explicit_placement(graph, {"q0": 0, "q1": 1}), fidelity=1.5)
+
+
+def _multi_qubit_ops() -> list[str]:
+    from qmk.qvm.ops import OPS, Category
+
+    local = {Category.LIFECYCLE, Category.ADMIN, Category.CHANNEL}
+    return [
+        name
+        for name, spec in OPS.items()
+        if spec.category not in local and (spec.vqs.high is None or spec.vqs.high >= 2)
+    ]
+
+
+@pytest.mark.parametrize("op", _multi_qubit_ops())
+def test_every_multi_qubit_op_of_the_table_has_a_teleported_form(op: str) -> None:
+    """A new multi-qubit op fails here until the pass can teleport it (else a program
+    using it across modules is QV603 cannot-teleport)."""
+    from qmk.qvm.ops import OPS
+
+    spec = OPS[op]
+    n = spec.vqs.low
+    vqs = [f"q{i}" for i in range(n)]
+    events = [f"o{i}" for i in range(spec.produces.low)]
+    node: dict[str, Any] = {"id": "g", "op": op, "vqs": vqs, "produces": events}
+    graph = from_json(
+        {
+            "version": "0.2",
+            "program": {
+                "nodes": [
+                    {"id": "alloc", "op": "ALLOC_LQ", "vqs": vqs},
+                    node,
+                    {"id": "free", "op": "FREE_LQ", "vqs": vqs},
+                ]
+            },
+            "resources": {"vqs": vqs, "events": events},
+            "caps": ["CAP_ALLOC", *([spec.cap] if spec.cap else [])],
+        }
+    )
+    placement = explicit_placement(graph, {q: i for i, q in enumerate(vqs)})
+    done = teleport(graph, placement)
+    verify(done.graph)
+    assert done.gates and done.gates[0].op == op
+
+
+def test_an_op_with_no_teleported_form_is_qv603() -> None:
+    from qmk.qvm.teleport import _rewrite, _Writer
+
+    graph = chain(2)
+    writer = _Writer(graph, explicit_placement(graph, {"q0": 0, "q1": 1}), 1.0)
+    # BAR_REGION is an admin op: the pass never asks it; asked, it has no teleported form
+    node = from_json(
+        {
+            "version": "0.2",
+            "program": {"nodes": [{"id": "r", "op": "BAR_REGION", "vqs": ["q0", "q1"]}]},
+            "resources": {"vqs": ["q0", "q1"], "events": []},
+        }
+    ).nodes[0]
+    with pytest.raises(PlacementError) as caught:
+        _rewrite(writer, node)
+    assert caught.value.code == "QV603"
