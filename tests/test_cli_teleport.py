@@ -4,6 +4,8 @@ teleported, and a run of the teleported program (GHZ: only all-zeros and all-one
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 from support.cli import qmk
 from support.paths import EXAMPLES
@@ -64,3 +66,36 @@ def test_link_options_without_modules_are_refused_not_dropped() -> None:
 def test_module_options_with_a_device_are_refused() -> None:
     status, _, err = qmk("run", GHZ, "--device", "generic-ring-16", "--modules", "2")
     assert status == 2 and "--modules is an option of the logical machine" in err
+
+
+def test_placement_program_reads_the_modules_the_program_declares(tmp_path: Path) -> None:
+    vqs = ["a", "b"]
+    nodes: list[dict[str, Any]] = [
+        {"id": f"alloc_{q}", "op": "ALLOC_LQ", "vqs": [q], "metadata": {"module": i}}
+        for i, q in enumerate(vqs)
+    ]
+    nodes += [
+        {"id": "h", "op": "APPLY_H", "vqs": ["a"]},
+        {"id": "cx", "op": "APPLY_CNOT", "vqs": ["a", "b"]},
+        {"id": "ma", "op": "MEASURE_Z", "vqs": ["a"], "produces": ["ea"]},
+        {"id": "mb", "op": "MEASURE_Z", "vqs": ["b"], "produces": ["eb"]},
+        {"id": "free", "op": "FREE_LQ", "vqs": vqs},
+    ]
+    path = tmp_path / "bell.qvm.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": "0.2",
+                "program": {"nodes": nodes},
+                "resources": {"vqs": vqs, "events": ["ea", "eb"]},
+                "caps": ["CAP_ALLOC"],
+            }
+        )
+    )
+    status, out, err = qmk("run", str(path), "--placement", "program", "--no-noise", "--json")
+    assert status == 0, err
+    data = json.loads(out)
+    assert set(data["counts"]) == {"00", "11"}
+    assert data["teleportation"]["gates"][0]["pairs"] == [[0, 1]]
+    status, _, err = qmk("run", GHZ, "--placement", "program")
+    assert status == 1 and "no ALLOC_LQ declares an integer metadata.module" in err

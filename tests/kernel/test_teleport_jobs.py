@@ -90,6 +90,33 @@ def test_a_job_larger_than_any_module_runs_over_two_with_teleported_gates(tmp_pa
     assert status == 0 and "the same counts" in out, (out, err)
 
 
+def test_a_spanning_job_runs_on_the_modules_its_program_declares(tmp_path: Path) -> None:
+    graph = ghz_graph(8)
+    alloc = graph["program"]["nodes"][0]
+    graph["program"]["nodes"][:1] = [  # q0 q2 q4 q6 on module 1, the others on module 0
+        {**alloc, "id": f"a{i}", "args": {"n": 1}, "vqs": [q], "metadata": {"module": 1 - i % 2}}
+        for i, q in enumerate(alloc["vqs"])
+    ]
+
+    async def body(kernel: Kernel) -> Any:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice, graph=graph, shots=SHOTS, seed=SEED, policy={"noise": False}
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        return done, telemetry
+
+    done, telemetry = run_kernel(tmp_path, body, config=config())
+    assert done["state"] == "COMPLETED"
+    assert set(done["result"]["counts"]) == {"0" * 8, "1" * 8}
+    # every CNOT of the chain crosses: 7 teleported gates, each waiting on the one before
+    teleported = telemetry["teleportation"]
+    assert teleported["teleported_gates"] == teleported["epr_pairs"] == 7
+    assert teleported["latency_added_ns"] == 7 * LATENCY_NS
+    assert telemetry["telemetry"]["channel_uses"] == {"teleported-gate": 7}
+
+
 def test_a_spanning_job_asks_its_pairs_at_the_links_fidelity(tmp_path: Path) -> None:
     done, telemetry = submit_ghz(tmp_path, config(link_fidelity=0.9))
     assert done["state"] == "COMPLETED"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from qmk.qvm.errors import PlacementError
-from qmk.qvm.graph import Graph, from_json
+from qmk.qvm.graph import Graph, Node, from_json
 from qmk.qvm.teleport import (
     METADATA_KEY,
     SEMANTIC,
@@ -221,3 +221,41 @@ def test_an_op_with_no_teleported_form_is_qv603() -> None:
     with pytest.raises(PlacementError) as caught:
         _rewrite(writer, node)
     assert caught.value.code == "QV603"
+
+
+def _allocs(*metadata: Any) -> Graph:
+    nodes = [
+        {"id": f"a{i}", "op": "ALLOC_LQ", "vqs": [f"q{i}"], "metadata": m}
+        for i, m in enumerate(metadata)
+    ]
+    names = [f"q{i}" for i in range(len(metadata))]
+    nodes.append({"id": "free", "op": "FREE_LQ", "vqs": names})
+    return from_json(
+        {
+            "version": "0.2",
+            "program": {"nodes": nodes},
+            "resources": {"vqs": names, "events": []},
+            "caps": ["CAP_ALLOC"],
+        }
+    )
+
+
+def test_a_program_declares_its_placement_with_integer_modules_on_its_allocations() -> None:
+    from qmk.qvm.teleport import declared_placement
+
+    assert declared_placement(_allocs({"module": 1}, {"module": 0})) == {"q0": 1, "q1": 0}
+    # text labels (examples/linked_modules.qvm.asm) declare nothing
+    assert declared_placement(_allocs({"module": "A"}, {"module": "B"})) is None
+    with pytest.raises(PlacementError) as caught:
+        declared_placement(_allocs({"module": 1}, {"tenant": "x"}))
+    assert caught.value.code == "QV601" and "'a1'" in caught.value.message
+
+
+def test_a_pairs_qubits_belong_to_the_tenant_of_the_qubit_they_copy() -> None:
+    graph = program(2, [("APPLY_CNOT", (0, 1))])
+    nodes = list(graph.nodes)
+    nodes[0] = Node(id="alloc", op="ALLOC_LQ", vqs=("q0", "q1"), metadata={"tenant": "bob"})
+    graph = Graph(nodes=tuple(nodes), resources=graph.resources, caps=graph.caps)
+    done = teleport(graph, explicit_placement(graph, {"q0": 0, "q1": 1}))
+    pair = [n for n in done.graph.nodes if n.op == "ALLOC_LQ" and n.id != "alloc"]
+    assert [n.metadata for n in pair] == [{"tenant": "bob"}]

@@ -6,8 +6,10 @@ teleport its cross-module gates (:mod:`qmk.qvm.teleport`).
 K logical qubits, the EPR pairs' halves included, and a program that fits one module
 stays on it; without it the qubits are spread evenly over all N (each module holding
 its share plus 2 places for the pairs' halves). ``--placement q0=0,q1=1,...`` places
-them yourself. ``--link-fidelity`` and ``--link-latency-ns`` describe the link
-between modules (the kernel's ``[faults] link_fidelity`` and ``link_latency_ns``).
+them yourself, ``--placement program`` as the program declares (an integer
+``metadata.module`` on each ``ALLOC_LQ``). ``--link-fidelity`` and
+``--link-latency-ns`` describe the link between modules (the kernel's ``[faults]
+link_fidelity`` and ``link_latency_ns``).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def add_options(sub: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--placement",
         metavar="NAME=MODULE,...",
-        help="place each allocated qubit yourself, e.g. q0=0,q1=1 (instead of automatic)",
+        help="place each allocated qubit yourself, e.g. q0=0,q1=1 (instead of automatic); "
+        "'program': as its ALLOC_LQ nodes declare (an integer metadata.module)",
     )
     group.add_argument(
         "--link-fidelity",
@@ -95,6 +98,7 @@ def teleported(args: argparse.Namespace, graph: Graph) -> Any:
     from qmk.qvm.errors import PlacementError
     from qmk.qvm.teleport import (
         auto_placement,
+        declared_placement,
         explicit_placement,
         parse_placement,
         qubits_of,
@@ -114,9 +118,16 @@ def teleported(args: argparse.Namespace, graph: Graph) -> Any:
         share = math.ceil(len(qubits_of(graph)) / args.modules) + 2
         capacities = [args.module_qubits or share] * args.modules
     if args.placement is not None:
-        placement = explicit_placement(
-            graph, parse_placement(args.placement), capacities=capacities
-        )
+        if args.placement == "program":
+            mapping = declared_placement(graph)
+            if mapping is None:
+                raise PlacementError.of(
+                    "bad-placement",
+                    "--placement program: no ALLOC_LQ declares an integer metadata.module",
+                )
+        else:
+            mapping = parse_placement(args.placement)
+        placement = explicit_placement(graph, mapping, capacities=capacities)
     else:
         assert capacities is not None
         placement = auto_placement(graph, capacities, spread=args.module_qubits is None)

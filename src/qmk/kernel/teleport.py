@@ -1,11 +1,13 @@
 """Jobs that span modules: the kernel's use of :mod:`qmk.qvm.teleport`.
 
-A job whose peak physical qubits exceed the largest module up used to be refused ("a
-job runs on one module"). On a machine with two or more modules up, admission now
-places its logical qubits over them instead (:func:`span`: the modules' capacities in
-logical qubits of the program's largest profile; automatic placement, fewest
-cross-module two-qubit gates) and stores the rewritten program, in which each
-cross-module gate is a teleported gate over a Bell pair between the modules. The pairs
+A job whose peak physical qubits exceed every module used to be refused ("a job runs
+on one module"). On a machine with two or more modules up, admission now places its
+logical qubits over them instead (:func:`span`: the modules' capacities in logical
+qubits of the program's largest profile; the placement the program declares with an
+integer ``metadata.module`` on its ``ALLOC_LQ`` nodes, on the machine's module ids, or
+else automatic placement, fewest cross-module two-qubit gates) and stores the
+rewritten program, in which each cross-module gate is a teleported gate over a Bell
+pair between the modules. The pairs
 are asked at the link's fidelity (``[faults] link_fidelity``) and each teleported gate
 waits ``link_latency_ns`` for its pair; at the start the link policy of
 :mod:`qmk.kernel.faults` purifies them if the link has degraded since.
@@ -24,7 +26,16 @@ from typing import Any
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import AdmissionError, QMKError
 from qmk.qvm.graph import Graph
-from qmk.qvm.teleport import SEMANTIC, Teleported, auto_placement, summary_of, teleport
+from qmk.qvm.teleport import (
+    SEMANTIC,
+    Placement,
+    Teleported,
+    auto_placement,
+    declared_placement,
+    explicit_placement,
+    summary_of,
+    teleport,
+)
 
 
 def modules_up(device: LogicalMachine) -> list[int]:
@@ -61,7 +72,27 @@ def span(graph: Graph, device: LogicalMachine, *, profile: str, qubit: Any) -> T
     per_logical = max(logical_model(p, qubit).physical_qubits_per_logical for p in profiles)
     capacities = [device.capacities[m] // per_logical for m in up]
     try:
-        placement = auto_placement(graph, capacities)
+        declared = declared_placement(graph)
+        if declared is None:
+            placement = auto_placement(graph, capacities)
+            placement = Placement(  # numbered by module id, not by rank among those up
+                module_of={q: up[i] for q, i in placement.module_of.items()},
+                capacities=tuple(
+                    device.capacities[m] // per_logical if m in up else 0
+                    for m in range(len(device.capacities))
+                ),
+                automatic=True,
+                cut=placement.cut,
+            )
+        else:  # the program's own, on the machine's module ids (a module down holds 0)
+            placement = explicit_placement(
+                graph,
+                declared,
+                capacities=[
+                    device.capacities[m] // per_logical if m in up else 0
+                    for m in range(len(device.capacities))
+                ],
+            )
         return teleport(
             graph,
             placement,

@@ -39,7 +39,8 @@ Placement (:func:`auto_placement`): when the program's qubits do not fit the lar
 module, they are split to minimise the cross-module two-qubit interactions, a greedy
 fill (each module grows by the qubit most connected to it) refined by
 Kernighan-Lin swaps and moves while one lowers the cut. :func:`explicit_placement` takes
-the user's.
+the user's, given apart or declared in the program (:func:`declared_placement`: an integer
+``metadata.module`` on each ``ALLOC_LQ``).
 
 >>> from qmk.qvm.graph import loads
 >>> g = loads('{"version": "0.2", "program": {"nodes": ['
@@ -431,7 +432,8 @@ class _Writer:
         self.vqs: list[str] = []
         self.chs: list[str] = []
         self.events: list[str] = []
-        self.profile: dict[str, Any] = {}
+        #: The ALLOC_LQ node of each qubit (a pair's qubits take its profile and tenant).
+        self.alloc: dict[str, Node] = {}
         self.count = 0
 
     def fresh(self) -> str:
@@ -452,9 +454,13 @@ class _Writer:
         there = self.module_of[remote]
         self.module_of[a], self.module_of[b] = there, home
         args: dict[str, Any] = {"n": 2}
-        if self.profile.get(remote) is not None:
-            args["profile"] = self.profile[remote]
-        self.emit("ALLOC_LQ", vqs=(a, b), args=args)
+        alloc = self.alloc.get(remote)
+        if alloc is not None and alloc.args.get("profile") is not None:
+            args["profile"] = alloc.args["profile"]
+        # the pair belongs to the remote qubit's tenant (the firewall reads it)
+        tenant = (alloc.metadata or {}).get("tenant") if alloc is not None else None
+        metadata = None if tenant is None else {"tenant": tenant}
+        self.emit("ALLOC_LQ", vqs=(a, b), args=args, metadata=metadata)
         self.emit(
             "OPEN_CHAN",
             vqs=(a, b),
@@ -564,7 +570,7 @@ def teleport(
     for node in graph.nodes:
         if node.op == "ALLOC_LQ":
             for q in node.vqs:
-                writer.profile[q] = node.args.get("profile")
+                writer.alloc[q] = node
         modules = {writer.module_of[q] for q in node.vqs if q in writer.module_of}
         if not _entangling(node) or len(modules) < 2:
             writer.nodes.append(node)
@@ -642,6 +648,37 @@ def _peaks(graph: Graph, module_of: Mapping[str, int], modules: int) -> tuple[in
     return tuple(peak)
 
 
+def declared_placement(graph: Graph) -> dict[str, int] | None:
+    """The placement the program declares: an integer ``metadata.module`` on its
+    ``ALLOC_LQ`` nodes (each qubit of the node on that module), or None when no
+    ``ALLOC_LQ`` declares one (a text label such as ``"A"`` declares none).
+
+    Raises:
+        PlacementError: ``QV601`` when some ``ALLOC_LQ`` nodes declare a module and
+            others do not.
+    """
+    declared: dict[str, int] = {}
+    bare: list[str] = []
+    for node in graph.nodes:
+        if node.op != "ALLOC_LQ":
+            continue
+        module = (node.metadata or {}).get("module")
+        if isinstance(module, int) and not isinstance(module, bool):
+            declared.update(dict.fromkeys(node.vqs, module))
+        else:
+            bare.append(node.id)
+    if not declared:
+        return None
+    if bare:
+        raise PlacementError.of(
+            "bad-placement",
+            f"ALLOC_LQ node {bare[0]!r} declares no metadata.module while others do; "
+            "declare one on every ALLOC_LQ, or on none",
+            node=bare[0],
+        )
+    return declared
+
+
 def summary_of(graph: Graph) -> Mapping[str, Any] | None:
     """What :func:`teleport` did to ``graph`` (its ``metadata.teleported``), or None for a
     graph it did not rewrite."""
@@ -682,6 +719,7 @@ __all__ = [
     "Teleported",
     "TeleportedGate",
     "auto_placement",
+    "declared_placement",
     "explicit_placement",
     "interactions",
     "parse_placement",
