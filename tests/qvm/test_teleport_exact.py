@@ -316,8 +316,22 @@ def test_guarded_cross_module_gate_runs_only_when_its_guard_holds() -> None:
 # -- a noisy link ----------------------------------------------------------------------
 
 
+#: |+>|0> and an entangling gate that makes Phi+ of it: a CNOT, or a CZ between Hadamards
+#: on the target (a Z error on the CZ's target leaves it as X: the same theory).
+BELL_MAKERS: dict[str, list[Gate]] = {
+    "cnot": [("APPLY_H", (0,), ()), ("APPLY_CNOT", (0, 1), ())],
+    "cz": [
+        ("APPLY_H", (0,), ()),
+        ("APPLY_H", (1,), ()),
+        ("APPLY_CZ", (0, 1), ()),
+        ("APPLY_H", (1,), ()),
+    ],
+}
+
+
+@pytest.mark.parametrize("maker", sorted(BELL_MAKERS))
 @pytest.mark.parametrize("fidelity", [0.85, 0.97])
-def test_a_werner_link_gives_the_teleported_cnot_its_fidelity(fidelity: float) -> None:
+def test_a_werner_link_gives_the_teleported_gate_its_fidelity(fidelity: float, maker: str) -> None:
     """|+>|0> through the teleported CNOT is the Bell state Phi+ with probability F and
     Psi+ (X_t), Phi- (Z_c), Psi- (Z_c X_t) with (1-F)/3 each: measured in Z, the parity
     is odd with probability 2(1-F)/3 (X_t or Z_c X_t); measured in X, likewise (Z_c or
@@ -325,8 +339,7 @@ def test_a_werner_link_gives_the_teleported_cnot_its_fidelity(fidelity: float) -
     wrong = (1 - fidelity) / 3
     odd: dict[str, float] = {}
     for basis in ("Z", "X"):
-        gates: list[Gate] = [("APPLY_H", (0,), ()), ("APPLY_CNOT", (0, 1), ())]
-        graph = graph_of(2, gates, measure=basis)
+        graph = graph_of(2, BELL_MAKERS[maker], measure=basis)
         done, result = run_teleported(
             graph, explicit_placement(graph, {"q0": 0, "q1": 1}), fidelity=fidelity
         )
