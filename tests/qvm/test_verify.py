@@ -348,8 +348,12 @@ def test_graphs_over_the_configured_limits_are_reported(limits, what):
 
 
 def test_every_finding_code_has_a_test_here():
+    # the QV6xx placement codes are not findings: tests/qvm/test_teleport.py tests them
     source = Path(__file__).read_text(encoding="utf-8")
-    untested = [code for code in CODES if code.startswith("QV") and f'"{code}"' not in source]
+    findings = [
+        c for c, e in CODES.items() if c.startswith("QV") and e.exception is VerificationError
+    ]
+    untested = [code for code in findings if f'"{code}"' not in source]
     assert untested == []
 
 

@@ -114,15 +114,22 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.commands.teleport import lines as teleport_lines
+    from qmk.commands.teleport import teleported
     from qmk.estimate.counts import count_graph
     from qmk.estimate.variants import plan_variants
 
-    counts = count_graph(read_source(args, args.file, limits_of(args)))
+    graph = read_source(args, args.file, limits_of(args))
+    done = teleported(args, graph)  # --modules/--placement: where gates are teleported
+    counts = count_graph(graph)
     plan = plan_variants(
         counts, args.qubit, error_budget=args.error_budget, objective=args.objective
     )
     if args.json:
-        out.write(json.dumps(plan.to_json(), indent=2) + "\n")
+        data = plan.to_json()
+        if done is not None:
+            data["teleportation"] = done.to_json()
+        out.write(json.dumps(data, indent=2) + "\n")
         return 0
     lines = [
         f"{args.file}: code variants on {plan.qubit}, error budget {plan.error_budget:g}, "
@@ -148,6 +155,8 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"chosen: {chosen.profile} with {chosen.t_factories} T factories; run it with "
         f"--profile {chosen.profile} (or --profile auto)"
     )
+    if done is not None:
+        lines += teleport_lines(done)
     out.write("\n".join(lines) + "\n")
     return 0
 
@@ -173,6 +182,9 @@ def register(add: AddCommand) -> None:
         "--objective", choices=OBJECTIVES, default="volume", help="what to minimise (volume)"
     )
     plan.add_argument("--json", action="store_true", help="print every variant as JSON")
+    from qmk.commands.teleport import add_options
+
+    add_options(plan)
     plan.set_defaults(run=_plan)
 
     parser = add("estimate", "physical resource estimate of a program (Azure QRE model)")

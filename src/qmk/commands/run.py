@@ -90,6 +90,11 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     program = read_source(args, args.file, limits_of(args))
     if args.device is not None:
         return _run_on_device(args, program, out)
+    from qmk.commands.teleport import teleported
+
+    done = teleported(args, program)  # --modules/--placement: cross-module gates teleported
+    if done is not None:
+        program = done.graph
     profile = args.profile
     warnings: list[dict[str, str]] = []
     if profile == "auto":  # the cheapest code variant (qmk plan) for qubits that name none
@@ -115,7 +120,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.workflows.report import plot_counts
 
         plot_counts(result.counts, result.shots, args.plot, f"{args.file}: {result.shots} shots")
-    return _report(args, result, out, warnings)
+    return _report(args, result, out, warnings, done)
 
 
 def _run(args: argparse.Namespace, program: Any, profile: str, options: dict[str, Any]) -> Any:
@@ -138,7 +143,11 @@ def _run(args: argparse.Namespace, program: Any, profile: str, options: dict[str
 
 
 def _report(
-    args: argparse.Namespace, result: Any, out: TextIO, warnings: list[dict[str, str]]
+    args: argparse.Namespace,
+    result: Any,
+    out: TextIO,
+    warnings: list[dict[str, str]],
+    teleported: Any = None,
 ) -> int:
     if args.state is not None:
         _write_state(args, result)
@@ -146,6 +155,8 @@ def _report(
         data = result.to_json(memory=args.memory)
         if warnings:
             data["warnings"] = warnings
+        if teleported is not None:
+            data["teleportation"] = teleported.to_json()
         if args.state is not None:
             data["state_file"] = args.state
         if args.explain and result.choice is not None:
@@ -155,6 +166,10 @@ def _report(
     if args.explain and result.choice is not None:
         out.write(result.choice.explain())
     out.write(_run_text(args.file, result, memory=args.memory))
+    if teleported is not None:
+        from qmk.commands.teleport import lines
+
+        out.write("\n".join(lines(teleported)) + "\n")
     if args.state is not None:
         state = result.final_state
         assert state is not None  # run(final_state=...) returned it
@@ -177,6 +192,11 @@ _NOT_ON_DEVICE = (
     ("initial_state", "--initial-state"),
     ("memory", "--memory"),
     ("plot", "--plot"),
+    ("modules", "--modules"),
+    ("module_qubits", "--module-qubits"),
+    ("placement", "--placement"),
+    ("link_fidelity", "--link-fidelity"),
+    ("link_latency_ns", "--link-latency-ns"),
 )
 
 
@@ -388,4 +408,7 @@ def register(add: AddCommand) -> None:
     )
     sub.add_argument("--quiet", action="store_true", help="no progress spinner on a terminal")
     source_options(sub, profile=False)  # --profile above covers every qubit
+    from qmk.commands.teleport import add_options
+
+    add_options(sub)
     sub.set_defaults(run=_cmd_run)

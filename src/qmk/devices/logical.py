@@ -50,6 +50,8 @@ class FaultSchedule:
         drift_start_epoch: the epoch drift starts at.
         link_fidelity: Werner fidelity of the link's Bell pairs at epoch 0.
         link_drop_per_epoch: how much the link's fidelity drops per epoch.
+        link_latency_ns: the time the link takes to deliver one Bell pair between
+            modules (a teleported gate waits for its pair: :mod:`qmk.qvm.teleport`).
         link_target: the fidelity purification must reach (or the program's, if lower).
         max_purification_rounds: most BBPSSW rounds the kernel runs.
         module_failures: ``(module_id, epoch)`` pairs: that module fails at that epoch.
@@ -68,6 +70,7 @@ class FaultSchedule:
     drift_start_epoch: int = 0
     link_fidelity: float = 1.0
     link_drop_per_epoch: float = 0.0
+    link_latency_ns: float = 0.0
     link_target: float = 0.95
     max_purification_rounds: int = 3
     module_failures: tuple[tuple[int, int], ...] = ()
@@ -94,6 +97,7 @@ class FaultSchedule:
             "drift_start_epoch": self.drift_start_epoch,
             "link_fidelity": self.link_fidelity,
             "link_drop_per_epoch": self.link_drop_per_epoch,
+            "link_latency_ns": self.link_latency_ns,
             "link_target": self.link_target,
             "max_purification_rounds": self.max_purification_rounds,
             "module_failures": [

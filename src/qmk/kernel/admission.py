@@ -4,6 +4,9 @@
 graph, checks the session's capabilities against the program's (an audited decision),
 runs the entanglement firewall, and answers admission (the job's peak physical qubits
 against the machine's) and the quotas (logical qubits per tenant, ``max_queued_jobs``).
+A job larger than the largest module up, on a machine with two or more modules up, is
+placed over them with its cross-module gates teleported (:mod:`qmk.kernel.teleport`),
+and the rewritten program passes the same checks.
 Only then does it build the :class:`~qmk.kernel.jobs.Job`, which the supervisor stores
 and queues.
 
@@ -61,6 +64,7 @@ from qmk.kernel.programs import verified
 from qmk.kernel.results import Results
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
+from qmk.kernel.teleport import modules_up, spans
 from qmk.qvm.codes import BY_NAME
 from qmk.rate import TokenBucket
 
@@ -196,7 +200,13 @@ class Admission:
         noise_model = self._noise_model(parsed)
         calibration = self._calibration(parsed)
         physical = self._physical_qubits(text, program, parsed, noise_model, calibration)
-        self._check_room(physical, qubits)
+        # larger than any module (up or not: see qmk.kernel.teleport.spans)
+        spanning = physical > max(self.device.capacities) and len(self._up()) > 1
+        if spanning:  # over several modules, its cross-module gates teleported
+            text, program, qubits, physical = self._span(
+                session, text, program, parsed, noise_model, calibration
+            )
+        self._check_room(physical, qubits, spanning=spanning)
         self.check_queue_room(tenant)
         request = RunRequest(
             program_digest=program_digest(text),
@@ -307,7 +317,7 @@ class Admission:
         self._check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
-        self._check_room(job.physical_qubits, qubits)
+        self._check_room(job.physical_qubits, qubits, spanning=spans(job, self.device))
         if job.state != "QUEUED":
             self.check_queue_room(job.tenant)
         job.caps = session.caps
@@ -365,13 +375,70 @@ class Admission:
                 missing=missing,
             )
 
-    def _check_room(self, physical: int, qubits: Mapping[str, int]) -> None:
-        """The job fits the machine's largest module up, and each tenant's quota."""
-        total = self.device.largest_module_up  # a job runs on one module
+    def _up(self) -> list[int]:
+        return modules_up(self.device)
+
+    def _span(
+        self,
+        session: Session,
+        text: str,
+        program: Any,
+        policy: Policy,
+        noise_model: str | None,
+        calibration: Any,
+    ) -> tuple[str, Any, dict[str, int], int]:
+        """The program placed over the modules up, its cross-module gates teleported
+        (:mod:`qmk.kernel.teleport`), and checked again as a submitted one is: its
+        capabilities (an audited decision: its pairs need CAP_LINK), the firewall, the
+        tenant's ``max_channels`` (the pairs open at once) and its physical qubits.
+
+        Raises:
+            AdmissionError: no placement over the modules up holds it.
+            CapabilityError, FirewallError, QuotaError: as :meth:`admit`.
+        """
+        from qmk.kernel.teleport import pairs_open_at_once, span
+
+        machine = self.config.machine
+        done = span(
+            program.graph,
+            self.device,
+            profile=policy.profile or machine.profile,
+            qubit=policy.qubit or self.device.qubit,
+        )
+        text = json.dumps(
+            done.graph.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        program = self._verify(text)
+        self._check_caps(session, program.required_caps, "submit")
+        qubits = self._firewall(text, program, session.tenant, policy.channels)
+        pairs = pairs_open_at_once(program.graph)
+        limit = self.config.tenants[session.tenant].max_channels
+        held = self.channels.count(session.tenant)
+        if held + pairs > limit:
+            raise QuotaError(
+                f"the job spans modules and holds {pairs} teleportation channels open at "
+                f"once; tenant {session.tenant!r} has {held} of its max_channels {limit}",
+                limit="max_channels",
+                needed=pairs,
+                value=limit,
+            )
+        physical = self._physical_qubits(text, program, policy, noise_model, calibration)
+        return text, program, qubits, physical
+
+    def _check_room(
+        self, physical: int, qubits: Mapping[str, int], *, spanning: bool = False
+    ) -> None:
+        """The job fits the machine's largest module up (the modules up together, for a
+        job that spans them), and each tenant's quota."""
+        total = self.device.largest_module_up  # a job runs on one module ...
+        if spanning:  # ... or, teleported, on all of them
+            total = sum(self.device.capacities[m] for m in self._up())
         if physical > total:
             where = (
                 "the machine has"
                 if len(self.device.capacities) == 1
+                else "its modules up have"
+                if spanning
                 else "its largest module up has"
             )
             raise AdmissionError(

@@ -388,6 +388,10 @@ class FaultsTable(_Table, frozen=True, kw_only=True):
     drift_start_epoch: Annotated[int, Meta(ge=0)] = _NO_FAULTS.drift_start_epoch
     link_fidelity: Annotated[float, Meta(ge=0.25, le=1)] = _NO_FAULTS.link_fidelity
     link_drop_per_epoch: Annotated[float, Meta(ge=0, le=1)] = _NO_FAULTS.link_drop_per_epoch
+    link_latency_ns: Annotated[
+        float,
+        Meta(ge=0, le=1e12, description="time the link takes to deliver one Bell pair (ns)"),
+    ] = _NO_FAULTS.link_latency_ns
     link_target: Annotated[float, Meta(ge=0.5, le=1)] = _NO_FAULTS.link_target
     max_purification_rounds: Annotated[int, Meta(ge=0)] = _NO_FAULTS.max_purification_rounds
     module_failures: tuple[ModuleFailure, ...] = ()

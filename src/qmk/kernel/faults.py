@@ -65,6 +65,7 @@ from qmk.execution.request import canonical_profile as canonical
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.programs import verified
+from qmk.kernel.teleport import modules_up, spans, teleport_channels
 from qmk.qec.errors import QECError
 from qmk.qec.logical import op_cycles
 from qmk.qvm.ops import OPS, Exec
@@ -100,15 +101,28 @@ class Placement:
     """Which module each running job holds, and how full each module is.
 
     A job is placed on one module that is up and has room for its peak physical qubits
-    (the one with the most room; the lowest id among equals).
+    (the one with the most room; the lowest id among equals). A job that spans modules
+    (admitted over several, its cross-module gates teleported: :mod:`qmk.kernel.teleport`)
+    holds every module up, and starts when they are all idle.
     """
 
     def __init__(self, device: LogicalMachine) -> None:
         self.device = device
         self.module_of: dict[str, int] = {}
+        #: The modules each spanning job holds (its ``module_of`` is the first).
+        self.spanning: dict[str, tuple[int, ...]] = {}
         self.used: Counter[int] = Counter()
         #: Syndrome bits per second of each placed job (the device's decoder load).
         self.load: dict[str, float] = {}
+
+    def _span_fits(self, physical: int) -> tuple[int, ...] | None:
+        up = tuple(modules_up(self.device))
+        if (
+            all(self.used[m] == 0 for m in up)
+            and sum(self.device.capacities[m] for m in up) >= physical
+        ):
+            return up
+        return None
 
     def choose(self, physical: int) -> int | None:
         best, room = None, -1
@@ -119,30 +133,52 @@ class Placement:
         return best
 
     def fits(self, job: Any) -> bool:
+        if spans(job, self.device):
+            return self._span_fits(job.physical_qubits) is not None
         return self.choose(job.physical_qubits) is not None
 
     def reserve(self, job: Any) -> None:
+        if spans(job, self.device):
+            held = self._span_fits(job.physical_qubits)
+            assert held, "reserve() after fits()"
+            self.spanning[job.job_id] = held
+            self.module_of[job.job_id] = held[0]
+            for m in held:  # each module whole: nothing else runs beside it
+                self.used[m] += self.device.capacities[m]
+            return
         module = self.choose(job.physical_qubits)
         assert module is not None, "reserve() after fits()"
         self.module_of[job.job_id] = module
         self.used[module] += job.physical_qubits
 
     def release(self, job: Any) -> None:
+        held = self.spanning.pop(job.job_id, None)
         module = self.module_of.pop(job.job_id, None)
-        if module is not None:
+        if held is not None:
+            for m in held:
+                self.used[m] -= self.device.capacities[m]
+        elif module is not None:
             self.used[module] -= job.physical_qubits
         self.load.pop(job.job_id, None)
 
     def room(self, job: Any) -> int:
-        """Physical qubits ``job`` may grow to on its module."""
+        """Physical qubits ``job`` may grow to on its module (its modules, spanning)."""
+        held = self.spanning.get(job.job_id)
+        if held is not None:
+            return sum(self.device.capacities[m] for m in held)
         module = self.module_of[job.job_id]
         return self.device.capacities[module] - self.used[module] + job.physical_qubits
 
     def resize(self, job: Any, physical: int) -> None:
-        self.used[self.module_of[job.job_id]] += physical - job.physical_qubits
+        if job.job_id not in self.spanning:  # a spanning job holds its modules whole
+            self.used[self.module_of[job.job_id]] += physical - job.physical_qubits
 
     def jobs_on(self, module: int) -> list[str]:
-        return [job_id for job_id, m in self.module_of.items() if m == module]
+        return [
+            job_id
+            for job_id, m in self.module_of.items()
+            if m == module or module in self.spanning.get(job_id, ())
+        ]
 
     @property
     def decoder_load(self) -> float:
@@ -476,6 +512,7 @@ def _link(
 ) -> None:
     """Purify each channel's pairs the link no longer delivers at the requested fidelity."""
     raw = faults.link_fidelity_at(epoch)
+    across = teleport_channels(program.graph)  # their halves are on two modules
     for node in program.graph.nodes:
         if node.op != "OPEN_CHAN":
             continue
@@ -484,7 +521,8 @@ def _link(
             continue
         target = min(requested, faults.link_target)
         found = purify(raw, target=target, max_rounds=faults.max_purification_rounds)
-        if not found.reached and faults.local_decomposition:
+        local = faults.local_decomposition and not set(node.chs) & across
+        if not found.reached and local:
             channels[node.id] = 1.0
             idle[node.id] = LOCAL_PAIR_CYCLES
             actions.append(
@@ -565,6 +603,8 @@ class FaultPolicies:
         """
         module = self.placement.module_of.get(job.job_id)
         record: dict[str, Any] = {"epoch": epoch, "attempt": job.attempts, "module": module}
+        if job.job_id in self.placement.spanning:
+            record["modules"] = list(self.placement.spanning[job.job_id])
         room = self.placement.room(job)
         try:
             if resume_from is not None and resume_from.get("physics") is not None:

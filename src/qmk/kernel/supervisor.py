@@ -73,6 +73,7 @@ from qmk.kernel.retention import expire, remove_orphans, state_file
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.store import Store
 from qmk.kernel.stored import result_of, with_telemetry
+from qmk.kernel.teleport import spans, telemetry_of
 
 #: Most times a job is preempted before it runs to the end regardless.
 MAX_PREEMPTIONS = 3
@@ -445,6 +446,9 @@ class Supervisor:
             if job.started_at is None or job.finished_at is None
             else round(job.finished_at - job.started_at, 6),
             "telemetry": None if job.result is None else job.result.get("telemetry"),
+            "teleportation": telemetry_of(verified(job.graph).graph)
+            if spans(job, self.device)
+            else None,
         }
 
     # ------------------------------------------------------------------ transitions
@@ -562,10 +566,12 @@ class Supervisor:
         """Why queued ``job`` can never start under the configuration and machine now (a
         quota lowered, a module down since it was admitted), or None."""
         total = self.device.largest_module_up
+        where = "the largest module up has"
+        if spans(job, self.device):  # teleported over modules: it holds them all
+            total, where = self.device.inventory().physical_qubits_up, "the modules up have"
         if job.physical_qubits > total:
             return AdmissionError(
-                f"the job needs {job.physical_qubits} physical qubits at its peak; the largest "
-                f"module up has {total}"
+                f"the job needs {job.physical_qubits} physical qubits at its peak; {where} {total}"
             )
         for name, count in job.qubits.items():
             quota = self._quota(name)

@@ -67,6 +67,14 @@ class VerificationError(QVMError):
         self.findings = tuple(findings)
 
 
+class PlacementError(QVMError):
+    """A placement of a program's qubits on modules that names unknown qubits or modules
+    or that the modules cannot hold, or an op across modules that has no teleported form
+    (:mod:`qmk.qvm.teleport`; exit 1, as every ``QV`` error)."""
+
+    exit_status = 1
+
+
 def _c(
     exception: type[QVMError],
     code: str,
@@ -383,5 +391,28 @@ REGISTRY.add(
         "graph-too-large",
         "the graph exceeds a configured size limit",
         "split the program or raise the limit (qmk validate --max-nodes ...)",
+    ),
+    # QV6xx: placement on modules and teleportation (qmk.qvm.teleport)
+    _c(
+        PlacementError,
+        "QV601",
+        "bad-placement",
+        "a placement names a qubit the program does not allocate or a module the machine "
+        "does not have, or leaves a qubit unplaced",
+        "place every allocated qubit on a module 0..modules-1 (NAME=MODULE,...)",
+    ),
+    _c(
+        PlacementError,
+        "QV602",
+        "placement-does-not-fit",
+        "the program's qubits (with the EPR pairs' halves) do not fit the modules",
+        "use more or larger modules, or a program with fewer qubits live at once",
+    ),
+    _c(
+        PlacementError,
+        "QV603",
+        "cannot-teleport",
+        "an op acts on qubits of different modules and has no teleported form",
+        "place its qubits on one module",
     ),
 )
