@@ -25,6 +25,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- FrontendError             qmk.frontends.errors  QL101..QL109 (9)
      +-- EngineError               qmk.engines.base      QE101..QE114 (14)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (23)
+     +-- FTError                   qmk.ft.errors         QP101..QP107 (7)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101
      |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
@@ -135,6 +136,11 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 prefix="QD",
                 title="device jobs, profiles and hardware constraints (the neutral-atom VM)",
                 module="qmk.devices.errors",
+            ),
+            Family(
+                prefix="QP",
+                title="programs and options the layout compiler and lattice surgery cannot take",
+                module="qmk.ft.errors",
             ),
             Family(
                 prefix="QK",

@@ -1,0 +1,67 @@
+"""Errors of fault-tolerant execution, each with a stable ``QP`` code (exit status 2).
+
+This module registers the ``QP`` family (patches) in :data:`qmk.errors.REGISTRY`:
+programs or options the layout compiler and the lattice-surgery executor cannot take.
+
+>>> str(FTError.of("op-unsupported", "n3: MEASURE_BELL"))
+'QP101 op-unsupported: n3: MEASURE_BELL'
+"""
+
+from __future__ import annotations
+
+from qmk.errors import QMKError, register
+
+
+class FTError(QMKError):
+    """A program or option the layout compiler or lattice surgery cannot take."""
+
+    exit_status = 2
+
+
+register(
+    FTError,
+    (
+        "QP101",
+        "op-unsupported",
+        "the lattice-surgery lowering has no Pauli-product form for this op",
+        "use Clifford+T gates (H, S, CNOT, CZ, SWAP, T, CCX, CCZ, RZ by multiples of pi/4), "
+        "Pauli measurements, ALLOC_LQ and FREE_LQ; run it without --lattice-surgery",
+    ),
+    (
+        "QP102",
+        "angle-not-clifford-t",
+        "a rotation angle is not a multiple of pi/4, so it is no Clifford+T gate",
+        "synthesise the rotation into Clifford+T gates first, or run it without --lattice-surgery",
+    ),
+    (
+        "QP103",
+        "guard-unsupported",
+        "a node is classically controlled (when ...); the schedule is static",
+        "remove the feed-forward, or run it without --lattice-surgery",
+    ),
+    (
+        "QP104",
+        "code-unsupported",
+        "the code family has no lattice-surgery patches (Litinski's blocks are surface-code "
+        "patches)",
+        "use a surface_code or floquet_code profile",
+    ),
+    (
+        "QP105",
+        "option-unsupported",
+        "an option of qmk run that a lattice-surgery run cannot honour",
+        "leave the option out, or run without --lattice-surgery",
+    ),
+    (
+        "QP106",
+        "plot-unavailable",
+        "drawing a layout as PNG needs matplotlib",
+        "install the plot extra: pip install 'quantum-microkernel[plot]'",
+    ),
+    (
+        "QP107",
+        "bad-block",
+        "no block layout of this name",
+        "use compact, intermediate or fast",
+    ),
+)

@@ -1,0 +1,292 @@
+"""A verified QVM program lowered to Pauli product measurements and pi/8 rotations.
+
+Litinski's form ("A Game of Surface Codes", arXiv:1808.02892, Sec. 1): a Clifford+T
+circuit is a sequence of ``pi/8`` rotations ``P_{pi/8} = exp(-i pi/8 P)`` of Pauli
+products ``P`` and Pauli product measurements (PPM), with every Clifford gate commuted
+to the end of the circuit, where it is absorbed into the measurements. We take that
+choice (his Fig. 4): no Clifford gate is executed; QMK keeps the accumulated Clifford
+``C`` as a stim tableau, and each T gate on qubit ``q`` becomes the rotation of
+``C^dagger Z_q C``, each measurement of ``B_q`` (B in X, Y, Z) the measurement of
+``C^dagger B_q C``. Because ``C`` acts after everything measured so far, the state the
+rotations and measurements act on, followed by ``C``, is the program's state: the
+outcome distribution is the program's exactly.
+
+- ``APPLY_T``/``APPLY_TDG``: one rotation by +-pi/8 of ``C^dag Z C``.
+- ``APPLY_RZ/RX/RY`` by ``k pi/4``: ``k`` odd, one +-pi/8 rotation; the rest of the
+  angle is a Clifford (``S``, ``SQRT_X``, ``SQRT_Y`` powers) into ``C``.
+- ``APPLY_CCZ``: seven pi/8 rotations, of ``Z_a, Z_b, Z_c, Z_aZ_bZ_c`` by +pi/8 and
+  ``Z_aZ_b, Z_aZ_c, Z_bZ_c`` by -pi/8 (``(-1)^{abc}`` expanded in parities);
+  ``APPLY_CCX`` is the same between two Hadamards on its target.
+- Clifford gates (H, S, SDG, X, Y, Z, CNOT, CZ, SWAP, quarter-turn rotations): into ``C``.
+- ``MEASURE_X/Y/Z``: one PPM producing the node's event.
+- ``ALLOC_LQ`` (each qubit once), ``FREE_LQ`` and the admin ops: nothing.
+
+Everything else (feed-forward guards, resets, channels, injected T states, arbitrary
+angles) is refused with a ``QP`` code.
+
+>>> from qmk.qvm.asm import assemble
+>>> from qmk.qvm.verify import verify
+>>> prog = verify(assemble('''
+... .version 0.2
+... .caps CAP_ALLOC
+... .vqs a b
+... .events m
+... al: ALLOC_LQ vq:a, vq:b, n=2
+... h: APPLY_H vq:a
+... c: APPLY_CNOT vq:a, vq:b
+... t: APPLY_T vq:b
+... m: MEASURE_Z vq:b, out:m
+... '''))
+>>> [str(op) for op in lower(prog).ops]
+['R(+XZ, +pi/8)', 'M(+XZ) -> m']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from qmk.ft.errors import FTError
+from qmk.qvm.ops import OPS, Category
+
+if TYPE_CHECKING:
+    import stim
+
+    from qmk.qvm.graph import Node
+    from qmk.qvm.verify import VerifiedProgram
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauliOp:
+    """One step of the lowered program: a pi/8 rotation or a Pauli product measurement.
+
+    Attributes:
+        pauli: the Pauli product over the program's qubits, ``"+XZ_"``-style (stim's
+            text: a sign, then one of ``_XYZ`` per qubit in ``qubits`` order).
+        kind: ``"rotation"`` (``exp(-i angle P)`` with angle ``sign * pi/8``) or
+            ``"measure"``.
+        sign: +1 or -1: the rotation's direction (always +1 for a measurement; the
+            measured operator's sign is the Pauli's).
+        event: the event a measurement produces, or None.
+        node: the id of the node it came from.
+    """
+
+    pauli: str
+    kind: str
+    sign: int = 1
+    event: str | None = None
+    node: str = ""
+
+    @property
+    def support(self) -> tuple[int, ...]:
+        """The qubits (indices) the Pauli acts on."""
+        return tuple(i for i, c in enumerate(self.pauli[1:]) if c != "_")
+
+    @property
+    def z_only(self) -> bool:
+        """Whether every factor is Z (a rotation a patch's Z boundary alone can do)."""
+        return all(c in "_Z" for c in self.pauli[1:])
+
+    @property
+    def needs_magic_state(self) -> bool:
+        return self.kind == "rotation"
+
+    def commutes(self, other: PauliOp) -> bool:
+        """Whether the two Pauli products commute (so their order is free)."""
+        anti = sum(
+            1
+            for a, b in zip(self.pauli[1:], other.pauli[1:], strict=True)
+            if "_" not in (a, b) and a != b
+        )
+        return anti % 2 == 0
+
+    def __str__(self) -> str:
+        if self.kind == "rotation":
+            return f"R({self.pauli}, {'+' if self.sign > 0 else '-'}pi/8)"
+        return f"M({self.pauli}) -> {self.event}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lowered:
+    """A program as pi/8 rotations and PPMs.
+
+    Attributes:
+        qubits: the program's qubits, in patch order (index ``i`` of every Pauli).
+        ops: the rotations and measurements, in program order.
+        events: the program's events (``resources.events`` order).
+        t_count: the pi/8 rotations (magic states the program consumes).
+        cliffords: the Clifford gates absorbed into the frame.
+    """
+
+    qubits: tuple[str, ...]
+    ops: tuple[PauliOp, ...]
+    events: tuple[str, ...]
+    t_count: int
+    cliffords: int
+
+    @property
+    def ppm_count(self) -> int:
+        """Pauli product measurements executed: one per pi/8 rotation (``P x Z`` with the
+        magic state) and one per measurement."""
+        return len(self.ops)
+
+
+#: Clifford ops as stim gates (applied to the frame ``C``).
+_CLIFFORD = {
+    "APPLY_H": "H",
+    "APPLY_S": "S",
+    "APPLY_SDG": "S_DAG",
+    "APPLY_X": "X",
+    "APPLY_Y": "Y",
+    "APPLY_Z": "Z",
+    "APPLY_CNOT": "CX",
+    "APPLY_CZ": "CZ",
+    "APPLY_SWAP": "SWAP",
+}
+#: exp(-i pi/4 B) as a stim gate, per axis (S = SQRT_Z up to phase).
+_QUARTER = {"X": "SQRT_X", "Y": "SQRT_Y", "Z": "S"}
+_ADMIN_LIKE = ("ALLOC_LQ", "FREE_LQ")
+
+
+class _Frame:
+    """The accumulated Clifford ``C`` and the ops lowered so far."""
+
+    def __init__(self, qubits: tuple[str, ...]) -> None:
+        import stim
+
+        self.index = {q: i for i, q in enumerate(qubits)}
+        self.n = len(qubits)
+        self.sim = stim.TableauSimulator()
+        if self.n:
+            self.sim.set_num_qubits(self.n)
+        self.ops: list[PauliOp] = []
+        self.cliffords = 0
+        self.t_count = 0
+
+    def clifford(self, gate: str, qubits: list[int]) -> None:
+        import stim
+
+        self.sim.do(stim.Circuit(f"{gate} {' '.join(map(str, qubits))}"))
+        self.cliffords += 1
+
+    def _conjugated(self, paulis: dict[int, str]) -> str:
+        import stim
+
+        text = "".join(paulis.get(i, "_") for i in range(self.n))
+        inv: stim.Tableau = self.sim.current_inverse_tableau()
+        return str(inv(stim.PauliString(text)))
+
+    def rotate(self, paulis: dict[int, str], sign: int, node: str) -> None:
+        self.ops.append(
+            PauliOp(pauli=self._conjugated(paulis), kind="rotation", sign=sign, node=node)
+        )
+        self.t_count += 1
+
+    def measure(self, paulis: dict[int, str], event: str, node: str) -> None:
+        self.ops.append(
+            PauliOp(pauli=self._conjugated(paulis), kind="measure", event=event, node=node)
+        )
+
+
+def _eighths(node: Node, theta: float) -> int:
+    """``theta`` as a count ``k`` of pi/4 turns (refused unless a multiple of pi/4)."""
+    k = round(theta / (math.pi / 4))
+    if not math.isclose(k * math.pi / 4, theta, rel_tol=0.0, abs_tol=1e-9):
+        raise FTError.of(
+            "angle-not-clifford-t",
+            f"node {node.id} ({node.op}): theta={theta:g} is not a multiple of pi/4",
+            node=node.id,
+        )
+    return k
+
+
+def _ccz(frame: _Frame, a: int, b: int, c: int, node: str) -> None:
+    for support, sign in (
+        ((a,), 1),
+        ((b,), 1),
+        ((c,), 1),
+        ((a, b), -1),
+        ((a, c), -1),
+        ((b, c), -1),
+        ((a, b, c), 1),
+    ):
+        frame.rotate(dict.fromkeys(support, "Z"), sign, node)
+
+
+def _rotation(frame: _Frame, node: Node, q: int, axis: str) -> None:
+    # R_B(theta) = exp(-i theta B / 2) = exp(-i k pi/8 B) for theta = k pi/4
+    k = _eighths(node, float(node.args["theta"])) % 8
+    if k % 2:
+        frame.rotate({q: axis}, 1, node.id)
+        k -= 1
+    for _ in range(k // 2):
+        frame.clifford(_QUARTER[axis], [q])
+
+
+def _lower_node(frame: _Frame, node: Node, allocated: set[str]) -> None:
+    spec = OPS[node.op]
+    qs = [frame.index[v] for v in node.vqs]
+    if node.guard is not None:
+        raise FTError.of(
+            "guard-unsupported",
+            f"node {node.id} ({node.op}) is classically controlled; lattice surgery runs a "
+            "static schedule",
+            node=node.id,
+        )
+    if node.op == "ALLOC_LQ":
+        again = [v for v in node.vqs if v in allocated]
+        if again:
+            raise FTError.of(
+                "op-unsupported",
+                f"node {node.id}: ALLOC_LQ of {again[0]} a second time (re-allocation resets "
+                "a patch; the lowering starts every patch once in |0>)",
+                node=node.id,
+            )
+        allocated.update(node.vqs)
+    elif node.op == "FREE_LQ" or spec.category is Category.ADMIN:
+        return
+    elif node.op in _CLIFFORD:
+        frame.clifford(_CLIFFORD[node.op], qs)
+    elif node.op in ("APPLY_T", "APPLY_TDG"):
+        frame.rotate({qs[0]: "Z"}, 1 if node.op == "APPLY_T" else -1, node.id)
+    elif node.op in ("APPLY_RX", "APPLY_RY", "APPLY_RZ"):
+        _rotation(frame, node, qs[0], node.op[-1])
+    elif node.op == "APPLY_CCZ":
+        _ccz(frame, qs[0], qs[1], qs[2], node.id)
+    elif node.op == "APPLY_CCX":
+        frame.clifford("H", [qs[2]])
+        _ccz(frame, qs[0], qs[1], qs[2], node.id)
+        frame.clifford("H", [qs[2]])
+    elif node.op in ("MEASURE_X", "MEASURE_Y", "MEASURE_Z"):
+        frame.measure({qs[0]: node.op[-1]}, node.produces[0], node.id)
+    else:
+        raise FTError.of(
+            "op-unsupported",
+            f"node {node.id}: {node.op} has no Pauli-product form in the lattice-surgery lowering",
+            node=node.id,
+            op=node.op,
+        )
+
+
+def lower(program: VerifiedProgram) -> Lowered:
+    """Lower ``program`` to pi/8 rotations and PPMs (module docstring).
+
+    Raises:
+        FTError: ``QP101`` an op with no Pauli-product form here, ``QP102`` a rotation
+            by an angle that is no multiple of pi/4, ``QP103`` a classically controlled
+            node.
+    """
+    graph = program.graph
+    qubits = tuple(graph.resources.vqs)
+    frame = _Frame(qubits)
+    allocated: set[str] = set()
+    for node in graph.nodes:
+        _lower_node(frame, node, allocated)
+    return Lowered(
+        qubits=qubits,
+        ops=tuple(frame.ops),
+        events=tuple(graph.resources.events),
+        t_count=frame.t_count,
+        cliffords=frame.cliffords,
+    )

@@ -1,0 +1,166 @@
+"""Lattice surgery scheduled on a layout: each PPM's duration, its routing, and the
+magic states it waits for.
+
+The model (``docs/ft-execution.md``):
+
+- Time runs in ticks; one tick is ``d`` code cycles, one logical cycle (Litinski).
+- A multi-patch PPM (and a pi/8 rotation: ``P x Z`` measured with the magic state)
+  takes the block's ticks: 1 in the fast block; in the intermediate and compact blocks
+  1 when every factor is Z, else Litinski's bound for patches that show only one
+  boundary (5 and 9 ticks: patch rotations there and back around the measurement).
+  A single-patch X or Z measurement takes 0 ticks and no routing.
+- The block's routing region is one bus: one multi-patch PPM at a time. An op whose
+  inputs are ready but finds the bus busy waits; those ticks are ``routing_stalls``.
+- The factories (the estimator's copies, duration and states per run) start at tick 0
+  and run back to back; a run delivers its states at its end into an unbounded store.
+  A rotation takes the next state; the ticks it waits for one beyond its other waits
+  are ``factory_wait_cycles``.
+- Ops issue in program order (a topological order of the anticommutation graph: an
+  op waits for every earlier op it anticommutes with); a later op never overtakes an
+  earlier one on the bus, but a 0-tick measurement runs as soon as its inputs are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qmk.ft.layout import Layout
+    from qmk.ft.lower import Lowered, PauliOp
+    from qmk.ft.model import Factory, FTModel
+
+#: Ticks of a pi/8 rotation or PPM with an X or Y factor, by block (Litinski, Sec. 3).
+NON_Z_TICKS = {"compact": 9, "intermediate": 5, "fast": 1}
+
+
+def ticks(block: str, op: PauliOp) -> int:
+    """The ticks ``op`` takes in ``block`` (the module's table)."""
+    if op.kind == "measure" and len(op.support) == 1 and op.pauli[1:].strip("_") in "XZ":
+        return 0
+    return 1 if op.z_only else NON_Z_TICKS[block]
+
+
+def uses_routing(block: str, op: PauliOp) -> bool:
+    return ticks(block, op) > 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scheduled:
+    """One op's place in time: ``start`` to ``end`` ticks."""
+
+    index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """The schedule and its figures (the telemetry of a lattice-surgery run).
+
+    Attributes:
+        slots: each op's ticks, in program order.
+        order: op indices in execution order (by start, then program order).
+        logical_cycles: the last op's end (ticks = logical cycles).
+        runtime_ns: ``logical_cycles`` times the model's logical cycle time.
+        factory_wait_cycles, routing_stalls: ticks waited (module docstring).
+        ppm_count: PPMs executed (rotations and measurements).
+        magic_states_consumed: pi/8 rotations (one state each).
+        physical_qubits: the layout's, factories included.
+    """
+
+    slots: tuple[Scheduled, ...]
+    order: tuple[int, ...]
+    logical_cycles: int
+    runtime_ns: int
+    factory_wait_cycles: int
+    routing_stalls: int
+    ppm_count: int
+    magic_states_consumed: int
+    physical_qubits: int
+    block: str
+    code_distance: int
+    cycle_time_ns: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ppm_count": self.ppm_count,
+            "magic_states_consumed": self.magic_states_consumed,
+            "logical_cycles": self.logical_cycles,
+            "runtime_ns": self.runtime_ns,
+            "factory_wait_cycles": self.factory_wait_cycles,
+            "routing_stalls": self.routing_stalls,
+            "physical_qubits": self.physical_qubits,
+            "block": self.block,
+            "code_distance": self.code_distance,
+            "cycle_time_ns": self.cycle_time_ns,
+        }
+
+
+class _Supply:
+    """When the k-th magic state is ready: the factories' runs, back to back."""
+
+    def __init__(self, factory: Factory | None) -> None:
+        self.factory = factory
+        self.taken = 0
+
+    def next(self) -> int:
+        f = self.factory
+        assert f is not None  # a program with rotations has a factory (the estimator's)
+        per_round = max(1, f.copies * f.states_per_run)
+        ready = f.duration_cycles * (self.taken // per_round + 1)
+        self.taken += 1
+        return ready
+
+
+def _dependencies(ops: tuple[PauliOp, ...]) -> list[list[int]]:
+    """For each op, the earlier ops it anticommutes with (the last on each qubit suffices
+    for a chain, but Pauli products need every one: checked pairwise on shared qubits)."""
+    last_on: dict[int, list[int]] = {}
+    deps: list[list[int]] = []
+    for i, op in enumerate(ops):
+        seen: set[int] = set()
+        for q in op.support:
+            seen.update(last_on.get(q, ()))
+        deps.append(sorted(j for j in seen if not op.commutes(ops[j])))
+        for q in op.support:
+            last_on.setdefault(q, []).append(i)
+    return deps
+
+
+def schedule(lowered: Lowered, layout: Layout, model: FTModel) -> Schedule:
+    """Schedule ``lowered`` on ``layout`` with ``model``'s factories (module docstring)."""
+    ops = lowered.ops
+    deps = _dependencies(ops)
+    supply = _Supply(model.factory)
+    bus = 0
+    waits = stalls = 0
+    slots: list[Scheduled] = []
+    for i, op in enumerate(ops):
+        ready = max((slots[j].end for j in deps[i]), default=0)
+        magic = supply.next() if op.needs_magic_state else 0
+        length = ticks(layout.block, op)
+        if length == 0:
+            start = max(ready, magic)
+        else:
+            start = max(ready, magic, bus)
+            waits += max(0, magic - max(ready, bus))
+            stalls += max(0, bus - max(ready, magic))
+            bus = start + length
+        slots.append(Scheduled(index=i, start=start, end=start + length))
+    end = max((s.end for s in slots), default=0)
+    order = tuple(s.index for s in sorted(slots, key=lambda s: (s.start, s.index)))
+    return Schedule(
+        slots=tuple(slots),
+        order=order,
+        logical_cycles=end,
+        runtime_ns=end * model.cycle_time_ns,
+        factory_wait_cycles=waits,
+        routing_stalls=stalls,
+        ppm_count=lowered.ppm_count,
+        magic_states_consumed=lowered.t_count,
+        physical_qubits=layout.physical_qubits,
+        block=layout.block,
+        code_distance=model.distance,
+        cycle_time_ns=model.cycle_time_ns,
+    )
