@@ -28,9 +28,8 @@ estimator's sequential Pauli computation do.
 
 >>> [block_tiles(b, 10) for b in BLOCKS]
 [18, 24, 30]
->>> print(layout_block("intermediate", 3).text())
-.....
-.012.
+>>> layout_block("intermediate", 3).text().splitlines()
+['.....', '.012.']
 """
 
 from __future__ import annotations

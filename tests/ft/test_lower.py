@@ -1,0 +1,114 @@
+"""Clifford+T programs lowered to pi/8 rotations and Pauli product measurements: the
+lowered form's exact outcome distribution (dense matrices: the rotations applied to
+|0...0>, then the measurements' projectors) equals the gate-level program's."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qmk.frontends import read_program
+from qmk.ft.errors import FTError
+from qmk.ft.lower import Lowered, lower
+from qmk.qvm.asm import assemble
+from qmk.qvm.output import layout_of
+from qmk.qvm.verify import verify
+from support.exact import exact_distribution
+
+PROGRAMS = Path(__file__).parent / "programs"
+_PAULI = {
+    "_": np.eye(2),
+    "X": np.array([[0, 1], [1, 0]]),
+    "Y": np.array([[0, -1j], [1j, 0]]),
+    "Z": np.diag([1, -1]),
+}
+
+
+def _matrix(pauli: str) -> np.ndarray:
+    out = np.array([[1.0 + 0j]])
+    for c in pauli[1:]:
+        out = np.kron(out, _PAULI[c])
+    return -out if pauli[0] == "-" else out
+
+
+def lowered_distribution(lowered: Lowered, metadata: object) -> dict[str, float]:
+    """Exact outcomes of the lowered form, measurements in program order (they commute
+    with everything after them that they are not followed by, so order is the program's)."""
+    n = len(lowered.qubits)
+    state = np.zeros(2**n, dtype=complex)
+    state[0] = 1.0
+    measures = []
+    for op in lowered.ops:
+        if op.kind == "rotation":
+            assert not measures, "a rotation after a measurement"
+            p = _matrix(op.pauli)
+            angle = op.sign * math.pi / 8
+            state = (math.cos(angle) * np.eye(2**n) - 1j * math.sin(angle) * p) @ state
+        else:
+            measures.append(op)
+    keys = layout_of(metadata, lowered.events)  # type: ignore[arg-type]
+    out: dict[str, float] = {}
+    for bits in itertools.product((0, 1), repeat=len(measures)):
+        branch = state
+        for op, bit in zip(measures, bits, strict=True):
+            branch = (np.eye(2**n) + (-1) ** bit * _matrix(op.pauli)) / 2 @ branch
+        p = float(np.vdot(branch, branch).real)
+        if p < 1e-12:
+            continue
+        got = dict(zip((op.event for op in measures), bits, strict=True))
+        outcome = "".join(str(got.get(e, 0)) for e in lowered.events)
+        key = keys.key(outcome) if keys is not None else outcome
+        out[key] = out.get(key, 0.0) + p
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in PROGRAMS.glob("*.qasm")))
+def test_the_lowered_form_has_the_programs_exact_distribution(name):
+    graph = read_program(str(PROGRAMS / name))
+    lowered = lower(verify(graph))
+    expected = exact_distribution(graph)
+    got = lowered_distribution(lowered, graph.metadata)
+    assert got.keys() == expected.keys()
+    for key, p in expected.items():
+        assert got[key] == pytest.approx(p, abs=1e-9)
+
+
+def test_a_toffoli_is_seven_pi_over_8_rotations_and_no_clifford_is_executed():
+    graph = read_program(str(PROGRAMS / "toffoli.qasm"))
+    lowered = lower(verify(graph))
+    rotations = [op for op in lowered.ops if op.kind == "rotation"]
+    assert len(rotations) == 7 + 1  # the CCX's seven, the T's one
+    assert [op.sign for op in rotations[:7]] == [1, 1, 1, -1, -1, -1, 1]
+    assert lowered.t_count == 8
+    assert lowered.ppm_count == 8 + 3  # one P x Z per rotation, one per measurement
+
+
+def _asm(body: str) -> str:
+    return (
+        ".version 0.2\n.caps CAP_ALLOC\n.vqs a b\n.events m m2\n"
+        "al: ALLOC_LQ vq:a, vq:b, n=2\n" + body + "\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("r: APPLY_RZ vq:a, theta=0.3", "QP102"),
+        ("x: MEASURE_Z vq:a, out:m\nr: APPLY_X vq:b when ev:m == 1", "QP103"),
+        ("x: MEASURE_BELL vq:a, vq:b, out:m, out:m2", "QP101"),
+        ("x: RESET vq:a", "QP101"),
+    ],
+)
+def test_ops_with_no_pauli_product_form_are_refused_with_a_code(body, code):
+    with pytest.raises(FTError) as caught:
+        lower(verify(assemble(_asm(body))))
+    assert caught.value.code == code
+
+
+def test_a_quarter_turn_rotation_is_a_clifford_and_needs_no_magic_state():
+    lowered = lower(verify(assemble(_asm("r: APPLY_RZ vq:a, theta=1.5707963267948966"))))
+    assert lowered.t_count == 0 and lowered.cliffords == 1
