@@ -113,31 +113,55 @@ class _Supply:
         return ready
 
 
-def _dependencies(ops: tuple[PauliOp, ...]) -> list[list[int]]:
-    """For each op, the earlier ops it anticommutes with (the last on each qubit suffices
-    for a chain, but Pauli products need every one: checked pairwise on shared qubits)."""
-    last_on: dict[int, list[int]] = {}
-    deps: list[list[int]] = []
-    for i, op in enumerate(ops):
-        seen: set[int] = set()
-        for q in op.support:
-            seen.update(last_on.get(q, ()))
-        deps.append(sorted(j for j in seen if not op.commutes(ops[j])))
-        for q in op.support:
-            last_on.setdefault(q, []).append(i)
-    return deps
+def _masks(op: PauliOp) -> tuple[int, int]:
+    """The Pauli's X and Z parts as bit masks (Y has both)."""
+    x = z = 0
+    for i, c in enumerate(op.pauli[1:]):
+        if c in "XY":
+            x |= 1 << i
+        if c in "ZY":
+            z |= 1 << i
+    return x, z
+
+
+class _Ready:
+    """When an op's inputs are ready: the end of the last earlier op it anticommutes with.
+
+    Bus ops end in issue order (each starts after the one before ends), so the latest
+    anticommuting bus op, found scanning back, has the latest end among them; 0-tick ops
+    (single-patch measurements) are checked one by one.
+    """
+
+    def __init__(self) -> None:
+        self.bus: list[tuple[int, int, int]] = []  # (x, z, end) of each bus op, in order
+        self.free: list[tuple[int, int, int]] = []  # the same for 0-tick ops
+
+    def of(self, x: int, z: int) -> int:
+        ready = 0
+        for bx, bz, end in reversed(self.bus):
+            if ((x & bz) ^ (z & bx)).bit_count() & 1:
+                ready = end
+                break
+        for fx, fz, end in self.free:
+            if end > ready and ((x & fz) ^ (z & fx)).bit_count() & 1:
+                ready = end
+        return ready
+
+    def add(self, x: int, z: int, end: int, on_bus: bool) -> None:
+        (self.bus if on_bus else self.free).append((x, z, end))
 
 
 def schedule(lowered: Lowered, layout: Layout, model: FTModel) -> Schedule:
     """Schedule ``lowered`` on ``layout`` with ``model``'s factories (module docstring)."""
     ops = lowered.ops
-    deps = _dependencies(ops)
+    inputs = _Ready()
     supply = _Supply(model.factory)
     bus = 0
     waits = stalls = 0
     slots: list[Scheduled] = []
     for i, op in enumerate(ops):
-        ready = max((slots[j].end for j in deps[i]), default=0)
+        x, z = _masks(op)
+        ready = inputs.of(x, z)
         magic = supply.next() if op.needs_magic_state else 0
         length = ticks(layout.block, op)
         if length == 0:
@@ -148,6 +172,7 @@ def schedule(lowered: Lowered, layout: Layout, model: FTModel) -> Schedule:
             stalls += max(0, bus - max(ready, magic))
             bus = start + length
         slots.append(Scheduled(index=i, start=start, end=start + length))
+        inputs.add(x, z, start + length, length > 0)
     end = max((s.end for s in slots), default=0)
     order = tuple(s.index for s in sorted(slots, key=lambda s: (s.start, s.index)))
     return Schedule(
