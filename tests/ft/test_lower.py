@@ -89,7 +89,7 @@ def test_a_toffoli_is_seven_pi_over_8_rotations_and_no_clifford_is_executed():
 
 def _asm(body: str) -> str:
     return (
-        ".version 0.2\n.caps CAP_ALLOC\n.vqs a b\n.events m m2\n"
+        ".version 0.2\n.caps CAP_ALLOC CAP_MAGIC\n.vqs a b\n.events m m2\n"
         "al: ALLOC_LQ vq:a, vq:b, n=2\n" + body + "\n"
     )
 
@@ -98,7 +98,9 @@ def _asm(body: str) -> str:
     ("body", "code"),
     [
         ("r: APPLY_RZ vq:a, theta=0.3", "QP102"),
-        ("x: MEASURE_Z vq:a, out:m\nr: APPLY_X vq:b when ev:m == 1", "QP103"),
+        ("x: MEASURE_Z vq:a, out:m\nr: APPLY_T vq:b when ev:m == 1", "QP103"),
+        ("x: MEASURE_Z vq:a, out:m\nr: MEASURE_Z vq:b, out:m2 when ev:m == 1", "QP103"),
+        ("h: APPLY_H vq:a\nx: INJECT_T_STATE vq:a", "QP101"),
         ("x: MEASURE_BELL vq:a, vq:b, out:m, out:m2", "QP101"),
         ("x: RESET vq:a", "QP101"),
     ],
@@ -107,6 +109,28 @@ def test_ops_with_no_pauli_product_form_are_refused_with_a_code(body, code):
     with pytest.raises(FTError) as caught:
         lower(verify(assemble(_asm(body))))
     assert caught.value.code == code
+
+
+def test_controlled_paulis_are_frame_updates_and_controlled_cliffords_quarter_turns():
+    lowered = lower(
+        verify(
+            assemble(
+                _asm(
+                    "h: APPLY_H vq:a\nx: MEASURE_Z vq:b, out:m\ny: MEASURE_Z vq:a, out:m2\n"
+                    "p: APPLY_X vq:a when ev:m == 1\ns: APPLY_S vq:b when ev:m == 0\n"
+                    'c: COND_PAULI vq:b, in:m, in:m2, mask="Z"'
+                )
+            )
+        )
+    )
+    assert [str(op) for op in lowered.ops] == [
+        "M(+_Z) -> m",
+        "M(+X_) -> m2",  # Z on a, seen through the frame's H
+        "P(+Z_) if m==1",  # X on a, likewise
+        "R(+_Z, +pi/4) if m==0",
+        "P(+_Z) if m^m2==1",
+    ]
+    assert lowered.ppm_count == 3 and lowered.t_count == 0
 
 
 def test_a_quarter_turn_rotation_is_a_clifford_and_needs_no_magic_state():

@@ -1,8 +1,9 @@
 """Exact output distributions of small gate-level programs, by dense numpy matrices.
 
 Independent of QMK's engines: the gates are written out here from their textbook
-matrices, the state is a dense vector, and every measurement must come after every gate
-(terminal measurements, the programs of the fault-tolerant execution tests).
+matrices and the state is a dense vector. A Z measurement splits the state into its two
+branches (each with its probability), so mid-circuit measurements, guarded gates
+(``when ev:E == v``) and ``COND_PAULI`` are exact too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from qmk.qvm.graph import Graph
+from qmk.qvm.graph import Graph, Node
 from qmk.qvm.output import layout_of
 
 _S2 = 1 / math.sqrt(2)
@@ -58,38 +59,60 @@ def _apply(state: np.ndarray, matrix: np.ndarray, qubits: list[int], n: int) -> 
     return np.moveaxis(moved, list(range(k)), qubits)
 
 
+def _gate(state: np.ndarray, node: Node, where: list[int], n: int) -> np.ndarray:
+    if node.op in _ONE:
+        return _apply(state, _ONE[node.op], where, n)
+    if node.op in ("APPLY_RX", "APPLY_RY", "APPLY_RZ"):
+        return _apply(state, _rotation(node.op[-1], float(node.args["theta"])), where, n)
+    if node.op == "INJECT_T_STATE":  # T|+> on a fresh qubit
+        state = _apply(state, _ONE["APPLY_H"], where, n)
+        return _apply(state, _ONE["APPLY_T"], where, n)
+    if node.op == "COND_PAULI":
+        mask = str(node.args["mask"])
+        return state if mask == "I" else _apply(state, _ONE["APPLY_" + mask], where, n)
+    return _apply(state, _MULTI[node.op], where, n)
+
+
+def _runs(node: Node, outcomes: Mapping[str, int]) -> bool:
+    if node.guard is not None and any(outcomes[t.event] != t.equals for t in node.guard.terms):
+        return False
+    return node.op != "COND_PAULI" or sum(outcomes[e] for e in node.inputs) % 2 == 1
+
+
 def exact_distribution(graph: Graph) -> dict[str, float]:
     """Each outcome key (as ``qmk run`` writes it) with its exact probability."""
     qubits = {q: i for i, q in enumerate(graph.resources.vqs)}
     n = len(qubits)
-    state = np.zeros((2,) * n, dtype=complex)
-    state[(0,) * n] = 1.0
-    measured: dict[str, int] = {}
+    start = np.zeros((2,) * n, dtype=complex)
+    start[(0,) * n] = 1.0
+    branches: list[tuple[np.ndarray, dict[str, int]]] = [(start, {})]
     for node in graph.nodes:
         where = [qubits[v] for v in node.vqs]
-        if node.op in ("ALLOC_LQ", "FREE_LQ"):
+        if node.op in ("ALLOC_LQ", "FREE_LQ", "FENCE_EPOCH"):
             continue
-        if node.op == "MEASURE_Z":
-            measured[node.produces[0]] = where[0]
-            continue
-        assert not measured, f"{node.id}: a gate after a measurement"
-        if node.op in _ONE:
-            state = _apply(state, _ONE[node.op], where, n)
-        elif node.op in ("APPLY_RX", "APPLY_RY", "APPLY_RZ"):
-            state = _apply(state, _rotation(node.op[-1], float(node.args["theta"])), where, n)
-        else:
-            state = _apply(state, _MULTI[node.op], where, n)
-    probs = np.abs(state.reshape(-1)) ** 2
+        grown = []
+        for state, outcomes in branches:
+            if not _runs(node, outcomes):
+                grown.append((state, outcomes))
+            elif node.op == "MEASURE_Z":
+                for bit in (0, 1):
+                    part = state.copy()
+                    index = [slice(None)] * n
+                    index[where[0]] = 1 - bit
+                    part[tuple(index)] = 0
+                    if np.vdot(part, part).real > 1e-14:
+                        grown.append((part, {**outcomes, node.produces[0]: bit}))
+            else:
+                grown.append((_gate(state, node, where, n), outcomes))
+        branches = grown
     events = tuple(graph.resources.events)
     keys = layout_of(graph.metadata, events)
     out: dict[str, float] = {}
-    for index, p in enumerate(probs):
-        if p < 1e-12:
-            continue
-        bits = [(index >> (n - 1 - q)) & 1 for q in range(n)]
-        outcome = "".join(str(bits[measured[e]]) if e in measured else "0" for e in events)
+    for state, outcomes in branches:
+        p = float(np.vdot(state, state).real)
+        outcome = "".join(str(outcomes.get(e, 0)) for e in events)
         key = keys.key(outcome) if keys is not None else outcome
-        out[key] = out.get(key, 0.0) + float(p)
+        out[key] = out.get(key, 0.0) + p
     return out
 
 

@@ -25,7 +25,8 @@ register(
         "op-unsupported",
         "the lattice-surgery lowering has no Pauli-product form for this op",
         "use Clifford+T gates (H, S, CNOT, CZ, SWAP, T, CCX, CCZ, RZ by multiples of pi/4), "
-        "Pauli measurements, ALLOC_LQ and FREE_LQ; run it without --lattice-surgery",
+        "Pauli measurements, INJECT_T_STATE on a fresh qubit, COND_PAULI, ALLOC_LQ and "
+        "FREE_LQ; or run it without --lattice-surgery",
     ),
     (
         "QP102",
@@ -36,8 +37,9 @@ register(
     (
         "QP103",
         "guard-unsupported",
-        "a node is classically controlled (when ...); the schedule is static",
-        "remove the feed-forward, or run it without --lattice-surgery",
+        "a classically controlled node (when ...) that is not a Pauli or one of the "
+        "Cliffords lattice surgery controls (H, S, SDG, CNOT, CZ, SWAP)",
+        "control only Paulis and those Cliffords, or run it without --lattice-surgery",
     ),
     (
         "QP104",

@@ -174,6 +174,21 @@ class _Shot:
         if flip:
             _pauli(engine, factors)
 
+    def quarter(self, op: PauliOp, data: list[int]) -> None:
+        """``exp(-i s pi/4 P)`` by a PPM (Litinski Fig. 11(a)): an ancilla in ``|0>``,
+        ``P x Y`` measured, the ancilla measured in X, and ``P`` when the two outcomes
+        call for it (equal for ``s = +1``, different for ``s = -1``)."""
+        engine = self.engine
+        factors = _factors(op, data)
+        sign = op.sign * (-1 if op.pauli[0] == "-" else 1)
+        anc = engine.allocate()
+        joint = measure_pauli(engine, [*factors, (anc, "Y")], False)
+        flip = int(engine.measure(anc, "X"))
+        engine.free(anc)
+        self.ppms += 1
+        if (joint == flip) == (sign > 0):
+            _pauli(engine, factors)
+
     def idle(self, data: list[int], ticks: int) -> None:
         p_l = self.model.logical_error_rate
         p = 1.0 - (1.0 - p_l) ** ticks
@@ -192,8 +207,14 @@ class _Shot:
             if self.noise and start > now:
                 self.idle(data, start - now)
             now = max(now, start)
+            if not op.holds(outcomes):
+                continue  # a controlled op whose condition fails: its slot stays idle
             if op.kind == "rotation":
                 self.inject(op, data)
+            elif op.kind == "quarter":
+                self.quarter(op, data)
+            elif op.kind == "pauli":
+                _pauli(engine, _factors(op, data))
             else:
                 assert op.event is not None
                 outcomes[op.event] = measure_pauli(engine, _factors(op, data), op.pauli[0] == "-")

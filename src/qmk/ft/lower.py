@@ -20,9 +20,14 @@ outcome distribution is the program's exactly.
 - Clifford gates (H, S, SDG, X, Y, Z, CNOT, CZ, SWAP, quarter-turn rotations): into ``C``.
 - ``MEASURE_X/Y/Z``: one PPM producing the node's event.
 - ``ALLOC_LQ`` (each qubit once), ``FREE_LQ`` and the admin ops: nothing.
+- ``INJECT_T_STATE`` on a fresh qubit: ``H`` into ``C``, then a pi/8 rotation (``T|+>``).
+- Feed-forward: a Pauli under a guard, and ``COND_PAULI``, become a controlled Pauli
+  ``C^dag Q C`` (a Pauli-frame update, no PPM); the Cliffords H, S, SDG, CNOT, CZ, SWAP
+  under a guard become controlled pi/4 rotations of conjugated Paulis (``C`` cannot
+  absorb a Clifford only some shots apply), each a PPM with an ancilla.
 
-Everything else (feed-forward guards, resets, channels, injected T states, arbitrary
-angles) is refused with a ``QP`` code.
+Everything else (resets, re-allocation, channels, other guarded ops, arbitrary angles)
+is refused with a ``QP`` code.
 
 >>> from qmk.qvm.asm import assemble
 >>> from qmk.qvm.verify import verify
@@ -59,17 +64,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PauliOp:
-    """One step of the lowered program: a pi/8 rotation or a Pauli product measurement.
+    """One step of the lowered program.
 
     Attributes:
         pauli: the Pauli product over the program's qubits, ``"+XZ_"``-style (stim's
             text: a sign, then one of ``_XYZ`` per qubit in ``qubits`` order).
-        kind: ``"rotation"`` (``exp(-i angle P)`` with angle ``sign * pi/8``) or
-            ``"measure"``.
+        kind: ``"rotation"`` (``exp(-i sign pi/8 P)``, one magic state), ``"measure"``
+            (a PPM), ``"quarter"`` (a classically controlled Clifford's
+            ``exp(-i sign pi/4 P)``, by a PPM with an ancilla) or ``"pauli"`` (a
+            classically controlled Pauli: a Pauli-frame update, no PPM).
         sign: +1 or -1: the rotation's direction (always +1 for a measurement; the
             measured operator's sign is the Pauli's).
         event: the event a measurement produces, or None.
         node: the id of the node it came from.
+        when: a guard's terms ``(event, value)``, all of which must hold.
+        parity: events whose XOR must be 1 (``COND_PAULI``'s inputs).
     """
 
     pauli: str
@@ -77,6 +86,8 @@ class PauliOp:
     sign: int = 1
     event: str | None = None
     node: str = ""
+    when: tuple[tuple[str, int], ...] = ()
+    parity: tuple[str, ...] = ()
 
     @property
     def support(self) -> tuple[int, ...]:
@@ -92,6 +103,22 @@ class PauliOp:
     def needs_magic_state(self) -> bool:
         return self.kind == "rotation"
 
+    @property
+    def is_ppm(self) -> bool:
+        """Whether it is carried out by a Pauli product measurement (all but a Pauli)."""
+        return self.kind != "pauli"
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The events its condition reads."""
+        return tuple(e for e, _ in self.when) + self.parity
+
+    def holds(self, outcomes: dict[str, int]) -> bool:
+        """Whether its condition holds for these outcomes (no condition: always)."""
+        if any(outcomes.get(e, 0) != v for e, v in self.when):
+            return False
+        return not self.parity or sum(outcomes.get(e, 0) for e in self.parity) % 2 == 1
+
     def commutes(self, other: PauliOp) -> bool:
         """Whether the two Pauli products commute (so their order is free)."""
         anti = sum(
@@ -102,9 +129,16 @@ class PauliOp:
         return anti % 2 == 0
 
     def __str__(self) -> str:
-        if self.kind == "rotation":
-            return f"R({self.pauli}, {'+' if self.sign > 0 else '-'}pi/8)"
-        return f"M({self.pauli}) -> {self.event}"
+        turn = "+" if self.sign > 0 else "-"
+        text = {
+            "rotation": f"R({self.pauli}, {turn}pi/8)",
+            "quarter": f"R({self.pauli}, {turn}pi/4)",
+            "pauli": f"P({self.pauli})",
+        }.get(self.kind, f"M({self.pauli}) -> {self.event}")
+        terms = [f"{e}=={v}" for e, v in self.when]
+        if self.parity:
+            terms.append("^".join(self.parity) + "==1")
+        return text + (f" if {' and '.join(terms)}" if terms else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,9 +161,9 @@ class Lowered:
 
     @property
     def ppm_count(self) -> int:
-        """Pauli product measurements executed: one per pi/8 rotation (``P x Z`` with the
-        magic state) and one per measurement."""
-        return len(self.ops)
+        """Pauli product measurements scheduled: one per pi/8 rotation (``P x Z`` with
+        the magic state), per measurement and per controlled Clifford's pi/4 rotation."""
+        return sum(1 for op in self.ops if op.is_ppm)
 
 
 #: Clifford ops as stim gates (applied to the frame ``C``).
@@ -146,7 +180,17 @@ _CLIFFORD = {
 }
 #: exp(-i pi/4 B) as a stim gate, per axis (S = SQRT_Z up to phase).
 _QUARTER = {"X": "SQRT_X", "Y": "SQRT_Y", "Z": "S"}
-_ADMIN_LIKE = ("ALLOC_LQ", "FREE_LQ")
+#: Clifford gates as pi/4 rotations ``exp(-i sign pi/4 P)`` in time order, over the
+#: gate's qubits (the global phase dropped): what a classically controlled Clifford
+#: executes, since the frame cannot absorb a Clifford that only some shots apply.
+_QUARTERS: dict[str, tuple[tuple[str, int], ...]] = {
+    "APPLY_S": (("Z", 1),),
+    "APPLY_SDG": (("Z", -1),),
+    "APPLY_H": (("Z", 1), ("X", 1), ("Z", 1)),
+    "APPLY_CNOT": (("ZX", 1), ("Z_", -1), ("_X", -1)),
+    "APPLY_CZ": (("ZZ", 1), ("Z_", -1), ("_Z", -1)),
+}
+_Condition = tuple[tuple[tuple[str, int], ...], tuple[str, ...]]
 
 
 class _Frame:
@@ -163,6 +207,7 @@ class _Frame:
         self.ops: list[PauliOp] = []
         self.cliffords = 0
         self.t_count = 0
+        self.touched: set[int] = set()
 
     def clifford(self, gate: str, qubits: list[int]) -> None:
         import stim
@@ -182,6 +227,21 @@ class _Frame:
             PauliOp(pauli=self._conjugated(paulis), kind="rotation", sign=sign, node=node)
         )
         self.t_count += 1
+
+    def controlled(
+        self, kind: str, paulis: dict[int, str], sign: int, node: str, condition: _Condition
+    ) -> None:
+        when, parity = condition
+        self.ops.append(
+            PauliOp(
+                pauli=self._conjugated(paulis),
+                kind=kind,
+                sign=sign,
+                node=node,
+                when=when,
+                parity=parity,
+            )
+        )
 
     def measure(self, paulis: dict[int, str], event: str, node: str) -> None:
         self.ops.append(
@@ -224,16 +284,57 @@ def _rotation(frame: _Frame, node: Node, q: int, axis: str) -> None:
         frame.clifford(_QUARTER[axis], [q])
 
 
+def _controlled(frame: _Frame, node: Node, qs: list[int], condition: _Condition) -> None:
+    """A classically controlled Pauli (a frame update) or Clifford (pi/4 rotations)."""
+    if node.op in ("APPLY_X", "APPLY_Y", "APPLY_Z"):
+        frame.controlled("pauli", {qs[0]: node.op[-1]}, 1, node.id, condition)
+        return
+    if node.op == "APPLY_SWAP":
+        a, b = qs
+        for pair in ((a, b), (b, a), (a, b)):
+            _controlled_steps(frame, "APPLY_CNOT", list(pair), node.id, condition)
+        return
+    if node.op not in _QUARTERS:
+        raise FTError.of(
+            "guard-unsupported",
+            f"node {node.id} ({node.op}) is classically controlled; lattice surgery controls "
+            "Paulis and the Cliffords H, S, SDG, CNOT, CZ, SWAP only (its schedule is static)",
+            node=node.id,
+        )
+    _controlled_steps(frame, node.op, qs, node.id, condition)
+
+
+def _controlled_steps(
+    frame: _Frame, op: str, qs: list[int], node: str, condition: _Condition
+) -> None:
+    for factors, sign in _QUARTERS[op]:
+        paulis = {q: c for q, c in zip(qs, factors, strict=True) if c != "_"}
+        frame.controlled("quarter", paulis, sign, node, condition)
+
+
 def _lower_node(frame: _Frame, node: Node, allocated: set[str]) -> None:
     spec = OPS[node.op]
     qs = [frame.index[v] for v in node.vqs]
     if node.guard is not None:
-        raise FTError.of(
-            "guard-unsupported",
-            f"node {node.id} ({node.op}) is classically controlled; lattice surgery runs a "
-            "static schedule",
-            node=node.id,
-        )
+        when = tuple((t.event, t.equals) for t in node.guard.terms)
+        _controlled(frame, node, qs, (when, ()))
+        return
+    if node.op == "COND_PAULI":
+        mask = str(node.args["mask"])
+        if mask != "I":
+            frame.controlled("pauli", {qs[0]: mask}, 1, node.id, ((), tuple(node.inputs)))
+        return
+    if node.op == "INJECT_T_STATE":
+        if qs[0] in frame.touched:
+            raise FTError.of(
+                "op-unsupported",
+                f"node {node.id}: INJECT_T_STATE on {node.vqs[0]}, which an earlier node "
+                "used (re-preparing a patch is a reset); inject into a fresh qubit",
+                node=node.id,
+            )
+        frame.clifford("H", qs)  # T|+> from the patch's |0>: the rotation takes the state
+        frame.rotate({qs[0]: "Z"}, 1, node.id)
+        return
     if node.op == "ALLOC_LQ":
         again = [v for v in node.vqs if v in allocated]
         if again:
@@ -283,6 +384,8 @@ def lower(program: VerifiedProgram) -> Lowered:
     allocated: set[str] = set()
     for node in graph.nodes:
         _lower_node(frame, node, allocated)
+        if node.op != "ALLOC_LQ":
+            frame.touched.update(frame.index[v] for v in node.vqs)
     return Lowered(
         qubits=qubits,
         ops=tuple(frame.ops),

@@ -15,6 +15,9 @@ The model (``docs/ft-execution.md``):
   and run back to back; a run delivers its states at its end into an unbounded store.
   A rotation takes the next state; the ticks it waits for one beyond its other waits
   are ``factory_wait_cycles``.
+- A classically controlled op waits for the events it reads; it keeps its slot whether or
+  not its condition holds (the schedule is static). A controlled Pauli is a Pauli-frame
+  update: 0 ticks, no routing.
 - Ops issue in program order (a topological order of the anticommutation graph: an
   op waits for every earlier op it anticommutes with); a later op never overtakes an
   earlier one on the bus, but a 0-tick measurement runs as soon as its inputs are.
@@ -36,6 +39,8 @@ NON_Z_TICKS = {"compact": 9, "intermediate": 5, "fast": 1}
 
 def ticks(block: str, op: PauliOp) -> int:
     """The ticks ``op`` takes in ``block`` (the module's table)."""
+    if op.kind == "pauli":
+        return 0
     if op.kind == "measure" and len(op.support) == 1 and op.pauli[1:].strip("_") in "XZ":
         return 0
     return 1 if op.z_only else NON_Z_TICKS[block]
@@ -155,13 +160,14 @@ def schedule(lowered: Lowered, layout: Layout, model: FTModel) -> Schedule:
     """Schedule ``lowered`` on ``layout`` with ``model``'s factories (module docstring)."""
     ops = lowered.ops
     inputs = _Ready()
+    produced: dict[str, int] = {}  # when each event is known
     supply = _Supply(model.factory)
     bus = 0
     waits = stalls = 0
     slots: list[Scheduled] = []
     for i, op in enumerate(ops):
         x, z = _masks(op)
-        ready = inputs.of(x, z)
+        ready = max((inputs.of(x, z), *(produced.get(e, 0) for e in op.reads)))
         magic = supply.next() if op.needs_magic_state else 0
         length = ticks(layout.block, op)
         if length == 0:
@@ -173,6 +179,8 @@ def schedule(lowered: Lowered, layout: Layout, model: FTModel) -> Schedule:
             bus = start + length
         slots.append(Scheduled(index=i, start=start, end=start + length))
         inputs.add(x, z, start + length, length > 0)
+        if op.event is not None:
+            produced[op.event] = start + length
     end = max((s.end for s in slots), default=0)
     order = tuple(s.index for s in sorted(slots, key=lambda s: (s.start, s.index)))
     return Schedule(
