@@ -116,7 +116,7 @@ def row(name: str, path: Path, shots: int) -> dict[str, Any]:
     lowered = lower(program)
     out: dict[str, Any] = {
         "program": name,
-        "qubits": len(lowered.qubits),
+        "qubits": lowered.data_qubits,
         "distance": model.distance,
         "estimate": {
             "runtime_ns": est["physicalCounts"]["runtime"],
@@ -127,7 +127,7 @@ def row(name: str, path: Path, shots: int) -> dict[str, Any]:
         },
     }
     for block in ("fast", "compact"):
-        layout = layout_for(model, block, lowered.qubits)
+        layout = layout_for(model, block, lowered.qubits[: lowered.data_qubits])
         out[block] = schedule(lowered, layout, model).to_json()
     if len(lowered.qubits) + 1 <= EXECUTED_MAX_QUBITS and shots:
         result = run_lattice_surgery(program, model, shots=shots, seed=1, noise=False)

@@ -4,12 +4,13 @@ lowered form's exact outcome distribution (dense matrices: the rotations applied
 
 from __future__ import annotations
 
-import itertools
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import stim
 
 from qmk.frontends import read_program
 from qmk.ft.errors import FTError
@@ -28,6 +29,7 @@ _PAULI = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def _matrix(pauli: str) -> np.ndarray:
     out = np.array([[1.0 + 0j]])
     for c in pauli[1:]:
@@ -36,37 +38,46 @@ def _matrix(pauli: str) -> np.ndarray:
 
 
 def lowered_distribution(lowered: Lowered, metadata: object) -> dict[str, float]:
-    """Exact outcomes of the lowered form, measurements in program order (they commute
-    with everything after them that they are not followed by, so order is the program's)."""
+    """Exact outcomes of the lowered form, by dense matrices: each branch of measurement
+    outcomes carries its state and its frame (the controlled Cliffords it applied, which
+    conjugate every later op's Pauli)."""
     n = len(lowered.qubits)
-    state = np.zeros(2**n, dtype=complex)
-    state[0] = 1.0
-    measures = []
+    start = np.zeros(2**n, dtype=complex)
+    start[0] = 1.0
+    branches: list[tuple[np.ndarray, dict[str, int], object]] = [(start, {}, None)]
     for op in lowered.ops:
-        if op.kind == "rotation":
-            assert not measures, "a rotation after a measurement"
-            p = _matrix(op.pauli)
-            angle = op.sign * math.pi / 8
-            state = (math.cos(angle) * np.eye(2**n) - 1j * math.sin(angle) * p) @ state
-        else:
-            measures.append(op)
+        grown = []
+        for state, outcomes, frame in branches:
+            if not op.holds(outcomes):
+                grown.append((state, outcomes, frame))
+                continue
+            if op.kind == "frame":
+                grown.append((state, outcomes, op.frame if frame is None else op.frame.then(frame)))
+                continue
+            pauli = op.pauli if frame is None else str(frame(stim.PauliString(op.pauli)))
+            p = _matrix(pauli)
+            if op.kind == "rotation":
+                angle = op.sign * math.pi / 8
+                state = math.cos(angle) * state - 1j * math.sin(angle) * (p @ state)
+                grown.append((state, outcomes, frame))
+            elif op.kind == "pauli":
+                grown.append((p @ state, outcomes, frame))
+            else:
+                for bit in (0, 1):
+                    part = (state + (-1) ** bit * (p @ state)) / 2
+                    if np.vdot(part, part).real > 1e-14:
+                        grown.append((part, {**outcomes, op.event: bit}, frame))
+        branches = grown
     keys = layout_of(metadata, lowered.events)  # type: ignore[arg-type]
     out: dict[str, float] = {}
-    for bits in itertools.product((0, 1), repeat=len(measures)):
-        branch = state
-        for op, bit in zip(measures, bits, strict=True):
-            branch = (np.eye(2**n) + (-1) ** bit * _matrix(op.pauli)) / 2 @ branch
-        p = float(np.vdot(branch, branch).real)
-        if p < 1e-12:
-            continue
-        got = dict(zip((op.event for op in measures), bits, strict=True))
-        outcome = "".join(str(got.get(e, 0)) for e in lowered.events)
+    for state, outcomes, _ in branches:
+        outcome = "".join(str(outcomes.get(e, 0)) for e in lowered.events)
         key = keys.key(outcome) if keys is not None else outcome
-        out[key] = out.get(key, 0.0) + p
+        out[key] = out.get(key, 0.0) + float(np.vdot(state, state).real)
     return out
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in PROGRAMS.glob("*.qasm")))
+@pytest.mark.parametrize("name", sorted(p.name for p in PROGRAMS.iterdir()))
 def test_the_lowered_form_has_the_programs_exact_distribution(name):
     graph = read_program(str(PROGRAMS / name))
     lowered = lower(verify(graph))
@@ -77,14 +88,19 @@ def test_the_lowered_form_has_the_programs_exact_distribution(name):
         assert got[key] == pytest.approx(p, abs=1e-9)
 
 
-def test_a_toffoli_is_seven_pi_over_8_rotations_and_no_clifford_is_executed():
+def test_a_toffoli_is_an_and_of_four_pi_over_8_rotations_uncomputed_by_measurement():
     graph = read_program(str(PROGRAMS / "toffoli.qasm"))
     lowered = lower(verify(graph))
+    assert lowered.qubits == ("q0", "q1", "q2", "_and") and lowered.data_qubits == 3
     rotations = [op for op in lowered.ops if op.kind == "rotation"]
-    assert len(rotations) == 7 + 1  # the CCX's seven, the T's one
-    assert [op.sign for op in rotations[:7]] == [1, 1, 1, -1, -1, -1, 1]
-    assert lowered.t_count == 8
-    assert lowered.ppm_count == 8 + 3  # one P x Z per rotation, one per measurement
+    assert len(rotations) == 4 + 1  # the AND's four, the T's one
+    assert [op.sign for op in rotations[:4]] == [1, -1, -1, 1]
+    kinds = [op.kind for op in lowered.ops]
+    # the AND's X measurement, the controlled CZ(a, b) and the ancilla's reset follow
+    assert kinds[4:7] == ["measure", "frame", "pauli"]
+    assert str(lowered.ops[5]) == "F(CZ q0 q1) if n3.and==1"
+    assert lowered.t_count == 5  # what the estimator counts: 4 per CCZ, 1 per T
+    assert lowered.ppm_count == 5 + 1 + 3  # rotations, the AND's X, the measurements
 
 
 def _asm(body: str) -> str:
@@ -111,7 +127,7 @@ def test_ops_with_no_pauli_product_form_are_refused_with_a_code(body, code):
     assert caught.value.code == code
 
 
-def test_controlled_paulis_are_frame_updates_and_controlled_cliffords_quarter_turns():
+def test_controlled_paulis_and_cliffords_cost_no_ppm():
     lowered = lower(
         verify(
             assemble(
@@ -127,10 +143,10 @@ def test_controlled_paulis_are_frame_updates_and_controlled_cliffords_quarter_tu
         "M(+_Z) -> m",
         "M(+X_) -> m2",  # Z on a, seen through the frame's H
         "P(+Z_) if m==1",  # X on a, likewise
-        "R(+_Z, +pi/4) if m==0",
+        "F(S b) if m==0",
         "P(+_Z) if m^m2==1",
     ]
-    assert lowered.ppm_count == 3 and lowered.t_count == 0
+    assert lowered.ppm_count == 2 and lowered.t_count == 0
 
 
 def test_a_quarter_turn_rotation_is_a_clifford_and_needs_no_magic_state():

@@ -98,3 +98,17 @@ def test_an_op_waits_for_every_earlier_op_it_anticommutes_with():
     sched = run(lowered, duration=4)
     assert [str(op) for op in lowered.ops] == ["R(+X___, +pi/8)", "M(+Z___) -> m"]
     assert sched.slots[1].start == sched.slots[0].end == 5
+
+
+def test_a_controlled_clifford_starts_after_every_earlier_op_and_before_every_later_one():
+    lowered = program(
+        "t: APPLY_T vq:a\nm: MEASURE_Z vq:b, out:m\n"
+        "s: APPLY_S vq:c when ev:m == 1\nx: MEASURE_Z vq:d, out:n"
+    )
+    assert [op.kind for op in lowered.ops] == ["rotation", "measure", "frame", "measure"]
+    sched = run(lowered, duration=6)
+    # the T waits 6 ticks for its state; Z_b and Z_d need no routing, yet the frame
+    # update waits for the rotation's start and Z_d for the frame update
+    assert [s.start for s in sched.slots] == [6, 0, 6, 6]
+    assert sched.order == (1, 0, 2, 3)
+    assert sched.ppm_count == 3

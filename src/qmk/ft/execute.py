@@ -87,8 +87,8 @@ class LSResult:
         }
 
 
-def _factors(op: PauliOp, data: list[int]) -> list[tuple[int, str]]:
-    return [(data[i], c) for i, c in enumerate(op.pauli[1:]) if c != "_"]
+def _factors(pauli: str, data: list[int]) -> list[tuple[int, str]]:
+    return [(data[i], c) for i, c in enumerate(pauli[1:]) if c != "_"]
 
 
 def _to_z(engine: Any, factors: list[tuple[int, str]]) -> None:
@@ -149,10 +149,10 @@ class _Shot:
         self.magic = 0
         self.ppms = 0
 
-    def inject(self, op: PauliOp, data: list[int]) -> None:
+    def inject(self, op: PauliOp, pauli: str, data: list[int]) -> None:
         engine = self.engine
-        factors = _factors(op, data)
-        negative = op.pauli[0] == "-"
+        factors = _factors(pauli, data)
+        negative = pauli[0] == "-"
         sign = op.sign * (-1 if negative else 1)  # exp(-i s pi/8 P) with P unsigned
         anc = engine.allocate()
         engine.apply("h", [anc])
@@ -174,21 +174,6 @@ class _Shot:
         if flip:
             _pauli(engine, factors)
 
-    def quarter(self, op: PauliOp, data: list[int]) -> None:
-        """``exp(-i s pi/4 P)`` by a PPM (Litinski Fig. 11(a)): an ancilla in ``|0>``,
-        ``P x Y`` measured, the ancilla measured in X, and ``P`` when the two outcomes
-        call for it (equal for ``s = +1``, different for ``s = -1``)."""
-        engine = self.engine
-        factors = _factors(op, data)
-        sign = op.sign * (-1 if op.pauli[0] == "-" else 1)
-        anc = engine.allocate()
-        joint = measure_pauli(engine, [*factors, (anc, "Y")], False)
-        flip = int(engine.measure(anc, "X"))
-        engine.free(anc)
-        self.ppms += 1
-        if (joint == flip) == (sign > 0):
-            _pauli(engine, factors)
-
     def idle(self, data: list[int], ticks: int) -> None:
         p_l = self.model.logical_error_rate
         p = 1.0 - (1.0 - p_l) ** ticks
@@ -197,9 +182,12 @@ class _Shot:
                 self.errors += 1
 
     def run(self) -> str:
+        import stim
+
         engine = self.engine
         data = [engine.allocate() for _ in self.lowered.qubits]
         outcomes: dict[str, int] = {}
+        frame: Any = None  # P -> W^dag P W for the controlled Cliffords W this shot applied
         now = 0
         for index in self.sched.order:
             op = self.lowered.ops[index]
@@ -209,15 +197,18 @@ class _Shot:
             now = max(now, start)
             if not op.holds(outcomes):
                 continue  # a controlled op whose condition fails: its slot stays idle
+            if op.kind == "frame":
+                frame = op.frame if frame is None else op.frame.then(frame)
+                continue
+            pauli = op.pauli if frame is None else str(frame(stim.PauliString(op.pauli)))
             if op.kind == "rotation":
-                self.inject(op, data)
-            elif op.kind == "quarter":
-                self.quarter(op, data)
+                self.inject(op, pauli, data)
             elif op.kind == "pauli":
-                _pauli(engine, _factors(op, data))
+                _pauli(engine, _factors(pauli, data))
             else:
                 assert op.event is not None
-                outcomes[op.event] = measure_pauli(engine, _factors(op, data), op.pauli[0] == "-")
+                factors = _factors(pauli, data)
+                outcomes[op.event] = measure_pauli(engine, factors, pauli[0] == "-")
                 self.ppms += 1
         for q in data:
             engine.free(q)
@@ -269,7 +260,7 @@ def run_lattice_surgery(
 
     began = time.perf_counter()
     lowered = lower(program)
-    layout = layout_for(model, block, lowered.qubits)
+    layout = layout_for(model, block, lowered.qubits[: lowered.data_qubits])
     sched = schedule(lowered, layout, model)
     name, eng = _engine(engine, lowered, seed)
     keys = layout_of(program.graph.metadata, lowered.events)

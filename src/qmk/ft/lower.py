@@ -14,17 +14,17 @@ outcome distribution is the program's exactly.
 - ``APPLY_T``/``APPLY_TDG``: one rotation by +-pi/8 of ``C^dag Z C``.
 - ``APPLY_RZ/RX/RY`` by ``k pi/4``: ``k`` odd, one +-pi/8 rotation; the rest of the
   angle is a Clifford (``S``, ``SQRT_X``, ``SQRT_Y`` powers) into ``C``.
-- ``APPLY_CCZ``: seven pi/8 rotations, of ``Z_a, Z_b, Z_c, Z_aZ_bZ_c`` by +pi/8 and
-  ``Z_aZ_b, Z_aZ_c, Z_bZ_c`` by -pi/8 (``(-1)^{abc}`` expanded in parities);
-  ``APPLY_CCX`` is the same between two Hadamards on its target.
+- ``APPLY_CCX``/``APPLY_CCZ``: the AND construction (:func:`_and_toffoli`) on one ancilla
+  patch: four pi/8 rotations, one X measurement, a controlled CZ: four magic states,
+  as the estimator counts a CCZ.
 - Clifford gates (H, S, SDG, X, Y, Z, CNOT, CZ, SWAP, quarter-turn rotations): into ``C``.
 - ``MEASURE_X/Y/Z``: one PPM producing the node's event.
 - ``ALLOC_LQ`` (each qubit once), ``FREE_LQ`` and the admin ops: nothing.
 - ``INJECT_T_STATE`` on a fresh qubit: ``H`` into ``C``, then a pi/8 rotation (``T|+>``).
 - Feed-forward: a Pauli under a guard, and ``COND_PAULI``, become a controlled Pauli
-  ``C^dag Q C`` (a Pauli-frame update, no PPM); the Cliffords H, S, SDG, CNOT, CZ, SWAP
-  under a guard become controlled pi/4 rotations of conjugated Paulis (``C`` cannot
-  absorb a Clifford only some shots apply), each a PPM with an ancilla.
+  ``C^dag Q C`` (no PPM); a guarded H, S, SDG, CNOT, CZ or SWAP ``G`` becomes a controlled
+  frame update ``K = C^dag G C``: the shot that applies it conjugates every later op's
+  Pauli by ``K`` (Litinski's classically tracked Clifford corrections; no PPM).
 
 Everything else (resets, re-allocation, channels, other guarded ops, arbitrary angles)
 is refused with a ``QP`` code.
@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qmk.ft.errors import FTError
 from qmk.qvm.ops import OPS, Category
@@ -70,15 +70,17 @@ class PauliOp:
         pauli: the Pauli product over the program's qubits, ``"+XZ_"``-style (stim's
             text: a sign, then one of ``_XYZ`` per qubit in ``qubits`` order).
         kind: ``"rotation"`` (``exp(-i sign pi/8 P)``, one magic state), ``"measure"``
-            (a PPM), ``"quarter"`` (a classically controlled Clifford's
-            ``exp(-i sign pi/4 P)``, by a PPM with an ancilla) or ``"pauli"`` (a
-            classically controlled Pauli: a Pauli-frame update, no PPM).
+            (a PPM), ``"pauli"`` (a classically controlled Pauli, no PPM) or ``"frame"``
+            (a classically controlled Clifford, tracked in the shot's frame: no PPM).
         sign: +1 or -1: the rotation's direction (always +1 for a measurement; the
             measured operator's sign is the Pauli's).
         event: the event a measurement produces, or None.
         node: the id of the node it came from.
         when: a guard's terms ``(event, value)``, all of which must hold.
         parity: events whose XOR must be 1 (``COND_PAULI``'s inputs).
+        frame: for a ``"frame"`` op, the stim tableau of ``P -> K^dag P K``, with
+            ``K = C^dag G C`` the controlled Clifford ``G`` seen before the frame ``C``.
+        label: what a ``"frame"`` op applies, for people.
     """
 
     pauli: str
@@ -88,6 +90,8 @@ class PauliOp:
     node: str = ""
     when: tuple[tuple[str, int], ...] = ()
     parity: tuple[str, ...] = ()
+    frame: Any = None
+    label: str = ""
 
     @property
     def support(self) -> tuple[int, ...]:
@@ -105,8 +109,8 @@ class PauliOp:
 
     @property
     def is_ppm(self) -> bool:
-        """Whether it is carried out by a Pauli product measurement (all but a Pauli)."""
-        return self.kind != "pauli"
+        """Whether it is carried out by a Pauli product measurement."""
+        return self.kind in ("rotation", "measure")
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -132,7 +136,7 @@ class PauliOp:
         turn = "+" if self.sign > 0 else "-"
         text = {
             "rotation": f"R({self.pauli}, {turn}pi/8)",
-            "quarter": f"R({self.pauli}, {turn}pi/4)",
+            "frame": f"F({self.label})",
             "pauli": f"P({self.pauli})",
         }.get(self.kind, f"M({self.pauli}) -> {self.event}")
         terms = [f"{e}=={v}" for e, v in self.when]
@@ -146,7 +150,8 @@ class Lowered:
     """A program as pi/8 rotations and PPMs.
 
     Attributes:
-        qubits: the program's qubits, in patch order (index ``i`` of every Pauli).
+        qubits: the program's qubits, in patch order (index ``i`` of every Pauli), then the
+            ancilla patch of the Toffolis' AND (``_and``) when there is one.
         ops: the rotations and measurements, in program order.
         events: the program's events (``resources.events`` order).
         t_count: the pi/8 rotations (magic states the program consumes).
@@ -154,6 +159,7 @@ class Lowered:
     """
 
     qubits: tuple[str, ...]
+    data_qubits: int
     ops: tuple[PauliOp, ...]
     events: tuple[str, ...]
     t_count: int
@@ -162,7 +168,7 @@ class Lowered:
     @property
     def ppm_count(self) -> int:
         """Pauli product measurements scheduled: one per pi/8 rotation (``P x Z`` with
-        the magic state), per measurement and per controlled Clifford's pi/4 rotation."""
+        the magic state) and one per measurement (the AND's uncomputing X included)."""
         return sum(1 for op in self.ops if op.is_ppm)
 
 
@@ -180,16 +186,6 @@ _CLIFFORD = {
 }
 #: exp(-i pi/4 B) as a stim gate, per axis (S = SQRT_Z up to phase).
 _QUARTER = {"X": "SQRT_X", "Y": "SQRT_Y", "Z": "S"}
-#: Clifford gates as pi/4 rotations ``exp(-i sign pi/4 P)`` in time order, over the
-#: gate's qubits (the global phase dropped): what a classically controlled Clifford
-#: executes, since the frame cannot absorb a Clifford that only some shots apply.
-_QUARTERS: dict[str, tuple[tuple[str, int], ...]] = {
-    "APPLY_S": (("Z", 1),),
-    "APPLY_SDG": (("Z", -1),),
-    "APPLY_H": (("Z", 1), ("X", 1), ("Z", 1)),
-    "APPLY_CNOT": (("ZX", 1), ("Z_", -1), ("_X", -1)),
-    "APPLY_CZ": (("ZZ", 1), ("Z_", -1), ("_Z", -1)),
-}
 _Condition = tuple[tuple[tuple[str, int], ...], tuple[str, ...]]
 
 
@@ -199,6 +195,7 @@ class _Frame:
     def __init__(self, qubits: tuple[str, ...]) -> None:
         import stim
 
+        self.names = qubits
         self.index = {q: i for i, q in enumerate(qubits)}
         self.n = len(qubits)
         self.sim = stim.TableauSimulator()
@@ -243,6 +240,33 @@ class _Frame:
             )
         )
 
+    def controlled_clifford(
+        self, gate: str, qubits: list[int], node: str, condition: _Condition
+    ) -> None:
+        """``gate`` on ``qubits`` when ``condition`` holds: ``K = C^dag G C``, kept as the
+        map ``P -> K^dag P K`` the shot's frame applies to every later op."""
+        import stim
+
+        n = self.n
+        circuit = stim.Circuit(
+            f"I {' '.join(map(str, range(n)))}\n{gate} {' '.join(map(str, qubits))}"
+        )
+        g = stim.Tableau.from_circuit(circuit)
+        c_inv = self.sim.current_inverse_tableau()
+        k = c_inv.inverse().then(g).then(c_inv)
+        when, parity = condition
+        self.ops.append(
+            PauliOp(
+                pauli="+" + "_" * n,
+                kind="frame",
+                node=node,
+                when=when,
+                parity=parity,
+                frame=k.inverse(),
+                label=f"{gate} {' '.join(self.names[q] for q in qubits)}",
+            )
+        )
+
     def measure(self, paulis: dict[int, str], event: str, node: str) -> None:
         self.ops.append(
             PauliOp(pauli=self._conjugated(paulis), kind="measure", event=event, node=node)
@@ -261,19 +285,6 @@ def _eighths(node: Node, theta: float) -> int:
     return k
 
 
-def _ccz(frame: _Frame, a: int, b: int, c: int, node: str) -> None:
-    for support, sign in (
-        ((a,), 1),
-        ((b,), 1),
-        ((c,), 1),
-        ((a, b), -1),
-        ((a, c), -1),
-        ((b, c), -1),
-        ((a, b, c), 1),
-    ):
-        frame.rotate(dict.fromkeys(support, "Z"), sign, node)
-
-
 def _rotation(frame: _Frame, node: Node, q: int, axis: str) -> None:
     # R_B(theta) = exp(-i theta B / 2) = exp(-i k pi/8 B) for theta = k pi/4
     k = _eighths(node, float(node.args["theta"])) % 8
@@ -285,31 +296,38 @@ def _rotation(frame: _Frame, node: Node, q: int, axis: str) -> None:
 
 
 def _controlled(frame: _Frame, node: Node, qs: list[int], condition: _Condition) -> None:
-    """A classically controlled Pauli (a frame update) or Clifford (pi/4 rotations)."""
+    """A classically controlled Pauli or Clifford (both cost no PPM)."""
     if node.op in ("APPLY_X", "APPLY_Y", "APPLY_Z"):
         frame.controlled("pauli", {qs[0]: node.op[-1]}, 1, node.id, condition)
-        return
-    if node.op == "APPLY_SWAP":
-        a, b = qs
-        for pair in ((a, b), (b, a), (a, b)):
-            _controlled_steps(frame, "APPLY_CNOT", list(pair), node.id, condition)
-        return
-    if node.op not in _QUARTERS:
+    elif node.op in _CLIFFORD:
+        frame.controlled_clifford(_CLIFFORD[node.op], qs, node.id, condition)
+    else:
         raise FTError.of(
             "guard-unsupported",
             f"node {node.id} ({node.op}) is classically controlled; lattice surgery controls "
             "Paulis and the Cliffords H, S, SDG, CNOT, CZ, SWAP only (its schedule is static)",
             node=node.id,
         )
-    _controlled_steps(frame, node.op, qs, node.id, condition)
 
 
-def _controlled_steps(
-    frame: _Frame, op: str, qs: list[int], node: str, condition: _Condition
-) -> None:
-    for factors, sign in _QUARTERS[op]:
-        paulis = {q: c for q, c in zip(qs, factors, strict=True) if c != "_"}
-        frame.controlled("quarter", paulis, sign, node, condition)
+def _and_toffoli(frame: _Frame, a: int, b: int, c: int, target: str, node: str) -> None:
+    """CCX (``target`` CX) or CCZ (CZ) on ``a, b, c`` by the AND of Jones and Gidney
+    (arXiv:1212.5069, 1709.06648): the ancilla ``t`` from ``|0>`` to ``|ab>`` by ``H``,
+    four pi/8 rotations (``Z_t, Z_aZ_bZ_t`` by +pi/8, ``Z_aZ_t, Z_bZ_t`` by -pi/8),
+    ``H`` and ``S``; ``target`` from ``t`` to ``c``; then ``t`` measured in X, ``CZ(a, b)``
+    when that gave 1, and ``t`` returned to ``|0>`` (``H``, then X when it gave 1)."""
+    t = frame.n - 1
+    event = f"{node}.and"
+    frame.clifford("H", [t])
+    for support, sign in (((t,), 1), ((a, t), -1), ((b, t), -1), ((a, b, t), 1)):
+        frame.rotate(dict.fromkeys(support, "Z"), sign, node)
+    frame.clifford("H", [t])
+    frame.clifford("S", [t])
+    frame.clifford(target, [t, c])
+    frame.measure({t: "X"}, event, node)
+    frame.controlled_clifford("CZ", [a, b], node, (((event, 1),), ()))
+    frame.clifford("H", [t])
+    frame.controlled("pauli", {t: "X"}, 1, node, (((event, 1),), ()))
 
 
 def _lower_node(frame: _Frame, node: Node, allocated: set[str]) -> None:
@@ -353,12 +371,9 @@ def _lower_node(frame: _Frame, node: Node, allocated: set[str]) -> None:
         frame.rotate({qs[0]: "Z"}, 1 if node.op == "APPLY_T" else -1, node.id)
     elif node.op in ("APPLY_RX", "APPLY_RY", "APPLY_RZ"):
         _rotation(frame, node, qs[0], node.op[-1])
-    elif node.op == "APPLY_CCZ":
-        _ccz(frame, qs[0], qs[1], qs[2], node.id)
-    elif node.op == "APPLY_CCX":
-        frame.clifford("H", [qs[2]])
-        _ccz(frame, qs[0], qs[1], qs[2], node.id)
-        frame.clifford("H", [qs[2]])
+    elif node.op in ("APPLY_CCX", "APPLY_CCZ"):
+        target = "CX" if node.op == "APPLY_CCX" else "CZ"
+        _and_toffoli(frame, qs[0], qs[1], qs[2], target, node.id)
     elif node.op in ("MEASURE_X", "MEASURE_Y", "MEASURE_Z"):
         frame.measure({qs[0]: node.op[-1]}, node.produces[0], node.id)
     else:
@@ -379,7 +394,9 @@ def lower(program: VerifiedProgram) -> Lowered:
             node.
     """
     graph = program.graph
-    qubits = tuple(graph.resources.vqs)
+    data = tuple(graph.resources.vqs)
+    toffolis = any(node.op in ("APPLY_CCX", "APPLY_CCZ") for node in graph.nodes)
+    qubits = (*data, "_and") if toffolis else data
     frame = _Frame(qubits)
     allocated: set[str] = set()
     for node in graph.nodes:
@@ -388,6 +405,7 @@ def lower(program: VerifiedProgram) -> Lowered:
             frame.touched.update(frame.index[v] for v in node.vqs)
     return Lowered(
         qubits=qubits,
+        data_qubits=len(data),
         ops=tuple(frame.ops),
         events=tuple(graph.resources.events),
         t_count=frame.t_count,

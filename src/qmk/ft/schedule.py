@@ -16,8 +16,12 @@ The model (``docs/ft-execution.md``):
   A rotation takes the next state; the ticks it waits for one beyond its other waits
   are ``factory_wait_cycles``.
 - A classically controlled op waits for the events it reads; it keeps its slot whether or
-  not its condition holds (the schedule is static). A controlled Pauli is a Pauli-frame
-  update: 0 ticks, no routing.
+  not its condition holds (the schedule is static). A controlled Pauli or Clifford takes 0
+  ticks and no routing; a controlled Clifford changes the Paulis of every later op in the
+  shots that apply it, so it starts after every earlier op and before every later one.
+  (Ticks of those later ops are their static Paulis': exact in the fast block, where every
+  PPM takes one tick; in the other blocks a shot's conjugated Pauli may differ in its X or
+  Y factors.)
 - Ops issue in program order (a topological order of the anticommutation graph: an
   op waits for every earlier op it anticommutes with); a later op never overtakes an
   earlier one on the bus, but a 0-tick measurement runs as soon as its inputs are.
@@ -39,7 +43,7 @@ NON_Z_TICKS = {"compact": 9, "intermediate": 5, "fast": 1}
 
 def ticks(block: str, op: PauliOp) -> int:
     """The ticks ``op`` takes in ``block`` (the module's table)."""
-    if op.kind == "pauli":
+    if op.kind in ("pauli", "frame"):
         return 0
     if op.kind == "measure" and len(op.support) == 1 and op.pauli[1:].strip("_") in "XZ":
         return 0
@@ -163,11 +167,14 @@ def schedule(lowered: Lowered, layout: Layout, model: FTModel) -> Schedule:
     produced: dict[str, int] = {}  # when each event is known
     supply = _Supply(model.factory)
     bus = 0
+    floor = latest = 0  # a frame op's start (later ops start no sooner); the latest start
     waits = stalls = 0
     slots: list[Scheduled] = []
     for i, op in enumerate(ops):
         x, z = _masks(op)
-        ready = max((inputs.of(x, z), *(produced.get(e, 0) for e in op.reads)))
+        ready = max((inputs.of(x, z), floor, *(produced.get(e, 0) for e in op.reads)))
+        if op.kind == "frame":  # after every earlier op, before every later one
+            ready = floor = max(ready, latest)
         magic = supply.next() if op.needs_magic_state else 0
         length = ticks(layout.block, op)
         if length == 0:
@@ -177,6 +184,7 @@ def schedule(lowered: Lowered, layout: Layout, model: FTModel) -> Schedule:
             waits += max(0, magic - max(ready, bus))
             stalls += max(0, bus - max(ready, magic))
             bus = start + length
+        latest = max(latest, start)
         slots.append(Scheduled(index=i, start=start, end=start + length))
         inputs.add(x, z, start + length, length > 0)
         if op.event is not None:
