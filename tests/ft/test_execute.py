@@ -55,6 +55,7 @@ def setup(name: str):
         ("adder2.qasm", "fast", 80),
         ("controlled_cliffords.qvm.asm", "fast", 500),
         ("t_teleport.qvm.asm", "compact", 400),
+        ("resets.qvm.asm", "intermediate", 500),
         ("examples/t_gate_injection.qvm.json", "intermediate", 600),
     ],
 )
@@ -80,7 +81,7 @@ def test_noiseless_lattice_surgery_gives_the_exact_distribution(name, block, sho
 def test_the_exact_distributions_agree_with_the_gate_level_executor():
     # the numpy reference checked against QMK's own gate-level run, on the programs with
     # feed-forward (where the reference branches on mid-circuit outcomes)
-    for name in ("controlled_cliffords.qvm.asm", "t_teleport.qvm.asm"):
+    for name in ("controlled_cliffords.qvm.asm", "t_teleport.qvm.asm", "resets.qvm.asm"):
         graph, _, _ = setup(name)
         gates = gate_level_run(graph, shots=3000, seed=SEED, noise=False)
         assert chi2_pvalue(gates.counts, exact_distribution(graph)) > 1e-4

@@ -116,9 +116,8 @@ def _asm(body: str) -> str:
         ("r: APPLY_RZ vq:a, theta=0.3", "QP102"),
         ("x: MEASURE_Z vq:a, out:m\nr: APPLY_T vq:b when ev:m == 1", "QP103"),
         ("x: MEASURE_Z vq:a, out:m\nr: MEASURE_Z vq:b, out:m2 when ev:m == 1", "QP103"),
-        ("h: APPLY_H vq:a\nx: INJECT_T_STATE vq:a", "QP101"),
         ("x: MEASURE_BELL vq:a, vq:b, out:m, out:m2", "QP101"),
-        ("x: RESET vq:a", "QP101"),
+        ("x: MEASURE_ANGLE vq:a, out:m, angle=0.5", "QP101"),
     ],
 )
 def test_ops_with_no_pauli_product_form_are_refused_with_a_code(body, code):

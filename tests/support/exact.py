@@ -64,13 +64,33 @@ def _gate(state: np.ndarray, node: Node, where: list[int], n: int) -> np.ndarray
         return _apply(state, _ONE[node.op], where, n)
     if node.op in ("APPLY_RX", "APPLY_RY", "APPLY_RZ"):
         return _apply(state, _rotation(node.op[-1], float(node.args["theta"])), where, n)
-    if node.op == "INJECT_T_STATE":  # T|+> on a fresh qubit
+    if node.op == "INJECT_T_STATE":  # T|+> on a qubit _reset left in |0>
         state = _apply(state, _ONE["APPLY_H"], where, n)
         return _apply(state, _ONE["APPLY_T"], where, n)
     if node.op == "COND_PAULI":
         mask = str(node.args["mask"])
         return state if mask == "I" else _apply(state, _ONE["APPLY_" + mask], where, n)
     return _apply(state, _MULTI[node.op], where, n)
+
+
+def _reset(state: np.ndarray, where: list[int], n: int) -> list[np.ndarray]:
+    """The branches of ``where``'s qubits returned to |0>: each qubit's |1> part is moved
+    onto |0> (a Z measurement and an X on 1, the outcome forgotten)."""
+    parts = [state]
+    for q in where:
+        grown = []
+        for part in parts:
+            for bit in (0, 1):
+                index = [slice(None)] * n
+                index[q] = bit
+                piece = np.zeros_like(part)
+                zero = list(index)
+                zero[q] = 0
+                piece[tuple(zero)] = part[tuple(index)]
+                if np.vdot(piece, piece).real > 1e-14:
+                    grown.append(piece)
+        parts = grown
+    return parts
 
 
 def _runs(node: Node, outcomes: Mapping[str, int]) -> bool:
@@ -88,12 +108,20 @@ def exact_distribution(graph: Graph) -> dict[str, float]:
     branches: list[tuple[np.ndarray, dict[str, int]]] = [(start, {})]
     for node in graph.nodes:
         where = [qubits[v] for v in node.vqs]
-        if node.op in ("ALLOC_LQ", "FREE_LQ", "FENCE_EPOCH"):
+        if node.op in ("FREE_LQ", "FENCE_EPOCH"):
             continue
         grown = []
         for state, outcomes in branches:
             if not _runs(node, outcomes):
                 grown.append((state, outcomes))
+            elif node.op in ("ALLOC_LQ", "RESET", "INJECT_T_STATE"):
+                for part in _reset(state, where, n):
+                    grown.append(
+                        (
+                            part if node.op != "INJECT_T_STATE" else _gate(part, node, where, n),
+                            outcomes,
+                        )
+                    )
             elif node.op == "MEASURE_Z":
                 for bit in (0, 1):
                     part = state.copy()

@@ -25,8 +25,8 @@ register(
         "op-unsupported",
         "the lattice-surgery lowering has no Pauli-product form for this op",
         "use Clifford+T gates (H, S, CNOT, CZ, SWAP, T, CCX, CCZ, RZ by multiples of pi/4), "
-        "Pauli measurements, INJECT_T_STATE on a fresh qubit, COND_PAULI, ALLOC_LQ and "
-        "FREE_LQ; or run it without --lattice-surgery",
+        "Pauli measurements, INJECT_T_STATE, COND_PAULI, RESET, ALLOC_LQ and FREE_LQ; or "
+        "run it without --lattice-surgery",
     ),
     (
         "QP102",

@@ -19,15 +19,17 @@ outcome distribution is the program's exactly.
   as the estimator counts a CCZ.
 - Clifford gates (H, S, SDG, X, Y, Z, CNOT, CZ, SWAP, quarter-turn rotations): into ``C``.
 - ``MEASURE_X/Y/Z``: one PPM producing the node's event.
-- ``ALLOC_LQ`` (each qubit once), ``FREE_LQ`` and the admin ops: nothing.
-- ``INJECT_T_STATE`` on a fresh qubit: ``H`` into ``C``, then a pi/8 rotation (``T|+>``).
+- ``FREE_LQ`` and the admin ops: nothing. ``ALLOC_LQ`` and ``RESET`` of a patch used
+  before: its Z measured (a PPM, into a hidden event), then X when that gave 1; of a
+  fresh patch, nothing.
+- ``INJECT_T_STATE``: the same reset, ``H`` into ``C``, then a pi/8 rotation (``T|+>``).
 - Feed-forward: a Pauli under a guard, and ``COND_PAULI``, become a controlled Pauli
   ``C^dag Q C`` (no PPM); a guarded H, S, SDG, CNOT, CZ or SWAP ``G`` becomes a controlled
   frame update ``K = C^dag G C``: the shot that applies it conjugates every later op's
   Pauli by ``K`` (Litinski's classically tracked Clifford corrections; no PPM).
 
-Everything else (resets, re-allocation, channels, other guarded ops, arbitrary angles)
-is refused with a ``QP`` code.
+Everything else (channels, other guarded ops, arbitrary angles) is refused with a
+``QP`` code.
 
 >>> from qmk.qvm.asm import assemble
 >>> from qmk.qvm.verify import verify
@@ -330,7 +332,18 @@ def _and_toffoli(frame: _Frame, a: int, b: int, c: int, target: str, node: str) 
     frame.controlled("pauli", {t: "X"}, 1, node, (((event, 1),), ()))
 
 
-def _lower_node(frame: _Frame, node: Node, allocated: set[str]) -> None:
+def _reset(frame: _Frame, q: int, node: str) -> None:
+    """Return patch ``q`` to ``|0>`` if it was used: Z measured (a PPM of ``C^dag Z C``)
+    into a hidden event, then X when that gave 1. A fresh patch needs nothing."""
+    if q not in frame.touched:
+        return
+    event = f"{node}.reset.{frame.names[q]}"
+    frame.measure({q: "Z"}, event, node)
+    frame.controlled("pauli", {q: "X"}, 1, node, (((event, 1),), ()))
+    frame.touched.discard(q)
+
+
+def _lower_node(frame: _Frame, node: Node) -> None:
     spec = OPS[node.op]
     qs = [frame.index[v] for v in node.vqs]
     if node.guard is not None:
@@ -343,26 +356,13 @@ def _lower_node(frame: _Frame, node: Node, allocated: set[str]) -> None:
             frame.controlled("pauli", {qs[0]: mask}, 1, node.id, ((), tuple(node.inputs)))
         return
     if node.op == "INJECT_T_STATE":
-        if qs[0] in frame.touched:
-            raise FTError.of(
-                "op-unsupported",
-                f"node {node.id}: INJECT_T_STATE on {node.vqs[0]}, which an earlier node "
-                "used (re-preparing a patch is a reset); inject into a fresh qubit",
-                node=node.id,
-            )
+        _reset(frame, qs[0], node.id)
         frame.clifford("H", qs)  # T|+> from the patch's |0>: the rotation takes the state
         frame.rotate({qs[0]: "Z"}, 1, node.id)
         return
-    if node.op == "ALLOC_LQ":
-        again = [v for v in node.vqs if v in allocated]
-        if again:
-            raise FTError.of(
-                "op-unsupported",
-                f"node {node.id}: ALLOC_LQ of {again[0]} a second time (re-allocation resets "
-                "a patch; the lowering starts every patch once in |0>)",
-                node=node.id,
-            )
-        allocated.update(node.vqs)
+    if node.op in ("ALLOC_LQ", "RESET"):
+        for q in qs:
+            _reset(frame, q, node.id)
     elif node.op == "FREE_LQ" or spec.category is Category.ADMIN:
         return
     elif node.op in _CLIFFORD:
@@ -398,10 +398,9 @@ def lower(program: VerifiedProgram) -> Lowered:
     toffolis = any(node.op in ("APPLY_CCX", "APPLY_CCZ") for node in graph.nodes)
     qubits = (*data, "_and") if toffolis else data
     frame = _Frame(qubits)
-    allocated: set[str] = set()
     for node in graph.nodes:
-        _lower_node(frame, node, allocated)
-        if node.op != "ALLOC_LQ":
+        _lower_node(frame, node)
+        if node.op not in ("ALLOC_LQ", "RESET"):
             frame.touched.update(frame.index[v] for v in node.vqs)
     return Lowered(
         qubits=qubits,
