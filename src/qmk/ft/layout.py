@@ -126,7 +126,7 @@ class Layout:
     def text(self) -> str:
         """The grid as characters: a qubit's label per data tile, ``.`` routing, ``F``
         factory tiles, blank no tile."""
-        return "\n".join("".join(row) for row in self.grid())
+        return "\n".join("".join(row).rstrip() for row in self.grid())
 
     def legend(self) -> str:
         names = self.qubit_names or tuple(f"q{i}" for i in range(self.n))
@@ -195,9 +195,9 @@ def layout_block(
     patch_qubits: int = 0,
     qubit_names: Sequence[str] = (),
 ) -> Layout:
-    """``n`` data qubits in ``block``, with ``factory``'s copies beside it (to the right,
-    one blank column apart, each a rectangle as tall as the block of
-    ``ceil(factory qubits / patch_qubits)`` tiles).
+    """``n`` data qubits in ``block``, with ``factory``'s copies beside it: to the right,
+    in a near-square grid, each copy a near-square of ``ceil(factory qubits /
+    patch_qubits)`` tiles, one blank tile apart.
 
     Raises:
         FTError: ``QP107`` an unknown block.
@@ -209,11 +209,16 @@ def layout_block(
     factories: list[tuple[Tile, ...]] = []
     if factory is not None and factory.copies > 0 and patch_qubits > 0:
         size = math.ceil(factory.physical_qubits / patch_qubits)
-        columns = math.ceil(size / height)
-        for _ in range(factory.copies):
-            left = width + 1
-            factories.append(tuple((i % height, left + i // height) for i in range(size)))
-            width = left + columns
+        side = math.ceil(math.sqrt(size))  # each copy a near-square of `size` tiles
+        rows_of = math.ceil(size / side)
+        per_row = math.ceil(math.sqrt(factory.copies))  # the copies in a near-square grid
+        origin = width + 1
+        for copy in range(factory.copies):
+            top = (copy // per_row) * (rows_of + 1)
+            left = origin + (copy % per_row) * (side + 1)
+            factories.append(tuple((top + i // side, left + i % side) for i in range(size)))
+        width = max(width, max(c for f in factories for _, c in f) + 1)
+        height = max(height, max(r for f in factories for r, _ in f) + 1)
     return Layout(
         block=block,
         n=n,
