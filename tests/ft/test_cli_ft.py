@@ -98,6 +98,10 @@ def test_run_lattice_surgery_reports_the_issues_telemetry_names():
     assert telemetry["runtime_ns"] == telemetry["logical_cycles"] * telemetry["cycle_time_ns"]
     assert sum(data["counts"].values()) == 50
     assert data["mode"] == "lattice-surgery"
+    assert telemetry["code_cycles"] == telemetry["logical_cycles"] * 7
+    ops = data["schedule"]  # every op with its ticks, in execution order
+    assert len([o for o in ops if o["op"].startswith(("R(", "M("))]) == telemetry["ppm_count"]
+    assert max(o["end"] for o in ops) == telemetry["logical_cycles"]
 
 
 def test_run_lattice_surgery_prints_counts_and_telemetry():

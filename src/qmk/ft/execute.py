@@ -57,6 +57,7 @@ class LSResult:
     engine: str
     noise: bool
     schedule: Schedule
+    lowered: Lowered
     layout: Layout
     model: FTModel
     injected_logical_errors: int
@@ -84,6 +85,11 @@ class LSResult:
             "mode": "lattice-surgery",
             "telemetry": self.telemetry(),
             "layout": self.layout.to_json(),
+            "schedule": [
+                {"op": str(self.lowered.ops[i]), "start": slot.start, "end": slot.end}
+                for i in self.schedule.order
+                for slot in (self.schedule.slots[i],)
+            ],
         }
 
 
@@ -280,6 +286,7 @@ def run_lattice_surgery(
         engine=name,
         noise=noise,
         schedule=sched,
+        lowered=lowered,
         layout=layout,
         model=model,
         injected_logical_errors=errors,

@@ -96,6 +96,7 @@ class Schedule:
             "ppm_count": self.ppm_count,
             "magic_states_consumed": self.magic_states_consumed,
             "logical_cycles": self.logical_cycles,
+            "code_cycles": self.logical_cycles * self.code_distance,
             "runtime_ns": self.runtime_ns,
             "factory_wait_cycles": self.factory_wait_cycles,
             "routing_stalls": self.routing_stalls,
