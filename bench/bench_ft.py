@@ -1,8 +1,8 @@
 """Estimates beside lattice-surgery schedules: runtime and physical qubits of a corpus.
 
 For each program (the test corpus in ``tests/ft/programs`` and larger ones generated
-here: Cuccaro ripple-carry adders of Toffolis, approximate QFTs whose rotations are
-multiples of pi/4, random Clifford+T circuits), on ``qubit_gate_ns_e3`` with the
+here: Cuccaro ripple-carry adders of Toffolis, an approximate QFT whose rotations are
+multiples of pi/4, a full QFT, random Clifford+T circuits), on ``qubit_gate_ns_e3`` with the
 surface code at the estimator's own distance (``qmk run --lattice-surgery --profile
 auto``):
 
@@ -78,6 +78,19 @@ def approximate_qft(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def qft(n: int) -> str:
+    """A full QFT: controlled phases pi/2^k, whose rotations below pi/4 are synthesised."""
+    lines = [HEAD, f"qreg q[{n}];", f"creg c[{n}];"]
+    lines += [f"h q[{i}];\nt q[{i}];" for i in range(0, n, 2)]
+    for i in range(n):
+        lines.append(f"h q[{i}];")
+        for j in range(i + 1, n):
+            lines.append(f"cu1(pi/{2 ** (j - i)}) q[{j}],q[{i}];")
+    lines += [f"swap q[{i}],q[{n - 1 - i}];" for i in range(n // 2)]
+    lines.append("measure q -> c;")
+    return "\n".join(lines) + "\n"
+
+
 def random_clifford_t(n: int, gates: int, seed: int) -> str:
     rng = random.Random(seed)
     lines = [HEAD, f"qreg q[{n}];", f"creg c[{n}];"] + [f"h q[{i}];" for i in range(n)]
@@ -98,6 +111,7 @@ def corpus(folder: Path) -> list[tuple[str, Path]]:
         "adder_4bit": cuccaro_adder(4),
         "adder_16bit": cuccaro_adder(16),
         "aqft_16": approximate_qft(16),
+        "qft_8": qft(8),
         "random_ct_10x400": random_clifford_t(10, 400, 2026),
     }
     for name, text in generated.items():

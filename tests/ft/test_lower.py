@@ -56,8 +56,8 @@ def lowered_distribution(lowered: Lowered, metadata: object) -> dict[str, float]
                 continue
             pauli = op.pauli if frame is None else str(frame(stim.PauliString(op.pauli)))
             p = _matrix(pauli)
-            if op.kind == "rotation":
-                angle = op.sign * math.pi / 8
+            if op.kind in ("rotation", "synth"):
+                angle = op.sign * math.pi / 8 if op.kind == "rotation" else op.angle
                 state = math.cos(angle) * state - 1j * math.sin(angle) * (p @ state)
                 grown.append((state, outcomes, frame))
             elif op.kind == "pauli":
@@ -113,7 +113,6 @@ def _asm(body: str) -> str:
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ("r: APPLY_RZ vq:a, theta=0.3", "QP102"),
         ("x: MEASURE_Z vq:a, out:m\nr: APPLY_T vq:b when ev:m == 1", "QP103"),
         ("x: MEASURE_Z vq:a, out:m\nr: MEASURE_Z vq:b, out:m2 when ev:m == 1", "QP103"),
         ("x: MEASURE_BELL vq:a, vq:b, out:m, out:m2", "QP101"),
@@ -146,6 +145,12 @@ def test_controlled_paulis_and_cliffords_cost_no_ppm():
         "P(+_Z) if m^m2==1",
     ]
     assert lowered.ppm_count == 2 and lowered.t_count == 0
+
+
+def test_a_rotation_by_another_angle_is_one_synthesised_rotation():
+    lowered = lower(verify(assemble(_asm("r: APPLY_RZ vq:a, theta=0.3"))))
+    assert [str(op) for op in lowered.ops] == ["R(+Z_, 0.15)"]
+    assert lowered.rotation_count == 1 and lowered.t_count == 0 and lowered.ppm_count == 0
 
 
 def test_a_quarter_turn_rotation_is_a_clifford_and_needs_no_magic_state():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from qmk.ft.errors import FTError
 from qmk.ft.layout import layout_block
 from qmk.ft.lower import lower
 from qmk.ft.model import Factory, FTModel
@@ -14,7 +15,9 @@ from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
 
 
-def model(*, duration: int = 10, copies: int = 1, per_run: int = 1) -> FTModel:
+def model(
+    *, duration: int = 10, copies: int = 1, per_run: int = 1, per_rotation: int | None = None
+) -> FTModel:
     return FTModel(
         family="surface_code",
         distance=7,
@@ -31,6 +34,7 @@ def model(*, duration: int = 10, copies: int = 1, per_run: int = 1) -> FTModel:
             output_error_rate=0.0,
             description="test",
         ),
+        ts_per_rotation=per_rotation,
         estimate={},
     )
 
@@ -112,3 +116,19 @@ def test_a_controlled_clifford_starts_after_every_earlier_op_and_before_every_la
     assert [s.start for s in sched.slots] == [6, 0, 6, 6]
     assert sched.order == (1, 0, 2, 3)
     assert sched.ppm_count == 3
+
+
+def test_an_arbitrary_rotation_takes_its_sequences_states_one_after_another():
+    lowered = program("r: APPLY_RZ vq:a, theta=0.3")
+    sched = run(lowered, duration=2, per_rotation=3)
+    # states ready at 2, 4, 6; a T of the sequence takes a tick once its state is there
+    assert (sched.slots[0].start, sched.slots[0].end) == (2, 7)
+    assert sched.factory_wait_cycles == 2 + 1 + 1
+    assert sched.magic_states_consumed == 3 == sched.ppm_count
+
+
+def test_an_arbitrary_rotation_the_estimate_does_not_price_is_a_coded_error():
+    lowered = program("r: APPLY_RZ vq:a, theta=0.3")
+    with pytest.raises(FTError) as caught:
+        run(lowered)
+    assert caught.value.code == "QP102"

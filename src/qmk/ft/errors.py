@@ -24,15 +24,16 @@ register(
         "QP101",
         "op-unsupported",
         "the lattice-surgery lowering has no Pauli-product form for this op",
-        "use Clifford+T gates (H, S, CNOT, CZ, SWAP, T, CCX, CCZ, RZ by multiples of pi/4), "
+        "use Clifford+T gates (H, S, CNOT, CZ, SWAP, T, CCX, CCZ), rotations, "
         "Pauli measurements, INJECT_T_STATE, COND_PAULI, RESET, ALLOC_LQ and FREE_LQ; or "
         "run it without --lattice-surgery",
     ),
     (
         "QP102",
-        "angle-not-clifford-t",
-        "a rotation angle is not a multiple of pi/4, so it is no Clifford+T gate",
-        "synthesise the rotation into Clifford+T gates first, or run it without --lattice-surgery",
+        "rotation-unpriced",
+        "an arbitrary-angle rotation, and the estimate gives no numTsPerRotation to price "
+        "its synthesised sequence",
+        "give the estimate the program the rotation belongs to (ft_model of its counts)",
     ),
     (
         "QP103",

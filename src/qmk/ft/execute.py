@@ -180,6 +180,21 @@ class _Shot:
         if flip:
             _pauli(engine, factors)
 
+    def synth(self, op: PauliOp, pauli: str, data: list[int]) -> None:
+        """An arbitrary-angle rotation, applied as the exact rotation its synthesised
+        sequence approximates (the sequence's own error, within the estimator's rotation
+        budget, is not simulated); its T states are counted as the schedule charges."""
+        factors = _factors(pauli, data)
+        qubits = [q for q, _ in factors]
+        angle = op.angle * (-1 if pauli[0] == "-" else 1)
+        _to_z(self.engine, factors)
+        _ladder(self.engine, qubits)
+        self.engine.apply("rz", [qubits[-1]], [2 * angle])
+        _ladder(self.engine, qubits)
+        _from_z(self.engine, factors)
+        self.magic += self.model.ts_per_rotation or 0
+        self.ppms += self.model.ts_per_rotation or 0
+
     def idle(self, data: list[int], ticks: int) -> None:
         p_l = self.model.logical_error_rate
         p = 1.0 - (1.0 - p_l) ** ticks
@@ -209,6 +224,8 @@ class _Shot:
             pauli = op.pauli if frame is None else str(frame(stim.PauliString(op.pauli)))
             if op.kind == "rotation":
                 self.inject(op, pauli, data)
+            elif op.kind == "synth":
+                self.synth(op, pauli, data)
             elif op.kind == "pauli":
                 _pauli(engine, _factors(pauli, data))
             else:
@@ -224,8 +241,9 @@ class _Shot:
 def _engine(name: str | None, lowered: Lowered, seed: int) -> tuple[str, Any]:
     from qmk.engines.registry import load
 
+    non_clifford = lowered.t_count + lowered.rotation_count
     if name is None:
-        name = "statevector" if lowered.t_count else "stabilizer"
+        name = "statevector" if non_clifford else "stabilizer"
     if name not in ENGINES:
         raise FTError.of(
             "option-unsupported",
@@ -233,11 +251,11 @@ def _engine(name: str | None, lowered: Lowered, seed: int) -> tuple[str, Any]:
             f"on {' or '.join(ENGINES)}",
             engine=name,
         )
-    if name == "stabilizer" and lowered.t_count:
+    if name == "stabilizer" and non_clifford:
         raise FTError.of(
             "option-unsupported",
-            f"--engine stabilizer: the program has {lowered.t_count} pi/8 rotations (T states "
-            "are not stabilizer states); use statevector",
+            f"--engine stabilizer: the program has {non_clifford} non-Clifford rotations (T "
+            "states are not stabilizer states); use statevector",
             engine=name,
         )
     return name, load(name)(seed=seed)

@@ -13,7 +13,10 @@ outcome distribution is the program's exactly.
 
 - ``APPLY_T``/``APPLY_TDG``: one rotation by +-pi/8 of ``C^dag Z C``.
 - ``APPLY_RZ/RX/RY`` by ``k pi/4``: ``k`` odd, one +-pi/8 rotation; the rest of the
-  angle is a Clifford (``S``, ``SQRT_X``, ``SQRT_Y`` powers) into ``C``.
+  angle is a Clifford (``S``, ``SQRT_X``, ``SQRT_Y`` powers) into ``C``. By any other
+  angle (the estimator's :func:`~qmk.estimate.counts.rotation_kind` decides, so both
+  count alike): one ``"synth"`` rotation ``exp(-i theta/2 P)``, which the schedule prices
+  as the estimator's ``numTsPerRotation`` T states and the engine applies exactly.
 - ``APPLY_CCX``/``APPLY_CCZ``: the AND construction (:func:`_and_toffoli`) on one ancilla
   patch: four pi/8 rotations, one X measurement, a controlled CZ: four magic states,
   as the estimator counts a CCZ.
@@ -28,8 +31,7 @@ outcome distribution is the program's exactly.
   frame update ``K = C^dag G C``: the shot that applies it conjugates every later op's
   Pauli by ``K`` (Litinski's classically tracked Clifford corrections; no PPM).
 
-Everything else (channels, other guarded ops, arbitrary angles) is refused with a
-``QP`` code.
+Everything else (channels, other guarded ops) is refused with a ``QP`` code.
 
 >>> from qmk.qvm.asm import assemble
 >>> from qmk.qvm.verify import verify
@@ -71,7 +73,8 @@ class PauliOp:
     Attributes:
         pauli: the Pauli product over the program's qubits, ``"+XZ_"``-style (stim's
             text: a sign, then one of ``_XYZ`` per qubit in ``qubits`` order).
-        kind: ``"rotation"`` (``exp(-i sign pi/8 P)``, one magic state), ``"measure"``
+        kind: ``"rotation"`` (``exp(-i sign pi/8 P)``, one magic state), ``"synth"`` (an
+            arbitrary-angle ``exp(-i angle P)``: a synthesised sequence), ``"measure"``
             (a PPM), ``"pauli"`` (a classically controlled Pauli, no PPM) or ``"frame"``
             (a classically controlled Clifford, tracked in the shot's frame: no PPM).
         sign: +1 or -1: the rotation's direction (always +1 for a measurement; the
@@ -83,6 +86,7 @@ class PauliOp:
         frame: for a ``"frame"`` op, the stim tableau of ``P -> K^dag P K``, with
             ``K = C^dag G C`` the controlled Clifford ``G`` seen before the frame ``C``.
         label: what a ``"frame"`` op applies, for people.
+        angle: a ``"synth"`` rotation's angle.
     """
 
     pauli: str
@@ -94,6 +98,7 @@ class PauliOp:
     parity: tuple[str, ...] = ()
     frame: Any = None
     label: str = ""
+    angle: float = 0.0
 
     @property
     def support(self) -> tuple[int, ...]:
@@ -107,11 +112,12 @@ class PauliOp:
 
     @property
     def needs_magic_state(self) -> bool:
-        return self.kind == "rotation"
+        return self.kind in ("rotation", "synth")
 
     @property
     def is_ppm(self) -> bool:
-        """Whether it is carried out by a Pauli product measurement."""
+        """Whether it is one Pauli product measurement (a synthesised rotation is as many
+        as its sequence has T gates: the schedule counts them)."""
         return self.kind in ("rotation", "measure")
 
     @property
@@ -138,6 +144,7 @@ class PauliOp:
         turn = "+" if self.sign > 0 else "-"
         text = {
             "rotation": f"R({self.pauli}, {turn}pi/8)",
+            "synth": f"R({self.pauli}, {self.angle:.6g})",
             "frame": f"F({self.label})",
             "pauli": f"P({self.pauli})",
         }.get(self.kind, f"M({self.pauli}) -> {self.event}")
@@ -156,7 +163,8 @@ class Lowered:
             ancilla patch of the Toffolis' AND (``_and``) when there is one.
         ops: the rotations and measurements, in program order.
         events: the program's events (``resources.events`` order).
-        t_count: the pi/8 rotations (magic states the program consumes).
+        t_count: the pi/8 rotations (one magic state each).
+        rotation_count: the arbitrary-angle rotations (each a synthesised sequence).
         cliffords: the Clifford gates absorbed into the frame.
     """
 
@@ -165,12 +173,14 @@ class Lowered:
     ops: tuple[PauliOp, ...]
     events: tuple[str, ...]
     t_count: int
+    rotation_count: int
     cliffords: int
 
     @property
     def ppm_count(self) -> int:
-        """Pauli product measurements scheduled: one per pi/8 rotation (``P x Z`` with
-        the magic state) and one per measurement (the AND's uncomputing X included)."""
+        """Pauli product measurements: one per pi/8 rotation (``P x Z`` with the magic
+        state) and one per measurement (the AND's uncomputing X included); arbitrary-angle
+        rotations apart (:class:`~qmk.ft.schedule.Schedule` adds their sequences')."""
         return sum(1 for op in self.ops if op.is_ppm)
 
 
@@ -206,6 +216,7 @@ class _Frame:
         self.ops: list[PauliOp] = []
         self.cliffords = 0
         self.t_count = 0
+        self.rotation_count = 0
         self.touched: set[int] = set()
 
     def clifford(self, gate: str, qubits: list[int]) -> None:
@@ -226,6 +237,12 @@ class _Frame:
             PauliOp(pauli=self._conjugated(paulis), kind="rotation", sign=sign, node=node)
         )
         self.t_count += 1
+
+    def synth(self, paulis: dict[int, str], angle: float, node: str) -> None:
+        self.ops.append(
+            PauliOp(pauli=self._conjugated(paulis), kind="synth", angle=angle, node=node)
+        )
+        self.rotation_count += 1
 
     def controlled(
         self, kind: str, paulis: dict[int, str], sign: int, node: str, condition: _Condition
@@ -275,21 +292,15 @@ class _Frame:
         )
 
 
-def _eighths(node: Node, theta: float) -> int:
-    """``theta`` as a count ``k`` of pi/4 turns (refused unless a multiple of pi/4)."""
-    k = round(theta / (math.pi / 4))
-    if not math.isclose(k * math.pi / 4, theta, rel_tol=0.0, abs_tol=1e-9):
-        raise FTError.of(
-            "angle-not-clifford-t",
-            f"node {node.id} ({node.op}): theta={theta:g} is not a multiple of pi/4",
-            node=node.id,
-        )
-    return k
-
-
 def _rotation(frame: _Frame, node: Node, q: int, axis: str) -> None:
+    from qmk.estimate.counts import rotation_kind
+
+    theta = float(node.args["theta"])
+    if rotation_kind(theta) == "rotation":
+        frame.synth({q: axis}, theta / 2, node.id)  # R_B(theta) = exp(-i theta/2 B)
+        return
     # R_B(theta) = exp(-i theta B / 2) = exp(-i k pi/8 B) for theta = k pi/4
-    k = _eighths(node, float(node.args["theta"])) % 8
+    k = round(theta / (math.pi / 4)) % 8
     if k % 2:
         frame.rotate({q: axis}, 1, node.id)
         k -= 1
@@ -389,9 +400,8 @@ def lower(program: VerifiedProgram) -> Lowered:
     """Lower ``program`` to pi/8 rotations and PPMs (module docstring).
 
     Raises:
-        FTError: ``QP101`` an op with no Pauli-product form here, ``QP102`` a rotation
-            by an angle that is no multiple of pi/4, ``QP103`` a classically controlled
-            node.
+        FTError: ``QP101`` an op with no Pauli-product form here, ``QP103`` a
+            classically controlled node that is no Pauli or listed Clifford.
     """
     graph = program.graph
     data = tuple(graph.resources.vqs)
@@ -408,5 +418,6 @@ def lower(program: VerifiedProgram) -> Lowered:
         ops=tuple(frame.ops),
         events=tuple(graph.resources.events),
         t_count=frame.t_count,
+        rotation_count=frame.rotation_count,
         cliffords=frame.cliffords,
     )

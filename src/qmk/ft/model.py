@@ -64,6 +64,8 @@ class FTModel:
         cycle_time_ns: one logical cycle (``d`` code cycles).
         logical_error_rate: per patch and logical cycle, the scheme's ``P_L(d)``.
         factory: the T factory, or None when the program needs no T state.
+        ts_per_rotation: T states of one arbitrary-angle rotation (QRE's
+            ``numTsPerRotation``), or None when the program has none.
         estimate: the estimator's whole result (QRE JSON).
     """
 
@@ -74,6 +76,7 @@ class FTModel:
     cycle_time_ns: int
     logical_error_rate: float
     factory: Factory | None
+    ts_per_rotation: int | None
     estimate: dict[str, Any]
 
     @property
@@ -152,5 +155,6 @@ def ft_model(
         cycle_time_ns=patch.cycle_time,
         logical_error_rate=patch.logical_error_rate,
         factory=_factory(result, patch.cycle_time),
+        ts_per_rotation=result["physicalCounts"]["breakdown"]["numTsPerRotation"],
         estimate=result,
     )

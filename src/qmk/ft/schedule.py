@@ -11,6 +11,9 @@ The model (``docs/ft-execution.md``):
   A single-patch X or Z measurement takes 0 ticks and no routing.
 - The block's routing region is one bus: one multi-patch PPM at a time. An op whose
   inputs are ready but finds the bus busy waits; those ticks are ``routing_stalls``.
+- An arbitrary-angle rotation stands for the synthesised Clifford+T sequence the
+  estimator prices: ``numTsPerRotation`` T states, each taken in turn, each taking a
+  rotation's ticks (the block's X-or-Y cost, as the sequence's axes alternate).
 - The factories (the estimator's copies, duration and states per run) start at tick 0
   and run back to back; a run delivers its states at its end into an unbounded store.
   A rotation takes the next state; the ticks it waits for one beyond its other waits
@@ -161,46 +164,92 @@ class _Ready:
         (self.bus if on_bus else self.free).append((x, z, end))
 
 
+def _synth_states(model: FTModel, op: PauliOp) -> int:
+    """T states of one arbitrary-angle rotation: the estimator's ``numTsPerRotation``."""
+    from qmk.ft.errors import FTError
+
+    if model.ts_per_rotation is None:
+        raise FTError.of(
+            "rotation-unpriced",
+            f"node {op.node}: a rotation by {2 * op.angle:g} needs a synthesised sequence, "
+            "and the estimate gives no numTsPerRotation to price it",
+            node=op.node,
+        )
+    return model.ts_per_rotation
+
+
+class _Bus:
+    """The routing bus and the factories: when an op on the bus starts and ends, with the
+    ticks it waited for a state (``waits``) or for the bus (``stalls``)."""
+
+    def __init__(self, block: str, model: FTModel) -> None:
+        self.block = block
+        self.model = model
+        self.supply = _Supply(model.factory)
+        self.free_at = 0
+        self.waits = 0
+        self.stalls = 0
+
+    def place(self, op: PauliOp, ready: int) -> tuple[int, int]:
+        length = ticks(self.block, op)
+        states = _synth_states(self.model, op) if op.kind == "synth" else int(op.needs_magic_state)
+        if op.kind == "synth":  # the sequence's T gates, one after another, of any axis
+            length = NON_Z_TICKS[self.block]
+        magic = self.supply.next() if states else 0
+        if length == 0:
+            return max(ready, magic), max(ready, magic)
+        start = max(ready, magic, self.free_at)
+        self.waits += max(0, magic - max(ready, self.free_at))
+        self.stalls += max(0, self.free_at - max(ready, magic))
+        end = start + length
+        for _ in range(states - 1):  # a synthesised sequence's further T states
+            magic = self.supply.next()
+            self.waits += max(0, magic - end)
+            end = max(end, magic) + length
+        self.free_at = end
+        return start, end
+
+
 def schedule(lowered: Lowered, layout: Layout, model: FTModel) -> Schedule:
-    """Schedule ``lowered`` on ``layout`` with ``model``'s factories (module docstring)."""
-    ops = lowered.ops
+    """Schedule ``lowered`` on ``layout`` with ``model``'s factories (module docstring).
+
+    Raises:
+        FTError: ``QP102`` an arbitrary-angle rotation the estimate gives no price for.
+    """
     inputs = _Ready()
     produced: dict[str, int] = {}  # when each event is known
-    supply = _Supply(model.factory)
-    bus = 0
+    bus = _Bus(layout.block, model)
     floor = latest = 0  # a frame op's start (later ops start no sooner); the latest start
-    waits = stalls = 0
     slots: list[Scheduled] = []
-    for i, op in enumerate(ops):
+    magic = 0
+    ppms = lowered.ppm_count
+    for i, op in enumerate(lowered.ops):
         x, z = _masks(op)
         ready = max((inputs.of(x, z), floor, *(produced.get(e, 0) for e in op.reads)))
         if op.kind == "frame":  # after every earlier op, before every later one
             ready = floor = max(ready, latest)
-        magic = supply.next() if op.needs_magic_state else 0
-        length = ticks(layout.block, op)
-        if length == 0:
-            start = max(ready, magic)
-        else:
-            start = max(ready, magic, bus)
-            waits += max(0, magic - max(ready, bus))
-            stalls += max(0, bus - max(ready, magic))
-            bus = start + length
+        start, end = bus.place(op, ready)
+        if op.kind == "synth":  # its sequence: a P x Z with a state per T gate
+            magic += _synth_states(model, op)
+            ppms += _synth_states(model, op)
+        elif op.needs_magic_state:
+            magic += 1
         latest = max(latest, start)
-        slots.append(Scheduled(index=i, start=start, end=start + length))
-        inputs.add(x, z, start + length, length > 0)
+        slots.append(Scheduled(index=i, start=start, end=end))
+        inputs.add(x, z, end, end > start)
         if op.event is not None:
-            produced[op.event] = start + length
-    end = max((s.end for s in slots), default=0)
+            produced[op.event] = end
+    last = max((s.end for s in slots), default=0)
     order = tuple(s.index for s in sorted(slots, key=lambda s: (s.start, s.index)))
     return Schedule(
         slots=tuple(slots),
         order=order,
-        logical_cycles=end,
-        runtime_ns=end * model.cycle_time_ns,
-        factory_wait_cycles=waits,
-        routing_stalls=stalls,
-        ppm_count=lowered.ppm_count,
-        magic_states_consumed=lowered.t_count,
+        logical_cycles=last,
+        runtime_ns=last * model.cycle_time_ns,
+        factory_wait_cycles=bus.waits,
+        routing_stalls=bus.stalls,
+        ppm_count=ppms,
+        magic_states_consumed=magic,
         physical_qubits=layout.physical_qubits,
         block=layout.block,
         code_distance=model.distance,
