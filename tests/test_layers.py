@@ -38,6 +38,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "built on one of those: the estimator, QEC experiments, the engine conformance kit",
         ("qmk.estimate", "qmk.experiments", "qmk.testing"),
     ),
+    (
+        "fault-tolerant execution: patch layouts, lattice surgery scheduled and run",
+        ("qmk.ft",),
+    ),
     ("the in-process machine", ("qmk.execution",)),
     ("devices behind the device interface (HAL), on the machine", ("qmk.devices",)),
     ("the wire: qSyscall's method table, JSON-RPC core and server", ("qmk.abi",)),
@@ -71,6 +75,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.estimate": (*BASE, "qmk.qec", "qmk.qvm"),
     "qmk.experiments": (*BASE, "qmk.qec", "qmk.qvm"),
     "qmk.testing": (*BASE, "qmk.engines"),
+    # the estimator's factory and code model, the engines that execute the PPMs
+    "qmk.ft": (*BASE, "qmk.qvm", "qmk.engines", "qmk.qec", "qmk.estimate"),
     # execution is the one place that combines programs, engines and the QEC layer
     "qmk.execution": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
     # devices sit beside the machine: the simulated logical machine runs on it; the

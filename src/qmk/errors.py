@@ -22,10 +22,11 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (28)
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
-     +-- QECError                  qmk.qec.errors        QC101..QC130 (13)
+     +-- QECError                  qmk.qec.errors        QC101..QC130 (14)
      +-- FrontendError             qmk.frontends.errors  QL101..QL109 (9)
      +-- EngineError               qmk.engines.base      QE101..QE114 (14)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (23)
+     +-- FTError                   qmk.ft.errors         QP101..QP107 (7)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101
      |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
@@ -136,6 +137,11 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 prefix="QD",
                 title="device jobs, profiles and hardware constraints (the neutral-atom VM)",
                 module="qmk.devices.errors",
+            ),
+            Family(
+                prefix="QP",
+                title="programs and options the layout compiler and lattice surgery cannot take",
+                module="qmk.ft.errors",
             ),
             Family(
                 prefix="QK",

@@ -113,17 +113,47 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _layout(args: argparse.Namespace, out: TextIO) -> int:
+    """``qmk plan FILE --layout``: the program's patches in a block, factories beside."""
+    from qmk.abi.errors import CommandError
+    from qmk.estimate.counts import count_graph
+    from qmk.ft.layout import draw_png, layout_for
+    from qmk.ft.model import ft_model
+    from qmk.ft.report import layout_json, layout_text
+
+    if args.objective is not None:
+        raise CommandError.of(
+            "bad-option", "--objective chooses among code variants; --layout draws one"
+        )
+    graph = read_source(args, args.file, limits_of(args))
+    model = ft_model(count_graph(graph), args.qubit, error_budget=args.error_budget)
+    layout = layout_for(model, args.block or "fast", graph.resources.vqs)
+    if args.png is not None:
+        draw_png(layout, args.png, f"{args.file}: {layout.block} block, {model.profile}")
+    if args.json:
+        out.write(json.dumps(layout_json(layout, model), indent=2) + "\n")
+    else:
+        out.write(layout_text(args.file, layout, model))
+    return 0
+
+
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.abi.errors import CommandError
     from qmk.commands.teleport import lines as teleport_lines
     from qmk.commands.teleport import teleported
     from qmk.estimate.counts import count_graph
     from qmk.estimate.variants import plan_variants
 
+    if args.layout:
+        return _layout(args, out)
+    if args.block is not None or args.png is not None:
+        flag = "--block" if args.block is not None else "--png"
+        raise CommandError.of("bad-option", f"{flag} is an option of --layout")
     graph = read_source(args, args.file, limits_of(args))
     done = teleported(args, graph)  # --modules/--placement: where gates are teleported
     counts = count_graph(graph)
     plan = plan_variants(
-        counts, args.qubit, error_budget=args.error_budget, objective=args.objective
+        counts, args.qubit, error_budget=args.error_budget, objective=args.objective or "volume"
     )
     if args.json:
         data = plan.to_json()
@@ -179,9 +209,23 @@ def register(add: AddCommand) -> None:
         help=f"total error budget ({DEFAULT_ERROR_BUDGET:g})",
     )
     plan.add_argument(
-        "--objective", choices=OBJECTIVES, default="volume", help="what to minimise (volume)"
+        "--objective", choices=OBJECTIVES, default=None, help="what to minimise (volume)"
     )
-    plan.add_argument("--json", action="store_true", help="print every variant as JSON")
+    plan.add_argument(
+        "--layout",
+        action="store_true",
+        help="draw the program's logical qubits as surface-code patches in a block with "
+        "routing space, the estimator's T factories beside it (docs/ft-execution.md)",
+    )
+    plan.add_argument(
+        "--block",
+        choices=("compact", "intermediate", "fast"),
+        help="with --layout: Litinski's block (fast: the estimator's layout)",
+    )
+    plan.add_argument("--png", metavar="OUT.png", help="with --layout: also draw it as a PNG")
+    plan.add_argument(
+        "--json", action="store_true", help="print every variant (or the layout) as JSON"
+    )
     from qmk.commands.teleport import add_options
 
     add_options(plan)

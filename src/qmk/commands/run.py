@@ -88,6 +88,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = {"dtype": dtypes[args.precision]} if args.precision else {}
     # lowered qubits carry no profile: --profile below is the default for every qubit
     program = read_source(args, args.file, limits_of(args))
+    if args.lattice_surgery or args.block is not None:
+        return _run_lattice_surgery(args, program, out)
     if args.device is not None:
         return _run_on_device(args, program, out)
     from qmk.commands.teleport import teleported
@@ -253,6 +255,78 @@ def _run_on_device(args: argparse.Namespace, program: Any, out: TextIO) -> int:
     return 0
 
 
+#: Options of the gate-level run that a --lattice-surgery run cannot honour: (dest, flag).
+_NOT_IN_SURGERY = (
+    ("device", "--device"),
+    ("explain", "--explain"),
+    ("noise_model", "--noise-model"),
+    ("calibration", "--calibration"),
+    ("precision", "--precision"),
+    ("state", "--state"),
+    ("initial_state", "--initial-state"),
+    ("memory", "--memory"),
+    ("emit_job", "--emit-job"),
+    ("configuration", "--configuration"),
+)
+
+
+def _run_lattice_surgery(args: argparse.Namespace, program: Any, out: TextIO) -> int:
+    """``--lattice-surgery``: the program as PPMs and pi/8 rotations, laid out in
+    ``--block``, scheduled and executed (:mod:`qmk.ft`); ``--profile auto`` takes the
+    estimator's surface-code distance."""
+    import secrets
+
+    from qmk.abi.errors import CommandError
+    from qmk.estimate.counts import count_graph
+    from qmk.ft.errors import FTError
+    from qmk.ft.execute import run_lattice_surgery
+    from qmk.ft.model import ft_model
+    from qmk.ft.report import run_text
+    from qmk.qec.errors import QECError
+    from qmk.qvm.profiles import ProfileError, parse_profile
+    from qmk.qvm.verify import verify
+
+    if not args.lattice_surgery:
+        raise CommandError.of("bad-option", "--block is an option of --lattice-surgery")
+    given = [flag for dest, flag in _NOT_IN_SURGERY if getattr(args, dest, None)]
+    if args.routing != "auto":
+        given.append("--routing")
+    if given:
+        raise FTError.of(
+            "option-unsupported",
+            f"{given[0]} is not an option of a --lattice-surgery run (its physics is the "
+            "layout's: the estimator's factory and the profile's logical error rate)",
+        )
+    if args.profile == "auto":
+        family, distance = "surface_code", None
+    else:
+        try:
+            parsed = parse_profile(args.profile)
+        except ProfileError as exc:
+            raise QECError.of("unknown-profile", f"--profile {args.profile}: {exc}") from None
+        family, distance = parsed.family, parsed.distance
+    verified = verify(program, limits=limits_of(args))
+    model = ft_model(count_graph(program), _qubit(args), family, distance)
+    result = run_lattice_surgery(
+        verified,
+        model,
+        block=args.block or "fast",
+        shots=args.shots,
+        seed=args.seed if args.seed is not None else secrets.randbits(32),
+        noise=not args.no_noise,
+        engine=args.engine,
+    )
+    if args.plot is not None:
+        from qmk.workflows.report import plot_counts
+
+        plot_counts(result.counts, result.shots, args.plot, f"{args.file}: {result.shots} shots")
+    if args.json:
+        out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+    else:
+        out.write(run_text(args.file, result))
+    return 0
+
+
 def _write_state(args: argparse.Namespace, result: Any) -> None:
     """``--state``: the run's final state as a qmk-state JSON file (qmk.engines.state_io)."""
     from dataclasses import replace
@@ -400,6 +474,18 @@ def register(add: AddCommand) -> None:
         "--emit-job",
         metavar="JOB.json",
         help="with --device: also write the compiled wire-form job (qmk device run reads it)",
+    )
+    sub.add_argument(
+        "--lattice-surgery",
+        action="store_true",
+        help="run as a fault-tolerant machine does: the program lowered to Pauli product "
+        "measurements and pi/8 rotations, laid out as patches, scheduled with its factories, "
+        "executed with magic-state injection (docs/ft-execution.md)",
+    )
+    sub.add_argument(
+        "--block",
+        choices=("compact", "intermediate", "fast"),
+        help="with --lattice-surgery: Litinski's block the patches are laid out in (fast)",
     )
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")

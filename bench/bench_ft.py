@@ -1,0 +1,194 @@
+"""Estimates beside lattice-surgery schedules: runtime and physical qubits of a corpus.
+
+For each program (the test corpus in ``tests/ft/programs`` and larger ones generated
+here: Cuccaro ripple-carry adders of Toffolis, an approximate QFT whose rotations are
+multiples of pi/4, a full QFT, random Clifford+T circuits), on ``qubit_gate_ns_e3`` with the
+surface code at the estimator's own distance (``qmk run --lattice-surgery --profile
+auto``):
+
+- ``qmk estimate``'s runtime, physical qubits, T states and logical depth;
+- the schedule ``qmk run --lattice-surgery`` executes, in the fast block (the estimator's
+  layout) and the compact one: logical cycles, runtime, factory waits, routing stalls,
+  physical qubits (block and factories);
+- for the programs small enough for the statevector (``--shots``), the schedule run on
+  the engine, noiseless, with the executed magic states and PPMs per shot.
+
+Prints a Markdown table (``docs/ft-execution.md`` carries it) and writes
+``bench/results/ft.json``. Not a test.
+
+    python bench/bench_ft.py [--shots 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, describe, machine, write_json
+from qmk.estimate.counts import count_graph
+from qmk.frontends import read_program
+from qmk.ft.execute import run_lattice_surgery
+from qmk.ft.layout import layout_for
+from qmk.ft.lower import lower
+from qmk.ft.model import ft_model
+from qmk.ft.schedule import schedule
+from qmk.qvm.verify import verify
+
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "ft" / "programs"
+HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
+#: Qubits the statevector runs (data and one magic-state ancilla) in reasonable time.
+EXECUTED_MAX_QUBITS = 8
+
+
+def cuccaro_adder(bits: int) -> str:
+    """``b := a + b`` on ``bits``-bit registers (MAJ/UMA blocks, one Toffoli each)."""
+    lines = [HEAD, "qreg c0[1];", f"qreg a[{bits}];", f"qreg b[{bits}];", "qreg z[1];"]
+    lines += [f"creg s[{bits}];", "creg carry[1];"]
+    lines += [f"h a[{i}];" for i in range(bits)] + [f"x b[{i}];" for i in range(0, bits, 2)]
+    chain = ["c0[0]"] + [f"a[{i}]" for i in range(bits)]
+
+    def maj(c: str, b: str, a: str) -> list[str]:
+        return [f"cx {a},{b};", f"cx {a},{c};", f"ccx {c},{b},{a};"]
+
+    def uma(c: str, b: str, a: str) -> list[str]:
+        return [f"ccx {c},{b},{a};", f"cx {a},{c};", f"cx {c},{b};"]
+
+    for i in range(bits):
+        lines += maj(chain[i], f"b[{i}]", chain[i + 1])
+    lines.append(f"cx a[{bits - 1}],z[0];")
+    for i in reversed(range(bits)):
+        lines += uma(chain[i], f"b[{i}]", chain[i + 1])
+    lines += ["measure b -> s;", "measure z -> carry;"]
+    return "\n".join(lines) + "\n"
+
+
+def approximate_qft(n: int) -> str:
+    """A QFT keeping only the pi/2 controlled phases (each a Clifford+T gate)."""
+    lines = [HEAD, f"qreg q[{n}];", f"creg c[{n}];"]
+    lines += [f"h q[{i}];\nt q[{i}];" for i in range(0, n, 2)]
+    for i in range(n):
+        lines.append(f"h q[{i}];")
+        if i + 1 < n:
+            lines.append(f"cu1(pi/2) q[{i + 1}],q[{i}];")
+    lines += [f"swap q[{i}],q[{n - 1 - i}];" for i in range(n // 2)]
+    lines.append("measure q -> c;")
+    return "\n".join(lines) + "\n"
+
+
+def qft(n: int) -> str:
+    """A full QFT: controlled phases pi/2^k, whose rotations below pi/4 are synthesised."""
+    lines = [HEAD, f"qreg q[{n}];", f"creg c[{n}];"]
+    lines += [f"h q[{i}];\nt q[{i}];" for i in range(0, n, 2)]
+    for i in range(n):
+        lines.append(f"h q[{i}];")
+        for j in range(i + 1, n):
+            lines.append(f"cu1(pi/{2 ** (j - i)}) q[{j}],q[{i}];")
+    lines += [f"swap q[{i}],q[{n - 1 - i}];" for i in range(n // 2)]
+    lines.append("measure q -> c;")
+    return "\n".join(lines) + "\n"
+
+
+def random_clifford_t(n: int, gates: int, seed: int) -> str:
+    rng = random.Random(seed)
+    lines = [HEAD, f"qreg q[{n}];", f"creg c[{n}];"] + [f"h q[{i}];" for i in range(n)]
+    for _ in range(gates):
+        g = rng.choice(["h", "s", "t", "tdg", "t", "cx", "cz"])
+        if g in ("cx", "cz"):
+            a, b = rng.sample(range(n), 2)
+            lines.append(f"{g} q[{a}],q[{b}];")
+        else:
+            lines.append(f"{g} q[{rng.randrange(n)}];")
+    lines.append("measure q -> c;")
+    return "\n".join(lines) + "\n"
+
+
+def corpus(folder: Path) -> list[tuple[str, Path]]:
+    programs = [(p.stem, p) for p in sorted(CORPUS.glob("*.qasm"))]
+    generated = {
+        "adder_4bit": cuccaro_adder(4),
+        "adder_16bit": cuccaro_adder(16),
+        "aqft_16": approximate_qft(16),
+        "qft_8": qft(8),
+        "random_ct_10x400": random_clifford_t(10, 400, 2026),
+    }
+    for name, text in generated.items():
+        path = folder / f"{name}.qasm"
+        path.write_text(text, encoding="utf-8")
+        programs.append((name, path))
+    return programs
+
+
+def row(name: str, path: Path, shots: int) -> dict[str, Any]:
+    graph = read_program(str(path))
+    program = verify(graph)
+    model = ft_model(count_graph(graph), "qubit_gate_ns_e3")
+    est = model.estimate
+    breakdown = est["physicalCounts"]["breakdown"]
+    lowered = lower(program)
+    out: dict[str, Any] = {
+        "program": name,
+        "qubits": lowered.data_qubits,
+        "distance": model.distance,
+        "estimate": {
+            "runtime_ns": est["physicalCounts"]["runtime"],
+            "physical_qubits": est["physicalCounts"]["physicalQubits"],
+            "t_states": breakdown["numTstates"],
+            "logical_depth": breakdown["logicalDepth"],
+            "t_factories": breakdown["numTfactories"],
+        },
+    }
+    for block in ("fast", "compact"):
+        layout = layout_for(model, block, lowered.qubits[: lowered.data_qubits])
+        out[block] = schedule(lowered, layout, model).to_json()
+    if len(lowered.qubits) + 1 <= EXECUTED_MAX_QUBITS and shots:
+        result = run_lattice_surgery(program, model, shots=shots, seed=1, noise=False)
+        assert result.schedule.to_json() == out["fast"]
+        out["executed"] = {
+            "shots": shots,
+            "magic_states_per_shot": result.magic_states_executed / shots,
+            "ppms_per_shot": result.ppms_executed / shots,
+            "wall_time_s": result.wall_time_s,
+        }
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| program | n | d | T states (est. / executed) | est. depth | est. runtime | "
+        "fast: cycles | fast: runtime | x est. | factory waits | routing stalls | "
+        "compact: runtime | est. qubits | fast qubits | compact qubits |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in rows:
+        est, fast, compact = r["estimate"], r["fast"], r["compact"]
+        ran = " (run)" if "executed" in r else ""
+        lines.append(
+            f"| {r['program']}{ran} | {r['qubits']} | {r['distance']} | {est['t_states']} / "
+            f"{fast['magic_states_consumed']} | {est['logical_depth']} | "
+            f"{est['runtime_ns'] / 1000:,.1f} us | {fast['logical_cycles']} | "
+            f"{fast['runtime_ns'] / 1000:,.1f} us | {fast['runtime_ns'] / est['runtime_ns']:.2f} | "
+            f"{fast['factory_wait_cycles']} | {fast['routing_stalls']} | "
+            f"{compact['runtime_ns'] / 1000:,.1f} us | {est['physical_qubits']:,} | "
+            f"{fast['physical_qubits']:,} | {compact['physical_qubits']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shots", type=int, default=20, help="shots of the executed runs")
+    args = parser.parse_args()
+    info = machine()
+    print(describe(info))
+    with tempfile.TemporaryDirectory() as folder:
+        rows = [row(name, path, args.shots) for name, path in corpus(Path(folder))]
+    print(table(rows))
+    write_json({"machine": info, "rows": rows}, RESULTS / "ft.json")
+
+
+if __name__ == "__main__":
+    main()

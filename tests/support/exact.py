@@ -1,0 +1,157 @@
+"""Exact output distributions of small gate-level programs, by dense numpy matrices.
+
+Independent of QMK's engines: the gates are written out here from their textbook
+matrices and the state is a dense vector. A Z measurement splits the state into its two
+branches (each with its probability), so mid-circuit measurements, guarded gates
+(``when ev:E == v``) and ``COND_PAULI`` are exact too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from qmk.qvm.graph import Graph, Node
+from qmk.qvm.output import layout_of
+
+_S2 = 1 / math.sqrt(2)
+_ONE = {
+    "APPLY_H": np.array([[_S2, _S2], [_S2, -_S2]]),
+    "APPLY_X": np.array([[0, 1], [1, 0]]),
+    "APPLY_Y": np.array([[0, -1j], [1j, 0]]),
+    "APPLY_Z": np.diag([1, -1]),
+    "APPLY_S": np.diag([1, 1j]),
+    "APPLY_SDG": np.diag([1, -1j]),
+    "APPLY_T": np.diag([1, np.exp(1j * math.pi / 4)]),
+    "APPLY_TDG": np.diag([1, np.exp(-1j * math.pi / 4)]),
+}
+
+
+def _rotation(axis: str, theta: float) -> np.ndarray:
+    pauli = {"X": _ONE["APPLY_X"], "Y": _ONE["APPLY_Y"], "Z": _ONE["APPLY_Z"]}[axis]
+    return math.cos(theta / 2) * np.eye(2) - 1j * math.sin(theta / 2) * pauli
+
+
+def _controlled(n_controls: int, target: np.ndarray) -> np.ndarray:
+    size = 2 ** (n_controls + 1)
+    out = np.eye(size, dtype=complex)
+    out[size - 2 :, size - 2 :] = target
+    return out
+
+
+_MULTI = {
+    "APPLY_CNOT": _controlled(1, _ONE["APPLY_X"]),
+    "APPLY_CZ": _controlled(1, _ONE["APPLY_Z"]),
+    "APPLY_SWAP": np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]]),
+    "APPLY_CCX": _controlled(2, _ONE["APPLY_X"]),
+    "APPLY_CCZ": _controlled(2, _ONE["APPLY_Z"]),
+}
+
+
+def _apply(state: np.ndarray, matrix: np.ndarray, qubits: list[int], n: int) -> np.ndarray:
+    """``matrix`` on ``qubits`` (first qubit most significant in the matrix) of an
+    ``n``-qubit state held as a tensor with one axis per qubit."""
+    k = len(qubits)
+    gate = np.asarray(matrix, dtype=complex).reshape((2,) * (2 * k))
+    moved = np.tensordot(gate, state, axes=(list(range(k, 2 * k)), qubits))
+    return np.moveaxis(moved, list(range(k)), qubits)
+
+
+def _gate(state: np.ndarray, node: Node, where: list[int], n: int) -> np.ndarray:
+    if node.op in _ONE:
+        return _apply(state, _ONE[node.op], where, n)
+    if node.op in ("APPLY_RX", "APPLY_RY", "APPLY_RZ"):
+        return _apply(state, _rotation(node.op[-1], float(node.args["theta"])), where, n)
+    if node.op == "INJECT_T_STATE":  # T|+> on a qubit _reset left in |0>
+        state = _apply(state, _ONE["APPLY_H"], where, n)
+        return _apply(state, _ONE["APPLY_T"], where, n)
+    if node.op == "COND_PAULI":
+        mask = str(node.args["mask"])
+        return state if mask == "I" else _apply(state, _ONE["APPLY_" + mask], where, n)
+    return _apply(state, _MULTI[node.op], where, n)
+
+
+def _reset(state: np.ndarray, where: list[int], n: int) -> list[np.ndarray]:
+    """The branches of ``where``'s qubits returned to |0>: each qubit's |1> part is moved
+    onto |0> (a Z measurement and an X on 1, the outcome forgotten)."""
+    parts = [state]
+    for q in where:
+        grown = []
+        for part in parts:
+            for bit in (0, 1):
+                index = [slice(None)] * n
+                index[q] = bit
+                piece = np.zeros_like(part)
+                zero = list(index)
+                zero[q] = 0
+                piece[tuple(zero)] = part[tuple(index)]
+                if np.vdot(piece, piece).real > 1e-14:
+                    grown.append(piece)
+        parts = grown
+    return parts
+
+
+def _runs(node: Node, outcomes: Mapping[str, int]) -> bool:
+    if node.guard is not None and any(outcomes[t.event] != t.equals for t in node.guard.terms):
+        return False
+    return node.op != "COND_PAULI" or sum(outcomes[e] for e in node.inputs) % 2 == 1
+
+
+def exact_distribution(graph: Graph) -> dict[str, float]:
+    """Each outcome key (as ``qmk run`` writes it) with its exact probability."""
+    qubits = {q: i for i, q in enumerate(graph.resources.vqs)}
+    n = len(qubits)
+    start = np.zeros((2,) * n, dtype=complex)
+    start[(0,) * n] = 1.0
+    branches: list[tuple[np.ndarray, dict[str, int]]] = [(start, {})]
+    for node in graph.nodes:
+        where = [qubits[v] for v in node.vqs]
+        if node.op in ("FREE_LQ", "FENCE_EPOCH"):
+            continue
+        grown = []
+        for state, outcomes in branches:
+            if not _runs(node, outcomes):
+                grown.append((state, outcomes))
+            elif node.op in ("ALLOC_LQ", "RESET", "INJECT_T_STATE"):
+                for part in _reset(state, where, n):
+                    grown.append(
+                        (
+                            part if node.op != "INJECT_T_STATE" else _gate(part, node, where, n),
+                            outcomes,
+                        )
+                    )
+            elif node.op == "MEASURE_Z":
+                for bit in (0, 1):
+                    part = state.copy()
+                    index = [slice(None)] * n
+                    index[where[0]] = 1 - bit
+                    part[tuple(index)] = 0
+                    if np.vdot(part, part).real > 1e-14:
+                        grown.append((part, {**outcomes, node.produces[0]: bit}))
+            else:
+                grown.append((_gate(state, node, where, n), outcomes))
+        branches = grown
+    events = tuple(graph.resources.events)
+    keys = layout_of(graph.metadata, events)
+    out: dict[str, float] = {}
+    for state, outcomes in branches:
+        p = float(np.vdot(state, state).real)
+        outcome = "".join(str(outcomes.get(e, 0)) for e in events)
+        key = keys.key(outcome) if keys is not None else outcome
+        out[key] = out.get(key, 0.0) + p
+    return out
+
+
+def chi2_pvalue(counts: Mapping[str, int], expected: Mapping[str, float]) -> float:
+    """Pearson's chi-square p-value of ``counts`` against ``expected`` probabilities (an
+    outcome outside the support gives 0)."""
+    from scipy.stats import chi2
+
+    shots = sum(counts.values())
+    if any(expected.get(k, 0.0) <= 0 for k in counts):
+        return 0.0
+    cells = [(counts.get(k, 0), p * shots) for k, p in expected.items()]
+    stat = sum((o - e) ** 2 / e for o, e in cells)
+    return float(chi2.sf(stat, max(1, len(cells) - 1)))
