@@ -33,7 +33,17 @@ import numpy as np
 import stim
 
 from qmk.engines.base import EngineError
-from qmk.engines.batch import BatchCircuit, Errors, Instruction, Kind
+from qmk.engines.batch import (
+    BatchCircuit,
+    Errors,
+    Instruction,
+    Kind,
+    check_errors,
+    count_ones,
+    flip_words,
+    unpack_columns,
+    xor_flips,
+)
 from qmk.engines.stim_gates import stim_gate
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
@@ -62,6 +72,11 @@ class StimSampler:
     site_lines: tuple[int, ...] = ()
     site_qubits: tuple[int, ...] = ()
 
+    @property
+    def num_sites(self) -> int:
+        """How many error sites the circuit has."""
+        return len(self.site_qubits)
+
     def sample(
         self,
         shots: int,
@@ -72,26 +87,18 @@ class StimSampler:
     ) -> tuple[np.ndarray, int]:
         """Rows of the record bits at ``columns`` and the 1 bits at ``tallied``;
         ``errors`` add their measurement flips (:meth:`flips`) to the shots they strike."""
-        # Bit-packed sampling is stim's fastest output; bits are unpacked only for columns.
-        packed = self.circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
+        packed = self.sample_packed(shots, seed)
         if errors is not None and len(errors):
-            self._add_flips(packed, shots, errors)
-        width = len(columns)
-        if columns == tuple(range(width)):
-            bits = np.unpackbits(packed, axis=1, count=width, bitorder="little")
-        else:
-            bits = np.zeros((shots, width), dtype=np.uint8)
-            present = [j for j, c in enumerate(columns) if c is not None]
-            if present:
-                cols = np.array([columns[j] for j in present], dtype=np.int64)
-                bits[:, present] = (packed[:, cols >> 3] >> (cols & 7).astype(np.uint8)) & 1
-        ones = 0
-        if tallied:
-            mask = np.zeros(packed.shape[1], dtype=np.uint8)
-            for column in tallied:
-                mask[column >> 3] |= np.uint8(1 << (column & 7))
-            ones = int(np.bitwise_count(packed & mask).sum(dtype=np.int64))
-        return bits, ones
+            check_errors(errors, self.num_sites, shots)
+            distinct, lanes = np.unique(errors.sites, return_inverse=True)
+            words = flip_words(self.flips(distinct))
+            xor_flips(packed, words, lanes, errors.shots, errors.paulis)
+        return unpack_columns(packed, columns), count_ones(packed, tallied)
+
+    def sample_packed(self, shots: int, seed: int) -> np.ndarray:
+        """``shots`` rows of every record bit, bit-packed (stim's fastest output), from a
+        sampler compiled with ``seed``; no error site strikes."""
+        return self.circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
 
     def flips(self, sites: np.ndarray) -> np.ndarray:
         """Which record bits a Pauli error at each of ``sites`` flips, bit-packed
@@ -141,38 +148,6 @@ class StimSampler:
             simulator.do(stim.Circuit("\n".join(lines[done:])))
         flipped = simulator.get_measurement_flips()[:records]
         return np.packbits(flipped.T, axis=1, bitorder="little")
-
-    def _add_flips(self, packed: np.ndarray, shots: int, errors: Errors) -> None:
-        """XOR the flips of ``errors`` into the rows of ``packed`` they strike."""
-        sites, paulis, who = errors.sites, errors.paulis, errors.shots
-        if (
-            sites.min() < 0
-            or sites.max() >= len(self.site_qubits)
-            or who.min() < 0
-            or who.max() >= shots
-            or paulis.min() < 1
-            or paulis.max() > 3
-        ):
-            raise EngineError.of(
-                "engine-misuse",
-                f"errors name sites in [0, {len(self.site_qubits)}), shots in [0, {shots}) "
-                "and Paulis 1 (X), 2 (Y), 3 (Z); these do not",
-            )
-        distinct, lane = np.unique(sites, return_inverse=True)
-        masks = self.flips(distinct)
-        x = paulis <= 2  # X and Y flip what X flips
-        z = paulis >= 2  # Y and Z what Z flips
-        rows = np.concatenate([2 * lane[x], 2 * lane[z] + 1])
-        struck = np.concatenate([who[x], who[z]])
-        order = np.argsort(struck, kind="stable")
-        rows, struck = rows[order], struck[order]
-        starts = np.flatnonzero(np.concatenate([[True], struck[1:] != struck[:-1]]))
-        # XOR whole 64-bit words: the masks padded to a multiple of 8 bytes.
-        width = packed.shape[1]
-        words = np.zeros((len(masks), -(-width // 8) * 8), dtype=np.uint8)
-        words[:, :width] = masks
-        summed = np.bitwise_xor.reduceat(words.view(np.uint64)[rows], starts, axis=0)
-        packed[struck[starts]] ^= summed.view(np.uint8)[:, :width]
 
 
 #: The stim channel of each noise kind the engine draws: its head, qubits, probabilities.
