@@ -61,9 +61,11 @@ class StimSampler:
     ``circuit`` is what :meth:`sample` samples: the batch circuit without its error
     sites. ``flip_lines`` is the stim text of the same circuit with every noise channel
     the engine draws, one- or two-qubit, silenced (a herald keeps its record bit, always
-    0), and ``site_lines[i]`` the number of those lines that come before error site
-    ``i``, which strikes qubit ``site_qubits[i]``: what :meth:`flips` propagates errors
-    through.
+    0). Error site ``i`` strikes qubit ``site_qubits[i]``, and ``site_lines[i]`` is the
+    number of those lines before the first that acts on that qubit after the site (all
+    of them when none does): a Pauli there has the flips of one at the site, since every
+    line between acts on other qubits. Sites with the same qubit and line flip alike.
+    That is what :meth:`flips` propagates errors through.
     """
 
     circuit: stim.Circuit
@@ -108,8 +110,8 @@ class StimSampler:
         The flips do not depend on the shot: the circuit is Clifford and its
         feed-forward is Paulis controlled by record bits, through which a Pauli frame
         propagates exactly. stim's ``FlipSimulator`` (stabilizer randomization off)
-        propagates one error per lane; sites are walked in order, so ``sites`` must be
-        increasing.
+        propagates one error per lane, one lane pair for each distinct line and qubit
+        (see the class docstring), walked in order.
 
         >>> from qmk.engines.batch import BatchCircuit, Instruction, Kind
         >>> site = Instruction(kind=Kind.ERROR_SITE, qubits=(0,), probs=(0.1, 0.0, 0.0))
@@ -125,31 +127,45 @@ class StimSampler:
         sites = np.asarray(sites, dtype=np.int64)
         records = self.circuit.num_measurements
         width = (records + 7) // 8
+        if not len(sites):
+            return np.zeros((0, width), dtype=np.uint8)
+        # One lane pair per distinct (line, qubit): the walk's order, and its work.
+        n = max(self.circuit.num_qubits, 1)
+        lines = np.array(self.site_lines, dtype=np.int64)[sites]
+        keys = lines * n + np.array(self.site_qubits, dtype=np.int64)[sites]
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        at, qubits = (distinct // n).tolist(), (distinct % n).tolist()
         lanes = max(256, _FLIP_CHUNK_BITS // max(records, 1)) // 2
-        chunks = [self._flips(sites[i : i + lanes], records) for i in range(0, len(sites), lanes)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, width), dtype=np.uint8)
+        masks = np.concatenate(
+            [
+                self._flips(at[i : i + lanes], qubits[i : i + lanes], records)
+                for i in range(0, len(at), lanes)
+            ]
+        )
+        return masks.reshape(-1, 2, width)[inverse].reshape(-1, width)
 
-    def _flips(self, sites: np.ndarray, records: int) -> np.ndarray:
+    def _flips(self, at: list[int], qubits: list[int], records: int) -> np.ndarray:
+        """Rows ``2k`` and ``2k + 1``: the flips of X and Z on ``qubits[k]`` after
+        ``at[k]`` (increasing) of the flip lines."""
         simulator = stim.FlipSimulator(
-            batch_size=2 * len(sites),
+            batch_size=2 * len(at),
             disable_stabilizer_randomization=True,
             num_qubits=self.circuit.num_qubits,
         )
         lines, done = self.flip_lines, 0
-        for lane, site in enumerate(sites.tolist()):
-            at = self.site_lines[site]
-            if at > done:
-                simulator.do(stim.Circuit("\n".join(lines[done:at])))
-                done = at
-            qubit = self.site_qubits[site]
-            simulator.set_pauli_flip(1, qubit_index=qubit, instance_index=2 * lane)
-            simulator.set_pauli_flip(3, qubit_index=qubit, instance_index=2 * lane + 1)
+        flip = simulator.set_pauli_flip
+        for lane, (line, qubit) in enumerate(zip(at, qubits, strict=True)):
+            if line > done:
+                simulator.do(stim.Circuit("\n".join(lines[done:line])))
+                done = line
+            flip(1, qubit_index=qubit, instance_index=2 * lane)
+            flip(3, qubit_index=qubit, instance_index=2 * lane + 1)
         if done < len(lines):
             simulator.do(stim.Circuit("\n".join(lines[done:])))
         # Bit-packed along the lanes (stim's cheapest output), turned to one row per lane
         # by a bit transpose: stim's bools and a strided transpose cost 20x more.
         flipped = simulator.get_measurement_flips(bit_packed=True)[:records]
-        return transpose_bits(flipped, 2 * len(sites))
+        return transpose_bits(flipped, 2 * len(at))
 
 
 _U64 = np.dtype("<u8")
@@ -288,12 +304,16 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     # instruction's fields: the circuit holds every object while this runs.
     written: dict[int, tuple[str, str, int]] = {}
     lookup, add_line, add_flip = written.get, lines.append, flip_lines.append
+    # The sites on each qubit since the last flip line that acts on it: the next such
+    # line is where their errors are propagated from (the class docstring).
+    waiting: dict[int, list[int]] = {}
     count = 0
     for instruction in circuit.instructions:
         texts = lookup(id(instruction))
         if texts is None:
             if instruction.kind is Kind.ERROR_SITE:
-                site_lines.append(len(flip_lines))
+                waiting.setdefault(instruction.qubits[0], []).append(len(site_qubits))
+                site_lines.append(-1)
                 site_qubits.append(instruction.qubits[0])
                 continue
             texts = _texts(instruction, count)
@@ -305,8 +325,15 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         if line:
             add_line(line)
         if flip:
+            if waiting:
+                for qubit in instruction.qubits:
+                    for site in waiting.pop(qubit, ()):
+                        site_lines[site] = len(flip_lines)
             add_flip(flip)
         count += records
+    for left in waiting.values():
+        for site in left:
+            site_lines[site] = len(flip_lines)
     return StimSampler(
         circuit=stim.Circuit("\n".join(lines)),
         flip_lines=tuple(flip_lines) if site_lines else (),
