@@ -377,11 +377,15 @@ def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> 
     from qmk.qec import logical_model
 
     live: dict[str, Any] = {}
+    models: dict[str, Any] = {}  # by profile: a program allocates many qubits, of few profiles
     rounds = per_second = peak_rounds = peak_second = 0.0
     for step in plan.steps:
         node = step.node
         if node.op == "ALLOC_LQ":
-            model = logical_model(node.args.get("profile") or default_profile, qubit)
+            profile = node.args.get("profile") or default_profile
+            model = models.get(profile)
+            if model is None:
+                model = models[profile] = logical_model(profile, qubit)
             for q in node.vqs:
                 live[q] = model
                 rounds += model.syndrome_bits_per_round

@@ -289,35 +289,47 @@ def keyed_counts(bits: np.ndarray, layout: OutputLayout | None) -> dict[str, int
 _HASH_SEED = 0x51A7
 
 
+#: Rows per block of :func:`_distinct_rows`: its temporaries stay small and reused.
+_BLOCK_ROWS = 1 << 13
+
+
 def _distinct_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The first row index of each distinct row of ``bits`` and how many rows equal it.
 
     Rows are packed to 64-bit words and hashed (each word mixed by splitmix64's
     finalizer, times an odd constant of its position, summed mod 2**64), grouped by hash,
     and every row is compared with its group's first: rows that share a hash but differ
-    (a collision) send the grouping to an exact sort of the rows.
+    (a collision) send the grouping to an exact sort of the rows. The rows are packed
+    and hashed a block at a time: the only large array is the packed rows.
     """
-    if bits.shape[1] == 0:
-        return np.zeros(1, dtype=np.int64), np.array([bits.shape[0]])
-    packed = np.packbits(bits, axis=1)
-    pad = -packed.shape[1] % 8
-    if pad:
-        packed = np.concatenate([packed, np.zeros((len(packed), pad), np.uint8)], axis=1)
-    words = np.ascontiguousarray(packed).view(np.uint64)
-    mixed = words ^ (words >> np.uint64(30))
-    mixed *= np.uint64(0xBF58476D1CE4E5B9)
-    mixed ^= mixed >> np.uint64(27)
-    mixed *= np.uint64(0x94D049BB133111EB)
-    mixed ^= mixed >> np.uint64(31)
+    shots, width = bits.shape
+    if width == 0:
+        return np.zeros(1, dtype=np.int64), np.array([shots])
+    size = -(-width // 8)
+    words = np.zeros((shots, -(-size // 8)), dtype=np.uint64)
+    octets = words.view(np.uint8)
     weights = np.random.default_rng(_HASH_SEED).integers(
         0, 2**64, size=words.shape[1], dtype=np.uint64, endpoint=False
-    )
-    mixed *= weights | np.uint64(1)
-    hashes = mixed.sum(axis=1, dtype=np.uint64)
+    ) | np.uint64(1)
+    hashes = np.empty(shots, dtype=np.uint64)
+    for lo in range(0, shots, _BLOCK_ROWS):
+        hi = min(shots, lo + _BLOCK_ROWS)
+        octets[lo:hi, :size] = np.packbits(bits[lo:hi], axis=1)
+        mixed = words[lo:hi] >> np.uint64(30)
+        mixed ^= words[lo:hi]
+        mixed *= np.uint64(0xBF58476D1CE4E5B9)
+        mixed ^= mixed >> np.uint64(27)
+        mixed *= np.uint64(0x94D049BB133111EB)
+        mixed ^= mixed >> np.uint64(31)
+        mixed *= weights
+        mixed.sum(axis=1, dtype=np.uint64, out=hashes[lo:hi])
     _, first, inverse, counts = np.unique(
         hashes, return_index=True, return_inverse=True, return_counts=True
     )
-    if np.array_equal(words, words[first[inverse]]):
+    if all(
+        np.array_equal(words[lo : lo + _BLOCK_ROWS], words[first[inverse[lo : lo + _BLOCK_ROWS]]])
+        for lo in range(0, shots, _BLOCK_ROWS)
+    ):
         return first, counts
     rows = words.view(np.dtype((np.void, words.shape[1] * 8))).ravel()
     _, first, counts = np.unique(rows, return_index=True, return_counts=True)
