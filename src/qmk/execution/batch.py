@@ -26,14 +26,15 @@ the engine samples instead (the path before flip masks, kept to compare against)
 :data:`CHUNK_SHOTS` shots (:func:`sample_chunked`): chunk 0 with the run's seed (so a
 run of at most that many shots is the one pass it always was), chunk ``k`` with
 :func:`chunk_seed`; the logical errors of every shot are drawn first, at once, from the
-run's noise stream, and each chunk takes its own. The chunks depend on the shots and the
-seed only, never on who asks, so a run stopped between two chunks and resumed gives the
-bits of a run that never stopped. A program with at least one ``FENCE_EPOCH`` asks its
-control (:class:`~qmk.execution.trajectories.Control`) between every two chunks, as a
-trajectories run asks at a fence: the saved state holds the bits of the chunks done
-(``group``: how many), and its ``epoch`` is the program's last (every shot sampled so
-far has passed every fence). Inside a chunk a batch run does not stop: its fences are
-pause points only between chunks.
+run's noise stream, their flips found once (:class:`RunFlips`), and each chunk takes its
+own. The chunks' rows stay bit-packed until the run ends (or saves a state). The chunks
+depend on the shots and the seed only, never on who asks, so a run stopped between two
+chunks and resumed gives the bits of a run that never stopped. A program with at least
+one ``FENCE_EPOCH`` asks its control (:class:`~qmk.execution.trajectories.Control`)
+between every two chunks, as a trajectories run asks at a fence: the saved state holds
+the bits of the chunks done (``group``: how many), and its ``epoch`` is the program's
+last (every shot sampled so far has passed every fence). Inside a chunk a batch run does
+not stop: its fences are pause points only between chunks.
 """
 
 from __future__ import annotations
