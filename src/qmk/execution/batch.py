@@ -113,19 +113,27 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
     heralds: list[int] = []
     sites: list[Noise] = []
     count = 0
+    # One instruction per (qubit, rates): a qubit's locations often share their rates,
+    # and instructions are values.
+    made: dict[tuple[str, float, float, float], Instruction] = {}
+    site_kind = Kind.HERALDED_PAULI_CHANNEL if heralded else Kind.ERROR_SITE
 
     def noise(locations: Sequence[Noise], before: bool) -> None:
         nonlocal count
         for loc in locations:
             if loc.before is not before:
                 continue
-            qubits, probs = (index[loc.qubit],), (loc.px, loc.py, loc.pz)
+            key = (loc.qubit, loc.px, loc.py, loc.pz)
+            instruction = made.get(key)
+            if instruction is None:
+                instruction = made[key] = Instruction(
+                    kind=site_kind, qubits=(index[loc.qubit],), probs=key[1:]
+                )
+            emit(instruction)
             if heralded:
-                emit(Instruction(kind=Kind.HERALDED_PAULI_CHANNEL, qubits=qubits, probs=probs))
                 heralds.append(count)
                 count += 1
             else:
-                emit(Instruction(kind=Kind.ERROR_SITE, qubits=qubits, probs=probs))
                 sites.append(loc)
 
     def measured(instruction: Instruction, event: str) -> None:
