@@ -249,3 +249,29 @@ def test_a_two_qubit_channel_is_drawn_by_the_engine_and_silent_in_error_site_fli
     bits, _ = sampler.sample(100, SEED, (0, 1), ())
     assert (bits == 1).all()  # XX with probability 1
     assert sampler.flips(np.array([0])).tolist() == [[1], [0]]  # X on qubit 0 flips bit 0
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns"), [(1, 1), (3, 5), (8, 8), (9, 17), (64, 3), (1000, 2999)]
+)
+def test_the_bit_transpose_of_packed_rows_is_numpys_transpose(rows: int, columns: int):
+    from qmk.engines.stim_batch import transpose_bits
+
+    bits = np.random.default_rng(rows * columns).integers(0, 2, (rows, columns), dtype=np.uint8)
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    for count in (columns, (columns + 1) // 2):
+        expected = np.packbits(np.ascontiguousarray(bits.T[:count]), axis=1, bitorder="little")
+        assert np.array_equal(transpose_bits(packed, count), expected)
+
+
+def test_packed_rows_unpack_to_their_columns_and_count_their_ones():
+    from qmk.engines.batch import count_ones, unpack_columns
+
+    bits = np.random.default_rng(4).integers(0, 2, (50, 21), dtype=np.uint8)
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    assert np.array_equal(unpack_columns(packed, tuple(range(21))), bits)
+    picked = unpack_columns(packed, (20, None, 3, 3, 0))
+    assert np.array_equal(picked[:, [0, 2, 3, 4]], bits[:, [20, 3, 3, 0]])
+    assert not picked[:, 1].any()
+    assert count_ones(packed, (1, 9, 20)) == int(bits[:, [1, 9, 20]].sum())
+    assert count_ones(packed, ()) == 0

@@ -642,3 +642,24 @@ def test_flip_mask_runs_are_reproducible_and_count_every_injected_error():
     rates = np.array([loc.total for loc in _program(text).noise])
     mean, sd = 5000 * rates.sum(), np.sqrt(5000 * (rates * (1 - rates)).sum())
     assert abs(a.telemetry.injected_logical_errors - mean) < 5 * sd
+
+
+def test_a_run_in_many_chunks_gives_the_exact_distribution_of_its_per_location_rates():
+    # GHZ-5 with every location's own X-heavy or Z-heavy rates (_biased), sampled in ten
+    # chunks: the flips are found once for the run, each chunk takes the errors of its
+    # own shots, and the rows stay packed until the end.
+    n = 5
+    plan = _biased(_program(ghz(n)))
+    lowered = batch.lower(plan)
+    assert lowered is not None and lowered.noise_sampling == "flip-masks"
+    sampler = compile_batch(lowered.circuit)
+    assert sampler is not None
+    bits, injected, _ = batch.sample_chunked(
+        lowered, sampler, SHOTS, SEED + 11, np.random.default_rng(SEED + 12), chunk=SHOTS // 10
+    )
+    rates = np.array([loc.total for loc in plan.noise])
+    assert abs(injected - SHOTS * rates.sum()) < 5 * np.sqrt(SHOTS * (rates * (1 - rates)).sum())
+    counts = Counter("".join(map(str, row)) for row in bits.tolist())
+    exact = ghz_exact(n, plan)
+    assert 1 - exact["0" * n] - exact["1" * n] > 0.2  # the errors are visible
+    assert_fits(counts, exact)

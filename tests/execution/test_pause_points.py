@@ -298,3 +298,82 @@ def test_a_run_of_at_most_one_chunk_is_the_one_pass_it_always_was() -> None:
             hi - lo, batch.chunk_seed(5, k), clean.event_columns, clean.herald_columns
         )
         assert np.array_equal(rows[lo:hi], alone)
+
+
+def _noisy_clifford_batch() -> tuple[Any, Any]:
+    from qmk.engines import engine_class
+    from qmk.engines.batch import batch_compiler
+    from qmk.execution.executor import load_program
+    from qmk.execution.plan import build_plan
+
+    plan = build_plan(
+        load_program(CLIFFORD),
+        noise=True,
+        qubit="qubit_gate_us_e3",
+        default_profile="logical:surface_code(d=3)",
+    )
+    lowered = batch.lower(plan)
+    assert lowered is not None and lowered.sites
+    compiler = batch_compiler(engine_class("stabilizer"))
+    assert compiler is not None
+    sampler = compiler(lowered.circuit)
+    assert sampler is not None
+    return lowered, sampler
+
+
+def test_a_noisy_chunked_run_is_each_chunk_sampled_alone_with_the_errors_that_strike_it() -> None:
+    from qmk.engines.batch import Errors
+
+    lowered, sampler = _noisy_clifford_batch()
+    shots, chunk, seed = 5000, 1200, 5
+    chunked, injected, _ = batch.sample_chunked(
+        lowered, sampler, shots, seed, np.random.default_rng(3), chunk=chunk
+    )
+    # the errors every shot takes are drawn first, from the run's noise stream
+    probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites])
+    errors = batch.draw_errors(probs, shots, np.random.default_rng(3))
+    assert injected == len(errors) > 0
+    for k, lo in enumerate(range(0, shots, chunk)):
+        hi = min(shots, lo + chunk)
+        mine = (errors.shots >= lo) & (errors.shots < hi)
+        alone, _ = sampler.sample(
+            hi - lo,
+            batch.chunk_seed(seed, k),
+            lowered.event_columns,
+            lowered.herald_columns,
+            Errors(
+                shots=errors.shots[mine] - lo, sites=errors.sites[mine], paulis=errors.paulis[mine]
+            ),
+        )
+        assert np.array_equal(chunked[lo:hi], alone)
+
+
+def test_each_checkpoint_between_chunks_holds_the_bits_of_the_chunks_done_and_zeros_after() -> None:
+    lowered, sampler = _noisy_clifford_batch()
+    shots, chunk = 5000, 1200
+    whole, injected, _ = batch.sample_chunked(
+        lowered, sampler, shots, 5, np.random.default_rng(3), chunk=chunk
+    )
+
+    class EveryChunk(Asks):
+        def at_fence(self, epoch: int) -> str | None:
+            self.asked.append(epoch)
+            return CHECKPOINT if len(self.asked) % 2 else None  # once per pause point
+
+    control = EveryChunk()
+    bits, same, progress = batch.sample_chunked(
+        lowered, sampler, shots, 5, np.random.default_rng(3), chunk=chunk, fences=2,
+        control=control, key="k", engine_name="stabilizer",
+    )  # fmt: skip
+    assert np.array_equal(bits, whole) and same == injected
+    assert [state.group for state in control.saved] == [1, 2, 3, 4]
+    assert progress.checkpoints == 4
+    for state in control.saved:
+        done = state.group * chunk
+        assert np.array_equal(state.bits[:done], whole[:done])
+        assert not state.bits[done:].any()
+        resumed, again, _ = batch.sample_chunked(
+            lowered, sampler, shots, 5, np.random.default_rng(3), chunk=chunk, resume=state,
+            key="k",
+        )  # fmt: skip
+        assert np.array_equal(resumed, whole) and again == injected

@@ -99,3 +99,46 @@ def test_the_plot_without_matplotlib_is_one_coded_line_naming_the_extra(
         result.plot()
     assert caught.value.code == "QC103"
     assert "quantum-microkernel[plot]" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _counted(rows: list[list[int]]) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(sorted(Counter("".join(map(str, row)) for row in rows).items()))
+
+
+@pytest.mark.parametrize("width", [0, 1, 7, 64, 65, 1000, 4200])
+def test_counts_are_every_distinct_row_with_how_often_it_came(width: int) -> None:
+    import numpy as np
+
+    from qmk.execution.result import keyed_counts
+
+    rng = np.random.default_rng(width)
+    # GHZ-like rows (all 0 or all 1) with a few bits flipped: in the top bit of every
+    # 64-bit word, in pairs of words, and (past 4,096 bits) words 64 apart swapped, the
+    # rows a weak hash of the packed words would take for one another
+    rows = np.repeat(rng.integers(0, 2, 3000, dtype=np.uint8)[:, None], width, axis=1)
+    for r in range(1, 3000, 3):
+        for word in rng.integers(0, max(width // 64, 1), 2):
+            bit = min(64 * int(word) + 63 - 7, width - 1) if width else None
+            if bit is not None:
+                rows[r, bit] ^= 1
+    if width > 64 * 65:
+        rows[::5, :64], rows[::5, 64 * 64 : 64 * 65] = (
+            rows[::5, 64 * 64 : 64 * 65].copy(),
+            rows[::5, :64].copy(),
+        )
+    assert keyed_counts(rows, None) == _counted(rows.tolist())
+
+
+def test_counts_laid_out_add_up_rows_that_the_layout_makes_alike() -> None:
+    import numpy as np
+
+    from qmk.execution.result import keyed_counts
+    from qmk.qvm.output import OutputLayout
+
+    rows = np.array([[0, 1, 0], [1, 1, 0], [0, 1, 1], [0, 1, 0], [0, 0, 0]], dtype=np.uint8)
+    # two groups: events 2 and 0, then a constant 0; event 1 is not shown, so rows 0,
+    # 3 and 4 (which differ in it only) are one outcome
+    layout = OutputLayout(columns=(2, 0, None), widths=(2, 1))
+    assert keyed_counts(rows, layout) == {"00 0": 3, "01 0": 1, "10 0": 1}

@@ -41,6 +41,8 @@ from typing import Protocol
 
 import numpy as np
 
+from qmk.engines.base import EngineError
+
 
 class Kind(str, enum.Enum):
     """What one batch instruction does."""
@@ -144,11 +146,22 @@ class Errors:
 
 
 class BatchSampler(Protocol):
-    """A compiled circuit."""
+    """A compiled circuit.
+
+    Its record bits travel bit-packed, as stim packs them: a row per shot of
+    ``(num_records + 7) // 8`` bytes, record bit ``j`` in byte ``j >> 3`` at bit ``j & 7``
+    (little-endian). :func:`unpack_columns`, :func:`count_ones` and :func:`xor_flips` work
+    on such rows for every engine.
+    """
 
     @property
     def mode(self) -> str:
         """How the executor reports this execution mode in telemetry (``"stim-batch"``)."""
+        ...
+
+    @property
+    def num_sites(self) -> int:
+        """How many ``ERROR_SITE`` instructions the circuit has."""
         ...
 
     def sample(
@@ -164,6 +177,106 @@ class BatchSampler(Protocol):
         (heralds: how many errors the engine injected). ``errors`` strike the circuit's
         ``ERROR_SITE`` instructions in the shots they name; without them no site does."""
         ...
+
+    def sample_packed(self, shots: int, seed: int) -> np.ndarray:
+        """``shots`` bit-packed rows of every record bit, no ``ERROR_SITE`` striking: what
+        :meth:`sample` draws for the same seed, before its errors and columns."""
+        ...
+
+    def flips(self, sites: np.ndarray) -> np.ndarray:
+        """The record bits a Pauli error at each of ``sites`` (increasing site indices)
+        flips, bit-packed: row ``2k`` for X at ``sites[k]``, row ``2k + 1`` for Z (a Y
+        flips their XOR). They do not depend on the shot."""
+        ...
+
+
+def check_errors(errors: Errors, sites: int, shots: int) -> None:
+    """Refuse errors that name a site outside ``[0, sites)``, a shot outside ``[0, shots)``
+    or a Pauli code outside 1-3.
+
+    Raises:
+        EngineError: ``QE105 engine-misuse``.
+    """
+    if not len(errors):
+        return
+    if (
+        errors.sites.min() < 0
+        or errors.sites.max() >= sites
+        or errors.shots.min() < 0
+        or errors.shots.max() >= shots
+        or errors.paulis.min() < 1
+        or errors.paulis.max() > 3
+    ):
+        raise EngineError.of(
+            "engine-misuse",
+            f"errors name sites in [0, {sites}), shots in [0, {shots}) "
+            "and Paulis 1 (X), 2 (Y), 3 (Z); these do not",
+        )
+
+
+def flip_words(masks: np.ndarray) -> np.ndarray:
+    """Bit-packed flip rows (:meth:`BatchSampler.flips`) padded to whole 64-bit words, the
+    form :func:`xor_flips` XORs."""
+    width = masks.shape[1]
+    words = np.zeros((len(masks), -(-width // 8) * 8), dtype=np.uint8)
+    words[:, :width] = masks
+    return words.view(np.uint64)
+
+
+def xor_flips(
+    packed: np.ndarray, words: np.ndarray, lanes: np.ndarray, shots: np.ndarray, paulis: np.ndarray
+) -> None:
+    """XOR into the bit-packed rows ``packed`` the flips of errors: error ``k`` strikes row
+    ``shots[k]`` with Pauli ``paulis[k]`` (:data:`PAULI_CODES`) at the site whose flips are
+    rows ``2 * lanes[k]`` (X) and ``2 * lanes[k] + 1`` (Z) of ``words`` (:func:`flip_words`).
+
+    >>> packed = np.zeros((3, 1), dtype=np.uint8)
+    >>> words = flip_words(np.array([[1], [2], [4], [8]], dtype=np.uint8))
+    >>> xor_flips(packed, words, np.array([0, 1, 1]), np.array([0, 0, 2]), np.array([1, 2, 3]))
+    >>> packed.ravel().tolist()  # shot 0: X at lane 0 (1) and Y at lane 1 (4 ^ 8); shot 2: Z
+    [13, 0, 8]
+    """
+    if not len(shots):
+        return
+    x = paulis <= 2  # X and Y flip what X flips
+    z = paulis >= 2  # Y and Z what Z flips
+    rows = np.concatenate([2 * lanes[x], 2 * lanes[z] + 1])
+    struck = np.concatenate([shots[x], shots[z]])
+    order = np.argsort(struck, kind="stable")
+    rows, struck = rows[order], struck[order]
+    starts = np.flatnonzero(np.concatenate([[True], struck[1:] != struck[:-1]]))
+    summed = np.bitwise_xor.reduceat(words[rows], starts, axis=0)
+    width = packed.shape[1]
+    packed[struck[starts]] ^= summed.view(np.uint8)[:, :width]
+
+
+def unpack_columns(packed: np.ndarray, columns: tuple[int | None, ...]) -> np.ndarray:
+    """Rows (uint8) of the record bits at ``columns`` of bit-packed rows, in that order (a
+    None column reads 0).
+
+    >>> packed = np.array([[0b101]], dtype=np.uint8)
+    >>> unpack_columns(packed, (0, 1, 2)).tolist(), unpack_columns(packed, (2, None, 1)).tolist()
+    ([[1, 0, 1]], [[1, 0, 0]])
+    """
+    width = len(columns)
+    if columns == tuple(range(width)):
+        return np.unpackbits(packed, axis=1, count=width, bitorder="little")
+    bits = np.zeros((len(packed), width), dtype=np.uint8)
+    present = [j for j, c in enumerate(columns) if c is not None]
+    if present:
+        cols = np.array([columns[j] for j in present], dtype=np.int64)
+        bits[:, present] = (packed[:, cols >> 3] >> (cols & 7).astype(np.uint8)) & 1
+    return bits
+
+
+def count_ones(packed: np.ndarray, columns: tuple[int, ...]) -> int:
+    """How many 1 bits bit-packed rows hold at ``columns``, over all rows."""
+    if not columns:
+        return 0
+    mask = np.zeros(packed.shape[1], dtype=np.uint8)
+    for column in columns:
+        mask[column >> 3] |= np.uint8(1 << (column & 7))
+    return int(np.bitwise_count(packed & mask).sum(dtype=np.int64))
 
 
 #: The capability: compile a circuit, or None when this engine cannot run it in bulk.

@@ -33,7 +33,17 @@ import numpy as np
 import stim
 
 from qmk.engines.base import EngineError
-from qmk.engines.batch import BatchCircuit, Errors, Instruction, Kind
+from qmk.engines.batch import (
+    BatchCircuit,
+    Errors,
+    Instruction,
+    Kind,
+    check_errors,
+    count_ones,
+    flip_words,
+    unpack_columns,
+    xor_flips,
+)
 from qmk.engines.stim_gates import stim_gate
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
@@ -51,9 +61,11 @@ class StimSampler:
     ``circuit`` is what :meth:`sample` samples: the batch circuit without its error
     sites. ``flip_lines`` is the stim text of the same circuit with every noise channel
     the engine draws, one- or two-qubit, silenced (a herald keeps its record bit, always
-    0), and ``site_lines[i]`` the number of those lines that come before error site
-    ``i``, which strikes qubit ``site_qubits[i]``: what :meth:`flips` propagates errors
-    through.
+    0). Error site ``i`` strikes qubit ``site_qubits[i]``, and ``site_lines[i]`` is the
+    number of those lines before the first that acts on that qubit after the site (all
+    of them when none does): a Pauli there has the flips of one at the site, since every
+    line between acts on other qubits. Sites with the same qubit and line flip alike.
+    That is what :meth:`flips` propagates errors through.
     """
 
     circuit: stim.Circuit
@@ -61,6 +73,11 @@ class StimSampler:
     flip_lines: tuple[str, ...] = ()
     site_lines: tuple[int, ...] = ()
     site_qubits: tuple[int, ...] = ()
+
+    @property
+    def num_sites(self) -> int:
+        """How many error sites the circuit has."""
+        return len(self.site_qubits)
 
     def sample(
         self,
@@ -72,26 +89,18 @@ class StimSampler:
     ) -> tuple[np.ndarray, int]:
         """Rows of the record bits at ``columns`` and the 1 bits at ``tallied``;
         ``errors`` add their measurement flips (:meth:`flips`) to the shots they strike."""
-        # Bit-packed sampling is stim's fastest output; bits are unpacked only for columns.
-        packed = self.circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
+        packed = self.sample_packed(shots, seed)
         if errors is not None and len(errors):
-            self._add_flips(packed, shots, errors)
-        width = len(columns)
-        if columns == tuple(range(width)):
-            bits = np.unpackbits(packed, axis=1, count=width, bitorder="little")
-        else:
-            bits = np.zeros((shots, width), dtype=np.uint8)
-            present = [j for j, c in enumerate(columns) if c is not None]
-            if present:
-                cols = np.array([columns[j] for j in present], dtype=np.int64)
-                bits[:, present] = (packed[:, cols >> 3] >> (cols & 7).astype(np.uint8)) & 1
-        ones = 0
-        if tallied:
-            mask = np.zeros(packed.shape[1], dtype=np.uint8)
-            for column in tallied:
-                mask[column >> 3] |= np.uint8(1 << (column & 7))
-            ones = int(np.bitwise_count(packed & mask).sum(dtype=np.int64))
-        return bits, ones
+            check_errors(errors, self.num_sites, shots)
+            distinct, lanes = np.unique(errors.sites, return_inverse=True)
+            words = flip_words(self.flips(distinct))
+            xor_flips(packed, words, lanes, errors.shots, errors.paulis)
+        return unpack_columns(packed, columns), count_ones(packed, tallied)
+
+    def sample_packed(self, shots: int, seed: int) -> np.ndarray:
+        """``shots`` rows of every record bit, bit-packed (stim's fastest output), from a
+        sampler compiled with ``seed``; no error site strikes."""
+        return self.circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
 
     def flips(self, sites: np.ndarray) -> np.ndarray:
         """Which record bits a Pauli error at each of ``sites`` flips, bit-packed
@@ -101,8 +110,8 @@ class StimSampler:
         The flips do not depend on the shot: the circuit is Clifford and its
         feed-forward is Paulis controlled by record bits, through which a Pauli frame
         propagates exactly. stim's ``FlipSimulator`` (stabilizer randomization off)
-        propagates one error per lane; sites are walked in order, so ``sites`` must be
-        increasing.
+        propagates one error per lane, one lane pair for each distinct line and qubit
+        (see the class docstring), walked in order.
 
         >>> from qmk.engines.batch import BatchCircuit, Instruction, Kind
         >>> site = Instruction(kind=Kind.ERROR_SITE, qubits=(0,), probs=(0.1, 0.0, 0.0))
@@ -118,61 +127,80 @@ class StimSampler:
         sites = np.asarray(sites, dtype=np.int64)
         records = self.circuit.num_measurements
         width = (records + 7) // 8
+        if not len(sites):
+            return np.zeros((0, width), dtype=np.uint8)
+        # One lane pair per distinct (line, qubit): the walk's order, and its work.
+        n = max(self.circuit.num_qubits, 1)
+        lines = np.array(self.site_lines, dtype=np.int64)[sites]
+        keys = lines * n + np.array(self.site_qubits, dtype=np.int64)[sites]
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        at, qubits = (distinct // n).tolist(), (distinct % n).tolist()
         lanes = max(256, _FLIP_CHUNK_BITS // max(records, 1)) // 2
-        chunks = [self._flips(sites[i : i + lanes], records) for i in range(0, len(sites), lanes)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, width), dtype=np.uint8)
+        masks = np.concatenate(
+            [
+                self._flips(at[i : i + lanes], qubits[i : i + lanes], records)
+                for i in range(0, len(at), lanes)
+            ]
+        )
+        return masks.reshape(-1, 2, width)[inverse].reshape(-1, width)
 
-    def _flips(self, sites: np.ndarray, records: int) -> np.ndarray:
+    def _flips(self, at: list[int], qubits: list[int], records: int) -> np.ndarray:
+        """Rows ``2k`` and ``2k + 1``: the flips of X and Z on ``qubits[k]`` after
+        ``at[k]`` (increasing) of the flip lines."""
         simulator = stim.FlipSimulator(
-            batch_size=2 * len(sites),
+            batch_size=2 * len(at),
             disable_stabilizer_randomization=True,
             num_qubits=self.circuit.num_qubits,
         )
         lines, done = self.flip_lines, 0
-        for lane, site in enumerate(sites.tolist()):
-            at = self.site_lines[site]
-            if at > done:
-                simulator.do(stim.Circuit("\n".join(lines[done:at])))
-                done = at
-            qubit = self.site_qubits[site]
-            simulator.set_pauli_flip(1, qubit_index=qubit, instance_index=2 * lane)
-            simulator.set_pauli_flip(3, qubit_index=qubit, instance_index=2 * lane + 1)
+        flip = simulator.set_pauli_flip
+        for lane, (line, qubit) in enumerate(zip(at, qubits, strict=True)):
+            if line > done:
+                simulator.do(stim.Circuit("\n".join(lines[done:line])))
+                done = line
+            flip(1, qubit_index=qubit, instance_index=2 * lane)
+            flip(3, qubit_index=qubit, instance_index=2 * lane + 1)
         if done < len(lines):
             simulator.do(stim.Circuit("\n".join(lines[done:])))
-        flipped = simulator.get_measurement_flips()[:records]
-        return np.packbits(flipped.T, axis=1, bitorder="little")
+        # Bit-packed along the lanes (stim's cheapest output), turned to one row per lane
+        # by a bit transpose: stim's bools and a strided transpose cost 20x more.
+        flipped = simulator.get_measurement_flips(bit_packed=True)[:records]
+        return transpose_bits(flipped, 2 * len(at))
 
-    def _add_flips(self, packed: np.ndarray, shots: int, errors: Errors) -> None:
-        """XOR the flips of ``errors`` into the rows of ``packed`` they strike."""
-        sites, paulis, who = errors.sites, errors.paulis, errors.shots
-        if (
-            sites.min() < 0
-            or sites.max() >= len(self.site_qubits)
-            or who.min() < 0
-            or who.max() >= shots
-            or paulis.min() < 1
-            or paulis.max() > 3
-        ):
-            raise EngineError.of(
-                "engine-misuse",
-                f"errors name sites in [0, {len(self.site_qubits)}), shots in [0, {shots}) "
-                "and Paulis 1 (X), 2 (Y), 3 (Z); these do not",
-            )
-        distinct, lane = np.unique(sites, return_inverse=True)
-        masks = self.flips(distinct)
-        x = paulis <= 2  # X and Y flip what X flips
-        z = paulis >= 2  # Y and Z what Z flips
-        rows = np.concatenate([2 * lane[x], 2 * lane[z] + 1])
-        struck = np.concatenate([who[x], who[z]])
-        order = np.argsort(struck, kind="stable")
-        rows, struck = rows[order], struck[order]
-        starts = np.flatnonzero(np.concatenate([[True], struck[1:] != struck[:-1]]))
-        # XOR whole 64-bit words: the masks padded to a multiple of 8 bytes.
-        width = packed.shape[1]
-        words = np.zeros((len(masks), -(-width // 8) * 8), dtype=np.uint8)
-        words[:, :width] = masks
-        summed = np.bitwise_xor.reduceat(words.view(np.uint64)[rows], starts, axis=0)
-        packed[struck[starts]] ^= summed.view(np.uint8)[:, :width]
+
+_U64 = np.dtype("<u8")
+#: The delta swaps of an 8x8 bit transpose in a 64-bit word (Hacker's Delight 7-3):
+#: (shift, mask) for bit 8i + j <-> 8j + i.
+_SWAPS = tuple(
+    (np.uint64(shift), np.uint64(mask))
+    for shift, mask in ((7, 0x00AA00AA00AA00AA), (14, 0x0000CCCC0000CCCC), (28, 0x00000000F0F0F0F0))
+)
+
+
+def transpose_bits(packed: np.ndarray, count: int) -> np.ndarray:
+    """The transpose of a bit matrix packed little-endian along its rows: ``packed`` is
+    ``R`` rows of ``ceil(C / 8)`` bytes; the result is ``count`` (at most ``C``) rows of
+    ``ceil(R / 8)`` bytes, row ``c`` holding column ``c``. Done on 8x8 blocks, each a
+    64-bit word transposed by three delta swaps.
+
+    >>> bits = np.array([[1, 0, 1], [0, 1, 1]], dtype=np.uint8)  # 2 rows, 3 columns
+    >>> packed = np.packbits(bits, axis=1, bitorder="little")
+    >>> np.unpackbits(transpose_bits(packed, 3), axis=1, count=2, bitorder="little").tolist()
+    [[1, 0], [0, 1], [1, 1]]
+    """
+    rows, width = packed.shape
+    blocks = -(-rows // 8)
+    padded = np.zeros((blocks * 8, width), dtype=np.uint8)
+    padded[:rows] = packed
+    # word (b, k): rows 8b..8b+7 of byte column k, one byte each (byte i = row 8b + i)
+    words = np.ascontiguousarray(padded.reshape(blocks, 8, width).transpose(0, 2, 1))
+    x = words.view(_U64).reshape(blocks, width)
+    for shift, mask in _SWAPS:
+        t = (x ^ (x >> shift)) & mask
+        x = x ^ t ^ (t << shift)
+    # now byte j of word (b, k) is column 8k + j, bit i of it row 8b + i
+    out = np.ascontiguousarray(x.T).view(np.uint8).reshape(width, blocks, 8)
+    return np.ascontiguousarray(out.transpose(0, 2, 1).reshape(width * 8, blocks)[:count])
 
 
 #: The stim channel of each noise kind the engine draws: its head, qubits, probabilities.
@@ -276,12 +304,16 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     # instruction's fields: the circuit holds every object while this runs.
     written: dict[int, tuple[str, str, int]] = {}
     lookup, add_line, add_flip = written.get, lines.append, flip_lines.append
+    # The sites on each qubit since the last flip line that acts on it: the next such
+    # line is where their errors are propagated from (the class docstring).
+    waiting: dict[int, list[int]] = {}
     count = 0
     for instruction in circuit.instructions:
         texts = lookup(id(instruction))
         if texts is None:
             if instruction.kind is Kind.ERROR_SITE:
-                site_lines.append(len(flip_lines))
+                waiting.setdefault(instruction.qubits[0], []).append(len(site_qubits))
+                site_lines.append(-1)
                 site_qubits.append(instruction.qubits[0])
                 continue
             texts = _texts(instruction, count)
@@ -293,8 +325,15 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         if line:
             add_line(line)
         if flip:
+            if waiting:
+                for qubit in instruction.qubits:
+                    for site in waiting.pop(qubit, ()):
+                        site_lines[site] = len(flip_lines)
             add_flip(flip)
         count += records
+    for left in waiting.values():
+        for site in left:
+            site_lines[site] = len(flip_lines)
     return StimSampler(
         circuit=stim.Circuit("\n".join(lines)),
         flip_lines=tuple(flip_lines) if site_lines else (),

@@ -26,14 +26,15 @@ the engine samples instead (the path before flip masks, kept to compare against)
 :data:`CHUNK_SHOTS` shots (:func:`sample_chunked`): chunk 0 with the run's seed (so a
 run of at most that many shots is the one pass it always was), chunk ``k`` with
 :func:`chunk_seed`; the logical errors of every shot are drawn first, at once, from the
-run's noise stream, and each chunk takes its own. The chunks depend on the shots and the
-seed only, never on who asks, so a run stopped between two chunks and resumed gives the
-bits of a run that never stopped. A program with at least one ``FENCE_EPOCH`` asks its
-control (:class:`~qmk.execution.trajectories.Control`) between every two chunks, as a
-trajectories run asks at a fence: the saved state holds the bits of the chunks done
-(``group``: how many), and its ``epoch`` is the program's last (every shot sampled so
-far has passed every fence). Inside a chunk a batch run does not stop: its fences are
-pause points only between chunks.
+run's noise stream, their flips found once (:class:`RunFlips`), and each chunk takes its
+own. The chunks' rows stay bit-packed until the run ends (or saves a state). The chunks
+depend on the shots and the seed only, never on who asks, so a run stopped between two
+chunks and resumed gives the bits of a run that never stopped. A program with at least
+one ``FENCE_EPOCH`` asks its control (:class:`~qmk.execution.trajectories.Control`)
+between every two chunks, as a trajectories run asks at a fence: the saved state holds
+the bits of the chunks done (``group``: how many), and its ``epoch`` is the program's
+last (every shot sampled so far has passed every fence). Inside a chunk a batch run does
+not stop: its fences are pause points only between chunks.
 """
 
 from __future__ import annotations
@@ -45,7 +46,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qmk.engines.batch import BatchCircuit, BatchSampler, Errors, Instruction, Kind
+from qmk.engines.batch import (
+    BatchCircuit,
+    BatchSampler,
+    Errors,
+    Instruction,
+    Kind,
+    check_errors,
+    count_ones,
+    flip_words,
+    unpack_columns,
+    xor_flips,
+)
 from qmk.engines.gates import GATES, pauli_string, unitary
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
@@ -101,19 +113,27 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
     heralds: list[int] = []
     sites: list[Noise] = []
     count = 0
+    # One instruction per (qubit, rates): a qubit's locations often share their rates,
+    # and instructions are values.
+    made: dict[tuple[str, float, float, float], Instruction] = {}
+    site_kind = Kind.HERALDED_PAULI_CHANNEL if heralded else Kind.ERROR_SITE
 
     def noise(locations: Sequence[Noise], before: bool) -> None:
         nonlocal count
         for loc in locations:
             if loc.before is not before:
                 continue
-            qubits, probs = (index[loc.qubit],), (loc.px, loc.py, loc.pz)
+            key = (loc.qubit, loc.px, loc.py, loc.pz)
+            instruction = made.get(key)
+            if instruction is None:
+                instruction = made[key] = Instruction(
+                    kind=site_kind, qubits=(index[loc.qubit],), probs=key[1:]
+                )
+            emit(instruction)
             if heralded:
-                emit(Instruction(kind=Kind.HERALDED_PAULI_CHANNEL, qubits=qubits, probs=probs))
                 heralds.append(count)
                 count += 1
             else:
-                emit(Instruction(kind=Kind.ERROR_SITE, qubits=qubits, probs=probs))
                 sites.append(loc)
 
     def measured(instruction: Instruction, event: str) -> None:
@@ -300,16 +320,41 @@ def chunk_seed(seed: int, chunk: int) -> int:
     return int(state >> np.uint64(1))
 
 
-def _chunk_errors(errors: Errors | None, lo: int, hi: int) -> Errors | None:
-    """The errors of shots ``lo`` to ``hi`` (exclusive), renumbered from 0."""
-    if errors is None:
-        return None
-    if lo == 0 and (not len(errors) or int(errors.shots.max()) < hi):
-        return errors  # every error falls in this chunk: the arrays as drawn
-    mine = (errors.shots >= lo) & (errors.shots < hi)
-    return Errors(
-        shots=errors.shots[mine] - lo, sites=errors.sites[mine], paulis=errors.paulis[mine]
-    )
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class RunFlips:
+    """The errors of a run's shots from ``first`` on, sorted by shot, with the flips of
+    every site they strike, found once for the run (:meth:`BatchSampler.flips`): what
+    each chunk XORs into its noiseless samples (:meth:`apply`)."""
+
+    shots: np.ndarray
+    lanes: np.ndarray
+    paulis: np.ndarray
+    words: np.ndarray
+
+    @classmethod
+    def of(cls, sampler: BatchSampler, errors: Errors, shots: int, first: int = 0) -> RunFlips:
+        """The flips of ``errors`` (of a run of ``shots`` shots) at shots ``first`` on.
+
+        Raises:
+            EngineError: ``QE105`` for errors outside the circuit's sites or the shots.
+        """
+        check_errors(errors, sampler.num_sites, shots)
+        mine = errors.shots >= first
+        struck = errors.shots[mine]
+        order = np.argsort(struck, kind="stable")
+        distinct, lanes = np.unique(errors.sites[mine][order], return_inverse=True)
+        return cls(
+            shots=struck[order],
+            lanes=lanes,
+            paulis=errors.paulis[mine][order],
+            words=flip_words(sampler.flips(distinct)),
+        )
+
+    def apply(self, packed: np.ndarray, lo: int) -> None:
+        """XOR the flips of the errors of shots ``lo`` to ``lo + len(packed)`` into
+        ``packed``, those shots' bit-packed record rows."""
+        a, b = np.searchsorted(self.shots, (lo, lo + len(packed)))
+        xor_flips(packed, self.words, self.lanes[a:b], self.shots[a:b] - lo, self.paulis[a:b])
 
 
 def sample_chunked(
@@ -332,6 +377,10 @@ def sample_chunked(
     ``fences`` is how many ``FENCE_EPOCH`` the program has: with none the control is
     never asked. ``resume`` is a state a control saved between two chunks of this run.
 
+    The work that does not depend on the chunk is done once: the flips of every site
+    struck (:class:`RunFlips`). Each chunk's record rows stay bit-packed until the end
+    (or a pause), when the event columns are unpacked once for every shot.
+
     Raises:
         Suspended: the control asked the run to stop; its state was saved first.
         EngineError: ``QE106 checkpoint-mismatch`` for a state of another run.
@@ -341,12 +390,12 @@ def sample_chunked(
         probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites], dtype=np.float64)
         errors = draw_errors(probs, shots, rng)
     count = max(1, -(-shots // chunk))
-    bits: np.ndarray | None = None
     progress = Progress(simulations=1, preempted_at_epochs=[])
     heralded = 0
     start = 0
+    saved: np.ndarray | None = None
     if resume is not None:
-        bits, start, progress, extra = resume_chunks(
+        saved, start, progress, extra = resume_chunks(
             resume,
             key,
             shape=(shots,),
@@ -354,36 +403,56 @@ def sample_chunked(
             what="run (program, shots, seed, engine, noise or profile differ)",
         )
         heralded = int(extra.get("heralded", 0))
+    first = start * chunk
+    flips = RunFlips.of(sampler, errors, shots, first) if errors is not None else None
+    columns = lowered.event_columns
+    packed: np.ndarray | None = None
     for k in range(start, count):
         lo, hi = k * chunk, min(shots, (k + 1) * chunk)
-        rows, tallied = sampler.sample(
-            hi - lo,
-            chunk_seed(seed, k),
-            lowered.event_columns,
-            lowered.herald_columns,
-            _chunk_errors(errors, lo, hi),
-        )
-        heralded += tallied
+        rows = sampler.sample_packed(hi - lo, chunk_seed(seed, k))
+        if flips is not None:
+            flips.apply(rows, lo)
+        heralded += count_ones(rows, lowered.herald_columns)
         if count == 1:
-            bits = rows
+            packed = rows
             break
-        if bits is None:
-            bits = np.zeros((shots, rows.shape[1]), dtype=rows.dtype)
-        bits[lo:hi] = rows
+        if packed is None:
+            packed = np.empty((shots, rows.shape[1]), dtype=rows.dtype)
+        packed[lo:hi] = rows
         if control is None or not fences or k + 1 == count:
             continue
         pause_between_chunks(
             control,
             epoch=fences,
             done=k + 1,
-            bits=bits,
+            bits=functools.partial(_bits, saved, packed, columns, first, hi),
             progress=progress,
             key=key,
             engine=engine_name,
             extra={"heralded": heralded},
         )
-    assert bits is not None
-    return bits, heralded if errors is None else len(errors), progress
+    assert packed is not None
+    return (
+        _bits(saved, packed, columns, first, shots),
+        heralded if errors is None else len(errors),
+        progress,
+    )
+
+
+def _bits(
+    saved: np.ndarray | None,
+    packed: np.ndarray,
+    columns: tuple[int | None, ...],
+    first: int,
+    done: int,
+) -> np.ndarray:
+    """The event bits of a run's shots: those before ``first`` from ``saved`` (a resumed
+    run's), those from ``first`` to ``done`` unpacked from ``packed``, the rest 0."""
+    if saved is None and first == 0 and done == len(packed):
+        return unpack_columns(packed, columns)
+    bits = np.zeros((len(packed), len(columns)), dtype=np.uint8) if saved is None else saved.copy()
+    bits[first:done] = unpack_columns(packed[first:done], columns)
+    return bits
 
 
 #: Above this fraction of the shots, a site's struck shots are drawn by permutation.

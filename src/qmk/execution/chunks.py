@@ -11,7 +11,7 @@ number of chunks done (``group``), the run's progress and what else the run adds
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +31,7 @@ def pause_between_chunks(
     *,
     epoch: int,
     done: int,
-    bits: np.ndarray,
+    bits: np.ndarray | Callable[[], np.ndarray],
     progress: Progress,
     key: str,
     engine: str,
@@ -39,6 +39,8 @@ def pause_between_chunks(
 ) -> None:
     """Ask ``control`` at the pause point after ``done`` chunks (reported as ``epoch``):
     save the state for each request, and stop after saving unless it is a checkpoint.
+    ``bits`` are the bits of the shots so far, or what makes them (a new array, only
+    when a state is saved: a run that keeps its rows packed unpacks them then).
 
     Raises:
         Suspended: the control asked the run to stop; its state was saved first.
@@ -56,7 +58,7 @@ def pause_between_chunks(
             engine=engine,
             epoch=epoch,
             group=done,
-            bits=bits.copy(),
+            bits=bits() if callable(bits) else bits.copy(),
             leaves=(),
             branches=(),
             progress={**progress.to_json(), **extra},

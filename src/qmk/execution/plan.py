@@ -262,21 +262,21 @@ def build_plan(
     cycles_end = 0.0
     fence_time = 0.0
 
+    # A program has few distinct (profile, cycles) pairs and thousands of locations: the
+    # channel of each pair is found once.
+    channels: dict[tuple[str, float], tuple[float, float, float]] = {}
+
     def add(step: int, before: bool, q: str, cycles: float, cause: str) -> None:
         if not noise or cycles <= 0:
             return
-        rates = model_for(profile_of.get(q, default_key)).pauli_error(cycles)
-        if rates.px + rates.py + rates.pz > 0:
+        profile = profile_of.get(q, default_key)
+        rates = channels.get((profile, cycles))
+        if rates is None:
+            rates = channels[profile, cycles] = model_for(profile).pauli_error(cycles).as_tuple()
+        px, py, pz = rates
+        if px + py + pz > 0:
             locations.append(
-                Noise(
-                    step=step,
-                    before=before,
-                    qubit=q,
-                    px=rates.px,
-                    py=rates.py,
-                    pz=rates.pz,
-                    cause=cause,
-                )
+                Noise(step=step, before=before, qubit=q, px=px, py=py, pz=pz, cause=cause)
             )
 
     for step in steps:
@@ -377,11 +377,15 @@ def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> 
     from qmk.qec import logical_model
 
     live: dict[str, Any] = {}
+    models: dict[str, Any] = {}  # by profile: a program allocates many qubits, of few profiles
     rounds = per_second = peak_rounds = peak_second = 0.0
     for step in plan.steps:
         node = step.node
         if node.op == "ALLOC_LQ":
-            model = logical_model(node.args.get("profile") or default_profile, qubit)
+            profile = node.args.get("profile") or default_profile
+            model = models.get(profile)
+            if model is None:
+                model = models[profile] = logical_model(profile, qubit)
             for q in node.vqs:
                 live[q] = model
                 rounds += model.syndrome_bits_per_round

@@ -268,22 +268,72 @@ def _laid_out(bits: np.ndarray, layout: OutputLayout) -> np.ndarray:
 
 
 def keyed_counts(bits: np.ndarray, layout: OutputLayout | None) -> dict[str, int]:
-    if layout is None:
-        return _counts(bits)
-    counts = _counts(_laid_out(bits, layout))
-    return {layout.split(key): value for key, value in counts.items()}
-
-
-def _counts(bits: np.ndarray) -> dict[str, int]:
+    """Outcome -> shots, keys sorted: each distinct row of ``bits`` once, laid out by
+    ``layout`` (rows found distinct first: the layout's work is per outcome, not per
+    shot; rows a layout makes alike add up)."""
     if bits.shape[0] == 0:
         return {}
-    if bits.shape[1] == 0:
-        return {"": bits.shape[0]}
-    packed = np.packbits(bits, axis=1)
-    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    first, counts = _distinct_rows(bits)
+    if layout is None:
+        keys = _strings(bits[first])
+    else:
+        keys = [layout.split(key) for key in _strings(_laid_out(bits[first], layout))]
+    out: dict[str, int] = {}
+    for key, count in zip(keys, counts.tolist(), strict=True):
+        out[key] = out.get(key, 0) + count
+    return dict(sorted(out.items()))
+
+
+#: The seed of the odd 64-bit multipliers of the row hash in :func:`_distinct_rows`
+#: (fixed; a run's counts never depend on them: a collision is found and resolved).
+_HASH_SEED = 0x51A7
+
+
+#: Rows per block of :func:`_distinct_rows`: its temporaries stay small and reused.
+_BLOCK_ROWS = 1 << 13
+
+
+def _distinct_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first row index of each distinct row of ``bits`` and how many rows equal it.
+
+    Rows are packed to 64-bit words and hashed (each word mixed by splitmix64's
+    finalizer, times an odd constant of its position, summed mod 2**64), grouped by hash,
+    and every row is compared with its group's first: rows that share a hash but differ
+    (a collision) send the grouping to an exact sort of the rows. The rows are packed
+    and hashed a block at a time: the only large array is the packed rows.
+    """
+    shots, width = bits.shape
+    if width == 0:
+        return np.zeros(1, dtype=np.int64), np.array([shots])
+    size = -(-width // 8)
+    words = np.zeros((shots, -(-size // 8)), dtype=np.uint64)
+    octets = words.view(np.uint8)
+    weights = np.random.default_rng(_HASH_SEED).integers(
+        0, 2**64, size=words.shape[1], dtype=np.uint64, endpoint=False
+    ) | np.uint64(1)
+    hashes = np.empty(shots, dtype=np.uint64)
+    for lo in range(0, shots, _BLOCK_ROWS):
+        hi = min(shots, lo + _BLOCK_ROWS)
+        octets[lo:hi, :size] = np.packbits(bits[lo:hi], axis=1)
+        mixed = words[lo:hi] >> np.uint64(30)
+        mixed ^= words[lo:hi]
+        mixed *= np.uint64(0xBF58476D1CE4E5B9)
+        mixed ^= mixed >> np.uint64(27)
+        mixed *= np.uint64(0x94D049BB133111EB)
+        mixed ^= mixed >> np.uint64(31)
+        mixed *= weights
+        mixed.sum(axis=1, dtype=np.uint64, out=hashes[lo:hi])
+    _, first, inverse, counts = np.unique(
+        hashes, return_index=True, return_inverse=True, return_counts=True
+    )
+    if all(
+        np.array_equal(words[lo : lo + _BLOCK_ROWS], words[first[inverse[lo : lo + _BLOCK_ROWS]]])
+        for lo in range(0, shots, _BLOCK_ROWS)
+    ):
+        return first, counts
+    rows = words.view(np.dtype((np.void, words.shape[1] * 8))).ravel()
     _, first, counts = np.unique(rows, return_index=True, return_counts=True)
-    keys = _strings(bits[first])
-    return dict(sorted(zip(keys, (int(c) for c in counts), strict=True)))
+    return first, counts
 
 
 __all__ = ["RunResult", "Telemetry", "keyed_counts"]
