@@ -377,3 +377,23 @@ def test_each_checkpoint_between_chunks_holds_the_bits_of_the_chunks_done_and_ze
             key="k",
         )  # fmt: skip
         assert np.array_equal(resumed, whole) and again == injected
+
+
+def test_a_run_saved_on_one_set_of_kernels_resumes_on_the_other() -> None:
+    # which kernels run depends on what the process compiled already (a fresh one runs a
+    # tiny job on numpy), so a checkpoint must not be tied to them
+    pytest.importorskip("llvmlite")
+    numpy_run = {**OPTIONS, "engine_options": {"kernels": "numpy"}}
+    whole = run(GATES_THEN_MEASURE, **numpy_run)
+    control = Asks({1: YIELD})
+    with pytest.raises(Suspended):
+        run(GATES_THEN_MEASURE, control=control, **numpy_run)
+    (state,) = control.saved
+    compiled_run = {**OPTIONS, "engine_options": {"kernels": "simd"}}
+    resumed = run(GATES_THEN_MEASURE, resume=state, **compiled_run)
+    assert resumed.telemetry.resumed_from_epoch == 1
+    expected = np.abs(exact_state(3)) ** 2
+    assert_distribution(
+        resumed.counts, {format(i, "03b"): float(p) for i, p in enumerate(expected)}, 3000
+    )
+    assert sum(whole.counts.values()) == sum(resumed.counts.values()) == 3000

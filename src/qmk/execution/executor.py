@@ -57,12 +57,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from qmk import defaults
 from qmk.engines import EngineError, engine_class, fusion
 from qmk.engines.limits import WorkerLimits
-from qmk.engines.registry import GATE_KINDS, Workload
+from qmk.engines.registry import GATE_KINDS, Workload, spec
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import spans, states
@@ -299,6 +300,14 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
         precision=precision,
         **features,
     )
+
+
+def _result_options(engine: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` less the choice of kernels (compiled or their fallback: the same
+    arithmetic, picked by what this process has compiled already), so that a run saved
+    in one process resumes in another that chose otherwise."""
+    kernels = spec(engine).compiled
+    return {k: v for k, v in options.items() if kernels is None or k != kernels.option}
 
 
 def _precision_option(options: Mapping[str, Any]) -> tuple[Precision | None, dict[str, Any]]:
@@ -592,9 +601,11 @@ def execute(
     shots = request.shots
     streams = np.random.SeedSequence(request.seed).spawn(3)
     key = run_key(
-        request,
+        msgspec.structs.replace(
+            request, engine_options=_result_options(name, request.engine_options)
+        ),
         engine=name,
-        options=options,
+        options=_result_options(name, options),
         **({} if initial is None else {"initial_state": initial.to_json()}),
     )
     if resume is not None and not isinstance(resume, ExecutionState):
