@@ -22,7 +22,7 @@ from qmk.estimate.tfactory import (
 )
 from qmk.qec.codes import QRE_MAX_CODE_DISTANCE, SCHEMES, QecScheme
 from qmk.qec.errors import QECError
-from qmk.qec.formula import Formula
+from qmk.qec.formula import Formula, compile_formula, compile_tree
 from qmk.qec.params import GATE_BASED, MAJORANA, QUBIT_PARAMS, QubitParams
 from qmk.qvm.profiles import family_name
 
@@ -293,18 +293,7 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
             qre_code="Qdk.Qsc.Estimates.InvalidValueError.InvalidValue",
         )
     max_distance = values["maxCodeDistance"]
-    times = qubit.time_variables()
-    for distance in range(3, max_distance + 1):  # QRE's messages, before the scheme's own
-        variables = {**times, "codeDistance": float(distance)}
-        if logical_cycle_time.evaluate(variables) <= 0:
-            raise _bad(
-                f"logicalCycleTime formula yields non-positive value for code distance = {distance}"
-            )
-        if physical_qubits.evaluate({"codeDistance": distance}) <= 0:
-            raise _bad(
-                "physicalQubitsPerLogicalQubit formula yields non-positive value for code "
-                f"distance = {distance}"
-            )
+    _check_positive(logical_cycle_time, physical_qubits, qubit.time_variables(), max_distance)
     return QecScheme(
         family=family or str(name),
         instruction_set=qubit.instruction_set,
@@ -317,6 +306,41 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
         name=str(name),
         custom=family is None,
     )
+
+
+def _check_positive(
+    cycle_time: Formula, qubits: Formula, times: dict[str, float], max_distance: int
+) -> None:
+    """QRE's check that both formulas are positive at every code distance from 3 to
+    ``max_distance``, in QRE's order (and with its messages, before the scheme's own).
+
+    The formulas are compiled once here and evaluated on one variable map (the distance
+    changed in place); one that fails to evaluate (a variable it lacks, bad arithmetic)
+    is evaluated again through :meth:`Formula.evaluate`, which raises its own error.
+    """
+    cycle_at = compile_tree(compile_formula(cycle_time.text)[0])
+    qubits_at = compile_tree(compile_formula(qubits.text)[0])
+    variables = {**times, "codeDistance": 3.0}
+    alone = {"codeDistance": 3.0}
+    for distance in range(3, max_distance + 1):
+        variables["codeDistance"] = alone["codeDistance"] = float(distance)
+        try:
+            cycle = cycle_at(variables)
+        except (ArithmeticError, LookupError, ValueError):
+            cycle = cycle_time.evaluate(variables)
+        if cycle <= 0:
+            raise _bad(
+                f"logicalCycleTime formula yields non-positive value for code distance = {distance}"
+            )
+        try:
+            per_qubit = qubits_at(alone)
+        except (ArithmeticError, LookupError, ValueError):
+            per_qubit = qubits.evaluate(alone)
+        if per_qubit <= 0:
+            raise _bad(
+                "physicalQubitsPerLogicalQubit formula yields non-positive value for code "
+                f"distance = {distance}"
+            )
 
 
 def echoed_power(data: Any) -> int | None:
