@@ -574,7 +574,11 @@ def _units_needed(needed: int, failure: float, requirement: float, out: int) -> 
     upper, lower = units, units // 2
     while lower < upper:
         units = (lower + upper) // 2
-        if outputs(units) >= needed:
+        if units * out < needed and units < 1000:
+            # the quantile of fewer than 1000 units is at most their number (the sums
+            # of :func:`_inverse`; no fallback): too few, whatever it is
+            lower = units + 1
+        elif outputs(units) >= needed:
             upper = units
         else:
             lower = units + 1
