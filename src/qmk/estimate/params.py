@@ -7,6 +7,7 @@ a predefined family's scheme with any fields the job overrides, or a custom sche
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections.abc import Mapping
@@ -314,12 +315,22 @@ def _check_positive(
     """QRE's check that both formulas are positive at every code distance from 3 to
     ``max_distance``, in QRE's order (and with its messages, before the scheme's own).
 
-    The formulas are compiled once here and evaluated on one variable map (the distance
-    changed in place); one that fails to evaluate (a variable it lacks, bad arithmetic)
-    is evaluated again through :meth:`Formula.evaluate`, which raises its own error.
+    Where the bounds of both formulas prove them positive over the whole range
+    (:func:`_positive`), nothing is evaluated. Else the formulas are compiled once and
+    evaluated on one variable map (the distance changed in place); one that fails to
+    evaluate (a variable it lacks, bad arithmetic) is evaluated again through
+    :meth:`Formula.evaluate`, which raises its own error.
     """
-    cycle_at = compile_tree(compile_formula(cycle_time.text)[0])
-    qubits_at = compile_tree(compile_formula(qubits.text)[0])
+    if max_distance < 3:
+        return
+    cycle_tree, qubits_tree = compile_formula(cycle_time.text)[0], compile_formula(qubits.text)[0]
+    ranges = {name: (value, value) for name, value in times.items() if 0.0 < value < math.inf}
+    ranges["codeDistance"] = (3.0, float(max_distance))
+    if _positive(cycle_tree, ranges) and _positive(
+        qubits_tree, {"codeDistance": ranges["codeDistance"]}
+    ):
+        return  # (QRE's predefined schemes, and most custom ones)
+    cycle_at, qubits_at = compile_tree(cycle_tree), compile_tree(qubits_tree)
     variables = {**times, "codeDistance": 3.0}
     alone = {"codeDistance": 3.0}
     for distance in range(3, max_distance + 1):
@@ -341,6 +352,39 @@ def _check_positive(
                 "physicalQubitsPerLogicalQubit formula yields non-positive value for code "
                 f"distance = {distance}"
             )
+
+
+def _positive(tree: ast.AST, ranges: Mapping[str, tuple[float, float]]) -> bool:
+    """Whether a checked formula is positive wherever each variable lies in its range
+    (``name -> (low, high)``, both positive), proven from the bounds of its value: a
+    formula of positive numbers and variables joined by ``+``, ``*`` and ``/`` only.
+
+    Sound in floating point: on positive operands each of these operations, correctly
+    rounded, never decreases when an operand grows (or, for a divisor, shrinks), so the
+    value is at least the low bound computed with the same operations; a low bound that
+    is positive (not rounded to 0) proves the value positive. Anything else (another
+    operation, a function, a variable out of the ranges) proves nothing: False.
+    """
+    bounds = _bounds(tree.body if isinstance(tree, ast.Expression) else tree, ranges)
+    return bounds is not None and bounds[0] > 0.0
+
+
+def _bounds(node: ast.AST, ranges: Mapping[str, tuple[float, float]]) -> tuple[float, float] | None:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        value = float(node.value)  # type: ignore[arg-type]  # (an int or a float)
+        return (value, value) if 0.0 < value < math.inf else None
+    if isinstance(node, ast.Name):
+        return ranges.get(node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult, ast.Div)):
+        left, right = _bounds(node.left, ranges), _bounds(node.right, ranges)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Add):
+            return left[0] + right[0], left[1] + right[1]
+        if isinstance(node.op, ast.Mult):
+            return left[0] * right[0], left[1] * right[1]
+        return left[0] / right[1], left[1] / right[0]
+    return None
 
 
 def echoed_power(data: Any) -> int | None:
