@@ -49,7 +49,10 @@ LARGE = {
 
 
 def _cold() -> None:
+    """Forget what earlier estimates of this process found: the factory search, the unit
+    counts and the binomial quantiles it cached."""
     tfactory._find_cached.cache_clear()
+    tfactory._units_needed.cache_clear()
     tfactory._inverse.cache_clear()
 
 

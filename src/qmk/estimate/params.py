@@ -7,6 +7,7 @@ a predefined family's scheme with any fields the job overrides, or a custom sche
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from qmk.estimate.tfactory import (
 )
 from qmk.qec.codes import QRE_MAX_CODE_DISTANCE, SCHEMES, QecScheme
 from qmk.qec.errors import QECError
-from qmk.qec.formula import Formula
+from qmk.qec.formula import Formula, compile_formula, compile_tree
 from qmk.qec.params import GATE_BASED, MAJORANA, QUBIT_PARAMS, QubitParams
 from qmk.qvm.profiles import family_name
 
@@ -293,18 +294,7 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
             qre_code="Qdk.Qsc.Estimates.InvalidValueError.InvalidValue",
         )
     max_distance = values["maxCodeDistance"]
-    times = qubit.time_variables()
-    for distance in range(3, max_distance + 1):  # QRE's messages, before the scheme's own
-        variables = {**times, "codeDistance": float(distance)}
-        if logical_cycle_time.evaluate(variables) <= 0:
-            raise _bad(
-                f"logicalCycleTime formula yields non-positive value for code distance = {distance}"
-            )
-        if physical_qubits.evaluate({"codeDistance": distance}) <= 0:
-            raise _bad(
-                "physicalQubitsPerLogicalQubit formula yields non-positive value for code "
-                f"distance = {distance}"
-            )
+    _check_positive(logical_cycle_time, physical_qubits, qubit.time_variables(), max_distance)
     return QecScheme(
         family=family or str(name),
         instruction_set=qubit.instruction_set,
@@ -317,6 +307,84 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
         name=str(name),
         custom=family is None,
     )
+
+
+def _check_positive(
+    cycle_time: Formula, qubits: Formula, times: dict[str, float], max_distance: int
+) -> None:
+    """QRE's check that both formulas are positive at every code distance from 3 to
+    ``max_distance``, in QRE's order (and with its messages, before the scheme's own).
+
+    Where the bounds of both formulas prove them positive over the whole range
+    (:func:`_positive`), nothing is evaluated. Else the formulas are compiled once and
+    evaluated on one variable map (the distance changed in place); one that fails to
+    evaluate (a variable it lacks, bad arithmetic) is evaluated again through
+    :meth:`Formula.evaluate`, which raises its own error.
+    """
+    if max_distance < 3:
+        return
+    cycle_tree, qubits_tree = compile_formula(cycle_time.text)[0], compile_formula(qubits.text)[0]
+    ranges = {name: (value, value) for name, value in times.items() if 0.0 < value < math.inf}
+    ranges["codeDistance"] = (3.0, float(max_distance))
+    if _positive(cycle_tree, ranges) and _positive(
+        qubits_tree, {"codeDistance": ranges["codeDistance"]}
+    ):
+        return  # (QRE's predefined schemes, and most custom ones)
+    cycle_at, qubits_at = compile_tree(cycle_tree), compile_tree(qubits_tree)
+    variables = {**times, "codeDistance": 3.0}
+    alone = {"codeDistance": 3.0}
+    for distance in range(3, max_distance + 1):
+        variables["codeDistance"] = alone["codeDistance"] = float(distance)
+        try:
+            cycle = cycle_at(variables)
+        except (ArithmeticError, LookupError, ValueError):
+            cycle = cycle_time.evaluate(variables)
+        if cycle <= 0:
+            raise _bad(
+                f"logicalCycleTime formula yields non-positive value for code distance = {distance}"
+            )
+        try:
+            per_qubit = qubits_at(alone)
+        except (ArithmeticError, LookupError, ValueError):
+            per_qubit = qubits.evaluate(alone)
+        if per_qubit <= 0:
+            raise _bad(
+                "physicalQubitsPerLogicalQubit formula yields non-positive value for code "
+                f"distance = {distance}"
+            )
+
+
+def _positive(tree: ast.AST, ranges: Mapping[str, tuple[float, float]]) -> bool:
+    """Whether a checked formula is positive wherever each variable lies in its range
+    (``name -> (low, high)``, both positive), proven from the bounds of its value: a
+    formula of positive numbers and variables joined by ``+``, ``*`` and ``/`` only.
+
+    Sound in floating point: on positive operands each of these operations, correctly
+    rounded, never decreases when an operand grows (or, for a divisor, shrinks), so the
+    value is at least the low bound computed with the same operations; a low bound that
+    is positive (not rounded to 0) proves the value positive. Anything else (another
+    operation, a function, a variable out of the ranges) proves nothing: False.
+    """
+    bounds = _bounds(tree.body if isinstance(tree, ast.Expression) else tree, ranges)
+    return bounds is not None and bounds[0] > 0.0
+
+
+def _bounds(node: ast.AST, ranges: Mapping[str, tuple[float, float]]) -> tuple[float, float] | None:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        value = float(node.value)  # type: ignore[arg-type]  # (an int or a float)
+        return (value, value) if 0.0 < value < math.inf else None
+    if isinstance(node, ast.Name):
+        return ranges.get(node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult, ast.Div)):
+        left, right = _bounds(node.left, ranges), _bounds(node.right, ranges)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Add):
+            return left[0] + right[0], left[1] + right[1]
+        if isinstance(node.op, ast.Mult):
+            return left[0] * right[0], left[1] * right[1]
+        return left[0] / right[1], left[1] / right[0]
+    return None
 
 
 def echoed_power(data: Any) -> int | None:

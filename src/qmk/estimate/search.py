@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from qmk.estimate.counts import LogicalCounts
 from qmk.estimate.params import (
@@ -382,9 +382,12 @@ class _Estimator:
         lowest = distance_for(self.scheme, self.qubit, required)
         if self.num_magic_states == 0:
             return [self.result(self.patch(lowest), cycles, None, 0, None, required)]
-        points: list[tuple[float, int, _Result]] = []
+        # Each point is (physical qubits, runtime, what makes its result): the figures of
+        # :meth:`result`, computed here; only the points on the frontier become results.
+        points: list[tuple[float, int, tuple[Patch, int, TFactory, int]]] = []
         factories: list[TFactory] = []
         last: int | None = None
+        states = self.num_magic_states
         for distance in self._distances(lowest):
             if last is None or last > distance:
                 factories = self.factories(target, distance)
@@ -393,22 +396,29 @@ class _Estimator:
             allowed = self.cycles_for_distance(distance)
             if allowed < cycles:
                 continue
+            for_algorithm = self.algorithm_qubits(patch)
+            cycle_time = patch.cycle_time
             for factory in factories:
-                if _ceil_div(factory.duration, patch.cycle_time) > allowed:
+                if _ceil_div(factory.duration, cycle_time) > allowed:
                     continue
                 copies = self.num_factories(patch, factory, allowed)
                 if copies is None:
                     continue
                 while True:
-                    needed = self.cycles_for_states(copies, factory, patch)
-                    result = self.result(
-                        patch, max(needed, cycles), factory, copies, target, required
+                    runs = _ceil_div(states, copies * factory.num_output_states)
+                    needed = _ceil_div(runs * factory.duration, cycle_time)  # cycles_for_states
+                    used = max(needed, cycles)
+                    qubits = for_algorithm + factory.physical_qubits * copies
+                    points.append(
+                        (float(qubits), cycle_time * used, (patch, used, factory, copies))
                     )
-                    points.append((float(result.physical_qubits), result.runtime, result))
-                    if needed <= cycles or result.runs <= 1:
+                    if needed <= cycles or runs <= 1:
                         break
                     copies += 1
-        return _pareto(points)
+        return [
+            self.result(patch, used, factory, copies, target, required)
+            for patch, used, factory, copies in _pareto(points)
+        ]
 
 
 def _saturating_u64(value: float) -> int:
@@ -428,6 +438,9 @@ def _first_min(items: Sequence[Any], key: Any) -> Any:
         if k < best_key:
             best, best_key = item, k
     return best
+
+
+_Point = TypeVar("_Point")
 
 
 def _dominated(points: Sequence[tuple[float, int, Any]]) -> list[bool]:
@@ -456,7 +469,7 @@ def _dominated(points: Sequence[tuple[float, int, Any]]) -> list[bool]:
     return flags
 
 
-def _pareto(points: list[tuple[float, int, _Result]]) -> list[_Result]:
+def _pareto(points: list[tuple[float, int, _Point]]) -> list[_Point]:
     # QRE's filter: a dominated point swaps with the last kept one; the flags depend on
     # the set of points only, so they are computed once (the order of ties is QRE's).
     dominated = _dominated(points)

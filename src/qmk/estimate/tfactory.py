@@ -419,13 +419,16 @@ def _inverse(n: int, q: float, u: float) -> tuple[int, bool]:
     Small n use the crate's summations; large n its Cornish-Fisher normal approximation
     (Moorhead 2013) with the same inverse normal (Wichura AS241).
     """
+    if n == 0:  # what the summation below gives for no trials, whatever q and u
+        return 0, False
     p = 1.0 - q
     if u == 1.0:
         return n, False
     if u == 0.0:
         return 0, False
     if n < 1000:
-        if _at_most_half_cdf_reaches(n, p, q, u):
+        # (for one trial the test is u <= P(X <= 0) = q: no Hoeffding bound applies)
+        if (u <= q) if n == 1 else _at_most_half_cdf_reaches(n, p, q, u):
             k, a = 1, powi(q, n)
             total = a - u
             while total < 0.0:
@@ -571,7 +574,11 @@ def _units_needed(needed: int, failure: float, requirement: float, out: int) -> 
     upper, lower = units, units // 2
     while lower < upper:
         units = (lower + upper) // 2
-        if outputs(units) >= needed:
+        if units * out < needed and units < 1000:
+            # the quantile of fewer than 1000 units is at most their number (the sums
+            # of :func:`_inverse`; no fallback): too few, whatever it is
+            lower = units + 1
+        elif outputs(units) >= needed:
             upper = units
         else:
             lower = units + 1
@@ -734,64 +741,96 @@ class _Search:
         self.target = target
         self.frontier = _Population()
 
-    def check(self, units: Sequence[Unit]) -> bool:
+    def check(self, records: Sequence[_Record]) -> bool:
         """True when raising the distances could still improve this unit sequence.
 
-        :func:`_build`'s arithmetic on plain locals (this runs for every candidate of a
-        search); the factory itself is built only for the few that join the frontier.
+        :func:`_build`'s arithmetic on plain locals over each round's :data:`_Record`
+        (this runs for every candidate of a search: some 250 for a default estimate);
+        the factory itself is built only for the few that join the frontier.
         """
-        rate = units[0].t_error_rate
+        rate = records[0][0].t_error_rate
         rates = [rate]
-        for unit in units:
-            out = unit.template.output_error_rate(
-                rate, unit.clifford_error_rate, unit.readout_error_rate
-            )
+        for record in records:
+            if record[1] is _rm_output:  # QRE's default units: _rm_output, inline
+                out = 35.0 * (rate * (rate * rate)) + 7.1 * record[3]
+            else:
+                out = record[1](rate, record[3], record[4])
             if out > rate:
                 return True  # _build's "output"
             rates.append(out)
             rate = out
-        length = len(units)
+        length = len(records)
         requirement = FACTORY_FAILURE_PROBABILITY / length
-        needed = units[-1].template.num_output_ts
+        last = records[-1]
+        needed = last[6]
         qubits = 0
         duration = 0
         last_units, last_failure = 0, 0.0
+        units_needed = _units_needed
         for idx in range(length - 1, -1, -1):
-            unit = units[idx]
-            template = unit.template
-            q = template.failure_probability(
-                rates[idx], unit.clifford_error_rate, unit.readout_error_rate
+            _, _, failure, clifford, readout, num_input, num_output, unit_qubits, unit_time = (
+                records[idx]
             )
+            if failure is _rm_failure:  # (inline)
+                q = 15.0 * rates[idx] + 356.0 * clifford
+            else:
+                q = failure(rates[idx], clifford, readout)
             if q <= 0.0:
                 return False  # _build's "low"
             if q >= 1.0:
                 return True  # _build's "high"
             try:
-                num_units, fell_back = _units_needed(needed, q, requirement, template.num_output_ts)
+                num_units, fell_back = units_needed(needed, q, requirement, num_output)
             except _BuildError:
                 return True  # _build's "units"
             if fell_back:
                 NEWTON_FALLBACKS[0] += 1
             if idx == length - 1:
                 last_units, last_failure = num_units, q
-            if idx == 0:
-                qubits = max(qubits, num_units * unit.qubits_first)
-                duration += unit.duration_first
-            else:
-                qubits = max(qubits, num_units * unit.qubits_next)
-                duration += unit.duration_next
-            needed = template.num_input_ts * num_units
+            if num_units * unit_qubits > qubits:
+                qubits = num_units * unit_qubits
+            duration += unit_time
+            needed = num_input * num_units
         outputs, fell_back = _inverse(last_units, last_failure, requirement)
         if fell_back:  # (binomial_inverse, inline)
             NEWTON_FALLBACKS[0] += 1
-        outputs *= units[-1].template.num_output_ts
+        outputs *= last[6]
         key = (qubits / outputs, duration)
-        not_dominated = not self.frontier.dominates(key)
+        not_dominated = True
+        share = key[0]
+        for (other_share, other_duration), _ in self.frontier.items:  # dominates, inline
+            if (other_share < share and other_duration <= duration) or (
+                other_share <= share and other_duration < duration
+            ):
+                not_dominated = False
+                break
         below = rate <= self.target
         if not_dominated and below:
-            self.frontier.push(key, build_factory(units))
+            self.frontier.push(key, build_factory([record[0] for record in records]))
             self.frontier.attempt_filter()
         return not_dominated and not below
+
+
+#: One round's unit as :meth:`_Search.check` reads it: the unit, its output-error and
+#: failure formulas, its Clifford and readout error rates, its input and output states,
+#: and its qubits and duration in its round (the first round's or a later one's).
+_Record = tuple[Unit, UnitFormula, UnitFormula, float, float, int, int, int, int]
+
+
+def _record(unit: Unit, position: int) -> _Record:
+    template = unit.template
+    first = position == 0
+    return (
+        unit,
+        template.output_error_rate,
+        template.failure_probability,
+        unit.clifford_error_rate,
+        unit.readout_error_rate,
+        template.num_input_ts,
+        template.num_output_ts,
+        unit.qubits_first if first else unit.qubits_next,
+        unit.duration_first if first else unit.duration_next,
+    )
 
 
 class _UnitsMap:
@@ -985,6 +1024,8 @@ def _find_cached(
             patches[d] = None
     units = _UnitsMap(qubit, patches, distances, templates)
     search = _Search(target)
+    search_check = search.check
+    records: dict[tuple[int, int], list[_Record | None]] = {}
 
     def run(num_rounds: int) -> None:
         for combo in units.combinations(num_rounds):
@@ -997,21 +1038,27 @@ def _find_cached(
             if any(i >= len(distances) for i in left):
                 continue  # no valid distance for some round (QRE would index out of range)
 
-            # The unit of each round at each distance index, looked up once per sequence.
-            tables: list[list[Unit | None]] = [[None] * len(distances) for _ in combo]
+            # Each round's record at each distance index, made once per search: a round's
+            # unit depends on its position and template only, whatever the other rounds.
+            tables = [
+                records.setdefault((position, idx), [None] * len(distances))
+                for position, idx in enumerate(combo)
+            ]
 
             def check(
                 indexes: list[int],
                 combo: tuple[int, ...] = combo,
-                tables: list[list[Unit | None]] = tables,
+                tables: list[list[_Record | None]] = tables,
             ) -> bool:
                 chosen = []
-                for position, (table, d) in enumerate(zip(tables, indexes, strict=True)):
-                    unit = table[d]
-                    if unit is None:
-                        unit = table[d] = units.get(position, distances[d], combo[position])
-                    chosen.append(unit)
-                return search.check(chosen)
+                for position, d in enumerate(indexes):
+                    table = tables[position]
+                    record = table[d]
+                    if record is None:
+                        unit = units.get(position, distances[d], combo[position])
+                        record = table[d] = _record(unit, position)
+                    chosen.append(record)
+                return search_check(chosen)
 
             start = _search_distances(num_rounds, left, right, check)
             if start is not None:

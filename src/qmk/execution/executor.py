@@ -48,10 +48,12 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -63,7 +65,7 @@ import numpy as np
 from qmk import defaults
 from qmk.engines import EngineError, engine_class, fusion
 from qmk.engines.limits import WorkerLimits
-from qmk.engines.registry import GATE_KINDS, Workload, spec
+from qmk.engines.registry import GATE_KINDS, Workload, memory_bytes, spec
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import spans, states
@@ -349,8 +351,70 @@ def route_plan(
     asked, rest = _precision_option(engine_options or {})
     precision = precision or asked
     limits = WorkerLimits.read() if limits is None else limits
-    choice = route(workload(plan, shots, precision), engine, options=rest, limits=limits)
+    work = _kept(
+        _WORKLOADS, (id(plan), shots, precision), plan, lambda: workload(plan, shots, precision)
+    )
+    try:
+        options = msgspec.json.encode(rest)
+    except (TypeError, msgspec.EncodeError):  # options that are no JSON: routed each time
+        choice = route(work, engine, options=rest, limits=limits)
+    else:
+        key = (id(work), engine, options, _counted(limits), len(sys.modules), memory_bytes())
+        choice = _kept(_ROUTES, key, work, lambda: route(work, engine, options=rest, limits=limits))
+        if choice.limits != limits:
+            choice = replace(choice, limits=limits)
     return choice, {**rest, **choice.options}
+
+
+def _counted(limits: WorkerLimits) -> WorkerLimits:
+    """``limits`` as the router reads them: the memory used counts only under a cap
+    (:attr:`WorkerLimits.memory_left`), so without one it is left out of the key."""
+    if limits.address_cap is None and limits.address_used:
+        limits = replace(limits, address_used=0)
+    if limits.cgroup_cap is None and limits.cgroup_used:
+        limits = replace(limits, cgroup_used=0)
+    return limits
+
+
+#: Plans, workloads and routes a process keeps (a kernel's worker runs one program
+#: under many seeds): each a function of its key alone, whose first part is the ``id``
+#: of the program, plan or workload it was made from, kept beside it (so the id is not
+#: reused meanwhile). A route's key also holds the options, the worker's limits as the
+#: router reads them (:func:`_counted`), the state memory allowed here
+#: (:func:`~qmk.engines.registry.memory_bytes`, which reads the environment) and how
+#: many modules the process has imported: what the router reads of the process besides
+#: (the engines' packages loaded, their compiled kernels checked) changes only with an
+#: import.
+KEPT_PLANS = 64
+_PLANS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_WORKLOADS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_ROUTES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+
+
+def _kept(
+    cache: OrderedDict[tuple[Any, ...], tuple[Any, Any]],
+    key: tuple[Any, ...],
+    source: object,
+    make: Any,
+) -> Any:
+    """``make()``, or what it gave for ``key`` before (made from the same ``source``).
+
+    Safe from several threads (``qmk.run`` in a thread pool): at worst two make the same
+    value, or one drops an entry another just used.
+    """
+    hit = cache.get(key)
+    if hit is not None and hit[0] is source:
+        with contextlib.suppress(KeyError):
+            cache.move_to_end(key)
+        return hit[1]
+    value = make()
+    cache[key] = (source, value)
+    while len(cache) > KEPT_PLANS:
+        try:
+            cache.popitem(last=False)
+        except KeyError:
+            break
+    return value
 
 
 def choose_engine(
@@ -548,13 +612,20 @@ def execute(
     )
     calibration = request.calibration
     layout = layout_of(program.graph.metadata, program.graph.resources.events)
-    plan = build_plan(
+    # the plan depends on the program and these fields only (not the seed or the shots)
+    physics = (request.noise, request.qubit, request.profile, request.noise_model, calibration)
+    plan = _kept(
+        _PLANS,
+        (id(program), msgspec.json.encode(physics)),
         program,
-        noise=request.noise,
-        qubit=request.qubit,
-        default_profile=request.profile,
-        noise_model=noise_model,
-        calibration=calibration,
+        lambda: build_plan(
+            program,
+            noise=request.noise,
+            qubit=request.qubit,
+            default_profile=request.profile,
+            noise_model=noise_model,
+            calibration=calibration,
+        ),
     )
     if calibration is not None and request.require_calibration and not plan.calibrated_profiles:
         raise QECError.of(
