@@ -136,7 +136,11 @@ def test_the_numpy_fallback_is_priced_above_the_compiled_kernels() -> None:
     numpy = assess(entry, NOISY, {"kernels": "numpy"}, limits=capped(1900))
     compiled = assess(entry, NOISY, {"kernels": "simd"}, limits=capped(1900))
     assert (numpy.compiled, compiled.compiled) == (False, True)
-    assert (numpy.cost_s or 0) > (compiled.cost_s or 0)
+    # their runs, less what this process has still to import or compile (which depends
+    # on what ran in it before: a fresh one has not compiled yet)
+    run_numpy = (numpy.cost_s or 0) - entry.cold_s(compiled=False)
+    run_compiled = (compiled.cost_s or 0) - entry.cold_s(compiled=True)
+    assert run_numpy > run_compiled
 
 
 def test_more_threads_make_a_parallel_engine_cheaper_and_a_serial_one_no_cheaper() -> None:
