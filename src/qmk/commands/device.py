@@ -312,6 +312,11 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{tel['duration_ns'] / 1000:g} us, {tel['inserted_waits']} inserted waits, "
         f"{tel['atoms_lost']} atom losses, {tel['elapsed_s']:.3f} s\n"
     )
+    if tel["mode"] == "analog":
+        out.write(
+            f"  analog: {tel['method']}, {tel['basis_states']} of {tel['full_states']} basis "
+            f"states, {tel['integrator']}; bit 1 = Rydberg, atom 0 leftmost\n"
+        )
     counts = sorted(result.counts().items(), key=lambda kv: (-kv[1], kv[0]))
     out.write(f"counts ({len(counts)} outcomes, L = lost atom):\n")
     for key, count in counts[: args.top]:
