@@ -262,3 +262,14 @@ def test_qmk_device_run_runs_an_analog_job_end_to_end(tmp_path):
     )
     assert status == 0, err
     assert "analog: state vector, 32 of 32 basis states" in out and "  10101  " in out
+
+
+def test_the_blockade_subspace_radius_is_an_approximation_the_result_says_it_is():
+    positions, omega, delta = z2_sweep(5)
+    exact_run = run_job(evolve_job(positions, omega, delta, shots=10))
+    data = evolve_job(positions, omega, delta, shots=10)
+    data["blockade_subspace_radius"] = 7.0  # neighbours (5.5 um) never both in |r>
+    approx = run_job(data)
+    assert exact_run.telemetry["exact"] and exact_run.telemetry["basis_states"] == 32
+    assert not approx.telemetry["exact"] and approx.telemetry["basis_states"] == 13  # Fibonacci
+    assert approx.telemetry["blockade_bound"] is None
