@@ -273,3 +273,33 @@ def test_the_blockade_subspace_radius_is_an_approximation_the_result_says_it_is(
     assert exact_run.telemetry["exact"] and exact_run.telemetry["basis_states"] == 32
     assert not approx.telemetry["exact"] and approx.telemetry["basis_states"] == 13  # Fibonacci
     assert approx.telemetry["blockade_bound"] is None
+
+
+def test_an_analog_job_through_the_kernels_device_submit_gives_the_in_process_counts(tmp_path):
+    from qmk.kernel.config import config_from_dict
+    from support.kernel import run_kernel
+
+    positions, omega, delta = z2_sweep(5)
+    job = evolve_job(positions, omega, delta, shots=300, seed=9)
+    expected = run_job(job).counts()
+    config = config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {
+                "ana": {"key": "ana-key", "caps": ["CAP_ALLOC", "CAP_DEVICE_NA"], "max_atoms": 8}
+            },
+        }
+    )
+
+    async def body(kernel):
+        reply = await kernel.q_negotiate_caps(
+            tenant="ana", key="ana-key", requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
+        )
+        sid = str(reply["session_id"])
+        accepted = await kernel.q_device_submit(session_id=sid, job=job)
+        return await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
+
+    done = run_kernel(tmp_path, body, config=config)
+    assert done["state"] == "COMPLETED", done["error"]
+    assert done["result"]["counts"] == expected and done["result"]["device_id"] == "analog-exact"

@@ -50,9 +50,18 @@ def choose_backend(job: Job, circuit: Circuit) -> str:
     """The backend that runs ``job``: its ``device_id``, or for ``auto`` the stabilizer
     when it can run the whole circuit, else the statevector.
 
+    An analog job (one with an ``Evolve``) is the statevector's: :func:`run_job` integrates
+    it exactly (:mod:`.analog`; its result names ``analog-exact``), and ``circuit`` (which
+    holds no analog evolution) is not looked at.
+
     Raises:
-        DeviceError: ``QD107`` when the job names the stabilizer and it cannot run it.
+        DeviceError: ``QD107`` when the job names the stabilizer and it cannot run it;
+            ``QD110`` when it names the stabilizer for an analog job.
     """
+    if any(ins.kind is OpKind.EVOLVE for ins in job.program):
+        if job.device_id == STABILIZER:
+            raise _stabilizer_analog(job)
+        return STATEVECTOR
     if job.device_id == AUTO:
         return STABILIZER if circuit.first_unsupported(STABILIZER) is None else STATEVECTOR
     blocker = circuit.first_unsupported(job.device_id)
@@ -238,16 +247,20 @@ def run_job(
     )
 
 
+def _stabilizer_analog(job: Job) -> DeviceError:
+    return DeviceError.of(
+        "analog-unsupported",
+        "the stabilizer backend cannot run an Evolve; use device_id state-vector or auto",
+        device_id=job.device_id,
+    )
+
+
 def _run_analog(job: Job, timeline: Timeline, seed: int, began: float) -> Result:
     """An analog (ISA 1.2) job: exact evolution of the register (:mod:`.analog`)."""
     from qmk.devices.neutral_atom.analog import run_analog
 
     if job.device_id == STABILIZER:
-        raise DeviceError.of(
-            "analog-unsupported",
-            "the stabilizer backend cannot run an Evolve; use device_id state-vector or auto",
-            device_id=job.device_id,
-        )
+        raise _stabilizer_analog(job)
     validated = time.perf_counter()
     bits, stats = run_analog(job, seed)
     finished = time.perf_counter()
