@@ -362,12 +362,16 @@ def state_vector(model: AnalogModel, drives: Sequence[tuple[Drive, float]]) -> n
 
 
 def drives_of(job: Job) -> list[tuple[Drive, float]]:
-    """The job's Evolve drives (with their durations, ns), in program order."""
-    return [
-        (ins.drive, ins.duration)
-        for ins in job.program
-        if ins.kind is OpKind.EVOLVE and ins.drive is not None
-    ]
+    """The job's drives (with their durations, ns), in program order: each Evolve's, and
+    for each Wait a drive with Omega = Delta = 0 (the atoms still interact, and decay)."""
+    out: list[tuple[Drive, float]] = []
+    for ins in job.program:
+        if ins.kind is OpKind.EVOLVE and ins.drive is not None:
+            out.append((ins.drive, ins.duration))
+        elif ins.kind is OpKind.WAIT and ins.duration > 0:
+            still = ((0.0, 0.0), (ins.duration, 0.0))
+            out.append((Drive(omega=still, delta=still), ins.duration))
+    return out
 
 
 def register_points(job: Job) -> list[tuple[float, float, float]]:
