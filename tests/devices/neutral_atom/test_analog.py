@@ -247,6 +247,12 @@ def test_the_analog_drive_uses_drive_operator_conventions_of_bloqade():
     assert np.allclose(psi, want, atol=1e-9)
 
 
+def test_qmk_device_show_lists_the_drive_limits():
+    status, out, _ = qmk("device", "show", "ideal_small_array")
+    assert status == 0
+    assert "analog drive (ISA 1.2 Evolve): Omega <= 15.8 rad/us, Delta in [-125, 125]" in out
+
+
 def test_qmk_device_run_runs_an_analog_job_end_to_end(tmp_path):
     positions, omega, delta = z2_sweep(5)
     path = tmp_path / "z2.json"
