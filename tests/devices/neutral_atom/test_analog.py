@@ -230,6 +230,9 @@ def test_analog_programs_refuse_what_they_cannot_mean():
     assert "noise.p_prep" in refused({**base, "noise": {"p_prep": 0.01}})
     big = {**base, "hardware": {"positions": [0.0, 6.0], "drive_limits": {"max_states": 3}}}
     assert refused(big).startswith("QD111 analog-too-large: 2 atoms need 4 basis states")
+    local = json.loads(json.dumps(base))
+    local["program"][1]["local_delta"] = {"atoms": [5], "scale": [1.0], "delta": [[0, 1], [100, 1]]}
+    assert refused(local).startswith("QD211 atom-invalid: instruction #1")
     bad = json.loads(json.dumps(base))
     bad["program"][1]["omega"] = [[0, 1.0], [90, 1.0]]
     assert refused(bad).startswith("QD101 job-malformed: instruction #1: Evolve.omega ends at 90")

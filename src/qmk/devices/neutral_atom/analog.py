@@ -55,7 +55,7 @@ import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
 from qmk.devices.errors import DeviceError
-from qmk.devices.neutral_atom.isa import Drive, Instruction, OpKind, sample
+from qmk.devices.neutral_atom.isa import Drive, OpKind, sample
 from qmk.devices.neutral_atom.noise import LindbladRates, lindblad_rates
 
 if TYPE_CHECKING:
@@ -495,7 +495,6 @@ __all__ = [
     "BLOCKADE_TOLERANCE",
     "RTOL",
     "AnalogModel",
-    "Instruction",
     "blockade_pairs",
     "drives_of",
     "evolve",

@@ -268,7 +268,7 @@ class DriveLimits(_Wire, frozen=True, kw_only=True):
         float, Meta(ge=0, description="rad/us; |scale * local delta| at most this")
     ] = 0.0
     duration_max_ns: NonNegative = 0.0
-    max_states: Annotated[int, Meta(ge=1)] = 1 << 16
+    max_states: Annotated[int, Meta(ge=1)] = 1 << 14
     max_states_noisy: Annotated[int, Meta(ge=1)] = 256
 
     def to_json(self) -> dict[str, Any]:
