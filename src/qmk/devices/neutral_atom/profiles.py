@@ -269,7 +269,7 @@ class DriveLimits(_Wire, frozen=True, kw_only=True):
     ] = 0.0
     duration_max_ns: NonNegative = 0.0
     max_states: Annotated[int, Meta(ge=1)] = 1 << 14
-    max_states_noisy: Annotated[int, Meta(ge=1)] = 256
+    max_states_noisy: Annotated[int, Meta(ge=1)] = 128
 
     def to_json(self) -> dict[str, Any]:
         """The wire form."""
