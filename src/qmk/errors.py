@@ -21,7 +21,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- FormatError          qmk.qvm.errors        QF001..QF011 (11)
      |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (28)
-     +-- QECError                  qmk.qec.errors        QC101..QC130 (13)
+     +-- QECError                  qmk.qec.errors        QC101..QC130 (14)
      +-- FrontendError             qmk.frontends.errors  QL101..QL109 (9)
      +-- EngineError               qmk.engines.base      QE101..QE114 (14)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (27)
