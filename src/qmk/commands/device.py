@@ -178,6 +178,11 @@ def _cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _cap(value: float) -> str:
+    """A limit for the summary: 0 is no limit."""
+    return f"{value:g}" if value else "any"
+
+
 def _show(profile: Any) -> str:
     hw, noise = profile.hardware, profile.noise
     t = hw.timing
@@ -216,6 +221,10 @@ def _show(profile: Any) -> str:
         f"2q {t.max_parallel_two_qubit or 'any'}, per zone {t.max_parallel_per_zone or 'any'}",
         f"  transport: {len(hw.transport_edges)} edges; moves per atom "
         f"{hw.move_limits.max_moves_per_atom or 'any'}, min spacing {hw.move_limits.min_spacing:g}",
+        f"  analog drive (ISA 1.2 Evolve): Omega <= {_cap(hw.drive.omega_max)} rad/us, "
+        f"Delta in [{hw.drive.delta_min:g}, {hw.drive.delta_max:g}] rad/us, slew "
+        f"{_cap(hw.drive.omega_slew_max)} / {_cap(hw.drive.delta_slew_max)} rad/us per us, "
+        f"at most {_cap(hw.drive.duration_max_ns)} ns; C6 {hw.c6:.6g} rad/us um^6",
         "  noise: " + ("none" if noise.is_noiseless else json.dumps(_nonzero(noise.to_json()))),
     ]
     return "\n".join(lines) + "\n"
@@ -312,6 +321,11 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{tel['duration_ns'] / 1000:g} us, {tel['inserted_waits']} inserted waits, "
         f"{tel['atoms_lost']} atom losses, {tel['elapsed_s']:.3f} s\n"
     )
+    if tel["mode"] == "analog":
+        out.write(
+            f"  analog: {tel['method']}, {tel['basis_states']} of {tel['full_states']} basis "
+            f"states, {tel['integrator']}; bit 1 = Rydberg, atom 0 leftmost\n"
+        )
     counts = sorted(result.counts().items(), key=lambda kv: (-kv[1], kv[0]))
     out.write(f"counts ({len(counts)} outcomes, L = lost atom):\n")
     for key, count in counts[: args.top]:

@@ -83,6 +83,21 @@ register(
         "give gate-based qubit parameters (QRE's JSON form), or a profile with the noise",
     ),
     (
+        "QD110",
+        "analog-unsupported",
+        "an analog (Evolve) job the emulator cannot run as asked: noise the analog mode does "
+        "not model (p_prep, phase.idle), a MoveAtom after an Evolve, or the stabilizer backend",
+        "give only the noise docs/neutral-atom.md lists for analog mode; move atoms before "
+        "the first Evolve; use device_id auto or state-vector",
+    ),
+    (
+        "QD111",
+        "analog-too-large",
+        "an analog job whose basis (after the exact blockade reduction) is larger than the "
+        "emulator's max_states (max_states_noisy with decoherence)",
+        "use fewer atoms, or raise hardware.drive_limits.max_states if memory allows",
+    ),
+    (
         "QD201",
         "gate-not-native",
         "a gate (or arity) the device's native gate catalog does not list",
@@ -148,6 +163,20 @@ register(
         "atom-invalid",
         "an atom index out of range, a repeated target, or an op before AllocArray",
         "allocate the atoms first and name each atom at most once per instruction",
+    ),
+    (
+        "QD212",
+        "drive-limits",
+        "an Evolve whose Omega, Delta, slew rates, local detuning or duration is outside "
+        "the profile's drive_limits",
+        "keep the waveforms within hardware.drive_limits (qmk device show PRESET lists them)",
+    ),
+    (
+        "QD213",
+        "analog-program",
+        "an analog program (it has an Evolve, ISA 1.2) with a gate, pulse or reset, or an "
+        "instruction after its Measure",
+        "keep an analog program to AllocArray, MoveAtom, Evolve, Wait, then Measure",
     ),
     (
         "QD301",

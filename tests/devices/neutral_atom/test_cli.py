@@ -36,11 +36,14 @@ def test_show_of_an_unknown_preset_is_one_coded_line():
 def test_isa_lists_versions_ops_and_gates():
     status, out, _ = qmk("device", "isa")
     assert (
-        status == 0 and "1.0, 1.1" in out and "MoveAtom" in out and "U3(theta, phi, lambda)" in out
+        status == 0
+        and "1.0, 1.1, 1.2" in out
+        and "MoveAtom" in out
+        and "U3(theta, phi, lambda)" in out
     )
     status, out, _ = qmk("device", "isa", "--json")
     data = json.loads(out)
-    assert data["versions"] == ["1.0", "1.1"] and "$defs" in data["schema"]
+    assert data["versions"] == ["1.0", "1.1", "1.2"] and "$defs" in data["schema"]
 
 
 def test_run_prints_counts_and_its_json_has_the_promised_fields():

@@ -422,3 +422,17 @@ def test_qmk_run_device_refuses_a_guarded_program_in_one_line():
         "run", str(EXAMPLES / "teleport_guards.qvm.asm"), "--device", "benchmark_chain"
     )
     assert status == 2 and err.startswith("QD301") and "fix_x" in err and err.count("\n") == 1
+
+
+def test_a_creg_never_measured_is_keyed_zeros_on_the_device_as_on_the_logical_machine(tmp_path):
+    source = tmp_path / "unmeasured.qasm"
+    source.write_text(
+        'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[4];\ncreg c[4];\nh q[0];\ncx q[0],q[1];\n'
+    )
+    keyed = {}
+    for where in ((), ("--device", "benchmark_chain")):
+        status, out, err = qmk("run", str(source), "--shots", "64", "--seed", "5", "--json", *where)
+        assert status == 0, err
+        keyed[where] = json.loads(out)["counts"]
+    assert keyed[()] == {"0000": 64}
+    assert keyed[("--device", "benchmark_chain")] == {"0000": 64}

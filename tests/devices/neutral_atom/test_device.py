@@ -21,7 +21,7 @@ def test_it_is_a_hal_device_with_inventory_capabilities_and_health():
     assert caps.engines == ("state-vector", "stabilizer")
     assert device.health(3).modules_up == (0,)
     data = device.to_json(3)
-    assert data["kind"] == "neutral-atom" and data["isa_versions"] == ["1.0", "1.1"]
+    assert data["kind"] == "neutral-atom" and data["isa_versions"] == ["1.0", "1.1", "1.2"]
 
 
 def test_the_qubit_parameters_follow_the_profile():

@@ -23,10 +23,12 @@ from qmk.devices.neutral_atom.isa import (
 from qmk.engines.gates import GATES as ENGINE_GATES
 
 
-def test_both_versions_are_offered_and_the_current_one_is_the_newest():
-    assert [str(v) for v in VERSIONS] == ["1.0", "1.1"]
-    assert VERSIONS[-1] == CURRENT
+def test_three_versions_are_offered_and_a_job_without_one_reads_as_the_last_digital_one():
+    assert [str(v) for v in VERSIONS] == ["1.0", "1.1", "1.2"]
+    assert str(CURRENT) == "1.1"
     assert {s.name for s in ops_of(VERSIONS[0])} < {s.name for s in ops_of(CURRENT)}
+    # 1.2 adds the analog Evolve and nothing else.
+    assert {s.name for s in ops_of(VERSIONS[2])} - {s.name for s in ops_of(CURRENT)} == {"Evolve"}
 
 
 @pytest.mark.parametrize("value", [{"major": 1, "minor": 0}, "1.1", None])

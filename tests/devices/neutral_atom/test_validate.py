@@ -45,7 +45,7 @@ def passes_alike(wire, **options):
 def test_every_validator_names_its_codes():
     codes = [c for v in VALIDATORS.values() for c in v.codes]
     assert len(codes) == len(set(codes))
-    assert set(codes) == {f"QD2{n:02d}" for n in range(1, 12)}
+    assert set(codes) == {f"QD2{n:02d}" for n in range(1, 14)}
 
 
 # ---------------------------------------------------------------------- atoms

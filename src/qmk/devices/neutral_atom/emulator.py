@@ -30,6 +30,7 @@ import numpy as np
 
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind, lower
+from qmk.devices.neutral_atom.isa import OpKind
 from qmk.devices.neutral_atom.job import AUTO, STABILIZER, STATEVECTOR, Job, parse_job
 from qmk.devices.neutral_atom.profiles import Profile
 from qmk.devices.neutral_atom.schedule import Timeline
@@ -40,15 +41,27 @@ from qmk.execution.trajectories import Control
 
 #: The backends, as job ``device_id`` names them.
 BACKENDS: tuple[str, ...] = (STATEVECTOR, STABILIZER)
+#: What a Result of an analog (Evolve) job names as its backend: the state vector (or
+#: density matrix) of :mod:`.analog`, integrated exactly.
+ANALOG = "analog-exact"
 
 
 def choose_backend(job: Job, circuit: Circuit) -> str:
     """The backend that runs ``job``: its ``device_id``, or for ``auto`` the stabilizer
     when it can run the whole circuit, else the statevector.
 
+    An analog job (one with an ``Evolve``) is the statevector's: :func:`run_job` integrates
+    it exactly (:mod:`.analog`; its result names ``analog-exact``), and ``circuit`` (which
+    holds no analog evolution) is not looked at.
+
     Raises:
-        DeviceError: ``QD107`` when the job names the stabilizer and it cannot run it.
+        DeviceError: ``QD107`` when the job names the stabilizer and it cannot run it;
+            ``QD110`` when it names the stabilizer for an analog job.
     """
+    if any(ins.kind is OpKind.EVOLVE for ins in job.program):
+        if job.device_id == STABILIZER:
+            raise _stabilizer_analog(job)
+        return STATEVECTOR
     if job.device_id == AUTO:
         return STABILIZER if circuit.first_unsupported(STABILIZER) is None else STATEVECTOR
     blocker = circuit.first_unsupported(job.device_id)
@@ -182,9 +195,11 @@ def run_job(
     else:
         parsed = parse_job(job, preset=device, shots=shots, seed=seed, device_id=backend)
     timeline = validate_job(parsed, strict_timing=strict_timing)
+    run_seed = parsed.seed if parsed.seed is not None else secrets.randbits(63)
+    if any(ins.kind is OpKind.EVOLVE for ins in parsed.program):
+        return _run_analog(parsed, timeline, run_seed, began)
     circuit = lower(parsed, timeline)
     chosen = choose_backend(parsed, circuit)
-    run_seed = parsed.seed if parsed.seed is not None else secrets.randbits(63)
     if resume is not None and not isinstance(resume, ExecutionState):
         from qmk.execution.checkpoint import read_state
 
@@ -232,6 +247,50 @@ def run_job(
     )
 
 
+def _stabilizer_analog(job: Job) -> DeviceError:
+    return DeviceError.of(
+        "analog-unsupported",
+        "the stabilizer backend cannot run an Evolve; use device_id state-vector or auto",
+        device_id=job.device_id,
+    )
+
+
+def _run_analog(job: Job, timeline: Timeline, seed: int, began: float) -> Result:
+    """An analog (ISA 1.2) job: exact evolution of the register (:mod:`.analog`)."""
+    from qmk.devices.neutral_atom.analog import run_analog
+
+    if job.device_id == STABILIZER:
+        raise _stabilizer_analog(job)
+    validated = time.perf_counter()
+    bits, stats = run_analog(job, seed)
+    finished = time.perf_counter()
+    records = tuple((ins.index, ins.targets) for ins in job.program if ins.kind is OpKind.MEASURE)
+    telemetry = {
+        "backend": ANALOG,
+        **stats,
+        "atoms": job.n_atoms,
+        "instructions": len(job.program),
+        "duration_ns": timeline.total_ns,
+        "inserted_waits": len(timeline.inserted),
+        "validators": list(_validator_names()),
+        "elapsed_s": round(finished - began, 6),
+        "validate_s": round(validated - began, 6),
+        "execute_s": round(finished - validated, 6),
+    }
+    return Result(
+        job_id=job.job_id,
+        device_id=ANALOG,
+        profile=job.profile,
+        isa_version=str(job.isa_version),
+        shots=job.shots,
+        seed=seed,
+        records=records,
+        bits=bits,
+        timeline=timeline,
+        telemetry=telemetry,
+    )
+
+
 def job_key(
     job: Job | Mapping[str, Any],
     *,
@@ -258,6 +317,7 @@ def _validator_names() -> tuple[str, ...]:
 
 
 __all__ = [
+    "ANALOG",
     "BACKENDS",
     "BatchProgram",
     "Circuit",

@@ -3,8 +3,10 @@
 Public API (stable names; compilers, the kernel and workflows build on them):
 
 - :data:`VERSIONS`, :data:`CURRENT`, :class:`IsaVersion`, :func:`parse_version` -- the
-  ISA versions the device implements (``1.0`` and ``1.1``); anything else is refused
-  with ``QD102`` and the list;
+  ISA versions the device implements (``1.0``, ``1.1`` and ``1.2``, whose ``Evolve`` is the
+  analog Rydberg drive of :mod:`.analog`); anything else is refused with ``QD102`` and
+  the list; a job without ``isa_version`` is read as :data:`CURRENT` (``1.1``: a digital
+  job keeps its meaning; an analog job says ``"isa_version": "1.2"``);
 - :data:`OPS` (name -> :class:`OpSpec`) -- every instruction: its wire fields, the version
   that introduced it, its kind (:class:`OpKind`) and a one-line description;
 - :data:`GATES` (name -> :class:`GateSpec`) -- every gate ``ApplyGate`` may name: arity,
@@ -20,10 +22,11 @@ the emulator's lowering, ``qmk device isa`` and the ISA table of ``docs/neutral-
 all read these two tables; nothing else lists ops or gates.
 
 Units: durations in ns, angles in radians, Pulse detuning in rad/us (a Pulse is a
-Z rotation by ``detuning * duration``).
+Z rotation by ``detuning * duration``); an ``Evolve``'s waveforms are ``[[t_ns, value], ...]``
+with values in rad/us, piecewise linear between the points.
 
 >>> [str(v) for v in VERSIONS], str(CURRENT)
-(['1.0', '1.1'], '1.1')
+(['1.0', '1.1', '1.2'], '1.1')
 >>> GATES["U3"].params, GATES["U3"].since, GATES["CZ"].arity
 (('theta', 'phi', 'lambda'), IsaVersion(major=1, minor=1), 2)
 >>> [i.op for i in parse_program([{"op": "AllocArray", "n_qubits": 2},
@@ -39,6 +42,7 @@ qmk.devices.errors.DeviceError: QD106 op-unknown: instruction #0: op 'Reset' nee
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,14 +69,15 @@ class IsaVersion:
 
 
 #: Every version the device implements, oldest first.
-VERSIONS: tuple[IsaVersion, ...] = (IsaVersion(1, 0), IsaVersion(1, 1))
-#: The version a job without ``isa_version`` is read as.
-CURRENT: IsaVersion = VERSIONS[-1]
-_V10, _V11 = VERSIONS
+VERSIONS: tuple[IsaVersion, ...] = (IsaVersion(1, 0), IsaVersion(1, 1), IsaVersion(1, 2))
+_V10, _V11, _V12 = VERSIONS
+#: The version a job without ``isa_version`` is read as (the last digital one: a job
+#: written before 1.2 keeps its meaning; an analog job names 1.2).
+CURRENT: IsaVersion = _V11
 
 
 def supported_versions() -> str:
-    """``"1.0, 1.1"``: the versions, for messages."""
+    """``"1.0, 1.1, 1.2"``: the versions, for messages."""
     return ", ".join(str(v) for v in VERSIONS)
 
 
@@ -130,6 +135,7 @@ class OpKind(str, enum.Enum):
     MOVE = "move"
     WAIT = "wait"
     PULSE = "pulse"
+    EVOLVE = "evolve"
 
 
 class FieldType(str, enum.Enum):
@@ -142,6 +148,10 @@ class FieldType(str, enum.Enum):
     NUMBERS = "number list"
     #: A number (x on a chain, legacy 1.0) or a list of 1 to 3 numbers (x, y, z).
     POSITION = "position"
+    #: A piecewise-linear waveform: ``[[t_ns, value], ...]``, times increasing from 0.
+    WAVEFORM = "waveform"
+    #: A local detuning: ``{"atoms": [...], "scale": [...], "delta": WAVEFORM}``.
+    LOCAL_DETUNING = "local detuning"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,6 +282,44 @@ _OP_TABLE: tuple[OpSpec, ...] = (
         since=_V10,
         description="a detuned pulse: a Z rotation by detuning * duration on the target",
     ),
+    OpSpec(
+        name="Evolve",
+        kind=OpKind.EVOLVE,
+        fields=(
+            FieldSpec(
+                name="duration",
+                type=FieldType.NUMBER,
+                minimum=0,
+                description="ns; the waveforms span [0, duration]",
+            ),
+            FieldSpec(
+                name="omega",
+                type=FieldType.WAVEFORM,
+                description="Rabi frequency [[t_ns, rad/us], ...], piecewise linear",
+            ),
+            FieldSpec(
+                name="delta",
+                type=FieldType.WAVEFORM,
+                description="global detuning [[t_ns, rad/us], ...], piecewise linear",
+            ),
+            FieldSpec(
+                name="phase",
+                type=FieldType.NUMBER,
+                required=False,
+                description="laser phase phi (rad, constant; default 0)",
+            ),
+            FieldSpec(
+                name="local_delta",
+                type=FieldType.LOCAL_DETUNING,
+                required=False,
+                description="extra detuning scale_k * delta_loc(t) on atoms[k]: "
+                '{"atoms": [...], "scale": [...], "delta": [[t_ns, rad/us], ...]}',
+            ),
+        ),
+        since=_V12,
+        description="analog Rydberg evolution of every atom under the global drive "
+        "(Omega, Delta, phi) and the van der Waals interaction C6/r^6",
+    ),
 )
 
 #: Every instruction, by name.
@@ -377,6 +425,112 @@ def gates_of(version: IsaVersion) -> tuple[GateSpec, ...]:
     return tuple(spec for spec in GATES.values() if spec.since <= version)
 
 
+# --------------------------------------------------------------------------- analog drive
+
+#: A piecewise-linear waveform: ``((t_ns, value), ...)``, times strictly increasing from 0.
+Waveform = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalDetuning:
+    """An extra detuning ``scale[k] * delta(t)`` on ``atoms[k]`` (Bloqade's local field)."""
+
+    atoms: tuple[int, ...]
+    scale: tuple[float, ...]
+    delta: Waveform
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "atoms": list(self.atoms),
+            "scale": list(self.scale),
+            "delta": [list(p) for p in self.delta],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drive:
+    """An ``Evolve``'s drive: Omega(t), Delta(t) (rad/us, t in ns), phase phi, local field."""
+
+    omega: Waveform
+    delta: Waveform
+    phase: float = 0.0
+    local: LocalDetuning | None = None
+
+    def waveforms(self) -> tuple[tuple[str, Waveform], ...]:
+        """``(name, waveform)`` of each waveform, the local one included."""
+        named = (("omega", self.omega), ("delta", self.delta))
+        return (*named, ("local_delta", self.local.delta)) if self.local else named
+
+
+def sample(waveform: Waveform, t_ns: float) -> float:
+    """The waveform's value at ``t_ns`` (linear between points; its last value after)."""
+    times = [p[0] for p in waveform]
+    if t_ns >= times[-1]:
+        return waveform[-1][1]
+    k = max(0, next(i for i, t in enumerate(times) if t > t_ns) - 1)
+    (t0, v0), (t1, v1) = waveform[k], waveform[k + 1]
+    return v0 + (v1 - v0) * (t_ns - t0) / (t1 - t0)
+
+
+def _waveform(index: int, name: str, value: Any, duration: float) -> Waveform:
+    ok = (
+        isinstance(value, list)
+        and len(value) >= 2
+        and all(
+            isinstance(p, list) and len(p) == 2 and all(_is_number(x) for x in p) for p in value
+        )
+    )
+    if not ok:
+        raise _malformed(
+            index,
+            f"Evolve.{name} must be [[t_ns, rad_per_us], ...] with at least two points",
+            field=name,
+        )
+    points = tuple((float(t), float(v)) for t, v in value)
+    times = [t for t, _ in points]
+    if times[0] != 0.0 or any(b <= a for a, b in itertools.pairwise(times)):
+        raise _malformed(
+            index, f"Evolve.{name}: times must start at 0 and increase, got {times}", field=name
+        )
+    if abs(times[-1] - duration) > 1e-9 * max(1.0, duration):
+        raise _malformed(
+            index,
+            f"Evolve.{name} ends at {times[-1]:g} ns, not at the duration {duration:g} ns",
+            field=name,
+        )
+    return points
+
+
+def _local(index: int, value: Any, duration: float) -> LocalDetuning | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) != {"atoms", "scale", "delta"}:
+        raise _malformed(
+            index,
+            'Evolve.local_delta must be {"atoms": [...], "scale": [...], "delta": [[t, v], ...]}',
+            field="local_delta",
+        )
+    atoms, scale = value["atoms"], value["scale"]
+    if (
+        not isinstance(atoms, list)
+        or not isinstance(scale, list)
+        or not all(_is_int(a) and a >= 0 for a in atoms)
+        or not all(_is_number(x) for x in scale)
+        or len(atoms) != len(scale)
+        or not atoms
+    ):
+        raise _malformed(
+            index,
+            "Evolve.local_delta: atoms (indices) and scale (numbers) must be lists of one length",
+            field="local_delta",
+        )
+    return LocalDetuning(
+        atoms=tuple(atoms),
+        scale=tuple(float(x) for x in scale),
+        delta=_waveform(index, "local_delta.delta", value["delta"], duration),
+    )
+
+
 # --------------------------------------------------------------------------- instructions
 
 
@@ -398,6 +552,8 @@ class Instruction:
     site: int | None = None
     duration: float = 0.0
     detuning: float = 0.0
+    #: An Evolve's drive (None for every other op).
+    drive: Drive | None = None
 
     @property
     def kind(self) -> OpKind:
@@ -429,6 +585,8 @@ class Instruction:
             return f"MoveAtom atom={self.atom} {where}"
         if kind is OpKind.WAIT:
             return f"Wait duration={self.duration:g}ns"
+        if kind is OpKind.EVOLVE:
+            return f"Evolve duration={self.duration:g}ns"
         return f"Pulse target={self.atom} detuning={self.detuning:g} duration={self.duration:g}ns"
 
     def to_json(self) -> dict[str, Any]:
@@ -454,6 +612,18 @@ class Instruction:
             return out
         if kind is OpKind.WAIT:
             return {"op": self.op, "duration": self.duration}
+        if kind is OpKind.EVOLVE:
+            assert self.drive is not None
+            out = {
+                "op": self.op,
+                "duration": self.duration,
+                "omega": [list(p) for p in self.drive.omega],
+                "delta": [list(p) for p in self.drive.delta],
+                "phase": self.drive.phase,
+            }
+            if self.drive.local is not None:
+                out["local_delta"] = self.drive.local.to_json()
+            return out
         return {
             "op": self.op,
             "target": self.atom,
@@ -488,6 +658,8 @@ def _value(index: int, item: Mapping[str, Any], spec: OpSpec, name: str) -> Any:
         ok = isinstance(value, list) and all(_is_int(v) for v in value)
     elif kind is FieldType.NUMBERS:
         ok = isinstance(value, list) and all(_is_number(v) for v in value)
+    elif kind in (FieldType.WAVEFORM, FieldType.LOCAL_DETUNING):
+        return value  # checked by _waveform / _local, which know the duration
     else:
         ok = _is_number(value) or (
             isinstance(value, list) and 1 <= len(value) <= 3 and all(_is_number(v) for v in value)
@@ -596,6 +768,15 @@ def parse_instruction(index: int, item: Any, *, version: IsaVersion = CURRENT) -
         return Instruction(index=index, op=name, atom=values["atom"], position=coords, site=site)
     if kind is OpKind.WAIT:
         return Instruction(index=index, op=name, duration=float(values["duration"]))
+    if kind is OpKind.EVOLVE:
+        duration = float(values["duration"])
+        drive = Drive(
+            omega=_waveform(index, "omega", values["omega"], duration),
+            delta=_waveform(index, "delta", values["delta"], duration),
+            phase=float(values["phase"] or 0.0),
+            local=_local(index, values["local_delta"], duration),
+        )
+        return Instruction(index=index, op=name, duration=duration, drive=drive)
     return Instruction(
         index=index,
         op=name,
@@ -623,17 +804,21 @@ __all__ = [
     "GATES",
     "OPS",
     "VERSIONS",
+    "Drive",
     "FieldSpec",
     "FieldType",
     "GateSpec",
     "Instruction",
     "IsaVersion",
+    "LocalDetuning",
     "OpKind",
     "OpSpec",
+    "Waveform",
     "gates_of",
     "ops_of",
     "parse_instruction",
     "parse_program",
     "parse_version",
+    "sample",
     "supported_versions",
 ]

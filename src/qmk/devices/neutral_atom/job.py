@@ -110,6 +110,14 @@ class JobWire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
             extra_json_schema=_ref("noise", null=True),
         ),
     ] = None
+    blockade_subspace_radius: Annotated[
+        Annotated[float, Meta(ge=0)] | None,
+        Meta(
+            description="QMK, analog mode: also drop basis states with two atoms closer than "
+            "this (um) both in |r>, as Bloqade's blockade_radius does; an approximation the "
+            "result reports (default: only the exact reduction)"
+        ),
+    ] = None
     stim_circuit: Annotated[
         Any,
         Meta(
@@ -135,6 +143,8 @@ class Job:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     #: Accepted for compatibility; the emulator is single-threaded per job.
     max_threads: int | None = None
+    #: Analog mode: the radius (um) of the approximate blockade subspace (0: exact only).
+    blockade_subspace_radius: float = 0.0
 
     @property
     def n_atoms(self) -> int:
@@ -224,6 +234,7 @@ def parse_job(
         noise=noise,
         metadata=dict(wire.metadata or {}),
         max_threads=wire.max_threads,
+        blockade_subspace_radius=wire.blockade_subspace_radius or 0.0,
     )
 
 

@@ -293,6 +293,50 @@ class NoiseModel:
         return self == NoiseModel()
 
 
+# --------------------------------------------------------------------------- analog mode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LindbladRates:
+    """Analog mode's decoherence, per us: decay ``L = sqrt(decay) |g><r|`` on each atom and
+    dephasing ``L = sqrt(dephasing) Z`` (coherences decay at ``2 * dephasing``)."""
+
+    decay_per_us: float = 0.0
+    dephasing_per_us: float = 0.0
+
+    @property
+    def is_zero(self) -> bool:
+        return self.decay_per_us == 0.0 and self.dephasing_per_us == 0.0
+
+
+def lindblad_rates(model: NoiseModel) -> LindbladRates:
+    """The Lindblad rates an analog (Evolve) program runs with, from the one noise model.
+
+    ``amplitude_damping.idle_rate`` (T1: ``|1> -> |0>``, per second) is the spontaneous
+    decay ``|r> -> |g>``; ``idle_rate`` (Z errors per second) is the rate of Z jumps
+    ``L = sqrt(idle_rate) Z``, the continuous form of the digital idle Z error (the same
+    ``idle_rate * t`` for short times). Gate noise does not apply (an analog program has
+    no gates); loss and readout are drawn at measurement as in digital mode.
+
+    Raises:
+        DeviceError: ``QD110`` for ``p_prep`` or ``phase.idle``, which analog mode does
+            not model (a job's ``"noise": {}`` runs without them).
+    """
+    for name, value in (("p_prep", model.p_prep), ("phase.idle", model.phase.idle)):
+        if value:
+            raise DeviceError.of(
+                "analog-unsupported",
+                f"noise.{name} = {value:g} has no analog-mode meaning; give the job a noise "
+                "object without it (analog mode models amplitude_damping.idle_rate, "
+                "idle_rate, loss and readout)",
+                field=name,
+            )
+    return LindbladRates(
+        decay_per_us=model.amplitude_damping.idle_rate * 1e-6,
+        dephasing_per_us=model.idle_rate * 1e-6,
+    )
+
+
 # --------------------------------------------------------------------------- the noise IR
 
 
@@ -450,6 +494,7 @@ def measure_noise(model: NoiseModel, atom: int) -> tuple[NoiseOp, ...]:
 __all__ = [
     "PAULIS",
     "GateNoise",
+    "LindbladRates",
     "NoiseKind",
     "NoiseModel",
     "NoiseOp",
@@ -460,6 +505,7 @@ __all__ = [
     "dephasing_probability",
     "gate_noise",
     "idle_noise",
+    "lindblad_rates",
     "measure_noise",
     "prep_noise",
 ]

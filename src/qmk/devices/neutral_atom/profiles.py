@@ -245,6 +245,38 @@ class PulseLimits(_Wire, frozen=True, kw_only=True):
         return data
 
 
+#: The van der Waals coefficient of Rb 70S (rad/us * um^6): 2 pi x 862690 MHz um^6, the
+#: value QuEra's Aquila and Bloqade use.
+C6_RB70S = 2 * math.pi * 862690.0
+
+
+class DriveLimits(_Wire, frozen=True, kw_only=True):
+    """Limits of the analog Rydberg drive (``Evolve``, ISA 1.2): rad/us, rad/us^2, ns.
+
+    A limit of 0 means none (``delta_min``/``delta_max``: a range with max <= min is
+    unbounded). ``max_states`` is the emulator's: the largest basis (after the exact
+    blockade reduction) an analog job may need; ``max_states_noisy`` the largest for a
+    density-matrix (Lindblad) run.
+    """
+
+    omega_max: Annotated[float, Meta(ge=0, description="rad/us; Omega in [0, omega_max]")] = 0.0
+    delta_min: Annotated[Finite, Meta(description="rad/us")] = 0.0
+    delta_max: Annotated[Finite, Meta(description="rad/us")] = 0.0
+    omega_slew_max: Annotated[float, Meta(ge=0, description="rad/us per us")] = 0.0
+    delta_slew_max: Annotated[float, Meta(ge=0, description="rad/us per us")] = 0.0
+    local_delta_max: Annotated[
+        float, Meta(ge=0, description="rad/us; |scale * local delta| at most this")
+    ] = 0.0
+    duration_max_ns: NonNegative = 0.0
+    max_states: Annotated[int, Meta(ge=1)] = 1 << 14
+    max_states_noisy: Annotated[int, Meta(ge=1)] = 128
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form."""
+        data: dict[str, Any] = values.to_builtins(self)
+        return data
+
+
 class TransportEdge(_Wire, frozen=True, kw_only=True):
     """A transport path between two sites (both directions)."""
 
@@ -341,7 +373,8 @@ class HardwareWire(_Wire, frozen=True, kw_only=True):
     """A job's hardware object: what it gives replaces its preset's, field by field."""
 
     positions: Annotated[
-        list[Finite] | None, Meta(description="legacy 1.0: x of each atom, a chain of sites")
+        list[Finite | Annotated[list[Finite], Meta(min_length=1, max_length=3)]] | None,
+        Meta(description="um: x of each atom (a chain), or [x, y] (or [x, y, z]) pairs"),
     ] = None
     coordinates: Annotated[
         list[Annotated[list[Finite], Meta(min_length=1, max_length=3)]] | None,
@@ -359,6 +392,11 @@ class HardwareWire(_Wire, frozen=True, kw_only=True):
     pulse_limits: PulseLimits | None = None
     transport_edges: list[TransportEdge] | None = None
     move_limits: MoveLimits | None = None
+    c6: Annotated[
+        Annotated[float, Meta(gt=0)] | None,
+        Meta(description="van der Waals C6 in rad/us * um^6 (default Rb 70S: 2 pi x 862690)"),
+    ] = None
+    drive_limits: DriveLimits | None = None
 
 
 def _distance(a: Sequence[float], b: Sequence[float]) -> float:
@@ -415,6 +453,9 @@ class Hardware:
     pulse: PulseLimits = field(default_factory=PulseLimits)
     transport_edges: tuple[TransportEdge, ...] = ()
     move_limits: MoveLimits = field(default_factory=MoveLimits)
+    #: The van der Waals coefficient (rad/us * um^6) of the analog drive.
+    c6: float = C6_RB70S
+    drive: DriveLimits = field(default_factory=DriveLimits)
     #: The lattice's nearest-neighbour spacing (derived; inf with fewer than two sites).
     neighbour_distance: float = field(init=False, repr=False, compare=False, default=math.inf)
     _index: dict[int, Site] = field(init=False, repr=False, compare=False, default_factory=dict)
@@ -519,6 +560,10 @@ class Hardware:
             given, HardwareWire, where="hardware", error=_invalid_key
         )
         sites, site_ids = _sites(wire, base)
+        if base is not None and sites != base.sites:
+            # A new lattice: the preset's transport edges and interaction graphs name the
+            # old lattice's sites, so they do not carry over (the job may give its own).
+            base = replace(base, transport_edges=(), interaction_graphs=())
         return cls(
             sites=sites,
             site_ids=site_ids,
@@ -541,6 +586,8 @@ class Hardware:
                 else (base.transport_edges if base else ())
             ),
             move_limits=_over(base.move_limits if base else MoveLimits(), given, "move_limits"),
+            c6=wire.c6 if wire.c6 is not None else (base.c6 if base else C6_RB70S),
+            drive=_over(base.drive if base else DriveLimits(), given, "drive_limits"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -559,10 +606,12 @@ class Hardware:
             "pulse_limits": self.pulse.to_json(),
             "transport_edges": [e.to_json() for e in self.transport_edges],
             "move_limits": self.move_limits.to_json(),
+            "c6": self.c6,
+            "drive_limits": self.drive.to_json(),
         }
 
 
-_Limits = TypeVar("_Limits", TimingLimits, PulseLimits, MoveLimits)
+_Limits = TypeVar("_Limits", TimingLimits, PulseLimits, MoveLimits, DriveLimits)
 
 
 def _over(base: _Limits, given: Mapping[str, Any], key: str) -> _Limits:
@@ -594,7 +643,10 @@ def _sites(wire: HardwareWire, base: Hardware | None) -> tuple[tuple[Site, ...],
         sites = tuple(_site_at(i, point) for i, point in enumerate(wire.coordinates))
         site_ids = None
     elif wire.positions:
-        sites = tuple(Site(id=i, x=x) for i, x in enumerate(wire.positions))
+        sites = tuple(
+            _site_at(i, [p] if isinstance(p, float | int) else p)
+            for i, p in enumerate(wire.positions)
+        )
         site_ids = None
     if wire.site_ids is not None:
         site_ids = tuple(wire.site_ids)
@@ -975,11 +1027,13 @@ def load_profile(source: str | Path | Mapping[str, Any]) -> Profile:
 
 
 __all__ = [
+    "C6_RB70S",
     "PRESET_DIR",
     "ROLES",
     "Blockade",
     "Configuration",
     "Connectivity",
+    "DriveLimits",
     "Hardware",
     "InteractionGraph",
     "MoveLimits",

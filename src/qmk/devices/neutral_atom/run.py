@@ -84,12 +84,14 @@ def program_counts(bits: np.ndarray, report: CompileReport) -> dict[str, int]:
     for k, column in enumerate(columns):
         if column is not None:
             chars[:, k] = table[np.where(bits[:, column] < 0, 2, bits[:, column]).astype(np.intp)]
+    layout = layout_of({"output": report.output} if report.output else None, report.events)
     if not columns:
-        return {"": shots}
+        # No event at all: every shot reads the same (possibly empty) key; the layout still
+        # decides it (a 4-bit creg never measured is '0000', as qmk.run and Aer key it).
+        return {"" if layout is None else layout.key(""): shots}
     rows = np.ascontiguousarray(chars).view(f"S{len(columns)}").ravel()
     keys, counts = np.unique(rows, return_counts=True)
     out = {k.decode(): int(c) for k, c in zip(keys, counts, strict=True)}
-    layout = layout_of({"output": report.output} if report.output else None, report.events)
     if layout is None:
         return out
     laid: Counter[str] = Counter()

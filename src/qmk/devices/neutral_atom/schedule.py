@@ -8,7 +8,8 @@ Validating and scheduling in one call is :func:`~.validate.validate_job` (also n
 Rules (ASAP in program order):
 
 - an instruction starts when all its atoms are free, and no earlier than the end of the
-  last barrier; ``Wait`` is a barrier (every atom idles for its duration), and a run of
+  last barrier; ``Wait`` and ``Evolve`` (the global analog drive) are barriers (every atom
+  idles, or is driven, for the duration), and a run of
   consecutive ``MoveAtom`` is one rearrangement: its moves start together once every atom
   is free, and the next instruction waits for the slowest;
 - gates take their catalog duration (else the ISA default), ``Measure`` the profile's
@@ -174,7 +175,8 @@ def schedule(job: Job, geometries: Sequence[Geometry | None]) -> Timeline:
         if kind is OpKind.ALLOC:
             entries.append(_entry(ins, 0.0, 0.0))
             continue
-        if kind is OpKind.WAIT:
+        if kind in (OpKind.WAIT, OpKind.EVOLVE):
+            # A barrier: every atom idles (Wait) or is driven (Evolve) for the duration.
             start = max([barrier, *ready])
             end = start + ins.duration
             ready = [end] * n

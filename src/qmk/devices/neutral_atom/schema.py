@@ -41,6 +41,12 @@ SCHEMA_PATH = Path(__file__).with_name("schema.json")
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 _NUMBER = {"type": "number"}
+#: A piecewise-linear waveform: [[t_ns, value], ...] (at least two points).
+_WAVEFORM: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2},
+    "minItems": 2,
+}
 
 
 def _field(spec: FieldSpec) -> dict[str, Any]:
@@ -55,6 +61,19 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
         out.update(type="array", items={"type": "integer", "minimum": 0})
     elif spec.type is FieldType.NUMBERS:
         out.update(type="array", items=_NUMBER)
+    elif spec.type is FieldType.WAVEFORM:
+        out.update(_WAVEFORM)
+    elif spec.type is FieldType.LOCAL_DETUNING:
+        out.update(
+            type="object",
+            properties={
+                "atoms": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "scale": {"type": "array", "items": _NUMBER},
+                "delta": _WAVEFORM,
+            },
+            required=["atoms", "scale", "delta"],
+            additionalProperties=False,
+        )
     else:
         out["oneOf"] = [_NUMBER, {"type": "array", "items": _NUMBER, "minItems": 1, "maxItems": 3}]
     if spec.minimum is not None:

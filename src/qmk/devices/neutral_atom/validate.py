@@ -28,11 +28,12 @@ qmk.devices.errors.DeviceError: QD203 not-connected: instruction #1 (CZ targets=
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom.geometry import Geometry, MovePlan, move_plan, violation
@@ -60,6 +61,9 @@ class Context:
     run_moves: int = 0
     run_ns: float = 0.0
     plan: MovePlan | None = None
+    #: Whether the program has an Evolve (analog mode), and a Measure was seen.
+    analog: bool = False
+    measured: bool = False
 
     def clear_plan(self) -> None:
         """Forget the last move's plan (before the next instruction is checked)."""
@@ -103,7 +107,9 @@ def _check_atoms(ctx: Context, ins: Instruction) -> None:
         ctx.geometry = Geometry.start(ctx.job.hardware, ins.n_qubits)
         return
     atoms = ins.atoms
-    if not atoms and kind is not OpKind.WAIT:
+    if kind is OpKind.EVOLVE and ins.drive is not None and ins.drive.local is not None:
+        atoms = ins.drive.local.atoms
+    if not atoms and kind not in (OpKind.WAIT, OpKind.EVOLVE):
         raise violation("atom-invalid", ins, None, [], "names no atom")
     if not ctx.allocated and kind is not OpKind.WAIT:
         raise violation("atom-invalid", ins, None, list(atoms), "comes before AllocArray")
@@ -335,6 +341,84 @@ def _check_pulse(ctx: Context, ins: Instruction) -> None:
             )
 
 
+def _check_analog(ctx: Context, ins: Instruction) -> None:
+    kind = ins.kind
+    if not ctx.analog:
+        return
+    if kind in (OpKind.GATE, OpKind.PULSE, OpKind.RESET):
+        raise violation(
+            "analog-program",
+            ins,
+            None,
+            [],
+            "an analog program (it has an Evolve) takes AllocArray, MoveAtom, Evolve, Wait "
+            "and a final Measure; gates, pulses and resets need a digital program",
+        )
+    if kind is OpKind.MEASURE:
+        ctx.measured = True
+    elif ctx.measured:
+        raise violation(
+            "analog-program",
+            ins,
+            None,
+            [],
+            "comes after a Measure; an analog program measures at its end only",
+        )
+
+
+def _check_drive(ctx: Context, ins: Instruction) -> None:
+    if ins.kind is not OpKind.EVOLVE or ins.drive is None:
+        return
+    limits = ctx.job.hardware.drive
+    drive = ins.drive
+
+    def refuse(text: str, limit: Any) -> DeviceError:
+        return violation("drive-limits", ins, None, [], text, limit=limit)
+
+    if limits.duration_max_ns and ins.duration > limits.duration_max_ns + TOLERANCE:
+        raise refuse(
+            f"duration {ins.duration:g} ns is longer than duration_max_ns "
+            f"{limits.duration_max_ns:g}",
+            limits.duration_max_ns,
+        )
+    for t, value in drive.omega:
+        if value < 0 or (limits.omega_max and value > limits.omega_max + TOLERANCE):
+            raise refuse(
+                f"omega {value:g} rad/us at t={t:g} ns is outside [0, {limits.omega_max:g}]",
+                [0.0, limits.omega_max],
+            )
+    if limits.delta_max > limits.delta_min:
+        for t, value in drive.delta:
+            if not limits.delta_min - TOLERANCE <= value <= limits.delta_max + TOLERANCE:
+                raise refuse(
+                    f"delta {value:g} rad/us at t={t:g} ns is outside "
+                    f"[{limits.delta_min:g}, {limits.delta_max:g}]",
+                    [limits.delta_min, limits.delta_max],
+                )
+    slews = (
+        ("omega", drive.omega, limits.omega_slew_max),
+        ("delta", drive.delta, limits.delta_slew_max),
+    )
+    for name, wave, cap in slews:
+        for (t0, v0), (t1, v1) in itertools.pairwise(wave):
+            slew = abs(v1 - v0) / ((t1 - t0) * 1e-3)
+            if cap and slew > cap * (1 + 1e-9):
+                raise refuse(
+                    f"{name} slews {slew:g} rad/us per us between t={t0:g} and {t1:g} ns, "
+                    f"faster than {name}_slew_max {cap:g}",
+                    cap,
+                )
+    local = drive.local
+    if local is not None and limits.local_delta_max:
+        peak = max(abs(v) for _, v in local.delta) * max(abs(s) for s in local.scale)
+        if peak > limits.local_delta_max + TOLERANCE:
+            raise refuse(
+                f"local detuning reaches {peak:g} rad/us, beyond local_delta_max "
+                f"{limits.local_delta_max:g}",
+                limits.local_delta_max,
+            )
+
+
 def _check_cooldown(ctx: Context, timeline: Timeline) -> None:
     if not ctx.strict_timing:
         return
@@ -405,6 +489,20 @@ VALIDATORS: Mapping[str, Validator] = MappingProxyType(
                 check=_check_pulse,
             ),
             Validator(
+                name="analog",
+                slugs=("analog-program",),
+                description="a program with an Evolve (ISA 1.2) has no gate, pulse or reset, "
+                "and measures at its end only",
+                check=_check_analog,
+            ),
+            Validator(
+                name="drive",
+                slugs=("drive-limits",),
+                description="Evolve waveforms within drive_limits: 0 <= Omega <= omega_max, "
+                "Delta in [delta_min, delta_max], slew rates, local detuning, duration",
+                check=_check_drive,
+            ),
+            Validator(
                 name="cooldown",
                 slugs=("cooldown",),
                 description="under strict timing, nothing on an atom inside its measurement "
@@ -427,7 +525,11 @@ def validate_program(job: Job, *, strict_timing: bool = False) -> list[Geometry 
     Raises:
         DeviceError: the first violation (``QD2xx``), naming the instruction.
     """
-    ctx = Context(job=job, strict_timing=strict_timing)
+    ctx = Context(
+        job=job,
+        strict_timing=strict_timing,
+        analog=any(i.kind is OpKind.EVOLVE for i in job.program),
+    )
     program_checks = [v.check for v in VALIDATORS.values() if v.phase == "program"]
     seen: list[Geometry | None] = []
     for ins in job.program:
