@@ -1130,9 +1130,13 @@ class StatevectorEngine:
         psi = np.ascontiguousarray(self._psi).reshape(-1)
         axis = {var: a for a, var in enumerate(self._vars)}
         bit = {q: len(shape) - 1 - axis[self._rows[q].bit_length() - 1] for q in order}
-        for block in fusion.plan(items, max_width=self._max_fused):
+        blocks = fusion.plan(items, max_width=self._max_fused, diagonal_width=fusion.DIAGONAL_WIDTH)
+        for block in blocks:
             bits = [bit[q] for q in reversed(block.qubits)]
-            kernels.apply_matrix(psi, block.matrix, bits, kernels=self._kernels)
+            if block.diagonal:
+                kernels.apply_diagonal(psi, block.matrix, bits, kernels=self._kernels)
+            else:
+                kernels.apply_matrix(psi, block.matrix, bits, kernels=self._kernels)
         self._psi = psi.reshape(shape)
         self._spare = None
 
