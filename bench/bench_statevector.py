@@ -10,7 +10,9 @@ random depth-20 circuits and the QFT at 20, 24 and 26 qubits. Cases (the circuit
 
 Contenders, given the same gate list, in interleaved rounds (``--rounds``, 1 above 24
 qubits): ``qmk.run`` of the built graph with ``engine="statevector"`` in complex64 and
-complex128 (in-process wall time: verify, plan, simulate, sample), and qsim
+complex128 (in-process wall time: verify, plan, simulate, sample); the engine alone in
+complex64 (``StatevectorEngine.apply_segment`` of the gate list, then ``sample``: what
+of ``qmk.run``'s time is the simulation, the rest is verify, routing and planning); qsim
 (``qsimcirq.QSimSimulator``, ``cpu_threads=2``, ``max_fused_gate_size=4``,
 ``run(circuit, repetitions=shots)`` on a circuit built beforehand). Minima and medians,
 the ratios of the minima, the one-minute load average before and after each case.
@@ -54,6 +56,7 @@ from bench_engines import cirq_circuit, qvm_graph, random_gates
 from bench_execute import Gate, dense_prep, qft_gates
 from qmk.engines import fusion, kernels, simd
 from qmk.engines.gates import GATES
+from qmk.engines.statevector import StatevectorEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 _QSIM_SCRIPT = """
@@ -199,8 +202,15 @@ def main() -> int:
                     engine_options={"dtype": dtype},
                 )
 
+            def engine_only(gates: list[Gate] = gates, n: int = n) -> Any:
+                engine = StatevectorEngine(seed=args.seed, dtype="complex64")
+                qs = [engine.allocate() for _ in range(n)]
+                engine.apply_segment([(name, [qs[q] for q in w], p) for name, w, p in gates])
+                return engine.sample(qs, args.shots)
+
             runs = {
                 "qmk complex64": lambda: ours("complex64"),
+                "engine complex64": engine_only,
                 "qmk complex128": lambda: ours("complex128"),
                 "qsim": lambda c=circuit: qsim.run(c, repetitions=args.shots),
             }
