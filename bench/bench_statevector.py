@@ -56,7 +56,7 @@ from bench_engines import cirq_circuit, qvm_graph, random_gates
 from bench_execute import Gate, dense_prep, qft_gates
 from qmk.engines import fusion, kernels, simd
 from qmk.engines.gates import GATES
-from qmk.engines.statevector import StatevectorEngine
+from qmk.engines.statevector import DEFAULT_FUSED, StatevectorEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 _QSIM_SCRIPT = """
@@ -82,6 +82,7 @@ def passes(gates: list[Gate]) -> dict[str, int]:
     """The engine's fused plan of ``gates``: its blocks, dense and diagonal."""
     blocks = fusion.plan(
         [(qs, GATES[name].matrix(ps)) for name, qs, ps in gates],
+        max_width=DEFAULT_FUSED,
         diagonal_width=fusion.DIAGONAL_WIDTH,
     )
     diagonal = sum(b.diagonal for b in blocks)
