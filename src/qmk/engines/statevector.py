@@ -93,7 +93,7 @@ _IMPOSSIBLE = 1e-12
 #: the memory it moves), so 3-qubit blocks win by doing fewer multiply-adds in all
 #: (random-24: 900 per amplitude in 120 passes, against 1020 in 69); measured
 #: interleaved on the shared 2-core Zen 5, they took 16-22% less CPU on random-24 and
-#: QFT-24 in both precisions, 20% less on random-26.
+#: QFT-24 in both precisions, 7-20% less on random-26 and as much on QFT-26.
 DEFAULT_FUSED = 3
 #: Amplitudes per chunk of the elementwise kernels (a few chunks fit in a core's cache).
 _CHUNK = 1 << 15
