@@ -13,9 +13,14 @@ qubits): ``qmk.run`` of the built graph with ``engine="statevector"`` in complex
 complex128 (in-process wall time: verify, plan, simulate, sample); the engine alone in
 complex64 (``StatevectorEngine.apply_segment`` of the gate list, then ``sample``: what
 of ``qmk.run``'s time is the simulation, the rest is verify, routing and planning); qsim
-(``qsimcirq.QSimSimulator``, ``cpu_threads=2``, ``max_fused_gate_size=4``,
+(``qsimcirq.QSimSimulator``, ``cpu_threads=2`` (``--threads``), ``max_fused_gate_size=4``,
 ``run(circuit, repetitions=shots)`` on a circuit built beforehand). Minima and medians,
 the ratios of the minima, the one-minute load average before and after each case.
+
+``--threads`` (default 2) sets both simulators' threads; with 1, the CPU times (shown
+beside the wall times: every thread of the process) measure each one's work without
+the skew of a busy machine, where OpenMP threads that spin while they wait for each
+other inflate qsim's wall time far more than QMK's.
 
 Memory bandwidth: measured first, as the faster of a numpy in-place scale of 1 GiB
 (one thread) and QMK's own diagonal kernel over a 2^27-amplitude complex64 state (every
@@ -69,7 +74,8 @@ make = {"cx": lambda p: cirq.CNOT, "cz": lambda p: cirq.CZ, "h": lambda p: cirq.
         "rz": lambda p: cirq.rz(p[0]), "ry": lambda p: cirq.ry(p[0])}
 ops = [make[name](p).on(*(qs[q] for q in g)) for name, g, p in gates]
 circuit = cirq.Circuit([*ops, cirq.measure(*qs, key="m")])
-sim = qsimcirq.QSimSimulator(qsimcirq.QSimOptions(cpu_threads=2, max_fused_gate_size=4))
+options = qsimcirq.QSimOptions(cpu_threads=int(sys.argv[3]), max_fused_gate_size=4)
+sim = qsimcirq.QSimSimulator(options)
 print(sim.run(circuit, repetitions=int(sys.argv[2])).measurements["m"].shape)
 """
 
@@ -110,7 +116,7 @@ def bandwidth() -> dict[str, float]:
     return {"numpy_inplace_Bps": best_numpy, "qmk_diagonal_Bps": best_kernel}
 
 
-def cli_timing(n: int, kind: str, shots: int, rounds: int) -> dict[str, Any]:
+def cli_timing(n: int, kind: str, shots: int, rounds: int, threads: int) -> dict[str, Any]:
     """Fresh processes: ``qmk run`` (statevector, complex64 and complex128) against a
     Python process running qsimcirq on the same OpenQASM 2 file."""
     gates = case_gates(kind, n)
@@ -130,7 +136,14 @@ def cli_timing(n: int, kind: str, shots: int, rounds: int) -> dict[str, Any]:
         commands = {
             "qmk run complex64": [*qmk_cmd, "--precision", "single"],
             "qmk run complex128": [*qmk_cmd, "--precision", "double"],
-            "python + qsimcirq": [sys.executable, "-c", _QSIM_SCRIPT, str(listed), str(shots)],
+            "python + qsimcirq": [
+                sys.executable,
+                "-c",
+                _QSIM_SCRIPT,
+                str(listed),
+                str(shots),
+                str(threads),
+            ],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         load = load_average()
@@ -163,8 +176,16 @@ def main() -> int:
     parser.add_argument("--shots", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cli", type=int, default=None, help="qubits of the CLI timing (0: none)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="threads of both (qsim's cpu_threads, $QMK_THREADS); 1 makes CPU times a "
+        "measure of work that a busy machine does not skew (no spin-waiting threads)",
+    )
     parser.add_argument("--out", default=str(RESULTS / "statevector.json"))
     args = parser.parse_args()
+    os.environ[simd.THREADS_ENV] = str(args.threads)
     sizes = args.sizes or ([12, 14] if args.quick else [20, 24, 26])
     cli_n = args.cli if args.cli is not None else (12 if args.quick else 24)
 
@@ -179,7 +200,8 @@ def main() -> int:
         f"{limit['numpy_inplace_Bps'] / 1e9:.1f} GB/s, QMK diagonal pass "
         f"{limit['qmk_diagonal_Bps'] / 1e9:.1f} GB/s"
     )
-    qsim = qsimcirq.QSimSimulator(qsimcirq.QSimOptions(cpu_threads=2, max_fused_gate_size=4))
+    options = qsimcirq.QSimOptions(cpu_threads=args.threads, max_fused_gate_size=4)
+    qsim = qsimcirq.QSimSimulator(options)
     warm = min(12, *sizes)
     for kind in args.kinds:  # compile QMK's kernels for each case's block shapes
         warm_graph = qvm_graph(warm, case_gates(kind, warm))
@@ -218,12 +240,16 @@ def main() -> int:
             rounds = args.rounds if n <= 24 else 1
             load = load_average()
             timings = timed_group(runs, rounds, warmup=0)
-            got = {name: {**t.figures(), "runs": t.runs} for name, t in timings.items()}
+            got = {
+                name: {**t.figures(), "cpu_min_s": t.cpu_min_s, "runs": t.runs}
+                for name, t in timings.items()
+            }
             del timings
             plan = passes(gates)
             row: dict[str, Any] = {
                 "case": f"{kind}-{n}",
                 "qubits": n,
+                "threads": args.threads,
                 "shots": args.shots,
                 "plan": plan,
                 "load_average_before": load,
@@ -253,11 +279,12 @@ def main() -> int:
                         f"({100 * row['of_bandwidth'][name]:3.0f}% of the time)"
                     )
                 print(
-                    f"  {name:<15} {entry['min_s']:8.3f} s (median {entry['median_s']:7.3f}){extra}"
+                    f"  {name:<15} {entry['min_s']:8.3f} s (median {entry['median_s']:7.3f}, "
+                    f"cpu {entry['cpu_min_s']:7.3f}){extra}"
                 )
     cli = None
     if cli_n:
-        cli = [cli_timing(cli_n, kind, args.shots, 2) for kind in args.kinds]
+        cli = [cli_timing(cli_n, kind, args.shots, 2, args.threads) for kind in args.kinds]
         for entry in cli:
             print(
                 f"\nfresh processes, {entry['case']}, {entry['shots']} shots, load average "
