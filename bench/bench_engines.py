@@ -55,7 +55,7 @@ from _common import (
 from bench_execute import Gate, dense_prep, qft_gates
 from qmk.engines import fusion, kernels
 from qmk.engines.gates import GATES
-from qmk.engines.statevector import StatevectorEngine
+from qmk.engines.statevector import DEFAULT_FUSED, StatevectorEngine
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
 
@@ -127,14 +127,20 @@ def qiskit_circuit(n: int, gates: list[Gate], *, measure: bool = True) -> Any:
 
 
 def fused_plan(gates: list[Gate]) -> dict[str, Any]:
-    """The size of QMK's fusion plan for ``gates`` (blocks by width, modelled cost)."""
-    blocks = fusion.plan([(qs, GATES[name].matrix(ps)) for name, qs, ps in gates])
+    """The size of the native engine's fusion plan for ``gates`` (its default widths:
+    blocks by width, diagonal ones, modelled cost)."""
+    blocks = fusion.plan(
+        [(qs, GATES[name].matrix(ps)) for name, qs, ps in gates],
+        max_width=DEFAULT_FUSED,
+        diagonal_width=fusion.DIAGONAL_WIDTH,
+    )
     widths = [len(b.qubits) for b in blocks]
     return {
         "gates": len(gates),
         "blocks": len(blocks),
+        "diagonal": sum(b.diagonal for b in blocks),
         "by_width": {str(w): widths.count(w) for w in sorted(set(widths))},
-        "modelled_cost": sum(fusion.cost(w) for w in widths),
+        "modelled_cost": sum(fusion.cost(len(b.qubits), diagonal=b.diagonal) for b in blocks),
     }
 
 

@@ -44,6 +44,10 @@ import numpy as np
 PASS_COST = 6
 #: The widest block :func:`plan` makes by default (qsim's recommended fused size).
 DEFAULT_WIDTH = 4
+#: The widest diagonal block :func:`plan` makes where asked to keep diagonal blocks
+#: apart (``diagonal_width``): a diagonal costs one complex multiply per amplitude
+#: whatever its width, and its ``2**width`` entries stay in the caches up to here.
+DIAGONAL_WIDTH = 10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -53,28 +57,44 @@ class Block:
     ``qubits`` are the matrix's qubits, the first the most significant bit of its
     index (the convention of :data:`~qmk.engines.gates.GATES`); ``gates`` the indices of
     the segment's gates it holds, in the order they apply; ``matrix`` their product.
+    ``diagonal``: the block is diagonal (only where :func:`plan` was given a
+    ``diagonal_width``), and ``matrix`` holds its diagonal alone, a vector of ``2**width``
+    entries.
     """
 
     qubits: tuple[int, ...]
     gates: tuple[int, ...]
     matrix: np.ndarray = field(repr=False)
+    diagonal: bool = False
 
 
 @dataclass(slots=True, eq=False)
 class _Open:
-    """A block being built: its qubits in first-use order and its parts in order."""
+    """A block being built: its qubits in first-use order, its parts in order, and
+    whether all of them are diagonal (where diagonal blocks are kept apart)."""
 
     qubits: list[int]
     parts: list[tuple[tuple[int, ...], np.ndarray, list[int]]]
+    diagonal: bool = False
 
 
-def cost(width: int) -> int:
-    """What a block ``width`` qubits wide costs (:data:`PASS_COST` ``+ 2**width``)."""
-    return PASS_COST + (1 << width)
+def cost(width: int, *, diagonal: bool = False) -> int:
+    """What a block ``width`` qubits wide costs (:data:`PASS_COST` ``+ 2**width``; a
+    diagonal one ``PASS_COST + 1``)."""
+    return PASS_COST + (1 if diagonal else 1 << width)
+
+
+def _is_diagonal(u: np.ndarray) -> bool:
+    """Whether every entry off the diagonal is exactly zero (products of permutations and
+    diagonal gates, such as a controlled phase written as CX and RZ, are exactly so)."""
+    return not np.count_nonzero(u - np.diag(np.diag(u)))
 
 
 def plan(
-    gates: Sequence[tuple[Sequence[int], np.ndarray]], *, max_width: int = DEFAULT_WIDTH
+    gates: Sequence[tuple[Sequence[int], np.ndarray]],
+    *,
+    max_width: int = DEFAULT_WIDTH,
+    diagonal_width: int = 0,
 ) -> list[Block]:
     """The blocks that apply ``gates`` (each ``(qubits, unitary)``, in order).
 
@@ -82,6 +102,12 @@ def plan(
         gates: each gate's qubits (distinct; the first the most significant bit of its
             matrix's index) and its matrix.
         max_width: the widest block to make (a wider gate is a block of its own).
+        diagonal_width: 0 (the default) fuses as :func:`widths` models. Above 0, a run
+            of units on the same qubits is one unit (a controlled phase written as CX
+            and RZ is then diagonal), and diagonal units make diagonal blocks up to
+            this many qubits wide, priced as :func:`cost` ``(w, diagonal=True)``; a
+            non-diagonal unit that joins one makes it an ordinary block again, so no
+            wider than ``max_width``.
 
     Returns:
         The blocks, in the order they apply.
@@ -91,26 +117,48 @@ def plan(
     waiting: dict[int, tuple[np.ndarray, list[int]]] = {}  # qubit -> its one-qubit gates
 
     def place(qubits: tuple[int, ...], matrix: np.ndarray, members: list[int]) -> None:
+        diagonal = diagonal_width > 0 and _is_diagonal(matrix)
         latest = max((last.get(q, -1) for q in qubits), default=-1)
         candidates = [b for b in (latest, len(blocks) - 1) if b >= latest and b >= 0]
         best: tuple[int, int] | None = None  # (gain, block)
         for b in dict.fromkeys(candidates):
-            union = set(blocks[b].qubits) | set(qubits)
-            if len(union) > max_width:
+            block = blocks[b]
+            union = len(set(block.qubits) | set(qubits))
+            both = diagonal and block.diagonal
+            if union > (diagonal_width if both else max_width):
                 continue
-            gain = cost(len(blocks[b].qubits)) + cost(len(qubits)) - cost(len(union))
+            gain = (
+                cost(len(block.qubits), diagonal=block.diagonal)
+                + cost(len(qubits), diagonal=diagonal)
+                - cost(union, diagonal=both)
+            )
             if gain >= 0 and (best is None or gain > best[0]):
                 best = (gain, b)
         if best is None:
-            blocks.append(_Open(list(qubits), [(qubits, matrix, members)]))
+            blocks.append(_Open(list(qubits), [(qubits, matrix, members)], diagonal))
             where = len(blocks) - 1
         else:
             where = best[1]
             block = blocks[where]
             block.qubits += [q for q in qubits if q not in block.qubits]
             block.parts.append((qubits, matrix, members))
+            block.diagonal = block.diagonal and diagonal
         for q in qubits:
             last[q] = where
+
+    before: list[tuple[tuple[int, ...], np.ndarray, list[int]]] = []  # the unit not yet placed
+
+    def unit(qubits: tuple[int, ...], matrix: np.ndarray, members: list[int]) -> None:
+        if diagonal_width <= 0:
+            place(qubits, matrix, members)
+            return
+        if before and set(before[0][0]) == set(qubits):  # the same qubits: one unit
+            qs, u, earlier = before.pop()
+            before.append((qs, _embed(qs, [(qs, u), (qubits, matrix)]), [*earlier, *members]))
+            return
+        if before:
+            place(*before.pop())
+        before.append((qubits, matrix, members))
 
     for index, (qubits, matrix) in enumerate(gates):
         qs = tuple(int(q) for q in qubits)
@@ -128,7 +176,9 @@ def plan(
                 singles.append((q, held[0]))
         if singles:  # the unit: the gate after its qubits' waiting one-qubit gates
             u = u @ _embed(qs, [((q,), m) for q, m in singles])
-        place(qs, u, [*sorted(members), index])
+        unit(qs, u, [*sorted(members), index])
+    if before:
+        place(*before.pop())
     for q, (u, members) in sorted(waiting.items(), key=lambda item: item[1][1][0]):
         place((q,), u, members)
     return [_close(block) for block in blocks]
@@ -218,9 +268,27 @@ def _layout(k: int, targets: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, n
     return maps
 
 
+def _diagonal(
+    qubits: Sequence[int], parts: Sequence[tuple[Sequence[int], np.ndarray]]
+) -> np.ndarray:
+    """The diagonal of the product of diagonal ``parts`` on ``qubits``' index space."""
+    k = len(qubits)
+    index = np.arange(1 << k)
+    out = np.ones(1 << k, dtype=np.complex128)
+    for qs, u in parts:
+        sub = np.zeros(1 << k, dtype=np.intp)
+        for i, q in enumerate(qs):  # the part's bit i (from its top) is block axis q
+            sub |= ((index >> (k - 1 - qubits.index(q))) & 1) << (len(qs) - 1 - i)
+        out *= np.diag(u)[sub]
+    return out
+
+
 def _close(block: _Open) -> Block:
     qubits = tuple(block.qubits)
     members = tuple(i for _, _, part in block.parts for i in part)
+    if block.diagonal:
+        diagonal = _diagonal(qubits, [(qs, u) for qs, u, _ in block.parts])
+        return Block(qubits=qubits, gates=members, matrix=diagonal, diagonal=True)
     if len(block.parts) == 1 and block.parts[0][0] == qubits:
         matrix = np.ascontiguousarray(block.parts[0][1])
     else:

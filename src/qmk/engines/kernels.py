@@ -62,6 +62,32 @@ def apply_matrix(psi: np.ndarray, matrix: np.ndarray, bits: Sequence[int], *, ke
     apply_numpy(psi, matrix, bits)
 
 
+def apply_diagonal(
+    psi: np.ndarray, diagonal: np.ndarray, bits: Sequence[int], *, kernels: str
+) -> None:
+    """Multiply the flat state ``psi`` in place by a diagonal gate: ``diagonal`` holds its
+    ``2**k`` entries, bit ``j`` of their index acting on bit ``bits[j]`` of ``psi``'s
+    (as :func:`apply_matrix`, which it equals on ``np.diag(diagonal)``, in one pass)."""
+    if (
+        kernels == "simd"
+        and simd.available()
+        and psi.size >> simd.lane_bits(psi.dtype)
+        and len(bits) <= simd.MAX_DIAGONAL_BITS
+    ):
+        try:
+            simd.apply_diagonal(psi, diagonal, bits)
+            return
+        except RuntimeError:  # a kernel LLVM could not build (before any write): numpy
+            pass
+    diagonal = np.asarray(diagonal).astype(psi.dtype, copy=False)
+    for start in range(0, psi.size, _CHUNK):
+        index = np.arange(start, min(psi.size, start + _CHUNK))
+        sub = np.zeros(index.size, dtype=np.intp)
+        for j, bit in enumerate(bits):
+            sub |= ((index >> bit) & 1) << j
+        psi[start : start + _CHUNK] *= diagonal[sub]
+
+
 def apply_numpy(psi: np.ndarray, matrix: np.ndarray, bits: Sequence[int]) -> None:
     """:func:`apply_matrix` in numpy: ``tensordot`` on the target axes, chunk by chunk."""
     n = psi.size.bit_length() - 1
