@@ -398,7 +398,7 @@ def test_bad_logical_counts_are_refused():
     ("family", "qubit"),
     [
         ("surface_code", "qubit_gate_ns_e3"),
-        ("bacon_shor", "qubit_gate_ns_e3"),
+        ("bacon_shor", "qubit_gate_ns_e4"),
         ("floquet_code", "qubit_maj_ns_e4"),
         ("SHYPS", "qubit_gate_ns_e4"),
     ],

@@ -30,10 +30,10 @@ def test_the_law_caps_at_one_half_and_has_a_best_distance() -> None:
 
 
 def test_a_scheme_with_a_law_has_no_threshold_and_finds_distances_by_the_law() -> None:
-    scheme = Calibration(family="bacon_shor", law=BACON_SHOR_CIRCUIT_LAW).apply(BACON_SHOR)
-    assert not scheme.has_threshold and BACON_SHOR.has_threshold
+    scheme = Calibration(family="bacon_shor", law=LAW).apply(BACON_SHOR)
+    assert not scheme.has_threshold and scheme.law == LAW
     # above the QRE-form p* = 0.003 the law still answers (there is no threshold to pass)
-    assert scheme.logical_error_rate(0.004, 3) == BACON_SHOR_CIRCUIT_LAW.rate(0.004, 3)
+    assert scheme.logical_error_rate(0.004, 3) == LAW.rate(0.004, 3)
     d = scheme.distance_for(1e-4, 1e-9)
     assert scheme.logical_error_rate(1e-4, d) <= 1e-9 < scheme.logical_error_rate(1e-4, d - 2)
 
@@ -46,10 +46,19 @@ def test_a_target_below_the_best_distance_is_distance_too_large_saying_why() -> 
     assert "no threshold" in str(caught.value) and "d = 7" in str(caught.value)
 
 
-def test_the_default_scheme_keeps_its_qre_form_for_the_estimator() -> None:
+def test_the_built_in_scheme_is_the_law_fitted_to_its_circuits() -> None:
     scheme = scheme_for("bacon_shor", "gate_based")
-    assert scheme.law is None
-    assert scheme.logical_error_rate(1e-3, 7) == pytest.approx(0.1 * (1e-3 / 0.003) ** 4)
+    assert scheme.law == BACON_SHOR_CIRCUIT_LAW and not scheme.has_threshold
+    assert scheme.logical_error_rate(1e-3, 7) == BACON_SHOR_CIRCUIT_LAW.rate(1e-3, 7)
+
+
+def test_the_estimator_takes_the_law_unless_a_job_restates_the_threshold_form() -> None:
+    from qmk.estimate.params import code_from_json, qubit_from_json
+
+    qubit = qubit_from_json({"name": "qubit_gate_ns_e4"})
+    assert code_from_json({"name": "bacon_shor"}, qubit).law == BACON_SHOR_CIRCUIT_LAW
+    restated = {"name": "bacon_shor", "errorCorrectionThreshold": 0.003, "crossingPrefactor": 0.1}
+    assert code_from_json(restated, qubit).law is None
 
 
 def test_a_law_calibration_round_trips_and_reaches_the_logical_model() -> None:

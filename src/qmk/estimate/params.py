@@ -282,7 +282,12 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
     if values["crossingPrefactor"] > 0.5:
         raise _bad("invalid value for 'crossingPrefactor', expected value between 0 and 0.5")
     threshold = float(values["errorCorrectionThreshold"])
-    if qubit.clifford_error_rate >= threshold:
+    # a predefined scheme fitted to its circuits (a law: Bacon-Shor) keeps the law unless
+    # the job restates the threshold form's figures
+    law = None
+    if family is not None and not {"errorCorrectionThreshold", "crossingPrefactor"} & set(data):
+        law = SCHEMES[family][qubit.instruction_set].law
+    if law is None and qubit.clifford_error_rate >= threshold:
         names = (
             "oneQubitGateErrorRate, twoQubitGateErrorRate, idleErrorRate"
             if qubit.instruction_set == GATE_BASED
@@ -306,6 +311,7 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
         distance_coefficient_power=values["distanceCoefficientPower"],
         name=str(name),
         custom=family is None,
+        law=law,
     )
 
 

@@ -33,7 +33,7 @@ from qmk.qec.params import QubitParams
 def logical_error_rate(scheme: QecScheme, physical_error_rate: float, distance: int) -> float:
     """``scheme``'s ``P_L(d) = a * d**power * (p / p*) ** ((d + 1) // 2)``, refusing a rate
     above threshold with QRE's message."""
-    if physical_error_rate > scheme.error_correction_threshold:
+    if scheme.has_threshold and physical_error_rate > scheme.error_correction_threshold:
         raise QECError.of(
             "above-threshold",
             f"invalid value for 'physical_error_rate', expected value between 0 and "
@@ -45,6 +45,8 @@ def logical_error_rate(scheme: QecScheme, physical_error_rate: float, distance: 
 def distance_for(scheme: QecScheme, qubit: QubitParams, required: float) -> int:
     """QRE's ``compute_code_parameter`` (Eq. E2, or a scan when power > 0)."""
     p = qubit.physical_error_rate
+    if not scheme.has_threshold:  # a law fitted to the code's circuits (Bacon-Shor)
+        return scheme.distance_for(p, required)
     if scheme.distance_coefficient_power == 0:
         ratio = _div(2.0 * math.log(_div(scheme.crossing_prefactor, required)), 1.0)
         value = _div(ratio, math.log(scheme.error_correction_threshold / p)) - 1.0

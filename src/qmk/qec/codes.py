@@ -429,6 +429,7 @@ FLOQUET_CODE = QecScheme(
 BACON_SHOR = QecScheme(
     family="bacon_shor",
     instruction_set=GATE_BASED,
+    law=BACON_SHOR_CIRCUIT_LAW,
     crossing_prefactor=0.1,
     error_correction_threshold=0.003,
     logical_cycle_time=Formula(
@@ -441,17 +442,18 @@ BACON_SHOR = QecScheme(
         "Alam, Chen, Scruby, 'Bacon-Shor Board Games', arXiv:2504.02749 "
         "(period-4 schedule; threshold ~0.3% under circuit noise with MWPM)",
     ),
-    notes="QMK modelling assumption, kept for the estimator's QRE-form path. p* = 0.003 "
-    "is the ~0.3% circuit-level threshold of the period-4 schedule (arXiv:2504.02749); a = "
-    "0.1 is a conservative prefactor. QMK's own memory circuits of this schedule show no "
-    "threshold: BACON_SHOR_CIRCUIT_LAW (a ColumnLaw fitted to them, chi2/dof 1.8) gives "
-    "3.4e-3 per cycle at p = 1e-3 and d = 7, the best distance there, where this form "
-    "gives 1.2e-3 and keeps falling with d; at p = 1e-4 and d = 25 the law gives 1.7e-12 "
-    "and this form 6.3e-21. A calibration with a law (qmk qec "
-    "calibrate --code bacon_shor) replaces the form in the logical layer. Qubits: d^2 data "
-    "plus one ancilla per weight-2 gauge (2 d (d - 1)), no reuse. A round measures the XX "
-    "then the ZZ gauges, 2 CNOT layers and a measurement each, the same 4 CNOT + 2 "
-    "measurement times as the surface code; d rounds per logical cycle.",
+    notes="Its logical error rate is BACON_SHOR_CIRCUIT_LAW, a ColumnLaw fitted to stim "
+    "memory experiments of QMK's own circuits of the period-4 schedule (chi2/dof 1.8; "
+    "docs/qec_experiments.md): the code has no threshold, and at p = 1e-3 its best distance "
+    "is d = 7 at 3.4e-3 per cycle, so the estimator finds it infeasible there for any "
+    "program of size; at p = 1e-4 and d = 25 the law gives 1.7e-12. The threshold form's "
+    "figures kept beside it (p* = 0.003, the ~0.3% circuit-level threshold of "
+    "arXiv:2504.02749; a = 0.1) apply only where a job restates them (qecScheme "
+    "errorCorrectionThreshold or crossingPrefactor). A calibration with a law (qmk qec "
+    "calibrate --code bacon_shor) replaces the law. Qubits: d^2 data plus one ancilla per "
+    "weight-2 gauge (2 d (d - 1)), no reuse. A round measures the XX then the ZZ gauges, 2 "
+    "CNOT layers and a measurement each, the same 4 CNOT + 2 measurement times as the "
+    "surface code; d rounds per logical cycle.",
 )
 
 SHYPS = QecScheme(
