@@ -79,3 +79,19 @@ def test_a_cache_that_cannot_be_written_leaves_the_kernels_compiled_in_memory(
     assert out["stats"]["write_errors"] > 0 and out["stats"]["hits"] == 0  # type: ignore[index]
     assert out["state"] == reference["state"]
     assert reference["stats"] == {"hits": 0, "misses": 0, "write_errors": 0}
+
+
+def test_the_cache_says_it_is_populated_once_a_process_has_stored_kernels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qmk.engines import kernel_cache
+    from qmk.engines.registry import spec
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    kernels = spec("statevector").compiled
+    assert kernels is not None
+    assert not kernel_cache.populated() and kernels.cold_s() == kernels.import_s
+    _child(str(tmp_path))
+    assert kernel_cache.populated() and kernels.cold_s() == kernels.cached_import_s
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert not kernel_cache.populated()

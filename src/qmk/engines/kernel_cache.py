@@ -46,6 +46,24 @@ def root() -> Path | None:
     return (Path(base) if base else Path.home() / ".cache") / "qmk" / "kernels"
 
 
+def populated() -> bool:
+    """Whether the cache holds object code from an earlier process (a cheap look at the
+    directory, importing nothing: the router asks it to price a fresh process)."""
+    base = root()
+    if base is None:
+        return False
+    try:
+        with os.scandir(base) as builds:
+            for build in builds:
+                if build.is_dir():
+                    with os.scandir(build.path) as files:
+                        if any(f.name.endswith(".o") for f in files):
+                            return True
+    except OSError:
+        return False
+    return False
+
+
 def build_key(llvm: Any, cpu: str, features: str) -> str:
     """What object code depends on besides its IR: the compiler's versions and the CPU."""
     import llvmlite

@@ -210,6 +210,9 @@ class Compiled:
         import_s: seconds a process that has not imported ``requires`` yet pays to
             import them and compile its first kernels (a fresh ``qmk run``; a kernel
             worker has paid it).
+        cached: ``module:function`` that says whether compiled kernels are kept on
+            disk from an earlier process (imports nothing), or None; then a fresh
+            process pays ``cached_import_s`` instead: the import and loading them.
     """
 
     requires: tuple[str, ...]
@@ -220,6 +223,16 @@ class Compiled:
     footprint: Footprint
     fallback: CostModel
     import_s: float = 0.0
+    cached: str | None = None
+    cached_import_s: float = 0.0
+
+    def cold_s(self) -> float:
+        """What a process that has not imported ``requires`` pays before its first run."""
+        if self.cached is not None:
+            module, _, function = self.cached.partition(":")
+            if getattr(importlib.import_module(module), function)():
+                return self.cached_import_s
+        return self.import_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,7 +459,7 @@ class EngineSpec:
             and kernels is not None
             and not all(module in sys.modules for module in kernels.requires)
         ):
-            cold += kernels.import_s
+            cold += kernels.cold_s()
         return cold
 
     def options_for(self, precision: str | None) -> dict[str, Any]:
@@ -510,6 +523,10 @@ SPECS: tuple[EngineSpec, ...] = (
             checked="qmk.engines.simd:checked",
             footprint=Footprint(address_mib=170, resident_mib=50),
             import_s=0.3,
+            # the kernels kept on disk by an earlier process: llvmlite's import and
+            # loading them (measured 0.03 s by bench_router.py --imports)
+            cached="qmk.engines.kernel_cache:populated",
+            cached_import_s=0.04,
             fallback=CostModel(
                 representation="vector",
                 setup_s=0.0011,

@@ -451,9 +451,10 @@ BACON_SHOR = QecScheme(
     "arXiv:2504.02749; a = 0.1) apply only where a job restates them (qecScheme "
     "errorCorrectionThreshold or crossingPrefactor). A calibration with a law (qmk qec "
     "calibrate --code bacon_shor) replaces the law. Qubits and cycle time are QMK's "
-    "modelling assumption: d^2 data plus one ancilla per weight-2 gauge (2 d (d - 1)), no reuse. A round measures the XX then the ZZ gauges, 2 "
-    "CNOT layers and a measurement each, the same 4 CNOT + 2 measurement times as the "
-    "surface code; d rounds per logical cycle.",
+    "modelling assumption: d^2 data plus one ancilla per weight-2 gauge (2 d (d - 1)), "
+    "no reuse. A round measures the XX then the ZZ gauges, 2 CNOT layers and a "
+    "measurement each, the same 4 CNOT + 2 measurement times as the surface code; d "
+    "rounds per logical cycle.",
 )
 
 SHYPS = QecScheme(
