@@ -512,6 +512,13 @@ def choice(paths: list[str], shots: int) -> dict[str, Any]:
                     if mode == "warm":
                         estimates[label] = cost - entry.cold_s(compiled=candidate.compiled)
                         seconds[label] = measured[label]
+                    elif label == "statevector" and candidate.compiled is False:
+                        # a fresh process runs a short job on the numpy kernels rather
+                        # than load the compiler first: what the router chose runs
+                        estimates[label] = cost
+                        seconds[label] = measured.get(NUMPY, measured[label]) + (
+                            cold_measured.get(NUMPY, cold_measured[label])
+                        )
                     else:
                         estimates[label] = cost
                         seconds[label] = measured[label] + cold_measured[label]
