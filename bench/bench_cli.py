@@ -17,7 +17,7 @@ Cases (seeded; the peers read the same QASM file, except where said):
   built in cirq from the same gate list: cirq's QASM reader needs ``ply``) and Aer's
   statevector (``qiskit.qasm2.load`` and ``AerSimulator``);
 - ``qft-N`` (N = 20, 24): a layer of RY, then the QFT (controlled phases and H), 1000
-  shots, against the same peers;
+  shots, against the same peers (the circuits are ``bench_router.py``'s);
 - ``ghz-1000``: GHZ on 1000 qubits, 100,000 shots; QMK with its logical noise on (the
   default) against stim's noiseless compiled sampler (the circuit built in stim);
 - ``wide-64``: 64 qubits, 4 layers (random U3 and a CX brickwork), 1000 shots: QMK's
@@ -31,9 +31,7 @@ Not a test: nothing here fails on a timing.
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -43,37 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import RESULTS, describe, installed, load_averages, machine, write_json
-
-_HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
-
-
-def random_qasm(n: int, depth: int, seed: int, two: str = "cz") -> str:
-    rng = random.Random(seed)
-    lines = [f"qreg q[{n}];", f"creg c[{n}];"]
-    for layer in range(depth):
-        for q in range(n):
-            a, b, c = (rng.uniform(0, 2 * math.pi) for _ in range(3))
-            lines += [f"rz({a:.6f}) q[{q}];", f"ry({b:.6f}) q[{q}];", f"rz({c:.6f}) q[{q}];"]
-        lines += [f"{two} q[{i}],q[{i + 1}];" for i in range(layer % 2, n - 1, 2)]
-    return _HEAD + "\n".join(lines) + "\nmeasure q -> c;\n"
-
-
-def qft_qasm(n: int, seed: int = 3) -> str:
-    rng = random.Random(seed)
-    lines = [f"qreg q[{n}];", f"creg c[{n}];"]
-    lines += [f"ry({rng.uniform(0, math.pi):.6f}) q[{q}];" for q in range(n)]
-    for j in range(n):
-        lines.append(f"h q[{j}];")
-        for k in range(j + 1, n):
-            lines.append(f"cu1({math.pi / 2 ** (k - j):.12f}) q[{k}],q[{j}];")
-    return _HEAD + "\n".join(lines) + "\nmeasure q -> c;\n"
-
-
-def ghz_qasm(n: int) -> str:
-    lines = [f"qreg q[{n}];", f"creg c[{n}];", "h q[0];"]
-    lines += [f"cx q[{i}],q[{i + 1}];" for i in range(n - 1)]
-    return _HEAD + "\n".join(lines) + "\nmeasure q -> c;\n"
-
+from bench_router import ghz_qasm, qft_qasm, random_qasm
 
 #: The peers, as Python programs run with ``python -c`` and the QASM path as argv[1],
 #: the shots as argv[2]. Each reads the file (or builds the circuit from its gate lines),

@@ -83,14 +83,14 @@ def _measure_all(n: int) -> str:
     return "".join(f"measure q[{i}] -> c[{i}];\n" for i in range(n))
 
 
-def random_qasm(n: int, depth: int = 10, seed: int = 1) -> str:
+def random_qasm(n: int, depth: int = 10, seed: int = 1, two: str = "cz") -> str:
     rng = random.Random(seed)
     lines = [f"qreg q[{n}];", f"creg c[{n}];"]
     for layer in range(depth):
         for q in range(n):
             a, b, c = (rng.uniform(0, 2 * math.pi) for _ in range(3))
             lines += [f"rz({a:.6f}) q[{q}];", f"ry({b:.6f}) q[{q}];", f"rz({c:.6f}) q[{q}];"]
-        lines += [f"cz q[{i}],q[{i + 1}];" for i in range(layer % 2, n - 1, 2)]
+        lines += [f"{two} q[{i}],q[{i + 1}];" for i in range(layer % 2, n - 1, 2)]
     return _HEAD + "\n".join(lines) + "\n" + _measure_all(n)
 
 
