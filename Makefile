@@ -73,6 +73,12 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_neutral_atom.py
 	$(BIN)/python bench/bench_scaleout.py
 	$(BIN)/python bench/bench_frontends.py
+	$(BIN)/python bench/bench_statevector.py
+	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_mps.py
+	$(BIN)/python bench/bench_noisy_dense.py
+	$(BIN)/python bench/bench_analog.py
+	$(BIN)/python bench/bench_ft.py
 
 # The long fuzz run: every fuzz test of tests/fuzz with FUZZ_EXAMPLES examples and random
 # seeds (make test runs them with a few, seeds fixed), then, where atheris installs (the
