@@ -21,7 +21,9 @@ The neutral-atom VM (docs/neutral-atom.md), in-process:
   the job schema);
 - ``qmk device run JOB.json [--shots N] [--seed S] [--device PRESET] [--backend B]
   [--strict-timing] [--json]`` -- run a wire-form job; ``--json`` prints one object with
-  ``status``, ``counts``, ``measurements``, ``timeline`` (us) and ``telemetry``.
+  ``status``, ``counts``, ``measurements``, ``timeline`` (us) and ``telemetry``;
+  ``--mitigate readout|zne|both --observable Z0Z1 [--zne-scales 1,2,3] [--zne-linear]``
+  prints the raw and mitigated expectation instead (:mod:`qmk.devices.neutral_atom.mitigation`).
 """
 
 from __future__ import annotations
@@ -294,10 +296,63 @@ def _cmd_isa(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _cmd_mitigate(args: argparse.Namespace, out: TextIO) -> int:
+    """``qmk device run --mitigate``: :func:`~qmk.devices.neutral_atom.mitigation.mitigate`."""
+    from qmk.devices.errors import DeviceError
+    from qmk.devices.neutral_atom.job import read_job
+    from qmk.devices.neutral_atom.mitigation import DEFAULT_SCALES, mitigate, parse_scales
+
+    if args.observable is None:
+        raise DeviceError.of("mitigation-invalid", "--mitigate needs --observable (e.g. Z0Z1)")
+    if args.strict_timing:
+        raise DeviceError.of("mitigation-invalid", "--mitigate does not take --strict-timing")
+    if args.mitigate == "readout" and (args.zne_scales is not None or args.zne_linear):
+        raise DeviceError.of(
+            "mitigation-invalid", "--zne-scales/--zne-linear need --mitigate zne or both"
+        )
+    scales = DEFAULT_SCALES if args.zne_scales is None else parse_scales(args.zne_scales)
+    m = mitigate(
+        read_job(args.job),
+        args.observable,
+        method=args.mitigate,
+        scales=scales,
+        linear=args.zne_linear,
+        shots=args.shots,
+        seed=args.seed,
+        device=args.device,
+        backend=args.backend,
+    )
+    if args.json:
+        json.dump(m.to_json(), out)
+        out.write("\n")
+        return 0
+    out.write(
+        f"<{m.observable}> on {m.shots} shots, seed {m.seed} ({m.discarded} shots with a lost "
+        f"atom dropped)\n  raw       {m.raw:+.4f} +- {m.raw_stderr:.4f}\n"
+    )
+    if m.readout is not None:
+        out.write(f"  readout   {m.readout:+.4f}  (inverse calibrated confusion, clipped)\n")
+        counts = sorted((m.corrected_counts or {}).items(), key=lambda kv: -kv[1])
+        out.write(
+            "  corrected counts: " + ", ".join(f"{k} {v:g}" for k, v in counts[: args.top]) + "\n"
+        )
+    if m.zne is not None:
+        points = ", ".join(f"x{s:g}: {v:+.4f}" for s, v in zip(m.scales, m.scaled, strict=True))
+        out.write(f"  scaled    {points}\n  zne       {m.zne:+.4f}  ({m.extrapolation})\n")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.devices.errors import DeviceError
     from qmk.devices.neutral_atom.emulator import run_job
     from qmk.devices.neutral_atom.job import read_job
 
+    if args.mitigate is not None:
+        return _cmd_mitigate(args, out)
+    if args.observable is not None or args.zne_scales is not None or args.zne_linear:
+        raise DeviceError.of(
+            "mitigation-invalid", "--observable, --zne-scales and --zne-linear need --mitigate"
+        )
     result = run_job(
         read_job(args.job),
         shots=args.shots,
@@ -453,5 +508,22 @@ def register(add: AddCommand) -> None:
         "--no-measurements", action="store_true", help="with --json, leave out measurements"
     )
     run.add_argument("--top", type=int, default=16, help="outcomes to print (default 16)")
+    run.add_argument(
+        "--mitigate",
+        choices=("readout", "zne", "both"),
+        help="mitigate the --observable's expectation: readout (inverse calibrated confusion), "
+        "zne (noise scaled, extrapolated to 0), or both",
+    )
+    run.add_argument(
+        "--observable", metavar="ZSTRING", help="a Z string on the recorded bits, e.g. Z0Z1"
+    )
+    run.add_argument(
+        "--zne-scales", metavar="1,2,3", help="noise-scale factors for zne (default 1,2,3)"
+    )
+    run.add_argument(
+        "--zne-linear",
+        action="store_true",
+        help="extrapolate a least-squares line (default: Richardson, degree len(scales)-1)",
+    )
     run.set_defaults(run=_cmd_run)
     _add_qec(actions)

@@ -98,6 +98,15 @@ register(
         "use fewer atoms, or raise hardware.drive_limits.max_states if memory allows",
     ),
     (
+        "QD112",
+        "mitigation-invalid",
+        "a mitigation request the device cannot carry out: a bad observable, noise-scale "
+        "factors that make a probability exceed 1, a job whose measured bits mitigation "
+        "cannot use (an atom measured twice, no shot without a lost atom)",
+        "name measured bits in the observable (Z0Z1: bits 0 and 1 of the job's Measures), "
+        "use smaller --zne-scales, measure each atom once",
+    ),
+    (
         "QD201",
         "gate-not-native",
         "a gate (or arity) the device's native gate catalog does not list",
