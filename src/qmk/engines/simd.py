@@ -148,6 +148,26 @@ def thread_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _prologue(real: str, width: int, nhi: int, name: str) -> tuple[int, str, str, list[str]]:
+    """What every kernel's IR opens with: the reals a vector holds, the vector type, the
+    fused multiply-add it calls (declared), and the kernel's signature, ``void
+    name(ptr psi, ptr coef, ptr hibits, i64 start, i64 stop)``, with the ``nhi`` hi
+    target bits loaded as ``%b0..``."""
+    floats = width // (4 if real == "float" else 8)
+    vec = f"<{floats} x {real}>"
+    fma = f"@llvm.fma.v{floats}f{32 if real == 'float' else 64}"
+    out = [
+        f"declare {vec} {fma}({vec}, {vec}, {vec})",
+        f"define void @{name}(ptr noalias %psi, ptr noalias %coef, ptr noalias %hib, "
+        "i64 %start, i64 %stop) {",
+        "entry:",
+    ]
+    for j in range(nhi):
+        out.append(f"  %bp{j} = getelementptr i64, ptr %hib, i64 {j}")
+        out.append(f"  %b{j} = load i64, ptr %bp{j}")
+    return floats, vec, fma, out
+
+
 def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     """LLVM IR of one kernel: ``void name(ptr psi, ptr coef, ptr hibits, i64 start, i64 stop)``.
 
@@ -155,22 +175,12 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     the loop reads them (:func:`coefficients`), ``hibits`` the hi target bits
     (ascending); the loop runs over the steps ``[start, stop)``.
     """
-    floats = width // (4 if real == "float" else 8)
+    floats, vec, fma, out = _prologue(real, width, nhi, name)
     lanes = floats // 2
     w = lanes.bit_length() - 1
     big, small = 1 << nhi, 1 << len(lo)
-    vec = f"<{floats} x {real}>"
-    fma = f"@llvm.fma.v{floats}f{32 if real == 'float' else 64}"
-    out: list[str] = [
-        f"declare {vec} {fma}({vec}, {vec}, {vec})",
-        f"define void @{name}(ptr noalias %psi, ptr noalias %coef, ptr noalias %hib, "
-        "i64 %start, i64 %stop) {",
-        "entry:",
-    ]
     emit = out.append
     for j in range(nhi):
-        emit(f"  %bp{j} = getelementptr i64, ptr %hib, i64 {j}")
-        emit(f"  %b{j} = load i64, ptr %bp{j}")
         emit(f"  %one{j} = shl i64 1, %b{j}")
         emit(f"  %low{j} = sub i64 %one{j}, 1")
         emit(f"  %high{j} = xor i64 %low{j}, -1")
@@ -289,22 +299,11 @@ def _diagonal_ir(real: str, width: int, nhi: int, name: str) -> str:
     i64 stop)``: the vectors ``[start, stop)`` of the state, in order (a stream the
     prefetchers follow), each multiplied lane by lane by the coefficient pair its hi
     target bits pick (:func:`diagonal_coefficients`)."""
-    floats = width // (4 if real == "float" else 8)
+    floats, vec, fma, out = _prologue(real, width, nhi, name)
     lanes = floats // 2
     w = lanes.bit_length() - 1
-    vec = f"<{floats} x {real}>"
-    fma = f"@llvm.fma.v{floats}f{32 if real == 'float' else 64}"
     swap = ", ".join(f"i32 {floats + i + 1}, i32 {i}" for i in range(0, floats, 2))
-    out: list[str] = [
-        f"declare {vec} {fma}({vec}, {vec}, {vec})",
-        f"define void @{name}(ptr noalias %psi, ptr noalias %coef, ptr noalias %hib, "
-        "i64 %start, i64 %stop) {",
-        "entry:",
-    ]
     emit = out.append
-    for j in range(nhi):
-        emit(f"  %bp{j} = getelementptr i64, ptr %hib, i64 {j}")
-        emit(f"  %b{j} = load i64, ptr %bp{j}")
     emit("  %empty = icmp sge i64 %start, %stop")
     emit("  br i1 %empty, label %exit, label %loop")
     emit("loop:")
