@@ -168,6 +168,20 @@ def apply_gates(engine: Any, gates: Sequence[GateCall]) -> None:
         apply(gate, qubits, params)
 
 
+def generator_at(state: Mapping[str, Any]) -> np.random.Generator:
+    """A numpy generator resumed at ``state`` (a ``bit_generator.state`` a snapshot
+    saved): how an engine's restore and a checkpoint's branches take back their stream.
+
+    >>> rng = np.random.default_rng(3)
+    >>> again = generator_at(rng.bit_generator.state)
+    >>> bool(again.random() == rng.random())
+    True
+    """
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
 def draw_pauli(rng: np.random.Generator, px: float, py: float, pz: float) -> str:
     """The Pauli a channel applies: ``"X"``, ``"Y"`` or ``"Z"`` with probabilities ``px``,
     ``py``, ``pz``, else ``"I"``, from one uniform draw of ``rng`` (every engine's

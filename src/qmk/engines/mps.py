@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk import defaults
-from qmk.engines.base import EngineError, GateCall, draw_pauli
+from qmk.engines.base import EngineError, GateCall, draw_pauli, generator_at
 from qmk.engines.gates import BASES, GATES, TO_Z, accepts
 from qmk.engines.registry import max_qubits as registry_max_qubits
 
@@ -672,9 +672,7 @@ class MPSEngine:
                 f"restore takes what MPSEngine.snapshot returned, got {type(snapshot).__name__}",
             )
         self._load(snapshot)
-        rng = np.random.default_rng()
-        rng.bit_generator.state = snapshot.rng
-        self._rng = rng
+        self._rng = generator_at(snapshot.rng)
 
     def reseed(self, seed: int) -> None:
         """Replace the random stream, keeping the state."""

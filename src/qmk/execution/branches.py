@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from qmk.engines import EngineError, engine_class
+from qmk.engines.base import generator_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +196,7 @@ class ExecutionState:
                         meta = json.loads(bytes(arrays[f"snapmeta{index}"]).decode("utf-8"))
                         snapshots[index] = load(meta, parts)
                     snap = snapshots[index]
-                rng = np.random.default_rng()
-                rng.bit_generator.state = entry["rng"]
+                rng = generator_at(entry["rng"])
                 p = entry["pending"]
                 branches.append(
                     Branch(

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from qmk.engines.base import EngineError, draw_pauli
+from qmk.engines.base import EngineError, draw_pauli, generator_at
 from qmk.engines.gates import BASES, GATES, accepts
 from qmk.engines.registry import DTYPE_OF, max_qubits, require
 
@@ -347,9 +347,7 @@ class SegmentEngine:
         self._pending = list(snapshot.pending)
         self._free_qubits = list(snapshot.free)
         self._next_qubit = snapshot.next_qubit
-        rng = np.random.default_rng()
-        rng.bit_generator.state = snapshot.rng
-        self._rng = rng
+        self._rng = generator_at(snapshot.rng)
 
     def reseed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)

@@ -49,7 +49,7 @@ from qmk.engines.adapters._segments import (
     SegmentGate,
     one_probability,
 )
-from qmk.engines.base import EngineError, draw_pauli
+from qmk.engines.base import EngineError, draw_pauli, generator_at
 from qmk.engines.gates import BASES, GATES, accepts
 from qmk.engines.registry import max_qubits, require
 
@@ -373,9 +373,7 @@ class AerMPSEngine:
         self._pending = list(snapshot.pending)
         self._live = list(snapshot.live)
         self._wires = snapshot.wires
-        rng = np.random.default_rng()
-        rng.bit_generator.state = snapshot.rng
-        self._rng = rng
+        self._rng = generator_at(snapshot.rng)
 
     def reseed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
