@@ -250,23 +250,7 @@ def test_a_stim_batch_run_stopped_between_chunks_resumes_bit_for_bit(stop_at: in
 
 
 def test_a_run_of_at_most_one_chunk_is_the_one_pass_it_always_was() -> None:
-    from qmk.engines import engine_class
-    from qmk.engines.batch import batch_compiler
-    from qmk.execution.executor import load_program
-    from qmk.execution.plan import build_plan
-
-    plan = build_plan(
-        load_program(CLIFFORD),
-        noise=True,
-        qubit="qubit_gate_us_e3",
-        default_profile="logical:surface_code(d=3)",
-    )
-    lowered = batch.lower(plan)
-    assert lowered is not None and lowered.sites
-    compiler = batch_compiler(engine_class("stabilizer"))
-    assert compiler is not None
-    sampler = compiler(lowered.circuit)
-    assert sampler is not None
+    lowered, sampler = _clifford_batch(noise=True)
     for shots, chunk in ((1000, 1000), (1000, batch.CHUNK_SHOTS)):
         one, injected = batch.sample(lowered, sampler, shots, 5, np.random.default_rng(3))
         chunked, same, progress = batch.sample_chunked(
@@ -279,17 +263,7 @@ def test_a_run_of_at_most_one_chunk_is_the_one_pass_it_always_was() -> None:
         lowered, sampler, 1000, 5, np.random.default_rng(3), chunk=400
     )
     assert injected3 == injected and three.shape == one.shape
-    clean = batch.lower(
-        build_plan(
-            load_program(CLIFFORD),
-            noise=False,
-            qubit="qubit_gate_us_e3",
-            default_profile="logical:surface_code(d=3)",
-        )
-    )
-    assert clean is not None and not clean.sites
-    clean_sampler = compiler(clean.circuit)
-    assert clean_sampler is not None
+    clean, clean_sampler = _clifford_batch(noise=False)
     rows, _, _ = batch.sample_chunked(
         clean, clean_sampler, 1000, 5, np.random.default_rng(3), chunk=400
     )
@@ -300,7 +274,9 @@ def test_a_run_of_at_most_one_chunk_is_the_one_pass_it_always_was() -> None:
         assert np.array_equal(rows[lo:hi], alone)
 
 
-def _noisy_clifford_batch() -> tuple[Any, Any]:
+def _clifford_batch(*, noise: bool) -> tuple[Any, Any]:
+    """The Clifford program lowered for stim (with its noise sites where ``noise``), and
+    its compiled sampler."""
     from qmk.engines import engine_class
     from qmk.engines.batch import batch_compiler
     from qmk.execution.executor import load_program
@@ -308,12 +284,12 @@ def _noisy_clifford_batch() -> tuple[Any, Any]:
 
     plan = build_plan(
         load_program(CLIFFORD),
-        noise=True,
+        noise=noise,
         qubit="qubit_gate_us_e3",
         default_profile="logical:surface_code(d=3)",
     )
     lowered = batch.lower(plan)
-    assert lowered is not None and lowered.sites
+    assert lowered is not None and bool(lowered.sites) == noise
     compiler = batch_compiler(engine_class("stabilizer"))
     assert compiler is not None
     sampler = compiler(lowered.circuit)
@@ -324,7 +300,7 @@ def _noisy_clifford_batch() -> tuple[Any, Any]:
 def test_a_noisy_chunked_run_is_each_chunk_sampled_alone_with_the_errors_that_strike_it() -> None:
     from qmk.engines.batch import Errors
 
-    lowered, sampler = _noisy_clifford_batch()
+    lowered, sampler = _clifford_batch(noise=True)
     shots, chunk, seed = 5000, 1200, 5
     chunked, injected, _ = batch.sample_chunked(
         lowered, sampler, shots, seed, np.random.default_rng(3), chunk=chunk
@@ -349,7 +325,7 @@ def test_a_noisy_chunked_run_is_each_chunk_sampled_alone_with_the_errors_that_st
 
 
 def test_each_checkpoint_between_chunks_holds_the_bits_of_the_chunks_done_and_zeros_after() -> None:
-    lowered, sampler = _noisy_clifford_batch()
+    lowered, sampler = _clifford_batch(noise=True)
     shots, chunk = 5000, 1200
     whole, injected, _ = batch.sample_chunked(
         lowered, sampler, shots, 5, np.random.default_rng(3), chunk=chunk
