@@ -233,6 +233,7 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
     name = data.get("name", "surface_code")
     family = family_name(name) if isinstance(name, str) else None
     values: dict[str, Any] = {}
+    law = None
     if family is not None:
         scheme = SCHEMES[family].get(qubit.instruction_set)
         if scheme is None:
@@ -250,6 +251,10 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
             "physicalQubitsPerLogicalQubit": scheme.physical_qubits_per_logical_qubit.text,
             "maxCodeDistance": QRE_MAX_CODE_DISTANCE,
         }
+        # a scheme fitted to its circuits (a law: Bacon-Shor) keeps the law unless the
+        # job restates the threshold form's figures
+        if not {"errorCorrectionThreshold", "crossingPrefactor"} & set(data):
+            law = scheme.law
     else:
         for key in (
             "errorCorrectionThreshold",
@@ -282,11 +287,6 @@ def code_from_json(data: Any, qubit: QubitParams) -> QecScheme:
     if values["crossingPrefactor"] > 0.5:
         raise _bad("invalid value for 'crossingPrefactor', expected value between 0 and 0.5")
     threshold = float(values["errorCorrectionThreshold"])
-    # a predefined scheme fitted to its circuits (a law: Bacon-Shor) keeps the law unless
-    # the job restates the threshold form's figures
-    law = None
-    if family is not None and not {"errorCorrectionThreshold", "crossingPrefactor"} & set(data):
-        law = SCHEMES[family][qubit.instruction_set].law
     if law is None and qubit.clifford_error_rate >= threshold:
         names = (
             "oneQubitGateErrorRate, twoQubitGateErrorRate, idleErrorRate"
