@@ -56,6 +56,20 @@ def test_the_qiskit_backend_runs_the_default_shots_profile_and_qubit():
     assert counts == {"0": defaults.SHOTS}
 
 
+def test_noise_defaults_alike_for_qmk_run_the_executor_kernel_jobs_and_qiskit():
+    pytest.importorskip("qiskit")
+    from qmk.execution.executor import run
+    from qmk.execution.request import Policy, RunRequest
+    from qmk.qiskit import QMKBackend
+
+    assert _default(run, "noise") is defaults.NOISE
+    assert Policy().noise is defaults.NOISE
+    assert RunRequest(program_digest="ab" * 32, shots=1, seed=1).noise is defaults.NOISE
+    assert QMKBackend().options.noise is defaults.NOISE
+    # `qmk run` offers the flag that turns the default off
+    assert _option("run", "no_noise").default is (not defaults.NOISE)
+
+
 def test_profile_and_qubit_default_alike_everywhere():
     from qmk.execution.executor import run
     from qmk.kernel.config import MachineConfig

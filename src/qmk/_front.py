@@ -64,7 +64,7 @@ def run(
     shots: int = defaults.SHOTS,
     seed: int | None = None,
     engine: str | None = defaults.ENGINE,
-    noise: bool | NoiseModel = True,
+    noise: bool | NoiseModel = defaults.NOISE,
     qubit: str | QubitParams = defaults.QUBIT,
     profile: str = defaults.PROFILE,
     inputs: Mapping[str, float] | None = None,

@@ -33,6 +33,10 @@ QUBIT: Final = "qubit_gate_ns_e3"
 
 #: Shots of a run or a job that names none.
 SHOTS: Final = 1024
+#: Whether a run injects the logical errors of its code profiles: the machine's one noise
+#: default, read by ``qmk run``, ``qmk.run``, a kernel job and ``qmk.qiskit.QMKBackend``
+#: (``--no-noise`` / ``noise=False`` gives ideal logical qubits, comparable with Aer).
+NOISE: Final = True
 #: The universal engine (numpy statevector).
 STATEVECTOR: Final = "statevector"
 #: The Clifford engine (stim), for programs with no non-Clifford op.

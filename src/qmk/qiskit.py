@@ -6,10 +6,14 @@ needed: every gate the decomposition table knows, any gate with a definition,
 ``result().get_counts()`` keys are Aer's (registers in reverse order, bit 0
 rightmost, separated by spaces).
 
-Noise is **off** by default: a Qiskit user comparing with Aer expects ideal results
-unless asked. ``QMKBackend(noise=True)`` injects the logical errors of the code
-profile (``profile``, default ``logical:surface_code(d=9)``) and qubit parameters
-(``qubit``), as ``qmk run`` does by default.
+Noise follows the machine's one default, :data:`qmk.defaults.NOISE` (on), as ``qmk run``
+does: the backend injects the logical errors of the code profile (``profile``, default
+``logical:surface_code(d=9)``) and qubit parameters (``qubit``). ``QMKBackend(noise=False)``
+(``qmk run --no-noise``) gives ideal logical qubits, comparable with Aer's ideal runs.
+
+:class:`EstimatorV2` is a Qiskit ``EstimatorV2``: exact expectation values of the ideal
+circuit from its final state (``precision=0``, the default), or shot-based estimates on
+this backend, with its noise, when a precision above 0 is asked for.
 
 >>> from qiskit import QuantumCircuit
 >>> qc = QuantumCircuit(2, 2)
@@ -41,7 +45,16 @@ from qiskit.circuit import (
     Reset,
 )
 from qiskit.circuit.library import get_standard_gate_name_mapping
-from qiskit.primitives import BackendSamplerV2
+from qiskit.primitives import (
+    BackendEstimatorV2,
+    BackendSamplerV2,
+    BaseEstimatorV2,
+    DataBin,
+    PrimitiveJob,
+    PrimitiveResult,
+    PubResult,
+)
+from qiskit.primitives.containers.estimator_pub import EstimatorPub, EstimatorPubLike
 from qiskit.providers import BackendV2, JobStatus, JobV1, Options
 from qiskit.result import Result
 from qiskit.transpiler import InstructionDurations, InstructionProperties, Target
@@ -95,7 +108,8 @@ class QMKBackend(BackendV2):
     """A Qiskit ``BackendV2`` that runs circuits on QMK's simulated logical qubits.
 
     Args:
-        noise: inject logical errors (default False: ideal, comparable with Aer).
+        noise: inject logical errors (default :data:`qmk.defaults.NOISE`, as ``qmk run``;
+            False: ideal logical qubits, comparable with Aer).
         profile: the code profile of every qubit (default ``logical:surface_code(d=9)``).
         qubit: the physical qubit parameter set (default ``qubit_gate_ns_e3``).
         engine: a QMK engine (``qmk engines``), or None: the router chooses.
@@ -110,7 +124,7 @@ class QMKBackend(BackendV2):
     def __init__(
         self,
         *,
-        noise: bool = False,
+        noise: bool = defaults.NOISE,
         profile: str | None = None,
         qubit: str | None = None,
         engine: str | None = None,
@@ -143,7 +157,7 @@ class QMKBackend(BackendV2):
             shots=defaults.SHOTS,
             seed_simulator=None,
             memory=False,
-            noise=False,
+            noise=defaults.NOISE,
             profile=None,
             qubit=None,
             engine=None,
@@ -297,6 +311,155 @@ def _hex_memory(result: Any, clbit_events: Sequence[str | None]) -> list[str]:
 def QMKSampler(**backend_options: Any) -> BackendSamplerV2:
     """A Qiskit ``SamplerV2`` on a :class:`QMKBackend` (Qiskit's ``BackendSamplerV2``)."""
     return BackendSamplerV2(backend=QMKBackend(**backend_options))
+
+
+class EstimatorV2(BaseEstimatorV2):
+    """A Qiskit ``EstimatorV2`` on QMK: exact or shot-based expectation values.
+
+    A pub's ``precision`` chooses how (``run``'s, else ``default_precision``):
+
+    - ``0`` (the default, as Qiskit's ``StatevectorEstimator``): **exact** values of the
+      ideal circuit, from its final state computed once per parameter binding on the
+      engine the backend options choose (``qmk run --state``): a Clifford circuit keeps
+      its stabilizer tableau and stim gives each Pauli's expectation exactly at any
+      width; any other circuit gives amplitudes. Exactness needs ideal logical qubits:
+      ``noise=True`` with precision 0 is refused (QL107), and a circuit that measures is
+      refused (QE113), since either makes the final state a mixture.
+    - above ``0``: **shot-based** estimates by Qiskit's ``BackendEstimatorV2`` on a
+      :class:`QMKBackend` with these options, noise included (the machine's default,
+      :data:`qmk.defaults.NOISE`), with shots enough for that standard error.
+
+    Args:
+        default_precision: the precision of pubs that give none (0: exact).
+        seed: the seed of shot-based estimates (None: a fresh one each run).
+        backend_options: :class:`QMKBackend`'s options (``noise``, ``profile``,
+            ``qubit``, ``engine``, ``method``, ``precision``, ...).
+
+    >>> from qiskit import QuantumCircuit
+    >>> qc = QuantumCircuit(2)
+    >>> _ = qc.h(0); _ = qc.cx(0, 1)
+    >>> EstimatorV2().run([(qc, ["ZZ", "XX", "ZI"])]).result()[0].data.evs.tolist()
+    [1.0, 1.0, 0.0]
+    """
+
+    def __init__(
+        self, *, default_precision: float = 0.0, seed: int | None = None, **backend_options: Any
+    ) -> None:
+        if not default_precision >= 0:
+            raise FrontendError.of(
+                "bad-value", f"default_precision must be >= 0, got {default_precision!r}"
+            )
+        self._noise_asked = backend_options.get("noise") is True
+        self._backend = QMKBackend(**backend_options)
+        self._default_precision = float(default_precision)
+        self._seed = seed
+
+    @property
+    def backend(self) -> QMKBackend:
+        """The backend that runs shot-based estimates (and names the exact ones' engine)."""
+        return self._backend
+
+    def run(
+        self, pubs: Sequence[EstimatorPubLike], *, precision: float | None = None
+    ) -> PrimitiveJob[PrimitiveResult[PubResult]]:
+        if precision is None:
+            precision = self._default_precision
+        coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
+        for pub in coerced:
+            if pub.precision == 0 and self._noise_asked:
+                raise FrontendError.of(
+                    "bad-value",
+                    "precision=0 asks for exact values, which ideal qubits alone have: "
+                    "give noise=False, or a precision above 0 for a shot-based estimate "
+                    "with logical noise",
+                )
+        job: PrimitiveJob[PrimitiveResult[PubResult]] = PrimitiveJob(self._run, coerced)
+        job._submit()
+        return job
+
+    def _run(self, pubs: list[EstimatorPub]) -> PrimitiveResult[PubResult]:
+        shot_based = [pub for pub in pubs if pub.precision > 0]
+        estimates: list[PubResult] = []
+        if shot_based:
+            options: dict[str, Any] = {"seed_simulator": self._seed}
+            inner = BackendEstimatorV2(backend=self._backend, options=options)
+            estimates = list(inner.run(shot_based).result())
+        results = []
+        for pub in pubs:
+            if pub.precision > 0:
+                result = estimates.pop(0)
+                noise = bool(self._backend.options.noise)
+                results.append(PubResult(result.data, {**result.metadata, "noise": noise}))
+            else:
+                results.append(self._exact(pub))
+        return PrimitiveResult(results, metadata={"version": 2})
+
+    def _exact(self, pub: EstimatorPub) -> PubResult:
+        from qmk.execution.executor import run
+
+        bound = np.asarray(pub.parameter_values.bind_all(pub.circuit), dtype=object)
+        index = np.arange(bound.size).reshape(bound.shape)
+        where, observables = np.broadcast_arrays(index, pub.observables)
+        engine, dtype = _engine_of(self._backend.options.__dict__)
+        states: dict[int, Any] = {}
+        evs = np.zeros(where.shape, dtype=np.float64)
+        engines = set()
+        for at in np.ndindex(*where.shape):
+            k = int(where[at])
+            if k not in states:
+                graph, _ = lower_with_clbits(bound.reshape(-1)[k])
+                result = run(
+                    graph,
+                    shots=1,
+                    seed=0,
+                    engine=engine,
+                    noise=False,
+                    engine_options={} if dtype is None else {"dtype": dtype},
+                    final_state=True,
+                )
+                states[k] = result.final_state
+                engines.add(result.engine)
+            evs[at] = _expectation(states[k], observables[at])
+        data = DataBin(evs=evs, stds=np.zeros_like(evs), shape=evs.shape)
+        metadata = {
+            "target_precision": 0.0,
+            "exact": True,
+            "noise": False,
+            "engines": sorted(engines),
+            "circuit_metadata": pub.circuit.metadata,
+        }
+        return PubResult(data, metadata=metadata)
+
+
+def _expectation(state: Any, observable: Mapping[str, float]) -> float:
+    """``<psi|O|psi>`` of a Pauli sum (Qiskit's labels: the last character on qubit 0)
+    on a final state: stim's exact Pauli expectations on a stabilizer state, Qiskit's
+    ``Statevector`` on amplitudes (both little-endian in the circuit's qubit order).
+
+    Raises:
+        FrontendError: a non-Hermitian observable (a complex value), QL107.
+    """
+    if state.kind == "stabilizers":
+        import stim
+
+        tableau = stim.Tableau.from_stabilizers([stim.PauliString(s) for s in state.stabilizers])
+        simulator = stim.TableauSimulator()
+        simulator.set_inverse_tableau(tableau.inverse())
+        value: complex = 0.0
+        for label, coeff in observable.items():
+            pauli = stim.PauliString(label[::-1])
+            value += coeff * simulator.peek_observable_expectation(pauli)
+    else:
+        from qiskit.quantum_info import SparsePauliOp, Statevector
+
+        vector = Statevector(state.amplitudes)
+        paulis, coeffs = zip(*observable.items(), strict=True)
+        value = complex(vector.expectation_value(SparsePauliOp(paulis, coeffs)))
+    if abs(complex(value).imag) > 1e-9:
+        raise FrontendError.of(
+            "bad-value", f"the observable is not Hermitian: its expectation value is {value}"
+        )
+    return float(complex(value).real)
 
 
 class _AnyQubits(dict):  # type: ignore[type-arg]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from qmk import defaults
+
 pytest.importorskip("qiskit")
 pytest.importorskip("qiskit_aer")
 
@@ -211,12 +213,14 @@ def test_a_circuit_without_classical_bits_has_no_counts_as_on_aer():
             result.get_counts()
 
 
-def test_noise_is_off_by_default_and_on_when_asked():
+def test_noise_follows_the_machine_default_and_is_off_when_asked():
     qc = QuantumCircuit(1, 1)
     qc.measure(0, 0)
-    assert QMKBackend().options.noise is False
-    assert QMKBackend(noise=True).options.noise is True
-    assert QMKBackend().run(qc, shots=100, seed_simulator=1).result().get_counts() == {"0": 100}
+    assert QMKBackend().options.noise is defaults.NOISE
+    assert QMKBackend(noise=False).options.noise is False
+    assert QMKBackend(noise=False).run(qc, shots=100, seed_simulator=1).result().get_counts() == {
+        "0": 100
+    }
 
 
 def test_an_unsupported_circuit_is_a_frontend_error():

@@ -94,7 +94,7 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: One of :data:`qmk.defaults.ENGINES` (checked by :func:`qmk.kernel.jobs.parse_policy`,
     #: which names the nearest engine of a misspelt one).
     engine: _NAME | None = None
-    noise: bool = True
+    noise: bool = defaults.NOISE
     qubit: _NAME | None = None
     profile: _NAME | None = None
     precision: Precision | None = None
@@ -222,7 +222,7 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: Further keyword arguments of the engine (``qmk run``'s; none for kernel jobs).
     engine_options: dict[str, Any] = {}
     #: Inject logical errors (from the profiles and the qubit, or ``noise_model``).
-    noise: bool = True
+    noise: bool = defaults.NOISE
     #: The physical qubit parameter set: a name, or custom values (a calibration ingest).
     qubit: _NAME | QubitParams = defaults.QUBIT
     #: The code profile of qubits whose ALLOC_LQ names none.
