@@ -48,8 +48,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the REST wire beside it: HTTP routes, events, metrics, traces, console", ("qmk.http",)),
     ("the kernel service", ("qmk.kernel",)),
     (
-        "libraries for users: the client, the Qiskit backend, the doc generator",
-        ("qmk.client", "qmk.qiskit", "qmk.docgen"),
+        "libraries for users: the client, the Qiskit backend, the PennyLane device, the doc "
+        "generator",
+        ("qmk.client", "qmk.qiskit", "qmk.pennylane", "qmk.docgen"),
     ),
     ("`qmk.run`: a program's text, file or graph, read and run in-process", ("qmk._front",)),
     ("`import qmk`: the user's surface, each name loaded on first use", ("qmk",)),
@@ -113,6 +114,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # the client talks to a kernel over the wire only
     "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),
     "qmk.qiskit": (*BASE, "qmk.engines", "qmk.execution", "qmk.frontends", "qmk.qec", "qmk.qvm"),
+    "qmk.pennylane": (*BASE, "qmk.engines", "qmk.execution", "qmk.frontends"),
     "qmk.docgen": ANYTHING,
     "qmk._front": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec", "qmk.execution"),
     # the user's surface: the front door, the result, the client and the errors a user catches

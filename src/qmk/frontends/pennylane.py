@@ -1,0 +1,204 @@
+"""PennyLane tapes and QNodes into QVM graphs.
+
+``from_pennylane(tape)`` lowers a ``qml.tape.QuantumScript`` (what a QNode builds; a
+QNode with its arguments is accepted too: ``from_pennylane(qnode, x, y)``). First
+PennyLane's own transforms make the tape plain: ``qml.defer_measurements`` turns
+mid-circuit measurements and ``qml.cond`` into controlled gates on fresh wires, and
+``qml.devices.preprocess.decompose`` rewrites every operation the table below does not
+know into ones it does (PennyLane's decompositions, exact). Then:
+
+- one-qubit operations go through their exact matrix (``op.matrix()``, phase kept);
+- the multi-qubit gates of :data:`NAMED` through the shared decomposition table
+  (:mod:`qmk.frontends.decompose`), each tested against PennyLane's matrix;
+- ``GlobalPhase``, ``Identity``, ``Barrier`` and ``Snapshot`` change no measured
+  outcome and are skipped; a state preparation that PennyLane cannot decompose, or a
+  non-unitary operation, is QL104 naming it.
+
+Measurements: the wires that the tape's measurements read (all its wires for a
+measurement that names none) are measured at the end, after the observables'
+diagonalizing gates, so samples and counts of the graph are those of ``qml.sample``
+and ``qml.counts``; the result key is one group, the wires in the tape's order, first
+wire leftmost (PennyLane's ``qml.counts`` keys). Observables that do not commute on a
+wire cannot be measured in one run: QL104 (split the tape, or use the
+``qmk.statevector`` device, which splits it).
+
+>>> import pennylane as qml
+>>> tape = qml.tape.QuantumScript(
+...     [qml.Hadamard(0), qml.CNOT([0, 1])], [qml.counts(wires=[0, 1])]
+... )
+>>> [n.op for n in from_pennylane(tape).nodes]
+['ALLOC_LQ', 'APPLY_H', 'APPLY_CNOT', 'MEASURE_Z', 'MEASURE_Z', 'FREE_LQ']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from qmk.frontends import decompose
+from qmk.frontends.builder import ProgramBuilder
+from qmk.frontends.errors import FrontendError
+from qmk.qvm.graph import Graph
+
+#: PennyLane's multi-qubit gates and the decomposition table's names for them (the same
+#: matrices and wire order: the first wire is Qiskit's first qubit argument).
+NAMED: Mapping[str, str] = MappingProxyType(
+    {
+        "CNOT": "cx",
+        "CZ": "cz",
+        "CY": "cy",
+        "CH": "ch",
+        "SWAP": "swap",
+        "ISWAP": "iswap",
+        "ECR": "ecr",
+        "Toffoli": "ccx",
+        "CCZ": "ccz",
+        "CSWAP": "cswap",
+        "IsingXX": "rxx",
+        "IsingYY": "ryy",
+        "IsingZZ": "rzz",
+        "CRX": "crx",
+        "CRY": "cry",
+        "CRZ": "crz",
+        "ControlledPhaseShift": "cp",
+    }
+)
+#: Operations that change no measured outcome.
+SKIPPED = frozenset({"GlobalPhase", "Identity", "Barrier", "Snapshot"})
+
+
+def supported(op: Any) -> bool:
+    """Whether :func:`from_pennylane` lowers ``op`` as it is (else PennyLane decomposes it)."""
+    if op.name in SKIPPED or op.name in NAMED:
+        return True
+    return len(op.wires) == 1 and bool(op.has_matrix)
+
+
+def plain_tape(tape: Any) -> Any:
+    """``tape`` with mid-circuit measurements deferred and every operation that
+    :func:`supported` refuses decomposed by PennyLane (one tape out).
+
+    Raises:
+        FrontendError: an operation PennyLane cannot decompose into supported ones (QL104).
+    """
+    import pennylane as qml
+    from pennylane.devices.preprocess import decompose as pl_decompose
+
+    (tape,), _ = qml.defer_measurements(tape)
+    try:
+        (tape,), _ = pl_decompose(tape, stopping_condition=supported, name="qmk")
+    except qml.DeviceError as exc:
+        raise FrontendError.of("unsupported", f"pennylane: {exc}") from None
+    return tape
+
+
+def from_pennylane(
+    tape: Any, *args: Any, profile: str | None = None, name: str = "pennylane", **kwargs: Any
+) -> Graph:
+    """Lower a PennyLane tape, or a QNode called with ``args``/``kwargs``.
+
+    Raises:
+        FrontendError: not a tape or QNode (QL107), an operation QMK cannot lower or
+            observables that do not commute on a wire (QL104).
+    """
+    try:
+        import pennylane as qml
+    except ImportError:  # pragma: no cover - pennylane is an optional extra
+        raise FrontendError.of(
+            "missing-extra", "from_pennylane needs pennylane: pip install 'qmk[pennylane]'"
+        ) from None
+    if isinstance(tape, qml.QNode):
+        tape = qml.workflow.construct_tape(tape)(*args, **kwargs)
+    elif args or kwargs:
+        raise FrontendError.of("bad-value", "arguments are taken with a QNode, not a tape")
+    if not isinstance(tape, qml.tape.QuantumScript):
+        raise FrontendError.of(
+            "bad-value", f"from_pennylane takes a tape or a QNode, got {type(tape).__name__}"
+        )
+    tape = plain_tape(tape)
+    builder = ProgramBuilder(profile=profile, source=name, description=name)
+    wires = list(tape.wires)
+    handles = dict(zip(wires, builder.allocate(len(wires)), strict=True)) if wires else {}
+    for k, op in enumerate(tape.operations):
+        apply(builder, op, [handles[w] for w in op.wires], where=f"{name}#{k}")
+    measured = _measured_wires(tape)
+    for k, op in enumerate(_diagonalizing(tape, measured)):
+        apply(builder, op, [handles[w] for w in op.wires], where=f"{name}#diag{k}")
+    events = [builder.measure(handles[w], where=f"{name}#measure") for w in measured]
+    return builder.build(output=[events] if events else [], metadata={"language": "pennylane"})
+
+
+def apply(builder: ProgramBuilder, op: Any, qubits: list[str], *, where: str) -> None:
+    """Append ``op`` (a :func:`supported` operation) on ``qubits`` to ``builder``.
+
+    Raises:
+        FrontendError: an operation that is neither skipped, named nor one-qubit (QL104).
+    """
+    if op.name in SKIPPED:
+        return
+    if op.name in NAMED:
+        low = decompose.lower_gate(NAMED[op.name], tuple(float(p) for p in op.parameters))
+    elif len(qubits) == 1 and op.has_matrix:
+        low = decompose.unitary(np.asarray(op.matrix(), dtype=complex))
+    else:
+        raise FrontendError.of(
+            "unsupported", f"{where}: operation {op.name} on {len(qubits)} wires is not supported"
+        )
+    for gate, qs, params in low.ops:
+        builder.gate(gate, [qubits[q] for q in qs], params, where=where)
+
+
+def _measured_wires(tape: Any) -> list[Any]:
+    """The wires the measurements read, in the tape's wire order."""
+    read: set[Any] = set()
+    for mp in tape.measurements:
+        read.update(mp.wires if len(mp.wires) else tape.wires)
+    return [w for w in tape.wires if w in read]
+
+
+def _diagonalizing(tape: Any, measured: list[Any]) -> list[Any]:
+    """The observables' diagonalizing gates, refusing two that differ on one wire."""
+    basis: dict[Any, str] = {}
+    gates: list[Any] = []
+    for mp in tape.measurements:
+        obs = mp.obs
+        if obs is None:
+            continue
+        for wire, pauli in _paulis(obs).items():
+            if basis.setdefault(wire, pauli) != pauli:
+                raise FrontendError.of(
+                    "unsupported",
+                    f"observables measure wire {wire} in bases {basis[wire]} and {pauli}, "
+                    "which one run cannot: split the tape (qml.transforms.split_non_commuting)",
+                )
+        gates.extend(obs.diagonalizing_gates())
+    seen: list[Any] = []
+    for gate in gates:  # one basis change per wire, even if observables repeat it
+        if not any(gate.wires == g.wires and gate.name == g.name for g in seen):
+            seen.append(gate)
+    return seen
+
+
+def _paulis(obs: Any) -> dict[Any, str]:
+    """The single-wire basis each wire of ``obs`` is read in (its diagonalizing gates'
+    names, ``Z`` for none)."""
+    out: dict[Any, str] = {}
+    for wire in obs.wires:
+        out[wire] = "Z"
+    for gate in obs.diagonalizing_gates():
+        for wire in gate.wires:
+            out[wire] = out[wire] + gate.name if out[wire] != "Z" else gate.name
+    return out
+
+
+def little_endian(matrix: np.ndarray) -> np.ndarray:
+    """A PennyLane matrix (first wire most significant) in Qiskit's order (the first
+    wire least significant), as :mod:`qmk.frontends.decompose` writes matrices."""
+    n = round(math.log2(matrix.shape[0]))
+    tensor = np.asarray(matrix).reshape([2] * (2 * n))
+    axes = list(reversed(range(n))) + [n + a for a in reversed(range(n))]
+    return tensor.transpose(axes).reshape(2**n, 2**n)
