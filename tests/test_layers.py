@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("qmk.ft",),
     ),
     ("the in-process machine", ("qmk.execution",)),
+    ("the assistant: a model that works through QMK's own tools", ("qmk.assist",)),
     ("devices behind the device interface (HAL), on the machine", ("qmk.devices",)),
     ("the wire: qSyscall's method table, JSON-RPC core and server", ("qmk.abi",)),
     ("the REST wire beside it: HTTP routes, events, metrics, traces, console", ("qmk.http",)),
@@ -80,6 +81,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.ft": (*BASE, "qmk.qvm", "qmk.engines", "qmk.qec", "qmk.estimate"),
     # execution is the one place that combines programs, engines and the QEC layer
     "qmk.execution": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
+    # the assistant's tools are QMK's verifier, estimator, planner and executor
+    "qmk.assist": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.estimate", "qmk.execution"),
     # devices sit beside the machine: the simulated logical machine runs on it; the
     # neutral-atom device runs the QEC memory experiments' circuits (qmk device qec) and
     # reads Bloqade kernels through the OpenQASM 2 front-end
@@ -110,6 +113,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.devices",  # the device it holds (the HAL), its faults and inventory
         "qmk.abi.protocol",
         "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
+        "qmk.assist",  # q_assist: the assistant, per tenant
     ),
     # the client talks to a kernel over the wire only
     "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),
@@ -150,7 +154,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
 MAY_NOT_IMPORT: dict[str, tuple[str, ...]] = {"qmk.client": ("qmk.abi.server",)}
 
 #: The rooms that speak a wire (open sockets, serve or call JSON-RPC).
-WIRE = ("qmk.abi", "qmk.http", "qmk.client")
+#: The rooms that talk over the network (the assistant: as a client of its model server).
+WIRE = ("qmk.abi", "qmk.http", "qmk.client", "qmk.assist")
 _WIRE_MODULES = ("socket", "ssl", "http", "urllib", "selectors")
 _WIRE_CALLS = ("start_server", "start_unix_server", "open_connection", "open_unix_connection")
 

@@ -53,10 +53,11 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- InternalError        qmk.abi.errors        QR32603
      |    +-- ParseError           qmk.abi.errors        QR32700
      +-- TransportError            qmk.abi.errors        QT000
-          +-- ConnectError         qmk.abi.errors        QT001
-          +-- ConnectionClosed     qmk.abi.errors        QT002
-          +-- CallTimeout          qmk.abi.errors        QT003
-          +-- BadResponse          qmk.abi.errors        QT004
+     |    +-- ConnectError         qmk.abi.errors        QT001
+     |    +-- ConnectionClosed     qmk.abi.errors        QT002
+     |    +-- CallTimeout          qmk.abi.errors        QT003
+     |    +-- BadResponse          qmk.abi.errors        QT004
+     +-- AssistError               qmk.assist.errors     QI101..QI105 (5)
 
 The kernel's refusals (``QS``) live here, in the module every layer may import, so
 the server and the client share one table of JSON-RPC codes
@@ -159,6 +160,11 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 prefix="QT",
                 title="a client that cannot exchange messages with a server",
                 module="qmk.abi.errors",
+            ),
+            Family(
+                prefix="QI",
+                title="the assistant: its model server and drafts that fail verification",
+                module="qmk.assist.errors",
             ),
         )
     }

@@ -569,5 +569,36 @@ class SyscallMethods(Generic[_R]):
             },
         )
 
+    def q_assist(
+        self,
+        prompt: str,
+        program: str | None = None,
+        assist_id: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """Ask the assistant (the model in [assist]) about a program; it works through QMK's tools
+        and shows only programs that validate; each step is an audit line (event assist); with no
+        model configured, QMK's own advice.
+
+        Returns: {assist_id, status, text, program, tool_results, steps, advice}.
+
+        Args:
+            prompt: string; the question
+            program: string | null; the program it is about (default null)
+            assist_id: string | null; an id for the audit lines (the REST route streams them by it)
+                (default null)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_assist",
+            {
+                "session_id": session_id,
+                "prompt": prompt,
+                "program": program,
+                "assist_id": assist_id,
+            },
+        )
+
 
 __all__ = ["SyscallMethods"]

@@ -444,6 +444,23 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     default=defaults.JOBS_LIMIT,
                 ),
             ),
+            _method(
+                "q_assist",
+                "ask the assistant (the model in [assist]) about a program; it works "
+                "through QMK's tools and shows only programs that validate; each step is "
+                "an audit line (event assist); with no model configured, QMK's own advice",
+                "{assist_id, status, text, program, tool_results, steps, advice}",
+                _SESSION,
+                _p("prompt", S, doc="the question"),
+                _p("program", S, NULL, doc="the program it is about", required=False),
+                _p(
+                    "assist_id",
+                    S,
+                    NULL,
+                    doc="an id for the audit lines (the REST route streams them by it)",
+                    required=False,
+                ),
+            ),
         )
     }
 )

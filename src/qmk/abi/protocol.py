@@ -392,5 +392,27 @@ class KernelSyscalls(Protocol):
             limit: integer; at most this many (default 100)
         """
 
+    async def q_assist(
+        self,
+        *,
+        session_id: str,
+        prompt: str,
+        program: str | None = None,
+        assist_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask the assistant (the model in [assist]) about a program; it works through QMK's tools
+        and shows only programs that validate; each step is an audit line (event assist); with no
+        model configured, QMK's own advice.
+
+        Returns: {assist_id, status, text, program, tool_results, steps, advice}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            prompt: string; the question
+            program: string | null; the program it is about (default null)
+            assist_id: string | null; an id for the audit lines (the REST route streams them by it)
+                (default null)
+        """
+
 
 __all__ = ["KernelSyscalls"]

@@ -20,6 +20,7 @@ inside the handlers, so ``qmk --help`` stays fast.
   ``replay``, ``channel``, ``delegate``, ``syscalls`` (the other syscalls' commands)
 - :mod:`qmk.commands.device` -- ``device info``, ``device calibrate``
 - :mod:`qmk.commands.workflow` -- ``workflow run``
+- :mod:`qmk.commands.assist` -- ``assist`` (the local-model assistant)
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ MODULES: tuple[str, ...] = (
     "syscalls",
     "device",
     "workflow",
+    "assist",
 )
 
 

@@ -12,9 +12,11 @@ syscall's request straight to its handler and every other request to Starlette.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -449,6 +451,48 @@ class Api:
 
         return _event_stream(events())
 
+    async def assist(self, request: Request) -> Response:
+        """``POST /v1/assist``: the assistant's steps (the kernel's ``assist`` audit lines
+        of this call) as they happen, then its answer."""
+        session_id = _bearer(request)
+        tenant = await self._tenant(session_id)  # the session first, then the body
+        body = await self.body(request, authenticated=True)
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            raise InvalidParams("the body is {prompt, program?}", param="prompt")
+        unknown = sorted(set(body) - {"prompt", "program"})
+        if unknown:
+            raise InvalidParams(f"unknown field {unknown[0]!r}; it takes prompt, program")
+        assist_id = uuid.uuid4().hex
+        stream = self.hub.open(tenant)
+        params = {
+            "session_id": session_id,
+            "prompt": body["prompt"],
+            "program": body.get("program"),
+            "assist_id": assist_id,
+        }
+        task = asyncio.ensure_future(self.call("q_assist", params))
+
+        async def events() -> Any:
+            try:
+                while not task.done() or stream.pending():
+                    event = await stream.get(0.05 if task.done() else KEEPALIVE_S)
+                    if event is None:
+                        if stream.closed:
+                            return
+                        continue
+                    record = event.record
+                    if event.event == "assist" and record.get("assist_id") == assist_id:
+                        yield sse("step", record, event.seq)
+                try:
+                    yield sse("result", task.result())
+                except QMKError as exc:
+                    yield sse("error", problems.problem_of(exc, request.url.path))
+            finally:
+                task.cancel()
+                self.hub.close_stream(stream)
+
+        return _event_stream(events())
+
     async def audit(self, request: Request) -> Response:
         """``GET /v1/audit``: the tenant's recent audit entries."""
         session_id = _bearer(request)
@@ -564,6 +608,7 @@ def create_app(
     """The application serving ``kernel`` (see the module docstring and :class:`App`)."""
     api = Api(kernel, hub, metrics, tracing, limits or AppLimits())
     others: dict[str, Handler] = {
+        "assist": api.assist,
         "job_events": api.job_events,
         "tenant_events": api.tenant_events,
         "audit": api.audit,

@@ -64,6 +64,10 @@ class Stream:
                 self._queue.get_nowait()
                 self.lagged += 1
 
+    def pending(self) -> bool:
+        """Whether events wait in the queue."""
+        return not self._queue.empty()
+
     async def get(self, timeout_s: float) -> KernelEvent | None:
         """The next event, or None when ``timeout_s`` passes or the hub closes."""
         if self.closed:

@@ -157,6 +157,8 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
         ),
         _r("q_list_delegations", "GET", "/v1/delegations", tag="sessions"),
         _r("q_revoke_delegation", "DELETE", "/v1/delegations/{delegation_id}", tag="sessions"),
+        # the answer at once; POST /v1/assist streams the steps as they happen
+        _r("q_assist", "POST", "/v1/assist/answer", body=_body("q_assist"), tag="assist"),
     )
     if route.syscall in METHODS  # a syscall not (yet) in the table has no route
 )
@@ -193,6 +195,16 @@ class OtherRoute:
 
 #: Every route that is not a syscall.
 OTHER_ROUTES: tuple[OtherRoute, ...] = (
+    OtherRoute(
+        name="assist",
+        method="POST",
+        path="/v1/assist",
+        summary="ask the assistant (body: prompt, program): each step as a Server-Sent "
+        "Event (step), then the answer (result) or the refusal (error)",
+        media="text/event-stream",
+        session=True,
+        tag="assist",
+    ),
     OtherRoute(
         name="job_events",
         method="GET",

@@ -408,6 +408,27 @@ class FaultsTable(_Table, frozen=True, kw_only=True):
         return FaultSchedule(**known)
 
 
+class AssistTable(_Table, frozen=True, kw_only=True):
+    """The [assist] table: the assistant behind ``q_assist`` and ``POST /v1/assist``
+    (docs/assistant.md). With no ``url`` and ``model`` no network call is made: the
+    kernel answers with QMK's deterministic advice."""
+
+    enabled: Annotated[
+        bool, Meta(description="false: the operator turned the assistant off (QS1011)")
+    ] = True
+    url: Annotated[str, Meta(min_length=1, max_length=2048)] | None = None
+    model: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    api: Literal["openai", "ollama"] = "openai"
+    structured: bool = False
+    calls_per_minute: Annotated[
+        float, Meta(gt=0, le=6000, description="per tenant (QS1006 with retry_after_s)")
+    ] = 6.0
+    max_steps: Annotated[int, Meta(ge=1, le=50)] = 6
+    max_retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    max_shots: Annotated[int, Meta(ge=1, le=100_000, description="the run tool's cap")] = 1000
+    timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 120.0
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -420,6 +441,7 @@ class ConfigFile(_Table, frozen=True, kw_only=True):
         Annotated[str, Meta(min_length=1, max_length=64, pattern=TENANT_NAME)], TenantTable
     ] = {}
     faults: FaultsTable = msgspec.field(default_factory=FaultsTable)
+    assist: AssistTable = msgspec.field(default_factory=AssistTable)
     server: Annotated[
         dict[str, Any],
         Meta(description="the wire's limits, checked when qmk serve starts (docs/kernel.md)"),
@@ -436,6 +458,7 @@ class KernelConfig(KernelTable, frozen=True, kw_only=True):
         machine: the machine's inventory and defaults.
         tenants: tenant name -> its configuration.
         faults: the faults injected into the simulated machine (``[faults]``; none).
+        assist: the assistant (``[assist]``).
         server: the ``[server]`` table as written: the wire's limits, which
             ``qmk.abi.server.ServerConfig.from_table`` checks when ``qmk serve`` starts.
     """
@@ -443,6 +466,7 @@ class KernelConfig(KernelTable, frozen=True, kw_only=True):
     machine: MachineConfig
     tenants: Mapping[str, TenantConfig] = {}
     faults: FaultSchedule = msgspec.field(default_factory=FaultSchedule)
+    assist: AssistTable = msgspec.field(default_factory=AssistTable)
     server: Mapping[str, Any] = {}
 
     def __post_init__(self) -> None:
@@ -491,6 +515,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         machine=machine,
         tenants={name: _tenant(name, table) for name, table in tenants_t.items()},
         faults=file.faults.schedule(),
+        assist=file.assist,
         server=file.server,
     )
 

@@ -59,6 +59,7 @@ from qmk.errors import (
 )
 from qmk.kernel import jobs as J
 from qmk.kernel.admission import Admission
+from qmk.kernel.assist import AssistDesk
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.channels import STATES as CHANNEL_STATES
 from qmk.kernel.channels import ChannelTable, check_fidelity
@@ -144,6 +145,7 @@ class Kernel:
             device=self.device,
             results=self.supervisor.results,
         )
+        self.assist = AssistDesk(config, self.audit, clock)
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self._lent
         self._host: asyncio.Task[None] | None = None
@@ -911,6 +913,21 @@ class Kernel:
         jobs = self.store.list_jobs(session.tenant, state, limit)
         return {"jobs": [job.to_json(result=False) for job in jobs]}
 
+    async def q_assist(
+        self,
+        *,
+        session_id: str,
+        prompt: str,
+        program: str | None = None,
+        assist_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask the assistant ([assist]); its steps are audit lines of event ``assist``."""
+        from qmk.qvm.limits import Limits
+
+        session = self._session(session_id)
+        limits = Limits(max_nodes=self.config.max_graph_nodes)
+        return await self.assist.ask(session.tenant, prompt, program, assist_id, limits)
+
 
 #: The syscalls, by wire name.
 SYSCALLS: tuple[str, ...] = (
@@ -935,6 +952,7 @@ SYSCALLS: tuple[str, ...] = (
     "q_revoke_delegation",
     "q_list_delegations",
     "q_list_jobs",
+    "q_assist",
 )
 
 __all__ = ["SYSCALLS", "Kernel"]

@@ -1,0 +1,231 @@
+"""QMK's own tools, as the model calls them: ``validate``, ``info``, ``estimate``, ``plan``,
+``run``.
+
+Each tool takes a ``program``: its text (OpenQASM 2 or 3, QVM assembly or JSON, QIR
+text), or ``"file"`` for the file the user gave. Each returns a JSON object; a program
+QMK refuses gives ``{"ok": false, "code": ..., "error": ...}`` (the coded one-line
+error), never an exception, so the finding goes back to the model. ``run`` is small
+by construction: at most :attr:`Context.max_shots` shots, ideal logical qubits (noise
+off), and the caller's limits on program size.
+
+>>> ctx = Context()
+>>> head = 'OPENQASM 3.0;\\ninclude "stdgates.inc";\\nqubit[2] q;\\n'
+>>> call("validate", {"program": head + "h q[0];"}, ctx)["ok"]
+True
+>>> call("validate", {"program": head + "cx q[0], q[0];"}, ctx)  # doctest: +ELLIPSIS
+{'ok': False, 'code': 'QL107', 'error': ...}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from qmk import defaults
+from qmk.errors import QMKError
+from qmk.qvm.limits import Limits
+
+#: What every tool's ``program`` argument is.
+PROGRAM_ARG: Mapping[str, Any] = MappingProxyType(
+    {
+        "type": "string",
+        "description": 'the program text (OpenQASM 2 or 3, QVM assembly, QIR), or "file" '
+        "for the user's file",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """What the tools may touch: the user's file, the size limits, the shot cap."""
+
+    file_text: str | None = None
+    file_name: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    max_shots: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """One tool: its name, what it does (for the model), its JSON Schema, its function."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    fn: Callable[[Mapping[str, Any], Context], dict[str, Any]]
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI/Ollama ``tools`` entry."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": json.loads(json.dumps(dict(self.parameters))),
+            },
+        }
+
+
+def _graph(args: Mapping[str, Any], ctx: Context) -> Any:
+    """The tool's program, read and lowered (not yet verified)."""
+    from qmk.frontends.errors import FrontendError
+    from qmk.frontends.text import lower_text, sniff
+
+    program = args.get("program")
+    if not isinstance(program, str) or not program.strip():
+        raise FrontendError.of("bad-value", 'program: give the program text, or "file"')
+    if program.strip() == "file":
+        if ctx.file_text is None:
+            raise FrontendError.of("bad-value", 'program "file": the user gave no file')
+        program = ctx.file_text
+    kind = sniff(program)
+    if kind is None:
+        raise FrontendError.of(
+            "unknown-format",
+            "the program is none of OpenQASM (a header), QVM assembly or JSON, or QIR text",
+        )
+    limit = ctx.limits.max_bytes
+    if limit is not None and len(program.encode()) > limit:
+        raise FrontendError.of("bad-value", f"the program is over {limit} bytes")
+    return lower_text(program, kind, "program", limits=ctx.limits)
+
+
+def _verified(args: Mapping[str, Any], ctx: Context) -> Any:
+    from qmk.qvm.verify import verify
+
+    return verify(_graph(args, ctx), limits=ctx.limits)
+
+
+def _validate(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    from qmk.qvm.verify import check
+
+    report = check(_graph(args, ctx), limits=ctx.limits)
+    findings = [
+        {"code": f.code, "severity": f.severity.value, "message": f.message, "node": f.node_id}
+        for f in report.findings
+    ]
+    return {"ok": report.ok, "findings": findings}
+
+
+def _info(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    summary = _verified(args, ctx).summary()
+    keep = ("qubits", "peak_live_qubits", "events", "clifford", "counts", "required_caps")
+    return {"ok": True, **{k: summary[k] for k in keep if k in summary}}
+
+
+def _estimate(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    from qmk.estimate.counts import count_graph
+    from qmk.estimate.report import estimate
+
+    params: dict[str, Any] = {}
+    if isinstance(args.get("qubit"), str):
+        params["qubitParams"] = {"name": args["qubit"]}
+    result = estimate(count_graph(_verified(args, ctx).graph), params)
+    physical = result.get("physicalCounts", {})
+    return {
+        "ok": True,
+        "physicalQubits": physical.get("physicalQubits"),
+        "runtime_ns": physical.get("runtime"),
+        "rqops": physical.get("rqops"),
+        "logicalQubits": result.get("physicalCounts", {})
+        .get("breakdown", {})
+        .get("algorithmicLogicalQubits"),
+        "codeDistance": result.get("logicalQubit", {}).get("codeDistance"),
+        "tFactories": physical.get("breakdown", {}).get("numTfactories"),
+    }
+
+
+def _plan(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    from qmk.estimate.counts import count_graph
+    from qmk.estimate.variants import plan_variants
+
+    budget = args.get("error_budget", 1e-3)
+    plan = plan_variants(
+        count_graph(_verified(args, ctx).graph), defaults.QUBIT, error_budget=float(budget)
+    )
+    data = plan.to_json()
+    return {"ok": True, "chosen": data.get("chosen"), "objective": data.get("objective")}
+
+
+def _run(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    from qmk.execution.executor import run
+    from qmk.frontends.errors import FrontendError
+
+    shots = args.get("shots", 100)
+    if not isinstance(shots, int) or not 1 <= shots <= ctx.max_shots:
+        raise FrontendError.of("bad-value", f"shots: 1 to {ctx.max_shots}, got {shots!r}")
+    seed = args.get("seed", 1)
+    result = run(
+        _verified(args, ctx),
+        shots=shots,
+        seed=int(seed) if isinstance(seed, int) else 1,
+        noise=False,
+    )
+    return {"ok": True, "shots": shots, "counts": dict(result.counts), "engine": result.engine}
+
+
+def _tool(
+    name: str,
+    description: str,
+    fn: Callable[[Mapping[str, Any], Context], dict[str, Any]],
+    **extra: Any,
+) -> Tool:
+    properties = {"program": dict(PROGRAM_ARG), **extra}
+    parameters = {"type": "object", "properties": properties, "required": ["program"]}
+    return Tool(name, description, MappingProxyType(parameters), fn)
+
+
+#: Every tool the model may call, by name.
+TOOLS: Mapping[str, Tool] = MappingProxyType(
+    {
+        t.name: t
+        for t in (
+            _tool(
+                "validate",
+                "read and verify a program with QMK's verifier; returns ok and the findings",
+                _validate,
+            ),
+            _tool(
+                "info",
+                "a verified program's qubits, events, gate counts and whether it is Clifford",
+                _info,
+            ),
+            _tool(
+                "estimate",
+                "the physical resources of a program (QMK's estimator, identical to the "
+                "Azure Quantum Resource Estimator): physical qubits, runtime, code distance",
+                _estimate,
+                qubit={"type": "string", "description": "qubit parameter set name"},
+            ),
+            _tool(
+                "plan",
+                "the cheapest code variant (profile) for a program under an error budget",
+                _plan,
+                error_budget={"type": "number"},
+            ),
+            _tool(
+                "run",
+                "run a program on ideal logical qubits with few shots; returns the counts",
+                _run,
+                shots={"type": "integer", "minimum": 1, "maximum": 1000},
+                seed={"type": "integer"},
+            ),
+        )
+    }
+)
+
+
+def call(name: str, args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """Call tool ``name`` with ``args``; QMK's refusals come back as data."""
+    tool = TOOLS.get(name)
+    if tool is None:
+        return {"ok": False, "code": "unknown-tool", "error": f"no tool {name!r}: {sorted(TOOLS)}"}
+    try:
+        return tool.fn(args, ctx)
+    except QMKError as exc:
+        return {"ok": False, "code": exc.code, "error": str(exc)}
+    except (MemoryError, RecursionError) as exc:
+        return {"ok": False, "code": "too-large", "error": f"the program is too large: {exc!r}"}

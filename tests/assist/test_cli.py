@@ -1,0 +1,88 @@
+"""``qmk assist``: configured by flags or the environment, no network call without a model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support.cli import qmk
+from support.tinyllm import BELL, BROKEN
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    for name in ("QMK_ASSIST_URL", "QMK_ASSIST_MODEL", "QMK_ASSIST_API"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_with_no_model_it_says_how_to_configure_one_and_gives_qmks_advice(no_model, tmp_path):
+    program = tmp_path / "bell.qasm"
+    program.write_text(BELL)
+    status, out, err = qmk(
+        "assist", "what will this cost? and what is QS1006?", "--file", str(program)
+    )
+    assert status == 0
+    assert err.startswith("QI101 not-configured: no model is configured, so nothing was sent")
+    assert "QS1006 quota-exceeded" in out or out.startswith("QS1006 ")
+    assert "plan: logical:" in out and "estimate: " in out
+
+
+def test_with_no_model_and_nothing_to_advise_it_exits_1(no_model):
+    status, out, err = qmk("assist", "hello")
+    assert (status, out) == (1, "")
+    assert err.startswith("QI101 ")
+
+
+def test_advice_names_the_finding_of_a_file_qmk_refuses(no_model, tmp_path):
+    program = tmp_path / "broken.qasm"
+    program.write_text(BROKEN)
+    status, out, _ = qmk("assist", "fix this", "--file", str(program))
+    assert status == 0
+    assert "QMK refuses it: QL107" in out
+
+
+def test_the_whole_loop_from_the_command_line(llama, tmp_path):
+    status, out, err = qmk(
+        "assist",
+        "make a Bell pair",
+        "--url",
+        llama.url,
+        "--model",
+        "drafts-bell",
+        "--structured",
+        "--json",
+    )
+    assert (status, err) == (0, "")
+    answer = json.loads(out)
+    assert answer["program"] == BELL and answer["status"] == "answered"
+
+
+def test_a_refused_draft_is_a_coded_error_with_exit_1(llama):
+    status, out, err = qmk(
+        "assist",
+        "make a Bell pair",
+        "--url",
+        llama.url,
+        "--model",
+        "drafts-broken",
+        "--structured",
+        "--max-retries",
+        "0",
+    )
+    assert (status, out) == (1, "")
+    assert err.startswith("QI104 unverified: ") and "QL107" in err
+
+
+def test_steps_stream_as_json_lines(llama):
+    status, out, _ = qmk(
+        "assist", "run it", "--url", llama.url, "--model", "runs-bell", "--structured", "--stream"
+    )
+    assert status == 0
+    kinds = [json.loads(line)["event"] for line in out.splitlines()]
+    assert kinds == ["tool-call", "tool-result", "answer"]
+
+
+def test_a_step_bound_out_of_range_is_QI105(llama):
+    status, _, err = qmk("assist", "x", "--url", llama.url, "--model", "m", "--max-steps", "0")
+    assert status == 1 and err.startswith("QI105 bad-option: max_steps")
