@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,10 +234,28 @@ def _credentials(config: GrpcConfig) -> grpc.ServerCredentials | None:
     )
 
 
+def _check_free(config: GrpcConfig) -> None:
+    """Refuse an address that cannot be bound before gRPC tries it (gRPC's core would
+    write its own multi-line log to stderr first)."""
+    if config.port == 0:
+        return
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as exc:
+            raise ServeError.of(
+                "cannot-bind",
+                f"{config.host}:{config.port}: cannot listen (gRPC): {exc.strerror or exc}",
+            ) from None
+
+
 def _bind(server: Any, config: GrpcConfig) -> int:
     host = f"[{config.host}]" if ":" in config.host else config.host
     address = f"{host}:{config.port}"
     credentials = _credentials(config)
+    _check_free(config)
     try:
         if credentials is None:
             port = server.add_insecure_port(address)
