@@ -115,3 +115,25 @@ def test_a_job_reply_carries_its_typed_fields_its_counts_and_the_whole_json():
     import json
 
     assert json.loads(reply.json) == result
+
+
+def test_the_status_table_has_a_row_for_every_wire_code_and_the_docs_show_it():
+    import grpc
+
+    from qmk.abi.errors import RPC_ERRORS
+    from qmk.errors import SYSCALL_ERRORS
+    from qmk.grpc.status import STATUS_OF
+    from qmk.http.problems import STATUS_OF as HTTP_STATUS_OF
+    from support.paths import DOCS
+
+    assert set(STATUS_OF) == set(HTTP_STATUS_OF)  # one set of codes for both tables
+    assert set(SYSCALL_ERRORS) | {1000} <= set(STATUS_OF)
+    assert set(RPC_ERRORS) - {-32000} <= set(STATUS_OF)
+    rows = {}
+    for line in (DOCS / "grpc.md").read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].lstrip("-").isdigit():
+            rows[int(cells[0])] = cells
+    assert {code: getattr(grpc.StatusCode, row[2]) for code, row in rows.items()} == dict(STATUS_OF)
+    for code, row in rows.items():
+        assert row[1].split()[0] == (f"QS{code}" if code > 0 else f"QR{-code}")

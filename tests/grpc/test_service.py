@@ -13,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from qmk.abi.errors import InvalidParams
+from qmk.abi.errors import InvalidParams, ParseError
 from qmk.abi.methods import METHODS
 from qmk.abi.proto import SERVICE_NAME, schema
 from qmk.client import Client as JsonRpcClient
@@ -214,6 +214,8 @@ def test_refusals_map_to_status_codes_and_the_client_raises_the_same_error(targe
          grpc.StatusCode.INVALID_ARGUMENT, InvalidParams),
         ("Submit", {"program": "qreg q[1];"}, sid, grpc.StatusCode.INVALID_ARGUMENT,
          InvalidParams),
+        ("Submit", {"program": "{not json", "format": "qvm-json"}, sid,
+         grpc.StatusCode.INVALID_ARGUMENT, ParseError),
         ("Calibrate", {}, sid, grpc.StatusCode.PERMISSION_DENIED, CapabilityError),
         ("Status", {"job_id": job}, "s1.forged", grpc.StatusCode.UNAUTHENTICATED, SessionError),
     ]  # fmt: skip

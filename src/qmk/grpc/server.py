@@ -38,7 +38,7 @@ from google.protobuf.message import Message
 from grpc import aio
 
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
-from qmk.abi.jsonrpc import dumps
+from qmk.abi.jsonrpc import decode_soon, dumps
 from qmk.abi.methods import METHODS, MethodSpec, bind_params
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.errors import QMKError, SessionError
@@ -110,8 +110,12 @@ async def _abort(context: Any, error: QMKError) -> None:
     await context.abort(status_of(error), str(error), trailing_metadata=error_metadata(error))
 
 
-def _program(params: dict[str, Any]) -> None:
-    """Replace ``program`` and ``format`` in ``params`` by the graph they lower to."""
+async def _program(params: dict[str, Any], max_depth: int) -> None:
+    """Replace ``program`` and ``format`` in ``params`` by the graph they lower to.
+
+    QVM JSON is decoded as the other wires decode a body (:func:`decode_soon`: its depth
+    limit, a big one in a thread) and handed to the kernel as JSON-RPC hands it; other
+    text is lowered by its front-end (:func:`qmk.http.programs.to_graph`)."""
     if PROGRAM_FIELD not in params:
         raise InvalidParams(f"missing required field {PROGRAM_FIELD!r}", param=PROGRAM_FIELD)
     program, fmt = params.pop(PROGRAM_FIELD), params.pop(FORMAT_FIELD, None)
@@ -123,6 +127,10 @@ def _program(params: dict[str, Any]) -> None:
                 "qvm-asm, qasm2, qasm3, qasm, qir)",
                 param=FORMAT_FIELD,
             )
+    if fmt == "qvm-json":
+        program = await decode_soon(program.encode("utf-8"), max_depth=max_depth)
+        if not isinstance(program, dict):
+            raise InvalidParams("a qvm-json program must be a JSON object", param=PROGRAM_FIELD)
     params[GRAPH_PARAM], _ = to_graph(program, fmt)
 
 
@@ -155,7 +163,7 @@ class KernelService:
             try:
                 params = params_of(request, max_depth)
                 if program:
-                    _program(params)
+                    await _program(params, max_depth)
                 if needs_session:
                     params["session_id"] = bearer(context)
                 result = await method(**bind_params(spec, params))
