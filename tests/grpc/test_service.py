@@ -109,6 +109,8 @@ def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
     closed, _ = both("q_close_chan", a["channel_id"])
     assert closed["state"] == "CLOSED"
 
+    empty = both("q_delegate_caps", "dave", [], 60.0)  # an empty repeated field is []
+    assert empty[0] == empty[1] and isinstance(empty[0], tuple), empty
     lent, other = both("q_delegate_caps", "dave", ["CAP_MAGIC"], 60.0)
     assert lent["state"] == other["state"] == "LIVE" and lent["caps"] == ["CAP_MAGIC"]
     made, _ = both("q_list_delegations", "LIVE")

@@ -39,7 +39,7 @@ from grpc import aio
 
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
 from qmk.abi.jsonrpc import decode_soon, dumps
-from qmk.abi.methods import METHODS, MethodSpec, bind_params
+from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.errors import QMKError, SessionError
 from qmk.frontends.text import sniff
@@ -157,11 +157,15 @@ class KernelService:
         method = getattr(self.kernel, spec.name)
         needs_session = spec.needs_session
         program = any(p.name == GRAPH_PARAM for p in spec.params)
+        # a repeated field sent empty is not on the wire: a required array is then []
+        arrays = [p.name for p in spec.params if p.required and JsonType.ARRAY in p.types]
         max_depth = self.max_depth
 
         async def handle(request: Message, context: Any) -> Message:
             try:
                 params = params_of(request, max_depth)
+                for name in arrays:
+                    params.setdefault(name, [])
                 if program:
                     await _program(params, max_depth)
                 if needs_session:
