@@ -42,6 +42,7 @@ The rules, each applied to every row of the table:
 
 from __future__ import annotations
 
+import functools
 import json
 import textwrap
 from collections.abc import Mapping
@@ -272,8 +273,9 @@ def reply_of(spec: MethodSpec) -> ProtoMessage:
     return REPLY
 
 
+@functools.cache
 def schema() -> ProtoFile:
-    """The whole schema, from the method table."""
+    """The whole schema, from the method table (made once: the table does not change)."""
     requests = [_request(spec) for spec in METHODS.values()]
     rpcs = [
         ProtoRpc(

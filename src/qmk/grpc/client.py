@@ -36,6 +36,7 @@ from qmk.grpc.status import error_of
 
 #: The rpc of each syscall, and the method that carries each rpc's name.
 _RPC_OF = {rpc.syscall: rpc for rpc in schema().rpcs if rpc.syscall is not None}
+_UNARY = {rpc.name: rpc for rpc in schema().rpcs if not rpc.streaming}
 
 
 def _target(address: str) -> tuple[str, bool]:
@@ -176,9 +177,9 @@ class Client(SyscallMethods[dict[str, Any]]):
     def rpc(self, name: str, *, session_id: str | None = None, **fields: Any) -> Any:
         """Call rpc ``name`` (``Submit``, ``Wait``, ...) with the request's ``fields``;
         its typed answer message (``Job``, ``Session``, ``Reply``)."""
-        rpc = next((r for r in schema().rpcs if r.name == name and not r.streaming), None)
+        rpc = _UNARY.get(name)
         if rpc is None:
-            raise KeyError(f"no unary rpc {name!r}")
+            raise KeyError(f"no unary rpc {name!r}; they are {', '.join(_UNARY)}")
         request = self.classes[rpc.request](**fields)
         return self._invoke(name, request, self.timeout.call, session_id)
 
