@@ -191,6 +191,7 @@ async def _serve(
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
         raise
+    listeners = contextlib.AsyncExitStack()
     try:
         if stop.is_set():
             return
@@ -204,20 +205,20 @@ async def _serve(
                 out.write(f"qmk serve: listening on {' '.join(addresses)} (data dir {data_dir})\n")
             out.flush()
 
-        async with contextlib.AsyncExitStack() as listeners:
-            if grpc is not None:
-                beside.append(
-                    await listeners.enter_async_context(_grpc(kernel, server_config, grpc, stop))
-                )
-            if http is None:
-                await serve_kernel(kernel, server_config, ready=ready, stop=stop)
-            else:
-                from qmk.http.server import serve_with_http
-                from qmk.kernel.observe import KernelObserver
+        if grpc is not None:  # it drains beside the others once stop is set
+            beside.append(
+                await listeners.enter_async_context(_grpc(kernel, server_config, grpc, stop))
+            )
+        if http is None:
+            await serve_kernel(kernel, server_config, ready=ready, stop=stop)
+        else:
+            from qmk.http.server import serve_with_http
+            from qmk.kernel.observe import KernelObserver
 
-                probe = KernelObserver(kernel)
-                await serve_with_http(kernel, probe, server_config, http, ready=ready, stop=stop)
+            probe = KernelObserver(kernel)
+            await serve_with_http(kernel, probe, server_config, http, ready=ready, stop=stop)
     finally:
+        await listeners.aclose()  # the gRPC listener, if any, before the kernel
         await kernel.close()
 
 
