@@ -53,6 +53,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "generator",
         ("qmk.client", "qmk.qiskit", "qmk.pennylane", "qmk.docgen"),
     ),
+    (
+        "the gRPC wire: the service beside the other listeners, and its client (built on "
+        "the JSON-RPC client's core)",
+        ("qmk.grpc",),
+    ),
     ("`qmk.run`: a program's text, file or graph, read and run in-process", ("qmk._front",)),
     ("`import qmk`: the user's surface, each name loaded on first use", ("qmk",)),
     ("job templates and sweeps, run in-process or on a kernel", ("qmk.workflows",)),
@@ -120,6 +125,10 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.qiskit": (*BASE, "qmk.engines", "qmk.execution", "qmk.frontends", "qmk.qec", "qmk.qvm"),
     "qmk.pennylane": (*BASE, "qmk.engines", "qmk.execution", "qmk.frontends"),
     "qmk.docgen": ANYTHING,
+    # gRPC serves the same syscalls as the other wires (never importing the kernel: it is
+    # given the kernel and its probe), lowers programs as REST does, streams the same job
+    # events, and its client shares the JSON-RPC client's core and generated methods
+    "qmk.grpc": (*BASE, "qmk.abi", "qmk.qvm", "qmk.frontends", "qmk.http", "qmk.client"),
     "qmk._front": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec", "qmk.execution"),
     # the user's surface: the front door, the result, the client and the errors a user catches
     "qmk": (
@@ -154,8 +163,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
 MAY_NOT_IMPORT: dict[str, tuple[str, ...]] = {"qmk.client": ("qmk.abi.server",)}
 
 #: The rooms that speak a wire (open sockets, serve or call JSON-RPC).
-#: The rooms that talk over the network (the assistant: as a client of its model server).
-WIRE = ("qmk.abi", "qmk.http", "qmk.client", "qmk.assist")
+#: (and the assistant: as a client of its model server).
+WIRE = ("qmk.abi", "qmk.http", "qmk.client", "qmk.grpc", "qmk.assist")
 _WIRE_MODULES = ("socket", "ssl", "http", "urllib", "selectors")
 _WIRE_CALLS = ("start_server", "start_unix_server", "open_connection", "open_unix_connection")
 

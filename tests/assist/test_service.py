@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from qmk.errors import QuotaError, UnavailableError
+from qmk.kernel.assist import BURST
 from qmk.kernel.config import config_from_dict
 from support.kernel import KEYS, login, make_config, run_kernel
 from support.tinyllm import BELL
@@ -61,7 +62,8 @@ def test_the_tenants_rate_refuses_with_retry_after(llama, tmp_path):
 
     async def body(kernel: Any) -> Any:
         session = await login(kernel, "alice")
-        await kernel.q_assist(session_id=session, prompt="make a Bell pair")
+        for _ in range(int(BURST)):
+            await kernel.q_assist(session_id=session, prompt="make a Bell pair")
         with pytest.raises(QuotaError) as caught:
             await kernel.q_assist(session_id=session, prompt="again")
         other = await login(kernel, "bob")  # another tenant has its own bucket

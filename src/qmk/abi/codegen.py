@@ -1,6 +1,6 @@
 """Python source generated from the method table, checked in and drift-checked.
 
-Two modules are rendered from :data:`qmk.abi.methods.METHODS`:
+Two modules and a schema are rendered from :data:`qmk.abi.methods.METHODS`:
 
 - :mod:`qmk.abi.protocol`: :class:`~qmk.abi.protocol.KernelSyscalls`, the
   ``typing.Protocol`` a kernel serving the table satisfies. ``qmk.kernel._contract``
@@ -8,10 +8,12 @@ Two modules are rendered from :data:`qmk.abi.methods.METHODS`:
   params, types or defaults drift from the table fails ``make lint``.
 - :mod:`qmk.abi.calls`: :class:`~qmk.abi.calls.SyscallMethods`, one typed method per
   syscall, the base of both :class:`qmk.client.Client` and :class:`qmk.client.AsyncClient`.
+- ``kernel.proto``: the gRPC service ``qmk.v1.Kernel`` (:mod:`qmk.abi.proto`), which
+  ``qmk serve --grpc`` serves (:mod:`qmk.grpc`).
 
 The rendered text is already in ``ruff format`` style (one param a line, trailing
 commas), so the files pass the linters as they are written. One command checks or
-refreshes both (``make docs`` runs ``--write``, ``make test`` runs ``--check``)::
+refreshes all three (``make docs`` runs ``--write``, ``make test`` runs ``--check``)::
 
     python -m qmk.abi.codegen --check   # exit 1, one line per stale file
     python -m qmk.abi.codegen --write   # regenerate them in place
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, ParamSpec
+from qmk.abi.proto import render as render_proto
 
 #: The package folder the generated modules live in.
 HERE = Path(__file__).resolve().parent
@@ -245,7 +248,12 @@ def render_calls() -> str:
 
 
 #: Each generated module's file name in :data:`HERE`, with its renderer.
-FILES: dict[str, Callable[[], str]] = {"protocol.py": render_protocol, "calls.py": render_calls}
+FILES: dict[str, Callable[[], str]] = {
+    "protocol.py": render_protocol,
+    "calls.py": render_calls,
+    # the gRPC schema (qmk.abi.proto): what `qmk serve --grpc` serves, for protoc users
+    "kernel.proto": lambda: render_proto(REGENERATE),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

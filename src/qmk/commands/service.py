@@ -85,6 +85,7 @@ def serve(
         tcp=parse_tcp(args.tcp) if args.tcp else None,
     )
     http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
+    grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
     dask_tls = None
     if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
         from qmk.kernel.dask_options import check_tls, parse_dask
@@ -126,6 +127,7 @@ def serve(
                 pool_factory,
                 args.json,
                 clock,
+                grpc,
             )
         )
     finally:
@@ -148,6 +150,7 @@ async def _serve(
     pool_factory: PoolFactory | None = None,
     as_json: bool = False,
     clock: Clock | None = None,
+    grpc: Any = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -188,17 +191,24 @@ async def _serve(
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
         raise
+    listeners = contextlib.AsyncExitStack()
     try:
         if stop.is_set():
             return
+        beside: list[str] = []  # the gRPC listener's URL, after the others' addresses
 
         def ready(addresses: list[str]) -> None:
+            addresses = [*addresses, *beside]
             if as_json:  # one JSON document, on one line
                 out.write(json.dumps({"listening": addresses, "data_dir": str(data_dir)}) + "\n")
             else:
                 out.write(f"qmk serve: listening on {' '.join(addresses)} (data dir {data_dir})\n")
             out.flush()
 
+        if grpc is not None:  # it drains beside the others once stop is set
+            beside.append(
+                await listeners.enter_async_context(_grpc(kernel, server_config, grpc, stop))
+            )
         if http is None:
             await serve_kernel(kernel, server_config, ready=ready, stop=stop)
         else:
@@ -208,6 +218,7 @@ async def _serve(
             probe = KernelObserver(kernel)
             await serve_with_http(kernel, probe, server_config, http, ready=ready, stop=stop)
     finally:
+        await listeners.aclose()  # the gRPC listener, if any, before the kernel
         await kernel.close()
 
 
@@ -240,6 +251,8 @@ def _http_config(args: argparse.Namespace) -> Any:
         if value is not None
     ]
     if args.http is None:
+        if args.grpc is not None:  # --tls-cert/--tls-key serve gRPC over TLS alone
+            given = [flag for flag in given if not flag.startswith("--tls-")]
         if given:
             raise CommandError.of("bad-option", f"{given[0]} is an option of --http HOST:PORT")
         return None
@@ -263,6 +276,46 @@ def _http_config(args: argparse.Namespace) -> Any:
     )
     check_tls(config)  # a certificate that does not load stops the start before the kernel
     return config
+
+
+def _grpc_config(args: argparse.Namespace) -> Any:
+    """The gRPC API's config from ``--grpc`` and the TLS options (None without --grpc)."""
+    if args.grpc is None:
+        return None
+    try:
+        from qmk.grpc.server import GrpcConfig, check_credentials
+    except ImportError as exc:
+        raise CommandError.of(
+            "bad-option",
+            f"--grpc needs the grpc extra (pip install 'quantum-microkernel[grpc]'): {exc}",
+        ) from None
+    from qmk.abi.server import parse_tcp
+
+    host, port = parse_tcp(args.grpc)
+    config = GrpcConfig(
+        host=host,
+        port=port,
+        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
+        tls_key=None if args.tls_key is None else Path(args.tls_key),
+    )
+    check_credentials(config)  # a certificate that does not load stops the start here
+    return config
+
+
+def _grpc(kernel: Any, server_config: Any, config: Any, stop: Any) -> Any:
+    """The gRPC listener on ``kernel`` (an async context that yields its URL)."""
+    from qmk.grpc.server import grpc_listener
+    from qmk.kernel.observe import KernelObserver
+
+    return grpc_listener(
+        kernel,
+        KernelObserver(kernel),
+        config,
+        max_line=server_config.max_line,
+        max_depth=server_config.max_depth,
+        drain_s=server_config.drain_timeout_s,
+        stop=stop,
+    )
 
 
 # --------------------------------------------------------------------------- clients
@@ -678,12 +731,23 @@ def register(add: AddCommand) -> None:
         metavar="HOST:PORT",
         help="also serve the REST API, metrics and the web console (port 0: a free one)",
     )
-    web.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS: the certificate chain")
-    web.add_argument("--tls-key", metavar="PEM", help="serve HTTPS: the private key")
+    web.add_argument(
+        "--tls-cert", metavar="PEM", help="serve HTTPS (and gRPC over TLS): the certificate chain"
+    )
+    web.add_argument(
+        "--tls-key", metavar="PEM", help="serve HTTPS (and gRPC over TLS): the private key"
+    )
     web.add_argument(
         "--trace",
         metavar="EXPORTER",
         help="OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
+    )
+    rpc = sub.add_argument_group("gRPC API (the grpc extra; docs/grpc.md)")
+    rpc.add_argument(
+        "--grpc",
+        metavar="HOST:PORT",
+        help="also serve the gRPC service qmk.v1.Kernel, with health and reflection (port 0: "
+        "a free one; TLS with --tls-cert/--tls-key)",
     )
     sub.add_argument(
         "--recover",

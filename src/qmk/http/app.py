@@ -35,7 +35,7 @@ from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.protocol import KernelSyscalls
 from qmk.errors import QMKError, SessionError
 from qmk.http import problems
-from qmk.http.events import EventHub, sse
+from qmk.http.events import PROGRESS_S, EventHub, JobWatch, sse
 from qmk.http.metrics import CONTENT_TYPE, Metrics
 from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.probe import KernelProbe
@@ -47,8 +47,7 @@ ACCESS = logging.getLogger("qmk.http.access")
 JOBS = logging.getLogger("qmk.http.jobs")
 LOG = logging.getLogger("qmk.http")
 
-#: Seconds between the progress events of a job's stream (and keep-alives of a tenant's).
-PROGRESS_S = 2.0
+#: Seconds between the keep-alives of a tenant's stream (a job's progress: PROGRESS_S).
 KEEPALIVE_S = 15.0
 #: The console's files (package data of qmk.http.console), by the name they are served as.
 CONSOLE_FILES = {
@@ -362,68 +361,16 @@ class Api:
 
     async def job_events(self, request: Request) -> Response:
         """``GET /v1/jobs/{job_id}/events``: its states, progress, then its result."""
-        session_id = _bearer(request)
-        job_id = request.path_params["job_id"]
-        first = await self.call("q_status", {"session_id": session_id, "job_id": job_id})
-        stream = self.hub.open(first["tenant"], job_id)
-        status = {"session_id": session_id, "job_id": job_id}
-        final = self.final_states
+        watch = await JobWatch.open(
+            self.call, self.hub, _bearer(request), request.path_params["job_id"], PROGRESS_S
+        )
 
         async def events() -> Any:
             try:
-                job = await self.call("q_status", status)
-                yield sse("state", {"job_id": job_id, "state": job["state"]})
-                if job["state"] in final:
-                    yield sse("result", job)
-                    return
-                while True:
-                    event = await stream.get(PROGRESS_S)
-                    if stream.lagged:
-                        yield sse("lagged", {"dropped": stream.lagged})
-                        stream.lagged = 0
-                    if event is None:
-                        if stream.closed:
-                            yield sse("closing", {"reason": "the server is stopping"})
-                            return
-                        job = await self.call("q_status", status)
-                        started = job.get("started_at")
-                        yield sse(
-                            "progress",
-                            {
-                                "job_id": job_id,
-                                "state": job["state"],
-                                "running_s": None
-                                if started is None or job["state"] != "RUNNING"
-                                else round(time.time() - started, 3),
-                            },
-                        )
-                        if job["state"] in final:
-                            yield sse("result", job)
-                            return
-                        continue
-                    if event.is_job:
-                        yield sse("state", {"job_id": job_id, **_fields(event)}, event.seq)
-                        if event.state in final:
-                            yield sse("result", await self.call("q_status", status))
-                            return
-                    elif event.event == "attest":
-                        epochs = event.record.get("epochs") or []
-                        yield sse(
-                            "progress",
-                            {
-                                "job_id": job_id,
-                                "state": "RUNNING",
-                                "epochs": len(epochs),
-                                "engine": event.record.get("engine"),
-                            },
-                            event.seq,
-                        )
-                    else:
-                        yield sse(event.event, event.to_json(), event.seq)
+                async for name, data, seq in watch:
+                    yield sse(name, data, seq)
             except QMKError as exc:  # e.g. the session expired while it watched
                 yield sse("error", problems.problem_of(exc, request.url.path))
-            finally:
-                self.hub.close_stream(stream)
 
         return _event_stream(events())
 
@@ -533,11 +480,6 @@ class Api:
         if found is None:
             raise MethodNotFound(f"no console file {request.path_params['name']!r}")
         return Response(found[0], media_type=found[1], headers={"cache-control": "no-cache"})
-
-
-def _fields(event: Any) -> dict[str, Any]:
-    record = {k: v for k, v in event.record.items() if k not in ("seq", "event", "job_id")}
-    return {"seq": event.seq, **record}
 
 
 def _event_stream(events: Any) -> StreamingResponse:

@@ -1,5 +1,6 @@
 """Live events: the kernel's events fanned out to Server-Sent Event streams, and the
-recent audit entries the console shows.
+recent audit entries the console shows; :class:`JobWatch`, one job's events as every
+wire streams them (the REST API's SSE, gRPC's ``WatchJob``).
 
 :class:`EventHub` listens to a :class:`~qmk.http.probe.KernelProbe` and hands every event
 to the streams that asked for it (a tenant's, or one job's), each through a bounded
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from qmk.abi.jsonrpc import dumps
@@ -148,3 +150,102 @@ class EventHub:
         self._stop()
         for stream in self._streams:
             stream.put(None)
+
+
+#: Seconds between the progress events of a job's stream when nothing else happens.
+PROGRESS_S = 2.0
+
+#: A syscall as a wire calls it: the method's name and its bound params.
+Call = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+def _fields(event: KernelEvent) -> dict[str, Any]:
+    record = {k: v for k, v in event.record.items() if k not in ("seq", "event", "job_id")}
+    return {"seq": event.seq, **record}
+
+
+class JobWatch:
+    """One job's events as a wire streams them, whatever its framing (SSE, gRPC).
+
+    :meth:`open` checks the session and the job first (``q_status``: a bad session or
+    another tenant's job fails before any event); iterating gives ``(event, data, seq)``:
+    ``state`` (the job's state now, then each transition), ``progress`` (every
+    :data:`PROGRESS_S` of quiet, and each attestation of a run's epochs), ``lagged``
+    (events were dropped: the reader did not keep up), other audit events of the job,
+    then ``result`` (the job as ``q_status`` answers it, once final) or ``closing`` (the
+    server stops). ``seq`` is the audit record's, where the event is one (else None).
+    A :class:`~qmk.errors.QMKError` while it watches (the session expired) is raised.
+    """
+
+    def __init__(
+        self, call: Call, hub: EventHub, stream: Stream, params: dict[str, Any], progress_s: float
+    ) -> None:
+        self._call = call
+        self._hub = hub
+        self._stream = stream
+        self._params = params
+        self._progress_s = progress_s
+        self._final = frozenset(hub.probe.final_states)
+
+    @classmethod
+    async def open(
+        cls,
+        call: Call,
+        hub: EventHub,
+        session_id: str,
+        job_id: str,
+        progress_s: float = PROGRESS_S,
+    ) -> JobWatch:
+        """Watch ``job_id`` with ``session_id`` (raises what ``q_status`` raises)."""
+        params = {"session_id": session_id, "job_id": job_id}
+        first = await call("q_status", params)
+        return cls(call, hub, hub.open(first["tenant"], job_id), params, progress_s)
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
+        job_id = self._params["job_id"]
+        stream = self._stream
+        try:
+            job = await self._call("q_status", self._params)
+            yield "state", {"job_id": job_id, "state": job["state"]}, None
+            if job["state"] in self._final:
+                yield "result", job, None
+                return
+            while True:
+                event = await stream.get(self._progress_s)
+                if stream.lagged:
+                    yield "lagged", {"dropped": stream.lagged}, None
+                    stream.lagged = 0
+                if event is None:
+                    if stream.closed:
+                        yield "closing", {"reason": "the server is stopping"}, None
+                        return
+                    job = await self._call("q_status", self._params)
+                    started = job.get("started_at")
+                    running = started is not None and job["state"] == "RUNNING"
+                    progress = {
+                        "job_id": job_id,
+                        "state": job["state"],
+                        "running_s": round(time.time() - started, 3) if running else None,
+                    }
+                    yield "progress", progress, None
+                    if job["state"] in self._final:
+                        yield "result", job, None
+                        return
+                    continue
+                if event.is_job:
+                    yield "state", {"job_id": job_id, **_fields(event)}, event.seq
+                    if event.state in self._final:
+                        yield "result", await self._call("q_status", self._params), None
+                        return
+                elif event.event == "attest":
+                    progress = {
+                        "job_id": job_id,
+                        "state": "RUNNING",
+                        "epochs": len(event.record.get("epochs") or []),
+                        "engine": event.record.get("engine"),
+                    }
+                    yield "progress", progress, event.seq
+                else:
+                    yield event.event, event.to_json(), event.seq
+        finally:
+            self._hub.close_stream(stream)

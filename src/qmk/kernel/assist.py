@@ -1,8 +1,8 @@
 """The kernel's side of the assistant (``q_assist``, ``POST /v1/assist``): per tenant,
 audited, rate-limited, and off when the operator says so.
 
-Each question is charged to the tenant's bucket (``[assist] calls_per_minute``; an empty
-bucket is ``QS1006`` with ``retry_after_s``), runs in a thread (the model's server is
+Each question is charged to the tenant's bucket (a burst of :data:`BURST`, then
+``[assist] calls_per_minute``; an empty bucket is ``QS1006`` with ``retry_after_s``), runs in a thread (the model's server is
 a network call: never on the event loop), and writes audit lines of event ``assist``:
 the question (its digest and length, not its text), each step (the tool and whether it
 succeeded; a refused draft's finding code) and the outcome. The audit lines reach the
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 #: The longest question the kernel takes.
 MAX_PROMPT = 8192
+#: Questions a tenant may ask at once before its rate applies (at least).
+BURST = 3.0
 
 
 class AssistDesk:
@@ -38,7 +40,8 @@ class AssistDesk:
         self.audit = audit
         self.clock = clock
         per_s = config.assist.calls_per_minute / 60.0
-        self.rates = Buckets(rate=per_s, burst=max(1.0, config.assist.calls_per_minute / 6))
+        # a burst of a few questions, then calls_per_minute
+        self.rates = Buckets(rate=per_s, burst=max(BURST, config.assist.calls_per_minute / 2))
 
     def charge(self, tenant: str) -> None:
         """Take one call from ``tenant``'s bucket.

@@ -1,0 +1,251 @@
+"""The messages of ``qmk.v1.Kernel`` at run time, built from the same model as the .proto.
+
+No generated ``_pb2`` modules: :func:`file_descriptor` builds the
+``FileDescriptorProto`` of :func:`qmk.abi.proto.schema` (the model ``kernel.proto`` is
+rendered from), adds it to protobuf's default pool (so server reflection finds it, as
+it finds generated code's) and makes the message classes from it. Both therefore follow
+the method table together, with no build step and nothing generated to drift; a test
+compiles the checked-in ``kernel.proto`` with ``protoc`` and compares.
+
+Converting: :func:`params_of` reads a request message as the syscall's JSON params
+(fields left out are left out, so the table's defaults apply; a ``Struct`` becomes the
+JSON object it holds, whole numbers as integers); :func:`reply_of` fills an answer
+message from the syscall's JSON result.
+
+>>> messages()["WaitRequest"](job_id="job_1").job_id
+'job_1'
+>>> params_of(messages()["WaitRequest"](job_id="j"))
+{'job_id': 'j'}
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, struct_pb2
+from google.protobuf.message import Message
+
+from qmk.abi.errors import InvalidParams
+from qmk.abi.jsonrpc import dumps
+from qmk.abi.proto import (
+    FILE_NAME,
+    JSON_FIELD,
+    LIST,
+    PACKAGE,
+    SERVICE,
+    STRUCT,
+    ProtoField,
+    ProtoFile,
+    ProtoMessage,
+    schema,
+)
+
+_F = descriptor_pb2.FieldDescriptorProto
+_SCALAR_TYPES = {
+    "string": _F.TYPE_STRING,
+    "int64": _F.TYPE_INT64,
+    "double": _F.TYPE_DOUBLE,
+    "bool": _F.TYPE_BOOL,
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _set_type(out: Any, kind: str) -> None:
+    if kind in _SCALAR_TYPES:
+        out.type = _SCALAR_TYPES[kind]
+    else:
+        out.type = _F.TYPE_MESSAGE
+        out.type_name = f".{kind}" if kind in (STRUCT, LIST) else f".{PACKAGE}.{kind}"
+
+
+def _add_message(file: Any, msg: ProtoMessage) -> None:
+    out = file.message_type.add()
+    out.name = msg.name
+    oneofs = 0
+    for field in msg.fields:
+        _add_field(out, msg, field)
+        if field.label == "optional":  # proto3 optional: a synthetic oneof of its own
+            out.field[-1].proto3_optional = True
+            out.field[-1].oneof_index = oneofs
+            out.oneof_decl.add().name = f"_{field.name}"
+            oneofs += 1
+
+
+def _add_field(out: Any, msg: ProtoMessage, field: ProtoField) -> None:
+    added = out.field.add()
+    added.name = field.name
+    added.number = field.number
+    added.json_name = _camel(field.name)
+    added.label = _F.LABEL_REPEATED if field.label == "repeated" else _F.LABEL_OPTIONAL
+    if not field.is_map:
+        _set_type(added, field.type)
+        return
+    key, value = (part.strip() for part in field.type[4:-1].split(","))
+    entry = out.nested_type.add()
+    entry.name = "".join(part.capitalize() for part in field.name.split("_")) + "Entry"
+    entry.options.map_entry = True
+    for number, name, kind in ((1, "key", key), (2, "value", value)):
+        part = entry.field.add()
+        part.name, part.number, part.json_name = name, number, name
+        part.label = _F.LABEL_OPTIONAL
+        _set_type(part, kind)
+    added.label = _F.LABEL_REPEATED
+    added.type = _F.TYPE_MESSAGE
+    added.type_name = f".{PACKAGE}.{msg.name}.{entry.name}"
+
+
+def build(model: ProtoFile) -> descriptor_pb2.FileDescriptorProto:
+    """The ``FileDescriptorProto`` of ``model`` (what protoc makes of its rendered text)."""
+    file = descriptor_pb2.FileDescriptorProto()
+    file.name = FILE_NAME
+    file.package = PACKAGE
+    file.syntax = "proto3"
+    file.dependency.extend(model.imports)
+    for msg in model.messages:
+        _add_message(file, msg)
+    service = file.service.add()
+    service.name = SERVICE
+    for rpc in model.rpcs:
+        method = service.method.add()
+        method.name = rpc.name
+        method.input_type = f".{PACKAGE}.{rpc.request}"
+        method.output_type = f".{PACKAGE}.{rpc.reply}"
+        if rpc.streaming:
+            method.server_streaming = True
+    return file
+
+
+@functools.cache
+def file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """The schema's file, added once to protobuf's default pool."""
+    file = build(schema())
+    struct_pb2.Struct  # noqa: B018  (its file is in the default pool before ours)
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(FILE_NAME)
+    except KeyError:
+        pool.Add(file)
+    return file
+
+
+@functools.cache
+def messages() -> dict[str, type[Message]]:
+    """Every message class of the schema, by its short name."""
+    file_descriptor()
+    pool = descriptor_pool.Default()
+    return {
+        msg.name: message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(f"{PACKAGE}.{msg.name}")
+        )
+        for msg in schema().messages
+    }
+
+
+# --------------------------------------------------------------------------- converting
+
+
+def _plain(value: Any) -> Any:
+    """A whole float (as every Struct number is) as an int; the rest as it is."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def struct_value(value: struct_pb2.Value, depth: int, max_depth: int) -> Any:
+    """The JSON value a protobuf ``Value`` holds (numbers that are whole as ints).
+
+    Raises:
+        InvalidParams: it nests deeper than ``max_depth``.
+    """
+    if depth > max_depth:
+        raise InvalidParams(f"a Struct nests deeper than {max_depth} levels")
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return struct_object(value.struct_value, depth + 1, max_depth)
+    if kind == "list_value":
+        return [struct_value(item, depth + 1, max_depth) for item in value.list_value.values]
+    if kind == "number_value":
+        return _plain(value.number_value)
+    if kind in (None, "null_value"):
+        return None
+    return getattr(value, kind)
+
+
+def struct_object(value: struct_pb2.Struct, depth: int = 1, max_depth: int = 64) -> dict[str, Any]:
+    """The JSON object a ``Struct`` holds."""
+    if depth > max_depth:
+        raise InvalidParams(f"a Struct nests deeper than {max_depth} levels")
+    return {key: struct_value(item, depth, max_depth) for key, item in value.fields.items()}
+
+
+def _repeated(field: Any) -> bool:
+    """Whether a field is repeated (``is_repeated`` from protobuf 5.28 on; ``label``, which
+    protobuf 7 dropped, before)."""
+    found = getattr(field, "is_repeated", None)
+    return bool(found) if found is not None else field.label == field.LABEL_REPEATED
+
+
+def params_of(request: Message, max_depth: int = 64) -> dict[str, Any]:
+    """A request message as JSON params: the fields it carries, by name."""
+    params: dict[str, Any] = {}
+    for field, value in request.ListFields():
+        if field.message_type is not None and field.message_type.full_name == STRUCT:
+            params[field.name] = struct_object(value, 1, max_depth)
+        elif field.message_type is not None and field.message_type.full_name == LIST:
+            params[field.name] = [struct_value(item, 1, max_depth) for item in value.values]
+        elif _repeated(field):
+            params[field.name] = list(value)
+        else:
+            params[field.name] = value
+    return params
+
+
+def to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """A JSON object as a ``Struct`` (the client's side of :func:`struct_object`)."""
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def _counts(result: Any) -> dict[str, int]:
+    """A result's counts where it has them as whole numbers (else none)."""
+    if not isinstance(result, Mapping):
+        return {}
+    try:
+        counts = result["counts"]
+    except KeyError:
+        return {}
+    if not isinstance(counts, Mapping):
+        return {}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+        return {}
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def reply_of(kind: type[Message], result: Any) -> Message:
+    """The answer message ``kind`` filled from a syscall's JSON ``result``: each of its
+    fields that the result has (a job's ``counts`` from its ``result``), and ``json``."""
+    reply = kind()
+    fields = kind.DESCRIPTOR.fields_by_name
+    if isinstance(result, Mapping):
+        for name, field in fields.items():
+            if name == JSON_FIELD:
+                continue
+            if name == "counts":
+                reply.counts.update(_counts(result.get("result")))
+                continue
+            value = result.get(name)
+            if value is None:
+                continue
+            if _repeated(field):
+                getattr(reply, name).extend(value)
+            else:
+                setattr(reply, name, value)
+    setattr(reply, JSON_FIELD, dumps(result, default=str))
+    return reply

@@ -1,0 +1,140 @@
+"""``qmk serve --grpc`` as a process: its address in the ready line, TLS with the HTTP
+listener's options, coded refusals of bad options, and live streams told when it stops."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from qmk.abi.errors import ConnectError
+from qmk.abi.proto import SERVICE_NAME
+from support.grpc_kernel import connect
+from support.kernel import ServerProcess, WorkerGate, config_toml
+from support.paths import EXAMPLES
+
+BELL_QASM = (EXAMPLES / "bell.qasm").read_text()
+
+
+def _server(root: Path, *extra: str) -> ServerProcess:
+    config = root / "k.toml"
+    config.write_text(config_toml())
+    return ServerProcess(
+        socket=root / "k.sock",
+        data_dir=root / "data",
+        config=config,
+        workers=1,
+        log=root / "k.log",
+        extra=("--json", "--grpc", "127.0.0.1:0", *extra),
+    )
+
+
+def _listening(server: ServerProcess) -> list[str]:
+    for line in server.output().splitlines():
+        if line.startswith("{"):
+            return list(json.loads(line)["listening"])
+    raise AssertionError(server.output())
+
+
+def _serve_fails(tmp_path: Path, *options: str) -> tuple[int, str]:
+    (tmp_path / "k.toml").write_text(config_toml())
+    done = subprocess.run(
+        [sys.executable, "-m", "qmk", "serve", "--socket", str(tmp_path / "s.sock"),
+         "--data-dir", str(tmp_path / "d"), "--config", str(tmp_path / "k.toml"),
+         "--workers", "1", *options],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return done.returncode, done.stderr
+
+
+def test_grpc_over_tls_with_the_certificate_and_key_of_the_other_listeners(tmp_path: Path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate to test with")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = _server(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key)).start()
+    try:
+        address = next(a for a in _listening(server) if a.startswith("grpc"))
+        assert address.startswith("grpcs://127.0.0.1:")
+        target = address.removeprefix("grpcs://")
+        with connect(address, root_certificates=cert) as secure:
+            job = secure.submit(BELL_QASM, shots=50, seed=3)
+            done = secure.rpc("Wait", job_id=job.job_id, timeout_ms=60000)
+            assert done.state == "COMPLETED" and set(done.counts) == {"00", "11"}
+        trust = grpc.ssl_channel_credentials(cert.read_bytes())
+        with grpc.secure_channel(target, trust) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=30)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(ConnectError):  # plain text to a TLS port gets no answer
+            connect(target, timeout=_short())
+    finally:
+        assert server.stop() == 0, server.output()
+
+
+def _short():
+    from qmk.client import Timeout
+
+    return Timeout(call=10)
+
+
+def test_a_live_watch_is_told_the_server_stops_and_the_server_exits_0(tmp_path: Path):
+    gate = WorkerGate(tmp_path)
+    server = _server(tmp_path)
+    server.start(hooks=gate.hooks())
+    try:
+        target = next(a for a in _listening(server) if a.startswith("grpc://"))
+        with connect(target) as alice:
+            job = alice.submit(BELL_QASM, shots=10, seed=1)  # held at the gate
+            events = alice.watch_job(job.job_id)
+            first = next(events)
+            assert first.event == "state" and first.state in ("QUEUED", "RUNNING")
+            server.proc.send_signal(15)  # SIGTERM
+            rest = list(events)
+            assert rest and rest[-1].event == "closing", [e.event for e in rest]
+            assert json.loads(rest[-1].json) == {"reason": "the server is stopping"}
+    finally:
+        gate.open()
+        assert server.proc.wait(60) == 0, server.output()
+        server.stopped = True
+
+
+def test_a_bad_grpc_address_is_one_coded_line(tmp_path: Path):
+    status, err = _serve_fails(tmp_path, "--grpc", "no-port-here")
+    assert status == 2 and err.startswith("QW001 bad-address: "), err
+
+
+def test_a_grpc_port_in_use_is_one_coded_line(tmp_path: Path):
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        status, err = _serve_fails(tmp_path, "--grpc", f"127.0.0.1:{port}")
+    assert status == 2 and err.startswith("QW003 cannot-bind: 127.0.0.1:"), err
+    assert err.count("\n") == 1, err
+
+
+def test_a_tls_file_that_does_not_load_stops_grpc_before_the_kernel_starts(tmp_path: Path):
+    status, err = _serve_fails(
+        tmp_path, "--grpc", "127.0.0.1:0", "--tls-cert", str(tmp_path / "missing.pem"),
+        "--tls-key", str(tmp_path / "missing.key"),
+    )  # fmt: skip
+    assert status == 2 and err.startswith("QW011 bad-option: --tls-cert"), err
+    assert not (tmp_path / "d").exists()
+
+
+def test_trace_is_still_an_option_of_http_alone(tmp_path: Path):
+    status, err = _serve_fails(tmp_path, "--grpc", "127.0.0.1:0", "--trace", "console")
+    assert status == 2 and "--trace is an option of --http" in err, err
