@@ -2,8 +2,9 @@
 audited, rate-limited, and off when the operator says so.
 
 Each question is charged to the tenant's bucket (a burst of :data:`BURST`, then
-``[assist] calls_per_minute``; an empty bucket is ``QS1006`` with ``retry_after_s``), runs in a thread (the model's server is
-a network call: never on the event loop), and writes audit lines of event ``assist``:
+``[assist] calls_per_minute``; an empty bucket is ``QS1006`` with ``retry_after_s``),
+runs in a thread (the model's server is a network call: never on the event loop), and
+writes audit lines of event ``assist``:
 the question (its digest and length, not its text), each step (the tool and whether it
 succeeded; a refused draft's finding code) and the outcome. The audit lines reach the
 HTTP layer's live events, which is how ``POST /v1/assist`` streams the steps. The
