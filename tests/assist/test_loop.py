@@ -87,3 +87,34 @@ def test_an_http_error_is_QI102_naming_the_status(llama):
         assist("hello", settings=settings)
     assert caught.value.code == "QI102"
     assert caught.value.details["status"] == 404
+
+
+def test_the_ollama_api_carries_structured_steps_and_options(llama):
+    from support.ollama_proxy import OllamaProxy
+
+    with OllamaProxy(llama.url) as ollama:
+        settings = Settings(
+            url=ollama.url, model="drafts-bell", api="ollama", structured=True, seed=7
+        )
+        answer = assist("make a Bell pair", settings=settings)
+    assert answer.program == BELL
+    (request,) = ollama.requests
+    assert request["format"]["properties"]["action"]["enum"][-1] == "answer"
+    assert request["options"] == {"temperature": 0.0, "num_predict": 1024, "seed": 7}
+    assert "tools" not in request  # a forced step travels as the format schema
+
+
+def test_the_ollama_api_answers_free_tool_calling(llama):
+    from support.ollama_proxy import OllamaProxy
+
+    with OllamaProxy(llama.url) as ollama:
+        settings = Settings(url=ollama.url, model="writes-fenced", api="ollama")
+        answer = assist("make a Bell pair", settings=settings)
+    assert answer.program == BELL
+    assert {t["function"]["name"] for t in ollama.requests[0]["tools"]} == {
+        "validate",
+        "info",
+        "estimate",
+        "plan",
+        "run",
+    }
