@@ -146,3 +146,29 @@ def _sse(text: str) -> list[tuple[str, Any]]:
         if data is not None:
             out.append((name, data))
     return out
+
+
+def test_qmk_assist_with_a_socket_asks_the_kernels_assistant(tmp_path):
+    pytest.importorskip("httpx")
+    from support.cli import qmk
+    from support.http import HttpServer
+    from support.kernel import TENANTS
+
+    server = HttpServer(tmp_path).start()  # no [assist] model: the kernel's own advice
+    try:
+        status, out, err = qmk(
+            "assist",
+            "what does QS1006 mean?",
+            "--socket",
+            str(server.socket),
+            "--tenant",
+            "alice",
+            "--key",
+            TENANTS["alice"]["key"],
+            "--json",
+        )
+    finally:
+        assert server.stop() == 0, server.output()
+    assert (status, err) == (0, "")
+    reply = json.loads(out)
+    assert reply["status"] == "advice" and reply["advice"][0].startswith("QS1006 ")

@@ -3,7 +3,8 @@
 The model is an Ollama or OpenAI-compatible server named by ``--url`` and ``--model``
 (or ``QMK_ASSIST_URL``, ``QMK_ASSIST_MODEL``, ``QMK_ASSIST_API``); with none, no network
 call is made: the command says how to configure one and prints QMK's deterministic
-advice (:mod:`qmk.assist.advice`). See docs/assistant.md.
+advice (:mod:`qmk.assist.advice`). With ``--socket`` the kernel's assistant answers
+instead (``q_assist``: its model, its rate limit, its audit). See docs/assistant.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import TextIO
+from typing import Any, TextIO
 
 from qmk.commands import AddCommand
 
@@ -44,11 +45,13 @@ def register(add: AddCommand) -> None:
     parser.add_argument(
         "--temperature", type=float, default=0.0, help="the model's temperature (0)"
     )
-    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument(
         "--stream", action="store_true", help="print each step as a JSON line as it happens"
     )
-    parser.set_defaults(run=_run)
+    from qmk.commands.service import _client_options
+
+    _client_options(parser)  # --socket: ask the kernel's assistant (q_assist) instead
+    parser.set_defaults(run=_run, syscall="q_assist")
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -68,6 +71,15 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 file_text = handle.read(limits_of(args).max_bytes or -1).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise FrontendError.of("unreadable", f"{args.file}: {exc}") from None
+    if args.socket:  # the kernel's assistant: its model, its rate, its audit
+        from qmk.commands.service import _client
+
+        with _client(args) as client:
+            reply = client.q_assist(args.prompt, file_text)
+        if args.json:
+            out.write(json.dumps(reply, indent=2, default=str) + "\n")
+            return 0
+        return _show(reply, out)
     ctx = Context(file_text=file_text, file_name=args.file, limits=limits_of(args))
     settings = Settings(
         url=args.url or os.environ.get(ENVIRONMENT["url"]),
@@ -103,11 +115,18 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(json.dumps(answer.to_json(), indent=2, default=str) + "\n")
         return 0
-    for result in answer.tool_results:
+    return _show(answer.to_json(), out)
+
+
+def _show(answer: dict[str, Any], out: TextIO) -> int:
+    """An answer for people: the tools' results, the text, the verified program."""
+    for result in answer.get("tool_results") or ():
         out.write(f"[{result['tool']}] {json.dumps(result['result'], default=str)}\n")
-    if answer.text:
-        out.write(answer.text.rstrip() + "\n")
-    if answer.program is not None:
+    for line in answer.get("advice") or ():
+        out.write(line + "\n")
+    if answer.get("text"):
+        out.write(str(answer["text"]).rstrip() + "\n")
+    if answer.get("program") is not None:
         out.write("verified program (QMK's validator passed it):\n")
-        out.write(answer.program.rstrip() + "\n")
+        out.write(str(answer["program"]).rstrip() + "\n")
     return 0
