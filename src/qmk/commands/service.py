@@ -86,12 +86,17 @@ def serve(
     )
     http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
     dask_tls = None
+    dask_flags = {"insecure": args.dask_insecure, "dashboard": args.dask_dashboard}
     if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
-        from qmk.kernel.dask_options import check_tls, parse_dask
+        from qmk.kernel.dask_options import check_exposure, check_tls, parse_dask
 
         if args.dask is not None:  # a bad value stops the start before anything runs
             parse_dask(args.dask)
         dask_tls = check_tls(args.dask, args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key)
+        if args.dask is not None:
+            check_exposure(args.dask, **dask_flags)
+    elif args.dask_insecure or args.dask_dashboard:
+        raise CommandError.of("bad-option", "--dask-insecure and --dask-dashboard go with --dask")
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.http.logs import JsonFormatter
@@ -126,6 +131,7 @@ def serve(
                 pool_factory,
                 args.json,
                 clock,
+                dask_flags=dask_flags,
             )
         )
     finally:
@@ -148,6 +154,8 @@ async def _serve(
     pool_factory: PoolFactory | None = None,
     as_json: bool = False,
     clock: Clock | None = None,
+    *,
+    dask_flags: dict[str, bool] | None = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -163,7 +171,9 @@ async def _serve(
             loop.add_signal_handler(signum, stop.set)
     pool = None
     if dask is not None:  # the jobs run on a Dask cluster (docs/scale-out.md)
-        pool = await asyncio.to_thread(_dask_pool, dask, config, workers, dask_tls, loop)
+        pool = await asyncio.to_thread(
+            _dask_pool, dask, config, workers, dask_tls, loop, dask_flags
+        )
     try:
         if workers is None:
             kernel = await Kernel.open(
@@ -212,7 +222,12 @@ async def _serve(
 
 
 def _dask_pool(
-    text: str, config: Any, workers: int | None, tls: Any = None, loop: Any = None
+    text: str,
+    config: Any,
+    workers: int | None,
+    tls: Any = None,
+    loop: Any = None,
+    flags: dict[str, bool] | None = None,
 ) -> Any:
     """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address,
     driven by the kernel's ``loop``."""
@@ -225,7 +240,7 @@ def _dask_pool(
             "bad-option",
             f"--dask needs the dask extra (pip install 'quantum-microkernel[dask]'): {exc}",
         ) from None
-    return dask_pool(text, config, workers=workers, tls=tls, loop=loop)
+    return dask_pool(text, config, workers=workers, tls=tls, loop=loop, **(flags or {}))
 
 
 def _http_config(args: argparse.Namespace) -> Any:
@@ -657,6 +672,18 @@ def register(add: AddCommand) -> None:
             metavar="FILE",
             help=f"{what} TLS to a tls:// Dask scheduler (PEM; the three go together)",
         )
+    sub.add_argument(
+        "--dask-insecure",
+        action="store_true",
+        help="accept a tcp:// Dask scheduler (no TLS: whoever reaches it runs code in the "
+        "workers; refused otherwise, QK120)",
+    )
+    sub.add_argument(
+        "--dask-dashboard",
+        action="store_true",
+        help="with --dask local:N: serve Dask's dashboard on a free port of 127.0.0.1 "
+        "(default: none)",
+    )
     sub.add_argument(
         "--max-line",
         type=_int_in(1024),
