@@ -522,9 +522,7 @@ def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
                     f"  line {line}: a kernel started with --recover: {'; '.join(problems)}\n"
                 )
         return 0
-    err.write(
-        f"{args.data_dir}: audit log tampered at line {report.first_bad_line}: {report.reason}\n"
-    )
+    err.write(f"{args.data_dir}: tampered at audit line {report.first_bad_line}: {report.reason}\n")
     return 1
 
 
@@ -532,6 +530,7 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     from qmk.kernel.attest import find_attestation, replay
     from qmk.kernel.audit import verify
     from qmk.kernel.store import Store
+    from qmk.kernel.stored import digest_counts
 
     try:
         report = verify(args.data_dir)
@@ -542,7 +541,7 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         ) from None
     if not report.ok:
         err.write(
-            f"{args.data_dir}: audit log tampered at line {report.first_bad_line}: "
+            f"{args.data_dir}: tampered at audit line {report.first_bad_line}: "
             f"{report.reason}; nothing replayed\n"
         )
         return 1
@@ -550,7 +549,7 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         raise CommandError.of(
             "no-attestation", f"{args.data_dir}: no attestation of job {args.job!r}"
         )
-    store = Store(args.data_dir)
+    store = Store(args.data_dir, seal_key=_result_key(Path(args.data_dir)))
     try:
         job = store.load_job(args.job, record["tenant"])
     finally:
@@ -559,7 +558,14 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         raise CommandError.of(
             "no-attestation", f"{args.data_dir}: job {args.job!r} is attested but not stored"
         )
+    if job.result_damage is not None:  # (audit verify saw it too: a row edited since)
+        err.write(f"{args.job}: {job.result_damage['code']} {job.result_damage['message']}\n")
+        return 1
     found = replay(job.graph, record, args.job)
+    stored = None if job.result is None else job.result.get("counts")
+    if found.same and isinstance(stored, dict) and digest_counts(stored) != found.recorded:
+        err.write(f"{args.job}: the stored counts differ from the attested ones (edited)\n")
+        return 1
     if args.json:
         _dump(
             {
@@ -585,6 +591,17 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         )
         return 1
     return 0
+
+
+def _result_key(data_dir: Path) -> bytes | None:
+    """The key of the results' seals of ``data_dir`` (None without its secret)."""
+    from qmk.kernel.datafiles import SECRET_FILE
+    from qmk.kernel.seals import derive
+
+    try:
+        return derive((data_dir / SECRET_FILE).read_bytes(), "result")
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- parsers

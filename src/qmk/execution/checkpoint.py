@@ -60,6 +60,7 @@ True
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,9 +107,17 @@ def resume(runner: Runner, state: ExecutionState) -> None:
     runner.epoch = state.epoch
 
 
-def write_state(path: str | os.PathLike[str], state: ExecutionState) -> int:
-    """Write ``state`` to ``path`` atomically; its size in bytes."""
+def write_state(
+    path: str | os.PathLike[str],
+    state: ExecutionState,
+    *,
+    seal: Callable[[bytes], bytes] | None = None,
+) -> int:
+    """Write ``state`` to ``path`` atomically; its size in bytes. ``seal`` makes the
+    bytes written of the state's (the kernel's adds its HMAC: :mod:`qmk.kernel.seals`)."""
     data = state.to_bytes()
+    if seal is not None:
+        data = seal(data)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")

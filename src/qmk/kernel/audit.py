@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
-from qmk.kernel.store import committed_audit_head
+from qmk.kernel.store import committed_audit_head, stored_results
+from qmk.kernel.stored import digest_counts
 
 _log = logging.getLogger("qmk.kernel.audit")
 
@@ -181,6 +182,8 @@ class AuditReport:
     #: Lines where a kernel started on a damaged directory (``--recover``) and what it
     #: accepted: the chain is whole from there on, but what came before may be lost.
     recoveries: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    #: Stored results compared with their audit lines (and their seals, with the secret).
+    results_checked: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -191,6 +194,7 @@ class AuditReport:
             "head_checked": self.head_checked,
             "macs_checked": self.macs_checked,
             "recoveries": [{"line": line, "problems": list(p)} for line, p in self.recoveries],
+            "results_checked": self.results_checked,
         }
 
 
@@ -227,6 +231,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         count = len(raw_lines)
         return bad("the last line is incomplete (no newline)")
     head_hash: str | None = None
+    digests = _Digests()
     for raw in raw_lines:
         count += 1
         try:
@@ -246,6 +251,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         ):
             return bad("the line's mac does not match its content (edited)")
         prev = hashlib.sha256(raw).hexdigest()
+        digests.note(count, record)
         if record.get("event") == "kernel" and record.get("recovered_from"):
             recoveries.append((count, tuple(map(str, record["recovered_from"]))))
         if head is not None and count == head[0]:
@@ -270,13 +276,73 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
                 head_checked=True,
                 macs_checked=secret is not None,
             )
+    checked, problem = digests.check(root, secret)
+    if problem is not None:
+        line, reason = problem
+        return AuditReport(
+            ok=False,
+            lines=count,
+            first_bad_line=line,
+            reason=reason,
+            head_checked=head is not None,
+            macs_checked=secret is not None,
+            results_checked=checked,
+        )
     return AuditReport(
         ok=True,
         lines=count,
         head_checked=head is not None,
         macs_checked=secret is not None,
         recoveries=tuple(recoveries),
+        results_checked=checked,
     )
+
+
+class _Digests:
+    """What the audit log says each job's stored result is: the ``result_sha256`` of its
+    last COMPLETED line (the stored JSON's SHA-256), else of its last ``attest`` line
+    (the counts' digest, lines of kernels from before results were sealed)."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, tuple[int, str]] = {}
+        self.counts: dict[str, tuple[int, str]] = {}
+
+    def note(self, line: int, record: dict[str, Any]) -> None:
+        event, job_id = record.get("event"), record.get("job_id")
+        if not isinstance(job_id, str):
+            return
+        digest = record.get("result_sha256")
+        if event == "job" and record.get("state") == "COMPLETED":
+            if isinstance(digest, str):
+                self.stored[job_id] = (line, digest)
+            else:
+                self.stored.pop(job_id, None)
+        elif event == "attest" and isinstance(digest, str):
+            self.counts[job_id] = (line, digest)
+
+    def check(self, root: Path, secret: bytes | None) -> tuple[int, tuple[int, str] | None]:
+        """(results compared, the first mismatch as (line, reason) or None)."""
+        from qmk.kernel.seals import data_digest, derive
+        from qmk.kernel.stored import stored_result
+
+        key = None if secret is None else derive(secret, "result")
+        checked = 0
+        for job_id, data, meta, sealed in stored_results(root, key):
+            checked += 1
+            edited = f"job {job_id}'s stored result differs from "
+            if sealed is False:
+                line = self.stored.get(job_id, self.counts.get(job_id, (0, "")))[0]
+                return checked, (line, edited + "the seal the kernel wrote (edited in kernel.db)")
+            if job_id in self.stored:
+                line, digest = self.stored[job_id]
+                if data_digest(data) != digest:
+                    return checked, (line, edited + f"line {line}'s result_sha256 (edited)")
+            elif job_id in self.counts:
+                line, digest = self.counts[job_id]
+                counts = stored_result(data, meta).get("counts")
+                if not isinstance(counts, dict) or digest_counts(counts) != digest:
+                    return checked, (line, edited + f"line {line}'s attested counts (edited)")
+        return checked, None
 
 
 __all__ = ["AuditLog", "AuditReport", "verify"]

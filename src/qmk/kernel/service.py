@@ -70,6 +70,7 @@ from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.delegations import STATES as DELEGATION_STATES
 from qmk.kernel.delegations import Delegation, DelegationTable, not_found
 from qmk.kernel.faults import device_for
+from qmk.kernel.seals import derive
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
 from qmk.kernel.supervisor import Supervisor
@@ -100,6 +101,7 @@ class Kernel:
         self.clock = clock
         self.workers: int = getattr(pool, "max_workers", 1)
         machine = config.machine
+        self.secret = load_secret(data_dir)
         self.store = Store(
             data_dir,
             synchronous=config.synchronous,
@@ -109,8 +111,8 @@ class Kernel:
                 "noise_model": machine.noise_model,
                 "calibration": machine.calibration,
             },
+            seal_key=derive(self.secret, "result"),
         )
-        self.secret = load_secret(data_dir)
         self.audit = AuditLog(data_dir, self.secret)
         self.sessions = Sessions(
             self.secret, ttl_s=config.session_ttl_s, revoked=self.store.revoked_sessions()
@@ -146,6 +148,7 @@ class Kernel:
         )
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self._lent
+        self.supervisor.state_key = derive(self.secret, "state")
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False

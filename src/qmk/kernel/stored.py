@@ -60,12 +60,21 @@ class StoredResult(Mapping[str, Any]):
     (b'{"11":5}', None)
     """
 
-    __slots__ = ("_counts", "data", "meta")
+    __slots__ = ("_counts", "_sha256", "data", "meta")
 
     def __init__(self, data: bytes, meta: Mapping[str, Any]) -> None:
         self.data = data
         self.meta = meta
         self._counts: dict[str, Any] | None = None
+        self._sha256: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 (hex) of :attr:`data`, taken once: what the job's COMPLETED audit line
+        records and its seal covers (:mod:`qmk.kernel.seals`)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.data).hexdigest()
+        return self._sha256
 
     def __json_bytes__(self) -> bytes:
         return self.data
