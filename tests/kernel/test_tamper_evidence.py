@@ -219,3 +219,88 @@ def test_an_edited_checkpoint_is_refused_on_restore_not_run_and_attested(
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         run_kernel(tmp_path, body, workers=1, pause=pause)
+
+
+# --------------------------------------------------------------------------- start-up check
+
+
+def _open(data_dir: Path, *, recover: bool = False) -> None:
+    async def main() -> None:
+        kernel = await Kernel.open(make_config(), data_dir, recover=recover)
+        await kernel.close()
+
+    asyncio.run(main())
+
+
+def _refused(data_dir: Path) -> str:
+    from qmk.kernel.errors import DataDirError
+
+    with pytest.raises(DataDirError) as caught:
+        _open(data_dir)
+    assert caught.value.code == "QK103"
+    return caught.value.message
+
+
+def test_swapped_audit_lines_in_the_middle_stop_the_start_unless_told_to_recover(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    completed_job(data)
+    lines = (data / AUDIT_FILE).read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 6
+    lines[2], lines[3] = lines[3], lines[2]
+    (data / AUDIT_FILE).write_bytes(b"".join(lines))
+    assert "audit line 3 does not chain on" in _refused(data)
+    _open(data, recover=True)
+    _open(data)  # accepted once, recorded: the next start checks from there
+
+
+def test_a_forged_line_after_the_head_stops_the_start_unless_told_to_recover(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+
+    data = tmp_path / "data"
+    completed_job(data)
+    lines = (data / AUDIT_FILE).read_bytes().splitlines()
+    last = json.loads(lines[-1])
+    forged = {
+        "seq": last["seq"] + 1,
+        "ts": last["ts"],
+        "event": "job",
+        "job_id": "job_forged",
+        "tenant": "alice",
+        "state": "COMPLETED",
+        "prev": hashlib.sha256(lines[-1]).hexdigest(),
+        "mac": "0" * 64,  # whoever forges it has no secret
+    }
+    with open(data / AUDIT_FILE, "ab") as handle:
+        handle.write(json.dumps(forged, separators=(",", ":")).encode() + b"\n")
+    assert f"audit line {forged['seq']}'s mac does not match" in _refused(data)
+    _open(data, recover=True)
+    _open(data)
+
+
+def test_each_start_records_the_line_its_check_reached(tmp_path: Path) -> None:
+    from qmk.kernel.datafiles import SECRET_FILE
+    from qmk.kernel.seals import derive
+    from qmk.kernel.store import verified_audit_head
+
+    data = tmp_path / "data"
+    completed_job(data)
+    lines = (data / AUDIT_FILE).read_bytes().splitlines()
+    key = derive((data / SECRET_FILE).read_bytes(), "audit-head")
+    checked = verified_audit_head(data, key)
+    assert checked == (0, "0" * 64, 0)  # the first start found an empty log
+    _open(data)
+    assert verified_audit_head(data, key) == (len(lines), *tail_of(data, len(lines)))
+
+
+def tail_of(data_dir: Path, seq: int) -> tuple[str, int]:
+    """(hash, byte offset) of audit line ``seq`` of ``data_dir``."""
+    import hashlib
+
+    raw = (data_dir / AUDIT_FILE).read_bytes()
+    lines = raw.splitlines(keepends=True)
+    offset = sum(len(line) for line in lines[: seq - 1])
+    return hashlib.sha256(lines[seq - 1].rstrip(b"\n")).hexdigest(), offset

@@ -45,6 +45,16 @@ def _mac(secret: bytes, body: str) -> str:
     return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
 
 
+def line_mac_ok(secret: bytes, text: str, mac: Any) -> bool:
+    """Whether ``text`` (one audit line) carries the HMAC of its content, ``mac``."""
+    marker = f',"mac":"{mac}"}}'
+    return (
+        isinstance(mac, str)
+        and text.endswith(marker)
+        and hmac.compare_digest(mac, _mac(secret, text[: -len(marker)] + "}"))
+    )
+
+
 def _line_encoder() -> Callable[[dict[str, Any]], str]:
     """``json.dumps(record, separators=(",", ":"), ensure_ascii=True, default=str)``, the
     same text, with the encoder made once: ``json.dumps`` builds a new one per call (its C
@@ -75,7 +85,7 @@ class AuditLog:
     def __init__(self, data_dir: str | os.PathLike[str], secret: bytes) -> None:
         self.path = Path(data_dir) / AUDIT_FILE
         self._secret = secret
-        self.seq, self.head, self.head_offset = _tail(self.path)
+        self.seq, self.head, self.head_offset = tail(self.path)
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied for each line
         self._pending: list[str] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -146,7 +156,7 @@ class AuditLog:
         os.close(self._fd)
 
 
-def _tail(path: Path) -> tuple[int, str, int]:
+def tail(path: Path) -> tuple[int, str, int]:
     """(seq, hash, byte offset) of the last complete line of ``path``, or (0, GENESIS, 0)."""
     try:
         with open(path, "rb") as handle:
@@ -244,11 +254,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
             return bad(f"seq {seq} where {count} was expected (a line was removed or moved)")
         if line_prev != prev:
             return bad("prev does not match the previous line (edited, removed or moved)")
-        marker = f',"mac":"{mac}"}}'
-        if secret is not None and (
-            not text.endswith(marker)
-            or not hmac.compare_digest(mac, _mac(secret, text[: -len(marker)] + "}"))
-        ):
+        if secret is not None and not line_mac_ok(secret, text, mac):
             return bad("the line's mac does not match its content (edited)")
         prev = hashlib.sha256(raw).hexdigest()
         digests.note(count, record)
@@ -345,4 +351,4 @@ class _Digests:
         return checked, None
 
 
-__all__ = ["AuditLog", "AuditReport", "verify"]
+__all__ = ["GENESIS", "AuditLog", "AuditReport", "line_mac_ok", "tail", "verify"]

@@ -11,10 +11,17 @@
 3. **Checks.** The database passes SQLite's ``quick_check``; the secret, the database
    and the audit log are all there or all absent (a new directory); the audit log holds
    the chain head the database committed, at the offset and with the hash it recorded,
-   and every line after it chains on. Anything else is ``QK103 data-dir-damaged`` naming
-   the problem, and the kernel does not start, unless it is told to recover
-   (``qmk serve --recover``): then it starts, and its ``open`` audit line lists the
-   problems (``audit verify`` still reports the break where it is).
+   and every line after it chains on. And every line after the one the last start's
+   check reached (its seq, hash and offset are in the database with their HMAC:
+   :func:`~qmk.kernel.store.verified_audit_head`; the first line when there is none)
+   is where that check left it, chains on (seq, prev) and carries its HMAC: so lines
+   swapped, removed or forged anywhere since the last start are seen, and each start
+   reads only what was written since (``qmk audit verify`` reads it all). Anything else
+   is ``QK103 data-dir-damaged`` naming the problem, and the kernel does not start,
+   unless it is told to recover (``qmk serve --recover``): then it starts, and its
+   ``open`` audit line lists the problems (``audit verify`` still reports the break
+   where it is). The kernel records the line the check reached (:attr:`DataDir.checked`)
+   when it opens.
 
 Files the kernel creates in the directory are mode 0600, the directory 0700.
 """
@@ -31,9 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qmk.kernel.audit import GENESIS, line_mac_ok, tail
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, LOCK_FILE, SECRET_FILE
 from qmk.kernel.errors import DataDirError
-from qmk.kernel.store import committed_audit_head
+from qmk.kernel.seals import derive
+from qmk.kernel.store import committed_audit_head, verified_audit_head
 
 
 @dataclass(slots=True, kw_only=True)
@@ -46,6 +55,9 @@ class DataDir:
     repaired_bytes: int = 0
     #: Problems accepted by ``recover=True`` (empty: none found).
     accepted: list[str] = field(default_factory=list)
+    #: (seq, hash, byte offset) of the audit log's last line when it was checked: where
+    #: the next start's check begins (the kernel records it, with its HMAC).
+    checked: tuple[int, str, int] = (0, GENESIS, 0)
 
     def close(self) -> None:
         """Release the lock (idempotent)."""
@@ -93,6 +105,7 @@ def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> Dat
         head = committed_audit_head(root)
         opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
         problems = check(root, head)
+        opened.checked = tail(root / AUDIT_FILE)
     except BaseException:
         opened.close()
         raise
@@ -131,7 +144,47 @@ def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
         problems.append("the kernel secret is missing (sessions and audit macs depend on it)")
     if head is not None:
         problems += _check_chain(audit, head)
+    if not problems and has_lines and secret.exists():
+        key = secret.read_bytes()
+        problems += _check_since(audit, verified_audit_head(root, derive(key, "audit-head")), key)
     return problems
+
+
+def _check_since(audit: Path, since: tuple[int, str, int] | None, secret: bytes) -> list[str]:
+    """Every line after ``since`` (the line the last start's check reached; None: from
+    the first) is where that check left it, chains on and carries its HMAC."""
+    seq, prev, offset = since or (0, GENESIS, 0)
+    with open(audit, "rb") as handle:
+        handle.seek(offset)
+        if seq > 0:
+            first = handle.readline().rstrip(b"\n")
+            if hashlib.sha256(first).hexdigest() != prev:
+                return [
+                    f"audit line {seq}, checked at the last start, is not where it was "
+                    "(edited, cut or moved)"
+                ]
+        expected = seq + 1
+        for raw in handle:
+            line = raw.rstrip(b"\n")
+            try:
+                text = line.decode("ascii")
+                record = json.loads(text)
+                chained = record["seq"] == expected and record["prev"] == prev
+                signed = line_mac_ok(secret, text, record["mac"])
+            except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+                chained = signed = False
+            if not chained:
+                return [
+                    f"audit line {expected} does not chain on from line {expected - 1} "
+                    "(edited, removed or moved)"
+                ]
+            if not signed:
+                return [
+                    f"audit line {expected}'s mac does not match its content (edited, or "
+                    "written without the kernel's secret)"
+                ]
+            prev, expected = hashlib.sha256(line).hexdigest(), expected + 1
+    return []
 
 
 def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> int:

@@ -204,6 +204,7 @@ class Kernel:
             directory.close()
             raise
         kernel.data = directory
+        kernel.store.set_verified_head(directory.checked, derive(kernel.secret, "audit-head"))
         recovered = kernel.supervisor.recover()
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()

@@ -406,6 +406,16 @@ class Store:
         self.db.commit()
         self.dirty = False
 
+    def set_verified_head(self, head: tuple[int, str, int], key: bytes) -> None:
+        """Record the audit line a start's check reached (see :data:`AUDIT_VERIFIED`);
+        it is committed with the next commit."""
+        seq, digest, offset = head
+        value = f"{seq}:{digest}:{offset}:{_verified_mac(key, seq, digest, offset)}"
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (AUDIT_VERIFIED, value)
+        )
+        self.dirty = True
+
     def rollback(self) -> None:
         """Drop everything written since the last commit (a commit that failed)."""
         self.db.rollback()
@@ -927,6 +937,40 @@ def stored_results(
         db.close()
 
 
+#: The ``meta`` key of the audit line the last start's check reached (seq, hash, byte
+#: offset of its line) with its HMAC: the next start checks the lines after it.
+AUDIT_VERIFIED = "audit_verified"
+
+
+def _verified_mac(key: bytes, seq: int, digest: str, offset: int) -> str:
+    return result_seal(key, "", f"{seq}:{digest}:{offset}", "audit-verified")
+
+
+def verified_audit_head(data_dir: Path, key: bytes) -> tuple[int, str, int] | None:
+    """(seq, hash, byte offset) of the audit line the last start's check of ``data_dir``
+    reached, read without opening the database for writing; None without one, or when
+    its HMAC (``key``) fails: then the next check starts at the first line."""
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (AUDIT_VERIFIED,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if row is None:
+        return None
+    seq, digest, offset, mac = [*str(row[0]).split(":"), "", "", "", ""][:4]
+    if not (seq.isdigit() and offset.isdigit()):
+        return None
+    if not hmac.compare_digest(mac, _verified_mac(key, int(seq), digest, int(offset))):
+        return None
+    return int(seq), digest, int(offset)
+
+
 def committed_audit_head(data_dir: Path) -> tuple[int, str, int | None] | None:
     """(seq, hash, byte offset of its line or None) of the audit chain head the database
     of ``data_dir`` committed, read without opening it for writing; None without a
@@ -953,9 +997,11 @@ __all__ = [
     "AUDIT_HEAD",
     "AUDIT_OFFSET",
     "AUDIT_SEQ",
+    "AUDIT_VERIFIED",
     "RESULT_SEALS_FROM",
     "Store",
     "committed_audit_head",
     "stored_results",
     "tampered_result",
+    "verified_audit_head",
 ]
