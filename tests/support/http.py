@@ -33,6 +33,8 @@ class HttpServer:
     extra: tuple[str, ...] = ()
     tenants: dict[str, dict[str, Any]] | None = None
     kernel: dict[str, Any] | None = None
+    #: The config's ``[http]`` table (``metrics_token``, ``allowed_hosts``, ...).
+    http: dict[str, Any] | None = None
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     stopped: bool = field(default=False)
@@ -55,7 +57,13 @@ class HttpServer:
 
     def start(self, timeout_s: float = 60.0) -> HttpServer:
         config = self.root / "kernel.toml"
-        config.write_text(config_toml(kernel=self.kernel, tenants=self.tenants or TENANTS))
+        config.write_text(
+            config_toml(
+                kernel=self.kernel,
+                tenants=self.tenants or TENANTS,
+                tables=None if self.http is None else {"http": self.http},
+            )
+        )
         cmd = [
             sys.executable,
             "-m",

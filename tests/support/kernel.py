@@ -416,12 +416,17 @@ def config_toml(
     physical_qubits: int = 2_000_000,
     kernel: dict[str, Any] | None = None,
     tenants: dict[str, dict[str, Any]] | None = None,
+    tables: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """A ``kernel.toml`` text (:data:`TENANTS` unless ``tenants``)."""
+    """A ``kernel.toml`` text (:data:`TENANTS` unless ``tenants``; ``tables``: more
+    tables, e.g. ``{"http": {...}}``)."""
     lines = ["[machine]", f"physical_qubits = {physical_qubits}"]
     if kernel:
         lines.append("[kernel]")
         lines.extend(f"{key} = {toml_value(value)}" for key, value in kernel.items())
+    for name, table in (tables or {}).items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in table.items())
     for name, table in (tenants or TENANTS).items():
         lines.append(f"[tenants.{name}]")
         lines.extend(f"{key} = {toml_value(value)}" for key, value in table.items())

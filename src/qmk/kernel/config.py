@@ -408,6 +408,47 @@ class FaultsTable(_Table, frozen=True, kw_only=True):
         return FaultSchedule(**known)
 
 
+# --------------------------------------------------------------------------- [http]
+
+
+class HttpTable(_Table, frozen=True, kw_only=True):
+    """The [http] table: who may read ``/metrics``, and which Host names the HTTP API
+    answers (``qmk serve --http``; docs/http.md, Exposure)."""
+
+    metrics_token: (
+        Annotated[
+            str,
+            Meta(
+                min_length=16,
+                description="the operator's bearer token /metrics requires (none: /metrics "
+                "answers anyone who reaches the port, with tenant names hashed)",
+            ),
+        ]
+        | None
+    ) = None
+    metrics_tenants: Annotated[
+        Literal["names", "hashed"] | None,
+        Meta(
+            description="tenant labels of /metrics: their names, or a keyed hash of each "
+            "(default: names behind metrics_token, hashed without it)"
+        ),
+    ] = None
+    allowed_hosts: Annotated[
+        tuple[Annotated[str, Meta(min_length=1, max_length=253)], ...],
+        Meta(
+            description="Host names (and addresses) the HTTP API answers besides the "
+            "loopback names and the --http host; others get 421 (GET /healthz excepted)"
+        ),
+    ] = ()
+
+    @property
+    def hashed_tenants(self) -> bool:
+        """Whether /metrics shows tenants as hashes (see ``metrics_tenants``)."""
+        if self.metrics_tenants is None:
+            return self.metrics_token is None
+        return self.metrics_tenants == "hashed"
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -424,6 +465,7 @@ class ConfigFile(_Table, frozen=True, kw_only=True):
         dict[str, Any],
         Meta(description="the wire's limits, checked when qmk serve starts (docs/kernel.md)"),
     ] = {}
+    http: HttpTable = msgspec.field(default_factory=HttpTable)
 
 
 class KernelConfig(KernelTable, frozen=True, kw_only=True):
@@ -438,12 +480,14 @@ class KernelConfig(KernelTable, frozen=True, kw_only=True):
         faults: the faults injected into the simulated machine (``[faults]``; none).
         server: the ``[server]`` table as written: the wire's limits, which
             ``qmk.abi.server.ServerConfig.from_table`` checks when ``qmk serve`` starts.
+        http: the ``[http]`` table: ``/metrics``' token and labels, allowed Host names.
     """
 
     machine: MachineConfig
     tenants: Mapping[str, TenantConfig] = {}
     faults: FaultSchedule = msgspec.field(default_factory=FaultSchedule)
     server: Mapping[str, Any] = {}
+    http: HttpTable = msgspec.field(default_factory=HttpTable)
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "tenants", MappingProxyType(dict(self.tenants)))
@@ -492,6 +536,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         tenants={name: _tenant(name, table) for name, table in tenants_t.items()},
         faults=file.faults.schedule(),
         server=file.server,
+        http=file.http,
     )
 
 
@@ -581,6 +626,7 @@ __all__ = [
     "ConfigError",
     "ConfigFile",
     "FaultsTable",
+    "HttpTable",
     "KernelConfig",
     "KernelTable",
     "MachineConfig",

@@ -161,6 +161,12 @@ class Kernel:
         self._auth_more = 0
         self._auth_tenants: set[str] = set()
 
+    def key_for(self, purpose: str) -> bytes:
+        """A key of this kernel's for one use, derived from its secret
+        (:func:`qmk.kernel.seals.derive`): e.g. ``"metrics"``, the HTTP layer's hashes
+        of tenant names."""
+        return derive(self.secret, purpose)
+
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
