@@ -132,6 +132,7 @@ def serve(
                 args.json,
                 clock,
                 dask_flags=dask_flags,
+                repair_perms=args.repair_perms,
             )
         )
     finally:
@@ -156,6 +157,7 @@ async def _serve(
     clock: Clock | None = None,
     *,
     dask_flags: dict[str, bool] | None = None,
+    repair_perms: bool = False,
 ) -> None:
     import asyncio
     import contextlib
@@ -180,6 +182,7 @@ async def _serve(
                 config,
                 data_dir,
                 recover=recover,
+                repair_perms=repair_perms,
                 pool=pool,
                 pool_factory=pool_factory,
                 clock=clock,
@@ -190,6 +193,7 @@ async def _serve(
                 data_dir,
                 workers=workers,
                 recover=recover,
+                repair_perms=repair_perms,
                 pool=pool,
                 pool_factory=pool_factory,
                 clock=clock,
@@ -733,6 +737,12 @@ def register(add: AddCommand) -> None:
         "--recover",
         action="store_true",
         help="start on a damaged data directory (QK103), recording the damage in the audit log",
+    )
+    sub.add_argument(
+        "--repair-perms",
+        action="store_true",
+        help="take away other users' access to the data directory's files (else a lax "
+        "mode is QK121), recording it in the audit log",
     )
     sub.add_argument(
         "--json",

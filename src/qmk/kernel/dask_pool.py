@@ -1019,10 +1019,14 @@ def _read(path: str | None) -> bytes | None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write a state file atomically (as the executor's ``write_state`` does)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a state file atomically, 0600 in 0700 folders (as the executor's
+    ``write_state`` does)."""
+    from qmk.execution.checkpoint import private_dirs
+
+    private_dirs(path.parent)
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

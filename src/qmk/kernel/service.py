@@ -180,6 +180,7 @@ class Kernel:
         pool_factory: PoolFactory | None = None,
         clock: Clock | None = None,
         recover: bool = False,
+        repair_perms: bool = False,
     ) -> Kernel:
         """Open (or create) ``data_dir``, recover unfinished jobs, start scheduling.
 
@@ -198,12 +199,22 @@ class Kernel:
             clock: the kernel's clock (default: the system's; tests pass a
                 :class:`~qmk.kernel.clock.ManualClock`).
             recover: start on a damaged directory, recording what was wrong.
+            repair_perms: take away the bits that let other users into the directory's
+                files (recorded in the ``open`` audit line) instead of refusing.
 
         Raises:
             DataDirError: the directory is in use, damaged (without ``recover``) or unusable.
+            ExposureError: ``QK121 lax-permissions`` (without ``repair_perms``).
         """
         loop = asyncio.get_running_loop()
-        directory = open_data_dir(data_dir, recover=recover)
+        directory = open_data_dir(data_dir, recover=recover, repair_perms=repair_perms)
+        if directory.repaired_perms:
+            _log.warning(
+                "QK121 lax-permissions: repaired %d paths of %s: %s",
+                len(directory.repaired_perms),
+                data_dir,
+                ", ".join(directory.repaired_perms[:5]),
+            )
         try:
             kernel = cls._start(config, Path(data_dir), workers, pool, clock, pool_factory)
         except BaseException:
