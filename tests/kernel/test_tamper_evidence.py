@@ -90,7 +90,7 @@ def test_an_untouched_result_is_served_and_verified_with_its_digest_in_the_chain
     assert status["result"]["counts"] == run(BELL, shots=SHOTS, seed=SEED).counts
     lines = [json.loads(line) for line in (data / AUDIT_FILE).read_text().splitlines()]
     done = [r for r in lines if r.get("state") == "COMPLETED" and r.get("job_id") == job_id]
-    assert len(done) == 1 and len(done[0]["result_sha256"]) == 64
+    assert len(done) == 1 and len(done[0]["stored_sha256"]) == 64
     report = verify(data)
     assert report.ok and report.results_checked == 1
 
@@ -134,8 +134,8 @@ def test_a_result_edited_along_with_its_seal_column_is_still_found_by_verify(
     db.execute("DELETE FROM meta WHERE key='result_seals_from'")
     db.commit()
     db.close()
-    report = verify(data)  # the COMPLETED line's result_sha256 is in the signed chain
-    assert not report.ok and "result_sha256" in str(report.reason)
+    report = verify(data)  # the COMPLETED line's stored_sha256 is in the signed chain
+    assert not report.ok and "stored_sha256" in str(report.reason)
 
 
 @pytest.mark.parametrize("edit", ["seal", "meta"])

@@ -305,9 +305,9 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
 
 
 class _Digests:
-    """What the audit log says each job's stored result is: the ``result_sha256`` of its
-    last COMPLETED line (the stored JSON's SHA-256), else of its last ``attest`` line
-    (the counts' digest, lines of kernels from before results were sealed)."""
+    """What the audit log says each job's stored result is: the ``stored_sha256`` of its
+    last COMPLETED line (the stored JSON's SHA-256), else the ``result_sha256`` of its
+    last ``attest`` line (the counts' digest: lines of kernels from before seals)."""
 
     def __init__(self) -> None:
         self.stored: dict[str, tuple[int, str]] = {}
@@ -317,13 +317,13 @@ class _Digests:
         event, job_id = record.get("event"), record.get("job_id")
         if not isinstance(job_id, str):
             return
-        digest = record.get("result_sha256")
         if event == "job" and record.get("state") == "COMPLETED":
-            if isinstance(digest, str):
-                self.stored[job_id] = (line, digest)
+            stored = record.get("stored_sha256")
+            if isinstance(stored, str):
+                self.stored[job_id] = (line, stored)
             else:
                 self.stored.pop(job_id, None)
-        elif event == "attest" and isinstance(digest, str):
+        elif event == "attest" and isinstance(digest := record.get("result_sha256"), str):
             self.counts[job_id] = (line, digest)
 
     def check(self, root: Path, secret: bytes | None) -> tuple[int, tuple[int, str] | None]:
@@ -342,7 +342,7 @@ class _Digests:
             if job_id in self.stored:
                 line, digest = self.stored[job_id]
                 if data_digest(data) != digest:
-                    return checked, (line, edited + f"line {line}'s result_sha256 (edited)")
+                    return checked, (line, edited + f"line {line}'s stored_sha256 (edited)")
             elif job_id in self.counts:
                 line, digest = self.counts[job_id]
                 counts = stored_result(data, meta).get("counts")

@@ -3,7 +3,7 @@ log, so an edit by anyone without the secret is seen where the thing is read.
 
 - **Results** (:func:`result_seal`): a stored result's row in ``kernel.db`` carries the
   HMAC of its job id, the SHA-256 of its JSON (:func:`data_digest`, also in the job's
-  COMPLETED audit line as ``result_sha256``) and the SHA-256 of its index. A row whose
+  COMPLETED audit line as ``stored_sha256``) and the SHA-256 of its index. A row whose
   seal does not match is served as ``QK308 result-tampered``, never as counts.
 - **Execution states** (:func:`seal_state`, :func:`unseal_state`): a checkpoint file
   (``.qmkstate``) ends with a trailer, :data:`STATE_TRAILER` and the HMAC of everything

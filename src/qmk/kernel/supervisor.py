@@ -473,7 +473,7 @@ class Supervisor:
         job.error = error
         reason = None if error is None else error["message"]
         if job.result is not None:  # chained: what its stored row must hold (qmk.kernel.seals)
-            fields["result_sha256"] = job.result.sha256
+            fields["stored_sha256"] = job.result.sha256
         self._transition(job, state, **({"reason": reason} if reason else {}), **fields)
         self.jobs.pop(job.job_id, None)
         self._remember(job)
