@@ -366,7 +366,7 @@ class Store:
         wrote (without the seal column); the jobs they stored had no seal to carry. A
         record whose HMAC fails counts as 0: every result must then carry its seal.
         (Who drops the column passes the check at read; ``qmk audit verify`` still
-        compares every result with the ``result_sha256`` of its COMPLETED line.)"""
+        compares every result with the ``stored_sha256`` of its COMPLETED line.)"""
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
         if row is not None and not older:
             return _seals_from(str(row[0]), key)
