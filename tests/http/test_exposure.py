@@ -92,3 +92,25 @@ def test_only_allowed_host_names_are_answered(client: httpx.Client, host: str, s
     if status == 421:
         assert reply.json()["code"] == "QR32600" and "http.allowed_hosts" in reply.json()["detail"]
     assert client.get("/healthz", headers={"host": host}).status_code == 200  # probes
+
+
+@pytest.mark.parametrize(
+    ("bind", "allowed", "host", "answered"),
+    [
+        ("0.0.0.0", (), b"0.0.0.0:8000", True),  # the URL qmk serve prints for it
+        ("0.0.0.0", (), b"10.0.0.5:8000", False),  # an address of the machine: list it
+        ("0.0.0.0", ("10.0.0.5",), b"10.0.0.5:8000", True),
+        ("10.0.0.5", (), b"10.0.0.5", True),
+        ("::", (), b"[::1]:8000", True),
+        ("127.0.0.1", ("Qmk.Example.org",), b"qmk.example.ORG:443", True),
+        ("127.0.0.1", (), b"localhost.evil.com", False),
+        ("127.0.0.1", (), None, True),  # no Host (HTTP/1.0): no name to check
+    ],
+)
+def test_the_host_allow_list_is_loopback_the_bind_host_and_the_configured_names(
+    bind: str, allowed: tuple[str, ...], host: bytes | None, answered: bool
+) -> None:
+    from qmk.http.app import Exposure
+    from qmk.kernel.config import HttpTable
+
+    assert Exposure.of(HttpTable(allowed_hosts=allowed), bind).allows(host) is answered

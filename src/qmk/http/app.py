@@ -95,11 +95,11 @@ class Exposure:
     def of(cls, table: Any, bind_host: str) -> Exposure:
         """The exposure of a kernel's ``[http]`` table (:class:`~qmk.kernel.config.
         HttpTable`) for a server bound to ``bind_host``: the loopback names, that host
-        (unless it is every interface) and ``allowed_hosts``."""
+        (as written: ``0.0.0.0`` is the URL ``qmk serve`` prints for it) and
+        ``allowed_hosts``."""
         names = {*LOOPBACK_HOSTS, *(h.lower() for h in table.allowed_hosts)}
-        host = bind_host.strip("[]").lower()
-        if host not in ("", "0.0.0.0", "::"):
-            names.add(host)
+        names.add(bind_host.strip("[]").lower())
+        names.discard("")
         return cls(hosts=frozenset(names), metrics_token=table.metrics_token)
 
     def allows(self, host_header: bytes | None) -> bool:

@@ -437,7 +437,8 @@ class HttpTable(_Table, frozen=True, kw_only=True):
         tuple[Annotated[str, Meta(min_length=1, max_length=253)], ...],
         Meta(
             description="Host names (and addresses) the HTTP API answers besides the "
-            "loopback names and the --http host; others get 421 (GET /healthz excepted)"
+            "loopback names and the --http host as written; others get 421 (GET /healthz "
+            "excepted)"
         ),
     ] = ()
 
