@@ -205,12 +205,17 @@ def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> dict[str
 
 def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
     """A worker's successful outcome: the result encoded here, once (``result_json``,
-    ``result_meta``: :func:`~qmk.kernel.stored.encode_result`), so the kernel stores and
-    serves the text as it is; or, for a part of a split job, the result object (the pool
-    merges the parts). A result over ``attempt.max_result_bytes`` is ``QK305`` instead:
-    it never leaves the worker."""
+    ``result_meta``: :func:`~qmk.kernel.stored.encode_result`; a job's run says
+    ``cache_hit: false`` in its telemetry), with its SHA-256 (``result_sha256``), so the
+    kernel stores and serves the text as it is and hashes none of it; or, for a part of
+    a split job, the result object (the pool merges the parts). A result over
+    ``attempt.max_result_bytes`` is ``QK305`` instead: it never leaves the worker."""
     if attempt.request.part is not None:
         return {"ok": True, "result": value}
+    if not attempt.device:  # a run's result is its own (the kernel's cache hits run none)
+        telemetry = value.get("telemetry")
+        cached = {**(telemetry if isinstance(telemetry, dict) else {}), "cache_hit": False}
+        value = {**value, "telemetry": cached}
     stored = encode_result(value)
     limit = attempt.max_result_bytes
     if limit is not None and stored.nbytes > limit:
@@ -220,7 +225,13 @@ def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
             "per job",
         )
         return {"ok": False, "error": error_json(too_big)}
-    return {"ok": True, "result_json": stored.data, "result_meta": dict(stored.meta)}
+    # its digest taken here, off the kernel's loop (its audit line and seal carry it)
+    return {
+        "ok": True,
+        "result_json": stored.data,
+        "result_meta": dict(stored.meta),
+        "result_sha256": stored.sha256,
+    }
 
 
 __all__ = ["Attempt", "run_device_job", "run_job"]

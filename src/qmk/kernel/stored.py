@@ -228,11 +228,15 @@ def stored_result(data: bytes | str, meta: str | None) -> StoredResult:
 
 def result_of(outcome: Mapping[str, Any]) -> StoredResult:
     """The result of a worker's successful ``outcome``: its JSON and index as the worker
-    encoded them (``result_json``, ``result_meta``), or a result object (a Dask job's
-    parts merged in the kernel, say) encoded here."""
+    encoded them (``result_json``, ``result_meta``, and its digest ``result_sha256``),
+    or a result object (a Dask job's parts merged in the kernel, say) encoded here."""
     data = outcome.get("result_json")
     if isinstance(data, bytes):
-        return StoredResult(data, outcome["result_meta"])
+        result = StoredResult(data, outcome["result_meta"])
+        digest = outcome.get("result_sha256")
+        if isinstance(digest, str):  # taken by the worker (a wrong one fails its own seal)
+            result._sha256 = digest
+        return result
     return encode_result(outcome["result"])
 
 

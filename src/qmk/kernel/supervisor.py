@@ -821,7 +821,9 @@ class Supervisor:
         self._worker_spans(job, run, outcome)
         if outcome.get("ok"):
             result = result_of(outcome)
-            if job.policy.device is None:
+            telemetry = result.head.get("telemetry")
+            ran = isinstance(telemetry, Mapping) and "cache_hit" in telemetry
+            if job.policy.device is None and not ran:  # parts merged here: not marked yet
                 result = with_telemetry(result, cache_hit=False)
             refusal = self.results.take(job, result)
             if refusal is not None:  # over the tenant's result storage: not kept
