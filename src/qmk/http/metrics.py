@@ -18,6 +18,8 @@ The table :data:`METRICS` names and documents each one; docs/http.md lists it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -77,21 +79,42 @@ def _help(name: str) -> str:
     return next(text for metric, _, text in METRICS if metric == name)
 
 
+def hashed_tenants(key: bytes) -> Callable[[str], str]:
+    """A tenant's label as a keyed hash: ``t-`` and 12 hex digits of HMAC-SHA256(``key``,
+    name), stable for a kernel (its key comes from the kernel secret) and not reversible
+    by trying names without it (``[http] metrics_tenants = "hashed"``).
+
+    >>> label = hashed_tenants(b"k" * 32)
+    >>> label("alice") == label("alice") != label("bob"), len(label("alice"))
+    (True, 14)
+    """
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def label(tenant: str) -> str:
+        mac = keyed.copy()
+        mac.update(tenant.encode())
+        return "t-" + mac.hexdigest()[:12]
+
+    return label
+
+
 class _KernelLoad(Collector):
     """The gauges read from the kernel's snapshot at each scrape."""
 
-    def __init__(self, probe: KernelProbe) -> None:
+    def __init__(self, probe: KernelProbe, label: Callable[[str], str]) -> None:
         self.probe = probe
+        self.label = label
 
     def collect(self) -> Iterator[Metric]:
         snap = self.probe.snapshot()
+        label = self.label
         jobs = GaugeMetricFamily("qmk_jobs", _help("qmk_jobs"), labels=["state", "tenant"])
         for (state, tenant), count in sorted(snap.jobs.items()):
-            jobs.add_metric([state, tenant], count)
+            jobs.add_metric([state, label(tenant)], count)
         yield jobs
         queue = GaugeMetricFamily("qmk_queue_depth", _help("qmk_queue_depth"), labels=["tenant"])
         for tenant, count in sorted(snap.queued.items()):
-            queue.add_metric([tenant], count)
+            queue.add_metric([label(tenant)], count)
         yield queue
         utilisation = snap.busy_workers / snap.workers if snap.workers else 0.0
         for name, value in (
@@ -111,12 +134,17 @@ class Metrics:
 
     Args:
         probe: the kernel's probe (its snapshot is read at each scrape).
+        tenant_label: a tenant's label from its name (:func:`hashed_tenants`); None:
+            the name.
     """
 
-    def __init__(self, probe: KernelProbe) -> None:
+    def __init__(
+        self, probe: KernelProbe, *, tenant_label: Callable[[str], str] | None = None
+    ) -> None:
         disable_created_metrics()  # no *_created series: a scrape shows what the table says
+        self.label: Callable[[str], str] = tenant_label or str
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_KernelLoad(probe))
+        self.registry.register(_KernelLoad(probe, self.label))
         reg = self.registry
         self.finished = Counter(
             "qmk_jobs_finished", _help("qmk_jobs_finished"), ["state", "tenant"], registry=reg
@@ -181,7 +209,7 @@ class Metrics:
         facts = event.job
         if facts is None:
             return
-        tenant = event.tenant or ""
+        tenant = self.label(event.tenant or "")
         if event.state == "RUNNING" and facts.queued_s is not None:
             self._child(self.queue_seconds, tenant).observe(facts.queued_s)
         if not facts.final:
