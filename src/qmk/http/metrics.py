@@ -29,7 +29,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from qmk.http.probe import KernelEvent, KernelProbe
@@ -81,6 +81,12 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "gauge",
         "audit-chain and data-directory damage the kernel was started over (--recover)",
     ),
+    ("qmk_dask_workers", "gauge", "Dask workers the pool sends jobs to (with --dask only)"),
+    (
+        "qmk_workers_lost",
+        "counter",
+        "workers the pool lost under it (a Dask worker killed or gone); their jobs ran again",
+    ),
     ("qmk_job_errors", "counter", "jobs that ended with an error, by its QMK code and tenant"),
     ("qmk_rpc_seconds", "histogram", "syscall latency, by transport (http, jsonrpc) and method"),
     ("qmk_http_requests", "counter", "HTTP requests by route and status"),
@@ -130,6 +136,13 @@ class _KernelLoad(Collector):
             ("qmk_audit_chain_problems", snap.audit_chain_problems),
         ):
             yield GaugeMetricFamily(name, _help(name), value=value)
+        if snap.dask_workers is not None:
+            yield GaugeMetricFamily(
+                "qmk_dask_workers", _help("qmk_dask_workers"), value=snap.dask_workers
+            )
+        yield CounterMetricFamily(
+            "qmk_workers_lost", _help("qmk_workers_lost"), value=snap.workers_lost
+        )
         if snap.data_disk_free_bytes is not None:
             name = "qmk_data_disk_free_bytes"
             yield GaugeMetricFamily(name, _help(name), value=snap.data_disk_free_bytes)

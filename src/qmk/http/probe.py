@@ -124,6 +124,10 @@ class KernelSnapshot:
             (``kernel.min_free_disk_mb``; 0: none).
         result_storage_bytes: bytes of stored results, by tenant.
         result_storage_limit_bytes: each tenant's ``max_result_storage_mb`` in bytes.
+        dask_workers: the Dask workers the kernel's pool sends jobs to (None: the local
+            pool).
+        workers_lost: workers the pool lost since the kernel started (a Dask worker
+            killed, its machine gone, or left the cluster; their jobs ran again).
         audit_chain_problems: damage to the audit chain and data directory the kernel was
             started over (``qmk serve --recover``; 0: it started on a whole chain).
     """
@@ -143,6 +147,8 @@ class KernelSnapshot:
     result_storage_bytes: Mapping[str, int] = field(default_factory=dict)
     result_storage_limit_bytes: Mapping[str, int] = field(default_factory=dict)
     audit_chain_problems: int = 0
+    dask_workers: int | None = None
+    workers_lost: int = 0
 
 
 def version() -> str:

@@ -142,6 +142,8 @@ class KernelObserver:
         results = supervisor.results
         tenants = sorted(set(kernel.config.tenants) | {t for t, n in results.usage.items() if n})
         data = kernel.data
+        pool = kernel.pool
+        dask = isinstance(getattr(pool, "known_workers", None), int)
         return KernelSnapshot(
             jobs=dict(jobs),
             queued=dict(queued),
@@ -158,6 +160,8 @@ class KernelObserver:
             result_storage_bytes={t: int(results.usage[t]) for t in tenants},
             result_storage_limit_bytes={t: results.limit_bytes(t) for t in tenants},
             audit_chain_problems=0 if data is None else len(data.accepted),
+            dask_workers=int(pool.known_workers) if dask else None,
+            workers_lost=int(pool.lost_workers) if dask else 0,
         )
 
     def audit_tail(self, limit: int) -> list[KernelEvent]:
