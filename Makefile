@@ -115,13 +115,13 @@ PORT         ?= 8080
 PODMAN_FLAGS ?= --runtime runc
 ULIMITS      ?= --ulimit nofile=20000:20000 --ulimit nproc=4096:4096
 
-.PHONY: deploy-tools image image-run image-stop deploy-manifests
+.PHONY: deploy-tools image image-run image-stop deploy-manifests deploy-check
 
 deploy-tools:
 	@missing=""; for tool in podman:podman runc:runc debootstrap:debootstrap promtool:prometheus; do \
 		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 		|| echo "not installed:$$missing: the image and alert-rule tests will skip"; }
 
 image: deploy-tools
@@ -141,6 +141,13 @@ image-stop:
 	-podman $(PODMAN_FLAGS) stop --time 20 qmk-$(PORT)
 	-podman $(PODMAN_FLAGS) rm qmk-$(PORT)
 
-# deploy/k8s/: the Helm chart deploy/helm/qmk rendered (make test checks it is current).
+# deploy/k8s/: the Helm chart deploy/helm/qmk rendered (make test checks it is current;
+# make docs writes it), with the chart's copy of the alert rules.
 deploy-manifests: $(VENV)/.installed-test
-	$(BIN)/python -m qmk.deploy --write
+	$(BIN)/python -m qmk.docgen.k8s --write
+
+deploy-check: $(VENV)/.installed-test
+	$(BIN)/python -m qmk.docgen.k8s --check
+
+test: deploy-tools deploy-check
+docs: deploy-manifests
