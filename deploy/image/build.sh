@@ -15,7 +15,9 @@ TAG=${1:-localhost/qmk:latest}
 SOURCE=$(find Containerfile .containerignore pyproject.toml README.md src examples/kernel.toml \
 	-type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print | LC_ALL=C sort \
 	| xargs sha256sum | sha256sum | cut -c1-64)
+PODMAN_FLAGS=${PODMAN_FLAGS:-}
 BUILT=$(podman $PODMAN_FLAGS image inspect --format '{{ index .Labels "org.qmk.source" }}' "$TAG" 2>/dev/null || true)
+OLD=$(podman $PODMAN_FLAGS image inspect --format '{{ .Id }}' "$TAG" 2>/dev/null || true)
 if [ "${FORCE:-0}" != 1 ] && [ "$BUILT" = "$SOURCE" ]; then
 	echo "image $TAG is up to date (source $SOURCE)"
 	exit 0
@@ -26,6 +28,10 @@ set -- --tag "$TAG" --label "org.qmk.source=$SOURCE" --file Containerfile
 for ca in ${CA_BUNDLE:-} /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
 	if [ -s "$ca" ]; then set -- "$@" --secret "id=ca,src=$ca"; break; fi
 done
-# pip's own settings of the host (a local index or wheel folder) are not carried in
 echo "building $TAG (source $SOURCE)"
 podman $PODMAN_FLAGS build ${BUILD_FLAGS:-} "$@" .
+# the image this one replaces goes, unless a container still uses it
+NEW=$(podman $PODMAN_FLAGS image inspect --format '{{ .Id }}' "$TAG")
+if [ -n "$OLD" ] && [ "$OLD" != "$NEW" ]; then
+	podman $PODMAN_FLAGS rmi "$OLD" >/dev/null 2>&1 || true
+fi

@@ -59,7 +59,7 @@ def served() -> Iterator[tuple[str, str]]:
         _wait_healthy(url, name)
         yield url, name
     finally:
-        podman("rm", "-f", "-t", "5", name, check=False)
+        podman("rm", "-f", "-v", "-t", "5", name, check=False)  # -v: its anonymous volume too
 
 
 def test_the_image_runs_a_bell_job_over_rest_with_only_correlated_outcomes(served):

@@ -97,3 +97,25 @@ def built_image() -> str:
     )
     assert build.returncode == 0, f"the image did not build:\n{build.stdout[-4000:]}{build.stderr}"
     return IMAGE
+
+
+#: The Prometheus image of the compose test: given, or built here on the local base.
+PROMETHEUS_IMAGE = os.environ.get("QMK_TEST_PROMETHEUS_IMAGE", "")
+
+
+@cache
+def prometheus_image() -> str:
+    """A Prometheus image for deploy/compose.yaml: ``QMK_TEST_PROMETHEUS_IMAGE``, or
+    deploy/prometheus/Containerfile built on the tests' base image (kept once built)."""
+    if PROMETHEUS_IMAGE:
+        return PROMETHEUS_IMAGE
+    tag = "localhost/qmk-prometheus:latest"
+    exists = subprocess.run(["podman", "image", "exists", tag], check=False)
+    if exists.returncode:
+        built_image()  # makes the base image too
+        podman(
+            "build", *ulimits(), "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", tag,
+            "-f", str(ROOT / "deploy/prometheus/Containerfile"), str(ROOT / "deploy/prometheus"),
+            timeout=900,
+        )  # fmt: skip
+    return tag
