@@ -8,6 +8,7 @@ here against what they refer to (cluster name, Service labels and port, the rule
 
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from support.paths import ROOT
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
+distributed = pytest.importorskip("distributed")
 
 from qmk.docgen import k8s  # noqa: E402
 
@@ -124,6 +126,12 @@ def test_one_non_root_kernel_keeps_its_data_volume_and_reaches_the_dask_schedule
     assert 1 <= autoscaler["spec"]["minimum"] <= autoscaler["spec"]["maximum"]
     worker = cluster["spec"]["worker"]["spec"]["containers"][0]
     assert {"name": "DASK_DISTRIBUTED__WORKER__DAEMON", "value": "False"} in worker["env"]
+    # the scheduler serves the HTTP API the autoscaler asks, and keeps Dask's own routes
+    scheduler_env = cluster["spec"]["scheduler"]["spec"]["containers"][0]["env"]
+    routes = next(e["value"] for e in scheduler_env if e["name"].endswith("HTTP__ROUTES"))
+    defaults = yaml.safe_load((Path(distributed.__file__).parent / "distributed.yaml").read_text())
+    default_routes = defaults["distributed"]["scheduler"]["http"]["routes"]
+    assert ast.literal_eval(routes) == [*default_routes, "distributed.http.scheduler.api"]
 
 
 def test_the_service_monitor_scrapes_the_kernel_service_and_the_rules_are_the_alerts_file():
