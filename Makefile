@@ -131,8 +131,10 @@ image: deploy-tools
 
 # Serve REST on 127.0.0.1:PORT from the image, with examples/kernel.toml, detached; the
 # data directory is the volume qmk-data-PORT (kept by image-stop: remove it by hand).
+# Confined as the Helm chart runs it: read-only root, no capabilities, no new privileges.
+CONFINE ?= --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges
 image-run:
-	podman $(PODMAN_FLAGS) run -d --replace --name qmk-$(PORT) $(ULIMITS) \
+	podman $(PODMAN_FLAGS) run -d --replace --name qmk-$(PORT) $(ULIMITS) $(CONFINE) \
 		-p 127.0.0.1:$(PORT):8080 -v "$(CURDIR)/examples/kernel.toml:/etc/qmk/kernel.toml:ro,Z" \
 		-v qmk-data-$(PORT):/var/lib/qmk $(IMAGE)
 	@echo "QMK: http://127.0.0.1:$(PORT)/ (make image-stop PORT=$(PORT) stops it)"

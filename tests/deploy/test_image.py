@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from support.paths import EXAMPLES
-from support.podman import built_image, podman, ulimits, why_not
+from support.podman import CONFINE, built_image, podman, ulimits, why_not
 
 httpx = pytest.importorskip("httpx")
 from qmk.http.client import RestClient  # noqa: E402
@@ -44,11 +44,12 @@ def _wait_healthy(url: str, name: str, deadline_s: float = 120.0) -> None:
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, str]]:
     """The image serving REST on a free port of 127.0.0.1, with examples/kernel.toml
-    mounted read-only as its config volume; (base URL, container name)."""
+    mounted read-only as its config volume, confined as make image-run and the Helm chart
+    run it (read-only root filesystem, no capabilities); (base URL, container name)."""
     image = built_image()
     name = f"qmk-test-{uuid.uuid4().hex[:8]}"
     podman(
-        "run", "-d", "--rm", "--name", name, *ulimits(),
+        "run", "-d", "--rm", "--name", name, *ulimits(), *CONFINE,
         "-p", "127.0.0.1::8080",
         "-v", f"{EXAMPLES / 'kernel.toml'}:/etc/qmk/kernel.toml:ro",
         image,

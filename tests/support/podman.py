@@ -51,6 +51,18 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> str:
     return proc.stdout
 
 
+#: How make image-run and the Helm chart confine the kernel's container.
+CONFINE = (
+    "--read-only",
+    "--tmpfs",
+    "/tmp",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+)
+
+
 @cache
 def why_not() -> str | None:
     """Why podman cannot build and run images here (None: it can)."""
