@@ -88,7 +88,8 @@ def why_not() -> str | None:
 
 @cache
 def built_image() -> str:
-    """The image built from the working tree (or reused: same sources), once per run."""
+    """The id of the image built from the working tree (or reused: same sources), once
+    per run."""
     env = {
         **os.environ,
         "BASE_IMAGE": BASE_IMAGE,
@@ -108,7 +109,8 @@ def built_image() -> str:
         check=False,
     )
     assert build.returncode == 0, f"the image did not build:\n{build.stdout[-4000:]}{build.stderr}"
-    return IMAGE
+    # its id, not its tag: another run may build the tag from other sources meanwhile
+    return podman("image", "inspect", "--format", "{{.Id}}", IMAGE).strip()
 
 
 #: The Prometheus image of the compose test: given, or built here on the local base.
