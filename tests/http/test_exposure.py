@@ -92,6 +92,8 @@ def test_only_allowed_host_names_are_answered(client: httpx.Client, host: str, s
     if status == 421:
         assert reply.json()["code"] == "QR32600" and "http.allowed_hosts" in reply.json()["detail"]
     assert client.get("/healthz", headers={"host": host}).status_code == 200  # probes
+    scrape = client.get("/metrics", headers={"host": host, "authorization": f"Bearer {TOKEN}"})
+    assert scrape.status_code == 200  # Prometheus scrapes the pod's address
 
 
 @pytest.mark.parametrize(

@@ -75,8 +75,10 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 #: Host names every server answers: the loopback ones.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-#: Paths answered whatever the Host (a liveness probe sends the pod's address).
-ANY_HOST_PATHS = frozenset({"/healthz"})
+#: Paths answered whatever the Host: a liveness probe and a Prometheus scrape send the
+#: pod's or the service's address, and neither path serves a browser anything to rebind
+#: (/metrics is behind its token, or shows tenants hashed).
+ANY_HOST_PATHS = frozenset({"/healthz", "/metrics"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

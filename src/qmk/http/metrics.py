@@ -31,7 +31,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from qmk.http.probe import KernelEvent, KernelProbe
@@ -61,6 +61,35 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "jobs answered from an earlier run's stored result (no run), by tenant",
     ),
     ("qmk_logical_errors_injected", "counter", "logical errors injected by runs, by tenant"),
+    ("qmk_queue_oldest_seconds", "gauge", "seconds the oldest job in the run queue has waited"),
+    (
+        "qmk_data_disk_free_bytes",
+        "gauge",
+        "bytes free on the data directory's disk (absent: not knowable)",
+    ),
+    (
+        "qmk_data_disk_reserve_bytes",
+        "gauge",
+        "free bytes below which submits are refused (kernel.min_free_disk_mb; 0: none)",
+    ),
+    ("qmk_result_storage_bytes", "gauge", "bytes of stored results, by tenant"),
+    (
+        "qmk_result_storage_limit_bytes",
+        "gauge",
+        "results a tenant may store (max_result_storage_mb), by tenant",
+    ),
+    (
+        "qmk_audit_chain_problems",
+        "gauge",
+        "audit-chain and data-directory damage the kernel was started over (--recover)",
+    ),
+    ("qmk_dask_workers", "gauge", "Dask workers the pool sends jobs to (with --dask only)"),
+    (
+        "qmk_workers_lost",
+        "counter",
+        "workers the pool lost under it (a Dask worker killed or gone); their jobs ran again",
+    ),
+    ("qmk_job_errors", "counter", "jobs that ended with an error, by its QMK code and tenant"),
     ("qmk_rpc_seconds", "histogram", "syscall latency, by transport (http, jsonrpc) and method"),
     ("qmk_http_requests", "counter", "HTTP requests by route and status"),
 )
@@ -125,8 +154,29 @@ class _KernelLoad(Collector):
             ("qmk_physical_qubits", snap.physical_qubits_total),
             ("qmk_physical_qubits_in_use", snap.physical_qubits_in_use),
             ("qmk_epoch", snap.epoch),
+            ("qmk_queue_oldest_seconds", snap.oldest_queued_s),
+            ("qmk_data_disk_reserve_bytes", snap.data_disk_reserve_bytes),
+            ("qmk_audit_chain_problems", snap.audit_chain_problems),
         ):
             yield GaugeMetricFamily(name, _help(name), value=value)
+        if snap.dask_workers is not None:
+            yield GaugeMetricFamily(
+                "qmk_dask_workers", _help("qmk_dask_workers"), value=snap.dask_workers
+            )
+        yield CounterMetricFamily(
+            "qmk_workers_lost", _help("qmk_workers_lost"), value=snap.workers_lost
+        )
+        if snap.data_disk_free_bytes is not None:
+            name = "qmk_data_disk_free_bytes"
+            yield GaugeMetricFamily(name, _help(name), value=snap.data_disk_free_bytes)
+        for name, by_tenant in (
+            ("qmk_result_storage_bytes", snap.result_storage_bytes),
+            ("qmk_result_storage_limit_bytes", snap.result_storage_limit_bytes),
+        ):
+            family = GaugeMetricFamily(name, _help(name), labels=["tenant"])
+            for tenant, value in sorted(by_tenant.items()):
+                family.add_metric([label(tenant)], value)
+            yield family
 
 
 class Metrics:
@@ -178,6 +228,9 @@ class Metrics:
             ["tenant"],
             registry=reg,
         )
+        self.errors = Counter(
+            "qmk_job_errors", _help("qmk_job_errors"), ["code", "tenant"], registry=reg
+        )
         self.rpc = Histogram(
             "qmk_rpc_seconds",
             _help("qmk_rpc_seconds"),
@@ -215,6 +268,8 @@ class Metrics:
         if not facts.final:
             return
         self._child(self.finished, event.state, tenant).inc()
+        if facts.error_code is not None:
+            self._child(self.errors, facts.error_code, tenant).inc()
         if event.record.get("cached_from") is not None:
             self._child(self.cache_hits, tenant).inc()
         if facts.run_s is not None:

@@ -229,6 +229,10 @@ class DaskPool(Executor):
         # the rest is the pool's loop's alone
         self._by_token: dict[str, tuple[_Job, _Launch]] = {}
         self._workers: dict[str, _Worker] = {}
+        #: Workers the pool sends jobs to, and workers it lost since it started (plain
+        #: ints, read by the kernel's metrics from another thread).
+        self.known_workers = 0
+        self.lost_workers = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kills: set[asyncio.Task[Any]] = set()  # of the tasks, those that send kills
         self._ids = itertools.count(1)
@@ -587,6 +591,7 @@ class DaskPool(Executor):
                     pid=int(hello["pid"]),
                     gone=self.loop.create_future(),
                 )
+        self.known_workers = len(self._workers)
         self._changed.set()
         return dict(listed)
 
@@ -602,8 +607,10 @@ class DaskPool(Executor):
         """The pool no longer sends ``worker`` jobs; the calls out to it end (``why``)."""
         if self._workers.get(worker.address) is worker:
             del self._workers[worker.address]
+            self.known_workers = len(self._workers)
         if not worker.gone.done():
             worker.gone.set_result(why)
+            self.lost_workers += 1
         self._stale = True
 
     def _launch(self, job: _Job) -> None:
