@@ -102,3 +102,54 @@ fuzz: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .fuzz bench/results
+
+# ---- The container image, the Kubernetes manifests and the alert rules (docs/deploy.md).
+# make image builds localhost/qmk:latest with podman, on BASE_IMAGE: by default a base
+# made here with debootstrap (deploy/image/base.sh; no registry needed); where one can be
+# pulled, BASE_IMAGE=docker.io/library/python:3.12-slim. As root, podman, runc,
+# debootstrap and promtool (Debian's prometheus) are installed when missing, like chromium.
+# runc, and ulimits within this machine's hard limits: crun fails on cgroup v1 hosts.
+BASE_IMAGE   ?= localhost/qmk-base:bookworm
+IMAGE        ?= localhost/qmk:latest
+PORT         ?= 8080
+PODMAN_FLAGS ?= --runtime runc
+ULIMITS      ?= --ulimit nofile=20000:20000 --ulimit nproc=4096:4096
+
+.PHONY: deploy-tools image image-run image-stop deploy-manifests deploy-check
+
+deploy-tools:
+	@missing=""; for tool in podman:podman runc:runc debootstrap:debootstrap promtool:prometheus; do \
+		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+		|| echo "not installed:$$missing: the image and alert-rule tests will skip"; }
+
+image: deploy-tools
+	@case "$(BASE_IMAGE)" in localhost/qmk-base:*) deploy/image/base.sh "$(BASE_IMAGE)";; esac
+	BASE_IMAGE="$(BASE_IMAGE)" PODMAN_FLAGS="$(PODMAN_FLAGS)" BUILD_FLAGS="$(ULIMITS)" \
+		deploy/image/build.sh "$(IMAGE)"
+
+# Serve REST on 127.0.0.1:PORT from the image, with examples/kernel.toml, detached; the
+# data directory is the volume qmk-data-PORT (kept by image-stop: remove it by hand).
+# Confined as the Helm chart runs it: read-only root, no capabilities, no new privileges.
+CONFINE ?= --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges
+image-run:
+	podman $(PODMAN_FLAGS) run -d --replace --name qmk-$(PORT) $(ULIMITS) $(CONFINE) \
+		-p 127.0.0.1:$(PORT):8080 -v "$(CURDIR)/examples/kernel.toml:/etc/qmk/kernel.toml:ro,Z" \
+		-v qmk-data-$(PORT):/var/lib/qmk $(IMAGE)
+	@echo "QMK: http://127.0.0.1:$(PORT)/ (make image-stop PORT=$(PORT) stops it)"
+
+image-stop:
+	-podman $(PODMAN_FLAGS) stop --time 20 qmk-$(PORT)
+	-podman $(PODMAN_FLAGS) rm qmk-$(PORT)
+
+# deploy/k8s/: the Helm chart deploy/helm/qmk rendered (make test checks it is current;
+# make docs writes it), with the chart's copy of the alert rules.
+deploy-manifests: $(VENV)/.installed-test
+	$(BIN)/python -m qmk.docgen.k8s --write
+
+deploy-check: $(VENV)/.installed-test
+	$(BIN)/python -m qmk.docgen.k8s --check
+
+test: deploy-tools deploy-check
+docs: deploy-manifests

@@ -31,6 +31,7 @@ from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.clock import Clock, ManualClock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.observe import KernelObserver
 from qmk.kernel.pool import WorkerMemoryError
 from qmk.kernel.service import Kernel
 from qmk.kernel.workers import DEFAULT_PRELOAD, kernel_isolation
@@ -391,6 +392,8 @@ def test_a_job_whose_dask_worker_is_killed_resumes_elsewhere_from_its_checkpoint
         done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
         assert done["state"] == "COMPLETED" and done["result"]["counts"] == expected
         assert done["result"]["telemetry"]["resumed_from_epoch"] == 1
+        # the metrics' count of lost workers (deploy/prometheus's QMKWorkerLost)
+        assert KernelObserver(kernel).snapshot().workers_lost == 1
         return job_id
 
     with WorkerGate(tmp_path, "pause-gate") as pause:

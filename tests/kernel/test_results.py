@@ -106,13 +106,15 @@ def test_results_written_before_the_index_are_read_and_paged(tmp_path: Path) -> 
         return str(done["job_id"])
 
     job_id = run_kernel(tmp_path, body, workers=1)
-    # what an older kernel left: the result as plain JSON text, no index, no size
+    # what an older kernel left: the result as plain JSON text, no index, no size, no seal
     db = sqlite3.connect(tmp_path / "data" / DB_FILE)
     text = json.dumps({"shots": 50, "counts": expected(12, 50)})
     db.execute(
         "UPDATE jobs SET result=?, result_meta=NULL, result_bytes=NULL WHERE job_id=?",
         (text, job_id),
     )
+    db.execute("ALTER TABLE jobs DROP COLUMN result_seal")
+    db.execute("ALTER TABLE attempts DROP COLUMN result_seal")
     db.commit()
     db.close()
 

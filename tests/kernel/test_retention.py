@@ -112,10 +112,13 @@ def test_state_files_no_checkpoint_names_are_deleted_when_the_kernel_opens(
     with WorkerGate(tmp_path, "pause-gate") as pause:
         named = run_kernel(tmp_path, checkpointed, workers=1, pause=pause)
     # what a crash between a worker's write and the checkpoint's commit leaves behind
+    # (private, as workers write them)
     root = tmp_path / "data" / "checkpoints"
-    (root / "job_gone").mkdir()
+    (root / "job_gone").mkdir(mode=0o700)
     (root / "job_gone" / "ckpt_lost.qmkstate").write_bytes(b"state")
     (next(root.glob("job_*/*.qmkstate")).parent / ".ckpt_half.qmkstate.tmp").write_bytes(b"x")
+    for leftover in root.glob("job_*/*"):
+        leftover.chmod(0o600)
 
     async def nothing(kernel: Kernel) -> None:
         return None

@@ -34,6 +34,8 @@ class HttpServer:
     tenants: dict[str, dict[str, Any]] | None = None
     kernel: dict[str, Any] | None = None
     tables: dict[str, dict[str, Any]] | None = None
+    #: The config's ``[http]`` table (``metrics_token``, ``allowed_hosts``, ...).
+    http: dict[str, Any] | None = None
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     stopped: bool = field(default=False)
@@ -57,7 +59,11 @@ class HttpServer:
     def start(self, timeout_s: float = 60.0) -> HttpServer:
         config = self.root / "kernel.toml"
         config.write_text(
-            config_toml(kernel=self.kernel, tenants=self.tenants or TENANTS, tables=self.tables)
+            config_toml(
+                kernel=self.kernel,
+                tenants=self.tenants or TENANTS,
+                tables={**(self.tables or {}), **({"http": self.http} if self.http else {})},
+            )
         )
         cmd = [
             sys.executable,

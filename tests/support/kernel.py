@@ -419,13 +419,13 @@ def config_toml(
     tables: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """A ``kernel.toml`` text (:data:`TENANTS` unless ``tenants``; ``tables``: more
-    top-level tables, e.g. ``{"assist": {...}}``)."""
+    tables, e.g. ``{"http": {...}}``)."""
     lines = ["[machine]", f"physical_qubits = {physical_qubits}"]
     if kernel:
         lines.append("[kernel]")
         lines.extend(f"{key} = {toml_value(value)}" for key, value in kernel.items())
-    for table_name, table in (tables or {}).items():
-        lines.append(f"[{table_name}]")
+    for name, table in (tables or {}).items():
+        lines.append(f"[{name}]")
         lines.extend(f"{key} = {toml_value(value)}" for key, value in table.items())
     for name, table in (tenants or TENANTS).items():
         lines.append(f"[tenants.{name}]")

@@ -87,12 +87,17 @@ def serve(
     http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
     grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
     dask_tls = None
+    dask_flags = {"insecure": args.dask_insecure, "dashboard": args.dask_dashboard}
     if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
-        from qmk.kernel.dask_options import check_tls, parse_dask
+        from qmk.kernel.dask_options import check_exposure, check_tls, parse_dask
 
         if args.dask is not None:  # a bad value stops the start before anything runs
             parse_dask(args.dask)
         dask_tls = check_tls(args.dask, args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key)
+        if args.dask is not None:
+            check_exposure(args.dask, **dask_flags)
+    elif args.dask_insecure or args.dask_dashboard:
+        raise CommandError.of("bad-option", "--dask-insecure and --dask-dashboard go with --dask")
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.http.logs import JsonFormatter
@@ -128,6 +133,8 @@ def serve(
                 args.json,
                 clock,
                 grpc,
+                dask_flags=dask_flags,
+                repair_perms=args.repair_perms,
             )
         )
     finally:
@@ -151,6 +158,9 @@ async def _serve(
     as_json: bool = False,
     clock: Clock | None = None,
     grpc: Any = None,
+    *,
+    dask_flags: dict[str, bool] | None = None,
+    repair_perms: bool = False,
 ) -> None:
     import asyncio
     import contextlib
@@ -166,13 +176,16 @@ async def _serve(
             loop.add_signal_handler(signum, stop.set)
     pool = None
     if dask is not None:  # the jobs run on a Dask cluster (docs/scale-out.md)
-        pool = await asyncio.to_thread(_dask_pool, dask, config, workers, dask_tls, loop)
+        pool = await asyncio.to_thread(
+            _dask_pool, dask, config, workers, dask_tls, loop, dask_flags
+        )
     try:
         if workers is None:
             kernel = await Kernel.open(
                 config,
                 data_dir,
                 recover=recover,
+                repair_perms=repair_perms,
                 pool=pool,
                 pool_factory=pool_factory,
                 clock=clock,
@@ -183,6 +196,7 @@ async def _serve(
                 data_dir,
                 workers=workers,
                 recover=recover,
+                repair_perms=repair_perms,
                 pool=pool,
                 pool_factory=pool_factory,
                 clock=clock,
@@ -223,7 +237,12 @@ async def _serve(
 
 
 def _dask_pool(
-    text: str, config: Any, workers: int | None, tls: Any = None, loop: Any = None
+    text: str,
+    config: Any,
+    workers: int | None,
+    tls: Any = None,
+    loop: Any = None,
+    flags: dict[str, bool] | None = None,
 ) -> Any:
     """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address,
     driven by the kernel's ``loop``."""
@@ -236,7 +255,7 @@ def _dask_pool(
             "bad-option",
             f"--dask needs the dask extra (pip install 'quantum-microkernel[dask]'): {exc}",
         ) from None
-    return dask_pool(text, config, workers=workers, tls=tls, loop=loop)
+    return dask_pool(text, config, workers=workers, tls=tls, loop=loop, **(flags or {}))
 
 
 def _http_config(args: argparse.Namespace) -> Any:
@@ -560,9 +579,7 @@ def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
                     f"  line {line}: a kernel started with --recover: {'; '.join(problems)}\n"
                 )
         return 0
-    err.write(
-        f"{args.data_dir}: audit log tampered at line {report.first_bad_line}: {report.reason}\n"
-    )
+    err.write(f"{args.data_dir}: tampered at audit line {report.first_bad_line}: {report.reason}\n")
     return 1
 
 
@@ -570,6 +587,7 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     from qmk.kernel.attest import find_attestation, replay
     from qmk.kernel.audit import verify
     from qmk.kernel.store import Store
+    from qmk.kernel.stored import digest_counts
 
     try:
         report = verify(args.data_dir)
@@ -580,7 +598,7 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         ) from None
     if not report.ok:
         err.write(
-            f"{args.data_dir}: audit log tampered at line {report.first_bad_line}: "
+            f"{args.data_dir}: tampered at audit line {report.first_bad_line}: "
             f"{report.reason}; nothing replayed\n"
         )
         return 1
@@ -588,7 +606,7 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         raise CommandError.of(
             "no-attestation", f"{args.data_dir}: no attestation of job {args.job!r}"
         )
-    store = Store(args.data_dir)
+    store = Store(args.data_dir, seal_key=_result_key(Path(args.data_dir)))
     try:
         job = store.load_job(args.job, record["tenant"])
     finally:
@@ -597,7 +615,14 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         raise CommandError.of(
             "no-attestation", f"{args.data_dir}: job {args.job!r} is attested but not stored"
         )
+    if job.result_damage is not None:  # (audit verify saw it too: a row edited since)
+        err.write(f"{args.job}: {job.result_damage['code']} {job.result_damage['message']}\n")
+        return 1
     found = replay(job.graph, record, args.job)
+    stored = None if job.result is None else job.result.get("counts")
+    if found.same and isinstance(stored, dict) and digest_counts(stored) != found.recorded:
+        err.write(f"{args.job}: the stored counts differ from the attested ones (edited)\n")
+        return 1
     if args.json:
         _dump(
             {
@@ -623,6 +648,17 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         )
         return 1
     return 0
+
+
+def _result_key(data_dir: Path) -> bytes | None:
+    """The key of the results' seals of ``data_dir`` (None without its secret)."""
+    from qmk.kernel.datafiles import SECRET_FILE
+    from qmk.kernel.seals import derive
+
+    try:
+        return derive((data_dir / SECRET_FILE).read_bytes(), "result")
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- parsers
@@ -711,6 +747,18 @@ def register(add: AddCommand) -> None:
             help=f"{what} TLS to a tls:// Dask scheduler (PEM; the three go together)",
         )
     sub.add_argument(
+        "--dask-insecure",
+        action="store_true",
+        help="accept a tcp:// Dask scheduler (no TLS: whoever reaches it runs code in the "
+        "workers; refused otherwise, QK120)",
+    )
+    sub.add_argument(
+        "--dask-dashboard",
+        action="store_true",
+        help="with --dask local:N: serve Dask's dashboard on a free port of 127.0.0.1 "
+        "(default: none)",
+    )
+    sub.add_argument(
         "--max-line",
         type=_int_in(1024),
         metavar="BYTES",
@@ -753,6 +801,12 @@ def register(add: AddCommand) -> None:
         "--recover",
         action="store_true",
         help="start on a damaged data directory (QK103), recording the damage in the audit log",
+    )
+    sub.add_argument(
+        "--repair-perms",
+        action="store_true",
+        help="take away other users' access to the data directory's files (else a lax "
+        "mode is QK121), recording it in the audit log",
     )
     sub.add_argument(
         "--json",

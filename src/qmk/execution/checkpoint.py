@@ -60,6 +60,7 @@ True
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,18 +107,43 @@ def resume(runner: Runner, state: ExecutionState) -> None:
     runner.epoch = state.epoch
 
 
-def write_state(path: str | os.PathLike[str], state: ExecutionState) -> int:
-    """Write ``state`` to ``path`` atomically; its size in bytes."""
+def write_state(
+    path: str | os.PathLike[str],
+    state: ExecutionState,
+    *,
+    seal: Callable[[bytes], bytes] | None = None,
+) -> int:
+    """Write ``state`` to ``path`` atomically; its size in bytes. ``seal`` makes the
+    bytes written of the state's (the kernel's adds its HMAC: :mod:`qmk.kernel.seals`)."""
     data = state.to_bytes()
+    if seal is not None:
+        data = seal(data)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(target.parent)
     temporary = target.with_name(f".{target.name}.tmp")
-    with open(temporary, "wb") as handle:
+    # 0600 whatever the umask (a state holds a tenant's amplitudes and random stream)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, target)
     return len(data)
+
+
+def private_dirs(path: str | os.PathLike[str]) -> None:
+    """Make the folder ``path`` and its missing parents, each mode 0700 whatever the
+    umask (``Path.mkdir(parents=True)`` makes the parents with the umask's mode)."""
+    missing: list[Path] = []
+    here = Path(os.path.abspath(path))
+    while not here.is_dir():
+        missing.append(here)
+        here = here.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue
 
 
 def read_state(path: str | os.PathLike[str]) -> ExecutionState:
@@ -140,6 +166,7 @@ __all__ = [
     "VERSION",
     "ExecutionState",
     "capture",
+    "private_dirs",
     "read_state",
     "resume",
     "write_state",

@@ -33,7 +33,7 @@ from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodN
 from qmk.abi.jsonrpc import decode_soon, encode
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.protocol import KernelSyscalls
-from qmk.errors import QMKError, SessionError
+from qmk.errors import AuthError, QMKError, SessionError
 from qmk.http import problems
 from qmk.http.events import PROGRESS_S, EventHub, JobWatch, sse
 from qmk.http.metrics import CONTENT_TYPE, Metrics
@@ -57,6 +57,64 @@ CONSOLE_FILES = {
 }
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+#: Headers every answer carries: the console runs only its own script (no inline code,
+#: nothing from elsewhere), in no frame of another site; no answer is sniffed as another
+#: type or leaks its URL as a referrer. (Inline styles stay allowed: the /docs page has
+#: one ``<style>``; a style cannot run code.)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        b"img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
+        b"form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+#: Host names every server answers: the loopback ones.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: Paths answered whatever the Host: a liveness probe and a Prometheus scrape send the
+#: pod's or the service's address, and neither path serves a browser anything to rebind
+#: (/metrics is behind its token, or shows tenants hashed).
+ANY_HOST_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exposure:
+    """Who the HTTP API answers, beyond its routes' own checks.
+
+    Attributes:
+        hosts: the Host names (lower case, no port) it answers; another is 421 (but
+            :data:`ANY_HOST_PATHS`). Empty: any (an application made without one).
+        metrics_token: the bearer ``/metrics`` requires (None: none).
+    """
+
+    hosts: frozenset[str] = frozenset()
+    metrics_token: str | None = None
+
+    @classmethod
+    def of(cls, table: Any, bind_host: str) -> Exposure:
+        """The exposure of a kernel's ``[http]`` table (:class:`~qmk.kernel.config.
+        HttpTable`) for a server bound to ``bind_host``: the loopback names, that host
+        (as written: ``0.0.0.0`` is the URL ``qmk serve`` prints for it) and
+        ``allowed_hosts``."""
+        names = {*LOOPBACK_HOSTS, *(h.lower() for h in table.allowed_hosts)}
+        names.add(bind_host.strip("[]").lower())
+        names.discard("")
+        return cls(hosts=frozenset(names), metrics_token=table.metrics_token)
+
+    def allows(self, host_header: bytes | None) -> bool:
+        """Whether a request with this ``Host`` header is answered (none: yes)."""
+        if not self.hosts or host_header is None:
+            return True
+        text = host_header.decode("latin-1").strip().lower()
+        if text.startswith("["):  # [v6]:port
+            name = text[1:].partition("]")[0]
+        else:
+            name = text.rpartition(":")[0] if text.count(":") == 1 else text
+        return name in self.hosts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +209,7 @@ class Api:
         metrics: the metrics (requests and syscalls are observed in it).
         tracing: the tracer (a no-op when tracing is off).
         limits: what a request may hold.
+        exposure: who it answers (the Host names, ``/metrics``' token).
     """
 
     def __init__(
@@ -160,12 +219,14 @@ class Api:
         metrics: Metrics,
         tracing: Tracing,
         limits: AppLimits,
+        exposure: Exposure | None = None,
     ) -> None:
         self.kernel = kernel
         self.hub = hub
         self.metrics = metrics
         self.tracing = tracing
         self.limits = limits
+        self.exposure = exposure or Exposure()
         self.final_states = frozenset(hub.probe.final_states)
         self.openapi = encode(openapi_document())
         self.docs = render_docs(openapi_document()).encode()
@@ -460,6 +521,17 @@ class Api:
         return _json({"tenant": tenant, "entries": entries}, headers={"x-qmk-tenant": tenant})
 
     async def metrics_route(self, request: Request) -> Response:
+        token = self.exposure.metrics_token
+        if token is not None:
+            header = request.headers.get("authorization", "")
+            scheme, _, given = header.partition(" ")
+            if scheme.lower() != "bearer" or not secrets.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                raise AuthError(
+                    "/metrics needs the operator's token: Authorization: Bearer "
+                    "<http.metrics_token>"
+                )
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
 
     async def health(self, request: Request) -> Response:
@@ -508,9 +580,12 @@ class App:
         state: its state (``state.api``: the :class:`Api`).
     """
 
-    def __init__(self, starlette: Starlette, syscalls: list[Route]) -> None:
+    def __init__(
+        self, starlette: Starlette, syscalls: list[Route], exposure: Exposure | None = None
+    ) -> None:
         self.starlette = starlette
         self.state = starlette.state
+        self.exposure = exposure or Exposure()
         self._routes: dict[str, list[tuple[Route, bool]]] = {}
         for route in starlette.routes:
             if not isinstance(route, Route):
@@ -521,6 +596,21 @@ class App:
                     self._routes.setdefault(method, []).append((route, direct))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = next((v for k, v in scope.get("headers", ()) if k == b"host"), None)
+            if not self.exposure.allows(host) and scope["path"] not in ANY_HOST_PATHS:
+                name = (host or b"").decode("latin-1")[:100]
+                error = InvalidRequest(
+                    f"Host {name!r} is not a name this server answers (the loopback "
+                    "names, the --http host and http.allowed_hosts)"
+                )
+                response = _problem(error, scope["path"], status=421)
+                await response(scope, receive, _secured(send))
+                return
+            send = _secured(send)
+        await self._route(scope, receive, send)
+
+    async def _route(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
             path = scope["path"]
             for route, direct in self._routes.get(scope["method"], ()):
@@ -540,15 +630,27 @@ class App:
         await self.starlette(scope, receive, send)
 
 
+def _secured(send: Any) -> Any:
+    """``send`` that adds :data:`SECURITY_HEADERS` to the answer's start."""
+
+    async def secured(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *SECURITY_HEADERS]}
+        await send(message)
+
+    return secured
+
+
 def create_app(
     kernel: KernelSyscalls,
     hub: EventHub,
     metrics: Metrics,
     tracing: Tracing,
     limits: AppLimits | None = None,
+    exposure: Exposure | None = None,
 ) -> App:
     """The application serving ``kernel`` (see the module docstring and :class:`App`)."""
-    api = Api(kernel, hub, metrics, tracing, limits or AppLimits())
+    api = Api(kernel, hub, metrics, tracing, limits or AppLimits(), exposure)
     others: dict[str, Handler] = {
         "assist": api.assist,
         "job_events": api.job_events,
@@ -579,7 +681,7 @@ def create_app(
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
     app.state.api = api
-    return App(app, syscalls)
+    return App(app, syscalls, exposure)
 
 
 def _route(api: Api, path: str, method: str, handler: Handler, other: OtherRoute | None) -> Route:

@@ -18,6 +18,8 @@ The table :data:`METRICS` names and documents each one; docs/http.md lists it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,7 +31,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from qmk.http.probe import KernelEvent, KernelProbe
@@ -59,6 +61,35 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "jobs answered from an earlier run's stored result (no run), by tenant",
     ),
     ("qmk_logical_errors_injected", "counter", "logical errors injected by runs, by tenant"),
+    ("qmk_queue_oldest_seconds", "gauge", "seconds the oldest job in the run queue has waited"),
+    (
+        "qmk_data_disk_free_bytes",
+        "gauge",
+        "bytes free on the data directory's disk (absent: not knowable)",
+    ),
+    (
+        "qmk_data_disk_reserve_bytes",
+        "gauge",
+        "free bytes below which submits are refused (kernel.min_free_disk_mb; 0: none)",
+    ),
+    ("qmk_result_storage_bytes", "gauge", "bytes of stored results, by tenant"),
+    (
+        "qmk_result_storage_limit_bytes",
+        "gauge",
+        "results a tenant may store (max_result_storage_mb), by tenant",
+    ),
+    (
+        "qmk_audit_chain_problems",
+        "gauge",
+        "audit-chain and data-directory damage the kernel was started over (--recover)",
+    ),
+    ("qmk_dask_workers", "gauge", "Dask workers the pool sends jobs to (with --dask only)"),
+    (
+        "qmk_workers_lost",
+        "counter",
+        "workers the pool lost under it (a Dask worker killed or gone); their jobs ran again",
+    ),
+    ("qmk_job_errors", "counter", "jobs that ended with an error, by its QMK code and tenant"),
     ("qmk_rpc_seconds", "histogram", "syscall latency, by transport (http, jsonrpc) and method"),
     ("qmk_http_requests", "counter", "HTTP requests by route and status"),
 )
@@ -77,21 +108,42 @@ def _help(name: str) -> str:
     return next(text for metric, _, text in METRICS if metric == name)
 
 
+def hashed_tenants(key: bytes) -> Callable[[str], str]:
+    """A tenant's label as a keyed hash: ``t-`` and 12 hex digits of HMAC-SHA256(``key``,
+    name), stable for a kernel (its key comes from the kernel secret) and not reversible
+    by trying names without it (``[http] metrics_tenants = "hashed"``).
+
+    >>> label = hashed_tenants(b"k" * 32)
+    >>> label("alice") == label("alice") != label("bob"), len(label("alice"))
+    (True, 14)
+    """
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def label(tenant: str) -> str:
+        mac = keyed.copy()
+        mac.update(tenant.encode())
+        return "t-" + mac.hexdigest()[:12]
+
+    return label
+
+
 class _KernelLoad(Collector):
     """The gauges read from the kernel's snapshot at each scrape."""
 
-    def __init__(self, probe: KernelProbe) -> None:
+    def __init__(self, probe: KernelProbe, label: Callable[[str], str]) -> None:
         self.probe = probe
+        self.label = label
 
     def collect(self) -> Iterator[Metric]:
         snap = self.probe.snapshot()
+        label = self.label
         jobs = GaugeMetricFamily("qmk_jobs", _help("qmk_jobs"), labels=["state", "tenant"])
         for (state, tenant), count in sorted(snap.jobs.items()):
-            jobs.add_metric([state, tenant], count)
+            jobs.add_metric([state, label(tenant)], count)
         yield jobs
         queue = GaugeMetricFamily("qmk_queue_depth", _help("qmk_queue_depth"), labels=["tenant"])
         for tenant, count in sorted(snap.queued.items()):
-            queue.add_metric([tenant], count)
+            queue.add_metric([label(tenant)], count)
         yield queue
         utilisation = snap.busy_workers / snap.workers if snap.workers else 0.0
         for name, value in (
@@ -102,8 +154,29 @@ class _KernelLoad(Collector):
             ("qmk_physical_qubits", snap.physical_qubits_total),
             ("qmk_physical_qubits_in_use", snap.physical_qubits_in_use),
             ("qmk_epoch", snap.epoch),
+            ("qmk_queue_oldest_seconds", snap.oldest_queued_s),
+            ("qmk_data_disk_reserve_bytes", snap.data_disk_reserve_bytes),
+            ("qmk_audit_chain_problems", snap.audit_chain_problems),
         ):
             yield GaugeMetricFamily(name, _help(name), value=value)
+        if snap.dask_workers is not None:
+            yield GaugeMetricFamily(
+                "qmk_dask_workers", _help("qmk_dask_workers"), value=snap.dask_workers
+            )
+        yield CounterMetricFamily(
+            "qmk_workers_lost", _help("qmk_workers_lost"), value=snap.workers_lost
+        )
+        if snap.data_disk_free_bytes is not None:
+            name = "qmk_data_disk_free_bytes"
+            yield GaugeMetricFamily(name, _help(name), value=snap.data_disk_free_bytes)
+        for name, by_tenant in (
+            ("qmk_result_storage_bytes", snap.result_storage_bytes),
+            ("qmk_result_storage_limit_bytes", snap.result_storage_limit_bytes),
+        ):
+            family = GaugeMetricFamily(name, _help(name), labels=["tenant"])
+            for tenant, value in sorted(by_tenant.items()):
+                family.add_metric([label(tenant)], value)
+            yield family
 
 
 class Metrics:
@@ -111,12 +184,17 @@ class Metrics:
 
     Args:
         probe: the kernel's probe (its snapshot is read at each scrape).
+        tenant_label: a tenant's label from its name (:func:`hashed_tenants`); None:
+            the name.
     """
 
-    def __init__(self, probe: KernelProbe) -> None:
+    def __init__(
+        self, probe: KernelProbe, *, tenant_label: Callable[[str], str] | None = None
+    ) -> None:
         disable_created_metrics()  # no *_created series: a scrape shows what the table says
+        self.label: Callable[[str], str] = tenant_label or str
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_KernelLoad(probe))
+        self.registry.register(_KernelLoad(probe, self.label))
         reg = self.registry
         self.finished = Counter(
             "qmk_jobs_finished", _help("qmk_jobs_finished"), ["state", "tenant"], registry=reg
@@ -150,6 +228,9 @@ class Metrics:
             ["tenant"],
             registry=reg,
         )
+        self.errors = Counter(
+            "qmk_job_errors", _help("qmk_job_errors"), ["code", "tenant"], registry=reg
+        )
         self.rpc = Histogram(
             "qmk_rpc_seconds",
             _help("qmk_rpc_seconds"),
@@ -181,12 +262,14 @@ class Metrics:
         facts = event.job
         if facts is None:
             return
-        tenant = event.tenant or ""
+        tenant = self.label(event.tenant or "")
         if event.state == "RUNNING" and facts.queued_s is not None:
             self._child(self.queue_seconds, tenant).observe(facts.queued_s)
         if not facts.final:
             return
         self._child(self.finished, event.state, tenant).inc()
+        if facts.error_code is not None:
+            self._child(self.errors, facts.error_code, tenant).inc()
         if event.record.get("cached_from") is not None:
             self._child(self.cache_hits, tenant).inc()
         if facts.run_s is not None:

@@ -34,6 +34,7 @@ class JobFacts:
         engine: the engine that ran it (once COMPLETED), else None.
         injected_logical_errors: logical errors the run injected (once COMPLETED).
         mode: how the run sampled its shots (``stim-batch``, ``trajectories``, ...).
+        error_code: the QMK code of the error it ended with (``QK202``, ...), else None.
     """
 
     created_at: float
@@ -45,6 +46,7 @@ class JobFacts:
     engine: str | None = None
     injected_logical_errors: int | None = None
     mode: str | None = None
+    error_code: str | None = None
 
     @property
     def queued_s(self) -> float | None:
@@ -115,6 +117,19 @@ class KernelSnapshot:
         physical_qubits_total, physical_qubits_in_use: the machine's inventory.
         epoch: the kernel's epoch counter.
         started_at: when the kernel started (its clock).
+        oldest_queued_s: how long the oldest job in the run queue has waited (0: none).
+        data_disk_free_bytes: bytes free for the kernel on its data directory's disk
+            (None: not knowable).
+        data_disk_reserve_bytes: the reserve below which submits are refused
+            (``kernel.min_free_disk_mb``; 0: none).
+        result_storage_bytes: bytes of stored results, by tenant.
+        result_storage_limit_bytes: each tenant's ``max_result_storage_mb`` in bytes.
+        dask_workers: the Dask workers the kernel's pool sends jobs to (None: the local
+            pool).
+        workers_lost: workers the pool lost since the kernel started (a Dask worker
+            killed, its machine gone, or left the cluster; their jobs ran again).
+        audit_chain_problems: damage to the audit chain and data directory the kernel was
+            started over (``qmk serve --recover``; 0: it started on a whole chain).
     """
 
     jobs: Mapping[tuple[str, str], int]
@@ -126,6 +141,14 @@ class KernelSnapshot:
     physical_qubits_in_use: int
     epoch: int
     started_at: float
+    oldest_queued_s: float = 0.0
+    data_disk_free_bytes: int | None = None
+    data_disk_reserve_bytes: int = 0
+    result_storage_bytes: Mapping[str, int] = field(default_factory=dict)
+    result_storage_limit_bytes: Mapping[str, int] = field(default_factory=dict)
+    audit_chain_problems: int = 0
+    dask_workers: int | None = None
+    workers_lost: int = 0
 
 
 def version() -> str:

@@ -141,7 +141,7 @@ async def serve_with_http(
     """
     from qmk.http.app import AppLimits, create_app
     from qmk.http.events import EventHub
-    from qmk.http.metrics import Metrics, instrument
+    from qmk.http.metrics import instrument
     from qmk.http.tracing import Tracing, make_provider
 
     check_tls(config)
@@ -152,13 +152,13 @@ async def serve_with_http(
     if tracing.enabled:  # the workers record their spans under the job's run span
         probe.trace_workers(tracing)
     try:
-        metrics = Metrics(probe)
+        metrics, exposure = _exposure(kernel, probe, config)
         limits = AppLimits(
             max_body=server_config.max_line,
             max_body_unauthenticated=server_config.max_line_unauthenticated,
             max_depth=server_config.max_depth,
         )
-        app = create_app(kernel, hub, metrics, tracing, limits)
+        app = create_app(kernel, hub, metrics, tracing, limits, exposure)
         server = _uvicorn_server(app, config, server_config.drain_timeout_s)
         bound = sock.getsockname()
         host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
@@ -174,6 +174,17 @@ async def serve_with_http(
         if tracing.enabled:
             probe.trace_workers(None)
         tracing.shutdown()
+
+
+def _exposure(kernel: Any, probe: KernelProbe, config: HttpConfig) -> tuple[Any, Any]:
+    """The metrics (tenants hashed or not) and the exposure (Host names, ``/metrics``'
+    token) of the kernel's ``[http]`` table for a server on ``config.host``."""
+    from qmk.http.app import Exposure
+    from qmk.http.metrics import Metrics, hashed_tenants
+
+    table = kernel.config.http
+    label = hashed_tenants(kernel.key_for("metrics")) if table.hashed_tenants else None
+    return Metrics(probe, tenant_label=label), Exposure.of(table, config.host)
 
 
 def _first(error: BaseException) -> BaseException:

@@ -44,7 +44,9 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     the capabilities granted at submit (checked again here). ``checkpoint_dir`` is where
     the attempt saves execution states (None: nowhere), ``resume`` the state file it goes
     on from (None: the start), and ``max_result_bytes`` the largest result the kernel
-    keeps (None: no limit).
+    keeps (None: no limit). ``state_key`` seals the states it saves and must open the
+    one it resumes from (:mod:`qmk.kernel.seals`: an edited file is ``QK309``); None:
+    states are neither sealed nor checked (an attempt outside a kernel).
     """
 
     request: RunRequest
@@ -53,6 +55,30 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint_dir: str | None = None
     resume: str | None = None
     max_result_bytes: int | None = None
+    state_key: bytes | None = None
+
+    def resume_state(self) -> Any:
+        """What the run resumes from: the state file's path, or (with ``state_key``)
+        the state read from it once its seal is checked; None: the start.
+
+        Raises:
+            JobError: ``QK309 checkpoint-tampered``.
+            EngineError: ``QE107 checkpoint-unreadable``.
+        """
+        if self.resume is None or self.state_key is None:
+            return self.resume
+        from qmk.engines import EngineError
+        from qmk.execution.checkpoint import ExecutionState
+        from qmk.kernel.seals import unseal_state
+
+        try:
+            with open(self.resume, "rb") as handle:
+                sealed = handle.read()
+        except OSError as exc:
+            raise EngineError.of(
+                "checkpoint-unreadable", f"cannot read checkpoint {self.resume!r}: {exc}"
+            ) from None
+        return ExecutionState.from_bytes(unseal_state(self.state_key, sealed))
 
     @property
     def device(self) -> bool:
@@ -87,6 +113,8 @@ def run_job(
         if link is None or attempt.checkpoint_dir is None
         else control(link, attempt.checkpoint_dir, every_ops=request.checkpoint_every_ops)
     )
+    if watch is not None:
+        watch.state_key = attempt.state_key
     if attempt.device:
         return run_device_job(attempt, control=watch)
     try:
@@ -98,7 +126,7 @@ def run_job(
             raise CapabilityError(
                 f"refused at execution: the job lacks {', '.join(missing)}", missing=missing
             )
-        result = execute(program, request, control=watch, resume=attempt.resume)
+        result = execute(program, request, control=watch, resume=attempt.resume_state())
     except Suspended as stop:
         return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
     except QMKError as exc:
@@ -132,7 +160,7 @@ def run_device_job(attempt: Attempt, *, control: WorkerControl | None = None) ->
             stored["job"],
             strict_timing=bool(stored.get("strict_timing")),
             control=control,
-            resume=attempt.resume,
+            resume=attempt.resume_state(),
         )
     except Suspended as stop:
         return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
@@ -177,12 +205,17 @@ def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> dict[str
 
 def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
     """A worker's successful outcome: the result encoded here, once (``result_json``,
-    ``result_meta``: :func:`~qmk.kernel.stored.encode_result`), so the kernel stores and
-    serves the text as it is; or, for a part of a split job, the result object (the pool
-    merges the parts). A result over ``attempt.max_result_bytes`` is ``QK305`` instead:
-    it never leaves the worker."""
+    ``result_meta``: :func:`~qmk.kernel.stored.encode_result`; a job's run says
+    ``cache_hit: false`` in its telemetry), with its SHA-256 (``result_sha256``), so the
+    kernel stores and serves the text as it is and hashes none of it; or, for a part of
+    a split job, the result object (the pool merges the parts). A result over
+    ``attempt.max_result_bytes`` is ``QK305`` instead: it never leaves the worker."""
     if attempt.request.part is not None:
         return {"ok": True, "result": value}
+    if not attempt.device:  # a run's result is its own (the kernel's cache hits run none)
+        telemetry = value.get("telemetry")
+        cached = {**(telemetry if isinstance(telemetry, dict) else {}), "cache_hit": False}
+        value = {**value, "telemetry": cached}
     stored = encode_result(value)
     limit = attempt.max_result_bytes
     if limit is not None and stored.nbytes > limit:
@@ -192,7 +225,13 @@ def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
             "per job",
         )
         return {"ok": False, "error": error_json(too_big)}
-    return {"ok": True, "result_json": stored.data, "result_meta": dict(stored.meta)}
+    # its digest taken here, off the kernel's loop (its audit line and seal carry it)
+    return {
+        "ok": True,
+        "result_json": stored.data,
+        "result_meta": dict(stored.meta),
+        "result_sha256": stored.sha256,
+    }
 
 
 __all__ = ["Attempt", "run_device_job", "run_job"]

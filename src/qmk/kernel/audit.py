@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
-from qmk.kernel.store import committed_audit_head
+from qmk.kernel.store import committed_audit_head, stored_results
+from qmk.kernel.stored import digest_counts
 
 _log = logging.getLogger("qmk.kernel.audit")
 
@@ -42,6 +43,16 @@ GENESIS = "0" * 64
 
 def _mac(secret: bytes, body: str) -> str:
     return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+
+
+def line_mac_ok(secret: bytes, text: str, mac: Any) -> bool:
+    """Whether ``text`` (one audit line) carries the HMAC of its content, ``mac``."""
+    marker = f',"mac":"{mac}"}}'
+    return (
+        isinstance(mac, str)
+        and text.endswith(marker)
+        and hmac.compare_digest(mac, _mac(secret, text[: -len(marker)] + "}"))
+    )
 
 
 def _line_encoder() -> Callable[[dict[str, Any]], str]:
@@ -74,7 +85,7 @@ class AuditLog:
     def __init__(self, data_dir: str | os.PathLike[str], secret: bytes) -> None:
         self.path = Path(data_dir) / AUDIT_FILE
         self._secret = secret
-        self.seq, self.head, self.head_offset = _tail(self.path)
+        self.seq, self.head, self.head_offset = tail(self.path)
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied for each line
         self._pending: list[str] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -145,7 +156,7 @@ class AuditLog:
         os.close(self._fd)
 
 
-def _tail(path: Path) -> tuple[int, str, int]:
+def tail(path: Path) -> tuple[int, str, int]:
     """(seq, hash, byte offset) of the last complete line of ``path``, or (0, GENESIS, 0)."""
     try:
         with open(path, "rb") as handle:
@@ -181,6 +192,8 @@ class AuditReport:
     #: Lines where a kernel started on a damaged directory (``--recover``) and what it
     #: accepted: the chain is whole from there on, but what came before may be lost.
     recoveries: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    #: Stored results compared with their audit lines (and their seals, with the secret).
+    results_checked: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -191,6 +204,7 @@ class AuditReport:
             "head_checked": self.head_checked,
             "macs_checked": self.macs_checked,
             "recoveries": [{"line": line, "problems": list(p)} for line, p in self.recoveries],
+            "results_checked": self.results_checked,
         }
 
 
@@ -227,6 +241,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         count = len(raw_lines)
         return bad("the last line is incomplete (no newline)")
     head_hash: str | None = None
+    digests = _Digests()
     for raw in raw_lines:
         count += 1
         try:
@@ -239,13 +254,10 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
             return bad(f"seq {seq} where {count} was expected (a line was removed or moved)")
         if line_prev != prev:
             return bad("prev does not match the previous line (edited, removed or moved)")
-        marker = f',"mac":"{mac}"}}'
-        if secret is not None and (
-            not text.endswith(marker)
-            or not hmac.compare_digest(mac, _mac(secret, text[: -len(marker)] + "}"))
-        ):
+        if secret is not None and not line_mac_ok(secret, text, mac):
             return bad("the line's mac does not match its content (edited)")
         prev = hashlib.sha256(raw).hexdigest()
+        digests.note(count, record)
         if record.get("event") == "kernel" and record.get("recovered_from"):
             recoveries.append((count, tuple(map(str, record["recovered_from"]))))
         if head is not None and count == head[0]:
@@ -270,13 +282,73 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
                 head_checked=True,
                 macs_checked=secret is not None,
             )
+    checked, problem = digests.check(root, secret)
+    if problem is not None:
+        line, reason = problem
+        return AuditReport(
+            ok=False,
+            lines=count,
+            first_bad_line=line,
+            reason=reason,
+            head_checked=head is not None,
+            macs_checked=secret is not None,
+            results_checked=checked,
+        )
     return AuditReport(
         ok=True,
         lines=count,
         head_checked=head is not None,
         macs_checked=secret is not None,
         recoveries=tuple(recoveries),
+        results_checked=checked,
     )
 
 
-__all__ = ["AuditLog", "AuditReport", "verify"]
+class _Digests:
+    """What the audit log says each job's stored result is: the ``stored_sha256`` of its
+    last COMPLETED line (the stored JSON's SHA-256), else the ``result_sha256`` of its
+    last ``attest`` line (the counts' digest: lines of kernels from before seals)."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, tuple[int, str]] = {}
+        self.counts: dict[str, tuple[int, str]] = {}
+
+    def note(self, line: int, record: dict[str, Any]) -> None:
+        event, job_id = record.get("event"), record.get("job_id")
+        if not isinstance(job_id, str):
+            return
+        if event == "job" and record.get("state") == "COMPLETED":
+            stored = record.get("stored_sha256")
+            if isinstance(stored, str):
+                self.stored[job_id] = (line, stored)
+            else:
+                self.stored.pop(job_id, None)
+        elif event == "attest" and isinstance(digest := record.get("result_sha256"), str):
+            self.counts[job_id] = (line, digest)
+
+    def check(self, root: Path, secret: bytes | None) -> tuple[int, tuple[int, str] | None]:
+        """(results compared, the first mismatch as (line, reason) or None)."""
+        from qmk.kernel.seals import data_digest, derive
+        from qmk.kernel.stored import stored_result
+
+        key = None if secret is None else derive(secret, "result")
+        checked = 0
+        for job_id, data, meta, sealed in stored_results(root, key):
+            checked += 1
+            edited = f"job {job_id}'s stored result differs from "
+            if sealed is False:
+                line = self.stored.get(job_id, self.counts.get(job_id, (0, "")))[0]
+                return checked, (line, edited + "the seal the kernel wrote (edited in kernel.db)")
+            if job_id in self.stored:
+                line, digest = self.stored[job_id]
+                if data_digest(data) != digest:
+                    return checked, (line, edited + f"line {line}'s stored_sha256 (edited)")
+            elif job_id in self.counts:
+                line, digest = self.counts[job_id]
+                counts = stored_result(data, meta).get("counts")
+                if not isinstance(counts, dict) or digest_counts(counts) != digest:
+                    return checked, (line, edited + f"line {line}'s attested counts (edited)")
+        return checked, None
+
+
+__all__ = ["GENESIS", "AuditLog", "AuditReport", "line_mac_ok", "tail", "verify"]

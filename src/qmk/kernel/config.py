@@ -429,6 +429,48 @@ class AssistTable(_Table, frozen=True, kw_only=True):
     timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 120.0
 
 
+# --------------------------------------------------------------------------- [http]
+
+
+class HttpTable(_Table, frozen=True, kw_only=True):
+    """The [http] table: who may read ``/metrics``, and which Host names the HTTP API
+    answers (``qmk serve --http``; docs/http.md, Exposure)."""
+
+    metrics_token: (
+        Annotated[
+            str,
+            Meta(
+                min_length=16,
+                description="the operator's bearer token /metrics requires (none: /metrics "
+                "answers anyone who reaches the port, with tenant names hashed)",
+            ),
+        ]
+        | None
+    ) = None
+    metrics_tenants: Annotated[
+        Literal["names", "hashed"] | None,
+        Meta(
+            description="tenant labels of /metrics: their names, or a keyed hash of each "
+            "(default: names behind metrics_token, hashed without it)"
+        ),
+    ] = None
+    allowed_hosts: Annotated[
+        tuple[Annotated[str, Meta(min_length=1, max_length=253)], ...],
+        Meta(
+            description="Host names (and addresses) the HTTP API answers besides the "
+            "loopback names and the --http host as written; others get 421 (GET /healthz "
+            "excepted)"
+        ),
+    ] = ()
+
+    @property
+    def hashed_tenants(self) -> bool:
+        """Whether /metrics shows tenants as hashes (see ``metrics_tenants``)."""
+        if self.metrics_tenants is None:
+            return self.metrics_token is None
+        return self.metrics_tenants == "hashed"
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -446,6 +488,7 @@ class ConfigFile(_Table, frozen=True, kw_only=True):
         dict[str, Any],
         Meta(description="the wire's limits, checked when qmk serve starts (docs/kernel.md)"),
     ] = {}
+    http: HttpTable = msgspec.field(default_factory=HttpTable)
 
 
 class KernelConfig(KernelTable, frozen=True, kw_only=True):
@@ -461,6 +504,7 @@ class KernelConfig(KernelTable, frozen=True, kw_only=True):
         assist: the assistant (``[assist]``).
         server: the ``[server]`` table as written: the wire's limits, which
             ``qmk.abi.server.ServerConfig.from_table`` checks when ``qmk serve`` starts.
+        http: the ``[http]`` table: ``/metrics``' token and labels, allowed Host names.
     """
 
     machine: MachineConfig
@@ -468,6 +512,7 @@ class KernelConfig(KernelTable, frozen=True, kw_only=True):
     faults: FaultSchedule = msgspec.field(default_factory=FaultSchedule)
     assist: AssistTable = msgspec.field(default_factory=AssistTable)
     server: Mapping[str, Any] = {}
+    http: HttpTable = msgspec.field(default_factory=HttpTable)
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "tenants", MappingProxyType(dict(self.tenants)))
@@ -517,6 +562,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         faults=file.faults.schedule(),
         assist=file.assist,
         server=file.server,
+        http=file.http,
     )
 
 
@@ -606,6 +652,7 @@ __all__ = [
     "ConfigError",
     "ConfigFile",
     "FaultsTable",
+    "HttpTable",
     "KernelConfig",
     "KernelTable",
     "MachineConfig",

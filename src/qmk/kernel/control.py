@@ -49,6 +49,9 @@ class WorkerControl:
         self.now: dict[str, Any] | None = None
         self.answering: list[dict[str, Any]] = []
         self._countdown = LOOK_EVERY
+        #: The key each saved state is sealed with (:func:`qmk.kernel.seals.seal_state`;
+        #: set by :func:`~qmk.kernel.attempt.run_job`); None: saved unsealed.
+        self.state_key: bytes | None = None
 
     @property
     def urgent(self) -> bool:
@@ -106,6 +109,11 @@ class WorkerControl:
             return YIELD
         return CHECKPOINT
 
+    def _seal(self, data: bytes) -> bytes:
+        from qmk.kernel.seals import seal_state
+
+        return data if self.state_key is None else seal_state(self.state_key, data)
+
     def save(self, state: Any) -> None:
         import os
 
@@ -115,7 +123,7 @@ class WorkerControl:
         for request in self.answering:
             checkpoint_id = str(request.get("checkpoint_id"))
             path = os.path.join(self.directory, f"{checkpoint_id}{STATE_SUFFIX}")
-            size = write_state(path, state)
+            size = write_state(path, state, seal=self._seal)
             self.link.notify(
                 {
                     "checkpoint_id": checkpoint_id,

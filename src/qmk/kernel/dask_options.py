@@ -1,5 +1,6 @@
 """``qmk serve --dask``'s options, checked before anything starts: the scheduler's address
-(:func:`parse_dask`) and the kernel's TLS files for it (:func:`check_tls`).
+(:func:`parse_dask`), that it is a TLS one (:func:`check_exposure`) and the kernel's TLS
+files for it (:func:`check_tls`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from qmk.kernel.errors import ConfigError
+from qmk.kernel.errors import ConfigError, ExposureError
 
 
 def parse_dask(text: str) -> tuple[str, int | None]:
@@ -29,6 +30,42 @@ def parse_dask(text: str) -> tuple[str, int | None]:
     raise ConfigError(
         f"--dask takes local:N or a scheduler address such as tcp://host:8786, not {text!r}",
         key="dask",
+    )
+
+
+def check_exposure(text: str, *, insecure: bool = False, dashboard: bool = False) -> None:
+    """Refuse a scheduler that anyone who reaches it may use: ``--dask``'s address must be
+    ``tls://`` (``local:N`` makes a TLS cluster of its own) unless ``insecure``
+    (``--dask-insecure``); ``dashboard`` (``--dask-dashboard``) only with ``local:N``.
+
+    >>> check_exposure("local:2"); check_exposure("tcp://10.0.0.5:8786", insecure=True)
+    >>> try:
+    ...     check_exposure("tcp://10.0.0.5:8786")
+    ... except ExposureError as exc:
+    ...     print(exc.code, exc.name)
+    QK120 insecure-dask
+
+    Raises:
+        ExposureError: ``QK120 insecure-dask``.
+        ConfigError: ``dashboard`` with a scheduler's address (its dashboard is its own).
+    """
+    where, count = parse_dask(text)
+    if count is not None:
+        return
+    if dashboard:
+        raise ConfigError(
+            "--dask-dashboard goes with --dask local:N (a remote scheduler's dashboard is "
+            "its own to configure)",
+            key="dask_dashboard",
+        )
+    if where.startswith("tls://") or insecure:
+        return
+    raise ExposureError.of(
+        "insecure-dask",
+        f"--dask {where} is not TLS: whoever reaches that scheduler runs code in the "
+        "kernel's workers and reads what they hold; use tls:// with --dask-tls-*, or "
+        "pass --dask-insecure to accept it (docs/scale-out.md)",
+        address=where,
     )
 
 
@@ -103,4 +140,4 @@ def check_tls(
     return files
 
 
-__all__ = ["TLS_OPTIONS", "TlsFiles", "check_tls", "parse_dask"]
+__all__ = ["TLS_OPTIONS", "TlsFiles", "check_exposure", "check_tls", "parse_dask"]

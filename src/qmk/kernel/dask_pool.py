@@ -71,7 +71,7 @@ from typing import Any, TypeVar
 
 from qmk.errors import UnavailableError
 from qmk.kernel.attempt import Attempt
-from qmk.kernel.dask_options import TlsFiles, parse_dask
+from qmk.kernel.dask_options import TlsFiles, check_exposure, parse_dask
 from qmk.kernel.dask_protocol import CLUSTER_CONFIG, NOTES_TOPIC, PLUGIN, Stash
 from qmk.kernel.pool import (
     TaskError,
@@ -173,6 +173,8 @@ class DaskPool(Executor):
             thread between the kernel and the cluster; make the pool off that loop's
             thread, e.g. with :meth:`start`). None: a thread of the pool's own runs
             its loop (for use from synchronous code).
+        held: more Dask configuration held, with :data:`CLUSTER_CONFIG`, while the
+            pool lives (a worker its cluster starts later reads it).
 
     Raises:
         UnavailableError: the scheduler does not answer within ``connect_s`` (a
@@ -192,6 +194,7 @@ class DaskPool(Executor):
         connect_s: float = 10.0,
         job_pool: Callable[..., Executor] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        held: Mapping[str, Any] | None = None,
     ) -> None:
         import dask
 
@@ -226,6 +229,10 @@ class DaskPool(Executor):
         # the rest is the pool's loop's alone
         self._by_token: dict[str, tuple[_Job, _Launch]] = {}
         self._workers: dict[str, _Worker] = {}
+        #: Workers the pool sends jobs to, and workers it lost since it started (plain
+        #: ints, read by the kernel's metrics from another thread).
+        self.known_workers = 0
+        self.lost_workers = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kills: set[asyncio.Task[Any]] = set()  # of the tasks, those that send kills
         self._ids = itertools.count(1)
@@ -234,7 +241,7 @@ class DaskPool(Executor):
         self._comm_seen: Any = None
         self.client: Any = None
         self._closing: asyncio.Task[None] | None = None
-        self._config = dask.config.set(CLUSTER_CONFIG)
+        self._config = dask.config.set({**CLUSTER_CONFIG, **(held or {})})
         #: The loop that drives the pool (the caller's, or the pool's own thread's).
         self.loop = loop or asyncio.new_event_loop()
         self._loop_thread: int | None = None  # its thread's ident, once it runs the pool
@@ -259,16 +266,45 @@ class DaskPool(Executor):
 
     @classmethod
     def local(
-        cls, workers: int, *, env: Mapping[str, str] | None = None, **options: Any
+        cls,
+        workers: int,
+        *,
+        env: Mapping[str, str] | None = None,
+        dashboard: bool = False,
+        **options: Any,
     ) -> DaskPool:
         """A pool on a new :func:`local_cluster` of ``workers`` processes (``env`` added
-        to their environment), shut down with the pool (``qmk serve --dask local:N``)."""
-        cluster = local_cluster(workers, env=dict(env or {}))
+        to their environment), shut down with the pool (``qmk serve --dask local:N``).
+
+        The cluster speaks only TLS, with a certificate and key made here, in memory
+        (Dask's ``Security.temporary()``): the scheduler, the workers and this pool hold
+        them, nobody else, so another user of the machine cannot connect. Everything
+        binds 127.0.0.1; Dask's HTTP servers answer only ``/health`` unless
+        ``dashboard`` (``--dask-dashboard``: the dashboard, on a free port of 127.0.0.1).
+        A ``security`` in ``options`` is ignored: the cluster's is the one that works.
+        """
+        import dask
+        from distributed.security import Security
+
+        security = Security.temporary()
+        held = {} if dashboard else QUIET_HTTP
+        with dask.config.set(held):
+            cluster = local_cluster(
+                workers,
+                env=dict(env or {}),
+                protocol="tls://",
+                security=security,
+                dashboard=dashboard,
+            )
+        options.pop("security", None)
         try:
-            return cls(cluster, **options)
+            pool = cls(cluster, security=security, held=held, **options)
         except BaseException:
             cluster.close()
             raise
+        if dashboard:
+            _log.warning("the Dask dashboard: %s", cluster.dashboard_link)
+        return pool
 
     # ------------------------------------------------------------------ the Executor
 
@@ -555,6 +591,7 @@ class DaskPool(Executor):
                     pid=int(hello["pid"]),
                     gone=self.loop.create_future(),
                 )
+        self.known_workers = len(self._workers)
         self._changed.set()
         return dict(listed)
 
@@ -570,8 +607,10 @@ class DaskPool(Executor):
         """The pool no longer sends ``worker`` jobs; the calls out to it end (``why``)."""
         if self._workers.get(worker.address) is worker:
             del self._workers[worker.address]
+            self.known_workers = len(self._workers)
         if not worker.gone.done():
             worker.gone.set_result(why)
+            self.lost_workers += 1
         self._stale = True
 
     def _launch(self, job: _Job) -> None:
@@ -921,12 +960,13 @@ def _retrieved(call: asyncio.Future[Any]) -> None:
         call.exception()
 
 
-def local_cluster(workers: int, **options: Any) -> Any:
+def local_cluster(workers: int, *, dashboard: bool = False, **options: Any) -> Any:
     """A new ``distributed.LocalCluster`` of ``workers`` processes of one thread each on
     127.0.0.1, made with :data:`CLUSTER_CONFIG`; ``options`` go to ``LocalCluster``
     (``env``, ``protocol``, ``security``). Its scheduler's HTTP server (Dask starts one
-    even without the dashboard) binds a free port, never 8787. A worker it starts later
-    (a nanny's restart, a scale-up) reads the configuration of that moment: hold
+    even without the dashboard) binds a free port of 127.0.0.1, never 8787 and never
+    every interface; the dashboard is on it only with ``dashboard``. A worker it starts
+    later (a nanny's restart, a scale-up) reads the configuration of that moment: hold
     ``CLUSTER_CONFIG`` while it lives (a :class:`DaskPool` does)."""
     import dask
     from distributed import LocalCluster
@@ -937,10 +977,20 @@ def local_cluster(workers: int, **options: Any) -> Any:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=":0",
+            dashboard_address="127.0.0.1:0",
             worker_dashboard_address=None,
+            scheduler_kwargs={"dashboard": dashboard},
             **options,
         )
+
+
+#: Dask configuration of a ``local:N`` cluster without ``--dask-dashboard``: its HTTP
+#: servers (the scheduler's and each worker's) answer ``/health`` and nothing else: no
+#: cluster state, no Prometheus metrics, no proxy to the workers.
+QUIET_HTTP: Mapping[str, Any] = {
+    "distributed.scheduler.http.routes": ["distributed.http.health"],
+    "distributed.worker.http.routes": ["distributed.http.health"],
+}
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -976,10 +1026,14 @@ def _read(path: str | None) -> bytes | None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write a state file atomically (as the executor's ``write_state`` does)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a state file atomically, 0600 in 0700 folders (as the executor's
+    ``write_state`` does)."""
+    from qmk.execution.checkpoint import private_dirs
+
+    private_dirs(path.parent)
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -994,10 +1048,19 @@ def dask_pool(
     security: Any = None,
     tls: TlsFiles | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
+    insecure: bool = False,
+    dashboard: bool = False,
 ) -> DaskPool:
     """The kernel's pool for ``--dask text``: the kernel's worker limits, TLS to the
     scheduler from ``tls`` (``--dask-tls-*``) or ``security``, driven by ``loop`` (the
-    kernel's; call this off its thread) or by a thread of its own."""
+    kernel's; call this off its thread) or by a thread of its own. ``local:N`` is a
+    TLS cluster of the pool's own (:meth:`DaskPool.local`; ``dashboard``: with Dask's
+    dashboard on 127.0.0.1); another address must be ``tls://`` unless ``insecure``.
+
+    Raises:
+        ExposureError: ``QK120 insecure-dask`` (:func:`~.dask_options.check_exposure`).
+    """
+    check_exposure(text, insecure=insecure, dashboard=dashboard)
     where, count = parse_dask(text)
     if tls is not None:
         security = tls.security()
@@ -1010,12 +1073,13 @@ def dask_pool(
         "loop": loop,
     }
     if count is not None:
-        return DaskPool.local(count, **options)
+        return DaskPool.local(count, dashboard=dashboard, **options)
     return DaskPool(where, **options)
 
 
 __all__ = [
     "MAX_RESTARTS",
+    "QUIET_HTTP",
     "SPLIT_SHOTS",
     "STASH_BYTES",
     "DaskPool",

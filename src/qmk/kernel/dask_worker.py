@@ -46,6 +46,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 from msgspec.structs import replace
 
+from qmk.execution.checkpoint import private_dirs
 from qmk.kernel.attempt import Attempt
 from qmk.kernel.dask_protocol import HANDLERS, NOTES_TOPIC, PLUGIN, Stash
 from qmk.kernel.datafiles import STATE_SUFFIX
@@ -374,9 +375,11 @@ def _place(
     path = None
     if resume is not None:
         folder = folder or os.path.join(host.root, token)
-        os.makedirs(folder, exist_ok=True)
+        private_dirs(folder)
         path = os.path.join(folder, f"resume{STATE_SUFFIX}")
-        Path(path).write_bytes(resume)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(resume)
     return replace(attempt, request=request, checkpoint_dir=saves, resume=path), folder
 
 

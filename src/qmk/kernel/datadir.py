@@ -11,12 +11,25 @@
 3. **Checks.** The database passes SQLite's ``quick_check``; the secret, the database
    and the audit log are all there or all absent (a new directory); the audit log holds
    the chain head the database committed, at the offset and with the hash it recorded,
-   and every line after it chains on. Anything else is ``QK103 data-dir-damaged`` naming
-   the problem, and the kernel does not start, unless it is told to recover
-   (``qmk serve --recover``): then it starts, and its ``open`` audit line lists the
-   problems (``audit verify`` still reports the break where it is).
+   and every line after it chains on. And every line after the one the last start's
+   check reached (its seq, hash and offset are in the database with their HMAC:
+   :func:`~qmk.kernel.store.verified_audit_head`; the first line when there is none)
+   is where that check left it, chains on (seq, prev) and carries its HMAC: so lines
+   swapped, removed or forged anywhere since the last start are seen, and each start
+   reads only what was written since (``qmk audit verify`` reads it all). Anything else
+   is ``QK103 data-dir-damaged`` naming the problem, and the kernel does not start,
+   unless it is told to recover (``qmk serve --recover``): then it starts, and its
+   ``open`` audit line lists the problems (``audit verify`` still reports the break
+   where it is). The kernel records the line the check reached (:attr:`DataDir.checked`)
+   when it opens.
 
-Files the kernel creates in the directory are mode 0600, the directory 0700.
+Files the kernel creates in the directory are mode 0600, the directory and its folders
+0700, whatever the umask. Before anything else is read, :func:`lax_paths` looks at what
+is there: a file that its group or others may use, or a folder that others may use or
+its group may write into (but the checkpoints folder, which the kernel itself opens to
+its workers' group when they run as another user), is ``QK121 lax-permissions`` and the
+kernel does not start, unless told to repair them (``qmk serve --repair-perms``): then
+those bits are taken away and the kernel's ``open`` audit line lists the paths.
 """
 
 from __future__ import annotations
@@ -24,16 +37,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, LOCK_FILE, SECRET_FILE
-from qmk.kernel.errors import DataDirError
-from qmk.kernel.store import committed_audit_head
+from qmk.kernel.audit import GENESIS, tail
+from qmk.kernel.datafiles import AUDIT_FILE, CHECKPOINTS, DB_FILE, LOCK_FILE, SECRET_FILE
+from qmk.kernel.errors import DataDirError, ExposureError
+from qmk.kernel.seals import derive
+from qmk.kernel.store import committed_audit_head, verified_audit_head
 
 
 @dataclass(slots=True, kw_only=True)
@@ -46,6 +63,11 @@ class DataDir:
     repaired_bytes: int = 0
     #: Problems accepted by ``recover=True`` (empty: none found).
     accepted: list[str] = field(default_factory=list)
+    #: Paths whose lax permissions were repaired (``repair_perms=True``).
+    repaired_perms: list[str] = field(default_factory=list)
+    #: (seq, hash, byte offset) of the audit log's last line when it was checked: where
+    #: the next start's check begins (the kernel records it, with its HMAC).
+    checked: tuple[int, str, int] = (0, GENESIS, 0)
 
     def close(self) -> None:
         """Release the lock (idempotent)."""
@@ -62,15 +84,21 @@ class DataDir:
             record["repaired"] = {"torn_audit_bytes": self.repaired_bytes}
         if self.accepted:
             record["recovered_from"] = list(self.accepted)
+        if self.repaired_perms:
+            record.setdefault("repaired", {})["permissions"] = list(self.repaired_perms)
         return record
 
 
-def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> DataDir:
-    """Lock ``path`` (created if missing), repair a torn audit tail, check the rest.
+def open_data_dir(
+    path: str | os.PathLike[str], *, recover: bool = False, repair_perms: bool = False
+) -> DataDir:
+    """Lock ``path`` (created if missing), check its permissions (repaired with
+    ``repair_perms``), repair a torn audit tail, check the rest.
 
     Raises:
         DataDirError: ``data-dir-locked``, ``data-dir-damaged`` (unless ``recover``) or
             ``data-dir-unusable``.
+        ExposureError: ``lax-permissions`` (unless ``repair_perms``).
     """
     root = Path(path)
     try:
@@ -90,9 +118,11 @@ def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> Dat
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     opened = DataDir(path=root, lock_fd=fd)
     try:
+        opened.repaired_perms = _check_perms(root, repair_perms)
         head = committed_audit_head(root)
         opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
         problems = check(root, head)
+        opened.checked = tail(root / AUDIT_FILE)
     except BaseException:
         opened.close()
         raise
@@ -103,6 +133,60 @@ def open_data_dir(path: str | os.PathLike[str], *, recover: bool = False) -> Dat
         )
     opened.accepted = problems
     return opened
+
+
+def lax_paths(root: Path) -> list[tuple[Path, int, int]]:
+    """(path, its mode, the bits too many) of each entry of the data directory ``root``
+    (itself, its files, the checkpoints folder, its jobs' folders and their states)
+    whose mode lets other users in (see the module docstring)."""
+    found: list[tuple[Path, int, int]] = []
+
+    def look(path: Path, opened_to_group: bool = False) -> bool:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(info.st_mode):
+            return False
+        mode = stat.S_IMODE(info.st_mode)
+        folder = stat.S_ISDIR(info.st_mode)
+        extra = mode & ((0o007 if opened_to_group else 0o027) if folder else 0o077)
+        if extra:
+            found.append((path, mode, extra))
+        return stat.S_ISDIR(info.st_mode)
+
+    look(root)
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", AUDIT_FILE, SECRET_FILE, LOCK_FILE):
+        look(root / name)
+    checkpoints = root / CHECKPOINTS
+    if look(checkpoints, opened_to_group=True):
+        for job in sorted(checkpoints.iterdir()):
+            if look(job):
+                for state in sorted(job.iterdir()):
+                    look(state)
+    return found
+
+
+def _check_perms(root: Path, repair: bool) -> list[str]:
+    """The paths :func:`lax_paths` finds, repaired (``repair``: the extra bits taken
+    away); else ``QK121`` naming them.
+
+    Raises:
+        ExposureError: ``lax-permissions``.
+    """
+    lax = lax_paths(root)
+    if lax and not repair:
+        named = ", ".join(f"{path} (mode {mode:04o})" for path, mode, _ in lax[:5])
+        more = f" and {len(lax) - 5} more" if len(lax) > 5 else ""
+        raise ExposureError.of(
+            "lax-permissions",
+            f"{named}{more}: other users may read or change the kernel's files; chmod "
+            "them 0600 (folders 0700), or start once with qmk serve --repair-perms",
+            paths=[str(path) for path, _, _ in lax],
+        )
+    for path, mode, extra in lax:
+        os.chmod(path, mode & ~extra)
+    return [str(path) for path, _, _ in lax]
 
 
 def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
@@ -131,7 +215,60 @@ def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
         problems.append("the kernel secret is missing (sessions and audit macs depend on it)")
     if head is not None:
         problems += _check_chain(audit, head)
+    if not problems and has_lines and secret.exists():
+        key = secret.read_bytes()
+        problems += _check_since(audit, verified_audit_head(root, derive(key, "audit-head")), key)
     return problems
+
+
+#: Where the chain's members sit at the end of a line the kernel wrote (counted from the
+#: end): ``,"prev":"`` at -148, the prev hash to -75, ``","mac":"`` to -66, the MAC to
+#: -2, ``"}``; the MAC covers the line up to -74 (``,"mac":...``) closed by ``}``.
+_TAIL, _PREV_END, _MAC_START, _MAC_END, _BODY_CUT = 148, 139, 75, 66, 74
+
+
+def _check_since(audit: Path, since: tuple[int, str, int] | None, secret: bytes) -> list[str]:
+    """Every line after ``since`` (the line the last start's check reached; None: from
+    the first) is where that check left it, chains on and carries its HMAC."""
+    seq, prev, offset = since or (0, GENESIS, 0)
+    with open(audit, "rb") as handle:
+        handle.seek(offset)
+        if seq > 0:
+            first = handle.readline().rstrip(b"\n")
+            if hashlib.sha256(first).hexdigest() != prev:
+                return [
+                    f"audit line {seq}, checked at the last start, is not where it was "
+                    "(edited, cut or moved)"
+                ]
+        expected = seq + 1
+        keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        for raw in handle:
+            line = raw.rstrip(b"\n")
+            # the kernel writes {"seq":N,...,"prev":"<64 hex>","mac":"<64 hex>"}: read at
+            # their places (a JSON parse per line cost 4x); a line it did not write fails
+            # its MAC, whatever its shape
+            chained = (
+                line.startswith(b'{"seq":%d,' % expected)
+                and line[-_TAIL:-_PREV_END] == b',"prev":"'
+                and line[-_PREV_END:-_MAC_START] == prev.encode()
+                and line[-_MAC_START:-_MAC_END] == b'","mac":"'
+                and line.endswith(b'"}')
+            )
+            mac = keyed.copy()
+            mac.update(line[:-_BODY_CUT] + b"}")
+            signed = hmac.compare_digest(mac.hexdigest().encode(), line[-_MAC_END:-2])
+            if not chained:
+                return [
+                    f"audit line {expected} does not chain on from line {expected - 1} "
+                    "(edited, removed or moved)"
+                ]
+            if not signed:
+                return [
+                    f"audit line {expected}'s mac does not match its content (edited, or "
+                    "written without the kernel's secret)"
+                ]
+            prev, expected = hashlib.sha256(line).hexdigest(), expected + 1
+    return []
 
 
 def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> int:
@@ -199,5 +336,6 @@ __all__ = [
     "DataDir",
     "DataDirError",
     "check",
+    "lax_paths",
     "open_data_dir",
 ]

@@ -47,6 +47,13 @@ class JobError(KernelError):
     exit_status = 1
 
 
+class ExposureError(KernelError):
+    """A start that would expose the kernel: a Dask cluster without TLS, or files of the
+    data directory that others may read or write (exit 2)."""
+
+    exit_status = 2
+
+
 def error_json(error: QMKError) -> dict[str, str]:
     """A job's ``error`` member: ``{code, name, message}`` of ``error``."""
     return {"code": error.code, "name": error.name, "message": error.message}
@@ -140,6 +147,40 @@ register(
         "storing the job's result would take the tenant past its max_result_storage_mb",
         "wait for older results to expire (kernel.result_keep_s), or ask for a larger "
         "max_result_storage_mb",
+    ),
+)
+
+register(
+    JobError,
+    (
+        "QK308",
+        "result-tampered",
+        "the stored result does not match the digest the kernel sealed when it stored it",
+        "restore kernel.db from a backup, or run the job again (q_replay: same seed, same "
+        "counts); qmk audit verify names every such job",
+    ),
+    (
+        "QK309",
+        "checkpoint-tampered",
+        "a checkpoint file does not carry the kernel's seal: edited, or not the kernel's",
+        "restore the job from another checkpoint, or run it again from its start",
+    ),
+)
+register(
+    ExposureError,
+    (
+        "QK120",
+        "insecure-dask",
+        "the Dask scheduler's address is not tls://: anyone who reaches it runs code in "
+        "the kernel's workers",
+        "use a tls:// scheduler with --dask-tls-*, --dask local:N (TLS of its own), or pass "
+        "--dask-insecure to accept the exposure",
+    ),
+    (
+        "QK121",
+        "lax-permissions",
+        "a file or folder of the data directory may be read or written by other users",
+        "chmod it 0600 (folders 0700), or start once with qmk serve --repair-perms",
     ),
 )
 

@@ -196,6 +196,9 @@ class Job:
     result: StoredResult | None = field(default=None, repr=False)
     #: When retention deleted the result (``result_keep_s`` after the end); None: kept.
     result_expired_at: float | None = None
+    #: Why the stored result is not served (``QK308 result-tampered``: it does not match
+    #: its seal, :mod:`qmk.kernel.seals`); None: it is, or there is none. Not stored.
+    result_damage: dict[str, str] | None = None
     attempts: int = 0
     preemptions: int = 0
     epoch: int = 0
@@ -260,6 +263,8 @@ class Job:
         if self.result_expired_at is not None:
             out["result_expired_at"] = self.result_expired_at
             out["result_error"] = result_expired(self)
+        elif self.result_damage is not None:
+            out["result_error"] = self.result_damage
         return out
 
 

@@ -39,6 +39,7 @@ def _facts(job: Any) -> JobFacts:
     injected = telemetry.get("injected_logical_errors")
     if telemetry.get("cache_hit"):  # answered from an earlier run's result: nothing ran
         result, injected = None, None
+    error = job.error if isinstance(job.error, Mapping) else None
     return JobFacts(
         created_at=float(job.created_at),
         started_at=job.started_at,
@@ -49,7 +50,17 @@ def _facts(job: Any) -> JobFacts:
         engine=None if result is None else result.get("engine"),
         injected_logical_errors=injected if isinstance(injected, int) else None,
         mode=telemetry.get("mode"),
+        error_code=None if error is None else str(error.get("code")),
     )
+
+
+def _free_bytes(path: Any) -> int | None:
+    """Bytes an unprivileged writer may still use on ``path``'s disk (None: unknown)."""
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return None
+    return int(stats.f_bavail * stats.f_frsize)
 
 
 def event_of(record: Mapping[str, Any], job: Any = None) -> KernelEvent:
@@ -125,7 +136,14 @@ class KernelObserver:
         jobs: Counter[tuple[str, str]] = Counter(
             (job.state, job.tenant) for job in list(supervisor.jobs.values())
         )
-        queued: Counter[str] = Counter(job.tenant for job in supervisor.queue)
+        waiting = list(supervisor.queue)
+        queued: Counter[str] = Counter(job.tenant for job in waiting)
+        oldest = min((float(job.created_at) for job in waiting), default=None)
+        results = supervisor.results
+        tenants = sorted(set(kernel.config.tenants) | {t for t, n in results.usage.items() if n})
+        data = kernel.data
+        pool = kernel.pool
+        dask = isinstance(getattr(pool, "known_workers", None), int)
         return KernelSnapshot(
             jobs=dict(jobs),
             queued=dict(queued),
@@ -136,6 +154,14 @@ class KernelObserver:
             physical_qubits_in_use=int(supervisor.physical_in_use),
             epoch=int(supervisor.epoch),
             started_at=float(kernel.started_at),
+            oldest_queued_s=0.0 if oldest is None else max(kernel.clock.now() - oldest, 0.0),
+            data_disk_free_bytes=_free_bytes(kernel.data_dir),
+            data_disk_reserve_bytes=int(kernel.config.min_free_disk_mb) * 2**20,
+            result_storage_bytes={t: int(results.usage[t]) for t in tenants},
+            result_storage_limit_bytes={t: results.limit_bytes(t) for t in tenants},
+            audit_chain_problems=0 if data is None else len(data.accepted),
+            dask_workers=int(pool.known_workers) if dask else None,
+            workers_lost=int(pool.lost_workers) if dask else 0,
         )
 
     def audit_tail(self, limit: int) -> list[KernelEvent]:

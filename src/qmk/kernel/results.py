@@ -126,7 +126,7 @@ class Results:
 
         Raises:
             StateError: the job has no result (not COMPLETED, or its result expired:
-                ``QK306``).
+                ``QK306``, or does not match its seal: ``QK308``).
             InvalidArgument: a malformed cursor, one of another result, or a bad limit.
         """
         if isinstance(limit, bool) or not isinstance(limit, int):
@@ -137,8 +137,8 @@ class Results:
             )
         result = job.result
         if result is None:
-            if job.result_expired_at is not None:
-                error = J.result_expired(job)
+            if job.result_expired_at is not None or job.result_damage is not None:
+                error = job.result_damage or J.result_expired(job)
                 raise StateError(error["message"], code=error["code"], job_id=job.job_id)
             raise StateError(
                 f"job {job.job_id} has no result: it is {job.state} (a result comes with "

@@ -71,6 +71,7 @@ from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.delegations import STATES as DELEGATION_STATES
 from qmk.kernel.delegations import Delegation, DelegationTable, not_found
 from qmk.kernel.faults import device_for
+from qmk.kernel.seals import derive
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
 from qmk.kernel.supervisor import Supervisor
@@ -101,6 +102,7 @@ class Kernel:
         self.clock = clock
         self.workers: int = getattr(pool, "max_workers", 1)
         machine = config.machine
+        self.secret = load_secret(data_dir)
         self.store = Store(
             data_dir,
             synchronous=config.synchronous,
@@ -110,8 +112,8 @@ class Kernel:
                 "noise_model": machine.noise_model,
                 "calibration": machine.calibration,
             },
+            seal_key=derive(self.secret, "result"),
         )
-        self.secret = load_secret(data_dir)
         self.audit = AuditLog(data_dir, self.secret)
         self.sessions = Sessions(
             self.secret, ttl_s=config.session_ttl_s, revoked=self.store.revoked_sessions()
@@ -148,6 +150,7 @@ class Kernel:
         self.assist = AssistDesk(config, self.audit, clock)
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self._lent
+        self.supervisor.state_key = derive(self.secret, "state")
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
@@ -159,6 +162,12 @@ class Kernel:
         self._auth_window_end = -math.inf
         self._auth_more = 0
         self._auth_tenants: set[str] = set()
+
+    def key_for(self, purpose: str) -> bytes:
+        """A key of this kernel's for one use, derived from its secret
+        (:func:`qmk.kernel.seals.derive`): e.g. ``"metrics"``, the HTTP layer's hashes
+        of tenant names."""
+        return derive(self.secret, purpose)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -173,6 +182,7 @@ class Kernel:
         pool_factory: PoolFactory | None = None,
         clock: Clock | None = None,
         recover: bool = False,
+        repair_perms: bool = False,
     ) -> Kernel:
         """Open (or create) ``data_dir``, recover unfinished jobs, start scheduling.
 
@@ -191,18 +201,29 @@ class Kernel:
             clock: the kernel's clock (default: the system's; tests pass a
                 :class:`~qmk.kernel.clock.ManualClock`).
             recover: start on a damaged directory, recording what was wrong.
+            repair_perms: take away the bits that let other users into the directory's
+                files (recorded in the ``open`` audit line) instead of refusing.
 
         Raises:
             DataDirError: the directory is in use, damaged (without ``recover``) or unusable.
+            ExposureError: ``QK121 lax-permissions`` (without ``repair_perms``).
         """
         loop = asyncio.get_running_loop()
-        directory = open_data_dir(data_dir, recover=recover)
+        directory = open_data_dir(data_dir, recover=recover, repair_perms=repair_perms)
+        if directory.repaired_perms:
+            _log.warning(
+                "QK121 lax-permissions: repaired %d paths of %s: %s",
+                len(directory.repaired_perms),
+                data_dir,
+                ", ".join(directory.repaired_perms[:5]),
+            )
         try:
             kernel = cls._start(config, Path(data_dir), workers, pool, clock, pool_factory)
         except BaseException:
             directory.close()
             raise
         kernel.data = directory
+        kernel.store.set_verified_head(directory.checked, derive(kernel.secret, "audit-head"))
         recovered = kernel.supervisor.recover()
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()

@@ -16,6 +16,7 @@ With ``synchronous=NORMAL`` (the default) a committed transaction survives a cra
 
 from __future__ import annotations
 
+import hmac
 import json
 import json.encoder
 import os
@@ -30,7 +31,9 @@ from qmk import defaults
 from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.delegations import COLUMNS as DELEGATION_COLUMNS
+from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job
+from qmk.kernel.seals import data_digest, result_seal
 from qmk.kernel.stored import StoredResult, stored_result
 from qmk.values import convert
 
@@ -124,7 +127,7 @@ _JOB_COLUMNS = (
     "job_id, tenant, seq, state, graph, shots, seed, policy, caps, required_caps, "
     "physical_qubits, qubits, created_at, started_at, finished_at, result, error, attempts, "
     "preemptions, epoch, checkpoint_id, result_meta, result_expired_at, request, cache_key, "
-    "cached_from"
+    "cached_from, result_seal"
 )
 
 #: The job columns as read: a result's JSON as its bytes (see :func:`_result_columns`).
@@ -147,16 +150,37 @@ _ADDED = (
     ("jobs", "request", "TEXT"),
     ("jobs", "cache_key", "TEXT"),
     ("jobs", "cached_from", "TEXT"),
+    ("jobs", "result_seal", "TEXT"),
+    ("attempts", "result_seal", "TEXT"),
 )
+#: The ``meta`` key of the first job sequence number whose result must carry a seal
+#: (rows before it were written by a kernel that sealed nothing), with its HMAC.
+RESULT_SEALS_FROM = "result_seals_from"
 
 
-def _result_columns(result: StoredResult | None) -> tuple[bytes | None, str | None, int]:
-    """``result``, ``result_meta`` and ``result_bytes`` of a stored result (its UTF-8
-    JSON is written as text, ``CAST(? AS TEXT)``, and read back as bytes,
-    ``CAST(result AS BLOB)``: it is never decoded or encoded on the way)."""
+def _result_columns(
+    result: StoredResult | None, job_id: str, key: bytes | None
+) -> tuple[bytes | None, str | None, int, str | None]:
+    """``result``, ``result_meta``, ``result_bytes`` and ``result_seal`` of a stored
+    result (its UTF-8 JSON is written as text, ``CAST(? AS TEXT)``, and read back as
+    bytes, ``CAST(result AS BLOB)``: it is never decoded or encoded on the way); the seal
+    (:func:`~qmk.kernel.seals.result_seal`) with ``key``, else None."""
     if result is None:
-        return None, None, 0
-    return result.data, _dumps(dict(result.meta)), result.nbytes
+        return None, None, 0, None
+    meta = _dumps(dict(result.meta))
+    seal = None if key is None else result_seal(key, job_id, result.sha256, meta)
+    return result.data, meta, result.nbytes, seal
+
+
+def tampered_result(job_id: str) -> dict[str, str]:
+    """The coded error (``QK308 result-tampered``) a job's edited result is served as."""
+    return error_json(
+        JobError.of(
+            "result-tampered",
+            f"job {job_id}'s stored result does not match the seal the kernel wrote with it "
+            "(edited in kernel.db); it is not served",
+        )
+    )
 
 
 def _compact_encoder() -> Callable[[Any], str]:
@@ -222,7 +246,19 @@ def _request(row: tuple[Any, ...], physics: Mapping[str, Any]) -> RunRequest:
     )
 
 
-def _job(row: tuple[Any, ...], physics: Mapping[str, Any]) -> Job:
+def _job(
+    row: tuple[Any, ...],
+    physics: Mapping[str, Any],
+    sealed: Callable[[str, int, bytes, str | None, str | None], bool] | None = None,
+) -> Job:
+    if (
+        row[15] is not None
+        and sealed is not None
+        and not sealed(row[0], row[2], row[15], row[21], row[26])
+    ):
+        job = _job((*row[:15], None, *row[16:]), physics)
+        job.result_damage = tampered_result(row[0])
+        return job
     return Job(
         job_id=row[0],
         tenant=row[1],
@@ -262,6 +298,10 @@ class Store:
         physics: the machine's ``qubit``, ``profile``, ``noise_model`` and
             ``calibration``, which the run request of a job stored by an older kernel
             (without one) takes where its policy names none.
+        seal_key: the key of results' seals (:func:`qmk.kernel.seals.derive` of the
+            kernel secret, ``"result"``): each stored result is written with its seal
+            and checked when read (a mismatch reads as no result, with
+            ``result_damage`` ``QK308``). None: neither (a reader without the secret).
     """
 
     def __init__(
@@ -270,6 +310,7 @@ class Store:
         *,
         synchronous: str = "normal",
         physics: Mapping[str, Any] | None = None,
+        seal_key: bytes | None = None,
     ) -> None:
         #: The machine's physics (qubit, profile, noise model, calibration) for the run
         #: requests of jobs stored before jobs kept theirs.
@@ -313,6 +354,39 @@ class Store:
         )
         self.db.commit()
         self.dirty = False
+        self.seal_key = seal_key
+        #: Job sequence numbers below this stored their results before seals (see
+        #: :meth:`_seals_from`): theirs are read unchecked.
+        older = ("jobs", "result_seal") not in have  # written by a kernel that sealed nothing
+        self.unsealed_before = 0 if seal_key is None else self._seals_from(seal_key, older)
+
+    def _seals_from(self, key: bytes, older: bool) -> int:
+        """The first job sequence number whose result must carry a seal: recorded (with
+        its HMAC) when a kernel with a key first opens a database ``older`` kernels
+        wrote (without the seal column); the jobs they stored had no seal to carry. A
+        record whose HMAC fails counts as 0: every result must then carry its seal.
+        (Who drops the column passes the check at read; ``qmk audit verify`` still
+        compares every result with the ``stored_sha256`` of its COMPLETED line.)"""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
+        if row is not None and not older:
+            return _seals_from(str(row[0]), key)
+        first = self.next_seq()
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            (RESULT_SEALS_FROM, f"{first}:{result_seal(key, '', str(first), 'seals-from')}"),
+        )
+        self.db.commit()
+        return first
+
+    def _sealed(
+        self, job_id: str, seq: int, data: bytes, meta: str | None, seal: str | None
+    ) -> bool:
+        """Whether a stored result is the one the kernel wrote (its seal matches)."""
+        key = self.seal_key
+        if key is None or (seal is None and seq < self.unsealed_before):
+            return True
+        expected = result_seal(key, job_id, data_digest(data), meta or "")
+        return seal is not None and hmac.compare_digest(seal, expected)
 
     # ------------------------------------------------------------------ transactions
 
@@ -331,6 +405,16 @@ class Store:
             )
         self.db.commit()
         self.dirty = False
+
+    def set_verified_head(self, head: tuple[int, str, int], key: bytes) -> None:
+        """Record the audit line a start's check reached (see :data:`AUDIT_VERIFIED`);
+        it is committed with the next commit."""
+        seq, digest, offset = head
+        value = f"{seq}:{digest}:{offset}:{_verified_mac(key, seq, digest, offset)}"
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (AUDIT_VERIFIED, value)
+        )
+        self.dirty = True
 
     def rollback(self) -> None:
         """Drop everything written since the last commit (a commit that failed)."""
@@ -358,7 +442,7 @@ class Store:
 
     def insert_job(self, job: Job, *, idempotency_key: str | None = None) -> None:
         """Add a new job (with the submit's idempotency key, if it gave one)."""
-        result, meta, size = _result_columns(job.result)
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
         self.db.execute(
             f"INSERT INTO jobs ({_JOB_COLUMNS}, result_bytes) VALUES ({_JOB_VALUES}, ?)",
             (
@@ -388,6 +472,7 @@ class Store:
                 _REQUEST_ENCODER.encode(job.request).decode(),
                 job.cache_key,
                 job.cached_from,
+                seal,
                 size,
             ),
         )
@@ -400,10 +485,11 @@ class Store:
     def save_job(self, job: Job) -> None:
         """Write a job's mutable fields (state, times, result, error, counters)."""
         telemetry = (None if job.result is None else job.result.head.get("telemetry")) or {}
-        result, meta, size = _result_columns(job.result)
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
         self.db.execute(
             "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=CAST(? AS TEXT), "
-            "result_meta=?, result_bytes=?, result_expired_at=?, error=?, attempts=?, "
+            "result_meta=?, result_seal=?, result_bytes=?, result_expired_at=?, error=?, "
+            "attempts=?, "
             "preemptions=?, epoch=?, "
             "checkpoint_id=?, logical_cycles=?, injected_errors=?, caps=?, cache_key=?, "
             "cached_from=? WHERE job_id=?",
@@ -413,6 +499,7 @@ class Store:
                 job.finished_at,
                 result,
                 meta,
+                seal,
                 size,
                 job.result_expired_at,
                 None if job.error is None else _dumps(job.error),
@@ -446,7 +533,7 @@ class Store:
         row = self.db.execute(
             f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
         ).fetchone()
-        return None if row is None else _job(row, self.physics)
+        return None if row is None else _job(row, self.physics, self._sealed)
 
     def active_jobs(self) -> list[Job]:
         """Every job not in a final state, in submission order."""
@@ -455,7 +542,7 @@ class Store:
             f"SELECT {_JOB_SELECT} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
             tuple(ACTIVE_STATES),
         ).fetchall()
-        return [_job(row, self.physics) for row in rows]
+        return [_job(row, self.physics, self._sealed) for row in rows]
 
     def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
         """The tenant's most recent jobs (newest first), optionally of one state, without
@@ -475,7 +562,7 @@ class Store:
                 f"SELECT {columns} FROM jobs WHERE tenant=? AND state=? ORDER BY seq DESC LIMIT ?",
                 (tenant, state, limit),
             ).fetchall()
-        return [_job(row, self.physics) for row in rows]
+        return [_job(row, self.physics, self._sealed) for row in rows]
 
     def tenant_stats(self, tenant: str) -> dict[str, Any]:
         """Aggregate telemetry of a tenant's jobs: counts by state, shots, cycles, errors."""
@@ -614,10 +701,11 @@ class Store:
     def archive_outcome(self, job: Job) -> None:
         """Keep the outcome ``job`` ended with (its state, result, error) before it runs
         again (a restore of a finished job)."""
-        result, meta, size = _result_columns(job.result)
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
         self.db.execute(
             "INSERT INTO attempts (job_id, attempt, state, finished_at, result, error, "
-            "result_meta, result_bytes) VALUES (?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?)",
+            "result_meta, result_bytes, result_seal) "
+            "VALUES (?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)",
             (
                 job.job_id,
                 job.attempts,
@@ -627,6 +715,7 @@ class Store:
                 None if job.error is None else _dumps(job.error),
                 meta,
                 size,
+                seal,
             ),
         )
         self.dirty = True
@@ -635,21 +724,26 @@ class Store:
         """The outcomes ``job_id`` ended with before it was restored, oldest first (a
         result retention deleted is null)."""
         rows = self.db.execute(
-            "SELECT attempt, state, finished_at, CAST(result AS BLOB), error, result_meta "
+            "SELECT attempt, state, finished_at, CAST(result AS BLOB), error, result_meta, "
+            "result_seal, (SELECT seq FROM jobs WHERE job_id=?) "
             "FROM attempts "
             "WHERE job_id=? ORDER BY rowid",
-            (job_id,),
+            (job_id, job_id),
         ).fetchall()
-        return [
-            {
+        outcomes = []
+        for attempt, state, finished_at, result, error, meta, seal, seq in rows:
+            outcome = {
                 "attempt": attempt,
                 "state": state,
                 "finished_at": finished_at,
                 "result": None if result is None else stored_result(result, meta),
                 "error": None if error is None else json.loads(error),
             }
-            for attempt, state, finished_at, result, error, meta in rows
-        ]
+            if result is not None and not self._sealed(job_id, seq or 0, result, meta, seal):
+                outcome["result"] = None
+                outcome["result_error"] = tampered_result(job_id)
+            outcomes.append(outcome)
+        return outcomes
 
     # ------------------------------------------------------------------ results
 
@@ -803,6 +897,80 @@ class Store:
         ).fetchall()
 
 
+def _seals_from(value: str, key: bytes) -> int:
+    """The first sequence number of :data:`RESULT_SEALS_FROM`'s ``value`` (0 when its HMAC
+    fails: every result must carry a seal)."""
+    first, _, mac = value.partition(":")
+    good = first.isdigit() and hmac.compare_digest(mac, result_seal(key, "", first, "seals-from"))
+    return int(first) if good else 0
+
+
+def stored_results(
+    data_dir: Path, key: bytes | None
+) -> Iterable[tuple[str, bytes, str | None, bool | None]]:
+    """Every stored result of ``data_dir``'s database, read without opening it for
+    writing: (job id, its JSON, its index's text, whether its seal matches; None
+    without ``key`` or for a job stored before seals)."""
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if "result_seal" not in columns:
+            seal_column, first = "NULL", None
+        else:
+            seal_column = "result_seal"
+            row = db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
+            first = None if key is None or row is None else _seals_from(str(row[0]), key)
+        rows = db.execute(
+            f"SELECT job_id, seq, CAST(result AS BLOB), result_meta, {seal_column} FROM jobs "
+            "WHERE result IS NOT NULL ORDER BY seq"
+        )
+        for job_id, seq, data, meta, seal in rows:
+            sealed: bool | None = None
+            if key is not None and first is not None and (seal is not None or seq >= first):
+                expected = result_seal(key, job_id, data_digest(data), meta or "")
+                sealed = seal is not None and hmac.compare_digest(seal, expected)
+            yield job_id, data, meta, sealed
+    finally:
+        db.close()
+
+
+#: The ``meta`` key of the audit line the last start's check reached (seq, hash, byte
+#: offset of its line) with its HMAC: the next start checks the lines after it.
+AUDIT_VERIFIED = "audit_verified"
+
+
+def _verified_mac(key: bytes, seq: int, digest: str, offset: int) -> str:
+    return result_seal(key, "", f"{seq}:{digest}:{offset}", "audit-verified")
+
+
+def verified_audit_head(data_dir: Path, key: bytes) -> tuple[int, str, int] | None:
+    """(seq, hash, byte offset) of the audit line the last start's check of ``data_dir``
+    reached, read without opening the database for writing; None without one, or when
+    its HMAC (``key``) fails: then the next check starts at the first line."""
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (AUDIT_VERIFIED,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if row is None:
+        return None
+    seq, digest, offset, mac = [*str(row[0]).split(":"), "", "", "", ""][:4]
+    if not (seq.isdigit() and offset.isdigit()):
+        return None
+    if not hmac.compare_digest(mac, _verified_mac(key, int(seq), digest, int(offset))):
+        return None
+    return int(seq), digest, int(offset)
+
+
 def committed_audit_head(data_dir: Path) -> tuple[int, str, int | None] | None:
     """(seq, hash, byte offset of its line or None) of the audit chain head the database
     of ``data_dir`` committed, read without opening it for writing; None without a
@@ -825,4 +993,15 @@ def committed_audit_head(data_dir: Path) -> tuple[int, str, int | None] | None:
     return int(rows[AUDIT_SEQ]), str(rows[AUDIT_HEAD]), None if offset is None else int(offset)
 
 
-__all__ = ["AUDIT_HEAD", "AUDIT_OFFSET", "AUDIT_SEQ", "Store", "committed_audit_head"]
+__all__ = [
+    "AUDIT_HEAD",
+    "AUDIT_OFFSET",
+    "AUDIT_SEQ",
+    "AUDIT_VERIFIED",
+    "RESULT_SEALS_FROM",
+    "Store",
+    "committed_audit_head",
+    "stored_results",
+    "tampered_result",
+    "verified_audit_head",
+]

@@ -60,12 +60,21 @@ class StoredResult(Mapping[str, Any]):
     (b'{"11":5}', None)
     """
 
-    __slots__ = ("_counts", "data", "meta")
+    __slots__ = ("_counts", "_sha256", "data", "meta")
 
     def __init__(self, data: bytes, meta: Mapping[str, Any]) -> None:
         self.data = data
         self.meta = meta
         self._counts: dict[str, Any] | None = None
+        self._sha256: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 (hex) of :attr:`data`, taken once: what the job's COMPLETED audit line
+        records and its seal covers (:mod:`qmk.kernel.seals`)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.data).hexdigest()
+        return self._sha256
 
     def __json_bytes__(self) -> bytes:
         return self.data
@@ -219,11 +228,15 @@ def stored_result(data: bytes | str, meta: str | None) -> StoredResult:
 
 def result_of(outcome: Mapping[str, Any]) -> StoredResult:
     """The result of a worker's successful ``outcome``: its JSON and index as the worker
-    encoded them (``result_json``, ``result_meta``), or a result object (a Dask job's
-    parts merged in the kernel, say) encoded here."""
+    encoded them (``result_json``, ``result_meta``, and its digest ``result_sha256``),
+    or a result object (a Dask job's parts merged in the kernel, say) encoded here."""
     data = outcome.get("result_json")
     if isinstance(data, bytes):
-        return StoredResult(data, outcome["result_meta"])
+        result = StoredResult(data, outcome["result_meta"])
+        digest = outcome.get("result_sha256")
+        if isinstance(digest, str):  # taken by the worker (a wrong one fails its own seal)
+            result._sha256 = digest
+        return result
     return encode_result(outcome["result"])
 
 

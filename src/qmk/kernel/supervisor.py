@@ -173,6 +173,9 @@ class Supervisor:
         #: The capabilities live delegations lend a tenant now (the kernel's
         #: :mod:`~qmk.kernel.delegations`): a job's caps are checked again at its start.
         self.lent_caps: Callable[[str], frozenset[str]] = lambda tenant: frozenset()
+        #: The key jobs' execution states are sealed with (the kernel's, derived from its
+        #: secret: :mod:`qmk.kernel.seals`); None: unsealed.
+        self.state_key: bytes | None = None
         self.queue = FairQueue()
         self.jobs: dict[str, Job] = {}  # every job not yet final
         self.finished: OrderedDict[str, Job] = OrderedDict()  # recently final, newest last
@@ -469,6 +472,8 @@ class Supervisor:
         job.finished_at = self.clock.now()
         job.error = error
         reason = None if error is None else error["message"]
+        if job.result is not None:  # chained: what its stored row must hold (qmk.kernel.seals)
+            fields["stored_sha256"] = job.result.sha256
         self._transition(job, state, **({"reason": reason} if reason else {}), **fields)
         self.jobs.pop(job.job_id, None)
         self._remember(job)
@@ -681,6 +686,7 @@ class Supervisor:
                 caps=job.caps,
                 checkpoint_dir=directory,
                 resume=resume,
+                state_key=self.state_key,
             )
             self._submit(job, device_job)
             return
@@ -694,6 +700,7 @@ class Supervisor:
             checkpoint_dir=directory,
             resume=resume,
             max_result_bytes=int(self.config.max_result_mb * 2**20),
+            state_key=self.state_key,
         )
         self._submit(job, attempt)
 
@@ -814,7 +821,9 @@ class Supervisor:
         self._worker_spans(job, run, outcome)
         if outcome.get("ok"):
             result = result_of(outcome)
-            if job.policy.device is None:
+            telemetry = result.head.get("telemetry")
+            ran = isinstance(telemetry, Mapping) and "cache_hit" in telemetry
+            if job.policy.device is None and not ran:  # parts merged here: not marked yet
                 result = with_telemetry(result, cache_hit=False)
             refusal = self.results.take(job, result)
             if refusal is not None:  # over the tenant's result storage: not kept

@@ -1,0 +1,18 @@
+{{- define "qmk.name" -}}{{ .Release.Name }}{{- end }}
+{{- define "qmk.labels" -}}
+app.kubernetes.io/name: qmk
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
+{{- end }}
+{{- define "qmk.selector" -}}
+app.kubernetes.io/name: qmk
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: kernel
+{{- end }}
+{{- define "qmk.image" -}}{{ .Values.image.repository }}:{{ .Values.image.tag }}{{- end }}
+{{- define "qmk.configSecret" -}}
+{{- .Values.kernel.existingSecret | default (printf "%s-config" .Release.Name) -}}
+{{- end }}
+{{- define "qmk.daskCluster" -}}{{ .Release.Name }}-dask{{- end }}

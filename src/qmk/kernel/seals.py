@@ -1,0 +1,89 @@
+"""Seals: HMACs keyed by the kernel secret over what the kernel stores outside the audit
+log, so an edit by anyone without the secret is seen where the thing is read.
+
+- **Results** (:func:`result_seal`): a stored result's row in ``kernel.db`` carries the
+  HMAC of its job id, the SHA-256 of its JSON (:func:`data_digest`, also in the job's
+  COMPLETED audit line as ``stored_sha256``) and the SHA-256 of its index. A row whose
+  seal does not match is served as ``QK308 result-tampered``, never as counts.
+- **Execution states** (:func:`seal_state`, :func:`unseal_state`): a checkpoint file
+  (``.qmkstate``) ends with a trailer, :data:`STATE_TRAILER` and the HMAC of everything
+  before it. A worker resumes only from a file whose HMAC matches (``QK309
+  checkpoint-tampered``): an edited random stream or shot-group index is refused.
+
+Each use has a key of its own, derived from the secret (:func:`derive`): the workers get
+the states' key, never the secret (which also signs sessions and the audit log).
+
+>>> key = derive(b"s" * 32, "state")
+>>> sealed = seal_state(key, b"npz bytes")
+>>> unseal_state(key, sealed)
+b'npz bytes'
+>>> try:
+...     unseal_state(key, sealed.replace(b"npz", b"NPZ"))
+... except JobError as exc:
+...     print(exc.code, exc.name)
+QK309 checkpoint-tampered
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from qmk.kernel.errors import JobError
+
+#: What precedes a sealed state's HMAC at the end of its file.
+STATE_TRAILER = b"QMKSEAL1"
+_MAC_BYTES = 32
+
+
+def derive(secret: bytes, purpose: str) -> bytes:
+    """The key of one use (``"result"``, ``"state"``, ``"audit-head"``) from the secret."""
+    return hmac.new(secret, b"qmk-seal:" + purpose.encode(), hashlib.sha256).digest()
+
+
+def data_digest(data: bytes) -> str:
+    """SHA-256 (hex) of a stored result's JSON bytes, as its audit line records it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def result_seal(key: bytes, job_id: str, digest: str, meta: str) -> str:
+    """The seal of job ``job_id``'s stored result: its JSON's ``digest``
+    (:func:`data_digest`) and its index's text ``meta``."""
+    body = "\0".join(("result", job_id, digest, hashlib.sha256(meta.encode()).hexdigest()))
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def seal_state(key: bytes, data: bytes) -> bytes:
+    """``data`` (an execution state's bytes) with its trailer."""
+    return data + STATE_TRAILER + hmac.new(key, data, hashlib.sha256).digest()
+
+
+def unseal_state(key: bytes, sealed: bytes) -> bytes:
+    """The state's bytes of a sealed file.
+
+    Raises:
+        JobError: ``QK309 checkpoint-tampered`` when the trailer is missing or its HMAC
+            does not match.
+    """
+    cut = len(sealed) - _MAC_BYTES - len(STATE_TRAILER)
+    if cut < 0 or sealed[cut : cut + len(STATE_TRAILER)] != STATE_TRAILER:
+        raise JobError.of(
+            "checkpoint-tampered", "the checkpoint carries no seal of this kernel (not its file)"
+        )
+    data, mac = sealed[:cut], sealed[-_MAC_BYTES:]
+    if not hmac.compare_digest(mac, hmac.new(key, data, hashlib.sha256).digest()):
+        raise JobError.of(
+            "checkpoint-tampered",
+            "the checkpoint's seal does not match its content (edited, or not this kernel's)",
+        )
+    return data
+
+
+__all__ = [
+    "STATE_TRAILER",
+    "data_digest",
+    "derive",
+    "result_seal",
+    "seal_state",
+    "unseal_state",
+]
