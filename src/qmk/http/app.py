@@ -23,7 +23,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from qmk import defaults
@@ -31,14 +31,16 @@ from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodN
 from qmk.abi.jsonrpc import decode_soon, encode
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.protocol import KernelSyscalls
+from qmk.abi.server import chunks
 from qmk.errors import QMKError, SessionError
 from qmk.http import problems
-from qmk.http.events import EventHub, sse
+from qmk.http.events import EventHub, sse, sse_parts
 from qmk.http.metrics import CONTENT_TYPE, Metrics
 from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.probe import KernelProbe
 from qmk.http.programs import to_graph
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
+from qmk.http.stream import EventStreamResponse, json_response
 from qmk.http.tracing import Tracing
 
 ACCESS = logging.getLogger("qmk.http.access")
@@ -94,7 +96,7 @@ def console_facts(probe: KernelProbe) -> bytes:
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(encode(data), status, headers=headers, media_type="application/json")
+    return json_response(data, status, headers)  # a big result in chunks (qmk.http.stream)
 
 
 def _problem(
@@ -363,7 +365,7 @@ class Api:
         session_id = _bearer(request)
         job_id = request.path_params["job_id"]
         first = await self.call("q_status", {"session_id": session_id, "job_id": job_id})
-        stream = self.hub.open(first["tenant"], job_id)
+        stream = self.hub.open(first["tenant"], job_id, session=session_id)
         status = {"session_id": session_id, "job_id": job_id}
         final = self.final_states
 
@@ -372,7 +374,8 @@ class Api:
                 job = await self.call("q_status", status)
                 yield sse("state", {"job_id": job_id, "state": job["state"]})
                 if job["state"] in final:
-                    yield sse("result", job)
+                    for chunk in chunks(sse_parts("result", job)):
+                        yield chunk
                     return
                 while True:
                     event = await stream.get(PROGRESS_S)
@@ -396,13 +399,16 @@ class Api:
                             },
                         )
                         if job["state"] in final:
-                            yield sse("result", job)
+                            for chunk in chunks(sse_parts("result", job)):
+                                yield chunk
                             return
                         continue
                     if event.is_job:
                         yield sse("state", {"job_id": job_id, **_fields(event)}, event.seq)
                         if event.state in final:
-                            yield sse("result", await self.call("q_status", status))
+                            done = await self.call("q_status", status)
+                            for chunk in chunks(sse_parts("result", done)):
+                                yield chunk
                             return
                     elif event.event == "attest":
                         epochs = event.record.get("epochs") or []
@@ -423,12 +429,13 @@ class Api:
             finally:
                 self.hub.close_stream(stream)
 
-        return _event_stream(events())
+        return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
     async def tenant_events(self, request: Request) -> Response:
         """``GET /v1/events``: every event of the tenant, as it happens."""
-        tenant = await self._tenant(_bearer(request))
-        stream = self.hub.open(tenant)
+        session_id = _bearer(request)
+        tenant = await self._tenant(session_id)
+        stream = self.hub.open(tenant, session=session_id)
 
         async def events() -> Any:
             try:
@@ -447,7 +454,7 @@ class Api:
             finally:
                 self.hub.close_stream(stream)
 
-        return _event_stream(events())
+        return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
     async def audit(self, request: Request) -> Response:
         """``GET /v1/audit``: the tenant's recent audit entries."""
@@ -494,14 +501,6 @@ class Api:
 def _fields(event: Any) -> dict[str, Any]:
     record = {k: v for k, v in event.record.items() if k not in ("seq", "event", "job_id")}
     return {"seq": event.seq, **record}
-
-
-def _event_stream(events: Any) -> StreamingResponse:
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
 
 
 class App:
