@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support.kernel import TENANTS, config_toml
+from support.kernel import TENANTS, config_toml, toml_value
 
 _URL = re.compile(r"(https?://[^\s]+)")
 
@@ -33,6 +33,8 @@ class HttpServer:
     extra: tuple[str, ...] = ()
     tenants: dict[str, dict[str, Any]] | None = None
     kernel: dict[str, Any] | None = None
+    #: The kernel config's ``[server]`` table (the wire's limits).
+    server: dict[str, Any] | None = None
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     stopped: bool = field(default=False)
@@ -55,7 +57,12 @@ class HttpServer:
 
     def start(self, timeout_s: float = 60.0) -> HttpServer:
         config = self.root / "kernel.toml"
-        config.write_text(config_toml(kernel=self.kernel, tenants=self.tenants or TENANTS))
+        text = config_toml(kernel=self.kernel, tenants=self.tenants or TENANTS)
+        if self.server:
+            text += "[server]\n" + "".join(
+                f"{k} = {toml_value(v)}\n" for k, v in self.server.items()
+            )
+        config.write_text(text)
         cmd = [
             sys.executable,
             "-m",

@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -31,8 +31,8 @@ from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodN
 from qmk.abi.jsonrpc import decode_soon, encode
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.protocol import KernelSyscalls
-from qmk.abi.server import chunks
-from qmk.errors import QMKError, SessionError
+from qmk.abi.server import chunks as in_chunks
+from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.http import problems
 from qmk.http.events import EventHub, sse, sse_parts
 from qmk.http.metrics import CONTENT_TYPE, Metrics
@@ -210,11 +210,16 @@ class Api:
             )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise problems.too_large(limit)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise problems.too_large(limit)
+                chunks.append(chunk)
+        except ClientDisconnect:  # it went, or its body timed out (qmk.http.guard)
+            raise problems.HttpStatus(
+                408, UnavailableError("the client left before its body arrived", reason="gone")
+            ) from None
         data = b"".join(chunks)
         if not data.strip():
             return None
@@ -374,7 +379,7 @@ class Api:
                 job = await self.call("q_status", status)
                 yield sse("state", {"job_id": job_id, "state": job["state"]})
                 if job["state"] in final:
-                    for chunk in chunks(sse_parts("result", job)):
+                    for chunk in in_chunks(sse_parts("result", job)):
                         yield chunk
                     return
                 while True:
@@ -399,7 +404,7 @@ class Api:
                             },
                         )
                         if job["state"] in final:
-                            for chunk in chunks(sse_parts("result", job)):
+                            for chunk in in_chunks(sse_parts("result", job)):
                                 yield chunk
                             return
                         continue
@@ -407,7 +412,7 @@ class Api:
                         yield sse("state", {"job_id": job_id, **_fields(event)}, event.seq)
                         if event.state in final:
                             done = await self.call("q_status", status)
-                            for chunk in chunks(sse_parts("result", done)):
+                            for chunk in in_chunks(sse_parts("result", done)):
                                 yield chunk
                             return
                     elif event.event == "attest":

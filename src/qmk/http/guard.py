@@ -40,7 +40,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from qmk.abi.jsonrpc import encode
-from qmk.abi.server import ConnectionBudget, ServerConfig
+from qmk.abi.server import REFUSED_LINGER_S, ConnectionBudget, ServerConfig
 from qmk.errors import UnavailableError
 from qmk.http import problems
 
@@ -141,7 +141,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         LOG.warning("refused an HTTP connection: %s", message)
         self._closed = True
         self.transport.write(refusal(503, reason, message, limit=limit))
-        self.transport.close()
+        self._linger()
 
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in (self._phase, self._auth, self._write):
@@ -167,7 +167,23 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._closed = True
         if self.cycle is None or self.cycle.response_complete:
             self.transport.write(refusal(status, reason, message, **details))
-        self.transport.close()
+            self._linger()
+        else:
+            self.transport.close()
+
+    def _linger(self) -> None:
+        """Half-close after the answer and drop what the client still sends, closing
+        after :data:`~qmk.abi.server.REFUSED_LINGER_S` at most: a client that is still
+        writing reads the answer rather than a reset."""
+        try:
+            if not self.transport.can_write_eof():
+                self.transport.close()
+                return
+            self.transport.write_eof()
+        except (OSError, RuntimeError):
+            self.transport.close()
+            return
+        self._start_phase(REFUSED_LINGER_S, self.transport.close)
 
     # ------------------------------------------------------------------ reading
 
