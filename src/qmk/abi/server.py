@@ -511,6 +511,14 @@ class _Outbox:
         self._loop.call_soon(self.flush)
         self._write(data)
 
+    async def send(self, parts: list[bytes]) -> None:
+        """Send one line given as pieces: with :meth:`put` when it is short, else with
+        :meth:`put_large`."""
+        if sum(map(len, parts)) > STREAM_CHUNK:
+            await self.put_large(parts)
+        else:
+            self.put(parts[0] if len(parts) == 1 else b"".join(parts))
+
     async def put_large(self, parts: list[bytes]) -> None:
         """Send one line given as pieces, a chunk at a time: each chunk waits until the
         connection's unsent bytes are below its bound (``max_unsent_bytes``), so a
@@ -683,7 +691,6 @@ class Server:
         self.addresses: list[str] = []
         #: The most connections held at once (set from the descriptors when it listens).
         self.room = config.max_connections
-        #: The connections held, counted with the HTTP API's where it shares the budget.
         self.budget = budget if budget is not None else ConnectionBudget(self.room)
         self._group: aio.TaskGroup | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
@@ -1148,10 +1155,7 @@ class Server:
         try:
             parts = await self.core.handle_line_parts(line, connection.caller)
             if parts is not None:
-                if sum(map(len, parts)) > STREAM_CHUNK:
-                    await connection.outbox.put_large(parts)
-                else:
-                    connection.outbox.put(parts[0] if len(parts) == 1 else b"".join(parts))
+                await connection.outbox.send(parts)
         except Exception:
             LOG.exception("answering a request failed")
         finally:

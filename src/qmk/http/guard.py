@@ -55,8 +55,10 @@ def refusal(status: int, reason: str, message: str, **details: Any) -> bytes:
     """A whole HTTP response: ``status`` with the problem document of a coded
     ``UnavailableError``, and ``connection: close``.
 
-    >>> refusal(414, "url-too-long", "too long", limit=10).split(b"\\r\\n")[0]
-    b'HTTP/1.1 414 URI Too Long'
+    >>> answer = refusal(414, "url-too-long", "too long", limit=10)
+    >>> head, _, body = answer.partition(b"\\r\\n\\r\\n")
+    >>> head.split(b" ")[:2], b"connection: close" in head, body.count(b'"reason":"url-too-long"')
+    ([b'HTTP/1.1', b'414'], True, 1)
     """
     error = UnavailableError(message, reason=reason, **details)
     body = encode(problems.problem_of(error, "", status))
