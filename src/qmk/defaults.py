@@ -196,7 +196,7 @@ CONNECT_TIMEOUT_S: Final[float | None] = 5.0
 #: Seconds a client waits for one reply (``q_wait`` adds its own wait); None: no limit.
 CALL_TIMEOUT_S: Final[float | None] = 60.0
 
-# --------------------------------------------------------------------------- both wires' connections
+# --------------------------------------------------------------------------- connections
 
 #: Seconds a connection's unsent replies may stay above its write buffer's bound (its
 #: client reads nothing, or too slowly) before the server drops it.

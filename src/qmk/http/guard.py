@@ -40,7 +40,13 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from qmk.abi.jsonrpc import encode
-from qmk.abi.server import REFUSED_LINGER_S, ConnectionBudget, ServerConfig
+from qmk.abi.server import (
+    HEAP_TRIM,
+    REFUSED_LINGER_BYTES,
+    REFUSED_LINGER_S,
+    ConnectionBudget,
+    ServerConfig,
+)
 from qmk.errors import UnavailableError
 from qmk.http import problems
 
@@ -175,8 +181,10 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def _linger(self) -> None:
         """Half-close after the answer and drop what the client still sends, closing
-        after :data:`~qmk.abi.server.REFUSED_LINGER_S` at most: a client that is still
+        after :data:`~qmk.abi.server.REFUSED_LINGER_S` or
+        :data:`~qmk.abi.server.REFUSED_LINGER_BYTES` at most: a client that is still
         writing reads the answer rather than a reset."""
+        self._head_bytes = 0
         try:
             if not self.transport.can_write_eof():
                 self.transport.close()
@@ -190,7 +198,10 @@ class _GuardedProtocol(HttpToolsProtocol):
     # ------------------------------------------------------------------ reading
 
     def data_received(self, data: bytes) -> None:
-        if self._closed:
+        if self._closed:  # answered and half-closed: drop what it sends, a little
+            self._head_bytes += len(data)
+            if self._head_bytes > REFUSED_LINGER_BYTES:
+                self.transport.close()
             return
         if self._in_head:
             self._head_bytes += len(data)
@@ -349,6 +360,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         )
         self._closed = True
         self.transport.abort()
+        HEAP_TRIM.soon()
 
 
 __all__ = ["guarded_protocol", "refusal"]
