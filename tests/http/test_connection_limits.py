@@ -24,15 +24,18 @@ import httpx
 import pytest
 
 from qmk.abi.server import STREAM_CHUNK
+from qmk.client import Client
 from qmk.qvm.generate import uniform_graph
 from support.http import HttpServer, bearer, session
+from support.kernel import TENANTS
+from support.paths import ROOT
 
 GUARD_S = 60.0
 
 
 @contextlib.contextmanager
-def _server(root: Path, **limits: Any) -> Iterator[HttpServer]:
-    started = HttpServer(root, server=limits).start()
+def _server(root: Path, nofile: int | None = None, **limits: Any) -> Iterator[HttpServer]:
+    started = HttpServer(root, server=limits, nofile=nofile).start()
     try:
         yield started
     finally:
@@ -202,6 +205,36 @@ def test_both_wires_share_one_connection_budget(tmp_path: Path):
                 break
             assert time.monotonic() < deadline, reply
         assert "session" in json.dumps(reply)  # answered by the kernel: a bad session
+
+
+def test_idle_http_connections_under_a_low_nofile_starve_neither_jobs_nor_the_socket(
+    tmp_path: Path,
+):
+    """Under RLIMIT_NOFILE 256, one peer that may hold any number of connections takes
+    what the shared budget allows (then 503); a client connected to the socket before
+    runs jobs to completion, and no descriptor runs out."""
+    limits = {"max_connections_per_peer": 100_000, "http_keep_alive_s": 600.0}
+    with _server(tmp_path, nofile=256, auth_timeout_s=600.0, **limits) as server:
+        client = Client.connect(str(server.socket), tenant="alice", key=TENANTS["alice"]["key"])
+        with ExitStack() as held:
+            statuses: dict[int, int] = {}
+            for _ in range(400):
+                try:
+                    sock, status = _held_http(server)
+                except OSError:
+                    status = 0  # the connect itself failed: no descriptor left
+                else:
+                    held.callback(sock.close)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status != 200:
+                    break
+            assert set(statuses) == {200, 503}, statuses
+            bell = json.loads((ROOT / "examples" / "bell.qvm.json").read_text())
+            jobs = [client.q_submit(bell, 100, seed)["job_id"] for seed in range(5)]
+            states = [client.q_wait(job, 60_000)["state"] for job in jobs]
+            assert states == ["COMPLETED"] * 5, [client.q_status(j)["error"] for j in jobs]
+        client.close()
+    assert "Too many open files" not in server.output()
 
 
 # --------------------------------------------------------------------------- streams

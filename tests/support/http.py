@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -35,6 +36,8 @@ class HttpServer:
     kernel: dict[str, Any] | None = None
     #: The kernel config's ``[server]`` table (the wire's limits).
     server: dict[str, Any] | None = None
+    #: RLIMIT_NOFILE of the server process (None: inherited).
+    nofile: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     stopped: bool = field(default=False)
@@ -86,8 +89,14 @@ class HttpServer:
             "info",
             *self.extra,
         ]
+        limit = self.nofile
         self.proc = subprocess.Popen(
-            cmd, stdout=self.out_path.open("wb"), stderr=self.log_path.open("wb")
+            cmd,
+            stdout=self.out_path.open("wb"),
+            stderr=self.log_path.open("wb"),
+            preexec_fn=None
+            if limit is None
+            else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))),
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -111,6 +111,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._url_bytes = 0
         self._signed_in = False
+        self._auth_due = False  # the deadline passed while a request was under way
         self._closed = False
         self._phase: asyncio.TimerHandle | None = None  # the header or body deadline
         self._auth: asyncio.TimerHandle | None = None
@@ -265,6 +266,12 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._in_head = True  # the next bytes are the next request's
         self._head_bytes = 0
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._auth_due and not self._signed_in and not self._closed:
+            self._closed = True  # it had its answer; the deadline has passed
+            self.transport.close()
+
     # ------------------------------------------------------------------ deadlines
 
     def _start_phase(self, seconds: float, then: Any) -> None:
@@ -309,7 +316,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         if self._signed_in or self._closed:
             return
         if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False  # closed after the response under way
+            self._auth_due = True  # looked at again once the response under way is sent
             return
         self._close_with(
             408, "auth-timeout", self._auth_message(), limit=self.limits.auth_timeout_s
