@@ -268,8 +268,15 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._auth_due and not self._signed_in and not self._closed:
+        if self._closed:
+            return
+        if self._auth_due and not self._signed_in:
             self._closed = True  # it had its answer; the deadline has passed
+            self.transport.close()
+        elif not self._in_head and self._phase is not None:
+            # answered before its body arrived (refused, say): the rest of the body
+            # would only be parsed and dropped, so the connection closes instead
+            self._closed = True
             self.transport.close()
 
     # ------------------------------------------------------------------ deadlines
