@@ -566,17 +566,16 @@ class HeapTrim:
     def __init__(self, delay_s: float = 0.2) -> None:
         self.delay_s = delay_s
         self._pending = False
-        self._trim: Callable[[int], int] | None = None
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-            import ctypes.util
-
-            name = ctypes.util.find_library("c")
-            if name:
-                self._trim = ctypes.CDLL(name).malloc_trim
+        self._trim: Callable[[int], int] | bool | None = False  # False: not looked up yet
 
     def soon(self) -> None:
         """Trim once, :attr:`delay_s` from now (drops meanwhile share it)."""
+        if self._trim is False:
+            self._trim = None
+            with contextlib.suppress(OSError, AttributeError, ImportError):
+                import ctypes
+
+                self._trim = ctypes.CDLL(None).malloc_trim  # glibc's; absent elsewhere
         if self._trim is None or self._pending:
             return
         self._pending = True
@@ -584,7 +583,7 @@ class HeapTrim:
 
     def _run(self) -> None:
         self._pending = False
-        if self._trim is not None:
+        if callable(self._trim):
             self._trim(0)
 
 
