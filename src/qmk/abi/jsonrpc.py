@@ -342,10 +342,23 @@ def encode_parts(message: Any) -> list[bytes]:
     >>> encode_parts({"a": 1})
     [b'{"a":1}', b'\\n']
     """
-    text, kept, marker = _marked(message, None)
+    return [*dumps_parts(message), b"\n"]
+
+
+def dumps_parts(value: Any, *, default: Callable[[Any], Any] | None = None) -> list[bytes]:
+    """:func:`dumps` as UTF-8 pieces: a value kept encoded (``__json_bytes__``) is one
+    of them, its own bytes.
+
+    >>> class Kept:
+    ...     def __json_bytes__(self):
+    ...         return b"[1]"
+    >>> dumps_parts({"a": Kept()})
+    [b'{"a":', b'[1]', b'}']
+    """
+    text, kept, marker = _marked(value, default)
     if not kept:
-        return [text.encode("utf-8"), b"\n"]
-    return [*_spliced(text, kept, marker), b"\n"]
+        return [text.encode("utf-8")]
+    return _spliced(text, kept, marker)
 
 
 def _valid_id(value: Any) -> bool:

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from qmk.abi.jsonrpc import _marked, _spliced, dumps
+from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.errors import QuotaError
 from qmk.http.probe import KernelEvent, KernelProbe
 
@@ -51,9 +51,8 @@ def sse_parts(event: str, data: Any, event_id: int | None = None) -> list[bytes]
     >>> b"".join(sse_parts("state", {"state": "QUEUED"}, 7)) == sse("state", {"state": "QUEUED"}, 7)
     True
     """
-    text, kept, marker = _marked(data, str)
     head = f"id: {event_id}\n" if event_id is not None else ""
-    body = [text.encode()] if not kept else _spliced(text, kept, marker)
+    body = dumps_parts(data, default=str)
     return [f"{head}event: {event}\ndata: ".encode(), *body, b"\n\n"]
 
 
