@@ -297,6 +297,10 @@ def test_a_client_that_does_not_read_a_big_result_is_dropped_on_both_wires(cappe
         )
         assert done.json()["state"] == "COMPLETED"
         whole = len(done.content)
+        # a client that reads gets the big result whole, as a reply and as an event
+        events = client.get(f"/v1/jobs/{job['job_id']}/events", headers=bearer(sid)).text
+        result = json.loads(events.split("event: result\ndata: ", 1)[1].split("\n", 1)[0])
+        assert result["result"] == done.json()["result"]
     assert whole > 3 * 2**20  # a result far past what a connection may hold unsent
     seen = len(_DROPPED.findall(capped.output()))
     sock = _connect(capped, rcvbuf=4096)
