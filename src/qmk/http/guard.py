@@ -43,6 +43,7 @@ from qmk.abi.jsonrpc import encode
 from qmk.abi.server import (
     HEAP_TRIM,
     REFUSED_LINGER_BYTES,
+    REFUSED_LINGER_MAX,
     REFUSED_LINGER_S,
     ConnectionBudget,
     ServerConfig,
@@ -77,10 +78,13 @@ def refusal(status: int, reason: str, message: str, **details: Any) -> bytes:
 
 
 class _Peers:
-    """Connections of each IP address on the HTTP listener."""
+    """Connections of each IP address on the HTTP listener, and how many answered ones
+    linger (at most :data:`~qmk.abi.server.REFUSED_LINGER_MAX`: past that, one closes
+    at once, so a connect flood cannot hold descriptors outside the budget)."""
 
     def __init__(self) -> None:
         self.count: dict[str, int] = {}
+        self.lingering = 0
 
 
 def guarded_protocol(config: ServerConfig, budget: ConnectionBudget) -> type[HttpToolsProtocol]:
@@ -112,6 +116,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._url_bytes = 0
         self._signed_in = False
         self._auth_due = False  # the deadline passed while a request was under way
+        self._lingers = False  # answered, half-closed, counted in by_peer.lingering
         self._closed = False
         self._phase: asyncio.TimerHandle | None = None  # the header or body deadline
         self._auth: asyncio.TimerHandle | None = None
@@ -157,6 +162,9 @@ class _GuardedProtocol(HttpToolsProtocol):
             if timer is not None:
                 timer.cancel()
         self._phase = self._auth = self._write = None
+        if self._lingers:
+            self._lingers = False
+            self.by_peer.lingering -= 1
         if self._peer is not None:
             self.shared.give()
             left = self.by_peer.count.get(self._peer, 1) - 1
@@ -186,6 +194,9 @@ class _GuardedProtocol(HttpToolsProtocol):
         :data:`~qmk.abi.server.REFUSED_LINGER_BYTES` at most: a client that is still
         writing reads the answer rather than a reset."""
         self._head_bytes = 0
+        if self._lingers or self.by_peer.lingering >= REFUSED_LINGER_MAX:
+            self.transport.close()
+            return
         try:
             if not self.transport.can_write_eof():
                 self.transport.close()
@@ -194,6 +205,8 @@ class _GuardedProtocol(HttpToolsProtocol):
         except (OSError, RuntimeError):
             self.transport.close()
             return
+        self._lingers = True
+        self.by_peer.lingering += 1
         self._start_phase(REFUSED_LINGER_S, self.transport.close)
 
     # ------------------------------------------------------------------ reading
