@@ -174,6 +174,8 @@ def _codes(replies: list[Any]) -> dict[str, int]:
 
 def attack(name: str, path: str, stop: threading.Event) -> dict[str, Any]:
     """Run one attack until ``stop`` is set; what the attacker got."""
+    if name in HTTP_SCENARIOS:
+        return http_attack(name, path, stop)
     if name in ("idle-flood", "fd-flood"):
         held, refusals = [], []
         for _ in range(1100):
@@ -422,6 +424,8 @@ def measure(kernel: Kernel, client: Client, job_id: str, seconds: float) -> dict
 
 
 def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
+    if name in HTTP_SCENARIOS:
+        return run_http_scenario(name, folder, seconds)
     server = ""
     nofile = None
     if name == "fd-flood":
@@ -526,7 +530,355 @@ def _row(r: dict[str, Any]) -> str:
         f"max {r['max_ms']:8.3f} ms  ({r['calls']} calls, {len(r['failures'])} failed)  "
         f"jobs {r['jobs_completed']}/{r['jobs_accepted']}  exit {r['exit_status']} "
         f"in {r['seconds_to_exit']:.2f} s\n{'':18} attacker: {attacker}"
+        + (
+            f"\n{'':18} kernel RSS {r['rss_before_mb']} MB before, peak {r['rss_peak_mb']} MB, "
+            f"{r['rss_after_mb']} MB after"
+            if "rss_peak_mb" in r
+            else ""
+        )
     )
+
+
+# --------------------------------------------------------------------------- the HTTP door
+#
+# Issue 32 (items 3 and 4): the same attacks on ``qmk serve --http``, and clients that do
+# not read a big result on both wires. The prober is the same JSON-RPC tenant (both wires
+# share the kernel's event loop, so a stall of either shows); each row adds the kernel
+# process's peak RSS while attacked and its RSS once the attacker has gone.
+
+#: The HTTP scenarios: name -> [server] keys (and RLIMIT_NOFILE) of its kernel.
+HTTP_SCENARIOS: dict[str, tuple[str, int | None]] = {
+    "http-idle-conns": ("max_connections_per_peer = 100000\n", 1024),
+    "http-slowloris": ("http_header_timeout_s = 1.0\n", None),
+    "http-huge-url": ("", None),
+    "http-huge-headers": ("", None),
+    "http-unfinished-bodies": ("", None),
+    "http-sse-flood": ("", None),
+    "nonreading-result-rpc": ("write_timeout_s = 2.0\n", None),
+    "nonreading-result-http": ("write_timeout_s = 2.0\n", None),
+}
+SCENARIOS += tuple(HTTP_SCENARIOS)
+#: The big result's program: H on 20 qubits, sampled 700,000 times (~13 MB of counts).
+BIG_QUBITS, BIG_SHOTS = 20, 700_000
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory in MB (/proc), 0 where it is gone."""
+    with contextlib.suppress(OSError):
+        for text in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if text.startswith("VmRSS:"):
+                return round(int(text.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class HttpKernel(Kernel):
+    """A ``qmk serve --http 127.0.0.1:0`` process; its URL from the ready line."""
+
+    def __init__(self, folder: Path, *, server: str = "", nofile: int | None = None) -> None:
+        self.folder = folder
+        self.socket = folder / "k.sock"
+        config = folder / "k.toml"
+        config.write_text(CONFIG + server)
+        argv = [sys.executable, "-m", "qmk", "serve", "--socket", str(self.socket)]
+        argv += ["--data-dir", str(folder / "data"), "--config", str(config), "--workers", "2"]
+        argv += ["--http", "127.0.0.1:0"]
+        self.log = folder / "k.log"
+        self.out = folder / "k.out"
+        limit = None if nofile is None else (nofile, nofile)
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=self.out.open("wb"),
+            stderr=self.log.open("ab"),
+            preexec_fn=None
+            if limit is None
+            else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit)),
+        )
+        deadline = time.monotonic() + 60
+        self.url = ""
+        while not self.url:
+            found = [w for w in self.out.read_text().split() if w.startswith("http://")]
+            if found:
+                self.url = found[0]
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"qmk serve --http did not start: {self.log.read_text()}")
+            time.sleep(0.02)
+
+
+def _tcp(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=5)
+
+
+def _http_status(sock: socket.socket, wait: float) -> str:
+    """The status of the response the server sends (``closed``, ``silent``, ``reset``)."""
+    sock.settimeout(wait)
+    try:
+        data = sock.recv(65536)
+    except TimeoutError:
+        return "silent"
+    except OSError:
+        return "reset"
+    if not data:
+        return "closed"
+    parts = data.split(b" ", 2)
+    return parts[1].decode(errors="replace") if len(parts) > 1 else "other"
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _http_idle(url: str, stop: threading.Event) -> dict[str, Any]:
+    """1100 connections that send nothing; what each got at once."""
+    held, counts = [], dict[str, int]()
+    for _ in range(1100):
+        try:
+            held.append(_tcp(url))
+        except OSError as exc:
+            _count(counts, f"connect: {exc.strerror}")
+    for sock in held:
+        _count(counts, _http_status(sock, 0.05))
+    stop.wait()
+    for sock in held:
+        sock.close()
+    return {"opened": len(held), "outcomes": counts}
+
+
+def _http_slowloris(url: str, stop: threading.Event, held: int = 200) -> dict[str, Any]:
+    """``held`` connections sending a header a byte every 0.2 s, reopened when closed."""
+    trickle = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"s" * 100_000
+    conns: dict[socket.socket, int] = {}
+    opened, closed = 0, dict[str, int]()
+    while not stop.is_set():
+        while len(conns) < held:
+            try:
+                sock = _tcp(url)
+            except OSError:
+                break
+            sock.setblocking(False)
+            conns[sock] = 0
+            opened += 1
+        for sock in list(conns):
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data is not None:
+                parts = data.split(b" ", 2)
+                _count(closed, parts[1].decode() if len(parts) > 1 else "closed")
+                sock.close()
+                del conns[sock]
+                continue
+            sent = conns[sock]
+            with contextlib.suppress(OSError):
+                conns[sock] = sent + sock.send(trickle[sent : sent + 1])
+        stop.wait(0.2)
+    for sock in conns:
+        sock.close()
+    return {"opened": opened, "closed_by_server": closed, "still_held": len(conns)}
+
+
+def _http_oversized(url: str, stop: threading.Event, *, url_part: bool) -> dict[str, Any]:
+    """A 256 MB URL (or 64 MB of headers), sent until the server answers, again."""
+    head = b"GET /" if url_part else b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+    total = (256 if url_part else 64) << 20
+    chunk = b"a" * (1 << 20)
+    counts: dict[str, int] = {}
+    most = 0
+    while not stop.is_set():
+        sock = _tcp(url)
+        sent = 0
+        try:
+            sock.sendall(head)
+            while sent < total and not stop.is_set():
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        most = max(most, sent)
+        _count(counts, _http_status(sock, 5))
+        sock.close()
+    return {"most_bytes_sent_before_refusal": most, "outcomes": counts}
+
+
+def _http_unfinished_bodies(url: str, stop: threading.Event) -> dict[str, Any]:
+    """40 connections each sending 15.9 MB of a 16 MB body with a junk bearer, held."""
+    size = 16 * 10**6
+    conns = []
+    sent_total = 0
+    for _ in range(40):
+        sock = _tcp(url)
+        sock.sendall(
+            b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer junk\r\n"
+            b"content-type: application/json\r\ncontent-length: " + str(size).encode() + b"\r\n\r\n"
+        )
+        conns.append(sock)
+    body = b"x" * (1 << 20)
+    for _ in range(15):
+        for sock in conns:
+            with contextlib.suppress(OSError):
+                sock.sendall(body)
+                sent_total += len(body)
+    stop.wait()
+    counts: dict[str, int] = {}
+    for sock in conns:
+        _count(counts, _http_status(sock, 0.05))
+        sock.close()
+    return {"bytes_sent": sent_total, "outcomes": counts}
+
+
+def _bench_session(url: str) -> str:
+    with _tcp(url) as sock:
+        body = json.dumps({**TENANT, "tenant": "bench", "requested": ["CAP_ALLOC"]}).encode()
+        sock.sendall(
+            b"POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return str(json.loads(data.partition(b"\r\n\r\n")[2])["session_id"])
+
+
+def _http_sse_flood(url: str, stop: threading.Event) -> dict[str, Any]:
+    """One session opening 1000 event streams; what each got."""
+    sid = _bench_session(url)
+    conns, counts = [], dict[str, int]()
+    ask = f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {sid}\r\n\r\n"
+    for _ in range(1000):
+        try:
+            sock = _tcp(url)
+            sock.sendall(ask.encode())
+        except OSError as exc:
+            _count(counts, f"connect: {exc.strerror}")
+            continue
+        _count(counts, _http_status(sock, 5))
+        conns.append(sock)
+    stop.wait()
+    for sock in conns:
+        sock.close()
+    return {"streams_asked": 1000, "outcomes": counts}
+
+
+def _nonreading(url: str, path: str, stop: threading.Event, *, rpc: bool) -> dict[str, Any]:
+    """60 clients asking for the big result (env QMK_BENCH_JOB) and reading none of it."""
+    job = os.environ["QMK_BENCH_JOB"]
+    sid = _bench_session(url)
+    conns = []
+    for index in range(60):
+        if rpc:
+            sock = _unix(path)
+            sock.sendall(line("q_status", [sid, job]))
+        else:
+            sock = _tcp(url)
+            route = f"/v1/jobs/{job}" if index % 2 == 0 else f"/v1/jobs/{job}/events"
+            sock.sendall(
+                f"GET {route} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {sid}\r\n\r\n".encode()
+            )
+        conns.append(sock)
+    stop.wait()
+    dropped = 0
+    for sock in conns:  # a dropped connection reads to its end (or a reset) at once
+        sock.setblocking(False)
+        try:
+            while sock.recv(1 << 20):
+                pass
+            dropped += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            dropped += 1
+        sock.close()
+    return {"clients": len(conns), "dropped_by_server": dropped}
+
+
+def http_attack(name: str, target: str, stop: threading.Event) -> dict[str, Any]:
+    """Run one HTTP scenario's attack (``target``: ``SOCKET_PATH URL``)."""
+    path, url = target.split(" ")
+    if name == "http-idle-conns":
+        return _http_idle(url, stop)
+    if name == "http-slowloris":
+        return _http_slowloris(url, stop)
+    if name in ("http-huge-url", "http-huge-headers"):
+        return _http_oversized(url, stop, url_part=name == "http-huge-url")
+    if name == "http-unfinished-bodies":
+        return _http_unfinished_bodies(url, stop)
+    if name == "http-sse-flood":
+        return _http_sse_flood(url, stop)
+    return _nonreading(url, path, stop, rpc=name == "nonreading-result-rpc")
+
+
+def _big_job(client: Client) -> str:
+    from qmk.qvm.generate import uniform_graph
+
+    graph = uniform_graph(BIG_QUBITS).to_json()
+    job = client.q_submit(graph, BIG_SHOTS, 7, policy={"noise": False})["job_id"]
+    done = client.q_wait(job, 600_000)
+    if done["state"] != "COMPLETED":
+        raise SystemExit(f"the big job ended {done['state']}: {done.get('error')}")
+    return str(job)
+
+
+def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
+    """One HTTP scenario: the prober's figures, the kernel's memory, the jobs."""
+    server, nofile = HTTP_SCENARIOS[name]
+    if os.environ.get("QMK_BENCH_PLAIN"):  # no [server] keys: to run against older kernels
+        server = ""
+    kernel = HttpKernel(folder, server="[server]\n" + server, nofile=nofile)
+    client = Client.connect(str(kernel.socket), **TENANT)
+    graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
+    probe = client.q_submit(graph, 10, 1)["job_id"]
+    env = dict(os.environ)
+    if name.startswith("nonreading"):
+        env["QMK_BENCH_JOB"] = _big_job(client)
+    rss_before = rss_mb(kernel.proc.pid)
+    peak = [rss_before]
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.wait(0.05):
+            peak[0] = max(peak[0], rss_mb(kernel.proc.pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    target = f"{kernel.socket} {kernel.url}"
+    attacker = subprocess.Popen(
+        [sys.executable, __file__, "--attacker", name, "--socket", target],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(1.0)  # let it get going (a benchmark, not a test)
+    figures: dict[str, Any] = {"scenario": name, **measure(kernel, client, probe, seconds)}
+    assert attacker.stdin is not None and attacker.stdout is not None
+    attacker.stdin.close()
+    figures["attacker"] = json.loads(attacker.stdout.read() or "{}")
+    attacker.wait(120)
+    sampling.set()
+    sampler.join()
+    time.sleep(2.0)  # the kernel sees the attacker's connections close
+    figures.update(
+        rss_before_mb=rss_before, rss_peak_mb=peak[0], rss_after_mb=rss_mb(kernel.proc.pid)
+    )
+    states = [client.q_wait(job, 120_000)["state"] for job in [probe, *figures.pop("jobs")]]
+    figures["jobs_accepted"] = len(states)
+    figures["jobs_completed"] = states.count("COMPLETED")
+    client.close()
+    status, took = kernel.stop()
+    log = kernel.log.read_text(errors="replace")
+    figures.update(
+        exit_status=status,
+        seconds_to_exit=round(took, 3),
+        log_lines=log.count("\n"),
+        emfile_in_log="Too many open files" in log,
+        tracebacks_in_log=log.count("Traceback"),
+    )
+    return figures
 
 
 if __name__ == "__main__":

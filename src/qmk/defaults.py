@@ -183,7 +183,7 @@ MAX_INFLIGHT: Final = 256
 #: Most bytes of requests of one connection handled at once (one line always may run).
 MAX_INFLIGHT_BYTES: Final = 64 * 1024 * 1024
 #: Unsent reply bytes of a connection past which the server stops reading its requests.
-MAX_UNSENT_BYTES: Final = 4 * 1024 * 1024
+MAX_UNSENT_BYTES: Final = 1024 * 1024
 #: Seconds a stopping server gives requests in flight and unsent replies, then closes.
 DRAIN_TIMEOUT_S: Final = 2.0
 #: Seconds a connection may stay without a successful request (sent nothing, or no
@@ -199,3 +199,23 @@ ACCEPT_RATE_PER_PEER: Final = 100.0
 CONNECT_TIMEOUT_S: Final[float | None] = 5.0
 #: Seconds a client waits for one reply (``q_wait`` adds its own wait); None: no limit.
 CALL_TIMEOUT_S: Final[float | None] = 60.0
+
+# --------------------------------------------------------------------------- connections
+
+#: Seconds a connection's unsent replies may stay above its write buffer's bound (its
+#: client reads nothing, or too slowly) before the server drops it.
+WRITE_TIMEOUT_S: Final = 30.0
+#: Seconds an HTTP connection may take to send a request's line and headers (counted from
+#: the connection, or from the first byte of a request on a kept-alive one).
+HTTP_HEADER_TIMEOUT_S: Final = 10.0
+#: Seconds an HTTP request's body may take to arrive once its headers are read.
+HTTP_BODY_TIMEOUT_S: Final = 60.0
+#: Seconds an idle kept-alive HTTP connection stays open after its last response.
+HTTP_KEEP_ALIVE_S: Final = 5.0
+#: Longest URL (path and query) of an HTTP request, in bytes.
+HTTP_MAX_URL_BYTES: Final = 8 * 1024
+#: Most bytes of an HTTP request's line and headers together.
+HTTP_MAX_HEAD_BYTES: Final = 64 * 1024
+#: Live event streams (Server-Sent Events) one session, and one tenant, may hold at once.
+MAX_STREAMS_PER_SESSION: Final = 8
+MAX_STREAMS_PER_TENANT: Final = 32

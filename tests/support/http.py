@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -36,6 +37,10 @@ class HttpServer:
     tables: dict[str, dict[str, Any]] | None = None
     #: The config's ``[http]`` table (``metrics_token``, ``allowed_hosts``, ...).
     http: dict[str, Any] | None = None
+    #: The kernel config's ``[server]`` table (the wire's limits).
+    server: dict[str, Any] | None = None
+    #: RLIMIT_NOFILE of the server process (None: inherited).
+    nofile: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     stopped: bool = field(default=False)
@@ -58,12 +63,11 @@ class HttpServer:
 
     def start(self, timeout_s: float = 60.0) -> HttpServer:
         config = self.root / "kernel.toml"
+        tables = {**(self.tables or {}), **({"http": self.http} if self.http else {})}
+        if self.server:
+            tables["server"] = self.server
         config.write_text(
-            config_toml(
-                kernel=self.kernel,
-                tenants=self.tenants or TENANTS,
-                tables={**(self.tables or {}), **({"http": self.http} if self.http else {})},
-            )
+            config_toml(kernel=self.kernel, tenants=self.tenants or TENANTS, tables=tables)
         )
         cmd = [
             sys.executable,
@@ -88,8 +92,14 @@ class HttpServer:
             "info",
             *self.extra,
         ]
+        limit = self.nofile
         self.proc = subprocess.Popen(
-            cmd, stdout=self.out_path.open("wb"), stderr=self.log_path.open("wb")
+            cmd,
+            stdout=self.out_path.open("wb"),
+            stderr=self.log_path.open("wb"),
+            preexec_fn=None
+            if limit is None
+            else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))),
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -334,6 +334,33 @@ def encode(message: Any) -> bytes:
     return b"".join([*_spliced(text, kept, marker), b"\n"])
 
 
+def encode_parts(message: Any) -> list[bytes]:
+    """:func:`encode`'s line as its pieces, the last one ``b"\\n"``: a value kept
+    encoded (``__json_bytes__``) is one of them, the kept bytes themselves, so a
+    writer can send a 40 MiB result in bounded chunks without a copy of it.
+
+    >>> encode_parts({"a": 1})
+    [b'{"a":1}', b'\\n']
+    """
+    return [*dumps_parts(message), b"\n"]
+
+
+def dumps_parts(value: Any, *, default: Callable[[Any], Any] | None = None) -> list[bytes]:
+    """:func:`dumps` as UTF-8 pieces: a value kept encoded (``__json_bytes__``) is one
+    of them, its own bytes.
+
+    >>> class Kept:
+    ...     def __json_bytes__(self):
+    ...         return b"[1]"
+    >>> dumps_parts({"a": Kept()})
+    [b'{"a":', b'[1]', b'}']
+    """
+    text, kept, marker = _marked(value, default)
+    if not kept:
+        return [text.encode("utf-8")]
+    return _spliced(text, kept, marker)
+
+
 def _valid_id(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
@@ -402,13 +429,20 @@ class RpcCore:
             line: one line as read (its newline may be left on).
             caller: the connection's state, marked authenticated when a request succeeds.
         """
+        parts = await self.handle_line_parts(line, caller)
+        return None if parts is None else b"".join(parts)
+
+    async def handle_line_parts(
+        self, line: bytes, caller: Caller | None = None
+    ) -> list[bytes] | None:
+        """:meth:`handle_line`'s reply as its pieces (:func:`encode_parts`)."""
         if not line or line.isspace():
             return None
         try:
             message, suspect = await _decode_soon(line, self.max_depth)
         except RpcError as exc:
-            return encode(_reply(None, error=exc.to_rpc()))
-        return await self.handle_message(message, caller, check_numbers=suspect)
+            return encode_parts(_reply(None, error=exc.to_rpc()))
+        return await self._message_parts(message, caller, suspect)
 
     async def handle_message(
         self, message: Any, caller: Caller | None = None, *, check_numbers: bool = True
@@ -418,14 +452,20 @@ class RpcCore:
         ``check_numbers`` searches params for numbers out of range (:meth:`handle_line`
         knows from the parser whether a line holds any, and searches only then).
         """
+        parts = await self._message_parts(message, caller, check_numbers)
+        return None if parts is None else b"".join(parts)
+
+    async def _message_parts(
+        self, message: Any, caller: Caller | None, check_numbers: bool
+    ) -> list[bytes] | None:
         if isinstance(message, list):
             if not message:
-                return encode(_reply(None, error=InvalidRequest("empty batch").to_rpc()))
+                return encode_parts(_reply(None, error=InvalidRequest("empty batch").to_rpc()))
             if len(message) > self.max_batch:
                 error = InvalidRequest(
                     f"a batch holds at most {self.max_batch} requests, got {len(message)}"
                 )
-                return encode(_reply(None, error=error.to_rpc()))
+                return encode_parts(_reply(None, error=error.to_rpc()))
             async with aio.TaskGroup() as group:
                 tasks = [
                     group.create_task(
@@ -433,10 +473,15 @@ class RpcCore:
                     )
                     for item in message
                 ]
-            parts = [_encode_reply(reply) for task in tasks if (reply := task.result())]
-            if not parts:
+            replies = [_encode_reply(reply) for task in tasks if (reply := task.result())]
+            if not replies:
                 return None
-            return b"[" + b",".join(part.rstrip(b"\n") for part in parts) + b"]\n"
+            joined = [b"["]
+            for index, pieces in enumerate(replies):
+                if index:
+                    joined.append(b",")
+                joined += pieces[:-1]  # each reply's pieces end with its newline
+            return [*joined, b"]\n"]
         reply = await self.handle_request(message, caller, check_numbers=check_numbers)
         return None if reply is None else _encode_reply(reply)
 
@@ -493,21 +538,21 @@ class RpcCore:
         return await getattr(self.target, spec.name)(**params)
 
 
-def _encode_reply(reply: dict[str, Any]) -> bytes:
+def _encode_reply(reply: dict[str, Any]) -> list[bytes]:
     """A reply as a line; a result or error that is not JSON becomes an internal error.
 
     It never raises: a reply that cannot be written at all becomes an internal error
     with ``id`` null, so one bad reply never takes a batch down with it.
     """
     try:
-        return encode(reply)
+        return encode_parts(reply)
     except (TypeError, ValueError) as exc:
         request_id = reply.get("id")
         try:
             if "error" in reply:
                 slim = {key: reply["error"].get(key) for key in ("code", "message")}
-                return encode(_reply(request_id, error=slim))
-            return encode(_reply(request_id, error=error_object(exc)))
+                return encode_parts(_reply(request_id, error=slim))
+            return encode_parts(_reply(request_id, error=error_object(exc)))
         except (TypeError, ValueError, AttributeError):
             error = InternalError("the server could not encode a reply")
-            return encode(_reply(None, error=error.to_rpc()))
+            return encode_parts(_reply(None, error=error.to_rpc()))

@@ -54,6 +54,17 @@ are its fields; defaults in :mod:`qmk.defaults`):
   server stops reading its requests until the client has read them down to a quarter.
   Reading is in chunks of 64 KiB, so a connection holds at most its line limit plus
   128 KiB of unread input.
+- **Writing**: a reply longer than :data:`STREAM_CHUNK` (a big result) is written a
+  chunk at a time, each once the connection's unsent bytes are below
+  ``max_unsent_bytes``; its pieces are the stored result's own bytes
+  (:func:`~qmk.abi.jsonrpc.encode_parts`), never a copy per connection. So a client
+  that does not read holds at most ``max_unsent_bytes`` and one chunk of the server's
+  memory; when its unsent bytes stay above that bound for ``write_timeout_s`` (the
+  transport paused writing that long) the connection is dropped, and that memory is
+  returned.
+- **Shared budget**: the connection count and its room are a :class:`ConnectionBudget`
+  that ``qmk serve --http`` shares with the HTTP API (:mod:`qmk.http.guard`), so
+  connections on both wires together stay within the descriptors' room.
 
 The Unix socket is bound under a temporary name with mode 0600 (umask 0o177) and
 renamed into place once it listens, so the path appears only when the server
@@ -85,7 +96,7 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -109,6 +120,9 @@ FD_RESERVE_MIN, FD_RESERVE_SHARE = 64, 8
 #: client writing its first request reads the refusal instead of a broken pipe; at most
 #: this many at once (past that a refused connection is closed at once).
 REFUSED_LINGER_S, REFUSED_LINGER_BYTES, REFUSED_LINGER_MAX = 1.0, 64 * 1024, 32
+#: A reply longer than this is written in chunks of this size, each once the
+#: connection's unsent bytes are below its bound (:meth:`_Outbox.put_large`).
+STREAM_CHUNK = 256 * 1024
 #: Connections accepted in one turn of the event loop at most (the others wait for the
 #: next turn, so a flood cannot hold the loop), the listen backlog, and the seconds the
 #: server stops accepting after accept() failed for want of descriptors or memory.
@@ -203,6 +217,45 @@ class ServerConfig:
         "connections accepted per second of one peer (bursts up to max_connections_per_peer)",
         float,
     )
+    write_timeout_s: float = _limit(
+        defaults.WRITE_TIMEOUT_S,
+        0.001,
+        "seconds a connection's unsent replies may stay above max_unsent_bytes (its client "
+        "does not read) before it is dropped, on both wires",
+        float,
+    )
+    http_header_timeout_s: float = _limit(
+        defaults.HTTP_HEADER_TIMEOUT_S,
+        0.001,
+        "seconds an HTTP connection may take to send a request's line and headers",
+        float,
+    )
+    http_body_timeout_s: float = _limit(
+        defaults.HTTP_BODY_TIMEOUT_S,
+        0.001,
+        "seconds an HTTP request's body may take to arrive once its headers are read",
+        float,
+    )
+    http_keep_alive_s: float = _limit(
+        defaults.HTTP_KEEP_ALIVE_S,
+        0.001,
+        "seconds an idle kept-alive HTTP connection stays open after its last response",
+        float,
+    )
+    http_max_url_bytes: int = _limit(
+        defaults.HTTP_MAX_URL_BYTES, 256, "the longest URL (path and query) of an HTTP request"
+    )
+    http_max_head_bytes: int = _limit(
+        defaults.HTTP_MAX_HEAD_BYTES,
+        1024,
+        "the most bytes of an HTTP request's line and headers together",
+    )
+    max_streams_per_session: int = _limit(
+        defaults.MAX_STREAMS_PER_SESSION, 1, "live event streams (SSE) of one session at once"
+    )
+    max_streams_per_tenant: int = _limit(
+        defaults.MAX_STREAMS_PER_TENANT, 1, "live event streams (SSE) of one tenant at once"
+    )
 
     def __post_init__(self) -> None:
         if self.socket_path is None and self.tcp is None:
@@ -259,6 +312,36 @@ class ServerClock(Protocol):
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
         """A timeout scope that expires when :meth:`now` reaches ``when``."""
         ...
+
+
+class ConnectionBudget:
+    """The connections both listeners (the JSON-RPC server and the HTTP API) hold
+    together: one count within one room, so neither can take the descriptors the other,
+    the workers and the database need.
+
+    >>> budget = ConnectionBudget(2)
+    >>> budget.take(), budget.take(), budget.take(), budget.held
+    (True, True, False, 2)
+    >>> budget.give(); budget.take()
+    True
+    """
+
+    __slots__ = ("held", "room")
+
+    def __init__(self, room: int) -> None:
+        self.room = room  # the JSON-RPC server sets it from the descriptors when it listens
+        self.held = 0
+
+    def take(self) -> bool:
+        """Count one more connection, if there is room."""
+        if self.held >= self.room:
+            return False
+        self.held += 1
+        return True
+
+    def give(self) -> None:
+        """A counted connection closed."""
+        self.held = max(self.held - 1, 0)
 
 
 class LoopClock:
@@ -393,30 +476,74 @@ def bind_unix(path: Path, *, backlog: int = BACKLOG) -> socket.socket:
     return sock
 
 
-class _Outbox:
-    """The reply lines of one connection, written together once per loop turn."""
+def chunks(parts: list[bytes], size: int = STREAM_CHUNK) -> Iterator[memoryview]:
+    """``parts`` cut into views of at most ``size`` bytes (no copy of any part).
 
-    __slots__ = ("_loop", "_parts", "_scheduled", "writer")
+    >>> [bytes(c) for c in chunks([b"abc", b"defgh", b"\\n"], 4)]
+    [b'abc', b'defg', b'h', b'\\n']
+    """
+    for part in parts:
+        with memoryview(part) as view:
+            for start in range(0, len(view), size):
+                yield view[start : start + size]
+
+
+class _Outbox:
+    """The reply lines of one connection, written together once per loop turn; a line
+    longer than :data:`STREAM_CHUNK` is written a chunk at a time (:meth:`put_large`)."""
+
+    __slots__ = ("_large", "_loop", "_parts", "_scheduled", "_streaming", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self._loop = asyncio.get_running_loop()
         self._parts: list[bytes] = []
         self._scheduled = False
+        self._streaming = False  # a large line is being written: the others wait
+        self._large = asyncio.Lock()
 
     def put(self, data: bytes) -> None:
         """Send one whole line: the turn's first at once, later ones at the turn's end."""
-        if self._scheduled:
+        if self._scheduled or self._streaming:
             self._parts.append(data)
             return
         self._scheduled = True
         self._loop.call_soon(self.flush)
         self._write(data)
 
+    async def send(self, parts: list[bytes]) -> None:
+        """Send one line given as pieces: with :meth:`put` when it is short, else with
+        :meth:`put_large`."""
+        if sum(map(len, parts)) > STREAM_CHUNK:
+            await self.put_large(parts)
+        else:
+            self.put(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    async def put_large(self, parts: list[bytes]) -> None:
+        """Send one line given as pieces, a chunk at a time: each chunk waits until the
+        connection's unsent bytes are below its bound (``max_unsent_bytes``), so a
+        client that does not read holds at most that and one chunk of the server's
+        memory (the pieces are the result's own bytes, not a copy), until the write
+        timeout drops it. Lines put meanwhile follow it."""
+        async with self._large:
+            self.flush()
+            self._streaming = True
+            try:
+                for chunk in chunks(parts):
+                    if self.writer.is_closing():
+                        return
+                    await self.writer.drain()
+                    self.writer.write(chunk)
+            except ConnectionError:
+                return
+            finally:
+                self._streaming = False
+                self.flush()
+
     def flush(self) -> None:
         """Write the queued lines now, with one ``write``."""
         self._scheduled = False
-        if not self._parts:
+        if not self._parts or self._streaming:
             return
         data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
         self._parts.clear()
@@ -427,6 +554,90 @@ class _Outbox:
             return
         with contextlib.suppress(ConnectionError):
             self.writer.write(data)
+
+
+class HeapTrim:
+    """Gives the heap's free memory back to the system a moment after a connection with
+    a full write buffer is dropped (glibc's ``malloc_trim``; a no-op elsewhere): the
+    allocator keeps freed buffers of a megabyte or so in its heap otherwise, and the
+    kernel's resident memory would not come down after a flood of non-readers. At most
+    once per :attr:`delay_s`, whatever the number of drops."""
+
+    def __init__(self, delay_s: float = 0.2) -> None:
+        self.delay_s = delay_s
+        self._pending = False
+        self._trim: Callable[[int], int] | bool | None = False  # False: not looked up yet
+
+    def soon(self) -> None:
+        """Trim once, :attr:`delay_s` from now (drops meanwhile share it)."""
+        if self._trim is False:
+            self._trim = None
+            with contextlib.suppress(OSError, AttributeError, ImportError):
+                import ctypes
+
+                self._trim = ctypes.CDLL(None).malloc_trim  # glibc's; absent elsewhere
+        if self._trim is None or self._pending:
+            return
+        self._pending = True
+        asyncio.get_running_loop().call_later(self.delay_s, self._run)
+
+    def _run(self) -> None:
+        self._pending = False
+        if callable(self._trim):
+            self._trim(0)
+
+
+#: The process's :class:`HeapTrim` (both wires' dropped connections).
+HEAP_TRIM = HeapTrim()
+
+
+class _WatchedProtocol(asyncio.StreamReaderProtocol):
+    """A connection's stream protocol that drops the connection when its unsent bytes
+    stay above the bound (the transport paused writing) for ``write_timeout_s``."""
+
+    def __init__(self, reader: asyncio.StreamReader, write_timeout_s: float) -> None:
+        super().__init__(reader)
+        self._write_timeout_s = write_timeout_s
+        self._watch: asyncio.TimerHandle | None = None
+        self._transport_of: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport_of = transport
+        super().connection_made(transport)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._watch is None:
+            loop = asyncio.get_running_loop()
+            self._watch = loop.call_later(self._write_timeout_s, self._drop)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        super().connection_lost(exc)
+
+    def _drop(self) -> None:
+        self._watch = None
+        transport = self._transport_of
+        if transport is None or transport.is_closing():
+            return
+        unsent = getattr(transport, "get_write_buffer_size", lambda: 0)()
+        LOG.warning(
+            "dropped a connection whose client read none of its %d unsent bytes for %g s "
+            "(server.write_timeout_s)",
+            unsent,
+            self._write_timeout_s,
+        )
+        abort = getattr(transport, "abort", transport.close)
+        abort()
+        HEAP_TRIM.soon()
 
 
 def _peer_of(writer: asyncio.StreamWriter) -> str:
@@ -498,7 +709,12 @@ class Server:
     """
 
     def __init__(
-        self, core: RpcCore, config: ServerConfig, *, clock: ServerClock | None = None
+        self,
+        core: RpcCore,
+        config: ServerConfig,
+        *,
+        clock: ServerClock | None = None,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         self.core = core
         self.config = config
@@ -511,6 +727,7 @@ class Server:
         self.addresses: list[str] = []
         #: The most connections held at once (set from the descriptors when it listens).
         self.room = config.max_connections
+        self.budget = budget if budget is not None else ConnectionBudget(self.room)
         self._group: aio.TaskGroup | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._peers: dict[str, int] = {}
@@ -542,6 +759,7 @@ class Server:
         try:
             await self._listen(listeners)
             self.room, how = connection_room(self.config)
+            self.budget.room = self.room
             LOG.info(
                 "at most %d connections (%s), %d per peer",
                 self.room,
@@ -692,7 +910,7 @@ class Server:
         """Give an accepted socket its streams and serve it (within the limits)."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_CHUNK)
-        protocol = asyncio.StreamReaderProtocol(reader)
+        protocol = _WatchedProtocol(reader, self.config.write_timeout_s)
         try:
             transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn)
         except OSError:
@@ -708,7 +926,7 @@ class Server:
         if self._over_peer_rate(reader, writer, peer):
             return
         per_peer = self.config.max_connections_per_peer
-        if len(self._connections) >= self.room:
+        if not self.budget.take():
             self._refuse(
                 reader,
                 writer,
@@ -719,6 +937,7 @@ class Server:
             )
             return
         if self._peers.get(peer, 0) >= per_peer:
+            self.budget.give()
             self._refuse(
                 reader,
                 writer,
@@ -758,6 +977,7 @@ class Server:
         connection = self._connections.pop(task, None)
         if connection is None:
             return
+        self.budget.give()
         left = self._peers.get(connection.peer, 1) - 1
         if left > 0:
             self._peers[connection.peer] = left
@@ -969,9 +1189,9 @@ class Server:
 
     async def _answer(self, connection: _Connection, line: bytes) -> None:
         try:
-            reply = await self.core.handle_line(line, connection.caller)
-            if reply is not None:
-                connection.outbox.put(reply)
+            parts = await self.core.handle_line_parts(line, connection.caller)
+            if parts is not None:
+                await connection.outbox.send(parts)
         except Exception:
             LOG.exception("answering a request failed")
         finally:
@@ -1045,6 +1265,7 @@ async def serve_kernel(
     *,
     ready: Callable[[list[str]], None] | None = None,
     stop: asyncio.Event | None = None,
+    budget: ConnectionBudget | None = None,
 ) -> None:
     """Serve ``target`` (the kernel) until SIGTERM or SIGINT, then drain and return.
 
@@ -1053,6 +1274,7 @@ async def serve_kernel(
         config: addresses and limits.
         ready: called once listening, with the addresses.
         stop: an event that also stops the server (tests, embedding).
+        budget: the connections it shares with another listener (the HTTP API).
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -1062,7 +1284,8 @@ async def serve_kernel(
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
     try:
-        await Server(RpcCore(target, max_depth=config.max_depth), config).serve(stop, ready=ready)
+        core = RpcCore(target, max_depth=config.max_depth)
+        await Server(core, config, budget=budget).serve(stop, ready=ready)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)

@@ -302,7 +302,7 @@ def _grpc_config(args: argparse.Namespace) -> Any:
     if args.grpc is None:
         return None
     try:
-        from qmk.grpc.server import GrpcConfig, check_credentials
+        from qmk.grpc.server import GrpcConfig, check_credentials, check_free
     except ImportError as exc:
         raise CommandError.of(
             "bad-option",
@@ -318,6 +318,7 @@ def _grpc_config(args: argparse.Namespace) -> Any:
         tls_key=None if args.tls_key is None else Path(args.tls_key),
     )
     check_credentials(config)  # a certificate that does not load stops the start here
+    check_free(config)  # so does a port in use, before the kernel opens
     return config
 
 

@@ -246,7 +246,7 @@ def _credentials(config: GrpcConfig) -> grpc.ServerCredentials | None:
     )
 
 
-def _check_free(config: GrpcConfig) -> None:
+def check_free(config: GrpcConfig) -> None:
     """Refuse an address that cannot be bound before gRPC tries it (gRPC's core would
     write its own multi-line log to stderr first)."""
     if config.port == 0:
@@ -267,7 +267,7 @@ def _bind(server: Any, config: GrpcConfig) -> int:
     host = f"[{config.host}]" if ":" in config.host else config.host
     address = f"{host}:{config.port}"
     credentials = _credentials(config)
-    _check_free(config)
+    check_free(config)
     try:
         if credentials is None:
             port = server.add_insecure_port(address)

@@ -24,8 +24,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from qmk import defaults
@@ -33,14 +33,16 @@ from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodN
 from qmk.abi.jsonrpc import decode_soon, encode
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.protocol import KernelSyscalls
-from qmk.errors import AuthError, QMKError, SessionError
+from qmk.abi.server import chunks as in_chunks
+from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
 from qmk.http import problems
-from qmk.http.events import PROGRESS_S, EventHub, JobWatch, sse
+from qmk.http.events import PROGRESS_S, EventHub, JobWatch, sse, sse_parts
 from qmk.http.metrics import CONTENT_TYPE, Metrics
 from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.probe import KernelProbe
 from qmk.http.programs import to_graph
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
+from qmk.http.stream import EventStreamResponse, json_response
 from qmk.http.tracing import Tracing
 
 ACCESS = logging.getLogger("qmk.http.access")
@@ -153,7 +155,7 @@ def console_facts(probe: KernelProbe) -> bytes:
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(encode(data), status, headers=headers, media_type="application/json")
+    return json_response(data, status, headers)  # a big result in chunks (qmk.http.stream)
 
 
 def _problem(
@@ -270,11 +272,16 @@ class Api:
             )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise problems.too_large(limit)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise problems.too_large(limit)
+                chunks.append(chunk)
+        except ClientDisconnect:  # it went, or its body timed out (qmk.http.guard)
+            raise problems.HttpStatus(
+                408, UnavailableError("the client left before its body arrived", reason="gone")
+            ) from None
         data = b"".join(chunks)
         if not data.strip():
             return None
@@ -429,16 +436,21 @@ class Api:
         async def events() -> Any:
             try:
                 async for name, data, seq in watch:
-                    yield sse(name, data, seq)
+                    if name == "result":  # a big result goes out in bounded pieces
+                        for chunk in in_chunks(sse_parts(name, data)):
+                            yield chunk
+                    else:
+                        yield sse(name, data, seq)
             except QMKError as exc:  # e.g. the session expired while it watched
                 yield sse("error", problems.problem_of(exc, request.url.path))
 
-        return _event_stream(events())
+        return EventStreamResponse(events(), watch.close)
 
     async def tenant_events(self, request: Request) -> Response:
         """``GET /v1/events``: every event of the tenant, as it happens."""
-        tenant = await self._tenant(_bearer(request))
-        stream = self.hub.open(tenant)
+        session_id = _bearer(request)
+        tenant = await self._tenant(session_id)
+        stream = self.hub.open(tenant, session=session_id)
 
         async def events() -> Any:
             try:
@@ -457,7 +469,7 @@ class Api:
             finally:
                 self.hub.close_stream(stream)
 
-        return _event_stream(events())
+        return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
     async def assist(self, request: Request) -> Response:
         """``POST /v1/assist``: the assistant's steps (the kernel's ``assist`` audit lines
@@ -471,7 +483,7 @@ class Api:
         if unknown:
             raise InvalidParams(f"unknown field {unknown[0]!r}; it takes prompt, program")
         assist_id = uuid.uuid4().hex
-        stream = self.hub.open(tenant)
+        stream = self.hub.open(tenant, session=session_id)
         params = {
             "session_id": session_id,
             "prompt": body["prompt"],
@@ -497,9 +509,8 @@ class Api:
                     yield sse("error", problems.problem_of(exc, request.url.path))
             finally:
                 task.cancel()
-                self.hub.close_stream(stream)
 
-        return _event_stream(events())
+        return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
     async def audit(self, request: Request) -> Response:
         """``GET /v1/audit``: the tenant's recent audit entries."""
@@ -552,14 +563,6 @@ class Api:
         if found is None:
             raise MethodNotFound(f"no console file {request.path_params['name']!r}")
         return Response(found[0], media_type=found[1], headers={"cache-control": "no-cache"})
-
-
-def _event_stream(events: Any) -> StreamingResponse:
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
 
 
 class App:

@@ -9,7 +9,12 @@ queue: a stream that does not keep up loses its oldest events and is told so (an
 :data:`RECENT` events (seeded from the audit log's tail), for ``GET /v1/audit``.
 
 The wire format is the WHATWG ``text/event-stream``: ``id`` (the audit seq), ``event``
-and one ``data`` line of JSON, then a blank line (:func:`sse`).
+and one ``data`` line of JSON, then a blank line (:func:`sse`; :func:`sse_parts` keeps a
+stored result's bytes as they are, for a writer that sends them in chunks).
+
+A session may hold ``max_per_session`` streams at once and a tenant ``max_per_tenant``
+(``[server] max_streams_per_session`` / ``max_streams_per_tenant``): one more is
+``QS1006 quota-exceeded`` with ``reason`` ``too-many-streams`` (``429`` over HTTP).
 
 >>> sse("state", {"state": "QUEUED"}, 7)
 b'id: 7\\nevent: state\\ndata: {"state":"QUEUED"}\\n\\n'
@@ -24,7 +29,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from qmk.abi.jsonrpc import dumps
+from qmk.abi.jsonrpc import dumps, dumps_parts
+from qmk.errors import QuotaError
 from qmk.http.probe import KernelEvent, KernelProbe
 
 #: Recent events kept for the audit route.
@@ -40,12 +46,25 @@ def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
     return f"{head}event: {event}\ndata: {text}\n\n".encode()
 
 
+def sse_parts(event: str, data: Any, event_id: int | None = None) -> list[bytes]:
+    """:func:`sse` as pieces: a value kept encoded (a stored result) is one of them,
+    its own bytes, not a copy.
+
+    >>> b"".join(sse_parts("state", {"state": "QUEUED"}, 7)) == sse("state", {"state": "QUEUED"}, 7)
+    True
+    """
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    body = dumps_parts(data, default=str)
+    return [f"{head}event: {event}\ndata: ".encode(), *body, b"\n\n"]
+
+
 class Stream:
     """One reader's queue of events (its tenant's, or one job's of that tenant)."""
 
-    def __init__(self, tenant: str, job_id: str | None) -> None:
+    def __init__(self, tenant: str, job_id: str | None, session: str | None = None) -> None:
         self.tenant = tenant
         self.job_id = job_id
+        self.session = session
         self.lagged = 0
         self.closed = False
         self._queue: asyncio.Queue[KernelEvent | None] = asyncio.Queue(STREAM_QUEUE)
@@ -89,11 +108,24 @@ class EventHub:
     Args:
         probe: the kernel's probe.
         loop: the event loop the streams live on (events from other threads hop over).
+        max_per_session, max_per_tenant: the most streams of one session, and of one
+            tenant, at once (None: no limit).
     """
 
-    def __init__(self, probe: KernelProbe, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        probe: KernelProbe,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_per_session: int | None = None,
+        max_per_tenant: int | None = None,
+    ) -> None:
         self.probe = probe
         self.loop = loop
+        self.max_per_session = max_per_session
+        self.max_per_tenant = max_per_tenant
+        self._of_session: dict[str, int] = {}
+        self._of_tenant: dict[str, int] = {}
         self._thread = threading.get_ident()
         self._streams: set[Stream] = set()
         self.recent: deque[KernelEvent] = deque(probe.audit_tail(RECENT), maxlen=RECENT)
@@ -120,17 +152,60 @@ class EventHub:
             if stream.wants(event):
                 stream.put(event)
 
-    def open(self, tenant: str, job_id: str | None = None) -> Stream:
-        """A new stream of ``tenant``'s events (only ``job_id``'s when given)."""
-        stream = Stream(tenant, job_id)
+    def open(self, tenant: str, job_id: str | None = None, *, session: str | None = None) -> Stream:
+        """A new stream of ``tenant``'s events (only ``job_id``'s when given), for
+        ``session``; :meth:`close_stream` it when its reader leaves.
+
+        Raises:
+            QuotaError: the session, or the tenant, holds its limit of streams.
+        """
+        self._check_room(tenant, session)
+        stream = Stream(tenant, job_id, session)
         if self.closed:
             stream.put(None)
         self._streams.add(stream)
+        self._of_tenant[tenant] = self._of_tenant.get(tenant, 0) + 1
+        if session is not None:
+            self._of_session[session] = self._of_session.get(session, 0) + 1
         return stream
 
+    def _check_room(self, tenant: str, session: str | None) -> None:
+        held = self._of_session.get(session, 0) if session is not None else 0
+        if self.max_per_session is not None and held >= self.max_per_session:
+            raise QuotaError(
+                f"this session holds its limit of {self.max_per_session} live event "
+                "streams; close one (server.max_streams_per_session)",
+                reason="too-many-streams",
+                scope="session",
+                limit=self.max_per_session,
+            )
+        held = self._of_tenant.get(tenant, 0)
+        if self.max_per_tenant is not None and held >= self.max_per_tenant:
+            raise QuotaError(
+                f"tenant {tenant!r} holds its limit of {self.max_per_tenant} live event "
+                "streams; close one (server.max_streams_per_tenant)",
+                reason="too-many-streams",
+                scope="tenant",
+                limit=self.max_per_tenant,
+            )
+
     def close_stream(self, stream: Stream) -> None:
-        """Forget ``stream`` (its reader left)."""
+        """Forget ``stream`` (its reader left); closing it twice is once."""
+        if stream not in self._streams:
+            return
         self._streams.discard(stream)
+        for counts, key in ((self._of_tenant, stream.tenant), (self._of_session, stream.session)):
+            if key is None:
+                continue
+            left = counts.get(key, 1) - 1
+            if left > 0:
+                counts[key] = left
+            else:
+                counts.pop(key, None)
+
+    def stream_count(self, tenant: str) -> int:
+        """The streams ``tenant`` holds now."""
+        return self._of_tenant.get(tenant, 0)
 
     def audit(self, tenant: str, job_id: str | None, limit: int) -> list[dict[str, Any]]:
         """``tenant``'s last ``limit`` audit entries (``job_id``'s only), oldest first."""
@@ -199,7 +274,12 @@ class JobWatch:
         """Watch ``job_id`` with ``session_id`` (raises what ``q_status`` raises)."""
         params = {"session_id": session_id, "job_id": job_id}
         first = await call("q_status", params)
-        return cls(call, hub, hub.open(first["tenant"], job_id), params, progress_s)
+        stream = hub.open(first["tenant"], job_id, session=session_id)
+        return cls(call, hub, stream, params, progress_s)
+
+    def close(self) -> None:
+        """Release the stream (its reader left); closing twice is once."""
+        self._hub.close_stream(self._stream)
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
         job_id = self._params["job_id"]

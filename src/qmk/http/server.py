@@ -6,6 +6,9 @@ is one coded error, ``QW003``), builds the application, and runs uvicorn and
 :func:`qmk.abi.server.serve_kernel` in one task group until ``stop`` is set; then both
 drain (``server.drain_timeout_s``; live event streams end at once) and return.
 uvicorn's own signal handling is off: the kernel's handlers own SIGTERM and SIGINT.
+uvicorn runs :mod:`qmk.http.guard`'s protocol: the ``[server]`` table's limits on its
+connections, whose count is a :class:`~qmk.abi.server.ConnectionBudget` shared with the
+JSON-RPC server.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import qmk.aio as aio
 from qmk.abi.errors import CommandError, ServeError
-from qmk.abi.server import ServerConfig, serve_kernel
+from qmk.abi.server import ConnectionBudget, ServerConfig, serve_kernel
 from qmk.errors import QMKError
 from qmk.http.probe import KernelProbe
 
@@ -49,6 +52,12 @@ class HttpConfig:
     @property
     def scheme(self) -> str:
         return "http" if self.tls_cert is None else "https"
+
+
+#: Connections asyncio accepts in one turn of the loop (its ``backlog``, which is also
+#: the listen queue's length): each costs the loop about 0.2 ms to take on or refuse,
+#: so uvicorn's default (2048) let a connect flood stall every client a quarter second.
+ACCEPT_BATCH = 128
 
 
 def check_tls(config: HttpConfig) -> None:
@@ -94,8 +103,12 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_server(app: Any, config: HttpConfig, drain_s: float) -> Any:
+def _uvicorn_server(
+    app: Any, config: HttpConfig, server_config: ServerConfig, budget: ConnectionBudget
+) -> Any:
     import uvicorn
+
+    from qmk.http.guard import guarded_protocol
 
     class Server(uvicorn.Server):
         """uvicorn without signal handlers of its own (the kernel's stop event rules)."""
@@ -114,7 +127,13 @@ def _uvicorn_server(app: Any, config: HttpConfig, drain_s: float) -> Any:
         lifespan="off",
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=max(int(drain_s), 1),
+        timeout_graceful_shutdown=max(int(server_config.drain_timeout_s), 1),
+        # the connection discipline of the [server] table (qmk.http.guard): the budget
+        # shared with the JSON-RPC server replaces uvicorn's limit_concurrency
+        http=guarded_protocol(server_config, budget),
+        timeout_keep_alive=server_config.http_keep_alive_s,  # type: ignore[arg-type]
+        limit_concurrency=None,
+        backlog=ACCEPT_BATCH,
         ssl_certfile=None if config.tls_cert is None else str(config.tls_cert),
         ssl_keyfile=None if config.tls_key is None else str(config.tls_key),
     )
@@ -148,7 +167,13 @@ async def serve_with_http(
     stop = stop or asyncio.Event()
     tracing = Tracing(make_provider(config.trace))
     sock = bind_tcp(config.host, config.port)
-    hub = EventHub(probe, asyncio.get_running_loop())
+    hub = EventHub(
+        probe,
+        asyncio.get_running_loop(),
+        max_per_session=server_config.max_streams_per_session,
+        max_per_tenant=server_config.max_streams_per_tenant,
+    )
+    budget = ConnectionBudget(server_config.max_connections)  # both wires' connections
     if tracing.enabled:  # the workers record their spans under the job's run span
         probe.trace_workers(tracing)
     try:
@@ -159,13 +184,13 @@ async def serve_with_http(
             max_depth=server_config.max_depth,
         )
         app = create_app(kernel, hub, metrics, tracing, limits, exposure)
-        server = _uvicorn_server(app, config, server_config.drain_timeout_s)
+        server = _uvicorn_server(app, config, server_config, budget)
         bound = sock.getsockname()
         host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         url = f"{config.scheme}://{host}:{bound[1]}"
         wrapped = instrument(kernel, metrics, wrap=tracing.call if tracing.enabled else None)
         try:
-            await _serve_both(wrapped, server, sock, server_config, stop, hub, url, ready)
+            await _serve_both(wrapped, server, sock, server_config, stop, hub, url, ready, budget)
         except Exception as exc:  # the group's: raise the first coded failure of the two
             raise _first(exc) from None
     finally:
@@ -205,6 +230,7 @@ async def _serve_both(
     hub: Any,
     url: str,
     ready: Callable[[list[str]], None] | None,
+    budget: ConnectionBudget,
 ) -> None:
     rpc_ready = asyncio.Event()
     addresses: list[str] = []
@@ -215,7 +241,7 @@ async def _serve_both(
 
     async with aio.TaskGroup() as group:
         rpc = group.create_task(
-            serve_kernel(wrapped, server_config, ready=rpc_listening, stop=stop)
+            serve_kernel(wrapped, server_config, ready=rpc_listening, stop=stop, budget=budget)
         )
         http = group.create_task(server.serve(sockets=[sock]))
         waits = [asyncio.ensure_future(rpc_ready.wait()), asyncio.ensure_future(stop.wait())]

@@ -1,0 +1,393 @@
+"""The HTTP API's connection discipline: the socket's limits, on uvicorn's connections.
+
+:func:`guarded_protocol` makes the uvicorn protocol class (``httptools``) that
+``qmk serve --http`` runs, with the limits of the kernel config's ``[server]`` table
+(:class:`~qmk.abi.server.ServerConfig`):
+
+- **Descriptors**: every connection takes a place in the :class:`ConnectionBudget` it
+  shares with the JSON-RPC server, and at most ``max_connections_per_peer`` are of one
+  IP address. A connection past either is answered ``503`` (``QS1011 unavailable``,
+  ``reason`` ``too-many-connections`` / ``too-many-connections-per-peer``) and closed.
+- **Head**: a request's line and headers may take ``http_header_timeout_s`` (from the
+  connection, or from the first byte of a request on a kept-alive one), hold
+  ``http_max_head_bytes`` and a URL of ``http_max_url_bytes``: past them the answer is
+  ``408``, ``431`` or ``414`` (``QS1011``, ``reason`` ``header-timeout``,
+  ``head-too-large``, ``url-too-long``) and the connection is closed. The bytes are
+  counted as they arrive, so the parser never holds more than the limit and one read.
+- **Body**: once its headers are read, a request's body may take
+  ``http_body_timeout_s``; then the connection is closed (its handler sees the client
+  gone). Its size is the application's limit (:class:`qmk.http.app.AppLimits`).
+- **Idle**: a kept-alive connection is closed ``http_keep_alive_s`` after its last
+  response (uvicorn's ``timeout_keep_alive``).
+- **Unauthenticated**: a connection none of whose requests carrying a bearer has
+  succeeded ``auth_timeout_s`` after it was accepted is answered ``408``
+  (``reason`` ``auth-timeout``) and closed, or closed after the response in flight.
+- **Writing**: when a response's unsent bytes stay above the transport's bound (the
+  client does not read) for ``write_timeout_s``, the connection is dropped. uvicorn
+  waits for the transport to drain before each body message, and large bodies are
+  sent in chunks (:mod:`qmk.http.stream`), so a client that does not read holds a
+  fixed amount of memory until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from qmk.abi.jsonrpc import encode
+from qmk.abi.server import (
+    HEAP_TRIM,
+    REFUSED_LINGER_BYTES,
+    REFUSED_LINGER_MAX,
+    REFUSED_LINGER_S,
+    ConnectionBudget,
+    ServerConfig,
+)
+from qmk.errors import UnavailableError
+from qmk.http import problems
+
+LOG = logging.getLogger("qmk.http.guard")
+
+
+class _Refused(Exception):
+    """A parser callback found a limit passed (the protocol answers and closes)."""
+
+
+def refusal(status: int, reason: str, message: str, **details: Any) -> bytes:
+    """A whole HTTP response: ``status`` with the problem document of a coded
+    ``UnavailableError``, and ``connection: close``.
+
+    >>> answer = refusal(414, "url-too-long", "too long", limit=10)
+    >>> head, _, body = answer.partition(b"\\r\\n\\r\\n")
+    >>> head.split(b" ")[:2], b"connection: close" in head, body.count(b'"reason":"url-too-long"')
+    ([b'HTTP/1.1', b'414'], True, 1)
+    """
+    error = UnavailableError(message, reason=reason, **details)
+    body = encode(problems.problem_of(error, "", status))
+    phrase = http.HTTPStatus(status).phrase
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: {problems.PROBLEM_JSON}\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _Peers:
+    """Connections of each IP address on the HTTP listener, and how many answered ones
+    linger (at most :data:`~qmk.abi.server.REFUSED_LINGER_MAX`: past that, one closes
+    at once, so a connect flood cannot hold descriptors outside the budget)."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+        self.lingering = 0
+
+
+def guarded_protocol(config: ServerConfig, budget: ConnectionBudget) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the limits of ``config`` and a place in
+    ``budget`` per connection (see the module docstring)."""
+    peers = _Peers()
+
+    class GuardedProtocol(_GuardedProtocol):
+        limits = config
+        shared = budget
+        by_peer = peers
+
+    return GuardedProtocol
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    """Why one class: uvicorn's protocol is one class; its limits override its hooks."""
+
+    limits: ServerConfig
+    shared: ConnectionBudget
+    by_peer: _Peers
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = self._watching(self.app)
+        self._peer: str | None = None  # set once it holds a place in the budget
+        self._in_head = True  # reading a request's line and headers
+        self._head_bytes = 0
+        self._url_bytes = 0
+        self._signed_in = False
+        self._auth_due = False  # the deadline passed while a request was under way
+        self._lingers = False  # answered, half-closed, counted in by_peer.lingering
+        self._closed = False
+        self._phase: asyncio.TimerHandle | None = None  # the header or body deadline
+        self._auth: asyncio.TimerHandle | None = None
+        self._write: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ the connection
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        peer_address = transport.get_extra_info("peername")
+        peer = f"ip {peer_address[0]}" if isinstance(peer_address, tuple) else "unknown"
+        if not self.shared.take():
+            room = self.shared.room
+            self._refuse_connection(
+                "too-many-connections",
+                room,
+                f"the server holds its limit of {room} connections (both wires); retry later",
+            )
+            return
+        per_peer = self.limits.max_connections_per_peer
+        if self.by_peer.count.get(peer, 0) >= per_peer:
+            self.shared.give()
+            self._refuse_connection(
+                "too-many-connections-per-peer",
+                per_peer,
+                f"this peer ({peer}) holds its limit of {per_peer} connections; close one",
+            )
+            return
+        self._peer = peer
+        self.by_peer.count[peer] = self.by_peer.count.get(peer, 0) + 1
+        super().connection_made(transport)
+        self._start_phase(self.limits.http_header_timeout_s, self._header_timed_out)
+        self._auth = self.loop.call_later(self.limits.auth_timeout_s, self._auth_timed_out)
+
+    def _refuse_connection(self, reason: str, limit: int, message: str) -> None:
+        LOG.warning("refused an HTTP connection: %s", message)
+        self._closed = True
+        self.transport.write(refusal(503, reason, message, limit=limit))
+        self._linger()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._phase, self._auth, self._write):
+            if timer is not None:
+                timer.cancel()
+        self._phase = self._auth = self._write = None
+        if self._lingers:
+            self._lingers = False
+            self.by_peer.lingering -= 1
+        if self._peer is not None:
+            self.shared.give()
+            left = self.by_peer.count.get(self._peer, 1) - 1
+            if left > 0:
+                self.by_peer.count[self._peer] = left
+            else:
+                self.by_peer.count.pop(self._peer, None)
+            self._peer = None
+            super().connection_lost(exc)
+        self._closed = True
+
+    def _close_with(self, status: int, reason: str, message: str, **details: Any) -> None:
+        """Answer ``status`` (when no response is under way) and close."""
+        if self._closed or self.transport.is_closing():
+            return
+        LOG.warning("closed an HTTP connection: %s", message)
+        self._closed = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(refusal(status, reason, message, **details))
+            self._linger()
+        else:
+            self.transport.close()
+
+    def _linger(self) -> None:
+        """Half-close after the answer and drop what the client still sends, closing
+        after :data:`~qmk.abi.server.REFUSED_LINGER_S` or
+        :data:`~qmk.abi.server.REFUSED_LINGER_BYTES` at most: a client that is still
+        writing reads the answer rather than a reset."""
+        self._head_bytes = 0
+        if self._lingers or self.by_peer.lingering >= REFUSED_LINGER_MAX:
+            self.transport.close()
+            return
+        try:
+            if not self.transport.can_write_eof():
+                self.transport.close()
+                return
+            self.transport.write_eof()
+        except (OSError, RuntimeError):
+            self.transport.close()
+            return
+        self._lingers = True
+        self.by_peer.lingering += 1
+        self._start_phase(REFUSED_LINGER_S, self.transport.close)
+
+    # ------------------------------------------------------------------ reading
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:  # answered and half-closed: drop what it sends, a little
+            self._head_bytes += len(data)
+            if self._head_bytes > REFUSED_LINGER_BYTES:
+                self.transport.close()
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except _Refused:
+            return
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _Refused):
+                return
+            self._bad_request()
+            return
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            self._bad_request()
+            return
+        limit = self.limits.http_max_head_bytes
+        if self._in_head and self._head_bytes > limit:
+            self._close_with(
+                431,
+                "head-too-large",
+                f"the request's line and headers pass the limit of {limit} bytes",
+                limit=limit,
+            )
+
+    def _bad_request(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.send_400_response("Invalid HTTP request received.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._url_bytes = 0
+        if not self._in_head:  # a pipelined request, right after the last one
+            self._in_head = True
+            self._head_bytes = 0
+        self._start_phase(self.limits.http_header_timeout_s, self._header_timed_out)
+
+    def on_url(self, url: bytes) -> None:
+        self._url_bytes += len(url)
+        limit = self.limits.http_max_url_bytes
+        if self._url_bytes > limit:
+            self._close_with(
+                414, "url-too-long", f"the URL passes the limit of {limit} bytes", limit=limit
+            )
+            raise _Refused
+        super().on_url(url)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._start_phase(self.limits.http_body_timeout_s, self._body_timed_out)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._cancel_phase()
+        self._in_head = True  # the next bytes are the next request's
+        self._head_bytes = 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._closed:
+            return
+        if self._auth_due and not self._signed_in:
+            self._closed = True  # it had its answer; the deadline has passed
+            self.transport.close()
+        elif not self._in_head and self._phase is not None:
+            # answered before its body arrived (refused, say): the rest of the body
+            # would only be parsed and dropped, so the connection closes instead
+            self._closed = True
+            self.transport.close()
+
+    # ------------------------------------------------------------------ deadlines
+
+    def _start_phase(self, seconds: float, then: Any) -> None:
+        self._cancel_phase()
+        self._phase = self.loop.call_later(seconds, then)
+
+    def _cancel_phase(self) -> None:
+        if self._phase is not None:
+            self._phase.cancel()
+            self._phase = None
+
+    def _header_timed_out(self) -> None:
+        self._phase = None
+        if not self._in_head:
+            return
+        limit = self.limits.http_header_timeout_s
+        self._close_with(
+            408,
+            "header-timeout",
+            f"the request's line and headers did not arrive within {limit:g} s",
+            limit=limit,
+        )
+
+    def _body_timed_out(self) -> None:
+        self._phase = None
+        limit = self.limits.http_body_timeout_s
+        self._close_with(
+            408,
+            "body-timeout",
+            f"the request's body did not arrive within {limit:g} s",
+            limit=limit,
+        )
+
+    def _auth_message(self) -> str:
+        return (
+            f"no request of this connection with a bearer succeeded within "
+            f"{self.limits.auth_timeout_s:g} s"
+        )
+
+    def _auth_timed_out(self) -> None:
+        self._auth = None
+        if self._signed_in or self._closed:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._auth_due = True  # looked at again once the response under way is sent
+            return
+        self._close_with(
+            408, "auth-timeout", self._auth_message(), limit=self.limits.auth_timeout_s
+        )
+
+    def _watching(self, app: Any) -> Any:
+        """``app``, marking the connection signed in when a request with a bearer
+        succeeds (a status below 400)."""
+
+        async def watched(scope: Any, receive: Any, send: Any) -> None:
+            if self._signed_in or not any(
+                name == b"authorization" for name, _ in scope.get("headers", ())
+            ):
+                await app(scope, receive, send)
+                return
+
+            async def watch(message: Any) -> None:
+                if message["type"] == "http.response.start" and message["status"] < 400:
+                    self._signed_in = True
+                await send(message)
+
+            await app(scope, receive, watch)
+
+        return watched
+
+    # ------------------------------------------------------------------ writing
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write is None:
+            self._write = self.loop.call_later(self.limits.write_timeout_s, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write is not None:
+            self._write.cancel()
+            self._write = None
+
+    def _write_timed_out(self) -> None:
+        self._write = None
+        if self.transport.is_closing():
+            return
+        LOG.warning(
+            "dropped an HTTP connection whose client read none of its %d unsent bytes for "
+            "%g s (server.write_timeout_s)",
+            self.transport.get_write_buffer_size(),
+            self.limits.write_timeout_s,
+        )
+        self._closed = True
+        self.transport.abort()
+        HEAP_TRIM.soon()
+
+
+__all__ = ["guarded_protocol", "refusal"]

@@ -1,0 +1,76 @@
+"""Responses whose bodies are sent a chunk at a time, so that a client that does not
+read holds a fixed amount of the kernel's memory (:mod:`qmk.http.guard` drops it after
+``write_timeout_s``).
+
+:class:`PartsResponse` sends a JSON body given as pieces (:func:`~qmk.abi.jsonrpc.encode_parts`:
+a stored result is one piece, its own bytes) in chunks of
+:data:`~qmk.abi.server.STREAM_CHUNK`; uvicorn waits for the transport to drain before each
+one. :class:`EventStreamResponse` is a Server-Sent Event stream that runs ``on_close``
+however it ends (a stream whose client left before its first event included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.responses import Response, StreamingResponse
+
+from qmk.abi.jsonrpc import encode_parts
+from qmk.abi.server import STREAM_CHUNK, chunks
+
+
+class PartsResponse(Response):
+    """A response whose body is ``parts``, sent a chunk at a time with its length."""
+
+    def __init__(
+        self,
+        parts: list[bytes],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(b"", status_code, headers, media_type)
+        self.parts = parts
+        self.headers["content-length"] = str(sum(map(len, parts)))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        for chunk in chunks(self.parts):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """``data`` as JSON: one body, or a :class:`PartsResponse` when it is longer than a
+    chunk (a big result)."""
+    parts = encode_parts(data)
+    parts.pop()  # the line's newline
+    if sum(map(len, parts)) <= STREAM_CHUNK:
+        return Response(b"".join(parts), status, headers=headers, media_type="application/json")
+    return PartsResponse(parts, status, headers, "application/json")
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` response that calls ``on_close`` when it ends, however."""
+
+    def __init__(self, events: Any, on_close: Callable[[], None]) -> None:
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self.on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+__all__ = ["EventStreamResponse", "PartsResponse", "json_response"]
