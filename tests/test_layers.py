@@ -109,6 +109,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.devices",  # the device it holds (the HAL), its faults and inventory
         "qmk.abi.protocol",
         "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
+        "qmk.http.webhook",  # the POST of the billing outbox (kernel/billing.py)
     ),
     # the client talks to a kernel over the wire only
     "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),

@@ -31,6 +31,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- ConfigError          qmk.kernel.errors     QK101
      |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
      |    +-- JobError             qmk.kernel.errors     QK201..QK307 (9)
+     |    +-- OperationsError      qmk.kernel.errors     QK401..QK402 (2)
      +-- ServeError                qmk.abi.errors        QW001..QW005 (5)
      +-- CommandError              qmk.abi.errors        QW010..QW013 (4)
      +-- SyscallError              qmk.errors            QS1000

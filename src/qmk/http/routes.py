@@ -157,6 +157,7 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
         ),
         _r("q_list_delegations", "GET", "/v1/delegations", tag="sessions"),
         _r("q_revoke_delegation", "DELETE", "/v1/delegations/{delegation_id}", tag="sessions"),
+        _r("q_usage", "GET", "/v1/usage", tag="billing"),
     )
     if route.syscall in METHODS  # a syscall not (yet) in the table has no route
 )
@@ -253,5 +254,22 @@ OTHER_ROUTES: tuple[OtherRoute, ...] = (
         summary="the console's scripts and styles",
         media="application/octet-stream",
         tag=None,
+    ),
+    OtherRoute(
+        name="graphql",
+        method="POST",
+        path="/v1/graphql",
+        summary="GraphQL, read-only: jobs, telemetry, usage and channels of the tenant "
+        '(body {"query", "variables", "operationName"}; docs/graphql.md)',
+        session=True,
+        tag="graphql",
+    ),
+    OtherRoute(
+        name="graphql_schema",
+        method="GET",
+        path="/v1/graphql/schema",
+        summary="the GraphQL schema (SDL text)",
+        media="text/plain",
+        tag="graphql",
     ),
 )
