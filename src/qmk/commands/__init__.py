@@ -20,6 +20,8 @@ inside the handlers, so ``qmk --help`` stays fast.
   ``replay``, ``channel``, ``delegate``, ``syscalls`` (the other syscalls' commands)
 - :mod:`qmk.commands.device` -- ``device info``, ``device calibrate``
 - :mod:`qmk.commands.workflow` -- ``workflow run``
+- :mod:`qmk.commands.billing` -- ``usage``, ``billing dead-letters``, ``billing replay``,
+  ``tenant hash-key``
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ MODULES: tuple[str, ...] = (
     "syscalls",
     "device",
     "workflow",
+    "billing",
 )
 
 
