@@ -13,7 +13,7 @@ import pytest
 from qmk.abi.jsonrpc import encode
 from qmk.errors import InvalidArgument, NotFoundError
 from qmk.kernel.clock import ManualClock
-from qmk.kernel.config import config_from_dict
+from qmk.kernel.config import ConfigError, config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
 from qmk.kernel.store import Store
@@ -47,7 +47,7 @@ def test_the_usage_table_and_the_price_table_are_the_usage_fields():
     assert tuple(UNITS) == FIELDS == Usage.__struct_fields__
     prices = _config(prices=PRICES).billing.prices
     assert prices.__struct_fields__ == FIELDS
-    with pytest.raises(Exception, match="billing.prices.qubit_hours"):
+    with pytest.raises(ConfigError, match=r"billing\.prices\.qubit_hours"):
         _config(prices={"qubit_hours": 1.0})
 
 
@@ -64,7 +64,7 @@ def test_a_completed_job_is_metered_from_its_own_record_and_held_time_on_the_clo
         gate.release(1)
         await wait_state(kernel, sid, job["job_id"], "COMPLETED")
         done = await kernel.q_status(session_id=sid, job_id=job["job_id"])
-        telemetry = (await kernel.q_get_telemetry(session_id=sid, job_id=job["job_id"]))
+        telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=job["job_id"])
         run = telemetry["telemetry"]
         usage = await kernel.q_usage(session_id=sid)
         assert usage["count"] == 1 and usage["tenant"] == "alice"

@@ -142,7 +142,11 @@ def _cmd_hash_key(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         key = source.readline().rstrip("\r\n")
     if not key:
         raise CommandError.of("bad-option", "qmk tenant hash-key: the key (stdin) is empty")
-    out.write(hash_key(key, n=2**args.cost) + "\n")
+    stored = hash_key(key, n=2**args.cost)
+    if args.json:
+        _dump({"key_hash": stored}, out)
+    else:
+        out.write(stored + "\n")
     return 0
 
 
@@ -190,4 +194,5 @@ def register(add: AddCommand) -> None:
         metavar="K",
         help="scrypt's cost n = 2**K (14: about 50 ms and 16 MiB a check)",
     )
+    hashed.add_argument("--json", action="store_true", help='print {"key_hash": ...}')
     hashed.set_defaults(run=_cmd_hash_key)

@@ -278,7 +278,15 @@ def _cost_rule(max_cost: int) -> type[ValidationRule]:
                     )
                 )
 
-        def cost(self, selections: SelectionSetNode | None, seen: set[str]) -> int:
+        def cost(
+            self,
+            selections: SelectionSetNode | None,
+            seen: set[str],
+            records: int = 1,
+            depth: int = 0,
+        ) -> int:
+            """The cost of ``selections`` at ``depth`` (0: the operation's own fields);
+            ``records``: how many records the ``usage`` above them may hold (its limit)."""
             total = 0
             for selection in selections.selections if selections else ():
                 if isinstance(selection, FieldNode):
@@ -286,30 +294,50 @@ def _cost_rule(max_cost: int) -> type[ValidationRule]:
                     if name.startswith("__"):
                         continue
                     own = SYSCALL_COST if name in _SYSCALL_FIELDS else 1
-                    total += own + _multiplier(selection) * self.cost(selection.selection_set, seen)
+                    times, inner = _multiplier(selection, records, root=depth == 0)
+                    total += own + times * self.cost(
+                        selection.selection_set, seen, inner, depth + 1
+                    )
                 elif isinstance(selection, InlineFragmentNode):
-                    total += self.cost(selection.selection_set, seen)
+                    total += self.cost(selection.selection_set, seen, records, depth)
                 elif isinstance(selection, FragmentSpreadNode):
                     fragment = self.fragments.get(selection.name.value)
                     if fragment is not None and selection.name.value not in seen:
-                        inner = seen | {selection.name.value}
-                        total += self.cost(fragment.selection_set, inner)
+                        inner_seen = seen | {selection.name.value}
+                        total += self.cost(fragment.selection_set, inner_seen, records, depth)
             return total
 
     return CostLimit
 
 
-def _multiplier(field: FieldNode) -> int:
-    """How many objects a field's subfields are asked on: a list field's ``limit``."""
-    name = field.name.value
-    if name not in ("jobs", "records", "usage", "channels"):
-        return 1
+#: How many objects a list without a ``limit`` may hold, at most, for the cost: a job's
+#: usage records (it ends once, again after each restore), the tenant's channels.
+_LIST_SIZES = {"usage": 10, "channels": 100}
+
+
+def _limit(field: FieldNode) -> int:
+    """A field's ``limit`` argument (a variable: the most it may be; absent: the default)."""
     for argument in field.arguments or ():
         if argument.name.value == "limit":
             if isinstance(argument.value, IntValueNode):
                 return max(1, int(argument.value.value))
-            return MAX_LIMIT  # a variable: the most it may be
-    return defaults.JOBS_LIMIT if name in ("jobs", "usage", "records") else 100
+            return MAX_LIMIT
+    return defaults.JOBS_LIMIT
+
+
+def _multiplier(field: FieldNode, records: int, *, root: bool) -> tuple[int, int]:
+    """How many objects ``field``'s subfields are asked on, and the ``records`` of its
+    subfields: ``jobs`` has its limit; the tenant's ``usage`` (a root field) is one
+    object whose ``records`` hold its limit; a job's ``usage`` and ``channels`` are lists
+    of :data:`_LIST_SIZES`."""
+    name = field.name.value
+    if name == "jobs":
+        return _limit(field), 1
+    if name == "usage":
+        return (1, _limit(field)) if root else (_LIST_SIZES["usage"], 1)
+    if name == "records":
+        return records, 1
+    return _LIST_SIZES.get(name, 1), 1
 
 
 def _extensions(error: QMKError) -> dict[str, Any]:
