@@ -5,10 +5,11 @@ a result is kept as the text a reply carries, with its index in ``result_meta`` 
 size in ``result_bytes``: :class:`~qmk.kernel.jobs.StoredResult`), ``attempts`` (the
 outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
 and revoked session ids), ``delegations`` (capability loans between tenants,
-:mod:`qmk.kernel.delegations`) and ``meta`` (the audit chain head). Writes go into an open
-transaction; :meth:`Store.commit` ends it. The kernel groups every write made in one
-event-loop turn into one commit and replies to ``q_submit`` only after the commit that
-holds the job (see :mod:`qmk.kernel.commit`).
+:mod:`qmk.kernel.delegations`), ``usage`` (one row per job end), ``outbox`` (its
+billing webhooks: :mod:`qmk.kernel.billing`) and ``meta`` (the audit chain head).
+Writes go into an open transaction; :meth:`Store.commit` ends it. The kernel groups
+every write made in one event-loop turn into one commit and replies to ``q_submit`` only
+after the commit that holds the job (see :mod:`qmk.kernel.commit`).
 
 With ``synchronous=NORMAL`` (the default) a committed transaction survives a crash or
 ``kill -9`` of the kernel process; ``synchronous=FULL`` also survives power loss.
