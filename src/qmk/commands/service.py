@@ -67,7 +67,7 @@ def serve(
     import logging
 
     from qmk.abi.server import RepeatFilter, ServerConfig, parse_tcp
-    from qmk.kernel.config import config_warnings, load_config
+    from qmk.kernel.config import load_config
 
     socket_path = args.socket or os.environ.get("QMK_SOCKET")
     if not socket_path and not args.tcp:
@@ -75,8 +75,6 @@ def serve(
             "bad-option", "qmk serve needs --socket PATH (or QMK_SOCKET) or --tcp"
         )
     config = load_config(args.config)
-    for notice in config_warnings(config):  # a plain-text key (QK402): said, not fatal
-        err.write(warning_line(str(args.config), notice))
     limits = dict(config.server)  # the [server] table; --max-line overrides its key
     if args.max_line is not None:
         limits["max_line"] = args.max_line

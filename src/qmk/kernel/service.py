@@ -65,7 +65,7 @@ from qmk.kernel.channels import STATES as CHANNEL_STATES
 from qmk.kernel.channels import ChannelTable, check_fidelity
 from qmk.kernel.clock import Clock, SystemClock
 from qmk.kernel.commit import GroupCommit
-from qmk.kernel.config import KernelConfig, TenantConfig
+from qmk.kernel.config import KernelConfig, TenantConfig, config_warnings
 from qmk.kernel.datadir import DataDir, open_data_dir
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.delegations import STATES as DELEGATION_STATES
@@ -206,6 +206,8 @@ class Kernel:
             directory.close()
             raise
         kernel.data = directory
+        for notice in config_warnings(config):  # a plain-text key (QK402): said, not fatal
+            _log.warning("warning: %s %s: %s", notice["code"], notice["name"], notice["message"])
         recovered = kernel.supervisor.recover()
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()
