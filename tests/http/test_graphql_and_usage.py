@@ -195,3 +195,11 @@ def test_rest_usage_takes_its_window_and_refuses_unknown_params(client: httpx.Cl
     assert later["count"] == 0
     unknown = client.get("/v1/usage", params={"colour": "red"}, headers=bearer(sid))
     assert unknown.status_code == 422 and unknown.json()["code"] == "QR32602"
+
+
+def test_graphqls_usage_record_has_every_usage_quantity():
+    from qmk.http.graphql import UsageRecord
+    from qmk.kernel.usage import FIELDS
+
+    fields = set(UsageRecord.__dataclass_fields__)
+    assert fields == {"usage_id", "job_id", "state", "ended_at", *FIELDS}

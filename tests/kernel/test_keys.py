@@ -100,6 +100,10 @@ def test_a_kernel_opens_sessions_for_hashed_keys_and_refuses_wrong_ones(tmp_path
     )
 
     async def body(kernel: Kernel) -> None:
+        # bob's key is plain text: the kernel holds the warning (qmk serve logs it)
+        assert [(n["code"], n["message"][:17]) for n in kernel.warnings] == [
+            ("QK402", "tenants.bob.key h")
+        ]
         for tenant, key in (("alice", "alice-key"), ("bob", "bob-key")):
             reply = await kernel.q_negotiate_caps(tenant=tenant, key=key, requested=["CAP_ALLOC"])
             assert reply["granted"] == ["CAP_ALLOC"]

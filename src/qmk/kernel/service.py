@@ -117,6 +117,9 @@ class Kernel:
         self.sessions = Sessions(
             self.secret, ttl_s=config.session_ttl_s, revoked=self.store.revoked_sessions()
         )
+        #: The configuration's coded warnings (a plain-text key: QK402); ``qmk serve``
+        #: logs them once it listens.
+        self.warnings: list[dict[str, str]] = config_warnings(config)
         #: Checks the keys of negotiations (scrypt hashes off the loop, remembered).
         self.keys = KeyChecker(self.secret)
         self._hashed_keys = any(is_hash(t.stored_key) for t in config.tenants.values())
@@ -206,8 +209,6 @@ class Kernel:
             directory.close()
             raise
         kernel.data = directory
-        for notice in config_warnings(config):  # a plain-text key (QK402): said, not fatal
-            _log.warning("warning: %s %s: %s", notice["code"], notice["name"], notice["message"])
         recovered = kernel.supervisor.recover()
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()
