@@ -703,6 +703,8 @@ def json_schema() -> dict[str, Any]:
     ['full', 'normal']
     """
     schema = values.json_schema(ConfigFile)
+    # a tenant's key: exactly one of its sources (what _stored_key checks)
+    schema["$defs"]["TenantTable"]["oneOf"] = [{"required": [key]} for key in _KEY_SOURCES]
     return {
         "$schema": schema.pop("$schema"),
         "$id": "https://qmk.dev/schemas/kernel-config.json",
