@@ -4,8 +4,10 @@ signed, retried with backoff, dead letters an operator replays, and a delivery c
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
 import json
 import subprocess
 import sys
@@ -186,3 +188,44 @@ def test_a_delivery_cut_by_kill_9_is_delivered_again_after_the_restart(
         with Client.connect(str(server.socket), **ALICE) as client:
             assert client.q_usage()["records"] == [record]  # metered once, delivered twice
     assert len(receiver.requests) == 2
+
+
+def test_qmk_usage_prints_totals_json_and_csv_of_the_tenants_records(
+    tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    with Receiver() as receiver:
+        server = _serve(tmp_path, servers, receiver.url)
+        records = [_run_job(server, seed) for seed in (1, 2)]
+        env = server.env("alice")
+
+        def usage(*argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "qmk", "usage", *argv],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+                check=False,
+            )
+
+        as_json = usage("--json")
+        assert as_json.returncode == 0, as_json.stderr
+        reply = json.loads(as_json.stdout)
+        assert reply["count"] == 2 and reply["totals"]["shots"] == 80
+        assert sorted(r["usage_id"] for r in reply["records"]) == sorted(
+            r["usage_id"] for r in records
+        )
+        text = usage()
+        assert text.returncode == 0 and "usage of alice: 2 job end(s)" in text.stdout
+        to_stdout = usage("--csv")
+        rows = list(csv.DictReader(io.StringIO(to_stdout.stdout)))
+        assert [row["usage_id"] for row in rows] == [r["usage_id"] for r in reply["records"]]
+        assert [int(row["shots"]) for row in rows] == [40, 40]
+        assert float(rows[0]["device_seconds"]) == reply["records"][0]["device_seconds"]
+        path = tmp_path / "usage.csv"
+        to_file = usage("--csv", str(path), "--limit", "1")
+        assert to_file.returncode == 0, to_file.stderr
+        assert "wrote 1 of 2 records" in to_file.stderr
+        assert len(list(csv.DictReader(path.open()))) == 1
+        window = usage("--since", "2000-01-01T00:00Z", "--until", "2000-01-02", "--json")
+        assert json.loads(window.stdout)["count"] == 0

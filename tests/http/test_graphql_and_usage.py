@@ -17,7 +17,7 @@ from qmk.kernel.service import Kernel
 from support.http import bearer, session
 from support.kernel import BELL, login, run_kernel
 
-JOB_FIELDS = "jobId state tenant shots seed createdAt finishedAt"
+JOB_FIELDS = "job_id state tenant shots seed created_at finished_at"
 
 
 def _gql(
@@ -57,33 +57,35 @@ def test_graphql_reads_the_tenants_jobs_telemetry_usage_and_channels(client: htt
         alice,
         f"""query($id: ID!) {{
             jobs(limit: 10) {{ {JOB_FIELDS} }}
-            job(jobId: $id) {{ jobId state result telemetry usage {{ usageId shots }} }}
-            usage(jobId: $id) {{ count totals invoice records {{ jobId state shots }} }}
-            channels {{ channelId state tenants }}
+            job(job_id: $id) {{ job_id state result telemetry usage {{ usage_id shots }} }}
+            usage(job_id: $id) {{ count totals invoice records {{ job_id state shots }} }}
+            channels {{ channel_id state tenants }}
             telemetry
         }}""",
         {"id": job["job_id"]},
     )
     assert "errors" not in answer, answer
     data = answer["data"]
-    listed = {j["jobId"]: j for j in data["jobs"]}
+    listed = {j["job_id"]: j for j in data["jobs"]}
     assert listed[job["job_id"]]["state"] == "COMPLETED"
     assert listed[job["job_id"]]["shots"] == 50 and listed[job["job_id"]]["seed"] == 11
     assert all(j["tenant"] == "alice" for j in data["jobs"])
     one = data["job"]
     assert one["result"]["counts"] == job["result"]["counts"]  # what REST answers
     assert one["telemetry"]["job_id"] == job["job_id"]
-    assert one["usage"] == [{"usageId": f"{job['job_id']}.1", "shots": 50}]
+    assert one["usage"] == [{"usage_id": f"{job['job_id']}.1", "shots": 50}]
     rest = client.get("/v1/usage", params={"job_id": job["job_id"]}, headers=bearer(alice))
     assert rest.status_code == 200 and rest.headers["x-qmk-tenant"] == "alice"
     assert data["usage"]["totals"] == rest.json()["totals"]
     assert data["usage"]["invoice"] == rest.json()["invoice"]
-    assert data["usage"]["records"] == [{"jobId": job["job_id"], "state": "COMPLETED", "shots": 50}]
-    assert proposed["channel_id"] in [c["channelId"] for c in data["channels"]]
+    assert data["usage"]["records"] == [
+        {"job_id": job["job_id"], "state": "COMPLETED", "shots": 50}
+    ]
+    assert proposed["channel_id"] in [c["channel_id"] for c in data["channels"]]
     assert data["telemetry"]["tenant"] == "alice"
     # the peer of the channel sees it too
-    peer = _gql(client, dave, "{ channels { channelId tenants } }")["data"]["channels"]
-    assert proposed["channel_id"] in [c["channelId"] for c in peer]
+    peer = _gql(client, dave, "{ channels { channel_id tenants } }")["data"]["channels"]
+    assert proposed["channel_id"] in [c["channel_id"] for c in peer]
 
 
 def test_a_tenant_cannot_see_another_tenants_jobs_usage_or_channels(client: httpx.Client):
@@ -91,12 +93,12 @@ def test_a_tenant_cannot_see_another_tenants_jobs_usage_or_channels(client: http
     job = _completed_job(client, alice, seed=12)
     channel = client.post("/v1/channels", json={"peer": "dave"}, headers=bearer(alice)).json()
     listed = _gql(client, bob, f"{{ jobs(limit: 1000) {{ {JOB_FIELDS} }} }}")
-    assert job["job_id"] not in [j["jobId"] for j in listed["data"]["jobs"]]
+    assert job["job_id"] not in [j["job_id"] for j in listed["data"]["jobs"]]
     assert all(j["tenant"] == "bob" for j in listed["data"]["jobs"])
     for query in (
-        "query($id: ID!) { job(jobId: $id) { jobId state } }",
-        "query($id: ID!) { a: job(jobId: $id) { result } }",
-        "query($id: ID!) { usage(jobId: $id) { count } }",
+        "query($id: ID!) { job(job_id: $id) { job_id state } }",
+        "query($id: ID!) { a: job(job_id: $id) { result } }",
+        "query($id: ID!) { usage(job_id: $id) { count } }",
     ):
         answer = _gql(client, bob, query, {"id": job["job_id"]})
         assert answer["data"] is None and _codes(answer) == ["QS1005"], answer
@@ -104,20 +106,20 @@ def test_a_tenant_cannot_see_another_tenants_jobs_usage_or_channels(client: http
     hidden = _gql(
         client,
         bob,
-        "query($id: ID!) { channel(channelId: $id) { state } }",
+        "query($id: ID!) { channel(channel_id: $id) { state } }",
         {"id": channel["channel_id"]},
     )
     assert _codes(hidden) == ["QS1005"]
-    assert channel["channel_id"] not in json.dumps(_gql(client, bob, "{ channels { channelId } }"))
-    usage = _gql(client, bob, "{ usage { count records { jobId } } }")["data"]["usage"]
-    assert job["job_id"] not in [r["jobId"] for r in usage["records"]]
+    assert channel["channel_id"] not in json.dumps(_gql(client, bob, "{ channels { channel_id } }"))
+    usage = _gql(client, bob, "{ usage { count records { job_id } } }")["data"]["usage"]
+    assert job["job_id"] not in [r["job_id"] for r in usage["records"]]
     rest = client.get("/v1/usage", headers=bearer(bob)).json()
     assert rest["tenant"] == "bob" and job["job_id"] not in json.dumps(rest)
 
 
 def test_graphql_needs_the_bearer_session_as_every_route_does(client: httpx.Client):
     for headers in ({}, {"Authorization": "Bearer s1.forged.token"}):
-        reply = client.post("/v1/graphql", json={"query": "{ jobs { jobId } }"}, headers=headers)
+        reply = client.post("/v1/graphql", json={"query": "{ jobs { job_id } }"}, headers=headers)
         assert reply.status_code == 401, reply.text
         assert reply.json()["code"] == "QS1002"
 
@@ -128,17 +130,17 @@ def test_bad_requests_are_coded_and_queries_over_the_limits_are_refused_whole(
     sid = session(client)
     for body, param in (
         ({"query": 7}, "query"),
-        ({"query": "{ jobs { jobId } }", "variables": [1]}, "variables"),
-        ({"query": "{ jobs { jobId } }", "colour": "red"}, "colour"),
+        ({"query": "{ jobs { job_id } }", "variables": [1]}, "variables"),
+        ({"query": "{ jobs { job_id } }", "colour": "red"}, "colour"),
     ):
         reply = client.post("/v1/graphql", json=body, headers=bearer(sid))
         assert reply.status_code == 422 and reply.json()["code"] == "QR32602", reply.text
         assert param in reply.json()["detail"]
-    syntax = _gql(client, sid, "{ jobs { jobId ")
+    syntax = _gql(client, sid, "{ jobs { job_id ")
     assert syntax["data"] is None and _codes(syntax) == ["QR32602"]
     # read-only: there is no mutation
-    assert _codes(_gql(client, sid, 'mutation { cancel(jobId: "x") }')) == ["QR32602"]
-    costly = _gql(client, sid, "{ jobs(limit: 10000) { jobId telemetry result } }")
+    assert _codes(_gql(client, sid, 'mutation { cancel(job_id: "x") }')) == ["QR32602"]
+    costly = _gql(client, sid, "{ jobs(limit: 10000) { job_id telemetry result } }")
     assert costly["data"] is None and _codes(costly) == ["QR32602"]
     assert "costs" in costly["errors"][0]["message"]
     # a limit given as a variable counts as the largest it may be
@@ -147,7 +149,7 @@ def test_bad_requests_are_coded_and_queries_over_the_limits_are_refused_whole(
     aliases = " ".join(f"a{i}: telemetry" for i in range(40))
     assert _codes(_gql(client, sid, f"{{ {aliases} }}")) == ["QR32602"]
     # a bad argument is the syscall's own refusal
-    bad = _gql(client, sid, "{ jobs(limit: 0) { jobId } }")
+    bad = _gql(client, sid, "{ jobs(limit: 0) { job_id } }")
     assert _codes(bad) == ["QS1012"]
 
 

@@ -1,13 +1,15 @@
 """Usage, billing and tenant keys from the shell (docs/billing.md, docs/secrets.md).
 
-- ``qmk usage [--since T] [--until T] [--job J] [--limit N] [--csv FILE|-] [--json]`` --
+- ``qmk usage [--since T] [--until T] [--job J] [--limit N] [--csv [FILE]] [--json]`` --
   the tenant's usage records, totals and invoice (``q_usage``; a client of a running
-  kernel, as ``qmk submit`` is); ``--csv`` writes the records as CSV (``-``: to stdout);
+  kernel, as ``qmk submit`` is); ``--csv`` writes the records as CSV (to stdout without
+  FILE, or with ``-``);
 - ``qmk billing dead-letters --data-dir D`` -- the webhook records that failed every
   attempt (``QK401``), read from the kernel's database;
 - ``qmk billing replay --data-dir D (USAGE_ID... | --all)`` -- make them due again: a
   running kernel delivers them within a second, a stopped one at its next start;
-- ``qmk tenant hash-key`` -- the scrypt hash of a key read from stdin, for ``key_hash``.
+- ``qmk tenant hash-key [KEY]`` -- the scrypt hash of a key (read from stdin unless
+  given), for ``key_hash``.
 """
 
 from __future__ import annotations
@@ -134,7 +136,9 @@ def _cmd_hash_key(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.kernel.keys import hash_key
 
     source = sys.stdin
-    if source.isatty():
+    if args.key is not None:  # on the command line (others can read it: prefer stdin)
+        key = args.key
+    elif source.isatty():
         import getpass
 
         key = getpass.getpass("tenant key: ")
@@ -163,7 +167,13 @@ def register(add: AddCommand) -> None:
         metavar="N",
         help=f"at most N records ({defaults.JOBS_LIMIT}; the totals count all)",
     )
-    sub.add_argument("--csv", metavar="FILE", help="write the records as CSV (-: stdout)")
+    sub.add_argument(
+        "--csv",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the records as CSV to FILE (none or -: to stdout)",
+    )
     _client_options(sub)
     sub.set_defaults(run=_cmd_usage, syscall="q_usage")
 
@@ -186,6 +196,12 @@ def register(add: AddCommand) -> None:
     verbs = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
     hashed = verbs.add_parser(
         "hash-key", help="print the scrypt hash of a key read from stdin (for key_hash)"
+    )
+    hashed.add_argument(
+        "key",
+        nargs="?",
+        metavar="KEY",
+        help="the key (default: read from stdin, which other users cannot see)",
     )
     hashed.add_argument(
         "--cost",

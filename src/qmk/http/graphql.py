@@ -13,7 +13,7 @@ makes a syscall :data:`SYSCALL_COST`, times the ``limit`` of every list above it
 ``limit`` given as a variable counts as the largest it may be). A query over a limit is
 refused whole, with ``extensions.code`` ``QR32602`` (invalid params).
 
-    POST /v1/graphql   {"query": "{ jobs(limit: 5) { jobId state usage { shots } } }"}
+    POST /v1/graphql   {"query": "{ jobs(limit: 5) { job_id state usage { shots } } }"}
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
 )
 from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from qmk import defaults
@@ -359,6 +360,8 @@ def make_schema(limits: Limits) -> strawberry.Schema:
     """The read-only schema, with ``limits`` checked before a query runs."""
     return _Schema(
         query=Query,
+        # the names of every other wire of QMK (job_id, finished_at), not camelCase
+        config=StrawberryConfig(auto_camel_case=False),
         extensions=[
             functools.partial(QueryDepthLimiter, max_depth=limits.max_depth),
             functools.partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
