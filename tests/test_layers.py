@@ -119,6 +119,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.abi.protocol",
         "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
         "qmk.assist",  # q_assist: the assistant, per tenant
+        "qmk.http.webhook",  # the POST of the billing outbox (kernel/billing.py)
     ),
     # the client talks to a kernel over the wire only
     "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),

@@ -32,6 +32,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
      |    +-- ExposureError        qmk.kernel.errors     QK120..QK121 (2)
      |    +-- JobError             qmk.kernel.errors     QK201..QK309 (11)
+     |    +-- OperationsError      qmk.kernel.errors     QK401..QK402 (2)
      +-- ServeError                qmk.abi.errors        QW001..QW005 (5)
      +-- CommandError              qmk.abi.errors        QW010..QW013 (4)
      +-- SyscallError              qmk.errors            QS1000

@@ -600,5 +600,42 @@ class SyscallMethods(Generic[_R]):
             },
         )
 
+    def q_usage(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        job_id: str | None = None,
+        limit: int = 100,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """The tenant's usage records (one per job end: shots, logical-qubit seconds, physical-qubit
+        cycles, device seconds, result bytes), newest first, their totals and the invoice at the
+        price table's prices.
+
+        Returns: {tenant, since, until, count, records: [usage], totals, invoice: {currency, lines:
+            [{item, unit, quantity, unit_price, amount}], total}}.
+
+        Args:
+            since: number | null; only jobs that ended at or after this time (s since the epoch)
+                (default null)
+            until: number | null; only jobs that ended before this time (s since the epoch) (default
+                null)
+            job_id: string | null; only this job's records (a restored job ends more than once)
+                (default null)
+            limit: integer; at most this many records (the totals count them all) (default 100)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_usage",
+            {
+                "session_id": session_id,
+                "since": since,
+                "until": until,
+                "job_id": job_id,
+                "limit": limit,
+            },
+        )
+
 
 __all__ = ["SyscallMethods"]

@@ -461,6 +461,43 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     required=False,
                 ),
             ),
+            _method(
+                "q_usage",
+                "the tenant's usage records (one per job end: shots, logical-qubit seconds, "
+                "physical-qubit cycles, device seconds, result bytes), newest first, their "
+                "totals and the invoice at the price table's prices",
+                "{tenant, since, until, count, records: [usage], totals, invoice: {currency, "
+                "lines: [{item, unit, quantity, unit_price, amount}], total}}",
+                _SESSION,
+                _p(
+                    "since",
+                    NUM,
+                    NULL,
+                    doc="only jobs that ended at or after this time (s since the epoch)",
+                    required=False,
+                ),
+                _p(
+                    "until",
+                    NUM,
+                    NULL,
+                    doc="only jobs that ended before this time (s since the epoch)",
+                    required=False,
+                ),
+                _p(
+                    "job_id",
+                    S,
+                    NULL,
+                    doc="only this job's records (a restored job ends more than once)",
+                    required=False,
+                ),
+                _p(
+                    "limit",
+                    INT,
+                    doc="at most this many records (the totals count them all)",
+                    required=False,
+                    default=defaults.JOBS_LIMIT,
+                ),
+            ),
         )
     }
 )

@@ -414,5 +414,32 @@ class KernelSyscalls(Protocol):
                 (default null)
         """
 
+    async def q_usage(
+        self,
+        *,
+        session_id: str,
+        since: float | None = None,
+        until: float | None = None,
+        job_id: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """The tenant's usage records (one per job end: shots, logical-qubit seconds, physical-qubit
+        cycles, device seconds, result bytes), newest first, their totals and the invoice at the
+        price table's prices.
+
+        Returns: {tenant, since, until, count, records: [usage], totals, invoice: {currency, lines:
+            [{item, unit, quantity, unit_price, amount}], total}}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            since: number | null; only jobs that ended at or after this time (s since the epoch)
+                (default null)
+            until: number | null; only jobs that ended before this time (s since the epoch) (default
+                null)
+            job_id: string | null; only this job's records (a restored job ends more than once)
+                (default null)
+            limit: integer; at most this many records (the totals count them all) (default 100)
+        """
+
 
 __all__ = ["KernelSyscalls"]

@@ -21,6 +21,8 @@ inside the handlers, so ``qmk --help`` stays fast.
 - :mod:`qmk.commands.device` -- ``device info``, ``device calibrate``
 - :mod:`qmk.commands.workflow` -- ``workflow run``
 - :mod:`qmk.commands.assist` -- ``assist`` (the local-model assistant)
+- :mod:`qmk.commands.billing` -- ``usage``, ``billing dead-letters``, ``billing replay``,
+  ``tenant hash-key``
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ MODULES: tuple[str, ...] = (
     "device",
     "workflow",
     "assist",
+    "billing",
 )
 
 

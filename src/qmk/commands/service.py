@@ -164,6 +164,7 @@ async def _serve(
 ) -> None:
     import asyncio
     import contextlib
+    import logging
     import signal
 
     from qmk.abi.server import serve_kernel
@@ -218,6 +219,9 @@ async def _serve(
             else:
                 out.write(f"qmk serve: listening on {' '.join(addresses)} (data dir {data_dir})\n")
             out.flush()
+            log = logging.getLogger("qmk.kernel")
+            for notice in kernel.warnings:  # a plain-text key (QK402): said, not fatal
+                log.warning("warning: %s %s: %s", notice["code"], notice["name"], notice["message"])
 
         if grpc is not None:  # it drains beside the others once stop is set
             beside.append(

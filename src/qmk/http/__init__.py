@@ -13,6 +13,9 @@ ASGI application (Starlette on uvicorn; see docs/http.md for the choice):
 - :mod:`qmk.http.metrics` (Prometheus), :mod:`qmk.http.tracing` (OpenTelemetry),
   :mod:`qmk.http.logs` (JSON log lines), :mod:`qmk.http.events` (Server-Sent Events);
 - :mod:`qmk.http.client`: a small REST client (workflows, the demo, the benchmark);
+- :mod:`qmk.http.graphql`: the read-only GraphQL API over the same syscalls (strawberry);
+- :mod:`qmk.http.webhook`: the billing webhook's POST (standard library; the kernel's
+  outbox sends through it);
 - ``console/``: the web console's static files, served at ``/``.
 
 Like :mod:`qmk.abi`, it never imports the kernel: it serves any object with the

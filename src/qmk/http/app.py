@@ -241,6 +241,7 @@ class Api:
         hub.on_event(metrics.on_event)
         hub.on_event(self._log_event)  # before the tracer, which forgets a job that ends
         hub.on_event(tracing.on_event)
+        self._graphql_executor: Any = None
 
     # ------------------------------------------------------------------ shared
 
@@ -564,6 +565,56 @@ class Api:
             raise MethodNotFound(f"no console file {request.path_params['name']!r}")
         return Response(found[0], media_type=found[1], headers={"cache-control": "no-cache"})
 
+    # ------------------------------------------------------------------ GraphQL
+
+    def _graphql(self) -> Any:
+        """The GraphQL executor (:mod:`qmk.http.graphql`), made on first use.
+
+        Raises:
+            UnavailableError: strawberry-graphql is not installed (the http extra has it).
+        """
+        if self._graphql_executor is None:
+            try:
+                from qmk.http.graphql import GraphQL
+            except ImportError as exc:
+                raise UnavailableError(
+                    "GraphQL needs strawberry-graphql (pip install "
+                    f"'quantum-microkernel[http]'): {exc}"
+                ) from None
+            self._graphql_executor = GraphQL()
+        return self._graphql_executor
+
+    async def graphql(self, request: Request) -> Response:
+        """``POST /v1/graphql``: a read-only GraphQL query of the session's tenant."""
+        session_id = _bearer(request)
+        tenant = await self._tenant(session_id)  # a bad session: 401, before any parsing
+        body = await self.body(request, True)
+        if not isinstance(body, dict):
+            raise InvalidParams('the body must be a JSON object {"query", "variables"}')
+        unknown = sorted(set(body) - {"query", "variables", "operationName", "extensions"})
+        if unknown:
+            raise InvalidParams(
+                f"unknown body field {unknown[0]!r}; it takes query, variables, operationName",
+                param=unknown[0],
+            )
+        query, variables, operation = (
+            body.get("query"),
+            body.get("variables"),
+            body.get("operationName"),
+        )
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidParams("query must be a GraphQL document (a string)", param="query")
+        if variables is not None and not isinstance(variables, dict):
+            raise InvalidParams("variables must be an object or null", param="variables")
+        if operation is not None and not isinstance(operation, str):
+            raise InvalidParams("operationName must be a string or null", param="operationName")
+        answer = await self._graphql().execute(self.call, session_id, query, variables, operation)
+        return _json(answer, headers={"x-qmk-tenant": tenant})
+
+    async def graphql_schema(self, request: Request) -> Response:
+        """``GET /v1/graphql/schema``: the schema's SDL."""
+        return Response(self._graphql().sdl(), media_type="text/plain; charset=utf-8")
+
 
 class App:
     """The ASGI application: a syscall's request goes straight to its handler, the rest
@@ -665,6 +716,8 @@ def create_app(
         "docs": api.docs_route,
         "console": api.console_route,
         "static": api.static,
+        "graphql": api.graphql,
+        "graphql_schema": api.graphql_schema,
     }
     routes: list[Route] = []
     for other in OTHER_ROUTES:  # before the syscalls: /v1/jobs/{id}/events is not a job id

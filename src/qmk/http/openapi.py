@@ -236,6 +236,8 @@ def openapi_document() -> dict[str, Any]:
                 "telemetry",
                 "machine",
                 "service",
+                "billing",
+                "graphql",
             )
         ],
     }

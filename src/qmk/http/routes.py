@@ -159,6 +159,7 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
         _r("q_revoke_delegation", "DELETE", "/v1/delegations/{delegation_id}", tag="sessions"),
         # the answer at once; POST /v1/assist streams the steps as they happen
         _r("q_assist", "POST", "/v1/assist/answer", body=_body("q_assist"), tag="assist"),
+        _r("q_usage", "GET", "/v1/usage", tag="billing"),
     )
     if route.syscall in METHODS  # a syscall not (yet) in the table has no route
 )
@@ -265,5 +266,22 @@ OTHER_ROUTES: tuple[OtherRoute, ...] = (
         summary="the console's scripts and styles",
         media="application/octet-stream",
         tag=None,
+    ),
+    OtherRoute(
+        name="graphql",
+        method="POST",
+        path="/v1/graphql",
+        summary="GraphQL, read-only: jobs, telemetry, usage and channels of the tenant "
+        '(body {"query", "variables", "operationName"}; docs/graphql.md)',
+        session=True,
+        tag="graphql",
+    ),
+    OtherRoute(
+        name="graphql_schema",
+        method="GET",
+        path="/v1/graphql/schema",
+        summary="the GraphQL schema (SDL text)",
+        media="text/plain",
+        tag="graphql",
     ),
 )

@@ -46,6 +46,7 @@ from qmk import defaults, values
 from qmk.devices.logical import FaultSchedule
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
+from qmk.kernel.usage import UNITS as USAGE_UNITS
 from qmk.qec.noise import NOISE_MODELS
 from qmk.qvm.ops import CAPABILITIES
 
@@ -345,9 +346,30 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
 
 
 class TenantTable(TenantQuota, frozen=True, kw_only=True):
-    """A [tenants.NAME] table: the tenant's shared key, capabilities and quotas."""
+    """A [tenants.NAME] table: the tenant's shared key, capabilities and quotas.
 
-    key: Annotated[str, Meta(min_length=1, description="the tenant's shared secret")]
+    The key is one of ``key_hash``, ``key_file``, ``key_env`` or ``key`` (plain text,
+    read with the warning QK402; docs/secrets.md)."""
+
+    key: Annotated[
+        _Text | None,
+        Meta(description="the tenant's shared secret in plain text (warns QK402; prefer key_hash)"),
+    ] = None
+    key_hash: Annotated[
+        _Text | None,
+        Meta(description="the scrypt hash of the tenant's key (qmk tenant hash-key)"),
+    ] = None
+    key_file: Annotated[
+        _Text | None,
+        Meta(
+            description="a file holding the key or its hash (a mounted Kubernetes Secret, "
+            "a Vault agent's file)"
+        ),
+    ] = None
+    key_env: Annotated[
+        _Text | None,
+        Meta(description="an environment variable holding the key or its hash"),
+    ] = None
     caps: tuple[Capability, ...] = ()
     operator: Annotated[
         bool,
@@ -356,14 +378,19 @@ class TenantTable(TenantQuota, frozen=True, kw_only=True):
 
 
 class TenantConfig(TenantTable, frozen=True, kw_only=True):
-    """One tenant: its name, shared key, the capabilities it may hold, and its quotas."""
+    """One tenant: its name, shared key, the capabilities it may hold, and its quotas.
+
+    ``stored_key`` is what a given key is checked against (:mod:`qmk.kernel.keys`): a
+    scrypt hash, or the key itself where it was configured in plain text or a file or
+    variable holds it so."""
 
     name: str
+    stored_key: str = ""
 
     def __rich_repr__(self) -> Any:
         # The key stays out of every repr (logs, tracebacks).
         for name in self.__struct_fields__:
-            if name != "key":
+            if name not in ("key", "stored_key"):
                 yield name, getattr(self, name)
 
     def __repr__(self) -> str:
@@ -471,6 +498,66 @@ class HttpTable(_Table, frozen=True, kw_only=True):
         return self.metrics_tenants == "hashed"
 
 
+# --------------------------------------------------------------------------- [billing]
+
+#: ``[billing.prices]``: a unit price (in ``billing.currency``) per usage quantity, one
+#: key per field of :class:`qmk.kernel.usage.Usage` (0: not invoiced).
+PriceTable: Any = msgspec.defstruct(
+    "PriceTable",
+    [
+        (name, Annotated[float, Meta(ge=0, description=f"price of one {unit}")], 0.0)
+        for name, unit in USAGE_UNITS.items()
+    ],
+    bases=(_Table,),
+    module=__name__,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+)
+
+
+class BillingTable(_Table, frozen=True, kw_only=True):
+    """The [billing] table: the price table of invoices, and the webhook that hears of
+    every job's end (docs/billing.md)."""
+
+    currency: Annotated[
+        str, Meta(pattern=r"^[A-Z]{3}$", description="the prices' currency (ISO 4217 code)")
+    ] = "USD"
+    prices: PriceTable = msgspec.field(default_factory=PriceTable)
+    webhook_url: Annotated[
+        Annotated[str, Meta(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2048)] | None,
+        Meta(description="POSTed a JSON record of each job's usage when the job ends"),
+    ] = None
+    webhook_secret: Annotated[
+        _Text | None,
+        Meta(description="the key of the X-QMK-Signature HMAC (plain text)"),
+    ] = None
+    webhook_secret_file: Annotated[
+        _Text | None, Meta(description="a file holding webhook_secret")
+    ] = None
+    webhook_secret_env: Annotated[
+        _Text | None, Meta(description="an environment variable holding webhook_secret")
+    ] = None
+    webhook_timeout_s: Annotated[
+        float, Meta(gt=0, le=600, description="how long one delivery may take (s)")
+    ] = 10.0
+    webhook_attempts: Annotated[
+        int,
+        Meta(ge=1, le=100, description="deliveries tried before a record is a dead letter"),
+    ] = 12
+    webhook_backoff_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=3600,
+            description="the wait after the first failed delivery (s); doubled after each",
+        ),
+    ] = 1.0
+    webhook_backoff_max_s: Annotated[
+        float, Meta(gt=0, description="the longest wait between two deliveries (s)")
+    ] = 600.0
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -489,6 +576,7 @@ class ConfigFile(_Table, frozen=True, kw_only=True):
         Meta(description="the wire's limits, checked when qmk serve starts (docs/kernel.md)"),
     ] = {}
     http: HttpTable = msgspec.field(default_factory=HttpTable)
+    billing: BillingTable = msgspec.field(default_factory=BillingTable)
 
 
 class KernelConfig(KernelTable, frozen=True, kw_only=True):
@@ -513,6 +601,8 @@ class KernelConfig(KernelTable, frozen=True, kw_only=True):
     assist: AssistTable = msgspec.field(default_factory=AssistTable)
     server: Mapping[str, Any] = {}
     http: HttpTable = msgspec.field(default_factory=HttpTable)
+    #: The ``[billing]`` table, its webhook secret read from its file or variable.
+    billing: BillingTable = msgspec.field(default_factory=BillingTable)
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "tenants", MappingProxyType(dict(self.tenants)))
@@ -525,7 +615,75 @@ def _tenant(name: str, table: Any) -> TenantConfig:
         raise ConfigError(f"{where}: a tenant name is 1-64 letters, digits, '-' or '_'", key=where)
     read: TenantTable = values.convert(table, TenantTable, where=where, error=_error)
     fields = {field: getattr(read, field) for field in TenantTable.__struct_fields__}
-    return TenantConfig(**{**fields, "caps": tuple(dict.fromkeys(read.caps))}, name=name)
+    return TenantConfig(
+        **{**fields, "caps": tuple(dict.fromkeys(read.caps))},
+        name=name,
+        stored_key=_stored_key(read, where),
+    )
+
+
+_KEY_SOURCES = ("key_hash", "key_file", "key_env", "key")
+
+
+def _stored_key(table: TenantTable, where: str) -> str:
+    """The key or hash a tenant's table gives, read from its file or variable.
+
+    Raises:
+        ConfigError: none or more than one of the sources, a hash that is none, an
+            unreadable file, an unset variable, or an empty key.
+    """
+    from qmk.kernel.keys import is_hash
+
+    given = [source for source in _KEY_SOURCES if getattr(table, source) is not None]
+    if not given:
+        raise ConfigError(
+            f"{where}.key is missing (or key_hash, key_file, key_env)", key=f"{where}.key"
+        )
+    if len(given) > 1:
+        raise ConfigError(
+            f"{where} takes one of {', '.join(_KEY_SOURCES)}, not {' and '.join(given)}",
+            key=f"{where}.{given[-1]}",
+        )
+    source = given[0]
+    key = f"{where}.{source}"
+    value = getattr(table, source)
+    if source == "key_file":
+        try:
+            value = Path(value).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{key}: cannot read {value}: {reason}", key=key) from None
+        value = value.strip("\r\n")
+    elif source == "key_env":
+        if value not in os.environ:
+            raise ConfigError(f"{key}: the environment variable {value} is not set", key=key)
+        value = os.environ[value]
+    if not value:
+        raise ConfigError(f"{key}: the key is empty", key=key)
+    if source == "key_hash" and not is_hash(value):
+        raise ConfigError(
+            f"{key} must be a hash of qmk tenant hash-key (scrypt$n=...,r=...,p=...$SALT$HASH)",
+            key=key,
+        )
+    return str(value)
+
+
+def config_warnings(config: KernelConfig) -> list[dict[str, str]]:
+    """The coded warnings of a configuration that loads: each tenant whose key is
+    written in plain text (QK402)."""
+    from qmk.errors import warning
+    from qmk.kernel.errors import OperationsError
+
+    return [
+        warning(
+            OperationsError,
+            "plaintext-key",
+            f"tenants.{name}.key holds the key in plain text; store its hash "
+            "(qmk tenant hash-key) as key_hash, or read it from key_file or key_env",
+        )
+        for name, tenant in config.tenants.items()
+        if tenant.key is not None
+    ]
 
 
 def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
@@ -563,7 +721,50 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         assist=file.assist,
         server=file.server,
         http=file.http,
+        billing=_billing(file.billing),
     )
+
+
+def _billing(table: BillingTable) -> BillingTable:
+    """``table`` with ``webhook_secret`` read from its file or variable.
+
+    Raises:
+        ConfigError: more than one source of the secret, an unreadable file or unset
+            variable, or a webhook without a secret.
+    """
+    sources = [
+        name
+        for name in ("webhook_secret", "webhook_secret_file", "webhook_secret_env")
+        if getattr(table, name) is not None
+    ]
+    if len(sources) > 1:
+        raise ConfigError(
+            f"billing needs one of {' and '.join(sources)}", key=f"billing.{sources[-1]}"
+        )
+    secret = table.webhook_secret
+    if table.webhook_secret_file is not None:
+        key = "billing.webhook_secret_file"
+        try:
+            secret = Path(table.webhook_secret_file).read_text(encoding="utf-8").strip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(
+                f"{key}: cannot read {table.webhook_secret_file}: {reason}", key=key
+            ) from None
+    elif table.webhook_secret_env is not None:
+        key = "billing.webhook_secret_env"
+        secret = os.environ.get(table.webhook_secret_env)
+        if secret is None:
+            raise ConfigError(
+                f"{key}: the environment variable {table.webhook_secret_env} is not set", key=key
+            )
+    if table.webhook_url is not None and not secret:
+        raise ConfigError(
+            "billing.webhook_url needs a webhook_secret (or webhook_secret_file, "
+            "webhook_secret_env) to sign its deliveries",
+            key="billing.webhook_secret",
+        )
+    return msgspec.structs.replace(table, webhook_secret=secret or None)
 
 
 def json_schema() -> dict[str, Any]:
@@ -573,6 +774,8 @@ def json_schema() -> dict[str, Any]:
     ['full', 'normal']
     """
     schema = values.json_schema(ConfigFile)
+    # a tenant's key: exactly one of its sources (what _stored_key checks)
+    schema["$defs"]["TenantTable"]["oneOf"] = [{"required": [key]} for key in _KEY_SOURCES]
     return {
         "$schema": schema.pop("$schema"),
         "$id": "https://qmk.dev/schemas/kernel-config.json",
@@ -649,6 +852,7 @@ def load_config(path: str | os.PathLike[str]) -> KernelConfig:
 
 __all__ = [
     "SCHEMA_PATH",
+    "BillingTable",
     "ConfigError",
     "ConfigFile",
     "FaultsTable",
@@ -658,10 +862,12 @@ __all__ = [
     "MachineConfig",
     "MachineTable",
     "ModuleFailure",
+    "PriceTable",
     "TenantConfig",
     "TenantQuota",
     "TenantTable",
     "config_from_dict",
+    "config_warnings",
     "json_schema",
     "load_config",
     "schema_text",

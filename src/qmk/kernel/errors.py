@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError, register
+from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity, register
 
 
 class KernelError(QMKError):
@@ -39,6 +39,13 @@ class DataDirError(KernelError):
     """A data directory the kernel cannot open: in use, damaged or unusable (exit 2)."""
 
     exit_status = 2
+
+
+class OperationsError(KernelError):
+    """What the kernel's operations report: billing webhooks that were not delivered,
+    tenant keys kept in plain text (the usage records and secrets of docs/billing.md)."""
+
+    exit_status = 1
 
 
 class JobError(KernelError):
@@ -182,6 +189,26 @@ register(
         "a file or folder of the data directory may be read or written by other users",
         "chmod it 0600 (folders 0700), or start once with qmk serve --repair-perms",
     ),
+)
+register(
+    OperationsError,
+    (
+        "QK401",
+        "webhook-undelivered",
+        "a billing webhook was refused or unreachable at every attempt: it is a dead letter",
+        "fix the receiver ([billing] webhook_url), then qmk billing replay its usage ids",
+    ),
+)
+REGISTRY.add(
+    ErrorCode(
+        code="QK402",
+        name="plaintext-key",
+        summary="a tenant's key is written in the configuration in plain text",
+        fix="store its scrypt hash (qmk tenant hash-key) as key_hash, or read it from "
+        "key_file or key_env (a Kubernetes Secret, a Vault agent)",
+        exception=OperationsError,
+        severity=Severity.WARNING,
+    )
 )
 
 #: Every QK code, by code.

@@ -61,16 +61,18 @@ from qmk.kernel import jobs as J
 from qmk.kernel.admission import Admission
 from qmk.kernel.assist import AssistDesk
 from qmk.kernel.audit import AuditLog
+from qmk.kernel.billing import Outbox, invoice, usage_record
 from qmk.kernel.channels import STATES as CHANNEL_STATES
 from qmk.kernel.channels import ChannelTable, check_fidelity
 from qmk.kernel.clock import Clock, SystemClock
 from qmk.kernel.commit import GroupCommit
-from qmk.kernel.config import KernelConfig
+from qmk.kernel.config import KernelConfig, TenantConfig, config_warnings
 from qmk.kernel.datadir import DataDir, open_data_dir
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.delegations import STATES as DELEGATION_STATES
 from qmk.kernel.delegations import Delegation, DelegationTable, not_found
 from qmk.kernel.faults import device_for
+from qmk.kernel.keys import KeyChecker, is_hash
 from qmk.kernel.seals import derive
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
@@ -118,6 +120,12 @@ class Kernel:
         self.sessions = Sessions(
             self.secret, ttl_s=config.session_ttl_s, revoked=self.store.revoked_sessions()
         )
+        #: The configuration's coded warnings (a plain-text key: QK402); ``qmk serve``
+        #: logs them once it listens.
+        self.warnings: list[dict[str, str]] = config_warnings(config)
+        #: Checks the keys of negotiations (scrypt hashes off the loop, remembered).
+        self.keys = KeyChecker(self.secret)
+        self._hashed_keys = any(is_hash(t.stored_key) for t in config.tenants.values())
         self.channels = ChannelTable(self.store.load_channels(), self.store.load_channel)
         #: The live capability delegations (:mod:`qmk.kernel.delegations`).
         self.delegations = DelegationTable(
@@ -258,6 +266,11 @@ class Kernel:
         """The kernel's own task: its group owns every task of the kernel until close."""
         async with aio.TaskGroup() as group:
             group.create_task(self.commits.run(), name="qmk-committer")
+            billing = self.config.billing
+            if billing.webhook_url is not None:
+                ledger = self.supervisor.ledger
+                outbox = Outbox(billing, self.store, self.commits, self.clock, ledger.wake)
+                group.create_task(outbox.run(), name="qmk-billing-outbox")
             self.supervisor.start(group)
             started.set_result(None)
 
@@ -401,11 +414,10 @@ class Kernel:
         and those a live delegation lends it: ``delegated``)."""
         self._check_open()
         conf = self.config.tenants.get(tenant) if isinstance(tenant, str) else None
-        expected = conf.key if conf is not None else "x" * 32
-        given = key if isinstance(key, str) else ""
-        if not hmac.compare_digest(given.encode(), expected.encode()) or conf is None:
+        if not await self._key_ok(tenant, conf, key) or conf is None:
             self._auth_failed(str(tenant)[:64])
             raise AuthError("unknown tenant or wrong key")
+        self._check_open()
         if not isinstance(requested, list | tuple) or not all(
             isinstance(c, str) for c in requested
         ):
@@ -440,6 +452,22 @@ class Kernel:
             "quota": conf.quota(),
             "expires_at": session.expires_at,
         }
+
+    async def _key_ok(self, tenant: object, conf: TenantConfig | None, key: object) -> bool:
+        """Whether ``key`` is ``conf``'s tenant's key: a hash is checked by scrypt in a
+        thread (once per key: :class:`~qmk.kernel.keys.KeyChecker` remembers it); an
+        unknown tenant costs what a hashed tenant's wrong key does."""
+        stored = None if conf is None else conf.stored_key
+        given = key if isinstance(key, str) and len(key) <= MAX_KEY_CHARS else ""
+        name = tenant if isinstance(tenant, str) else ""
+        if stored is not None and self.keys.remembered(name, stored, given):
+            return True
+        slow = (stored is None and self._hashed_keys) or (stored is not None and is_hash(stored))
+        if slow:
+            return await asyncio.to_thread(self.keys.check, name, stored, given)
+        return hmac.compare_digest(given.encode(), (stored or "x" * 32).encode()) and (
+            stored is not None
+        )
 
     def revoke_session(self, session_id: str) -> None:
         """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
@@ -949,6 +977,50 @@ class Kernel:
         limits = Limits(max_nodes=self.config.max_graph_nodes)
         return await self.assist.ask(session.tenant, prompt, program, assist_id, limits)
 
+    async def q_usage(
+        self,
+        *,
+        session_id: str,
+        since: float | None = None,
+        until: float | None = None,
+        job_id: str | None = None,
+        limit: int = defaults.JOBS_LIMIT,
+    ) -> dict[str, Any]:
+        """The tenant's usage records of jobs that ended in [since, until) (``job_id``:
+        of that job only), newest first, their totals and the invoice of the totals at
+        the price table's prices."""
+        session = self._session(session_id)
+        if job_id is not None:  # another tenant's job is not found, as everywhere
+            self.supervisor.job(job_id, session.tenant)
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise InvalidArgument(
+                    f"{name} must be a time in seconds since the epoch or null", key=name
+                )
+        if since is not None and until is not None and until < since:
+            raise InvalidArgument(f"until ({until}) is before since ({since})", key="until")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
+        count, totals = self.store.usage_totals(session.tenant, since, until, job_id)
+        rows = self.store.usage_rows(session.tenant, since, until, job_id, limit)
+        return {
+            "tenant": session.tenant,
+            "since": since,
+            "until": until,
+            "job_id": job_id,
+            "count": count,
+            "records": [usage_record(row) for row in rows],
+            "totals": totals.to_json(),
+            "invoice": invoice(totals, self.config.billing),
+        }
+
+
+#: The longest key a negotiation checks (a longer one is wrong without a hash's work).
+MAX_KEY_CHARS = 4096
 
 #: The syscalls, by wire name.
 SYSCALLS: tuple[str, ...] = (
@@ -974,6 +1046,7 @@ SYSCALLS: tuple[str, ...] = (
     "q_list_delegations",
     "q_list_jobs",
     "q_assist",
+    "q_usage",
 )
 
 __all__ = ["SYSCALLS", "Kernel"]

@@ -5,10 +5,11 @@ a result is kept as the text a reply carries, with its index in ``result_meta`` 
 size in ``result_bytes``: :class:`~qmk.kernel.jobs.StoredResult`), ``attempts`` (the
 outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
 and revoked session ids), ``delegations`` (capability loans between tenants,
-:mod:`qmk.kernel.delegations`) and ``meta`` (the audit chain head). Writes go into an open
-transaction; :meth:`Store.commit` ends it. The kernel groups every write made in one
-event-loop turn into one commit and replies to ``q_submit`` only after the commit that
-holds the job (see :mod:`qmk.kernel.commit`).
+:mod:`qmk.kernel.delegations`), ``usage`` (one row per job end), ``outbox`` (its
+billing webhooks: :mod:`qmk.kernel.billing`) and ``meta`` (the audit chain head).
+Writes go into an open transaction; :meth:`Store.commit` ends it. The kernel groups
+every write made in one event-loop turn into one commit and replies to ``q_submit`` only
+after the commit that holds the job (see :mod:`qmk.kernel.commit`).
 
 With ``synchronous=NORMAL`` (the default) a committed transaction survives a crash or
 ``kill -9`` of the kernel process; ``synchronous=FULL`` also survives power loss.
@@ -35,6 +36,8 @@ from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job
 from qmk.kernel.seals import data_digest, result_seal
 from qmk.kernel.stored import StoredResult, stored_result
+from qmk.kernel.usage import FIELDS as USAGE_FIELDS
+from qmk.kernel.usage import Usage
 from qmk.values import convert
 
 #: The keys of the ``meta`` table that hold the audit chain head a commit made durable:
@@ -122,6 +125,42 @@ CREATE TABLE IF NOT EXISTS delegations (
 );
 CREATE INDEX IF NOT EXISTS delegations_live ON delegations (expires_at) WHERE revoked_at IS NULL;
 """
+
+#: The ``usage`` table (one row per job end, :mod:`qmk.kernel.usage`; its quantities'
+#: columns are the fields of :class:`~qmk.kernel.usage.Usage`) and the ``outbox`` of
+#: billing webhooks (:mod:`qmk.kernel.billing`): PENDING, DELIVERED or DEAD.
+_USAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    usage_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    state TEXT NOT NULL,
+    ended_at REAL NOT NULL,
+    {QUANTITIES}
+);
+CREATE INDEX IF NOT EXISTS usage_tenant_end ON usage (tenant, ended_at);
+CREATE INDEX IF NOT EXISTS usage_job ON usage (job_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    usage_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at) WHERE state = 'PENDING';
+"""
+_USAGE_SCHEMA = _USAGE_SCHEMA.replace(
+    "{QUANTITIES}",
+    ", ".join(
+        f"{f.name} {'INTEGER' if f.type is int else 'REAL'} NOT NULL"
+        for f in msgspec.structs.fields(Usage)
+    ),
+)
+_USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE_FIELDS)
 
 _JOB_COLUMNS = (
     "job_id, tenant, seq, state, graph, shots, seed, policy, caps, required_caps, "
@@ -324,6 +363,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.executescript(_SCHEMA)
+        self.db.executescript(_USAGE_SCHEMA)
         # data directories written before these columns were
         have = {
             (table, row[1])
@@ -895,6 +935,120 @@ class Store:
             "WHERE from_tenant=? OR to_tenant=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
             (tenant, tenant, limit),
         ).fetchall()
+
+    # ------------------------------------------------------------------ usage, outbox
+
+    def insert_usage(
+        self,
+        job_id: str,
+        tenant: str,
+        state: str,
+        ended_at: float,
+        usage: Usage,
+        *,
+        outbox: Callable[[str], bytes] | None = None,
+    ) -> str:
+        """Record a job's end's usage (in the open transaction: it commits with the
+        job's end state); with ``outbox`` also its webhook, the body
+        ``outbox(usage_id)`` makes, due now. Returns the usage id
+        (``JOB_ID.N``, N counting the job's ends: a restored job ends again)."""
+        (ends,) = self.db.execute("SELECT COUNT(*) FROM usage WHERE job_id=?", (job_id,)).fetchone()
+        usage_id = f"{job_id}.{ends + 1}"
+        quantities = tuple(getattr(usage, name) for name in USAGE_FIELDS)
+        self.db.execute(
+            f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES "
+            f"({', '.join('?' * (5 + len(USAGE_FIELDS)))})",
+            (usage_id, job_id, tenant, state, ended_at, *quantities),
+        )
+        if outbox is not None:
+            self.db.execute(
+                "INSERT INTO outbox (usage_id, tenant, body, state, attempts, next_at, "
+                "created_at) VALUES (?, ?, ?, 'PENDING', 0, ?, ?)",
+                (usage_id, tenant, outbox(usage_id), ended_at, ended_at),
+            )
+        self.dirty = True
+        return usage_id
+
+    @staticmethod
+    def _usage_where(
+        tenant: str, since: float | None, until: float | None, job_id: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        where = "tenant=? AND ended_at >= ? AND ended_at < ?"
+        args: tuple[Any, ...] = (
+            tenant,
+            -1e300 if since is None else since,
+            1e300 if until is None else until,
+        )
+        if job_id is not None:
+            where, args = where + " AND job_id=?", (*args, job_id)
+        return where, args
+
+    def usage_rows(
+        self,
+        tenant: str,
+        since: float | None,
+        until: float | None,
+        job_id: str | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        """``tenant``'s usage rows that ended in [since, until) (of ``job_id`` only,
+        unless None), newest first (columns: usage id, job id, tenant, state, end, then
+        the quantities)."""
+        where, args = self._usage_where(tenant, since, until, job_id)
+        return self.db.execute(
+            f"SELECT {_USAGE_COLUMNS} FROM usage WHERE {where} "
+            "ORDER BY ended_at DESC, rowid DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+
+    def usage_totals(
+        self, tenant: str, since: float | None, until: float | None, job_id: str | None
+    ) -> tuple[int, Usage]:
+        """How many of ``tenant``'s usage rows :meth:`usage_rows` would give without a
+        limit, and their sum."""
+        where, args = self._usage_where(tenant, since, until, job_id)
+        sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in USAGE_FIELDS)
+        count, *totals = self.db.execute(
+            f"SELECT COUNT(*), {sums} FROM usage WHERE {where}", args
+        ).fetchone()
+        return int(count), Usage(**dict(zip(USAGE_FIELDS, totals, strict=True)))
+
+    def outbox_due(self, now: float, limit: int) -> list[tuple[str, bytes, int]]:
+        """(usage id, body, attempts so far) of PENDING webhooks due at ``now``, oldest first."""
+        return [
+            (str(usage_id), bytes(body), int(attempts))
+            for usage_id, body, attempts in self.db.execute(
+                "SELECT usage_id, body, attempts FROM outbox WHERE state='PENDING' "
+                "AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",
+                (now, limit),
+            )
+        ]
+
+    def outbox_next_at(self) -> float | None:
+        """When the next PENDING webhook is due (None: none is)."""
+        (when,) = self.db.execute(
+            "SELECT MIN(next_at) FROM outbox WHERE state='PENDING'"
+        ).fetchone()
+        return None if when is None else float(when)
+
+    def outbox_attempted(
+        self,
+        usage_id: str,
+        *,
+        state: str,
+        attempts: int,
+        next_at: float,
+        now: float,
+        error: str | None,
+    ) -> None:
+        """Record a delivery attempt: DELIVERED, PENDING again at ``next_at``, or DEAD."""
+        self.db.execute(
+            "UPDATE outbox SET state=?, attempts=?, next_at=?, last_error=?, "
+            "delivered_at=CASE WHEN ?='DELIVERED' THEN ? ELSE delivered_at END "
+            "WHERE usage_id=?",
+            (state, attempts, next_at, error, state, now, usage_id),
+        )
+        self.dirty = True
 
 
 def _seals_from(value: str, key: bytes) -> int:

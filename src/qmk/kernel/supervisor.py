@@ -57,6 +57,7 @@ from qmk.kernel import jobs as J
 from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
+from qmk.kernel.billing import Ledger
 from qmk.kernel.cache import Hit, ResultCache
 from qmk.kernel.channels import ChannelTable
 from qmk.kernel.checkpoints import Checkpoints
@@ -209,6 +210,8 @@ class Supervisor:
         self.traces: WorkerTraces | None = None
         #: Completed runs' results answering submits of the same run (:mod:`.cache`).
         self.cache = ResultCache(config, store, self.device, self.finished.get)
+        #: Each job end's usage record and webhook (:mod:`.billing`).
+        self.ledger = Ledger(config, store)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -475,6 +478,7 @@ class Supervisor:
         if job.result is not None:  # chained: what its stored row must hold (qmk.kernel.seals)
             fields["stored_sha256"] = job.result.sha256
         self._transition(job, state, **({"reason": reason} if reason else {}), **fields)
+        self.ledger.job_ended(job)  # in the transaction of the end state
         self.jobs.pop(job.job_id, None)
         self._remember(job)
         self.queue.remove(job.job_id)

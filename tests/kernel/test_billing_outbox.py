@@ -1,0 +1,102 @@
+"""The billing table and the outbox in process: the webhook's secret sources, and a
+receiver nobody listens at (each attempt refused, then a dead letter)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.errors import InvalidArgument
+from qmk.kernel.billing import dead_letters, replay
+from qmk.kernel.config import ConfigError, config_from_dict
+from qmk.kernel.service import Kernel
+from support.kernel import BELL, KEYS, login, run_kernel
+
+
+def _config(**billing: Any) -> Any:
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}},
+            "billing": billing,
+        }
+    )
+
+
+def test_the_webhook_secret_comes_from_the_table_a_file_or_a_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    url = "https://billing.example.com/qmk"
+    (tmp_path / "secret").write_text("from-a-file\n")
+    monkeypatch.setenv("QMK_TEST_HOOK_SECRET", "from-a-variable")
+    for table, secret in (
+        ({"webhook_secret": "inline"}, "inline"),
+        ({"webhook_secret_file": str(tmp_path / "secret")}, "from-a-file"),
+        ({"webhook_secret_env": "QMK_TEST_HOOK_SECRET"}, "from-a-variable"),
+    ):
+        assert _config(webhook_url=url, **table).billing.webhook_secret == secret
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"webhook_url": "https://b.example/x"}, "billing.webhook_secret"),
+        ({"webhook_url": "ftp://b.example/x", "webhook_secret": "s"}, "billing.webhook_url"),
+        (
+            {"webhook_secret": "s", "webhook_secret_env": "HOME"},
+            "billing.webhook_secret_env",
+        ),
+        ({"webhook_secret_env": "QMK_TEST_UNSET_VARIABLE"}, "billing.webhook_secret_env"),
+        ({"webhook_secret_file": "/nonexistent/secret"}, "billing.webhook_secret_file"),
+        ({"currency": "euro"}, "billing.currency"),
+        ({"webhook_attempts": 0}, "billing.webhook_attempts"),
+    ],
+)
+def test_a_bad_billing_table_is_one_coded_line_naming_its_key(table: dict[str, Any], key: str):
+    with pytest.raises(ConfigError) as err:
+        _config(**table)
+    assert err.value.details["key"] == key and "\n" not in str(err.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: a connection is refused
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_receiver_nobody_listens_at_makes_a_dead_letter_after_its_attempts(
+    tmp_path: Path,
+) -> None:
+    config = _config(
+        webhook_url=f"http://127.0.0.1:{_closed_port()}/hook",
+        webhook_secret="s",
+        webhook_attempts=3,
+        webhook_backoff_s=0.01,
+    )
+    data = tmp_path / "data"
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2)
+        await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+        end = time.monotonic() + 60  # guards a hang only: the attempts take ~0.03 s
+        while not dead_letters(data) and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        (letter,) = dead_letters(data)
+        assert letter["usage_id"] == f"{job['job_id']}.1" and letter["attempts"] == 3
+        assert letter["last_error"].startswith("cannot deliver: ")
+        assert letter["body"]["usage"]["shots"] == 10
+
+    run_kernel(tmp_path, body, config=config)
+    # the operator replays it while the kernel is stopped: PENDING, delivered at the next start
+    with pytest.raises(InvalidArgument):
+        replay(data, ["job_unknown.1"], now=time.time())
+    (letter,) = dead_letters(data)
+    assert replay(data, [], now=time.time()) == [letter["usage_id"]]
+    assert dead_letters(data) == []
