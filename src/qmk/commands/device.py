@@ -145,8 +145,9 @@ def _add_submit(actions: Any) -> None:
     submit.add_argument("--priority", type=_int_in(0, 9), metavar="P", help="priority 0..9")
     submit.add_argument(
         "--backend",
-        choices=("auto", "state-vector", "stabilizer"),
-        help="the backend (default: the job's device_id, else auto)",
+        choices=_device_ids(),
+        help="the backend (default: the job's device_id, else auto; qmk device show lists "
+        "each with its capabilities)",
     )
     submit.add_argument(
         "--strict-timing",
@@ -241,15 +242,38 @@ def _nonzero(value: Any) -> Any:
     return value
 
 
+def _device_ids() -> tuple[str, ...]:
+    from qmk.devices.neutral_atom.job import DEVICE_IDS
+
+    return DEVICE_IDS
+
+
+def _backends(table: list[dict[str, Any]]) -> str:
+    """The backends' capability metadata, one block each."""
+    lines = ["  backends (device_id; auto picks stabilizer or state-vector):"]
+    for b in table:
+        where = "available" if b["available"] else f"not available: {b['reason']}"
+        lines.append(f"    {b['name']:<17} {b['engine']}: {b['summary']} [{where}]")
+        lines.append(
+            f"      {b['max_atoms'] or '-'} atoms; {b['gates']}; noise: {', '.join(b['noise'])}; "
+            f"analog {'yes' if b['analog'] else 'no'}; mid-circuit "
+            f"{'yes' if b['mid_circuit'] else 'no'}; {'GPU' if b['gpu'] else 'CPU'}; "
+            f"for {b['for']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.devices.neutral_atom.backends import capability_table
     from qmk.devices.neutral_atom.profiles import load_profile
 
     profile = load_profile(args.preset)
+    table = capability_table()
     if args.json:
-        json.dump(profile.to_json(), out, indent=2)
+        json.dump({**profile.to_json(), "backends": table}, out, indent=2)
         out.write("\n")
     else:
-        out.write(_show(profile))
+        out.write(_show(profile) + _backends(table))
     return 0
 
 
@@ -478,10 +502,14 @@ def register(add: AddCommand) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(run=_cmd_list)
     show = actions.add_parser(
-        "show", help="a neutral-atom preset: geometry, catalog, limits, noise"
+        "show",
+        help="a neutral-atom preset: geometry, catalog, limits, noise, and the backends "
+        "with what each can do here",
     )
     show.add_argument("preset", metavar="PRESET", help="a preset name or a profile file")
-    show.add_argument("--json", action="store_true", help="print the profile as JSON")
+    show.add_argument(
+        "--json", action="store_true", help="print the profile as JSON, with its backends"
+    )
     show.set_defaults(run=_cmd_show)
     isa = actions.add_parser("isa", help="the neutral-atom ISA: versions, ops, gates")
     isa.add_argument("--json", action="store_true", help="print JSON, with the job schema")
@@ -495,8 +523,9 @@ def register(add: AddCommand) -> None:
     )
     run.add_argument(
         "--backend",
-        choices=("auto", "state-vector", "stabilizer"),
-        help="the backend (default: the job's device_id, else auto)",
+        choices=_device_ids(),
+        help="the backend (default: the job's device_id, else auto; qmk device show lists "
+        "each with its capabilities)",
     )
     run.add_argument(
         "--strict-timing",
