@@ -119,12 +119,82 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             policy[key] = given
     if args.strict_timing:
         policy["strict_timing"] = True
+    stream = _stream_request(args)
+    if stream:
+        policy["stream"] = stream
     with _client(args) as client:
         queued = client.q_device_submit(job, args.device, args.shots, args.seed, policy or None)
         if args.wait:
             queued = _waiting(client, queued["job_id"], args, err)
     _show_job(queued, args, out)
     return _wait_status(queued, err) if args.wait else 0
+
+
+def _stream_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The policy's ``stream`` object from ``--stream`` and ``--snapshot``."""
+    from qmk.devices.neutral_atom.streams import parse_spec
+
+    names = [n.strip() for n in (args.stream or "").split(",") if n.strip()]
+    points = [p.strip() for p in (args.snapshot or "").split(",") if p.strip()]
+    request: dict[str, Any] = {name: True for name in names if name != "snapshots"}
+    if points:
+        try:
+            request["snapshots"] = [float(p) for p in points]
+        except ValueError:
+            request["snapshots"] = points  # parse_spec says what is wrong
+    parse_spec([n for n in names if n != "snapshots"])  # QD114 for an unknown name
+    if request:
+        parse_spec(request)
+    return request
+
+
+def _cmd_artifacts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk device artifacts JOB``: a device job's artifacts (``q_device_artifacts``)."""
+    from qmk.commands.service import _client
+
+    with _client(args) as client:
+        reply = client.q_device_artifacts(args.job_id, args.name, args.offset, args.limit)
+    if args.json:
+        json.dump(reply, out)
+        out.write("\n")
+        return 0
+    if args.name is None:
+        out.write(
+            f"job {reply['job_id']} ({reply['state']}): {len(reply['artifacts'])} artifacts"
+            + (f", kept until {reply['expires_at']:.0f}" if reply.get("expires_at") else "")
+            + "\n"
+        )
+        for a in reply["artifacts"]:
+            out.write(
+                f"  {a['name']:<13} {a['kind']:<13} {a['records']:>7} records "
+                f"{a['bytes']:>9} bytes\n"
+            )
+        for a in reply["dropped"]:
+            out.write(f"  {a['name']:<13} dropped ({a['reason']}): {a['bytes']} bytes\n")
+        return 0
+    for record in reply["records"]:
+        out.write(json.dumps(record) + "\n")
+    if reply["next_offset"] is not None:
+        err.write(
+            f"... {reply['total'] - reply['next_offset']} more: --offset {reply['next_offset']}\n"
+        )
+    return 0
+
+
+def _add_artifacts(actions: Any) -> None:
+    from qmk.commands.service import _client_options, _int_in
+
+    artifacts = actions.add_parser(
+        "artifacts",
+        help="a device job's artifacts on the kernel: streamed measurements, pulse log, "
+        "snapshots (the list, or --name one's records as JSON lines)",
+    )
+    artifacts.add_argument("job_id", metavar="JOB")
+    artifacts.add_argument("--name", help="an artifact's records (measurements, pulses, snapshots)")
+    artifacts.add_argument("--offset", type=_int_in(0), default=0, help="first record (0)")
+    artifacts.add_argument("--limit", type=_int_in(1, 10_000), default=1000, help="records (1000)")
+    _client_options(artifacts)
+    artifacts.set_defaults(run=_cmd_artifacts, syscall="q_device_artifacts")
 
 
 def _add_submit(actions: Any) -> None:
@@ -155,6 +225,16 @@ def _add_submit(actions: Any) -> None:
         help="refuse operations inside a measurement cooldown instead of waiting (QD209)",
     )
     submit.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
+    submit.add_argument(
+        "--stream",
+        metavar="NAMES",
+        help="stream and keep as artifacts: measurements,pulses (qmk device artifacts JOB)",
+    )
+    submit.add_argument(
+        "--snapshot",
+        metavar="POINTS",
+        help="state snapshots after these instruction indices (ns for an analog job), e.g. 2,5",
+    )
     wait_options(submit)
     _client_options(submit)
     submit.set_defaults(run=_cmd_submit, syscall="q_device_submit")
@@ -481,7 +561,8 @@ def register(add: AddCommand) -> None:
 
     sub = add(
         "device",
-        "devices: the kernel's machine (info, calibrate, submit) and the neutral-atom VM "
+        "devices: the kernel's machine (info, calibrate, submit, artifacts) and the "
+        "neutral-atom VM "
         "(list, show, isa, run)",
         limits=False,
     )
@@ -497,6 +578,7 @@ def register(add: AddCommand) -> None:
     _client_options(calibrate)
     calibrate.set_defaults(run=_cmd_calibrate, syscall="q_calibrate")
     _add_submit(actions)
+    _add_artifacts(actions)
 
     listing = actions.add_parser("list", help="the neutral-atom presets")
     listing.add_argument("--json", action="store_true", help="print JSON")

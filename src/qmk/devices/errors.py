@@ -117,7 +117,7 @@ register(
         "QD114",
         "stream-invalid",
         "a stream request the device cannot serve: an unknown stream, a snapshot point "
-        "outside the program, or snapshots of a job on the stabilizer backend",
+        "outside the program or after a measurement, snapshots of more than 16 atoms",
         "ask for measurements, pulses and snapshots (at instruction indices, or at times "
         "in ns for an analog job) as docs/neutral-atom.md shows",
     ),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ from support.frontends import homogeneity_p
 from support.neutral_atom import assert_counts_match
 
 PEER, WHY = peer_python()
+#: The kernels, Bloqade code the peer loads in its own environment.
+KERNELS = Path(__file__).resolve().parents[2] / "support" / "bloqade_kernels.py"
 pytestmark = pytest.mark.skipif(PEER is None, reason=WHY)
 
 
@@ -142,7 +145,7 @@ def test_a_bloqade_kernel_lowered_to_the_vm_dialect_fits_pyqracks_state(peer, ke
     from qmk.devices.neutral_atom.compile import run_program
     from qmk.frontends.qasm import from_qasm
 
-    answer = peer.ask({"op": "kernel", "name": kernel})
+    answer = peer.ask({"op": "kernel", "file": str(KERNELS), "name": kernel})
     n = answer["n_qubits"]
     text = answer["qasm"] + f"creg c[{n}];\nmeasure q -> c;\n"
     program = from_qasm(text, name=f"<bloqade {kernel}>")

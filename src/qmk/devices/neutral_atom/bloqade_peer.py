@@ -14,8 +14,9 @@ Two halves:
   ``Evolve``: Bloqade's emulator's exact final probabilities through ``run_callback``,
   keyed as QMK keys outcomes: 1 = Rydberg, atom 0 leftmost); ``{"op": "analog_run",
   "job": JOB, "shots": N}`` (Bloqade's ``run(N)``: its counts, flipped to QMK's bits, and
-  the seconds it took); ``{"op": "kernel", "name": K}`` (a kernel of
-  :mod:`.bloqade_kernels`: its OpenQASM 2 as QMK's :func:`.bloqade.kernel_qasm` emits it,
+  the seconds it took); ``{"op": "kernel", "file": F, "name": K}`` (kernel ``K``, a
+  ``qasm2`` method, of the Python file ``F``, whose ``KERNELS`` dict names them: its
+  OpenQASM 2 as QMK's :func:`.bloqade.kernel_qasm` emits it,
   and PyQrack's exact probabilities keyed as ``qmk.run`` keys ``measure q -> c`` of it:
   ``c[0]`` rightmost). A request it cannot serve is
   answered ``{"error": "..."}``.
@@ -245,14 +246,20 @@ def _analog_run(job: Mapping[str, Any], shots: int) -> dict[str, Any]:
     return {"counts": flipped, "seconds": seconds}
 
 
-def _kernel(name: str) -> dict[str, Any]:
+def _kernel(file: str, name: str) -> dict[str, Any]:
+    import importlib.util
+
     import numpy as np
     from bloqade.pyqrack import StackMemorySimulator
 
     from qmk.devices.neutral_atom.bloqade import kernel_qasm
-    from qmk.devices.neutral_atom.bloqade_kernels import KERNELS
 
-    kernel = KERNELS[name]
+    spec = importlib.util.spec_from_file_location("_peer_kernels", file)
+    if spec is None or spec.loader is None:
+        raise PeerError(f"no Python file {file}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    kernel = module.KERNELS[name]
     text = kernel_qasm(kernel)
     state = np.asarray(StackMemorySimulator(min_qubits=1).state_vector(kernel))
     n = state.size.bit_length() - 1
@@ -291,7 +298,7 @@ def serve(stdin: IO[str], stdout: IO[str]) -> None:
             elif op == "analog_run":
                 answer = _analog_run(request["job"], int(request["shots"]))
             elif op == "kernel":
-                answer = _kernel(str(request["name"]))
+                answer = _kernel(str(request["file"]), str(request["name"]))
             else:
                 answer = {"error": f"no op {op!r}"}
         except Exception as exc:  # the client reports it: the peer stays up

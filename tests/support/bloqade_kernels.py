@@ -1,7 +1,9 @@
-"""Bloqade ``qasm2`` kernels the comparison with Bloqade runs (:mod:`.bloqade_peer`).
+"""Bloqade ``qasm2`` kernels the comparison with Bloqade runs
+(``tests/devices/neutral_atom/test_bloqade_peer.py``, through
+:mod:`qmk.devices.neutral_atom.bloqade_peer`).
 
-Imported only inside Bloqade's own environment (it needs ``bloqade-circuit``). Each kernel
-prepares a state and returns its register, unmeasured: Bloqade's PyQrack simulator gives
+Loaded only by the peer, inside Bloqade's own environment (it needs ``bloqade-circuit``).
+Each kernel prepares a state and returns its register, unmeasured: Bloqade's PyQrack simulator gives
 its exact state vector, and its OpenQASM 2 emission (with a measurement of every qubit
 appended) is the program QMK's device runs.
 """
