@@ -175,3 +175,29 @@ def test_artifacts_expire_after_artifact_keep_s(tmp_path):
     assert [a["name"] for a in before["artifacts"]] == ["pulses"]
     assert after["artifacts"] == [] and after["expires_at"] is None
     assert not (tmp_path / "data" / "artifacts" / job_id).exists()
+
+
+def test_stored_artifacts_outlive_a_restart_of_the_kernel(tmp_path):
+    async def first(kernel):
+        sid = await session(kernel)
+        accepted = await kernel.q_device_submit(
+            session_id=sid, job=ghz(30), policy={"stream": {"measurements": True}}
+        )
+        await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
+        page = await kernel.q_device_artifacts(
+            session_id=sid, job_id=accepted["job_id"], name="measurements"
+        )
+        return accepted["job_id"], page
+
+    async def again(kernel, job_id):
+        sid = await session(kernel)
+        listing = await kernel.q_device_artifacts(session_id=sid, job_id=job_id)
+        page = await kernel.q_device_artifacts(session_id=sid, job_id=job_id, name="measurements")
+        return listing, page, kernel.supervisor.artifacts.usage["dave"]
+
+    job_id, before = run_kernel(tmp_path, first, config=config())
+    listing, after, usage = run_kernel(
+        tmp_path, lambda kernel: again(kernel, job_id), config=config()
+    )
+    assert after["records"] == before["records"] and len(after["records"]) == 30
+    assert usage == listing["artifacts"][0]["bytes"] > 0

@@ -37,6 +37,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from qmk.errors import InvalidArgument, NotFoundError
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.config import KernelConfig
@@ -55,6 +57,46 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """One artifact of a job: its name, kind, records and bytes (and, when it was not
+    stored, why)."""
+
+    name: str
+    kind: str
+    records: int
+    bytes: int
+    reason: str | None = None
+
+
+class Index(msgspec.Struct, frozen=True, kw_only=True):
+    """What the kernel keeps of a job's artifacts (its ``index.json``)."""
+
+    job_id: str
+    tenant: str
+    stored_at: float
+    expires_at: float
+    artifacts: tuple[Entry, ...] = ()
+    dropped: tuple[Entry, ...] = ()
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes its stored artifacts take."""
+        return sum(a.bytes for a in self.artifacts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The listing ``q_device_artifacts`` returns (without the tenant)."""
+        return {
+            "job_id": self.job_id,
+            "stored_at": self.stored_at,
+            "expires_at": self.expires_at,
+            "artifacts": [
+                {"name": a.name, "kind": a.kind, "records": a.records, "bytes": a.bytes}
+                for a in self.artifacts
+            ],
+            "dropped": [msgspec.to_builtins(a) for a in self.dropped],
+        }
+
+
 class Artifacts:
     """The artifacts the kernel keeps: per job, each tenant's bytes, their expiry.
 
@@ -69,20 +111,20 @@ class Artifacts:
         self.config = config
         self.audit = audit
         self.directory = directory
-        #: Each job's index: tenant, stored_at, expires_at, artifacts, dropped.
-        self.indexes: dict[str, dict[str, Any]] = {}
+        #: Each job's index.
+        self.indexes: dict[str, Index] = {}
         self._memory: dict[tuple[str, str], bytes] = {}
         #: Bytes stored, by tenant.
         self.usage: Counter[str] = Counter()
         if directory is not None and directory.is_dir():
             for path in sorted(directory.glob("*/index.json")):
                 try:
-                    index = json.loads(path.read_text())
-                except (OSError, ValueError):
+                    index = msgspec.json.decode(path.read_bytes(), type=Index)
+                except (OSError, msgspec.DecodeError):
                     shutil.rmtree(path.parent, ignore_errors=True)  # a half-written one
                     continue
-                self.indexes[index["job_id"]] = index
-                self.usage[index["tenant"]] += sum(a["bytes"] for a in index["artifacts"])
+                self.indexes[index.job_id] = index
+                self.usage[index.tenant] += index.nbytes
 
     def limit_bytes(self, tenant: str) -> int:
         """The bytes ``tenant`` may keep."""
@@ -115,25 +157,23 @@ class Artifacts:
                 except Exception:  # a listener's failure is its own (the audit log's rule)
                     continue
 
-    def take(
-        self, job_id: str, tenant: str, artifacts: list[dict[str, Any]], now: float
-    ) -> dict[str, Any]:
+    def take(self, job_id: str, tenant: str, artifacts: list[dict[str, Any]], now: float) -> Index:
         """Stream, store (within the tenant's quota) and index a finished job's artifacts."""
         limit = self.limit_bytes(tenant)
-        kept: list[dict[str, Any]] = []
-        dropped: list[dict[str, Any]] = []
+        kept: list[Entry] = []
+        dropped: list[Entry] = []
         folder = None if self.directory is None else self.directory / job_id
         for artifact in artifacts:
             self._stream(job_id, tenant, artifact)
             data = _dumps(artifact["records"])
-            entry = {
-                "name": artifact["name"],
-                "kind": artifact["kind"],
-                "records": len(artifact["records"]),
-                "bytes": len(data),
-            }
+            entry = Entry(
+                name=artifact["name"],
+                kind=artifact["kind"],
+                records=len(artifact["records"]),
+                bytes=len(data),
+            )
             if self.usage[tenant] >= limit:  # full: what was admitted before it filled
-                dropped.append({**entry, "reason": "max_artifact_storage_mb"})
+                dropped.append(msgspec.structs.replace(entry, reason="max_artifact_storage_mb"))
                 continue
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -144,36 +184,36 @@ class Artifacts:
                 self._memory[(job_id, artifact["name"])] = data
             kept.append(entry)
             self.usage[tenant] += len(data)
-        index = {
-            "job_id": job_id,
-            "tenant": tenant,
-            "stored_at": now,
-            "expires_at": now + self.config.artifact_keep_s,
-            "artifacts": kept,
-            "dropped": dropped,
-        }
+        index = Index(
+            job_id=job_id,
+            tenant=tenant,
+            stored_at=now,
+            expires_at=now + self.config.artifact_keep_s,
+            artifacts=tuple(kept),
+            dropped=tuple(dropped),
+        )
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "index.json.tmp").write_bytes(_dumps(index))
+            (folder / "index.json.tmp").write_bytes(msgspec.json.encode(index))
             (folder / "index.json.tmp").replace(folder / "index.json")
         self.indexes[job_id] = index
         self.audit.append(
             ARTIFACT_EVENT,
             job_id=job_id,
             tenant=tenant,
-            kept=[(a["name"], a["records"], a["bytes"]) for a in kept],
-            dropped=[(a["name"], a["bytes"], a["reason"]) for a in dropped],
+            kept=[(a.name, a.records, a.bytes) for a in kept],
+            dropped=[(a.name, a.bytes, a.reason) for a in dropped],
         )
         return index
 
     def expire(self, now: float) -> list[str]:
         """Delete the artifacts whose time is up; the jobs they belonged to."""
-        gone = [j for j, index in self.indexes.items() if index["expires_at"] <= now]
+        gone = [j for j, index in self.indexes.items() if index.expires_at <= now]
         for job_id in gone:
             index = self.indexes.pop(job_id)
-            self.usage[index["tenant"]] -= sum(a["bytes"] for a in index["artifacts"])
-            for a in index["artifacts"]:
-                self._memory.pop((job_id, a["name"]), None)
+            self.usage[index.tenant] -= index.nbytes
+            for a in index.artifacts:
+                self._memory.pop((job_id, a.name), None)
             if self.directory is not None:
                 shutil.rmtree(self.directory / job_id, ignore_errors=True)
         if gone:
@@ -184,8 +224,14 @@ class Artifacts:
         """A job's index (no artifacts: empty lists)."""
         index = self.indexes.get(job_id)
         if index is None:
-            return {"job_id": job_id, "artifacts": [], "dropped": [], "expires_at": None}
-        return {k: v for k, v in index.items() if k != "tenant"}
+            return {
+                "job_id": job_id,
+                "stored_at": None,
+                "expires_at": None,
+                "artifacts": [],
+                "dropped": [],
+            }
+        return index.to_json()
 
     def read(self, job_id: str, name: str, offset: int, limit: int) -> dict[str, Any]:
         """Records ``offset`` .. ``offset + limit`` of artifact ``name`` of ``job_id``.
@@ -207,7 +253,7 @@ class Artifacts:
         index = self.indexes.get(job_id)
         entry = None
         if index is not None:
-            entry = next((a for a in index["artifacts"] if a["name"] == name), None)
+            entry = next((a for a in index.artifacts if a.name == name), None)
         if index is None or entry is None:
             raise NotFoundError(
                 f"job {job_id} has no stored artifact {name!r} (never asked for, dropped over "
@@ -225,7 +271,7 @@ class Artifacts:
         return {
             "job_id": job_id,
             "name": name,
-            "kind": entry["kind"],
+            "kind": entry.kind,
             "total": len(records),
             "offset": offset,
             "records": page,
@@ -233,4 +279,12 @@ class Artifacts:
         }
 
 
-__all__ = ["ARTIFACT_EVENT", "EXPIRED_EVENT", "FOLDER", "PART_RECORDS", "Artifacts"]
+__all__ = [
+    "ARTIFACT_EVENT",
+    "EXPIRED_EVENT",
+    "FOLDER",
+    "PART_RECORDS",
+    "Artifacts",
+    "Entry",
+    "Index",
+]
