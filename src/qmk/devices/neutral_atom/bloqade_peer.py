@@ -13,8 +13,9 @@ Two halves:
   ``{"op": "versions"}``; ``{"op": "analog", "job": JOB}`` (an analog wire job, one
   ``Evolve``: Bloqade's emulator's exact final probabilities through ``run_callback``,
   keyed as QMK keys outcomes: 1 = Rydberg, atom 0 leftmost); ``{"op": "analog_run",
-  "job": JOB, "shots": N}`` (Bloqade's ``run(N)``: its counts, flipped to QMK's bits, and
-  the seconds it took); ``{"op": "kernel", "file": F, "name": K}`` (kernel ``K``, a
+  "job": JOB, "shots": N, "seed": S}`` (Bloqade's ``run(N)``, numpy's global generator
+  seeded with ``S`` when given: its counts, flipped to QMK's bits, and the seconds it
+  took); ``{"op": "kernel", "file": F, "name": K}`` (kernel ``K``, a
   ``qasm2`` method, of the Python file ``F``, whose ``KERNELS`` dict names them: its
   OpenQASM 2 as QMK's :func:`.bloqade.kernel_qasm` emits it,
   and PyQrack's exact probabilities keyed as ``qmk.run`` keys ``measure q -> c`` of it:
@@ -235,8 +236,13 @@ def _analog(job: Mapping[str, Any]) -> dict[str, Any]:
     return {"probabilities": probs, "seconds": time.perf_counter() - began}
 
 
-def _analog_run(job: Mapping[str, Any], shots: int) -> dict[str, Any]:
+def _analog_run(job: Mapping[str, Any], shots: int, seed: int | None) -> dict[str, Any]:
     program = analog_program(job).bloqade.python()
+    if seed is not None:
+        import numpy as np
+
+        # bloqade-analog draws its shots from numpy's global generator (Space.sample)
+        np.random.seed(seed)
     began = time.perf_counter()
     batch = program.run(shots, atol=ATOL, rtol=RTOL)
     seconds = time.perf_counter() - began
@@ -296,7 +302,10 @@ def serve(stdin: IO[str], stdout: IO[str]) -> None:
             elif op == "analog":
                 answer = _analog(request["job"])
             elif op == "analog_run":
-                answer = _analog_run(request["job"], int(request["shots"]))
+                seed = request.get("seed")
+                answer = _analog_run(
+                    request["job"], int(request["shots"]), None if seed is None else int(seed)
+                )
             elif op == "kernel":
                 answer = _kernel(str(request["file"]), str(request["name"]))
             else:
