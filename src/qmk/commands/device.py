@@ -148,6 +148,30 @@ def _stream_request(args: argparse.Namespace) -> dict[str, Any]:
     return request
 
 
+def _write_artifacts(
+    args: argparse.Namespace, result: Any, stream: dict[str, Any], err: TextIO
+) -> None:
+    """``qmk device run --artifacts DIR``: the run's artifacts, one JSON file each."""
+    from pathlib import Path
+
+    from qmk.devices.neutral_atom.job import parse_job, read_job
+    from qmk.devices.neutral_atom.streams import artifacts, parse_spec
+
+    parsed = parse_job(
+        read_job(args.job),
+        preset=args.device,
+        shots=result.shots,
+        seed=result.seed,
+        device_id=args.backend,
+    )
+    folder = Path(args.artifacts)
+    folder.mkdir(parents=True, exist_ok=True)
+    for artifact in artifacts(parsed, result, parse_spec(stream)):
+        path = folder / f"{artifact['name']}.json"
+        path.write_text(json.dumps(artifact["records"]), encoding="utf-8")
+        err.write(f"wrote {path} ({len(artifact['records'])} records)\n")
+
+
 def _cmd_artifacts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``qmk device artifacts JOB``: a device job's artifacts (``q_device_artifacts``)."""
     from qmk.commands.service import _client
@@ -452,11 +476,18 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.devices.neutral_atom.job import read_job
 
     if args.mitigate is not None:
+        if args.stream or args.snapshot or args.artifacts:
+            raise DeviceError.of(
+                "stream-invalid", "--stream, --snapshot and --artifacts do not go with --mitigate"
+            )
         return _cmd_mitigate(args, out)
     if args.observable is not None or args.zne_scales is not None or args.zne_linear:
         raise DeviceError.of(
             "mitigation-invalid", "--observable, --zne-scales and --zne-linear need --mitigate"
         )
+    stream = _stream_request(args)
+    if stream and args.artifacts is None:
+        raise DeviceError.of("stream-invalid", "--stream and --snapshot need --artifacts DIR")
     result = run_job(
         read_job(args.job),
         shots=args.shots,
@@ -465,6 +496,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         backend=args.backend,
         strict_timing=args.strict_timing,
     )
+    if stream:
+        _write_artifacts(args, result, stream, err)
     if args.json:
         json.dump(result.to_json(measurements=not args.no_measurements), out)
         out.write("\n")
@@ -619,6 +652,17 @@ def register(add: AddCommand) -> None:
         "--no-measurements", action="store_true", help="with --json, leave out measurements"
     )
     run.add_argument("--top", type=int, default=16, help="outcomes to print (default 16)")
+    run.add_argument(
+        "--stream", metavar="NAMES", help="artifacts to write: measurements,pulses (--artifacts)"
+    )
+    run.add_argument(
+        "--snapshot",
+        metavar="POINTS",
+        help="state snapshots after these instruction indices (ns for an analog job)",
+    )
+    run.add_argument(
+        "--artifacts", metavar="DIR", help="write the streams here, one NAME.json each"
+    )
     run.add_argument(
         "--mitigate",
         choices=("readout", "zne", "both"),

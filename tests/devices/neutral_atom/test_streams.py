@@ -135,3 +135,30 @@ def test_snapshots_of_more_than_sixteen_atoms_are_refused():
     with pytest.raises(DeviceError) as caught:
         check(parsed, StreamSpec(snapshots=(1,)))
     assert caught.value.code == "QD114" and "17 atoms" in caught.value.message
+
+
+def test_device_run_writes_the_streams_of_a_local_run(tmp_path):
+    import json
+
+    from support.cli import qmk
+
+    path = tmp_path / "job.json"
+    wire = job(2, gate("H", 0), gate("CX", 0, 1), profile="ideal_small_array")
+    path.write_text(json.dumps(wire))
+    folder = tmp_path / "out"
+    code, out, err = qmk(
+        "device", "run", str(path), "--shots", "25", "--seed", "4", "--stream",
+        "measurements,pulses", "--snapshot", "1", "--artifacts", str(folder), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    shots = json.loads((folder / "measurements.json").read_text())
+    assert [m for s in shots for m in s["measurements"]] == result["measurements"]
+    snap = json.loads((folder / "snapshots.json").read_text())[0]
+    assert set(snap["probabilities"]) == {"00", "10"}
+    assert [r["op"] for r in json.loads((folder / "pulses.json").read_text())][:2] == [
+        "AllocArray",
+        "ApplyGate",
+    ]
+    code, out, err = qmk("device", "run", str(path), "--stream", "pulses")
+    assert code == 2 and err.startswith("QD114 stream-invalid: ") and "--artifacts" in err
