@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # statevector kernels and progress bars): the HTTP API, and Qiskit for the README's snippet.
 DEMO_EXTRAS := http,qiskit
 
-.PHONY: demo test lint docs bench fuzz clean chromium
+.PHONY: demo test lint docs bench fuzz clean chromium bloqade
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "QMK needs Python >= 3.10, found " + sys.version.split()[0])'
@@ -44,7 +44,22 @@ chromium:
 		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium is not installed: the console's browser test will skip"; }
 
-test: lint chromium
+# Bloqade pins numpy<=2.2.6 and pydantic<2.11, below QMK's test extras: it gets an
+# environment of its own, where the comparisons with Bloqade's simulators run
+# (qmk.devices.neutral_atom.bloqade_peer). When it cannot install, the environment is
+# removed and those tests skip, saying why.
+BLOQADE_VENV := .venv-bloqade
+
+$(BLOQADE_VENV)/.installed: pyproject.toml Makefile
+	@{ [ -x $(BLOQADE_VENV)/bin/python ] || $(PYTHON) -m venv $(BLOQADE_VENV); } \
+		&& $(BLOQADE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+			-e '.[bloqade]' && touch $@ \
+		|| { rm -rf $(BLOQADE_VENV); \
+			echo "Bloqade does not install here: the comparisons with Bloqade will skip"; }
+
+bloqade: $(BLOQADE_VENV)/.installed
+
+test: lint chromium bloqade
 	$(BIN)/python -m qmk.qvm.schema --check
 	$(BIN)/python -m qmk.commands.schema --check
 	$(BIN)/python -m qmk.docgen --check
@@ -61,7 +76,7 @@ docs: $(VENV)/.installed-test
 	$(BIN)/python -m qmk.docgen --write
 	$(BIN)/python -m qmk.abi.codegen --write
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test bloqade
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_execute.py
 	$(BIN)/python bench/bench_noisy.py
@@ -101,7 +116,7 @@ fuzz: $(VENV)/.installed-test
 	else echo "make fuzz: no atheris; the hypothesis run above is the long run"; fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .fuzz bench/results
+	rm -rf $(VENV) $(BLOQADE_VENV) .pytest_cache .ruff_cache .hypothesis .fuzz bench/results
 
 # ---- The container image, the Kubernetes manifests and the alert rules (docs/deploy.md).
 # make image builds localhost/qmk:latest with podman, on BASE_IMAGE: by default a base

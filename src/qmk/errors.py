@@ -25,7 +25,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- QECError                  qmk.qec.errors        QC101..QC130 (14)
      +-- FrontendError             qmk.frontends.errors  QL101..QL109 (9)
      +-- EngineError               qmk.engines.base      QE101..QE114 (14)
-     +-- DeviceError               qmk.devices.errors    QD101..QD303 (28)
+     +-- DeviceError               qmk.devices.errors    QD101..QD303 (30)
      +-- FTError                   qmk.ft.errors         QP101..QP107 (7)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101

@@ -138,3 +138,34 @@ def test_device_submit_queues_a_wire_job_with_the_emulators_counts(
     as_tenant(monkeypatch, server, "bob")
     code, out, err = qmk("device", "submit", str(job_file))
     assert code == 1 and out == "" and err.startswith("QS1004 capability-denied: ")
+
+
+def test_device_submit_streams_and_device_artifacts_reads_them_back(
+    serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = serve("device", workers=1, tenants=DEVICE_TENANTS)
+    job_file = tmp_path / "ghz3.json"
+    job_file.write_text(json.dumps(DEVICE_JOB))
+    as_tenant(monkeypatch, server, "ada")
+    done = ok_json(
+        "device", "submit", str(job_file), "--stream", "measurements,pulses",
+        "--snapshot", "1", "--wait", "--timeout-ms", "120000",
+    )  # fmt: skip
+    assert done["state"] == "COMPLETED", done["error"]
+    job_id = done["job_id"]
+    listing = ok_json("device", "artifacts", job_id)
+    assert [(a["name"], a["records"]) for a in listing["artifacts"]] == [
+        ("measurements", 300),
+        ("pulses", 5),
+        ("snapshots", 1),
+    ]
+    code, out, err = qmk("device", "artifacts", job_id)
+    assert code == 0 and "measurements" in out and "300 records" in out
+    code, out, err = qmk("device", "artifacts", job_id, "--name", "measurements", "--limit", "100")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["shot"] for r in lines] == list(range(100))
+    assert err.startswith("... 200 more: --offset 100")
+    snap = ok_json("device", "artifacts", job_id, "--name", "snapshots")["records"][0]
+    assert snap["at"] == 1 and set(snap["probabilities"]) == {"000", "100"}
+    code, out, err = qmk("device", "submit", str(job_file), "--stream", "logs")
+    assert code != 0 and out == "" and err.startswith("QD114 stream-invalid: ")

@@ -127,6 +127,8 @@ def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
     # no model is configured: QMK's own advice, the same on both wires (ids differ)
     a, b = both("q_assist", "what does QS1006 mean?", None, "same-id")
     assert a == b and a["status"] == "advice" and a["advice"][0].startswith("QS1006 ")
+    a, b = both("q_device_artifacts", job_id)  # not a device job: the same answer
+    assert a == b
     a, b = both("q_usage", None, None, job_id)
     assert a == b and a["count"] >= 1 and a["records"][0]["job_id"] == job_id
     assert called == set(METHODS)

@@ -56,3 +56,47 @@ def test_a_device_job_over_rest_gives_the_emulators_counts(tmp_path):
             assert refused.status_code == 403 and refused.json()["code"] == "QS1004"
     finally:
         assert server.stop() == 0, server.output()
+
+
+def test_a_streamed_device_job_sends_its_shots_over_sse_and_keeps_them_as_artifacts(tmp_path):
+    import json
+
+    server = HttpServer(tmp_path, workers=1, tenants=TENANTS).start()
+    seen: list[tuple[str, dict]] = []
+    try:
+        with (
+            httpx.Client(base_url=server.url, timeout=120) as http,
+            httpx.Client(base_url=server.url, timeout=120) as watcher,
+        ):
+            login = {"tenant": "ada", "key": "ada-secret-key", "requested": ["CAP_DEVICE_NA"]}
+            sid = http.post("/v1/sessions", json=login).json()["session_id"]
+            with watcher.stream("GET", "/v1/events", headers=bearer(sid)) as reply:
+                lines = reply.iter_lines()
+                assert next(lines) == "event: hello"
+                body = {"job": JOB, "policy": {"stream": {"measurements": True, "pulses": True}}}
+                accepted = http.post("/v1/devices/jobs", json=body, headers=bearer(sid))
+                assert accepted.status_code == 201, accepted.text
+                job_id = accepted.json()["job_id"]
+                name = ""
+                for line in lines:
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: "):
+                        seen.append((name, json.loads(line[6:])))
+                        if seen[-1][1].get("state") in ("COMPLETED", "FAILED"):
+                            break
+            listing = http.get(f"/v1/jobs/{job_id}/artifacts", headers=bearer(sid)).json()
+            page = http.get(
+                f"/v1/jobs/{job_id}/artifacts",
+                params={"name": "measurements", "limit": 10000},
+                headers=bearer(sid),
+            ).json()
+    finally:
+        assert server.stop() == 0, server.output()
+    assert seen[-1][1]["state"] == "COMPLETED"
+    parts = [d["record"] for n, d in seen if n == "stream" and d["job_id"] == job_id]
+    shots = [r for p in parts if p["artifact"] == "measurements" for r in p["records"]]
+    assert [r["shot"] for r in shots] == list(range(JOB["shots"]))
+    assert any(p["artifact"] == "pulses" for p in parts)
+    assert [a["name"] for a in listing["artifacts"]] == ["measurements", "pulses"]
+    assert page["records"] == shots and page["next_offset"] is None

@@ -637,5 +637,38 @@ class SyscallMethods(Generic[_R]):
             },
         )
 
+    def q_device_artifacts(
+        self,
+        job_id: str,
+        name: str | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+        *,
+        session_id: str | None = None,
+    ) -> _R:
+        """A device job's artifacts (streamed measurements, pulse log, snapshots): the list, or with
+        name a page of one's records.
+
+        Returns: {job_id, state, artifacts, dropped, expires_at} or {job_id, state, name, kind,
+            total, offset, records, next_offset}.
+
+        Args:
+            job_id: string; a job of this tenant
+            name: string | null; an artifact's name; null: the list (default null)
+            offset: integer; the first record of the page (default 0)
+            limit: integer; records in the page (1..10000) (default 1000)
+            session_id: the session to use; None: the client's own
+        """
+        return self._call(
+            "q_device_artifacts",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+                "name": name,
+                "offset": offset,
+                "limit": limit,
+            },
+        )
+
 
 __all__ = ["SyscallMethods"]

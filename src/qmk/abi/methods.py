@@ -498,6 +498,24 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     default=defaults.JOBS_LIMIT,
                 ),
             ),
+            _method(
+                "q_device_artifacts",
+                "a device job's artifacts (streamed measurements, pulse log, snapshots): the "
+                "list, or with name a page of one's records",
+                "{job_id, state, artifacts, dropped, expires_at} or {job_id, state, name, kind, "
+                "total, offset, records, next_offset}",
+                _SESSION,
+                _JOB,
+                _p("name", S, NULL, doc="an artifact's name; null: the list", required=False),
+                _p("offset", INT, doc="the first record of the page", required=False, default=0),
+                _p(
+                    "limit",
+                    INT,
+                    doc="records in the page (1..10000)",
+                    required=False,
+                    default=1000,
+                ),
+            ),
         )
     }
 )

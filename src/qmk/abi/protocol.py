@@ -441,5 +441,28 @@ class KernelSyscalls(Protocol):
             limit: integer; at most this many records (the totals count them all) (default 100)
         """
 
+    async def q_device_artifacts(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+        name: str | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> dict[str, Any]:
+        """A device job's artifacts (streamed measurements, pulse log, snapshots): the list, or with
+        name a page of one's records.
+
+        Returns: {job_id, state, artifacts, dropped, expires_at} or {job_id, state, name, kind,
+            total, offset, records, next_offset}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string; a job of this tenant
+            name: string | null; an artifact's name; null: the list (default null)
+            offset: integer; the first record of the page (default 0)
+            limit: integer; records in the page (1..10000) (default 1000)
+        """
+
 
 __all__ = ["KernelSyscalls"]

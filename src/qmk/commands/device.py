@@ -119,12 +119,106 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             policy[key] = given
     if args.strict_timing:
         policy["strict_timing"] = True
+    stream = _stream_request(args)
+    if stream:
+        policy["stream"] = stream
     with _client(args) as client:
         queued = client.q_device_submit(job, args.device, args.shots, args.seed, policy or None)
         if args.wait:
             queued = _waiting(client, queued["job_id"], args, err)
     _show_job(queued, args, out)
     return _wait_status(queued, err) if args.wait else 0
+
+
+def _stream_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The policy's ``stream`` object from ``--stream`` and ``--snapshot``."""
+    from qmk.devices.neutral_atom.streams import parse_spec
+
+    names = [n.strip() for n in (args.stream or "").split(",") if n.strip()]
+    points = [p.strip() for p in (args.snapshot or "").split(",") if p.strip()]
+    request: dict[str, Any] = {name: True for name in names if name != "snapshots"}
+    if points:
+        try:
+            request["snapshots"] = [float(p) for p in points]
+        except ValueError:
+            request["snapshots"] = points  # parse_spec says what is wrong
+    parse_spec([n for n in names if n != "snapshots"])  # QD114 for an unknown name
+    if request:
+        parse_spec(request)
+    return request
+
+
+def _write_artifacts(
+    args: argparse.Namespace, result: Any, stream: dict[str, Any], err: TextIO
+) -> None:
+    """``qmk device run --artifacts DIR``: the run's artifacts, one JSON file each."""
+    from pathlib import Path
+
+    from qmk.devices.neutral_atom.job import parse_job, read_job
+    from qmk.devices.neutral_atom.streams import artifacts, parse_spec
+
+    parsed = parse_job(
+        read_job(args.job),
+        preset=args.device,
+        shots=result.shots,
+        seed=result.seed,
+        device_id=args.backend,
+    )
+    folder = Path(args.artifacts)
+    folder.mkdir(parents=True, exist_ok=True)
+    for artifact in artifacts(parsed, result, parse_spec(stream)):
+        path = folder / f"{artifact['name']}.json"
+        path.write_text(json.dumps(artifact["records"]), encoding="utf-8")
+        err.write(f"wrote {path} ({len(artifact['records'])} records)\n")
+
+
+def _cmd_artifacts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk device artifacts JOB``: a device job's artifacts (``q_device_artifacts``)."""
+    from qmk.commands.service import _client
+
+    with _client(args) as client:
+        reply = client.q_device_artifacts(args.job_id, args.name, args.offset, args.limit)
+    if args.json:
+        json.dump(reply, out)
+        out.write("\n")
+        return 0
+    if args.name is None:
+        out.write(
+            f"job {reply['job_id']} ({reply['state']}): {len(reply['artifacts'])} artifacts"
+            + (f", kept until {reply['expires_at']:.0f}" if reply.get("expires_at") else "")
+            + "\n"
+        )
+        for a in reply["artifacts"]:
+            out.write(
+                f"  {a['name']:<13} {a['kind']:<13} {a['records']:>7} records "
+                f"{a['bytes']:>9} bytes\n"
+            )
+        for a in reply["dropped"]:
+            out.write(f"  {a['name']:<13} dropped ({a['reason']}): {a['bytes']} bytes\n")
+        return 0
+    for record in reply["records"]:
+        out.write(json.dumps(record) + "\n")
+    if reply["next_offset"] is not None:
+        err.write(
+            f"... {reply['total'] - reply['next_offset']} more: --offset {reply['next_offset']}\n"
+        )
+    return 0
+
+
+def _add_artifacts(actions: Any) -> None:
+    from qmk.commands.service import _client_options, _int_in
+
+    artifacts = actions.add_parser(
+        "artifacts",
+        help="a device job's artifacts on the kernel: streamed measurements, pulse log, "
+        "snapshots (the list, or --name one's records as JSON lines)",
+    )
+    artifacts.add_argument("job_id", metavar="JOB")
+    artifacts.add_argument("--name", help="an artifact's records (measurements, pulses, snapshots)")
+    artifacts.add_argument("--offset", type=_int_in(0), default=0, help="first record (0)")
+    artifacts.add_argument("--limit", type=_int_in(1, 10_000), default=1000, help="records (1000)")
+    _client_options(artifacts)
+    artifacts.set_defaults(run=_cmd_artifacts, syscall="q_device_artifacts")
 
 
 def _add_submit(actions: Any) -> None:
@@ -145,8 +239,9 @@ def _add_submit(actions: Any) -> None:
     submit.add_argument("--priority", type=_int_in(0, 9), metavar="P", help="priority 0..9")
     submit.add_argument(
         "--backend",
-        choices=("auto", "state-vector", "stabilizer"),
-        help="the backend (default: the job's device_id, else auto)",
+        choices=_device_ids(),
+        help="the backend (default: the job's device_id, else auto; qmk device show lists "
+        "each with its capabilities)",
     )
     submit.add_argument(
         "--strict-timing",
@@ -154,6 +249,16 @@ def _add_submit(actions: Any) -> None:
         help="refuse operations inside a measurement cooldown instead of waiting (QD209)",
     )
     submit.add_argument("--job-timeout-ms", type=_int_in(1), metavar="MS", help="job time limit")
+    submit.add_argument(
+        "--stream",
+        metavar="NAMES",
+        help="stream and keep as artifacts: measurements,pulses (qmk device artifacts JOB)",
+    )
+    submit.add_argument(
+        "--snapshot",
+        metavar="POINTS",
+        help="state snapshots after these instruction indices (ns for an analog job), e.g. 2,5",
+    )
     wait_options(submit)
     _client_options(submit)
     submit.set_defaults(run=_cmd_submit, syscall="q_device_submit")
@@ -241,15 +346,38 @@ def _nonzero(value: Any) -> Any:
     return value
 
 
+def _device_ids() -> tuple[str, ...]:
+    from qmk.devices.neutral_atom.job import DEVICE_IDS
+
+    return DEVICE_IDS
+
+
+def _backends(table: list[dict[str, Any]]) -> str:
+    """The backends' capability metadata, one block each."""
+    lines = ["  backends (device_id; auto picks stabilizer or state-vector):"]
+    for b in table:
+        where = "available" if b["available"] else f"not available: {b['reason']}"
+        lines.append(f"    {b['name']:<17} {b['engine']}: {b['summary']} [{where}]")
+        lines.append(
+            f"      {b['max_atoms'] or '-'} atoms; {b['gates']}; noise: {', '.join(b['noise'])}; "
+            f"analog {'yes' if b['analog'] else 'no'}; mid-circuit "
+            f"{'yes' if b['mid_circuit'] else 'no'}; {'GPU' if b['gpu'] else 'CPU'}; "
+            f"for {b['for']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.devices.neutral_atom.backends import capability_table
     from qmk.devices.neutral_atom.profiles import load_profile
 
     profile = load_profile(args.preset)
+    table = capability_table()
     if args.json:
-        json.dump(profile.to_json(), out, indent=2)
+        json.dump({**profile.to_json(), "backends": table}, out, indent=2)
         out.write("\n")
     else:
-        out.write(_show(profile))
+        out.write(_show(profile) + _backends(table))
     return 0
 
 
@@ -348,11 +476,18 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.devices.neutral_atom.job import read_job
 
     if args.mitigate is not None:
+        if args.stream or args.snapshot or args.artifacts:
+            raise DeviceError.of(
+                "stream-invalid", "--stream, --snapshot and --artifacts do not go with --mitigate"
+            )
         return _cmd_mitigate(args, out)
     if args.observable is not None or args.zne_scales is not None or args.zne_linear:
         raise DeviceError.of(
             "mitigation-invalid", "--observable, --zne-scales and --zne-linear need --mitigate"
         )
+    stream = _stream_request(args)
+    if stream and args.artifacts is None:
+        raise DeviceError.of("stream-invalid", "--stream and --snapshot need --artifacts DIR")
     result = run_job(
         read_job(args.job),
         shots=args.shots,
@@ -361,6 +496,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         backend=args.backend,
         strict_timing=args.strict_timing,
     )
+    if stream:
+        _write_artifacts(args, result, stream, err)
     if args.json:
         json.dump(result.to_json(measurements=not args.no_measurements), out)
         out.write("\n")
@@ -457,7 +594,8 @@ def register(add: AddCommand) -> None:
 
     sub = add(
         "device",
-        "devices: the kernel's machine (info, calibrate, submit) and the neutral-atom VM "
+        "devices: the kernel's machine (info, calibrate, submit, artifacts) and the "
+        "neutral-atom VM "
         "(list, show, isa, run)",
         limits=False,
     )
@@ -473,15 +611,20 @@ def register(add: AddCommand) -> None:
     _client_options(calibrate)
     calibrate.set_defaults(run=_cmd_calibrate, syscall="q_calibrate")
     _add_submit(actions)
+    _add_artifacts(actions)
 
     listing = actions.add_parser("list", help="the neutral-atom presets")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(run=_cmd_list)
     show = actions.add_parser(
-        "show", help="a neutral-atom preset: geometry, catalog, limits, noise"
+        "show",
+        help="a neutral-atom preset: geometry, catalog, limits, noise, and the backends "
+        "with what each can do here",
     )
     show.add_argument("preset", metavar="PRESET", help="a preset name or a profile file")
-    show.add_argument("--json", action="store_true", help="print the profile as JSON")
+    show.add_argument(
+        "--json", action="store_true", help="print the profile as JSON, with its backends"
+    )
     show.set_defaults(run=_cmd_show)
     isa = actions.add_parser("isa", help="the neutral-atom ISA: versions, ops, gates")
     isa.add_argument("--json", action="store_true", help="print JSON, with the job schema")
@@ -495,8 +638,9 @@ def register(add: AddCommand) -> None:
     )
     run.add_argument(
         "--backend",
-        choices=("auto", "state-vector", "stabilizer"),
-        help="the backend (default: the job's device_id, else auto)",
+        choices=_device_ids(),
+        help="the backend (default: the job's device_id, else auto; qmk device show lists "
+        "each with its capabilities)",
     )
     run.add_argument(
         "--strict-timing",
@@ -508,6 +652,17 @@ def register(add: AddCommand) -> None:
         "--no-measurements", action="store_true", help="with --json, leave out measurements"
     )
     run.add_argument("--top", type=int, default=16, help="outcomes to print (default 16)")
+    run.add_argument(
+        "--stream", metavar="NAMES", help="artifacts to write: measurements,pulses (--artifacts)"
+    )
+    run.add_argument(
+        "--snapshot",
+        metavar="POINTS",
+        help="state snapshots after these instruction indices (ns for an analog job)",
+    )
+    run.add_argument(
+        "--artifacts", metavar="DIR", help="write the streams here, one NAME.json each"
+    )
     run.add_argument(
         "--mitigate",
         choices=("readout", "zne", "both"),

@@ -107,6 +107,21 @@ register(
         "use smaller --zne-scales, measure each atom once",
     ),
     (
+        "QD113",
+        "backend-unavailable",
+        "a backend whose engine is not available here (the GPU backend with no CUDA GPU or "
+        "no cuquantum)",
+        "pick a backend qmk device show marks available, or install its extra on a GPU host",
+    ),
+    (
+        "QD114",
+        "stream-invalid",
+        "a stream request the device cannot serve: an unknown stream, a snapshot point "
+        "outside the program or after a measurement, snapshots of more than 16 atoms",
+        "ask for measurements, pulses and snapshots (at instruction indices, or at times "
+        "in ns for an analog job) as docs/neutral-atom.md shows",
+    ),
+    (
         "QD201",
         "gate-not-native",
         "a gate (or arity) the device's native gate catalog does not list",

@@ -128,6 +128,7 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
             body=_body("q_device_submit"),
             tag="devices",
         ),
+        _r("q_device_artifacts", "GET", f"{_JOB}/artifacts", tag="devices"),
         _r(
             "q_open_chan",
             "POST",

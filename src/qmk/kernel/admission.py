@@ -127,6 +127,8 @@ class Admission:
     ) -> None:
         self.config = config
         self.results = results
+        #: Device jobs' artifacts (set by the kernel: :mod:`.artifacts`), for their quota.
+        self.artifacts: Any = None
         self.channels = channels
         self.queue = queue
         self.audit = audit
@@ -517,6 +519,7 @@ class Admission:
             policy, default_timeout_s=self.config.job_timeout_s, backends=DEVICE_IDS
         )
         backend, strict = options.backend, options.strict_timing
+        stream = options.stream if options.stream is not None and not options.stream.empty else None
         parsed_policy = Policy(
             priority=options.priority,
             deadline=options.deadline,
@@ -544,6 +547,10 @@ class Admission:
                 device_id=backend,
             )
             timeline = validate_job(parsed, strict_timing=strict)
+            if stream is not None:
+                from qmk.devices.neutral_atom.streams import check as check_stream
+
+                check_stream(parsed, stream)
             backend = choose_backend(parsed, lower(parsed, timeline))
         except DeviceError as exc:
             raise ProgramError(exc.message, code=exc.code, **exc.details) from None
@@ -567,10 +574,22 @@ class Admission:
                 value=conf.max_device_time_s,
             )
         self.check_queue_room(tenant)
+        if stream is not None and self.artifacts is not None and self.artifacts.full(tenant):
+            raise QuotaError(
+                f"tenant {tenant!r} stores {self.artifacts.usage[tenant]} bytes of artifacts and "
+                f"may store {self.artifacts.limit_bytes(tenant)} (max_artifact_storage_mb): a "
+                "job's streams could not be kept; wait for artifacts to expire (artifact_keep_s)",
+                limit="max_artifact_storage_mb",
+                value=self.artifacts.limit_bytes(tenant),
+            )
         assert parsed.seed is not None
         wire.update(shots=parsed.shots, seed=parsed.seed, device_id=backend)
         text = json.dumps(
-            {"job": wire, "strict_timing": strict}, separators=(",", ":"), allow_nan=False
+            {"job": wire, "strict_timing": strict}
+            if stream is None
+            else {"job": wire, "strict_timing": strict, "stream": msgspec.to_builtins(stream)},
+            separators=(",", ":"),
+            allow_nan=False,
         )
         request = RunRequest(
             program_digest=program_digest(text),

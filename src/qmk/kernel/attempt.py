@@ -162,11 +162,26 @@ def run_device_job(attempt: Attempt, *, control: WorkerControl | None = None) ->
             control=control,
             resume=attempt.resume_state(),
         )
+        artifacts = _device_artifacts(stored, result)
     except Suspended as stop:
         return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
     except QMKError as exc:
         return {"ok": False, "error": error_json(exc)}
-    return _answer(result.to_json(measurements=False), attempt)
+    outcome = _answer(result.to_json(measurements=False), attempt)
+    if artifacts and outcome.get("ok"):
+        outcome["artifacts"] = artifacts
+    return outcome
+
+
+def _device_artifacts(stored: dict[str, Any], result: Any) -> list[dict[str, Any]]:
+    """The artifacts the stored job's ``stream`` asks for (none without one):
+    :func:`qmk.devices.neutral_atom.streams.artifacts`, for :mod:`qmk.kernel.artifacts`."""
+    if not stored.get("stream"):
+        return []
+    from qmk.devices.neutral_atom.job import parse_job
+    from qmk.devices.neutral_atom.streams import artifacts, parse_spec
+
+    return artifacts(parse_job(stored["job"]), result, parse_spec(stored["stream"]))
 
 
 def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> dict[str, Any]:

@@ -291,6 +291,14 @@ class KernelTable(_Table, frozen=True, kw_only=True):
             "full also power loss (slower)"
         ),
     ] = defaults.SYNCHRONOUS
+    artifact_keep_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="how long a device job's artifacts (streamed measurements, pulse "
+            "logs, snapshots) are kept after they are stored (s)",
+        ),
+    ] = 86400.0
 
 
 # --------------------------------------------------------------------------- [tenants.NAME]
@@ -339,6 +347,15 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
             "past it a submit is QS1006",
         ),
     ] = defaults.VERIFY_NODES_PER_S
+    max_artifact_storage_mb: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="device-job artifacts (MiB) the kernel stores for it at once; an "
+            "artifact past it is not stored, and a job asking for streams is refused "
+            "(QS1006) while they fill it",
+        ),
+    ] = 64.0
 
     def quota(self) -> dict[str, int | float]:
         """The quotas as plain JSON."""

@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 
 from qmk import defaults
+from qmk.devices.neutral_atom.streams import StreamSpec
 from qmk.engines import EngineError
 from qmk.errors import InvalidArgument
 from qmk.execution.request import Policy, RunRequest, Schedule
@@ -57,6 +58,8 @@ class DevicePolicy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     backend: str | None = None
     strict_timing: bool = False
+    #: What the job streams and keeps as artifacts (:mod:`qmk.kernel.artifacts`).
+    stream: StreamSpec | None = None
 
 
 #: Policy keys whose null means "the default".

@@ -156,6 +156,7 @@ class Kernel:
             results=self.supervisor.results,
         )
         self.assist = AssistDesk(config, self.audit, clock)
+        self.admission.artifacts = self.supervisor.artifacts
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self._lent
         self.supervisor.state_key = derive(self.secret, "state")
@@ -578,6 +579,26 @@ class Kernel:
         session = self._session(session_id)
         job = self.supervisor.job(job_id, session.tenant)
         return self.supervisor.results.page(job, cursor, limit)
+
+    async def q_device_artifacts(
+        self,
+        *,
+        session_id: str,
+        job_id: str,
+        name: str | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> dict[str, Any]:
+        """A device job's artifacts (:mod:`~qmk.kernel.artifacts`): the list, or with
+        ``name`` a page of that artifact's records."""
+        session = self._session(session_id)
+        job = self.supervisor.job(job_id, session.tenant)
+        store = self.supervisor.artifacts
+        if name is None:
+            return {"state": job.state, **store.listing(job.job_id)}
+        if not isinstance(name, str):
+            raise InvalidArgument(f"name must be a string or null, got {name!r}", key="name")
+        return {"state": job.state, **store.read(job.job_id, name, offset, limit)}
 
     async def q_cancel(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """Cancel a job: dequeue it, or kill its worker. A final job is a StateError."""
@@ -1047,6 +1068,7 @@ SYSCALLS: tuple[str, ...] = (
     "q_list_jobs",
     "q_assist",
     "q_usage",
+    "q_device_artifacts",
 )
 
 __all__ = ["SYSCALLS", "Kernel"]

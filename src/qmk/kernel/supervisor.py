@@ -54,6 +54,7 @@ from qmk.errors import (
 from qmk.execution.request import RunRequest
 from qmk.http.probe import WorkerTraces
 from qmk.kernel import jobs as J
+from qmk.kernel.artifacts import FOLDER, Artifacts
 from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.attest import ATTEST_EVENT, attestation
 from qmk.kernel.audit import AuditLog
@@ -206,6 +207,10 @@ class Supervisor:
         self._next_expiry = clock.now()
         #: Stored results: each tenant's bytes, their expiry, pages (:mod:`.results`).
         self.results = Results(config, store, audit)
+        #: Device jobs' artifacts: streamed, stored, bounded (:mod:`.artifacts`).
+        self.artifacts = Artifacts(
+            config, audit, None if checkpoint_dir is None else checkpoint_dir.parent / FOLDER
+        )
         #: The tracer of the workers' spans (``qmk serve --trace``), else None.
         self.traces: WorkerTraces | None = None
         #: Completed runs' results answering submits of the same run (:mod:`.cache`).
@@ -224,6 +229,8 @@ class Supervisor:
         if self.checkpoint_dir is not None and remove_orphans(self.store, self.checkpoint_dir):
             self.commits.dirty()
         if self.results.expire(self.clock.now(), force=True):
+            self.commits.dirty()
+        if self.artifacts.expire(self.clock.now()):
             self.commits.dirty()
         recovered = 0
         for job in self.store.active_jobs():
@@ -834,6 +841,9 @@ class Supervisor:
                 self._finish(job, J.FAILED, refusal)
                 return
             job.result = result
+            streamed = outcome.get("artifacts")
+            if streamed:  # before COMPLETED: its stream events precede the final state
+                self.artifacts.take(job.job_id, job.tenant, streamed, self.clock.now())
             if run.work is not None:  # its result answers later runs of its request
                 self.cache.index(job, run.work.request)
             self._attest(job, run)
@@ -879,6 +889,8 @@ class Supervisor:
         self._device_tick()
         self._expire_states()
         if self.results.expire(self.clock.now(), self.finished.values()):
+            self.commits.dirty()
+        if self.artifacts.expire(self.clock.now()):
             self.commits.dirty()
         self._expire_proposals()
         if len(self.queue) and len(self.running) >= self.workers and self._preempt():

@@ -18,7 +18,8 @@ def test_it_is_a_hal_device_with_inventory_capabilities_and_health():
     assert device.inventory().physical_qubits_up == 16
     caps = device.capabilities()
     assert caps.instruction_set.startswith("neutral-atom-isa") and "MoveAtom" in caps.ops
-    assert caps.engines == ("state-vector", "stabilizer")
+    available = ("state-vector", "stabilizer", "mps")
+    assert caps.engines in (available, (*available, "gpu-state-vector"))
     assert device.health(3).modules_up == (0,)
     data = device.to_json(3)
     assert data["kind"] == "neutral-atom" and data["isa_versions"] == ["1.0", "1.1", "1.2"]

@@ -11,7 +11,7 @@ import pytest
 
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom import schema
-from qmk.devices.neutral_atom.job import JobWire, parse_job
+from qmk.devices.neutral_atom.job import DEVICE_IDS, JobWire, parse_job
 from qmk.devices.neutral_atom.profiles import load_profile, presets
 
 DATA = Path(__file__).with_name("data")
@@ -76,4 +76,5 @@ def test_a_bad_hardware_field_is_qd105_and_a_bad_noise_qd108():
 def test_the_schema_lists_every_field_a_job_may_have():
     properties = schema.build_schema()["properties"]
     assert set(properties) == set(JobWire.__struct_fields__)
-    assert properties["device_id"]["enum"][:3] == ["state-vector", "stabilizer", "auto"]
+    assert properties["device_id"]["enum"] == [*DEVICE_IDS, None]
+    assert {"state-vector", "stabilizer", "mps", "gpu-state-vector", "auto"} == set(DEVICE_IDS)

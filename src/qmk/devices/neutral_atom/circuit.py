@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qmk.devices.neutral_atom.isa import GATES, OpKind
-from qmk.devices.neutral_atom.job import STATEVECTOR, Job
+from qmk.devices.neutral_atom.job import STABILIZER, Job
 from qmk.devices.neutral_atom.noise import (
     NoiseKind,
     NoiseOp,
@@ -78,7 +78,7 @@ class Circuit:
 
     def first_unsupported(self, backend: str) -> tuple[int, str] | None:
         """The first instruction ``backend`` cannot run, and why (None: it runs them all)."""
-        if backend == STATEVECTOR:
+        if backend != STABILIZER:  # the others run every gate and channel
             return None
         for step in self.steps:
             if step.kind is StepKind.GATE:

@@ -33,7 +33,8 @@ from typing import Any
 
 from qmk.devices.errors import DeviceError
 from qmk.devices.hal import Capabilities, Health, Inventory, Module
-from qmk.devices.neutral_atom.emulator import BACKENDS, Result, run_job
+from qmk.devices.neutral_atom.backends import capability_table
+from qmk.devices.neutral_atom.emulator import Result, run_job
 from qmk.devices.neutral_atom.isa import OPS, VERSIONS
 from qmk.devices.neutral_atom.noise import GateNoise, NoiseModel, Pauli, RatePair, Readout
 from qmk.devices.neutral_atom.profiles import Profile, load_profile
@@ -146,7 +147,8 @@ class NeutralAtomDevice:
     def capabilities(self) -> Capabilities:
         return Capabilities(
             instruction_set=f"{INSTRUCTION_SET} {', '.join(str(v) for v in VERSIONS)}",
-            engines=BACKENDS,
+            # the backends that run here (the GPU one only where its engine is available)
+            engines=tuple(b["name"] for b in capability_table() if b["available"]),
             max_logical_qubits=len(self.profile.hardware.site_ids),
             ops=tuple(OPS),
             code_families=(),
@@ -190,6 +192,7 @@ class NeutralAtomDevice:
             "health": self.health(epoch, decoder_load=decoder_load).to_json(),
             "calibrations_ingested": self.calibrations_ingested,
             "isa_versions": [str(v) for v in VERSIONS],
+            "backends": capability_table(),
         }
 
     def run(

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from qmk.devices.errors import DeviceError
+from qmk.devices.neutral_atom.backends import BACKENDS as BACKEND_TABLE
+from qmk.devices.neutral_atom.backends import require
 from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind, lower
 from qmk.devices.neutral_atom.isa import OpKind
 from qmk.devices.neutral_atom.job import AUTO, STABILIZER, STATEVECTOR, Job, parse_job
@@ -39,8 +41,8 @@ from qmk.devices.neutral_atom.validate import VALIDATORS, validate_job
 from qmk.execution.branches import ExecutionState
 from qmk.execution.trajectories import Control
 
-#: The backends, as job ``device_id`` names them.
-BACKENDS: tuple[str, ...] = (STATEVECTOR, STABILIZER)
+#: The backends, as job ``device_id`` names them (:data:`.backends.BACKENDS`).
+BACKENDS: tuple[str, ...] = tuple(BACKEND_TABLE)
 #: What a Result of an analog (Evolve) job names as its backend: the state vector (or
 #: density matrix) of :mod:`.analog`, integrated exactly.
 ANALOG = "analog-exact"
@@ -48,22 +50,25 @@ ANALOG = "analog-exact"
 
 def choose_backend(job: Job, circuit: Circuit) -> str:
     """The backend that runs ``job``: its ``device_id``, or for ``auto`` the stabilizer
-    when it can run the whole circuit, else the statevector.
+    when it can run the whole circuit, else the statevector (:mod:`.backends`).
 
     An analog job (one with an ``Evolve``) is the statevector's: :func:`run_job` integrates
     it exactly (:mod:`.analog`; its result names ``analog-exact``), and ``circuit`` (which
     holds no analog evolution) is not looked at.
 
     Raises:
-        DeviceError: ``QD107`` when the job names the stabilizer and it cannot run it;
-            ``QD110`` when it names the stabilizer for an analog job.
+        DeviceError: ``QD107`` when the job names a backend that cannot run it (the
+            stabilizer and a non-Clifford gate or damping, more atoms than the backend
+            holds); ``QD110`` when it names another backend than the state vector for an
+            analog job; ``QD113`` when the named backend is not available here.
     """
     if any(ins.kind is OpKind.EVOLVE for ins in job.program):
-        if job.device_id == STABILIZER:
+        if job.device_id not in (STATEVECTOR, AUTO):
             raise _stabilizer_analog(job)
         return STATEVECTOR
     if job.device_id == AUTO:
         return STABILIZER if circuit.first_unsupported(STABILIZER) is None else STATEVECTOR
+    require(job.device_id, job.n_atoms)
     blocker = circuit.first_unsupported(job.device_id)
     if blocker is not None:
         index, why = blocker
@@ -250,7 +255,8 @@ def run_job(
 def _stabilizer_analog(job: Job) -> DeviceError:
     return DeviceError.of(
         "analog-unsupported",
-        "the stabilizer backend cannot run an Evolve; use device_id state-vector or auto",
+        f"the {job.device_id} backend cannot run an Evolve (analog jobs are integrated "
+        "exactly on the state vector); use device_id state-vector or auto",
         device_id=job.device_id,
     )
 
@@ -259,7 +265,7 @@ def _run_analog(job: Job, timeline: Timeline, seed: int, began: float) -> Result
     """An analog (ISA 1.2) job: exact evolution of the register (:mod:`.analog`)."""
     from qmk.devices.neutral_atom.analog import run_analog
 
-    if job.device_id == STABILIZER:
+    if job.device_id not in (STATEVECTOR, AUTO):
         raise _stabilizer_analog(job)
     validated = time.perf_counter()
     bits, stats = run_analog(job, seed)

@@ -44,6 +44,7 @@ from msgspec import Meta
 
 from qmk import values
 from qmk.devices.errors import DeviceError
+from qmk.devices.neutral_atom.backends import BACKENDS
 from qmk.devices.neutral_atom.isa import (
     Instruction,
     IsaVersion,
@@ -54,9 +55,10 @@ from qmk.devices.neutral_atom.isa import (
 from qmk.devices.neutral_atom.noise import NoiseModel
 from qmk.devices.neutral_atom.profiles import Hardware, Profile, Site, load_profile
 
-#: The backends a job may name; ``auto`` chooses (see the module docstring).
-DEVICE_IDS: tuple[str, ...] = ("state-vector", "stabilizer", "auto")
-STATEVECTOR, STABILIZER, AUTO = DEVICE_IDS
+#: The backends a job may name (:data:`~.backends.BACKENDS`); ``auto`` chooses (see the
+#: module docstring).
+STATEVECTOR, STABILIZER, AUTO = "state-vector", "stabilizer", "auto"
+DEVICE_IDS: tuple[str, ...] = (*BACKENDS, AUTO)
 
 
 def _ref(name: str, *, null: bool = False) -> dict[str, Any]:
@@ -73,7 +75,7 @@ class JobWire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
         str | None,
         Meta(
             description="the backend (auto: the stabilizer for a Clifford program with Pauli "
-            "noise, else the statevector)",
+            "noise, else the statevector; qmk device show lists each with its capabilities)",
             extra_json_schema={"enum": [*DEVICE_IDS, None]},
         ),
     ] = None

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from qmk import defaults
+from qmk.devices.neutral_atom.backends import BACKENDS
 from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind
 from qmk.devices.neutral_atom.job import STABILIZER, Job
 from qmk.devices.neutral_atom.noise import NoiseKind, NoiseOp
@@ -217,11 +218,17 @@ class _Record:
 
 
 def _run_statevector(
-    circuit: Circuit, steps: Sequence[Step], shots: int, seed: int, stats: dict[str, int]
+    circuit: Circuit,
+    steps: Sequence[Step],
+    shots: int,
+    seed: int,
+    stats: dict[str, int],
+    engine: str = defaults.STATEVECTOR,
 ) -> np.ndarray:
-    """shots x bits (uint8) of one group's circuit on the statevector engine: its Pauli
-    errors drawn for every shot, and the shots with the same errors one group of the
-    executor's trajectory runner."""
+    """shots x bits (uint8) of one group's circuit on ``engine`` (the statevector, or the
+    engine of another non-stabilizer backend: :mod:`.backends`): its Pauli errors drawn
+    for every shot, and the shots with the same errors one group of the executor's
+    trajectory runner."""
     paulis = [s.noise for s in steps if s.noise is not None and s.noise.is_pauli]
     labels = _draw_paulis(paulis, shots, np.random.default_rng(_seed(seed, 1)))
     patterns, inverse = np.unique(labels, axis=0, return_inverse=True)
@@ -238,7 +245,7 @@ def _run_statevector(
     ]
     # the class looked up once: with a noise pattern per shot the runner makes an engine
     # per shot, and the registry's lookup cost half as much again as the engine
-    statevector = engine_class(defaults.STATEVECTOR)
+    statevector = engine_class(engine)
     runner = Runner(
         record,
         lambda: statevector(seed=seed),
@@ -581,7 +588,7 @@ def execute(
         if not isinstance(saved, Mapping):
             raise EngineError.of("checkpoint-mismatch", "the checkpoint holds no device stats")
         stats = {str(k): int(v) for k, v in saved.items()}
-    engine = defaults.STABILIZER if backend == STABILIZER else defaults.STATEVECTOR
+    engine = BACKENDS[backend].engine
     for done, (g, c, rows) in enumerate(chunks[start:], start=start + 1):
         skipped = {gate_steps[j] for j in np.flatnonzero(patterns[g])}
         chunk_seed = _seed(seed, 5, g) if c == 0 else _seed(seed, 5, g, c)
@@ -589,7 +596,7 @@ def execute(
             raw[rows] = _run_batch(circuit, skipped, len(rows), chunk_seed, stats)
         else:
             raw[rows] = _run_statevector(
-                circuit, _active(circuit, skipped), len(rows), chunk_seed, stats
+                circuit, _active(circuit, skipped), len(rows), chunk_seed, stats, engine
             )
         if control is None or done == len(chunks):
             continue
