@@ -39,11 +39,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qmk.engines.base import Engine, GateCall, apply_segment
+from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
 from qmk.execution.plan import Call, Plan
+from qmk.qvm import classical
 from qmk.qvm.graph import Guard
 from qmk.qvm.ops import Micro
 
@@ -58,8 +59,9 @@ REQUESTS = (CHECKPOINT, YIELD, YIELD_NOW)
 
 @dataclass(frozen=True, slots=True)
 class MicroOp:
-    """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward), werner
-    or fence (``epoch``: the number of the epoch it opens, 1 for the first fence).
+    """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward), werner,
+    calc (a run-time classical value computed from the record), halt (stop the run) or
+    fence (``epoch``: the number of the epoch it opens, 1 for the first fence).
 
     ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
     of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
@@ -76,6 +78,11 @@ class MicroOp:
     inputs: tuple[int, ...] = ()
     fidelity: float = 1.0
     epoch: int = 0
+    #: A ``calc``'s columns it writes, and its checked expression; a ``calc``'s or a
+    #: ``halt``'s node (``#index 'id'``) and a ``halt``'s message in ``note``.
+    outputs: tuple[int, ...] = ()
+    calc: classical.Prepared | None = None
+    note: str = ""
 
 
 def micro_ops(
@@ -122,6 +129,22 @@ def micro_ops(
             if step.pauli != "I":
                 inputs = tuple(ev.get(e, -1) for e in node.inputs)
                 append(MicroOp("cond", qs, guard, gate=step.pauli.lower(), inputs=inputs))
+        elif kind == "calc":
+            args = node.args
+            prepared = classical.prepare(
+                args["type"], args.get("reads", ""), args["expr"], len(node.inputs)
+            )
+            where = f"node #{step.index} {node.id!r}"
+            inputs = tuple(ev[e] for e in node.inputs)
+            outputs = tuple(ev[e] for e in node.produces)
+            append(
+                MicroOp(
+                    "calc", (), guard, inputs=inputs, outputs=outputs, calc=prepared, note=where
+                )
+            )
+        elif kind == "halt":
+            note = f"node #{step.index} {node.id!r}: {node.args.get('message', '')}"
+            append(MicroOp("halt", (), guard, note=note))
         elif node.op == "FENCE_EPOCH":
             fences += 1
             append(MicroOp("fence", (), epoch=fences))
@@ -298,6 +321,20 @@ def _holds(guard: Guard | None, events: np.ndarray, index: Mapping[str, int]) ->
     if guard is None:
         return True
     return all(int(events[index[t.event]]) == t.equals for t in guard.terms if t.event in index)
+
+
+def compute(op: MicroOp, events: np.ndarray) -> None:
+    """Carry out a ``calc`` micro-op on one record (every shot of a branch shares it).
+
+    Raises:
+        EngineError: ``QE116 classical-fault`` when the expression fails on these values.
+    """
+    assert op.calc is not None
+    try:
+        bits = op.calc([int(events[i]) for i in op.inputs])
+    except classical.ClassicalFault as exc:
+        raise EngineError.of("classical-fault", f"{op.note}: {exc}") from None
+    events[list(op.outputs)] = bits
 
 
 def _parity(op: MicroOp, events: np.ndarray) -> int:
@@ -596,6 +633,10 @@ class Runner:
                 pending = _pauli(q)
                 choice = self._split(engine, branch, pos, (op.fidelity, p, p, p), pending)
                 _apply_pending(engine, branch, pending(choice))
+            elif kind == "calc":
+                compute(op, events)
+            elif kind == "halt":
+                raise EngineError.of("halted", f"the program stopped at {op.note}")
             elif kind == "fence":
                 if self._clock is not None:
                     self._clock.fence(op.epoch)
