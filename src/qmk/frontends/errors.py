@@ -83,6 +83,13 @@ register(
         "a QVM node the OpenQASM 3 writer cannot write (named by index, id and op)",
         "rewrite the node; docs/frontends.md lists what each op becomes in OpenQASM 3",
     ),
+    (
+        "QL110",
+        "loop-cap",
+        "a loop that runs past its iteration cap in every run (a shot that does so in some "
+        "runs stops the run with QE115 instead)",
+        "bound the loop, or raise its cap with 'pragma qmk loop_cap N' before it",
+    ),
 )
 
 #: Every QL code, by code.
