@@ -515,10 +515,7 @@ class _Lowerer:
 
     def declared(self, name: str) -> bool:
         return (
-            name in self.qregs
-            or name in self.cregs
-            or name in self.values
-            or name in self.runtime
+            name in self.qregs or name in self.cregs or name in self.values or name in self.runtime
         )
 
     def declare(self, name: str) -> None:
@@ -677,7 +674,7 @@ class _Lowerer:
         finally:
             for name in self.scopes.pop():
                 for table in (self.values, self.runtime, self.cregs, self.types):
-                    table.pop(name, None)  # type: ignore[attr-defined]
+                    table.pop(name, None)
                 self.scalars.discard(name)
 
     def statement(self, st: Any, cond: _Cond) -> None:

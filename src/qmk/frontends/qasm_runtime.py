@@ -134,7 +134,7 @@ def cast_name(t: CType) -> str:
     return "bool" if t == BOOL else f"{t.kind}{t.width}"
 
 
-def zero_of(t: CType) -> object:
+def zero_of(t: CType) -> float | int | bool:
     """The value a declared variable without an initialiser starts with."""
     if t.kind == "bool":
         return False
