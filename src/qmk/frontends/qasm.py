@@ -1484,9 +1484,9 @@ class _Lowerer:
         """Bits ``slots`` take ``rhs`` where ``cond`` holds."""
         if not cond:
             return
-        if cond == [{}] and self.is_bits(rhs) and len(self.bit_slots(rhs)) == len(slots):
-            events = [self.bits[s] for s in self.bit_slots(rhs)]  # the same events
-            for slot, event in zip(slots, events, strict=True):
+        same = self.same_bits(rhs, len(slots)) if cond == [{}] else None
+        if same is not None:  # the same bits: the same events
+            for slot, event in zip(slots, same, strict=True):
                 self.bits[slot] = event
             return
         t = classical.make_type("bit", len(slots))
@@ -1496,6 +1496,31 @@ class _Lowerer:
             text = f"({text} if {cond_text(cond, ops)} else {self.bits_ref(slots, ops)})"
         for slot, event in zip(slots, self.calc(t, text, ops), strict=True):
             self.bits[slot] = event
+
+    def same_bits(self, rhs: Any, width: int) -> list[str | None] | None:
+        """The events ``rhs`` reads as ``width`` bits when it is bits as they are (bits, a
+        run-time variable, a bit of one, or a cast to ``bit[width]`` of one of that
+        width); None when it computes."""
+        from openqasm3 import ast
+
+        if self.is_bits(rhs):
+            slots = self.bit_slots(rhs)
+            return [self.bits[s] for s in slots] if len(slots) == width else None
+        if isinstance(rhs, ast.Cast) and isinstance(rhs.type, ast.BitType):
+            size = 1 if rhs.type.size is None else self.integer(rhs.type.size, "a width")
+            return self.same_bits(rhs.argument, width) if size == width else None
+        if isinstance(rhs, ast.IndexExpression) and isinstance(rhs.collection, ast.Identifier):
+            value = self.runtime.get(rhs.collection.name)
+            if value is None or value.type.kind == "float":
+                return None
+            events = self.select(list(value.events), [rhs.index], rhs.collection.name)
+            return list(events) if len(events) == width else None
+        if isinstance(rhs, ast.Identifier) and rhs.name in self.runtime:
+            value = self.runtime[rhs.name]
+            if value.type.kind == "float" or value.type.width != width:
+                return None
+            return list(value.events)
+        return None
 
     def while_loop(self, st: Any, cond: _Cond) -> None:
         """Unrolled up to the loop cap: iteration k runs where the loop still runs; a shot
@@ -1830,7 +1855,7 @@ class _Lowerer:
         if isinstance(expr, ast.Cast):
             value = self.evaluate(expr.argument, scope)
             type_name = type(expr.type).__name__
-            if type_name in ("IntType", "UintType"):
+            if type_name in ("IntType", "UintType", "BitType"):
                 return int(value)
             if type_name == "BoolType":
                 return bool(value)
