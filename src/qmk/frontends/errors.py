@@ -90,6 +90,13 @@ register(
         "runs stops the run with QE115 instead)",
         "bound the loop, or raise its cap with 'pragma qmk loop_cap N' before it",
     ),
+    (
+        "QL111",
+        "version-rule",
+        "a construct of another OpenQASM version than the program's header says (OpenQASM 3 "
+        "syntax under OPENQASM 2.0, the other version's gate library or built-in gate)",
+        "write the construct as the header's version does, or change the header",
+    ),
 )
 
 #: Every QL code, by code.

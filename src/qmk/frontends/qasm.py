@@ -168,6 +168,22 @@ _FUNCTIONS = {
     "floor": math.floor,
 }
 _Cond = conditions.Cond
+#: OpenQASM 3 statements as a version-2 program's error names them.
+_VERSION_3_NAMES = {
+    "ForInLoop": "a for loop",
+    "WhileLoop": "a while loop",
+    "SwitchStatement": "switch",
+    "ClassicalAssignment": "a classical assignment",
+    "ConstantDeclaration": "const",
+    "SubroutineDefinition": "def",
+    "IODeclaration": "input/output",
+    "QuantumPhase": "gphase",
+    "Box": "box",
+    "DelayInstruction": "delay",
+    "BreakStatement": "break",
+    "ContinueStatement": "continue",
+    "Pragma": "pragma",
+}
 #: One node of a lowered gate: its op, its local qubits, its angle (None: no angle).
 _Step = tuple[str, tuple[int, ...], float | None]
 
@@ -315,6 +331,7 @@ class _Reader:
                     version=_version(header, self.asked, self.name, self.source),
                 )
                 scanner.version = lowerer.version
+                lowerer.source_lines = self.source.splitlines()
                 resolved, emit = lowerer.resolved, lowerer.builder.emit
                 # Statements lowered before are emitted by the scanner itself.
                 scanner.known = resolved
@@ -383,6 +400,7 @@ class _Reader:
             params=self.params,
             version=_version(program.version, self.asked, self.name, self.source),
         )
+        lowerer.source_lines = self.source.splitlines()
         for st in program.statements:
             here = (st.span.start_line, st.span.start_column) if st.span else (0, 0)
             while opaque and opaque[0][:2] < here:
@@ -467,6 +485,7 @@ class _Lowerer:
         self.loop_cap = DEFAULT_LOOP_CAP
         self.constant_bits: dict[int, str] = {}
         self.scopes: list[set[str]] = []  # the names each open block declared
+        self.source_lines: list[str] = []  # the source, for the words a statement starts with
         self.line: int | None = None
         # (name, operand count, parameters) -> the lowered gate and its node plan; emptied
         # whenever a gate definition or include changes what a name means
@@ -678,13 +697,18 @@ class _Lowerer:
                 self.scalars.discard(name)
 
     def statement(self, st: Any, cond: _Cond) -> None:
-        from openqasm3 import ast
-
         kind = type(st).__name__
+        if self.version == 2:
+            self.check_version_2(st, kind)
         runtime = self.RUNTIME_STATEMENTS.get(kind)
         if runtime is not None and not (kind == "ClassicalAssignment" and self.is_call(st.rvalue)):
             runtime(self, st, cond)
-            return
+        else:
+            self.other_statement(st, cond, kind)
+
+    def other_statement(self, st: Any, cond: _Cond, kind: str) -> None:
+        from openqasm3 import ast
+
         if isinstance(st, ast.Include):
             self.include(st.filename)
         elif isinstance(st, ast.QubitDeclaration):
@@ -737,7 +761,62 @@ class _Lowerer:
         else:
             raise self.error("unsupported", f"{_describe(kind)} is not supported by QMK")
 
+    #: What OpenQASM 2.0 has: statement kinds, and the word a declaration starts with.
+    VERSION_2 = frozenset(
+        {
+            "Include",
+            "QuantumGateDefinition",
+            "QuantumGate",
+            "QuantumMeasurementStatement",
+            "QuantumReset",
+            "QuantumBarrier",
+            "BranchingStatement",
+            "QubitDeclaration",
+            "ClassicalDeclaration",
+        }
+    )
+
+    def check_version_2(self, st: Any, kind: str) -> None:
+        """Refuse (QL111) OpenQASM 3 syntax in a program whose header says 2.0."""
+        word = self.first_word(st)
+        why = None
+        if kind == "BranchingStatement" and st.else_block:
+            why = "else"
+        elif kind not in self.VERSION_2:
+            why = _VERSION_3_NAMES.get(kind, _describe(kind))
+        elif kind == "QubitDeclaration" and word not in (None, "qreg"):
+            why = f"'{word} ...' (OpenQASM 2.0 declares qubits with qreg)"
+        elif kind == "ClassicalDeclaration" and word not in (None, "creg"):
+            why = f"'{word} ...' (OpenQASM 2.0 declares bits with creg)"
+        elif kind == "QuantumMeasurementStatement" and word not in (None, "measure"):
+            why = "'c = measure q' (OpenQASM 2.0 writes measure q -> c)"
+        elif kind == "QuantumGate" and st.modifiers:
+            why = "gate modifiers (inv @, ctrl @, pow @)"
+        if why is not None:
+            raise self.error(
+                "version-rule",
+                f"{why} is OpenQASM 3 syntax, and the header says OPENQASM 2.0: write it as "
+                "OpenQASM 2.0 does, or make the header OPENQASM 3.0",
+            )
+
+    def first_word(self, st: Any) -> str | None:
+        """The first word of ``st``'s text (None when its source is not at hand)."""
+        span = st.span
+        if span is None or not self.source_lines or span.start_line > len(self.source_lines):
+            return None
+        text = self.source_lines[span.start_line - 1][span.start_column :]
+        match = re.match(r"[A-Za-z_]\w*", text)
+        return match.group(0) if match else None
+
     def include(self, filename: str) -> None:
+        other = {2: "stdgates.inc", 3: "qelib1.inc"}[self.version]
+        if filename == other:
+            own = "qelib1.inc" if self.version == 2 else "stdgates.inc"
+            raise self.error(
+                "version-rule",
+                f'include "{filename}" is OpenQASM {5 - self.version}\'s gate library; an '
+                f'OpenQASM {self.version} program includes "{own}"',
+            )
         self.forget()
         if filename == "qelib1.inc":
             self.standard |= QELIB1_GATES
@@ -1197,6 +1276,12 @@ class _Lowerer:
             want_q, want_p = decompose.arity(name)
             self.check_arity(name, want_q, want_p, n_qubits, params)
             return decompose.lower_gate(name, params)
+        if self.version == 3 and name == "CX":
+            raise self.error(
+                "version-rule",
+                "CX is OpenQASM 2's built-in gate; OpenQASM 3 builds in only U and gphase "
+                '(include "stdgates.inc" for cx, or CX as its backwards-compatible name)',
+            )
         hint = ""
         if decompose.canonical(name) is not None:
             lib = '"qelib1.inc"' if self.version == 2 else '"stdgates.inc"'
