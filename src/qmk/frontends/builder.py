@@ -382,7 +382,10 @@ class ProgramBuilder:
             self.free(list(self._live), where=None)
         meta = dict(metadata or {})
         if output is not None:
-            meta["output"] = {"groups": [list(g) for g in output], "separator": separator}
+            meta["output"] = {
+                "groups": [g if isinstance(g, Mapping) else list(g) for g in output],
+                "separator": separator,
+            }
         return Graph(
             version=CURRENT_VERSION,
             nodes=tuple(self.nodes),
