@@ -930,23 +930,21 @@ class _Lowering:
             raise self.fail("arity", pos, f"a measurement takes a qubit and a result, got {args}")
         qubit = self.qubit(args, 0, 2, pos, "measurement")
         rid = self.result(args[1], pos)
-        if len(here) != 1:
-            raise self.fail(
-                "unsupported",
-                pos,
-                "a measurement in a block reached along several measurement-dependent "
-                "paths (its result would have no single event)",
-            )
+        if len(here) != 1:  # reached along several paths: one event says whether
+            ops = Operands()
+            reached = self.compute(classical.BOOL, f"bool({cond_text(here, ops)})", ops, pos)
+            assert isinstance(reached, _Bool)
+            here = reached.true
         (term,) = here
-        if term and rid in self.results:
-            raise self.fail(
-                "unsupported",
-                pos,
-                f"result {rid} is measured under a condition after an earlier measurement "
-                "into it; QMK tracks each result statically",
-            )
         guard = guard_of(_term_key(term))
         event = self.builder.measure(qubit, guard=guard, where=self.where(pos))
+        old = self.results.get(rid)
+        if term and old is not None:  # where it does not run, the result keeps its value
+            ops = Operands()
+            bit = classical.make_type("bit", 1)
+            new, was = ops.ref(bit, (event,)), ops.ref(bit, (old,))
+            text = f"bit1({new} if {cond_text(here, ops)} else {was})"
+            event = self.builder.calc("bit[1]", 1, text, reads=ops.reads, inputs=ops.inputs)[0]
         self.results[rid] = event
         if reset:
             self.builder.reset(qubit, guard=guard, where=self.where(pos))
