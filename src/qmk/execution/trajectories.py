@@ -268,9 +268,10 @@ class Observed:
 def tail_start(ops: Sequence[MicroOp]) -> int:
     """Where the terminal-measurement suffix begins (``len(ops)`` when there is none).
 
-    The suffix holds unguarded measurements of distinct qubits, frees, and gates
+    The suffix holds unguarded measurements of distinct qubits, frees, gates
     that either come before every measurement of their qubits (basis changes,
-    applied before sampling) or after all of them (unobservable, skipped).
+    applied before sampling) or after all of them (unobservable, skipped), and
+    unguarded ``calc``s, computed on the sampled rows (once per distinct input).
 
     It never begins before the last fence: every ``FENCE_EPOCH`` is a pause point, so
     every branch reaches every fence one micro-op at a time (a control is asked there,
@@ -291,7 +292,7 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     while (  # the fences after the floor are those that end the program
         start > floor
         and ops[start - 1].guard is None
-        and ops[start - 1].kind in ("meas", "free", "gate", "fence")
+        and ops[start - 1].kind in ("meas", "free", "gate", "fence", "calc")
     ):
         start -= 1
     while start < len(ops):
@@ -834,4 +835,26 @@ def _leaf(
         for column, (_, evi) in enumerate(measured):
             if evi >= 0:
                 rows[:, evi] = samples[:, column]
+    for op in ops[tail:]:
+        if op.kind == "calc" and shots:
+            _compute_rows(op, rows)
     return rows
+
+
+def _compute_rows(op: MicroOp, rows: np.ndarray) -> None:
+    """A ``calc`` of the terminal suffix on every sampled row: once per distinct input
+    (the shots that agree are computed together)."""
+    if not op.inputs:  # a constant: the same in every row
+        record = np.zeros(rows.shape[1], dtype=rows.dtype)
+        compute(op, record)
+        rows[:, list(op.outputs)] = record[list(op.outputs)]
+        return
+    inputs = rows[:, list(op.inputs)]
+    distinct, which = np.unique(inputs, axis=0, return_inverse=True)
+    outputs = np.empty((len(distinct), len(op.outputs)), dtype=rows.dtype)
+    record = np.zeros(rows.shape[1], dtype=rows.dtype)
+    for k, values in enumerate(distinct):
+        record[list(op.inputs)] = values
+        compute(op, record)
+        outputs[k] = record[list(op.outputs)]
+    rows[:, list(op.outputs)] = outputs[which.reshape(-1)]
