@@ -252,8 +252,14 @@ def test_a_constant_loop_within_its_cap_is_unrolled_without_classical_nodes():
 
 
 def test_a_run_time_value_as_a_gate_parameter_is_a_coded_error():
-    source = "qubit q; bit c;\nc = measure q;\nfloat t = c;\nrx(t) q;\n"
+    source = "qubit q; bit c;\nc = measure q;\nint t = c;\nrx(t) q;\n"
     with pytest.raises(FrontendError, match=r"QL104 unsupported: .*known only at run time"):
+        from_qasm(HEAD + source)
+
+
+def test_a_run_time_value_that_does_not_type_is_a_coded_error_at_its_line():
+    source = "qubit[2] q; bit[2] c;\nc = measure q;\nangle[8] a = c;\n"
+    with pytest.raises(FrontendError, match=r"QL107 bad-value: <qasm>:5: .*cannot be cast"):
         from_qasm(HEAD + source)
 
 

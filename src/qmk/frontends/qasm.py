@@ -1477,6 +1477,12 @@ class _Lowerer:
         return event
 
     def calc(self, t: CType, text: str, ops: Operands) -> list[str]:
+        """A CALC of ``text`` stored as ``t``; a mistyped expression is QL107 at its line
+        (not a verifier finding about a node the user never wrote)."""
+        try:
+            classical.prepare(str(t), ops.reads, text, len(ops.inputs))
+        except classical.ClassicalError as exc:
+            raise self.error("bad-value", f"a run-time value that does not type: {exc}") from None
         return self.builder.calc(
             str(t), t.width, text, reads=ops.reads, inputs=ops.inputs, where=self.where()
         )

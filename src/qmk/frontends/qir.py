@@ -667,6 +667,11 @@ class _Lowering:
 
     def compute(self, t: CType, text: str, ops: Operands, pos: _Pos) -> _Val:
         """A CALC of ``text``: a condition on its event for a bool, else the value."""
+        try:
+            classical.prepare(str(t), ops.reads, text, len(ops.inputs))
+        except classical.ClassicalError as exc:
+            why = f"a run-time value QMK cannot type: {exc}"
+            raise self.fail("unsupported", pos, why) from None
         events = self.builder.calc(
             str(t), t.width, text, reads=ops.reads, inputs=ops.inputs, where=self.where(pos)
         )
