@@ -57,7 +57,7 @@ V2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
         ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqubit[2] q;\n', 3, "declares qubits with qreg"),
         ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\nbit c;\n', 4, "bits with creg"),
         (V2 + "c[0] = measure q[0];\n", 5, "writes measure q -> c"),
-        (V2 + "for int i in [0:1] { h q[i]; }\n", 5, "a for loop is OpenQASM 3"),
+        (V2 + "for int i in [0:1] { h q[i]; }\n", 5, "for loop is OpenQASM 3"),
         (V2 + "if (c == 1) { x q[0]; } else { h q[0]; }\n", 5, "else is OpenQASM 3"),
         (V2 + "ctrl @ x q[0], q[1];\n", 5, "gate modifiers"),
         (V2 + "int n = 1;\n", 5, "'int ...' (OpenQASM 2.0 declares bits with creg)"),

@@ -168,22 +168,6 @@ _FUNCTIONS = {
     "floor": math.floor,
 }
 _Cond = conditions.Cond
-#: OpenQASM 3 statements as a version-2 program's error names them.
-_VERSION_3_NAMES = {
-    "ForInLoop": "a for loop",
-    "WhileLoop": "a while loop",
-    "SwitchStatement": "switch",
-    "ClassicalAssignment": "a classical assignment",
-    "ConstantDeclaration": "const",
-    "SubroutineDefinition": "def",
-    "IODeclaration": "input/output",
-    "QuantumPhase": "gphase",
-    "Box": "box",
-    "DelayInstruction": "delay",
-    "BreakStatement": "break",
-    "ContinueStatement": "continue",
-    "Pragma": "pragma",
-}
 #: One node of a lowered gate: its op, its local qubits, its angle (None: no angle).
 _Step = tuple[str, tuple[int, ...], float | None]
 
@@ -783,7 +767,7 @@ class _Lowerer:
         if kind == "BranchingStatement" and st.else_block:
             why = "else"
         elif kind not in self.VERSION_2:
-            why = _VERSION_3_NAMES.get(kind, _describe(kind))
+            why = _describe(kind)
         elif kind == "QubitDeclaration" and word not in (None, "qreg"):
             why = f"'{word} ...' (OpenQASM 2.0 declares qubits with qreg)"
         elif kind == "ClassicalDeclaration" and word not in (None, "creg"):
@@ -2075,5 +2059,11 @@ def _describe(kind: str) -> str:
         "ExternDeclaration": "extern declaration",
         "EndStatement": "end statement",
         "QuantumMeasurement": "measure expression",
+        "ForInLoop": "for loop",
+        "ConstantDeclaration": "const declaration",
+        "IODeclaration": "input/output declaration",
+        "QuantumPhase": "gphase",
+        "DelayInstruction": "delay",
+        "Pragma": "pragma",
     }
     return names.get(kind, kind)
