@@ -234,6 +234,13 @@ t = tries;
     _assert_fits(_counts(source), expected, "bounded by its condition")
 
 
+def test_a_loop_bounded_by_its_counter_is_written_only_as_far_as_the_counter_goes():
+    # along the path where the loop runs, tries is a constant: the loop stops at 20
+    graph = from_qasm(HEAD + RUS)
+    assert sum(n.op == "MEASURE_Z" for n in graph.nodes) == 20
+    assert not any(n.op == "HALT" for n in graph.nodes)
+
+
 def test_a_loop_cap_pragma_out_of_range_is_a_coded_error():
     with pytest.raises(FrontendError, match=r"QL107 bad-value: .*loop_cap takes one integer"):
         from_qasm(HEAD + "pragma qmk loop_cap 0\n")

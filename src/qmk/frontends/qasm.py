@@ -469,6 +469,10 @@ class _Lowerer:
         self.loop_cap = DEFAULT_LOOP_CAP
         self.constant_bits: dict[int, str] = {}
         self.scopes: list[set[str]] = []  # the names each open block declared
+        # a run-time variable's constant where a condition holds (store), and what each
+        # event compact() made stands for
+        self.assumed: dict[str, tuple[_Cond, Any]] = {}
+        self.implied: dict[str, _Cond] = {}
         self.source_lines: list[str] = []  # the source, for the words a statement starts with
         self.line: int | None = None
         # (name, operand count, parameters) -> the lowered gate and its node plan; emptied
@@ -676,7 +680,7 @@ class _Lowerer:
             self.statements(statements, cond)
         finally:
             for name in self.scopes.pop():
-                for table in (self.values, self.runtime, self.cregs, self.types):
+                for table in (self.values, self.runtime, self.cregs, self.types, self.assumed):
                     table.pop(name, None)
                 self.scalars.discard(name)
 
@@ -718,7 +722,8 @@ class _Lowerer:
             if cond:
                 self.builder.fence(where=self.where())
         elif isinstance(st, ast.BranchingStatement):
-            here = self.condition(st.condition)
+            with self.assuming(cond):
+                here = self.condition(st.condition)
             self.block(st.if_block, self.compact(self.conjoin(cond, here)))
             if st.else_block:
                 self.block(st.else_block, self.compact(self.conjoin(cond, self.negate(here))))
@@ -988,10 +993,10 @@ class _Lowerer:
             else:
                 values[pname] = self.fit(pname, param.type, self.evaluate(arg))
         saved = (self.qregs, self.cregs, self.values, self.scalars, self.widths, self.stretches)
-        saved_runtime = (self.runtime, self.types, self.loops)
+        saved_runtime = (self.runtime, self.types, self.loops, self.assumed)
         saved_line = self.line
         self.qregs, self.cregs, self.values = qregs, {}, values
-        self.runtime, self.types, self.loops = {}, {}, []
+        self.runtime, self.types, self.loops, self.assumed = {}, {}, [], {}
         self.scalars, self.widths, self.stretches = set(), dict(self.widths), set()
         for pname, events in bit_args:
             self.add_bits(pname, len(events))
@@ -1005,7 +1010,7 @@ class _Lowerer:
             self.call_events = start
             self.calling.pop()
             (self.qregs, self.cregs, self.values, self.scalars, self.widths, self.stretches) = saved
-            self.runtime, self.types, self.loops = saved_runtime
+            self.runtime, self.types, self.loops, self.assumed = saved_runtime
             self.line = saved_line
 
     def inline_body(self, st: Any, cond: _Cond) -> Any:
@@ -1478,6 +1483,7 @@ class _Lowerer:
             return cond
         ops = Operands()
         (event,) = self.calc(classical.BOOL, cond_text(cond, ops), ops)
+        self.implied[event] = cond
         return [{event: 1}]
 
     def runtime_condition(self, expr: Any) -> _Cond:
@@ -1527,16 +1533,25 @@ class _Lowerer:
         self.store(target.name, rhs, cond)
 
     def store(self, name: str, rhs: Any, cond: _Cond) -> None:
-        """Variable ``name`` takes ``rhs`` where ``cond`` holds (its old value elsewhere)."""
+        """Variable ``name`` takes ``rhs`` where ``cond`` holds (its old value elsewhere).
+
+        ``rhs`` is read under ``cond`` (:meth:`assuming`); a value it has there that is
+        known before the run is remembered with ``cond`` (where ``cond`` holds later, the
+        variable is that constant), so a loop counter stays a constant along the path
+        where its loop runs."""
         t = self.types[name]
         if not cond:
             return
-        if cond == [{}] and not self.is_runtime(rhs):
-            self.runtime.pop(name, None)
-            self.values[name] = self.constant_of(name, t, self.evaluate(rhs))
-            return
         ops = Operands()
-        text = f"{cast_name(t)}({self.text(rhs, ops)})"
+        with self.assuming(cond):
+            known = not self.is_runtime(rhs)
+            value = self.constant_of(name, t, self.evaluate(rhs)) if known else None
+            text = f"{cast_name(t)}({literal(value) if known else self.text(rhs, ops)})"
+        if cond == [{}] and value is not None:  # known before the run, everywhere
+            self.runtime.pop(name, None)
+            self.assumed.pop(name, None)
+            self.values[name] = value
+            return
         if cond != [{}]:
             old = self.runtime.get(name)
             was = ops.ref(old.type, old.events) if old else literal(self.values[name])
@@ -1544,6 +1559,44 @@ class _Lowerer:
         events = self.calc(t, text, ops)
         self.values.pop(name, None)
         self.runtime[name] = Value(t, tuple(events))
+        if known:
+            self.assumed[name] = (cond, value)
+        else:
+            self.assumed.pop(name, None)
+
+    @contextlib.contextmanager
+    def assuming(self, context: _Cond) -> Iterator[None]:
+        """Read expressions where ``context`` holds: a run-time variable whose remembered
+        condition holds there (:meth:`store`) reads as its constant meanwhile."""
+        moved: dict[str, Value] = {}
+        for name, (pred, value) in self.assumed.items():
+            if name in self.runtime and self.holds_under(context, pred):
+                moved[name] = self.runtime.pop(name)
+                self.values[name] = value
+        try:
+            yield
+        finally:
+            for name, runtime in moved.items():
+                self.values.pop(name, None)
+                self.runtime[name] = runtime
+
+    def holds_under(self, context: _Cond, pred: _Cond) -> bool:
+        """Whether ``pred`` holds wherever ``context`` does (False when it cannot tell): an
+        event :meth:`compact` made stands for the condition it was made of."""
+        for term in context:
+            facts = dict(term)
+            todo = [e for e, v in term.items() if v == 1]
+            while todo:
+                made = self.implied.get(todo.pop())
+                if made is not None and len(made) == 1:
+                    for event, value in made[0].items():
+                        if event not in facts:
+                            facts[event] = value
+                            if value == 1:
+                                todo.append(event)
+            if not any(all(facts.get(e) == v for e, v in p.items()) for p in pred):
+                return False
+        return True
 
     def constant_of(self, name: str, t: CType, value: Any) -> Any:
         """A constant stored as a variable of type ``t`` (integers wrap to its width)."""
@@ -1607,7 +1660,9 @@ class _Lowerer:
         try:
             active = cond
             for k in range(cap + 1):
-                run = self.conjoin(active, self.condition(st.while_condition))
+                with self.assuming(active):
+                    here = self.condition(st.while_condition)
+                run = self.conjoin(active, here)
                 if not run:
                     return
                 if k == cap:
@@ -1651,7 +1706,8 @@ class _Lowerer:
                 test = ast.BinaryExpression(
                     op=ast.BinaryOperator["=="], lhs=st.target, rhs=ast.IntegerLiteral(number)
                 )
-                here = self.disjoin(here, self.condition(test))
+                with self.assuming(cond):
+                    here = self.disjoin(here, self.condition(test))
             here = self.compact(self.conjoin(here, self.negate(taken)))
             self.block(body.statements, self.compact(self.conjoin(cond, here)))
             taken = self.compact(self.disjoin(taken, here))
