@@ -133,8 +133,8 @@ register(
         "halted",
         "the program stopped itself: a HALT node ran (a loop that ran past its iteration "
         "cap in some shot; the message names the loop)",
-        "raise the loop's cap (OpenQASM 3: a '#pragma qmk loop_cap N' before the loop, or "
-        "--loop-cap), or bound the loop in the program",
+        "raise the loop's cap (OpenQASM 3: 'pragma qmk loop_cap N' before the loop), or "
+        "bound the loop in the program",
     ),
     (
         "QE116",
