@@ -724,9 +724,13 @@ class _Lowerer:
         elif isinstance(st, ast.BranchingStatement):
             with self.assuming(cond):
                 here = self.condition(st.condition)
-            self.block(st.if_block, self.compact(self.conjoin(cond, here)))
+            # inside a loop, conditions are made one event each (they would grow with
+            # every iteration); outside, guards keep their terms (what the FT lowering
+            # and the batch sampler read)
+            shrink = self.compact if self.loops else _same
+            self.block(st.if_block, shrink(self.conjoin(cond, here)))
             if st.else_block:
-                self.block(st.else_block, self.compact(self.conjoin(cond, self.negate(here))))
+                self.block(st.else_block, shrink(self.conjoin(cond, self.negate(here))))
         elif isinstance(st, ast.ForInLoop):
             self.for_loop(st, cond)
         elif isinstance(st, ast.CompoundStatement):
@@ -2094,6 +2098,10 @@ class _Lowerer:
         except OverflowError:
             raise self.error("bad-value", "a constant expression overflows") from None
         raise self.error("unsupported", f"operator {op}")
+
+
+def _same(cond: _Cond) -> _Cond:
+    return cond
 
 
 def _describe(kind: str) -> str:
