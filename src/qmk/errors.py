@@ -20,11 +20,11 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- QVMError                  qmk.qvm.errors
      |    +-- FormatError          qmk.qvm.errors        QF001..QF011 (11)
      |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
-     |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (28)
+     |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (29)
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
      +-- QECError                  qmk.qec.errors        QC101..QC130 (14)
-     +-- FrontendError             qmk.frontends.errors  QL101..QL109 (9)
-     +-- EngineError               qmk.engines.base      QE101..QE114 (14)
+     +-- FrontendError             qmk.frontends.errors  QL101..QL111 (11)
+     +-- EngineError               qmk.engines.base      QE101..QE116 (16)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (30)
      +-- FTError                   qmk.ft.errors         QP101..QP107 (7)
      +-- KernelError               qmk.kernel.errors

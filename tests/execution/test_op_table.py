@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from qmk import defaults
+from qmk.engines import EngineError
 from qmk.engines.gates import GATES, unitary
 from qmk.estimate.counts import count_nodes
 from qmk.execution.executor import run
@@ -120,7 +121,14 @@ def _program_using(spec: OpSpec) -> dict[str, Any]:
     node["inputs"] = ["e0"] * spec.inputs.low
     node["produces"] = [f"p{i}" for i in range(spec.produces.low)]
     events += node["produces"]
-    required = {"theta": 0.3, "angle": 0.3, "mask": "X"}
+    required = {
+        "theta": 0.3,
+        "angle": 0.3,
+        "mask": "X",
+        "type": "bool",
+        "expr": "True",
+        "message": "stop here",
+    }
     node["args"] = {arg.name: required[arg.name] for arg in spec.args if arg.required}
     nodes.append(node)
     if chs and spec.name != "CLOSE_CHAN":
@@ -146,6 +154,10 @@ def _program_using(spec: OpSpec) -> dict[str, Any]:
 )
 def test_every_op_of_the_table_runs_on_the_executor_and_is_counted(spec: OpSpec):
     graph = from_json(_program_using(spec))
+    if spec.kind is Exec.HALT:  # it runs by stopping the run, with its code
+        with pytest.raises(EngineError, match=r"QE115 halted: .*stop here"):
+            run(graph, shots=8, seed=11)
+        return
     result = run(graph, shots=8, seed=11)
     assert sum(result.counts.values()) == 8
     counts = count_nodes(graph.nodes)

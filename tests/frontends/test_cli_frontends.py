@@ -62,7 +62,9 @@ def test_format_overrides_the_extension(tmp_path):
         ("OPENQASM 3.0;\nqubit q;\nh q\nx q;\n", "QL101", 4),
         ("OPENQASM 3.0;\nqubit q;\nnope q;\n", "QL102", 3),
         ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncx q[0];\n', "QL103", 4),
-        ("OPENQASM 3.0;\nqubit q;\nbit c;\nwhile (c) { reset q; }\n", "QL104", 4),
+        ("OPENQASM 3.0;\nqubit q;\nlet r = q;\n", "QL104", 3),
+        ("OPENQASM 3.0;\nqubit q;\nwhile (true) { reset q; }\n", "QL110", 3),
+        ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqubit q;\n', "QL111", 3),
     ],
 )
 def test_bad_sources_exit_2_with_one_coded_line_and_no_traceback(tmp_path, text, code, line):

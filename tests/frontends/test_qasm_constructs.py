@@ -150,7 +150,7 @@ c = measure q;
     [
         ("const uint[2] a = 7;", "QL107", "does not fit a, a uint[2]"),
         ("const uint[2] a = 1;\nqubit q;\nif (bool(a[2])) U(0,0,0) q;", "QL107", "out of range"),
-        ("qubit q;\nbit[2] c;\nbit[2] d;\nif (c == d) U(0,0,0) q;", "QL104", "two registers"),
+        ("qubit q;\nbit c;\nint t = c;\nU(t,0,0) q;", "QL104", "known only at run time"),
         ("qubit q;\nif (nothere == 1) U(0,0,0) q;", "QL102", "nothere is not defined"),
     ],
 )

@@ -190,6 +190,43 @@ def test_the_same_qubit_twice_in_one_op_is_reported():
     assert codes(g) == ["QV110"]
 
 
+def _calc_graph(type_: str, reads: str, expr: str, width: int) -> Graph:
+    measure = {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["e0", "e1"][:1]}
+    args = {"type": type_, "reads": reads, "expr": expr}
+    calc = {"id": "calc", "op": "CALC", "args": args, "inputs": ["e0"] * (reads.count(",") + 1)}
+    calc["produces"] = [f"x{k}" for k in range(width)]
+    events = ("e0", *calc["produces"])
+    return graph(alloc("q"), measure, calc, free("q"), vqs=("q",), events=events)
+
+
+@pytest.mark.parametrize(
+    ("type_", "reads", "expr", "width", "why"),
+    [
+        ("bool", "bit", "v0 + 1.5 == 2", 1, None),
+        ("int[8]", "bit,bit", "int8(v0) - v1", 8, None),
+        ("int[8]", "bit", "v0 + 1", 7, "type int[8] produces 8 event"),
+        ("bool", "bit,bit", "v0", 1, None),
+        ("bool", "bit", "v1", 1, "unknown name 'v1'"),
+        ("bool", "bit", "angle4(v0) + 1.0 > 0", 1, "cast to angle"),
+        ("angle[4]", "bit", "angle4(v0)", 4, "bit[1] cannot be cast to angle[4]"),
+        ("float[64]", "bit", "sin(v0) + v0", 64, None),
+        ("bit", "bit", "v0 & 1.5", 1, "& of bit[1] and float[64]"),
+        ("int[0]", "bit", "v0", 1, "widths run from 1"),
+        ("bool", "bit", "v0.real", 1, "Attribute is not allowed"),
+        ("angle[4]", "bit", "3.5", 4, None),
+        ("int[4]", "bit", "angle4(1.0)", 4, "a angle[4] cannot be stored as int[4]"),
+    ],
+)
+def test_a_calc_node_is_typed_and_a_mistyped_one_is_reported(type_, reads, expr, width, why):
+    findings = check(_calc_graph(type_, reads, expr, width)).findings
+    if why is None:
+        assert [f.code for f in findings] == []
+        return
+    (finding,) = findings
+    assert finding.code == "QV111" and finding.node_id == "calc"
+    assert why in finding.message, finding.message
+
+
 def test_undeclared_handles_are_reported_once_each():
     g = graph(
         alloc("q", "r"),

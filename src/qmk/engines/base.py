@@ -128,6 +128,21 @@ register(
         "raise max_bond to the bond named, lower min_fidelity to accept the truncation, or "
         "run the program on a dense engine",
     ),
+    (
+        "QE115",
+        "halted",
+        "the program stopped itself: a HALT node ran (a loop that ran past its iteration "
+        "cap in some shot; the message names the loop)",
+        "raise the loop's cap (OpenQASM 3: 'pragma qmk loop_cap N' before the loop), or "
+        "bound the loop in the program",
+    ),
+    (
+        "QE116",
+        "classical-fault",
+        "a run-time classical expression failed in some shot: division by zero, a "
+        "non-finite float cast to an integer (the message names the node)",
+        "guard the expression, e.g. test the divisor before dividing",
+    ),
 )
 
 #: Stable engine error codes: code -> name.

@@ -91,6 +91,8 @@ class LoweredPlan:
 
 def why_not_lowerable(step: Step) -> str | None:
     """Why ``step`` cannot be part of a batch circuit, or None when it can."""
+    if step.kind in (Exec.CALC, Exec.HALT):
+        return f"node {step.node.id!r} ({step.node.op}) computes on outcomes at run time"
     guard = step.node.guard
     if guard is None:
         return None

@@ -51,7 +51,7 @@ from qmk.engines.base import Engine
 from qmk.engines.state_io import QuantumState, capture, prepare, read
 from qmk.execution.plan import Plan
 from qmk.execution.trajectories import micro_ops
-from qmk.qvm.ops import Micro
+from qmk.qvm.ops import Exec, Micro
 
 #: A Bloch vector this close to length 1 is a qubit in a product state with the rest.
 PURE = 1e-9
@@ -177,6 +177,8 @@ def check_exportable(plan: Plan) -> None:
         werner = [c.fidelity for c in step.calls if c.kind is Micro.WERNER and c.fidelity < 1]
         if step.measures:
             why = "it measures, so the final state depends on the outcome"
+        elif step.kind in (Exec.CALC, Exec.HALT):
+            why = "it computes on outcomes at run time"
         elif werner:
             why = f"its channel's fidelity {werner[0]:g} < 1 makes a mixture"
         if why is not None:

@@ -39,11 +39,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qmk.engines.base import Engine, GateCall, apply_segment
+from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
 from qmk.execution.plan import Call, Plan
+from qmk.qvm import classical
 from qmk.qvm.graph import Guard
 from qmk.qvm.ops import Micro
 
@@ -58,8 +59,9 @@ REQUESTS = (CHECKPOINT, YIELD, YIELD_NOW)
 
 @dataclass(frozen=True, slots=True)
 class MicroOp:
-    """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward), werner
-    or fence (``epoch``: the number of the epoch it opens, 1 for the first fence).
+    """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward), werner,
+    calc (a run-time classical value computed from the record), halt (stop the run) or
+    fence (``epoch``: the number of the epoch it opens, 1 for the first fence).
 
     ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
     of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
@@ -76,6 +78,11 @@ class MicroOp:
     inputs: tuple[int, ...] = ()
     fidelity: float = 1.0
     epoch: int = 0
+    #: A ``calc``'s columns it writes, and its checked expression; a ``calc``'s or a
+    #: ``halt``'s node (``#index 'id'``) and a ``halt``'s message in ``note``.
+    outputs: tuple[int, ...] = ()
+    calc: classical.Prepared | None = None
+    note: str = ""
 
 
 def micro_ops(
@@ -122,6 +129,22 @@ def micro_ops(
             if step.pauli != "I":
                 inputs = tuple(ev.get(e, -1) for e in node.inputs)
                 append(MicroOp("cond", qs, guard, gate=step.pauli.lower(), inputs=inputs))
+        elif kind == "calc":
+            args = node.args
+            prepared = classical.prepare(
+                args["type"], args.get("reads", ""), args["expr"], len(node.inputs)
+            )
+            where = f"node #{step.index} {node.id!r}"
+            inputs = tuple(ev[e] for e in node.inputs)
+            outputs = tuple(ev[e] for e in node.produces)
+            append(
+                MicroOp(
+                    "calc", (), guard, inputs=inputs, outputs=outputs, calc=prepared, note=where
+                )
+            )
+        elif kind == "halt":
+            note = f"node #{step.index} {node.id!r}: {node.args.get('message', '')}"
+            append(MicroOp("halt", (), guard, note=note))
         elif node.op == "FENCE_EPOCH":
             fences += 1
             append(MicroOp("fence", (), epoch=fences))
@@ -245,9 +268,10 @@ class Observed:
 def tail_start(ops: Sequence[MicroOp]) -> int:
     """Where the terminal-measurement suffix begins (``len(ops)`` when there is none).
 
-    The suffix holds unguarded measurements of distinct qubits, frees, and gates
+    The suffix holds unguarded measurements of distinct qubits, frees, gates
     that either come before every measurement of their qubits (basis changes,
-    applied before sampling) or after all of them (unobservable, skipped).
+    applied before sampling) or after all of them (unobservable, skipped), and
+    unguarded ``calc``s, computed on the sampled rows (once per distinct input).
 
     It never begins before the last fence: every ``FENCE_EPOCH`` is a pause point, so
     every branch reaches every fence one micro-op at a time (a control is asked there,
@@ -268,7 +292,7 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     while (  # the fences after the floor are those that end the program
         start > floor
         and ops[start - 1].guard is None
-        and ops[start - 1].kind in ("meas", "free", "gate", "fence")
+        and ops[start - 1].kind in ("meas", "free", "gate", "fence", "calc")
     ):
         start -= 1
     while start < len(ops):
@@ -298,6 +322,20 @@ def _holds(guard: Guard | None, events: np.ndarray, index: Mapping[str, int]) ->
     if guard is None:
         return True
     return all(int(events[index[t.event]]) == t.equals for t in guard.terms if t.event in index)
+
+
+def compute(op: MicroOp, events: np.ndarray) -> None:
+    """Carry out a ``calc`` micro-op on one record (every shot of a branch shares it).
+
+    Raises:
+        EngineError: ``QE116 classical-fault`` when the expression fails on these values.
+    """
+    assert op.calc is not None
+    try:
+        bits = op.calc([int(events[i]) for i in op.inputs])
+    except classical.ClassicalFault as exc:
+        raise EngineError.of("classical-fault", f"{op.note}: {exc}") from None
+    events[list(op.outputs)] = bits
 
 
 def _parity(op: MicroOp, events: np.ndarray) -> int:
@@ -596,6 +634,10 @@ class Runner:
                 pending = _pauli(q)
                 choice = self._split(engine, branch, pos, (op.fidelity, p, p, p), pending)
                 _apply_pending(engine, branch, pending(choice))
+            elif kind == "calc":
+                compute(op, events)
+            elif kind == "halt":
+                raise EngineError.of("halted", f"the program stopped at {op.note}")
             elif kind == "fence":
                 if self._clock is not None:
                     self._clock.fence(op.epoch)
@@ -793,4 +835,26 @@ def _leaf(
         for column, (_, evi) in enumerate(measured):
             if evi >= 0:
                 rows[:, evi] = samples[:, column]
+    for op in ops[tail:]:
+        if op.kind == "calc" and shots:
+            _compute_rows(op, rows)
     return rows
+
+
+def _compute_rows(op: MicroOp, rows: np.ndarray) -> None:
+    """A ``calc`` of the terminal suffix on every sampled row: once per distinct input
+    (the shots that agree are computed together)."""
+    if not op.inputs:  # a constant: the same in every row
+        record = np.zeros(rows.shape[1], dtype=rows.dtype)
+        compute(op, record)
+        rows[:, list(op.outputs)] = record[list(op.outputs)]
+        return
+    inputs = rows[:, list(op.inputs)]
+    distinct, which = np.unique(inputs, axis=0, return_inverse=True)
+    outputs = np.empty((len(distinct), len(op.outputs)), dtype=rows.dtype)
+    record = np.zeros(rows.shape[1], dtype=rows.dtype)
+    for k, values in enumerate(distinct):
+        record[list(op.inputs)] = values
+        compute(op, record)
+        outputs[k] = record[list(op.outputs)]
+    rows[:, list(op.outputs)] = outputs[which.reshape(-1)]

@@ -322,6 +322,34 @@ class ProgramBuilder:
         """Apply Pauli ``mask`` to ``qubit`` when the XOR of ``events`` is 1."""
         self._add("COND_PAULI", vqs=[qubit], args={"mask": mask}, inputs=events, where=where)
 
+    def calc(
+        self,
+        type_: str,
+        width: int,
+        expr: str,
+        *,
+        reads: str = "",
+        inputs: Sequence[str] = (),
+        guard: Guard | None = None,
+        where: str | None = None,
+    ) -> list[str]:
+        """Compute a run-time classical value (one CALC node, :mod:`qmk.qvm.classical`):
+        ``expr`` over operands of the types ``reads`` whose bits are ``inputs``; the new
+        events holding the ``width`` bits of the ``type_`` value, least significant first.
+        """
+        start = len(self.events)
+        events = [f"x{start + k}" for k in range(width)]
+        self.events.extend(events)
+        args = {"type": type_, "expr": expr}
+        if reads:
+            args["reads"] = reads
+        self._add("CALC", args=args, inputs=inputs, produces=events, guard=guard, where=where)
+        return events
+
+    def halt(self, message: str, *, guard: Guard | None = None, where: str | None = None) -> None:
+        """Stop the run with QE115 when this node runs (its guard holds)."""
+        self._add("HALT", args={"message": message}, guard=guard, where=where)
+
     def fence(self, *, where: str | None = None) -> None:
         """Close the current epoch (a barrier)."""
         self._add("FENCE_EPOCH", where=where)
@@ -354,7 +382,10 @@ class ProgramBuilder:
             self.free(list(self._live), where=None)
         meta = dict(metadata or {})
         if output is not None:
-            meta["output"] = {"groups": [list(g) for g in output], "separator": separator}
+            meta["output"] = {
+                "groups": [g if isinstance(g, Mapping) else list(g) for g in output],
+                "separator": separator,
+            }
         return Graph(
             version=CURRENT_VERSION,
             nodes=tuple(self.nodes),

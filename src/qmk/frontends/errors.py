@@ -83,6 +83,20 @@ register(
         "a QVM node the OpenQASM 3 writer cannot write (named by index, id and op)",
         "rewrite the node; docs/frontends.md lists what each op becomes in OpenQASM 3",
     ),
+    (
+        "QL110",
+        "loop-cap",
+        "a loop that runs past its iteration cap in every run (a shot that does so in some "
+        "runs stops the run with QE115 instead)",
+        "bound the loop, or raise its cap with 'pragma qmk loop_cap N' before it",
+    ),
+    (
+        "QL111",
+        "version-rule",
+        "a construct of another OpenQASM version than the program's header says (OpenQASM 3 "
+        "syntax under OPENQASM 2.0, the other version's gate library or built-in gate)",
+        "write the construct as the header's version does, or change the header",
+    ),
 )
 
 #: Every QL code, by code.

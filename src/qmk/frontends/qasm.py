@@ -48,6 +48,23 @@ from typing import Any
 from qmk.frontends import conditions, decompose, qasm_scan
 from qmk.frontends.builder import ProgramBuilder, gate_emitter, gate_op, guard_of
 from qmk.frontends.errors import FrontendError
+from qmk.frontends.qasm_runtime import (
+    DEFAULT_LOOP_CAP,
+    FUNCTIONS,
+    KINDS,
+    MAX_LOOP_CAP,
+    OPERATORS,
+    UNARY,
+    Loop,
+    Operands,
+    Value,
+    cast_name,
+    cond_text,
+    literal,
+    zero_of,
+)
+from qmk.qvm import classical
+from qmk.qvm.classical import CType
 from qmk.qvm.graph import Graph, gc_paused
 
 #: Gates ``include "qelib1.inc";`` defines (OpenQASM 2.0).
@@ -298,6 +315,7 @@ class _Reader:
                     version=_version(header, self.asked, self.name, self.source),
                 )
                 scanner.version = lowerer.version
+                lowerer.source_lines = self.source.splitlines()
                 resolved, emit = lowerer.resolved, lowerer.builder.emit
                 # Statements lowered before are emitted by the scanner itself.
                 scanner.known = resolved
@@ -366,6 +384,7 @@ class _Reader:
             params=self.params,
             version=_version(program.version, self.asked, self.name, self.source),
         )
+        lowerer.source_lines = self.source.splitlines()
         for st in program.statements:
             here = (st.span.start_line, st.span.start_column) if st.span else (0, 0)
             while opaque and opaque[0][:2] < here:
@@ -441,6 +460,20 @@ class _Lowerer:
         self.call_events = 0  # the first event the last inlined call measured
         self.inputs: set[str] = set()  # the ``input`` names declared
         self.widths: dict[str, int] = {}  # declared widths of int[n]/uint[n] variables
+        # run-time classical values: variables whose value is computed at run time, the
+        # declared type of every classical variable, the loops being lowered (innermost
+        # last), the iteration cap of the next while loops, and constant bits' events
+        self.runtime: dict[str, Value] = {}
+        self.types: dict[str, CType] = {}
+        self.loops: list[Loop] = []
+        self.loop_cap = DEFAULT_LOOP_CAP
+        self.constant_bits: dict[int, str] = {}
+        self.scopes: list[set[str]] = []  # the names each open block declared
+        # a run-time variable's constant where a condition holds (store), and what each
+        # event compact() made stands for
+        self.assumed: dict[str, tuple[_Cond, Any]] = {}
+        self.implied: dict[str, _Cond] = {}
+        self.source_lines: list[str] = []  # the source, for the words a statement starts with
         self.line: int | None = None
         # (name, operand count, parameters) -> the lowered gate and its node plan; emptied
         # whenever a gate definition or include changes what a name means
@@ -488,11 +521,15 @@ class _Lowerer:
         return self.builder.build(output=groups, separator=" ", metadata={"language": language})
 
     def declared(self, name: str) -> bool:
-        return name in self.qregs or name in self.cregs or name in self.values
+        return (
+            name in self.qregs or name in self.cregs or name in self.values or name in self.runtime
+        )
 
     def declare(self, name: str) -> None:
         if self.declared(name) or name in self.gates:
             raise self.error("bad-value", f"{name!r} is already declared")
+        if self.scopes:
+            self.scopes[-1].add(name)
 
     # ------------------------------------------------------------------ the fast lane
 
@@ -625,13 +662,41 @@ class _Lowerer:
         for statement in statements:
             saved = self.line
             self.line = statement.span.start_line if statement.span else self.line
+            loop = self.loops[-1] if self.loops else None
+            stops = len(loop.stops) if loop is not None else 0
             self.statement(statement, cond)
+            if loop is not None and len(loop.stops) > stops:
+                # a break or continue ran under these conditions: what follows runs
+                # only where none did
+                for stop in loop.stops[stops:]:
+                    cond = self.conjoin(cond, self.negate(stop))
+                cond = self.compact(cond)
             self.line = saved
 
+    def block(self, statements: Iterable[Any], cond: _Cond) -> None:
+        """A block's statements in a scope of their own: what they declare ends with it."""
+        self.scopes.append(set())
+        try:
+            self.statements(statements, cond)
+        finally:
+            for name in self.scopes.pop():
+                for table in (self.values, self.runtime, self.cregs, self.types, self.assumed):
+                    table.pop(name, None)
+                self.scalars.discard(name)
+
     def statement(self, st: Any, cond: _Cond) -> None:
+        kind = type(st).__name__
+        if self.version == 2:
+            self.check_version_2(st, kind)
+        runtime = self.RUNTIME_STATEMENTS.get(kind)
+        if runtime is not None and not (kind == "ClassicalAssignment" and self.is_call(st.rvalue)):
+            runtime(self, st, cond)
+        else:
+            self.other_statement(st, cond, kind)
+
+    def other_statement(self, st: Any, cond: _Cond, kind: str) -> None:
         from openqasm3 import ast
 
-        kind = type(st).__name__
         if isinstance(st, ast.Include):
             self.include(st.filename)
         elif isinstance(st, ast.QubitDeclaration):
@@ -657,10 +722,15 @@ class _Lowerer:
             if cond:
                 self.builder.fence(where=self.where())
         elif isinstance(st, ast.BranchingStatement):
-            here = self.condition(st.condition)
-            self.statements(st.if_block, self.conjoin(cond, here))
+            with self.assuming(cond):
+                here = self.condition(st.condition)
+            # inside a loop, conditions are made one event each (they would grow with
+            # every iteration); outside, guards keep their terms (what the FT lowering
+            # and the batch sampler read)
+            shrink = self.compact if self.loops else _same
+            self.block(st.if_block, shrink(self.conjoin(cond, here)))
             if st.else_block:
-                self.statements(st.else_block, self.conjoin(cond, self.negate(here)))
+                self.block(st.else_block, shrink(self.conjoin(cond, self.negate(here))))
         elif isinstance(st, ast.ForInLoop):
             self.for_loop(st, cond)
         elif isinstance(st, ast.CompoundStatement):
@@ -668,7 +738,7 @@ class _Lowerer:
         elif isinstance(st, ast.DelayInstruction):
             self.qubits(st.qubits)  # no idle noise is modelled for a delay: see docs
         elif isinstance(st, ast.Pragma):
-            return
+            self.pragma(st.command)
         elif isinstance(st, ast.SubroutineDefinition):
             self.subroutine_definition(st)
         elif isinstance(st, ast.ExpressionStatement) and self.is_call(st.expression):
@@ -684,7 +754,62 @@ class _Lowerer:
         else:
             raise self.error("unsupported", f"{_describe(kind)} is not supported by QMK")
 
+    #: What OpenQASM 2.0 has: statement kinds, and the word a declaration starts with.
+    VERSION_2 = frozenset(
+        {
+            "Include",
+            "QuantumGateDefinition",
+            "QuantumGate",
+            "QuantumMeasurementStatement",
+            "QuantumReset",
+            "QuantumBarrier",
+            "BranchingStatement",
+            "QubitDeclaration",
+            "ClassicalDeclaration",
+        }
+    )
+
+    def check_version_2(self, st: Any, kind: str) -> None:
+        """Refuse (QL111) OpenQASM 3 syntax in a program whose header says 2.0."""
+        word = self.first_word(st)
+        why = None
+        if kind == "BranchingStatement" and st.else_block:
+            why = "else"
+        elif kind not in self.VERSION_2:
+            why = _describe(kind)
+        elif kind == "QubitDeclaration" and word not in (None, "qreg"):
+            why = f"'{word} ...' (OpenQASM 2.0 declares qubits with qreg)"
+        elif kind == "ClassicalDeclaration" and word not in (None, "creg"):
+            why = f"'{word} ...' (OpenQASM 2.0 declares bits with creg)"
+        elif kind == "QuantumMeasurementStatement" and word not in (None, "measure"):
+            why = "'c = measure q' (OpenQASM 2.0 writes measure q -> c)"
+        elif kind == "QuantumGate" and st.modifiers:
+            why = "gate modifiers (inv @, ctrl @, pow @)"
+        if why is not None:
+            raise self.error(
+                "version-rule",
+                f"{why} is OpenQASM 3 syntax, and the header says OPENQASM 2.0: write it as "
+                "OpenQASM 2.0 does, or make the header OPENQASM 3.0",
+            )
+
+    def first_word(self, st: Any) -> str | None:
+        """The first word of ``st``'s text (None when its source is not at hand)."""
+        span = st.span
+        if span is None or not self.source_lines or span.start_line > len(self.source_lines):
+            return None
+        text = self.source_lines[span.start_line - 1][span.start_column :]
+        match = re.match(r"[A-Za-z_]\w*", text)
+        return match.group(0) if match else None
+
     def include(self, filename: str) -> None:
+        other = {2: "stdgates.inc", 3: "qelib1.inc"}[self.version]
+        if filename == other:
+            own = "qelib1.inc" if self.version == 2 else "stdgates.inc"
+            raise self.error(
+                "version-rule",
+                f'include "{filename}" is OpenQASM {5 - self.version}\'s gate library; an '
+                f'OpenQASM {self.version} program includes "{own}"',
+            )
         self.forget()
         if filename == "qelib1.inc":
             self.standard |= QELIB1_GATES
@@ -729,7 +854,8 @@ class _Lowerer:
             if self.is_call(init):
                 self.assign_events(self.cregs[name], self.call(init, cond), cond, name)
                 return
-            raise self.error("unsupported", f"bit {name} initialised by a classical expression")
+            self.store_bits(self.cregs[name], init, [{}])  # a new name: no old value
+            return
         if isinstance(st.type, ast.StretchType) and st.init_expression is None:
             self.declare(name)  # a stretch only delays use: ignored as delays are (see docs)
             self.stretches.add(name)
@@ -737,13 +863,20 @@ class _Lowerer:
         if isinstance(st.type, ast.ArrayType | ast.StretchType | ast.DurationType):
             raise self.error("unsupported", f"{type(st.type).__name__} declarations")
         self.declare(name)
-        if st.init_expression is None:
-            raise self.error(
-                "unsupported", f"classical variable {name} without a constant initial value"
-            )
-        value = self.evaluate(st.init_expression)
-        self.values[name] = self.fit(name, st.type, value)
-        if isinstance(st, ast.ConstantDeclaration):
+        init = st.init_expression
+        const = isinstance(st, ast.ConstantDeclaration)
+        if const and (init is None or self.is_runtime(init)):
+            raise self.error("bad-value", f"const {name} needs a value known before the run")
+        if not const:
+            self.types[name] = self.ctype(st.type)
+        if init is None:
+            self.values[name] = zero_of(self.types[name])
+        elif not const and self.is_runtime(init):
+            self.values[name] = zero_of(self.types[name])
+            self.store(name, init, [{}])  # a new name: no old value where cond fails
+        else:
+            self.values[name] = self.fit(name, st.type, self.evaluate(init))
+        if const:
             self.consts.add(name)
 
     def fit(self, name: str, type_: Any, value: Any) -> Any:
@@ -864,8 +997,10 @@ class _Lowerer:
             else:
                 values[pname] = self.fit(pname, param.type, self.evaluate(arg))
         saved = (self.qregs, self.cregs, self.values, self.scalars, self.widths, self.stretches)
+        saved_runtime = (self.runtime, self.types, self.loops, self.assumed)
         saved_line = self.line
         self.qregs, self.cregs, self.values = qregs, {}, values
+        self.runtime, self.types, self.loops, self.assumed = {}, {}, [], {}
         self.scalars, self.widths, self.stretches = set(), dict(self.widths), set()
         for pname, events in bit_args:
             self.add_bits(pname, len(events))
@@ -879,6 +1014,7 @@ class _Lowerer:
             self.call_events = start
             self.calling.pop()
             (self.qregs, self.cregs, self.values, self.scalars, self.widths, self.stretches) = saved
+            self.runtime, self.types, self.loops, self.assumed = saved_runtime
             self.line = saved_line
 
     def inline_body(self, st: Any, cond: _Cond) -> Any:
@@ -1028,10 +1164,18 @@ class _Lowerer:
         else:
             raise self.error("unsupported", "for loops over a register or array")
         block = st.block if isinstance(st.block, list) else [st.block]
-        for value in values:
-            self.values[var] = value
-            self.statements(block, cond)
-        self.values.pop(var, None)
+        loop = Loop()
+        self.loops.append(loop)
+        try:
+            active = cond
+            for value in values:
+                if not active:
+                    break
+                self.values[var] = value
+                active = self.iteration(block, active, loop)
+        finally:
+            self.loops.pop()
+            self.values.pop(var, None)
 
     # ------------------------------------------------------------------ gates
 
@@ -1125,6 +1269,12 @@ class _Lowerer:
             want_q, want_p = decompose.arity(name)
             self.check_arity(name, want_q, want_p, n_qubits, params)
             return decompose.lower_gate(name, params)
+        if self.version == 3 and name == "CX":
+            raise self.error(
+                "version-rule",
+                "CX is OpenQASM 2's built-in gate; OpenQASM 3 builds in only U and gphase "
+                '(include "stdgates.inc" for cx, or CX as its backwards-compatible name)',
+            )
         hint = ""
         if decompose.canonical(name) is not None:
             lib = '"qelib1.inc"' if self.version == 2 else '"stdgates.inc"'
@@ -1195,24 +1345,398 @@ class _Lowerer:
             raise self.error("arity", f"measuring {len(qubits)} qubit(s) into {len(slots)} bit(s)")
         if not cond:
             return
-        if cond != [{}]:
-            if len(cond) > 1:
-                raise self.error(
-                    "unsupported",
-                    "a measurement under a condition that is not one conjunction of bit "
-                    "tests (an else branch or ||): its result cannot be tracked statically",
-                )
-            if slots is not None and any(self.bits[s] is not None for s in slots):
-                raise self.error(
-                    "unsupported",
-                    "a conditional measurement into a bit that already holds an earlier "
-                    "result: the bit's value afterwards depends on the run",
-                )
+        cond = self.compact(cond) if len(cond) > 1 else cond
         guard = guard_of(list(cond[0].items()))
         for k, q in enumerate(qubits):
             event = self.builder.measure(q, guard=guard, where=self.where())
-            if slots is not None:
-                self.bits[slots[k]] = event
+            if slots is None:
+                continue
+            old = self.bits[slots[k]]
+            if cond != [{}] and old is not None:
+                # the bit keeps its old value where the measurement did not run
+                ops = Operands()
+                bit = classical.make_type("bit", 1)
+                new, was = ops.ref(bit, (event,)), ops.ref(bit, (old,))
+                (event,) = self.calc(bit, f"({new} if {cond_text(cond, ops)} else {was})", ops)
+            self.bits[slots[k]] = event
+
+    # ------------------------------------------------------------------ run-time values
+
+    def pragma(self, command: str) -> None:
+        """``pragma qmk loop_cap N``: the iteration cap of the while loops that follow.
+        Other pragmas say nothing to QMK."""
+        words = command.split()
+        if words[:2] != ["qmk", "loop_cap"]:
+            return
+        if len(words) != 3 or not words[2].isdigit() or not 1 <= int(words[2]) <= MAX_LOOP_CAP:
+            raise self.error(
+                "bad-value", f"pragma qmk loop_cap takes one integer 1..{MAX_LOOP_CAP}: {command!r}"
+            )
+        self.loop_cap = int(words[2])
+
+    def ctype(self, type_: Any) -> CType:
+        """An AST scalar type as a :class:`~qmk.qvm.classical.CType`."""
+        kind = KINDS.get(type(type_).__name__)
+        if kind is None:
+            raise self.error("unsupported", f"{_describe(type(type_).__name__)} values")
+        size = getattr(type_, "size", None)
+        width = classical.DEFAULT_WIDTH[kind] if size is None else self.integer(size, "a width")
+        try:
+            return classical.make_type(kind, width)
+        except classical.ClassicalError as exc:
+            raise self.error("bad-value", str(exc)) from None
+
+    def is_runtime(self, expr: Any) -> bool:
+        """Whether ``expr`` reads a value known only at run time (bits, or a variable
+        computed from them)."""
+        from openqasm3 import ast
+
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Identifier):
+                if node.name in self.runtime or node.name in self.cregs:
+                    return True
+            elif isinstance(node, ast.UnaryExpression):
+                stack.append(node.expression)
+            elif isinstance(node, ast.BinaryExpression):
+                stack += [node.lhs, node.rhs]
+            elif isinstance(node, ast.Cast):
+                stack.append(node.argument)
+            elif isinstance(node, ast.IndexExpression):
+                stack.append(node.collection)
+            elif isinstance(node, ast.IndexedIdentifier):
+                stack.append(node.name)
+            elif isinstance(node, ast.FunctionCall):
+                stack += list(node.arguments)
+        return False
+
+    def text(self, expr: Any, ops: Operands) -> str:
+        """``expr`` as CALC expression text, the run-time values it reads in ``ops``."""
+        from openqasm3 import ast
+
+        if not self.is_runtime(expr):
+            try:
+                return literal(self.evaluate(expr))
+            except ValueError as exc:
+                raise self.error("bad-value", str(exc)) from None
+        if isinstance(expr, ast.Identifier) and expr.name in self.runtime:
+            value = self.runtime[expr.name]
+            return ops.ref(value.type, value.events)
+        if self.is_bits(expr):
+            return self.bits_ref(self.bit_slots(expr), ops)
+        if isinstance(expr, ast.IndexExpression) and isinstance(expr.collection, ast.Identifier):
+            value = self.runtime[expr.collection.name]
+            events = self.select(list(value.events), [expr.index], expr.collection.name)
+            return ops.ref(classical.make_type("bit", len(events)), tuple(events))
+        if isinstance(expr, ast.UnaryExpression):
+            return f"({UNARY[expr.op.name]}{self.text(expr.expression, ops)})"
+        if isinstance(expr, ast.BinaryExpression):
+            op = OPERATORS.get(expr.op.name, expr.op.name)
+            return f"({self.text(expr.lhs, ops)} {op} {self.text(expr.rhs, ops)})"
+        if isinstance(expr, ast.Cast):
+            return f"{cast_name(self.ctype(expr.type))}({self.text(expr.argument, ops)})"
+        if isinstance(expr, ast.FunctionCall):
+            return self.call_text(expr, ops)
+        raise self.error(
+            "unsupported", f"{_describe(type(expr).__name__)} in a run-time expression"
+        )
+
+    def call_text(self, fc: Any, ops: Operands) -> str:
+        name, args = fc.name.name, [self.text(a, ops) for a in fc.arguments]
+        if name in FUNCTIONS and len(args) == 1:
+            return f"{FUNCTIONS[name]}({args[0]})"
+        if name == "mod" and len(args) == 2:
+            return f"({args[0]} % {args[1]})"
+        if name == "pow" and len(args) == 2:
+            return f"({args[0]} ** {args[1]})"
+        if name in self.subroutines:
+            raise self.error("unsupported", f"def {name} called on values known only at run time")
+        raise self.error("undefined", f"function {name} with {len(args)} argument(s)")
+
+    def bits_ref(self, slots: Sequence[int], ops: Operands) -> str:
+        """Bits as an operand (a bit nothing wrote reads a constant 0)."""
+        events = tuple(self.bits[s] or self.constant_bit(0) for s in slots)
+        return ops.ref(classical.make_type("bit", len(events)), events)
+
+    def constant_bit(self, value: int) -> str:
+        """An event that holds ``value`` in every shot."""
+        event = self.constant_bits.get(value)
+        if event is None:
+            (event,) = self.builder.calc(
+                "bool", 1, "True" if value else "False", where=self.where()
+            )
+            self.constant_bits[value] = event
+        return event
+
+    def calc(self, t: CType, text: str, ops: Operands) -> list[str]:
+        """A CALC of ``text`` stored as ``t``; a mistyped expression is QL107 at its line
+        (not a verifier finding about a node the user never wrote)."""
+        try:
+            classical.prepare(str(t), ops.reads, text, len(ops.inputs))
+        except classical.ClassicalError as exc:
+            raise self.error("bad-value", f"a run-time value that does not type: {exc}") from None
+        return self.builder.calc(
+            str(t), t.width, text, reads=ops.reads, inputs=ops.inputs, where=self.where()
+        )
+
+    def compact(self, cond: _Cond) -> _Cond:
+        """``cond`` as one event test when it has more than one term or many literals (so
+        guards stay short and conditions stay small as loops unroll)."""
+        if len(cond) <= 1 and all(len(term) <= 2 for term in cond):
+            return cond
+        ops = Operands()
+        (event,) = self.calc(classical.BOOL, cond_text(cond, ops), ops)
+        self.implied[event] = cond
+        return [{event: 1}]
+
+    def runtime_condition(self, expr: Any) -> _Cond:
+        """A condition on values known only at run time: one bool computed by a CALC."""
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.Identifier) and expr.name in self.runtime:
+            value = self.runtime[expr.name]
+            if value.type.kind in ("bool", "bit") and value.type.width == 1:
+                return [{value.events[0]: 1}]
+        ops = Operands()
+        (event,) = self.calc(classical.BOOL, f"bool({self.text(expr, ops)})", ops)
+        return [{event: 1}]
+
+    def assignment(self, st: Any, cond: _Cond) -> None:
+        """``x = e``, ``x += e`` ...: a variable, bits or a bit of a register."""
+        from openqasm3 import ast
+
+        op = st.op.name
+        target = st.lvalue
+        if isinstance(target, ast.IndexedIdentifier):
+            if len(target.indices) != 1:
+                raise self.error("unsupported", "multi-dimensional indexing in an assignment")
+            target_expr: Any = ast.IndexExpression(collection=target.name, index=target.indices[0])
+        else:
+            target_expr = target
+        rhs = st.rvalue
+        if isinstance(rhs, ast.QuantumMeasurement):
+            if op != "=":
+                raise self.error("unsupported", f"{op} of a measurement")
+            self.measure_into(self.qubits([rhs.qubit]), self.bit_slots(target_expr), cond)
+            return
+        if op != "=":
+            binary = ast.BinaryOperator[op[:-1]]
+            rhs = ast.BinaryExpression(op=binary, lhs=target_expr, rhs=rhs)
+        if self.is_bits(target_expr):
+            self.store_bits(self.bit_slots(target_expr), rhs, cond)
+            return
+        if not isinstance(target, ast.Identifier) or target.name not in self.types:
+            shown = getattr(target, "name", None)
+            shown = getattr(shown, "name", shown)
+            if isinstance(target, ast.Identifier) and (shown in self.values or shown in _CONSTANTS):
+                raise self.error("bad-value", f"{shown} is a constant: it cannot be assigned")
+            if isinstance(target, ast.IndexedIdentifier) and shown in self.types:
+                raise self.error("unsupported", f"assigning one bit of {shown}, an integer")
+            raise self.error("undefined", f"{shown} is not a declared variable")
+        self.store(target.name, rhs, cond)
+
+    def store(self, name: str, rhs: Any, cond: _Cond) -> None:
+        """Variable ``name`` takes ``rhs`` where ``cond`` holds (its old value elsewhere).
+
+        ``rhs`` is read under ``cond`` (:meth:`assuming`); a value it has there that is
+        known before the run is remembered with ``cond`` (where ``cond`` holds later, the
+        variable is that constant), so a loop counter stays a constant along the path
+        where its loop runs."""
+        t = self.types[name]
+        if not cond:
+            return
+        ops = Operands()
+        with self.assuming(cond):
+            known = not self.is_runtime(rhs)
+            value = self.constant_of(name, t, self.evaluate(rhs)) if known else None
+            text = f"{cast_name(t)}({literal(value) if known else self.text(rhs, ops)})"
+        if cond == [{}] and value is not None:  # known before the run, everywhere
+            self.runtime.pop(name, None)
+            self.assumed.pop(name, None)
+            self.values[name] = value
+            return
+        if cond != [{}]:
+            old = self.runtime.get(name)
+            was = ops.ref(old.type, old.events) if old else literal(self.values[name])
+            text = f"({text} if {cond_text(cond, ops)} else {cast_name(t)}({was}))"
+        events = self.calc(t, text, ops)
+        self.values.pop(name, None)
+        self.runtime[name] = Value(t, tuple(events))
+        if known:
+            self.assumed[name] = (cond, value)
+        else:
+            self.assumed.pop(name, None)
+
+    @contextlib.contextmanager
+    def assuming(self, context: _Cond) -> Iterator[None]:
+        """Read expressions where ``context`` holds: a run-time variable whose remembered
+        condition holds there (:meth:`store`) reads as its constant meanwhile."""
+        moved: dict[str, Value] = {}
+        for name, (pred, value) in self.assumed.items():
+            if name in self.runtime and self.holds_under(context, pred):
+                moved[name] = self.runtime.pop(name)
+                self.values[name] = value
+        try:
+            yield
+        finally:
+            for name, runtime in moved.items():
+                self.values.pop(name, None)
+                self.runtime[name] = runtime
+
+    def holds_under(self, context: _Cond, pred: _Cond) -> bool:
+        """Whether ``pred`` holds wherever ``context`` does (False when it cannot tell): an
+        event :meth:`compact` made stands for the condition it was made of."""
+        for term in context:
+            facts = dict(term)
+            todo = [e for e, v in term.items() if v == 1]
+            while todo:
+                made = self.implied.get(todo.pop())
+                if made is not None and len(made) == 1:
+                    for event, value in made[0].items():
+                        if event not in facts:
+                            facts[event] = value
+                            if value == 1:
+                                todo.append(event)
+            if not any(all(facts.get(e) == v for e, v in p.items()) for p in pred):
+                return False
+        return True
+
+    def constant_of(self, name: str, t: CType, value: Any) -> Any:
+        """A constant stored as a variable of type ``t`` (integers wrap to its width)."""
+        if t.kind == "bool":
+            return bool(value)
+        if t.kind in ("float", "angle"):
+            return float(value)
+        if isinstance(value, float) and not value.is_integer():
+            return classical.cast(classical.FLOAT, t, value)
+        return classical.wrap(t, int(value))
+
+    def store_bits(self, slots: list[int], rhs: Any, cond: _Cond) -> None:
+        """Bits ``slots`` take ``rhs`` where ``cond`` holds."""
+        if not cond:
+            return
+        same = self.same_bits(rhs, len(slots)) if cond == [{}] else None
+        if same is not None:  # the same bits: the same events
+            for slot, event in zip(slots, same, strict=True):
+                self.bits[slot] = event
+            return
+        t = classical.make_type("bit", len(slots))
+        ops = Operands()
+        text = f"{cast_name(t)}({self.text(rhs, ops)})"
+        if cond != [{}]:
+            text = f"({text} if {cond_text(cond, ops)} else {self.bits_ref(slots, ops)})"
+        for slot, event in zip(slots, self.calc(t, text, ops), strict=True):
+            self.bits[slot] = event
+
+    def same_bits(self, rhs: Any, width: int) -> list[str | None] | None:
+        """The events ``rhs`` reads as ``width`` bits when it is bits as they are (bits, a
+        run-time variable, a bit of one, or a cast to ``bit[width]`` of one of that
+        width); None when it computes."""
+        from openqasm3 import ast
+
+        if self.is_bits(rhs):
+            slots = self.bit_slots(rhs)
+            return [self.bits[s] for s in slots] if len(slots) == width else None
+        if isinstance(rhs, ast.Cast) and isinstance(rhs.type, ast.BitType):
+            size = 1 if rhs.type.size is None else self.integer(rhs.type.size, "a width")
+            return self.same_bits(rhs.argument, width) if size == width else None
+        if isinstance(rhs, ast.IndexExpression) and isinstance(rhs.collection, ast.Identifier):
+            value = self.runtime.get(rhs.collection.name)
+            if value is None or value.type.kind == "float":
+                return None
+            events = self.select(list(value.events), [rhs.index], rhs.collection.name)
+            return list(events) if len(events) == width else None
+        if isinstance(rhs, ast.Identifier) and rhs.name in self.runtime:
+            value = self.runtime[rhs.name]
+            if value.type.kind == "float" or value.type.width != width:
+                return None
+            return list(value.events)
+        return None
+
+    def while_loop(self, st: Any, cond: _Cond) -> None:
+        """Unrolled up to the loop cap: iteration k runs where the loop still runs; a shot
+        still looping after the cap stops the run (a HALT node, QE115)."""
+        cap = self.loop_cap
+        block = st.block if isinstance(st.block, list) else [st.block]
+        loop = Loop()
+        self.loops.append(loop)
+        try:
+            active = cond
+            for k in range(cap + 1):
+                with self.assuming(active):
+                    here = self.condition(st.while_condition)
+                run = self.conjoin(active, here)
+                if not run:
+                    return
+                if k == cap:
+                    self.overrun(run, "while loop", cap)
+                    return
+                active = self.iteration(block, self.compact(run), loop)
+        finally:
+            self.loops.pop()
+
+    def iteration(self, block: list[Any], run: _Cond, loop: Loop) -> _Cond:
+        """One iteration of a loop's body under ``run``; where the loop goes on."""
+        loop.broke, loop.stops = [], []
+        self.block(block, run)
+        return self.compact(self.conjoin(run, self.negate(loop.broke)))
+
+    def overrun(self, run: _Cond, what: str, cap: int) -> None:
+        message = f"the {what} at line {self.line} ran past its iteration cap of {cap}"
+        if run == [{}]:
+            raise self.error(
+                "loop-cap",
+                f"this {what} runs past its iteration cap of {cap} in every run: bound it, or "
+                "raise the cap with 'pragma qmk loop_cap N' before it",
+            )
+        for terms in run:
+            self.builder.halt(message, guard=guard_of(list(terms.items())), where=self.where())
+
+    def switch(self, st: Any, cond: _Cond) -> None:
+        """``switch``: each case runs where the target equals one of its values and no
+        case before it matched; ``default`` where none did."""
+        from openqasm3 import ast
+
+        taken: _Cond = []
+        seen: set[int] = set()
+        for values, body in st.cases:
+            here: _Cond = []
+            for value in values:
+                number = self.integer(value, "a case value")
+                if number in seen:
+                    raise self.error("bad-value", f"case {number} appears twice in one switch")
+                seen.add(number)
+                test = ast.BinaryExpression(
+                    op=ast.BinaryOperator["=="], lhs=st.target, rhs=ast.IntegerLiteral(number)
+                )
+                with self.assuming(cond):
+                    here = self.disjoin(here, self.condition(test))
+            here = self.compact(self.conjoin(here, self.negate(taken)))
+            self.block(body.statements, self.compact(self.conjoin(cond, here)))
+            taken = self.compact(self.disjoin(taken, here))
+        if st.default is not None:
+            self.block(st.default.statements, self.compact(self.conjoin(cond, self.negate(taken))))
+
+    def loop_exit(self, st: Any, cond: _Cond) -> None:
+        """``break`` or ``continue`` under ``cond``."""
+        word = "break" if type(st).__name__ == "BreakStatement" else "continue"
+        if not self.loops:
+            raise self.error("bad-value", f"{word} outside a loop")
+        if not cond:
+            return
+        loop = self.loops[-1]
+        loop.stops.append(cond)
+        if word == "break":
+            loop.broke = loop.broke + cond  # exclusive: each stop runs where none did before
+
+    RUNTIME_STATEMENTS: Mapping[str, Any] = {
+        "ClassicalAssignment": assignment,
+        "WhileLoop": while_loop,
+        "SwitchStatement": switch,
+        "BreakStatement": loop_exit,
+        "ContinueStatement": loop_exit,
+    }
 
     # ------------------------------------------------------------------ conditions
 
@@ -1228,7 +1752,7 @@ class _Lowerer:
                 return self.conjoin(self.condition(expr.lhs), self.condition(expr.rhs))
             if op == "||":
                 return self.disjoin(self.condition(expr.lhs), self.condition(expr.rhs))
-            if op in ("==", "!=") and (self.bits_read(expr.lhs) or self.bits_read(expr.rhs)):
+            if op in ("==", "!=") and self.register_test(expr.lhs, expr.rhs):
                 bits, value = self.comparison(expr.lhs, expr.rhs)
                 equal = self.equals(bits, value)
                 return equal if op == "==" else self.negate(equal)
@@ -1241,6 +1765,8 @@ class _Lowerer:
         if self.bits_read(expr):
             slots, _ = self.read_bits(expr)
             return self.negate(self.equals(slots, 0))
+        if self.is_runtime(expr):
+            return self.runtime_condition(expr)
         try:
             value = self.evaluate(expr)
         except FrontendError as exc:
@@ -1252,6 +1778,16 @@ class _Lowerer:
                 "||, casts such as int[n](c) and bool(c[i])) and on constants",
             ) from None
         return [{}] if value else []
+
+    def register_test(self, lhs: Any, rhs: Any) -> bool:
+        """Whether ``lhs == rhs`` compares bits with a constant integer (tested on the bits'
+        events directly; anything else run-time is computed)."""
+        for bits, other in ((lhs, rhs), (rhs, lhs)):
+            if self.bits_read(bits) and not self.is_runtime(other):
+                with contextlib.suppress(FrontendError):
+                    value = self.evaluate(other)
+                    return not isinstance(value, float) or value.is_integer()
+        return False
 
     def comparison(self, lhs: Any, rhs: Any) -> tuple[list[int], int]:
         """A register (or a cast of one) compared with a constant: its bits and the value
@@ -1454,7 +1990,7 @@ class _Lowerer:
         if isinstance(expr, ast.Cast):
             value = self.evaluate(expr.argument, scope)
             type_name = type(expr.type).__name__
-            if type_name in ("IntType", "UintType"):
+            if type_name in ("IntType", "UintType", "BitType"):
                 return int(value)
             if type_name == "BoolType":
                 return bool(value)
@@ -1500,6 +2036,12 @@ class _Lowerer:
             return self.values[name]
         if name in _CONSTANTS:
             return _CONSTANTS[name]
+        if name in self.runtime:
+            raise self.error(
+                "unsupported",
+                f"{name} holds a value known only at run time here; QMK takes gate parameters, "
+                "indices, widths and loop ranges known before the run",
+            )
         if name in self.cregs or name in self.qregs:
             raise self.error("unsupported", f"{name} used as a number")
         if name in self.stretches:
@@ -1558,6 +2100,10 @@ class _Lowerer:
         raise self.error("unsupported", f"operator {op}")
 
 
+def _same(cond: _Cond) -> _Cond:
+    return cond
+
+
 def _describe(kind: str) -> str:
     """A readable name for an AST node class."""
     names = {
@@ -1577,5 +2123,11 @@ def _describe(kind: str) -> str:
         "ExternDeclaration": "extern declaration",
         "EndStatement": "end statement",
         "QuantumMeasurement": "measure expression",
+        "ForInLoop": "for loop",
+        "ConstantDeclaration": "const declaration",
+        "IODeclaration": "input/output declaration",
+        "QuantumPhase": "gphase",
+        "DelayInstruction": "delay",
+        "Pragma": "pragma",
     }
     return names.get(kind, kind)

@@ -58,6 +58,7 @@ if (m[0] == true) { rz(0.25) q[0]; }
 
 from __future__ import annotations
 
+import ast
 import functools
 import heapq
 import json
@@ -66,9 +67,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from qmk.frontends.errors import FrontendError
+from qmk.qvm import classical
 from qmk.qvm.graph import Graph, Node
 from qmk.qvm.ops import OPS, Exec, Micro, MicroStep, OpSpec
 from qmk.qvm.verify import VerifiedProgram, verify
@@ -161,6 +163,8 @@ class _Writer:
         self.defined: dict[str, str] = {}
         self.trailing = _trailing_start(graph.nodes)
         self.uses_barrier = False
+        #: The variables CALC nodes were written into: their events -> (type, name).
+        self.variables: dict[tuple[str, ...], tuple[classical.CType, str]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -327,6 +331,50 @@ class _Writer:
         self.uses_barrier = True
         return ["barrier q;"]
 
+    def calc(self, index: int, node: Node) -> list[str]:
+        """A run-time value: a variable of its type set from its expression (an outermost
+        ``x if c else y`` as ``if``/``else``), then its bits into ``m``."""
+        args = node.args
+        t = classical.parse_type(str(args["type"]))
+        reads = classical.parse_reads(str(args.get("reads", "")))
+        operands, at = [], 0
+        for rt in reads:
+            operands.append(self.operand(index, node, rt, node.inputs[at : at + rt.width]))
+            at += rt.width
+        name = f"c{index}"
+        translate = _Expression(operands, lambda why: _not_expressible(index, node, why))
+        lines = [f"{_qasm_type(t)} {name};"]
+        lines += translate.assign(name, t, str(args["expr"]))
+        self.variables[tuple(node.produces)] = (t, name)
+        if t.kind == "float":
+            return [*lines, f"// {name}: a float's bits are not written into m"]
+        if t.kind == "bool":
+            return [*lines, f"{self.m(node.produces[0])} = {name};"]
+        slots = [self.bit[e] for e in node.produces]
+        if slots == list(range(slots[0], slots[0] + len(slots))):
+            return [*lines, f"m[{slots[0]}:{slots[-1]}] = bit[{t.width}]({name});"]
+        return lines + [f"{self.m(e)} = {name}[{j}];" for j, e in enumerate(node.produces)]
+
+    def operand(self, index: int, node: Node, t: classical.CType, events: Sequence[str]) -> str:
+        """Operand events read as a value of ``t``: a variable written before, one bit of
+        ``m``, or bits of ``m`` cast."""
+        known = self.variables.get(tuple(events))
+        if known is not None:
+            return known[1] if known[0] == t else f"{_qasm_type(t)}({known[1]})"
+        if len(events) == 1 and t.kind in ("bit", "bool"):
+            return self.m(events[0]) if t.kind == "bit" else f"bool({self.m(events[0])})"
+        if t.kind == "float":
+            raise _not_expressible(index, node, "it reads a float's bits from events")
+        slots = [self.bit[e] for e in events]
+        bits = f"m[{{{', '.join(str(k) for k in slots)}}}]"
+        if slots == list(range(slots[0], slots[0] + len(slots))):
+            bits = f"m[{slots[0]}:{slots[-1]}]"
+        return bits if t.kind == "bit" else f"{_qasm_type(t)}({bits})"
+
+    def halt(self, index: int, node: Node) -> list[str]:
+        message = _quote(node.args.get("message", ""))
+        return [f"// HALT {_quote(node.id)}: {message} (OpenQASM 3 cannot stop a run)"]
+
     def comment(self, index: int, node: Node) -> list[str]:
         parts = [f"// {node.op} {_quote(node.id)}:"]
         if node.vqs:
@@ -337,6 +385,102 @@ class _Writer:
             parts.append(json.dumps(dict(node.args), sort_keys=True, ensure_ascii=False))
         parts.append("(no quantum effect)")
         return [" ".join(parts)]
+
+
+def _qasm_type(t: classical.CType) -> str:
+    return "bool" if t.kind == "bool" else f"{t.kind}[{t.width}]"
+
+
+class _Expression:
+    """A CALC expression (:mod:`qmk.qvm.classical`) as OpenQASM 3, its operands' texts
+    given."""
+
+    _BINARY: ClassVar[Mapping[type, str]] = {
+        ast.Add: "+",
+        ast.Sub: "-",
+        ast.Mult: "*",
+        ast.Div: "/",
+        ast.Mod: "%",
+        ast.Pow: "**",
+        ast.BitAnd: "&",
+        ast.BitOr: "|",
+        ast.BitXor: "^",
+        ast.LShift: "<<",
+        ast.RShift: ">>",
+    }
+    _COMPARE: ClassVar[Mapping[type, str]] = {
+        ast.Eq: "==",
+        ast.NotEq: "!=",
+        ast.Lt: "<",
+        ast.LtE: "<=",
+        ast.Gt: ">",
+        ast.GtE: ">=",
+    }
+    _NAMES: ClassVar[Mapping[str, str]] = {"pi": "pi", "tau": "tau", "euler": "euler"}
+
+    def __init__(self, operands: Sequence[str], fail: Callable[[str], FrontendError]) -> None:
+        self.operands = operands
+        self.fail = fail
+
+    def assign(self, name: str, t: classical.CType, text: str) -> list[str]:
+        """``name = text;``, an outermost (cast of a) conditional as ``if``/``else``."""
+        return self.branches(name, ast.parse(text.strip(), mode="eval").body, "")
+
+    def branches(self, name: str, node: ast.expr, indent: str) -> list[str]:
+        inner = node
+        while (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Name)
+            and len(inner.args) == 1
+            and isinstance(inner.args[0], ast.IfExp)
+        ):
+            inner = inner.args[0]  # the store casts to the variable's type anyway
+        if not isinstance(inner, ast.IfExp):
+            return [f"{indent}{name} = {self.write(node)};"]
+        return [
+            f"{indent}if ({self.write(inner.test)}) {{",
+            *self.branches(name, inner.body, indent + "  "),
+            f"{indent}}} else {{",
+            *self.branches(name, inner.orelse, indent + "  "),
+            f"{indent}}}",
+        ]
+
+    def write(self, node: ast.expr) -> str:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool):
+                return "true" if node.value else "false"
+            return repr(node.value)
+        if isinstance(node, ast.Name):
+            if node.id in self._NAMES:
+                return self._NAMES[node.id]
+            return f"({self.operands[int(node.id[1:])]})"
+        if isinstance(node, ast.UnaryOp):
+            op = {ast.Not: "!", ast.USub: "-", ast.Invert: "~", ast.UAdd: ""}[type(node.op)]
+            return f"{op}({self.write(node.operand)})"
+        if isinstance(node, ast.BinOp):
+            symbol = self._BINARY[type(node.op)]
+            return f"({self.write(node.left)} {symbol} {self.write(node.right)})"
+        if isinstance(node, ast.BoolOp):
+            joint = " && " if isinstance(node.op, ast.And) else " || "
+            return "(" + joint.join(self.write(v) for v in node.values) + ")"
+        if isinstance(node, ast.Compare):
+            parts: list[str] = []
+            left = node.left
+            for cmp, right in zip(node.ops, node.comparators, strict=True):
+                parts.append(f"({self.write(left)} {self._COMPARE[type(cmp)]} {self.write(right)})")
+                left = right
+            return parts[0] if len(parts) == 1 else "(" + " && ".join(parts) + ")"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            return self.call(node.func.id, [self.write(a) for a in node.args])
+        raise self.fail("a conditional value inside an expression: OpenQASM 3 has no ?:")
+
+    def call(self, name: str, args: list[str]) -> str:
+        match = re.fullmatch(r"(bool|bit|int|uint|angle|float)(\d*)", name)
+        if match is not None:
+            kind, width = match.group(1), match.group(2)
+            t = classical.make_type(kind, int(width) if width else classical.DEFAULT_WIDTH[kind])
+            return f"{_qasm_type(t)}({args[0]})"
+        return f"{'ln' if name == 'log' else name}({args[0]})"
 
 
 def _guarded(writer: _Writer, node: Node, body: list[str]) -> list[str]:
@@ -398,6 +542,15 @@ _BY_KIND: Mapping[Exec, tuple[str, _Write]] = {
         "one `if (m[k] == true) { P q; }` per input event (P applied once per 1 is P to "
         "the XOR); mask I: a comment",
         _Writer.cond_pauli,
+    ),
+    Exec.CALC: (
+        "a variable of its type set from its expression (`x if c else y` outermost as "
+        "`if`/`else`), then its bits into `m` (a float's are not written)",
+        _Writer.calc,
+    ),
+    Exec.HALT: (
+        "a comment: OpenQASM 3 has no statement that stops a run",
+        _Writer.halt,
     ),
 }
 

@@ -492,6 +492,8 @@ class Scanner:
                 return None
             return "measure", (qubit[0], None if target is None else target[0])
         if kind == "aq":
+            if self.version == 2:  # OpenQASM 3's form: the lowerer says which rule it breaks
+                return None
             qubit, target = _operands(g("aq")), _operands(g("ac"))
             if qubit is None or target is None:
                 return None
@@ -501,7 +503,7 @@ class Scanner:
                 return None
             return g("reg"), (g("rname"), int(g("rsize")))
         if kind == "tname":
-            if g("tname") in KEYWORDS:
+            if g("tname") in KEYWORDS or self.version == 2:
                 return None
             size = g("tsize")
             return ("qreg" if g("typ") == "qubit" else "creg"), (

@@ -49,6 +49,9 @@ from typing import Any
 from qmk.frontends import conditions, decompose
 from qmk.frontends.builder import ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
+from qmk.frontends.qasm_runtime import Operands, cast_name, cond_text, literal
+from qmk.qvm import classical
+from qmk.qvm.classical import CType
 from qmk.qvm.graph import Graph, gc_paused
 from qmk.qvm.limits import Limits
 
@@ -163,7 +166,54 @@ class _Dynamic:
     why: str
 
 
-_Val = _Bool | int | float | _Dynamic
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Runtime:
+    """An integer or float computed at run time from measurements: its type and the
+    events holding its bits (written by a ``CALC`` node)."""
+
+    type: CType
+    events: tuple[str, ...]
+
+
+_Val = _Bool | int | float | _Dynamic | _Runtime
+
+#: ``icmp`` predicates as CALC comparisons, and whether they compare unsigned.
+_ICMP = {
+    "EQ": ("==", False),
+    "NE": ("!=", False),
+    "SGT": (">", False),
+    "SGE": (">=", False),
+    "SLT": ("<", False),
+    "SLE": ("<=", False),
+    "UGT": (">", True),
+    "UGE": (">=", True),
+    "ULT": ("<", True),
+    "ULE": ("<=", True),
+}
+#: ``fcmp`` predicates: ordered ones are false on NaN, unordered ones true.
+_FCMP = {"EQ": "==", "NE": "!=", "GT": ">", "GE": ">=", "LT": "<", "LE": "<="}
+#: Binary instructions on run-time integers and floats as CALC operators, and whether
+#: their operands are read unsigned.
+_RUNTIME_BINARY = {
+    "add": ("+", False),
+    "sub": ("-", False),
+    "mul": ("*", False),
+    "sdiv": ("/", False),
+    "udiv": ("/", True),
+    "srem": ("%", False),
+    "urem": ("%", True),
+    "and": ("&", False),
+    "or": ("|", False),
+    "xor": ("^", False),
+    "shl": ("<<", False),
+    "ashr": (">>", False),
+    "lshr": (">>", True),
+    "fadd": ("+", False),
+    "fsub": ("-", False),
+    "fmul": ("*", False),
+    "fdiv": ("/", False),
+    "frem": ("%", False),
+}
 
 
 # ---------------------------------------------------------------------- positions
@@ -323,7 +373,17 @@ def _llvm_error(message: str, name: str) -> tuple[int | None, str]:
 
 
 class _Lowering:
-    """One pass over the entry point's blocks in a topological order."""
+    """One pass over the entry point's blocks in a topological order.
+
+    Why one class: the walk's state is one scope read by every step: the value of each
+    instruction so far (constants, path conditions, values computed at run time), the
+    event each result holds, the blocks' path conditions, the records and the builder;
+    a branch, a phi, an arithmetic instruction and a call each read and extend it.
+    What needs no scope lives outside: the algebra of conditions
+    (:mod:`~qmk.frontends.conditions`), the classical types and expressions
+    (:mod:`qmk.qvm.classical`, :mod:`~qmk.frontends.qasm_runtime`) and the gate
+    decompositions.
+    """
 
     def __init__(
         self, pyqir: Any, module: Any, *, name: str, text: str | None, profile: str | None
@@ -335,7 +395,9 @@ class _Lowering:
         self.builder = ProgramBuilder(profile=profile, source=name)
         self.values: dict[Any, _Val] = {}
         self.results: dict[int, str] = {}
-        self.output: list[str | None] = []
+        # what was recorded, in order: a result's or bool's event (None: a constant 0),
+        # or an integer's events (least significant first)
+        self.records: list[str | tuple[str, ...] | None] = []
         self.recorded = False
         self.qubits: list[str] = []
         self.ptr_ids: dict[Any, int | None] = {}
@@ -380,8 +442,16 @@ class _Lowering:
         meta: dict[str, Any] = {"language": "qir", "entry_point": entry.name}
         if attrs.get("qir_profiles"):
             meta["qir_profile"] = attrs["qir_profiles"]
-        output = [self.output] if self.recorded else None
-        return self.builder.build(output=output, separator="", metadata=meta)
+        ints = any(isinstance(r, tuple) for r in self.records)
+        output: list[Any] | None = None
+        if self.recorded and ints:  # one group per record: bits, and integers in decimal
+            output = [
+                {"int": list(r), "signed": True} if isinstance(r, tuple) else [r]
+                for r in self.records
+            ]
+        elif self.recorded:
+            output = [list(self.records)]
+        return self.builder.build(output=output, separator=" " if ints else "", metadata=meta)
 
     def entry_point(self) -> Any:
         entries = [f for f in self.module.functions if self.q.is_entry_point(f)]
@@ -492,22 +562,21 @@ class _Lowering:
         elif op == "ret":
             return
         elif op == "phi":
-            value: _Val | None = None
-            for incoming, pred in inst.incoming:
-                edge = edges.get((pred, block), _FALSE)
-                if not edge:
-                    continue
-                v = self.value(incoming, pos)
-                value = self.merge(value, v, edge, pos)
-            self.values[inst] = value if value is not None else _Dynamic(why="unreachable phi")
+            parts = [
+                (edges.get((pred, block), _FALSE), incoming) for incoming, pred in inst.incoming
+            ]
+            self.values[inst] = self.join(
+                [(edge, self.value(v, pos)) for edge, v in parts if edge], inst.type, pos
+            )
         elif op == "select":
             c = self.boolean(inst.operands[0], pos)
             a = self.value(inst.operands[1], pos)
             b = self.value(inst.operands[2], pos)
-            merged = self.merge(self.merge(None, a, c.true, pos), b, c.false, pos)
-            self.values[inst] = merged if merged is not None else _Dynamic(why="unreachable")
+            self.values[inst] = self.join([(c.true, a), (c.false, b)], inst.type, pos)
         elif op == "icmp":
             self.values[inst] = self.icmp(inst, pos)
+        elif op == "fcmp":
+            self.values[inst] = self.fcmp(inst, pos)
         elif op in _BINARY:
             self.values[inst] = self.binary(inst, pos)
         elif op in _CASTS:
@@ -526,7 +595,9 @@ class _Lowering:
                 v = 0
             elif getattr(inst.type, "width", None) == 1:
                 return v  # an i1 -> i1 conversion keeps the condition
-        if isinstance(v, _Dynamic | _Bool):
+        if isinstance(v, _Runtime | _Bool):
+            return self.runtime_cast(inst, op, v, pos)
+        if isinstance(v, _Dynamic):
             return _Dynamic(why=f"`{pos.text}` depends on a measurement")
         if op in ("si_to_fp", "ui_to_fp", "fp_ext", "fp_trunc"):
             return float(v)
@@ -536,6 +607,91 @@ class _Lowering:
         if getattr(inst.type, "width", None) == 1 and not was_bool:
             return _Bool.const(bool(number & 1))
         return number
+
+    def runtime_cast(self, inst: Any, op: str, v: _Runtime | _Bool, pos: _Pos) -> _Val:
+        """A conversion of a value known only at run time (an i1 condition widened to an
+        integer: ``zext`` gives 0 or 1, ``sext`` 0 or -1)."""
+        unsigned = op in ("zext", "ui_to_fp", "fp_to_ui")
+        if isinstance(v, _Bool):
+            template = "(0 - int64({0}))" if op == "sext" else "int64({0})"
+            return self.runtime_op(inst, pos, template, [v], False)
+        if op == "fp_to_ui":
+            t = self.ctype(inst.type, pos)
+            return self.runtime_op(inst, pos, f"uint{t.width}({{0}})", [v], False)
+        return self.runtime_op(inst, pos, "{0}", [v], unsigned)
+
+    def join(self, parts: list[tuple[_DNF, _Val]], llvm_type: Any, pos: _Pos) -> _Val:
+        """A value that is ``v`` where its condition holds (the conditions disjoint): a
+        condition (i1), a constant, or one computed at run time (a CALC that selects)."""
+        parts = [(when, v) for when, v in parts if when]
+        if not parts:
+            return _Dynamic(why="unreachable")
+        merged: _Val | None = None
+        for when, v in parts:
+            merged = self.merge(merged, v, when, pos)
+        if merged is not None and not isinstance(merged, _Dynamic):
+            return merged
+        for _, v in parts:
+            if isinstance(v, _Dynamic):
+                return v
+        t = self.ctype(llvm_type, pos)
+        ops = Operands()
+        text = f"{cast_name(t)}({self.operand(parts[-1][1], ops)})"
+        for when, v in reversed(parts[:-1]):
+            text = f"({cast_name(t)}({self.operand(v, ops)}) if {cond_text(when, ops)} else {text})"
+        return self.compute(t, text, ops, pos)
+
+    def ctype(self, llvm_type: Any, pos: _Pos) -> CType:
+        """The classical type of an LLVM integer or floating-point type."""
+        width = getattr(llvm_type, "width", None)
+        if width == 1:
+            return classical.BOOL
+        if isinstance(width, int) and 1 < width <= 64:
+            return classical.make_type("int", width)
+        if getattr(llvm_type, "is_double", False):
+            return classical.FLOAT
+        raise self.fail("unsupported", pos, f"a run-time value of type {llvm_type}")
+
+    def operand(self, v: _Val, ops: Operands, unsigned: bool = False) -> str:
+        """A value as CALC expression text (its run-time events read through ``ops``)."""
+        if isinstance(v, _Runtime):
+            ref = ops.ref(v.type, v.events)
+            if unsigned and v.type.kind == "int":
+                return f"uint{v.type.width}({ref})"
+            return ref
+        if isinstance(v, _Bool):
+            return cond_text(v.true, ops)
+        if isinstance(v, _Dynamic):
+            raise ValueError(v.why)
+        return literal(v)
+
+    def compute(self, t: CType, text: str, ops: Operands, pos: _Pos) -> _Val:
+        """A CALC of ``text``: a condition on its event for a bool, else the value."""
+        try:
+            classical.prepare(str(t), ops.reads, text, len(ops.inputs))
+        except classical.ClassicalError as exc:
+            why = f"a run-time value QMK cannot type: {exc}"
+            raise self.fail("unsupported", pos, why) from None
+        events = self.builder.calc(
+            str(t), t.width, text, reads=ops.reads, inputs=ops.inputs, where=self.where(pos)
+        )
+        if t.kind == "bool":
+            (event,) = events
+            return _Bool(true=conditions.equals([event], 1), false=conditions.equals([event], 0))
+        return _Runtime(type=t, events=tuple(events))
+
+    def runtime_op(
+        self, inst: Any, pos: _Pos, template: str, values: list[_Val], unsigned: bool
+    ) -> _Val:
+        """``template`` (``{0}``, ``{1}``: the operands) computed at run time, as the
+        instruction's type."""
+        for v in values:
+            if isinstance(v, _Dynamic):
+                return v
+        t = self.ctype(inst.type, pos)
+        ops = Operands()
+        texts = [self.operand(v, ops, unsigned) for v in values]
+        return self.compute(t, f"{cast_name(t)}({template.format(*texts)})", ops, pos)
 
     def merge(self, acc: _Val | None, v: _Val, when: _DNF, pos: _Pos) -> _Val | None:
         """``acc`` so far, and ``v`` where ``when`` holds (disjoint from acc's part)."""
@@ -547,7 +703,9 @@ class _Lowering:
                 return part
             if isinstance(acc, _Bool):
                 return _Bool(true=_or(acc.true, part.true), false=_or(acc.false, part.false))
-        elif acc is None or (not isinstance(acc, _Bool) and acc == v):
+        elif not isinstance(v, _Runtime) and (
+            acc is None or (not isinstance(acc, _Bool | _Runtime) and acc == v)
+        ):
             return v
         return _Dynamic(why=f"`{pos.text}` depends on a measurement")
 
@@ -592,6 +750,9 @@ class _Lowering:
             ba, bb = self.as_bool(a, pos), self.as_bool(b, pos)
             differ = ba.xor(bb)
             return differ if pred == P.NE else differ.negate()
+        if isinstance(a, _Runtime) or isinstance(b, _Runtime):
+            symbol, unsigned = _ICMP[str(pred).rsplit(".", 1)[-1]]
+            return self.runtime_op(inst, pos, f"({{0}} {symbol} {{1}})", [a, b], unsigned)
         if isinstance(a, int) and isinstance(b, int):
             table = {
                 P.EQ: a == b,
@@ -608,9 +769,37 @@ class _Lowering:
             return _Bool.const(table[pred])
         return _Dynamic(why=f"`{pos.text}` depends on a measurement")
 
+    def fcmp(self, inst: Any, pos: _Pos) -> _Val:
+        """A float comparison: folded on constants, computed at run time otherwise."""
+        a = self.value(inst.operands[0], pos)
+        b = self.value(inst.operands[1], pos)
+        name = str(inst.predicate).rsplit(".", 1)[-1]
+        if name in ("TRUE", "FALSE"):
+            return _Bool.const(name == "TRUE")
+        nan = "({0} != {0} or {1} != {1})"
+        if name in ("ORD", "UNO"):
+            template = nan if name == "UNO" else f"(not {nan})"
+        elif name[0] == "O":
+            template = f"(not {nan} and {{0}} {_FCMP[name[1:]]} {{1}})"
+        else:
+            template = f"({nan} or {{0}} {_FCMP[name[1:]]} {{1}})"
+        if isinstance(a, int | float) and isinstance(b, int | float):  # constants: folded
+            holds = classical.compile_expr(template.format("v0", "v1"), (classical.FLOAT,) * 2)
+            return _Bool.const(bool(holds.fn([float(a), float(b)])))
+        for v in (a, b):
+            if isinstance(v, _Dynamic):
+                return v
+        ops = Operands()
+        texts = [f"float64({self.operand(v, ops)})" for v in (a, b)]
+        return self.compute(classical.BOOL, f"bool({template.format(*texts)})", ops, pos)
+
     def binary(self, inst: Any, pos: _Pos) -> _Val:
         a = self.value(inst.operands[0], pos)
         b = self.value(inst.operands[1], pos)
+        kind = _opcode_name(inst.opcode)
+        if (isinstance(a, _Runtime) or isinstance(b, _Runtime)) and kind in _RUNTIME_BINARY:
+            symbol, unsigned = _RUNTIME_BINARY[kind]
+            return self.runtime_op(inst, pos, f"({{0}} {symbol} {{1}})", [a, b], unsigned)
         if isinstance(a, _Bool) or isinstance(b, _Bool):
             ba, bb = self.as_bool(a, pos), self.as_bool(b, pos)
             kind = _opcode_name(inst.opcode)
@@ -675,11 +864,15 @@ class _Lowering:
             return
         if callee == "__quantum__rt__result_record_output":
             self.recorded = True
-            self.output.append(self.results.get(self.result(args[0], pos)))
+            self.records.append(self.results.get(self.result(args[0], pos)))
             return
         if callee == "__quantum__rt__bool_record_output":
             self.recorded = True
-            self.output.append(self.recorded_bool(args[0], pos))
+            self.records.append(self.recorded_bool(args[0], pos))
+            return
+        if callee == "__quantum__rt__int_record_output":
+            self.recorded = True
+            self.records.append(self.recorded_int(args[0], pos))
             return
         if callee in _STRUCTURE_RECORDS:
             self.recorded = True
@@ -752,23 +945,21 @@ class _Lowering:
             raise self.fail("arity", pos, f"a measurement takes a qubit and a result, got {args}")
         qubit = self.qubit(args, 0, 2, pos, "measurement")
         rid = self.result(args[1], pos)
-        if len(here) != 1:
-            raise self.fail(
-                "unsupported",
-                pos,
-                "a measurement in a block reached along several measurement-dependent "
-                "paths (its result would have no single event)",
-            )
+        if len(here) != 1:  # reached along several paths: one event says whether
+            ops = Operands()
+            reached = self.compute(classical.BOOL, f"bool({cond_text(here, ops)})", ops, pos)
+            assert isinstance(reached, _Bool)
+            here = reached.true
         (term,) = here
-        if term and rid in self.results:
-            raise self.fail(
-                "unsupported",
-                pos,
-                f"result {rid} is measured under a condition after an earlier measurement "
-                "into it; QMK tracks each result statically",
-            )
         guard = guard_of(_term_key(term))
         event = self.builder.measure(qubit, guard=guard, where=self.where(pos))
+        old = self.results.get(rid)
+        if term and old is not None:  # where it does not run, the result keeps its value
+            ops = Operands()
+            bit = classical.make_type("bit", 1)
+            new, was = ops.ref(bit, (event,)), ops.ref(bit, (old,))
+            text = f"bit1({new} if {cond_text(here, ops)} else {was})"
+            event = self.builder.calc("bit[1]", 1, text, reads=ops.reads, inputs=ops.inputs)[0]
         self.results[rid] = event
         if reset:
             self.builder.reset(qubit, guard=guard, where=self.where(pos))
@@ -794,6 +985,8 @@ class _Lowering:
         return int(rid)
 
     def recorded_bool(self, arg: Any, pos: _Pos) -> str | None:
+        """The event a recorded boolean reads: a result as it is, or a CALC of a
+        condition computed from results."""
         v = self.value(arg, pos)
         if isinstance(v, _Bool):
             if v.true == _FALSE:
@@ -804,11 +997,24 @@ class _Lowering:
                     ((event, value),) = term.items()
                     if value == 1 and v.false == conditions.equals([event], 0):
                         return event
-        raise self.fail(
-            "unsupported",
-            pos,
-            "a recorded boolean that is not a measurement result read as-is (or false)",
-        )
+            ops = Operands()
+            computed = self.compute(classical.BOOL, f"bool({cond_text(v.true, ops)})", ops, pos)
+            assert isinstance(computed, _Bool)
+            return next(iter(computed.true[0]))
+        why = v.why if isinstance(v, _Dynamic) else "not a boolean"
+        raise self.fail("unsupported", pos, f"a recorded boolean QMK cannot compute: {why}")
+
+    def recorded_int(self, arg: Any, pos: _Pos) -> tuple[str, ...]:
+        """The events (least significant first) of a recorded 64-bit integer."""
+        v = self.value(arg, pos)
+        if isinstance(v, _Bool | float | _Dynamic):
+            why = v.why if isinstance(v, _Dynamic) else "not an integer"
+            raise self.fail("unsupported", pos, f"a recorded integer QMK cannot compute: {why}")
+        t = classical.make_type("int", 64)
+        ops = Operands()
+        computed = self.compute(t, f"int64({self.operand(v, ops)})", ops, pos)
+        assert isinstance(computed, _Runtime)
+        return computed.events
 
 
 def _is_ptr(value: Any) -> bool:

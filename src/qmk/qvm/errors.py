@@ -265,6 +265,13 @@ REGISTRY.add(
         "the same handle appears twice in one op",
         "use distinct qubits, channels or events in one op",
     ),
+    _c(
+        VerificationError,
+        "QV111",
+        "classical-type",
+        "a CALC node's type, operand types or expression is not well formed or well typed",
+        "see docs/qvm.md#classical-values for the types, operators and casts",
+    ),
     # QV2xx: handle lifetimes and declarations
     _c(
         VerificationError,

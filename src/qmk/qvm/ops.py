@@ -59,6 +59,8 @@ class Category(str, enum.Enum):
     COMPOSITE = "composite"
     CHANNEL = "channel"
     ADMIN = "admin"
+    #: Computes on events (run-time classical values); touches no qubit.
+    CLASSICAL = "classical"
 
 
 class Clifford(str, enum.Enum):
@@ -86,6 +88,11 @@ class Exec(str, enum.Enum):
     TELEPORT_CNOT = "teleport_cnot"
     #: Changes no qubit; telemetry records it.
     NONE = "none"
+    #: Evaluate a typed expression on events, producing the bits of its value
+    #: (:mod:`qmk.qvm.classical`).
+    CALC = "calc"
+    #: Stop the run with a coded error (a loop past its iteration cap).
+    HALT = "halt"
 
 
 class Tally(str, enum.Enum):
@@ -744,6 +751,60 @@ _TABLE: tuple[OpSpec, ...] = (
         tally=Tally.NOTHING,
         cycles=0,
         cycles_why=_BOOKKEEPING,
+    ),
+    # classical: run-time values computed from events (qmk.qvm.classical)
+    OpSpec(
+        name="CALC",
+        category=Category.CLASSICAL,
+        description="compute a typed classical value from events; produces its bits, "
+        "least significant first",
+        inputs=ANY,
+        produces=ONE_OR_MORE,
+        args=(
+            ArgSpec(
+                name="type",
+                type=ArgType.STRING,
+                required=True,
+                description="the value's type: bool, bit[n], int[n], uint[n], angle[n], "
+                "float[64] or float[32]; produces lists its bits",
+            ),
+            ArgSpec(
+                name="reads",
+                type=ArgType.STRING,
+                description="the operands' types, separated by commas: v0 takes the first "
+                "inputs, v1 the next (absent: no operands)",
+            ),
+            ArgSpec(
+                name="expr",
+                type=ArgType.STRING,
+                required=True,
+                description="the expression over v0, v1, ... (docs/qvm.md#classical-values)",
+            ),
+        ),
+        clifford=Clifford.YES,
+        kind=Exec.CALC,
+        tally=Tally.NOTHING,
+        cycles=0,
+        cycles_why="classical control computes while the code cycles; no logical time",
+    ),
+    OpSpec(
+        name="HALT",
+        category=Category.CLASSICAL,
+        description="stop the run with error QE115 when it runs (its guard holds): a loop "
+        "past its iteration cap",
+        args=(
+            ArgSpec(
+                name="message",
+                type=ArgType.STRING,
+                required=True,
+                description="what went wrong, for the error",
+            ),
+        ),
+        clifford=Clifford.YES,
+        kind=Exec.HALT,
+        tally=Tally.NOTHING,
+        cycles=0,
+        cycles_why="classical control; no logical time",
     ),
     # admin
     _admin("FENCE_EPOCH", "close the epoch: all before finishes before anything after starts"),

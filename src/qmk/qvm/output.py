@@ -7,7 +7,10 @@ that language's own keys instead with ``metadata.output``::
     {"groups": [["m3", "m2", null], ["m1", "m0"]], "separator": " "}
 
 Each group is one run of characters, written left to right: an event's outcome
-(0 or 1), or ``"0"`` for ``null`` (a classical bit that nothing wrote). Groups are
+(0 or 1), or ``"0"`` for ``null`` (a classical bit that nothing wrote). A group may
+instead be an integer, written in decimal: ``{"int": [e0, e1, ...], "signed": true}``
+lists its bits' events least significant first (a run-time value's events: QIR's
+``int_record_output``); ``signed`` reads them as two's complement. Groups are
 joined by ``separator``. The OpenQASM and Qiskit front-ends use it to produce the
 keys Qiskit gives (registers in reverse declaration order, bit 0 rightmost); the
 QIR front-end writes recorded results in recording order, first leftmost.
@@ -17,6 +20,9 @@ QIR front-end writes recorded results in recording order, first leftmost.
 ((1, None, 0), (2, 1))
 >>> layout.key("10")  # a=1, b=0
 '00 1'
+>>> signed = {"groups": [{"int": ["a", "b"], "signed": True}]}
+>>> OutputLayout.from_json(signed, events=("a", "b")).key("01")  # a=0, b=1: -2
+'-2'
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ class OutputLayout:
     columns: tuple[int | None, ...]
     widths: tuple[int, ...]
     separator: str = " "
+    #: Per group: "" (its characters as they are), "int" or "uint" (its characters,
+    #: most significant first, written as a decimal number).
+    formats: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: Any, *, events: Sequence[str]) -> OutputLayout:
@@ -60,11 +69,16 @@ class OutputLayout:
         separator = data.get("separator", " ")
         if not isinstance(separator, str) or "\n" in separator:
             raise _bad(f"{where}.separator must be a one-line string")
-        if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups):
+        if not isinstance(groups, list):
             raise _bad(f"{where}.groups must be a list of lists of event names or null")
         index = {name: i for i, name in enumerate(events)}
         columns: list[int | None] = []
-        for g, group in enumerate(groups):
+        formats: list[str] = []
+        widths: list[int] = []
+        for g, raw in enumerate(groups):
+            group, fmt = _group(raw, f"{where}.groups[{g}]")
+            formats.append(fmt)
+            widths.append(len(group))
             for k, name in enumerate(group):
                 if name is None:
                     columns.append(None)
@@ -76,7 +90,10 @@ class OutputLayout:
                         f"got {name!r}"
                     )
         return cls(
-            columns=tuple(columns), widths=tuple(len(g) for g in groups), separator=separator
+            columns=tuple(columns),
+            widths=tuple(widths),
+            separator=separator,
+            formats=tuple(formats) if any(formats) else (),
         )
 
     def key(self, outcome: str) -> str:
@@ -88,10 +105,33 @@ class OutputLayout:
         """``chars`` (one per column) cut into groups and joined by the separator."""
         parts = []
         start = 0
-        for width in self.widths:
-            parts.append(chars[start : start + width])
+        for g, width in enumerate(self.widths):
+            part = chars[start : start + width]
+            fmt = self.formats[g] if self.formats else ""
+            if fmt and part:
+                value = int(part, 2)
+                if fmt == "int" and part[0] == "1":
+                    value -= 1 << width
+                part = str(value)
+            parts.append(part)
             start += width
         return self.separator.join(parts)
+
+
+def _group(raw: Any, where: str) -> tuple[list[Any], str]:
+    """A group's events in column order (an integer's most significant first) and its
+    format."""
+    if isinstance(raw, list):
+        return raw, ""
+    if isinstance(raw, Mapping) and isinstance(raw.get("int"), list):
+        unknown = sorted(set(raw) - {"int", "signed"})
+        signed = raw.get("signed", False)
+        if unknown or not isinstance(signed, bool) or not raw["int"]:
+            raise _bad(
+                f"{where} must be {{'int': [events, least significant first], 'signed': bool}}"
+            )
+        return list(reversed(raw["int"])), "int" if signed else "uint"
+    raise _bad(f"{where} must be a list of event names or null, or an integer group")
 
 
 def _bad(message: str) -> FormatError:

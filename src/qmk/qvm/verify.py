@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from qmk.qvm import classical
 from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
 from qmk.qvm.graph import Graph, Node, Resources, gc_paused, is_finite_number
@@ -53,6 +54,7 @@ from qmk.qvm.ops import (
     ArgType,
     Category,
     Clifford,
+    Exec,
     OpSpec,
     closest_op,
 )
@@ -421,6 +423,22 @@ def _check_args(spec: OpSpec, node: Node, findings: _Findings, index: int) -> No
             findings.add(
                 "arg-unknown", f"{spec.name} has no argument {key!r}; it takes {takes}", index
             )
+
+
+def _check_calc(node: Node, findings: _Findings, index: int) -> None:
+    """Type a ``CALC`` node (QV111): its type, its operands' types against its inputs,
+    its expression and the store of its value (an operand may read an event twice)."""
+    args = node.args
+    try:
+        classical.check(
+            args.get("type", ""),
+            args.get("reads", ""),
+            args.get("expr", ""),
+            len(node.inputs),
+            len(node.produces),
+        )
+    except classical.ClassicalError as exc:
+        findings.add("classical-type", str(exc), index)
 
 
 def _duplicates(values: tuple[str, ...]) -> list[str]:
@@ -940,12 +958,19 @@ class _Walk:
                     self.non_clifford += 1
             elif not plan.clifford:
                 self.non_clifford += 1
+            if spec.kind is Exec.CALC:
+                _check_calc(node, findings, index)
         if node.caps:
             self._count_caps(node.caps, index)
         if (
             (shape[0] > 1 and len(set(vqs)) != shape[0])
             or (shape[1] > 1 and len(set(chs)) != shape[1])
-            or (shape[2] > 1 and len(set(inputs)) != shape[2])
+            or (
+                shape[2] > 1
+                and len(set(inputs)) != shape[2]
+                and spec is not None
+                and spec.kind is not Exec.CALC
+            )
         ):
             _report_duplicate_operands(node, findings, index)
         return spec

@@ -33,10 +33,19 @@ REFUSED: dict[str, tuple[str, str]] = {
     "OPEN_CHAN": ("QD301", "OPEN_CHAN"),
     "USE_CHAN": ("QD301", "OPEN_CHAN"),
     "CLOSE_CHAN": ("QD301", "OPEN_CHAN"),
+    "CALC": ("QD301", "CALC"),
+    "HALT": ("QD301", "HALT"),
 }
 
 #: A value for each required argument of any op.
-ARGUMENTS: dict[str, Any] = {"theta": 0.9, "angle": 0.4, "mask": "X"}
+ARGUMENTS: dict[str, Any] = {
+    "theta": 0.9,
+    "angle": 0.4,
+    "mask": "X",
+    "type": "bool",
+    "expr": "True",
+    "message": "stop",
+}
 
 QUBITS = ("q0", "q1", "q2")
 

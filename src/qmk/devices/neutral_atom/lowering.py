@@ -173,6 +173,11 @@ def refusal(node: Node) -> str | None:
             "COND_PAULI applies a Pauli chosen by measured bits: classical "
             "feed-forward, which the neutral-atom ISA cannot express"
         )
+    if spec.category is Category.CLASSICAL:
+        return (
+            f"{node.op} computes on measured bits at run time, which the neutral-atom ISA "
+            "cannot express (no instruction reads a measured bit)"
+        )
     return None
 
 
