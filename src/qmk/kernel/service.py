@@ -314,6 +314,15 @@ class Kernel:
         self._auth_more = 0
         self._auth_tenants = set()
 
+    def tenant_of(self, session_id: str) -> str:
+        """The tenant of a valid session (an in-process call of the HTTP layer, which
+        checks the bearer before it reads a request's body).
+
+        Raises:
+            SessionError, AuthError: as every syscall's session check.
+        """
+        return self._session(session_id).tenant
+
     def _session(self, session_id: str) -> Session:
         self._check_open()
         session = self.sessions.check(session_id, now=self.clock.now())
@@ -452,9 +461,10 @@ class Kernel:
             if known is not None:
                 return self.supervisor.job(known, session.tenant).to_json()
         self._check_disk()
+        self.admission.cpu.check(session.tenant, "a submit")
         prepared = await self.admission.prepare(session.tenant, graph)  # big: off the loop
         self._check_open()
-        job = self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
+        job = await self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
         self._audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
         accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
         if job.warnings:  # the accepted answer says an option changed nothing
@@ -546,7 +556,8 @@ class Kernel:
         job = self.supervisor.job(job_id, session.tenant)
         if checkpoint_id is not None and not isinstance(checkpoint_id, str):
             raise InvalidArgument("checkpoint_id must be a string or null")
-        self.admission.readmit(session, job)  # the same checks as a submit's
+        self.admission.cpu.check(session.tenant, "a restore")
+        await self.admission.readmit(session, job)  # the same checks as a submit's
         return await self.supervisor.restore(job, checkpoint_id)
 
     async def q_replay(self, *, session_id: str, job_id: str) -> dict[str, Any]:
@@ -555,6 +566,7 @@ class Kernel:
         it (``cache: false``)."""
         session = self._session(session_id)
         old = self.supervisor.job(job_id, session.tenant)
+        self.admission.cpu.check(session.tenant, "a replay")
         policy = {**old.policy.to_json(), "cache": False}
         if old.policy.device is not None:  # a device job: its stored wire job, again
             stored = json.loads(old.graph)
@@ -564,7 +576,11 @@ class Kernel:
                 session, stored["job"], None, old.shots, old.seed, options
             )
             return await self.supervisor.accept(job)
-        job = self.admission.admit(session, json.loads(old.graph), old.shots, old.seed, policy)
+        graph, prepared = await self.admission.read_stored(session.tenant, old.graph)
+        self._check_open()
+        job = await self.admission.admit(
+            session, graph, old.shots, old.seed, policy, prepared=prepared
+        )
         return await self.supervisor.accept(job)
 
     def _chan_session(self, session: Session) -> None:
