@@ -9,10 +9,14 @@ of ``cpu_burst_s`` CPU seconds that gains ``cpu_s_per_s`` a second of the kernel
 clock. The cost is known only once the work is done, so the bucket may go into debt;
 while it holds no CPU second the tenant's next such request is refused at once, before
 any work, with ``QS1006`` (``limit: "cpu_s_per_s"``) and ``retry_after_s``: the seconds
-until its bucket is out of debt (and a millisecond more, so a retry then gets in). Other tenants' buckets are their own.
+until its bucket is out of debt (and a millisecond more, so a retry then gets in).
+Other tenants' buckets are their own.
 
 At most ``threads`` pieces of work run at once (the cores of a small host), and at most
 one of each tenant, so a tenant that pipelines big programs holds one thread, not all.
+The threads are started with the budget, not on first use: starting a thread from the
+loop waits for it to take the GIL, which a thread already verifying a big graph holds
+most of the time (a 0.3-0.5 s stall of the loop, measured, with asyncio's default pool).
 
 >>> from qmk.kernel.clock import ManualClock
 >>> from qmk.errors import QuotaError
@@ -30,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from qmk.errors import QuotaError
@@ -66,6 +72,15 @@ class CpuBudget:
         self._buckets: dict[str, TokenBucket] = {}
         self._threads = asyncio.Semaphore(threads)
         self._tenant_locks: dict[str, asyncio.Lock] = {}
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qmk-program")
+        started = threading.Barrier(threads + 1)
+        for _ in range(threads):  # each waits for the others: every thread is started
+            self._pool.submit(started.wait)
+        started.wait()
+
+    def close(self) -> None:
+        """Let the threads end (work in them runs to its end)."""
+        self._pool.shutdown(wait=False)
 
     def _bucket(self, tenant: str) -> TokenBucket:
         rate, burst = self._rate(tenant), self._burst(tenant)
@@ -137,7 +152,7 @@ class CpuBudget:
 
         async with lock, self._threads:
             try:
-                result = await asyncio.to_thread(measured)
+                result = await asyncio.get_running_loop().run_in_executor(self._pool, measured)
             except BaseException:
                 self.spend(tenant, spent[0])
                 raise

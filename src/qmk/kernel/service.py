@@ -262,6 +262,7 @@ class Kernel:
             self._host.cancel()  # its group cancels every task of the kernel
             await asyncio.wait([self._host])
         await self.supervisor.close()
+        self.admission.cpu.close()
         self.audit.append("kernel", action="close", epoch=self.supervisor.epoch)
         self.commits.commit()
         self.audit.close()
