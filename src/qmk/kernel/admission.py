@@ -96,6 +96,13 @@ def _text_of(graph: Any) -> str:
         raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
 
 
+def _nodes_in(text: str) -> int:
+    """An upper bound on the nodes of compact graph JSON, without parsing it: each node
+    has one ``"op":`` key, and in a JSON string a quote is escaped, so nothing else
+    reads so (only an ``args`` object's own ``op`` key would, counted twice)."""
+    return text.count('"op":')
+
+
 class Admission:
     """The submission checks of one kernel, with their caches.
 
@@ -663,15 +670,20 @@ class Admission:
                 return verified(text)
         return await self.cpu.run(tenant, lambda: verified(text))
 
-    async def read_stored(self, tenant: str, text: str) -> tuple[Any, tuple[str, Any] | None]:
-        """A stored graph's ``text`` (a replay's) as the JSON graph and :meth:`prepare`'s
-        answer: read and verified in a thread, charged to ``tenant``'s CPU budget and its
-        verification rate, unless it is small."""
+    async def prepare_stored(self, tenant: str, text: str) -> tuple[str, Any]:
+        """A stored graph's ``text`` (a replay's) as :meth:`prepare`'s answer: its nodes
+        (counted in the text, an upper bound) taken from the tenant's verification rate
+        first, then verified in a thread charged to its CPU budget, unless it is small.
+        The text is not parsed again: it is the compact JSON :meth:`admit` stored.
+
+        Raises:
+            QuotaError: past the tenant's ``verify_nodes_per_s`` (before any reading).
+        """
+        self.charge(tenant, min(_nodes_in(text), self.config.max_graph_nodes))
         if len(text) < OFFLOAD_BYTES:
             with self.cpu.on_loop(tenant):
-                return json.loads(text), None
-        graph = await self.cpu.run(tenant, lambda: json.loads(text))
-        return graph, await self.prepare(tenant, graph)
+                return text, self._verify(text)
+        return text, await self.cpu.run(tenant, lambda: self._verify(text))
 
     def charge(self, tenant: str, nodes: int) -> None:
         """Take ``nodes`` from ``tenant``'s verification rate (its bucket holds

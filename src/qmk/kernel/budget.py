@@ -17,6 +17,9 @@ one of each tenant, so a tenant that pipelines big programs holds one thread, no
 The threads are started with the budget, not on first use: starting a thread from the
 loop waits for it to take the GIL, which a thread already verifying a big graph holds
 most of the time (a 0.3-0.5 s stall of the loop, measured, with asyncio's default pool).
+While work runs in them the cyclic garbage collector is paused (the work builds
+hundreds of thousands of objects and no cycles; a collection it set off would rescan the
+whole heap holding the GIL, the loop waiting).
 
 >>> from qmk.kernel.clock import ManualClock
 >>> from qmk.errors import QuotaError
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +52,27 @@ T = TypeVar("T")
 
 #: At most this many pieces of program work run in threads at once.
 THREADS = 2
+
+
+_collector = threading.Lock()
+_pausers = [0, True]  # threads in _collector_paused; whether the collector ran before
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic collector paused while any thread is inside (restored by the last)."""
+    with _collector:
+        if not _pausers[0]:
+            _pausers[1] = gc.isenabled()
+            gc.disable()
+        _pausers[0] += 1
+    try:
+        yield
+    finally:
+        with _collector:
+            _pausers[0] -= 1
+            if not _pausers[0] and _pausers[1]:
+                gc.enable()
 
 
 class CpuBudget:
@@ -146,7 +171,8 @@ class CpuBudget:
         def measured() -> T:
             began = time.thread_time()
             try:
-                return work()
+                with _collector_paused():
+                    return work()
             finally:
                 spent[0] = time.thread_time() - began
 

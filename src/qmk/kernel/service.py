@@ -554,10 +554,10 @@ class Kernel:
     ) -> dict[str, Any]:
         """Re-queue the job from a checkpoint (the latest when ``checkpoint_id`` is null)."""
         session = self._session(session_id)
+        self.admission.cpu.check(session.tenant, "a restore")
         job = self.supervisor.job(job_id, session.tenant)
         if checkpoint_id is not None and not isinstance(checkpoint_id, str):
             raise InvalidArgument("checkpoint_id must be a string or null")
-        self.admission.cpu.check(session.tenant, "a restore")
         await self.admission.readmit(session, job)  # the same checks as a submit's
         return await self.supervisor.restore(job, checkpoint_id)
 
@@ -566,8 +566,8 @@ class Kernel:
         again: a replay checks that the run reproduces, so the result cache never answers
         it (``cache: false``)."""
         session = self._session(session_id)
-        old = self.supervisor.job(job_id, session.tenant)
         self.admission.cpu.check(session.tenant, "a replay")
+        old = self.supervisor.job(job_id, session.tenant)
         policy = {**old.policy.to_json(), "cache": False}
         if old.policy.device is not None:  # a device job: its stored wire job, again
             stored = json.loads(old.graph)
@@ -577,10 +577,10 @@ class Kernel:
                 session, stored["job"], None, old.shots, old.seed, options
             )
             return await self.supervisor.accept(job)
-        graph, prepared = await self.admission.read_stored(session.tenant, old.graph)
+        prepared = await self.admission.prepare_stored(session.tenant, old.graph)
         self._check_open()
         job = await self.admission.admit(
-            session, graph, old.shots, old.seed, policy, prepared=prepared
+            session, None, old.shots, old.seed, policy, prepared=prepared
         )
         return await self.supervisor.accept(job)
 
