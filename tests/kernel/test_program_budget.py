@@ -197,3 +197,34 @@ def test_the_cpu_budget_is_a_tenant_quota_shown_to_the_tenant(tmp_path: Path) ->
     reply = run_kernel(tmp_path, body, workers=1, config=config(cpu_s_per_s=0.25))
     assert reply["quota"]["cpu_s_per_s"] == 0.25
     assert reply["quota"]["cpu_burst_s"] > 0
+
+
+def test_a_replay_takes_its_graphs_nodes_from_the_verification_rate_before_reading(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(start=1000.0)
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        job = await kernel.q_submit(session_id=alice, graph=chain(600), shots=1, seed=1)
+        with pytest.raises(QuotaError) as caught:  # 600 of the bucket's 1000 nodes taken
+            await kernel.q_replay(session_id=alice, job_id=job["job_id"])
+        assert caught.value.details == {
+            "limit": "verify_nodes_per_s",
+            "value": 500.0,
+            "needed": 600,
+            "retry_after_s": 0.4,
+        }
+        clock.advance(0.5)  # past the 0.4 s it named
+        assert (await kernel.q_replay(session_id=alice, job_id=job["job_id"]))["job_id"]
+
+    small = config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024, "max_graph_nodes": 1000},
+            "tenants": {
+                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], "verify_nodes_per_s": 500}
+            },
+        }
+    )
+    run_kernel(tmp_path, body, workers=1, config=small, clock=clock)
