@@ -35,6 +35,21 @@ millisecond and submits a few Bell jobs; then the attacker reports what it got
   verify (a measurement after its qubit's free), one after another; its
   ``verify_nodes_per_s`` refuses most of them with ``QS1006`` before they are read.
 
+The program doors of issue 32 (items 1 and 5), each on both wires (``-rpc``: the
+JSON-RPC socket, ``-rest``: ``qmk serve --http``; the kernel serves both in either), with
+a second prober polling ``GET /v1/jobs/{id}`` over REST every 10 ms beside the socket's:
+
+- ``unauth-big-loop``: a bearer that is no session (REST: ``Bearer junk``) or a junk
+  session id (JSON-RPC) sending a 4,194,304-pass OpenQASM 3 loop and a 15 MB flat
+  OpenQASM 2 file (REST), or a 16 MiB graph line (JSON-RPC), over and over: refused
+  before any reading, within the unauthenticated body limit.
+- ``big-valid-graph``: another tenant submitting valid 99,990-node programs one after
+  another (QVM JSON on JSON-RPC, OpenQASM 2 text on REST): read, verified, planned and
+  lowered off the event loop, within its ``verify_nodes_per_s`` and ``cpu_s_per_s``.
+- ``replay-loop`` / ``restore-loop``: that tenant's 99,990-node job, then ``q_replay``
+  (``q_restore``) of it over and over: refused past its CPU budget with
+  ``retry_after_s``.
+
 ``QMK_BENCH_SERVER="accept_rate = 100; auth_timeout_s = 5"`` adds ``[server]`` keys to
 every scenario's kernel, and ``QMK_BENCH_VERIFY_RATE=1e9`` sets the attacking tenant's
 ``verify_nodes_per_s``, to compare settings.
@@ -53,6 +68,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -90,6 +106,11 @@ SCENARIOS = (
     "connect-flood",
     "big-invalid-graphs",
 )
+#: The program-door scenarios (issue 32), each on both wires.
+DOORS = ("unauth-big-loop", "big-valid-graph", "replay-loop", "restore-loop")
+SCENARIOS += tuple(f"{door}-{wire}" for door in DOORS for wire in ("rpc", "rest"))
+#: Nodes of the big valid program (under the default max_graph_nodes, 100,000).
+BIG_NODES = 99_990
 
 
 def line(method: str, params: Any, request_id: Any = 1) -> bytes:
@@ -103,13 +124,18 @@ def line(method: str, params: Any, request_id: Any = 1) -> bytes:
 class Kernel:
     """A ``qmk serve`` process in a temporary directory."""
 
-    def __init__(self, folder: Path, *, server: str = "", nofile: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, server: str = "", nofile: int | None = None, http: bool = False
+    ) -> None:
         self.folder = folder
         self.socket = folder / "k.sock"
+        self.url = ""
         config = folder / "k.toml"
         config.write_text(CONFIG + server)
         argv = [sys.executable, "-m", "qmk", "serve", "--socket", str(self.socket)]
         argv += ["--data-dir", str(folder / "data"), "--config", str(config), "--workers", "2"]
+        if http:
+            argv += ["--http", "127.0.0.1:0"]
         self.log = folder / "k.log"
         limit = None if nofile is None else (nofile, nofile)
         self.proc = subprocess.Popen(
@@ -121,10 +147,22 @@ class Kernel:
             else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit)),
         )
         deadline = time.monotonic() + 60
-        while not self.socket.exists():
+        while not self.socket.exists() or (http and not self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"qmk serve did not start: {self.log.read_text()}")
             time.sleep(0.02)
+            if http:
+                found = re.search(r"(https?://[^\s]+)", self.log.read_text(errors="replace"))
+                self.url = found.group(1) if found else ""
+
+    def peak_rss_mb(self) -> float | None:
+        """The kernel process's peak resident memory (MiB), from /proc."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return None
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return round(int(found.group(1)) / 1024, 1) if found else None
 
     def stop(self) -> tuple[int, float]:
         """SIGTERM; (exit status, seconds to exit)."""
@@ -217,6 +255,8 @@ def attack(name: str, path: str, stop: threading.Event) -> dict[str, Any]:
         return _connect_flood(path, stop)
     if name == "big-invalid-graphs":
         return _big_invalid_graphs(path, stop)
+    if name.rpartition("-")[0] in DOORS:
+        return _door(name, path, os.environ.get("QMK_BENCH_URL", ""), stop)
     if name in ("deep-nesting", "malformed", "pipeline-no-read"):
         sock = _unix(path)
         sock.sendall(line("q_negotiate_caps", GRANTS))
@@ -361,6 +401,140 @@ def _big_invalid_graphs(path: str, stop: threading.Event, nodes: int = 60_000) -
     return {"submits": sum(counts.values()), "replies": counts}
 
 
+# --------------------------------------------------------------------------- the doors
+
+
+def big_graph(nodes: int = BIG_NODES) -> dict[str, Any]:
+    """A valid QVM graph of ``nodes`` nodes on one qubit."""
+    body = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
+    body += [{"id": f"x{i}", "op": "APPLY_X", "vqs": ["q"]} for i in range(nodes - 3)]
+    body += [
+        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["m"]},
+        {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
+    ]
+    return {
+        "version": "0.2",
+        "program": {"nodes": body},
+        "resources": {"vqs": ["q"], "chs": [], "events": ["m"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def big_qasm(nodes: int = BIG_NODES) -> str:
+    """Valid flat OpenQASM 2 of about ``nodes`` nodes."""
+    head = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\n'
+    return head + "x q[0];\n" * (nodes - 3) + "measure q[0] -> c[0];\n"
+
+
+BIG_LOOP = (
+    'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nfor int i in [0:2**22-1] { h q[0]; }'
+)
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _door(name: str, path: str, url: str, stop: threading.Event) -> dict[str, Any]:
+    """One program-door attack on its wire, until ``stop``; the replies by code."""
+    door, _, wire = name.rpartition("-")
+    if door == "unauth-big-loop":
+        return _unauth_rest(url, stop) if wire == "rest" else _unauth_rpc(path, stop)
+    import httpx
+
+    from qmk.errors import QMKError
+
+    counts: dict[str, int] = {}
+    client = Client.connect(path, tenant="mallory", key="mallory-key", caps=["CAP_ALLOC"])
+    http = httpx.Client(base_url=url, timeout=120) if wire == "rest" else None
+    headers = {"authorization": f"Bearer {client.session_id}"}
+    graph = big_graph()
+    text = big_qasm() if wire == "rest" else ""
+    job_id = None
+    if door != "big-valid-graph":  # the job to replay or restore, submitted once
+        job_id = client.q_submit(graph, 1, 1)["job_id"]
+    print("ready", flush=True)  # the measurement starts now
+    while not stop.is_set():
+        if http is None:
+            try:
+                if door == "big-valid-graph":
+                    client.q_submit(graph, 1, 1)
+                elif door == "replay-loop":
+                    client.q_replay(job_id)
+                else:
+                    client.q_restore(job_id)
+                _count(counts, "ok")
+            except QMKError as exc:
+                _count(counts, exc.code)
+            continue
+        if door == "big-valid-graph":
+            reply = http.post("/v1/jobs", json={"program": text}, headers=headers)
+        elif door == "replay-loop":
+            reply = http.post(f"/v1/jobs/{job_id}/replay", headers=headers)
+        else:
+            reply = http.post(f"/v1/jobs/{job_id}/restore", json={}, headers=headers)
+        _count(counts, str(reply.status_code) + " " + str(reply.json().get("code", "")))
+        if reply.status_code == 429:  # told when to come back: a polite attacker waits
+            stop.wait(float(reply.json().get("details", {}).get("retry_after_s", 0)))
+    client.close()
+    if http is not None:
+        http.close()
+    return {"requests": sum(counts.values()), "replies": counts}
+
+
+def _unauth_rest(url: str, stop: threading.Event) -> dict[str, Any]:
+    import httpx
+
+    counts: dict[str, int] = {}
+    flat = big_qasm(1_900_000).encode()  # ~15 MB
+    junk = {"authorization": "Bearer junk", "content-type": "application/json"}
+    loop = json.dumps({"program": BIG_LOOP}).encode()
+    flat_body = b'{"program": ' + json.dumps(flat.decode()).encode() + b"}"
+    with httpx.Client(base_url=url, timeout=120) as http:
+        while not stop.is_set():
+            for body in (loop, flat_body):
+                began = time.perf_counter()
+                try:
+                    reply = http.post("/v1/jobs", content=body, headers=junk)
+                    key = f"{reply.status_code} {reply.json().get('code', '')}"
+                except httpx.HTTPError as exc:  # the server may close on a refused body
+                    key = type(exc).__name__
+                _count(counts, key)
+                counts["slowest_ms"] = max(
+                    counts.get("slowest_ms", 0), int((time.perf_counter() - began) * 1000)
+                )
+    return {"requests": sum(v for k, v in counts.items() if k != "slowest_ms"), "replies": counts}
+
+
+def _unauth_rpc(path: str, stop: threading.Event) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    big = line("q_submit", {"session_id": "junk", "graph": big_graph(), "shots": 1})
+    small = line("q_submit", {"session_id": "junk", "graph": big_graph(200), "shots": 1})
+    while not stop.is_set():
+        for frame in (small, big):
+            sock = _unix(path)
+            with contextlib.suppress(OSError):  # cut past the unauthenticated line limit
+                sock.sendall(frame)
+            reply = _first_reply(sock, 10)
+            sock.close()
+            _count(counts, "closed" if reply is None else _codes([reply]).popitem()[0])
+    return {"requests": sum(counts.values()), "replies": counts}
+
+
+def _rest_prober(url: str, headers: dict[str, str], job_id: str, stop: threading.Event) -> Any:
+    """GET a job over REST every 10 ms until ``stop``; its latencies (s)."""
+    import httpx
+
+    latencies: list[float] = []
+    with httpx.Client(base_url=url, timeout=120) as http:
+        while not stop.is_set():
+            began = time.perf_counter()
+            http.get(f"/v1/jobs/{job_id}", headers=headers).raise_for_status()
+            latencies.append(time.perf_counter() - began)
+            stop.wait(0.01)
+    return latencies
+
+
 def _hostile_frames(session: str, *, deep: bool) -> list[tuple[bytes, int]]:
     """(frame, replies it gets) pairs."""
     if deep:
@@ -437,7 +611,8 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
     if os.environ.get("QMK_BENCH_VERIFY_RATE"):
         rate = float(os.environ["QMK_BENCH_VERIFY_RATE"])
         server = f"verify_nodes_per_s = {rate}\n" + server  # in [tenants.mallory], last
-    kernel = Kernel(folder, server=server, nofile=nofile)
+    door = name.rpartition("-")[0] in DOORS
+    kernel = Kernel(folder, server=server, nofile=nofile, http=door)
     client = Client.connect(str(kernel.socket), **TENANT)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
     probe = client.q_submit(graph, 10, 1)["job_id"]
@@ -448,8 +623,22 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, "QMK_BENCH_URL": kernel.url},
         )
         time.sleep(0.5)  # let it get going (a benchmark, not a test)
+        if door and name.startswith(("replay-loop", "restore-loop", "big-valid-graph")):
+            assert attacker.stdout is not None
+            attacker.stdout.readline()  # its job to replay is in: measure from now
+    rest: dict[str, Any] = {}
+    stop_rest = threading.Event()
+    if door:  # a second prober, over REST
+        headers = {"authorization": f"Bearer {client.session_id}"}
+        prober = threading.Thread(
+            target=lambda: rest.update(
+                latencies=_rest_prober(kernel.url, headers, probe, stop_rest)
+            )
+        )
+        prober.start()
     if name == "sigterm":
         attacker = subprocess.Popen(
             [
@@ -474,6 +663,13 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
         attacker.wait(120)
         return figures
     figures = {"scenario": name, **measure(kernel, client, probe, seconds)}
+    if door:
+        stop_rest.set()
+        prober.join(120)
+        ms = sorted(x * 1000 for x in rest.get("latencies", []))
+        figures["rest_calls"] = len(ms)
+        figures["rest_p50_ms"] = round(statistics.median(ms), 3) if ms else None
+        figures["rest_max_ms"] = round(ms[-1], 3) if ms else None
     if attacker is not None:
         assert attacker.stdin is not None and attacker.stdout is not None
         attacker.stdin.close()
@@ -482,6 +678,7 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
     states = [client.q_wait(job, 120_000)["state"] for job in [probe, *figures.pop("jobs")]]
     figures["jobs_accepted"] = len(states)
     figures["jobs_completed"] = states.count("COMPLETED")
+    figures["kernel_peak_rss_mb"] = kernel.peak_rss_mb()
     client.close()
     status, took = kernel.stop()
     log = kernel.log.read_text(errors="replace")
@@ -525,11 +722,18 @@ def _row(r: dict[str, Any]) -> str:
     if r["scenario"] == "sigterm":
         return f"{'sigterm':18} exit {r['exit_status']} after {r['seconds_to_exit']:.2f} s"
     attacker = json.dumps(r.get("attacker", {}))[:110]
+    rest = ""
+    if "rest_calls" in r:
+        rest = (
+            f"\n{'':18} REST GET p50 {r['rest_p50_ms']} ms  max {r['rest_max_ms']} ms  "
+            f"({r['rest_calls']} calls)"
+        )
     return (
         f"{r['scenario']:18} q_status p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
         f"max {r['max_ms']:8.3f} ms  ({r['calls']} calls, {len(r['failures'])} failed)  "
-        f"jobs {r['jobs_completed']}/{r['jobs_accepted']}  exit {r['exit_status']} "
-        f"in {r['seconds_to_exit']:.2f} s\n{'':18} attacker: {attacker}"
+        f"jobs {r['jobs_completed']}/{r['jobs_accepted']}  kernel peak RSS "
+        f"{r.get('kernel_peak_rss_mb')} MiB  exit {r['exit_status']} "
+        f"in {r['seconds_to_exit']:.2f} s{rest}\n{'':18} attacker: {attacker}"
         + (
             f"\n{'':18} kernel RSS {r['rss_before_mb']} MB before, peak {r['rss_peak_mb']} MB, "
             f"{r['rss_after_mb']} MB after"

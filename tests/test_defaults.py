@@ -179,6 +179,8 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
 
+    from qmk.kernel.config import KernelTable
+
     page = Path(__file__).resolve().parents[1] / "docs" / "kernel.md"
     block = re.search(r"## Configuration\n\n```toml\n(.*?)```", page.read_text(), re.DOTALL)
     assert block is not None
@@ -201,6 +203,7 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         "max_result_mb": defaults.MAX_RESULT_MB,
         "result_keep_s": defaults.RESULT_KEEP_S,
         "synchronous": defaults.SYNCHRONOUS,
+        "artifact_keep_s": KernelTable().artifact_keep_s,
     }
     assert (config["machine"]["profile"], config["machine"]["qubit"]) == (
         defaults.PROFILE,

@@ -146,6 +146,11 @@ MAX_GRAPH_NODES: Final = 100_000
 #: holds one MAX_GRAPH_NODES graph): verification runs at ~36k nodes/s on one loaded core,
 #: so one tenant's big graphs, valid or not, take at most about a third of a core.
 VERIFY_NODES_PER_S: Final = 10_000.0
+#: CPU seconds a second one tenant's program work (reading, verifying, planning and
+#: lowering its submits, replays, restores and REST program text) may take on average,
+#: and at once after a rest: a token bucket that holds a max_graph_nodes graph's work.
+CPU_S_PER_S: Final = 0.5
+CPU_BURST_S: Final = 20.0
 #: Free space (MiB) the data directory's disk must keep: below it, submits are refused
 #: (QS1011) before anything is written, so commits do not run out of room.
 MIN_FREE_DISK_MB: Final = 64

@@ -124,8 +124,8 @@ def test_a_seed_the_kernel_draws_never_looks_up_the_cache(tmp_path: Path) -> Non
     async def body(kernel: Kernel) -> tuple[bool, bool, dict[str, Any]]:
         sid = await login(kernel, "alice")
         session = kernel.sessions.check(sid, now=kernel.clock.now())
-        drawn = kernel.admission.admit(session, GRAPH, SHOTS, None, None)
-        given = kernel.admission.admit(session, GRAPH, SHOTS, SEED, None)
+        drawn = await kernel.admission.admit(session, GRAPH, SHOTS, None, None)
+        given = await kernel.admission.admit(session, GRAPH, SHOTS, SEED, None)
         # a drawn seed's job is a source all the same: a submit naming its seed hits it
         first = await submit(kernel, sid, seed=None)
         gate.release(1)

@@ -41,10 +41,12 @@ import contextlib
 import gc
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qmk.errors import QuotaError
 from qmk.frontends import conditions, decompose, qasm_scan
 from qmk.frontends.builder import ProgramBuilder, gate_emitter, gate_op, guard_of
 from qmk.frontends.errors import FrontendError
@@ -189,6 +191,7 @@ def from_qasm(
     params: Mapping[str, float] | None = None,
     version: int | None = None,
     fast: bool = True,
+    max_nodes: int | None = None,
 ) -> Graph:
     """Lower an OpenQASM 2.0 or 3 program (the version comes from its header).
 
@@ -203,17 +206,48 @@ def from_qasm(
             (:mod:`qmk.frontends.qasm_scan`) and the rest with the reference parser
             (the default); False: the reference parser reads the whole program (slower,
             the same graph and the same errors).
+        max_nodes: the most nodes the graph may have (None: no cap). A program of more
+            statements than that (plus :data:`STATEMENT_SLACK` for declarations) is
+            refused before it is parsed, and a ``for`` loop before it is unrolled: once
+            its first pass is lowered, the loop's size is known (at most ``max_nodes``
+            passes of all loops together, so a loop of no gates is bounded too).
 
     Raises:
         FrontendError: a syntax error, an undefined name, a wrong arity or an
             unsupported construct, with its line.
+        QuotaError: past ``max_nodes`` (``limit: "max_graph_nodes"``), nothing built.
     """
-    reader = _Reader(source, name, profile, dict(params or {}), version)
+    if max_nodes is not None:
+        _check_statements(source, name, max_nodes)
+    reader = _Reader(source, name, profile, dict(params or {}), version, max_nodes)
     if not fast:
         return reader.reference()
     reader.collect = gc.isenabled()
     with gc_paused():  # the fast lane makes no cycles; the collector would rescan its nodes
         return reader.read()
+
+
+#: Statements a program may have beyond its node cap (declarations, includes, headers).
+STATEMENT_SLACK = 1024
+
+
+def too_many_nodes(name: str, what: str, needed: int, limit: int) -> QuotaError:
+    """The refusal of a program past its node cap (``kernel.max_graph_nodes``)."""
+    return QuotaError(
+        f"{name}: {what}: at least {needed} nodes, past the {limit} a graph may have "
+        "(kernel.max_graph_nodes); nothing was built",
+        limit="max_graph_nodes",
+        value=limit,
+        needed=needed,
+    )
+
+
+def _check_statements(source: str, name: str, limit: int) -> None:
+    """Refuse, before parsing, a program of more statements than ``limit`` nodes could
+    hold (each gate, measurement or reset statement is at least one node)."""
+    statements = source.count(";")
+    if statements > limit + STATEMENT_SLACK:
+        raise too_many_nodes(name, f"{statements} statements", statements - STATEMENT_SLACK, limit)
 
 
 def _parse(source: str, name: str, line: int = 1, column: int = 0) -> Any:
@@ -275,7 +309,9 @@ class _Reader:
         profile: str | None,
         params: dict[str, float],
         asked: int | None,
+        max_nodes: int | None = None,
     ) -> None:
+        self.max_nodes = max_nodes
         self.source = source
         self.name = name
         self.profile = profile
@@ -313,6 +349,7 @@ class _Reader:
                     profile=self.profile,
                     params=self.params,
                     version=_version(header, self.asked, self.name, self.source),
+                    max_nodes=self.max_nodes,
                 )
                 scanner.version = lowerer.version
                 lowerer.source_lines = self.source.splitlines()
@@ -342,6 +379,7 @@ class _Reader:
                 profile=self.profile,
                 params=self.params,
                 version=_version(None, self.asked, self.name),
+                max_nodes=self.max_nodes,
             )
         return lowerer.finish()
 
@@ -383,6 +421,7 @@ class _Reader:
             profile=self.profile,
             params=self.params,
             version=_version(program.version, self.asked, self.name, self.source),
+            max_nodes=self.max_nodes,
         )
         lowerer.source_lines = self.source.splitlines()
         for st in program.statements:
@@ -439,8 +478,16 @@ class _Lowerer:
     """
 
     def __init__(
-        self, *, name: str, profile: str | None, params: dict[str, float], version: int
+        self,
+        *,
+        name: str,
+        profile: str | None,
+        params: dict[str, float],
+        version: int,
+        max_nodes: int | None = None,
     ) -> None:
+        self.max_nodes = max_nodes
+        self.passes = 0  # loop passes lowered or about to be, of all loops (within max_nodes)
         self.name = name
         self.version = version
         self.params = params
@@ -518,7 +565,10 @@ class _Lowerer:
         if loose:
             groups.insert(0, [self.bits[s] for s in reversed(loose)])
         language = f"openqasm{self.version}"
-        return self.builder.build(output=groups, separator=" ", metadata={"language": language})
+        graph = self.builder.build(output=groups, separator=" ", metadata={"language": language})
+        if self.max_nodes is not None and len(graph.nodes) > self.max_nodes:
+            raise too_many_nodes(self.name, "the program", len(graph.nodes), self.max_nodes)
+        return graph
 
     def declared(self, name: str) -> bool:
         return (
@@ -1157,25 +1207,60 @@ class _Lowerer:
         if self.declared(var):
             raise self.error("bad-value", f"loop variable {var!r} shadows a declared name")
         spec = st.set_declaration
+        values: Sequence[float | int | bool]
         if isinstance(spec, ast.RangeDefinition):
-            values: list[float | int | bool] = list(self.range_values(spec, None))
+            values = self.range_of(spec, None)  # lazy: its length is known, nothing built
         elif isinstance(spec, ast.DiscreteSet):
             values = [self.evaluate(v) for v in spec.values]
         else:
             raise self.error("unsupported", "for loops over a register or array")
+        try:
+            passes = len(values)
+        except OverflowError:  # a range longer than sys.maxsize
+            passes = sys.maxsize
+        self.charge_passes(passes)
         block = st.block if isinstance(st.block, list) else [st.block]
         loop = Loop()
         self.loops.append(loop)
         try:
             active = cond
-            for value in values:
+            for index, value in enumerate(values):
                 if not active:
                     break
+                before = len(self.builder.nodes)
                 self.values[var] = value
                 active = self.iteration(block, active, loop)
+                if index == 0 and self.max_nodes is not None:
+                    self.check_unrolled(len(self.builder.nodes) - before, passes)
         finally:
             self.loops.pop()
             self.values.pop(var, None)
+
+    def charge_passes(self, passes: int) -> None:
+        """Count a loop's passes against the cap before any of them is lowered."""
+        if self.max_nodes is None:
+            return
+        self.passes += passes
+        if self.passes > self.max_nodes:
+            raise too_many_nodes(
+                self.where(),
+                f"loops of {self.passes} passes in all (a pass counts as a node)",
+                self.passes,
+                self.max_nodes,
+            )
+
+    def check_unrolled(self, per_pass: int, passes: int) -> None:
+        """Refuse a loop whose first pass wrote ``per_pass`` nodes when its ``passes``
+        would pass the cap, before the second pass is lowered."""
+        assert self.max_nodes is not None
+        total = len(self.builder.nodes) + per_pass * (passes - 1)
+        if total > self.max_nodes:
+            raise too_many_nodes(
+                self.where(),
+                f"a for loop of {passes} passes of {per_pass} nodes each",
+                total,
+                self.max_nodes,
+            )
 
     # ------------------------------------------------------------------ gates
 
@@ -1658,6 +1743,7 @@ class _Lowerer:
         """Unrolled up to the loop cap: iteration k runs where the loop still runs; a shot
         still looping after the cap stops the run (a HALT node, QE115)."""
         cap = self.loop_cap
+        self.charge_passes(cap)  # at most cap passes: refused past the graph cap unbuilt
         block = st.block if isinstance(st.block, list) else [st.block]
         loop = Loop()
         self.loops.append(loop)
@@ -1672,7 +1758,10 @@ class _Lowerer:
                 if k == cap:
                     self.overrun(run, "while loop", cap)
                     return
+                before = len(self.builder.nodes)
                 active = self.iteration(block, self.compact(run), loop)
+                if k == 0 and self.max_nodes is not None:
+                    self.check_unrolled(len(self.builder.nodes) - before, cap)
         finally:
             self.loops.pop()
 
@@ -1926,6 +2015,10 @@ class _Lowerer:
         return [self.pick(items, p, name) for p in positions]
 
     def range_values(self, spec: Any, size: int | None) -> list[int]:
+        return list(self.range_of(spec, size))
+
+    def range_of(self, spec: Any, size: int | None) -> range:
+        """The values of an OpenQASM 3 range (which includes its end), unbuilt."""
         start = 0 if spec.start is None else self.integer(spec.start, "a range start")
         step = 1 if spec.step is None else self.integer(spec.step, "a range step")
         if spec.end is None:
@@ -1937,7 +2030,7 @@ class _Lowerer:
         if step == 0:
             raise self.error("bad-value", "a range with step 0")
         # OpenQASM 3 ranges include their end
-        return list(range(start, end + (1 if step > 0 else -1), step))
+        return range(start, end + (1 if step > 0 else -1), step)
 
     # ------------------------------------------------------------------ expressions
 

@@ -63,20 +63,35 @@ def lower_text(
     limits: Limits | None = None,
     params: Mapping[str, float] | None = None,
     base_dir: Path | None = None,
+    max_nodes: int | None = None,
 ) -> Graph:
     """Program text (or QIR bitcode) in language ``kind`` (of :data:`PROGRAM_FORMATS`)
     as a QVM graph; ``name`` names it in errors, ``params`` are an OpenQASM 3 program's
     input values and ``base_dir`` is where QVM assembly's ``.include`` looks.
 
+    ``max_nodes`` caps the graph (None: no cap): OpenQASM of more statements, or QVM
+    assembly or QIR text of more lines, than it (plus
+    :data:`~qmk.frontends.qasm.STATEMENT_SLACK`) is refused before it is parsed, and an
+    OpenQASM 3 loop before it is unrolled (:func:`qmk.frontends.qasm.from_qasm`).
+
     Raises:
         FrontendError, AsmError, FormatError: the text does not lower.
+        QuotaError: past ``max_nodes`` (``limit: "max_graph_nodes"``).
     """
     if kind in ("qasm", "qasm2", "qasm3"):
         from qmk.frontends.qasm import from_qasm
 
         version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
         text = program if isinstance(program, str) else program.decode("utf-8")
-        return from_qasm(text, name=name, version=version, params=params or None)
+        return from_qasm(
+            text, name=name, version=version, params=params or None, max_nodes=max_nodes
+        )
+    if max_nodes is not None and kind in ("qir", "qvm-asm"):
+        from qmk.frontends.qasm import STATEMENT_SLACK, too_many_nodes
+
+        lines = program.count("\n") if isinstance(program, str) else program.count(b"\n")
+        if lines > max_nodes + STATEMENT_SLACK:
+            raise too_many_nodes(name, f"{lines} lines", lines - STATEMENT_SLACK, max_nodes)
     if kind == "qir":
         from qmk.frontends.qir import from_qir
 

@@ -3,7 +3,8 @@
 :func:`create_app` builds a Starlette application whose syscall handlers are all made
 by one function from the route table and the method table: a handler reads the session
 from ``Authorization: Bearer``, the params from the path, the query string (converted to
-the param's JSON type) and the JSON body (within the size and nesting limits), checks
+the param's JSON type) and the JSON body (within the size and nesting limits: the larger
+limit only for a valid session, which is checked before the body is read), checks
 them against the method's table entry (:func:`qmk.abi.methods.bind_params`), calls the
 kernel's coroutine and answers its JSON, or a problem document (:mod:`qmk.http.problems`).
 Unknown query or body params are refused (422), never ignored. :class:`App` hands a
@@ -40,7 +41,7 @@ from qmk.http.events import PROGRESS_S, EventHub, JobWatch, sse, sse_parts
 from qmk.http.metrics import CONTENT_TYPE, Metrics
 from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.probe import KernelProbe
-from qmk.http.programs import to_graph
+from qmk.http.programs import needs_lowering, to_graph
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
 from qmk.http.stream import EventStreamResponse, json_response
 from qmk.http.tracing import Tracing
@@ -371,10 +372,14 @@ class Api:
         path_params = route.path_params
         fixed = dict(route.fixed)
 
+        probe = self.hub.probe
+
         async def handler(request: Request) -> Response:
             params: dict[str, Any] = {}
-            if needs_session:
+            tenant, spent = None, 0.0
+            if needs_session:  # a bad bearer is refused before the body is read
                 params["session_id"] = _bearer(request)
+                tenant = probe.session_tenant(params["session_id"])
             for name in path_params:
                 params[name] = request.path_params[name]
             query_string = request.scope.get("query_string")
@@ -388,7 +393,7 @@ class Api:
                     )
                 params[name] = _query_value(name, types, text)
             if body_names:
-                body = await self.body(request, "authorization" in request.headers)
+                body = await self.body(request, tenant is not None)
                 if body is not None and not isinstance(body, dict):
                     raise InvalidParams("the body must be a JSON object")
                 for name, value in (body or {}).items():
@@ -402,13 +407,17 @@ class Api:
             if route.program:
                 if "program" not in params:
                     raise InvalidParams("missing required field 'program'", param="program")
-                params["graph"], _ = to_graph(params.pop("program"), params.pop("format", None))
+                program, fmt = params.pop("program"), params.pop("format", None)
+                params["graph"], spent = await self._lower(tenant, program, fmt)
                 key = request.headers.get("idempotency-key")
                 if key is not None and params.get("idempotency_key") is None:
                     params["idempotency_key"] = key
             params.update(fixed)
-            bound = bind_params(spec, params)
-            result = await self.call(spec.name, bound)
+            try:
+                result = await self.call(spec.name, bind_params(spec, params))
+            finally:
+                if spent and tenant is not None:  # the lowering's, after the submit's check
+                    probe.charge(tenant, spent)
             headers = {}
             if isinstance(result, dict):
                 if isinstance(result.get("job_id"), str):
@@ -422,6 +431,19 @@ class Api:
         return handler
 
     # ------------------------------------------------------------------ the others
+
+    async def _lower(
+        self, tenant: str | None, program: Any, fmt: str | None
+    ) -> tuple[dict[str, Any], float]:
+        """``program`` as a QVM graph, and the CPU seconds its lowering took (to charge
+        to ``tenant`` once the submit is answered): program text is read and lowered off
+        the event loop within the graph cap."""
+        probe = self.hub.probe
+        if tenant is None or not needs_lowering(program):
+            return to_graph(program, fmt)[0], 0.0
+        cap = probe.max_graph_nodes
+        (graph, _), spent = await probe.lower(tenant, lambda: to_graph(program, fmt, cap))
+        return graph, spent
 
     async def _tenant(self, session_id: str) -> str:
         """The session's tenant (checking the session)."""

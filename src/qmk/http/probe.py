@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,4 +203,32 @@ class KernelProbe(Protocol):
     def trace_workers(self, traces: WorkerTraces | None) -> None:
         """Carry trace context into the kernel's workers and their spans back to
         ``traces`` (None: stop)."""
+        ...
+
+    @property
+    def max_graph_nodes(self) -> int:
+        """The most nodes a submitted graph may have (``kernel.max_graph_nodes``)."""
+        ...
+
+    def session_tenant(self, session_id: str) -> str:
+        """The tenant of a valid session, checked before any of a request's work (its
+        body is not yet read).
+
+        Raises:
+            SessionError, AuthError: the session is unknown, expired or revoked.
+        """
+        ...
+
+    async def lower(self, tenant: str, work: Callable[[], T]) -> tuple[T, float]:
+        """``work()`` (reading and lowering a program) off the event loop: its answer and
+        the CPU seconds it took, which the caller charges (:meth:`charge`) once the
+        request it feeds is answered (work that raises is charged at once).
+
+        Raises:
+            QuotaError: the tenant's CPU budget is spent (``retry_after_s``), before the work.
+        """
+        ...
+
+    def charge(self, tenant: str, seconds: float) -> None:
+        """Charge ``seconds`` of CPU to ``tenant``'s budget."""
         ...

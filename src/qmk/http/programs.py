@@ -32,12 +32,18 @@ from qmk.abi.errors import InvalidParams
 from qmk.frontends.text import PROGRAM_FORMATS, lower_text, sniff
 
 
-def to_graph(program: Any, format: str | None) -> tuple[dict[str, Any], str]:
+def to_graph(
+    program: Any, format: str | None, max_nodes: int | None = None
+) -> tuple[dict[str, Any], str]:
     """The QVM graph (JSON) of ``program`` in ``format``, and the format it was read as.
+
+    ``max_nodes`` caps the graph of program text before it is built
+    (:func:`qmk.frontends.text.lower_text`); the kernel checks a QVM JSON object's.
 
     Raises:
         InvalidParams: ``format`` is unknown, or does not fit the program's JSON type.
         FrontendError, AsmError, FormatError: the text does not lower.
+        QuotaError: the text would lower to more than ``max_nodes`` nodes.
     """
     if format is not None and format not in PROGRAM_FORMATS:
         raise InvalidParams(
@@ -63,4 +69,10 @@ def to_graph(program: Any, format: str | None) -> tuple[dict[str, Any], str]:
                 param="format",
             )
         format = "qasm"
-    return lower_text(program, format, "program").to_json(), format
+    return lower_text(program, format, "program", max_nodes=max_nodes).to_json(), format
+
+
+def needs_lowering(program: Any) -> bool:
+    """``program`` is text, which :func:`to_graph` reads and lowers (CPU work to budget);
+    a QVM JSON object is the graph itself."""
+    return isinstance(program, str)

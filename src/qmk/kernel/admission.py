@@ -25,7 +25,6 @@ and the firewall's answer of each (graph, tenant) when no channel is bound.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from collections import OrderedDict
@@ -45,6 +44,7 @@ from qmk.errors import (
 )
 from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.audit import AuditLog
+from qmk.kernel.budget import CpuBudget
 from qmk.kernel.cache import cacheable
 from qmk.kernel.channels import ChannelTable, check_firewall
 from qmk.kernel.clock import Clock
@@ -83,6 +83,9 @@ WORKER_STATE_SHARE = 0.75
 OFFLOAD_NODES = 2000
 #: At most this many graphs are verified in threads at once (the cores of a small host).
 VERIFY_THREADS = 2
+#: A stored graph's text of at least this many bytes is read and verified in a thread (a
+#: node is at least 16 bytes of JSON, so a graph of OFFLOAD_NODES nodes is).
+OFFLOAD_BYTES = 16 * OFFLOAD_NODES
 
 
 def _text_of(graph: Any) -> str:
@@ -91,6 +94,13 @@ def _text_of(graph: Any) -> str:
         return json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
+
+
+def _nodes_in(text: str) -> int:
+    """An upper bound on the nodes of compact graph JSON, without parsing it: each node
+    has one ``"op":`` key, and in a JSON string a quote is escaped, so nothing else
+    reads so (only an ``args`` object's own ``op`` key would, counted twice)."""
+    return text.count('"op":')
 
 
 class Admission:
@@ -137,11 +147,15 @@ class Admission:
         self.device = device or device_for(config)
         self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
         self._firewalled: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
-        self._verifying: dict[str, asyncio.Lock] = {}  # one big verification per tenant
         self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
-        self._threads = asyncio.Semaphore(VERIFY_THREADS)
+        self.cpu = CpuBudget(
+            rate=lambda tenant: self.config.tenants[tenant].cpu_s_per_s,
+            burst=lambda tenant: self.config.tenants[tenant].cpu_burst_s,
+            clock=clock,
+            threads=VERIFY_THREADS,
+        )
 
-    def admit(
+    async def admit(
         self,
         session: Session,
         graph: Any,
@@ -176,8 +190,9 @@ class Admission:
         parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
         if prepared is None:
             self._check_size(graph)
-            text = _text_of(graph)
-            program = self._verify(text)
+            with self.cpu.on_loop(tenant):
+                text = _text_of(graph)
+                program = self._verify(text)
         else:
             text, program = prepared
         parsed = honour_set_policy(
@@ -201,11 +216,13 @@ class Admission:
         machine = self.config.machine
         noise_model = self._noise_model(parsed)
         calibration = self._calibration(parsed)
-        physical = self._physical_qubits(text, program, parsed, noise_model, calibration)
+        physical = await self._physical_qubits(
+            tenant, text, program, parsed, noise_model, calibration
+        )
         # larger than any module (up or not: see qmk.kernel.teleport.spans)
         spanning = physical > max(self.device.capacities) and len(self._up()) > 1
         if spanning:  # over several modules, its cross-module gates teleported
-            text, program, qubits, physical = self._span(
+            text, program, qubits, physical = await self._span(
                 session, text, program, parsed, noise_model, calibration
             )
         self._check_room(physical, qubits, spanning=spanning)
@@ -307,7 +324,7 @@ class Admission:
             )
         return policy.calibration
 
-    def readmit(self, session: Session, job: Job) -> None:
+    async def readmit(self, session: Session, job: Job) -> None:
         """The checks of :meth:`admit` again, for ``job`` queued anew by ``session`` (a
         restore): its capabilities against the session's (audited), the firewall, the
         machine, the quotas and the queue room. The job runs with the session's caps.
@@ -315,7 +332,7 @@ class Admission:
         Raises:
             CapabilityError, FirewallError, AdmissionError, QuotaError: as :meth:`admit`.
         """
-        program = verified(job.graph)
+        program = await self._verified_stored(job.tenant, job.graph)
         self._check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
@@ -380,7 +397,7 @@ class Admission:
     def _up(self) -> list[int]:
         return modules_up(self.device)
 
-    def _span(
+    async def _span(
         self,
         session: Session,
         text: str,
@@ -424,7 +441,9 @@ class Admission:
                 needed=pairs,
                 value=limit,
             )
-        physical = self._physical_qubits(text, program, policy, noise_model, calibration)
+        physical = await self._physical_qubits(
+            session.tenant, text, program, policy, noise_model, calibration
+        )
         return text, program, qubits, physical
 
     def _check_room(
@@ -640,10 +659,11 @@ class Admission:
         """Read and verify a big ``graph`` off the event loop: its text and program, for
         :meth:`admit`; None for a small one (admit reads it at once).
 
-        The work runs in a thread, one graph of a tenant at a time and at most
-        :data:`VERIFY_THREADS` at once, so one tenant's big submits neither freeze the
-        kernel nor take every core. Every graph, small or big, first takes its nodes
-        from its tenant's verification rate (:meth:`charge`).
+        The work runs in a thread (:attr:`cpu`: one graph of a tenant at a time, at most
+        :data:`VERIFY_THREADS` at once, its CPU seconds charged to the tenant), so one
+        tenant's big submits neither freeze the kernel nor take every core. Every graph,
+        small or big, first takes its nodes from its tenant's verification rate
+        (:meth:`charge`).
 
         Raises:
             QuotaError: more than ``max_graph_nodes`` nodes, or past the tenant's
@@ -654,14 +674,35 @@ class Admission:
         self.charge(tenant, count)
         if count < OFFLOAD_NODES:
             return None
-        lock = self._verifying.setdefault(tenant, asyncio.Lock())
-        async with lock, self._threads:
 
-            def work() -> tuple[str, Any]:
-                text = _text_of(graph)
+        def work() -> tuple[str, Any]:
+            text = _text_of(graph)
+            return text, self._verify(text)
+
+        return await self.cpu.run(tenant, work)
+
+    async def _verified_stored(self, tenant: str, text: str) -> Any:
+        """The verified program of a stored graph's ``text`` (a restore's): read and
+        verified in a thread, charged to ``tenant``'s CPU budget, unless it is small."""
+        if len(text) < OFFLOAD_BYTES:
+            with self.cpu.on_loop(tenant):
+                return verified(text)
+        return await self.cpu.run(tenant, lambda: verified(text))
+
+    async def prepare_stored(self, tenant: str, text: str) -> tuple[str, Any]:
+        """A stored graph's ``text`` (a replay's) as :meth:`prepare`'s answer: its nodes
+        (counted in the text, an upper bound) taken from the tenant's verification rate
+        first, then verified in a thread charged to its CPU budget, unless it is small.
+        The text is not parsed again: it is the compact JSON :meth:`admit` stored.
+
+        Raises:
+            QuotaError: past the tenant's ``verify_nodes_per_s`` (before any reading).
+        """
+        self.charge(tenant, min(_nodes_in(text), self.config.max_graph_nodes))
+        if len(text) < OFFLOAD_BYTES:
+            with self.cpu.on_loop(tenant):
                 return text, self._verify(text)
-
-            return await asyncio.to_thread(work)
+        return text, await self.cpu.run(tenant, lambda: self._verify(text))
 
     def charge(self, tenant: str, nodes: int) -> None:
         """Take ``nodes`` from ``tenant``'s verification rate (its bucket holds
@@ -761,12 +802,19 @@ class Admission:
             raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
         return msgspec.structs.replace(policy, profile=chosen.profile)
 
-    def _physical_qubits(
-        self, text: str, program: Any, policy: Policy, noise_model: str | None, calibration: Any
+    async def _physical_qubits(
+        self,
+        tenant: str,
+        text: str,
+        program: Any,
+        policy: Policy,
+        noise_model: str | None,
+        calibration: Any,
     ) -> int:
         """Peak physical qubits of the program under ``policy`` and its physics (cached
         by graph text); refuses a program whose engine could not hold its state in a
-        worker, and a calibration of the policy's that fits none of its qubits."""
+        worker, and a calibration of the policy's that fits none of its qubits. A big
+        program is planned in a thread, charged to ``tenant``'s CPU budget."""
         from qmk.execution.executor import route_plan
         from qmk.execution.plan import build_plan
         from qmk.qec.noise import parse_noise_model
@@ -787,20 +835,29 @@ class Admission:
         if physical is not None:
             self._plans.move_to_end(key)
             return physical
-        try:
-            plan = build_plan(
-                program,
-                noise=policy.noise,
-                qubit=qubit,
-                default_profile=profile,
-                noise_model=None
-                if not policy.noise or noise_model is None
-                else parse_noise_model(noise_model),
-                calibration=calibration,
-            )
-            choice, _ = route_plan(plan, policy.engine, precision=policy.precision)
-        except QMKError as exc:
-            raise ProgramError(exc.message, code=exc.code) from None
+
+        def work() -> tuple[Any, Any]:
+            try:
+                plan = build_plan(
+                    program,
+                    noise=policy.noise,
+                    qubit=qubit,
+                    default_profile=profile,
+                    noise_model=None
+                    if not policy.noise or noise_model is None
+                    else parse_noise_model(noise_model),
+                    calibration=calibration,
+                )
+                choice, _ = route_plan(plan, policy.engine, precision=policy.precision)
+            except QMKError as exc:
+                raise ProgramError(exc.message, code=exc.code) from None
+            return plan, choice
+
+        if len(program.graph.nodes) < OFFLOAD_NODES:
+            with self.cpu.on_loop(tenant):
+                plan, choice = work()
+        else:
+            plan, choice = await self.cpu.run(tenant, work)
         if policy.calibration is not None and not plan.calibrated_profiles:
             raise InvalidArgument(
                 f"policy.calibration is for {calibration.family} on "

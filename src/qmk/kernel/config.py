@@ -356,6 +356,19 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
             "(QS1006) while they fill it",
         ),
     ] = 64.0
+    cpu_s_per_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="CPU seconds a second its program work (reading, verifying and "
+            "planning submits, replays and restores; lowering REST program text) may take, "
+            "on average; past it such a request is QS1006 with retry_after_s",
+        ),
+    ] = defaults.CPU_S_PER_S
+    cpu_burst_s: Annotated[
+        float,
+        Meta(gt=0, description="CPU seconds its program work may take at once after a rest"),
+    ] = defaults.CPU_BURST_S
 
     def quota(self) -> dict[str, int | float]:
         """The quotas as plain JSON."""

@@ -18,10 +18,12 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qmk.http.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.kernel import jobs as J
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from qmk.kernel.service import Kernel
@@ -124,6 +126,25 @@ class KernelObserver:
                 self._callbacks.remove(callback)
 
         return stop
+
+    @property
+    def max_graph_nodes(self) -> int:
+        return self.kernel.config.max_graph_nodes
+
+    def session_tenant(self, session_id: str) -> str:
+        """The tenant of a valid session (:meth:`Kernel.tenant_of`)."""
+        return self.kernel.tenant_of(session_id)
+
+    async def lower(self, tenant: str, work: Callable[[], T]) -> tuple[T, float]:
+        """``work()`` in a thread for ``tenant`` (refused at once while its CPU budget is
+        spent): its answer and CPU seconds, for :meth:`charge`."""
+        budget = self.kernel.admission.cpu
+        budget.check(tenant, "reading program text")
+        return await budget.measure(tenant, work)
+
+    def charge(self, tenant: str, seconds: float) -> None:
+        """Charge ``seconds`` of CPU to ``tenant``'s budget."""
+        self.kernel.admission.cpu.spend(tenant, seconds)
 
     def trace_workers(self, traces: WorkerTraces | None) -> None:
         """Give the supervisor the tracer of its workers' spans (None: stop)."""

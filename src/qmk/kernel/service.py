@@ -299,6 +299,7 @@ class Kernel:
             self._host.cancel()  # its group cancels every task of the kernel
             await asyncio.wait([self._host])
         await self.supervisor.close()
+        self.admission.cpu.close()
         self.audit.append("kernel", action="close", epoch=self.supervisor.epoch)
         self.commits.commit()
         self.audit.close()
@@ -350,6 +351,15 @@ class Kernel:
             self.commits.dirty()
         self._auth_more = 0
         self._auth_tenants = set()
+
+    def tenant_of(self, session_id: str) -> str:
+        """The tenant of a valid session (an in-process call of the HTTP layer, which
+        checks the bearer before it reads a request's body).
+
+        Raises:
+            SessionError, AuthError: as every syscall's session check.
+        """
+        return self._session(session_id).tenant
 
     def _session(self, session_id: str) -> Session:
         self._check_open()
@@ -504,9 +514,10 @@ class Kernel:
             if known is not None:
                 return self.supervisor.job(known, session.tenant).to_json()
         self._check_disk()
+        self.admission.cpu.check(session.tenant, "a submit")
         prepared = await self.admission.prepare(session.tenant, graph)  # big: off the loop
         self._check_open()
-        job = self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
+        job = await self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
         self._audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
         accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
         if job.warnings:  # the accepted answer says an option changed nothing
@@ -615,10 +626,11 @@ class Kernel:
     ) -> dict[str, Any]:
         """Re-queue the job from a checkpoint (the latest when ``checkpoint_id`` is null)."""
         session = self._session(session_id)
+        self.admission.cpu.check(session.tenant, "a restore")
         job = self.supervisor.job(job_id, session.tenant)
         if checkpoint_id is not None and not isinstance(checkpoint_id, str):
             raise InvalidArgument("checkpoint_id must be a string or null")
-        self.admission.readmit(session, job)  # the same checks as a submit's
+        await self.admission.readmit(session, job)  # the same checks as a submit's
         return await self.supervisor.restore(job, checkpoint_id)
 
     async def q_replay(self, *, session_id: str, job_id: str) -> dict[str, Any]:
@@ -626,6 +638,7 @@ class Kernel:
         again: a replay checks that the run reproduces, so the result cache never answers
         it (``cache: false``)."""
         session = self._session(session_id)
+        self.admission.cpu.check(session.tenant, "a replay")
         old = self.supervisor.job(job_id, session.tenant)
         policy = {**old.policy.to_json(), "cache": False}
         if old.policy.device is not None:  # a device job: its stored wire job, again
@@ -636,7 +649,11 @@ class Kernel:
                 session, stored["job"], None, old.shots, old.seed, options
             )
             return await self.supervisor.accept(job)
-        job = self.admission.admit(session, json.loads(old.graph), old.shots, old.seed, policy)
+        prepared = await self.admission.prepare_stored(session.tenant, old.graph)
+        self._check_open()
+        job = await self.admission.admit(
+            session, None, old.shots, old.seed, policy, prepared=prepared
+        )
         return await self.supervisor.accept(job)
 
     def _chan_session(self, session: Session) -> None:

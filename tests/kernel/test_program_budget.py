@@ -1,0 +1,230 @@
+"""Program work off the event loop, and each tenant's CPU budget for it (issue 32, item 5).
+
+A big submit's planning, and a replay's or a restore's reading and verifying of a stored
+graph, run in a thread (:class:`qmk.kernel.budget.CpuBudget`): the proof is a gate in
+that work, which holds it while another tenant's ``q_status`` is answered. The gate
+passes work it finds on the event loop's own thread (holding it there would hold the
+test too), and the test then fails on that. Their CPU is charged to the tenant: past its
+``cpu_burst_s`` a submit, replay or restore is ``QS1006`` with ``retry_after_s``, on a
+clock the test moves (nothing waits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import qmk.execution.plan as plan_module
+import qmk.kernel.admission as admission_module
+from qmk.errors import QuotaError
+from qmk.kernel.clock import ManualClock
+from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.service import Kernel
+from support.kernel import KEYS, login, run_kernel
+
+#: Nodes of a graph that is big enough to be planned and verified off the loop.
+BIG = admission_module.OFFLOAD_NODES + 500
+
+
+def config(**alice: Any) -> KernelConfig:
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {
+                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], **alice},
+                "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC"]},
+            },
+        }
+    )
+
+
+def chain(nodes: int, *, flips: int = 0) -> dict[str, Any]:
+    """A valid graph of ``nodes`` nodes on one qubit (``flips`` tells graphs apart)."""
+    body = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
+    body += [{"id": f"x{i}", "op": "APPLY_X", "vqs": ["q"]} for i in range(nodes - 3 - flips)]
+    body += [{"id": f"z{i}", "op": "APPLY_Z", "vqs": ["q"]} for i in range(flips)]
+    body += [
+        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["m"]},
+        {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
+    ]
+    return {
+        "version": "0.2",
+        "program": {"nodes": body},
+        "resources": {"vqs": ["q"], "chs": [], "events": ["m"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+class Gate:
+    """Holds the work it wraps when that runs off the event loop's thread, until released.
+
+    Work on the loop's thread passes at once and is counted (holding it would hold the
+    loop, and the test with it).
+    """
+
+    def __init__(self, loop_thread: int) -> None:
+        self.loop_thread = loop_thread
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.on_loop = 0
+        self.armed = False
+
+    def wrap(self, work: Callable[..., Any]) -> Callable[..., Any]:
+        def gated(*args: Any, **kwargs: Any) -> Any:
+            if self.armed:
+                if threading.get_ident() == self.loop_thread:
+                    self.on_loop += 1
+                else:
+                    self.entered.set()
+                    assert self.release.wait(120), "the test never released the gate"
+            return work(*args, **kwargs)
+
+        return gated
+
+
+async def held_while_other_answered(
+    gate: Gate, work: Awaitable[Any], other: Callable[[], Awaitable[Any]]
+) -> tuple[Any, Any]:
+    """Run ``work`` until it reaches the gate; answer ``other`` while it is held; release.
+
+    Fails when ``work`` ends without reaching the gate off the loop."""
+    gate.armed = True
+    task = asyncio.ensure_future(work)
+    entered = asyncio.ensure_future(asyncio.to_thread(gate.entered.wait))
+    done, _ = await asyncio.wait({task, entered}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        gate.entered.set()  # ends the wait above
+        await entered
+        pytest.fail(f"the work ended without being held off the loop (on the loop: {gate.on_loop})")
+    try:
+        answered = await other()  # the loop answers while the work is held
+    finally:
+        gate.release.set()
+    result = await asyncio.gather(task, return_exceptions=True)
+    gate.armed = False
+    return answered, result[0]
+
+
+def test_a_big_submit_is_planned_off_the_loop_while_another_tenant_is_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        gate = Gate(threading.get_ident())
+        monkeypatch.setattr(plan_module, "build_plan", gate.wrap(plan_module.build_plan))
+        alice, bob = await login(kernel, "alice", ["CAP_ALLOC"]), await login(kernel, "bob")
+        bobs = await kernel.q_submit(session_id=bob, graph=chain(5), shots=1, seed=1)
+        status, accepted = await held_while_other_answered(
+            gate,
+            kernel.q_submit(session_id=alice, graph=chain(BIG), shots=1, seed=1),
+            lambda: kernel.q_status(session_id=bob, job_id=bobs["job_id"]),
+        )
+        assert status["job_id"] == bobs["job_id"]
+        assert accepted["state"] == "QUEUED", accepted
+        assert gate.on_loop == 0
+
+    run_kernel(tmp_path, body, workers=1, config=config(verify_nodes_per_s=1e9))
+
+
+@pytest.mark.parametrize("syscall", ["q_replay", "q_restore"])
+def test_a_big_replay_or_restore_is_verified_off_the_loop_while_another_tenant_is_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syscall: str
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        gate = Gate(threading.get_ident())
+        alice, bob = await login(kernel, "alice", ["CAP_ALLOC"]), await login(kernel, "bob")
+        bobs = await kernel.q_submit(session_id=bob, graph=chain(5), shots=1, seed=1)
+        job = await kernel.q_submit(session_id=alice, graph=chain(BIG), shots=1, seed=1)
+        monkeypatch.setattr(admission_module, "verified", gate.wrap(admission_module.verified))
+        call = getattr(kernel, syscall)(session_id=alice, job_id=job["job_id"])
+        status, _ = await held_while_other_answered(
+            gate, call, lambda: kernel.q_status(session_id=bob, job_id=bobs["job_id"])
+        )
+        assert status["job_id"] == bobs["job_id"]
+        assert gate.on_loop == 0
+
+    run_kernel(tmp_path, body, workers=1, config=config(verify_nodes_per_s=1e9))
+
+
+def test_past_its_cpu_budget_a_tenants_submit_replay_and_restore_say_when_to_retry(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(start=1000.0)
+
+    async def body(kernel: Kernel) -> None:
+        alice, bob = await login(kernel, "alice", ["CAP_ALLOC"]), await login(kernel, "bob")
+        # the bucket holds a nanosecond: the first submit runs and spends more than that
+        job = await kernel.q_submit(session_id=alice, graph=chain(50), shots=1, seed=1)
+        refusals = []
+        for call in (
+            kernel.q_submit(session_id=alice, graph=chain(50, flips=2), shots=1, seed=1),
+            kernel.q_replay(session_id=alice, job_id=job["job_id"]),
+            kernel.q_restore(session_id=alice, job_id=job["job_id"]),
+        ):
+            with pytest.raises(QuotaError) as caught:
+                await call
+            refusals.append(caught.value)
+        for refusal in refusals:
+            assert refusal.code == "QS1006"
+            assert refusal.details["limit"] == "cpu_s_per_s"
+            assert refusal.details["retry_after_s"] > 0
+            assert "retry in" in refusal.message
+        # bob's budget is his own
+        assert (await kernel.q_submit(session_id=bob, graph=chain(50), shots=1, seed=1))["job_id"]
+        clock.advance(max(r.details["retry_after_s"] for r in refusals))
+        again = await kernel.q_submit(session_id=alice, graph=chain(50, flips=2), shots=1, seed=1)
+        assert again["job_id"]
+
+    run_kernel(
+        tmp_path,
+        body,
+        workers=1,
+        config=config(cpu_burst_s=1e-9, cpu_s_per_s=1.0),
+        clock=clock,
+    )
+
+
+def test_the_cpu_budget_is_a_tenant_quota_shown_to_the_tenant(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        return await kernel.q_resource_query(session_id=alice)
+
+    reply = run_kernel(tmp_path, body, workers=1, config=config(cpu_s_per_s=0.25))
+    assert reply["quota"]["cpu_s_per_s"] == 0.25
+    assert reply["quota"]["cpu_burst_s"] > 0
+
+
+def test_a_replay_takes_its_graphs_nodes_from_the_verification_rate_before_reading(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(start=1000.0)
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        job = await kernel.q_submit(session_id=alice, graph=chain(600), shots=1, seed=1)
+        with pytest.raises(QuotaError) as caught:  # 600 of the bucket's 1000 nodes taken
+            await kernel.q_replay(session_id=alice, job_id=job["job_id"])
+        assert caught.value.details == {
+            "limit": "verify_nodes_per_s",
+            "value": 500.0,
+            "needed": 600,
+            "retry_after_s": 0.4,
+        }
+        clock.advance(0.5)  # past the 0.4 s it named
+        assert (await kernel.q_replay(session_id=alice, job_id=job["job_id"]))["job_id"]
+
+    small = config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024, "max_graph_nodes": 1000},
+            "tenants": {
+                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], "verify_nodes_per_s": 500}
+            },
+        }
+    )
+    run_kernel(tmp_path, body, workers=1, config=small, clock=clock)
