@@ -99,10 +99,13 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "http://127.0.0.1:11434 --model qwen2.5-coder; QMK's own advice follows",
         )
         err.write(f"{note}\n")
-        lines = advice(args.prompt, ctx)
+        lines = advice(args.prompt, ctx) or [
+            "QMK's own advice reads a program or an error code: pass --file FILE (it is "
+            "validated, planned and estimated), or name a code such as QV202 in the question"
+        ]
         for line in lines:
             out.write(line + "\n")
-        return 0 if lines else note.exit_status
+        return 0
 
     def emit(event: Event) -> None:
         if args.stream:
