@@ -512,6 +512,8 @@ def _link(
 ) -> None:
     """Purify each channel's pairs the link no longer delivers at the requested fidelity."""
     raw = faults.link_fidelity_at(epoch)
+    if not program.graph.resources.chs:  # nothing to purify: no walk over the nodes
+        return
     across = teleport_channels(program.graph)  # their halves are on two modules
     for node in program.graph.nodes:
         if node.op != "OPEN_CHAN":

@@ -111,6 +111,8 @@ def span(graph: Graph, device: LogicalMachine, *, profile: str, qubit: Any) -> T
 def teleport_channels(graph: Graph) -> frozenset[str]:
     """The channels of the program's teleported gates (used as :data:`SEMANTIC`): each
     joins two modules, so no policy may make its pair inside one."""
+    if not graph.resources.chs:  # no channel at all: no walk over a big graph's nodes
+        return frozenset()
     return frozenset(
         ch
         for node in graph.nodes
@@ -122,6 +124,8 @@ def teleport_channels(graph: Graph) -> frozenset[str]:
 def pairs_open_at_once(graph: Graph) -> int:
     """Most of the program's teleportation pairs open at once (a ``max_channels`` charge)."""
     teleporting = teleport_channels(graph)
+    if not teleporting:
+        return 0
     live = peak = 0
     for node in graph.nodes:
         if node.op in ("OPEN_CHAN", "CLOSE_CHAN") and set(node.chs) & teleporting:
