@@ -316,7 +316,7 @@ def agreement(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, Any]:
 
 
 def corpus_files(root: Path, match: str | None, limit: int | None) -> list[Path]:
-    files = sorted(p for p in root.rglob("*.qasm") if p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".qasm", ".qasm3") and p.is_file())
     if match:
         files = [p for p in files if match in str(p.relative_to(root))]
     return files[:limit] if limit else files

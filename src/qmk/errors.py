@@ -23,7 +23,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (28)
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
      +-- QECError                  qmk.qec.errors        QC101..QC130 (14)
-     +-- FrontendError             qmk.frontends.errors  QL101..QL109 (9)
+     +-- FrontendError             qmk.frontends.errors  QL101..QL113 (11)
      +-- EngineError               qmk.engines.base      QE101..QE114 (14)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (28)
      +-- FTError                   qmk.ft.errors         QP101..QP107 (7)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError, register
+from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity, register
 
 
 class FrontendError(QMKError):
@@ -82,6 +82,27 @@ register(
         "not-expressible",
         "a QVM node the OpenQASM 3 writer cannot write (named by index, id and op)",
         "rewrite the node; docs/frontends.md lists what each op becomes in OpenQASM 3",
+    ),
+)
+REGISTRY.add(
+    ErrorCode(
+        code="QL112",
+        name="dialect",
+        summary="a vendor's OpenQASM dialect, read as the vendor defines it (Amazon Braket's "
+        "gates without stdgates.inc, pytket's hqslib1.inc/oqclib1.inc, Q#'s rxx/ryy/rzz)",
+        fix="nothing to do if the vendor's meaning is meant; include the standard library "
+        "and define the gates to be portable",
+        exception=FrontendError,
+        severity=Severity.WARNING,
+    ),
+    ErrorCode(
+        code="QL113",
+        name="timing-ignored",
+        summary="a duration that is timing only (box[d]): the body runs, QMK models no idle "
+        "time",
+        fix="nothing to do for results; drop the duration to silence it",
+        exception=FrontendError,
+        severity=Severity.WARNING,
     ),
 )
 

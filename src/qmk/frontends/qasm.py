@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qmk.frontends import conditions, decompose, qasm_scan
+from qmk.frontends import conditions, decompose, dialects, qasm_scan
 from qmk.frontends.builder import ProgramBuilder, gate_emitter, gate_op, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.qvm.graph import Graph, gc_paused
@@ -191,12 +191,13 @@ def from_qasm(
         FrontendError: a syntax error, an undefined name, a wrong arity or an
             unsupported construct, with its line.
     """
-    reader = _Reader(source, name, profile, dict(params or {}), version)
+    prepared = dialects.prepare(source, name, STDGATES_GATES)  # dialects, $n, box
+    reader = _Reader(prepared.source, name, profile, dict(params or {}), version)
     if not fast:
-        return reader.reference()
+        return dialects.noted(reader.reference(), prepared)
     reader.collect = gc.isenabled()
     with gc_paused():  # the fast lane makes no cycles; the collector would rescan its nodes
-        return reader.read()
+        return dialects.noted(reader.read(), prepared)
 
 
 def _parse(source: str, name: str, line: int = 1, column: int = 0) -> Any:
