@@ -4,6 +4,7 @@ warning each dialect gives (never silent)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -248,3 +249,21 @@ def test_a_program_that_defines_a_standard_gate_is_not_read_as_braket():
     source = "OPENQASM 3.0;\ngate h a { U(pi/2, 0, pi) a; }\nqubit q;\nh q;\ncnot q, q;\n"
     with pytest.raises(FrontendError, match=r"QL102 .*cnot"):
         from_qasm(source, name="t.qasm")
+
+
+def test_qmk_run_takes_inputs_and_prints_the_dialect_warning(tmp_path):
+    from support.cli import qmk
+
+    path = tmp_path / "braket.qasm"
+    path.write_text(
+        "OPENQASM 3.0;\ninput float theta;\nbit[1] b;\nrx(theta) $0;\nb[0] = measure $0;\n"
+    )
+    status, out, err = qmk("run", str(path), "--input", "theta=pi", "--shots", "50", "--no-noise")
+    assert status == 0, err
+    assert "warning: QL112 dialect: Amazon Braket" in err and " 1 " in out
+    status, out, err = qmk("run", str(path), "--input", "theta=pi", "--no-noise", "--json")
+    data = json.loads(out)
+    assert status == 0 and data["counts"] == {"1": 1024}
+    assert [w["code"] for w in data["warnings"]] == ["QL112"] and "warning" not in err
+    status, out, err = qmk("run", str(path), "--no-noise")
+    assert status == 2 and err.startswith("QL102 ") and "input theta has no value" in err

@@ -25,7 +25,6 @@ inside the handlers, so ``qmk --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, Protocol
 
@@ -88,19 +87,13 @@ def read_source(args: argparse.Namespace, path: str, limits: Limits | None = Non
 
     profile = getattr(args, "source_profile", None)
     inputs = dict(getattr(args, "inputs", None) or ())  # qmk run --input NAME=VALUE
-    graph = read_program(
+    return read_program(
         path,
         format=getattr(args, "format", None),
         profile=profile,
         limits=limits,
         params=inputs or None,
     )
-    if not getattr(args, "json", False):  # (a --json output carries them: qmk run's does)
-        from qmk.errors import warning_line
-
-        for notice in (graph.metadata or {}).get("warnings", ()):  # a dialect read, say
-            sys.stderr.write(warning_line(path, notice))
-    return graph
 
 
 def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> None:
