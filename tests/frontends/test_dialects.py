@@ -267,3 +267,9 @@ def test_qmk_run_takes_inputs_and_prints_the_dialect_warning(tmp_path):
     assert [w["code"] for w in data["warnings"]] == ["QL112"] and "warning" not in err
     status, out, err = qmk("run", str(path), "--no-noise")
     assert status == 2 and err.startswith("QL102 ") and "input theta has no value" in err
+
+
+def test_a_calibrations_physical_qubits_are_left_to_its_refusal():
+    source = 'OPENQASM 3.0;\ndefcalgrammar "openpulse";\ndefcal x $0 {\n}\nx $0;\n'
+    with pytest.raises(FrontendError, match=r"QL104 .*defcalgrammar"):
+        from_qasm(source, name="t.qasm")

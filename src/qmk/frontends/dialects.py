@@ -182,6 +182,8 @@ _HEAD = re.compile(
 )
 _DEFINED = re.compile(r"\b(?:gate|def|opaque)\s+([A-Za-z_]\w*)")
 _PHYSICAL = re.compile(r"\$(\d+)")
+#: A calibration (``defcal ... { }``, ``cal { }``): its ``$n`` are the pulse grammar's, kept.
+_CALIBRATION = re.compile(r"\b(?:defcal|cal)\b[^{;]*\{[^{}]*\}?")
 _BOX = re.compile(r"\bbox\b\s*(\[[^\]\n]*\])?(?=\s*\{)")
 _INCLUDE = re.compile(r'\binclude\s+"([^"\n]+)"\s*;')
 
@@ -279,7 +281,10 @@ def prepare(source: str, name: str, standard: frozenset[str]) -> Prepared:
 def _physical(blank: str, edits: list[tuple[int, int, str]], name: str) -> int:
     """Rewrite every ``$n`` as ``PHYSICAL[n]``; the register's size (0: none)."""
     top = -1
+    kept = [m.span() for m in _CALIBRATION.finditer(blank)]
     for m in _PHYSICAL.finditer(blank):
+        if any(start <= m.start() < end for start, end in kept):
+            continue  # a calibration's qubit: the front-end refuses defcal/cal by name
         index = int(m.group(1))
         if index > 1 << 20:
             raise FrontendError.at(
