@@ -185,7 +185,7 @@ _PHYSICAL = re.compile(r"\$(\d+)")
 #: A calibration (``defcal ... { }``, ``cal { }``): its ``$n`` are the pulse grammar's, kept.
 _CALIBRATION = re.compile(r"\b(?:defcal|cal)\b[^{;]*\{[^{}]*\}?")
 _BOX = re.compile(r"\bbox\b\s*(\[[^\]\n]*\])?(?=\s*\{)")
-_INCLUDE = re.compile(r'\binclude\s+"([^"\n]+)"\s*;')
+_INCLUDE = re.compile(r'include\s+"([^"\n]+)"\s*;')  # a literal first: fast to find
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,12 @@ def _blank(text: str) -> str:
     def spaces(m: re.Match[str]) -> str:
         return re.sub(r"[^\n]", " ", m.group(0))
 
-    return _COMMENT.sub(spaces, text)
+    return _COMMENT.sub(spaces, text) if "/" in text else text
+
+
+def _starts_word(text: str, m: re.Match[str]) -> bool:
+    """Whether ``m`` starts a word of ``text`` (not inside a longer name)."""
+    return m.start() == 0 or not (text[m.start() - 1].isalnum() or text[m.start() - 1] in "_$")
 
 
 def _splice(text: str, edits: list[tuple[int, int, str]]) -> str:
@@ -228,7 +233,7 @@ def prepare(source: str, name: str, standard: frozenset[str]) -> Prepared:
     edits: list[tuple[int, int, str]] = []
     notices: list[dict[str, str]] = []
     front: list[str] = []
-    includes = {m.group(1): m for m in _INCLUDE.finditer(blank)}
+    includes = {m.group(1): m for m in _INCLUDE.finditer(blank) if _starts_word(blank, m)}
     for library, text in PYTKET_LIBRARIES.items():
         found = includes.get(library)
         if found is not None:
@@ -246,9 +251,12 @@ def prepare(source: str, name: str, standard: frozenset[str]) -> Prepared:
         if physical:
             front.append(f"qubit[{physical}] {PHYSICAL};")
         notices += _boxes(blank, edits)
+        standard_included = "stdgates.inc" in includes
+        if standard_included and not any(g in blank for g in QSHARP_GATES):
+            return _done(source, edits, front, at, header is not None, notices, physical)
         defined = set(_DEFINED.findall(blank))
         called = {m.group(1) for m in _HEAD.finditer(blank)} - _KEYWORDS - defined
-        if "stdgates.inc" in includes:
+        if standard_included:
             used = sorted(called & set(QSHARP_GATES))
             if used:
                 front += [QSHARP_GATES[g] for g in used]
@@ -271,8 +279,21 @@ def prepare(source: str, name: str, standard: frozenset[str]) -> Prepared:
                     f'"stdgates.inc" ({", ".join(used)}) read as Braket defines them',
                 )
             )
+    return _done(source, edits, front, at, header is not None, notices, physical)
+
+
+def _done(
+    source: str,
+    edits: list[tuple[int, int, str]],
+    front: list[str],
+    at: int,
+    header: bool,
+    notices: list[dict[str, str]],
+    physical: int,
+) -> Prepared:
+    """The program with ``edits`` made and ``front`` declared at ``at`` (the header's end)."""
     if front:
-        edits.append((at, at, " " + " ".join(front) + (" " if header is None else "")))
+        edits.append((at, at, " " + " ".join(front) + ("" if header else " ")))
     if not edits:
         return Prepared(source)
     return Prepared(_splice(source, edits), tuple(notices), physical)
@@ -281,7 +302,7 @@ def prepare(source: str, name: str, standard: frozenset[str]) -> Prepared:
 def _physical(blank: str, edits: list[tuple[int, int, str]], name: str) -> int:
     """Rewrite every ``$n`` as ``PHYSICAL[n]``; the register's size (0: none)."""
     top = -1
-    kept = [m.span() for m in _CALIBRATION.finditer(blank)]
+    kept = [m.span() for m in _CALIBRATION.finditer(blank)] if "cal" in blank else []
     for m in _PHYSICAL.finditer(blank):
         if any(start <= m.start() < end for start, end in kept):
             continue  # a calibration's qubit: the front-end refuses defcal/cal by name
@@ -301,7 +322,9 @@ def _physical(blank: str, edits: list[tuple[int, int, str]], name: str) -> int:
 
 def _boxes(blank: str, edits: list[tuple[int, int, str]]) -> list[dict[str, str]]:
     """Turn every ``box`` into a plain scope; a warning for each duration dropped."""
-    notices = []
+    notices: list[dict[str, str]] = []
+    if "box" not in blank:  # (a plain search; the pattern's \b start is slow on big files)
+        return notices
     for m in _BOX.finditer(blank):
         edits.append((m.start(), m.end(), " " * (m.end() - m.start())))
         if m.group(1) is not None:
