@@ -273,3 +273,16 @@ def test_a_calibrations_physical_qubits_are_left_to_its_refusal():
     source = 'OPENQASM 3.0;\ndefcalgrammar "openpulse";\ndefcal x $0 {\n}\nx $0;\n'
     with pytest.raises(FrontendError, match=r"QL104 .*defcalgrammar"):
         from_qasm(source, name="t.qasm")
+
+
+def test_qmk_validate_names_the_dialect_in_text_and_json(tmp_path):
+    from support.cli import qmk
+
+    path = tmp_path / "tket.qasm"
+    path.write_text('OPENQASM 2.0;\ninclude "hqslib1.inc";\nqreg q[2];\nZZ q[0], q[1];\n')
+    status, out, err = qmk("validate", str(path))
+    assert status == 0, err
+    assert f"{path}: warning: QL112 dialect: pytket's gate library hqslib1.inc" in out
+    status, out, _ = qmk("validate", str(path), "--json")
+    (result,) = json.loads(out)["files"]
+    assert result["ok"] and [w["code"] for w in result["warnings"]] == ["QL112"]
