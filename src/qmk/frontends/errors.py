@@ -98,8 +98,7 @@ REGISTRY.add(
     ErrorCode(
         code="QL113",
         name="timing-ignored",
-        summary="a duration that is timing only (box[d]): the body runs, QMK models no idle "
-        "time",
+        summary="a duration that is timing only (box[d]): the body runs, QMK models no idle time",
         fix="nothing to do for results; drop the duration to silence it",
         exception=FrontendError,
         severity=Severity.WARNING,
