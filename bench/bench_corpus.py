@@ -1,6 +1,6 @@
 """Benchmark: a corpus of OpenQASM files run end to end by QMK and by Qiskit + Aer.
 
-Issue 16's corpus goal, tried as a new user would: every ``.qasm`` file under
+Issue 16's corpus goal, tried as a new user would: every ``.qasm``/``.qasm3`` file under
 ``--corpus`` (public corpora nobody here wrote: QASMBench small and medium, Qiskit's test
 ``.qasm`` files, the OpenQASM 3 specification's examples; fetch them yourself, they are
 not part of this repository) is run
@@ -38,6 +38,10 @@ the ratio is QMK / (Qiskit + Aer). Prints a table and writes
 
     python bench/bench_corpus.py --corpus /work/corpus
     python bench/bench_corpus.py --corpus /work/corpus --limit 20 --match qasmbench/small
+
+Issue 33's second corpus (MQT Bench, QASMBench large, pyqasm's, Bloqade's, Braket's and
+pytket's test programs) is another folder given the same way: docs/frontends.md says
+what it held and what came out.
 """
 
 from __future__ import annotations
@@ -316,7 +320,7 @@ def agreement(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, Any]:
 
 
 def corpus_files(root: Path, match: str | None, limit: int | None) -> list[Path]:
-    files = sorted(p for p in root.rglob("*.qasm") if p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".qasm", ".qasm3") and p.is_file())
     if match:
         files = [p for p in files if match in str(p.relative_to(root))]
     return files[:limit] if limit else files

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qmk.commands import AddCommand, limits_of, plural, read_source, source_options
+from qmk.errors import warning_line
 
 if TYPE_CHECKING:
     from qmk.qvm.verify import Finding, VerifiedProgram
@@ -50,7 +51,8 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     results: list[dict[str, Any]] = []
     for path in args.files:
         try:
-            report = check(read_source(args, path, limits), limits=limits)
+            graph = read_source(args, path, limits)
+            report = check(graph, limits=limits)
         except (FormatError, FrontendError) as exc:
             status = 2
             results.append({"file": path, "ok": False, "error": exc.to_json(), "findings": []})
@@ -67,8 +69,12 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "findings": [f.to_json() for f in report.findings],
             }
         )
+        notices = list((graph.metadata or {}).get("warnings", ()))  # a dialect read, say
+        if notices:
+            results[-1]["warnings"] = notices
         if args.json:
             continue
+        out.writelines(warning_line(path, notice) for notice in notices)
         for finding in report.findings:
             (out if report.ok else err).write(_finding_line(path, finding) + "\n")
         if report.ok and not args.quiet:

@@ -98,7 +98,11 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if done is not None:
         program = done.graph
     profile = args.profile
-    warnings: list[dict[str, str]] = []
+    warnings: list[dict[str, str]] = list((program.metadata or {}).get("warnings", ()))
+    if not args.json:  # a dialect read, a box's duration dropped (--json carries them)
+        from qmk.errors import warning_line
+
+        err.writelines(warning_line(args.file, notice) for notice in warnings)
     if profile == "auto":  # the cheapest code variant (qmk plan) for qubits that name none
         from qmk.estimate.counts import count_graph
         from qmk.estimate.variants import auto_profile_unused, plan_variants

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError, register
+from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity, register
 
 
 class FrontendError(QMKError):
@@ -96,6 +96,26 @@ register(
         "a construct of another OpenQASM version than the program's header says (OpenQASM 3 "
         "syntax under OPENQASM 2.0, the other version's gate library or built-in gate)",
         "write the construct as the header's version does, or change the header",
+    ),
+)
+REGISTRY.add(
+    ErrorCode(
+        code="QL112",
+        name="dialect",
+        summary="a vendor's OpenQASM dialect, read as the vendor defines it (Amazon Braket's "
+        "gates without stdgates.inc, pytket's hqslib1.inc/oqclib1.inc, Q#'s rxx/ryy/rzz)",
+        fix="nothing to do if the vendor's meaning is meant; include the standard library "
+        "and define the gates to be portable",
+        exception=FrontendError,
+        severity=Severity.WARNING,
+    ),
+    ErrorCode(
+        code="QL113",
+        name="timing-ignored",
+        summary="a duration that is timing only (box[d]): the body runs, QMK models no idle time",
+        fix="nothing to do for results; drop the duration to silence it",
+        exception=FrontendError,
+        severity=Severity.WARNING,
     ),
 )
 

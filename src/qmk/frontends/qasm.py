@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmk.errors import QuotaError
-from qmk.frontends import conditions, decompose, qasm_scan
+from qmk.frontends import conditions, decompose, dialects, qasm_scan
 from qmk.frontends.builder import ProgramBuilder, gate_emitter, gate_op, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm_runtime import (
@@ -217,14 +217,15 @@ def from_qasm(
             unsupported construct, with its line.
         QuotaError: past ``max_nodes`` (``limit: "max_graph_nodes"``), nothing built.
     """
+    prepared = dialects.prepare(source, name, STDGATES_GATES)  # dialects, $n, box
     if max_nodes is not None:
-        _check_statements(source, name, max_nodes)
-    reader = _Reader(source, name, profile, dict(params or {}), version, max_nodes)
+        _check_statements(prepared.source, name, max_nodes)
+    reader = _Reader(prepared.source, name, profile, dict(params or {}), version, max_nodes)
     if not fast:
-        return reader.reference()
+        return dialects.noted(reader.reference(), prepared)
     reader.collect = gc.isenabled()
     with gc_paused():  # the fast lane makes no cycles; the collector would rescan its nodes
-        return reader.read()
+        return dialects.noted(reader.read(), prepared)
 
 
 #: Statements a program may have beyond its node cap (declarations, includes, headers).
@@ -884,10 +885,9 @@ class _Lowerer:
 
         name = st.identifier.name
         if isinstance(st.type, ast.BitType):
-            if isinstance(st, ast.ConstantDeclaration):
-                raise self.error(
-                    "unsupported", f"const bit {name}: constant bits are not supported"
-                )
+            const_bits = isinstance(st, ast.ConstantDeclaration)
+            if const_bits and (st.init_expression is None or self.is_runtime(st.init_expression)):
+                raise self.error("bad-value", f"const {name} needs a value known before the run")
             self.declare(name)
             size = 1 if st.type.size is None else self.integer(st.type.size, "a register size")
             if size < 1:
@@ -905,6 +905,8 @@ class _Lowerer:
                 self.assign_events(self.cregs[name], self.call(init, cond), cond, name)
                 return
             self.store_bits(self.cregs[name], init, [{}])  # a new name: no old value
+            if const_bits:  # Q#'s OpenQASM output writes its constant results so
+                self.consts.add(name)
             return
         if isinstance(st.type, ast.StretchType) and st.init_expression is None:
             self.declare(name)  # a stretch only delays use: ignored as delays are (see docs)
@@ -1599,6 +1601,10 @@ class _Lowerer:
             target_expr: Any = ast.IndexExpression(collection=target.name, index=target.indices[0])
         else:
             target_expr = target
+        base = getattr(target, "name", None)
+        base = getattr(base, "name", base)
+        if base in self.consts and base in self.cregs:  # a const bit register
+            raise self.error("bad-value", f"{base} is a constant: it cannot be assigned")
         rhs = st.rvalue
         if isinstance(rhs, ast.QuantumMeasurement):
             if op != "=":
