@@ -99,3 +99,27 @@ def test_checkpoints_are_found_latest_first_and_per_tenant(tmp_path: Path) -> No
     assert store.load_checkpoint("job_a", "alice", "ckpt_1")["epoch"] == 4
     assert store.load_checkpoint("job_a", "bob", None) is None
     store.close()
+
+
+def test_a_big_graph_is_kept_out_of_its_jobs_row_and_read_back_whole(tmp_path: Path) -> None:
+    from dataclasses import replace as with_fields
+
+    from qmk.kernel.store import GRAPH_APART
+
+    store = Store(tmp_path)
+    nodes = ",".join(f'{{"id":"n{k}","op":"FENCE_EPOCH"}}' for k in range(GRAPH_APART // 20))
+    big = '{"version":"0.2","program":{"nodes":[' + nodes + "]}}"
+    job = with_fields(make_job("job_big", 1), graph=big)
+    store.insert_job(job)
+    job.state, job.attempts = RUNNING, 1
+    store.save_job(job)  # a state change: the row, not the graph, is written again
+    store.commit((3, "f" * 64, 128))
+    store.close()
+    db = sqlite3.connect(tmp_path / DB_FILE)
+    assert db.execute("SELECT graph FROM jobs WHERE job_id='job_big'").fetchone() == ("",)
+    assert db.execute("SELECT length(graph) FROM job_graphs").fetchone() == (len(big),)
+    db.close()
+    again = Store(tmp_path)
+    assert again.load_job("job_big", "alice") == job  # the graph read back whole
+    assert [j.graph for j in again.active_jobs()] == [big]
+    again.close()
