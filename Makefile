@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # statevector kernels and progress bars): the HTTP API, and Qiskit for the README's snippet.
 DEMO_EXTRAS := http,qiskit
 
-.PHONY: demo test lint docs bench fuzz clean chromium bloqade
+.PHONY: demo test lint docs bench fuzz clean chromium bloqade assist-server
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "QMK needs Python >= 3.10, found " + sys.version.split()[0])'
@@ -59,7 +59,16 @@ $(BLOQADE_VENV)/.installed: pyproject.toml Makefile
 
 bloqade: $(BLOQADE_VENV)/.installed
 
-test: lint chromium bloqade
+# The assistant's loop tests run a real llama-cpp-python server, which pip builds from
+# source (minutes, once): installed here; where it cannot build, those tests skip, saying why.
+$(VENV)/.installed-assist: pyproject.toml | $(VENV)/.installed-test
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[assist-test]' \
+		&& touch $@ \
+		|| echo "llama-cpp-python does not build here: the assistant's loop tests will skip"
+
+assist-server: $(VENV)/.installed-assist
+
+test: lint chromium bloqade assist-server
 	$(BIN)/python -m qmk.qvm.schema --check
 	$(BIN)/python -m qmk.commands.schema --check
 	$(BIN)/python -m qmk.docgen --check

@@ -21,7 +21,9 @@ def _missing() -> str | None:
 def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     missing = _missing()
     if missing is not None:
-        pytest.skip(f"{missing} is not installed (the assist extra: pip install -e '.[assist]')")
+        pytest.skip(
+            f"{missing} is not installed (make assist-server, or pip install -e '.[assist-test]')"
+        )
     server = LlamaServer(tmp_path_factory.mktemp("llama")).start()
     try:
         yield server
