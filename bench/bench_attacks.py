@@ -302,12 +302,25 @@ def _reason(data: bytes) -> str:
 def _slowloris(path: str, stop: threading.Event, held: int = 60) -> dict[str, Any]:
     """Hold ``held`` connections that trickle a request a byte at a time, forever."""
     trickle = b'{"jsonrpc":"2.0","id":1,"method":"q_status","params":["' + b"x" * 10_000
+    return _trickled(lambda: _unix(path), trickle, _reason, stop, held)
+
+
+def _trickled(
+    connect: Any,
+    trickle: bytes,
+    reason_of: Any,
+    stop: threading.Event,
+    held: int,
+) -> dict[str, Any]:
+    """``held`` connections from ``connect()``, each sending ``trickle`` a byte every
+    0.2 s, reopened when the server closes one; what the server said as it closed them
+    (``reason_of`` its bytes), counted."""
     conns: dict[socket.socket, int] = {}  # socket -> bytes of ``trickle`` sent
     opened, closed = 0, dict[str, int]()
     while not stop.is_set():
         while len(conns) < held:
             try:
-                sock = _unix(path)
+                sock = connect()
             except OSError:
                 break
             sock.setblocking(False)
@@ -321,8 +334,7 @@ def _slowloris(path: str, stop: threading.Event, held: int = 60) -> dict[str, An
             except OSError:
                 data = b""
             if data is not None:  # a line from the server, or its close
-                reason = _reason(data)
-                closed[reason] = closed.get(reason, 0) + 1
+                _count(closed, reason_of(data))
                 sock.close()
                 del conns[sock]
                 continue
@@ -829,10 +841,6 @@ def _http_status(sock: socket.socket, wait: float) -> str:
     return parts[1].decode(errors="replace") if len(parts) > 1 else "other"
 
 
-def _count(counts: dict[str, int], key: str) -> None:
-    counts[key] = counts.get(key, 0) + 1
-
-
 def _http_idle(url: str, stop: threading.Event) -> dict[str, Any]:
     """1100 connections that send nothing; what each got at once."""
     held, counts = [], dict[str, int]()
@@ -852,37 +860,12 @@ def _http_idle(url: str, stop: threading.Event) -> dict[str, Any]:
 def _http_slowloris(url: str, stop: threading.Event, held: int = 200) -> dict[str, Any]:
     """``held`` connections sending a header a byte every 0.2 s, reopened when closed."""
     trickle = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"s" * 100_000
-    conns: dict[socket.socket, int] = {}
-    opened, closed = 0, dict[str, int]()
-    while not stop.is_set():
-        while len(conns) < held:
-            try:
-                sock = _tcp(url)
-            except OSError:
-                break
-            sock.setblocking(False)
-            conns[sock] = 0
-            opened += 1
-        for sock in list(conns):
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                data = None
-            except OSError:
-                data = b""
-            if data is not None:
-                parts = data.split(b" ", 2)
-                _count(closed, parts[1].decode() if len(parts) > 1 else "closed")
-                sock.close()
-                del conns[sock]
-                continue
-            sent = conns[sock]
-            with contextlib.suppress(OSError):
-                conns[sock] = sent + sock.send(trickle[sent : sent + 1])
-        stop.wait(0.2)
-    for sock in conns:
-        sock.close()
-    return {"opened": opened, "closed_by_server": closed, "still_held": len(conns)}
+
+    def status(data: bytes) -> str:
+        parts = data.split(b" ", 2)
+        return parts[1].decode() if len(parts) > 1 else "closed"
+
+    return _trickled(lambda: _tcp(url), trickle, status, stop, held)
 
 
 def _http_oversized(url: str, stop: threading.Event, *, url_part: bool) -> dict[str, Any]:
