@@ -306,7 +306,41 @@ class ClientCore:
 # --------------------------------------------------------------------------- blocking client
 
 
-class Client(SyscallMethods[dict[str, Any]]):
+class BlockingSession:
+    """The session of a blocking client on any wire (this module's :class:`Client`, and
+    :class:`qmk.grpc.client.Client`): each gives its ``core``, ``_call`` and ``close``."""
+
+    core: ClientCore
+
+    def _call(self, method: str, params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def session_id(self) -> str | None:
+        """The session the client's calls carry."""
+        return self.core.session_id
+
+    def negotiate(self, credentials: Credentials) -> dict[str, Any]:
+        """Open a session for ``credentials`` and use it from now on."""
+        session = self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
+        self.core.remember(session, credentials)
+        return session
+
+    def _negotiated(
+        self, tenant: str | None, key: str | None, caps: Sequence[str] | str | None
+    ) -> None:
+        """Negotiate a fresh session for ``tenant``, closing the client if that fails."""
+        try:
+            self.negotiate(Credentials.resolve(tenant, key, caps))
+        except BaseException:
+            self.close()
+            raise
+
+
+class Client(BlockingSession, SyscallMethods[dict[str, Any]]):
     """A blocking qSyscall client over one connection (not thread-safe: one call at a time).
 
     Args:
@@ -351,23 +385,8 @@ class Client(SyscallMethods[dict[str, Any]]):
             ConnectError: nothing listens at the address.
         """
         client = cls(address, timeout=timeout)
-        try:
-            client.negotiate(Credentials.resolve(tenant, key, caps))
-        except BaseException:
-            client.close()
-            raise
+        client._negotiated(tenant, key, caps)
         return client
-
-    @property
-    def session_id(self) -> str | None:
-        """The session the client's calls carry."""
-        return self.core.session_id
-
-    def negotiate(self, credentials: Credentials) -> dict[str, Any]:
-        """Open a session for ``credentials`` and use it from now on."""
-        session = self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
-        self.core.remember(session, credentials)
-        return session
 
     def _call(self, method: str, params: dict[str, Any]) -> Any:
         spec = METHODS[method]

@@ -28,7 +28,7 @@ from qmk.abi.errors import CallTimeout, ConnectError
 from qmk.abi.jsonrpc import dumps
 from qmk.abi.methods import METHODS, JsonType
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
-from qmk.client import DEFAULT_TIMEOUT, ClientCore, Credentials, Timeout
+from qmk.client import DEFAULT_TIMEOUT, BlockingSession, ClientCore, Timeout
 from qmk.errors import QMKError
 from qmk.grpc.schema import messages, to_struct
 from qmk.grpc.server import AUTHORIZATION
@@ -47,7 +47,7 @@ def _target(address: str) -> tuple[str, bool]:
     return address, False
 
 
-class Client(SyscallMethods[dict[str, Any]]):
+class Client(BlockingSession, SyscallMethods[dict[str, Any]]):
     """A blocking client of ``qmk.v1.Kernel`` (thread-safe as its gRPC channel is).
 
     Args:
@@ -108,23 +108,8 @@ class Client(SyscallMethods[dict[str, Any]]):
         """A client with a fresh session (``NegotiateCaps``) for ``tenant`` (or
         ``QMK_TENANT``/``QMK_KEY``/``QMK_CAPS``); ``options`` as :class:`Client`'s."""
         client = cls(address, timeout=timeout, **options)
-        try:
-            client.negotiate(Credentials.resolve(tenant, key, caps))
-        except BaseException:
-            client.close()
-            raise
+        client._negotiated(tenant, key, caps)
         return client
-
-    @property
-    def session_id(self) -> str | None:
-        """The session the client's calls carry."""
-        return self.core.session_id
-
-    def negotiate(self, credentials: Credentials) -> dict[str, Any]:
-        """Open a session for ``credentials`` and use it from now on."""
-        session = self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
-        self.core.remember(session, credentials)
-        return session
 
     # ------------------------------------------------------------------ calls
 
