@@ -67,7 +67,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any
 
 from qmk.frontends.errors import FrontendError
 from qmk.qvm import classical
@@ -395,29 +395,6 @@ class _Expression:
     """A CALC expression (:mod:`qmk.qvm.classical`) as OpenQASM 3, its operands' texts
     given."""
 
-    _BINARY: ClassVar[Mapping[type, str]] = {
-        ast.Add: "+",
-        ast.Sub: "-",
-        ast.Mult: "*",
-        ast.Div: "/",
-        ast.Mod: "%",
-        ast.Pow: "**",
-        ast.BitAnd: "&",
-        ast.BitOr: "|",
-        ast.BitXor: "^",
-        ast.LShift: "<<",
-        ast.RShift: ">>",
-    }
-    _COMPARE: ClassVar[Mapping[type, str]] = {
-        ast.Eq: "==",
-        ast.NotEq: "!=",
-        ast.Lt: "<",
-        ast.LtE: "<=",
-        ast.Gt: ">",
-        ast.GtE: ">=",
-    }
-    _NAMES: ClassVar[Mapping[str, str]] = {"pi": "pi", "tau": "tau", "euler": "euler"}
-
     def __init__(self, operands: Sequence[str], fail: Callable[[str], FrontendError]) -> None:
         self.operands = operands
         self.fail = fail
@@ -451,14 +428,14 @@ class _Expression:
                 return "true" if node.value else "false"
             return repr(node.value)
         if isinstance(node, ast.Name):
-            if node.id in self._NAMES:
-                return self._NAMES[node.id]
+            if node.id in classical.CONSTANTS:  # pi, tau, euler: OpenQASM 3 names them
+                return node.id
             return f"({self.operands[int(node.id[1:])]})"
         if isinstance(node, ast.UnaryOp):
             op = {ast.Not: "!", ast.USub: "-", ast.Invert: "~", ast.UAdd: ""}[type(node.op)]
             return f"{op}({self.write(node.operand)})"
         if isinstance(node, ast.BinOp):
-            symbol = self._BINARY[type(node.op)]
+            symbol = classical.SYMBOLS[type(node.op)]
             return f"({self.write(node.left)} {symbol} {self.write(node.right)})"
         if isinstance(node, ast.BoolOp):
             joint = " && " if isinstance(node.op, ast.And) else " || "
@@ -467,7 +444,9 @@ class _Expression:
             parts: list[str] = []
             left = node.left
             for cmp, right in zip(node.ops, node.comparators, strict=True):
-                parts.append(f"({self.write(left)} {self._COMPARE[type(cmp)]} {self.write(right)})")
+                parts.append(
+                    f"({self.write(left)} {classical.SYMBOLS[type(cmp)]} {self.write(right)})"
+                )
                 left = right
             return parts[0] if len(parts) == 1 else "(" + " && ".join(parts) + ")"
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):

@@ -274,10 +274,10 @@ FUNCTIONS: Mapping[str, Callable[[float], float]] = MappingProxyType(
         "ceiling": lambda x: float(math.ceil(x)),
     }
 )
-_CONSTANTS: Mapping[str, float] = MappingProxyType(
-    {"pi": math.pi, "tau": math.tau, "euler": math.e}
-)
-_SYMBOL: Mapping[type, str] = MappingProxyType(
+#: The named constants an expression may read (OpenQASM 3's names for them).
+CONSTANTS: Mapping[str, float] = MappingProxyType({"pi": math.pi, "tau": math.tau, "euler": math.e})
+#: The OpenQASM 3 spelling of each operator an expression may use (the writer's too).
+SYMBOLS: Mapping[type, str] = MappingProxyType(
     {
         ast.Add: "+",
         ast.Sub: "-",
@@ -440,8 +440,8 @@ class _Typer:
 
     def t_Name(self, node: ast.Name) -> Compiled:
         name = node.id
-        if name in _CONSTANTS:
-            value = _CONSTANTS[name]
+        if name in CONSTANTS:
+            value = CONSTANTS[name]
             return Compiled(FLOAT, lambda _v: value)
         match = re.fullmatch(r"v(\d+)", name)
         if match is None or int(match.group(1)) >= len(self.reads):
@@ -552,7 +552,7 @@ class _Typer:
         return _join_int(a, b)
 
     def t_BinOp(self, node: ast.BinOp) -> Compiled:
-        symbol = _SYMBOL.get(type(node.op))
+        symbol = SYMBOLS.get(type(node.op))
         if symbol is None:
             raise self.fail(f"the operator {type(node.op).__name__} is not allowed")
         return self.binary(symbol, self.walk(node.left), self.walk(node.right))
@@ -622,7 +622,7 @@ class _Typer:
         tests: list[Fn] = []
         left = self.walk(node.left)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
-            symbol = _SYMBOL.get(type(op), "")
+            symbol = SYMBOLS.get(type(op), "")
             if symbol not in _COMPARE:
                 raise self.fail(f"the comparison {type(op).__name__} is not allowed")
             right = self.walk(right_node)
