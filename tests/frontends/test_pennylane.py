@@ -14,7 +14,7 @@ from scipy.stats import chisquare
 from qmk.execution.executor import run
 from qmk.frontends import decompose
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.pennylane import NAMED, from_pennylane, little_endian
+from qmk.frontends.pennylane import NAMED, from_pennylane
 
 SEED = 20261123
 
@@ -37,7 +37,9 @@ def test_each_named_gate_lowers_to_pennylanes_matrix_phase_included(name):
     params = [0.37 * (k + 1) for k in range(cls.num_params)]
     op = cls(*params, wires=list(range(cls.num_wires)))
     low = decompose.lower_gate(NAMED[name], params)
-    np.testing.assert_allclose(decompose.matrix_of(low), little_endian(qml.matrix(op)), atol=1e-12)
+    np.testing.assert_allclose(
+        decompose.matrix_of(low), decompose.little_endian(qml.matrix(op)), atol=1e-12
+    )
 
 
 def test_the_device_is_registered_with_pennylane():

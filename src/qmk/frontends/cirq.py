@@ -260,7 +260,7 @@ class _Lowerer:
         """``low`` with its global phase fitted to ``cirq.unitary(op)``."""
         import cirq
 
-        target = _little_endian(cirq.unitary(op))
+        target = decompose.little_endian(cirq.unitary(op))
         mine = decompose.matrix_of(low)
         k = int(np.argmax(np.abs(target)))
         ratio = target.flat[k] / mine.flat[k]
@@ -283,11 +283,3 @@ class _Lowerer:
             return decompose.controlled(inner, len(controls), state)
         except ValueError as exc:
             raise self.error("unsupported", str(exc)) from None
-
-
-def _little_endian(u: np.ndarray) -> np.ndarray:
-    """A Cirq (first qubit most significant) matrix in Qiskit's order (qubit 0 least)."""
-    n = round(math.log2(u.shape[0]))
-    tensor = u.reshape([2] * (2 * n))
-    axes = list(reversed(range(n))) + [n + a for a in reversed(range(n))]
-    return tensor.transpose(axes).reshape(2**n, 2**n)

@@ -376,6 +376,15 @@ def controlled(low: Lowered, n_controls: int = 1, ctrl_state: int | None = None)
     return seq.done()
 
 
+def little_endian(matrix: np.ndarray) -> np.ndarray:
+    """A matrix written first qubit most significant (Cirq's, PennyLane's, QuTiP's order)
+    in this module's order: qubit 0 the least significant bit, as Qiskit writes it."""
+    n = round(math.log2(len(matrix)))
+    tensor = np.asarray(matrix, dtype=complex).reshape([2] * (2 * n))
+    axes = list(reversed(range(n))) + [n + a for a in reversed(range(n))]
+    return tensor.transpose(axes).reshape(2**n, 2**n)
+
+
 def matrix_of(low: Lowered) -> np.ndarray:
     """The unitary of ``low`` (phase included), Qiskit's qubit order (qubit 0 least significant)."""
     n = low.num_qubits

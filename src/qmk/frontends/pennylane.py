@@ -32,7 +32,6 @@ wire cannot be measured in one run: QL104 (split the tape, or use the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -193,12 +192,3 @@ def _paulis(obs: Any) -> dict[Any, str]:
         for wire in gate.wires:
             out[wire] = out[wire] + gate.name if out[wire] != "Z" else gate.name
     return out
-
-
-def little_endian(matrix: np.ndarray) -> np.ndarray:
-    """A PennyLane matrix (first wire most significant) in Qiskit's order (the first
-    wire least significant), as :mod:`qmk.frontends.decompose` writes matrices."""
-    n = round(math.log2(matrix.shape[0]))
-    tensor = np.asarray(matrix).reshape([2] * (2 * n))
-    axes = list(reversed(range(n))) + [n + a for a in reversed(range(n))]
-    return tensor.transpose(axes).reshape(2**n, 2**n)

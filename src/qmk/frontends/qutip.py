@@ -125,11 +125,7 @@ def _condition(gate: Any, cbits: list[str | None], where: str) -> conditions.Con
 def _matrix(gate: Any) -> np.ndarray:
     """The gate's matrix on its controls then targets, in QMK's order (the first of them
     the least significant bit; QuTiP makes it the most significant)."""
-    u = np.asarray(gate.get_compact_qobj().full(), dtype=complex)
-    n = round(np.log2(u.shape[0]))
-    tensor = u.reshape([2] * (2 * n))
-    axes = list(reversed(range(n))) + [n + a for a in reversed(range(n))]
-    return tensor.transpose(axes).reshape(2**n, 2**n)
+    return decompose.little_endian(gate.get_compact_qobj().full())
 
 
 def _lowered(gate: Any, where: str) -> decompose.Lowered:
