@@ -43,9 +43,8 @@ from pennylane.transforms.core.compile_pipeline import CompilePipeline
 
 from qmk import defaults
 from qmk.engines.state_io import Amplitudes
-from qmk.frontends.builder import ProgramBuilder
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.pennylane import apply, plain_tape
+from qmk.frontends.pennylane import lowered, measure, plain_tape
 
 
 class QMKDevice(Device):
@@ -129,18 +128,11 @@ class QMKDevice(Device):
         results = [measure(mp, state) for mp in mapped.measurements]
         return results[0] if len(results) == 1 else tuple(results)
 
-    def _builder(self, tape: Any, wires: Any) -> tuple[ProgramBuilder, dict[Any, str]]:
-        builder = ProgramBuilder(profile=self.profile, source=self.name, description=self.name)
-        handles = dict(zip(wires, builder.allocate(len(wires)), strict=True))
-        for k, op in enumerate(tape.operations):
-            apply(builder, op, [handles[w] for w in op.wires], where=f"{self.name}#{k}")
-        return builder, handles
-
     def _final_state(self, tape: Any, wires: Any) -> np.ndarray:
         """The tape's final state in PennyLane's order (the first wire most significant)."""
         from qmk.execution.executor import run
 
-        builder, _ = self._builder(tape, wires)
+        builder, _ = lowered(tape, wires, profile=self.profile, name=self.name)
         result = run(
             builder.build(),
             shots=1,
@@ -160,10 +152,8 @@ class QMKDevice(Device):
     def _sampled(self, tape: Any, wires: Any) -> Any:
         from qmk.execution.executor import run
 
-        builder, handles = self._builder(tape, wires)
-        for k, op in enumerate(tape.diagonalizing_gates):
-            apply(builder, op, [handles[w] for w in op.wires], where=f"{self.name}#diag{k}")
-        events = [builder.measure(handles[w], where=f"{self.name}#measure") for w in wires]
+        builder, handles = lowered(tape, wires, profile=self.profile, name=self.name)
+        events = measure(builder, handles, tape.diagonalizing_gates, wires, name=self.name)
         graph = builder.build(output=[events])
         seed = None if self.seed is None else self.seed + self._runs
         self._runs += 1

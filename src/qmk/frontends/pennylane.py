@@ -32,7 +32,7 @@ wire cannot be measured in one run: QL104 (split the tape, or use the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -119,16 +119,36 @@ def from_pennylane(
             "bad-value", f"from_pennylane takes a tape or a QNode, got {type(tape).__name__}"
         )
     tape = plain_tape(tape)
+    builder, handles = lowered(tape, list(tape.wires), profile=profile, name=name)
+    measured = _measured_wires(tape)
+    events = measure(builder, handles, _diagonalizing(tape, measured), measured, name=name)
+    return builder.build(output=[events] if events else [], metadata={"language": "pennylane"})
+
+
+def lowered(
+    tape: Any, wires: Sequence[Any], *, profile: str | None, name: str
+) -> tuple[ProgramBuilder, dict[Any, str]]:
+    """A builder with ``wires`` allocated in order and a plain tape's operations applied
+    (:func:`plain_tape`), and each wire's handle."""
     builder = ProgramBuilder(profile=profile, source=name, description=name)
-    wires = list(tape.wires)
     handles = dict(zip(wires, builder.allocate(len(wires)), strict=True)) if wires else {}
     for k, op in enumerate(tape.operations):
         apply(builder, op, [handles[w] for w in op.wires], where=f"{name}#{k}")
-    measured = _measured_wires(tape)
-    for k, op in enumerate(_diagonalizing(tape, measured)):
+    return builder, handles
+
+
+def measure(
+    builder: ProgramBuilder,
+    handles: Mapping[Any, str],
+    diagonalizing: Sequence[Any],
+    wires: Sequence[Any],
+    *,
+    name: str,
+) -> list[str]:
+    """The observables' ``diagonalizing`` gates, then ``wires`` measured: their events."""
+    for k, op in enumerate(diagonalizing):
         apply(builder, op, [handles[w] for w in op.wires], where=f"{name}#diag{k}")
-    events = [builder.measure(handles[w], where=f"{name}#measure") for w in measured]
-    return builder.build(output=[events] if events else [], metadata={"language": "pennylane"})
+    return [builder.measure(handles[w], where=f"{name}#measure") for w in wires]
 
 
 def apply(builder: ProgramBuilder, op: Any, qubits: list[str], *, where: str) -> None:
