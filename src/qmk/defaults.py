@@ -224,3 +224,16 @@ HTTP_MAX_HEAD_BYTES: Final = 64 * 1024
 #: Live event streams (Server-Sent Events) one session, and one tenant, may hold at once.
 MAX_STREAMS_PER_SESSION: Final = 8
 MAX_STREAMS_PER_TENANT: Final = 32
+
+# --------------------------------------------------------------------------- the assistant
+
+#: Model replies per question, at most (``qmk assist --max-steps``, ``[assist] max_steps``).
+ASSIST_MAX_STEPS: Final = 6
+#: Refused drafts sent back to the model, at most (``--max-retries``, ``[assist]``).
+ASSIST_MAX_RETRIES: Final = 2
+#: Seconds one request to the model's server may take.
+ASSIST_TIMEOUT_S: Final = 120.0
+#: Shots the ``run`` tool takes at most (``[assist] max_shots`` on a kernel).
+ASSIST_MAX_SHOTS: Final = 1000
+#: Questions a tenant may ask a kernel's assistant a minute (after a burst).
+ASSIST_CALLS_PER_MINUTE: Final = 6.0

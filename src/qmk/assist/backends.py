@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmk import defaults
 from qmk.assist.errors import AssistError
 
 #: The APIs the assistant speaks.
@@ -47,9 +48,9 @@ class Settings:
     temperature: float = 0.0
     seed: int | None = 0
     max_tokens: int = 1024
-    max_steps: int = 6
-    max_retries: int = 2
-    timeout_s: float = 120.0
+    max_steps: int = defaults.ASSIST_MAX_STEPS
+    max_retries: int = defaults.ASSIST_MAX_RETRIES
+    timeout_s: float = defaults.ASSIST_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.api not in APIS:

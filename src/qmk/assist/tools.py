@@ -45,7 +45,7 @@ class Context:
     file_text: str | None = None
     file_name: str | None = None
     limits: Limits = field(default_factory=Limits)
-    max_shots: int = 1000
+    max_shots: int = defaults.ASSIST_MAX_SHOTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +210,7 @@ TOOLS: Mapping[str, Tool] = MappingProxyType(
                 "run",
                 "run a program on ideal logical qubits with few shots; returns the counts",
                 _run,
-                shots={"type": "integer", "minimum": 1, "maximum": 1000},
+                shots={"type": "integer", "minimum": 1, "maximum": defaults.ASSIST_MAX_SHOTS},
                 seed={"type": "integer"},
             ),
         )

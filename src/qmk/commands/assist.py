@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any, TextIO
 
+from qmk import defaults
 from qmk.commands import AddCommand
 
 #: The environment variables that configure the model, by setting.
@@ -37,9 +38,17 @@ def register(add: AddCommand) -> None:
         action="store_true",
         help="one forced tool call per reply (grammar-constrained; small local models)",
     )
-    parser.add_argument("--max-steps", type=int, default=6, help="model replies, at most (6)")
     parser.add_argument(
-        "--max-retries", type=int, default=2, help="drafts sent back after a refusal (2)"
+        "--max-steps",
+        type=int,
+        default=defaults.ASSIST_MAX_STEPS,
+        help=f"model replies, at most ({defaults.ASSIST_MAX_STEPS})",
+    )
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=defaults.ASSIST_MAX_RETRIES,
+        help=f"drafts sent back after a refusal ({defaults.ASSIST_MAX_RETRIES})",
     )
     parser.add_argument("--seed", type=int, default=0, help="the model's sampling seed (0)")
     parser.add_argument(

@@ -479,11 +479,13 @@ class AssistTable(_Table, frozen=True, kw_only=True):
     structured: bool = False
     calls_per_minute: Annotated[
         float, Meta(gt=0, le=6000, description="per tenant (QS1006 with retry_after_s)")
-    ] = 6.0
-    max_steps: Annotated[int, Meta(ge=1, le=50)] = 6
-    max_retries: Annotated[int, Meta(ge=0, le=10)] = 2
-    max_shots: Annotated[int, Meta(ge=1, le=100_000, description="the run tool's cap")] = 1000
-    timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 120.0
+    ] = defaults.ASSIST_CALLS_PER_MINUTE
+    max_steps: Annotated[int, Meta(ge=1, le=50)] = defaults.ASSIST_MAX_STEPS
+    max_retries: Annotated[int, Meta(ge=0, le=10)] = defaults.ASSIST_MAX_RETRIES
+    max_shots: Annotated[int, Meta(ge=1, le=100_000, description="the run tool's cap")] = (
+        defaults.ASSIST_MAX_SHOTS
+    )
+    timeout_s: Annotated[float, Meta(gt=0, le=3600)] = defaults.ASSIST_TIMEOUT_S
 
 
 # --------------------------------------------------------------------------- [http]
