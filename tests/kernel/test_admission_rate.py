@@ -16,7 +16,7 @@ from qmk.errors import ProgramError, QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import ConfigError, KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
-from support.kernel import KEYS, login, run_kernel
+from support.kernel import KEYS, chain_graph, login, run_kernel
 
 
 def config(*, alice_rate: float, max_graph_nodes: int = 1000) -> KernelConfig:
@@ -36,29 +36,12 @@ def config(*, alice_rate: float, max_graph_nodes: int = 1000) -> KernelConfig:
     )
 
 
-def chain(nodes: int, *, valid: bool = True) -> dict[str, Any]:
-    """A graph of ``nodes`` nodes on one qubit; not ``valid``: measured after its free."""
-    body = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
-    body += [{"id": f"x{i}", "op": "APPLY_X", "vqs": ["q"]} for i in range(nodes - 3)]
-    end = [
-        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["m"]},
-        {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
-    ]
-    body += end if valid else end[::-1]
-    return {
-        "version": "0.2",
-        "program": {"nodes": body},
-        "resources": {"vqs": ["q"], "chs": [], "events": ["m"]},
-        "caps": ["CAP_ALLOC"],
-    }
-
-
 def test_big_invalid_graphs_past_the_rate_are_refused_with_when_to_retry(tmp_path: Path):
     clock = ManualClock(start=1000.0)
 
     async def body(kernel: Kernel) -> None:
         alice, bob = await login(kernel, "alice", ["CAP_ALLOC"]), await login(kernel, "bob")
-        bad = chain(600, valid=False)
+        bad = chain_graph(600, valid=False)
         with pytest.raises(ProgramError):  # verified (and refused): 600 of 1000 nodes taken
             await kernel.q_submit(session_id=alice, graph=bad, shots=1, seed=1)
         with pytest.raises(QuotaError) as caught:
@@ -71,7 +54,7 @@ def test_big_invalid_graphs_past_the_rate_are_refused_with_when_to_retry(tmp_pat
         }
         assert "retry in 0.4 s" in caught.value.message
         # another tenant's rate is its own
-        ok = await kernel.q_submit(session_id=bob, graph=chain(900), shots=1, seed=1)
+        ok = await kernel.q_submit(session_id=bob, graph=chain_graph(900), shots=1, seed=1)
         assert ok["job_id"]
         clock.advance(0.25)
         with pytest.raises(QuotaError) as caught:
@@ -89,13 +72,15 @@ def test_a_graph_of_max_graph_nodes_always_fits_a_full_bucket(tmp_path: Path):
 
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
-        job = await kernel.q_submit(session_id=alice, graph=chain(1000), shots=1, seed=1)
+        job = await kernel.q_submit(session_id=alice, graph=chain_graph(1000), shots=1, seed=1)
         assert job["job_id"]
         with pytest.raises(QuotaError) as caught:
-            await kernel.q_submit(session_id=alice, graph=chain(10), shots=1, seed=1)
+            await kernel.q_submit(session_id=alice, graph=chain_graph(10), shots=1, seed=1)
         assert caught.value.details["retry_after_s"] == 10.0
         clock.advance(10.0)
-        assert (await kernel.q_submit(session_id=alice, graph=chain(10), shots=1, seed=2))["job_id"]
+        assert (await kernel.q_submit(session_id=alice, graph=chain_graph(10), shots=1, seed=2))[
+            "job_id"
+        ]
 
     run_kernel(tmp_path, body, workers=1, config=config(alice_rate=1.0), clock=clock)
 

@@ -10,7 +10,7 @@ import pytest
 
 from qmk.errors import InvalidArgument
 from qmk.kernel.service import Kernel
-from support.kernel import BELL, login, run_kernel
+from support.kernel import BELL, chain_graph, login, run_kernel
 
 HUGE = 10**400
 
@@ -50,22 +50,6 @@ def test_a_wait_longer_than_a_year_is_an_invalid_argument(tmp_path: Path) -> Non
     run_kernel(tmp_path, body, workers=1)
 
 
-def _chain(nodes: int) -> dict[str, Any]:
-    """A valid graph of ``nodes`` nodes: one qubit, X gates, a measurement, a free."""
-    body = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
-    body += [{"id": f"x{i}", "op": "APPLY_X", "vqs": ["q"]} for i in range(nodes - 3)]
-    body += [
-        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["m"]},
-        {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
-    ]
-    return {
-        "version": "0.2",
-        "program": {"nodes": body},
-        "resources": {"vqs": ["q"], "chs": [], "events": ["m"]},
-        "caps": ["CAP_ALLOC"],
-    }
-
-
 def test_a_graph_over_max_graph_nodes_is_refused_before_it_is_read(tmp_path: Path) -> None:
     from qmk.errors import QuotaError
     from support.kernel import make_config
@@ -73,9 +57,9 @@ def test_a_graph_over_max_graph_nodes_is_refused_before_it_is_read(tmp_path: Pat
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         with pytest.raises(QuotaError) as caught:
-            await kernel.q_submit(session_id=alice, graph=_chain(501), shots=1, seed=1)
+            await kernel.q_submit(session_id=alice, graph=chain_graph(501), shots=1, seed=1)
         assert caught.value.details["limit"] == "max_graph_nodes"
-        ok = await kernel.q_submit(session_id=alice, graph=_chain(500), shots=1, seed=1)
+        ok = await kernel.q_submit(session_id=alice, graph=chain_graph(500), shots=1, seed=1)
         assert ok["state"] in ("QUEUED", "RUNNING", "COMPLETED")
 
     run_kernel(tmp_path, body, workers=1, config=make_config(max_graph_nodes=500))
@@ -101,8 +85,8 @@ def test_a_big_graph_is_verified_off_the_event_loop_and_a_small_one_on_it(
 
     async def body(kernel: Kernel) -> int:
         alice = await login(kernel, "alice")
-        await kernel.q_submit(session_id=alice, graph=_chain(OFFLOAD_NODES + 10), seed=1)
-        await kernel.q_submit(session_id=alice, graph=_chain(20), seed=1)
+        await kernel.q_submit(session_id=alice, graph=chain_graph(OFFLOAD_NODES + 10), seed=1)
+        await kernel.q_submit(session_id=alice, graph=chain_graph(20), seed=1)
         return threading.get_ident()
 
     threading.setprofile(hook)

@@ -25,7 +25,7 @@ from qmk.errors import QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
-from support.kernel import KEYS, login, run_kernel
+from support.kernel import KEYS, chain_graph, login, run_kernel
 
 #: Nodes of a graph that is big enough to be planned and verified off the loop.
 BIG = admission_module.OFFLOAD_NODES + 500
@@ -42,23 +42,6 @@ def config(**alice: Any) -> KernelConfig:
             },
         }
     )
-
-
-def chain(nodes: int, *, flips: int = 0) -> dict[str, Any]:
-    """A valid graph of ``nodes`` nodes on one qubit (``flips`` tells graphs apart)."""
-    body = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
-    body += [{"id": f"x{i}", "op": "APPLY_X", "vqs": ["q"]} for i in range(nodes - 3 - flips)]
-    body += [{"id": f"z{i}", "op": "APPLY_Z", "vqs": ["q"]} for i in range(flips)]
-    body += [
-        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["m"]},
-        {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
-    ]
-    return {
-        "version": "0.2",
-        "program": {"nodes": body},
-        "resources": {"vqs": ["q"], "chs": [], "events": ["m"]},
-        "caps": ["CAP_ALLOC"],
-    }
 
 
 class Gate:
@@ -118,10 +101,10 @@ def test_a_big_submit_is_planned_off_the_loop_while_another_tenant_is_answered(
         gate = Gate(threading.get_ident())
         monkeypatch.setattr(plan_module, "build_plan", gate.wrap(plan_module.build_plan))
         alice, bob = await login(kernel, "alice", ["CAP_ALLOC"]), await login(kernel, "bob")
-        bobs = await kernel.q_submit(session_id=bob, graph=chain(5), shots=1, seed=1)
+        bobs = await kernel.q_submit(session_id=bob, graph=chain_graph(5), shots=1, seed=1)
         status, accepted = await held_while_other_answered(
             gate,
-            kernel.q_submit(session_id=alice, graph=chain(BIG), shots=1, seed=1),
+            kernel.q_submit(session_id=alice, graph=chain_graph(BIG), shots=1, seed=1),
             lambda: kernel.q_status(session_id=bob, job_id=bobs["job_id"]),
         )
         assert status["job_id"] == bobs["job_id"]
@@ -138,8 +121,8 @@ def test_a_big_replay_or_restore_is_verified_off_the_loop_while_another_tenant_i
     async def body(kernel: Kernel) -> None:
         gate = Gate(threading.get_ident())
         alice, bob = await login(kernel, "alice", ["CAP_ALLOC"]), await login(kernel, "bob")
-        bobs = await kernel.q_submit(session_id=bob, graph=chain(5), shots=1, seed=1)
-        job = await kernel.q_submit(session_id=alice, graph=chain(BIG), shots=1, seed=1)
+        bobs = await kernel.q_submit(session_id=bob, graph=chain_graph(5), shots=1, seed=1)
+        job = await kernel.q_submit(session_id=alice, graph=chain_graph(BIG), shots=1, seed=1)
         monkeypatch.setattr(admission_module, "verified", gate.wrap(admission_module.verified))
         call = getattr(kernel, syscall)(session_id=alice, job_id=job["job_id"])
         status, _ = await held_while_other_answered(
@@ -159,10 +142,10 @@ def test_past_its_cpu_budget_a_tenants_submit_replay_and_restore_say_when_to_ret
     async def body(kernel: Kernel) -> None:
         alice, bob = await login(kernel, "alice", ["CAP_ALLOC"]), await login(kernel, "bob")
         # the bucket holds a nanosecond: the first submit runs and spends more than that
-        job = await kernel.q_submit(session_id=alice, graph=chain(50), shots=1, seed=1)
+        job = await kernel.q_submit(session_id=alice, graph=chain_graph(50), shots=1, seed=1)
         refusals = []
         for call in (
-            kernel.q_submit(session_id=alice, graph=chain(50, flips=2), shots=1, seed=1),
+            kernel.q_submit(session_id=alice, graph=chain_graph(50, flips=2), shots=1, seed=1),
             kernel.q_replay(session_id=alice, job_id=job["job_id"]),
             kernel.q_restore(session_id=alice, job_id=job["job_id"]),
         ):
@@ -175,9 +158,13 @@ def test_past_its_cpu_budget_a_tenants_submit_replay_and_restore_say_when_to_ret
             assert refusal.details["retry_after_s"] > 0
             assert "retry in" in refusal.message
         # bob's budget is his own
-        assert (await kernel.q_submit(session_id=bob, graph=chain(50), shots=1, seed=1))["job_id"]
+        assert (await kernel.q_submit(session_id=bob, graph=chain_graph(50), shots=1, seed=1))[
+            "job_id"
+        ]
         clock.advance(max(r.details["retry_after_s"] for r in refusals))
-        again = await kernel.q_submit(session_id=alice, graph=chain(50, flips=2), shots=1, seed=1)
+        again = await kernel.q_submit(
+            session_id=alice, graph=chain_graph(50, flips=2), shots=1, seed=1
+        )
         assert again["job_id"]
 
     run_kernel(
@@ -206,7 +193,7 @@ def test_a_replay_takes_its_graphs_nodes_from_the_verification_rate_before_readi
 
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
-        job = await kernel.q_submit(session_id=alice, graph=chain(600), shots=1, seed=1)
+        job = await kernel.q_submit(session_id=alice, graph=chain_graph(600), shots=1, seed=1)
         with pytest.raises(QuotaError) as caught:  # 600 of the bucket's 1000 nodes taken
             await kernel.q_replay(session_id=alice, job_id=job["job_id"])
         assert caught.value.details == {

@@ -308,6 +308,26 @@ def slow_graph(n: int = 22, rounds: int = 30) -> dict[str, Any]:
     }
 
 
+def chain_graph(nodes: int, *, flips: int = 0, valid: bool = True) -> dict[str, Any]:
+    """A graph of ``nodes`` nodes on one qubit: X gates (``flips`` of them Z, which tells
+    graphs of one size apart), a measurement and a free; not ``valid``: measured after
+    its free."""
+    body = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
+    body += [{"id": f"x{i}", "op": "APPLY_X", "vqs": ["q"]} for i in range(nodes - 3 - flips)]
+    body += [{"id": f"z{i}", "op": "APPLY_Z", "vqs": ["q"]} for i in range(flips)]
+    end = [
+        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["m"]},
+        {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
+    ]
+    body += end if valid else end[::-1]
+    return {
+        "version": "0.2",
+        "program": {"nodes": body},
+        "resources": {"vqs": ["q"], "chs": [], "events": ["m"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
 def ghz_graph(n: int) -> dict[str, Any]:
     """GHZ on ``n`` qubits, every qubit measured."""
     q = qubits(n)
