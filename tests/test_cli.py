@@ -265,3 +265,40 @@ def test_every_example_validates_through_the_command():
     status, out, err = qmk("validate", *files)
     assert (status, err) == (0, "")
     assert out.count(": ok (") == len(files)
+
+
+def test_each_command_module_adds_exactly_the_commands_its_table_row_lists():
+    import argparse
+    from importlib import import_module
+
+    from qmk.commands import MODULES
+
+    for module, listed in MODULES.items():
+        added: list[str] = []
+
+        def add(
+            name: str, help_text: str, /, *, limits: bool = True, added: list[str] = added
+        ) -> argparse.ArgumentParser:
+            added.append(name)
+            return argparse.ArgumentParser(prog=name)
+
+        import_module(f"qmk.commands.{module}").register(add)
+        assert tuple(added) == listed, module
+
+
+def test_a_fresh_run_process_never_imports_other_commands_heavy_modules(tmp_path):
+    # qmk run builds run's parser alone: the device's job model (numpy, the ISA) and the
+    # estimator are imported by their own commands, not by every qmk process
+    program = tmp_path / "bell.json"
+    program.write_text(json.dumps(BELL))
+    probe = (
+        "import sys\n"
+        "from qmk.cli import main\n"
+        f"status = main(['run', {str(program)!r}, '--shots', '4', '--seed', '1'])\n"
+        "heavy = [m for m in ('qmk.devices.neutral_atom.job', 'qmk.estimate.estimator')"
+        " if m in sys.modules]\n"
+        "print(status, heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 []"

@@ -32,7 +32,7 @@ from typing import Any, NoReturn, TextIO
 
 from qmk import __version__
 from qmk.abi.errors import CommandError
-from qmk.commands import register_all
+from qmk.commands import register_all, register_for
 from qmk.errors import QMKError, closest
 
 
@@ -62,7 +62,10 @@ class _Parser(argparse.ArgumentParser):
         )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``qmk`` parser: with ``argv`` naming a known command first, that command's
+    alone (a fresh ``qmk run`` skips every other command's imports); else every command,
+    for ``--help``, ``--version`` and the closest name to a mistyped one."""
     parser = _Parser(
         prog="qmk",
         description="QMK, a quantum microkernel: run, check, estimate and serve quantum programs.",
@@ -80,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--max-bytes", type=int, metavar="N", help="refuse files over N bytes")
         return sub
 
-    register_all(command)
+    first = next(iter(argv), None) if argv is not None else None
+    if not register_for(command, first):
+        register_all(command)
     return parser
 
 
@@ -115,7 +120,7 @@ def main(
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    parser = _parser()
+    parser = _parser(sys.argv[1:] if argv is None else argv)
     try:
         args = _parse(parser, argv)
     except SystemExit as exc:  # argparse: --help/--version exit 0

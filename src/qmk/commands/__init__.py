@@ -8,21 +8,9 @@ the module adds its arguments and calls ``set_defaults(run=handler)``, where
 :class:`qmk.QMKError` for bad input. Modules import their heavy dependencies
 inside the handlers, so ``qmk --help`` stays fast.
 
-- :mod:`qmk.commands.program` -- ``validate``, ``asm``, ``disasm``, ``fmt``, ``qasm``,
-  ``info``
-- :mod:`qmk.commands.schema` -- ``schema`` (the JSON Schema of each kind of file QMK reads)
-- :mod:`qmk.commands.run` -- ``run``
-- :mod:`qmk.commands.engines` -- ``engines``
-- :mod:`qmk.commands.estimate` -- ``estimate``
-- :mod:`qmk.commands.qec` -- ``qec threshold``, ``qec calibrate``
-- :mod:`qmk.commands.service` -- ``serve``, the client commands, ``audit verify``
-- :mod:`qmk.commands.syscalls` -- ``session``, ``result``, ``checkpoint``, ``restore``,
-  ``replay``, ``channel``, ``delegate``, ``syscalls`` (the other syscalls' commands)
-- :mod:`qmk.commands.device` -- ``device info``, ``device calibrate``
-- :mod:`qmk.commands.workflow` -- ``workflow run``
-- :mod:`qmk.commands.assist` -- ``assist`` (the local-model assistant)
-- :mod:`qmk.commands.billing` -- ``usage``, ``billing dead-letters``, ``billing replay``,
-  ``tenant hash-key``
+:data:`MODULES` maps each module to the top-level commands it adds (a test holds the
+two together), so ``qmk run FILE`` builds the parser of ``run`` alone
+(:func:`register_for`) and never pays for ``device``'s or ``estimate``'s imports.
 """
 
 from __future__ import annotations
@@ -47,21 +35,41 @@ class AddCommand(Protocol):
     ) -> argparse.ArgumentParser: ...
 
 
-#: The command modules, in the order their commands appear in ``qmk --help``.
-MODULES: tuple[str, ...] = (
-    "program",
-    "schema",
-    "run",
-    "engines",
-    "estimate",
-    "qec",
-    "service",
-    "syscalls",
-    "device",
-    "workflow",
-    "assist",
-    "billing",
-)
+#: The command modules, in the order their commands appear in ``qmk --help``, each
+#: with the top-level commands its ``register`` adds.
+MODULES: dict[str, tuple[str, ...]] = {
+    "program": ("validate", "asm", "disasm", "fmt", "qasm", "info"),
+    "schema": ("schema",),
+    "run": ("run",),
+    "engines": ("engines",),
+    "estimate": ("plan", "estimate"),
+    "qec": ("qec",),
+    "service": (
+        "serve",
+        "submit",
+        "status",
+        "cancel",
+        "wait",
+        "jobs",
+        "telemetry",
+        "resources",
+        "audit",
+    ),
+    "syscalls": (
+        "session",
+        "result",
+        "checkpoint",
+        "restore",
+        "replay",
+        "channel",
+        "delegate",
+        "syscalls",
+    ),
+    "device": ("device",),
+    "workflow": ("workflow",),
+    "assist": ("assist",),
+    "billing": ("usage", "billing", "tenant"),
+}
 
 
 def plural(number: int, noun: str) -> str:
@@ -125,3 +133,13 @@ def register_all(add: AddCommand) -> None:
     """Let every module in :data:`MODULES` add its subcommands."""
     for name in MODULES:
         import_module(f"qmk.commands.{name}").register(add)
+
+
+def register_for(add: AddCommand, command: str | None) -> bool:
+    """Let only the module of ``command`` add its subcommands; False (nothing added)
+    when no module lists ``command``."""
+    for name, commands in MODULES.items():
+        if command in commands:
+            import_module(f"qmk.commands.{name}").register(add)
+            return True
+    return False
