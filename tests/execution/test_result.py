@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from qmk.execution.executor import run
-from qmk.execution.result import RunResult
+from qmk.execution.result import PackedRows, RunResult
 from qmk.qvm.generate import uniform_graph
 
 
@@ -129,6 +129,47 @@ def test_counts_are_every_distinct_row_with_how_often_it_came(width: int) -> Non
             rows[::5, :64].copy(),
         )
     assert keyed_counts(rows, None) == _counted(rows.tolist())
+    packed = PackedRows(np.packbits(rows, axis=1, bitorder="little"), width)
+    assert keyed_counts(packed, None) == _counted(rows.tolist())
+    assert np.array_equal(packed.unpack(), rows)
+
+
+def test_packed_rows_of_the_wrong_byte_width_are_refused() -> None:
+    import numpy as np
+
+    with pytest.raises(ValueError, match="9 bits have 2 bytes"):
+        PackedRows(np.zeros((3, 1), dtype=np.uint8), 9)
+
+
+def test_a_stabilizer_run_keeps_its_bits_packed_and_unpacks_them_once_on_first_use() -> None:
+    """GHZ on 50 qubits (a last byte of 2 bits) with the default logical noise: the
+    batch sampler's rows stay packed; the counts match the unpacked bits, and bits and
+    memory agree with them."""
+    import numpy as np
+
+    from support.kernel import ghz_graph
+
+    result = run(ghz_graph(50), shots=20_000, seed=7, engine="stabilizer")
+    assert isinstance(result.shot_bits, PackedRows)
+    bits = result.bits
+    assert bits is result.bits  # unpacked once
+    assert bits.shape == (20_000, 50) and bits.dtype == np.uint8
+    assert result.counts == _counted(bits.tolist())
+    assert len(result.counts) > 2  # the logical noise flipped some bits
+    assert result.memory == ["".join(map(str, row)) for row in bits.tolist()]
+
+
+def test_a_result_with_packed_bits_pickles_and_its_copy_unpacks_alike() -> None:
+    import pickle
+
+    import numpy as np
+
+    from support.kernel import ghz_graph
+
+    result = run(ghz_graph(5), shots=300, seed=3, engine="stabilizer")
+    copy = pickle.loads(pickle.dumps(result))
+    assert copy.counts == result.counts
+    assert np.array_equal(copy.bits, result.bits)
 
 
 def test_counts_laid_out_add_up_rows_that_the_layout_makes_alike() -> None:

@@ -62,6 +62,7 @@ from qmk.engines.gates import GATES, pauli_string, unitary
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.plan import Call, Noise, Plan, Step
+from qmk.execution.result import PackedRows
 from qmk.qvm.ops import Exec, Micro
 
 if TYPE_CHECKING:
@@ -372,7 +373,8 @@ def sample_chunked(
     key: str = "",
     engine_name: str = "",
     chunk: int = CHUNK_SHOTS,
-) -> tuple[np.ndarray, int, Progress]:
+    keep_packed: bool = False,
+) -> tuple[np.ndarray | PackedRows, int, Progress]:
     """:func:`sample` in chunks of ``chunk`` shots, pausing between them (see the module
     docstring): the bits, the logical errors that struck, and the run's progress.
 
@@ -381,7 +383,10 @@ def sample_chunked(
 
     The work that does not depend on the chunk is done once: the flips of every site
     struck (:class:`RunFlips`). Each chunk's record rows stay bit-packed until the end
-    (or a pause), when the event columns are unpacked once for every shot.
+    (or a pause), when the event columns are unpacked once for every shot; with
+    ``keep_packed``, where the events are the records in order, the bits stay packed
+    (:class:`PackedRows`: the counts are found packed, and a result's ``bits`` unpacks
+    them on first use).
 
     Raises:
         Suspended: the control asked the run to stop; its state was saved first.
@@ -435,7 +440,7 @@ def sample_chunked(
         )
     assert packed is not None
     return (
-        _bits(saved, packed, columns, first, shots),
+        (_final_bits if keep_packed else _bits)(saved, packed, columns, first, shots),
         heralded if errors is None else len(errors),
         progress,
     )
@@ -455,6 +460,32 @@ def _bits(
     bits = np.zeros((len(packed), len(columns)), dtype=np.uint8) if saved is None else saved.copy()
     bits[first:done] = unpack_columns(packed[first:done], columns)
     return bits
+
+
+def _final_bits(
+    saved: np.ndarray | None,
+    packed: np.ndarray,
+    columns: tuple[int | None, ...],
+    first: int,
+    done: int,
+) -> np.ndarray | PackedRows:
+    """:func:`_bits` at the end of a run: the packed rows themselves where every shot is
+    in them and the events are the first records in order (the records past them, if
+    any share the last byte, cleared)."""
+    width = len(columns)
+    if (
+        saved is not None
+        or first != 0
+        or done != len(packed)
+        or columns != tuple(range(width))
+        or packed.shape[1] < -(-width // 8)
+    ):
+        return _bits(saved, packed, columns, first, done)
+    rows = packed[:, : -(-width // 8)]
+    if width % 8:
+        rows = np.ascontiguousarray(rows)
+        rows[:, -1] &= np.uint8((1 << (width % 8)) - 1)
+    return PackedRows(rows, width)
 
 
 #: Above this fraction of the shots, a site's struck shots are drawn by permutation.

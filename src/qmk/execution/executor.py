@@ -73,7 +73,7 @@ from qmk.execution.checkpoint import ExecutionState, read_state
 from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
 from qmk.execution.request import Precision, RunRequest, program_digest, run_key
-from qmk.execution.result import RunResult, Telemetry, keyed_counts
+from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
 from qmk.execution.trajectories import Control, Observed, Progress, Runner, micro_ops
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
@@ -683,6 +683,7 @@ def execute(
         resume = read_state(resume)
     exported = None
     rows = None
+    bits: np.ndarray | PackedRows
     if final_state is not False:
         make = states.factory(lambda: cls(seed=0, **options), initial)
         exported = states.final_state(plan, make, kind=kind)
@@ -743,7 +744,7 @@ def execute(
         engine=name,
         events=plan.events,
         telemetry=telemetry,
-        bits=bits,
+        shot_bits=bits,
         layout=layout,
         choice=choice,
         final_state=exported,
@@ -771,9 +772,10 @@ def _execute(
     key: str = "",
     initial: QuantumState | None = None,
     part: Part | None = None,
-) -> tuple[str, str, np.ndarray, int, Progress, np.ndarray | None]:
+) -> tuple[str, str, np.ndarray | PackedRows, int, Progress, np.ndarray | None]:
     """``(mode, noise sampling, bits, injected errors, progress, rows)`` of the run
-    (``rows``: the shots of a part's bits, None without ``part``)."""
+    (``rows``: the shots of a part's bits, None without ``part``; the batch sampler's
+    bits may stay packed: :class:`~qmk.execution.result.PackedRows`)."""
     from qmk.engines.batch import batch_compiler
     from qmk.execution import batch
 
@@ -800,6 +802,7 @@ def _execute(
             resume=resume,
             key=key,
             engine_name=name,
+            keep_packed=True,
         )
         every = None if part is None else np.arange(shots)
         return sampler.mode, lowered.noise_sampling, bits, injected, progress, every

@@ -253,7 +253,7 @@ def merge(results: Sequence[RunResult]) -> RunResult:
         counts=keyed_counts(bits, first.layout),
         shots=shots,
         telemetry=telemetry,
-        bits=bits,
+        shot_bits=bits,
         rows=None,
     )
 

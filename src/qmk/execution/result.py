@@ -108,15 +108,47 @@ class Telemetry:
         }
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class PackedRows:
+    """Shots' event bits kept bit-packed, as the stabilizer batch sampler makes them: row
+    ``i`` is ``np.packbits(bits[i], bitorder="little")`` of ``width`` bits, the unused high
+    bits of the last byte 0. 100,000 shots of 1,000 events are 12.5 MB so, 100 MB
+    unpacked (whose first touch alone costs a fresh process 0.1 s): the counts are found
+    from the packed rows, and :attr:`RunResult.bits` unpacks them on first use.
+
+    >>> rows = PackedRows(np.array([[0b101], [0b010]], dtype=np.uint8), 3)
+    >>> len(rows), rows.unpack().tolist()
+    (2, [[1, 0, 1], [0, 1, 0]])
+    """
+
+    packed: np.ndarray
+    width: int
+
+    def __post_init__(self) -> None:
+        if self.packed.ndim != 2 or self.packed.shape[1] != -(-self.width // 8):
+            raise ValueError(
+                f"packed rows of {self.width} bits have {-(-self.width // 8)} bytes, "
+                f"not shape {self.packed.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.packed)
+
+    def unpack(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The rows (all, or those ``rows`` selects) as uint8 bits, one column per event."""
+        return np.unpackbits(self.packed[rows], axis=1, count=self.width, bitorder="little")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
     """The outcome of :func:`~qmk.execution.executor.run`.
 
     ``counts`` maps outcome strings (events in ``events`` order, first leftmost,
     unless the program's ``metadata.output`` gives another layout: see
-    :mod:`qmk.qvm.output`) to how many shots gave them; ``bits`` holds every shot's
+    :mod:`qmk.qvm.output`) to how many shots gave them; :attr:`bits` holds every shot's
     outcomes in ``events`` order (uint8, one row per shot) and :attr:`memory` each
-    shot's key.
+    shot's key. ``shot_bits`` is what the run made of them: those rows, or
+    :class:`PackedRows` that :attr:`bits` unpacks on first use.
     """
 
     counts: Mapping[str, int]
@@ -125,7 +157,7 @@ class RunResult:
     engine: str
     events: tuple[str, ...]
     telemetry: Telemetry
-    bits: np.ndarray = field(repr=False, compare=False)
+    shot_bits: np.ndarray | PackedRows = field(repr=False, compare=False)
     layout: OutputLayout | None = field(default=None, repr=False, compare=False)
     #: The router's decision: every candidate engine, its estimate or refusal.
     choice: Choice | None = field(default=None, repr=False, compare=False)
@@ -135,9 +167,20 @@ class RunResult:
     #: For a part of a run (``run(part=...)``): the shots of the whole run that the rows
     #: of ``bits`` are, ascending (:mod:`qmk.execution.parts`); None: every shot, in order.
     rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _unpacked: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     #: Outcomes a notebook's table of the result shows (the most frequent).
     HTML_OUTCOMES: ClassVar[int] = 16
+
+    @property
+    def bits(self) -> np.ndarray:
+        """Every shot's outcomes in ``events`` order: uint8, one row per shot."""
+        if isinstance(self.shot_bits, np.ndarray):
+            return self.shot_bits
+        if self._unpacked is None:  # a race unpacks twice, to equal arrays
+            object.__setattr__(self, "_unpacked", self.shot_bits.unpack())
+        assert self._unpacked is not None
+        return self._unpacked
 
     @property
     def memory(self) -> list[str]:
@@ -267,17 +310,19 @@ def _laid_out(bits: np.ndarray, layout: OutputLayout) -> np.ndarray:
     return padded[:, [zero if c is None else c for c in layout.columns]]
 
 
-def keyed_counts(bits: np.ndarray, layout: OutputLayout | None) -> dict[str, int]:
+def keyed_counts(bits: np.ndarray | PackedRows, layout: OutputLayout | None) -> dict[str, int]:
     """Outcome -> shots, keys sorted: each distinct row of ``bits`` once, laid out by
     ``layout`` (rows found distinct first: the layout's work is per outcome, not per
-    shot; rows a layout makes alike add up)."""
-    if bits.shape[0] == 0:
+    shot; rows a layout makes alike add up). Packed rows are counted packed: only one
+    row of each outcome is unpacked."""
+    if len(bits) == 0:
         return {}
     first, counts = _distinct_rows(bits)
+    rows = bits.unpack(first) if isinstance(bits, PackedRows) else bits[first]
     if layout is None:
-        keys = _strings(bits[first])
+        keys = _strings(rows)
     else:
-        keys = [layout.split(key) for key in _strings(_laid_out(bits[first], layout))]
+        keys = [layout.split(key) for key in _strings(_laid_out(rows, layout))]
     out: dict[str, int] = {}
     for key, count in zip(keys, counts.tolist(), strict=True):
         out[key] = out.get(key, 0) + count
@@ -293,16 +338,17 @@ _HASH_SEED = 0x51A7
 _BLOCK_ROWS = 1 << 13
 
 
-def _distinct_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_rows(bits: np.ndarray | PackedRows) -> tuple[np.ndarray, np.ndarray]:
     """The first row index of each distinct row of ``bits`` and how many rows equal it.
 
-    Rows are packed to 64-bit words and hashed (each word mixed by splitmix64's
-    finalizer, times an odd constant of its position, summed mod 2**64), grouped by hash,
+    Rows are packed (unless they come packed) to 64-bit words and hashed (each word
+    mixed by splitmix64's finalizer, times an odd constant of its position, summed mod
+    2**64), grouped by hash,
     and every row is compared with its group's first: rows that share a hash but differ
     (a collision) send the grouping to an exact sort of the rows. The rows are packed
     and hashed a block at a time: the only large array is the packed rows.
     """
-    shots, width = bits.shape
+    shots, width = (len(bits), bits.width) if isinstance(bits, PackedRows) else bits.shape
     if width == 0:
         return np.zeros(1, dtype=np.int64), np.array([shots])
     size = -(-width // 8)
@@ -314,7 +360,9 @@ def _distinct_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hashes = np.empty(shots, dtype=np.uint64)
     for lo in range(0, shots, _BLOCK_ROWS):
         hi = min(shots, lo + _BLOCK_ROWS)
-        octets[lo:hi, :size] = np.packbits(bits[lo:hi], axis=1)
+        octets[lo:hi, :size] = (
+            bits.packed[lo:hi] if isinstance(bits, PackedRows) else np.packbits(bits[lo:hi], axis=1)
+        )
         mixed = words[lo:hi] >> np.uint64(30)
         mixed ^= words[lo:hi]
         mixed *= np.uint64(0xBF58476D1CE4E5B9)
@@ -336,4 +384,4 @@ def _distinct_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, counts
 
 
-__all__ = ["RunResult", "Telemetry", "keyed_counts"]
+__all__ = ["PackedRows", "RunResult", "Telemetry", "keyed_counts"]
