@@ -364,3 +364,39 @@ def test_the_worker_limit_keys_are_checked() -> None:
 def test_a_worker_user_that_does_not_exist_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"kernel\.worker_user: no user 'no-such-qmk-user'"):
         kernel_isolation(make_config(worker_user="no-such-qmk-user"), "/nonexistent/data")
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_new_workers_root_reaps_the_roots_of_killed_owners_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    from qmk.kernel.sandbox import OWNER_FILE, Sandboxes, owned_temp_dir
+
+    dead = owned_temp_dir("qmk-workers-", str(tmp_path))
+    Path(dead, OWNER_FILE).write_text(f"{_dead_pid()} 1")
+    Path(dead, "wleftover").mkdir()
+    reused = owned_temp_dir("qmk-workers-", str(tmp_path))
+    Path(reused, OWNER_FILE).write_text(f"{os.getpid()} 1")  # our pid, another start: reused
+    alive = owned_temp_dir("qmk-workers-", str(tmp_path))  # this process's: kept
+    unmarked = tmp_path / "qmk-workers-unmarked"  # being made, or an older QMK's: kept
+    unmarked.mkdir()
+    other = owned_temp_dir("qmk-dask-", str(tmp_path))
+    Path(other, OWNER_FILE).write_text(f"{_dead_pid()} 1")  # another prefix: not ours to reap
+
+    boxes = Sandboxes(Isolation(filesystem=False, temp_root=str(tmp_path)), memory_mb=None)
+    try:
+        left = {p.name for p in tmp_path.iterdir()}
+        assert Path(dead).name not in left and Path(reused).name not in left
+        assert {Path(alive).name, unmarked.name, Path(other).name, Path(boxes.root).name} <= left
+    finally:
+        boxes.close()
+    assert not Path(boxes.root).exists()

@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import pickle
 import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -95,7 +94,7 @@ def _host(options: Mapping[str, Any], threads: int, loop: asyncio.AbstractEventL
     this on its thread): made at its first job, after :func:`_warm_forkserver`; a pool
     of other limits that runs nothing is retired."""
     from qmk.kernel.pool import WorkerPool
-    from qmk.kernel.sandbox import Isolation
+    from qmk.kernel.sandbox import Isolation, owned_temp_dir
     from qmk.kernel.workers import DEFAULT_PRELOAD
 
     key = _key(options)
@@ -107,7 +106,7 @@ def _host(options: Mapping[str, Any], threads: int, loop: asyncio.AbstractEventL
             if not old.running:
                 old.pool.shutdown(False, cancel_futures=True)
                 del _HOSTS[old_key]
-        root = tempfile.mkdtemp(prefix="qmk-dask-")
+        root = owned_temp_dir("qmk-dask-")
         make = options.get("job_pool") or WorkerPool  # the kernel's DaskPool(job_pool=)
         pool = make(
             max(threads, 1),

@@ -239,7 +239,7 @@ class Sandboxes:
         user = None
         if isolation.user is not None and os.geteuid() == 0:
             uid, gid, user = resolve_user(isolation.user)
-        root = tempfile.mkdtemp(prefix="qmk-workers-", dir=isolation.temp_root)
+        root = owned_temp_dir("qmk-workers-", isolation.temp_root)
         os.chmod(root, 0o711)  # a worker reaches its own dir, lists none
         self.root = root
         self._removal = weakref.finalize(self, shutil.rmtree, root, True)
@@ -279,6 +279,81 @@ class Sandboxes:
     def close(self) -> None:
         """Remove the temp root and every worker's temp dir left in it."""
         self._removal()
+
+
+#: The file in a temp dir of :func:`owned_temp_dir` that names the process owning it.
+OWNER_FILE = ".owner"
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``); None where
+    it is gone or there is no ``/proc`` to ask (then only whether it exists is known)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            fields = stat_file.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode()  # field 22 of stat(5); the 20th after the ")"
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process an :data:`OWNER_FILE` names (``"pid start"``) still runs: the
+    same pid started at the same time (a reused pid is another process)."""
+    try:
+        pid_text, start = owner.split()
+        pid = int(pid_text)
+    except ValueError:
+        return True  # unreadable: never taken for dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    now = _started(pid)
+    return now is None or start == "-" or now == start
+
+
+def owned_temp_dir(prefix: str, parent: str | None = None) -> str:
+    """A new temp dir (``tempfile.mkdtemp(prefix=, dir=parent)``, mode 0700) marked as
+    this process's, after removing those of ``prefix`` in ``parent`` whose owner died.
+
+    A kernel or a Dask worker killed with SIGKILL never removes its temp dirs, and a
+    host that restarts them leaks one per crash. Each dir made here holds
+    :data:`OWNER_FILE` (this process's pid and start time); a later one reaps the dirs
+    of its prefix whose owner is gone (or whose pid now runs another process). A dir
+    without the file (one being made, or made by an older QMK) and another user's are
+    left alone.
+
+    >>> import tempfile
+    >>> parent = tempfile.mkdtemp()
+    >>> path = owned_temp_dir("qmk-example-", parent)
+    >>> os.path.basename(path).startswith("qmk-example-"), os.listdir(path)
+    (True, ['.owner'])
+    >>> import shutil; shutil.rmtree(parent)
+    """
+    import shutil
+
+    where = parent if parent is not None else tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(where):
+            if not entry.name.startswith(prefix):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                    continue
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                with open(os.path.join(entry.path, OWNER_FILE)) as owner_file:
+                    owner = owner_file.read()
+            except OSError:
+                continue
+            if not _alive(owner):
+                shutil.rmtree(entry.path, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    with open(os.path.join(path, OWNER_FILE), "x") as owner_file:
+        owner_file.write(f"{os.getpid()} {_started(os.getpid()) or '-'}")
+    return path
 
 
 def make_dirs(path: str) -> None:
