@@ -152,6 +152,14 @@ def test_the_sector_result_equals_the_full_basis_result_with_phase_and_local_det
     assert len(sector.group) == 4
 
 
+def test_the_sector_result_equals_the_full_basis_result_on_a_ring_with_rotations():
+    # Eight atoms on a circle: the dihedral group of 16 (rotations are not involutions).
+    ring = [[7.0 * math.cos(k * math.pi / 4), 7.0 * math.sin(k * math.pi / 4)] for k in range(8)]
+    _, _, sector = assert_sector_equals_full(sweep(8, positions=ring, t_ns=1500.0))
+    assert len(sector.group) == 16
+    assert sector.dimension == 30  # binary necklaces of 8 beads, turned over: 30
+
+
 def test_the_sector_result_equals_the_full_basis_result_across_a_wait():
     job = sweep(5, t_ns=1000.0)
     second = dict(job["program"][1])
