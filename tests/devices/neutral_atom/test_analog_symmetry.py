@@ -280,3 +280,16 @@ def test_the_compiled_and_numpy_right_hand_sides_give_the_same_evolution():
     slow = analog.state_vector(model, drives, sector=sector, compiled=False)
     assert np.abs(fast - slow).max() < 1e-10
     assert math.isclose(float(np.vdot(fast, fast).real), 1.0, abs_tol=1e-9)
+
+
+def test_the_kernel_refuses_what_it_would_read_out_of_bounds():
+    w, rng = random_drive(20, seed=4, complex_weights=False)
+    d0 = np.zeros(20)
+    with pytest.raises(ValueError, match="40 reals"):
+        analog_kernel.apply(w, rng.normal(size=30), half=1.0, d0=d0, dd=d0, x=0.0)
+    with pytest.raises(ValueError, match="20 entries"):
+        analog_kernel.apply(w, rng.normal(size=40), half=1.0, d0=d0[:5], dd=d0, x=0.0)
+    outside = w.cols.copy()
+    outside[0, 0] = 20
+    with pytest.raises(ValueError, match="columns below d"):
+        analog_kernel.DriveMatrix(csr=w.csr, cols=outside, real=w.real, imag=None)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -194,7 +194,22 @@ class DriveMatrix:
     cols: np.ndarray
     real: np.ndarray
     imag: np.ndarray | None
-    _addresses: tuple[int, int, int] = field(default=(0, 0, 0), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        d = self.csr.shape[0]
+        padded = [self.cols, self.real] + ([self.imag] if self.imag is not None else [])
+        if (
+            self.cols.dtype != np.int32
+            or any(a.dtype != np.float64 for a in padded[1:])
+            or any(a.ndim != 2 or a.shape != self.cols.shape for a in padded)
+            or not all(a.flags.c_contiguous for a in padded)
+            or self.cols.shape[0] != d
+            or (self.cols.size and (self.cols.min() < 0 or self.cols.max() >= d))
+        ):
+            raise ValueError(
+                "a DriveMatrix's padded form must be (d, m) C arrays: int32 "
+                "columns below d, float64 weights (use DriveMatrix.of)"
+            )
 
     @property
     def dimension(self) -> int:
@@ -224,12 +239,7 @@ class DriveMatrix:
         if np.any(csr.data.imag):
             imag = np.zeros((d, m))
             imag[rows, slot] = csr.data.imag
-        addresses = (
-            cols.ctypes.data,
-            real.ctypes.data,
-            imag.ctypes.data if imag is not None else real.ctypes.data,
-        )
-        return cls(csr=csr, cols=cols, real=real, imag=imag, _addresses=addresses)
+        return cls(csr=csr, cols=cols, real=real, imag=imag)
 
 
 def _compiled_kernel(w: DriveMatrix, compiled: bool | None) -> Any:
@@ -250,7 +260,7 @@ class SegmentRhs:
     :func:`apply` at ``x = (t - t0) / span`` with ``half = (om0 + (om1 - om0) x) / 2``,
     everything but ``t`` and ``y`` fixed (and their addresses taken) once."""
 
-    __slots__ = ("_fixed", "_keep", "_kernel", "_numpy", "om0", "om1", "span", "t0")
+    __slots__ = ("_fixed", "_keep", "_kernel", "_numpy", "_shape", "om0", "om1", "span", "t0")
 
     def __init__(
         self,
@@ -268,8 +278,19 @@ class SegmentRhs:
         d0 = np.ascontiguousarray(d0, dtype=np.float64)
         dd = np.ascontiguousarray(dd, dtype=np.float64)
         self._kernel = _compiled_kernel(w, compiled)
+        self._shape = (2 * w.dimension,)
         self._keep = (w, d0, dd)  # what the addresses below point into
-        self._fixed = (w.dimension, *w._addresses, d0.ctypes.data, dd.ctypes.data)
+        if d0.shape != (w.dimension,) or dd.shape != (w.dimension,):
+            raise ValueError(f"the diagonal must have {w.dimension} entries")
+        imag = w.imag if w.imag is not None else w.real  # read only for a complex W
+        self._fixed = (
+            w.dimension,
+            w.cols.ctypes.data,
+            w.real.ctypes.data,
+            imag.ctypes.data,
+            d0.ctypes.data,
+            dd.ctypes.data,
+        )
         self._numpy = None if self._kernel is not None else (w.csr, d0, dd)
 
     def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
@@ -280,8 +301,10 @@ class SegmentRhs:
             psi = y.view(np.complex128)
             h = half * (csr @ psi) + (d0 + x * dd) * psi
             return np.ascontiguousarray(-1j * h).view(np.float64)
-        if not y.flags.c_contiguous:
-            y = np.ascontiguousarray(y)
+        if not (y.flags.c_contiguous and y.dtype == np.float64 and y.shape == self._shape):
+            y = np.ascontiguousarray(y, dtype=np.float64)
+            if y.shape != self._shape:  # the kernel would read past its end
+                raise ValueError(f"the state must be {self._shape[0]} reals, not {y.shape}")
         out = np.empty_like(y)
         self._kernel(*self._fixed, y.ctypes.data, out.ctypes.data, x, half)
         return out
