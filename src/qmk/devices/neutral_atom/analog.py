@@ -81,7 +81,7 @@ RTOL, ATOL = 1e-10, 1e-12
 #: Squared distances this close (relative) count as equal in :func:`symmetries`.
 SYMMETRY_RTOL = 1e-12
 #: The most partial permutations :func:`symmetries` tries before it settles for none.
-SYMMETRY_SEARCH_BUDGET = 200_000
+SYMMETRY_SEARCH_BUDGET = 20_000
 
 
 def _drive_peaks(drives: Sequence[Drive]) -> tuple[float, float]:
