@@ -8,7 +8,9 @@ Public API:
 - :func:`evolve` -- the state (or density matrix) after the analog program's ``Evolve`` ops;
 - :func:`run_analog` -- a validated analog job run: ``(bits, stats)`` as the emulator's
   backends return them (bits: shots x recorded bits, -1 for a lost atom);
-- :func:`blockade_pairs` -- the pairs the exact blockade reduction drops, and why.
+- :func:`blockade_pairs` -- the pairs the exact blockade reduction drops, and why;
+- :func:`symmetries` and :func:`find_sector` -- the register's permutation symmetries and
+  the symmetric sector (:class:`Sector`) a noiseless evolution stays in.
 
 The Hamiltonian (hbar = 1, time in us inside the integrator, rates in rad/us)::
 
@@ -21,8 +23,18 @@ with ``X = |g><r| + |r><g|``, ``Y = -i|g><r| + i|r><g|``, so the drive is
 
 Integration: the waveforms are piecewise linear, so the evolution is integrated segment by
 segment between their breakpoints with an 8th-order Dormand-Prince integrator
-(``scipy.integrate.solve_ivp``, DOP853, ``rtol`` 1e-10, ``atol`` 1e-12): in the tests
-the final states agree with QuTiP's ``sesolve`` to a fidelity above 1 - 1e-8.
+(``scipy.integrate.DOP853``, ``rtol`` 1e-10, ``atol`` 1e-12), whose right-hand side is
+one pass of a compiled kernel (:mod:`qmk.devices.neutral_atom.analog_kernel`; numpy
+without llvmlite): in the tests the final states agree with QuTiP's ``sesolve`` to a
+fidelity above 1 - 1e-8, and the 12-atom sweep with a reference at ``rtol`` 1e-13 to
+1 - 1e-9.
+
+Symmetry: where a permutation of the atoms keeps every distance and every local
+detuning (a chain's mirror image, a square's rotations), it commutes with H(t), and the
+initial state (all in |g>) is invariant, so the noiseless state stays in the symmetric
+sector: one basis state per orbit of basis states (:func:`find_sector`; the 12-atom
+chain: 2080 of 4096). It is integrated there and expanded back before shots are drawn;
+where no symmetry holds, the model's whole basis as before.
 
 The blockade reduction drops basis states with both atoms of a pair (i, j) in |r> only
 where that is exact to :data:`BLOCKADE_TOLERANCE`: a dropped pair state lies an energy
@@ -37,8 +49,8 @@ is for tightly packed atoms or huge C6, where it is both exact and necessary.
 Decoherence (from the job's noise model, :func:`qmk.devices.neutral_atom.noise.lindblad_rates`):
 spontaneous decay ``|r> -> |g>`` (``L = sqrt(gamma) |g><r|``) and dephasing
 (``L = sqrt(r) Z``) integrated as a Lindblad master equation on the density matrix
-(basis of at most ``max_states_noisy`` states). Shots are drawn from the final
-distribution with the job's seed; atom loss during the drive and at measurement and
+(basis of at most ``max_states_noisy`` states; no symmetric sector there). Shots are drawn
+from the final distribution with the job's seed; atom loss during the drive and at measurement and
 readout flips are then drawn classically, as the digital mode draws them.
 """
 
@@ -52,9 +64,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.integrate import solve_ivp
+from scipy.integrate import DOP853, solve_ivp
 
 from qmk.devices.errors import DeviceError
+from qmk.devices.neutral_atom import analog_kernel
 from qmk.devices.neutral_atom.isa import Drive, OpKind, sample
 from qmk.devices.neutral_atom.noise import LindbladRates, lindblad_rates
 
@@ -65,6 +78,10 @@ if TYPE_CHECKING:
 BLOCKADE_TOLERANCE = 1e-7
 #: The integrator's tolerances.
 RTOL, ATOL = 1e-10, 1e-12
+#: Squared distances this close (relative) count as equal in :func:`symmetries`.
+SYMMETRY_RTOL = 1e-12
+#: The most partial permutations :func:`symmetries` tries before it settles for none.
+SYMMETRY_SEARCH_BUDGET = 20_000
 
 
 def _drive_peaks(drives: Sequence[Drive]) -> tuple[float, float]:
@@ -116,10 +133,11 @@ class AnalogModel:
 
     ``states``: the basis, as bitmasks (bit i = atom i in |r>). ``raise_ops[i]``: the sparse
     ``|r><g|`` of atom i; ``occupation``: (n, d) 0/1 array of ``n_i``; ``interaction``: the
-    diagonal of ``sum V_ij n_i n_j``.
+    diagonal of ``sum V_ij n_i n_j``; ``points``: (n, k) where the atoms stand (um).
     """
 
     n_atoms: int
+    points: np.ndarray
     states: np.ndarray
     raise_ops: tuple[sp.csr_matrix, ...]
     occupation: np.ndarray
@@ -186,11 +204,180 @@ def model_for(
         sigma_plus = sigma_plus + op
     return AnalogModel(
         n_atoms=n,
+        points=np.array(points, dtype=float).reshape(n, -1),
         states=states,
         raise_ops=tuple(raise_ops),
         occupation=occupation,
         interaction=interaction,
         sigma_plus=sigma_plus.tocsr(),
+    )
+
+
+# --------------------------------------------------------------------------- symmetry
+
+
+def _local_scales(n: int, drives: Sequence[Drive]) -> list[tuple[float, ...]]:
+    """Each atom's local-detuning scale in each drive (0 where a drive has none for it)."""
+    out = [[0.0] * len(drives) for _ in range(n)]
+    for k, drive in enumerate(drives):
+        if drive.local is not None:
+            for atom, scale in zip(drive.local.atoms, drive.local.scale, strict=True):
+                out[atom][k] += scale
+    return [tuple(row) for row in out]
+
+
+def symmetries(
+    points: Sequence[Sequence[float]] | np.ndarray, drives: Sequence[Drive]
+) -> tuple[tuple[int, ...], ...]:
+    """The permutations of the atoms that leave the Hamiltonian unchanged: every pairwise
+    distance kept (so every ``C6 / r^6``) and every drive's local detuning (Omega, Delta
+    and the phase are global, the same on every atom). The identity comes first; the
+    whole group (closed under composition), or the identity alone where the search would
+    visit more than :data:`SYMMETRY_SEARCH_BUDGET` partial permutations.
+
+    Distances equal to :data:`SYMMETRY_RTOL` (relative, squared) count as equal: the
+    rounding of positions such as ``5.5 * i``. The Hamiltonians then differ by far less
+    than the integrator's tolerance.
+
+    >>> symmetries([(0.0, 0.0), (5.5, 0.0), (11.0, 0.0)], [])
+    ((0, 1, 2), (2, 1, 0))
+    """
+    xyz = np.asarray(points, dtype=float).reshape(len(points), -1)
+    n = xyz.shape[0]
+    r2 = ((xyz[:, None, :] - xyz[None, :, :]) ** 2).sum(axis=2)
+    scale = max(float(r2.max(initial=0.0)), 1e-300)
+
+    def same(a: float, b: float) -> bool:
+        return abs(a - b) <= SYMMETRY_RTOL * max(abs(a), abs(b), 1e-12 * scale)
+
+    colour = _local_scales(n, drives)
+    profile = [np.sort(r2[i]) for i in range(n)]
+    candidates = [
+        [
+            j
+            for j in range(n)
+            if colour[j] == colour[i]
+            and all(same(a, b) for a, b in zip(profile[i], profile[j], strict=True))
+        ]
+        for i in range(n)
+    ]
+    found: list[tuple[int, ...]] = []
+    perm = [-1] * n
+    used = [False] * n
+    visits = 0
+
+    def extend(i: int) -> bool:
+        nonlocal visits
+        if i == n:
+            found.append(tuple(perm))
+            return True
+        for j in candidates[i]:
+            visits += 1
+            if visits > SYMMETRY_SEARCH_BUDGET:
+                return False
+            if used[j] or not all(same(r2[i, k], r2[j, perm[k]]) for k in range(i)):
+                continue
+            perm[i], used[j] = j, True
+            if not extend(i + 1):
+                return False
+            perm[i], used[j] = -1, False
+        return True
+
+    identity = tuple(range(n))
+    finished = extend(0)
+    group = set(found)
+    closed = all(tuple(g[h[i]] for i in range(n)) in group for g in group for h in group)
+    if not finished or not closed:  # too many to try, or "equal" distances that are not
+        return (identity,)
+    return (identity, *sorted(group - {identity}))
+
+
+def _permute_bits(states: np.ndarray, perm: Sequence[int]) -> np.ndarray:
+    """Each basis state with atom ``i``'s bit moved to atom ``perm[i]``."""
+    out = np.zeros_like(states)
+    for i, j in enumerate(perm):
+        out |= ((states >> i) & 1) << j
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Sector:
+    """The symmetric sector of a model's basis under a group of atom permutations.
+
+    Its basis: one state ``|O> = sum_{s in O} |s> / sqrt(|O|)`` per orbit ``O`` of the
+    model's basis states under the group, ordered by their smallest state (so sector
+    state 0 is the all-ground state). ``group``: the permutations (identity first);
+    ``orbit[s]``: the sector index of model state ``s``; ``size``: each orbit's size;
+    ``representative``: the model index of each orbit's smallest state (the diagonal of H
+    is the same on a whole orbit, so it is read there); ``sigma_plus``: ``sum_i |r><g|_i``
+    on the sector, ``<O'| sigma_plus |O> = #{(s, i): s in O, s + i in O'} / sqrt(|O| |O'|)``.
+    """
+
+    group: tuple[tuple[int, ...], ...]
+    orbit: np.ndarray
+    size: np.ndarray
+    representative: np.ndarray
+    sigma_plus: sp.csr_matrix
+
+    @property
+    def dimension(self) -> int:
+        return int(self.representative.shape[0])
+
+    def expand(self, psi: np.ndarray) -> np.ndarray:
+        """A sector state as a state over the model's basis."""
+        out: np.ndarray = psi[self.orbit] / np.sqrt(self.size[self.orbit])
+        return out
+
+
+def find_sector(model: AnalogModel, drives: Sequence[Drive]) -> Sector | None:
+    """The symmetric sector the noiseless evolution of ``model`` under ``drives`` stays in,
+    or None where there is none smaller than the model's basis.
+
+    Exact: every permutation of :func:`symmetries` commutes with H(t) at every time (the
+    drive is the same on every atom, the interaction and local detunings are kept), and
+    the initial state (all atoms in ``|g>``) is invariant, so the state stays in the
+    span of the orbit sums. Only the permutations that map the model's basis onto itself
+    are used (a blockade reduction that drops a pair but not its image breaks the
+    others; they form a subgroup). Which atoms are measured does not matter: the state is
+    expanded back to the model's basis (:meth:`Sector.expand`) before shots are drawn.
+
+    >>> model = model_for([(0.0, 0.0, 0.0), (5.5, 0.0, 0.0), (11.0, 0.0, 0.0)], 5e6)
+    >>> sector = find_sector(model, [])
+    >>> sector.dimension, sector.size.tolist()  # 000, 100+001, 010, 110+011, 101, 111
+    (6, [1, 2, 1, 2, 1, 1])
+    """
+    group = symmetries(model.points, drives)
+    if len(group) == 1:
+        return None
+    states = model.states
+    d = model.dimension
+    where = np.full(1 << model.n_atoms, -1, dtype=np.int64)
+    where[states] = np.arange(d)
+    kept, images = [group[0]], [np.arange(d)]
+    for g in group[1:]:
+        image = where[_permute_bits(states, g)]
+        if np.all(image >= 0):
+            kept.append(g)
+            images.append(image)
+    if len(kept) == 1:
+        return None
+    # A group's orbit {g s} holds s's smallest image: its representative.
+    smallest = np.minimum.reduce(images)
+    representative = np.unique(smallest)
+    orbit: np.ndarray = np.asarray(np.searchsorted(representative, smallest))
+    size = np.bincount(orbit, minlength=representative.size)
+    plus = model.sigma_plus.tocoo()
+    rows, cols = orbit[plus.row], orbit[plus.col]
+    weights = plus.data.real / np.sqrt(size[rows] * size[cols])
+    m = representative.size
+    sigma_plus = sp.csr_matrix((weights, (rows, cols)), shape=(m, m))
+    sigma_plus.sum_duplicates()
+    return Sector(
+        group=tuple(kept),
+        orbit=orbit,
+        size=size,
+        representative=representative,
+        sigma_plus=sigma_plus,
     )
 
 
@@ -202,56 +389,52 @@ def _breakpoints(drive: Drive, duration_ns: float) -> list[float]:
 
 
 def _evolve_state(
-    model: AnalogModel, psi: np.ndarray, drive: Drive, duration_ns: float
+    model: AnalogModel,
+    psi: np.ndarray,
+    drive: Drive,
+    duration_ns: float,
+    sector: Sector | None = None,
+    *,
+    compiled: bool | None = None,
+    tolerances: tuple[float, float] = (RTOL, ATOL),
 ) -> tuple[np.ndarray, int]:
-    # The state travels as real numbers, [Re psi, Im psi]: scipy's Runge-Kutta steps
-    # combine stages with a real tableau, many times slower on complex arrays; and the
-    # drive is real sparse matrices, cos(phi) (s+ + s-) - i sin(phi) (s+ - s-), each applied
-    # to the two halves (two one-vector products beat one two-vector product).
-    plus = model.sigma_plus.real.tocsr()
-    sym = (plus + plus.T).tocsr()
-    anti = (plus - plus.T).tocsr()
-    c, s_ = math.cos(drive.phase), math.sin(drive.phase)
-    d = model.dimension
+    """``psi`` (over ``model``'s basis, or over ``sector``'s) after ``drive`` for
+    ``duration_ns``, and how many right-hand sides the integrator evaluated.
+
+    ``compiled``: the right-hand side's form (:func:`analog_kernel.apply`; None: compiled
+    where llvmlite is installed); ``tolerances``: the integrator's (rtol, atol).
+    """
+    # The state travels as interleaved reals (a complex array viewed as float64): scipy's
+    # Runge-Kutta steps combine stages with a real tableau, many times slower on complex
+    # arrays. The drive operator and the diagonal are built once per segment; each right-
+    # hand side is then one pass of the kernel (analog_kernel).
+    plus = model.sigma_plus if sector is None else sector.sigma_plus
+    up = plus * np.exp(-1j * drive.phase)
+    w = analog_kernel.DriveMatrix.of(up + up.conj().T)
+    pick = None if sector is None else sector.representative
     steps = 0
-    y = np.concatenate((psi.real, psi.imag))
-    cuts = _breakpoints(drive, duration_ns)
-    for a, b in itertools.pairwise(cuts):
+    y = np.ascontiguousarray(psi, dtype=np.complex128).view(np.float64).copy()
+    for a, b in itertools.pairwise(_breakpoints(drive, duration_ns)):
         # One segment: Omega and every detuning linear in t; t in us inside the integrator.
         om0, om1 = sample(drive.omega, a), sample(drive.omega, b)
         d0, d1 = model.diagonal(drive, a), model.diagonal(drive, b)
+        if pick is not None:  # H's diagonal is the same on a whole orbit
+            d0, d1 = d0[pick], d1[pick]
+        d0 = np.ascontiguousarray(d0, dtype=np.float64)
+        dd = np.ascontiguousarray(d1 - d0, dtype=np.float64)
         t0, span = a * 1e-3, (b - a) * 1e-3
 
-        def rhs(
-            t: float,
-            y: np.ndarray,
-            *,
-            t0: float = t0,
-            span: float = span,
-            om0: float = om0,
-            om1: float = om1,
-            d0: np.ndarray = d0,
-            d1: np.ndarray = d1,
-        ) -> np.ndarray:
-            x = (t - t0) / span
-            half = 0.5 * (om0 + (om1 - om0) * x)
-            re, im = y[:d], y[d:]
-            diag = d0 + (d1 - d0) * x
-            h_re = (half * c) * (sym @ re) + diag * re
-            h_im = (half * c) * (sym @ im) + diag * im
-            if s_:
-                h_re += (half * s_) * (anti @ im)
-                h_im -= (half * s_) * (anti @ re)
-            return np.concatenate((h_im, -h_re))  # d/dt psi = -i H psi
-
-        sol = solve_ivp(
-            rhs, (t0, t0 + span), y, method="DOP853", rtol=RTOL, atol=ATOL, t_eval=[t0 + span]
+        rhs = analog_kernel.SegmentRhs(
+            w, t0=t0, span=span, omega=(om0, om1), d0=d0, dd=dd, compiled=compiled
         )
-        if not sol.success:  # pragma: no cover - DOP853 on a bounded linear ODE
-            raise DeviceError.of("analog-unsupported", f"the integrator failed: {sol.message}")
-        y = sol.y[:, -1]
-        steps += int(sol.nfev)
-    return y[:d] + 1j * y[d:], steps
+        solver = DOP853(rhs, t0, y, t0 + span, rtol=tolerances[0], atol=tolerances[1])
+        while solver.status == "running":
+            solver.step()
+        if solver.status != "finished":  # pragma: no cover - DOP853 on a bounded linear ODE
+            raise DeviceError.of("analog-unsupported", "the integrator failed: step size too small")
+        y = solver.y
+        steps += int(solver.nfev)
+    return y.view(np.complex128).copy(), steps
 
 
 def _evolve_density(
@@ -324,24 +507,23 @@ def evolve(
     model: AnalogModel,
     drives: Sequence[tuple[Drive, float]],
     rates: LindbladRates | None = None,
+    *,
+    sector: Sector | None = None,
 ) -> tuple[np.ndarray, int]:
     """The probabilities over ``model.states`` after the drives (from all in |g>), and how
     many right-hand sides the integrator evaluated.
 
-    With ``rates`` (not None and not zero) the density matrix is integrated.
+    With ``rates`` (not None and not zero) the density matrix is integrated, over the
+    model's basis. Without, the state vector, over ``sector``'s basis where one is given
+    (:func:`find_sector` of the same drives), expanded back to the model's.
     """
-    d = model.dimension
     noisy = rates is not None and not rates.is_zero
     if not noisy:
-        psi = np.zeros(d, dtype=complex)
-        psi[0] = 1.0
-        steps = 0
-        for drive, duration in drives:
-            psi, n = _evolve_state(model, psi, drive, duration)
-            steps += n
+        psi, steps = _integrate(model, drives, sector, None)
         probs = np.abs(psi) ** 2
     else:
         assert rates is not None
+        d = model.dimension
         rho = np.zeros((d, d), dtype=complex)
         rho[0, 0] = 1.0
         steps = 0
@@ -354,13 +536,37 @@ def evolve(
     return probs / total, steps
 
 
-def state_vector(model: AnalogModel, drives: Sequence[tuple[Drive, float]]) -> np.ndarray:
-    """The final state over ``model.states`` (noiseless), for comparisons."""
-    psi = np.zeros(model.dimension, dtype=complex)
+def state_vector(
+    model: AnalogModel,
+    drives: Sequence[tuple[Drive, float]],
+    *,
+    sector: Sector | None = None,
+    compiled: bool | None = None,
+    tolerances: tuple[float, float] = (RTOL, ATOL),
+) -> np.ndarray:
+    """The final state over ``model.states`` (noiseless; integrated over ``sector``'s
+    basis where one is given, then expanded); ``compiled`` as :func:`analog_kernel.apply`
+    takes it; ``tolerances``: the integrator's (rtol, atol), for references tighter than
+    the defaults."""
+    return _integrate(model, drives, sector, compiled, tolerances)[0]
+
+
+def _integrate(
+    model: AnalogModel,
+    drives: Sequence[tuple[Drive, float]],
+    sector: Sector | None,
+    compiled: bool | None,
+    tolerances: tuple[float, float] = (RTOL, ATOL),
+) -> tuple[np.ndarray, int]:
+    psi = np.zeros(model.dimension if sector is None else sector.dimension, dtype=complex)
     psi[0] = 1.0
+    steps = 0
     for drive, duration in drives:
-        psi, _ = _evolve_state(model, psi, drive, duration)
-    return psi
+        psi, n = _evolve_state(
+            model, psi, drive, duration, sector, compiled=compiled, tolerances=tolerances
+        )
+        steps += n
+    return (psi if sector is None else sector.expand(psi)), steps
 
 
 # --------------------------------------------------------------------------- jobs
@@ -451,7 +657,9 @@ def _measured(job: Job) -> list[tuple[int, tuple[int, ...]]]:
 def run_analog(job: Job, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Shots of a validated analog job: bits (shots x recorded bits, int8, -1 lost), stats."""
     model, drives, rates, bound = prepare(job)
-    probs, steps = evolve(model, drives, rates)
+    # The symmetric sector serves the state vector only (the density matrix stays whole).
+    sector = find_sector(model, [d for d, _ in drives]) if rates.is_zero else None
+    probs, steps = evolve(model, drives, rates, sector=sector)
     rng = np.random.default_rng(seed)
     picks = rng.choice(model.dimension, size=job.shots, p=probs)
     states = model.states[picks]
@@ -485,6 +693,9 @@ def run_analog(job: Job, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
         "method": "state vector" if rates.is_zero else "density matrix (Lindblad)",
         "basis_states": model.dimension,
         "full_states": 1 << n,
+        "sector_states": sector.dimension if sector is not None else model.dimension,
+        "symmetries": len(sector.group) if sector is not None else 1,
+        "rhs_kernel": "compiled" if analog_kernel.compiled_available() else "numpy",
         "blockade_bound": bound if math.isfinite(bound) else None,
         "exact": math.isfinite(bound),
         "blockade_subspace_radius": job.blockade_subspace_radius or None,
@@ -499,14 +710,19 @@ __all__ = [
     "ATOL",
     "BLOCKADE_TOLERANCE",
     "RTOL",
+    "SYMMETRY_RTOL",
+    "SYMMETRY_SEARCH_BUDGET",
     "AnalogModel",
+    "Sector",
     "blockade_pairs",
     "drives_of",
     "evolve",
+    "find_sector",
     "interactions",
     "model_for",
     "prepare",
     "register_points",
     "run_analog",
     "state_vector",
+    "symmetries",
 ]
