@@ -18,9 +18,9 @@ of ``qmk.run``'s time is the simulation, the rest is verify, routing and plannin
 the ratios of the minima, the one-minute load average before and after each case.
 
 ``--threads`` (default 2) sets both simulators' threads; with 1, the CPU times (shown
-beside the wall times: every thread of the process) measure each one's work without
-the skew of a busy machine, where OpenMP threads that spin while they wait for each
-other inflate qsim's wall time far more than QMK's.
+beside the wall times: every thread of the process, and their ratios to qsim's) measure
+each one's work without the skew of a busy machine, where OpenMP threads that spin
+while they wait for each other inflate qsim's wall time far more than QMK's.
 
 Memory bandwidth: measured first, as the faster of a numpy in-place scale of 1 GiB
 (one thread) and QMK's own diagonal kernel over a 2^27-amplitude complex64 state (every
@@ -256,12 +256,14 @@ def main() -> int:
                 "load_average_after": load_average(),
                 "times": got,
                 "ratios": {},
+                "cpu_ratios": {},
                 "bandwidth_floor_s": {},
                 "of_bandwidth": {},
             }
             for name, itemsize in (("qmk complex64", 8), ("qmk complex128", 16)):
                 floor = plan["blocks"] * 2 * itemsize * (1 << n) / rate
                 row["ratios"][name] = got[name]["min_s"] / got["qsim"]["min_s"]
+                row["cpu_ratios"][name] = got[name]["cpu_min_s"] / got["qsim"]["cpu_min_s"]
                 row["bandwidth_floor_s"][name] = floor
                 row["of_bandwidth"][name] = floor / got[name]["min_s"]
             rows.append(row)
@@ -274,7 +276,8 @@ def main() -> int:
                 extra = ""
                 if name in row["ratios"]:
                     extra = (
-                        f"  {row['ratios'][name]:5.2f}x qsim   bandwidth floor "
+                        f"  {row['ratios'][name]:5.2f}x qsim (cpu "
+                        f"{row['cpu_ratios'][name]:4.2f}x)   bandwidth floor "
                         f"{row['bandwidth_floor_s'][name]:6.3f} s "
                         f"({100 * row['of_bandwidth'][name]:3.0f}% of the time)"
                     )

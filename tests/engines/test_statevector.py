@@ -760,3 +760,49 @@ def test_ghz_states_of_many_qubits_cost_one_tensor_axis():
     probs = engine.probabilities([qs[0], qs[7]])
     assert engine.tensor_qubits == 2
     np.testing.assert_allclose(probs, [0.25] * 4, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("shots", [1, 1000, 200_000])
+def test_the_block_sampler_draws_what_one_cumulative_sum_draws(dtype: str, shots: int) -> None:
+    # 2**18 amplitudes of a random state (seed 21) sampled in narrow blocks (16 to 512
+    # entries as the shots go) against the plain inverse CDF over every amplitude at
+    # the same seed: the same random numbers pick the same indices, but for the rare
+    # one within rounding of a boundary.
+    from qmk.engines.statevector import _FLAT_SAMPLING, _block_width
+
+    rng = np.random.default_rng(21)
+    size = 1 << 18
+    assert size > _FLAT_SAMPLING and 16 <= _block_width(size, shots) <= 512
+    psi = (rng.standard_normal(size) + 1j * rng.standard_normal(size)).astype(dtype)
+    psi /= np.linalg.norm(psi)
+    probs = np.abs(psi.astype(np.complex128)) ** 2
+    cdf = np.cumsum(probs)
+    expected = np.searchsorted(cdf, np.random.default_rng(5).random(shots) * cdf[-1], "right")
+    engine = StatevectorEngine(seed=5)
+    got = engine._draw(psi, shots, amplitudes=True)
+    assert np.mean(got != expected) <= max(1e-3, 1 / shots)
+    engine.reseed(5)
+    got = engine._draw(probs, shots)
+    assert np.mean(got != expected) <= max(1e-3, 1 / shots)
+
+
+def test_the_block_sampler_matches_exact_marginals_by_chi_square() -> None:
+    # 20 qubits (a state sampled in blocks of 32 for 1000 shots, of 16 for these), a
+    # random layer of ry and a CZ chain, 50000 shots (seed 8): the joint counts of
+    # three qubits against probabilities(), chi-square with 7 degrees of freedom
+    # (P(chi2 > 40) < 1e-5).
+    engine, qs = fresh(20, seed=8)
+    rng = np.random.default_rng(8)
+    for q in qs:
+        engine.apply("ry", [q], [float(rng.uniform(0, math.pi))])
+    for a, b in itertools.pairwise(qs):
+        engine.apply("cz", [a, b])
+    for q in qs:
+        engine.apply("h", [q])
+    shots = engine.sample(qs, 50_000)
+    picked = [qs[0], qs[9], qs[19]]
+    counts = np.bincount(shots[:, 0] * 4 + shots[:, 9] * 2 + shots[:, 19], minlength=8)
+    expected = 50_000 * engine.probabilities(picked)
+    chi2 = float(np.sum((counts - expected) ** 2 / expected))
+    assert chi2 < 40

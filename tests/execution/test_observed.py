@@ -104,3 +104,18 @@ def test_dropping_unseen_gates_and_errors_keeps_the_measured_distribution() -> N
         marginal[key[:-1]] = marginal.get(key[:-1], 0) + n
     assert homogeneity_p(runs[0].counts, marginal) > ALPHA
     assert len(marginal) > 2
+
+
+def test_a_plans_noiseless_micro_ops_and_observed_are_built_once_and_equal_a_rebuild() -> None:
+    from qmk.execution.trajectories import noiseless_ops, observed, tail_start
+
+    plan = _plan(_program(3, 5, seed=7, measure_u=True))
+    kept = noiseless_ops(plan)
+    bounds: list[tuple[int, int]] = []
+    fresh = micro_ops(plan, {}, bounds)
+    assert list(kept.ops) == fresh and list(kept.bounds) == bounds
+    assert kept.tail == tail_start(fresh)
+    assert noiseless_ops(plan) is kept and observed(plan) is observed(plan)
+    assert observed(plan).ops == Observed(plan).ops
+    other = _plan(_program(3, 5, seed=7, measure_u=True))  # equal, but another object
+    assert noiseless_ops(other) is not kept and list(noiseless_ops(other).ops) == fresh

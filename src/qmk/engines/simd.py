@@ -24,7 +24,9 @@ the vector and its negation), and ``A`` and ``B`` hold, lane by lane, the real a
 imaginary part of the matrix entry that lane needs. Where no target bit is a lane bit
 every lane needs the same entry, so ``A`` and ``B`` are scalars broadcast from memory
 (a 4-qubit gate reads 2 KiB of them, not 32 KiB of vectors: measured 1.3-1.4x faster,
-and 4x on 5-qubit gates, whose vectors no longer fit in L1). All of it is fused
+and 4x on 5-qubit gates, whose vectors no longer fit in L1). Where ``B`` is a vector
+(some lo bit) the sign of ``-im`` is in its real lanes instead, so ``swap`` is
+``(im, re)``: one one-source shuffle of ``x_h`` per ``d``, no negation. All of it is fused
 multiply-adds over full vectors, with up to 16 independent accumulators; a gate with
 more output rows than that computes them in blocks, the earlier blocks' rows held on
 the stack until every input is read. A kernel is specialised by (precision, ``lo``,
@@ -49,6 +51,7 @@ memory.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import os
 import threading
@@ -209,21 +212,27 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
         index = f"%i{j + 1}"
     emit(f"  %base = shl i64 {index}, 1")
 
+    uniform = not lo  # every lane needs the same entry: one scalar, broadcast
+
     def mask(d: int, swap: bool) -> str:
         """Lane ``l`` takes amplitude ``l ^ flip``; ``swap``: as ``(-imag, real)`` (the
-        negated copy is the second operand)."""
+        negated copy is the second operand) where the coefficients are broadcast
+        scalars, else as ``(imag, real)`` (the sign is in ``B``'s real lanes: one
+        one-source shuffle and no negation per input vector)."""
         flip = sum(1 << bit for t, bit in enumerate(lo) if d >> t & 1)
+        negated = floats if uniform else 0
         order: list[int] = []
         for lane in range(lanes):
             source = lane ^ flip
-            order += [floats + 2 * source + 1, 2 * source] if swap else [2 * source, 2 * source + 1]
+            order += (
+                [negated + 2 * source + 1, 2 * source] if swap else [2 * source, 2 * source + 1]
+            )
         return f"<{floats} x i32> <" + ", ".join(f"i32 {i}" for i in order) + ">"
 
     for h in range(big):
         emit(f"  %a{h} = add i64 %base, %off{h}")
         emit(f"  %p{h} = getelementptr {real}, ptr %psi, i64 %a{h}")
 
-    uniform = not lo  # every lane needs the same entry: one scalar, broadcast
     chains = max(1, min(_CHAINS // big, big * small))
     counter = 0
 
@@ -249,13 +258,16 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
         for h in range(big):  # loaded again for each block of rows (from L1)
             x0 = f"%x{first}_{h}_0"
             emit(f"  {x0} = load {vec}, ptr %p{h}, align 4")
-            emit(f"  %n{first}_{h} = fneg {vec} {x0}")
+            second = "poison"
+            if uniform:
+                second = f"%n{first}_{h}"
+                emit(f"  {second} = fneg {vec} {x0}")
             for d in range(small):
                 x = f"%x{first}_{h}_{d}"
                 y = f"%y{first}_{h}_{d}"
                 if d:
                     emit(f"  {x} = shufflevector {vec} {x0}, {vec} poison, {mask(d, False)}")
-                emit(f"  {y} = shufflevector {vec} {x0}, {vec} %n{first}_{h}, {mask(d, True)}")
+                emit(f"  {y} = shufflevector {vec} {x0}, {vec} {second}, {mask(d, True)}")
                 for part, source in enumerate((x, y)):
                     t = (h * small + d) * 2 + part
                     for r in rows:
@@ -381,23 +393,16 @@ def _kernel(real: str, lo: tuple[int, ...] | None, nhi: int) -> _Kernel:
     return kernel
 
 
-def coefficients(
-    matrix: np.ndarray, bits: Sequence[int], dtype: np.dtype[Any]
-) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
-    """The kernel shape and arguments for ``matrix`` on ``bits``.
-
-    ``bits[j]`` is the state index bit of the matrix index's bit ``j``. Returns the lo
-    target bits (the lane bits among ``bits``, ascending), the hi target bits
-    (ascending, int64) and the coefficients, laid out as the kernel reads them:
-    vectors ``[h][d][re/im][h'][lane reals]``, or where there are no lo bits, scalars
-    ``[h][re/im][h']``.
-    """
-    real = np.dtype(dtype).type(0).real.dtype
-    lanes = 1 << lane_bits(dtype)
+@functools.lru_cache(maxsize=1024)
+def _layout(bits: tuple[int, ...], lanes: int) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """What :func:`coefficients` reads of a matrix on ``bits`` with ``lanes`` amplitudes
+    a vector, whatever its entries (kept: a circuit's blocks repeat a few dozen shapes):
+    the lo target bits, the hi target bits (read-only int64) and the flat index, into the
+    matrix, of the entry each coefficient takes, axes ``(h, d, h', lane)``."""
     order = sorted(range(len(bits)), key=lambda j: bits[j])
     lo_j = [j for j in order if bits[j] < lanes.bit_length() - 1]
     hi_j = [j for j in order if bits[j] >= lanes.bit_length() - 1]
-    lo = tuple(int(bits[j]) for j in lo_j)
+    lo = tuple(bits[j] for j in lo_j)
     big, small = 1 << len(hi_j), 1 << len(lo_j)
 
     def spread(js: list[int], count: int) -> np.ndarray:
@@ -417,8 +422,28 @@ def coefficients(
         hi_part[:, None, None, None]
         | lo_part[own[None, None, None, :] ^ np.arange(small)[None, :, None, None]]
     )
-    entries = np.asarray(matrix, dtype=np.complex128)[rows, cols]
+    gather = rows * (1 << len(bits)) + cols
     hib = np.array([bits[j] for j in hi_j], dtype=np.int64)
+    gather.flags.writeable = hib.flags.writeable = False
+    return lo, hib, gather
+
+
+def coefficients(
+    matrix: np.ndarray, bits: Sequence[int], dtype: np.dtype[Any]
+) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """The kernel shape and arguments for ``matrix`` on ``bits``.
+
+    ``bits[j]`` is the state index bit of the matrix index's bit ``j``. Returns the lo
+    target bits (the lane bits among ``bits``, ascending), the hi target bits
+    (ascending, int64) and the coefficients, laid out as the kernel reads them:
+    vectors ``[h][d][re/im][h'][lane reals]``, or where there are no lo bits, scalars
+    ``[h][re/im][h']``.
+    """
+    real = np.dtype(dtype).type(0).real.dtype
+    lanes = 1 << lane_bits(dtype)
+    lo, hib, gather = _layout(tuple(int(b) for b in bits), lanes)
+    big, small = 1 << len(hib), 1 << len(lo)
+    entries = np.asarray(matrix, dtype=np.complex128).reshape(-1)[gather]
     if not lo:  # every lane the same entry: scalars, [h][re/im][h']
         coef = np.empty((big, 2, big), dtype=real)
         coef[:, 0, :] = entries[:, 0, :, 0].real
@@ -427,7 +452,7 @@ def coefficients(
     coef = np.empty((big, small, 2, big, 2 * lanes), dtype=real)
     coef[:, :, 0, :, 0::2] = entries.real
     coef[:, :, 0, :, 1::2] = entries.real
-    coef[:, :, 1, :, 0::2] = entries.imag
+    coef[:, :, 1, :, 0::2] = -entries.imag  # B times (imag, real): the sign is here
     coef[:, :, 1, :, 1::2] = entries.imag
     return lo, hib, coef
 

@@ -284,6 +284,20 @@ def _blocks(shape: tuple[int, ...]) -> list[tuple[Any, ...]]:
     return [(i, *rest) for i in range(head) for rest in _blocks(shape[1:])]
 
 
+def _block_width(size: int, shots: int) -> int:
+    """Entries per block of :meth:`StatevectorEngine._draw` on ``size`` (a power of two,
+    above :data:`_FLAT_SAMPLING`) for ``shots`` draws: the power of two nearest
+    ``sqrt(size / shots)`` (the block sums, ``size / width``, against the chosen
+    blocks' entries, at most ``shots * width``), from 16 up to ``sqrt(size)``.
+
+    >>> _block_width(1 << 24, 1000), _block_width(1 << 20, 1000), _block_width(1 << 17, 10**6)
+    (128, 32, 16)
+    """
+    n = size.bit_length() - 1
+    best = round(math.log2(max(size / max(shots, 1), 1.0)) / 2)
+    return 1 << max(4, min(best, n // 2))
+
+
 class StatevectorEngine:
     """A numpy statevector engine (see the module docstring for how it saves work).
 
@@ -1591,8 +1605,13 @@ class StatevectorEngine:
         probabilities, or amplitudes whose squared magnitudes are (``amplitudes``).
 
         Large distributions are sampled in two levels (a block, then a position in it),
-        so only the blocks that some shot lands in are summed cumulatively; amplitudes
-        are squared a cache-sized chunk at a time, never all at once.
+        so only the blocks that some shot lands in are summed cumulatively. The blocks
+        are narrow (:func:`_block_width`: about ``sqrt(size / shots)`` entries), so the
+        block sums and the chosen blocks' entries cost about the same and neither a
+        probability array nor its cumulative sum over the whole state is ever made:
+        amplitudes are squared and summed a cache-sized chunk at a time (one read of
+        the state). A draw picks, up to rounding, the index the one cumulative sum of
+        the small path would pick for the same random number.
         """
         size = len(values)
         if shots == 0:
@@ -1602,25 +1621,26 @@ class StatevectorEngine:
             cdf = np.cumsum(probs, dtype=np.float64)
             draws = self._rng.random(shots) * cdf[-1]
             return np.minimum(np.searchsorted(cdf, draws, side="right"), size - 1)
-        width = 1 << ((size.bit_length() - 1) // 2)
-        blocks = values.reshape(-1, width)
-        if amplitudes:
-            block_weights = np.empty(len(blocks), dtype=np.float64)
+        width = _block_width(size, shots)
+        if amplitudes:  # |a|^2 summed as re^2 + im^2 over the block's interleaved reals
+            reals = values.view(values.real.dtype).reshape(-1, 2 * width)
+            block_weights = np.empty(len(reals), dtype=np.float64)
             rows = max(1, _CHUNK // width)
-            scratch = np.empty((rows, width), dtype=blocks.real.dtype)
-            for start in range(0, len(blocks), rows):
-                part = blocks[start : start + rows]
-                squared = np.abs(part, out=scratch[: len(part)])
-                np.square(squared, out=squared)
-                squared.sum(axis=1, dtype=np.float64, out=block_weights[start : start + rows])
+            for start in range(0, len(reals), rows):
+                part = reals[start : start + rows]
+                block_weights[start : start + rows] = np.einsum("ij,ij->i", part, part)
+            blocks = values.reshape(-1, width)
         else:
+            blocks = values.reshape(-1, width)
             block_weights = blocks.sum(axis=1, dtype=np.float64)
         block_cdf = np.cumsum(block_weights)
         draws = self._rng.random(shots) * block_cdf[-1]
         chosen = np.minimum(np.searchsorted(block_cdf, draws, side="right"), len(block_cdf) - 1)
         within = draws - (block_cdf[chosen] - block_weights[chosen])
         used, which = np.unique(chosen, return_inverse=True)
-        picked = np.abs(blocks[used]) ** 2 if amplitudes else blocks[used]
+        picked = blocks[used]
+        if amplitudes:
+            picked = picked.real.astype(np.float64) ** 2 + picked.imag.astype(np.float64) ** 2
         cdfs = np.cumsum(picked, axis=1, dtype=np.float64)
         scale = np.maximum(cdfs[:, -1:], np.finfo(np.float64).tiny)
         flat = (cdfs / scale + np.arange(len(used))[:, None]).reshape(-1)

@@ -74,7 +74,8 @@ from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
 from qmk.execution.request import Precision, RunRequest, program_digest, run_key
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
-from qmk.execution.trajectories import Control, Observed, Progress, Runner, micro_ops
+from qmk.execution.trajectories import Control, Observed, Progress, Runner
+from qmk.execution.trajectories import observed as observed_ops
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
@@ -266,10 +267,10 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
     segments (the simulations an average gate runs in), plus the shots logical errors
     are expected to hit.
     """
-    from qmk.execution.trajectories import tail_start
+    from qmk.execution.trajectories import noiseless_ops
 
-    ops = micro_ops(plan, {})
-    tail = tail_start(ops)
+    noiseless = noiseless_ops(plan)
+    ops, tail = noiseless.ops, noiseless.tail
     mid = sum(1 for op in ops[:tail] if op.kind in _MID_CIRCUIT)
     splits = _splitting(ops[:tail])
     gates = {op.gate for op in ops if op.kind in ("gate", "cond")}
@@ -809,7 +810,7 @@ def _execute(
     noise_rng = np.random.default_rng(streams[1])
     groups, injected = sample_error_patterns(plan, shots, noise_rng)
     sampling = "per-pattern" if plan.noise else "off"
-    observed = Observed(plan)  # the micro-ops a record can see, compiled once
+    observed = observed_ops(plan)  # the micro-ops a record can see, compiled once per plan
     groups = _observed_groups(plan, observed, groups)
     if part is not None:  # its share of the groups only (qmk.execution.parts)
         bits, rows, injected, progress = run_groups(

@@ -50,7 +50,7 @@ from qmk.engines import EngineError
 from qmk.engines.base import Engine
 from qmk.engines.state_io import QuantumState, capture, prepare, read
 from qmk.execution.plan import Plan
-from qmk.execution.trajectories import micro_ops
+from qmk.execution.trajectories import noiseless_ops
 from qmk.qvm.ops import Exec, Micro
 
 #: A Bloch vector this close to length 1 is a qubit in a product state with the rest.
@@ -206,7 +206,7 @@ def final_state(plan: Plan, make: Callable[[], Engine], *, kind: str = "auto") -
     """
     check_exportable(plan)
     engine = make()
-    ops = micro_ops(plan, {})
+    ops = noiseless_ops(plan).ops
     end = len(ops)
     while end > 0 and ops[end - 1].kind in ("free", "fence"):
         end -= 1

@@ -175,6 +175,53 @@ def _expanded(
             append(MicroOp("werner", call.qubits, guard, fidelity=call.fidelity))
 
 
+@dataclass(frozen=True, slots=True)
+class NoiselessOps:
+    """A plan's micro-ops without errors (:func:`micro_ops` with none), each step's
+    ``(start, end)`` among them and where the terminal measurements start
+    (:func:`tail_start`)."""
+
+    ops: tuple[MicroOp, ...]
+    bounds: tuple[tuple[int, int], ...]
+    tail: int
+
+
+#: Plans whose micro-ops are kept (the executor keeps as many plans, ``KEPT_PLANS``).
+KEPT_OPS = 64
+_NOISELESS: dict[int, tuple[Plan, NoiselessOps, Observed | None]] = {}
+
+
+def _kept_ops(plan: Plan) -> tuple[Plan, NoiselessOps, Observed | None]:
+    entry = _NOISELESS.get(id(plan))
+    if entry is not None and entry[0] is plan:
+        return entry
+    bounds: list[tuple[int, int]] = []
+    ops = micro_ops(plan, {}, bounds)
+    entry = (plan, NoiselessOps(tuple(ops), tuple(bounds), tail_start(ops)), None)
+    while len(_NOISELESS) >= KEPT_OPS:  # oldest first (dicts keep insertion order)
+        _NOISELESS.pop(next(iter(_NOISELESS)), None)
+    _NOISELESS[id(plan)] = entry
+    return entry
+
+
+def noiseless_ops(plan: Plan) -> NoiselessOps:
+    """:class:`NoiselessOps` of ``plan``, built once per plan object (the executor keeps
+    its plans: a run of the same program again rebuilds none of it). The entry holds the
+    plan, so its ``id`` is not reused while kept. Safe from several threads: at worst
+    two build the same value."""
+    return _kept_ops(plan)[1]
+
+
+def observed(plan: Plan) -> Observed:
+    """:class:`Observed` of ``plan``, made once per plan object as :func:`noiseless_ops`
+    (nothing changes it once made: :meth:`Observed.with_errors` gives copies)."""
+    kept, ops, made = _kept_ops(plan)
+    if made is None:
+        made = Observed(plan)
+        _NOISELESS[id(plan)] = (kept, ops, made)
+    return made
+
+
 class Observed:
     """A plan's micro-ops compiled once for a run, less what no record can see.
 
@@ -192,9 +239,8 @@ class Observed:
     """
 
     def __init__(self, plan: Plan) -> None:
-        bounds: list[tuple[int, int]] = []
-        full = micro_ops(plan, {}, bounds)
-        tail = tail_start(full)
+        noiseless = noiseless_ops(plan)
+        full, bounds, tail = noiseless.ops, noiseless.bounds, noiseless.tail
         keep = [True] * len(full)
         live: set[str] = set()
         # (qubit) -> positions of the micro-ops touching it, and whether its state just
