@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
+import msgspec
+
 from qmk.qvm.errors import FormatError
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import canonical_op
@@ -96,16 +98,21 @@ class Guard:
         return self.terms[0].to_json()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Node:
+class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One operation of a program.
 
     ``args`` and ``metadata`` hold plain JSON values; treat them as read-only.
+
+    A node is not tracked by the cyclic garbage collector (``gc=False``): it holds
+    strings, tuples of strings, plain JSON and a guard, never anything that could lead
+    back to it, so it is in no cycle. A verified 100,000-node program kept by the kernel
+    is then 100,000 objects fewer for every full collection to walk (40-60 ms each,
+    holding the interpreter while other tenants' requests wait).
     """
 
     id: str
     op: str
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = msgspec.field(default_factory=dict)
     vqs: tuple[str, ...] = ()
     chs: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
