@@ -117,3 +117,31 @@ def test_a_big_submit_line_is_charged_to_its_tenant_and_stored_as_compact_text(
         config=config(cpu_burst_s=1e-6, cpu_s_per_s=1e-6, verify_nodes_per_s=1e9),
         clock=clock,
     )
+
+
+def test_a_big_line_naming_another_session_first_is_charged_to_the_one_its_params_name(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(start=1000.0)
+
+    async def body(kernel: Kernel) -> None:
+        core = RpcCore(kernel)
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        # the first "session_id" of the line is a decoy; params name alice's session
+        decoy = {"session_id": "junk", "pad": "x" * THREAD_BYTES}
+        request = {"jsonrpc": "2.0", "id": 5, "method": "q_status"}
+        line = json.dumps({**request, "params": {"job_id": decoy, "session_id": alice}})
+        assert scan_head(line.encode())[2] == "junk"
+        reply = json.loads(await core.handle_line(line.encode() + b"\n") or b"")
+        assert reply["error"]["code"] == -32602  # job_id is no string: nothing else ran
+        # the decoding was charged to alice: her next big line is refused undecoded
+        refused = json.loads(await core.handle_line(junk_line(alice, 6)) or b"")
+        assert refused["id"] == 6 and refused["error"]["data"]["code"] == "QS1006"
+
+    run_kernel(
+        tmp_path,
+        body,
+        workers=1,
+        config=config(cpu_burst_s=1e-9, cpu_s_per_s=1.0),
+        clock=clock,
+    )

@@ -49,9 +49,10 @@ import logging
 import math
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import qmk.aio as aio
 from qmk import defaults
@@ -67,6 +68,7 @@ from qmk.errors import InvalidArgument, QMKError, SyscallError
 from qmk.qvm.graph import COMPACT_PIECE, GraphText
 
 LOG = logging.getLogger("qmk.abi")
+T = TypeVar("T")
 
 #: The most requests one batch may hold; a longer batch is one Invalid Request error.
 DEFAULT_MAX_BATCH = 1000
@@ -288,6 +290,12 @@ def _compact_graph(message: Any) -> None:
     del graph, program
     while isinstance(nodes, list) and nodes:
         del nodes[-COMPACT_PIECE:]
+
+
+def _timed(work: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """``work(*args)`` and the CPU seconds of this thread it took."""
+    began = time.thread_time()
+    return work(*args), time.thread_time() - began
 
 
 def _decode_big(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
@@ -528,34 +536,40 @@ class RpcCore:
 
         The target's ``line_budget(session_id)`` gives the CPU budget and tenant of the
         session the raw line names (:func:`scan_head`), or None. While that tenant's
-        budget is spent the request is refused under its id, undecoded (``QS1006`` with
-        ``retry_after_s``); otherwise it is decoded in the budget's threads, in pieces,
-        its CPU charged to the tenant once the request is answered. A line that names
-        no session, or whose id cannot be read so, is decoded as any other.
+        budget is spent the request is refused under its id (null when it cannot be
+        read so), undecoded (``QS1006`` with ``retry_after_s``); otherwise it is decoded
+        in the budget's threads, in pieces, its CPU charged to the tenant once the
+        request is answered. A line whose first bytes name no live session is decoded in
+        a thread too, and its CPU charged to the session its decoded params name.
         """
         request_id, _method, session_id = scan_head(line)
-        found = None if session_id is None or request_id is ... else weigh(session_id)
-        if found is None:
-            try:
-                message, suspect = await asyncio.to_thread(_decode_big, line, self.max_depth)
-            except RpcError as exc:
-                return encode_parts(_reply(None, error=exc.to_rpc()))
-            return await self._message_parts(message, caller, suspect)
-        budget, tenant = found
+        found = None if session_id is None else weigh(session_id)
+        seconds = 0.0
         try:
-            budget.check(tenant, f"a request of {len(line)} bytes")
-        except QMKError as exc:
-            return encode_parts(_reply(request_id, error=error_object(exc)))
-        try:
-            (message, suspect), seconds = await budget.measure(
-                tenant, lambda: _decode_big(line, self.max_depth)
+            if found is not None:
+                budget, tenant = found
+                budget.check(tenant, f"a request of {len(line)} bytes")
+                (message, suspect), seconds = await budget.measure(
+                    tenant, lambda: _decode_big(line, self.max_depth)
+                )
+            else:
+                (message, suspect), seconds = await asyncio.to_thread(
+                    _timed, _decode_big, line, self.max_depth
+                )
+                named = message.get("params") if type(message) is dict else None
+                named = named.get("session_id") if type(named) is dict else None
+                found = weigh(named) if type(named) is str else None
+        except QMKError as exc:  # the budget's refusal
+            return encode_parts(
+                _reply(None if request_id is ... else request_id, error=error_object(exc))
             )
         except RpcError as exc:
             return encode_parts(_reply(None, error=exc.to_rpc()))
         try:
             return await self._message_parts(message, caller, suspect)
         finally:
-            budget.spend(tenant, seconds)
+            if found is not None:
+                found[0].spend(found[1], seconds)
 
     async def handle_message(
         self, message: Any, caller: Caller | None = None, *, check_numbers: bool = True
