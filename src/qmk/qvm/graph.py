@@ -511,6 +511,18 @@ def loads(text: str | bytes, *, source: str = "<input>", limits: Limits | None =
         return from_json(data, limits=limits)
     except FormatError as exc:
         raise exc.located(source) from None
+    finally:
+        _free_nodes(data)
+
+
+def _free_nodes(data: Any) -> None:
+    """Free parsed nodes a few hundred at a time: the last reference to a 100,000-node
+    list frees 300,000 objects in one call (10-15 ms with the interpreter held, other
+    threads waiting); in pieces, they may run between."""
+    program = data.get("program") if type(data) is dict else None
+    nodes = program.get("nodes") if type(program) is dict else None
+    while type(nodes) is list and nodes:
+        del nodes[-COMPACT_PIECE:]
 
 
 def read_bytes(path: str | Path, *, limits: Limits | None = None) -> bytes:
