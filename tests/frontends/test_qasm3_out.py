@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from scipy import stats
@@ -250,7 +251,8 @@ def test_random_programs_read_back_with_the_same_distribution(seed: int):
     graph = random_graph(seed=seed, nodes=40, max_live=6)
     # its random code profiles do not all fit the default qubits; no noise is run anyway
     nodes = tuple(
-        replace(n, args={k: v for k, v in n.args.items() if k != "profile"}) for n in graph.nodes
+        msgspec.structs.replace(n, args={k: v for k, v in n.args.items() if k != "profile"})
+        for n in graph.nodes
     )
     _assert_round_trip(replace(graph, nodes=nodes), f"random_graph(seed={seed})", seed)
 

@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -644,7 +645,7 @@ def _insert(g: Graph, index: int, node: Node) -> Graph:
 
 def _replace_node(g: Graph, index: int, **changes) -> Graph:
     nodes = list(g.nodes)
-    nodes[index] = dataclasses.replace(nodes[index], **changes)
+    nodes[index] = msgspec.structs.replace(nodes[index], **changes)
     return dataclasses.replace(g, nodes=tuple(nodes))
 
 
@@ -655,7 +656,7 @@ def _positions(g: Graph, predicate: Callable[[Node], bool]) -> list[int]:
 def _free_twice(g: Graph, rng: random.Random) -> Graph | None:
     frees = _positions(g, lambda n: n.op == "FREE_LQ")
     i = rng.choice(frees)
-    return _insert(g, i + 1, dataclasses.replace(g.nodes[i], id="mutant"))
+    return _insert(g, i + 1, msgspec.structs.replace(g.nodes[i], id="mutant"))
 
 
 def _use_after_free(g: Graph, rng: random.Random) -> Graph | None:
@@ -717,7 +718,7 @@ def _produce_twice(g: Graph, rng: random.Random) -> Graph | None:
     if not measures:
         return None
     i = rng.choice(measures)
-    return _insert(g, i + 1, dataclasses.replace(g.nodes[i], id="mutant"))
+    return _insert(g, i + 1, msgspec.structs.replace(g.nodes[i], id="mutant"))
 
 
 def _unknown_op(g: Graph, rng: random.Random) -> Graph | None:

@@ -47,10 +47,12 @@ import gc
 import json
 import logging
 import math
+import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import qmk.aio as aio
 from qmk import defaults
@@ -63,8 +65,10 @@ from qmk.abi.errors import (
 )
 from qmk.abi.methods import METHODS, MethodSpec, bind_params
 from qmk.errors import InvalidArgument, QMKError, SyscallError
+from qmk.qvm.graph import COMPACT_PIECE, GraphText
 
 LOG = logging.getLogger("qmk.abi")
+T = TypeVar("T")
 
 #: The most requests one batch may hold; a longer batch is one Invalid Request error.
 DEFAULT_MAX_BATCH = 1000
@@ -190,7 +194,9 @@ async def _decode_soon(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
     return _decode(line, max_depth)
 
 
-def _decode(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
+def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tuple[Any, bool]:
+    """``pieces``: a hook per object, so a thread decoding a 5 MB line lets the event
+    loop take the interpreter between objects (one ``json.loads`` holds it ~100 ms)."""
     if max_depth is not None and nesting_exceeds(line, max_depth):
         raise InvalidRequest(
             f"the JSON nests deeper than the limit of {max_depth} arrays and objects",
@@ -210,6 +216,7 @@ def _decode(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
             parse_constant=_no_constant,
             parse_int=numbers.integer,
             parse_float=numbers.real,
+            object_hook=_each_object if pieces else None,
         )
     except RecursionError:
         raise ParseError("the JSON nests too deeply") from None
@@ -221,6 +228,81 @@ def _decode(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
         if paused:
             gc.enable()
     return value, numbers.out_of_range
+
+
+def _each_object(value: dict[str, Any]) -> dict[str, Any]:
+    return value  # a Python call: where another thread may take the interpreter
+
+
+def scan_head(line: bytes) -> tuple[Any, str | None, str | None]:
+    """A big request line's id, method and ``session_id``, read from its raw bytes
+    without decoding it: ``(id, method, session_id)``, each None when not found where
+    a request states it (the id, method and params' first member before the graph). The
+    id is ``...`` when the line states none that could be read so (a notification, or
+    an id after the params).
+
+    >>> scan_head(b'{"jsonrpc": "2.0", "id": 7, "method": "q_submit", '
+    ...           b'"params": {"session_id": "s-1", "graph": {}}}')
+    (7, 'q_submit', 's-1')
+    """
+    params = line.find(b'"params"')
+    head = line[: params if params >= 0 else HEAD_BYTES][:HEAD_BYTES]
+    request_id: Any = ...
+    found = _ID.search(head)
+    if found is not None:
+        try:
+            request_id = json.loads(found.group(1))
+        except ValueError:
+            request_id = ...
+        if not _valid_id(request_id):
+            request_id = ...
+    method = _METHOD.search(head)
+    session = _SESSION.search(line, params if params >= 0 else 0, params + HEAD_BYTES)
+    return (
+        request_id,
+        None if method is None else method.group(1).decode("ascii"),
+        None if session is None or params < 0 else session.group(1).decode("ascii"),
+    )
+
+
+#: How far into a big line :func:`scan_head` looks.
+HEAD_BYTES = 4096
+_ID = re.compile(rb'"id"\s*:\s*(-?\d{1,18}|"[A-Za-z0-9_.:-]{0,128}"|null)\s*[,}]')
+_METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z0-9_]{1,64})"')
+_SESSION = re.compile(rb'"session_id"\s*:\s*"([A-Za-z0-9_.=-]{1,200})"')
+
+
+def _compact_graph(message: Any) -> None:
+    """A decoded ``q_submit`` request's graph, in place, as :class:`GraphText`; the
+    decoded nodes freed a piece at a time (one free of 300,000 objects holds the
+    interpreter 10-15 ms, and while they live every collection walks them)."""
+    if type(message) is not dict or message.get("method") != "q_submit":
+        return
+    params = message.get("params")
+    if type(params) is not dict or type(graph := params.get("graph")) is not dict:
+        return
+    try:
+        params["graph"] = GraphText.of(graph)
+    except (TypeError, ValueError):  # not plain JSON: the kernel says so, as before
+        return
+    program = graph.get("program")
+    nodes = program.get("nodes") if type(program) is dict else None
+    del graph, program
+    while isinstance(nodes, list) and nodes:
+        del nodes[-COMPACT_PIECE:]
+
+
+def _timed(work: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """``work(*args)`` and the CPU seconds of this thread it took."""
+    began = time.thread_time()
+    return work(*args), time.thread_time() - began
+
+
+def _decode_big(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
+    value, suspect = _decode(line, max_depth, pieces=True)
+    if not suspect:  # a number out of range is found in the decoded params, as before
+        _compact_graph(value)
+    return value, suspect
 
 
 def _out_of_range(value: Any) -> bool:
@@ -438,11 +520,56 @@ class RpcCore:
         """:meth:`handle_line`'s reply as its pieces (:func:`encode_parts`)."""
         if not line or line.isspace():
             return None
+        weigh = getattr(self.target, "line_budget", None)
+        if len(line) >= THREAD_BYTES and weigh is not None:
+            return await self._big_line_parts(line, caller, weigh)
         try:
             message, suspect = await _decode_soon(line, self.max_depth)
         except RpcError as exc:
             return encode_parts(_reply(None, error=exc.to_rpc()))
         return await self._message_parts(message, caller, suspect)
+
+    async def _big_line_parts(
+        self, line: bytes, caller: Caller | None, weigh: Callable[[str], Any]
+    ) -> list[bytes] | None:
+        """A line of :data:`THREAD_BYTES` or more, weighed before it is decoded.
+
+        The target's ``line_budget(session_id)`` gives the CPU budget and tenant of the
+        session the raw line names (:func:`scan_head`), or None. While that tenant's
+        budget is spent the request is refused under its id (null when it cannot be
+        read so), undecoded (``QS1006`` with ``retry_after_s``); otherwise it is decoded
+        in the budget's threads, in pieces, its CPU charged to the tenant once the
+        request is answered. A line whose first bytes name no live session is decoded in
+        a thread too, and its CPU charged to the session its decoded params name.
+        """
+        request_id, _method, session_id = scan_head(line)
+        found = None if session_id is None else weigh(session_id)
+        seconds = 0.0
+        try:
+            if found is not None:
+                budget, tenant = found
+                budget.check(tenant, f"a request of {len(line)} bytes")
+                (message, suspect), seconds = await budget.measure(
+                    tenant, lambda: _decode_big(line, self.max_depth)
+                )
+            else:
+                (message, suspect), seconds = await asyncio.to_thread(
+                    _timed, _decode_big, line, self.max_depth
+                )
+                named = message.get("params") if type(message) is dict else None
+                named = named.get("session_id") if type(named) is dict else None
+                found = weigh(named) if type(named) is str else None
+        except QMKError as exc:  # the budget's refusal
+            return encode_parts(
+                _reply(None if request_id is ... else request_id, error=error_object(exc))
+            )
+        except RpcError as exc:
+            return encode_parts(_reply(None, error=exc.to_rpc()))
+        try:
+            return await self._message_parts(message, caller, suspect)
+        finally:
+            if found is not None:
+                found[0].spend(found[1], seconds)
 
     async def handle_message(
         self, message: Any, caller: Caller | None = None, *, check_numbers: bool = True

@@ -30,34 +30,6 @@ from typing import Any
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
 from qmk.qvm.ops import OPS, Exec
 
-_FIELDS = ("id", "op", "args", "vqs", "chs", "inputs", "produces", "caps", "guard", "metadata")
-# Node's slot setters: a frozen dataclass's __init__ sets each field through
-# object.__setattr__, which costs several times more than the slot descriptors do,
-# and a front-end makes one node per gate of a program of up to millions.
-_SET = tuple(Node.__dict__[name].__set__ for name in _FIELDS)
-if tuple(f for f in Node.__dataclass_fields__) != _FIELDS:  # pragma: no cover - a guard
-    raise ImportError("qmk.qvm.graph.Node's fields changed: update builder._FIELDS")
-_NEW = object.__new__
-
-
-class _Draft:
-    """A :class:`~qmk.qvm.graph.Node` being made: Node's slots, in Node's order, but not
-    frozen, so each field is a plain slot store (a fraction of a descriptor call); the
-    draft then becomes a Node by ``__class__`` assignment, which CPython allows between
-    classes of the same layout and refuses loudly (TypeError) for any other."""
-
-    __slots__ = Node.__slots__
-    id: str
-    op: str
-    args: Mapping[str, Any]
-    vqs: tuple[str, ...]
-    chs: tuple[str, ...]
-    inputs: tuple[str, ...]
-    produces: tuple[str, ...]
-    caps: tuple[str, ...]
-    guard: Guard | None
-    metadata: Mapping[str, Any] | None
-
 
 def gate_emitter(
     nodes: list[Node], prefix: str
@@ -71,19 +43,15 @@ def gate_emitter(
     def emit(steps: Sequence[tuple[str, tuple[str, ...], float | None]], line: int) -> None:
         meta = {"source": f"{prefix}{line}"}
         for op, vqs, theta in steps:
-            node = _Draft()
-            node.id = f"n{len(nodes)}"
-            node.op = op
-            node.args = {} if theta is None else {"theta": theta}
-            node.vqs = vqs
-            node.chs = ()
-            node.inputs = ()
-            node.produces = ()
-            node.caps = ()
-            node.guard = None
-            node.metadata = meta
-            node.__class__ = node_class  # type: ignore[assignment]
-            append(node)  # type: ignore[arg-type]  # (a Node now)
+            append(
+                node_class(
+                    id=f"n{len(nodes)}",
+                    op=op,
+                    args={} if theta is None else {"theta": theta},
+                    vqs=vqs,
+                    metadata=meta,
+                )
+            )
 
     return emit
 
@@ -98,25 +66,21 @@ def new_node(
     guard: Guard | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Node:
-    """A :class:`~qmk.qvm.graph.Node` equal to ``Node(id=..., ...)``, made without
-    the frozen dataclass's per-field ``object.__setattr__`` (Node has no checks to run).
+    """``Node(id=..., ...)`` with positional arguments, for a front-end's hot loops.
 
     >>> new_node("n0", "APPLY_H", {}, ("q0",)) == Node(id="n0", op="APPLY_H", vqs=("q0",))
     True
     """
-    node = _NEW(Node)
-    s_id, s_op, s_args, s_vqs, s_chs, s_inputs, s_produces, s_caps, s_guard, s_meta = _SET
-    s_id(node, id)
-    s_op(node, op)
-    s_args(node, args)
-    s_vqs(node, vqs)
-    s_chs(node, ())
-    s_inputs(node, inputs)
-    s_produces(node, produces)
-    s_caps(node, ())
-    s_guard(node, guard)
-    s_meta(node, metadata)
-    return node
+    return Node(
+        id=id,
+        op=op,
+        args=args,
+        vqs=vqs,
+        produces=produces,
+        inputs=inputs,
+        guard=guard,
+        metadata=metadata,
+    )
 
 
 #: Gate name (lower case, as the engines name them) -> QVM op: the op table's gate ops.
@@ -248,20 +212,16 @@ class ProgramBuilder:
         nodes = self.nodes
         append = nodes.append
         meta = None if where is None else {"source": where}
-        s_id, s_op, s_args, s_vqs, s_chs, s_inputs, s_produces, s_caps, s_guard, s_meta = _SET
         for op, vqs, theta in steps:
-            node = _NEW(Node)
-            s_id(node, f"n{len(nodes)}")
-            s_op(node, op)
-            s_args(node, {} if theta is None else {"theta": theta})
-            s_vqs(node, vqs)
-            s_chs(node, ())
-            s_inputs(node, ())
-            s_produces(node, ())
-            s_caps(node, ())
-            s_guard(node, None)
-            s_meta(node, meta)
-            append(node)
+            append(
+                Node(
+                    id=f"n{len(nodes)}",
+                    op=op,
+                    args={} if theta is None else {"theta": theta},
+                    vqs=vqs,
+                    metadata=meta,
+                )
+            )
 
     def allocate(
         self, count: int, *, where: str | None = None, metadata: Mapping[str, Any] | None = None

@@ -45,6 +45,7 @@ from qmk.http.programs import needs_lowering, to_graph
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
 from qmk.http.stream import EventStreamResponse, json_response
 from qmk.http.tracing import Tracing
+from qmk.qvm.graph import GraphText
 
 ACCESS = logging.getLogger("qmk.http.access")
 JOBS = logging.getLogger("qmk.http.jobs")
@@ -434,16 +435,21 @@ class Api:
 
     async def _lower(
         self, tenant: str | None, program: Any, fmt: str | None
-    ) -> tuple[dict[str, Any], float]:
+    ) -> tuple[Mapping[str, Any], float]:
         """``program`` as a QVM graph, and the CPU seconds its lowering took (to charge
         to ``tenant`` once the submit is answered): program text is read and lowered off
-        the event loop within the graph cap."""
+        the event loop within the graph cap, and handed on as its compact text."""
         probe = self.hub.probe
         if tenant is None or not needs_lowering(program):
             return to_graph(program, fmt)[0], 0.0
         cap = probe.max_graph_nodes
-        (graph, _), spent = await probe.lower(tenant, lambda: to_graph(program, fmt, cap))
-        return graph, spent
+
+        def lower() -> GraphText:
+            # its compact text, written in the thread: the 300,000 objects of a
+            # 100,000-node graph's JSON die there, never on the event loop
+            return GraphText.of(to_graph(program, fmt, cap)[0])
+
+        return await probe.lower(tenant, lower)
 
     async def _tenant(self, session_id: str) -> str:
         """The session's tenant (checking the session)."""

@@ -66,6 +66,7 @@ from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
 from qmk.kernel.teleport import modules_up, spans
 from qmk.qvm.codes import BY_NAME
+from qmk.qvm.graph import GraphText, compact_text
 from qmk.rate import TokenBucket
 
 #: Most shots one job may ask for.
@@ -89,9 +90,12 @@ OFFLOAD_BYTES = 16 * OFFLOAD_NODES
 
 
 def _text_of(graph: Any) -> str:
-    """The submitted graph as compact JSON text (what is stored and run)."""
+    """The submitted graph as compact JSON text (what is stored and run): a
+    :class:`~qmk.qvm.graph.GraphText`'s own, or written a few hundred nodes at a time."""
+    if isinstance(graph, GraphText):
+        return graph.text
     try:
-        return json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return compact_text(graph)
     except (TypeError, ValueError) as exc:
         raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
 
@@ -738,11 +742,14 @@ class Admission:
 
     def _check_size(self, graph: Any) -> int:
         """The graph's node count, within ``max_graph_nodes``."""
-        if not isinstance(graph, Mapping):
+        if isinstance(graph, GraphText):
+            count = graph.nodes
+        elif not isinstance(graph, Mapping):
             raise ProgramError("graph must be a QVM JSON object", code=_UNREADABLE)
-        program = graph.get("program")
-        nodes = program.get("nodes") if isinstance(program, Mapping) else None
-        count = len(nodes) if isinstance(nodes, list) else 0
+        else:
+            program = graph.get("program")
+            nodes = program.get("nodes") if isinstance(program, Mapping) else None
+            count = len(nodes) if isinstance(nodes, list) else 0
         limit = self.config.max_graph_nodes
         if count > limit:
             raise QuotaError(

@@ -19,7 +19,10 @@ loop waits for it to take the GIL, which a thread already verifying a big graph 
 most of the time (a 0.3-0.5 s stall of the loop, measured, with asyncio's default pool).
 While work runs in them the cyclic garbage collector is paused (the work builds
 hundreds of thousands of objects and no cycles; a collection it set off would rescan the
-whole heap holding the GIL, the loop waiting).
+whole heap holding the GIL, the loop waiting), and the interpreter's switch interval is
+:data:`SWITCH_INTERVAL_S` (the loop, woken by a client, waits at most that long for the
+GIL that a thread verifying a big graph holds; Python's default, 5 ms, made every
+request under such work wait 5-6 ms, several times over), restored after.
 
 >>> from qmk.kernel.clock import ManualClock
 >>> from qmk.errors import QuotaError
@@ -38,11 +41,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from qmk.errors import QuotaError
 from qmk.kernel.clock import Clock
@@ -52,27 +56,35 @@ T = TypeVar("T")
 
 #: At most this many pieces of program work run in threads at once.
 THREADS = 2
+#: The interpreter's switch interval while program work runs (``sys.setswitchinterval``).
+SWITCH_INTERVAL_S = 0.001
 
 
 _collector = threading.Lock()
-_pausers = [0, True]  # threads in _collector_paused; whether the collector ran before
+# threads in _collector_paused; whether the collector ran before; the switch interval before
+_pausers: list[Any] = [0, True, 0.005]
 
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """The cyclic collector paused while any thread is inside (restored by the last)."""
+    """The cyclic collector paused, and the switch interval short, while any thread is
+    inside (both restored by the last)."""
     with _collector:
         if not _pausers[0]:
             _pausers[1] = gc.isenabled()
+            _pausers[2] = sys.getswitchinterval()
             gc.disable()
+            sys.setswitchinterval(min(SWITCH_INTERVAL_S, _pausers[2]))
         _pausers[0] += 1
     try:
         yield
     finally:
         with _collector:
             _pausers[0] -= 1
-            if not _pausers[0] and _pausers[1]:
-                gc.enable()
+            if not _pausers[0]:
+                sys.setswitchinterval(_pausers[2])
+                if _pausers[1]:
+                    gc.enable()
 
 
 class CpuBudget:
@@ -188,4 +200,4 @@ class CpuBudget:
         return len(self._buckets)
 
 
-__all__ = ["THREADS", "CpuBudget"]
+__all__ = ["SWITCH_INTERVAL_S", "THREADS", "CpuBudget"]

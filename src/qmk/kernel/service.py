@@ -62,6 +62,7 @@ from qmk.kernel.admission import Admission
 from qmk.kernel.assist import AssistDesk
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.billing import Outbox, invoice, usage_record
+from qmk.kernel.budget import CpuBudget
 from qmk.kernel.channels import STATES as CHANNEL_STATES
 from qmk.kernel.channels import ChannelTable, check_fidelity
 from qmk.kernel.clock import Clock, SystemClock
@@ -360,6 +361,16 @@ class Kernel:
             SessionError, AuthError: as every syscall's session check.
         """
         return self._session(session_id).tenant
+
+    def line_budget(self, session_id: str) -> tuple[CpuBudget, str] | None:
+        """The CPU budget and tenant that a big request line naming ``session_id`` is
+        weighed against and its decoding charged to (the JSON-RPC core asks before
+        decoding it); None for no live session (the call itself then says why)."""
+        try:
+            session = self._session(session_id)
+        except QMKError:
+            return None
+        return self.admission.cpu, session.tenant
 
     def _session(self, session_id: str) -> Session:
         self._check_open()

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
+import msgspec
+
 from qmk.qvm.errors import FormatError
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import canonical_op
@@ -96,16 +98,21 @@ class Guard:
         return self.terms[0].to_json()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Node:
+class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One operation of a program.
 
     ``args`` and ``metadata`` hold plain JSON values; treat them as read-only.
+
+    A node is not tracked by the cyclic garbage collector (``gc=False``): it holds
+    strings, tuples of strings, plain JSON and a guard, never anything that could lead
+    back to it, so it is in no cycle. A verified 100,000-node program kept by the kernel
+    is then 100,000 objects fewer for every full collection to walk (40-60 ms each,
+    holding the interpreter while other tenants' requests wait).
     """
 
     id: str
     op: str
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = msgspec.field(default_factory=dict)
     vqs: tuple[str, ...] = ()
     chs: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
@@ -504,6 +511,18 @@ def loads(text: str | bytes, *, source: str = "<input>", limits: Limits | None =
         return from_json(data, limits=limits)
     except FormatError as exc:
         raise exc.located(source) from None
+    finally:
+        _free_nodes(data)
+
+
+def _free_nodes(data: Any) -> None:
+    """Free parsed nodes a few hundred at a time: the last reference to a 100,000-node
+    list frees 300,000 objects in one call (10-15 ms with the interpreter held, other
+    threads waiting); in pieces, they may run between."""
+    program = data.get("program") if type(data) is dict else None
+    nodes = program.get("nodes") if type(program) is dict else None
+    while type(nodes) is list and nodes:
+        del nodes[-COMPACT_PIECE:]
 
 
 def read_bytes(path: str | Path, *, limits: Limits | None = None) -> bytes:
@@ -577,3 +596,78 @@ def is_finite_number(value: Any) -> TypeGuard[int | float]:
     """True for an int or a finite float, and False for bools (JSON keeps them apart)."""
     kind = type(value)
     return kind is int or (kind is float and math.isfinite(value))
+
+
+# --------------------------------------------------------------------------- compact text
+
+#: Nodes encoded per piece by :func:`compact_text` (between pieces another thread may
+#: take the interpreter: one ``json.dumps`` of 100,000 nodes holds it 100-150 ms).
+COMPACT_PIECE = 512
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def compact_text(graph: Any) -> str:
+    """``json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``,
+    the same text, but written a few hundred nodes at a time, so a thread writing a
+    100,000-node graph lets the others run between pieces.
+
+    >>> g = {"version": "0.2", "program": {"nodes": [{"id": "a", "op": "APPLY_X"}]}}
+    >>> compact_text(g) == json.dumps(g, separators=(",", ":"), ensure_ascii=False)
+    True
+
+    Raises:
+        TypeError, ValueError: as ``json.dumps``: a value that is not plain JSON.
+    """
+    program = graph.get("program") if type(graph) is dict else None
+    nodes = program.get("nodes") if type(program) is dict else None
+    if program is None or type(nodes) is not list or len(nodes) <= COMPACT_PIECE:
+        return _COMPACT.encode(graph)
+    marker = f"\x00nodes-{id(nodes):x}\x00"
+    shell = {**graph, "program": {**program, "nodes": marker}}
+    head, found, tail = _COMPACT.encode(shell).partition(_COMPACT.encode(marker))
+    if not found:  # pragma: no cover - a marker is in the text it was put in
+        return _COMPACT.encode(graph)
+    pieces = [head, "["]
+    for start in range(0, len(nodes), COMPACT_PIECE):
+        part = _COMPACT.encode(nodes[start : start + COMPACT_PIECE])
+        pieces.append(part[1:-1] if start == 0 else "," + part[1:-1])
+    pieces += ["]", tail]
+    return "".join(pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphText(Mapping[str, Any]):
+    """A submitted graph kept as its compact JSON text (:func:`compact_text`) and its node
+    count, so a 100,000-node graph travels from the wire to the verifier as one string
+    instead of 300,000 Python objects (each a stall of the cyclic collector while alive).
+
+    It is a read-only mapping, so code that reads a graph as JSON data still can (the
+    text is parsed on such a read, each time); the kernel reads :attr:`text`.
+
+    >>> g = GraphText.of({"version": "0.2", "program": {"nodes": []}})
+    >>> g.text, g.nodes, g["version"]
+    ('{"version":"0.2","program":{"nodes":[]}}', 0, '0.2')
+    """
+
+    text: str
+    nodes: int
+
+    @classmethod
+    def of(cls, graph: Mapping[str, Any]) -> GraphText:
+        """The compact text of decoded graph JSON (raises as :func:`compact_text`)."""
+        program = graph.get("program")
+        nodes = program.get("nodes") if isinstance(program, Mapping) else None
+        return cls(compact_text(graph), len(nodes) if isinstance(nodes, list) else 0)
+
+    def _data(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.text)
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())

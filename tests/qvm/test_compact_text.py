@@ -1,0 +1,73 @@
+"""A graph's compact JSON text written in pieces, and :class:`GraphText` (issue 32,
+item 5): the same text ``json.dumps`` writes in one call, so stored graphs, digests and
+caches see no difference."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from qmk.qvm.graph import COMPACT_PIECE, GraphText, compact_text, loads
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def graph(nodes: int, **extra: Any) -> dict[str, Any]:
+    body = [{"id": "a", "op": "ALLOC_LQ", "args": {"n": 1}, "vqs": ["q"]}]
+    body += [
+        {"id": f"x{i}é", "op": "APPLY_RZ", "args": {"theta": i / 7}, "vqs": ["q"]}
+        for i in range(nodes - 3)
+    ]
+    body += [
+        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["m"]},
+        {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
+    ]
+    return {
+        "version": "0.2",
+        **extra,
+        "program": {"nodes": body},
+        "resources": {"vqs": ["q"], "chs": [], "events": ["m"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+@pytest.mark.parametrize(
+    "nodes", [3, COMPACT_PIECE, COMPACT_PIECE + 1, 2 * COMPACT_PIECE, 5 * COMPACT_PIECE + 17]
+)
+def test_compact_text_is_json_dumps_text_at_every_size(nodes: int) -> None:
+    value = graph(nodes, description='ü "quoted" \x00nodes\x00')
+    assert compact_text(value) == dumps(value)
+    assert json.loads(compact_text(value)) == value
+
+
+def test_compact_text_keeps_any_key_order_and_leaves_other_values_to_json_dumps() -> None:
+    value = graph(3 * COMPACT_PIECE)
+    reordered = {"caps": value["caps"], "program": value["program"], "version": "0.2"}
+    assert compact_text(reordered) == dumps(reordered)
+    for other in ([1, 2], "text", {"program": "x"}, {"program": {"nodes": 3}}):
+        assert compact_text(other) == dumps(other)
+
+
+def test_compact_text_refuses_what_json_dumps_refuses() -> None:
+    value = graph(2 * COMPACT_PIECE)
+    value["program"]["nodes"][-5]["args"] = {"theta": math.nan}
+    with pytest.raises(ValueError):
+        compact_text(value)
+    value["program"]["nodes"][-5]["args"] = {"theta": object()}
+    with pytest.raises(TypeError):
+        compact_text(value)
+
+
+def test_graph_text_round_trips_and_reads_as_the_graph() -> None:
+    value = graph(2 * COMPACT_PIECE + 3)
+    text = GraphText.of(value)
+    assert text.text == dumps(value)
+    assert text.nodes == 2 * COMPACT_PIECE + 3
+    assert dict(text) == value
+    assert text["caps"] == ["CAP_ALLOC"]
+    assert len(loads(text.text).nodes) == text.nodes
