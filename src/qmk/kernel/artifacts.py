@@ -34,6 +34,7 @@ import json
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,17 @@ class Index(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
+@dataclass(slots=True)
+class _Live:
+    """What :meth:`Artifacts.part` holds of one artifact of a running job: the records
+    not yet sent (fewer than a part), the shots sent or held, the next part's number."""
+
+    total: int
+    held: list[Any] = field(default_factory=list)
+    sent: set[Any] = field(default_factory=set)
+    part: int = 0
+
+
 class Artifacts:
     """The artifacts the kernel keeps: per job, each tenant's bytes, their expiry.
 
@@ -114,6 +126,7 @@ class Artifacts:
         #: Each job's index.
         self.indexes: dict[str, Index] = {}
         self._memory: dict[tuple[str, str], bytes] = {}
+        self._live: dict[tuple[str, str], _Live] = {}  # (job, artifact) -> parts sent
         #: Bytes stored, by tenant.
         self.usage: Counter[str] = Counter()
         if directory is not None and directory.is_dir():
@@ -135,27 +148,75 @@ class Artifacts:
         """Whether ``tenant``'s artifacts fill its quota."""
         return self.usage[tenant] >= self.limit_bytes(tenant)
 
+    def _send(
+        self,
+        job_id: str,
+        tenant: str,
+        artifact: dict[str, Any],
+        part: int,
+        parts: int,
+        records: list[Any],
+    ) -> None:
+        record = {
+            "seq": self.audit.seq,
+            "ts": round(time.time(), 6),
+            "event": "stream",
+            "tenant": tenant,
+            "job_id": job_id,
+            "artifact": artifact["name"],
+            "kind": artifact["kind"],
+            "part": part,
+            "parts": parts,
+            "records": records,
+        }
+        for listener in self.audit.listeners:
+            try:
+                listener(record)
+            except Exception:  # a listener's failure is its own (the audit log's rule)
+                continue
+
+    def part(self, job_id: str, tenant: str, artifact: dict[str, Any], total: int) -> None:
+        """Stream records of a running job's artifact (``{"name", "kind", "records"}``;
+        each record names its ``shot``) as they come from its worker, in parts of
+        :data:`PART_RECORDS`; ``total``: the records the artifact will hold (the job's
+        shots), which fixes ``parts``. A part whose records were all sent already (a
+        chunk drawn again by a later attempt) is not sent again; :meth:`take` sends the
+        rest when the job ends."""
+        live = self._live.setdefault((job_id, artifact["name"]), _Live(total=total))
+        fresh = [r for r in artifact["records"] if r.get("shot") not in live.sent]
+        live.sent.update(r.get("shot") for r in fresh)
+        live.held.extend(fresh)
+        self._flush(job_id, tenant, artifact, live, final=False)
+
+    def _flush(
+        self, job_id: str, tenant: str, artifact: dict[str, Any], live: _Live, *, final: bool
+    ) -> None:
+        parts = max(
+            1, -(-live.total // PART_RECORDS), live.part + -(-len(live.held) // PART_RECORDS)
+        )
+        while len(live.held) >= PART_RECORDS or (final and (live.held or live.part == 0)):
+            records = live.held[:PART_RECORDS]
+            del live.held[:PART_RECORDS]
+            self._send(job_id, tenant, artifact, live.part, parts, records)
+            live.part += 1
+
+    def forget(self, job_id: str) -> None:
+        """Drop what :meth:`part` holds of ``job_id`` (it ended without a result)."""
+        for key in [k for k in self._live if k[0] == job_id]:
+            del self._live[key]
+
     def _stream(self, job_id: str, tenant: str, artifact: dict[str, Any]) -> None:
+        """Send the records of ``artifact`` that :meth:`part` did not (all of them for an
+        artifact it never saw)."""
+        live = self._live.pop((job_id, artifact["name"]), None)
         records = artifact["records"]
-        parts = max(1, -(-len(records) // PART_RECORDS))
-        for part in range(parts):
-            record = {
-                "seq": self.audit.seq,
-                "ts": round(time.time(), 6),
-                "event": "stream",
-                "tenant": tenant,
-                "job_id": job_id,
-                "artifact": artifact["name"],
-                "kind": artifact["kind"],
-                "part": part,
-                "parts": parts,
-                "records": records[part * PART_RECORDS : (part + 1) * PART_RECORDS],
-            }
-            for listener in self.audit.listeners:
-                try:
-                    listener(record)
-                except Exception:  # a listener's failure is its own (the audit log's rule)
-                    continue
+        if live is None:
+            live = _Live(total=len(records))
+        live.held.extend(
+            r for r in records if not isinstance(r, dict) or r.get("shot") not in live.sent
+        )
+        live.total = max(live.total, len(records))
+        self._flush(job_id, tenant, artifact, live, final=True)
 
     def take(self, job_id: str, tenant: str, artifacts: list[dict[str, Any]], now: float) -> Index:
         """Stream, store (within the tenant's quota) and index a finished job's artifacts."""
@@ -184,6 +245,7 @@ class Artifacts:
                 self._memory[(job_id, artifact["name"])] = data
             kept.append(entry)
             self.usage[tenant] += len(data)
+        self.forget(job_id)
         index = Index(
             job_id=job_id,
             tenant=tenant,

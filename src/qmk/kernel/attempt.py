@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from qmk.execution.request import RunRequest
+from qmk.kernel.artifacts import PART_RECORDS
 from qmk.kernel.control import WorkerControl
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.jobs import DEVICE_CAP
@@ -161,6 +162,7 @@ def run_device_job(attempt: Attempt, *, control: WorkerControl | None = None) ->
             strict_timing=bool(stored.get("strict_timing")),
             control=control,
             resume=attempt.resume_state(),
+            on_shots=_shots_streamer(stored),
         )
         artifacts = _device_artifacts(stored, result)
     except Suspended as stop:
@@ -171,6 +173,36 @@ def run_device_job(attempt: Attempt, *, control: WorkerControl | None = None) ->
     if artifacts and outcome.get("ok"):
         outcome["artifacts"] = artifacts
     return outcome
+
+
+def _shots_streamer(stored: dict[str, Any]) -> Callable[[list[Any]], None] | None:
+    """The ``on_shots`` of a device job that streams its ``measurements``: the records of
+    each chunk of shots go to the kernel as notes while the job runs
+    (``{"stream": {"artifact", "kind", "records"}}``, whole parts of
+    :data:`~qmk.kernel.artifacts.PART_RECORDS` records; the rest comes with the result),
+    for :meth:`qmk.kernel.artifacts.Artifacts.part`. None: nothing to stream, or no
+    kernel to send to (a worker outside a pool)."""
+    from qmk.kernel.pool import current_link
+
+    link = current_link()
+    spec = stored.get("stream")
+    if link is None or not spec:
+        return None
+    from qmk.devices.neutral_atom.streams import parse_spec
+
+    if not parse_spec(spec).measurements:
+        return None
+    pending: list[dict[str, Any]] = []
+
+    def on_shots(records: list[dict[str, Any]]) -> None:
+        pending.extend(records)
+        whole = len(pending) - len(pending) % PART_RECORDS
+        if whole:
+            part = {"artifact": "measurements", "kind": "measurements", "records": pending[:whole]}
+            del pending[:whole]
+            link.notify({"stream": part})
+
+    return on_shots
 
 
 def _device_artifacts(stored: dict[str, Any], result: Any) -> list[dict[str, Any]]:

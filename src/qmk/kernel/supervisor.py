@@ -486,6 +486,7 @@ class Supervisor:
             fields["stored_sha256"] = job.result.sha256
         self._transition(job, state, **({"reason": reason} if reason else {}), **fields)
         self.ledger.job_ended(job)  # in the transaction of the end state
+        self.artifacts.forget(job.job_id)  # parts streamed while it ran, if it had no result
         self.jobs.pop(job.job_id, None)
         self._remember(job)
         self.queue.remove(job.job_id)
@@ -530,14 +531,24 @@ class Supervisor:
         self.checkpoints.attempt_ended(job)
 
     def _noted(self, job: Job, run: _Running, note: Any) -> None:
-        """A running job saved its execution state (a note from its worker): record the
-        checkpoint and answer the q_checkpoint waiting for it."""
+        """A note from a running job's worker: it saved its execution state (record the
+        checkpoint and answer the q_checkpoint waiting for it), or a device job sent
+        records of an artifact it streams (:meth:`Artifacts.part`)."""
         if threading.get_ident() != self._thread_id:  # a pool driven by its own thread
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._noted, job, run, note)
             return
         if self.running.get(job.job_id) is not run or not isinstance(note, dict):
             return  # stopped meanwhile: the kernel no longer follows this attempt
+        streamed = note.get("stream")
+        if isinstance(streamed, dict):
+            artifact = {
+                "name": streamed.get("artifact"),
+                "kind": streamed.get("kind"),
+                "records": list(streamed.get("records") or ()),
+            }
+            self.artifacts.part(job.job_id, job.tenant, artifact, total=job.shots)
+            return
         physics = None if run.work is None else run.work.request.physics()
         self.checkpoints.saved(job, {**note, "physics": physics})
 
@@ -732,7 +743,8 @@ class Supervisor:
         run = _Running(future=future, attempt=job.attempts, work=attempt)
         self.running[job.job_id] = run
         assert job.started_at is not None  # set by _start
-        if self.checkpoints.requestable:
+        streams = job.policy.device is not None and hasattr(self.pool, "listen")
+        if self.checkpoints.requestable or streams:  # checkpoints; a device job's streams
             self.pool.listen(future, lambda note: self._noted(job, run, note))
         run.task = self._spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
 

@@ -22,7 +22,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from qmk.devices.neutral_atom.job import AUTO, STABILIZER, STATEVECTOR, Job, par
 from qmk.devices.neutral_atom.profiles import Profile
 from qmk.devices.neutral_atom.schedule import Timeline
 from qmk.devices.neutral_atom.shots import BatchProgram, batch_program, execute
+from qmk.devices.neutral_atom.streams import shot_records
 from qmk.devices.neutral_atom.validate import VALIDATORS, validate_job
 from qmk.execution.branches import ExecutionState
 from qmk.execution.trajectories import Control
@@ -157,6 +158,7 @@ def run_job(
     strict_timing: bool = False,
     control: Control | None = None,
     resume: ExecutionState | str | os.PathLike[str] | None = None,
+    on_shots: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Result:
     """Run a job (its wire form, or a parsed :class:`Job`) on the emulator.
 
@@ -173,6 +175,10 @@ def run_job(
             worker): see :mod:`.shots`.
         resume: a state (or its file) such a control saved: the job goes on from there
             and gives the bits of a run that never stopped.
+        on_shots: called after each chunk of shots of a digital job (:func:`.shots.execute`)
+            with their ``measurements`` records (:func:`.streams.shot_records`), as the
+            result will hold them: a kernel job's streamed measurements. An analog job
+            draws its shots at once: it is never called.
 
     Raises:
         DeviceError: a ``QD`` code: the job, a hardware violation, or a backend that
@@ -219,7 +225,16 @@ def run_job(
     )
     validated = time.perf_counter()
     bits, stats = execute(
-        parsed, circuit, chosen, run_seed, control=control, resume=resume, key=key
+        parsed,
+        circuit,
+        chosen,
+        run_seed,
+        control=control,
+        resume=resume,
+        key=key,
+        on_chunk=None
+        if on_shots is None
+        else lambda rows, bits: on_shots(shot_records(circuit.records, rows.tolist(), bits)),
     )
     finished = time.perf_counter()
     noise_ops = sum(1 for s in circuit.steps if s.kind is StepKind.NOISE)

@@ -17,7 +17,9 @@ backend; the seed fixes every draw).
    statevector engine, its shots split between the outcomes of a mid-circuit measurement
    or reset as they fall, and measurements at the end are sampled from the final state;
    amplitude damping is the measured ancilla of its Stinespring dilation.
-3. Readout flips are applied to the recorded bits.
+3. Readout flips are applied to the recorded bits. They are drawn (with the lost cells)
+   right after the losses, before any shot, so each chunk's shots can be finished, and
+   handed to ``on_chunk`` (a kernel job's streamed measurements), as soon as it is drawn.
 
 **Pause points.** A group's shots are drawn in chunks of :data:`CHUNK_SHOTS` (chunk 0
 with the group's seed, so a group of at most that many shots is drawn as it always was;
@@ -36,7 +38,7 @@ from __future__ import annotations
 import functools
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -506,8 +508,61 @@ def _stabilizer_batch() -> BatchCompiler:
     return compiler
 
 
-def _mask_lost(circuit: Circuit, losses: _Losses, bits: np.ndarray) -> int:
-    """Write -1 into the bits of atoms lost at or before their measurement; how many."""
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    """What turns raw bits into recorded bits, drawn before any shot is: the readout
+    flips (candidates at the larger rate, each with its uniform draw, kept at the rate
+    of the bit it would flip) and the cells of lost atoms (``-1``). Drawn first, so a
+    chunk's shots can be finished as soon as they are drawn (:func:`execute`'s
+    ``on_chunk``) and give the bits of the whole run."""
+
+    shots: int
+    n_bits: int
+    p01: float
+    p10: float
+    hits: np.ndarray  # flat positions: shot * n_bits + column
+    draws: np.ndarray  # a uniform draw per hit
+    lost_shot: np.ndarray  # the (shot, column) cells of lost atoms
+    lost_column: np.ndarray
+
+    def apply(self, raw: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The recorded bits (int8, -1 lost) of ``raw``: every shot's raw bits, or
+        (``rows``, ascending) those shots' only."""
+        bits = raw.astype(np.int8)
+        hits, draws, lost_shot, lost_column = (
+            self.hits,
+            self.draws,
+            self.lost_shot,
+            self.lost_column,
+        )
+        if rows is not None:
+            chosen = np.zeros(self.shots, dtype=bool)
+            chosen[rows] = True
+            if len(hits):
+                pick = chosen[hits // self.n_bits]
+                hits, draws = hits[pick], draws[pick]
+            pick = chosen[lost_shot]
+            lost_shot, lost_column = lost_shot[pick], lost_column[pick]
+        if len(hits):
+            shot, column = np.divmod(hits, self.n_bits)
+            at = shot if rows is None else np.searchsorted(rows, shot)
+            rate = np.where(bits[at, column] == 1, self.p10, self.p01) / max(self.p01, self.p10)
+            flip = draws < rate
+            bits[at[flip], column[flip]] ^= 1
+        if len(lost_shot):
+            at = lost_shot if rows is None else np.searchsorted(rows, lost_shot)
+            bits[at, lost_column] = -1
+        return bits
+
+
+def _finish_of(circuit: Circuit, losses: _Losses, shots: int, rng: np.random.Generator) -> _Finish:
+    """The readout flips (drawn from ``rng``) and lost cells of a run of ``shots``."""
+    p01, p10 = circuit.readout
+    hits: np.ndarray = np.zeros(0, dtype=np.int64)
+    draws: np.ndarray = np.zeros(0)
+    if p01 > 0 or p10 > 0:
+        hits = _bernoulli(rng, max(p01, p10), shots * circuit.n_bits)
+        draws = rng.random(len(hits))
     by_atom: dict[int, list[tuple[int, int]]] = {}
     for k, s in enumerate(circuit.steps):
         if s.record >= 0:
@@ -519,10 +574,17 @@ def _mask_lost(circuit: Circuit, losses: _Losses, bits: np.ndarray) -> int:
         for k, column in by_atom.get(atom, ()):
             if step <= k:
                 cells.add((shot, column))
-    if cells:
-        rows, columns = zip(*cells, strict=True)
-        bits[list(rows), list(columns)] = -1
-    return len(cells)
+    ordered = sorted(cells)
+    return _Finish(
+        shots=shots,
+        n_bits=circuit.n_bits,
+        p01=p01,
+        p10=p10,
+        hits=hits,
+        draws=draws,
+        lost_shot=np.array([c[0] for c in ordered], dtype=np.int64),
+        lost_column=np.array([c[1] for c in ordered], dtype=np.int64),
+    )
 
 
 def _groups(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -551,11 +613,15 @@ def execute(
     control: Control | None = None,
     resume: ExecutionState | None = None,
     key: str = "",
+    on_chunk: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Every shot's recorded bits (int8, -1 lost) of ``circuit`` on ``backend``, and stats.
 
     ``control`` is asked between every two chunks of shots (the module docstring);
-    ``resume`` is a state it saved, of the run whose digest is ``key``.
+    ``resume`` is a state it saved, of the run whose digest is ``key``. ``on_chunk``
+    is called after each chunk with its shots (ascending indices) and their recorded
+    bits, as the result will have them (a chunk drawn before ``resume``'s state is not
+    told again).
 
     Raises:
         Suspended: the control asked the job to stop; its state was saved first.
@@ -564,6 +630,7 @@ def execute(
     shots = job.shots
     classical = np.random.default_rng(_seed(seed, 0))
     losses = _draw_losses(circuit, shots, classical)
+    finish = _finish_of(circuit, losses, shots, classical)
     gate_steps = losses.gate_steps
     patterns, inverse = _groups(losses.skipped)
     chunks: list[tuple[int, int, np.ndarray]] = []  # (group, chunk of it, its shots)
@@ -598,6 +665,8 @@ def execute(
             raw[rows] = _run_statevector(
                 circuit, _active(circuit, skipped), len(rows), chunk_seed, stats, engine
             )
+        if on_chunk is not None and len(rows):
+            on_chunk(rows, finish.apply(raw[rows], rows))
         if control is None or done == len(chunks):
             continue
         pause_between_chunks(
@@ -614,17 +683,8 @@ def execute(
         stats["checkpoints"] = progress.checkpoints
         stats["preempted_at_epochs"] = list(progress.preempted_at_epochs or ())
         stats["resumed_from_epoch"] = progress.resumed_from_epoch
-    bits = raw.astype(np.int8)
-    p01, p10 = circuit.readout
-    if p01 > 0 or p10 > 0:
-        # Candidates at the larger rate, kept at the rate of the bit they would flip.
-        top = max(p01, p10)
-        flat = bits.reshape(-1)
-        hits = _bernoulli(classical, top, flat.size)
-        rate = np.where(flat[hits] == 1, p10, p01) / top
-        hits = hits[classical.random(len(hits)) < rate]
-        flat[hits] ^= 1
-    lost_bits = _mask_lost(circuit, losses, bits)
+    bits = finish.apply(raw)
+    lost_bits = len(finish.lost_shot)
     mode = (
         "stim-batch"
         if backend == STABILIZER

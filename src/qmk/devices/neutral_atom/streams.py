@@ -30,6 +30,7 @@ job's artifacts and sends their records over its event stream in parts
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -213,6 +214,25 @@ def _pulses(job: Job, result: Result) -> list[dict[str, Any]]:
     return records
 
 
+def shot_records(
+    records: Sequence[tuple[int, tuple[int, ...]]], shots: Iterable[int], bits: np.ndarray
+) -> list[dict[str, Any]]:
+    """The ``measurements`` records of ``shots`` whose recorded bits are ``bits`` (a row
+    each, columns in program order; ``records``: each Measure's index and targets).
+
+    >>> shot_records([(1, (0, 1))], [4], np.array([[1, -1]], dtype=np.int8))
+    [{'shot': 4, 'measurements': [{'targets': [0, 1], 'bits': [1, -1]}]}]
+    """
+    out = []
+    for shot, row in zip(shots, bits.tolist(), strict=True):
+        measured, column = [], 0
+        for _, targets in records:
+            measured.append({"targets": list(targets), "bits": row[column : column + len(targets)]})
+            column += len(targets)
+        out.append({"shot": int(shot), "measurements": measured})
+    return out
+
+
 def artifacts(job: Job, result: Result, spec: StreamSpec) -> list[dict[str, Any]]:
     """The artifacts ``spec`` asks for, of ``job`` (parsed) and its ``result``.
 
@@ -222,12 +242,7 @@ def artifacts(job: Job, result: Result, spec: StreamSpec) -> list[dict[str, Any]
     check(job, spec)
     out: list[dict[str, Any]] = []
     if spec.measurements:
-        rows = result.measurements()
-        per_shot = len(result.records)
-        shots = [
-            {"shot": s, "measurements": rows[s * per_shot : (s + 1) * per_shot]}
-            for s in range(result.shots)
-        ]
+        shots = shot_records(result.records, range(result.shots), result.bits)
         out.append({"name": "measurements", "kind": "measurements", "records": shots})
     if spec.pulses:
         out.append({"name": "pulses", "kind": "pulses", "records": _pulses(job, result)})
@@ -266,4 +281,5 @@ __all__ = [
     "artifacts",
     "check",
     "parse_spec",
+    "shot_records",
 ]
