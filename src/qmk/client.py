@@ -43,7 +43,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,7 @@ from qmk.abi.errors import (
     ConnectionClosed,
     rpc_error,
 )
-from qmk.abi.methods import METHODS, MethodSpec, SupportsJson, bind_params
+from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, SupportsJson, bind_params
 from qmk.errors import QMKError, SessionError, SessionExpired, syscall_error
 from qmk.qvm.ops import CAPABILITIES
 
@@ -78,6 +79,13 @@ DEFAULT_CAPS: tuple[str, ...] = tuple(CAPABILITIES)
 DEFAULT_MAX_REPLY = 64 * 1024 * 1024
 #: Extra seconds a q_wait call may take beyond its ``timeout_ms``.
 WAIT_MARGIN_S = 5.0
+#: A watch's notification, and its last event (:mod:`qmk.abi.watch`).
+EVENT, END = "q_event", "end"
+
+
+def _spec(method: str) -> MethodSpec:
+    """The table entry of ``method``: a syscall, or a socket-only method (``q_watch``)."""
+    return METHODS[method] if method in METHODS else SOCKET_METHODS[method]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,6 +242,41 @@ class ClientCore:
         return self._next_id, text.encode("utf-8") + b"\n"
 
     @staticmethod
+    def event_of(line: bytes) -> dict[str, Any] | None:
+        """The params of a ``q_event`` notification line (a watch's event), or None
+        for a reply.
+
+        >>> ClientCore.event_of(b'{"jsonrpc":"2.0","method":"q_event","params":{"watch_id":"w1"}}')
+        {'watch_id': 'w1'}
+        >>> ClientCore.event_of(b'{"jsonrpc":"2.0","id":1,"result":{}}') is None
+        True
+        """
+        if b'"method"' not in line[:64]:  # a reply's head holds its id, not a method
+            return None
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise BadResponse(f"the server sent a line that is not JSON: {line[:80]!r}") from None
+        if not isinstance(message, dict) or "id" in message or message.get("method") != EVENT:
+            return None
+        params = message.get("params")
+        if not isinstance(params, dict) or not isinstance(params.get("watch_id"), str):
+            raise BadResponse(f"the server sent a malformed {EVENT}: {line[:80]!r}")
+        return params
+
+    @staticmethod
+    def watched(params: dict[str, Any]) -> dict[str, Any]:
+        """A ``q_event``'s event as a watch yields it: ``{event, seq, data}``.
+
+        Raises:
+            QMKError: the watch ended with an error (``end``, reason ``error``).
+        """
+        data = params.get("data")
+        if params.get("event") == END and isinstance(data, dict) and data.get("reason") == "error":
+            raise ClientCore.error(data.get("error"))
+        return {"event": params.get("event"), "seq": params.get("seq"), "data": data}
+
+    @staticmethod
     def reply_id(line: bytes) -> tuple[Any, dict[str, Any]]:
         """The id and object of a reply line.
 
@@ -367,6 +410,7 @@ class Client(BlockingSession, SyscallMethods[dict[str, Any]]):
         self.max_reply = max_reply
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
+        self._events: deque[dict[str, Any]] = deque()  # watches' events read meanwhile
 
     @classmethod
     def connect(
@@ -389,7 +433,7 @@ class Client(BlockingSession, SyscallMethods[dict[str, Any]]):
         return client
 
     def _call(self, method: str, params: dict[str, Any]) -> Any:
-        spec = METHODS[method]
+        spec = _spec(method)
         for attempt in (0, 1):
             sent = self.core.params(spec, params)
             request_id, line = self.core.request(method, sent)
@@ -424,14 +468,83 @@ class Client(BlockingSession, SyscallMethods[dict[str, Any]]):
         self._buffer.clear()
         return sock
 
+    def watch(
+        self,
+        job_id: str,
+        streams: Sequence[str] | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """A job's events as they come (``q_watch``), through its ``end``: each
+        ``{event, seq, data}`` (:mod:`qmk.abi.watch`); ``streams`` names the artifacts
+        whose stream parts come (None: all). Leaving the loop early ends the watch
+        (``q_unwatch``). Other calls may be made meanwhile on this client. An event
+        waits at most the call timeout (a running job sends ``progress`` every 2 s).
+
+        Raises:
+            QMKError: what ``q_watch`` refuses (``QS1006`` past the stream limits), or
+                the error the watch ended with.
+        """
+        params: dict[str, Any] = {
+            "job_id": job_id,
+            "streams": None if streams is None else list(streams),
+        }
+        if session_id is not None:
+            params["session_id"] = session_id
+        watch_id = self._call("q_watch", params)["watch_id"]
+        ended = False
+        try:
+            while True:
+                event = ClientCore.watched(self._next_event(watch_id))
+                if event["event"] == END:
+                    ended = True
+                yield event
+                if ended:
+                    return
+        finally:
+            if not ended and self._sock is not None:
+                with contextlib.suppress(QMKError):
+                    unwatch = {"watch_id": watch_id, "session_id": session_id}
+                    self._call("q_unwatch", unwatch)
+                    self._events = deque(e for e in self._events if e["watch_id"] != watch_id)
+
+    def _next_event(self, watch_id: str) -> dict[str, Any]:
+        """The next event of ``watch_id``: one read meanwhile, else the next from the wire."""
+        for index, params in enumerate(self._events):
+            if params["watch_id"] == watch_id:
+                del self._events[index]
+                return params
+        if self._sock is None:
+            raise ConnectionClosed(f"{self.address}: the connection of the watch is closed")
+        while True:
+            line = self._exchange(None, self.timeout.call)
+            event = ClientCore.event_of(line)
+            if event is None:
+                self.close()
+                raise BadResponse(f"a reply to no call came while watching: {line[:80]!r}")
+            if event["watch_id"] == watch_id:
+                return event
+            self._events.append(event)
+
     def _roundtrip(self, line: bytes, timeout: float | None) -> bytes:
+        while True:  # a watch's events that come before the reply wait for the watch
+            reply = self._exchange(line, timeout)
+            line = b""
+            params = ClientCore.event_of(reply)
+            if params is None:
+                return reply
+            self._events.append(params)
+
+    def _exchange(self, line: bytes | None, timeout: float | None) -> bytes:
+        """Send ``line`` (if any), then read one line."""
         if self._sock is None:
             self._sock = self._connect()
         sock = self._sock
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             sock.settimeout(timeout)
-            sock.sendall(line)
+            if line:
+                sock.sendall(line)
             while True:
                 end = self._buffer.find(b"\n")
                 if end >= 0:
@@ -499,6 +612,7 @@ class AsyncClient(SyscallMethods[Awaitable[dict[str, Any]]]):
         self._connecting = asyncio.Lock()
         self._outgoing: list[bytes] = []  # request lines written together at a turn's end
         self._flush_scheduled = False
+        self._watches: dict[str, asyncio.Queue[dict[str, Any]]] = {}  # events by watch
 
     @classmethod
     async def connect(
@@ -530,8 +644,46 @@ class AsyncClient(SyscallMethods[Awaitable[dict[str, Any]]]):
         self.core.remember(session, credentials)
         return session
 
+    async def watch(
+        self,
+        job_id: str,
+        streams: Sequence[str] | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`Client.watch` for asyncio: ``async for event in client.watch(job_id)``.
+        The client's reader keeps each watch's events until the loop takes them."""
+        params: dict[str, Any] = {
+            "job_id": job_id,
+            "streams": None if streams is None else list(streams),
+        }
+        if session_id is not None:
+            params["session_id"] = session_id
+        watch_id = (await self._call("q_watch", params))["watch_id"]
+        queue = self._watches.setdefault(watch_id, asyncio.Queue())
+        ended = False
+        try:
+            while True:
+                async with aio.timeout(self.timeout.call):
+                    params = await queue.get()
+                if not params:  # the connection closed
+                    raise ConnectionClosed(f"{self.address}: the server closed the connection")
+                event = ClientCore.watched(params)
+                if event["event"] == END:
+                    ended = True
+                yield event
+                if ended:
+                    return
+        except TimeoutError:
+            raise CallTimeout(f"{self.address}: no event within {self.timeout.call} s") from None
+        finally:
+            self._watches.pop(watch_id, None)
+            if not ended and self._writer is not None:
+                with contextlib.suppress(QMKError):
+                    await self._call("q_unwatch", {"watch_id": watch_id, "session_id": session_id})
+
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
-        spec = METHODS[method]
+        spec = _spec(method)
         for attempt in (0, 1):
             sent = self.core.params(spec, params)
             request_id, line = self.core.request(method, sent)
@@ -584,6 +736,12 @@ class AsyncClient(SyscallMethods[Awaitable[dict[str, Any]]]):
                     failure = BadResponse(f"a reply line is longer than {self.max_reply} bytes")
                     break
                 try:
+                    event = ClientCore.event_of(line)
+                    if event is not None:  # a watch's: its queue (made here if first)
+                        self._watches.setdefault(event["watch_id"], asyncio.Queue()).put_nowait(
+                            event
+                        )
+                        continue
                     reply_id, reply = ClientCore.reply_id(line)
                 except BadResponse as exc:
                     failure = exc
@@ -596,6 +754,8 @@ class AsyncClient(SyscallMethods[Awaitable[dict[str, Any]]]):
                     break
         finally:
             self._fail_pending(failure)
+            for queue in self._watches.values():
+                queue.put_nowait({})  # the watches end: the connection is gone
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None

@@ -63,7 +63,7 @@ from qmk.abi.errors import (
     ParseError,
     RpcError,
 )
-from qmk.abi.methods import METHODS, MethodSpec, bind_params
+from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params
 from qmk.errors import InvalidArgument, QMKError, SyscallError
 from qmk.qvm.graph import COMPACT_PIECE, GraphText
 
@@ -348,9 +348,13 @@ class Caller:
         authenticated: a request of this connection has succeeded. Every method but
             ``q_negotiate_caps`` needs a valid session, and that one a valid key, so a
             success proves that the connection holds one or the other.
+        watches: the connection's watches (:class:`qmk.abi.watch.ConnectionWatches`),
+            which answer the socket-only methods (:data:`~qmk.abi.methods.SOCKET_METHODS`);
+            None: a wire that has none.
     """
 
     authenticated: bool = False
+    watches: Any = None
 
 
 def _marked(value: Any, default: Callable[[Any], Any] | None) -> tuple[str, list[bytes], str]:
@@ -624,7 +628,7 @@ class RpcCore:
             error = InvalidRequest("id must be a string, a finite number or null")
             return _reply(None, error=error.to_rpc())
         try:
-            spec, params = self._parse(request, check_numbers)
+            spec, params = self._parse(request, check_numbers, caller)
         except RpcError as exc:
             if notification and not isinstance(exc, InvalidRequest):
                 return None
@@ -632,7 +636,11 @@ class RpcCore:
         except InvalidArgument as exc:
             return None if notification else _reply(request_id, error=exc.to_rpc())
         try:
-            result = await self._call(spec, params)
+            if spec.name in SOCKET_METHODS:
+                assert caller is not None and caller.watches is not None  # _parse saw to it
+                result = await caller.watches.call(spec.name, params)
+            else:
+                result = await self._call(spec, params)
         except Exception as exc:
             if notification:
                 if not isinstance(exc, QMKError):
@@ -644,7 +652,7 @@ class RpcCore:
         return None if notification else _reply(request_id, result=result)
 
     def _parse(
-        self, request: dict[str, Any], check_numbers: bool
+        self, request: dict[str, Any], check_numbers: bool, caller: Caller | None = None
     ) -> tuple[MethodSpec, dict[str, Any]]:
         if request.get("jsonrpc") != "2.0":
             raise InvalidRequest('the request must carry "jsonrpc": "2.0"')
@@ -656,7 +664,13 @@ class RpcCore:
             raise InvalidRequest("params must be an object or an array")
         spec = self.methods.get(method)
         if spec is None or getattr(self.target, method, None) is None:
-            raise MethodNotFound(f"no method {method!r}", method=method)
+            spec = SOCKET_METHODS.get(method)
+            if spec is None:
+                raise MethodNotFound(f"no method {method!r}", method=method)
+            if caller is None or caller.watches is None:
+                raise MethodNotFound(
+                    f"{method} is answered on a JSON-RPC socket connection only", method=method
+                )
         if check_numbers:  # before the types: 10**400 decoded as a real is out of range
             _check_numbers(spec, params)
         return spec, bind_params(spec, params)

@@ -521,6 +521,48 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
 )
 
 
+#: The methods only a connection of the JSON-RPC socket server answers (they push
+#: notifications down that connection, so no request-reply wire has them: no gRPC rpc,
+#: no REST route, no typed client method is generated from this table; the REST API's
+#: ``GET /v1/jobs/{id}/events`` and gRPC's ``WatchJob`` are their counterparts there).
+#: A watch sends ``q_event`` notifications ``{watch_id, event, seq, data}`` and ends
+#: with an ``end`` event (:mod:`qmk.abi.watch`).
+SOCKET_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            _method(
+                "q_watch",
+                "watch a job on this connection: q_event notifications {watch_id, event, seq, "
+                "data} with its states, progress, stream parts of its artifacts and other "
+                "events, then its result and an end event; counted among the session's and "
+                "tenant's live event streams (server.max_streams_per_session, "
+                "max_streams_per_tenant)",
+                "{watch_id, job_id, streams}",
+                _SESSION,
+                _JOB,
+                _p(
+                    "streams",
+                    ARR,
+                    NULL,
+                    doc="the artifacts whose stream parts it sends (measurements, pulses, "
+                    "snapshots); null: all",
+                    required=False,
+                    items=S,
+                ),
+            ),
+            _method(
+                "q_unwatch",
+                "end a watch of this connection at once: no q_event of it follows the reply",
+                "{watch_id, ended}",
+                _SESSION,
+                _p("watch_id", S, doc="a watch of this connection, from q_watch"),
+            ),
+        )
+    }
+)
+
+
 def _fresh(default: Any) -> Any:
     """A default as a fresh JSON value (tuples become lists, so callers may mutate them)."""
     return list(default) if isinstance(default, tuple) else default

@@ -106,6 +106,7 @@ import qmk.aio as aio
 from qmk import defaults
 from qmk.abi.errors import InvalidRequest, ServeError
 from qmk.abi.jsonrpc import Caller, RpcCore, encode
+from qmk.abi.watch import ConnectionWatches, WatchSource
 from qmk.errors import UnavailableError
 from qmk.rate import Buckets, TokenBucket
 
@@ -706,6 +707,8 @@ class Server:
         config: addresses and limits.
         clock: the clock of the authentication deadline and the accept rates (default:
             the event loop's, :class:`LoopClock`).
+        watches: where ``q_watch`` finds a job's events (:mod:`qmk.abi.watch`; None:
+            the socket-only methods are not served).
     """
 
     def __init__(
@@ -715,8 +718,10 @@ class Server:
         *,
         clock: ServerClock | None = None,
         budget: ConnectionBudget | None = None,
+        watches: WatchSource | None = None,
     ) -> None:
         self.core = core
+        self.watches = watches
         self.config = config
         self.clock: ServerClock = clock or LoopClock()
         self._accepts: TokenBucket | None = None  # made when it listens, on the clock's time
@@ -778,6 +783,8 @@ class Server:
                     ready(list(self.addresses))
                 await stop.wait()
                 self._stopping = True
+                if self.watches is not None:  # live watches end with closing, then end
+                    self.watches.close()
                 self._watch_listeners(False)
                 if self._resume is not None:
                     self._resume.cancel()
@@ -949,6 +956,10 @@ class Server:
             return
         self._peers[peer] = self._peers.get(peer, 0) + 1
         connection = _Connection(peer, writer, self.clock.now() + self.config.auth_timeout_s)
+        if self.watches is not None:
+            connection.caller.watches = ConnectionWatches(
+                self.watches, connection.outbox.send, writer, self.config.max_unsent_bytes
+            )
         task = self._group.create_task(self._serve_connection(reader, connection))
         self._connections[task] = connection
         task.add_done_callback(self._forget)
@@ -1054,6 +1065,8 @@ class Server:
         except Exception:
             LOG.exception("connection failed")
         finally:
+            if connection.caller.watches is not None:
+                await connection.caller.watches.aclose()
             connection.outbox.flush()  # replies still queued go out before the close
             if timed_out and not self._stopping:
                 self._close_lingering(reader, writer)
@@ -1266,6 +1279,7 @@ async def serve_kernel(
     ready: Callable[[list[str]], None] | None = None,
     stop: asyncio.Event | None = None,
     budget: ConnectionBudget | None = None,
+    watches: WatchSource | None = None,
 ) -> None:
     """Serve ``target`` (the kernel) until SIGTERM or SIGINT, then drain and return.
 
@@ -1275,6 +1289,7 @@ async def serve_kernel(
         ready: called once listening, with the addresses.
         stop: an event that also stops the server (tests, embedding).
         budget: the connections it shares with another listener (the HTTP API).
+        watches: where ``q_watch`` finds a job's events (None: no watches).
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -1285,7 +1300,7 @@ async def serve_kernel(
             installed.append(signum)
     try:
         core = RpcCore(target, max_depth=config.max_depth)
-        await Server(core, config, budget=budget).serve(stop, ready=ready)
+        await Server(core, config, budget=budget, watches=watches).serve(stop, ready=ready)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)

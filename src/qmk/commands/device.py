@@ -177,6 +177,10 @@ def _cmd_artifacts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.commands.service import _client
 
     with _client(args) as client:
+        if args.follow:
+            status = _follow(client, args, out, err)
+            if status or args.name is not None:
+                return status
         reply = client.q_device_artifacts(args.job_id, args.name, args.offset, args.limit)
     if args.json:
         json.dump(reply, out)
@@ -205,6 +209,46 @@ def _cmd_artifacts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _follow(client: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``--follow``: the job's stream parts as they come (``q_watch``), until it ends;
+    with ``--name`` that artifact's records as JSON lines (its other events on stderr),
+    with ``--json`` every event as one JSON line. 1 when the job did not complete."""
+    streams = None if args.name is None else [args.name]
+    notes = err if args.name is not None and not args.json else out
+    state, records = None, 0
+    for event in client.watch(args.job_id, streams):
+        name, data = event["event"], event["data"]
+        if args.json:
+            out.write(json.dumps(event) + "\n")
+        elif name == "stream":
+            part = data["record"]
+            if args.name is not None:
+                for record in part["records"]:
+                    out.write(json.dumps(record) + "\n")
+            else:
+                out.write(
+                    f"{part['artifact']} part {part['part'] + 1}/{part['parts']}: "
+                    f"{len(part['records'])} records\n"
+                )
+        elif name in ("state", "closing"):
+            notes.write(f"{name} {data.get('state') or data.get('reason')}\n")
+        out.flush()
+        if name == "stream":
+            records += len(data["record"]["records"])
+        if name == "result":
+            state = data.get("state")
+            if data.get("error"):
+                err.write(f"job {args.job_id} {state}: {data['error'].get('message')}\n")
+    if state is not None and state != "COMPLETED":
+        return 1
+    if args.name is not None and not records:
+        err.write(
+            f"no {args.name} record came while following (the job had sent them, or it has "
+            f"none): qmk device artifacts {args.job_id} --name {args.name}\n"
+        )
+    return 0 if state == "COMPLETED" else 1
+
+
 def _add_artifacts(actions: Any) -> None:
     from qmk.commands.service import _client_options, _int_in
 
@@ -217,6 +261,12 @@ def _add_artifacts(actions: Any) -> None:
     artifacts.add_argument("--name", help="an artifact's records (measurements, pulses, snapshots)")
     artifacts.add_argument("--offset", type=_int_in(0), default=0, help="first record (0)")
     artifacts.add_argument("--limit", type=_int_in(1, 10_000), default=1000, help="records (1000)")
+    artifacts.add_argument(
+        "--follow",
+        action="store_true",
+        help="watch the job and print its stream parts as they come (with --name, that "
+        "artifact's records), then the list",
+    )
     _client_options(artifacts)
     artifacts.set_defaults(run=_cmd_artifacts, syscall="q_device_artifacts")
 

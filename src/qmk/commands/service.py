@@ -228,7 +228,8 @@ async def _serve(
                 await listeners.enter_async_context(_grpc(kernel, server_config, grpc, stop))
             )
         if http is None:
-            await serve_kernel(kernel, server_config, ready=ready, stop=stop)
+            watches = _watches(kernel, server_config)
+            await serve_kernel(kernel, server_config, ready=ready, stop=stop, watches=watches)
         else:
             from qmk.http.server import serve_with_http
             from qmk.kernel.observe import KernelObserver
@@ -238,6 +239,20 @@ async def _serve(
     finally:
         await listeners.aclose()  # the gRPC listener, if any, before the kernel
         await kernel.close()
+
+
+def _watches(kernel: Any, server_config: Any) -> Any:
+    """Where ``q_watch`` finds a job's events on a kernel served on JSON-RPC only: a hub
+    of its events, made at the first watch, under the ``[server]`` stream limits."""
+    from qmk.http.events import HubWatches, syscalls
+    from qmk.kernel.observe import KernelObserver
+
+    return HubWatches(
+        syscalls(kernel),
+        KernelObserver(kernel),
+        max_per_session=server_config.max_streams_per_session,
+        max_per_tenant=server_config.max_streams_per_tenant,
+    )
 
 
 def _dask_pool(

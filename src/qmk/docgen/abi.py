@@ -12,10 +12,10 @@ The page is hand-written except for the regions of :data:`PAGE`, which
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from qmk.abi.errors import RPC_ERRORS
-from qmk.abi.methods import METHODS, ParamSpec
+from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, ParamSpec
 from qmk.docgen import NO, Page, cell, table
 from qmk.docgen.errors import COLUMNS
 from qmk.errors import REGISTRY, SYSCALL_ERRORS
@@ -36,8 +36,7 @@ def describe_param(param: ParamSpec) -> str:
     return f"{text}: {param.doc}"
 
 
-def render_methods() -> str:
-    """The qSyscall methods as a markdown table, in table order."""
+def _method_table(specs: Iterable[MethodSpec]) -> str:
     rows = (
         (
             f"`{spec.name}`",
@@ -45,9 +44,19 @@ def render_methods() -> str:
             cell(spec.returns),
             cell(spec.doc),
         )
-        for spec in METHODS.values()
+        for spec in specs
     )
     return table(("Method", "Params", "Returns", "What it does"), rows)
+
+
+def render_methods() -> str:
+    """The qSyscall methods as a markdown table, in table order."""
+    return _method_table(METHODS.values())
+
+
+def render_socket_methods() -> str:
+    """The methods only a JSON-RPC socket connection answers (watches)."""
+    return _method_table(SOCKET_METHODS.values())
 
 
 def render_errors() -> str:
@@ -73,6 +82,7 @@ def render_errors() -> str:
 #: Each generated region of docs/qsyscall.md, by marker name, with its renderer.
 RENDERERS: dict[str, Callable[[], str]] = {
     "qsyscall-methods": render_methods,
+    "qsyscall-socket-methods": render_socket_methods,
     "qsyscall-errors": render_errors,
 }
 

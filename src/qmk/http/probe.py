@@ -187,6 +187,8 @@ class KernelProbe(Protocol):
     #: Every job state, in lifecycle order, and those that are final.
     states: tuple[str, ...]
     final_states: tuple[str, ...]
+    #: The artifacts a device job can stream (the keys of its policy's ``stream``).
+    stream_names: tuple[str, ...]
 
     def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
         """Call ``callback`` with every event from now on; returns the call that stops it."""

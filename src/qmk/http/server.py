@@ -232,6 +232,8 @@ async def _serve_both(
     ready: Callable[[list[str]], None] | None,
     budget: ConnectionBudget,
 ) -> None:
+    from qmk.http.events import HubWatches, syscalls
+
     rpc_ready = asyncio.Event()
     addresses: list[str] = []
 
@@ -241,7 +243,15 @@ async def _serve_both(
 
     async with aio.TaskGroup() as group:
         rpc = group.create_task(
-            serve_kernel(wrapped, server_config, ready=rpc_listening, stop=stop, budget=budget)
+            serve_kernel(
+                wrapped,
+                server_config,
+                ready=rpc_listening,
+                stop=stop,
+                budget=budget,
+                # one count of streams with the SSE ones
+                watches=HubWatches(syscalls(wrapped), hub.probe, hub),
+            )
         )
         http = group.create_task(server.serve(sockets=[sock]))
         waits = [asyncio.ensure_future(rpc_ready.wait()), asyncio.ensure_future(stop.wait())]

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from qmk.devices.neutral_atom.streams import STREAMS
 from qmk.http.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.kernel import jobs as J
 
@@ -94,6 +95,7 @@ class KernelObserver:
 
     states: tuple[str, ...] = J.STATES
     final_states: tuple[str, ...] = tuple(s for s in J.STATES if s in J.FINAL_STATES)
+    stream_names: tuple[str, ...] = STREAMS
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
