@@ -33,6 +33,7 @@ from qmk.kernel.artifacts import PART_RECORDS
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
 from support.kernel import WorkerGate
+from support.neutral_atom import gate, job
 from support.pools import Hooks
 from support.wire import GUARD_S, until
 
@@ -41,18 +42,15 @@ DAVE: dict[str, Any] = {"tenant": "dave", "key": KEY, "caps": ["CAP_ALLOC", "CAP
 TIMEOUT = Timeout(connect=GUARD_S, call=GUARD_S)
 
 #: Three chunks of shots on a lossy chain: a pause point after the first.
-JOB: dict[str, Any] = {
-    "profile": "lossy_chain",
-    "shots": 2 * CHUNK_SHOTS + 11,
-    "seed": 23,
-    "program": [
-        {"op": "AllocArray", "n_qubits": 3},
-        {"op": "ApplyGate", "name": "H", "targets": [0]},
-        {"op": "ApplyGate", "name": "CX", "targets": [0, 1]},
-        {"op": "ApplyGate", "name": "CX", "targets": [1, 2]},
-        {"op": "Measure", "targets": [0, 1, 2]},
-    ],
-}
+JOB = job(
+    3,
+    gate("H", 0),
+    gate("CX", 0, 1),
+    gate("CX", 1, 2),
+    profile="lossy_chain",
+    shots=2 * CHUNK_SHOTS + 11,
+    seed=23,
+)
 STREAM = {"stream": {"measurements": True, "pulses": True}}
 
 

@@ -17,25 +17,11 @@ from typing import Any
 
 from qmk.abi.jsonrpc import THREAD_BYTES, RpcCore, scan_head
 from qmk.kernel.clock import ManualClock
-from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
-from support.kernel import KEYS, chain_graph, login, run_kernel
+from support.kernel import alice_and_bob, chain_graph, login, run_kernel
 
 #: Nodes of a graph whose submit line is over THREAD_BYTES.
 NODES = THREAD_BYTES // 30
-
-
-def config(**alice: Any) -> KernelConfig:
-    return config_from_dict(
-        {
-            "machine": {"physical_qubits": 200_000},
-            "kernel": {"worker_memory_mb": 1024},
-            "tenants": {
-                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], **alice},
-                "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC"]},
-            },
-        }
-    )
 
 
 def submit_line(session: str, graph: Any, request_id: Any = 41) -> bytes:
@@ -86,7 +72,7 @@ def test_a_big_line_of_a_tenant_past_its_cpu_budget_is_refused_undecoded(
         tmp_path,
         body,
         workers=1,
-        config=config(cpu_burst_s=1e-9, cpu_s_per_s=1.0, verify_nodes_per_s=1e9),
+        config=alice_and_bob(cpu_burst_s=1e-9, cpu_s_per_s=1.0, verify_nodes_per_s=1e9),
         clock=clock,
     )
 
@@ -114,7 +100,7 @@ def test_a_big_submit_line_is_charged_to_its_tenant_and_stored_as_compact_text(
         tmp_path,
         body,
         workers=1,
-        config=config(cpu_burst_s=1e-6, cpu_s_per_s=1e-6, verify_nodes_per_s=1e9),
+        config=alice_and_bob(cpu_burst_s=1e-6, cpu_s_per_s=1e-6, verify_nodes_per_s=1e9),
         clock=clock,
     )
 
@@ -142,6 +128,6 @@ def test_a_big_line_naming_another_session_first_is_charged_to_the_one_its_param
         tmp_path,
         body,
         workers=1,
-        config=config(cpu_burst_s=1e-9, cpu_s_per_s=1.0),
+        config=alice_and_bob(cpu_burst_s=1e-9, cpu_s_per_s=1.0),
         clock=clock,
     )

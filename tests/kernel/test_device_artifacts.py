@@ -15,6 +15,7 @@ from qmk.kernel.artifacts import PART_RECORDS
 from qmk.kernel.config import config_from_dict
 from support.clocks import ClockFile, ShiftedClock
 from support.kernel import run_kernel
+from support.neutral_atom import gate, job
 
 KEY = "dave-key"
 STREAM = {"measurements": True, "pulses": True, "snapshots": [1, 2]}
@@ -33,18 +34,8 @@ def config(**tenant: Any) -> Any:
 
 
 def ghz(shots: int, seed: int = 7) -> dict[str, Any]:
-    return {
-        "profile": "benchmark_chain",
-        "shots": shots,
-        "seed": seed,
-        "program": [
-            {"op": "AllocArray", "n_qubits": 3},
-            {"op": "ApplyGate", "name": "H", "targets": [0]},
-            {"op": "ApplyGate", "name": "CX", "targets": [0, 1]},
-            {"op": "ApplyGate", "name": "CX", "targets": [1, 2]},
-            {"op": "Measure", "targets": [0, 1, 2]},
-        ],
-    }
+    steps = (gate("H", 0), gate("CX", 0, 1), gate("CX", 1, 2))
+    return job(3, *steps, profile="benchmark_chain", shots=shots, seed=seed)
 
 
 async def session(kernel: Any) -> str:

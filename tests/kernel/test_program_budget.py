@@ -23,25 +23,12 @@ import qmk.execution.plan as plan_module
 import qmk.kernel.admission as admission_module
 from qmk.errors import QuotaError
 from qmk.kernel.clock import ManualClock
-from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
-from support.kernel import KEYS, chain_graph, login, run_kernel
+from support.kernel import KEYS, alice_and_bob, chain_graph, login, run_kernel
 
 #: Nodes of a graph that is big enough to be planned and verified off the loop.
 BIG = admission_module.OFFLOAD_NODES + 500
-
-
-def config(**alice: Any) -> KernelConfig:
-    return config_from_dict(
-        {
-            "machine": {"physical_qubits": 200_000},
-            "kernel": {"worker_memory_mb": 1024},
-            "tenants": {
-                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], **alice},
-                "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC"]},
-            },
-        }
-    )
 
 
 class Gate:
@@ -111,7 +98,7 @@ def test_a_big_submit_is_planned_off_the_loop_while_another_tenant_is_answered(
         assert accepted["state"] == "QUEUED", accepted
         assert gate.on_loop == 0
 
-    run_kernel(tmp_path, body, workers=1, config=config(verify_nodes_per_s=1e9))
+    run_kernel(tmp_path, body, workers=1, config=alice_and_bob(verify_nodes_per_s=1e9))
 
 
 @pytest.mark.parametrize("syscall", ["q_replay", "q_restore"])
@@ -131,7 +118,7 @@ def test_a_big_replay_or_restore_is_verified_off_the_loop_while_another_tenant_i
         assert status["job_id"] == bobs["job_id"]
         assert gate.on_loop == 0
 
-    run_kernel(tmp_path, body, workers=1, config=config(verify_nodes_per_s=1e9))
+    run_kernel(tmp_path, body, workers=1, config=alice_and_bob(verify_nodes_per_s=1e9))
 
 
 def test_past_its_cpu_budget_a_tenants_submit_replay_and_restore_say_when_to_retry(
@@ -171,7 +158,7 @@ def test_past_its_cpu_budget_a_tenants_submit_replay_and_restore_say_when_to_ret
         tmp_path,
         body,
         workers=1,
-        config=config(cpu_burst_s=1e-9, cpu_s_per_s=1.0),
+        config=alice_and_bob(cpu_burst_s=1e-9, cpu_s_per_s=1.0),
         clock=clock,
     )
 
@@ -181,7 +168,7 @@ def test_the_cpu_budget_is_a_tenant_quota_shown_to_the_tenant(tmp_path: Path) ->
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         return await kernel.q_resource_query(session_id=alice)
 
-    reply = run_kernel(tmp_path, body, workers=1, config=config(cpu_s_per_s=0.25))
+    reply = run_kernel(tmp_path, body, workers=1, config=alice_and_bob(cpu_s_per_s=0.25))
     assert reply["quota"]["cpu_s_per_s"] == 0.25
     assert reply["quota"]["cpu_burst_s"] > 0
 

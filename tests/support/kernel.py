@@ -222,6 +222,20 @@ def make_config(**kernel: Any) -> KernelConfig:
     )
 
 
+def alice_and_bob(**alice: Any) -> KernelConfig:
+    """Two tenants with ``CAP_ALLOC`` only: alice (``alice`` sets her limits) and bob."""
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {
+                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], **alice},
+                "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC"]},
+            },
+        }
+    )
+
+
 def run_kernel(
     tmp_path: Path,
     body: Callable[[Kernel], Awaitable[Any]],
