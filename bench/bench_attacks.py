@@ -772,6 +772,7 @@ HTTP_SCENARIOS: dict[str, tuple[str, int | None]] = {
     "http-sse-flood": ("", None),
     "nonreading-result-rpc": ("write_timeout_s = 2.0\n", None),
     "nonreading-result-http": ("write_timeout_s = 2.0\n", None),
+    "nonreading-watch-rpc": ("write_timeout_s = 2.0\n", None),
 }
 SCENARIOS += tuple(HTTP_SCENARIOS)
 #: The big result's program: H on 20 qubits, sampled 700,000 times (~13 MB of counts).
@@ -950,15 +951,20 @@ def _http_sse_flood(url: str, stop: threading.Event) -> dict[str, Any]:
     return {"streams_asked": 1000, "outcomes": counts}
 
 
-def _nonreading(url: str, path: str, stop: threading.Event, *, rpc: bool) -> dict[str, Any]:
-    """60 clients asking for the big result (env QMK_BENCH_JOB) and reading none of it."""
+def _nonreading(url: str, path: str, stop: threading.Event, *, wire: str) -> dict[str, Any]:
+    """60 clients asking for the big result (env QMK_BENCH_JOB) and reading none of it:
+    ``wire`` ``rpc`` (q_status), ``watch`` (q_watch: its result event) or ``http`` (GET
+    and SSE)."""
     job = os.environ["QMK_BENCH_JOB"]
     sid = _bench_session(url)
     conns = []
     for index in range(60):
-        if rpc:
+        if wire == "rpc":
             sock = _unix(path)
             sock.sendall(line("q_status", [sid, job]))
+        elif wire == "watch":
+            sock = _unix(path)
+            sock.sendall(line("q_watch", {"session_id": sid, "job_id": job}))
         else:
             sock = _tcp(url)
             route = f"/v1/jobs/{job}" if index % 2 == 0 else f"/v1/jobs/{job}/events"
@@ -996,7 +1002,8 @@ def http_attack(name: str, target: str, stop: threading.Event) -> dict[str, Any]
         return _http_unfinished_bodies(url, stop)
     if name == "http-sse-flood":
         return _http_sse_flood(url, stop)
-    return _nonreading(url, path, stop, rpc=name == "nonreading-result-rpc")
+    wire = "watch" if "-watch-" in name else name.rsplit("-", 1)[-1]
+    return _nonreading(url, path, stop, wire=wire)
 
 
 def _big_job(client: Client) -> str:
