@@ -699,6 +699,22 @@ class _Connection:
         await self.changed.wait()
 
 
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Drop what a refused client sends until it closes (bounded), then close."""
+    try:
+        async with aio.timeout(REFUSED_LINGER_S):
+            dropped = 0
+            while dropped < REFUSED_LINGER_BYTES:
+                chunk = await reader.read(READ_CHUNK)
+                if not chunk:
+                    break
+                dropped += len(chunk)
+    except (TimeoutError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
 class Server:
     """Serves an :class:`RpcCore` on a Unix socket and/or TCP until told to stop.
 
@@ -1026,25 +1042,9 @@ class Server:
         except (OSError, RuntimeError):
             writer.close()
             return
-        task = self._group.create_task(self._linger(reader, writer))
+        task = self._group.create_task(_linger(reader, writer))
         self._lingering.add(task)
         task.add_done_callback(self._lingering.discard)
-
-    @staticmethod
-    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Drop what a refused client sends until it closes (bounded), then close."""
-        try:
-            async with aio.timeout(REFUSED_LINGER_S):
-                dropped = 0
-                while dropped < REFUSED_LINGER_BYTES:
-                    chunk = await reader.read(READ_CHUNK)
-                    if not chunk:
-                        break
-                    dropped += len(chunk)
-        except (TimeoutError, OSError):
-            pass
-        finally:
-            writer.close()
 
     # ----------------------------------------------------------------- a connection
 
