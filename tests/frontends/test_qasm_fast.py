@@ -245,6 +245,16 @@ def test_parameter_expressions_follow_the_grammars_precedence():
     assert parse_params("") == ()
 
 
+@pytest.mark.parametrize("text", ["2pi", "2π", "1.5\u00e9", "3\U0001d70b", "1_000", "7.5."])
+def test_a_number_run_into_a_name_or_any_non_ascii_letter_is_left_to_the_parser(text):
+    assert parse_params(text) is None
+
+
+def test_a_number_before_an_operator_or_space_is_read() -> None:
+    assert parse_params("2 * pi") == (("*", ("n", 2), ("id", "pi")),)
+    assert parse_params("2/\u00a0") is None  # a no-break space is no OpenQASM whitespace
+
+
 def test_statement_ends_respect_blocks_sets_and_else():
     text = "for int i in {1, 2} { x q; } h q;"
     assert text[: statement_end(text, 0)] == "for int i in {1, 2} { x q; }"
