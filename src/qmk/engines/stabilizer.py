@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 import stim
 
+from qmk.engines.affine import AffineSampler, support_basis
 from qmk.engines.base import EngineError, GateCall, draw_pauli
 from qmk.engines.batch import BatchCircuit, BatchSampler
 from qmk.engines.gates import BASES, GATES
@@ -371,8 +372,8 @@ Clifford gates only and t is not one; run the program on the statevector engine
     def sample(self, qubits: Sequence[int], shots: int) -> np.ndarray:
         """``shots`` Z-basis outcomes of ``qubits``, without changing the state.
 
-        Draws two seeds from the numpy generator (one to find a point of the support, one for
-        stim's sampler), so repeated calls give fresh shots and seeded engines repeat.
+        Draws two seeds from the numpy generator (one to find a point of the support, one to
+        draw points of it), so repeated calls give fresh shots and seeded engines repeat.
 
         Returns:
             A uint8 array of shape ``(shots, len(qubits))``; column j is ``qubits[j]``.
@@ -427,80 +428,17 @@ def _sample_stabilizer_state(
 ) -> np.ndarray:
     """Z-basis shots of ``qubits`` of the state in ``sim`` (left unchanged).
 
-    The outcomes are uniform over ``x0 + D``: ``x0`` is one outcome (measured on a copy) and
-    ``D`` the row space of the stabilizers' X parts restricted to ``qubits``. A circuit with H
-    on the pivot columns of D's reduced basis and CX from each pivot to the other ones of its
-    row prepares a state whose outcomes are uniform over D; X gates shift them by ``x0``.
+    The outcomes are uniform over ``x0 + D`` (:mod:`qmk.engines.affine`): ``x0`` is one
+    outcome (measured on a copy) and ``D`` the row space of the stabilizers' X parts
+    restricted to ``qubits``; the shots are drawn from its tables with ``sampler_seed``.
     """
     work = sim.copy(seed=support_seed)
     needed = max(qubits) + 1
     if work.num_qubits < needed:  # untouched qubits are |0> but absent from the tableau
         work.set_num_qubits(needed)
-    tableau = work.current_inverse_tableau().inverse(unsigned=True)
-    z2x = tableau.to_numpy(bit_packed=True)[2]  # row k: X part of stabilizer k, little-endian
-    z2x = z2x[z2x.any(axis=1)]  # Z-only stabilizers add nothing to D (most rows for GHZ)
-    cols = np.asarray(qubits, dtype=np.intp)
-    if 8 * len(cols) > len(tableau):  # many columns: unpacking all is cheaper than picking
-        x_parts = np.unpackbits(z2x, axis=1, count=len(tableau), bitorder="little")[:, cols]
-    else:
-        x_parts = (z2x[:, cols >> 3] >> (cols & 7).astype(np.uint8)) & 1
-    x_parts = x_parts.astype(bool)
-    basis, pivots = _row_reduce(x_parts)
+    basis = support_basis(work, qubits)
+    assert basis is not None  # no rank bound was given
     x0 = np.asarray(work.measure_many(*qubits), dtype=bool)
-
-    # Circuit text: stim parses it an order of magnitude faster than Circuit.append takes
-    # long target lists.
-    lines = []
-    if pivots.size:
-        lines.append("H " + _targets(pivots))
-        rows, targets = np.nonzero(basis)
-        controls = pivots[rows]
-        keep = targets != controls
-        if keep.any():
-            lines.append("CX " + _targets(np.stack([controls[keep], targets[keep]], axis=1)))
-    if x0.any():
-        lines.append("X " + _targets(np.flatnonzero(x0)))
-    lines.append("M " + _targets(np.arange(len(qubits))))
-    circuit = stim.Circuit("\n".join(lines))
-    packed = circuit.compile_sampler(seed=sampler_seed).sample(shots, bit_packed=True)
+    reference = np.packbits(x0, bitorder="little")
+    packed = AffineSampler.of(reference, basis).sample_packed(shots, sampler_seed)
     return np.unpackbits(packed, axis=1, count=len(qubits), bitorder="little")
-
-
-def _targets(indices: np.ndarray) -> str:
-    return " ".join(map(str, indices.ravel().tolist()))
-
-
-def _row_reduce(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The reduced row echelon basis of the GF(2) row space of ``bits`` and its pivot columns.
-
-    Rows are packed 64 columns to a word, so each pivot costs one pass of word XORs.
-
-    >>> basis, pivots = _row_reduce(np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1]], dtype=bool))
-    >>> basis.astype(int).tolist(), pivots.tolist()
-    ([[1, 0, 1], [0, 1, 1]], [0, 1])
-    """
-    rows = bits[bits.any(axis=1)]
-    width = bits.shape[1]
-    words = (width + 63) // 64
-    packed_bytes = np.zeros((rows.shape[0], words * 8), dtype=np.uint8)
-    packed_bytes[:, : (width + 7) // 8] = np.packbits(rows, axis=1, bitorder="little")
-    packed = packed_bytes.view("<u8")
-    pivots: list[int] = []
-    rank, one = 0, np.uint64(1)
-    for column in range(width):
-        if rank == packed.shape[0]:
-            break
-        has = ((packed[:, column >> 6] >> np.uint64(column & 63)) & one).astype(bool)
-        candidates = np.flatnonzero(has[rank:])
-        if candidates.size == 0:
-            continue
-        pivot = rank + int(candidates[0])
-        if pivot != rank:
-            packed[[rank, pivot]] = packed[[pivot, rank]]
-            has[[rank, pivot]] = has[[pivot, rank]]
-        has[rank] = False
-        packed[has] ^= packed[rank]
-        pivots.append(column)
-        rank += 1
-    basis = np.unpackbits(packed_bytes[:rank], axis=1, count=width, bitorder="little")
-    return basis.astype(bool), np.asarray(pivots, dtype=np.intp)

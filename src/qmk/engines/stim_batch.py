@@ -27,11 +27,12 @@ Anything else (a non-Clifford gate, a controlled non-Pauli) is not compiled:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import stim
 
+from qmk.engines.affine import MIN_BITS, AffineSampler, affine_sampler
 from qmk.engines.base import EngineError
 from qmk.engines.batch import (
     BatchCircuit,
@@ -66,6 +67,9 @@ class StimSampler:
     of them when none does): a Pauli there has the flips of one at the site, since every
     line between acts on other qubits. Sites with the same qubit and line flip alike.
     That is what :meth:`flips` propagates errors through.
+
+    ``affine`` keeps the circuit's :class:`~qmk.engines.affine.AffineSampler` (or None
+    where it has none) once :meth:`sample_packed` has looked for it.
     """
 
     circuit: stim.Circuit
@@ -73,6 +77,7 @@ class StimSampler:
     flip_lines: tuple[str, ...] = ()
     site_lines: tuple[int, ...] = ()
     site_qubits: tuple[int, ...] = ()
+    affine: list[AffineSampler | None] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def num_sites(self) -> int:
@@ -98,8 +103,21 @@ class StimSampler:
         return unpack_columns(packed, columns), count_ones(packed, tallied)
 
     def sample_packed(self, shots: int, seed: int) -> np.ndarray:
-        """``shots`` rows of every record bit, bit-packed (stim's fastest output), from a
-        sampler compiled with ``seed``; no error site strikes."""
+        """``shots`` rows of every record bit, bit-packed (stim's fastest output), drawn with
+        ``seed``; no error site strikes.
+
+        A chunk of :data:`~qmk.engines.affine.MIN_BITS` record bits or more, of a circuit
+        whose measurements all come after its gates, is drawn from the outcomes' affine
+        support (:mod:`qmk.engines.affine`); any other from a stim sampler compiled with
+        ``seed``. The choice depends on the circuit and ``shots`` only, so a seed draws
+        the same bits for the same chunk.
+        """
+        if shots * self.circuit.num_measurements >= MIN_BITS:
+            if not self.affine:
+                self.affine.append(affine_sampler(self.circuit))
+            affine = self.affine[0]
+            if affine is not None:
+                return affine.sample_packed(shots, seed)
         return self.circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
 
     def flips(self, sites: np.ndarray) -> np.ndarray:
