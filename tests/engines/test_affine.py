@@ -7,11 +7,11 @@ from collections import Counter
 import numpy as np
 import pytest
 import stim
-from tests.support.exact import chi2_pvalue
 
 from qmk.engines.affine import MIN_BITS, affine_sampler
 from qmk.engines.batch import PAULI_CODES, BatchCircuit, Errors, Instruction, Kind
 from qmk.engines.stim_batch import compile_batch
+from support.exact import chi2_pvalue
 
 SEED = 20261125
 ONE_QUBIT = ("H", "S", "S_DAG", "SQRT_X", "SQRT_Y", "X", "Y", "Z", "H_YZ", "C_XYZ")

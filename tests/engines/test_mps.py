@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,11 @@ from qmk import defaults
 from qmk.engines import EngineError, make_engine
 from qmk.engines.base import GateCall
 from qmk.engines.mps import DEFAULT_MAX_BOND, MPSEngine, _blas_threads, blas_threads
-from qmk.engines.registry import Workload, spec
+from qmk.engines.registry import spec
 from qmk.engines.router import route
 from qmk.engines.statevector import StatevectorEngine
 from qmk.testing import assert_engine_conformance
+from support.workloads import shallow_workload
 
 _ROTATIONS = ("rx", "ry", "rz")
 _FIXED_1Q = ("h", "s", "sdg", "t", "tdg", "x", "y", "z")
@@ -329,14 +329,7 @@ def test_the_default_bond_holds_a_60_qubit_depth_8_brickwork_exactly() -> None:
 # --------------------------------------------------------------------------- the router
 
 
-WIDE_SHALLOW = Workload(
-    qubits=80,
-    gates=frozenset({"rz", "ry", "cx"}),
-    gate_count=80 * 3 * 4 + 160,
-    clifford=False,
-    non_clifford="gate ry",
-    shots=1000,
-)
+WIDE_SHALLOW = shallow_workload(80)
 
 
 def test_the_router_sends_an_80_qubit_shallow_circuit_to_mps() -> None:
@@ -348,9 +341,11 @@ def test_the_router_sends_an_80_qubit_shallow_circuit_to_mps() -> None:
     assert route(WIDE_SHALLOW, options={"max_bond": 64}).engine == defaults.MPS
 
 
-@pytest.mark.parametrize("qubits", [4, 12, 20])
-def test_the_router_keeps_small_dense_circuits_off_mps(qubits: int) -> None:
-    assert route(replace(WIDE_SHALLOW, qubits=qubits)).engine != defaults.MPS
+@pytest.mark.parametrize(("qubits", "layers"), [(4, 4), (12, 4), (20, 20)])
+def test_the_router_keeps_small_or_deep_circuits_off_mps(qubits: int, layers: int) -> None:
+    """A dense state is cheaper for few qubits, and for a deep circuit whose bond grows
+    to a dense state's (a shallow 20-qubit circuit is the MPS's: see the router bench)."""
+    assert route(shallow_workload(qubits, layers)).engine != defaults.MPS
 
 
 def test_qmk_run_routes_an_80_qubit_non_clifford_ghz_to_mps_and_counts_it(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from qmk.execution.executor import run, workload
 from qmk.execution.plan import build_plan
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
+from support.workloads import shallow_workload
 
 CLIFFORD = Workload(qubits=3, gates=frozenset({"h", "cx"}), gate_count=3, shots=1000)
 SMALL_T = Workload(
@@ -87,7 +88,7 @@ def test_a_wide_random_circuit_goes_to_the_cheapest_dense_engine_of_its_precisio
 
 
 def test_a_program_too_wide_for_every_dense_engine_goes_to_the_mps_engine() -> None:
-    wide = replace(SMALL_T, qubits=60, gate_count=120)
+    wide = shallow_workload(60, layers=2)
     assert route(wide).engine == defaults.MPS
     assert route(replace(wide, mid_circuit=True, segments=2, branches=2)).engine == "mps"
     # with an option only dense engines take, nothing can run it: the universal engine's

@@ -17,23 +17,12 @@ import numpy as np
 import pytest
 
 from qmk import defaults
-from qmk._front import read
 from qmk.engines import fusion
 from qmk.engines.gates import GATES
-from qmk.engines.registry import GATE_KINDS, PER_ELEMENT, SPECS, CostModel, Workload, spec
-from qmk.execution.executor import build_plan, load_program, workload
+from qmk.engines.registry import GATE_KINDS, PER_ELEMENT, SPECS, CostModel, spec
+from support.workloads import program_workload
 
-_HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
-
-
-def _work(text: str, shots: int = 100) -> Workload:
-    plan = build_plan(
-        load_program(read(_HEAD + text)),
-        noise=False,
-        qubit="qubit_gate_ns_e3",
-        default_profile="logical:surface_code(d=9)",
-    )
-    return workload(plan, shots)
+_work = program_workload
 
 
 def _random(n: int, depth: int, seed: int = 1) -> str:
