@@ -10,6 +10,7 @@ from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.jobs import COMPLETED, QUEUED, RUNNING, Job
 from qmk.kernel.store import Store
 from qmk.kernel.stored import encode_result
+from qmk.kernel.usage import Usage
 
 
 def make_job(job_id: str, seq: int, tenant: str = "alice") -> Job:
@@ -123,3 +124,60 @@ def test_a_big_graph_is_kept_out_of_its_jobs_row_and_read_back_whole(tmp_path: P
     assert again.load_job("job_big", "alice") == job  # the graph read back whole
     assert [j.graph for j in again.active_jobs()] == [big]
     again.close()
+
+
+def test_a_saved_row_is_read_back_before_any_commit(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    job = make_job("job_seen", 1)
+    store.insert_job(job)
+    job.state, job.attempts = RUNNING, 1
+    store.save_job(job)
+    loaded = store.load_job("job_seen", "alice")
+    assert loaded is not None and loaded.state == RUNNING and loaded.attempts == 1
+    assert [j.job_id for j in store.active_jobs()] == ["job_seen"]
+    store.close()
+
+
+def test_a_job_saved_twice_between_statements_is_written_once_with_its_newest_fields(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    job = make_job("job_twice", 1)
+    store.insert_job(job)
+    store.commit()
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    job.state, job.started_at = RUNNING, 1001.0
+    store.save_job(job)
+    # a statement that does not name the jobs table leaves the saved row waiting
+    store.insert_usage("job_other", "alice", COMPLETED, 1001.5, Usage(shots=1))
+    job.state, job.finished_at = COMPLETED, 1002.0
+    job.result = encode_result({"counts": {"00": 100}})
+    store.save_job(job)
+    store.commit()
+    store.db.set_trace_callback(None)
+    assert sum(s.startswith("UPDATE jobs SET state=") for s in statements) == 1
+    store.close()
+    again = Store(tmp_path)
+    loaded = again.load_job("job_twice", "alice")
+    assert loaded is not None and loaded.state == COMPLETED
+    assert (loaded.started_at, loaded.finished_at) == (1001.0, 1002.0)
+    assert loaded.result is not None and loaded.result["counts"] == {"00": 100}
+    again.close()
+
+
+def test_a_rollback_drops_the_saved_rows_with_the_transaction(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    job = make_job("job_back", 1)
+    store.insert_job(job)
+    store.commit()
+    job.state = RUNNING
+    store.save_job(job)
+    store.rollback()  # a commit that failed: nothing of the transaction stays
+    loaded = store.load_job("job_back", "alice")
+    assert loaded is not None and loaded.state == QUEUED
+    store.save_job(job)  # the job's next save writes its row again
+    store.commit()
+    loaded = store.load_job("job_back", "alice")
+    assert loaded is not None and loaded.state == RUNNING
+    store.close()

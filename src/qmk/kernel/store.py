@@ -338,6 +338,91 @@ def _job(
     )
 
 
+class _Connection:
+    """The store's SQLite connection, with the job rows saved but not yet written.
+
+    :meth:`Store.save_job` only notes the job; its row is written (one ``UPDATE`` per
+    job, however many transitions it made since) before the next statement that names
+    the ``jobs`` table (a read of it sees the row; an ``INSERT INTO jobs`` of a new job
+    touches no saved row and does not wait for them), and before every commit, so a
+    commit holds it. A job that starts and ends with no such statement between has its
+    row written once, and the rows of several jobs go in one ``executemany``.
+    Everything else is the connection's own (``__getattr__``).
+    """
+
+    __slots__ = ("_conn", "_row_of", "saved")
+
+    def __init__(self, conn: sqlite3.Connection, row_of: Callable[[Job], tuple[Any, ...]]):
+        self._conn = conn
+        self._row_of = row_of
+        #: Jobs whose rows wait to be written, by id (the newest state of each is written).
+        self.saved: dict[str, Job] = {}
+
+    def write_saved(self) -> None:
+        """Write the rows of the jobs saved since the last statement."""
+        if self.saved:
+            jobs, self.saved = list(self.saved.values()), {}
+            self._conn.executemany(_SAVE_JOB, [self._row_of(job) for job in jobs])
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        if self.saved and _names_jobs(sql):
+            self.write_saved()
+        return self._conn.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any]) -> sqlite3.Cursor:
+        if self.saved and _names_jobs(sql):
+            self.write_saved()
+        return self._conn.executemany(sql, parameters)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        if self.saved:
+            self.write_saved()
+        return self._conn.executescript(script)
+
+    def commit(self) -> None:
+        if self.saved:
+            self.write_saved()
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        """Drop what was written since the last commit, the saved rows not yet written
+        included (their jobs' next save writes them again)."""
+        self.saved.clear()
+        self._conn.rollback()
+
+    def close(self) -> None:
+        if self.saved:
+            self.write_saved()
+        self._conn.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _names_jobs(sql: str) -> bool:
+    """Whether ``sql`` may read or change a saved job's row: it names the ``jobs`` table
+    (an over-estimate, never an under-one: ``jobs`` in any identifier counts), and is
+    not the insert of a new job.
+
+    >>> _names_jobs("SELECT COUNT(*) FROM usage WHERE job_id=?")
+    False
+    >>> _names_jobs("SELECT job_id FROM jobs WHERE cache_key=?")
+    True
+    >>> _names_jobs("INSERT INTO jobs (job_id) VALUES (?)")
+    False
+    """
+    return "jobs" in sql and not sql.startswith("INSERT INTO jobs ")
+
+
+#: The statement that writes a job's mutable fields (:meth:`Store._saved_row`).
+_SAVE_JOB = (
+    "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=CAST(? AS TEXT), "
+    "result_meta=?, result_seal=?, result_bytes=?, result_expired_at=?, error=?, "
+    "attempts=?, preemptions=?, epoch=?, checkpoint_id=?, logical_cycles=?, "
+    "injected_errors=?, caps=?, cache_key=?, cached_from=? WHERE job_id=?"
+)
+
+
 class Store:
     """The kernel database of one data directory.
 
@@ -373,7 +458,7 @@ class Store:
         self.path = root / DB_FILE
         # created 0600 before SQLite opens it: its journal files take the same mode
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        self.db = sqlite3.connect(self.path, check_same_thread=False)
+        self.db = _Connection(sqlite3.connect(self.path, check_same_thread=False), self._saved_row)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self.db.executescript(_SCHEMA)
@@ -543,39 +628,37 @@ class Store:
         self.dirty = True
 
     def save_job(self, job: Job) -> None:
-        """Write a job's mutable fields (state, times, result, error, counters)."""
+        """Write a job's mutable fields (state, times, result, error, counters): before
+        the next statement or commit, with the job's fields as they are then (see
+        :class:`_Connection`)."""
+        self.db.saved[job.job_id] = job
+        self.dirty = True
+
+    def _saved_row(self, job: Job) -> tuple[Any, ...]:
+        """The parameters of :data:`_SAVE_JOB` for ``job`` as it is now."""
         telemetry = (None if job.result is None else job.result.head.get("telemetry")) or {}
         result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
-        self.db.execute(
-            "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=CAST(? AS TEXT), "
-            "result_meta=?, result_seal=?, result_bytes=?, result_expired_at=?, error=?, "
-            "attempts=?, "
-            "preemptions=?, epoch=?, "
-            "checkpoint_id=?, logical_cycles=?, injected_errors=?, caps=?, cache_key=?, "
-            "cached_from=? WHERE job_id=?",
-            (
-                job.state,
-                job.started_at,
-                job.finished_at,
-                result,
-                meta,
-                seal,
-                size,
-                job.result_expired_at,
-                None if job.error is None else _dumps(job.error),
-                job.attempts,
-                job.preemptions,
-                job.epoch,
-                job.checkpoint_id,
-                telemetry.get("logical_cycles"),
-                telemetry.get("injected_logical_errors"),
-                _names(tuple(job.caps)),
-                job.cache_key,
-                job.cached_from,
-                job.job_id,
-            ),
+        return (
+            job.state,
+            job.started_at,
+            job.finished_at,
+            result,
+            meta,
+            seal,
+            size,
+            job.result_expired_at,
+            None if job.error is None else _dumps(job.error),
+            job.attempts,
+            job.preemptions,
+            job.epoch,
+            job.checkpoint_id,
+            telemetry.get("logical_cycles"),
+            telemetry.get("injected_logical_errors"),
+            _names(tuple(job.caps)),
+            job.cache_key,
+            job.cached_from,
+            job.job_id,
         )
-        self.dirty = True
 
     def cache_source(self, tenant: str, key: str, since: float) -> str | None:
         """The newest COMPLETED job of ``tenant`` whose run has cache key ``key``, whose
