@@ -46,8 +46,28 @@ ATTEST_EVENT = "attest"
 REQUEST_FIELDS: tuple[str, ...] = tuple(f.encode_name for f in msgspec.structs.fields(RunRequest))
 
 
+#: How many programs' epoch records are kept (a kernel runs the same few programs often).
+_KEPT_RECORDS = 64
+_records: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+
+
 def epoch_records(program: Any) -> list[dict[str, Any]]:
-    """One record per epoch of a verified program: nodes, ops by name, caps, allocations."""
+    """One record per epoch of a verified program: nodes, ops by name, caps, allocations.
+
+    Kept per program object (the verified-program cache hands the same one to every job
+    of a text): the records are read, never changed, by the attest lines that hold them.
+    """
+    kept = _records.get(id(program))
+    if kept is not None and kept[0] is program:  # the entry holds it: its id is its own
+        return kept[1]
+    records = _epoch_records(program)
+    if len(_records) >= _KEPT_RECORDS:
+        _records.pop(next(iter(_records)))
+    _records[id(program)] = (program, records)
+    return records
+
+
+def _epoch_records(program: Any) -> list[dict[str, Any]]:
     nodes = program.graph.nodes
     records = []
     for epoch in program.epochs:

@@ -36,6 +36,8 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import QMKError
 from qmk.execution.request import Policy, RunRequest, run_key
@@ -58,7 +60,22 @@ def cache_key(tenant: str, request: RunRequest) -> str:
     >>> cache_key("alice", request) == cache_key("bob", request)
     False
     """
-    return hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
+    seen = (tenant, _ENCODE(request))  # what the key is a function of, cheap to hash
+    key = _KEYS.get(seen)
+    if key is None:
+        key = hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
+        if len(_KEYS) >= _KEPT_KEYS:
+            _KEYS.pop(next(iter(_KEYS)))
+        _KEYS[seen] = key
+    return key
+
+
+#: How many recent keys :func:`cache_key` keeps: a job's key is asked for when it is
+#: accepted (its lookup) and again when it completes (its index), by then a few hundred
+#: jobs later at most on a busy kernel.
+_KEPT_KEYS = 1024
+_KEYS: dict[tuple[str, bytes], str] = {}
+_ENCODE = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -366,12 +366,44 @@ def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunR
     from qmk.qec.noise import parse_noise_model
 
     text = request.noise_model if request.noise else None
+    try:  # every start of a job asks for it: the same physics, the same (cached) model
+        key = (profile, request.qubit, text, request.calibration)
+        kept = _MODELS.get(key)
+    except TypeError:  # a value of the request that cannot be hashed
+        key, kept = None, None
+    if kept is not None:
+        return kept
     noise = None if text is None else parse_noise_model(text)
-    return logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
+    model = logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
+    if key is not None:
+        if len(_MODELS) >= _KEPT:
+            _MODELS.pop(next(iter(_MODELS)))
+        _MODELS[key] = model
+    return model
+
+
+#: How many models and programs' profiles the starts of jobs keep (:func:`device_model`,
+#: :func:`_profiles_of`): a kernel runs a few physics and programs many times.
+_KEPT = 256
+_MODELS: dict[tuple[Any, ...], Any] = {}
+_PROFILES: dict[tuple[int, str], tuple[Any, tuple[str, ...]]] = {}
 
 
 def _profiles_of(program: Any, default: str) -> tuple[str, ...]:
-    """The canonical profiles of a program's qubits (``default`` for those naming none)."""
+    """The canonical profiles of a program's qubits (``default`` for those naming none);
+    kept per verified program (the cache of :func:`~qmk.kernel.programs.verified` hands
+    every job of a text the same one), so a start does not walk its nodes again."""
+    kept = _PROFILES.get((id(program), default))
+    if kept is not None and kept[0] is program:  # the entry holds it: its id is its own
+        return kept[1]
+    found = _walk_profiles(program, default)
+    if len(_PROFILES) >= _KEPT:
+        _PROFILES.pop(next(iter(_PROFILES)))
+    _PROFILES[(id(program), default)] = (program, found)
+    return found
+
+
+def _walk_profiles(program: Any, default: str) -> tuple[str, ...]:
     found: dict[str, None] = {}
     for node in program.graph.nodes:
         if node.op == "ALLOC_LQ":
