@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -77,6 +77,18 @@ class SupportsJson(Protocol):
         ...
 
 
+#: The Python type of a value of each JSON type as :func:`json.loads` gives it.
+_DECODED: Mapping[JsonType, tuple[type, ...]] = {
+    JsonType.STRING: (str,),
+    JsonType.INTEGER: (int,),
+    JsonType.NUMBER: (float,),
+    JsonType.BOOLEAN: (bool,),
+    JsonType.OBJECT: (dict,),
+    JsonType.ARRAY: (list,),
+    JsonType.NULL: (type(None),),
+}
+
+
 def _accepts(types: tuple[JsonType, ...], value: Any) -> bool:
     kind = json_type(value)
     return kind in types or (kind is JsonType.INTEGER and JsonType.NUMBER in types)
@@ -101,6 +113,9 @@ class ParamSpec:
     required: bool = True
     default: Any = None
     items: JsonType | None = None
+    #: The Python types a decoded JSON value of an accepted type has (``type(v) in``:
+    #: the test of every call's every param, which the JSON types then confirm).
+    decoded: frozenset[type] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.types:
@@ -109,6 +124,12 @@ class ParamSpec:
             raise ValueError(f"param {self.name!r} has items but is not an array")
         if self.required and self.default is not None:
             raise ValueError(f"required param {self.name!r} has a default")
+        decoded = {t for kind in self.types for t in _DECODED[kind]}
+        if JsonType.NUMBER in self.types:
+            decoded.add(int)
+        if self.items is not None:
+            decoded.discard(list)  # each item is checked too: the full test
+        object.__setattr__(self, "decoded", frozenset(decoded))
 
     @property
     def json_default(self) -> Any:
@@ -127,6 +148,8 @@ class ParamSpec:
 
     def check(self, method: str, value: Any) -> None:
         """Raise InvalidParams unless ``value`` has one of the accepted JSON types."""
+        if type(value) in self.decoded:
+            return
         if not _accepts(self.types, value):
             raise InvalidParams(
                 f"{method}: param {self.name!r} must be {self.type_text()}, "
@@ -151,6 +174,11 @@ class MethodSpec:
     params: tuple[ParamSpec, ...]
     doc: str
     returns: str
+    #: The params' names (what a call by name may give).
+    names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", frozenset(p.name for p in self.params))
 
     @property
     def needs_session(self) -> bool:
@@ -593,8 +621,7 @@ def bind_params(spec: MethodSpec, params: Any) -> dict[str, Any]:
         given = {p.name: value for p, value in zip(spec.params, params, strict=False)}
     elif isinstance(params, dict):
         given = params
-        names = {p.name for p in spec.params}
-        unknown = sorted(set(given) - names)
+        unknown = sorted(set(given) - spec.names) if not spec.names.issuperset(given) else ()
         if unknown:
             raise InvalidParams(
                 f"{spec.name}: unknown param {unknown[0]!r}; it takes "
