@@ -53,6 +53,11 @@ from qmk.http import problems
 
 LOG = logging.getLogger("qmk.http.guard")
 
+#: The bytes a connection answered before its body arrived (a body over the limit) drops
+#: while it lingers, within :data:`~qmk.abi.server.REFUSED_LINGER_S`: the rest of a
+#: refused body as a client on this machine or a fast link sends it in that time.
+REFUSED_BODY_LINGER_BYTES = 64 * 2**20
+
 
 class _Refused(Exception):
     """A parser callback found a limit passed (the protocol answers and closes)."""
@@ -117,6 +122,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._signed_in = False
         self._auth_due = False  # the deadline passed while a request was under way
         self._lingers = False  # answered, half-closed, counted in by_peer.lingering
+        self._drop = REFUSED_LINGER_BYTES  # the bytes a lingering connection drops
         self._closed = False
         self._phase: asyncio.TimerHandle | None = None  # the header or body deadline
         self._auth: asyncio.TimerHandle | None = None
@@ -188,12 +194,13 @@ class _GuardedProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def _linger(self) -> None:
+    def _linger(self, drop: int = REFUSED_LINGER_BYTES) -> None:
         """Half-close after the answer and drop what the client still sends, closing
-        after :data:`~qmk.abi.server.REFUSED_LINGER_S` or
-        :data:`~qmk.abi.server.REFUSED_LINGER_BYTES` at most: a client that is still
-        writing reads the answer rather than a reset."""
+        after :data:`~qmk.abi.server.REFUSED_LINGER_S` or ``drop`` bytes at most: a
+        client that is still writing reads the answer rather than a reset (a close with
+        unread bytes sends one, and a reset drops the answer from the client's buffer)."""
         self._head_bytes = 0
+        self._drop = drop
         if self._lingers or self.by_peer.lingering >= REFUSED_LINGER_MAX:
             self.transport.close()
             return
@@ -214,7 +221,7 @@ class _GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:  # answered and half-closed: drop what it sends, a little
             self._head_bytes += len(data)
-            if self._head_bytes > REFUSED_LINGER_BYTES:
+            if self._head_bytes > self._drop:
                 self.transport.close()
             return
         if self._in_head:
@@ -288,9 +295,11 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
         elif not self._in_head and self._phase is not None:
             # answered before its body arrived (refused, say): the rest of the body
-            # would only be parsed and dropped, so the connection closes instead
+            # would only be parsed and dropped, so the connection closes instead, once
+            # the client had the time to send the rest of a body it is writing and read
+            # the answer (a client writes its whole body before it reads)
             self._closed = True
-            self.transport.close()
+            self._linger(REFUSED_BODY_LINGER_BYTES)
 
     # ------------------------------------------------------------------ deadlines
 
