@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from qmk.abi.jsonrpc import Caller, RpcCore
+from qmk.abi.errors import ParseError
+from qmk.abi.jsonrpc import Caller, RpcCore, _decode
 from qmk.abi.methods import METHODS
 from qmk.errors import SYSCALL_ERRORS, CapabilityError, NotFoundError
 
@@ -389,3 +393,76 @@ def test_decode_soon_reads_big_and_small_lines_as_decode_does() -> None:
 
     for line in (_status_line(10), _status_line(THREAD_BYTES)):
         assert asyncio.run(decode_soon(line, max_depth=8)) == decode(line, max_depth=8)
+
+
+def _reference(line: bytes) -> Any:
+    """What the line decodes to by ``json.loads`` alone (the parser the fast one stands in
+    for): numbers out of range as infinities, as the core's hooks give them."""
+    big = 2**64
+
+    def integer(text: str) -> Any:
+        value = int(text)
+        return value if -big < value < big else (math.inf if value > 0 else -math.inf)
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(line.decode("utf-8"), parse_int=integer, parse_constant=constant)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON, st.booleans())
+def test_a_decoded_line_is_the_value_json_loads_gives(value: Any, ascii_only: bool) -> None:
+    line = json.dumps(value, ensure_ascii=ascii_only).encode() + b"\n"
+    decoded, out_of_range = _decode(line, None)
+    assert decoded == _reference(line)
+    # a line holding an integer out of range says so (its params are then searched)
+    assert out_of_range == _holds_big(value)
+
+
+def _holds_big(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) >= 2**64
+    if isinstance(value, list):
+        return any(_holds_big(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_big(item) for item in value.values())
+    return False
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a": 1e400}',
+        b"[18446744073709551616]",
+        b"[NaN]",
+        b'"\\ud800"',
+        b'{"a":1,"a":2}',
+        b"\xef\xbb\xbf{}",
+        b"[1, 2",
+        b'{"x": -0, "y": -0.0}',
+    ],
+)
+def test_edge_lines_decode_or_fail_as_the_parser_says(line: bytes) -> None:
+    try:
+        expected: Any = ("value", _reference(line))
+    except ValueError:
+        expected = ("error", None)
+    try:
+        got: Any = ("value", _decode(line, None)[0])
+    except ParseError:
+        got = ("error", None)
+    assert repr(got) == repr(expected)
