@@ -149,8 +149,9 @@ class Ledger:
 
         ended = job.finished_at if job.finished_at is not None else 0.0
         usage_id = self.store.insert_usage(
-            job.job_id, job.tenant, job.state, ended, usage, outbox=outbox
+            job.job_id, job.tenant, job.state, ended, usage, outbox=outbox, ended_before=job.ends
         )
+        job.ends = int(usage_id.rpartition(".")[2])
         if outbox is not None:
             self.wake.set()
         return usage_id

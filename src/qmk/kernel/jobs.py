@@ -217,6 +217,9 @@ class Job:
     cached_from: str | None = None
     #: The digest of its run under which its result answers later jobs; None: none.
     cache_key: str | None = None
+    #: How many times it has ended (usage rows), when the kernel knows without a look at
+    #: the database: 0 for a job it accepted; None for one read back (not stored).
+    ends: int | None = field(default=None, compare=False)
 
     @property
     def shots(self) -> int:

@@ -1050,12 +1050,19 @@ class Store:
         usage: Usage,
         *,
         outbox: Callable[[str], bytes] | None = None,
+        ended_before: int | None = None,
     ) -> str:
         """Record a job's end's usage (in the open transaction: it commits with the
         job's end state); with ``outbox`` also its webhook, the body
         ``outbox(usage_id)`` makes, due now. Returns the usage id
-        (``JOB_ID.N``, N counting the job's ends: a restored job ends again)."""
-        (ends,) = self.db.execute("SELECT COUNT(*) FROM usage WHERE job_id=?", (job_id,)).fetchone()
+        (``JOB_ID.N``, N counting the job's ends: a restored job ends again).
+        ``ended_before``: how many ends of the job have usage rows already, when the
+        caller knows (None: they are counted)."""
+        ends = ended_before
+        if ends is None:
+            (ends,) = self.db.execute(
+                "SELECT COUNT(*) FROM usage WHERE job_id=?", (job_id,)
+            ).fetchone()
         usage_id = f"{job_id}.{ends + 1}"
         quantities = tuple(getattr(usage, name) for name in USAGE_FIELDS)
         self.db.execute(
