@@ -310,6 +310,7 @@ class Supervisor:
         """
         job.seq = self._seq
         self._seq += 1
+        job.ends = 0  # a new job: no usage row of it yet
         self.store.insert_job(job, idempotency_key=idempotency_key)
         self.audit.append(
             "job", job_id=job.job_id, tenant=job.tenant, state=J.QUEUED, seed=job.seed
@@ -801,7 +802,7 @@ class Supervisor:
             return
         self._answering = True
         try:
-            self._worker_done(job, run)
+            self._worker_done(job, run, dispatch_first=True)
             self._dispatch()
         except BaseException as exc:  # the task raises it (a pool callback must not)
             run.failure = exc
@@ -822,12 +823,21 @@ class Supervisor:
             ),
         )
 
-    def _worker_done(self, job: Job, run: _Running) -> None:
+    def _worker_done(self, job: Job, run: _Running, *, dispatch_first: bool = False) -> None:
+        """End ``run``'s attempt of ``job`` with its worker's answer.
+
+        ``dispatch_first``: the worker it held takes its next job before this one's
+        result is kept, attested and its end written (the pool's reply callback: the
+        worker then computes while the loop does that bookkeeping, instead of waiting
+        for it; the next job's start lines come before this job's end lines).
+        """
         if self.running.get(job.job_id) is not run or not self._starting:
             return  # cancelled, timed out or preempted: already handled
         del self.running[job.job_id]
         self._release(job)
         self.checkpoints.attempt_ended(job)
+        if dispatch_first:
+            self._dispatch()
         try:
             outcome = run.future.result()
         except WorkerMemoryError as exc:
