@@ -16,6 +16,7 @@ from qmk.abi.errors import ParseError
 from qmk.abi.jsonrpc import Caller, RpcCore, _decode
 from qmk.abi.methods import METHODS
 from qmk.errors import SYSCALL_ERRORS, CapabilityError, NotFoundError
+from qmk.qvm.graph import GraphText, compact_text
 
 
 class Target:
@@ -79,7 +80,10 @@ def test_a_call_by_name_fills_defaults_and_returns_the_result(core, target):
     assert reply == {"jsonrpc": "2.0", "id": "abc", "result": {"job_id": "new", "state": "QUEUED"}}
     optional = {p.name: p.json_default for p in METHODS["q_submit"].params if not p.required}
     assert optional["shots"] == 1024 and optional["seed"] is None and optional["policy"] is None
-    assert target.calls == [("q_submit", {"session_id": "s", "graph": {}, **optional})]
+    # the graph arrives as its compact text (the kernel reads only that)
+    assert target.calls == [
+        ("q_submit", {"session_id": "s", "graph": GraphText("{}", 0), **optional})
+    ]
 
 
 def test_positional_params_follow_table_order(core, target):
@@ -466,3 +470,27 @@ def test_edge_lines_decode_or_fail_as_the_parser_says(line: bytes) -> None:
     except ParseError:
         got = ("error", None)
     assert repr(got) == repr(expected)
+
+
+_GRAPH_VALUE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.dictionaries(st.text(), _GRAPH_VALUE, max_size=4), max_size=5))
+def test_a_submitted_graph_arrives_as_the_compact_text_the_kernel_writes(nodes: Any) -> None:
+    graph = {"version": "0.2", "program": {"nodes": nodes}}
+    line = json.dumps(req("q_submit", {"session_id": "s", "graph": graph})).encode() + b"\n"
+    message, _ = _decode(line, None)
+    got = message["params"]["graph"]
+    if isinstance(got, GraphText):  # else the kernel writes it (a float with an exponent)
+        assert got.text == compact_text(graph) and got.nodes == len(nodes)
+    else:
+        assert got == graph
