@@ -737,9 +737,15 @@ class _Population:
 
 
 class _Search:
-    def __init__(self, target: float) -> None:
+    def __init__(self, target: float, max_rounds: int, *, prune: bool = True) -> None:
         self.target = target
         self.frontier = _Population()
+        self.prune = prune
+        # log(2 / requirement) by number of rounds, for the bound of :func:`_small_counts`
+        self.log_terms = [math.inf] + [
+            math.log(2.0 * length / FACTORY_FAILURE_PROBABILITY)
+            for length in range(1, max(max_rounds, MAX_EXTRA_DISTILLATION_ROUNDS) + 1)
+        ]
 
     def check(self, records: Sequence[_Record]) -> bool:
         """True when raising the distances could still improve this unit sequence.
@@ -747,6 +753,11 @@ class _Search:
         :func:`_build`'s arithmetic on plain locals over each round's :data:`_Record`
         (this runs for every candidate of a search: some 250 for a default estimate);
         the factory itself is built only for the few that join the frontier.
+
+        The first round's unit count, the costliest, is skipped where the answer does not
+        depend on it (see :meth:`_settle`) and computing it could neither fail nor fall
+        back from Newton's method (:func:`_small_counts`): the answer, the frontier and
+        the fallback flag are those of the full computation (``prune=False``).
         """
         rate = records[0][0].t_error_rate
         rates = [rate]
@@ -766,7 +777,9 @@ class _Search:
         qubits = 0
         duration = 0
         last_units, last_failure = 0, 0.0
+        outputs = 0  # the last round's quantile, where known without asking for it
         units_needed = _units_needed
+        prune, log_terms = self.prune, self.log_terms
         for idx in range(length - 1, -1, -1):
             _, _, failure, clifford, readout, num_input, num_output, unit_qubits, unit_time = (
                 records[idx]
@@ -779,25 +792,55 @@ class _Search:
                 return False  # _build's "low"
             if q >= 1.0:
                 return True  # _build's "high"
-            try:
-                num_units, fell_back = units_needed(needed, q, requirement, num_output)
-            except _BuildError:
-                return True  # _build's "units"
-            if fell_back:
-                NEWTON_FALLBACKS[0] += 1
+            if (
+                prune
+                and needed <= num_output
+                and q < requirement
+                and (1.0 - requirement) < (1.0 - q)
+            ):
+                # One unit delivers the states: the quantile of one unit is 1 exactly
+                # when P(X <= 0) = q is below the requirement, in the floats of
+                # :func:`_inverse`'s summation from the top.
+                num_units = 1
+                if idx == length - 1:
+                    outputs = 1
+            else:
+                if (
+                    idx == 0
+                    and prune
+                    and length > 1
+                    and _small_counts(least := -(-needed // num_output), q, log_terms[length])
+                ):
+                    settled = self._settle(
+                        records,
+                        rate,
+                        qubits,
+                        duration + unit_time,
+                        least,
+                        last_units,
+                        last_failure,
+                        outputs,
+                    )
+                    if settled is not None:
+                        return settled
+                try:
+                    num_units, fell_back = units_needed(needed, q, requirement, num_output)
+                except _BuildError:
+                    return True  # _build's "units"
+                if fell_back:
+                    NEWTON_FALLBACKS[0] += 1
             if idx == length - 1:
                 last_units, last_failure = num_units, q
             if num_units * unit_qubits > qubits:
                 qubits = num_units * unit_qubits
             duration += unit_time
             needed = num_input * num_units
-        outputs, fell_back = _inverse(last_units, last_failure, requirement)
-        if fell_back:  # (binomial_inverse, inline)
-            NEWTON_FALLBACKS[0] += 1
-        outputs *= last[6]
-        key = (qubits / outputs, duration)
+        if not outputs:
+            outputs, fell_back = _inverse(last_units, last_failure, requirement)
+            if fell_back:  # (binomial_inverse, inline)
+                NEWTON_FALLBACKS[0] += 1
+        share = qubits / (outputs * last[6])
         not_dominated = True
-        share = key[0]
         for (other_share, other_duration), _ in self.frontier.items:  # dominates, inline
             if (other_share < share and other_duration <= duration) or (
                 other_share <= share and other_duration < duration
@@ -806,9 +849,79 @@ class _Search:
                 break
         below = rate <= self.target
         if not_dominated and below:
-            self.frontier.push(key, build_factory([record[0] for record in records]))
+            self.frontier.push((share, duration), build_factory([r[0] for r in records]))
             self.frontier.attempt_filter()
         return not_dominated and not below
+
+    def _settle(
+        self,
+        records: Sequence[_Record],
+        rate: float,
+        later_qubits: int,
+        duration: int,
+        least: int,
+        last_units: int,
+        last_failure: float,
+        outputs: int,
+    ) -> bool | None:
+        """:meth:`check`'s answer where the first round has ``least`` units or more, or None
+        where that does not settle it.
+
+        ``later_qubits`` are the most qubits of a later round, ``duration`` the factory's
+        and ``outputs`` the last round's quantile where already known (else 0). Where the
+        frontier holds no factory as short as this one, the candidate is not dominated
+        whatever its qubits; where ``least`` units in the first round already leave it
+        dominated, it is dominated with its true count, which is no smaller.
+        """
+        free = True
+        share = 0.0
+        for (other_share, other_duration), _ in self.frontier.items:
+            if other_duration > duration:
+                continue
+            if free:
+                free = False
+                if not outputs:
+                    requirement = FACTORY_FAILURE_PROBABILITY / len(records)
+                    outputs, fell_back = _inverse(last_units, last_failure, requirement)
+                    if fell_back:  # (the full computation asks this quantile too)
+                        NEWTON_FALLBACKS[0] += 1
+                # at most the true qubits per output state (a correctly rounded quotient
+                # of integers keeps their order)
+                share = max(later_qubits, least * records[0][7]) / (outputs * records[-1][6])
+            if other_share < share or (other_share <= share and other_duration < duration):
+                return False  # dominated
+        if not free:
+            return None
+        if rate <= self.target:
+            factory = build_factory([record[0] for record in records])
+            key = (factory.physical_qubits / factory.num_output_states, factory.duration)
+            self.frontier.push(key, factory)
+            self.frontier.attempt_filter()
+            return False
+        return True
+
+
+def _small_counts(least: int, failure: float, log_term: float) -> bool:
+    """Whether :func:`_units_needed` for ``least`` or more units' worth of states asks
+    only quantiles of fewer than 1000 units, the summed ones (no Newton's method, so no
+    fallback, and never the 10^18 units at which it gives up).
+
+    Its doubling from ``least`` stops at the first count whose quantile reaches ``least``
+    and its bisection stays below that count. By Hoeffding's inequality, ``P(X <= a) <=
+    exp(-2 (n p - a)^2 / n)`` for ``a = least - 1 < n p``, which decreases in ``n``; it is
+    at most ``requirement / 2`` (``log_term = log(2 / requirement)``) from the root
+    ``n p = a + c / 2 + sqrt(a c + c^2 / 4)``, ``c = log_term / (2 p)``, on. Half the
+    requirement leaves room for the rounding of the crate's sums, so from there on the
+    quantile is ``least`` or more and the doubling has stopped.
+    """
+    p = 1.0 - failure
+    a = least - 1
+    c = log_term / (2.0 * p)
+    enough = (a + 0.5 * c + math.sqrt(a * c + 0.25 * c * c)) / p * 1.000001 + 1.0
+    units = least
+    while units < enough and units < 1000:
+        units *= 2
+    return units < 1000
 
 
 #: One round's unit as :meth:`_Search.check` reads it: the unit, its output-error and
@@ -1008,6 +1121,21 @@ def _find_cached(
     max_distance: int,
     max_rounds: int,
 ) -> tuple[tuple[TFactory, ...], bool]:
+    return _find(scheme, qubit, templates, target, max_distance, max_rounds)
+
+
+def _find(
+    scheme: QecScheme,
+    qubit: QubitParams,
+    templates: tuple[UnitTemplate, ...],
+    target: float,
+    max_distance: int,
+    max_rounds: int,
+    *,
+    prune: bool = True,
+) -> tuple[tuple[TFactory, ...], bool]:
+    """The search behind :func:`find_factories_checked`; ``prune=False`` computes every
+    candidate in full, as QRE does (the tests hold the two equal)."""
     before = NEWTON_FALLBACKS[0]
     distances = list(range(1, max_distance + 1, 2))
     if target > qubit.t_gate_error_rate:
@@ -1023,7 +1151,7 @@ def _find_cached(
         except QECError:
             patches[d] = None
     units = _UnitsMap(qubit, patches, distances, templates)
-    search = _Search(target)
+    search = _Search(target, max_rounds, prune=prune)
     search_check = search.check
     records: dict[tuple[int, int], list[_Record | None]] = {}
 
