@@ -696,10 +696,14 @@ def _dominates(a: tuple[float, int], b: tuple[float, int]) -> bool:
 
 
 class _Population:
-    """QRE's Pareto ``Population`` of factories over (normalized qubits, duration)."""
+    """QRE's Pareto ``Population`` of factories over (normalized qubits, duration).
+
+    It holds each factory's units (one per round), not the factory: which factories
+    stay depends on the keys alone, and only those that stay are built, at the end.
+    """
 
     def __init__(self) -> None:
-        self.items: list[tuple[tuple[float, int], TFactory]] = []
+        self.items: list[tuple[tuple[float, int], list[Unit]]] = []
         self._attempts = 0
 
     def dominates(self, key: tuple[float, int]) -> bool:
@@ -711,8 +715,8 @@ class _Population:
                 return True
         return False
 
-    def push(self, key: tuple[float, int], factory: TFactory) -> None:
-        self.items.append((key, factory))
+    def push(self, key: tuple[float, int], units: list[Unit]) -> None:
+        self.items.append((key, units))
 
     def attempt_filter(self) -> None:
         if self._attempts <= 1000:
@@ -741,6 +745,8 @@ class _Search:
         self.target = target
         self.frontier = _Population()
         self.prune = prune
+        #: (least units, failure, rounds) -> what :func:`_small_counts` says
+        self.small_counts: dict[tuple[int, float, int], bool] = {}
         # log(2 / requirement) by number of rounds, for the bound of :func:`_small_counts`
         self.log_terms = [math.inf] + [
             math.log(2.0 * length / FACTORY_FAILURE_PROBABILITY)
@@ -752,7 +758,7 @@ class _Search:
 
         :func:`_build`'s arithmetic on plain locals over each round's :data:`_Record`
         (this runs for every candidate of a search: some 250 for a default estimate);
-        the factory itself is built only for the few that join the frontier.
+        the factory itself is built only for those left on the frontier at the end.
 
         The first round's unit count, the costliest, is skipped where the answer does not
         depend on it (see :meth:`_settle`) and computing it could neither fail nor fall
@@ -779,7 +785,7 @@ class _Search:
         last_units, last_failure = 0, 0.0
         outputs = 0  # the last round's quantile, where known without asking for it
         units_needed = _units_needed
-        prune, log_terms = self.prune, self.log_terms
+        prune, small_counts = self.prune, self.small_counts
         for idx in range(length - 1, -1, -1):
             _, _, failure, clifford, readout, num_input, num_output, unit_qubits, unit_time = (
                 records[idx]
@@ -805,24 +811,27 @@ class _Search:
                 if idx == length - 1:
                     outputs = 1
             else:
-                if (
-                    idx == 0
-                    and prune
-                    and length > 1
-                    and _small_counts(least := -(-needed // num_output), q, log_terms[length])
-                ):
-                    settled = self._settle(
-                        records,
-                        rate,
-                        qubits,
-                        duration + unit_time,
-                        least,
-                        last_units,
-                        last_failure,
-                        outputs,
-                    )
-                    if settled is not None:
-                        return settled
+                if idx == 0 and prune and length > 1:
+                    least = -(-needed // num_output)
+                    # (a first round takes few failure rates: one per unit and distance)
+                    small = small_counts.get((least, q, length))
+                    if small is None:
+                        small = small_counts[least, q, length] = _small_counts(
+                            least, q, self.log_terms[length]
+                        )
+                    if small:
+                        settled = self._settle(
+                            records,
+                            rate,
+                            qubits,
+                            duration + unit_time,
+                            least,
+                            last_units,
+                            last_failure,
+                            outputs,
+                        )
+                        if settled is not None:
+                            return settled
                 try:
                     num_units, fell_back = units_needed(needed, q, requirement, num_output)
                 except _BuildError:
@@ -849,7 +858,7 @@ class _Search:
                 break
         below = rate <= self.target
         if not_dominated and below:
-            self.frontier.push((share, duration), build_factory([r[0] for r in records]))
+            self.frontier.push((share, duration), [record[0] for record in records])
             self.frontier.attempt_filter()
         return not_dominated and not below
 
@@ -890,14 +899,8 @@ class _Search:
                 share = max(later_qubits, least * records[0][7]) / (outputs * records[-1][6])
             if other_share < share or (other_share <= share and other_duration < duration):
                 return False  # dominated
-        if not free:
-            return None
-        if rate <= self.target:
-            factory = build_factory([record[0] for record in records])
-            key = (factory.physical_qubits / factory.num_output_states, factory.duration)
-            self.frontier.push(key, factory)
-            self.frontier.attempt_filter()
-            return False
+        if not free or rate <= self.target:
+            return None  # (one that joins the frontier needs its true qubits)
         return True
 
 
@@ -1199,5 +1202,6 @@ def _find(
             run(num_rounds)
     search.frontier.filter()
     search.frontier.sort()
-    factories = tuple(factory for _, factory in search.frontier.items)
+    # (a factory's arithmetic is its check's, so building it falls back nowhere new)
+    factories = tuple(build_factory(units) for _, units in search.frontier.items)
     return factories, NEWTON_FALLBACKS[0] != before
