@@ -200,7 +200,8 @@ class Formula:
     text: str
 
     def __post_init__(self) -> None:
-        compile_formula(self.text)
+        # compiled when made (a predefined scheme's at import), not at a first estimate
+        _evaluator(self.text)
 
     @property
     def names(self) -> frozenset[str]:
