@@ -969,22 +969,30 @@ class _UnitsMap:
         self.nc, self.nl, self.np = len(combined), len(logical_only), len(physical_only)
         self.physical = [place_unit(t, qubit, None) for t in combined] + physical_only
         self.valid_physical = [u.is_valid for u in self.physical[: self.nc]] + [True] * self.np
-        logical_templates = combined + logical_only
-        self.logical = [
-            [] if p is None else [place_unit(t, qubit, p) for t in logical_templates]
-            for p in patches
+        self.qubit, self.patches = qubit, patches
+        self.logical_templates = combined + logical_only
+        # each logical unit is placed when the search first asks for it (most are never
+        # asked for); [] where there is no patch, so that asking fails as QRE's does
+        self.logical: list[list[Unit | None]] = [
+            [] if p is None else [None] * len(self.logical_templates) for p in patches
         ]
-        present = [units for units in self.logical if units]
-        self.min_valid = []
-        for idx in range(self.nl + self.nc):
-            valid = [i for i, units in enumerate(present) if units[idx].is_valid]
-            self.min_valid.append(min(valid) if valid else len(patches))
+        # A logical unit is valid where its patch's error rate is at most a tenth of
+        # the T gate's (Unit.is_valid), whatever its template: the first such patch.
+        limit = 0.1 * qubit.t_gate_error_rate
+        present = [p for p in patches if p is not None]
+        valid = [i for i, p in enumerate(present) if p.logical_error_rate <= limit]
+        self.min_valid = [valid[0] if valid else len(patches)] * (self.nl + self.nc)
         self.distances = distances
 
     def get(self, position: int, distance: int, idx: int) -> Unit:
         if distance == 1 and position == 0:
             return self.physical[idx if idx < self.nc else idx - self.nl]
-        return self.logical[distance][idx]
+        units = self.logical[distance]
+        unit = units[idx]
+        if unit is None:
+            patch = self.patches[distance]
+            unit = units[idx] = place_unit(self.logical_templates[idx], self.qubit, patch)
+        return unit
 
     def min_index(self, position: int, idx: int) -> int:
         if position == 0:
