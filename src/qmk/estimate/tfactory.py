@@ -287,13 +287,21 @@ class Patch:
     logical_error_rate: float
 
 
-def make_patch(scheme: QecScheme, qubit: QubitParams, distance: int) -> Patch:
-    """The patch at ``distance``; raises QECError where QRE's ``LogicalPatch::new`` fails."""
+def make_patch(
+    scheme: QecScheme, qubit: QubitParams, distance: int, physical_error_rate: float | None = None
+) -> Patch:
+    """The patch at ``distance``; raises QECError where QRE's ``LogicalPatch::new`` fails.
+
+    ``physical_error_rate`` is the qubit's (computed here unless given: a caller making
+    many patches computes it once).
+    """
+    if physical_error_rate is None:
+        physical_error_rate = qubit.physical_error_rate
     return Patch(
         distance=distance,
         physical_qubits=scheme.physical_qubits(distance),
         cycle_time=scheme.cycle_time_ns(qubit, distance),
-        logical_error_rate=scheme.logical_error_rate(qubit.physical_error_rate, distance),
+        logical_error_rate=scheme.logical_error_rate(physical_error_rate, distance),
     )
 
 
@@ -1156,9 +1164,10 @@ def _find(
             return (), False
         return (trivial_factory(qubit, patch),), False
     patches: list[Patch | None] = [None] * (max_distance + 1)
+    rate = qubit.physical_error_rate
     for d in distances:
         try:
-            patches[d] = make_patch(scheme, qubit, d)
+            patches[d] = make_patch(scheme, qubit, d, rate)
         except QECError:
             patches[d] = None
     units = _UnitsMap(qubit, patches, distances, templates)

@@ -217,7 +217,7 @@ class Formula:
                 arithmetic fails.
         """
         names = compile_formula(self.text)[1]
-        if not names.issubset(variables):
+        if not names <= variables.keys():  # (a keys view: no set made of the variables)
             missing = sorted(names - set(variables))
             raise _bad(self.text, f"no value for {missing[0]!r} here")
         try:
