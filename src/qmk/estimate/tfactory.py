@@ -713,6 +713,8 @@ class _Population:
     def __init__(self) -> None:
         self.items: list[tuple[tuple[float, int], list[Unit]]] = []
         self._attempts = 0
+        #: the least duration of an item (inf: none), below which nothing is dominated
+        self.shortest: float = math.inf
 
     def dominates(self, key: tuple[float, int]) -> bool:
         qubits, duration = key
@@ -725,6 +727,8 @@ class _Population:
 
     def push(self, key: tuple[float, int], units: list[Unit]) -> None:
         self.items.append((key, units))
+        if key[1] < self.shortest:
+            self.shortest = key[1]
 
     def attempt_filter(self) -> None:
         if self._attempts <= 1000:
@@ -743,6 +747,7 @@ class _Population:
                 idx += 1
         self._attempts = 0
         del items[length:]
+        self.shortest = min((key[1] for key, _ in items), default=math.inf)
 
     def sort(self) -> None:
         self.items.sort(key=lambda item: item[0], reverse=True)
@@ -890,13 +895,15 @@ class _Search:
         whatever its qubits; where ``least`` units in the first round already leave it
         dominated, it is dominated with its true count, which is no smaller.
         """
-        free = True
-        share = 0.0
+        if duration < self.frontier.shortest:
+            # no factory on the frontier is as short: not dominated, whatever its qubits
+            # (one that joins the frontier needs its true qubits)
+            return None if rate <= self.target else True
+        share = -1.0  # (not computed yet)
         for (other_share, other_duration), _ in self.frontier.items:
             if other_duration > duration:
                 continue
-            if free:
-                free = False
+            if share < 0.0:
                 if not outputs:
                     requirement = FACTORY_FAILURE_PROBABILITY / len(records)
                     outputs, fell_back = _inverse(last_units, last_failure, requirement)
@@ -907,9 +914,7 @@ class _Search:
                 share = max(later_qubits, least * records[0][7]) / (outputs * records[-1][6])
             if other_share < share or (other_share <= share and other_duration < duration):
                 return False  # dominated
-        if not free or rate <= self.target:
-            return None  # (one that joins the frontier needs its true qubits)
-        return True
+        return None
 
 
 def _small_counts(least: int, failure: float, log_term: float) -> bool:
