@@ -183,3 +183,48 @@ def test_one_unit_suffices_exactly_where_the_search_says_so_without_asking(seed:
         assert (units == (1, False)) == says
         if says:
             assert tfactory._inverse.__wrapped__(1, failure, requirement) == (1, False)
+
+
+def _every_count_asked(
+    needed: int, failure: float, requirement: float, out: int
+) -> tuple[int, bool]:
+    """QRE's doubling then bisection, asking the quantile of every count it meets, and
+    whether one of them needed the exact fallback."""
+    fell_back = False
+
+    def outputs(units: int) -> int:
+        nonlocal fell_back
+        value, fell = tfactory._inverse.__wrapped__(units, failure, requirement)
+        fell_back = fell_back or fell
+        return int(value) * out
+
+    units = -(-needed // out)
+    while outputs(units) < needed:
+        units *= 2
+    upper, lower = units, units // 2
+    while lower < upper:
+        units = (lower + upper) // 2
+        if outputs(units) >= needed:
+            upper = units
+        else:
+            lower = units + 1
+    return upper, fell_back
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_units_needed_skips_the_fewest_count_only_where_units_fail_too_often(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(2_000):
+        out = rng.choice((1, 1, 2, 3))
+        needed = rng.choice((1, 2, 15, 30, rng.randint(1, 600)))
+        requirement = tfactory.FACTORY_FAILURE_PROBABILITY / rng.randint(1, 4)
+        failure = rng.choice(
+            (
+                requirement + rng.choice((-1, 1)) * 10 ** rng.uniform(-12, -8),
+                requirement * rng.uniform(0.9, 1.1),
+                requirement * 10 ** rng.uniform(-3, 2),
+            )
+        )
+        failure = min(max(failure, 1e-15), 0.45)
+        expected = _every_count_asked(needed, failure, requirement, out)
+        assert tfactory._units_needed.__wrapped__(needed, failure, requirement, out) == expected

@@ -574,17 +574,22 @@ def _units_needed(needed: int, failure: float, requirement: float, out: int) -> 
         fell_back = fell_back or fell
         return value * out
 
-    units = -(-needed // out)
-    while outputs(units) < needed:
+    units = least = -(-needed // out)
+    # Counts known to deliver too few, whatever their quantile: the quantile of fewer than
+    # 1000 units (the sums of :func:`_inverse`; no fallback) is at most their number, and
+    # below it where each unit fails more often than the requirement allows (P(X <= n -
+    # 1) = 1 - p^n >= q > u, with room for the sums' rounding): then `least` are too few.
+    too_few = min(least - 1, 999)
+    if failure - requirement > 1e-9 and least < 1000:
+        too_few = least
+    while units <= too_few or outputs(units) < needed:
         units *= 2
         if units >= 1_000_000_000_000_000:
             raise _BuildError("units")
     upper, lower = units, units // 2
     while lower < upper:
         units = (lower + upper) // 2
-        if units * out < needed and units < 1000:
-            # the quantile of fewer than 1000 units is at most their number (the sums
-            # of :func:`_inverse`; no fallback): too few, whatever it is
+        if units <= too_few:
             lower = units + 1
         elif outputs(units) >= needed:
             upper = units
