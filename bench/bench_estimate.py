@@ -36,6 +36,7 @@ from _common import RESULTS, describe, installed, load_averages, machine, timed,
 from qmk.estimate import estimator as estimate_module
 from qmk.estimate import tfactory
 from qmk.estimate.counts import LogicalCounts, count_graph
+from qmk.qec import codes
 from qmk.qvm.graph import Graph, Node, Resources
 
 LARGE = {
@@ -50,10 +51,11 @@ LARGE = {
 
 def _cold() -> None:
     """Forget what earlier estimates of this process found: the factory search, the unit
-    counts and the binomial quantiles it cached."""
+    counts and the binomial quantiles it cached, and the qubits' time variables."""
     tfactory._find_cached.cache_clear()
     tfactory._units_needed.cache_clear()
     tfactory._inverse.cache_clear()
+    codes._time_variables.cache_clear()
 
 
 def long_graph(nodes: int, seed: int = 11) -> Graph:

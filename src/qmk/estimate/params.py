@@ -129,6 +129,8 @@ def qubit_from_json(data: Any) -> QubitParams:
         raise _bad(f"qubitParams: unknown field {unknown[0]!r}", field=unknown[0])
     name = data.get("name", "qubit_gate_ns_e3")
     base = QUBIT_PARAMS.get(name)
+    if base is not None and len(data) <= 1 and (not data or "name" in data):
+        return base  # a predefined set as it is (checked when it was made)
     if base is None and "instructionSet" not in data:
         raise QECError.of(
             "unknown-qubit-params",

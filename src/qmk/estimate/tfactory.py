@@ -287,13 +287,21 @@ class Patch:
     logical_error_rate: float
 
 
-def make_patch(scheme: QecScheme, qubit: QubitParams, distance: int) -> Patch:
-    """The patch at ``distance``; raises QECError where QRE's ``LogicalPatch::new`` fails."""
+def make_patch(
+    scheme: QecScheme, qubit: QubitParams, distance: int, physical_error_rate: float | None = None
+) -> Patch:
+    """The patch at ``distance``; raises QECError where QRE's ``LogicalPatch::new`` fails.
+
+    ``physical_error_rate`` is the qubit's (computed here unless given: a caller making
+    many patches computes it once).
+    """
+    if physical_error_rate is None:
+        physical_error_rate = qubit.physical_error_rate
     return Patch(
         distance=distance,
         physical_qubits=scheme.physical_qubits(distance),
         cycle_time=scheme.cycle_time_ns(qubit, distance),
-        logical_error_rate=scheme.logical_error_rate(qubit.physical_error_rate, distance),
+        logical_error_rate=scheme.logical_error_rate(physical_error_rate, distance),
     )
 
 
@@ -566,17 +574,22 @@ def _units_needed(needed: int, failure: float, requirement: float, out: int) -> 
         fell_back = fell_back or fell
         return value * out
 
-    units = -(-needed // out)
-    while outputs(units) < needed:
+    units = least = -(-needed // out)
+    # Counts known to deliver too few, whatever their quantile: the quantile of fewer than
+    # 1000 units (the sums of :func:`_inverse`; no fallback) is at most their number, and
+    # below it where each unit fails more often than the requirement allows (P(X <= n -
+    # 1) = 1 - p^n >= q > u, with room for the sums' rounding): then `least` are too few.
+    too_few = min(least - 1, 999)
+    if failure - requirement > 1e-9 and least < 1000:
+        too_few = least
+    while units <= too_few or outputs(units) < needed:
         units *= 2
         if units >= 1_000_000_000_000_000:
             raise _BuildError("units")
     upper, lower = units, units // 2
     while lower < upper:
         units = (lower + upper) // 2
-        if units * out < needed and units < 1000:
-            # the quantile of fewer than 1000 units is at most their number (the sums
-            # of :func:`_inverse`; no fallback): too few, whatever it is
+        if units <= too_few:
             lower = units + 1
         elif outputs(units) >= needed:
             upper = units
@@ -696,11 +709,17 @@ def _dominates(a: tuple[float, int], b: tuple[float, int]) -> bool:
 
 
 class _Population:
-    """QRE's Pareto ``Population`` of factories over (normalized qubits, duration)."""
+    """QRE's Pareto ``Population`` of factories over (normalized qubits, duration).
+
+    It holds each factory's units (one per round), not the factory: which factories
+    stay depends on the keys alone, and only those that stay are built, at the end.
+    """
 
     def __init__(self) -> None:
-        self.items: list[tuple[tuple[float, int], TFactory]] = []
+        self.items: list[tuple[tuple[float, int], list[Unit]]] = []
         self._attempts = 0
+        #: the least duration of an item (inf: none), below which nothing is dominated
+        self.shortest: float = math.inf
 
     def dominates(self, key: tuple[float, int]) -> bool:
         qubits, duration = key
@@ -711,8 +730,10 @@ class _Population:
                 return True
         return False
 
-    def push(self, key: tuple[float, int], factory: TFactory) -> None:
-        self.items.append((key, factory))
+    def push(self, key: tuple[float, int], units: list[Unit]) -> None:
+        self.items.append((key, units))
+        if key[1] < self.shortest:
+            self.shortest = key[1]
 
     def attempt_filter(self) -> None:
         if self._attempts <= 1000:
@@ -731,22 +752,36 @@ class _Population:
                 idx += 1
         self._attempts = 0
         del items[length:]
+        self.shortest = min((key[1] for key, _ in items), default=math.inf)
 
     def sort(self) -> None:
         self.items.sort(key=lambda item: item[0], reverse=True)
 
 
 class _Search:
-    def __init__(self, target: float) -> None:
+    def __init__(self, target: float, max_rounds: int, *, prune: bool = True) -> None:
         self.target = target
         self.frontier = _Population()
+        self.prune = prune
+        #: (least units, failure, rounds) -> what :func:`_small_counts` says
+        self.small_counts: dict[tuple[int, float, int], bool] = {}
+        # log(2 / requirement) by number of rounds, for the bound of :func:`_small_counts`
+        self.log_terms = [math.inf] + [
+            math.log(2.0 * length / FACTORY_FAILURE_PROBABILITY)
+            for length in range(1, max(max_rounds, MAX_EXTRA_DISTILLATION_ROUNDS) + 1)
+        ]
 
     def check(self, records: Sequence[_Record]) -> bool:
         """True when raising the distances could still improve this unit sequence.
 
         :func:`_build`'s arithmetic on plain locals over each round's :data:`_Record`
         (this runs for every candidate of a search: some 250 for a default estimate);
-        the factory itself is built only for the few that join the frontier.
+        the factory itself is built only for those left on the frontier at the end.
+
+        The first round's unit count, the costliest, is skipped where the answer does not
+        depend on it (see :meth:`_settle`) and computing it could neither fail nor fall
+        back from Newton's method (:func:`_small_counts`): the answer, the frontier and
+        the fallback flag are those of the full computation (``prune=False``).
         """
         rate = records[0][0].t_error_rate
         rates = [rate]
@@ -766,7 +801,9 @@ class _Search:
         qubits = 0
         duration = 0
         last_units, last_failure = 0, 0.0
+        outputs = 0  # the last round's quantile, where known without asking for it
         units_needed = _units_needed
+        prune, small_counts = self.prune, self.small_counts
         for idx in range(length - 1, -1, -1):
             _, _, failure, clifford, readout, num_input, num_output, unit_qubits, unit_time = (
                 records[idx]
@@ -779,25 +816,58 @@ class _Search:
                 return False  # _build's "low"
             if q >= 1.0:
                 return True  # _build's "high"
-            try:
-                num_units, fell_back = units_needed(needed, q, requirement, num_output)
-            except _BuildError:
-                return True  # _build's "units"
-            if fell_back:
-                NEWTON_FALLBACKS[0] += 1
+            if (
+                prune
+                and needed <= num_output
+                and q < requirement
+                and (1.0 - requirement) < (1.0 - q)
+            ):
+                # One unit delivers the states: the quantile of one unit is 1 exactly
+                # when P(X <= 0) = q is below the requirement, in the floats of
+                # :func:`_inverse`'s summation from the top.
+                num_units = 1
+                if idx == length - 1:
+                    outputs = 1
+            else:
+                if idx == 0 and prune and length > 1:
+                    least = -(-needed // num_output)
+                    # (a first round takes few failure rates: one per unit and distance)
+                    small = small_counts.get((least, q, length))
+                    if small is None:
+                        small = small_counts[least, q, length] = _small_counts(
+                            least, q, self.log_terms[length]
+                        )
+                    if small:
+                        settled = self._settle(
+                            records,
+                            rate,
+                            qubits,
+                            duration + unit_time,
+                            least,
+                            last_units,
+                            last_failure,
+                            outputs,
+                        )
+                        if settled is not None:
+                            return settled
+                try:
+                    num_units, fell_back = units_needed(needed, q, requirement, num_output)
+                except _BuildError:
+                    return True  # _build's "units"
+                if fell_back:
+                    NEWTON_FALLBACKS[0] += 1
             if idx == length - 1:
                 last_units, last_failure = num_units, q
             if num_units * unit_qubits > qubits:
                 qubits = num_units * unit_qubits
             duration += unit_time
             needed = num_input * num_units
-        outputs, fell_back = _inverse(last_units, last_failure, requirement)
-        if fell_back:  # (binomial_inverse, inline)
-            NEWTON_FALLBACKS[0] += 1
-        outputs *= last[6]
-        key = (qubits / outputs, duration)
+        if not outputs:
+            outputs, fell_back = _inverse(last_units, last_failure, requirement)
+            if fell_back:  # (binomial_inverse, inline)
+                NEWTON_FALLBACKS[0] += 1
+        share = qubits / (outputs * last[6])
         not_dominated = True
-        share = key[0]
         for (other_share, other_duration), _ in self.frontier.items:  # dominates, inline
             if (other_share < share and other_duration <= duration) or (
                 other_share <= share and other_duration < duration
@@ -806,9 +876,73 @@ class _Search:
                 break
         below = rate <= self.target
         if not_dominated and below:
-            self.frontier.push(key, build_factory([record[0] for record in records]))
+            self.frontier.push((share, duration), [record[0] for record in records])
             self.frontier.attempt_filter()
         return not_dominated and not below
+
+    def _settle(
+        self,
+        records: Sequence[_Record],
+        rate: float,
+        later_qubits: int,
+        duration: int,
+        least: int,
+        last_units: int,
+        last_failure: float,
+        outputs: int,
+    ) -> bool | None:
+        """:meth:`check`'s answer where the first round has ``least`` units or more, or None
+        where that does not settle it.
+
+        ``later_qubits`` are the most qubits of a later round, ``duration`` the factory's
+        and ``outputs`` the last round's quantile where already known (else 0). Where the
+        frontier holds no factory as short as this one, the candidate is not dominated
+        whatever its qubits; where ``least`` units in the first round already leave it
+        dominated, it is dominated with its true count, which is no smaller.
+        """
+        if duration < self.frontier.shortest:
+            # no factory on the frontier is as short: not dominated, whatever its qubits
+            # (one that joins the frontier needs its true qubits)
+            return None if rate <= self.target else True
+        share = -1.0  # (not computed yet)
+        for (other_share, other_duration), _ in self.frontier.items:
+            if other_duration > duration:
+                continue
+            if share < 0.0:
+                if not outputs:
+                    requirement = FACTORY_FAILURE_PROBABILITY / len(records)
+                    outputs, fell_back = _inverse(last_units, last_failure, requirement)
+                    if fell_back:  # (the full computation asks this quantile too)
+                        NEWTON_FALLBACKS[0] += 1
+                # at most the true qubits per output state (a correctly rounded quotient
+                # of integers keeps their order)
+                share = max(later_qubits, least * records[0][7]) / (outputs * records[-1][6])
+            if other_share < share or (other_share <= share and other_duration < duration):
+                return False  # dominated
+        return None
+
+
+def _small_counts(least: int, failure: float, log_term: float) -> bool:
+    """Whether :func:`_units_needed` for ``least`` or more units' worth of states asks
+    only quantiles of fewer than 1000 units, the summed ones (no Newton's method, so no
+    fallback, and never the 10^18 units at which it gives up).
+
+    Its doubling from ``least`` stops at the first count whose quantile reaches ``least``
+    and its bisection stays below that count. By Hoeffding's inequality, ``P(X <= a) <=
+    exp(-2 (n p - a)^2 / n)`` for ``a = least - 1 < n p``, which decreases in ``n``; it is
+    at most ``requirement / 2`` (``log_term = log(2 / requirement)``) from the root
+    ``n p = a + c / 2 + sqrt(a c + c^2 / 4)``, ``c = log_term / (2 p)``, on. Half the
+    requirement leaves room for the rounding of the crate's sums, so from there on the
+    quantile is ``least`` or more and the doubling has stopped.
+    """
+    p = 1.0 - failure
+    a = least - 1
+    c = log_term / (2.0 * p)
+    enough = (a + 0.5 * c + math.sqrt(a * c + 0.25 * c * c)) / p * 1.000001 + 1.0
+    units = least
+    while units < enough and units < 1000:
+        units *= 2
+    return units < 1000
 
 
 #: One round's unit as :meth:`_Search.check` reads it: the unit, its output-error and
@@ -853,22 +987,30 @@ class _UnitsMap:
         self.nc, self.nl, self.np = len(combined), len(logical_only), len(physical_only)
         self.physical = [place_unit(t, qubit, None) for t in combined] + physical_only
         self.valid_physical = [u.is_valid for u in self.physical[: self.nc]] + [True] * self.np
-        logical_templates = combined + logical_only
-        self.logical = [
-            [] if p is None else [place_unit(t, qubit, p) for t in logical_templates]
-            for p in patches
+        self.qubit, self.patches = qubit, patches
+        self.logical_templates = combined + logical_only
+        # each logical unit is placed when the search first asks for it (most are never
+        # asked for); [] where there is no patch, so that asking fails as QRE's does
+        self.logical: list[list[Unit | None]] = [
+            [] if p is None else [None] * len(self.logical_templates) for p in patches
         ]
-        present = [units for units in self.logical if units]
-        self.min_valid = []
-        for idx in range(self.nl + self.nc):
-            valid = [i for i, units in enumerate(present) if units[idx].is_valid]
-            self.min_valid.append(min(valid) if valid else len(patches))
+        # A logical unit is valid where its patch's error rate is at most a tenth of
+        # the T gate's (Unit.is_valid), whatever its template: the first such patch.
+        limit = 0.1 * qubit.t_gate_error_rate
+        present = [p for p in patches if p is not None]
+        valid = [i for i, p in enumerate(present) if p.logical_error_rate <= limit]
+        self.min_valid = [valid[0] if valid else len(patches)] * (self.nl + self.nc)
         self.distances = distances
 
     def get(self, position: int, distance: int, idx: int) -> Unit:
         if distance == 1 and position == 0:
             return self.physical[idx if idx < self.nc else idx - self.nl]
-        return self.logical[distance][idx]
+        units = self.logical[distance]
+        unit = units[idx]
+        if unit is None:
+            patch = self.patches[distance]
+            unit = units[idx] = place_unit(self.logical_templates[idx], self.qubit, patch)
+        return unit
 
     def min_index(self, position: int, idx: int) -> int:
         if position == 0:
@@ -1008,6 +1150,21 @@ def _find_cached(
     max_distance: int,
     max_rounds: int,
 ) -> tuple[tuple[TFactory, ...], bool]:
+    return _find(scheme, qubit, templates, target, max_distance, max_rounds)
+
+
+def _find(
+    scheme: QecScheme,
+    qubit: QubitParams,
+    templates: tuple[UnitTemplate, ...],
+    target: float,
+    max_distance: int,
+    max_rounds: int,
+    *,
+    prune: bool = True,
+) -> tuple[tuple[TFactory, ...], bool]:
+    """The search behind :func:`find_factories_checked`; ``prune=False`` computes every
+    candidate in full, as QRE does (the tests hold the two equal)."""
     before = NEWTON_FALLBACKS[0]
     distances = list(range(1, max_distance + 1, 2))
     if target > qubit.t_gate_error_rate:
@@ -1017,13 +1174,14 @@ def _find_cached(
             return (), False
         return (trivial_factory(qubit, patch),), False
     patches: list[Patch | None] = [None] * (max_distance + 1)
+    rate = qubit.physical_error_rate
     for d in distances:
         try:
-            patches[d] = make_patch(scheme, qubit, d)
+            patches[d] = make_patch(scheme, qubit, d, rate)
         except QECError:
             patches[d] = None
     units = _UnitsMap(qubit, patches, distances, templates)
-    search = _Search(target)
+    search = _Search(target, max_rounds, prune=prune)
     search_check = search.check
     records: dict[tuple[int, int], list[_Record | None]] = {}
 
@@ -1071,5 +1229,6 @@ def _find_cached(
             run(num_rounds)
     search.frontier.filter()
     search.frontier.sort()
-    factories = tuple(factory for _, factory in search.frontier.items)
+    # (a factory's arithmetic is its check's, so building it falls back nowhere new)
+    factories = tuple(build_factory(units) for _, units in search.frontier.items)
     return factories, NEWTON_FALLBACKS[0] != before

@@ -39,6 +39,7 @@ qmk.qec.errors.QECError: QC105 scheme-not-supported: floquet_code has no scheme 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ QRE_MAX_CODE_DISTANCE = 50
 
 #: d syndrome-extraction rounds per logical cycle, as in every QRE scheme.
 ROUNDS_PER_CYCLE = Formula("codeDistance")
+
+
+@functools.lru_cache(maxsize=64)
+def _time_variables(qubit: QubitParams) -> Mapping[str, float]:
+    """``qubit.time_variables()``, made once per qubit (a search asks at every distance)."""
+    return MappingProxyType(qubit.time_variables())
 
 
 def powi(base: float, exponent: int) -> float:
@@ -265,7 +272,7 @@ class QecScheme:
         """
         self._check_qubit(qubit)
         self._check_distance(distance)
-        variables = {**qubit.time_variables(), "codeDistance": float(distance)}
+        variables = {**_time_variables(qubit), "codeDistance": float(distance)}
         value = self.logical_cycle_time.evaluate(variables)
         if value <= 0:
             raise QECError.of(

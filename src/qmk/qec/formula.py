@@ -200,7 +200,8 @@ class Formula:
     text: str
 
     def __post_init__(self) -> None:
-        compile_formula(self.text)
+        # compiled when made (a predefined scheme's at import), not at a first estimate
+        _evaluator(self.text)
 
     @property
     def names(self) -> frozenset[str]:
@@ -216,7 +217,7 @@ class Formula:
                 arithmetic fails.
         """
         names = compile_formula(self.text)[1]
-        if not names.issubset(variables):
+        if not names <= variables.keys():  # (a keys view: no set made of the variables)
             missing = sorted(names - set(variables))
             raise _bad(self.text, f"no value for {missing[0]!r} here")
         try:
