@@ -40,7 +40,7 @@ not stop: its fences are pause points only between chunks.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -373,7 +373,7 @@ def sample_chunked(
     fences: int = 0,
     control: Control | None = None,
     resume: ExecutionState | None = None,
-    key: str = "",
+    key: str | Callable[[], str] = "",
     engine_name: str = "",
     chunk: int = CHUNK_SHOTS,
     keep_packed: bool = False,
@@ -383,6 +383,8 @@ def sample_chunked(
 
     ``fences`` is how many ``FENCE_EPOCH`` the program has: with none the control is
     never asked. ``resume`` is a state a control saved between two chunks of this run.
+    ``key`` is the run's key (:func:`~qmk.execution.request.run_key`), or what makes it:
+    made only for a resume or a pause, the only places it is read.
 
     The work that does not depend on the chunk is done once: the flips of every site
     struck (:class:`RunFlips`). Each chunk's record rows stay bit-packed until the end
@@ -405,6 +407,7 @@ def sample_chunked(
     start = 0
     saved: np.ndarray | None = None
     if resume is not None:
+        key = key() if callable(key) else key
         saved, start, progress, extra = resume_chunks(
             resume,
             key,
@@ -431,6 +434,7 @@ def sample_chunked(
         packed[lo:hi] = rows
         if control is None or not fences or k + 1 == count:
             continue
+        key = key() if callable(key) else key
         pause_between_chunks(
             control,
             epoch=fences,

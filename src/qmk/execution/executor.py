@@ -54,7 +54,7 @@ import os
 import sys
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -390,6 +390,10 @@ KEPT_PLANS = 64
 _PLANS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 _WORKLOADS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 _ROUTES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+#: A plan's batch circuit and its compiled sampler, by plan and engine class
+#: (:func:`_batch_of`), and its fences (:func:`_fences`).
+_BATCHES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_FENCES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 
 
 def _kept(
@@ -671,15 +675,17 @@ def execute(
     name = choice.engine
     cls = engine_class(name)
     shots = request.shots
-    streams = np.random.SeedSequence(request.seed).spawn(3)
-    key = run_key(
-        msgspec.structs.replace(
-            request, engine_options=_result_options(name, request.engine_options)
-        ),
-        engine=name,
-        options=_result_options(name, options),
-        **({} if initial is None else {"initial_state": initial.to_json()}),
-    )
+
+    def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
+        return run_key(
+            msgspec.structs.replace(
+                request, engine_options=_result_options(name, request.engine_options)
+            ),
+            engine=name,
+            options=_result_options(name, options),
+            **({} if initial is None else {"initial_state": initial.to_json()}),
+        )
+
     if resume is not None and not isinstance(resume, ExecutionState):
         resume = read_state(resume)
     exported = None
@@ -701,7 +707,7 @@ def execute(
                 cls,
                 options,
                 shots,
-                streams,
+                request.seed,
                 control=control,
                 resume=resume,
                 key=key,
@@ -766,39 +772,38 @@ def _execute(
     cls: type,
     options: dict[str, Any],
     shots: int,
-    streams: list[np.random.SeedSequence],
+    seed: int,
     *,
     control: Control | None = None,
     resume: ExecutionState | None = None,
-    key: str = "",
+    key: Callable[[], str] = str,
     initial: QuantumState | None = None,
     part: Part | None = None,
 ) -> tuple[str, str, np.ndarray | PackedRows, int, Progress, np.ndarray | None]:
     """``(mode, noise sampling, bits, injected errors, progress, rows)`` of the run
     (``rows``: the shots of a part's bits, None without ``part``; the batch sampler's
-    bits may stay packed: :class:`~qmk.execution.result.PackedRows`)."""
-    from qmk.engines.batch import batch_compiler
+    bits may stay packed: :class:`~qmk.execution.result.PackedRows`). ``key`` makes the
+    run's key (:func:`~qmk.execution.request.run_key`), which the states it saves carry."""
     from qmk.execution import batch
 
     # a batch circuit starts from |0...0>: a run from an initial state takes trajectories.
     # The mode never depends on a control or a resume (a replay without either must
     # take the path the run took).
-    compiler = batch_compiler(cls) if initial is None else None
-    lowered = batch.lower(plan) if compiler is not None else None
-    sampler = compiler(lowered.circuit) if compiler is not None and lowered is not None else None
-    if sampler is not None and lowered is not None:
+    compiled = _batch_of(plan, cls) if initial is None else None
+    if compiled is not None:
+        lowered, sampler = compiled
         if part is not None and part.index:  # one pass: part 0 does every shot
             none, rows = _first_part(np.zeros((0, len(plan.events)), np.uint8), part)
             return sampler.mode, lowered.noise_sampling, none, 0, Progress(), rows
-        batch_seed = int(streams[0].generate_state(1, np.uint64)[0] >> np.uint64(1))
-        noise_rng = np.random.default_rng(streams[1])
+        batch_seed = int(_stream(seed, 0).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        noise_rng = np.random.default_rng(_stream(seed, 1))
         bits, injected, progress = batch.sample_chunked(
             lowered,
             sampler,
             shots,
             batch_seed,
             noise_rng,
-            fences=sum(1 for step in plan.steps if step.node.op == "FENCE_EPOCH"),
+            fences=_fences(plan),
             control=control,
             resume=resume,
             key=key,
@@ -807,7 +812,7 @@ def _execute(
         )
         every = None if part is None else np.arange(shots)
         return sampler.mode, lowered.noise_sampling, bits, injected, progress, every
-    noise_rng = np.random.default_rng(streams[1])
+    noise_rng = np.random.default_rng(_stream(seed, 1))
     groups, injected = sample_error_patterns(plan, shots, noise_rng)
     sampling = "per-pattern" if plan.noise else "off"
     observed = observed_ops(plan)  # the micro-ops a record can see, compiled once per plan
@@ -820,9 +825,9 @@ def _execute(
             engine=states.factory(lambda: cls(seed=0, **options), initial),
             ops=lambda pattern: observed.with_errors(_pattern_errors(plan, pattern)),
             shots=shots,
-            seed=streams[2],
+            seed=_stream(seed, 2),
             control=control,
-            key=key,
+            key=key(),
             engine_name=name,
             resume=resume,
         )
@@ -835,9 +840,9 @@ def _execute(
         states.factory(lambda: cls(seed=0, **options), initial),
         work,
         shots,
-        streams[2],
+        _stream(seed, 2),
         control,
-        key=key,
+        key=key(),
         engine_name=name,
         # groups start from the error-free state at their first error (one group: nothing
         # to share, and the run polls its control at every micro-op as it always did)
@@ -849,6 +854,43 @@ def _execute(
         resume_runner(runner, resume)
     bits = runner.run()
     return "trajectories", sampling, bits, injected, runner.progress, None
+
+
+def _stream(seed: int, which: int) -> np.random.SeedSequence:
+    """Stream ``which`` of a run seeded ``seed``: ``SeedSequence(seed).spawn(3)[which]``
+    (0: the batch sampler's seed, 1: the logical errors, 2: the trajectories), made
+    alone, as ``spawn`` makes it: a run takes two of the three, and never the parent."""
+    return np.random.SeedSequence(seed, spawn_key=(which,))
+
+
+def _batch_of(plan: Plan, cls: type) -> tuple[Any, Any] | None:
+    """``plan`` lowered to a batch circuit (:func:`qmk.execution.batch.lower`) and compiled
+    by engine ``cls`` (its batch capability), or None where either declines: kept per
+    plan and engine (a function of them alone; a sampler takes the seed at each draw),
+    so a worker running one program under many seeds lowers and compiles it once."""
+    from qmk.engines.batch import batch_compiler
+    from qmk.execution import batch
+
+    def make() -> tuple[Any, Any] | None:
+        compiler = batch_compiler(cls)
+        lowered = batch.lower(plan) if compiler is not None else None
+        sampler = None if compiler is None or lowered is None else compiler(lowered.circuit)
+        return None if sampler is None or lowered is None else (lowered, sampler)
+
+    compiled: tuple[Any, Any] | None = _kept(_BATCHES, (id(plan), cls), plan, make)
+    return compiled
+
+
+def _fences(plan: Plan) -> int:
+    """How many ``FENCE_EPOCH`` steps ``plan`` has (kept per plan)."""
+    return int(
+        _kept(
+            _FENCES,
+            (id(plan),),
+            plan,
+            lambda: sum(1 for step in plan.steps if step.node.op == "FENCE_EPOCH"),
+        )
+    )
 
 
 def _observed_groups(
