@@ -426,6 +426,17 @@ def test_the_same_seed_draws_the_same_errors():
     assert (a.paulis == b.paulis).all()
 
 
+def test_a_draw_where_no_site_strikes_is_empty_and_draws_only_the_counts():
+    probs = np.full((8, 3), 1e-15)  # logical error rates: nearly every run
+    drawn = np.random.default_rng(SEED)
+    errors = batch.draw_errors(probs, 100, drawn)
+    counted = np.random.default_rng(SEED)
+    assert not counted.binomial(100, probs.sum(axis=1)).any()
+    assert len(errors) == 0
+    assert errors.shots.dtype == errors.sites.dtype == errors.paulis.dtype == np.int64
+    assert drawn.bit_generator.state == counted.bit_generator.state
+
+
 # -- whole runs -----------------------------------------------------------------------
 
 

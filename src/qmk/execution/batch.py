@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,16 +69,46 @@ if TYPE_CHECKING:
     from qmk.execution.trajectories import Control
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SiteRates:
+    """The X, Y, Z probabilities of error sites as :func:`draw_errors` reads them: the
+    rows (``probs``), their sums (``totals``) and those capped at certainty
+    (``capped``), found once for a lowered plan rather than at every run.
+
+    >>> SiteRates.of([[0.1, 0.0, 0.2], [0.5, 0.5, 0.5]]).capped.tolist()
+    [0.30000000000000004, 1.0]
+    """
+
+    probs: np.ndarray
+    totals: np.ndarray
+    capped: np.ndarray
+
+    @classmethod
+    def of(cls, probs: np.ndarray | Sequence[Sequence[float]]) -> SiteRates:
+        """The rates of sites whose rows (X, Y, Z) are ``probs``."""
+        rows = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
+        totals = rows.sum(axis=1)
+        return cls(rows, totals, np.minimum(totals, 1.0))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoweredPlan:
     """The circuit, the record column of each event (None for an event nothing
     produces), and the noise locations: the circuit's error sites in order
-    (``sites``), or, lowered ``heralded``, the herald column of each."""
+    (``sites``), or, lowered ``heralded``, the herald column of each. ``rates`` are
+    the sites' rates (:class:`SiteRates`; None: found from ``sites`` when drawn)."""
 
     circuit: BatchCircuit
     event_columns: tuple[int | None, ...]
     herald_columns: tuple[int, ...] = ()
     sites: tuple[Noise, ...] = ()
+    rates: SiteRates | None = field(default=None, compare=False, repr=False)
+
+    def site_rates(self) -> SiteRates:
+        """:attr:`rates`, or the rates of :attr:`sites` found now."""
+        if self.rates is not None:
+            return self.rates
+        return SiteRates.of([(loc.px, loc.py, loc.pz) for loc in self.sites])
 
     @property
     def noise_sampling(self) -> str:
@@ -200,6 +230,7 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
         event_columns=columns,
         herald_columns=tuple(heralds),
         sites=tuple(sites),
+        rates=SiteRates.of([(loc.px, loc.py, loc.pz) for loc in sites]) if sites else None,
     )
 
 
@@ -298,8 +329,7 @@ def sample(
     counted by the heralds when it was lowered ``heralded``. ``seed`` seeds the engine."""
     errors = None
     if lowered.sites:
-        probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites], dtype=np.float64)
-        errors = draw_errors(probs, shots, rng)
+        errors = _draw_errors(lowered.site_rates(), shots, rng)
     bits, heralded = sampler.sample(
         shots, seed, lowered.event_columns, lowered.herald_columns, errors
     )
@@ -399,8 +429,7 @@ def sample_chunked(
     """
     errors = None
     if lowered.sites:
-        probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites], dtype=np.float64)
-        errors = draw_errors(probs, shots, rng)
+        errors = _draw_errors(lowered.site_rates(), shots, rng)
     count = max(1, -(-shots // chunk))
     progress = Progress(simulations=1, preempted_at_epochs=[])
     heralded = 0
@@ -417,7 +446,10 @@ def sample_chunked(
         )
         heralded = int(extra.get("heralded", 0))
     first = start * chunk
-    flips = RunFlips.of(sampler, errors, shots, first) if errors is not None else None
+    # no error struck (most runs at logical error rates): nothing to find or XOR
+    flips = (
+        RunFlips.of(sampler, errors, shots, first) if errors is not None and len(errors) else None
+    )
     columns = lowered.event_columns
     packed: np.ndarray | None = None
     for k in range(start, count):
@@ -512,9 +544,21 @@ def draw_errors(probs: np.ndarray, shots: int, rng: np.random.Generator) -> Erro
     >>> set(errors.sites.tolist()), set(errors.paulis.tolist()), 400 < len(errors) < 600
     ({1}, {1, 3}, True)
     """
-    probs = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
-    totals = probs.sum(axis=1)
-    hits = rng.binomial(shots, np.minimum(totals, 1.0))
+    return _draw_errors(SiteRates.of(probs), shots, rng)
+
+
+#: What :func:`_draw_errors` gives when no site strikes: the arrays its draws would make.
+_NO_ERRORS = np.zeros(0, dtype=np.int64)
+
+
+def _draw_errors(rates: SiteRates, shots: int, rng: np.random.Generator) -> Errors:
+    """:func:`draw_errors` of sites of ``rates``."""
+    hits = rng.binomial(shots, rates.capped)
+    if not hits.any():
+        # The draws below would each draw nothing (and leave ``rng`` as it is): empty
+        # arrays, without their dozen numpy calls.
+        return Errors(shots=_NO_ERRORS, sites=_NO_ERRORS, paulis=_NO_ERRORS)
+    probs, totals = rates.probs, rates.totals
     sites = np.repeat(np.arange(len(probs), dtype=np.int64), hits)
     struck = _distinct_shots(hits, sites, shots, rng)
     # The Pauli of each error: a uniform point on [0, total) against the cumulative rates.
