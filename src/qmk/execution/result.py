@@ -9,6 +9,7 @@ small table (:meth:`RunResult._repr_html_`).
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -317,8 +318,19 @@ def keyed_counts(bits: np.ndarray | PackedRows, layout: OutputLayout | None) -> 
     row of each outcome is unpacked."""
     if len(bits) == 0:
         return {}
-    first, counts = _distinct_rows(bits)
-    rows = bits.unpack(first) if isinstance(bits, PackedRows) else bits[first]
+    if isinstance(bits, PackedRows) and 0 < bits.width <= 8:
+        # One byte a row: the byte is the outcome. A tally of the 256 values finds the
+        # distinct rows and their counts in one numpy call, where hashing the rows and
+        # np.unique cost a few dozen (they dominate a small run's counting).
+        tally = np.bincount(bits.packed[:, 0], minlength=256)
+        values = np.flatnonzero(tally)
+        counts = tally[values]
+        rows = np.unpackbits(
+            values.astype(np.uint8)[:, None], axis=1, count=bits.width, bitorder="little"
+        )
+    else:
+        first, counts = _distinct_rows(bits)
+        rows = bits.unpack(first) if isinstance(bits, PackedRows) else bits[first]
     if layout is None:
         keys = _strings(rows)
     else:
@@ -338,6 +350,18 @@ _HASH_SEED = 0x51A7
 _BLOCK_ROWS = 1 << 13
 
 
+@functools.lru_cache(maxsize=64)
+def _weights(count: int) -> np.ndarray:
+    """The odd multipliers of :func:`_distinct_rows`' hash for rows of ``count`` words,
+    drawn once per count (a generator costs more to seed than small rows to hash);
+    read-only, as they are shared."""
+    weights = np.random.default_rng(_HASH_SEED).integers(
+        0, 2**64, size=count, dtype=np.uint64, endpoint=False
+    ) | np.uint64(1)
+    weights.flags.writeable = False
+    return weights
+
+
 def _distinct_rows(bits: np.ndarray | PackedRows) -> tuple[np.ndarray, np.ndarray]:
     """The first row index of each distinct row of ``bits`` and how many rows equal it.
 
@@ -354,9 +378,7 @@ def _distinct_rows(bits: np.ndarray | PackedRows) -> tuple[np.ndarray, np.ndarra
     size = -(-width // 8)
     words = np.zeros((shots, -(-size // 8)), dtype=np.uint64)
     octets = words.view(np.uint8)
-    weights = np.random.default_rng(_HASH_SEED).integers(
-        0, 2**64, size=words.shape[1], dtype=np.uint64, endpoint=False
-    ) | np.uint64(1)
+    weights = _weights(words.shape[1])
     hashes = np.empty(shots, dtype=np.uint64)
     for lo in range(0, shots, _BLOCK_ROWS):
         hi = min(shots, lo + _BLOCK_ROWS)
