@@ -60,6 +60,7 @@ def _empty_caches():
         executor._ROUTES,
         executor._BATCHES,
         executor._FENCES,
+        executor._FIGURES,
     )
     for cache in caches:
         cache.clear()
@@ -162,6 +163,19 @@ def test_a_bulk_sampled_plan_is_compiled_once_and_gives_the_bits_of_a_fresh_comp
         fresh = execute(BELL, msgspec.structs.replace(struck, seed=seed + k))
         assert (kept.bits == fresh.bits).all()
         assert kept.telemetry.injected_logical_errors == fresh.telemetry.injected_logical_errors
+
+
+def test_a_runs_telemetry_is_its_own_though_its_plans_figures_are_kept():
+    request = RunRequest(program_digest=program_digest("x"), shots=50, seed=5)
+    first = execute(BELL, request)
+    first.telemetry.channel_uses["mutated"] = 1  # type: ignore[index]
+    second = execute(BELL, msgspec.structs.replace(request, seed=6))
+    assert len(executor._FIGURES) == 1
+    assert second.telemetry.channel_uses == {}
+    fresh = {k: v for k, v in second.telemetry.to_json().items() if k != "wall_time_s"}
+    executor._FIGURES.clear()
+    again = execute(BELL, msgspec.structs.replace(request, seed=6)).telemetry.to_json()
+    assert fresh == {k: v for k, v in again.items() if k != "wall_time_s"}
 
 
 def test_other_physics_make_another_plan():

@@ -55,7 +55,7 @@ import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -367,14 +367,23 @@ def route_plan(
     return choice, {**rest, **choice.options}
 
 
-def _counted(limits: WorkerLimits) -> WorkerLimits:
-    """``limits`` as the router reads them: the memory used counts only under a cap
-    (:attr:`WorkerLimits.memory_left`), so without one it is left out of the key."""
-    if limits.address_cap is None and limits.address_used:
-        limits = replace(limits, address_used=0)
-    if limits.cgroup_cap is None and limits.cgroup_used:
-        limits = replace(limits, cgroup_used=0)
-    return limits
+#: Every field of :class:`WorkerLimits`, in order (the route key holds each), and where
+#: the two memory figures that count only under a cap stand.
+_LIMIT_FIELDS = tuple(f.name for f in fields(WorkerLimits))
+_ADDRESS_USED = _LIMIT_FIELDS.index("address_used")
+_CGROUP_USED = _LIMIT_FIELDS.index("cgroup_used")
+
+
+def _counted(limits: WorkerLimits) -> tuple[Any, ...]:
+    """``limits`` as the router reads them, as a key: the memory used counts only under a
+    cap (:attr:`WorkerLimits.memory_left`), so without one it is left out (a tuple of the
+    fields: no copy of the limits to hash)."""
+    key = [getattr(limits, name) for name in _LIMIT_FIELDS]
+    if limits.address_cap is None:
+        key[_ADDRESS_USED] = 0
+    if limits.cgroup_cap is None:
+        key[_CGROUP_USED] = 0
+    return tuple(key)
 
 
 #: Plans, workloads and routes a process keeps (a kernel's worker runs one program
@@ -394,6 +403,8 @@ _ROUTES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 #: (:func:`_batch_of`), and its fences (:func:`_fences`).
 _BATCHES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 _FENCES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+#: The telemetry figures of a plan under its physics (:func:`_plan_figures`).
+_FIGURES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 
 
 def _kept(
@@ -619,9 +630,10 @@ def execute(
     layout = layout_of(program.graph.metadata, program.graph.resources.events)
     # the plan depends on the program and these fields only (not the seed or the shots)
     physics = (request.noise, request.qubit, request.profile, request.noise_model, calibration)
+    physics_key = msgspec.json.encode(physics)
     plan = _kept(
         _PLANS,
-        (id(program), msgspec.json.encode(physics)),
+        (id(program), physics_key),
         program,
         lambda: build_plan(
             program,
@@ -718,19 +730,27 @@ def execute(
             sampled.set("qmk.epochs", len(plan.program.epochs))
             sampled.set("qmk.simulations", progress.simulations)
             sampled.set("qmk.injected_logical_errors", int(injected))
-    telemetry = _telemetry(
+    figures = _kept(
+        _FIGURES,
+        (id(plan), physics_key),
         plan,
-        name,
-        mode,
-        len(bits),
-        injected,
-        progress.simulations,
-        request.noise,
-        request.qubit,
-        profile=request.profile,
+        lambda: _plan_figures(
+            plan, request.qubit, request.profile, noise_model=noise_model, calibration=calibration
+        ),
     )
-    telemetry = replace(
-        telemetry,
+    owned = {  # fresh containers: a result's telemetry is its own, the figures the plan's
+        "channel_uses": dict(figures["channel_uses"]),
+        "policies": tuple(dict(policy) for policy in figures["policies"]),
+        "calibration": None if figures["calibration"] is None else dict(figures["calibration"]),
+    }
+    telemetry = Telemetry(
+        **{**figures, **owned},
+        engine=name,
+        mode=mode,
+        shots=len(bits),
+        injected_logical_errors=injected,
+        noise=request.noise,
+        simulations=progress.simulations,
         noise_sampling=noise_sampling,
         checkpoints=progress.checkpoints,
         resumed_from_epoch=progress.resumed_from_epoch,
@@ -738,12 +758,8 @@ def execute(
         rollbacks=progress.rollbacks,
         rollback_gates=progress.rollback_gates,
         engine_reason=choice.reason,
-        noise_model=None if noise_model is None else describe_noise_model(noise_model),
-        calibration=None
-        if calibration is None
-        else {**calibration.to_json(), "profiles": list(plan.calibrated_profiles)},
+        wall_time_s=round(time.perf_counter() - started, 6),
     )
-    telemetry = replace(telemetry, wall_time_s=round(time.perf_counter() - started, 6))
     return RunResult(
         counts=keyed_counts(bits, layout),
         shots=len(bits),
@@ -976,18 +992,16 @@ def _noise_choice(noise: object) -> tuple[bool, NoiseModel | None]:
     )
 
 
-def _telemetry(
+def _plan_figures(
     plan: Plan,
-    engine: str,
-    mode: str,
-    shots: int,
-    injected: int,
-    simulations: int,
-    noise: bool,
     qubit: str | QubitParams,
-    *,
     profile: str = DEFAULT_PROFILE,
-) -> Telemetry:
+    *,
+    noise_model: NoiseModel | None = None,
+    calibration: Calibration | None = None,
+) -> dict[str, Any]:
+    """The fields of a run's :class:`Telemetry` that depend on its plan and physics alone,
+    not on its seed or shots: kept with the plan (:func:`execute`)."""
     bits_per_round, bits_per_second = decoder_load(plan, qubit, profile)
     uses: Counter[str] = Counter()
     regions: list[str] = []
@@ -1000,27 +1014,25 @@ def _telemetry(
             regions.append(str(node.args.get("tag", node.id)))
         elif node.op == "SET_POLICY":
             policies.append({"node": node.id, **dict(node.args)})
-    return Telemetry(
-        engine=engine,
-        mode=mode,
-        shots=shots,
-        epochs=len(plan.program.epochs),
-        logical_cycles=plan.logical_cycles,
-        logical_time_ns=plan.logical_cycles * plan.cycle_time_ns,
-        peak_logical_qubits=plan.peak_logical_qubits,
-        peak_physical_qubits=plan.peak_physical_qubits,
-        decoder_rounds=plan.decoder_rounds,
-        magic_states=plan.magic_states,
-        teleports=plan.teleports,
-        injected_logical_errors=injected,
-        noise=noise,
-        noise_locations=len(plan.noise),
-        qubit_params=qubit if isinstance(qubit, str) else qubit.name,
-        profiles=plan.profiles,
-        simulations=simulations,
-        channel_uses=dict(uses),
-        regions=tuple(regions),
-        policies=tuple(policies),
-        syndrome_bits_per_round=bits_per_round,
-        decoder_bits_per_second=bits_per_second,
-    )
+    return {
+        "epochs": len(plan.program.epochs),
+        "logical_cycles": plan.logical_cycles,
+        "logical_time_ns": plan.logical_cycles * plan.cycle_time_ns,
+        "peak_logical_qubits": plan.peak_logical_qubits,
+        "peak_physical_qubits": plan.peak_physical_qubits,
+        "decoder_rounds": plan.decoder_rounds,
+        "magic_states": plan.magic_states,
+        "teleports": plan.teleports,
+        "noise_locations": len(plan.noise),
+        "qubit_params": qubit if isinstance(qubit, str) else qubit.name,
+        "profiles": plan.profiles,
+        "channel_uses": dict(uses),
+        "regions": tuple(regions),
+        "policies": tuple(policies),
+        "syndrome_bits_per_round": bits_per_round,
+        "decoder_bits_per_second": bits_per_second,
+        "noise_model": None if noise_model is None else describe_noise_model(noise_model),
+        "calibration": None
+        if calibration is None
+        else {**calibration.to_json(), "profiles": list(plan.calibrated_profiles)},
+    }
