@@ -554,7 +554,7 @@ _NO_ERRORS = np.zeros(0, dtype=np.int64)
 def _draw_errors(rates: SiteRates, shots: int, rng: np.random.Generator) -> Errors:
     """:func:`draw_errors` of sites of ``rates``."""
     hits = rng.binomial(shots, rates.capped)
-    if not hits.any():
+    if not np.count_nonzero(hits):
         # The draws below would each draw nothing (and leave ``rng`` as it is): empty
         # arrays, without their dozen numpy calls.
         return Errors(shots=_NO_ERRORS, sites=_NO_ERRORS, paulis=_NO_ERRORS)

@@ -325,20 +325,38 @@ def keyed_counts(bits: np.ndarray | PackedRows, layout: OutputLayout | None) -> 
         tally = np.bincount(bits.packed[:, 0], minlength=256)
         values = np.flatnonzero(tally)
         counts = tally[values]
-        rows = np.unpackbits(
-            values.astype(np.uint8)[:, None], axis=1, count=bits.width, bitorder="little"
-        )
+        if layout is None:  # each byte's key, made once per width
+            names = _byte_keys(bits.width)
+            keys = [names[value] for value in values.tolist()]
+        else:
+            rows = np.unpackbits(
+                values.astype(np.uint8)[:, None], axis=1, count=bits.width, bitorder="little"
+            )
+            keys = [layout.split(key) for key in _strings(_laid_out(rows, layout))]
     else:
         first, counts = _distinct_rows(bits)
         rows = bits.unpack(first) if isinstance(bits, PackedRows) else bits[first]
-    if layout is None:
-        keys = _strings(rows)
-    else:
-        keys = [layout.split(key) for key in _strings(_laid_out(rows, layout))]
+        if layout is None:
+            keys = _strings(rows)
+        else:
+            keys = [layout.split(key) for key in _strings(_laid_out(rows, layout))]
     out: dict[str, int] = {}
     for key, count in zip(keys, counts.tolist(), strict=True):
         out[key] = out.get(key, 0) + count
     return dict(sorted(out.items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _byte_keys(width: int) -> tuple[str, ...]:
+    """The key of each byte value as a packed row of ``width`` (at most 8) events: bit
+    ``j`` is event ``j``, written ``j``-th from the left (bits past ``width`` unread).
+
+    >>> _byte_keys(3)[0b001], _byte_keys(3)[0b110]
+    ('100', '011')
+    """
+    return tuple(
+        "".join("1" if value >> j & 1 else "0" for j in range(width)) for value in range(256)
+    )
 
 
 #: The seed of the odd 64-bit multipliers of the row hash in :func:`_distinct_rows`
