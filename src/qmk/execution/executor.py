@@ -362,8 +362,10 @@ def route_plan(
     else:
         key = (id(work), engine, options, _counted(limits), len(sys.modules), memory_bytes())
         choice = _kept(_ROUTES, key, work, lambda: route(work, engine, options=rest, limits=limits))
-        if choice.limits != limits:
+        if choice.limits != limits:  # a figure the route does not count (memory used)
             choice = replace(choice, limits=limits)
+            if key in _ROUTES:  # kept as read now: the next run's are alike
+                _ROUTES[key] = (work, choice)
     return choice, {**rest, **choice.options}
 
 
