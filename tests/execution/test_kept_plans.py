@@ -61,6 +61,7 @@ def _empty_caches():
         executor._BATCHES,
         executor._FENCES,
         executor._FIGURES,
+        executor._LAYOUTS,
     )
     for cache in caches:
         cache.clear()

@@ -64,11 +64,12 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines import EngineError, engine_class, fusion
+from qmk.engines.batch import batch_compiler
 from qmk.engines.limits import WorkerLimits
 from qmk.engines.registry import GATE_KINDS, Workload, memory_bytes, spec
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
-from qmk.execution import spans, states
+from qmk.execution import batch, spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state
 from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
@@ -405,6 +406,8 @@ _ROUTES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 #: (:func:`_batch_of`), and its fences (:func:`_fences`).
 _BATCHES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 _FENCES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+#: A program's output layout (:func:`~qmk.qvm.output.layout_of`), by program.
+_LAYOUTS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 #: The telemetry figures of a plan under its physics (:func:`_plan_figures`).
 _FIGURES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 
@@ -629,7 +632,10 @@ def execute(
         parse_noise_model(request.noise_model) if request.noise and request.noise_model else None
     )
     calibration = request.calibration
-    layout = layout_of(program.graph.metadata, program.graph.resources.events)
+    graph = program.graph
+    layout = _kept(
+        _LAYOUTS, (id(program),), program, lambda: layout_of(graph.metadata, graph.resources.events)
+    )
     # the plan depends on the program and these fields only (not the seed or the shots)
     physics = (request.noise, request.qubit, request.profile, request.noise_model, calibration)
     physics_key = msgspec.json.encode(physics)
@@ -802,8 +808,6 @@ def _execute(
     (``rows``: the shots of a part's bits, None without ``part``; the batch sampler's
     bits may stay packed: :class:`~qmk.execution.result.PackedRows`). ``key`` makes the
     run's key (:func:`~qmk.execution.request.run_key`), which the states it saves carry."""
-    from qmk.execution import batch
-
     # a batch circuit starts from |0...0>: a run from an initial state takes trajectories.
     # The mode never depends on a control or a resume (a replay without either must
     # take the path the run took).
@@ -886,8 +890,6 @@ def _batch_of(plan: Plan, cls: type) -> tuple[Any, Any] | None:
     by engine ``cls`` (its batch capability), or None where either declines: kept per
     plan and engine (a function of them alone; a sampler takes the seed at each draw),
     so a worker running one program under many seeds lowers and compiles it once."""
-    from qmk.engines.batch import batch_compiler
-    from qmk.execution import batch
 
     def make() -> tuple[Any, Any] | None:
         compiler = batch_compiler(cls)
