@@ -73,22 +73,25 @@ if TYPE_CHECKING:
 class SiteRates:
     """The X, Y, Z probabilities of error sites as :func:`draw_errors` reads them: the
     rows (``probs``), their sums (``totals``) and those capped at certainty
-    (``capped``), found once for a lowered plan rather than at every run.
+    (``capped``, also as floats: ``capped_floats``), found once for a lowered plan
+    rather than at every run.
 
-    >>> SiteRates.of([[0.1, 0.0, 0.2], [0.5, 0.5, 0.5]]).capped.tolist()
-    [0.30000000000000004, 1.0]
+    >>> SiteRates.of([[0.1, 0.0, 0.2], [0.5, 0.5, 0.5]]).capped_floats
+    (0.30000000000000004, 1.0)
     """
 
     probs: np.ndarray
     totals: np.ndarray
     capped: np.ndarray
+    capped_floats: tuple[float, ...]
 
     @classmethod
     def of(cls, probs: np.ndarray | Sequence[Sequence[float]]) -> SiteRates:
         """The rates of sites whose rows (X, Y, Z) are ``probs``."""
         rows = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
         totals = rows.sum(axis=1)
-        return cls(rows, totals, np.minimum(totals, 1.0))
+        capped = np.minimum(totals, 1.0)
+        return cls(rows, totals, capped, tuple(capped.tolist()))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -547,17 +550,29 @@ def draw_errors(probs: np.ndarray, shots: int, rng: np.random.Generator) -> Erro
     return _draw_errors(SiteRates.of(probs), shots, rng)
 
 
+#: At most this many sites, :func:`_draw_errors` draws how many shots each strikes one
+#: site at a time (a scalar draw costs about a tenth of an array draw's fixed cost).
+_SCALAR_SITES = 16
 #: What :func:`_draw_errors` gives when no site strikes: the arrays its draws would make.
 _NO_ERRORS = np.zeros(0, dtype=np.int64)
 
 
 def _draw_errors(rates: SiteRates, shots: int, rng: np.random.Generator) -> Errors:
     """:func:`draw_errors` of sites of ``rates``."""
-    hits = rng.binomial(shots, rates.capped)
-    if not np.count_nonzero(hits):
-        # The draws below would each draw nothing (and leave ``rng`` as it is): empty
-        # arrays, without their dozen numpy calls.
-        return Errors(shots=_NO_ERRORS, sites=_NO_ERRORS, paulis=_NO_ERRORS)
+    if len(rates.capped_floats) <= _SCALAR_SITES:
+        # One draw a site: what one draw on the array draws, site by site (numpy's array
+        # draw loops over the sites with the same generator; tested), without the checks
+        # of the array, which cost a few sites' draws.
+        counts = [rng.binomial(shots, p) for p in rates.capped_floats]
+        if not any(counts):
+            return Errors(shots=_NO_ERRORS, sites=_NO_ERRORS, paulis=_NO_ERRORS)
+        hits = np.array(counts, dtype=np.int64)
+    else:
+        hits = rng.binomial(shots, rates.capped)
+        if not np.count_nonzero(hits):
+            # The draws below would each draw nothing (and leave ``rng`` as it is): empty
+            # arrays, without their dozen numpy calls.
+            return Errors(shots=_NO_ERRORS, sites=_NO_ERRORS, paulis=_NO_ERRORS)
     probs, totals = rates.probs, rates.totals
     sites = np.repeat(np.arange(len(probs), dtype=np.int64), hits)
     struck = _distinct_shots(hits, sites, shots, rng)

@@ -817,7 +817,7 @@ def _execute(
         if part is not None and part.index:  # one pass: part 0 does every shot
             none, rows = _first_part(np.zeros((0, len(plan.events)), np.uint8), part)
             return sampler.mode, lowered.noise_sampling, none, 0, Progress(), rows
-        batch_seed = int(_stream(seed, 0).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        batch_seed = int(_stream(seed, 0).generate_state(1, np.uint64)[0]) >> 1
         noise_rng = np.random.default_rng(_stream(seed, 1))
         bits, injected, progress = batch.sample_chunked(
             lowered,
