@@ -200,6 +200,33 @@ def test_the_limits_are_read_from_the_process() -> None:
     assert read["sandbox"] == ["network"]
 
 
+def test_the_limits_files_are_read_whole_and_an_unreadable_one_is_none(tmp_path) -> None:
+    from qmk.engines import limits as module
+
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 40)  # past one 4 KiB read
+    assert module._read(str(big)) == big.read_bytes()
+    assert module._read(str(tmp_path / "absent")) is None
+    with open("/proc/self/cgroup", "rb") as handle:
+        assert module._read("/proc/self/cgroup") == handle.read()
+
+
+def test_a_cgroup_without_a_limit_reports_nothing_used(tmp_path, monkeypatch) -> None:
+    from qmk.engines import limits as module
+
+    files = {
+        "/proc/self/cgroup": b"0::/job\n",
+        "/sys/fs/cgroup/job/memory.max": b"max\n",
+        "/sys/fs/cgroup/memory.max": str(2**62).encode(),
+        "/sys/fs/cgroup/memory.current": b"12345\n",
+    }
+    monkeypatch.setattr(module, "_read", files.get)
+    assert module._cgroup() == (None, 0)
+    files["/sys/fs/cgroup/job/memory.max"] = str(GIB).encode()
+    files["/sys/fs/cgroup/job/memory.current"] = b"777\n"
+    assert module._cgroup() == (GIB, 777)
+
+
 # --------------------------------------------------------------------------- a real worker
 
 WORKER_MB = defaults.WORKER_MEMORY_MB

@@ -426,6 +426,43 @@ def test_the_same_seed_draws_the_same_errors():
     assert (a.paulis == b.paulis).all()
 
 
+def test_a_draw_where_no_site_strikes_is_empty_and_draws_only_the_counts():
+    probs = np.full((8, 3), 1e-15)  # logical error rates: nearly every run
+    drawn = np.random.default_rng(SEED)
+    errors = batch.draw_errors(probs, 100, drawn)
+    counted = np.random.default_rng(SEED)
+    assert not counted.binomial(100, probs.sum(axis=1)).any()
+    assert len(errors) == 0
+    assert errors.shots.dtype == errors.sites.dtype == errors.paulis.dtype == np.int64
+    assert drawn.bit_generator.state == counted.bit_generator.state
+
+
+@pytest.mark.parametrize("shots", [1, 100, 5000, 60_000])
+def test_a_draw_site_by_site_draws_what_one_draw_on_the_array_draws(shots, monkeypatch):
+    """numpy's binomial on an array of rates loops over them with the generator's one
+    state: few sites are drawn one by one (cheaper), with the same errors and the
+    generator left where the array draw leaves it."""
+    rows = [
+        [1e-9, 0.0, 0.0],
+        [1e-3, 2e-3, 0.0],
+        [0.1, 0.1, 0.0],
+        [0.4, 0.4, 0.4],  # capped at certainty
+        [0.0, 0.0, 0.0],
+        [0.02, 0.0, 0.03],
+    ]
+    rates = batch.SiteRates.of(rows)
+    for seed in range(20):
+        by_site = np.random.default_rng(seed)
+        drawn = batch._draw_errors(rates, shots, by_site)
+        monkeypatch.setattr(batch, "_SCALAR_SITES", 0)  # the array draw
+        at_once = np.random.default_rng(seed)
+        expected = batch._draw_errors(rates, shots, at_once)
+        monkeypatch.undo()
+        for field in ("shots", "sites", "paulis"):
+            assert np.array_equal(getattr(drawn, field), getattr(expected, field))
+        assert by_site.bit_generator.state == at_once.bit_generator.state
+
+
 # -- whole runs -----------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ environment allows, the engine or options asked) is routed afresh."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from qmk.engines.limits import WorkerLimits
@@ -53,10 +54,19 @@ def _same(a, b):
 
 @pytest.fixture(autouse=True)
 def _empty_caches():
-    for cache in (executor._PLANS, executor._WORKLOADS, executor._ROUTES):
+    caches = (
+        executor._PLANS,
+        executor._WORKLOADS,
+        executor._ROUTES,
+        executor._BATCHES,
+        executor._FENCES,
+        executor._FIGURES,
+        executor._LAYOUTS,
+    )
+    for cache in caches:
         cache.clear()
     yield
-    for cache in (executor._PLANS, executor._WORKLOADS, executor._ROUTES):
+    for cache in caches:
         cache.clear()
 
 
@@ -117,6 +127,56 @@ def test_runs_under_new_seeds_equal_runs_with_nothing_kept(seed, monkeypatch):
     assert kept.counts == fresh.counts
     assert kept.engine == fresh.engine
     assert kept.telemetry.engine_reason == fresh.telemetry.engine_reason
+
+
+#: A Bell pair with logical noise: sampled in bulk (stim-batch), with error sites.
+BELL = verify(
+    assemble(
+        ".caps CAP_ALLOC\n"
+        "a: ALLOC_LQ vq:q0, vq:q1\n"
+        "h: APPLY_H vq:q0\n"
+        "c: APPLY_CNOT vq:q0, vq:q1\n"
+        "m0: MEASURE_Z vq:q0, out:m0\n"
+        "m1: MEASURE_Z vq:q1, out:m1\n"
+        "f: FREE_LQ vq:q0, vq:q1\n"
+    )
+)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_bulk_sampled_plan_is_compiled_once_and_gives_the_bits_of_a_fresh_compile(
+    seed, monkeypatch
+):
+    struck = RunRequest(
+        program_digest=program_digest("x"),
+        shots=300,
+        seed=seed,
+        noise_model="depolarizing(p=0.004)",
+        profile="logical:surface_code(d=3)",
+    )
+    runs = [execute(BELL, msgspec.structs.replace(struck, seed=seed + k)) for k in range(3)]
+    assert len(executor._BATCHES) == 1  # one plan, one engine: lowered and compiled once
+    assert runs[0].telemetry.mode == "stim-batch"
+    monkeypatch.setattr(executor, "KEPT_PLANS", 0)  # keep nothing: everything anew
+    for cache in (executor._PLANS, executor._BATCHES):
+        cache.clear()
+    for k, kept in enumerate(runs):
+        fresh = execute(BELL, msgspec.structs.replace(struck, seed=seed + k))
+        assert (kept.bits == fresh.bits).all()
+        assert kept.telemetry.injected_logical_errors == fresh.telemetry.injected_logical_errors
+
+
+def test_a_runs_telemetry_is_its_own_though_its_plans_figures_are_kept():
+    request = RunRequest(program_digest=program_digest("x"), shots=50, seed=5)
+    first = execute(BELL, request)
+    first.telemetry.channel_uses["mutated"] = 1  # type: ignore[index]
+    second = execute(BELL, msgspec.structs.replace(request, seed=6))
+    assert len(executor._FIGURES) == 1
+    assert second.telemetry.channel_uses == {}
+    fresh = {k: v for k, v in second.telemetry.to_json().items() if k != "wall_time_s"}
+    executor._FIGURES.clear()
+    again = execute(BELL, msgspec.structs.replace(request, seed=6)).telemetry.to_json()
+    assert fresh == {k: v for k, v in again.items() if k != "wall_time_s"}
 
 
 def test_other_physics_make_another_plan():

@@ -134,6 +134,30 @@ def test_counts_are_every_distinct_row_with_how_often_it_came(width: int) -> Non
     assert np.array_equal(packed.unpack(), rows)
 
 
+@pytest.mark.parametrize("width", range(1, 10))
+def test_packed_rows_of_a_byte_or_less_are_counted_as_their_unpacked_rows(width: int) -> None:
+    """Rows of at most 8 bits are counted by their byte (a tally, not a hash): the same
+    counts as the rows unpacked, with and without a layout that merges outcomes."""
+    import numpy as np
+
+    from qmk.execution.result import keyed_counts
+    from qmk.qvm.output import OutputLayout
+
+    rng = np.random.default_rng(100 + width)
+    for shots in (1, 5, 100, 3000):
+        rows = (rng.random((shots, width)) < 0.3).astype(np.uint8)
+        packed = PackedRows(np.packbits(rows, axis=1, bitorder="little"), width)
+        assert keyed_counts(packed, None) == keyed_counts(rows, None) == _counted(rows.tolist())
+        events = [f"e{i}" for i in range(width)]
+        # the events but the last, reversed, and a constant 0: rows differing only in
+        # the last event add up; then a group of every event as a signed integer
+        groups = [[*events[: width - 1][::-1], None], {"int": events, "signed": True}]
+        layout = OutputLayout.from_json({"groups": groups}, events=events)
+        assert keyed_counts(packed, layout) == keyed_counts(rows, layout)
+        merged = OutputLayout.from_json({"groups": groups[:1]}, events=events)
+        assert keyed_counts(packed, merged) == keyed_counts(rows, merged)
+
+
 def test_packed_rows_of_the_wrong_byte_width_are_refused() -> None:
     import numpy as np
 

@@ -76,6 +76,31 @@ def test_pages_of_a_stored_result_give_every_entry_once_in_stored_order() -> Non
         assert seen == list(counts.items())
 
 
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"00": 51, "11": 49},  # a run's counts: sorted, ASCII
+        {"11": 3, "00": 5},  # unsorted
+        {"0 1": 2, "-3": 1, "7": 4},  # layouts: separators, signed integers
+        {"caf\u00e9": 1, "a": 2},  # non-ASCII: written raw in the result, escaped digested
+        {"a\x7fb": 1},  # DEL: written raw, escaped digested
+        {"a\nb": 1, "\x00": 2, 'q"\\': 3},  # escaped alike by both
+        {},
+    ],
+)
+def test_a_stored_result_is_json_dumps_text_with_the_canonical_counts_digest(counts) -> None:
+    from qmk.kernel.stored import digest_counts
+
+    value = {"counts": counts, "shots": 8, "telemetry": {"x": 1.5e-7, "y": 1e16, "z": None}}
+    stored = encode_result(value)
+    head = {"shots": 8, "telemetry": value["telemetry"]}
+    text = json.dumps({"counts": counts, **head}, separators=(",", ":"), ensure_ascii=False)
+    assert stored.data == text.encode()
+    assert stored.counts_sha256 == digest_counts(counts)
+    with pytest.raises(ValueError):
+        encode_result({"counts": {"0": 1}, "x": float("nan")})
+
+
 def test_a_stored_result_reads_as_its_mapping_in_process() -> None:
     stored = encode_result({"counts": {"01": 2}, "telemetry": {"checkpoints": 0}})
     assert stored == {"counts": {"01": 2}, "telemetry": {"checkpoints": 0}}

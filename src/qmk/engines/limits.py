@@ -55,7 +55,8 @@ class WorkerLimits:
         address_cap: the ``RLIMIT_AS`` soft limit in bytes, or None (no cap).
         address_used: bytes of address space mapped now (``VmSize``).
         cgroup_cap: the memory cgroup's limit in bytes, or None (none, or not found).
-        cgroup_used: bytes the memory cgroup holds now.
+        cgroup_used: bytes the memory cgroup holds now (read only under a limit: 0
+            without one, where nothing reads it).
         threads: threads an engine may run (``threads_from`` says where that came from).
         stack_bytes: the stack each new thread maps (``RLIMIT_STACK``; 8 MiB if unlimited).
         sandbox: the sandbox layers closed around this process (:data:`SANDBOX_LAYERS`).
@@ -185,11 +186,44 @@ def _rlimit(name: str) -> int | None:
     return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
-def _vm_size() -> int:
+def _page_size() -> int:
     try:
-        with open("/proc/self/statm", "rb") as handle:
-            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return 0
+
+
+#: The page size in bytes: what a process maps in, fixed for its life (read once).
+_PAGE = _page_size()
+
+
+def _read(path: str) -> bytes | None:
+    """The bytes of a small file (a /proc or cgroup file), or None when it cannot be read.
+
+    Read with ``os.open`` and ``os.read``: a Python file object costs several times the
+    read itself, and these files are read afresh for every routing (what they hold
+    changes: the memory used; the caps and the cgroup may be changed from outside).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 4096):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _vm_size() -> int:
+    data = _read("/proc/self/statm")
+    try:
+        return int(data.split()[0]) * _PAGE if data is not None else 0
+    except (ValueError, IndexError):  # pragma: no cover - not Linux
         return 0
 
 
@@ -205,21 +239,21 @@ def _threads() -> tuple[int, str]:
 
 
 def _read_int(path: str) -> int | None:
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().strip()
-    except OSError:
+    data = _read(path)
+    if data is None:
         return None
+    text = data.strip()
     return int(text) if text.isdigit() else None
 
 
 def _cgroup() -> tuple[int | None, int]:
-    """The memory cgroup's limit (None: none found) and what it holds now."""
-    try:
-        with open("/proc/self/cgroup", "rb") as handle:  # bytes: no codec to import
-            lines = handle.read().decode("utf-8", "replace").splitlines()
-    except OSError:
+    """The memory cgroup's limit (None: none found) and what it holds now (0 without a
+    limit). Read afresh each time: the process may be moved to another group, and a
+    group's limit changed, from outside."""
+    data = _read("/proc/self/cgroup")  # bytes: no codec to import
+    if data is None:
         return None, 0
+    lines = data.decode("utf-8", "replace").splitlines()
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":  # v2: one unified hierarchy
@@ -233,8 +267,9 @@ def _cgroup() -> tuple[int | None, int]:
         for root in roots:
             cap = _read_int(f"{root.rstrip('/')}/{files[0]}")
             if cap is not None:
-                used = _read_int(f"{root.rstrip('/')}/{files[1]}") or 0
-                return (cap if cap < _NO_LIMIT else None), used
+                if cap >= _NO_LIMIT:  # what the group uses counts only under a limit
+                    return None, 0
+                return cap, _read_int(f"{root.rstrip('/')}/{files[1]}") or 0
     return None, 0
 
 

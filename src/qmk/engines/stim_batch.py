@@ -69,7 +69,10 @@ class StimSampler:
     That is what :meth:`flips` propagates errors through.
 
     ``affine`` keeps the circuit's :class:`~qmk.engines.affine.AffineSampler` (or None
-    where it has none) once :meth:`sample_packed` has looked for it.
+    where it has none) once :meth:`sample_packed` has looked for it, and ``reference``
+    its reference sample (bit-packed) once a stim sampler has been compiled: the
+    noiseless sample stim XORs its frames into, a function of the circuit alone, which
+    ``compile_sampler`` would otherwise find again (a tableau simulation) for every seed.
     """
 
     circuit: stim.Circuit
@@ -78,6 +81,7 @@ class StimSampler:
     site_lines: tuple[int, ...] = ()
     site_qubits: tuple[int, ...] = ()
     affine: list[AffineSampler | None] = field(default_factory=list, compare=False, repr=False)
+    reference: list[np.ndarray] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def num_sites(self) -> int:
@@ -118,7 +122,10 @@ class StimSampler:
             affine = self.affine[0]
             if affine is not None:
                 return affine.sample_packed(shots, seed)
-        return self.circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
+        if not self.reference:  # what compile_sampler finds when given none: the same bits
+            self.reference.append(self.circuit.reference_sample(bit_packed=True))
+        sampler = self.circuit.compile_sampler(seed=seed, reference_sample=self.reference[0])
+        return sampler.sample(shots, bit_packed=True)
 
     def flips(self, sites: np.ndarray) -> np.ndarray:
         """Which record bits a Pauli error at each of ``sites`` flips, bit-packed

@@ -40,8 +40,8 @@ not stop: its fences are pause points only between chunks.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,16 +69,49 @@ if TYPE_CHECKING:
     from qmk.execution.trajectories import Control
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SiteRates:
+    """The X, Y, Z probabilities of error sites as :func:`draw_errors` reads them: the
+    rows (``probs``), their sums (``totals``) and those capped at certainty
+    (``capped``, also as floats: ``capped_floats``), found once for a lowered plan
+    rather than at every run.
+
+    >>> SiteRates.of([[0.1, 0.0, 0.2], [0.5, 0.5, 0.5]]).capped_floats
+    (0.30000000000000004, 1.0)
+    """
+
+    probs: np.ndarray
+    totals: np.ndarray
+    capped: np.ndarray
+    capped_floats: tuple[float, ...]
+
+    @classmethod
+    def of(cls, probs: np.ndarray | Sequence[Sequence[float]]) -> SiteRates:
+        """The rates of sites whose rows (X, Y, Z) are ``probs``."""
+        rows = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
+        totals = rows.sum(axis=1)
+        capped = np.minimum(totals, 1.0)
+        return cls(rows, totals, capped, tuple(capped.tolist()))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoweredPlan:
     """The circuit, the record column of each event (None for an event nothing
     produces), and the noise locations: the circuit's error sites in order
-    (``sites``), or, lowered ``heralded``, the herald column of each."""
+    (``sites``), or, lowered ``heralded``, the herald column of each. ``rates`` are
+    the sites' rates (:class:`SiteRates`; None: found from ``sites`` when drawn)."""
 
     circuit: BatchCircuit
     event_columns: tuple[int | None, ...]
     herald_columns: tuple[int, ...] = ()
     sites: tuple[Noise, ...] = ()
+    rates: SiteRates | None = field(default=None, compare=False, repr=False)
+
+    def site_rates(self) -> SiteRates:
+        """:attr:`rates`, or the rates of :attr:`sites` found now."""
+        if self.rates is not None:
+            return self.rates
+        return SiteRates.of([(loc.px, loc.py, loc.pz) for loc in self.sites])
 
     @property
     def noise_sampling(self) -> str:
@@ -200,6 +233,7 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
         event_columns=columns,
         herald_columns=tuple(heralds),
         sites=tuple(sites),
+        rates=SiteRates.of([(loc.px, loc.py, loc.pz) for loc in sites]) if sites else None,
     )
 
 
@@ -298,8 +332,7 @@ def sample(
     counted by the heralds when it was lowered ``heralded``. ``seed`` seeds the engine."""
     errors = None
     if lowered.sites:
-        probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites], dtype=np.float64)
-        errors = draw_errors(probs, shots, rng)
+        errors = _draw_errors(lowered.site_rates(), shots, rng)
     bits, heralded = sampler.sample(
         shots, seed, lowered.event_columns, lowered.herald_columns, errors
     )
@@ -373,7 +406,7 @@ def sample_chunked(
     fences: int = 0,
     control: Control | None = None,
     resume: ExecutionState | None = None,
-    key: str = "",
+    key: str | Callable[[], str] = "",
     engine_name: str = "",
     chunk: int = CHUNK_SHOTS,
     keep_packed: bool = False,
@@ -383,6 +416,8 @@ def sample_chunked(
 
     ``fences`` is how many ``FENCE_EPOCH`` the program has: with none the control is
     never asked. ``resume`` is a state a control saved between two chunks of this run.
+    ``key`` is the run's key (:func:`~qmk.execution.request.run_key`), or what makes it:
+    made only for a resume or a pause, the only places it is read.
 
     The work that does not depend on the chunk is done once: the flips of every site
     struck (:class:`RunFlips`). Each chunk's record rows stay bit-packed until the end
@@ -397,14 +432,14 @@ def sample_chunked(
     """
     errors = None
     if lowered.sites:
-        probs = np.array([(loc.px, loc.py, loc.pz) for loc in lowered.sites], dtype=np.float64)
-        errors = draw_errors(probs, shots, rng)
+        errors = _draw_errors(lowered.site_rates(), shots, rng)
     count = max(1, -(-shots // chunk))
     progress = Progress(simulations=1, preempted_at_epochs=[])
     heralded = 0
     start = 0
     saved: np.ndarray | None = None
     if resume is not None:
+        key = key() if callable(key) else key
         saved, start, progress, extra = resume_chunks(
             resume,
             key,
@@ -414,7 +449,10 @@ def sample_chunked(
         )
         heralded = int(extra.get("heralded", 0))
     first = start * chunk
-    flips = RunFlips.of(sampler, errors, shots, first) if errors is not None else None
+    # no error struck (most runs at logical error rates): nothing to find or XOR
+    flips = (
+        RunFlips.of(sampler, errors, shots, first) if errors is not None and len(errors) else None
+    )
     columns = lowered.event_columns
     packed: np.ndarray | None = None
     for k in range(start, count):
@@ -431,6 +469,7 @@ def sample_chunked(
         packed[lo:hi] = rows
         if control is None or not fences or k + 1 == count:
             continue
+        key = key() if callable(key) else key
         pause_between_chunks(
             control,
             epoch=fences,
@@ -508,9 +547,33 @@ def draw_errors(probs: np.ndarray, shots: int, rng: np.random.Generator) -> Erro
     >>> set(errors.sites.tolist()), set(errors.paulis.tolist()), 400 < len(errors) < 600
     ({1}, {1, 3}, True)
     """
-    probs = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
-    totals = probs.sum(axis=1)
-    hits = rng.binomial(shots, np.minimum(totals, 1.0))
+    return _draw_errors(SiteRates.of(probs), shots, rng)
+
+
+#: At most this many sites, :func:`_draw_errors` draws how many shots each strikes one
+#: site at a time (a scalar draw costs about a tenth of an array draw's fixed cost).
+_SCALAR_SITES = 16
+#: What :func:`_draw_errors` gives when no site strikes: the arrays its draws would make.
+_NO_ERRORS = np.zeros(0, dtype=np.int64)
+
+
+def _draw_errors(rates: SiteRates, shots: int, rng: np.random.Generator) -> Errors:
+    """:func:`draw_errors` of sites of ``rates``."""
+    if len(rates.capped_floats) <= _SCALAR_SITES:
+        # One draw a site: what one draw on the array draws, site by site (numpy's array
+        # draw loops over the sites with the same generator; tested), without the checks
+        # of the array, which cost a few sites' draws.
+        counts = [rng.binomial(shots, p) for p in rates.capped_floats]
+        if not any(counts):
+            return Errors(shots=_NO_ERRORS, sites=_NO_ERRORS, paulis=_NO_ERRORS)
+        hits = np.array(counts, dtype=np.int64)
+    else:
+        hits = rng.binomial(shots, rates.capped)
+        if not np.count_nonzero(hits):
+            # The draws below would each draw nothing (and leave ``rng`` as it is): empty
+            # arrays, without their dozen numpy calls.
+            return Errors(shots=_NO_ERRORS, sites=_NO_ERRORS, paulis=_NO_ERRORS)
+    probs, totals = rates.probs, rates.totals
     sites = np.repeat(np.arange(len(probs), dtype=np.int64), hits)
     struck = _distinct_shots(hits, sites, shots, rng)
     # The Pauli of each error: a uniform point on [0, total) against the cumulative rates.

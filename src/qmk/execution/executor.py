@@ -54,8 +54,8 @@ import os
 import sys
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +64,12 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines import EngineError, engine_class, fusion
+from qmk.engines.batch import batch_compiler
 from qmk.engines.limits import WorkerLimits
 from qmk.engines.registry import GATE_KINDS, Workload, memory_bytes, spec
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
-from qmk.execution import spans, states
+from qmk.execution import batch, spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state
 from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
@@ -362,19 +363,30 @@ def route_plan(
     else:
         key = (id(work), engine, options, _counted(limits), len(sys.modules), memory_bytes())
         choice = _kept(_ROUTES, key, work, lambda: route(work, engine, options=rest, limits=limits))
-        if choice.limits != limits:
+        if choice.limits != limits:  # a figure the route does not count (memory used)
             choice = replace(choice, limits=limits)
+            if key in _ROUTES:  # kept as read now: the next run's are alike
+                _ROUTES[key] = (work, choice)
     return choice, {**rest, **choice.options}
 
 
-def _counted(limits: WorkerLimits) -> WorkerLimits:
-    """``limits`` as the router reads them: the memory used counts only under a cap
-    (:attr:`WorkerLimits.memory_left`), so without one it is left out of the key."""
-    if limits.address_cap is None and limits.address_used:
-        limits = replace(limits, address_used=0)
-    if limits.cgroup_cap is None and limits.cgroup_used:
-        limits = replace(limits, cgroup_used=0)
-    return limits
+#: Every field of :class:`WorkerLimits`, in order (the route key holds each), and where
+#: the two memory figures that count only under a cap stand.
+_LIMIT_FIELDS = tuple(f.name for f in fields(WorkerLimits))
+_ADDRESS_USED = _LIMIT_FIELDS.index("address_used")
+_CGROUP_USED = _LIMIT_FIELDS.index("cgroup_used")
+
+
+def _counted(limits: WorkerLimits) -> tuple[Any, ...]:
+    """``limits`` as the router reads them, as a key: the memory used counts only under a
+    cap (:attr:`WorkerLimits.memory_left`), so without one it is left out (a tuple of the
+    fields: no copy of the limits to hash)."""
+    key = [getattr(limits, name) for name in _LIMIT_FIELDS]
+    if limits.address_cap is None:
+        key[_ADDRESS_USED] = 0
+    if limits.cgroup_cap is None:
+        key[_CGROUP_USED] = 0
+    return tuple(key)
 
 
 #: Plans, workloads and routes a process keeps (a kernel's worker runs one program
@@ -390,6 +402,14 @@ KEPT_PLANS = 64
 _PLANS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 _WORKLOADS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 _ROUTES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+#: A plan's batch circuit and its compiled sampler, by plan and engine class
+#: (:func:`_batch_of`), and its fences (:func:`_fences`).
+_BATCHES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_FENCES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+#: A program's output layout (:func:`~qmk.qvm.output.layout_of`), by program.
+_LAYOUTS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+#: The telemetry figures of a plan under its physics (:func:`_plan_figures`).
+_FIGURES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 
 
 def _kept(
@@ -612,12 +632,16 @@ def execute(
         parse_noise_model(request.noise_model) if request.noise and request.noise_model else None
     )
     calibration = request.calibration
-    layout = layout_of(program.graph.metadata, program.graph.resources.events)
+    graph = program.graph
+    layout = _kept(
+        _LAYOUTS, (id(program),), program, lambda: layout_of(graph.metadata, graph.resources.events)
+    )
     # the plan depends on the program and these fields only (not the seed or the shots)
     physics = (request.noise, request.qubit, request.profile, request.noise_model, calibration)
+    physics_key = msgspec.json.encode(physics)
     plan = _kept(
         _PLANS,
-        (id(program), msgspec.json.encode(physics)),
+        (id(program), physics_key),
         program,
         lambda: build_plan(
             program,
@@ -671,15 +695,17 @@ def execute(
     name = choice.engine
     cls = engine_class(name)
     shots = request.shots
-    streams = np.random.SeedSequence(request.seed).spawn(3)
-    key = run_key(
-        msgspec.structs.replace(
-            request, engine_options=_result_options(name, request.engine_options)
-        ),
-        engine=name,
-        options=_result_options(name, options),
-        **({} if initial is None else {"initial_state": initial.to_json()}),
-    )
+
+    def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
+        return run_key(
+            msgspec.structs.replace(
+                request, engine_options=_result_options(name, request.engine_options)
+            ),
+            engine=name,
+            options=_result_options(name, options),
+            **({} if initial is None else {"initial_state": initial.to_json()}),
+        )
+
     if resume is not None and not isinstance(resume, ExecutionState):
         resume = read_state(resume)
     exported = None
@@ -701,7 +727,7 @@ def execute(
                 cls,
                 options,
                 shots,
-                streams,
+                request.seed,
                 control=control,
                 resume=resume,
                 key=key,
@@ -712,19 +738,27 @@ def execute(
             sampled.set("qmk.epochs", len(plan.program.epochs))
             sampled.set("qmk.simulations", progress.simulations)
             sampled.set("qmk.injected_logical_errors", int(injected))
-    telemetry = _telemetry(
+    figures = _kept(
+        _FIGURES,
+        (id(plan), physics_key),
         plan,
-        name,
-        mode,
-        len(bits),
-        injected,
-        progress.simulations,
-        request.noise,
-        request.qubit,
-        profile=request.profile,
+        lambda: _plan_figures(
+            plan, request.qubit, request.profile, noise_model=noise_model, calibration=calibration
+        ),
     )
-    telemetry = replace(
-        telemetry,
+    owned = {  # fresh containers: a result's telemetry is its own, the figures the plan's
+        "channel_uses": dict(figures["channel_uses"]),
+        "policies": tuple(dict(policy) for policy in figures["policies"]),
+        "calibration": None if figures["calibration"] is None else dict(figures["calibration"]),
+    }
+    telemetry = Telemetry(
+        **{**figures, **owned},
+        engine=name,
+        mode=mode,
+        shots=len(bits),
+        injected_logical_errors=injected,
+        noise=request.noise,
+        simulations=progress.simulations,
         noise_sampling=noise_sampling,
         checkpoints=progress.checkpoints,
         resumed_from_epoch=progress.resumed_from_epoch,
@@ -732,12 +766,8 @@ def execute(
         rollbacks=progress.rollbacks,
         rollback_gates=progress.rollback_gates,
         engine_reason=choice.reason,
-        noise_model=None if noise_model is None else describe_noise_model(noise_model),
-        calibration=None
-        if calibration is None
-        else {**calibration.to_json(), "profiles": list(plan.calibrated_profiles)},
+        wall_time_s=round(time.perf_counter() - started, 6),
     )
-    telemetry = replace(telemetry, wall_time_s=round(time.perf_counter() - started, 6))
     return RunResult(
         counts=keyed_counts(bits, layout),
         shots=len(bits),
@@ -766,39 +796,36 @@ def _execute(
     cls: type,
     options: dict[str, Any],
     shots: int,
-    streams: list[np.random.SeedSequence],
+    seed: int,
     *,
     control: Control | None = None,
     resume: ExecutionState | None = None,
-    key: str = "",
+    key: Callable[[], str] = str,
     initial: QuantumState | None = None,
     part: Part | None = None,
 ) -> tuple[str, str, np.ndarray | PackedRows, int, Progress, np.ndarray | None]:
     """``(mode, noise sampling, bits, injected errors, progress, rows)`` of the run
     (``rows``: the shots of a part's bits, None without ``part``; the batch sampler's
-    bits may stay packed: :class:`~qmk.execution.result.PackedRows`)."""
-    from qmk.engines.batch import batch_compiler
-    from qmk.execution import batch
-
+    bits may stay packed: :class:`~qmk.execution.result.PackedRows`). ``key`` makes the
+    run's key (:func:`~qmk.execution.request.run_key`), which the states it saves carry."""
     # a batch circuit starts from |0...0>: a run from an initial state takes trajectories.
     # The mode never depends on a control or a resume (a replay without either must
     # take the path the run took).
-    compiler = batch_compiler(cls) if initial is None else None
-    lowered = batch.lower(plan) if compiler is not None else None
-    sampler = compiler(lowered.circuit) if compiler is not None and lowered is not None else None
-    if sampler is not None and lowered is not None:
+    compiled = _batch_of(plan, cls) if initial is None else None
+    if compiled is not None:
+        lowered, sampler = compiled
         if part is not None and part.index:  # one pass: part 0 does every shot
             none, rows = _first_part(np.zeros((0, len(plan.events)), np.uint8), part)
             return sampler.mode, lowered.noise_sampling, none, 0, Progress(), rows
-        batch_seed = int(streams[0].generate_state(1, np.uint64)[0] >> np.uint64(1))
-        noise_rng = np.random.default_rng(streams[1])
+        batch_seed = int(_stream(seed, 0).generate_state(1, np.uint64)[0]) >> 1
+        noise_rng = np.random.default_rng(_stream(seed, 1))
         bits, injected, progress = batch.sample_chunked(
             lowered,
             sampler,
             shots,
             batch_seed,
             noise_rng,
-            fences=sum(1 for step in plan.steps if step.node.op == "FENCE_EPOCH"),
+            fences=_fences(plan),
             control=control,
             resume=resume,
             key=key,
@@ -807,7 +834,7 @@ def _execute(
         )
         every = None if part is None else np.arange(shots)
         return sampler.mode, lowered.noise_sampling, bits, injected, progress, every
-    noise_rng = np.random.default_rng(streams[1])
+    noise_rng = np.random.default_rng(_stream(seed, 1))
     groups, injected = sample_error_patterns(plan, shots, noise_rng)
     sampling = "per-pattern" if plan.noise else "off"
     observed = observed_ops(plan)  # the micro-ops a record can see, compiled once per plan
@@ -820,9 +847,9 @@ def _execute(
             engine=states.factory(lambda: cls(seed=0, **options), initial),
             ops=lambda pattern: observed.with_errors(_pattern_errors(plan, pattern)),
             shots=shots,
-            seed=streams[2],
+            seed=_stream(seed, 2),
             control=control,
-            key=key,
+            key=key(),
             engine_name=name,
             resume=resume,
         )
@@ -835,9 +862,9 @@ def _execute(
         states.factory(lambda: cls(seed=0, **options), initial),
         work,
         shots,
-        streams[2],
+        _stream(seed, 2),
         control,
-        key=key,
+        key=key(),
         engine_name=name,
         # groups start from the error-free state at their first error (one group: nothing
         # to share, and the run polls its control at every micro-op as it always did)
@@ -849,6 +876,41 @@ def _execute(
         resume_runner(runner, resume)
     bits = runner.run()
     return "trajectories", sampling, bits, injected, runner.progress, None
+
+
+def _stream(seed: int, which: int) -> np.random.SeedSequence:
+    """Stream ``which`` of a run seeded ``seed``: ``SeedSequence(seed).spawn(3)[which]``
+    (0: the batch sampler's seed, 1: the logical errors, 2: the trajectories), made
+    alone, as ``spawn`` makes it: a run takes two of the three, and never the parent."""
+    return np.random.SeedSequence(seed, spawn_key=(which,))
+
+
+def _batch_of(plan: Plan, cls: type) -> tuple[Any, Any] | None:
+    """``plan`` lowered to a batch circuit (:func:`qmk.execution.batch.lower`) and compiled
+    by engine ``cls`` (its batch capability), or None where either declines: kept per
+    plan and engine (a function of them alone; a sampler takes the seed at each draw),
+    so a worker running one program under many seeds lowers and compiles it once."""
+
+    def make() -> tuple[Any, Any] | None:
+        compiler = batch_compiler(cls)
+        lowered = batch.lower(plan) if compiler is not None else None
+        sampler = None if compiler is None or lowered is None else compiler(lowered.circuit)
+        return None if sampler is None or lowered is None else (lowered, sampler)
+
+    compiled: tuple[Any, Any] | None = _kept(_BATCHES, (id(plan), cls), plan, make)
+    return compiled
+
+
+def _fences(plan: Plan) -> int:
+    """How many ``FENCE_EPOCH`` steps ``plan`` has (kept per plan)."""
+    return int(
+        _kept(
+            _FENCES,
+            (id(plan),),
+            plan,
+            lambda: sum(1 for step in plan.steps if step.node.op == "FENCE_EPOCH"),
+        )
+    )
 
 
 def _observed_groups(
@@ -934,18 +996,16 @@ def _noise_choice(noise: object) -> tuple[bool, NoiseModel | None]:
     )
 
 
-def _telemetry(
+def _plan_figures(
     plan: Plan,
-    engine: str,
-    mode: str,
-    shots: int,
-    injected: int,
-    simulations: int,
-    noise: bool,
     qubit: str | QubitParams,
-    *,
     profile: str = DEFAULT_PROFILE,
-) -> Telemetry:
+    *,
+    noise_model: NoiseModel | None = None,
+    calibration: Calibration | None = None,
+) -> dict[str, Any]:
+    """The fields of a run's :class:`Telemetry` that depend on its plan and physics alone,
+    not on its seed or shots: kept with the plan (:func:`execute`)."""
     bits_per_round, bits_per_second = decoder_load(plan, qubit, profile)
     uses: Counter[str] = Counter()
     regions: list[str] = []
@@ -958,27 +1018,25 @@ def _telemetry(
             regions.append(str(node.args.get("tag", node.id)))
         elif node.op == "SET_POLICY":
             policies.append({"node": node.id, **dict(node.args)})
-    return Telemetry(
-        engine=engine,
-        mode=mode,
-        shots=shots,
-        epochs=len(plan.program.epochs),
-        logical_cycles=plan.logical_cycles,
-        logical_time_ns=plan.logical_cycles * plan.cycle_time_ns,
-        peak_logical_qubits=plan.peak_logical_qubits,
-        peak_physical_qubits=plan.peak_physical_qubits,
-        decoder_rounds=plan.decoder_rounds,
-        magic_states=plan.magic_states,
-        teleports=plan.teleports,
-        injected_logical_errors=injected,
-        noise=noise,
-        noise_locations=len(plan.noise),
-        qubit_params=qubit if isinstance(qubit, str) else qubit.name,
-        profiles=plan.profiles,
-        simulations=simulations,
-        channel_uses=dict(uses),
-        regions=tuple(regions),
-        policies=tuple(policies),
-        syndrome_bits_per_round=bits_per_round,
-        decoder_bits_per_second=bits_per_second,
-    )
+    return {
+        "epochs": len(plan.program.epochs),
+        "logical_cycles": plan.logical_cycles,
+        "logical_time_ns": plan.logical_cycles * plan.cycle_time_ns,
+        "peak_logical_qubits": plan.peak_logical_qubits,
+        "peak_physical_qubits": plan.peak_physical_qubits,
+        "decoder_rounds": plan.decoder_rounds,
+        "magic_states": plan.magic_states,
+        "teleports": plan.teleports,
+        "noise_locations": len(plan.noise),
+        "qubit_params": qubit if isinstance(qubit, str) else qubit.name,
+        "profiles": plan.profiles,
+        "channel_uses": dict(uses),
+        "regions": tuple(regions),
+        "policies": tuple(policies),
+        "syndrome_bits_per_round": bits_per_round,
+        "decoder_bits_per_second": bits_per_second,
+        "noise_model": None if noise_model is None else describe_noise_model(noise_model),
+        "calibration": None
+        if calibration is None
+        else {**calibration.to_json(), "profiles": list(plan.calibrated_profiles)},
+    }

@@ -9,6 +9,7 @@ small table (:meth:`RunResult._repr_html_`).
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -317,16 +318,45 @@ def keyed_counts(bits: np.ndarray | PackedRows, layout: OutputLayout | None) -> 
     row of each outcome is unpacked."""
     if len(bits) == 0:
         return {}
-    first, counts = _distinct_rows(bits)
-    rows = bits.unpack(first) if isinstance(bits, PackedRows) else bits[first]
-    if layout is None:
-        keys = _strings(rows)
+    if isinstance(bits, PackedRows) and 0 < bits.width <= 8:
+        # One byte a row: the byte is the outcome. A tally of the 256 values finds the
+        # distinct rows and their counts in one numpy call, where hashing the rows and
+        # np.unique cost a few dozen (they dominate a small run's counting).
+        tally = np.bincount(bits.packed[:, 0], minlength=256)
+        values = np.flatnonzero(tally)
+        counts = tally[values]
+        if layout is None:  # each byte's key, made once per width
+            names = _byte_keys(bits.width)
+            keys = [names[value] for value in values.tolist()]
+        else:
+            rows = np.unpackbits(
+                values.astype(np.uint8)[:, None], axis=1, count=bits.width, bitorder="little"
+            )
+            keys = [layout.split(key) for key in _strings(_laid_out(rows, layout))]
     else:
-        keys = [layout.split(key) for key in _strings(_laid_out(rows, layout))]
+        first, counts = _distinct_rows(bits)
+        rows = bits.unpack(first) if isinstance(bits, PackedRows) else bits[first]
+        if layout is None:
+            keys = _strings(rows)
+        else:
+            keys = [layout.split(key) for key in _strings(_laid_out(rows, layout))]
     out: dict[str, int] = {}
     for key, count in zip(keys, counts.tolist(), strict=True):
         out[key] = out.get(key, 0) + count
     return dict(sorted(out.items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _byte_keys(width: int) -> tuple[str, ...]:
+    """The key of each byte value as a packed row of ``width`` (at most 8) events: bit
+    ``j`` is event ``j``, written ``j``-th from the left (bits past ``width`` unread).
+
+    >>> _byte_keys(3)[0b001], _byte_keys(3)[0b110]
+    ('100', '011')
+    """
+    return tuple(
+        "".join("1" if value >> j & 1 else "0" for j in range(width)) for value in range(256)
+    )
 
 
 #: The seed of the odd 64-bit multipliers of the row hash in :func:`_distinct_rows`
@@ -336,6 +366,18 @@ _HASH_SEED = 0x51A7
 
 #: Rows per block of :func:`_distinct_rows`: its temporaries stay small and reused.
 _BLOCK_ROWS = 1 << 13
+
+
+@functools.lru_cache(maxsize=64)
+def _weights(count: int) -> np.ndarray:
+    """The odd multipliers of :func:`_distinct_rows`' hash for rows of ``count`` words,
+    drawn once per count (a generator costs more to seed than small rows to hash);
+    read-only, as they are shared."""
+    weights = np.random.default_rng(_HASH_SEED).integers(
+        0, 2**64, size=count, dtype=np.uint64, endpoint=False
+    ) | np.uint64(1)
+    weights.flags.writeable = False
+    return weights
 
 
 def _distinct_rows(bits: np.ndarray | PackedRows) -> tuple[np.ndarray, np.ndarray]:
@@ -354,9 +396,7 @@ def _distinct_rows(bits: np.ndarray | PackedRows) -> tuple[np.ndarray, np.ndarra
     size = -(-width // 8)
     words = np.zeros((shots, -(-size // 8)), dtype=np.uint64)
     octets = words.view(np.uint8)
-    weights = np.random.default_rng(_HASH_SEED).integers(
-        0, 2**64, size=words.shape[1], dtype=np.uint64, endpoint=False
-    ) | np.uint64(1)
+    weights = _weights(words.shape[1])
     hashes = np.empty(shots, dtype=np.uint64)
     for lo in range(0, shots, _BLOCK_ROWS):
         hi = min(shots, lo + _BLOCK_ROWS)

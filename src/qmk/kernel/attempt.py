@@ -21,20 +21,28 @@ the job to stop and it did, its state saved. A traced attempt also returns ``spa
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from qmk.errors import CapabilityError, QMKError
 from qmk.execution.request import RunRequest
+from qmk.execution.spans import span
 from qmk.kernel.artifacts import PART_RECORDS
 from qmk.kernel.control import WorkerControl
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.jobs import DEVICE_CAP
+from qmk.kernel.pool import current_link
 from qmk.kernel.programs import verified
 from qmk.kernel.stored import encode_result
+
+if TYPE_CHECKING:
+    from qmk.execution.result import RunResult
+    from qmk.execution.trajectories import Suspended
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,12 +107,7 @@ def run_job(
     subclass that also holds the run where it looks (the tests' pause gate,
     ``tests/support/pools.py``, passes one).
     """
-    from qmk.errors import CapabilityError, QMKError
-    from qmk.execution.executor import execute
-    from qmk.execution.spans import span
-    from qmk.execution.trajectories import Suspended
-    from qmk.kernel.pool import current_link
-
+    execute, Suspended = _execution()
     request = attempt.request
     if request.trace_context is not None:
         return _traced(attempt, control)
@@ -135,6 +138,17 @@ def run_job(
     return _answer(result.to_json(), attempt)
 
 
+@functools.cache
+def _execution() -> tuple[Callable[..., RunResult], type[Suspended]]:
+    """The executor's ``execute`` and ``Suspended``: imported on a worker's first job, not
+    with this module (the kernel imports it to make attempts, and runs no execution), and
+    kept (an import statement costs a microsecond or so even when the module is loaded)."""
+    from qmk.execution.executor import execute
+    from qmk.execution.trajectories import Suspended
+
+    return execute, Suspended
+
+
 def run_device_job(attempt: Attempt, *, control: WorkerControl | None = None) -> dict[str, Any]:
     """Run one neutral-atom device job in a worker: check its capability again, then
     :func:`qmk.devices.neutral_atom.emulator.run_job` (validators, scheduler, emulator).
@@ -148,7 +162,6 @@ def run_device_job(attempt: Attempt, *, control: WorkerControl | None = None) ->
     or ``{"ok": False, "yielded": {"epoch": chunks done}}``.
     """
     from qmk.devices.neutral_atom.emulator import run_job as run_device
-    from qmk.errors import CapabilityError, QMKError
     from qmk.execution.trajectories import Suspended
 
     try:
@@ -182,8 +195,6 @@ def _shots_streamer(stored: dict[str, Any]) -> Callable[[list[Any]], None] | Non
     :data:`~qmk.kernel.artifacts.PART_RECORDS` records; the rest comes with the result),
     for :meth:`qmk.kernel.artifacts.Artifacts.part`. None: nothing to stream, or no
     kernel to send to (a worker outside a pool)."""
-    from qmk.kernel.pool import current_link
-
     link = current_link()
     spec = stored.get("stream")
     if link is None or not spec:

@@ -31,8 +31,31 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # t
 _ENCODE_KEY = json.encoder.encode_basestring  # a str as json.dumps writes it (non-ASCII kept)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def _compact_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``:
+    the same text (dumps runs this C encoder with these arguments), with the encoder
+    made once, not per call (a worker encodes every result it makes). Results are plain
+    data, never circular, so no marker table is kept."""
+    make = getattr(json.encoder, "c_make_encoder", None)  # (not in the stubs)
+    if make is None:  # pragma: no cover - CPython has it
+        return lambda value: json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    encode = make(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        False,
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_dumps = _compact_encoder()
 
 
 class StoredResult(Mapping[str, Any]):
@@ -191,9 +214,19 @@ def encode_result(value: Mapping[str, Any]) -> StoredResult:
         "entries": len(counts),
         "counts_at": [begin, end],
         "marks": marks,
-        "counts_sha256": digest_counts(counts),
+        "counts_sha256": _counts_digest(counts, counts_data),
     }
     return StoredResult(data, meta)
+
+
+def _counts_digest(counts: Mapping[str, Any], encoded: bytes) -> str:
+    """:func:`digest_counts` of ``counts``, whose compact JSON is ``encoded``: that text's
+    digest where it is the canonical text already (keys sorted, as a run's counts are,
+    and every byte printable ASCII, which both encoders write alike), else found anew."""
+    keys = list(counts)
+    if encoded.isascii() and b"\x7f" not in encoded and keys == sorted(keys):
+        return hashlib.sha256(encoded).hexdigest()
+    return digest_counts(counts)
 
 
 def with_telemetry(result: StoredResult, **fields: Any) -> StoredResult:
