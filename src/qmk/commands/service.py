@@ -66,7 +66,7 @@ def serve(
     import asyncio
     import logging
 
-    from qmk.abi.server import RepeatFilter, ServerConfig, parse_tcp
+    from qmk.abi.server import RepeatFilter, ServerConfig, connection_room, parse_tcp
     from qmk.kernel.config import load_config
 
     socket_path = args.socket or os.environ.get("QMK_SOCKET")
@@ -84,6 +84,9 @@ def serve(
         socket_path=Path(socket_path).absolute() if socket_path else None,
         tcp=parse_tcp(args.tcp) if args.tcp else None,
     )
+    # no room for one connection even now: said before the kernel starts its workers (the
+    # server checks again once the kernel holds its files)
+    connection_room(server_config)
     http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
     grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
     dask_tls = None
