@@ -269,13 +269,13 @@ class Admission:
             AdmissionError: a family the operator does not allow, or a physical error
                 rate above ``machine.job_max_error_rate``.
         """
+        machine = self.config.machine
+        if policy.noise_model is None:
+            return machine.noise_model
         from qmk.qec.noise import NOISE_MODELS, NoiseStack, describe_noise_model
         from qmk.qec.noise import parse_noise_model as parse
         from qmk.qec.params import qubit_params
 
-        machine = self.config.machine
-        if policy.noise_model is None:
-            return machine.noise_model
         model = parse(policy.noise_model)  # parse_policy read it already
         names = {cls: name for name, cls in NOISE_MODELS.items()}
         parts = model.models if isinstance(model, NoiseStack) else (model,)
@@ -822,10 +822,6 @@ class Admission:
         by graph text); refuses a program whose engine could not hold its state in a
         worker, and a calibration of the policy's that fits none of its qubits. A big
         program is planned in a thread, charged to ``tenant``'s CPU budget."""
-        from qmk.execution.executor import route_plan
-        from qmk.execution.plan import build_plan
-        from qmk.qec.noise import parse_noise_model
-
         qubit = policy.qubit or self.config.machine.qubit
         profile = policy.profile or self.config.machine.profile
         key = (
@@ -842,6 +838,10 @@ class Admission:
         if physical is not None:
             self._plans.move_to_end(key)
             return physical
+        # here, not at the top: a kernel that only answers planned programs never loads them
+        from qmk.execution.executor import route_plan
+        from qmk.execution.plan import build_plan
+        from qmk.qec.noise import parse_noise_model
 
         def work() -> tuple[Any, Any]:
             try:

@@ -362,9 +362,6 @@ def _own_noise(job: Any) -> str | None:
 def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunRequest) -> Any:
     """The logical model ``profile`` runs with under ``request`` (its qubit, its noise
     model when noise is on, drifted at ``epoch`` already, and its calibration)."""
-    from qmk.qec.logical import logical_model
-    from qmk.qec.noise import parse_noise_model
-
     text = request.noise_model if request.noise else None
     try:  # every start of a job asks for it: the same physics, the same (cached) model
         key = (profile, request.qubit, text, request.calibration)
@@ -373,6 +370,9 @@ def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunR
         key, kept = None, None
     if kept is not None:
         return kept
+    from qmk.qec.logical import logical_model
+    from qmk.qec.noise import parse_noise_model
+
     noise = None if text is None else parse_noise_model(text)
     model = logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
     if key is not None:
