@@ -62,3 +62,15 @@ def test_units_needed_skips_only_counts_too_small_to_deliver(seed: int) -> None:
         assert _units_needed.__wrapped__(needed, failure, requirement, out)[0] == expected
     for value in (0, 1, 999):  # the inverse of n trials is at most n (what the skip relies on)
         assert _inverse.__wrapped__(value, 0.3, 0.5)[0] <= value
+
+
+def test_a_quantile_whose_first_term_underflows_is_the_exact_one_and_says_qre_never_returns() -> (
+    None
+):
+    # QRE's sum starts from q**n, which is 0.0 here: it would add zeros without end
+    n, q, u = 966, 0.4565, 0.0025
+    assert q**n == 0.0
+    value, fell_back = _inverse.__wrapped__(n, q, u)
+    assert fell_back
+    p = 1.0 - q
+    assert _binomial_cdf(n, p, q, value) >= u > _binomial_cdf(n, p, q, value - 1)

@@ -432,3 +432,16 @@ def test_qmk_estimate_and_qmk_run_telemetry_agree_on_the_decoder_load_of_a_code(
     assert telemetry.syndrome_bits_per_round == pytest.approx(
         result["decoder"]["syndromeBitsPerRoundPerLogicalQubit"]
     )
+
+
+def test_no_t_factory_for_the_budget_is_a_coded_error_not_an_endless_search() -> None:
+    # T gates this bad make no factory reach 5e-7 at any distance the estimate reaches;
+    # QRE 1.31 adds one cycle at a time from there, without end (qsharp hangs too)
+    counts = LogicalCounts.from_json(
+        {"numQubits": 10, "tCount": 1000, "measurementCount": 10, "rotationCount": 0,
+         "rotationDepth": 0, "cczCount": 0}
+    )  # fmt: skip
+    params = {"qubitParams": {"name": "qubit_gate_ns_e3", "tGateErrorRate": 0.1}}
+    with pytest.raises(QECError) as raised:
+        estimate(counts, params)
+    assert raised.value.code == "QC124" and raised.value.details["distance"] == 45

@@ -228,3 +228,17 @@ def test_units_needed_skips_the_fewest_count_only_where_units_fail_too_often(see
         failure = min(max(failure, 1e-15), 0.45)
         expected = _every_count_asked(needed, failure, requirement, out)
         assert tfactory._units_needed.__wrapped__(needed, failure, requirement, out) == expected
+
+
+def test_physical_units_alone_that_do_not_fit_make_no_factory_and_the_search_ends() -> None:
+    rng = random.Random(5)
+    physical = []
+    while len(physical) < 2:
+        unit = _random_unit(rng, f"p{len(physical)}")
+        if unit.unit_type == tfactory.PHYSICAL:
+            physical.append(unit)
+    qubit = QUBIT_PARAMS["qubit_gate_ns_e3"]
+    case = (scheme_for("surface_code", qubit), qubit, tuple(physical), 1e-9, 15, 3)
+    # QRE's walk of the unit sequences counts on without end here (no valid physical
+    # unit for the first round at these rates, no logical one for later rounds): none
+    assert _search(case, prune=True) == _search(case, prune=False) == ((), False)

@@ -184,8 +184,9 @@ def _warn(est: _Estimator, out: dict[str, Any]) -> None:
     warnings = []
     if est.qre_hangs:
         warnings.append(
-            "the factory search needed a binomial quantile where QRE 1.31's Newton iteration "
-            "cycles forever; QMK takes the exact quantile (see docs/estimation.md)"
+            "the factory search needed a binomial quantile where QRE 1.31 never returns (its "
+            "Newton iteration cycles, or its summation's first term underflows to zero); QMK "
+            "takes the exact quantile (see docs/estimation.md)"
         )
     if est.qre_divides_by_zero:
         warnings.append(

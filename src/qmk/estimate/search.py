@@ -248,6 +248,48 @@ class _Estimator:
                 assert copies is not None
                 return self.result(patch, cycles, factory, copies, target, required)
             cycles = max(max_cycles + 1, cycles + 1)
+            if not factories:  # none at this distance: none until the distance changes
+                cycles = self._next_distance(cycles, distance, target)
+
+    def _next_distance(self, cycles: int, distance: int, target: float) -> int:
+        """The fewest cycles from ``cycles`` on at which the code distance is no longer
+        ``distance`` (or cannot be computed): where QRE's search, which adds one cycle at
+        a time while no factory is found (the factories depend on the distance and the
+        T-state target only), first asks for factories again. Found by doubling and
+        bisection instead of one cycle at a time.
+
+        Raises:
+            QECError: ``QC124 no-t-factory`` when the distance stays ``distance`` up to
+                2**64 cycles (QRE's counter wraps there and its search never ends).
+        """
+
+        def moved(count: int) -> bool:
+            try:
+                return distance_for(self.scheme, self.qubit, self.required_rate(count)) != distance
+            except QECError:
+                return True  # the distance cannot be computed: that search raises it
+
+        if not moved(cycles):
+            if not moved(_U64 - 1):
+                raise QECError.of(
+                    "no-t-factory",
+                    f"no T factory reaches the T-state error rate {target:g} at code distance "
+                    f"{distance}, and no other distance is needed within 2**64 logical cycles",
+                    target=target,
+                    distance=distance,
+                )
+            low, step = cycles, 1  # moved(low) is false; find a high where it is true
+            while not moved(low + step):
+                low, step = low + step, step * 2
+            high = low + step
+            while high - low > 1:
+                middle = (low + high) // 2
+                if moved(middle):
+                    high = middle
+                else:
+                    low = middle
+            cycles = high
+        return cycles
 
     def _max_f_ok(self, patch: Patch, factory: TFactory, cycles: int) -> bool:
         if self.cons.max_t_factories is None:

@@ -438,6 +438,8 @@ def _inverse(n: int, q: float, u: float) -> tuple[int, bool]:
         # (for one trial the test is u <= P(X <= 0) = q: no Hoeffding bound applies)
         if (u <= q) if n == 1 else _at_most_half_cdf_reaches(n, p, q, u):
             k, a = 1, powi(q, n)
+            if a == 0.0:  # its first term underflows: QRE's sum never ends (as its Newton
+                return _exact_quantile(n, p, q, u), True  # cycles: the exact quantile)
             total = a - u
             while total < 0.0:
                 a *= p / q * ((n - k + 1) / k)
@@ -445,6 +447,8 @@ def _inverse(n: int, q: float, u: float) -> tuple[int, bool]:
                 k += 1
             return k - 1, False
         k, a = 1, powi(p, n)
+        if a == 0.0:  # underflows: as above
+            return _exact_quantile(n, p, q, u), True
         total = (1.0 - u) - a
         while total >= 0.0:
             a *= q / p * ((n - k + 1) / k)
@@ -1027,6 +1031,11 @@ class _UnitsMap:
         return len(self.distances) - 1
 
     def combinations(self, num_rounds: int) -> list[tuple[int, ...]]:
+        if self.nl + self.nc + self.np == 0 or (num_rounds > 1 and self.nl + self.nc == 0):
+            # no unit for the first round (no valid physical one, no logical one), or none
+            # for a later round (each needs a logical unit): no sequence (the walk below,
+            # as QRE's, would count on without end)
+            return []
         result = []
         a = [0] * (num_rounds + 1)
         while True:

@@ -105,6 +105,14 @@ register(
         "the program has no magic states and no logical depth to estimate",
         "estimate a program with at least one T, rotation, CCZ or measurement",
     ),
+    (
+        "QC124",
+        "no-t-factory",
+        "no T factory reaches the T-state error rate the budget asks for at any code "
+        "distance the estimate can reach (QRE 1.31 searches on without end here)",
+        "use qubits with a lower T gate error rate, a larger T-state error budget, or "
+        "allow more distillation rounds",
+    ),
 )
 
 REGISTRY.add(
