@@ -414,15 +414,23 @@ def _reference(line: bytes) -> Any:
     return json.loads(line.decode("utf-8"), parse_int=integer, parse_constant=constant)
 
 
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
+def _json_values(bound: int, size: int, leaves: int) -> st.SearchStrategy[Any]:
+    """Decoded JSON values: integers to ``bound`` in magnitude, finite floats, strings,
+    lists and objects of at most ``size`` members, ``leaves`` leaves at most."""
+    return st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-bound, max_value=bound)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: (
+            st.lists(inner, max_size=size) | st.dictionaries(st.text(), inner, max_size=size)
+        ),
+        max_leaves=leaves,
+    )
+
+
+_JSON = _json_values(2**70, 4, 20)
 
 
 @settings(max_examples=400, deadline=None)
@@ -472,15 +480,7 @@ def test_edge_lines_decode_or_fail_as_the_parser_says(line: bytes) -> None:
     assert repr(got) == repr(expected)
 
 
-_GRAPH_VALUE = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-    max_leaves=12,
-)
+_GRAPH_VALUE = _json_values(2**63, 3, 12)
 
 
 @settings(max_examples=400, deadline=None)

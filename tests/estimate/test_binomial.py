@@ -12,6 +12,7 @@ from qmk.estimate.tfactory import (
     _inverse,
     _units_needed,
 )
+from support.estimate import crate_units
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -27,27 +28,6 @@ def test_the_hoeffding_shortcut_picks_the_same_end_as_the_summed_cdf(seed: int) 
         assert _at_most_half_cdf_reaches(n, p, q, u) == (u <= _binomial_cdf(n, p, q, n // 2))
 
 
-def _crate_units(needed: int, failure: float, requirement: float, out: int) -> int:
-    """QRE's doubling then bisection, every count of units asked of the quantile."""
-
-    def outputs(units: int) -> int:
-        if failure == 0.0 and requirement == 0.0:
-            return units * out
-        return _inverse.__wrapped__(units, failure, requirement)[0] * out
-
-    units = -(-needed // out)
-    while outputs(units) < needed:
-        units *= 2
-    upper, lower = units, units // 2
-    while lower < upper:
-        units = (lower + upper) // 2
-        if outputs(units) >= needed:
-            upper = units
-        else:
-            lower = units + 1
-    return upper
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_units_needed_skips_only_counts_too_small_to_deliver(seed: int) -> None:
     rng = random.Random(seed)
@@ -58,7 +38,7 @@ def test_units_needed_skips_only_counts_too_small_to_deliver(seed: int) -> None:
         requirement = rng.choice((0.01, 0.005, 0.01 / 3, 10 ** rng.uniform(-6, -1)))
         if rng.random() < 0.05:  # a trivial unit: neither fails
             failure = requirement = 0.0
-        expected = _crate_units(needed, failure, requirement, out)
+        expected, _ = crate_units(needed, failure, requirement, out)
         assert _units_needed.__wrapped__(needed, failure, requirement, out)[0] == expected
     for value in (0, 1, 999):  # the inverse of n trials is at most n (what the skip relies on)
         assert _inverse.__wrapped__(value, 0.3, 0.5)[0] <= value

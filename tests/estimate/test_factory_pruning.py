@@ -18,6 +18,7 @@ from qmk.estimate.tfactory import UnitTemplate, default_units, unit_from_json
 from qmk.qec.codes import QecScheme, scheme_for
 from qmk.qec.errors import QECError
 from qmk.qec.params import _RATES, QUBIT_PARAMS, QubitParams
+from support.estimate import crate_units
 
 Case = tuple[QecScheme, QubitParams, tuple[UnitTemplate, ...], float, int, int]
 
@@ -185,32 +186,6 @@ def test_one_unit_suffices_exactly_where_the_search_says_so_without_asking(seed:
             assert tfactory._inverse.__wrapped__(1, failure, requirement) == (1, False)
 
 
-def _every_count_asked(
-    needed: int, failure: float, requirement: float, out: int
-) -> tuple[int, bool]:
-    """QRE's doubling then bisection, asking the quantile of every count it meets, and
-    whether one of them needed the exact fallback."""
-    fell_back = False
-
-    def outputs(units: int) -> int:
-        nonlocal fell_back
-        value, fell = tfactory._inverse.__wrapped__(units, failure, requirement)
-        fell_back = fell_back or fell
-        return int(value) * out
-
-    units = -(-needed // out)
-    while outputs(units) < needed:
-        units *= 2
-    upper, lower = units, units // 2
-    while lower < upper:
-        units = (lower + upper) // 2
-        if outputs(units) >= needed:
-            upper = units
-        else:
-            lower = units + 1
-    return upper, fell_back
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_units_needed_skips_the_fewest_count_only_where_units_fail_too_often(seed: int) -> None:
     rng = random.Random(seed)
@@ -226,7 +201,7 @@ def test_units_needed_skips_the_fewest_count_only_where_units_fail_too_often(see
             )
         )
         failure = min(max(failure, 1e-15), 0.45)
-        expected = _every_count_asked(needed, failure, requirement, out)
+        expected = crate_units(needed, failure, requirement, out)
         assert tfactory._units_needed.__wrapped__(needed, failure, requirement, out) == expected
 
 

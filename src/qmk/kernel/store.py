@@ -35,7 +35,7 @@ from qmk.kernel.delegations import COLUMNS as DELEGATION_COLUMNS
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job
 from qmk.kernel.seals import data_digest, result_seal
-from qmk.kernel.stored import StoredResult, stored_result
+from qmk.kernel.stored import StoredResult, compact_encoder, stored_result
 from qmk.kernel.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.usage import Usage
 from qmk.values import convert
@@ -236,29 +236,7 @@ def tampered_result(job_id: str) -> dict[str, str]:
     )
 
 
-def _compact_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, the same text,
-    with the encoder made once (``json.dumps`` builds one per call; a job's row is
-    written a few times). The values are plain data the kernel builds, never circular,
-    so no marker table is kept; a value JSON cannot hold raises dumps' TypeError."""
-    make = getattr(json.encoder, "c_make_encoder", None)  # (not in the stubs)
-    if make is None:  # pragma: no cover - CPython has it
-        return lambda value: json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    encode = make(
-        None,
-        json.JSONEncoder().default,
-        json.encoder.encode_basestring,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        True,
-    )
-    return lambda value: "".join(encode(value, 0))
-
-
-_dumps = _compact_encoder()
+_dumps = compact_encoder(allow_nan=True)
 
 
 _NAMES_JSON: dict[tuple[str, ...], str] = {}

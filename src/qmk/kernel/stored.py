@@ -31,15 +31,16 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # t
 _ENCODE_KEY = json.encoder.encode_basestring  # a str as json.dumps writes it (non-ASCII kept)
 
 
-def _compact_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``:
+def compact_encoder(*, allow_nan: bool) -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=...)``:
     the same text (dumps runs this C encoder with these arguments), with the encoder
-    made once, not per call (a worker encodes every result it makes). Results are plain
-    data, never circular, so no marker table is kept."""
+    made once, not per call (a worker encodes every result it makes, the store a job's
+    row a few times). The values are plain data, never circular, so no marker table is
+    kept; a value JSON cannot hold raises dumps' TypeError."""
     make = getattr(json.encoder, "c_make_encoder", None)  # (not in the stubs)
     if make is None:  # pragma: no cover - CPython has it
         return lambda value: json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan
         )
     encode = make(
         None,
@@ -50,12 +51,12 @@ def _compact_encoder() -> Callable[[Any], str]:
         ",",
         False,
         False,
-        False,
+        allow_nan,
     )
     return lambda value: "".join(encode(value, 0))
 
 
-_dumps = _compact_encoder()
+_dumps = compact_encoder(allow_nan=False)
 
 
 class StoredResult(Mapping[str, Any]):
@@ -276,6 +277,7 @@ def result_of(outcome: Mapping[str, Any]) -> StoredResult:
 __all__ = [
     "RESULT_MARK_EVERY",
     "StoredResult",
+    "compact_encoder",
     "digest_counts",
     "encode_result",
     "result_of",
