@@ -1155,12 +1155,11 @@ class StatevectorEngine:
         axis = {var: a for a, var in enumerate(self._vars)}
         bit = {q: len(shape) - 1 - axis[self._rows[q].bit_length() - 1] for q in order}
         blocks = fusion.plan(items, max_width=self._max_fused, diagonal_width=fusion.DIAGONAL_WIDTH)
-        for block in blocks:
-            bits = [bit[q] for q in reversed(block.qubits)]
-            if block.diagonal:
-                kernels.apply_diagonal(psi, block.matrix, bits, kernels=self._kernels)
-            else:
-                kernels.apply_matrix(psi, block.matrix, bits, kernels=self._kernels)
+        kernels.apply_blocks(
+            psi,
+            [(b.matrix, [bit[q] for q in reversed(b.qubits)], b.diagonal) for b in blocks],
+            kernels=self._kernels,
+        )
         self._psi = psi.reshape(shape)
         self._spare = None
 
