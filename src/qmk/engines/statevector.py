@@ -1081,6 +1081,10 @@ class StatevectorEngine:
         count = 0
         for gate, qs, values in checked:
             mixing_gate = len(qs) == 1 and gate not in _UNMIXING
+            # past two such gates, only a qubit not known to mix yet needs its matrix (a
+            # random circuit's hundreds of rotations cost 1 ms of matrices otherwise)
+            if count >= 2 and qs[0] in mixing:
+                continue
             if mixing_gate and _kind(GATES[gate].matrix(values)) == "dense":
                 mixing.add(qs[0])
                 count += 1
