@@ -73,9 +73,9 @@ PARALLEL_MIN = 1 << 15
 #: Pieces of work per thread (taken in turn, so a late thread holds up one piece).
 _PIECES = 8
 #: At most this many amplitudes (passes times the state's size) a driver call runs
-#: before it returns to Python: at 2^20 amplitudes 32 passes a call, from 2^25 one.
+#: before it returns to Python: at 2^20 amplitudes 128 passes a call, from 2^27 one.
 #: Calls cost a thread wake-up each; returns let Python (a KeyboardInterrupt) in.
-CALL_AMPLITUDES = 1 << 25
+CALL_AMPLITUDES = 1 << 27
 #: Accumulators kept in registers at once (32 vector registers with AVX-512, 16 without).
 _ACCUMULATORS = {64: 16, 32: 8, 16: 8}
 #: Independent accumulation chains a kernel aims for (FMA latency times issue width).
