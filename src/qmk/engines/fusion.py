@@ -176,9 +176,9 @@ def plan(
             place(qs, u, members)
             continue
         if before and set(before[0][0]) == set(qs):  # the same qubits: one unit
-            held, v, earlier = before.pop()
-            merged = u @ v if held == qs else _embed(held, [(held, v), (qs, u)])
-            before.append((held, merged, [*earlier, *members]))
+            first, v, earlier = before.pop()
+            merged = u @ v if first == qs else _embed(first, [(first, v), (qs, u)])
+            before.append((first, merged, [*earlier, *members]))
             continue
         if before:
             place(*before.pop())
