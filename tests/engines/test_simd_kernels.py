@@ -223,3 +223,77 @@ def test_a_qft_segment_through_diagonal_blocks_gives_the_gate_by_gate_state(
     expected = final(max_fused=1)
     got = final(dtype=dtype, kernels=which, fused_min_qubits=0)
     assert np.max(np.abs(got - expected)) < TOLERANCE[dtype] * n * 10
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def random_blocks(
+    rng: np.random.Generator, n: int, count: int
+) -> list[tuple[np.ndarray, list[int], bool]]:
+    """``count`` gates of 1-4 qubits at odd bit placements, a third of them diagonal."""
+    blocks: list[tuple[np.ndarray, list[int], bool]] = []
+    for i in range(count):
+        k = int(rng.integers(1, 5))
+        bits = [int(b) for b in rng.permutation(n)[:k]]
+        if i % 3 == 2:
+            blocks.append((np.exp(1j * rng.uniform(0, 2 * math.pi, 1 << k)), bits, True))
+        else:
+            blocks.append((random_unitary(rng, 1 << k), bits, False))
+    return blocks
+
+
+def apply_reference(
+    psi: np.ndarray, blocks: Sequence[tuple[np.ndarray, list[int], bool]]
+) -> np.ndarray:
+    out = psi.astype(np.complex128)
+    for gate, bits, diagonal in blocks:
+        n = out.size.bit_length() - 1
+        out = out * gate[sub_index(n, bits)] if diagonal else dense_reference(out, gate, bits)
+    return out
+
+
+@needs_simd
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("per_call", [1 << 17, 1 << 19, 1 << 25])
+def test_a_run_of_passes_in_one_driver_call_gives_the_gates_applied_in_order(
+    dtype: str, threads: int, per_call: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pass waits for the one before it (a pass reads what the last one wrote),
+    whatever the threads and however many passes one call of the driver runs (1, 4
+    or all 24 of them here)."""
+    monkeypatch.setattr(simd, "CALL_AMPLITUDES", per_call)
+    rng = np.random.default_rng(21)
+    n = 17  # above PARALLEL_MIN: the threads share every pass
+    blocks = random_blocks(rng, n, 24)
+    psi = random_state(rng, n, dtype)
+    expected = apply_reference(psi, blocks)
+    simd.apply_blocks(psi, blocks, threads=threads)
+    np.testing.assert_allclose(psi, expected, atol=TOLERANCE[dtype] * 200)
+
+
+@pytest.mark.parametrize("which", HERE)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_apply_blocks_equals_the_gates_one_by_one(which: str, dtype: str) -> None:
+    rng = np.random.default_rng(22)
+    n = 9
+    blocks = random_blocks(rng, n, 12)
+    psi = random_state(rng, n, dtype)
+    one_by_one = psi.copy()
+    for gate, bits, diagonal in blocks:
+        apply = kernels.apply_diagonal if diagonal else kernels.apply_matrix
+        apply(one_by_one, gate, bits, kernels=which)
+    kernels.apply_blocks(psi, blocks, kernels=which)
+    np.testing.assert_allclose(psi, one_by_one, atol=TOLERANCE[dtype])
+
+
+@needs_simd
+def test_apply_blocks_checks_every_gate_before_it_writes_any() -> None:
+    rng = np.random.default_rng(23)
+    psi = random_state(rng, 10, "complex64")
+    before = psi.copy()
+    blocks = [*random_blocks(rng, 10, 3), (np.eye(2), [10], False)]  # bit 10 is outside
+    with pytest.raises(ValueError, match="does not fit"):
+        simd.apply_blocks(psi, blocks)
+    np.testing.assert_array_equal(psi, before)

@@ -86,8 +86,9 @@ def cost(width: int, *, diagonal: bool = False) -> int:
 
 def _is_diagonal(u: np.ndarray) -> bool:
     """Whether every entry off the diagonal is exactly zero (products of permutations and
-    diagonal gates, such as a controlled phase written as CX and RZ, are exactly so)."""
-    return not np.count_nonzero(u - np.diag(np.diag(u)))
+    diagonal gates, such as a controlled phase written as CX and RZ, are exactly so):
+    the nonzero entries are as many as those on the diagonal (gates are finite)."""
+    return bool(np.count_nonzero(u) == np.count_nonzero(np.diagonal(u)))
 
 
 def plan(
@@ -112,9 +113,31 @@ def plan(
     Returns:
         The blocks, in the order they apply.
     """
+    qubits_of = [tuple(map(int, qubits)) for qubits, _ in gates]
+    matrices = [np.asarray(matrix, dtype=np.complex128) for _, matrix in gates]
+    # the structure first, on qubits alone: each run of one-qubit gates (a chain) waits
+    # for the next multi-qubit gate on its qubit and makes a unit with it
+    chains: list[list[int]] = []
+    waiting: dict[int, int] = {}  # qubit -> its chain
+    units: list[tuple[tuple[int, ...], int, list[tuple[int, int]]]] = []  # qubits, gate, singles
+    for index, qs in enumerate(qubits_of):
+        if len(qs) == 1:
+            held = waiting.get(qs[0])
+            if held is None:
+                waiting[qs[0]] = len(chains)
+                chains.append([index])
+            else:
+                chains[held].append(index)
+            continue
+        singles = [(axis, waiting.pop(q)) for axis, q in enumerate(qs) if q in waiting]
+        units.append((qs, index, singles))
+    # then the matrices, many at a time (numpy's per-call cost is most of a 2x2 product;
+    # a stack's products equal the one-by-one ones bit for bit)
+    products = _chain_products(chains, matrices)
+    unit_matrices = _unit_matrices(units, matrices, products)
+
     blocks: list[_Open] = []
     last: dict[int, int] = {}  # qubit -> the block holding its latest gate
-    waiting: dict[int, tuple[np.ndarray, list[int]]] = {}  # qubit -> its one-qubit gates
 
     def place(qubits: tuple[int, ...], matrix: np.ndarray, members: list[int]) -> None:
         diagonal = diagonal_width > 0 and _is_diagonal(matrix)
@@ -147,41 +170,72 @@ def plan(
             last[q] = where
 
     before: list[tuple[tuple[int, ...], np.ndarray, list[int]]] = []  # the unit not yet placed
-
-    def unit(qubits: tuple[int, ...], matrix: np.ndarray, members: list[int]) -> None:
+    for (qs, index, singles), u in zip(units, unit_matrices, strict=True):
+        members = [*sorted(i for _, c in singles for i in chains[c]), index]
         if diagonal_width <= 0:
-            place(qubits, matrix, members)
-            return
-        if before and set(before[0][0]) == set(qubits):  # the same qubits: one unit
-            qs, u, earlier = before.pop()
-            before.append((qs, _embed(qs, [(qs, u), (qubits, matrix)]), [*earlier, *members]))
-            return
+            place(qs, u, members)
+            continue
+        if before and set(before[0][0]) == set(qs):  # the same qubits: one unit
+            first, v, earlier = before.pop()
+            merged = u @ v if first == qs else _embed(first, [(first, v), (qs, u)])
+            before.append((first, merged, [*earlier, *members]))
+            continue
         if before:
             place(*before.pop())
-        before.append((qubits, matrix, members))
-
-    for index, (qubits, matrix) in enumerate(gates):
-        qs = tuple(int(q) for q in qubits)
-        u = np.asarray(matrix, dtype=np.complex128)
-        if len(qs) == 1:
-            held = waiting.get(qs[0])
-            waiting[qs[0]] = (u, [index]) if held is None else (u @ held[0], [*held[1], index])
-            continue
-        members: list[int] = []
-        singles: list[tuple[int, np.ndarray]] = []
-        for q in qs:
-            held = waiting.pop(q, None)
-            if held is not None:
-                members += held[1]
-                singles.append((q, held[0]))
-        if singles:  # the unit: the gate after its qubits' waiting one-qubit gates
-            u = u @ _embed(qs, [((q,), m) for q, m in singles])
-        unit(qs, u, [*sorted(members), index])
+        before.append((qs, u, members))
     if before:
         place(*before.pop())
-    for q, (u, members) in sorted(waiting.items(), key=lambda item: item[1][1][0]):
-        place((q,), u, members)
+    for q, c in sorted(waiting.items(), key=lambda item: chains[item[1]][0]):
+        place((q,), products[c], chains[c])
     return [_close(block) for block in blocks]
+
+
+def _chain_products(
+    chains: Sequence[Sequence[int]], matrices: Sequence[np.ndarray]
+) -> list[np.ndarray]:
+    """Each chain's product, its first gate applied first (``m_k @ ... @ m_1``, left to
+    right as one by one), chains of one length a stack at a time."""
+    out: list[np.ndarray] = [matrices[chain[0]] for chain in chains]
+    by_length: dict[int, list[int]] = {}
+    for c, chain in enumerate(chains):
+        if len(chain) > 1:
+            by_length.setdefault(len(chain), []).append(c)
+    for length, group in by_length.items():
+        # axes (position, chain, 2, 2): each position's stack contiguous
+        stack = np.array([[matrices[chains[c][j]] for c in group] for j in range(length)])
+        product = stack[0]
+        for j in range(1, length):
+            product = stack[j] @ product
+        out_group = list(product)
+        for c, matrix in zip(group, out_group, strict=True):
+            out[c] = matrix
+    return out
+
+
+def _unit_matrices(
+    units: Sequence[tuple[tuple[int, ...], int, list[tuple[int, int]]]],
+    matrices: Sequence[np.ndarray],
+    products: Sequence[np.ndarray],
+) -> list[np.ndarray]:
+    """Each unit's matrix: its gate after its qubits' waiting chains (``gate @
+    embed(chains)``, as :func:`_embed` makes it), units of one shape (width and the
+    axes their chains are on) a stack at a time."""
+    out: list[np.ndarray] = [matrices[index] for _, index, _ in units]
+    shapes: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    for u, (qs, _, singles) in enumerate(units):
+        if singles:
+            shapes.setdefault((len(qs), tuple(axis for axis, _ in singles)), []).append(u)
+    for (k, axes), group in shapes.items():
+        embedded: np.ndarray | None = None
+        for t, axis in enumerate(axes):
+            rows, cols, same = _layout(k, (axis,))
+            stack = np.array([products[units[u][2][t][1]] for u in group])
+            full = np.where(same, stack[:, rows, cols], 0)
+            embedded = full if embedded is None else full @ embedded
+        gate = np.array([matrices[units[u][1]] for u in group])
+        for u, matrix in zip(group, list(gate @ embedded), strict=True):
+            out[u] = matrix
+    return out
 
 
 def widths(gates: Sequence[Sequence[int]], *, max_width: int = DEFAULT_WIDTH) -> list[int]:
@@ -245,8 +299,12 @@ def _embed(qubits: Sequence[int], parts: Sequence[tuple[Sequence[int], np.ndarra
     axis = {q: i for i, q in enumerate(qubits)}
     out: np.ndarray | None = None
     for qs, u in parts:
-        rows, cols, same = _layout(k, tuple(axis[q] for q in qs))
-        full = np.where(same, u[rows, cols], 0)
+        targets = tuple(axis[q] for q in qs)
+        if targets == tuple(range(k)):  # the block's own axes: the matrix as it is
+            full = u
+        else:
+            rows, cols, same = _layout(k, targets)
+            full = np.where(same, u[rows, cols], 0)
         out = full if out is None else full @ out
     return np.eye(1 << k, dtype=np.complex128) if out is None else out
 

@@ -88,6 +88,34 @@ def apply_diagonal(
         psi[start : start + _CHUNK] *= diagonal[sub]
 
 
+def apply_blocks(
+    psi: np.ndarray,
+    blocks: Sequence[tuple[np.ndarray, Sequence[int], bool]],
+    *,
+    kernels: str,
+) -> None:
+    """Apply gates to the flat state ``psi`` in place, in order: each ``(gate, bits,
+    diagonal)`` as :func:`apply_diagonal` (``diagonal``: ``gate`` holds a diagonal's
+    entries) or :func:`apply_matrix` would, with ``simd`` in one go
+    (:func:`qmk.engines.simd.apply_blocks`: no return to Python between passes)."""
+    if (
+        kernels == "simd"
+        and simd.available()
+        and psi.size >> simd.lane_bits(psi.dtype)
+        and all(len(bits) <= simd.MAX_DIAGONAL_BITS for _, bits, diagonal in blocks if diagonal)
+    ):
+        try:
+            simd.apply_blocks(psi, blocks)
+            return
+        except RuntimeError:  # a kernel LLVM could not build (before any write): numpy
+            pass
+    for gate, bits, diagonal in blocks:
+        if diagonal:
+            apply_diagonal(psi, gate, bits, kernels="numpy")
+        else:
+            apply_numpy(psi, gate, bits)
+
+
 def apply_numpy(psi: np.ndarray, matrix: np.ndarray, bits: Sequence[int]) -> None:
     """:func:`apply_matrix` in numpy: ``tensordot`` on the target axes, chunk by chunk."""
     n = psi.size.bit_length() - 1

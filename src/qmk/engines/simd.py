@@ -5,7 +5,9 @@ llvmlite (the LLVM binding numba is built on; the ``fast`` extra) is installed;
 :mod:`qmk.engines.kernels` falls back to numpy otherwise. For each kernel *shape* this
 module writes LLVM IR with explicit vector types, compiles it for the host CPU
 (AVX-512, AVX2 or 128-bit vectors, as the CPU has) and calls it through ctypes, which
-releases the GIL, so the state is cut into one contiguous range of work per thread.
+releases the GIL, so every thread takes pieces of each pass; a run of passes (a fused
+segment, :func:`apply_blocks`) is one call of a compiled driver whose threads meet at
+a spin barrier between passes (:func:`_driver_ir`).
 
 Why generated IR and not numba ``@njit`` loops or numpy: measured on a 2-core Zen 5
 (AVX-512), a 4-qubit complex64 gate on 2^16 amplitudes held in cache ran at 70-100
@@ -50,9 +52,9 @@ memory.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
-import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -70,17 +72,30 @@ THREADS_ENV = limits.THREADS_ENV
 PARALLEL_MIN = 1 << 15
 #: Pieces of work per thread (taken in turn, so a late thread holds up one piece).
 _PIECES = 8
+#: At most this many amplitudes (passes times the state's size) a driver call runs
+#: before it returns to Python: at 2^20 amplitudes 128 passes a call, from 2^27 one.
+#: Calls cost a thread wake-up each; returns let Python (a KeyboardInterrupt) in.
+CALL_AMPLITUDES = 1 << 27
 #: Accumulators kept in registers at once (32 vector registers with AVX-512, 16 without).
 _ACCUMULATORS = {64: 16, 32: 8, 16: 8}
 #: Independent accumulation chains a kernel aims for (FMA latency times issue width).
 _CHAINS = 8
+#: How far ahead of its walk a dense kernel asks for the vectors it will read: 8 KiB of
+#: them (16 steps of a 3-qubit gate). The hardware prefetchers follow a walk whose runs
+#: are short (a 3-qubit complex128 gate on bits 6-8 reads 8 runs of 1 KiB at a time,
+#: then jumps) badly: such a gate took 2.1x the time of one on bits 9-11 at 2^24
+#: amplitudes. Measured on the 2-core Xeon, one thread: bits 6-8 46.6 -> 22.2 ms,
+#: bits 9-11 20.9 -> 17.8 ms, a 2-qubit gate on bits 3, 5 36 -> 24 ms (complex128,
+#: 2^24); complex64 7-40% less; only 4-qubit complex128 gates on bits far apart lost
+#: 2-7% (bound by arithmetic, not memory).
+PREFETCH_BYTES = 8192
 #: The most hi target bits a diagonal gate may have (its coefficient table, ``2**k``
 #: pairs of vectors, stays in L2).
 MAX_DIAGONAL_BITS = 12
 
-_Kernel = Callable[[int, int, int, int, int], None]
+_Driver = Callable[[int, int, int, int], None]
 _lock = threading.Lock()
-_kernels: dict[tuple[str, tuple[int, ...] | None, int], _Kernel] = {}
+_kernels: dict[tuple[str, tuple[int, ...] | None, int], int] = {}  # shape -> address
 _state: dict[str, Any] = {}
 _pool: dict[int, ThreadPoolExecutor] = {}
 if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
@@ -171,6 +186,22 @@ def _prologue(real: str, width: int, nhi: int, name: str) -> tuple[int, str, str
     return floats, vec, fma, out
 
 
+def _base_ir(emit: Callable[[str], None], step: str, prefix: str, w: int, nhi: int) -> str:
+    """Emit the offset (in reals, ``%{prefix}base``) of the first vector of ``step``: its
+    index with a zero inserted at each of the ``nhi`` hi bits (``%low{j}`` and
+    ``%high{j}`` their masks), lowest first."""
+    emit(f"  %{prefix}i0 = shl i64 {step}, {w}")
+    index = f"%{prefix}i0"
+    for j in range(nhi):
+        emit(f"  %{prefix}l{j} = and i64 {index}, %low{j}")
+        emit(f"  %{prefix}u{j} = and i64 {index}, %high{j}")
+        emit(f"  %{prefix}s{j} = shl i64 %{prefix}u{j}, 1")
+        emit(f"  %{prefix}i{j + 1} = or i64 %{prefix}l{j}, %{prefix}s{j}")
+        index = f"%{prefix}i{j + 1}"
+    emit(f"  %{prefix}base = shl i64 {index}, 1")
+    return f"%{prefix}base"
+
+
 def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     """LLVM IR of one kernel: ``void name(ptr psi, ptr coef, ptr hibits, i64 start, i64 stop)``.
 
@@ -179,6 +210,7 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     (ascending); the loop runs over the steps ``[start, stop)``.
     """
     floats, vec, fma, out = _prologue(real, width, nhi, name)
+    out.insert(0, "declare void @llvm.prefetch.p0(ptr, i32, i32, i32)")
     lanes = floats // 2
     w = lanes.bit_length() - 1
     big, small = 1 << nhi, 1 << len(lo)
@@ -202,15 +234,8 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     emit("  br i1 %empty, label %exit, label %loop")
     emit("loop:")
     emit("  %g = phi i64 [ %start, %entry ], [ %next, %loop ]")
-    emit(f"  %i0 = shl i64 %g, {w}")
-    index = "%i0"
-    for j in range(nhi):  # insert a zero at each hi bit, lowest first
-        emit(f"  %l{j} = and i64 {index}, %low{j}")
-        emit(f"  %u{j} = and i64 {index}, %high{j}")
-        emit(f"  %s{j} = shl i64 %u{j}, 1")
-        emit(f"  %i{j + 1} = or i64 %l{j}, %s{j}")
-        index = f"%i{j + 1}"
-    emit(f"  %base = shl i64 {index}, 1")
+
+    _base_ir(emit, "%g", "", w, nhi)
 
     uniform = not lo  # every lane needs the same entry: one scalar, broadcast
 
@@ -297,6 +322,15 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     for r in range(big - block if big > block else 0):
         emit(f"  %z{r} = load {vec}, ptr %q{r}, align 64")
         emit(f"  store {vec} %z{r}, ptr %p{r}, align 4")
+    # the vectors of a step PREFETCH_BYTES ahead in the walk (past the state's end or the
+    # piece's, a prefetch is harmless), asked for after this step's stores, where few
+    # registers are live
+    emit(f"  %ahead = add i64 %g, {max(1, PREFETCH_BYTES // (big * width))}")
+    ahead = _base_ir(emit, "%ahead", "f", w, nhi)
+    for h in range(big):
+        emit(f"  %fa{h} = add i64 {ahead}, %off{h}")
+        emit(f"  %fp{h} = getelementptr {real}, ptr %psi, i64 %fa{h}")
+        emit(f"  call void @llvm.prefetch.p0(ptr %fp{h}, i32 0, i32 3, i32 1)")
     emit("  %next = add i64 %g, 1")
     emit("  %done = icmp sge i64 %next, %stop")
     emit("  br i1 %done, label %exit, label %loop")
@@ -352,45 +386,173 @@ def _diagonal_ir(real: str, width: int, nhi: int, name: str) -> str:
     return "\n".join(out)
 
 
-def _kernel(real: str, lo: tuple[int, ...] | None, nhi: int) -> _Kernel:
-    """The compiled kernel of this shape (compiled on first use, then kept); ``lo`` None:
-    the diagonal kernel (:func:`_diagonal_ir`)."""
+#: Fields of one pass in the table :func:`_driver_ir` walks (int64 each): the kernel's
+#: address, its three pointer arguments, its steps and the pieces they are cut into.
+_TASK_FIELDS = 6
+#: int64 counters of one pass (two cache lines: the pieces claimed, the pieces done).
+_COUNTER_STRIDE = 16
+#: Spins of a waiting thread between two calls of the yield function.
+_SPINS = 1024
+
+
+def _driver_ir(arch: str) -> str:
+    """LLVM IR of the driver, ``void qmk_drive(ptr tasks, i64 ntasks, ptr counters, ptr
+    yield)``: every thread of a run calls it on the same table of passes, and for each
+    pass in turn claims pieces (an atomic counter) and runs the pass's kernel on them
+    until none is left, then waits, spinning (``pause``; every :data:`_SPINS` spins the
+    ``yield`` function, where not null), until every piece of that pass is done.
+
+    Why: handing each pass to a Python thread pool costs two thread wake-ups a pass,
+    0.1-0.15 ms on this project's 2-core VM, as much as a 3-qubit pass over 2^20
+    complex64 amplitudes on two threads; here a thread wakes once a run and passes
+    meet at a spin barrier. Pieces, not fixed shares: a thread the OS holds up, or one
+    that starts late, delays a pass by one piece at most (the others take the rest),
+    and a run is right whichever threads take part.
+    """
+    pause = {
+        "x86": "@llvm.x86.sse2.pause()",
+        "arm": "@llvm.aarch64.hint(i32 1)",
+    }
+    declare = {
+        "x86": "@llvm.x86.sse2.pause()",
+        "arm": "@llvm.aarch64.hint(i32)",
+    }
+    out = [
+        f"declare void {declare[arch]}" if arch in declare else "",
+        "define void @qmk_drive(ptr noalias %tasks, i64 %ntasks, ptr noalias %counters, "
+        "ptr %yield) {",
+        "entry:",
+        "  %any = icmp sgt i64 %ntasks, 0",
+        "  %canyield = icmp ne ptr %yield, null",
+        "  br i1 %any, label %task, label %exit",
+        "task:",
+        "  %t = phi i64 [ 0, %entry ], [ %tn, %next ]",
+        f"  %row = mul i64 %t, {_TASK_FIELDS}",
+        "  %rp = getelementptr i64, ptr %tasks, i64 %row",
+    ]
+    emit = out.append
+    for j, field in enumerate(("fn", "psi", "coef", "hib", "steps", "pieces")):
+        emit(f"  %{field}p = getelementptr i64, ptr %rp, i64 {j}")
+        if field in ("steps", "pieces"):
+            emit(f"  %{field} = load i64, ptr %{field}p, align 8")
+        else:
+            emit(f"  %{field}i = load i64, ptr %{field}p, align 8")
+            emit(f"  %{field} = inttoptr i64 %{field}i to ptr")
+    emit(f"  %crow = mul i64 %t, {_COUNTER_STRIDE}")
+    emit("  %claim = getelementptr i64, ptr %counters, i64 %crow")
+    emit(f"  %done = getelementptr i64, ptr %claim, i64 {_COUNTER_STRIDE // 2}")
+    emit("  br label %grab")
+    emit("grab:")
+    emit("  %p = atomicrmw add ptr %claim, i64 1 monotonic, align 8")
+    emit("  %mine = icmp slt i64 %p, %pieces")
+    emit("  br i1 %mine, label %work, label %wait")
+    emit("work:")
+    emit("  %sa = mul i64 %steps, %p")
+    emit("  %start = udiv i64 %sa, %pieces")
+    emit("  %p1 = add i64 %p, 1")
+    emit("  %sb = mul i64 %steps, %p1")
+    emit("  %stop = udiv i64 %sb, %pieces")
+    emit("  call void %fn(ptr %psi, ptr %coef, ptr %hib, i64 %start, i64 %stop)")
+    emit("  %counted = atomicrmw add ptr %done, i64 1 release, align 8")
+    emit("  br label %grab")
+    emit("wait:")
+    emit("  %spins = phi i64 [ 0, %grab ], [ %sn, %spin ], [ %sn, %rest ]")
+    emit("  %d = load atomic i64, ptr %done acquire, align 8")
+    emit("  %over = icmp sge i64 %d, %pieces")
+    emit("  br i1 %over, label %next, label %spin")
+    emit("spin:")
+    if arch in pause:
+        emit(f"  call void {pause[arch]}")
+    emit("  %sn = add i64 %spins, 1")
+    emit(f"  %due = and i64 %sn, {_SPINS - 1}")
+    emit("  %now = icmp eq i64 %due, 0")
+    emit("  %both = and i1 %now, %canyield")
+    emit("  br i1 %both, label %rest, label %wait")
+    emit("rest:")
+    emit("  %ignored = call i32 %yield()")
+    emit("  br label %wait")
+    emit("next:")
+    emit("  %tn = add i64 %t, 1")
+    emit("  %more = icmp slt i64 %tn, %ntasks")
+    emit("  br i1 %more, label %task, label %exit")
+    emit("exit:")
+    emit("  ret void")
+    emit("}")
+    return "\n".join(out)
+
+
+def _compile(name: str, text: str) -> int:
+    """The address of function ``name`` of the IR ``text``, compiled (or loaded from the
+    kernel cache) into the JIT; call with :data:`_lock` held."""
+    state = _init()
+    llvm = state["llvm"]
+    try:
+        module = llvm.parse_assembly(text)
+        module.verify()
+        module.name = kernel_cache.module_key(text)  # its object code's file
+        state["engine"].add_module(module)
+        state["engine"].finalize_object()
+        return int(state["engine"].get_function_address(name))
+    except Exception as error:  # an LLVM that cannot build it: numpy from now on
+        state["reason"] = f"compiling {name} failed: {type(error).__name__}: {error}"
+        raise RuntimeError(state["reason"]) from error
+
+
+def _kernel(real: str, lo: tuple[int, ...] | None, nhi: int) -> int:
+    """The address of the compiled kernel of this shape (compiled on first use, then
+    kept); ``lo`` None: the diagonal kernel (:func:`_diagonal_ir`)."""
     key = (real, lo, nhi)
-    kernel = _kernels.get(key)
-    if kernel is not None:
-        return kernel
+    address = _kernels.get(key)
+    if address is not None:
+        return address
     with _lock:
-        kernel = _kernels.get(key)
-        if kernel is None:
-            state = _init()
-            llvm = state["llvm"]
+        address = _kernels.get(key)
+        if address is None:
+            width = _init()["bytes"]
             if lo is None:
                 name = f"qmk_{real}_diagonal_{nhi}"
-                text = _diagonal_ir(real, state["bytes"], nhi, name)
+                text = _diagonal_ir(real, width, nhi, name)
             else:
                 name = f"qmk_{real}_{'_'.join(map(str, lo)) or 'x'}_{nhi}"
-                text = _ir(real, state["bytes"], lo, nhi, name)
-            try:
-                module = llvm.parse_assembly(text)
-                module.verify()
-                module.name = kernel_cache.module_key(text)  # its object code's file
-                state["engine"].add_module(module)
-                state["engine"].finalize_object()
-                address = state["engine"].get_function_address(name)
-            except Exception as error:  # an LLVM that cannot build it: numpy from now on
-                state["reason"] = f"compiling {name} failed: {type(error).__name__}: {error}"
-                raise RuntimeError(state["reason"]) from error
+                text = _ir(real, width, lo, nhi, name)
+            address = _kernels[key] = _compile(name, text)
+    return address
+
+
+def _driver() -> _Driver:
+    """The compiled driver (:func:`_driver_ir`), made on first use."""
+    driver = _state.get("driver")
+    if driver is not None:
+        return driver
+    with _lock:
+        if "driver" not in _state:
+            triple = _init()["llvm"].get_default_triple()
+            arch = "x86" if triple.startswith(("x86_64", "i386", "i686")) else "other"
+            arch = "arm" if triple.startswith(("aarch64", "arm64")) else arch
+            address = _compile("qmk_drive", _driver_ir(arch))
             signature = ctypes.CFUNCTYPE(
-                None,
-                ctypes.c_void_p,
-                ctypes.c_void_p,
-                ctypes.c_void_p,
-                ctypes.c_int64,
-                ctypes.c_int64,
+                None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p
             )
-            kernel = signature(address)
-            _kernels[key] = kernel
-    return kernel
+            _state["driver"] = signature(address)
+    return _state["driver"]
+
+
+def _yield_address() -> int:
+    """The address of this OS's "let another thread run" call (``sched_yield``,
+    ``SwitchToThread``), which a waiting thread of :func:`_driver_ir` calls now and
+    then; 0 where there is none (it only spins)."""
+    if "yield" not in _state:
+        address: int | None = 0
+        with contextlib.suppress(Exception):
+            if os.name == "nt":
+                address = ctypes.cast(
+                    ctypes.windll.kernel32.SwitchToThread,  # type: ignore[attr-defined]
+                    ctypes.c_void_p,
+                ).value
+            else:
+                address = ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value
+        _state["yield"] = int(address or 0)
+    return int(_state["yield"])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -469,15 +631,47 @@ def apply_matrix(
         ValueError: ``psi``, ``matrix`` or ``bits`` do not fit together (the kernel would
             read and write outside the state).
     """
+    apply_blocks(psi, [(matrix, bits, False)], threads=threads)
+
+
+def apply_blocks(
+    psi: np.ndarray,
+    blocks: Sequence[tuple[np.ndarray, Sequence[int], bool]],
+    *,
+    threads: int | None = None,
+) -> None:
+    """Apply gates in place to ``psi``, in order: each ``(gate, bits, diagonal)``, a
+    matrix as :func:`apply_matrix` takes it or, where ``diagonal``, a diagonal's entries
+    as :func:`apply_diagonal` does. Every gate is checked and its kernel compiled
+    before the first is applied; then the threads run the passes one after the other
+    with no return to Python between them (:func:`_driver_ir`).
+
+    Raises:
+        RuntimeError: the kernels are not :func:`available` here, or one failed to
+            compile (``psi`` is then untouched).
+        ValueError: a gate that does not fit ``psi`` (``psi`` is then untouched).
+    """
     if not available():
         raise RuntimeError(f"compiled kernels unavailable: {unavailable_reason()}")
+    passes = [_prepare(psi, gate, bits, diagonal) for gate, bits, diagonal in blocks]
+    _run(passes, psi, threads)
+
+
+def _prepare(
+    psi: np.ndarray, gate: np.ndarray, bits: Sequence[int], diagonal: bool
+) -> tuple[int, np.ndarray, np.ndarray, int]:
+    """One pass of :func:`apply_blocks`: its kernel's address, coefficients, hi target
+    bits and steps (checked, compiled)."""
     k = len(bits)
-    _check(psi, bits, np.shape(matrix) == (1 << k, 1 << k), matrix)
     real = "float" if psi.dtype == np.complex64 else "double"
-    lo, hib, coef = coefficients(matrix, bits, psi.dtype)
-    kernel = _kernel(real, lo, len(hib))
+    if diagonal:
+        _check(psi, bits, np.shape(gate) == (1 << k,) and k <= MAX_DIAGONAL_BITS, gate)
+        hib, coef = diagonal_coefficients(gate, bits, psi.dtype)
+        return _kernel(real, None, len(hib)), coef, hib, psi.size >> lane_bits(psi.dtype)
+    _check(psi, bits, np.shape(gate) == (1 << k, 1 << k), gate)
+    lo, hib, coef = coefficients(gate, bits, psi.dtype)
     steps = psi.size >> (lane_bits(psi.dtype) + len(hib))
-    _run(kernel, (psi.ctypes.data, coef.ctypes.data, hib.ctypes.data), steps, psi.size, threads)
+    return _kernel(real, lo, len(hib)), coef, hib, steps
 
 
 def diagonal_coefficients(
@@ -519,15 +713,7 @@ def apply_diagonal(
         RuntimeError: the kernels are not :func:`available` here.
         ValueError: ``psi``, ``diagonal`` or ``bits`` do not fit together.
     """
-    if not available():
-        raise RuntimeError(f"compiled kernels unavailable: {unavailable_reason()}")
-    k = len(bits)
-    _check(psi, bits, np.shape(diagonal) == (1 << k,) and k <= MAX_DIAGONAL_BITS, diagonal)
-    real = "float" if psi.dtype == np.complex64 else "double"
-    hib, coef = diagonal_coefficients(diagonal, bits, psi.dtype)
-    kernel = _kernel(real, None, len(hib))
-    steps = psi.size >> lane_bits(psi.dtype)
-    _run(kernel, (psi.ctypes.data, coef.ctypes.data, hib.ctypes.data), steps, psi.size, threads)
+    apply_blocks(psi, [(diagonal, bits, True)], threads=threads)
 
 
 def _check(psi: np.ndarray, bits: Sequence[int], shaped: bool, gate: np.ndarray) -> None:
@@ -551,27 +737,46 @@ def _check(psi: np.ndarray, bits: Sequence[int], shaped: bool, gate: np.ndarray)
 
 
 def _run(
-    kernel: _Kernel, args: tuple[int, int, int], steps: int, size: int, threads: int | None
+    passes: Sequence[tuple[int, np.ndarray, np.ndarray, int]],
+    psi: np.ndarray,
+    threads: int | None,
 ) -> None:
-    """Run ``kernel`` over its steps ``[0, steps)``, cut between threads on a large state."""
+    """Run the passes (kernel address, coefficients, hi bits, steps) over ``psi`` in
+    order, cut between threads on a large state, a few passes to a call of the driver
+    (:data:`CALL_AMPLITUDES`)."""
     count = threads or thread_count()
-    if count <= 1 or size < PARALLEL_MIN:
-        kernel(*args, 0, steps)
-        return
-    # more pieces than threads, taken in turn: a thread the OS holds up (a busy machine)
-    # delays the end by one piece, not by its whole share
-    pieces = count * _PIECES
-    cuts = [steps * i // pieces for i in range(pieces + 1)]
-    turn = itertools.count()
+    if psi.size < PARALLEL_MIN:
+        count = 1
+    per_call = max(1, CALL_AMPLITUDES // psi.size)
+    driver = _driver()
+    yielding = _yield_address()
+    for first in range(0, len(passes), per_call):
+        group = passes[first : first + per_call]
+        table, counters = _table(group, psi.ctypes.data, count)
+        args = (table.ctypes.data, len(group), counters.ctypes.data, yielding)
+        if count <= 1:
+            driver(*args)
+            continue
+        pool = _pool.get(count - 1)
+        if pool is None:
+            pool = _pool.setdefault(count - 1, ThreadPoolExecutor(count - 1, "qmk-simd"))
+        futures = [pool.submit(driver, *args) for _ in range(count - 1)]
+        driver(*args)
+        for future in futures:
+            future.result()
 
-    def work() -> None:
-        while (i := next(turn)) < pieces:
-            kernel(*args, cuts[i], cuts[i + 1])
 
-    pool = _pool.get(count - 1)
-    if pool is None:
-        pool = _pool.setdefault(count - 1, ThreadPoolExecutor(count - 1, "qmk-simd"))
-    futures = [pool.submit(work) for _ in range(count - 1)]
-    work()
-    for future in futures:
-        future.result()
+def _table(
+    group: Sequence[tuple[int, np.ndarray, np.ndarray, int]], psi: int, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The driver's table of ``group`` (:data:`_TASK_FIELDS` int64 a pass) on the state
+    at address ``psi``, and its zeroed counters (each pass's pair on lines of their
+    own, so claiming pieces of one pass does not stall the threads waiting on another)."""
+    table = np.empty((len(group), _TASK_FIELDS), dtype=np.int64)
+    for row, (address, coef, hib, steps) in zip(table, group, strict=True):
+        pieces = 1 if threads <= 1 else max(1, min(steps, threads * _PIECES))
+        row[:] = (address, psi, coef.ctypes.data, hib.ctypes.data, steps, pieces)
+    words = len(group) * _COUNTER_STRIDE
+    raw = np.zeros(words + 8, dtype=np.int64)  # 8 spare words: room to align to 64 bytes
+    skip = (-raw.ctypes.data % 64) // 8
+    return table, raw[skip : skip + words]

@@ -1081,6 +1081,10 @@ class StatevectorEngine:
         count = 0
         for gate, qs, values in checked:
             mixing_gate = len(qs) == 1 and gate not in _UNMIXING
+            # past two such gates, only a qubit not known to mix yet needs its matrix (a
+            # random circuit's hundreds of rotations cost 1 ms of matrices otherwise)
+            if count >= 2 and qs[0] in mixing:
+                continue
             if mixing_gate and _kind(GATES[gate].matrix(values)) == "dense":
                 mixing.add(qs[0])
                 count += 1
@@ -1155,12 +1159,11 @@ class StatevectorEngine:
         axis = {var: a for a, var in enumerate(self._vars)}
         bit = {q: len(shape) - 1 - axis[self._rows[q].bit_length() - 1] for q in order}
         blocks = fusion.plan(items, max_width=self._max_fused, diagonal_width=fusion.DIAGONAL_WIDTH)
-        for block in blocks:
-            bits = [bit[q] for q in reversed(block.qubits)]
-            if block.diagonal:
-                kernels.apply_diagonal(psi, block.matrix, bits, kernels=self._kernels)
-            else:
-                kernels.apply_matrix(psi, block.matrix, bits, kernels=self._kernels)
+        kernels.apply_blocks(
+            psi,
+            [(b.matrix, [bit[q] for q in reversed(b.qubits)], b.diagonal) for b in blocks],
+            kernels=self._kernels,
+        )
         self._psi = psi.reshape(shape)
         self._spare = None
 

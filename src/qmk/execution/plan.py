@@ -159,7 +159,9 @@ class Step:
     @property
     def measures(self) -> bool:
         """Whether the step measures (and so records events)."""
-        return self.kind is Exec.MEASURE or any(c.kind is Micro.MEASURE for c in self.calls)
+        if self.kind is Exec.MEASURE:
+            return True
+        return bool(self.calls) and any(c.kind is Micro.MEASURE for c in self.calls)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,6 +281,8 @@ def build_plan(
                 Noise(step=step, before=before, qubit=q, px=px, py=py, pz=pz, cause=cause)
             )
 
+    # a program has few distinct (model, op) pairs and thousands of nodes
+    op_cycles: dict[tuple[int, str], float] = {}
     for step in steps:
         node = step.node
         op = node.op
@@ -296,16 +300,11 @@ def build_plan(
         qubits = node.vqs
         if not qubits:
             continue
-        reads = (*node.inputs, *node.guard_events)
-        start = max(
-            [
-                fence_time,
-                *(time.get(q, fence_time) for q in qubits),
-                *(event_time.get(e, 0.0) for e in reads),
-            ]
-        )
+        start = _ready(node, fence_time, time, event_time)
         node_model = model_for(profile_of.get(qubits[0], default_key))
-        cycles = float(node_model.op_cycles(op))
+        cycles = op_cycles.get((id(node_model), op), -1.0)
+        if cycles < 0:
+            cycles = op_cycles[id(node_model), op] = float(node_model.op_cycles(op))
         if step.kind == "teleport_cnot":
             teleports += 1
             anc_phys = TELEPORT_ANCILLAS * node_model.physical_qubits_per_logical
@@ -315,13 +314,14 @@ def build_plan(
             magic += 1
         measures = step.measures
         for q in qubits:
-            add(step.index, True, q, start - time.get(q, fence_time), "idle")
-            # A measurement's logical error is a Pauli before it; an op's comes after it.
-            if step.kind == "teleport_cnot":
-                cnot = model_for(profile_of.get(q, default_key)).op_cycles("APPLY_CNOT")
-                add(step.index, False, q, float(cnot), "op")
-            elif step.kind != "free":
-                add(step.index, measures, q, cycles, "measure" if measures else "op")
+            if noise:  # (without, each add() is a call that returns at once)
+                add(step.index, True, q, start - time.get(q, fence_time), "idle")
+                # A measurement's logical error is a Pauli before it; an op's after it.
+                if step.kind == "teleport_cnot":
+                    cnot = model_for(profile_of.get(q, default_key)).op_cycles("APPLY_CNOT")
+                    add(step.index, False, q, float(cnot), "op")
+                elif step.kind != "free":
+                    add(step.index, measures, q, cycles, "measure" if measures else "op")
             time[q] = start + cycles
         if step.kind == "teleport_cnot":
             # The gadget's Bell pair, ancilla measurements and corrections: their
@@ -365,6 +365,20 @@ def build_plan(
         profiles=profiles,
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
     )
+
+
+def _ready(
+    node: Node, fence_time: float, time: Mapping[str, float], event_time: Mapping[str, float]
+) -> float:
+    """When ``node`` may start: after the last fence, its qubits' last ops and the events
+    it reads (a loop, not ``max`` of a list: thousands of nodes a plan)."""
+    start = fence_time
+    for q in node.vqs:
+        start = max(start, time.get(q, fence_time))
+    if node.inputs or node.guard is not None:
+        for e in (*node.inputs, *node.guard_events):
+            start = max(start, event_time.get(e, 0.0))
+    return start
 
 
 def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> tuple[float, float]:

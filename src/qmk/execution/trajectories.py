@@ -357,7 +357,7 @@ def _first_conflict(ops: Sequence[MicroOp], start: int) -> int | None:
             if op.qubits[0] in measured:
                 return i
             measured.add(op.qubits[0])
-        elif op.kind == "gate":
+        elif op.kind == "gate" and measured:  # (before any measurement: no conflict)
             done = [q in measured for q in op.qubits]
             if any(done) and not all(done):
                 return i
