@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 from qmk import defaults
+from qmk._front import read
 from qmk.engines import EngineError, engine_class
 from qmk.engines.registry import (
     ENGINE_NAMES,
@@ -25,11 +26,11 @@ from qmk.engines.registry import (
 )
 from qmk.engines.router import REFUSAL_CODES, assess, route
 from qmk.errors import REGISTRY
-from qmk.execution.executor import run, workload
+from qmk.execution.executor import load_program, run, workload
 from qmk.execution.plan import build_plan
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
-from support.workloads import shallow_workload
+from support.workloads import HEAD, program_workload, shallow_workload
 
 CLIFFORD = Workload(qubits=3, gates=frozenset({"h", "cx"}), gate_count=3, shots=1000)
 SMALL_T = Workload(
@@ -48,6 +49,47 @@ def test_the_registry_is_the_one_table_of_engines_and_every_class_carries_its_na
         assert engine_class(entry.name).name == entry.name
         assert entry.precisions and entry.cost.setup_s > 0
         assert entry.gpu == (entry.name in (defaults.CUSTATEVEC, defaults.QSIM_GPU))
+
+
+def test_the_batch_flag_of_every_engine_is_its_class_s_batch_sampling() -> None:
+    from qmk.engines.batch import batch_compiler
+
+    for entry in SPECS:
+        assert entry.batch == (batch_compiler(engine_class(entry.name)) is not None), entry.name
+
+
+def test_a_wide_noisy_clifford_job_goes_to_the_stabilizer_priced_as_one_sampled_run() -> None:
+    # 1000-qubit GHZ with logical noise: the shots logical errors hit would be ~26,000
+    # trajectories on an engine that runs them one by one (the MPS, cheap per gate on a
+    # chain); the stabilizer's batch sampler draws the noise itself (a fresh qmk run of
+    # it takes well under a second, the MPS minutes)
+    lines = ["qreg q[1000];", "creg c[1000];", "h q[0];"]
+    lines += [f"cx q[{i}],q[{i + 1}];" for i in range(999)]
+    lines.append("measure q -> c;")
+    plan = build_plan(
+        load_program(read(HEAD + "\n".join(lines))),
+        noise=True,
+        qubit="qubit_gate_ns_e3",
+        default_profile="logical:surface_code(d=9)",
+    )
+    work = workload(plan, 100_000)
+    assert work.batchable and work.trajectories > 10_000
+    choice = route(work)
+    assert choice.engine == defaults.STABILIZER
+    stabilizer = spec(defaults.STABILIZER)
+    once = replace(work, branches=1, trajectories=0)
+    assert stabilizer.seconds(work) == stabilizer.seconds(once)
+    assert not spec(defaults.MPS).batch  # the MPS still prices every trajectory
+    assert spec(defaults.MPS).seconds(work) > 100 * stabilizer.seconds(work)
+
+
+def test_a_program_that_computes_on_outcomes_is_not_batchable() -> None:
+    t_gate = program_workload("qreg q[2];\ncreg c[2];\nh q[0];\nt q[0];\nmeasure q -> c;")
+    assert not t_gate.batchable  # not Clifford
+    ghz = program_workload(
+        "qreg q[3];\ncreg c[3];\nh q[0];\ncx q[0],q[1];\ncx q[1],q[2];\nmeasure q -> c;"
+    )
+    assert ghz.batchable
 
 
 def test_a_clifford_job_goes_to_the_stabilizer_and_a_small_non_clifford_one_to_statevector() -> (

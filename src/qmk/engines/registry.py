@@ -33,7 +33,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -107,6 +107,11 @@ class Workload:
             multi-qubit gate at the bound on its cuts' bond dimension when it comes
             (:func:`qmk.execution.executor.workload`); None where unknown (then
             ``4**bond`` a gate).
+        batchable: the program lowers to one batch circuit (Clifford, its feed-forward
+            linear over outcomes: :func:`qmk.execution.batch.lower`): an engine that
+            samples such circuits in batches (:attr:`EngineSpec.batch`) simulates it
+            once, its noise and mid-circuit outcomes drawn by the sampler, not by
+            ``branches``.
     """
 
     qubits: int
@@ -129,6 +134,7 @@ class Workload:
     mixed_qubits: int | None = None
     bond: int | None = None
     bond_work: float | None = None
+    batchable: bool = False
 
     @property
     def fused(self) -> int:
@@ -416,6 +422,10 @@ class EngineSpec:
     #: Seconds importing its packages takes (a rough figure on a quiet 2-core machine):
     #: the router charges it to a job in a process that has not imported them yet.
     import_s: float = 0.0
+    #: Its class samples a whole batch circuit at once (``compile_batch``: a test holds
+    #: this to the class): a :attr:`Workload.batchable` program is priced as one
+    #: simulation, whatever its noise and mid-circuit outcomes.
+    batch: bool = False
 
     def __post_init__(self) -> None:
         if self.state not in STATE_KINDS or not set(self.precisions) <= set(PRECISIONS):
@@ -440,6 +450,8 @@ class EngineSpec:
         compiled kernels) on ``threads`` threads, plus a ``segments`` engine's state
         round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation."""
         cost = self.cost if compiled or self.compiled is None else self.compiled.fallback
+        if self.batch and work.batchable and work.branches > 1:  # one simulation, sampled
+            work = replace(work, branches=1, trajectories=0)
         estimate = cost.seconds(work, precision, threads)
         if self.state == "segments":
             size = self.cost.state_size(work)
@@ -556,6 +568,7 @@ SPECS: tuple[EngineSpec, ...] = (
         cls="StabilizerEngine",
         footprint=Footprint(address_mib=12, resident_mib=8),
         clifford_only=True,
+        batch=True,
         precisions=("exact",),
         cost=CostModel(
             representation="tableau",

@@ -286,6 +286,8 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
         trajectories = int(shots * hit)
         branches += trajectories
     features = _gate_features(ops)
+    # a batch sampler draws the noise and the mid-circuit outcomes of such a plan itself
+    batchable = plan.clifford and all(batch.why_not_lowerable(step) is None for step in plan.steps)
     non_clifford = None
     if plan.first_non_clifford is not None:
         node = plan.steps[plan.first_non_clifford].node
@@ -302,6 +304,7 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
         branches=max(branches, 1),
         trajectories=trajectories if branches >= 1 else 0,
         precision=precision,
+        batchable=batchable,
         **features,
     )
 
