@@ -464,6 +464,8 @@ def _holds_big(value: Any) -> bool:
         b'"\\ud800"',
         b'{"a":1,"a":2}',
         b"\xef\xbb\xbf{}",
+        b'{"\x80jsonrpc": "2.0"}',
+        b'"\xed\xa0\x80"',
         b"[1, 2",
         b'{"x": -0, "y": -0.0}',
     ],

@@ -219,7 +219,7 @@ def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tupl
     if not pieces and len(line) < NO_GC_BYTES and _TWENTY_DIGITS not in line.translate(_DIGITS):
         try:  # the same value as json.loads below gives, for valid JSON with no number
             message = _fast_decode(line)  # out of range, a few times faster
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, ValueError):  # (ValueError: a line not UTF-8)
             pass  # the parser below says what is wrong, where, as always
         else:
             _graph_text(message)
