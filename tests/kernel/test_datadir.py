@@ -60,6 +60,11 @@ def test_qmk_serve_on_a_locked_directory_exits_2_with_one_coded_line(tmp_path: P
     config.write_text('[machine]\nphysical_qubits = 1000\n[tenants.alice]\nkey = "k"\n')
 
     async def body(kernel: Kernel) -> tuple[int, str, str]:
+        # the holder's worker says its confinement (a warning as root) before its first
+        # result: one job done, so that warning is not logged while `qmk serve` listens
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
+        await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
         argv = ["serve", "--socket", str(tmp_path / "s")]
         argv += ["--data-dir", str(tmp_path / "data"), "--config", str(config)]
         return await asyncio.to_thread(qmk, *argv)
