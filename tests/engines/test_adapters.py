@@ -22,6 +22,7 @@ from qmk.engines.statevector import StatevectorEngine
 from qmk.execution.executor import run
 from qmk.qvm.asm import assemble
 from qmk.testing import assert_engine_conformance
+from support.workloads import WIDE_FEED_FORWARD
 
 
 @dataclass(frozen=True)
@@ -188,14 +189,7 @@ def test_the_mps_adapter_runs_a_wide_ghz_state_with_mid_circuit_feed_forward() -
     own mps: tests/engines/test_mps.py); a mid-circuit measurement of the middle qubit
     and a correction it feeds keep every shot's outcomes equal."""
     pytest.importorskip("qiskit_aer")
-    n = 60
-    names = " ".join(f"vq:q{i}," for i in range(n)).rstrip(",")
-    lines = [".caps CAP_ALLOC", f"a: ALLOC_LQ {names}", "h: APPLY_H vq:q0", "t: APPLY_T vq:q0"]
-    lines += [f"c{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}" for i in range(n - 2)]
-    lines += ["mid: MEASURE_Z vq:q30, out:mid", 'fix: COND_PAULI vq:q59, in:mid, mask="X"']
-    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
-    lines.append(f"f: FREE_LQ {names}")
-    program = assemble("\n".join(lines) + "\n")
+    program = assemble(WIDE_FEED_FORWARD)
     result = run(program, shots=200, seed=3, noise=False, engine="aer-mps")
     assert result.engine == "aer-mps"
     for key in result.counts:

@@ -25,7 +25,7 @@ from qmk.engines.registry import spec
 from qmk.engines.router import route
 from qmk.engines.statevector import StatevectorEngine
 from qmk.testing import assert_engine_conformance
-from support.workloads import shallow_workload
+from support.workloads import WIDE_FEED_FORWARD, shallow_workload
 
 _ROTATIONS = ("rx", "ry", "rz")
 _FIXED_1Q = ("h", "s", "sdg", "t", "tdg", "x", "y", "z")
@@ -429,14 +429,7 @@ def test_a_wide_ghz_with_mid_circuit_feed_forward_is_routed_to_mps() -> None:
     from qmk.execution.executor import run
     from qmk.qvm.asm import assemble
 
-    n = 60
-    names = " ".join(f"vq:q{i}," for i in range(n)).rstrip(",")
-    lines = [".caps CAP_ALLOC", f"a: ALLOC_LQ {names}", "h: APPLY_H vq:q0", "t: APPLY_T vq:q0"]
-    lines += [f"c{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}" for i in range(n - 2)]
-    lines += ["mid: MEASURE_Z vq:q30, out:mid", 'fix: COND_PAULI vq:q59, in:mid, mask="X"']
-    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
-    lines.append(f"f: FREE_LQ {names}")
-    result = run(assemble("\n".join(lines) + "\n"), shots=200, seed=3, noise=False)
+    result = run(assemble(WIDE_FEED_FORWARD), shots=200, seed=3, noise=False)
     assert result.engine == defaults.MPS
     for key in result.counts:
         assert set(key[1:]) == {key[0]}  # the GHZ qubits agree, and q59 was corrected

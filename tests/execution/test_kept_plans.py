@@ -16,21 +16,10 @@ from qmk.execution.executor import build_plan, execute, route_plan, workload
 from qmk.execution.request import RunRequest, program_digest
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
+from support.workloads import ghz_asm
 
 #: 12 qubits with a T gate: no stabilizer engine; a statevector of 2**12 amplitudes.
-WIDE_T = verify(
-    assemble(
-        ".caps CAP_ALLOC\n"
-        "a: ALLOC_LQ " + ", ".join(f"vq:q{i}" for i in range(12)) + "\n"
-        "h: APPLY_H vq:q0\n"
-        "t: APPLY_T vq:q0\n"
-        + "".join(f"c{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}\n" for i in range(11))
-        + "".join(f"m{i}: MEASURE_Z vq:q{i}, out:m{i}\n" for i in range(12))
-        + "f: FREE_LQ "
-        + ", ".join(f"vq:q{i}" for i in range(12))
-        + "\n"
-    )
-)
+WIDE_T = verify(assemble(ghz_asm(12, t=True)))
 
 
 def _plan():

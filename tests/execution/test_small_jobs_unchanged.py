@@ -28,22 +28,13 @@ from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.programs import verified
 from qmk.qvm.asm import assemble
 from qmk.qvm.files import read_graph
+from support.workloads import ghz_asm
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("data") / "small_jobs.json"
 
 #: Twelve qubits, twelve events (two bytes a packed row), a GHZ chain.
-GHZ12 = (
-    ".caps CAP_ALLOC\n"
-    '.param profile = "logical:surface_code(d=3)"\n'
-    "a: ALLOC_LQ " + ", ".join(f"vq:q{i}" for i in range(12)) + ", n=12, profile=profile\n"
-    "h: APPLY_H vq:q0\n"
-    + "".join(f"c{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}\n" for i in range(11))
-    + "".join(f"m{i}: MEASURE_Z vq:q{i}, out:m{i}\n" for i in range(12))
-    + "f: FREE_LQ "
-    + ", ".join(f"vq:q{i}" for i in range(12))
-    + "\n"
-)
+GHZ12 = ghz_asm(12, profile="logical:surface_code(d=3)")
 
 
 #: The teleportation example at a quarter turn: Clifford, so sampled in bulk with its

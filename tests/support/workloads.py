@@ -31,3 +31,40 @@ def shallow_workload(n: int, layers: int = 4, shots: int = 1000) -> Workload:
         lines += [f"cx q[{q}],q[{q + 1}];" for q in range(layer % 2, n - 1, 2)]
     lines.append("measure q -> c;")
     return program_workload("\n".join(lines), shots)
+
+
+def ghz_asm(
+    n: int,
+    *,
+    t: bool = False,
+    profile: str | None = None,
+    chain: int | None = None,
+    before_measure: tuple[str, ...] = (),
+) -> str:
+    """QVM assembly of a GHZ chain on ``n`` qubits: H (and T, with ``t``) on ``q0``, CNOTs
+    down the first ``chain`` qubits (all ``n``), the lines ``before_measure``, every
+    qubit measured, freed. ``profile``: the qubits' profile, as an ``n=`` allocation."""
+    names = ", ".join(f"vq:q{i}" for i in range(n))
+    lines = [".caps CAP_ALLOC"]
+    if profile is None:
+        lines.append(f"a: ALLOC_LQ {names}")
+    else:
+        lines += [f'.param profile = "{profile}"', f"a: ALLOC_LQ {names}, n={n}, profile=profile"]
+    lines.append("h: APPLY_H vq:q0")
+    if t:
+        lines.append("t: APPLY_T vq:q0")
+    lines += [f"c{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}" for i in range((chain or n) - 1)]
+    lines += before_measure
+    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
+    lines.append(f"f: FREE_LQ {names}")
+    return "\n".join(lines) + "\n"
+
+
+#: 60 qubits and a T gate (no dense engine holds it, not Clifford); the middle qubit
+#: measured and the correction it feeds to the last keep every shot's outcomes equal.
+WIDE_FEED_FORWARD = ghz_asm(
+    60,
+    t=True,
+    chain=59,
+    before_measure=("mid: MEASURE_Z vq:q30, out:mid", 'fix: COND_PAULI vq:q59, in:mid, mask="X"'),
+)
