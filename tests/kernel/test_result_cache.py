@@ -5,7 +5,9 @@ kernels; the worker gate proves that nothing ran (a held worker would hold the j
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 
 from qmk.execution.request import RunRequest
 from qmk.kernel.attest import find_attestation, replay
-from qmk.kernel.cache import cache_key
+from qmk.kernel.cache import KeyFilter, cache_key
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
@@ -200,6 +202,41 @@ def test_the_lookup_is_an_index_search_not_a_scan(tmp_path: Path) -> None:
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     db.close()
     assert "jobs_cache" in names
+
+
+def test_a_run_no_job_has_had_is_not_looked_up_in_the_store_and_a_repeat_is(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel) -> tuple[list[str], list[str], dict[str, Any]]:
+        sid = await login(kernel, "alice")
+        db = kernel.supervisor.store.db
+        first: list[str] = []
+        db.set_trace_callback(first.append)
+        job = await submit(kernel, sid)
+        db.set_trace_callback(None)
+        await done(kernel, sid, job["job_id"])
+        again: list[str] = []
+        db.set_trace_callback(again.append)
+        repeat = await submit(kernel, sid)
+        db.set_trace_callback(None)
+        return first, again, repeat
+
+    first, again, repeat = run_kernel(tmp_path, body, workers=1)
+    assert not [s for s in first if "cache_key=" in s and s.startswith("SELECT")]
+    assert [s for s in again if "cache_key=" in s and s.startswith("SELECT")]
+    assert repeat["state"] == "COMPLETED" and repeat["cached_from"]
+
+
+def test_the_key_filter_holds_every_key_added_and_few_others() -> None:
+    rng = random.Random(5)  # the filter's answers are a function of the keys: no flake
+    keys = KeyFilter()
+    added = [hashlib.sha256(rng.randbytes(16)).hexdigest() for _ in range(100_000)]
+    for key in added:
+        keys.add(key)
+    assert all(keys.may_hold(key) for key in added)
+    others = [hashlib.sha256(rng.randbytes(16)).hexdigest() for _ in range(20_000)]
+    false = sum(keys.may_hold(key) for key in others)
+    assert false < 20_000 / 500  # ~ (1 - e^(-2n/m))^2 = 1/1,800 at n = 1e5, m = 2^23
 
 
 def test_the_key_is_the_tenants_and_changes_with_every_field_that_decides_a_result() -> None:

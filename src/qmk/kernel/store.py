@@ -22,7 +22,7 @@ import json
 import json.encoder
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -648,6 +648,16 @@ class Store:
             (key, tenant, since),
         ).fetchone()
         return None if row is None else str(row[0])
+
+    def cache_keys(self) -> Iterator[str]:
+        """The cache key of every COMPLETED job whose result is stored (what
+        :meth:`cache_source` may find), read when the kernel opens."""
+        rows = self.db.execute(
+            "SELECT cache_key FROM jobs WHERE cache_key IS NOT NULL AND state='COMPLETED' "
+            "AND result IS NOT NULL"
+        )
+        for (key,) in rows:
+            yield str(key)
 
     def load_job(self, job_id: str, tenant: str) -> Job | None:
         """The job ``job_id`` of ``tenant``; None for an unknown id or another tenant's."""
