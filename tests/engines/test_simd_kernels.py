@@ -48,11 +48,9 @@ def dense_reference(psi: np.ndarray, matrix: np.ndarray, bits: Sequence[int]) ->
     psi = psi.astype(np.complex128)
     sub = sub_index(n, bits)
     rest = np.arange(1 << n) & ~sum(1 << b for b in bits)
+    order = np.lexsort((sub, rest))  # by group, then by the gate index within the group
     out = np.empty_like(psi)
-    for base in np.unique(rest):
-        where = np.flatnonzero(rest == base)
-        order = where[np.argsort(sub[where])]
-        out[order] = matrix @ psi[order]
+    out[order] = (psi[order].reshape(-1, 1 << len(bits)) @ matrix.T).ravel()
     return out
 
 
