@@ -18,7 +18,7 @@ import pytest
 from support.paths import SRC
 
 #: The rooms every layer may import: they import nothing of QMK themselves.
-LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate")
+LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate", "qmk.memo")
 #: The leaves and, above them, the door to the schema library every typed value uses.
 BASE = (*LEAVES, "qmk.values")
 #: Everything of QMK (for the rooms at the top, which wire the others together).
@@ -28,7 +28,7 @@ ANYTHING = ("qmk",)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "the leaves: the error root and registry, the shared defaults, asyncio names, "
-        "token buckets",
+        "token buckets, bounded memos",
         LEAVES,
     ),
     ("typed values from plain data (the schema library's door)", ("qmk.values",)),
@@ -72,6 +72,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.defaults": (),
     "qmk.aio": (),
     "qmk.rate": (),
+    "qmk.memo": (),
     "qmk.values": ("qmk.errors",),
     # qvm imports nothing else of ours but the error root and the typed values' helpers
     "qmk.qvm": ("qmk.errors", "qmk.values"),

@@ -41,22 +41,30 @@ def _same(a, b):
     )
 
 
+CACHES = (
+    executor._PLANS,
+    executor._WORKLOADS,
+    executor._ROUTES,
+    executor._BATCHES,
+    executor._FENCES,
+    executor._FIGURES,
+    executor._LAYOUTS,
+)
+
+
 @pytest.fixture(autouse=True)
 def _empty_caches():
-    caches = (
-        executor._PLANS,
-        executor._WORKLOADS,
-        executor._ROUTES,
-        executor._BATCHES,
-        executor._FENCES,
-        executor._FIGURES,
-        executor._LAYOUTS,
-    )
-    for cache in caches:
+    for cache in CACHES:
         cache.clear()
     yield
-    for cache in caches:
+    for cache in CACHES:
         cache.clear()
+
+
+def keep_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cache of the executor keeps nothing from now on: everything made anew."""
+    for cache in CACHES:
+        monkeypatch.setattr(cache, "most", 0)
 
 
 def test_a_kept_route_is_the_route_the_router_gives_under_each_limits_in_turn():
@@ -110,7 +118,7 @@ def test_a_named_engine_and_other_shots_are_routed_afresh():
 def test_runs_under_new_seeds_equal_runs_with_nothing_kept(seed, monkeypatch):
     request = RunRequest(program_digest=program_digest("x"), shots=200, seed=seed)
     kept = [execute(WIDE_T, request) for _ in range(2)][1]  # the second from the caches
-    monkeypatch.setattr(executor, "KEPT_PLANS", 0)  # keep nothing: everything anew
+    keep_nothing(monkeypatch)
     executor._PLANS.clear()
     fresh = execute(WIDE_T, request)
     assert kept.counts == fresh.counts
@@ -146,7 +154,7 @@ def test_a_bulk_sampled_plan_is_compiled_once_and_gives_the_bits_of_a_fresh_comp
     runs = [execute(BELL, msgspec.structs.replace(struck, seed=seed + k)) for k in range(3)]
     assert len(executor._BATCHES) == 1  # one plan, one engine: lowered and compiled once
     assert runs[0].telemetry.mode == "stim-batch"
-    monkeypatch.setattr(executor, "KEPT_PLANS", 0)  # keep nothing: everything anew
+    keep_nothing(monkeypatch)
     for cache in (executor._PLANS, executor._BATCHES):
         cache.clear()
     for k, kept in enumerate(runs):

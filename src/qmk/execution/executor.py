@@ -48,12 +48,11 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -77,6 +76,7 @@ from qmk.execution.request import Precision, RunRequest, program_digest, run_key
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
 from qmk.execution.trajectories import Control, Observed, Progress, Runner
 from qmk.execution.trajectories import observed as observed_ops
+from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
@@ -356,8 +356,8 @@ def route_plan(
     asked, rest = _precision_option(engine_options or {})
     precision = precision or asked
     limits = WorkerLimits.read() if limits is None else limits
-    work = _kept(
-        _WORKLOADS, (id(plan), shots, precision), plan, lambda: workload(plan, shots, precision)
+    work = _WORKLOADS.get(
+        (id(plan), shots, precision), plan, lambda: workload(plan, shots, precision)
     )
     try:
         options = msgspec.json.encode(rest)
@@ -365,11 +365,10 @@ def route_plan(
         choice = route(work, engine, options=rest, limits=limits)
     else:
         key = (id(work), engine, options, _counted(limits), len(sys.modules), memory_bytes())
-        choice = _kept(_ROUTES, key, work, lambda: route(work, engine, options=rest, limits=limits))
+        choice = _ROUTES.get(key, work, lambda: route(work, engine, options=rest, limits=limits))
         if choice.limits != limits:  # a figure the route does not count (memory used)
             choice = replace(choice, limits=limits)
-            if key in _ROUTES:  # kept as read now: the next run's are alike
-                _ROUTES[key] = (work, choice)
+            _ROUTES.refresh(key, work, choice)  # kept as read now: the next run's are alike
     return choice, {**rest, **choice.options}
 
 
@@ -402,43 +401,17 @@ def _counted(limits: WorkerLimits) -> tuple[Any, ...]:
 #: (the engines' packages loaded, their compiled kernels checked) changes only with an
 #: import.
 KEPT_PLANS = 64
-_PLANS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
-_WORKLOADS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
-_ROUTES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_PLANS: Memo[Any] = Memo(KEPT_PLANS)
+_WORKLOADS: Memo[Any] = Memo(KEPT_PLANS)
+_ROUTES: Memo[Any] = Memo(KEPT_PLANS)
 #: A plan's batch circuit and its compiled sampler, by plan and engine class
 #: (:func:`_batch_of`), and its fences (:func:`_fences`).
-_BATCHES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
-_FENCES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_BATCHES: Memo[Any] = Memo(KEPT_PLANS)
+_FENCES: Memo[Any] = Memo(KEPT_PLANS)
 #: A program's output layout (:func:`~qmk.qvm.output.layout_of`), by program.
-_LAYOUTS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_LAYOUTS: Memo[Any] = Memo(KEPT_PLANS)
 #: The telemetry figures of a plan under its physics (:func:`_plan_figures`).
-_FIGURES: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
-
-
-def _kept(
-    cache: OrderedDict[tuple[Any, ...], tuple[Any, Any]],
-    key: tuple[Any, ...],
-    source: object,
-    make: Any,
-) -> Any:
-    """``make()``, or what it gave for ``key`` before (made from the same ``source``).
-
-    Safe from several threads (``qmk.run`` in a thread pool): at worst two make the same
-    value, or one drops an entry another just used.
-    """
-    hit = cache.get(key)
-    if hit is not None and hit[0] is source:
-        with contextlib.suppress(KeyError):
-            cache.move_to_end(key)
-        return hit[1]
-    value = make()
-    cache[key] = (source, value)
-    while len(cache) > KEPT_PLANS:
-        try:
-            cache.popitem(last=False)
-        except KeyError:
-            break
-    return value
+_FIGURES: Memo[Any] = Memo(KEPT_PLANS)
 
 
 def choose_engine(
@@ -636,14 +609,13 @@ def execute(
     )
     calibration = request.calibration
     graph = program.graph
-    layout = _kept(
-        _LAYOUTS, (id(program),), program, lambda: layout_of(graph.metadata, graph.resources.events)
+    layout = _LAYOUTS.get(
+        (id(program),), program, lambda: layout_of(graph.metadata, graph.resources.events)
     )
     # the plan depends on the program and these fields only (not the seed or the shots)
     physics = (request.noise, request.qubit, request.profile, request.noise_model, calibration)
     physics_key = msgspec.json.encode(physics)
-    plan = _kept(
-        _PLANS,
+    plan = _PLANS.get(
         (id(program), physics_key),
         program,
         lambda: build_plan(
@@ -741,8 +713,7 @@ def execute(
             sampled.set("qmk.epochs", len(plan.program.epochs))
             sampled.set("qmk.simulations", progress.simulations)
             sampled.set("qmk.injected_logical_errors", int(injected))
-    figures = _kept(
-        _FIGURES,
+    figures = _FIGURES.get(
         (id(plan), physics_key),
         plan,
         lambda: _plan_figures(
@@ -900,15 +871,14 @@ def _batch_of(plan: Plan, cls: type) -> tuple[Any, Any] | None:
         sampler = None if compiler is None or lowered is None else compiler(lowered.circuit)
         return None if sampler is None or lowered is None else (lowered, sampler)
 
-    compiled: tuple[Any, Any] | None = _kept(_BATCHES, (id(plan), cls), plan, make)
+    compiled: tuple[Any, Any] | None = _BATCHES.get((id(plan), cls), plan, make)
     return compiled
 
 
 def _fences(plan: Plan) -> int:
     """How many ``FENCE_EPOCH`` steps ``plan`` has (kept per plan)."""
     return int(
-        _kept(
-            _FENCES,
+        _FENCES.get(
             (id(plan),),
             plan,
             lambda: sum(1 for step in plan.steps if step.node.op == "FENCE_EPOCH"),

@@ -44,6 +44,7 @@ from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
 from qmk.execution.plan import Call, Plan
+from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
 from qmk.qvm.ops import Micro
@@ -188,20 +189,14 @@ class NoiselessOps:
 
 #: Plans whose micro-ops are kept (the executor keeps as many plans, ``KEPT_PLANS``).
 KEPT_OPS = 64
-_NOISELESS: dict[int, tuple[Plan, NoiselessOps, Observed | None]] = {}
+_OPS: Memo[NoiselessOps] = Memo(KEPT_OPS)
+_OBSERVED: Memo[Observed] = Memo(KEPT_OPS)
 
 
-def _kept_ops(plan: Plan) -> tuple[Plan, NoiselessOps, Observed | None]:
-    entry = _NOISELESS.get(id(plan))
-    if entry is not None and entry[0] is plan:
-        return entry
+def _noiseless_ops(plan: Plan) -> NoiselessOps:
     bounds: list[tuple[int, int]] = []
     ops = micro_ops(plan, {}, bounds)
-    entry = (plan, NoiselessOps(tuple(ops), tuple(bounds), tail_start(ops)), None)
-    while len(_NOISELESS) >= KEPT_OPS:  # oldest first (dicts keep insertion order)
-        _NOISELESS.pop(next(iter(_NOISELESS)), None)
-    _NOISELESS[id(plan)] = entry
-    return entry
+    return NoiselessOps(tuple(ops), tuple(bounds), tail_start(ops))
 
 
 def noiseless_ops(plan: Plan) -> NoiselessOps:
@@ -209,17 +204,13 @@ def noiseless_ops(plan: Plan) -> NoiselessOps:
     its plans: a run of the same program again rebuilds none of it). The entry holds the
     plan, so its ``id`` is not reused while kept. Safe from several threads: at worst
     two build the same value."""
-    return _kept_ops(plan)[1]
+    return _OPS.get(id(plan), plan, lambda: _noiseless_ops(plan))
 
 
 def observed(plan: Plan) -> Observed:
     """:class:`Observed` of ``plan``, made once per plan object as :func:`noiseless_ops`
     (nothing changes it once made: :meth:`Observed.with_errors` gives copies)."""
-    kept, ops, made = _kept_ops(plan)
-    if made is None:
-        made = Observed(plan)
-        _NOISELESS[id(plan)] = (kept, ops, made)
-    return made
+    return _OBSERVED.get(id(plan), plan, lambda: Observed(plan))
 
 
 class Observed:

@@ -38,6 +38,7 @@ from qmk.execution.request import Policy, Rewrite, RunRequest, program_digest
 from qmk.kernel.datafiles import AUDIT_FILE
 from qmk.kernel.programs import verified
 from qmk.kernel.stored import digest_counts
+from qmk.memo import Memo
 from qmk.qvm.ops import OPS
 
 #: The audit event of an attestation line.
@@ -46,9 +47,8 @@ ATTEST_EVENT = "attest"
 REQUEST_FIELDS: tuple[str, ...] = tuple(f.encode_name for f in msgspec.structs.fields(RunRequest))
 
 
-#: How many programs' epoch records are kept (a kernel runs the same few programs often).
-_KEPT_RECORDS = 64
-_records: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+#: The epoch records of the programs run last (a kernel runs the same few programs often).
+_RECORDS: Memo[list[dict[str, Any]]] = Memo(64)
 
 
 def epoch_records(program: Any) -> list[dict[str, Any]]:
@@ -57,14 +57,7 @@ def epoch_records(program: Any) -> list[dict[str, Any]]:
     Kept per program object (the verified-program cache hands the same one to every job
     of a text): the records are read, never changed, by the attest lines that hold them.
     """
-    kept = _records.get(id(program))
-    if kept is not None and kept[0] is program:  # the entry holds it: its id is its own
-        return kept[1]
-    records = _epoch_records(program)
-    if len(_records) >= _KEPT_RECORDS:
-        _records.pop(next(iter(_records)))
-    _records[id(program)] = (program, records)
-    return records
+    return _RECORDS.get(id(program), program, lambda: _epoch_records(program))
 
 
 def _epoch_records(program: Any) -> list[dict[str, Any]]:

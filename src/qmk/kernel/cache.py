@@ -46,6 +46,7 @@ from qmk.kernel.faults import adjust
 from qmk.kernel.jobs import Job
 from qmk.kernel.store import Store
 from qmk.kernel.stored import StoredResult, with_telemetry
+from qmk.memo import Memo
 
 
 def cacheable(policy: Policy) -> bool:
@@ -61,20 +62,15 @@ def cache_key(tenant: str, request: RunRequest) -> str:
     False
     """
     seen = (tenant, _ENCODE(request))  # what the key is a function of, cheap to hash
-    key = _KEYS.get(seen)
-    if key is None:
-        key = hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
-        if len(_KEYS) >= _KEPT_KEYS:
-            _KEYS.pop(next(iter(_KEYS)))
-        _KEYS[seen] = key
-    return key
+    return _KEYS.get(
+        seen, None, lambda: hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
+    )
 
 
-#: How many recent keys :func:`cache_key` keeps: a job's key is asked for when it is
-#: accepted (its lookup) and again when it completes (its index), by then a few hundred
-#: jobs later at most on a busy kernel.
-_KEPT_KEYS = 1024
-_KEYS: dict[tuple[str, bytes], str] = {}
+#: The recent keys :func:`cache_key` keeps: a job's key is asked for when it is accepted
+#: (its lookup) and again when it completes (its index), by then a few hundred jobs later
+#: at most on a busy kernel.
+_KEYS: Memo[str] = Memo(1024)
 _ENCODE = msgspec.json.Encoder().encode
 
 

@@ -66,6 +66,7 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.programs import verified
 from qmk.kernel.teleport import modules_up, spans, teleport_channels
+from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qec.logical import op_cycles
 from qmk.qvm.ops import OPS, Exec
@@ -363,44 +364,33 @@ def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunR
     """The logical model ``profile`` runs with under ``request`` (its qubit, its noise
     model when noise is on, drifted at ``epoch`` already, and its calibration)."""
     text = request.noise_model if request.noise else None
-    try:  # every start of a job asks for it: the same physics, the same (cached) model
-        key = (profile, request.qubit, text, request.calibration)
-        kept = _MODELS.get(key)
+
+    def make() -> Any:
+        from qmk.qec.logical import logical_model
+        from qmk.qec.noise import parse_noise_model
+
+        noise = None if text is None else parse_noise_model(text)
+        return logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
+
+    key = (profile, request.qubit, text, request.calibration)
+    try:
+        hash(key)
     except TypeError:  # a value of the request that cannot be hashed
-        key, kept = None, None
-    if kept is not None:
-        return kept
-    from qmk.qec.logical import logical_model
-    from qmk.qec.noise import parse_noise_model
-
-    noise = None if text is None else parse_noise_model(text)
-    model = logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
-    if key is not None:
-        if len(_MODELS) >= _KEPT:
-            _MODELS.pop(next(iter(_MODELS)))
-        _MODELS[key] = model
-    return model
+        return make()
+    return _MODELS.get(key, None, make)  # every start asks: the same physics, the same model
 
 
-#: How many models and programs' profiles the starts of jobs keep (:func:`device_model`,
+#: The models and programs' profiles the starts of jobs keep (:func:`device_model`,
 #: :func:`_profiles_of`): a kernel runs a few physics and programs many times.
-_KEPT = 256
-_MODELS: dict[tuple[Any, ...], Any] = {}
-_PROFILES: dict[tuple[int, str], tuple[Any, tuple[str, ...]]] = {}
+_MODELS: Memo[Any] = Memo(256)
+_PROFILES: Memo[tuple[str, ...]] = Memo(256)
 
 
 def _profiles_of(program: Any, default: str) -> tuple[str, ...]:
     """The canonical profiles of a program's qubits (``default`` for those naming none);
     kept per verified program (the cache of :func:`~qmk.kernel.programs.verified` hands
     every job of a text the same one), so a start does not walk its nodes again."""
-    kept = _PROFILES.get((id(program), default))
-    if kept is not None and kept[0] is program:  # the entry holds it: its id is its own
-        return kept[1]
-    found = _walk_profiles(program, default)
-    if len(_PROFILES) >= _KEPT:
-        _PROFILES.pop(next(iter(_PROFILES)))
-    _PROFILES[(id(program), default)] = (program, found)
-    return found
+    return _PROFILES.get((id(program), default), program, lambda: _walk_profiles(program, default))
 
 
 def _walk_profiles(program: Any, default: str) -> tuple[str, ...]:
