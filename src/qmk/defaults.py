@@ -167,6 +167,9 @@ CHECKPOINTS_PER_JOB: Final = 3
 CHECKPOINT_KEEP_S: Final = 86_400.0
 #: SQLite's ``synchronous`` pragma: "normal" survives a kernel crash, "full" also power loss.
 SYNCHRONOUS: Final = "normal"
+#: Seconds ``qmk serve --dask`` gives a Dask scheduler to answer at the start (past it the
+#: start fails, QS1011), and then at most its first worker to join (``--dask-connect-s``).
+DASK_CONNECT_S: Final = 10.0
 
 # --------------------------------------------------------------------------- the wire
 

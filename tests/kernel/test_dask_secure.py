@@ -112,7 +112,10 @@ def test_a_tcp_scheduler_is_refused_with_qk120_before_anything_starts(tmp_path: 
 
 def test_dask_insecure_lets_a_tcp_scheduler_through_the_check(tmp_path: Path) -> None:
     # nothing listens on port 1: past the exposure check, the connection is what fails
-    code, _, err = _serve(tmp_path, "--dask", "tcp://127.0.0.1:1", "--dask-insecure")
+    # (after --dask-connect-s, not the default 10 s)
+    code, _, err = _serve(
+        tmp_path, "--dask", "tcp://127.0.0.1:1", "--dask-insecure", "--dask-connect-s", "0.5"
+    )
     assert code != 0 and "QK120" not in err
     assert "QS1011" in err, err
 
@@ -122,6 +125,7 @@ def test_dask_insecure_lets_a_tcp_scheduler_through_the_check(tmp_path: Path) ->
     [
         (("--dask-insecure",), "QW011 bad-option: --dask-insecure"),
         (("--dask", "tls://127.0.0.1:1", "--dask-dashboard"), "QK101 bad-config: --dask-dash"),
+        (("--dask-connect-s", "5"), "QW011 bad-option: --dask-connect-s goes with --dask"),
     ],
 )
 def test_the_dask_exposure_flags_need_their_dask_option(
@@ -129,3 +133,10 @@ def test_the_dask_exposure_flags_need_their_dask_option(
 ) -> None:
     code, _, err = _serve(tmp_path, *extra)
     assert code == 2 and err.startswith(says), err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_dask_connect_s_takes_a_finite_number_of_seconds(tmp_path: Path, value: str) -> None:
+    code, out, err = _serve(tmp_path, "--dask", "local:1", "--dask-connect-s", value)
+    assert code == 2 and out == "" and "--dask-connect-s" in err
+    assert not (tmp_path / "data").exists()

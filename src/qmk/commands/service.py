@@ -90,7 +90,10 @@ def serve(
     http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
     grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
     dask_tls = None
-    dask_flags = {"insecure": args.dask_insecure, "dashboard": args.dask_dashboard}
+    dask_flags: dict[str, Any] = {
+        "insecure": args.dask_insecure,
+        "dashboard": args.dask_dashboard,
+    }
     if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
         from qmk.kernel.dask_options import check_exposure, check_tls, parse_dask
 
@@ -101,6 +104,10 @@ def serve(
             check_exposure(args.dask, **dask_flags)
     elif args.dask_insecure or args.dask_dashboard:
         raise CommandError.of("bad-option", "--dask-insecure and --dask-dashboard go with --dask")
+    if args.dask_connect_s is not None:
+        if args.dask is None:
+            raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
+        dask_flags["connect_s"] = args.dask_connect_s
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.http.logs import JsonFormatter
@@ -162,7 +169,7 @@ async def _serve(
     clock: Clock | None = None,
     grpc: Any = None,
     *,
-    dask_flags: dict[str, bool] | None = None,
+    dask_flags: dict[str, Any] | None = None,
     repair_perms: bool = False,
 ) -> None:
     import asyncio
@@ -264,7 +271,7 @@ def _dask_pool(
     workers: int | None,
     tls: Any = None,
     loop: Any = None,
-    flags: dict[str, bool] | None = None,
+    flags: dict[str, Any] | None = None,
 ) -> Any:
     """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address,
     driven by the kernel's ``loop``."""
@@ -703,6 +710,21 @@ def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:  # NaN is in no range
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
+        return value
+
+    return parse
+
+
 def wait_options(sub: argparse.ArgumentParser) -> None:
     """``--wait`` (for the job to finish), ``--quiet`` and ``--timeout-ms`` of a command
     that queues a job (submit, restore, replay, device submit)."""
@@ -774,6 +796,13 @@ def register(add: AddCommand) -> None:
         action="store_true",
         help="accept a tcp:// Dask scheduler (no TLS: whoever reaches it runs code in the "
         "workers; refused otherwise, QK120)",
+    )
+    sub.add_argument(
+        "--dask-connect-s",
+        type=_float_in(0.1, 3600.0),
+        metavar="SECONDS",
+        help="with --dask: how long the start waits for the scheduler to answer (then "
+        f"QS1011) and for its first worker ({defaults.DASK_CONNECT_S:g})",
     )
     sub.add_argument(
         "--dask-dashboard",

@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from qmk.defaults import DASK_CONNECT_S
 from qmk.errors import UnavailableError
 from qmk.kernel.attempt import Attempt
 from qmk.kernel.dask_options import TlsFiles, check_exposure, parse_dask
@@ -163,7 +164,8 @@ class DaskPool(Executor):
             kernel's ``worker_memory_mb``, ``worker_cpu_s``, ``worker_file_mb``).
         split_shots: split jobs of at least this many shots over the workers (0: never).
         security: a ``distributed.security.Security`` (TLS) for the cluster's wire.
-        connect_s: how long to try the scheduler at the start.
+        connect_s: how long to try the scheduler, then to wait for its first worker, at
+            the start (``qmk serve --dask-connect-s``).
         job_pool: makes each Dask worker's job pool in place of a
             :class:`~qmk.kernel.pool.WorkerPool`, called with the same arguments (a
             subclass): it travels to the workers with each job and names their pool, so
@@ -191,7 +193,7 @@ class DaskPool(Executor):
         file_mb: int | None = None,
         split_shots: int = SPLIT_SHOTS,
         security: Any = None,
-        connect_s: float = 10.0,
+        connect_s: float = DASK_CONNECT_S,
         job_pool: Callable[..., Executor] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         held: Mapping[str, Any] | None = None,
@@ -1050,12 +1052,15 @@ def dask_pool(
     loop: asyncio.AbstractEventLoop | None = None,
     insecure: bool = False,
     dashboard: bool = False,
+    connect_s: float = DASK_CONNECT_S,
 ) -> DaskPool:
     """The kernel's pool for ``--dask text``: the kernel's worker limits, TLS to the
     scheduler from ``tls`` (``--dask-tls-*``) or ``security``, driven by ``loop`` (the
     kernel's; call this off its thread) or by a thread of its own. ``local:N`` is a
     TLS cluster of the pool's own (:meth:`DaskPool.local`; ``dashboard``: with Dask's
     dashboard on 127.0.0.1); another address must be ``tls://`` unless ``insecure``.
+    ``connect_s``: how long the start waits for the scheduler and its first worker
+    (``--dask-connect-s``).
 
     Raises:
         ExposureError: ``QK120 insecure-dask`` (:func:`~.dask_options.check_exposure`).
@@ -1071,6 +1076,7 @@ def dask_pool(
         "file_mb": config.worker_file_mb,
         "security": security,
         "loop": loop,
+        "connect_s": connect_s,
     }
     if count is not None:
         return DaskPool.local(count, dashboard=dashboard, **options)
