@@ -210,7 +210,7 @@ def _prepare(graph: Any, shots: int, noise: Any) -> Any:
         default_profile=NOISY_PROFILE if noise is not False else "logical:surface_code(d=9)",
         noise_model=noise or None,
     )
-    return workload(plan, shots)
+    return workload(plan, shots, samples_only=True)  # a run that samples, as each here
 
 
 def _contenders(work: Any, engines: list[str] | None) -> dict[str, Any]:
@@ -226,15 +226,31 @@ def _contenders(work: Any, engines: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _weighed(engine: str, options: dict[str, Any], work: Any) -> tuple[Any, dict[str, Any]]:
+    """The router's candidate for ``work`` on ``engine`` (at the precision it would run
+    it at: a wide run that samples may go single) and the engine options that run it
+    there."""
+    from qmk.engines.registry import spec
+    from qmk.engines.router import weigh
+
+    entry = spec(engine)
+    options = {k: v for k, v in options.items() if k != "dtype"}  # the candidate's, below
+    candidate = weigh(entry, work, options)
+    if candidate.precision not in (None, entry.precision_for(None)):
+        options = {
+            **options,
+            "dtype": "complex64" if candidate.precision == "single" else "complex128",
+        }
+    return candidate, options
+
+
 def _estimate(engine: str, options: dict[str, Any], work: Any) -> float:
     """The router's estimate for ``work`` on ``engine``, its import left out (paid)."""
     from qmk.engines.registry import spec
-    from qmk.engines.router import assess
 
-    entry = spec(engine)
-    candidate = assess(entry, work, options)
+    candidate, _ = _weighed(engine, options, work)
     cost = float(candidate.cost_s or 0.0)
-    return cost - entry.cold_s(compiled=candidate.compiled)
+    return cost - spec(engine).cold_s(compiled=candidate.compiled)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -258,6 +274,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 rows.append({"shape": name, "engine": label, "skipped": "estimate too long"})
                 print(_row(rows[-1]), flush=True)
                 continue
+
+            _, options = _weighed(engine, options, work)  # at the router's precision
 
             def once(
                 engine: str = engine,
@@ -427,7 +445,7 @@ def merge(paths: list[str], shots: int) -> dict[str, Any]:
     so none is charged its import)."""
     from qmk._front import read
     from qmk.engines.registry import spec
-    from qmk.engines.router import assess
+    from qmk.engines.router import weigh
     from qmk.qec.noise import parse_noise_model
 
     best: dict[tuple[str, str], dict[str, Any]] = {}
@@ -448,7 +466,7 @@ def merge(paths: list[str], shots: int) -> dict[str, Any]:
             works[shape] = _prepare(read(text), shots, noise)
         engine, options = ("statevector", {"kernels": "numpy"}) if label == NUMPY else (label, {})
         entry = spec(engine)
-        candidate = assess(entry, works[shape], options)
+        candidate = weigh(entry, works[shape], options)
         row["estimate_s"] = (candidate.cost_s or 0.0) - entry.cold_s(compiled=candidate.compiled)
         row["ratio"] = row["measured_s"] / row["estimate_s"]
         rows.append(row)
@@ -467,7 +485,7 @@ def choice(paths: list[str], shots: int) -> dict[str, Any]:
     compiled kernels and without them (the statevector engine on numpy)."""
     from qmk._front import read
     from qmk.engines.registry import spec
-    from qmk.engines.router import assess, route
+    from qmk.engines.router import route, weigh
     from qmk.qec.noise import parse_noise_model
 
     best: dict[tuple[str, str], float] = {}
@@ -507,7 +525,7 @@ def choice(paths: list[str], shots: int) -> dict[str, Any]:
                         ("statevector", {"kernels": "numpy"}) if label == NUMPY else (label, {})
                     )
                     entry = spec(engine)
-                    candidate = assess(entry, work, options)
+                    candidate = weigh(entry, work, options)
                     cost = candidate.cost_s or 0.0
                     if mode == "warm":
                         estimates[label] = cost - entry.cold_s(compiled=candidate.compiled)

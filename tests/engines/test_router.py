@@ -13,6 +13,7 @@ import pytest
 from qmk import defaults
 from qmk._front import read
 from qmk.engines import EngineError, engine_class
+from qmk.engines.limits import WorkerLimits
 from qmk.engines.registry import (
     ENGINE_NAMES,
     SPECS,
@@ -24,13 +25,13 @@ from qmk.engines.registry import (
     max_qubits,
     spec,
 )
-from qmk.engines.router import REFUSAL_CODES, assess, route
+from qmk.engines.router import REFUSAL_CODES, SINGLE_MIN_QUBITS, assess, route
 from qmk.errors import REGISTRY
 from qmk.execution.executor import load_program, run, workload
 from qmk.execution.plan import build_plan
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
-from support.workloads import HEAD, program_workload, shallow_workload
+from support.workloads import HEAD, brickwork_body, program_workload, shallow_workload
 
 CLIFFORD = Workload(qubits=3, gates=frozenset({"h", "cx"}), gate_count=3, shots=1000)
 SMALL_T = Workload(
@@ -127,6 +128,61 @@ def test_a_wide_random_circuit_goes_to_the_cheapest_dense_engine_of_its_precisio
     assert double.engine != defaults.QSIM
     (qsim,) = (c for c in double.candidates if c.engine == defaults.QSIM)
     assert qsim.refusal == "precision"
+
+
+def test_a_wide_sample_only_run_that_asks_no_precision_runs_in_single_where_cheaper() -> None:
+    limits = WorkerLimits(threads=2)  # the choice, not this machine's, is what is tested
+    deep = shallow_workload(SINGLE_MIN_QUBITS + 4, layers=20)  # entangled: a dense state
+    wide = replace(deep, samples_only=True)
+    choice = route(wide, limits=limits)
+    assert choice.engine == defaults.STATEVECTOR and choice.precision == "single"
+    assert choice.options["dtype"] == "complex64"
+    assert choice.reason.endswith(", in single precision (samples only)")
+    (own,) = (
+        c
+        for c in route(replace(wide, samples_only=False), limits=limits).candidates
+        if c.engine == defaults.STATEVECTOR
+    )
+    (chosen,) = (c for c in choice.candidates if c.engine == defaults.STATEVECTOR)
+    assert own.precision == "double" and (chosen.cost_s or 0.0) < (own.cost_s or 0.0)
+    # what keeps the engine's own precision: a final-state export, a precision asked,
+    # a narrower state, an engine named
+    for kept in (
+        route(replace(wide, samples_only=False), limits=limits),
+        route(replace(wide, precision="double"), limits=limits),
+        route(replace(wide, qubits=SINGLE_MIN_QUBITS - 1), limits=limits),
+        route(wide, defaults.STATEVECTOR, limits=limits),
+    ):
+        (ours,) = (c for c in kept.candidates if c.engine == defaults.STATEVECTOR)
+        assert ours.precision == "double", kept.reason
+        assert "samples only" not in kept.reason
+
+
+def test_a_default_run_samples_a_wide_circuit_in_single_precision_as_aer_computes_it() -> None:
+    aer = pytest.importorskip("qiskit_aer")
+    qiskit = pytest.importorskip("qiskit")
+    n, shots = SINGLE_MIN_QUBITS, 4000
+    text = HEAD + brickwork_body(n, layers=20)  # entangled: a dense state
+    result = run(load_program(read(text)), shots=shots, seed=7, noise=False)
+    assert result.choice is not None
+    assert result.choice.engine == defaults.STATEVECTOR and result.choice.precision == "single"
+    # each qubit's chance of reading 1, from Aer's double-precision state
+    circuit = qiskit.qasm2.loads(text)
+    circuit.remove_final_measurements()
+    circuit.save_statevector()
+    state = aer.AerSimulator(method="statevector").run(circuit).result().get_statevector()
+    ones = [0] * n
+    for key, count in result.counts.items():  # keys as OpenQASM writes them: c[0] last
+        for q in range(n):
+            ones[q] += count * (key[n - 1 - q] == "1")
+    chi2 = 0.0
+    for q in range(n):
+        p = float(state.probabilities([q])[1])
+        chi2 += (ones[q] - shots * p) ** 2 / (shots * p * (1 - p))
+    assert chi2 < 45.3  # chi-square, 20 degrees of freedom: p = 0.001
+    unmeasured = text.replace("measure q -> c;", "")
+    exported = run(load_program(read(unmeasured)), shots=1, noise=False, final_state=True)
+    assert exported.choice is not None and exported.choice.precision == "double"
 
 
 def test_a_program_too_wide_for_every_dense_engine_goes_to_the_mps_engine() -> None:

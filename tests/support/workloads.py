@@ -21,16 +21,21 @@ def program_workload(text: str, shots: int = 100) -> Workload:
     return workload(plan, shots)
 
 
-def shallow_workload(n: int, layers: int = 4, shots: int = 1000) -> Workload:
-    """``layers`` layers of RY and RZ on every qubit and a CX brickwork on ``n`` qubits,
-    every qubit measured."""
+def brickwork_body(n: int, layers: int = 4) -> str:
+    """The OpenQASM 2 body (after the header) of ``layers`` layers of RY and RZ on every
+    qubit and a CX brickwork on ``n`` qubits, every qubit measured."""
     lines = [f"qreg q[{n}];", f"creg c[{n}];"]
     for layer in range(layers):
         for q in range(n):
             lines += [f"ry({0.1 + 0.01 * q}) q[{q}];", f"rz({0.2 + 0.01 * q}) q[{q}];"]
         lines += [f"cx q[{q}],q[{q + 1}];" for q in range(layer % 2, n - 1, 2)]
     lines.append("measure q -> c;")
-    return program_workload("\n".join(lines), shots)
+    return "\n".join(lines)
+
+
+def shallow_workload(n: int, layers: int = 4, shots: int = 1000) -> Workload:
+    """The workload of :func:`brickwork_body` (noise off)."""
+    return program_workload(brickwork_body(n, layers), shots)
 
 
 def ghz_asm(

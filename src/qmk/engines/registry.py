@@ -87,6 +87,9 @@ class Workload:
         trajectories: of ``branches``, those for the shots logical errors hit (noisy
             trajectories: an engine may share their noiseless parts).
         precision: ``single``, ``double`` or None (any: the router's choice).
+        samples_only: the run returns samples alone, no amplitudes (not a final-state
+            export): with no precision asked, the router may run a wide one in single
+            precision where that is cheaper (:data:`qmk.engines.router.SINGLE_MIN_QUBITS`).
         density_matrix: the job needs a density matrix (mixed states held exactly).
         wide_gates: of ``gate_count``, the gates on 3 or more qubits (``ccx ccz``);
         diagonal_gates: of the others, the diagonal gates (phases: ``z s t rz
@@ -125,6 +128,7 @@ class Workload:
     branches: int = 1
     trajectories: int = 0
     precision: str | None = None
+    samples_only: bool = False
     density_matrix: bool = False
     wide_gates: int = 0
     diagonal_gates: int = 0

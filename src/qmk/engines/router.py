@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from qmk import defaults
@@ -151,6 +151,14 @@ class Choice:
 #: on numpy against a 0.15 s estimate, 0.75 s compiled with the compile), so the compiled
 #: kernels keep the job.
 COLD_FALLBACK_QUBITS = 14
+
+#: The narrowest state the router runs in single precision when a run returns samples
+#: alone and asks for no precision (``Workload.samples_only``): from 2**20
+#: amplitudes (16 MiB in double) a pass over the state is bound by memory bandwidth, and
+#: single precision halves the bytes moved, while its rounding, about 2**-24 in total
+#: variation a fused block, is far below what the shots can see (docs/engines.md,
+#: Precision). Narrower runs take milliseconds and keep the engine's own precision.
+SINGLE_MIN_QUBITS = 20
 
 #: How ``explain`` shows which kernels an engine will use (None: it has no choice).
 _KERNELS_SHOWN: Mapping[bool | None, str] = {
@@ -310,7 +318,7 @@ def route(
             candidates=(candidate,),
             limits=limits,
         )
-    candidates = tuple(assess(entry, work, options, limits=limits) for entry in SPECS)
+    candidates = tuple(weigh(entry, work, options, limits=limits) for entry in SPECS)
     able = sorted((c for c in candidates if c.able), key=_rank)
     if not able:
         universal = next(c for c in candidates if c.engine == defaults.STATEVECTOR)
@@ -331,6 +339,8 @@ def route(
             f"cheapest of {len(able)} able engines (est. {human_seconds(best.cost_s or 0.0)}; "
             f"next {runner_up.engine} {human_seconds(runner_up.cost_s or 0.0)})"
         )
+    if best.precision != spec(best.engine).precision_for(None):  # not the engine's own
+        reason += f", in {best.precision} precision (samples only)"
     return Choice(
         engine=best.engine,
         precision=best.precision,
@@ -339,6 +349,33 @@ def route(
         candidates=candidates,
         limits=limits,
     )
+
+
+def weigh(
+    entry: EngineSpec,
+    work: Workload,
+    options: Mapping[str, Any],
+    *,
+    limits: WorkerLimits | None = None,
+) -> Candidate:
+    """``entry`` as the router weighs it when it chooses: :func:`assess` at the engine's
+    own precision, or in single precision where the run may take it (samples alone, no
+    precision asked, :data:`SINGLE_MIN_QUBITS` wide) and the estimate there is lower."""
+    limits = WorkerLimits.read() if limits is None else limits
+    own = assess(entry, work, options, limits=limits)
+    if (
+        not work.samples_only
+        or work.precision is not None
+        or work.qubits < SINGLE_MIN_QUBITS
+        or "single" not in entry.precisions
+        or own.precision == "single"
+        or not own.able
+    ):
+        return own
+    single = assess(entry, replace(work, precision="single"), options, limits=limits)
+    if single.able and (single.cost_s or 0.0) < (own.cost_s or 0.0):
+        return single
+    return own
 
 
 def _options(entry: EngineSpec, candidate: Candidate, asked: Mapping[str, Any]) -> dict[str, Any]:
@@ -384,4 +421,4 @@ def _refusal(
     return EngineError.of(code, f"the {name} engine cannot run this program: {candidate.reason}")
 
 
-__all__ = ["REFUSAL_CODES", "Candidate", "Choice", "assess", "route"]
+__all__ = ["REFUSAL_CODES", "SINGLE_MIN_QUBITS", "Candidate", "Choice", "assess", "route", "weigh"]

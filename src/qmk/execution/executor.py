@@ -257,8 +257,11 @@ def _bond_work(spans: Sequence[tuple[int, int, int]], qubits: int, bond: int) ->
     return work
 
 
-def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Workload:
-    """What ``plan`` asks of an engine, for the router (:mod:`qmk.engines.router`).
+def workload(
+    plan: Plan, shots: int = 1, precision: str | None = None, *, samples_only: bool = False
+) -> Workload:
+    """What ``plan`` asks of an engine, for the router (:mod:`qmk.engines.router`);
+    ``samples_only``: the run returns samples alone (no final state).
 
     Mid-circuit operations are the measurements, resets, frees and noisy channels before
     the program's terminal measurements (:func:`~qmk.execution.trajectories.tail_start`);
@@ -304,6 +307,7 @@ def workload(plan: Plan, shots: int = 1, precision: str | None = None) -> Worklo
         branches=max(branches, 1),
         trajectories=trajectories if branches >= 1 else 0,
         precision=precision,
+        samples_only=samples_only,
         batchable=batchable,
         **features,
     )
@@ -343,11 +347,14 @@ def route_plan(
     engine_options: Mapping[str, Any] | None = None,
     precision: Precision | None = None,
     limits: WorkerLimits | None = None,
+    samples_only: bool = True,
 ) -> tuple[Choice, dict[str, Any]]:
     """The router's choice for ``plan`` and the options to build the engine with
     (``precision``, or ``engine_options``' ``dtype``, the precision asked for), for a
     process of ``limits`` (default: this one, which runs the engine: its memory caps,
     threads and sandbox, read once here; ``Choice.limits`` holds them).
+    ``samples_only``: the run returns samples alone (False: it exports its final
+    state, whose amplitudes keep the engine's own precision when none is asked).
 
     Raises:
         EngineError: ``engine`` unknown, not installed or unable (or not fitting the
@@ -357,7 +364,9 @@ def route_plan(
     precision = precision or asked
     limits = WorkerLimits.read() if limits is None else limits
     work = _WORKLOADS.get(
-        (id(plan), shots, precision), plan, lambda: workload(plan, shots, precision)
+        (id(plan), shots, precision, samples_only),
+        plan,
+        lambda: workload(plan, shots, precision, samples_only=samples_only),
     )
     try:
         options = msgspec.json.encode(rest)
@@ -641,6 +650,7 @@ def execute(
             shots=request.shots,
             engine_options=request.engine_options,
             precision=request.precision,
+            samples_only=final_state is False,
         )
         initial = None if initial_state is None else states.load(initial_state)
         if initial is not None:
@@ -655,6 +665,7 @@ def execute(
                     engine_options=request.engine_options,
                     precision=request.precision,
                     limits=choice.limits,  # the same process: read once
+                    samples_only=final_state is False,
                 )
         chosen.set("qmk.engine", choice.engine)
         chosen.set("qmk.engine.reason", choice.reason)
