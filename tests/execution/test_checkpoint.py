@@ -99,6 +99,32 @@ def test_a_run_stopped_at_a_fence_and_resumed_gives_the_uninterrupted_counts(c: 
     assert_distribution(whole.counts, c.expected, SHOTS)
 
 
+def test_a_wide_run_the_router_samples_in_single_precision_resumes_to_the_same_counts() -> None:
+    # 20 qubits, 24 layers of RY and a CNOT brickwork (dense: no MPS), a measurement and a
+    # fence half-way: the default route runs it on the statevector in single precision
+    n = 20
+    lines = [".caps CAP_ALLOC", "a: ALLOC_LQ " + ", ".join(f"vq:q{i}" for i in range(n))]
+    for layer in range(24):
+        lines += [
+            f"y{layer}_{q}: APPLY_RY vq:q{q}, theta={0.7 + 0.31 * q + 0.53 * layer}"
+            for q in range(n)
+        ]
+        lines += [
+            f"c{layer}_{q}: APPLY_CNOT vq:q{q}, vq:q{q + 1}" for q in range(layer % 2, n - 1, 2)
+        ]
+        if layer == 12:
+            lines += ["mid: MEASURE_Z vq:q0, out:mid", "fence: FENCE_EPOCH"]
+    lines += [f"m{q}: MEASURE_Z vq:q{q}, out:o{q}" for q in range(n)]
+    graph = assemble("\n".join(lines) + "\n")
+    options = {"shots": 300, "seed": 8, "noise": False}
+    whole = run(graph, **options)
+    assert whole.choice is not None and whole.choice.precision == "single"
+    control = StopAt(YIELD, epoch=1)
+    resumed = stopped_then_resumed(graph, control, **options)
+    assert control.saved and resumed.counts == whole.counts
+    assert resumed.choice is not None and resumed.choice.precision == "single"
+
+
 @pytest.mark.parametrize("c", DYNAMIC[::4], ids=lambda c: c.id)
 def test_with_logical_noise_a_resumed_run_injects_the_same_errors(c: Case) -> None:
     graph = fenced(c.graph)
