@@ -156,6 +156,9 @@ def test_a_wide_sample_only_run_that_asks_no_precision_runs_in_single_where_chea
         (ours,) = (c for c in kept.candidates if c.engine == defaults.STATEVECTOR)
         assert ours.precision == "double", kept.reason
         assert "samples only" not in kept.reason
+    # single precision asked for is the job's choice, not the router's
+    asked = route(replace(wide, precision="single"), limits=limits)
+    assert asked.precision == "single" and "samples only" not in asked.reason
 
 
 def test_a_default_run_samples_a_wide_circuit_in_single_precision_as_aer_computes_it() -> None:

@@ -339,8 +339,8 @@ def route(
             f"cheapest of {len(able)} able engines (est. {human_seconds(best.cost_s or 0.0)}; "
             f"next {runner_up.engine} {human_seconds(runner_up.cost_s or 0.0)})"
         )
-    if best.precision != spec(best.engine).precision_for(None):  # not the engine's own
-        reason += f", in {best.precision} precision (samples only)"
+    if work.precision is None and best.precision != spec(best.engine).precision_for(None):
+        reason += f", in {best.precision} precision (samples only)"  # chosen by weigh
     return Choice(
         engine=best.engine,
         precision=best.precision,
