@@ -236,12 +236,7 @@ def _weighed(engine: str, options: dict[str, Any], work: Any) -> tuple[Any, dict
     entry = spec(engine)
     options = {k: v for k, v in options.items() if k != "dtype"}  # the candidate's, below
     candidate = weigh(entry, work, options)
-    if candidate.precision not in (None, entry.precision_for(None)):
-        options = {
-            **options,
-            "dtype": "complex64" if candidate.precision == "single" else "complex128",
-        }
-    return candidate, options
+    return candidate, {**options, **entry.options_for(candidate.precision)}
 
 
 def _estimate(engine: str, options: dict[str, Any], work: Any) -> float:
