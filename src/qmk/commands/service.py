@@ -27,7 +27,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from qmk import defaults
 from qmk.abi.errors import CommandError
@@ -694,15 +694,20 @@ def _result_key(data_dir: Path) -> bytes | None:
 # --------------------------------------------------------------------------- parsers
 
 
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high]."""
+#: What a number option's text must be, in the error of a text that is not one.
+_NUMBER_WORDS: dict[type, str] = {int: "an integer", float: "a number"}
+N = TypeVar("N", int, float)
 
-    def parse(text: str) -> int:
+
+def _number_in(kind: type[N], low: N, high: N | None = None) -> Callable[[str], N]:
+    """An argparse type: a number of ``kind`` in [low, high] (no upper bound when None)."""
+
+    def parse(text: str) -> N:
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"not {_NUMBER_WORDS[kind]}: {text!r}") from None
+        if not (low <= value and (high is None or value <= high)):  # NaN is in no range
             bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
         return value
@@ -710,19 +715,14 @@ def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+    return _number_in(int, low, high)
+
+
 def _float_in(low: float, high: float) -> Callable[[str], float]:
     """An argparse type: a finite number in [low, high]."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:  # NaN is in no range
-            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
-        return value
-
-    return parse
+    return _number_in(float, low, high)
 
 
 def wait_options(sub: argparse.ArgumentParser) -> None:
