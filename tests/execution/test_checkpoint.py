@@ -17,6 +17,7 @@ from qmk.execution.executor import run
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph, from_json
+from support.workloads import ry_brickwork
 
 SHOTS = 400
 
@@ -100,22 +101,9 @@ def test_a_run_stopped_at_a_fence_and_resumed_gives_the_uninterrupted_counts(c: 
 
 
 def test_a_wide_run_the_router_samples_in_single_precision_resumes_to_the_same_counts() -> None:
-    # 20 qubits, 24 layers of RY and a CNOT brickwork (dense: no MPS), a measurement and a
-    # fence half-way: the default route runs it on the statevector in single precision
-    n = 20
-    lines = [".caps CAP_ALLOC", "a: ALLOC_LQ " + ", ".join(f"vq:q{i}" for i in range(n))]
-    for layer in range(24):
-        lines += [
-            f"y{layer}_{q}: APPLY_RY vq:q{q}, theta={0.7 + 0.31 * q + 0.53 * layer}"
-            for q in range(n)
-        ]
-        lines += [
-            f"c{layer}_{q}: APPLY_CNOT vq:q{q}, vq:q{q + 1}" for q in range(layer % 2, n - 1, 2)
-        ]
-        if layer == 12:
-            lines += ["mid: MEASURE_Z vq:q0, out:mid", "fence: FENCE_EPOCH"]
-    lines += [f"m{q}: MEASURE_Z vq:q{q}, out:o{q}" for q in range(n)]
-    graph = assemble("\n".join(lines) + "\n")
+    # 20 qubits, 24 layers (no MPS), a fence half-way: the default route runs it on the
+    # statevector in single precision
+    graph = ry_brickwork(20, 24, fence_after=12)
     options = {"shots": 300, "seed": 8, "noise": False}
     whole = run(graph, **options)
     assert whole.choice is not None and whole.choice.precision == "single"
@@ -123,6 +111,31 @@ def test_a_wide_run_the_router_samples_in_single_precision_resumes_to_the_same_c
     resumed = stopped_then_resumed(graph, control, **options)
     assert control.saved and resumed.counts == whole.counts
     assert resumed.choice is not None and resumed.choice.precision == "single"
+
+
+def test_a_routed_run_resumes_on_the_engine_that_saved_it_where_the_router_now_picks_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # preempted on a worker whose state allowance (64 KiB) holds no 12-qubit statevector
+    # in double precision, the router ran it as an MPS; resumed where the router picks
+    # otherwise (another worker, or another release's cost model), it goes on as the MPS
+    graph = ry_brickwork(12, 8, fence_after=1)
+    options = {"shots": 300, "seed": 8, "noise": False}
+    monkeypatch.setenv("QMK_MAX_STATE_BYTES", str(2**16))
+    whole = run(graph, **options)
+    control = StopAt(YIELD, epoch=1)
+    with pytest.raises(Suspended):
+        run(graph, control=control, **options)
+    (state,) = control.saved
+    monkeypatch.delenv("QMK_MAX_STATE_BYTES")
+    assert state.engine == whole.engine
+    assert run(graph, **options).engine != whole.engine, "the router must now pick another"
+    resumed = run(graph, resume=state, **options)
+    assert resumed.engine == whole.engine
+    assert resumed.counts == whole.counts
+    assert resumed.telemetry.resumed_from_epoch == 1
+    assert resumed.choice is not None and not resumed.choice.named
+    assert resumed.telemetry.engine_reason.startswith("resumes where its checkpoint left off")
 
 
 @pytest.mark.parametrize("c", DYNAMIC[::4], ids=lambda c: c.id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from qmk._front import read
 from qmk.engines.registry import Workload
 from qmk.execution.executor import build_plan, load_program, workload
+from qmk.qvm.asm import assemble
+from qmk.qvm.graph import Graph
 
 HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
 
@@ -31,6 +33,25 @@ def brickwork_body(n: int, layers: int = 4) -> str:
         lines += [f"cx q[{q}],q[{q + 1}];" for q in range(layer % 2, n - 1, 2)]
     lines.append("measure q -> c;")
     return "\n".join(lines)
+
+
+def ry_brickwork(n: int, layers: int, *, fence_after: int) -> Graph:
+    """``layers`` layers of RY and a CNOT brickwork on ``n`` qubits (dense: entangled
+    across the register), with a measurement of ``q0`` and a fence after layer
+    ``fence_after``; every qubit measured at the end."""
+    lines = [".caps CAP_ALLOC", "a: ALLOC_LQ " + ", ".join(f"vq:q{i}" for i in range(n))]
+    for layer in range(layers):
+        lines += [
+            f"y{layer}_{q}: APPLY_RY vq:q{q}, theta={0.7 + 0.31 * q + 0.53 * layer}"
+            for q in range(n)
+        ]
+        lines += [
+            f"c{layer}_{q}: APPLY_CNOT vq:q{q}, vq:q{q + 1}" for q in range(layer % 2, n - 1, 2)
+        ]
+        if layer == fence_after:
+            lines += ["mid: MEASURE_Z vq:q0, out:mid", "fence: FENCE_EPOCH"]
+    lines += [f"m{q}: MEASURE_Z vq:q{q}, out:o{q}" for q in range(n)]
+    return assemble("\n".join(lines) + "\n")
 
 
 def shallow_workload(n: int, layers: int = 4, shots: int = 1000) -> Workload:

@@ -56,7 +56,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -678,22 +678,19 @@ def execute(
                 f"{', '.join(states.FINAL_KINDS)}, got {final_state!r}",
             )
         states.check_exportable(plan)
+    if resume is not None and not isinstance(resume, ExecutionState):
+        resume = read_state(resume)
+    if resume is not None and engine is None:
+        choice, options = _resumed_route(
+            plan, request, resume, choice, options, initial, samples_only=final_state is False
+        )
     name = choice.engine
     cls = engine_class(name)
     shots = request.shots
 
     def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
-        return run_key(
-            msgspec.structs.replace(
-                request, engine_options=_result_options(name, request.engine_options)
-            ),
-            engine=name,
-            options=_result_options(name, options),
-            **({} if initial is None else {"initial_state": initial.to_json()}),
-        )
+        return _run_key(request, name, options, initial)
 
-    if resume is not None and not isinstance(resume, ExecutionState):
-        resume = read_state(resume)
     exported = None
     rows = None
     bits: np.ndarray | PackedRows
@@ -766,6 +763,67 @@ def execute(
         final_state=exported,
         rows=rows,
     )
+
+
+def _run_key(
+    request: RunRequest, engine: str, options: Mapping[str, Any], initial: QuantumState | None
+) -> str:
+    """The key of ``request`` run on ``engine`` built with ``options`` (from ``initial``):
+    what the states it saves carry, and what a state it resumes from must carry."""
+    return run_key(
+        msgspec.structs.replace(
+            request, engine_options=_result_options(engine, request.engine_options)
+        ),
+        engine=engine,
+        options=_result_options(engine, options),
+        **({} if initial is None else {"initial_state": initial.to_json()}),
+    )
+
+
+def _resumed_route(
+    plan: Plan,
+    request: RunRequest,
+    state: ExecutionState,
+    choice: Choice,
+    options: dict[str, Any],
+    initial: QuantumState | None,
+    *,
+    samples_only: bool,
+) -> tuple[Choice, dict[str, Any]]:
+    """The route of a run that names no engine and resumes from ``state``: the engine and
+    precision the state was saved by. The router's own ``choice`` depends on the process
+    (its memory, threads, the packages it has loaded already) and on the cost model, so
+    a run preempted on one worker and resumed on another, or after an upgrade, may be
+    routed elsewhere; the state resumes only in a run of its own key. Where no precision
+    of the state's engine gives that key (or the engine cannot run here), ``choice``
+    stands, and the resume refuses the state (``QE106``)."""
+    if _run_key(request, choice.engine, options, initial) == state.key:
+        return choice, options
+    try:
+        entry = spec(state.engine)
+        precisions = (request.precision,) if request.precision else entry.precisions
+    except EngineError:  # an engine this installation does not know
+        return choice, options
+    for precision in precisions:
+        try:
+            again, built = route_plan(
+                plan,
+                state.engine,
+                shots=request.shots,
+                engine_options=request.engine_options,
+                precision=cast(Precision, precision),
+                limits=choice.limits,  # the same process: read once
+                samples_only=samples_only,
+            )
+        except EngineError:  # it cannot run here (not installed, no memory): refused below
+            return choice, options
+        if _run_key(request, again.engine, built, initial) == state.key:
+            reason = (
+                f"resumes where its checkpoint left off, on the engine that saved it "
+                f"({again.precision or 'its own'} precision)"
+            )
+            return replace(again, named=False, reason=reason), built
+    return choice, options
 
 
 def _first_part(bits: np.ndarray, part: Part) -> tuple[np.ndarray, np.ndarray]:
