@@ -118,11 +118,64 @@ def test_a_big_graph_is_kept_out_of_its_jobs_row_and_read_back_whole(tmp_path: P
     store.close()
     db = sqlite3.connect(tmp_path / DB_FILE)
     assert db.execute("SELECT graph FROM jobs WHERE job_id='job_big'").fetchone() == ("",)
-    assert db.execute("SELECT length(graph) FROM job_graphs").fetchone() == (len(big),)
+    assert db.execute("SELECT length(graph) FROM graph_texts").fetchone() == (len(big),)
     db.close()
     again = Store(tmp_path)
     assert again.load_job("job_big", "alice") == job  # the graph read back whole
     assert [j.graph for j in again.active_jobs()] == [big]
+    again.close()
+
+
+def big_graph(tag: str) -> str:
+    """A graph text of more than GRAPH_APART characters, its own for each ``tag``."""
+    from qmk.kernel.store import GRAPH_APART
+
+    nodes = ",".join(f'{{"id":"{tag}{k}","op":"FENCE_EPOCH"}}' for k in range(GRAPH_APART // 20))
+    return '{"version":"0.2","program":{"nodes":[' + nodes + "]}}"
+
+
+def test_a_big_graph_is_stored_once_per_tenant_however_many_jobs_run_it(tmp_path: Path) -> None:
+    from dataclasses import replace as with_fields
+
+    sweep, other = big_graph("a"), big_graph("b")
+    store = Store(tmp_path)
+    jobs = [with_fields(make_job(f"job_{i}", i), graph=sweep) for i in range(1, 6)]
+    jobs.append(with_fields(make_job("job_other", 6), graph=other))
+    jobs.append(with_fields(make_job("job_bob", 7, tenant="bob"), graph=sweep))
+    for job in jobs:
+        store.insert_job(job)
+    store.commit((3, "f" * 64, 128))
+    store.close()
+    db = sqlite3.connect(tmp_path / DB_FILE)
+    stored = db.execute("SELECT tenant, length(graph) FROM graph_texts ORDER BY tenant").fetchall()
+    # alice's sweep once, her other program once, and bob's copy of the sweep his own
+    assert stored == [("alice", len(sweep)), ("alice", len(other)), ("bob", len(sweep))]
+    db.close()
+    again = Store(tmp_path)
+    for job in jobs:
+        assert again.load_job(job.job_id, job.tenant) == job
+    again.close()
+
+
+def test_a_big_graph_kept_per_job_by_an_earlier_release_is_read_back(tmp_path: Path) -> None:
+    # a data directory written before graph_texts: the row's graph empty, its text in
+    # job_graphs under the job's id, and no graph digest
+    from dataclasses import replace as with_fields
+
+    big = big_graph("a")
+    store = Store(tmp_path)
+    job = with_fields(make_job("job_old", 1), graph=big)
+    store.insert_job(job)
+    store.commit((3, "f" * 64, 128))
+    store.close()
+    db = sqlite3.connect(tmp_path / DB_FILE)
+    db.execute("INSERT INTO job_graphs (job_id, graph) SELECT 'job_old', graph FROM graph_texts")
+    db.execute("DELETE FROM graph_texts")
+    db.execute("UPDATE jobs SET graph_digest = NULL")
+    db.commit()
+    db.close()
+    again = Store(tmp_path)
+    assert again.load_job("job_old", "alice") == job
     again.close()
 
 

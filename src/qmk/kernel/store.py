@@ -2,7 +2,8 @@
 
 Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and error JSON;
 a result is kept as the text a reply carries, with its index in ``result_meta`` and its
-size in ``result_bytes``: :class:`~qmk.kernel.jobs.StoredResult`), ``attempts`` (the
+size in ``result_bytes``: :class:`~qmk.kernel.jobs.StoredResult`; a big graph apart, in
+``graph_texts``, once per tenant and text: :data:`GRAPH_APART`), ``attempts`` (the
 outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
 and revoked session ids), ``delegations`` (capability loans between tenants,
 :mod:`qmk.kernel.delegations`), ``usage`` (one row per job end), ``outbox`` (its
@@ -74,6 +75,12 @@ CREATE INDEX IF NOT EXISTS jobs_tenant_state ON jobs (tenant, state);
 CREATE TABLE IF NOT EXISTS job_graphs (
     job_id TEXT PRIMARY KEY,
     graph TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS graph_texts (
+    tenant TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    graph TEXT NOT NULL,
+    PRIMARY KEY (tenant, digest)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -173,16 +180,23 @@ _JOB_COLUMNS = (
     "cached_from, result_seal"
 )
 
-#: A graph this long (characters) is kept in ``job_graphs``, out of its job's row: every
-#: state change rewrites the row, and SQLite rewrites a row whole (a 5 MB graph took
-#: 20-120 ms of the event loop per change).
+#: A graph this long (characters) is kept out of its job's row: every state change
+#: rewrites the row, and SQLite rewrites a row whole (a 5 MB graph took 20-120 ms of the
+#: event loop per change). It is kept once per tenant and text, in ``graph_texts`` under
+#: its SHA-256 (the row's ``graph_digest``): a sweep of many seeds or shot counts over one
+#: big program stores its text once. (Data directories written before kept one copy per
+#: job, in ``job_graphs``; those rows are read as they are.) Per tenant, not across
+#: tenants: whether a text was stored already must not tell one tenant what another ran.
 GRAPH_APART = 16 * 1024
 
 #: The job columns as read: a result's JSON as its bytes (see :func:`_result_columns`), a
-#: graph kept apart from its ``job_graphs`` row.
+#: graph kept apart from its row found by its digest (or, written before, its job id).
 _JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),").replace(
     " graph,",
-    " CASE WHEN graph = '' THEN (SELECT g.graph FROM job_graphs g WHERE g.job_id = jobs.job_id)"
+    " CASE WHEN graph = '' THEN COALESCE("
+    "(SELECT t.graph FROM graph_texts t WHERE t.tenant = jobs.tenant"
+    " AND t.digest = jobs.graph_digest),"
+    " (SELECT g.graph FROM job_graphs g WHERE g.job_id = jobs.job_id))"
     " ELSE graph END,",
 )
 _JOB_VALUES = ", ".join(
@@ -205,6 +219,7 @@ _ADDED = (
     ("jobs", "cached_from", "TEXT"),
     ("jobs", "result_seal", "TEXT"),
     ("attempts", "result_seal", "TEXT"),
+    ("jobs", "graph_digest", "TEXT"),
 )
 #: The ``meta`` key of the first job sequence number whose result must carry a seal
 #: (rows before it were written by a kernel that sealed nothing), with its HMAC.
@@ -561,13 +576,15 @@ class Store:
         """Add a new job (with the submit's idempotency key, if it gave one)."""
         result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
         apart = len(job.graph) >= GRAPH_APART
-        if apart:
+        digest = program_digest(job.graph) if apart else None
+        if apart:  # kept once per tenant and text (GRAPH_APART)
             self.db.execute(
-                "INSERT OR REPLACE INTO job_graphs (job_id, graph) VALUES (?, ?)",
-                (job.job_id, job.graph),
+                "INSERT OR IGNORE INTO graph_texts (tenant, digest, graph) VALUES (?, ?, ?)",
+                (job.tenant, digest, job.graph),
             )
         self.db.execute(
-            f"INSERT INTO jobs ({_JOB_COLUMNS}, result_bytes) VALUES ({_JOB_VALUES}, ?)",
+            f"INSERT INTO jobs ({_JOB_COLUMNS}, result_bytes, graph_digest) "
+            f"VALUES ({_JOB_VALUES}, ?, ?)",
             (
                 job.job_id,
                 job.tenant,
@@ -597,6 +614,7 @@ class Store:
                 job.cached_from,
                 seal,
                 size,
+                digest,
             ),
         )
         if idempotency_key is not None:
