@@ -10,13 +10,13 @@ one's least and median wall time and the ratios QMK/peer of both.
 
 Cases (seeded; the peers read the same QASM file, except where said):
 
-- ``random-N`` (N = 20, 24): N qubits, 20 layers of a random U3 (RZ RY RZ) on every qubit
+- ``random-N`` (N = 20, 24, 26): N qubits, 20 layers of a random U3 (RZ RY RZ) on every qubit
   and a CZ brickwork, every qubit measured, 1000 shots. QMK's default route (``qmk run
   FILE``) and its native engine in single precision (``--engine statevector
   --precision single``) against qsim (``qsimcirq``, 2 threads, fusion 4; the circuit
   built in cirq from the same gate list: cirq's QASM reader needs ``ply``) and Aer's
   statevector (``qiskit.qasm2.load`` and ``AerSimulator``);
-- ``qft-N`` (N = 20, 24): a layer of RY, then the QFT (controlled phases and H), 1000
+- ``qft-N`` (N = 20, 24, 26): a layer of RY, then the QFT (controlled phases and H), 1000
   shots, against the same peers (the circuits are ``bench_router.py``'s);
 - ``ghz-1000``: GHZ on 1000 qubits, 100,000 shots; QMK with its logical noise on (the
   default) against stim's noiseless compiled sampler (the circuit built in stim);
@@ -120,6 +120,8 @@ def _cases() -> dict[str, tuple[str, int, dict[str, list[str]]]]:
         "random-24": (random_qasm(24, 20, seed=7), 1000, dense),
         "qft-20": (qft_qasm(20), 1000, dense),
         "qft-24": (qft_qasm(24), 1000, dense),
+        "random-26": (random_qasm(26, 20, seed=7), 1000, dense),
+        "qft-26": (qft_qasm(26), 1000, dense),
         "ghz-1000": (
             ghz_qasm(1000),
             100_000,

@@ -769,11 +769,11 @@ def test_the_block_sampler_draws_what_one_cumulative_sum_draws(dtype: str, shots
     # entries as the shots go) against the plain inverse CDF over every amplitude at
     # the same seed: the same random numbers pick the same indices, but for the rare
     # one within rounding of a boundary.
-    from qmk.engines.statevector import _FLAT_SAMPLING, _block_width
+    from qmk.engines.sampling import FLAT_SAMPLING, block_width
 
     rng = np.random.default_rng(21)
     size = 1 << 18
-    assert size > _FLAT_SAMPLING and 16 <= _block_width(size, shots) <= 512
+    assert size > FLAT_SAMPLING and 16 <= block_width(size, shots) <= 512
     psi = (rng.standard_normal(size) + 1j * rng.standard_normal(size)).astype(dtype)
     psi /= np.linalg.norm(psi)
     probs = np.abs(psi.astype(np.complex128)) ** 2

@@ -68,6 +68,9 @@ import numpy as np
 from qmk.engines import fusion, kernels
 from qmk.engines.base import EngineError, GateCall, draw_pauli
 from qmk.engines.gates import BASES, GATES, accepts
+from qmk.engines.sampling import CHUNK as _CHUNK
+from qmk.engines.sampling import FLAT_SAMPLING as _FLAT_SAMPLING
+from qmk.engines.sampling import draw_indices
 
 #: Default cap on the state's memory: amplitudes plus one working copy, in bytes.
 DEFAULT_MAX_BYTES = 8 * 2**30
@@ -95,10 +98,6 @@ _IMPOSSIBLE = 1e-12
 #: interleaved on the shared 2-core Zen 5, they took 16-22% less CPU on random-24 and
 #: QFT-24 in both precisions, 7-20% less on random-26 and as much on QFT-26.
 DEFAULT_FUSED = 3
-#: Amplitudes per chunk of the elementwise kernels (a few chunks fit in a core's cache).
-_CHUNK = 1 << 15
-#: Below this many entries a distribution is sampled with one cumulative sum.
-_FLAT_SAMPLING = 1 << 16
 #: One-qubit gates that never mix amplitudes (diagonal, or a flip times a diagonal).
 _UNMIXING = frozenset({"i", "x", "y", "z", "s", "sdg", "t", "tdg", "rz"})
 #: Segments on fewer tensor axes than this run gate by gate (:meth:`apply_segment`): a
@@ -282,20 +281,6 @@ def _blocks(shape: tuple[int, ...]) -> list[tuple[Any, ...]]:
     if len(shape) == 1:
         return [(slice(i, i + _CHUNK),) for i in range(0, head, _CHUNK)]
     return [(i, *rest) for i in range(head) for rest in _blocks(shape[1:])]
-
-
-def _block_width(size: int, shots: int) -> int:
-    """Entries per block of :meth:`StatevectorEngine._draw` on ``size`` (a power of two,
-    above :data:`_FLAT_SAMPLING`) for ``shots`` draws: the power of two nearest
-    ``sqrt(size / shots)`` (the block sums, ``size / width``, against the chosen
-    blocks' entries, at most ``shots * width``), from 16 up to ``sqrt(size)``.
-
-    >>> _block_width(1 << 24, 1000), _block_width(1 << 20, 1000), _block_width(1 << 17, 10**6)
-    (128, 32, 16)
-    """
-    n = size.bit_length() - 1
-    best = round(math.log2(max(size / max(shots, 1), 1.0)) / 2)
-    return 1 << max(4, min(best, n // 2))
 
 
 class StatevectorEngine:
@@ -1604,49 +1589,6 @@ class StatevectorEngine:
         return bits
 
     def _draw(self, values: np.ndarray, shots: int, amplitudes: bool = False) -> np.ndarray:
-        """``shots`` indices drawn with one RNG call from ``values``: unnormalised
-        probabilities, or amplitudes whose squared magnitudes are (``amplitudes``).
-
-        Large distributions are sampled in two levels (a block, then a position in it),
-        so only the blocks that some shot lands in are summed cumulatively. The blocks
-        are narrow (:func:`_block_width`: about ``sqrt(size / shots)`` entries), so the
-        block sums and the chosen blocks' entries cost about the same and neither a
-        probability array nor its cumulative sum over the whole state is ever made:
-        amplitudes are squared and summed a cache-sized chunk at a time (one read of
-        the state). A draw picks, up to rounding, the index the one cumulative sum of
-        the small path would pick for the same random number.
-        """
-        size = len(values)
-        if shots == 0:
-            return np.zeros(0, dtype=np.int64)
-        if size <= _FLAT_SAMPLING:
-            probs = np.abs(values) ** 2 if amplitudes else values
-            cdf = np.cumsum(probs, dtype=np.float64)
-            draws = self._rng.random(shots) * cdf[-1]
-            return np.minimum(np.searchsorted(cdf, draws, side="right"), size - 1)
-        width = _block_width(size, shots)
-        if amplitudes:  # |a|^2 summed as re^2 + im^2 over the block's interleaved reals
-            reals = values.view(values.real.dtype).reshape(-1, 2 * width)
-            block_weights = np.empty(len(reals), dtype=np.float64)
-            rows = max(1, _CHUNK // width)
-            for start in range(0, len(reals), rows):
-                part = reals[start : start + rows]
-                block_weights[start : start + rows] = np.einsum("ij,ij->i", part, part)
-            blocks = values.reshape(-1, width)
-        else:
-            blocks = values.reshape(-1, width)
-            block_weights = blocks.sum(axis=1, dtype=np.float64)
-        block_cdf = np.cumsum(block_weights)
-        draws = self._rng.random(shots) * block_cdf[-1]
-        chosen = np.minimum(np.searchsorted(block_cdf, draws, side="right"), len(block_cdf) - 1)
-        within = draws - (block_cdf[chosen] - block_weights[chosen])
-        used, which = np.unique(chosen, return_inverse=True)
-        picked = blocks[used]
-        if amplitudes:
-            picked = picked.real.astype(np.float64) ** 2 + picked.imag.astype(np.float64) ** 2
-        cdfs = np.cumsum(picked, axis=1, dtype=np.float64)
-        scale = np.maximum(cdfs[:, -1:], np.finfo(np.float64).tiny)
-        flat = (cdfs / scale + np.arange(len(used))[:, None]).reshape(-1)
-        key = np.clip(within / scale[which, 0], 0.0, np.nextafter(1.0, 0.0)) + which
-        position = np.searchsorted(flat, key, side="right") - which * width
-        return chosen * width + np.clip(position, 0, width - 1)
+        """``shots`` indices drawn from ``values`` with this engine's RNG
+        (:func:`~qmk.engines.sampling.draw_indices`)."""
+        return draw_indices(self._rng, values, shots, amplitudes=amplitudes)

@@ -37,6 +37,7 @@ import numpy as np
 from qmk.engines.base import EngineError, draw_pauli, generator_at
 from qmk.engines.gates import BASES, GATES, accepts
 from qmk.engines.registry import DTYPE_OF, max_qubits, require
+from qmk.engines.sampling import draw_indices
 
 #: One gate of a segment: name, axes of the held state, parameters.
 SegmentGate = tuple[str, tuple[int, ...], tuple[float, ...]]
@@ -109,7 +110,13 @@ class SegmentEngine:
         self._dtype = np.dtype(DTYPE_OF[precision])
         self._max_qubits = max_qubits(self.name, precision, max_bytes=max_bytes)
         self._rng = np.random.default_rng(seed)
-        self._state = np.ones((1, 1) if self.density else (1,), dtype=self._dtype)
+        self._held = np.ones((1, 1) if self.density else (1,), dtype=self._dtype)
+        #: Qubits allocated last and still in ``|0>``, not yet written into ``_held``
+        #: (the held state is ``_held`` with that many ``|0>`` axes after it):
+        #: :attr:`_state` writes them out where something reads the state, and a
+        #: segment run from ``|0...0>`` asks the simulator to start there
+        #: (:meth:`_evolve_from_zero`) with no state built or handed over at all.
+        self._zeros = 0
         self._order: list[int] = []  # axis -> qubit
         self._pending: list[SegmentGate] = []  # gates on qubits (not axes)
         self._free_qubits: list[int] = []
@@ -118,6 +125,24 @@ class SegmentEngine:
 
     def _setup(self) -> None:
         """Prepare the simulator (import it, build reusable objects)."""
+
+    @property
+    def _state(self) -> np.ndarray:
+        """The held state, every live qubit written out (see ``_zeros``)."""
+        if self._zeros:
+            self._held = _with_zeros(self._held, self._zeros, density=self.density)
+            self._zeros = 0
+        return self._held
+
+    @_state.setter
+    def _state(self, state: np.ndarray) -> None:
+        self._held = state
+        self._zeros = 0
+
+    def _evolve_from_zero(self, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
+        """The state after ``gates`` from ``|0...0>`` on ``n`` qubits (default: from
+        that state built here; a simulator that starts there itself overrides this)."""
+        return self._evolve(self._state, n, gates)
 
     def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
         """The state after ``gates`` (on axes) from ``state`` (flat vector or square matrix)."""
@@ -165,12 +190,7 @@ class SegmentEngine:
         else:
             qubit = self._next_qubit
             self._next_qubit += 1
-        zero = np.zeros(2, dtype=self._dtype)
-        zero[0] = 1
-        if self.density:
-            self._state = np.kron(self._state, np.outer(zero, zero)).astype(self._dtype)
-        else:
-            self._state = np.kron(self._state, zero).astype(self._dtype)
+        self._zeros += 1  # written out when something reads the state
         self._order.append(qubit)
         return qubit
 
@@ -393,14 +413,16 @@ class SegmentEngine:
             return out
         self._flush()
         n = len(self._order)
-        probs = self._diagonal().reshape((2,) * n)
-        others = tuple(a for a in range(n) if a not in axes)
-        marginal = probs.sum(axis=others) if others else probs
-        kept = sorted(axes)
-        marginal = np.transpose(marginal, [kept.index(a) for a in axes]).reshape(-1)
-        marginal = np.clip(marginal, 0.0, None)
-        marginal = marginal / marginal.sum()
-        drawn = self._rng.choice(marginal.size, size=int(shots), p=marginal)
+        if not self.density and axes == list(range(n)):
+            # the whole state in its own order: drawn from the amplitudes (no copy)
+            drawn = draw_indices(self._rng, self._state, int(shots), amplitudes=True)
+        else:
+            probs = self._diagonal().reshape((2,) * n)
+            others = tuple(a for a in range(n) if a not in axes)
+            marginal = probs.sum(axis=others) if others else probs
+            kept = sorted(axes)
+            marginal = np.transpose(marginal, [kept.index(a) for a in axes]).reshape(-1)
+            drawn = draw_indices(self._rng, np.ascontiguousarray(marginal), int(shots))
         width = len(axes)
         for column in range(width):
             out[:, column] = (drawn >> (width - 1 - column)) & 1
@@ -424,8 +446,12 @@ class SegmentEngine:
         axis = {q: a for a, q in enumerate(self._order)}
         gates = [(g, tuple(axis[q] for q in qs), p) for g, qs, p in self._pending]
         self._pending = []
-        state = self._evolve(self._state, len(self._order), gates)
-        shape = self._state.shape
+        n = len(self._order)
+        if n and self._zeros == n and self._held.size == 1 and self._held.flat[0] == 1:
+            state = self._evolve_from_zero(n, gates)  # |0...0>: nothing to hand over
+        else:
+            state = self._evolve(self._state, n, gates)
+        shape = (2**n, 2**n) if self.density else (2**n,)
         self._state = np.ascontiguousarray(np.asarray(state).reshape(shape), dtype=self._dtype)
 
     def _reduced(self, axis: int) -> np.ndarray:
@@ -494,10 +520,25 @@ class SegmentEngine:
             self._state /= norm
 
     def _diagonal(self) -> np.ndarray:
-        """Probabilities of every basis state (float64)."""
+        """Probabilities of every basis state (float64), unnormalized."""
         if self.density:
             return np.clip(np.diagonal(self._state).real.astype(np.float64), 0.0, None)
-        return np.abs(self._state.astype(np.complex128)) ** 2
+        state = self._state
+        return np.square(state.real, dtype=np.float64) + np.square(state.imag, dtype=np.float64)
+
+
+def _with_zeros(held: np.ndarray, zeros: int, *, density: bool) -> np.ndarray:
+    """``held`` with ``zeros`` axes in ``|0>`` after its own: each element moves to the
+    index with that many zero bits after its own (one new array, every other entry 0)."""
+    step = 1 << zeros
+    if density:
+        size = held.shape[0] * step
+        out = np.zeros((size, size), dtype=held.dtype)
+        out[::step, ::step] = held
+    else:
+        out = np.zeros(held.size * step, dtype=held.dtype)
+        out[::step] = held
+    return out
 
 
 def _check_basis(basis: str) -> None:

@@ -56,14 +56,26 @@ class QsimEngine(SegmentEngine):
         self._simulator = qsimcirq.QSimSimulator(qsim_options=options)
 
     def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
+        return self._simulate(np.ascontiguousarray(state, dtype=np.complex64), n, gates)
+
+    def _evolve_from_zero(self, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
+        return self._simulate(0, n, gates)  # qsim builds |0...0> itself
+
+    def _simulate(
+        self, initial: np.ndarray | int, n: int, gates: Sequence[SegmentGate]
+    ) -> np.ndarray:
+        """qsim's final state of the segment from ``initial`` (a state, or a basis
+        state's index), as qsim returns it (``simulate_into_1d_array``: no copy into a
+        cirq result, which takes longer than a 26-qubit segment's gates)."""
         cirq = self._cirq
         qubits = cirq.LineQubit.range(n)
         circuit = cirq.Circuit(cirq_operations(cirq, qubits, gates))
         # qsim simulates the qubits of the circuit: name every one, idle ones too.
         circuit.append(cirq.I.on_each(*(q for q in qubits if q not in circuit.all_qubits())))
-        initial = np.ascontiguousarray(state, dtype=np.complex64)
-        result = self._simulator.simulate(circuit, qubit_order=qubits, initial_state=initial)
-        return np.asarray(result.final_state_vector)
+        _, state, _ = self._simulator.simulate_into_1d_array(
+            circuit, qubit_order=qubits, initial_state=initial
+        )
+        return np.asarray(state)
 
 
 class QsimGpuEngine(QsimEngine):
