@@ -12,11 +12,15 @@ fallback priced as such). The corpus (seeded, built here as OpenQASM 2 text):
   dimension reaches ``2**10``: the MPS engines are priced by their SVDs);
 - ``brick-24``: 24 qubits, 6 layers (bond at most ``2**6``: MPS against dense);
 - ``wide-64``: 64 qubits, 4 layers (only the MPS engines hold it);
-- ``qft-16``: the QFT on 16 qubits (controlled phases), after a layer of RY;
+- ``random-26``: 26 qubits, 20 layers (``bench_cli.py``'s ``random-26``: a state of
+  512 MiB in single precision, where memory bandwidth and page faults rule);
+- ``qft-16``: the QFT on 16 qubits (controlled phases), after a layer of RY, and
+  ``qft-24``, ``qft-26`` (``bench_cli.py``'s);
 - ``toffoli-12``: hwb-like reversible logic: 12 qubits, 400 random CCX/CX/X gates
   after a layer of H;
 - ``hwb-16``: the same on 16 qubits, 3,000 gates (scattered Toffolis fuse badly);
-- ``ghz-20``: a 20-qubit GHZ state (Clifford: the stabilizer engine's);
+- ``ghz-20``: a 20-qubit GHZ state (Clifford: the stabilizer engine's), and
+  ``clifford-16``: 400 random H, S and CX on 16 qubits;
 - ``mid-circuit-10``: 10 qubits, 12 rounds of rotations, a measurement, a reset and a
   classically controlled X (the shots split at every measurement);
 - ``bwt-10``: bwt-like (QASMBench ``bwt``): 10 qubits, 16 rounds of a dozen
@@ -24,7 +28,8 @@ fallback priced as such). The corpus (seeded, built here as OpenQASM 2 text):
 - ``noisy-10``: ``random`` on 10 qubits, depth 8, with logical noise on at distance 3
   and a depolarizing physical rate of 5e-3 (logical errors hit most shots:
   trajectories);
-- the same at 6 qubits (``random-6``, ``toffoli-6``, ``mid-circuit-6``, ``noisy-6``),
+- the same at 6 qubits (``random-6``, ``toffoli-6``, ``mid-circuit-6``, ``noisy-6``,
+  ``ghz-6``, ``clifford-6``: 60 gates),
   where per-gate and per-call costs rule and the density-matrix engines take part;
 - ``small-3``: H, T and two CX on 3 qubits (each engine's per-run setup).
 
@@ -126,6 +131,20 @@ def ghz_qasm(n: int) -> str:
     return _HEAD + "\n".join(lines) + "\n" + _measure_all(n)
 
 
+def clifford_qasm(n: int, gates: int, seed: int = 9) -> str:
+    """A random Clifford circuit: ``gates`` H, S and CX on random qubits."""
+    rng = random.Random(seed)
+    lines = [f"qreg q[{n}];", f"creg c[{n}];"]
+    for _ in range(gates):
+        pick = rng.random()
+        if pick < 0.5:
+            a, b = rng.sample(range(n), 2)
+            lines.append(f"cx q[{a}],q[{b}];")
+        else:
+            lines.append(f"{'h' if pick < 0.75 else 's'} q[{rng.randrange(n)}];")
+    return _HEAD + "\n".join(lines) + "\n" + _measure_all(n)
+
+
 def mid_circuit_qasm(n: int, rounds: int = 12, seed: int = 5) -> str:
     rng = random.Random(seed)
     lines = [f"qreg q[{n}];", "creg m[1];", f"creg c[{n}];"]
@@ -173,10 +192,14 @@ SHAPES: dict[str, Callable[[], Shape]] = {
     "random-20-deep": lambda: (random_qasm(20, depth=20, seed=4), False),
     "brick-24": lambda: (random_qasm(24, depth=6, seed=6), False),
     "wide-64": lambda: (random_qasm(64, depth=4, seed=8), False),
+    "random-26": lambda: (random_qasm(26, depth=20, seed=7), False),
     "qft-16": lambda: (qft_qasm(16), False),
+    "qft-24": lambda: (qft_qasm(24), False),
+    "qft-26": lambda: (qft_qasm(26), False),
     "toffoli-12": lambda: (toffoli_qasm(12), False),
     "hwb-16": lambda: (toffoli_qasm(16, gates=3000, seed=11), False),
     "ghz-20": lambda: (ghz_qasm(20), False),
+    "clifford-16": lambda: (clifford_qasm(16, 400), False),
     "mid-circuit-10": lambda: (mid_circuit_qasm(10), False),
     "bwt-10": lambda: (bwt_qasm(10, rounds=16), False),
     "noisy-10": lambda: (random_qasm(10, depth=8, seed=2), True),
@@ -184,6 +207,8 @@ SHAPES: dict[str, Callable[[], Shape]] = {
     "toffoli-6": lambda: (toffoli_qasm(6, gates=100), False),
     "mid-circuit-6": lambda: (mid_circuit_qasm(6), False),
     "noisy-6": lambda: (random_qasm(6, depth=8, seed=2), True),
+    "ghz-6": lambda: (ghz_qasm(6), False),
+    "clifford-6": lambda: (clifford_qasm(6, 60), False),
     "small-3": lambda: (_HEAD + SMALL, False),
 }
 

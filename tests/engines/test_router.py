@@ -31,7 +31,13 @@ from qmk.execution.executor import load_program, run, workload
 from qmk.execution.plan import build_plan
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
-from support.workloads import HEAD, brickwork_body, program_workload, shallow_workload
+from support.workloads import (
+    HEAD,
+    brickwork_body,
+    ghz_asm,
+    program_workload,
+    shallow_workload,
+)
 
 CLIFFORD = Workload(qubits=3, gates=frozenset({"h", "cx"}), gate_count=3, shots=1000)
 SMALL_T = Workload(
@@ -387,8 +393,12 @@ def test_single_precision_reaches_the_statevector_engine_and_not_the_stabilizer(
     )
     assert result.choice is not None and result.choice.precision == "single"
     bell = T_PROGRAM.replace("t: APPLY_T vq:q0\n", "")
-    clifford = run(assemble(bell), shots=20, seed=1, engine_options={"dtype": "complex64"})
+    # a Clifford program too wide for any dense state: single precision asked, the
+    # stabilizer (exact, whatever the precision) still takes it
+    ghz = assemble(ghz_asm(40))
+    clifford = run(ghz, shots=20, seed=1, engine_options={"dtype": "complex64"})
     assert clifford.engine == defaults.STABILIZER
+    assert set(clifford.counts) == {"0" * 40, "1" * 40}
     with pytest.raises(EngineError, match="QE105"):
         run(assemble(bell), shots=20, seed=1, engine_options={"dtype": "float32"})
 
