@@ -497,6 +497,10 @@ class Runner:
         self.order = sorted(range(len(groups)), key=lambda g: (self.cuts[g], g))
         self._stops = sorted({cut for cut in self.cuts if cut > 0})
         self._prefix: _Prefix | None = None
+        #: The engine the last group ran on: the next group whose first branch starts
+        #: from a snapshot restores into it (its amplitudes' buffers reused: a new
+        #: 26-qubit state costs its page faults, up to a second, at every group).
+        self._engine: Engine | None = None
 
     def _stream(self, group: int, which: int) -> np.random.Generator:
         """Stream ``which`` (0: the group's trajectories, 1: its row order) of ``group``."""
@@ -526,7 +530,7 @@ class Runner:
             self.bits[members] = rows
             self.leaves = []
             self.group += 1
-        self._prefix = None
+        self._prefix = self._engine = None
         return self.bits
 
     def _first_branch(self, gi: int, shots: int) -> Branch:
@@ -562,7 +566,9 @@ class Runner:
                 self._clock = None
 
     def _run_group(self, ops: Sequence[MicroOp]) -> None:
-        engine = self.engine_factory()
+        engine = self._engine
+        if engine is None or not self.stack or self.stack[-1].snapshot is None:
+            engine = self._engine = self.engine_factory()  # from |0>: a fresh engine
         tail = tail_start(ops)
         clock = self._clock
         while self.stack:
