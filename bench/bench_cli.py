@@ -4,7 +4,9 @@ Each case writes one program as an OpenQASM 2 file and times, as whole processes
 (interpreter start, imports, reading the file, compiles and conversions included), the
 ``qmk run FILE`` command a user types against a Python process running the peer on the
 same circuit, with bytecode cached as a pip install leaves it. Contenders run in
-interleaved rounds (a change of machine load hits them alike); the table shows each
+interleaved rounds (a change of machine load hits them alike), every other round in
+reverse order (a process that follows a memory-hungry one pays for the memory the OS
+must compact into huge pages for it); the table shows each
 one's least and median wall time and the ratios QMK/peer of both.
 ``bench/results/cli.json`` holds every time, the load averages and versions.
 
@@ -177,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
                 _once(cmd, env)
             times: dict[str, list[float]] = {label: [] for label in commands}
             loads = []
-            for _ in range(args.rounds):
-                for label, cmd in commands.items():
+            for round_ in range(args.rounds):
+                # every other round in reverse: a process that starts after a
+                # memory-hungry one pays the OS's compaction of its huge pages (up to
+                # 3.5 s of a 26-qubit run after Aer's), so no contender always follows
+                # the same one
+                order = list(commands.items())
+                for label, cmd in order if round_ % 2 == 0 else reversed(order):
                     times[label].append(_once(cmd, env))
                 loads.append(load_averages()[0])
             row = _row(name, shots, times, loads)
