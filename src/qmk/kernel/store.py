@@ -576,6 +576,8 @@ class Store:
         """Add a new job (with the submit's idempotency key, if it gave one)."""
         result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
         apart = len(job.graph) >= GRAPH_APART
+        # hashed here, not taken from the request's program_digest: the key a text is
+        # stored (and found) under must be the digest of that very text
         digest = program_digest(job.graph) if apart else None
         if apart:  # kept once per tenant and text (GRAPH_APART)
             self.db.execute(
