@@ -1,0 +1,138 @@
+"""What a compiled program asks of the machine: its footprint.
+
+A target (:mod:`qmk.execution`'s target protocol) compiles a verified program and its run
+request into an executable, and the executable reports its :class:`Footprint`: the tiles
+its patches need on the floorplan (in one block layout of Litinski's "A Game of Surface
+Codes": ``compact``, ``intermediate`` or ``fast``), and its timeline in logical cycles as
+a sequence of :class:`Step` values, each repeated ``repeat`` times, saying what one
+repetition takes on a private machine (its own factory output always ready, its own
+routing, no other tenant) and which shared resources it draws on: T states from the
+factories, Bell pairs from the links between modules, routing tiles, decoder work.
+
+The kernel's machine scheduler (``[machine-time]``) places a job by its tiles and
+advances it step by step, epoch by epoch, against the factories, links and decoder that
+all jobs share; a wait there is charged to the job's qubits as idle cycles. Schedule-only
+experiments build footprints from logical counts alone. One value serves both: steps
+that repeat are one :class:`Step`, so a program of 10^5 T gates can be a few steps.
+
+A footprint is plain data that crosses processes (admission to the scheduler, the
+attestation): a frozen msgspec struct that round-trips through JSON.
+
+>>> fp = Footprint(
+...     target="lattice-surgery", logical_qubits=2, block="fast", data_tiles=4,
+...     routing_tiles=5, code_distance=9,
+...     steps=(Step(kind="rotation", cycles=1, t_states=1, repeat=3),
+...            Step(kind="measure", cycles=0, measurements=2, node="m")))
+>>> fp.tiles, fp.duration_cycles, fp.t_states, fp.measurements
+(9, 3, 3, 2)
+>>> Footprint.from_json(fp.to_json()) == fp
+True
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from qmk.values import convert
+
+_COUNT = Annotated[int, msgspec.Meta(ge=0)]
+_POSITIVE = Annotated[int, msgspec.Meta(ge=1)]
+
+#: What a step does (the machine reads only its numbers; the kind is for people and plots).
+StepKind = Literal["gates", "ppm", "rotation", "measure", "teleport", "fence", "idle"]
+
+#: Litinski's blocks, least space first (the names :mod:`qmk.ft.layout` draws).
+Block = Literal["compact", "intermediate", "fast"]
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One stretch of a footprint's timeline, done ``repeat`` times in a row.
+
+    Attributes:
+        kind: what the stretch does (:data:`StepKind`); ``fence`` marks a point where the
+            scheduler may preempt or migrate the job (``cycles`` 0).
+        cycles: logical cycles one repetition takes on a private machine.
+        repeat: how many times the stretch is done in a row.
+        t_states: T states one repetition consumes from the shared factories.
+        bell_pairs: Bell pairs one repetition consumes from the links between modules.
+        routed: whether a repetition occupies the job's routing tiles (a multi-patch PPM).
+        measurements: logical measurements one repetition makes (decoder work beyond
+            the steady syndrome stream of the job's live patches).
+        node: the id of the program's last node the stretch covers, where known: waits
+            before the next step become idle cycles after it.
+    """
+
+    kind: StepKind
+    cycles: _COUNT
+    repeat: _POSITIVE = 1
+    t_states: _COUNT = 0
+    bell_pairs: _COUNT = 0
+    routed: bool = False
+    measurements: _COUNT = 0
+    node: str | None = None
+
+
+class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What one run of a compiled program needs of the machine (module docstring).
+
+    Attributes:
+        target: the target that compiled it (``logical``, ``lattice-surgery``,
+            ``neutral-atom``, ...).
+        logical_qubits: the program's peak of live logical qubits.
+        block: the block layout its tiles are counted in.
+        data_tiles: tiles holding data patches.
+        routing_tiles: tiles of the routing region the job's PPMs use.
+        code_distance: the code distance of its patches (0: not a patch code).
+        steps: the timeline, in order.
+    """
+
+    target: str
+    logical_qubits: _COUNT
+    block: Block
+    data_tiles: _COUNT
+    routing_tiles: _COUNT
+    code_distance: _COUNT
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def tiles(self) -> int:
+        """The tiles a placement must hold together: data and routing."""
+        return self.data_tiles + self.routing_tiles
+
+    @property
+    def duration_cycles(self) -> int:
+        """Logical cycles of the whole timeline on a private machine."""
+        return sum(s.cycles * s.repeat for s in self.steps)
+
+    @property
+    def t_states(self) -> int:
+        """T states the run consumes in all."""
+        return sum(s.t_states * s.repeat for s in self.steps)
+
+    @property
+    def bell_pairs(self) -> int:
+        """Bell pairs the run consumes in all."""
+        return sum(s.bell_pairs * s.repeat for s in self.steps)
+
+    @property
+    def measurements(self) -> int:
+        """Logical measurements the run makes in all."""
+        return sum(s.measurements * s.repeat for s in self.steps)
+
+    @property
+    def fences(self) -> int:
+        """Points where the run may be preempted or migrated."""
+        return sum(s.repeat for s in self.steps if s.kind == "fence")
+
+    def to_json(self) -> dict[str, Any]:
+        """The footprint as plain JSON data."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Footprint:
+        """A footprint from its JSON (a coded one-line error for a bad one)."""
+        footprint: Footprint = convert(data, cls, where="footprint")
+        return footprint
