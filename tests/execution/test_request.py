@@ -3,6 +3,7 @@ whose digest keys checkpoints, and which the executor runs exactly."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import msgspec
@@ -103,8 +104,29 @@ def test_the_run_key_ignores_what_does_not_change_a_result_and_sees_the_physics(
         ("noise", False),
         ("rewrite", None),
         ("part", (0, 3)),
+        ("target", "lattice-surgery"),
     ]:
         assert run_key(msgspec.structs.replace(request, **{field: value})) != run_key(request)
+
+
+def test_a_request_names_its_target_and_the_logical_machines_key_is_unchanged() -> None:
+    request = _full_request()
+    assert request.target == "logical"
+    before = {k: v for k, v in request.to_json().items() if k != "target"}
+    assert RunRequest.from_json(before) == request  # a request stored before targets
+    # the key of a logical run is what it was before targets existed
+    unkeyed = ("policy", "trace_context", "checkpoint_every_ops")
+    data = {k: v for k, v in before.items() if k not in unkeyed}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    assert run_key(request) == hashlib.sha256(text.encode()).hexdigest()
+    surgery = msgspec.structs.replace(request, target="lattice-surgery")
+    data = json.loads(json.dumps(surgery.to_json()))
+    assert data["target"] == "lattice-surgery"
+    assert RunRequest.from_json(data) == surgery
+    assert RunRequest.from_json(request.to_json()).target == "logical"
+    with pytest.raises(InvalidArgument) as caught:
+        RunRequest.from_json({**data, "target": "Lattice Surgery"})
+    assert caught.value.details["key"] == "request.target"
 
 
 def test_the_physics_of_a_request_restores_into_another() -> None:

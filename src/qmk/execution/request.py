@@ -1,7 +1,8 @@
 """A job's run as one typed value: the run request, from submit to the engine.
 
 A :class:`RunRequest` says everything that decides a run's result: the program (by the
-SHA-256 of its QVM JSON text), shots, seed, the engine asked for and its precision, the
+SHA-256 of its QVM JSON text), the target that runs it (:mod:`qmk.execution.target`),
+shots, seed, the engine asked for and its precision, the
 physics (noise on or off, the qubit parameter set, the default code profile, a noise
 model's text, a calibration), the changes the kernel's fault policies made to the program
 (:class:`Rewrite`), and, for a kernel job, its :class:`Policy`, the W3C trace context of
@@ -16,13 +17,15 @@ options (:func:`qmk.execution.executor.run`).
 
 >>> import msgspec
 >>> request = RunRequest(program_digest="ab" * 32, shots=100, seed=7)
->>> request.noise, request.profile
-(True, 'logical:surface_code(d=9)')
+>>> request.target, request.noise, request.profile
+('logical', True, 'logical:surface_code(d=9)')
 >>> RunRequest.from_json(request.to_json()) == request
 True
 >>> run_key(request) == run_key(msgspec.structs.replace(request, trace_context="00-x"))
 True
 >>> run_key(request) == run_key(msgspec.structs.replace(request, seed=8))
+False
+>>> run_key(request) == run_key(msgspec.structs.replace(request, target="lattice-surgery"))
 False
 """
 
@@ -43,6 +46,12 @@ from qmk.values import convert
 
 #: The op that stands for one idle logical cycle in a rewritten program (the identity).
 IDLE_OP = "APPLY_RZ"
+
+#: The target a request names when it names none: the gate-level logical machine.
+DEFAULT_TARGET = "logical"
+#: What a target's name looks like (the registry, :mod:`qmk.execution.target`, says
+#: which exist): lower-case words joined by hyphens.
+TARGET_PATTERN = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 
 #: A precision an engine is asked for (``None``: the engine's own).
 Precision = Literal["single", "double"]
@@ -213,6 +222,11 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
     #: SHA-256 (hex) of the program's QVM JSON text as submitted (before any rewrite).
     program_digest: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    #: The target that compiles and runs the program (:mod:`qmk.execution.target`):
+    #: ``logical`` (the gate-level logical machine), ``lattice-surgery`` or
+    #: ``neutral-atom``. A request stored before it had one reads as ``logical``, and
+    #: :func:`run_key` leaves ``logical`` out, so such a run keeps its key.
+    target: Annotated[str, msgspec.Meta(pattern=TARGET_PATTERN)] = DEFAULT_TARGET
     shots: _SHOTS
     seed: _SEED
     #: The engine asked for (None: the router's choice); in JSON ``engine_requested``,
@@ -282,6 +296,8 @@ def run_key(request: RunRequest, **more: Any) -> str:
     by one run resumes only in a run of the same key.
     """
     data = {k: v for k, v in request.to_json().items() if k not in _NOT_RESULT}
+    if data["target"] == DEFAULT_TARGET:  # the keys of runs made before targets existed
+        del data["target"]
     text = json.dumps({**data, **more}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -292,8 +308,10 @@ def program_digest(text: str) -> str:
 
 
 __all__ = [
+    "DEFAULT_TARGET",
     "IDLE_OP",
     "PHYSICS_FIELDS",
+    "TARGET_PATTERN",
     "Policy",
     "Precision",
     "Rewrite",
