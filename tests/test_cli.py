@@ -207,7 +207,7 @@ def test_a_command_close_to_none_lists_the_commands():
         (["--engine", "qsm"], "argument --engine: invalid choice 'qsm'; did you mean 'qsim'?"),
         (["--format", "qasm4"], "argument --format: invalid choice 'qasm4'; did you mean 'qasm"),
         (["--shtos", "5"], "unrecognized arguments: --shtos 5; did you mean '--shots'?"),
-        (["--shots", "0"], "argument --shots: must be at least 1, got 0"),
+        (["--shots", "0"], "argument --shots: must be in [1, 10000000], got 0"),
         (["--seed"], "argument --seed: expected one argument"),
     ],
 )

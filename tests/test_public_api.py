@@ -202,6 +202,37 @@ def test_a_misspelt_engine_is_qe101_with_the_closest_name():
     assert "did you mean 'statevector'?" in str(caught.value)
 
 
+@pytest.mark.parametrize("empty", ["", "  ", b""])
+def test_an_empty_source_is_ql105_not_the_current_directory(empty: str | bytes):
+    with pytest.raises(qmk.FrontendError) as caught:
+        qmk.run(empty)
+    assert caught.value.code == "QL105" and "the program is empty" in str(caught.value)
+    assert "directory" not in str(caught.value)
+
+
+@pytest.mark.parametrize("profile", ["garbage", "logical:surface_code(d=999999)"])
+def test_a_profile_that_does_not_parse_is_a_qec_error_qc102(profile: str):
+    with pytest.raises(qmk.QECError) as caught:
+        qmk.run(EXAMPLES / "bell.qasm", profile=profile, shots=10, seed=1)
+    assert caught.value.code == "QC102" and profile in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("shots", "seed"), [(10**20, 1), (defaults.MAX_SHOTS + 1, 1), (0, 1), (10, 2**63), (10, -1)]
+)
+def test_shots_and_seeds_out_of_range_are_engine_errors_before_any_work(shots: int, seed: int):
+    with pytest.raises(qmk.EngineError) as caught:
+        qmk.run(EXAMPLES / "bell.qasm", shots=shots, seed=seed)
+    assert caught.value.code == "QE105"
+
+
+def test_an_unknown_engine_lists_every_engine_a_run_may_name():
+    with pytest.raises(qmk.EngineError) as caught:
+        qmk.run(EXAMPLES / "bell.qasm", engine="nope")
+    known = str(caught.value).rsplit("; known: ", 1)[1].split(", ")
+    assert known == list(defaults.ENGINES) and "mps" in known
+
+
 def test_the_result_of_run_is_the_surfaces_run_result():
     result = qmk.run(EXAMPLES / "bell.qasm", shots=10, seed=1)
     assert isinstance(result, qmk.RunResult) and isinstance(result.telemetry, qmk.Telemetry)

@@ -162,6 +162,9 @@ def read(
             given = "format=" if format not in (None, "qvm-json") else "inputs="
             raise _error("unsupported", f"{given} is for program text or a file, not a graph")
         return source
+    if isinstance(source, str | bytes) and not source.strip():
+        # "" is neither a program nor a file's path (as a path it is the current directory)
+        raise _error("unreadable", "the program is empty: give its text or a file's path")
     if isinstance(source, bytes):
         if format in (None, "qir") and source.startswith(_BITCODE):
             return _lower(source, "qir", TEXT, limits=limits, inputs=inputs)

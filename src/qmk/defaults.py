@@ -33,6 +33,13 @@ QUBIT: Final = "qubit_gate_ns_e3"
 
 #: Shots of a run or a job that names none.
 SHOTS: Final = 1024
+#: The most shots one run takes, a kernel job's (QVM or device) or an in-process one's
+#: (``qmk run``, ``qmk.run``, ``qmk device run``): a run keeps every shot's outcomes
+#: (a byte an event a shot), and numpy's samplers count shots in 64-bit integers.
+MAX_SHOTS: Final = 10_000_000
+#: Seeds are integers in ``[0, SEED_BOUND)``, wherever a run or a job takes one (numpy
+#: and stim seed from 64-bit integers; the kernel stores them as SQLite integers).
+SEED_BOUND: Final = 2**63
 #: Whether a run injects the logical errors of its code profiles: the machine's one noise
 #: default, read by ``qmk run``, ``qmk.run``, a kernel job and ``qmk.qiskit.QMKBackend``
 #: (``--no-noise`` / ``noise=False`` gives ideal logical qubits, comparable with Aer).

@@ -17,13 +17,13 @@ from qmk import defaults
 from qmk.commands import AddCommand, limits_of, plural, read_source, source_options
 
 
-def _positive(text: str) -> int:
+def _shots(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not 1 <= value <= defaults.MAX_SHOTS:
+        raise argparse.ArgumentTypeError(f"must be in [1, {defaults.MAX_SHOTS}], got {value}")
     return value
 
 
@@ -32,8 +32,8 @@ def _seed(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**64), got {value}")
+    if not 0 <= value < defaults.SEED_BOUND:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {value}")
     return value
 
 
@@ -389,7 +389,7 @@ def register(add: AddCommand) -> None:
     )
     sub.add_argument(
         "--shots",
-        type=_positive,
+        type=_shots,
         default=defaults.SHOTS,
         metavar="N",
         help=f"shots ({defaults.SHOTS})",

@@ -871,12 +871,12 @@ def register(add: AddCommand) -> None:
     sub.add_argument("file", metavar="FILE")
     sub.add_argument(
         "--shots",
-        type=_int_in(1),
+        type=_int_in(1, defaults.MAX_SHOTS),
         default=defaults.SHOTS,
         metavar="N",
         help=f"shots ({defaults.SHOTS})",
     )
-    sub.add_argument("--seed", type=_int_in(0, 2**64 - 1), metavar="S", help="seed")
+    sub.add_argument("--seed", type=_int_in(0, defaults.SEED_BOUND - 1), metavar="S", help="seed")
     sub.add_argument(
         "--priority", type=_int_in(0, 9), metavar="P", help=f"priority 0..9 ({defaults.PRIORITY})"
     )

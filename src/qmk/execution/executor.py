@@ -72,7 +72,13 @@ from qmk.execution import batch, spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state
 from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load
-from qmk.execution.request import Precision, RunRequest, program_digest, run_key
+from qmk.execution.request import (
+    Precision,
+    RunRequest,
+    canonical_profile,
+    program_digest,
+    run_key,
+)
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
 from qmk.execution.trajectories import Control, Observed, Progress, Runner
 from qmk.execution.trajectories import observed as observed_ops
@@ -91,6 +97,8 @@ from qmk.qvm.verify import VerifiedProgram, verify
 DEFAULT_PROFILE = defaults.PROFILE
 DEFAULT_QUBIT = defaults.QUBIT
 DEFAULT_SHOTS = defaults.SHOTS
+MAX_SHOTS = defaults.MAX_SHOTS
+SEED_BOUND = defaults.SEED_BOUND
 
 
 def load_program(
@@ -554,15 +562,20 @@ def build_request(
     None; a calibration file read; ``engine_options``' ``dtype`` as the precision).
 
     Raises:
-        EngineError: ``QE`` engine-misuse for shots that are not a positive integer, a
-            bad ``dtype`` or ``part``. QECError: ``noise`` is not a bool or noise model.
+        EngineError: ``QE`` engine-misuse for shots that are not an integer in
+            ``1..MAX_SHOTS`` (:data:`qmk.defaults.MAX_SHOTS`), a seed outside
+            ``[0, 2**63)``, a bad ``dtype`` or ``part``. QECError: ``noise`` is not a bool
+            or noise model; ``QC102`` for a profile that does not parse.
     """
-    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
-        raise EngineError.of("engine-misuse", f"shots must be a positive integer, got {shots!r}")
+    if isinstance(shots, bool) or not isinstance(shots, int) or not 1 <= shots <= MAX_SHOTS:
+        raise EngineError.of(
+            "engine-misuse", f"shots must be an integer 1..{MAX_SHOTS}, got {shots!r}"
+        )
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
-    elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise EngineError.of("engine-misuse", f"seed must be an integer >= 0, got {seed!r}")
+    elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_BOUND:
+        raise EngineError.of("engine-misuse", f"seed must be an integer 0..2**63-1, got {seed!r}")
+    canonical_profile(profile)  # QC102 for one that does not parse, before any work
     inject, noise_model = _noise_choice(noise)
     if calibration is not None and not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration)

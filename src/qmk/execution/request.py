@@ -39,9 +39,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from qmk import defaults
+from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.params import QubitParams
-from qmk.qvm.profiles import parse_profile
+from qmk.qvm.profiles import ProfileError, parse_profile
 from qmk.values import convert
 
 #: The op that stands for one idle logical cycle in a rewritten program (the identity).
@@ -191,8 +192,16 @@ class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 def canonical_profile(profile: str) -> str:
-    """``profile`` as ``logical:<family>(d=<distance>)`` (aliases and spacing resolved)."""
-    return str(parse_profile(profile))
+    """``profile`` as ``logical:<family>(d=<distance>)`` (aliases and spacing resolved).
+
+    Raises:
+        QECError: ``QC102 unknown-profile`` for a profile that does not parse, names an
+            unknown family or a distance out of range.
+    """
+    try:
+        return str(parse_profile(profile))
+    except ProfileError as exc:
+        raise QECError.of("unknown-profile", str(exc), profile=profile) from None
 
 
 def _fresh(node_id: str, ids: set[str]) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from qmk import defaults
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import (
     AdmissionError,
@@ -69,8 +70,9 @@ from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
 from qmk.rate import TokenBucket
 
-#: Most shots one job may ask for.
-MAX_SHOTS = 10_000_000
+#: Most shots one job may ask for (:data:`qmk.defaults.MAX_SHOTS`, as for any run).
+MAX_SHOTS = defaults.MAX_SHOTS
+_SEED_BOUND = defaults.SEED_BOUND
 #: Most verifier findings copied into a ProgramError.
 MAX_FINDINGS = 50
 #: How many (graph, options) -> physical-qubit answers the kernel keeps.
@@ -189,7 +191,7 @@ class Admission:
         given_seed = seed is not None
         if seed is None:
             seed = secrets.randbits(32)
-        elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _SEED_BOUND:
             raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
         parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
         if prepared is None:
@@ -535,7 +537,7 @@ class Admission:
         ):
             raise InvalidArgument(f"shots must be an integer 1..{MAX_SHOTS} or null, got {shots!r}")
         if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63
+            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _SEED_BOUND
         ):
             raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
         options = parse_device_policy(

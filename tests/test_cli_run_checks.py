@@ -1,0 +1,42 @@
+"""`qmk run`'s option checks: a value out of range or an option the run cannot honour is
+one coded line with the exit status of its meaning (2: bad usage or input), never an
+internal error (exit 3) and never ignored with exit 0."""
+
+from __future__ import annotations
+
+import pytest
+
+from qmk import defaults
+from support.cli import qmk
+from support.paths import EXAMPLES
+
+BELL = str(EXAMPLES / "bell.qvm.asm")
+
+
+@pytest.mark.parametrize(
+    "shots", ["99999999999999999999", str(defaults.MAX_SHOTS + 1), "0", "-3", "many"]
+)
+def test_shots_out_of_range_is_a_bad_option_exit_2(shots: str) -> None:
+    status, out, err = qmk("run", BELL, "--shots", shots)
+    assert (status, out) == (2, "")
+    assert err.startswith("QW011 bad-option: qmk run: argument --shots:") and err.count("\n") == 1
+
+
+def test_the_most_shots_a_run_takes_is_the_kernels_cap() -> None:
+    status, _, err = qmk("run", BELL, "--shots", str(defaults.MAX_SHOTS + 1))
+    assert status == 2 and f"[1, {defaults.MAX_SHOTS}]" in err
+    status, _, err = qmk("submit", BELL, "--shots", str(defaults.MAX_SHOTS + 1))
+    assert status == 2 and err.startswith("QW011 bad-option: qmk submit: argument --shots:")
+
+
+@pytest.mark.parametrize("seed", [str(2**63), str(2**64), "-1"])
+def test_a_seed_outside_0_to_2_63_is_a_bad_option_exit_2(seed: str) -> None:
+    status, _, err = qmk("run", BELL, "--seed", seed)
+    assert status == 2 and err.startswith("QW011 bad-option: qmk run: argument --seed:")
+
+
+@pytest.mark.parametrize("profile", ["garbage", "logical:surface_code(d=999999)"])
+def test_a_profile_that_does_not_parse_is_qc102_exit_2(profile: str) -> None:
+    status, out, err = qmk("run", BELL, "--profile", profile, "--seed", "1")
+    assert (status, out) == (2, "")
+    assert err.startswith("QC102 unknown-profile:") and err.count("\n") == 1
