@@ -4,6 +4,8 @@ internal error (exit 3) and never ignored with exit 0."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from qmk import defaults
@@ -40,3 +42,41 @@ def test_a_profile_that_does_not_parse_is_qc102_exit_2(profile: str) -> None:
     status, out, err = qmk("run", BELL, "--profile", profile, "--seed", "1")
     assert (status, out) == (2, "")
     assert err.startswith("QC102 unknown-profile:") and err.count("\n") == 1
+
+
+def test_a_profile_no_qubit_takes_is_a_coded_warning_qc131() -> None:
+    # bell.qvm.asm's ALLOC_LQ names logical:surface_code(d=9)
+    given = ("--profile", "logical:surface_code(d=5)", "--shots", "50", "--seed", "1")
+    status, out, err = qmk("run", BELL, *given)
+    assert status == 0 and "00" in out
+    assert err == (
+        f"{BELL}: warning: QC131 profile-unused: every qubit names its code profile "
+        "(1 ALLOC_LQ), so profile logical:surface_code(d=5) applied to none\n"
+    )
+    status, out, err = qmk("run", BELL, *given, "--json")
+    assert status == 0 and err == ""
+    [notice] = json.loads(out)["warnings"]
+    assert (notice["code"], notice["name"]) == ("QC131", "profile-unused")
+    assert json.loads(out)["telemetry"]["profiles"] == ["logical:surface_code(d=9)"]
+
+
+def test_a_profile_lowered_qubits_take_gives_no_warning() -> None:
+    bell = str(EXAMPLES / "bell.qasm")  # lowered qubits name no profile
+    given = ("--profile", "logical:surface_code(d=5)", "--shots", "50", "--seed", "1", "--json")
+    status, out, err = qmk("run", bell, *given)
+    assert status == 0 and err == ""
+    data = json.loads(out)
+    assert "warnings" not in data and data["telemetry"]["profiles"] == ["logical:surface_code(d=5)"]
+
+
+def test_precision_on_the_exact_stabilizer_is_a_coded_warning_qe117() -> None:
+    status, out, err = qmk("run", BELL, "--precision", "single", "--shots", "50", "--seed", "1")
+    assert status == 0 and "engine stabilizer" in out
+    assert err == (
+        f"{BELL}: warning: QE117 precision-unused: engine stabilizer computes exactly "
+        "(no amplitudes), so --precision single changed nothing\n"
+    )
+    status, out, err = qmk(
+        "run", BELL, "--precision", "single", "--engine", "statevector", "--shots", "50", "--json"
+    )
+    assert status == 0 and err == "" and "warnings" not in json.loads(out)

@@ -179,6 +179,29 @@ def test_policy_profile_auto_is_a_coded_warning_when_every_qubit_names_a_profile
     run_kernel(tmp_path, body)
 
 
+def test_a_policy_profile_no_qubit_takes_is_a_coded_warning_qc131(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        named = ghz_graph(2)
+        for node in named["program"]["nodes"]:
+            if node["op"] == "ALLOC_LQ":
+                node["args"]["profile"] = "logical:surface_code(d=7)"
+        given = {"profile": "logical:surface_code(d=5)"}
+        job = await kernel.q_submit(session_id=sid, graph=named, shots=10, seed=1, policy=given)
+        [notice] = job["warnings"]
+        assert (notice["code"], notice["name"]) == ("QC131", "profile-unused")
+        assert "logical:surface_code(d=5) applied to none" in notice["message"]
+        taken = await kernel.q_submit(
+            session_id=sid, graph=ghz_graph(2), shots=10, seed=1, policy=given
+        )
+        assert "warnings" not in taken
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["result"]["telemetry"]["profiles"] == ["logical:surface_code(d=7)"]
+        await kernel.q_wait(session_id=sid, job_id=taken["job_id"], timeout_ms=60_000)
+
+    run_kernel(tmp_path, body)
+
+
 # ----------------------------------------------------------------------------- sessions
 
 

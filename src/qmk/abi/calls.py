@@ -70,7 +70,7 @@ class SyscallMethods(Generic[_R]):
 
         Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
             finished_at, error, result, warnings: [{code, name, message}] when an option changed
-            nothing (QC130)}.
+            nothing (QC130, QC131)}.
 
         Args:
             graph: object; the program as QVM JSON

@@ -248,7 +248,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "q_submit",
                 "verify, admit and queue a QVM graph; refusals come back at once",
                 _JOB_RETURNS[:-1] + ", warnings: [{code, name, message}] when an option changed "
-                "nothing (QC130)}",
+                "nothing (QC130, QC131)}",
                 _SESSION,
                 _p("graph", OBJ, doc="the program as QVM JSON"),
                 _p("shots", INT, doc="shots to run", required=False, default=defaults.SHOTS),

@@ -51,7 +51,7 @@ class KernelSyscalls(Protocol):
 
         Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
             finished_at, error, result, warnings: [{code, name, message}] when an option changed
-            nothing (QC130)}.
+            nothing (QC130, QC131)}.
 
         Args:
             session_id: string; the session from q_negotiate_caps

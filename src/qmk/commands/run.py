@@ -97,24 +97,30 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     done = teleported(args, program)  # --modules/--placement: cross-module gates teleported
     if done is not None:
         program = done.graph
-    profile = args.profile
+    profile = args.profile or defaults.PROFILE
     warnings: list[dict[str, str]] = list((program.metadata or {}).get("warnings", ()))
     if not args.json:  # a dialect read, a box's duration dropped (--json carries them)
         from qmk.errors import warning_line
 
         err.writelines(warning_line(args.file, notice) for notice in warnings)
-    if profile == "auto":  # the cheapest code variant (qmk plan) for qubits that name none
-        from qmk.estimate.counts import count_graph
-        from qmk.estimate.variants import auto_profile_unused, plan_variants
+    if args.profile is not None:  # given: said when every qubit names its own (QC130/131)
+        from qmk.estimate.variants import profile_unused
+        from qmk.execution.request import canonical_profile
 
-        profile = plan_variants(count_graph(program), _qubit(args)).chosen.profile
-        unused = auto_profile_unused(program)
+        if args.profile != "auto":
+            canonical_profile(args.profile)  # QC102 before a warning about it
+        unused = profile_unused(program, args.profile)
         if unused is not None:
             warnings.append(unused)
             if not args.json:
                 from qmk.errors import warning_line
 
                 err.write(warning_line(args.file, unused))
+    if profile == "auto":  # the cheapest code variant (qmk plan) for qubits that name none
+        from qmk.estimate.counts import count_graph
+        from qmk.estimate.variants import plan_variants
+
+        profile = plan_variants(count_graph(program), _qubit(args)).chosen.profile
     from qmk.commands.progress import progress_bar
 
     bar = progress_bar(
@@ -122,11 +128,37 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     with bar:
         result = _run(args, program, profile, options)
+    unused = _precision_unused(args, result.engine)
+    if unused is not None:
+        warnings.append(unused)
+        if not args.json:
+            from qmk.errors import warning_line
+
+            err.write(warning_line(args.file, unused))
     if args.plot is not None:
         from qmk.workflows.report import plot_counts
 
         plot_counts(result.counts, result.shots, args.plot, f"{args.file}: {result.shots} shots")
     return _report(args, result, out, warnings, done)
+
+
+def _precision_unused(args: argparse.Namespace, engine: str) -> dict[str, str] | None:
+    """``QE117 precision-unused`` when ``--precision`` was given and ``engine``, the one
+    that ran, computes exactly (the stabilizer); None otherwise."""
+    if args.precision is None:
+        return None
+    from qmk.engines.base import EngineError
+    from qmk.engines.registry import spec
+    from qmk.errors import warning
+
+    if "exact" not in spec(engine).precisions:
+        return None
+    return warning(
+        EngineError,
+        "precision-unused",
+        f"engine {engine} computes exactly (no amplitudes), so --precision {args.precision} "
+        "changed nothing",
+    )
 
 
 def _run(args: argparse.Namespace, program: Any, profile: str, options: dict[str, Any]) -> Any:
@@ -213,7 +245,7 @@ def _run_on_device(args: argparse.Namespace, program: Any, out: TextIO) -> int:
     from qmk.devices.neutral_atom.compile import run_program
 
     given = [flag for dest, flag in _NOT_ON_DEVICE if getattr(args, dest, None)]
-    if args.qubit != defaults.QUBIT or args.profile != defaults.PROFILE:
+    if args.qubit != defaults.QUBIT or args.profile is not None:
         given.append("--qubit" if args.qubit != defaults.QUBIT else "--profile")
     if given:
         raise CommandError.of(
@@ -305,7 +337,7 @@ def _run_lattice_surgery(args: argparse.Namespace, program: Any, out: TextIO) ->
         family, distance = "surface_code", None
     else:
         try:
-            parsed = parse_profile(args.profile)
+            parsed = parse_profile(args.profile or defaults.PROFILE)
         except ProfileError as exc:
             raise QECError.of("unknown-profile", f"--profile {args.profile}: {exc}") from None
         family, distance = parsed.family, parsed.distance
@@ -429,10 +461,9 @@ def register(add: AddCommand) -> None:
     )
     sub.add_argument(
         "--profile",
-        default=defaults.PROFILE,
         metavar="PROFILE",
-        help="code profile of qubits allocated without one; 'auto': the cheapest variant "
-        "'qmk plan' finds",
+        help=f"code profile of qubits allocated without one ({defaults.PROFILE}); 'auto': the "
+        "cheapest variant 'qmk plan' finds",
     )
     sub.add_argument(
         "--precision",

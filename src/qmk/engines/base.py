@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from qmk.errors import REGISTRY, QMKError, register
+from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity, register
 
 
 class EngineError(QMKError):
@@ -143,6 +143,17 @@ register(
         "non-finite float cast to an integer (the message names the node)",
         "guard the expression, e.g. test the divisor before dividing",
     ),
+)
+REGISTRY.add(
+    ErrorCode(
+        code="QE117",
+        name="precision-unused",
+        summary="the precision asked changed nothing: the engine that ran computes exactly "
+        "(the stabilizer's tableau holds no amplitudes)",
+        fix="drop --precision (policy.precision), or name an amplitude engine with --engine",
+        exception=EngineError,
+        severity=Severity.WARNING,
+    )
 )
 
 #: Stable engine error codes: code -> name.

@@ -36,10 +36,11 @@ from qmk.qec.errors import QECError
 from qmk.qec.params import QubitParams, qubit_params
 
 
-def auto_profile_unused(graph: Any) -> dict[str, str] | None:
-    """The ``QC130 profile-auto-unused`` warning when every ``ALLOC_LQ`` of ``graph`` (a
-    QVM graph) names its code profile, so that profile auto has no qubit to give the
-    chosen variant; None when some qubit takes it.
+def profile_unused(graph: Any, profile: str = "auto") -> dict[str, str] | None:
+    """The warning that a profile given for the qubits whose ``ALLOC_LQ`` names none
+    changed nothing, because every ``ALLOC_LQ`` of ``graph`` (a QVM graph) names its own:
+    ``QC130 profile-auto-unused`` for ``auto``, ``QC131 profile-unused`` for a profile
+    given by name; None when some qubit takes it.
 
     >>> from qmk.qvm.asm import assemble
     >>> named = assemble('''
@@ -47,20 +48,22 @@ def auto_profile_unused(graph: Any) -> dict[str, str] | None:
     ... a: ALLOC_LQ vq:q0, n=1, profile="logical:surface_code(d=5)"
     ... m: MEASURE_Z vq:q0, out:m
     ... ''')
-    >>> auto_profile_unused(named)["code"]
-    'QC130'
+    >>> profile_unused(named)["code"], profile_unused(named, "logical:color_code(d=7)")["code"]
+    ('QC130', 'QC131')
     """
     from qmk.errors import warning
 
     allocations = [node for node in graph.nodes if node.op == "ALLOC_LQ"]
     if not allocations or any(not node.args.get("profile") for node in allocations):
         return None
-    return warning(
-        QECError,
-        "profile-auto-unused",
-        f"every qubit names its code profile ({len(allocations)} ALLOC_LQ), so profile "
-        "auto gave none of them the chosen code variant",
-    )
+    every = f"every qubit names its code profile ({len(allocations)} ALLOC_LQ)"
+    if profile == "auto":
+        return warning(
+            QECError,
+            "profile-auto-unused",
+            f"{every}, so profile auto gave none of them the chosen code variant",
+        )
+    return warning(QECError, "profile-unused", f"{every}, so profile {profile} applied to none")
 
 
 #: The objectives a plan may minimise (see the module docstring).

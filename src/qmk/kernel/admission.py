@@ -213,12 +213,13 @@ class Admission:
         self._check_caps(session, program.required_caps, "submit")
         qubits = self._firewall(text, program, tenant, parsed.channels)
         warnings: tuple[dict[str, str], ...] = ()
-        if parsed.profile == "auto":
-            from qmk.estimate.variants import auto_profile_unused
+        if parsed.profile is not None:  # the tenant's: said when no qubit takes it
+            from qmk.estimate.variants import profile_unused
 
-            parsed = self._auto_profile(program, parsed)
-            unused = auto_profile_unused(program.graph)
+            unused = profile_unused(program.graph, parsed.profile)
             warnings = () if unused is None else (unused,)
+        if parsed.profile == "auto":
+            parsed = self._auto_profile(program, parsed)
         machine = self.config.machine
         noise_model = self._noise_model(parsed)
         calibration = self._calibration(parsed)

@@ -211,7 +211,7 @@ class Job:
     #: with (set by admission, not stored: :mod:`qmk.kernel.cache`).
     cache_lookup: bool = False
     #: Warnings admission found for the submit's answer: an option that changed nothing
-    #: (``QC130``; not stored).
+    #: (``QC130``, ``QC131``; not stored).
     warnings: tuple[dict[str, str], ...] = field(default=(), repr=False)
     #: The job whose stored result answered this one (a cache hit); None: it ran.
     cached_from: str | None = None

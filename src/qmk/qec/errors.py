@@ -124,7 +124,17 @@ REGISTRY.add(
         "should take the chosen code variant",
         exception=QECError,
         severity=Severity.WARNING,
-    )
+    ),
+    ErrorCode(
+        code="QC131",
+        name="profile-unused",
+        summary="the profile given changed nothing: every qubit of the program names its own "
+        "code profile",
+        fix="drop --profile (policy.profile), or the profile of the ALLOC_LQ nodes that "
+        "should take it",
+        exception=QECError,
+        severity=Severity.WARNING,
+    ),
 )
 
 #: Every QC code, by code.
