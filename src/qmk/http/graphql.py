@@ -7,26 +7,50 @@ the same authentication, the same tenant isolation (another tenant's job is not 
 as over REST), the same refusals (a field's error carries the QMK code in
 ``extensions.code``). The schema is read-only: no mutations, no subscriptions.
 
-A query is checked before it runs (:class:`Limits`): its depth (introspection aside),
-its aliases, its tokens, and its cost, where each field costs 1 and each field that
-makes a syscall :data:`SYSCALL_COST`, times the ``limit`` of every list above it (a
-``limit`` given as a variable counts as the largest it may be). A query over a limit is
-refused whole, with ``extensions.code`` ``QR32602`` (invalid params).
+**Checked in one pass over its text.** Before any field runs, a query is measured
+(:class:`Limits`): its fields once every fragment spread is expanded, its aliases
+(expanded too), its depth (introspection aside), and its cost, where each field costs 1
+and each field that makes a syscall :data:`SYSCALL_COST`, times the ``limit`` of every
+list above it (a ``limit`` given as a variable counts as the largest it may be). Each
+fragment is measured once per place it can stand (kept, not walked again at each of its
+spreads), so the measure takes time linear in the text, even for fragments that double
+at each level (``F_k { ...F_{k-1} ...F_{k-1} }``: 2^k fields expanded, refused for its
+size after k steps). A query over a limit, or with more fragment spreads than
+``max_spreads``, is refused whole, with ``extensions.code`` ``QR32602`` (invalid params).
+
+**Off the event loop, under a time limit.** Parsing, validation and execution run in a
+few threads of the GraphQL executor's own (``Limits.threads``, each with an event loop
+of its own); a resolver's syscall is handed to the kernel's loop and awaited there. A
+query still running after ``Limits.max_time_s`` is stopped (its pending syscalls
+cancelled) and answered with ``QS1006`` (``limit: "max_time_s"``); past
+``Limits.max_queries`` queries at once, another is refused at once (``QS1011``).
+
+**A bounded answer.** Every JSON field (a job's ``result`` and ``telemetry``, the
+tenant's ``telemetry`` and ``resources``) is priced by its size as it would be sent (a
+stored result by its stored bytes, with no copy) against ``Limits.max_answer_bytes``;
+a field that would pass it is answered null with ``QS1006`` (``limit:
+"max_answer_bytes"``), so 30 aliases of a 13.5 MB result cost at most the bound, not
+405 MB. A big result is read in pages by ``q_get_result`` (``GET /v1/jobs/{id}/result``).
 
     POST /v1/graphql   {"query": "{ jobs(limit: 5) { job_id state usage { shots } } }"}
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from graphql.language import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -35,20 +59,15 @@ from graphql.language import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
-from graphql.validation import ValidationContext, ValidationRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-)
+from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
-from qmk import defaults
+from qmk import aio, defaults
 from qmk.abi.errors import InternalError, InvalidParams
-from qmk.errors import QMKError
+from qmk.abi.jsonrpc import encode_parts
+from qmk.errors import QMKError, QuotaError, UnavailableError
 
 LOG = logging.getLogger("qmk.http")
 
@@ -64,33 +83,96 @@ MAX_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """What one GraphQL query may ask for.
+    """What one GraphQL query may ask for, and what running it may take.
 
     Attributes:
         max_depth: the deepest nesting of fields (introspection's own fields aside).
         max_cost: the largest cost (see the module docstring).
-        max_aliases: the most aliases.
+        max_aliases: the most aliases, every fragment spread expanded.
         max_tokens: the most tokens of the query text.
+        max_fields: the most fields, every fragment spread expanded.
+        max_spreads: the most fragment spreads in the query text.
+        max_answer_bytes: the most bytes of JSON fields (results, telemetry) one answer
+            carries.
+        max_time_s: the longest one query runs (parse, validation, execution).
+        threads: the threads queries run in.
+        max_queries: the most queries running or waiting for a thread at once.
     """
 
     max_depth: int = 6
     max_cost: int = 20_000
     max_aliases: int = 30
     max_tokens: int = 2_000
+    max_fields: int = 2_000
+    max_spreads: int = 200
+    max_answer_bytes: int = 32 * 2**20
+    max_time_s: float = 30.0
+    threads: int = 2
+    max_queries: int = 16
 
 
 Call = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 
+class AnswerBudget:
+    """The bytes one answer may still carry (:attr:`Limits.max_answer_bytes`).
+
+    >>> budget = AnswerBudget(10)
+    >>> budget.spend(8, "a result")
+    >>> try:
+    ...     budget.spend(8, "a result")
+    ... except QuotaError as exc:
+    ...     exc.details["limit"], budget.spent
+    ('max_answer_bytes', 8)
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+
+    def spend(self, nbytes: int, what: str) -> None:
+        """Take ``nbytes`` for ``what``.
+
+        Raises:
+            QuotaError: they would pass the limit (nothing is taken).
+        """
+        if self.spent + nbytes > self.limit:
+            raise QuotaError(
+                f"{what} holds {nbytes} bytes, which would take this answer past "
+                f"{self.limit} bytes (max_answer_bytes); ask for fewer at once, or read a "
+                "result in pages (q_get_result)",
+                limit="max_answer_bytes",
+                value=self.limit,
+            )
+        self.spent += nbytes
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """A request's context: the session and the syscall door."""
+    """A request's context: the session, the syscall door, the answer's byte budget."""
 
     session_id: str
     call: Call
+    budget: AnswerBudget = field(default_factory=lambda: AnswerBudget(Limits().max_answer_bytes))
 
     async def syscall(self, name: str, **params: Any) -> Any:
         return await self.call(name, {"session_id": self.session_id, **params})
+
+
+def json_size(value: Any) -> int:
+    """The bytes ``value`` takes as compact JSON; a value kept encoded (a stored result,
+    ``__json_bytes__``) counts its bytes without a copy.
+
+    >>> json_size({"a": [1, 2]})
+    11
+    """
+    return sum(len(part) for part in encode_parts(value)) - 1
+
+
+def _priced(info: Info[Any, Any], value: Any, what: str) -> Any:
+    """``value``, its size taken from the answer's budget."""
+    _ctx(info).budget.spend(json_size(value), what)
+    return value
 
 
 def _ctx(info: Info[Any, Any]) -> Context:
@@ -114,11 +196,12 @@ class Job:
     @strawberry.field(description="its result (counts, telemetry), once COMPLETED")
     async def result(self, info: Info[Any, Any]) -> JSON | None:
         job = await _ctx(info).syscall("q_status", job_id=str(self.job_id))
-        return job.get("result")
+        return _priced(info, job.get("result"), f"job {self.job_id}'s result")
 
     @strawberry.field(description="what the kernel knows of its runs (q_get_telemetry)")
     async def telemetry(self, info: Info[Any, Any]) -> JSON:
-        return await _ctx(info).syscall("q_get_telemetry", job_id=str(self.job_id))
+        telemetry = await _ctx(info).syscall("q_get_telemetry", job_id=str(self.job_id))
+        return _priced(info, telemetry, f"job {self.job_id}'s telemetry")
 
     @strawberry.field(description="its usage records (one per end), newest first")
     async def usage(self, info: Info[Any, Any]) -> list[UsageRecord]:
@@ -212,7 +295,8 @@ class Query:
 
     @strawberry.field(description="the tenant's aggregate telemetry (q_get_telemetry)")
     async def telemetry(self, info: Info[Any, Any]) -> JSON:
-        return await _ctx(info).syscall("q_get_telemetry", job_id=None)
+        telemetry = await _ctx(info).syscall("q_get_telemetry", job_id=None)
+        return _priced(info, telemetry, "the tenant's telemetry")
 
     @strawberry.field(description="the tenant's usage records, totals and invoice (q_usage)")
     async def usage(
@@ -252,63 +336,7 @@ class Query:
 
     @strawberry.field(description="the machine's inventory, the tenant's quota and usage")
     async def resources(self, info: Info[Any, Any]) -> JSON:
-        return await _ctx(info).syscall("q_resource_query")
-
-
-def _cost_rule(max_cost: int) -> type[ValidationRule]:
-    """A validation rule that refuses an operation costing more than ``max_cost``."""
-
-    class CostLimit(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.fragments = {
-                d.name.value: d
-                for d in context.document.definitions
-                if isinstance(d, FragmentDefinitionNode)
-            }
-
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            cost = self.cost(node.selection_set, set())
-            if cost > max_cost:
-                self.report_error(
-                    GraphQLError(
-                        f"the query costs {cost}; at most {max_cost} (each list counts its "
-                        f"limit times its fields; a syscall field {SYSCALL_COST})",
-                        node,
-                        extensions=_extensions(InvalidParams("query too costly")),
-                    )
-                )
-
-        def cost(
-            self,
-            selections: SelectionSetNode | None,
-            seen: set[str],
-            records: int = 1,
-            depth: int = 0,
-        ) -> int:
-            """The cost of ``selections`` at ``depth`` (0: the operation's own fields);
-            ``records``: how many records the ``usage`` above them may hold (its limit)."""
-            total = 0
-            for selection in selections.selections if selections else ():
-                if isinstance(selection, FieldNode):
-                    name = selection.name.value
-                    if name.startswith("__"):
-                        continue
-                    own = SYSCALL_COST if name in _SYSCALL_FIELDS else 1
-                    times, inner = _multiplier(selection, records, root=depth == 0)
-                    total += own + times * self.cost(
-                        selection.selection_set, seen, inner, depth + 1
-                    )
-                elif isinstance(selection, InlineFragmentNode):
-                    total += self.cost(selection.selection_set, seen, records, depth)
-                elif isinstance(selection, FragmentSpreadNode):
-                    fragment = self.fragments.get(selection.name.value)
-                    if fragment is not None and selection.name.value not in seen:
-                        inner_seen = seen | {selection.name.value}
-                        total += self.cost(fragment.selection_set, inner_seen, records, depth)
-            return total
-
-    return CostLimit
+        return _priced(info, await _ctx(info).syscall("q_resource_query"), "the resources")
 
 
 #: How many objects a list without a ``limit`` may hold, at most, for the cost: a job's
@@ -341,6 +369,187 @@ def _multiplier(field: FieldNode, records: int, *, root: bool) -> tuple[int, int
     return _LIST_SIZES.get(name, 1), 1
 
 
+@dataclass(frozen=True, slots=True)
+class Size:
+    """What a selection set asks for, every fragment spread expanded.
+
+    Attributes:
+        fields: its fields (and theirs).
+        aliases: the aliases among them.
+        depth: its nesting: 1 for a set of leaves (introspection's fields aside).
+        cost: its cost (the module docstring).
+    """
+
+    fields: int = 0
+    aliases: int = 0
+    depth: int = 0
+    cost: int = 0
+
+
+class Measure:
+    """The :class:`Size` of a document's selection sets, each fragment measured once.
+
+    A fragment's size depends on where it stands only through the root flag and the
+    ``records`` of a ``usage`` above it, so it is kept per (fragment, records, root):
+    a spread met again costs a look-up, and the whole document is measured in time
+    linear in its text however often its fragments spread each other. A spread of a
+    fragment being measured (a cycle) or of no fragment counts nothing: graphql-core's
+    own rules refuse both.
+
+    >>> from graphql import parse
+    >>> doc = parse("{ jobs(limit: 2) { ...A } } fragment A on Job { job_id a: state }")
+    >>> Measure(doc).operation(doc.definitions[0])
+    Size(fields=3, aliases=1, depth=2, cost=14)
+    """
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._kept: dict[tuple[str, int, bool], Size] = {}
+        self._open: set[str] = set()
+
+    def operation(self, node: OperationDefinitionNode) -> Size:
+        """The size of an operation (its own fields are the root)."""
+        return self.selections(node.selection_set, 1, True)
+
+    def selections(self, node: SelectionSetNode | None, records: int, root: bool) -> Size:
+        """The size of ``node``; ``records``: the records of a ``usage`` above it."""
+        fields = aliases = depth = cost = 0
+        for selection in node.selections if node else ():
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                fields += 1
+                aliases += selection.alias is not None
+                if name.startswith("__"):  # introspection: counted, not priced
+                    inner = self.selections(selection.selection_set, 1, False)
+                    fields, aliases = fields + inner.fields, aliases + inner.aliases
+                    continue
+                times, below = _multiplier(selection, records, root=root)
+                inner = self.selections(selection.selection_set, below, False)
+                fields, aliases = fields + inner.fields, aliases + inner.aliases
+                depth = max(depth, 1 + inner.depth)
+                cost += (SYSCALL_COST if name in _SYSCALL_FIELDS else 1) + times * inner.cost
+                continue
+            if isinstance(selection, InlineFragmentNode):
+                inner = self.selections(selection.selection_set, records, root)
+            elif isinstance(selection, FragmentSpreadNode):
+                inner = self.fragment(selection.name.value, records, root)
+            else:  # pragma: no cover - graphql-core has no other selection
+                continue
+            fields, aliases = fields + inner.fields, aliases + inner.aliases
+            depth, cost = max(depth, inner.depth), cost + inner.cost
+        return Size(fields, aliases, depth, cost)
+
+    def fragment(self, name: str, records: int, root: bool) -> Size:
+        """The size of fragment ``name`` spread where ``records`` and ``root`` hold."""
+        key = (name, records, root)
+        kept = self._kept.get(key)
+        if kept is not None:
+            return kept
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self._open:
+            return Size()
+        self._open.add(name)
+        try:
+            kept = self._kept[key] = self.selections(fragment.selection_set, records, root)
+        finally:
+            self._open.discard(name)
+        return kept
+
+
+def refusals(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
+    """Why ``document`` is over ``limits`` (empty: it is within them): its fragment
+    spreads against ``max_spreads``, each operation's :class:`Size` against the rest. One
+    pass over the text (:class:`Measure`); each refusal is coded ``QR32602``."""
+    errors: list[GraphQLError] = []
+
+    def refuse(message: str, node: Any) -> None:
+        errors.append(GraphQLError(message, node, extensions=_extensions(InvalidParams(message))))
+
+    spreads = _spreads(document)
+    if spreads > limits.max_spreads:
+        refuse(f"the query has {spreads} fragment spreads; at most {limits.max_spreads}", None)
+        return errors
+    measure = Measure(document)
+    for node in document.definitions:
+        if not isinstance(node, OperationDefinitionNode):
+            continue
+        name = node.name.value if node.name else "anonymous"
+        try:
+            size = measure.operation(node)
+        except RecursionError:
+            refuse(f"'{name}' is nested too deeply to be measured", node)
+            continue
+        depth = size.depth - 1  # the operation's own fields are at depth 0
+        for over, message in (
+            (
+                size.fields > limits.max_fields,
+                f"'{name}' asks for {size.fields} fields once its fragments are expanded; "
+                f"at most {limits.max_fields}",
+            ),
+            (
+                size.aliases > limits.max_aliases,
+                f"'{name}' has {size.aliases} aliases once its fragments are expanded; at "
+                f"most {limits.max_aliases}",
+            ),
+            (
+                depth > limits.max_depth,
+                f"'{name}' exceeds maximum operation depth of {limits.max_depth}",
+            ),
+            (
+                size.cost > limits.max_cost,
+                f"the query costs {size.cost}; at most {limits.max_cost} (each list counts "
+                f"its limit times its fields; a syscall field {SYSCALL_COST})",
+            ),
+        ):
+            if over:
+                refuse(message, node)
+    return errors
+
+
+def _spreads(document: DocumentNode) -> int:
+    """The fragment spreads written in ``document`` (each selection set read once)."""
+    count = 0
+    stack = [
+        d.selection_set
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FragmentSpreadNode):
+                count += 1
+            elif isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
+                stack.append(selection.selection_set)
+    return count
+
+
+class QueryLimits(SchemaExtension):
+    """:class:`Limits` on a query, before graphql-core validates it: the parser's token
+    cap, then :func:`refusals`; a query refused here is never validated further (its
+    refusals are the answer), so graphql-core's own rules only see a bounded document.
+
+    Args:
+        limits: the limits.
+    """
+
+    def __init__(self, *, limits: Limits) -> None:
+        self.limits = limits
+
+    def on_operation(self) -> Iterator[None]:
+        self.execution_context.parse_options["max_tokens"] = self.limits.max_tokens
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        document = self.execution_context.graphql_document
+        if document is not None:
+            refused = refusals(document, self.limits)
+            if refused:  # strawberry skips its validation when errors are set before it
+                self.execution_context.pre_execution_errors = refused
+        yield
+
+
 def _extensions(error: QMKError) -> dict[str, Any]:
     return {"code": error.code, "name": error.name}
 
@@ -362,12 +571,7 @@ def make_schema(limits: Limits) -> strawberry.Schema:
         query=Query,
         # the names of every other wire of QMK (job_id, finished_at), not camelCase
         config=StrawberryConfig(auto_camel_case=False),
-        extensions=[
-            functools.partial(QueryDepthLimiter, max_depth=limits.max_depth),
-            functools.partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
-            functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-            functools.partial(AddValidationRules, [_cost_rule(limits.max_cost)]),
-        ],
+        extensions=[functools.partial(QueryLimits, limits=limits)],
     )
 
 
@@ -378,7 +582,8 @@ def error_json(error: GraphQLError) -> dict[str, Any]:
     original = error.original_error
     if isinstance(original, QMKError):
         out["message"] = str(original)
-        out["extensions"] = {**(out.get("extensions") or {}), **_extensions(original)}
+        extensions = {**(out.get("extensions") or {}), **original.details}
+        out["extensions"] = {**extensions, **_extensions(original)}
     elif original is not None:  # a bug of ours: no traceback text leaves the server
         out["message"] = "the server failed while answering this field"
         out["extensions"] = _extensions(InternalError(out["message"]))
@@ -388,11 +593,29 @@ def error_json(error: GraphQLError) -> dict[str, Any]:
 
 
 class GraphQL:
-    """Executes GraphQL requests against the syscalls (one schema per application)."""
+    """Executes GraphQL requests against the syscalls (one schema per application), in
+    threads of its own (see the module docstring).
+
+    Args:
+        limits: what a query may ask for and take (default :class:`Limits`).
+    """
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.schema = make_schema(self.limits)
+        self._running = 0
+        self._loops = threading.local()
+        self._pool = ThreadPoolExecutor(self.limits.threads, thread_name_prefix="qmk-graphql")
+        # started now, not on a request: a thread started from the loop waits for the GIL
+        started = threading.Barrier(self.limits.threads + 1)
+        for _ in range(self.limits.threads):
+            self._pool.submit(started.wait)
+        started.wait()
+        weakref.finalize(self, self._pool.shutdown, wait=False)
+
+    def close(self) -> None:
+        """Let the threads end (a query still in one runs to its end or time limit)."""
+        self._pool.shutdown(wait=False)
 
     async def execute(
         self,
@@ -402,13 +625,74 @@ class GraphQL:
         variables: dict[str, Any] | None,
         operation: str | None,
     ) -> dict[str, Any]:
-        """``{"data": ..., "errors": [...]}`` of one request (``errors`` when any)."""
-        result = await self.schema.execute(
-            query,
-            variable_values=variables,
-            context_value=Context(session_id, call),
-            operation_name=operation,
-        )
+        """``{"data": ..., "errors": [...]}`` of one request (``errors`` when any).
+
+        ``call`` is awaited on the caller's event loop; the query itself runs in one of
+        the executor's threads.
+
+        Raises:
+            UnavailableError: ``Limits.max_queries`` queries are running already.
+        """
+        if self._running >= self.limits.max_queries:
+            raise UnavailableError(
+                f"{self._running} GraphQL queries are running (at most "
+                f"{self.limits.max_queries}); retry in a moment",
+                limit="max_queries",
+                value=self.limits.max_queries,
+            )
+        loop = asyncio.get_running_loop()
+
+        async def on_kernel(name: str, params: dict[str, Any]) -> Any:
+            # a resolver's syscall, run on the caller's loop; cancelled with the query
+            return await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(_awaited(call(name, params)), loop)
+            )
+
+        context = Context(session_id, on_kernel, AnswerBudget(self.limits.max_answer_bytes))
+        self._running += 1
+        try:
+            return await loop.run_in_executor(
+                self._pool, self._in_thread, query, variables, operation, context
+            )
+        finally:
+            self._running -= 1
+
+    def _in_thread(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation: str | None,
+        context: Context,
+    ) -> dict[str, Any]:
+        loop: asyncio.AbstractEventLoop | None = getattr(self._loops, "loop", None)
+        if loop is None:
+            loop = self._loops.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(self._answer(query, variables, operation, context))
+
+    async def _answer(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation: str | None,
+        context: Context,
+    ) -> dict[str, Any]:
+        limit = self.limits.max_time_s
+        try:
+            async with aio.timeout(limit):
+                result = await self.schema.execute(
+                    query,
+                    variable_values=variables,
+                    context_value=context,
+                    operation_name=operation,
+                )
+        except TimeoutError:
+            late = QuotaError(
+                f"the query ran past its time limit of {limit:g} s (max_time_s) and was "
+                "stopped; ask for less at once",
+                limit="max_time_s",
+                value=limit,
+            )
+            return {"data": None, "errors": [{"message": str(late), **_details(late)}]}
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [error_json(error) for error in result.errors]
@@ -419,4 +703,25 @@ class GraphQL:
         return str(self.schema)
 
 
-__all__ = ["MAX_LIMIT", "SYSCALL_COST", "GraphQL", "Limits", "error_json", "make_schema"]
+async def _awaited(call: Awaitable[Any]) -> Any:
+    return await call
+
+
+def _details(error: QMKError) -> dict[str, Any]:
+    return {"extensions": {**_extensions(error), **error.details}}
+
+
+__all__ = [
+    "MAX_LIMIT",
+    "SYSCALL_COST",
+    "AnswerBudget",
+    "GraphQL",
+    "Limits",
+    "Measure",
+    "QueryLimits",
+    "Size",
+    "error_json",
+    "json_size",
+    "make_schema",
+    "refusals",
+]
