@@ -1,16 +1,16 @@
-"""Complexity is bounded: no function of src/ past McCabe 25 (ruff's C901 holds it, in
-``make lint``), and no class of src/qmk past 500 lines without the reason it is one class
-written at the top of its docstring.
+"""Complexity is bounded: no function of src/ past McCabe 18 (ruff's C901 holds it, in
+``make lint``), and no class of src/qmk past 800 lines, with no written exceptions.
 
-The reason is a paragraph of the docstring's prose (before its ``Args:`` or examples)
-that starts with :data:`REASON`; it says why the class's parts cannot live apart (one
-state they all change together, say), and what of it already does.
+A class that long holds more than one idea: split it where its parts read apart (a
+state and the operations on it, a walk and the expressions it values). The few classes
+still over the cap wait in :data:`AWAITING_SPLIT`, each named with the work that splits
+it; the list only shrinks (a class on it that fits the cap fails the test until its
+line goes).
 """
 
 from __future__ import annotations
 
 import ast
-import re
 import sys
 
 from support.paths import ROOT, SRC
@@ -20,72 +20,99 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the 3.10 branch
     import tomli as tomllib
 
-#: Classes longer than this many lines (the ``class`` line to the last) need a reason.
-MAX_CLASS_LINES = 500
-#: How that reason's paragraph starts.
-REASON = "Why one class:"
+#: The most lines a class may have (the ``class`` line to the last).
+MAX_CLASS_LINES = 800
 #: McCabe's bound for every function of src/.
 MAX_COMPLEXITY = 25
-#: Where a docstring's prose ends: its first section or example.
-_SECTION = re.compile(r"(>>>|[A-Z][a-z]+( [a-z]+)?:\n)")
+#: Classes over the cap today (``path:Name``, the path under src/), and the work that
+#: splits them: the kernel/ sub-rooms of [one-machine]. Never add to it.
+AWAITING_SPLIT = frozenset(
+    {
+        "qmk/kernel/service.py:Kernel",
+        "qmk/kernel/supervisor.py:Supervisor",
+        "qmk/kernel/dask_pool.py:DaskPool",
+        "qmk/engines/statevector.py:StatevectorEngine",
+    }
+)
 
 
-def has_reason(node: ast.ClassDef) -> bool:
-    """Whether the class's docstring gives its reason at its top: a paragraph that starts
-    with :data:`REASON` (and says more), before any section (``Args:``...) or example."""
-    for paragraph in (ast.get_docstring(node) or "").split("\n\n")[1:]:
-        paragraph = paragraph.strip()
-        if paragraph.startswith(REASON):
-            return len(paragraph) > len(REASON) + 40
-        if _SECTION.match(paragraph):
-            return False
-    return False
+def class_lengths(source: str, where: str) -> dict[str, int]:
+    """Each class of ``source`` as ``where:Name`` (nested: ``where:Outer.Inner``), with
+    its length in lines."""
+    found: dict[str, int] = {}
 
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                found[f"{where}:{name}"] = (child.end_lineno or child.lineno) - child.lineno + 1
+                visit(child, f"{name}.")
+            else:
+                visit(child, prefix)
 
-def long_classes_without_a_reason(source: str, where: str) -> list[str]:
-    """Each class of ``source`` past :data:`MAX_CLASS_LINES` lines that lacks its reason,
-    as ``where:line Name (N lines)``."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ClassDef):
-            length = (node.end_lineno or node.lineno) - node.lineno + 1
-            if length > MAX_CLASS_LINES and not has_reason(node):
-                found.append(f"{where}:{node.lineno} {node.name} ({length} lines)")
+    visit(ast.parse(source), "")
     return found
 
 
-def _lacking(*paragraphs: str, lines: int = 501) -> list[str]:
-    """What the check says of a class of exactly ``lines`` lines with this docstring."""
-    docstring = "\n\n".join(paragraphs)
-    head = f'class Big:\n    """{docstring}"""\n'
+def too_long(source: str, where: str) -> list[str]:
+    """The classes of ``source`` past :data:`MAX_CLASS_LINES`, as ``where:Name (N lines)``."""
+    return [
+        f"{name} ({length} lines)"
+        for name, length in class_lengths(source, where).items()
+        if length > MAX_CLASS_LINES
+    ]
+
+
+def _source_of(lines: int, nested: bool = False) -> str:
+    """A class ``Big`` of exactly ``lines`` lines (nested in ``Outer`` when asked)."""
+    head = 'class Big:\n    """Big."""\n'
     body = "".join(f"    x{i} = {i}\n" for i in range(lines - head.count("\n")))
-    return long_classes_without_a_reason(head + body, "x")
+    source = head + body
+    if nested:
+        source = "class Outer:\n" + "".join(f"    {line}\n" for line in source.splitlines())
+    return source
 
 
-def test_a_long_class_needs_its_reason_at_the_top_of_its_docstring():
-    reason = f"{REASON} its parts change one state together, which none could hold alone."
-    missing = ["x:1 Big (501 lines)"]
-    assert _lacking("Big.", "Build one with open.", reason, "Args:\n    x: the x.") == []
-    assert _lacking("Big.") == missing
-    assert _lacking("Big.", "Args:\n    x: the x.", reason) == missing
-    assert _lacking("Big.", ">>> Big.x0\n0", reason) == missing
-    assert _lacking("Big.", f"{REASON} it is.") == missing
-    assert _lacking("Big.", lines=500) == []
+def test_a_class_past_the_cap_is_found_whatever_its_docstring_says():
+    assert too_long(_source_of(801), "x") == ["x:Big (801 lines)"]
+    assert too_long(_source_of(800), "x") == []
+    assert too_long(_source_of(801, nested=True), "x") == [
+        "x:Outer (802 lines)",
+        "x:Outer.Big (801 lines)",
+    ]
+    reasoned = _source_of(798).replace(
+        '"""Big."""', '"""Big.\n\n    Why one class: one state, said at length.\n    """'
+    )
+    assert too_long(reasoned, "x") == ["x:Big (801 lines)"]
 
 
-def test_no_class_of_qmk_is_past_500_lines_without_the_reason_it_is_one_class():
-    found = []
+def _lengths() -> dict[str, int]:
+    lengths: dict[str, int] = {}
     for path in sorted(SRC.rglob("*.py")):
         where = str(path.relative_to(SRC.parent))
-        found += long_classes_without_a_reason(path.read_text(encoding="utf-8"), where)
+        lengths.update(class_lengths(path.read_text(encoding="utf-8"), where))
+    return lengths
+
+
+def test_no_class_of_qmk_is_past_800_lines():
+    found = [
+        f"{name} ({length} lines)"
+        for name, length in _lengths().items()
+        if length > MAX_CLASS_LINES and name not in AWAITING_SPLIT
+    ]
     assert not found, (
-        f"split these classes where they hold separable ideas, or give the reason in a "
-        f"paragraph starting {REASON!r} at the top of the docstring (before Args: and "
-        "examples):\n" + "\n".join(found)
+        f"split these classes (at most {MAX_CLASS_LINES} lines each) where their parts read "
+        "apart:\n" + "\n".join(found)
     )
 
 
-def test_ruff_holds_every_function_of_src_to_mccabe_25():
+def test_the_classes_awaiting_their_split_are_still_there_and_still_too_long():
+    lengths = _lengths()
+    done = sorted(name for name in AWAITING_SPLIT if lengths.get(name, 0) <= MAX_CLASS_LINES)
+    assert not done, f"these fit the cap (or are gone): take them off AWAITING_SPLIT: {done}"
+
+
+def test_ruff_holds_every_function_of_src_to_the_mccabe_bound():
     ruff = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["ruff"]
     lint = ruff["lint"]
     assert any(rule in ("C", "C90", "C901") for rule in lint["select"])

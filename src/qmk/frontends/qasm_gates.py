@@ -1,0 +1,407 @@
+"""The OpenQASM lowerer's gates: calls, modifiers, definitions, and the fast lane.
+
+On top of :class:`~qmk.frontends.qasm_classical.Classical`: a gate call becomes the
+exact basic gates :mod:`~qmk.frontends.decompose` lowers it to (user gates inlined,
+``inv``/``ctrl``/``negctrl``/``pow`` applied), written once per condition term; the
+statements :class:`~qmk.frontends.qasm_scan.Scanner` read without an AST (the fast
+lane) are lowered here too, into the same registers and caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from qmk.frontends import decompose, qasm_scan
+from qmk.frontends.builder import gate_op, guard_of
+from qmk.frontends.qasm_classical import Classical
+from qmk.frontends.qasm_scope import Cond, GateDef, Step, describe
+
+#: Gates ``include "qelib1.inc";`` defines (OpenQASM 2.0).
+QELIB1_GATES = frozenset(
+    [
+        "u3",
+        "u2",
+        "u1",
+        "cx",
+        "id",
+        "u0",
+        "u",
+        "p",
+        "x",
+        "y",
+        "z",
+        "h",
+        "s",
+        "sdg",
+        "t",
+        "tdg",
+        "rx",
+        "ry",
+        "rz",
+        "sx",
+        "sxdg",
+        "cz",
+        "cy",
+        "swap",
+        "ch",
+        "ccx",
+        "cswap",
+        "crx",
+        "cry",
+        "crz",
+        "cu1",
+        "cp",
+        "cu3",
+        "csx",
+        "cu",
+        "rxx",
+        "rzz",
+        "rccx",
+        "rc3x",
+        "c3x",
+        "c3sqrtx",
+        "c4x",
+    ]
+)
+#: Gates ``include "stdgates.inc";`` defines (OpenQASM 3).
+STDGATES_GATES = frozenset(
+    [
+        "p",
+        "x",
+        "y",
+        "z",
+        "h",
+        "s",
+        "sdg",
+        "t",
+        "tdg",
+        "sx",
+        "rx",
+        "ry",
+        "rz",
+        "cx",
+        "cy",
+        "cz",
+        "cp",
+        "crx",
+        "cry",
+        "crz",
+        "ch",
+        "swap",
+        "ccx",
+        "cswap",
+        "cu",
+        "CX",
+        "phase",
+        "cphase",
+        "id",
+        "u1",
+        "u2",
+        "u3",
+    ]
+)
+
+
+def plan_of(low: decompose.Lowered) -> list[Step]:
+    """The nodes ``low`` writes, checked once (as :meth:`ProgramBuilder.gate` checks them)."""
+    steps: list[Step] = []
+    for gate, qs, ps in low.ops:
+        op, theta = gate_op(gate, len(qs), ps)
+        steps.append((op, qs, theta))
+    return steps
+
+
+class Gates(Classical):
+    """Gate calls and definitions, and the fast lane (see the module)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        profile: str | None,
+        params: dict[str, float],
+        version: int,
+        max_nodes: int | None = None,
+    ) -> None:
+        super().__init__(
+            name=name, profile=profile, params=params, version=version, max_nodes=max_nodes
+        )
+        self.fast_handlers: dict[str, Any] = {
+            "measure": self.fast_measure,
+            "reset": self.fast_reset,
+            "barrier": self.fast_barrier,
+            "qreg": self.fast_qreg,
+            "creg": self.fast_creg,
+            "include": self.include,
+            "opaque": self.fast_opaque,
+        }
+
+    # ------------------------------------------------------------------ gates
+
+    def include(self, filename: str) -> None:
+        other = {2: "stdgates.inc", 3: "qelib1.inc"}[self.version]
+        if filename == other:
+            own = "qelib1.inc" if self.version == 2 else "stdgates.inc"
+            raise self.error(
+                "version-rule",
+                f'include "{filename}" is OpenQASM {5 - self.version}\'s gate library; an '
+                f'OpenQASM {self.version} program includes "{own}"',
+            )
+        self.forget()
+        if filename == "qelib1.inc":
+            self.standard |= QELIB1_GATES
+        elif filename == "stdgates.inc":
+            self.standard |= STDGATES_GATES
+        else:
+            raise self.error(
+                "unsupported",
+                f'include "{filename}": only "qelib1.inc" and "stdgates.inc" can be included',
+            )
+
+    def gate_definition(self, st: Any) -> None:
+        name = st.name.name
+        if name in self.gates or name in self.opaque:
+            raise self.error("bad-value", f"gate {name} is already defined")
+        self.forget()
+        self.gates[name] = GateDef(
+            name=name,
+            params=tuple(a.name for a in st.arguments),
+            qubits=tuple(q.name for q in st.qubits),
+            body=tuple(st.body),
+            line=self.line or 0,
+        )
+
+    def gate_call(self, st: Any, cond: Cond) -> None:
+        operands = [self.qubit_list(q) for q in st.qubits]
+        params = [self.evaluate_angle(a) for a in st.arguments]
+        low = self.lowered(st.name.name, st.modifiers, params, len(operands), {})
+        self.apply(low, operands, cond)
+
+    def phase_call(self, st: Any, cond: Cond) -> None:
+        operands = [self.qubit_list(q) for q in st.qubits]
+        param = self.evaluate_angle(st.argument)
+        low = self.lowered("gphase", st.modifiers, [param], len(operands), {})
+        self.apply(low, operands, cond)
+
+    def apply(self, low: decompose.Lowered, operands: list[list[str]], cond: Cond) -> None:
+        """Write ``low`` on ``operands`` (registers broadcast) once per condition term."""
+        if not operands:
+            return  # a bare global phase: nothing a program can observe
+        sizes = {len(o) for o in operands if len(o) != 1}
+        if len(sizes) > 1:
+            raise self.error("arity", f"registers of different sizes {sorted(sizes)} in one call")
+        width = sizes.pop() if sizes else 1
+        for k in range(width):
+            handles = [o[k] if len(o) > 1 else o[0] for o in operands]
+            if len(set(handles)) != len(handles):
+                raise self.error("bad-value", "a gate is applied to the same qubit twice")
+            for terms in cond:
+                guard = guard_of(list(terms.items()))
+                for gate, qs, ps in low.ops:
+                    self.builder.gate(
+                        gate, [handles[i] for i in qs], ps, guard=guard, where=self.where()
+                    )
+
+    def lowered(
+        self,
+        name: str,
+        modifiers: Sequence[Any],
+        params: list[float],
+        n_operands: int,
+        scope: dict[str, float],
+    ) -> decompose.Lowered:
+        """The gate ``name`` with ``modifiers`` applied, as exact basic gates."""
+        if not modifiers:  # the fast lane's calls: no need of the reference parser's AST
+            return self.base_gate(name, params, n_operands)
+        from openqasm3 import ast
+
+        controls: list[tuple[int, bool]] = []
+        for mod in modifiers:
+            if mod.modifier in (ast.GateModifierName.ctrl, ast.GateModifierName.negctrl):
+                n = (
+                    1
+                    if mod.argument is None
+                    else self.integer(mod.argument, "a control count", scope)
+                )
+                if n < 1:
+                    raise self.error("bad-value", f"a control count must be >= 1, got {n}")
+                controls.append((n, mod.modifier == ast.GateModifierName.ctrl))
+        n_controls = sum(n for n, _ in controls)
+        base = self.base_gate(name, params, n_operands - n_controls)
+        low = base
+        try:
+            for mod in reversed(modifiers):
+                kind = mod.modifier
+                if kind == ast.GateModifierName.inv:
+                    low = decompose.inverse(low)
+                elif kind == ast.GateModifierName.pow:
+                    low = decompose.power(low, float(self.evaluate(mod.argument, scope)))
+                else:
+                    n = 1 if mod.argument is None else self.integer(mod.argument, "", scope)
+                    positive = kind == ast.GateModifierName.ctrl
+                    low = decompose.controlled(low, n, None if positive else 0)
+        except ValueError as exc:
+            raise self.error("unsupported", f"{name}: {exc}") from None
+        return low
+
+    def base_gate(self, name: str, params: list[float], n_qubits: int) -> decompose.Lowered:
+        if name in self.gates:
+            definition = self.gates[name]
+            self.check_arity(name, len(definition.qubits), len(definition.params), n_qubits, params)
+            return self.gate_body(definition, params)
+        if name in self.opaque:
+            want_q, want_p = self.opaque[name]
+            self.check_arity(name, want_q, want_p, n_qubits, params)
+            raise self.error(
+                "unsupported",
+                f"gate {name} is opaque (declared without a body): QMK cannot run it; "
+                "give it a gate definition instead",
+            )
+        if name in self.standard:
+            want_q, want_p = decompose.arity(name)
+            self.check_arity(name, want_q, want_p, n_qubits, params)
+            return decompose.lower_gate(name, params)
+        if self.version == 3 and name == "CX":
+            raise self.error(
+                "version-rule",
+                "CX is OpenQASM 2's built-in gate; OpenQASM 3 builds in only U and gphase "
+                '(include "stdgates.inc" for cx, or CX as its backwards-compatible name)',
+            )
+        hint = ""
+        if decompose.canonical(name) is not None:
+            lib = '"qelib1.inc"' if self.version == 2 else '"stdgates.inc"'
+            hint = f" (it is a standard gate: include {lib} or define it)"
+        raise self.error("undefined", f"gate {name} is not defined{hint}")
+
+    def check_arity(
+        self, name: str, want_q: int, want_p: int, got_q: int, params: Sequence[float]
+    ) -> None:
+        if len(params) != want_p:
+            raise self.error("arity", f"gate {name} takes {want_p} parameter(s), got {len(params)}")
+        if got_q != want_q:
+            raise self.error("arity", f"gate {name} takes {want_q} qubit(s), got {got_q}")
+
+    def gate_body(self, definition: GateDef, params: list[float]) -> decompose.Lowered:
+        from openqasm3 import ast
+
+        scope = dict(zip(definition.params, params, strict=True))
+        index = {q: i for i, q in enumerate(definition.qubits)}
+        ops: list[decompose.Instr] = []
+        phase = 0.0
+        for st in definition.body:
+            if isinstance(st, ast.QuantumBarrier):
+                continue
+            at_line = f" (line {st.span.start_line})" if st.span else ""
+            if not isinstance(st, ast.QuantumGate | ast.QuantumPhase):
+                kind = describe(type(st).__name__)
+                raise self.error("unsupported", f"{kind} inside gate {definition.name}{at_line}")
+            local: list[int] = []
+            for q in st.qubits:
+                if isinstance(q, ast.IndexedIdentifier):
+                    raise self.error(
+                        "unsupported",
+                        f"indexed qubit {q.name.name}[...] inside gate {definition.name}{at_line}: "
+                        "the arguments of a gate are single qubits",
+                    )
+                if q.name not in index:
+                    raise self.error(
+                        "undefined",
+                        f"gate {definition.name} uses a qubit that is not one of its arguments"
+                        f"{at_line}",
+                    )
+                local.append(index[q.name])
+            if isinstance(st, ast.QuantumPhase):
+                name, args = "gphase", [st.argument]
+            else:
+                name, args = st.name.name, st.arguments
+            values = [self.evaluate_angle(a, scope) for a in args]
+            if name == definition.name:
+                raise self.error("unsupported", f"gate {name} calls itself")
+            inner = self.lowered(name, st.modifiers, values, len(local), scope)
+            ops.extend((g, tuple(local[i] for i in qs), ps) for g, qs, ps in inner.ops)
+            phase += inner.phase
+        return decompose.Lowered(num_qubits=len(definition.qubits), ops=tuple(ops), phase=phase)
+
+    def forget(self) -> None:
+        """Empty the gate caches: what a gate name means is about to change (the dicts
+        are emptied in place: the reader holds ``resolved``)."""
+        self.plans.clear()
+        self.resolved.clear()
+
+    # ------------------------------------------------------------------ the fast lane
+
+    def fast(self, item: qasm_scan.Fast) -> None:
+        """Lower a statement the scanner read (the same as its AST would lower)."""
+        kind, self.line, data, text = item
+        if kind == "gate":
+            nodes = self.resolved.get(text)
+            if nodes is None:
+                self.fast_gate(text, *data)
+                return
+            self.builder.emit(nodes, f"{self.name}:{self.line}")
+            return
+        self.fast_handlers[kind](*data)
+
+    def fast_gate(
+        self,
+        text: str,
+        name: str,
+        params: tuple[qasm_scan.Expr, ...],
+        operands: tuple[qasm_scan.Operand, ...],
+    ) -> None:
+        """A gate call; its nodes are kept by the statement's text when the call is on
+        single qubits (a name's meaning never changes once defined, and the caches are
+        emptied when a gate definition or include could change a gate's)."""
+        registers = [self.qubit_operand(reg, index) for reg, index in operands]
+        values = [self.angle_of(p) for p in params]
+        key = (name, len(registers), *values)
+        cached = self.plans.get(key)
+        if cached is None:
+            low = self.lowered(name, (), values, len(registers), {})
+            cached = (low, plan_of(low))
+            if 0.0 not in values:  # -0.0 == 0.0: such keys would merge two angles
+                self.plans[key] = cached
+        if any(len(r) != 1 for r in registers):
+            self.apply(cached[0], registers, [{}])
+            return
+        handles = [r[0] for r in registers]
+        if len(handles) > 1 and len(set(handles)) != len(handles):
+            raise self.error("bad-value", "a gate is applied to the same qubit twice")
+        nodes = [(op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]]
+        self.resolved[text] = nodes
+        self.builder.emit(nodes, f"{self.name}:{self.line}")
+
+    def fast_measure(self, qubit: qasm_scan.Operand, target: qasm_scan.Operand | None) -> None:
+        qubits = self.qubit_operand(*qubit)
+        if target is None:
+            for q in qubits:
+                self.measure_into([q], None, [{}])
+            return
+        self.measure_into(qubits, self.bit_operand(*target), [{}])
+
+    def fast_reset(self, operand: qasm_scan.Operand) -> None:
+        for q in self.qubit_operand(*operand):
+            self.builder.reset(q, where=self.where())
+
+    def fast_barrier(self, *operands: qasm_scan.Operand) -> None:
+        for operand in operands:
+            self.qubit_operand(*operand)
+        self.builder.fence(where=self.where())
+
+    def fast_qreg(self, name: str, size: int | None) -> None:
+        self.declare(name)
+        self.qregs[name] = self.builder.allocate(size or 1, where=self.where())
+
+    def fast_creg(self, name: str, size: int | None) -> None:
+        self.declare(name)
+        self.add_bits(name, size or 1)
+        if size is None and self.version != 2:
+            self.scalars.add(name)
+
+    def fast_opaque(self, name: str, n_params: int, n_qubits: int) -> None:
+        """OpenQASM 2's ``opaque``: a gate with no body, refused only where it is called."""
+        if name in self.gates or name in self.opaque:
+            raise self.error("bad-value", f"gate {name} is already defined")
+        self.forget()
+        self.opaque[name] = (n_qubits, n_params)

@@ -1,0 +1,518 @@
+"""The OpenQASM lowerer's scope: what a program has declared, and its constant values.
+
+The lowering of :mod:`qmk.frontends.qasm` is one walk over one scope, written as a
+stack of classes, each adding one part of the walk on top of the ones below:
+:class:`Scope` here (the state, operands and constant expressions), then
+:class:`~qmk.frontends.qasm_classical.Classical` (conditions, run-time values, control
+flow, measurement into bits), :class:`~qmk.frontends.qasm_gates.Gates` (gates, their
+definitions and the scanner's fast lane), and the lowerer itself (statements,
+declarations, defs). A part calls only those below it, except through the two
+methods :class:`Scope` names for the top of the stack (:meth:`Scope.statement`,
+:meth:`Scope.pure_call`).
+
+>>> describe("WhileLoop"), MATH_FUNCTIONS["ln"](1.0), sorted(BUILTINS[3])
+('while loop', 0.0, ['U', 'gphase'])
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qmk.errors import QuotaError
+from qmk.frontends import conditions, decompose, qasm_scan
+from qmk.frontends.builder import ProgramBuilder
+from qmk.frontends.errors import FrontendError
+from qmk.frontends.qasm_runtime import DEFAULT_LOOP_CAP, KINDS, Loop, Value
+from qmk.qvm import classical
+from qmk.qvm.classical import CType
+
+#: The names of constant expressions' built-in constants.
+MATH_CONSTANTS = {"pi": math.pi, "π": math.pi, "tau": math.tau, "τ": math.tau, "euler": math.e}
+MATH_CONSTANTS["ℯ"] = math.e
+#: The built-in functions of one argument of constant expressions.
+MATH_FUNCTIONS = {
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "arcsin": math.asin,
+    "arccos": math.acos,
+    "arctan": math.atan,
+    "exp": math.exp,
+    "ln": math.log,
+    "sqrt": math.sqrt,
+    "ceiling": math.ceil,
+    "floor": math.floor,
+}
+#: The gates an OpenQASM version builds in, by version.
+BUILTINS = {2: frozenset({"U", "CX"}), 3: frozenset({"U", "gphase"})}
+Cond = conditions.Cond
+#: One node of a lowered gate: its op, its local qubits, its angle (None: no angle).
+Step = tuple[str, tuple[int, ...], float | None]
+
+
+def too_many_nodes(name: str, what: str, needed: int, limit: int) -> QuotaError:
+    """The refusal of a program past its node cap (``kernel.max_graph_nodes``)."""
+    return QuotaError(
+        f"{name}: {what}: at least {needed} nodes, past the {limit} a graph may have "
+        "(kernel.max_graph_nodes); nothing was built",
+        limit="max_graph_nodes",
+        value=limit,
+        needed=needed,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateDef:
+    """A user gate: parameter names, qubit names, body statements."""
+
+    name: str
+    params: tuple[str, ...]
+    qubits: tuple[str, ...]
+    body: tuple[Any, ...]
+    line: int
+
+
+class Scope(ABC):
+    """What the walk has seen so far (registers, the event each bit last got, constants
+    and inputs, gate and def definitions, run-time variables, open loops and blocks),
+    the operands that read it and the constant expressions it values.
+
+    The walk's top (the lowerer) gives the two methods a part below it calls back:
+    :meth:`statement` (a loop or branch body is lowered statement by statement) and
+    :meth:`pure_call` (a def called inside a constant expression).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        profile: str | None,
+        params: dict[str, float],
+        version: int,
+        max_nodes: int | None = None,
+    ) -> None:
+        self.max_nodes = max_nodes
+        self.passes = 0  # loop passes lowered or about to be, of all loops (within max_nodes)
+        self.name = name
+        self.version = version
+        self.params = params
+        self.builder = ProgramBuilder(profile=profile, source=name, description=name)
+        self.qregs: dict[str, list[str]] = {}
+        self.cregs: dict[str, list[int]] = {}
+        self.bits: list[str | None] = []
+        self.values: dict[str, float | int | bool] = {}
+        self.gates: dict[str, GateDef] = {}
+        self.standard: set[str] = set(BUILTINS[version])
+        self.opaque: dict[str, tuple[int, int]] = {}
+        self.stretches: set[str] = set()
+        self.scalars: set[str] = set()  # bit registers declared as a scalar ``bit b;``
+        self.consts: set[str] = set()  # the values declared ``const`` (visible in defs)
+        self.subroutines: dict[str, Any] = {}  # def name -> its SubroutineDefinition
+        self.calling: list[str] = []  # the defs being inlined, outermost first
+        self.call_events = 0  # the first event the last inlined call measured
+        self.inputs: set[str] = set()  # the ``input`` names declared
+        self.widths: dict[str, int] = {}  # declared widths of int[n]/uint[n] variables
+        # run-time classical values: variables whose value is computed at run time, the
+        # declared type of every classical variable, the loops being lowered (innermost
+        # last), the iteration cap of the next while loops, and constant bits' events
+        self.runtime: dict[str, Value] = {}
+        self.types: dict[str, CType] = {}
+        self.loops: list[Loop] = []
+        self.loop_cap = DEFAULT_LOOP_CAP
+        self.constant_bits: dict[int, str] = {}
+        self.scopes: list[set[str]] = []  # the names each open block declared
+        # a run-time variable's constant where a condition holds (store), and what each
+        # event compact() made stands for
+        self.assumed: dict[str, tuple[Cond, Any]] = {}
+        self.implied: dict[str, Cond] = {}
+        self.source_lines: list[str] = []  # the source, for the words a statement starts with
+        self.line: int | None = None
+        # (name, operand count, parameters) -> the lowered gate and its node plan; emptied
+        # whenever a gate definition or include changes what a name means
+        self.plans: dict[tuple[Any, ...], tuple[decompose.Lowered, list[Step]]] = {}
+        # a gate call's text -> its nodes (op, qubits, angle), for calls on single qubits
+        self.resolved: dict[str, list[tuple[str, tuple[str, ...], float | None]]] = {}
+
+    @abstractmethod
+    def statement(self, st: Any, cond: Cond) -> None:
+        """Lower one statement of the AST under ``cond``."""
+
+    @abstractmethod
+    def pure_call(self, fc: Any) -> Any:
+        """The value of a def called inside an expression (it may not touch qubits)."""
+
+    # ------------------------------------------------------------------ helpers
+
+    def error(self, kind: str, message: str, line: int | None = None) -> FrontendError:
+        return FrontendError.at(kind, self.name, line if line is not None else self.line, message)
+
+    def where(self) -> str:
+        return f"{self.name}:{self.line}"
+
+    def declared(self, name: str) -> bool:
+        return (
+            name in self.qregs or name in self.cregs or name in self.values or name in self.runtime
+        )
+
+    def declare(self, name: str) -> None:
+        if self.declared(name) or name in self.gates:
+            raise self.error("bad-value", f"{name!r} is already declared")
+        if self.scopes:
+            self.scopes[-1].add(name)
+
+    def add_bits(self, name: str, size: int) -> None:
+        """A bit register ``name`` of ``size`` bits that nothing wrote yet."""
+        self.cregs[name] = list(range(len(self.bits), len(self.bits) + size))
+        self.bits.extend([None] * size)
+
+    # ------------------------------------------------------------------ operands
+
+    def qubit_operand(self, name: str, index: int | None) -> list[str]:
+        """``name`` or ``name[index]`` as qubits (as :meth:`qubit_list` reads them)."""
+        items = self.qregs.get(name)
+        if items is None:
+            raise self.error("undefined", f"qubit register {name} is not declared")
+        if index is None:
+            return list(items)
+        return [self.pick(items, index, name)]
+
+    def bit_operand(self, name: str, index: int | None) -> list[int]:
+        """``name`` or ``name[index]`` as bit slots (as :meth:`bit_slots` reads them)."""
+        items = self.cregs.get(name)
+        if items is None:
+            raise self.error("undefined", f"bit register {name} is not declared")
+        if index is None:
+            return list(items)
+        return [self.pick(items, index, name)]
+
+    def pick(self, items: list[Any], p: int, name: str) -> Any:
+        if not -len(items) <= p < len(items):
+            raise self.error(
+                "bad-value", f"index {p} is out of range for {name} (size {len(items)})"
+            )
+        return items[p]
+
+    def is_bits(self, expr: Any) -> bool:
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.Identifier):
+            return expr.name in self.cregs
+        if isinstance(expr, ast.IndexExpression | ast.IndexedIdentifier):
+            base = expr.collection if isinstance(expr, ast.IndexExpression) else expr.name
+            return isinstance(base, ast.Identifier) and base.name in self.cregs
+        return False
+
+    def bit_slots(self, expr: Any) -> list[int]:
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.Identifier):
+            if expr.name not in self.cregs:
+                raise self.error("undefined", f"bit register {expr.name} is not declared")
+            return list(self.cregs[expr.name])
+        if isinstance(expr, ast.IndexExpression):
+            name, indices = expr.collection, [expr.index]
+        else:
+            name, indices = expr.name, expr.indices
+        if not isinstance(name, ast.Identifier) or name.name not in self.cregs:
+            shown = getattr(name, "name", "?")
+            raise self.error("undefined", f"bit register {shown} is not declared")
+        return self.select(self.cregs[name.name], indices, name.name)
+
+    def qubits(self, operands: Iterable[Any]) -> list[str]:
+        out: list[str] = []
+        for operand in operands:
+            out.extend(self.qubit_list(operand))
+        return out
+
+    def qubit_list(self, operand: Any) -> list[str]:
+        from openqasm3 import ast
+
+        if isinstance(operand, ast.Identifier):
+            name, indices = operand.name, []
+        elif isinstance(operand, ast.IndexedIdentifier):
+            name, indices = operand.name.name, operand.indices
+        else:
+            raise self.error("unsupported", f"{describe(type(operand).__name__)} as a qubit")
+        if name.startswith("$"):
+            raise self.error("unsupported", f"physical qubit {name}: declare qubit registers")
+        if name not in self.qregs:
+            raise self.error("undefined", f"qubit register {name} is not declared")
+        return self.select(self.qregs[name], indices, name)
+
+    def select(self, items: list[Any], indices: Sequence[Any], name: str) -> list[Any]:
+        from openqasm3 import ast
+
+        if not indices:
+            return list(items)
+        if len(indices) > 1:
+            raise self.error("unsupported", f"multi-dimensional indexing of {name}")
+        index = indices[0]
+        if isinstance(index, ast.DiscreteSet):
+            positions = [self.integer(v, "an index") for v in index.values]
+        else:
+            positions = []
+            for part in index:
+                if isinstance(part, ast.RangeDefinition):
+                    positions.extend(self.range_values(part, len(items)))
+                else:
+                    positions.append(self.integer(part, "an index"))
+        return [self.pick(items, p, name) for p in positions]
+
+    def range_values(self, spec: Any, size: int | None) -> list[int]:
+        return list(self.range_of(spec, size))
+
+    def range_of(self, spec: Any, size: int | None) -> range:
+        """The values of an OpenQASM 3 range (which includes its end), unbuilt."""
+        start = 0 if spec.start is None else self.integer(spec.start, "a range start")
+        step = 1 if spec.step is None else self.integer(spec.step, "a range step")
+        if spec.end is None:
+            if size is None:
+                raise self.error("bad-value", "a range without an end")
+            end = size - 1
+        else:
+            end = self.integer(spec.end, "a range end")
+        if step == 0:
+            raise self.error("bad-value", "a range with step 0")
+        # OpenQASM 3 ranges include their end
+        return range(start, end + (1 if step > 0 else -1), step)
+
+    # ------------------------------------------------------------------ expressions
+
+    def integer(self, expr: Any, what: str, scope: Mapping[str, Any] | None = None) -> int:
+        value = self.evaluate(expr, scope)
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise self.error("bad-value", f"{what or 'this value'} must be an integer, got {value}")
+        return int(value)
+
+    def evaluate_angle(self, expr: Any, scope: Mapping[str, Any] | None = None) -> float:
+        value = float(self.evaluate(expr, scope))
+        if not math.isfinite(value):
+            raise self.error("bad-value", f"a gate parameter evaluates to {value}")
+        return value
+
+    def angle_of(self, expr: qasm_scan.Expr) -> float:
+        value = float(self.value_of(expr))
+        if not math.isfinite(value):
+            raise self.error("bad-value", f"a gate parameter evaluates to {value}")
+        return value
+
+    def evaluate(self, expr: Any, scope: Mapping[str, Any] | None = None) -> Any:
+        """A constant expression's value."""
+        from openqasm3 import ast
+
+        scope = scope or {}
+        if isinstance(expr, ast.IntegerLiteral | ast.FloatLiteral | ast.BooleanLiteral):
+            return expr.value
+        if isinstance(expr, ast.Identifier):
+            return self.name_value(expr.name, scope)
+        if isinstance(expr, ast.UnaryExpression):
+            value = self.evaluate(expr.expression, scope)
+            op = expr.op.name
+            if op == "-":
+                return -value
+            if op == "!":
+                return not value
+            return ~int(value)
+        if isinstance(expr, ast.BinaryExpression):
+            return self.binary(expr.op.name, expr.lhs, expr.rhs, scope)
+        if isinstance(expr, ast.FunctionCall) and expr.name.name in self.subroutines:
+            return self.pure_call(expr)
+        if isinstance(expr, ast.FunctionCall):
+            name = expr.name.name
+            args = [self.evaluate(a, scope) for a in expr.arguments]
+            if name in MATH_FUNCTIONS and len(args) == 1:
+                try:
+                    return MATH_FUNCTIONS[name](args[0])
+                except (ValueError, OverflowError):
+                    raise self.error("bad-value", f"{name}({args[0]}) is undefined") from None
+            if name == "mod" and len(args) == 2:
+                return math.fmod(args[0], args[1])
+            if name == "pow" and len(args) == 2:
+                return args[0] ** args[1]
+            raise self.error("undefined", f"function {name} with {len(args)} argument(s)")
+        if isinstance(expr, ast.Cast):
+            value = self.evaluate(expr.argument, scope)
+            type_name = type(expr.type).__name__
+            if type_name in ("IntType", "UintType", "BitType"):
+                return int(value)
+            if type_name == "BoolType":
+                return bool(value)
+            return float(value)
+        if isinstance(expr, ast.IndexExpression):
+            return self.bit_of(expr, scope)
+        if isinstance(expr, ast.DurationLiteral):
+            raise self.error("unsupported", "durations")
+        raise self.error("unsupported", f"{describe(type(expr).__name__)} in a constant expression")
+
+    def value_of(self, expr: qasm_scan.Expr) -> Any:
+        """A scanned expression's value, as :meth:`evaluate` gives its AST's."""
+        kind = expr[0]
+        if kind == "n":
+            return expr[1]
+        if kind == "id":
+            return self.name_value(expr[1], {})
+        if kind == "neg":
+            return -self.value_of(expr[1])
+        return self.arith(kind, self.value_of(expr[1]), self.value_of(expr[2]))
+
+    def bit_of(self, expr: Any, scope: Mapping[str, Any]) -> int:
+        """``x[i]`` of a constant integer ``x``: its bit ``i`` (bit 0 least significant;
+        a negative ``i`` counts from the top of a sized ``int[n]``/``uint[n]``)."""
+        from openqasm3 import ast
+
+        base = expr.collection
+        value = self.evaluate(base, scope)
+        name = base.name if isinstance(base, ast.Identifier) else "a value"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error("unsupported", f"indexing {name}, which is not an integer")
+        index = expr.index
+        if isinstance(index, ast.DiscreteSet) or len(index) != 1:
+            raise self.error("unsupported", f"indexing {name} by anything but one integer")
+        (position,) = index
+        if isinstance(position, ast.RangeDefinition):
+            raise self.error("unsupported", f"a range of the bits of {name}")
+        i = self.integer(position, "an index", scope)
+        width = self.widths.get(name) if isinstance(base, ast.Identifier) else None
+        if i < 0 and width is not None:
+            i += width
+        if i < 0 or (width is not None and i >= width):
+            size = "" if width is None else f" (width {width})"
+            raise self.error("bad-value", f"bit {i} of {name} is out of range{size}")
+        return (value >> i) & 1
+
+    def name_value(self, name: str, scope: Mapping[str, Any]) -> Any:
+        """The value a name stands for in a constant expression."""
+        if name in scope:
+            return scope[name]
+        if name in self.values:
+            return self.values[name]
+        if name in MATH_CONSTANTS:
+            return MATH_CONSTANTS[name]
+        if name in self.runtime:
+            raise self.error(
+                "unsupported",
+                f"{name} holds a value known only at run time here; QMK takes gate parameters, "
+                "indices, widths and loop ranges known before the run",
+            )
+        if name in self.cregs or name in self.qregs:
+            raise self.error("unsupported", f"{name} used as a number")
+        if name in self.stretches:
+            raise self.error(
+                "unsupported", f"stretch {name}: a stretch is supported only in delay[...]"
+            )
+        raise self.error("undefined", f"{name} is not defined")
+
+    def binary(self, op: str, lhs: Any, rhs: Any, scope: Mapping[str, Any]) -> Any:
+        a = self.evaluate(lhs, scope)
+        b = self.evaluate(rhs, scope)
+        return self.arith(op, a, b)
+
+    def arith(self, op: str, a: Any, b: Any) -> Any:
+        """``a op b`` for the binary operators of constant expressions."""
+        try:
+            if op == "+":
+                return a + b
+            if op == "-":
+                return a - b
+            if op == "*":
+                return a * b
+            if op == "/":
+                if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
+                    return a // b if a % b == 0 else a / b
+                return a / b
+            if op == "%":
+                return a % b
+            if op == "**":
+                return a**b
+            comparisons = {
+                "==": a == b,
+                "!=": a != b,
+                "<": a < b,
+                ">": a > b,
+                "<=": a <= b,
+                ">=": a >= b,
+            }
+            if op in comparisons:
+                return comparisons[op]
+            if op == "&&":
+                return bool(a) and bool(b)
+            if op == "||":
+                return bool(a) or bool(b)
+            ints = {"&": int.__and__, "|": int.__or__, "^": int.__xor__}
+            if op in ints:
+                return ints[op](int(a), int(b))
+            if op == "<<":
+                return int(a) << int(b)
+            if op == ">>":
+                return int(a) >> int(b)
+        except ZeroDivisionError:
+            raise self.error("bad-value", "division by zero") from None
+        except OverflowError:
+            raise self.error("bad-value", "a constant expression overflows") from None
+        raise self.error("unsupported", f"operator {op}")
+
+    def fit(self, name: str, type_: Any, value: Any) -> Any:
+        """``value`` as a variable of ``type_`` holds it: a sized ``int[n]``/``uint[n]``
+        must hold it (its width is kept for indexing its bits)."""
+        kind = type(type_).__name__
+        if kind not in ("IntType", "UintType"):
+            return value
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise self.error("bad-value", f"{name} is an integer, not {value}")
+            value = int(value)
+        size = getattr(type_, "size", None)
+        if size is None:
+            return int(value)
+        width = self.integer(size, "a type width")
+        low, high = (0, 2**width) if kind == "UintType" else (-(2 ** (width - 1)), 2 ** (width - 1))
+        if not low <= value < high:
+            spelled = "uint" if kind == "UintType" else "int"
+            raise self.error("bad-value", f"{value} does not fit {name}, a {spelled}[{width}]")
+        self.widths[name] = width
+        return int(value)
+
+    def ctype(self, type_: Any) -> CType:
+        """An AST scalar type as a :class:`~qmk.qvm.classical.CType`."""
+        kind = KINDS.get(type(type_).__name__)
+        if kind is None:
+            raise self.error("unsupported", f"{describe(type(type_).__name__)} values")
+        size = getattr(type_, "size", None)
+        width = classical.DEFAULT_WIDTH[kind] if size is None else self.integer(size, "a width")
+        try:
+            return classical.make_type(kind, width)
+        except classical.ClassicalError as exc:
+            raise self.error("bad-value", str(exc)) from None
+
+
+def describe(kind: str) -> str:
+    """A readable name for an AST node class."""
+    names = {
+        "WhileLoop": "while loop",
+        "SwitchStatement": "switch statement",
+        "SubroutineDefinition": "def (subroutine definition)",
+        "ClassicalAssignment": "classical assignment",
+        "ExpressionStatement": "expression statement",
+        "ReturnStatement": "return statement",
+        "BreakStatement": "break",
+        "ContinueStatement": "continue",
+        "AliasStatement": "let (alias)",
+        "Box": "box",
+        "CalibrationDefinition": "defcal",
+        "CalibrationStatement": "cal block",
+        "CalibrationGrammarDeclaration": "defcalgrammar",
+        "ExternDeclaration": "extern declaration",
+        "EndStatement": "end statement",
+        "QuantumMeasurement": "measure expression",
+        "ForInLoop": "for loop",
+        "ConstantDeclaration": "const declaration",
+        "IODeclaration": "input/output declaration",
+        "QuantumPhase": "gphase",
+        "DelayInstruction": "delay",
+        "Pragma": "pragma",
+    }
+    return names.get(kind, kind)
