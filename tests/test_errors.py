@@ -128,6 +128,7 @@ def test_exit_statuses_keep_their_published_values():
         "QE": 2,
         "QD": 2,
         "QP": 2,
+        "QM": 2,
         "QW": 2,
         "QS": 1,
         "QT": 1,

@@ -85,8 +85,17 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.testing": (*BASE, "qmk.engines"),
     # the estimator's factory and code model, the engines that execute the PPMs
     "qmk.ft": (*BASE, "qmk.qvm", "qmk.engines", "qmk.qec", "qmk.estimate"),
-    # execution is the one place that combines programs, engines and the QEC layer
-    "qmk.execution": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec"),
+    # execution is the one place that combines programs, engines and the QEC layer; its
+    # targets run lattice surgery (qmk.ft) and count T states as the estimator does
+    "qmk.execution": (
+        *BASE,
+        "qmk.qvm",
+        "qmk.frontends",
+        "qmk.engines",
+        "qmk.qec",
+        "qmk.estimate",
+        "qmk.ft",
+    ),
     # the assistant's tools are QMK's verifier, estimator, planner and executor
     "qmk.assist": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.estimate", "qmk.execution"),
     # devices sit beside the machine: the simulated logical machine runs on it; the

@@ -27,6 +27,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- EngineError               qmk.engines.base      QE101..QE117 (17)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (30)
      +-- FTError                   qmk.ft.errors         QP101..QP107 (7)
+     +-- TargetError               qmk.execution.target  QM101..QM102 (2)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101
      |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
@@ -145,6 +146,11 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 prefix="QP",
                 title="programs and options the layout compiler and lattice surgery cannot take",
                 module="qmk.ft.errors",
+            ),
+            Family(
+                prefix="QM",
+                title="targets: a target that does not exist, an option a target cannot take",
+                module="qmk.execution.target",
             ),
             Family(
                 prefix="QK",

@@ -625,36 +625,12 @@ def execute(
     """
     started = time.perf_counter() if started is None else started
     share = None if request.part is None else Part.from_json(request.part)
-    # a noise model sets the physical error rates of the logical errors injected, if any
-    noise_model = (
-        parse_noise_model(request.noise_model) if request.noise and request.noise_model else None
-    )
-    calibration = request.calibration
     graph = program.graph
     layout = _LAYOUTS.get(
         (id(program),), program, lambda: layout_of(graph.metadata, graph.resources.events)
     )
-    # the plan depends on the program and these fields only (not the seed or the shots)
-    physics = (request.noise, request.qubit, request.profile, request.noise_model, calibration)
-    physics_key = msgspec.json.encode(physics)
-    plan = _PLANS.get(
-        (id(program), physics_key),
-        program,
-        lambda: build_plan(
-            program,
-            noise=request.noise,
-            qubit=request.qubit,
-            default_profile=request.profile,
-            noise_model=noise_model,
-            calibration=calibration,
-        ),
-    )
-    if calibration is not None and request.require_calibration and not plan.calibrated_profiles:
-        raise QECError.of(
-            "bad-parameter",
-            f"the calibration is for {calibration.family} on {calibration.instruction_set} "
-            f"qubits; no qubit of this program is (profiles: {', '.join(plan.profiles)})",
-        )
+    plan, physics_key, noise_model = _planned(program, request)
+    calibration = request.calibration
     engine = request.engine
     with spans.span("qmk.engine.choice", {"qmk.engine.requested": engine or ""}) as chosen:
         choice, options = route_plan(
@@ -776,6 +752,50 @@ def execute(
         final_state=exported,
         rows=rows,
     )
+
+
+def plan_for(program: VerifiedProgram, request: RunRequest) -> Plan:
+    """``program``'s plan under ``request``'s physics (kept per program and physics: the
+    run of :func:`execute` and its target's footprint share one).
+
+    Raises:
+        QECError: as :func:`~qmk.execution.plan.build_plan`; ``QC103`` for a calibration
+            the request requires that fits no qubit of the program.
+    """
+    return _planned(program, request)[0]
+
+
+def _planned(
+    program: VerifiedProgram, request: RunRequest
+) -> tuple[Plan, bytes, NoiseModel | None]:
+    """:func:`plan_for`, with the key of its physics and its noise model."""
+    # a noise model sets the physical error rates of the logical errors injected, if any
+    noise_model = (
+        parse_noise_model(request.noise_model) if request.noise and request.noise_model else None
+    )
+    calibration = request.calibration
+    # the plan depends on the program and these fields only (not the seed or the shots)
+    physics = (request.noise, request.qubit, request.profile, request.noise_model, calibration)
+    physics_key = msgspec.json.encode(physics)
+    plan: Plan = _PLANS.get(
+        (id(program), physics_key),
+        program,
+        lambda: build_plan(
+            program,
+            noise=request.noise,
+            qubit=request.qubit,
+            default_profile=request.profile,
+            noise_model=noise_model,
+            calibration=calibration,
+        ),
+    )
+    if calibration is not None and request.require_calibration and not plan.calibrated_profiles:
+        raise QECError.of(
+            "bad-parameter",
+            f"the calibration is for {calibration.family} on {calibration.instruction_set} "
+            f"qubits; no qubit of this program is (profiles: {', '.join(plan.profiles)})",
+        )
+    return plan, physics_key, noise_model
 
 
 def _run_key(

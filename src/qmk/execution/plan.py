@@ -186,6 +186,9 @@ class Plan:
     profiles: tuple[str, ...]
     #: The profiles whose logical model uses the run's calibration.
     calibrated_profiles: tuple[str, ...] = ()
+    #: Each step's ASAP start and end, in logical cycles (a fence's, and a node's with no
+    #: qubit, at the point it stands): the timeline a target's footprint is cut from.
+    timing: tuple[tuple[float, float], ...] = field(default=(), repr=False)
 
 
 def lower_step(index: int, node: Node) -> Step:
@@ -283,11 +286,13 @@ def build_plan(
 
     # a program has few distinct (model, op) pairs and thousands of nodes
     op_cycles: dict[tuple[int, str], float] = {}
+    timing: list[tuple[float, float]] = []
     for step in steps:
         node = step.node
         op = node.op
         if op == "FENCE_EPOCH":
             fence_time = max([fence_time, cycles_end, *time.values()])
+            timing.append((fence_time, fence_time))
             continue
         if step.kind == "alloc":
             profile = canonical_profile(node.args.get("profile") or default_profile)
@@ -299,6 +304,7 @@ def build_plan(
                 live_physical += model.physical_qubits_per_logical
         qubits = node.vqs
         if not qubits:
+            timing.append((fence_time, fence_time))
             continue
         start = _ready(node, fence_time, time, event_time)
         node_model = model_for(profile_of.get(qubits[0], default_key))
@@ -330,6 +336,7 @@ def build_plan(
         for e in node.produces:
             event_time[e] = start + cycles
         cycles_end = max(cycles_end, start + cycles)
+        timing.append((start, start + cycles))
         peak_logical = max(peak_logical, live)
         peak_physical = max(peak_physical, live_physical)
         if step.kind == "free":
@@ -364,6 +371,7 @@ def build_plan(
         teleports=teleports,
         profiles=profiles,
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
+        timing=tuple(timing),
     )
 
 

@@ -236,6 +236,10 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: ``neutral-atom``. A request stored before it had one reads as ``logical``, and
     #: :func:`run_key` leaves ``logical`` out, so such a run keeps its key.
     target: Annotated[str, msgspec.Meta(pattern=TARGET_PATTERN)] = DEFAULT_TARGET
+    #: The target's own options (the keys its ``TargetSpec.options`` names: a
+    #: lattice-surgery run's ``block``, a device job's ``backend``...), checked by the
+    #: target when it compiles; empty: its defaults.
+    target_options: dict[str, Any] = {}
     shots: _SHOTS
     seed: _SEED
     #: The engine asked for (None: the router's choice); in JSON ``engine_requested``,
@@ -307,6 +311,8 @@ def run_key(request: RunRequest, **more: Any) -> str:
     data = {k: v for k, v in request.to_json().items() if k not in _NOT_RESULT}
     if data["target"] == DEFAULT_TARGET:  # the keys of runs made before targets existed
         del data["target"]
+    if not data["target_options"]:
+        del data["target_options"]
     text = json.dumps({**data, **more}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -1,0 +1,291 @@
+"""Targets: the one protocol every way of running a program goes through.
+
+A **target** compiles a program and its run request
+(:class:`~qmk.execution.request.RunRequest`, whose ``target`` names it) into an
+**executable**: a value that reports its :class:`~qmk.execution.footprint.Footprint`
+(what one run asks of the machine, which the kernel's machine scheduler places and
+advances) and runs shots with a seed and a control, returning the one
+:class:`~qmk.execution.result.RunResult`. :data:`TARGETS` is the one table of them:
+
+- ``logical``: the gate-level logical machine, the executor's trajectories and batch
+  sampler (:mod:`qmk.execution.logical`);
+- ``lattice-surgery``: the program lowered to Pauli product measurements and pi/8
+  rotations, laid out in patches, scheduled with its factories and executed
+  (:mod:`qmk.execution.surgery`);
+- ``neutral-atom``: the neutral-atom device: a device job, or a QVM program compiled onto
+  a preset (:mod:`qmk.devices.neutral_atom.target`).
+
+Every caller runs a program the same way, whatever the target: ``qmk run``, ``qmk.run``,
+the kernel's workers (:mod:`qmk.kernel.attempt`) and the conformance suite
+(:func:`qmk.testing.assert_target_conformance`)::
+
+    target = get(request.target)
+    program = target.read(source)              # verified, or parsed and validated
+    executable = target.compile(program, request)
+    executable.footprint                       # what the machine must hold
+    result = executable.run(request.shots, request.seed, control=..., resume=...)
+
+What differs between targets stays in its module: each target refuses the options and
+settings of a request it cannot honour (``QM102``, or its own family's code), so no
+caller keeps lists of flags per target. What the kernel must know of a target without
+loading it (which programs it reads, whether the machine's fault policies rewrite them,
+whether its shots split over workers, which ``policy`` keys are its options) is in its
+:class:`TargetSpec`.
+
+A new target is one module with one class that meets :class:`Target`, one
+:class:`TargetSpec` line in :data:`TARGETS`, and a test that passes it through
+:func:`qmk.testing.assert_target_conformance`.
+
+>>> spec("logical").program, get("logical").name
+('qvm', 'logical')
+>>> spec("logicl")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+qmk.execution.target.TargetError: QM101 target-unknown: no target named 'logicl'; \
+did you mean 'logical'? known: logical...
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from qmk.errors import QMKError, closest, register
+from qmk.execution.request import DEFAULT_TARGET
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
+    from qmk.execution.request import RunRequest
+    from qmk.execution.result import RunResult
+    from qmk.execution.trajectories import Control
+
+
+class TargetError(QMKError):
+    """A target that does not exist, or an option or setting a target cannot honour."""
+
+    exit_status = 2
+
+
+register(
+    TargetError,
+    (
+        "QM101",
+        "target-unknown",
+        "no target of this name",
+        "name one of qmk.execution.target.TARGETS: logical, lattice-surgery, neutral-atom",
+    ),
+    (
+        "QM102",
+        "option-unsupported",
+        "an option or setting of the run that its target cannot honour (each target takes "
+        "its own; the message names the option and the target)",
+        "leave the option out, or run on a target that takes it",
+    ),
+)
+
+#: What a target's programs are: QVM graphs, or the neutral-atom device's wire-form jobs.
+ProgramKind = Literal["qvm", "device-job"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetSpec:
+    """One target of :data:`TARGETS`: what the kernel knows of it without loading it.
+
+    Attributes:
+        name: its name, as :attr:`RunRequest.target` holds it.
+        summary: one line for the docs.
+        module: the module that defines its class (loaded on first use), and ``cls`` the
+            class's name.
+        program: what its programs are (:data:`ProgramKind`): a QVM graph, verified, or
+            a device's wire-form job.
+        options: the keys of a job's ``policy`` that are this target's own options
+            (they travel as :attr:`RunRequest.target_options`; the target checks them).
+        faults: whether the kernel's fault policies may rewrite its program (raise a
+            profile, add idle cycles or fences: :mod:`qmk.kernel.faults`), which only
+            the gate-level machine's program carries out.
+        parts: whether a big run may split its shots over workers
+            (:mod:`qmk.execution.parts`).
+        streams: whether its worker sends records while it runs (a device job's
+            measurement stream, :mod:`qmk.kernel.artifacts`).
+    """
+
+    name: str
+    summary: str
+    module: str
+    cls: str
+    program: ProgramKind = "qvm"
+    options: tuple[str, ...] = ()
+    faults: bool = False
+    parts: bool = False
+    streams: bool = False
+
+
+#: The targets, the default first (the one table: docs/layout.md, the kernel's
+#: ``q_submit`` and ``qmk run`` read it).
+TARGETS: Mapping[str, TargetSpec] = {
+    s.name: s
+    for s in (
+        TargetSpec(
+            name=DEFAULT_TARGET,
+            summary="the gate-level logical machine: trajectories and the batch sampler, "
+            "logical errors from the code profiles",
+            module="qmk.execution.logical",
+            cls="LogicalTarget",
+            faults=True,
+            parts=True,
+        ),
+    )
+}
+
+
+def spec(name: str) -> TargetSpec:
+    """The :class:`TargetSpec` of ``name``.
+
+    Raises:
+        TargetError: ``QM101`` no such target (the closest name suggested).
+    """
+    found = TARGETS.get(name) if isinstance(name, str) else None
+    if found is None:
+        near = closest(str(name), TARGETS)
+        hint = f"did you mean {near!r}? " if near else ""
+        raise TargetError.of(
+            "target-unknown",
+            f"no target named {name!r}; {hint}known: {', '.join(TARGETS)}",
+            target=str(name)[:64],
+        )
+    return found
+
+
+@runtime_checkable
+class Executable(Protocol):
+    """A program compiled for a target with its run request: what the machine must hold,
+    and its runs."""
+
+    @property
+    def footprint(self) -> Footprint:
+        """What one run asks of the machine (:mod:`qmk.execution.footprint`)."""
+        ...
+
+    def run(
+        self,
+        shots: int,
+        seed: int,
+        *,
+        control: Control | None = None,
+        resume: Any = None,
+    ) -> RunResult:
+        """Run ``shots`` shots seeded ``seed``: the same seed gives the same result.
+
+        ``control`` may ask the run, at its pause points, to save its state and go on
+        or stop (:class:`~qmk.execution.trajectories.Control`); ``resume`` is such a
+        state (or its file). A target without pause points never asks, and refuses a
+        resume with ``QM102``.
+
+        Raises:
+            QMKError: what the program or the target refuses.
+            Suspended: the control asked the run to stop; its state was saved first.
+        """
+        ...
+
+
+@runtime_checkable
+class Target(Protocol):
+    """A way to run programs (the module docstring)."""
+
+    #: Its name in :data:`TARGETS`.
+    name: str
+
+    def read(self, source: Any, *, limits: Any = None) -> Any:
+        """The program of ``source`` as this target runs it: a QVM graph verified (from a
+        :class:`~qmk.qvm.graph.Graph`, its JSON text or data, a verified program), or a
+        device job parsed and validated. It has ``required_caps``, the capabilities a
+        job of it needs.
+
+        Raises:
+            QMKError: a program this target cannot read (its code says why).
+        """
+        ...
+
+    def compile(self, program: Any, request: RunRequest, **options: Any) -> Executable:
+        """``program`` (from :meth:`read`) compiled for ``request``. ``options`` are run
+        settings outside the request that a target may take (``qmk run``'s
+        ``initial_state`` and ``final_state`` on the logical machine); a target refuses
+        those, and the request's settings, it cannot honour.
+
+        Raises:
+            TargetError: ``QM102`` for an option or setting it cannot honour.
+            QMKError: a program it cannot compile (its own family's code).
+        """
+        ...
+
+
+@functools.cache
+def get(name: str) -> Target:
+    """The target ``name`` (its module loaded on first use; one instance per process).
+
+    Raises:
+        TargetError: ``QM101`` no such target.
+    """
+    entry = spec(name)
+    cls = getattr(importlib.import_module(entry.module), entry.cls)
+    target: Target = cls()
+    return target
+
+
+def refuse(target: str, option: str, why: str) -> TargetError:
+    """The ``QM102`` refusal of ``option`` by ``target``, saying ``why``."""
+    return TargetError.of(
+        "option-unsupported",
+        f"{option} is not an option of the {target} target: {why}",
+        target=target,
+        option=option,
+    )
+
+
+def check_unset(target: str, request: RunRequest, fields: Mapping[str, str], why: str) -> None:
+    """Refuse (``QM102``) the first field of ``request`` named in ``fields`` (field ->
+    the option's name as its user wrote it) that differs from its default.
+
+    Raises:
+        TargetError: ``QM102``.
+    """
+    from qmk.execution.request import RunRequest
+
+    defaults = _DEFAULTS.get(RunRequest)
+    if defaults is None:
+        defaults = _DEFAULTS[RunRequest] = _defaults(RunRequest)
+    for field, option in fields.items():
+        if getattr(request, field) != defaults.get(field):
+            raise refuse(target, option, why)
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    import msgspec
+
+    out: dict[str, Any] = {}
+    for f in msgspec.structs.fields(cls):
+        if f.default is not msgspec.NODEFAULT:
+            out[f.name] = f.default
+        elif f.default_factory is not msgspec.NODEFAULT:
+            out[f.name] = f.default_factory()
+    return out
+
+
+__all__ = [
+    "TARGETS",
+    "Executable",
+    "ProgramKind",
+    "Target",
+    "TargetError",
+    "TargetSpec",
+    "check_unset",
+    "get",
+    "refuse",
+    "spec",
+]
