@@ -85,8 +85,9 @@ def run(
         format: the language of text or of a file whose extension does not say it: one
             of :data:`FORMATS` (``qasm`` reads OpenQASM's version from its header); None:
             from the text itself (:func:`sniff`) or the file's extension.
-        shots: how many shots (>= 1).
-        seed: the seed of every random choice; None draws one (``result.seed`` says which).
+        shots: how many shots (1 to :data:`qmk.defaults.MAX_SHOTS`).
+        seed: the seed of every random choice (below :data:`qmk.defaults.SEED_BOUND`); None
+            draws one (``result.seed`` says which).
         engine: an engine of :data:`qmk.defaults.ENGINES` (``qmk engines`` lists those
             installed here); None lets QMK choose the cheapest that runs the program exactly.
         noise: inject logical errors from each qubit's code profile and the qubit
@@ -97,7 +98,7 @@ def run(
         profile: the code profile of qubits that name none, e.g. ``logical:surface_code(d=9)``.
         inputs: values of an OpenQASM 3 program's ``input`` declarations, by name.
         engine_options: keyword arguments for the engine; ``dtype`` (``complex64`` or
-            ``complex128``) asks for a precision.
+            ``complex128``, :data:`qmk.defaults.PRECISION_DTYPES`) asks for a precision.
         calibration: a fitted (a, p*) from ``qmk qec calibrate`` (the object or its JSON
             file) for the profiles of its family and instruction set; at least one qubit
             of the program must have one of them.
@@ -113,7 +114,8 @@ def run(
         ``telemetry``, ``plot()``.
 
     Raises:
-        QMKError: before any simulation, for a program that does not read or lower
+        QMKError: before any simulation, for shots or seed out of range
+            (``EngineError`` QE105), a program that does not read or lower
             (``FrontendError``, ``FormatError``), does not verify (``VerificationError``),
             an engine that cannot run it (``EngineError``) or unknown QEC names
             (``QECError``); each one line with a stable code.

@@ -20,6 +20,7 @@ the engine.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 # --------------------------------------------------------------------------- the machine
@@ -37,9 +38,16 @@ SHOTS: Final = 1024
 #: (``qmk run``, ``qmk.run``, ``qmk device run``): a run keeps every shot's outcomes
 #: (a byte an event a shot), and numpy's samplers count shots in 64-bit integers.
 MAX_SHOTS: Final = 10_000_000
-#: Seeds are integers in ``[0, SEED_BOUND)``, wherever a run or a job takes one (numpy
-#: and stim seed from 64-bit integers; the kernel stores them as SQLite integers).
-SEED_BOUND: Final = 2**63
+#: A seed has this many bits: it is an integer in ``[0, SEED_BOUND)`` wherever a run or a
+#: job takes one, and a run that names none draws one of this many bits
+#: (:func:`qmk.execution.request.draw_seed`): numpy and stim seed from 64-bit integers,
+#: and the kernel stores them as SQLite integers.
+SEED_BITS: Final = 63
+SEED_BOUND: Final = 2**SEED_BITS
+#: The precisions a run may ask an engine for, and the numpy dtype of the amplitudes each
+#: means: the one map that ``qmk run --precision``, an ``engine_options`` dtype, a job's
+#: ``policy.precision``, ``QMKBackend(precision=)`` and the engine registry read.
+PRECISION_DTYPES: Final = MappingProxyType({"single": "complex64", "double": "complex128"})
 #: Whether a run injects the logical errors of its code profiles: the machine's one noise
 #: default, read by ``qmk run``, ``qmk.run``, a kernel job and ``qmk.qiskit.QMKBackend``
 #: (``--no-noise`` / ``noise=False`` gives ideal logical qubits, comparable with Aer).

@@ -43,6 +43,7 @@ from pennylane.transforms.core.compile_pipeline import CompilePipeline
 
 from qmk import defaults
 from qmk.engines.state_io import Amplitudes
+from qmk.execution.request import check_seed
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.pennylane import lowered, measure, plain_tape
 
@@ -78,7 +79,8 @@ class QMKDevice(Device):
         self._noise_asked = noise is True
         self.engine = engine
         self.noise = defaults.NOISE if noise is None else bool(noise)
-        self.seed = seed
+        # checked now, as every run checks it (the runs' seeds are seed, seed + 1, ...)
+        self.seed = None if seed is None else check_seed(seed)
         self.profile = profile
         self.qubit = qubit or defaults.QUBIT
         self._runs = 0

@@ -79,8 +79,8 @@ AER_METHODS: Mapping[str, str | None] = MappingProxyType(
 )
 #: ``device="GPU"``: the engine that runs a statevector on a GPU.
 GPU_ENGINE = defaults.CUSTATEVEC
-#: Aer's ``precision`` names and the engine dtype each asks for.
-PRECISIONS: Mapping[str, str] = MappingProxyType({"double": "complex128", "single": "complex64"})
+#: Aer's ``precision`` names, which are QMK's (the one map: :data:`qmk.defaults.PRECISION_DTYPES`).
+PRECISIONS: Mapping[str, str] = defaults.PRECISION_DTYPES
 #: Above this width the target states errors only, for every qubit at once (a property
 #: per qubit and gate would cost memory for nothing).
 PER_QUBIT_LIMIT = 1024
@@ -202,8 +202,7 @@ class QMKBackend(BackendV2):
                 "noise_model: QMK injects the logical errors of its code profile instead "
                 "(noise=True, profile=..., qubit=...)",
             )
-        engine, dtype = _engine_of(opts)
-        engine_options = {} if dtype is None else {"dtype": dtype}
+        engine, precision = _engine_of(opts)
         circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
         seed = opts["seed_simulator"]
         experiments = []
@@ -214,10 +213,10 @@ class QMKBackend(BackendV2):
                 shots=int(opts["shots"]),
                 seed=None if seed is None else int(seed) + k,
                 engine=engine,
+                precision=precision,
                 noise=bool(opts["noise"]),
                 qubit=opts["qubit"] or defaults.QUBIT,
                 profile=opts["profile"] or defaults.PROFILE,
-                engine_options=engine_options,
             )
             data: dict[str, Any] = {}
             if circuit.num_clbits:  # Aer writes no counts for a circuit with no clbits
@@ -258,7 +257,8 @@ class QMKBackend(BackendV2):
 
 
 def _engine_of(opts: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """The QMK engine (None: the router's choice) and dtype that options ask for.
+    """The QMK engine (None: the router's choice) and precision that options ask for
+    (Aer's ``double``, its default, leaves the engine its own: None).
 
     Raises:
         FrontendError: a method, device or precision QMK has no engine for, or a method
@@ -291,7 +291,7 @@ def _engine_of(opts: Mapping[str, Any]) -> tuple[str | None, str | None]:
         raise FrontendError.of(
             "bad-value", f"precision={precision!r}: {' or '.join(map(repr, PRECISIONS))}"
         )
-    return engine, (None if precision == "double" else PRECISIONS[str(precision)])
+    return engine, (None if precision == "double" else str(precision))
 
 
 def _hex_memory(result: Any, clbit_events: Sequence[str | None]) -> list[str]:
@@ -400,7 +400,7 @@ class EstimatorV2(BaseEstimatorV2):
         bound = np.asarray(pub.parameter_values.bind_all(pub.circuit), dtype=object)
         index = np.arange(bound.size).reshape(bound.shape)
         where, observables = np.broadcast_arrays(index, pub.observables)
-        engine, dtype = _engine_of(self._backend.options.__dict__)
+        engine, precision = _engine_of(self._backend.options.__dict__)
         states: dict[int, Any] = {}
         evs = np.zeros(where.shape, dtype=np.float64)
         engines = set()
@@ -413,8 +413,8 @@ class EstimatorV2(BaseEstimatorV2):
                     shots=1,
                     seed=0,
                     engine=engine,
+                    precision=precision,
                     noise=False,
-                    engine_options={} if dtype is None else {"dtype": dtype},
                     final_state=True,
                 )
                 states[k] = result.final_state

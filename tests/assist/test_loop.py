@@ -52,7 +52,7 @@ def test_a_tool_call_is_answered_by_qmk_and_a_repeat_ends_the_loop(llama):
     (run,) = answer.tool_results
     assert run["tool"] == "run"
     counts = run["result"]["counts"]
-    assert set(counts) <= {"00", "11"} and sum(counts.values()) == 100  # QMK ran it
+    assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1000  # QMK ran it
     assert answer.program is None  # the model drafted nothing to show
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import msgspec
 import pytest
 
+import qmk
+from qmk import defaults
+from qmk.engines.base import EngineError
 from qmk.errors import InvalidArgument
 from qmk.execution.executor import build_request, execute, run
 from qmk.execution.request import (
@@ -16,8 +20,10 @@ from qmk.execution.request import (
     Policy,
     Rewrite,
     RunRequest,
+    precision_of,
     program_digest,
     run_key,
+    submit_policy,
 )
 from qmk.qec.logical import Calibration
 from qmk.qec.params import qubit_params
@@ -191,3 +197,117 @@ def test_a_rewrite_adds_idle_cycles_and_fences_and_raises_profiles() -> None:
     ]
     assert nodes[0]["args"]["profile"] == "logical:surface_code(d=5)"
     assert Rewrite().apply(text) == text
+
+
+# ---------------------------------------------------------------- the one builder
+
+#: A seed of 32 bits or fewer: a 63-bit draw is one with probability 2**-31.
+_32_BITS = 2**32
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"shots": 0}, "shots"),
+        ({"shots": defaults.MAX_SHOTS + 1}, "shots"),
+        ({"shots": True}, "shots"),
+        ({"shots": 10, "seed": -1}, "seed"),
+        ({"shots": 10, "seed": 2**63}, "seed"),
+        ({"shots": 10, "seed": 2**64 - 1}, "seed"),
+        ({"shots": 10, "precision": "half"}, "precision"),
+        ({"shots": 10, "engine_options": {"dtype": "float32"}}, "engine_options.dtype"),
+        (
+            {"shots": 10, "precision": "double", "engine_options": {"dtype": "complex64"}},
+            "precision",
+        ),
+    ],
+)
+def test_every_in_process_entry_refuses_shots_seed_and_precision_out_of_the_one_range(
+    options: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(EngineError) as built:
+        build_request(T_PAIR, **options)
+    assert (built.value.code, built.value.details["key"]) == ("QE105", key)
+    with pytest.raises(InvalidArgument) as kernels:  # the kernel's builder: its own code
+        RunRequest.build(program_digest="ab" * 32, **options)
+    assert kernels.value.message == built.value.message
+    entries = [run] if "precision" in options else [run, qmk.run]
+    for entry in entries:  # the executor and qmk.run: the same builder, the same line
+        with pytest.raises(EngineError) as ran:
+            entry(T_PAIR, **options)
+        assert str(ran.value) == str(built.value) and str(ran.value).count("\n") == 0
+
+
+def test_the_largest_seed_and_shots_are_accepted_by_every_entry() -> None:
+    request = build_request(T_PAIR, shots=defaults.MAX_SHOTS, seed=defaults.SEED_BOUND - 1)
+    assert (request.shots, request.seed) == (defaults.MAX_SHOTS, 2**63 - 1)
+    assert RunRequest.from_json(request.to_json()) == request
+    with pytest.raises(InvalidArgument):
+        RunRequest.from_json({**request.to_json(), "seed": 2**63})
+
+
+def test_a_seed_left_out_is_drawn_with_63_bits_by_the_executor() -> None:
+    drawn = [build_request(T_PAIR, shots=10).seed for _ in range(3)]
+    assert all(0 <= seed < defaults.SEED_BOUND for seed in drawn)
+    assert max(drawn) >= _32_BITS  # the executor drew 32 bits before
+    assert len(set(drawn)) == 3
+    assert run(T_PAIR, shots=10, noise=False).seed != run(T_PAIR, shots=10, noise=False).seed
+
+
+def test_one_precision_map_reads_a_name_a_dtype_name_and_a_numpy_dtype_alike() -> None:
+    import numpy as np
+
+    for single in ("single", "complex64", np.complex64, np.dtype("complex64")):
+        assert precision_of(single) == "single"
+    for dtype, precision in defaults.PRECISION_DTYPES.items():
+        assert precision_of(precision) == dtype
+    named = build_request(T_PAIR, shots=50, seed=3, precision="single")
+    dtype = build_request(T_PAIR, shots=50, seed=3, engine_options={"dtype": "complex64"})
+    assert named == dtype and named.precision == "single" and named.engine_options == {}
+    assert execute(T_PAIR, named).counts == run(T_PAIR, shots=50, seed=3, precision="single").counts
+
+
+def test_the_counts_at_a_seed_are_those_of_the_request_the_builder_makes() -> None:
+    request = RunRequest.build(program_digest="ab" * 32, shots=300, seed=11)
+    assert request == RunRequest(program_digest="ab" * 32, shots=300, seed=11)
+    assert (
+        run(T_PAIR, shots=300, seed=11).counts
+        == execute(T_PAIR, build_request(T_PAIR, shots=300, seed=11)).counts
+    )
+
+
+def test_a_submit_policy_sends_the_keys_given_and_refuses_a_bad_one_before_the_wire() -> None:
+    assert submit_policy(priority=5, engine=None, noise=False) == {"priority": 5, "noise": False}
+    assert submit_policy() is None
+    calibration = Calibration(
+        family="surface_code", crossing_prefactor=0.07, error_correction_threshold=0.011
+    )
+    assert submit_policy(calibration=calibration) == {"calibration": calibration.to_json()}
+    with pytest.raises(InvalidArgument) as caught:
+        submit_policy(priority=10)
+    assert caught.value.details["key"] == "policy.priority"
+
+
+@pytest.mark.parametrize(("option", "value"), [("--seed", str(2**63)), ("--shots", "0")])
+def test_qmk_run_and_submit_refuse_a_seed_or_shots_out_of_the_one_range(
+    option: str, value: str
+) -> None:
+    from support.cli import qmk as cli
+
+    for command in ("run", "submit"):
+        status, out, err = cli(command, "examples/bell.qvm.json", option, value)
+        assert (status, out) == (2, "")
+        assert f"argument {option}: must be in [" in err and err.count("\n") == 1
+
+
+def test_a_lattice_surgery_run_draws_a_63_bit_seed() -> None:
+    from support.cli import qmk as cli
+
+    seeds = []
+    for _ in range(2):
+        status, out, err = cli(
+            "run", "examples/bell.qvm.json", "--lattice-surgery", "--shots", "4", "--json"
+        )
+        assert status == 0, err
+        seeds.append(json.loads(out)["seed"])
+    assert max(seeds) >= _32_BITS  # it drew 32 bits before

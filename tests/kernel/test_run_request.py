@@ -11,14 +11,19 @@ from typing import Any
 
 import pytest
 
+from qmk import defaults
 from qmk.abi.methods import METHODS
+from qmk.engines.base import EngineError
 from qmk.errors import InvalidArgument
+from qmk.execution.executor import build_request
 from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.attest import REQUEST_FIELDS, find_attestation, replay, request_of
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
 from qmk.kernel.store import Store
 from qmk.kernel.stored import digest_counts
+from qmk.qvm.graph import from_json
+from qmk.qvm.verify import verify
 from support.kernel import BELL, FENCED, login, make_config, run_kernel
 
 GRAPH = FENCED.to_json()
@@ -121,3 +126,23 @@ def test_the_method_tables_policy_keys_are_the_policys_fields() -> None:
     documented = [key.strip() for key in param.doc.split(",")]
     fields = [name for name in Policy.__struct_fields__ if name != "device"]
     assert sorted(documented) == sorted(fields)
+
+
+def test_a_job_that_names_no_seed_gets_a_63_bit_one_and_the_in_process_range(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        seeds = []
+        for _ in range(2):  # both under 2**32 has probability 2**-62
+            job = await kernel.q_submit(session_id=alice, graph=BELL, shots=1)
+            seeds.append(job["seed"])
+        assert max(seeds) >= 2**32 and all(s < defaults.SEED_BOUND for s in seeds)
+        for shots, seed in ((defaults.MAX_SHOTS + 1, 1), (1, 2**63)):
+            with pytest.raises(InvalidArgument) as kernel_says:
+                await kernel.q_submit(session_id=alice, graph=BELL, shots=shots, seed=seed)
+            with pytest.raises(EngineError) as run_says:  # one check: in-process, QE105
+                build_request(verify(from_json(BELL)), shots=shots, seed=seed)
+            assert kernel_says.value.message == run_says.value.message
+
+    run_kernel(tmp_path, body, workers=1)

@@ -97,3 +97,19 @@ def test_a_step_takes_the_defaults_it_does_not_set_and_qmks_default_shots():
 def test_after_may_name_one_step_as_a_string():
     flow = loads(f'[[steps]]\nname = "a"\n{QASM}\n[[steps]]\n{QASM}\nafter = "a"\n')
     assert flow.steps[1].after == ("a",)
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("sweep = {shots = [10, 0]}", "steps[0].sweep.shots"),
+        ("sweep = {seed = [1, -1]}", "steps[0].sweep.seed"),
+        ("sweep = {seed = [9223372036854775808]}", "steps[0].sweep.seed"),
+        ("seed = 9223372036854775808", "steps[0].seed"),
+        ("shots = 10000001", "steps[0].shots"),
+    ],
+)
+def test_shots_and_seeds_are_checked_in_the_one_range_a_run_takes(table: str, key: str):
+    with pytest.raises(CommandError) as caught:
+        loads(f"[[steps]]\n{QASM}\n{table}")
+    assert caught.value.code == "QW013" and caught.value.details["key"] == key

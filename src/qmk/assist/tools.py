@@ -151,20 +151,23 @@ def _plan(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def _run(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """The ``run`` tool: the machine's defaults (:meth:`RunRequest.build`'s checks, a
+    seed drawn and reported when the model names none), with the shots capped at
+    :attr:`Context.max_shots` and noise off."""
     from qmk.execution.executor import run
     from qmk.frontends.errors import FrontendError
 
-    shots = args.get("shots", 100)
-    if not isinstance(shots, int) or not 1 <= shots <= ctx.max_shots:
-        raise FrontendError.of("bad-value", f"shots: 1 to {ctx.max_shots}, got {shots!r}")
-    seed = args.get("seed", 1)
-    result = run(
-        _verified(args, ctx),
-        shots=shots,
-        seed=int(seed) if isinstance(seed, int) else 1,
-        noise=False,
-    )
-    return {"ok": True, "shots": shots, "counts": dict(result.counts), "engine": result.engine}
+    shots = args.get("shots", min(defaults.SHOTS, ctx.max_shots))
+    if isinstance(shots, int) and not isinstance(shots, bool) and shots > ctx.max_shots:
+        raise FrontendError.of("bad-value", f"shots: at most {ctx.max_shots}, got {shots}")
+    result = run(_verified(args, ctx), shots=shots, seed=args.get("seed"), noise=False)
+    return {
+        "ok": True,
+        "shots": result.shots,
+        "seed": result.seed,
+        "counts": dict(result.counts),
+        "engine": result.engine,
+    }
 
 
 def _tool(
@@ -211,7 +214,7 @@ TOOLS: Mapping[str, Tool] = MappingProxyType(
                 "run a program on ideal logical qubits with few shots; returns the counts",
                 _run,
                 shots={"type": "integer", "minimum": 1, "maximum": defaults.ASSIST_MAX_SHOTS},
-                seed={"type": "integer"},
+                seed={"type": "integer", "minimum": 0, "maximum": defaults.SEED_BOUND - 1},
             ),
         )
     }

@@ -16,6 +16,7 @@ two together), so ``qmk run FILE`` builds the parser of ``run`` alone
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Protocol
 
@@ -79,6 +80,35 @@ def plural(number: int, noun: str) -> str:
     ('1 epoch', '2 epochs')
     """
     return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def shots_arg(text: str) -> int:
+    """An argparse type: ``--shots``, checked as every run checks them
+    (:func:`qmk.execution.request.check_shots`)."""
+    from qmk.execution.request import check_shots
+
+    return _run_parameter(text, check_shots, f"[1, {defaults.MAX_SHOTS}]")
+
+
+def seed_arg(text: str) -> int:
+    """An argparse type: ``--seed``, checked as every run checks them
+    (:func:`qmk.execution.request.check_seed`)."""
+    from qmk.execution.request import check_seed
+
+    return _run_parameter(text, check_seed, f"[0, 2**{defaults.SEED_BITS})")
+
+
+def _run_parameter(text: str, check: Callable[[int], int], bounds: str) -> int:
+    from qmk.errors import InvalidArgument
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    try:
+        return check(value)
+    except InvalidArgument:
+        raise argparse.ArgumentTypeError(f"must be in {bounds}, got {value}") from None
 
 
 def limits_of(args: argparse.Namespace) -> Limits:

@@ -33,7 +33,7 @@ import json
 from typing import Any, TextIO
 
 from qmk.abi.errors import CommandError
-from qmk.commands import AddCommand
+from qmk.commands import AddCommand, seed_arg, shots_arg
 
 
 def _summary(device: dict[str, Any]) -> str:
@@ -279,10 +279,8 @@ def _add_submit(actions: Any) -> None:
         help="queue a neutral-atom job (the v1 wire form, JSON) on the kernel (CAP_DEVICE_NA)",
     )
     submit.add_argument("job", metavar="JOB.json")
-    submit.add_argument("--shots", type=_int_in(1), help="shots (default: the job's, else 1)")
-    submit.add_argument(
-        "--seed", type=_int_in(0, 2**63 - 1), help="seed (default: the job's, else drawn)"
-    )
+    submit.add_argument("--shots", type=shots_arg, help="shots (default: the job's, else 1)")
+    submit.add_argument("--seed", type=seed_arg, help="seed (default: the job's, else drawn)")
     submit.add_argument(
         "--device", metavar="PRESET", help="a preset of qmk device list (default: the job's)"
     )
@@ -627,8 +625,8 @@ def _add_qec(actions: Any) -> None:
     qec.add_argument(
         "--device", metavar="PRESET", default="benchmark_chain", help="preset or profile file"
     )
-    qec.add_argument("--shots", type=int, default=10_000, help="shots (10000)")
-    qec.add_argument("--seed", type=int, help="seed (default: drawn, printed)")
+    qec.add_argument("--shots", type=shots_arg, default=10_000, help="shots (10000)")
+    qec.add_argument("--seed", type=seed_arg, help="seed (default: drawn, printed)")
     qec.add_argument("--no-loss", action="store_true", help="set the profile's loss rates to 0")
     qec.add_argument(
         "--routing", choices=("auto", "move", "swap"), default="auto", help="compiler routing"
@@ -681,8 +679,10 @@ def register(add: AddCommand) -> None:
     isa.set_defaults(run=_cmd_isa)
     run = actions.add_parser("run", help="run a neutral-atom job (the v1 wire form, JSON)")
     run.add_argument("job", metavar="JOB.json")
-    run.add_argument("--shots", type=int, help="shots (default: the job's, else 1)")
-    run.add_argument("--seed", type=int, help="RNG seed (default: the job's, else a fresh one)")
+    run.add_argument("--shots", type=shots_arg, help="shots (default: the job's, else 1)")
+    run.add_argument(
+        "--seed", type=seed_arg, help="RNG seed (default: the job's, else a fresh one)"
+    )
     run.add_argument(
         "--device", metavar="PRESET", help="run on this preset (default: the job's profile)"
     )

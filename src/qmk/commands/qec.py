@@ -457,9 +457,8 @@ def _input_error(text: str, option: str = "--input-error") -> float:
 
 
 def _cmd_distill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    import secrets
-
     from qmk.estimate.tfactory import unit_from_json
+    from qmk.execution.request import draw_seed
     from qmk.experiments.distill import model_rates, run_distillation
     from qmk.qec.distill import INPUT_ERROR_PAULI, exact_rates, protocol
 
@@ -470,7 +469,7 @@ def _cmd_distill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     assert shots is not None
     seed = _seed(args.seed)
     if seed is None:
-        seed = secrets.randbelow(2**63)
+        seed = draw_seed()
     result = run_distillation(proto, input_error=p, shots=shots, seed=seed, clifford_error=c)
     # With Clifford faults, the exact rates of the circuit's own fault model (model_rates).
     exact = exact_rates(proto, p) if c == 0 else model_rates(proto, p, c)

@@ -14,27 +14,15 @@ import json
 from typing import Any, TextIO
 
 from qmk import defaults
-from qmk.commands import AddCommand, limits_of, plural, read_source, source_options
-
-
-def _shots(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= value <= defaults.MAX_SHOTS:
-        raise argparse.ArgumentTypeError(f"must be in [1, {defaults.MAX_SHOTS}], got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < defaults.SEED_BOUND:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {value}")
-    return value
+from qmk.commands import (
+    AddCommand,
+    limits_of,
+    plural,
+    read_source,
+    seed_arg,
+    shots_arg,
+    source_options,
+)
 
 
 def _input(text: str) -> tuple[str, float]:
@@ -83,9 +71,6 @@ def _qubit(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-
-    dtypes = {"single": "complex64", "double": "complex128"}
-    options = {"dtype": dtypes[args.precision]} if args.precision else {}
     # lowered qubits carry no profile: --profile below is the default for every qubit
     program = read_source(args, args.file, limits_of(args))
     if args.lattice_surgery or args.block is not None:
@@ -127,7 +112,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         None, f"running {args.file} ({plural(args.shots, 'shot')})", err, quiet=args.quiet
     )
     with bar:
-        result = _run(args, program, profile, options)
+        result = _run(args, program, profile)
     unused = _precision_unused(args, result.engine)
     if unused is not None:
         warnings.append(unused)
@@ -161,7 +146,7 @@ def _precision_unused(args: argparse.Namespace, engine: str) -> dict[str, str] |
     )
 
 
-def _run(args: argparse.Namespace, program: Any, profile: str, options: dict[str, Any]) -> Any:
+def _run(args: argparse.Namespace, program: Any, profile: str) -> Any:
     from qmk.execution.executor import run
 
     return run(
@@ -169,10 +154,10 @@ def _run(args: argparse.Namespace, program: Any, profile: str, options: dict[str
         shots=args.shots,
         seed=args.seed,
         engine=args.engine,
+        precision=args.precision,
         noise=_noise(args),
         qubit=_qubit(args),
         profile=profile,
-        engine_options=options,
         limits=limits_of(args),
         calibration=args.calibration,
         initial_state=args.initial_state,
@@ -310,10 +295,9 @@ def _run_lattice_surgery(args: argparse.Namespace, program: Any, out: TextIO) ->
     """``--lattice-surgery``: the program as PPMs and pi/8 rotations, laid out in
     ``--block``, scheduled and executed (:mod:`qmk.ft`); ``--profile auto`` takes the
     estimator's surface-code distance."""
-    import secrets
-
     from qmk.abi.errors import CommandError
     from qmk.estimate.counts import count_graph
+    from qmk.execution.request import draw_seed
     from qmk.ft.errors import FTError
     from qmk.ft.execute import run_lattice_surgery
     from qmk.ft.model import ft_model
@@ -348,7 +332,7 @@ def _run_lattice_surgery(args: argparse.Namespace, program: Any, out: TextIO) ->
         model,
         block=args.block or "fast",
         shots=args.shots,
-        seed=args.seed if args.seed is not None else secrets.randbits(32),
+        seed=args.seed if args.seed is not None else draw_seed(),
         noise=not args.no_noise,
         engine=args.engine,
     )
@@ -421,12 +405,12 @@ def register(add: AddCommand) -> None:
     )
     sub.add_argument(
         "--shots",
-        type=_shots,
+        type=shots_arg,
         default=defaults.SHOTS,
         metavar="N",
         help=f"shots ({defaults.SHOTS})",
     )
-    sub.add_argument("--seed", type=_seed, metavar="S", help="seed (default: drawn, printed)")
+    sub.add_argument("--seed", type=seed_arg, metavar="S", help="seed (default: drawn, printed)")
     sub.add_argument(
         "--engine",
         choices=defaults.ENGINES,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from qmk import defaults
 from qmk.abi.errors import CommandError
-from qmk.commands import AddCommand, limits_of, read_source, source_options
+from qmk.commands import AddCommand, limits_of, read_source, seed_arg, shots_arg, source_options
 from qmk.errors import warning_line
 
 if TYPE_CHECKING:
@@ -489,28 +489,29 @@ def _wait_status(job: dict[str, Any], err: TextIO) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    policy: dict[str, Any] = {}
-    if args.source_profile == "auto":  # the kernel's choice (policy.profile), not a name
-        policy["profile"], args.source_profile = "auto", None
+    from qmk.execution.request import submit_policy
+
+    auto = args.source_profile == "auto"  # the kernel's choice (policy.profile), not a name
+    if auto:
+        args.source_profile = None
     graph = read_source(args, args.file, limits_of(args)).to_json()
-    if args.priority is not None:
-        policy["priority"] = args.priority
-    if args.engine is not None:
-        policy["engine"] = args.engine
-    if args.no_noise:
-        policy["noise"] = False
-    if args.job_timeout_ms is not None:
-        policy["timeout_ms"] = args.job_timeout_ms
-    if args.noise_model is not None:  # the kernel reads it as qmk run --noise-model does
-        policy["noise_model"] = args.noise_model
+    calibration = None
     if args.calibration is not None:  # read and checked as qmk run --calibration reads it
         from qmk.qec.logical import Calibration
 
-        policy["calibration"] = Calibration.load(args.calibration).to_json()
-    if args.no_cache:
-        policy["cache"] = False
+        calibration = Calibration.load(args.calibration)
+    policy = submit_policy(
+        profile="auto" if auto else None,
+        priority=args.priority,
+        engine=args.engine,
+        noise=False if args.no_noise else None,
+        timeout_ms=args.job_timeout_ms,
+        noise_model=args.noise_model,  # the kernel reads it as qmk run --noise-model does
+        calibration=calibration,
+        cache=False if args.no_cache else None,
+    )
     with _client(args) as client:
-        job = client.q_submit(graph, args.shots, args.seed, policy or None)
+        job = client.q_submit(graph, args.shots, args.seed, policy)
         warnings = job.get("warnings") or []
         for notice in warnings:  # an option that changed nothing (QC130): said, not fatal
             err.write(warning_line(args.file, notice))
@@ -871,12 +872,12 @@ def register(add: AddCommand) -> None:
     sub.add_argument("file", metavar="FILE")
     sub.add_argument(
         "--shots",
-        type=_int_in(1, defaults.MAX_SHOTS),
+        type=shots_arg,
         default=defaults.SHOTS,
         metavar="N",
         help=f"shots ({defaults.SHOTS})",
     )
-    sub.add_argument("--seed", type=_int_in(0, defaults.SEED_BOUND - 1), metavar="S", help="seed")
+    sub.add_argument("--seed", type=seed_arg, metavar="S", help="seed (default: drawn)")
     sub.add_argument(
         "--priority", type=_int_in(0, 9), metavar="P", help=f"priority 0..9 ({defaults.PRIORITY})"
     )

@@ -65,7 +65,7 @@ SEGMENT_ROUND_TRIP_S = 2e-8
 PRECISIONS = ("single", "double", "exact")
 
 #: The numpy dtype of each floating precision (an engine's ``dtype`` option).
-DTYPE_OF: Mapping[str, str] = MappingProxyType({"single": "complex64", "double": "complex128"})
+DTYPE_OF: Mapping[str, str] = defaults.PRECISION_DTYPES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

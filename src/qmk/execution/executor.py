@@ -75,7 +75,7 @@ from qmk.execution.plan import Plan, build_plan, decoder_load
 from qmk.execution.request import (
     Precision,
     RunRequest,
-    canonical_profile,
+    precision_of,
     program_digest,
     run_key,
 )
@@ -97,8 +97,6 @@ from qmk.qvm.verify import VerifiedProgram, verify
 DEFAULT_PROFILE = defaults.PROFILE
 DEFAULT_QUBIT = defaults.QUBIT
 DEFAULT_SHOTS = defaults.SHOTS
-MAX_SHOTS = defaults.MAX_SHOTS
-SEED_BOUND = defaults.SEED_BOUND
 
 
 def load_program(
@@ -330,21 +328,10 @@ def _result_options(engine: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _precision_option(options: Mapping[str, Any]) -> tuple[Precision | None, dict[str, Any]]:
-    """The precision ``engine_options``' ``dtype`` asks for, and the other options."""
+    """The precision ``engine_options``' ``dtype`` asks for (:func:`precision_of`), and
+    the other options."""
     rest = {k: v for k, v in options.items() if k != "dtype"}
-    if "dtype" not in options or options["dtype"] is None:
-        return None, rest
-    try:
-        name = np.dtype(options["dtype"]).name
-    except TypeError:
-        name = str(options["dtype"])
-    precisions: dict[str, Precision] = {"complex64": "single", "complex128": "double"}
-    precision = precisions.get(name)
-    if precision is None:
-        raise EngineError.of(
-            "engine-misuse", f"dtype must be complex64 or complex128, not {options['dtype']!r}"
-        )
-    return precision, rest
+    return precision_of(options.get("dtype"), key="engine_options.dtype", error=_misuse), rest
 
 
 def route_plan(
@@ -454,6 +441,7 @@ def run(
     shots: int = DEFAULT_SHOTS,
     seed: int | None = None,
     engine: str | None = None,
+    precision: str | None = None,
     noise: bool | NoiseModel = defaults.NOISE,
     qubit: str | QubitParams = DEFAULT_QUBIT,
     profile: str = DEFAULT_PROFILE,
@@ -471,19 +459,22 @@ def run(
 
     Args:
         program: a graph, a verified program, QVM JSON data, or a path (.json or .asm).
-        shots: how many shots (>= 1).
-        seed: the seed of every random choice; None draws one (reported in the result).
+        shots: how many shots (1 to :data:`qmk.defaults.MAX_SHOTS`).
+        seed: the seed of every random choice (below :data:`qmk.defaults.SEED_BOUND`); None
+            draws one (reported in the result).
         engine: an engine of :data:`qmk.defaults.ENGINES` (``qmk engines`` lists those
             installed); None lets the router choose the cheapest able one.
+        precision: ``"single"`` or ``"double"`` (or a dtype of
+            :data:`qmk.defaults.PRECISION_DTYPES`), which the router honours (an exact
+            engine such as the stabilizer takes any); None: the engine's own.
         noise: inject logical errors from the code profiles and qubit parameters (True),
             none (False), or inject them with a noise model's physical error rates in
             place of the qubit's (a :mod:`qmk.qec.noise` model, e.g. ``Depolarizing(p=1e-3)``).
         qubit: the physical qubit parameter set: a name (see :mod:`qmk.qec`) or
             :class:`~qmk.qec.params.QubitParams` (custom values, QRE's JSON form).
         profile: the code profile of qubits whose ALLOC_LQ names none.
-        engine_options: extra keyword arguments for the engine; ``dtype`` (complex64 or
-            complex128) asks for a precision, which the router honours (an exact
-            engine such as the stabilizer takes any).
+        engine_options: extra keyword arguments for the engine; ``dtype`` says what
+            ``precision`` says.
         calibration: a fitted (a, p*) from ``qmk qec calibrate`` (the object or its JSON
             file) used for the profiles of its family and instruction set; it must apply
             to at least one qubit of the program unless ``require_calibration`` is False
@@ -511,9 +502,10 @@ def run(
             ``parts.merge`` of every part's result is this run without ``part``.
 
     Raises:
-        QMKError: bad input (FormatError, VerificationError), an engine that cannot run
-            the program (EngineError), or unknown QEC names (QECError), all before any
-            simulation; ``QE106``/``QE107`` for a state of another run or an unreadable one;
+        QMKError: bad input (FormatError, VerificationError; EngineError QE105 for shots,
+            seed or precision out of range), an engine that cannot run the program
+            (EngineError), or unknown QEC names (QECError), all before any simulation;
+            ``QE106``/``QE107`` for a state of another run or an unreadable one;
             ``QE111``-``QE113`` for a state file that is not one, a state that does not fit
             the program or engine, or a final state that is not one pure state.
         Suspended: the control asked the run to stop; its state was saved first.
@@ -525,6 +517,7 @@ def run(
         shots=shots,
         seed=seed,
         engine=engine,
+        precision=precision,
         noise=noise,
         qubit=qubit,
         profile=profile,
@@ -550,6 +543,7 @@ def build_request(
     shots: int = DEFAULT_SHOTS,
     seed: int | None = None,
     engine: str | None = None,
+    precision: str | None = None,
     noise: bool | NoiseModel = defaults.NOISE,
     qubit: str | QubitParams = DEFAULT_QUBIT,
     profile: str = DEFAULT_PROFILE,
@@ -558,36 +552,28 @@ def build_request(
     require_calibration: bool = True,
     part: Part | Sequence[int] | None = None,
 ) -> RunRequest:
-    """The run request of :func:`run`'s arguments for ``program`` (a seed drawn when
-    None; a calibration file read; ``engine_options``' ``dtype`` as the precision).
+    """The run request of :func:`run`'s arguments for ``program``: a calibration file
+    read, a noise model written as text, a part as ``(k, n)``, then the one builder
+    (:meth:`RunRequest.build`: shots and seed checked, a seed drawn when None, the
+    precision read from ``precision`` or ``engine_options``' ``dtype``).
 
     Raises:
-        EngineError: ``QE`` engine-misuse for shots that are not an integer in
+        EngineError: ``QE105`` engine-misuse for shots that are not an integer in
             ``1..MAX_SHOTS`` (:data:`qmk.defaults.MAX_SHOTS`), a seed outside
-            ``[0, 2**63)``, a bad ``dtype`` or ``part``. QECError: ``noise`` is not a bool
-            or noise model; ``QC102`` for a profile that does not parse.
+            ``[0, 2**63)``, a bad precision, ``dtype`` or ``part``. QECError: ``noise``
+            is not a bool or noise model; ``QC102`` for a profile that does not parse.
     """
-    if isinstance(shots, bool) or not isinstance(shots, int) or not 1 <= shots <= MAX_SHOTS:
-        raise EngineError.of(
-            "engine-misuse", f"shots must be an integer 1..{MAX_SHOTS}, got {shots!r}"
-        )
-    if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little")
-    elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_BOUND:
-        raise EngineError.of("engine-misuse", f"seed must be an integer 0..2**63-1, got {seed!r}")
-    canonical_profile(profile)  # QC102 for one that does not parse, before any work
     inject, noise_model = _noise_choice(noise)
     if calibration is not None and not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration)
-    precision, options = _precision_option(engine_options or {})
     share = None if part is None else Part.from_json(part)
-    return RunRequest(
+    return RunRequest.build(
         program_digest=program_digest(_canonical(program)),
         shots=shots,
         seed=seed,
         engine=engine,
         precision=precision,
-        engine_options=options,
+        engine_options=engine_options,
         noise=inject,
         qubit=qubit,
         profile=profile,
@@ -595,7 +581,13 @@ def build_request(
         calibration=calibration,
         require_calibration=require_calibration,
         part=None if share is None else (share.index, share.of),
+        error=_misuse,
     )
+
+
+def _misuse(message: str, key: str) -> EngineError:
+    """An in-process run's bad parameter: ``QE105 engine-misuse``."""
+    return EngineError.of("engine-misuse", message, key=key)
 
 
 def _canonical(program: VerifiedProgram) -> str:

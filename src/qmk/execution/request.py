@@ -27,23 +27,43 @@ True
 False
 >>> run_key(request) == run_key(msgspec.structs.replace(request, target="lattice-surgery"))
 False
+
+**The one builder.** Every entry turns its user's parameters into a request with
+:meth:`RunRequest.build`: ``qmk run``, ``qmk.run`` and the executor
+(:func:`qmk.execution.executor.build_request`, which reads files and noise-model objects
+first), ``QMKBackend`` and the estimator, the PennyLane device, the workflows, the
+assistant's ``run`` tool and the kernel's admission (whatever wire the submit came by). It
+checks shots, seed, precision and profile once, shots and seed in one range
+(:data:`qmk.defaults.MAX_SHOTS`, :data:`qmk.defaults.SEED_BOUND`), draws a missing seed
+from the one seed source (:func:`draw_seed`, 63 bits) and reads a precision through the
+one precision map (:data:`qmk.defaults.PRECISION_DTYPES`, :func:`precision_of`).
+
+>>> built = RunRequest.build(program_digest="ab" * 32, shots=10, precision="complex64")
+>>> built.precision, 0 <= built.seed < defaults.SEED_BOUND
+('single', True)
+>>> RunRequest.build(program_digest="ab" * 32, shots=0)
+Traceback (most recent call last):
+...
+qmk.errors.InvalidArgument: QS1012 invalid-argument: shots must be an integer 1..10000000, got 0
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from qmk import defaults
+from qmk.errors import InvalidArgument, QMKError
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.params import QubitParams
 from qmk.qvm.profiles import ProfileError, parse_profile
-from qmk.values import convert
+from qmk.values import ErrorFactory, convert
 
 #: The op that stands for one idle logical cycle in a rewritten program (the identity).
 IDLE_OP = "APPLY_RZ"
@@ -57,13 +77,20 @@ TARGET_PATTERN = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 #: A precision an engine is asked for (``None``: the engine's own).
 Precision = Literal["single", "double"]
 
-_SEED = Annotated[int, msgspec.Meta(ge=0)]
-_SHOTS = Annotated[int, msgspec.Meta(ge=1)]
+#: A run's shots and seed, in the one range every entry checks (:func:`check_shots`,
+#: :func:`check_seed`); a struct field of either type refuses what they refuse.
+Shots = Annotated[int, msgspec.Meta(ge=1, le=defaults.MAX_SHOTS)]
+Seed = Annotated[int, msgspec.Meta(ge=0, le=defaults.SEED_BOUND - 1)]
 #: A deadline in unix seconds: also refuses inf, nan and 10**400 (no overflow).
 _SECONDS = Annotated[float, msgspec.Meta(ge=-(2**53), le=2**53)]
 _TIMEOUT_MS = Annotated[int, msgspec.Meta(ge=1, le=defaults.MAX_TIMEOUT_MS)]
 _PRIORITY = Annotated[int, msgspec.Meta(ge=0, le=9)]
 _NAME = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+def _invalid(message: str, key: str) -> QMKError:
+    """A bad run parameter, as the kernel refuses one (``QS1012 invalid-argument``)."""
+    return InvalidArgument(message, key=key)
 
 
 class _Value(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -124,6 +151,26 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
             if out[key] is None:
                 del out[key]
         return out
+
+
+def submit_policy(**given: Any) -> dict[str, Any] | None:
+    """The ``policy`` object of a ``q_submit`` that sets the keys ``given`` (None values
+    left out: the kernel's default), checked here against :class:`Policy`'s schema, as
+    the kernel checks it; None when it sets nothing. A key given is sent even at its
+    default value: the kernel lets a key the submit sets win over a program's
+    ``SET_POLICY`` hint.
+
+    Raises:
+        InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
+
+    >>> submit_policy(priority=7, engine=None, noise=False)
+    {'priority': 7, 'noise': False}
+    >>> submit_policy(engine=None) is None
+    True
+    """
+    data = {key: msgspec.to_builtins(value) for key, value in given.items() if value is not None}
+    convert(data, Policy, where="policy")
+    return data or None
 
 
 #: The keys of a policy's JSON left out when unset (None).
@@ -240,8 +287,8 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: lattice-surgery run's ``block``, a device job's ``backend``...), checked by the
     #: target when it compiles; empty: its defaults.
     target_options: dict[str, Any] = {}
-    shots: _SHOTS
-    seed: _SEED
+    shots: Shots
+    seed: Seed
     #: The engine asked for (None: the router's choice); in JSON ``engine_requested``,
     #: beside the attest line's ``engine``, the one that ran.
     engine: _NAME | None = msgspec.field(default=None, name="engine_requested")
@@ -287,6 +334,79 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
         request: RunRequest = convert(data, cls, where="request")
         return request
 
+    @classmethod
+    def build(
+        cls,
+        *,
+        program_digest: str,
+        target: str = DEFAULT_TARGET,
+        target_options: Mapping[str, Any] | None = None,
+        shots: Any = defaults.SHOTS,
+        seed: Any = None,
+        engine: str | None = None,
+        precision: Any = None,
+        engine_options: Mapping[str, Any] | None = None,
+        noise: bool = defaults.NOISE,
+        qubit: str | QubitParams = defaults.QUBIT,
+        profile: str = defaults.PROFILE,
+        noise_model: str | None = None,
+        calibration: Calibration | None = None,
+        require_calibration: bool = False,
+        part: tuple[int, int] | None = None,
+        policy: Policy | None = None,
+        error: ErrorFactory = _invalid,
+    ) -> RunRequest:
+        """The request of a user's parameters: the one builder every entry calls (see
+        the module docstring).
+
+        Args:
+            program_digest: :func:`program_digest` of the program's text.
+            shots: checked by :func:`check_shots`.
+            seed: checked by :func:`check_seed`; None draws one (:func:`draw_seed`).
+            precision: ``"single"``/``"double"`` or a dtype (:func:`precision_of`);
+                ``engine_options``' ``dtype`` says the same, and is taken out of them.
+            profile: checked by :func:`canonical_profile`.
+            target, target_options, engine, noise, qubit, noise_model, calibration,
+                require_calibration, part, policy: the fields of these names.
+            error: makes the error of a bad shots, seed or precision from its message
+                and key (default: :class:`~qmk.errors.InvalidArgument`, the kernel's; the
+                executor's is ``QE105 engine-misuse``): one check, in the caller's family.
+
+        Raises:
+            InvalidArgument: shots, seed or precision out of range (``key`` names which),
+                or a precision and a ``dtype`` that disagree (or ``error``'s).
+            QECError: ``QC102`` for a profile that does not parse.
+        """
+        shots = check_shots(shots, error=error)
+        seed = draw_seed() if seed is None else check_seed(seed, error=error)
+        options = dict(engine_options or {})
+        asked = precision_of(precision, error=error)
+        dtype = precision_of(options.pop("dtype", None), key="engine_options.dtype", error=error)
+        if asked is not None and dtype is not None and asked != dtype:
+            raise error(
+                f"precision {asked!r} and engine_options dtype {dtype!r} disagree: give one",
+                "precision",
+            )
+        canonical_profile(profile)  # QC102 before any work
+        return cls(
+            program_digest=program_digest,
+            target=target,
+            target_options=dict(target_options or {}),
+            shots=shots,
+            seed=seed,
+            engine=engine,
+            precision=asked or dtype,
+            engine_options=options,
+            noise=noise,
+            qubit=qubit,
+            profile=profile,
+            noise_model=noise_model,
+            calibration=calibration,
+            require_calibration=require_calibration,
+            part=part,
+            policy=policy,
+        )
+
     def physics(self) -> dict[str, Any]:
         """The physics of this run as plain JSON (:data:`PHYSICS_FIELDS`), for the
         checkpoints its execution states are saved under."""
@@ -317,6 +437,76 @@ def run_key(request: RunRequest, **more: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def draw_seed() -> int:
+    """A fresh seed from the one seed source: :data:`qmk.defaults.SEED_BITS` bits of the
+    operating system's randomness (a run that names no seed reports the one drawn).
+
+    >>> 0 <= draw_seed() < defaults.SEED_BOUND
+    True
+    """
+    return secrets.randbits(defaults.SEED_BITS)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_shots(shots: Any, *, key: str = "shots", error: ErrorFactory = _invalid) -> int:
+    """``shots`` if it is an integer ``1..MAX_SHOTS`` (:data:`qmk.defaults.MAX_SHOTS`).
+
+    Raises:
+        InvalidArgument: otherwise (``key`` names it), or what ``error(message, key)``
+            makes: the caller's family (the executor's ``QE105 engine-misuse``).
+
+    >>> check_shots(1024)
+    1024
+    """
+    if not _integer(shots) or not 1 <= shots <= defaults.MAX_SHOTS:
+        raise error(f"{key} must be an integer 1..{defaults.MAX_SHOTS}, got {shots!r}", key)
+    return int(shots)
+
+
+def check_seed(seed: Any, *, key: str = "seed", error: ErrorFactory = _invalid) -> int:
+    """``seed`` if it is an integer ``0..2**63-1`` (below :data:`qmk.defaults.SEED_BOUND`).
+
+    Raises:
+        InvalidArgument: otherwise (``key`` names it), or what ``error(message, key)``
+            makes.
+
+    >>> check_seed(7)
+    7
+    """
+    if not _integer(seed) or not 0 <= seed < defaults.SEED_BOUND:
+        raise error(f"{key} must be an integer 0..2**{defaults.SEED_BITS}-1, got {seed!r}", key)
+    return int(seed)
+
+
+def precision_of(
+    value: Any, *, key: str = "precision", error: ErrorFactory = _invalid
+) -> Precision | None:
+    """The precision ``value`` names: ``"single"`` or ``"double"``, or the dtype of either
+    in :data:`qmk.defaults.PRECISION_DTYPES` (``"complex64"``, ``numpy.complex128``, a
+    ``numpy.dtype``); None for None (the engine's own).
+
+    Raises:
+        InvalidArgument: anything else (``key`` names it), or what ``error(message,
+            key)`` makes.
+
+    >>> precision_of("complex64"), precision_of("double"), precision_of(None)
+    ('single', 'double', None)
+    """
+    if value is None:
+        return None
+    name = value if isinstance(value, str) else getattr(value, "name", None)
+    if name is None and isinstance(value, type):
+        name = value.__name__  # numpy's scalar types: numpy.complex64
+    for precision, dtype in defaults.PRECISION_DTYPES.items():
+        if name in (precision, dtype):
+            return precision  # type: ignore[return-value]
+    known = ", ".join(f"{p} ({d})" for p, d in defaults.PRECISION_DTYPES.items())
+    raise error(f"{key} must be one of {known}, not {value!r}", key)
+
+
 def program_digest(text: str) -> str:
     """The SHA-256 (hex) of a program's text, as a run request names it."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -332,7 +522,14 @@ __all__ = [
     "Rewrite",
     "RunRequest",
     "Schedule",
+    "Seed",
+    "Shots",
     "canonical_profile",
+    "check_seed",
+    "check_shots",
+    "draw_seed",
+    "precision_of",
     "program_digest",
     "run_key",
+    "submit_policy",
 ]

@@ -26,7 +26,6 @@ and the firewall's answer of each (graph, tenant) when no channel is bound.
 from __future__ import annotations
 
 import json
-import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -43,7 +42,14 @@ from qmk.errors import (
     QMKError,
     QuotaError,
 )
-from qmk.execution.request import Policy, RunRequest, program_digest
+from qmk.execution.request import (
+    Policy,
+    RunRequest,
+    check_seed,
+    check_shots,
+    draw_seed,
+    program_digest,
+)
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.budget import CpuBudget
 from qmk.kernel.cache import cacheable
@@ -70,9 +76,8 @@ from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
 from qmk.rate import TokenBucket
 
-#: Most shots one job may ask for (:data:`qmk.defaults.MAX_SHOTS`, as for any run).
+#: Most shots one job may ask for (the one range: :data:`qmk.defaults.MAX_SHOTS`).
 MAX_SHOTS = defaults.MAX_SHOTS
-_SEED_BOUND = defaults.SEED_BOUND
 #: Most verifier findings copied into a ProgramError.
 MAX_FINDINGS = 50
 #: How many (graph, options) -> physical-qubit answers the kernel keeps.
@@ -186,13 +191,10 @@ class Admission:
                 tenant already has ``max_queued_jobs`` waiting.
         """
         tenant = session.tenant
-        if isinstance(shots, bool) or not isinstance(shots, int) or not 1 <= shots <= MAX_SHOTS:
-            raise InvalidArgument(f"shots must be an integer 1..{MAX_SHOTS}, got {shots!r}")
+        check_shots(shots)  # before any work; RunRequest.build below draws a missing seed
         given_seed = seed is not None
-        if seed is None:
-            seed = secrets.randbits(32)
-        elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _SEED_BOUND:
-            raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
+        if given_seed:
+            check_seed(seed)
         parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
         if prepared is None:
             self._check_size(graph)
@@ -234,7 +236,7 @@ class Admission:
             )
         self._check_room(physical, qubits, spanning=spanning)
         self.check_queue_room(tenant)
-        request = RunRequest(
+        request = RunRequest.build(
             program_digest=program_digest(text),
             shots=shots,
             seed=seed,
@@ -533,14 +535,10 @@ class Admission:
                 f"device jobs need {DEVICE_CAP}, which this session was not granted",
                 missing=[DEVICE_CAP],
             )
-        if shots is not None and (
-            isinstance(shots, bool) or not isinstance(shots, int) or not 1 <= shots <= MAX_SHOTS
-        ):
-            raise InvalidArgument(f"shots must be an integer 1..{MAX_SHOTS} or null, got {shots!r}")
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _SEED_BOUND
-        ):
-            raise InvalidArgument(f"seed must be an integer 0..2**63-1 or null, got {seed!r}")
+        if shots is not None:
+            check_shots(shots)
+        if seed is not None:
+            check_seed(seed)
         options = parse_device_policy(
             policy, default_timeout_s=self.config.job_timeout_s, backends=DEVICE_IDS
         )
@@ -569,7 +567,7 @@ class Admission:
             parsed = parse_job(
                 wire,
                 shots=shots,
-                seed=secrets.randbits(32) if seed is None and wire.get("seed") is None else seed,
+                seed=draw_seed() if seed is None and wire.get("seed") is None else seed,
                 device_id=backend,
             )
             timeline = validate_job(parsed, strict_timing=strict)
@@ -617,7 +615,7 @@ class Admission:
             separators=(",", ":"),
             allow_nan=False,
         )
-        request = RunRequest(
+        request = RunRequest.build(
             program_digest=program_digest(text),
             shots=parsed.shots,
             seed=parsed.seed,

@@ -199,17 +199,17 @@ class KernelBackend:
                 f"step {job.step.name!r}: noise models run locally; a kernel's noise model is "
                 "its config's (noise may be true or false)"
             )
-        policy = dict(job.step.policy)
-        for key, value in (
-            ("engine", job.engine),
-            ("qubit", job.qubit),
-            ("profile", _profile(job.distance)),
-        ):
-            if value is not None:
-                policy[key] = value
+        from qmk.execution.request import submit_policy
+
+        chosen: dict[str, Any] = {
+            "engine": job.engine,
+            "qubit": job.qubit,
+            "profile": _profile(job.distance),
+        }
         if not job.noise:
-            policy["noise"] = False
-        return policy
+            chosen["noise"] = False
+        given = {key: value for key, value in chosen.items() if value is not None}
+        return submit_policy(**{**job.step.policy, **given}) or {}
 
     def run_batch(self, jobs: Sequence[Planned], done: Callable[[JobResult], None]) -> None:
         started: list[tuple[Planned, dict[str, Any] | None, str | None]] = []

@@ -66,6 +66,7 @@ from msgspec import Meta
 
 from qmk import defaults, values
 from qmk.abi.errors import CommandError
+from qmk.execution.request import Seed, Shots
 
 #: Sweep keys that are run options; any other is a program parameter.
 OPTION_KEYS = ("shots", "seed", "distance", "noise", "qubit", "engine")
@@ -87,6 +88,8 @@ def _bad_key(message: str, key: str) -> CommandError:
 
 #: A sweep's values for one key: the step runs once per value (and combination).
 SweepValues = Annotated[list[Any], Meta(min_length=1)]
+#: The sweep keys whose values are checked as a run checks them.
+_SWEPT: Mapping[str, Any] = {"shots": list[Shots], "seed": list[Seed]}
 
 
 class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -99,9 +102,9 @@ class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             "file's extension, or an OpenQASM header)"
         ),
     ] = None
-    shots: Annotated[int, Meta(ge=1)] = defaults.SHOTS
+    shots: Shots = defaults.SHOTS
     seed: Annotated[
-        Annotated[int, Meta(ge=0)] | None,
+        Seed | None,
         Meta(description="the run's seed (none: one is drawn and reported)"),
     ] = None
     engine: Annotated[
@@ -295,6 +298,9 @@ def from_data(data: Any, *, base: Path | None = None, path: Path | None = None) 
     # Each sweep's list on its own first, so that an error names its key, not sweep[...].
     for where, swept in _sweeps_of(data):
         values.convert(swept, SweepValues, where=where, error=_bad_key)
+        checked = _SWEPT.get(where.rsplit(".", 1)[-1])
+        if checked is not None:
+            values.convert(swept, checked, where=where, error=_bad_key)
     file: WorkflowFile = values.convert(data, WorkflowFile, error=_bad_key)
     given = data.get("defaults", {})
     steps = [_step(raw, given, i, base) for i, raw in enumerate(data["steps"])]

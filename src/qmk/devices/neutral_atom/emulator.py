@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from qmk.devices.neutral_atom.shots import BatchProgram, batch_program, execute
 from qmk.devices.neutral_atom.streams import shot_records
 from qmk.devices.neutral_atom.validate import VALIDATORS, validate_job
 from qmk.execution.branches import ExecutionState
+from qmk.execution.request import draw_seed
 from qmk.execution.trajectories import Control
 
 #: The backends, as job ``device_id`` names them (:data:`.backends.BACKENDS`).
@@ -206,7 +206,7 @@ def run_job(
     else:
         parsed = parse_job(job, preset=device, shots=shots, seed=seed, device_id=backend)
     timeline = validate_job(parsed, strict_timing=strict_timing)
-    run_seed = parsed.seed if parsed.seed is not None else secrets.randbits(63)
+    run_seed = parsed.seed if parsed.seed is not None else draw_seed()
     if any(ins.kind is OpKind.EVOLVE for ins in parsed.program):
         return _run_analog(parsed, timeline, run_seed, began)
     circuit = lower(parsed, timeline)

@@ -344,9 +344,9 @@ def mitigate(
         else parse_job(job, preset=device, shots=shots, seed=seed, device_id=backend)
     )
     if parsed.seed is None:
-        import secrets
+        from qmk.execution.request import draw_seed
 
-        parsed = replace(parsed, seed=secrets.randbits(63))
+        parsed = replace(parsed, seed=draw_seed())
     if any(ins.kind is OpKind.EVOLVE for ins in parsed.program):
         raise _invalid("mitigation runs digital jobs only; this job has an analog Evolve")
     result: Result = run_job(parsed)

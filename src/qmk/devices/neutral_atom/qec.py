@@ -285,12 +285,12 @@ def memory_experiment(
         DeviceError: ``QD302`` when the code needs more atoms than the profile has, or a
             compile or device refusal.
     """
-    import secrets
     import time
 
     from qmk.devices.neutral_atom.compile import compile_program
     from qmk.devices.neutral_atom.emulator import run_job
     from qmk.devices.neutral_atom.job import STABILIZER, parse_job
+    from qmk.execution.request import draw_seed
 
     started = time.perf_counter()
     family = experiment_family(CODES.get(code, code))
@@ -305,7 +305,7 @@ def memory_experiment(
     profile = device if isinstance(device, Profile) else load_profile(os.fspath(device))
     if not loss:
         profile = replace(profile, noise=without_loss(profile.noise))
-    run_seed = secrets.randbits(63) if seed is None else seed
+    run_seed = draw_seed() if seed is None else seed
     experiment = _to_program(memory_circuit(family, distance=distance, rounds=rounds))
     job, report = compile_program(experiment.graph, profile, routing=routing)
     result = run_job(
