@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.cli import qmk
 from support.paths import EXAMPLES
 
@@ -58,9 +60,16 @@ def test_a_bad_placement_is_one_coded_line() -> None:
     assert err.startswith("QV601 bad-placement:") and err.count("\n") == 1
 
 
-def test_link_options_without_modules_are_refused_not_dropped() -> None:
-    status, _, err = qmk("plan", GHZ, "--link-fidelity", "0.9")
-    assert status == 1 and err.startswith("QV601") and "needs --modules or --placement" in err
+@pytest.mark.parametrize("command", ["run", "plan"])
+@pytest.mark.parametrize(
+    "option", [("--link-fidelity", "0.9"), ("--module-qubits", "1000"), ("--link-latency-ns", "5")]
+)
+def test_link_options_without_modules_are_bad_usage_exit_2_not_dropped(
+    command: str, option: tuple[str, str]
+) -> None:
+    status, out, err = qmk(command, GHZ, *option)
+    assert (status, out) == (2, "")
+    assert err == f"QW011 bad-option: {option[0]} needs --modules or --placement\n"
 
 
 def test_module_options_with_a_device_are_refused() -> None:

@@ -244,6 +244,29 @@ def test_a_bad_noise_model_or_calibration_is_an_invalid_argument_naming_its_key(
     assert all(error.code == "QS1012" for error in refused)
 
 
+def test_a_noise_model_above_threshold_is_an_invalid_argument_with_the_local_code(
+    tmp_path: Path,
+) -> None:
+    # qmk run --noise-model 'depolarizing(p=0.05)' is QC106 (exit 2): bad input; in the
+    # kernel the same value of the policy is QS1012 naming its key, QC106 in its details
+    async def body(kernel: Kernel) -> InvalidArgument:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        with pytest.raises(InvalidArgument) as caught:
+            await kernel.q_submit(
+                session_id=sid,
+                graph=measured(),
+                shots=10,
+                seed=1,
+                policy={"noise_model": "depolarizing(p=0.05)"},
+            )
+        return caught.value
+
+    refused = run_kernel(tmp_path, body, workers=1, config=config())
+    assert refused.code == "QS1012" and refused.details["key"] == "policy.noise_model"
+    assert refused.details["code"] == "QC106"
+    assert refused.message.startswith("policy.noise_model: ") and "threshold" in refused.message
+
+
 def test_a_policys_physics_round_trips_and_unset_keys_stay_out_of_its_json() -> None:
     policy = parse_policy(
         {"noise_model": "depolarizing(p=1e-3)", "calibration": FITTED.to_json(), "cache": False},

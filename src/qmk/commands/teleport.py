@@ -92,9 +92,12 @@ def teleported(args: argparse.Namespace, graph: Graph) -> Any:
     option was given.
 
     Raises:
+        CommandError: ``QW011`` for a link or module option without ``--modules`` or
+            ``--placement`` (bad usage).
         PlacementError: a bad placement, or one the modules cannot hold.
         VerificationError: the program does not verify.
     """
+    from qmk.abi.errors import CommandError
     from qmk.qvm.errors import PlacementError
     from qmk.qvm.teleport import (
         auto_placement,
@@ -110,7 +113,8 @@ def teleported(args: argparse.Namespace, graph: Graph) -> Any:
         for dest in ("module_qubits", "link_fidelity", "link_latency_ns"):
             if getattr(args, dest) is not None:
                 flag = "--" + dest.replace("_", "-")
-                raise PlacementError.of("bad-placement", f"{flag} needs --modules or --placement")
+                # bad usage of the command (exit 2), not a finding about the program
+                raise CommandError.of("bad-option", f"{flag} needs --modules or --placement")
         return None
     verify(graph)
     capacities = None

@@ -35,6 +35,7 @@ import msgspec
 from qmk import defaults
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import (
+    REGISTRY,
     AdmissionError,
     CapabilityError,
     InvalidArgument,
@@ -72,6 +73,7 @@ from qmk.kernel.results import Results
 from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.sessions import Session
 from qmk.kernel.teleport import modules_up, spans
+from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
 from qmk.rate import TokenBucket
@@ -84,6 +86,8 @@ MAX_FINDINGS = 50
 PLAN_CACHE_SIZE = 256
 #: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
 _UNREADABLE = BY_NAME["unreadable-file"].code
+#: A physical error rate at or above a code's threshold (``QC106``).
+_ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
 #: The share of a worker's memory cap a state (and its working copy) may take; the rest
 #: is the worker's own (Python, numpy, stim).
 WORKER_STATE_SHARE = 0.75
@@ -858,6 +862,13 @@ class Admission:
                 )
                 choice, _ = route_plan(plan, policy.engine, precision=policy.precision)
             except QMKError as exc:
+                if exc.code == _ABOVE_THRESHOLD and policy.noise_model is not None:
+                    # the job's own physics is the bad value, not its program (QC106 locally)
+                    raise InvalidArgument(
+                        f"policy.noise_model: {exc.message}",
+                        key="policy.noise_model",
+                        code=exc.code,
+                    ) from None
                 raise ProgramError(exc.message, code=exc.code) from None
             return plan, choice
 
