@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from qmk import defaults
 from qmk.errors import InvalidArgument
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, chain_graph, login, run_kernel
@@ -39,13 +40,19 @@ def test_a_policy_value_out_of_range_is_an_invalid_argument(
     run_kernel(tmp_path, body, workers=1)
 
 
-def test_a_wait_longer_than_a_year_is_an_invalid_argument(tmp_path: Path) -> None:
+def test_a_wait_longer_than_a_year_or_negative_is_an_invalid_argument_showing_it(
+    tmp_path: Path,
+) -> None:
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
         with pytest.raises(InvalidArgument) as caught:
             await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=HUGE)
-        assert "a huge number" in caught.value.message
+        assert f"got {str(HUGE)[:40]}... ({len(str(HUGE))} characters)" in caught.value.message
+        for value in (-5, defaults.MAX_TIMEOUT_MS + 1):
+            with pytest.raises(InvalidArgument) as caught:
+                await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=value)
+            assert caught.value.message.endswith(f", got {value}")
 
     run_kernel(tmp_path, body, workers=1)
 

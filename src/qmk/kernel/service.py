@@ -582,7 +582,9 @@ class Kernel:
             or not isinstance(timeout_ms, int)
             or not 0 <= timeout_ms <= defaults.MAX_TIMEOUT_MS
         ):
-            shown = "a huge number" if isinstance(timeout_ms, int) else repr(timeout_ms)[:40]
+            shown = repr(timeout_ms)
+            if len(shown) > 40:  # a huge integer (or a long value): its size, not its digits
+                shown = f"{shown[:40]}... ({len(shown)} characters)"
             raise InvalidArgument(
                 f"timeout_ms must be an integer 0..{defaults.MAX_TIMEOUT_MS}, got {shown}"
             )
