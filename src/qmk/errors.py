@@ -18,7 +18,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
 
     QMKError                       qmk.errors
      +-- QVMError                  qmk.qvm.errors
-     |    +-- FormatError          qmk.qvm.errors        QF001..QF011 (11)
+     |    +-- FormatError          qmk.qvm.errors        QF001..QF012 (12)
      |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (29)
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
@@ -120,7 +120,9 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
         f.prefix: f
         for f in (
             Family(
-                prefix="QF", title="input that cannot be read as a graph", module="qmk.qvm.errors"
+                prefix="QF",
+                title="files that cannot be read or written, input that cannot be read as a graph",
+                module="qmk.qvm.errors",
             ),
             Family(
                 prefix="QA", title="assembly text that does not assemble", module="qmk.qvm.errors"

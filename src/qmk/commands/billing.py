@@ -88,8 +88,13 @@ def _cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.csv == "-":
             write_csv(reply["records"], out)
             return 0
-        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
-            write_csv(reply["records"], handle)
+        try:
+            with open(args.csv, "w", newline="", encoding="utf-8") as handle:
+                write_csv(reply["records"], handle)
+        except OSError as exc:
+            from qmk.qvm.errors import unwritable
+
+            raise unwritable(args.csv, exc) from None
         if reply["count"] > len(reply["records"]):
             err.write(
                 f"qmk usage: wrote {len(reply['records'])} of {reply['count']} records "

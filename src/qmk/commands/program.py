@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def _write(text: str, output: str | None, stdout: TextIO) -> None:
     """``text`` to ``output`` (a path), or to stdout for None or ``-``."""
-    from qmk.qvm.errors import FormatError
+    from qmk.qvm.errors import unwritable
 
     if output is None or output == "-":
         stdout.write(text)
@@ -34,7 +34,7 @@ def _write(text: str, output: str | None, stdout: TextIO) -> None:
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise FormatError.of("unreadable-file", f"{output}: cannot write: {exc.strerror}") from None
+        raise unwritable(output, exc) from None
 
 
 def _finding_line(path: str, finding: Finding) -> str:

@@ -347,7 +347,9 @@ def _write_calibration(args: argparse.Namespace, document: dict[str, Any]) -> No
         try:
             Path(args.output).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
-            raise _bad(f"{args.output}: cannot write: {exc.strerror}") from None
+            from qmk.qvm.errors import unwritable
+
+            raise unwritable(args.output, exc) from None
 
 
 def _calibration_footer(args: argparse.Namespace, out: TextIO) -> None:

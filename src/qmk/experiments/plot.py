@@ -20,7 +20,8 @@ def plot_results(
     With ``fit``, the fitted model's per-round rate is drawn dashed per distance.
 
     Raises:
-        QECError: ``QC103`` when matplotlib is missing or the file cannot be written.
+        QECError: ``QC103`` when matplotlib is missing. FormatError: ``QF012`` when the
+            file cannot be written.
     """
     try:
         import matplotlib
@@ -59,6 +60,8 @@ def plot_results(
         try:
             figure.savefig(path, dpi=100)
         except OSError as exc:
-            raise QECError.of("bad-parameter", f"{path}: cannot write the plot: {exc}") from None
+            from qmk.qvm.errors import unwritable
+
+            raise unwritable(path, exc) from None
     finally:
         plt.close(figure)

@@ -286,8 +286,8 @@ def draw_png(layout: Layout, path: str, title: str) -> None:
     try:
         fig.savefig(path, dpi=120, bbox_inches="tight")
     except OSError as exc:
-        from qmk.qvm.errors import FormatError
+        from qmk.qvm.errors import unwritable
 
-        raise FormatError.of("unreadable-file", f"{path}: cannot write: {exc.strerror}") from None
+        raise unwritable(path, exc) from None
     finally:
         plt.close(fig)

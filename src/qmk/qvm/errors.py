@@ -38,6 +38,15 @@ class FormatError(QVMError):
         return type(self)(self.code, self.name, f"{source}: {self.message}", details=self.details)
 
 
+def unwritable(path: object, exc: OSError) -> FormatError:
+    """``QF012 unwritable-file`` for ``path``, which could not be written (``exc``).
+
+    >>> str(unwritable("/no/dir/out.json", FileNotFoundError(2, "No such file or directory")))
+    'QF012 unwritable-file: /no/dir/out.json: cannot write: No such file or directory'
+    """
+    return FormatError.of("unwritable-file", f"{path}: cannot write: {exc.strerror or exc}")
+
+
 class AsmError(FormatError):
     """Assembly text that does not assemble; the message starts with ``file:line:``."""
 
@@ -150,6 +159,13 @@ REGISTRY.add(
         "bad-value",
         "a value is out of its allowed set (e.g. a guard equals 2)",
         "use a value the schema allows",
+    ),
+    _c(
+        FormatError,
+        "QF012",
+        "unwritable-file",
+        "a file a command was asked to write cannot be written",
+        "check that the file's folder exists and is writable, and that the disk has room",
     ),
     # QA: assembly text
     _c(

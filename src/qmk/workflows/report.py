@@ -23,8 +23,21 @@ from qmk.workflows.runner import JobResult, WorkflowResult
 
 
 def write_results(result: WorkflowResult, folder: str | Path, *, plots: bool = True) -> list[Path]:
-    """Write the results into ``folder`` (created); the files written."""
-    out = Path(folder)
+    """Write the results into ``folder`` (created); the files written.
+
+    Raises:
+        FormatError: ``QF012 unwritable-file`` naming the file or folder that could not be
+            written.
+    """
+    try:
+        return _write_results(result, Path(folder), plots=plots)
+    except OSError as exc:
+        from qmk.qvm.errors import unwritable
+
+        raise unwritable(exc.filename or folder, exc) from None
+
+
+def _write_results(result: WorkflowResult, out: Path, *, plots: bool) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "results.json", out / "results.csv"]
     data = {
@@ -77,14 +90,21 @@ def plot_counts(counts: Mapping[str, int], shots: int, path: str | Path, title: 
     """A PNG of ``counts`` as a histogram of outcome probabilities (``qmk run --plot``).
 
     Raises:
-        QECError: ``QC103`` when matplotlib is missing.
+        QECError: ``QC103`` when matplotlib is missing. FormatError: ``QF012`` when the
+            file cannot be written.
     """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     _histogram(axes, counts, shots, title)
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    try:
+        figure.savefig(path)
+    except OSError as exc:
+        from qmk.qvm.errors import unwritable
+
+        raise unwritable(path, exc) from None
+    finally:
+        plt.close(figure)
     return Path(path)
 
 
