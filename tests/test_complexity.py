@@ -31,7 +31,6 @@ AWAITING_SPLIT = frozenset(
         "qmk/kernel/service.py:Kernel",
         "qmk/kernel/supervisor.py:Supervisor",
         "qmk/kernel/dask_pool.py:DaskPool",
-        "qmk/engines/statevector.py:StatevectorEngine",
     }
 )
 
