@@ -163,6 +163,13 @@ def test_bad_profiles_are_reported(profile, code):
     assert codes(graph(alloc("q", profile=profile), free("q"), vqs=("q",))) == [code]
 
 
+@pytest.mark.parametrize("profile", ["garbage", "surface_code(d=9)", "logical:surface_code"])
+def test_a_profile_that_does_not_parse_says_how_to_write_one_once(profile):
+    [finding] = check(graph(alloc("q", profile=profile), free("q"), vqs=("q",))).findings
+    hint = "write logical:FAMILY(d=N), e.g. logical:surface_code(d=9)"
+    assert finding.code == "QV107" and finding.message.count(hint) == 1, finding.message
+
+
 @pytest.mark.parametrize(
     "profile",
     [

@@ -309,12 +309,14 @@ class _Findings:
         if self.per_code[code.code] > MAX_FINDINGS_PER_CODE:
             return
         node = self.nodes[index] if index is not None else None
+        hint = fix or code.fix
         self.items.append(
             Finding(
                 code=code.code,
                 name=name,
                 severity=code.severity or Severity.ERROR,
-                message=f"{message}; {fix or code.fix}",
+                # a message that already says what to do (a profile's) is not told twice
+                message=message if hint in message else f"{message}; {hint}",
                 node_index=index,
                 node_id=node.id if node is not None else None,
                 op=node.op if node is not None else None,
