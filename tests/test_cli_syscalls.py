@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from qmk.abi.methods import METHODS
 from qmk.commands.service import fields_text
@@ -61,6 +62,28 @@ def test_the_cli_page_names_every_command_that_makes_a_syscall():
     page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     absent = sorted(words for words in verbs() if f"qmk {words}" not in page)
     assert not absent, f"docs/cli.md does not mention: {absent}"
+
+
+def test_each_option_the_cli_page_lists_is_an_option_of_the_command_on_its_line():
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    block = page.split("```sh\n", 1)[1].split("```", 1)[0]
+    parsers = commands()
+    wrong, command = [], None
+    for line in block.splitlines():
+        text = line.split("#", 1)[0]
+        if text.startswith("qmk "):  # a command; an indented line goes on with its options
+            tokens = text.split()[1:]
+            command = max(
+                (" ".join(tokens[:n]) for n in range(1, len(tokens) + 1)),
+                key=lambda words: (words in parsers, len(words)),
+            )
+            assert command in parsers, line
+        elif not text.strip() or text.startswith("export "):
+            continue
+        assert command is not None, line
+        known = {o for a in parsers[command]._actions for o in a.option_strings}
+        wrong += [(command, o) for o in re.findall(r"--[a-z][a-z-]*", text) if o not in known]
+    assert not wrong, f"options docs/cli.md lists under a command that has none such: {wrong}"
 
 
 def test_a_client_command_without_a_kernel_address_is_one_coded_line_and_exit_2(monkeypatch):
