@@ -255,3 +255,5 @@ ASSIST_TIMEOUT_S: Final = 120.0
 ASSIST_MAX_SHOTS: Final = 1000
 #: Questions a tenant may ask a kernel's assistant a minute (after a burst).
 ASSIST_CALLS_PER_MINUTE: Final = 6.0
+#: Questions a kernel's assistant answers at once (``[assist] max_concurrent``).
+ASSIST_MAX_CONCURRENT: Final = 4

@@ -44,6 +44,9 @@ def advice(prompt: str, ctx: Context) -> list[str]:
         lines.append(f"{name}: QMK refuses it: {found}")
         return lines
     info = call("info", {"program": "file"}, ctx)
+    if not info.get("ok"):
+        lines.append(f"{name}: verifies; info: {_refused(info)}")
+        return lines
     counts = info.get("counts", {})
     lines.append(
         f"{name}: verifies; {info.get('qubits')} qubits, {counts.get('total')} ops "
@@ -51,7 +54,9 @@ def advice(prompt: str, ctx: Context) -> list[str]:
     )
     plan = call("plan", {"program": "file"}, ctx)
     chosen = plan.get("chosen") or {}
-    if plan.get("ok") and chosen:
+    if not plan.get("ok"):
+        lines.append(f"plan: {_refused(plan)}")
+    elif chosen:
         lines.append(
             f"plan: {chosen.get('profile')} ({chosen.get('physical_qubits'):,} physical qubits, "
             f"{chosen.get('t_factories')} T factories) is the cheapest by "
@@ -63,4 +68,11 @@ def advice(prompt: str, ctx: Context) -> list[str]:
             f"estimate: {cost.get('physicalQubits'):,} physical qubits, runtime "
             f"{cost.get('runtime_ns')} ns, code distance {cost.get('codeDistance')}"
         )
+    else:
+        lines.append(f"estimate: {_refused(cost)}")
     return lines
+
+
+def _refused(result: dict[str, object]) -> str:
+    """A tool's refusal as a line: QMK refused it, its code and message."""
+    return f"QMK refused it: {result.get('code')}: {result.get('error')}"

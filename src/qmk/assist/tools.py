@@ -8,6 +8,13 @@ error), never an exception, so the finding goes back to the model. ``run`` is sm
 by construction: at most :attr:`Context.max_shots` shots, ideal logical qubits (noise
 off), and the caller's limits on program size.
 
+Where the work happens is the caller's (:class:`Context`): ``compute`` runs each tool's
+program work (reading, lowering within ``limits.max_nodes`` before a loop unrolls,
+verifying, estimating) and ``runner`` runs ``run``'s program. By default both are here,
+in this process (``qmk assist`` on the user's own machine); a kernel passes its tenant's
+CPU-budget threads and the caller's own jobs (:mod:`qmk.kernel.assist`), so a tool call
+is admitted, limited and metered as any submit of that tenant is.
+
 >>> ctx = Context()
 >>> head = 'OPENQASM 3.0;\\ninclude "stdgates.inc";\\nqubit[2] q;\\n'
 >>> call("validate", {"program": head + "h q[0];"}, ctx)["ok"]
@@ -22,7 +29,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from qmk import defaults
 from qmk.errors import QMKError
@@ -38,24 +45,54 @@ PROGRAM_ARG: Mapping[str, Any] = MappingProxyType(
 )
 
 
+T = TypeVar("T")
+
+#: ``run``'s program handed to :attr:`Context.runner`: its QVM JSON, the shots, the seed
+#: (as the model gave them: the runner checks them; a seed None is drawn); the tool's
+#: result back (``job_id``, ``counts``...) or a coded refusal raised.
+Runner = Callable[[dict[str, Any], Any, Any], dict[str, Any]]
+
+
+def here(work: Callable[[], T]) -> T:
+    """Program work run in the calling thread (the default :attr:`Context.compute`)."""
+    return work()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Context:
-    """What the tools may touch: the user's file, the size limits, the shot cap."""
+    """What the tools may touch: the user's file, the size limits, the shot cap, and
+    where their work runs.
+
+    Attributes:
+        file_text, file_name: the user's file (the program ``"file"``), if any.
+        limits: the size limits of a program (``max_nodes`` also caps OpenQASM's loops
+            before they unroll).
+        max_shots: ``run``'s shot cap.
+        compute: runs a tool's program work and returns its answer (default: here).
+        runner: runs ``run``'s verified-to-be program as a job (None: here, in-process,
+            on ideal qubits).
+    """
 
     file_text: str | None = None
     file_name: str | None = None
     limits: Limits = field(default_factory=Limits)
     max_shots: int = defaults.ASSIST_MAX_SHOTS
+    compute: Callable[[Callable[[], Any]], Any] = here
+    runner: Runner | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Tool:
-    """One tool: its name, what it does (for the model), its JSON Schema, its function."""
+    """One tool: its name, what it does (for the model), its JSON Schema, its function,
+    and whether it runs a job (``job``: it places its own work, through
+    :attr:`Context.compute` and :attr:`Context.runner`; any other tool's function runs
+    whole in ``compute``)."""
 
     name: str
     description: str
     parameters: Mapping[str, Any]
     fn: Callable[[Mapping[str, Any], Context], dict[str, Any]]
+    job: bool = False
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI/Ollama ``tools`` entry."""
@@ -90,7 +127,7 @@ def _graph(args: Mapping[str, Any], ctx: Context) -> Any:
     limit = ctx.limits.max_bytes
     if limit is not None and len(program.encode()) > limit:
         raise FrontendError.of("bad-value", f"the program is over {limit} bytes")
-    return lower_text(program, kind, "program", limits=ctx.limits)
+    return lower_text(program, kind, "program", limits=ctx.limits, max_nodes=ctx.limits.max_nodes)
 
 
 def _verified(args: Mapping[str, Any], ctx: Context) -> Any:
@@ -153,14 +190,25 @@ def _plan(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 def _run(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """The ``run`` tool: the machine's defaults (:meth:`RunRequest.build`'s checks, a
     seed drawn and reported when the model names none), with the shots capped at
-    :attr:`Context.max_shots` and noise off."""
-    from qmk.execution.executor import run
+    :attr:`Context.max_shots` and noise off; in-process here, or the caller's job
+    through :attr:`Context.runner` (the program lowered by ``compute``; the job's
+    admission checks the rest)."""
     from qmk.frontends.errors import FrontendError
 
     shots = args.get("shots", min(defaults.SHOTS, ctx.max_shots))
     if isinstance(shots, int) and not isinstance(shots, bool) and shots > ctx.max_shots:
         raise FrontendError.of("bad-value", f"shots: at most {ctx.max_shots}, got {shots}")
-    result = run(_verified(args, ctx), shots=shots, seed=args.get("seed"), noise=False)
+    seed = args.get("seed")
+    if ctx.runner is not None:
+        graph = ctx.compute(lambda: _graph(args, ctx).to_json())
+        return ctx.runner(graph, shots, seed)
+    return dict(ctx.compute(lambda: _run_here(args, ctx, shots, seed)))
+
+
+def _run_here(args: Mapping[str, Any], ctx: Context, shots: Any, seed: Any) -> dict[str, Any]:
+    from qmk.execution.executor import run
+
+    result = run(_verified(args, ctx), shots=shots, seed=seed, noise=False)
     return {
         "ok": True,
         "shots": result.shots,
@@ -174,11 +222,13 @@ def _tool(
     name: str,
     description: str,
     fn: Callable[[Mapping[str, Any], Context], dict[str, Any]],
+    *,
+    job: bool = False,
     **extra: Any,
 ) -> Tool:
     properties = {"program": dict(PROGRAM_ARG), **extra}
     parameters = {"type": "object", "properties": properties, "required": ["program"]}
-    return Tool(name, description, MappingProxyType(parameters), fn)
+    return Tool(name, description, MappingProxyType(parameters), fn, job)
 
 
 #: Every tool the model may call, by name.
@@ -213,6 +263,7 @@ TOOLS: Mapping[str, Tool] = MappingProxyType(
                 "run",
                 "run a program on ideal logical qubits with few shots; returns the counts",
                 _run,
+                job=True,
                 shots={"type": "integer", "minimum": 1, "maximum": defaults.ASSIST_MAX_SHOTS},
                 seed={"type": "integer", "minimum": 0, "maximum": defaults.SEED_BOUND - 1},
             ),
@@ -227,7 +278,9 @@ def call(name: str, args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     if tool is None:
         return {"ok": False, "code": "unknown-tool", "error": f"no tool {name!r}: {sorted(TOOLS)}"}
     try:
-        return tool.fn(args, ctx)
+        if tool.job:  # it places its own work: the lowering in compute, the run as a job
+            return tool.fn(args, ctx)
+        return dict(ctx.compute(lambda: tool.fn(args, ctx)))
     except QMKError as exc:
         return {"ok": False, "code": exc.code, "error": str(exc)}
     except (MemoryError, RecursionError) as exc:

@@ -485,7 +485,19 @@ class AssistTable(_Table, frozen=True, kw_only=True):
     max_shots: Annotated[int, Meta(ge=1, le=100_000, description="the run tool's cap")] = (
         defaults.ASSIST_MAX_SHOTS
     )
-    timeout_s: Annotated[float, Meta(gt=0, le=3600)] = defaults.ASSIST_TIMEOUT_S
+    timeout_s: Annotated[
+        float,
+        Meta(gt=0, le=3600, description="a model request's limit, and a run tool's job's"),
+    ] = defaults.ASSIST_TIMEOUT_S
+    max_concurrent: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=256,
+            description="questions answered at once (one thread each; QS1011 past it); a "
+            "tenant may have half of them",
+        ),
+    ] = defaults.ASSIST_MAX_CONCURRENT
 
 
 # --------------------------------------------------------------------------- [http]

@@ -156,7 +156,7 @@ class Kernel:
             device=self.device,
             results=self.supervisor.results,
         )
-        self.assist = AssistDesk(config, self.audit, clock)
+        self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
         self.admission.artifacts = self.supervisor.artifacts
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self._lent
@@ -301,6 +301,7 @@ class Kernel:
             await asyncio.wait([self._host])
         await self.supervisor.close()
         self.admission.cpu.close()
+        self.assist.close()
         self.audit.append("kernel", action="close", epoch=self.supervisor.epoch)
         self.commits.commit()
         self.audit.close()
@@ -1021,12 +1022,18 @@ class Kernel:
         program: str | None = None,
         assist_id: str | None = None,
     ) -> dict[str, Any]:
-        """Ask the assistant ([assist]); its steps are audit lines of event ``assist``."""
+        """Ask the assistant ([assist]); its steps are audit lines of event ``assist``,
+        its tools' work is the session's (``run``: a job of this session)."""
         from qmk.qvm.limits import Limits
 
         session = self._session(session_id)
         limits = Limits(max_nodes=self.config.max_graph_nodes)
-        return await self.assist.ask(session.tenant, prompt, program, assist_id, limits)
+
+        async def syscall(name: str, **params: Any) -> dict[str, Any]:
+            reply: dict[str, Any] = await getattr(self, name)(session_id=session_id, **params)
+            return reply
+
+        return await self.assist.ask(session.tenant, prompt, program, assist_id, limits, syscall)
 
     async def q_usage(
         self,

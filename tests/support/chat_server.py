@@ -1,0 +1,109 @@
+"""A model server that answers from a script: the OpenAI-compatible chat API on a real
+loopback socket, for the kernel's side of the assistant (tests/assist/test_jobs.py).
+
+The real model tests run llama-cpp-python on models the tests write
+(:mod:`support.tinyllm`); these need a model that asks for one exact tool call (a run of
+a program the test chose) and a model that takes as long as the test says, which a
+script does exactly and at once. A model's name picks its script:
+
+- ``calls:<key>``: the first reply asks for the tool call :attr:`ScriptedChat.calls`
+  holds under ``<key>`` (``{"name", "arguments"}``); once the conversation holds a tool
+  result, the reply is the text ``done`` (the loop's answer).
+
+Every request waits at :attr:`ScriptedChat.gate` (set: no wait) after it is counted in
+:attr:`ScriptedChat.waiting`, so a test can hold models and know how many wait.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class ScriptedChat:
+    """The OpenAI chat API (``POST /v1/chat/completions``) answered from scripts."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = 0
+        self._lock = threading.Condition()
+        chat = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if self.path != "/v1/chat/completions":
+                    self.send_error(404)
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                reply = json.dumps(chat.answer(body)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> ScriptedChat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait_for(self, waiting: int, timeout: float = 60.0) -> None:
+        """Return once ``waiting`` requests wait at the gate (the limit guards a hang)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self.waiting >= waiting, timeout):
+                raise AssertionError(f"{self.waiting} requests waited, not {waiting}")
+
+    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.requests.append(body)
+            self.waiting += 1
+            self._lock.notify_all()
+        try:
+            self.gate.wait()
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        model = str(body.get("model", ""))
+        if any(m.get("role") == "tool" for m in body.get("messages", ())):
+            return _message({"role": "assistant", "content": "done"})
+        kind, _, key = model.partition(":")
+        if kind != "calls" or key not in self.calls:
+            return _message({"role": "assistant", "content": f"no script for {model!r}"})
+        call = self.calls[key]
+        return _message(
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": "call0",
+                        "type": "function",
+                        "function": {
+                            "name": call["name"],
+                            "arguments": json.dumps(call["arguments"]),
+                        },
+                    }
+                ],
+            }
+        )
+
+
+def _message(message: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "chat.completion", "choices": [{"index": 0, "message": message}]}
