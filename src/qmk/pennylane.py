@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pennylane as qml
 from pennylane.devices import Device, ExecutionConfig
+from pennylane.devices.modifiers import simulator_tracking
 from pennylane.devices.preprocess import validate_device_wires, validate_measurements
 from pennylane.measurements import SampleMeasurement, StateMeasurement
 from pennylane.transforms.core.compile_pipeline import CompilePipeline
@@ -48,8 +49,13 @@ from qmk.frontends.errors import FrontendError
 from qmk.frontends.pennylane import lowered, measure, plain_tape
 
 
+@simulator_tracking
 class QMKDevice(Device):
     """QMK's statevector (or any QMK engine) as a PennyLane device.
+
+    ``dev.tracker`` records what PennyLane's simulators record (``batches``,
+    ``executions``, ``simulations``, ``shots``, ``results``, ``resources``), by
+    PennyLane's own ``simulator_tracking``.
 
     Args:
         wires: the device's wires (a count or labels), as for ``default.qubit``.
@@ -58,8 +64,14 @@ class QMKDevice(Device):
         engine: the QMK engine (default the statevector).
         noise: inject logical errors in shot-based runs (default
             :data:`qmk.defaults.NOISE`); ``noise=True`` is refused on analytic tapes.
-        seed: the seed of shot-based runs (None: fresh).
+            A bool, or the text ``"true"``/``"false"`` (any case) as command lines
+            such as ``pl-device-test --device-kwargs noise=False`` pass it.
+        seed: the seed of shot-based runs (None: fresh): an integer, or its digits.
         profile, qubit: the code profile and qubit parameters of the logical qubits.
+
+    Raises:
+        FrontendError: a keyword of the wrong type or an unreadable text (QL107), an
+            engine QMK does not know (QE101).
     """
 
     name = "qmk.statevector"
@@ -76,13 +88,15 @@ class QMKDevice(Device):
         qubit: str | None = None,
     ) -> None:
         super().__init__(wires=wires, shots=shots)
-        self._noise_asked = noise is True
-        self.engine = engine
-        self.noise = defaults.NOISE if noise is None else bool(noise)
-        # checked now, as every run checks it (the runs' seeds are seed, seed + 1, ...)
-        self.seed = None if seed is None else check_seed(seed)
-        self.profile = profile
-        self.qubit = qubit or defaults.QUBIT
+        from qmk.engines.registry import spec
+
+        flag = _flag("noise", noise)
+        self._noise_asked = flag is True
+        self.engine = spec(_text("engine", engine)).name
+        self.noise = defaults.NOISE if flag is None else flag
+        self.seed = _seed(seed)
+        self.profile = None if profile is None else _text("profile", profile)
+        self.qubit = defaults.QUBIT if qubit is None else _text("qubit", qubit)
         self._runs = 0
 
     def preprocess_transforms(self, execution_config: ExecutionConfig | None = None) -> Any:
@@ -134,9 +148,9 @@ class QMKDevice(Device):
         """The tape's final state in PennyLane's order (the first wire most significant)."""
         from qmk.execution.executor import run
 
-        builder, _ = lowered(tape, wires, profile=self.profile, name=self.name)
+        low = lowered(tape, wires, profile=self.profile, name=self.name)
         result = run(
-            builder.build(),
+            low.builder.build(),
             shots=1,
             seed=0,
             engine=self.engine,
@@ -149,14 +163,16 @@ class QMKDevice(Device):
         n = len(wires)
         # QMK's amplitudes are little-endian in allocation order: reverse the bit axes
         tensor = np.asarray(state.amplitudes).reshape([2] * n)
-        return tensor.transpose(range(n - 1, -1, -1)).reshape(-1)
+        # the global phase QVM does not carry, put back so qml.state() is PennyLane's
+        phase = np.exp(1j * low.phase)
+        return phase * tensor.transpose(range(n - 1, -1, -1)).reshape(-1)
 
     def _sampled(self, tape: Any, wires: Any) -> Any:
         from qmk.execution.executor import run
 
-        builder, handles = lowered(tape, wires, profile=self.profile, name=self.name)
-        events = measure(builder, handles, tape.diagonalizing_gates, wires, name=self.name)
-        graph = builder.build(output=[events])
+        low = lowered(tape, wires, profile=self.profile, name=self.name)
+        events = measure(low.builder, low.handles, tape.diagonalizing_gates, wires, name=self.name)
+        graph = low.builder.build(output=[events])
         seed = None if self.seed is None else self.seed + self._runs
         self._runs += 1
         result = run(
@@ -181,3 +197,51 @@ class QMKDevice(Device):
                 per_copy.append(out[0] if len(out) == 1 else tuple(out))
                 start += part.shots
         return per_copy[0] if len(per_copy) == 1 else tuple(per_copy)
+
+
+def _flag(name: str, value: Any) -> bool | None:
+    """A device keyword that is a bool: a bool, None, or ``"true"``/``"false"`` in any
+    case (what a command line passes; any other text, ``"0"`` or ``"no"`` included, is
+    refused rather than read as true, which ``bool("False")`` would do).
+
+    Raises:
+        FrontendError: anything else (QL107).
+
+    >>> _flag("noise", "False"), _flag("noise", True), _flag("noise", None)
+    (False, True, None)
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise FrontendError.of(
+        "bad-value", f"{name}={value!r}: give True or False (or the text 'true'/'false')"
+    )
+
+
+def _seed(value: Any) -> int | None:
+    """The ``seed`` keyword: None, or an integer ``0..2**63-1`` as every run checks it
+    (:func:`qmk.execution.request.check_seed`; the runs' seeds are seed, seed + 1, ...),
+    given as a number or its decimal digits.
+
+    Raises:
+        FrontendError: anything else (QL107).
+    """
+    if value is None:
+        return None
+    if (isinstance(value, str) and value.strip().isdigit()) or isinstance(value, np.integer):
+        value = int(value)
+    return check_seed(value, error=lambda message, key: FrontendError.of("bad-value", message))
+
+
+def _text(name: str, value: Any) -> str:
+    """A device keyword that is a name (engine, profile, qubit).
+
+    Raises:
+        FrontendError: not a string (QL107).
+    """
+    if not isinstance(value, str):
+        raise FrontendError.of("bad-value", f"{name}={value!r}: give a name (a string)")
+    return value

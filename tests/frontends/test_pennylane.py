@@ -11,6 +11,7 @@ pytest.importorskip("pennylane")
 import pennylane as qml
 from scipy.stats import chisquare
 
+from qmk import errors as qmk_errors
 from qmk.execution.executor import run
 from qmk.frontends import decompose
 from qmk.frontends.errors import FrontendError
@@ -148,3 +149,168 @@ def test_arguments_with_a_tape_are_refused():
     with pytest.raises(FrontendError) as caught:
         from_pennylane(tape, 1.0)
     assert caught.value.code == "QL107"
+
+
+def _both(circuit, wires):
+    ours = qml.QNode(circuit, qml.device("qmk.statevector", wires=wires))()
+    theirs = qml.QNode(circuit, qml.device("default.qubit", wires=wires))()
+    return np.asarray(ours), np.asarray(theirs)
+
+
+_RANDOM_STATE = np.array([1, 1j]) @ np.random.default_rng(SEED).normal(size=(2, 8))
+_RANDOM_STATE /= np.linalg.norm(_RANDOM_STATE)
+_TWO_WIRE_STATE = _RANDOM_STATE[:4] / np.linalg.norm(_RANDOM_STATE[:4])
+
+
+@pytest.mark.parametrize(
+    "prepare",
+    [
+        pytest.param(lambda: qml.StatePrep(_RANDOM_STATE, wires=[0, 1, 2]), id="StatePrep"),
+        pytest.param(lambda: qml.StatePrep(_TWO_WIRE_STATE, wires=[2, 0]), id="StatePrep-subset"),
+        pytest.param(lambda: qml.BasisState(np.array([1, 0, 1]), wires=[0, 1, 2]), id="BasisState"),
+        pytest.param(
+            lambda: qml.AmplitudeEmbedding(np.arange(1.0, 9.0), wires=range(3), normalize=True),
+            id="AmplitudeEmbedding",
+        ),
+        pytest.param(lambda: qml.BasisEmbedding(5, wires=range(3)), id="BasisEmbedding"),
+        pytest.param(lambda: qml.CosineWindow(wires=range(3)), id="CosineWindow"),
+    ],
+)
+def test_an_initial_state_preparation_is_decomposed_and_equals_default_qubit(prepare):
+    def circuit():
+        prepare()
+        qml.RX(0.3, 1)
+        return qml.state()
+
+    ours, theirs = _both(circuit, 3)
+    np.testing.assert_allclose(ours, theirs, atol=1e-10)
+
+
+def test_an_operation_with_a_matrix_and_no_decomposition_runs_through_its_matrix():
+    def circuit():
+        qml.Hadamard(0)
+        qml.BlockEncode(np.array([[0.3, 0.1], [0.2, -0.4]]), wires=[0, 1])
+        return qml.state()
+
+    ours, theirs = _both(circuit, 2)
+    np.testing.assert_allclose(ours, theirs, atol=1e-10)
+
+
+class _Opaque(qml.operation.Operation):
+    """An operation with neither a matrix nor a decomposition."""
+
+    num_wires = 2
+    num_params = 0
+
+
+def test_an_operation_pennylane_cannot_decompose_is_ql104_naming_it():
+    dev = qml.device("qmk.statevector", wires=2)
+    with pytest.raises(FrontendError) as caught:
+        qml.QNode(lambda: (_Opaque(wires=[0, 1]), qml.expval(qml.Z(0)))[1], dev)()
+    assert caught.value.code == "QL104"
+    assert "_Opaque" in str(caught.value)
+
+
+def test_the_tracker_records_batches_executions_and_shots():
+    dev = qml.device("qmk.statevector", wires=2, seed=SEED, noise=False)
+
+    @qml.qnode(dev)
+    def circuit():
+        qml.Hadamard(0)
+        return qml.expval(qml.X(0)), qml.expval(qml.Z(1))
+
+    reference = qml.device("default.qubit", wires=2)
+    theirs = qml.QNode(circuit.func, reference)
+    for device, qnode in ((dev, circuit), (reference, theirs)):
+        with device.tracker:
+            qnode()
+            qml.set_shots(qnode, shots=100)()
+    ours, expected = dev.tracker, reference.tracker
+    for key in ("batches", "executions", "simulations", "shots"):
+        assert ours.history[key] == expected.history[key], key
+    assert ours.history["shots"] == [100]
+    assert ours.totals["batches"] == 2
+    assert ours.history["resources"][0].num_gates == 1
+
+
+_HERMITIAN = np.array([[1, 2j, 0, 1], [-2j, 0, 1, 0], [0, 1, 2, -1j], [1, 0, 1j, -1]])
+
+
+@pytest.mark.parametrize(
+    "observable",
+    [
+        pytest.param(lambda: qml.Hermitian(_HERMITIAN, wires=[0, 1]), id="Hermitian"),
+        pytest.param(lambda: qml.Projector([1, 0], wires=[0, 1]), id="Projector-basis"),
+        pytest.param(
+            lambda: qml.Projector(np.array([1, 1j, 0, 1]) / np.sqrt(3), wires=[1, 0]),
+            id="Projector-state",
+        ),
+    ],
+)
+def test_two_wire_hermitian_and_projector_with_shots_follow_the_exact_distribution(observable):
+    shots = 20_000
+
+    def circuit():
+        qml.RY(0.9, 0)
+        qml.CRX(1.3, [0, 1])
+        qml.RZ(0.4, 1)
+        return qml.counts(observable())
+
+    dev = qml.device("qmk.statevector", wires=2, seed=SEED, noise=False)
+    counts = qml.set_shots(qml.QNode(circuit, dev), shots=shots)()
+
+    def exact():
+        qml.RY(0.9, 0)
+        qml.CRX(1.3, [0, 1])
+        qml.RZ(0.4, 1)
+        return qml.state()
+
+    state = qml.QNode(exact, qml.device("default.qubit", wires=2))()
+    values, vectors = np.linalg.eigh(qml.matrix(observable(), wire_order=[0, 1]))
+    weights = np.abs(vectors.conj().T @ state) ** 2
+    probs: dict[float, float] = {}
+    for value, weight in zip(np.round(values, 9), weights, strict=True):
+        probs[float(value)] = probs.get(float(value), 0.0) + float(weight)
+    observed = {round(float(v), 9): n for v, n in counts.items()}
+    assert set(observed) <= set(probs)
+    keys = [v for v in probs if probs[v] > 1e-12]
+    got = np.array([observed.get(v, 0) for v in keys])
+    assert got.sum() == shots
+    assert chisquare(got, np.array([probs[v] for v in keys]) * shots).pvalue > 1e-3
+
+
+def test_two_hermitians_on_the_same_wires_are_refused_by_the_frontend():
+    other = _HERMITIAN.conj().T + np.diag([0, 1, 0, 0])
+    tape = qml.tape.QuantumScript(
+        [qml.Hadamard(0)],
+        [qml.expval(qml.Hermitian(_HERMITIAN, [0, 1])), qml.expval(qml.Hermitian(other, [0, 1]))],
+    )
+    with pytest.raises(FrontendError) as caught:
+        from_pennylane(tape)
+    assert caught.value.code == "QL104"
+    assert "read wire 0 in different bases" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "noise"), [("False", False), ("false", False), ("TRUE", True), (False, False)]
+)
+def test_noise_given_as_command_line_text_is_read_strictly(text, noise):
+    assert qml.device("qmk.statevector", wires=1, noise=text).noise is noise
+
+
+@pytest.mark.parametrize(
+    ("keywords", "code"),
+    [
+        ({"noise": "no"}, "QL107"),
+        ({"noise": 0}, "QL107"),
+        ({"seed": "seven"}, "QL107"),
+        ({"seed": -1}, "QL107"),
+        ({"seed": True}, "QL107"),
+        ({"engine": "statevektor"}, "QE101"),
+        ({"profile": 9}, "QL107"),
+    ],
+)
+def test_a_device_keyword_that_does_not_read_is_refused_with_a_code(keywords, code):
+    with pytest.raises(qmk_errors.QMKError) as caught:
+        qml.device("qmk.statevector", wires=1, **keywords)
+    assert caught.value.code == code

@@ -33,6 +33,7 @@ wire cannot be measured in one run: QL104 (split the tape, or use the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -86,13 +87,33 @@ def plain_tape(tape: Any) -> Any:
     """
     import pennylane as qml
     from pennylane.devices.preprocess import decompose as pl_decompose
+    from pennylane.exceptions import DeviceError
 
     (tape,), _ = qml.defer_measurements(tape)
     try:
-        (tape,), _ = pl_decompose(tape, stopping_condition=supported, name="qmk")
-    except qml.DeviceError as exc:
+        (tape,), _ = pl_decompose(
+            tape,
+            stopping_condition=supported,
+            # an initial StatePrep/BasisState is decomposed like any other operation
+            # (PennyLane's default leaves it to devices that load states)
+            skip_initial_state_prep=False,
+            decomposer=_decomposition,
+            name="qmk",
+        )
+    except DeviceError as exc:
         raise FrontendError.of("unsupported", f"pennylane: {exc}") from None
     return tape
+
+
+def _decomposition(op: Any) -> Any:
+    """PennyLane's decomposition of ``op``; an operation that has none but has a matrix
+    (``BlockEncode``, a user's matrix-only operator) becomes the ``QubitUnitary`` of its
+    matrix, which PennyLane decomposes exactly."""
+    import pennylane as qml
+
+    if op.has_decomposition or not op.has_matrix:
+        return op.decomposition()
+    return [qml.QubitUnitary(op.matrix(), wires=op.wires)]
 
 
 def from_pennylane(
@@ -119,22 +140,38 @@ def from_pennylane(
             "bad-value", f"from_pennylane takes a tape or a QNode, got {type(tape).__name__}"
         )
     tape = plain_tape(tape)
-    builder, handles = lowered(tape, list(tape.wires), profile=profile, name=name)
+    low = lowered(tape, list(tape.wires), profile=profile, name=name)
     measured = _measured_wires(tape)
-    events = measure(builder, handles, _diagonalizing(tape, measured), measured, name=name)
-    return builder.build(output=[events] if events else [], metadata={"language": "pennylane"})
+    events = measure(low.builder, low.handles, _diagonalizing(tape, measured), measured, name=name)
+    return low.builder.build(output=[events] if events else [], metadata={"language": "pennylane"})
 
 
-def lowered(
-    tape: Any, wires: Sequence[Any], *, profile: str | None, name: str
-) -> tuple[ProgramBuilder, dict[Any, str]]:
+@dataclass(frozen=True)
+class Lowering:
+    """A plain tape's operations in a builder (:func:`lowered`).
+
+    Attributes:
+        builder: the program so far (``wires`` allocated in order, the operations applied).
+        handles: each wire's qubit handle.
+        phase: the global phase the program does not carry: the tape's state is
+            ``exp(1j * phase)`` times the program's (``GlobalPhase`` operations and the
+            decompositions' phases), which the device puts back on ``qml.state()``.
+    """
+
+    builder: ProgramBuilder
+    handles: Mapping[Any, str]
+    phase: float
+
+
+def lowered(tape: Any, wires: Sequence[Any], *, profile: str | None, name: str) -> Lowering:
     """A builder with ``wires`` allocated in order and a plain tape's operations applied
-    (:func:`plain_tape`), and each wire's handle."""
+    (:func:`plain_tape`), each wire's handle, and the global phase left out."""
     builder = ProgramBuilder(profile=profile, source=name, description=name)
     handles = dict(zip(wires, builder.allocate(len(wires)), strict=True)) if wires else {}
+    phase = 0.0
     for k, op in enumerate(tape.operations):
-        apply(builder, op, [handles[w] for w in op.wires], where=f"{name}#{k}")
-    return builder, handles
+        phase += apply(builder, op, [handles[w] for w in op.wires], where=f"{name}#{k}")
+    return Lowering(builder, MappingProxyType(handles), phase)
 
 
 def measure(
@@ -145,20 +182,30 @@ def measure(
     *,
     name: str,
 ) -> list[str]:
-    """The observables' ``diagonalizing`` gates, then ``wires`` measured: their events."""
-    for k, op in enumerate(diagonalizing):
+    """The observables' ``diagonalizing`` gates (decomposed by PennyLane where
+    :func:`supported` refuses them: a two-wire ``Hermitian``'s ``QubitUnitary``), then
+    ``wires`` measured: their events."""
+    import pennylane as qml
+
+    for k, op in enumerate(plain_tape(qml.tape.QuantumScript(list(diagonalizing))).operations):
         apply(builder, op, [handles[w] for w in op.wires], where=f"{name}#diag{k}")
     return [builder.measure(handles[w], where=f"{name}#measure") for w in wires]
 
 
-def apply(builder: ProgramBuilder, op: Any, qubits: list[str], *, where: str) -> None:
+def apply(builder: ProgramBuilder, op: Any, qubits: list[str], *, where: str) -> float:
     """Append ``op`` (a :func:`supported` operation) on ``qubits`` to ``builder``.
+
+    Returns:
+        the global phase written gates leave out: ``op``'s matrix is ``exp(1j * phase)``
+        times theirs (``GlobalPhase(phi)`` is ``exp(-1j * phi)``, nothing written).
 
     Raises:
         FrontendError: an operation that is neither skipped, named nor one-qubit (QL104).
     """
+    if op.name == "GlobalPhase":
+        return -float(op.parameters[0])
     if op.name in SKIPPED:
-        return
+        return 0.0
     if op.name in NAMED:
         low = decompose.lower_gate(NAMED[op.name], tuple(float(p) for p in op.parameters))
     elif len(qubits) == 1 and op.has_matrix:
@@ -169,6 +216,7 @@ def apply(builder: ProgramBuilder, op: Any, qubits: list[str], *, where: str) ->
         )
     for gate, qs, params in low.ops:
         builder.gate(gate, [qubits[q] for q in qs], params, where=where)
+    return float(low.phase)
 
 
 def _measured_wires(tape: Any) -> list[Any]:
@@ -180,35 +228,29 @@ def _measured_wires(tape: Any) -> list[Any]:
 
 
 def _diagonalizing(tape: Any, measured: list[Any]) -> list[Any]:
-    """The observables' diagonalizing gates, refusing two that differ on one wire."""
-    basis: dict[Any, str] = {}
+    """The observables' diagonalizing gates, once each, refusing two observables that
+    read a wire in different bases."""
+    import pennylane as qml
+
+    basis: dict[Any, tuple[Any, list[Any]]] = {}
     gates: list[Any] = []
     for mp in tape.measurements:
         obs = mp.obs
         if obs is None:
             continue
-        for wire, pauli in _paulis(obs).items():
-            if basis.setdefault(wire, pauli) != pauli:
+        diagonalizing = obs.diagonalizing_gates()
+        claimed = set(basis)
+        for wire in obs.wires:
+            # a wire's basis: the diagonalizing gates that touch it, matrices included
+            # (two Hermitians differ by matrix, not by their gates' names)
+            mine = [g for g in diagonalizing if wire in g.wires]
+            first, theirs = basis.setdefault(wire, (obs, mine))
+            if len(theirs) != len(mine) or not all(map(qml.equal, theirs, mine)):
                 raise FrontendError.of(
                     "unsupported",
-                    f"observables measure wire {wire} in bases {basis[wire]} and {pauli}, "
+                    f"observables {first} and {obs} read wire {wire} in different bases, "
                     "which one run cannot: split the tape (qml.transforms.split_non_commuting)",
                 )
-        gates.extend(obs.diagonalizing_gates())
-    seen: list[Any] = []
-    for gate in gates:  # one basis change per wire, even if observables repeat it
-        if not any(gate.wires == g.wires and gate.name == g.name for g in seen):
-            seen.append(gate)
-    return seen
-
-
-def _paulis(obs: Any) -> dict[Any, str]:
-    """The single-wire basis each wire of ``obs`` is read in (its diagonalizing gates'
-    names, ``Z`` for none)."""
-    out: dict[Any, str] = {}
-    for wire in obs.wires:
-        out[wire] = "Z"
-    for gate in obs.diagonalizing_gates():
-        for wire in gate.wires:
-            out[wire] = out[wire] + gate.name if out[wire] != "Z" else gate.name
-    return out
+        # an earlier observable already turned these wires into the same basis
+        gates.extend(g for g in diagonalizing if not set(g.wires) <= claimed)
+    return gates
