@@ -8,13 +8,14 @@ happens does not depend on the machine's speed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from qmk.execution.executor import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
-from support.kernel import BELL, FENCED, WorkerGate, login, run_kernel, wait_state
+from support.kernel import BELL, FENCED, WorkerGate, ghz_graph, login, run_kernel, wait_state
 
 GRAPH = FENCED.to_json()
 SHOTS, SEED = 500, 17
@@ -110,6 +111,79 @@ def test_a_much_more_urgent_job_rolls_the_victims_rev_segment_back(tmp_path: Pat
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         run_kernel(tmp_path, body, workers=1, pause=pause, clock=clock)
+
+
+def test_a_job_without_a_fence_stops_at_once_and_runs_again_to_the_same_counts(
+    tmp_path: Path,
+) -> None:
+    # it has no state to save but its start: its worker is stopped at once (a request to
+    # yield would wait for a pause point it never reaches) and it runs again from there
+    clock = ManualClock()
+    plain = ghz_graph(3)  # no fence
+    alone = dict(run(plain, shots=SHOTS, seed=SEED, noise=False).counts)
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        victim = await kernel.q_submit(
+            session_id=alice,
+            graph=plain,
+            shots=SHOTS,
+            seed=SEED,
+            policy={"noise": False, "priority": 1},
+        )
+        await wait_state(kernel, alice, victim["job_id"], "RUNNING")  # held in its worker
+        urgent = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
+        )
+        await clock.tick()  # gap 4: a fenced victim would be asked to yield at its fence
+        stopped = await kernel.q_status(session_id=alice, job_id=victim["job_id"])
+        assert stopped["state"] == "QUEUED"
+        await wait_state(kernel, alice, urgent["job_id"], "RUNNING")
+        gate.release()
+        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        gate.release()  # the victim, again from its start
+        final = await kernel.q_wait(session_id=alice, job_id=victim["job_id"], timeout_ms=60_000)
+        assert final["state"] == "COMPLETED" and final["result"]["counts"] == alone
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=victim["job_id"])
+        assert telemetry["preemptions"] == 1
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, workers=1, gate=gate, clock=clock)
+    lines = [json.loads(line) for line in (tmp_path / "data" / "audit.log").open()]
+    [preempt] = [line for line in lines if line.get("event") == "preempt"]
+    assert preempt["request"] == "stop"
+
+
+def test_one_urgent_job_preempts_one_victim_however_long_it_takes_to_yield(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> list[int]:
+        alice = await login(kernel, "alice")
+        victims = [await submit(kernel, alice, priority=1) for _ in range(2)]
+        for victim in victims:
+            await wait_state(kernel, alice, victim, "RUNNING")  # both held in their workers
+        urgent = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
+        )
+        for _ in range(3):  # the first victim cannot reach its fence while held
+            await clock.tick()
+        gate.open()
+        for job_id in (urgent["job_id"], *victims):
+            done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
+            assert done["state"] == "COMPLETED"
+            if job_id != urgent["job_id"]:
+                assert done["result"]["counts"] == uninterrupted()
+        return [
+            (await kernel.q_get_telemetry(session_id=alice, job_id=v))["preemptions"]
+            for v in victims
+        ]
+
+    with WorkerGate(tmp_path) as gate:
+        preemptions = run_kernel(tmp_path, body, workers=2, gate=gate, clock=clock)
+    assert sorted(preemptions) == [0, 1]
 
 
 def test_a_checkpoint_of_a_job_without_a_fence_records_its_start(tmp_path: Path) -> None:

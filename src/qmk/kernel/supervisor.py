@@ -19,7 +19,9 @@ Checkpoints and preemption reach a running job through the worker pool's request
 ``FENCE_EPOCH`` (or at once, rolling back its open REV segment, for ``yield-now``),
 saving its execution state under ``checkpoints/<job_id>/`` in the data directory and
 telling the kernel in a note (:meth:`Supervisor._noted`); a job started again (restore,
-preemption, recovery after a crash) resumes from its checkpoint's state.
+preemption, recovery after a crash) resumes from its checkpoint's state. A victim with no
+fence to stop at is stopped at once instead (its worker killed) and runs again from its
+latest checkpoint; an urgent job takes one victim.
 
 Nothing is polled and no callback or timer lives outside the group: closing the kernel
 cancels the group, and with it every one of these. Time is the kernel's
@@ -184,6 +186,9 @@ class Supervisor:
         self._finished_bytes = 0  # their results' size (about), and each one's
         self._finished_size: dict[str, int] = {}
         self.running: dict[str, _Running] = {}
+        #: Victims asked to yield their worker: victim job id -> the queued job it is for
+        #: (one victim per urgent job; the entry ends with the victim's attempt).
+        self._yield_for: dict[str, str] = {}
         self.epoch = 0
         self.physical_in_use = 0
         self.logical_in_use: Counter[str] = Counter()
@@ -964,12 +969,16 @@ class Supervisor:
     def _preempt(self) -> bool:
         """Stop the least urgent running job of a tenant for a much more urgent queued job
         of the same tenant; True if so. Priorities order a tenant's own jobs only: across
-        tenants the fair share decides, so no tenant's priority stops another's job."""
+        tenants the fair share decides, so no tenant's priority stops another's job. An
+        urgent job takes one victim: while its victim is yielding, it asks no other."""
         gap = self.config.preempt_gap
         if gap <= 0:
             return False
+        asked = self._asked_for()
         found = None
         for best in sorted(self.queue.heads(), key=lambda j: -j.priority):
+            if best.job_id in asked:
+                continue  # its victim is on its way to its fence
             victims = [
                 self.jobs[job_id]
                 for job_id in self.running
@@ -985,23 +994,34 @@ class Supervisor:
         if found is None:
             return False
         best, victim = found
-        # At its next fence; at once (rolling back its open REV segment) when the urgent
-        # job is much more urgent or the program has no fence to wait for.
-        now = best.priority - victim.priority >= self.config.rollback_gap or (
-            '"FENCE_EPOCH"' not in victim.graph
+        run = self.running[victim.job_id]
+        # A program with no fence has no state to save but its start: it stops now, its
+        # worker killed, and runs again from its latest checkpoint (its whole open REV
+        # segment rolled back at no cost; the same seed gives the same counts). One with
+        # fences yields at its next fence, or at once (rolling back its open REV segment)
+        # when the urgent job is much more urgent.
+        if self._pauses(victim, run):
+            now = best.priority - victim.priority >= self.config.rollback_gap
+            op = self.checkpoints.ask_to_yield(victim, run.future, now=now)
+            if op is not None:
+                self._yield_for[victim.job_id] = best.job_id
+                self.audit.append(
+                    "preempt",
+                    job_id=victim.job_id,
+                    tenant=victim.tenant,
+                    epoch=self.epoch,
+                    by=best.job_id,
+                    request=op,
+                )
+                return False  # its worker is free once it has yielded
+        self.audit.append(
+            "preempt",
+            job_id=victim.job_id,
+            tenant=victim.tenant,
+            epoch=self.epoch,
+            by=best.job_id,
+            request="stop",
         )
-        future = self.running[victim.job_id].future
-        op = self.checkpoints.ask_to_yield(victim, future, now=now)
-        if op is not None:
-            self.audit.append(
-                "preempt",
-                job_id=victim.job_id,
-                tenant=victim.tenant,
-                epoch=self.epoch,
-                by=best.job_id,
-                request=op,
-            )
-            return False  # its worker is free once it has yielded
         self._stop(victim, "preempted")
         victim.preemptions += 1
         self.checkpoints.of_restart(victim)
@@ -1010,6 +1030,22 @@ class Supervisor:
         )
         self.queue.push(victim)
         return True
+
+    def _asked_for(self) -> set[str]:
+        """The queued jobs a victim is yielding its worker for (ended askings dropped)."""
+        for victim in [v for v in self._yield_for if v not in self.checkpoints.yielding]:
+            del self._yield_for[victim]
+        return set(self._yield_for.values())
+
+    @staticmethod
+    def _pauses(job: Job, run: _Running) -> bool:
+        """Whether ``job``'s running attempt has points to save its state at and stop: a
+        device job's chunks of shots, a QVM program's fences (its own, or those a fault
+        policy added)."""
+        if job.policy.device is not None:
+            return True
+        rewrite = None if run.work is None else run.work.request.rewrite
+        return '"FENCE_EPOCH"' in job.graph or bool(rewrite is not None and rewrite.fences)
 
     # ------------------------------------------------------------------ faults
 
