@@ -1,0 +1,154 @@
+"""Delegations' limits (src/qmk/kernel/delegations.py): the calls that write audit lines
+take from the tenant's own bucket before anything is written, and an ended delegation is
+deleted ``delegation_keep_s`` after it ended, on the kernel's clock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk import defaults
+from qmk.errors import NotFoundError, QuotaError
+from qmk.kernel.clock import ManualClock
+from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.service import Kernel
+from support.kernel import KEYS, login, run_kernel
+
+
+def config(**kernel: Any) -> KernelConfig:
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024, "max_delegation_s": 3600, **kernel},
+            "tenants": {
+                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC", "CAP_MAGIC"]},
+                "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC", "CAP_MAGIC"]},
+                "carol": {"key": KEYS["carol"], "caps": ["CAP_ALLOC"]},
+            },
+        }
+    )
+
+
+def audit_lines(tmp_path: Path, event: str) -> list[dict[str, Any]]:
+    lines = (tmp_path / "data" / "audit.log").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def test_delegation_calls_past_the_tenants_rate_are_refused_before_any_audit_line(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()  # no refill unless the test moves time
+
+    async def body(kernel: Kernel) -> Any:
+        alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
+        bob = await login(kernel, "bob", ["CAP_ALLOC", "CAP_MAGIC"])
+        made = 0
+        with pytest.raises(QuotaError) as refused:
+            while made < 1000:  # the red team's create/revoke pairs
+                lent = await kernel.q_delegate_caps(
+                    session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
+                )
+                made += 1
+                await kernel.q_revoke_delegation(
+                    session_id=alice, delegation_id=lent["delegation_id"]
+                )
+                made += 1
+        kernel.audit.flush()
+        seq = kernel.audit.seq
+        with pytest.raises(QuotaError):  # a refused call writes nothing
+            await kernel.q_delegate_caps(
+                session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
+            )
+        kernel.audit.flush()
+        unchanged = kernel.audit.seq == seq
+        other = await kernel.q_delegate_caps(  # bob's bucket is his own
+            session_id=bob, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
+        )
+        clock.advance(refused.value.details["retry_after_s"])
+        again = await kernel.q_delegate_caps(
+            session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
+        )
+        return made, refused.value, unchanged, other, again
+
+    made, refused, unchanged, other, again = run_kernel(
+        tmp_path, body, config=config(delegation_calls_per_minute=30), clock=clock
+    )
+    assert made == defaults.DELEGATION_BURST  # the burst, then the rate
+    assert refused.code == "QS1006"
+    assert refused.details["limit"] == "delegation_calls_per_minute"
+    assert refused.details["retry_after_s"] == pytest.approx(2.0)  # 30 a minute
+    assert unchanged
+    assert other["state"] == again["state"] == "LIVE"
+
+
+def test_an_ended_delegation_is_deleted_its_keep_time_after_it_ended(tmp_path: Path) -> None:
+    clock = ManualClock()
+    keep = 3600.0
+
+    async def body(kernel: Kernel) -> Any:
+        async def alice() -> str:  # a fresh session: time moves past a session's life
+            return await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
+
+        sid = await alice()
+        revoked = await kernel.q_delegate_caps(
+            session_id=sid, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=3600
+        )
+        await kernel.q_revoke_delegation(session_id=sid, delegation_id=revoked["delegation_id"])
+        expiring = await kernel.q_delegate_caps(
+            session_id=sid, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=600
+        )
+        clock.advance(keep - 1)  # revoked keep - 1 s ago: kept, still listed
+        await clock.tick()
+        kept = await kernel.q_list_delegations(session_id=await alice())
+        clock.advance(60)  # the revoked one ended keep + 59 s ago (sweeps: once a minute)
+        await clock.tick()
+        sid = await alice()
+        after_one = await kernel.q_list_delegations(session_id=sid)
+        with pytest.raises(NotFoundError):
+            await kernel.q_revoke_delegation(session_id=sid, delegation_id=revoked["delegation_id"])
+        live = await kernel.q_delegate_caps(
+            session_id=sid, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=3600
+        )
+        clock.advance(600)  # the expired one ended keep + 59 s ago too
+        await clock.tick()
+        after_two = await kernel.q_list_delegations(session_id=await alice())
+        return revoked, expiring, live, kept, after_one, after_two
+
+    revoked, expiring, live, kept, after_one, after_two = run_kernel(
+        tmp_path, body, config=config(delegation_keep_s=keep), clock=clock
+    )
+
+    def ids(listing: dict[str, Any]) -> set[str]:
+        return {d["delegation_id"] for d in listing["delegations"]}
+
+    assert ids(kept) == {revoked["delegation_id"], expiring["delegation_id"]}
+    assert ids(after_one) == {expiring["delegation_id"]}
+    assert ids(after_two) == {live["delegation_id"]}  # the live one stays
+    sweeps = [r for r in audit_lines(tmp_path, "deleg") if r.get("action") == "expire"]
+    assert [r["delegations"] for r in sweeps] == [1, 1]
+
+
+def test_ended_delegations_past_their_keep_time_are_deleted_when_the_kernel_opens(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+
+    async def lend(kernel: Kernel) -> str:
+        alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
+        lent = await kernel.q_delegate_caps(
+            session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60
+        )
+        return str(lent["delegation_id"])
+
+    async def look(kernel: Kernel) -> Any:
+        alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
+        return await kernel.q_list_delegations(session_id=alice)
+
+    run_kernel(tmp_path, lend, config=config(delegation_keep_s=100), clock=clock)
+    later = ManualClock(start=clock.now() + 161)  # expired at 60, kept 100 s: gone
+    assert run_kernel(tmp_path, look, config=config(delegation_keep_s=100), clock=later) == {
+        "delegations": []
+    }
