@@ -18,6 +18,16 @@ nothing the delegator's config no longer allows.
 The table holds the live delegations in memory (checked on every call); every delegation,
 live or ended, is a row of the store's ``delegations`` table, so a restart keeps them.
 
+**Limits.** The calls that write audit lines (``q_delegate_caps``, ``q_revoke_delegation``)
+take a token from the tenant's bucket first (:class:`CallRate`: a burst of
+:data:`~qmk.defaults.DELEGATION_BURST`, then ``[kernel] delegation_calls_per_minute``; an
+empty bucket is ``QS1006`` with ``retry_after_s``, before anything is written), and a
+tenant has at most :data:`~qmk.defaults.MAX_LIVE_DELEGATIONS` live ones. **Retention**
+(:class:`Retention`): an ended delegation (revoked, or expired) is deleted ``[kernel]
+delegation_keep_s`` after it ended, on the kernel's epoch ticks and when it opens, with
+one ``deleg`` audit line (``action: "expire"``) a sweep; until then it is listed and
+read as it ended.
+
 >>> table = DelegationTable([])
 >>> d = Delegation(delegation_id="dlg_1", from_tenant="alice", to_tenant="bob",
 ...                caps=("CAP_MAGIC",), created_at=100.0, expires_at=160.0)
@@ -38,7 +48,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from qmk.errors import NotFoundError
+from qmk import defaults
+from qmk.errors import NotFoundError, QuotaError
+from qmk.rate import Buckets
 
 LIVE = "LIVE"
 REVOKED = "REVOKED"
@@ -216,6 +228,76 @@ class DelegationTable:
         return self._by_id.get(delegation_id)
 
 
+class CallRate:
+    """Each tenant's delegation calls: a burst of :data:`~qmk.defaults.DELEGATION_BURST`,
+    then ``per_minute`` a minute, on the kernel's clock.
+
+    >>> rate = CallRate(per_minute=60.0, burst=2.0)
+    >>> rate.charge("alice", 0.0), rate.charge("alice", 0.0)
+    (None, None)
+    >>> try:
+    ...     rate.charge("alice", 0.5)
+    ... except QuotaError as exc:
+    ...     exc.details["retry_after_s"]
+    0.5
+    >>> rate.charge("bob", 0.5)  # bob's bucket is his own
+    """
+
+    def __init__(self, *, per_minute: float, burst: float = defaults.DELEGATION_BURST) -> None:
+        self.per_minute = per_minute
+        self.buckets = Buckets(rate=per_minute / 60.0, burst=burst)
+
+    def charge(self, tenant: str, now: float) -> None:
+        """Take one call from ``tenant``'s bucket.
+
+        Raises:
+            QuotaError: the bucket is empty (``limit: "delegation_calls_per_minute"``,
+                ``retry_after_s``); nothing is taken.
+        """
+        wait = self.buckets.take(tenant, now)
+        if wait:
+            raise QuotaError(
+                f"tenant {tenant!r} makes delegation calls faster than [kernel] "
+                f"delegation_calls_per_minute ({self.per_minute:g}): retry in {wait:.3g} s",
+                limit="delegation_calls_per_minute",
+                value=self.per_minute,
+                retry_after_s=round(wait, 3),
+            )
+
+
+class Retention:
+    """Deletes the delegations that ended ``keep_s`` before now (see the module
+    docstring), looked at every hundredth of ``keep_s``, at most once a minute.
+
+    Args:
+        delete: the store's deletion of the rows that ended before a time; their ids.
+        audit: appends an audit line (``audit(event, **fields)``).
+        keep_s: how long an ended delegation is kept.
+    """
+
+    def __init__(
+        self,
+        delete: Callable[[float], list[str]],
+        audit: Callable[..., Any],
+        keep_s: float,
+    ) -> None:
+        self.delete, self.audit, self.keep_s = delete, audit, keep_s
+        self._next = -float("inf")
+
+    def expire(self, now: float, *, force: bool = False) -> list[str]:
+        """Delete what ended before ``now - keep_s`` (unless looked at lately and not
+        ``force``); the ids deleted."""
+        if not force and now < self._next:
+            return []
+        self._next = now + min(self.keep_s / 100, 60.0)
+        gone = self.delete(now - self.keep_s)
+        if gone:
+            self.audit(
+                "deleg", action="expire", delegations=len(gone), ended_before=now - self.keep_s
+            )
+        return gone
+
+
 def not_found(delegation_id: object) -> NotFoundError:
     """The refusal of a delegation id that is not one of the tenant's (either end)."""
     return NotFoundError(
@@ -230,7 +312,9 @@ __all__ = [
     "LIVE",
     "REVOKED",
     "STATES",
+    "CallRate",
     "Delegation",
     "DelegationTable",
+    "Retention",
     "not_found",
 ]

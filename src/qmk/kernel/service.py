@@ -71,7 +71,13 @@ from qmk.kernel.config import KernelConfig, TenantConfig, config_warnings
 from qmk.kernel.datadir import DataDir, open_data_dir
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.delegations import STATES as DELEGATION_STATES
-from qmk.kernel.delegations import Delegation, DelegationTable, not_found
+from qmk.kernel.delegations import (
+    CallRate,
+    Delegation,
+    DelegationTable,
+    Retention,
+    not_found,
+)
 from qmk.kernel.faults import device_for
 from qmk.kernel.keys import KeyChecker, is_hash
 from qmk.kernel.seals import derive
@@ -132,6 +138,11 @@ class Kernel:
         self.delegations = DelegationTable(
             Delegation.from_row(row) for row in self.store.live_delegations(clock.now())
         )
+        #: Each tenant's delegation calls, and the retention of ended delegations.
+        self.delegation_rate = CallRate(per_minute=config.delegation_calls_per_minute)
+        self.delegation_retention = Retention(
+            self.store.delete_ended_delegations, self.audit.append, config.delegation_keep_s
+        )
         self.commits = GroupCommit(self.store, self.audit)
         #: The machine (the device interface, docs/devices.md): the simulated logical one.
         self.device = device_for(config)
@@ -160,6 +171,7 @@ class Kernel:
         self.admission.artifacts = self.supervisor.artifacts
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self._lent
+        self.supervisor.sweeps.append(self.delegation_retention.expire)
         self.supervisor.state_key = derive(self.secret, "state")
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -235,6 +247,7 @@ class Kernel:
         kernel.data = directory
         kernel.store.set_verified_head(directory.checked, derive(kernel.secret, "audit-head"))
         recovered = kernel.supervisor.recover()
+        kernel.delegation_retention.expire(kernel.clock.now(), force=True)
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()
         started: asyncio.Future[None] = loop.create_future()
@@ -864,6 +877,7 @@ class Kernel:
         ``expires_s`` seconds: its negotiations may grant them while the loan is live."""
         session = self._session(session_id)
         now = self.clock.now()
+        self.delegation_rate.charge(session.tenant, now)  # before anything is written
         if not isinstance(to_tenant, str) or to_tenant not in self.config.tenants:
             raise NotFoundError(f"no tenant {str(to_tenant)[:64]!r}", tenant=str(to_tenant)[:64])
         if to_tenant == session.tenant:
@@ -956,6 +970,7 @@ class Kernel:
         it is."""
         session = self._session(session_id)
         now = self.clock.now()
+        self.delegation_rate.charge(session.tenant, now)  # before anything is written
         delegation = self._delegation(delegation_id, session.tenant)
         if delegation.state(now) != "LIVE":
             return delegation.to_json(now)

@@ -1039,6 +1039,21 @@ class Store:
         ).fetchone()
         return row
 
+    def delete_ended_delegations(self, before: float) -> list[str]:
+        """Delete the delegations that ended (revoked, or expired) before ``before``;
+        their ids."""
+        ended = "MIN(COALESCE(revoked_at, expires_at), expires_at) < ?"
+        gone = [
+            row[0]
+            for row in self.db.execute(
+                f"SELECT delegation_id FROM delegations WHERE {ended}", (before,)
+            )
+        ]
+        if gone:
+            self.db.execute(f"DELETE FROM delegations WHERE {ended}", (before,))
+            self.dirty = True
+        return gone
+
     def list_delegations(self, tenant: str, limit: int) -> list[tuple[Any, ...]]:
         """The rows of delegations ``tenant`` made or received, newest first."""
         return self.db.execute(

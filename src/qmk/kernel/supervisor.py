@@ -177,6 +177,9 @@ class Supervisor:
         #: The capabilities live delegations lend a tenant now (the kernel's
         #: :mod:`~qmk.kernel.delegations`): a job's caps are checked again at its start.
         self.lent_caps: Callable[[str], frozenset[str]] = lambda tenant: frozenset()
+        #: The kernel's other retention sweeps, run at each epoch with the time; each
+        #: returns what it deleted (anything: the database changed).
+        self.sweeps: list[Callable[[float], Any]] = []
         #: The key jobs' execution states are sealed with (the kernel's, derived from its
         #: secret: :mod:`qmk.kernel.seals`); None: unsealed.
         self.state_key: bytes | None = None
@@ -919,6 +922,9 @@ class Supervisor:
             self.commits.dirty()
         if self.artifacts.expire(self.clock.now()):
             self.commits.dirty()
+        for sweep in self.sweeps:
+            if sweep(self.clock.now()):
+                self.commits.dirty()
         self._expire_proposals()
         if len(self.queue) and len(self.running) >= self.workers and self._preempt():
             self.kick()
