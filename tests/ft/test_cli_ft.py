@@ -62,11 +62,14 @@ def test_plan_layout_writes_a_png(tmp_path):
         (("plan", TOFFOLI, "--png", "x.png"), "QW011"),
         (("plan", TOFFOLI, "--block", "fast"), "QW011"),
         (("plan", TOFFOLI, "--layout", "--objective", "runtime"), "QW011"),
-        (("run", TOFFOLI, "--block", "fast"), "QW011"),
-        (("run", TOFFOLI, "--lattice-surgery", "--engine", "mps"), "QP105"),
-        (("run", TOFFOLI, "--lattice-surgery", "--state", "s.json"), "QP105"),
-        (("run", TOFFOLI, "--lattice-surgery", "--noise-model", "depolarizing(p=1e-3)"), "QP105"),
-        (("run", TOFFOLI, "--lattice-surgery", "--device", "x"), "QP105"),
+        # each target refuses what it cannot honour (qmk.execution.target): QM102
+        (("run", TOFFOLI, "--block", "fast"), "QM102"),
+        (("run", TOFFOLI, "--lattice-surgery", "--engine", "stabilizer"), "QE103"),
+        (("run", TOFFOLI, "--lattice-surgery", "--state", "s.json"), "QM102"),
+        (("run", TOFFOLI, "--lattice-surgery", "--noise-model", "depolarizing(p=1e-3)"), "QM102"),
+        (("run", TOFFOLI, "--lattice-surgery", "--precision", "single"), "QM102"),
+        (("run", TOFFOLI, "--lattice-surgery", "--modules", "2"), "QM102"),
+        (("run", TOFFOLI, "--lattice-surgery", "--device", "x"), "QW011"),
         (("run", TOFFOLI, "--lattice-surgery", "--profile", "logical:bacon_shor(d=5)"), "QP104"),
     ],
 )
@@ -97,7 +100,7 @@ def test_run_lattice_surgery_reports_the_issues_telemetry_names():
     assert telemetry["code_distance"] == 7  # the estimator's, with --profile auto
     assert telemetry["runtime_ns"] == telemetry["logical_cycles"] * telemetry["cycle_time_ns"]
     assert sum(data["counts"].values()) == 50
-    assert data["mode"] == "lattice-surgery"
+    assert data["target"] == "lattice-surgery" and telemetry["mode"] == "branches"
     assert telemetry["code_cycles"] == telemetry["logical_cycles"] * 7
     ops = data["schedule"]  # every op with its ticks, in execution order
     assert len([o for o in ops if o["op"].startswith(("R(", "M("))]) == telemetry["ppm_count"]
@@ -109,5 +112,6 @@ def test_run_lattice_surgery_prints_counts_and_telemetry():
         "run", TOFFOLI, "--lattice-surgery", "--shots", "20", "--seed", "3", "--block", "compact"
     )
     assert status == 0, err
-    assert "lattice surgery, compact block, logical:surface_code(d=9)" in out
+    assert "target lattice-surgery" in out
+    assert "block compact" in out and "profile logical:surface_code(d=9)" in out
     assert "magic_states_consumed 5" in out and "routing_stalls" in out

@@ -70,17 +70,47 @@ def _qubit(args: argparse.Namespace) -> Any:
     return qubit_from_json(data)
 
 
+def _target(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The target the options name (``--lattice-surgery``, ``--device``; else the logical
+    machine) and its options as given: each target checks its own
+    (:mod:`qmk.execution.target`), so a flag of another target is its ``QM102``."""
+    from qmk.abi.errors import CommandError
+
+    if args.lattice_surgery and args.device is not None:
+        raise CommandError.of(
+            "bad-option", "--lattice-surgery and --device name two targets: give one"
+        )
+    name = (
+        "lattice-surgery"
+        if args.lattice_surgery
+        else "neutral-atom"
+        if args.device is not None
+        else "logical"
+    )
+    given = {
+        "block": args.block,
+        "preset": args.device,
+        "routing": None if args.routing == "auto" else args.routing,
+        "configuration": args.configuration,
+    }
+    return name, {key: value for key, value in given.items() if value is not None}
+
+
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # lowered qubits carry no profile: --profile below is the default for every qubit
     program = read_source(args, args.file, limits_of(args))
-    if args.lattice_surgery or args.block is not None:
-        return _run_lattice_surgery(args, program, out)
-    if args.device is not None:
+    name, options = _target(args)
+    if name == "neutral-atom":
         return _run_on_device(args, program, out)
     from qmk.commands.teleport import teleported
 
     done = teleported(args, program)  # --modules/--placement: cross-module gates teleported
     if done is not None:
+        if name != "logical":
+            from qmk.execution.target import refuse
+
+            why = "cross-module gates are teleported on the gate-level machine"
+            raise refuse(name, "--modules", why)
         program = done.graph
     profile = args.profile or defaults.PROFILE
     warnings: list[dict[str, str]] = list((program.metadata or {}).get("warnings", ()))
@@ -88,7 +118,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.errors import warning_line
 
         err.writelines(warning_line(args.file, notice) for notice in warnings)
-    if args.profile is not None:  # given: said when every qubit names its own (QC130/131)
+    if args.profile is not None and name == "logical":  # said when no qubit takes it
         from qmk.estimate.variants import profile_unused
         from qmk.execution.request import canonical_profile
 
@@ -101,7 +131,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 from qmk.errors import warning_line
 
                 err.write(warning_line(args.file, unused))
-    if profile == "auto":  # the cheapest code variant (qmk plan) for qubits that name none
+    if profile == "auto" and name == "logical":  # the cheapest code variant (qmk plan)
         from qmk.estimate.counts import count_graph
         from qmk.estimate.variants import plan_variants
 
@@ -112,7 +142,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         None, f"running {args.file} ({plural(args.shots, 'shot')})", err, quiet=args.quiet
     )
     with bar:
-        result = _run(args, program, profile)
+        result = _run(args, program, profile, name, options)
     unused = _precision_unused(args, result.engine)
     if unused is not None:
         warnings.append(unused)
@@ -146,23 +176,38 @@ def _precision_unused(args: argparse.Namespace, engine: str) -> dict[str, str] |
     )
 
 
-def _run(args: argparse.Namespace, program: Any, profile: str) -> Any:
-    from qmk.execution.executor import run
+def _run(
+    args: argparse.Namespace, program: Any, profile: str, name: str, options: dict[str, Any]
+) -> Any:
+    """``program`` on target ``name`` with its ``options`` (:mod:`qmk.execution.target`):
+    the request the options make, compiled, run."""
+    import msgspec
 
-    return run(
-        program,
+    from qmk.execution import target as targets
+    from qmk.execution.executor import build_request
+
+    target = targets.get(name)
+    verified = target.read(program, limits=limits_of(args))
+    request = build_request(
+        verified,
         shots=args.shots,
         seed=args.seed,
         engine=args.engine,
         precision=args.precision,
         noise=_noise(args),
         qubit=_qubit(args),
-        profile=profile,
-        limits=limits_of(args),
+        profile=defaults.PROFILE if profile == "auto" else profile,
         calibration=args.calibration,
+    )
+    # "auto" left for the target (lattice surgery: the estimator's code distance)
+    request = msgspec.structs.replace(request, target=name, target_options=options, profile=profile)
+    executable = target.compile(
+        verified,
+        request,
         initial_state=args.initial_state,
         final_state=False if args.state is None else args.state_kind,
     )
+    return executable.run(request.shots, request.seed)
 
 
 def _report(
@@ -276,77 +321,6 @@ def _run_on_device(args: argparse.Namespace, program: Any, out: TextIO) -> int:
     return 0
 
 
-#: Options of the gate-level run that a --lattice-surgery run cannot honour: (dest, flag).
-_NOT_IN_SURGERY = (
-    ("device", "--device"),
-    ("explain", "--explain"),
-    ("noise_model", "--noise-model"),
-    ("calibration", "--calibration"),
-    ("precision", "--precision"),
-    ("state", "--state"),
-    ("initial_state", "--initial-state"),
-    ("memory", "--memory"),
-    ("emit_job", "--emit-job"),
-    ("configuration", "--configuration"),
-)
-
-
-def _run_lattice_surgery(args: argparse.Namespace, program: Any, out: TextIO) -> int:
-    """``--lattice-surgery``: the program as PPMs and pi/8 rotations, laid out in
-    ``--block``, scheduled and executed (:mod:`qmk.ft`); ``--profile auto`` takes the
-    estimator's surface-code distance."""
-    from qmk.abi.errors import CommandError
-    from qmk.estimate.counts import count_graph
-    from qmk.execution.request import draw_seed
-    from qmk.ft.errors import FTError
-    from qmk.ft.execute import run_lattice_surgery
-    from qmk.ft.model import ft_model
-    from qmk.ft.report import run_text
-    from qmk.qec.errors import QECError
-    from qmk.qvm.profiles import ProfileError, parse_profile
-    from qmk.qvm.verify import verify
-
-    if not args.lattice_surgery:
-        raise CommandError.of("bad-option", "--block is an option of --lattice-surgery")
-    given = [flag for dest, flag in _NOT_IN_SURGERY if getattr(args, dest, None)]
-    if args.routing != "auto":
-        given.append("--routing")
-    if given:
-        raise FTError.of(
-            "option-unsupported",
-            f"{given[0]} is not an option of a --lattice-surgery run (its physics is the "
-            "layout's: the estimator's factory and the profile's logical error rate)",
-        )
-    if args.profile == "auto":
-        family, distance = "surface_code", None
-    else:
-        try:
-            parsed = parse_profile(args.profile or defaults.PROFILE)
-        except ProfileError as exc:
-            raise QECError.of("unknown-profile", f"--profile {args.profile}: {exc}") from None
-        family, distance = parsed.family, parsed.distance
-    verified = verify(program, limits=limits_of(args))
-    model = ft_model(count_graph(program), _qubit(args), family, distance)
-    result = run_lattice_surgery(
-        verified,
-        model,
-        block=args.block or "fast",
-        shots=args.shots,
-        seed=args.seed if args.seed is not None else draw_seed(),
-        noise=not args.no_noise,
-        engine=args.engine,
-    )
-    if args.plot is not None:
-        from qmk.workflows.report import plot_counts
-
-        plot_counts(result.counts, result.shots, args.plot, f"{args.file}: {result.shots} shots")
-    if args.json:
-        out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
-    else:
-        out.write(run_text(args.file, result))
-    return 0
-
-
 def _write_state(args: argparse.Namespace, result: Any) -> None:
     """``--state``: the run's final state as a qmk-state JSON file (qmk.engines.state_io)."""
     from dataclasses import replace
@@ -364,7 +338,8 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
         f"{path}: {plural(result.shots, 'shot')}, seed {result.seed}, "
         f"engine {result.engine} ({t.mode}), noise {'on' if t.noise else 'off'}"
         + (f" ({t.noise_model})" if t.noise_model else "")
-        + (f", calibration {t.calibration['source'] or 'applied'}" if t.calibration else ""),
+        + (f", calibration {t.calibration['source'] or 'applied'}" if t.calibration else "")
+        + ("" if result.target == "logical" else f", target {result.target}"),
         f"outcomes (events {events}, first leftmost):"
         if result.layout is None
         else "outcomes (keys laid out as the source language writes them):",
@@ -386,9 +361,21 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
         f"({t.qubit_params}; {', '.join(t.profiles)}), "
         f"{plural(t.simulations, 'simulation')}, {t.wall_time_s:.3f} s"
     )
+    if t.figures:  # the target's own (a lattice-surgery run's schedule)
+        shown = ", ".join(f"{key} {_figure(value)}" for key, value in sorted(t.figures.items()))
+        lines.append(f"{result.target}: {shown}")
     if memory:
         lines.append("memory: " + " ".join(result.memory))
     return "\n".join(lines) + "\n"
+
+
+def _figure(value: Any) -> str:
+    """A target's figure as the text lists it (numbers at 4 significant digits)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 def register(add: AddCommand) -> None:

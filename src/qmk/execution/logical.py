@@ -40,7 +40,6 @@ True
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qmk.execution.footprint import Block, Footprint, Step, StepKind
-from qmk.execution.target import refuse
+from qmk.execution.target import read_qvm, refuse
 from qmk.memo import Memo
 from qmk.qvm.ops import OPS, Tally
 
@@ -86,11 +85,8 @@ class LogicalTarget:
         Raises:
             QMKError: unreadable input, a source that does not lower, a graph with errors.
         """
-        from qmk.execution.executor import load_program
-
-        if isinstance(source, str) and source.lstrip().startswith("{"):
-            source = json.loads(source)
-        return load_program(source, limits=limits)
+        program: VerifiedProgram = read_qvm(source, limits=limits)
+        return program
 
     def compile(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import html
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,6 +71,15 @@ class Telemetry:
     rollback_gates: int = 0
     #: Why the engine ran the job: named by it, or the router's choice and its estimate.
     engine_reason: str = ""
+    #: The figures of the run's target beside these (a lattice-surgery run's schedule:
+    #: ``ppm_count``, ``factory_wait_cycles``...; a device run's atoms lost...): keys of
+    #: their own, never one of the fields above.
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        shared = set(self.figures) & _TELEMETRY_FIELDS
+        if shared:
+            raise ValueError(f"a target's figures may not stand for {', '.join(sorted(shared))}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,7 +115,12 @@ class Telemetry:
             "rollbacks": self.rollbacks,
             "rollback_gates": self.rollback_gates,
             "engine_reason": self.engine_reason,
+            **self.figures,
         }
+
+
+#: The fields of :class:`Telemetry` (a target's figures take other names).
+_TELEMETRY_FIELDS = frozenset(f.name for f in fields(Telemetry))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -168,6 +182,12 @@ class RunResult:
     #: For a part of a run (``run(part=...)``): the shots of the whole run that the rows
     #: of ``bits`` are, ascending (:mod:`qmk.execution.parts`); None: every shot, in order.
     rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: The target that ran it (:mod:`qmk.execution.target`).
+    target: str = "logical"
+    #: What the target says beside the counts (a lattice-surgery run's ``layout`` and
+    #: ``schedule``, a device run's ``device`` and ``compile``): plain JSON, in
+    #: :meth:`to_json` at its top level for every target but ``logical``.
+    details: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _unpacked: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     #: Outcomes a notebook's table of the result shows (the most frequent).
@@ -276,6 +296,9 @@ class RunResult:
             "events": list(self.events),
             "telemetry": self.telemetry.to_json(),
         }
+        if self.target != "logical":
+            out["target"] = self.target
+            out.update(self.details)
         if memory:
             out["memory"] = self.memory
         return out
@@ -296,10 +319,16 @@ def _pyplot() -> Any:
     return plt
 
 
+#: A shot's bit that is neither 0 nor 1: a device's lost atom (``L`` in its key).
+LOST = 2
+
+
 def _strings(bits: np.ndarray) -> list[str]:
     if bits.shape[1] == 0:
         return [""] * bits.shape[0]
     text = (bits + ord("0")).astype(np.uint8).tobytes().decode("ascii")
+    if chr(ord("0") + LOST) in text:  # a lost atom
+        text = text.replace(chr(ord("0") + LOST), "L")
     width = bits.shape[1]
     return [text[i : i + width] for i in range(0, len(text), width)]
 

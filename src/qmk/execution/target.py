@@ -137,6 +137,14 @@ TARGETS: Mapping[str, TargetSpec] = {
             faults=True,
             parts=True,
         ),
+        TargetSpec(
+            name="lattice-surgery",
+            summary="Pauli product measurements and pi/8 rotations on a patch layout, "
+            "scheduled with its T factories, shots batched",
+            module="qmk.execution.surgery",
+            cls="SurgeryTarget",
+            options=("block",),
+        ),
     )
 }
 
@@ -235,6 +243,23 @@ def get(name: str) -> Target:
     return target
 
 
+def read_qvm(source: Any, *, limits: Any = None) -> Any:
+    """A verified QVM program from a graph, QVM JSON (its text or data), a verified
+    program or a file path (:func:`qmk.execution.executor.load_program`): what the
+    targets whose programs are QVM graphs read.
+
+    Raises:
+        QMKError: unreadable input, a source that does not lower, a graph with errors.
+    """
+    import json
+
+    from qmk.execution.executor import load_program
+
+    if isinstance(source, str) and source.lstrip().startswith("{"):
+        source = json.loads(source)
+    return load_program(source, limits=limits)
+
+
 def refuse(target: str, option: str, why: str) -> TargetError:
     """The ``QM102`` refusal of ``option`` by ``target``, saying ``why``."""
     return TargetError.of(
@@ -286,6 +311,7 @@ __all__ = [
     "TargetSpec",
     "check_unset",
     "get",
+    "read_qvm",
     "refuse",
     "spec",
 ]

@@ -1,11 +1,11 @@
-"""What ``qmk plan --layout`` and ``qmk run --lattice-surgery`` print."""
+"""What ``qmk plan --layout`` prints (``qmk run --lattice-surgery`` prints a run's
+result as every target's, :mod:`qmk.commands.run`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qmk.ft.execute import LSResult
     from qmk.ft.layout import Layout
     from qmk.ft.model import FTModel
 
@@ -63,34 +63,5 @@ def layout_text(path: str, layout: Layout, model: FTModel) -> str:
         f"estimate (qmk estimate, d={model.estimate['logicalQubit']['codeDistance']}): "
         f"{breakdown['algorithmicLogicalQubits']} logical qubits (the fast block's tiles), "
         f"{model.estimate['physicalCounts']['physicalQubits']:,} physical qubits"
-    )
-    return "\n".join(lines) + "\n"
-
-
-def run_text(path: str, result: LSResult) -> str:
-    """Counts, then the schedule's telemetry."""
-    t = result.telemetry()
-    lines = [
-        f"{path}: {result.shots} shots, seed {result.seed}, engine {result.engine} "
-        f"(lattice surgery, {t['block']} block, {t['profile']}), noise "
-        f"{'on' if result.noise else 'off'}",
-        "outcomes:",
-    ]
-    ranked = sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    width = max((len(k) for k, _ in ranked[:32]), default=0)
-    for key, value in ranked[:32]:
-        lines.append(f"  {key or '(empty)':<{width}}  {value:>8}  {value / result.shots:7.4f}")
-    if len(ranked) > 32:
-        lines.append(f"  ... {len(ranked) - 32} more outcomes")
-    lines.append(
-        f"telemetry: ppm_count {t['ppm_count']}, magic_states_consumed "
-        f"{t['magic_states_consumed']}, logical_cycles {t['logical_cycles']} "
-        f"(d={t['code_distance']} code cycles each), runtime_ns {t['runtime_ns']:,}"
-    )
-    lines.append(
-        f"           factory_wait_cycles {t['factory_wait_cycles']}, routing_stalls "
-        f"{t['routing_stalls']}, physical qubits {t['physical_qubits']:,}, "
-        f"{t['injected_logical_errors']} logical errors injected over all shots "
-        f"(p_L {t['logical_error_rate']:.3g} per patch and cycle), {t['wall_time_s']:.3f} s"
     )
     return "\n".join(lines) + "\n"
