@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from support.cli import qmk
+from support.paths import EXAMPLES
 from support.tinyllm import BELL, BROKEN
 
 
@@ -87,3 +89,19 @@ def test_steps_stream_as_json_lines(llama):
 def test_a_step_bound_out_of_range_is_QI105(llama):
     status, _, err = qmk("assist", "x", "--url", llama.url, "--model", "m", "--max-steps", "0")
     assert status == 1 and err.startswith("QI105 bad-option: max_steps")
+
+
+def test_advice_estimates_the_variant_its_plan_chose(no_model):
+    # QRE's single point for this program is its fastest variant (45,064 physical qubits,
+    # 11 T factories); the plan chooses a frontier variant (6 factories) by volume, and
+    # the estimate the advice prints is that variant's, so both lines say one figure
+    program = str(EXAMPLES / "teleport.qasm")
+    status, out, _ = qmk("assist", "what will this cost?", "--file", program)
+    assert status == 0
+    plan = re.search(r"plan: \S+ \(([\d,]+) physical qubits, (\d+) T factories\)", out)
+    cost = re.search(r"estimate: ([\d,]+) physical qubits \((\d+) T factories\)", out)
+    assert plan is not None and cost is not None, out
+    assert plan.groups() == cost.groups() == ("25,464", "6")
+    status, out, _ = qmk("estimate", program, "--json")
+    single = json.loads(out)["physicalCounts"]
+    assert (single["physicalQubits"], single["breakdown"]["numTfactories"]) == (45064, 11)

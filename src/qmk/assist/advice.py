@@ -62,11 +62,15 @@ def advice(prompt: str, ctx: Context) -> list[str]:
             f"{chosen.get('t_factories')} T factories) is the cheapest by "
             f"{plan.get('objective')}: run it with --profile {chosen.get('profile')}"
         )
-    cost = call("estimate", {"program": "file"}, ctx)
+    # the estimate of the variant the plan chose (QRE's single point is the fastest one,
+    # often with more factories: its qubits are another choice's)
+    variant = {k: chosen[k] for k in ("family", "distance", "t_factories") if k in chosen}
+    cost = call("estimate", {"program": "file", **variant}, ctx)
     if cost.get("ok"):
         lines.append(
-            f"estimate: {cost.get('physicalQubits'):,} physical qubits, runtime "
-            f"{cost.get('runtime_ns')} ns, code distance {cost.get('codeDistance')}"
+            f"estimate: {cost.get('physicalQubits'):,} physical qubits "
+            f"({cost.get('tFactories')} T factories), runtime {cost.get('runtime_ns')} ns, "
+            f"code distance {cost.get('codeDistance')}"
         )
     else:
         lines.append(f"estimate: {_refused(cost)}")

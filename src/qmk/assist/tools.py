@@ -29,7 +29,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from qmk import defaults
 from qmk.errors import QMKError
@@ -154,13 +154,36 @@ def _info(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def _estimate(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """QRE's single point (the fastest variant), or with ``family``, ``distance`` and
+    ``t_factories`` the estimate of that variant of the ``plan`` tool (its figures)."""
     from qmk.estimate.counts import count_graph
     from qmk.estimate.report import estimate
+    from qmk.estimate.variants import variant_estimate
 
-    params: dict[str, Any] = {}
-    if isinstance(args.get("qubit"), str):
-        params["qubitParams"] = {"name": args["qubit"]}
-    result = estimate(count_graph(_verified(args, ctx).graph), params)
+    counts = count_graph(_verified(args, ctx).graph)
+    if "family" in args:
+        family, distance, factories = (args.get(k) for k in ("family", "distance", "t_factories"))
+        if not (isinstance(family, str) and _integer(distance) and _integer(factories)):
+            from qmk.frontends.errors import FrontendError
+
+            raise FrontendError.of(
+                "bad-value", "a variant is a family (text), a distance and t_factories (integers)"
+            )
+        qubit = args.get("qubit")
+        result = dict(
+            variant_estimate(
+                counts,
+                qubit if isinstance(qubit, str) else defaults.QUBIT,
+                family=family,
+                distance=distance,
+                t_factories=factories,
+            )
+        )
+    else:
+        params: dict[str, Any] = {}
+        if isinstance(args.get("qubit"), str):
+            params["qubitParams"] = {"name": args["qubit"]}
+        result = estimate(counts, params)
     physical = result.get("physicalCounts", {})
     return {
         "ok": True,
@@ -173,6 +196,10 @@ def _estimate(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         "codeDistance": result.get("logicalQubit", {}).get("codeDistance"),
         "tFactories": physical.get("breakdown", {}).get("numTfactories"),
     }
+
+
+def _integer(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _plan(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
@@ -252,6 +279,9 @@ TOOLS: Mapping[str, Tool] = MappingProxyType(
                 "Azure Quantum Resource Estimator): physical qubits, runtime, code distance",
                 _estimate,
                 qubit={"type": "string", "description": "qubit parameter set name"},
+                family={"type": "string", "description": "a plan's variant: its family"},
+                distance={"type": "integer", "description": "a plan's variant: its distance"},
+                t_factories={"type": "integer", "description": "a plan's variant: factories"},
             ),
             _tool(
                 "plan",

@@ -26,7 +26,8 @@ listed as infeasible with the estimator's reason. The chosen variant's ``profile
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from qmk.estimate.counts import LogicalCounts
@@ -82,6 +83,8 @@ class Variant:
     logical_error_rate: float | None
     feasible: bool
     why: str = ""
+    #: The estimator's report of this variant (its frontier entry; None: infeasible).
+    report: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def profile(self) -> str:
@@ -166,6 +169,7 @@ def _variants_of(
                 t_factories=int(breakdown.get("numTfactories", 0)),
                 logical_error_rate=float(entry["logicalQubit"]["logicalErrorRate"]),
                 feasible=True,
+                report=entry,
             )
         )
     return out
@@ -209,4 +213,41 @@ def plan_variants(
     )
 
 
-__all__ = ["OBJECTIVES", "Variant", "VariantPlan", "plan_variants"]
+def variant_estimate(
+    counts: LogicalCounts,
+    qubit: str | QubitParams,
+    *,
+    family: str,
+    distance: int,
+    t_factories: int,
+    error_budget: float = DEFAULT_ERROR_BUDGET,
+    objective: str = "volume",
+) -> Mapping[str, Any]:
+    """The estimator's report of one variant of :func:`plan_variants`: the entry of
+    ``family``'s frontier at ``distance`` with ``t_factories`` factories that
+    ``objective`` picks, so the estimate of a plan's chosen variant is the plan's own
+    figures (QRE's single point is the fastest variant, often with more factories).
+
+    Raises:
+        QECError: ``QC103`` when no entry of the family's frontier has that distance and
+            factory count (or the family is infeasible: its reason).
+    """
+    variants = _variants_of(family, counts, qubit_params(qubit), error_budget)
+    matching = [
+        v
+        for v in variants
+        if v.feasible and v.distance == distance and v.t_factories == t_factories
+    ]
+    if not matching:
+        why = "; ".join(v.why for v in variants if not v.feasible)
+        raise QECError.of(
+            "bad-parameter",
+            f"no {family} variant at d={distance} with {t_factories} T factories"
+            + (f": {why}" if why else ""),
+        )
+    report = min(matching, key=lambda v: v.cost(objective)).report
+    assert report is not None  # a feasible variant has its entry
+    return report
+
+
+__all__ = ["OBJECTIVES", "Variant", "VariantPlan", "plan_variants", "variant_estimate"]
