@@ -126,6 +126,36 @@ def test_a_clifford_program_exports_amplitudes_when_asked_and_they_agree_with_it
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # the highest qubits touched by no gate (stim's simulator never grew to them)
+        ("h: APPLY_H vq:q0", ("+XII", "+IZI", "+IIZ")),
+        ("h: APPLY_H vq:q2", ("+ZII", "+IZI", "+IIX")),
+        # no gate at all, and a gate that is the identity on the stabilizer engine
+        ("", ("+ZII", "+IZI", "+IIZ")),
+        ("r: APPLY_RY vq:q1, theta=0.0", ("+ZII", "+IZI", "+IIZ")),
+    ],
+    ids=["high-untouched", "low-untouched", "empty", "ry0"],
+)
+@pytest.mark.parametrize("kind", ["stabilizers", "amplitudes"])
+def test_qubits_no_gate_touches_are_exported_in_zero(body, expected, kind):
+    import stim
+
+    program = assemble(
+        f".caps CAP_ALLOC\na: ALLOC_LQ vq:q0, vq:q1, vq:q2\n{body}\n"
+        "f: FREE_LQ vq:q0, vq:q1, vq:q2\n"
+    )
+    result = run(program, shots=1, seed=SEED, noise=False, engine="stabilizer", final_state=kind)
+    state = result.final_state
+    tableau = stim.Tableau.from_stabilizers([stim.PauliString(s) for s in expected])
+    if kind == "stabilizers":
+        assert state == Stabilizers(qubits=("q0", "q1", "q2"), stabilizers=expected)
+    else:
+        vector = tableau.to_state_vector(endian="little")  # stim's, in float32
+        assert _overlap(state.amplitudes, vector) == pytest.approx(1, abs=1e-6)
+
+
 def test_qubits_freed_in_a_product_state_leave_the_others_pure():
     program = assemble(
         """.caps CAP_ALLOC CAP_MAGIC
@@ -321,6 +351,25 @@ def test_qmk_run_state_writes_a_file_and_initial_state_reads_it(tmp_path):
         "run", str(measure), "--no-noise", "--seed", "3", "--initial-state", str(out), "--json"
     )
     assert status == 0 and set(json.loads(stdout)["counts"]) == {"00", "11"}
+
+
+@pytest.mark.parametrize(
+    ("program", "stabilizers"),
+    [
+        ("qubit[3] q;\nh q[0];\n", ["+XII", "+IZI", "+IIZ"]),
+        ("qubit[2] q;\n", ["+ZI", "+IZ"]),
+        ("qubit[1] q;\nry(0) q[0];\n", ["+Z"]),
+    ],
+    ids=["untouched-high-qubits", "empty", "ry0"],
+)
+def test_qmk_run_state_of_a_clifford_circuit_with_idle_qubits(tmp_path, program, stabilizers):
+    # were an internal error (IndexError) and QE111 '... need 1 stabilizers, got 0'
+    source = tmp_path / "idle.qasm"
+    source.write_text(f'OPENQASM 3;\ninclude "stdgates.inc";\n{program}', encoding="utf-8")
+    out = tmp_path / "idle.state.json"
+    status, _, stderr = qmk("run", str(source), "--no-noise", "--seed", "3", "--state", str(out))
+    assert (status, stderr) == (0, "")
+    assert list(read(out).stabilizers) == stabilizers
 
 
 def test_qmk_run_writes_amplitudes_when_asked(tmp_path):

@@ -438,8 +438,12 @@ def _engine_stabilizers(
     import stim
 
     inverse = stim.Tableau.from_numpy(**{k: np.asarray(v, dtype=bool) for k, v in arrays.items()})
-    tableau = inverse.inverse()
     live = [int(q) for q in qubits]
+    width = max(live, default=-1) + 1
+    if len(inverse) < width:
+        # stim's simulator grows only to the qubits a gate touched: the others are |0>
+        inverse = inverse + stim.Tableau(width - len(inverse))
+    tableau = inverse.inverse()
     dead = [q for q in range(len(tableau)) if q not in set(live)]
     restricted = []
     for k in range(len(tableau)):
