@@ -9,11 +9,19 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qmk.execution.checkpoint import write_state
-from qmk.kernel.datafiles import AUDIT_FILE, CHECKPOINTS, DB_FILE, LOCK_FILE, SECRET_FILE
+from qmk.kernel.datafiles import (
+    ARTIFACTS,
+    AUDIT_FILE,
+    CHECKPOINTS,
+    DB_FILE,
+    LOCK_FILE,
+    SECRET_FILE,
+)
 from qmk.kernel.errors import ExposureError
 from qmk.kernel.service import Kernel
 from support.cli import qmk
@@ -148,4 +156,71 @@ def test_a_lax_data_directory_is_refused_with_qk121_and_repaired_on_request(
         if '"open"' in line
     ]
     assert opens[-1]["repaired"]["permissions"] == [str(target)]
+    asyncio.run(reopen(False))  # repaired for good
+
+
+DAVE = "dave-key"
+
+
+def _device_config() -> Any:
+    from qmk.kernel.config import config_from_dict
+
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"dave": {"key": DAVE, "caps": ["CAP_ALLOC", "CAP_DEVICE_NA"]}},
+        }
+    )
+
+
+def _store_artifacts(tmp_path: Path) -> Path:
+    """A streamed device job's artifacts, stored by a kernel on ``tmp_path / "data"``;
+    the job's folder of them."""
+    from support.neutral_atom import gate, job
+
+    ghz = job(3, gate("H", 0), gate("CX", 0, 1), profile="benchmark_chain", shots=50, seed=7)
+
+    async def body(kernel: Kernel) -> str:
+        reply = await kernel.q_negotiate_caps(
+            tenant="dave", key=DAVE, requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
+        )
+        sid = reply["session_id"]
+        stream = {"measurements": True, "pulses": True}
+        accepted = await kernel.q_device_submit(session_id=sid, job=ghz, policy={"stream": stream})
+        done = await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
+        assert done["state"] == "COMPLETED", done["error"]
+        return str(accepted["job_id"])
+
+    job_id = run_kernel(tmp_path, body, config=_device_config())
+    return tmp_path / "data" / ARTIFACTS / job_id
+
+
+def test_a_device_jobs_artifacts_are_private_under_umask_000(
+    tmp_path: Path, umask_000: None
+) -> None:
+    folder = _store_artifacts(tmp_path)
+    assert mode(folder.parent) == 0o700 and mode(folder) == 0o700
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["index.json", "measurements.json", "pulses.json"]
+    assert all(mode(folder / name) == 0o600 for name in files)
+
+
+@pytest.mark.parametrize(("where", "lax"), [("file", 0o644), ("folder", 0o755)])
+def test_a_lax_artifact_is_refused_with_qk121_at_start_and_repaired_on_request(
+    tmp_path: Path, where: str, lax: int
+) -> None:
+    folder = _store_artifacts(tmp_path)
+    target = folder / "measurements.json" if where == "file" else folder
+    os.chmod(target, lax)
+
+    async def reopen(repair: bool) -> None:
+        kernel = await Kernel.open(_device_config(), tmp_path / "data", repair_perms=repair)
+        await kernel.close()
+
+    with pytest.raises(ExposureError) as refused:
+        asyncio.run(reopen(False))
+    assert refused.value.code == "QK121" and str(target) in refused.value.message
+    asyncio.run(reopen(True))
+    assert mode(target) == (0o600 if where == "file" else 0o750)  # a folder: 0o027 taken
     asyncio.run(reopen(False))  # repaired for good

@@ -11,7 +11,9 @@ the job's ``COMPLETED`` line, :meth:`Artifacts.take`:
   ``GET /v1/jobs/{id}/events`` and ``/v1/events``), but they are not audit lines (the
   data is the artifact's, kept once); their ``seq`` is that of the audit line before;
 - **stores** them under ``DATA_DIR/artifacts/<job_id>/`` (one JSON file each and an
-  ``index.json``), or in memory for a kernel without a data directory;
+  ``index.json``; folders 0700 and files 0600 whatever the umask, and checked at start
+  like the rest of the data directory: :func:`qmk.kernel.datadir.lax_paths`), or in
+  memory for a kernel without a data directory;
 - **bounds** them by each tenant's ``[tenants.NAME] max_artifact_storage_mb``: while a
   tenant's stored artifacts fill it, a job asking for streams is refused at submit
   (``QS1006``, :meth:`qmk.kernel.admission.Admission.admit_device`), and the artifacts of
@@ -31,6 +33,7 @@ a job's artifacts and reads one in pages of records (:meth:`read`).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -43,6 +46,7 @@ import msgspec
 from qmk.errors import InvalidArgument, NotFoundError
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.datafiles import ARTIFACTS
 
 #: Records per ``stream`` event.
 PART_RECORDS = 256
@@ -51,11 +55,36 @@ ARTIFACT_EVENT, EXPIRED_EVENT = "artifact", "artifact-expired"
 #: The most records one page of :meth:`Artifacts.read` returns.
 MAX_PAGE_RECORDS = 10_000
 #: The folder under the data directory.
-FOLDER = "artifacts"
+FOLDER = ARTIFACTS
 
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _private_folder(folder: Path) -> None:
+    """``folder`` and its parent (the artifacts folder) made where missing, 0700 whatever
+    the umask (``mkdir(parents=True)`` made the parent by the umask)."""
+    for path in (folder.parent, folder):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o700)  # mkdir's mode passes through the umask
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary file, mode 0600 whatever the umask."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the mode passed through the umask; an old tmp kept its own
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -237,10 +266,8 @@ class Artifacts:
                 dropped.append(msgspec.structs.replace(entry, reason="max_artifact_storage_mb"))
                 continue
             if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-                tmp = folder / f"{artifact['name']}.json.tmp"
-                tmp.write_bytes(data)
-                tmp.replace(folder / f"{artifact['name']}.json")
+                _private_folder(folder)
+                _write_private(folder / f"{artifact['name']}.json", data)
             else:
                 self._memory[(job_id, artifact["name"])] = data
             kept.append(entry)
@@ -255,9 +282,8 @@ class Artifacts:
             dropped=tuple(dropped),
         )
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "index.json.tmp").write_bytes(msgspec.json.encode(index))
-            (folder / "index.json.tmp").replace(folder / "index.json")
+            _private_folder(folder)
+            _write_private(folder / "index.json", msgspec.json.encode(index))
         self.indexes[job_id] = index
         self.audit.append(
             ARTIFACT_EVENT,

@@ -25,11 +25,13 @@
 
 Files the kernel creates in the directory are mode 0600, the directory and its folders
 0700, whatever the umask. Before anything else is read, :func:`lax_paths` looks at what
-is there: a file that its group or others may use, or a folder that others may use or
-its group may write into (but the checkpoints folder, which the kernel itself opens to
-its workers' group when they run as another user), is ``QK121 lax-permissions`` and the
-kernel does not start, unless told to repair them (``qmk serve --repair-perms``): then
-those bits are taken away and the kernel's ``open`` audit line lists the paths.
+is there (the directory, its files, the checkpoints and artifacts folders, their jobs'
+folders and the files in them): a file that its group or others may use, or a folder
+that others may use or its group may write into (but the checkpoints folder, which the
+kernel itself opens to its workers' group when they run as another user), is ``QK121
+lax-permissions`` and the kernel does not start, unless told to repair them (``qmk serve
+--repair-perms``): then those bits are taken away and the kernel's ``open`` audit line
+lists the paths.
 """
 
 from __future__ import annotations
@@ -47,7 +49,14 @@ from pathlib import Path
 from typing import Any
 
 from qmk.kernel.audit import GENESIS, tail
-from qmk.kernel.datafiles import AUDIT_FILE, CHECKPOINTS, DB_FILE, LOCK_FILE, SECRET_FILE
+from qmk.kernel.datafiles import (
+    ARTIFACTS,
+    AUDIT_FILE,
+    CHECKPOINTS,
+    DB_FILE,
+    LOCK_FILE,
+    SECRET_FILE,
+)
 from qmk.kernel.errors import DataDirError, ExposureError
 from qmk.kernel.seals import derive
 from qmk.kernel.store import committed_audit_head, verified_audit_head
@@ -137,8 +146,8 @@ def open_data_dir(
 
 def lax_paths(root: Path) -> list[tuple[Path, int, int]]:
     """(path, its mode, the bits too many) of each entry of the data directory ``root``
-    (itself, its files, the checkpoints folder, its jobs' folders and their states)
-    whose mode lets other users in (see the module docstring)."""
+    (itself, its files, the checkpoints and artifacts folders, their jobs' folders and
+    the files in them) whose mode lets other users in (see the module docstring)."""
     found: list[tuple[Path, int, int]] = []
 
     def look(path: Path, opened_to_group: bool = False) -> bool:
@@ -158,12 +167,12 @@ def lax_paths(root: Path) -> list[tuple[Path, int, int]]:
     look(root)
     for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", AUDIT_FILE, SECRET_FILE, LOCK_FILE):
         look(root / name)
-    checkpoints = root / CHECKPOINTS
-    if look(checkpoints, opened_to_group=True):
-        for job in sorted(checkpoints.iterdir()):
-            if look(job):
-                for state in sorted(job.iterdir()):
-                    look(state)
+    for folder, opened in ((root / CHECKPOINTS, True), (root / ARTIFACTS, False)):
+        if look(folder, opened_to_group=opened):
+            for job in sorted(folder.iterdir()):
+                if look(job):
+                    for file in sorted(job.iterdir()):
+                        look(file)
     return found
 
 

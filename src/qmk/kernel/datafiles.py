@@ -9,7 +9,9 @@ One module owns them so that the kernel, the commands that read a data directory
 - :data:`SECRET_FILE`: the kernel's secret (session ids, the audit log's MACs);
 - :data:`LOCK_FILE`: the lock one kernel holds (:mod:`qmk.kernel.datadir`);
 - :data:`CHECKPOINTS`: the folder of running jobs' execution states, one folder per job,
-  one :data:`STATE_SUFFIX` file per checkpoint (:mod:`qmk.kernel.retention`).
+  one :data:`STATE_SUFFIX` file per checkpoint (:mod:`qmk.kernel.retention`);
+- :data:`ARTIFACTS`: the folder of device jobs' artifacts, one folder per job
+  (:mod:`qmk.kernel.artifacts`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ AUDIT_FILE: Final = "audit.log"
 SECRET_FILE: Final = "kernel.secret"
 LOCK_FILE: Final = "kernel.lock"
 CHECKPOINTS: Final = "checkpoints"
+ARTIFACTS: Final = "artifacts"
 #: The suffix of an execution state's file (``<checkpoint_id>.qmkstate``).
 STATE_SUFFIX: Final = ".qmkstate"
 
-__all__ = ["AUDIT_FILE", "CHECKPOINTS", "DB_FILE", "LOCK_FILE", "SECRET_FILE", "STATE_SUFFIX"]
+__all__ = [
+    "ARTIFACTS",
+    "AUDIT_FILE",
+    "CHECKPOINTS",
+    "DB_FILE",
+    "LOCK_FILE",
+    "SECRET_FILE",
+    "STATE_SUFFIX",
+]
