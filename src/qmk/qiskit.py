@@ -2,7 +2,8 @@
 
 Circuits are lowered by :func:`qmk.frontends.qiskit.from_qiskit` (no transpiling
 needed: every gate the decomposition table knows, any gate with a definition,
-``if_test``, ``for_loop``, measure, reset, barrier) and run by the QMK executor.
+``if_test``, ``switch``, ``box``, ``for_loop`` with ``break``/``continue``, measure,
+reset, barrier) and run by the QMK executor.
 ``result().get_counts()`` keys are Aer's (registers in reverse order, bit 0
 rightmost, separated by spaces).
 
@@ -37,12 +38,16 @@ from typing import Any
 
 import numpy as np
 from qiskit.circuit import (
+    BoxOp,
+    BreakLoopOp,
+    ContinueLoopOp,
     Delay,
     ForLoopOp,
     IfElseOp,
     Measure,
     QuantumCircuit,
     Reset,
+    SwitchCaseOp,
 )
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.primitives import (
@@ -536,8 +541,14 @@ def _target(num_qubits: int, profile: str, qubit: str) -> Target:
         seconds, error = _cost(model, [(op, 1)])
         target.add_instruction(instruction, _properties(num_qubits, 1, seconds, error, per_qubit))
     target.add_instruction(Delay(0), {None: None})
+    # the control flow from_qiskit lowers (not while_loop: its length is known only at
+    # run time), so that transpile keeps it
     target.add_instruction(IfElseOp, name="if_else")
     target.add_instruction(ForLoopOp, name="for_loop")
+    target.add_instruction(SwitchCaseOp, name="switch_case")
+    target.add_instruction(BoxOp, name="box")
+    target.add_instruction(BreakLoopOp, name="break_loop")
+    target.add_instruction(ContinueLoopOp, name="continue_loop")
     return target
 
 

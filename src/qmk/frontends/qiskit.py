@@ -5,9 +5,12 @@ knows is lowered from its table; any other gate through its exact Qiskit
 ``definition`` (its global phase kept, so controlled versions stay exact), and a
 controlled gate with any control state through the table's exact ``controlled``.
 ``measure``, ``reset``, ``barrier`` (an epoch fence), ``if_test``/``IfElseOp`` on a
-clbit, a register or a classical expression (``==``, ``!=``, ``!``, ``&&``, ``||``)
-and ``for_loop`` over a fixed set are lowered; ``delay`` is dropped (QMK does not
-model idle time inside a delay: see docs/frontends.md). Anything else is a
+clbit, a register or a classical expression (``==``, ``!=``, ``!``, ``&&``, ``||``),
+``switch_case`` on a clbit or register (the default case too), ``box`` (a plain scope)
+and ``for_loop`` over a fixed set (unrolled; ``break_loop``/``continue_loop`` in it
+guard what follows them) are lowered; ``delay`` and a box's duration are dropped (QMK
+does not model idle time: see docs/frontends.md). Anything else (``while_loop``,
+``store``, a box with annotations) is a
 :class:`~qmk.frontends.errors.FrontendError` naming the instruction and its index.
 
 Result keys are Aer's ``get_counts()`` keys: classical registers in reverse order of
@@ -37,15 +40,31 @@ from qmk.qvm.graph import Graph
 MAX_DEPTH = 32
 _IGNORED = frozenset({"delay"})
 #: Control flow QMK does not lower, by instruction name: what to call it in the refusal
-#: (a while loop has a ``condition`` too, but it is no c_if).
-_REFUSED_FLOW = {
-    "while_loop": "a while loop",
-    "switch_case": "a switch statement",
-    "box": "a box",
-    "break_loop": "break",
-    "continue_loop": "continue",
-    "store": "a classical store",
+#: (a while loop has a ``condition`` too, but it is no c_if). A while loop's length is
+#: known only at run time; ``qiskit.qasm3.dumps`` and ``qmk run`` read it as OpenQASM 3
+#: (unrolled up to its cap).
+_REFUSED_FLOW = {"while_loop": "a while loop", "store": "a classical store"}
+#: What to do instead, where there is something.
+_FLOW_HINTS = {
+    "while_loop": ": its length is known only at run time; export the circuit with "
+    "qiskit.qasm3.dumps and run the OpenQASM 3, which QMK unrolls up to a cap",
 }
+
+
+class _Loop:
+    """A ``for_loop`` being unrolled: where it has broken (for good) and where the
+    current iteration has met ``continue`` (until its end), as conditions on events."""
+
+    def __init__(self) -> None:
+        self.broken: conditions.Cond = []
+        self.skipped: conditions.Cond = []
+
+    def live(self, cond: conditions.Cond) -> conditions.Cond:
+        """``cond`` where the loop still runs this iteration."""
+        stopped = conditions.disjoin(self.broken, self.skipped)
+        if not stopped:
+            return cond
+        return conditions.simplify(conditions.conjoin(cond, conditions.negate(stopped)))
 
 
 def from_qiskit(circuit: Any, *, profile: str | None = None, name: str | None = None) -> Graph:
@@ -98,6 +117,7 @@ class _Lowerer:
         self.handles = self.builder.allocate(circuit.num_qubits) if circuit.num_qubits else []
         self.bits: list[str | None] = [None] * circuit.num_clbits
         self.index: tuple[int, ...] = ()
+        self.loops: list[_Loop] = []
 
     def error(self, kind: str, message: str) -> FrontendError:
         where = ".".join(str(i) for i in self.index)
@@ -143,11 +163,20 @@ class _Lowerer:
         where = _source(self.name, self.index)
         if name in _REFUSED_FLOW:
             raise self.error(
-                "unsupported", f"{_REFUSED_FLOW[name]} ({name}) is not supported by QMK"
+                "unsupported",
+                f"{_REFUSED_FLOW[name]} ({name}) is not supported by QMK"
+                + _FLOW_HINTS.get(name, ""),
             )
         if name != "if_else" and getattr(op, "condition", None) is not None:
             raise self.error("unsupported", f"{name} with a c_if condition")
-        if name == "measure":
+        if self.loops:
+            try:
+                cond = self.loops[-1].live(cond)
+            except ValueError as exc:
+                raise self.error("unsupported", str(exc)) from None
+        if name in ("break_loop", "continue_loop"):
+            self.leave(name, cond)
+        elif name == "measure":
             self.measure(qubits[0], clbits[0], cond, where)
         elif name == "reset":
             for terms in cond:
@@ -161,6 +190,10 @@ class _Lowerer:
             self.if_else(instruction, qmap, cmap, cond)
         elif name == "for_loop":
             self.for_loop(instruction, qmap, cmap, cond)
+        elif name == "switch_case":
+            self.switch_case(instruction, qmap, cmap, cond)
+        elif name == "box":
+            self.box(instruction, qmap, cmap, cond)
         elif _is_gate(op) or _is_annotated(op):
             low = self.gate(op, 0)
             for terms in cond:
@@ -218,13 +251,106 @@ class _Lowerer:
     def for_loop(
         self, instruction: Any, qmap: dict[Any, str], cmap: dict[Any, int], cond: conditions.Cond
     ) -> None:
+        """Unrolled, its parameter bound in each copy (a body that ignores its parameter
+        is copied as it is); ``break``/``continue`` in it guard what follows them."""
         indexset, parameter, body = instruction.operation.params
         index = self.index
-        for value in indexset:
-            bound = body.assign_parameters({parameter: value}) if parameter is not None else body
-            inner_q = dict(zip(bound.qubits, [qmap[q] for q in instruction.qubits], strict=True))
-            inner_c = dict(zip(bound.clbits, [cmap[c] for c in instruction.clbits], strict=True))
-            self.block(bound, inner_q, inner_c, cond, (*index, int(value)))
+        binds = parameter is not None and parameter in body.parameters
+        self.loops.append(_Loop())
+        try:
+            for value in indexset:
+                self.loops[-1].skipped = []
+                bound = body.assign_parameters({parameter: value}) if binds else body
+                inner_q = dict(
+                    zip(bound.qubits, [qmap[q] for q in instruction.qubits], strict=True)
+                )
+                inner_c = dict(
+                    zip(bound.clbits, [cmap[c] for c in instruction.clbits], strict=True)
+                )
+                self.block(bound, inner_q, inner_c, cond, (*index, int(value)))
+        finally:
+            self.loops.pop()
+        self.index = index
+
+    def leave(self, name: str, cond: conditions.Cond) -> None:
+        """``break``/``continue`` where ``cond`` holds: the rest of the loop (of this
+        iteration) runs only where it does not."""
+        if not self.loops:
+            raise self.error("unsupported", f"{name} outside a for loop")
+        loop = self.loops[-1]
+        try:
+            if name == "break_loop":
+                loop.broken = conditions.disjoin(loop.broken, cond)
+            else:
+                loop.skipped = conditions.disjoin(loop.skipped, cond)
+        except ValueError as exc:
+            raise self.error("unsupported", str(exc)) from None
+
+    def switch_case(
+        self, instruction: Any, qmap: dict[Any, str], cmap: dict[Any, int], cond: conditions.Cond
+    ) -> None:
+        """Each case's block where the target equals one of its values and no earlier
+        case matched; the default case where none did."""
+        from qiskit.circuit import CASE_DEFAULT
+
+        op = instruction.operation
+        cases = list(op.cases_specifier())
+        index = self.index
+        matched: conditions.Cond = []
+        try:
+            explicit: list[conditions.Cond] = []
+            for values, _ in cases:
+                here: conditions.Cond = []
+                for value in values:
+                    if value is not CASE_DEFAULT:
+                        here = conditions.disjoin(here, self.target_equals(op.target, value, cmap))
+                explicit.append(here)
+            branches = []
+            for (values, body), here in zip(cases, explicit, strict=True):
+                if any(value is CASE_DEFAULT for value in values):
+                    others = [c for c in explicit if c is not here]
+                    anything: conditions.Cond = []
+                    for other in others:
+                        anything = conditions.disjoin(anything, other)
+                    here = conditions.disjoin(here, conditions.negate(anything))
+                branch = conditions.conjoin(here, conditions.negate(matched))
+                matched = conditions.disjoin(matched, here)
+                branches.append((body, conditions.conjoin(cond, branch)))
+        except ValueError as exc:
+            raise self.error("unsupported", str(exc)) from None
+        for k, (body, branch_cond) in enumerate(branches):
+            inner_q = dict(zip(body.qubits, [qmap[q] for q in instruction.qubits], strict=True))
+            inner_c = dict(zip(body.clbits, [cmap[c] for c in instruction.clbits], strict=True))
+            self.block(body, inner_q, inner_c, branch_cond, (*index, k))
+        self.index = index
+
+    def target_equals(self, target: Any, value: Any, cmap: dict[Any, int]) -> conditions.Cond:
+        """The switch's ``target`` (a clbit, a register, or an expression of one) equals
+        ``value``."""
+        from qiskit.circuit import ClassicalRegister, Clbit
+        from qiskit.circuit.classical import expr
+
+        while isinstance(target, expr.Cast):
+            target = target.operand
+        if isinstance(target, expr.Var) and not target.standalone:
+            target = target.var
+        if isinstance(target, (Clbit, ClassicalRegister)):
+            return self.register_equals(target, int(value), cmap)
+        raise self.error("unsupported", f"a switch on {target!r}")
+
+    def box(
+        self, instruction: Any, qmap: dict[Any, str], cmap: dict[Any, int], cond: conditions.Cond
+    ) -> None:
+        """A box's body as a plain scope; its duration is timing, ignored as a delay is.
+        Annotations (instructions to compiler passes) are refused, not dropped."""
+        op = instruction.operation
+        if getattr(op, "annotations", None):
+            raise self.error("unsupported", f"a box with annotations {list(op.annotations)!r}")
+        body = op.blocks[0]
+        index = self.index
+        inner_q = dict(zip(body.qubits, [qmap[q] for q in instruction.qubits], strict=True))
+        inner_c = dict(zip(body.clbits, [cmap[c] for c in instruction.clbits], strict=True))
+        self.block(body, inner_q, inner_c, cond, (*index, 0))
         self.index = index
 
     # ------------------------------------------------------------------ conditions
