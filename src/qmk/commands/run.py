@@ -100,8 +100,6 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # lowered qubits carry no profile: --profile below is the default for every qubit
     program = read_source(args, args.file, limits_of(args))
     name, options = _target(args)
-    if name == "neutral-atom":
-        return _run_on_device(args, program, out)
     from qmk.commands.teleport import teleported
 
     done = teleported(args, program)  # --modules/--placement: cross-module gates teleported
@@ -187,7 +185,7 @@ def _run(
     from qmk.execution.executor import build_request
 
     target = targets.get(name)
-    verified = target.read(program, limits=limits_of(args))
+    verified = targets.read_qvm(program, limits=limits_of(args))
     request = build_request(
         verified,
         shots=args.shots,
@@ -202,8 +200,9 @@ def _run(
     # "auto" left for the target (lattice surgery: the estimator's code distance)
     request = msgspec.structs.replace(request, target=name, target_options=options, profile=profile)
     executable = target.compile(
-        verified,
+        target.read(verified),
         request,
+        local=True,  # this process's own run: a device's preset may be a profile file
         initial_state=args.initial_state,
         final_state=False if args.state is None else args.state_kind,
     )
@@ -219,6 +218,8 @@ def _report(
 ) -> int:
     if args.state is not None:
         _write_state(args, result)
+    if args.emit_job is not None:
+        _emit_job(args, result)
     if args.json:
         data = result.to_json(memory=args.memory)
         if warnings:
@@ -231,9 +232,18 @@ def _report(
             data["engine_choice"] = result.choice.to_json()
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
         return 0
-    if args.explain and result.choice is not None:
-        out.write(result.choice.explain())
+    if args.explain:
+        out.write(
+            result.choice.explain()
+            if result.choice is not None
+            else f"engine {result.engine}: {result.telemetry.engine_reason} (the "
+            f"{result.target} target chooses its own backend; no router)\n"
+        )
     out.write(_run_text(args.file, result, memory=args.memory))
+    if result.summary:
+        out.write(result.summary)
+    if args.emit_job is not None:
+        out.write(f"wire job written to {args.emit_job} (qmk device run {args.emit_job})\n")
     if teleported is not None:
         from qmk.commands.teleport import lines
 
@@ -248,77 +258,20 @@ def _report(
     return 0
 
 
-#: Options of the logical machine that a --device run has no use for: (dest, flag).
-_NOT_ON_DEVICE = (
-    ("engine", "--engine"),
-    ("explain", "--explain"),
-    ("qubit_params", "--qubit-params"),
-    ("noise_model", "--noise-model"),
-    ("calibration", "--calibration"),
-    ("precision", "--precision"),
-    ("state", "--state"),
-    ("initial_state", "--initial-state"),
-    ("memory", "--memory"),
-    ("plot", "--plot"),
-    ("modules", "--modules"),
-    ("module_qubits", "--module-qubits"),
-    ("placement", "--placement"),
-    ("link_fidelity", "--link-fidelity"),
-    ("link_latency_ns", "--link-latency-ns"),
-)
+def _emit_job(args: argparse.Namespace, result: Any) -> None:
+    """``--emit-job``: the wire-form job a program was compiled into (a device run's).
 
+    Raises:
+        TargetError: ``QM102`` the run's target compiled no job.
+    """
+    job = result.details.get("job")
+    if job is None:
+        from qmk.execution.target import refuse
 
-def _run_on_device(args: argparse.Namespace, program: Any, out: TextIO) -> int:
-    """``--device PRESET``: compile onto the neutral-atom device and run on its emulator
-    (:mod:`qmk.devices.neutral_atom.compile`); ``--no-noise`` drops the profile's noise."""
-    from qmk.abi.errors import CommandError
-    from qmk.devices.neutral_atom.compile import run_program
-
-    given = [flag for dest, flag in _NOT_ON_DEVICE if getattr(args, dest, None)]
-    if args.qubit != defaults.QUBIT or args.profile is not None:
-        given.append("--qubit" if args.qubit != defaults.QUBIT else "--profile")
-    if given:
-        raise CommandError.of(
-            "bad-option",
-            f"{given[0]} is an option of the logical machine; with --device the program "
-            "runs on the neutral-atom device (its profile sets the physics)",
-        )
-    run = run_program(
-        program,
-        args.device,
-        shots=args.shots,
-        seed=args.seed,
-        routing=args.routing,
-        configuration=args.configuration,
-        noiseless=args.no_noise,
-    )
-    if args.emit_job is not None:
-        with open(args.emit_job, "w", encoding="utf-8") as handle:
-            json.dump(run.job, handle, indent=1)
-            handle.write("\n")
-    if args.json:
-        out.write(json.dumps(run.to_json(), ensure_ascii=False) + "\n")
-        return 0
-    report, tel = run.report, run.result.telemetry
-    out.write(
-        f"{args.file}: {plural(run.shots, 'shot')}, seed {run.seed}, device {report.profile} "
-        f"on {run.result.device_id} ({tel['mode']}), noise {'off' if args.no_noise else 'on'}\n"
-    )
-    out.write(report.summary())
-    out.write("outcomes (keys as qmk run writes them; L: a lost atom):\n")
-    ranked = sorted(run.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    width = max((len(k) for k, _ in ranked[:32]), default=0)
-    for key, value in ranked[:32]:
-        out.write(f"  {key or '(empty)':<{width}}  {value:>8}  {value / run.shots:7.4f}\n")
-    if len(ranked) > 32:
-        out.write(f"  ... {plural(len(ranked) - 32, 'more outcome')}\n")
-    out.write(
-        f"device: {tel['atoms_lost']} atom losses, {tel['inserted_waits']} inserted waits, "
-        f"{tel['elapsed_s']:.3f} s\n"
-    )
-    if args.emit_job is not None:
-        out.write(f"wire job written to {args.emit_job} (qmk device run {args.emit_job})\n")
-    return 0
+        raise refuse(result.target, "--emit-job", "it compiles no device job")
+    with open(args.emit_job, "w", encoding="utf-8") as handle:
+        json.dump(job, handle, indent=1)
+        handle.write("\n")
 
 
 def _write_state(args: argparse.Namespace, result: Any) -> None:

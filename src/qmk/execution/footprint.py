@@ -86,6 +86,11 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         routing_tiles: tiles of the routing region the job's PPMs use.
         code_distance: the code distance of its patches (0: not a patch code).
         steps: the timeline, in order.
+        physical_qubits: the physical qubits it holds at its peak (its patches', a
+            device's atoms; 0: not counted).
+        duration_ns: its time on a private machine in ns (0: not known beside its
+            cycles). A target outside the patch machine (the neutral-atom device) keeps
+            its time here, its steps of 0 cycles, and has no tiles.
     """
 
     target: str
@@ -95,6 +100,8 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     routing_tiles: _COUNT
     code_distance: _COUNT
     steps: tuple[Step, ...] = ()
+    physical_qubits: _COUNT = 0
+    duration_ns: Annotated[float, msgspec.Meta(ge=0)] = 0.0
 
     @property
     def tiles(self) -> int:

@@ -93,11 +93,13 @@ class LogicalTarget:
         program: VerifiedProgram,
         request: RunRequest,
         *,
+        local: bool = False,
         initial_state: Any = None,
         final_state: bool | str = False,
     ) -> LogicalExecutable:
         """``program`` under ``request`` on the logical machine; ``initial_state`` and
-        ``final_state`` are :func:`qmk.execution.executor.run`'s.
+        ``final_state`` are :func:`qmk.execution.executor.run`'s (``local``, a run in
+        the caller's own process, changes nothing here).
 
         Raises:
             TargetError: ``QM102`` for target options (the logical machine takes none).
@@ -117,7 +119,7 @@ class LogicalExecutable:
     request: RunRequest
     initial_state: Any = None
     final_state: bool | str = False
-    _footprint: list[Footprint] = field(default_factory=list, repr=False, compare=False)
+    _footprint: list[Footprint] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def footprint(self) -> Footprint:
@@ -237,6 +239,8 @@ def footprint(plan: Plan) -> Footprint:
         routing_tiles=len(layout.routing) if n else 0,
         code_distance=max(distances, default=0),
         steps=merged(steps),
+        physical_qubits=plan.peak_physical_qubits,
+        duration_ns=plan.logical_cycles * plan.cycle_time_ns,
     )
 
 

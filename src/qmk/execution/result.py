@@ -123,6 +123,11 @@ class Telemetry:
 _TELEMETRY_FIELDS = frozenset(f.name for f in fields(Telemetry))
 
 
+def telemetry_fields() -> frozenset[str]:
+    """The names of :class:`Telemetry`'s fields, which a target's figures may not take."""
+    return _TELEMETRY_FIELDS
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class PackedRows:
     """Shots' event bits kept bit-packed, as the stabilizer batch sampler makes them: row
@@ -188,6 +193,12 @@ class RunResult:
     #: ``schedule``, a device run's ``device`` and ``compile``): plain JSON, in
     #: :meth:`to_json` at its top level for every target but ``logical``.
     details: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Files the run made beside its result, not part of :meth:`to_json` (a device job's
+    #: streams: ``{"name", "kind", "records"}`` each, :mod:`qmk.kernel.artifacts`).
+    artifacts: tuple[Mapping[str, Any], ...] = field(default=(), repr=False, compare=False)
+    #: What the target says of the run in words, beside its counts and telemetry (a
+    #: device run's compile report); ``qmk run`` prints it. Not part of :meth:`to_json`.
+    summary: str = field(default="", repr=False, compare=False)
     _unpacked: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     #: Outcomes a notebook's table of the result shows (the most frequent).
@@ -453,4 +464,4 @@ def _distinct_rows(bits: np.ndarray | PackedRows) -> tuple[np.ndarray, np.ndarra
     return first, counts
 
 
-__all__ = ["PackedRows", "RunResult", "Telemetry", "keyed_counts"]
+__all__ = ["LOST", "PackedRows", "RunResult", "Telemetry", "keyed_counts", "telemetry_fields"]

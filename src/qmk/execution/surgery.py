@@ -91,8 +91,11 @@ class SurgeryTarget:
         program: VerifiedProgram = read_qvm(source, limits=limits)
         return program
 
-    def compile(self, program: VerifiedProgram, request: RunRequest, **options: Any) -> Surgery:
-        """``program`` lowered, laid out, scheduled and routed for ``request``.
+    def compile(
+        self, program: VerifiedProgram, request: RunRequest, *, local: bool = False, **options: Any
+    ) -> Surgery:
+        """``program`` lowered, laid out, scheduled and routed for ``request`` (``local``
+        changes nothing here).
 
         Raises:
             TargetError: ``QM102`` an option or setting it cannot honour.
@@ -409,6 +412,8 @@ def _footprint(surgery: Surgery) -> Footprint:
         routing_tiles=len(layout.routing),
         code_distance=model.distance,
         steps=merged(steps),
+        physical_qubits=sched.physical_qubits,
+        duration_ns=float(sched.runtime_ns),
     )
 
 

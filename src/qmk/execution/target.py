@@ -145,6 +145,16 @@ TARGETS: Mapping[str, TargetSpec] = {
             cls="SurgeryTarget",
             options=("block",),
         ),
+        TargetSpec(
+            name="neutral-atom",
+            summary="the neutral-atom device: its wire-form job (or a QVM program compiled "
+            "onto a preset) checked, scheduled and run on its emulator",
+            module="qmk.devices.neutral_atom.target",
+            cls="NeutralAtomTarget",
+            program="device-job",
+            options=("preset", "backend", "strict_timing", "stream", "routing", "configuration"),
+            streams=True,
+        ),
     )
 }
 
@@ -217,11 +227,15 @@ class Target(Protocol):
         """
         ...
 
-    def compile(self, program: Any, request: RunRequest, **options: Any) -> Executable:
-        """``program`` (from :meth:`read`) compiled for ``request``. ``options`` are run
-        settings outside the request that a target may take (``qmk run``'s
-        ``initial_state`` and ``final_state`` on the logical machine); a target refuses
-        those, and the request's settings, it cannot honour.
+    def compile(
+        self, program: Any, request: RunRequest, *, local: bool = False, **options: Any
+    ) -> Executable:
+        """``program`` (from :meth:`read`) compiled for ``request``. ``local``: the run
+        is the caller's own process (``qmk run``, :func:`qmk.run`), whose options may
+        name files of this host; a kernel's job's may not. ``options`` are run settings
+        outside the request that a target may take (``initial_state`` and
+        ``final_state`` on the logical machine); a target refuses those, and the
+        request's settings, it cannot honour.
 
         Raises:
             TargetError: ``QM102`` for an option or setting it cannot honour.

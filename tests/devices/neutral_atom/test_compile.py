@@ -403,8 +403,11 @@ def test_qmk_run_device_prints_what_it_did():
 @pytest.mark.parametrize(
     ("extra", "code"),
     [
-        (("--engine", "statevector"), "QW011"),
-        (("--noise-model", "depolarizing(p=1e-3)"), "QW011"),
+        # the device target refuses the logical machine's settings (qmk.execution.target)
+        (("--engine", "statevector"), "QM102"),
+        (("--noise-model", "depolarizing(p=1e-3)"), "QM102"),
+        (("--state", "s.json"), "QM102"),
+        (("--block", "fast"), "QM102"),
         (("--routing", "move", "--device", "benchmark_chain"), None),
     ],
 )
