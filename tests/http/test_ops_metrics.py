@@ -89,6 +89,7 @@ def test_metrics_show_the_oldest_wait_the_disk_reserve_result_storage_and_error_
     # counts a killed Dask worker)
     assert _samples(after, "qmk_dask_workers") == {}
     assert _samples(after, "qmk_workers_lost_total") == {"": 0.0}
+    assert _samples(after, "qmk_webhook_backlog") == {}  # no webhook configured
 
 
 def test_a_kernel_started_over_a_cut_audit_log_exposes_the_damage_it_accepted(
@@ -113,3 +114,76 @@ def test_a_kernel_started_over_a_cut_audit_log_exposes_the_damage_it_accepted(
     log = tmp_path / "data" / "audit.log"
     log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-2]))
     assert asyncio.run(recovering()) == 1
+
+
+def test_the_webhook_backlog_its_oldest_wait_and_dead_letters_are_metrics(
+    tmp_path: Path,
+) -> None:
+    from qmk.kernel.clock import ManualClock
+    from support.receiver import Receiver
+
+    clock = ManualClock()
+
+    def scrape(kernel: Kernel) -> dict[str, float]:
+        text = Metrics(KernelObserver(kernel)).exposition().decode()
+        return {
+            name: _samples(text, name).get("", -1.0)
+            for name in (
+                "qmk_webhook_backlog",
+                "qmk_webhook_oldest_pending_seconds",
+                "qmk_webhook_dead_letters",
+            )
+        }
+
+    async def settled(kernel: Kernel, backlog: tuple[int, int]) -> None:
+        """Once the outbox holds ``backlog`` (pending, dead), none of it due now (every
+        attempt made is recorded)."""
+        end = asyncio.get_running_loop().time() + 60  # guards a hang only
+        while asyncio.get_running_loop().time() < end:
+            pending, _, dead = kernel.store.outbox_backlog()
+            due = kernel.store.outbox_next_at()
+            if (pending, dead) == backlog and (due is None or due > clock.now()):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"the outbox never held {backlog}")
+
+    with Receiver(default=503) as receiver:  # refuses every webhook
+        config = config_from_dict(
+            {
+                "machine": {"physical_qubits": 200_000},
+                "kernel": {"worker_memory_mb": 1024, "session_ttl_s": 86400},
+                "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}},
+                "billing": {
+                    "webhook_url": receiver.url,
+                    "webhook_secret": "s",
+                    "webhook_attempts": 2,
+                    "webhook_backoff_s": 3600,
+                },
+            }
+        )
+
+        async def body(kernel: Kernel) -> tuple[dict[str, float], ...]:
+            sid = await login(kernel, "alice")
+            for seed in (1, 2):
+                job = await kernel.q_submit(session_id=sid, graph=ghz_graph(2), shots=5, seed=seed)
+                await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+            await asyncio.to_thread(receiver.wait_for, 2)  # each refused once
+            await settled(kernel, (2, 0))
+            clock.advance(120)
+            waiting = scrape(kernel)
+            clock.advance(3600)  # their second attempts are due, and refused: dead letters
+            await asyncio.to_thread(receiver.wait_for, 4)
+            await settled(kernel, (0, 2))
+            return waiting, scrape(kernel)
+
+        waiting, dead = run_kernel(tmp_path, body, config=config, clock=clock)
+    assert waiting == {
+        "qmk_webhook_backlog": 2,
+        "qmk_webhook_oldest_pending_seconds": 120.0,
+        "qmk_webhook_dead_letters": 0,
+    }
+    assert dead == {
+        "qmk_webhook_backlog": 0,
+        "qmk_webhook_oldest_pending_seconds": 0.0,
+        "qmk_webhook_dead_letters": 2,
+    }

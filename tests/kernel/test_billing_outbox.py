@@ -100,3 +100,36 @@ def test_a_receiver_nobody_listens_at_makes_a_dead_letter_after_its_attempts(
     (letter,) = dead_letters(data)
     assert replay(data, [], now=time.time()) == [letter["usage_id"]]
     assert dead_letters(data) == []
+
+
+def test_webhooks_are_delivered_several_at_once_so_one_slow_answer_holds_one_place(
+    tmp_path: Path,
+) -> None:
+    from support.receiver import Receiver
+
+    with Receiver(together=4) as receiver:  # answers none until 4 are held at once
+        config = _config(
+            webhook_url=receiver.url,
+            webhook_secret="s",
+            webhook_timeout_s=300,
+            webhook_concurrency=8,
+        )
+
+        async def body(kernel: Kernel) -> list[str]:
+            sid = await login(kernel, "alice", ["CAP_ALLOC"])
+            jobs = [
+                await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=seed)
+                for seed in range(4)
+            ]
+            for job in jobs:
+                await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+            await asyncio.to_thread(receiver.wait_for, 4)
+            end = time.monotonic() + 60  # guards a hang only
+            while kernel.store.outbox_backlog()[0] and time.monotonic() < end:
+                await asyncio.sleep(0.02)
+            assert kernel.store.outbox_backlog() == (0, None, 0)  # all four DELIVERED
+            return [f"{job['job_id']}.1" for job in jobs]
+
+        keys = run_kernel(tmp_path, body, config=config)
+    assert receiver.most_held == 4  # four in flight at once: one at a time never gets here
+    assert sorted(r.headers["idempotency-key"] for r in receiver.requests) == sorted(keys)

@@ -4,7 +4,9 @@
 ``default``; it records every request (headers, body, when) and lets a test wait for the
 n-th one (a condition, not a sleep). With ``hold_first`` the first request is held
 unanswered until :meth:`Receiver.release`: the kernel's delivery is then in flight, so a
-test can kill the kernel at exactly that point.
+test can kill the kernel at exactly that point. With ``together=N`` every request is held
+until N are held at once (a barrier): a sender that delivers one at a time never gets
+past it; :attr:`Receiver.most_held` is the most held at once.
 """
 
 from __future__ import annotations
@@ -36,12 +38,20 @@ class Receiver:
     """See the module docstring; use it as a context manager (it stops its server)."""
 
     def __init__(
-        self, statuses: Iterable[int] = (), *, default: int = 200, hold_first: bool = False
+        self,
+        statuses: Iterable[int] = (),
+        *,
+        default: int = 200,
+        hold_first: bool = False,
+        together: int = 0,
     ) -> None:
         self.script = deque(statuses)
         self.default = default
         self.requests: list[Received] = []
         self._hold = hold_first
+        self._together = together
+        self.held = 0
+        self.most_held = 0
         self._released = threading.Event()
         self._arrived = threading.Condition()
         receiver = self
@@ -62,6 +72,8 @@ class Receiver:
                     receiver._arrived.notify_all()
                 if first and receiver._hold:
                     receiver._released.wait(120)
+                if receiver._together:
+                    receiver._barrier()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
@@ -89,12 +101,25 @@ class Receiver:
                 raise AssertionError(f"{len(self.requests)} of {count} webhooks arrived")
             return list(self.requests[:count])
 
+    def _barrier(self) -> None:
+        """Hold this request until ``together`` are held at once (or the receiver closes)."""
+        with self._arrived:
+            self.held += 1
+            self.most_held = max(self.most_held, self.held)
+            self._arrived.notify_all()
+            self._arrived.wait_for(
+                lambda: self.most_held >= self._together or self._released.is_set(), 120
+            )
+            self.held -= 1
+
     def release(self) -> None:
         """Answer the held first request."""
         self._released.set()
 
     def close(self) -> None:
-        self._released.set()
+        with self._arrived:
+            self._released.set()
+            self._arrived.notify_all()
         self.server.shutdown()
         self.server.server_close()
 

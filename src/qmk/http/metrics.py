@@ -90,6 +90,21 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "workers the pool lost under it (a Dask worker killed or gone); their jobs ran again",
     ),
     ("qmk_job_errors", "counter", "jobs that ended with an error, by its QMK code and tenant"),
+    (
+        "qmk_webhook_backlog",
+        "gauge",
+        "billing webhooks not yet delivered (PENDING in the outbox; absent: no webhook)",
+    ),
+    (
+        "qmk_webhook_oldest_pending_seconds",
+        "gauge",
+        "seconds the oldest undelivered billing webhook has waited since its job ended",
+    ),
+    (
+        "qmk_webhook_dead_letters",
+        "gauge",
+        "billing webhooks refused at every attempt (qmk billing dead-letters; until replayed)",
+    ),
     ("qmk_rpc_seconds", "histogram", "syscall latency, by transport (http, jsonrpc) and method"),
     ("qmk_http_requests", "counter", "HTTP requests by route and status"),
 )
@@ -169,6 +184,13 @@ class _KernelLoad(Collector):
         if snap.data_disk_free_bytes is not None:
             name = "qmk_data_disk_free_bytes"
             yield GaugeMetricFamily(name, _help(name), value=snap.data_disk_free_bytes)
+        if snap.webhook_backlog is not None:
+            for name, value in (
+                ("qmk_webhook_backlog", snap.webhook_backlog),
+                ("qmk_webhook_oldest_pending_seconds", snap.webhook_oldest_s),
+                ("qmk_webhook_dead_letters", snap.webhook_dead_letters),
+            ):
+                yield GaugeMetricFamily(name, _help(name), value=value)
         for name, by_tenant in (
             ("qmk_result_storage_bytes", snap.result_storage_bytes),
             ("qmk_result_storage_limit_bytes", snap.result_storage_limit_bytes),

@@ -132,6 +132,11 @@ class KernelSnapshot:
             killed, its machine gone, or left the cluster; their jobs ran again).
         audit_chain_problems: damage to the audit chain and data directory the kernel was
             started over (``qmk serve --recover``; 0: it started on a whole chain).
+        webhook_backlog: billing webhooks not yet delivered (PENDING in the outbox; None:
+            no webhook is configured).
+        webhook_oldest_s: how long the oldest of them has waited since its job ended (0:
+            none waits).
+        webhook_dead_letters: webhooks refused at every attempt (DEAD), until replayed.
     """
 
     jobs: Mapping[tuple[str, str], int]
@@ -151,6 +156,9 @@ class KernelSnapshot:
     audit_chain_problems: int = 0
     dask_workers: int | None = None
     workers_lost: int = 0
+    webhook_backlog: int | None = None
+    webhook_oldest_s: float = 0.0
+    webhook_dead_letters: int = 0
 
 
 def version() -> str:

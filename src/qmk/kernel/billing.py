@@ -6,7 +6,9 @@ When a job ends (:meth:`Ledger.job_ended`, from the supervisor's one end path) i
 ``[billing] webhook_url``, its webhook to the ``outbox`` table, in the open transaction
 that also holds the job's end state: one commit makes both durable, or neither.
 
-:class:`Outbox` (a task of the kernel's task group) POSTs each committed PENDING record::
+:class:`Outbox` (a task of the kernel's task group) POSTs each committed PENDING record,
+``[billing] webhook_concurrency`` of them at once (each on its own connection), so the
+lag stays bounded when jobs end faster than one receiver answers one request::
 
     POST <webhook_url>
     Content-Type: application/json
@@ -60,8 +62,6 @@ _log = logging.getLogger("qmk.kernel.billing")
 PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
 #: The event name in a webhook's body.
 EVENT = "job.usage"
-#: Records one round of the deliverer takes.
-BATCH = 32
 #: Longest the deliverer sleeps with nothing due: an operator's replay (another
 #: process writing the database) is seen within it.
 IDLE_POLL_S = 1.0
@@ -196,28 +196,45 @@ class Outbox:
         )
 
     async def run(self) -> None:
-        """Deliver what is due, then sleep until the next is due, a record is added,
-        or :data:`IDLE_POLL_S` passes; forever (the kernel's group cancels it)."""
-        while True:
-            self.wake.clear()
-            try:
-                while self.commits.pending:  # only committed records leave the kernel
-                    await self.commits.durable()
-            except UnavailableError:  # the disk is full, say: the requests are told; retry
-                await asyncio.sleep(IDLE_POLL_S)
-                continue
-            due = self.store.outbox_due(self.clock.now(), BATCH)
-            for usage_id, body, attempts in due:
-                await self.deliver(usage_id, body, attempts)
-            if len(due) == BATCH:
-                continue
-            next_at = self.store.outbox_next_at()
-            wait = IDLE_POLL_S
-            if next_at is not None:
-                wait = max(0.0, min(wait, next_at - self.clock.now()))
-            with contextlib.suppress(TimeoutError):
-                async with aio.timeout(wait):
-                    await self.wake.wait()
+        """Deliver what is due, ``webhook_concurrency`` at once, forever (the kernel's
+        group cancels it: a delivery cut then is PENDING, sent again at the next start).
+
+        Each due record gets its own task as soon as a place is free (a slow receiver
+        holds one place, not the rest); the loop sleeps until a delivery ends, a record
+        is added, the next is due, or :data:`IDLE_POLL_S` passes."""
+        flying: set[str] = set()
+        most = self.billing.webhook_concurrency
+        async with aio.TaskGroup() as group:
+            while True:
+                self.wake.clear()
+                try:
+                    while self.commits.pending:  # only committed records leave the kernel
+                        await self.commits.durable()
+                except UnavailableError:  # the disk is full, say: the requests are told
+                    await asyncio.sleep(IDLE_POLL_S)
+                    continue
+                free = most - len(flying)
+                due = self.store.outbox_due(self.clock.now(), free + len(flying)) if free else []
+                for usage_id, body, attempts in [d for d in due if d[0] not in flying][:free]:
+                    flying.add(usage_id)
+                    group.create_task(self._one(usage_id, body, attempts, flying))
+                    free -= 1
+                wait = IDLE_POLL_S
+                if free:  # room for more: sleep until the next one not in flight is due
+                    next_at = self.store.outbox_next_at(flying)
+                    if next_at is not None:
+                        wait = max(0.0, min(wait, next_at - self.clock.now()))
+                with contextlib.suppress(TimeoutError):
+                    async with aio.timeout(wait):
+                        await self.wake.wait()
+
+    async def _one(self, usage_id: str, body: bytes, attempts: int, flying: set[str]) -> None:
+        """One delivery in its own task; its place is freed (and the loop woken) after."""
+        try:
+            await self.deliver(usage_id, body, attempts)
+        finally:
+            flying.discard(usage_id)
+            self.wake.set()
 
     async def deliver(self, usage_id: str, body: bytes, attempts: int) -> bool:
         """One delivery of a record; whether the receiver took it."""

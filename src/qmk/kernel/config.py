@@ -619,6 +619,15 @@ class BillingTable(_Table, frozen=True, kw_only=True):
     webhook_backoff_max_s: Annotated[
         float, Meta(gt=0, description="the longest wait between two deliveries (s)")
     ] = 600.0
+    webhook_concurrency: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=64,
+            description="deliveries in flight at once (each its own connection; a slow "
+            "receiver holds one of them, not the others)",
+        ),
+    ] = 8
 
 
 # --------------------------------------------------------------------------- the file

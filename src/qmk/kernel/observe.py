@@ -185,7 +185,21 @@ class KernelObserver:
             audit_chain_problems=0 if data is None else len(data.accepted),
             dask_workers=int(pool.known_workers) if dask else None,
             workers_lost=int(pool.lost_workers) if dask else 0,
+            **self._webhooks(),
         )
+
+    def _webhooks(self) -> dict[str, Any]:
+        """The billing outbox's backlog, oldest wait and dead letters (none configured:
+        no backlog to show)."""
+        if self.kernel.config.billing.webhook_url is None:
+            return {}
+        pending, oldest, dead = self.kernel.store.outbox_backlog()
+        now = self.kernel.clock.now()
+        return {
+            "webhook_backlog": pending,
+            "webhook_oldest_s": 0.0 if oldest is None else max(now - oldest, 0.0),
+            "webhook_dead_letters": dead,
+        }
 
     def audit_tail(self, limit: int) -> list[KernelEvent]:
         """The last ``limit`` records of the audit log file (oldest first); lines that do

@@ -23,7 +23,7 @@ import json
 import json.encoder
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at) WHERE state = 'PENDING';
+CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (created_at) WHERE state = 'DEAD';
 """
 _USAGE_SCHEMA = _USAGE_SCHEMA.replace(
     "{QUANTITIES}",
@@ -1157,12 +1158,25 @@ class Store:
             )
         ]
 
-    def outbox_next_at(self) -> float | None:
-        """When the next PENDING webhook is due (None: none is)."""
+    def outbox_next_at(self, besides: Collection[str] = ()) -> float | None:
+        """When the next PENDING webhook is due, of those not in ``besides`` (the ones in
+        flight); None: none is."""
+        marks = ", ".join("?" * len(besides))
         (when,) = self.db.execute(
             "SELECT MIN(next_at) FROM outbox WHERE state='PENDING'"
+            + (f" AND usage_id NOT IN ({marks})" if besides else ""),
+            tuple(besides),
         ).fetchone()
         return None if when is None else float(when)
+
+    def outbox_backlog(self) -> tuple[int, float | None, int]:
+        """The outbox's PENDING webhooks, when the oldest of them was made (None: none
+        is PENDING), and its DEAD ones (the dead letters)."""
+        pending, oldest = self.db.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state='PENDING'"
+        ).fetchone()
+        (dead,) = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state='DEAD'").fetchone()
+        return int(pending), None if oldest is None else float(oldest), int(dead)
 
     def outbox_attempted(
         self,
