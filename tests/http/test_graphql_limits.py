@@ -181,3 +181,18 @@ def test_queries_run_in_the_executors_threads_and_past_the_cap_are_refused():
     assert refused.code == "QS1011" and refused.details["limit"] == "max_queries"
     names = {t.name for t in threading.enumerate()}
     assert any(name.startswith("qmk-graphql") for name in names)
+
+
+def test_over_http_the_doubling_query_is_a_coded_refusal_and_other_tenants_are_served(
+    client: Any,
+):
+    from support.http import bearer, session
+
+    alice, bob = session(client), session(client, "bob")
+    reply = client.post("/v1/graphql", json={"query": doubling_query(22)}, headers=bearer(alice))
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["data"] is None and _codes(answer)[0] == "QR32602"
+    assert "fields once its fragments are expanded" in answer["errors"][0]["message"]
+    other = client.post("/v1/graphql", json={"query": "{ jobs { job_id } }"}, headers=bearer(bob))
+    assert other.status_code == 200 and other.json() == {"data": {"jobs": []}}
