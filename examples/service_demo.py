@@ -62,13 +62,13 @@ def demo(sock: str) -> None:
         jobs = {}
         for name in ("bell.qasm", "teleport_guards.qvm.asm"):
             graph = read_program(str(HERE / name)).to_json()
-            jobs[name] = alice.q_submit(graph, 1000, 7)["job_id"]
+            jobs[name] = alice.q_submit(graph, 1000, 7).job_id
         for name, job_id in jobs.items():
             job = alice.q_wait(job_id, 60_000)
-            counts = job["result"]["counts"]
+            counts = (job.result or {})["counts"]
             local = run(read_program(str(HERE / name)), shots=1000, seed=7).counts
             same = "equal to" if counts == dict(local) else "DIFFERENT from"
-            print(f"alice {name}: {job['state']}, counts {json.dumps(counts)} ({same} qmk run)")
+            print(f"alice {name}: {job.state}, counts {json.dumps(counts)} ({same} qmk run)")
         with Client.connect(sock, tenant="bob", key=KEYS["bob"]) as bob:
             magic = read_program(str(HERE / "t_gate_injection.qvm.json")).to_json()
             try:

@@ -157,6 +157,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.workflows": (
         *BASE,
         "qmk.abi.errors",
+        "qmk.abi.replies",  # the typed replies a client gives
         "qmk.qvm",
         "qmk.frontends",
         "qmk.qec",

@@ -4,11 +4,12 @@ Both are thin transports around one sans-IO core, :class:`ClientCore`, which bui
 request lines, checks params against the method table
 (:data:`qmk.abi.methods.METHODS`), fills in the session and turns replies into
 results or typed exceptions. Every qSyscall method is a typed Python method of both
-clients, from :class:`qmk.abi.calls.SyscallMethods`, which is generated from that
-table (``client.q_status(job_id)``; ``session_id`` is filled in from the client's
-session unless given; a param that takes a JSON object also takes anything with
-``to_json()``, such as a QVM graph). The async client's methods are coroutines, and
-several may be in flight on one connection at once.
+clients, from :class:`qmk.abi.calls.SyscallMethods` (and its coroutines,
+``AsyncSyscallMethods``), which is generated from that table, and gives the method's
+reply struct (:mod:`qmk.abi.replies`: ``client.q_status(job_id).state``;
+``session_id`` is filled in from the client's session unless given; a param that takes a
+JSON object also takes anything with ``to_json()``, such as a QVM graph). The async
+client's methods are coroutines, and several may be in flight on one connection at once.
 
 Errors are the classes of the one tree drawn in :mod:`qmk.errors`: a refusal of the
 kernel is raised as its ``SyscallError`` subclass (by JSON-RPC code), JSON-RPC's own
@@ -44,13 +45,13 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import qmk.aio as aio
 from qmk import defaults
-from qmk.abi.calls import SyscallMethods
+from qmk.abi.calls import AsyncSyscallMethods, SyscallMethods
 from qmk.abi.errors import (
     BadResponse,
     CallTimeout,
@@ -383,7 +384,7 @@ class BlockingSession:
             raise
 
 
-class Client(BlockingSession, SyscallMethods[dict[str, Any]]):
+class Client(BlockingSession, SyscallMethods):
     """A blocking qSyscall client over one connection (not thread-safe: one call at a time).
 
     Args:
@@ -586,7 +587,7 @@ class Client(BlockingSession, SyscallMethods[dict[str, Any]]):
 # --------------------------------------------------------------------------- async client
 
 
-class AsyncClient(SyscallMethods[Awaitable[dict[str, Any]]]):
+class AsyncClient(AsyncSyscallMethods):
     """An asyncio qSyscall client; concurrent calls share one connection (pipelined).
 
     Use ``async with await AsyncClient.connect(path, tenant=..., key=...) as client``,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from qmk.abi import codegen
-from qmk.abi.calls import SyscallMethods
+from qmk.abi.calls import AsyncSyscallMethods, SyscallMethods
 from qmk.abi.methods import METHODS
 from qmk.abi.protocol import KernelSyscalls
 from qmk.client import AsyncClient, Client, ClientCore
@@ -68,13 +68,16 @@ def test_the_kernels_syscalls_have_the_protocols_signatures_defaults_included():
         ], name
 
 
-def test_both_clients_take_their_syscall_methods_from_the_generated_class_only():
+def test_both_clients_take_their_syscall_methods_from_the_generated_classes_only():
     table = set(METHODS)
-    for cls in (Client, AsyncClient):
-        assert issubclass(cls, SyscallMethods)
+    for cls, base in ((Client, SyscallMethods), (AsyncClient, AsyncSyscallMethods)):
+        assert issubclass(cls, base)
         assert {n for n in dir(cls) if n.startswith("q_")} == table
         for name in table:
-            assert getattr(cls, name) is getattr(SyscallMethods, name), (cls.__name__, name)
+            assert getattr(cls, name) is getattr(base, name), (cls.__name__, name)
+            returns = inspect.signature(getattr(base, name)).return_annotation
+            assert returns == f"replies.{METHODS[name].reply.__name__}", name
+        assert all(asyncio.iscoroutinefunction(getattr(AsyncSyscallMethods, n)) for n in table)
 
 
 def test_an_object_param_may_be_a_graph_and_is_sent_as_its_json():

@@ -45,13 +45,30 @@ class SlowKernel:
     async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         if job_id == "nope":
             raise NotFoundError(f"no job {job_id!r}")
-        return {"job_id": job_id, "state": "QUEUED", "session": session_id}
+        return _job(job_id, "QUEUED", session_id)
 
     async def q_wait(self, *, session_id: str, job_id: str, timeout_ms: int) -> dict[str, Any]:
         self.waits += 1
         self._began.set()
         await asyncio.sleep(timeout_ms / 1000)
-        return {"job_id": job_id, "state": "RUNNING"}
+        return _job(job_id, "RUNNING", session_id)
+
+
+def _job(job_id: str, state: str, session_id: str) -> dict[str, Any]:
+    """A job reply as a kernel gives one (its tenant: the session, which tests check)."""
+    return {
+        "job_id": job_id,
+        "state": state,
+        "tenant": session_id,
+        "shots": 1,
+        "seed": 0,
+        "priority": 5,
+        "created_at": 0.0,
+        "started_at": None,
+        "finished_at": None,
+        "error": None,
+        "result": None,
+    }
 
 
 def run_with_server(
@@ -210,7 +227,7 @@ def test_the_blocking_and_async_clients_call_the_same_methods(tmp_path):
         client = await AsyncClient.connect(str(path), tenant="alice", key="k")
         assert client.session_id == "sess-alice"
         replies = await asyncio.gather(*(client.q_status(f"j{i}") for i in range(20)))
-        assert [r["job_id"] for r in replies] == [f"j{i}" for i in range(20)]
+        assert [r.job_id for r in replies] == [f"j{i}" for i in range(20)]
         with pytest.raises(NotFoundError):
             await client.q_status("nope")
         with pytest.raises(InvalidParams):
@@ -219,12 +236,8 @@ def test_the_blocking_and_async_clients_call_the_same_methods(tmp_path):
 
         def blocking() -> None:
             with Client.connect(str(path), tenant="bob", key="k") as sync:
-                assert sync.q_status("x") == {
-                    "job_id": "x",
-                    "state": "QUEUED",
-                    "session": "sess-bob",
-                }
-                assert sync.q_wait("x", timeout_ms=10)["state"] == "RUNNING"
+                assert sync.q_status("x").to_json() == _job("x", "QUEUED", "sess-bob")
+                assert sync.q_wait("x", timeout_ms=10).state == "RUNNING"
 
         await asyncio.to_thread(blocking)
 
@@ -261,7 +274,7 @@ def test_tcp_serves_the_same_protocol_next_to_the_unix_socket(tmp_path):
         await asyncio.wait_for(ready.wait(), 5)
         assert addresses[0] == f"unix:{path}" and addresses[1].startswith("tcp:127.0.0.1:")
         client = await AsyncClient.connect(addresses[1], tenant="tina", key="k")
-        assert (await client.q_status("t"))["session"] == "sess-tina"
+        assert (await client.q_status("t")).tenant == "sess-tina"
         await client.aclose()
         stop.set()
         await asyncio.wait_for(task, 5)

@@ -3,32 +3,33 @@
 GENERATED from :data:`qmk.abi.methods.METHODS` by ``python -m qmk.abi.codegen --write``
 (:mod:`qmk.abi.codegen`): do not edit; change the table and regenerate.
 
-:class:`SyscallMethods` is generic in what a call gives: the result itself for
-:class:`qmk.client.Client`, an awaitable of it for :class:`qmk.client.AsyncClient`.
-Both clients share these methods and implement ``_call`` over their transport.
+:class:`SyscallMethods` is the blocking clients' (:class:`qmk.client.Client`, the
+gRPC client), :class:`AsyncSyscallMethods` :class:`qmk.client.AsyncClient`'s: the
+same methods, whose replies are typed (:mod:`qmk.abi.replies`). Each client
+implements ``_call`` over its transport, giving the reply's JSON object.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
+from qmk.abi import replies
 from qmk.abi.methods import SupportsJson
 
-_R = TypeVar("_R")
 
-
-class SyscallMethods(Generic[_R]):
+class SyscallMethods:
     """One method per qSyscall method; a subclass sends the call in :meth:`_call`.
 
     Params are checked against the table before anything is sent; ``session_id``
-    None means the client's own session.
+    None means the client's own session. Each method gives the method's reply
+    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply.
 
     Why one class: it is the method table, one method a row, rendered from it.
     """
 
-    def _call(self, method: str, params: dict[str, Any]) -> _R:
-        """Send ``method`` with ``params``; the result (or an awaitable of it)."""
+    def _call(self, method: str, params: dict[str, Any]) -> Any:
+        """Send ``method`` with ``params``; the reply's JSON object."""
         raise NotImplementedError
 
     def q_negotiate_caps(
@@ -36,18 +37,18 @@ class SyscallMethods(Generic[_R]):
         tenant: str,
         key: str,
         requested: Sequence[str] = [],
-    ) -> _R:
+    ) -> replies.Session:
         """Open a session: authenticate the tenant and grant requested ∩ allowed caps (its own, and
         those a live delegation lends it: delegated).
 
-        Returns: {session_id, tenant, granted, denied, delegated, quota, expires_at}.
+        Returns: Session {session_id, tenant, granted, denied, delegated, quota, expires_at}.
 
         Args:
             tenant: string; the tenant's name in the kernel config
             key: string; the tenant's shared secret
             requested: array of string; capabilities wanted, e.g. CAP_ALLOC (default [])
         """
-        return self._call(
+        reply = self._call(
             "q_negotiate_caps",
             {
                 "tenant": tenant,
@@ -55,6 +56,7 @@ class SyscallMethods(Generic[_R]):
                 "requested": requested,
             },
         )
+        return replies.Session.from_json(reply)
 
     def q_submit(
         self,
@@ -65,12 +67,12 @@ class SyscallMethods(Generic[_R]):
         idempotency_key: str | None = None,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Job:
         """Verify, admit and queue a QVM graph; refusals come back at once.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result, warnings: [{code, name, message}] when an option changed
-            nothing (QC130, QC131)}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             graph: object; the program as QVM JSON
@@ -82,7 +84,7 @@ class SyscallMethods(Generic[_R]):
                 returns the same job (default null)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_submit",
             {
                 "session_id": session_id,
@@ -93,6 +95,7 @@ class SyscallMethods(Generic[_R]):
                 "idempotency_key": idempotency_key,
             },
         )
+        return replies.Job.from_json(reply)
 
     def q_device_submit(
         self,
@@ -103,12 +106,13 @@ class SyscallMethods(Generic[_R]):
         policy: Mapping[str, Any] | SupportsJson | None = None,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Job:
         """Validate, admit and queue a neutral-atom device job (its wire form); needs CAP_DEVICE_NA,
         within the tenant's max_atoms and max_device_time_s.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
@@ -120,7 +124,7 @@ class SyscallMethods(Generic[_R]):
                 null)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_device_submit",
             {
                 "session_id": session_id,
@@ -131,29 +135,32 @@ class SyscallMethods(Generic[_R]):
                 "policy": policy,
             },
         )
+        return replies.Job.from_json(reply)
 
     def q_status(
         self,
         job_id: str,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Job:
         """A job's state, and its result once COMPLETED.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_status",
             {
                 "session_id": session_id,
                 "job_id": job_id,
             },
         )
+        return replies.Job.from_json(reply)
 
     def q_wait(
         self,
@@ -161,18 +168,19 @@ class SyscallMethods(Generic[_R]):
         timeout_ms: int = 30000,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Job:
         """Wait until the job is final or timeout_ms passes; returns it either way.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
             timeout_ms: integer; longest wait in ms (default 30000)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_wait",
             {
                 "session_id": session_id,
@@ -180,6 +188,7 @@ class SyscallMethods(Generic[_R]):
                 "timeout_ms": timeout_ms,
             },
         )
+        return replies.Job.from_json(reply)
 
     def q_get_result(
         self,
@@ -188,10 +197,10 @@ class SyscallMethods(Generic[_R]):
         limit: int = 10000,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.ResultPage:
         """A COMPLETED job's counts in pages, in stored order, with the rest of its result.
 
-        Returns: {job_id, state, entries, cursor, next_cursor, counts, summary}.
+        Returns: ResultPage {job_id, state, entries, cursor, next_cursor, counts, summary}.
 
         Args:
             job_id: string; a job of this tenant
@@ -200,7 +209,7 @@ class SyscallMethods(Generic[_R]):
             limit: integer; counts entries in the page (1..100000) (default 10000)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_get_result",
             {
                 "session_id": session_id,
@@ -209,51 +218,55 @@ class SyscallMethods(Generic[_R]):
                 "limit": limit,
             },
         )
+        return replies.ResultPage.from_json(reply)
 
     def q_cancel(
         self,
         job_id: str,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Job:
         """Cancel a queued or running job (its worker is killed).
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_cancel",
             {
                 "session_id": session_id,
                 "job_id": job_id,
             },
         )
+        return replies.Job.from_json(reply)
 
     def q_checkpoint(
         self,
         job_id: str,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Checkpoint:
         """Checkpoint a job at its next fence.
 
-        Returns: checkpoint {checkpoint_id, job_id, epoch, created_at}.
+        Returns: Checkpoint {checkpoint_id, job_id, epoch, program_epoch, state, created_at, saved}.
 
         Args:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_checkpoint",
             {
                 "session_id": session_id,
                 "job_id": job_id,
             },
         )
+        return replies.Checkpoint.from_json(reply)
 
     def q_restore(
         self,
@@ -261,18 +274,19 @@ class SyscallMethods(Generic[_R]):
         checkpoint_id: str | None = None,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Job:
         """Re-queue a job from a checkpoint (null: its latest).
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
             checkpoint_id: string | null; the checkpoint; null: latest (default null)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_restore",
             {
                 "session_id": session_id,
@@ -280,29 +294,32 @@ class SyscallMethods(Generic[_R]):
                 "checkpoint_id": checkpoint_id,
             },
         )
+        return replies.Job.from_json(reply)
 
     def q_replay(
         self,
         job_id: str,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Job:
         """Submit a new job with the same graph, shots, seed and policy.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_replay",
             {
                 "session_id": session_id,
                 "job_id": job_id,
             },
         )
+        return replies.Job.from_json(reply)
 
     def q_open_chan(
         self,
@@ -311,10 +328,10 @@ class SyscallMethods(Generic[_R]):
         fidelity: float = 1.0,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Channel:
         """Propose a channel to a peer tenant, or accept the peer's proposal.
 
-        Returns: channel {channel_id, state, tenants, fidelity}.
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
 
         Args:
             peer: string; the other tenant
@@ -322,7 +339,7 @@ class SyscallMethods(Generic[_R]):
             fidelity: number; Bell-pair fidelity (default 1.0)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_open_chan",
             {
                 "session_id": session_id,
@@ -331,113 +348,123 @@ class SyscallMethods(Generic[_R]):
                 "fidelity": fidelity,
             },
         )
+        return replies.Channel.from_json(reply)
 
     def q_close_chan(
         self,
         channel_id: str,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Channel:
         """Close a channel.
 
-        Returns: channel {channel_id, state, tenants, fidelity}.
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
 
         Args:
             channel_id: string; a channel this tenant is part of
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_close_chan",
             {
                 "session_id": session_id,
                 "channel_id": channel_id,
             },
         )
+        return replies.Channel.from_json(reply)
 
     def q_chan_status(
         self,
         channel_id: str,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Channel:
         """A channel's state.
 
-        Returns: channel {channel_id, state, tenants, fidelity}.
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
 
         Args:
             channel_id: string; a channel this tenant is part of
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_chan_status",
             {
                 "session_id": session_id,
                 "channel_id": channel_id,
             },
         )
+        return replies.Channel.from_json(reply)
 
     def q_list_channels(
         self,
         state: str | None = None,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.ChannelList:
         """This tenant's channels (proposed, accepted, or proposed to it), newest first.
 
-        Returns: {channels: [channel]}.
+        Returns: ChannelList {channels}.
 
         Args:
             state: string | null; only channels in this state (default null)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_list_channels",
             {
                 "session_id": session_id,
                 "state": state,
             },
         )
+        return replies.ChannelList.from_json(reply)
 
     def q_get_telemetry(
         self,
         job_id: str | None = None,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Telemetry:
         """A job's telemetry, or with null the tenant's aggregate.
 
-        Returns: telemetry object.
+        Returns: Telemetry {job_id?, state?, attempts?, preemptions?, physical_qubits?,
+            logical_qubits?, queued_s?, run_s?, telemetry?, teleportation?, earlier_outcomes?,
+            tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?, logical_cycles?,
+            injected_logical_errors?, running?, queued?, logical_qubits_in_use?, epoch?, device?,
+            faults?}.
 
         Args:
             job_id: string | null; a job; null: the whole tenant (default null)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_get_telemetry",
             {
                 "session_id": session_id,
                 "job_id": job_id,
             },
         )
+        return replies.Telemetry.from_json(reply)
 
     def q_resource_query(
         self,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Resources:
         """The machine's qubit inventory and the tenant's quota and usage.
 
-        Returns: {machine, tenant}.
+        Returns: Resources {machine, tenant, quota, usage, device}.
 
         Args:
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_resource_query",
             {
                 "session_id": session_id,
             },
         )
+        return replies.Resources.from_json(reply)
 
     def q_calibrate(
         self,
@@ -445,17 +472,18 @@ class SyscallMethods(Generic[_R]):
         qubit: Mapping[str, Any] | SupportsJson | None = None,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Device:
         """Ingest a calibration or custom qubit parameters into the machine (operators).
 
-        Returns: the device {kind, inventory, capabilities, health, faults, logical_model}.
+        Returns: Device {kind, inventory, capabilities, health, faults, noise_model,
+            calibrations_ingested, logical_model}.
 
         Args:
             calibration: object | null; a fit from qmk qec calibrate --output (default null)
             qubit: object | null; qubit parameters (QRE's JSON form) (default null)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_calibrate",
             {
                 "session_id": session_id,
@@ -463,6 +491,7 @@ class SyscallMethods(Generic[_R]):
                 "qubit": qubit,
             },
         )
+        return replies.Device.from_json(reply)
 
     def q_delegate_caps(
         self,
@@ -471,12 +500,12 @@ class SyscallMethods(Generic[_R]):
         expires_s: float,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Delegation:
         """Lend capabilities this session holds from the tenant's own config to another tenant,
         until expires_s pass or it is revoked; the recipient's q_negotiate_caps may then grant them
         (its quotas stay its own).
 
-        Returns: delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+        Returns: Delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
             expires_at, revoked_at, revoked_by}.
 
         Args:
@@ -485,7 +514,7 @@ class SyscallMethods(Generic[_R]):
             expires_s: number; seconds it lasts (> 0, at most [kernel] max_delegation_s)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_delegate_caps",
             {
                 "session_id": session_id,
@@ -494,30 +523,32 @@ class SyscallMethods(Generic[_R]):
                 "expires_s": expires_s,
             },
         )
+        return replies.Delegation.from_json(reply)
 
     def q_revoke_delegation(
         self,
         delegation_id: str,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Delegation:
         """End a delegation at once (either tenant may), for sessions already open too; its jobs not
         yet started are refused at execution.
 
-        Returns: delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+        Returns: Delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
             expires_at, revoked_at, revoked_by}.
 
         Args:
             delegation_id: string; a delegation this tenant made or received
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_revoke_delegation",
             {
                 "session_id": session_id,
                 "delegation_id": delegation_id,
             },
         )
+        return replies.Delegation.from_json(reply)
 
     def q_list_delegations(
         self,
@@ -525,17 +556,17 @@ class SyscallMethods(Generic[_R]):
         limit: int = 100,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.DelegationList:
         """The delegations this tenant made or received, newest first.
 
-        Returns: {delegations: [delegation]}.
+        Returns: DelegationList {delegations}.
 
         Args:
             state: string | null; only those in this state (LIVE, REVOKED, EXPIRED) (default null)
             limit: integer; at most this many (default 100)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_list_delegations",
             {
                 "session_id": session_id,
@@ -543,6 +574,7 @@ class SyscallMethods(Generic[_R]):
                 "limit": limit,
             },
         )
+        return replies.DelegationList.from_json(reply)
 
     def q_list_jobs(
         self,
@@ -550,17 +582,17 @@ class SyscallMethods(Generic[_R]):
         limit: int = 100,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.JobList:
         """This tenant's jobs, newest first, without results.
 
-        Returns: {jobs: [job summaries]}.
+        Returns: JobList {jobs}.
 
         Args:
             state: string | null; only jobs in this state (default null)
             limit: integer; at most this many (default 100)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_list_jobs",
             {
                 "session_id": session_id,
@@ -568,6 +600,7 @@ class SyscallMethods(Generic[_R]):
                 "limit": limit,
             },
         )
+        return replies.JobList.from_json(reply)
 
     def q_assist(
         self,
@@ -576,12 +609,12 @@ class SyscallMethods(Generic[_R]):
         assist_id: str | None = None,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Assist:
         """Ask the assistant (the model in [assist]) about a program; it works through QMK's tools
         and shows only programs that validate; each step is an audit line (event assist); with no
         model configured, QMK's own advice.
 
-        Returns: {assist_id, status, text, program, tool_results, steps, advice}.
+        Returns: Assist {assist_id, status, text, program, tool_results, steps, advice}.
 
         Args:
             prompt: string; the question
@@ -590,7 +623,7 @@ class SyscallMethods(Generic[_R]):
                 (default null)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_assist",
             {
                 "session_id": session_id,
@@ -599,6 +632,7 @@ class SyscallMethods(Generic[_R]):
                 "assist_id": assist_id,
             },
         )
+        return replies.Assist.from_json(reply)
 
     def q_usage(
         self,
@@ -608,13 +642,12 @@ class SyscallMethods(Generic[_R]):
         limit: int = 100,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Usage:
         """The tenant's usage records (one per job end: shots, logical-qubit seconds, physical-qubit
         cycles, device seconds, result bytes), newest first, their totals and the invoice at the
         price table's prices.
 
-        Returns: {tenant, since, until, count, records: [usage], totals, invoice: {currency, lines:
-            [{item, unit, quantity, unit_price, amount}], total}}.
+        Returns: Usage {tenant, since, until, job_id, count, records, totals, invoice}.
 
         Args:
             since: number | null; only jobs that ended at or after this time (s since the epoch)
@@ -626,7 +659,7 @@ class SyscallMethods(Generic[_R]):
             limit: integer; at most this many records (the totals count them all) (default 100)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_usage",
             {
                 "session_id": session_id,
@@ -636,6 +669,7 @@ class SyscallMethods(Generic[_R]):
                 "limit": limit,
             },
         )
+        return replies.Usage.from_json(reply)
 
     def q_device_artifacts(
         self,
@@ -645,12 +679,12 @@ class SyscallMethods(Generic[_R]):
         limit: int = 1000,
         *,
         session_id: str | None = None,
-    ) -> _R:
+    ) -> replies.Artifacts:
         """A device job's artifacts (streamed measurements, pulse log, snapshots): the list, or with
         name a page of one's records.
 
-        Returns: {job_id, state, artifacts, dropped, expires_at} or {job_id, state, name, kind,
-            total, offset, records, next_offset}.
+        Returns: Artifacts {job_id, state, stored_at?, expires_at?, artifacts?, dropped?, name?,
+            kind?, total?, offset?, records?, next_offset?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -659,7 +693,7 @@ class SyscallMethods(Generic[_R]):
             limit: integer; records in the page (1..10000) (default 1000)
             session_id: the session to use; None: the client's own
         """
-        return self._call(
+        reply = self._call(
             "q_device_artifacts",
             {
                 "session_id": session_id,
@@ -669,6 +703,696 @@ class SyscallMethods(Generic[_R]):
                 "limit": limit,
             },
         )
+        return replies.Artifacts.from_json(reply)
 
 
-__all__ = ["SyscallMethods"]
+class AsyncSyscallMethods:
+    """One coroutine per qSyscall method; a subclass sends the call in
+    :meth:`_call`.
+
+    Params are checked against the table before anything is sent; ``session_id``
+    None means the client's own session. Each method gives the method's reply
+    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply.
+
+    Why one class: it is the method table, one method a row, rendered from it.
+    """
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        """Send ``method`` with ``params``; the reply's JSON object."""
+        raise NotImplementedError
+
+    async def q_negotiate_caps(
+        self,
+        tenant: str,
+        key: str,
+        requested: Sequence[str] = [],
+    ) -> replies.Session:
+        """Open a session: authenticate the tenant and grant requested ∩ allowed caps (its own, and
+        those a live delegation lends it: delegated).
+
+        Returns: Session {session_id, tenant, granted, denied, delegated, quota, expires_at}.
+
+        Args:
+            tenant: string; the tenant's name in the kernel config
+            key: string; the tenant's shared secret
+            requested: array of string; capabilities wanted, e.g. CAP_ALLOC (default [])
+        """
+        reply = await self._call(
+            "q_negotiate_caps",
+            {
+                "tenant": tenant,
+                "key": key,
+                "requested": requested,
+            },
+        )
+        return replies.Session.from_json(reply)
+
+    async def q_submit(
+        self,
+        graph: Mapping[str, Any] | SupportsJson,
+        shots: int = 1024,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | SupportsJson | None = None,
+        idempotency_key: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Job:
+        """Verify, admit and queue a QVM graph; refusals come back at once.
+
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
+
+        Args:
+            graph: object; the program as QVM JSON
+            shots: integer; shots to run (default 1024)
+            seed: integer | null; seed; null: the kernel draws one (default null)
+            policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
+                precision, noise_model, calibration, cache, channels (default null)
+            idempotency_key: string | null; 1-128 characters: a submit again with the same key
+                returns the same job (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_submit",
+            {
+                "session_id": session_id,
+                "graph": graph,
+                "shots": shots,
+                "seed": seed,
+                "policy": policy,
+                "idempotency_key": idempotency_key,
+            },
+        )
+        return replies.Job.from_json(reply)
+
+    async def q_device_submit(
+        self,
+        job: Mapping[str, Any] | SupportsJson,
+        device: str | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | SupportsJson | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Job:
+        """Validate, admit and queue a neutral-atom device job (its wire form); needs CAP_DEVICE_NA,
+        within the tenant's max_atoms and max_device_time_s.
+
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
+
+        Args:
+            job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
+            device: string | null; a preset of qmk device list; null: the job's own profile (default
+                null)
+            shots: integer | null; shots; null: the job's, else 1 (default null)
+            seed: integer | null; seed; null: the job's, else drawn (default null)
+            policy: object | null; priority, deadline, timeout_ms, backend, strict_timing (default
+                null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_device_submit",
+            {
+                "session_id": session_id,
+                "job": job,
+                "device": device,
+                "shots": shots,
+                "seed": seed,
+                "policy": policy,
+            },
+        )
+        return replies.Job.from_json(reply)
+
+    async def q_status(
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Job:
+        """A job's state, and its result once COMPLETED.
+
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
+
+        Args:
+            job_id: string; a job of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_status",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+        return replies.Job.from_json(reply)
+
+    async def q_wait(
+        self,
+        job_id: str,
+        timeout_ms: int = 30000,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Job:
+        """Wait until the job is final or timeout_ms passes; returns it either way.
+
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
+
+        Args:
+            job_id: string; a job of this tenant
+            timeout_ms: integer; longest wait in ms (default 30000)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_wait",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+                "timeout_ms": timeout_ms,
+            },
+        )
+        return replies.Job.from_json(reply)
+
+    async def q_get_result(
+        self,
+        job_id: str,
+        cursor: str | None = None,
+        limit: int = 10000,
+        *,
+        session_id: str | None = None,
+    ) -> replies.ResultPage:
+        """A COMPLETED job's counts in pages, in stored order, with the rest of its result.
+
+        Returns: ResultPage {job_id, state, entries, cursor, next_cursor, counts, summary}.
+
+        Args:
+            job_id: string; a job of this tenant
+            cursor: string | null; next_cursor of the page before; null: the first page (default
+                null)
+            limit: integer; counts entries in the page (1..100000) (default 10000)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_get_result",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+                "cursor": cursor,
+                "limit": limit,
+            },
+        )
+        return replies.ResultPage.from_json(reply)
+
+    async def q_cancel(
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Job:
+        """Cancel a queued or running job (its worker is killed).
+
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
+
+        Args:
+            job_id: string; a job of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_cancel",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+        return replies.Job.from_json(reply)
+
+    async def q_checkpoint(
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Checkpoint:
+        """Checkpoint a job at its next fence.
+
+        Returns: Checkpoint {checkpoint_id, job_id, epoch, program_epoch, state, created_at, saved}.
+
+        Args:
+            job_id: string; a job of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_checkpoint",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+        return replies.Checkpoint.from_json(reply)
+
+    async def q_restore(
+        self,
+        job_id: str,
+        checkpoint_id: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Job:
+        """Re-queue a job from a checkpoint (null: its latest).
+
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
+
+        Args:
+            job_id: string; a job of this tenant
+            checkpoint_id: string | null; the checkpoint; null: latest (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_restore",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+                "checkpoint_id": checkpoint_id,
+            },
+        )
+        return replies.Job.from_json(reply)
+
+    async def q_replay(
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Job:
+        """Submit a new job with the same graph, shots, seed and policy.
+
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
+
+        Args:
+            job_id: string; a job of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_replay",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+        return replies.Job.from_json(reply)
+
+    async def q_open_chan(
+        self,
+        peer: str,
+        channel_id: str | None = None,
+        fidelity: float = 1.0,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Channel:
+        """Propose a channel to a peer tenant, or accept the peer's proposal.
+
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
+
+        Args:
+            peer: string; the other tenant
+            channel_id: string | null; null: propose; the peer's channel id: accept (default null)
+            fidelity: number; Bell-pair fidelity (default 1.0)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_open_chan",
+            {
+                "session_id": session_id,
+                "peer": peer,
+                "channel_id": channel_id,
+                "fidelity": fidelity,
+            },
+        )
+        return replies.Channel.from_json(reply)
+
+    async def q_close_chan(
+        self,
+        channel_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Channel:
+        """Close a channel.
+
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
+
+        Args:
+            channel_id: string; a channel this tenant is part of
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_close_chan",
+            {
+                "session_id": session_id,
+                "channel_id": channel_id,
+            },
+        )
+        return replies.Channel.from_json(reply)
+
+    async def q_chan_status(
+        self,
+        channel_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Channel:
+        """A channel's state.
+
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
+
+        Args:
+            channel_id: string; a channel this tenant is part of
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_chan_status",
+            {
+                "session_id": session_id,
+                "channel_id": channel_id,
+            },
+        )
+        return replies.Channel.from_json(reply)
+
+    async def q_list_channels(
+        self,
+        state: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.ChannelList:
+        """This tenant's channels (proposed, accepted, or proposed to it), newest first.
+
+        Returns: ChannelList {channels}.
+
+        Args:
+            state: string | null; only channels in this state (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_list_channels",
+            {
+                "session_id": session_id,
+                "state": state,
+            },
+        )
+        return replies.ChannelList.from_json(reply)
+
+    async def q_get_telemetry(
+        self,
+        job_id: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Telemetry:
+        """A job's telemetry, or with null the tenant's aggregate.
+
+        Returns: Telemetry {job_id?, state?, attempts?, preemptions?, physical_qubits?,
+            logical_qubits?, queued_s?, run_s?, telemetry?, teleportation?, earlier_outcomes?,
+            tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?, logical_cycles?,
+            injected_logical_errors?, running?, queued?, logical_qubits_in_use?, epoch?, device?,
+            faults?}.
+
+        Args:
+            job_id: string | null; a job; null: the whole tenant (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_get_telemetry",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+            },
+        )
+        return replies.Telemetry.from_json(reply)
+
+    async def q_resource_query(
+        self,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Resources:
+        """The machine's qubit inventory and the tenant's quota and usage.
+
+        Returns: Resources {machine, tenant, quota, usage, device}.
+
+        Args:
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_resource_query",
+            {
+                "session_id": session_id,
+            },
+        )
+        return replies.Resources.from_json(reply)
+
+    async def q_calibrate(
+        self,
+        calibration: Mapping[str, Any] | SupportsJson | None = None,
+        qubit: Mapping[str, Any] | SupportsJson | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Device:
+        """Ingest a calibration or custom qubit parameters into the machine (operators).
+
+        Returns: Device {kind, inventory, capabilities, health, faults, noise_model,
+            calibrations_ingested, logical_model}.
+
+        Args:
+            calibration: object | null; a fit from qmk qec calibrate --output (default null)
+            qubit: object | null; qubit parameters (QRE's JSON form) (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_calibrate",
+            {
+                "session_id": session_id,
+                "calibration": calibration,
+                "qubit": qubit,
+            },
+        )
+        return replies.Device.from_json(reply)
+
+    async def q_delegate_caps(
+        self,
+        to_tenant: str,
+        caps: Sequence[str],
+        expires_s: float,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Delegation:
+        """Lend capabilities this session holds from the tenant's own config to another tenant,
+        until expires_s pass or it is revoked; the recipient's q_negotiate_caps may then grant them
+        (its quotas stay its own).
+
+        Returns: Delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+            expires_at, revoked_at, revoked_by}.
+
+        Args:
+            to_tenant: string; the tenant that may be granted them
+            caps: array of string; capabilities to lend, e.g. CAP_MAGIC
+            expires_s: number; seconds it lasts (> 0, at most [kernel] max_delegation_s)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_delegate_caps",
+            {
+                "session_id": session_id,
+                "to_tenant": to_tenant,
+                "caps": caps,
+                "expires_s": expires_s,
+            },
+        )
+        return replies.Delegation.from_json(reply)
+
+    async def q_revoke_delegation(
+        self,
+        delegation_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Delegation:
+        """End a delegation at once (either tenant may), for sessions already open too; its jobs not
+        yet started are refused at execution.
+
+        Returns: Delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+            expires_at, revoked_at, revoked_by}.
+
+        Args:
+            delegation_id: string; a delegation this tenant made or received
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_revoke_delegation",
+            {
+                "session_id": session_id,
+                "delegation_id": delegation_id,
+            },
+        )
+        return replies.Delegation.from_json(reply)
+
+    async def q_list_delegations(
+        self,
+        state: str | None = None,
+        limit: int = 100,
+        *,
+        session_id: str | None = None,
+    ) -> replies.DelegationList:
+        """The delegations this tenant made or received, newest first.
+
+        Returns: DelegationList {delegations}.
+
+        Args:
+            state: string | null; only those in this state (LIVE, REVOKED, EXPIRED) (default null)
+            limit: integer; at most this many (default 100)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_list_delegations",
+            {
+                "session_id": session_id,
+                "state": state,
+                "limit": limit,
+            },
+        )
+        return replies.DelegationList.from_json(reply)
+
+    async def q_list_jobs(
+        self,
+        state: str | None = None,
+        limit: int = 100,
+        *,
+        session_id: str | None = None,
+    ) -> replies.JobList:
+        """This tenant's jobs, newest first, without results.
+
+        Returns: JobList {jobs}.
+
+        Args:
+            state: string | null; only jobs in this state (default null)
+            limit: integer; at most this many (default 100)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_list_jobs",
+            {
+                "session_id": session_id,
+                "state": state,
+                "limit": limit,
+            },
+        )
+        return replies.JobList.from_json(reply)
+
+    async def q_assist(
+        self,
+        prompt: str,
+        program: str | None = None,
+        assist_id: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Assist:
+        """Ask the assistant (the model in [assist]) about a program; it works through QMK's tools
+        and shows only programs that validate; each step is an audit line (event assist); with no
+        model configured, QMK's own advice.
+
+        Returns: Assist {assist_id, status, text, program, tool_results, steps, advice}.
+
+        Args:
+            prompt: string; the question
+            program: string | null; the program it is about (default null)
+            assist_id: string | null; an id for the audit lines (the REST route streams them by it)
+                (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_assist",
+            {
+                "session_id": session_id,
+                "prompt": prompt,
+                "program": program,
+                "assist_id": assist_id,
+            },
+        )
+        return replies.Assist.from_json(reply)
+
+    async def q_usage(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        job_id: str | None = None,
+        limit: int = 100,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Usage:
+        """The tenant's usage records (one per job end: shots, logical-qubit seconds, physical-qubit
+        cycles, device seconds, result bytes), newest first, their totals and the invoice at the
+        price table's prices.
+
+        Returns: Usage {tenant, since, until, job_id, count, records, totals, invoice}.
+
+        Args:
+            since: number | null; only jobs that ended at or after this time (s since the epoch)
+                (default null)
+            until: number | null; only jobs that ended before this time (s since the epoch) (default
+                null)
+            job_id: string | null; only this job's records (a restored job ends more than once)
+                (default null)
+            limit: integer; at most this many records (the totals count them all) (default 100)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_usage",
+            {
+                "session_id": session_id,
+                "since": since,
+                "until": until,
+                "job_id": job_id,
+                "limit": limit,
+            },
+        )
+        return replies.Usage.from_json(reply)
+
+    async def q_device_artifacts(
+        self,
+        job_id: str,
+        name: str | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Artifacts:
+        """A device job's artifacts (streamed measurements, pulse log, snapshots): the list, or with
+        name a page of one's records.
+
+        Returns: Artifacts {job_id, state, stored_at?, expires_at?, artifacts?, dropped?, name?,
+            kind?, total?, offset?, records?, next_offset?}.
+
+        Args:
+            job_id: string; a job of this tenant
+            name: string | null; an artifact's name; null: the list (default null)
+            offset: integer; the first record of the page (default 0)
+            limit: integer; records in the page (1..10000) (default 1000)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_device_artifacts",
+            {
+                "session_id": session_id,
+                "job_id": job_id,
+                "name": name,
+                "offset": offset,
+                "limit": limit,
+            },
+        )
+        return replies.Artifacts.from_json(reply)
+
+
+__all__ = ["AsyncSyscallMethods", "SyscallMethods"]

@@ -6,8 +6,10 @@ Two modules and a schema are rendered from :data:`qmk.abi.methods.METHODS`:
   ``typing.Protocol`` a kernel serving the table satisfies. ``qmk.kernel._contract``
   makes mypy check :class:`qmk.kernel.service.Kernel` against it, so a syscall whose
   params, types or defaults drift from the table fails ``make lint``.
-- :mod:`qmk.abi.calls`: :class:`~qmk.abi.calls.SyscallMethods`, one typed method per
-  syscall, the base of both :class:`qmk.client.Client` and :class:`qmk.client.AsyncClient`.
+- :mod:`qmk.abi.calls`: :class:`~qmk.abi.calls.SyscallMethods` and
+  :class:`~qmk.abi.calls.AsyncSyscallMethods`, one typed method per syscall that returns
+  the method's reply struct (:mod:`qmk.abi.replies`), the bases of the blocking clients
+  (:class:`qmk.client.Client`, the gRPC client) and of :class:`qmk.client.AsyncClient`.
 - ``kernel.proto``: the gRPC service ``qmk.v1.Kernel`` (:mod:`qmk.abi.proto`), which
   ``qmk serve --grpc`` serves (:mod:`qmk.grpc`).
 
@@ -30,7 +32,7 @@ def q_wait(
     timeout_ms: int = 30000,
     *,
     session_id: str | None = None,
-) -> _R:
+) -> replies.Job:
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ HERE = Path(__file__).resolve().parent
 #: The command that regenerates the files, for drift messages.
 REGENERATE = "python -m qmk.abi.codegen --write"
 
-#: What every syscall returns: a JSON object (its members are in the table's ``returns``).
+#: What every syscall of the kernel returns: a JSON object (the method's reply struct,
+#: :mod:`qmk.abi.replies`, says its members; the clients decode it).
 RESULT = "dict[str, Any]"
 
 _WIDTH = 100
@@ -125,7 +128,7 @@ def signature(spec: MethodSpec, *, client: bool) -> str:
             lines.append(f"{head}," if param.required else f"{head} = {_client_default(param)}")
         if spec.needs_session:
             lines += ["*,", "session_id: str | None = None,"]
-        result = "_R"
+        result = f"replies.{spec.reply.__name__}"
     else:
         lines.append("*,")
         for param in spec.params:
@@ -167,16 +170,20 @@ def docstring(spec: MethodSpec, *, client: bool) -> list[str]:
     return lines
 
 
-def _method(spec: MethodSpec, *, client: bool) -> list[str]:
+def _method(spec: MethodSpec, *, client: bool, wait: bool = False) -> list[str]:
+    """``spec``'s method: the kernel's (a coroutine, no body) or a client's, blocking or
+    (``wait``) a coroutine that awaits ``_call``; either decodes the reply struct."""
     lines = [textwrap.indent(signature(spec, client=client), "    ")]
-    if not client:
+    if not client or wait:
         lines[0] = lines[0].replace("    def ", "    async def ", 1)
     lines += docstring(spec, client=client)
     if client:  # exploded, with trailing commas: ruff format keeps it as it is
-        lines += ["        return self._call(", f"            {json.dumps(spec.name)},"]
+        call = "await self._call(" if wait else "self._call("
+        lines += [f"        reply = {call}", f"            {json.dumps(spec.name)},"]
         lines.append("            {")
         lines += [f'                "{p.name}": {p.name},' for p in spec.params]
         lines += ["            },", "        )"]
+        lines.append(f"        return replies.{spec.reply.__name__}.from_json(reply)")
     return lines
 
 
@@ -196,11 +203,21 @@ def _module(
     head: str,
     name: str,
     client: bool,
+    then: tuple[str, str] | None = None,
 ) -> str:
     """A generated module: its docstring, imports, ``head`` (up to the class's first
-    method), one method per syscall and ``__all__``."""
+    method), one method per syscall (and, with ``then``, a second class: its head and
+    name, whose methods are coroutines) and ``__all__``."""
     methods = "\n\n".join("\n".join(_method(spec, client=client)) for spec in METHODS.values())
-    body = f"{head}\n{methods}\n\n\n__all__ = [{json.dumps(name)}]\n"
+    body = f"{head}\n{methods}\n"
+    names = [name]
+    if then is not None:
+        waits = "\n\n".join(
+            "\n".join(_method(spec, client=client, wait=True)) for spec in METHODS.values()
+        )
+        body += f"{then[0]}\n{waits}\n"
+        names.append(then[1])
+    body += f"\n\n__all__ = [{', '.join(json.dumps(n) for n in sorted(names))}]\n"
     docstring = _HEADER.format(summary=summary, command=REGENERATE, more=more)
     return docstring + "\n" + _typing_imports(body, *typing) + extra + body
 
@@ -223,27 +240,43 @@ def render_protocol() -> str:
     )
 
 
+_CLASS_DOC = (
+    "    Params are checked against the table before anything is sent; ``session_id``\n"
+    "    None means the client's own session. Each method gives the method's reply\n"
+    "    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply.\n\n"
+    "    Why one class: it is the method table, one method a row, rendered from it.\n"
+    '    """\n\n'
+)
+
+
 def render_calls() -> str:
     """The source of :mod:`qmk.abi.calls`."""
     return _module(
         "Every qSyscall method as a typed Python method of the clients.",
-        "\n:class:`SyscallMethods` is generic in what a call gives: the result itself for\n"
-        ":class:`qmk.client.Client`, an awaitable of it for :class:`qmk.client.AsyncClient`.\n"
-        "Both clients share these methods and implement ``_call`` over their transport.\n",
-        typing=("Any", "Generic", "TypeVar"),
-        extra="\nfrom qmk.abi.methods import SupportsJson\n",
-        head='\n_R = TypeVar("_R")\n\n\n'
-        "class SyscallMethods(Generic[_R]):\n"
+        "\n:class:`SyscallMethods` is the blocking clients' (:class:`qmk.client.Client`, the\n"
+        "gRPC client), :class:`AsyncSyscallMethods` :class:`qmk.client.AsyncClient`'s: the\n"
+        "same methods, whose replies are typed (:mod:`qmk.abi.replies`). Each client\n"
+        "implements ``_call`` over its transport, giving the reply's JSON object.\n",
+        typing=("Any",),
+        extra="\nfrom qmk.abi import replies\nfrom qmk.abi.methods import SupportsJson\n",
+        head="\n\nclass SyscallMethods:\n"
         '    """One method per qSyscall method; a subclass sends the call in :meth:`_call`.\n\n'
-        "    Params are checked against the table before anything is sent; ``session_id``\n"
-        "    None means the client's own session.\n\n"
-        "    Why one class: it is the method table, one method a row, rendered from it.\n"
-        '    """\n\n'
-        "    def _call(self, method: str, params: dict[str, Any]) -> _R:\n"
-        '        """Send ``method`` with ``params``; the result (or an awaitable of it)."""\n'
+        + _CLASS_DOC
+        + "    def _call(self, method: str, params: dict[str, Any]) -> Any:\n"
+        '        """Send ``method`` with ``params``; the reply\'s JSON object."""\n'
         "        raise NotImplementedError\n",
         name="SyscallMethods",
         client=True,
+        then=(
+            "\n\nclass AsyncSyscallMethods:\n"
+            '    """One coroutine per qSyscall method; a subclass sends the call in\n'
+            "    :meth:`_call`.\n\n"
+            + _CLASS_DOC
+            + "    async def _call(self, method: str, params: dict[str, Any]) -> Any:\n"
+            '        """Send ``method`` with ``params``; the reply\'s JSON object."""\n'
+            "        raise NotImplementedError\n",
+            "AsyncSyscallMethods",
+        ),
     )
 
 

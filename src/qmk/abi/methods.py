@@ -28,8 +28,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
+
 from qmk import defaults
+from qmk.abi import replies
 from qmk.abi.errors import InvalidParams
+from qmk.abi.replies import Reply
 
 
 class JsonType(str, enum.Enum):
@@ -168,17 +172,24 @@ class ParamSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MethodSpec:
-    """One qSyscall method: its params in positional order, what it does and returns."""
+    """One qSyscall method: its params in positional order, what it does and the struct
+    it replies with (:mod:`qmk.abi.replies`)."""
 
     name: str
     params: tuple[ParamSpec, ...]
     doc: str
-    returns: str
+    reply: type[Reply]
     #: The params' names (what a call by name may give).
     names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", frozenset(p.name for p in self.params))
+
+    @property
+    def returns(self) -> str:
+        """The reply as the docs show it: its struct and its keys (``?``: a key some
+        replies leave out), e.g. ``Watch {watch_id, job_id, streams}``."""
+        return reply_text(self.reply)
 
     @property
     def needs_session(self) -> bool:
@@ -191,6 +202,19 @@ class MethodSpec:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+
+def reply_text(reply: type[Reply]) -> str:
+    """``Name {key, key?, ...}``: a reply struct's keys (``?``: left out of some replies).
+
+    >>> reply_text(replies.Unwatch)
+    'Unwatch {watch_id, ended}'
+    """
+    keys = [
+        f"{field.encode_name}{'?' if field.default is msgspec.UNSET else ''}"
+        for field in msgspec.structs.fields(reply)
+    ]
+    return f"{reply.__name__} {{{', '.join(keys)}}}"
 
 
 def _p(name: str, *types: JsonType, doc: str, **options: Any) -> ParamSpec:
@@ -208,19 +232,10 @@ S, INT, NUM, OBJ, ARR, NULL = (
 _SESSION = _p("session_id", S, doc="the session from q_negotiate_caps")
 _JOB = _p("job_id", S, doc="a job of this tenant")
 _CHANNEL = _p("channel_id", S, doc="a channel this tenant is part of")
-_JOB_RETURNS = (
-    "job {job_id, state, tenant, shots, seed, priority, created_at, started_at, "
-    "finished_at, error, result}"
-)
-_CHANNEL_RETURNS = "channel {channel_id, state, tenants, fidelity}"
-_DELEGATION_RETURNS = (
-    "delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at, "
-    "expires_at, revoked_at, revoked_by}"
-)
 
 
-def _method(name: str, doc: str, returns: str, *params: ParamSpec) -> MethodSpec:
-    return MethodSpec(name=name, params=params, doc=doc, returns=returns)
+def _method(name: str, doc: str, reply: type[Reply], *params: ParamSpec) -> MethodSpec:
+    return MethodSpec(name=name, params=params, doc=doc, reply=reply)
 
 
 #: Every qSyscall method, by name, in documentation order.
@@ -232,7 +247,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "q_negotiate_caps",
                 "open a session: authenticate the tenant and grant requested ∩ allowed caps (its "
                 "own, and those a live delegation lends it: delegated)",
-                "{session_id, tenant, granted, denied, delegated, quota, expires_at}",
+                replies.Session,
                 _p("tenant", S, doc="the tenant's name in the kernel config"),
                 _p("key", S, doc="the tenant's shared secret"),
                 _p(
@@ -247,8 +262,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_submit",
                 "verify, admit and queue a QVM graph; refusals come back at once",
-                _JOB_RETURNS[:-1] + ", warnings: [{code, name, message}] when an option changed "
-                "nothing (QC130, QC131)}",
+                replies.Job,
                 _SESSION,
                 _p("graph", OBJ, doc="the program as QVM JSON"),
                 _p("shots", INT, doc="shots to run", required=False, default=defaults.SHOTS),
@@ -273,7 +287,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "q_device_submit",
                 "validate, admit and queue a neutral-atom device job (its wire form); needs "
                 "CAP_DEVICE_NA, within the tenant's max_atoms and max_device_time_s",
-                _JOB_RETURNS,
+                replies.Job,
                 _SESSION,
                 _p("job", OBJ, doc="the job in the neutral-atom wire form (docs/neutral-atom.md)"),
                 _p(
@@ -296,14 +310,14 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_status",
                 "a job's state, and its result once COMPLETED",
-                _JOB_RETURNS,
+                replies.Job,
                 _SESSION,
                 _JOB,
             ),
             _method(
                 "q_wait",
                 "wait until the job is final or timeout_ms passes; returns it either way",
-                _JOB_RETURNS,
+                replies.Job,
                 _SESSION,
                 _JOB,
                 _p(
@@ -317,7 +331,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_get_result",
                 "a COMPLETED job's counts in pages, in stored order, with the rest of its result",
-                "{job_id, state, entries, cursor, next_cursor, counts, summary}",
+                replies.ResultPage,
                 _SESSION,
                 _JOB,
                 _p(
@@ -338,21 +352,21 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_cancel",
                 "cancel a queued or running job (its worker is killed)",
-                _JOB_RETURNS,
+                replies.Job,
                 _SESSION,
                 _JOB,
             ),
             _method(
                 "q_checkpoint",
                 "checkpoint a job at its next fence",
-                "checkpoint {checkpoint_id, job_id, epoch, created_at}",
+                replies.Checkpoint,
                 _SESSION,
                 _JOB,
             ),
             _method(
                 "q_restore",
                 "re-queue a job from a checkpoint (null: its latest)",
-                _JOB_RETURNS,
+                replies.Job,
                 _SESSION,
                 _JOB,
                 _p("checkpoint_id", S, NULL, doc="the checkpoint; null: latest", required=False),
@@ -360,14 +374,14 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_replay",
                 "submit a new job with the same graph, shots, seed and policy",
-                _JOB_RETURNS,
+                replies.Job,
                 _SESSION,
                 _JOB,
             ),
             _method(
                 "q_open_chan",
                 "propose a channel to a peer tenant, or accept the peer's proposal",
-                _CHANNEL_RETURNS,
+                replies.Channel,
                 _SESSION,
                 _p("peer", S, doc="the other tenant"),
                 _p(
@@ -379,32 +393,32 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 ),
                 _p("fidelity", NUM, doc="Bell-pair fidelity", required=False, default=1.0),
             ),
-            _method("q_close_chan", "close a channel", _CHANNEL_RETURNS, _SESSION, _CHANNEL),
-            _method("q_chan_status", "a channel's state", _CHANNEL_RETURNS, _SESSION, _CHANNEL),
+            _method("q_close_chan", "close a channel", replies.Channel, _SESSION, _CHANNEL),
+            _method("q_chan_status", "a channel's state", replies.Channel, _SESSION, _CHANNEL),
             _method(
                 "q_list_channels",
                 "this tenant's channels (proposed, accepted, or proposed to it), newest first",
-                "{channels: [channel]}",
+                replies.ChannelList,
                 _SESSION,
                 _p("state", S, NULL, doc="only channels in this state", required=False),
             ),
             _method(
                 "q_get_telemetry",
                 "a job's telemetry, or with null the tenant's aggregate",
-                "telemetry object",
+                replies.Telemetry,
                 _SESSION,
                 _p("job_id", S, NULL, doc="a job; null: the whole tenant", required=False),
             ),
             _method(
                 "q_resource_query",
                 "the machine's qubit inventory and the tenant's quota and usage",
-                "{machine, tenant}",
+                replies.Resources,
                 _SESSION,
             ),
             _method(
                 "q_calibrate",
                 "ingest a calibration or custom qubit parameters into the machine (operators)",
-                "the device {kind, inventory, capabilities, health, faults, logical_model}",
+                replies.Device,
                 _SESSION,
                 _p(
                     "calibration",
@@ -420,7 +434,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "lend capabilities this session holds from the tenant's own config to another "
                 "tenant, until expires_s pass or it is revoked; the recipient's "
                 "q_negotiate_caps may then grant them (its quotas stay its own)",
-                _DELEGATION_RETURNS,
+                replies.Delegation,
                 _SESSION,
                 _p("to_tenant", S, doc="the tenant that may be granted them"),
                 _p("caps", ARR, doc="capabilities to lend, e.g. CAP_MAGIC", items=S),
@@ -434,14 +448,14 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "q_revoke_delegation",
                 "end a delegation at once (either tenant may), for sessions already open too; "
                 "its jobs not yet started are refused at execution",
-                _DELEGATION_RETURNS,
+                replies.Delegation,
                 _SESSION,
                 _p("delegation_id", S, doc="a delegation this tenant made or received"),
             ),
             _method(
                 "q_list_delegations",
                 "the delegations this tenant made or received, newest first",
-                "{delegations: [delegation]}",
+                replies.DelegationList,
                 _SESSION,
                 _p(
                     "state",
@@ -461,7 +475,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_list_jobs",
                 "this tenant's jobs, newest first, without results",
-                "{jobs: [job summaries]}",
+                replies.JobList,
                 _SESSION,
                 _p("state", S, NULL, doc="only jobs in this state", required=False),
                 _p(
@@ -477,7 +491,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "ask the assistant (the model in [assist]) about a program; it works "
                 "through QMK's tools and shows only programs that validate; each step is "
                 "an audit line (event assist); with no model configured, QMK's own advice",
-                "{assist_id, status, text, program, tool_results, steps, advice}",
+                replies.Assist,
                 _SESSION,
                 _p("prompt", S, doc="the question"),
                 _p("program", S, NULL, doc="the program it is about", required=False),
@@ -494,8 +508,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "the tenant's usage records (one per job end: shots, logical-qubit seconds, "
                 "physical-qubit cycles, device seconds, result bytes), newest first, their "
                 "totals and the invoice at the price table's prices",
-                "{tenant, since, until, count, records: [usage], totals, invoice: {currency, "
-                "lines: [{item, unit, quantity, unit_price, amount}], total}}",
+                replies.Usage,
                 _SESSION,
                 _p(
                     "since",
@@ -530,8 +543,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "q_device_artifacts",
                 "a device job's artifacts (streamed measurements, pulse log, snapshots): the "
                 "list, or with name a page of one's records",
-                "{job_id, state, artifacts, dropped, expires_at} or {job_id, state, name, kind, "
-                "total, offset, records, next_offset}",
+                replies.Artifacts,
                 _SESSION,
                 _JOB,
                 _p("name", S, NULL, doc="an artifact's name; null: the list", required=False),
@@ -566,7 +578,7 @@ SOCKET_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "events, then its result and an end event; counted among the session's and "
                 "tenant's live event streams (server.max_streams_per_session, "
                 "max_streams_per_tenant)",
-                "{watch_id, job_id, streams}",
+                replies.Watch,
                 _SESSION,
                 _JOB,
                 _p(
@@ -582,7 +594,7 @@ SOCKET_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_unwatch",
                 "end a watch of this connection at once: no q_event of it follows the reply",
-                "{watch_id, ended}",
+                replies.Unwatch,
                 _SESSION,
                 _p("watch_id", S, doc="a watch of this connection, from q_watch"),
             ),

@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from qmk.abi import replies
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, ParamSpec
 
 #: The proto package and service.
@@ -266,9 +267,9 @@ JOB_EVENT = ProtoMessage(
 
 def reply_of(spec: MethodSpec) -> ProtoMessage:
     """The answer of ``spec``'s rpc, by what its table row says it returns."""
-    if spec.returns.startswith("job {"):
+    if spec.reply is replies.Job:
         return JOB
-    if spec.returns.startswith("{session_id"):
+    if spec.reply is replies.Session:
         return SESSION
     return REPLY
 

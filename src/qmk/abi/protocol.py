@@ -29,7 +29,7 @@ class KernelSyscalls(Protocol):
         """Open a session: authenticate the tenant and grant requested ∩ allowed caps (its own, and
         those a live delegation lends it: delegated).
 
-        Returns: {session_id, tenant, granted, denied, delegated, quota, expires_at}.
+        Returns: Session {session_id, tenant, granted, denied, delegated, quota, expires_at}.
 
         Args:
             tenant: string; the tenant's name in the kernel config
@@ -49,9 +49,9 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Verify, admit and queue a QVM graph; refusals come back at once.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result, warnings: [{code, name, message}] when an option changed
-            nothing (QC130, QC131)}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -77,8 +77,9 @@ class KernelSyscalls(Protocol):
         """Validate, admit and queue a neutral-atom device job (its wire form); needs CAP_DEVICE_NA,
         within the tenant's max_atoms and max_device_time_s.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -99,8 +100,9 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """A job's state, and its result once COMPLETED.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -116,8 +118,9 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Wait until the job is final or timeout_ms passes; returns it either way.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -135,7 +138,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """A COMPLETED job's counts in pages, in stored order, with the rest of its result.
 
-        Returns: {job_id, state, entries, cursor, next_cursor, counts, summary}.
+        Returns: ResultPage {job_id, state, entries, cursor, next_cursor, counts, summary}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -153,8 +156,9 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Cancel a queued or running job (its worker is killed).
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -169,7 +173,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Checkpoint a job at its next fence.
 
-        Returns: checkpoint {checkpoint_id, job_id, epoch, created_at}.
+        Returns: Checkpoint {checkpoint_id, job_id, epoch, program_epoch, state, created_at, saved}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -185,8 +189,9 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Re-queue a job from a checkpoint (null: its latest).
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -202,8 +207,9 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Submit a new job with the same graph, shots, seed and policy.
 
-        Returns: job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result}.
+        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -220,7 +226,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Propose a channel to a peer tenant, or accept the peer's proposal.
 
-        Returns: channel {channel_id, state, tenants, fidelity}.
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -237,7 +243,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Close a channel.
 
-        Returns: channel {channel_id, state, tenants, fidelity}.
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -252,7 +258,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """A channel's state.
 
-        Returns: channel {channel_id, state, tenants, fidelity}.
+        Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -267,7 +273,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """This tenant's channels (proposed, accepted, or proposed to it), newest first.
 
-        Returns: {channels: [channel]}.
+        Returns: ChannelList {channels}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -282,7 +288,11 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """A job's telemetry, or with null the tenant's aggregate.
 
-        Returns: telemetry object.
+        Returns: Telemetry {job_id?, state?, attempts?, preemptions?, physical_qubits?,
+            logical_qubits?, queued_s?, run_s?, telemetry?, teleportation?, earlier_outcomes?,
+            tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?, logical_cycles?,
+            injected_logical_errors?, running?, queued?, logical_qubits_in_use?, epoch?, device?,
+            faults?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -296,7 +306,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """The machine's qubit inventory and the tenant's quota and usage.
 
-        Returns: {machine, tenant}.
+        Returns: Resources {machine, tenant, quota, usage, device}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -311,7 +321,8 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """Ingest a calibration or custom qubit parameters into the machine (operators).
 
-        Returns: the device {kind, inventory, capabilities, health, faults, logical_model}.
+        Returns: Device {kind, inventory, capabilities, health, faults, noise_model,
+            calibrations_ingested, logical_model}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -331,7 +342,7 @@ class KernelSyscalls(Protocol):
         until expires_s pass or it is revoked; the recipient's q_negotiate_caps may then grant them
         (its quotas stay its own).
 
-        Returns: delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+        Returns: Delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
             expires_at, revoked_at, revoked_by}.
 
         Args:
@@ -350,7 +361,7 @@ class KernelSyscalls(Protocol):
         """End a delegation at once (either tenant may), for sessions already open too; its jobs not
         yet started are refused at execution.
 
-        Returns: delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
+        Returns: Delegation {delegation_id, from_tenant, to_tenant, caps, state, created_at,
             expires_at, revoked_at, revoked_by}.
 
         Args:
@@ -367,7 +378,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """The delegations this tenant made or received, newest first.
 
-        Returns: {delegations: [delegation]}.
+        Returns: DelegationList {delegations}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -384,7 +395,7 @@ class KernelSyscalls(Protocol):
     ) -> dict[str, Any]:
         """This tenant's jobs, newest first, without results.
 
-        Returns: {jobs: [job summaries]}.
+        Returns: JobList {jobs}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -404,7 +415,7 @@ class KernelSyscalls(Protocol):
         and shows only programs that validate; each step is an audit line (event assist); with no
         model configured, QMK's own advice.
 
-        Returns: {assist_id, status, text, program, tool_results, steps, advice}.
+        Returns: Assist {assist_id, status, text, program, tool_results, steps, advice}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -427,8 +438,7 @@ class KernelSyscalls(Protocol):
         cycles, device seconds, result bytes), newest first, their totals and the invoice at the
         price table's prices.
 
-        Returns: {tenant, since, until, count, records: [usage], totals, invoice: {currency, lines:
-            [{item, unit, quantity, unit_price, amount}], total}}.
+        Returns: Usage {tenant, since, until, job_id, count, records, totals, invoice}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -453,8 +463,8 @@ class KernelSyscalls(Protocol):
         """A device job's artifacts (streamed measurements, pulse log, snapshots): the list, or with
         name a page of one's records.
 
-        Returns: {job_id, state, artifacts, dropped, expires_at} or {job_id, state, name, kind,
-            total, offset, records, next_offset}.
+        Returns: Artifacts {job_id, state, stored_at?, expires_at?, artifacts?, dropped?, name?,
+            kind?, total?, offset?, records?, next_offset?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps

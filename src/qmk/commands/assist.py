@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.commands.service import _client
 
         with _client(args) as client:
-            reply = client.q_assist(args.prompt, file_text)
+            reply = client.q_assist(args.prompt, file_text).to_json()
         if args.json:
             out.write(json.dumps(reply, indent=2, default=str) + "\n")
             return 0

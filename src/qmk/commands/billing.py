@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from qmk import defaults
 from qmk.abi.errors import CommandError
+from qmk.abi.replies import Usage
 from qmk.commands import AddCommand
 from qmk.commands.service import _client, _client_options, _dump, _int_in, scalar_text, when_text
 
@@ -49,17 +50,17 @@ def moment(text: str) -> float:
     return when.timestamp()
 
 
-def _usage_text(reply: dict[str, Any]) -> str:
+def _usage_text(reply: Usage) -> str:
     from qmk.kernel.usage import FIELDS, UNITS
 
     lines = [
-        f"usage of {reply.get('tenant')}: {reply.get('count')} job end(s) from "
-        f"{when_text(reply.get('since'))} until {when_text(reply.get('until'))}"
+        f"usage of {reply.tenant}: {reply.count} job end(s) from "
+        f"{when_text(reply.since)} until {when_text(reply.until)}"
     ]
-    totals = reply.get("totals") or {}
+    totals = reply.totals
     for name in FIELDS:
         lines.append(f"  {name:<22} {scalar_text(totals.get(name))} ({UNITS[name]}s)")
-    bill = reply.get("invoice") or {}
+    bill = reply.invoice
     for line in bill.get("lines") or []:
         lines.append(
             f"  invoice: {line['item']:<22} {scalar_text(line['quantity'])} x "
@@ -86,18 +87,18 @@ def _cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reply = client.q_usage(args.since, args.until, args.job, args.limit)
     if args.csv is not None:
         if args.csv == "-":
-            write_csv(reply["records"], out)
+            write_csv(reply.records, out)
             return 0
         try:
             with open(args.csv, "w", newline="", encoding="utf-8") as handle:
-                write_csv(reply["records"], handle)
+                write_csv(reply.records, handle)
         except OSError as exc:
             from qmk.qvm.errors import unwritable
 
             raise unwritable(args.csv, exc) from None
-        if reply["count"] > len(reply["records"]):
+        if reply.count > len(reply.records):
             err.write(
-                f"qmk usage: wrote {len(reply['records'])} of {reply['count']} records "
+                f"qmk usage: wrote {len(reply.records)} of {reply.count} records "
                 "(raise --limit for the rest)\n"
             )
     if args.json:

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from qmk.abi.errors import CommandError
 from qmk.commands import AddCommand, seed_arg, shots_arg
 
 
-def _summary(device: dict[str, Any]) -> str:
+def _summary(device: Mapping[str, Any]) -> str:
     health = device["health"]
     inventory = device["inventory"]
     modules = ", ".join(
@@ -68,7 +69,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.commands.service import _client, _dump
 
     with _client(args) as client:
-        device = client.q_resource_query()["device"]
+        device = client.q_resource_query().device
     if args.json:
         _dump(device, out)
     else:
@@ -99,7 +100,7 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _dump(device, out)
     else:
         what = "calibration" if is_calibration else "qubit parameters"
-        out.write(f"ingested {what} from {args.file}\n" + _summary(device))
+        out.write(f"ingested {what} from {args.file}\n" + _summary(device.to_json()))
     return 0
 
 
@@ -125,7 +126,7 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
         queued = client.q_device_submit(job, args.device, args.shots, args.seed, policy or None)
         if args.wait:
-            queued = _waiting(client, queued["job_id"], args, err)
+            queued = _waiting(client, queued.job_id, args, err)
     _show_job(queued, args, out)
     return _wait_status(queued, err) if args.wait else 0
 
@@ -183,29 +184,30 @@ def _cmd_artifacts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 return status
         reply = client.q_device_artifacts(args.job_id, args.name, args.offset, args.limit)
     if args.json:
-        json.dump(reply, out)
+        json.dump(reply.to_json(), out)
         out.write("\n")
         return 0
     if args.name is None:
+        listed = reply.artifacts or []
+        kept = reply.expires_at
         out.write(
-            f"job {reply['job_id']} ({reply['state']}): {len(reply['artifacts'])} artifacts"
-            + (f", kept until {reply['expires_at']:.0f}" if reply.get("expires_at") else "")
+            f"job {reply.job_id} ({reply.state}): {len(listed)} artifacts"
+            + (f", kept until {kept:.0f}" if kept else "")
             + "\n"
         )
-        for a in reply["artifacts"]:
+        for a in listed:
             out.write(
                 f"  {a['name']:<13} {a['kind']:<13} {a['records']:>7} records "
                 f"{a['bytes']:>9} bytes\n"
             )
-        for a in reply["dropped"]:
+        for a in reply.dropped or []:
             out.write(f"  {a['name']:<13} dropped ({a['reason']}): {a['bytes']} bytes\n")
         return 0
-    for record in reply["records"]:
+    for record in reply.records or []:
         out.write(json.dumps(record) + "\n")
-    if reply["next_offset"] is not None:
-        err.write(
-            f"... {reply['total'] - reply['next_offset']} more: --offset {reply['next_offset']}\n"
-        )
+    after, total = reply.next_offset, reply.total
+    if isinstance(after, int) and isinstance(total, int):
+        err.write(f"... {total - after} more: --offset {after}\n")
     return 0
 
 

@@ -29,12 +29,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
+import msgspec
+
 from qmk import defaults
 from qmk.abi.errors import CommandError
+from qmk.abi.replies import Job, Reply
 from qmk.commands import AddCommand, limits_of, read_source, seed_arg, shots_arg, source_options
 from qmk.errors import warning_line
 
 if TYPE_CHECKING:
+    from qmk.client import Client
     from qmk.kernel.clock import Clock
     from qmk.kernel.workers import PoolFactory
 
@@ -370,7 +374,7 @@ def _grpc(kernel: Any, server_config: Any, config: Any, stop: Any) -> Any:
 # --------------------------------------------------------------------------- clients
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace) -> Client:
     from qmk.client import Client, Timeout
 
     if not (args.socket or os.environ.get("QMK_SOCKET")):
@@ -387,6 +391,9 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _dump(data: Any, out: TextIO) -> None:
+    """``data`` (a reply struct, or plain JSON data) as indented JSON text."""
+    if isinstance(data, Reply):
+        data = data.to_json()
     out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
@@ -449,15 +456,14 @@ def fields_text(data: Any, indent: str = "") -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _job_text(job: dict[str, Any]) -> str:
+def _job_text(job: Job) -> str:
     lines = [
-        f"{job.get('job_id')}  {job.get('state')}  shots {job.get('shots')}  "
-        f"seed {job.get('seed')}  priority {job.get('priority')}"
+        f"{job.job_id}  {job.state}  shots {job.shots}  seed {job.seed}  priority {job.priority}"
     ]
-    error = job.get("error")
-    if error:
-        lines.append(f"  error: {error.get('code')} {error.get('name')}: {error.get('message')}")
-    result = job.get("result")
+    error = job.error
+    if error is not None:
+        lines.append(f"  error: {error.code} {error.name}: {error.message}")
+    result = job.result
     if result:
         counts = result.get("counts", {})
         events = " ".join(result.get("events", [])) or "(no events)"
@@ -472,19 +478,18 @@ def _job_text(job: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _show_job(job: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
+def _show_job(job: Job, args: argparse.Namespace, out: TextIO) -> None:
     if args.json:
         _dump(job, out)
     else:
         out.write(_job_text(job))
 
 
-def _wait_status(job: dict[str, Any], err: TextIO) -> int:
-    state = job.get("state")
-    if state == "COMPLETED":
+def _wait_status(job: Job, err: TextIO) -> int:
+    if job.state == defaults.COMPLETED:
         return 0
-    if state not in defaults.FINAL_JOB_STATES:
-        err.write(f"{job.get('job_id')}: still {state} when the wait ended\n")
+    if not job.final:
+        err.write(f"{job.job_id}: still {job.state} when the wait ended\n")
     return 1
 
 
@@ -512,13 +517,13 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     with _client(args) as client:
         job = client.q_submit(graph, args.shots, args.seed, policy)
-        warnings = job.get("warnings") or []
+        warnings = job.warnings or []
         for notice in warnings:  # an option that changed nothing (QC130): said, not fatal
-            err.write(warning_line(args.file, notice))
+            err.write(warning_line(args.file, notice.to_json()))
         if args.wait:
-            job = _waiting(client, job["job_id"], args, err)
+            job = _waiting(client, job.job_id, args, err)
             if warnings:
-                job = {**job, "warnings": warnings}
+                job = msgspec.structs.replace(job, warnings=warnings)
     _show_job(job, args, out)
     return _wait_status(job, err) if args.wait else 0
 
@@ -530,7 +535,7 @@ def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _waiting(client: Any, job_id: str, args: argparse.Namespace, err: TextIO) -> Any:
+def _waiting(client: Client, job_id: str, args: argparse.Namespace, err: TextIO) -> Job:
     """``q_wait``, with a spinner on a terminal (not with --quiet or --json)."""
     from qmk.commands.progress import progress_bar
 
@@ -558,17 +563,14 @@ def _cmd_jobs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         _dump(listing, out)
         return 0
-    for job in listing.get("jobs", []):
-        out.write(
-            f"{job.get('job_id')}  {job.get('state'):<10}  shots {job.get('shots')}  "
-            f"priority {job.get('priority')}\n"
-        )
+    for job in listing.jobs:
+        out.write(f"{job.job_id}  {job.state:<10}  shots {job.shots}  priority {job.priority}\n")
     return 0
 
 
 def _cmd_telemetry(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
-        reply = client.q_get_telemetry(args.job)
+        reply = client.q_get_telemetry(args.job).to_json()
     out.write(
         json.dumps(reply, ensure_ascii=False, indent=2) + "\n" if args.json else fields_text(reply)
     )
@@ -577,7 +579,7 @@ def _cmd_telemetry(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_resources(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
-        reply = client.q_resource_query()
+        reply = client.q_resource_query().to_json()
     out.write(
         json.dumps(reply, ensure_ascii=False, indent=2) + "\n" if args.json else fields_text(reply)
     )

@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TextIO
+
+import msgspec
 
 from qmk import defaults
 from qmk.abi.errors import CommandError
+from qmk.abi.replies import Channel, Delegation, Reply, Session
 from qmk.commands import AddCommand
 from qmk.commands.service import (
     _client,
@@ -120,28 +123,27 @@ def _cmd_syscalls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --------------------------------------------------------------------------- output
 
 
-def _show(data: Any, args: argparse.Namespace, out: TextIO, text: str | None = None) -> None:
+def _show(data: Reply, args: argparse.Namespace, out: TextIO, text: str | None = None) -> None:
     """The reply as JSON with ``--json``, else ``text`` (default: :func:`fields_text`)."""
     if args.json:
         _dump(data, out)
     else:
-        out.write(fields_text(data) if text is None else text)
+        out.write(fields_text(data.to_json()) if text is None else text)
 
 
-def _channel_line(channel: dict[str, Any]) -> str:
-    proposer, peer = channel.get("tenants") or ["?", "?"]
+def _channel_line(channel: Channel) -> str:
+    proposer, peer = channel.tenants if len(channel.tenants) == 2 else ["?", "?"]
     return (
-        f"{channel.get('channel_id')}  {channel.get('state'):<8}  {proposer} -> {peer}  "
-        f"fidelity {scalar_text(channel.get('fidelity'))}\n"
+        f"{channel.channel_id}  {channel.state:<8}  {proposer} -> {peer}  "
+        f"fidelity {scalar_text(channel.fidelity)}\n"
     )
 
 
-def _delegation_line(delegation: dict[str, Any]) -> str:
+def _delegation_line(delegation: Delegation) -> str:
     return (
-        f"{delegation.get('delegation_id')}  {delegation.get('state'):<7}  "
-        f"{delegation.get('from_tenant')} -> {delegation.get('to_tenant')}  "
-        f"{','.join(delegation.get('caps') or [])}  "
-        f"until {when_text(delegation.get('expires_at'))}\n"
+        f"{delegation.delegation_id}  {delegation.state:<7}  "
+        f"{delegation.from_tenant} -> {delegation.to_tenant}  {','.join(delegation.caps)}  "
+        f"until {when_text(delegation.expires_at)}\n"
     )
 
 
@@ -151,13 +153,13 @@ def _delegation_line(delegation: dict[str, Any]) -> str:
 def _cmd_session(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     with _client(args) as client:  # connecting is the q_negotiate_caps call
-        reply = dict(client.core.session or {})
+        reply = Session.from_json(client.core.session)
     text = (
-        f"session of {reply.get('tenant')} until {when_text(reply.get('expires_at'))}\n"
-        f"  granted: {', '.join(reply.get('granted') or []) or '(none)'}\n"
-        f"  denied: {', '.join(reply.get('denied') or []) or '(none)'}\n"
-        f"  delegated: {', '.join(reply.get('delegated') or []) or '(none)'}\n"
-        f"  session id: {reply.get('session_id')}\n"
+        f"session of {reply.tenant} until {when_text(reply.expires_at)}\n"
+        f"  granted: {', '.join(reply.granted) or '(none)'}\n"
+        f"  denied: {', '.join(reply.denied) or '(none)'}\n"
+        f"  delegated: {', '.join(reply.delegated) or '(none)'}\n"
+        f"  session id: {reply.session_id}\n"
     )
     _show(reply, args, out, text)
     return 0
@@ -168,19 +170,18 @@ def _cmd_result(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
         page = client.q_get_result(args.job, args.cursor, args.limit)
         if args.all:  # every page, as one document
-            counts = dict(page.get("counts") or {})
-            while page.get("next_cursor"):
-                page = client.q_get_result(args.job, page["next_cursor"], args.limit)
-                counts.update(page.get("counts") or {})
-            page = {**page, "counts": counts, "cursor": None}
+            counts = dict(page.counts)
+            while page.next_cursor:
+                page = client.q_get_result(args.job, page.next_cursor, args.limit)
+                counts.update(page.counts)
+            page = msgspec.structs.replace(page, counts=counts, cursor=None)
     if args.json:
         _dump(page, out)
         return 0
-    counts = page.get("counts") or {}
+    counts = page.counts
     out.write(
-        f"{page.get('job_id')}  {page.get('state')}  {len(counts)} of {page.get('entries')} "
-        "entries"
-        + (f"  next cursor {page['next_cursor']}" if page.get("next_cursor") else "")
+        f"{page.job_id}  {page.state}  {len(counts)} of {page.entries} entries"
+        + (f"  next cursor {page.next_cursor}" if page.next_cursor else "")
         + "\n"
     )
     for key, value in counts.items():
@@ -206,7 +207,7 @@ def _cmd_requeue(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             job = client.q_replay(args.job)
         if args.wait:
-            job = _waiting(client, job["job_id"], args, err)
+            job = _waiting(client, job.job_id, args, err)
     _show_job(job, args, out)
     return _wait_status(job, err) if args.wait else 0
 
@@ -215,24 +216,22 @@ def _cmd_channel(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     action = args.channel_command
     with _client(args) as client:
+        if action == "list":
+            listing = client.q_list_channels(args.state)
+            _show(listing, args, out, "".join(_channel_line(c) for c in listing.channels))
+            return 0
         if action == "open":
             reply = client.q_open_chan(args.peer, None, args.fidelity)
         elif action == "accept":
             peer = args.peer
             if peer is None:  # the proposer, as the channel names it
-                peer = client.q_chan_status(args.channel)["tenants"][0]
+                peer = client.q_chan_status(args.channel).tenants[0]
             reply = client.q_open_chan(peer, args.channel, args.fidelity)
         elif action == "close":
             reply = client.q_close_chan(args.channel)
-        elif action == "status":
-            reply = client.q_chan_status(args.channel)
         else:
-            reply = client.q_list_channels(args.state)
-    if action == "list":
-        text = "".join(_channel_line(c) for c in reply.get("channels", []))
-    else:
-        text = _channel_line(reply)
-    _show(reply, args, out, text)
+            reply = client.q_chan_status(args.channel)
+    _show(reply, args, out, _channel_line(reply))
     return 0
 
 
@@ -247,19 +246,18 @@ def _cmd_delegate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     action = args.delegate_command
     with _client(args) as client:
+        if action == "list":
+            listing = client.q_list_delegations(args.state, args.limit)
+            text = "".join(_delegation_line(d) for d in listing.delegations)
+            _show(listing, args, out, text)
+            return 0
         if action == "create":
             reply = client.q_delegate_caps(
                 args.to_tenant, _caps_list(args.caps_lent), args.expires_s
             )
-        elif action == "revoke":
-            reply = client.q_revoke_delegation(args.delegation)
         else:
-            reply = client.q_list_delegations(args.state, args.limit)
-    if action == "list":
-        text = "".join(_delegation_line(d) for d in reply.get("delegations", []))
-    else:
-        text = _delegation_line(reply)
-    _show(reply, args, out, text)
+            reply = client.q_revoke_delegation(args.delegation)
+    _show(reply, args, out, _delegation_line(reply))
     return 0
 
 

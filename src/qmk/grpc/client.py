@@ -47,7 +47,7 @@ def _target(address: str) -> tuple[str, bool]:
     return address, False
 
 
-class Client(BlockingSession, SyscallMethods[dict[str, Any]]):
+class Client(BlockingSession, SyscallMethods):
     """A blocking client of ``qmk.v1.Kernel`` (thread-safe as its gRPC channel is).
 
     Args:

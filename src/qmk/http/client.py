@@ -15,6 +15,7 @@ from typing import Any
 
 from qmk import defaults
 from qmk.abi.errors import BadResponse, ConnectError, TransportError, rpc_error
+from qmk.abi.replies import Job
 from qmk.errors import QMKError, SessionExpired, syscall_error
 from qmk.http.routes import ROUTE_OF
 
@@ -59,12 +60,14 @@ class RestClient:
         return self.session
 
     def call(self, syscall: str, **params: Any) -> Any:
-        """The reply of ``syscall`` with ``params`` (the session is added)."""
+        """The reply of ``syscall`` with ``params`` (the session is added), as the
+        method's reply struct (:mod:`qmk.abi.replies`), as the JSON-RPC client gives it."""
+        reply = ROUTE_OF[syscall].spec.reply
         try:
-            return self._request(syscall, params)
+            return reply.from_json(self._request(syscall, params))
         except SessionExpired:
             self.negotiate()
-            return self._request(syscall, params)
+            return reply.from_json(self._request(syscall, params))
 
     def _request(self, syscall: str, params: dict[str, Any]) -> Any:
         route = ROUTE_OF[syscall]
@@ -109,17 +112,17 @@ class RestClient:
         shots: int = defaults.SHOTS,
         seed: int | None = None,
         policy: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Job:
         """``POST /v1/jobs``: the job, QUEUED."""
-        return dict(
-            self.call(
-                "q_submit", graph=program, format=format, shots=shots, seed=seed, policy=policy
-            )
+        job: Job = self.call(
+            "q_submit", graph=program, format=format, shots=shots, seed=seed, policy=policy
         )
+        return job
 
-    def wait(self, job_id: str, timeout_ms: int = defaults.WAIT_TIMEOUT_MS) -> dict[str, Any]:
+    def wait(self, job_id: str, timeout_ms: int = defaults.WAIT_TIMEOUT_MS) -> Job:
         """``GET /v1/jobs/{id}/wait``: the job once final, or as it is at the timeout."""
-        return dict(self.call("q_wait", job_id=job_id, timeout_ms=timeout_ms))
+        job: Job = self.call("q_wait", job_id=job_id, timeout_ms=timeout_ms)
+        return job
 
     def close(self) -> None:
         self.http.close()

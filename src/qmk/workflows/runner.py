@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from qmk import defaults
 from qmk.abi.errors import CommandError
+from qmk.abi.replies import Job
 from qmk.errors import QMKError
 from qmk.workflows.spec import OPTION_KEYS, Step, Workflow, bad
 
@@ -175,15 +176,16 @@ class KernelBackend:
     """Runs jobs on a kernel through a client with ``call(syscall, **params)``-like methods.
 
     Args:
-        submit: ``submit(graph, shots, seed, policy) -> job``.
+        submit: ``submit(graph, shots, seed, policy) -> job`` (a
+            :class:`~qmk.abi.replies.Job`, as the clients give it).
         wait: ``wait(job_id, timeout_ms) -> job``.
         wait_ms: how long one wait call lasts before it is made again.
     """
 
     def __init__(
         self,
-        submit: Callable[..., dict[str, Any]],
-        wait: Callable[[str, int], dict[str, Any]],
+        submit: Callable[..., Job],
+        wait: Callable[[str, int], Job],
         *,
         wait_ms: int = defaults.WAIT_TIMEOUT_MS,
     ) -> None:
@@ -212,7 +214,7 @@ class KernelBackend:
         return submit_policy(**{**job.step.policy, **given}) or {}
 
     def run_batch(self, jobs: Sequence[Planned], done: Callable[[JobResult], None]) -> None:
-        started: list[tuple[Planned, dict[str, Any] | None, str | None]] = []
+        started: list[tuple[Planned, Job | None, str | None]] = []
         for job in jobs:
             try:
                 reply = self.submit(dict(job.graph), job.shots, job.seed, self._policy(job))
@@ -231,23 +233,21 @@ class KernelBackend:
             if submitted is None:
                 done(JobResult(**base, state=defaults.FAILED, seed=job.seed, error=refused))
                 continue
-            final: dict[str, Any] = submitted
-            while final.get("state") not in FINAL:
-                final = self.wait(str(submitted["job_id"]), self.wait_ms)
-            result = final.get("result") or {}
-            error = final.get("error")
+            final = submitted
+            while final.state not in FINAL:
+                final = self.wait(submitted.job_id, self.wait_ms)
+            result = final.result or {}
+            error = final.error
             telemetry = result.get("telemetry") or {}
             done(
                 JobResult(
                     **base,
-                    state=str(final["state"]),
-                    seed=final.get("seed"),
+                    state=final.state,
+                    seed=final.seed,
                     counts=dict(result.get("counts") or {}),
                     engine=result.get("engine"),
-                    job_id=str(final["job_id"]),
-                    error=None
-                    if not error
-                    else f"{error.get('code')} {error.get('name')}: {error.get('message')}",
+                    job_id=final.job_id,
+                    error=None if error is None else f"{error.code} {error.name}: {error.message}",
                     telemetry={k: telemetry.get(k) for k in _TELEMETRY if k in telemetry},
                 )
             )

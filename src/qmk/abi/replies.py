@@ -1,0 +1,389 @@
+"""What every qSyscall answers, as typed values: one msgspec struct per kind of reply.
+
+The method table (:data:`qmk.abi.methods.METHODS`) names each method's reply struct
+(``MethodSpec.reply``); from it :mod:`qmk.abi.codegen` renders the clients' typed
+methods (:mod:`qmk.abi.calls`: ``client.q_status(job_id)`` gives a :class:`Job`),
+``docs/qsyscall.md`` its "returns" column and the gRPC schema which message answers an
+rpc. The JSON on the wire is unchanged: a reply is decoded from the JSON object the
+kernel sends (:meth:`Reply.from_json`) and :meth:`Reply.to_json` gives that object back,
+key for key (a key some replies leave out is :data:`msgspec.UNSET` when absent, so it
+stays absent). Keys a newer kernel adds are ignored by an older client; the tests hold
+every key the kernel sends to a field here (``tests/abi/test_replies.py``), and a golden
+JSON file per struct (``tests/abi/golden/``) to its JSON.
+
+Parts whose shape another layer owns stay plain JSON objects: a job's ``result`` (the
+run's result JSON, :mod:`qmk.execution.result`), telemetry, quotas, the device's
+description, usage records and invoices.
+
+A reply also reads as the JSON object it came as (``job["state"]``, ``job.get("result")``,
+``dict(job)``), for code written against the dict replies of before; new code reads
+attributes (``job.state``).
+
+>>> job = Job.from_json({"job_id": "j1", "state": "QUEUED", "tenant": "alice", "shots": 10,
+...     "seed": 7, "priority": 5, "created_at": 1.5, "started_at": None,
+...     "finished_at": None, "error": None, "result": None})
+>>> job.state, job.final, job["seed"], "warnings" in job
+('QUEUED', False, 7, False)
+>>> job.to_json()["result"] is None and "warnings" not in job.to_json()
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from qmk import defaults
+from qmk.abi.errors import BadResponse
+
+R = TypeVar("R", bound="Reply")
+
+#: A key some replies of a kind leave out: UNSET when it was absent.
+Absent = UnsetType
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """A syscall's reply: a frozen struct decoded from the kernel's JSON object."""
+
+    @classmethod
+    def from_json(cls: type[R], data: Any) -> R:
+        """The reply of the JSON object ``data`` (keys it does not know are ignored).
+
+        Raises:
+            BadResponse: ``data`` is not a reply of this kind (the key it names).
+        """
+        try:
+            reply: R = msgspec.convert(data, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise BadResponse(f"the server's reply is not a {cls.__name__}: {exc}") from None
+        return reply
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object the reply came as (an absent key stays absent)."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    # ---- reading a reply as the JSON object it came as
+
+    def keys(self) -> list[str]:
+        """The keys the reply's JSON object has (those left out, absent)."""
+        return [k for k in self.__struct_fields__ if getattr(self, k) is not UNSET]
+
+    def __getitem__(self, key: str) -> Any:
+        value = getattr(self, key, UNSET) if key in self.__struct_fields__ else UNSET
+        if value is UNSET:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` for a key the reply does not have."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+
+class CodedError(Reply, frozen=True, kw_only=True):
+    """A coded error or warning: a failed job's ``error``, a submit's ``warnings``."""
+
+    code: str
+    name: str
+    message: str
+    details: dict[str, Any] | Absent = UNSET
+
+
+class Session(Reply, frozen=True, kw_only=True):
+    """An open session (``q_negotiate_caps``)."""
+
+    session_id: str
+    tenant: str
+    granted: list[str]
+    denied: list[str]
+    #: The granted capabilities a live delegation lends (not the tenant's own).
+    delegated: list[str]
+    #: The tenant's quotas (``[tenants.NAME]``).
+    quota: dict[str, Any]
+    expires_at: float
+
+
+class Job(Reply, frozen=True, kw_only=True):
+    """A job: its state, run parameters and, once COMPLETED, its result."""
+
+    job_id: str
+    state: str
+    tenant: str
+    shots: int
+    seed: int
+    priority: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: CodedError | None
+    #: The run's result JSON once COMPLETED (None before); absent from job summaries.
+    result: dict[str, Any] | Absent | None = UNSET
+    #: The job whose stored result answered this one (a cache hit).
+    cached_from: str | Absent = UNSET
+    #: When retention deleted the result.
+    result_expired_at: float | Absent = UNSET
+    #: Why the stored result is not served (expired, or tampered with).
+    result_error: CodedError | Absent = UNSET
+    #: A submit's options that changed nothing (``QC130``, ``QC131``).
+    warnings: list[CodedError] | Absent = UNSET
+
+    @property
+    def final(self) -> bool:
+        """Whether the job is in a final state (:data:`qmk.defaults.FINAL_JOB_STATES`)."""
+        return self.state in defaults.FINAL_JOB_STATES
+
+
+class JobList(Reply, frozen=True, kw_only=True):
+    """A tenant's jobs, newest first, as summaries (no ``result``)."""
+
+    jobs: list[Job]
+
+
+class ResultPage(Reply, frozen=True, kw_only=True):
+    """A page of a COMPLETED job's counts and the rest of its result (``q_get_result``)."""
+
+    job_id: str
+    state: str
+    #: How many outcomes the whole result has.
+    entries: int
+    cursor: str | None
+    next_cursor: str | None
+    counts: dict[str, int]
+    #: The result without its counts (shots, seed, engine, events, telemetry...).
+    summary: dict[str, Any]
+
+
+class Checkpoint(Reply, frozen=True, kw_only=True):
+    """A job's checkpoint (``q_checkpoint``)."""
+
+    checkpoint_id: str
+    job_id: str
+    #: The kernel epoch it was taken at, and the program's epoch (its fences passed).
+    epoch: int
+    program_epoch: int | None
+    #: The job's state then.
+    state: str
+    created_at: float
+    #: Whether an execution state was saved (a job not yet running has none to save).
+    saved: bool
+
+
+class Channel(Reply, frozen=True, kw_only=True):
+    """A channel between two tenants."""
+
+    channel_id: str
+    state: str
+    tenants: list[str]
+    fidelity: float
+    created_at: float
+    opened_at: float | None
+    closed_at: float | None
+
+
+class ChannelList(Reply, frozen=True, kw_only=True):
+    """A tenant's channels, newest first."""
+
+    channels: list[Channel]
+
+
+class Telemetry(Reply, frozen=True, kw_only=True):
+    """A job's telemetry (``job_id`` given) or the tenant's aggregate (``job_id`` null):
+    the keys of the one form are absent from the other."""
+
+    # a job's
+    job_id: str | Absent = UNSET
+    state: str | Absent = UNSET
+    attempts: int | Absent = UNSET
+    preemptions: int | Absent = UNSET
+    physical_qubits: int | Absent = UNSET
+    logical_qubits: dict[str, int] | Absent = UNSET
+    queued_s: float | Absent | None = UNSET
+    run_s: float | Absent | None = UNSET
+    #: The run's telemetry (:class:`qmk.execution.result.Telemetry`'s JSON) once it ran.
+    telemetry: dict[str, Any] | Absent | None = UNSET
+    teleportation: dict[str, Any] | Absent | None = UNSET
+    earlier_outcomes: list[Any] | Absent = UNSET
+    # the tenant's
+    tenant: str | Absent = UNSET
+    jobs: int | Absent = UNSET
+    jobs_by_state: dict[str, int] | Absent = UNSET
+    shots_submitted: int | Absent = UNSET
+    shots_completed: int | Absent = UNSET
+    logical_cycles: float | Absent = UNSET
+    injected_logical_errors: int | Absent = UNSET
+    running: int | Absent = UNSET
+    queued: int | Absent = UNSET
+    logical_qubits_in_use: int | Absent = UNSET
+    # both
+    epoch: int | Absent = UNSET
+    device: dict[str, Any] | Absent = UNSET
+    faults: list[Any] | Absent = UNSET
+
+
+class Resources(Reply, frozen=True, kw_only=True):
+    """The machine's inventory and the tenant's quota and usage (``q_resource_query``)."""
+
+    machine: dict[str, Any]
+    tenant: str
+    quota: dict[str, Any]
+    usage: dict[str, Any]
+    device: dict[str, Any]
+
+
+class Device(Reply, frozen=True, kw_only=True):
+    """The machine's device as it is (``q_calibrate``)."""
+
+    kind: str
+    inventory: dict[str, Any]
+    capabilities: dict[str, Any]
+    health: dict[str, Any]
+    faults: Any
+    noise_model: Any
+    calibrations_ingested: int
+    logical_model: dict[str, Any]
+
+
+class Delegation(Reply, frozen=True, kw_only=True):
+    """Capabilities one tenant lends another."""
+
+    delegation_id: str
+    from_tenant: str
+    to_tenant: str
+    caps: list[str]
+    state: str
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+    revoked_by: str | None
+
+
+class DelegationList(Reply, frozen=True, kw_only=True):
+    """The delegations a tenant made or received, newest first."""
+
+    delegations: list[Delegation]
+
+
+class Assist(Reply, frozen=True, kw_only=True):
+    """The assistant's answer (``q_assist``)."""
+
+    assist_id: str
+    status: str
+    text: str
+    program: str | None
+    tool_results: list[dict[str, Any]]
+    steps: int
+    advice: list[Any]
+
+
+class Usage(Reply, frozen=True, kw_only=True):
+    """A tenant's usage records, their totals and the invoice (``q_usage``)."""
+
+    tenant: str
+    since: float | None
+    until: float | None
+    job_id: str | None
+    count: int
+    records: list[dict[str, Any]]
+    totals: dict[str, Any]
+    invoice: dict[str, Any]
+
+
+class Artifacts(Reply, frozen=True, kw_only=True):
+    """A device job's artifacts: the listing, or (``name`` given) a page of one's records;
+    the keys of the one form are absent from the other."""
+
+    job_id: str
+    state: str
+    # the listing
+    stored_at: float | Absent | None = UNSET
+    expires_at: float | Absent | None = UNSET
+    artifacts: list[dict[str, Any]] | Absent = UNSET
+    dropped: list[Any] | Absent = UNSET
+    # a page
+    name: str | Absent = UNSET
+    kind: str | Absent = UNSET
+    total: int | Absent = UNSET
+    offset: int | Absent = UNSET
+    records: list[Any] | Absent = UNSET
+    next_offset: int | Absent | None = UNSET
+
+
+class Watch(Reply, frozen=True, kw_only=True):
+    """A watch of a job on this connection (``q_watch``)."""
+
+    watch_id: str
+    job_id: str
+    #: The streams it carries (None: every one).
+    streams: list[str] | None
+
+
+class Unwatch(Reply, frozen=True, kw_only=True):
+    """A watch ended (``q_unwatch``)."""
+
+    watch_id: str
+    ended: bool
+
+
+#: Every reply struct, by name (a test holds it to the module and to the golden files).
+REPLIES: dict[str, type[Reply]] = {
+    cls.__name__: cls
+    for cls in (
+        CodedError,
+        Session,
+        Job,
+        JobList,
+        ResultPage,
+        Checkpoint,
+        Channel,
+        ChannelList,
+        Telemetry,
+        Resources,
+        Device,
+        Delegation,
+        DelegationList,
+        Assist,
+        Usage,
+        Artifacts,
+        Watch,
+        Unwatch,
+    )
+}
+
+__all__ = [
+    "REPLIES",
+    "Absent",
+    "Artifacts",
+    "Assist",
+    "Channel",
+    "ChannelList",
+    "Checkpoint",
+    "CodedError",
+    "Delegation",
+    "DelegationList",
+    "Device",
+    "Job",
+    "JobList",
+    "Reply",
+    "Resources",
+    "ResultPage",
+    "Session",
+    "Telemetry",
+    "Unwatch",
+    "Usage",
+    "Watch",
+]
