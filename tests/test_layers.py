@@ -130,6 +130,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
         "qmk.assist",  # q_assist: the assistant, per tenant
         "qmk.http.webhook",  # the POST of the billing outbox (kernel/billing.py)
+        "qmk.ft",  # the machine's footprints: patch layouts and lattice-surgery ticks
     ),
     # the client talks to a kernel over the wire only
     "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),
@@ -309,6 +310,32 @@ def test_only_the_wire_rooms_open_sockets_or_streams():
                 assert not any(_within(n, _WIRE_MODULES) for n in names), (path, names)
                 if isinstance(node, ast.Attribute):
                     assert node.attr not in _WIRE_CALLS, (path, node.attr)
+
+
+#: What the machine scheduler (kernel/machine/) may import of the kernel: its errors and
+#: its config, nothing of the service, the store, the workers or the wires, so a
+#: schedule-only run (qmk machine simulate) needs no server.
+MACHINE_MAY_IMPORT = (
+    *BASE,
+    "qmk.kernel.machine",
+    "qmk.kernel.errors",
+    "qmk.kernel.config",
+    "qmk.execution.footprint",
+    "qmk.ft",
+    "qmk.estimate",
+    "qmk.qec",
+    "qmk.qvm",
+    "qmk.frontends",
+    "qmk.devices.logical",
+)
+
+
+def test_the_machine_scheduler_imports_no_service_store_or_wire():
+    files = sorted((SRC / "kernel" / "machine").rglob("*.py"))
+    assert files, "src/qmk/kernel/machine is the machine scheduler's package"
+    for path in files:
+        for name in qmk_imports(path):
+            assert _within(name, MACHINE_MAY_IMPORT), (path.name, name)
 
 
 def test_nothing_below_the_command_line_imports_it():

@@ -29,6 +29,14 @@ from typing import Final
 PROFILE: Final = "logical:surface_code(d=9)"
 #: The physical qubit parameter set (one of QRE's six predefined sets).
 QUBIT: Final = "qubit_gate_ns_e3"
+#: The machine scheduler's policies ([machine] policy, ``qmk machine simulate --policy``),
+#: in the order of the policy registry (``qmk.kernel.machine.policies.POLICIES``, which a
+#: test compares with this list): the baseline first.
+MACHINE_POLICIES: Final = ("exclusive", "partition", "fair-share", "priority", "backfill")
+#: The policy of a machine whose [machine] table names none.
+MACHINE_POLICY: Final = "fair-share"
+#: Logical cycles of one machine epoch: the scheduler decides only at its boundaries.
+EPOCH_CYCLES: Final = 100
 
 # --------------------------------------------------------------------------- running
 

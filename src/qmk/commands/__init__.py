@@ -67,6 +67,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "syscalls",
     ),
     "device": ("device",),
+    "machine": ("machine",),
     "workflow": ("workflow",),
     "assist": ("assist",),
     "billing": ("usage", "billing", "tenant"),

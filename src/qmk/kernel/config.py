@@ -124,6 +124,61 @@ class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 # --------------------------------------------------------------------------- [machine]
 
+if TYPE_CHECKING:
+    MachinePolicy = str
+else:  # the scheduler's policies: the schema's choices
+    MachinePolicy = Literal[defaults.MACHINE_POLICIES]
+
+
+class FactoryTable(_Table, frozen=True, kw_only=True):
+    """The [machine.factory] table: each module's T factories. A key left out is the
+    estimator's (the least-volume factory whose output error is at most a patch's logical
+    error per cycle at the machine's distance; docs/machine.md)."""
+
+    protocol: Annotated[
+        _Text | None, Meta(description="the distillation protocol, as qmk estimate prints it")
+    ] = None
+    copies: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        Meta(description="factory copies per module (default: machine.factory_share of it)"),
+    ] = None
+    states_per_run: Annotated[
+        Annotated[int, Meta(ge=1)] | None, Meta(description="T states one run of one copy delivers")
+    ] = None
+    duration_cycles: Annotated[
+        Annotated[int, Meta(ge=1)] | None, Meta(description="logical cycles one run takes")
+    ] = None
+    tiles: Annotated[
+        Annotated[int, Meta(ge=1)] | None, Meta(description="tiles one copy covers")
+    ] = None
+    output_error_rate: Annotated[
+        Annotated[float, Meta(gt=0, lt=1)] | None,
+        Meta(description="a delivered state's error probability"),
+    ] = None
+    store: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        Meta(
+            description="T states a module's store holds (default: one run of all its copies)",
+        ),
+    ] = None
+
+
+class LinksTable(_Table, frozen=True, kw_only=True):
+    """The [machine.links] table: the links between modules (one pool all jobs share).
+    A key left out is read from [faults] (link_latency_ns, link_fidelity)."""
+
+    bell_pairs_per_cycle: Annotated[
+        Annotated[float, Meta(gt=0)] | None,
+        Meta(description="Bell pairs the links deliver per logical cycle, in all"),
+    ] = None
+    fidelity: Annotated[
+        Annotated[float, Meta(ge=0.25, le=1)] | None,
+        Meta(description="Werner fidelity of a delivered pair"),
+    ] = None
+    latency_cycles: Annotated[
+        Annotated[int, Meta(ge=0)] | None, Meta(description="logical cycles a pair takes to arrive")
+    ] = None
+
 
 class _Machine(_Table, frozen=True, kw_only=True):
     physical_qubits: Annotated[int, Meta(ge=1, description="the machine's physical qubits")]
@@ -167,6 +222,49 @@ class _Machine(_Table, frozen=True, kw_only=True):
             "(qmk qec calibrate's fit) in place of the machine's"
         ),
     ] = True
+    # the machine in machine time (docs/machine.md): its floorplan and its scheduler
+    block: Annotated[
+        Literal["compact", "intermediate", "fast"],
+        Meta(description="the block layout jobs' patches and routing are counted in"),
+    ] = "fast"
+    epoch_cycles: Annotated[
+        int,
+        Meta(ge=1, description="logical cycles of an epoch: the scheduler decides at its ends"),
+    ] = defaults.EPOCH_CYCLES
+    policy: Annotated[
+        MachinePolicy, Meta(description="the machine scheduler's policy (docs/machine.md)")
+    ] = defaults.MACHINE_POLICY
+    factory_share: Annotated[
+        float,
+        Meta(
+            ge=0,
+            lt=1,
+            description="the share of each module's physical qubits given to T factories "
+            "when machine.factory.copies is not set",
+        ),
+    ] = 0.25
+    storage_tiles: Annotated[
+        int, Meta(ge=0, description="storage tiles per module, where preempted patches wait")
+    ] = 0
+    storage_move_cycles: Annotated[
+        int, Meta(ge=0, description="logical cycles a move into or out of storage takes")
+    ] = 1
+    routing_lanes: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(
+            description="T states per logical cycle a module's routing carries from its "
+            "factories to the jobs (default: one per factory copy)",
+        ),
+    ] = None
+    decoder_bits_per_cycle: Annotated[
+        Annotated[float, Meta(gt=0)] | None,
+        Meta(
+            description="syndrome bits per logical cycle the machine's decoders keep up with "
+            "(default: faults.decoder_capacity_bits_per_s, else no limit)",
+        ),
+    ] = None
+    factory: FactoryTable = msgspec.field(default_factory=FactoryTable)
+    links: LinksTable = msgspec.field(default_factory=LinksTable)
 
     def __post_init__(self) -> None:
         if self.modules > self.physical_qubits:
@@ -927,10 +1025,12 @@ __all__ = [
     "BillingTable",
     "ConfigError",
     "ConfigFile",
+    "FactoryTable",
     "FaultsTable",
     "HttpTable",
     "KernelConfig",
     "KernelTable",
+    "LinksTable",
     "MachineConfig",
     "MachineTable",
     "ModuleFailure",

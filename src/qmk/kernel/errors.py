@@ -61,6 +61,13 @@ class ExposureError(KernelError):
     exit_status = 2
 
 
+class MachineError(KernelError):
+    """What the machine scheduler refuses: a job no placement on the floorplan can ever
+    hold, a workload it cannot read (exit 1; docs/machine.md)."""
+
+    exit_status = 1
+
+
 def error_json(error: QMKError) -> dict[str, str]:
     """A job's ``error`` member: ``{code, name, message}`` of ``error``."""
     return {"code": error.code, "name": error.name, "message": error.message}
@@ -209,6 +216,33 @@ REGISTRY.add(
         exception=OperationsError,
         severity=Severity.WARNING,
     )
+)
+
+register(
+    MachineError,
+    (
+        "QK501",
+        "unplaceable",
+        "no placement on the machine can ever hold the job: more tiles than any module (or "
+        "its tenant's region) has, or T states or Bell pairs the machine has no factory or "
+        "link for",
+        "give the machine more physical qubits, modules' factories or links, use a smaller "
+        "block ([machine] block), or split the program (the message names the job)",
+    ),
+    (
+        "QK502",
+        "bad-workload",
+        "a machine workload file is unreadable, or a key of it is bad, missing or unknown",
+        "fix the key the message names (docs/machine.md shows the workload form)",
+    ),
+    (
+        "QK503",
+        "bad-machine",
+        "the [machine] table describes no machine the scheduler can run: a code with no "
+        "patches, factories that do not fit a module, or none the estimator can build",
+        "give the machine more physical qubits or fewer factories, or a surface or floquet "
+        "code profile (docs/machine.md)",
+    ),
 )
 
 #: Every QK code, by code.

@@ -1,0 +1,211 @@
+"""``qmk machine``: the shared fault-tolerant machine in machine time (docs/machine.md).
+
+``qmk machine show [--config F] [--png OUT] [--json]`` prints (and draws) the machine a
+kernel config's ``[machine]`` declares: its modules' tiles by kind, factories, links and
+decoder. ``qmk machine simulate WORKLOAD [--policy P ...] [--json] [--plot OUT.png]``
+runs a workload through the machine scheduler in schedule-only mode, under each policy,
+and prints each one's metrics (``--json``: per policy, ``makespan_cycles``,
+``utilization``, ``mean_slowdown``, ``p95_slowdown``, ``jain_fairness``,
+``throughput_jobs_per_s``, ``speedup_vs_exclusive``, ``tenant_shares`` and ``jobs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any, TextIO
+
+from qmk import defaults
+from qmk.commands import AddCommand
+
+if TYPE_CHECKING:
+    from qmk.kernel.machine.simulate import PolicyRun
+    from qmk.kernel.machine.spec import MachineSpec
+
+#: The machine of ``qmk machine show`` without ``--config``.
+DEFAULT_PHYSICAL_QUBITS = 1_000_000
+
+
+def _machine(path: str | None) -> MachineSpec:
+    from qmk.kernel.config import config_from_dict, load_config
+    from qmk.kernel.machine.spec import config_machine
+
+    if path is None:
+        return config_machine(
+            config_from_dict({"machine": {"physical_qubits": DEFAULT_PHYSICAL_QUBITS}})
+        )
+    return config_machine(load_config(path))
+
+
+def _ns(ns: float) -> str:
+    for unit, size in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= size:
+            return f"{ns / size:.3g} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def show_text(machine: MachineSpec) -> str:
+    """What ``qmk machine show`` prints."""
+    from qmk.kernel.machine.draw import TEXT_WIDTH, module_text
+
+    count = len(machine.modules)
+    lines = [
+        f"machine: {machine.physical_qubits:,} physical qubits in {count} "
+        f"module{'s' if count > 1 else ''}, {machine.profile} on {machine.qubit}",
+        f"logical cycle: {_ns(machine.cycle_time_ns)} ({machine.distance} code cycles); a tile: "
+        f"{machine.patch_qubits} physical qubits; logical error {machine.logical_error_rate:.3g} "
+        "per patch and cycle",
+        f"jobs' block: {machine.block}; epoch: {machine.epoch_cycles} logical cycles; "
+        f"policy: {machine.policy}",
+    ]
+    for m in machine.modules:
+        f = m.factory
+        lines.append(
+            f"module {m.index}: {m.tiles:,} job tiles, {m.bus_tiles} routing tiles "
+            f"({m.routing_lanes} states/cycle), {f.copies} factory copies x "
+            f"{f.tiles_per_copy} tiles, {m.storage_tiles} storage tiles"
+        )
+    f = machine.modules[0].factory
+    lines.append(
+        f"factory: {f.protocol}: {f.states_per_run} T state{'s' if f.states_per_run > 1 else ''} "
+        f"per run of {f.duration_cycles} cycles, output error {f.output_error_rate:.3g}; "
+        f"{f.rate:.4g} states/cycle per module, store {f.store}"
+    )
+    link = machine.link
+    lines.append(
+        "links: none (one module)"
+        if link.bell_pairs_per_cycle <= 0
+        else f"links: {link.bell_pairs_per_cycle:g} Bell pairs/cycle in all, fidelity "
+        f"{link.fidelity:g}, latency {link.latency_cycles} cycles"
+    )
+    cap = machine.decoder_bits_per_cycle
+    lines.append(
+        f"decoder: {'no limit' if cap is None else f'{cap:.4g} syndrome bits/cycle'} "
+        f"(a live data tile sends {machine.tile_bits_per_cycle:g} bits/cycle)"
+    )
+    first = machine.modules[0]
+    if first.width + first.factory.tiles_per_copy < TEXT_WIDTH and first.tiles <= 4000:
+        lines.append(module_text(first))
+        lines.append("o job tile; . routing; F T factory; S storage")
+    else:
+        lines.append("(too wide to draw as text: --png OUT.png draws it)")
+    return "\n".join(lines) + "\n"
+
+
+def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    machine = _machine(args.config)
+    if args.png is not None:
+        from qmk.kernel.machine.draw import draw_machine
+
+        draw_machine(machine, args.png, f"{args.config or 'default machine'}: {machine.profile}")
+    if args.json:
+        out.write(json.dumps(machine.to_json(), indent=2) + "\n")
+    else:
+        out.write(show_text(machine))
+    return 0
+
+
+def _table(runs: dict[str, PolicyRun]) -> str:
+    rows = [
+        (
+            "policy",
+            "makespan",
+            "tiles",
+            "factories",
+            "links",
+            "mean slow",
+            "p95 slow",
+            "Jain",
+            "jobs/s",
+            "speedup",
+        )
+    ]
+    for name, run in runs.items():
+        data = run.to_json(jobs=False)
+        util = data["utilization"]
+        rows.append(
+            (
+                name,
+                f"{data['makespan_cycles']:,}",
+                f"{util['tiles']:.3f}",
+                f"{util['factories']:.3f}",
+                f"{util['links']:.3f}",
+                f"{data['mean_slowdown']:.2f}",
+                f"{data['p95_slowdown']:.2f}",
+                f"{data['jain_fairness']:.3f}",
+                f"{data['throughput_jobs_per_s']:.4g}",
+                f"{data['speedup_vs_exclusive']:.2f}x",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    )
+
+
+def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.kernel.machine import workload as wl
+    from qmk.kernel.machine.simulate import simulate
+
+    work = wl.read(args.workload)
+    machine = work.machine
+    if args.epoch_cycles is not None:
+        machine = machine.with_(epoch_cycles=args.epoch_cycles)
+    policies = args.policy or list(work.policies or (machine.policy,))
+    runs = simulate(machine, work.jobs, policies, tenants=work.tenants)
+    if args.plot is not None:
+        from qmk.kernel.machine.draw import draw_runs
+
+        draw_runs(runs, args.plot, f"{args.workload}: {len(work.jobs)} jobs")
+    if args.json:
+        data: dict[str, Any] = {name: run.to_json() for name, run in runs.items()}
+        out.write(json.dumps(data) + "\n")
+        return 0
+    out.write(
+        f"{args.workload}: {len(work.jobs)} jobs of {len(work.tenants)} tenants "
+        f"({work.compiled} distinct programs) on {machine.physical_qubits:,} physical qubits, "
+        f"{machine.total_tiles:,} job tiles in {len(machine.modules)} module"
+        f"{'s' if len(machine.modules) > 1 else ''}; epoch {machine.epoch_cycles} cycles\n"
+    )
+    out.write(_table(runs) + "\n")
+    return 0
+
+
+def register(add: AddCommand) -> None:
+    """Add ``qmk machine show`` and ``qmk machine simulate``."""
+    parser = add(
+        "machine", "the shared machine in machine time: show it, simulate workloads", limits=False
+    )
+    sub = parser.add_subparsers(dest="machine_command", metavar="COMMAND", required=True)
+    show = sub.add_parser("show", help="print (and draw) the machine a kernel config declares")
+    show.add_argument(
+        "--config",
+        metavar="F",
+        help=f"kernel.toml whose [machine] to show (default: {DEFAULT_PHYSICAL_QUBITS:,} "
+        "physical qubits, the defaults)",
+    )
+    show.add_argument("--png", metavar="OUT", help="also draw the floorplan as a PNG")
+    show.add_argument("--json", action="store_true", help="print the machine as JSON")
+    show.set_defaults(run=_show)
+    sim = sub.add_parser(
+        "simulate", help="run a workload through the machine scheduler (schedule only)"
+    )
+    sim.add_argument("workload", metavar="WORKLOAD", help="the workload file (YAML or JSON)")
+    sim.add_argument(
+        "--policy",
+        action="append",
+        choices=defaults.MACHINE_POLICIES,
+        help="a policy to run (repeat for several; default: the file's, else the machine's)",
+    )
+    sim.add_argument(
+        "--epoch-cycles", type=int, metavar="N", help="epoch length in place of the machine's"
+    )
+    sim.add_argument("--json", action="store_true", help="print each policy's metrics as JSON")
+    sim.add_argument(
+        "--plot", metavar="OUT.png", help="draw utilization over time and slowdowns per policy"
+    )
+    sim.set_defaults(run=_simulate)

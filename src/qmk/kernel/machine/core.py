@@ -1,0 +1,748 @@
+"""The machine scheduler's core: one machine's timeline in logical cycles, as a
+discrete-event simulation over epochs and resource events.
+
+The model (``docs/machine.md`` states it with its formulas):
+
+- **Time** is machine time: logical cycles. The scheduler decides (who starts, who is
+  preempted, who resumes) only at **epoch boundaries**, multiples of ``epoch_cycles``;
+  between them jobs advance on their own. An arrival, an end or a stop at a fence makes
+  the scheduler look at the next boundary; a boundary with nothing new is skipped, so
+  the loop runs per event, never per cycle.
+- **Placement.** A job holds ``footprint.tiles`` contiguous tiles of one module's line
+  of job tiles (:class:`~qmk.kernel.machine.tiles.FreeTiles`, first fit in
+  ``O(log n)``), from its start to its end. Among the pools that can hold it, the one
+  with the most free tiles is chosen (ties: the lowest index).
+- **Progress.** A running job works through its footprint's steps. A step of ``c``
+  cycles, ``t`` T states and ``b`` Bell pairs a repetition runs at
+  ``min(f / c, a_T / t, a_B / b)`` repetitions per cycle, where ``a_T`` and ``a_B`` are
+  its shares of its module's T states and of the links' pairs, and ``f <= 1`` the
+  decoder's throttle. Shares are max-min fair (water-filling): every job gets what it
+  asks for, or an equal share of what is left. Between two events every rate is
+  constant: the simulation is a fluid one, exact for the model.
+- **Factories** deliver ``copies * states_per_run / duration_cycles`` states a cycle into
+  a store of ``store`` states (full at cycle 0: an idle machine's factories have filled
+  it). While the store holds states, jobs draw as fast as the module's routing carries
+  them (``routing_lanes`` a cycle: a wait then is ``routing``); when it is empty, at the
+  factories' rate (a wait is ``factory``).
+- **Links** deliver ``bell_pairs_per_cycle`` pairs a cycle to all modules' jobs.
+- **Decoder.** Each live data tile sends ``tile_bits_per_cycle`` syndrome bits a cycle,
+  and each logical measurement as many again; when the sum passes
+  ``decoder_bits_per_cycle``, every running job slows by ``f = capacity / demand``.
+- **Waits** are what a job's time exceeds its private-machine cycles, by cause: ``queue``
+  (arrival to start), ``factory``, ``routing``, ``link``, ``decoder``, ``preempted``.
+- **Preemption** happens at a job's next fence: it stops there, its patches idle in
+  place (tiles held) or moved to its module's storage tiles (``storage_move_cycles``
+  each way, waits of ``preempted``; the tiles are freed). A stored job that resumes on
+  another module migrates over the link: one Bell pair per logical qubit, at the link's
+  share, plus its latency (a wait of ``link``).
+
+Policies (:mod:`qmk.kernel.machine.policies`) decide at boundaries through this object's
+public methods; the core knows none of them. The same arrivals and policy give the same
+schedule on any machine: every tie is broken by arrival order, and float arithmetic runs
+in one order.
+
+>>> from qmk.execution.footprint import Footprint, Step
+>>> from qmk.kernel.machine.policies import policy
+>>> from qmk.kernel.machine.spec import MachineSpec
+>>> fp = Footprint(target="x", logical_qubits=2, block="fast", data_tiles=4,
+...                routing_tiles=5, code_distance=9, steps=(Step(kind="idle", cycles=10),))
+>>> sched = Scheduler(MachineSpec.simple(tiles=20), policy("fair-share"))
+>>> for i in range(3):
+...     sched.submit(JobSpec(id=f"j{i}", tenant="a", footprint=fp, arrival_cycle=0))
+>>> [(r.id, r.start_cycle, r.end_cycle) for r in sched.run()]
+[('j0', 0.0, 10.0), ('j1', 0.0, 10.0), ('j2', 10.0, 20.0)]
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.jobs import (
+    DONE,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    STORED,
+    Injected,
+    Job,
+    JobRecord,
+    JobSpec,
+    Timeline,
+    idle_error,
+)
+from qmk.kernel.machine.pools import Pool, PoolSpec
+from qmk.kernel.machine.share import FactoryShare, _snap
+
+if TYPE_CHECKING:
+    from qmk.kernel.machine.policies.base import Policy
+    from qmk.kernel.machine.spec import MachineSpec
+
+INF = math.inf
+#: Event classes at one time: resource events first, then the boundary's decision.
+_EVENT, _BOUNDARY = 0, 1
+
+
+class _Tenant:
+    __slots__ = ("held", "since", "used")
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.since = 0.0
+        self.used = 0.0
+
+    def at(self, now: float) -> float:
+        return self.used + self.held * (now - self.since)
+
+    def change(self, now: float, tiles: int) -> None:
+        self.used = self.at(now)
+        self.since = now
+        self.held += tiles
+
+
+class Scheduler:
+    """One machine's schedule in machine time (module docstring).
+
+    Why one class: the event loop, the resource shares and the placements change the same
+    jobs in one order at each event; split, each part would need the others' state.
+
+    Args:
+        machine: the machine.
+        policy: who starts, who is preempted and who resumes at each boundary.
+        tenants: each tenant's quota weight (fairness, partitions); a tenant not named
+            has weight 1.
+    """
+
+    def __init__(
+        self,
+        machine: MachineSpec,
+        policy: Policy,
+        tenants: Mapping[str, float] | None = None,
+    ) -> None:
+        self.machine = machine
+        self.policy = policy
+        self.weights = dict(tenants or {})
+        self.now = 0.0
+        self._heap: list[tuple[float, int, int, str, Any, int]] = []
+        self._seq = 0
+        self._jobs: list[Job] = []
+        self._timelines: dict[int, Timeline] = {}
+        self.queue: dict[Job, None] = {}  # arrival order
+        #: the queue by tenant and by priority, each in arrival order
+        self.queue_of: dict[str, dict[Job, None]] = {}
+        self.queue_at: dict[int, dict[Job, None]] = {}
+        self.running: dict[Job, None] = {}  # start order (holding tiles, not stopped)
+        self.stopped: dict[Job, None] = {}  # preempted: in place or in storage
+        self.done: list[JobRecord] = []
+        self._boundary_at: float | None = None
+        self._last_decision = -INF
+        self._modules = [
+            FactoryShare(
+                rate=m.factory.rate,
+                store=m.factory.store,
+                lanes=m.routing_lanes,
+                index=m.index,
+                storage=m.storage_tiles,
+            )
+            for m in machine.modules
+        ]
+        specs = policy.pools(machine, self.weights) or [
+            PoolSpec(module=m.index, offset=0, length=m.tiles) for m in machine.modules
+        ]
+        self.pools = [Pool(i, s) for i, s in enumerate(specs)]
+        self._link_users: dict[Job, None] = {}
+        self._link_consume = 0.0
+        self._decoder_demand = 0.0
+        self._decoder_f = 1.0
+        self._tenants: dict[str, _Tenant] = {}
+        self._held = 0
+        self._holds: list[tuple[Pool, int, int]] = []
+        # what utilization is computed from: (time, value) at each change
+        self.tile_trace: list[tuple[float, int]] = [(0.0, 0)]
+        self.t_trace: list[tuple[float, float]] = [(0.0, 0.0)]
+        self.link_trace: list[tuple[float, float]] = [(0.0, 0.0)]
+        self.t_capacity = sum(m.rate for m in self._modules)
+        self.first_arrival = INF
+        policy.setup(self)
+
+    # ------------------------------------------------------------------ arrivals and time
+
+    def submit(self, spec: JobSpec) -> None:
+        """A job arrives at ``spec.arrival_cycle`` (not before the clock).
+
+        Raises:
+            MachineError: ``QK501 unplaceable``: no placement of the machine (under this
+                policy) can ever hold it.
+        """
+        if spec.arrival_cycle < self.now:
+            raise ValueError(f"job {spec.id} arrives at {spec.arrival_cycle}, before {self.now}")
+        self._check_placeable(spec)
+        key = id(spec.footprint)
+        timeline = self._timelines.get(key)
+        if timeline is None:
+            timeline = self._timelines[key] = Timeline(spec.footprint)
+        job = Job(spec, timeline, len(self._jobs))
+        self._jobs.append(job)
+        self.first_arrival = min(self.first_arrival, spec.arrival_cycle)
+        self._push(float(spec.arrival_cycle), _EVENT, "arrive", job, 0)
+
+    def submit_all(self, specs: Iterable[JobSpec]) -> None:
+        for spec in specs:
+            self.submit(spec)
+
+    def run(self) -> list[JobRecord]:
+        """Advance until every submitted job has ended; the records, by end."""
+        self.advance(INF)
+        left = [j for j in self._jobs if j.state != DONE]
+        if left:
+            raise MachineError.of(
+                "unplaceable",
+                f"job {left[0].id} (tenant {left[0].tenant}) never started under "
+                f"{self.policy.name}: no placement came free for it",
+                job=left[0].id,
+            )
+        return self.done
+
+    def advance(self, until: float) -> None:
+        """Process every event up to machine time ``until`` (the live kernel's clock)."""
+        heap = self._heap
+        while heap and heap[0][0] <= until:
+            time, _, _, kind, obj, version = heapq.heappop(heap)
+            self.now = time
+            if kind == "step":
+                if obj.version == version and obj.state == RUNNING:
+                    self._step_done(obj)
+            elif kind == "arrive":
+                self._arrive(obj)
+            elif kind == "capped-end":
+                if obj.version == version:
+                    obj.advance(time)
+                    job = obj.next_finished()
+                    if job is not None:
+                        self._step_done(job)
+            elif kind == "empty":
+                if obj.version == version:
+                    obj.empty(self)
+            elif kind == "boundary":
+                self._boundary(time)
+        if until != INF:
+            self.now = max(self.now, until)
+
+    def _push(self, time: float, klass: int, kind: str, obj: Any, version: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (time, klass, self._seq, kind, obj, version))
+
+    def _arrive(self, job: Job) -> None:
+        self.queue[job] = None
+        self.queue_of.setdefault(job.tenant, {})[job] = None
+        self.queue_at.setdefault(job.priority, {})[job] = None
+        self.policy.arrived(self, job)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Look again at the next epoch boundary (the first not yet decided)."""
+        if not (self.queue or self.stopped):
+            return
+        epoch = self.machine.epoch_cycles
+        at = float(math.ceil(self.now / epoch) * epoch)
+        if at <= self._last_decision:
+            at = self._last_decision + epoch
+        if self._boundary_at is not None and self._boundary_at <= at:
+            return
+        self._boundary_at = at
+        self._push(float(at), _BOUNDARY, "boundary", None, 0)
+
+    def _boundary(self, time: float) -> None:
+        if self._boundary_at != time:
+            return  # superseded by an earlier one
+        self._boundary_at = None
+        self._last_decision = time
+        self.policy.decide(self)
+
+    # ------------------------------------------------------------------ placement
+
+    def allowed_pools(self, job: Job) -> list[Pool]:
+        """The pools the policy lets ``job`` use (all, unless it says otherwise)."""
+        names = self.policy.allowed(self, job.spec)
+        return self.pools if names is None else [self.pools[i] for i in names]
+
+    def _check_placeable(self, spec: JobSpec) -> None:
+        fp = spec.footprint
+        names = self.policy.allowed(self, spec)
+        pools = self.pools if names is None else [self.pools[i] for i in names]
+        largest = max((p.spec.length for p in pools), default=0)
+        why = None
+        if fp.tiles > largest:
+            where = "a module's job tiles" if names is None else "its tenant's region"
+            why = f"needs {fp.tiles} contiguous tiles; {where} hold at most {largest}"
+        elif fp.t_states and not any(self._modules[p.module].rate > 0 for p in pools):
+            why = f"needs {fp.t_states} T states and no module it may use has a factory"
+        elif fp.bell_pairs and self.machine.link.bell_pairs_per_cycle <= 0:
+            why = f"needs {fp.bell_pairs} Bell pairs and the machine has no link"
+        if why is not None:
+            raise MachineError.of(
+                "unplaceable",
+                f"job {spec.id} (tenant {spec.tenant}): no placement can ever hold it under "
+                f"{self.policy.name}: it {why}",
+                job=spec.id,
+            )
+
+    def find(self, job: Job, pools: Iterable[Pool] | None = None) -> tuple[Pool, int] | None:
+        """Where ``job`` would be placed now: the allowed pool with the most free tiles
+        that can hold it (ties: lowest index), first fit in it; None when none can."""
+        best: tuple[Pool, int] | None = None
+        need = job.tiles
+        for pool in self.allowed_pools(job) if pools is None else pools:
+            if pool.tree.largest < need:
+                continue
+            if best is None or pool.tree.free > best[0].tree.free:
+                at = pool.tree.first_fit(need)
+                if at is not None:
+                    best = (pool, at)
+        return best
+
+    def place(self, job: Job, pools: Iterable[Pool] | None = None) -> bool:
+        """Start a queued job (or resume a stored one) where :meth:`find` says; False
+        when nothing can hold it now."""
+        spot = self.find(job, pools)
+        if spot is None:
+            return False
+        pool, at = spot
+        if job.state == QUEUED:
+            self._dequeue(job)
+            self._occupy(job, pool, at)
+            job.start = self.now
+            job.waits["queue"] = self.now - job.arrival
+            job.state = RUNNING
+            self.running[job] = None
+            self._enter(job)
+            return True
+        if job.state == STORED:
+            self._unstore(job, pool, at)
+            return True
+        raise ValueError(f"job {job.id} is {job.state}: only queued or stored jobs are placed")
+
+    def _dequeue(self, job: Job) -> None:
+        del self.queue[job]
+        of = self.queue_of[job.tenant]
+        del of[job]
+        if not of:
+            del self.queue_of[job.tenant]
+        at = self.queue_at[job.priority]
+        del at[job]
+        if not at:
+            del self.queue_at[job.priority]
+
+    def _occupy(self, job: Job, pool: Pool, at: int) -> None:
+        pool.tree.take(at, job.tiles)
+        pool.occupants[at] = job
+        job.pool, job.pos, job.module = pool.index, at, pool.module
+        self._tenant(job.tenant).change(self.now, job.tiles)
+        self._held += job.tiles
+        self.tile_trace.append((self.now, self._held))
+        self._decoder_add(job.data_tiles * self.machine.tile_bits_per_cycle)
+
+    def _vacate(self, job: Job) -> None:
+        pool = self.pools[job.pool]
+        pool.tree.give(job.pos, job.tiles)
+        del pool.occupants[job.pos]
+        self._tenant(job.tenant).change(self.now, -job.tiles)
+        self._held -= job.tiles
+        self.tile_trace.append((self.now, self._held))
+        self._decoder_add(-job.data_tiles * self.machine.tile_bits_per_cycle)
+        job.pool = -1
+
+    def _tenant(self, name: str) -> _Tenant:
+        tenant = self._tenants.get(name)
+        if tenant is None:
+            tenant = self._tenants[name] = _Tenant()
+        return tenant
+
+    def usage(self, tenant: str) -> float:
+        """Tile-cycles ``tenant`` has held so far."""
+        held = self._tenants.get(tenant)
+        return 0.0 if held is None else held.at(self.now)
+
+    def held_tiles(self, tenant: str) -> int:
+        held = self._tenants.get(tenant)
+        return 0 if held is None else held.held
+
+    def hold(self, pool: Pool, start: int, length: int) -> None:
+        """Keep tiles ``start .. start+length-1`` of ``pool`` from placements until
+        :meth:`release_holds` (a reservation for the head of a queue)."""
+        taken = sorted(
+            (at, job.tiles)
+            for at, job in pool.occupants.items()
+            if at < start + length and at + job.tiles > start
+        )
+        cursor = start
+        for at, size in [*taken, (start + length, 0)]:
+            if at > cursor:
+                pool.tree.take(cursor, at - cursor)
+                self._holds.append((pool, cursor, at - cursor))
+            cursor = max(cursor, at + size)
+
+    def release_holds(self) -> None:
+        for pool, start, length in self._holds:
+            pool.tree.give(start, length)
+        self._holds.clear()
+
+    # ------------------------------------------------------------------ preemption
+
+    def preempt(self, job: Job, *, storage: bool) -> bool:
+        """Ask a running job to stop at its next fence: its patches stay in place, or move
+        to its module's storage (room reserved now). False when it has no fence ahead,
+        is already stopping, or storage has no room for its patches."""
+        if job.state != RUNNING or job.stopping is not None or not job.has_fence_ahead():
+            return False
+        if storage:
+            module = self._modules[job.module]
+            if module.storage_free < job.data_tiles:
+                return False
+            module.storage_free -= job.data_tiles
+        job.stopping = "storage" if storage else "place"
+        return True
+
+    def unpreempt(self, job: Job) -> None:
+        """Take back a stop not reached yet (its storage room is given back)."""
+        if job.state == RUNNING and job.stopping is not None:
+            if job.stopping == "storage":
+                self._modules[job.module].storage_free += job.data_tiles
+            job.stopping = None
+
+    def resume(self, job: Job) -> bool:
+        """Resume a stopped job: at once in place, or placed again from storage (on
+        another module only where the link can carry its patches). False: no room."""
+        if job.state == STOPPED:
+            del self.stopped[job]
+            job.waits["preempted"] += self.now - job.stop_at
+            job.state = RUNNING
+            self.running[job] = None
+            self._enter(job)
+            return True
+        if job.state == STORED:
+            pools = self.allowed_pools(job)
+            if self.machine.link.bell_pairs_per_cycle <= 0:
+                pools = [p for p in pools if p.module == job.storage_module]
+            return self.place(job, pools)
+        return False
+
+    def _unstore(self, job: Job, pool: Pool, at: int) -> None:
+        del self.stopped[job]
+        self._modules[job.storage_module].storage_free += job.data_tiles
+        job.waits["preempted"] += self.now - job.stop_at
+        self._occupy(job, pool, at)
+        move = self.machine.storage_move_cycles
+        if pool.module != job.storage_module:
+            pairs = job.spec.footprint.logical_qubits
+            job.inject.append(Injected(self.machine.link.latency_cycles, pairs, "link", "migrate"))
+        job.inject.append(Injected(move, 0, "preempted", "from-storage"))
+        job.storage_module = -1
+        job.state = RUNNING
+        self.running[job] = None
+        self._enter(job)
+
+    def _stop(self, job: Job) -> None:
+        """``job`` reached the fence it was asked to stop at."""
+        kind, job.stopping = job.stopping, None
+        if kind == "storage":
+            job.storage_module = job.module
+            job.inject.append(
+                Injected(self.machine.storage_move_cycles, 0, "preempted", "to-storage")
+            )
+            self._enter(job)
+            return
+        self._park(job, STOPPED)
+
+    def _park(self, job: Job, state: str) -> None:
+        del self.running[job]
+        job.state = state
+        job.stop_at = self.now
+        job.version += 1
+        self.stopped[job] = None
+        self._wake()
+
+    # ------------------------------------------------------------------ steps
+
+    def _enter(self, job: Job) -> None:
+        """Load ``job``'s next step that takes time; stop at a fence it was asked to stop
+        at; end the job after its last step; then share the resources it draws on."""
+        tl = len(job.tl.cycles)
+        while True:
+            if job.inject:
+                step = job.inject[0]
+                job.c, job.r, job.t, job.b, job.m = step.cycles, 1, 0, step.bell_pairs, 0
+                job.forced = step.cause
+                if step.cycles == 0 and step.bell_pairs == 0:
+                    self._injected_done(job)
+                    if job.state != RUNNING:
+                        return
+                    continue
+            elif job.idx >= tl:
+                self._finish(job)
+                return
+            else:
+                i = job.idx
+                if job.tl.fence[i]:
+                    job.idx += 1
+                    if job.stopping is not None:
+                        self._stop(job)
+                        return
+                    continue
+                c, t, b = job.tl.cycles[i], job.tl.t_states[i], job.tl.bell_pairs[i]
+                if c == 0 and t == 0 and b == 0:
+                    job.idx += 1
+                    continue
+                job.c, job.r, job.t, job.b = c, job.tl.repeat[i], t, b
+                job.m = job.tl.measurements[i]
+                job.forced = None
+            break
+        job.done = 0.0
+        job.last = self.now
+        job.t_alloc = job.b_alloc = 0.0
+        job.cause = ""
+        if job.m and job.c:
+            self._decoder_add(job.m / job.c * self.machine.tile_bits_per_cycle)
+        if job.b:
+            self._link_users[job] = None
+            self._reshare_link()
+        if job.t:
+            self._modules[job.module].join(self, job, self._demand(job))
+        elif not job.b:
+            self._set_rate(job)
+
+    def _step_done(self, job: Job) -> None:
+        """``job``'s current step ended now: leave its shares, go on to the next."""
+        if job.t:
+            self._modules[job.module].leave(self, job)
+        else:
+            self._settle(job)
+        job.done = float(job.r)
+        if job.m and job.c:
+            self._decoder_add(-job.m / job.c * self.machine.tile_bits_per_cycle)
+        if job.b:
+            self._link_users.pop(job, None)
+            job.b_alloc = 0.0
+            self._reshare_link()
+        job.t = job.b = job.m = 0
+        job.version += 1
+        if job.inject:
+            self._injected_done(job)
+            if job.state != RUNNING:
+                return
+        else:
+            job.idx += 1
+        self._enter(job)
+
+    def _injected_done(self, job: Job) -> None:
+        step = job.inject.pop(0)
+        job.forced = None
+        if step.action == "to-storage":
+            self._vacate(job)
+            self._park(job, STORED)
+
+    def _finish(self, job: Job) -> None:
+        del self.running[job]
+        job.state = DONE
+        job.end = self.now
+        job.version += 1
+        self._vacate(job)
+        fp = job.spec.footprint
+        idle = sum(v for k, v in job.waits.items() if k != "queue")
+        self.done.append(
+            JobRecord(
+                id=job.id,
+                tenant=job.tenant,
+                program=job.spec.program,
+                priority=job.priority,
+                arrival_cycle=job.arrival,
+                start_cycle=job.start,
+                end_cycle=job.end,
+                tiles=job.tiles,
+                module=job.module,
+                logical_qubits=fp.logical_qubits,
+                wait_cycles=dict(job.waits),
+                idle_logical_error=idle_error(
+                    self.machine.logical_error_rate, fp.logical_qubits, idle
+                ),
+            )
+        )
+        self.policy.ended(self, job)
+        self._wake()
+
+    # ------------------------------------------------------------------ rates and shares
+
+    def _settle(self, job: Job) -> None:
+        """Bring an uncapped ``job``'s progress and waits up to now at its current rate."""
+        dt = self.now - job.last
+        if dt <= 0:
+            return
+        progress = job.rate * dt
+        job.done += progress
+        job.t_used += progress * job.t
+        job.b_used += progress * job.b
+        if job.forced is not None:
+            job.waits[job.forced] += dt
+        else:
+            lost = dt - progress * job.c
+            if lost > 0:
+                throttled = dt * (1.0 - self._decoder_f) if job.c else 0.0
+                decoder = min(lost, throttled)
+                job.waits["decoder"] += decoder
+                if lost - decoder > 0:
+                    job.waits[job.cause or "decoder"] += lost - decoder
+        job.last = self.now
+
+    def _set_rate(self, job: Job) -> None:
+        """Settle ``job``, set its rate (its cycles under the decoder's throttle, or its
+        share of the link if less; an uncapped T user gets all the states it asks for),
+        and schedule its step's end."""
+        self._settle(job)
+        rate = self._decoder_f / job.c if job.c else INF
+        job.cause = "decoder" if self._decoder_f < 1.0 else ""
+        if job.b:
+            by_b = job.b_alloc / job.b
+            if by_b < rate:
+                rate, job.cause = by_b, "link"
+        job.rate = rate
+        job.version += 1
+        if rate > 0 and rate != INF:
+            left = max(0.0, job.r - job.done)
+            self._push(_snap(self.now + left / rate), _EVENT, "step", job, job.version)
+        elif rate == INF:
+            self._push(self.now, _EVENT, "step", job, job.version)
+
+    def _demand(self, job: Job) -> float:
+        """T states a cycle ``job`` would draw if the factories kept up."""
+        rate = self._decoder_f / job.c if job.c else INF
+        if job.b:
+            rate = min(rate, job.b_alloc / job.b)
+        return job.t * rate
+
+    # the Host protocol of qmk.kernel.machine.share
+
+    def push_event(self, time: float, kind: str, obj: object, version: int) -> None:
+        self._push(time, _EVENT, kind, obj, version)
+
+    def rate_job(self, job: Job) -> None:
+        self._set_rate(job)
+
+    def settle_job(self, job: Job) -> None:
+        self._settle(job)
+
+    def trace_t(self, delta: float) -> None:
+        self.t_trace.append((self.now, self.t_trace[-1][1] + delta))
+
+    def _reshare_link(self) -> None:
+        users = list(self._link_users)
+        cap = self.machine.link.bell_pairs_per_cycle
+        demands = [job.b * (self._decoder_f / job.c if job.c else INF) for job in users]
+        shares = _water_fill(demands, cap)
+        consume = 0.0
+        for job, share in zip(users, shares, strict=True):
+            if share != job.b_alloc:
+                if job.t:  # its T demand follows its share of the link
+                    module = self._modules[job.module]
+                    module.leave(self, job)
+                    job.b_alloc = share
+                    module.join(self, job, self._demand(job))
+                else:
+                    self._settle(job)
+                    job.b_alloc = share
+                    self._set_rate(job)
+            consume += share
+        if consume != self._link_consume:
+            self._link_consume = consume
+            self.link_trace.append((self.now, consume))
+
+    def _decoder_add(self, bits: float) -> None:
+        """Change the decoder's demand by ``bits`` a cycle; re-rate every job when its
+        throttle changes."""
+        capacity = self.machine.decoder_bits_per_cycle
+        if capacity is None:
+            return
+        self._decoder_demand += bits
+        live = self._decoder_demand
+        f = 1.0 if live <= capacity else capacity / live
+        if f == self._decoder_f:
+            return
+        for job in self.running:
+            if not job.t:
+                self._settle(job)
+        for module in self._modules:
+            module.advance(self.now)
+            for job in list(module.capped):
+                module.settle(self, job)
+        self._decoder_f = f
+        self._reshare_link()
+        for module in self._modules:
+            module.regroup(self, {job: self._demand(job) for job in module.users()})
+        for job in self.running:
+            if not job.t and not job.b and job.c:
+                self._set_rate(job)
+
+    def storage_free(self, module: int) -> int:
+        """Storage tiles of ``module`` not held or promised."""
+        return self._modules[module].storage_free
+
+    def t_starved(self, module: int) -> bool:
+        """Whether jobs of ``module`` now get fewer T states than they ask for."""
+        return self._modules[module].starved
+
+    def remaining(self, job: Job) -> float:
+        """``job``'s private cycles left, its progress brought up to now."""
+        if job.state == RUNNING:
+            if job.capped:
+                module = self._modules[job.module]
+                module.advance(self.now)
+                module.settle(self, job)
+            else:
+                self._settle(job)
+        return job.remaining()
+
+    # ------------------------------------------------------------------ views for policies
+
+    def waiting(self) -> Iterator[Job]:
+        """Queued and stopped jobs, in arrival order of each."""
+        yield from self.queue
+        yield from self.stopped
+
+    def records(self) -> list[JobRecord]:
+        return list(self.done)
+
+
+def _water_fill(demands: list[float], capacity: float) -> list[float]:
+    """Max-min fair shares of ``capacity``: each gets its demand, or an equal share of
+    what the smaller demands leave.
+
+    >>> _water_fill([1.0, 5.0, 5.0], 7.0)
+    [1.0, 3.0, 3.0]
+    >>> _water_fill([1.0, 2.0], 7.0)
+    [1.0, 2.0]
+    """
+    total = sum(demands)
+    if total <= capacity:
+        return list(demands)
+    order = sorted(range(len(demands)), key=lambda i: demands[i])
+    shares = [0.0] * len(demands)
+    left, count = capacity, len(demands)
+    for rank, i in enumerate(order):
+        level = left / (count - rank)
+        share = min(demands[i], level)
+        shares[i] = share
+        left -= share
+    return shares
+
+
+def runtime_alone(machine: MachineSpec, spec: JobSpec) -> float:
+    """``spec``'s cycles from start to end alone on the empty machine (its store full):
+    the denominator of its slowdown."""
+    from qmk.kernel.machine.policies import policy
+
+    sched = Scheduler(machine, policy("exclusive"))
+    sched.submit(JobSpec(id=spec.id, tenant=spec.tenant, footprint=spec.footprint, arrival_cycle=0))
+    (record,) = sched.run()
+    return record.end_cycle - record.start_cycle

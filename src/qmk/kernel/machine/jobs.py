@@ -1,0 +1,327 @@
+"""A job as the machine scheduler holds it: what it asks for, where it is, what it waited.
+
+:class:`JobSpec` is what arrives (a footprint, a tenant, an arrival in machine time);
+:class:`Timeline` is its footprint's steps as flat arrays the event loop reads;
+:class:`Job` is the scheduler's mutable record of one job; :class:`JobRecord` is what
+a finished job reports (the ``machine`` record of the issue: arrival, start, end, tiles,
+module, waits by cause, the idle logical error its waits added).
+
+>>> from qmk.execution.footprint import Footprint, Step
+>>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+...                routing_tiles=2, code_distance=9,
+...                steps=(Step(kind="idle", cycles=5), Step(kind="fence", cycles=0),
+...                       Step(kind="rotation", cycles=1, t_states=1, repeat=4)))
+>>> tl = Timeline.of(fp)
+>>> tl.private_cycles, tl.after, tl.next_fence
+(9, (4, 4, 0), (1, 1, 3))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
+
+#: The causes a job's waits are recorded by, in the order reports list them.
+WAIT_CAUSES = ("queue", "factory", "routing", "link", "decoder", "preempted")
+
+QUEUED, RUNNING, STOPPED, STORED, DONE = "queued", "running", "stopped", "stored", "done"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """A job that arrives at the machine.
+
+    Attributes:
+        id: the job's name (unique in a run).
+        tenant: whose it is.
+        footprint: what it needs of the machine.
+        arrival_cycle: when it arrives, in logical cycles of machine time.
+        priority: higher first (``priority`` policy).
+        program: what it runs, for people (a file, a generator).
+        shots: the shots it asks for (reported; the schedule is one run's).
+    """
+
+    id: str
+    tenant: str
+    footprint: Footprint
+    arrival_cycle: int
+    priority: int = 0
+    program: str = ""
+    shots: int = 0
+
+
+class Timeline:
+    """A footprint's steps as flat arrays (one per distinct footprint, shared by its jobs).
+
+    Attributes:
+        cycles, repeat, t_states, bell_pairs, measurements: per step.
+        fence: per step, whether it is a fence.
+        after: per step, the private cycles of the steps after it.
+        next_fence: per step, the index of the first fence at or after it (``len``: none).
+        private_cycles: the whole timeline's cycles on a private machine.
+    """
+
+    __slots__ = (
+        "after",
+        "bell_pairs",
+        "cycles",
+        "fence",
+        "measurements",
+        "next_fence",
+        "private_cycles",
+        "repeat",
+        "t_states",
+    )
+
+    def __init__(self, footprint: Footprint) -> None:
+        steps = footprint.steps
+        self.cycles = tuple(s.cycles for s in steps)
+        self.repeat = tuple(s.repeat for s in steps)
+        self.t_states = tuple(s.t_states for s in steps)
+        self.bell_pairs = tuple(s.bell_pairs for s in steps)
+        self.measurements = tuple(s.measurements for s in steps)
+        self.fence = tuple(s.kind == "fence" for s in steps)
+        after: list[int] = []
+        total = 0
+        for c, r in zip(reversed(self.cycles), reversed(self.repeat), strict=True):
+            after.append(total)
+            total += c * r
+        self.after = tuple(reversed(after))
+        self.private_cycles = total
+        nxt: list[int] = []
+        ahead = len(steps)
+        for i in reversed(range(len(steps))):
+            if self.fence[i]:
+                ahead = i
+            nxt.append(ahead)
+        self.next_fence = tuple(reversed(nxt))
+
+    @staticmethod
+    def of(footprint: Footprint) -> Timeline:
+        return Timeline(footprint)
+
+
+@dataclass(frozen=True, slots=True)
+class Injected:
+    """A step the scheduler adds to a job's timeline: a move into or out of storage, a
+    migration over the link. All its time is a wait of ``cause``."""
+
+    cycles: int
+    bell_pairs: int
+    cause: str
+    action: str  # "to-storage", "from-storage", "migrate"
+
+
+class Job:
+    """The scheduler's record of one job (mutable; the event loop's own)."""
+
+    __slots__ = (
+        "acc0",
+        "b",
+        "b_alloc",
+        "b_used",
+        "c",
+        "capped",
+        "cause",
+        "demand",
+        "done",
+        "end",
+        "forced",
+        "idx",
+        "inject",
+        "last",
+        "m",
+        "module",
+        "pool",
+        "pos",
+        "r",
+        "rate",
+        "seq",
+        "spec",
+        "start",
+        "state",
+        "stop_at",
+        "stopping",
+        "storage_module",
+        "t",
+        "t_alloc",
+        "t_used",
+        "tjoin",
+        "tl",
+        "version",
+        "vfinish",
+        "vjoin",
+        "waits",
+    )
+
+    def __init__(self, spec: JobSpec, timeline: Timeline, seq: int) -> None:
+        self.spec = spec
+        self.tl = timeline
+        self.seq = seq
+        self.state = QUEUED
+        self.pool = -1
+        self.module = -1
+        self.pos = 0
+        self.idx = 0
+        self.done = 0.0
+        self.inject: list[Injected] = []
+        self.c = self.r = self.t = self.b = self.m = 0
+        self.forced: str | None = None
+        self.rate = 0.0
+        self.cause = ""
+        self.last = 0.0
+        self.t_alloc = 0.0
+        self.b_alloc = 0.0
+        self.t_used = 0.0
+        self.b_used = 0.0
+        self.version = 0
+        self.waits = dict.fromkeys(WAIT_CAUSES, 0.0)
+        self.start = -1.0
+        self.end = -1.0
+        self.stop_at = 0.0
+        self.stopping: str | None = None
+        self.storage_module = -1
+        # T-state sharing (qmk.kernel.machine.share): whether the job draws at the
+        # module's level, its demand, and its place on the module's virtual clock
+        self.capped = False
+        self.demand = 0.0
+        self.vjoin = self.vfinish = self.tjoin = 0.0
+        self.acc0 = (0.0, 0.0)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def tenant(self) -> str:
+        return self.spec.tenant
+
+    @property
+    def priority(self) -> int:
+        return self.spec.priority
+
+    @property
+    def tiles(self) -> int:
+        return self.spec.footprint.tiles
+
+    @property
+    def data_tiles(self) -> int:
+        return self.spec.footprint.data_tiles
+
+    @property
+    def arrival(self) -> int:
+        return self.spec.arrival_cycle
+
+    def has_fence_ahead(self) -> bool:
+        """Whether a fence lies ahead of its current step (where it may stop)."""
+        n = len(self.tl.cycles)
+        return self.idx < n and self.tl.next_fence[self.idx] < n
+
+    def remaining(self) -> float:
+        """Private cycles left: of the injected steps, the current step and those after."""
+        tl = self.tl
+        left = 0.0
+        main_done = self.done
+        if self.inject:
+            head = self.inject[0]
+            left += max(0.0, head.cycles * (1.0 - self.done))
+            left += sum(s.cycles for s in self.inject[1:])
+            main_done = 0.0
+        if self.idx < len(tl.cycles):
+            left += max(0.0, tl.repeat[self.idx] - main_done) * tl.cycles[self.idx]
+            left += tl.after[self.idx]
+        return left
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, {self.state})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    """A finished job's machine record (all cycles are logical cycles of machine time).
+
+    Attributes:
+        id, tenant, program, priority: the job.
+        arrival_cycle, start_cycle, end_cycle: when it arrived, first started, ended.
+        tiles: the tiles it held; module: the module it ended on.
+        logical_qubits: its live patches (idle waits are charged to them).
+        wait_cycles: cycles waited, by cause (:data:`WAIT_CAUSES`).
+        idle_logical_error: the probability that its waits (all but ``queue``) added a
+            logical error: ``1 - (1 - p_L)^(n W)`` for ``n`` patches idle ``W`` cycles.
+        runtime_alone_cycles: its run alone on the empty machine (None: not computed).
+    """
+
+    id: str
+    tenant: str
+    program: str
+    priority: int
+    arrival_cycle: float
+    start_cycle: float
+    end_cycle: float
+    tiles: int
+    module: int
+    logical_qubits: int
+    wait_cycles: dict[str, float]
+    idle_logical_error: float
+    runtime_alone_cycles: float | None = None
+
+    @property
+    def turnaround(self) -> float:
+        return self.end_cycle - self.arrival_cycle
+
+    @property
+    def slowdown(self) -> float:
+        """Turnaround over the run alone (1: no slower than alone)."""
+        alone = self.runtime_alone_cycles
+        if not alone:
+            return 1.0
+        return self.turnaround / alone
+
+    def machine_json(self) -> dict[str, Any]:
+        """The ``machine`` record of the issue, cycles rounded to whole cycles."""
+        return {
+            "arrival_cycle": _whole(self.arrival_cycle),
+            "start_cycle": _whole(self.start_cycle),
+            "end_cycle": _whole(self.end_cycle),
+            "tiles": self.tiles,
+            "module": self.module,
+            "wait_cycles": {k: _whole(v) for k, v in self.wait_cycles.items()},
+            "idle_logical_error": self.idle_logical_error,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job": self.id,
+            "tenant": self.tenant,
+            "program": self.program,
+            "priority": self.priority,
+            "logical_qubits": self.logical_qubits,
+            "runtime_alone_cycles": (
+                None if self.runtime_alone_cycles is None else _whole(self.runtime_alone_cycles)
+            ),
+            "slowdown": self.slowdown,
+            "machine": self.machine_json(),
+        }
+
+
+def _whole(cycles: float) -> int:
+    """Cycles as a whole number (the fluid model's times are exact up to float rounding:
+    a value within 1e-6 of a whole number is that number, otherwise the next one up)."""
+    near = round(cycles)
+    return int(near) if abs(cycles - near) < 1e-6 else math.ceil(cycles)
+
+
+def idle_error(rate: float, patches: int, cycles: float) -> float:
+    """``1 - (1 - rate)^(patches * cycles)``: a logical error on any of ``patches`` idle
+    ``cycles`` cycles each, at ``rate`` per patch and cycle.
+
+    >>> round(idle_error(1e-3, 2, 50), 6) == round(1 - (1 - 1e-3) ** 100, 6)
+    True
+    """
+    if rate <= 0 or patches <= 0 or cycles <= 0:
+        return 0.0
+    return -math.expm1(patches * cycles * math.log1p(-rate))

@@ -1,0 +1,187 @@
+"""A workload through the machine scheduler under each policy, schedule-only (footprints,
+no state simulation), and the metrics of each run (:mod:`qmk.kernel.machine.metrics`).
+
+:func:`simulate` runs the same arrivals under every policy asked for, and under
+``exclusive`` (the baseline of ``speedup_vs_exclusive``) whether asked for or not. Each
+job's runtime alone on the empty machine (the denominator of its slowdown) is computed
+once per distinct footprint.
+
+>>> from qmk.execution.footprint import Footprint, Step
+>>> from qmk.kernel.machine.spec import MachineSpec
+>>> fp = Footprint(target="x", logical_qubits=2, block="fast", data_tiles=4,
+...                routing_tiles=5, code_distance=9, steps=(Step(kind="idle", cycles=10),))
+>>> jobs = [JobSpec(id=f"j{i}", tenant="a", footprint=fp, arrival_cycle=0) for i in range(4)]
+>>> out = simulate(MachineSpec.simple(tiles=20), jobs, ["exclusive", "fair-share"])
+>>> out["exclusive"].makespan, out["fair-share"].makespan, out["fair-share"].speedup
+(40.0, 20.0, 2.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from qmk.kernel.machine import metrics
+from qmk.kernel.machine.core import Scheduler, runtime_alone
+from qmk.kernel.machine.jobs import JobRecord, JobSpec
+from qmk.kernel.machine.policies import policy as make_policy
+
+if TYPE_CHECKING:
+    from qmk.kernel.machine.spec import MachineSpec
+
+#: Spans of the utilization series a result keeps (whole epochs each).
+SERIES_SPANS = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyRun:
+    """One policy's schedule of a workload and its metrics (``to_json``: the keys of
+    ``qmk machine simulate --json``)."""
+
+    policy: str
+    machine: MachineSpec
+    records: tuple[JobRecord, ...]
+    order: tuple[str, ...]
+    makespan: float
+    start: float
+    utilization: dict[str, float]
+    series: dict[str, list[tuple[float, float]]]
+    tenant_shares: dict[str, float]
+    jain: float
+    speedup: float | None
+
+    @property
+    def slowdowns(self) -> list[float]:
+        return [r.slowdown for r in self.records]
+
+    def to_json(self, *, jobs: bool = True) -> dict[str, Any]:
+        by_id = {r.id: r for r in self.records}
+        alone = [r.runtime_alone_cycles or 0.0 for r in self.records]
+        out: dict[str, Any] = {
+            "policy": self.policy,
+            "makespan_cycles": _whole(self.makespan),
+            "utilization": self.utilization,
+            "mean_slowdown": metrics.mean(self.slowdowns),
+            "p95_slowdown": metrics.percentile(self.slowdowns, 0.95),
+            "jain_fairness": self.jain,
+            "throughput_jobs_per_s": metrics.throughput(
+                len(self.records), self.makespan, self.machine.cycle_time_ns
+            ),
+            "speedup_vs_exclusive": self.speedup,
+            "stp": metrics.stp(alone, [r.turnaround for r in self.records]),
+            "tenant_shares": self.tenant_shares,
+            "wait_cycles": {
+                cause: _whole(sum(r.wait_cycles[cause] for r in self.records))
+                for cause in self.records[0].wait_cycles
+            }
+            if self.records
+            else {},
+            "utilization_over_time": {
+                name: [[_whole(t), u] for t, u in points] for name, points in self.series.items()
+            },
+        }
+        if jobs:
+            out["jobs"] = [by_id[i].to_json() for i in self.order]
+        return out
+
+
+def _whole(cycles: float) -> int:
+    from qmk.kernel.machine.jobs import _whole as whole
+
+    return whole(cycles)
+
+
+def run_policy(
+    machine: MachineSpec,
+    jobs: Sequence[JobSpec],
+    name: str,
+    *,
+    tenants: Mapping[str, float] | None = None,
+    alone: Mapping[int, float] | None = None,
+) -> PolicyRun:
+    """``jobs`` under the policy ``name`` (``alone``: runtimes alone by footprint id)."""
+    sched = Scheduler(machine, make_policy(name), tenants)
+    sched.submit_all(jobs)
+    done = sched.run()
+    by_id = {j.id: j for j in jobs}
+    times = alone or {}
+    records = tuple(_with_alone(r, times.get(id(by_id[r.id].footprint))) for r in done)
+    start = min((j.arrival_cycle for j in jobs), default=0)
+    end = max((r.end_cycle for r in records), default=start)
+    makespan = float(end - start)
+    epoch = machine.epoch_cycles
+    width = epoch * max(1, -(-int(makespan) // (epoch * SERIES_SPANS)))
+    capacities = {
+        "tiles": float(sum(p.spec.length for p in sched.pools)),
+        "factories": sched.t_capacity,
+        "links": machine.link.bell_pairs_per_cycle,
+    }
+    traces: dict[str, metrics.Trace] = {
+        "tiles": sched.tile_trace,
+        "factories": sched.t_trace,
+        "links": sched.link_trace,
+    }
+    utilization = {
+        name: metrics.utilization(traces[name], capacity=cap, start=start, end=end)
+        for name, cap in capacities.items()
+    }
+    series = {
+        name: metrics.series(traces[name], capacity=cap, start=start, end=end, width=width)
+        for name, cap in capacities.items()
+    }
+    names = sorted({j.tenant for j in jobs})
+    used = {t: sched.usage(t) for t in names}
+    total = sum(used.values())
+    shares = {t: (used[t] / total if total else 0.0) for t in names}
+    return PolicyRun(
+        policy=name,
+        machine=machine,
+        records=records,
+        order=tuple(j.id for j in jobs),
+        makespan=makespan,
+        start=float(start),
+        utilization=utilization,
+        series=series,
+        tenant_shares=shares,
+        jain=metrics.jain(shares, tenants or {}),
+        speedup=None,
+    )
+
+
+def _with_alone(record: JobRecord, alone: float | None) -> JobRecord:
+    from dataclasses import replace
+
+    return record if alone is None else replace(record, runtime_alone_cycles=alone)
+
+
+def alone_times(machine: MachineSpec, jobs: Sequence[JobSpec]) -> dict[int, float]:
+    """Each distinct footprint's runtime alone on the empty machine, by its id."""
+    out: dict[int, float] = {}
+    for job in jobs:
+        key = id(job.footprint)
+        if key not in out:
+            out[key] = runtime_alone(machine, job)
+    return out
+
+
+def simulate(
+    machine: MachineSpec,
+    jobs: Sequence[JobSpec],
+    policies: Sequence[str],
+    *,
+    tenants: Mapping[str, float] | None = None,
+) -> dict[str, PolicyRun]:
+    """Each policy's run of ``jobs``, with its speedup over ``exclusive``'s makespan."""
+    from dataclasses import replace
+
+    alone = alone_times(machine, jobs)
+    runs: dict[str, PolicyRun] = {}
+    for name in dict.fromkeys(["exclusive", *policies]):
+        runs[name] = run_policy(machine, jobs, name, tenants=tenants, alone=alone)
+    base = runs["exclusive"].makespan
+    out = {}
+    for name in dict.fromkeys(policies):
+        run = runs[name]
+        out[name] = replace(run, speedup=base / run.makespan if run.makespan else 1.0)
+    return out

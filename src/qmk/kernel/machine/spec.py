@@ -1,0 +1,474 @@
+"""The machine in machine time, declared: modules of tiles, their factories, the links
+between them and the decoder, as plain numbers the scheduler reads.
+
+:func:`machine_spec` derives a :class:`MachineSpec` from a kernel config's ``[machine]``
+table (and ``[faults]``, whose link and decoder figures it reads where ``[machine]``
+gives none). Every number comes from one place:
+
+- the code and distance from ``machine.profile``; a tile's physical qubits, the logical
+  cycle time and the logical error rate per patch and cycle from the estimator's patch
+  (:func:`qmk.estimate.tfactory.make_patch`, as ``qmk plan --layout`` sizes tiles);
+- each module's factories from ``[machine.factory]``, and where it leaves a key out,
+  from the estimator: the factory of least volume per state whose output error is at
+  most a patch's logical error per cycle (:func:`default_factory`), ``factory_share``
+  of the module's qubits in copies of it;
+- the tiles left when the factories and storage are taken: one routing row (the bus
+  that carries states from the factories; ``routing_lanes`` states a cycle), and the
+  rest the tiles jobs are placed on (their patches and their own routing, in
+  ``machine.block``, as ``qmk plan --layout`` draws a block);
+- links from ``[machine.links]`` or ``[faults]`` ``link_latency_ns``/``link_fidelity``;
+  decoder capacity from ``decoder_bits_per_cycle`` or ``[faults]``
+  ``decoder_capacity_bits_per_s``; a tile's syndrome stream from
+  :func:`qmk.qec.logical.syndrome_bits_per_round`.
+
+Tests and experiments build a :class:`MachineSpec` by hand with small numbers.
+
+>>> spec = MachineSpec.simple(tiles=20, factory_rate=(1, 2), modules=2)
+>>> spec.modules[1].tiles, spec.modules[0].factory.rate, spec.total_tiles
+(20, 0.5, 40)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from qmk import defaults
+from qmk.kernel.errors import MachineError
+
+if TYPE_CHECKING:
+    from qmk.devices.logical import FaultSchedule
+    from qmk.estimate.tfactory import TFactory
+    from qmk.kernel.config import KernelConfig, MachineConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FactorySpec:
+    """One module's T factories (the estimator's ``tfactory``, in copies).
+
+    Attributes:
+        protocol: the distillation units per round, as ``qmk estimate`` prints them.
+        copies: factory copies in the module.
+        states_per_run: T states one run of one copy delivers.
+        duration_cycles: logical cycles of one run.
+        tiles_per_copy: tiles one copy covers (``ceil(its qubits / a tile's)``).
+        physical_qubits: one copy's physical qubits.
+        output_error_rate: a delivered state's error probability.
+        store: states the module's store holds (finished states wait there).
+    """
+
+    protocol: str
+    copies: int
+    states_per_run: int
+    duration_cycles: int
+    tiles_per_copy: int
+    physical_qubits: int
+    output_error_rate: float
+    store: int
+
+    @property
+    def rate(self) -> float:
+        """T states per logical cycle, all copies together."""
+        return self.copies * self.states_per_run / self.duration_cycles
+
+    @property
+    def tiles(self) -> int:
+        return self.copies * self.tiles_per_copy
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "copies": self.copies,
+            "states_per_run": self.states_per_run,
+            "duration_cycles": self.duration_cycles,
+            "tiles_per_copy": self.tiles_per_copy,
+            "physical_qubits_per_copy": self.physical_qubits,
+            "output_error_rate": self.output_error_rate,
+            "store": self.store,
+            "states_per_cycle": self.rate,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModuleSpec:
+    """One module's floorplan.
+
+    Attributes:
+        index: the module's number (0 first).
+        tiles: the tiles jobs are placed on (a line of them, numbered 0..tiles-1, snaked
+            over ``width`` columns: a contiguous run of the line is a contiguous region).
+        width: columns of the drawing (and of the bus row).
+        routing_lanes: T states per cycle the bus carries from the factories to jobs.
+        storage_tiles: tiles where a preempted job's patches can wait.
+        factory: the module's T factories.
+        physical_qubits: the module's physical qubits.
+    """
+
+    index: int
+    tiles: int
+    width: int
+    routing_lanes: int
+    storage_tiles: int
+    factory: FactorySpec
+    physical_qubits: int
+
+    @property
+    def bus_tiles(self) -> int:
+        """The routing row between the jobs' tiles and the factories."""
+        return self.width
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.index,
+            "physical_qubits": self.physical_qubits,
+            "tiles": {
+                "jobs": self.tiles,
+                "routing": self.bus_tiles,
+                "factory": self.factory.tiles,
+                "storage": self.storage_tiles,
+            },
+            "width": self.width,
+            "routing_lanes": self.routing_lanes,
+            "factory": self.factory.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkSpec:
+    """The links between modules: one pool of Bell pairs all jobs share.
+
+    Attributes:
+        bell_pairs_per_cycle: pairs delivered per logical cycle (0: no link).
+        fidelity: Werner fidelity of a pair.
+        latency_cycles: cycles a pair takes to arrive (a migration pays it once).
+    """
+
+    bell_pairs_per_cycle: float
+    fidelity: float = 1.0
+    latency_cycles: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bell_pairs_per_cycle": self.bell_pairs_per_cycle,
+            "fidelity": self.fidelity,
+            "latency_cycles": self.latency_cycles,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineSpec:
+    """The whole machine as the scheduler sees it.
+
+    Attributes:
+        modules: the modules, by index.
+        link: the links between modules.
+        decoder_bits_per_cycle: syndrome bits per logical cycle the decoders keep up with
+            (None: no limit).
+        tile_bits_per_cycle: syndrome bits one live data tile sends per logical cycle (a
+            logical measurement adds as many again).
+        epoch_cycles: logical cycles of an epoch.
+        policy: the default policy.
+        block: the block layout of jobs' footprints.
+        family, distance, qubit: the code and the qubits.
+        patch_qubits: physical qubits of one tile.
+        cycle_time_ns: one logical cycle.
+        logical_error_rate: per patch and logical cycle (idle waits cost this).
+        storage_move_cycles: cycles a move into or out of storage takes.
+        preempt_gap: the priority gap that lets ``priority`` preempt.
+    """
+
+    modules: tuple[ModuleSpec, ...]
+    link: LinkSpec
+    decoder_bits_per_cycle: float | None = None
+    tile_bits_per_cycle: float = 0.0
+    epoch_cycles: int = defaults.EPOCH_CYCLES
+    policy: str = defaults.MACHINE_POLICY
+    block: str = "fast"
+    family: str = "surface_code"
+    distance: int = 9
+    qubit: str = defaults.QUBIT
+    patch_qubits: int = 162
+    cycle_time_ns: int = 3600
+    logical_error_rate: float = 0.0
+    storage_move_cycles: int = 1
+    preempt_gap: int = 1
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def total_tiles(self) -> int:
+        """The tiles jobs may be placed on, over all modules."""
+        return sum(m.tiles for m in self.modules)
+
+    @property
+    def physical_qubits(self) -> int:
+        return sum(m.physical_qubits for m in self.modules)
+
+    @property
+    def profile(self) -> str:
+        return f"logical:{self.family}(d={self.distance})"
+
+    def with_(self, **changes: Any) -> MachineSpec:
+        """A copy with ``changes`` (``epoch_cycles``, ``policy``, ...)."""
+        return replace(self, **changes)
+
+    @staticmethod
+    def simple(
+        *,
+        tiles: int,
+        factory_rate: tuple[int, int] = (1, 1),
+        copies: int = 1,
+        store: int = 0,
+        modules: int = 1,
+        lanes: int | None = None,
+        storage_tiles: int = 0,
+        epoch_cycles: int = 1,
+        link_pairs_per_cycle: float = 0.0,
+        decoder_bits_per_cycle: float | None = None,
+        tile_bits_per_cycle: float = 0.0,
+        storage_move_cycles: int = 1,
+        logical_error_rate: float = 0.0,
+        preempt_gap: int = 1,
+    ) -> MachineSpec:
+        """A machine of ``modules`` equal modules of ``tiles`` tiles, whose factories deliver
+        ``factory_rate = (states, cycles)``: ``states`` per run of ``cycles`` per copy (for
+        tests and hand-made experiments)."""
+        states, cycles = factory_rate
+        factory = FactorySpec(
+            protocol="given",
+            copies=copies,
+            states_per_run=states,
+            duration_cycles=cycles,
+            tiles_per_copy=1,
+            physical_qubits=0,
+            output_error_rate=0.0,
+            store=store,
+        )
+        width = max(1, math.ceil(math.sqrt(tiles)))
+        return MachineSpec(
+            modules=tuple(
+                ModuleSpec(
+                    index=i,
+                    tiles=tiles,
+                    width=width,
+                    routing_lanes=lanes if lanes is not None else max(1, copies * states),
+                    storage_tiles=storage_tiles,
+                    factory=factory,
+                    physical_qubits=0,
+                )
+                for i in range(modules)
+            ),
+            link=LinkSpec(bell_pairs_per_cycle=link_pairs_per_cycle),
+            decoder_bits_per_cycle=decoder_bits_per_cycle,
+            tile_bits_per_cycle=tile_bits_per_cycle,
+            epoch_cycles=epoch_cycles,
+            storage_move_cycles=storage_move_cycles,
+            logical_error_rate=logical_error_rate,
+            preempt_gap=preempt_gap,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "qubit": self.qubit,
+            "code_distance": self.distance,
+            "patch_qubits": self.patch_qubits,
+            "cycle_time_ns": self.cycle_time_ns,
+            "logical_error_rate_per_cycle": self.logical_error_rate,
+            "block": self.block,
+            "epoch_cycles": self.epoch_cycles,
+            "policy": self.policy,
+            "physical_qubits": self.physical_qubits,
+            "tiles": self.total_tiles,
+            "modules": [m.to_json() for m in self.modules],
+            "links": self.link.to_json(),
+            "decoder_bits_per_cycle": self.decoder_bits_per_cycle,
+            "tile_bits_per_cycle": self.tile_bits_per_cycle,
+            "storage_move_cycles": self.storage_move_cycles,
+            "preempt_gap": self.preempt_gap,
+        }
+
+
+def default_factory(family: str, qubit: str, distance: int) -> TFactory | None:
+    """The estimator's factory for a machine at ``distance``: of the factories whose
+    output error is at most a patch's logical error per cycle (a state as good as a patch
+    kept one cycle), the one of least volume per state (qubits x duration / states); None
+    when the estimator finds none.
+
+    >>> f = default_factory("surface_code", "qubit_gate_ns_e3", 9)
+    >>> f.unit_names, f.physical_qubits, f.duration, f.num_output_states
+    (('15-to-1 space efficient',), 9680, 57200, 1)
+    """
+    from qmk.estimate.estimator import JobParams
+    from qmk.estimate.tfactory import find_factories, make_patch
+
+    job = JobParams.from_json({"qubitParams": {"name": qubit}, "qecScheme": {"name": family}})
+    patch = make_patch(job.scheme, job.qubit, distance)
+    found = find_factories(job.scheme, job.qubit, job.units, patch.logical_error_rate, 50)
+    if not found:
+        return None
+    return min(found, key=lambda f: (f.normalized_volume, f.physical_qubits))
+
+
+def _family_distance(profile: str) -> tuple[str, int]:
+    from qmk.ft.model import PATCH_FAMILIES
+    from qmk.qvm.profiles import ProfileError, parse_profile
+
+    try:
+        parsed = parse_profile(profile)
+    except ProfileError as exc:
+        raise MachineError.of("bad-machine", f"machine.profile: {exc}") from None
+    family, distance = parsed.family, parsed.distance
+    if family not in PATCH_FAMILIES:
+        raise MachineError.of(
+            "bad-machine",
+            f"machine.profile {profile}: the floorplan is tiles of patches of "
+            f"{' or '.join(PATCH_FAMILIES)} at a stated distance",
+        )
+    return family, distance
+
+
+def _factory(
+    table: MachineConfig, family: str, distance: int, module_qubits: int, patch_qubits: int
+) -> FactorySpec:
+    given = table.factory
+    needed = (given.states_per_run, given.duration_cycles, given.output_error_rate)
+    estimated = None
+    cycle_ns = _cycle_time(family, table.qubit, distance)
+    if any(v is None for v in needed) or (given.tiles is None and given.copies != 0):
+        estimated = default_factory(family, table.qubit, distance)
+    if estimated is None and any(v is None for v in needed) and given.copies != 0:
+        raise MachineError.of(
+            "bad-machine",
+            f"the estimator finds no T factory for {family} at d={distance} on {table.qubit}; "
+            "give [machine.factory] states_per_run, duration_cycles, tiles and "
+            "output_error_rate",
+        )
+    qubits = estimated.physical_qubits if estimated is not None else 0
+    tiles = given.tiles or max(1, math.ceil(qubits / patch_qubits))
+    per_copy = qubits or tiles * patch_qubits
+    copies = given.copies
+    if copies is None:
+        copies = math.floor(table.factory_share * module_qubits / per_copy)
+    states = given.states_per_run or (estimated.num_output_states if estimated else 1)
+    duration = given.duration_cycles or (
+        max(1, math.ceil(estimated.duration / cycle_ns)) if estimated else 1
+    )
+    protocol = given.protocol or (
+        ", ".join(
+            f"{n} x {name} (d={d})"
+            for n, name, d in zip(
+                estimated.units_per_round, estimated.unit_names, estimated.distances, strict=True
+            )
+        )
+        if estimated
+        else "given"
+    )
+    error = given.output_error_rate or (estimated.output_error_rate if estimated else 0.0)
+    return FactorySpec(
+        protocol=protocol,
+        copies=copies,
+        states_per_run=states,
+        duration_cycles=duration,
+        tiles_per_copy=tiles,
+        physical_qubits=per_copy,
+        output_error_rate=error,
+        store=given.store if given.store is not None else copies * states,
+    )
+
+
+def _cycle_time(family: str, qubit: str, distance: int) -> int:
+    return _patch(family, qubit, distance).cycle_time
+
+
+def _patch(family: str, qubit: str, distance: int) -> Any:
+    from qmk.estimate.estimator import JobParams
+    from qmk.estimate.tfactory import make_patch
+
+    job = JobParams.from_json({"qubitParams": {"name": qubit}, "qecScheme": {"name": family}})
+    return make_patch(job.scheme, job.qubit, distance)
+
+
+def _module(
+    table: MachineConfig, index: int, qubits: int, factory: FactorySpec, patch_qubits: int
+) -> ModuleSpec:
+    """One module: its factories and storage taken, one routing row, the rest job tiles
+    (none on a machine too small for a patch: every job is then refused, QK501)."""
+    factory_qubits = factory.copies * factory.physical_qubits
+    storage = table.storage_tiles
+    if factory_qubits > qubits:
+        raise MachineError.of(
+            "bad-machine",
+            f"module {index}: {factory.copies} factory copies need {factory_qubits:,} "
+            f"physical qubits and the module has {qubits:,}; give fewer "
+            "(machine.factory.copies) or more physical_qubits",
+        )
+    free = max(0, (qubits - factory_qubits) // patch_qubits - storage)
+    width = math.ceil(math.sqrt(free))
+    return ModuleSpec(
+        index=index,
+        tiles=max(0, free - width),
+        width=width,
+        routing_lanes=table.routing_lanes or max(1, factory.copies),
+        storage_tiles=storage,
+        factory=factory,
+        physical_qubits=qubits,
+    )
+
+
+def machine_spec(
+    table: MachineConfig, faults: FaultSchedule | None = None, *, preempt_gap: int = 1
+) -> MachineSpec:
+    """The machine a ``[machine]`` table (and ``[faults]``) describes (module docstring).
+
+    Raises:
+        MachineError: ``QK503 bad-machine``: a profile whose code has no patches, or a
+            module with no room for jobs beside its factories and storage.
+    """
+    from qmk.devices.logical import FaultSchedule
+    from qmk.qec.logical import syndrome_bits_per_round
+
+    faults = faults or FaultSchedule()
+    family, distance = _family_distance(table.profile)
+    patch = _patch(family, table.qubit, distance)
+    per_module = table.physical_qubits // table.modules
+    factory = _factory(table, family, distance, per_module, patch.physical_qubits)
+    modules = tuple(
+        _module(table, i, per_module, factory, patch.physical_qubits) for i in range(table.modules)
+    )
+    links = table.links
+    latency_ns = faults.link_latency_ns
+    pairs = links.bell_pairs_per_cycle
+    if pairs is None:
+        pairs = 1.0 if latency_ns <= 0 else patch.cycle_time / latency_ns
+    decoder = table.decoder_bits_per_cycle
+    if decoder is None and faults.decoder_capacity is not None:
+        decoder = faults.decoder_capacity * patch.cycle_time * 1e-9
+    return MachineSpec(
+        modules=modules,
+        link=LinkSpec(
+            bell_pairs_per_cycle=pairs if table.modules > 1 else 0.0,
+            fidelity=links.fidelity if links.fidelity is not None else faults.link_fidelity,
+            latency_cycles=links.latency_cycles
+            if links.latency_cycles is not None
+            else math.ceil(latency_ns / patch.cycle_time),
+        ),
+        decoder_bits_per_cycle=decoder,
+        tile_bits_per_cycle=float(syndrome_bits_per_round(family, distance) * distance),
+        epoch_cycles=table.epoch_cycles,
+        policy=table.policy,
+        block=table.block,
+        family=family,
+        distance=distance,
+        qubit=table.qubit,
+        patch_qubits=patch.physical_qubits,
+        cycle_time_ns=patch.cycle_time,
+        logical_error_rate=patch.logical_error_rate,
+        storage_move_cycles=table.storage_move_cycles,
+        preempt_gap=preempt_gap,
+    )
+
+
+def config_machine(config: KernelConfig) -> MachineSpec:
+    """The machine of a whole kernel config (its ``[faults]`` and ``preempt_gap`` too)."""
+    return machine_spec(config.machine, config.faults, preempt_gap=config.preempt_gap)

@@ -1,0 +1,323 @@
+"""A machine workload file: the machine, the tenants and their jobs (YAML, or JSON).
+
+The form (paths are relative to the file)::
+
+    machine: kernel.toml          # a kernel config whose [machine] is used, or an inline table
+    seed: 1
+    tenants:
+      - name: alice
+        share: 1                  # quota weight: fair-share, partition, Jain's index
+        jobs:
+          - {program: adder.qasm, arrival_cycle: 0, priority: 5, shots: 100, copies: 3}
+      - name: bob
+        generate: {count: 1000, arrivals: poisson, mean_gap_cycles: 5000,
+                   programs: [qft8.qasm, adder4.qasm]}
+
+A program is a file (read by the front-ends, its footprint the lattice-surgery
+lowering's) or a generator: ``{adder: BITS}``, ``{qft: N}``, ``{random: QUBITS, gates:
+G}`` (Clifford+T), or ``{counts: {numQubits: ..., tCount: ...}}`` (QRE logical counts);
+a generator's footprint comes from its logical counts
+(:func:`~qmk.kernel.machine.footprints.counts_footprint`). Each distinct program is
+compiled once. A generator's arrivals are ``poisson`` (exponential gaps of mean
+``mean_gap_cycles``, rounded to whole cycles), ``uniform`` (every ``mean_gap_cycles``)
+or ``at-once``, from ``start_cycle``, drawn from the file's ``seed`` and the tenant's
+name, so the same file gives the same arrivals on any machine.
+
+Every bad, missing or unknown key is ``QK502 bad-workload`` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from qmk import values
+from qmk.errors import QMKError
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.jobs import JobSpec
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
+    from qmk.kernel.machine.spec import MachineSpec
+
+_Count = Annotated[int, Meta(ge=0)]
+_Positive = Annotated[int, Meta(ge=1)]
+
+
+class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Generated(_Struct, frozen=True, kw_only=True):
+    """A program made by name: exactly one of ``adder``, ``qft``, ``random``, ``counts``."""
+
+    adder: _Positive | None = None
+    qft: _Positive | None = None
+    random: _Positive | None = None
+    gates: _Count | None = None
+    seed: int = 0
+    counts: dict[str, Any] | None = None
+
+
+Program = str | Generated
+
+
+class JobEntry(_Struct, frozen=True, kw_only=True):
+    program: Program
+    arrival_cycle: _Count = 0
+    priority: Annotated[int, Meta(ge=0, le=9)] = 0
+    shots: _Count = 0
+    copies: _Positive = 1
+    id: Annotated[str, Meta(min_length=1)] | None = None
+
+
+class Generate(_Struct, frozen=True, kw_only=True):
+    count: _Positive
+    programs: Annotated[list[Program], Meta(min_length=1)]
+    arrivals: Literal["poisson", "uniform", "at-once"] = "poisson"
+    mean_gap_cycles: Annotated[float, Meta(ge=0)] = 1000.0
+    start_cycle: _Count = 0
+    weights: list[Annotated[float, Meta(gt=0)]] | None = None
+    priority: Annotated[int, Meta(ge=0, le=9)] = 0
+    shots: _Count = 0
+
+
+class TenantEntry(_Struct, frozen=True, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    share: Annotated[float, Meta(gt=0)] = 1.0
+    jobs: list[JobEntry] = []
+    generate: Generate | list[Generate] | None = None
+
+
+class WorkloadFile(_Struct, frozen=True, kw_only=True):
+    machine: str | dict[str, Any]
+    tenants: Annotated[list[TenantEntry], Meta(min_length=1)]
+    seed: int = 0
+    policies: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    """A workload read and compiled: the machine, tenants' quota weights, the jobs in
+    arrival order, and the policies the file names (None: the command's)."""
+
+    machine: MachineSpec
+    tenants: dict[str, float]
+    jobs: tuple[JobSpec, ...]
+    policies: tuple[str, ...] | None = None
+    compiled: int = 0
+
+
+def _bad(message: str, key: str = "") -> QMKError:
+    return (
+        MachineError.of("bad-workload", message, key=key)
+        if key
+        else MachineError.of("bad-workload", message)
+    )
+
+
+def read(path: str | Path) -> Workload:
+    """The workload in the file ``path`` (YAML; ``.json``: JSON).
+
+    Raises:
+        MachineError: ``QK502`` an unreadable file or a bad key; ``QK501`` a job no
+            placement can hold is raised by the scheduler it is given to.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise _bad(f"{path}: cannot read: {reason}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _bad(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    else:
+        try:
+            import yaml
+        except ImportError:  # pragma: no cover - PyYAML is a dependency of the test extra
+            raise _bad("YAML workloads need PyYAML (pip install pyyaml); or write JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise _bad(f"{path}: not YAML: {exc}") from None
+    try:
+        return load(data, base=path.parent)
+    except MachineError as exc:
+        if exc.name != "bad-workload" or exc.message.startswith(str(path)):
+            raise
+        raise MachineError.of("bad-workload", f"{path}: {exc.message}", **exc.details) from None
+
+
+def load(data: Any, *, base: Path | None = None) -> Workload:
+    """The workload of parsed ``data`` (``base``: the folder relative paths start in)."""
+    file: WorkloadFile = values.convert(data, WorkloadFile, error=_bad)
+    base = base or Path.cwd()
+    machine = _machine(file.machine, base)
+    names = [t.name for t in file.tenants]
+    if len(set(names)) != len(names):
+        raise _bad(f"tenants: {names} names a tenant twice", "tenants")
+    compiler = _Compiler(machine, base)
+    jobs: list[JobSpec] = []
+    for tenant in file.tenants:
+        jobs += _listed(tenant, compiler)
+        generators = tenant.generate
+        for k, gen in enumerate(generators if isinstance(generators, list) else [generators]):
+            if gen is not None:
+                jobs += _generated(tenant, gen, k, file.seed, compiler)
+    order = sorted(range(len(jobs)), key=lambda i: (jobs[i].arrival_cycle, i))
+    return Workload(
+        machine=machine,
+        tenants={t.name: t.share for t in file.tenants},
+        jobs=tuple(jobs[i] for i in order),
+        policies=tuple(file.policies) if file.policies is not None else None,
+        compiled=len(compiler.cache),
+    )
+
+
+def _machine(given: str | dict[str, Any], base: Path) -> MachineSpec:
+    from qmk.kernel.config import config_from_dict, load_config
+    from qmk.kernel.errors import ConfigError
+    from qmk.kernel.machine.spec import config_machine
+
+    try:
+        if isinstance(given, str):
+            config = load_config(base / given)
+        else:
+            config = config_from_dict({"machine": given})
+    except ConfigError as exc:
+        raise _bad(f"machine: {exc.message}", "machine") from None
+    return config_machine(config)
+
+
+def _listed(tenant: TenantEntry, compiler: _Compiler) -> list[JobSpec]:
+    out: list[JobSpec] = []
+    for i, entry in enumerate(tenant.jobs):
+        where = f"tenants[{tenant.name}].jobs[{i}]"
+        footprint, label = compiler.compile(entry.program, where)
+        for copy in range(entry.copies):
+            name = entry.id or f"{tenant.name}/{i}"
+            out.append(
+                JobSpec(
+                    id=name if entry.copies == 1 else f"{name}.{copy}",
+                    tenant=tenant.name,
+                    footprint=footprint,
+                    arrival_cycle=entry.arrival_cycle,
+                    priority=entry.priority,
+                    program=label,
+                    shots=entry.shots,
+                )
+            )
+    return out
+
+
+def _generated(
+    tenant: TenantEntry, gen: Generate, k: int, seed: int, compiler: _Compiler
+) -> list[JobSpec]:
+    where = f"tenants[{tenant.name}].generate"
+    if gen.weights is not None and len(gen.weights) != len(gen.programs):
+        raise _bad(f"{where}.weights: one weight per program ({len(gen.programs)})", where)
+    rng = random.Random(f"{seed}/{tenant.name}/{k}")
+    compiled = [compiler.compile(p, f"{where}.programs[{i}]") for i, p in enumerate(gen.programs)]
+    out: list[JobSpec] = []
+    at = float(gen.start_cycle)
+    for n in range(gen.count):
+        if n and gen.arrivals == "poisson":
+            at += rng.expovariate(1.0 / gen.mean_gap_cycles) if gen.mean_gap_cycles else 0.0
+        elif n and gen.arrivals == "uniform":
+            at += gen.mean_gap_cycles
+        footprint, label = (
+            compiled[0] if len(compiled) == 1 else rng.choices(compiled, weights=gen.weights)[0]
+        )
+        out.append(
+            JobSpec(
+                id=f"{tenant.name}/g{k}.{n}",
+                tenant=tenant.name,
+                footprint=footprint,
+                arrival_cycle=math.floor(at + 0.5),
+                priority=gen.priority,
+                program=label,
+                shots=gen.shots,
+            )
+        )
+    return out
+
+
+class _Compiler:
+    """Each distinct program's footprint, made once."""
+
+    def __init__(self, machine: MachineSpec, base: Path) -> None:
+        self.machine = machine
+        self.base = base
+        self.cache: dict[Any, tuple[Footprint, str]] = {}
+
+    def compile(self, program: Program, where: str) -> tuple[Footprint, str]:
+        key: Any = program if isinstance(program, str) else msgspec.json.encode(program)
+        found = self.cache.get(key)
+        if found is None:
+            found = self.cache[key] = self._make(program, where)
+        return found
+
+    def _make(self, program: Program, where: str) -> tuple[Footprint, str]:
+        from qmk.kernel.machine.footprints import counts_footprint, footprint_for
+
+        try:
+            if isinstance(program, str):
+                from qmk.frontends import read_program
+
+                path = self.base / program
+                graph = read_program(str(path))
+                return footprint_for(graph, self.machine), program
+            counts, label = _counts(program, where)
+            return counts_footprint(counts, self.machine), label
+        except MachineError:
+            raise
+        except QMKError as exc:
+            raise _bad(f"{where}: {exc.code} {exc.name}: {exc.message}", where) from None
+
+
+def _counts(program: Generated, where: str) -> tuple[Any, str]:
+    from qmk.estimate.counts import LogicalCounts
+    from qmk.kernel.machine import programs
+
+    given = {
+        k: v
+        for k, v in (
+            ("adder", program.adder),
+            ("qft", program.qft),
+            ("random", program.random),
+            ("counts", program.counts),
+        )
+        if v is not None
+    }
+    if len(given) != 1:
+        raise _bad(
+            f"{where}: a generated program is one of adder, qft, random or counts; "
+            f"got {', '.join(given) or 'none'}",
+            where,
+        )
+    if program.adder is not None:
+        return programs.counts_of(programs.adder(program.adder)), f"adder{program.adder}"
+    if program.qft is not None:
+        return programs.counts_of(programs.qft(program.qft)), f"qft{program.qft}"
+    if program.random is not None:
+        gates = program.gates if program.gates is not None else 10 * program.random
+        text = programs.random_clifford_t(program.random, gates, seed=program.seed)
+        return programs.counts_of(text), f"random{program.random}x{gates}"
+    assert program.counts is not None
+    counts = LogicalCounts.from_json(program.counts)
+    return counts, f"counts{_label(program.counts)}"
+
+
+def _label(counts: Mapping[str, Any]) -> str:
+    return "(" + ",".join(f"{k}={v}" for k, v in sorted(counts.items())) + ")"

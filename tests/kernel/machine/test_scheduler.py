@@ -1,0 +1,304 @@
+"""The machine scheduler on schedules computed by hand (docs/machine.md, the model).
+
+Every machine here is ``MachineSpec.simple``: equal modules of a stated number of job
+tiles, factories of a stated rate, store and routing lanes, so each figure below follows
+from the model's rules in a line of arithmetic (given in the comments).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qmk.execution.footprint import Footprint, Step
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.core import Scheduler
+from qmk.kernel.machine.jobs import JobSpec
+from qmk.kernel.machine.policies import policy
+from qmk.kernel.machine.spec import MachineSpec
+
+
+def footprint(tiles: int, *steps: Step, qubits: int = 2) -> Footprint:
+    return Footprint(
+        target="test",
+        logical_qubits=qubits,
+        block="fast",
+        data_tiles=tiles - 1,
+        routing_tiles=1,
+        code_distance=9,
+        steps=steps,
+    )
+
+
+def idle(cycles: int) -> Step:
+    return Step(kind="idle", cycles=cycles)
+
+
+def rotations(n: int, cycles: int = 1) -> Step:
+    return Step(kind="rotation", cycles=cycles, t_states=1, repeat=n, routed=True)
+
+
+FENCE = Step(kind="fence", cycles=0)
+
+
+def run(machine: MachineSpec, name: str, *jobs: JobSpec, **tenants: float) -> dict:
+    sched = Scheduler(machine, policy(name), tenants or None)
+    sched.submit_all(jobs)
+    return {r.id: r for r in sched.run()}
+
+
+def job(name: str, fp: Footprint, at: int = 0, *, tenant: str = "a", priority: int = 0):
+    return JobSpec(id=name, tenant=tenant, footprint=fp, arrival_cycle=at, priority=priority)
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def test_two_jobs_that_fit_together_run_at_once_and_a_third_waits():
+    fp = footprint(9, idle(100))  # 9 tiles each: 20 tiles hold two
+    out = run(MachineSpec.simple(tiles=20), "fair-share", *(job(f"j{i}", fp) for i in range(3)))
+    assert (out["j0"].start_cycle, out["j1"].start_cycle) == (0, 0)
+    assert (out["j2"].start_cycle, out["j2"].end_cycle) == (100, 200)
+    assert out["j2"].wait_cycles["queue"] == 100
+    assert {out["j0"].module, out["j1"].module} == {0}
+
+
+def test_under_exclusive_three_equal_jobs_take_three_times_one_jobs_cycles():
+    fp = footprint(9, idle(100))
+    jobs = [job(f"j{i}", fp) for i in range(3)]
+    exclusive = run(MachineSpec.simple(tiles=20), "exclusive", *jobs)
+    shared = run(MachineSpec.simple(tiles=20), "fair-share", *jobs)
+    assert max(r.end_cycle for r in exclusive.values()) == 300
+    assert max(r.end_cycle for r in shared.values()) == 200  # two at once, then one
+
+
+def test_a_job_starts_only_at_an_epoch_boundary():
+    fp = footprint(5, idle(10))
+    out = run(MachineSpec.simple(tiles=20, epoch_cycles=25), "fair-share", job("late", fp, 7))
+    assert (out["late"].start_cycle, out["late"].end_cycle) == (25, 35)
+    assert out["late"].wait_cycles["queue"] == 18
+
+
+def test_fragmentation_is_real_free_tiles_in_two_holes_hold_no_larger_job():
+    # 12 tiles: a (4) b (4) c (4); b ends first, a and c stay: 4 free tiles in one hole,
+    # then a ends: holes of 4 and 4 (tiles 0-7 free: one run of 8) -- use a 3-job layout
+    a, b, c = footprint(4, idle(100)), footprint(4, idle(10)), footprint(4, idle(100))
+    big = footprint(8, idle(10))
+    out = run(
+        MachineSpec.simple(tiles=12),
+        "backfill",
+        job("a", a),
+        job("b", b),
+        job("c", c),
+        job("big", big, 20),  # 4 tiles free (b's), in one hole: not 8
+    )
+    assert out["big"].start_cycle == 100  # waits for a (tiles 0-3) to join b's hole
+
+
+def test_a_job_no_placement_can_hold_is_refused_with_a_code_naming_it():
+    machine = MachineSpec.simple(tiles=20)
+    sched = Scheduler(machine, policy("fair-share"))
+    with pytest.raises(MachineError) as caught:
+        sched.submit(job("huge", footprint(21, idle(1))))
+    assert caught.value.code == "QK501" and "huge" in caught.value.message
+    no_factory = MachineSpec.simple(tiles=20, copies=0)
+    with pytest.raises(MachineError, match="T states"):
+        Scheduler(no_factory, policy("exclusive")).submit(job("t", footprint(5, rotations(3))))
+
+
+def test_partition_keeps_tenants_in_their_regions_and_refuses_a_job_past_its_region():
+    fp = footprint(5, idle(50))
+    out = run(
+        MachineSpec.simple(tiles=20),
+        "partition",
+        *(job(f"a{i}", fp, tenant="a") for i in range(3)),
+        job("b0", fp, tenant="b"),
+        a=1.0,
+        b=1.0,
+    )
+    # each tenant has 10 tiles: two of a's 5-tile jobs at once, the third after them
+    assert [out[f"a{i}"].start_cycle for i in range(3)] == [0, 0, 50]
+    assert out["b0"].start_cycle == 0
+    sched = Scheduler(MachineSpec.simple(tiles=20), policy("partition"), {"a": 1.0, "b": 1.0})
+    with pytest.raises(MachineError, match="tenant's region"):
+        sched.submit(job("wide", footprint(11, idle(1)), tenant="a"))
+
+
+def test_fair_share_starts_the_least_served_tenants_job_first():
+    fp = footprint(10, idle(100))
+    # a has held 10 tiles for 100 cycles when b and a each queue one more; 10 tiles free
+    out = run(
+        MachineSpec.simple(tiles=20),
+        "fair-share",
+        job("a0", fp, tenant="a"),
+        job("a1", footprint(10, idle(300)), tenant="a"),
+        job("a2", fp, 50, tenant="a"),
+        job("b0", fp, 60, tenant="b"),
+    )
+    assert out["b0"].start_cycle == 100  # a0's tiles go to b, the less served tenant
+    assert out["a2"].start_cycle == 200
+
+
+def test_backfill_runs_a_small_job_in_a_hole_without_delaying_the_head():
+    # 12 tiles: A holds 0-5 for 100 cycles; head H (8 tiles) waits for it; S (3 tiles)
+    # fits in 8-10 beside H's reserved region 0-7, and ends before or after H: no matter
+    a, head, small = footprint(6, idle(100)), footprint(8, idle(50)), footprint(3, idle(500))
+    jobs = (job("A", a), job("H", head, 1), job("S", small, 2))
+    backfilled = run(MachineSpec.simple(tiles=12), "backfill", *jobs)
+    in_order = run(MachineSpec.simple(tiles=12), "fair-share", *jobs)
+    assert backfilled["H"].start_cycle == in_order["H"].start_cycle == 100
+    assert backfilled["S"].start_cycle == 2
+    assert in_order["S"].start_cycle == 100  # behind H (in the 4 tiles H leaves)
+    assert backfilled["S"].end_cycle == 502
+
+
+def test_the_same_arrivals_and_policy_give_the_same_schedule():
+    fps = [footprint(3 + i % 5, idle(7 * (i % 3) + 3), rotations(i % 4 + 1)) for i in range(40)]
+    jobs = [job(f"j{i}", fp, 3 * i, tenant="ab"[i % 2]) for i, fp in enumerate(fps)]
+    machine = MachineSpec.simple(tiles=30, factory_rate=(1, 3), store=2, epoch_cycles=5)
+    for name in ("exclusive", "partition", "fair-share", "priority", "backfill"):
+        first = run(machine, name, *jobs, a=1.0, b=1.0)
+        again = run(machine, name, *jobs, a=1.0, b=1.0)
+        assert first == again, name
+
+
+# --------------------------------------------------------------------------- factories
+
+
+def test_two_t_heavy_jobs_sharing_one_factory_each_wait_for_states_at_half_the_rate():
+    # one copy, one state per run of 2 cycles: 0.5 states a cycle, store empty. Each job
+    # wants 1 state a cycle (a 1-tick rotation); alone it gets 0.5: 10 states in 20
+    # cycles; two share 0.25 each: 40 cycles, 30 of them waiting for the factory.
+    machine = MachineSpec.simple(tiles=20, factory_rate=(1, 2), store=0)
+    fp = footprint(5, rotations(10))
+    alone = run(machine, "fair-share", job("solo", fp))["solo"]
+    assert alone.end_cycle == 20 and alone.wait_cycles["factory"] == 10
+    both = run(machine, "fair-share", job("j0", fp), job("j1", fp))
+    for r in both.values():
+        assert r.end_cycle == pytest.approx(40)
+        assert r.wait_cycles["factory"] == pytest.approx(30)
+        assert r.wait_cycles["routing"] == 0
+
+
+def test_a_full_store_feeds_jobs_at_the_routing_lanes_rate_until_it_runs_dry():
+    # store 4 states, factory 0.5/cycle, 1 lane: two jobs wanting 1/cycle each get 0.5
+    # each from the store (the lane binds: routing waits) until it is empty at t with
+    # 4 + 0.5 t = 1.0 t, t = 8; then 0.25 each from the factory. Each drew 4 states by
+    # 8; 6 more at 0.25 take 24: end 32. Waits: routing 8 - 4 = 4, factory 24 - 6 = 18.
+    machine = MachineSpec.simple(tiles=20, factory_rate=(1, 2), store=4, lanes=1)
+    fp = footprint(5, rotations(10))
+    both = run(machine, "fair-share", job("j0", fp), job("j1", fp))
+    for r in both.values():
+        assert r.end_cycle == pytest.approx(32)
+        assert r.wait_cycles["routing"] == pytest.approx(4)
+        assert r.wait_cycles["factory"] == pytest.approx(18)
+
+
+def test_a_job_asking_less_than_its_share_gets_all_it_asks_and_the_rest_goes_to_others():
+    # 1 state a cycle in all. A slow job (a rotation every 4 cycles: 0.25/cycle) and a
+    # fast one (1/cycle): max-min gives 0.25 and 0.75.
+    machine = MachineSpec.simple(tiles=20, factory_rate=(1, 1), store=0)
+    slow = footprint(5, rotations(10, cycles=4))  # 40 cycles, never waits
+    fast = footprint(5, rotations(30))  # 30 states at 0.75 a cycle: 40 cycles
+    out = run(machine, "fair-share", job("slow", slow), job("fast", fast))
+    assert out["slow"].end_cycle == pytest.approx(40)
+    assert out["slow"].wait_cycles["factory"] == pytest.approx(0)
+    assert out["fast"].end_cycle == pytest.approx(40)
+    assert out["fast"].wait_cycles["factory"] == pytest.approx(10)
+
+
+def test_the_decoder_throttles_every_job_when_a_measurement_heavy_epoch_passes_its_capacity():
+    # Each live data tile sends 10 bits a cycle, a measurement 10 more. Job A: 4 data
+    # tiles (40 bits), 100 cycles. Job B: 4 data tiles and 2 measurements a cycle for
+    # 20 cycles (40 + 20 bits). Capacity 50: while both run, demand 100: f = 1/2.
+    machine = MachineSpec.simple(tiles=20, decoder_bits_per_cycle=50, tile_bits_per_cycle=10)
+    a = footprint(5, idle(100))
+    b = footprint(5, Step(kind="ppm", cycles=1, measurements=2, repeat=20))
+    out = run(machine, "fair-share", job("A", a), job("B", b))
+    # B: 20 cycles at half speed: ends at 40. A: 20 cycles of work by 40, then alone
+    # (demand 40 <= 50): 80 more: ends at 120, 20 cycles of decoder wait.
+    assert out["B"].end_cycle == pytest.approx(40)
+    assert out["B"].wait_cycles["decoder"] == pytest.approx(20)
+    assert out["A"].end_cycle == pytest.approx(120)
+    assert out["A"].wait_cycles["decoder"] == pytest.approx(20)
+
+
+# --------------------------------------------------------------------------- preemption
+
+
+def test_a_preemption_at_a_fence_in_machine_time_moves_the_patches_to_storage():
+    # low (15 tiles) runs 100 cycles, a fence, 100 more. high (15 tiles, priority 5)
+    # arrives at 50: decided at 50 (epoch 10); low stops at its fence at 100 and moves
+    # to storage (1 cycle): its tiles are free at 101; high starts at the boundary 110
+    # and ends at 310; low is placed again at 310, moves back (1 cycle) and ends at 411.
+    machine = MachineSpec.simple(tiles=20, storage_tiles=20, epoch_cycles=10)
+    low = footprint(15, idle(100), FENCE, idle(100))
+    high = footprint(15, idle(200))
+    out = run(machine, "priority", job("low", low, priority=1), job("high", high, 50, priority=5))
+    assert (out["high"].start_cycle, out["high"].end_cycle) == (110, 310)
+    assert out["low"].end_cycle == 411
+    assert out["low"].wait_cycles["preempted"] == 1 + (310 - 101) + 1
+
+
+def test_without_a_fence_or_storage_room_no_job_is_preempted_for_tiles():
+    machine = MachineSpec.simple(tiles=20, storage_tiles=20, epoch_cycles=10)
+    no_fence = footprint(15, idle(200))
+    out = run(
+        machine,
+        "priority",
+        job("low", no_fence, priority=1),
+        job("high", footprint(15, idle(10)), 50, priority=5),
+    )
+    assert out["high"].start_cycle == 200
+    no_storage = MachineSpec.simple(tiles=20, epoch_cycles=10)
+    out = run(
+        no_storage,
+        "priority",
+        job("low", footprint(15, idle(100), FENCE, idle(100)), priority=1),
+        job("high", footprint(15, idle(10)), 50, priority=5),
+    )
+    assert out["high"].start_cycle == 200 and out["low"].wait_cycles["preempted"] == 0
+
+
+def test_a_job_starving_a_higher_one_of_t_states_stops_in_place_at_its_fence():
+    # Factory 1 state a cycle, no store. low: 10 rotations, fence, 10 rotations; high
+    # (priority 5) arrives at 0 with 20 rotations. Both start at 0, share 0.5 each; at
+    # 0 the policy asks low to stop at its fence: low reaches it at 20 (10 states at
+    # 0.5), stops in place (tiles kept); high has 10 states by 20, then 1 a cycle: ends
+    # at 30; low resumes at the boundary 30 and ends at 40, preempted 10 cycles.
+    machine = MachineSpec.simple(tiles=20, factory_rate=(1, 1), store=0, epoch_cycles=10)
+    low = footprint(5, rotations(10), FENCE, rotations(10))
+    high = footprint(5, rotations(20))
+    out = run(machine, "priority", job("low", low, priority=1), job("high", high, priority=5))
+    assert out["high"].end_cycle == pytest.approx(30)
+    assert out["low"].end_cycle == pytest.approx(40)
+    assert out["low"].wait_cycles["preempted"] == pytest.approx(10)
+    assert out["low"].wait_cycles["factory"] == pytest.approx(10)
+
+
+def test_a_stored_job_resumed_on_another_module_migrates_over_the_link():
+    # Two modules of 20 tiles; the link carries 1 pair a cycle. low (2 logical qubits,
+    # module 0) is stopped into module 0's storage at its fence (100, tiles free at 101);
+    # high takes module 0 at 110 for 500 cycles; other leaves module 1 at 150, where low
+    # resumes: 2 pairs over the link (2 cycles), the move back (1 cycle), 100 cycles.
+    machine = MachineSpec.simple(
+        tiles=20, modules=2, storage_tiles=20, epoch_cycles=10, link_pairs_per_cycle=1.0
+    )
+    out = run(
+        machine,
+        "priority",
+        job("low", footprint(15, idle(100), FENCE, idle(100)), priority=1),
+        job("other", footprint(15, idle(150)), priority=1),
+        job("high", footprint(15, idle(500)), 50, priority=5),
+    )
+    assert (out["low"].module, out["high"].module, out["high"].start_cycle) == (1, 0, 110)
+    assert out["low"].wait_cycles["link"] == pytest.approx(2)
+    assert out["low"].wait_cycles["preempted"] == pytest.approx(1 + (150 - 101) + 1)
+    assert out["low"].end_cycle == pytest.approx(150 + 2 + 1 + 100)
+
+
+def test_idle_logical_error_is_the_chance_that_the_waits_flip_a_patch():
+    machine = MachineSpec.simple(tiles=20, factory_rate=(1, 2), logical_error_rate=1e-4)
+    fp = footprint(5, rotations(10), qubits=3)
+    (record,) = run(machine, "fair-share", job("solo", fp)).values()
+    # 10 cycles waiting for states, 3 patches idle: 1 - (1 - 1e-4)^30
+    assert record.idle_logical_error == pytest.approx(1 - (1 - 1e-4) ** 30, rel=1e-9)

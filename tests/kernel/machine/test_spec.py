@@ -1,0 +1,91 @@
+"""The machine a [machine] table declares: every config loads, and the floorplan's
+numbers come from the estimator's patch and factory."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from qmk.estimate.estimator import JobParams
+from qmk.estimate.tfactory import make_patch
+from qmk.kernel.config import config_from_dict, load_config
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.spec import config_machine, default_factory, machine_spec
+from support.paths import EXAMPLES
+
+
+@pytest.mark.parametrize("qubits", [1, 100, 10_000, 100_000, 2_000_000])
+@pytest.mark.parametrize("modules", [1, 3])
+def test_every_machine_that_loads_today_has_a_floorplan(qubits: int, modules: int):
+    if modules > qubits:
+        return
+    config = config_from_dict({"machine": {"physical_qubits": qubits, "modules": modules}})
+    machine = config_machine(config)
+    assert len(machine.modules) == modules
+    for module in machine.modules:
+        f = module.factory
+        used = module.tiles + module.bus_tiles + module.storage_tiles
+        assert used * machine.patch_qubits + f.copies * f.physical_qubits <= qubits // modules
+
+
+def test_the_example_configs_machine_is_the_estimators_patches_and_factories():
+    machine = config_machine(load_config(EXAMPLES / "kernel.toml"))
+    job = JobParams.from_json(
+        {"qubitParams": {"name": "qubit_gate_ns_e3"}, "qecScheme": {"name": "surface_code"}}
+    )
+    patch = make_patch(job.scheme, job.qubit, 9)
+    assert machine.patch_qubits == patch.physical_qubits == 2 * 9**2
+    assert machine.cycle_time_ns == patch.cycle_time
+    assert machine.logical_error_rate == patch.logical_error_rate
+    factory = default_factory("surface_code", "qubit_gate_ns_e3", 9)
+    assert factory is not None and factory.output_error_rate <= patch.logical_error_rate
+    (module,) = machine.modules
+    f = module.factory
+    assert f.copies == math.floor(0.25 * 2_000_000 / factory.physical_qubits)
+    assert f.duration_cycles == math.ceil(factory.duration / patch.cycle_time)
+    assert f.tiles_per_copy == math.ceil(factory.physical_qubits / patch.physical_qubits)
+    assert f.store == f.copies * f.states_per_run
+    assert module.routing_lanes == f.copies
+    assert machine.link.bell_pairs_per_cycle == 0  # one module: no link
+
+
+def test_the_machine_tables_keys_set_the_floorplan_and_faults_fill_links_and_decoder():
+    config = config_from_dict(
+        {
+            "machine": {
+                "physical_qubits": 1_000_000,
+                "modules": 2,
+                "storage_tiles": 30,
+                "epoch_cycles": 7,
+                "policy": "backfill",
+                "block": "compact",
+                "factory": {"copies": 4, "states_per_run": 2, "duration_cycles": 10, "tiles": 50},
+                "routing_lanes": 3,
+            },
+            "faults": {
+                "link_latency_ns": 7200.0,
+                "link_fidelity": 0.97,
+                "decoder_capacity_bits_per_s": 1e9,
+            },
+        }
+    )
+    machine = config_machine(config)
+    assert (machine.epoch_cycles, machine.policy, machine.block) == (7, "backfill", "compact")
+    module = machine.modules[1]
+    assert (module.storage_tiles, module.routing_lanes) == (30, 3)
+    assert module.factory.rate == pytest.approx(4 * 2 / 10)
+    assert machine.link.bell_pairs_per_cycle == pytest.approx(3600 / 7200)
+    assert machine.link.latency_cycles == 2 and machine.link.fidelity == 0.97
+    assert machine.decoder_bits_per_cycle == pytest.approx(1e9 * 3600e-9)
+
+
+def test_a_code_without_patches_or_factories_past_a_module_is_a_coded_refusal():
+    for table, match in (
+        ({"profile": "logical:bacon_shor(d=5)"}, "patches"),
+        ({"factory": {"copies": 1000}}, "factory copies"),
+    ):
+        config = config_from_dict({"machine": {"physical_qubits": 100_000, **table}})
+        with pytest.raises(MachineError, match=match) as caught:
+            machine_spec(config.machine)
+        assert caught.value.code == "QK503"

@@ -1,0 +1,116 @@
+"""Workload files: the issue's form, generators in machine time, one compile per program,
+and coded refusals naming the key or the job."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import textwrap
+
+import pytest
+
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine import workload
+from support.paths import ROOT
+
+PROGRAMS = ROOT / "tests" / "ft" / "programs"
+
+
+def write(tmp_path, text: str):
+    for name in ("toffoli.qasm", "qft2.qasm", "adder2.qasm"):
+        shutil.copy(PROGRAMS / name, tmp_path / name)
+    path = tmp_path / "work.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+ISSUE_FORM = """\
+    machine: kernel.toml
+    seed: 1
+    tenants:
+      - name: alice
+        jobs:
+          - {program: toffoli.qasm, arrival_cycle: 0, priority: 5, shots: 100, copies: 3}
+      - name: bob
+        generate: {count: 200, arrivals: poisson, mean_gap_cycles: 5000,
+                   programs: [qft2.qasm, adder2.qasm]}
+"""
+
+
+def test_the_issues_workload_form_reads_with_its_paths_relative_to_the_file(tmp_path):
+    (tmp_path / "kernel.toml").write_text("[machine]\nphysical_qubits = 500_000\n")
+    work = workload.read(write(tmp_path, ISSUE_FORM))
+    assert work.machine.physical_qubits == 500_000
+    alice = [j for j in work.jobs if j.tenant == "alice"]
+    assert [j.id for j in alice] == ["alice/0.0", "alice/0.1", "alice/0.2"]
+    assert {(j.priority, j.shots, j.arrival_cycle, j.program) for j in alice} == {
+        (5, 100, 0, "toffoli.qasm")
+    }
+    bob = [j for j in work.jobs if j.tenant == "bob"]
+    assert len(bob) == 200 and {j.program for j in bob} == {"qft2.qasm", "adder2.qasm"}
+    assert work.compiled == 3  # three distinct programs, each compiled once
+    assert len({id(j.footprint) for j in work.jobs}) == 3
+    arrivals = [j.arrival_cycle for j in work.jobs]
+    assert arrivals == sorted(arrivals)
+
+
+def test_poisson_arrivals_are_the_same_for_the_same_seed_and_have_the_stated_mean(tmp_path):
+    (tmp_path / "kernel.toml").write_text("[machine]\nphysical_qubits = 500_000\n")
+    path = write(tmp_path, ISSUE_FORM)
+    first = [j.arrival_cycle for j in workload.read(path).jobs if j.tenant == "bob"]
+    again = [j.arrival_cycle for j in workload.read(path).jobs if j.tenant == "bob"]
+    assert first == again
+    gaps = [b - a for a, b in itertools.pairwise(first)]
+    assert 4000 < sum(gaps) / len(gaps) < 6000  # 199 exponential gaps of mean 5000
+    other = write(tmp_path, ISSUE_FORM.replace("seed: 1", "seed: 2"))
+    assert [j.arrival_cycle for j in workload.read(other).jobs if j.tenant == "bob"] != first
+
+
+def test_generated_programs_and_an_inline_machine(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+        machine: {physical_qubits: 300000, epoch_cycles: 50, block: intermediate}
+        tenants:
+          - name: t
+            share: 2
+            generate:
+              - {count: 3, arrivals: uniform, mean_gap_cycles: 10, start_cycle: 5,
+                 programs: [{adder: 4}]}
+              - {count: 2, arrivals: at-once, programs: [{random: 12, gates: 60, seed: 4},
+                 {counts: {numQubits: 7, tCount: 20}}], weights: [1, 3]}
+        """,
+    )
+    work = workload.read(path)
+    assert work.machine.epoch_cycles == 50 and work.machine.block == "intermediate"
+    assert work.tenants == {"t": 2.0}
+    adders = [j for j in work.jobs if j.program == "adder4"]
+    assert [j.arrival_cycle for j in adders] == [5, 15, 25]
+    assert all(j.footprint.block == "intermediate" for j in work.jobs)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("machine: {physical_qubits: 1000}\ntenants: []\n", "tenants"),
+        ("machine: {physical_qubits: 1000}\ntenants: [{name: a, jobz: []}]\n", "jobz"),
+        ("machine: {physical_qubit: 1000}\ntenants: [{name: a}]\n", "machine"),
+        (
+            "machine: {physical_qubits: 100000}\n"
+            "tenants: [{name: a, jobs: [{program: {adder: 2, qft: 3}}]}]\n",
+            "jobs[0]",
+        ),
+        (
+            "machine: {physical_qubits: 100000}\n"
+            "tenants: [{name: a, jobs: [{program: missing.qasm}]}]\n",
+            "missing.qasm",
+        ),
+    ],
+)
+def test_a_bad_workload_is_a_coded_error_naming_the_key(tmp_path, text: str, key: str):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(MachineError) as caught:
+        workload.read(path)
+    assert caught.value.code == "QK502"
+    assert key in caught.value.message

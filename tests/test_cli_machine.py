@@ -1,0 +1,135 @@
+"""``qmk machine show`` and ``qmk machine simulate``, in-process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+
+import pytest
+
+from support.cli import qmk
+from support.paths import EXAMPLES, ROOT
+
+PROGRAMS = ROOT / "tests" / "ft" / "programs"
+
+#: The keys `--json` gives per policy (issue [machine-time], Deliver 6).
+POLICY_KEYS = {
+    "makespan_cycles",
+    "utilization",
+    "mean_slowdown",
+    "p95_slowdown",
+    "jain_fairness",
+    "throughput_jobs_per_s",
+    "speedup_vs_exclusive",
+    "tenant_shares",
+    "jobs",
+}
+MACHINE_KEYS = {
+    "arrival_cycle",
+    "start_cycle",
+    "end_cycle",
+    "tiles",
+    "module",
+    "wait_cycles",
+    "idle_logical_error",
+}
+CAUSES = {"queue", "factory", "routing", "link", "decoder", "preempted"}
+
+
+@pytest.fixture
+def work(tmp_path):
+    for name in ("toffoli.qasm", "qft2.qasm"):
+        shutil.copy(PROGRAMS / name, tmp_path / name)
+    (tmp_path / "kernel.toml").write_text("[machine]\nphysical_qubits = 300_000\n")
+    path = tmp_path / "work.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            machine: kernel.toml
+            seed: 3
+            tenants:
+              - name: alice
+                jobs:
+                  - {program: toffoli.qasm, arrival_cycle: 0, priority: 5, shots: 100, copies: 3}
+              - name: bob
+                generate: {count: 20, arrivals: poisson, mean_gap_cycles: 30,
+                           programs: [qft2.qasm, {adder: 3}]}
+            """
+        )
+    )
+    return path
+
+
+def test_show_prints_the_default_machine_and_the_example_configs():
+    status, out, err = qmk("machine", "show")
+    assert status == 0, err
+    assert "1,000,000 physical qubits in 1 module" in out and "factory:" in out
+    status, out, _ = qmk("machine", "show", "--config", str(EXAMPLES / "kernel.toml"), "--json")
+    data = json.loads(out)
+    assert data["physical_qubits"] == 2_000_000 and data["modules"][0]["tiles"]["jobs"] > 0
+    assert set(data["modules"][0]["tiles"]) == {"jobs", "routing", "factory", "storage"}
+
+
+def test_show_draws_a_small_machine_as_text_and_any_machine_as_png(tmp_path):
+    config = tmp_path / "k.toml"
+    config.write_text(
+        "[machine]\nphysical_qubits = 20_000\nstorage_tiles = 4\n[machine.factory]\ncopies = 1\n"
+    )
+    png = tmp_path / "m.png"
+    status, out, _ = qmk("machine", "show", "--config", str(config), "--png", str(png))
+    assert status == 0
+    assert "o job tile" in out and "S" in out and "F" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_simulate_json_gives_each_policys_metrics_and_jobs_machine_records(work, tmp_path):
+    plot = tmp_path / "plot.png"
+    status, out, err = qmk(
+        "machine",
+        "simulate",
+        str(work),
+        "--policy",
+        "exclusive",
+        "--policy",
+        "fair-share",
+        "--json",
+        "--plot",
+        str(plot),
+    )
+    assert status == 0, err
+    data = json.loads(out)
+    assert set(data) == {"exclusive", "fair-share"}
+    for result in data.values():
+        assert set(result) >= POLICY_KEYS
+        assert set(result["utilization"]) == {"tiles", "factories", "links"}
+        assert set(result["tenant_shares"]) == {"alice", "bob"}
+        assert len(result["jobs"]) == 23
+        for job in result["jobs"]:
+            assert job["tenant"] in ("alice", "bob")
+            assert set(job["machine"]) >= MACHINE_KEYS
+            assert set(job["machine"]["wait_cycles"]) == CAUSES
+            assert job["machine"]["end_cycle"] >= job["machine"]["start_cycle"]
+    assert data["exclusive"]["speedup_vs_exclusive"] == 1.0
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    status, text, _ = qmk("machine", "simulate", str(work), "--policy", "backfill")
+    assert status == 0 and "backfill" in text and "speedup" in text
+
+
+def test_a_job_no_placement_can_hold_fails_the_run_with_a_code_naming_it(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(
+        "machine: {physical_qubits: 20000}\n"
+        "tenants: [{name: a, jobs: [{program: {random: 400, gates: 10}, id: wide-one}]}]\n"
+    )
+    status, out, err = qmk("machine", "simulate", str(path), "--policy", "fair-share")
+    assert status == 1 and out == ""
+    assert err.startswith("QK501 unplaceable:") and "wide-one" in err
+
+
+def test_a_bad_workload_key_is_one_line_and_non_zero(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("machine: {physical_qubits: 20000}\ntenants: [{name: a, colour: red}]\n")
+    status, _, err = qmk("machine", "simulate", str(path))
+    assert status == 1 and err.startswith("QK502 bad-workload:") and "colour" in err
+    assert err.count("\n") == 1
