@@ -52,7 +52,7 @@ FORMATS: tuple[str, ...] = PROGRAM_FORMATS
 TEXT = "<text>"
 
 # a file name with an extension QMK reads by (qmk.frontends.format_of)
-_PATH = re.compile(r"\.(?:json|asm|qasm[23]?|ll|bc)\Z", re.IGNORECASE)
+_PATH = re.compile(r"\.(?:json|asm|qasm[23]?|ll|bc|stim)\Z", re.IGNORECASE)
 # LLVM bitcode: its magic, bare or in its wrapper
 _BITCODE = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 
@@ -80,7 +80,7 @@ def run(
     Args:
         source: the program: its text (OpenQASM 2 or 3, QVM JSON, QVM assembly, QIR as
             LLVM IR), QIR bitcode as bytes, a file's path (its extension names its
-            language: ``.qasm``, ``.json``, ``.asm``, ``.ll``, ``.bc``), a QVM graph
+            language: ``.qasm``, ``.json``, ``.asm``, ``.ll``, ``.bc``, ``.stim``), a QVM graph
             (:class:`~qmk.qvm.graph.Graph`, or its JSON as a mapping) or a verified program.
         format: the language of text or of a file whose extension does not say it: one
             of :data:`FORMATS` (``qasm`` reads OpenQASM's version from its header); None:

@@ -23,7 +23,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (29)
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
      +-- QECError                  qmk.qec.errors        QC101..QC131 (16)
-     +-- FrontendError             qmk.frontends.errors  QL101..QL113 (13)
+     +-- FrontendError             qmk.frontends.errors  QL101..QL114 (14)
      +-- EngineError               qmk.engines.base      QE101..QE117 (17)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (30)
      +-- FTError                   qmk.ft.errors         QP101..QP107 (7)

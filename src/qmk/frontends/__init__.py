@@ -14,6 +14,7 @@ qvm-asm    ``.asm``                      :func:`qmk.qvm.files.read_graph`
 qasm2      ``.qasm`` with ``OPENQASM 2`` :func:`qmk.frontends.qasm.from_qasm`
 qasm3      ``.qasm``, ``.qasm3``         :func:`qmk.frontends.qasm.from_qasm`
 qir        ``.ll`` (text), ``.bc``       :func:`qmk.frontends.qir.from_qir`
+stim       ``.stim``                     :func:`qmk.frontends.stim.from_stim`
 ========== ============================= ==========================================
 
 Out: :func:`to_qasm3` writes any QVM program as OpenQASM 3
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from qmk.qvm.verify import VerifiedProgram
 
 #: The values ``--format`` takes.
-FORMATS = ("qvm-json", "qvm-asm", "qasm2", "qasm3", "qir")
+FORMATS = ("qvm-json", "qvm-asm", "qasm2", "qasm3", "qir", "stim")
 
 _BY_SUFFIX = {
     ".json": "qvm-json",
@@ -52,6 +53,7 @@ _BY_SUFFIX = {
     ".qasm3": "qasm3",
     ".ll": "qir",
     ".bc": "qir",
+    ".stim": "stim",
 }
 
 
@@ -130,6 +132,10 @@ def read_program(
         return from_qasm(
             _read_text(name), name=name, profile=profile, version=version, params=params
         )
+    if kind == "stim":
+        from qmk.frontends.stim import from_stim
+
+        return from_stim(_read_text(name), name=name, profile=profile)
     from qmk.frontends.qir import from_qir
 
     return from_qir(_read_bytes(name), name=name, profile=profile)

@@ -117,6 +117,16 @@ REGISTRY.add(
         exception=FrontendError,
         severity=Severity.WARNING,
     ),
+    ErrorCode(
+        code="QL114",
+        name="annotation-ignored",
+        summary="a stim circuit's DETECTOR or OBSERVABLE_INCLUDE: QMK samples the measurement "
+        "record (as stim's compile_sampler), it does not compute detectors or observables",
+        fix="nothing to do for the measurement record; compute detectors from it (the "
+        "record is the result's key, first measurement leftmost)",
+        exception=FrontendError,
+        severity=Severity.WARNING,
+    ),
 )
 
 #: Every QL code, by code.

@@ -7,6 +7,8 @@ through this one module, so they know the same languages by the same names.
 ('qasm', 'qvm-json', 'qvm-asm')
 >>> sniff("; ModuleID = 'bell'\\ndefine void @main() {"), sniff("bell.qasm")
 ('qir', None)
+>>> sniff("# Bell\\nH 0\\nCX 0 1\\nM 0 1")
+'stim'
 >>> lower_text("OPENQASM 3.0;\\nqubit q;\\nreset q;", "qasm", "<text>").version
 '0.2'
 """
@@ -37,12 +39,19 @@ _LLVM = re.compile(
 # a directive (.caps) or a node line (label: OP ...), the first line that is neither blank
 # nor a comment of QVM assembly
 _ASM_LINE = re.compile(r"\s*(?:\.[A-Za-z]\w*|[^\s:;#]+\s*:\s*[A-Z][A-Z0-9_]*)(?:\s|$)")
+# a stim instruction: its name, arguments in parentheses, and targets (qubits, !q,
+# rec[-k], sweep[k], Pauli targets X3, combiners *), or a REPEAT block's opening
+_STIM_LINE = re.compile(
+    r"\s*(?:REPEAT\s+\d+\s*\{|[A-Z][A-Z0-9_]*(?:\([^)]*\))?"
+    r"(?:\s+(?:!?[XYZ]?\d+|!?rec\[-\d+\]|sweep\[\d+\]|\*))*)\s*(?:#.*)?$"
+)
 
 
 def sniff(text: str) -> str | None:
     """The language of program text as it shows it, or None: ``qasm`` for an OPENQASM
-    header (after comments), ``qvm-json`` for a JSON object, ``qir`` for LLVM IR, and
-    ``qvm-asm`` for QVM assembly."""
+    header (after comments), ``qvm-json`` for a JSON object, ``qir`` for LLVM IR,
+    ``qvm-asm`` for QVM assembly and ``stim`` for a stim circuit (its first instruction:
+    ``H 0``, ``CX 0 1``, ``M(0.01) !2``, ``REPEAT 10 {``)."""
     if _OPENQASM.match(text):
         return "qasm"
     if text.lstrip().startswith("{"):
@@ -51,7 +60,9 @@ def sniff(text: str) -> str | None:
         return "qir"
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith((";", "#")):
-            return "qvm-asm" if _ASM_LINE.match(line) else None
+            if _ASM_LINE.match(line):
+                return "qvm-asm"
+            return "stim" if _STIM_LINE.match(line) else None
     return None
 
 
@@ -96,6 +107,11 @@ def lower_text(
         from qmk.frontends.qir import from_qir
 
         return from_qir(program, name=name)
+    if kind == "stim":
+        from qmk.frontends.stim import from_stim
+
+        text = program if isinstance(program, str) else program.decode("utf-8")
+        return from_stim(text, name=name, max_nodes=max_nodes)
     data = program.encode("utf-8") if isinstance(program, str) else program
     if kind == "qvm-json":
         from qmk.qvm import graph as graph_io

@@ -1,0 +1,204 @@
+"""stim circuits in (``qmk run circuit.stim``): every gate of stim's table lowered to its
+own tableau or refused by code, and measurement samples distributed as stim's own
+sampler's (``stim.Circuit.compile_sampler``): a chi-square test of homogeneity of QMK's
+counts (noise off: the circuit's own noise channels only) against stim's at the stated
+seeds, each at p > 1e-4/40, and the total variation distance under a bound.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import stim
+
+import qmk
+from qmk.execution.executor import run
+from qmk.frontends import decompose, read_program
+from qmk.frontends.errors import FrontendError
+from qmk.frontends.stim import _gates, from_stim
+from qmk.frontends.text import sniff
+from support.cli import qmk as qmk_cli
+from support.frontends import assert_same_distribution, tvd
+
+SEED = 20261125
+SHOTS = 4000
+
+
+def _stim_counts(text: str, shots: int, seed: int) -> Counter[str]:
+    samples = stim.Circuit(text).compile_sampler(seed=seed).sample(shots)
+    return Counter("".join("1" if bit else "0" for bit in row) for row in samples)
+
+
+def _qmk_counts(text: str, shots: int, seed: int) -> dict[str, int]:
+    return run(from_stim(text), shots=shots, seed=seed, noise=False).counts
+
+
+CIRCUITS = {
+    "bell": "H 0\nCX 0 1\nM 0 1\n",
+    "inverted-and-bases": "H 0\nCX 0 1\nM !0 1\nMX 0\nMY !1\nMR 0\nRX 1\nM 1\nRY 0\nMY 0\n",
+    "pauli-products": "H 0\nCX 0 1\nS 1\nMPP X0*Y1 Z0*Z1 !Y0*X1\nMZZ 0 1\nMXX !0 1\nMYY 0 1\n",
+    "feedback": "H 0\nM 0\nCX rec[-1] 1\nH 2\nM 2\nCZ 3 rec[-1]\nH 3\nCY rec[-2] 4\nM 1 3 4\n",
+    "every-gate-family": (
+        "H 0 1 2\nSQRT_XX 0 1\nISWAP 1 2\nC_XYZ 2\nH_YZ 0\nCXSWAP 0 2\nSQRT_Y_DAG 1\n"
+        "XCZ 2 0\nYCY 1 2\nSWAPCX 0 1\nSQRT_ZZ_DAG 1 2\nM 0 1 2\nMX 0 1 2\n"
+    ),
+    "repeat": "REPEAT 3 {\n  H 0\n  CX 0 1\n  M 0\n  MR 1\n  DETECTOR rec[-1] rec[-2]\n}\n",
+    "one-qubit-noise": (
+        "X_ERROR(0.2) 0\nM 0\nY_ERROR(0.3) 1\nM 1\nZ_ERROR(0.4) 2\nH 2\nM 2\n"
+        "DEPOLARIZE1(0.3) 3\nM 3\nH 4\nPAULI_CHANNEL_1(0.1, 0.2, 0.3) 4\nMX 4\n"
+    ),
+    "correlated-and-measurement-noise": (
+        "H 0\nCX 0 1\nE(0.25) X0 Z1 Y2\nM(0.1) 0\nMX(0.2) 1\nMPP(0.15) Z0*Z1\nI_ERROR(0.5) 2\nM 2\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("label", sorted(CIRCUITS))
+def test_samples_are_distributed_as_stims_own_sampler(label):
+    text = CIRCUITS[label]
+    ours = _qmk_counts(text, SHOTS, SEED)
+    theirs = _stim_counts(text, SHOTS, SEED)
+    assert_same_distribution(ours, theirs, label)
+    # 4000 shots of a distribution on at most 2^9 outcomes: far under this bound
+    assert tvd(ours, theirs) < 0.1
+
+
+def test_noiseless_clifford_circuits_run_on_the_stabilizer_engine_at_width():
+    # a 300-qubit GHZ state measured in Z: two outcomes, each half the time
+    text = (
+        "H 0\n"
+        + "".join(f"CX {k} {k + 1}\n" for k in range(299))
+        + "M "
+        + " ".join(map(str, range(300)))
+    )
+    result = run(from_stim(text), shots=400, seed=SEED, noise=False)
+    assert result.engine == "stabilizer"
+    assert set(result.counts) == {"0" * 300, "1" * 300}
+
+
+def _unitary_gate_names() -> list[str]:
+    return sorted(
+        name
+        for name, data in stim.gate_data().items()
+        if data.name == name and data.is_unitary and not data.takes_pauli_targets
+    )
+
+
+@pytest.mark.parametrize("name", _unitary_gate_names())
+def test_every_unitary_gate_of_stims_table_is_its_own_tableau(name):
+    width = 2 if stim.gate_data(name).is_two_qubit_gate else 1
+    ops = tuple((gate, qubits, ()) for gate, qubits in _gates(name))
+    ours = decompose.matrix_of(decompose.Lowered(num_qubits=width, ops=ops))
+    tableau = stim.Tableau.from_named_gate(name).to_unitary_matrix(endian="little")
+    theirs = np.asarray(tableau, dtype=complex)
+    k = int(np.argmax(abs(theirs.ravel())))
+    phase = ours.ravel()[k] / theirs.ravel()[k]
+    assert abs(abs(phase) - 1) < 1e-6  # equal up to a global phase (stim keeps none)
+    np.testing.assert_allclose(ours, phase * theirs, atol=1e-6)
+
+
+#: Instructions whose arguments or targets the generic example does not fit.
+SPECIAL = {
+    "TICK": "TICK",
+    "SHIFT_COORDS": "SHIFT_COORDS(1, 2)",
+    "OBSERVABLE_INCLUDE": "OBSERVABLE_INCLUDE(0) rec[-1]",
+    "PAULI_CHANNEL_2": f"PAULI_CHANNEL_2({', '.join(['0.01'] * 15)}) 0 1",
+    "REPEAT": "REPEAT 2 {\n  H 0\n  M 0\n}",
+    "ELSE_CORRELATED_ERROR": "E(0.1) X0\nELSE_CORRELATED_ERROR(0.1) Z1",
+}
+
+
+def _example(name: str) -> str:
+    """One instruction of gate ``name`` on qubits 0 (and 1), after a measurement."""
+    if name in SPECIAL:
+        return f"M 0\n{SPECIAL[name]}\n"
+    data = stim.gate_data(name)
+    low, _high = data.num_parens_arguments_range.start, data.num_parens_arguments_range.stop
+    args = f"({', '.join(['0.1'] * low)})" if low else ""
+    if data.takes_pauli_targets:
+        targets = "X0*Z1" if name not in ("E", "ELSE_CORRELATED_ERROR") else "X0 Z1"
+    elif data.takes_measurement_record_targets and not data.is_unitary:
+        targets = "rec[-1]"
+    elif name == "MPAD":
+        targets = "0"
+    else:
+        targets = "0 1" if data.is_two_qubit_gate else "0"
+    return f"M 0\n{name}{args} {targets}\n"
+
+
+REFUSED = {
+    "DEPOLARIZE2",
+    "PAULI_CHANNEL_2",
+    "ELSE_CORRELATED_ERROR",
+    "HERALDED_ERASE",
+    "HERALDED_PAULI_CHANNEL_1",
+    "MPAD",
+    "SPP",
+    "SPP_DAG",
+}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, d in stim.gate_data().items() if d.name == n))
+def test_every_instruction_of_stims_table_is_lowered_or_refused_with_a_code(name):
+    text = _example(name)
+    if name in REFUSED:
+        with pytest.raises(FrontendError) as caught:
+            from_stim(text)
+        assert caught.value.code == "QL104" and name in str(caught.value)
+    else:
+        graph = from_stim(text)
+        assert graph.metadata["language"] == "stim"
+
+
+def test_detectors_and_observables_are_skipped_with_a_coded_warning():
+    graph = from_stim("H 0\nM 0\nDETECTOR rec[-1]\nOBSERVABLE_INCLUDE(0) rec[-1]\nTICK\n")
+    (notice,) = graph.metadata["warnings"]
+    assert notice["code"] == "QL114" and "1 DETECTOR, 1 OBSERVABLE_INCLUDE" in notice["message"]
+
+
+def test_sweep_bits_and_bad_records_are_refused_with_codes():
+    with pytest.raises(FrontendError) as caught:
+        from_stim("CX sweep[0] 0\nM 0\n")
+    assert caught.value.code == "QL104"
+    with pytest.raises(FrontendError) as caught:
+        from_stim("stim is not this")
+    assert caught.value.code == "QL101"
+
+
+def test_a_repeat_block_past_the_node_cap_is_refused_before_it_unrolls_all():
+    with pytest.raises(FrontendError) as caught:
+        from_stim("REPEAT 100000000 {\n  H 0\n}\n", max_nodes=1000)
+    assert caught.value.code == "QL110"
+
+
+def test_qmk_run_reads_a_stim_file_by_its_extension(tmp_path):
+    source = tmp_path / "bell.stim"
+    source.write_text(CIRCUITS["bell"] + "DETECTOR rec[-1] rec[-2]\n", encoding="utf-8")
+    status, stdout, stderr = qmk_cli(
+        "run", str(source), "--no-noise", "--seed", "7", "--shots", "200", "--json"
+    )
+    assert (status, stderr) == (0, "")
+    data = json.loads(stdout)
+    assert set(data["counts"]) == {"00", "11"}
+    assert [w["code"] for w in data["warnings"]] == ["QL114"]
+    status, _, stderr = qmk_cli("run", str(source), "--no-noise", "--shots", "10")
+    assert status == 0 and "warning: QL114 annotation-ignored" in stderr
+    assert read_program(source).metadata["language"] == "stim"
+
+
+def test_qmk_run_refuses_what_it_does_not_lower_in_one_coded_line(tmp_path):
+    source = tmp_path / "noisy.stim"
+    source.write_text("H 0\nDEPOLARIZE2(0.1) 0 1\nM 0\n", encoding="utf-8")
+    status, stdout, stderr = qmk_cli("run", str(source))
+    assert status == 2 and stdout == ""
+    assert stderr.startswith("QL104 unsupported:") and stderr.count("\n") == 1
+
+
+def test_qmk_run_in_python_takes_stim_text_by_sight_and_by_format():
+    assert sniff("# a Bell pair\nH 0\nCX 0 1\nM 0 1\n") == "stim"
+    by_sight = qmk.run("H 0\nCX 0 1\nM 0 1\n", shots=100, seed=SEED, noise=False)
+    by_format = qmk.run("H 0\nCX 0 1\nM 0 1\n", format="stim", shots=100, seed=SEED, noise=False)
+    assert by_sight.counts == by_format.counts and set(by_sight.counts) <= {"00", "11"}
