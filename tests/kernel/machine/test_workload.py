@@ -114,3 +114,9 @@ def test_a_bad_workload_is_a_coded_error_naming_the_key(tmp_path, text: str, key
         workload.read(path)
     assert caught.value.code == "QK502"
     assert key in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["uniform", "mixed", "t-heavy"])
+def test_the_studys_example_workloads_read(name: str):
+    work = workload.read(ROOT / "examples" / "machine" / f"{name}.yaml")
+    assert work.jobs and work.machine.physical_qubits == 1_000_000
