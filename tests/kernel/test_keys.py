@@ -4,6 +4,7 @@ the coded warning of a key still written in plain text."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,58 @@ def test_qmk_tenant_hash_key_prints_a_hash_of_the_key_on_stdin(tmp_path: Path) -
     )
     assert empty.returncode == 2 and empty.stdout == ""
     assert empty.stderr.startswith("QW011 bad-option: ") and empty.stderr.count("\n") == 1
+
+
+def test_key_checks_run_in_threads_of_their_own_so_a_busy_default_pool_holds_no_login(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import threading
+
+    config = _config({"alice": {"key_hash": hash_key("alice-key", n=N), "caps": ["CAP_ALLOC"]}})
+    release = threading.Event()
+
+    async def body(kernel: Kernel) -> None:
+        width = min(32, (os.cpu_count() or 1) + 4)  # the loop's default pool (its default)
+        # every thread of the loop's default pool is held (the assistant's model calls,
+        # say): a login must not wait behind them
+        held = [asyncio.ensure_future(asyncio.to_thread(release.wait, 60)) for _ in range(width)]
+        try:
+            login = kernel.q_negotiate_caps(tenant="alice", key="alice-key")
+            reply = await asyncio.wait_for(login, 30)  # a hang guard, not a timing
+            assert reply["tenant"] == "alice"
+        finally:
+            release.set()
+            await asyncio.gather(*held)
+
+    run_kernel(tmp_path, body, workers=1, config=config)
+
+
+def test_key_checks_past_their_threads_and_queue_are_refused_not_queued() -> None:
+    import asyncio
+    import threading
+
+    from qmk.errors import UnavailableError
+    from qmk.kernel.keys import KeyChecker
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Held(KeyChecker):
+        def check(self, tenant: str, stored: str | None, given: str) -> bool:
+            entered.set()
+            release.wait(60)
+            return False
+
+    async def main() -> None:
+        checker = Held(b"secret" * 6, threads=1, waiting=1)
+        running = asyncio.ensure_future(checker.check_soon("alice", None, "k"))
+        waiting = asyncio.ensure_future(checker.check_soon("alice", None, "k"))
+        await asyncio.to_thread(entered.wait, 60)
+        with pytest.raises(UnavailableError) as busy:
+            await checker.check_soon("alice", None, "k")
+        assert busy.value.details == {"reason": "key-checks-busy", "limit": 2}
+        release.set()
+        assert await running is False and await waiting is False
+        checker.close()
+
+    asyncio.run(main())

@@ -22,12 +22,16 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
 import hmac
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+from qmk.errors import UnavailableError
 
 #: scrypt's cost (CPU and memory: 128 * r * n bytes), block size and parallelism.
 SCRYPT_N = 2**14
@@ -97,16 +101,63 @@ def _decoy() -> str:
     return hash_key(secrets.token_urlsafe(16))
 
 
+#: Threads of their own that run key checks (scrypt: tens of ms of CPU each), and the
+#: checks that may wait for one; a check past both is refused (``QS1011``,
+#: ``key-checks-busy``) rather than queued, and no other work (the assistant, program
+#: text) waits behind key checks, or they behind it.
+KEY_CHECK_THREADS, KEY_CHECKS_WAITING = 2, 64
+
+
 class KeyChecker:
     """Checks the keys clients give against the tenants' stored ones.
 
     Args:
         secret: the kernel secret (a remembered key is an HMAC under it, never the key).
+        threads: the threads of its own that run scrypt (:meth:`check_soon`).
+        waiting: the checks that may wait for one of them.
     """
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        threads: int = KEY_CHECK_THREADS,
+        waiting: int = KEY_CHECKS_WAITING,
+    ) -> None:
         self._secret = secret
         self._known: dict[str, bytes] = {}  # tenant -> HMAC of the key last accepted
+        self.threads = threads
+        self.waiting = waiting
+        self._pool: ThreadPoolExecutor | None = None  # made at the first check
+        self._pending = 0
+
+    async def check_soon(self, tenant: str, stored: str | None, given: str) -> bool:
+        """:meth:`check` in the checker's own bounded pool of threads.
+
+        Raises:
+            UnavailableError: ``key-checks-busy``: every thread is busy and as many
+                checks as may wait are waiting.
+        """
+        if self._pending >= self.threads + self.waiting:
+            raise UnavailableError(
+                f"{self._pending} key checks are under way or waiting; retry in a moment",
+                reason="key-checks-busy",
+                limit=self.threads + self.waiting,
+            )
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="qmk-keys")
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self.check, tenant, stored, given)
+        finally:
+            self._pending -= 1
+
+    def close(self) -> None:
+        """Stop the threads (checks still waiting are dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def _mark(self, tenant: str, stored: str, given: str) -> bytes:
         text = f"{tenant}\0{stored}\0{given}".encode()
