@@ -45,7 +45,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the in-process machine", ("qmk.execution",)),
     ("the assistant: a model that works through QMK's own tools", ("qmk.assist",)),
     ("devices behind the device interface (HAL), on the machine", ("qmk.devices",)),
-    ("the wire: qSyscall's method table, JSON-RPC core and server", ("qmk.abi",)),
+    (
+        "the wire: qSyscall's method table, JSON-RPC core, the door every wire passes, and "
+        "the JSON-RPC server",
+        ("qmk.abi",),
+    ),
     ("the REST wire beside it: HTTP routes, events, metrics, traces, console", ("qmk.http",)),
     ("the kernel service", ("qmk.kernel",)),
     (
@@ -110,8 +114,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.experiments",
         "qmk.execution",
     ),
-    # the wire never imports the kernel (it serves any object that has the methods)
-    "qmk.abi": (*BASE, "qmk.qvm"),
+    # the wire never imports the kernel (it serves any object that has the methods); the
+    # door (qmk.abi.door) reads program text with the front-ends
+    "qmk.abi": (*BASE, "qmk.qvm", "qmk.frontends.text"),
     # the REST wire serves the same syscalls (it never imports the kernel: the kernel
     # gives it a probe, qmk.http.probe, as it implements qmk.abi.protocol); programs in
     # other languages are lowered by the front-ends
@@ -257,6 +262,17 @@ def test_each_room_imports_only_what_its_layer_allows(room: str):
             assert _within(name, MAY_IMPORT[room]), where
             assert not _within(name, MAY_NOT_IMPORT.get(room, ())), where
             assert _layer_of(room_of(name)) < top, where  # nothing from its own layer or above
+
+
+#: What the door (qmk.abi.door) may not import although its room may: the wires that
+#: call it, so that every wire sits above the one door and none of them below it.
+DOOR_MAY_NOT_IMPORT = ("qmk.abi.server", "qmk.abi.watch", "qmk.http", "qmk.grpc", "qmk.client")
+
+
+def test_the_door_imports_no_wire_it_guards():
+    for path in (SRC / "abi" / "door").rglob("*.py"):
+        for name in qmk_imports(path):
+            assert not _within(name, DOOR_MAY_NOT_IMPORT), (path.name, name)
 
 
 def test_every_import_of_qmk_is_absolute_so_the_checks_above_see_it():

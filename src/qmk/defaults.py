@@ -259,6 +259,20 @@ HTTP_MAX_HEAD_BYTES: Final = 64 * 1024
 MAX_STREAMS_PER_SESSION: Final = 8
 MAX_STREAMS_PER_TENANT: Final = 32
 
+# --------------------------------------------------------------------------- the door
+
+#: Failed logins (a wrong key, an unknown tenant) one peer may make in a burst on every
+#: wire together, and how many more a second it gains: each costs a key check (scrypt).
+FAILED_LOGINS_PER_PEER: Final = 20
+FAILED_LOGIN_RATE_PER_PEER: Final = 0.5
+#: Calls that write audit lines (sessions, delegations, channels, checkpoints, cancels,
+#: replays, calibrations, the assistant) one tenant may make a second, and in a burst.
+AUDIT_RATE_PER_TENANT: Final = 50.0
+AUDIT_BURST_PER_TENANT: Final = 1000
+#: Bytes of answers that a wire holds whole until they are sent (a gRPC message), all
+#: calls together: a bigger answer waits until the others have gone.
+MAX_HELD_ANSWER_BYTES: Final = 64 * 1024 * 1024
+
 # --------------------------------------------------------------------------- the assistant
 
 #: Model replies per question, at most (``qmk assist --max-steps``, ``[assist] max_steps``).

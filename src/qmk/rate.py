@@ -78,6 +78,36 @@ class Buckets:
             bucket = self._buckets[key] = TokenBucket(rate=self.rate, burst=self.burst, now=now)
         return bucket.take(now, cost)
 
+    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
+        """The seconds until ``key``'s bucket holds ``cost`` tokens (0.0: it does now),
+        taking none.
+
+        >>> peers = Buckets(rate=1.0, burst=1.0)
+        >>> peers.wait("a", 0.0), peers.take("a", 0.0), peers.wait("a", 0.0)
+        (0.0, 0.0, 1.0)
+        """
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0 if cost <= self.burst else math.inf
+        held = bucket.level(now)
+        if held >= cost:
+            return 0.0
+        return math.inf if cost > self.burst else (cost - held) / self.rate
+
+    def give(self, key: str, now: float, cost: float = 1.0) -> None:
+        """Put ``cost`` tokens back in ``key``'s bucket (up to its burst): a token taken
+        for something that did not happen after all.
+
+        >>> peers = Buckets(rate=1.0, burst=1.0)
+        >>> peers.take("a", 0.0), peers.wait("a", 0.0)
+        (0.0, 1.0)
+        >>> peers.give("a", 0.0); peers.wait("a", 0.0)
+        0.0
+        """
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(bucket.burst, bucket.level(now) + cost)
+
     def _forget(self, now: float) -> None:
         full = [key for key, b in self._buckets.items() if b.level(now) >= b.burst]
         for key in full:

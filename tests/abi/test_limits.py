@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from qmk.abi.jsonrpc import RpcCore
-from qmk.abi.server import LIMITS, RepeatFilter, ServeError, Server, ServerConfig
+from qmk.abi.limits import LIMITS
+from qmk.abi.server import RepeatFilter, ServeError, Server, ServerConfig
 from qmk.errors import AuthError, SessionError
 from support.cli import qmk
 from support.paths import ROOT

@@ -26,7 +26,7 @@ from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.server import Server, ServerConfig
 from qmk.cli import main as qmk_main
 from qmk.client import AsyncClient, Timeout
-from qmk.commands.service import _watches
+from qmk.commands.service import _door, _watches
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
 from qmk.errors import InvalidArgument, NotFoundError, QuotaError
@@ -93,7 +93,9 @@ def serving(tmp_path: Path, body: Body, **server: Any) -> Any:
         )
         server_config = ServerConfig(socket_path=path, **server)
         stop, ready = asyncio.Event(), asyncio.Event()
-        serve = Server(RpcCore(kernel), server_config, watches=_watches(kernel, server_config))
+        door, probe = _door(kernel, server_config)  # as qmk serve makes them
+        core = RpcCore(kernel, door=door)
+        serve = Server(core, server_config, watches=_watches(door, probe), door=door)
         task = asyncio.create_task(serve.serve(stop, ready=lambda _: ready.set()))
         try:
             await asyncio.wait_for(ready.wait(), GUARD_S)

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -37,9 +38,15 @@ def _server(root: Path, *extra: str) -> ServerProcess:
 
 
 def _listening(server: ServerProcess) -> list[str]:
-    for line in server.output().splitlines():
-        if line.startswith("{"):
-            return list(json.loads(line)["listening"])
+    """The addresses of the server's ready line, once it is written (the socket appears
+    as it is bound, a moment before the line)."""
+    deadline = time.monotonic() + 60  # a hang guard, not a timing
+    while time.monotonic() < deadline:
+        for line in server.output().splitlines():
+            if line.startswith("{"):
+                return list(json.loads(line)["listening"])
+        assert server.proc is not None and server.proc.poll() is None, server.output()
+        time.sleep(0.02)
     raise AssertionError(server.output())
 
 

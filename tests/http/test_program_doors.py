@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-import qmk.http.programs as programs_module
+import qmk.abi.door.programs as programs_module
+from qmk.abi.door import Door
+from qmk.abi.limits import ServerConfig
 from qmk.http.app import create_app
 from qmk.http.events import EventHub
 from qmk.http.metrics import Metrics
@@ -56,8 +58,9 @@ def serve(tmp_path: Path, body: Body, **options: Any) -> Any:
 
     async def main(kernel: Kernel) -> Any:
         probe = KernelObserver(kernel)
-        hub = EventHub(probe, asyncio.get_running_loop())
-        app = create_app(kernel, hub, Metrics(probe), Tracing(make_provider("none")))
+        door = Door(kernel, ServerConfig(tcp=("127.0.0.1", 0)), probe=probe)
+        hub = EventHub(probe, asyncio.get_running_loop(), caps=door.streams)
+        app = create_app(door, hub, Metrics(probe), Tracing(make_provider("none")))
         transport = httpx.ASGITransport(app=app)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

@@ -52,7 +52,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -68,6 +68,9 @@ from qmk.abi.errors import (
 from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params
 from qmk.errors import InvalidArgument, QMKError, SyscallError
 from qmk.qvm.graph import COMPACT_PIECE, GraphText
+
+if TYPE_CHECKING:  # the door reads lines with this module's decoder
+    from qmk.abi.door import Door
 
 LOG = logging.getLogger("qmk.abi")
 T = TypeVar("T")
@@ -401,10 +404,13 @@ class Caller:
         watches: the connection's watches (:class:`qmk.abi.watch.ConnectionWatches`),
             which answer the socket-only methods (:data:`~qmk.abi.methods.SOCKET_METHODS`);
             None: a wire that has none.
+        visitor: the connection at the door (:class:`qmk.abi.door.Visitor`): its calls
+            pass the core's door as it; signed in when one succeeds.
     """
 
     authenticated: bool = False
     watches: Any = None
+    visitor: Any = None
 
 
 def _marked(value: Any, default: Callable[[Any], Any] | None) -> tuple[str, list[bytes], str]:
@@ -592,6 +598,9 @@ class RpcCore:
         methods: the method table (default :data:`qmk.abi.methods.METHODS`).
         max_batch: the most requests one batch may hold.
         max_depth: the deepest nesting of arrays and objects a line may have.
+        door: the door every call passes (:class:`qmk.abi.door.Door`, on ``target``),
+            as the caller's visitor; None: ``target`` is called straight (a core of
+            tests, a fuzzer's).
     """
 
     def __init__(
@@ -601,11 +610,14 @@ class RpcCore:
         methods: Mapping[str, MethodSpec] = METHODS,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        door: Door | None = None,
     ) -> None:
         self.target = target
         self.methods = methods
         self.max_batch = max_batch
         self.max_depth = max_depth
+        self.door = door
+        self._local: Any = None  # the visitor of calls that come with no caller
 
     async def handle_line(self, line: bytes, caller: Caller | None = None) -> bytes | None:
         """The reply line to one request line, or None when no reply is due.
@@ -739,7 +751,7 @@ class RpcCore:
                 assert caller is not None and caller.watches is not None  # _parse saw to it
                 result = await caller.watches.call(spec.name, params)
             else:
-                result = await self._call(spec, params)
+                result = await self._call(spec, params, caller)
         except Exception as exc:
             if notification:
                 if not isinstance(exc, QMKError):
@@ -748,6 +760,8 @@ class RpcCore:
             return _reply(request_id, error=error_object(exc))
         if caller is not None:
             caller.authenticated = True
+            if caller.visitor is not None:
+                caller.visitor.sign_in()
         return None if notification else _reply(request_id, result=result)
 
     def _parse(
@@ -774,8 +788,16 @@ class RpcCore:
             _check_numbers(spec, params)
         return spec, bind_params(spec, params)
 
-    async def _call(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
-        return await getattr(self.target, spec.name)(**params)
+    async def _call(self, spec: MethodSpec, params: dict[str, Any], caller: Caller | None) -> Any:
+        door = self.door
+        if door is None:
+            return await getattr(self.target, spec.name)(**params)
+        visitor = caller.visitor if caller is not None else None
+        if visitor is None:
+            if self._local is None:
+                self._local = door.visitor("jsonrpc", "local")
+            visitor = self._local
+        return await door.call(visitor, spec.name, params)
 
 
 def _encode_reply(reply: dict[str, Any]) -> list[bytes]:

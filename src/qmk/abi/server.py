@@ -15,8 +15,12 @@ that become ready in the same turn are joined and written with one ``write`` at 
 end of that turn, so a pipelining client gets many replies for one system call and a
 lone request's reply waits for nothing.
 
-Limits (:class:`ServerConfig`; the ``[server]`` table of the kernel config, whose keys
-are its fields; defaults in :mod:`qmk.defaults`):
+Limits (:class:`~qmk.abi.limits.ServerConfig`; the ``[server]`` table of the kernel
+config, whose keys are its fields; defaults in :mod:`qmk.defaults`). The connection
+limits, the accept rates and the size limit before sign-in are the door's
+(:mod:`qmk.abi.door`), kept for every listener of the kernel together; this server
+writes their refusals as JSON-RPC lines, and every call passes the door
+(:class:`~qmk.abi.jsonrpc.RpcCore` with its ``door``).
 
 - **Connections**: at most ``max_connections`` at once, ``max_connections_per_peer``
   of one peer (its IP address on TCP; its process, by ``SO_PEERCRED``, on the Unix
@@ -35,8 +39,8 @@ are its fields; defaults in :mod:`qmk.defaults`):
   the larger of that and ``max_connections_per_peer``) are refused like connections
   past a limit, with ``data.reason`` ``accept-rate-per-peer`` and
   ``data.retry_after_s``. Both are token buckets (:mod:`qmk.rate`) on the server's
-  clock. The server accepts at most :data:`ACCEPT_BATCH` connections in one turn of
-  its event loop.
+  clock. The server accepts at most :data:`~qmk.abi.door.ACCEPT_BATCH` connections in
+  one turn of its event loop (:class:`~qmk.abi.door.Acceptor`).
 - **Authentication deadline**: a connection none of whose requests has succeeded
   ``auth_timeout_s`` after it was accepted (it sent nothing, or no
   ``q_negotiate_caps`` with a good key) is answered with one line (``1011
@@ -62,9 +66,10 @@ are its fields; defaults in :mod:`qmk.defaults`):
   memory; when its unsent bytes stay above that bound for ``write_timeout_s`` (the
   transport paused writing that long) the connection is dropped, and that memory is
   returned.
-- **Shared budget**: the connection count and its room are a :class:`ConnectionBudget`
-  that ``qmk serve --http`` shares with the HTTP API (:mod:`qmk.http.guard`), so
-  connections on both wires together stay within the descriptors' room.
+- **Shared count**: the connection count and its room are the door's
+  (:class:`~qmk.abi.door.Connections`), which ``qmk serve`` shares with the HTTP API
+  (:mod:`qmk.http.guard`) and gRPC, so the connections of every wire together stay
+  within the descriptors' room, and a peer's within its limit.
 
 The Unix socket is bound under a temporary name with mode 0600 (umask 0o177) and
 renamed into place once it listens, so the path appears only when the server
@@ -78,56 +83,57 @@ removes its socket. :class:`RepeatFilter` keeps a flood of like log lines short
 
 Time (the deadline and the rates) is read from the server's clock: the event loop's
 by default; a test gives a clock it moves by hand (``qmk.kernel.clock.ManualClock``
-has the :class:`ServerClock` methods), so no test of them waits for time to pass.
+has the :class:`~qmk.abi.door.ServerClock` methods), so no test of them waits for time to pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import math
 import os
 import re
 import secrets
 import signal
 import socket
 import stat
-import struct
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import qmk.aio as aio
-from qmk import defaults
+from qmk.abi.door import (
+    HEAP_TRIM,
+    Acceptor,
+    Door,
+    DoorProbe,
+    Refusal,
+    ServerClock,
+    Visitor,
+    connection_room,
+    peer_of,
+)
 from qmk.abi.errors import InvalidRequest, ServeError
 from qmk.abi.jsonrpc import Caller, RpcCore, encode
+from qmk.abi.limits import ServerConfig
 from qmk.abi.watch import ConnectionWatches, WatchSource
 from qmk.errors import UnavailableError
-from qmk.rate import Buckets, TokenBucket
 
 LOG = logging.getLogger("qmk.abi.server")
 
 #: Bytes read from a connection at a time (its reader holds at most twice this unread).
 READ_CHUNK = 64 * 1024
-#: The smallest file-descriptor reserve, and the share of RLIMIT_NOFILE it grows with.
-FD_RESERVE_MIN, FD_RESERVE_SHARE = 64, 8
 #: A refused connection stays half-open (its refusal sent, what it sends read and
 #: dropped) until its client closes, for at most this many seconds and bytes, so that a
-#: client writing its first request reads the refusal instead of a broken pipe; at most
-#: this many at once (past that a refused connection is closed at once).
-REFUSED_LINGER_S, REFUSED_LINGER_BYTES, REFUSED_LINGER_MAX = 1.0, 64 * 1024, 32
+#: client writing its first request reads the refusal instead of a broken pipe (at most
+#: :data:`~qmk.abi.door.REFUSED_LINGER_MAX` at once, on every listener together).
+REFUSED_LINGER_S, REFUSED_LINGER_BYTES = 1.0, 64 * 1024
 #: A reply longer than this is written in chunks of this size, each once the
 #: connection's unsent bytes are below its bound (:meth:`_Outbox.put_large`).
 STREAM_CHUNK = 256 * 1024
-#: Connections accepted in one turn of the event loop at most (the others wait for the
-#: next turn, so a flood cannot hold the loop), the listen backlog, and the seconds the
-#: server stops accepting after accept() failed for want of descriptors or memory.
-ACCEPT_BATCH, BACKLOG, ACCEPT_RETRY_S = 16, 512, 1.0
+#: The listen backlog.
+BACKLOG = 512
 
 
 def parse_tcp(text: str) -> tuple[str, int]:
@@ -140,263 +146,6 @@ def parse_tcp(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ServeError.of("bad-address", f"{text!r} is not HOST:PORT")
     return host.removeprefix("[").removesuffix("]"), int(port)
-
-
-def _limit(default: Any, low: float, doc: str, kind: type = int) -> Any:
-    """A field of :class:`ServerConfig` that the ``[server]`` table may set."""
-    return field(default=default, metadata={"low": low, "doc": doc, "kind": kind})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServerConfig:
-    """Where the server listens, and its limits.
-
-    Every field but the addresses is a key of the kernel config's ``[server]`` table
-    (:meth:`from_table`); its metadata hold the key's lowest value and its doc line.
-
-    Args:
-        socket_path: the Unix socket's path (None: no Unix socket).
-        tcp: ``(host, port)`` to listen on TCP too (None: no TCP). Port 0 picks one.
-    """
-
-    socket_path: Path | None = None
-    tcp: tuple[str, int] | None = None
-    max_line: int = _limit(defaults.MAX_LINE_BYTES, 1024, "the longest request line, in bytes")
-    max_line_unauthenticated: int = _limit(
-        defaults.MAX_LINE_UNAUTHENTICATED_BYTES,
-        1024,
-        "the longest line, and the most bytes of requests in flight, of a connection "
-        "before one of its requests succeeds",
-    )
-    max_depth: int = _limit(
-        defaults.MAX_JSON_DEPTH, 2, "the deepest nesting of arrays and objects in a line"
-    )
-    max_connections: int = _limit(defaults.MAX_CONNECTIONS, 1, "connections held at once")
-    max_connections_per_peer: int = _limit(
-        defaults.MAX_CONNECTIONS_PER_PEER,
-        1,
-        "connections of one peer (an IP address; a process on the Unix socket)",
-    )
-    fd_reserve: int | None = _limit(
-        defaults.FD_RESERVE,
-        0,
-        "file descriptors kept free for workers and the database "
-        f"(default: the larger of {FD_RESERVE_MIN} and RLIMIT_NOFILE/{FD_RESERVE_SHARE})",
-    )
-    max_inflight: int = _limit(defaults.MAX_INFLIGHT, 1, "requests of a connection run at once")
-    max_inflight_bytes: int = _limit(
-        defaults.MAX_INFLIGHT_BYTES,
-        1024,
-        "bytes of requests of an authenticated connection run at once (one line always may)",
-    )
-    max_unsent_bytes: int = _limit(
-        defaults.MAX_UNSENT_BYTES,
-        4096,
-        "unsent reply bytes of a connection past which its requests are not read",
-    )
-    drain_timeout_s: float = _limit(
-        defaults.DRAIN_TIMEOUT_S,
-        0,
-        "seconds a stopping server gives requests in flight and unsent replies",
-        float,
-    )
-    auth_timeout_s: float = _limit(
-        defaults.AUTH_TIMEOUT_S,
-        0.001,
-        "seconds a connection may stay before one of its requests succeeds",
-        float,
-    )
-    accept_rate: float = _limit(
-        defaults.ACCEPT_RATE,
-        0.001,
-        "connections accepted per second of all peers (bursts up to max_connections)",
-        float,
-    )
-    accept_rate_per_peer: float = _limit(
-        defaults.ACCEPT_RATE_PER_PEER,
-        0.001,
-        "connections accepted per second of one peer (bursts up to max_connections_per_peer)",
-        float,
-    )
-    write_timeout_s: float = _limit(
-        defaults.WRITE_TIMEOUT_S,
-        0.001,
-        "seconds a connection's unsent replies may stay above max_unsent_bytes (its client "
-        "does not read) before it is dropped, on both wires",
-        float,
-    )
-    http_header_timeout_s: float = _limit(
-        defaults.HTTP_HEADER_TIMEOUT_S,
-        0.001,
-        "seconds an HTTP connection may take to send a request's line and headers",
-        float,
-    )
-    http_body_timeout_s: float = _limit(
-        defaults.HTTP_BODY_TIMEOUT_S,
-        0.001,
-        "seconds an HTTP request's body may take to arrive once its headers are read",
-        float,
-    )
-    http_keep_alive_s: float = _limit(
-        defaults.HTTP_KEEP_ALIVE_S,
-        0.001,
-        "seconds an idle kept-alive HTTP connection stays open after its last response",
-        float,
-    )
-    http_max_url_bytes: int = _limit(
-        defaults.HTTP_MAX_URL_BYTES, 256, "the longest URL (path and query) of an HTTP request"
-    )
-    http_max_head_bytes: int = _limit(
-        defaults.HTTP_MAX_HEAD_BYTES,
-        1024,
-        "the most bytes of an HTTP request's line and headers together",
-    )
-    max_streams_per_session: int = _limit(
-        defaults.MAX_STREAMS_PER_SESSION, 1, "live event streams (SSE) of one session at once"
-    )
-    max_streams_per_tenant: int = _limit(
-        defaults.MAX_STREAMS_PER_TENANT, 1, "live event streams (SSE) of one tenant at once"
-    )
-
-    def __post_init__(self) -> None:
-        if self.socket_path is None and self.tcp is None:
-            raise ValueError("a server needs a socket path or a TCP address")
-        for spec in LIMITS:
-            value = getattr(self, spec.name)
-            if value is not None and not value >= spec.metadata["low"]:
-                raise ValueError(f"{spec.name} must be >= {spec.metadata['low']}, got {value}")
-
-    @classmethod
-    def from_table(
-        cls, table: Mapping[str, Any], *, source: str | None = None, **addresses: Any
-    ) -> ServerConfig:
-        """The config of a ``[server]`` table (parsed TOML), with ``addresses``.
-
-        Raises:
-            ServeError: ``bad-server-config``, naming the key (and ``source``, the file).
-        """
-        prefix = f"{source}: " if source else ""
-        known = {spec.name: spec for spec in LIMITS}
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            spec = known.get(key)
-            if spec is None:
-                raise ServeError.of(
-                    "bad-server-config",
-                    f"{prefix}unknown key 'server.{key}'; expected one of {', '.join(known)}",
-                    key=f"server.{key}",
-                )
-            low, kind = spec.metadata["low"], spec.metadata["kind"]
-            number = isinstance(value, int) or (kind is float and isinstance(value, float))
-            if isinstance(value, bool) or not number or not math.isfinite(value) or value < low:
-                what = "an integer" if kind is int else "a number"
-                raise ServeError.of(
-                    "bad-server-config",
-                    f"{prefix}server.{key} must be {what} >= {low:g}, got {value!r}",
-                    key=f"server.{key}",
-                )
-            values[key] = kind(value)
-        return cls(**addresses, **values)
-
-
-#: The fields of :class:`ServerConfig` that are limits: the keys of the ``[server]`` table.
-LIMITS = tuple(spec for spec in fields(ServerConfig) if "doc" in spec.metadata)
-
-
-class ServerClock(Protocol):
-    """What the server needs of a clock (``qmk.kernel.clock.Clock`` has it)."""
-
-    def now(self) -> float:
-        """Seconds, on any origin that does not jump."""
-        ...
-
-    def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
-        """A timeout scope that expires when :meth:`now` reaches ``when``."""
-        ...
-
-
-class ConnectionBudget:
-    """The connections both listeners (the JSON-RPC server and the HTTP API) hold
-    together: one count within one room, so neither can take the descriptors the other,
-    the workers and the database need.
-
-    >>> budget = ConnectionBudget(2)
-    >>> budget.take(), budget.take(), budget.take(), budget.held
-    (True, True, False, 2)
-    >>> budget.give(); budget.take()
-    True
-    """
-
-    __slots__ = ("held", "room")
-
-    def __init__(self, room: int) -> None:
-        self.room = room  # the JSON-RPC server sets it from the descriptors when it listens
-        self.held = 0
-
-    def take(self) -> bool:
-        """Count one more connection, if there is room."""
-        if self.held >= self.room:
-            return False
-        self.held += 1
-        return True
-
-    def give(self) -> None:
-        """A counted connection closed."""
-        self.held = max(self.held - 1, 0)
-
-
-class LoopClock:
-    """The server's default clock: the running event loop's (monotonic) time."""
-
-    def now(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
-        return aio.timeout_at(when)
-
-
-def _open_descriptors() -> int:
-    """How many file descriptors this process holds (0 where the system cannot say)."""
-    for folder in ("/proc/self/fd", "/dev/fd"):
-        with contextlib.suppress(OSError):
-            return max(len(os.listdir(folder)) - 1, 0)  # less the one listdir opened
-    return 0
-
-
-def connection_room(config: ServerConfig) -> tuple[int, str]:
-    """The most connections the server may hold now, and how that number was found.
-
-    ``max_connections``, or fewer where RLIMIT_NOFILE leaves less room once the
-    descriptors the process holds and the reserve are set aside.
-
-    Raises:
-        ServeError: ``too-few-descriptors`` when no room is left for one connection.
-    """
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        unlimited = soft == resource.RLIM_INFINITY
-    except (ImportError, OSError, ValueError):
-        soft, unlimited = 0, True
-    if unlimited:
-        return config.max_connections, "no file-descriptor limit"
-    reserve = config.fd_reserve
-    if reserve is None:
-        reserve = max(FD_RESERVE_MIN, soft // FD_RESERVE_SHARE)
-    held = _open_descriptors()
-    room = soft - held - reserve
-    how = f"RLIMIT_NOFILE {soft}, {held} held, {reserve} reserved"
-    if room < 1:
-        raise ServeError.of(
-            "too-few-descriptors",
-            f"no file descriptor is left for connections ({how}): raise ulimit -n or lower "
-            "server.fd_reserve",
-            nofile=soft,
-            held=held,
-            reserve=reserve,
-        )
-    return min(config.max_connections, room), how
 
 
 def _is_live(path: Path) -> bool:
@@ -557,41 +306,6 @@ class _Outbox:
             self.writer.write(data)
 
 
-class HeapTrim:
-    """Gives the heap's free memory back to the system a moment after a connection with
-    a full write buffer is dropped (glibc's ``malloc_trim``; a no-op elsewhere): the
-    allocator keeps freed buffers of a megabyte or so in its heap otherwise, and the
-    kernel's resident memory would not come down after a flood of non-readers. At most
-    once per :attr:`delay_s`, whatever the number of drops."""
-
-    def __init__(self, delay_s: float = 0.2) -> None:
-        self.delay_s = delay_s
-        self._pending = False
-        self._trim: Callable[[int], int] | bool | None = False  # False: not looked up yet
-
-    def soon(self) -> None:
-        """Trim once, :attr:`delay_s` from now (drops meanwhile share it)."""
-        if self._trim is False:
-            self._trim = None
-            with contextlib.suppress(OSError, AttributeError, ImportError):
-                import ctypes
-
-                self._trim = ctypes.CDLL(None).malloc_trim  # glibc's; absent elsewhere
-        if self._trim is None or self._pending:
-            return
-        self._pending = True
-        asyncio.get_running_loop().call_later(self.delay_s, self._run)
-
-    def _run(self) -> None:
-        self._pending = False
-        if callable(self._trim):
-            self._trim(0)
-
-
-#: The process's :class:`HeapTrim` (both wires' dropped connections).
-HEAP_TRIM = HeapTrim()
-
-
 class _WatchedProtocol(asyncio.StreamReaderProtocol):
     """A connection's stream protocol that drops the connection when its unsent bytes
     stay above the bound (the transport paused writing) for ``write_timeout_s``."""
@@ -641,22 +355,6 @@ class _WatchedProtocol(asyncio.StreamReaderProtocol):
         HEAP_TRIM.soon()
 
 
-def _peer_of(writer: asyncio.StreamWriter) -> str:
-    """Who is at the other end: ``ip ADDRESS`` on TCP, ``pid N`` on the Unix socket."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None and sock.family == socket.AF_UNIX:
-        option = getattr(socket, "SO_PEERCRED", None)
-        if option is not None:
-            with contextlib.suppress(OSError):
-                creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-                return f"pid {struct.unpack('3i', creds)[0]}"
-        return "unix"
-    peer = writer.get_extra_info("peername")
-    if isinstance(peer, tuple) and peer:
-        return f"ip {peer[0]}"
-    return "unknown"
-
-
 class _Connection:
     """One connection: its peer, writer and caller state, and what it has in flight."""
 
@@ -668,22 +366,26 @@ class _Connection:
         "inflight_bytes",
         "outbox",
         "peer",
+        "place",
         "reader_task",
         "signed_in",
         "writer",
     )
 
-    def __init__(self, peer: str, writer: asyncio.StreamWriter, deadline: float) -> None:
+    def __init__(
+        self, peer: str, writer: asyncio.StreamWriter, deadline: float, visitor: Visitor
+    ) -> None:
         self.peer = peer
         self.writer = writer
         self.deadline = deadline  # when it must have signed in
         self.outbox = _Outbox(writer)
-        self.caller = Caller()
+        self.caller = Caller(visitor=visitor)
         self.inflight = 0
         self.inflight_bytes = 0
         self.changed = asyncio.Event()
         self.signed_in = asyncio.Event()  # set once a request of it has succeeded
         self.reader_task: asyncio.Task[None] | None = None
+        self.place: Any = None  # its place in the door's count
 
     def finish(self, size: int) -> None:
         """A request of ``size`` bytes is answered."""
@@ -722,9 +424,13 @@ class Server:
         core: the protocol core that answers each line.
         config: addresses and limits.
         clock: the clock of the authentication deadline and the accept rates (default:
-            the event loop's, :class:`LoopClock`).
+            the door's, or the event loop's).
         watches: where ``q_watch`` finds a job's events (:mod:`qmk.abi.watch`; None:
             the socket-only methods are not served).
+        door: the door its calls pass (:mod:`qmk.abi.door`), shared with the other
+            listeners of the kernel: their connections are counted together. None: a
+            door of its own on ``core``'s target, with no probe (the target checks its
+            sessions).
     """
 
     def __init__(
@@ -733,30 +439,30 @@ class Server:
         config: ServerConfig,
         *,
         clock: ServerClock | None = None,
-        budget: ConnectionBudget | None = None,
         watches: WatchSource | None = None,
+        door: Door | None = None,
     ) -> None:
         self.core = core
         self.watches = watches
         self.config = config
-        self.clock: ServerClock = clock or LoopClock()
-        self._accepts: TokenBucket | None = None  # made when it listens, on the clock's time
-        self._peer_accepts = Buckets(
-            rate=config.accept_rate_per_peer,
-            burst=max(config.accept_rate_per_peer, config.max_connections_per_peer),
-        )
+        self.door = door if door is not None else Door(core.target, config, clock=clock)
+        self.clock: ServerClock = clock or self.door.clock
+        if core.door is None:
+            core.door = self.door
         self.addresses: list[str] = []
-        #: The most connections held at once (set from the descriptors when it listens).
-        self.room = config.max_connections
-        self.budget = budget if budget is not None else ConnectionBudget(self.room)
         self._group: aio.TaskGroup | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
-        self._peers: dict[str, int] = {}
         self._lingering: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._socket_inode: int | None = None
         self._listeners: list[socket.socket] = []
-        self._resume: asyncio.Task[None] | None = None  # while accepting is paused
+        self._acceptor = Acceptor(self.door.connections, self.clock, self._adopt_soon)
+
+    @property
+    def room(self) -> int:
+        """The most connections of every listener together (set from the descriptors
+        when it listens)."""
+        return self.door.connections.room
 
     @property
     def connection_count(self) -> int:
@@ -779,36 +485,29 @@ class Server:
         listeners = self._listeners
         try:
             await self._listen(listeners)
-            self.room, how = connection_room(self.config)
-            self.budget.room = self.room
+            room, how = connection_room(self.config)
+            self.door.connections.set_room(room)
             LOG.info(
                 "at most %d connections (%s), %d per peer",
-                self.room,
+                room,
                 how,
                 self.config.max_connections_per_peer,
             )
-            self._accepts = TokenBucket(
-                rate=self.config.accept_rate,
-                burst=max(self.config.accept_rate, self.room),
-                now=self.clock.now(),
-            )
             async with aio.TaskGroup() as group:
                 self._group = group
-                self._watch_listeners(True)
+                self._acceptor.start(listeners, group.create_task)
                 if ready is not None:
                     ready(list(self.addresses))
                 await stop.wait()
                 self._stopping = True
                 if self.watches is not None:  # live watches end with closing, then end
                     self.watches.close()
-                self._watch_listeners(False)
-                if self._resume is not None:
-                    self._resume.cancel()
+                self._acceptor.stop()
                 for listener in listeners:
                     listener.close()
                 await self._drain()
         finally:
-            self._watch_listeners(False)
+            self._acceptor.stop()
             for listener in listeners:
                 listener.close()
             listeners.clear()
@@ -826,17 +525,6 @@ class Server:
             listeners.append(tcp)
             bound = tcp.getsockname()
             self.addresses.append(f"tcp:{bound[0]}:{bound[1]}")
-
-    def _watch_listeners(self, on: bool) -> None:
-        """Have the loop tell us when a connection waits on a listening socket (or not)."""
-        loop = asyncio.get_running_loop()
-        for listener in self._listeners:
-            if listener.fileno() < 0:
-                continue
-            if on:
-                loop.add_reader(listener.fileno(), self._on_listen, listener)
-            else:
-                loop.remove_reader(listener.fileno())
 
     def _remove_socket(self) -> None:
         path = self.config.socket_path
@@ -869,65 +557,12 @@ class Server:
 
     # ----------------------------------------------------------------- accepting
 
-    def _on_listen(self, listener: socket.socket) -> None:
-        """A connection waits on ``listener``: accept up to :data:`ACCEPT_BATCH`, each
-        taking a token of ``accept_rate``; with none left, stop accepting until one is due
-        (refusing would cost the loop as much as accepting)."""
-        assert self._accepts is not None and self._group is not None
-        for _ in range(ACCEPT_BATCH):
-            if self._resume is not None or self._stopping:
-                return
-            try:
-                conn, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno == errno.ECONNABORTED:
-                    continue
-                LOG.error(
-                    "cannot accept a connection (%s); accepting again in %g s",
-                    exc.strerror or exc,
-                    ACCEPT_RETRY_S,
-                )
-                self._pause(ACCEPT_RETRY_S)
-                return
-            conn.setblocking(False)
-            wait = self._accepts.take(self.clock.now())
-            if wait:
-                self._pause(wait, conn)
-                return
-            self._group.create_task(self._adopt(conn))
-
-    def _pause(self, seconds: float, held: socket.socket | None = None) -> None:
-        """Stop accepting for ``seconds`` of the server's clock; ``held``, a connection
-        accepted past the rate, waits as long and is served first."""
-        assert self._group is not None
-        self._watch_listeners(False)
-        when = self.clock.now() + seconds
-        self._resume = self._group.create_task(self._resume_at(when, held))
-
-    async def _resume_at(self, when: float, held: socket.socket | None) -> None:
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with self.clock.timeout_at(when):
-                    await asyncio.Event().wait()
-        except BaseException:
-            if held is not None:
-                held.close()
-            raise
-        self._resume = None
-        if self._stopping:
-            if held is not None:
-                held.close()
+    def _adopt_soon(self, conn: socket.socket) -> None:
+        """The acceptor's: serve an accepted socket (in a task of the server's group)."""
+        if self._stopping or self._group is None:
+            conn.close()
             return
-        if held is not None:
-            assert self._accepts is not None and self._group is not None
-            wait = self._accepts.take(self.clock.now())
-            if wait:
-                self._pause(wait, held)
-                return
-            self._group.create_task(self._adopt(held))
-        self._watch_listeners(True)
+        self._group.create_task(self._adopt(conn))
 
     async def _adopt(self, conn: socket.socket) -> None:
         """Give an accepted socket its streams and serve it (within the limits)."""
@@ -945,33 +580,15 @@ class Server:
         if self._stopping or self._group is None:
             writer.close()
             return
-        peer = _peer_of(writer)
-        if self._over_peer_rate(reader, writer, peer):
+        peer = peer_of(writer.get_extra_info("socket"))
+        admitted = self.door.connections.admit(peer)
+        if isinstance(admitted, Refusal):
+            self._refuse(reader, writer, peer, admitted)
             return
-        per_peer = self.config.max_connections_per_peer
-        if not self.budget.take():
-            self._refuse(
-                reader,
-                writer,
-                peer,
-                "too-many-connections",
-                self.room,
-                f"the server holds its limit of {self.room} connections; retry later",
-            )
-            return
-        if self._peers.get(peer, 0) >= per_peer:
-            self.budget.give()
-            self._refuse(
-                reader,
-                writer,
-                peer,
-                "too-many-connections-per-peer",
-                per_peer,
-                f"this peer ({peer}) holds its limit of {per_peer} connections; close one",
-            )
-            return
-        self._peers[peer] = self._peers.get(peer, 0) + 1
-        connection = _Connection(peer, writer, self.clock.now() + self.config.auth_timeout_s)
+        visitor = self.door.visitor("jsonrpc", peer)
+        connection = _Connection(
+            peer, writer, self.clock.now() + self.config.auth_timeout_s, visitor
+        )
         if self.watches is not None:
             connection.caller.watches = ConnectionWatches(
                 self.watches, connection.outbox.send, writer, self.config.max_unsent_bytes
@@ -979,52 +596,24 @@ class Server:
         task = self._group.create_task(self._serve_connection(reader, connection))
         self._connections[task] = connection
         task.add_done_callback(self._forget)
-
-    def _over_peer_rate(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
-    ) -> bool:
-        """Refuse the connection if its peer's accept rate is spent."""
-        wait = self._peer_accepts.take(peer, self.clock.now())
-        if wait:
-            rate = self.config.accept_rate_per_peer
-            self._refuse(
-                reader,
-                writer,
-                peer,
-                "accept-rate-per-peer",
-                rate,
-                f"this peer ({peer}) opens connections faster than {rate:g} a second; "
-                f"retry in {wait:.3g} s",
-                retry_after_s=round(wait, 3),
-            )
-            return True
-        return False
+        connection.place = admitted
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         connection = self._connections.pop(task, None)
-        if connection is None:
-            return
-        self.budget.give()
-        left = self._peers.get(connection.peer, 1) - 1
-        if left > 0:
-            self._peers[connection.peer] = left
-        else:
-            self._peers.pop(connection.peer, None)
+        if connection is not None and connection.place is not None:
+            connection.place.release()
 
     def _refuse(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         peer: str,
-        reason: str,
-        limit: float,
-        message: str,
-        **details: Any,
+        refusal: Refusal,
     ) -> None:
         """Answer a connection past a limit with one coded line, and close it."""
-        LOG.warning("refused a connection of %s: %s", peer, message)
-        error = UnavailableError(message, reason=reason, limit=limit, **details)
+        LOG.warning("refused a connection of %s: %s", peer, refusal.message)
         try:
+            error = refusal.error()
             writer.write(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
         except (OSError, RuntimeError):
             writer.close()
@@ -1034,17 +623,24 @@ class Server:
     def _close_lingering(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Half-close, drop what the client still sends (bounded), then close, so that
         it reads the line just written rather than a reset."""
+        connections = self.door.connections
+        if self._group is None or not connections.may_linger():
+            writer.close()
+            return
         try:
-            if len(self._lingering) >= REFUSED_LINGER_MAX or self._group is None:
-                writer.close()
-                return
             writer.write_eof()
         except (OSError, RuntimeError):
+            connections.lingered()
             writer.close()
             return
         task = self._group.create_task(_linger(reader, writer))
         self._lingering.add(task)
-        task.add_done_callback(self._lingering.discard)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._lingering.discard(task)
+            connections.lingered()
+
+        task.add_done_callback(done)
 
     # ----------------------------------------------------------------- a connection
 
@@ -1104,9 +700,7 @@ class Server:
         return True
 
     def _line_limit(self, connection: _Connection) -> int:
-        if connection.caller.authenticated:
-            return self.config.max_line
-        return min(self.config.max_line, self.config.max_line_unauthenticated)
+        return self.door.size_limit(connection.caller.authenticated)
 
     async def _read_loop(
         self, reader: asyncio.StreamReader, connection: _Connection, group: aio.TaskGroup
@@ -1278,8 +872,9 @@ async def serve_kernel(
     *,
     ready: Callable[[list[str]], None] | None = None,
     stop: asyncio.Event | None = None,
-    budget: ConnectionBudget | None = None,
     watches: WatchSource | None = None,
+    door: Door | None = None,
+    probe: DoorProbe | None = None,
 ) -> None:
     """Serve ``target`` (the kernel) until SIGTERM or SIGINT, then drain and return.
 
@@ -1288,8 +883,10 @@ async def serve_kernel(
         config: addresses and limits.
         ready: called once listening, with the addresses.
         stop: an event that also stops the server (tests, embedding).
-        budget: the connections it shares with another listener (the HTTP API).
         watches: where ``q_watch`` finds a job's events (None: no watches).
+        door: the door it shares with the kernel's other listeners (None: its own,
+            on ``target`` and ``probe``).
+        probe: the kernel's probe, for a door of its own (sessions checked first).
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -1299,8 +896,10 @@ async def serve_kernel(
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
     try:
-        core = RpcCore(target, max_depth=config.max_depth)
-        await Server(core, config, budget=budget, watches=watches).serve(stop, ready=ready)
+        if door is None:
+            door = Door(target, config, probe=probe)
+        core = RpcCore(target, max_depth=config.max_depth, door=door)
+        await Server(core, config, watches=watches, door=door).serve(stop, ready=ready)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)

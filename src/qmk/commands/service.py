@@ -70,7 +70,9 @@ def serve(
     import asyncio
     import logging
 
-    from qmk.abi.server import RepeatFilter, ServerConfig, connection_room, parse_tcp
+    from qmk.abi.door import connection_room
+    from qmk.abi.limits import ServerConfig
+    from qmk.abi.server import RepeatFilter, parse_tcp
     from qmk.kernel.config import load_config
 
     socket_path = args.socket or os.environ.get("QMK_SOCKET")
@@ -237,36 +239,44 @@ async def _serve(
             for notice in kernel.warnings:  # a plain-text key (QK402): said, not fatal
                 log.warning("warning: %s %s: %s", notice["code"], notice["name"], notice["message"])
 
+        door, probe = _door(kernel, server_config)  # every listener's one door
         if grpc is not None:  # it drains beside the others once stop is set
             beside.append(
-                await listeners.enter_async_context(_grpc(kernel, server_config, grpc, stop))
+                await listeners.enter_async_context(_grpc(door, probe, server_config, grpc, stop))
             )
         if http is None:
-            watches = _watches(kernel, server_config)
-            await serve_kernel(kernel, server_config, ready=ready, stop=stop, watches=watches)
+            watches = _watches(door, probe)
+            await serve_kernel(
+                kernel, server_config, ready=ready, stop=stop, watches=watches, door=door
+            )
         else:
             from qmk.http.server import serve_with_http
-            from qmk.kernel.observe import KernelObserver
 
-            probe = KernelObserver(kernel)
-            await serve_with_http(kernel, probe, server_config, http, ready=ready, stop=stop)
+            await serve_with_http(
+                kernel, probe, server_config, http, ready=ready, stop=stop, door=door
+            )
     finally:
         await listeners.aclose()  # the gRPC listener, if any, before the kernel
         await kernel.close()
 
 
-def _watches(kernel: Any, server_config: Any) -> Any:
-    """Where ``q_watch`` finds a job's events on a kernel served on JSON-RPC only: a hub
-    of its events, made at the first watch, under the ``[server]`` stream limits."""
-    from qmk.http.events import HubWatches, syscalls
+def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
+    """The door every listener of ``kernel`` shares (:mod:`qmk.abi.door`), and the
+    kernel's probe it reads sessions and CPU budgets through."""
+    from qmk.abi.door import Door
     from qmk.kernel.observe import KernelObserver
 
-    return HubWatches(
-        syscalls(kernel),
-        KernelObserver(kernel),
-        max_per_session=server_config.max_streams_per_session,
-        max_per_tenant=server_config.max_streams_per_tenant,
-    )
+    probe = KernelObserver(kernel)
+    return Door(kernel, server_config, probe=probe), probe
+
+
+def _watches(door: Any, probe: Any) -> Any:
+    """Where ``q_watch`` finds a job's events on a kernel served on JSON-RPC only: a hub
+    of its events, made at the first watch, its streams counted by the door."""
+    from qmk.http.events import HubWatches, through
+
+    call = through(door, door.visitor("jsonrpc", "watches"))
+    return HubWatches(call, probe, caps=door.streams)
 
 
 def _dask_pool(
@@ -355,20 +365,11 @@ def _grpc_config(args: argparse.Namespace) -> Any:
     return config
 
 
-def _grpc(kernel: Any, server_config: Any, config: Any, stop: Any) -> Any:
-    """The gRPC listener on ``kernel`` (an async context that yields its URL)."""
+def _grpc(door: Any, probe: Any, server_config: Any, config: Any, stop: Any) -> Any:
+    """The gRPC listener behind ``door`` (an async context that yields its URL)."""
     from qmk.grpc.server import grpc_listener
-    from qmk.kernel.observe import KernelObserver
 
-    return grpc_listener(
-        kernel,
-        KernelObserver(kernel),
-        config,
-        max_line=server_config.max_line,
-        max_depth=server_config.max_depth,
-        drain_s=server_config.drain_timeout_s,
-        stop=stop,
-    )
+    return grpc_listener(door, probe, config, stop=stop)
 
 
 # --------------------------------------------------------------------------- clients

@@ -1,24 +1,35 @@
-"""``qmk serve --grpc HOST:PORT``: the service ``qmk.v1.Kernel`` on the kernel's own loop.
+"""``qmk serve --grpc HOST:PORT``: the service ``qmk.v1.Kernel`` behind the door.
 
 :func:`grpc_listener` starts a ``grpc.aio`` server in the running event loop (the
-kernel's: every rpc is a coroutine on it, as a JSON-RPC request or a REST call is, and
-calls the kernel's syscall coroutine the same way), beside the JSON-RPC server and the
-HTTP API, with the standard health service (``SERVING`` for ``""`` and
-``qmk.v1.Kernel`` while it runs) and server reflection. When ``stop`` is set its health
-turns ``NOT_SERVING``, live ``WatchJob`` streams end (``closing``) and the server
-drains for ``server.drain_timeout_s``.
+kernel's: every rpc is a coroutine on it, as a JSON-RPC request or a REST call is) with
+the standard health service (``SERVING`` for ``""`` and ``qmk.v1.Kernel`` while it runs)
+and server reflection. gRPC's core accepts and reads its own sockets, so it listens on a
+private Unix socket and the door takes the public address: every connection is
+accepted, counted, limited and spliced by the door (:class:`qmk.abi.door.Splicer`: the
+accept rate, connections per peer and in total with the other listeners, the bytes
+before sign-in, the authentication deadline, the unsent bytes and the write timeout),
+and each call finds its connection's visitor by the splice's name (the call's peer).
+When ``stop`` is set its health turns ``NOT_SERVING``, live ``WatchJob`` streams end
+(``closing``) and the server drains for ``server.drain_timeout_s``.
 
-Each rpc of a syscall reads its request as the syscall's params
-(:func:`qmk.grpc.schema.params_of`), takes the session from the metadata
-``authorization: Bearer <session_id>``, checks the params against the method table
-(:func:`qmk.abi.methods.bind_params`, as the other wires do) and answers the result
-(:func:`qmk.grpc.schema.reply_of`); ``Submit`` lowers its ``program`` first (its
-``format``, or the one its text shows: :func:`qmk.frontends.text.sniff`). An error is a
-gRPC status (:mod:`qmk.grpc.status`) whose message is the QMK error's line.
+Each rpc is served as the door says a wire serves: the session of the metadata
+``authorization: Bearer <session_id>`` is checked (:meth:`qmk.abi.door.Door.tenant`)
+before the request message is read (every handler reads its one message itself, so a
+call without a valid session is refused before its message is read); the message's
+fields are the syscall's params (:func:`qmk.grpc.schema.params_of`), checked against the
+method table (:func:`qmk.abi.methods.bind_params`); ``Submit``'s ``program`` goes to the
+door as text (its ``format``, or the one its text shows: :func:`qmk.frontends.text.sniff`),
+which reads it off the event loop within the graph cap; the call goes through the door
+(timed in the metrics under ``grpc``, traced) and its answer
+(:func:`qmk.grpc.schema.reply_of`) is held within the door's bound of answers held
+whole (:class:`qmk.abi.door.HeldAnswers`) until it is sent. ``WatchJob``'s streams are
+counted with SSE's and ``q_watch``'s (:class:`qmk.abi.door.StreamCaps`), one event
+written at a time. An error is a gRPC status (:mod:`qmk.grpc.status`) whose message is
+the QMK error's line.
 
-Limits: a request message may be at most ``server.max_line`` bytes (gRPC's own check,
-before the handler: there is no separate limit for requests without a session, as the
-other wires have) and a ``Struct`` may nest at most ``server.max_depth`` levels.
+Limits: a request message may be at most ``server.max_line`` bytes (gRPC's own check),
+a connection's calls at once ``server.max_inflight``, and a ``Struct`` may nest at most
+``server.max_depth`` levels.
 """
 
 from __future__ import annotations
@@ -26,8 +37,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import shutil
 import socket
+import struct
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,22 +52,27 @@ import grpc
 from google.protobuf.message import Message
 from grpc import aio
 
+from qmk.abi.door import Door, DoorProbe, Held, ProgramText, Refusal, Splicer, Visitor
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
-from qmk.abi.jsonrpc import decode_soon, dumps
+from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
+from qmk.abi.server import bind_tcp
 from qmk.errors import QMKError, SessionError
 from qmk.frontends.text import sniff
 from qmk.grpc.schema import messages, params_of, reply_of
 from qmk.grpc.status import error_metadata, status_of
-from qmk.http.events import PROGRESS_S, EventHub, JobWatch
+from qmk.http.events import PROGRESS_S, EventHub, JobWatch, through
 from qmk.http.probe import KernelProbe
-from qmk.http.programs import to_graph
 
 LOG = logging.getLogger("qmk.grpc")
 
 #: The metadata key of the session.
 AUTHORIZATION = "authorization"
+#: The peer gRPC reports for a call that came through a splice (its abstract name).
+SPLICED = "unix-abstract:"
+#: The HTTP/2 error code of the ``GOAWAY`` a refused connection gets.
+ENHANCE_YOUR_CALM = 0xB
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,12 +130,27 @@ async def _abort(context: Any, error: QMKError) -> None:
     await context.abort(status_of(error), str(error), trailing_metadata=error_metadata(error))
 
 
-async def _program(params: dict[str, Any], max_depth: int) -> None:
-    """Replace ``program`` and ``format`` in ``params`` by the graph they lower to.
+def goaway(refusal: Refusal) -> bytes:
+    """What a refused plaintext gRPC connection is told: HTTP/2 server settings, then a
+    ``GOAWAY`` (``ENHANCE_YOUR_CALM``) whose debug data is the coded error's line.
 
-    QVM JSON is decoded as the other wires decode a body (:func:`decode_soon`: its depth
-    limit, a big one in a thread) and handed to the kernel as JSON-RPC hands it; other
-    text is lowered by its front-end (:func:`qmk.http.programs.to_graph`)."""
+    >>> frames = goaway(Refusal("too-many-connections", 4, "the server is full"))
+    >>> frames[3], frames[12], frames[26:].decode()
+    (4, 7, 'QS1011 unavailable: the server is full')
+    """
+    debug = str(refusal.error()).encode("utf-8")[:1024]
+    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS frame
+    payload = struct.pack(">II", 0, ENHANCE_YOUR_CALM) + debug
+    return settings + struct.pack(">I", len(payload))[1:] + b"\x07\x00\x00\x00\x00\x00" + payload
+
+
+def program_text(params: dict[str, Any]) -> ProgramText:
+    """Take ``program`` and ``format`` out of ``params``: the text for the door to read
+    (its format told from the text where none is given).
+
+    Raises:
+        InvalidParams: no program, or text whose format cannot be told.
+    """
     if PROGRAM_FIELD not in params:
         raise InvalidParams(f"missing required field {PROGRAM_FIELD!r}", param=PROGRAM_FIELD)
     program, fmt = params.pop(PROGRAM_FIELD), params.pop(FORMAT_FIELD, None)
@@ -127,50 +162,68 @@ async def _program(params: dict[str, Any], max_depth: int) -> None:
                 "qvm-asm, qasm2, qasm3, qasm, qir)",
                 param=FORMAT_FIELD,
             )
-    if fmt == "qvm-json":
-        program = await decode_soon(program.encode("utf-8"), max_depth=max_depth)
-        if not isinstance(program, dict):
-            raise InvalidParams("a qvm-json program must be a JSON object", param=PROGRAM_FIELD)
-    params[GRAPH_PARAM], _ = to_graph(program, fmt)
+    return ProgramText(program, fmt, PROGRAM_FIELD)
+
+
+def _answer_size(result: Any) -> int:
+    """What an answer built from ``result`` holds until sent: its JSON text, and about
+    as much again in its typed fields (a job's counts)."""
+    return 2 * sum(map(len, dumps_parts(result, default=str)))
 
 
 class KernelService:
-    """The handlers of ``qmk.v1.Kernel`` on one kernel.
+    """The handlers of ``qmk.v1.Kernel`` behind one door.
 
     Args:
-        kernel: the kernel (its syscall coroutines).
-        hub: the kernel's events (for ``WatchJob``).
-        max_depth: the deepest nesting of a ``Struct`` param.
+        door: the door (the kernel's syscalls and every guard).
+        hub: the kernel's events (for ``WatchJob``), its streams counted by the door.
     """
 
-    def __init__(self, kernel: Any, hub: EventHub, max_depth: int) -> None:
-        self.kernel = kernel
+    def __init__(self, door: Door, hub: EventHub) -> None:
+        self.door = door
         self.hub = hub
-        self.max_depth = max_depth
+        self.max_depth = door.config.max_depth
         self.classes = messages()
 
-    async def call(self, name: str, params: dict[str, Any]) -> Any:
-        """A syscall of the kernel."""
-        return await getattr(self.kernel, name)(**params)
+    def visitor(self, context: Any) -> Visitor:
+        """The call's connection at the door (by its splice's name)."""
+        peer = str(context.peer() or "")
+        found = self.door.named(peer.removeprefix(SPLICED)) if peer.startswith(SPLICED) else None
+        return found if found is not None else self.door.visitor("grpc", "unknown")
+
+    async def _request(self, context: Any) -> Message:
+        """The call's one request message (read once its session is checked)."""
+        request = await context.read()
+        if request is aio.EOF:
+            raise InvalidParams("the call carried no request message")
+        return request
 
     def _unary(self, spec: MethodSpec, reply: type[Message]) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self.kernel, spec.name)
         needs_session = spec.needs_session
         program = any(p.name == GRAPH_PARAM for p in spec.params)
         # a repeated field sent empty is not on the wire: a required array is then []
         arrays = [p.name for p in spec.params if p.required and JsonType.ARRAY in p.types]
-        max_depth = self.max_depth
+        door, max_depth = self.door, self.max_depth
 
-        async def handle(request: Message, context: Any) -> Message:
+        async def handle(requests: Any, context: Any) -> Message:
+            visitor = self.visitor(context)
             try:
-                params = params_of(request, max_depth)
+                session = None
+                if needs_session:  # before the message is read
+                    session = bearer(context)
+                    door.tenant(visitor, session)
+                params = params_of(await self._request(context), max_depth)
                 for name in arrays:
                     params.setdefault(name, [])
+                text = None
                 if program:
-                    await _program(params, max_depth)
-                if needs_session:
-                    params["session_id"] = bearer(context)
-                result = await method(**bind_params(spec, params))
+                    text, params[GRAPH_PARAM] = program_text(params), {}  # the door reads it
+                if session is not None:
+                    params["session_id"] = session
+                bound = bind_params(spec, params)
+                result = await door.call(visitor, spec.name, bound, program=text)
+                held = await door.answers.hold(_answer_size(result))
+                context.add_done_callback(lambda _: held.release())
                 return reply_of(reply, result)
             except QMKError as exc:
                 await _abort(context, exc)
@@ -182,42 +235,59 @@ class KernelService:
 
         return handle
 
-    async def watch_job(self, request: Message, context: Any) -> AsyncIterator[Message]:
-        """``WatchJob``: the job's events (:class:`~qmk.http.events.JobWatch`)."""
+    async def watch_job(self, requests: Any, context: Any) -> AsyncIterator[Message]:
+        """``WatchJob``: the job's events (:class:`~qmk.http.events.JobWatch`), each
+        written before the next is made."""
         event_class = self.classes["JobEvent"]
-        job_id = str(request.job_id)
+        visitor = self.visitor(context)
+        held: Held | None = None
         try:
-            watch = await JobWatch.open(self.call, self.hub, bearer(context), job_id, PROGRESS_S)
-            async for name, data, seq in watch:
-                state = data.get("state") if isinstance(data, dict) else None
-                yield event_class(
-                    event=name,
-                    seq=seq,
-                    job_id=job_id,
-                    state=state if isinstance(state, str) else "",
-                    json=dumps(data, default=str),
-                )
+            session = bearer(context)
+            self.door.tenant(visitor, session)  # before the message is read
+            job_id = str((await self._request(context)).job_id)
+            call = through(self.door, visitor)
+            watch = await JobWatch.open(call, self.hub, session, job_id, PROGRESS_S)
+            try:
+                async for name, data, seq in watch:
+                    held = await self.door.answers.hold(_answer_size(data))
+                    state = data.get("state") if isinstance(data, dict) else None
+                    yield event_class(
+                        event=name,
+                        seq=seq,
+                        job_id=job_id,
+                        state=state if isinstance(state, str) else "",
+                        json=dumps(data, default=str),
+                    )
+                    held.release()  # written: the next event is asked for
+                    held = None
+            finally:
+                watch.close()
         except QMKError as exc:
             await _abort(context, exc)
         except (asyncio.CancelledError, aio.AbortError):
             raise
         except Exception as exc:
             await _abort(context, _internal(exc))
+        finally:
+            if held is not None:
+                held.release()
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's rpcs as one generic handler."""
+        """The service's rpcs as one generic handler. Every rpc is served as one whose
+        client streams its request (the wire is the same for one message), so that its
+        handler reads the message only after the door has checked the call's session."""
         classes = self.classes
         rpcs: dict[str, grpc.RpcMethodHandler] = {}
         for rpc in schema().rpcs:
             request, reply = classes[rpc.request], classes[rpc.reply]
             if rpc.syscall is None:
-                rpcs[rpc.name] = grpc.unary_stream_rpc_method_handler(
+                rpcs[rpc.name] = grpc.stream_stream_rpc_method_handler(
                     self.watch_job,
                     request_deserializer=request.FromString,
                     response_serializer=reply.SerializeToString,
                 )
                 continue
-            rpcs[rpc.name] = grpc.unary_unary_rpc_method_handler(
+            rpcs[rpc.name] = grpc.stream_unary_rpc_method_handler(
                 self._unary(METHODS[rpc.syscall], reply),
                 request_deserializer=request.FromString,
                 response_serializer=reply.SerializeToString,
@@ -263,35 +333,15 @@ def check_free(config: GrpcConfig) -> None:
             ) from None
 
 
-def _bind(server: Any, config: GrpcConfig) -> int:
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    address = f"{host}:{config.port}"
-    credentials = _credentials(config)
-    check_free(config)
-    try:
-        if credentials is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, credentials)
-    except RuntimeError as exc:
-        raise ServeError.of("cannot-bind", f"{address}: cannot listen (gRPC): {exc}") from None
-    if not port:
-        raise ServeError.of("cannot-bind", f"{address}: cannot listen (gRPC)")
-    return int(port)
-
-
 @contextlib.asynccontextmanager
 async def grpc_listener(
-    kernel: Any,
-    probe: KernelProbe,
+    door: Door,
+    probe: KernelProbe | DoorProbe,
     config: GrpcConfig,
     *,
-    max_line: int,
-    max_depth: int,
-    drain_s: float,
     stop: asyncio.Event,
 ) -> AsyncIterator[str]:
-    """Serve ``qmk.v1.Kernel`` on ``kernel`` while the context is open; yields its URL
+    """Serve ``qmk.v1.Kernel`` behind ``door`` while the context is open; yields its URL
     (``grpc://HOST:PORT``). When ``stop`` is set (or the context ends) it drains.
 
     Raises:
@@ -301,42 +351,65 @@ async def grpc_listener(
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
-    hub = EventHub(probe, asyncio.get_running_loop())
+    limits = door.config
+    credentials = _credentials(config)
+    check_free(config)
+    sock = bind_tcp(config.host, config.port)
+    private = tempfile.mkdtemp(prefix="qmk-grpc-")  # mode 0700: the server's own socket
+    inner = os.path.join(private, "grpc.sock")
+    hub = EventHub(probe, asyncio.get_running_loop(), caps=door.streams)  # type: ignore[arg-type]
     server = aio.server(
         options=[
-            ("grpc.so_reuseport", 0),  # a port in use is an error, not a second listener
-            ("grpc.max_receive_message_length", max_line),
+            ("grpc.max_receive_message_length", limits.max_line),
             ("grpc.max_send_message_length", -1),
+            ("grpc.max_concurrent_streams", limits.max_inflight),
         ]
     )
-    service = KernelService(kernel, hub, max_depth)
-    server.add_generic_rpc_handlers((service.handler(),))
+    server.add_generic_rpc_handlers((KernelService(door, hub).handler(),))
     checks = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    splicer = Splicer(door, "grpc", inner, goaway if credentials is None else _no_answer)
     try:
-        port = _bind(server, config)
+        if credentials is None:
+            server.add_insecure_port(f"unix:{inner}")
+        else:
+            server.add_secure_port(f"unix:{inner}", credentials)
         await server.start()
         for name in ("", SERVICE_NAME):
             await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
+        splicer.start([sock])
     except BaseException:
         hub.close()
         await server.stop(None)
+        await splicer.aclose()
+        sock.close()
+        shutil.rmtree(private, ignore_errors=True)
         raise
-    host = f"[{config.host}]" if ":" in config.host else config.host
+    bound = sock.getsockname()
+    host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
 
     async def drain() -> None:
         await stop.wait()
+        splicer.stop()
         await checks.enter_graceful_shutdown()
         hub.close()  # live WatchJob streams end (closing), so the drain waits for none
-        await server.stop(drain_s)
+        await server.stop(limits.drain_timeout_s)
+        await splicer.aclose()
 
     draining = asyncio.ensure_future(drain())
     try:
-        yield f"{config.scheme}://{host}:{port}"
+        yield f"{config.scheme}://{host}:{bound[1]}"
     finally:
         if not stop.is_set():
             stop.set()
         await draining
+        sock.close()
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _no_answer(refusal: Refusal) -> bytes:
+    """A refused TLS connection is closed without a word (none can be said before TLS)."""
+    return b""

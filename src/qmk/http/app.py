@@ -4,9 +4,12 @@
 by one function from the route table and the method table: a handler reads the session
 from ``Authorization: Bearer``, the params from the path, the query string (converted to
 the param's JSON type) and the JSON body (within the size and nesting limits: the larger
-limit only for a valid session, which is checked before the body is read), checks
+limit only for a valid session, which the door checks before the body is read), checks
 them against the method's table entry (:func:`qmk.abi.methods.bind_params`), calls the
-kernel's coroutine and answers its JSON, or a problem document (:mod:`qmk.http.problems`).
+syscall through the door (:mod:`qmk.abi.door`: program text is read there) and answers
+its JSON, or a problem document (:mod:`qmk.http.problems`). Each request is its
+connection's visitor at the door (the ASGI scope's ``qmk.visitor``, set by
+:mod:`qmk.http.guard`; an application served without it makes one per request).
 Unknown query or body params are refused (422), never ignored. :class:`App` hands a
 syscall's request straight to its handler and every other request to Starlette.
 """
@@ -21,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,22 +33,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from qmk import defaults
+from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
 from qmk.abi.jsonrpc import decode_soon, encode
 from qmk.abi.methods import JsonType, bind_params
-from qmk.abi.protocol import KernelSyscalls
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
 from qmk.http import problems
-from qmk.http.events import PROGRESS_S, EventHub, JobWatch, sse, sse_parts
+from qmk.http.events import PROGRESS_S, Call, EventHub, JobWatch, sse, sse_parts, through
 from qmk.http.metrics import CONTENT_TYPE, Metrics
 from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.probe import KernelProbe
-from qmk.http.programs import needs_lowering, to_graph
+from qmk.http.programs import program_of
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
 from qmk.http.stream import EventStreamResponse, json_response
 from qmk.http.tracing import Tracing
-from qmk.qvm.graph import GraphText
 
 ACCESS = logging.getLogger("qmk.http.access")
 JOBS = logging.getLogger("qmk.http.jobs")
@@ -121,21 +123,6 @@ class Exposure:
         return name in self.hosts
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppLimits:
-    """What a request may hold.
-
-    Attributes:
-        max_body: the longest body of a request that carries a bearer (bytes).
-        max_body_unauthenticated: the longest body of one that does not (a new session).
-        max_depth: the deepest nesting of arrays and objects in a body.
-    """
-
-    max_body: int = defaults.MAX_LINE_BYTES
-    max_body_unauthenticated: int = defaults.MAX_LINE_UNAUTHENTICATED_BYTES
-    max_depth: int = defaults.MAX_JSON_DEPTH
-
-
 def console_facts(probe: KernelProbe) -> bytes:
     """What the web console reads at start (``/console/facts.json``): the shots of a job
     that names none, and a job's states and which of them are final, as the kernel has them.
@@ -208,28 +195,27 @@ class Api:
     """The handlers of one application, and what they share.
 
     Args:
-        kernel: the kernel (its syscall coroutines).
+        door: the door (:class:`qmk.abi.door.Door`): the kernel's syscalls, its limits;
+            the application times (``metrics``) and traces (``tracing``) its calls.
         hub: the kernel's events (live streams, recent audit entries).
         metrics: the metrics (requests and syscalls are observed in it).
         tracing: the tracer (a no-op when tracing is off).
-        limits: what a request may hold.
         exposure: who it answers (the Host names, ``/metrics``' token).
     """
 
     def __init__(
         self,
-        kernel: KernelSyscalls,
+        door: Door,
         hub: EventHub,
         metrics: Metrics,
         tracing: Tracing,
-        limits: AppLimits,
         exposure: Exposure | None = None,
     ) -> None:
-        self.kernel = kernel
+        self.door = door
+        self.kernel = door.kernel
         self.hub = hub
         self.metrics = metrics
         self.tracing = tracing
-        self.limits = limits
         self.exposure = exposure or Exposure()
         self.final_states = frozenset(hub.probe.final_states)
         self.openapi = encode(openapi_document())
@@ -243,28 +229,30 @@ class Api:
         hub.on_event(metrics.on_event)
         hub.on_event(self._log_event)  # before the tracer, which forgets a job that ends
         hub.on_event(tracing.on_event)
+        door.observe(metrics.observe_rpc)  # every wire's calls, by the wire's name
+        if tracing.enabled:
+            door.trace(tracing.call)
         self._graphql_executor: Any = None
 
     # ------------------------------------------------------------------ shared
 
-    async def call(self, name: str, params: dict[str, Any]) -> Any:
-        """A syscall of the kernel, timed and traced."""
-        method = getattr(self.kernel, name)
-        start = time.perf_counter()
-        try:
-            if self.tracing.enabled:
-                return await self.tracing.call(name, method, params)
-            return await method(**params)
-        finally:
-            self.metrics.observe_rpc("http", name, time.perf_counter() - start)
+    def visitor(self, request: Request) -> Visitor:
+        """The request's visitor at the door: its connection's (:mod:`qmk.http.guard`),
+        or one of its own where no guard runs (an application in-process)."""
+        visitor = request.scope.get("qmk.visitor")
+        if visitor is None:
+            visitor = self.door.visitor("http", peer_of_address(request.scope.get("client")))
+            request.scope["qmk.visitor"] = visitor
+        return cast(Visitor, visitor)
+
+    def calls(self, request: Request) -> Call:
+        """The syscalls as ``request`` makes them: through the door, as its visitor."""
+        return through(self.door, self.visitor(request))
 
     async def body(self, request: Request, authenticated: bool) -> Any:
-        """The request's JSON body (None when empty), within the limits."""
-        limit = (
-            self.limits.max_body
-            if authenticated
-            else min(self.limits.max_body, self.limits.max_body_unauthenticated)
-        )
+        """The request's JSON body (None when empty), within the door's limit: the
+        larger one only for a request whose session was checked (``authenticated``)."""
+        limit = self.door.size_limit(authenticated)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise problems.too_large(limit)
@@ -288,7 +276,7 @@ class Api:
         data = b"".join(chunks)
         if not data.strip():
             return None
-        return await decode_soon(data, max_depth=self.limits.max_depth)
+        return await decode_soon(data, max_depth=self.door.config.max_depth)
 
     def _log_event(self, event: Any) -> None:
         if event.is_job and JOBS.isEnabledFor(logging.INFO):
@@ -373,14 +361,15 @@ class Api:
         path_params = route.path_params
         fixed = dict(route.fixed)
 
-        probe = self.hub.probe
+        door = self.door
 
         async def handler(request: Request) -> Response:
+            visitor = self.visitor(request)
             params: dict[str, Any] = {}
-            tenant, spent = None, 0.0
+            tenant = None
             if needs_session:  # a bad bearer is refused before the body is read
                 params["session_id"] = _bearer(request)
-                tenant = probe.session_tenant(params["session_id"])
+                tenant = door.tenant(visitor, params["session_id"])
             for name in path_params:
                 params[name] = request.path_params[name]
             query_string = request.scope.get("query_string")
@@ -405,20 +394,21 @@ class Api:
                             param=name,
                         )
                     params[name] = value
+            program: ProgramText | None = None
             if route.program:
                 if "program" not in params:
                     raise InvalidParams("missing required field 'program'", param="program")
-                program, fmt = params.pop("program"), params.pop("format", None)
-                params["graph"], spent = await self._lower(tenant, program, fmt)
+                found = program_of(params.pop("program"), params.pop("format", None))
+                if isinstance(found, ProgramText):
+                    program, params[GRAPH_PARAM] = found, {}  # the door reads it in its place
+                else:
+                    params[GRAPH_PARAM] = found
                 key = request.headers.get("idempotency-key")
                 if key is not None and params.get("idempotency_key") is None:
                     params["idempotency_key"] = key
             params.update(fixed)
-            try:
-                result = await self.call(spec.name, bind_params(spec, params))
-            finally:
-                if spent and tenant is not None:  # the lowering's, after the submit's check
-                    probe.charge(tenant, spent)
+            bound = bind_params(spec, params)
+            result = await door.call(visitor, spec.name, bound, program=program)
             headers = {}
             if isinstance(result, dict):
                 if isinstance(result.get("job_id"), str):
@@ -433,33 +423,18 @@ class Api:
 
     # ------------------------------------------------------------------ the others
 
-    async def _lower(
-        self, tenant: str | None, program: Any, fmt: str | None
-    ) -> tuple[Mapping[str, Any], float]:
-        """``program`` as a QVM graph, and the CPU seconds its lowering took (to charge
-        to ``tenant`` once the submit is answered): program text is read and lowered off
-        the event loop within the graph cap, and handed on as its compact text."""
-        probe = self.hub.probe
-        if tenant is None or not needs_lowering(program):
-            return to_graph(program, fmt)[0], 0.0
-        cap = probe.max_graph_nodes
-
-        def lower() -> GraphText:
-            # its compact text, written in the thread: the 300,000 objects of a
-            # 100,000-node graph's JSON die there, never on the event loop
-            return GraphText.of(to_graph(program, fmt, cap)[0])
-
-        return await probe.lower(tenant, lower)
-
-    async def _tenant(self, session_id: str) -> str:
-        """The session's tenant (checking the session)."""
-        reply = await self.call("q_resource_query", {"session_id": session_id})
-        return str(reply["tenant"])
+    def _tenant(self, request: Request, session_id: str) -> str:
+        """The session's tenant, checked by the door before any work."""
+        return self.door.tenant(self.visitor(request), session_id)
 
     async def job_events(self, request: Request) -> Response:
         """``GET /v1/jobs/{job_id}/events``: its states, progress, then its result."""
         watch = await JobWatch.open(
-            self.call, self.hub, _bearer(request), request.path_params["job_id"], PROGRESS_S
+            self.calls(request),
+            self.hub,
+            _bearer(request),
+            request.path_params["job_id"],
+            PROGRESS_S,
         )
 
         async def events() -> Any:
@@ -478,7 +453,7 @@ class Api:
     async def tenant_events(self, request: Request) -> Response:
         """``GET /v1/events``: every event of the tenant, as it happens."""
         session_id = _bearer(request)
-        tenant = await self._tenant(session_id)
+        tenant = self._tenant(request, session_id)
         stream = self.hub.open(tenant, session=session_id)
 
         async def events() -> Any:
@@ -504,7 +479,7 @@ class Api:
         """``POST /v1/assist``: the assistant's steps (the kernel's ``assist`` audit lines
         of this call) as they happen, then its answer."""
         session_id = _bearer(request)
-        tenant = await self._tenant(session_id)  # the session first, then the body
+        tenant = self._tenant(request, session_id)  # the session first, then the body
         body = await self.body(request, authenticated=True)
         if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
             raise InvalidParams("the body is {prompt, program?}", param="prompt")
@@ -519,7 +494,7 @@ class Api:
             "program": body.get("program"),
             "assist_id": assist_id,
         }
-        task = asyncio.ensure_future(self.call("q_assist", params))
+        task = asyncio.ensure_future(self.calls(request)("q_assist", params))
 
         async def events() -> Any:
             try:
@@ -552,11 +527,12 @@ class Api:
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
             raise InvalidParams("limit must be an integer 1..1000", param="limit")
         if job_id is not None:  # another tenant's job is not found
-            tenant = (await self.call("q_status", {"session_id": session_id, "job_id": job_id}))[
+            call = self.calls(request)
+            tenant = (await call("q_status", {"session_id": session_id, "job_id": job_id}))[
                 "tenant"
             ]
         else:
-            tenant = await self._tenant(session_id)
+            tenant = self._tenant(request, session_id)
         entries = self.hub.audit(tenant, job_id, int(limit_text))
         return _json({"tenant": tenant, "entries": entries}, headers={"x-qmk-tenant": tenant})
 
@@ -615,7 +591,7 @@ class Api:
     async def graphql(self, request: Request) -> Response:
         """``POST /v1/graphql``: a read-only GraphQL query of the session's tenant."""
         session_id = _bearer(request)
-        tenant = await self._tenant(session_id)  # a bad session: 401, before any parsing
+        tenant = self._tenant(request, session_id)  # a bad session: 401, before any parsing
         body = await self.body(request, True)
         if not isinstance(body, dict):
             raise InvalidParams('the body must be a JSON object {"query", "variables"}')
@@ -636,7 +612,9 @@ class Api:
             raise InvalidParams("variables must be an object or null", param="variables")
         if operation is not None and not isinstance(operation, str):
             raise InvalidParams("operationName must be a string or null", param="operationName")
-        answer = await self._graphql().execute(self.call, session_id, query, variables, operation)
+        answer = await self._graphql().execute(
+            self.calls(request), session_id, query, variables, operation
+        )
         return _json(answer, headers={"x-qmk-tenant": tenant})
 
     async def graphql_schema(self, request: Request) -> Response:
@@ -724,15 +702,15 @@ def _secured(send: Any) -> Any:
 
 
 def create_app(
-    kernel: KernelSyscalls,
+    door: Door,
     hub: EventHub,
     metrics: Metrics,
     tracing: Tracing,
-    limits: AppLimits | None = None,
     exposure: Exposure | None = None,
 ) -> App:
-    """The application serving ``kernel`` (see the module docstring and :class:`App`)."""
-    api = Api(kernel, hub, metrics, tracing, limits or AppLimits(), exposure)
+    """The application serving the kernel behind ``door`` (see the module docstring and
+    :class:`App`)."""
+    api = Api(door, hub, metrics, tracing, exposure)
     others: dict[str, Handler] = {
         "assist": api.assist,
         "job_events": api.job_events,

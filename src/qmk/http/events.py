@@ -12,9 +12,10 @@ The wire format is the WHATWG ``text/event-stream``: ``id`` (the audit seq), ``e
 and one ``data`` line of JSON, then a blank line (:func:`sse`; :func:`sse_parts` keeps a
 stored result's bytes as they are, for a writer that sends them in chunks).
 
-A session may hold ``max_per_session`` streams at once and a tenant ``max_per_tenant``
-(``[server] max_streams_per_session`` / ``max_streams_per_tenant``): one more is
-``QS1006 quota-exceeded`` with ``reason`` ``too-many-streams`` (``429`` over HTTP).
+A session may hold ``max_streams_per_session`` streams at once and a tenant
+``max_streams_per_tenant``, counted by the door's :class:`~qmk.abi.door.StreamCaps`
+for every wire together (SSE, ``q_watch``, gRPC's ``WatchJob``): one more is ``QS1006
+quota-exceeded`` with ``reason`` ``too-many-streams`` (``429`` over HTTP).
 
 >>> sse("state", {"state": "QUEUED"}, 7)
 b'id: 7\\nevent: state\\ndata: {"state":"QUEUED"}\\n\\n'
@@ -29,8 +30,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from qmk.abi.door import Door, StreamCaps, Visitor
 from qmk.abi.jsonrpc import dumps, dumps_parts
-from qmk.errors import QuotaError
 from qmk.http.probe import KernelEvent, KernelProbe
 
 #: Recent events kept for the audit route.
@@ -108,8 +109,8 @@ class EventHub:
     Args:
         probe: the kernel's probe.
         loop: the event loop the streams live on (events from other threads hop over).
-        max_per_session, max_per_tenant: the most streams of one session, and of one
-            tenant, at once (None: no limit).
+        caps: the live streams of each session and tenant, as the door counts them
+            for every wire (None: no limit).
     """
 
     def __init__(
@@ -117,15 +118,11 @@ class EventHub:
         probe: KernelProbe,
         loop: asyncio.AbstractEventLoop,
         *,
-        max_per_session: int | None = None,
-        max_per_tenant: int | None = None,
+        caps: StreamCaps | None = None,
     ) -> None:
         self.probe = probe
         self.loop = loop
-        self.max_per_session = max_per_session
-        self.max_per_tenant = max_per_tenant
-        self._of_session: dict[str, int] = {}
-        self._of_tenant: dict[str, int] = {}
+        self.caps = caps if caps is not None else StreamCaps(None, None)
         self._thread = threading.get_ident()
         self._streams: set[Stream] = set()
         self.recent: deque[KernelEvent] = deque(probe.audit_tail(RECENT), maxlen=RECENT)
@@ -159,53 +156,23 @@ class EventHub:
         Raises:
             QuotaError: the session, or the tenant, holds its limit of streams.
         """
-        self._check_room(tenant, session)
+        self.caps.take(tenant, session)
         stream = Stream(tenant, job_id, session)
         if self.closed:
             stream.put(None)
         self._streams.add(stream)
-        self._of_tenant[tenant] = self._of_tenant.get(tenant, 0) + 1
-        if session is not None:
-            self._of_session[session] = self._of_session.get(session, 0) + 1
         return stream
-
-    def _check_room(self, tenant: str, session: str | None) -> None:
-        held = self._of_session.get(session, 0) if session is not None else 0
-        if self.max_per_session is not None and held >= self.max_per_session:
-            raise QuotaError(
-                f"this session holds its limit of {self.max_per_session} live event "
-                "streams; close one (server.max_streams_per_session)",
-                reason="too-many-streams",
-                scope="session",
-                limit=self.max_per_session,
-            )
-        held = self._of_tenant.get(tenant, 0)
-        if self.max_per_tenant is not None and held >= self.max_per_tenant:
-            raise QuotaError(
-                f"tenant {tenant!r} holds its limit of {self.max_per_tenant} live event "
-                "streams; close one (server.max_streams_per_tenant)",
-                reason="too-many-streams",
-                scope="tenant",
-                limit=self.max_per_tenant,
-            )
 
     def close_stream(self, stream: Stream) -> None:
         """Forget ``stream`` (its reader left); closing it twice is once."""
         if stream not in self._streams:
             return
         self._streams.discard(stream)
-        for counts, key in ((self._of_tenant, stream.tenant), (self._of_session, stream.session)):
-            if key is None:
-                continue
-            left = counts.get(key, 1) - 1
-            if left > 0:
-                counts[key] = left
-            else:
-                counts.pop(key, None)
+        self.caps.give(stream.tenant, stream.session)
 
     def stream_count(self, tenant: str) -> int:
-        """The streams ``tenant`` holds now."""
-        return self._of_tenant.get(tenant, 0)
+        """The streams ``tenant`` holds now (on every wire)."""
+        return self.caps.held(tenant)
 
     def audit(self, tenant: str, job_id: str | None, limit: int) -> list[dict[str, Any]]:
         """``tenant``'s last ``limit`` audit entries (``job_id``'s only), oldest first."""
@@ -340,18 +307,29 @@ def syscalls(kernel: Any) -> Call:
     return call
 
 
+def through(door: Door, visitor: Visitor) -> Call:
+    """The syscalls as ``visitor`` calls them through ``door``."""
+
+    async def call(method: str, params: dict[str, Any]) -> Any:
+        return await door.call(visitor, method, params)
+
+    return call
+
+
 class HubWatches:
     """Where the JSON-RPC socket's ``q_watch`` finds a job's events
     (:class:`qmk.abi.watch.WatchSource`): a :class:`JobWatch` over an :class:`EventHub`,
     so a watch counts among the session's and tenant's streams as an SSE stream does.
 
     Args:
-        call: the syscalls, as a wire calls them (``q_status``).
+        call: the syscalls, as a wire calls them (``q_status``; through the door:
+            :func:`through`).
         probe: the kernel's probe.
         hub: the hub to share (the REST API's, when both serve one kernel); None: one
             made at the first watch (a kernel served on JSON-RPC only listens to its
-            events only once someone watches) with these limits, closed with this.
-        max_per_session, max_per_tenant: that hub's stream limits (None: no limit).
+            events only once someone watches) with ``caps``, closed with this.
+        caps: that hub's stream limits (the door's :class:`~qmk.abi.door.StreamCaps`;
+            None: no limit).
     """
 
     def __init__(
@@ -360,14 +338,13 @@ class HubWatches:
         probe: KernelProbe,
         hub: EventHub | None = None,
         *,
-        max_per_session: int | None = None,
-        max_per_tenant: int | None = None,
+        caps: StreamCaps | None = None,
         progress_s: float = PROGRESS_S,
     ) -> None:
         self._call = call
         self._probe = probe
         self._hub = hub
-        self._limits = {"max_per_session": max_per_session, "max_per_tenant": max_per_tenant}
+        self._caps = caps
         self._progress_s = progress_s
         self._closed = False
 
@@ -392,7 +369,7 @@ class HubWatches:
             QMKError: what ``q_status`` raises; ``QuotaError`` past the stream limits.
         """
         if self._hub is None:
-            self._hub = EventHub(self._probe, asyncio.get_running_loop(), **self._limits)
+            self._hub = EventHub(self._probe, asyncio.get_running_loop(), caps=self._caps)
             if self._closed:
                 self._hub.close()
         return await JobWatch.open(self._call, self._hub, session_id, job_id, self._progress_s)

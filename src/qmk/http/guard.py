@@ -1,13 +1,18 @@
-"""The HTTP API's connection discipline: the socket's limits, on uvicorn's connections.
+"""The HTTP API's connection discipline: the door's limits, on uvicorn's connections.
 
 :func:`guarded_protocol` makes the uvicorn protocol class (``httptools``) that
-``qmk serve --http`` runs, with the limits of the kernel config's ``[server]`` table
-(:class:`~qmk.abi.server.ServerConfig`):
+``qmk serve --http`` runs, with the door (:mod:`qmk.abi.door`) and the limits of the
+kernel config's ``[server]`` table (:class:`~qmk.abi.limits.ServerConfig`):
 
-- **Descriptors**: every connection takes a place in the :class:`ConnectionBudget` it
-  shares with the JSON-RPC server, and at most ``max_connections_per_peer`` are of one
-  IP address. A connection past either is answered ``503`` (``QS1011 unavailable``,
-  ``reason`` ``too-many-connections`` / ``too-many-connections-per-peer``) and closed.
+- **Descriptors**: every connection takes a place in the door's count
+  (:class:`~qmk.abi.door.Connections`), shared with every other listener: at most
+  ``max_connections_per_peer`` of one IP address on all of them, and a peer's new
+  connections at most ``accept_rate_per_peer`` a second (the door's acceptor accepts
+  within ``accept_rate`` for all listeners). A connection past a limit is answered
+  ``503`` (``QS1011 unavailable``, ``reason`` ``too-many-connections``,
+  ``too-many-connections-per-peer`` or ``accept-rate-per-peer``) and closed. Each
+  connection is one :class:`~qmk.abi.door.Visitor` of the door, which its requests
+  carry to the application (the ASGI scope's ``qmk.visitor``).
 - **Head**: a request's line and headers may take ``http_header_timeout_s`` (from the
   connection, or from the first byte of a request on a kept-alive one), hold
   ``http_max_head_bytes`` and a URL of ``http_max_url_bytes``: past them the answer is
@@ -19,9 +24,10 @@
   gone). Its size is the application's limit (:class:`qmk.http.app.AppLimits`).
 - **Idle**: a kept-alive connection is closed ``http_keep_alive_s`` after its last
   response (uvicorn's ``timeout_keep_alive``).
-- **Unauthenticated**: a connection none of whose requests carrying a bearer has
-  succeeded ``auth_timeout_s`` after it was accepted is answered ``408``
-  (``reason`` ``auth-timeout``) and closed, or closed after the response in flight.
+- **Unauthenticated**: a connection that has not signed in at the door (none of its
+  requests showed a valid session or a good key) ``auth_timeout_s`` after it was
+  accepted is answered ``408`` (``reason`` ``auth-timeout``) and closed, or closed
+  after the response in flight.
 - **Writing**: when a response's unsent bytes stay above the transport's bound (the
   client does not read) for ``write_timeout_s``, the connection is dropped. uvicorn
   waits for the transport to drain before each body message, and large bodies are
@@ -39,15 +45,10 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from qmk.abi.door import HEAP_TRIM, Door, Refusal, Visitor, peer_of_address
 from qmk.abi.jsonrpc import encode
-from qmk.abi.server import (
-    HEAP_TRIM,
-    REFUSED_LINGER_BYTES,
-    REFUSED_LINGER_MAX,
-    REFUSED_LINGER_S,
-    ConnectionBudget,
-    ServerConfig,
-)
+from qmk.abi.limits import ServerConfig
+from qmk.abi.server import REFUSED_LINGER_BYTES, REFUSED_LINGER_S
 from qmk.errors import UnavailableError
 from qmk.http import problems
 
@@ -82,25 +83,13 @@ def refusal(status: int, reason: str, message: str, **details: Any) -> bytes:
     return head.encode("ascii") + body
 
 
-class _Peers:
-    """Connections of each IP address on the HTTP listener, and how many answered ones
-    linger (at most :data:`~qmk.abi.server.REFUSED_LINGER_MAX`: past that, one closes
-    at once, so a connect flood cannot hold descriptors outside the budget)."""
-
-    def __init__(self) -> None:
-        self.count: dict[str, int] = {}
-        self.lingering = 0
-
-
-def guarded_protocol(config: ServerConfig, budget: ConnectionBudget) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with the limits of ``config`` and a place in
-    ``budget`` per connection (see the module docstring)."""
-    peers = _Peers()
+def guarded_protocol(config: ServerConfig, door: Door) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the limits of ``config`` and the door's count
+    and visitors (see the module docstring)."""
 
     class GuardedProtocol(_GuardedProtocol):
         limits = config
-        shared = budget
-        by_peer = peers
+        gate = door
 
     return GuardedProtocol
 
@@ -109,19 +98,18 @@ class _GuardedProtocol(HttpToolsProtocol):
     """Why one class: uvicorn's protocol is one class; its limits override its hooks."""
 
     limits: ServerConfig
-    shared: ConnectionBudget
-    by_peer: _Peers
+    gate: Door
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.app = self._watching(self.app)
-        self._peer: str | None = None  # set once it holds a place in the budget
+        self.app = self._visiting(self.app)
+        self._place: Any = None  # its place in the door's count, once admitted
+        self.visitor: Visitor | None = None
         self._in_head = True  # reading a request's line and headers
         self._head_bytes = 0
         self._url_bytes = 0
-        self._signed_in = False
         self._auth_due = False  # the deadline passed while a request was under way
-        self._lingers = False  # answered, half-closed, counted in by_peer.lingering
+        self._lingers = False  # answered, half-closed, counted in the door's lingering
         self._drop = REFUSED_LINGER_BYTES  # the bytes a lingering connection drops
         self._closed = False
         self._phase: asyncio.TimerHandle | None = None  # the header or body deadline
@@ -132,35 +120,24 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
-        peer_address = transport.get_extra_info("peername")
-        peer = f"ip {peer_address[0]}" if isinstance(peer_address, tuple) else "unknown"
-        if not self.shared.take():
-            room = self.shared.room
-            self._refuse_connection(
-                "too-many-connections",
-                room,
-                f"the server holds its limit of {room} connections (both wires); retry later",
-            )
+        peer = peer_of_address(transport.get_extra_info("peername"))
+        admitted = self.gate.connections.admit(peer)
+        if isinstance(admitted, Refusal):
+            self._refuse_connection(admitted)
             return
-        per_peer = self.limits.max_connections_per_peer
-        if self.by_peer.count.get(peer, 0) >= per_peer:
-            self.shared.give()
-            self._refuse_connection(
-                "too-many-connections-per-peer",
-                per_peer,
-                f"this peer ({peer}) holds its limit of {per_peer} connections; close one",
-            )
-            return
-        self._peer = peer
-        self.by_peer.count[peer] = self.by_peer.count.get(peer, 0) + 1
+        self._place = admitted
+        self.visitor = self.gate.visitor("http", peer)
         super().connection_made(transport)
         self._start_phase(self.limits.http_header_timeout_s, self._header_timed_out)
         self._auth = self.loop.call_later(self.limits.auth_timeout_s, self._auth_timed_out)
 
-    def _refuse_connection(self, reason: str, limit: int, message: str) -> None:
-        LOG.warning("refused an HTTP connection: %s", message)
+    def _refuse_connection(self, refused: Refusal) -> None:
+        LOG.warning("refused an HTTP connection: %s", refused.message)
         self._closed = True
-        self.transport.write(refusal(503, reason, message, limit=limit))
+        details: dict[str, Any] = {"limit": refused.limit}
+        if refused.retry_after_s is not None:
+            details["retry_after_s"] = refused.retry_after_s
+        self.transport.write(refusal(503, refused.reason, refused.message, **details))
         self._linger()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -170,17 +147,16 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._phase = self._auth = self._write = None
         if self._lingers:
             self._lingers = False
-            self.by_peer.lingering -= 1
-        if self._peer is not None:
-            self.shared.give()
-            left = self.by_peer.count.get(self._peer, 1) - 1
-            if left > 0:
-                self.by_peer.count[self._peer] = left
-            else:
-                self.by_peer.count.pop(self._peer, None)
-            self._peer = None
+            self.gate.connections.lingered()
+        if self._place is not None:
+            self._place.release()
+            self._place = None
             super().connection_lost(exc)
         self._closed = True
+
+    @property
+    def _signed_in(self) -> bool:
+        return self.visitor is not None and self.visitor.signed_in
 
     def _close_with(self, status: int, reason: str, message: str, **details: Any) -> None:
         """Answer ``status`` (when no response is under way) and close."""
@@ -201,19 +177,20 @@ class _GuardedProtocol(HttpToolsProtocol):
         unread bytes sends one, and a reset drops the answer from the client's buffer)."""
         self._head_bytes = 0
         self._drop = drop
-        if self._lingers or self.by_peer.lingering >= REFUSED_LINGER_MAX:
+        if self._lingers or not self.gate.connections.may_linger():
             self.transport.close()
             return
         try:
             if not self.transport.can_write_eof():
+                self.gate.connections.lingered()
                 self.transport.close()
                 return
             self.transport.write_eof()
         except (OSError, RuntimeError):
+            self.gate.connections.lingered()
             self.transport.close()
             return
         self._lingers = True
-        self.by_peer.lingering += 1
         self._start_phase(REFUSED_LINGER_S, self.transport.close)
 
     # ------------------------------------------------------------------ reading
@@ -336,7 +313,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def _auth_message(self) -> str:
         return (
-            f"no request of this connection with a bearer succeeded within "
+            f"no request of this connection showed a valid session or key within "
             f"{self.limits.auth_timeout_s:g} s"
         )
 
@@ -351,25 +328,15 @@ class _GuardedProtocol(HttpToolsProtocol):
             408, "auth-timeout", self._auth_message(), limit=self.limits.auth_timeout_s
         )
 
-    def _watching(self, app: Any) -> Any:
-        """``app``, marking the connection signed in when a request with a bearer
-        succeeds (a status below 400)."""
+    def _visiting(self, app: Any) -> Any:
+        """``app``, each request carrying the connection's visitor (``qmk.visitor``):
+        the door signs it in when one shows a valid session or key."""
 
-        async def watched(scope: Any, receive: Any, send: Any) -> None:
-            if self._signed_in or not any(
-                name == b"authorization" for name, _ in scope.get("headers", ())
-            ):
-                await app(scope, receive, send)
-                return
+        async def visiting(scope: Any, receive: Any, send: Any) -> None:
+            scope["qmk.visitor"] = self.visitor
+            await app(scope, receive, send)
 
-            async def watch(message: Any) -> None:
-                if message["type"] == "http.response.start" and message["status"] < 400:
-                    self._signed_in = True
-                await send(message)
-
-            await app(scope, receive, watch)
-
-        return watched
+        return visiting
 
     # ------------------------------------------------------------------ writing
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the kernel and its two wires, served at ``GET /metrics``.
+"""Prometheus metrics of the kernel and its wires, served at ``GET /metrics``.
 
 Every metric is named ``qmk_*`` and lives in the application's own registry (two kernels
 in one process never share a counter). Three sources feed them:
@@ -9,9 +9,9 @@ in one process never share a counter). Three sources feed them:
 - the kernel's events (:class:`~qmk.http.probe.KernelEvent`): jobs that ended by state
   and tenant, the queue and run latency histograms, the engine each completed job ran on
   and the logical errors its run injected;
-- every request of either wire: its latency by transport and syscall (the JSON-RPC
-  server's target is wrapped by :func:`instrument`, which times each syscall as the
-  HTTP routes are timed).
+- every syscall of every wire: its latency by transport and syscall (the door every
+  wire passes tells :meth:`Metrics.observe_rpc` of each, :meth:`qmk.abi.door.Door.
+  observe`).
 
 The table :data:`METRICS` names and documents each one; docs/http.md lists it.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -105,7 +104,11 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "gauge",
         "billing webhooks refused at every attempt (qmk billing dead-letters; until replayed)",
     ),
-    ("qmk_rpc_seconds", "histogram", "syscall latency, by transport (http, jsonrpc) and method"),
+    (
+        "qmk_rpc_seconds",
+        "histogram",
+        "syscall latency, by transport (http, jsonrpc, grpc) and method",
+    ),
     ("qmk_http_requests", "counter", "HTTP requests by route and status"),
 )
 
@@ -320,51 +323,3 @@ class Metrics:
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)
-
-
-class Instrumented:
-    """A kernel whose syscalls are timed (and traced) as the JSON-RPC server calls them.
-
-    It has every attribute of ``target``; its ``q_*`` coroutines observe their latency in
-    ``metrics`` under ``transport`` and run inside ``wrap`` (the tracer's span), if given.
-    """
-
-    def __init__(
-        self,
-        target: Any,
-        metrics: Metrics,
-        *,
-        transport: str = "jsonrpc",
-        wrap: Callable[[str, Callable[..., Any], dict[str, Any]], Any] | None = None,
-    ) -> None:
-        self._target = target
-        self._metrics = metrics
-        self._transport = transport
-        self._wrap = wrap
-        self._methods: dict[str, Callable[..., Any]] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        method = self._methods.get(name)
-        if method is not None:
-            return method
-        inner = getattr(self._target, name)
-        if not name.startswith("q_"):
-            return inner
-        observe, transport, wrap = self._metrics.observe_rpc, self._transport, self._wrap
-
-        async def timed(**params: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                if wrap is None:
-                    return await inner(**params)
-                return await wrap(name, inner, params)
-            finally:
-                observe(transport, name, time.perf_counter() - start)
-
-        self._methods[name] = timed
-        return timed
-
-
-def instrument(target: Any, metrics: Metrics, **options: Any) -> Instrumented:
-    """``target`` with its syscalls timed in ``metrics`` (see :class:`Instrumented`)."""
-    return Instrumented(target, metrics, **options)

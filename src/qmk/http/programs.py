@@ -28,22 +28,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from qmk.abi.door import ProgramText
 from qmk.abi.errors import InvalidParams
 from qmk.frontends.text import PROGRAM_FORMATS, lower_text, sniff
 
 
-def to_graph(
-    program: Any, format: str | None, max_nodes: int | None = None
-) -> tuple[dict[str, Any], str]:
-    """The QVM graph (JSON) of ``program`` in ``format``, and the format it was read as.
+def program_of(program: Any, format: str | None) -> dict[str, Any] | ProgramText:
+    """What a REST client's ``program`` and ``format`` stand for, read no further: a
+    QVM JSON object as it is, or text to hand the door (:class:`~qmk.abi.door.
+    ProgramText`, read once the session is known, off the event loop).
 
-    ``max_nodes`` caps the graph of program text before it is built
-    (:func:`qmk.frontends.text.lower_text`); the kernel checks a QVM JSON object's.
+    >>> program_of({"version": "0.2"}, None)
+    {'version': '0.2'}
+    >>> program_of("OPENQASM 3.0;", None).format
+    'qasm'
 
     Raises:
-        InvalidParams: ``format`` is unknown, or does not fit the program's JSON type.
-        FrontendError, AsmError, FormatError: the text does not lower.
-        QuotaError: the text would lower to more than ``max_nodes`` nodes.
+        InvalidParams: ``format`` is unknown, does not fit the program's JSON type, or
+            text without it is not OpenQASM.
     """
     if format is not None and format not in PROGRAM_FORMATS:
         raise InvalidParams(
@@ -55,7 +57,7 @@ def to_graph(
                 f"program is a JSON object (QVM JSON); format {format!r} takes text",
                 param="format",
             )
-        return program, "qvm-json"
+        return program
     if not isinstance(program, str):
         raise InvalidParams(
             "program must be QVM JSON (an object) or program text (a string)", param="program"
@@ -69,10 +71,26 @@ def to_graph(
                 param="format",
             )
         format = "qasm"
-    return lower_text(program, format, "program", max_nodes=max_nodes).to_json(), format
+    return ProgramText(program, format)
 
 
-def needs_lowering(program: Any) -> bool:
-    """``program`` is text, which :func:`to_graph` reads and lowers (CPU work to budget);
-    a QVM JSON object is the graph itself."""
-    return isinstance(program, str)
+def to_graph(
+    program: Any, format: str | None, max_nodes: int | None = None
+) -> tuple[dict[str, Any], str]:
+    """The QVM graph (JSON) of ``program`` in ``format``, and the format it was read as,
+    read here and now (in-process callers: a workflow's job; the REST API hands text to
+    the door instead, :func:`program_of`).
+
+    ``max_nodes`` caps the graph of program text before it is built
+    (:func:`qmk.frontends.text.lower_text`); the kernel checks a QVM JSON object's.
+
+    Raises:
+        InvalidParams: ``format`` is unknown, or does not fit the program's JSON type.
+        FrontendError, AsmError, FormatError: the text does not lower.
+        QuotaError: the text would lower to more than ``max_nodes`` nodes.
+    """
+    found = program_of(program, format)
+    if isinstance(found, dict):
+        return found, "qvm-json"
+    text = lower_text(found.text, found.format, "program", max_nodes=max_nodes)
+    return text.to_json(), found.format

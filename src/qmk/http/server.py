@@ -6,9 +6,10 @@ is one coded error, ``QW003``), builds the application, and runs uvicorn and
 :func:`qmk.abi.server.serve_kernel` in one task group until ``stop`` is set; then both
 drain (``server.drain_timeout_s``; live event streams end at once) and return.
 uvicorn's own signal handling is off: the kernel's handlers own SIGTERM and SIGINT.
-uvicorn runs :mod:`qmk.http.guard`'s protocol: the ``[server]`` table's limits on its
-connections, whose count is a :class:`~qmk.abi.server.ConnectionBudget` shared with the
-JSON-RPC server.
+The door (:mod:`qmk.abi.door`) accepts its connections (:class:`~qmk.abi.door.Acceptor`:
+one accept rate for every listener) and hands each to uvicorn, which runs
+:mod:`qmk.http.guard`'s protocol: the ``[server]`` table's limits on its connections,
+counted with the other listeners' by the door; every request's syscall passes the door.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import qmk.aio as aio
+from qmk.abi.door import Acceptor, Door
 from qmk.abi.errors import CommandError, ServeError
-from qmk.abi.server import ConnectionBudget, ServerConfig, serve_kernel
+from qmk.abi.limits import ServerConfig
+from qmk.abi.server import serve_kernel
 from qmk.errors import QMKError
 from qmk.http.probe import KernelProbe
 
@@ -52,12 +55,6 @@ class HttpConfig:
     @property
     def scheme(self) -> str:
         return "http" if self.tls_cert is None else "https"
-
-
-#: Connections asyncio accepts in one turn of the loop (its ``backlog``, which is also
-#: the listen queue's length): each costs the loop about 0.2 ms to take on or refuse,
-#: so uvicorn's default (2048) let a connect flood stall every client a quarter second.
-ACCEPT_BATCH = 128
 
 
 def check_tls(config: HttpConfig) -> None:
@@ -103,15 +100,16 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_server(
-    app: Any, config: HttpConfig, server_config: ServerConfig, budget: ConnectionBudget
-) -> Any:
+def _uvicorn_server(app: Any, config: HttpConfig, server_config: ServerConfig, door: Door) -> Any:
     import uvicorn
 
     from qmk.http.guard import guarded_protocol
 
     class Server(uvicorn.Server):
-        """uvicorn without signal handlers of its own (the kernel's stop event rules)."""
+        """uvicorn without signal handlers of its own (the kernel's stop event rules) and
+        without listeners of its own: the door accepts (:meth:`adopt`)."""
+
+        protocol: Any = None
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -119,6 +117,30 @@ def _uvicorn_server(
 
         def install_signal_handlers(self) -> None:  # uvicorn < 0.29
             return
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await self.lifespan.startup()
+            settings = self.config
+
+            def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> Any:
+                return settings.http_protocol_class(  # type: ignore[call-arg]
+                    config=settings,
+                    server_state=self.server_state,
+                    app_state=self.lifespan.state,
+                    _loop=_loop,
+                )
+
+            self.servers = []
+            self.protocol = create_protocol
+            self.started = True
+
+        async def adopt(self, conn: socket.socket) -> None:
+            """Serve a connection the door accepted."""
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.connect_accepted_socket(self.protocol, conn, ssl=self.config.ssl)
+            except (OSError, ssl.SSLError):
+                conn.close()
 
     uv_config = uvicorn.Config(
         app,
@@ -128,12 +150,11 @@ def _uvicorn_server(
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=max(int(server_config.drain_timeout_s), 1),
-        # the connection discipline of the [server] table (qmk.http.guard): the budget
-        # shared with the JSON-RPC server replaces uvicorn's limit_concurrency
-        http=guarded_protocol(server_config, budget),
+        # the connection discipline of the [server] table (qmk.http.guard): the door's
+        # count of every listener's connections replaces uvicorn's limit_concurrency
+        http=guarded_protocol(server_config, door),
         timeout_keep_alive=server_config.http_keep_alive_s,  # type: ignore[arg-type]
         limit_concurrency=None,
-        backlog=ACCEPT_BATCH,
         ssl_certfile=None if config.tls_cert is None else str(config.tls_cert),
         ssl_keyfile=None if config.tls_key is None else str(config.tls_key),
     )
@@ -148,55 +169,48 @@ async def serve_with_http(
     *,
     ready: Callable[[list[str]], None] | None = None,
     stop: asyncio.Event | None = None,
+    door: Door | None = None,
 ) -> None:
     """Serve ``kernel`` on JSON-RPC (``server_config``) and HTTP (``config``) until
     ``stop`` (or SIGTERM/SIGINT), then drain both.
 
     ``ready`` is called once both listen, with the JSON-RPC addresses and the HTTP URL.
+    ``door`` is the door every listener of the kernel shares (None: one of its own on
+    ``kernel`` and ``probe``); its calls are timed in the metrics and traced from now.
 
     Raises:
         ServeError, CommandError: an address cannot be bound, a TLS file cannot be loaded,
             a trace exporter cannot be made.
     """
-    from qmk.http.app import AppLimits, create_app
+    from qmk.http.app import create_app
     from qmk.http.events import EventHub
-    from qmk.http.metrics import instrument
     from qmk.http.tracing import Tracing, make_provider
 
     check_tls(config)
     stop = stop or asyncio.Event()
+    if door is None:
+        door = Door(kernel, server_config, probe=probe)
     tracing = Tracing(make_provider(config.trace))
     sock = bind_tcp(config.host, config.port)
-    hub = EventHub(
-        probe,
-        asyncio.get_running_loop(),
-        max_per_session=server_config.max_streams_per_session,
-        max_per_tenant=server_config.max_streams_per_tenant,
-    )
-    budget = ConnectionBudget(server_config.max_connections)  # both wires' connections
+    hub = EventHub(probe, asyncio.get_running_loop(), caps=door.streams)
     if tracing.enabled:  # the workers record their spans under the job's run span
         probe.trace_workers(tracing)
     try:
         metrics, exposure = _exposure(kernel, probe, config)
-        limits = AppLimits(
-            max_body=server_config.max_line,
-            max_body_unauthenticated=server_config.max_line_unauthenticated,
-            max_depth=server_config.max_depth,
-        )
-        app = create_app(kernel, hub, metrics, tracing, limits, exposure)
-        server = _uvicorn_server(app, config, server_config, budget)
+        app = create_app(door, hub, metrics, tracing, exposure)  # it times and traces calls
+        server = _uvicorn_server(app, config, server_config, door)
         bound = sock.getsockname()
         host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         url = f"{config.scheme}://{host}:{bound[1]}"
-        wrapped = instrument(kernel, metrics, wrap=tracing.call if tracing.enabled else None)
         try:
-            await _serve_both(wrapped, server, sock, server_config, stop, hub, url, ready, budget)
+            await _serve_both(door, server, sock, server_config, stop, hub, url, ready)
         except Exception as exc:  # the group's: raise the first coded failure of the two
             raise _first(exc) from None
     finally:
         hub.close()
         sock.close()
         if tracing.enabled:
+            door.trace(None)
             probe.trace_workers(None)
         tracing.shutdown()
 
@@ -222,7 +236,7 @@ def _first(error: BaseException) -> BaseException:
 
 
 async def _serve_both(
-    wrapped: Any,
+    door: Door,
     server: Any,
     sock: socket.socket,
     server_config: ServerConfig,
@@ -230,9 +244,8 @@ async def _serve_both(
     hub: Any,
     url: str,
     ready: Callable[[list[str]], None] | None,
-    budget: ConnectionBudget,
 ) -> None:
-    from qmk.http.events import HubWatches, syscalls
+    from qmk.http.events import HubWatches, through
 
     rpc_ready = asyncio.Event()
     addresses: list[str] = []
@@ -244,13 +257,15 @@ async def _serve_both(
     async with aio.TaskGroup() as group:
         rpc = group.create_task(
             serve_kernel(
-                wrapped,
+                door.kernel,
                 server_config,
                 ready=rpc_listening,
                 stop=stop,
-                budget=budget,
+                door=door,
                 # one count of streams with the SSE ones
-                watches=HubWatches(syscalls(wrapped), hub.probe, hub),
+                watches=HubWatches(
+                    through(door, door.visitor("jsonrpc", "watches")), hub.probe, hub
+                ),
             )
         )
         http = group.create_task(server.serve(sockets=[sock]))
@@ -262,8 +277,16 @@ async def _serve_both(
         finally:
             for wait in waits:
                 wait.cancel()
+
+        def adopt(conn: socket.socket) -> None:
+            group.create_task(server.adopt(conn))
+
+        acceptor = Acceptor(door.connections, door.clock, adopt)
+        if server.started:
+            acceptor.start([sock], group.create_task)
         if ready is not None and rpc_ready.is_set() and server.started:
             ready([*addresses, url])
         await stop.wait()
+        acceptor.stop()
         hub.close()  # live streams end, so the drain waits for none of them
         server.should_exit = True

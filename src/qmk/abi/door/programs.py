@@ -1,0 +1,84 @@
+"""Program text at the door: read once the session is known, off the event loop, within
+the graph cap, its CPU charged to the tenant.
+
+A wire that takes a program as text (REST's ``POST /v1/jobs``, gRPC's ``Submit``, the
+assistant's tools) hands the door a :class:`ProgramText`: the text and its language (a
+name of :data:`qmk.frontends.text.PROGRAM_FORMATS`; the wire tells it from its field or
+the text). The door reads it in a thread (:meth:`qmk.abi.door.Door.call`) with
+:func:`read`: QVM JSON text is decoded as a JSON-RPC line is (strict JSON within
+``max_depth``; the kernel verifies the graph), other text is lowered by its front-end
+within ``max_nodes`` (``kernel.max_graph_nodes``): text of more statements or lines is
+refused before it is parsed, and an OpenQASM 3 loop before it is unrolled
+(``QS1006`` with ``limit: "max_graph_nodes"``). Lowered text is handed on as its
+compact JSON text (:class:`~qmk.qvm.graph.GraphText`), written in the thread.
+
+>>> text = 'OPENQASM 2.0;\\ninclude "qelib1.inc";\\nqreg q[1];\\nh q[0];'
+>>> graph = read(ProgramText(text, "qasm"), max_nodes=10, max_depth=64)
+>>> graph["version"], graph.nodes
+('0.2', 3)
+>>> read(ProgramText('{"version": "0.2"}', "qvm-json"), max_nodes=10, max_depth=64)
+{'version': '0.2'}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from qmk.abi.errors import InvalidParams
+from qmk.abi.jsonrpc import decode
+from qmk.frontends.text import PROGRAM_FORMATS, lower_text
+from qmk.qvm.graph import GraphText
+
+#: The param a program's text replaces: the kernel's submit takes a graph.
+GRAPH_PARAM = "graph"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramText:
+    """A program as a wire received it, not yet read.
+
+    Attributes:
+        text: the program's text.
+        format: its language, a name of :data:`~qmk.frontends.text.PROGRAM_FORMATS`
+            (``qvm-json``: QVM JSON text).
+        field: the name the wire gave the program (in errors).
+
+    Raises:
+        InvalidParams: ``format`` is not a language QMK reads.
+    """
+
+    text: str
+    format: str
+    field: str = "program"
+
+    def __post_init__(self) -> None:
+        if self.format not in PROGRAM_FORMATS:
+            raise InvalidParams(
+                f"format must be one of {', '.join(PROGRAM_FORMATS)}, got {self.format!r}",
+                param="format",
+            )
+
+
+def read(program: ProgramText, *, max_nodes: int, max_depth: int) -> Any:
+    """The graph ``program`` stands for, as the kernel's submit takes it (run it in a
+    thread: it is the CPU work a tenant is charged for).
+
+    Raises:
+        ParseError, InvalidRequest: QVM JSON text that is not JSON, or nests too deep.
+        InvalidParams: QVM JSON text that is not an object.
+        FrontendError, AsmError, FormatError: other text that does not lower.
+        QuotaError: past ``max_nodes`` (``limit: "max_graph_nodes"``).
+    """
+    if program.format == "qvm-json":
+        graph = decode(program.text.encode("utf-8"), max_depth=max_depth)
+        if not isinstance(graph, dict):
+            raise InvalidParams("a qvm-json program must be a JSON object", param=program.field)
+        return graph
+    lowered = lower_text(program.text, program.format, program.field, max_nodes=max_nodes)
+    # its compact text, written here: the objects of a big graph's JSON die in this
+    # thread, never on the event loop
+    return GraphText.of(lowered.to_json())
+
+
+__all__ = ["GRAPH_PARAM", "ProgramText", "read"]

@@ -1,0 +1,381 @@
+"""A listener whose server owns its own sockets, behind the door: its bytes spliced.
+
+gRPC's core accepts and reads its connections itself, outside the event loop's sight,
+so the door cannot count them, limit them or read their deadlines as it does the
+JSON-RPC socket's and the HTTP API's. A :class:`Splicer` puts such a server behind the
+door: the server listens on a private Unix socket (in a directory of mode 0700) and the
+door listens on the public address. Every connection is accepted by the door
+(:class:`~qmk.abi.door.accept.Acceptor`: the accept rate of all listeners), admitted or
+refused (:meth:`~qmk.abi.door.peers.Connections.admit`: it holds three descriptors, the
+client's and the two of its splice), and spliced to the server over a new Unix
+connection bound to an abstract name of its own (``qmk-door-PID-TOKEN-N``), which the
+server reports as each call's peer (gRPC: ``unix-abstract:NAME``): the call's handler
+finds its :class:`~qmk.abi.door.door.Visitor` by it (:meth:`Door.named`). The splice
+keeps the door's rules on the bytes:
+
+- **Before sign-in** a connection may send ``max_line_unauthenticated`` bytes, and
+  :data:`HANDSHAKE_BYTES` more (TLS, HTTP/2's preface and settings); past that the door
+  stops reading it until one of its calls signs it in (shows a valid session, or a
+  good key), so a client without credentials gets no large message to the server.
+- **Deadline**: a connection none of whose calls has signed it in ``auth_timeout_s``
+  after it was accepted (and with no call of it in the door) is closed.
+- **Writing**: the client's unsent bytes are bounded by ``max_unsent_bytes``; above it
+  the door stops reading the server's side (so the server's own buffers fill and its
+  writes wait), and when they stay above it for ``write_timeout_s`` the connection is
+  dropped, both sides, so the server frees what it held for it.
+
+A connection refused is answered ``refusal(refusal)`` bytes (gRPC: an HTTP/2 ``GOAWAY``
+naming the coded error; none over TLS), half-closed and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import qmk.aio as aio
+from qmk.abi.door.accept import Acceptor
+from qmk.abi.door.answers import HEAP_TRIM
+from qmk.abi.door.door import Door, Visitor
+from qmk.abi.door.peers import Place, Refusal, peer_of
+
+LOG = logging.getLogger("qmk.abi.door")
+
+#: Bytes a connection may send before sign-in beyond ``max_line_unauthenticated``: a TLS
+#: handshake, HTTP/2's preface, settings and window updates.
+HANDSHAKE_BYTES = 16 * 1024
+#: The descriptors a spliced connection holds: the client's and the splice's two.
+SPLICE_WEIGHT = 3
+#: A refused connection lingers (drops what its client sends) this long and many bytes.
+REFUSED_LINGER_S, REFUSED_LINGER_BYTES = 1.0, 64 * 1024
+#: Seconds between looks at a connection past its deadline whose calls are in the door.
+DEADLINE_RECHECK_S = 0.5
+
+
+class Splicer:
+    """Puts a server on the Unix socket ``inner_path`` behind ``door`` (see the module).
+
+    Args:
+        door: the door.
+        wire: the wire's name (its visitors' label).
+        inner_path: the server's private Unix socket.
+        refusal: the bytes that tell a refused client why (b"": none, just close).
+    """
+
+    def __init__(
+        self,
+        door: Door,
+        wire: str,
+        inner_path: str,
+        refusal: Callable[[Refusal], bytes],
+    ) -> None:
+        self.door = door
+        self.wire = wire
+        self.inner_path = inner_path
+        self.refusal = refusal
+        self._prefix = f"qmk-door-{os.getpid()}-{secrets.token_hex(4)}-"
+        self._count = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._splices: set[_Splice] = set()
+        self._acceptor = Acceptor(door.connections, door.clock, self.adopt)
+
+    @property
+    def splices(self) -> int:
+        """The connections spliced now."""
+        return len(self._splices)
+
+    def start(self, sockets: list[socket.socket]) -> None:
+        """Accept on ``sockets`` (listening, non-blocking)."""
+        self._acceptor.start(sockets, self._spawn)
+
+    def stop(self) -> None:
+        """Accept no more (the connections go on until their server closes them)."""
+        self._acceptor.stop()
+
+    async def aclose(self) -> None:
+        """Accept no more, cut every connection left and wait for the splice tasks."""
+        self.stop()
+        for splice in list(self._splices):
+            splice.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def adopt(self, conn: socket.socket) -> None:
+        """An accepted connection: admit it and splice it, or refuse it."""
+        peer = peer_of(conn)
+        admitted = self.door.connections.admit(peer, SPLICE_WEIGHT)
+        if isinstance(admitted, Refusal):
+            LOG.warning("refused a %s connection: %s", self.wire, admitted.message)
+            self._spawn(self._refuse(conn, admitted))
+            return
+        self._count += 1
+        name = f"{self._prefix}{self._count}"
+        self._spawn(self._splice(conn, admitted, name))
+
+    async def _refuse(self, conn: socket.socket, refusal: Refusal) -> None:
+        """Send the refusal, half-close, drop what the client sends (bounded), close."""
+        loop = asyncio.get_running_loop()
+        connections = self.door.connections
+        lingers = connections.may_linger()
+        try:
+            data = self.refusal(refusal)
+            if data:
+                with contextlib.suppress(OSError):
+                    await loop.sock_sendall(conn, data)
+            if not lingers:
+                return
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError, TimeoutError):
+                async with aio.timeout(REFUSED_LINGER_S):
+                    dropped = 0
+                    while dropped < REFUSED_LINGER_BYTES:
+                        chunk = await loop.sock_recv(conn, 65536)
+                        if not chunk:
+                            break
+                        dropped += len(chunk)
+        finally:
+            if lingers:
+                connections.lingered()
+            conn.close()
+
+    async def _splice(self, conn: socket.socket, place: Place, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            inner.bind("\0" + name)
+            inner.setblocking(False)
+            await loop.sock_connect(inner, self.inner_path)
+        except OSError as exc:
+            LOG.error("cannot reach the %s server's socket: %s", self.wire, exc)
+            inner.close()
+            conn.close()
+            place.release()
+            return
+        visitor = self.door.visitor(self.wire, place.peer)
+        splice = _Splice(self, visitor, place, name)
+        self._splices.add(splice)
+        self.door.name(name, visitor)
+        try:
+            await loop.create_unix_connection(lambda: splice.inner, sock=inner)
+            await loop.connect_accepted_socket(lambda: splice.outer, conn)
+        except OSError:
+            splice.abort()
+            inner.close()
+            conn.close()
+            return
+        splice.started()
+
+    def _gone(self, splice: _Splice) -> None:
+        self._splices.discard(splice)
+        self.door.forget(splice.name)
+
+
+class _Splice:
+    """One spliced connection: its two sides, and the door's rules on its bytes."""
+
+    def __init__(self, splicer: Splicer, visitor: Visitor, place: Place, name: str) -> None:
+        self.splicer = splicer
+        self.visitor = visitor
+        self.place = place
+        self.name = name
+        config = splicer.door.config
+        self.config = config
+        self.allowance = splicer.door.size_limit(False) + HANDSHAKE_BYTES
+        self.received = 0  # bytes from the client before sign-in
+        self.outer = _Side(self, outer=True)
+        self.inner = _Side(self, outer=False)
+        self._paused: set[str] = set()  # why the client is not read: "allowance", "server"
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closed = False
+
+    def started(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport = self.outer.transport
+        if transport is None or self._closed:
+            return
+        transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
+        if not self.visitor.signed_in:
+            self._timers["auth"] = loop.call_later(self.config.auth_timeout_s, self._deadline)
+
+    # ------------------------------------------------------------------ reading
+
+    def from_client(self, data: bytes) -> None:
+        if not self.visitor.signed_in:
+            self.received += len(data)
+            if self.received > self.allowance and "allowance" not in self._paused:
+                self._pause_client("allowance")
+                self.visitor.on_sign_in(lambda: self._resume_client("allowance"))
+        self.inner.write(data)
+
+    def from_server(self, data: bytes) -> None:
+        self.outer.write(data)
+
+    def _pause_client(self, why: str) -> None:
+        if not self._paused and self.outer.transport is not None:
+            with contextlib.suppress(RuntimeError):
+                self.outer.transport.pause_reading()
+        self._paused.add(why)
+
+    def _resume_client(self, why: str) -> None:
+        if why not in self._paused:
+            return
+        self._paused.discard(why)
+        if not self._paused and self.outer.transport is not None and not self._closed:
+            with contextlib.suppress(RuntimeError):
+                self.outer.transport.resume_reading()
+
+    # ------------------------------------------------------------------ writing
+
+    def paused(self, outer: bool) -> None:
+        """``outer``'s write buffer went above its bound: stop reading the other side."""
+        if not outer:
+            self._pause_client("server")
+            return
+        transport = self.inner.transport
+        if transport is not None:
+            with contextlib.suppress(RuntimeError):
+                transport.pause_reading()
+        if "write" not in self._timers:
+            loop = asyncio.get_running_loop()
+            self._timers["write"] = loop.call_later(self.config.write_timeout_s, self._unread)
+
+    def resumed(self, outer: bool) -> None:
+        if not outer:
+            self._resume_client("server")
+            return
+        timer = self._timers.pop("write", None)
+        if timer is not None:
+            timer.cancel()
+        transport = self.inner.transport
+        if transport is not None and not self._closed:
+            with contextlib.suppress(RuntimeError):
+                transport.resume_reading()
+
+    def _unread(self) -> None:
+        self._timers.pop("write", None)
+        transport = self.outer.transport
+        unsent = transport.get_write_buffer_size() if transport is not None else 0
+        LOG.warning(
+            "dropped a %s connection whose client read none of its %d unsent bytes for %g s "
+            "(server.write_timeout_s)",
+            self.splicer.wire,
+            unsent,
+            self.config.write_timeout_s,
+        )
+        self.abort()
+        HEAP_TRIM.soon()
+
+    def _deadline(self) -> None:
+        self._timers.pop("auth", None)
+        if self.visitor.signed_in or self._closed:
+            return
+        if self.visitor.inflight:  # a call in the door may still sign it in
+            loop = asyncio.get_running_loop()
+            self._timers["auth"] = loop.call_later(DEADLINE_RECHECK_S, self._deadline)
+            return
+        LOG.warning(
+            "closed a %s connection of %s: no call of it signed in within %g s "
+            "(server.auth_timeout_s)",
+            self.splicer.wire,
+            self.place.peer,
+            self.config.auth_timeout_s,
+        )
+        self.abort()
+
+    # ------------------------------------------------------------------ ending
+
+    def ended(self, outer: bool) -> None:
+        """One side's connection is lost: close the other (after what it has to send)."""
+        other = self.inner if outer else self.outer
+        if other.transport is not None and not other.transport.is_closing():
+            other.transport.close()
+        if self.outer.lost and self.inner.lost:
+            self._finish()
+        elif not outer:
+            self._finish()  # the server is done with it: its place is free
+
+    def abort(self) -> None:
+        for side in (self.outer, self.inner):
+            if side.transport is not None:
+                side.transport.abort()
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self.place.release()
+        self.splicer._gone(self)
+
+
+class _Side(asyncio.Protocol):
+    """One side of a splice (the client's, ``outer``, or the server's)."""
+
+    def __init__(self, splice: _Splice, *, outer: bool) -> None:
+        self.splice = splice
+        self.is_outer = outer
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+        self._pending: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self._pending:  # what the other side sent before this one was connected
+            pending, self._pending = b"".join(self._pending), []
+            transport.write(pending)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None:
+            self._pending.append(data)  # the other side is not connected yet
+            return
+        if self._pending:
+            data = b"".join([*self._pending, data])
+            self._pending.clear()
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self.is_outer:
+            self.splice.from_client(data)
+        else:
+            self.splice.from_server(data)
+
+    def eof_received(self) -> bool:
+        other = self.splice.inner if self.is_outer else self.splice.outer
+        transport = other.transport
+        if transport is not None and transport.can_write_eof() and not transport.is_closing():
+            transport.write_eof()
+            return True  # half-closed: the other way still flows
+        return False
+
+    def pause_writing(self) -> None:
+        self.splice.paused(self.is_outer)
+
+    def resume_writing(self) -> None:
+        self.splice.resumed(self.is_outer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.splice.ended(self.is_outer)
+
+
+__all__ = ["HANDSHAKE_BYTES", "SPLICE_WEIGHT", "Splicer"]

@@ -1,0 +1,177 @@
+"""The door (qmk.abi.door) on a real kernel, in-process: logins limited per peer before
+any key is checked, a tenant's audit-writing calls within their rate, the session
+checked before a program is read, and the bounds it keeps for every wire (connections,
+streams, answers held whole). Time is a clock the tests move: nothing waits for it.
+
+The same guards, seen through every wire on a real ``qmk serve``, are the door
+conformance suite (tests/e2e/test_door_conformance.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.abi.door import AUDITED, SMALL, Door, HeldAnswers, ProgramText, StreamCaps
+from qmk.abi.limits import ServerConfig
+from qmk.abi.methods import METHODS
+from qmk.errors import AuthError, NotFoundError, QuotaError, SessionError
+from qmk.kernel.clock import ManualClock
+from qmk.kernel.observe import KernelObserver
+from qmk.kernel.service import Kernel
+from support.kernel import KEYS, make_config, run_kernel
+
+BAD_QASM = "OPENQASM 3.0;\n}{"
+
+
+def door_of(kernel: Kernel, clock: ManualClock, **limits: Any) -> Door:
+    """The door ``qmk serve`` puts before ``kernel``, with ``limits`` of its [server] table."""
+    config = ServerConfig(tcp=("127.0.0.1", 0), **limits)
+    return Door(kernel, config, probe=KernelObserver(kernel), clock=clock)
+
+
+def login(tenant: str, key: str | None = None) -> dict[str, Any]:
+    return {"tenant": tenant, "key": key or KEYS[tenant], "requested": ["CAP_ALLOC"]}
+
+
+def test_every_audited_call_is_a_syscall_and_submits_are_left_to_admission():
+    assert AUDITED.issubset(METHODS)
+    assert "q_submit" not in AUDITED and "q_device_submit" not in AUDITED
+
+
+def test_a_peer_past_its_failed_logins_is_refused_before_its_key_is_checked(tmp_path: Path):
+    clock = ManualClock(start=100.0)
+
+    async def body(kernel: Kernel) -> None:
+        door = door_of(kernel, clock, failed_logins_per_peer=3, failed_login_rate_per_peer=0.5)
+        guesser = door.visitor("test", "ip 10.0.0.66")
+        for _ in range(3):
+            with pytest.raises(AuthError):
+                await door.call(guesser, "q_negotiate_caps", login("alice", "guess"))
+        with pytest.raises(QuotaError) as refused:  # even the right key: it is not looked at
+            await door.call(guesser, "q_negotiate_caps", login("alice"))
+        details = refused.value.details
+        assert details["reason"] == "too-many-failed-logins" and details["limit"] == 3
+        assert details["retry_after_s"] == pytest.approx(2.0)
+        assert not guesser.signed_in
+        other = door.visitor("test", "ip 10.0.0.7")  # another peer is not held back
+        assert (await door.call(other, "q_negotiate_caps", login("alice")))["tenant"] == "alice"
+        assert other.signed_in
+        clock.advance(2.0)  # one more try is due
+        assert (await door.call(guesser, "q_negotiate_caps", login("alice")))["tenant"]
+        # a success gives its try back: the peer still has one
+        with pytest.raises(AuthError):
+            await door.call(guesser, "q_negotiate_caps", login("alice", "guess"))
+        with pytest.raises(QuotaError):
+            await door.call(guesser, "q_negotiate_caps", login("alice", "guess"))
+
+    run_kernel(tmp_path, body, workers=1, config=make_config())
+
+
+def test_a_tenants_audit_writing_calls_past_its_rate_say_when_to_retry(tmp_path: Path):
+    clock = ManualClock(start=100.0)
+
+    async def body(kernel: Kernel) -> None:
+        door = door_of(kernel, clock, audit_burst_per_tenant=3, audit_rate_per_tenant=2.0)
+        visitor = door.visitor("test", "ip 10.0.0.1")
+        sid = (await door.call(visitor, "q_negotiate_caps", login("alice")))["session_id"]
+        await door.call(visitor, "q_negotiate_caps", login("alice"))
+        with pytest.raises(NotFoundError):  # refused by the kernel, but it counts
+            await door.call(visitor, "q_cancel", {"session_id": sid, "job_id": "job_x"})
+        for call, params in (
+            ("q_cancel", {"session_id": sid, "job_id": "job_x"}),
+            ("q_negotiate_caps", login("alice")),
+        ):
+            with pytest.raises(QuotaError) as refused:
+                await door.call(visitor, call, params)
+            assert refused.value.details["reason"] == "audit-rate"
+            assert refused.value.details["retry_after_s"] == pytest.approx(0.5)
+        # a call that writes no audit line, and another tenant, are not held back
+        assert (await door.call(visitor, "q_resource_query", {"session_id": sid}))["tenant"]
+        assert (await door.call(visitor, "q_negotiate_caps", login("bob")))["tenant"] == "bob"
+        # a failed login spends none of the tenant's rate (only a granted session writes)
+        clock.advance(0.5)
+        for _ in range(3):
+            with pytest.raises(AuthError):
+                await door.call(visitor, "q_negotiate_caps", login("alice", "guess"))
+        assert (await door.call(visitor, "q_negotiate_caps", login("alice")))["tenant"]
+
+    run_kernel(tmp_path, body, workers=1, config=make_config())
+
+
+def test_a_bad_session_is_refused_before_its_program_is_read(tmp_path: Path):
+    clock = ManualClock(start=100.0)
+
+    async def body(kernel: Kernel) -> None:
+        door = door_of(kernel, clock)
+        visitor = door.visitor("test", "ip 10.0.0.1")
+        submit = {"session_id": "junk", "graph": {}, "shots": 10}
+        with pytest.raises(SessionError):  # read first, it would be the front-end's QL error
+            await door.call(visitor, "q_submit", submit, program=ProgramText(BAD_QASM, "qasm"))
+        assert not visitor.signed_in
+        sid = (await door.call(visitor, "q_negotiate_caps", login("alice")))["session_id"]
+        with pytest.raises(Exception) as lowered:
+            await door.call(
+                visitor,
+                "q_submit",
+                {**submit, "session_id": sid},
+                program=ProgramText(BAD_QASM, "qasm"),
+            )
+        assert lowered.value.code.startswith("QL")  # type: ignore[attr-defined]
+
+    run_kernel(tmp_path, body, workers=1, config=make_config())
+
+
+def test_stream_caps_count_every_wires_streams_of_a_session_and_a_tenant():
+    caps = StreamCaps(per_session=2, per_tenant=3)
+    caps.take("alice", "s1")
+    caps.take("alice", "s1")
+    with pytest.raises(QuotaError) as session_full:
+        caps.take("alice", "s1")
+    assert session_full.value.details == {
+        "reason": "too-many-streams",
+        "scope": "session",
+        "limit": 2,
+    }
+    caps.take("alice", "s2")
+    with pytest.raises(QuotaError) as tenant_full:
+        caps.take("alice", "s3")
+    assert tenant_full.value.details["scope"] == "tenant"
+    caps.take("bob", "s4")  # another tenant's own count
+    caps.give("alice", "s1")
+    caps.take("alice", "s3")
+    assert caps.held("alice") == 3
+
+
+def test_answers_held_whole_wait_in_turn_within_their_bound_and_a_cancelled_wait_holds_none():
+    async def main() -> None:
+        held = HeldAnswers(4 * SMALL)
+        small = await held.hold(SMALL)  # small answers are never counted
+        assert held.held == 0
+        first = await held.hold(3 * SMALL)
+        second = asyncio.ensure_future(held.hold(2 * SMALL))
+        third = asyncio.ensure_future(held.hold(SMALL + 1))
+        gone = asyncio.ensure_future(held.hold(2 * SMALL))
+        await asyncio.sleep(0)
+        assert not (second.done() or third.done() or gone.done())
+        gone.cancel()
+        first.release()
+        granted = await second
+        await asyncio.sleep(0)
+        assert third.done() and held.held == 3 * SMALL + 1  # in turn: second, then third
+        granted.release()
+        (await third).release()
+        small.release()
+        assert held.held == 0
+        huge = await held.hold(10 * SMALL)  # bigger than the bound: alone
+        waiting = asyncio.ensure_future(held.hold(2 * SMALL))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        huge.release()
+        (await waiting).release()
+        assert held.held == 0
+
+    asyncio.run(main())
