@@ -302,3 +302,78 @@ def test_idle_logical_error_is_the_chance_that_the_waits_flip_a_patch():
     (record,) = run(machine, "fair-share", job("solo", fp)).values()
     # 10 cycles waiting for states, 3 patches idle: 1 - (1 - 1e-4)^30
     assert record.idle_logical_error == pytest.approx(1 - (1 - 1e-4) ** 30, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- invariants
+
+
+def _random_footprint(rng) -> Footprint:
+    steps: list[Step] = []
+    for _ in range(rng.randint(1, 6)):
+        kind = rng.random()
+        if kind < 0.3:
+            steps.append(idle(rng.randint(1, 20)))
+        elif kind < 0.6:
+            steps.append(rotations(rng.randint(1, 30), cycles=rng.choice([1, 1, 5])))
+        elif kind < 0.7:
+            steps.append(FENCE)
+        elif kind < 0.8:
+            steps.append(Step(kind="ppm", cycles=1, measurements=2, repeat=rng.randint(1, 10)))
+        elif kind < 0.9:
+            pairs = rng.randint(1, 3)
+            steps.append(Step(kind="teleport", cycles=rng.randint(0, 2), bell_pairs=pairs))
+        else:
+            steps.append(Step(kind="measure", cycles=0, measurements=2))
+    return footprint(rng.randint(2, 12), *steps, qubits=rng.randint(1, 5))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_jobs_turnaround_is_its_private_cycles_plus_its_waits_under_every_policy(seed):
+    # seeded random machines (factories, store, lanes, storage, links, decoder, epochs)
+    # and workloads: the waits by cause account for every cycle, every job ends, and
+    # every tile is free at the end
+    import random
+
+    rng = random.Random(seed)
+    machine = MachineSpec.simple(
+        tiles=rng.randint(12, 40),
+        factory_rate=(rng.randint(1, 2), rng.randint(1, 4)),
+        copies=rng.randint(1, 3),
+        store=rng.randint(0, 5),
+        modules=rng.randint(1, 3),
+        lanes=rng.randint(1, 3),
+        storage_tiles=rng.randint(0, 30),
+        epoch_cycles=rng.randint(1, 15),
+        link_pairs_per_cycle=rng.choice([0.5, 1.0, 2.0]),
+        decoder_bits_per_cycle=rng.choice([None, 50.0, 200.0]),
+        tile_bits_per_cycle=5.0,
+        preempt_gap=rng.choice([0, 1, 2]),
+    )
+    shapes = [_random_footprint(rng) for _ in range(8)]
+    jobs = [
+        JobSpec(
+            id=f"j{i}",
+            tenant="abc"[i % 3],
+            footprint=rng.choice(shapes),
+            arrival_cycle=rng.randint(0, 200),
+            priority=rng.randint(0, 9),
+        )
+        for i in range(30)
+    ]
+    by_id = {j.id: j for j in jobs}
+    for name in ("exclusive", "partition", "fair-share", "priority", "backfill"):
+        sched = Scheduler(machine, policy(name), {"a": 1.0, "b": 2.0, "c": 1.0})
+        try:
+            sched.submit_all(jobs)
+        except MachineError as exc:  # a job wider than its tenant's partition
+            assert exc.code == "QK501" and name == "partition"
+            continue
+        records = sched.run()
+        assert len(records) == len(jobs)
+        for r in records:
+            private = by_id[r.id].footprint.duration_cycles
+            assert r.end_cycle - r.arrival_cycle == pytest.approx(
+                private + sum(r.wait_cycles.values()), abs=1e-6
+            ), (name, r.id)
+            assert r.start_cycle % machine.epoch_cycles == 0
+        assert all(pool.tree.free == pool.spec.length for pool in sched.pools)
