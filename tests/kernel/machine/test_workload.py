@@ -105,6 +105,12 @@ def test_generated_programs_and_an_inline_machine(tmp_path):
             "tenants: [{name: a, jobs: [{program: missing.qasm}]}]\n",
             "missing.qasm",
         ),
+        (
+            "machine: {physical_qubits: 100000}\n"
+            "tenants: [{name: a, jobs: [{program: {adder: 2}, id: x}, "
+            "{program: {adder: 3}, id: x}]}]\n",
+            "'x'",
+        ),
     ],
 )
 def test_a_bad_workload_is_a_coded_error_naming_the_key(tmp_path, text: str, key: str):

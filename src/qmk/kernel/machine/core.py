@@ -78,6 +78,7 @@ from qmk.kernel.machine.pools import Pool, PoolSpec
 from qmk.kernel.machine.share import FactoryShare, _snap
 
 if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
     from qmk.kernel.machine.policies.base import Policy
     from qmk.kernel.machine.spec import MachineSpec
 
@@ -129,6 +130,7 @@ class Scheduler:
         self._heap: list[tuple[float, int, int, str, Any, int]] = []
         self._seq = 0
         self._jobs: list[Job] = []
+        self._by_id: dict[str, Job] = {}
         self._timelines: dict[int, Timeline] = {}
         self.queue: dict[Job, None] = {}  # arrival order
         #: the queue by tenant and by priority, each in arrival order
@@ -179,6 +181,8 @@ class Scheduler:
         """
         if spec.arrival_cycle < self.now:
             raise ValueError(f"job {spec.id} arrives at {spec.arrival_cycle}, before {self.now}")
+        if spec.id in self._by_id:
+            raise ValueError(f"job {spec.id} was submitted already")
         self._check_placeable(spec)
         key = id(spec.footprint)
         timeline = self._timelines.get(key)
@@ -186,6 +190,7 @@ class Scheduler:
             timeline = self._timelines[key] = Timeline(spec.footprint)
         job = Job(spec, timeline, len(self._jobs))
         self._jobs.append(job)
+        self._by_id[spec.id] = job
         self.first_arrival = min(self.first_arrival, spec.arrival_cycle)
         self._push(float(spec.arrival_cycle), _EVENT, "arrive", job, 0)
 
@@ -712,6 +717,10 @@ class Scheduler:
 
     def records(self) -> list[JobRecord]:
         return list(self.done)
+
+    def footprint_of(self, job_id: str) -> Footprint:
+        """The footprint of the job submitted as ``job_id``."""
+        return self._by_id[job_id].spec.footprint
 
 
 def _water_fill(demands: list[float], capacity: float) -> list[float]:

@@ -175,6 +175,11 @@ def load(data: Any, *, base: Path | None = None) -> Workload:
         for k, gen in enumerate(generators if isinstance(generators, list) else [generators]):
             if gen is not None:
                 jobs += _generated(tenant, gen, k, file.seed, compiler)
+    seen: set[str] = set()
+    for job in jobs:
+        if job.id in seen:
+            raise _bad(f"tenants: two jobs are called {job.id!r}; give each its own id", "id")
+        seen.add(job.id)
     order = sorted(range(len(jobs)), key=lambda i: (jobs[i].arrival_cycle, i))
     return Workload(
         machine=machine,
