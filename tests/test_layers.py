@@ -18,7 +18,7 @@ import pytest
 from support.paths import SRC
 
 #: The rooms every layer may import: they import nothing of QMK themselves.
-LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate", "qmk.memo")
+LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate", "qmk.memo", "qmk.gates")
 #: The leaves and, above them, the door to the schema library every typed value uses.
 BASE = (*LEAVES, "qmk.values")
 #: Everything of QMK (for the rooms at the top, which wire the others together).
@@ -28,7 +28,7 @@ ANYTHING = ("qmk",)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "the leaves: the error root and registry, the shared defaults, asyncio names, "
-        "token buckets, bounded memos",
+        "token buckets, bounded memos, the gate records",
         LEAVES,
     ),
     ("typed values from plain data (the schema library's door)", ("qmk.values",)),
@@ -77,9 +77,11 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.aio": (),
     "qmk.rate": (),
     "qmk.memo": (),
+    "qmk.gates": (),
     "qmk.values": ("qmk.errors",),
-    # qvm imports nothing else of ours but the error root and the typed values' helpers
-    "qmk.qvm": ("qmk.errors", "qmk.values"),
+    # qvm imports nothing else of ours but the error root, the typed values' helpers and
+    # the gate records (its gate ops take their gates' facts from them)
+    "qmk.qvm": ("qmk.errors", "qmk.values", "qmk.gates"),
     "qmk.frontends": (*BASE, "qmk.qvm"),
     # engines know gates, not graphs
     "qmk.engines": BASE,
@@ -282,15 +284,19 @@ def test_every_import_of_qmk_is_absolute_so_the_checks_above_see_it():
         assert not relative, path
 
 
-def test_qvm_imports_nothing_of_qmk_but_itself_and_the_error_root():
+def test_qvm_imports_nothing_of_qmk_but_itself_the_error_root_and_the_gate_records():
     for path in (SRC / "qvm").rglob("*.py"):
         for name in qmk_imports(path):
-            assert name.startswith("qmk.qvm") or name == "qmk.errors", (path.name, name)
+            assert name.startswith("qmk.qvm") or name in ("qmk.errors", "qmk.gates"), (
+                path.name,
+                name,
+            )
 
 
-def test_the_error_root_and_the_defaults_import_nothing_of_qmk():
+def test_the_error_root_the_defaults_and_the_gate_records_import_nothing_of_qmk():
     assert qmk_imports(SRC / "errors.py") == set()
     assert qmk_imports(SRC / "defaults.py") == set()
+    assert qmk_imports(SRC / "gates.py") == set()
 
 
 def test_client_never_imports_the_kernel():

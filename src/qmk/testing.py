@@ -799,7 +799,7 @@ def _check_refusals(ctx: _Context) -> None:
     check = "refusal of unsupported gates"
     rng = np.random.default_rng([ctx.seed, 6])
     probe = ctx.engine(60)
-    n = 3  # wide enough for every gate of GATES
+    n = max(3, *(gate.qubits for gate in GATES.values()))  # wide enough for every gate
     for name, gate in GATES.items():
         options = _param_options(gate)
         for params in options:

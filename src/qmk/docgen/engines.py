@@ -1,9 +1,10 @@
-"""Render the generated tables of ``docs/engines.md`` from the engine registry.
+"""Render the generated tables of ``docs/engines.md`` from the engine registry and the
+gate records.
 
 The page is hand-written except for the regions of :data:`PAGE`, which
 ``python -m qmk.docgen --write`` refreshes (see :mod:`qmk.docgen`). The tables show the
 registry's static facts (:data:`qmk.engines.registry.SPECS`), never what one machine has
-installed: ``qmk engines`` says that.
+installed: ``qmk engines`` says that; and QMK's own gate records (:data:`qmk.gates.GATES`).
 
 >>> print(render_engines().splitlines()[2])  # doctest: +ELLIPSIS
 | `statevector` | built in | all 17 | native | — | double, single | pauli | — | QMK's ...
@@ -15,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from qmk.docgen import NO, REGENERATE, Page, cell, replace_region, table
-from qmk.engines.gates import GATES
 from qmk.engines.registry import SPECS
+from qmk.gates import BUILT_IN, GATES, LANGUAGES, Gate
 
 
 def render_engines() -> str:
@@ -113,10 +114,69 @@ def render_costs() -> str:
     return table(header, rows)
 
 
+def render_gates() -> str:
+    """One row per gate record of QMK's own: its arity, flags, inverse and names.
+
+    >>> print(render_gates().splitlines()[3])  # doctest: +ELLIPSIS
+    | `x` | 1 | — | Clifford, Pauli | `x` | `x` | `x` | `x__body` | `X` | ...
+    """
+    header = (
+        "Gate",
+        "Qubits",
+        "Parameters",
+        "Kind",
+        "Inverse",
+        "OpenQASM 2",
+        "OpenQASM 3",
+        "QIR",
+        "stim",
+        "Qiskit",
+        "Cirq",
+        "PennyLane",
+        "Braket",
+        "QuTiP",
+    )
+
+    def names(gate: Gate, language: str) -> str:
+        spelled = gate.names.of(language)
+        if language == "stim" and gate.names.stim_quarter:
+            spelled = (f"{'/'.join(gate.names.stim_quarter)} at 0..3 quarter turns",)
+        if language == "qasm3" and gate.names.qasm3_definition:
+            spelled = (f"{spelled[0]} (defined by the writer)",)
+        return ", ".join(f"`{n}`" for n in spelled) or NO
+
+    rows = []
+    for name in sorted(BUILT_IN, key=list(GATES).index):
+        gate = GATES[name]
+        kind = [
+            label
+            for flag, label in (
+                (gate.clifford, "Clifford"),
+                (gate.quarter_turn, "Clifford at quarter turns"),
+                (gate.diagonal, "diagonal"),
+                (gate.pauli, "Pauli"),
+            )
+            if flag
+        ]
+        rows.append(
+            (
+                f"`{name}`",
+                str(gate.qubits),
+                ", ".join(gate.params) or NO,
+                ", ".join(kind) or NO,
+                f"`{gate.adjoint(tuple(0.0 for _ in gate.params))[0]}`"
+                + (" (angle negated)" if gate.params else ""),
+                *(names(gate, language) for language in LANGUAGES),
+            )
+        )
+    return table(header, rows)
+
+
 #: The generated regions of ``docs/engines.md``, by marker name.
 RENDERERS: Mapping[str, Callable[[], str]] = {
     "engines-table": render_engines,
     "engines-costs": render_costs,
+    "gate-records": render_gates,
 }
 
 PAGE = Page(name="engines.md", renderers=RENDERERS, tables="the engine registry")

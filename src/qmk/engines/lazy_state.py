@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from qmk.engines import fusion, kernels
-from qmk.engines.gates import GATES
+from qmk.engines.gates import GATES, Gate
 from qmk.engines.sampling import CHUNK as _CHUNK
 from qmk.engines.sampling import draw_indices
 
@@ -36,8 +36,11 @@ _X = GATES["x"].matrix()
 _TWO_PI = 2 * math.pi
 #: Off-diagonal entries this small (relative) make a fused 2x2 count as diagonal.
 _ZERO = 1e-14
-#: One-qubit gates that never mix amplitudes (diagonal, or a flip times a diagonal).
-_UNMIXING = frozenset({"i", "x", "y", "z", "s", "sdg", "t", "tdg", "rz"})
+#: One-qubit gates that never mix amplitudes (diagonal, or a flip times a diagonal): a
+#: shortcut of :meth:`LazyState._fusable`, which reads any other gate's matrix.
+_UNMIXING = frozenset(
+    gate.name for gate in GATES.values() if gate.qubits == 1 and (gate.diagonal or gate.pauli)
+)
 
 
 def _independent(rows: Sequence[int]) -> bool:
@@ -103,8 +106,18 @@ def _walsh(angles: Sequence[float] | np.ndarray) -> tuple[float, list[tuple[int,
     return const, terms
 
 
-#: Parity decompositions of the fixed multi-qubit diagonal gates.
-_DIAGONAL_TERMS = {name: _walsh(np.angle(np.diag(GATES[name].matrix()))) for name in ("cz", "ccz")}
+#: Parity decompositions of the parameterless multi-qubit diagonal gates, by record.
+_DIAGONAL_TERMS: dict[Gate, tuple[float, list[tuple[int, float]]]] = {}
+
+
+def _diagonal_terms(gate: Gate, values: tuple[float, ...]) -> tuple[float, list[tuple[int, float]]]:
+    """A diagonal gate's phases as :func:`_walsh` gives them (kept for a fixed gate)."""
+    terms = _DIAGONAL_TERMS.get(gate) if not values else None
+    if terms is None:
+        terms = _walsh(np.angle(np.diag(gate.matrix(values))))
+        if not values:
+            _DIAGONAL_TERMS[gate] = terms
+    return terms
 
 
 def _blocks(shape: tuple[int, ...]) -> list[tuple[Any, ...]]:
@@ -181,9 +194,26 @@ class LazyState:
             self._swap(qs[0], qs[1])
         elif gate == "ccx":
             self._ccx(qs[0], qs[1], qs[2])
-        else:
-            const, terms = _DIAGONAL_TERMS[gate]
+        elif spec.diagonal:
+            const, terms = _diagonal_terms(spec, values)
             self._diagonal(qs, const, terms)
+        else:
+            self._apply_dense(qs, spec.matrix(values))
+
+    def _apply_dense(self, qs: Sequence[int], matrix: np.ndarray) -> None:
+        """A multi-qubit gate the bookkeeping has no form for (a registered gate's):
+        everything pending applied, the qubits on axes of their own, then ``matrix`` on
+        those axes in one pass."""
+        self._materialize()
+        for q in qs:
+            if not self._rows[q]:
+                self._join(q, np.eye(2)[self._consts[q]])
+        axes = [self._vars.index(self._rows[q].bit_length() - 1) for q in qs]
+        k = len(qs)
+        tensor = np.asarray(matrix).reshape((2,) * (2 * k))
+        moved = np.tensordot(tensor, self._psi, axes=(list(range(k, 2 * k)), axes))
+        self._psi = np.ascontiguousarray(np.moveaxis(moved, list(range(k)), axes), self._dtype)
+        self._spare = None
 
     # ------------------------------------------------------------------ lazy gates
 

@@ -235,6 +235,12 @@ Clifford gates only and t is not one; run the program on the statevector engine
                 gate=gate,
                 params=[float(p) for p in params],
             )
+        if method is not None and not hasattr(self._sim, method):
+            raise EngineError.of(
+                "gate-unsupported",
+                f"{gate}'s stim name {method.upper()} is no method of stim's tableau simulator",
+                gate=gate,
+            )
         self._check_qubits(qubits)
         if len(set(qubits)) != len(qubits):
             raise EngineError.of(

@@ -61,6 +61,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk.engines.base import EngineError
+from qmk.gates import named
 
 #: The file format's name and version (a reader refuses any other).
 FORMAT = "qmk-state"
@@ -498,17 +499,6 @@ def prepare(engine: Any, qubits: Sequence[int], state: QuantumState) -> None:
 #: One gate of a preparation circuit: (engine gate, local qubits, parameters).
 Instr = tuple[str, tuple[int, ...], tuple[float, ...]]
 
-#: stim's synthesis gates -> engine gates.
-_STIM_GATES: Mapping[str, str] = {
-    "H": "h",
-    "S": "s",
-    "S_DAG": "sdg",
-    "CX": "cx",
-    "X": "x",
-    "Y": "y",
-    "Z": "z",
-}
-
 
 def preparation(state: QuantumState) -> list[Instr]:
     """Engine gates on local qubits ``0..n-1`` taking ``|0...0>`` to ``state`` (up to a
@@ -520,11 +510,16 @@ def preparation(state: QuantumState) -> list[Instr]:
     if isinstance(state, Stabilizers):
         out: list[Instr] = []
         for instruction in _tableau(state).to_circuit("elimination"):
-            gate = _STIM_GATES[instruction.name]
+            gate = named("stim", instruction.name)  # the gate records' stim names
+            if gate is None or gate.params:
+                raise EngineError.of(
+                    "state-mismatch",
+                    f"stim's synthesis wrote {instruction.name}, which is no gate of QMK's",
+                )
             targets = [t.value for t in instruction.targets_copy()]
-            width = 2 if gate == "cx" else 1
+            width = gate.qubits
             for i in range(0, len(targets), width):
-                out.append((gate, tuple(targets[i : i + width]), ()))
+                out.append((gate.name, tuple(targets[i : i + width]), ()))
         return out
     return _amplitude_circuit(state.amplitudes)
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qmk.gates import GATES, Gate
 from qmk.qvm.ops import OPS, Exec
 
 #: One basic gate: (name in GATE_OPS, local qubit indices, parameters).
@@ -52,44 +53,43 @@ _INVERSE_NAME: dict[str, str] = {
 _ROTATIONS = frozenset(spec.gate for spec in _GATE_OPS if spec.inverse_negates)
 
 _I2 = np.eye(2, dtype=complex)
-_X = np.array([[0, 1], [1, 0]], dtype=complex)
-_Y = np.array([[0, -1j], [1j, 0]], dtype=complex)
-_Z = np.diag([1, -1]).astype(complex)
-_H = np.array([[1, 1], [1, -1]], dtype=complex) / math.sqrt(2)
+_X = GATES["x"].matrix()
+#: The op table's parameterless one-qubit gates: the names a 2x2 matrix is read as.
+_NAMED_ONE_QUBIT = tuple(
+    spec.gate for spec in _GATE_OPS if spec.gate and spec.vqs.low == 1 and not spec.args
+)
+# a multi-qubit gate record -> the target block it controls (None: it controls none)
+_TARGET_BLOCKS: dict[Gate, np.ndarray | None] = {}
 
 
-def _rx(t: float) -> np.ndarray:
-    c, s = math.cos(t / 2), math.sin(t / 2)
-    return np.array([[c, -1j * s], [-1j * s, c]], dtype=complex)
-
-
-def _ry(t: float) -> np.ndarray:
-    c, s = math.cos(t / 2), math.sin(t / 2)
-    return np.array([[c, -s], [s, c]], dtype=complex)
-
-
-def _rz(t: float) -> np.ndarray:
-    return np.diag([cmath.exp(-0.5j * t), cmath.exp(0.5j * t)])
+def _target_block(record: Gate) -> np.ndarray | None:
+    """The 2x2 block a multi-qubit gate applies to its last qubit when every other
+    reads 1, if it is that controlled one-qubit gate (``cx``, ``ccz``); else None."""
+    if record.params:
+        return None
+    if record not in _TARGET_BLOCKS:
+        matrix = record.matrix()
+        rest = np.eye(len(matrix), dtype=complex)
+        rest[-2:, -2:] = matrix[-2:, -2:]
+        controlled = np.array_equal(rest, matrix)
+        _TARGET_BLOCKS[record] = np.array(matrix[-2:, -2:]) if controlled else None
+    return _TARGET_BLOCKS[record]
 
 
 def basic_matrix(name: str, params: Sequence[float] = ()) -> np.ndarray:
-    """The 2x2 matrix of a one-qubit basic gate (the target part of cx/cz/ccx/ccz)."""
-    if name in ("x", "cx", "ccx"):
-        return _X
-    if name in ("z", "cz", "ccz"):
-        return _Z
-    fixed = {
-        "y": _Y,
-        "h": _H,
-        "s": np.diag([1, 1j]),
-        "sdg": np.diag([1, -1j]),
-        "t": np.diag([1, cmath.exp(0.25j * math.pi)]),
-        "tdg": np.diag([1, cmath.exp(-0.25j * math.pi)]),
-    }
-    if name in fixed:
-        return np.asarray(fixed[name], dtype=complex)
-    rot = {"rx": _rx, "ry": _ry, "rz": _rz}[name]
-    return rot(params[0])
+    """The 2x2 matrix of a one-qubit basic gate, or the target block of a controlled one
+    (``cx cz ccx ccz``), from its gate record (:data:`qmk.gates.GATES`).
+
+    Raises:
+        ValueError: a multi-qubit gate that is no controlled one-qubit gate (``swap``).
+    """
+    record = GATES[name]
+    if record.qubits == 1:
+        return record.matrix(tuple(params))
+    block = _target_block(record)
+    if block is None:
+        raise ValueError(f"gate {name} is no controlled one-qubit gate")
+    return block
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,7 +214,7 @@ def _zyz(u: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def _named_one_qubit(u: np.ndarray) -> str | None:
-    for name in ("x", "z", "y", "h", "s", "sdg", "t", "tdg"):
+    for name in _NAMED_ONE_QUBIT:
         if np.allclose(u, basic_matrix(name), atol=1e-12):
             return name
     return None
@@ -365,7 +365,7 @@ def controlled(low: Lowered, n_controls: int = 1, ctrl_state: int | None = None)
             seq.op("cx", b, a)
             continue
         own = local[:-1]
-        seq.add(
+        seq.add(  # (basic_matrix refuses a gate with no controlled form)
             _mc_one_qubit(basic_matrix(name, params), n + len(own)), [*controls, *own, local[-1]]
         )
     if abs(low.phase) > _EPS:
@@ -391,23 +391,32 @@ def matrix_of(low: Lowered) -> np.ndarray:
     dim = 2**n
     total = np.eye(dim, dtype=complex)
     for name, qs, params in low.ops:
-        step = np.zeros((dim, dim), dtype=complex) if name == "swap" else np.eye(dim, dtype=complex)
-        if name == "swap":
-            a, b = qs
-            for i in range(dim):
-                bit_a, bit_b = (i >> a) & 1, (i >> b) & 1
-                j = i & ~(1 << a) & ~(1 << b) | (bit_b << a) | (bit_a << b)
-                step[j, i] = 1
-        else:
-            u = basic_matrix(name, params)
-            *ctrl, target = qs
-            for i in range(dim):
-                if (i >> target) & 1 or not all((i >> c) & 1 for c in ctrl):
-                    continue
-                j = i | (1 << target)
-                step[i, i], step[i, j], step[j, i], step[j, j] = u[0, 0], u[0, 1], u[1, 0], u[1, 1]
+        record = GATES[name]
+        if record.qubits > 1 and _target_block(record) is None:
+            total = _embedded(record.matrix(tuple(params)), qs, n) @ total
+            continue
+        step = np.eye(dim, dtype=complex)
+        u = basic_matrix(name, params)
+        *ctrl, target = qs
+        for i in range(dim):
+            if (i >> target) & 1 or not all((i >> c) & 1 for c in ctrl):
+                continue
+            j = i | (1 << target)
+            step[i, i], step[i, j], step[j, i], step[j, j] = u[0, 0], u[0, 1], u[1, 0], u[1, 1]
         total = step @ total
     return cmath.exp(1j * low.phase) * total
+
+
+def _embedded(matrix: np.ndarray, qs: Sequence[int], n: int) -> np.ndarray:
+    """A gate's matrix (its first qubit the most significant) on qubits ``qs`` of ``n``, in
+    this module's order (qubit 0 the least significant bit of the index)."""
+    k = len(qs)
+    # axis a of a (2,)*n tensor is qubit n-1-a; the gate's axis i is its qubit qs[i]
+    tensor = np.eye(2**n, dtype=complex).reshape((2,) * (2 * n))
+    gate = np.asarray(matrix, dtype=complex).reshape((2,) * (2 * k))
+    axes = [n - 1 - q for q in qs]
+    moved = np.tensordot(gate, tensor, axes=(list(range(k, 2 * k)), axes))
+    return np.moveaxis(moved, list(range(k)), axes).reshape(2**n, 2**n)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -610,63 +619,66 @@ def _rule(
     return GateRule(name=name, num_qubits=nq, num_params=np_, write=write, doc=doc)
 
 
-#: Every standard gate the front-ends know, by its Qiskit name.
+#: The gates the op table applies, each written as itself (its gate record's name).
+_BASIC_RULES = tuple(
+    _rule(spec.gate, spec.vqs.low, len(spec.args), _basic(spec.gate), f"the op {spec.name}")
+    for spec in _GATE_OPS
+    if spec.gate
+)
+_BASIC_NAMES = frozenset(rule.name for rule in _BASIC_RULES)
+
+#: The standard gates written in the op table's gates.
+_COMPOSITE_RULES = (
+    _rule("id", 1, 0, _nothing, "nothing"),
+    _rule("sx", 1, 0, _sx(1), "RX(pi/2), phase pi/4"),
+    _rule("sxdg", 1, 0, _sx(-1), "RX(-pi/2), phase -pi/4"),
+    _rule("p", 1, 1, _p, "RZ(l), phase l/2"),
+    _rule("u", 1, 3, _u, "RZ(l) RY(t) RZ(p), phase (p+l)/2"),
+    _rule("u2", 1, 2, lambda s, p: s.u(math.pi / 2, p[0], p[1], 0), "u(pi/2, p, l)"),
+    _rule("r", 1, 2, _r, "RZ(-p) RX(t) RZ(p)"),
+    _rule("cy", 2, 0, _cy, "SDG(t) CX S(t)"),
+    _rule("ch", 2, 0, _ctrl("h", 1), "controlled H (ABC form)"),
+    _rule("cs", 2, 0, _ctrl("s", 1), "cp(pi/2)"),
+    _rule("csdg", 2, 0, _ctrl("sdg", 1), "cp(-pi/2)"),
+    _rule("csx", 2, 0, _ctrl("sx", 1), "controlled SX (ABC form)"),
+    _rule("cp", 2, 1, _cp, "p(l/2) c; CX; p(-l/2) t; CX; p(l/2) t"),
+    _rule("crx", 2, 1, _crx, "H(t) CRZ H(t)"),
+    _rule("cry", 2, 1, _cry, "RY(t/2) CX RY(-t/2) CX"),
+    _rule("crz", 2, 1, _crz, "RZ(t/2) CX RZ(-t/2) CX"),
+    _rule("cu", 2, 4, _cu, "controlled u(t,p,l) with phase g (ABC form)"),
+    _rule("cu3", 2, 3, _ctrl("u", 1), "controlled u(t,p,l) (ABC form)"),
+    _rule("iswap", 2, 0, _iswap, "S S H CX CX H"),
+    _rule("dcx", 2, 0, _dcx, "CX(a,b) CX(b,a)"),
+    _rule("ecr", 2, 0, _ecr, "RZX(pi/4) X RZX(-pi/4)"),
+    _rule("rxx", 2, 1, _rxx, "H H RZZ H H"),
+    _rule("ryy", 2, 1, _ryy, "RX(pi/2) RX(pi/2) RZZ RX(-pi/2) RX(-pi/2)"),
+    _rule("rzz", 2, 1, _rzz, "CX RZ(t) CX"),
+    _rule("rzx", 2, 1, _rzx, "H(t) RZZ H(t)"),
+    _rule("cswap", 3, 0, _cswap, "CX(c,b) CCX CX(c,b)"),
+    _rule("rccx", 3, 0, _rccx, "qelib1's relative-phase Toffoli"),
+    _rule("rcccx", 4, 0, _rcccx, "qelib1's rc3x"),
+    _rule("c3x", 4, 0, _ctrl("x", 3), "C^3 X (Barenco lemma 7.5)"),
+    _rule("c3sx", 4, 0, _ctrl("sx", 3), "C^3 SX (Barenco lemma 7.5)"),
+    _rule("c4x", 5, 0, _ctrl("x", 4), "C^4 X (Barenco lemma 7.5)"),
+    _rule("gphase", 0, 1, _gphase, "a global phase"),
+)
+#: Every standard gate the front-ends know, by its Qiskit name: the op table's gates,
+#: then those written in them (where a gate record names a gate written here too, as
+#: ``sx`` would be, the record's rule is the one).
 STANDARD_GATES: Mapping[str, GateRule] = {
-    r.name: r
-    for r in (
-        _rule("id", 1, 0, _nothing, "nothing"),
-        _rule("x", 1, 0, _basic("x"), "X"),
-        _rule("y", 1, 0, _basic("y"), "Y"),
-        _rule("z", 1, 0, _basic("z"), "Z"),
-        _rule("h", 1, 0, _basic("h"), "H"),
-        _rule("s", 1, 0, _basic("s"), "S"),
-        _rule("sdg", 1, 0, _basic("sdg"), "SDG"),
-        _rule("t", 1, 0, _basic("t"), "T"),
-        _rule("tdg", 1, 0, _basic("tdg"), "TDG"),
-        _rule("rx", 1, 1, _basic("rx"), "RX"),
-        _rule("ry", 1, 1, _basic("ry"), "RY"),
-        _rule("rz", 1, 1, _basic("rz"), "RZ"),
-        _rule("sx", 1, 0, _sx(1), "RX(pi/2), phase pi/4"),
-        _rule("sxdg", 1, 0, _sx(-1), "RX(-pi/2), phase -pi/4"),
-        _rule("p", 1, 1, _p, "RZ(l), phase l/2"),
-        _rule("u", 1, 3, _u, "RZ(l) RY(t) RZ(p), phase (p+l)/2"),
-        _rule("u2", 1, 2, lambda s, p: s.u(math.pi / 2, p[0], p[1], 0), "u(pi/2, p, l)"),
-        _rule("r", 1, 2, _r, "RZ(-p) RX(t) RZ(p)"),
-        _rule("cx", 2, 0, _basic("cx"), "CNOT"),
-        _rule("cz", 2, 0, _basic("cz"), "CZ"),
-        _rule("cy", 2, 0, _cy, "SDG(t) CX S(t)"),
-        _rule("ch", 2, 0, _ctrl("h", 1), "controlled H (ABC form)"),
-        _rule("cs", 2, 0, _ctrl("s", 1), "cp(pi/2)"),
-        _rule("csdg", 2, 0, _ctrl("sdg", 1), "cp(-pi/2)"),
-        _rule("csx", 2, 0, _ctrl("sx", 1), "controlled SX (ABC form)"),
-        _rule("cp", 2, 1, _cp, "p(l/2) c; CX; p(-l/2) t; CX; p(l/2) t"),
-        _rule("crx", 2, 1, _crx, "H(t) CRZ H(t)"),
-        _rule("cry", 2, 1, _cry, "RY(t/2) CX RY(-t/2) CX"),
-        _rule("crz", 2, 1, _crz, "RZ(t/2) CX RZ(-t/2) CX"),
-        _rule("cu", 2, 4, _cu, "controlled u(t,p,l) with phase g (ABC form)"),
-        _rule("cu3", 2, 3, _ctrl("u", 1), "controlled u(t,p,l) (ABC form)"),
-        _rule("swap", 2, 0, _basic("swap"), "SWAP"),
-        _rule("iswap", 2, 0, _iswap, "S S H CX CX H"),
-        _rule("dcx", 2, 0, _dcx, "CX(a,b) CX(b,a)"),
-        _rule("ecr", 2, 0, _ecr, "RZX(pi/4) X RZX(-pi/4)"),
-        _rule("rxx", 2, 1, _rxx, "H H RZZ H H"),
-        _rule("ryy", 2, 1, _ryy, "RX(pi/2) RX(pi/2) RZZ RX(-pi/2) RX(-pi/2)"),
-        _rule("rzz", 2, 1, _rzz, "CX RZ(t) CX"),
-        _rule("rzx", 2, 1, _rzx, "H(t) RZZ H(t)"),
-        _rule("ccx", 3, 0, _basic("ccx"), "CCX"),
-        _rule("ccz", 3, 0, _basic("ccz"), "CCZ"),
-        _rule("cswap", 3, 0, _cswap, "CX(c,b) CCX CX(c,b)"),
-        _rule("rccx", 3, 0, _rccx, "qelib1's relative-phase Toffoli"),
-        _rule("rcccx", 4, 0, _rcccx, "qelib1's rc3x"),
-        _rule("c3x", 4, 0, _ctrl("x", 3), "C^3 X (Barenco lemma 7.5)"),
-        _rule("c3sx", 4, 0, _ctrl("sx", 3), "C^3 SX (Barenco lemma 7.5)"),
-        _rule("c4x", 5, 0, _ctrl("x", 4), "C^4 X (Barenco lemma 7.5)"),
-        _rule("gphase", 0, 1, _gphase, "a global phase"),
-    )
+    r.name: r for r in (*_BASIC_RULES, *(r for r in _COMPOSITE_RULES if r.name not in _BASIC_NAMES))
 }
 
-#: Other names of standard gates (OpenQASM 2 qelib1, OpenQASM 3 stdgates, Qiskit).
+#: Other names of standard gates (OpenQASM 2 qelib1, OpenQASM 3 stdgates, Qiskit): those
+#: of the op table's gate records (``CX``), then of the gates written in them.
 ALIASES: Mapping[str, str] = {
+    **{
+        spelled: rule.name
+        for rule in _BASIC_RULES
+        for language in ("qasm2", "qasm3", "qiskit")
+        for spelled in GATES[rule.name].names.of(language)
+        if spelled != rule.name
+    },
     "i": "id",
     "u0": "id",  # qelib1's u0(gamma) is an idle of gamma time units: the identity here
     "u3": "u",
@@ -675,7 +687,6 @@ ALIASES: Mapping[str, str] = {
     "phase": "p",
     "cphase": "cp",
     "cu1": "cp",
-    "CX": "cx",
     "cnot": "cx",
     "toffoli": "ccx",
     "fredkin": "cswap",

@@ -40,23 +40,27 @@ from typing import Any
 import numpy as np
 
 from qmk.frontends import decompose
-from qmk.frontends.builder import ProgramBuilder
+from qmk.frontends.builder import GATE_OPS, ProgramBuilder
 from qmk.frontends.errors import FrontendError
+from qmk.gates import GATES
 from qmk.qvm.graph import Graph
 
 #: PennyLane's multi-qubit gates and the decomposition table's names for them (the same
-#: matrices and wire order: the first wire is Qiskit's first qubit argument).
+#: matrices and wire order: the first wire is Qiskit's first qubit argument): the
+#: PennyLane names of the op table's multi-qubit gate records, then of gates written in
+#: them. A one-qubit operation is read by its matrix.
 NAMED: Mapping[str, str] = MappingProxyType(
     {
-        "CNOT": "cx",
-        "CZ": "cz",
+        **{
+            name: gate
+            for gate in GATE_OPS
+            if GATES[gate].qubits > 1
+            for name in GATES[gate].names.of("pennylane")
+        },
         "CY": "cy",
         "CH": "ch",
-        "SWAP": "swap",
         "ISWAP": "iswap",
         "ECR": "ecr",
-        "Toffoli": "ccx",
-        "CCZ": "ccz",
         "CSWAP": "cswap",
         "IsingXX": "rxx",
         "IsingYY": "ryy",

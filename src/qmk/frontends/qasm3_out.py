@@ -70,37 +70,34 @@ from types import MappingProxyType
 from typing import Any
 
 from qmk.frontends.errors import FrontendError
+from qmk.gates import GATES
 from qmk.qvm import classical
 from qmk.qvm.graph import Graph, Node
 from qmk.qvm.ops import OPS, Exec, Micro, MicroStep, OpSpec
 from qmk.qvm.verify import VerifiedProgram, verify
 
-#: Engine gate (``OpSpec.gate``) -> its OpenQASM 3 name: ``stdgates.inc``'s, or one of
-#: :data:`GATE_DEFINITIONS`. A gate op whose gate is missing here has no lowering.
+#: Engine gate (``OpSpec.gate``) -> its OpenQASM 3 name, from the gate records of the op
+#: table's gates: ``stdgates.inc``'s, or one of :data:`GATE_DEFINITIONS`. A gate op
+#: whose gate has no OpenQASM 3 name has no lowering.
 QASM_GATES: Mapping[str, str] = MappingProxyType(
     {
-        "h": "h",
-        "s": "s",
-        "sdg": "sdg",
-        "x": "x",
-        "y": "y",
-        "z": "z",
-        "t": "t",
-        "tdg": "tdg",
-        "rx": "rx",
-        "ry": "ry",
-        "rz": "rz",
-        "cx": "cx",
-        "cz": "cz",
-        "swap": "swap",
-        "ccx": "ccx",
-        "ccz": "ccz",
+        spec.gate: name
+        for spec in OPS.values()
+        if spec.kind is Exec.GATE
+        and spec.gate
+        and (name := GATES[spec.gate].names.first("qasm3")) is not None
     }
 )
 
-#: Gates ``stdgates.inc`` lacks, defined at the top of a program that uses them.
+#: Gates ``stdgates.inc`` lacks, defined at the top of a program that uses them (their
+#: records' ``qasm3_definition``).
 GATE_DEFINITIONS: Mapping[str, str] = MappingProxyType(
-    {"ccz": "gate ccz a, b, c { h c; ccx a, b, c; h c; }"}
+    {
+        name: definition
+        for gate in QASM_GATES
+        if (definition := GATES[gate].names.qasm3_definition) is not None
+        and (name := GATES[gate].names.first("qasm3")) is not None
+    }
 )
 
 #: Basis -> (gates before a Z measurement, gates after it that restore the basis).

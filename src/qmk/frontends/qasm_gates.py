@@ -13,94 +13,79 @@ from collections.abc import Sequence
 from typing import Any
 
 from qmk.frontends import decompose, qasm_scan
-from qmk.frontends.builder import gate_op, guard_of
+from qmk.frontends.builder import GATE_OPS, gate_op, guard_of
 from qmk.frontends.qasm_classical import Classical
 from qmk.frontends.qasm_scope import Cond, GateDef, Step, describe
+from qmk.gates import GATES
 
-#: Gates ``include "qelib1.inc";`` defines (OpenQASM 2.0).
-QELIB1_GATES = frozenset(
+#: Gates of ``qelib1.inc`` (OpenQASM 2.0) beside those of the gate records, which are
+#: written in the op table's gates by :mod:`~qmk.frontends.decompose`.
+_QELIB1_WRITTEN = frozenset(
     [
-        "u3",
-        "u2",
-        "u1",
-        "cx",
-        "id",
-        "u0",
-        "u",
-        "p",
-        "x",
-        "y",
-        "z",
-        "h",
-        "s",
-        "sdg",
-        "t",
-        "tdg",
-        "rx",
-        "ry",
-        "rz",
-        "sx",
-        "sxdg",
-        "cz",
-        "cy",
-        "swap",
+        "c3sqrtx",
+        "c3x",
+        "c4x",
         "ch",
-        "ccx",
-        "cswap",
+        "cp",
         "crx",
         "cry",
         "crz",
-        "cu1",
-        "cp",
-        "cu3",
+        "cswap",
         "csx",
         "cu",
+        "cu1",
+        "cu3",
+        "cy",
+        "id",
+        "p",
+        "rc3x",
+        "rccx",
         "rxx",
         "rzz",
-        "rccx",
-        "rc3x",
-        "c3x",
-        "c3sqrtx",
-        "c4x",
-    ]
-)
-#: Gates ``include "stdgates.inc";`` defines (OpenQASM 3).
-STDGATES_GATES = frozenset(
-    [
-        "p",
-        "x",
-        "y",
-        "z",
-        "h",
-        "s",
-        "sdg",
-        "t",
-        "tdg",
         "sx",
-        "rx",
-        "ry",
-        "rz",
-        "cx",
-        "cy",
-        "cz",
-        "cp",
-        "crx",
-        "cry",
-        "crz",
-        "ch",
-        "swap",
-        "ccx",
-        "cswap",
-        "cu",
-        "CX",
-        "phase",
-        "cphase",
-        "id",
+        "sxdg",
+        "u",
+        "u0",
         "u1",
         "u2",
         "u3",
     ]
 )
+#: Gates of ``stdgates.inc`` (OpenQASM 3) beside those of the gate records.
+_STDGATES_WRITTEN = frozenset(
+    [
+        "ch",
+        "cp",
+        "cphase",
+        "crx",
+        "cry",
+        "crz",
+        "cswap",
+        "cu",
+        "cy",
+        "id",
+        "p",
+        "phase",
+        "sx",
+        "u1",
+        "u2",
+        "u3",
+    ]
+)
+_RECORDS = [GATES[gate] for gate in GATE_OPS]
+#: Gates ``include "qelib1.inc";`` defines (OpenQASM 2.0): the OpenQASM 2 names of the
+#: gates the op table applies, and the gates written in them.
+QELIB1_GATES = frozenset(n for record in _RECORDS for n in record.names.of("qasm2")) | (
+    _QELIB1_WRITTEN
+)
+#: Gates ``include "stdgates.inc";`` defines (OpenQASM 3): the same of OpenQASM 3, but a
+#: gate ``stdgates.inc`` lacks (a record with a ``qasm3_definition``, as ``ccz``).
+STDGATES_GATES = frozenset(
+    n
+    for record in _RECORDS
+    if record.names.qasm3_definition is None
+    for n in record.names.of("qasm3")
+) | (_STDGATES_WRITTEN)
 
 
 def plan_of(low: decompose.Lowered) -> list[Step]:

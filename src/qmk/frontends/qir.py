@@ -47,9 +47,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmk.frontends import conditions, decompose
-from qmk.frontends.builder import ProgramBuilder, guard_of
+from qmk.frontends.builder import GATE_OPS, ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm_runtime import Operands, cast_name, cond_text, literal
+from qmk.gates import GATES
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
 from qmk.qvm.graph import Graph, gc_paused
@@ -66,27 +67,13 @@ _WRAPPER_MAGIC = b"\xde\xc0\x17\x0b"
 MAX_TERMS = conditions.MAX_TERMS
 
 #: ``__quantum__qis__<key>`` -> the gate's name in the shared table of exact
-#: decompositions (:data:`qmk.frontends.decompose.STANDARD_GATES`). Angles come first
-#: in a QIR call, then qubits, as the table orders them.
+#: decompositions (:data:`qmk.frontends.decompose.STANDARD_GATES`): the QIR names of the
+#: gates the op table applies (their gate records'), and of gates written in them. Angles
+#: come first in a QIR call, then qubits, as the table orders them.
 QIR_GATES: Mapping[str, str] = {
-    "h__body": "h",
-    "x__body": "x",
-    "y__body": "y",
-    "z__body": "z",
-    "s__body": "s",
-    "s__adj": "sdg",
-    "t__body": "t",
-    "t__adj": "tdg",
+    **{name: gate for gate in GATE_OPS for name in GATES[gate].names.of("qir")},
     "sx__body": "sx",
-    "rx__body": "rx",
-    "ry__body": "ry",
-    "rz__body": "rz",
-    "cnot__body": "cx",
-    "cx__body": "cx",
     "cy__body": "cy",
-    "cz__body": "cz",
-    "swap__body": "swap",
-    "ccx__body": "ccx",
     "rxx__body": "rxx",
     "ryy__body": "ryy",
     "rzz__body": "rzz",

@@ -37,23 +37,26 @@ from typing import Any
 import numpy as np
 
 from qmk.frontends import conditions, decompose
-from qmk.frontends.builder import ProgramBuilder, guard_of
+from qmk.frontends.builder import GATE_OPS, ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
+from qmk.gates import GATES
 from qmk.qvm.graph import Graph
 
 #: QuTiP-qip's multi-qubit gate names and the decomposition table's, with the wire order
-#: (controls first, then targets) that the table's qubit arguments take.
+#: (controls first, then targets) that the table's qubit arguments take: the QuTiP names
+#: of the op table's multi-qubit gate records, then of gates written in them. A one-qubit
+#: gate is read by its matrix.
 NAMED: Mapping[str, str] = MappingProxyType(
     {
-        "CNOT": "cx",
-        "CX": "cx",
+        **{
+            name: gate
+            for gate in GATE_OPS
+            if GATES[gate].qubits > 1
+            for name in GATES[gate].names.of("qutip")
+        },
         "CY": "cy",
-        "CZ": "cz",
-        "CSIGN": "cz",
         "CPHASE": "cp",
-        "SWAP": "swap",
         "ISWAP": "iswap",
-        "TOFFOLI": "ccx",
         "FREDKIN": "cswap",
     }
 )

@@ -57,7 +57,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qmk.ft.errors import FTError
-from qmk.qvm.ops import OPS, Category
+from qmk.gates import GATES
+from qmk.qvm.ops import OPS, Category, Exec
 
 if TYPE_CHECKING:
     import stim
@@ -184,20 +185,21 @@ class Lowered:
         return sum(1 for op in self.ops if op.is_ppm)
 
 
-#: Clifford ops as stim gates (applied to the frame ``C``).
+#: Clifford ops as stim gates (applied to the frame ``C``): the gate ops whose gate
+#: records name a stim gate at every parameter.
 _CLIFFORD = {
-    "APPLY_H": "H",
-    "APPLY_S": "S",
-    "APPLY_SDG": "S_DAG",
-    "APPLY_X": "X",
-    "APPLY_Y": "Y",
-    "APPLY_Z": "Z",
-    "APPLY_CNOT": "CX",
-    "APPLY_CZ": "CZ",
-    "APPLY_SWAP": "SWAP",
+    name: stim
+    for name, spec in OPS.items()
+    if spec.kind is Exec.GATE
+    and spec.gate
+    and (stim := GATES[spec.gate].names.first("stim")) is not None
 }
-#: exp(-i pi/4 B) as a stim gate, per axis (S = SQRT_Z up to phase).
-_QUARTER = {"X": "SQRT_X", "Y": "SQRT_Y", "Z": "S"}
+#: exp(-i pi/4 B) as a stim gate, per axis: the rotation's stim gate at a quarter turn.
+_QUARTER = {
+    axis: quarter[1]
+    for axis in "XYZ"
+    if (quarter := GATES[f"r{axis.lower()}"].names.stim_quarter) is not None
+}
 _Condition = tuple[tuple[tuple[str, int], ...], tuple[str, ...]]
 
 

@@ -20,18 +20,14 @@ import random
 from typing import Any
 
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
+from qmk.qvm.ops import OPS, Exec
 
-_GATES_1Q = (
-    "APPLY_H",
-    "APPLY_S",
-    "APPLY_SDG",
-    "APPLY_X",
-    "APPLY_Y",
-    "APPLY_Z",
-    "APPLY_T",
-    "APPLY_TDG",
-)
-_GATES_2Q = ("APPLY_CNOT", "APPLY_CZ", "APPLY_SWAP")
+_GATE_OPS = [spec for spec in OPS.values() if spec.kind is Exec.GATE]
+#: The op table's gate ops by arity (the rotations apart: one qubit, angles).
+_GATES_1Q = tuple(spec.name for spec in _GATE_OPS if spec.vqs.low == 1 and not spec.args)
+_ROTATIONS = tuple(spec.name for spec in _GATE_OPS if spec.vqs.low == 1 and spec.args)
+_GATES_2Q = tuple(spec.name for spec in _GATE_OPS if spec.vqs.low == 2)
+_GATES_3Q = tuple(spec.name for spec in _GATE_OPS if spec.vqs.low == 3)
 _PROFILES = (
     "logical:surface_code(d=9)",
     "logical:SHYPS(d=9)",
@@ -93,6 +89,10 @@ class _Builder:
     def qubits(self, count: int) -> tuple[str, ...]:
         return tuple(self.rng.sample(self.live, count))
 
+    def angles(self, op: str) -> dict[str, Any]:
+        """Angles for the arguments of gate op ``op`` (none for a gate without)."""
+        return {arg.name: self.rng.uniform(-math.pi, math.pi) for arg in OPS[op].args}
+
     def step(self) -> None:
         rng = self.rng
         roll = rng.random()
@@ -100,16 +100,19 @@ class _Builder:
             self.add(rng.choice(_GATES_1Q), vqs=self.qubits(1), guard=self.guard())
         elif roll < 0.38:
             theta = rng.choice((rng.uniform(-math.pi, math.pi), math.pi / 2, -math.pi))
+            op = rng.choice(_ROTATIONS)
             self.add(
-                rng.choice(("APPLY_RX", "APPLY_RY", "APPLY_RZ")),
+                op,
                 vqs=self.qubits(1),
-                args={"theta": theta},
+                args={arg.name: theta for arg in OPS[op].args},
                 guard=self.guard(),
             )
         elif roll < 0.52:
-            self.add(rng.choice(_GATES_2Q), vqs=self.qubits(2), guard=self.guard())
+            op = rng.choice(_GATES_2Q)
+            self.add(op, vqs=self.qubits(2), args=self.angles(op), guard=self.guard())
         elif roll < 0.54:
-            self.add(rng.choice(("APPLY_CCX", "APPLY_CCZ")), vqs=self.qubits(3))
+            op = rng.choice(_GATES_3Q)
+            self.add(op, vqs=self.qubits(3), args=self.angles(op))
         elif roll < 0.56:
             self.add("TELEPORT_CNOT", vqs=self.qubits(2), caps=("CAP_TELEPORT",))
             self.caps.add("CAP_TELEPORT")

@@ -10,7 +10,10 @@ dispatch (``kind``, ``gate``, ``basis``), the steps a composite op stands for
 neutral-atom compiler carry out), the QEC layer's logical-cycle costs (``cycles``),
 the estimator's counter (``tally``) and the front-ends' gate set and inverses all
 read this table; nothing else lists ops. Adding an op means adding its record here
-(and, for a new ``kind``, its semantics in the executor).
+(and, for a new ``kind``, its semantics in the executor). An op that applies a gate
+names its gate record (:data:`qmk.gates.GATES`), which gives its operands, arguments,
+unitarity, Clifford-ness and inverse; its row says only what is the op's own (its
+name, description, cost and tally).
 
 >>> OPS["APPLY_T"].inverse
 'APPLY_TDG'
@@ -32,11 +35,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from qmk.errors import closest
+from qmk.gates import GATES
 
 #: The capabilities a graph may request, with what each one allows.
 CAPABILITIES: Mapping[str, str] = MappingProxyType(
@@ -313,27 +317,42 @@ _BOOKKEEPING = "classical bookkeeping on the channel; no qubit touched"
 _SCHEDULING = "scheduling only"
 
 
-def _gate1(
+def _arg(param: str) -> ArgSpec:
+    """A gate parameter as an op argument (every gate parameter is an angle)."""
+    if param == "theta":
+        return _THETA
+    return ArgSpec(name=param, type=ArgType.NUMBER, required=True, description="angle in radians")
+
+
+def _gate_op(
     name: str,
     description: str,
     *,
     gate: str,
-    inverse: str,
+    tally: Tally,
     cycles: float,
     why: str,
-    clifford: bool = True,
-    tally: Tally = Tally.NOTHING,
     counts_as: frozenset[str] = frozenset(),
     aliases: tuple[str, ...] = (),
 ) -> OpSpec:
+    """The op that applies gate ``gate``: its operands, arguments, unitarity,
+    Clifford-ness and inverse are the gate record's (:data:`qmk.gates.GATES`); the row
+    gives the op's own facts (its name, cost, tally). Its ``inverse`` is filled in once
+    every op is known (:func:`_with_inverses`)."""
+    record = GATES[gate]
+    if record.clifford:
+        clifford = Clifford.YES
+    else:
+        clifford = Clifford.QUARTER_TURN if record.quarter_turn else Clifford.NO
     return OpSpec(
         name=name,
         category=Category.GATE,
         description=description,
-        vqs=ONE,
+        vqs=Arity(record.qubits, record.qubits),
+        args=tuple(_arg(param) for param in record.params),
         unitary=True,
-        clifford=Clifford.YES if clifford else Clifford.NO,
-        inverse=inverse,
+        clifford=clifford,
+        inverse_negates=record.params,
         counts_as=counts_as,
         kind=Exec.GATE,
         gate=gate,
@@ -344,63 +363,14 @@ def _gate1(
     )
 
 
-def _gate2(
-    name: str, description: str, *, gate: str, why: str, aliases: tuple[str, ...] = ()
-) -> OpSpec:
-    return OpSpec(
-        name=name,
-        category=Category.GATE,
-        description=description,
-        vqs=TWO,
-        unitary=True,
-        clifford=Clifford.YES,
-        inverse=name,
-        kind=Exec.GATE,
-        gate=gate,
-        tally=Tally.TWO_QUBIT,
-        cycles=1,
-        cycles_why=why,
-        aliases=aliases,
-    )
-
-
-def _gate3(
-    name: str, description: str, *, gate: str, why: str, aliases: tuple[str, ...] = ()
-) -> OpSpec:
-    return OpSpec(
-        name=name,
-        category=Category.GATE,
-        description=description,
-        vqs=THREE,
-        unitary=True,
-        inverse=name,
-        counts_as=frozenset({"ccz"}),
-        kind=Exec.GATE,
-        gate=gate,
-        tally=Tally.CCZ,
-        cycles=3,
-        cycles_why=why,
-        aliases=aliases,
-    )
-
-
-def _rotation(axis: str) -> OpSpec:
-    return OpSpec(
-        name=f"APPLY_R{axis}",
-        category=Category.GATE,
-        description=f"rotation exp(-i theta {axis} / 2) about the {axis} axis",
-        vqs=ONE,
-        args=(_THETA,),
-        unitary=True,
-        clifford=Clifford.QUARTER_TURN,
-        inverse=f"APPLY_R{axis}",
-        inverse_negates=("theta",),
-        counts_as=frozenset({"rotation"}),
-        kind=Exec.GATE,
-        gate=f"r{axis.lower()}",
-        tally=Tally.ROTATION,
-        cycles=1,
-        cycles_why=_ROTATION,
+def _with_inverses(table: tuple[OpSpec, ...]) -> tuple[OpSpec, ...]:
+    """``table`` with each gate op's ``inverse``: the op of its gate's inverse gate."""
+    op_of = {spec.gate: spec.name for spec in table if spec.kind is Exec.GATE and spec.gate}
+    return tuple(
+        replace(spec, inverse=op_of[GATES[spec.gate].adjoint()[0]])
+        if spec.kind is Exec.GATE and spec.gate
+        else spec
+        for spec in table
     )
 
 
@@ -439,6 +409,7 @@ def _admin(
 
 
 _T = frozenset({"t"})
+_CCZ = frozenset({"ccz"})
 
 
 def _gate(gate: str, *qubits: int, arg: str | None = None, negate: bool = False) -> MicroStep:
@@ -451,7 +422,8 @@ def _measure_z(qubit: int, event: int) -> MicroStep:
 
 _UNDO = MicroStep(kind=Micro.UNDO, qubits=())
 
-_TABLE: tuple[OpSpec, ...] = (
+#: The rows, gate ops without their inverses yet.
+_ROWS: tuple[OpSpec, ...] = (
     # lifecycle
     OpSpec(
         name="ALLOC_LQ",
@@ -504,80 +476,103 @@ _TABLE: tuple[OpSpec, ...] = (
         cycles=1,
         cycles_why="re-prepare the patch in |0>: d rounds",
     ),
-    # gates
-    _gate1("APPLY_H", "Hadamard", gate="h", inverse="APPLY_H", cycles=1, why=_CLIFFORD_1Q),
-    _gate1(
+    # gates: each applies one gate record (qmk.gates), which gives its operands,
+    # arguments, Clifford-ness and inverse
+    _gate_op("APPLY_H", "Hadamard", gate="h", tally=Tally.NOTHING, cycles=1, why=_CLIFFORD_1Q),
+    _gate_op(
         "APPLY_S",
         "phase gate S = diag(1, i)",
         gate="s",
-        inverse="APPLY_SDG",
+        tally=Tally.NOTHING,
         cycles=1,
         why=_CLIFFORD_1Q,
     ),
-    _gate1(
+    _gate_op(
         "APPLY_SDG",
         "inverse phase gate S^dagger = diag(1, -i)",
         gate="sdg",
-        inverse="APPLY_S",
+        tally=Tally.NOTHING,
         cycles=1,
         why=_CLIFFORD_1Q,
         aliases=("APPLY_SDAG",),
     ),
-    _gate1("APPLY_X", "Pauli X", gate="x", inverse="APPLY_X", cycles=0, why=_PAULI_FRAME),
-    _gate1("APPLY_Y", "Pauli Y", gate="y", inverse="APPLY_Y", cycles=0, why=_PAULI_FRAME),
-    _gate1("APPLY_Z", "Pauli Z", gate="z", inverse="APPLY_Z", cycles=0, why=_PAULI_FRAME),
-    _gate1(
+    _gate_op("APPLY_X", "Pauli X", gate="x", tally=Tally.NOTHING, cycles=0, why=_PAULI_FRAME),
+    _gate_op("APPLY_Y", "Pauli Y", gate="y", tally=Tally.NOTHING, cycles=0, why=_PAULI_FRAME),
+    _gate_op("APPLY_Z", "Pauli Z", gate="z", tally=Tally.NOTHING, cycles=0, why=_PAULI_FRAME),
+    _gate_op(
         "APPLY_T",
         "T gate diag(1, e^{i pi/4})",
         gate="t",
-        inverse="APPLY_TDG",
+        tally=Tally.T,
         cycles=1,
         why=_MAGIC,
-        clifford=False,
-        tally=Tally.T,
         counts_as=_T,
     ),
-    _gate1(
+    _gate_op(
         "APPLY_TDG",
         "inverse T gate diag(1, e^{-i pi/4})",
         gate="tdg",
-        inverse="APPLY_T",
+        tally=Tally.T,
         cycles=1,
         why=_MAGIC,
-        clifford=False,
-        tally=Tally.T,
         counts_as=_T,
         aliases=("APPLY_TDAG",),
     ),
-    _rotation("X"),
-    _rotation("Y"),
-    _rotation("Z"),
-    _gate2(
+    *(
+        _gate_op(
+            f"APPLY_R{axis}",
+            f"rotation exp(-i theta {axis} / 2) about the {axis} axis",
+            gate=f"r{axis.lower()}",
+            tally=Tally.ROTATION,
+            cycles=1,
+            why=_ROTATION,
+            counts_as=frozenset({"rotation"}),
+        )
+        for axis in "XYZ"
+    ),
+    _gate_op(
         "APPLY_CNOT",
         "controlled NOT; vqs are (control, target)",
         gate="cx",
+        tally=Tally.TWO_QUBIT,
+        cycles=1,
         why=_SURGERY_2Q,
         aliases=("APPLY_CX",),
     ),
-    _gate2("APPLY_CZ", "controlled Z (symmetric in its qubits)", gate="cz", why=_SURGERY_2Q),
-    _gate2(
+    _gate_op(
+        "APPLY_CZ",
+        "controlled Z (symmetric in its qubits)",
+        gate="cz",
+        tally=Tally.TWO_QUBIT,
+        cycles=1,
+        why=_SURGERY_2Q,
+    ),
+    _gate_op(
         "APPLY_SWAP",
         "exchange two qubits' states",
         gate="swap",
+        tally=Tally.TWO_QUBIT,
+        cycles=1,
         why="one patch-move step of d rounds",
     ),
-    _gate3(
+    _gate_op(
         "APPLY_CCX",
         "Toffoli; vqs are (control, control, target)",
         gate="ccx",
+        tally=Tally.CCZ,
+        cycles=3,
         why="three multi-qubit Pauli measurements (QRE: 3 per CCiX)",
+        counts_as=_CCZ,
         aliases=("APPLY_TOFFOLI",),
     ),
-    _gate3(
+    _gate_op(
         "APPLY_CCZ",
         "doubly controlled Z (symmetric in its qubits)",
         gate="ccz",
+        tally=Tally.CCZ,
+        cycles=3,
         why="three multi-qubit Pauli measurements (QRE: 3 per CCZ)",
+        counts_as=_CCZ,
     ),
     # measurements: the qubit stays live; outcome 0 is the +1 eigenstate
     _measure("Z", "measure in the Z basis; outcome 0 for |0>"),
@@ -820,7 +815,10 @@ _TABLE: tuple[OpSpec, ...] = (
         args=(
             ArgSpec(name="priority", type=ArgType.INTEGER, description="higher runs sooner"),
             ArgSpec(
-                name="deadline", type=ArgType.INTEGER, minimum=0, description="deadline in epochs"
+                name="deadline",
+                type=ArgType.INTEGER,
+                minimum=0,
+                description="deadline in epochs",
             ),
             ArgSpec(
                 name="code_distance",
@@ -831,6 +829,7 @@ _TABLE: tuple[OpSpec, ...] = (
         ),
     ),
 )
+_TABLE = _with_inverses(_ROWS)
 
 #: Every op by name, in table order.
 OPS: Mapping[str, OpSpec] = MappingProxyType({spec.name: spec for spec in _TABLE})

@@ -55,22 +55,22 @@ from qmk.engines.registry import max_qubits, require
 
 
 def build_circuit(n: int, gates: Sequence[SegmentGate]) -> Any:
-    """A Qiskit circuit of engine gates on axes (axis ``a`` is Aer qubit ``n - 1 - a``)."""
+    """A Qiskit circuit of engine gates on axes (axis ``a`` is Aer qubit ``n - 1 - a``):
+    each gate the instruction its record names in Qiskit, else its matrix (``unitary``)."""
     from qiskit import QuantumCircuit
 
     circuit = QuantumCircuit(n)
     for name, axes, params in gates:
         qs = [n - 1 - a for a in axes]
+        spelled = GATES[name].names.first("qiskit")
         if name == "ccz":  # not every Aer method has ccz: H on the target around ccx
             circuit.h(qs[2])
             circuit.ccx(qs[0], qs[1], qs[2])
             circuit.h(qs[2])
-        elif name == "i":
-            circuit.id(qs[0])
-        elif params:
-            getattr(circuit, name)(params[0], *qs)
+        elif spelled is None:  # its first qubit the matrix's most significant bit
+            circuit.unitary(GATES[name].matrix(params), list(reversed(qs)))
         else:
-            getattr(circuit, name)(*qs)
+            getattr(circuit, spelled)(*params, *qs)
     return circuit
 
 

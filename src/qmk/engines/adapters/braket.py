@@ -5,7 +5,8 @@ A :class:`~qmk.engines.adapters._segments.SegmentEngine`: QMK holds the state be
 calls and the Braket simulator's statevector kernels evolve each segment from it
 (``StateVectorSimulation`` applies Braket gate operations to a given state: the same
 code path ``LocalSimulator("braket_sv")`` runs). Braket's qubit 0 is the most
-significant bit, as QMK's axis 0; ``ccz`` runs as H, CCNot, H on its target (exact).
+significant bit, as QMK's axis 0; a gate Braket has no class for (``ccz``) runs as
+its matrix (``Unitary``).
 Install with ``pip install 'quantum-microkernel[braket]'``.
 
 >>> import pytest; _ = pytest.importorskip("braket.default_simulator")
@@ -25,6 +26,7 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines.adapters._segments import SegmentEngine, SegmentGate
+from qmk.gates import GATES
 
 #: Gates applied per contraction by the simulator (its ``batch_size``).
 BATCH_SIZE = 1
@@ -43,34 +45,20 @@ class BraketEngine(SegmentEngine):
         self._simulation = StateVectorSimulation
 
     def _operations(self, gates: Sequence[SegmentGate]) -> list[Any]:
+        """Braket gate operations for the gates: each the class its record names in
+        Braket, else its matrix (``Unitary``)."""
         g = self._ops
-        fixed = {
-            "i": g.Identity,
-            "x": g.PauliX,
-            "y": g.PauliY,
-            "z": g.PauliZ,
-            "h": g.Hadamard,
-            "s": g.S,
-            "sdg": g.Si,
-            "t": g.T,
-            "tdg": g.Ti,
-            "cx": g.CX,
-            "cz": g.CZ,
-            "swap": g.Swap,
-            "ccx": g.CCNot,
-        }
-        rotations = {"rx": g.RotX, "ry": g.RotY, "rz": g.RotZ}
         ops: list[Any] = []
         for name, axes, params in gates:
             targets = list(axes)
-            if name == "ccz":
-                ops.append(g.Hadamard(targets=[targets[2]]))
-                ops.append(g.CCNot(targets=targets))
-                ops.append(g.Hadamard(targets=[targets[2]]))
-            elif name in rotations:
-                ops.append(rotations[name](targets=targets, angle=params[0]))
+            record = GATES[name]
+            spelled = record.names.first("braket")
+            if spelled is None:
+                ops.append(g.Unitary(targets=targets, matrix=record.matrix(params)))
+            elif params:
+                ops.append(getattr(g, spelled)(targets=targets, angle=params[0]))
             else:
-                ops.append(fixed[name](targets=targets))
+                ops.append(getattr(g, spelled)(targets=targets))
         return ops
 
     def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:

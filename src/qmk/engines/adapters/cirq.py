@@ -22,30 +22,38 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines.adapters._segments import SegmentEngine, SegmentGate
+from qmk.gates import GATES
+
+
+def cirq_gate(cirq: Any, name: str, params: Sequence[float]) -> Any:
+    """Gate ``name`` of the records as Cirq's gate: the one its record names in Cirq
+    (``S**-1``: a gate to a power; ``rx``: a function of the angle), else its matrix
+    (``cirq.MatrixGate``)."""
+    record = GATES[name]
+    spelled = record.names.first("cirq")
+    if spelled is None:
+        return cirq.MatrixGate(record.matrix(params))
+    base, _, power = spelled.partition("**")
+    gate = getattr(cirq, base)
+    if record.params:
+        return gate(*params)
+    if power:
+        exponent = float(power)
+        return gate ** (int(exponent) if exponent.is_integer() else exponent)
+    return gate
 
 
 def cirq_operations(cirq: Any, qubits: Sequence[Any], gates: Sequence[SegmentGate]) -> list[Any]:
     """Cirq operations for engine gates on ``qubits`` (by axis); shared with qsim."""
-    fixed = {
-        "i": cirq.I,
-        "x": cirq.X,
-        "y": cirq.Y,
-        "z": cirq.Z,
-        "h": cirq.H,
-        "s": cirq.S,
-        "sdg": cirq.S**-1,
-        "t": cirq.T,
-        "tdg": cirq.T**-1,
-        "cx": cirq.CNOT,
-        "cz": cirq.CZ,
-        "swap": cirq.SWAP,
-        "ccx": cirq.CCX,
-        "ccz": cirq.CCZ,
-    }
-    rotations = {"rx": cirq.rx, "ry": cirq.ry, "rz": cirq.rz}
+    fixed: dict[str, Any] = {}  # a segment's parameterless gates, each made once
     ops = []
     for name, axes, params in gates:
-        gate = rotations[name](params[0]) if name in rotations else fixed[name]
+        if params:
+            gate = cirq_gate(cirq, name, params)
+        else:
+            gate = fixed.get(name)
+            if gate is None:
+                gate = fixed[name] = cirq_gate(cirq, name, params)
         ops.append(gate.on(*(qubits[a] for a in axes)))
     return ops
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines.adapters._segments import SegmentEngine, SegmentGate
+from qmk.gates import GATES
 
 
 class LightningEngine(SegmentEngine):
@@ -45,34 +46,21 @@ class LightningEngine(SegmentEngine):
         return device
 
     def _operations(self, gates: Sequence[SegmentGate]) -> list[Any]:
+        """PennyLane operations for the gates: each the one its record names in
+        PennyLane (``Adjoint(S)``: an adjoint), else its matrix (``QubitUnitary``)."""
         qml = self._qml
-        fixed = {
-            "x": qml.PauliX,
-            "y": qml.PauliY,
-            "z": qml.PauliZ,
-            "h": qml.Hadamard,
-            "s": qml.S,
-            "t": qml.T,
-            "cx": qml.CNOT,
-            "cz": qml.CZ,
-            "swap": qml.SWAP,
-            "ccx": qml.Toffoli,
-            "ccz": qml.CCZ,
-        }
         ops: list[Any] = []
         for name, axes, params in gates:
             wires = list(axes)
-            if name in fixed:
-                ops.append(fixed[name](wires=wires))
-            elif name == "sdg":
-                ops.append(qml.adjoint(qml.S(wires=wires)))
-            elif name == "tdg":
-                ops.append(qml.adjoint(qml.T(wires=wires)))
-            elif name == "i":
-                ops.append(qml.Identity(wires=wires))
+            record = GATES[name]
+            spelled = record.names.first("pennylane")
+            if spelled is None:
+                ops.append(qml.QubitUnitary(record.matrix(params), wires=wires))
+            elif spelled.startswith("Adjoint("):
+                inner = getattr(qml, spelled.removeprefix("Adjoint(").removesuffix(")"))
+                ops.append(qml.adjoint(inner(*params, wires=wires)))
             else:
-                rotation = {"rx": qml.RX, "ry": qml.RY, "rz": qml.RZ}[name]
-                ops.append(rotation(params[0], wires=wires))
+                ops.append(getattr(qml, spelled)(*params, wires=wires))
         return ops
 
     def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
