@@ -44,22 +44,16 @@ from typing import Any
 
 from qmk.errors import warning
 from qmk.frontends import decompose
-from qmk.frontends.builder import ProgramBuilder, guard_of
+from qmk.frontends.builder import GATE_OPS, ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
+from qmk.gates import GATES
 from qmk.qvm.graph import Graph
 
-#: stim's gates that are QVM's (or the decomposition table's) own, by stim's name.
+#: stim's gates that are QVM's (or the decomposition table's) own, by stim's name: the
+#: stim names of the op table's gate records, and ``CY``.
 NAMED = {
-    "H": "h",
-    "S": "s",
-    "S_DAG": "sdg",
-    "X": "x",
-    "Y": "y",
-    "Z": "z",
-    "CX": "cx",
+    **{name: gate for gate in GATE_OPS for name in GATES[gate].names.of("stim")},
     "CY": "cy",
-    "CZ": "cz",
-    "SWAP": "swap",
 }
 #: The Pauli a measurement record controls, by stim's controlled-gate name.
 _FEEDBACK = {"CX": "x", "CY": "y", "CZ": "z"}
