@@ -429,3 +429,89 @@ def test_the_openqasm3_writer_round_trips_run_time_classical_programs(name):
         bits = key.replace(" ", "")[::-1]  # register m, bit 0 rightmost: event order
         reread["".join(bits[k] for k in keep)] += n
     assert_same_distribution(_event_rows(graph, SEED), dict(reread), name)
+
+
+# ----------------------------------------------------------------------------- measurement
+# into the bits of int, uint and angle variables (the specification's iterative phase
+# estimation writes `measure q -> c[0]` into an angle[n]); was QL102 "bit register c is
+# not declared"
+
+
+def _into_variables() -> dict[str, float]:
+    # c = 5 (0101); c[1] <- 1 (x), c[3] <- a coin: 0111 or 1111. a[3] <- a coin: 0000 or
+    # 1000 as bits, pi as an angle; r flips where it is pi; u[0:1] <- 11; the bit d[2]
+    # of an int is set only where the coin is 1 (it keeps its old value, 0, elsewhere)
+    out: dict[str, float] = {}
+    for (k, m, g), p in _flips(3):
+        c = 0b0101 | 0b0010 | (k << 3)
+        a = m << 3
+        d = g << 2 if k else 0
+        key = f"{m} {_bits(d, 3)} {_bits(3, 2)} {_bits(a, 4)} {_bits(c, 4)}"
+        out[key] = out.get(key, 0.0) + p
+    return out
+
+
+INTO_VARIABLES = """
+qubit[4] q;
+qubit r;
+int[4] c = 5;
+angle[4] a;
+uint[2] u;
+int[3] d;
+bit[4] out;
+bit[4] ab;
+bit[2] ub;
+bit[3] db;
+bit flag;
+x q[0];
+h q[1];
+h q[2];
+h q[3];
+measure q[0] -> c[1];
+c[3] = measure q[1];
+out = bit[4](c);
+a[3] = measure q[2];
+ab = bit[4](a);
+if (ab[3]) { x r; }
+flag = measure r;
+reset q[0];
+x q[0];
+u[0] = measure q[0];
+u[1] = measure q[0];
+ub = bit[2](u);
+if (out[3]) { d[2] = measure q[3]; }
+db = bit[3](d);
+"""
+
+
+def test_measurement_into_the_bits_of_int_and_angle_variables_matches_exact_theory():
+    _assert_fits(_counts(INTO_VARIABLES), _into_variables(), "measure into variables")
+
+
+def test_a_range_of_an_int_takes_a_register_measured_bit_by_bit():
+    source = "qubit[3] q;\nuint[3] u = 0;\nbit[3] b;\nx q[0];\nx q[2];\n"
+    source += "u[0:2] = measure q;\nb = bit[3](u);\n"
+    assert _counts(source, shots=20) == {"101": 20}
+
+
+def test_the_fast_lanes_arrow_measurement_into_an_int_bit_is_the_same_program():
+    fast = from_qasm(HEAD + "qubit q;\nint[4] c;\nmeasure q -> c[2];\n")
+    slow = from_qasm(HEAD + "qubit q;\nint[4] c;\nmeasure q -> c[2];\n", fast=False)
+    assert fast.nodes == slow.nodes
+
+
+@pytest.mark.parametrize(
+    ("declaration", "statement", "code"),
+    [
+        ("uint[2] u;", "u = measure q;", "QL107"),  # a whole int is not bits
+        ("float[64] f;", "f[0] = measure q[0];", "QL104"),
+        ("int[2] c;", "c[0:1] = measure q[0];", "QL103"),
+        ("int[2] c;", "c[2] = measure q[0];", "QL107"),
+    ],
+)
+def test_measurement_into_a_variable_that_holds_no_such_bits_is_a_coded_error(
+    declaration, statement, code
+):
+    with pytest.raises(FrontendError) as caught:
+        from_qasm(HEAD + f"qubit[2] q;\n{declaration}\n{statement}\n")
+    assert caught.value.code == code

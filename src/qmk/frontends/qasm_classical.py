@@ -213,7 +213,7 @@ class Classical(Scope):
         if isinstance(rhs, ast.QuantumMeasurement):
             if op != "=":
                 raise self.error("unsupported", f"{op} of a measurement")
-            self.measure_into(self.qubits([rhs.qubit]), self.bit_slots(target_expr), cond)
+            self.measure_to(self.qubits([rhs.qubit]), target_expr, cond)
             return
         if op != "=":
             binary = ast.BinaryOperator[op[:-1]]
@@ -356,7 +356,65 @@ class Classical(Scope):
             for q in qubits:
                 self.measure_into([q], None, cond)
             return
-        self.measure_into(qubits, self.bit_slots(st.target), cond)
+        self.measure_to(qubits, st.target, cond)
+
+    def measure_to(self, qubits: list[str], target: Any, cond: Cond) -> None:
+        """Measure ``qubits`` into ``target``: bits of a bit register, or bits of an
+        ``int``/``uint``/``angle`` variable (``c[0]``, ``c[1:2]``), as the specification's
+        iterative phase estimation writes ``measure q -> c[0]`` into an ``angle[n]``."""
+        from openqasm3 import ast
+
+        base = target.collection if isinstance(target, ast.IndexExpression) else target
+        base = base.name if isinstance(base, ast.IndexedIdentifier) else base
+        name = getattr(base, "name", None)
+        if name in self.cregs or name not in self.types:
+            self.measure_into(qubits, self.bit_slots(target), cond)
+            return
+        t = self.types[name]
+        if t.kind not in ("int", "uint", "angle"):
+            raise self.error(
+                "unsupported", f"measuring into {name} (a {t.kind}): measure into a bit register"
+            )
+        if isinstance(target, ast.Identifier):
+            raise self.error(
+                "bad-value",
+                f"measuring into {name} (an {t.kind}[{t.width}] variable, not bits): measure "
+                f"into its bits ({name}[0] = measure q[0];) or into a bit register",
+            )
+        indices = [target.index] if isinstance(target, ast.IndexExpression) else target.indices
+        positions = self.select(list(range(t.width)), indices, name)
+        if len(positions) != len(qubits):
+            raise self.error(
+                "arity", f"measuring {len(qubits)} qubit(s) into {len(positions)} bit(s)"
+            )
+        if not cond:
+            return
+        events = list(self.variable_events(name))
+        cond = self.compact(cond) if len(cond) > 1 else cond
+        guard = guard_of(list(cond[0].items()))
+        bit = classical.make_type("bit", 1)
+        for k, q in zip(positions, qubits, strict=True):
+            event = self.builder.measure(q, guard=guard, where=self.where())
+            if cond != [{}]:
+                # the bit keeps its old value where the measurement did not run
+                ops = Operands()
+                new, was = ops.ref(bit, (event,)), ops.ref(bit, (events[k],))
+                (event,) = self.calc(bit, f"({new} if {cond_text(cond, ops)} else {was})", ops)
+            events[k] = event
+        self.values.pop(name, None)
+        self.assumed.pop(name, None)
+        self.runtime[name] = Value(t, tuple(events))
+
+    def variable_events(self, name: str) -> tuple[str, ...]:
+        """The events holding variable ``name``'s bits (least significant first); a value
+        known before the run is written into events by a CALC first."""
+        held = self.runtime.get(name)
+        if held is not None:
+            return held.events
+        t = self.types[name]
+        value = self.values[name]
+        known = float(value) if t.kind == "angle" else value  # an angle casts from a float
+        return tuple(self.calc(t, f"{cast_name(t)}({literal(known)})", Operands()))
 
     def measure_into(self, qubits: list[str], slots: list[int] | None, cond: Cond) -> None:
         if slots is not None and len(slots) != len(qubits):

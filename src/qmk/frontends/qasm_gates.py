@@ -363,6 +363,16 @@ class Gates(Classical):
             for q in qubits:
                 self.measure_into([q], None, [{}])
             return
+        name, index = target
+        if name not in self.cregs and name in self.types:  # bits of an int or angle
+            from openqasm3 import ast
+
+            variable = ast.Identifier(name)
+            lvalue: Any = variable
+            if index is not None:
+                lvalue = ast.IndexedIdentifier(variable, [[ast.IntegerLiteral(index)]])
+            self.measure_to(qubits, lvalue, [{}])
+            return
         self.measure_into(qubits, self.bit_operand(*target), [{}])
 
     def fast_reset(self, operand: qasm_scan.Operand) -> None:
