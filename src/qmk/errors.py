@@ -30,7 +30,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- TargetError               qmk.execution.target  QM101..QM102 (2)
      +-- KernelError               qmk.kernel.errors
      |    +-- ConfigError          qmk.kernel.errors     QK101
-     |    +-- DataDirError         qmk.kernel.errors     QK102..QK104 (3)
+     |    +-- DataDirError         qmk.kernel.errors     QK102..QK105 (4)
      |    +-- ExposureError        qmk.kernel.errors     QK120..QK121 (2)
      |    +-- JobError             qmk.kernel.errors     QK201..QK309 (11)
      |    +-- OperationsError      qmk.kernel.errors     QK401..QK402 (2)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from qmk.errors import InvalidArgument, QuotaError, StateError
 from qmk.execution.executor import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
-from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
 from qmk.kernel.stored import RESULT_MARK_EVERY, encode_result, stored_result
 from qmk.qvm import graph as graph_io
@@ -122,34 +120,6 @@ def test_a_reply_carries_the_stored_bytes_spliced_in_unparsed() -> None:
         },
     }
     assert json.loads(dumps([stored, stored])) == [json.loads(stored.data)] * 2
-
-
-def test_results_written_before_the_index_are_read_and_paged(tmp_path: Path) -> None:
-    async def body(kernel: Kernel) -> str:
-        alice = await login(kernel, "alice")
-        done = await finished(kernel, alice, shots=50)
-        return str(done["job_id"])
-
-    job_id = run_kernel(tmp_path, body, workers=1)
-    # what an older kernel left: the result as plain JSON text, no index, no size, no seal
-    db = sqlite3.connect(tmp_path / "data" / DB_FILE)
-    text = json.dumps({"shots": 50, "counts": expected(12, 50)})
-    db.execute(
-        "UPDATE jobs SET result=?, result_meta=NULL, result_bytes=NULL WHERE job_id=?",
-        (text, job_id),
-    )
-    db.execute("ALTER TABLE jobs DROP COLUMN result_seal")
-    db.execute("ALTER TABLE attempts DROP COLUMN result_seal")
-    db.commit()
-    db.close()
-
-    async def reread(kernel: Kernel) -> None:
-        alice = await login(kernel, "alice")
-        page = await kernel.q_get_result(session_id=alice, job_id=job_id, limit=10)
-        assert page["entries"] == len(expected(12, 50)) and len(page["counts"]) == 10
-        assert kernel.supervisor.results.usage["alice"] == len(text)
-
-    run_kernel(tmp_path, reread, workers=1)
 
 
 # ---------------------------------------------------------------- serving and paging

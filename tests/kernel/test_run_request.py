@@ -79,34 +79,6 @@ def test_the_attestation_is_the_request_the_worker_ran_and_replay_reads_it_back(
     assert replay(graph, record, job_id).same
 
 
-def test_an_attest_line_of_a_kernel_before_run_requests_still_replays(tmp_path: Path) -> None:
-    job_id, _, request = _submit(tmp_path, {})
-    record = find_attestation(tmp_path / "data", job_id)
-    assert record is not None
-    with sqlite3.connect(tmp_path / "data" / DB_FILE) as db:
-        (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-    old = {  # the fields an attest line had before: the run's inputs written out one by one
-        "event": "attest",
-        "job_id": job_id,
-        "tenant": "alice",
-        "graph_sha256": program_digest(graph),
-        "shots": request.shots,
-        "seed": request.seed,
-        "engine_requested": None,
-        "engine": record["engine"],
-        "noise": request.noise,
-        "qubit": request.qubit,
-        "profile": request.profile,
-        "noise_model": request.noise_model,
-        "calibration": None,
-        "rewrite": None,
-        "epochs": record["epochs"],
-        "result_sha256": record["result_sha256"],
-    }
-    assert replay(graph, old, job_id).same
-    assert not replay(graph.replace("APPLY_H", "APPLY_X"), old, job_id).same
-
-
 def test_a_misspelt_engine_in_a_policy_names_the_nearest(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")

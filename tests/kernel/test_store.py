@@ -157,28 +157,6 @@ def test_a_big_graph_is_stored_once_per_tenant_however_many_jobs_run_it(tmp_path
     again.close()
 
 
-def test_a_big_graph_kept_per_job_by_an_earlier_release_is_read_back(tmp_path: Path) -> None:
-    # a data directory written before graph_texts: the row's graph empty, its text in
-    # job_graphs under the job's id, and no graph digest
-    from dataclasses import replace as with_fields
-
-    big = big_graph("a")
-    store = Store(tmp_path)
-    job = with_fields(make_job("job_old", 1), graph=big)
-    store.insert_job(job)
-    store.commit((3, "f" * 64, 128))
-    store.close()
-    db = sqlite3.connect(tmp_path / DB_FILE)
-    db.execute("INSERT INTO job_graphs (job_id, graph) SELECT 'job_old', graph FROM graph_texts")
-    db.execute("DELETE FROM graph_texts")
-    db.execute("UPDATE jobs SET graph_digest = NULL")
-    db.commit()
-    db.close()
-    again = Store(tmp_path)
-    assert again.load_job("job_old", "alice") == job
-    again.close()
-
-
 def test_a_saved_row_is_read_back_before_any_commit(tmp_path: Path) -> None:
     store = Store(tmp_path)
     job = make_job("job_seen", 1)

@@ -71,6 +71,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "workflow": ("workflow",),
     "assist": ("assist",),
     "billing": ("usage", "billing", "tenant"),
+    "admin": ("admin",),
 }
 
 

@@ -34,7 +34,8 @@ from typing import Any
 
 import msgspec
 
-from qmk.execution.request import Policy, Rewrite, RunRequest, program_digest
+from qmk.errors import InvalidArgument
+from qmk.execution.request import Rewrite, RunRequest, program_digest
 from qmk.kernel.datafiles import AUDIT_FILE
 from qmk.kernel.programs import verified
 from qmk.kernel.stored import digest_counts
@@ -108,35 +109,19 @@ def request_of(record: Mapping[str, Any]) -> RunRequest:
     """The run request an ``attest`` line records.
 
     Raises:
-        InvalidArgument: the line holds no run request.
+        InvalidArgument: the line holds no run request (the message names the key); a
+            line of a kernel from before run requests (``graph_sha256``) says to bring
+            the data directory forward (``qmk admin migrate``, :mod:`qmk.kernel.migrate`,
+            which writes a line of today's form after it).
     """
-    if "program_digest" not in record:  # a line of a kernel from before run requests
-        return _legacy_request(record)
+    if "program_digest" not in record and "graph_sha256" in record:
+        raise InvalidArgument(
+            f"the attest line of job {record.get('job_id')} (seq {record.get('seq')}) is an "
+            "older kernel's, without its run request: run qmk admin migrate on the data "
+            "directory, which writes one of today's form after it",
+            key="program_digest",
+        )
     return RunRequest.from_json({k: record[k] for k in REQUEST_FIELDS if k in record})
-
-
-def _legacy_request(record: Mapping[str, Any]) -> RunRequest:
-    """The request of an attest line written before the kernel kept run requests: its
-    ``graph_sha256`` was of the rewritten graph, its calibration in the calibration
-    file's JSON form."""
-    from qmk.qec.logical import Calibration
-    from qmk.qec.params import QubitParams
-
-    qubit = record["qubit"]
-    calibration = record.get("calibration")
-    return RunRequest(
-        program_digest=record["graph_sha256"],
-        shots=record["shots"],
-        seed=record["seed"],
-        engine=record.get("engine_requested"),
-        noise=record["noise"],
-        qubit=qubit if isinstance(qubit, str) else QubitParams.from_json(qubit),
-        profile=record["profile"],
-        noise_model=record.get("noise_model"),
-        calibration=None if calibration is None else Calibration.from_json(calibration),
-        rewrite=Rewrite.from_json(record.get("rewrite")) if record.get("rewrite") else None,
-        policy=Policy(),
-    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,10 +156,8 @@ def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
 
     epochs = len(record.get("epochs", ()))
     request = request_of(record)
-    legacy = "program_digest" not in record
-    rewrite = request.rewrite or Rewrite()
-    ran = rewrite.apply(graph_text)
-    digest = program_digest(ran if legacy else graph_text)
+    ran = (request.rewrite or Rewrite()).apply(graph_text)
+    digest = program_digest(graph_text)
     if digest != request.program_digest:
         return Replay(
             job_id=job_id,

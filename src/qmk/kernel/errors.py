@@ -103,6 +103,12 @@ register(
         "the data directory cannot be created, read or written",
         "pass a directory the kernel's user may create and write",
     ),
+    (
+        "QK105",
+        "data-dir-outdated",
+        "the data directory was written by an older kernel, in a format this one does not read",
+        "bring it forward once with qmk admin migrate DATA_DIR (no kernel may hold it)",
+    ),
 )
 register(
     JobError,

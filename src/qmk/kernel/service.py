@@ -110,18 +110,9 @@ class Kernel:
         self.pool = pool
         self.clock = clock
         self.workers: int = getattr(pool, "max_workers", 1)
-        machine = config.machine
         self.secret = load_secret(data_dir)
         self.store = Store(
-            data_dir,
-            synchronous=config.synchronous,
-            physics={
-                "qubit": machine.qubit,
-                "profile": machine.profile,
-                "noise_model": machine.noise_model,
-                "calibration": machine.calibration,
-            },
-            seal_key=derive(self.secret, "result"),
+            data_dir, synchronous=config.synchronous, seal_key=derive(self.secret, "result")
         )
         self.audit = AuditLog(data_dir, self.secret)
         self.sessions = Sessions(

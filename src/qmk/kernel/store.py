@@ -29,17 +29,15 @@ from typing import Any
 
 import msgspec
 
-from qmk import defaults
-from qmk.execution.request import Policy, RunRequest, program_digest
+from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.delegations import COLUMNS as DELEGATION_COLUMNS
-from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.errors import DataDirError, JobError, error_json
 from qmk.kernel.jobs import ACTIVE_STATES, FINAL_STATES, Job
 from qmk.kernel.seals import data_digest, result_seal
 from qmk.kernel.stored import StoredResult, compact_encoder, stored_result
 from qmk.kernel.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.usage import Usage
-from qmk.values import convert
 
 #: The keys of the ``meta`` table that hold the audit chain head a commit made durable:
 #: its sequence number, hash, and the byte offset of its line in the audit log.
@@ -69,13 +67,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     epoch INTEGER NOT NULL DEFAULT 0,
     checkpoint_id TEXT,
     logical_cycles REAL,
-    injected_errors INTEGER
+    injected_errors INTEGER,
+    idempotency_key TEXT,
+    result_meta TEXT,
+    result_bytes INTEGER,
+    result_expired_at REAL,
+    request TEXT NOT NULL,
+    cache_key TEXT,
+    cached_from TEXT,
+    result_seal TEXT,
+    graph_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_tenant_state ON jobs (tenant, state);
-CREATE TABLE IF NOT EXISTS job_graphs (
-    job_id TEXT PRIMARY KEY,
-    graph TEXT NOT NULL
-);
 CREATE TABLE IF NOT EXISTS graph_texts (
     tenant TEXT NOT NULL,
     digest TEXT NOT NULL,
@@ -83,6 +86,11 @@ CREATE TABLE IF NOT EXISTS graph_texts (
     PRIMARY KEY (tenant, digest)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+-- in this order, after jobs_state: SQLite takes jobs_cache for the cache look-up only so
+CREATE INDEX IF NOT EXISTS jobs_result_end ON jobs (finished_at) WHERE result IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key) WHERE cache_key IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS checkpoints (
     checkpoint_id TEXT PRIMARY KEY,
     job_id TEXT NOT NULL,
@@ -102,7 +110,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     state TEXT NOT NULL,
     finished_at REAL,
     result TEXT,
-    error TEXT
+    error TEXT,
+    result_meta TEXT,
+    result_bytes INTEGER,
+    result_seal TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id);
 CREATE TABLE IF NOT EXISTS channels (
@@ -174,54 +185,68 @@ _USAGE_SCHEMA = _USAGE_SCHEMA.replace(
 )
 _USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE_FIELDS)
 
-_JOB_COLUMNS = (
-    "job_id, tenant, seq, state, graph, shots, seed, policy, caps, required_caps, "
-    "physical_qubits, qubits, created_at, started_at, finished_at, result, error, attempts, "
-    "preemptions, epoch, checkpoint_id, result_meta, result_expired_at, request, cache_key, "
-    "cached_from, result_seal"
-)
+
+class JobRow(msgspec.Struct, array_like=True, frozen=True):
+    """A ``jobs`` row as the store reads it, column by name (:data:`_JOB_COLUMNS` are
+    these fields, in this order): ``JobRow(*row)`` of a ``SELECT`` of them."""
+
+    job_id: str
+    tenant: str
+    seq: int
+    state: str
+    graph: str
+    shots: int
+    seed: int
+    policy: str
+    caps: str
+    required_caps: str
+    physical_qubits: int
+    qubits: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    #: The result's JSON as its bytes (``CAST(result AS BLOB)``), or None.
+    result: bytes | None
+    error: str | None
+    attempts: int
+    preemptions: int
+    epoch: int
+    checkpoint_id: str | None
+    result_meta: str | None
+    result_expired_at: float | None
+    request: str
+    cache_key: str | None
+    cached_from: str | None
+    result_seal: str | None
+
+
+_JOB_COLUMNS = ", ".join(JobRow.__struct_fields__)
 
 #: A graph this long (characters) is kept out of its job's row: every state change
 #: rewrites the row, and SQLite rewrites a row whole (a 5 MB graph took 20-120 ms of the
 #: event loop per change). It is kept once per tenant and text, in ``graph_texts`` under
 #: its SHA-256 (the row's ``graph_digest``): a sweep of many seeds or shot counts over one
-#: big program stores its text once. (Data directories written before kept one copy per
-#: job, in ``job_graphs``; those rows are read as they are.) Per tenant, not across
-#: tenants: whether a text was stored already must not tell one tenant what another ran.
+#: big program stores its text once. Per tenant, not across tenants: whether a text was
+#: stored already must not tell one tenant what another ran.
 GRAPH_APART = 16 * 1024
 
 #: The job columns as read: a result's JSON as its bytes (see :func:`_result_columns`), a
-#: graph kept apart from its row found by its digest (or, written before, its job id).
+#: graph kept apart from its row found by its digest.
 _JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),").replace(
     " graph,",
-    " CASE WHEN graph = '' THEN COALESCE("
-    "(SELECT t.graph FROM graph_texts t WHERE t.tenant = jobs.tenant"
-    " AND t.digest = jobs.graph_digest),"
-    " (SELECT g.graph FROM job_graphs g WHERE g.job_id = jobs.job_id))"
-    " ELSE graph END,",
+    " CASE WHEN graph = '' THEN (SELECT t.graph FROM graph_texts t WHERE t.tenant = jobs.tenant"
+    " AND t.digest = jobs.graph_digest) ELSE graph END,",
 )
 _JOB_VALUES = ", ".join(
     "CAST(? AS TEXT)" if c == "result" else "?" for c in _JOB_COLUMNS.split(", ")
 )
 
-#: Columns added since the first schema: (table, column, type).
-_ADDED = (
-    ("checkpoints", "path", "TEXT"),
-    ("checkpoints", "program_epoch", "INTEGER"),
-    ("checkpoints", "physics", "TEXT"),
-    ("jobs", "idempotency_key", "TEXT"),
-    ("jobs", "result_meta", "TEXT"),
-    ("jobs", "result_bytes", "INTEGER"),
-    ("jobs", "result_expired_at", "REAL"),
-    ("attempts", "result_meta", "TEXT"),
-    ("attempts", "result_bytes", "INTEGER"),
-    ("jobs", "request", "TEXT"),
-    ("jobs", "cache_key", "TEXT"),
-    ("jobs", "cached_from", "TEXT"),
-    ("jobs", "result_seal", "TEXT"),
-    ("attempts", "result_seal", "TEXT"),
-    ("jobs", "graph_digest", "TEXT"),
-)
+#: The ``meta`` key of the database's format, and the format this kernel writes and reads:
+#: a database of another (an older kernel's: its rows, columns and tables) is brought
+#: forward by ``qmk admin migrate`` (:mod:`qmk.kernel.migrate`), never read as it is. A
+#: change of the tables (a column, a table, what a column holds) raises the version and
+#: adds the step that brings the last one forward to :data:`qmk.kernel.migrate.STEPS`.
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 1
 #: The ``meta`` key of the first job sequence number whose result must carry a seal
 #: (rows before it were written by a kernel that sealed nothing), with its HMAC.
 RESULT_SEALS_FROM = "result_seals_from"
@@ -272,63 +297,95 @@ _REQUEST_DECODER = msgspec.json.Decoder(RunRequest)
 _REQUEST_ENCODER = msgspec.json.Encoder()
 
 
-def _request(row: tuple[Any, ...], physics: Mapping[str, Any]) -> RunRequest:
-    """A job row's run request: its ``request`` column, or (a row written before jobs
-    kept one) the request built from its graph, shots, seed and policy, under the
-    machine's ``physics`` where the policy names none."""
-    if row[23] is not None:
-        return _REQUEST_DECODER.decode(row[23])
-    policy: Policy = convert(json.loads(row[7]), Policy, where="policy")
-    return RunRequest(
-        program_digest=program_digest(row[4]),
-        shots=row[5],
-        seed=row[6],
-        engine=policy.engine,
-        noise=policy.noise,
-        qubit=policy.qubit or physics.get("qubit") or defaults.QUBIT,
-        profile=policy.profile or physics.get("profile") or defaults.PROFILE,
-        noise_model=physics.get("noise_model"),
-        calibration=physics.get("calibration"),
-        policy=policy,
+def _job(
+    row: JobRow, sealed: Callable[[str, int, bytes, str | None, str | None], bool] | None = None
+) -> Job:
+    """The job of a row (a result whose seal ``sealed`` refuses is read as none, with its
+    ``result_damage``)."""
+    result, damage = row.result, None
+    if (
+        result is not None
+        and sealed is not None
+        and not sealed(row.job_id, row.seq, result, row.result_meta, row.result_seal)
+    ):
+        result, damage = None, tampered_result(row.job_id)
+    job = Job(
+        job_id=row.job_id,
+        tenant=row.tenant,
+        seq=row.seq,
+        state=row.state,
+        graph=row.graph,
+        request=_REQUEST_DECODER.decode(row.request),
+        caps=tuple(json.loads(row.caps)),
+        required_caps=tuple(json.loads(row.required_caps)),
+        physical_qubits=row.physical_qubits,
+        qubits=json.loads(row.qubits),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        result=None if result is None else stored_result(result, row.result_meta),
+        error=None if row.error is None else json.loads(row.error),
+        attempts=row.attempts,
+        preemptions=row.preemptions,
+        epoch=row.epoch,
+        checkpoint_id=row.checkpoint_id,
+        result_expired_at=row.result_expired_at,
+        cache_key=row.cache_key,
+        cached_from=row.cached_from,
+    )
+    job.result_damage = damage
+    return job
+
+
+def create_tables(db: Any) -> None:
+    """The tables and indexes of this kernel's format, where missing."""
+    db.executescript(_SCHEMA)
+    db.executescript(_USAGE_SCHEMA)
+
+
+def _has_table(db: Any, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
+    return found.fetchone() is not None
+
+
+def schema_version(db: Any) -> int | None:
+    """The format of an open database (its ``meta`` :data:`SCHEMA_KEY`); None: a database
+    written before formats were numbered."""
+    if not _has_table(db, "meta"):
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key=?", (SCHEMA_KEY,)).fetchone()
+    return None if row is None or not str(row[0]).isdigit() else int(row[0])
+
+
+def check_version(db: Any, data_dir: Path) -> None:
+    """Refuse a database of another format than this kernel's (:data:`SCHEMA_VERSION`).
+
+    Raises:
+        DataDirError: ``QK105 data-dir-outdated`` for an older one (or a newer one).
+    """
+    version = schema_version(db)
+    if version == SCHEMA_VERSION:
+        return
+    if version is not None and version > SCHEMA_VERSION:
+        raise DataDirError.of(
+            "data-dir-outdated",
+            f"{data_dir}: its database is of format {version}, newer than this kernel's "
+            f"({SCHEMA_VERSION}): run it with the kernel that wrote it, or a newer one",
+        )
+    raise DataDirError.of(
+        "data-dir-outdated",
+        f"{data_dir}: its database was written by an older kernel (format "
+        f"{version or 'unnumbered'}, this kernel's is {SCHEMA_VERSION}); bring it forward "
+        f"once with: qmk admin migrate {data_dir}",
     )
 
 
-def _job(
-    row: tuple[Any, ...],
-    physics: Mapping[str, Any],
-    sealed: Callable[[str, int, bytes, str | None, str | None], bool] | None = None,
-) -> Job:
-    if (
-        row[15] is not None
-        and sealed is not None
-        and not sealed(row[0], row[2], row[15], row[21], row[26])
-    ):
-        job = _job((*row[:15], None, *row[16:]), physics)
-        job.result_damage = tampered_result(row[0])
-        return job
-    return Job(
-        job_id=row[0],
-        tenant=row[1],
-        seq=row[2],
-        state=row[3],
-        graph=row[4],
-        request=_request(row, physics),
-        caps=tuple(json.loads(row[8])),
-        required_caps=tuple(json.loads(row[9])),
-        physical_qubits=row[10],
-        qubits=json.loads(row[11]),
-        created_at=row[12],
-        started_at=row[13],
-        finished_at=row[14],
-        result=None if row[15] is None else stored_result(row[15], row[21]),
-        error=None if row[16] is None else json.loads(row[16]),
-        attempts=row[17],
-        preemptions=row[18],
-        epoch=row[19],
-        checkpoint_id=row[20],
-        result_expired_at=row[22],
-        cache_key=row[24],
-        cached_from=row[25],
+def record_seals_from(db: Any, key: bytes, first: int) -> None:
+    """Record ``first``, the first job sequence number whose result must carry a seal
+    (:data:`RESULT_SEALS_FROM`), with its HMAC under ``key``."""
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        (RESULT_SEALS_FROM, f"{first}:{result_seal(key, '', str(first), 'seals-from')}"),
     )
 
 
@@ -427,9 +484,6 @@ class Store:
     Args:
         data_dir: the directory (created if missing, mode 0700).
         synchronous: "normal" or "full" (SQLite's ``synchronous`` pragma in WAL mode).
-        physics: the machine's ``qubit``, ``profile``, ``noise_model`` and
-            ``calibration``, which the run request of a job stored by an older kernel
-            (without one) takes where its policy names none.
         seal_key: the key of results' seals (:func:`qmk.kernel.seals.derive` of the
             kernel secret, ``"result"``): each stored result is written with its seal
             and checked when read (a mismatch reads as no result, with
@@ -441,12 +495,8 @@ class Store:
         data_dir: str | os.PathLike[str],
         *,
         synchronous: str = "normal",
-        physics: Mapping[str, Any] | None = None,
         seal_key: bytes | None = None,
     ) -> None:
-        #: The machine's physics (qubit, profile, noise model, calibration) for the run
-        #: requests of jobs stored before jobs kept theirs.
-        self.physics: Mapping[str, Any] = physics or {}
         root = Path(data_dir)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = root / DB_FILE
@@ -455,59 +505,33 @@ class Store:
         self.db = _Connection(sqlite3.connect(self.path, check_same_thread=False), self._saved_row)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
-        self.db.executescript(_SCHEMA)
-        self.db.executescript(_USAGE_SCHEMA)
-        # data directories written before these columns were
-        have = {
-            (table, row[1])
-            for table in ("checkpoints", "jobs", "attempts")
-            for row in self.db.execute(f"PRAGMA table_info({table})")
-        }
-        for table, column, kind in _ADDED:
-            if (table, column) not in have:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        # the retention sweep's look-up: only rows that hold a result
-        self.db.execute(
-            "CREATE INDEX IF NOT EXISTS jobs_result_end ON jobs (finished_at) "
-            "WHERE result IS NOT NULL"
-        )
-        # results stored before their size was: measured once
-        for table in ("jobs", "attempts"):
+        fresh = not _has_table(self.db, "jobs")
+        if not fresh:
+            check_version(self.db, root)
+        create_tables(self.db)
+        if fresh:
             self.db.execute(
-                f"UPDATE {table} SET result_bytes = LENGTH(CAST(result AS BLOB)) "
-                "WHERE result IS NOT NULL AND result_bytes IS NULL"
+                "INSERT INTO meta (key, value) VALUES (?, ?)", (SCHEMA_KEY, str(SCHEMA_VERSION))
             )
-        # the result cache's look-up (kernel.cache): only rows whose run answers others
-        self.db.execute(
-            "CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key) WHERE cache_key IS NOT NULL"
-        )
-        self.db.execute(
-            "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant, idempotency_key) "
-            "WHERE idempotency_key IS NOT NULL"
-        )
         self.db.commit()
         self.dirty = False
         self.seal_key = seal_key
         #: Job sequence numbers below this stored their results before seals (see
         #: :meth:`_seals_from`): theirs are read unchecked.
-        older = ("jobs", "result_seal") not in have  # written by a kernel that sealed nothing
-        self.unsealed_before = 0 if seal_key is None else self._seals_from(seal_key, older)
+        self.unsealed_before = 0 if seal_key is None else self._seals_from(seal_key)
 
-    def _seals_from(self, key: bytes, older: bool) -> int:
+    def _seals_from(self, key: bytes) -> int:
         """The first job sequence number whose result must carry a seal: recorded (with
-        its HMAC) when a kernel with a key first opens a database ``older`` kernels
-        wrote (without the seal column); the jobs they stored had no seal to carry. A
+        its HMAC) when a kernel with a key first opens the database (``qmk admin
+        migrate`` records it for a database older kernels wrote without seals); a
         record whose HMAC fails counts as 0: every result must then carry its seal.
-        (Who drops the column passes the check at read; ``qmk audit verify`` still
+        (Who drops the seal passes the check at read; ``qmk audit verify`` still
         compares every result with the ``stored_sha256`` of its COMPLETED line.)"""
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
-        if row is not None and not older:
+        if row is not None:
             return _seals_from(str(row[0]), key)
         first = self.next_seq()
-        self.db.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            (RESULT_SEALS_FROM, f"{first}:{result_seal(key, '', str(first), 'seals-from')}"),
-        )
+        record_seals_from(self.db, key, first)
         self.db.commit()
         return first
 
@@ -685,7 +709,7 @@ class Store:
         row = self.db.execute(
             f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
         ).fetchone()
-        return None if row is None else _job(row, self.physics, self._sealed)
+        return None if row is None else _job(JobRow(*row), self._sealed)
 
     def active_jobs(self) -> list[Job]:
         """Every job not in a final state, in submission order."""
@@ -694,7 +718,7 @@ class Store:
             f"SELECT {_JOB_SELECT} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
             tuple(ACTIVE_STATES),
         ).fetchall()
-        return [_job(row, self.physics, self._sealed) for row in rows]
+        return [_job(JobRow(*row), self._sealed) for row in rows]
 
     def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
         """The tenant's most recent jobs (newest first), optionally of one state, without
@@ -714,7 +738,7 @@ class Store:
                 f"SELECT {columns} FROM jobs WHERE tenant=? AND state=? ORDER BY seq DESC LIMIT ?",
                 (tenant, state, limit),
             ).fetchall()
-        return [_job(row, self.physics, self._sealed) for row in rows]
+        return [_job(JobRow(*row), self._sealed) for row in rows]
 
     def tenant_stats(self, tenant: str) -> dict[str, Any]:
         """Aggregate telemetry of a tenant's jobs: counts by state, shots, cycles, errors."""
@@ -1211,21 +1235,21 @@ def stored_results(
 ) -> Iterable[tuple[str, bytes, str | None, bool | None]]:
     """Every stored result of ``data_dir``'s database, read without opening it for
     writing: (job id, its JSON, its index's text, whether its seal matches; None
-    without ``key`` or for a job stored before seals)."""
+    without ``key`` or for a job stored before seals).
+
+    Raises:
+        DataDirError: ``QK105 data-dir-outdated``: an older kernel's database.
+    """
     path = data_dir / DB_FILE
     if not path.exists():
         return
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-        if "result_seal" not in columns:
-            seal_column, first = "NULL", None
-        else:
-            seal_column = "result_seal"
-            row = db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
-            first = None if key is None or row is None else _seals_from(str(row[0]), key)
+        check_version(db, data_dir)
+        row = db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
+        first = None if key is None or row is None else _seals_from(str(row[0]), key)
         rows = db.execute(
-            f"SELECT job_id, seq, CAST(result AS BLOB), result_meta, {seal_column} FROM jobs "
+            "SELECT job_id, seq, CAST(result AS BLOB), result_meta, result_seal FROM jobs "
             "WHERE result IS NOT NULL ORDER BY seq"
         )
         for job_id, seq, data, meta, seal in rows:

@@ -1,0 +1,183 @@
+"""``qmk admin migrate``: a data directory an older kernel wrote is refused (QK105) until it
+is brought forward once, and then reads as it ran: its jobs, their run requests, results
+and graphs, and replays of its attest lines. The older forms are built here from what the
+readers of before knew (the first schema's columns, graphs kept per job, rows without a run
+request, results without an index, size or seal, attest lines with ``graph_sha256``)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.execution.request import Policy, RunRequest, program_digest
+from qmk.kernel.attest import find_attestation, replay, request_of
+from qmk.kernel.audit import AuditLog, verify
+from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.errors import DataDirError
+from qmk.kernel.migrate import ADDED_COLUMNS, migrate
+from qmk.kernel.service import Kernel
+from qmk.kernel.sessions import load_secret
+from qmk.kernel.store import RESULT_SEALS_FROM, SCHEMA_KEY, Store
+from support.cli import qmk
+from support.kernel import BELL, FENCED, login, make_config, run_kernel
+
+SHOTS, SEED = 300, 11
+
+
+def _completed(tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """A job run to completion by today's kernel: its id and its final reply."""
+
+    async def body(kernel: Kernel) -> tuple[str, dict[str, Any]]:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=alice, graph=FENCED.to_json(), shots=SHOTS, seed=SEED, policy={}
+        )
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED", done["error"]
+        return job["job_id"], json.loads(json.dumps(done, default=lambda r: json.loads(r.data)))
+
+    return run_kernel(tmp_path, body, workers=1)  # type: ignore[no-any-return]
+
+
+def _as_an_older_kernel_left_it(
+    data: Path, job_id: str, *, graph_sha256: str | None = None
+) -> None:
+    """Rewrite the database and append the attest line as a kernel of the first format
+    left them: no column added since (no run request, no result index, size or seal, no
+    graph digest), the job's graph kept per job in ``job_graphs``, no format number and no
+    record of where seals begin; the job's newest attest line of the old form."""
+    db = sqlite3.connect(data / DB_FILE)
+    (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    db.execute("CREATE TABLE job_graphs (job_id TEXT PRIMARY KEY, graph TEXT NOT NULL)")
+    db.execute("INSERT INTO job_graphs (job_id, graph) VALUES (?, ?)", (job_id, graph))
+    db.execute("UPDATE jobs SET graph='' WHERE job_id=?", (job_id,))
+    for index in ("jobs_cache", "jobs_idempotency"):
+        db.execute(f"DROP INDEX {index}")
+    for table, column, _ in ADDED_COLUMNS:
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute("DELETE FROM meta WHERE key IN (?, ?)", (SCHEMA_KEY, RESULT_SEALS_FROM))
+    db.commit()
+    db.close()
+    record = find_attestation(data, job_id)
+    assert record is not None
+    request = request_of(record)
+    old = {  # the fields an attest line had before: the run's inputs written out one by one
+        "job_id": job_id,
+        "tenant": "alice",
+        "graph_sha256": graph_sha256 or program_digest(graph),
+        "shots": request.shots,
+        "seed": request.seed,
+        "engine_requested": None,
+        "engine": record["engine"],
+        "noise": request.noise,
+        "qubit": request.qubit,
+        "profile": request.profile,
+        "noise_model": request.noise_model,
+        "calibration": None,
+        "rewrite": None,
+        "epochs": record["epochs"],
+        "result_sha256": record["result_sha256"],
+    }
+    audit = AuditLog(data, load_secret(data))
+    audit.append("attest", **old)
+    audit.close()
+
+
+def test_an_older_kernels_data_dir_is_refused_until_migrated_and_then_reads_as_it_ran(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    job_id, done = _completed(tmp_path)
+    with sqlite3.connect(data / DB_FILE) as db:
+        (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    _as_an_older_kernel_left_it(data, job_id)
+
+    with pytest.raises(DataDirError) as refused:  # the store reads one format only
+        Store(data)
+    assert refused.value.code == "QK105" and "qmk admin migrate" in str(refused.value)
+    with pytest.raises(Exception) as old_line:  # and the attest reader one form only
+        request_of(find_attestation(data, job_id) or {})
+    assert "qmk admin migrate" in str(old_line.value)
+
+    status, out, err = qmk("admin", "migrate", str(data), "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert (report["version_from"], report["version_to"]) == (None, 1)
+    assert len(report["columns_added"]) == len(ADDED_COLUMNS)
+    assert report["graphs_moved"] == 1 and report["requests_built"] == 1
+    assert report["results_indexed"] == 1 and report["attest_lines"] == 1
+    assert report["seals_from"] == 2  # the one job stored before seals is read unchecked
+    again = qmk("admin", "migrate", str(data))
+    assert again == (0, f"{data}: already of format 1: nothing to do\n", "")
+    assert verify(data).ok  # the audit chain is whole, the new lines in it
+
+    store = Store(data)
+    try:
+        job = store.load_job(job_id, "alice")
+    finally:
+        store.close()
+    assert job is not None and job.graph == graph
+    machine = make_config().machine
+    assert job.request == RunRequest(  # what the kernel of before ran it with
+        program_digest=program_digest(graph),
+        shots=SHOTS,
+        seed=SEED,
+        qubit=machine.qubit,
+        profile=machine.profile,
+        policy=Policy(timeout_ms=job.request.policy.timeout_ms),  # type: ignore[union-attr]
+    )
+    assert dict(job.result or {})["counts"] == done["result"]["counts"]
+
+    record = find_attestation(data, job_id)
+    assert record is not None and record["migrated_from"] is not None
+    assert request_of(record).program_digest == program_digest(graph)
+    assert replay(graph, record, job_id).same
+
+    async def served(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        status = await kernel.q_status(session_id=alice, job_id=job_id)
+        assert status["state"] == "COMPLETED"
+        assert dict(status["result"])["counts"] == done["result"]["counts"]
+        page = await kernel.q_get_result(session_id=alice, job_id=job_id, limit=2)
+        assert page["entries"] == len(done["result"]["counts"]) and len(page["counts"]) == 2
+        fresh = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
+        finished = await kernel.q_wait(session_id=alice, job_id=fresh["job_id"], timeout_ms=60_000)
+        assert finished["state"] == "COMPLETED"
+
+    run_kernel(tmp_path, served, workers=1)
+
+
+def test_an_old_attest_line_of_another_graph_is_brought_forward_and_replay_says_so(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    job_id, _ = _completed(tmp_path)
+    with sqlite3.connect(data / DB_FILE) as db:
+        (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    _as_an_older_kernel_left_it(data, job_id, graph_sha256="ab" * 32)
+    migrate(data)
+    record = find_attestation(data, job_id)
+    assert record is not None and record["program_digest"] == "ab" * 32
+    found = replay(graph, record, job_id)
+    assert not found.same and "not the one the job ran" in found.reason
+
+
+def test_a_current_or_new_data_dir_is_left_as_it_is_and_a_newer_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    empty = migrate(tmp_path / "none")
+    assert not empty.changed and not (tmp_path / "none" / DB_FILE).exists()
+    Store(tmp_path / "today").close()
+    assert not migrate(tmp_path / "today").changed
+    with sqlite3.connect(tmp_path / "today" / DB_FILE) as db:
+        db.execute("UPDATE meta SET value='99' WHERE key=?", (SCHEMA_KEY,))
+    for attempt in (lambda: Store(tmp_path / "today"), lambda: migrate(tmp_path / "today")):
+        with pytest.raises(DataDirError) as newer:
+            attempt()
+        assert newer.value.code == "QK105" and "newer" in str(newer.value)
+    status, _, err = qmk("admin", "migrate", str(tmp_path / "today"))
+    assert status == 2 and err.startswith("QK105 data-dir-outdated:") and err.count("\n") == 1
