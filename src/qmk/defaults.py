@@ -187,11 +187,6 @@ MAX_LIVE_DELEGATIONS: Final = 64
 #: Seconds an ended delegation (revoked or expired) is kept, listed and readable before
 #: retention deletes it (``[kernel] delegation_keep_s``); the audit log keeps its story.
 DELEGATION_KEEP_S: Final = 30 * 86_400.0
-#: Delegation calls (q_delegate_caps, q_revoke_delegation: each writes audit lines) a
-#: tenant may make a minute (``[kernel] delegation_calls_per_minute``), after a burst
-#: that makes and revokes its whole share of live delegations.
-DELEGATION_CALLS_PER_MINUTE: Final = 60.0
-DELEGATION_BURST: Final = 2.0 * MAX_LIVE_DELEGATIONS
 #: Execution states (checkpoint files) a job keeps: saving one more deletes its oldest.
 CHECKPOINTS_PER_JOB: Final = 3
 #: Seconds a job's execution states are kept after it ends (a final state), for q_restore.

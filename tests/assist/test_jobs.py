@@ -194,3 +194,23 @@ def test_questions_hold_the_desks_own_threads_within_the_caps(chat, tmp_path: Pa
     assert mine.code == "QS1006" and mine.details["limit"] == "concurrent_questions"
     assert full.code == "QS1011" and full.details["limit"] == "max_concurrent"
     assert [a["tool_results"][0]["result"]["ok"] for a in answers] == [True, True, True]
+
+
+def test_under_qmk_serve_the_tools_syscalls_pass_the_door_as_the_assist_wire(chat, tmp_path: Path):
+    from qmk.abi.limits import ServerConfig
+    from qmk.commands.service import _door
+
+    chat.calls["run"] = {"name": "run", "arguments": {"program": BELL, "shots": 20}}
+    config = _config({"url": chat.url, "model": "calls:run"})
+
+    async def body(kernel: Any) -> Any:
+        door, _ = _door(kernel, ServerConfig(tcp=("127.0.0.1", 0)))  # as qmk serve makes it
+        seen: list[tuple[str, str]] = []
+        door.observe(lambda wire, method, seconds: seen.append((wire, method)))
+        sid = await login(kernel, "alice")
+        answer = await kernel.q_assist(session_id=sid, prompt="run it")
+        return answer, seen
+
+    answer, seen = run_kernel(tmp_path, body, config=config)
+    assert answer["tool_results"][0]["result"]["ok"] is True
+    assert seen == [("assist", "q_submit"), ("assist", "q_wait")]

@@ -1,6 +1,6 @@
 """Delegations' limits (src/qmk/kernel/delegations.py): the calls that write audit lines
-take from the tenant's own bucket before anything is written, and an ended delegation is
-deleted ``delegation_keep_s`` after it ended, on the kernel's clock."""
+are within the tenant's audit rate at the door before anything is written, and an ended
+delegation is deleted ``delegation_keep_s`` after it ended, on the kernel's clock."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from qmk import defaults
 from qmk.errors import NotFoundError, QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
@@ -37,51 +36,49 @@ def audit_lines(tmp_path: Path, event: str) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, lines) if r["event"] == event]
 
 
-def test_delegation_calls_past_the_tenants_rate_are_refused_before_any_audit_line(
+def test_create_and_revoke_pairs_stop_at_the_tenants_audit_rate_before_any_audit_line(
     tmp_path: Path,
 ) -> None:
+    from qmk.abi.door import Door
+    from qmk.abi.limits import ServerConfig
+    from qmk.kernel.observe import KernelObserver
+
     clock = ManualClock()  # no refill unless the test moves time
 
     async def body(kernel: Kernel) -> Any:
-        alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
-        bob = await login(kernel, "bob", ["CAP_ALLOC", "CAP_MAGIC"])
+        limits = ServerConfig(
+            tcp=("127.0.0.1", 0), audit_burst_per_tenant=41, audit_rate_per_tenant=2.0
+        )
+        door = Door(kernel, limits, probe=KernelObserver(kernel), clock=clock)
+        visitor = door.visitor("test", "ip 10.0.0.9")
+        login = {"key": KEYS["alice"], "requested": ["CAP_ALLOC", "CAP_MAGIC"]}
+        alice = await door.call(visitor, "q_negotiate_caps", {"tenant": "alice", **login})
+        lend = {"to_tenant": "carol", "caps": ["CAP_MAGIC"], "expires_s": 60}
         made = 0
         with pytest.raises(QuotaError) as refused:
             while made < 1000:  # the red team's create/revoke pairs
-                lent = await kernel.q_delegate_caps(
-                    session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
+                lent = await door.call(
+                    visitor, "q_delegate_caps", {"session_id": alice["session_id"], **lend}
                 )
                 made += 1
-                await kernel.q_revoke_delegation(
-                    session_id=alice, delegation_id=lent["delegation_id"]
+                await door.call(
+                    visitor,
+                    "q_revoke_delegation",
+                    {"session_id": alice["session_id"], "delegation_id": lent["delegation_id"]},
                 )
                 made += 1
         kernel.audit.flush()
         seq = kernel.audit.seq
         with pytest.raises(QuotaError):  # a refused call writes nothing
-            await kernel.q_delegate_caps(
-                session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
-            )
+            await door.call(visitor, "q_delegate_caps", {"session_id": alice["session_id"], **lend})
         kernel.audit.flush()
-        unchanged = kernel.audit.seq == seq
-        other = await kernel.q_delegate_caps(  # bob's bucket is his own
-            session_id=bob, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
-        )
-        clock.advance(refused.value.details["retry_after_s"])
-        again = await kernel.q_delegate_caps(
-            session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
-        )
-        return made, refused.value, unchanged, other, again
+        return made, refused.value, kernel.audit.seq == seq
 
-    made, refused, unchanged, other, again = run_kernel(
-        tmp_path, body, config=config(delegation_calls_per_minute=30), clock=clock
-    )
-    assert made == defaults.DELEGATION_BURST  # the burst, then the rate
-    assert refused.code == "QS1006"
-    assert refused.details["limit"] == "delegation_calls_per_minute"
-    assert refused.details["retry_after_s"] == pytest.approx(2.0)  # 30 a minute
+    made, refused, unchanged = run_kernel(tmp_path, body, config=config(), clock=clock)
+    assert made == 40  # the burst of 41, less the login
+    assert refused.code == "QS1006" and refused.details["reason"] == "audit-rate"
+    assert refused.details["retry_after_s"] == pytest.approx(0.5)
     assert unchanged
-    assert other["state"] == again["state"] == "LIVE"
 
 
 def test_an_ended_delegation_is_deleted_its_keep_time_after_it_ended(tmp_path: Path) -> None:

@@ -262,12 +262,20 @@ async def _serve(
 
 def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
     """The door every listener of ``kernel`` shares (:mod:`qmk.abi.door`), and the
-    kernel's probe it reads sessions and CPU budgets through."""
+    kernel's probe it reads sessions and CPU budgets through. The assistant's tools
+    make their syscalls through it too, as callers of the wire ``assist``."""
     from qmk.abi.door import Door
     from qmk.kernel.observe import KernelObserver
 
     probe = KernelObserver(kernel)
-    return Door(kernel, server_config, probe=probe), probe
+    door = Door(kernel, server_config, probe=probe)
+    tools = door.visitor("assist", "kernel")
+
+    async def assist_call(method: str, params: dict[str, Any]) -> Any:
+        return await door.call(tools, method, params)
+
+    kernel.assist.calls = assist_call
+    return door, probe
 
 
 def _watches(door: Any, probe: Any) -> Any:

@@ -16,7 +16,8 @@ the advice given with no model) do their program work (reading, lowering, verify
 estimating, planning) in the tenant's CPU-budget threads, charged to its
 ``cpu_s_per_s`` budget (:class:`~qmk.kernel.budget.CpuBudget`), with OpenQASM's loops
 capped at ``max_graph_nodes`` before they unroll. ``run`` is a job of the caller: it is
-submitted with the caller's session (``q_submit``: its capabilities, quotas, qubit
+submitted with the caller's session, through the door under ``qmk serve``
+(:attr:`AssistDesk.calls`) (``q_submit``: its capabilities, quotas, qubit
 limits, verification rate and CPU budget), ideal (``policy.noise`` false), at most
 ``[assist] max_shots`` shots, run in the worker pool, metered (a usage row), listed with
 the tenant's jobs, and waited for at most ``[assist] timeout_s`` (then cancelled). A
@@ -57,6 +58,9 @@ MAX_PROMPT = 8192
 BURST = 3.0
 #: A syscall of the caller's session: ``syscall("q_submit", graph=..., ...)``.
 Syscall = Callable[..., Awaitable[dict[str, Any]]]
+#: A syscall as a wire makes it: ``await call(name, params)`` (the params hold the
+#: session).
+Call = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 
 def per_tenant(max_concurrent: int) -> int:
@@ -88,6 +92,11 @@ class AssistDesk:
         # a burst of a few questions, then calls_per_minute
         self.rates = Buckets(rate=per_s, burst=max(BURST, config.assist.calls_per_minute / 2))
         self.max_concurrent = config.assist.max_concurrent
+        #: How the tools make their syscalls (``run``'s submit, wait and cancel): through
+        #: the door ``qmk serve`` puts before the kernel, as a caller of the wire
+        #: ``assist``, so its guards, metrics and traces apply to them as to any wire's
+        #: calls; None: straight to the kernel (an in-process kernel, with no door).
+        self.calls: Call | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(
             self.max_concurrent, thread_name_prefix="qmk-assist"
         )
@@ -152,12 +161,14 @@ class AssistDesk:
         program: str | None,
         assist_id: str | None,
         limits: Any,
-        syscall: Syscall,
+        *,
+        session_id: str,
+        direct: Call,
     ) -> dict[str, Any]:
         """Answer ``prompt`` for ``tenant`` (charged first); the answer as JSON.
 
-        ``syscall`` makes a syscall with the caller's session: ``run``'s jobs are
-        submitted through it.
+        The tools' syscalls (``run``'s jobs) are made with the caller's ``session_id``,
+        through :attr:`calls` where a door is set, else ``direct`` (the kernel's own).
         """
         if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT:
             raise InvalidArgument(f"prompt: 1 to {MAX_PROMPT} characters", key="prompt")
@@ -174,6 +185,12 @@ class AssistDesk:
         def emit(event: Any) -> None:
             fields = _audit_fields(event)
             loop.call_soon_threadsafe(lambda: self.audit.append("assist", **line, **fields))
+
+        call = self.calls or direct
+
+        async def syscall(name: str, **params: Any) -> dict[str, Any]:
+            reply: dict[str, Any] = await call(name, {"session_id": session_id, **params})
+            return reply
 
         tools = _KernelTools(self, loop, tenant, syscall)
         self._asking[tenant] = self._asking.get(tenant, 0) + 1
@@ -333,4 +350,4 @@ class _KernelTools:
         }
 
 
-__all__ = ["BURST", "MAX_PROMPT", "AssistDesk", "Syscall", "per_tenant"]
+__all__ = ["BURST", "MAX_PROMPT", "AssistDesk", "Call", "Syscall", "per_tenant"]

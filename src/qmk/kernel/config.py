@@ -77,7 +77,6 @@ DEFAULT_CHECKPOINT_KEEP_S = defaults.CHECKPOINT_KEEP_S
 DEFAULT_CHANNEL_PROPOSAL_TTL_S = defaults.CHANNEL_PROPOSAL_TTL_S
 DEFAULT_MAX_DELEGATION_S = defaults.MAX_DELEGATION_S
 DEFAULT_DELEGATION_KEEP_S = defaults.DELEGATION_KEEP_S
-DEFAULT_DELEGATION_CALLS_PER_MINUTE = defaults.DELEGATION_CALLS_PER_MINUTE
 DEFAULT_MIN_FREE_DISK_MB = defaults.MIN_FREE_DISK_MB
 DEFAULT_MAX_GRAPH_NODES = defaults.MAX_GRAPH_NODES
 DEFAULT_MAX_RESULT_MB = defaults.MAX_RESULT_MB
@@ -369,15 +368,6 @@ class KernelTable(_Table, frozen=True, kw_only=True):
             "before it is deleted (s; the audit log keeps its story)",
         ),
     ] = DEFAULT_DELEGATION_KEEP_S
-    delegation_calls_per_minute: Annotated[
-        float,
-        Meta(
-            gt=0,
-            le=60_000,
-            description="q_delegate_caps and q_revoke_delegation calls a tenant may make a "
-            "minute, after a burst of 128 (QS1006 with retry_after_s past it)",
-        ),
-    ] = DEFAULT_DELEGATION_CALLS_PER_MINUTE
     min_free_disk_mb: Annotated[
         int,
         Meta(

@@ -18,11 +18,10 @@ nothing the delegator's config no longer allows.
 The table holds the live delegations in memory (checked on every call); every delegation,
 live or ended, is a row of the store's ``delegations`` table, so a restart keeps them.
 
-**Limits.** The calls that write audit lines (``q_delegate_caps``, ``q_revoke_delegation``)
-take a token from the tenant's bucket first (:class:`CallRate`: a burst of
-:data:`~qmk.defaults.DELEGATION_BURST`, then ``[kernel] delegation_calls_per_minute``; an
-empty bucket is ``QS1006`` with ``retry_after_s``, before anything is written), and a
-tenant has at most :data:`~qmk.defaults.MAX_LIVE_DELEGATIONS` live ones. **Retention**
+**Limits.** A tenant has at most :data:`~qmk.defaults.MAX_LIVE_DELEGATIONS` live ones;
+the calls that write audit lines (``q_delegate_caps``, ``q_revoke_delegation``) are
+within the tenant's rate of such calls, which the door keeps for every wire
+(:data:`qmk.abi.door.AUDITED`, ``[server] audit_rate_per_tenant``). **Retention**
 (:class:`Retention`): an ended delegation (revoked, or expired) is deleted ``[kernel]
 delegation_keep_s`` after it ended, on the kernel's epoch ticks and when it opens, with
 one ``deleg`` audit line (``action: "expire"``) a sweep; until then it is listed and
@@ -48,9 +47,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from qmk import defaults
-from qmk.errors import NotFoundError, QuotaError
-from qmk.rate import Buckets
+from qmk.errors import NotFoundError
 
 LIVE = "LIVE"
 REVOKED = "REVOKED"
@@ -228,43 +225,6 @@ class DelegationTable:
         return self._by_id.get(delegation_id)
 
 
-class CallRate:
-    """Each tenant's delegation calls: a burst of :data:`~qmk.defaults.DELEGATION_BURST`,
-    then ``per_minute`` a minute, on the kernel's clock.
-
-    >>> rate = CallRate(per_minute=60.0, burst=2.0)
-    >>> rate.charge("alice", 0.0), rate.charge("alice", 0.0)
-    (None, None)
-    >>> try:
-    ...     rate.charge("alice", 0.5)
-    ... except QuotaError as exc:
-    ...     exc.details["retry_after_s"]
-    0.5
-    >>> rate.charge("bob", 0.5)  # bob's bucket is his own
-    """
-
-    def __init__(self, *, per_minute: float, burst: float = defaults.DELEGATION_BURST) -> None:
-        self.per_minute = per_minute
-        self.buckets = Buckets(rate=per_minute / 60.0, burst=burst)
-
-    def charge(self, tenant: str, now: float) -> None:
-        """Take one call from ``tenant``'s bucket.
-
-        Raises:
-            QuotaError: the bucket is empty (``limit: "delegation_calls_per_minute"``,
-                ``retry_after_s``); nothing is taken.
-        """
-        wait = self.buckets.take(tenant, now)
-        if wait:
-            raise QuotaError(
-                f"tenant {tenant!r} makes delegation calls faster than [kernel] "
-                f"delegation_calls_per_minute ({self.per_minute:g}): retry in {wait:.3g} s",
-                limit="delegation_calls_per_minute",
-                value=self.per_minute,
-                retry_after_s=round(wait, 3),
-            )
-
-
 class Retention:
     """Deletes the delegations that ended ``keep_s`` before now (see the module
     docstring), looked at every hundredth of ``keep_s``, at most once a minute.
@@ -312,7 +272,6 @@ __all__ = [
     "LIVE",
     "REVOKED",
     "STATES",
-    "CallRate",
     "Delegation",
     "DelegationTable",
     "Retention",

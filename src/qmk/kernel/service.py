@@ -71,13 +71,7 @@ from qmk.kernel.config import KernelConfig, TenantConfig, config_warnings
 from qmk.kernel.datadir import DataDir, open_data_dir
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.delegations import STATES as DELEGATION_STATES
-from qmk.kernel.delegations import (
-    CallRate,
-    Delegation,
-    DelegationTable,
-    Retention,
-    not_found,
-)
+from qmk.kernel.delegations import Delegation, DelegationTable, Retention, not_found
 from qmk.kernel.faults import device_for
 from qmk.kernel.keys import KeyChecker, is_hash
 from qmk.kernel.seals import derive
@@ -129,8 +123,7 @@ class Kernel:
         self.delegations = DelegationTable(
             Delegation.from_row(row) for row in self.store.live_delegations(clock.now())
         )
-        #: Each tenant's delegation calls, and the retention of ended delegations.
-        self.delegation_rate = CallRate(per_minute=config.delegation_calls_per_minute)
+        #: The retention of ended delegations.
         self.delegation_retention = Retention(
             self.store.delete_ended_delegations, self.audit.append, config.delegation_keep_s
         )
@@ -869,7 +862,6 @@ class Kernel:
         ``expires_s`` seconds: its negotiations may grant them while the loan is live."""
         session = self._session(session_id)
         now = self.clock.now()
-        self.delegation_rate.charge(session.tenant, now)  # before anything is written
         if not isinstance(to_tenant, str) or to_tenant not in self.config.tenants:
             raise NotFoundError(f"no tenant {str(to_tenant)[:64]!r}", tenant=str(to_tenant)[:64])
         if to_tenant == session.tenant:
@@ -962,7 +954,6 @@ class Kernel:
         it is."""
         session = self._session(session_id)
         now = self.clock.now()
-        self.delegation_rate.charge(session.tenant, now)  # before anything is written
         delegation = self._delegation(delegation_id, session.tenant)
         if delegation.state(now) != "LIVE":
             return delegation.to_json(now)
@@ -1036,11 +1027,12 @@ class Kernel:
         session = self._session(session_id)
         limits = Limits(max_nodes=self.config.max_graph_nodes)
 
-        async def syscall(name: str, **params: Any) -> dict[str, Any]:
-            reply: dict[str, Any] = await getattr(self, name)(session_id=session_id, **params)
-            return reply
+        async def direct(name: str, params: dict[str, Any]) -> Any:
+            return await getattr(self, name)(**params)
 
-        return await self.assist.ask(session.tenant, prompt, program, assist_id, limits, syscall)
+        return await self.assist.ask(
+            session.tenant, prompt, program, assist_id, limits, session_id=session_id, direct=direct
+        )
 
     async def q_usage(
         self,
