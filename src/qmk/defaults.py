@@ -60,6 +60,9 @@ PRECISION_DTYPES: Final = MappingProxyType({"single": "complex64", "double": "co
 #: default, read by ``qmk run``, ``qmk.run``, a kernel job and ``qmk.qiskit.QMKBackend``
 #: (``--no-noise`` / ``noise=False`` gives ideal logical qubits, comparable with Aer).
 NOISE: Final = True
+#: The target a run names when it names none (``qmk.execution.target``): the gate-level
+#: logical machine (``q_submit``'s ``target``, ``RunRequest.target``).
+TARGET: Final = "logical"
 #: The universal engine (numpy statevector).
 STATEVECTOR: Final = "statevector"
 #: The Clifford engine (stim), for programs with no non-Clifford op.

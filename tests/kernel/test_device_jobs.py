@@ -68,9 +68,10 @@ def test_a_device_job_completes_with_the_counts_of_the_in_process_emulator(tmp_p
     done, telemetry = run_kernel(tmp_path, body, config=device_config())
     assert done["state"] == "COMPLETED", done["error"]
     assert done["result"]["counts"] == expected
-    assert done["result"]["profile"] == "benchmark_chain" and done["seed"] == 7
+    assert done["result"]["target"] == "neutral-atom"
+    assert done["result"]["device"]["profile"] == "benchmark_chain" and done["seed"] == 7
     assert telemetry["telemetry"]["atoms"] == 5
-    assert telemetry["telemetry"]["backend"] == done["result"]["device_id"]
+    assert telemetry["telemetry"]["backend"] == done["result"]["engine"]
 
 
 def test_shots_seed_and_device_given_at_submit_replace_the_jobs_own(tmp_path):
@@ -129,7 +130,9 @@ def test_without_the_device_capability_a_job_is_refused_and_the_refusal_audited(
     error = run_kernel(tmp_path, body, config=device_config())
     assert error.code == "QS1004" and error.details["missing"] == ["CAP_DEVICE_NA"]
     audit = (tmp_path / "data" / "audit.log").read_text()
-    assert '"where":"device_submit"' in audit and '"decision":"deny"' in audit
+    # one admission path: the target's program asks the capability at submit
+    assert '"where":"submit"' in audit and '"decision":"deny"' in audit
+    assert '"missing":["CAP_DEVICE_NA"]' in audit
 
 
 @pytest.mark.parametrize(

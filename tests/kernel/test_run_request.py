@@ -5,6 +5,7 @@ read back by replay."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from qmk.engines.base import EngineError
 from qmk.errors import InvalidArgument
 from qmk.execution.executor import build_request
 from qmk.execution.request import Policy, RunRequest, program_digest
+from qmk.execution.target import TARGETS
 from qmk.kernel.attest import REQUEST_FIELDS, find_attestation, replay, request_of
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
@@ -95,9 +97,14 @@ def test_a_misspelt_engine_in_a_policy_names_the_nearest(tmp_path: Path) -> None
 def test_the_method_tables_policy_keys_are_the_policys_fields() -> None:
     submit = METHODS["q_submit"]
     (param,) = [p for p in submit.params if p.name == "policy"]
-    documented = [key.strip() for key in param.doc.split(",")]
-    fields = [name for name in Policy.__struct_fields__ if name != "device"]
-    assert sorted(documented) == sorted(fields)
+    policy, _, options = param.doc.partition("; and the target's options: ")
+    documented = [key.strip() for key in policy.split(",")]
+    assert sorted(documented) == sorted(Policy.__struct_fields__)
+    # then every target's own options (TargetSpec.options), each named with its target
+    named = re.findall(r"([a-z_, ]+) \(([a-z-]+)\)", options)
+    assert {t: sorted(k.strip() for k in keys.split(",") if k.strip()) for keys, t in named} == {
+        name: sorted(entry.options) for name, entry in TARGETS.items() if entry.options
+    }
 
 
 def test_a_job_that_names_no_seed_gets_a_63_bit_one_and_the_in_process_range(

@@ -261,10 +261,15 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             ),
             _method(
                 "q_submit",
-                "verify, admit and queue a QVM graph; refusals come back at once",
+                "verify, admit and queue a program on a target; refusals come back at once",
                 replies.Job,
                 _SESSION,
-                _p("graph", OBJ, doc="the program as QVM JSON"),
+                _p(
+                    "graph",
+                    OBJ,
+                    doc="the program: QVM JSON, or for target neutral-atom a device job in "
+                    "the wire form (docs/neutral-atom.md)",
+                ),
                 _p("shots", INT, doc="shots to run", required=False, default=defaults.SHOTS),
                 _p("seed", INT, NULL, doc="seed; null: the kernel draws one", required=False),
                 _p(
@@ -272,7 +277,9 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     OBJ,
                     NULL,
                     doc="priority, deadline, timeout_ms, engine, noise, qubit, profile, "
-                    "precision, noise_model, calibration, cache, channels",
+                    "precision, noise_model, calibration, cache, channels; and the target's "
+                    "options: block (lattice-surgery), preset, backend, strict_timing, "
+                    "stream, routing, configuration (neutral-atom)",
                     required=False,
                 ),
                 _p(
@@ -282,11 +289,20 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     doc="1-128 characters: a submit again with the same key returns the same job",
                     required=False,
                 ),
+                _p(
+                    "target",
+                    S,
+                    doc="what runs it: logical (the gate-level machine), lattice-surgery or "
+                    "neutral-atom (docs/kernel.md)",
+                    required=False,
+                    default=defaults.TARGET,
+                ),
             ),
             _method(
                 "q_device_submit",
-                "validate, admit and queue a neutral-atom device job (its wire form); needs "
-                "CAP_DEVICE_NA, within the tenant's max_atoms and max_device_time_s",
+                "deprecated (one release): q_submit with target neutral-atom; validate, admit "
+                "and queue a neutral-atom device job (its wire form); needs CAP_DEVICE_NA, "
+                "within the tenant's max_atoms and max_device_time_s",
                 replies.Job,
                 _SESSION,
                 _p("job", OBJ, doc="the job in the neutral-atom wire form (docs/neutral-atom.md)"),
@@ -303,7 +319,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     "policy",
                     OBJ,
                     NULL,
-                    doc="priority, deadline, timeout_ms, backend, strict_timing",
+                    doc="priority, deadline, timeout_ms, backend, strict_timing, stream",
                     required=False,
                 ),
             ),

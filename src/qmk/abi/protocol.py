@@ -46,8 +46,9 @@ class KernelSyscalls(Protocol):
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        target: str = "logical",
     ) -> dict[str, Any]:
-        """Verify, admit and queue a QVM graph; refusals come back at once.
+        """Verify, admit and queue a program on a target; refusals come back at once.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
             finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
@@ -55,13 +56,18 @@ class KernelSyscalls(Protocol):
 
         Args:
             session_id: string; the session from q_negotiate_caps
-            graph: object; the program as QVM JSON
+            graph: object; the program: QVM JSON, or for target neutral-atom a device job in the
+                wire form (docs/neutral-atom.md)
             shots: integer; shots to run (default 1024)
             seed: integer | null; seed; null: the kernel draws one (default null)
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
-                precision, noise_model, calibration, cache, channels (default null)
+                precision, noise_model, calibration, cache, channels; and the target's options:
+                block (lattice-surgery), preset, backend, strict_timing, stream, routing,
+                configuration (neutral-atom) (default null)
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)
+            target: string; what runs it: logical (the gate-level machine), lattice-surgery or
+                neutral-atom (docs/kernel.md) (default "logical")
         """
 
     async def q_device_submit(
@@ -74,8 +80,9 @@ class KernelSyscalls(Protocol):
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Validate, admit and queue a neutral-atom device job (its wire form); needs CAP_DEVICE_NA,
-        within the tenant's max_atoms and max_device_time_s.
+        """Deprecated (one release): q_submit with target neutral-atom; validate, admit and queue a
+        neutral-atom device job (its wire form); needs CAP_DEVICE_NA, within the tenant's max_atoms
+        and max_device_time_s.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
             finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
@@ -88,8 +95,8 @@ class KernelSyscalls(Protocol):
                 null)
             shots: integer | null; shots; null: the job's, else 1 (default null)
             seed: integer | null; seed; null: the job's, else drawn (default null)
-            policy: object | null; priority, deadline, timeout_ms, backend, strict_timing (default
-                null)
+            policy: object | null; priority, deadline, timeout_ms, backend, strict_timing, stream
+                (default null)
         """
 
     async def q_status(

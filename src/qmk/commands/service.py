@@ -502,13 +502,43 @@ def _wait_status(job: Job, err: TextIO) -> int:
     return 1
 
 
+def _submitted(args: argparse.Namespace) -> tuple[str, Any, dict[str, Any]]:
+    """The target the options name (``--lattice-surgery``, ``--device``; else the logical
+    machine), the program to submit (a device job's wire form as it is, else the source
+    as QVM JSON) and the target's options; the kernel's target checks them."""
+    from qmk.abi.errors import CommandError
+
+    if args.lattice_surgery and args.device is not None:
+        raise CommandError.of(
+            "bad-option", "--lattice-surgery and --device name two targets: give one"
+        )
+    if args.device is not None:
+        from qmk.devices.neutral_atom.target import is_device_job
+
+        if args.file.endswith(".json"):
+            from qmk.devices.neutral_atom.job import read_job
+
+            data = read_job(args.file)
+            if is_device_job(data):
+                return "neutral-atom", data, {"preset": args.device}
+        graph = read_source(args, args.file, limits_of(args)).to_json()
+        return "neutral-atom", graph, {"preset": args.device}
+    graph = read_source(args, args.file, limits_of(args)).to_json()
+    options = {} if args.block is None else {"block": args.block}
+    return ("lattice-surgery" if args.lattice_surgery else defaults.TARGET), graph, options
+
+
 def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.execution.request import submit_policy
 
     auto = args.source_profile == "auto"  # the kernel's choice (policy.profile), not a name
     if auto:
         args.source_profile = None
-    graph = read_source(args, args.file, limits_of(args)).to_json()
+    target, graph, options = _submitted(args)
+    shots = args.shots
+    if shots is None:  # a device job's own shots, else the default
+        own = graph.get("shots") if target == "neutral-atom" else None
+        shots = own if isinstance(own, int) else defaults.SHOTS
     calibration = None
     if args.calibration is not None:  # read and checked as qmk run --calibration reads it
         from qmk.qec.logical import Calibration
@@ -524,8 +554,10 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         calibration=calibration,
         cache=False if args.no_cache else None,
     )
+    if options:  # the target's own options, checked by the kernel's target
+        policy = {**(policy or {}), **options}
     with _client(args) as client:
-        job = client.q_submit(graph, args.shots, args.seed, policy)
+        job = client.q_submit(graph, shots, args.seed, policy, target=target)
         warnings = job.warnings or []
         for notice in warnings:  # an option that changed nothing (QC130): said, not fatal
             err.write(warning_line(args.file, notice.to_json()))
@@ -884,9 +916,8 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--shots",
         type=shots_arg,
-        default=defaults.SHOTS,
         metavar="N",
-        help=f"shots ({defaults.SHOTS})",
+        help=f"shots ({defaults.SHOTS}; a device job's own with --device)",
     )
     sub.add_argument("--seed", type=seed_arg, metavar="S", help="seed (default: drawn)")
     sub.add_argument(
@@ -915,6 +946,23 @@ def register(add: AddCommand) -> None:
         "--no-cache",
         action="store_true",
         help="run the job even if an earlier job of the same run has its result stored",
+    )
+    sub.add_argument(
+        "--lattice-surgery",
+        action="store_true",
+        help="run it as lattice surgery (the lattice-surgery target, docs/ft-execution.md)",
+    )
+    sub.add_argument(
+        "--block",
+        choices=("compact", "intermediate", "fast"),
+        help="with --lattice-surgery: Litinski's block the patches are laid out in (fast)",
+    )
+    sub.add_argument(
+        "--device",
+        metavar="PRESET",
+        help="run it on the neutral-atom device (the neutral-atom target) with this preset "
+        "of 'qmk device list': FILE a wire-form device job (JOB.json), or a program "
+        "compiled onto the device",
     )
     wait_options(sub)
     source_options(sub)

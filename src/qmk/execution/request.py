@@ -69,7 +69,7 @@ from qmk.values import ErrorFactory, convert
 IDLE_OP = "APPLY_RZ"
 
 #: The target a request names when it names none: the gate-level logical machine.
-DEFAULT_TARGET = "logical"
+DEFAULT_TARGET = defaults.TARGET
 #: What a target's name looks like (the registry, :mod:`qmk.execution.target`, says
 #: which exist): lower-case words joined by hyphens.
 TARGET_PATTERN = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
@@ -124,8 +124,8 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ``[machine]`` limits apply at admission). ``cache`` false: the job neither is
     answered from an earlier job's stored result nor answers a later one
     (:mod:`qmk.kernel.cache`). ``channels`` binds the program's channel names to open
-    channel ids. ``device`` is :data:`qmk.kernel.jobs.NEUTRAL_ATOM` for a device job,
-    else None.
+    channel ids. Which target runs the job is the run request's ``target``; its own
+    options (a device job's ``backend``...) are ``RunRequest.target_options``.
     """
 
     #: One of :data:`qmk.defaults.ENGINES` (checked by :func:`qmk.kernel.jobs.parse_policy`,
@@ -136,7 +136,6 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     profile: _NAME | None = None
     precision: Precision | None = None
     channels: dict[str, str] = {}
-    device: str | None = None
     #: Physical error rates in place of the machine's (``parse_noise_model`` text).
     noise_model: _NAME | None = None
     #: A fitted (a, p*) in place of the machine's calibration (``qmk qec calibrate``'s).
@@ -144,8 +143,8 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     cache: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        """The policy as ``q_submit`` takes it (``device``, ``precision``, ``noise_model``
-        and ``calibration`` only when set)."""
+        """The policy as ``q_submit`` takes it (``precision``, ``noise_model`` and
+        ``calibration`` only when set)."""
         out: dict[str, Any] = msgspec.to_builtins(self)
         for key in _UNSET_LEFT_OUT:
             if out[key] is None:
@@ -174,7 +173,7 @@ def submit_policy(**given: Any) -> dict[str, Any] | None:
 
 
 #: The keys of a policy's JSON left out when unset (None).
-_UNSET_LEFT_OUT = ("device", "precision", "noise_model", "calibration")
+_UNSET_LEFT_OUT = ("precision", "noise_model", "calibration")
 
 
 class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):

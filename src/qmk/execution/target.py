@@ -28,7 +28,7 @@ the kernel's workers (:mod:`qmk.kernel.attempt`) and the conformance suite
 What differs between targets stays in its module: each target refuses the options and
 settings of a request it cannot honour (``QM102``, or its own family's code), so no
 caller keeps lists of flags per target. What the kernel must know of a target without
-loading it (which programs it reads, whether the machine's fault policies rewrite them,
+loading it (which programs it reads, whether they run on the kernel's logical machine,
 whether its shots split over workers, which ``policy`` keys are its options) is in its
 :class:`TargetSpec`.
 
@@ -103,13 +103,19 @@ class TargetSpec:
             a device's wire-form job.
         options: the keys of a job's ``policy`` that are this target's own options
             (they travel as :attr:`RunRequest.target_options`; the target checks them).
-        faults: whether the kernel's fault policies may rewrite its program (raise a
-            profile, add idle cycles or fences: :mod:`qmk.kernel.faults`), which only
-            the gate-level machine's program carries out.
+        logical_machine: whether it runs on the kernel's logical machine: the machine's
+            physics (its noise model and calibration) apply, a job too big for one module
+            is spanned over several (its cross-module gates teleported), and the fault
+            policies may rewrite its program (raise a profile, add idle cycles or fences:
+            :mod:`qmk.kernel.faults`). A target with physics of its own takes only what
+            its job's policy says.
         parts: whether a big run may split its shots over workers
             (:mod:`qmk.execution.parts`).
         streams: whether its worker sends records while it runs (a device job's
             measurement stream, :mod:`qmk.kernel.artifacts`).
+        pauses: where a run may stop to yield its worker, its state saved: at the
+            program's fences (``fences``: a program without one never stops), between
+            its chunks of shots (``chunks``: any run), or nowhere (``never``).
     """
 
     name: str
@@ -118,9 +124,10 @@ class TargetSpec:
     cls: str
     program: ProgramKind = "qvm"
     options: tuple[str, ...] = ()
-    faults: bool = False
+    logical_machine: bool = False
     parts: bool = False
     streams: bool = False
+    pauses: Literal["fences", "chunks", "never"] = "fences"
 
 
 #: The targets, the default first (the one table: docs/layout.md, the kernel's
@@ -134,7 +141,7 @@ TARGETS: Mapping[str, TargetSpec] = {
             "logical errors from the code profiles",
             module="qmk.execution.logical",
             cls="LogicalTarget",
-            faults=True,
+            logical_machine=True,
             parts=True,
         ),
         TargetSpec(
@@ -144,6 +151,7 @@ TARGETS: Mapping[str, TargetSpec] = {
             module="qmk.execution.surgery",
             cls="SurgeryTarget",
             options=("block",),
+            pauses="never",
         ),
         TargetSpec(
             name="neutral-atom",
@@ -152,6 +160,7 @@ TARGETS: Mapping[str, TargetSpec] = {
             module="qmk.devices.neutral_atom.target",
             cls="NeutralAtomTarget",
             program="device-job",
+            pauses="chunks",
             options=("preset", "backend", "strict_timing", "stream", "routing", "configuration"),
             streams=True,
         ),

@@ -43,14 +43,16 @@ from qmk.errors import (
     QMKError,
     QuotaError,
 )
+from qmk.execution import target as targets
 from qmk.execution.request import (
+    DEFAULT_TARGET,
     Policy,
     RunRequest,
     check_seed,
     check_shots,
-    draw_seed,
     program_digest,
 )
+from qmk.execution.target import TargetError, TargetSpec
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.budget import CpuBudget
 from qmk.kernel.cache import cacheable
@@ -60,13 +62,11 @@ from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.faults import device_for
 from qmk.kernel.jobs import (
-    DEVICE_CAP,
-    NEUTRAL_ATOM,
     Job,
     honour_set_policy,
     new_id,
-    parse_device_policy,
     parse_policy,
+    target_options,
 )
 from qmk.kernel.programs import verified
 from qmk.kernel.results import Results
@@ -109,6 +109,18 @@ def _text_of(graph: Any) -> str:
         return compact_text(graph)
     except (TypeError, ValueError) as exc:
         raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
+
+
+def _target(name: Any) -> TargetSpec:
+    """The target a submit names (:data:`qmk.execution.target.TARGETS`).
+
+    Raises:
+        InvalidArgument: no such target (``key``: ``target``; the closest named).
+    """
+    try:
+        return targets.spec(name)
+    except TargetError as exc:
+        raise InvalidArgument(exc.message, key="target") from None
 
 
 def _nodes_in(text: str) -> int:
@@ -178,16 +190,23 @@ class Admission:
         seed: Any,
         policy: Any,
         *,
+        target: Any = DEFAULT_TARGET,
         prepared: tuple[str, Any] | None = None,
     ) -> Job:
         """Check a submission and build its job (not yet stored, not yet numbered).
 
-        ``prepared`` is :meth:`prepare`'s answer for ``graph`` (its text and verified
-        program, made off the event loop); without it the graph is read and verified here.
+        ``target`` names the target that runs it (:mod:`qmk.execution.target`): the keys
+        of ``policy`` that are its options go to the request's ``target_options``, and
+        the target, asked to compile the program, refuses what it cannot honour. A
+        target whose programs are not QVM graphs (the neutral-atom device's jobs) is
+        admitted by :meth:`_admit_program`. ``prepared`` is :meth:`prepare`'s answer for
+        ``graph`` (its text and verified program, made off the event loop); without it
+        the graph is read and verified here.
 
         Raises:
-            InvalidArgument: ``shots``, ``seed`` or ``policy`` out of range.
-            ProgramError: the graph does not read or verify (with the verifier's findings).
+            InvalidArgument: ``shots``, ``seed``, ``policy`` or ``target`` out of range.
+            ProgramError: the graph does not read or verify (with the verifier's findings),
+                or its target refuses it (``details.code``: the target's code).
             CapabilityError: the program needs capabilities the session lacks (audited).
             FirewallError: the program would entangle tenants' qubits without a channel.
             AdmissionError: the job could never fit the machine.
@@ -195,11 +214,15 @@ class Admission:
                 tenant already has ``max_queued_jobs`` waiting.
         """
         tenant = session.tenant
+        entry = _target(target)
         check_shots(shots)  # before any work; RunRequest.build below draws a missing seed
         given_seed = seed is not None
         if given_seed:
             check_seed(seed)
+        policy, options = target_options(policy, entry.options)
         parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
+        if entry.program != "qvm":
+            return await self._admit_program(session, graph, shots, seed, parsed, options, entry)
         if prepared is None:
             self._check_size(graph)
             with self.cpu.on_loop(tenant):
@@ -219,11 +242,17 @@ class Admission:
         self._check_caps(session, program.required_caps, "submit")
         qubits = self._firewall(text, program, tenant, parsed.channels)
         warnings: tuple[dict[str, str], ...] = ()
-        if parsed.profile is not None:  # the tenant's: said when no qubit takes it
+        if parsed.profile is not None and entry.logical_machine:  # said when no qubit takes it
             from qmk.estimate.variants import profile_unused
 
             unused = profile_unused(program.graph, parsed.profile)
             warnings = () if unused is None else (unused,)
+        if not entry.logical_machine:  # its own physics: the target checks it compiling
+            request = _request(self.config.machine, text, shots, seed, parsed, options, entry)
+            physical = await self._compiled(tenant, program, request, entry)
+            self._check_room(physical, qubits)
+            self.check_queue_room(tenant)
+            return self._job(session, text, program, request, physical, qubits, given_seed)
         if parsed.profile == "auto":
             parsed = self._auto_profile(program, parsed)
         machine = self.config.machine
@@ -242,6 +271,8 @@ class Admission:
         self.check_queue_room(tenant)
         request = RunRequest.build(
             program_digest=program_digest(text),
+            target=entry.name,
+            target_options=options,
             shots=shots,
             seed=seed,
             engine=parsed.engine,
@@ -254,9 +285,28 @@ class Admission:
             require_calibration=parsed.calibration is not None,
             policy=parsed,
         )
-        job = Job(
+        return self._job(
+            session, text, program, request, physical, qubits, given_seed, warnings=warnings
+        )
+
+    def _job(
+        self,
+        session: Session,
+        text: str,
+        program: Any,
+        request: RunRequest,
+        physical: int,
+        qubits: Mapping[str, int],
+        given_seed: bool,
+        *,
+        warnings: tuple[dict[str, str], ...] = (),
+    ) -> Job:
+        """The job of an admitted submission."""
+        policy = request.policy
+        assert policy is not None
+        return Job(
             job_id=new_id("job"),
-            tenant=tenant,
+            tenant=session.tenant,
             graph=text,
             request=request,
             caps=session.caps,
@@ -265,10 +315,102 @@ class Admission:
             qubits={name: count for name, count in qubits.items() if count},
             created_at=self.clock.now(),
             # a seed the kernel drew is fresh: its job is never an earlier one's again
-            cache_lookup=given_seed and cacheable(parsed),
+            cache_lookup=given_seed and cacheable(policy, request.target),
             warnings=warnings,
         )
-        return job
+
+    async def _compiled(
+        self, tenant: str, program: Any, request: RunRequest, entry: TargetSpec
+    ) -> int:
+        """The physical qubits of ``program`` compiled by its target (what the target
+        refuses is a ``ProgramError`` with its code): on the loop for a small program,
+        in a thread charged to ``tenant`` for a big one."""
+
+        def work() -> int:
+            try:
+                executable = targets.get(entry.name).compile(program, request)
+                return int(executable.footprint.physical_qubits)
+            except QMKError as exc:
+                raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+
+        if len(program.graph.nodes) < OFFLOAD_NODES:
+            with self.cpu.on_loop(tenant):
+                return work()
+        return int(await self.cpu.run(tenant, work))
+
+    async def _admit_program(
+        self,
+        session: Session,
+        graph: Any,
+        shots: int,
+        seed: Any,
+        policy: Policy,
+        options: Mapping[str, Any],
+        entry: TargetSpec,
+    ) -> Job:
+        """Admit a job whose program is not a QVM graph (:attr:`TargetSpec.program`: the
+        neutral-atom device's wire-form job), through its target.
+
+        In order: the program read by its target, the capabilities it needs (an audited
+        decision: a device job's ``CAP_DEVICE_NA``), the priority, the job compiled by
+        its target (parsed, validated and scheduled on the device: a job it would refuse
+        is refused now, with its code; a tenant names shipped presets only), then the
+        quotas from its footprint: ``max_atoms`` (the atoms it holds) and
+        ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
+        and the artifact storage of a job that streams.
+
+        Raises:
+            CapabilityError: the session lacks a capability the program needs.
+            ProgramError: the program does not read or its target refuses it
+                (``details.code``: the target's code).
+            QuotaError: over ``max_atoms``, ``max_device_time_s``, ``max_queued_jobs`` or
+                the artifact storage.
+        """
+        tenant = session.tenant
+        if not isinstance(graph, Mapping):
+            raise ProgramError(
+                f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
+            )
+        target = targets.get(entry.name)
+        try:
+            program = target.read(graph)
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+        self._check_caps(session, program.required_caps, "submit")
+        self._check_priority(tenant, policy.priority)
+        text = _text_of(graph)
+        request = RunRequest.build(
+            program_digest=program_digest(text),
+            target=entry.name,
+            target_options=options,
+            shots=shots,
+            seed=seed,
+            engine=policy.engine,
+            precision=policy.precision,
+            noise=policy.noise,
+            qubit=policy.qubit or defaults.QUBIT,
+            profile=policy.profile or defaults.PROFILE,
+            noise_model=policy.noise_model,
+            calibration=policy.calibration,
+            policy=policy,
+        )
+        try:
+            footprint = target.compile(program, request).footprint
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+        _check_device_quota(self.config.tenants[tenant], tenant, footprint, request.shots)
+        self.check_queue_room(tenant)
+        streams = entry.streams and options.get("stream") and self.artifacts is not None
+        if streams and self.artifacts.full(tenant):
+            raise QuotaError(
+                f"tenant {tenant!r} stores {self.artifacts.usage[tenant]} bytes of "
+                f"artifacts and may store {self.artifacts.limit_bytes(tenant)} "
+                "(max_artifact_storage_mb): a job's streams could not be kept; wait for "
+                "artifacts to expire (artifact_keep_s)",
+                limit="max_artifact_storage_mb",
+                value=self.artifacts.limit_bytes(tenant),
+            )
+        return self._job(session, text, program, request, 0, {}, False)
 
     def _noise_model(self, policy: Policy) -> str | None:
         """The noise-model text the job runs with: its policy's (canonical, within the
@@ -345,6 +487,18 @@ class Admission:
         Raises:
             CapabilityError, FirewallError, AdmissionError, QuotaError: as :meth:`admit`.
         """
+        entry = _target(job.request.target)
+        if entry.program != "qvm":  # read by its target; no logical qubits, no firewall
+            try:
+                program = targets.get(entry.name).read(job.graph)
+            except QMKError as exc:
+                raise ProgramError(exc.message, code=exc.code) from None
+            self._check_priority(job.tenant, job.priority)
+            self._check_caps(session, program.required_caps, "restore")
+            if job.state != "QUEUED":
+                self.check_queue_room(job.tenant)
+            job.caps = session.caps
+            return
         program = await self._verified_stored(job.tenant, job.graph)
         self._check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
@@ -492,151 +646,6 @@ class Admission:
                     value=limit,
                 )
 
-    def admit_device(
-        self,
-        session: Session,
-        job: Any,
-        device: Any,
-        shots: Any,
-        seed: Any,
-        policy: Any,
-    ) -> Job:
-        """Check a neutral-atom device job (``q_device_submit``) and build its kernel job.
-
-        In order: the session's ``CAP_DEVICE_NA`` (an audited decision), the values and
-        policy, the preset (shipped presets only: a tenant names no file of the kernel's
-        host), the job through the device's parser, validators and scheduler (so a job
-        that would fail on the device is refused now, with its ``QD`` code), then the
-        quotas: ``max_atoms`` (the atoms it allocates) and ``max_device_time_s`` (its
-        scheduled program time times its shots), and ``max_queued_jobs``.
-
-        Raises:
-            CapabilityError: the session lacks ``CAP_DEVICE_NA``.
-            InvalidArgument: shots, seed or policy out of range.
-            ProgramError: the job does not parse or validate (``details.code``: its QD code).
-            QuotaError: over ``max_atoms``, ``max_device_time_s`` or ``max_queued_jobs``.
-        """
-        from qmk.devices.errors import DeviceError
-        from qmk.devices.neutral_atom.emulator import choose_backend, lower
-        from qmk.devices.neutral_atom.job import DEVICE_IDS, parse_job
-        from qmk.devices.neutral_atom.profiles import presets
-        from qmk.devices.neutral_atom.validate import validate_job
-
-        tenant = session.tenant
-        granted = DEVICE_CAP in session.caps
-        self.audit.append(
-            "cap",
-            where="device_submit",
-            tenant=tenant,
-            session=session.sid,
-            required=[DEVICE_CAP],
-            decision="allow" if granted else "deny",
-            **({} if granted else {"missing": [DEVICE_CAP]}),
-        )
-        if not granted:
-            self.commits.dirty()
-            raise CapabilityError(
-                f"device jobs need {DEVICE_CAP}, which this session was not granted",
-                missing=[DEVICE_CAP],
-            )
-        if shots is not None:
-            check_shots(shots)
-        if seed is not None:
-            check_seed(seed)
-        options = parse_device_policy(
-            policy, default_timeout_s=self.config.job_timeout_s, backends=DEVICE_IDS
-        )
-        backend, strict = options.backend, options.strict_timing
-        stream = options.stream if options.stream is not None and not options.stream.empty else None
-        parsed_policy = Policy(
-            priority=options.priority,
-            deadline=options.deadline,
-            timeout_ms=options.timeout_ms,
-            device=NEUTRAL_ATOM,
-        )
-        if not isinstance(job, Mapping):
-            raise ProgramError("job must be a neutral-atom wire-form object", code=_UNREADABLE)
-        wire = dict(job)
-        preset = device if device is not None else wire.get("profile")
-        if preset is not None and preset not in presets():
-            unknown = DeviceError.of(
-                "preset-unknown",
-                f"no preset {preset!r}; a device job names a shipped preset "
-                f"({', '.join(presets())}) or gives its hardware in the job",
-            )
-            raise ProgramError(unknown.message, code=unknown.code)
-        if device is not None:
-            wire["profile"] = device
-        try:
-            parsed = parse_job(
-                wire,
-                shots=shots,
-                seed=draw_seed() if seed is None and wire.get("seed") is None else seed,
-                device_id=backend,
-            )
-            timeline = validate_job(parsed, strict_timing=strict)
-            if stream is not None:
-                from qmk.devices.neutral_atom.streams import check as check_stream
-
-                check_stream(parsed, stream)
-            backend = choose_backend(parsed, lower(parsed, timeline))
-        except DeviceError as exc:
-            raise ProgramError(exc.message, code=exc.code, **exc.details) from None
-        conf = self.config.tenants[tenant]
-        if parsed.n_atoms > conf.max_atoms:
-            raise QuotaError(
-                f"the job allocates {parsed.n_atoms} atoms; tenant {tenant!r} has "
-                f"max_atoms = {conf.max_atoms}",
-                limit="max_atoms",
-                needed=parsed.n_atoms,
-                value=conf.max_atoms,
-            )
-        device_s = timeline.total_ns * 1e-9 * parsed.shots
-        if device_s > conf.max_device_time_s:
-            raise QuotaError(
-                f"the job takes {device_s:.6g} s of device time ({timeline.total_ns / 1000:g} us "
-                f"x {parsed.shots} shots); tenant {tenant!r} has max_device_time_s = "
-                f"{conf.max_device_time_s:g}",
-                limit="max_device_time_s",
-                needed=device_s,
-                value=conf.max_device_time_s,
-            )
-        self.check_queue_room(tenant)
-        if stream is not None and self.artifacts is not None and self.artifacts.full(tenant):
-            raise QuotaError(
-                f"tenant {tenant!r} stores {self.artifacts.usage[tenant]} bytes of artifacts and "
-                f"may store {self.artifacts.limit_bytes(tenant)} (max_artifact_storage_mb): a "
-                "job's streams could not be kept; wait for artifacts to expire (artifact_keep_s)",
-                limit="max_artifact_storage_mb",
-                value=self.artifacts.limit_bytes(tenant),
-            )
-        assert parsed.seed is not None
-        wire.update(shots=parsed.shots, seed=parsed.seed, device_id=backend)
-        text = json.dumps(
-            {"job": wire, "strict_timing": strict}
-            if stream is None
-            else {"job": wire, "strict_timing": strict, "stream": msgspec.to_builtins(stream)},
-            separators=(",", ":"),
-            allow_nan=False,
-        )
-        request = RunRequest.build(
-            program_digest=program_digest(text),
-            shots=parsed.shots,
-            seed=parsed.seed,
-            policy=parsed_policy,
-        )
-        return Job(
-            job_id=new_id("job"),
-            tenant=tenant,
-            graph=text,
-            request=request,
-            caps=session.caps,
-            required_caps=(DEVICE_CAP,),
-            physical_qubits=0,
-            qubits={},
-            created_at=self.clock.now(),
-        )
-
     def check_queue_room(self, tenant: str) -> None:
         """Room for one more queued job of ``tenant`` (submits and restores alike).
 
@@ -664,7 +673,9 @@ class Admission:
                 value=limit,
             )
 
-    async def prepare(self, tenant: str, graph: Any) -> tuple[str, Any] | None:
+    async def prepare(
+        self, tenant: str, graph: Any, *, target: Any = DEFAULT_TARGET
+    ) -> tuple[str, Any] | None:
         """Read and verify a big ``graph`` off the event loop: its text and program, for
         :meth:`admit`; None for a small one (admit reads it at once).
 
@@ -679,6 +690,8 @@ class Admission:
                 ``verify_nodes_per_s`` (both before any reading).
             ProgramError: the graph does not read or verify.
         """
+        if _target(target).program != "qvm":  # its target reads it (admit)
+            return None
         count = self._check_size(graph)
         self.charge(tenant, count)
         if count < OFFLOAD_NODES:
@@ -698,15 +711,22 @@ class Admission:
                 return verified(text)
         return await self.cpu.run(tenant, lambda: verified(text))
 
-    async def prepare_stored(self, tenant: str, text: str) -> tuple[str, Any]:
+    async def prepare_stored(
+        self, tenant: str, text: str, *, target: Any = DEFAULT_TARGET
+    ) -> tuple[str, Any] | None:
         """A stored graph's ``text`` (a replay's) as :meth:`prepare`'s answer: its nodes
         (counted in the text, an upper bound) taken from the tenant's verification rate
         first, then verified in a thread charged to its CPU budget, unless it is small.
         The text is not parsed again: it is the compact JSON :meth:`admit` stored.
 
+        Returns None for a target whose programs are not QVM graphs: its target reads
+        the text (:meth:`admit`).
+
         Raises:
             QuotaError: past the tenant's ``verify_nodes_per_s`` (before any reading).
         """
+        if _target(target).program != "qvm":
+            return None
         self.charge(tenant, min(_nodes_in(text), self.config.max_graph_nodes))
         if len(text) < OFFLOAD_BYTES:
             with self.cpu.on_loop(tenant):
@@ -889,6 +909,62 @@ class Admission:
         if len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
         return physical
+
+
+def _request(
+    machine: Any,
+    text: str,
+    shots: int,
+    seed: Any,
+    policy: Policy,
+    options: Mapping[str, Any],
+    entry: TargetSpec,
+) -> RunRequest:
+    """The run request of a job on a target with physics of its own: the policy's
+    settings as given (the target refuses those it cannot honour), not the logical
+    machine's noise model and calibration. ``profile`` ``auto`` is left for the
+    target (lattice surgery: the estimator's code distance)."""
+    profile = policy.profile or machine.profile
+    request = RunRequest.build(
+        program_digest=program_digest(text),
+        target=entry.name,
+        target_options=options,
+        shots=shots,
+        seed=seed,
+        engine=policy.engine,
+        precision=policy.precision,
+        noise=policy.noise,
+        qubit=policy.qubit or machine.qubit,
+        profile=machine.profile if profile == "auto" else profile,
+        noise_model=policy.noise_model,
+        calibration=policy.calibration,
+        require_calibration=policy.calibration is not None,
+        policy=policy,
+    )
+    return request if profile != "auto" else msgspec.structs.replace(request, profile=profile)
+
+
+def _check_device_quota(conf: Any, tenant: str, footprint: Any, shots: int) -> None:
+    """A device job's footprint within the tenant's ``max_atoms`` (the atoms it holds)
+    and ``max_device_time_s`` (its scheduled time times its shots)."""
+    atoms = footprint.physical_qubits
+    if atoms > conf.max_atoms:
+        raise QuotaError(
+            f"the job allocates {atoms} atoms; tenant {tenant!r} has max_atoms = {conf.max_atoms}",
+            limit="max_atoms",
+            needed=atoms,
+            value=conf.max_atoms,
+        )
+    device_s = footprint.duration_ns * 1e-9 * shots
+    if device_s > conf.max_device_time_s:
+        raise QuotaError(
+            f"the job takes {device_s:.6g} s of device time "
+            f"({footprint.duration_ns / 1000:g} us x {shots} shots); tenant {tenant!r} "
+            f"has max_device_time_s = {conf.max_device_time_s:g}",
+            limit="max_device_time_s",
+            needed=device_s,
+            value=conf.max_device_time_s,
+        )
 
 
 __all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission"]

@@ -16,7 +16,7 @@ the job's ``COMPLETED`` line, :meth:`Artifacts.take`:
   memory for a kernel without a data directory;
 - **bounds** them by each tenant's ``[tenants.NAME] max_artifact_storage_mb``: while a
   tenant's stored artifacts fill it, a job asking for streams is refused at submit
-  (``QS1006``, :meth:`qmk.kernel.admission.Admission.admit_device`), and the artifacts of
+  (``QS1006``, :meth:`qmk.kernel.admission.Admission.admit`), and the artifacts of
   a job admitted before it filled are not stored (the index lists them under ``dropped``
   with the reason; their stream events still went out). An artifact is stored while the
   tenant is under the quota, so the last one may pass it by its own size;

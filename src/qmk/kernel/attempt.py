@@ -3,13 +3,15 @@
 The kernel hands a worker pool ``run_job(attempt)``: an :class:`Attempt` holds the job's
 run request (:class:`~qmk.execution.request.RunRequest`, as the fault policies left it),
 the program text as submitted, the capabilities granted at submit, and where the
-attempt's checkpoints go and which one it resumes from. :func:`run_job` applies the
-request's rewrite, verifies the program (once per text and process:
-:func:`qmk.kernel.programs.verified`), checks the capabilities again and runs it on the
-executor (:func:`qmk.execution.executor.execute`), under a
-:class:`~qmk.kernel.control.WorkerControl` that answers the kernel's checkpoint and
-yield requests at fences; a device job runs on the neutral-atom device instead
-(:func:`run_device_job`).
+attempt's checkpoints go and which one it resumes from. :func:`run_job` reads the
+program as the request's target reads it (a QVM graph, the request's rewrite applied,
+verified once per text and process: :func:`qmk.kernel.programs.verified`; a device
+job), checks the capabilities again, and runs it through its target
+(:mod:`qmk.execution.target`: the logical machine, lattice surgery, the neutral-atom
+device) under a :class:`~qmk.kernel.control.WorkerControl` that answers the kernel's
+checkpoint and yield requests at its pause points. A target that streams records (a
+device job's measurements) sends them to the kernel as notes while it runs, and its
+result's artifacts come back beside the result.
 
 What comes back is plain data (it crosses a process boundary, or a Dask cluster):
 ``{"ok": True, "result_json": bytes, "result_meta": index}`` (the result encoded once,
@@ -22,7 +24,6 @@ the job to stop and it did, its state saved. A traced attempt also returns ``spa
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -32,16 +33,16 @@ import msgspec
 from qmk.errors import CapabilityError, QMKError
 from qmk.execution.request import RunRequest
 from qmk.execution.spans import span
+from qmk.execution.target import get as get_target
+from qmk.execution.target import spec as target_spec
 from qmk.kernel.artifacts import PART_RECORDS
 from qmk.kernel.control import WorkerControl
 from qmk.kernel.errors import JobError, error_json
-from qmk.kernel.jobs import DEVICE_CAP
 from qmk.kernel.pool import current_link
 from qmk.kernel.programs import verified
 from qmk.kernel.stored import encode_result
 
 if TYPE_CHECKING:
-    from qmk.execution.result import RunResult
     from qmk.execution.trajectories import Suspended
 
 
@@ -89,25 +90,21 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
             ) from None
         return ExecutionState.from_bytes(unseal_state(self.state_key, sealed))
 
-    @property
-    def device(self) -> bool:
-        """Whether this is a neutral-atom device job."""
-        policy = self.request.policy
-        return policy is not None and policy.device is not None
-
 
 def run_job(
     attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
 ) -> dict[str, Any]:
     """Run one attempt of a job in a worker (see the module docstring).
 
-    The worker verifies each distinct program text once and keeps the verified program;
-    the capability check runs for every attempt. ``control`` makes the run's control,
-    called as :class:`WorkerControl` is (``(link, directory, every_ops=)``): it, or a
-    subclass that also holds the run where it looks (the tests' pause gate,
+    The program is read as its target reads it (:mod:`qmk.execution.target`): a QVM
+    graph is verified once per text and process (the kernel's cache) and a device job
+    parsed; the capability check runs for every attempt; the target compiles it with the
+    request and runs it. ``control`` makes the run's control, called as
+    :class:`WorkerControl` is (``(link, directory, every_ops=)``): it, or a subclass
+    that also holds the run where it looks (the tests' pause gate,
     ``tests/support/pools.py``, passes one).
     """
-    execute, Suspended = _execution()
+    Suspended = _suspended()
     request = attempt.request
     if request.trace_context is not None:
         return _traced(attempt, control)
@@ -119,89 +116,57 @@ def run_job(
     )
     if watch is not None:
         watch.state_key = attempt.state_key
-    if attempt.device:
-        return run_device_job(attempt, control=watch)
     try:
+        entry = target_spec(request.target)
+        target = get_target(request.target)
         with span("qmk.worker.verify"):
             text = attempt.program
-            program = verified(text if request.rewrite is None else request.rewrite.apply(text))
+            if entry.program == "qvm":  # verified once per text (qmk.kernel.programs)
+                program = verified(text if request.rewrite is None else request.rewrite.apply(text))
+            else:
+                program = target.read(text)
         missing = sorted(set(program.required_caps) - set(attempt.caps))
         if missing:
             raise CapabilityError(
                 f"refused at execution: the job lacks {', '.join(missing)}", missing=missing
             )
-        result = execute(program, request, control=watch, resume=attempt.resume_state())
-    except Suspended as stop:
-        return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
-    except QMKError as exc:
-        return {"ok": False, "error": error_json(exc)}
-    return _answer(result.to_json(), attempt)
-
-
-@functools.cache
-def _execution() -> tuple[Callable[..., RunResult], type[Suspended]]:
-    """The executor's ``execute`` and ``Suspended``: imported on a worker's first job, not
-    with this module (the kernel imports it to make attempts, and runs no execution), and
-    kept (an import statement costs a microsecond or so even when the module is loaded)."""
-    from qmk.execution.executor import execute
-    from qmk.execution.trajectories import Suspended
-
-    return execute, Suspended
-
-
-def run_device_job(attempt: Attempt, *, control: WorkerControl | None = None) -> dict[str, Any]:
-    """Run one neutral-atom device job in a worker: check its capability again, then
-    :func:`qmk.devices.neutral_atom.emulator.run_job` (validators, scheduler, emulator).
-
-    ``attempt.program`` is the stored text ``{"job": wire job, "strict_timing": bool}``
-    (shots, seed, profile and backend already in the job). ``control`` answers the
-    kernel's checkpoint and yield requests between the job's chunks of shots (its pause
-    points: :mod:`qmk.devices.neutral_atom.shots`), saving into the attempt's checkpoint
-    directory; ``attempt.resume`` is the state it goes on from. Returns the encoded
-    ``Result.to_json(measurements=False)`` (:func:`_answer`), ``{"ok": False, "error": ...}``
-    or ``{"ok": False, "yielded": {"epoch": chunks done}}``.
-    """
-    from qmk.devices.neutral_atom.emulator import run_job as run_device
-    from qmk.execution.trajectories import Suspended
-
-    try:
-        if DEVICE_CAP not in attempt.caps:
-            raise CapabilityError(
-                f"refused at execution: the job lacks {DEVICE_CAP}", missing=[DEVICE_CAP]
-            )
-        stored = json.loads(attempt.program)
-        result = run_device(
-            stored["job"],
-            strict_timing=bool(stored.get("strict_timing")),
-            control=control,
+        executable = target.compile(program, request)
+        streamer = _shots_streamer() if entry.streams else None
+        result = executable.run(
+            request.shots,
+            request.seed,
+            control=watch,
             resume=attempt.resume_state(),
-            on_shots=_shots_streamer(stored),
+            **({} if streamer is None else {"sink": streamer}),
         )
-        artifacts = _device_artifacts(stored, result)
     except Suspended as stop:
         return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
     except QMKError as exc:
         return {"ok": False, "error": error_json(exc)}
-    outcome = _answer(result.to_json(measurements=False), attempt)
-    if artifacts and outcome.get("ok"):
-        outcome["artifacts"] = artifacts
+    outcome = _answer(result.to_json(), attempt)
+    if result.artifacts and outcome.get("ok"):
+        outcome["artifacts"] = [dict(a) for a in result.artifacts]
     return outcome
 
 
-def _shots_streamer(stored: dict[str, Any]) -> Callable[[list[Any]], None] | None:
-    """The ``on_shots`` of a device job that streams its ``measurements``: the records of
-    each chunk of shots go to the kernel as notes while the job runs
-    (``{"stream": {"artifact", "kind", "records"}}``, whole parts of
-    :data:`~qmk.kernel.artifacts.PART_RECORDS` records; the rest comes with the result),
-    for :meth:`qmk.kernel.artifacts.Artifacts.part`. None: nothing to stream, or no
-    kernel to send to (a worker outside a pool)."""
-    link = current_link()
-    spec = stored.get("stream")
-    if link is None or not spec:
-        return None
-    from qmk.devices.neutral_atom.streams import parse_spec
+@functools.cache
+def _suspended() -> type[Suspended]:
+    """The executor's ``Suspended``: imported on a worker's first job, not with this
+    module (the kernel imports it to make attempts, and runs no execution), and kept."""
+    from qmk.execution.trajectories import Suspended
 
-    if not parse_spec(spec).measurements:
+    return Suspended
+
+
+def _shots_streamer() -> Callable[[list[Any]], None] | None:
+    """The ``sink`` of a run that streams records (a device job's ``measurements``,
+    :class:`~qmk.execution.target.TargetSpec` ``streams``): each chunk's records go to
+    the kernel as notes while the job runs (``{"stream": {"artifact", "kind",
+    "records"}}``, whole parts of :data:`~qmk.kernel.artifacts.PART_RECORDS` records; the
+    rest comes with the result), for :meth:`qmk.kernel.artifacts.Artifacts.part`. None:
+    no kernel to send to (a worker outside a pool)."""
+    link = current_link()
+    if link is None:
         return None
     pending: list[dict[str, Any]] = []
 
@@ -214,17 +179,6 @@ def _shots_streamer(stored: dict[str, Any]) -> Callable[[list[Any]], None] | Non
             link.notify({"stream": part})
 
     return on_shots
-
-
-def _device_artifacts(stored: dict[str, Any], result: Any) -> list[dict[str, Any]]:
-    """The artifacts the stored job's ``stream`` asks for (none without one):
-    :func:`qmk.devices.neutral_atom.streams.artifacts`, for :mod:`qmk.kernel.artifacts`."""
-    if not stored.get("stream"):
-        return []
-    from qmk.devices.neutral_atom.job import parse_job
-    from qmk.devices.neutral_atom.streams import artifacts, parse_spec
-
-    return artifacts(parse_job(stored["job"]), result, parse_spec(stored["stream"]))
 
 
 def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> dict[str, Any]:
@@ -270,10 +224,9 @@ def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
     ``attempt.max_result_bytes`` is ``QK305`` instead: it never leaves the worker."""
     if attempt.request.part is not None:
         return {"ok": True, "result": value}
-    if not attempt.device:  # a run's result is its own (the kernel's cache hits run none)
-        telemetry = value.get("telemetry")
-        cached = {**(telemetry if isinstance(telemetry, dict) else {}), "cache_hit": False}
-        value = {**value, "telemetry": cached}
+    telemetry = value.get("telemetry")  # a run's result is its own (cache hits run none)
+    cached = {**(telemetry if isinstance(telemetry, dict) else {}), "cache_hit": False}
+    value = {**value, "telemetry": cached}
     stored = encode_result(value)
     limit = attempt.max_result_bytes
     if limit is not None and stored.nbytes > limit:
@@ -292,4 +245,4 @@ def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
     }
 
 
-__all__ = ["Attempt", "run_device_job", "run_job"]
+__all__ = ["Attempt", "run_job"]

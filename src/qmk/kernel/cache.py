@@ -20,7 +20,8 @@ another's.
   ``cached_from`` and the source's counts digest, so ``qmk audit replay`` runs it and
   finds the same counts.
 - Not cached (neither answered nor answering): a job whose policy says ``cache: false``,
-  a job bound to channels (its qubits meet another tenant's), a device job. A job whose
+  a job bound to channels (its qubits meet another tenant's), a job whose target streams
+  artifacts while it runs (a device job). A job whose
   seed the kernel drew is never answered (its seed is fresh: a run of its own), though
   its result answers a later submit that names that seed. A job whose deadline has
   passed when it is accepted is not answered either: it ends TIMED_OUT as any would.
@@ -40,7 +41,8 @@ import msgspec
 
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import QMKError
-from qmk.execution.request import Policy, RunRequest, run_key
+from qmk.execution.request import DEFAULT_TARGET, Policy, RunRequest, run_key
+from qmk.execution.target import spec
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.faults import adjust
 from qmk.kernel.jobs import Job
@@ -49,9 +51,11 @@ from qmk.kernel.stored import StoredResult, with_telemetry
 from qmk.memo import Memo
 
 
-def cacheable(policy: Policy) -> bool:
-    """Whether a job of ``policy`` may be answered from the cache and answer others."""
-    return policy.cache and policy.device is None and not policy.channels
+def cacheable(policy: Policy, target: str = DEFAULT_TARGET) -> bool:
+    """Whether a job of ``policy`` on ``target`` may be answered from the cache and answer
+    others: not a job that streams artifacts while it runs (its target's ``streams``: a
+    device job), whose streams a cached answer would not have."""
+    return policy.cache and not policy.channels and not spec(target).streams
 
 
 def cache_key(tenant: str, request: RunRequest) -> str:
@@ -146,7 +150,7 @@ class ResultCache:
         """``job`` completed after running ``ran``: its result answers later runs of
         ``ran`` (``job.cache_key``, stored with the job), if its policy allows."""
         job.cached_from = None
-        job.cache_key = cache_key(job.tenant, ran) if cacheable(job.policy) else None
+        job.cache_key = cache_key(job.tenant, ran) if cacheable(job.policy, ran.target) else None
         if job.cache_key is not None:
             self.keys.add(job.cache_key)
 

@@ -71,6 +71,7 @@ from typing import Any, TypeVar
 
 from qmk.defaults import DASK_CONNECT_S
 from qmk.errors import UnavailableError
+from qmk.execution.target import spec as target_spec
 from qmk.kernel.attempt import Attempt
 from qmk.kernel.dask_options import TlsFiles, check_exposure, parse_dask
 from qmk.kernel.dask_protocol import CLUSTER_CONFIG, NOTES_TOPIC, PLUGIN, Stash
@@ -469,12 +470,13 @@ class DaskPool(Executor):
             _log.error("the Dask pool failed", exc_info=error)
 
     def _parts_of(self, attempt: Any) -> int:
-        """How many parts ``attempt`` goes out as (0: whole): a QVM job's attempt of
-        ``split_shots`` or more that resumes from no state."""
+        """How many parts ``attempt`` goes out as (0: whole): an attempt of ``split_shots``
+        or more shots, on a target whose shots split (``TargetSpec.parts``), that resumes
+        from no state."""
         if (
             not self.split_shots
             or not isinstance(attempt, Attempt)
-            or attempt.device
+            or not target_spec(attempt.request.target).parts
             or attempt.resume
             or attempt.request.shots < self.split_shots
         ):

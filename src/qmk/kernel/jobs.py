@@ -28,10 +28,9 @@ from typing import Any
 import msgspec
 
 from qmk import defaults
-from qmk.devices.neutral_atom.streams import StreamSpec
 from qmk.engines import EngineError
 from qmk.errors import InvalidArgument
-from qmk.execution.request import Policy, RunRequest, Schedule
+from qmk.execution.request import Policy, RunRequest
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.stored import StoredResult
 from qmk.qvm.graph import Node
@@ -46,20 +45,6 @@ FINAL_STATES: frozenset[str] = frozenset(defaults.FINAL_JOB_STATES)
 ACTIVE_STATES: frozenset[str] = frozenset(STATES) - FINAL_STATES
 
 ENGINES = defaults.ENGINES
-#: ``Policy.device`` of a neutral-atom device job (None: a QVM job).
-NEUTRAL_ATOM = "neutral-atom"
-#: The capability a device job needs.
-DEVICE_CAP = "CAP_DEVICE_NA"
-
-
-class DevicePolicy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The ``policy`` object of ``q_device_submit``: a job's schedule, the backend that
-    simulates it (None: the device's choice) and whether its timing is checked strictly."""
-
-    backend: str | None = None
-    strict_timing: bool = False
-    #: What the job streams and keeps as artifacts (:mod:`qmk.kernel.artifacts`).
-    stream: StreamSpec | None = None
 
 
 #: Policy keys whose null means "the default".
@@ -151,23 +136,21 @@ def _check_noise_model(policy: Policy) -> None:
         ) from None
 
 
-def parse_device_policy(
-    policy: Mapping[str, Any] | None, *, default_timeout_s: float, backends: Collection[str]
-) -> DevicePolicy:
-    """A :class:`DevicePolicy` from the ``policy`` object of ``q_device_submit``.
+def target_options(
+    policy: Mapping[str, Any] | None, keys: Collection[str]
+) -> tuple[Mapping[str, Any] | None, dict[str, Any]]:
+    """A job's ``policy`` split into the policy proper and its target's options: the keys
+    of ``keys`` (``TargetSpec.options``: a lattice-surgery job's ``block``, a device
+    job's ``backend``, ``stream``...), which the target checks when it compiles; a null
+    one is left out (its default).
 
-    Raises:
-        InvalidArgument: an unknown key, a value out of range, or a backend not of
-            ``backends``.
+    >>> target_options({"priority": 3, "block": "fast"}, ("block",))
+    ({'priority': 3}, {'block': 'fast'})
     """
-    parsed: DevicePolicy = convert(
-        _policy_data(policy, default_timeout_s), DevicePolicy, where="policy"
-    )
-    if parsed.backend is not None and parsed.backend not in backends:
-        raise InvalidArgument(
-            f"policy.backend must be one of {', '.join(backends)} or null", key="policy.backend"
-        )
-    return parsed
+    if not isinstance(policy, Mapping) or not keys:
+        return policy, {}
+    rest = {k: v for k, v in policy.items() if k not in keys}
+    return rest, {k: v for k, v in policy.items() if k in keys and v is not None}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -349,21 +332,18 @@ __all__ = [
     "ACTIVE_STATES",
     "CANCELLED",
     "COMPLETED",
-    "DEVICE_CAP",
     "FAILED",
     "FINAL_STATES",
-    "NEUTRAL_ATOM",
     "QUEUED",
     "RUNNING",
     "STATES",
     "TIMED_OUT",
     "VALIDATING",
-    "DevicePolicy",
     "Job",
     "error_json",
     "honour_set_policy",
     "new_id",
-    "parse_device_policy",
     "parse_policy",
     "result_expired",
+    "target_options",
 ]

@@ -507,11 +507,15 @@ class Kernel:
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        target: str = defaults.TARGET,
     ) -> dict[str, Any]:
         """Accept a job: verify, check caps, firewall, admission and quotas; queue it.
 
-        A submit with an ``idempotency_key`` the tenant used before returns that job (as
-        it is now) and queues nothing: a client may retry a submit whose reply it lost.
+        ``target`` names what runs it (:mod:`qmk.execution.target`): the logical machine,
+        lattice surgery, or the neutral-atom device (``graph`` its wire-form job; the
+        submit's shots and seed replace the job's own). A submit with an
+        ``idempotency_key`` the tenant used before returns that job (as it is now) and
+        queues nothing: a client may retry a submit whose reply it lost.
         """
         session = self._session(session_id)
         if idempotency_key is not None:
@@ -525,9 +529,12 @@ class Kernel:
                 return self.supervisor.job(known, session.tenant).to_json()
         self._check_disk()
         self.admission.cpu.check(session.tenant, "a submit")
-        prepared = await self.admission.prepare(session.tenant, graph)  # big: off the loop
+        # a big QVM graph: read and verified off the loop
+        prepared = await self.admission.prepare(session.tenant, graph, target=target)
         self._check_open()
-        job = await self.admission.admit(session, graph, shots, seed, policy, prepared=prepared)
+        job = await self.admission.admit(
+            session, graph, shots, seed, policy, target=target, prepared=prepared
+        )
         self._audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
         accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
         if job.warnings:  # the accepted answer says an option changed nothing
@@ -560,11 +567,27 @@ class Kernel:
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Accept a neutral-atom device job: capability, validation, quotas; queue it."""
-        session = self._session(session_id)
-        kernel_job = self.admission.admit_device(session, job, device, shots, seed, policy)
-        self._audit_use(session, kernel_job.required_caps, where="submit", job_id=kernel_job.job_id)
-        return await self.supervisor.accept(kernel_job)
+        """Deprecated for one release: :meth:`q_submit` with ``target="neutral-atom"``,
+        which it calls. ``device`` is the policy's ``preset`` (in place of the job's
+        ``profile``); ``shots`` and ``seed`` null take the job's own (one shot when it
+        gives none; a seed drawn when it gives none)."""
+        wire = job if isinstance(job, Mapping) else {}
+        if shots is None:
+            shots = wire.get("shots", 1)
+        if seed is None:
+            seed = wire.get("seed")
+        if device is not None:
+            if policy is not None and not isinstance(policy, Mapping):
+                raise InvalidArgument("policy must be an object or null", key="policy")
+            policy = {**(policy or {}), "preset": device}
+        return await self.q_submit(
+            session_id=session_id,
+            graph=job,
+            shots=shots,
+            seed=seed,
+            policy=policy,
+            target="neutral-atom",
+        )
 
     async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """The job, with its result once COMPLETED."""
@@ -652,19 +675,20 @@ class Kernel:
         session = self._session(session_id)
         self.admission.cpu.check(session.tenant, "a replay")
         old = self.supervisor.job(job_id, session.tenant)
-        policy = {**old.policy.to_json(), "cache": False}
-        if old.policy.device is not None:  # a device job: its stored wire job, again
-            stored = json.loads(old.graph)
-            options = {k: policy[k] for k in ("priority", "deadline", "timeout_ms")}
-            options["strict_timing"] = stored.get("strict_timing", False)
-            job = self.admission.admit_device(
-                session, stored["job"], None, old.shots, old.seed, options
-            )
-            return await self.supervisor.accept(job)
-        prepared = await self.admission.prepare_stored(session.tenant, old.graph)
+        request = old.request
+        policy = {**old.policy.to_json(), **request.target_options, "cache": False}
+        prepared = await self.admission.prepare_stored(
+            session.tenant, old.graph, target=request.target
+        )
         self._check_open()
         job = await self.admission.admit(
-            session, None, old.shots, old.seed, policy, prepared=prepared
+            session,
+            None if prepared is not None else json.loads(old.graph),
+            old.shots,
+            old.seed,
+            policy,
+            target=request.target,
+            prepared=prepared,
         )
         return await self.supervisor.accept(job)
 

@@ -54,6 +54,7 @@ from qmk.errors import (
     StateError,
 )
 from qmk.execution.request import RunRequest
+from qmk.execution.target import spec as target_spec
 from qmk.http.probe import WorkerTraces
 from qmk.kernel import jobs as J
 from qmk.kernel.artifacts import FOLDER, Artifacts
@@ -710,20 +711,12 @@ class Supervisor:
             if resume_from is None or self.checkpoint_dir is None
             else str(state_file(self.checkpoint_dir, resume_from["path"]))
         )
-        if job.policy.device is not None:  # a device job: no logical machine, no faults
-            device_job = Attempt(
-                request=job.request,
-                program=job.graph,
-                caps=job.caps,
-                checkpoint_dir=directory,
-                resume=resume,
-                state_key=self.state_key,
-            )
-            self._submit(job, device_job)
-            return
-        request = self._apply_faults(job, job.request, resume_from)
-        if request is None:  # refused: FAILED already
-            return
+        if target_spec(job.request.target).logical_machine:  # the machine's faults apply
+            request = self._apply_faults(job, job.request, resume_from)
+            if request is None:  # refused: FAILED already
+                return
+        else:  # physics of its own: no module, no fault policy changes its program
+            request = job.request
         attempt = Attempt(
             request=request,
             program=job.graph,
@@ -752,7 +745,7 @@ class Supervisor:
         run = _Running(future=future, attempt=job.attempts, work=attempt)
         self.running[job.job_id] = run
         assert job.started_at is not None  # set by _start
-        streams = job.policy.device is not None and hasattr(self.pool, "listen")
+        streams = target_spec(job.request.target).streams and hasattr(self.pool, "listen")
         if self.checkpoints.requestable or streams:  # checkpoints; a device job's streams
             self.pool.listen(future, lambda note: self._noted(job, run, note))
         run.task = self._spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
@@ -864,7 +857,7 @@ class Supervisor:
             result = result_of(outcome)
             telemetry = result.head.get("telemetry")
             ran = isinstance(telemetry, Mapping) and "cache_hit" in telemetry
-            if job.policy.device is None and not ran:  # parts merged here: not marked yet
+            if not ran:  # parts merged here: not marked yet
                 result = with_telemetry(result, cache_hit=False)
             refusal = self.results.take(job, result)
             if refusal is not None:  # over the tenant's result storage: not kept
@@ -901,7 +894,9 @@ class Supervisor:
     def _attest(self, job: Job, run: _Running) -> None:
         """Chain the completed job's attestation (inputs, epochs, result digest) into the
         audit log, before its COMPLETED line (:mod:`qmk.kernel.attest`)."""
-        if run.work is None or job.result is None or job.policy.device is not None:
+        if run.work is None or job.result is None:
+            return
+        if target_spec(job.request.target).program != "qvm":
             return  # a device job's record is its stored wire job and seed (no epochs)
         fields = attestation(run.work.request, job.result, verified(job.graph))
         self.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
@@ -1045,11 +1040,12 @@ class Supervisor:
 
     @staticmethod
     def _pauses(job: Job, run: _Running) -> bool:
-        """Whether ``job``'s running attempt has points to save its state at and stop: a
-        device job's chunks of shots, a QVM program's fences (its own, or those a fault
-        policy added)."""
-        if job.policy.device is not None:
-            return True
+        """Whether ``job``'s running attempt has points to save its state at and stop: its
+        target's (``TargetSpec.pauses``): a device job's chunks of shots, a QVM program's
+        fences (its own, or those a fault policy added), or none."""
+        pauses = target_spec(job.request.target).pauses
+        if pauses != "fences":
+            return pauses == "chunks"
         rewrite = None if run.work is None else run.work.request.rewrite
         return '"FENCE_EPOCH"' in job.graph or bool(rewrite is not None and rewrite.fences)
 

@@ -115,9 +115,10 @@ class OnDevice:
 
 
 def is_device_job(data: Any) -> bool:
-    """Whether ``data`` is a device job's wire form (its ``program`` a list of
-    instructions) rather than a QVM graph (whose ``program`` is an object of nodes)."""
-    return isinstance(data, Mapping) and isinstance(data.get("program"), list)
+    """Whether ``data`` is read as a device job (its wire form, checked when it compiles:
+    any JSON object) rather than a QVM graph (an object whose ``program`` is an object
+    of nodes)."""
+    return isinstance(data, Mapping) and not isinstance(data.get("program"), Mapping)
 
 
 class NeutralAtomTarget:
@@ -388,7 +389,10 @@ def _result(executable: DeviceExecutable, job: Job, result: Any, began: float) -
         noise_locations=int(tel.get("noise_ops", 0)),
         qubit_params=job.profile or "",
         profiles=() if job.profile is None else (job.profile,),
-        simulations=0,
+        simulations=int(tel.get("simulations", 0)),
+        checkpoints=int(tel.get("checkpoints", 0)),
+        resumed_from_epoch=tel.get("resumed_from_epoch"),
+        preempted_at_epochs=tuple(tel.get("preempted_at_epochs", ())),
         noise_sampling="off" if not request.noise else "device",
         wall_time_s=round(time.perf_counter() - began, 6),
         engine_reason="named by the job" if job.device_id != "auto" else "the device's choice",

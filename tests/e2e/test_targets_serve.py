@@ -1,0 +1,115 @@
+"""Every target through one real ``qmk serve`` (JSON-RPC, REST and gRPC on one kernel): a
+lattice-surgery job submitted by the CLI (``qmk submit FILE --lattice-surgery``), over
+REST and over gRPC gives the in-process lattice-surgery target's counts at its seed, and a
+device job submitted by the CLI (``qmk submit JOB.json --device PRESET``) the emulator's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from qmk.devices.neutral_atom.emulator import run_job
+from qmk.execution.executor import build_request
+from qmk.execution.surgery import SurgeryTarget
+from qmk.frontends import read_program
+from support.cli import qmk
+from support.grpc_kernel import connect, grpc_target
+from support.http import HttpServer, bearer
+from support.kernel import TENANTS
+
+TOFFOLI = Path(__file__).parents[1] / "ft" / "programs" / "toffoli.qasm"
+DAVE = {"key": "dave-secret-key", "caps": ["CAP_ALLOC", "CAP_DEVICE_NA"], "max_atoms": 8}
+JOB = {
+    "program": [
+        {"op": "AllocArray", "n_qubits": 3},
+        {"op": "ApplyGate", "name": "H", "targets": [0]},
+        {"op": "ApplyGate", "name": "CX", "targets": [0, 1]},
+        {"op": "ApplyGate", "name": "CX", "targets": [1, 2]},
+        {"op": "Measure", "targets": [0, 1, 2]},
+    ],
+    "shots": 250,
+}
+
+
+def surgery_counts(shots: int, seed: int) -> dict[str, int]:
+    """The in-process lattice-surgery target's counts, under the kernel's defaults."""
+    target = SurgeryTarget()
+    program = target.read(read_program(str(TOFFOLI)))
+    request = msgspec.structs.replace(
+        build_request(program, shots=shots, seed=seed), target="lattice-surgery"
+    )
+    return dict(target.compile(program, request).run(shots, seed).counts)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    started = HttpServer(
+        tmp_path_factory.mktemp("qmk-targets"),
+        extra=("--grpc", "127.0.0.1:0"),
+        tenants={**TENANTS, "dave": DAVE},
+    ).start()
+    yield started
+    assert started.stop() == 0, started.output()
+
+
+def cli(server: Any, monkeypatch: pytest.MonkeyPatch, *argv: str) -> Any:
+    monkeypatch.setenv("QMK_SOCKET", str(server.socket))
+    monkeypatch.setenv("QMK_TENANT", "dave")
+    monkeypatch.setenv("QMK_KEY", DAVE["key"])
+    monkeypatch.delenv("QMK_CAPS", raising=False)
+    code, out, err = qmk(*argv, "--wait", "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_qmk_submit_lattice_surgery_runs_in_the_kernel(server, monkeypatch) -> None:
+    done = cli(
+        server,
+        monkeypatch,
+        "submit",
+        str(TOFFOLI),
+        "--lattice-surgery",
+        "--shots",
+        "200",
+        "--seed",
+        "5",
+    )
+    assert done["state"] == "COMPLETED", done["error"]
+    assert done["result"]["target"] == "lattice-surgery"
+    assert done["result"]["counts"] == surgery_counts(200, 5)
+
+
+def test_qmk_submit_a_device_job_with_its_preset(server, monkeypatch, tmp_path) -> None:
+    path = tmp_path / "ghz.json"
+    path.write_text(json.dumps(JOB))
+    done = cli(server, monkeypatch, "submit", str(path), "--device", "benchmark_chain")
+    assert done["state"] == "COMPLETED", done["error"]
+    assert done["shots"] == 250  # the job's own
+    seed = done["seed"]
+    assert done["result"]["counts"] == run_job(JOB, seed=seed, device="benchmark_chain").counts()
+
+
+def test_a_lattice_surgery_job_over_rest_and_grpc(server) -> None:
+    graph = read_program(str(TOFFOLI)).to_json()
+    with httpx.Client(base_url=server.url, timeout=120) as http:
+        login = {"tenant": "alice", "key": TENANTS["alice"]["key"], "requested": ["CAP_ALLOC"]}
+        sid = http.post("/v1/sessions", json=login).json()["session_id"]
+        body = {"program": graph, "shots": 150, "seed": 8, "target": "lattice-surgery"}
+        accepted = http.post("/v1/jobs", json=body, headers=bearer(sid))
+        assert accepted.status_code == 201, accepted.text
+        job_id = accepted.json()["job_id"]
+        done = http.get(
+            f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 120000}, headers=bearer(sid)
+        ).json()
+    assert done["state"] == "COMPLETED", done["error"]
+    assert done["result"]["counts"] == surgery_counts(150, 8)
+    with connect(grpc_target(server)) as client:
+        accepted = client.q_submit(graph, shots=150, seed=8, target="lattice-surgery")
+        done = client.q_wait(accepted["job_id"], 120_000)
+    assert done["state"] == "COMPLETED", done["error"]
+    assert done["result"]["counts"] == surgery_counts(150, 8)
