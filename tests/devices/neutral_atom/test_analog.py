@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from qmk.devices.neutral_atom.isa import Drive
 from qmk.devices.neutral_atom.job import parse_job
 from support import rydberg_qutip as ref
 from support.cli import qmk
+
+PRESETS = Path(analog.__file__).parent / "presets"
 
 TWO_PI = 2 * math.pi
 
@@ -227,7 +230,8 @@ def test_analog_programs_refuse_what_they_cannot_mean():
     late["program"].append(late["program"][1])
     assert refused(late).startswith("QD213 analog-program: instruction #3")
     assert refused({**base, "device_id": "stabilizer"}).startswith("QD110")
-    assert "noise.p_prep" in refused({**base, "noise": {"p_prep": 0.01}})
+    wide = {**base, "noise": {"phase": {"idle": 1e6}}}  # 1 rad/us: far from quasi-static
+    assert refused(wide).startswith("QD110 analog-unsupported: noise.phase.idle = 1e+06 rad/s")
     big = {**base, "hardware": {"positions": [0.0, 6.0], "drive_limits": {"max_states": 3}}}
     assert refused(big).startswith("QD111 analog-too-large: 2 atoms need 4 basis states")
     local = json.loads(json.dumps(base))
@@ -332,3 +336,62 @@ def test_a_wait_between_evolves_is_free_evolution_under_the_interaction():
     skipped = json.loads(json.dumps(split))
     del skipped["program"][2]
     assert np.abs(exact(skipped)[0] - got).max() > 1e-3
+
+
+def _two_atoms_constant(omega: float, delta: float, t_ns: float, spacing: float = 6.0):
+    """A 2-atom constant drive: its job, and H over QMK's basis (bit i = atom i), built
+    here from the same numbers (rad/us)."""
+    positions = [[0.0, 0.0], [spacing, 0.0]]
+    data = evolve_job(positions, [[0, omega], [t_ns, omega]], [[0, delta], [t_ns, delta]])
+    x, n = np.array([[0, 1], [1, 0]]), np.diag([0.0, 1.0])
+    eye = np.eye(2)
+    n0, n1 = np.kron(eye, n), np.kron(n, eye)  # bit 0 (atom 0) least significant
+    h = omega / 2 * (np.kron(eye, x) + np.kron(x, eye)) - delta * (n0 + n1)
+    h = h + ref.C6_RB70S / spacing**6 * n0 @ n1
+    return data, h, (n0, n1)
+
+
+def test_p_prep_starts_the_analog_evolution_from_its_mixture():
+    t_ns, p = 900.0, 0.15
+    data, h, _ = _two_atoms_constant(TWO_PI * 1.3, 2.0, t_ns)
+    data["noise"] = {"p_prep": p}
+    probs = exact(data)[0]
+    u = scipy.linalg.expm(-1j * h * t_ns * 1e-3)
+    start = np.array([(1 - p) ** 2, p * (1 - p), p * (1 - p), p * p])
+    want = np.abs(u) ** 2 @ start  # each basis state evolved, mixed by its weight
+    assert 0.5 * np.abs(want - probs).sum() < 1e-8
+    clean = exact(_two_atoms_constant(TWO_PI * 1.3, 2.0, t_ns)[0])[0]
+    assert 0.5 * np.abs(clean - probs).sum() > 1e-2
+
+
+def test_phase_idle_is_a_quasi_static_detuning_averaged_as_a_quadrature_averages_it():
+    # phase.idle a rad/s: each atom detuned by delta_i ~ U[-a, a] for the whole shot (the
+    # digital idle kick, uniform in [-a t, a t]); the reference averages exactly, by
+    # Gauss-Legendre quadrature over both detunings
+    t_ns, a = 1500.0, 5.3e-3  # rad/us: a T = 8e-3 (the rest below 1e-7), resonant drive
+    data, h, (n0, n1) = _two_atoms_constant(TWO_PI * 0.2, 0.0, t_ns)
+    data["noise"] = {"phase": {"idle": a * 1e6}}
+    probs = exact(data)[0]
+    nodes, weights = np.polynomial.legendre.leggauss(24)
+    want = np.zeros(4)
+    for d0, w0 in zip(a * nodes, weights / 2, strict=True):
+        for d1, w1 in zip(a * nodes, weights / 2, strict=True):
+            u = scipy.linalg.expm(-1j * (h + d0 * n0 + d1 * n1) * t_ns * 1e-3)
+            want += w0 * w1 * np.abs(u[:, 0]) ** 2
+    noise = analog.prepare(parse_job(data))[2]
+    effect, left_out = analog.detuning_bounds(2, noise, t_ns * 1e-3)
+    assert left_out < 1e-7 < effect
+    assert 0.5 * np.abs(want - probs).sum() < left_out + 1e-9
+    clean = exact(_two_atoms_constant(TWO_PI * 0.2, 0.0, t_ns)[0])[0]
+    assert 0.5 * np.abs(clean - want).sum() > 10 * left_out  # the detunings do something
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS.glob("*.toml")))
+def test_every_shipped_preset_runs_an_analog_job(preset, tmp_path):
+    # the noisy presets' p_prep and phase.idle were QD110 in analog mode
+    job = tmp_path / "pair.json"
+    omega = [[0, 4.0], [400, 4.0]]
+    job.write_text(json.dumps(evolve_job([0.0, 7.0], omega, [[0, 0.0], [400, 0.0]], shots=50)))
+    status, out, err = qmk("device", "run", str(job), "--device", preset, "--seed", "3")
+    assert status == 0, err
+    assert "analog" in out

@@ -46,10 +46,16 @@ total drive time in us) stays below the tolerance. At Aquila's spacing (5-6 um, 
 to 15.8 rad/us) that bound is far above 1e-7, so the full 2^n space is used: the reduction
 is for tightly packed atoms or huge C6, where it is both exact and necessary.
 
-Decoherence (from the job's noise model, :func:`qmk.devices.neutral_atom.noise.lindblad_rates`):
+Decoherence (from the job's noise model, :func:`qmk.devices.neutral_atom.noise.analog_noise`):
 spontaneous decay ``|r> -> |g>`` (``L = sqrt(gamma) |g><r|``) and dephasing
 (``L = sqrt(r) Z``) integrated as a Lindblad master equation on the density matrix
-(basis of at most ``max_states_noisy`` states; no symmetric sector there). Shots are drawn
+(basis of at most ``max_states_noisy`` states; no symmetric sector there), which also
+starts from ``p_prep``'s mixture (each atom in ``|r>`` with that probability). ``phase.idle``
+is each atom's quasi-static detuning, uniform in ``[-phase.idle, phase.idle]`` for a shot,
+averaged over to second order (:func:`evolve`) where its whole effect could reach
+:data:`BLOCKADE_TOLERANCE`, and left out where it cannot (:func:`detuning_bounds`: the
+shipped presets' 12-30 rad/s over a few us change a state by ~1e-8); a phase.idle whose
+second-order average would leave out more is refused. Shots are drawn
 from the final distribution with the job's seed; atom loss during the drive and at measurement and
 readout flips are then drawn classically, as the digital mode draws them.
 """
@@ -69,7 +75,7 @@ from scipy.integrate import DOP853, solve_ivp
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom import analog_kernel
 from qmk.devices.neutral_atom.isa import Drive, OpKind, sample
-from qmk.devices.neutral_atom.noise import LindbladRates, lindblad_rates
+from qmk.devices.neutral_atom.noise import AnalogNoise, LindbladRates, analog_noise
 
 if TYPE_CHECKING:
     from qmk.devices.neutral_atom.job import Job
@@ -397,13 +403,16 @@ def _evolve_state(
     *,
     compiled: bool | None = None,
     tolerances: tuple[float, float] = (RTOL, ATOL),
+    shift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """``psi`` (over ``model``'s basis, or over ``sector``'s) after ``drive`` for
     ``duration_ns``, and how many right-hand sides the integrator evaluated.
 
     ``compiled``: the right-hand side's form (:func:`analog_kernel.apply`; None: compiled
-    where llvmlite is installed); ``tolerances``: the integrator's (rtol, atol).
+    where llvmlite is installed); ``tolerances``: the integrator's (rtol, atol);
+    ``shift``: a constant added to H's diagonal (rad/us, over the model's basis; no sector).
     """
+    assert shift is None or sector is None
     # The state travels as interleaved reals (a complex array viewed as float64): scipy's
     # Runge-Kutta steps combine stages with a real tableau, many times slower on complex
     # arrays. The drive operator and the diagonal are built once per segment; each right-
@@ -418,6 +427,8 @@ def _evolve_state(
         # One segment: Omega and every detuning linear in t; t in us inside the integrator.
         om0, om1 = sample(drive.omega, a), sample(drive.omega, b)
         d0, d1 = model.diagonal(drive, a), model.diagonal(drive, b)
+        if shift is not None:
+            d0, d1 = d0 + shift, d1 + shift
         if pick is not None:  # H's diagonal is the same on a whole orbit
             d0, d1 = d0[pick], d1[pick]
         d0 = np.ascontiguousarray(d0, dtype=np.float64)
@@ -438,9 +449,15 @@ def _evolve_state(
 
 
 def _evolve_density(
-    model: AnalogModel, rho: np.ndarray, drive: Drive, duration_ns: float, rates: LindbladRates
+    model: AnalogModel,
+    rho: np.ndarray,
+    drive: Drive,
+    duration_ns: float,
+    rates: LindbladRates,
+    shift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     d = model.dimension
+    extra = 0.0 if shift is None else shift
     # Sparse, not dense: a small dense product goes to a multithreaded BLAS, which on a busy
     # machine costs more waiting for its threads than the arithmetic.
     hd = model.drive_operator(drive.phase)
@@ -462,8 +479,8 @@ def _evolve_density(
     for a, b in itertools.pairwise(cuts):
         om0, om1 = sample(drive.omega, a), sample(drive.omega, b)
         # Decay's no-jump part: H_eff = H - i gamma/2 N.
-        d0 = model.diagonal(drive, a) - 0.5j * gamma * count
-        d1 = model.diagonal(drive, b) - 0.5j * gamma * count
+        d0 = model.diagonal(drive, a) + extra - 0.5j * gamma * count
+        d1 = model.diagonal(drive, b) + extra - 0.5j * gamma * count
         t0, span = a * 1e-3, (b - a) * 1e-3
 
         def rhs(
@@ -506,34 +523,83 @@ def _evolve_density(
 def evolve(
     model: AnalogModel,
     drives: Sequence[tuple[Drive, float]],
-    rates: LindbladRates | None = None,
+    noise: AnalogNoise | LindbladRates | None = None,
     *,
     sector: Sector | None = None,
+    average: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """The probabilities over ``model.states`` after the drives (from all in |g>), and how
-    many right-hand sides the integrator evaluated.
+    """The probabilities over ``model.states`` after the drives, and how many right-hand
+    sides the integrator evaluated.
 
-    With ``rates`` (not None and not zero) the density matrix is integrated, over the
-    model's basis. Without, the state vector, over ``sector``'s basis where one is given
-    (:func:`find_sector` of the same drives), expanded back to the model's.
+    With decoherence or ``p_prep`` (``noise``: an :class:`AnalogNoise`, or bare Lindblad
+    rates) the density matrix is integrated over the model's basis, from all in ``|g>``
+    or each atom in ``|r>`` with probability ``p_prep``. Without, the state vector from
+    all in ``|g>``, over ``sector``'s basis where one is given (:func:`find_sector` of
+    the same drives), expanded back to the model's.
+
+    ``phase.idle`` (``noise.detuning_per_us``: ``a``) gives each atom a detuning
+    ``delta_i n_i`` uniform in ``[-a, a]`` for the shot; shots are independent, so each
+    is drawn from the average over the detunings, ``E[rho(delta)]``, taken to second
+    order: ``rho(0) + sum_i [(rho(h e_i) + rho(-h e_i)) / 2 - rho(0)]``, ``h = a /
+    sqrt(3)`` (``E[delta_i^2] = a^2 / 3``; odd orders average to zero), ``2n + 1``
+    evolutions. What that leaves out is at most ``(n a T)^4`` in trace norm (T the
+    drives' time; :func:`detuning_bounds`). With ``average`` False the detunings are left
+    out (where :func:`detuning_bounds` shows their whole effect below the tolerance).
     """
-    noisy = rates is not None and not rates.is_zero
-    if not noisy:
-        psi, steps = _integrate(model, drives, sector, None)
-        probs = np.abs(psi) ** 2
-    else:
-        assert rates is not None
-        d = model.dimension
-        rho = np.zeros((d, d), dtype=complex)
-        rho[0, 0] = 1.0
-        steps = 0
-        for drive, duration in drives:
-            rho, n = _evolve_density(model, rho, drive, duration, rates)
-            steps += n
-        probs = np.real(np.diag(rho)).copy()
+    if not isinstance(noise, AnalogNoise):
+        noise = AnalogNoise(rates=noise or LindbladRates())
+    probs, steps = _probabilities(model, drives, noise, None if noise.mixed else sector)
+    if noise.detuning_per_us and average:
+        h = noise.detuning_per_us / math.sqrt(3.0)
+        mean = probs.copy()
+        for atom in range(model.n_atoms):
+            for sign in (1.0, -1.0):
+                shift = sign * h * model.occupation[atom].astype(np.float64)
+                shifted, n = _probabilities(model, drives, noise, None, shift)
+                mean += 0.5 * (shifted - probs)
+                steps += n
+        probs = mean
     probs = np.clip(probs, 0.0, None)
     total = float(probs.sum())
     return probs / total, steps
+
+
+def detuning_bounds(n_atoms: int, noise: AnalogNoise, total_us: float) -> tuple[float, float]:
+    """``(effect, left_out)``, in trace norm: the most ``phase.idle``'s detunings change
+    the final state at all, and the most :func:`evolve`'s second-order average of them
+    leaves out.
+
+    The state's k-th derivative along a detuning ``delta_i n_i`` is at most ``(2T)^k``
+    (each order adds a commutator with ``n_i``, of norm at most 2, under a contraction,
+    over a time T), odd orders average to zero, ``E[delta_i^2] = a^2 / 3``, so the effect
+    is at most ``(2/3) n (a T)^2`` and the fourth-order rest; the rest, the Taylor
+    remainder and the rule's own, is below ``(n a T)^4``.
+    """
+    x = noise.detuning_per_us * total_us
+    left_out = float((n_atoms * x) ** 4)
+    return 2.0 / 3.0 * n_atoms * x * x + left_out, left_out
+
+
+def _probabilities(
+    model: AnalogModel,
+    drives: Sequence[tuple[Drive, float]],
+    noise: AnalogNoise,
+    sector: Sector | None,
+    shift: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    """The probabilities over ``model.states`` after the drives (not yet clipped)."""
+    if not noise.mixed:
+        psi, steps = _integrate(model, drives, sector, None, shift=shift)
+        return np.abs(psi) ** 2, steps
+    p = noise.p_prep
+    excited = model.occupation.sum(axis=0)
+    start = (p**excited) * ((1.0 - p) ** (model.n_atoms - excited))
+    rho = np.diag(start.astype(complex))
+    steps = 0
+    for drive, duration in drives:
+        rho, n = _evolve_density(model, rho, drive, duration, noise.rates, shift)
+        steps += n
+    return np.real(np.diag(rho)).copy(), steps
 
 
 def state_vector(
@@ -557,13 +623,22 @@ def _integrate(
     sector: Sector | None,
     compiled: bool | None,
     tolerances: tuple[float, float] = (RTOL, ATOL),
+    *,
+    shift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     psi = np.zeros(model.dimension if sector is None else sector.dimension, dtype=complex)
     psi[0] = 1.0
     steps = 0
     for drive, duration in drives:
         psi, n = _evolve_state(
-            model, psi, drive, duration, sector, compiled=compiled, tolerances=tolerances
+            model,
+            psi,
+            drive,
+            duration,
+            sector,
+            compiled=compiled,
+            tolerances=tolerances,
+            shift=shift,
         )
         steps += n
     return (psi if sector is None else sector.expand(psi)), steps
@@ -596,15 +671,17 @@ def register_points(job: Job) -> list[tuple[float, float, float]]:
     return [tuple(p) for p in geo.points]  # type: ignore[misc]
 
 
-def prepare(job: Job) -> tuple[AnalogModel, list[tuple[Drive, float]], LindbladRates, float]:
-    """The model, drives, decoherence rates and blockade bound of a validated analog job
-    (the bound is inf when the job asked for ``blockade_subspace_radius``: approximate).
+def prepare(job: Job) -> tuple[AnalogModel, list[tuple[Drive, float]], AnalogNoise, float]:
+    """The model, drives, noise and blockade bound of a validated analog job (the bound
+    is inf when the job asked for ``blockade_subspace_radius``: approximate).
 
     Raises:
-        DeviceError: ``QD110`` for noise analog mode does not model, ``QD111`` for a
-            basis beyond ``max_states`` (``max_states_noisy`` with decoherence).
+        DeviceError: ``QD110`` for a ``phase.idle`` too large for :func:`evolve`'s
+            second-order average (:func:`detuning_bounds` above
+            :data:`BLOCKADE_TOLERANCE`), ``QD111`` for a basis beyond ``max_states``
+            (``max_states_noisy`` for a density matrix).
     """
-    rates = lindblad_rates(job.noise)
+    noise = analog_noise(job.noise)
     drives = drives_of(job)
     points = register_points(job)
     moves_between = [
@@ -621,7 +698,21 @@ def prepare(job: Job) -> tuple[AnalogModel, list[tuple[Drive, float]], LindbladR
         )
     v = interactions(points, job.hardware.c6)
     total_us = sum(duration for _, duration in drives) * 1e-3
-    dropped, bound = blockade_pairs(v, [d for d, _ in drives], total_us)
+    _, left_out = detuning_bounds(len(points), noise, total_us)
+    if left_out > BLOCKADE_TOLERANCE:
+        raise DeviceError.of(
+            "analog-unsupported",
+            f"noise.phase.idle = {job.noise.phase.idle:g} rad/s over {total_us:g} us on "
+            f"{len(points)} atoms: its detunings are averaged to second order, which leaves "
+            f"out up to {left_out:.3g} (above {BLOCKADE_TOLERANCE:g}); give the job a smaller "
+            "phase.idle (analog mode needs atoms x phase.idle x time below 0.0178)",
+            field="phase.idle",
+        )
+    # the blockade reduction keeps the states the evolution reaches from all in |g>; a
+    # mixed start (p_prep) begins in every state
+    dropped, bound = (
+        ([], 0.0) if noise.p_prep else blockade_pairs(v, [d for d, _ in drives], total_us)
+    )
     radius = job.blockade_subspace_radius
     if radius > 0:
         # Asked for: Bloqade's blockade subspace, an approximation (the bound no longer holds).
@@ -637,9 +728,9 @@ def prepare(job: Job) -> tuple[AnalogModel, list[tuple[Drive, float]], LindbladR
         bound = math.inf
     model = model_for(points, job.hardware.c6, dropped=dropped)
     limits = job.hardware.drive
-    cap = limits.max_states if rates.is_zero else limits.max_states_noisy
+    cap = limits.max_states_noisy if noise.mixed else limits.max_states
     if model.dimension > cap:
-        what = "max_states" if rates.is_zero else "max_states_noisy (decoherence)"
+        what = "max_states_noisy (a density matrix)" if noise.mixed else "max_states"
         raise DeviceError.of(
             "analog-too-large",
             f"{len(points)} atoms need {model.dimension} basis states after the exact "
@@ -647,7 +738,7 @@ def prepare(job: Job) -> tuple[AnalogModel, list[tuple[Drive, float]], LindbladR
             states=model.dimension,
             limit=cap,
         )
-    return model, drives, rates, bound
+    return model, drives, noise, bound
 
 
 def _measured(job: Job) -> list[tuple[int, tuple[int, ...]]]:
@@ -656,10 +747,14 @@ def _measured(job: Job) -> list[tuple[int, tuple[int, ...]]]:
 
 def run_analog(job: Job, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Shots of a validated analog job: bits (shots x recorded bits, int8, -1 lost), stats."""
-    model, drives, rates, bound = prepare(job)
+    model, drives, acting, bound = prepare(job)
     # The symmetric sector serves the state vector only (the density matrix stays whole).
-    sector = find_sector(model, [d for d, _ in drives]) if rates.is_zero else None
-    probs, steps = evolve(model, drives, rates, sector=sector)
+    sector = None if acting.mixed else find_sector(model, [d for d, _ in drives])
+    # phase.idle's detunings are averaged over only where their whole effect can reach
+    # the tolerance the blockade reduction calls exact (below it: exact without them)
+    effect, left_out = detuning_bounds(model.n_atoms, acting, sum(t for _, t in drives) * 1e-3)
+    average = effect > BLOCKADE_TOLERANCE
+    probs, steps = evolve(model, drives, acting, sector=sector, average=average)
     rng = np.random.default_rng(seed)
     picks = rng.choice(model.dimension, size=job.shots, p=probs)
     states = model.states[picks]
@@ -690,7 +785,7 @@ def run_analog(job: Job, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     stats: dict[str, Any] = {
         "mode": "analog",
         "integrator": "DOP853 (rtol 1e-10, atol 1e-12)",
-        "method": "state vector" if rates.is_zero else "density matrix (Lindblad)",
+        "method": "density matrix (Lindblad)" if acting.mixed else "state vector",
         "basis_states": model.dimension,
         "full_states": 1 << n,
         "sector_states": sector.dimension if sector is not None else model.dimension,
@@ -703,6 +798,11 @@ def run_analog(job: Job, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
         "atoms_lost": int(lost.sum()),
         "lost_bits": int((bits < 0).sum()),
     }
+    if acting.detuning_per_us:  # phase.idle's detunings: averaged over, or below tolerance
+        stats["detunings"] = {
+            "averaged": average,
+            "bound": left_out if average else effect,
+        }
     return bits, stats
 
 
@@ -715,6 +815,7 @@ __all__ = [
     "AnalogModel",
     "Sector",
     "blockade_pairs",
+    "detuning_bounds",
     "drives_of",
     "evolve",
     "find_sector",

@@ -316,24 +316,47 @@ def lindblad_rates(model: NoiseModel) -> LindbladRates:
     decay ``|r> -> |g>``; ``idle_rate`` (Z errors per second) is the rate of Z jumps
     ``L = sqrt(idle_rate) Z``, the continuous form of the digital idle Z error (the same
     ``idle_rate * t`` for short times). Gate noise does not apply (an analog program has
-    no gates); loss and readout are drawn at measurement as in digital mode.
-
-    Raises:
-        DeviceError: ``QD110`` for ``p_prep`` or ``phase.idle``, which analog mode does
-            not model (a job's ``"noise": {}`` runs without them).
+    no gates); loss and readout are drawn at measurement as in digital mode; ``p_prep``
+    and ``phase.idle`` are not rates (:class:`AnalogNoise`).
     """
-    for name, value in (("p_prep", model.p_prep), ("phase.idle", model.phase.idle)):
-        if value:
-            raise DeviceError.of(
-                "analog-unsupported",
-                f"noise.{name} = {value:g} has no analog-mode meaning; give the job a noise "
-                "object without it (analog mode models amplitude_damping.idle_rate, "
-                "idle_rate, loss and readout)",
-                field=name,
-            )
     return LindbladRates(
         decay_per_us=model.amplitude_damping.idle_rate * 1e-6,
         dephasing_per_us=model.idle_rate * 1e-6,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnalogNoise:
+    """What of the one noise model acts on an analog program's evolution.
+
+    ``rates``: the Lindblad rates (:func:`lindblad_rates`). ``p_prep``: as in digital
+    mode, the chance each atom leaves AllocArray in ``|1>`` (``|r>``), independently: the
+    evolution starts from that mixture. ``detuning_per_us``: ``phase.idle`` in rad/us. In
+    digital mode an idle time ``t`` kicks the phase uniformly in ``[-m, m]``,
+    ``m = phase.idle * t``: the kick of a detuning uniform in ``[-phase.idle,
+    phase.idle]`` that stays for the shot (quasi-static noise); in analog mode each atom
+    has such a detuning ``delta_i n_i`` for the whole shot
+    (:func:`qmk.devices.neutral_atom.analog.evolve` averages over it).
+    """
+
+    rates: LindbladRates = LindbladRates()
+    p_prep: float = 0.0
+    detuning_per_us: float = 0.0
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the evolution is of a density matrix (decoherence or a mixed start)."""
+        return not self.rates.is_zero or self.p_prep > 0.0
+
+    @property
+    def is_zero(self) -> bool:
+        return not self.mixed and self.detuning_per_us == 0.0
+
+
+def analog_noise(model: NoiseModel) -> AnalogNoise:
+    """The :class:`AnalogNoise` of ``model``."""
+    return AnalogNoise(
+        rates=lindblad_rates(model), p_prep=model.p_prep, detuning_per_us=model.phase.idle * 1e-6
     )
 
 
@@ -493,6 +516,7 @@ def measure_noise(model: NoiseModel, atom: int) -> tuple[NoiseOp, ...]:
 
 __all__ = [
     "PAULIS",
+    "AnalogNoise",
     "GateNoise",
     "LindbladRates",
     "NoiseKind",
@@ -502,6 +526,7 @@ __all__ = [
     "PhaseNoise",
     "RatePair",
     "Readout",
+    "analog_noise",
     "dephasing_probability",
     "gate_noise",
     "idle_noise",
