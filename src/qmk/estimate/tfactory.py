@@ -787,17 +787,10 @@ class _Search:
         back from Newton's method (:func:`_small_counts`): the answer, the frontier and
         the fallback flag are those of the full computation (``prune=False``).
         """
-        rate = records[0][0].t_error_rate
-        rates = [rate]
-        for record in records:
-            if record[1] is _rm_output:  # QRE's default units: _rm_output, inline
-                out = 35.0 * (rate * (rate * rate)) + 7.1 * record[3]
-            else:
-                out = record[1](rate, record[3], record[4])
-            if out > rate:
-                return True  # _build's "output"
-            rates.append(out)
-            rate = out
+        rates = _output_rates(records)
+        if rates is None:
+            return True  # _build's "output"
+        rate = rates[-1]
         length = len(records)
         requirement = FACTORY_FAILURE_PROBABILITY / length
         last = records[-1]
@@ -870,7 +863,12 @@ class _Search:
             outputs, fell_back = _inverse(last_units, last_failure, requirement)
             if fell_back:  # (binomial_inverse, inline)
                 NEWTON_FALLBACKS[0] += 1
-        share = qubits / (outputs * last[6])
+        return self._judge(records, rate, qubits / (outputs * last[6]), duration)
+
+    def _judge(self, records: Sequence[_Record], rate: float, share: float, duration: int) -> bool:
+        """:meth:`check`'s answer for a factory of ``share`` qubits per output state and
+        ``duration``: one the frontier does not dominate joins it when its output
+        ``rate`` meets the target, and is worth raising the distances of when not."""
         not_dominated = True
         for (other_share, other_duration), _ in self.frontier.items:  # dominates, inline
             if (other_share < share and other_duration <= duration) or (
@@ -924,6 +922,23 @@ class _Search:
             if other_share < share or (other_share <= share and other_duration < duration):
                 return False  # dominated
         return None
+
+
+def _output_rates(records: Sequence[_Record]) -> list[float] | None:
+    """The T error rate into the first round, then out of each round; None when a round
+    makes it worse (:func:`_build`'s "output")."""
+    rate = records[0][0].t_error_rate
+    rates = [rate]
+    for record in records:
+        if record[1] is _rm_output:  # QRE's default units: _rm_output, inline
+            out = 35.0 * (rate * (rate * rate)) + 7.1 * record[3]
+        else:
+            out = record[1](rate, record[3], record[4])
+        if out > rate:
+            return None
+        rates.append(out)
+        rate = out
+    return rates
 
 
 def _small_counts(least: int, failure: float, log_term: float) -> bool:

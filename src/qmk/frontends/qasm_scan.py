@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 #: Words the reference lexer reads as keywords (never names): its token table's literal
 #: names, and the tokens whose rules are patterns (booleans, ``pragma``, the imaginary
@@ -118,6 +118,8 @@ Expr = tuple[Any, ...]
 #: (qubit operand, bit operand or None), ``reset`` (operand), ``barrier`` (operands),
 #: ``opaque`` (name, parameter count, qubit count). A plain tuple: there is one per line.
 Fast = tuple[str, int, tuple[Any, ...], str]
+#: What a matched statement reads as: its kind and data, or None (the parser reads it).
+_Record = tuple[str, tuple[Any, ...]] | None
 
 
 class Chunk(NamedTuple):
@@ -470,65 +472,89 @@ class Scanner:
 
     def _record(self, m: re.Match[str], first: bool) -> tuple[str, tuple[Any, ...]] | None:
         """The kind and data of a matched statement, or None to leave it to the parser."""
-        kind = m.lastgroup
-        g = m.group
-        if kind == "operands":
-            name = g("gate")
-            if name in KEYWORDS:
+        read = self._READERS.get(m.lastgroup or "")
+        return None if read is None else read(self, m, first)
+
+    def _gate(self, m: re.Match[str], first: bool) -> _Record:
+        name = m.group("gate")
+        if name in KEYWORDS:
+            return None
+        operands = _operands(m.group("operands"))
+        if operands is None:
+            return None
+        text = m.group("params")
+        if text is None:
+            params: tuple[Expr, ...] | None = ()
+        else:
+            params = parse_params(text)
+            if params is None or not params:
                 return None
-            operands = _operands(g("operands"))
-            if operands is None:
-                return None
-            text = g("params")
-            if text is None:
-                params: tuple[Expr, ...] | None = ()
-            else:
-                params = parse_params(text)
-                if params is None or not params:
-                    return None
-            return "gate", (name, params, operands)
-        if kind in ("mq", "mc"):
-            qubit = _operands(g("mq"))
-            target = None if g("mc") is None else _operands(g("mc"))
-            if qubit is None or (g("mc") is not None and target is None):
-                return None
-            return "measure", (qubit[0], None if target is None else target[0])
-        if kind == "aq":
-            if self.version == 2:  # OpenQASM 3's form: the lowerer says which rule it breaks
-                return None
-            qubit, target = _operands(g("aq")), _operands(g("ac"))
-            if qubit is None or target is None:
-                return None
-            return "measure", (qubit[0], target[0])
-        if kind == "rsize":
-            if g("rname") in KEYWORDS:
-                return None
-            return g("reg"), (g("rname"), int(g("rsize")))
-        if kind == "tname":
-            if g("tname") in KEYWORDS or self.version == 2:
-                return None
-            size = g("tsize")
-            return ("qreg" if g("typ") == "qubit" else "creg"), (
-                g("tname"),
-                None if size is None else int(size),
-            )
-        if kind == "rq":
-            operand = _operands(g("rq"))
-            return None if operand is None else ("reset", (operand[0],))
-        if kind == "bend":
-            operands = () if g("bq") is None else _operands(g("bq"))
-            return None if operands is None else ("barrier", operands)
-        if kind == "file":
-            return "include", (g("file"),)
-        if kind == "version":
-            if not first:
-                return None
-            if g("version").startswith("2"):
-                self.version = 2
-            return "header", (g("version"),)
-        if kind == "oqubits":
-            return self._opaque(m)
-        return None
+        return "gate", (name, params, operands)
+
+    def _measure(self, m: re.Match[str], first: bool) -> _Record:
+        qubit = _operands(m.group("mq"))
+        target = None if m.group("mc") is None else _operands(m.group("mc"))
+        if qubit is None or (m.group("mc") is not None and target is None):
+            return None
+        return "measure", (qubit[0], None if target is None else target[0])
+
+    def _assigned_measure(self, m: re.Match[str], first: bool) -> _Record:
+        if self.version == 2:  # OpenQASM 3's form: the lowerer says which rule it breaks
+            return None
+        qubit, target = _operands(m.group("aq")), _operands(m.group("ac"))
+        if qubit is None or target is None:
+            return None
+        return "measure", (qubit[0], target[0])
+
+    def _register(self, m: re.Match[str], first: bool) -> _Record:
+        if m.group("rname") in KEYWORDS:
+            return None
+        return m.group("reg"), (m.group("rname"), int(m.group("rsize")))
+
+    def _typed_register(self, m: re.Match[str], first: bool) -> _Record:
+        if m.group("tname") in KEYWORDS or self.version == 2:
+            return None
+        size = m.group("tsize")
+        return ("qreg" if m.group("typ") == "qubit" else "creg"), (
+            m.group("tname"),
+            None if size is None else int(size),
+        )
+
+    def _reset(self, m: re.Match[str], first: bool) -> _Record:
+        operand = _operands(m.group("rq"))
+        return None if operand is None else ("reset", (operand[0],))
+
+    def _barrier(self, m: re.Match[str], first: bool) -> _Record:
+        operands = () if m.group("bq") is None else _operands(m.group("bq"))
+        return None if operands is None else ("barrier", operands)
+
+    def _include(self, m: re.Match[str], first: bool) -> _Record:
+        return "include", (m.group("file"),)
+
+    def _header(self, m: re.Match[str], first: bool) -> _Record:
+        if not first:
+            return None
+        if m.group("version").startswith("2"):
+            self.version = 2
+        return "header", (m.group("version"),)
+
+    def _opaque_record(self, m: re.Match[str], first: bool) -> _Record:
+        return self._opaque(m)
+
+    #: How each statement the scanner matches is read, by the regex group it matched last.
+    _READERS: ClassVar[Mapping[str, Callable[[Scanner, re.Match[str], bool], _Record]]] = {
+        "operands": _gate,
+        "mq": _measure,
+        "mc": _measure,
+        "aq": _assigned_measure,
+        "rsize": _register,
+        "tname": _typed_register,
+        "rq": _reset,
+        "bend": _barrier,
+        "file": _include,
+        "version": _header,
+        "oqubits": _opaque_record,
+    }
 
     def _opaque(self, m: re.Match[str]) -> tuple[str, tuple[Any, ...]] | None:
         """OpenQASM 2's ``opaque`` (not in the OpenQASM 3 grammar): read only in version 2."""

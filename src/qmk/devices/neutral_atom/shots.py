@@ -114,57 +114,21 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
     Loss events are drawn in batches (all those between two two-qubit gates at once):
     only a gate's skip reads the losses before it. Events of one probability are one
     Bernoulli process over (event, shot) pairs, sampled sparsely (:func:`_bernoulli`)."""
-    found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # atom -> (shots, steps)
+    found: _Found = {}
     gate_steps: list[int] = []
     columns: list[np.ndarray] = []
     skip_of: dict[int, np.ndarray] = {}
-    pending: list[tuple[int, int, float, int]] = []  # step, atom, probability, owner
-
-    def lost_before(atom: int, k: int) -> np.ndarray:
-        out = np.zeros(shots, dtype=bool)
-        for where, when in found.get(atom, ()):
-            out[where[when < k]] = True
-        return out
-
-    def flush() -> None:
-        by_p: dict[float, list[tuple[int, int, float, int]]] = {}
-        for event in pending:
-            by_p.setdefault(event[2], []).append(event)
-        pending.clear()
-        for p, events in by_p.items():
-            hits = _bernoulli(rng, p, len(events) * shots)
-            if not len(hits):
-                continue
-            which, shot = np.divmod(hits, shots)
-            owners = np.array([e[3] for e in events])[which]
-            keep = np.ones(len(hits), dtype=bool)
-            for owner in np.unique(owners[owners >= 0]).tolist():
-                if owner in skip_of:
-                    mine = owners == owner
-                    keep[mine] &= ~skip_of[owner][shot[mine]]
-            which, shot = which[keep], shot[keep]
-            if not len(which):  # every hit fell in a shot whose gate was skipped
-                continue
-            at = np.array([e[0] for e in events])[which]
-            atoms = np.array([e[1] for e in events], dtype=np.intp)[which]
-            order = np.argsort(atoms, kind="stable")
-            atoms, shot, at = atoms[order], shot[order], at[order]
-            unique, starts = np.unique(atoms, return_index=True)
-            for a, lo, hi in zip(
-                unique.tolist(), starts.tolist(), [*starts[1:].tolist(), len(atoms)], strict=True
-            ):
-                found.setdefault(a, []).append((shot[lo:hi], at[lo:hi]))
-
+    pending: list[_LossEvent] = []
     for k, step in enumerate(circuit.steps):
         if step.kind is StepKind.GATE:
             if len(step.atoms) > 1:
-                flush()
+                _flush_losses(pending, found, skip_of, shots, rng)
                 lost = [a for a in step.atoms if a in found]
                 if not lost:
                     continue
-                skipped = lost_before(lost[0], k)
+                skipped = _lost_before(found, lost[0], k, shots)
                 for a in lost[1:]:
-                    skipped |= lost_before(a, k)
+                    skipped |= _lost_before(found, a, k, shots)
                 if skipped.any():
                     gate_steps.append(k)
                     columns.append(skipped)
@@ -175,7 +139,7 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
                 pending.append((k, step.atoms[0], step.noise.probs[0], step.owner))
         elif step.kind is StepKind.MEASURE and circuit.p_loss > 0:
             pending.append((k, step.atoms[0], circuit.p_loss, -1))
-    flush()
+    _flush_losses(pending, found, skip_of, shots, rng)
     matrix = np.stack(columns, axis=1) if columns else np.zeros((shots, 0), dtype=bool)
     parts = [(a, where, when) for a, lists in found.items() for where, when in lists]
     return _Losses(
@@ -189,6 +153,59 @@ def _draw_losses(circuit: Circuit, shots: int, rng: np.random.Generator) -> _Los
         gate_steps=gate_steps,
         skipped=matrix,
     )
+
+
+#: The losses :func:`_draw_losses` has drawn: atom -> (shots, steps) of each batch.
+_Found = dict[int, list[tuple[np.ndarray, np.ndarray]]]
+#: A loss event waiting to be drawn: its step, atom, probability and owner gate step.
+_LossEvent = tuple[int, int, float, int]
+
+
+def _lost_before(found: _Found, atom: int, k: int, shots: int) -> np.ndarray:
+    """The shots in which ``atom`` was lost before step ``k``."""
+    out = np.zeros(shots, dtype=bool)
+    for where, when in found.get(atom, ()):
+        out[where[when < k]] = True
+    return out
+
+
+def _flush_losses(
+    pending: list[_LossEvent],
+    found: _Found,
+    skip_of: dict[int, np.ndarray],
+    shots: int,
+    rng: np.random.Generator,
+) -> None:
+    """Draw the ``pending`` loss events into ``found`` (emptying ``pending``), each
+    probability's events at once; a hit in a shot where its owner gate was skipped
+    (``skip_of``) is no loss."""
+    by_p: dict[float, list[_LossEvent]] = {}
+    for event in pending:
+        by_p.setdefault(event[2], []).append(event)
+    pending.clear()
+    for p, events in by_p.items():
+        hits = _bernoulli(rng, p, len(events) * shots)
+        if not len(hits):
+            continue
+        which, shot = np.divmod(hits, shots)
+        owners = np.array([e[3] for e in events])[which]
+        keep = np.ones(len(hits), dtype=bool)
+        for owner in np.unique(owners[owners >= 0]).tolist():
+            if owner in skip_of:
+                mine = owners == owner
+                keep[mine] &= ~skip_of[owner][shot[mine]]
+        which, shot = which[keep], shot[keep]
+        if not len(which):  # every hit fell in a shot whose gate was skipped
+            continue
+        at = np.array([e[0] for e in events])[which]
+        atoms = np.array([e[1] for e in events], dtype=np.intp)[which]
+        order = np.argsort(atoms, kind="stable")
+        atoms, shot, at = atoms[order], shot[order], at[order]
+        unique, starts = np.unique(atoms, return_index=True)
+        for a, lo, hi in zip(
+            unique.tolist(), starts.tolist(), [*starts[1:].tolist(), len(atoms)], strict=True
+        ):
+            found.setdefault(a, []).append((shot[lo:hi], at[lo:hi]))
 
 
 def _draw_paulis(ops: Sequence[NoiseOp], shots: int, rng: np.random.Generator) -> np.ndarray:
@@ -419,68 +436,75 @@ def batch_program(circuit: Circuit, skipped: AbstractSet[int] = frozenset()) -> 
         for k, s in enumerate(circuit.steps)
         if k not in skipped and (s.owner < 0 or s.owner not in skipped)
     ]
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for i, step in enumerate(active):
-        if len(step.atoms) > 1:
-            for a in step.atoms:
-                first.setdefault(a, i)
-                last[a] = i
-    heads: dict[int, list[Step]] = {}
-    tails: dict[int, list[Step]] = {}
+    slots = _Slots(active)
     for i, step in enumerate(active):
         if len(step.atoms) == 1:
             a = step.atoms[0]
-            if a not in first or i < first[a]:
-                heads.setdefault(a, []).append(step)
-            elif i > last[a]:
-                tails.setdefault(a, []).append(step)
-    out: list[Instruction] = []
-    columns: list[int] = []
-    slot: dict[int, int] = {}
-    free: list[int] = []
-    used = 0
-
-    def emit(step: Step) -> None:
-        out.extend(_instructions(step, slot))
-        if step.kind is StepKind.MEASURE:
-            columns.append(step.record)
-
-    def start(a: int) -> None:
-        nonlocal used
-        if free:
-            slot[a] = heapq.heappop(free)
-            out.extend(_reset((slot[a],)))
-        else:
-            slot[a] = used
-            used += 1
-        for step in heads.pop(a, ()):
-            emit(step)
-
-    def finish(a: int) -> None:
-        for step in tails.pop(a, ()):
-            emit(step)
-        heapq.heappush(free, slot.pop(a))
-
-    for i, step in enumerate(active):
-        if len(step.atoms) == 1:
-            a = step.atoms[0]
-            if a not in first:  # no two-qubit step: the whole atom at its first step
-                if a in heads:
-                    start(a)
-                    finish(a)
-            elif first[a] < i < last[a]:
-                emit(step)
+            if a not in slots.first:  # no two-qubit step: the whole atom at its first step
+                if a in slots.heads:
+                    slots.start(a)
+                    slots.finish(a)
+            elif slots.first[a] < i < slots.last[a]:
+                slots.emit(step)
             continue
         for a in step.atoms:
-            if a not in slot:
-                start(a)
-        emit(step)
+            if a not in slots.slot:
+                slots.start(a)
+        slots.emit(step)
         for a in step.atoms:
-            if last[a] == i:
-                finish(a)
-    batch = BatchCircuit(num_qubits=used, instructions=tuple(out))
-    return BatchProgram(circuit=batch, columns=tuple(columns))
+            if slots.last[a] == i:
+                slots.finish(a)
+    batch = BatchCircuit(num_qubits=slots.used, instructions=tuple(slots.out))
+    return BatchProgram(circuit=batch, columns=tuple(slots.columns))
+
+
+class _Slots:
+    """:func:`batch_program`'s batch qubits as atoms take and give them back, and what it
+    emits: each atom's first and last two-qubit step (an index of ``active``), its
+    one-qubit steps before the first (``heads``) and after the last (``tails``)."""
+
+    def __init__(self, active: Sequence[Step]) -> None:
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        for i, step in enumerate(active):
+            if len(step.atoms) > 1:
+                for a in step.atoms:
+                    self.first.setdefault(a, i)
+                    self.last[a] = i
+        self.heads: dict[int, list[Step]] = {}
+        self.tails: dict[int, list[Step]] = {}
+        for i, step in enumerate(active):
+            if len(step.atoms) == 1:
+                a = step.atoms[0]
+                if a not in self.first or i < self.first[a]:
+                    self.heads.setdefault(a, []).append(step)
+                elif i > self.last[a]:
+                    self.tails.setdefault(a, []).append(step)
+        self.out: list[Instruction] = []
+        self.columns: list[int] = []
+        self.slot: dict[int, int] = {}
+        self.free: list[int] = []
+        self.used = 0
+
+    def emit(self, step: Step) -> None:
+        self.out.extend(_instructions(step, self.slot))
+        if step.kind is StepKind.MEASURE:
+            self.columns.append(step.record)
+
+    def start(self, a: int) -> None:
+        if self.free:
+            self.slot[a] = heapq.heappop(self.free)
+            self.out.extend(_reset((self.slot[a],)))
+        else:
+            self.slot[a] = self.used
+            self.used += 1
+        for step in self.heads.pop(a, ()):
+            self.emit(step)
+
+    def finish(self, a: int) -> None:
+        for step in self.tails.pop(a, ()):
+            self.emit(step)
+        heapq.heappush(self.free, self.slot.pop(a))
 
 
 def _run_batch(
