@@ -191,3 +191,46 @@ def test_each_end_of_a_job_is_its_own_record(tmp_path: Path) -> None:
         assert store.usage_totals("bob", None, None, None) == (0, Usage())
     finally:
         store.close()
+
+
+def test_a_device_job_is_metered_its_schedules_time_times_its_shots(tmp_path: Path) -> None:
+    # (a device job was metered 0 device seconds: usage read a section its result lacked)
+    from qmk.devices.neutral_atom.emulator import run_job
+
+    job = {
+        "profile": "benchmark_chain",
+        "shots": 400,
+        "seed": 5,
+        "program": [
+            {"op": "AllocArray", "n_qubits": 2},
+            {"op": "ApplyGate", "name": "H", "targets": [0]},
+            {"op": "ApplyGate", "name": "CX", "targets": [0, 1]},
+            {"op": "Measure", "targets": [0, 1]},
+        ],
+    }
+    schedule_ns = run_job(job).timeline.total_ns  # one shot's program time on the device
+    config = config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"dave": {"key": "dave-key", "caps": ["CAP_ALLOC", "CAP_DEVICE_NA"]}},
+        }
+    )
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        reply = await kernel.q_negotiate_caps(
+            tenant="dave", key="dave-key", requested=["CAP_DEVICE_NA"]
+        )
+        sid = reply["session_id"]
+        accepted = await kernel.q_submit(
+            session_id=sid, graph=job, shots=400, seed=5, target="neutral-atom"
+        )
+        done = await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED", done["error"]
+        (record,) = (await kernel.q_usage(session_id=sid))["records"]
+        return dict(record)
+
+    record = run_kernel(tmp_path, body, config=config, workers=1)
+    assert schedule_ns > 0 and record["shots"] == 400
+    assert record["device_seconds"] == pytest.approx(schedule_ns * 1e-9 * 400)
+    assert record["physical_qubit_cycles"] == 0.0  # no logical machine, no QEC cycles

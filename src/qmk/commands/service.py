@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -475,8 +475,7 @@ def _job_text(job: Job) -> str:
     result = job.result
     if result:
         counts = result.get("counts", {})
-        events = " ".join(result.get("events", [])) or "(no events)"
-        lines.append(f"  engine {result.get('engine')}; outcomes (events {events}):")
+        lines.append(_outcomes_line(result))
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         width = max((len(k) for k, _ in ranked[:32]), default=0)
         shots = max(int(result.get("shots") or 1), 1)
@@ -485,6 +484,20 @@ def _job_text(job: Job) -> str:
         if len(ranked) > 32:
             lines.append(f"    ... {len(ranked) - 32} more outcomes")
     return "\n".join(lines) + "\n"
+
+
+def _outcomes_line(result: Mapping[str, Any]) -> str:
+    """What ran a job's result and how its outcomes are keyed: a device job's preset and
+    backend (keys as ``qmk device run`` writes them), else the engine and events."""
+    device = result.get("device")
+    if isinstance(device, Mapping):
+        return (
+            f"  device {device.get('profile') or '(its own hardware)'} on "
+            f"{device.get('backend')}; outcomes (keys as qmk device run writes them; "
+            "L: a lost atom):"
+        )
+    events = " ".join(result.get("events", [])) or "(no events)"
+    return f"  engine {result.get('engine')}; outcomes (events {events}):"
 
 
 def _show_job(job: Job, args: argparse.Namespace, out: TextIO) -> None:

@@ -10,8 +10,9 @@ them, :mod:`qmk.kernel.config`). :func:`usage_of` reads them off the job:
   held them on its worker (start to end, whatever the end);
 - ``physical_qubit_cycles``: the physical qubits it reserved times the logical (QEC)
   cycles its program takes per shot, times its shots (COMPLETED runs only);
-- ``device_seconds``: the machine time its shots take on the modelled device (the
-  program's logical time, or a neutral-atom job's schedule, times its shots);
+- ``device_seconds``: the machine time its shots take on the modelled device (its
+  target's time of one shot, the telemetry's ``logical_time_ns``: the program's logical
+  time, or a neutral-atom job's schedule, times its shots);
 - ``result_bytes``: the bytes of its stored result.
 
 A job answered from the result cache ran nothing: its machine quantities are 0.
@@ -84,15 +85,11 @@ def usage_of(job: Job) -> Usage:
     shots = job.shots
     if job.cached_from is not None:  # answered from the cache: no machine time
         return Usage(shots=shots, result_bytes=size)
-    head = result.head
-    telemetry = head.get("telemetry") or {}
-    device = head.get("device") or {}
-    if device:  # a neutral-atom device job: its schedule's duration per shot
-        per_shot_ns = float((device.get("telemetry") or {}).get("duration_ns") or 0.0)
-        cycles = 0.0
-    else:
-        per_shot_ns = float(telemetry.get("logical_time_ns") or 0.0)
-        cycles = float(telemetry.get("logical_cycles") or 0.0)
+    # every target reports the machine time of one shot as its telemetry's
+    # logical_time_ns (a device job: its schedule's duration) and its QEC cycles
+    telemetry = result.head.get("telemetry") or {}
+    per_shot_ns = float(telemetry.get("logical_time_ns") or 0.0)
+    cycles = float(telemetry.get("logical_cycles") or 0.0)
     return Usage(
         shots=shots,
         logical_qubit_seconds=logical * held_s,
