@@ -9,9 +9,11 @@ How one experiment runs:
    same circuits ``qmk qec threshold`` samples) is built noiseless; its gates become a QVM
    program (``R`` after the first layer: ``RESET``; ``MR``: a measurement then a reset), its
    detectors and observable lists of measurement indices.
-2. The program is compiled onto the profile (:func:`~.compile.compile_program`: CZ and
-   native one-qubit gates, placement, routing by moves or SWAPs) and run on the device's
-   emulator (:func:`~.emulator.run_job`) with the profile's physical noise: gate Paulis,
+2. The program runs on the ``neutral-atom`` target (:mod:`.target`: the QEC memory
+   experiments' target, as theirs is a program of physical qubits): compiled onto the
+   profile (:func:`~.compile.compile_program`: CZ and native one-qubit gates, placement,
+   routing by moves or SWAPs) and run on the device's emulator (:func:`~.emulator.run_job`)
+   with the profile's physical noise: gate Paulis,
    correlated two-qubit errors, idle dephasing and damping over the scheduled idle times
    (measurements take the profile's ``measurement_duration_ns``), SPAM, and **atom loss**:
    an atom lost at a gate, while idle or at a measurement stays lost; its gates are
@@ -34,6 +36,7 @@ How one experiment runs:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, replace
@@ -287,10 +290,10 @@ def memory_experiment(
     """
     import time
 
-    from qmk.devices.neutral_atom.compile import compile_program
-    from qmk.devices.neutral_atom.emulator import run_job
-    from qmk.devices.neutral_atom.job import STABILIZER, parse_job
-    from qmk.execution.request import draw_seed
+    from qmk.devices.neutral_atom.job import STABILIZER
+    from qmk.devices.neutral_atom.target import NAME, NeutralAtomTarget
+    from qmk.execution.request import RunRequest, draw_seed, program_digest
+    from qmk.execution.result import LOST
 
     started = time.perf_counter()
     family = experiment_family(CODES.get(code, code))
@@ -307,13 +310,24 @@ def memory_experiment(
         profile = replace(profile, noise=without_loss(profile.noise))
     run_seed = draw_seed() if seed is None else seed
     experiment = _to_program(memory_circuit(family, distance=distance, rounds=rounds))
-    job, report = compile_program(experiment.graph, profile, routing=routing)
-    result = run_job(
-        parse_job(job, preset=profile, shots=shots, seed=run_seed, device_id=STABILIZER)
+    # run through the neutral-atom target: the experiment is a QVM program of physical
+    # qubits, compiled onto the profile and run on its emulator as any device run
+    target = NeutralAtomTarget()
+    request = RunRequest.build(
+        program_digest=program_digest(json.dumps(experiment.graph.to_json(), sort_keys=True)),
+        target=NAME,
+        target_options={"routing": routing, "backend": STABILIZER},
+        shots=shots,
+        seed=run_seed,
     )
-    columns = [report.readout[f"m{k}"] for k in range(experiment.measurements)]
-    bits = result.bits[:, columns]
-    lost = bits < 0
+    executable = target.compile(target.read(experiment.graph), request, local=True, profile=profile)
+    report = executable.report
+    assert report is not None  # a compiled program's
+    result = executable.run(shots, run_seed)
+    index = {event: k for k, event in enumerate(result.events)}
+    raw = result.bits[:, [index[f"m{k}"] for k in range(experiment.measurements)]]
+    lost = raw == LOST
+    bits = np.where(lost, -1, raw).astype(np.int8)
     coins = np.random.default_rng([run_seed, 7]).integers(0, 2, size=bits.shape, dtype=np.int8)
     values = np.where(lost, coins, bits).astype(np.uint8)
     detections = np.stack(
@@ -338,7 +352,7 @@ def memory_experiment(
         moves=report.moves,
         swaps=report.swaps,
         duration_ns=report.duration_ns,
-        backend=result.device_id,
+        backend=result.engine,
         seed=run_seed,
         seconds=time.perf_counter() - started,
         confidence=confidence,

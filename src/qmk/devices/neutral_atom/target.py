@@ -146,11 +146,19 @@ class NeutralAtomTarget:
         return OnDevice(read_qvm(data, limits=limits))
 
     def compile(
-        self, program: Any, request: RunRequest, *, local: bool = False, **options: Any
+        self,
+        program: Any,
+        request: RunRequest,
+        *,
+        local: bool = False,
+        profile: Any = None,
+        **options: Any,
     ) -> DeviceExecutable:
         """The job of ``program`` under ``request``, checked and scheduled on the device.
-        ``local``: a run in the caller's process (its preset may be a profile file); a
-        kernel's job names shipped presets only.
+        ``local``: a run in the caller's own process (its preset may be a profile file); a
+        kernel's job names shipped presets only. ``profile``: a local run's device
+        profile itself (a :class:`~.profiles.Profile`, e.g. a preset with its losses
+        taken out), in place of the preset.
 
         Raises:
             TargetError: ``QM102`` an option or setting it cannot honour.
@@ -169,10 +177,12 @@ class NeutralAtomTarget:
             )
         except QMKError as exc:
             raise refuse(NAME, "target_options", exc.message) from None
+        if profile is not None and not local:
+            raise refuse(NAME, "profile", "a kernel's job names a shipped preset")
         if isinstance(program, DeviceJob):
-            return _job(program, request, chosen, local=local)
+            return _job(program, request, chosen, local=local, profile=profile)
         verified = program.program if isinstance(program, OnDevice) else program
-        return _compiled(verified, request, chosen, local=local)
+        return _compiled(verified, request, chosen, local=local, profile=profile)
 
 
 def _preset(name: str | None, *, local: bool) -> Any:
@@ -196,29 +206,40 @@ def _preset(name: str | None, *, local: bool) -> Any:
 
 
 def _job(
-    program: DeviceJob, request: RunRequest, chosen: NeutralAtomOptions, *, local: bool
+    program: DeviceJob,
+    request: RunRequest,
+    chosen: NeutralAtomOptions,
+    *,
+    local: bool,
+    profile: Any = None,
 ) -> DeviceExecutable:
     """A device job checked and scheduled (the module docstring)."""
     if chosen.routing != "auto" or chosen.configuration is not None:
         option = "routing" if chosen.routing != "auto" else "configuration"
         raise refuse(NAME, option, "a device job is run as it is written (it is not compiled)")
     wire = dict(program.wire)
-    profile = _preset(
-        chosen.preset if chosen.preset is not None else wire.get("profile"), local=local
-    )
+    named = chosen.preset if chosen.preset is not None else wire.get("profile")
+    if profile is None:
+        profile = _preset(named, local=local)
     if chosen.preset is not None:
         wire["profile"] = chosen.preset
     return _checked(wire, profile, request, chosen, report=None)
 
 
 def _compiled(
-    program: Any, request: RunRequest, chosen: NeutralAtomOptions, *, local: bool
+    program: Any,
+    request: RunRequest,
+    chosen: NeutralAtomOptions,
+    *,
+    local: bool,
+    profile: Any = None,
 ) -> DeviceExecutable:
-    """A QVM program compiled onto the preset, then checked as a job."""
+    """A QVM program compiled onto the preset, then checked as a job on that profile."""
     from qmk.devices.neutral_atom.compiler import compile_program
     from qmk.devices.neutral_atom.job import AUTO
 
-    profile = _preset(chosen.preset or DEFAULT_PRESET, local=local)
+    if profile is None:
+        profile = _preset(chosen.preset or DEFAULT_PRESET, local=local)
     wire, report = compile_program(
         program,
         profile,
@@ -229,7 +250,7 @@ def _compiled(
         backend=chosen.backend or AUTO,
         noiseless=not request.noise,
     )
-    return _checked(wire, None, request, chosen, report=report)
+    return _checked(wire, profile, request, chosen, report=report)
 
 
 def _checked(
