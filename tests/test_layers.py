@@ -35,8 +35,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the program format", ("qmk.qvm",)),
     ("front-ends, engines and the QEC physics", ("qmk.frontends", "qmk.engines", "qmk.qec")),
     (
-        "built on one of those: the estimator, QEC experiments, the engine conformance kit",
-        ("qmk.estimate", "qmk.experiments", "qmk.testing"),
+        "built on one of those: the estimator, QEC experiments",
+        ("qmk.estimate", "qmk.experiments"),
     ),
     (
         "fault-tolerant execution: patch layouts, lattice surgery scheduled and run",
@@ -45,6 +45,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the in-process machine", ("qmk.execution",)),
     ("the assistant: a model that works through QMK's own tools", ("qmk.assist",)),
     ("devices behind the device interface (HAL), on the machine", ("qmk.devices",)),
+    (
+        "the conformance kits: every engine's and every target's checks",
+        ("qmk.testing",),
+    ),
     (
         "the wire: qSyscall's method table, JSON-RPC core, the door every wire passes, and "
         "the JSON-RPC server",
@@ -88,7 +92,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.qec": (*BASE, "qmk.qvm"),
     "qmk.estimate": (*BASE, "qmk.qec", "qmk.qvm"),
     "qmk.experiments": (*BASE, "qmk.qec", "qmk.qvm"),
-    "qmk.testing": (*BASE, "qmk.engines"),
+    # the engines' checks read the gate table; the targets' run the corpus through the
+    # target protocol (every target, the device's too, through qmk.execution.target)
+    "qmk.testing": (*BASE, "qmk.engines", "qmk.qvm", "qmk.execution"),
     # the estimator's factory and code model, the engines that execute the PPMs
     "qmk.ft": (*BASE, "qmk.qvm", "qmk.engines", "qmk.qec", "qmk.estimate"),
     # execution is the one place that combines programs, engines and the QEC layer; its

@@ -1,4 +1,9 @@
-"""Conformance checks that every engine passes, for engine authors and their tests.
+"""Conformance checks that every engine and every target passes, for their authors and
+their tests.
+
+:func:`assert_target_conformance` runs a target (:mod:`qmk.execution.target`) over the
+exact-distribution corpus (:func:`target_corpus`), with seeded determinism and footprint
+sanity; the rest of this page is the engines'.
 
 :func:`assert_engine_conformance` runs one engine implementation through the contract of
 :class:`qmk.engines.Engine`: agreement with a dense numpy reference (built here from the
@@ -27,7 +32,12 @@ from qmk.engines.base import Engine, EngineError
 from qmk.engines.gates import BASES, GATES, Gate
 from qmk.errors import REGISTRY
 
-__all__ = ["assert_engine_conformance"]
+__all__ = [
+    "CorpusProgram",
+    "assert_engine_conformance",
+    "assert_target_conformance",
+    "target_corpus",
+]
 
 #: One gate of a test circuit: name, qubit positions (not engine handles), parameters.
 _Op = tuple[str, tuple[int, ...], tuple[float, ...]]
@@ -867,4 +877,252 @@ def _check_misuse(ctx: _Context) -> None:
         "engine-misuse",
         "measure in basis 'W'",
         lambda: engine.measure(live, "W"),
+    )
+
+
+# =========================================================================== targets
+
+#: The QVM op of each engine gate the target corpus draws from (the op table's, one op a
+#: gate: TELEPORT_CNOT, a CNOT too, is left to its own tests).
+_GATE_OPS = {
+    "h": "APPLY_H",
+    "s": "APPLY_S",
+    "sdg": "APPLY_SDG",
+    "x": "APPLY_X",
+    "y": "APPLY_Y",
+    "z": "APPLY_Z",
+    "t": "APPLY_T",
+    "tdg": "APPLY_TDG",
+    "rx": "APPLY_RX",
+    "ry": "APPLY_RY",
+    "rz": "APPLY_RZ",
+    "cx": "APPLY_CNOT",
+    "cz": "APPLY_CZ",
+    "swap": "APPLY_SWAP",
+    "ccx": "APPLY_CCX",
+    "ccz": "APPLY_CCZ",
+}
+#: Clifford+T rotations only (quarter and eighth turns): every target's corpus.
+_TARGET_ANGLES = (math.pi / 2, -math.pi / 2, math.pi / 4, math.pi, 0.3)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorpusProgram:
+    """A program of the target corpus and its exact distribution (outcome -> probability,
+    events in order, the first leftmost)."""
+
+    name: str
+    graph: dict[str, object]
+    exact: dict[str, float]
+
+
+def target_corpus(seed: int = 2024, *, circuits: int = 6, qubits: int = 3) -> list[CorpusProgram]:
+    """The exact-distribution corpus every target runs (:func:`assert_target_conformance`):
+    ``circuits`` random circuits of the op table's gates on 1 to ``qubits`` qubits, each
+    measured in Z at the end, with the exact distribution from the dense reference that
+    the engines' conformance uses (:class:`_Dense`, the matrices of
+    :data:`~qmk.engines.gates.GATES`); then programs with a mid-circuit measurement whose
+    outcome a guarded X feeds forward, and a reset, worked out by hand.
+
+    >>> [p.name for p in target_corpus(circuits=2)][-2:]
+    ['feed-forward', 'reset']
+    >>> sum(target_corpus(circuits=1)[0].exact.values())  # doctest: +ELLIPSIS
+    1.0...
+    """
+    rng = np.random.default_rng(seed)
+    out: list[CorpusProgram] = []
+    for k in range(circuits):
+        n = 1 + k % qubits
+        menu: dict[str, list[tuple[float, ...]]] = {
+            name: [(a,) for a in _TARGET_ANGLES] if GATES[name].params else [()]
+            for name in _GATE_OPS
+            if GATES[name].qubits <= n
+        }
+        circuit = _random_circuit(rng, menu, n, 2 * n + 2)
+        reference = _Dense(n)
+        for gate, qs, params in circuit:
+            reference.apply(gate, qs, params)
+        probs = reference.joint()
+        exact = {f"{i:0{n}b}": float(p) for i, p in enumerate(probs) if p > _ZERO}
+        out.append(
+            CorpusProgram(
+                name=f"random-{k} ({_render(circuit)})", graph=_graph(n, circuit), exact=exact
+            )
+        )
+    out.append(
+        CorpusProgram(
+            name="feed-forward",
+            graph=_program(
+                2,
+                [
+                    {"id": "h", "op": "APPLY_H", "vqs": ["q0"]},
+                    {"id": "m0", "op": "MEASURE_Z", "vqs": ["q0"], "produces": ["m0"]},
+                    {
+                        "id": "fix",
+                        "op": "APPLY_X",
+                        "vqs": ["q1"],
+                        "guard": {"event": "m0", "equals": 1},
+                    },
+                    {"id": "m1", "op": "MEASURE_Z", "vqs": ["q1"], "produces": ["m1"]},
+                ],
+                ["m0", "m1"],
+            ),
+            exact={"00": 0.5, "11": 0.5},
+        )
+    )
+    out.append(
+        CorpusProgram(
+            name="reset",
+            graph=_program(
+                1,
+                [
+                    {"id": "x", "op": "APPLY_X", "vqs": ["q0"]},
+                    {"id": "r", "op": "RESET", "vqs": ["q0"]},
+                    {"id": "h", "op": "APPLY_H", "vqs": ["q0"]},
+                    {"id": "t", "op": "APPLY_T", "vqs": ["q0"]},
+                    {"id": "h2", "op": "APPLY_H", "vqs": ["q0"]},
+                    {"id": "m", "op": "MEASURE_Z", "vqs": ["q0"], "produces": ["m"]},
+                ],
+                ["m"],
+            ),
+            exact={"0": math.cos(math.pi / 8) ** 2, "1": math.sin(math.pi / 8) ** 2},
+        )
+    )
+    return out
+
+
+def _program(n: int, body: list[dict[str, object]], events: list[str]) -> dict[str, object]:
+    """A QVM graph of ``n`` qubits ``q0..``: allocated, ``body``, freed."""
+    vqs = [f"q{i}" for i in range(n)]
+    nodes = [{"id": "alloc", "op": "ALLOC_LQ", "args": {"n": n}, "vqs": vqs}, *body]
+    nodes.append({"id": "free", "op": "FREE_LQ", "vqs": vqs})
+    return {
+        "version": "0.2",
+        "program": {"nodes": nodes},
+        "resources": {"vqs": vqs, "chs": [], "events": events},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def _graph(n: int, circuit: Sequence[_Op]) -> dict[str, object]:
+    """``circuit`` as a QVM graph: its gates, then every qubit measured in Z (event
+    ``m<k>`` of qubit ``k``, in order)."""
+    body: list[dict[str, object]] = []
+    for k, (gate, qs, params) in enumerate(circuit):
+        node: dict[str, object] = {
+            "id": f"g{k}",
+            "op": _GATE_OPS[gate],
+            "vqs": [f"q{q}" for q in qs],
+        }
+        if params:
+            node["args"] = {"theta": params[0]}
+        body.append(node)
+    events = [f"m{q}" for q in range(n)]
+    body += [
+        {"id": f"meas{q}", "op": "MEASURE_Z", "vqs": [f"q{q}"], "produces": [f"m{q}"]}
+        for q in range(n)
+    ]
+    return _program(n, body, events)
+
+
+def assert_target_conformance(
+    target: object,
+    *,
+    seed: int = 2024,
+    circuits: int = 6,
+    qubits: int = 3,
+    shots: int = 2000,
+    options: dict[str, object] | None = None,
+) -> None:
+    """Check that ``target`` keeps the target protocol (:mod:`qmk.execution.target`).
+
+    Over :func:`target_corpus` (its exact-distribution programs), with noise off:
+
+    - each program either runs, or is refused with a coded :class:`~qmk.errors.QMKError`
+      (a code of the registry; never another exception) when compiled; at least one runs;
+    - a run's counts add up to its shots, fall on outcomes of non-zero probability only,
+      and lie within the total-variation bound of the engines' conformance of the exact
+      distribution (a correct target fails it with probability below 1e-9);
+    - the result is the target's (``result.target``), and its JSON is plain data;
+    - the same seed gives the same shots (counts and every shot's outcome, run twice
+      from one executable), another seed other shots;
+    - the footprint is a :class:`~qmk.execution.footprint.Footprint` of this target that
+      round-trips through JSON, holds at least the program's live qubits, and makes at
+      least one logical measurement per event.
+
+    Args:
+        target: the target (an instance: ``qmk.execution.target.get(name)``).
+        seed: seeds the corpus and the runs.
+        circuits, qubits: the random programs of the corpus and their widest.
+        shots: shots per run.
+        options: the target's options (``RunRequest.target_options``) for every run.
+
+    Raises:
+        AssertionError: at the first broken promise, naming the target and the program.
+    """
+    import json as _json
+
+    from qmk.errors import QMKError
+    from qmk.execution.footprint import Footprint
+    from qmk.execution.request import RunRequest, program_digest
+
+    name = str(getattr(target, "name", type(target).__name__))
+    ran = 0
+    for program in target_corpus(seed, circuits=circuits, qubits=qubits):
+        text = _json.dumps(program.graph, sort_keys=True)
+        request = RunRequest(
+            program_digest=program_digest(text),
+            shots=shots,
+            seed=seed,
+            noise=False,
+            target=name,
+            target_options=dict(options or {}),
+        )
+        where = f"{name} target, program {program.name}"
+        try:
+            read = target.read(program.graph)  # type: ignore[attr-defined]
+            executable = target.compile(read, request)  # type: ignore[attr-defined]
+        except QMKError as exc:
+            assert exc.code in REGISTRY, f"{where}: refused with an unregistered code {exc.code}"
+            continue
+        except Exception as exc:  # an uncoded refusal breaks the contract
+            raise AssertionError(f"{where}: refused without a code: {exc!r}") from exc
+        ran += 1
+        result = executable.run(shots, seed)
+        _check_counts(where, result, program, shots)
+        assert result.target == name, f"{where}: the result says target {result.target!r}"
+        _json.dumps(result.to_json())
+        again = executable.run(shots, seed)
+        assert again.counts == result.counts and again.memory == result.memory, (
+            f"{where}: the same seed {seed} gave other shots"
+        )
+        if len(program.exact) > 1:
+            other = executable.run(shots, seed + 1)
+            assert other.memory != result.memory, f"{where}: seeds {seed} and {seed + 1} agree"
+        footprint = executable.footprint
+        assert isinstance(footprint, Footprint) and footprint.target == name, (
+            f"{where}: footprint {footprint!r} is not this target's"
+        )
+        assert Footprint.from_json(_json.loads(_json.dumps(footprint.to_json()))) == footprint
+        live = len(program.graph["resources"]["vqs"])  # type: ignore[index]
+        assert footprint.logical_qubits >= live, (
+            f"{where}: the footprint holds {footprint.logical_qubits} qubits, the program {live}"
+        )
+        events = len(program.graph["resources"]["events"])  # type: ignore[index]
+        assert footprint.measurements >= events, (
+            f"{where}: the footprint measures {footprint.measurements} times, the program {events}"
+        )
+    assert ran, f"{name} target refused every program of the corpus"
+
+
+def _check_counts(where: str, result: object, program: CorpusProgram, shots: int) -> None:
+    counts = dict(result.counts)  # type: ignore[attr-defined]
+    assert sum(counts.values()) == shots, f"{where}: {sum(counts.values())} shots of {shots}"
+    impossible = sorted(set(counts) - set(program.exact))
+    assert not impossible, f"{where}: outcomes of probability 0 came: {impossible[:4]}"
+    tvd = 0.5 * sum(abs(counts.get(k, 0) / shots - p) for k, p in program.exact.items())
+    bound = _tvd_bound(len(program.exact), shots)
+    assert tvd <= bound, (
+        f"{where}: total variation {tvd:.4f} from the exact distribution, above {bound:.4f}: "
+        f"{counts} against {program.exact}"
     )

@@ -76,6 +76,27 @@ def test_a_bell_pair_has_even_xx_and_zz_parities_measured_as_products():
     assert ones == 0
 
 
+def test_an_inverted_product_measurement_records_the_negated_products_outcome():
+    # a Bell pair's XX is +1: measured as -XX it reads 1 in every shot (the lattice-surgery
+    # target measures C^dag Z C, which carries a sign, as such a product)
+    compile_batch = batch_compiler(StabilizerEngine)
+    assert compile_batch is not None
+    circuit = BatchCircuit(
+        num_qubits=2,
+        instructions=(
+            _gate("h", 0),
+            _gate("cx", 0, 1),
+            Instruction(kind=Kind.MEASURE_PRODUCT, qubits=(0, 1), paulis="XX", invert=True),
+            Instruction(kind=Kind.MEASURE_PRODUCT, qubits=(0,), paulis="X", invert=True),
+        ),
+    )
+    sampler = compile_batch(circuit)
+    assert sampler is not None
+    bits, _ = sampler.sample(500, SEED, (0, 1), ())
+    assert bits[:, 0].all()
+    assert 150 < int(bits[:, 1].sum()) < 350  # X of one half: a fair coin either way
+
+
 def test_feed_forward_applies_a_pauli_when_the_xor_of_record_bits_is_one_or_zero():
     compile_batch = batch_compiler(StabilizerEngine)
     assert compile_batch is not None

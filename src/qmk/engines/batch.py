@@ -54,7 +54,8 @@ class Kind(str, enum.Enum):
     GATE = "gate"
     #: Measure one qubit in ``basis`` (``invert`` flips the recorded bit); one record bit.
     MEASURE = "measure"
-    #: Measure the product of ``paulis`` (one letter per qubit); one record bit.
+    #: Measure the product of ``paulis`` (one letter per qubit; ``invert`` flips the
+    #: recorded bit: the product's negation measured); one record bit.
     MEASURE_PRODUCT = "measure_product"
     #: Apply X, Y, Z on one qubit with probabilities ``probs``.
     PAULI_CHANNEL = "pauli_channel"

@@ -296,7 +296,7 @@ def _line(instruction: Instruction, count: int) -> str | None:
     product = "*".join(
         f"{p}{q}" for p, q in zip(instruction.paulis, instruction.qubits, strict=True)
     )
-    return f"MPP {product}"
+    return f"MPP {'!' if instruction.invert else ''}{product}"
 
 
 def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
