@@ -80,3 +80,13 @@ def test_precision_on_the_exact_stabilizer_is_a_coded_warning_qe117() -> None:
         "run", BELL, "--precision", "single", "--engine", "statevector", "--shots", "50", "--json"
     )
     assert status == 0 and err == "" and "warnings" not in json.loads(out)
+
+
+@pytest.mark.parametrize(
+    "option", [("--configuration", "cz_native"), ("--routing", "swap"), ("--emit-job", "x.json")]
+)
+def test_a_device_option_without_device_is_refused_not_ignored(option: tuple[str, str]) -> None:
+    # each target validates its own options: the logical machine takes none of these
+    status, out, err = qmk("run", BELL, "--shots", "10", "--seed", "1", *option)
+    assert (status, out) == (2, "")
+    assert err.startswith("QM102 option-unsupported: ") and err.count("\n") == 1

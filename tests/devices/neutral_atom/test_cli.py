@@ -121,3 +121,21 @@ def test_info_and_calibrate_are_still_there():
     assert status == 2 and err.startswith("QW011 bad-option: no tenant")
     status, _, err = qmk("device", "calibrate", "/nonexistent.json")
     assert status == 2 and "not a readable JSON file" in err
+
+
+def test_shots_and_seeds_beyond_every_runs_range_are_refused_not_run(tmp_path):
+    # a local device run took any shots (10**9 ran until killed; 10**20 in the job file
+    # was an internal error): the range of every run, qmk.defaults.MAX_SHOTS and SEED_BOUND
+    from qmk import defaults
+
+    too_many = str(defaults.MAX_SHOTS + 1)
+    status, out, err = qmk("device", "run", BELL, "--shots", too_many)
+    assert (status, out) == (2, "")
+    assert err.startswith("QW011 bad-option: qmk device run: argument --shots: ")
+    job = json.loads(Path(BELL).read_text(encoding="utf-8"))
+    for key, value in (("shots", 10**20), ("shots", defaults.MAX_SHOTS + 1), ("seed", 2**64 - 1)):
+        path = tmp_path / f"{key}.json"
+        path.write_text(json.dumps({**job, key: value}), encoding="utf-8")
+        status, out, err = qmk("device", "run", str(path))
+        assert (status, out) == (2, ""), err
+        assert err.startswith(f"QD101 job-malformed: {key}: ") and err.count("\n") == 1

@@ -42,7 +42,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from qmk import values
+from qmk import defaults, values
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom.backends import BACKENDS
 from qmk.devices.neutral_atom.isa import (
@@ -80,8 +80,12 @@ class JobWire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
         ),
     ] = None
     profile: Annotated[str | None, Meta(description="a preset name")] = None
-    shots: Annotated[int, Meta(ge=1)] = 1
-    seed: Annotated[Annotated[int, Meta(ge=0)] | None, Meta(description="QMK: the RNG seed")] = None
+    #: At most :data:`qmk.defaults.MAX_SHOTS`, as every run (10**20 was an internal error).
+    shots: Annotated[int, Meta(ge=1, le=defaults.MAX_SHOTS)] = 1
+    seed: Annotated[
+        Annotated[int, Meta(ge=0, le=defaults.SEED_BOUND - 1)] | None,
+        Meta(description="QMK: the RNG seed"),
+    ] = None
     max_threads: Annotated[
         Annotated[int, Meta(ge=0)] | None,
         Meta(description="accepted for compatibility; the emulator is single-threaded"),
