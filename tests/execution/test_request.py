@@ -17,6 +17,7 @@ from qmk.errors import InvalidArgument
 from qmk.execution.executor import build_request, execute, run
 from qmk.execution.request import (
     PHYSICS_FIELDS,
+    MachineRun,
     Policy,
     Rewrite,
     RunRequest,
@@ -112,6 +113,7 @@ def test_the_run_key_ignores_what_does_not_change_a_result_and_sees_the_physics(
         ("part", (0, 3)),
         ("target", "lattice-surgery"),
         ("target_options", {"block": "compact"}),
+        ("machine", MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=5, tiles=4, module=0)),
     ]:
         assert run_key(msgspec.structs.replace(request, **{field: value})) != run_key(request)
 
@@ -119,7 +121,8 @@ def test_the_run_key_ignores_what_does_not_change_a_result_and_sees_the_physics(
 def test_a_request_names_its_target_and_the_logical_machines_key_is_unchanged() -> None:
     request = _full_request()
     assert request.target == "logical"
-    before = {k: v for k, v in request.to_json().items() if k not in ("target", "target_options")}
+    fresh = ("target", "target_options", "machine")  # fields newer than the request's keys
+    before = {k: v for k, v in request.to_json().items() if k not in fresh}
     assert RunRequest.from_json(before) == request  # a request stored before targets
     # the key of a logical run is what it was before targets existed
     unkeyed = ("policy", "trace_context", "checkpoint_every_ops")

@@ -730,6 +730,7 @@ def execute(
         rollback_gates=progress.rollback_gates,
         engine_reason=choice.reason,
         wall_time_s=round(time.perf_counter() - started, 6),
+        machine=None if request.machine is None else request.machine.record(),
     )
     return RunResult(
         counts=keyed_counts(bits, layout),
@@ -766,9 +767,11 @@ def _planned(
         parse_noise_model(request.noise_model) if request.noise and request.noise_model else None
     )
     calibration = request.calibration
+    # the machine's waits are idle noise: with noise off they change nothing
+    idle = request.machine.idle if request.noise and request.machine is not None else None
     # the plan depends on the program and these fields only (not the seed or the shots)
     physics = (request.noise, request.qubit, request.profile, request.noise_model, calibration)
-    physics_key = msgspec.json.encode(physics)
+    physics_key = msgspec.json.encode((*physics, idle) if idle else physics)
     plan: Plan = _PLANS.get(
         (id(program), physics_key),
         program,
@@ -779,6 +782,7 @@ def _planned(
             default_profile=request.profile,
             noise_model=noise_model,
             calibration=calibration,
+            idle=idle,
         ),
     )
     if calibration is not None and request.require_calibration and not plan.calibrated_profiles:

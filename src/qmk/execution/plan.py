@@ -31,7 +31,7 @@ compiler each carry out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -75,7 +75,7 @@ class Noise:
     px: float
     py: float
     pz: float
-    #: Why: "op", "idle", "teleport", "measure".
+    #: Why: "op", "idle", "teleport", "measure", "machine" (a wait on the shared machine).
     cause: str
 
     @property
@@ -228,11 +228,16 @@ def build_plan(
     default_profile: str,
     noise_model: NoiseModel | None = None,
     calibration: Calibration | None = None,
+    idle: Mapping[str, float] | None = None,
 ) -> Plan:
     """Lower ``program``: steps, logical noise (when ``noise``), schedule and accounting.
 
     ``noise_model`` replaces the qubit's physical error rates and ``calibration`` the
-    code's fitted (a, p*) (for the profiles it is for) in every logical model.
+    code's fitted (a, p*) (for the profiles it is for) in every logical model. ``idle``
+    maps node ids to logical cycles every qubit live after that node sits idle (a
+    kernel job's waits on the shared machine, :class:`~qmk.execution.request.MachineRun`):
+    with ``noise``, one Pauli channel per live qubit after the node, its code's error for
+    that many cycles (cause ``machine``); it changes no op's time.
 
     Raises:
         QECError: a profile or qubit parameter set the QEC layer does not know, or a
@@ -345,6 +350,7 @@ def build_plan(
                 live_physical -= model_for(profile_of[q]).physical_qubits_per_logical
                 del time[q]
 
+    _machine_waits(steps, idle if noise else None, add)
     logical_cycles = max([cycles_end, fence_time, *time.values()])
     if not models:  # no qubit at all: the machine's default sets the cycle time
         model_for(default_key)
@@ -373,6 +379,29 @@ def build_plan(
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
         timing=tuple(timing),
     )
+
+
+def _machine_waits(
+    steps: tuple[Step, ...],
+    idle: Mapping[str, float] | None,
+    add: Callable[[int, bool, str, float, str], None],
+) -> None:
+    """``add`` the machine's idle cycles after each node ``idle`` names, on every qubit
+    live after it (allocated and not yet freed)."""
+    if not idle:
+        return
+    live: dict[str, None] = {}
+    for step in steps:
+        node = step.node
+        if step.kind == "alloc":
+            live.update(dict.fromkeys(node.vqs))
+        elif step.kind == "free":
+            for q in node.vqs:
+                live.pop(q, None)
+        cycles = idle.get(node.id)
+        if cycles:
+            for q in live:
+                add(step.index, False, q, float(cycles), "machine")
 
 
 def _ready(

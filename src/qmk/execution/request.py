@@ -266,9 +266,50 @@ def _idle_node(after: Mapping[str, Any], qubit: str, index: int, ids: set[str]) 
     return node
 
 
+class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A kernel job's schedule on the shared machine, fixed before its outcomes are
+    computed (``docs/machine.md``): where and when it ran in machine time, what it
+    waited by cause, and the idle cycles those waits put on its qubits.
+
+    Attributes:
+        arrival_cycle, start_cycle, end_cycle: in logical cycles of machine time.
+        tiles: the tiles it held; module: the module it ended on.
+        wait_cycles: cycles waited by cause (``queue``, ``factory``, ``routing``,
+            ``link``, ``decoder``, ``preempted``), whole cycles.
+        idle_logical_error: the probability that its waits (all but ``queue``) added a
+            logical error to its patches (the machine's ``1 - (1 - p_L)^(n W)``).
+        idle: node id -> logical cycles every qubit live after that node sat idle
+            waiting (the waits of the footprint step after the node; ``queue`` waits
+            come before any qubit lives). With noise on, the executor puts one Pauli
+            channel per live qubit there: the qubit's code's error for that many cycles
+            (:meth:`qmk.qec.logical.LogicalModel.pauli_error`).
+
+    >>> run = MachineRun(arrival_cycle=0, start_cycle=100, end_cycle=180, tiles=9,
+    ...                  module=0, wait_cycles={"queue": 100, "factory": 30},
+    ...                  idle_logical_error=1e-5, idle={"t": 30.0})
+    >>> run.record()["wait_cycles"]["factory"], "idle" in run.record()
+    (30, False)
+    """
+
+    arrival_cycle: Annotated[int, msgspec.Meta(ge=0)]
+    start_cycle: Annotated[int, msgspec.Meta(ge=0)]
+    end_cycle: Annotated[int, msgspec.Meta(ge=0)]
+    tiles: Annotated[int, msgspec.Meta(ge=0)]
+    module: Annotated[int, msgspec.Meta(ge=0)]
+    wait_cycles: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}
+    idle_logical_error: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    idle: dict[str, Annotated[float, msgspec.Meta(ge=0)]] = {}
+
+    def record(self) -> dict[str, Any]:
+        """The job's ``machine`` record as telemetry reports it (without ``idle``)."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        del out["idle"]
+        return out
+
+
 #: The fields of a run request that decide its physics (what a checkpoint keeps: an
 #: execution state only continues under the physics its run started with).
-PHYSICS_FIELDS = ("qubit", "profile", "noise_model", "calibration", "rewrite")
+PHYSICS_FIELDS = ("qubit", "profile", "noise_model", "calibration", "rewrite", "machine")
 
 
 class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -309,6 +350,10 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     require_calibration: bool = False
     #: What the kernel's fault policies changed in the program (None: nothing).
     rewrite: Rewrite | None = None
+    #: The job's schedule on the kernel's shared machine (None: a private machine, as
+    #: every run outside a kernel): its waits become idle noise on its qubits. The kernel
+    #: sets it once the schedule has ended, before the worker runs the job.
+    machine: MachineRun | None = None
     #: Save the state, unasked, at a fence after this many operations (0: never).
     checkpoint_every_ops: Annotated[int, msgspec.Meta(ge=0)] = 0
     #: ``(k, n)``: part k of n of a run split over workers (:mod:`qmk.execution.parts`).
@@ -409,7 +454,10 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     def physics(self) -> dict[str, Any]:
         """The physics of this run as plain JSON (:data:`PHYSICS_FIELDS`), for the
         checkpoints its execution states are saved under."""
-        return {name: msgspec.to_builtins(getattr(self, name)) for name in PHYSICS_FIELDS}
+        out = {name: msgspec.to_builtins(getattr(self, name)) for name in PHYSICS_FIELDS}
+        if out["machine"] is None:  # as states saved before runs had a machine schedule
+            del out["machine"]
+        return out
 
     def with_physics(self, physics: Mapping[str, Any]) -> RunRequest:
         """A copy under ``physics`` (:meth:`physics`'s JSON, a checkpoint's)."""
@@ -432,6 +480,8 @@ def run_key(request: RunRequest, **more: Any) -> str:
         del data["target"]
     if not data["target_options"]:
         del data["target_options"]
+    if data["machine"] is None:  # the keys of runs on a private machine
+        del data["machine"]
     text = json.dumps({**data, **more}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -516,6 +566,7 @@ __all__ = [
     "IDLE_OP",
     "PHYSICS_FIELDS",
     "TARGET_PATTERN",
+    "MachineRun",
     "Policy",
     "Precision",
     "Rewrite",

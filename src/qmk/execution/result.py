@@ -75,6 +75,9 @@ class Telemetry:
     #: ``ppm_count``, ``factory_wait_cycles``...; a device run's atoms lost...): keys of
     #: their own, never one of the fields above.
     figures: Mapping[str, Any] = field(default_factory=dict)
+    #: A kernel job's schedule on the shared machine (its ``machine`` record:
+    #: :meth:`qmk.execution.request.MachineRun.record`); None: a private machine.
+    machine: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         shared = set(self.figures) & _TELEMETRY_FIELDS
@@ -115,6 +118,7 @@ class Telemetry:
             "rollbacks": self.rollbacks,
             "rollback_gates": self.rollback_gates,
             "engine_reason": self.engine_reason,
+            **({} if self.machine is None else {"machine": dict(self.machine)}),
             **self.figures,
         }
 

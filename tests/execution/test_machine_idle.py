@@ -1,0 +1,141 @@
+"""A kernel job's waits on the shared machine reach its result as idle logical noise.
+
+A run request's ``machine`` schedule (:class:`~qmk.execution.request.MachineRun`) says
+how many logical cycles every qubit live after a node sat idle; the executor puts one
+Pauli channel per live qubit there, the code's error for that many cycles (the model's
+``1 - (1 - P_L)^W``, split equally among X, Y and Z). Checked against that formula with
+a binomial test at stated seeds, on the stabilizer batch sampler and on trajectories.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from scipy import stats
+
+from qmk.execution.logical import LogicalTarget
+from qmk.execution.request import MachineRun, RunRequest, program_digest
+from qmk.qec import logical_model
+from qmk.qvm.asm import assemble
+
+PROFILE = "logical:surface_code(d=3)"  # P_L = 3e-4 a cycle on qubit_gate_ns_e3
+QUBIT = "qubit_gate_ns_e3"
+
+
+def _program(body: str, qubits: str = "vq:q") -> str:
+    return f".caps CAP_ALLOC\na: ALLOC_LQ {qubits}\n{body}"
+
+
+def _run(text: str, *, idle: dict[str, float] | None, shots: int, seed: int, noise: bool = True):
+    target = LogicalTarget()
+    program = target.read(assemble(text))
+    request = RunRequest.build(
+        program_digest=program_digest(text),
+        shots=shots,
+        seed=seed,
+        noise=noise,
+        qubit=QUBIT,
+        profile=PROFILE,
+    )
+    if idle is not None:
+        machine = MachineRun(
+            arrival_cycle=0,
+            start_cycle=0,
+            end_cycle=10,
+            tiles=9,
+            module=0,
+            wait_cycles={"factory": int(sum(idle.values()))},
+            idle=idle,
+        )
+        request = msgspec.structs.replace(request, machine=machine)
+    return target.compile(program, request).run(shots, seed)
+
+
+def _flip(cycles: float) -> float:
+    """The probability that ``cycles`` logical cycles flip a Z measurement: X or Y of the
+    model's channel (``1 - (1 - P_L)^cycles``, a third each)."""
+    rates = logical_model(PROFILE, QUBIT).pauli_error(cycles)
+    return rates.px + rates.py
+
+
+def _odd(*flips: float) -> float:
+    """The probability of an odd number of independent flips."""
+    product = 1.0
+    for f in flips:
+        product *= 1 - 2 * f
+    return (1 - product) / 2
+
+
+@pytest.mark.parametrize(
+    ("body", "ops"),
+    [
+        ("m: MEASURE_Z vq:q, out:m", ("ALLOC_LQ", "MEASURE_Z")),
+        (
+            "t: APPLY_T vq:q\ntd: APPLY_TDG vq:q\nm: MEASURE_Z vq:q, out:m",
+            ("ALLOC_LQ", "APPLY_T", "APPLY_TDG", "MEASURE_Z"),
+        ),
+    ],
+    ids=["stim-batch", "trajectories"],
+)
+def test_a_qubit_left_waiting_w_cycles_flips_with_the_models_probability_for_w_cycles(
+    body: str, ops: tuple[str, ...]
+) -> None:
+    waited = 1500.0
+    shots = 20_000
+    result = _run(_program(body), idle={"a": waited}, shots=shots, seed=20260501)
+    model = logical_model(PROFILE, QUBIT)
+    expected = _odd(_flip(waited), *(_flip(model.op_cycles(op)) for op in ops))
+    flips = result.counts.get("1", 0)
+    assert expected == pytest.approx(0.2418, abs=1e-3)  # the waits dominate: visible
+    assert stats.binomtest(flips, shots, expected).pvalue > 1e-3
+    assert result.telemetry.machine is not None
+    assert result.telemetry.machine["wait_cycles"] == {"factory": 1500}
+
+
+def test_every_qubit_live_after_the_node_waits_and_a_fence_can_carry_the_wait() -> None:
+    text = _program(
+        "f1: FENCE_EPOCH\nm: MEASURE_Z vq:q, out:m\nn: MEASURE_Z vq:r, out:n", "vq:q, vq:r"
+    )
+    shots = 20_000
+    result = _run(text, idle={"f1": 1000.0}, shots=shots, seed=7)
+    model = logical_model(PROFILE, QUBIT)
+    each = _odd(_flip(1000.0), _flip(model.op_cycles("ALLOC_LQ")), _flip(1.0))
+    ones = {"m": 0, "n": 0}
+    for key, count in result.counts.items():
+        bits = key.replace(" ", "")
+        ones["m"] += count * (bits[-1] == "1")
+        ones["n"] += count * (bits[0] == "1")
+    for name in ("m", "n"):
+        assert stats.binomtest(ones[name], shots, each).pvalue > 1e-3, name
+
+
+def test_a_wait_after_a_qubits_free_does_not_touch_it() -> None:
+    text = _program("m: MEASURE_Z vq:q, out:m\nf: FREE_LQ vq:q")
+    with_wait = _run(text, idle={"f": 5000.0}, shots=2000, seed=3)
+    without = _run(text, idle=None, shots=2000, seed=3)
+    assert with_wait.counts == without.counts
+
+
+def test_with_noise_off_the_machines_waits_change_nothing() -> None:
+    text = _program("h: APPLY_H vq:q\nt: APPLY_T vq:q\nh2: APPLY_H vq:q\nm: MEASURE_Z vq:q, out:m")
+    waited = _run(text, idle={"a": 10_000.0, "t": 500.0}, shots=4000, seed=11, noise=False)
+    private = _run(text, idle=None, shots=4000, seed=11, noise=False)
+    assert waited.counts == private.counts
+    assert waited.telemetry.noise_locations == private.telemetry.noise_locations == 0
+
+
+def test_a_request_with_a_schedule_keeps_it_through_json_and_its_physics() -> None:
+    machine = MachineRun(
+        arrival_cycle=3,
+        start_cycle=100,
+        end_cycle=150,
+        tiles=9,
+        module=0,
+        wait_cycles={"queue": 97},
+        idle={"a": 2.5},
+    )
+    request = RunRequest(program_digest="ab" * 32, shots=10, seed=1, machine=machine)
+    assert RunRequest.from_json(request.to_json()) == request
+    bare = RunRequest(program_digest="ab" * 32, shots=10, seed=1)
+    assert "machine" not in bare.physics()  # states saved before schedules compare equal
+    assert bare.with_physics(request.physics()).machine == machine
