@@ -28,11 +28,16 @@ def executable(name: str, **options):
     ("name", "block"),
     [("toffoli.qasm", "fast"), ("qft3_approx.qasm", "intermediate"), ("resets.qvm.asm", "compact")],
 )
-def test_the_footprint_is_the_schedules(name, block) -> None:
+def test_the_footprint_is_the_schedules_on_a_machine_whose_factories_are_always_ready(
+    name, block
+) -> None:
     surgery = executable(name, block=block)
     fp, sched, layout = surgery.footprint, surgery.schedule, surgery.layout
     assert fp.target == "lattice-surgery" and fp.block == block
-    assert fp.duration_cycles == sched.logical_cycles
+    # the shared machine's factories are the machine's: their waits are never the
+    # footprint's, or the machine would count them twice
+    assert fp.duration_cycles == sched.logical_cycles - sched.factory_wait_cycles
+    assert not any(s.kind == "idle" for s in fp.steps)
     assert fp.t_states == sched.magic_states_consumed
     assert fp.tiles == layout.tiles
     assert fp.data_tiles == sum(len(p) for p in layout.patches)
@@ -43,9 +48,35 @@ def test_the_footprint_is_the_schedules(name, block) -> None:
     synths = sum(1 for op in surgery.lowered.ops if op.kind == "synth")
     assert fp.measurements == sched.ppm_count + rotations + synths * per
     routed = sum(s.repeat * s.cycles for s in fp.steps if s.routed)
-    idle = sum(s.repeat * s.cycles for s in fp.steps if s.kind == "idle")
-    assert routed + idle == fp.duration_cycles  # the bus is busy or waits, tick by tick
-    assert idle >= sched.factory_wait_cycles
+    assert routed == fp.duration_cycles  # every tick is an op on the bus
+
+
+def test_the_programs_fences_are_its_footprints_preemption_points() -> None:
+    from qmk.qvm.asm import assemble
+
+    target = SurgeryTarget()
+    program = target.read(
+        assemble(
+            """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:a, vq:b
+t1: APPLY_T vq:a
+f1: FENCE_EPOCH
+t2: APPLY_T vq:b
+m: MEASURE_Z vq:a, out:m
+"""
+        )
+    )
+    request = build_request(program, shots=10, seed=1, noise=False, qubit="qubit_gate_ns_e3")
+    request = msgspec.structs.replace(request, target="lattice-surgery")
+    fp = target.compile(program, request).footprint
+    assert [(s.kind, s.node) for s in fp.steps] == [
+        ("rotation", "t1"),
+        ("fence", "f1"),
+        ("rotation", "t2"),
+        ("measure", "m"),
+    ]
+    assert fp.fences == 1
 
 
 def test_the_target_reads_its_block_from_its_options_and_refuses_others() -> None:

@@ -18,14 +18,19 @@ its patches and the magic-state ancilla, the gates of its PPMs and injections, i
 Clifford-ness and mid-circuit measurements; a job names one as any job does (``engine``),
 and the router refuses an engine that cannot run it with its own code.
 
-The run's :class:`~qmk.execution.footprint.Footprint` is the schedule's: the block's data
-and routing tiles, and its timeline in ticks (one tick is one logical cycle), op by op
-in execution order: a pi/8 rotation takes one T state and two logical measurements (its
-``P x Z`` and the ancilla's X), a synthesised rotation the estimator's T states per
-rotation, a PPM one measurement; an op on the bus is routed; ticks waited for a factory
-or an event are idle steps. Its telemetry has the schedule's figures (``ppm_count``,
-``factory_wait_cycles``, ``routing_stalls``, ``physical_qubits``...), and its result's
-JSON the ``layout`` and the ``schedule``.
+The run's :class:`~qmk.execution.footprint.Footprint` is what the shared machine
+(``docs/machine.md``) places and advances: the block's data and routing tiles, and its
+timeline in ticks (one tick is one logical cycle) op by op in program order, each op's
+ticks in the block (:func:`qmk.ft.schedule.ticks`) on a private machine whose factory
+output is always ready (the machine shares its factories, so a wait for one is the
+machine's, never the footprint's): a pi/8 rotation takes one T state and two logical
+measurements (its ``P x Z`` and the ancilla's X), a synthesised rotation the
+estimator's T states per rotation, each a rotation of the block's ``X``-or-``Y`` ticks,
+a PPM one measurement; an op of more than zero ticks is routed; each ``FENCE_EPOCH``
+of the program is a fence (where the machine may preempt it). Its code distance is the
+request's profile's (a kernel's machine runs every job at its own). Its telemetry has
+the schedule's figures (``ppm_count``, ``factory_wait_cycles``, ``routing_stalls``,
+``physical_qubits``...), and its result's JSON the ``layout`` and the ``schedule``.
 
 Settings it cannot honour (a precision, a noise model, a calibration, an initial or
 final state, a split into parts, a resume) are refused with ``QM102``.
@@ -41,7 +46,7 @@ import msgspec
 import numpy as np
 
 from qmk.errors import QMKError
-from qmk.execution.footprint import Block, Footprint, Step, StepKind
+from qmk.execution.footprint import Block, Footprint, Step
 from qmk.execution.logical import merged
 from qmk.execution.target import check_unset, read_qvm, refuse
 from qmk.values import convert
@@ -372,48 +377,64 @@ def _workload(surgery: Surgery, shots: int) -> Any:
 
 
 def _footprint(surgery: Surgery) -> Footprint:
-    """The schedule's footprint (module docstring)."""
-    sched, lowered, model = surgery.schedule, surgery.lowered, surgery.model
+    """The run's footprint (module docstring): its ops' ticks on a private machine whose
+    factory output is always ready, in program order, with the program's fences."""
+    from qmk.ft.schedule import NON_Z_TICKS, ticks
+
+    lowered, model, layout = surgery.lowered, surgery.model, surgery.layout
+    graph = surgery.program.graph
+    block = layout.block
     per_rotation = model.ts_per_rotation or 0
+    where = {node.id: i for i, node in enumerate(graph.nodes)}
+    fences = [i for i, node in enumerate(graph.nodes) if node.op == "FENCE_EPOCH"]
     steps: list[Step] = []
-    cursor = 0
-    for index in sched.order:
-        slot, op = sched.slots[index], lowered.ops[index]
-        if slot.start > cursor:
-            steps.append(Step(kind="idle", cycles=slot.start - cursor))
-            cursor = slot.start
-        kind: StepKind
-        t_states = measurements = 0
-        if op.kind == "rotation":
-            kind, t_states, measurements = "rotation", 1, 2
-        elif op.kind == "synth":
-            kind, t_states, measurements = "rotation", per_rotation, 2 * per_rotation
-        elif op.kind == "measure":
-            kind, measurements = ("ppm" if slot.end > slot.start else "measure"), 1
-        else:
-            kind = "gates"  # a controlled Pauli or Clifford: tracked, no tick
+    ahead = 0
+    for op in lowered.ops:
+        at = where.get(op.node, 0)
+        while ahead < len(fences) and fences[ahead] < at:
+            if steps:  # a fence before any work stops nothing
+                steps.append(Step(kind="fence", cycles=0, node=graph.nodes[fences[ahead]].id))
+            ahead += 1
+        if op.kind == "synth":  # the estimator's T states, each a rotation of the block
+            if per_rotation:
+                steps.append(
+                    Step(
+                        kind="rotation",
+                        cycles=NON_Z_TICKS[block],
+                        t_states=1,
+                        repeat=per_rotation,
+                        routed=True,
+                        measurements=2,
+                        node=op.node or None,
+                    )
+                )
+            continue
+        if op.kind not in ("rotation", "measure"):
+            continue  # a Pauli or frame change: tracked, no tick
+        cycles = ticks(block, op)
+        rotation = op.kind == "rotation"
         steps.append(
             Step(
-                kind=kind,
-                cycles=max(0, slot.end - cursor),
-                t_states=t_states,
-                routed=slot.end > slot.start,
-                measurements=measurements,
+                kind="rotation" if rotation else ("ppm" if cycles else "measure"),
+                cycles=cycles,
+                t_states=int(rotation),
+                routed=cycles > 0,
+                measurements=2 if rotation else 1,
                 node=op.node or None,
             )
         )
-        cursor = max(cursor, slot.end)
-    layout = surgery.layout
+    timeline = merged(steps)
+    cycles = sum(s.cycles * s.repeat for s in timeline)
     return Footprint(
         target=NAME,
-        logical_qubits=len(lowered.qubits),
-        block=layout.block,  # type: ignore[arg-type]
+        logical_qubits=lowered.data_qubits,
+        block=block,  # type: ignore[arg-type]
         data_tiles=sum(len(p) for p in layout.patches),
         routing_tiles=len(layout.routing),
         code_distance=model.distance,
-        steps=merged(steps),
-        physical_qubits=sched.physical_qubits,
-        duration_ns=float(sched.runtime_ns),
+        steps=timeline,
+        physical_qubits=surgery.schedule.physical_qubits,
+        duration_ns=float(cycles * model.cycle_time_ns),
     )
 
 

@@ -237,6 +237,8 @@ def test_a_preemption_at_a_fence_in_machine_time_moves_the_patches_to_storage():
     assert (out["high"].start_cycle, out["high"].end_cycle) == (110, 310)
     assert out["low"].end_cycle == 411
     assert out["low"].wait_cycles["preempted"] == 1 + (310 - 101) + 1
+    # all of it at its fence: the wait falls before its second stretch (step 2)
+    assert out["low"].waits_at == {2: 1 + (310 - 101) + 1}
 
 
 def test_without_a_fence_or_storage_room_no_job_is_preempted_for_tiles():
@@ -273,6 +275,8 @@ def test_a_job_starving_a_higher_one_of_t_states_stops_in_place_at_its_fence():
     assert out["low"].end_cycle == pytest.approx(40)
     assert out["low"].wait_cycles["preempted"] == pytest.approx(10)
     assert out["low"].wait_cycles["factory"] == pytest.approx(10)
+    # the factory wait during its first rotations, the stop at its fence before the rest
+    assert out["low"].waits_at == pytest.approx({0: 10, 2: 10})
 
 
 def test_a_stored_job_resumed_on_another_module_migrates_over_the_link():
@@ -376,4 +380,8 @@ def test_every_jobs_turnaround_is_its_private_cycles_plus_its_waits_under_every_
                 private + sum(r.wait_cycles.values()), abs=1e-6
             ), (name, r.id)
             assert r.start_cycle % machine.epoch_cycles == 0
+            # where the waits fell accounts for every cycle waited but in the queue
+            placed = sum(v for k, v in r.wait_cycles.items() if k != "queue")
+            assert sum(r.waits_at.values()) == pytest.approx(placed, abs=1e-6)
+            assert all(0 <= i <= len(by_id[r.id].footprint.steps) for i in r.waits_at)
         assert all(pool.tree.free == pool.spec.length for pool in sched.pools)

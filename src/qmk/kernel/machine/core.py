@@ -423,7 +423,7 @@ class Scheduler:
         another module only where the link can carry its patches). False: no room."""
         if job.state == STOPPED:
             del self.stopped[job]
-            job.waits["preempted"] += self.now - job.stop_at
+            job.wait("preempted", self.now - job.stop_at)
             job.state = RUNNING
             self.running[job] = None
             self._enter(job)
@@ -438,7 +438,7 @@ class Scheduler:
     def _unstore(self, job: Job, pool: Pool, at: int) -> None:
         del self.stopped[job]
         self._modules[job.storage_module].storage_free += job.data_tiles
-        job.waits["preempted"] += self.now - job.stop_at
+        job.wait("preempted", self.now - job.stop_at)
         self._occupy(job, pool, at)
         move = self.machine.storage_move_cycles
         if pool.module != job.storage_module:
@@ -570,6 +570,7 @@ class Scheduler:
                 module=job.module,
                 logical_qubits=fp.logical_qubits,
                 wait_cycles=dict(job.waits),
+                waits_at=dict(job.waits_at),
                 idle_logical_error=idle_error(
                     self.machine.logical_error_rate, fp.logical_qubits, idle
                 ),
@@ -590,15 +591,15 @@ class Scheduler:
         job.t_used += progress * job.t
         job.b_used += progress * job.b
         if job.forced is not None:
-            job.waits[job.forced] += dt
+            job.wait(job.forced, dt)
         else:
             lost = dt - progress * job.c
             if lost > 0:
                 throttled = dt * (1.0 - self._decoder_f) if job.c else 0.0
                 decoder = min(lost, throttled)
-                job.waits["decoder"] += decoder
+                job.wait("decoder", decoder)
                 if lost - decoder > 0:
-                    job.waits[job.cause or "decoder"] += lost - decoder
+                    job.wait(job.cause or "decoder", lost - decoder)
         job.last = self.now
 
     def _set_rate(self, job: Job) -> None:

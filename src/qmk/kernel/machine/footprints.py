@@ -1,12 +1,13 @@
 """Footprints of programs on the machine, until the targets report their own.
 
-:func:`program_footprint` is the lattice-surgery footprint of a program: it is lowered
-to pi/8 rotations and Pauli product measurements (:func:`qmk.ft.lower.lower`), each op
-takes the ticks :func:`qmk.ft.schedule.ticks` gives it in the machine's block, a
-rotation one T state and an arbitrary-angle rotation the estimator's
-``numTsPerRotation`` of them (as :mod:`qmk.ft.schedule` charges it), and the program's
-``FENCE_EPOCH`` nodes become fences; its tiles are the block's
-(:func:`qmk.ft.layout.layout_block`). Steps that repeat are one step.
+:func:`program_footprint` is the lattice-surgery footprint of a program: the one its
+``lattice-surgery`` target reports (:mod:`qmk.execution.surgery`) at the machine's code,
+distance, qubits and block. The program is lowered to pi/8 rotations and Pauli product
+measurements (:func:`qmk.ft.lower.lower`), each op takes the ticks
+:func:`qmk.ft.schedule.ticks` gives it in the block, a rotation one T state and an
+arbitrary-angle rotation the estimator's ``numTsPerRotation`` of them (as
+:mod:`qmk.ft.schedule` charges it), and the program's ``FENCE_EPOCH`` nodes become
+fences; its tiles are the block's. Steps that repeat are one step.
 
 :func:`counts_footprint` is the footprint of a program known only by its logical counts
 (``qmk estimate``'s, :class:`~qmk.estimate.counts.LogicalCounts`), for generated
@@ -17,8 +18,8 @@ then the Toffolis, then the rotations: the order within a part changes no total,
 few steps keep the scheduler's events few). A rotation whose Pauli
 is unknown takes the block's X-or-Y ticks (Litinski's bound; 1 in the fast block).
 
-:func:`footprint_for` is the one function the scheduler's callers use: the switch to
-the target's own footprint (``[one-machine]``) is made there.
+:func:`footprint_for` is the one function the scheduler's callers use for a program
+file.
 
 >>> from qmk.estimate.counts import LogicalCounts
 >>> from qmk.kernel.machine.spec import MachineSpec
@@ -33,6 +34,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qmk.execution.footprint import Footprint, Step
+from qmk.execution.logical import merged
 
 if TYPE_CHECKING:
     from qmk.estimate.counts import LogicalCounts
@@ -47,35 +49,6 @@ def _block_tiles(block: str, n: int) -> tuple[int, int]:
     layout = layout_block(block, n)
     data = sum(len(p) for p in layout.patches)
     return data, layout.tiles - data
-
-
-def _merge(steps: list[Step]) -> tuple[Step, ...]:
-    """Consecutive equal steps as one step of their repeats summed."""
-    out: list[Step] = []
-    for step in steps:
-        last = out[-1] if out else None
-        if (
-            last is not None
-            and last.kind == step.kind
-            and last.cycles == step.cycles
-            and last.t_states == step.t_states
-            and last.bell_pairs == step.bell_pairs
-            and last.routed == step.routed
-            and last.measurements == step.measurements
-        ):
-            out[-1] = Step(
-                kind=last.kind,
-                cycles=last.cycles,
-                repeat=last.repeat + step.repeat,
-                t_states=last.t_states,
-                bell_pairs=last.bell_pairs,
-                routed=last.routed,
-                measurements=last.measurements,
-                node=step.node or last.node,
-            )
-        else:
-            out.append(step)
-    return tuple(out)
 
 
 def _ts_per_rotation(counts: LogicalCounts, machine: MachineSpec) -> int:
@@ -126,78 +99,41 @@ def counts_footprint(
         data_tiles=data,
         routing_tiles=routing,
         code_distance=machine.distance,
-        steps=_merge(steps),
+        steps=merged(steps),
     )
 
 
 def program_footprint(graph: Graph, machine: MachineSpec) -> Footprint:
-    """The lattice-surgery footprint of ``graph`` on ``machine`` (module docstring).
+    """The lattice-surgery footprint of ``graph`` on ``machine``: the one the
+    ``lattice-surgery`` target reports (:mod:`qmk.execution.surgery`) for a run at the
+    machine's code, distance, qubits and block (module docstring).
 
     Raises:
         FTError: ``QP101``/``QP103`` what the lowering refuses (channels, guarded T);
         VerificationError: a program that does not verify.
     """
-    from qmk.estimate.counts import count_graph
-    from qmk.ft.lower import lower
-    from qmk.ft.schedule import NON_Z_TICKS, ticks
+    from qmk.execution import target
+    from qmk.execution.request import RunRequest, program_digest
     from qmk.qvm.verify import verify
 
-    lowered = lower(verify(graph))
-    block = machine.block
-    per = _ts_per_rotation(count_graph(graph), machine)
-    where = {node.id: i for i, node in enumerate(graph.nodes)}
-    fences = [i for i, node in enumerate(graph.nodes) if node.op == "FENCE_EPOCH"]
-    steps: list[Step] = []
-    ahead = 0
-    for op in lowered.ops:
-        at = where.get(op.node, 0)
-        while ahead < len(fences) and fences[ahead] < at:
-            if steps:
-                steps.append(Step(kind="fence", cycles=0, node=graph.nodes[fences[ahead]].id))
-            ahead += 1
-        if op.kind in ("pauli", "frame"):
-            continue
-        if op.kind == "synth":
-            cycles = NON_Z_TICKS[block]
-            steps.append(
-                Step(
-                    kind="rotation",
-                    cycles=cycles,
-                    t_states=1,
-                    repeat=per,
-                    routed=True,
-                    node=op.node,
-                )
-            )
-            continue
-        cycles = ticks(block, op)
-        if op.kind == "rotation":
-            steps.append(
-                Step(kind="rotation", cycles=cycles, t_states=1, routed=cycles > 0, node=op.node)
-            )
-        else:
-            steps.append(
-                Step(
-                    kind="ppm" if cycles else "measure",
-                    cycles=cycles,
-                    measurements=1,
-                    routed=cycles > 0,
-                    node=op.node,
-                )
-            )
-    data, routing = _block_tiles(block, lowered.data_qubits)
-    return Footprint(
+    surgery = target.get("lattice-surgery")
+    request = RunRequest(
+        program_digest=program_digest(""),
         target="lattice-surgery",
-        logical_qubits=lowered.data_qubits,
-        block=block,  # type: ignore[arg-type]
-        data_tiles=data,
-        routing_tiles=routing,
-        code_distance=machine.distance,
-        steps=_merge(steps),
+        target_options={"block": machine.block},
+        shots=1,
+        seed=0,
+        noise=False,
+        qubit=machine.qubit,
+        profile=machine.profile,
     )
+    footprint: Footprint = surgery.compile(verify(graph), request).footprint
+    return footprint
 
 
 def footprint_for(graph: Graph, machine: MachineSpec) -> Footprint:
-    """A program's footprint on ``machine``: today its lattice-surgery footprint
-    (:func:`program_footprint`); the target protocol's own when it reports one."""
+    """A program's footprint on ``machine``: its lattice-surgery target's
+    (:func:`program_footprint`), the one source the kernel's jobs and ``qmk machine
+    simulate`` share; :func:`counts_footprint` is only for programs known by their
+    counts."""
     return program_footprint(graph, machine)

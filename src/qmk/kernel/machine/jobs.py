@@ -19,7 +19,7 @@ module, waits by cause, the idle logical error its waits added).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ class Job:
         "vfinish",
         "vjoin",
         "waits",
+        "waits_at",
     )
 
     def __init__(self, spec: JobSpec, timeline: Timeline, seq: int) -> None:
@@ -180,6 +181,7 @@ class Job:
         self.b_used = 0.0
         self.version = 0
         self.waits = dict.fromkeys(WAIT_CAUSES, 0.0)
+        self.waits_at: dict[int, float] = {}
         self.start = -1.0
         self.end = -1.0
         self.stop_at = 0.0
@@ -215,6 +217,11 @@ class Job:
     @property
     def arrival(self) -> int:
         return self.spec.arrival_cycle
+
+    def wait(self, cause: str, cycles: float) -> None:
+        """Record ``cycles`` waited for ``cause`` (not ``queue``) at its current step."""
+        self.waits[cause] += cycles
+        self.waits_at[self.idx] = self.waits_at.get(self.idx, 0.0) + cycles
 
     def has_fence_ahead(self) -> bool:
         """Whether a fence lies ahead of its current step (where it may stop)."""
@@ -253,6 +260,9 @@ class JobRecord:
         idle_logical_error: the probability that its waits (all but ``queue``) added a
             logical error: ``1 - (1 - p_L)^(n W)`` for ``n`` patches idle ``W`` cycles.
         runtime_alone_cycles: its run alone on the empty machine (None: not computed).
+        waits_at: its waits but ``queue`` by where they fell: the index of the
+            footprint's step it was at (waiting to do it, or stopped at the fence
+            before it; :meth:`idle_after` turns them into idle cycles after nodes).
     """
 
     id: str
@@ -268,6 +278,39 @@ class JobRecord:
     wait_cycles: dict[str, float]
     idle_logical_error: float
     runtime_alone_cycles: float | None = None
+    waits_at: dict[int, float] = field(default_factory=dict)
+
+    def idle_after(self, footprint: Footprint) -> dict[str, float]:
+        """Its waits as idle cycles after the program's nodes: a wait at step ``i`` falls
+        after the node of the last step before ``i`` that names one (a wait before any
+        named node falls before the program's qubits live, and is dropped), in program
+        order.
+
+        >>> from qmk.execution.footprint import Footprint, Step
+        >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+        ...                routing_tiles=2, code_distance=9,
+        ...                steps=(Step(kind="gates", cycles=1, node="a"),
+        ...                       Step(kind="rotation", cycles=1, t_states=1, node="t"),
+        ...                       Step(kind="rotation", cycles=1, t_states=1)))
+        >>> record = JobRecord(id="j", tenant="t", program="", priority=0,
+        ...     arrival_cycle=0, start_cycle=0, end_cycle=9, tiles=4, module=0,
+        ...     logical_qubits=1, wait_cycles={}, idle_logical_error=0.0,
+        ...     waits_at={0: 1.0, 1: 2.5, 2: 3.0})
+        >>> record.idle_after(fp)
+        {'a': 2.5, 't': 3.0}
+        """
+        named: list[str | None] = []
+        last: str | None = None
+        for step in footprint.steps:
+            named.append(last)  # the node done before this step starts
+            last = step.node or last
+        out: dict[str, float] = {}
+        for index in sorted(self.waits_at):
+            cycles = self.waits_at[index]
+            node = named[index] if index < len(named) else last
+            if node is not None and cycles > 0:
+                out[node] = out.get(node, 0.0) + cycles
+        return out
 
     @property
     def turnaround(self) -> float:

@@ -170,10 +170,10 @@ class FactoryShare:
             factory = self.acc["factory"] - job.acc0[1]
             spent = routing + factory
             if spent > 0:
-                job.waits["routing"] += lost * routing / spent
-                job.waits["factory"] += lost * factory / spent
+                job.wait("routing", lost * routing / spent)
+                job.wait("factory", lost * factory / spent)
             else:
-                job.waits[self.cause] += lost
+                job.wait(self.cause, lost)
         job.done += progress
         job.t_used += drawn
         job.vjoin = self.vclock
