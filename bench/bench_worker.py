@@ -33,6 +33,7 @@ from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.jobs import parse_policy
+from qmk.kernel.outcome import Done, decode
 from qmk.qvm.files import read_graph
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +68,8 @@ def one_round(batch: list[Attempt]) -> float:
     """CPU ms per job of running ``batch`` (each must succeed)."""
     started = time.process_time()
     for attempt in batch:
-        outcome = run_job(attempt)
-        if not outcome["ok"]:
+        outcome = decode(run_job(attempt))
+        if not isinstance(outcome, Done):
             raise SystemExit(f"job failed: {outcome}")
     return (time.process_time() - started) / len(batch) * 1e3
 

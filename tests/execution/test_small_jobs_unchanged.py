@@ -24,7 +24,8 @@ import pytest
 from qmk.execution.executor import execute
 from qmk.execution.request import RunRequest, program_digest
 from qmk.frontends import read_program
-from qmk.kernel.attempt import Attempt, run_job
+from qmk.kernel.attempt import Attempt, attempt_outcome
+from qmk.kernel.outcome import Done
 from qmk.kernel.programs import verified
 from qmk.qvm.asm import assemble
 from qmk.qvm.files import read_graph
@@ -120,11 +121,12 @@ def _request(text: str, shots: int, seed: int, fields: dict[str, Any]) -> RunReq
 def _outcome(text: str, request: RunRequest) -> dict[str, Any]:
     """What pins one run: its result JSON (wall time blanked), its meta, its counts and
     the SHA-256 of its shot bits in shot order."""
-    outcome = run_job(Attempt(request=request, program=text, caps=("CAP_ALLOC", "CAP_MAGIC")))
-    assert outcome["ok"], outcome
-    data = _WALL.sub(b'"wall_time_s":0', outcome["result_json"])
+    attempt = Attempt(request=request, program=text, caps=("CAP_ALLOC", "CAP_MAGIC"))
+    outcome = attempt_outcome(attempt)
+    assert isinstance(outcome, Done), outcome
+    data = _WALL.sub(b'"wall_time_s":0', outcome.result_json)
     data = _REASON.sub(b'"engine_reason":""', data).decode()
-    meta = outcome["result_meta"]
+    meta = outcome.result_meta
     meta = {**meta, "head": {**meta["head"], "telemetry": {**meta["head"]["telemetry"]}}}
     meta["head"]["telemetry"].update(wall_time_s=0, engine_reason="")
     result = execute(verified(text), request)

@@ -32,6 +32,7 @@ from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.clock import Clock, ManualClock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.observe import KernelObserver
+from qmk.kernel.outcome import Done, decode
 from qmk.kernel.pool import WorkerMemoryError
 from qmk.kernel.service import Kernel
 from qmk.kernel.workers import DEFAULT_PRELOAD, kernel_isolation
@@ -284,7 +285,7 @@ def test_checkpoint_notes_land_in_the_kernels_dir_and_the_scheduler_forgets_them
         notes: list[dict[str, Any]] = []
         future = pool.submit(run_job, spec)
         pool.listen(future, notes.append)
-        assert future.result(timeout=60)["ok"]
+        assert isinstance(decode(future.result(timeout=60)), Done)
         assert len(notes) == 8  # every note before the outcome
         assert sorted(Path(note["path"]).parent for note in notes) == [tmp_path] * 8
         assert all(Path(note["path"]).stat().st_size == note["bytes"] for note in notes)

@@ -14,6 +14,7 @@ from msgspec.structs import replace
 
 from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.attempt import Attempt, run_job
+from qmk.kernel.outcome import Done, Failed, decode
 from qmk.kernel.service import Kernel
 from support.kernel import FENCED, WorkerGate, login, run_kernel, wait_state
 
@@ -34,14 +35,14 @@ def _spec(*, trace: str | None = None, caps: tuple[str, ...] = ("CAP_ALLOC",)) -
 
 
 def test_a_worker_with_no_traceparent_returns_no_spans():
-    outcome = run_job(_spec())
-    assert outcome["ok"] and "spans" not in outcome
+    outcome = decode(run_job(_spec()))
+    assert isinstance(outcome, Done) and outcome.spans == []
 
 
 def test_a_worker_with_a_traceparent_returns_its_spans_under_one_worker_span():
-    traced = run_job(_spec(trace=TRACEPARENT))
-    assert traced["ok"] and "spans" in traced
-    spans = traced["spans"]
+    traced = decode(run_job(_spec(trace=TRACEPARENT)))
+    assert isinstance(traced, Done) and traced.spans
+    spans = traced.spans
     (top,) = [s for s in spans if s["parent_id"] is None]
     assert top["name"] == "qmk.worker" and top["attributes"]["qmk.shots"] == 200
     ids = {s["span_id"] for s in spans}
@@ -51,9 +52,9 @@ def test_a_worker_with_a_traceparent_returns_its_spans_under_one_worker_span():
 
 
 def test_a_refused_run_has_its_worker_span_marked_failed():
-    outcome = run_job(_spec(trace=TRACEPARENT, caps=()))
-    assert not outcome["ok"]
-    (top,) = [s for s in outcome["spans"] if s["parent_id"] is None]
+    outcome = decode(run_job(_spec(trace=TRACEPARENT, caps=())))
+    assert isinstance(outcome, Failed) and outcome.error.code == "QS1004"
+    (top,) = [s for s in outcome.spans if s["parent_id"] is None]
     assert "CAP_ALLOC" in top["error"]
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from qmk.kernel.attempt import run_job
 from qmk.kernel.datafiles import DB_FILE, SECRET_FILE
+from qmk.kernel.outcome import Failed, Failure, encode
 
 #: The Unix socket a kernel test listens on beside its data directory.
 UNIX_BAIT = "bait.sock"
@@ -156,7 +157,7 @@ def escapes(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     report = try_escapes(_targets_of(fn, args, kwargs))
     if fn is run_job:
         message = json.dumps(report, sort_keys=True)
-        return {"ok": False, "error": {"code": "QK000", "name": "probe", "message": message}}
+        return _probed(message)
     return report
 
 
@@ -166,7 +167,13 @@ def burn(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     total = 0
     for step in range(300_000_000):
         total ^= step
-    return {"ok": False, "error": {"code": "QK000", "name": "probe", "message": "not stopped"}}
+    return _probed("not stopped")
+
+
+def _probed(message: str) -> dict[str, Any]:
+    """A job's outcome (as a worker sends it: ``qmk.kernel.outcome``) that carries the
+    probe's report as its failure's message."""
+    return encode(Failed(error=Failure(code="QK000", name="probe", message=message)))
 
 
 # --------------------------------------------------------------------------- hostile replies

@@ -13,12 +13,13 @@ checkpoint and yield requests at its pause points. A target that streams records
 device job's measurements) sends them to the kernel as notes while it runs, and its
 result's artifacts come back beside the result.
 
-What comes back is plain data (it crosses a process boundary, or a Dask cluster):
-``{"ok": True, "result_json": bytes, "result_meta": index}`` (the result encoded once,
-here: :func:`_answer`), ``{"ok": True, "result": RunResult JSON}`` for a part of a split
-job, ``{"ok": False, "error": {code, name, message}}`` for a refusal or an error of the
-program or engine, or ``{"ok": False, "yielded": {"epoch": ...}}`` when the kernel asked
-the job to stop and it did, its state saved. A traced attempt also returns ``spans``.
+What comes back is one of the typed outcomes of :mod:`qmk.kernel.outcome`, sent as
+plain data (it crosses a process boundary, or a Dask cluster):
+:class:`~qmk.kernel.outcome.Done` (the result encoded once, here: :func:`_answer`, with
+the artifacts of a target that streams), :class:`~qmk.kernel.outcome.Ran` for a part of
+a split job, :class:`~qmk.kernel.outcome.Failed` for a refusal or an error of the program
+or engine, or :class:`~qmk.kernel.outcome.Yielded` when the kernel asked the job to stop
+and it did, its state saved. A traced attempt's outcome carries its ``spans``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from qmk.execution.target import get as get_target
 from qmk.execution.target import spec as target_spec
 from qmk.kernel.artifacts import PART_RECORDS
 from qmk.kernel.control import WorkerControl
-from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.errors import JobError
+from qmk.kernel.outcome import Done, Failed, Outcome, Ran, Yielded, encode
 from qmk.kernel.pool import current_link
 from qmk.kernel.programs import verified
 from qmk.kernel.stored import encode_result
@@ -94,6 +96,15 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
 def run_job(
     attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
 ) -> dict[str, Any]:
+    """Run one attempt of a job in a worker: the task a pool runs. Its outcome
+    (:func:`attempt_outcome`) as the plain data that crosses the pool's line
+    (:func:`qmk.kernel.outcome.encode`; the kernel reads it back with ``decode``)."""
+    return encode(attempt_outcome(attempt, control=control))
+
+
+def attempt_outcome(
+    attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
+) -> Outcome:
     """Run one attempt of a job in a worker (see the module docstring).
 
     The program is read as its target reads it (:mod:`qmk.execution.target`): a QVM
@@ -140,12 +151,12 @@ def run_job(
             **({} if streamer is None else {"sink": streamer}),
         )
     except Suspended as stop:
-        return {"ok": False, "yielded": {"epoch": stop.state.epoch}}
+        return Yielded(epoch=stop.state.epoch)
     except QMKError as exc:
-        return {"ok": False, "error": error_json(exc)}
+        return Failed.of(exc)
     outcome = _answer(result.to_json(), attempt)
-    if result.artifacts and outcome.get("ok"):
-        outcome["artifacts"] = [dict(a) for a in result.artifacts]
+    if result.artifacts and isinstance(outcome, Done):
+        outcome = msgspec.structs.replace(outcome, artifacts=[dict(a) for a in result.artifacts])
     return outcome
 
 
@@ -181,7 +192,7 @@ def _shots_streamer() -> Callable[[list[Any]], None] | None:
     return on_shots
 
 
-def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> dict[str, Any]:
+def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> Outcome:
     """:func:`run_job` of ``attempt`` inside a ``qmk.worker`` span, under its request's
     trace context (the W3C traceparent of the kernel's run span); the worker's spans come
     back as ``spans`` beside the outcome, for the kernel to export
@@ -194,7 +205,7 @@ def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> dict[str
     )
     with recording(request.trace_context) as recorder:
         if recorder is None:  # not a traceparent: the run goes on untraced
-            return run_job(plain, control=control)
+            return attempt_outcome(plain, control=control)
         attributes: dict[str, Any] = {
             "qmk.shots": request.shots,
             "qmk.pid": os.getpid(),
@@ -203,19 +214,19 @@ def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> dict[str
         if request.part is not None:
             attributes["qmk.part"] = f"{request.part[0]}/{request.part[1]}"
         with recorder.span("qmk.worker", attributes) as top:
-            outcome = run_job(plain, control=control)
-            if outcome.get("yielded") is not None:
-                top.set("qmk.yielded_at_epoch", int(outcome["yielded"].get("epoch") or 0))
-            elif not outcome.get("ok"):
-                top.error = str((outcome.get("error") or {}).get("message", "failed"))[:500]
+            outcome = attempt_outcome(plain, control=control)
+            if isinstance(outcome, Yielded):
+                top.set("qmk.yielded_at_epoch", outcome.epoch or 0)
+            elif isinstance(outcome, Failed):
+                top.error = outcome.error.message[:500]
             if recorder.untraced_groups:
                 top.set("qmk.groups_untraced", recorder.untraced_groups)
             if recorder.dropped:
                 top.set("qmk.spans_dropped", recorder.dropped)
-        return {**outcome, "spans": recorder.finished()}
+        return msgspec.structs.replace(outcome, spans=recorder.finished())
 
 
-def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+def _answer(value: dict[str, Any], attempt: Attempt) -> Outcome:
     """A worker's successful outcome: the result encoded here, once (``result_json``,
     ``result_meta``: :func:`~qmk.kernel.stored.encode_result`; a job's run says
     ``cache_hit: false`` in its telemetry), with its SHA-256 (``result_sha256``), so the
@@ -223,7 +234,7 @@ def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
     a split job, the result object (the pool merges the parts). A result over
     ``attempt.max_result_bytes`` is ``QK305`` instead: it never leaves the worker."""
     if attempt.request.part is not None:
-        return {"ok": True, "result": value}
+        return Ran(result=value)
     telemetry = value.get("telemetry")  # a run's result is its own (cache hits run none)
     cached = {**(telemetry if isinstance(telemetry, dict) else {}), "cache_hit": False}
     value = {**value, "telemetry": cached}
@@ -235,14 +246,9 @@ def _answer(value: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
             f"the result is {stored.nbytes} bytes of JSON; the kernel keeps at most {limit} "
             "per job",
         )
-        return {"ok": False, "error": error_json(too_big)}
+        return Failed.of(too_big)
     # its digest taken here, off the kernel's loop (its audit line and seal carry it)
-    return {
-        "ok": True,
-        "result_json": stored.data,
-        "result_meta": dict(stored.meta),
-        "result_sha256": stored.sha256,
-    }
+    return Done(result_json=stored.data, result_meta=dict(stored.meta), result_sha256=stored.sha256)
 
 
-__all__ = ["Attempt", "run_job"]
+__all__ = ["Attempt", "attempt_outcome", "run_job"]

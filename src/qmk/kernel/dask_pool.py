@@ -75,6 +75,7 @@ from qmk.execution.target import spec as target_spec
 from qmk.kernel.attempt import Attempt
 from qmk.kernel.dask_options import TlsFiles, check_exposure, parse_dask
 from qmk.kernel.dask_protocol import CLUSTER_CONFIG, NOTES_TOPIC, PLUGIN, Stash
+from qmk.kernel.outcome import Ran, decode, encode
 from qmk.kernel.pool import (
     TaskError,
     WorkerCpuLimit,
@@ -832,21 +833,24 @@ class DaskPool(Executor):
             _kind, kind, message, data, _ = outcome
             self._fail(job, _error(kind, str(message), dict(data or {})))
             return
-        value = outcome[1]
+        value = outcome[1]  # the worker's answer, as plain data (qmk.kernel.outcome)
         if launch.part is None:
             self._finish(job, value)
             return
-        if not (isinstance(value, Mapping) and value.get("ok")):
-            self._finish(job, value)  # a part failed: the job did
+        try:
+            part = decode(value)
+        except ValueError:  # msgspec.ValidationError: no outcome
+            part = None
+        if not isinstance(part, Ran):
+            self._finish(job, value)  # a part failed (or stopped): the job did
             return
-        job.results[launch.part] = value["result"]
-        job.spans.extend(value.get("spans") or ())
+        job.results[launch.part] = part.result
+        job.spans.extend(part.spans)
         if len(job.results) == job.parts:
             from qmk.execution.parts import merge_json
 
             merged = merge_json([job.results[k] for k in range(job.parts)])
-            spans = {"spans": job.spans} if job.spans else {}
-            self._finish(job, {"ok": True, "result": merged, **spans})
+            self._finish(job, encode(Ran(result=merged, spans=job.spans)))
 
     def _notes_late(self, job: _Job, launch: _Launch) -> None:
         """An outcome waited NOTES_WAIT_S for notes that never came: it goes on."""

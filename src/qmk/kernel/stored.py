@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from qmk.kernel.outcome import Done, Ran
+
 
 def digest_counts(counts: Mapping[str, int]) -> str:
     """SHA-256 of ``counts`` as canonical JSON (sorted keys, no spaces).
@@ -260,18 +262,15 @@ def stored_result(data: bytes | str, meta: str | None) -> StoredResult:
     return StoredResult(data, json.loads(meta))
 
 
-def result_of(outcome: Mapping[str, Any]) -> StoredResult:
+def result_of(outcome: Done | Ran) -> StoredResult:
     """The result of a worker's successful ``outcome``: its JSON and index as the worker
-    encoded them (``result_json``, ``result_meta``, and its digest ``result_sha256``),
-    or a result object (a Dask job's parts merged in the kernel, say) encoded here."""
-    data = outcome.get("result_json")
-    if isinstance(data, bytes):
-        result = StoredResult(data, outcome["result_meta"])
-        digest = outcome.get("result_sha256")
-        if isinstance(digest, str):  # taken by the worker (a wrong one fails its own seal)
-            result._sha256 = digest
+    encoded them (:class:`~qmk.kernel.outcome.Done`, with the digest it took), or a
+    result object (a part's, or a Dask job's parts merged in the kernel) encoded here."""
+    if isinstance(outcome, Done):
+        result = StoredResult(outcome.result_json, outcome.result_meta)
+        result._sha256 = outcome.result_sha256  # the worker's (a wrong one fails its own seal)
         return result
-    return encode_result(outcome["result"])
+    return encode_result(outcome.result)
 
 
 __all__ = [

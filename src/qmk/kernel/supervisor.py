@@ -71,6 +71,7 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.faults import FaultPolicies, device_for
 from qmk.kernel.jobs import Job
+from qmk.kernel.outcome import Done, Outcome, Ran, Yielded, decode
 from qmk.kernel.pool import TaskError, WorkerMemoryError
 from qmk.kernel.programs import verified
 from qmk.kernel.results import Results
@@ -840,7 +841,7 @@ class Supervisor:
         if dispatch_first:
             self._dispatch()
         try:
-            outcome = run.future.result()
+            answer = run.future.result()
         except WorkerMemoryError as exc:
             failure = JobError.of("memory-limit", f"memory limit: {exc}")
             self._finish(job, J.FAILED, error_json(failure))
@@ -852,8 +853,14 @@ class Supervisor:
         except Exception as exc:
             self._finish(job, J.FAILED, error_json(JobError.of("worker-failed", repr(exc))))
             return
+        try:
+            outcome = decode(answer)
+        except ValueError as exc:  # msgspec.ValidationError: a worker that answered junk
+            failure = JobError.of("worker-failed", f"the worker's answer is no outcome: {exc}")
+            self._finish(job, J.FAILED, error_json(failure))
+            return
         self._worker_spans(job, run, outcome)
-        if outcome.get("ok"):
+        if isinstance(outcome, Done | Ran):
             result = result_of(outcome)
             telemetry = result.head.get("telemetry")
             ran = isinstance(telemetry, Mapping) and "cache_hit" in telemetry
@@ -864,16 +871,16 @@ class Supervisor:
                 self._finish(job, J.FAILED, refusal)
                 return
             job.result = result
-            streamed = outcome.get("artifacts")
+            streamed = outcome.artifacts if isinstance(outcome, Done) else []
             if streamed:  # before COMPLETED: its stream events precede the final state
                 self.artifacts.take(job.job_id, job.tenant, streamed, self.clock.now())
             if run.work is not None:  # its result answers later runs of its request
                 self.cache.index(job, run.work.request)
             self._attest(job, run)
             self._finish(job, J.COMPLETED)
-        elif outcome.get("yielded") is not None:  # preempted: it saved its state and stopped
+        elif isinstance(outcome, Yielded):  # preempted: it saved its state and stopped
             job.preemptions += 1
-            program_epoch = outcome["yielded"].get("epoch")
+            program_epoch = outcome.epoch
             self._transition(
                 job,
                 J.QUEUED,
@@ -882,11 +889,11 @@ class Supervisor:
             self.queue.push(job)
             self.kick()
         else:
-            self._finish(job, J.FAILED, outcome["error"])
+            self._finish(job, J.FAILED, outcome.error.to_json())
 
-    def _worker_spans(self, job: Job, run: _Running, outcome: Any) -> None:
+    def _worker_spans(self, job: Job, run: _Running, outcome: Outcome) -> None:
         """Hand the spans the worker recorded to the tracer (it logs its own failures)."""
-        spans = outcome.pop("spans", None) if isinstance(outcome, dict) else None
+        spans = outcome.spans
         traceparent = None if run.work is None else run.work.request.trace_context
         if spans and self.traces is not None and isinstance(traceparent, str):
             self.traces.worker_spans(job.job_id, traceparent, spans)
