@@ -315,7 +315,7 @@ def test_an_analog_job_through_the_kernels_device_submit_gives_the_in_process_co
 
     done = run_kernel(tmp_path, body, config=config)
     assert done["state"] == "COMPLETED", done["error"]
-    assert done["result"]["counts"] == expected and done["result"]["device_id"] == "analog-exact"
+    assert done["result"]["counts"] == expected and done["result"]["engine"] == "analog-exact"
 
 
 def test_a_wait_between_evolves_is_free_evolution_under_the_interaction():
