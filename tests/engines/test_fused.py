@@ -329,7 +329,7 @@ class SegmentFed(StatevectorEngine):
         self._held: list[tuple[str, list[int], list[float]]] = []
 
     def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
-        self._checked(gate, qubits, params)  # refuse now, as apply does
+        self.check_gate(gate, qubits, params)  # refuse now, as apply does
         self._held.append((gate, list(qubits), list(params)))
 
     def _flush(self) -> None:

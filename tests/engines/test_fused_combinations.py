@@ -31,7 +31,7 @@ def test_a_qubit_reading_a_combination_is_fused_without_a_new_axis() -> None:
     assert fused._rows[1] and not fused._owns_axis(1, fused._columns())  # a combination
     joining = sum(1 for q in (0, 3) if not fused._rows[q])  # mixing classical qubits join
     axes = fused._psi.ndim
-    assert fused._fusable([fused._checked(g, q, p) for g, q, p in SEGMENT])
+    assert fused._fusable([fused.check_gate(g, q, p) for g, q, p in SEGMENT])
     fused.apply_segment(SEGMENT)
     reference.apply_segment(SEGMENT)
     assert fused._psi.ndim == axes + joining  # none for q1
@@ -41,7 +41,7 @@ def test_a_qubit_reading_a_combination_is_fused_without_a_new_axis() -> None:
 def test_a_segment_touching_a_copy_stays_gate_by_gate() -> None:
     ghz = [("h", [0], ()), ("cx", [0, 1], ()), ("cx", [1, 2], ()), ("ry", [3], (0.3,))]
     fused, reference = engines(ghz)
-    assert not fused._fusable([fused._checked(g, q, p) for g, q, p in SEGMENT])
+    assert not fused._fusable([fused.check_gate(g, q, p) for g, q, p in SEGMENT])
     fused.apply_segment(SEGMENT)
     reference.apply_segment(SEGMENT)
     assert np.allclose(fused.state_vector([0, 1, 2, 3]), reference.state_vector([0, 1, 2, 3]))

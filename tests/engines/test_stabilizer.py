@@ -154,7 +154,6 @@ def test_wrong_arity_and_unknown_qubits_are_misuse():
     for call in (
         lambda: engine.apply("cx", [a]),
         lambda: engine.apply("cx", [a, a]),
-        lambda: engine.apply("rz", [a]),
         lambda: engine.apply("h", [b + 1]),
         lambda: engine.probability(a, "W"),
         lambda: engine.collapse(a, 2),
@@ -164,6 +163,15 @@ def test_wrong_arity_and_unknown_qubits_are_misuse():
     ):
         with pytest.raises(EngineError, match="QE105"):
             call()
+
+
+def test_a_rotation_without_its_angle_is_refused_as_every_engine_refuses_it():
+    # supports() refuses it, so apply raises QE103, as every engine's base does
+    engine = StabilizerEngine(seed=5)
+    a = engine.allocate()
+    assert not engine.supports("rz", [])
+    with pytest.raises(EngineError, match=r"QE103 gate-unsupported: .*rz"):
+        engine.apply("rz", [a])
 
 
 def test_ghz_1000_sampling_is_all_equal_balanced_and_fast():

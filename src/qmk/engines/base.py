@@ -14,19 +14,31 @@ An engine may also take a *segment*, a run of gates at once
 them into wider gates): :func:`apply_segment` calls it where the engine has it and
 applies the gates one by one where not, so every engine takes segments.
 
+What every engine does alike lives here once: :class:`GateEngine`, the base that checks
+a gate call (a gate of the records it supports, on as many live, distinct qubits as the
+gate acts on) and then hands it to the engine, a segment checked whole first;
+:func:`check_basis`; and the snapshot helpers, :func:`check_snapshot` (what ``restore``
+and ``export_snapshot`` take), :func:`rng_state` and :func:`generator_at` (an engine's
+random stream saved and resumed).
+
 Errors are :class:`EngineError` (exit status 2) with a ``QE`` code; this module
 registers the family in :data:`qmk.errors.REGISTRY` (``docs/errors.md`` lists it).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from qmk.engines.gates import BASES, accepts
 from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity, register
+from qmk.gates import GATES, Gate
+
+_S = TypeVar("_S")
 
 
 class EngineError(QMKError):
@@ -192,6 +204,144 @@ def apply_gates(engine: Any, gates: Sequence[GateCall]) -> None:
     apply = engine.apply
     for gate, qubits, params in gates:
         apply(gate, qubits, params)
+
+
+#: A gate call :meth:`GateEngine.check_gate` passed: the gate, its live qubits (gate qubit 0
+#: first) and its parameters as floats.
+CheckedGate = tuple[str, list[int], tuple[float, ...]]
+
+
+class GateEngine:
+    """The base of an engine: a gate call is checked once, here, then applied by the
+    engine's own :meth:`_apply_gate`; a segment is checked whole before any of its gates
+    is applied, so a bad gate leaves the state as it was.
+
+    The checks, in order: the gate is a record of :data:`~qmk.gates.GATES` (else ``QE103
+    gate-unsupported`` listing them); the engine :meth:`supports` it with these
+    parameters (else ``QE103``, as :meth:`_unsupported` says); each qubit is live
+    (:meth:`_check_qubit`, ``QE105 engine-misuse``); the qubits are as many as the gate
+    acts on and distinct (``QE105``). An engine gives :meth:`_check_qubit` and
+    :meth:`_apply_gate`, and may narrow :meth:`supports` (the stabilizer: Clifford
+    gates) or apply a checked segment at once (:meth:`_apply_gates`).
+
+    >>> from qmk.engines.statevector import StatevectorEngine
+    >>> engine = StatevectorEngine(seed=0)
+    >>> q = engine.allocate()
+    >>> engine.check_gate("rz", [q], [1])
+    ('rz', [0], (1.0,))
+    >>> engine.check_gate("cx", [q, q], [])
+    Traceback (most recent call last):
+    ...
+    qmk.engines.base.EngineError: QE105 engine-misuse: cx acts on 2 distinct qubits, got [0, 0]
+    """
+
+    name: ClassVar[str] = ""
+
+    def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
+        """True for every gate of ``GATES`` with its number of finite parameters."""
+        return accepts(gate, params)
+
+    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
+        """Apply a gate of :data:`~qmk.gates.GATES` to ``qubits`` (gate qubit 0 first).
+
+        Raises:
+            EngineError: ``QE103 gate-unsupported`` for a gate that is no record or one the
+                engine does not apply with these parameters; ``QE105 engine-misuse`` for
+                a qubit that is not live, repeated, or the wrong number of them.
+        """
+        self._apply_gate(*self.check_gate(gate, qubits, params))
+
+    def apply_segment(self, gates: Sequence[GateCall]) -> None:
+        """Apply a run of gates (``(gate, qubits, params)`` each, in order), every one
+        checked first (as :meth:`apply` checks it)."""
+        self._apply_gates([self.check_gate(gate, qubits, params) for gate, qubits, params in gates])
+
+    def check_gate(
+        self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()
+    ) -> CheckedGate:
+        """The gate call checked (see the class docstring); raises as :meth:`apply`."""
+        record = GATES.get(gate) if isinstance(gate, str) else None
+        if record is None:
+            raise EngineError.of(
+                "gate-unsupported",
+                f"no gate named {gate!r}; the {self.name} engine applies: {', '.join(GATES)}",
+                gate=repr(gate),
+            )
+        if not self.supports(gate, params):
+            raise self._unsupported(record, params)
+        if isinstance(qubits, (str, bytes)) or not isinstance(qubits, Sequence):
+            qubits = list(qubits)  # iterables, numpy arrays
+        qs = [self._check_qubit(q) for q in qubits]
+        if len(qs) != record.qubits or len(set(qs)) != len(qs):
+            plural = "s" * (record.qubits != 1)
+            raise EngineError.of(
+                "engine-misuse",
+                f"{gate} acts on {record.qubits} distinct qubit{plural}, got {qs}",
+                gate=gate,
+                qubits=qs,
+            )
+        return gate, qs, tuple(float(p) for p in params)
+
+    def _unsupported(self, gate: Gate, params: Sequence[float]) -> EngineError:
+        """The refusal of a gate :meth:`supports` refuses with these parameters."""
+        return EngineError.of(
+            "gate-unsupported",
+            f"{gate.name} takes {len(gate.params)} finite parameter(s) "
+            f"({', '.join(gate.params) or 'none'}), got {list(params)!r}",
+            gate=gate.name,
+        )
+
+    def _check_qubit(self, qubit: Any) -> int:
+        """``qubit`` as the engine's index of a live qubit; ``QE105`` when it is none."""
+        raise NotImplementedError
+
+    def _apply_gate(self, gate: str, qubits: list[int], params: tuple[float, ...]) -> None:
+        """Apply one checked gate."""
+        raise NotImplementedError
+
+    def _apply_gates(self, gates: Sequence[CheckedGate]) -> None:
+        """Apply checked gates in order (an engine that fuses a segment overrides it)."""
+        for gate, qubits, params in gates:
+            self._apply_gate(gate, qubits, params)
+
+
+def check_basis(basis: Any) -> str:
+    """``basis`` when it is one an engine measures in (Z, X or Y); else ``QE105``.
+
+    >>> check_basis("X")
+    'X'
+    """
+    if basis not in BASES:
+        raise EngineError.of(
+            "engine-misuse",
+            f"a basis is one of {', '.join(BASES)}, not {basis!r}",
+            basis=str(basis),
+        )
+    return str(basis)
+
+
+def check_snapshot(snapshot: Any, kind: type[_S], engine: str) -> _S:
+    """``snapshot`` when it is of ``kind`` (what ``engine``'s ``snapshot`` gives): what
+    every engine's ``restore`` and ``export_snapshot`` check first; else ``QE105``.
+
+    >>> check_snapshot(3, int, "toy")
+    3
+    >>> check_snapshot("x", int, "toy")
+    Traceback (most recent call last):
+    ...
+    qmk.engines.base.EngineError: QE105 engine-misuse: not a snapshot of the toy engine: str
+    """
+    if not isinstance(snapshot, kind):
+        raise EngineError.of(
+            "engine-misuse", f"not a snapshot of the {engine} engine: {type(snapshot).__name__}"
+        )
+    return snapshot
+
+
+def rng_state(rng: np.random.Generator) -> Mapping[str, Any]:
+    """A copy of ``rng``'s state that later draws leave as it is (a snapshot's); give it
+    back with :func:`generator_at`, or set it on a generator of the same kind."""
+    return copy.deepcopy(rng.bit_generator.state)
 
 
 def generator_at(state: Mapping[str, Any]) -> np.random.Generator:

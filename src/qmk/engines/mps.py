@@ -55,8 +55,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk import defaults
-from qmk.engines.base import EngineError, GateCall, draw_pauli, generator_at
-from qmk.engines.gates import BASES, GATES, TO_Z, accepts
+from qmk.engines.base import (
+    CheckedGate,
+    EngineError,
+    GateEngine,
+    check_basis,
+    check_snapshot,
+    draw_pauli,
+    generator_at,
+    rng_state,
+)
+from qmk.engines.gates import BASES, GATES, TO_Z
 from qmk.engines.registry import max_qubits as registry_max_qubits
 
 #: A bond's largest bond dimension unless the engine is given another ``max_bond``:
@@ -172,7 +181,7 @@ def _svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return u, s, vh
 
 
-class MPSEngine:
+class MPSEngine(GateEngine):
     """A matrix product state on numpy (see the module docstring).
 
     Why one class: every method reads or changes one chain of sites, its qubit map and
@@ -263,9 +272,6 @@ class MPSEngine:
         """The dimension of each bond between neighbouring sites, left to right."""
         return [int(site.shape[2]) for site in self._sites[:-1]]
 
-    def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
-        return accepts(gate, params)
-
     # ------------------------------------------------------------------ qubits
 
     def allocate(self) -> int:
@@ -321,54 +327,31 @@ class MPSEngine:
 
     # ------------------------------------------------------------------ gates
 
-    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
-        """Apply a gate of :data:`~qmk.engines.gates.GATES`.
+    def _check_qubit(self, qubit: Any) -> int:
+        self._check([qubit])
+        return int(qubit)
+
+    def _apply_gate(self, gate: str, qubits: list[int], params: tuple[float, ...]) -> None:
+        """Apply one checked gate.
 
         Raises:
-            EngineError: ``QE103`` an unknown gate or bad parameters; ``QE105`` qubits not
-                live or repeated; ``QE114 bond-limit`` when it would truncate below
+            EngineError: ``QE114 bond-limit`` when it would truncate below
                 ``min_fidelity`` (the state is left as it was).
         """
-        qs = self._validate(gate, qubits, params)
-        self._apply(gate, qs, params)
+        self._apply(gate, tuple(qubits), params)
 
-    def apply_segment(self, gates: Sequence[GateCall]) -> None:
-        """Apply a run of gates, every one checked first; a ``QE114`` refusal on the way
-        leaves the state as it was before the first."""
-        checked = [(g, self._validate(g, qs, ps), ps) for g, qs, ps in gates]
+    def _apply_gates(self, gates: Sequence[CheckedGate]) -> None:
+        """A checked segment; a ``QE114`` refusal on the way leaves the state as it was
+        before the first gate."""
         saved, waiting = self._save(), dict(self._pending)
         try:
             with blas_threads(self._threads):
-                for gate, qs, params in checked:
-                    self._apply(gate, qs, params)
+                for gate, qs, params in gates:
+                    self._apply(gate, tuple(qs), params)
         except EngineError:
             self._load(saved)
             self._pending = waiting
             raise
-
-    def _validate(
-        self, gate: str, qubits: Sequence[int], params: Sequence[float]
-    ) -> tuple[int, ...]:
-        entry = GATES.get(gate) if isinstance(gate, str) else None
-        if entry is None:
-            raise EngineError.of(
-                "gate-unsupported",
-                f"no gate named {gate!r}; the {self.name} engine applies: {', '.join(GATES)}",
-                gate=repr(gate),
-            )
-        if not accepts(gate, params):
-            raise EngineError.of(
-                "gate-unsupported",
-                f"{gate} takes {len(entry.params)} finite parameter(s), got {list(params)!r}",
-                gate=gate,
-            )
-        qs = tuple(qubits)
-        self._check(qs)
-        if len(qs) != entry.qubits or len(set(qs)) != len(qs):
-            raise EngineError.of(
-                "engine-misuse", f"{gate} acts on {entry.qubits} distinct qubits, got {list(qs)}"
-            )
-        return qs
 
     def _apply(self, gate: str, qs: tuple[int, ...], params: Sequence[float]) -> None:
         if gate == "i":
@@ -542,7 +525,7 @@ class MPSEngine:
     def probability(self, qubit: int, basis: str = "Z") -> float:
         """The probability that measuring ``qubit`` in ``basis`` gives 1."""
         self._check((qubit,))
-        _check_basis(basis)
+        check_basis(basis)
         return self._p1(qubit, basis)
 
     def collapse(self, qubit: int, outcome: int, basis: str = "Z") -> None:
@@ -552,7 +535,7 @@ class MPSEngine:
             EngineError: ``QE104 outcome-impossible`` for an outcome of probability 0.
         """
         self._check((qubit,))
-        _check_basis(basis)
+        check_basis(basis)
         if isinstance(outcome, bool) or outcome not in (0, 1):
             raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
         p1 = self._p1(qubit, basis)
@@ -568,7 +551,7 @@ class MPSEngine:
     def measure(self, qubit: int, basis: str = "Z") -> int:
         """Measure with the engine's RNG; the qubit stays, collapsed."""
         self._check((qubit,))
-        _check_basis(basis)
+        check_basis(basis)
         return self._measure(qubit, basis)
 
     def reset(self, qubit: int) -> None:
@@ -645,7 +628,7 @@ class MPSEngine:
             fidelity=self._fidelity,
             pool=tuple(self._pool),
             next_index=self._next_index,
-            rng=self._rng.bit_generator.state,
+            rng=rng_state(self._rng),
         )
 
     def _load(self, snapshot: MPSSnapshot) -> None:
@@ -666,11 +649,7 @@ class MPSEngine:
 
     def restore(self, snapshot: Any) -> None:
         """Return to a state :meth:`snapshot` gave (any number of times)."""
-        if not isinstance(snapshot, MPSSnapshot):
-            raise EngineError.of(
-                "engine-misuse",
-                f"restore takes what MPSEngine.snapshot returned, got {type(snapshot).__name__}",
-            )
+        snapshot = check_snapshot(snapshot, MPSSnapshot, self.name)
         self._load(snapshot)
         self._rng = generator_at(snapshot.rng)
 
@@ -681,8 +660,7 @@ class MPSEngine:
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``snapshot`` as plain data for a checkpoint: the sites as arrays, the rest JSON."""
-        if not isinstance(snapshot, MPSSnapshot):
-            raise EngineError.of("engine-misuse", "not an mps snapshot")
+        snapshot = check_snapshot(snapshot, MPSSnapshot, MPSEngine.name)
         meta = {
             "order": list(snapshot.order),
             "center": snapshot.center,
@@ -748,13 +726,6 @@ class MPSEngine:
                     f"out qubits; {len(self._order)} are live)",
                     qubit=repr(qubit),
                 )
-
-
-def _check_basis(basis: str) -> None:
-    if basis not in BASES:
-        raise EngineError.of(
-            "engine-misuse", f"a basis is one of {', '.join(BASES)}, not {basis!r}"
-        )
 
 
 __all__ = ["DEFAULT_MAX_BOND", "DEFAULT_MIN_FIDELITY", "MPSEngine", "MPSSnapshot", "blas_threads"]

@@ -45,10 +45,18 @@ import numpy as np
 import stim
 
 from qmk.engines.affine import AffineSampler, support_basis
-from qmk.engines.base import EngineError, GateCall, draw_pauli
+from qmk.engines.base import (
+    EngineError,
+    GateCall,
+    GateEngine,
+    check_basis,
+    check_snapshot,
+    draw_pauli,
+    rng_state,
+)
 from qmk.engines.batch import BatchCircuit, BatchSampler
-from qmk.engines.gates import BASES, GATES
 from qmk.engines.stim_gates import stim_method
+from qmk.gates import Gate
 
 #: A self-inverse Clifford taking the basis' Pauli to Z (None: already Z).
 _TO_Z: dict[str, str | None] = {"Z": None, "X": "h", "Y": "h_yz"}
@@ -67,7 +75,7 @@ class _Snapshot:
     rng_state: Mapping[str, Any]
 
 
-class StabilizerEngine:
+class StabilizerEngine(GateEngine):
     """A Clifford-only engine on ``stim.TableauSimulator`` (see the module docstring).
 
     Args:
@@ -163,7 +171,8 @@ qubits and 2 are live; free some or raise max_qubits
     # ------------------------------------------------------------------ gates
 
     def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
-        """Whether :meth:`apply` accepts ``gate`` with ``params``: Clifford gates only.
+        """Whether :meth:`apply` accepts ``gate`` with ``params``: Clifford gates only
+        (those stim names, :mod:`qmk.engines.stim_gates`).
 
         >>> import math
         >>> engine = StabilizerEngine(seed=0)
@@ -172,20 +181,8 @@ qubits and 2 are live; free some or raise max_qubits
         >>> engine.supports("rz", [-math.pi / 2]), engine.supports("rz", [0.3])
         (True, False)
         """
-        return stim_method(gate, params) is not False
-
-    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
-        """Apply a Clifford gate of :data:`~qmk.engines.gates.GATES` to ``qubits`` (in order).
-
-        Raises:
-            EngineError: ``QE103 gate-unsupported`` for a gate that is not Clifford with these
-                parameters (or no gate of that name); ``QE105 engine-misuse`` for the wrong
-                number of qubits or parameters, or qubits not live or repeated. The state is
-                unchanged when it raises.
-        """
-        method = self._checked(gate, qubits, params)
-        if method is not None:
-            getattr(self._sim, method)(*qubits)
+        method = stim_method(gate, params)
+        return method is None or (method is not False and hasattr(stim.TableauSimulator, method))
 
     def apply_segment(self, gates: Sequence[GateCall]) -> None:
         """Apply a run of gates (``(gate, qubits, params)`` each, in order): every gate is
@@ -201,52 +198,27 @@ Clifford gates only and t is not one; run the program on the statevector engine
         >>> engine.probability(a, "X")
         0.5
         """
-        calls = [(self._checked(gate, qubits, params), qubits) for gate, qubits, params in gates]
-        sim = self._sim
-        for method, qubits in calls:
-            if method is not None:
-                getattr(sim, method)(*qubits)
+        super().apply_segment(gates)
 
-    def _checked(self, gate: str, qubits: Sequence[int], params: Sequence[float]) -> str | None:
-        """The simulator method that applies a valid gate (None: the identity); raises as
-        :meth:`apply` does for an invalid one."""
-        spec = GATES.get(gate)
-        if spec is None:
-            raise EngineError.of(
-                "gate-unsupported",
-                f"no gate named {gate!r}; known: {', '.join(GATES)}",
-                gate=gate,
-            )
-        if len(qubits) != spec.qubits or len(params) != len(spec.params):
-            raise EngineError.of(
-                "engine-misuse",
-                f"{gate} takes {spec.qubits} qubit(s) and {len(spec.params)} parameter(s), "
-                f"got {len(qubits)} and {len(params)}",
-                gate=gate,
-            )
+    def _unsupported(self, gate: Gate, params: Sequence[float]) -> EngineError:
+        shown = f"{gate.name}({', '.join(f'{p:g}' for p in params)})" if params else gate.name
+        why = " (not a whole number of quarter turns)" if params else ""
+        return EngineError.of(
+            "gate-unsupported",
+            f"the stabilizer engine applies Clifford gates only and {shown} is not "
+            f"one{why}; run the program on the statevector engine",
+            gate=gate.name,
+            params=[float(p) for p in params],
+        )
+
+    def _check_qubit(self, qubit: Any) -> int:
+        self._check_qubits((qubit,))
+        return int(qubit)
+
+    def _apply_gate(self, gate: str, qubits: list[int], params: tuple[float, ...]) -> None:
         method = stim_method(gate, params)
-        if method is False:
-            shown = f"{gate}({', '.join(f'{p:g}' for p in params)})" if params else gate
-            why = " (not a whole number of quarter turns)" if params else ""
-            raise EngineError.of(
-                "gate-unsupported",
-                f"the stabilizer engine applies Clifford gates only and {shown} is not "
-                f"one{why}; run the program on the statevector engine",
-                gate=gate,
-                params=[float(p) for p in params],
-            )
-        if method is not None and not hasattr(self._sim, method):
-            raise EngineError.of(
-                "gate-unsupported",
-                f"{gate}'s stim name {method.upper()} is no method of stim's tableau simulator",
-                gate=gate,
-            )
-        self._check_qubits(qubits)
-        if len(set(qubits)) != len(qubits):
-            raise EngineError.of(
-                "engine-misuse", f"{gate} on repeated qubits {list(qubits)}", gate=gate
-            )
-        return method
+        if method:
+            getattr(self._sim, method)(*qubits)
 
     # ------------------------------------------------------------------ measurement
 
@@ -319,7 +291,7 @@ Clifford gates only and t is not one; run the program on the statevector engine
             live=frozenset(self._live),
             pool=tuple(self._pool),
             next_index=self._next_index,
-            rng_state=self._rng.bit_generator.state,
+            rng_state=rng_state(self._rng),
         )
 
     def reseed(self, seed: int) -> None:
@@ -329,12 +301,7 @@ Clifford gates only and t is not one; run the program on the statevector engine
 
     def restore(self, snapshot: Any) -> None:
         """Return to a state :meth:`snapshot` gave (a snapshot may be restored many times)."""
-        if not isinstance(snapshot, _Snapshot):
-            raise EngineError.of(
-                "engine-misuse",
-                f"restore takes what StabilizerEngine.snapshot returned, "
-                f"got {type(snapshot).__name__}",
-            )
+        snapshot = check_snapshot(snapshot, _Snapshot, self.name)
         self._sim = snapshot.sim.copy(copy_rng=True)
         self._live = set(snapshot.live)
         self._pool = list(snapshot.pool)
@@ -347,8 +314,7 @@ Clifford gates only and t is not one; run the program on the statevector engine
         arrays, the qubit pool and the numpy stream as JSON. Stim's own stream is not
         kept: whoever restores it reseeds (as :mod:`qmk.execution.trajectories` does).
         """
-        if not isinstance(snapshot, _Snapshot):
-            raise EngineError.of("engine-misuse", "not a stabilizer snapshot")
+        snapshot = check_snapshot(snapshot, _Snapshot, StabilizerEngine.name)
         names = ("x2x", "x2z", "z2x", "z2z", "x_signs", "z_signs")
         parts = snapshot.sim.current_inverse_tableau().to_numpy(bit_packed=False)
         meta = {
@@ -413,11 +379,7 @@ Clifford gates only and t is not one; run the program on the statevector engine
                 )
 
     def _to_z(self, basis: str) -> str | None:
-        if basis not in _TO_Z:
-            raise EngineError.of(
-                "engine-misuse", f"basis must be one of {', '.join(BASES)}, got {basis!r}"
-            )
-        return _TO_Z[basis]
+        return _TO_Z[check_basis(basis)]
 
     def _peek(self, qubit: int, basis: str) -> int:
         """The expectation (+1, -1 or 0) of the basis' Pauli on ``qubit``."""

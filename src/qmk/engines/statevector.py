@@ -66,8 +66,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk.engines import kernels
-from qmk.engines.base import EngineError, GateCall, draw_pauli
-from qmk.engines.gates import BASES, GATES, accepts
+from qmk.engines.base import (
+    CheckedGate,
+    EngineError,
+    GateCall,
+    GateEngine,
+    check_basis,
+    check_snapshot,
+    draw_pauli,
+    rng_state,
+)
+from qmk.engines.gates import GATES
 from qmk.engines.lazy_state import LazyState
 from qmk.engines.sampling import FLAT_SAMPLING as _FLAT_SAMPLING
 
@@ -194,7 +203,7 @@ def _human_bytes(count: float) -> str:
     return f"{count:.3g} TiB"
 
 
-class StatevectorEngine(LazyState):
+class StatevectorEngine(GateEngine, LazyState):
     """A numpy statevector engine (see the module docstring for how it saves work).
 
     The engine is the protocol's face: it checks every call (qubits, gates, bases,
@@ -309,14 +318,6 @@ class StatevectorEngine(LazyState):
 
     # ------------------------------------------------------------------ protocol
 
-    def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
-        """True for every gate of ``GATES`` with its number of finite parameters.
-
-        >>> StatevectorEngine().supports("t"), StatevectorEngine().supports("rz", [])
-        (True, False)
-        """
-        return accepts(gate, params)
-
     def allocate(self) -> int:
         """A fresh qubit in ``|0>`` (it costs no amplitudes until a gate entangles it).
 
@@ -388,28 +389,23 @@ class StatevectorEngine(LazyState):
 
     def free(self, qubit: int) -> None:
         """Measure ``qubit`` in Z (one RNG draw) and forget it; its index may be reused."""
-        q = self._qubit(qubit)
+        q = self._check_qubit(qubit)
         self._measure_z(q)
         del self._rows[q], self._consts[q]
         heapq.heappush(self._free_qubits, q)
         self._after_call()
 
-    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
-        """Apply a gate of :data:`~qmk.engines.gates.GATES` to ``qubits`` (gate qubit 0 first).
-
-        Raises:
-            EngineError: ``gate-unsupported`` for an unknown gate or wrong or non-finite
-                parameters; ``engine-misuse`` for the wrong number of qubits, a repeated
-                qubit or one not live.
+    def _apply_gate(self, gate: str, qubits: list[int], params: tuple[float, ...]) -> None:
+        """One checked gate through the bookkeeping (:meth:`_apply_checked`).
 
         >>> engine = StatevectorEngine(seed=0)
         >>> q = engine.allocate()
         >>> engine.apply("cx", [q])
         Traceback (most recent call last):
         ...
-        qmk.engines.base.EngineError: QE105 engine-misuse: cx acts on 2 qubits, got 1
+        qmk.engines.base.EngineError: QE105 engine-misuse: cx acts on 2 distinct qubits, got [0]
         """
-        self._apply_checked(*self._checked(gate, qubits, params))
+        self._apply_checked(gate, qubits, params)
         self._after_call()
 
     def apply_segment(self, gates: Sequence[GateCall]) -> None:
@@ -440,7 +436,10 @@ class StatevectorEngine(LazyState):
         >>> bool(np.allclose(engine.state_vector(qs), reference.state_vector(rs)))
         True
         """
-        checked = [self._checked(gate, qubits, params) for gate, qubits, params in gates]
+        super().apply_segment(gates)
+
+    def _apply_gates(self, checked: Sequence[CheckedGate]) -> None:
+        """A checked segment: fused where :meth:`_fusable`, else gate by gate."""
         if self._fusable(checked):
             self._apply_fused(checked)
             return
@@ -448,12 +447,13 @@ class StatevectorEngine(LazyState):
             self._apply_checked(gate, qs, values)
             self._after_call()
 
-    def _checked(
-        self, gate: str, qubits: Sequence[int], params: Sequence[float]
-    ) -> tuple[str, list[int], tuple[float, ...]]:
-        """The gate, its live qubits and its float parameters; raises as :meth:`apply`."""
+    def check_gate(
+        self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()
+    ) -> CheckedGate:
+        """The gate call checked as the base checks it (:class:`GateEngine`), the common
+        case quickly: a segment may hold thousands of gates."""
         spec = GATES.get(gate) if isinstance(gate, str) else None
-        if (  # the common case, checked quickly: a segment may hold thousands of gates
+        if (
             spec is not None
             and len(qubits) == spec.qubits
             and len(params) == len(spec.params)
@@ -466,28 +466,7 @@ class StatevectorEngine(LazyState):
                 values = (math.nan,)
             if all(map(math.isfinite, values)):
                 return gate, list(qubits), values
-        if spec is None:
-            raise EngineError.of(
-                "gate-unsupported",
-                f"no gate named {gate!r}; the statevector engine applies: {', '.join(GATES)}",
-                gate=repr(gate),
-            )
-        if not self.supports(gate, params):
-            raise EngineError.of(
-                "gate-unsupported",
-                f"{gate} takes {len(spec.params)} finite parameter(s) "
-                f"({', '.join(spec.params) or 'none'}), got {list(params)!r}",
-                gate=gate,
-            )
-        qs = self._qubits(qubits, what=gate)
-        if len(qs) != spec.qubits:
-            raise EngineError.of(
-                "engine-misuse",
-                f"{gate} acts on {spec.qubits} qubit{'s' * (spec.qubits != 1)}, got {len(qs)}",
-                gate=gate,
-                qubits=qs,
-            )
-        return gate, qs, tuple(float(p) for p in params)
+        return super().check_gate(gate, qubits, params)
 
     def probability(self, qubit: int, basis: str = "Z") -> float:
         """The probability that measuring ``qubit`` in ``basis`` gives 1 (the -1 eigenstate).
@@ -497,7 +476,7 @@ class StatevectorEngine(LazyState):
         >>> engine.probability(q, "X"), round(engine.probability(q, "Y"), 12)
         (0.0, 0.5)
         """
-        q = self._qubit(qubit)
+        q = self._check_qubit(qubit)
         before, after = self._rotation(basis)
         for u in before:
             self._gate1(q, u)
@@ -514,7 +493,7 @@ class StatevectorEngine(LazyState):
             EngineError: ``outcome-impossible`` when that outcome has probability 0 (the
                 state is left as it was); ``engine-misuse`` for a bad qubit, outcome or basis.
         """
-        q = self._qubit(qubit)
+        q = self._check_qubit(qubit)
         if isinstance(outcome, bool) or outcome not in (0, 1):
             raise EngineError.of(
                 "engine-misuse", f"an outcome is 0 or 1, not {outcome!r}", outcome=repr(outcome)
@@ -548,7 +527,7 @@ class StatevectorEngine(LazyState):
         >>> engine.measure(q, "X"), engine.measure(q, "X")
         (0, 0)
         """
-        q = self._qubit(qubit)
+        q = self._check_qubit(qubit)
         before, after = self._rotation(basis)
         for u in before:
             self._gate1(q, u)
@@ -560,7 +539,7 @@ class StatevectorEngine(LazyState):
 
     def reset(self, qubit: int) -> None:
         """Return ``qubit`` to ``|0>``: a Z measurement (one RNG draw), then a flip if 1."""
-        q = self._qubit(qubit)
+        q = self._check_qubit(qubit)
         self._measure_z(q)
         self._consts[q] = 0
         self._after_call()
@@ -580,7 +559,7 @@ class StatevectorEngine(LazyState):
         >>> engine.apply_pauli_channel(q, 1.0, 0.0, 0.0), engine.probability(q)
         ('X', 1.0)
         """
-        q = self._qubit(qubit)
+        q = self._check_qubit(qubit)
         pauli = draw_pauli(self._rng, px, py, pz)
         if pauli == "I":
             return pauli
@@ -610,7 +589,7 @@ class StatevectorEngine(LazyState):
             next_var=self._next_var,
             log=None if self._log is None else tuple(self._log),
             home=tuple(self._home.items()),
-            rng_state=copy.deepcopy(self._rng.bit_generator.state),
+            rng_state=rng_state(self._rng),
         )
 
     def restore(self, snapshot: Any) -> None:
@@ -619,12 +598,7 @@ class StatevectorEngine(LazyState):
         Raises:
             EngineError: ``engine-misuse`` for anything but a statevector snapshot.
         """
-        if not isinstance(snapshot, StatevectorSnapshot):
-            raise EngineError.of(
-                "engine-misuse",
-                "restore takes a snapshot from a statevector engine, "
-                f"not {type(snapshot).__name__}",
-            )
+        snapshot = check_snapshot(snapshot, StatevectorSnapshot, self.name)
         held, saved = self._psi, snapshot.psi
         if (
             held.shape == saved.shape
@@ -666,8 +640,7 @@ class StatevectorEngine(LazyState):
         >>> round(other.probability(q), 12) == round(engine.probability(q), 12)
         True
         """
-        if not isinstance(snapshot, StatevectorSnapshot):
-            raise EngineError.of("engine-misuse", "not a statevector snapshot")
+        snapshot = check_snapshot(snapshot, StatevectorSnapshot, StatevectorEngine.name)
         meta = {
             "variables": list(snapshot.variables),
             "rows": [list(r) for r in snapshot.rows],
@@ -817,7 +790,7 @@ class StatevectorEngine(LazyState):
 
     # ------------------------------------------------------------------ validation
 
-    def _qubit(self, qubit: Any) -> int:
+    def _check_qubit(self, qubit: Any) -> int:
         if isinstance(qubit, bool) or not isinstance(qubit, (int, np.integer)):
             raise EngineError.of(
                 "engine-misuse", f"a qubit is an int the engine handed out, not {qubit!r}"
@@ -834,7 +807,7 @@ class StatevectorEngine(LazyState):
     def _qubits(self, qubits: Sequence[int], *, what: str, distinct: bool = True) -> list[int]:
         if isinstance(qubits, (str, bytes)) or not isinstance(qubits, Sequence):
             qubits = list(qubits)  # iterables, numpy arrays
-        qs = [self._qubit(q) for q in qubits]
+        qs = [self._check_qubit(q) for q in qubits]
         if distinct and len(set(qs)) != len(qs):
             raise EngineError.of(
                 "engine-misuse", f"{what} got a qubit twice: {qs}", qubits=qs, op=what
@@ -843,11 +816,7 @@ class StatevectorEngine(LazyState):
 
     @staticmethod
     def _rotation(basis: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-        if basis not in BASES:
-            raise EngineError.of(
-                "engine-misuse", f"a basis is one of {', '.join(BASES)}, not {basis!r}"
-            )
-        return _ROTATIONS[basis]
+        return _ROTATIONS[check_basis(basis)]
 
     def _after_call(self) -> None:
         if not self._fuse:

@@ -34,8 +34,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from qmk.engines.base import EngineError, draw_pauli, generator_at
-from qmk.engines.gates import BASES, GATES, accepts
+from qmk.engines.base import (
+    EngineError,
+    GateEngine,
+    check_basis,
+    check_snapshot,
+    draw_pauli,
+    generator_at,
+)
+from qmk.engines.gates import GATES
 from qmk.engines.registry import DTYPE_OF, max_qubits, require
 from qmk.engines.sampling import draw_indices
 
@@ -83,7 +90,7 @@ class SegmentSnapshot:
     rng: Mapping[str, Any]
 
 
-class SegmentEngine:
+class SegmentEngine(GateEngine):
     """A circuit-level simulator behind the engine protocol (see the module docstring).
 
     Args:
@@ -170,10 +177,6 @@ class SegmentEngine:
 
     # ------------------------------------------------------------------ protocol
 
-    def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
-        """True for every gate of ``GATES`` with its number of finite parameters."""
-        return accepts(gate, params)
-
     def allocate(self) -> int:
         """A fresh qubit in ``|0>``, the last axis of the held state."""
         if len(self._order) + 1 > self._max_qubits:
@@ -213,55 +216,19 @@ class SegmentEngine:
         del self._order[axis]
         heapq.heappush(self._free_qubits, qubit)
 
-    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
-        """Record ``gate`` on ``qubits`` in the pending segment (checked now, run later).
+    def _check_qubit(self, qubit: Any) -> int:
+        self._axis(qubit)
+        return qubit
 
-        Raises:
-            EngineError: ``gate-unsupported`` for an unknown gate or bad parameters;
-                ``engine-misuse`` for the wrong number of qubits, a repeated or dead one.
-        """
-        entry = GATES.get(gate) if isinstance(gate, str) else None
-        if entry is None:
-            raise EngineError.of(
-                "gate-unsupported",
-                f"no gate named {gate!r}; the {self.name} engine applies: {', '.join(GATES)}",
-                gate=repr(gate),
-            )
-        if not self.supports(gate, params):
-            raise EngineError.of(
-                "gate-unsupported",
-                f"{gate} takes {len(entry.params)} finite parameter(s) "
-                f"({', '.join(entry.params) or 'none'}), got {list(params)!r}",
-                gate=gate,
-            )
-        qs = tuple(qubits)
-        for q in qs:
-            self._axis(q)
-        if len(qs) != entry.qubits or len(set(qs)) != len(qs):
-            raise EngineError.of(
-                "engine-misuse",
-                f"{gate} acts on {entry.qubits} distinct qubit{'s' * (entry.qubits != 1)}, "
-                f"got {list(qs)}",
-                gate=gate,
-            )
+    def _apply_gate(self, gate: str, qubits: list[int], params: tuple[float, ...]) -> None:
+        """Record a checked gate in the pending segment (it runs at the next flush)."""
         if gate != "i":
-            self._pending.append((gate, qs, tuple(float(p) for p in params)))
-
-    def apply_segment(self, gates: Sequence[tuple[str, Sequence[int], Sequence[float]]]) -> None:
-        """Record a run of gates: every gate is checked first (as :meth:`apply` checks it),
-        so a bad one leaves the pending segment as it was."""
-        mark = len(self._pending)
-        try:
-            for gate, qubits, params in gates:
-                self.apply(gate, qubits, params)
-        except EngineError:
-            del self._pending[mark:]
-            raise
+            self._pending.append((gate, tuple(qubits), params))
 
     def probability(self, qubit: int, basis: str = "Z") -> float:
         """The probability that measuring ``qubit`` in ``basis`` gives 1."""
         axis = self._axis(qubit)
-        _check_basis(basis)
+        check_basis(basis)
         self._flush()
         return self._p1(axis, basis)
 
@@ -273,7 +240,7 @@ class SegmentEngine:
                 probability 0; ``engine-misuse`` for a bad qubit, outcome or basis.
         """
         axis = self._axis(qubit)
-        _check_basis(basis)
+        check_basis(basis)
         if isinstance(outcome, bool) or outcome not in (0, 1):
             raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
         self._flush()
@@ -293,7 +260,7 @@ class SegmentEngine:
     def measure(self, qubit: int, basis: str = "Z") -> int:
         """Measure with the RNG (one draw); the qubit stays, collapsed."""
         axis = self._axis(qubit)
-        _check_basis(basis)
+        check_basis(basis)
         self._flush()
         outcome = self._draw(axis, basis)
         self._project(axis, outcome, basis)
@@ -358,10 +325,7 @@ class SegmentEngine:
         )
 
     def restore(self, snapshot: SegmentSnapshot) -> None:
-        if not isinstance(snapshot, SegmentSnapshot):
-            raise EngineError.of(
-                "engine-misuse", f"not a snapshot of a {self.name} engine: {snapshot!r}"
-            )
+        snapshot = check_snapshot(snapshot, SegmentSnapshot, self.name)
         self._state = snapshot.state.copy()
         self._order = list(snapshot.order)
         self._pending = list(snapshot.pending)
@@ -375,8 +339,7 @@ class SegmentEngine:
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``snapshot`` as plain data (JSON values and the held state) for a checkpoint."""
-        if not isinstance(snapshot, SegmentSnapshot):
-            raise EngineError.of("engine-misuse", "not a snapshot of a segment engine")
+        snapshot = check_snapshot(snapshot, SegmentSnapshot, "segment")
         meta = {
             "order": list(snapshot.order),
             "pending": [[g, list(qs), list(ps)] for g, qs, ps in snapshot.pending],
@@ -539,13 +502,6 @@ def _with_zeros(held: np.ndarray, zeros: int, *, density: bool) -> np.ndarray:
         out = np.zeros(held.size * step, dtype=held.dtype)
         out[::step] = held
     return out
-
-
-def _check_basis(basis: str) -> None:
-    if basis not in BASES:
-        raise EngineError.of(
-            "engine-misuse", f"a basis is one of {', '.join(BASES)}, not {basis!r}", basis=basis
-        )
 
 
 def _precision_of(dtype: Any, precisions: tuple[str, ...], name: str) -> str:

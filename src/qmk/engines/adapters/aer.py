@@ -49,8 +49,16 @@ from qmk.engines.adapters._segments import (
     SegmentGate,
     one_probability,
 )
-from qmk.engines.base import EngineError, draw_pauli, generator_at
-from qmk.engines.gates import BASES, GATES, accepts
+from qmk.engines.base import (
+    EngineError,
+    GateEngine,
+    check_basis,
+    check_snapshot,
+    draw_pauli,
+    generator_at,
+    rng_state,
+)
+from qmk.engines.gates import GATES
 from qmk.engines.registry import max_qubits, require
 
 
@@ -209,7 +217,7 @@ class MPSSnapshot:
     rng: Mapping[str, Any]
 
 
-class AerMPSEngine:
+class AerMPSEngine(GateEngine):
     """Aer's matrix_product_state method behind the protocol (see the module docstring).
 
     QMK holds the matrix product state between calls (Aer's canonical form,
@@ -250,9 +258,6 @@ class AerMPSEngine:
     def num_qubits(self) -> int:
         return len(self._live)
 
-    def supports(self, gate: str, params: Sequence[float] = ()) -> bool:
-        return accepts(gate, params)
-
     def allocate(self) -> int:
         if len(self._live) + 1 > self._max_qubits:
             raise EngineError.of(
@@ -276,50 +281,25 @@ class AerMPSEngine:
         self._local(qubit, _projector(outcome, "Z"))
         self._live.remove(qubit)
 
-    def apply(self, gate: str, qubits: Sequence[int], params: Sequence[float] = ()) -> None:
-        entry = GATES.get(gate) if isinstance(gate, str) else None
-        if entry is None:
-            raise EngineError.of(
-                "gate-unsupported",
-                f"no gate named {gate!r}; the {self.name} engine applies: {', '.join(GATES)}",
-                gate=repr(gate),
-            )
-        if not self.supports(gate, params):
-            raise EngineError.of(
-                "gate-unsupported",
-                f"{gate} takes {len(entry.params)} finite parameter(s), got {list(params)!r}",
-                gate=gate,
-            )
-        qs = tuple(qubits)
-        for q in qs:
-            self._check(q)
-        if len(qs) != entry.qubits or len(set(qs)) != len(qs):
-            raise EngineError.of(
-                "engine-misuse", f"{gate} acts on {entry.qubits} distinct qubits, got {list(qs)}"
-            )
-        if gate != "i":
-            self._pending.append((gate, qs, tuple(float(p) for p in params)))
+    def _check_qubit(self, qubit: Any) -> int:
+        self._check(qubit)
+        return int(qubit)
 
-    def apply_segment(self, gates: Sequence[tuple[str, Sequence[int], Sequence[float]]]) -> None:
-        """Record a run of gates, each checked first: a bad one leaves the state as it was."""
-        mark = len(self._pending)
-        try:
-            for gate, qubits, params in gates:
-                self.apply(gate, qubits, params)
-        except EngineError:
-            del self._pending[mark:]
-            raise
+    def _apply_gate(self, gate: str, qubits: list[int], params: tuple[float, ...]) -> None:
+        """Record a checked gate; it runs at the next flush."""
+        if gate != "i":
+            self._pending.append((gate, tuple(qubits), params))
 
     def probability(self, qubit: int, basis: str = "Z") -> float:
         """P(1) in ``basis``, read off the canonical form."""
         self._check(qubit)
-        _check_basis(basis)
+        check_basis(basis)
         self._flush()
         return self._p1(qubit, basis)
 
     def collapse(self, qubit: int, outcome: int, basis: str = "Z") -> None:
         self._check(qubit)
-        _check_basis(basis)
+        check_basis(basis)
         if isinstance(outcome, bool) or outcome not in (0, 1):
             raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
         self._flush()
@@ -335,7 +315,7 @@ class AerMPSEngine:
 
     def measure(self, qubit: int, basis: str = "Z") -> int:
         self._check(qubit)
-        _check_basis(basis)
+        check_basis(basis)
         self._flush()
         outcome = int(float(self._rng.random()) < self._p1(qubit, basis))
         self._local(qubit, _projector(outcome, basis))
@@ -362,12 +342,11 @@ class AerMPSEngine:
             pending=tuple(self._pending),
             live=tuple(self._live),
             wires=self._wires,
-            rng=self._rng.bit_generator.state,
+            rng=rng_state(self._rng),
         )
 
     def restore(self, snapshot: MPSSnapshot) -> None:
-        if not isinstance(snapshot, MPSSnapshot):
-            raise EngineError.of("engine-misuse", f"not an {self.name} snapshot: {snapshot!r}")
+        snapshot = check_snapshot(snapshot, MPSSnapshot, self.name)
         gammas, lambdas = snapshot.mps
         self._mps = ([(g0.copy(), g1.copy()) for g0, g1 in gammas], [v.copy() for v in lambdas])
         self._pending = list(snapshot.pending)
@@ -381,8 +360,7 @@ class AerMPSEngine:
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``snapshot`` as plain data (the MPS's arrays) for a checkpoint."""
-        if not isinstance(snapshot, MPSSnapshot):
-            raise EngineError.of("engine-misuse", "not an aer-mps snapshot")
+        snapshot = check_snapshot(snapshot, MPSSnapshot, AerMPSEngine.name)
         gammas, lambdas = snapshot.mps
         arrays = {f"g{i}_{s}": g[s] for i, g in enumerate(gammas) for s in (0, 1)}
         arrays |= {f"l{i}": v for i, v in enumerate(lambdas)}
@@ -505,10 +483,3 @@ def _projector(outcome: int, basis: str) -> np.ndarray:
     keep = np.zeros((2, 2), dtype=np.complex128)
     keep[outcome, outcome] = 1
     return to_z.conj().T @ keep @ to_z
-
-
-def _check_basis(basis: str) -> None:
-    if basis not in BASES:
-        raise EngineError.of(
-            "engine-misuse", f"a basis is one of {', '.join(BASES)}, not {basis!r}"
-        )
