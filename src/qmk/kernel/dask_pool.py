@@ -39,6 +39,15 @@ and sends them again. Neither counts as a restart.
 dealt over the workers, their counts merged: the same counts as one run, bit for bit.
 A split job takes no checkpoints (its parts are short-lived and start again whole).
 
+**The autoscaler sees the queue.** The pool registers a scheduler plugin too
+(:class:`qmk.kernel.dask_scaler.QueuePlugin`) and publishes the kernel's queue to it
+(:meth:`watch_queue`: jobs queued in the kernel, jobs out, the workers holding them), when
+it changes and every :data:`QUEUE_PUBLISH_S`: the scheduler's adaptive target is then at
+least the workers those jobs fill, so a cluster under ``Adaptive`` grows with the jobs
+waiting, and never retires a worker that holds one. A pool made without ``max_workers``
+follows the cluster: the kernel runs as many jobs at once as the cluster has worker
+threads now (at least one), as workers join and leave.
+
 **Data locality.** A program travels once, from the kernel to the worker that runs it; a
 split job's, inside each part's call, or past :data:`STASH_BYTES` put once on one worker
 and fetched from there by the other parts' workers. An outcome travels once, back.
@@ -106,6 +115,11 @@ ASK_S = 5.0
 #: How long an outcome waits for the checkpoint notes its job sent before it (they pass
 #: the scheduler; a scheduler that went away meanwhile lost them).
 NOTES_WAIT_S = 10.0
+#: The kernel's queue goes to the scheduler when it changes (looked at every
+#: :data:`WATCH_S`), and at least this often while it does not.
+QUEUE_PUBLISH_S = 5.0
+#: The scheduler forgets a kernel's queue this long after its last word.
+QUEUE_TTL_S = 30.0
 
 
 @dataclass(eq=False)
@@ -161,7 +175,7 @@ class DaskPool(Executor):
         address: the scheduler (``tcp://host:8786``, ``tls://...``) or a
             ``distributed`` cluster object (a ``LocalCluster``) the pool then owns.
         max_workers: how many jobs the kernel runs at once (None: the cluster's
-            worker threads when the pool connects).
+            worker threads, at least one, followed as workers join and leave).
         memory_mb, cpu_s, file_mb: the limits of each job's process on the workers (the
             kernel's ``worker_memory_mb``, ``worker_cpu_s``, ``worker_file_mb``).
         split_shots: split jobs of at least this many shots over the workers (0: never).
@@ -243,9 +257,19 @@ class DaskPool(Executor):
         self._prefix = os.urandom(4).hex()
         self._notes = 0
         self._comm_seen: Any = None
+        self._demand: Callable[[], tuple[int, int]] | None = None
+        self._capacity: Callable[[int], None] | None = None
+        self._published: tuple[Any, ...] | None = None
+        self._published_at = float("-inf")
+        #: Whether the scheduler took the queue plugin (a scheduler without QMK cannot).
+        self.queue_plugin = False
         self.client: Any = None
         self._closing: asyncio.Task[None] | None = None
         self._config = dask.config.set({**CLUSTER_CONFIG, **(held or {})})
+        #: Whether :attr:`max_workers` follows the cluster's worker threads.
+        self.follows = max_workers is None
+        #: How many jobs the kernel runs at once.
+        self.max_workers = max_workers or 1
         #: The loop that drives the pool (the caller's, or the pool's own thread's).
         self.loop = loop or asyncio.new_event_loop()
         self._loop_thread: int | None = None  # its thread's ident, once it runs the pool
@@ -413,6 +437,55 @@ class DaskPool(Executor):
         """The notes the scheduler's event log holds now (tests)."""
         return list(self._call(lambda: self.client.get_events(NOTES_TOPIC)))
 
+    def watch_queue(
+        self,
+        demand: Callable[[], tuple[int, int]],
+        capacity: Callable[[int], None] | None = None,
+    ) -> None:
+        """Publish the kernel's queue to the scheduler: ``demand()`` is (jobs queued in
+        the kernel, jobs it has out), read on the pool's loop; ``capacity(n)`` is told
+        each new :attr:`max_workers` of a pool that follows the cluster."""
+        self._demand = demand
+        self._capacity = capacity
+
+    async def publish_queue(self) -> bool:
+        """Publish the kernel's queue now (on the pool's loop); whether the scheduler
+        took it (False: no queue to publish, no scheduler, or one without the plugin)."""
+        said = self._queue_now()
+        if said is None or not self.queue_plugin or self.client.status != "running":
+            return False
+        queued, running, busy, threads = said
+        await asyncio.wait_for(
+            self.client.scheduler.qmk_queue(
+                kernel=self._prefix,
+                queued=queued,
+                running=running,
+                busy=list(busy),
+                threads=threads,
+                ttl_s=QUEUE_TTL_S,
+            ),
+            ASK_S,
+        )
+        self._published, self._published_at = said, self.loop.time()
+        return True
+
+    def _queue_now(self) -> tuple[int, int, tuple[str, ...], int] | None:
+        """(jobs queued in the kernel, jobs out, the workers holding them, threads per
+        worker), or None while the kernel has not said where to read its queue."""
+        if self._demand is None:
+            return None
+        queued, running = self._demand()
+        busy = tuple(sorted(a for a, worker in self._workers.items() if worker.out))
+        threads = max((worker.threads for worker in self._workers.values()), default=1)
+        return int(queued), int(running), busy, threads
+
+    async def _publish_if_due(self) -> None:
+        if self._demand is None or not self.queue_plugin:
+            return
+        due = self.loop.time() - self._published_at >= QUEUE_PUBLISH_S
+        if due or self._published != self._queue_now():
+            await self.publish_queue()
+
     def workers(self) -> list[str]:
         """The addresses of the workers the pool sends jobs to now (they answered its
         hello)."""
@@ -522,7 +595,7 @@ class DaskPool(Executor):
         return sum(listed.values())
 
     async def _attach(self) -> None:
-        """On a (new) connection to a scheduler: the notes subscribed, the plugin there."""
+        """On a (new) connection to a scheduler: the notes subscribed, the plugins there."""
         from qmk.kernel.dask_worker import JobsPlugin
 
         self._comm_seen = self.client.scheduler_comm
@@ -536,6 +609,30 @@ class DaskPool(Executor):
                 f"--dask: a worker of {self.address} cannot take QMK's job handlers "
                 f"({type(exc).__name__}: {exc}); install the same QMK on every worker"
             ) from None
+        await self._attach_queue()
+
+    async def _attach_queue(self) -> None:
+        """The queue plugin on the scheduler; one that cannot load it (no QMK there)
+        runs the jobs all the same, and its autoscaler does not see the queue."""
+        from qmk.kernel.dask_protocol import QUEUE_PLUGIN
+        from qmk.kernel.dask_scaler import QueuePlugin
+
+        try:
+            await self.client.register_plugin(QueuePlugin(), name=QUEUE_PLUGIN)
+        except (OSError, TimeoutError, asyncio.TimeoutError):
+            raise
+        except Exception as exc:
+            self.queue_plugin = False
+            _log.warning(
+                "the Dask scheduler at %s cannot take QMK's queue plugin (%s: %s): its "
+                "adaptive target will not see the kernel's queue; install QMK beside it",
+                self.address,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        self.queue_plugin = True
+        self._published = None  # a new scheduler hears the queue at once
 
     async def _watch(self) -> None:
         """Keep the connection: a scheduler back after it went away gets the plugin and
@@ -569,6 +666,7 @@ class DaskPool(Executor):
                 if now - refreshed >= REFRESH_S or self._stale:
                     refreshed = now
                     await self._refresh()
+                await self._publish_if_due()
             except (OSError, TimeoutError, asyncio.TimeoutError) as exc:  # it went away
                 _log.info("the Dask scheduler did not answer: %r", exc)
             except UnavailableError as exc:  # a new scheduler's workers refuse the plugin
@@ -597,8 +695,19 @@ class DaskPool(Executor):
                     gone=self.loop.create_future(),
                 )
         self.known_workers = len(self._workers)
+        self._follow()
         self._changed.set()
         return dict(listed)
+
+    def _follow(self) -> None:
+        """A pool that follows the cluster runs as many jobs as it has threads now."""
+        if not self.follows:
+            return
+        threads = max(sum(worker.threads for worker in self._workers.values()), 1)
+        if threads != self.max_workers:
+            self.max_workers = threads
+            if self._capacity is not None:
+                self._capacity(threads)
 
     async def _hello(self, address: str) -> Mapping[str, Any] | None:
         """The worker's hello: None if it does not answer, or has no handlers (yet)."""
@@ -613,6 +722,7 @@ class DaskPool(Executor):
         if self._workers.get(worker.address) is worker:
             del self._workers[worker.address]
             self.known_workers = len(self._workers)
+            self._follow()
         if not worker.gone.done():
             worker.gone.set_result(why)
             self.lost_workers += 1

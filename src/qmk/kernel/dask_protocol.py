@@ -29,6 +29,11 @@ HANDLERS = {
     "qmk_put": "put",
     "qmk_fetch": "fetch",
 }
+#: The name of the scheduler plugin that reads QMK's queue into the adaptive target
+#: (:mod:`qmk.kernel.dask_scaler`).
+QUEUE_PLUGIN = "qmk-queue"
+#: The scheduler handler a kernel publishes its queue to (kernel -> scheduler).
+QUEUE_HANDLER = "qmk_queue"
 #: What a ``LocalCluster`` (``local:N``) and the docs' ``dask worker`` need.
 CLUSTER_CONFIG: dict[str, Any] = {
     # the Dask worker's own job processes (a daemonic process may have no children)
@@ -45,4 +50,12 @@ class Stash:
     address: str
 
 
-__all__ = ["CLUSTER_CONFIG", "HANDLERS", "NOTES_TOPIC", "PLUGIN", "Stash"]
+__all__ = [
+    "CLUSTER_CONFIG",
+    "HANDLERS",
+    "NOTES_TOPIC",
+    "PLUGIN",
+    "QUEUE_HANDLER",
+    "QUEUE_PLUGIN",
+    "Stash",
+]

@@ -103,7 +103,6 @@ class Kernel:
         self.data_dir = data_dir
         self.pool = pool
         self.clock = clock
-        self.workers: int = getattr(pool, "max_workers", 1)
         self.secret = load_secret(data_dir)
         self.store = Store(
             data_dir, synchronous=config.synchronous, seal_key=derive(self.secret, "result")
@@ -141,6 +140,9 @@ class Kernel:
             device=self.device,
             checkpoint_dir=data_dir / CHECKPOINTS,
         )
+        watch_queue = getattr(pool, "watch_queue", None)
+        if watch_queue is not None:  # a pool on a cluster that scales: it sees the queue
+            watch_queue(self.supervisor.queue_depth, self.supervisor.resize)
         self.admission = Admission(
             config,
             channels=self.channels,
@@ -811,7 +813,7 @@ class Kernel:
                 "profile": machine.profile,
                 "qubit": machine.qubit,
                 "logical_model": model.to_json(),
-                "workers": self.workers,
+                "workers": supervisor.workers,
                 # what the workers closed around them (qmk.kernel.sandbox); None: unknown
                 "worker_isolation": getattr(self.pool, "confinement", None),
                 "epoch": supervisor.epoch,

@@ -591,6 +591,30 @@ class Supervisor:
         """Have the dispatcher look at the queue (soon, once per loop turn)."""
         self._kicked.set()
 
+    def queue_depth(self) -> tuple[int, int]:
+        """(queued jobs a free worker would start, jobs running): what a pool on a
+        scaling cluster publishes. A job its tenant's ``max_concurrent_jobs`` holds back
+        is not counted: a new worker would not run it."""
+        waiting: Counter[str] = Counter(job.tenant for job in self.queue)
+        startable = 0
+        for tenant, count in waiting.items():
+            quota = self._quota(tenant)
+            if quota is not None:
+                room = quota.max_concurrent_jobs - self.running_jobs[tenant]
+                startable += min(count, max(room, 0))
+        return startable, len(self.running)
+
+    def resize(self, workers: int) -> None:
+        """Run up to ``workers`` jobs at once from now on: a pool that follows its
+        cluster says so as workers join and leave (from its loop: maybe another
+        thread's)."""
+
+        def apply() -> None:
+            self.workers = max(int(workers), 1)
+            self.kick()
+
+        self._loop.call_soon_threadsafe(apply)
+
     async def _dispatcher(self) -> None:
         while True:
             await self._kicked.wait()
