@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # statevector kernels and progress bars): the HTTP API, and Qiskit for the README's snippet.
 DEMO_EXTRAS := http,qiskit
 
-.PHONY: demo test lint docs bench fuzz clean chromium bloqade assist-server
+.PHONY: demo test lint docs bench fuzz clean chromium bloqade assist-server node-client
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "QMK needs Python >= 3.10, found " + sys.version.split()[0])'
@@ -59,6 +59,20 @@ $(BLOQADE_VENV)/.installed: pyproject.toml Makefile
 
 bloqade: $(BLOQADE_VENV)/.installed
 
+# The Node.js client's test (tests/grpc/test_node_client.py) needs its two packages,
+# @grpc/grpc-js and @grpc/proto-loader, at the versions clients/node/package-lock.json pins:
+# installed here with npm (from the registry, or npm's cache); without node and npm that
+# one test skips and says why.
+NODE_CLIENT := clients/node
+
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(NODE_CLIENT) --no-audit --no-fund --loglevel=error && touch $@ \
+		|| echo "npm ci failed in $(NODE_CLIENT): the Node.js client's test will skip"; \
+	else echo "npm is not installed: the Node.js client's test will skip"; fi
+
+node-client: $(NODE_CLIENT)/node_modules/.installed
+
 # The assistant's loop tests run a real llama-cpp-python server, which pip builds from
 # source (minutes, once): installed here; where it cannot build, those tests skip, saying why.
 $(VENV)/.installed-assist: pyproject.toml | $(VENV)/.installed-test
@@ -68,7 +82,7 @@ $(VENV)/.installed-assist: pyproject.toml | $(VENV)/.installed-test
 
 assist-server: $(VENV)/.installed-assist
 
-test: lint chromium bloqade assist-server
+test: lint chromium bloqade assist-server node-client
 	$(BIN)/python -m qmk.qvm.schema --check
 	$(BIN)/python -m qmk.commands.schema --check
 	$(BIN)/python -m qmk.docgen --check
@@ -125,7 +139,8 @@ fuzz: $(VENV)/.installed-test
 	else echo "make fuzz: no atheris; the hypothesis run above is the long run"; fi
 
 clean:
-	rm -rf $(VENV) $(BLOQADE_VENV) .pytest_cache .ruff_cache .hypothesis .fuzz bench/results
+	rm -rf $(VENV) $(BLOQADE_VENV) .pytest_cache .ruff_cache .hypothesis .fuzz bench/results \
+		$(NODE_CLIENT)/node_modules
 
 # ---- The container image, the Kubernetes manifests and the alert rules (docs/deploy.md).
 # make image builds localhost/qmk:latest with podman, on BASE_IMAGE: by default a base
