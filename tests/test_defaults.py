@@ -32,14 +32,19 @@ def _option(command: str, dest: str) -> argparse.Action:
 def test_shots_default_alike_everywhere():
     from qmk.abi.methods import METHODS
     from qmk.execution.executor import run
+    from qmk.execution.request import RunRequest
     from qmk.kernel.service import Kernel
 
     assert _default(run, "shots") == defaults.SHOTS
     assert _default(Kernel.q_submit, "shots") == defaults.SHOTS
     assert METHODS["q_submit"].param("shots").default == defaults.SHOTS
-    assert _option("run", "shots").default == defaults.SHOTS
-    assert _option("submit", "shots").default == defaults.SHOTS
-    assert f"({defaults.SHOTS})" in (_option("run", "shots").help or "")
+    # the CLI leaves an option it was not given unset (None), so a target can tell a
+    # given option from its default; the one run-request builder fills in the default
+    assert _default(RunRequest.build, "shots") == defaults.SHOTS
+    for command in ("run", "submit"):
+        option = _option(command, "shots")
+        assert option.default in (None, defaults.SHOTS)
+        assert f"({defaults.SHOTS}" in (option.help or "")
 
 
 def test_the_qiskit_backend_runs_the_default_shots_profile_and_qubit():
@@ -72,6 +77,7 @@ def test_noise_defaults_alike_for_qmk_run_the_executor_kernel_jobs_and_qiskit():
 
 def test_profile_and_qubit_default_alike_everywhere():
     from qmk.execution.executor import run
+    from qmk.execution.request import RunRequest
     from qmk.kernel.config import MachineConfig
     from qmk.qec.logical import logical_model
 
@@ -80,8 +86,15 @@ def test_profile_and_qubit_default_alike_everywhere():
     assert _default(logical_model, "qubit") == defaults.QUBIT
     machine = MachineConfig(physical_qubits=1)
     assert (machine.profile, machine.qubit) == (defaults.PROFILE, defaults.QUBIT)
-    assert _option("run", "profile").default == defaults.PROFILE
-    assert _option("run", "qubit").default == defaults.QUBIT
+    assert (_default(RunRequest.build, "profile"), _default(RunRequest.build, "qubit")) == (
+        defaults.PROFILE,
+        defaults.QUBIT,
+    )
+    for dest, value in (("profile", defaults.PROFILE), ("qubit", defaults.QUBIT)):
+        option = _option("run", dest)
+        assert option.default in (None, value)
+        if option.default is None:  # the builder's default (above), which the help names
+            assert value in (option.help or "")
 
 
 def test_engine_names_are_one_list():

@@ -342,13 +342,14 @@ def test_only_the_wire_rooms_open_sockets_or_streams():
 
 #: What the machine scheduler (kernel/machine/) may import of the kernel: its errors and
 #: its config, nothing of the service, the store, the workers or the wires, so a
-#: schedule-only run (qmk machine simulate) needs no server.
+#: schedule-only run (qmk machine simulate) needs no server. Below the kernel it may use
+#: the targets (qmk.execution), whose executables report the footprints it schedules.
 MACHINE_MAY_IMPORT = (
     *BASE,
     "qmk.kernel.machine",
     "qmk.kernel.errors",
     "qmk.kernel.config",
-    "qmk.execution.footprint",
+    "qmk.execution",
     "qmk.ft",
     "qmk.estimate",
     "qmk.qec",
