@@ -15,14 +15,23 @@ removed and compiled again. Files are written to a temporary name and renamed, s
 processes sharing the directory never read half a file. A directory that cannot be
 written (a worker's filesystem sandbox, a read-only home) leaves the kernels compiled
 in memory as before; :func:`stats` counts hits, misses and failed writes.
+
+A fresh process need not start LLVM to find its build's directory: once a process
+has, it records which directory this host's code goes to (:func:`remember`), under a
+key made of what LLVM's answer depends on that a process can read without it
+(:func:`host_key`: the llvmlite version, the machine, and the CPU's vendor, family,
+model and feature flags as ``/proc/cpuinfo`` gives them); :func:`known` reads it
+back, and :mod:`qmk.engines.objcode` loads the code found there. Without such a
+record (another OS, a new CPU or llvmlite) the process starts LLVM as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
-import tempfile
+import platform
 import threading
 from pathlib import Path
 from typing import Any
@@ -94,19 +103,15 @@ class ObjectCache:
         path = self._path(module)
         if path is None:
             return None
-        try:
-            data = path.read_bytes()
-        except OSError:
-            _count("misses")
-            return None
-        code = data[_DIGEST:]
-        if len(data) <= _DIGEST or hashlib.sha256(code).digest() != data[:_DIGEST]:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            _count("misses")
-            return None
-        _count("hits")
+        code = _read(path)
+        _count("misses" if code is None else "hits")
         return code
+
+    def load_key(self, key: str) -> bytes | None:
+        """The object code of the module named ``key`` (:func:`module_key`), or None,
+        counted by the caller (:func:`count_hit` once it has loaded it; where it has
+        not, the JIT asks :meth:`load`, which counts)."""
+        return _read(self.directory / f"{key}.o")
 
     def store(self, module: Any, code: bytes) -> None:
         """Keep ``module``'s object code (written whole, or not at all)."""
@@ -114,18 +119,101 @@ class ObjectCache:
         if path is None:
             return
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".part")
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    out.write(hashlib.sha256(code).digest() + bytes(code))
-                os.replace(temporary, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
+            _write(path, hashlib.sha256(code).digest() + bytes(code))
         except OSError:
             _count("write_errors")
+
+
+def _read(path: Path) -> bytes | None:
+    """The object code a cache file holds, or None (a damaged file is removed)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    code = data[_DIGEST:]
+    if len(data) <= _DIGEST or hashlib.sha256(code).digest() != data[:_DIGEST]:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return code
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a temporary file, renamed)."""
+    import tempfile  # here: a process that only loads code never writes (1 ms to import)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+#: The ``/proc/cpuinfo`` fields of the first processor a host key reads.
+_CPU_FIELDS = ("vendor_id", "cpu family", "model", "model name", "stepping", "flags")
+
+
+def host_key() -> str | None:
+    """What the build's directory depends on, as this process can read it without
+    LLVM: the llvmlite version, the machine and the CPU (``/proc/cpuinfo``'s first
+    processor); None where there is no llvmlite or no ``/proc/cpuinfo``."""
+    try:
+        import llvmlite
+
+        fields: dict[str, str] = {}
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if not line.strip():
+                    break
+                name, _, value = line.partition(":")
+                if name.strip() in _CPU_FIELDS:
+                    fields[name.strip()] = value.strip()
+    except (ImportError, OSError):
+        return None
+    if "flags" not in fields:
+        return None
+    text = json.dumps([llvmlite.__version__, platform.machine(), fields], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def remember(cache: ObjectCache, width: int) -> None:
+    """Record that this host's kernels go to ``cache``'s directory and its vectors are
+    ``width`` bytes wide (:func:`known` reads it); a host with no key, or a directory
+    that cannot be written, records nothing."""
+    key = host_key()
+    if key is None:
+        return
+    path = cache.directory.parent / "hosts" / f"{key}.json"
+    record = {"build": cache.directory.name, "bytes": width}
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()) == record:
+            return
+    with contextlib.suppress(OSError):
+        _write(path, json.dumps(record).encode())
+
+
+def known() -> tuple[ObjectCache, int] | None:
+    """This host's build directory and vector width as a process that started LLVM here
+    recorded them (:func:`remember`), or None (no cache, no record, or its directory
+    is gone)."""
+    base = root()
+    key = host_key() if base is not None else None
+    if base is None or key is None:
+        return None
+    try:
+        record = json.loads((base / "hosts" / f"{key}.json").read_text())
+        build, width = str(record["build"]), int(record["bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    directory = base / build
+    if "/" in build or build in ("", ".", "..", "hosts") or not directory.is_dir():
+        return None
+    return ObjectCache(directory), width
 
 
 def attach(engine: Any, llvm: Any, cpu: str, features: str) -> ObjectCache | None:
@@ -137,6 +225,11 @@ def attach(engine: Any, llvm: Any, cpu: str, features: str) -> ObjectCache | Non
     cache = ObjectCache(base / build_key(llvm, cpu, features))
     engine.set_object_cache(cache.store, cache.load)
     return cache
+
+
+def count_hit() -> None:
+    """Count object code loaded from the cache without the JIT (:meth:`ObjectCache.load_key`)."""
+    _count("hits")
 
 
 def stats() -> dict[str, int]:

@@ -56,14 +56,15 @@ import contextlib
 import ctypes
 import functools
 import os
+import platform
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from qmk.engines import kernel_cache, limits
+from qmk.engines import kernel_cache, limits, objcode
 
 #: Environment variable: how many threads a kernel uses (default: the CPUs this process
 #: may run on); the router reads the same (:mod:`qmk.engines.limits`).
@@ -97,14 +98,30 @@ _Driver = Callable[[int, int, int, int], None]
 _lock = threading.Lock()
 _kernels: dict[tuple[str, tuple[int, ...] | None, int], int] = {}  # shape -> address
 _state: dict[str, Any] = {}
-_pool: dict[int, ThreadPoolExecutor] = {}
+_pool: dict[int, _Helpers] = {}
 if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
     os.register_at_fork(after_in_child=_pool.clear)
 
 
 def _init() -> dict[str, Any]:
-    """The LLVM target machine and JIT engine (made once), or the reason there are none."""
+    """What the kernels need here, found once: the vector width and, where a process on
+    this host compiled kernels before (:func:`kernel_cache.known`), the cache their
+    code is loaded from without LLVM (:mod:`qmk.engines.objcode`); else the LLVM JIT
+    (:func:`_jit`); or the reason there are no kernels."""
     if _state:
+        return _state
+    found = kernel_cache.known() if objcode.SUPPORTED else None
+    if found is not None:
+        cache, width = found
+        _state.update(llvm=None, engine=None, cache=cache, bytes=width, reason=None)
+        return _state
+    return _jit()
+
+
+def _jit() -> dict[str, Any]:
+    """The LLVM target machine and JIT engine, made once (on the first kernel the cache
+    does not hold, where :func:`_init` found a cache), or the reason there are none."""
+    if _state.get("engine") is not None or _state.get("reason") is not None:
         return _state
     try:
         import llvmlite.binding as llvm
@@ -117,7 +134,7 @@ def _init() -> dict[str, Any]:
         target = llvm.Target.from_default_triple()
         machine = target.create_target_machine(cpu=cpu, features=flat, opt=3, jit=True)
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
-        kernel_cache.attach(engine, llvm, cpu, flat)
+        cache = kernel_cache.attach(engine, llvm, cpu, flat)
         names = {name for name, on in features.items() if on}
         if "avx512f" in names:
             width = 64
@@ -125,7 +142,11 @@ def _init() -> dict[str, Any]:
             width = 32
         else:
             width = 16
-        _state.update(llvm=llvm, engine=engine, bytes=width, cpu=cpu, reason=None)
+        if _state.get("bytes", width) != width:  # a host record that LLVM contradicts
+            raise RuntimeError(f"vectors of {width} bytes here, not {_state['bytes']}")
+        if cache is not None:
+            kernel_cache.remember(cache, width)
+        _state.update(llvm=llvm, engine=engine, bytes=width, cpu=cpu, reason=None, cache=cache)
     except Exception as error:  # not installed, or an LLVM that cannot JIT here
         _state.update(reason=f"{type(error).__name__}: {error}")
     return _state
@@ -482,20 +503,65 @@ def _driver_ir(arch: str) -> str:
 
 
 def _compile(name: str, text: str) -> int:
-    """The address of function ``name`` of the IR ``text``, compiled (or loaded from the
-    kernel cache) into the JIT; call with :data:`_lock` held."""
-    state = _init()
+    """The address of function ``name`` of the IR ``text`` (:func:`_build`); call with
+    :data:`_lock` held. A failure turns the kernels off here (numpy from now on).
+
+    Raises:
+        RuntimeError: LLVM could not build it, or there is no LLVM here.
+    """
+    try:
+        return _build(name, text)
+    except RuntimeError as error:
+        _state["reason"] = str(error)
+        raise
+
+
+def compile_function(name: str, text: str) -> int:
+    """The address of function ``name`` of the LLVM IR ``text``, loaded from the kernel
+    cache or compiled as the kernels are (for other compiled code: the analog
+    emulator's), kept for the process's life; a failure leaves the kernels on.
+
+    Raises:
+        RuntimeError: LLVM could not build it, or there is no LLVM here.
+    """
+    with _lock:
+        return _build(name, text)
+
+
+def _build(name: str, text: str) -> int:
+    """The address of function ``name`` of the IR ``text``: its object code from the
+    kernel cache loaded without LLVM where this platform allows
+    (:mod:`qmk.engines.objcode`), else compiled (or loaded from the cache) by the JIT;
+    call with :data:`_lock` held.
+
+    Raises:
+        RuntimeError: LLVM could not build it, or there is no LLVM here.
+    """
+    key = kernel_cache.module_key(text)  # its object code's file
+    cache = _init().get("cache")
+    if cache is not None and objcode.SUPPORTED:
+        code = cache.load_key(key)
+        if code is not None:
+            try:
+                address = objcode.load(code, name)
+            except (objcode.Unsupported, OSError):
+                pass  # the JIT loads it below
+            else:
+                kernel_cache.count_hit()
+                return address
+    state = _jit()
+    if state["reason"] is not None:
+        raise RuntimeError(f"compiling {name} failed: {state['reason']}")
     llvm = state["llvm"]
     try:
         module = llvm.parse_assembly(text)
         module.verify()
-        module.name = kernel_cache.module_key(text)  # its object code's file
+        module.name = key
         state["engine"].add_module(module)
         state["engine"].finalize_object()
         return int(state["engine"].get_function_address(name))
-    except Exception as error:  # an LLVM that cannot build it: numpy from now on
-        state["reason"] = f"compiling {name} failed: {type(error).__name__}: {error}"
-        raise RuntimeError(state["reason"]) from error
+    except Exception as error:  # an LLVM that cannot build it
+        raise RuntimeError(f"compiling {name} failed: {type(error).__name__}: {error}") from error
 
 
 def _kernel(real: str, lo: tuple[int, ...] | None, nhi: int) -> int:
@@ -526,9 +592,9 @@ def _driver() -> _Driver:
         return driver
     with _lock:
         if "driver" not in _state:
-            triple = _init()["llvm"].get_default_triple()
-            arch = "x86" if triple.startswith(("x86_64", "i386", "i686")) else "other"
-            arch = "arm" if triple.startswith(("aarch64", "arm64")) else arch
+            machine = platform.machine().lower()
+            arch = "x86" if machine in ("x86_64", "amd64", "i386", "i686") else "other"
+            arch = "arm" if machine in ("aarch64", "arm64") else arch
             address = _compile("qmk_drive", _driver_ir(arch))
             signature = ctypes.CFUNCTYPE(
                 None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p
@@ -759,11 +825,43 @@ def _run(
             continue
         pool = _pool.get(count - 1)
         if pool is None:
-            pool = _pool.setdefault(count - 1, ThreadPoolExecutor(count - 1, "qmk-simd"))
-        futures = [pool.submit(driver, *args) for _ in range(count - 1)]
-        driver(*args)
-        for future in futures:
-            future.result()
+            pool = _pool.setdefault(count - 1, _Helpers(count - 1))
+        pool.run(driver, args)
+
+
+class _Helpers:
+    """Threads that each make one call of the driver a run (:func:`_run`) beside the
+    calling thread, started once and kept (daemons, waiting on a queue); a plain pair
+    of queues, not ``concurrent.futures``, whose import (logging with it) cost a fresh
+    process 3-4 ms."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tasks: queue.SimpleQueue[tuple[Any, tuple[Any, ...], Any]] = queue.SimpleQueue()
+        for k in range(size):
+            threading.Thread(target=self._serve, name=f"qmk-simd-{k}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            call, args, done = self._tasks.get()
+            try:
+                call(*args)
+            except BaseException as error:  # handed to the run's caller
+                done.put(error)
+            else:
+                done.put(None)
+
+    def run(self, call: Any, args: tuple[Any, ...]) -> None:
+        """``call(*args)`` on every helper and on this thread; returns when all are
+        done, raising the first helper's error if one raised."""
+        done: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+        for _ in range(self.size):
+            self._tasks.put((call, args, done))
+        call(*args)
+        errors = [done.get() for _ in range(self.size)]
+        for error in errors:
+            if error is not None:
+                raise error
 
 
 def _table(

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from qmk.engines import kernel_cache, simd
+from qmk.engines import simd
 
 #: Accumulators a row's sum is split over (independent multiply-add chains).
 _CHAINS = 4
@@ -157,16 +157,8 @@ def _kernel(m: int, imag: bool) -> Any:
     with _lock:
         kernel = _kernels.get(key)
         if kernel is None:
-            state = simd._init()
             name = f"qmk_analog_rhs_{m}_{'c' if imag else 'r'}"
-            text = _ir(m, imag, name)
-            llvm = state["llvm"]
-            module = llvm.parse_assembly(text)
-            module.verify()
-            module.name = kernel_cache.module_key(text)  # its object code's file
-            state["engine"].add_module(module)
-            state["engine"].finalize_object()
-            address = state["engine"].get_function_address(name)
+            address = simd.compile_function(name, _ir(m, imag, name))
             pointer = ctypes.c_void_p
             signature = ctypes.CFUNCTYPE(
                 None, ctypes.c_int64, *[pointer] * 7, ctypes.c_double, ctypes.c_double
