@@ -447,3 +447,25 @@ f: FREE_LQ vq:q0, vq:q1
     # finds q0 collapsed and does not: the gates after split j run in 2**j simulations
     assert work.segments == 3
     assert work.branches == -(-(1 + 2) // 2)  # two segments of splits, not three (3)
+
+
+def test_routing_a_non_clifford_program_does_not_import_the_stabilizer_engine() -> None:
+    # its module imports stim (7-9 ms of a fresh run); an engine that cannot take the
+    # job is refused before its module is imported
+    import subprocess
+    import sys
+
+    child = (
+        "import sys\n"
+        "from qmk.engines.registry import Workload\n"
+        "from qmk.engines.router import route\n"
+        "work = Workload(qubits=3, gates=frozenset({'h', 't', 'cx'}), gate_count=4,"
+        " clifford=False, shots=10)\n"
+        "choice = route(work)\n"
+        "refused = {c.engine: c.refusal for c in choice.candidates}\n"
+        "print(choice.engine, refused['stabilizer'], 'stim' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+    engine, refusal, imported = done.stdout.split()
+    assert refusal == "clifford" and imported == "False"
+    assert engine != "stabilizer"

@@ -995,6 +995,29 @@ def availability(name: str) -> Availability:
     return check(spec(name))
 
 
+@functools.cache
+def installed(name: str) -> Availability:
+    """The first half of :func:`availability`, which imports nothing of QMK's engines:
+    whether engine ``name``'s GPU (for a GPU engine) and every module it requires are
+    there (the router asks it first, so that an engine the job cannot use anyway is
+    not imported: the stabilizer's module imports stim).
+
+    Raises:
+        EngineError: ``QE101 engine-unknown``.
+    """
+    return _installed(spec(name))
+
+
+def _installed(entry: EngineSpec) -> Availability:
+    if entry.gpu and not gpu_present():
+        return Availability(available=False, reason="no CUDA GPU here")
+    missing = [module for module in entry.requires if not _module_found(module)]
+    if missing:
+        how = f"pip install 'quantum-microkernel[{entry.extra}]'" if entry.extra else "install it"
+        return Availability(available=False, reason=f"{', '.join(missing)} not installed ({how})")
+    return Availability(available=True)
+
+
 def check(entry: EngineSpec) -> Availability:
     """Whether the engine ``entry`` describes can run here: its GPU (for a GPU engine)
     and every module it requires are there, and its class finds nothing missing
@@ -1004,12 +1027,9 @@ def check(entry: EngineSpec) -> Availability:
     >>> check(replace(spec("statevector"), requires=("qmk_no_such_package",), extra="x")).reason
     "qmk_no_such_package not installed (pip install 'quantum-microkernel[x]')"
     """
-    if entry.gpu and not gpu_present():
-        return Availability(available=False, reason="no CUDA GPU here")
-    missing = [module for module in entry.requires if not _module_found(module)]
-    if missing:
-        how = f"pip install 'quantum-microkernel[{entry.extra}]'" if entry.extra else "install it"
-        return Availability(available=False, reason=f"{', '.join(missing)} not installed ({how})")
+    found_here = _installed(entry)
+    if not found_here.available:
+        return found_here
     found = getattr(importlib.import_module(entry.module), entry.cls, None)
     reason = getattr(found, "unavailable_reason", None)
     why = reason() if callable(reason) else None
@@ -1295,6 +1315,7 @@ __all__ = [
     "capabilities",
     "check",
     "gpu_present",
+    "installed",
     "load",
     "max_qubits",
     "require",
