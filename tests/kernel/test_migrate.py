@@ -16,14 +16,17 @@ import pytest
 from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.attest import find_attestation, replay, request_of
 from qmk.kernel.audit import AuditLog, verify
+from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import DataDirError
 from qmk.kernel.migrate import ADDED_COLUMNS, migrate
 from qmk.kernel.service import Kernel
 from qmk.kernel.sessions import load_secret
-from qmk.kernel.store import RESULT_SEALS_FROM, SCHEMA_KEY, Store
+from qmk.kernel.store import RESULT_SEALS_FROM, SCHEMA_KEY, SCHEMA_VERSION, Store
+from qmk.qvm.graph import compact_text
 from support.cli import qmk
-from support.kernel import BELL, FENCED, login, make_config, run_kernel
+from support.kernel import BELL, FENCED, KEYS, login, make_config, run_kernel
+from support.neutral_atom import gate, job
 
 SHOTS, SEED = 300, 11
 
@@ -106,13 +109,13 @@ def test_an_older_kernels_data_dir_is_refused_until_migrated_and_then_reads_as_i
     status, out, err = qmk("admin", "migrate", str(data), "--json")
     assert status == 0, err
     report = json.loads(out)
-    assert (report["version_from"], report["version_to"]) == (None, 1)
+    assert (report["version_from"], report["version_to"]) == (None, SCHEMA_VERSION)
     assert len(report["columns_added"]) == len(ADDED_COLUMNS)
     assert report["graphs_moved"] == 1 and report["requests_built"] == 1
     assert report["results_indexed"] == 1 and report["attest_lines"] == 1
     assert report["seals_from"] == 2  # the one job stored before seals is read unchecked
     again = qmk("admin", "migrate", str(data))
-    assert again == (0, f"{data}: already of format 1: nothing to do\n", "")
+    assert again == (0, f"{data}: already of format {SCHEMA_VERSION}: nothing to do\n", "")
     assert verify(data).ok  # the audit chain is whole, the new lines in it
 
     store = Store(data)
@@ -181,3 +184,155 @@ def test_a_current_or_new_data_dir_is_left_as_it_is_and_a_newer_one_is_refused(
         assert newer.value.code == "QK105" and "newer" in str(newer.value)
     status, _, err = qmk("admin", "migrate", str(tmp_path / "today"))
     assert status == 2 and err.startswith("QK105 data-dir-outdated:") and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------ before targets
+
+
+def _device_config() -> Any:
+    """alice may run device jobs too."""
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC", "CAP_DEVICE_NA"]}},
+        }
+    )
+
+
+#: A device job's stream as a kernel of format 1 stored it (``StreamSpec`` written whole).
+_OLD_STREAM = {"measurements": True, "pulses": False, "snapshots": []}
+
+
+def _ran_before_targets(tmp_path: Path) -> dict[str, Any]:
+    """A device job (timing strict, its measurements streamed) and a QVM job run to
+    completion by today's kernel: their ids, counts and the device job's backend."""
+    ghz = job(3, gate("H", 0), gate("CX", 0, 1), gate("CX", 1, 2), profile="benchmark_chain")
+
+    async def body(kernel: Kernel) -> dict[str, Any]:
+        alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_DEVICE_NA"])
+        device = await kernel.q_submit(
+            session_id=alice,
+            graph=ghz,
+            shots=SHOTS,
+            seed=SEED,
+            target="neutral-atom",
+            policy={"strict_timing": True, "stream": {"measurements": True}},
+        )
+        qvm = await kernel.q_submit(session_id=alice, graph=BELL, shots=SHOTS, seed=SEED)
+        out: dict[str, Any] = {"device": device["job_id"], "qvm": qvm["job_id"]}
+        for name in ("device", "qvm"):
+            done = await kernel.q_wait(session_id=alice, job_id=out[name], timeout_ms=60_000)
+            assert done["state"] == "COMPLETED", done["error"]
+            out[f"{name}_counts"] = dict(done["result"])["counts"]
+            out[f"{name}_engine"] = dict(done["result"])["engine"]
+        return out
+
+    return run_kernel(tmp_path, body, workers=1, config=_device_config())  # type: ignore[no-any-return]
+
+
+def _as_before_targets(data: Path, ran: dict[str, Any], *, numbered: bool) -> None:
+    """Rewrite the rows and append the QVM job's attest line as a kernel of format 1 (before
+    targets) left them: every policy with its ``device`` key (null; ``"neutral-atom"`` for
+    a device job, whose request named no target), the device job's program stored as
+    ``{"job": the wire job with its shots, seed and backend, "strict_timing", "stream"}``.
+    Not ``numbered``: as a kernel before formats had numbers left them too (no run
+    requests nor any column added since the first format: device jobs came first)."""
+    db = sqlite3.connect(data / DB_FILE)
+    for job_id, graph, policy_text, request_text in db.execute(
+        "SELECT job_id, graph, policy, request FROM jobs"
+    ).fetchall():
+        policy, request = json.loads(policy_text), json.loads(request_text)
+        request["policy"]["device"] = None
+        if job_id == ran["device"]:
+            wire = {**json.loads(graph), "shots": SHOTS, "seed": SEED}
+            wire["device_id"] = ran["device_engine"]
+            graph = json.dumps(
+                {"job": wire, "strict_timing": True, "stream": _OLD_STREAM},
+                separators=(",", ":"),
+            )
+            policy["device"] = request["policy"]["device"] = "neutral-atom"
+            request.update(program_digest=program_digest(graph), target="logical")
+            request["target_options"] = {}
+        db.execute(
+            "UPDATE jobs SET graph=?, policy=?, request=? WHERE job_id=?",
+            (graph, json.dumps(policy), json.dumps(request), job_id),
+        )
+    db.execute("UPDATE meta SET value='1' WHERE key=?", (SCHEMA_KEY,))
+    if not numbered:
+        for index in ("jobs_cache", "jobs_idempotency"):
+            db.execute(f"DROP INDEX {index}")
+        for table, column, _ in ADDED_COLUMNS:
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        db.execute("DELETE FROM meta WHERE key IN (?, ?)", (SCHEMA_KEY, RESULT_SEALS_FROM))
+    db.commit()
+    db.close()
+    record = find_attestation(data, ran["qvm"])
+    assert record is not None
+    old = {k: v for k, v in record.items() if k not in ("seq", "ts", "event", "prev", "mac")}
+    old["policy"] = {**old["policy"], "device": None}
+    audit = AuditLog(data, load_secret(data))
+    audit.append("attest", **old)
+    audit.close()
+
+
+@pytest.mark.parametrize("numbered", [True, False], ids=["format-1", "unnumbered"])
+def test_device_jobs_and_policies_of_before_targets_are_brought_forward_and_run_as_they_ran(
+    tmp_path: Path, numbered: bool
+) -> None:
+    data = tmp_path / "data"
+    ran = _ran_before_targets(tmp_path)
+    _as_before_targets(data, ran, numbered=numbered)
+    with pytest.raises(DataDirError) as refused:
+        Store(data)
+    assert refused.value.code == "QK105"
+    assert ("format 1" if numbered else "format unnumbered") in str(refused.value)
+
+    status, out, err = qmk("admin", "migrate", str(data), "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["version_from"] == (1 if numbered else None)
+    assert report["version_to"] == SCHEMA_VERSION and report["device_jobs"] == 1
+    # before run requests, only a device job's policy (in its own column) had the key
+    assert report["policies_updated"] == (2 if numbered else 1)
+    assert report["requests_built"] == (0 if numbered else 1) and report["attest_lines"] == 1
+    assert verify(data).ok
+
+    store = Store(data)
+    try:
+        device = store.load_job(ran["device"], "alice")
+    finally:
+        store.close()
+    assert device is not None
+    assert json.loads(device.graph)["device_id"] == ran["device_engine"]
+    assert device.graph == compact_text(json.loads(device.graph))  # as admission stores it
+    request = device.request
+    assert request.target == "neutral-atom"
+    assert request.program_digest == program_digest(device.graph)
+    assert request.target_options == {"strict_timing": True, "stream": _OLD_STREAM}
+    assert (request.shots, request.seed) == (SHOTS, SEED)
+    record = find_attestation(data, ran["qvm"])
+    assert record is not None and "device" not in record["policy"]
+    assert replay(_stored_graph(data, ran["qvm"]), record, ran["qvm"]).same
+
+    async def served(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_DEVICE_NA"])
+        status = await kernel.q_status(session_id=alice, job_id=ran["device"])
+        assert status["state"] == "COMPLETED"
+        assert dict(status["result"])["counts"] == ran["device_counts"]
+        page = await kernel.q_get_result(session_id=alice, job_id=ran["device"])
+        assert page["counts"] == ran["device_counts"]
+        for name in ("device", "qvm"):  # each runs again through its target: the same counts
+            again = await kernel.q_replay(session_id=alice, job_id=ran[name])
+            done = await kernel.q_wait(session_id=alice, job_id=again["job_id"], timeout_ms=60_000)
+            assert done["state"] == "COMPLETED", done["error"]
+            assert dict(done["result"])["counts"] == ran[f"{name}_counts"]
+
+    run_kernel(tmp_path, served, workers=1, config=_device_config())
+
+
+def _stored_graph(data: Path, job_id: str) -> str:
+    """The stored graph of ``job_id``."""
+    with sqlite3.connect(data / DB_FILE) as db:
+        (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    return str(graph)

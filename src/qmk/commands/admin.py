@@ -38,6 +38,8 @@ def _cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ("stored results indexed", report.results_indexed),
         ("graphs moved under their digest", report.graphs_moved),
         ("run requests built", report.requests_built),
+        ("policies without the device key of before targets", report.policies_updated),
+        ("device jobs now of the neutral-atom target", report.device_jobs),
         ("attest lines written in today's form", report.attest_lines),
     ]
     out.writelines(f"  {what}: {count}\n" for what, count in lines)

@@ -11,6 +11,13 @@ kernel holding the directory (it takes the data directory's lock):
   (``result_bytes``) and index (``result_meta``) where an older kernel kept neither;
 - **graphs kept per job** (``job_graphs``, before big graphs were kept once per tenant and
   text in ``graph_texts``) moved under their digest, and that table dropped;
+- **device jobs and policies of before targets** (format 1 and before): every stored
+  policy had a ``device`` key (null, or ``"neutral-atom"`` for a device job) that a policy
+  no longer has, and a device job's stored program was ``{"job": wire job,
+  "strict_timing": bool, "stream": spec}``. The key is dropped from each job's policy and
+  run request; a device job becomes a job of the ``neutral-atom`` target as today's
+  admission stores one: its program the wire job itself, ``strict_timing`` (when true) and
+  ``stream`` its ``target_options``, its ``program_digest`` that of the new text;
 - **run requests**: a job stored before jobs kept theirs gets the request an older kernel
   ran it with, built from its graph, shots, seed and policy and, where the policy names
   none, the machine's physics (the ``[machine]`` of the kernel's config: ``--config``);
@@ -23,7 +30,9 @@ kernel holding the directory (it takes the data directory's lock):
   ``attest`` line of the same job follows it, with the run request the old one records
   (``migrated_from``: the old line's ``seq``); :func:`~qmk.kernel.attest.find_attestation`
   finds the newest, and replay reads it like any other. When the stored graph is not the
-  one the old line attests, the new line keeps the old digest, so replay says so.
+  one the old line attests, the new line keeps the old digest, so replay says so. A line
+  of a run request whose policy has the ``device`` key of before targets is followed the
+  same way by one without it.
 
 It ends with a ``migrate`` audit line, the chain head committed, and the format number
 written. Running it again on a current directory changes nothing.
@@ -46,12 +55,14 @@ from qmk.kernel.attest import ATTEST_EVENT, REQUEST_FIELDS
 from qmk.kernel.audit import AuditLog
 from qmk.kernel.datadir import open_data_dir
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
+from qmk.kernel.errors import DataDirError
 from qmk.kernel.seals import derive
 from qmk.kernel.sessions import load_secret
 from qmk.kernel.store import (
     AUDIT_HEAD,
     AUDIT_OFFSET,
     AUDIT_SEQ,
+    GRAPH_APART,
     SCHEMA_KEY,
     SCHEMA_VERSION,
     check_version,
@@ -61,6 +72,7 @@ from qmk.kernel.store import (
     schema_version,
 )
 from qmk.kernel.stored import stored_result
+from qmk.qvm.graph import compact_text
 from qmk.values import convert
 
 #: The columns kernels added after the first (unnumbered) format: (table, column, type).
@@ -84,6 +96,12 @@ ADDED_COLUMNS = (
 
 _dumps = compact_encoder(allow_nan=True)
 
+#: The policy key of before targets (format 1 and before): null for a QVM job, and
+#: :data:`_OLD_DEVICE_JOB` for a device job (``q_device_submit``'s).
+_OLD_DEVICE_KEY, _OLD_DEVICE_JOB = "device", "neutral-atom"
+#: The keys of an audit line that are the log's own, not its event's fields.
+_AUDIT_OWN = ("seq", "ts", "event", "prev", "mac")
+
 
 @dataclass(slots=True, kw_only=True)
 class Migrated:
@@ -98,6 +116,10 @@ class Migrated:
     results_indexed: int = 0
     graphs_moved: int = 0
     requests_built: int = 0
+    #: Rows whose policy lost the ``device`` key of before targets.
+    policies_updated: int = 0
+    #: Device jobs of before targets, now jobs of the ``neutral-atom`` target.
+    device_jobs: int = 0
     #: The first job whose result must carry a seal, where it was recorded.
     seals_from: int | None = None
     attest_lines: int = 0
@@ -117,6 +139,8 @@ class Migrated:
             "results_indexed": self.results_indexed,
             "graphs_moved": self.graphs_moved,
             "requests_built": self.requests_built,
+            "policies_updated": self.policies_updated,
+            "device_jobs": self.device_jobs,
             "seals_from": self.seals_from,
             "attest_lines": self.attest_lines,
         }
@@ -207,6 +231,7 @@ def _bring_forward(
     create_tables(db)
     report.results_indexed = _index_results(db)
     report.graphs_moved = _move_graphs(db)
+    report.policies_updated, report.device_jobs = _before_targets(db)
     report.requests_built = _build_requests(db, physics)
     if unsealed and db.execute("SELECT 1 FROM jobs LIMIT 1").fetchone() is not None:
         first = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()[0]) + 1
@@ -264,6 +289,108 @@ def _graph_of(db: sqlite3.Connection, job_id: str) -> str | None:
     return None if row is None else row[0]
 
 
+def _before_targets(db: sqlite3.Connection) -> tuple[int, int]:
+    """Policies and run requests of before targets without their ``device`` key, and
+    device jobs as jobs of the neutral-atom target (the module docstring): how many rows
+    changed, and how many of them were device jobs.
+
+    Raises:
+        DataDirError: ``QK103`` a policy names a device no kernel wrote, or a device
+            job's stored program is not the wrapped job an older kernel stored.
+    """
+    rows = db.execute(
+        "SELECT job_id, shots, seed, policy, request FROM jobs "
+        "WHERE instr(policy, ?) > 0 OR instr(request, ?) > 0",
+        (f'"{_OLD_DEVICE_KEY}"', f'"{_OLD_DEVICE_KEY}"'),
+    ).fetchall()
+    updated = devices = 0
+    for job_id, shots, seed, policy_text, request_text in rows:
+        policy = json.loads(policy_text)
+        request = None if request_text is None else json.loads(request_text)
+        inner = {} if request is None else (request.get("policy") or {})
+        if _OLD_DEVICE_KEY not in policy and _OLD_DEVICE_KEY not in inner:
+            continue  # "device" was another key's value (a channel's name)
+        device = policy.pop(_OLD_DEVICE_KEY, None) or inner.pop(_OLD_DEVICE_KEY, None)
+        if device is not None:
+            request = _device_request(db, job_id, shots, seed, policy, request, device)
+            devices += 1
+        db.execute(
+            "UPDATE jobs SET policy=?, request=? WHERE job_id=?",
+            (_dumps(policy), None if request is None else _dumps(request), job_id),
+        )
+        updated += 1
+    return updated, devices
+
+
+def _device_request(
+    db: sqlite3.Connection,
+    job_id: str,
+    shots: int,
+    seed: int,
+    policy: Mapping[str, Any],
+    request: dict[str, Any] | None,
+    device: Any,
+) -> dict[str, Any]:
+    """The run request of an older kernel's device job, as today's admission makes one
+    (its stored program rewritten to the wire job itself)."""
+    from qmk.devices.neutral_atom.target import NAME
+
+    stored = json.loads(_graph_of(db, job_id) or "null")
+    if device != _OLD_DEVICE_JOB or not (
+        isinstance(stored, dict) and isinstance(stored.get("job"), dict)
+    ):
+        raise DataDirError.of(
+            "data-dir-damaged",
+            f"job {job_id} is stored as a device job ({_OLD_DEVICE_KEY} {device!r}) but "
+            "is not one an older kernel wrote: its policy names no known device, or its "
+            'program is not {"job": ...}',
+        )
+    options: dict[str, Any] = {}
+    if stored.get("strict_timing"):
+        options["strict_timing"] = True
+    if stored.get("stream") is not None:
+        options["stream"] = stored["stream"]
+    text = compact_text(stored["job"])
+    _set_graph(db, job_id, text)
+    digest = program_digest(text)
+    if request is None:  # stored before run requests: as the device admission built it
+        built = RunRequest.build(
+            program_digest=digest,
+            shots=shots,
+            seed=seed,
+            policy=convert(policy, Policy, where="policy"),
+        )
+        request = built.to_json()
+    request.update(program_digest=digest, target=NAME, target_options=options, policy=policy)
+    RunRequest.from_json(request)  # today's form, or the migration stops here
+    return request
+
+
+def _set_graph(db: sqlite3.Connection, job_id: str, text: str) -> None:
+    """Store ``text`` as ``job_id``'s program, as the store keeps it (in the row, or apart
+    under its digest past :data:`~qmk.kernel.store.GRAPH_APART`); a text kept apart that
+    no job names any more is dropped."""
+    tenant, old = db.execute(
+        "SELECT tenant, graph_digest FROM jobs WHERE job_id=?", (job_id,)
+    ).fetchone()
+    digest = program_digest(text) if len(text) >= GRAPH_APART else None
+    if digest is not None:
+        db.execute(
+            "INSERT OR IGNORE INTO graph_texts (tenant, digest, graph) VALUES (?, ?, ?)",
+            (tenant, digest, text),
+        )
+    db.execute(
+        "UPDATE jobs SET graph=?, graph_digest=? WHERE job_id=?",
+        ("" if digest is not None else text, digest, job_id),
+    )
+    if old is not None and old != digest:
+        db.execute(
+            "DELETE FROM graph_texts WHERE tenant=? AND digest=? AND NOT EXISTS "
+            "(SELECT 1 FROM jobs WHERE tenant=? AND graph_digest=?)",
+            (tenant, old, tenant, old),
+        )
+
+
 def _build_requests(db: sqlite3.Connection, physics: Mapping[str, Any]) -> int:
     """The run request of each job stored without one: its graph, shots, seed and
     policy, and the machine's ``physics`` where the policy names none (what the kernel
@@ -309,11 +436,25 @@ def _attest_lines(db: sqlite3.Connection, root: Path, audit: AuditLog) -> int:
         newest[str(record.get("job_id"))] = record
     written = 0
     for job_id, record in newest.items():
-        if "program_digest" in record:
+        if "program_digest" not in record:
+            fields = _brought_forward(db, job_id, record)
+        elif _OLD_DEVICE_KEY in (record.get("policy") or {}):
+            fields = _without_device(record)
+        else:
             continue
-        audit.append(ATTEST_EVENT, **_brought_forward(db, job_id, record))
+        audit.append(ATTEST_EVENT, **fields)
         written += 1
     return written
+
+
+def _without_device(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an attest line whose run request's policy has the ``device`` key of
+    before targets (null: device jobs were not attested), without it."""
+    fields = {k: v for k, v in record.items() if k not in _AUDIT_OWN}
+    policy = dict(fields["policy"])
+    policy.pop(_OLD_DEVICE_KEY)
+    fields.update(policy=policy, migrated_from=record.get("seq"))
+    return fields
 
 
 def _brought_forward(

@@ -245,8 +245,10 @@ _JOB_VALUES = ", ".join(
 #: a database of another (an older kernel's: its rows, columns and tables) is brought
 #: forward by ``qmk admin migrate`` (:mod:`qmk.kernel.migrate`), never read as it is. A
 #: change of the tables (a column, a table, what a column holds) raises the version and
-#: adds the step that brings the last one forward to :data:`qmk.kernel.migrate.STEPS`.
-SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 1
+#: adds the step that brings the last one forward to :mod:`qmk.kernel.migrate` (its steps
+#: run in order, each a no-op on rows already of today's form). Formats: 1, numbered;
+#: 2, policies without ``device`` (device jobs are jobs of the neutral-atom target).
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 2
 #: The ``meta`` key of the first job sequence number whose result must carry a seal
 #: (rows before it were written by a kernel that sealed nothing), with its HMAC.
 RESULT_SEALS_FROM = "result_seals_from"
