@@ -51,6 +51,7 @@ RUN_PARAMETERS = [
     "initial_state",
     "final_state",
     "limits",
+    "physics",
 ]
 
 BELL_COUNTS = ["00", "11"]

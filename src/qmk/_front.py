@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from qmk.qec.logical import Calibration
     from qmk.qec.noise import NoiseModel
     from qmk.qec.params import QubitParams
+    from qmk.qec.physics import PhysicsConfig
     from qmk.qvm.graph import Graph
     from qmk.qvm.limits import Limits
     from qmk.qvm.verify import VerifiedProgram
@@ -73,6 +74,7 @@ def run(
     initial_state: QuantumState | str | os.PathLike[str] | None = None,
     final_state: bool | str = False,
     limits: Limits | None = None,
+    physics: PhysicsConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run a program for ``shots`` shots on the simulated fault-tolerant machine, in this
     process, and return its counts, every shot's outcomes and its telemetry.
@@ -108,6 +110,10 @@ def run(
             also return the program's final state as ``result.final_state`` (a program
             that measures nothing, run with ``noise=False``).
         limits: size limits for the program (:class:`~qmk.qvm.limits.Limits`).
+        physics: the machine as one physics file (:mod:`qmk.qec.physics`: the
+            original design's ``qec_scheme``, ``error_budget`` and ``decoder``): the
+            value, its JSON data, JSON text or a file's path. It sets ``profile``, the
+            error rates (``noise`` stays True) and the timing of ``qubit``, its base.
 
     Returns:
         The :class:`~qmk.execution.result.RunResult`: ``counts``, ``memory``,
@@ -136,6 +142,7 @@ def run(
         calibration=calibration,
         initial_state=initial_state,
         final_state=final_state,
+        physics=physics,
     )
 
 

@@ -22,7 +22,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (29)
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
-     +-- QECError                  qmk.qec.errors        QC101..QC131 (16)
+     +-- QECError                  qmk.qec.errors        QC101..QC133 (20)
      +-- FrontendError             qmk.frontends.errors  QL101..QL114 (14)
      +-- EngineError               qmk.engines.base      QE101..QE117 (17)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (30)

@@ -384,3 +384,54 @@ def test_bad_experiment_arguments_raise_bad_parameter(kwargs: dict, match: str) 
         run_memory("surface_code", **args)
     with pytest.raises(QECError, match=r"QC102"):
         run_memory("toric_code", distance=3, p=1e-3)
+
+
+# --------------------------------------------------------------------------- syndrome weight
+
+
+def _stim_pymatching(circuit: stim.Circuit, shots: int, seed: int, weight: int | None):
+    """Failures and give-ups of a capped matching decoder, by stim and pymatching alone:
+    unpacked samples, the shot's weight its count of detection events."""
+    import pymatching
+
+    dets, obs = circuit.compile_detector_sampler(seed=seed).sample(shots, separate_observables=True)
+    dem = circuit.detector_error_model(decompose_errors=True)
+    predicted = pymatching.Matching.from_detector_error_model(dem).decode_batch(dets)
+    over = dets.sum(axis=1) > (math.inf if weight is None else weight)
+    wrong = np.any(predicted != obs, axis=1) | over
+    return int(wrong.sum()), int(over.sum())
+
+
+@pytest.mark.parametrize("weight", [None, 0, 12, 10**6])
+def test_a_decoder_that_gives_up_above_a_weight_fails_the_shots_stim_and_pymatching_say(
+    weight: int | None,
+) -> None:
+    noise = CircuitNoise.from_qubit("qubit_gate_ns_e3", p=5e-3)
+    circuit = memory_circuit("surface_code", distance=5, rounds=5, noise=noise)
+    ours = sample_decode(circuit, shots=1000, seed=7, max_syndrome_weight=weight)  # one chunk
+    errors, gave_up = _stim_pymatching(circuit, 1000, 7, weight)
+    assert (ours.errors, ours.gave_up) == (errors, gave_up)
+    if weight == 12:  # about half the shots carry more than 12 detection events here
+        assert 200 < gave_up < 800
+    if weight == 0:  # every shot has some detection event at this p and size
+        assert ours.gave_up == ours.errors == 1000
+
+
+def test_a_limit_above_every_syndrome_is_the_decoder_without_one() -> None:
+    kwargs = {"distance": 3, "p": 4e-3, "shots": 3000, "seed": 5}
+    free = run_memory("surface_code", **kwargs)
+    capped = run_memory("surface_code", max_syndrome_weight=10**6, **kwargs)
+    assert (capped.errors, capped.gave_up) == (free.errors, 0)
+    assert capped.to_json()["max_syndrome_weight"] == 10**6
+    assert free.to_json()["max_syndrome_weight"] is None
+
+
+def test_the_limit_holds_across_worker_processes() -> None:
+    kwargs = {"distance": 3, "p": 8e-3, "shots": 2000, "seed": 4, "max_syndrome_weight": 3}
+    result = run_memory("surface_code", workers=2, **kwargs)
+    assert 0 < result.gave_up <= result.errors <= result.shots == 2000
+
+
+def test_a_negative_limit_is_a_bad_parameter() -> None:
+    with pytest.raises(QECError, match=r"QC103.*max_syndrome_weight"):
+        run_memory("surface_code", distance=3, p=1e-3, shots=10, max_syndrome_weight=-1)

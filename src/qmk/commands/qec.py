@@ -109,11 +109,16 @@ def _seed(value: str | None) -> int | None:
 
 
 def _common(
-    sub: argparse.ArgumentParser, *, p_default: str | None, d_default: str | None = "3,5"
+    sub: argparse.ArgumentParser,
+    *,
+    p_default: str | None,
+    d_default: str | None = "3,5",
+    code_default: str | None = "surface_code",
+    noise_default: str | None = "qubit",
 ) -> None:
     sub.add_argument(
         "--code",
-        default="surface_code",
+        default=code_default,
         metavar="FAMILY",
         help="code family: a profile's family or any of its aliases (surfaceCode, ...), or "
         "repetition_code",
@@ -137,7 +142,7 @@ def _common(
     sub.add_argument("--seed", default=None, metavar="S", help="seed (default: random)")
     sub.add_argument(
         "--noise",
-        default="qubit",
+        default=noise_default,
         metavar="KIND",
         help="qubit (the --qubit rates scaled to p), uniform, or stim (stim's generated noise)",
     )
@@ -161,8 +166,23 @@ def register(add: AddCommand) -> None:
         help="logical error per round over distances and physical error rates",
         description="Run memory experiments at every (d, p) and print logical error per round.",
     )
-    _common(threshold, p_default="0.001:0.01")
+    # None: the defaults of THRESHOLD_DEFAULTS, unless --physics sets them
+    _common(threshold, p_default=None, d_default=None, code_default=None, noise_default=None)
     threshold.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG plot")
+    threshold.add_argument(
+        "--max-syndrome-weight",
+        default=None,
+        metavar="W",
+        help="the decoder gives up on a shot with more than W detection events (a logical "
+        "error); default: no limit",
+    )
+    threshold.add_argument(
+        "--physics",
+        default=None,
+        metavar="FILE.json",
+        help="one memory experiment of a physics file's machine (qmk run --physics): its "
+        "code and distance, its error rates as circuit noise, its decoder's limit",
+    )
     threshold.set_defaults(run=_cmd_threshold)
 
     calibrate = inner.add_parser(
@@ -206,6 +226,15 @@ def register(add: AddCommand) -> None:
     distill.set_defaults(run=_cmd_distill)
 
 
+#: ``qmk qec threshold``'s defaults where ``--physics`` does not set the option.
+THRESHOLD_DEFAULTS: dict[str, str] = {
+    "code": "surface_code",
+    "d": "3,5",
+    "p": "0.001:0.01",
+    "noise": "qubit",
+}
+
+
 def _cmd_help(parser: argparse.ArgumentParser) -> Any:
     def show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         parser.print_help(out)
@@ -238,8 +267,22 @@ def _scan(args: argparse.Namespace, p_text: str) -> tuple[str, Any]:
         workers=_count(args.workers, "--workers") or 1,
         interval=args.interval,
         progress=getattr(args, "progress", None),  # the bar of _cmd_threshold
+        max_syndrome_weight=_weight(getattr(args, "max_syndrome_weight", None)),
     )
     return family, results
+
+
+def _weight(value: str | None) -> int | None:
+    """``--max-syndrome-weight``: a whole number >= 0, or None."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(f"--max-syndrome-weight takes a whole number, got {value!r}") from None
+    if number < 0:
+        raise _bad(f"--max-syndrome-weight must be at least 0, got {number}")
+    return number
 
 
 def _check_qubit(args: argparse.Namespace) -> None:
@@ -254,9 +297,10 @@ def _check_qubit(args: argparse.Namespace) -> None:
         )
 
 
-def _table(args: argparse.Namespace, results: Any) -> str:
+def _table(args: argparse.Namespace, results: Any, noise: str | None = None) -> str:
     first = results[0]
-    noise = f"{args.noise} ({args.qubit})" if args.noise == "qubit" else args.noise
+    if noise is None:
+        noise = f"{args.noise} ({args.qubit})" if args.noise == "qubit" else args.noise
     lines = [
         f"{first.family} memory-Z experiment, noise {noise}, "
         f"{round(first.confidence * 100)}% {first.interval} intervals",
@@ -270,12 +314,23 @@ def _table(args: argparse.Namespace, results: Any) -> str:
             f"{r.per_round:>10.3e} [{low:.2e}, {high:.2e}] {r.per_cycle:>10.3e} "
             f"{r.shots_per_second:>9.3g}"
         )
+    for r in results:
+        if r.max_syndrome_weight is not None:
+            lines.append(
+                f"d={r.distance} p={r.p:.3g}: the decoder gave up on {r.gave_up} of {r.shots} "
+                f"shots (over {r.max_syndrome_weight} detection events), counted as errors"
+            )
     return "\n".join(lines) + "\n"
 
 
 def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.commands.progress import progress_bar
 
+    if args.physics is not None:
+        return _physics_point(args, out, err)
+    for key, value in THRESHOLD_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     _check_qubit(args)
     points = len(_ints(args.d, "--d")) * len(parse_ps(args.p, _count(args.points, "--points") or 1))
     with progress_bar(points, "threshold scan", err, quiet=args.quiet) as update:
@@ -298,6 +353,59 @@ def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(_table(args, results))
     if args.plot:
         out.write(f"plot: {args.plot}\n")
+    return 0
+
+
+def _physics_point(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk qec threshold --physics FILE``: one memory experiment of the file's machine:
+    its family and distance, its rates as circuit noise on its timed qubit, matching that
+    gives up above its ``max_syndrome_weight``.
+
+    Raises:
+        QECError: ``QC103`` for an option the file sets given beside it; what
+            :meth:`qmk.qec.physics.PhysicsConfig.resolve` and the experiment raise.
+    """
+    from qmk.errors import warning_line
+    from qmk.experiments.circuits import CircuitNoise, experiment_family
+    from qmk.experiments.memory import run_memory
+    from qmk.qec.physics import load_physics
+
+    flags = ("code", "d", "p", "noise", "max_syndrome_weight")
+    given = [f"--{key.replace('_', '-')}" for key in flags if getattr(args, key) is not None]
+    if given:
+        raise _bad(
+            f"--physics sets the code, distance, noise and decoder; {given[0]} "
+            "contradicts it: give one"
+        )
+    config = load_physics(args.physics)
+    resolved = config.resolve(args.qubit, decodes=True)
+    family = experiment_family(config.qec_scheme.code_family)
+    weight = None if config.decoder is None else config.decoder.max_syndrome_weight
+    result = run_memory(
+        family,
+        distance=config.qec_scheme.code_distance,
+        p=resolved.model.physical_error_rate,
+        rounds=_count(args.rounds, "--rounds"),
+        noise=CircuitNoise.from_qubit(resolved.qubit, noise=resolved.noise),
+        shots=_count(args.shots, "--shots") or 1,
+        max_errors=_count(args.max_errors, "--max-errors"),
+        seed=_seed(args.seed),
+        workers=_count(args.workers, "--workers") or 1,
+        interval=args.interval,
+        max_syndrome_weight=weight,
+    )
+    if args.json:
+        payload = {
+            "family": family,
+            "physics": resolved.to_json(),
+            "results": [result.to_json()],
+            "warnings": list(resolved.warnings),
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    err.writelines(warning_line(args.physics, notice) for notice in resolved.warnings)
+    noise = f"{args.physics} ({resolved.qubit.name}: {resolved.noise_model})"
+    out.write(_table(args, [result], noise))
     return 0
 
 

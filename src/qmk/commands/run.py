@@ -70,6 +70,38 @@ def _qubit(args: argparse.Namespace) -> Any:
     return qubit_from_json(data)
 
 
+def _physics(args: argparse.Namespace) -> Any:
+    """``--physics FILE``: the physics file and what it resolves to on the run's qubit
+    (None without the option).
+
+    Raises:
+        QECError: ``QC103`` for ``--profile`` beside it, or a file that does not read;
+            what :meth:`qmk.qec.physics.PhysicsConfig.resolve` raises.
+    """
+    if args.physics is None:
+        return None
+    from qmk.qec.errors import QECError
+    from qmk.qec.physics import load_physics
+
+    given = (
+        f"--profile {args.profile}"
+        if args.profile is not None
+        else "--no-noise"
+        if args.no_noise
+        else None
+        if args.noise_model is None
+        else f"--noise-model {args.noise_model}"
+    )
+    if given is not None:
+        raise QECError.of(
+            "bad-parameter",
+            f"--physics sets the code profile and the error rates; {given} contradicts it: "
+            "give one",
+        )
+    config = load_physics(args.physics)
+    return config, config.resolve(_qubit(args))
+
+
 def _target(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The target the options name (``--lattice-surgery``, ``--device``; else the logical
     machine) and its options as given: each target checks its own
@@ -110,8 +142,11 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             why = "cross-module gates are teleported on the gate-level machine"
             raise refuse(name, "--modules", why)
         program = done.graph
-    profile = args.profile or defaults.PROFILE
+    physics = _physics(args)
+    profile = args.profile or (defaults.PROFILE if physics is None else physics[1].profile)
     warnings: list[dict[str, str]] = list((program.metadata or {}).get("warnings", ()))
+    if physics is not None:  # what the physics file only approximates or does not use
+        warnings += physics[1].warnings
     if not args.json:  # a dialect read, a box's duration dropped (--json carries them)
         from qmk.errors import warning_line
 
@@ -140,7 +175,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         None, f"running {args.file} ({plural(args.shots, 'shot')})", err, quiet=args.quiet
     )
     with bar:
-        result = _run(args, program, profile, name, options)
+        result = _run(args, program, profile, name, options, physics)
     unused = _precision_unused(args, result.engine)
     if unused is not None:
         warnings.append(unused)
@@ -152,7 +187,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.workflows.report import plot_counts
 
         plot_counts(result.counts, result.shots, args.plot, f"{args.file}: {result.shots} shots")
-    return _report(args, result, out, warnings, done)
+    return _report(args, result, out, warnings, done, physics)
 
 
 def _precision_unused(args: argparse.Namespace, engine: str) -> dict[str, str] | None:
@@ -175,7 +210,12 @@ def _precision_unused(args: argparse.Namespace, engine: str) -> dict[str, str] |
 
 
 def _run(
-    args: argparse.Namespace, program: Any, profile: str, name: str, options: dict[str, Any]
+    args: argparse.Namespace,
+    program: Any,
+    profile: str,
+    name: str,
+    options: dict[str, Any],
+    physics: Any = None,
 ) -> Any:
     """``program`` on target ``name`` with its ``options`` (:mod:`qmk.execution.target`):
     the request the options make, compiled, run."""
@@ -196,6 +236,7 @@ def _run(
         qubit=_qubit(args),
         profile=defaults.PROFILE if profile == "auto" else profile,
         calibration=args.calibration,
+        physics=None if physics is None else physics[0],
     )
     # "auto" left for the target (lattice surgery: the estimator's code distance)
     request = msgspec.structs.replace(request, target=name, target_options=options, profile=profile)
@@ -215,6 +256,7 @@ def _report(
     out: TextIO,
     warnings: list[dict[str, str]],
     teleported: Any = None,
+    physics: Any = None,
 ) -> int:
     if args.state is not None:
         _write_state(args, result)
@@ -226,6 +268,8 @@ def _report(
             data["warnings"] = warnings
         if teleported is not None:
             data["teleportation"] = teleported.to_json()
+        if physics is not None:
+            data["physics"] = physics[1].to_json()
         if args.state is not None:
             data["state_file"] = args.state
         if args.explain and result.choice is not None:
@@ -240,6 +284,8 @@ def _report(
             f"{result.target} target chooses its own backend; no router)\n"
         )
     out.write(_run_text(args.file, result, memory=args.memory))
+    if physics is not None:
+        out.write(_physics_text(physics[1]))
     if result.summary:
         out.write(result.summary)
     if args.emit_job is not None:
@@ -256,6 +302,20 @@ def _report(
             f"{' ...' if state.num_qubits > 8 else ''}) as {state.kind}, written to {args.state}\n"
         )
     return 0
+
+
+def _physics_text(resolved: Any) -> str:
+    """One line: what ``--physics`` made of the machine."""
+    model, load = resolved.model, resolved.decoder
+    line = (
+        f"physics: {model.profile}, {model.physical_qubits_per_logical} physical qubits per "
+        f"logical, {model.cycle_time_ns / 1000:g} us logical cycle, p {model.physical_error_rate:g}"
+        f", P_L {model.logical_error_per_cycle:.3g} per cycle"
+    )
+    if load is not None:
+        speed = "" if load.decoder_time_ns is None else f" {load.decoder_time_ns:g} ns a round,"
+        line += f"; decoder {load.type},{speed} rounds every {load.round_time_ns:g} ns"
+    return line + "\n"
 
 
 def _emit_job(args: argparse.Namespace, result: Any) -> None:
@@ -377,6 +437,14 @@ def register(add: AddCommand) -> None:
         help="physical error rates in place of the qubit's, e.g. 'depolarizing(p=1e-3)' or "
         "'gate(two_qubit=4e-3) + idle(t1_ns=1e5, t2_ns=8e4)' (models: depolarizing, gate, "
         "measurement, idle)",
+    )
+    sub.add_argument(
+        "--physics",
+        metavar="FILE.json",
+        help="the machine as one JSON file: qec_scheme (code family, distance, logical cycle "
+        "time, physical qubits), error_budget (gate, measurement and idle error rates, T1, "
+        "T2) and decoder (type, cycle time, max syndrome weight); sets the profile, the "
+        "qubit's timing and the noise model (docs/qec.md)",
     )
     sub.add_argument(
         "--calibration",

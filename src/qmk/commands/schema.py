@@ -2,14 +2,15 @@
 
 ``qmk schema`` prints the schema of a QVM graph; ``--kind config`` of a kernel config
 (``kernel.toml``), ``--kind workflow`` of a workflow file, ``--kind device-job`` of a
-neutral-atom job. Each is generated from the table or the msgspec schema that reads such
+neutral-atom job, ``--kind physics`` of a physics file (``qmk run --physics``). Each is
+generated from the table or the msgspec schema that reads such
 files (:data:`KINDS` names the module) and shipped in the package; ``--check`` exits 1 when
 a shipped copy is not what its schema generates now, ``--write`` rewrites it (without
 ``--kind``: every kind). ``python -m qmk.commands.schema --check`` is the same check, which
 ``make test`` runs (``make docs`` writes).
 
 >>> sorted(KINDS)
-['config', 'device-job', 'qvm', 'workflow']
+['config', 'device-job', 'physics', 'qvm', 'workflow']
 >>> KINDS["config"].path.name
 'config.schema.json'
 """
@@ -61,6 +62,11 @@ KINDS: dict[str, Kind] = {
     "device-job": Kind(
         module="qmk.devices.neutral_atom.schema", render="render", what="a neutral-atom job"
     ),
+    "physics": Kind(
+        module="qmk.qec.physics",
+        render="schema_text",
+        what="a physics file (qec_scheme, error_budget, decoder)",
+    ),
 }
 
 
@@ -96,7 +102,7 @@ def register(add: AddCommand) -> None:
         "--kind",
         choices=list(KINDS),
         help="qvm (a QVM graph, the default), config (kernel.toml), workflow, "
-        "device-job (a neutral-atom job)",
+        "device-job (a neutral-atom job), physics (qmk run --physics)",
     )
     mode = sub.add_mutually_exclusive_group()
     mode.add_argument(

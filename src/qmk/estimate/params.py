@@ -543,10 +543,13 @@ class JobParams:
     units: tuple[UnitTemplate, ...]
     units_json: tuple[Any, ...]
     frontier: bool
+    #: Warnings of a physics file the parameters came from (``CODE name: message``).
+    notes: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: Any) -> JobParams:
-        """Parse QRE job parameters (``{}`` or None: all defaults).
+        """Parse QRE job parameters (``{}`` or None: all defaults), or a physics file's
+        keys in place of ``qubitParams`` and ``qecScheme`` (:func:`physics_params`).
 
         Raises:
             QECError: for any unknown field or bad value (see the parsers above).
@@ -555,6 +558,9 @@ class JobParams:
             data = {}
         if not isinstance(data, Mapping):
             raise _bad("estimate parameters must be a JSON object")
+        notes: tuple[str, ...] = ()
+        if set(data) & set(PHYSICS_KEYS):
+            data, notes = physics_params(data)
         known = {
             "qubitParams",
             "qecScheme",
@@ -588,6 +594,7 @@ class JobParams:
             units=units,
             units_json=tuple(units_json),
             frontier=kind == "frontier",
+            notes=notes,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -601,6 +608,44 @@ class JobParams:
             out["distillationUnitSpecifications"] = list(self.units_json)
         out["estimateType"] = "frontier" if self.frontier else "singlePoint"
         return out
+
+
+def physics_params(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """QRE job parameters of a physics file (:mod:`qmk.qec.physics`) and its warnings.
+
+    Its ``qec_scheme`` and ``error_budget`` become ``qubitParams`` (a custom set: the
+    default qubit's instruction set, its times scaled to the logical cycle time, the
+    budget's error rates) and ``qecScheme`` (the family, with ``maxCodeDistance`` the
+    file's ``code_distance``: the estimate takes the smallest distance up to it that meets
+    the error budget, and is ``QC107`` when none does). Its ``decoder`` is checked as a
+    run checks it. QRE's other keys (``errorBudget``, ``constraints``,
+    ``distillationUnitSpecifications``, ``estimateType``) may stand beside them.
+
+    Raises:
+        QECError: ``QC103`` for ``qubitParams`` or ``qecScheme`` beside a physics file's
+            keys; what :meth:`~qmk.qec.physics.PhysicsConfig.resolve` raises.
+    """
+    from qmk.qec.physics import PhysicsConfig
+
+    clash = sorted({"qubitParams", "qecScheme"} & set(data))
+    if clash:
+        raise _bad(
+            f"estimate parameters: {clash[0]} and a physics file's qec_scheme/error_budget "
+            "both describe the machine: give one",
+            field=clash[0],
+        )
+    config = PhysicsConfig.from_json({k: v for k, v in data.items() if k in PHYSICS_KEYS})
+    resolved = config.resolve()
+    family = config.profile.removeprefix("logical:").partition("(")[0]
+    params = {k: v for k, v in data.items() if k not in PHYSICS_KEYS}
+    params["qubitParams"] = qubit_to_json(resolved.effective_qubit)
+    params["qecScheme"] = {"name": family, "maxCodeDistance": config.qec_scheme.code_distance}
+    notes = tuple(f"{w['code']} {w['name']}: {w['message']}" for w in resolved.warnings)
+    return params, notes
+
+
+#: The keys of a physics file (:data:`qmk.qec.physics.KEYS`).
+PHYSICS_KEYS: tuple[str, ...] = ("qec_scheme", "error_budget", "decoder")
 
 
 def scheme_to_json(scheme: QecScheme, echoed_power: int | None) -> dict[str, Any]:

@@ -181,7 +181,8 @@ def estimate(
 
 
 def _warn(est: _Estimator, out: dict[str, Any]) -> None:
-    warnings = []
+    warnings: list[str] = []
+    warnings += est.job.notes  # a physics file's (qmk.qec.physics)
     if est.qre_hangs:
         warnings.append(
             "the factory search needed a binomial quantile where QRE 1.31 never returns (its "

@@ -87,6 +87,7 @@ from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
 from qmk.qec.params import QubitParams
+from qmk.qec.physics import PhysicsConfig, load_physics
 from qmk.qvm import graph as graph_io
 from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
@@ -454,6 +455,7 @@ def run(
     initial_state: QuantumState | str | os.PathLike[str] | None = None,
     final_state: bool | str = False,
     part: Part | Sequence[int] | None = None,
+    physics: PhysicsConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run ``program`` for ``shots`` shots and return counts, memory and telemetry.
 
@@ -500,6 +502,9 @@ def run(
         part: ``(k, n)`` or a :class:`~qmk.execution.parts.Part`: run only part ``k`` of
             ``n`` of the shots (shot groups dealt out, :mod:`qmk.execution.parts`);
             ``parts.merge`` of every part's result is this run without ``part``.
+        physics: a physics file (:mod:`qmk.qec.physics`: the value, its JSON data or
+            file): the code profile, the qubit's timing (``qubit`` its base) and the
+            error rates as one machine.
 
     Raises:
         QMKError: bad input (FormatError, VerificationError; EngineError QE105 for shots,
@@ -525,6 +530,7 @@ def run(
         calibration=calibration,
         require_calibration=require_calibration,
         part=part,
+        physics=physics,
     )
     return execute(
         verified,
@@ -551,11 +557,12 @@ def build_request(
     calibration: Calibration | str | os.PathLike[str] | None = None,
     require_calibration: bool = True,
     part: Part | Sequence[int] | None = None,
+    physics: PhysicsConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> RunRequest:
     """The run request of :func:`run`'s arguments for ``program``: a calibration file
-    read, a noise model written as text, a part as ``(k, n)``, then the one builder
-    (:meth:`RunRequest.build`: shots and seed checked, a seed drawn when None, the
-    precision read from ``precision`` or ``engine_options``' ``dtype``).
+    and a physics file read, a noise model written as text, a part as ``(k, n)``, then
+    the one builder (:meth:`RunRequest.build`: shots and seed checked, a seed drawn when
+    None, the precision read from ``precision`` or ``engine_options``' ``dtype``).
 
     Raises:
         EngineError: ``QE105`` engine-misuse for shots that are not an integer in
@@ -581,6 +588,7 @@ def build_request(
         calibration=calibration,
         require_calibration=require_calibration,
         part=None if share is None else (share.index, share.of),
+        physics=None if physics is None else load_physics(physics),
         error=_misuse,
     )
 

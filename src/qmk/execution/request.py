@@ -62,6 +62,7 @@ from qmk.errors import InvalidArgument, QMKError
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.params import QubitParams
+from qmk.qec.physics import PhysicsConfig
 from qmk.qvm.profiles import ProfileError, parse_profile
 from qmk.values import ErrorFactory, convert
 
@@ -398,6 +399,7 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
         require_calibration: bool = False,
         part: tuple[int, int] | None = None,
         policy: Policy | None = None,
+        physics: PhysicsConfig | None = None,
         error: ErrorFactory = _invalid,
     ) -> RunRequest:
         """The request of a user's parameters: the one builder every entry calls (see
@@ -410,6 +412,10 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             precision: ``"single"``/``"double"`` or a dtype (:func:`precision_of`);
                 ``engine_options``' ``dtype`` says the same, and is taken out of them.
             profile: checked by :func:`canonical_profile`.
+            physics: a physics file (:mod:`qmk.qec.physics`): sets ``profile``,
+                ``qubit`` (``qubit`` is its base technology) and ``noise_model``
+                (:meth:`~qmk.qec.physics.PhysicsConfig.resolve`); a ``noise_model``, a
+                profile of another code or ``noise`` off beside it is ``QC103``.
             target, target_options, engine, noise, qubit, noise_model, calibration,
                 require_calibration, part, policy: the fields of these names.
             error: makes the error of a bad shots, seed or precision from its message
@@ -419,8 +425,11 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
         Raises:
             InvalidArgument: shots, seed or precision out of range (``key`` names which),
                 or a precision and a ``dtype`` that disagree (or ``error``'s).
-            QECError: ``QC102`` for a profile that does not parse.
+            QECError: ``QC102`` for a profile that does not parse; what
+                :meth:`~qmk.qec.physics.PhysicsConfig.resolve` raises.
         """
+        if physics is not None:
+            profile, qubit, noise_model = _physics(physics, profile, qubit, noise, noise_model)
         shots = check_shots(shots, error=error)
         seed = draw_seed() if seed is None else check_seed(seed, error=error)
         options = dict(engine_options or {})
@@ -463,6 +472,31 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
         """A copy under ``physics`` (:meth:`physics`'s JSON, a checkpoint's)."""
         fields = {name: physics.get(name) for name in PHYSICS_FIELDS}
         return RunRequest.from_json({**self.to_json(), **fields})
+
+
+def _physics(
+    physics: PhysicsConfig, profile: str, qubit: str | QubitParams, noise: bool, model: str | None
+) -> tuple[str, QubitParams, str | None]:
+    """The profile, qubit and noise model ``physics`` sets on the base ``qubit``.
+
+    Raises:
+        QECError: ``QC103`` for a noise model, noise off or a profile of another code
+            given beside it; what :meth:`~qmk.qec.physics.PhysicsConfig.resolve` raises.
+    """
+    if model is not None or not noise:
+        given = "noise off" if not noise else f"noise model {model!r}"
+        raise QECError.of(
+            "bad-parameter",
+            f"the physics file sets the error rates; {given} contradicts it: give one",
+        )
+    resolved = physics.resolve(qubit)
+    if profile != defaults.PROFILE and canonical_profile(profile) != resolved.profile:
+        raise QECError.of(
+            "bad-parameter",
+            f"the physics file's code is {resolved.profile}; profile {profile!r} "
+            "contradicts it: give one",
+        )
+    return resolved.profile, resolved.qubit, resolved.noise_model
 
 
 #: Fields of a request that do not change its result: a checkpoint of one run resumes

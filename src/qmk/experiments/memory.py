@@ -152,11 +152,16 @@ def compose(rate: float, pieces: float) -> float:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sampled:
-    """Shots sampled and decoded, the logical errors among them, and the time it took."""
+    """Shots sampled and decoded, the logical errors among them, and the time it took.
+
+    ``gave_up``: shots the decoder gave up on (more detection events than its
+    ``max_syndrome_weight``), each counted among the errors.
+    """
 
     shots: int
     errors: int
     seconds: float
+    gave_up: int = 0
 
 
 def _decoder(circuit: stim.Circuit) -> Any:
@@ -178,6 +183,7 @@ def sample_decode(
     max_errors: int | None = None,
     seed: int | None = None,
     chunk: int = DEFAULT_CHUNK,
+    max_syndrome_weight: int | None = None,
 ) -> Sampled:
     """Sample ``circuit``'s detection events, decode them by matching and count failures.
 
@@ -191,22 +197,38 @@ def sample_decode(
         max_errors: stop after a chunk that brings the logical errors to this many.
         seed: stim's seed (None: random).
         chunk: shots per chunk.
+        max_syndrome_weight: the decoder gives up on a shot with more detection events
+            than this (its whole syndrome, every round of the shot decoded at once): the
+            shot counts as a logical error whatever matching would predict (None: no
+            limit).
     """
     _check_count("shots", shots)
     if max_errors is not None:
         _check_count("max_errors", max_errors)
+    _check_weight(max_syndrome_weight)
     started = time.perf_counter()
     matching = _decoder(circuit)
     sampler = circuit.compile_detector_sampler(seed=seed)
     _check_count("chunk", chunk)
-    done = errors = 0
+    done = errors = gave_up = 0
     while done < shots and (max_errors is None or errors < max_errors):
         take = min(chunk, shots - done)
         dets, obs = sampler.sample(take, bit_packed=True, separate_observables=True)
         predicted = matching.decode_batch(dets, bit_packed_shots=True, bit_packed_predictions=True)
-        errors += int(np.count_nonzero(np.any(predicted != obs, axis=1)))
+        wrong = np.any(predicted != obs, axis=1)
+        if max_syndrome_weight is not None:
+            over = np.bitwise_count(dets).sum(axis=1, dtype=np.int64) > max_syndrome_weight
+            gave_up += int(np.count_nonzero(over))
+            wrong |= over
+        errors += int(np.count_nonzero(wrong))
         done += take
-    return Sampled(shots=done, errors=errors, seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Sampled(shots=done, errors=errors, seconds=seconds, gave_up=gave_up)
+
+
+def _check_weight(value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise _bad(f"max_syndrome_weight must be a whole number >= 0, got {value!r}")
 
 
 def _check_count(name: str, value: int) -> None:
@@ -214,14 +236,21 @@ def _check_count(name: str, value: int) -> None:
         raise _bad(f"{name} must be a whole number >= 1, got {value!r}")
 
 
-def _sample_task(args: tuple[str, int, int | None, int | None, int]) -> tuple[int, int]:
+def _sample_task(
+    args: tuple[str, int, int | None, int | None, int, int | None],
+) -> tuple[int, int, int]:
     import stim
 
-    text, shots, max_errors, seed, chunk = args
+    text, shots, max_errors, seed, chunk, weight = args
     result = sample_decode(
-        stim.Circuit(text), shots=shots, max_errors=max_errors, seed=seed, chunk=chunk
+        stim.Circuit(text),
+        shots=shots,
+        max_errors=max_errors,
+        seed=seed,
+        chunk=chunk,
+        max_syndrome_weight=weight,
     )
-    return result.shots, result.errors
+    return result.shots, result.errors, result.gave_up
 
 
 def sample_decode_parallel(
@@ -232,6 +261,7 @@ def sample_decode_parallel(
     seed: int | None = None,
     workers: int = 1,
     chunk: int = DEFAULT_CHUNK,
+    max_syndrome_weight: int | None = None,
 ) -> Sampled:
     """:func:`sample_decode` split over ``workers`` processes (1: in this process).
 
@@ -241,20 +271,33 @@ def sample_decode_parallel(
     """
     _check_count("workers", workers)
     if workers == 1:
-        return sample_decode(circuit, shots=shots, max_errors=max_errors, seed=seed, chunk=chunk)
+        return sample_decode(
+            circuit,
+            shots=shots,
+            max_errors=max_errors,
+            seed=seed,
+            chunk=chunk,
+            max_syndrome_weight=max_syndrome_weight,
+        )
     _check_count("shots", shots)
+    _check_weight(max_syndrome_weight)
     started = time.perf_counter()
     seeds = _seeds(seed, workers)
     parts = [shots // workers + (1 if i < shots % workers else 0) for i in range(workers)]
     cap = None if max_errors is None else max(1, -(-max_errors // workers))
     text = str(circuit)
-    tasks = [(text, n, cap, s, chunk) for n, s in zip(parts, seeds, strict=True) if n > 0]
+    tasks = [
+        (text, n, cap, s, chunk, max_syndrome_weight)
+        for n, s in zip(parts, seeds, strict=True)
+        if n > 0
+    ]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(_sample_task, tasks))
     return Sampled(
-        shots=sum(n for n, _ in outcomes),
-        errors=sum(e for _, e in outcomes),
+        shots=sum(n for n, _, _ in outcomes),
+        errors=sum(e for _, e, _ in outcomes),
         seconds=time.perf_counter() - started,
+        gave_up=sum(g for _, _, g in outcomes),
     )
 
 
@@ -282,6 +325,8 @@ class MemoryResult:
         seed: the seed (None: random).
         confidence: the confidence level of the intervals.
         interval: ``"wilson"`` or ``"jeffreys"``.
+        max_syndrome_weight: the decoder's limit on a shot's detection events (None:
+            none); ``gave_up`` shots were over it, each counted among the ``errors``.
     """
 
     family: str
@@ -295,6 +340,8 @@ class MemoryResult:
     seed: int | None = None
     confidence: float = DEFAULT_CONFIDENCE
     interval: str = "wilson"
+    max_syndrome_weight: int | None = None
+    gave_up: int = 0
 
     @property
     def shot_error_rate(self) -> float:
@@ -352,6 +399,8 @@ class MemoryResult:
             "per_round_interval": list(self.per_round_interval),
             "per_cycle": self.per_cycle,
             "per_cycle_interval": list(self.per_cycle_interval),
+            "max_syndrome_weight": self.max_syndrome_weight,
+            "gave_up": self.gave_up,
             "noise": {
                 "after_1q": self.noise.after_1q,
                 "after_2q": self.noise.after_2q,
@@ -377,6 +426,7 @@ def run_memory(
     workers: int = 1,
     confidence: float = DEFAULT_CONFIDENCE,
     interval: str = "wilson",
+    max_syndrome_weight: int | None = None,
 ) -> MemoryResult:
     """Run one memory experiment and return its logical error counts and rates.
 
@@ -391,6 +441,8 @@ def run_memory(
         shots, max_errors, seed, workers: as for :func:`sample_decode_parallel`.
         confidence: the intervals' confidence level, in (0, 1).
         interval: ``"wilson"`` or ``"jeffreys"``.
+        max_syndrome_weight: the decoder gives up on a shot with more detection events
+            (a logical error; :func:`sample_decode`); None: no limit.
 
     Raises:
         QECError: ``QC110``/``QC102`` for the family, ``QC103`` for bad numbers.
@@ -405,7 +457,12 @@ def run_memory(
     )
     circuit = memory_circuit(canonical, distance=distance, rounds=rounds, noise=circuit_noise_)
     sampled = sample_decode_parallel(
-        circuit, shots=shots, max_errors=max_errors, seed=seed, workers=workers
+        circuit,
+        shots=shots,
+        max_errors=max_errors,
+        seed=seed,
+        workers=workers,
+        max_syndrome_weight=max_syndrome_weight,
     )
     return MemoryResult(
         family=canonical,
@@ -419,6 +476,8 @@ def run_memory(
         seed=seed,
         confidence=confidence,
         interval=interval,
+        max_syndrome_weight=max_syndrome_weight,
+        gave_up=sampled.gave_up,
     )
 
 
@@ -444,10 +503,12 @@ def threshold_scan(
     confidence: float = DEFAULT_CONFIDENCE,
     interval: str = "wilson",
     progress: Callable[[int, int], None] | None = None,
+    max_syndrome_weight: int | None = None,
 ) -> tuple[MemoryResult, ...]:
     """Memory experiments at every (distance, p), distance-major; one seed per point.
 
-    ``progress(done, total)`` is called after each point (the CLI's progress bar).
+    ``progress(done, total)`` is called after each point (the CLI's progress bar);
+    ``max_syndrome_weight`` is every point's decoder limit (:func:`sample_decode`).
 
     ``rounds`` None runs ``d`` rounds at each distance. Each point's seed is
     drawn from ``seed`` by ``numpy.random.SeedSequence`` so points are independent.
@@ -476,6 +537,7 @@ def threshold_scan(
                 workers=workers,
                 confidence=confidence,
                 interval=interval,
+                max_syndrome_weight=max_syndrome_weight,
             )
         )
         if progress is not None:

@@ -81,6 +81,21 @@ register(
         "use a protocol of qmk.qec.distill.PROTOCOLS, e.g. 15-to-1",
     ),
     (
+        "QC112",
+        "unknown-decoder",
+        "a physics file names a decoder type QMK does not model",
+        "use type MWPM: minimum-weight perfect matching, what QMK's memory experiments "
+        "decode with (pymatching) and what the threshold formula's (a, p*) describe",
+    ),
+    (
+        "QC113",
+        "decoder-too-slow",
+        "the decoder takes longer per syndrome round than the code takes to make one: "
+        "its backlog grows without bound",
+        "use a decoder with a cycle_time_us at most the syndrome round time the message "
+        "names, or a longer logical_cycle_time_us",
+    ),
+    (
         "QC120",
         "max-duration-too-small",
         "no estimate fits the maxDuration constraint (QRE: MaxDurationTooSmall)",
@@ -132,6 +147,24 @@ REGISTRY.add(
         "code profile",
         fix="drop --profile (policy.profile), or the profile of the ALLOC_LQ nodes that "
         "should take it",
+        exception=QECError,
+        severity=Severity.WARNING,
+    ),
+    ErrorCode(
+        code="QC132",
+        name="physics-approximated",
+        summary="a value of the physics file is realized only to the nearest value the "
+        "model can make (a logical cycle time from whole-ns operation times)",
+        fix="give the value the message names as realized, or accept the difference it states",
+        exception=QECError,
+        severity=Severity.WARNING,
+    ),
+    ErrorCode(
+        code="QC133",
+        name="physics-unused",
+        summary="a value of the physics file changes nothing in this run (the message "
+        "says what is used instead, and where the value has an effect)",
+        fix="drop the value, or use it where the message says it applies",
         exception=QECError,
         severity=Severity.WARNING,
     ),

@@ -179,15 +179,21 @@ class IdleNoise:
     and measurement times (gate-based), or of its measurement and joint
     measurement times (Majorana) -- the longest a qubit waits for a neighbour.
 
+    ``rate`` sets the idle error rate itself instead (QRE's ``idleErrorRate``; as a
+    Pauli channel, a third each of X, Y and Z); it takes no T1, T2 or step.
+
     >>> from qmk.qec.params import qubit_params
     >>> noise = IdleNoise(t1_ns=100_000, t2_ns=100_000)
     >>> round(noise.apply(qubit_params("qubit_gate_ns_e4")).idle_error_rate, 8)
     0.00074963
+    >>> IdleNoise(rate=2e-4).apply(qubit_params("qubit_gate_ns_e4")).idle_error_rate
+    0.0002
     """
 
     t1_ns: float | None = None
     t2_ns: float | None = None
     step_ns: float | None = None
+    rate: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("t1_ns", "t2_ns", "step_ns"):
@@ -196,6 +202,12 @@ class IdleNoise:
                 isinstance(value, (int, float)) and math.isfinite(value) and value > 0
             ):
                 raise QECError.of("bad-parameter", f"IdleNoise.{name} must be positive ns")
+        _rate("IdleNoise.rate", self.rate)
+        if self.rate is not None and (self.t1_ns, self.t2_ns, self.step_ns) != (None,) * 3:
+            raise QECError.of(
+                "bad-parameter",
+                "IdleNoise takes an idle error rate or T1/T2 (and a step), not both",
+            )
 
     def pauli(self, qubit: QubitParams) -> tuple[float, float, float]:
         """``(px, py, pz)`` of one idle step of ``qubit``.
@@ -204,6 +216,8 @@ class IdleNoise:
             QECError: ``QC103 bad-parameter`` when T1 or T2 is known from neither
                 this model nor the qubit, or T2 > 2 T1.
         """
+        if self.rate is not None:
+            return self.rate / 3, self.rate / 3, self.rate / 3
         t1 = self.t1_ns if self.t1_ns is not None else qubit.t1_ns
         t2 = self.t2_ns if self.t2_ns is not None else qubit.t2_ns
         if t1 is None or t2 is None:
@@ -223,6 +237,8 @@ class IdleNoise:
 
     def apply(self, qubit: QubitParams) -> QubitParams:
         """The qubit with the idle error rate of one idle step."""
+        if self.rate is not None:
+            return qubit.replace(idle_error_rate=self.rate)
         rate = sum(self.pauli(qubit))
         if not 0 < rate < 1:
             raise QECError.of("bad-parameter", f"IdleNoise: idle error rate {rate!r} not in (0, 1)")
