@@ -52,6 +52,8 @@ RUN_PARAMETERS = [
     "final_state",
     "limits",
     "physics",
+    "target",
+    "target_options",
 ]
 
 BELL_COUNTS = ["00", "11"]
@@ -106,6 +108,7 @@ def test_run_takes_the_users_parameters_only_with_the_shared_defaults():
     assert default["shots"] == defaults.SHOTS
     assert (default["qubit"], default["profile"]) == (defaults.QUBIT, defaults.PROFILE)
     assert default["engine"] == defaults.ENGINE
+    assert (default["target"], default["target_options"]) == (defaults.TARGET, None)
     assert qmk.run.__module__ == "qmk._front" and qmk.run.__doc__
 
 

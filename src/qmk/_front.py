@@ -11,6 +11,13 @@ A ``str`` source is program text when it holds a line break or reads as a progra
 text or the file's extension does not say it. Loaded on first use of ``qmk.run``, so that
 ``import qmk`` stays light.
 
+Every run goes through a target (:mod:`qmk.execution.target`): the gate-level logical
+machine by default, ``target="lattice-surgery"`` or ``target="neutral-atom"`` (a QVM
+program compiled onto a preset, or a device job: its wire form, as data, JSON text or a
+``.json`` file), each with its own ``target_options``, which it checks. The parameters
+become one run request (:meth:`qmk.execution.request.RunRequest.build`), which the
+target compiles and runs.
+
 >>> result = run('''OPENQASM 2.0;
 ... include "qelib1.inc";
 ... qreg q[2]; creg c[2];
@@ -20,10 +27,19 @@ text or the file's extension does not say it. Loaded on first use of ``qmk.run``
 (['00', '11'], 400)
 >>> run("examples/bell.qasm", shots=400, seed=7, noise=False).counts == result.counts
 True
+>>> surgery = run("examples/bell.qasm", target="lattice-surgery", shots=400, seed=7,
+...               noise=False, target_options={"block": "compact"})
+>>> sorted(surgery.counts), surgery.target
+(['00', '11'], 'lattice-surgery')
+>>> atoms = run("examples/bell.qasm", target="neutral-atom", shots=400, seed=7,
+...             target_options={"preset": "ideal_small_array"})
+>>> sorted(atoms.counts), atoms.telemetry.qubit_params
+(['00', '11'], 'ideal_small_array')
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -75,6 +91,8 @@ def run(
     final_state: bool | str = False,
     limits: Limits | None = None,
     physics: PhysicsConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    target: str = defaults.TARGET,
+    target_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a program for ``shots`` shots on the simulated fault-tolerant machine, in this
     process, and return its counts, every shot's outcomes and its telemetry.
@@ -83,7 +101,9 @@ def run(
         source: the program: its text (OpenQASM 2 or 3, QVM JSON, QVM assembly, QIR as
             LLVM IR), QIR bitcode as bytes, a file's path (its extension names its
             language: ``.qasm``, ``.json``, ``.asm``, ``.ll``, ``.bc``, ``.stim``), a QVM graph
-            (:class:`~qmk.qvm.graph.Graph`, or its JSON as a mapping) or a verified program.
+            (:class:`~qmk.qvm.graph.Graph`, or its JSON as a mapping) or a verified program;
+            for a target whose programs are not QVM graphs (``neutral-atom``), also one of
+            its own (a device job: a mapping, JSON text or a ``.json`` file).
         format: the language of text or of a file whose extension does not say it: one
             of :data:`FORMATS` (``qasm`` reads OpenQASM's version from its header); None:
             from the text itself (:func:`sniff`) or the file's extension.
@@ -114,23 +134,52 @@ def run(
             original design's ``qec_scheme``, ``error_budget`` and ``decoder``): the
             value, its JSON data, JSON text or a file's path. It sets ``profile``, the
             error rates (``noise`` stays True) and the timing of ``qubit``, its base.
+        target: what runs it (:data:`qmk.execution.target.TARGETS`): ``logical`` (the
+            gate-level machine: trajectories and the batch sampler), ``lattice-surgery``
+            (Pauli product measurements on a patch layout with its T factories; its
+            ``profile`` names the code and distance, its ``qubit`` the physical qubits)
+            or ``neutral-atom`` (the device's emulator, on a preset's physics). A target
+            refuses a parameter it cannot honour (``QM102``): the device takes no engine,
+            qubit set, profile, noise model, calibration or state.
+        target_options: the target's own options, as a kernel job's ``policy`` gives
+            them: lattice surgery's ``block`` (``compact``, ``intermediate``, ``fast``);
+            the device's ``preset`` (a shipped preset or a profile file), ``backend``,
+            ``strict_timing``, ``routing`` and ``configuration``; the logical machine
+            takes none.
 
     Returns:
         The :class:`~qmk.execution.result.RunResult`: ``counts``, ``memory``,
-        ``telemetry``, ``plot()``.
+        ``telemetry``, ``plot()``; ``target`` says which ran it.
 
     Raises:
-        QMKError: before any simulation, for shots or seed out of range
-            (``EngineError`` QE105), a program that does not read or lower
-            (``FrontendError``, ``FormatError``), does not verify (``VerificationError``),
-            an engine that cannot run it (``EngineError``) or unknown QEC names
+        QMKError: before any simulation, for an unknown target (``QM101``), shots or
+            seed out of range (``EngineError`` QE105), a program that does not read or
+            lower (``FrontendError``, ``FormatError``), does not verify
+            (``VerificationError``), an option or setting its target cannot honour
+            (``QM102``, or the target's own code: a device job the device refuses is
+            ``QD``), an engine that cannot run it (``EngineError``) or unknown QEC names
             (``QECError``); each one line with a stable code.
     """
-    from qmk.execution.executor import run as execute
+    from qmk.execution import target as targets
+    from qmk.execution.executor import build_request
 
-    program = read(source, format=format, limits=limits, inputs=inputs)
-    return execute(
-        program,
+    entry = targets.spec(target)  # QM101 before any reading
+    chosen = targets.get(entry.name)
+    own = None if entry.program == "qvm" else _own_program(source, format)
+    if own is not None:  # the target's own program (a device job), which it reads
+        if inputs:
+            raise _error("unsupported", f"inputs= are for OpenQASM 3 programs, not a {target} job")
+        program = chosen.read(own, limits=limits)
+        digested: Any = own
+    else:
+        digested = targets.read_qvm(
+            read(source, format=format, limits=limits, inputs=inputs), limits=limits
+        )
+        program = chosen.read(digested, limits=limits)
+    request = build_request(
+        digested,
+        target=entry.name,
+        target_options=target_options,
         shots=shots,
         seed=seed,
         engine=engine,
@@ -138,12 +187,43 @@ def run(
         qubit=qubit,
         profile=profile,
         engine_options=engine_options,
-        limits=limits,
         calibration=calibration,
-        initial_state=initial_state,
-        final_state=final_state,
         physics=physics,
     )
+    executable = chosen.compile(
+        program, request, local=True, initial_state=initial_state, final_state=final_state
+    )
+    return executable.run(request.shots, request.seed)
+
+
+def _own_program(source: Any, format: str | None) -> Mapping[str, Any] | None:
+    """The JSON data of ``source`` where it is a program of a target that reads its own
+    (a device job's wire form): a mapping, JSON text or a ``.json`` file holding an object
+    that is no QVM graph (whose ``program`` is not an object of nodes); None for any
+    other source, which the front-ends read (a JSON file or text that does not parse
+    too: their errors say why)."""
+    if format not in (None, "qvm-json"):
+        return None
+    data: Any = None
+    if isinstance(source, Mapping):
+        try:  # its digest is of its JSON text
+            data = json.loads(json.dumps(source, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise _error("unreadable", f"the program is not plain JSON data: {exc}") from None
+    elif isinstance(source, str) and source.lstrip().startswith("{"):
+        data = _json(source)
+    elif isinstance(source, str | os.PathLike) and os.fspath(source).lower().endswith(".json"):
+        data = _json(_bytes(os.fspath(source))) if os.path.isfile(source) else None
+    if not isinstance(data, Mapping) or isinstance(data.get("program"), Mapping):
+        return None
+    return data
+
+
+def _json(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def read(

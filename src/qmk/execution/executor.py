@@ -544,8 +544,10 @@ def run(
 
 
 def build_request(
-    program: VerifiedProgram,
+    program: VerifiedProgram | Mapping[str, Any],
     *,
+    target: str = defaults.TARGET,
+    target_options: Mapping[str, Any] | None = None,
     shots: int = DEFAULT_SHOTS,
     seed: int | None = None,
     engine: str | None = None,
@@ -564,6 +566,11 @@ def build_request(
     the one builder (:meth:`RunRequest.build`: shots and seed checked, a seed drawn when
     None, the precision read from ``precision`` or ``engine_options``' ``dtype``).
 
+    ``program`` is the verified program, or the JSON data of a program that is no QVM
+    graph (a device job's wire form), whose digest the request holds; ``target`` names
+    the target that runs it (:mod:`qmk.execution.target`, which checks the name and its
+    ``target_options`` when it compiles).
+
     Raises:
         EngineError: ``QE105`` engine-misuse for shots that are not an integer in
             ``1..MAX_SHOTS`` (:data:`qmk.defaults.MAX_SHOTS`), a seed outside
@@ -576,6 +583,8 @@ def build_request(
     share = None if part is None else Part.from_json(part)
     return RunRequest.build(
         program_digest=program_digest(_canonical(program)),
+        target=target,
+        target_options=target_options,
         shots=shots,
         seed=seed,
         engine=engine,
@@ -598,9 +607,11 @@ def _misuse(message: str, key: str) -> EngineError:
     return EngineError.of("engine-misuse", message, key=key)
 
 
-def _canonical(program: VerifiedProgram) -> str:
-    """The QVM JSON text a run request digests for an in-process program."""
-    return json.dumps(program.graph.to_json(), sort_keys=True, separators=(",", ":"))
+def _canonical(program: VerifiedProgram | Mapping[str, Any]) -> str:
+    """The JSON text a run request digests for an in-process program: its QVM JSON, or
+    the data of a program that is no QVM graph."""
+    data = program if isinstance(program, Mapping) else program.graph.to_json()
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def execute(
