@@ -145,3 +145,20 @@ def test_a_tls_file_that_does_not_load_stops_grpc_before_the_kernel_starts(tmp_p
 def test_trace_is_still_an_option_of_http_alone(tmp_path: Path):
     status, err = _serve_fails(tmp_path, "--grpc", "127.0.0.1:0", "--trace", "console")
     assert status == 2 and "--trace is an option of --http" in err, err
+
+
+def test_a_connection_the_door_refuses_is_raised_as_its_coded_refusal(tmp_path: Path):
+    from qmk.errors import UnavailableError
+    from support.wires import HELD, DoorServer, GrpcWire
+
+    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}).start()
+    try:
+        held, outcome = GrpcWire().hold(server)  # the peer's one place
+        assert outcome == HELD
+        with pytest.raises(UnavailableError) as refused:
+            connect(server.grpc)
+        assert refused.value.details["reason"] == "too-many-connections-per-peer"
+        assert refused.value.details["limit"] == 1
+        held.close()
+    finally:
+        assert server.stop() == 0, server.log()

@@ -16,6 +16,7 @@ qmk.abi.errors.ConnectError: QT001 connect-failed: 127.0.0.1:1: ...
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -210,12 +211,19 @@ class Client(BlockingSession, SyscallMethods):
         self.close()
 
 
+#: The door's refusal of a connection, as gRPC's core reports the GOAWAY that carried it.
+_GOAWAY = re.compile(r"Debug Text: (\{.*\})")
+
+
 def _error(target: str, exc: grpc.RpcError) -> QMKError:
     code = exc.code()
     details = str(exc.details() or "")
     trailing = exc.trailing_metadata()
     found = any(key == "qmk-error" for key, _ in trailing or ())
     if not found and code is grpc.StatusCode.UNAVAILABLE:
+        refused = _GOAWAY.search(details)  # the door refused the connection, coded
+        if refused is not None:
+            return error_of(code, details, (("qmk-error", refused.group(1)),))
         return ConnectError(f"{target}: {details}")
     if not found and code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return CallTimeout(f"{target}: no reply in time")

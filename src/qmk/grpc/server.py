@@ -130,18 +130,111 @@ async def _abort(context: Any, error: QMKError) -> None:
     await context.abort(status_of(error), str(error), trailing_metadata=error_metadata(error))
 
 
-def goaway(refusal: Refusal) -> bytes:
-    """What a refused plaintext gRPC connection is told: HTTP/2 server settings, then a
-    ``GOAWAY`` (``ENHANCE_YOUR_CALM``) whose debug data is the coded error's line.
+def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    """One HTTP/2 frame."""
+    return (
+        struct.pack(">I", len(payload))[1:]
+        + bytes((kind, flags))
+        + struct.pack(">I", stream)
+        + payload
+    )
 
-    >>> frames = goaway(Refusal("too-many-connections", 4, "the server is full"))
-    >>> frames[3], frames[12], frames[26:].decode()
-    (4, 7, 'QS1011 unavailable: the server is full')
+
+def _hpack_int(value: int, prefix: int, first: int = 0) -> bytes:
+    """An HPACK integer with a ``prefix``-bit prefix (RFC 7541, 5.1)."""
+    most = (1 << prefix) - 1
+    if value < most:
+        return bytes((first | value,))
+    out, value = [first | most], value - most
+    while value >= 128:
+        out.append((value & 127) | 128)
+        value >>= 7
+    return bytes((*out, value))
+
+
+def _hpack_literal(name: str, value: str) -> bytes:
+    """A header field as a literal, never indexed, of a new name (RFC 7541, 6.2.2)."""
+    raw_name, raw_value = name.encode("ascii"), value.encode("ascii")
+    return (
+        b"\x10"
+        + _hpack_int(len(raw_name), 7)
+        + raw_name
+        + _hpack_int(len(raw_value), 7)
+        + raw_value
+    )
+
+
+def _first_stream(received: bytes) -> int | None:
+    """The stream of the first HEADERS frame a client sent after its preface (None: not
+    there yet)."""
+    at = len(H2_PREFACE)
+    if len(received) < at:
+        return None
+    while len(received) >= at + 9:
+        length = int.from_bytes(received[at : at + 3], "big")
+        kind = received[at + 3]
+        stream = int.from_bytes(received[at + 5 : at + 9], "big") & 0x7FFFFFFF
+        if kind == 1:
+            return stream
+        at += 9 + length
+    return None
+
+
+#: What every HTTP/2 client sends first.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class GrpcRefusal:
+    """How the door tells a refused plaintext gRPC client why (:class:`qmk.abi.door.
+    splice.RefusalWriter`): server settings at once; once the client's first call comes,
+    that call's status (``UNAVAILABLE``, the coded refusal as its ``qmk-error``, which
+    the client raises as that error), then a ``GOAWAY`` (``ENHANCE_YOUR_CALM``) whose
+    debug data is the same JSON. A connection that sent no call by then gets the
+    ``GOAWAY`` alone when it closes.
+
+    >>> import json
+    >>> refused = Refusal("too-many-connections", 4, "the server is full")
+    >>> greeting = GrpcRefusal().greeting(refused)
+    >>> greeting[3], GrpcRefusal().answer(refused, H2_PREFACE)
+    (4, None)
+    >>> call = H2_PREFACE + _frame(4, 0, 0, b"") + _frame(1, 4, 1, b"")
+    >>> answer = GrpcRefusal().answer(refused, call)
+    >>> answer[3], answer[4], answer.count(b"too-many-connections")  # the call's, the GOAWAY's
+    (1, 5, 2)
     """
-    debug = str(refusal.error()).encode("utf-8")[:1024]
-    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS frame
-    payload = struct.pack(">II", 0, ENHANCE_YOUR_CALM) + debug
-    return settings + struct.pack(">I", len(payload))[1:] + b"\x07\x00\x00\x00\x00\x00" + payload
+
+    def greeting(self, refusal: Refusal) -> bytes:
+        return _frame(4, 0, 0, b"")  # an empty SETTINGS frame
+
+    def answer(self, refusal: Refusal, received: bytes) -> bytes | None:
+        stream = _first_stream(received)
+        if stream is None:
+            return None
+        error = refusal.error()
+        (_, carried), *_ = error_metadata(error)
+        message = "".join(
+            c if " " <= c <= "~" and c != "%" else f"%{ord(c):02X}" for c in str(error)
+        )
+        block = (
+            b"\x88"  # :status 200, from the static table
+            + _hpack_literal("content-type", "application/grpc")
+            + _hpack_literal("grpc-status", str(status_of(error).value[0]))
+            + _hpack_literal("grpc-message", message)
+            + _hpack_literal("qmk-error", carried)
+        )
+        ends = _frame(1, 0x5, stream, block)  # END_STREAM | END_HEADERS: trailers only
+        goaway = struct.pack(">II", stream, ENHANCE_YOUR_CALM) + carried.encode("ascii")
+        return ends + _frame(7, 0, 0, goaway)
+
+
+class SilentRefusal:
+    """A refused TLS connection is closed without a word (none can be said before TLS)."""
+
+    def greeting(self, refusal: Refusal) -> bytes:
+        return b""
+
+    def answer(self, refusal: Refusal, received: bytes) -> bytes | None:
+        return b""
 
 
 def program_text(params: dict[str, Any]) -> ProgramText:
@@ -371,7 +464,8 @@ async def grpc_listener(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    splicer = Splicer(door, "grpc", inner, goaway if credentials is None else _no_answer)
+    refusal = GrpcRefusal() if credentials is None else SilentRefusal()
+    splicer = Splicer(door, "grpc", inner, refusal)
     try:
         if credentials is None:
             server.add_insecure_port(f"unix:{inner}")
@@ -408,8 +502,3 @@ async def grpc_listener(
         await draining
         sock.close()
         shutil.rmtree(private, ignore_errors=True)
-
-
-def _no_answer(refusal: Refusal) -> bytes:
-    """A refused TLS connection is closed without a word (none can be said before TLS)."""
-    return b""

@@ -24,8 +24,10 @@ keeps the door's rules on the bytes:
   writes wait), and when they stay above it for ``write_timeout_s`` the connection is
   dropped, both sides, so the server frees what it held for it.
 
-A connection refused is answered ``refusal(refusal)`` bytes (gRPC: an HTTP/2 ``GOAWAY``
-naming the coded error; none over TLS), half-closed and closed.
+A connection refused is told why in its protocol by the listener's
+:class:`RefusalWriter` (gRPC: the coded error as the status of its first call, then a
+``GOAWAY``; nothing over TLS), within :data:`REFUSED_LINGER_S` and
+:data:`REFUSED_LINGER_BYTES` of what its client sends, and closed.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import qmk.aio as aio
 from qmk.abi.door.accept import Acceptor
@@ -58,6 +60,19 @@ REFUSED_LINGER_S, REFUSED_LINGER_BYTES = 1.0, 64 * 1024
 DEADLINE_RECHECK_S = 0.5
 
 
+class RefusalWriter(Protocol):
+    """How a spliced listener tells a refused client why, in its own protocol."""
+
+    def greeting(self, refusal: Refusal) -> bytes:
+        """What is sent at once (b"": nothing)."""
+        ...
+
+    def answer(self, refusal: Refusal, received: bytes) -> bytes | None:
+        """What is sent once the client has sent ``received`` (None: wait for more;
+        b"": nothing, close)."""
+        ...
+
+
 class Splicer:
     """Puts a server on the Unix socket ``inner_path`` behind ``door`` (see the module).
 
@@ -65,7 +80,7 @@ class Splicer:
         door: the door.
         wire: the wire's name (its visitors' label).
         inner_path: the server's private Unix socket.
-        refusal: the bytes that tell a refused client why (b"": none, just close).
+        refusal: how a refused client is told why.
     """
 
     def __init__(
@@ -73,7 +88,7 @@ class Splicer:
         door: Door,
         wire: str,
         inner_path: str,
-        refusal: Callable[[Refusal], bytes],
+        refusal: RefusalWriter,
     ) -> None:
         self.door = door
         self.wire = wire
@@ -127,27 +142,35 @@ class Splicer:
         self._spawn(self._splice(conn, admitted, name))
 
     async def _refuse(self, conn: socket.socket, refusal: Refusal) -> None:
-        """Send the refusal, half-close, drop what the client sends (bounded), close."""
+        """Tell the client why (its greeting, then an answer to what it sends: bounded
+        in time and bytes), half-close, drop what it still sends, close."""
         loop = asyncio.get_running_loop()
         connections = self.door.connections
         lingers = connections.may_linger()
         try:
-            data = self.refusal(refusal)
-            if data:
-                with contextlib.suppress(OSError):
-                    await loop.sock_sendall(conn, data)
+            with contextlib.suppress(OSError):
+                greeting = self.refusal.greeting(refusal)
+                if greeting:
+                    await loop.sock_sendall(conn, greeting)
             if not lingers:
                 return
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_WR)
             with contextlib.suppress(OSError, TimeoutError):
                 async with aio.timeout(REFUSED_LINGER_S):
-                    dropped = 0
-                    while dropped < REFUSED_LINGER_BYTES:
+                    received, answered = b"", False
+                    while len(received) < REFUSED_LINGER_BYTES:
                         chunk = await loop.sock_recv(conn, 65536)
                         if not chunk:
                             break
-                        dropped += len(chunk)
+                        if answered:
+                            continue
+                        received += chunk
+                        answer = self.refusal.answer(refusal, received)
+                        if answer is None:
+                            continue
+                        answered = True
+                        if answer:
+                            await loop.sock_sendall(conn, answer)
+                        conn.shutdown(socket.SHUT_WR)
         finally:
             if lingers:
                 connections.lingered()
@@ -334,6 +357,7 @@ class _Side(asyncio.Protocol):
         self.is_outer = outer
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.eof = False  # the peer of this side sent all it will
         self._pending: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -360,9 +384,12 @@ class _Side(asyncio.Protocol):
             self.splice.from_server(data)
 
     def eof_received(self) -> bool:
+        self.eof = True
         other = self.splice.inner if self.is_outer else self.splice.outer
         transport = other.transport
-        if transport is not None and transport.can_write_eof() and not transport.is_closing():
+        if other.eof or transport is None or transport.is_closing():
+            return False  # both ways have ended: this side closes, then the other
+        if transport.can_write_eof():
             transport.write_eof()
             return True  # half-closed: the other way still flows
         return False
@@ -378,4 +405,4 @@ class _Side(asyncio.Protocol):
         self.splice.ended(self.is_outer)
 
 
-__all__ = ["HANDSHAKE_BYTES", "SPLICE_WEIGHT", "Splicer"]
+__all__ = ["HANDSHAKE_BYTES", "SPLICE_WEIGHT", "RefusalWriter", "Splicer"]

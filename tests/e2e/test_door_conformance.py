@@ -1,0 +1,370 @@
+"""The door conformance suite: every attack scenario against every wire of a real
+``qmk serve`` (issue 47: one door, and a wire added later gets the suite by registering
+in ``tests/support/wires.py``).
+
+Each scenario starts one server with every listener (JSON-RPC on TCP, REST, gRPC; all
+from 127.0.0.1, so one peer for the door) under the ``[server]`` limits it needs, and
+drives the wire under test in its own protocol, checking a property of the door:
+authentication before any work, the graph cap before a loop unrolls, program text
+charged to the tenant, the size limit before sign-in, connections per peer and in total
+on every listener together, the deadline of a connection that never signs in, failed
+logins per peer on every wire together, stream caps shared by every wire, a client that
+does not read dropped, a tenant's rate of audit-writing calls, every call in the
+metrics, and a flood of idle connections past the descriptors. The wire's own
+operations are in :mod:`support.wires`; an operation a wire does not have skips the
+scenario there. Nothing asserts a timing: the guards only stop a hang, and the servers'
+deadlines are set short where a scenario waits for one.
+
+The timing goals (another tenant's latency, memory, nothing lost) are
+bench/bench_attacks.py's, which runs the same scenarios on every wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("grpc")
+pytest.importorskip("starlette")
+
+from qmk.client import Client
+from qmk.errors import AuthError, QMKError, QuotaError, SessionError
+from qmk.qvm.generate import uniform_graph
+from support.kernel import TENANTS, WorkerGate
+from support.wires import (
+    GUARD_S,
+    HELD,
+    WIRES,
+    DoorServer,
+    NotOnThisWire,
+    Wire,
+    other_wire,
+)
+
+#: A program that is past any small graph cap once unrolled: a loop of 2**16 passes.
+BIG_LOOP = (
+    'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\n'
+    "for int i in [0:65535] { h q[0]; }\nc[0] = measure q[0];\n"
+)
+BELL = (
+    'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\n'
+    "h q[0];\ncx q[0], q[1];\nc = measure q;\n"
+)
+#: Limits that keep a held connection open for the whole scenario.
+HOLD_OPEN = {"auth_timeout_s": 600, "http_keep_alive_s": 600, "http_header_timeout_s": 600}
+
+Serve = Callable[..., DoorServer]
+
+
+@pytest.fixture(params=sorted(WIRES))
+def wire(request: pytest.FixtureRequest) -> Wire:
+    return WIRES[request.param]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """``serve(**options)``: a :class:`DoorServer` in a folder of its own; each must stop
+    with 0 (its log shows no traceback)."""
+    started: list[DoorServer] = []
+
+    def start(**options: Any) -> DoorServer:
+        root = tmp_path / f"server{len(started)}"
+        root.mkdir()
+        server = DoorServer(root, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        assert server.stop() == 0, server.log()
+        assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DoorServer]:
+    """One server for the scenarios that change nothing another wire would see: a small
+    graph cap, a short authentication deadline."""
+    server = DoorServer(
+        tmp_path_factory.mktemp("shared"),
+        server={"auth_timeout_s": 2},
+        kernel={"max_graph_nodes": 5000},
+    ).start()
+    yield server
+    assert server.stop() == 0, server.log()
+    assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DoorServer, str]]:
+    """A server whose clients that do not read are dropped after a second, and a job of
+    its with a big result (about 9 MB of counts), made once for every wire."""
+    server = DoorServer(
+        tmp_path_factory.mktemp("big"), server={"write_timeout_s": 1, "max_unsent_bytes": 4096}
+    ).start()
+    with jsonrpc(server) as client:
+        job = client.q_submit(uniform_graph(20).to_json(), 300_000, 7, policy={"noise": False})
+        assert client.q_wait(job["job_id"], 600_000)["state"] == "COMPLETED"
+    yield server, str(job["job_id"])
+    assert server.stop() == 0, server.log()
+
+
+def on_wire(operation: Callable[[], Any]) -> Any:
+    """``operation()``, the scenario skipped where the wire does not have it."""
+    try:
+        return operation()
+    except NotOnThisWire as exc:
+        pytest.skip(str(exc))
+
+
+def jsonrpc(server: DoorServer, tenant: str = "alice") -> Client:
+    host, port = server.tcp
+    caps = TENANTS[tenant]["caps"]
+    return Client.connect(
+        f"tcp:{host}:{port}", tenant=tenant, key=TENANTS[tenant]["key"], caps=caps
+    )
+
+
+# --------------------------------------------------------------------------- calls
+
+
+def test_a_call_without_a_valid_session_is_refused_before_any_of_it_is_read(
+    wire: Wire, shared: DoorServer
+) -> None:
+    server = shared
+    with pytest.raises(SessionError) as refused:  # read first, it would be the program's error
+        on_wire(lambda: wire.submit_unreadable(server, "s1.not-a-session.x"))
+    assert refused.value.code == "QS1002"
+
+
+def test_program_text_past_the_graph_cap_is_refused_before_its_loop_unrolls(
+    wire: Wire, shared: DoorServer
+) -> None:
+    server = shared
+    session = wire.login(server, "alice")
+    with pytest.raises(QuotaError) as refused:
+        on_wire(lambda: wire.submit_text(server, session, BIG_LOOP))
+    assert refused.value.details == {"limit": "max_graph_nodes", "value": 5000, "needed": 65536}
+    assert "nothing was built" in str(refused.value)
+
+
+def test_program_text_is_read_on_the_tenants_cpu_budget_and_not_past_it(
+    wire: Wire, serve: Serve
+) -> None:
+    tenants = {**TENANTS, "alice": {**TENANTS["alice"], "cpu_burst_s": 1e-9, "cpu_s_per_s": 1e-3}}
+    server = serve(tenants=tenants)
+    session = wire.login(server, "alice")
+    on_wire(lambda: wire.submit_text(server, session, BELL))  # it spends past the nanosecond
+    with pytest.raises(QuotaError) as refused:
+        wire.submit_text(server, session, BELL)
+    assert refused.value.details["limit"] == "cpu_s_per_s"
+    assert refused.value.details["retry_after_s"] > 0
+    assert "reading program text is refused" in str(refused.value)  # before it is read
+    bob = wire.login(server, "bob")  # another tenant's budget is its own
+    assert wire.submit_text(server, bob, BELL)
+
+
+def test_a_request_past_the_size_limit_before_sign_in_is_not_read(wire: Wire, serve: Serve) -> None:
+    server = serve(server={"auth_timeout_s": 2})
+    with pytest.raises(QMKError):  # refused, or cut at the deadline: never granted
+        wire.login(server, "alice", padding=1 << 20)
+    assert wire.login(server, "alice")  # a login of the usual size is
+
+
+def test_a_tenants_audit_writing_calls_are_limited_on_every_wire_together(
+    wire: Wire, serve: Serve
+) -> None:
+    server = serve(server={"audit_burst_per_tenant": 2, "audit_rate_per_tenant": 0.001})
+    wire.login(server, "alice")
+    other_wire(wire).login(server, "alice")
+    for through in (wire, other_wire(wire)):
+        with pytest.raises(QuotaError) as refused:
+            through.login(server, "alice")
+        assert refused.value.details["reason"] == "audit-rate"
+        assert refused.value.details["retry_after_s"] > 0
+    assert wire.login(server, "bob")  # another tenant's rate is its own
+
+
+def test_failed_logins_of_a_peer_are_limited_on_every_wire_together(
+    wire: Wire, serve: Serve
+) -> None:
+    server = serve(server={"failed_logins_per_peer": 3, "failed_login_rate_per_peer": 0.001})
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            wire.login(server, "alice", key="a-guess")
+    for through in (wire, other_wire(wire)):  # even the right key is not looked at now
+        with pytest.raises(QuotaError) as refused:
+            through.login(server, "alice")
+        assert refused.value.details["reason"] == "too-many-failed-logins"
+        assert refused.value.details["retry_after_s"] > 0
+
+
+def test_every_wires_calls_are_timed_in_the_metrics_under_its_name(
+    wire: Wire, shared: DoorServer
+) -> None:
+    import httpx
+
+    server = shared
+    with jsonrpc(server) as client:
+        job = client.q_submit(uniform_graph(1).to_json(), 10, 1)["job_id"]
+    session = wire.login(server, "alice")
+    assert wire.status(server, session, job)["state"]
+    text = httpx.get(f"{server.url}/metrics", timeout=GUARD_S).text
+    assert f'qmk_rpc_seconds_count{{method="q_status",transport="{wire.label}"}}' in text, [
+        line for line in text.splitlines() if line.startswith("qmk_rpc_seconds_count")
+    ]
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def hold(wire: Wire, server: DoorServer, count: int, kept: list[socket.socket]) -> list[str]:
+    """``count`` connections of ``wire``, kept open; what became of each."""
+    outcomes = []
+    for _ in range(count):
+        sock, outcome = wire.hold(server)
+        kept.append(sock)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def held_once_room(wire: Wire, server: DoorServer, kept: list[socket.socket]) -> None:
+    """One more connection of ``wire`` held, once the server has seen the ones closed
+    before it go (a state it reaches: polled, the guard stops a hang)."""
+    deadline = time.monotonic() + GUARD_S
+    while True:
+        sock, outcome = wire.hold(server)
+        if outcome == HELD:
+            kept.append(sock)
+            return
+        sock.close()
+        assert time.monotonic() < deadline, outcome
+        time.sleep(0.02)
+
+
+def test_a_peers_connections_are_counted_on_every_listener_together(
+    wire: Wire, serve: Serve
+) -> None:
+    server = serve(server={**HOLD_OPEN, "max_connections_per_peer": 4})
+    kept: list[socket.socket] = []
+    try:
+        assert hold(wire, server, 5, kept) == [HELD] * 4 + ["too-many-connections-per-peer"]
+        for sock in kept:
+            sock.close()
+        kept.clear()
+        for _ in range(4):  # the peer's places, taken on another listener
+            held_once_room(other_wire(wire), server, kept)
+        assert hold(wire, server, 1, kept) == ["too-many-connections-per-peer"]
+    finally:
+        for sock in kept:
+            sock.close()
+
+
+def test_the_connections_of_every_listener_share_one_room(wire: Wire, serve: Serve) -> None:
+    server = serve(server={**HOLD_OPEN, "max_connections": 12, "max_connections_per_peer": 1000})
+    kept: list[socket.socket] = []
+    try:
+        outcomes: list[str] = []
+        while "too-many-connections" not in outcomes and len(outcomes) < 40:
+            outcomes += hold(wire, server, 1, kept)
+        assert outcomes[-1] == "too-many-connections", outcomes
+        assert outcomes[:-1] == [HELD] * (len(outcomes) - 1)
+        # the room is full: another listener's new connection is refused too
+        assert hold(other_wire(wire), server, 1, kept) == ["too-many-connections"]
+    finally:
+        for sock in kept:
+            sock.close()
+
+
+def test_a_connection_that_never_signs_in_is_closed_at_its_deadline(
+    wire: Wire, shared: DoorServer
+) -> None:
+    server = shared  # its authentication deadline: 2 s
+    sock = wire.open(server)  # its hello, then nothing
+    try:
+        assert wire.closed_by_server(sock)  # the guard would stop a hang
+    finally:
+        sock.close()
+
+
+def test_a_flood_of_idle_connections_past_the_descriptors_is_refused_and_jobs_still_run(
+    wire: Wire, serve: Serve, tmp_path: Path
+) -> None:
+    with WorkerGate(tmp_path) as gate:
+        server = serve(
+            server={**HOLD_OPEN, "max_connections_per_peer": 100_000},
+            nofile=256,
+            hooks=gate.hooks(),
+        )
+        client = jsonrpc(server)
+        held = client.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]  # in its worker
+        kept: list[socket.socket] = []
+        try:
+            outcomes = hold(wire, server, 200, kept)
+            assert outcomes.count(HELD) and "too-many-connections" in outcomes, set(outcomes)
+            first = outcomes.index("too-many-connections")
+            assert set(outcomes[:first]) == {HELD}, outcomes
+            # past the refusals it lingers on at once (32), one may be cut before it reads
+            assert set(outcomes[first:]) <= {"too-many-connections", "closed"}, outcomes
+            gate.open()
+            assert client.q_wait(held, 60_000)["state"] == "COMPLETED"
+            again = client.q_submit(uniform_graph(2).to_json(), 10, 2)["job_id"]
+            assert client.q_wait(again, 60_000)["state"] == "COMPLETED"
+        finally:
+            for sock in kept:
+                sock.close()
+            client.close()
+    assert "Too many open files" not in server.log()
+
+
+# --------------------------------------------------------------------------- streams
+
+
+def test_live_streams_of_a_session_and_a_tenant_are_capped_on_every_wire_together(
+    wire: Wire, serve: Serve, tmp_path: Path
+) -> None:
+    with WorkerGate(tmp_path) as gate:
+        server = serve(
+            server={"max_streams_per_session": 2, "max_streams_per_tenant": 3},
+            hooks=gate.hooks(),
+        )
+        with jsonrpc(server) as client:
+            job = client.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]  # held
+        first, second = wire.login(server, "alice"), wire.login(server, "alice")
+        ends: list[Callable[[], None]] = []
+        try:
+            ends += [on_wire(lambda: wire.watch(server, first, job)) for _ in range(2)]
+            with pytest.raises(QuotaError) as session_full:
+                wire.watch(server, first, job)
+            assert session_full.value.details["scope"] == "session"
+            other = other_wire(wire)
+            ends.append(other.watch(server, second, job))  # the tenant's third, elsewhere
+            with pytest.raises(QuotaError) as tenant_full:
+                wire.watch(server, second, job)
+            assert tenant_full.value.details == {
+                "reason": "too-many-streams",
+                "scope": "tenant",
+                "limit": 3,
+            }
+        finally:
+            for end in ends:
+                with contextlib.suppress(Exception):
+                    end()
+
+
+def test_a_client_that_does_not_read_a_big_answer_is_dropped(
+    wire: Wire, big: tuple[DoorServer, str]
+) -> None:
+    server, job_id = big
+    before = server.log().count(wire.dropped)
+    session = wire.login(server, "alice")
+    sock = wire.stall_on(server, session, job_id)
+    try:
+        server.until_logged(wire.dropped, before + 1)
+    finally:
+        sock.close()

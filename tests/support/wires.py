@@ -1,0 +1,770 @@
+"""The door conformance suite's wires: every wire of ``qmk serve``, driven one way.
+
+A :class:`Wire` knows how to reach its listener of a :class:`DoorServer` (a real ``qmk
+serve`` with every listener: JSON-RPC on TCP, ``--http``, ``--grpc``) and how to do, in
+its own protocol, what the attack scenarios need: hold a bare connection and learn
+whether the door took it or refused it (and why), log in (with a padded request), ask a
+job's status, submit program text, watch a job, and ask for a big answer without reading
+it. :data:`WIRES` is the registry: ``tests/e2e/test_door_conformance.py`` runs every
+scenario against every wire registered here, and ``bench/bench_attacks.py`` times them;
+a wire added later registers here (:func:`register`) and gets the whole suite. An
+operation a wire does not have (GraphQL takes no program text) raises
+:class:`NotOnThisWire`, and the scenario is skipped for it with that reason.
+
+Everything here is blocking (sockets, the clients); :data:`GUARD_S` only stops a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import resource
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from support.kernel import TENANTS, config_toml, support_env
+from support.pools import Hooks
+
+#: A hang guard: no scenario asserts a timing.
+GUARD_S = 60.0
+#: Where the wire's syscalls are counted in ``qmk_rpc_seconds`` (the door's label).
+HELD = "held"
+
+
+class NotOnThisWire(Exception):
+    """The wire has no such operation (the scenario is skipped for it)."""
+
+
+# --------------------------------------------------------------------------- the server
+
+
+@dataclass
+class DoorServer:
+    """A real ``qmk serve`` with every listener: JSON-RPC on a Unix socket and on TCP,
+    REST (``--http``) and gRPC (``--grpc``), all on 127.0.0.1 (one peer for the door).
+
+    Args:
+        root: its folder (config, data, output).
+        server: the ``[server]`` table (the door's limits).
+        kernel: the ``[kernel]`` table.
+        tenants: the tenants (default :data:`support.kernel.TENANTS`).
+        nofile: RLIMIT_NOFILE of the process.
+        hooks: the tests' pool hooks (a :class:`~support.kernel.WorkerGate`'s).
+    """
+
+    root: Path
+    server: dict[str, Any] = field(default_factory=dict)
+    kernel: dict[str, Any] = field(default_factory=dict)
+    tenants: dict[str, dict[str, Any]] | None = None
+    nofile: int | None = None
+    hooks: Hooks | None = None
+    workers: int = 1
+    proc: subprocess.Popen[bytes] | None = None
+    addresses: list[str] = field(default_factory=list)
+
+    def start(self) -> DoorServer:
+        config = self.root / "kernel.toml"
+        tables = {"server": self.server} if self.server else {}
+        config.write_text(
+            config_toml(kernel=self.kernel or None, tenants=self.tenants or TENANTS, tables=tables)
+        )
+        options = [
+            "--socket", str(self.root / "k.sock"), "--data-dir", str(self.root / "data"),
+            "--config", str(config), "--workers", str(self.workers), "--json",
+            "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
+        ]  # fmt: skip
+        hooks = self.hooks
+        if hooks is not None and hooks.any:
+            command = [sys.executable, "-m", "support.serve", *hooks.argv(), "--", *options]
+            env = support_env()
+        else:
+            command = [sys.executable, "-m", "qmk", "serve", *options]
+            env = dict(os.environ)
+        limit = self.nofile
+        self.proc = subprocess.Popen(
+            command,
+            stdout=(self.root / "out.txt").open("wb"),
+            stderr=(self.root / "log.txt").open("wb"),
+            env=env,
+            preexec_fn=None
+            if limit is None
+            else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))),
+        )
+        deadline = time.monotonic() + GUARD_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"qmk serve exited {self.proc.returncode}: {self.log()}")
+            for line in (self.root / "out.txt").read_text(errors="replace").splitlines():
+                if line.startswith("{"):
+                    self.addresses = list(json.loads(line)["listening"])
+                    return self
+            time.sleep(0.02)
+        raise AssertionError(f"qmk serve did not listen: {self.log()}")
+
+    def log(self) -> str:
+        """What the server wrote on stderr so far."""
+        path = self.root / "log.txt"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _address(self, prefix: str) -> str:
+        return next(a for a in self.addresses if a.startswith(prefix))
+
+    @property
+    def tcp(self) -> tuple[str, int]:
+        host, _, port = self._address("tcp:").removeprefix("tcp:").rpartition(":")
+        return host, int(port)
+
+    @property
+    def url(self) -> str:
+        return self._address("http://")
+
+    @property
+    def http(self) -> tuple[str, int]:
+        host, _, port = self.url.removeprefix("http://").rpartition(":")
+        return host, int(port)
+
+    @property
+    def grpc(self) -> str:
+        return self._address("grpc://").removeprefix("grpc://")
+
+    @property
+    def grpc_address(self) -> tuple[str, int]:
+        host, _, port = self.grpc.rpartition(":")
+        return host, int(port)
+
+    def rss_mb(self) -> float:
+        """The server process's resident memory (MB)."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        found = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else 0.0
+
+    def stop(self) -> int:
+        """SIGTERM; the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(GUARD_S)
+
+    def until_logged(self, text: str, times: int = 1) -> None:
+        """Return once the server's log holds ``text`` (``times`` times; the guard stops
+        a hang)."""
+        deadline = time.monotonic() + GUARD_S
+        while self.log().count(text) < times:
+            assert time.monotonic() < deadline, f"the server never logged {text!r}: {self.log()}"
+            time.sleep(0.02)
+
+
+def login_params(tenant: str, padding: int = 0, key: str | None = None) -> dict[str, Any]:
+    """A login of ``tenant`` (with ``key``, default its key from :data:`TENANTS`), its
+    request padded with a capability name of ``padding`` bytes."""
+    caps = list(TENANTS[tenant]["caps"])
+    if padding:
+        caps.append("X" * padding)
+    return {"tenant": tenant, "key": key or TENANTS[tenant]["key"], "requested": caps}
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """Read what the server sends until it closes (the guard stops a hang)."""
+    sock.settimeout(GUARD_S)
+    data = b""
+    with contextlib.suppress(ConnectionError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+# --------------------------------------------------------------------------- HTTP/2, bare
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, SETTINGS, PING, GOAWAY = 0, 1, 4, 6, 7
+
+
+def _hpack(name: str, value: str) -> bytes:
+    """A header as an HPACK literal of a new name, never indexed (short names and
+    values only: lengths below 127)."""
+    return bytes((0x10, len(name))) + name.encode() + bytes((len(value),)) + value.encode()
+
+
+def h2_frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    """One HTTP/2 frame."""
+    return (
+        struct.pack(">I", len(payload))[1:]
+        + bytes((kind, flags))
+        + struct.pack(">I", stream)
+        + payload
+    )
+
+
+def h2_frames(sock: socket.socket) -> Iterator[tuple[int, int, bytes]]:
+    """The frames the peer sends, ``(type, flags, payload)``, until it closes."""
+    buffer = b""
+    while True:
+        while len(buffer) >= 9:
+            length = int.from_bytes(buffer[:3], "big")
+            if len(buffer) < 9 + length:
+                break
+            yield buffer[3], buffer[4], buffer[9 : 9 + length]
+            buffer = buffer[9 + length :]
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionError:
+            return
+        if not chunk:
+            return
+        buffer += chunk
+
+
+#: A gRPC health check on stream 1: its headers, then an empty request message.
+HEALTH_CHECK = h2_frame(
+    HEADERS,
+    0x4,  # END_HEADERS
+    1,
+    b"".join(
+        _hpack(name, value)
+        for name, value in (
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/grpc.health.v1.Health/Check"),
+            (":authority", "127.0.0.1"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        )
+    ),
+) + h2_frame(DATA, 0x1, 1, bytes(5))  # END_STREAM
+
+
+def goaway_reason(payload: bytes) -> str:
+    """The refusal reason a GOAWAY's debug data carries (the door's coded error)."""
+    try:
+        return str(json.loads(payload[8:])["details"]["reason"])
+    except (ValueError, KeyError, TypeError):
+        return "goaway"
+
+
+# --------------------------------------------------------------------------- the wires
+
+
+class Wire:
+    """One wire as the scenarios drive it. Subclasses implement each operation, or raise
+    :class:`NotOnThisWire`.
+
+    Attributes:
+        name: its name in the registry and in test ids.
+        label: its calls' ``transport`` label in ``qmk_rpc_seconds``.
+        dropped: what the server logs when it drops a connection of this wire whose
+            client does not read.
+    """
+
+    name = ""
+    label = ""
+    dropped = ""
+
+    # bare connections
+    def address(self, server: DoorServer) -> tuple[str, int]:
+        raise NotImplementedError
+
+    def hello(self) -> bytes:
+        """What a client sends first on a fresh connection, holding it open."""
+        return b""
+
+    def open(self, server: DoorServer) -> socket.socket:
+        """A bare TCP connection to the wire's listener, its hello sent."""
+        sock = socket.create_connection(self.address(server), timeout=GUARD_S)
+        if self.hello():
+            sock.sendall(self.hello())
+        return sock
+
+    def probe(self, sock: socket.socket) -> str:
+        """:data:`HELD` once the server has taken the connection (it answered a call
+        that needs nothing of the door), else the refusal reason it gave, or
+        ``closed``."""
+        raise NotImplementedError
+
+    def hold(self, server: DoorServer) -> tuple[socket.socket, str]:
+        """A connection, and what became of it (:meth:`probe`)."""
+        sock = self.open(server)
+        try:
+            return sock, self.probe(sock)
+        except OSError:
+            return sock, "closed"
+
+    def closed_by_server(self, sock: socket.socket) -> bool:
+        """Read (and drop) what the server sends until it closes the connection."""
+        _read_until_closed(sock)
+        return True
+
+    # calls
+    def login(
+        self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
+    ) -> str:
+        """A new session of ``tenant`` over a new connection (``key``: another than its
+        own; ``padding``: bytes more in the request); raises the coded refusal."""
+        raise NotImplementedError
+
+    def status(self, server: DoorServer, session: str, job_id: str) -> Any:
+        raise NotImplementedError
+
+    def submit_text(self, server: DoorServer, session: str, text: str) -> str:
+        """Submit program text; the job's id."""
+        raise NotOnThisWire(f"{self.name} takes no program text")
+
+    def submit_unreadable(self, server: DoorServer, session: str) -> Any:
+        """Submit a program that does not read (its error, read first, would be the
+        program's); the answer, or the refusal raised."""
+        raise NotOnThisWire(f"{self.name} takes no program")
+
+    def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
+        """A live watch of ``job_id`` whose first event came (raises the refusal); the
+        call that ends it."""
+        raise NotOnThisWire(f"{self.name} has no live event streams")
+
+    def stall_on(self, server: DoorServer, session: str, job_id: str) -> socket.socket:
+        """Ask for ``job_id``'s big answer on a connection that then reads nothing."""
+        raise NotImplementedError
+
+
+def _rpc_line(method: str, params: Any, request_id: int = 1) -> bytes:
+    return (
+        json.dumps(
+            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        ).encode()
+        + b"\n"
+    )
+
+
+class JsonRpcWire(Wire):
+    """JSON-RPC 2.0 lines (``qmk serve --tcp``)."""
+
+    name, label = "jsonrpc", "jsonrpc"
+    dropped = "dropped a connection whose client read none"
+
+    def address(self, server: DoorServer) -> tuple[str, int]:
+        return server.tcp
+
+    def probe(self, sock: socket.socket) -> str:
+        sock.sendall(_rpc_line("q_resource_query", ["not-a-session"]))
+        line = sock.makefile("rb").readline()
+        if not line:
+            return "closed"
+        reply = json.loads(line)
+        error = reply.get("error") or {}
+        if error.get("code") == 1011 and reply.get("id") is None:
+            return str(error["data"]["reason"])
+        return HELD
+
+    def _client(self, server: DoorServer, session: str | None = None) -> Any:
+        from qmk.client import Client
+
+        host, port = server.tcp
+        return Client(f"tcp:{host}:{port}", session_id=session)
+
+    def login(
+        self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
+    ) -> str:
+        from qmk.client import Client
+
+        host, port = server.tcp
+        params = login_params(tenant, padding, key)
+        with Client.connect(
+            f"tcp:{host}:{port}", tenant=tenant, key=params["key"], caps=params["requested"]
+        ) as client:
+            return str(client.session_id)
+
+    def status(self, server: DoorServer, session: str, job_id: str) -> Any:
+        with self._client(server, session) as client:
+            return client.q_status(job_id)
+
+    def submit_unreadable(self, server: DoorServer, session: str) -> Any:
+        with self._client(server, session) as client:  # a graph the verifier refuses
+            return client.q_submit({"version": "0.2", "program": {"nodes": [{"op": "NOPE"}]}})
+
+    def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
+        sock = self.open(server)
+        reader = sock.makefile("rb")
+        sock.sendall(_rpc_line("q_watch", {"session_id": session, "job_id": job_id}))
+        reply = json.loads(reader.readline())
+        if "error" in reply:
+            from qmk.errors import syscall_error
+
+            sock.close()
+            error = reply["error"]
+            raise syscall_error(error["code"], error["message"], error.get("data") or {})
+        json.loads(reader.readline())  # its first event
+        return sock.close
+
+    def stall_on(self, server: DoorServer, session: str, job_id: str) -> socket.socket:
+        sock = _small_buffers()
+        sock.connect(server.tcp)
+        sock.sendall(_rpc_line("q_status", [session, job_id]))
+        return sock
+
+
+class RestWire(Wire):
+    """REST over HTTP/1.1 (``qmk serve --http``)."""
+
+    name, label = "rest", "http"
+    dropped = "dropped an HTTP connection whose client read none"
+
+    def address(self, server: DoorServer) -> tuple[str, int]:
+        return server.http
+
+    def probe(self, sock: socket.socket) -> str:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        return _http_outcome(sock)
+
+    def _client(
+        self, server: DoorServer, tenant: str, padding: int = 0, key: str | None = None
+    ) -> Any:
+        from qmk.http.client import RestClient
+
+        params = login_params(tenant, padding, key)
+        return RestClient(server.url, tenant=tenant, key=params["key"], caps=params["requested"])
+
+    def login(
+        self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
+    ) -> str:
+        client = self._client(server, tenant, padding, key)
+        client.close()
+        return str(client.session["session_id"])
+
+    def _http(self, server: DoorServer, session: str) -> Any:
+        import httpx
+
+        return httpx.Client(
+            base_url=server.url,
+            timeout=GUARD_S,
+            headers={"authorization": f"Bearer {session}"},
+        )
+
+    def status(self, server: DoorServer, session: str, job_id: str) -> Any:
+        with self._http(server, session) as http:
+            return _answer(http.get(f"/v1/jobs/{job_id}"))
+
+    def submit_text(self, server: DoorServer, session: str, text: str) -> str:
+        with self._http(server, session) as http:
+            return str(
+                _answer(http.post("/v1/jobs", json={"program": text, "shots": 10}))["job_id"]
+            )
+
+    def submit_unreadable(self, server: DoorServer, session: str) -> Any:
+        return self.submit_text(server, session, "OPENQASM 3.0;\n}{ not a program")
+
+    def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
+        sock = self.open(server)
+        sock.sendall(
+            f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {session}\r\n\r\n".encode()
+        )
+        head, body = _http_head(sock)
+        status = int(head.split(b" ", 2)[1])
+        if status != 200:
+            sock.close()
+            raise _problem_error(body)
+        return sock.close
+
+    def stall_on(self, server: DoorServer, session: str, job_id: str) -> socket.socket:
+        sock = _small_buffers()
+        sock.connect(server.http)
+        sock.sendall(
+            f"GET /v1/jobs/{job_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {session}\r\n\r\n".encode()
+        )
+        return sock
+
+
+class GrpcWire(Wire):
+    """gRPC (``qmk serve --grpc``): HTTP/2, the service ``qmk.v1.Kernel``."""
+
+    name, label = "grpc", "grpc"
+    dropped = "dropped a grpc connection whose client read none"
+
+    def address(self, server: DoorServer) -> tuple[str, int]:
+        return server.grpc_address
+
+    def hello(self) -> bytes:
+        return H2_PREFACE + h2_frame(SETTINGS, 0, 0)
+
+    def probe(self, sock: socket.socket) -> str:
+        """A health check (it needs no session): answered, the connection is held; the
+        door's refusal is the call's status, then a GOAWAY that says why."""
+        sock.sendall(HEALTH_CHECK)
+        refused = False
+        for kind, flags, payload in h2_frames(sock):
+            if kind == SETTINGS and not flags & 1:
+                sock.sendall(h2_frame(SETTINGS, 1, 0))  # its settings, acknowledged
+            elif kind == HEADERS and flags & 1:  # the call's end
+                refused = b"qmk-error" in payload
+                if not refused:
+                    return HELD
+            elif kind == GOAWAY:
+                return goaway_reason(payload)
+        return "closed" if not refused else "refused"
+
+    def _client(self, server: DoorServer, session: str | None = None) -> Any:
+        from qmk.grpc.client import Client
+
+        return Client(server.grpc, session_id=session)
+
+    def login(
+        self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
+    ) -> str:
+        from qmk.grpc.client import Client
+
+        params = login_params(tenant, padding, key)
+        with Client.connect(
+            server.grpc, tenant=tenant, key=params["key"], caps=params["requested"]
+        ) as client:
+            return str(client.session_id)
+
+    def status(self, server: DoorServer, session: str, job_id: str) -> Any:
+        with self._client(server, session) as client:
+            return client.q_status(job_id)
+
+    def submit_text(self, server: DoorServer, session: str, text: str) -> str:
+        with self._client(server, session) as client:
+            return str(client.submit(text, shots=10).job_id)
+
+    def submit_unreadable(self, server: DoorServer, session: str) -> Any:
+        return self.submit_text(server, session, "OPENQASM 3.0;\n}{ not a program")
+
+    def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
+        client = self._client(server, session)
+        events = client.watch_job(job_id)
+        try:
+            next(events)
+        except BaseException:
+            client.close()
+            raise
+
+        def end() -> None:
+            events.close()
+            client.close()
+
+        return end
+
+    def stall_on(self, server: DoorServer, session: str, job_id: str) -> socket.socket:
+        relay = StallingRelay(server.grpc_address)
+        from qmk.grpc.client import Client
+
+        client = Client(f"127.0.0.1:{relay.port}", session_id=session)
+        thread = threading.Thread(target=_ignore_errors(client.q_status, job_id), daemon=True)
+        thread.start()
+        return relay.wait_for_client()
+
+
+class GraphqlWire(RestWire):
+    """GraphQL (``POST /v1/graphql``) on the HTTP listener; logins are REST's."""
+
+    name, label = "graphql", "http"
+
+    def status(self, server: DoorServer, session: str, job_id: str) -> Any:
+        query = "query($id: ID!) { job(job_id: $id) { job_id state } }"
+        with self._http(server, session) as http:
+            answer = _answer(
+                http.post("/v1/graphql", json={"query": query, "variables": {"id": job_id}})
+            )
+        if answer.get("errors"):
+            raise AssertionError(answer["errors"])
+        return answer["data"]["job"]
+
+    def submit_text(self, server: DoorServer, session: str, text: str) -> str:
+        raise NotOnThisWire("GraphQL is read-only: it takes no program")
+
+    def submit_unreadable(self, server: DoorServer, session: str) -> Any:
+        with self._http(server, session) as http:  # a query that does not parse
+            return _answer(http.post("/v1/graphql", json={"query": "{ job(job_id: "}))
+
+    def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
+        raise NotOnThisWire("GraphQL has no subscriptions")
+
+    def stall_on(self, server: DoorServer, session: str, job_id: str) -> socket.socket:
+        query = json.dumps(
+            {
+                "query": "query($id: ID!) { job(job_id: $id) { result } }",
+                "variables": {"id": job_id},
+            }
+        ).encode()
+        sock = _small_buffers()
+        sock.connect(server.http)
+        sock.sendall(
+            b"POST /v1/graphql HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            + f"Authorization: Bearer {session}\r\ncontent-length: {len(query)}\r\n\r\n".encode()
+            + query
+        )
+        return sock
+
+
+# --------------------------------------------------------------------------- the registry
+
+#: Every wire, by name: the scenarios run against each.
+WIRES: dict[str, Wire] = {}
+
+
+def register(wire: Wire) -> Wire:
+    """Add ``wire`` to :data:`WIRES` (its name must be new)."""
+    assert wire.name and wire.name not in WIRES, wire.name
+    WIRES[wire.name] = wire
+    return wire
+
+
+for _wire in (JsonRpcWire(), RestWire(), GrpcWire(), GraphqlWire()):
+    register(_wire)
+
+
+def other_wire(wire: Wire) -> Wire:
+    """A wire on another listener than ``wire``'s."""
+    return WIRES["rest"] if isinstance(wire, JsonRpcWire) else WIRES["jsonrpc"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _small_buffers() -> socket.socket:
+    """A TCP socket whose receive buffer is as small as the system allows (a client
+    that does not read fills it at once)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(GUARD_S)
+    return sock
+
+
+def _http_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """A response's head and what of its body came with it."""
+    sock.settimeout(GUARD_S)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    if length is not None:
+        while len(body) < int(length.group(1)):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return head, body
+
+
+def _http_outcome(sock: socket.socket) -> str:
+    head, body = _http_head(sock)
+    if not head:
+        return "closed"
+    status = int(head.split(b" ", 2)[1])
+    if status == 200:
+        return HELD
+    try:
+        return str(json.loads(body)["details"]["reason"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {status}"
+
+
+def _problem_error(body: bytes) -> Exception:
+    from qmk.errors import syscall_error
+
+    problem = json.loads(body)
+    return syscall_error(problem["rpc_code"], problem["detail"], problem.get("details") or {})
+
+
+def _answer(reply: Any) -> Any:
+    """A JSON answer, or the coded error of its problem document."""
+    if reply.is_success:
+        return reply.json()
+    from qmk.abi.errors import rpc_error
+    from qmk.errors import syscall_error
+
+    problem = reply.json()
+    code, details = problem["rpc_code"], problem.get("details") or {}
+    if code > 0:
+        raise syscall_error(code, problem["detail"], details)
+    raise rpc_error(code, problem["detail"], details)
+
+
+def _ignore_errors(call: Callable[..., Any], *args: Any) -> Callable[[], None]:
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            call(*args)
+
+    return run
+
+
+class StallingRelay:
+    """A relay on 127.0.0.1 for one client connection to ``target``: what the client
+    sends goes through; of what the server sends, the first ``allow`` bytes go back
+    (its handshake: HTTP/2 settings, a response's head) and then none is read (the
+    relay's socket has the smallest receive buffer the system allows), so the server
+    sees a client that stopped reading, whatever the client library would do."""
+
+    def __init__(self, target: tuple[str, int], allow: int = 1024) -> None:
+        self.target = target
+        self.allow = allow
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._upstream: socket.socket | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        client, _ = self.listener.accept()
+        upstream = _small_buffers()
+        upstream.connect(self.target)
+        self._upstream = upstream
+        self._ready.set()
+        passed = 0
+        with contextlib.suppress(OSError):
+            while True:
+                watched = [client, upstream] if passed < self.allow else [client]
+                ready, _, _ = select.select(watched, [], [], GUARD_S)
+                if upstream in ready:
+                    data = upstream.recv(self.allow - passed)
+                    if not data:
+                        return
+                    passed += len(data)
+                    client.sendall(data)
+                if client in ready:
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    upstream.sendall(data)
+
+    def wait_for_client(self) -> socket.socket:
+        """The relay's socket to the server (reading none of it), once connected."""
+        assert self._ready.wait(GUARD_S), "the client never connected"
+        assert self._upstream is not None
+        return self._upstream
+
+
+__all__ = [
+    "GUARD_S",
+    "HELD",
+    "WIRES",
+    "DoorServer",
+    "GraphqlWire",
+    "GrpcWire",
+    "JsonRpcWire",
+    "NotOnThisWire",
+    "RestWire",
+    "StallingRelay",
+    "Wire",
+    "goaway_reason",
+    "h2_frame",
+    "h2_frames",
+    "login_params",
+    "other_wire",
+    "register",
+]
