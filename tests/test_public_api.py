@@ -28,6 +28,7 @@ SURFACE = [
     "QMKError",
     "RunResult",
     "SyscallError",
+    "TargetError",
     "Telemetry",
     "TransportError",
     "VerificationError",
@@ -235,6 +236,15 @@ def test_an_unknown_engine_lists_every_engine_a_run_may_name():
         qmk.run(EXAMPLES / "bell.qasm", engine="nope")
     known = str(caught.value).rsplit("; known: ", 1)[1].split(", ")
     assert known == list(defaults.ENGINES) and "mps" in known
+
+
+def test_a_target_qmk_does_not_know_or_an_option_it_cannot_honour_is_a_target_error():
+    with pytest.raises(qmk.TargetError) as unknown:
+        qmk.run(EXAMPLES / "bell.qasm", target="lattice-surgeon")
+    assert unknown.value.code == "QM101" and "lattice-surgery" in str(unknown.value)
+    with pytest.raises(qmk.TargetError) as refused:
+        qmk.run(EXAMPLES / "bell.qasm", target="lattice-surgery", target_options={"presett": 1})
+    assert refused.value.code == "QM102" and "presett" in str(refused.value)
 
 
 def test_the_result_of_run_is_the_surfaces_run_result():

@@ -13,8 +13,9 @@ What a user may rely on is :data:`__all__`, and nothing else of this module:
 - :class:`QMKError` is the root of every error QMK raises on purpose, each with a stable
   code; the families a user catches most are the program's (:class:`FrontendError`,
   :class:`FormatError`, :class:`VerificationError`), the machine's
-  (:class:`EngineError`, :class:`QECError`), and a kernel's refusals
-  (:class:`SyscallError`) and the wire's (:class:`TransportError`);
+  (:class:`EngineError`, :class:`QECError`), a target's (:class:`TargetError`: an
+  unknown target, ``QM101``, or an option it cannot honour, ``QM102``), and a kernel's
+  refusals (:class:`SyscallError`) and the wire's (:class:`TransportError`);
 - ``__version__``.
 
 The rest of QMK is in its subpackages (:mod:`qmk.qvm`, :mod:`qmk.frontends`,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from qmk.client import AsyncClient, Client
     from qmk.engines.base import EngineError
     from qmk.execution.result import RunResult, Telemetry
+    from qmk.execution.target import TargetError
     from qmk.frontends.errors import FrontendError
     from qmk.qec.errors import QECError
     from qmk.qvm.errors import FormatError, VerificationError
@@ -81,6 +83,10 @@ def __getattr__(name: str) -> Any:
         from qmk.qec.errors import QECError
 
         return QECError
+    if name == "TargetError":
+        from qmk.execution.target import TargetError
+
+        return TargetError
     if name == "TransportError":
         from qmk.abi.errors import TransportError
 
@@ -104,6 +110,7 @@ __all__ = [
     "QMKError",
     "RunResult",
     "SyscallError",
+    "TargetError",
     "Telemetry",
     "TransportError",
     "VerificationError",

@@ -152,13 +152,13 @@ def run(
         ``telemetry``, ``plot()``; ``target`` says which ran it.
 
     Raises:
-        QMKError: before any simulation, for an unknown target (``QM101``), shots or
-            seed out of range (``EngineError`` QE105), a program that does not read or
-            lower (``FrontendError``, ``FormatError``), does not verify
+        QMKError: before any simulation, for an unknown target (``TargetError``
+            QM101), shots or seed out of range (``EngineError`` QE105), a program that
+            does not read or lower (``FrontendError``, ``FormatError``), does not verify
             (``VerificationError``), an option or setting its target cannot honour
-            (``QM102``, or the target's own code: a device job the device refuses is
-            ``QD``), an engine that cannot run it (``EngineError``) or unknown QEC names
-            (``QECError``); each one line with a stable code.
+            (``TargetError`` QM102, or the target's own code: a device job the device
+            refuses is ``QD``), an engine that cannot run it (``EngineError``) or
+            unknown QEC names (``QECError``); each one line with a stable code.
     """
     from qmk.execution import target as targets
     from qmk.execution.executor import build_request

@@ -228,6 +228,8 @@ def _run(
     verified = targets.read_qvm(program, limits=limits_of(args))
     request = build_request(
         verified,
+        target=name,
+        target_options=options,
         shots=args.shots,
         seed=args.seed,
         engine=args.engine,
@@ -238,8 +240,8 @@ def _run(
         calibration=args.calibration,
         physics=None if physics is None else physics[0],
     )
-    # "auto" left for the target (lattice surgery: the estimator's code distance)
-    request = msgspec.structs.replace(request, target=name, target_options=options, profile=profile)
+    if profile == "auto":  # left for the target (lattice surgery: the estimator's distance)
+        request = msgspec.structs.replace(request, profile=profile)
     executable = target.compile(
         target.read(verified),
         request,
