@@ -29,24 +29,24 @@ from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm_runtime import DEFAULT_LOOP_CAP, KINDS, Loop, Value
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
+from qmk.qvm.expr_core import ARITHMETIC, BITWISE, COMPARISONS, Walker, constants, functions
 
-#: The names of constant expressions' built-in constants.
-MATH_CONSTANTS = {"pi": math.pi, "π": math.pi, "tau": math.tau, "τ": math.tau, "euler": math.e}
-MATH_CONSTANTS["ℯ"] = math.e
-#: The built-in functions of one argument of constant expressions.
-MATH_FUNCTIONS = {
-    "sin": math.sin,
-    "cos": math.cos,
-    "tan": math.tan,
-    "arcsin": math.asin,
-    "arccos": math.acos,
-    "arctan": math.atan,
-    "exp": math.exp,
-    "ln": math.log,
-    "sqrt": math.sqrt,
-    "ceiling": math.ceil,
-    "floor": math.floor,
-}
+#: The names of constant expressions' built-in constants (the expression core's).
+MATH_CONSTANTS = constants("pi", "π", "tau", "τ", "euler", "ℯ")
+#: The built-in functions of one argument of constant expressions (the core's).
+MATH_FUNCTIONS = functions(
+    "sin",
+    "cos",
+    "tan",
+    "exp",
+    "sqrt",
+    "floor",
+    arcsin="asin",
+    arccos="acos",
+    arctan="atan",
+    ln="log",
+    ceiling="ceil",
+)
 #: The gates an OpenQASM version builds in, by version.
 BUILTINS = {2: frozenset({"U", "CX"}), 3: frozenset({"U", "gphase"})}
 Cond = conditions.Cond
@@ -301,52 +301,8 @@ class Scope(ABC):
         return value
 
     def evaluate(self, expr: Any, scope: Mapping[str, Any] | None = None) -> Any:
-        """A constant expression's value."""
-        from openqasm3 import ast
-
-        scope = scope or {}
-        if isinstance(expr, ast.IntegerLiteral | ast.FloatLiteral | ast.BooleanLiteral):
-            return expr.value
-        if isinstance(expr, ast.Identifier):
-            return self.name_value(expr.name, scope)
-        if isinstance(expr, ast.UnaryExpression):
-            value = self.evaluate(expr.expression, scope)
-            op = expr.op.name
-            if op == "-":
-                return -value
-            if op == "!":
-                return not value
-            return ~int(value)
-        if isinstance(expr, ast.BinaryExpression):
-            return self.binary(expr.op.name, expr.lhs, expr.rhs, scope)
-        if isinstance(expr, ast.FunctionCall) and expr.name.name in self.subroutines:
-            return self.pure_call(expr)
-        if isinstance(expr, ast.FunctionCall):
-            name = expr.name.name
-            args = [self.evaluate(a, scope) for a in expr.arguments]
-            if name in MATH_FUNCTIONS and len(args) == 1:
-                try:
-                    return MATH_FUNCTIONS[name](args[0])
-                except (ValueError, OverflowError):
-                    raise self.error("bad-value", f"{name}({args[0]}) is undefined") from None
-            if name == "mod" and len(args) == 2:
-                return math.fmod(args[0], args[1])
-            if name == "pow" and len(args) == 2:
-                return args[0] ** args[1]
-            raise self.error("undefined", f"function {name} with {len(args)} argument(s)")
-        if isinstance(expr, ast.Cast):
-            value = self.evaluate(expr.argument, scope)
-            type_name = type(expr.type).__name__
-            if type_name in ("IntType", "UintType", "BitType"):
-                return int(value)
-            if type_name == "BoolType":
-                return bool(value)
-            return float(value)
-        if isinstance(expr, ast.IndexExpression):
-            return self.bit_of(expr, scope)
-        if isinstance(expr, ast.DurationLiteral):
-            raise self.error("unsupported", "durations")
-        raise self.error("unsupported", f"{describe(type(expr).__name__)} in a constant expression")
+        """A constant expression's value (:class:`_Folder`'s walk of it)."""
+        return _Folder(self, scope or {}).walk(expr)
 
     def value_of(self, expr: qasm_scan.Expr) -> Any:
         """A scanned expression's value, as :meth:`evaluate` gives its AST's."""
@@ -406,49 +362,21 @@ class Scope(ABC):
             )
         raise self.error("undefined", f"{name} is not defined")
 
-    def binary(self, op: str, lhs: Any, rhs: Any, scope: Mapping[str, Any]) -> Any:
-        a = self.evaluate(lhs, scope)
-        b = self.evaluate(rhs, scope)
-        return self.arith(op, a, b)
-
     def arith(self, op: str, a: Any, b: Any) -> Any:
-        """``a op b`` for the binary operators of constant expressions."""
+        """``a op b`` for the binary operators of constant expressions: the expression
+        core's (:mod:`qmk.qvm.expr_core`), but ``/`` of two integers that divide exactly
+        is an integer, ``&&``/``||`` give bools and the bitwise operators take integers."""
         try:
-            if op == "+":
-                return a + b
-            if op == "-":
-                return a - b
-            if op == "*":
-                return a * b
-            if op == "/":
-                if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
-                    return a // b if a % b == 0 else a / b
-                return a / b
-            if op == "%":
-                return a % b
-            if op == "**":
-                return a**b
-            comparisons = {
-                "==": a == b,
-                "!=": a != b,
-                "<": a < b,
-                ">": a > b,
-                "<=": a <= b,
-                ">=": a >= b,
-            }
-            if op in comparisons:
-                return comparisons[op]
+            if op == "/" and isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
+                return a // b if a % b == 0 else a / b
+            if op in _NUMERIC:
+                return _NUMERIC[op](a, b)
             if op == "&&":
                 return bool(a) and bool(b)
             if op == "||":
                 return bool(a) or bool(b)
-            ints = {"&": int.__and__, "|": int.__or__, "^": int.__xor__}
-            if op in ints:
-                return ints[op](int(a), int(b))
-            if op == "<<":
-                return int(a) << int(b)
-            if op == ">>":
-                return int(a) >> int(b)
+            if op in BITWISE:
+                return BITWISE[op](int(a), int(b))
         except ZeroDivisionError:
             raise self.error("bad-value", "division by zero") from None
         except OverflowError:
@@ -487,6 +415,80 @@ class Scope(ABC):
             return classical.make_type(kind, width)
         except classical.ClassicalError as exc:
             raise self.error("bad-value", str(exc)) from None
+
+
+#: OpenQASM's arithmetic and comparisons of constants (``//`` is none of its operators).
+_NUMERIC = {
+    **{op: f for op, f in ARITHMETIC.items() if op != "//"},
+    **COMPARISONS,
+}
+
+
+class _Folder(Walker[Any]):
+    """One constant expression of the reference parser's tree, valued in the lowerer's
+    scope (and ``scope``: a gate's parameters) with the expression core's operators,
+    constants and functions."""
+
+    def __init__(self, lowerer: Scope, scope: Mapping[str, Any]) -> None:
+        self.lowerer = lowerer
+        self.scope = scope
+
+    def refuse(self, node: Any) -> FrontendError:
+        if type(node).__name__ == "DurationLiteral":
+            return self.lowerer.error("unsupported", "durations")
+        kind = describe(type(node).__name__)
+        return self.lowerer.error("unsupported", f"{kind} in a constant expression")
+
+    def literal(self, node: Any) -> Any:
+        return node.value
+
+    on_IntegerLiteral = on_FloatLiteral = on_BooleanLiteral = literal
+
+    def on_Identifier(self, node: Any) -> Any:
+        return self.lowerer.name_value(node.name, self.scope)
+
+    def on_UnaryExpression(self, node: Any) -> Any:
+        value = self.walk(node.expression)
+        op = node.op.name
+        if op == "-":
+            return -value
+        if op == "!":
+            return not value
+        return ~int(value)
+
+    def on_BinaryExpression(self, node: Any) -> Any:
+        a = self.walk(node.lhs)
+        b = self.walk(node.rhs)
+        return self.lowerer.arith(node.op.name, a, b)
+
+    def on_FunctionCall(self, node: Any) -> Any:
+        lowerer = self.lowerer
+        name = node.name.name
+        if name in lowerer.subroutines:
+            return lowerer.pure_call(node)
+        args = [self.walk(a) for a in node.arguments]
+        if name in MATH_FUNCTIONS and len(args) == 1:
+            try:
+                return MATH_FUNCTIONS[name](args[0])
+            except (ValueError, OverflowError):
+                raise lowerer.error("bad-value", f"{name}({args[0]}) is undefined") from None
+        if name == "mod" and len(args) == 2:
+            return math.fmod(args[0], args[1])
+        if name == "pow" and len(args) == 2:
+            return args[0] ** args[1]
+        raise lowerer.error("undefined", f"function {name} with {len(args)} argument(s)")
+
+    def on_Cast(self, node: Any) -> Any:
+        value = self.walk(node.argument)
+        type_name = type(node.type).__name__
+        if type_name in ("IntType", "UintType", "BitType"):
+            return int(value)
+        if type_name == "BoolType":
+            return bool(value)
+        return float(value)
+
+    def on_IndexExpression(self, node: Any) -> Any:
+        return self.lowerer.bit_of(node, self.scope)
 
 
 def describe(kind: str) -> str:

@@ -23,27 +23,18 @@ from __future__ import annotations
 
 import ast
 import functools
-import math
-import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from qmk.qec.errors import QECError
+from qmk.qvm.expr_core import ARITHMETIC, SYMBOLS, ParseFailure, Walker, functions, parse
 
+#: The operators and functions of formulas: the expression core's (:mod:`qmk.qvm.expr_core`).
 _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
+    kind: ARITHMETIC[SYMBOLS[kind]] for kind in (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 }
-_FUNCTIONS: dict[str, Callable[..., float]] = {
-    "ceil": math.ceil,
-    "floor": math.floor,
-    "log2": math.log2,
-    "min": min,
-    "max": max,
-}
+_FUNCTIONS = functions("ceil", "floor", "log2", "min", "max")
 #: Every variable a formula may name: the qubit times (ns) and the code distance.
 VARIABLES: frozenset[str] = frozenset(
     {
@@ -79,40 +70,57 @@ class Language:
 SCHEME_FORMULAS = Language(variables=VARIABLES)
 
 
-def _check(node: ast.AST, text: str, names: set[str], language: Language) -> None:
-    """Refuse every syntax outside ``language``; collect the variable names."""
-    if isinstance(node, ast.Expression):
-        _check(node.body, text, names, language)
-    elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        _check(node.left, text, names, language)
-        _check(node.right, text, names, language)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        _check(node.operand, text, names, language)
-    elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        pass
-    elif isinstance(node, ast.Name):
+class _Checker(Walker[None]):
+    """Refuses every syntax outside a formula's :class:`Language`; collects the variables
+    it names."""
+
+    def __init__(self, text: str, language: Language) -> None:
+        self.text = text
+        self.language = language
+        self.names: set[str] = set()
+
+    def refuse(self, node: Any) -> QECError:
+        power = "^" if self.language.caret_power else "**"
+        calls = f", parentheses and {', '.join(_FUNCTIONS)}" if self.language.functions else ""
+        return _bad(
+            self.text,
+            f"only numbers, variables, + - * / {power}{calls} are allowed",
+            self.language.what,
+        )
+
+    def on_BinOp(self, node: ast.BinOp) -> None:
+        if type(node.op) not in _BINARY:
+            raise self.refuse(node)
+        self.walk(node.left)
+        self.walk(node.right)
+
+    def on_UnaryOp(self, node: ast.UnaryOp) -> None:
+        if not isinstance(node.op, (ast.UAdd, ast.USub)):
+            raise self.refuse(node)
+        self.walk(node.operand)
+
+    def on_Constant(self, node: ast.Constant) -> None:
+        if type(node.value) not in (int, float):
+            raise self.refuse(node)
+
+    def on_Name(self, node: ast.Name) -> None:
+        language = self.language
         if node.id not in language.variables:
             known = ", ".join(sorted(language.variables))
-            raise _bad(text, f"unknown variable {node.id!r}; known: {known}", language.what)
-        names.add(node.id)
-    elif (
-        language.functions
-        and isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in _FUNCTIONS
-        and not node.keywords
-        and node.args
-    ):
+            raise _bad(self.text, f"unknown variable {node.id!r}; known: {known}", language.what)
+        self.names.add(node.id)
+
+    def on_Call(self, node: ast.Call) -> None:
+        if not (
+            self.language.functions
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _FUNCTIONS
+            and not node.keywords
+            and node.args
+        ):
+            raise self.refuse(node)
         for arg in node.args:
-            _check(arg, text, names, language)
-    else:
-        power = "^" if language.caret_power else "**"
-        calls = f", parentheses and {', '.join(_FUNCTIONS)}" if language.functions else ""
-        raise _bad(
-            text,
-            f"only numbers, variables, + - * / {power}{calls} are allowed",
-            language.what,
-        )
+            self.walk(arg)
 
 
 @functools.lru_cache(maxsize=256)
@@ -128,12 +136,12 @@ def compile_formula(
         raise _bad(repr(text), "must be a string", language.what)
     source = text.strip().replace("^", "**") if language.caret_power else text.strip()
     try:
-        tree = ast.parse(source, mode="eval")
-    except SyntaxError:
+        body = parse(source)
+    except ParseFailure:
         raise _bad(text, "does not parse", language.what) from None
-    names: set[str] = set()
-    _check(tree, text, names, language)
-    return tree, frozenset(names)
+    checker = _Checker(text, language)
+    checker.walk(body)
+    return ast.Expression(body), frozenset(checker.names)
 
 
 def evaluate_tree(tree: ast.AST, variables: Mapping[str, float]) -> float:

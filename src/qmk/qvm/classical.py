@@ -48,6 +48,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from qmk.qvm.expr_core import COMPARISONS, ParseFailure, Walker, clip, constants, functions, parse
+from qmk.qvm.expr_core import SYMBOLS as CORE_SYMBOLS
+
 #: The widest value, in bits.
 MAX_WIDTH = 1024
 #: The kinds of classical value, and the width each takes when a type names none.
@@ -261,42 +264,18 @@ class Compiled:
 #: takes floats (an angle argument is its radians) and gives a float.
 FUNCTIONS: Mapping[str, Callable[[float], float]] = MappingProxyType(
     {
-        "sin": math.sin,
-        "cos": math.cos,
-        "tan": math.tan,
-        "arcsin": math.asin,
-        "arccos": math.acos,
-        "arctan": math.atan,
-        "exp": math.exp,
-        "log": math.log,
-        "sqrt": math.sqrt,
+        **functions(
+            "sin", "cos", "tan", "exp", "log", "sqrt", arcsin="asin", arccos="acos", arctan="atan"
+        ),
         "floor": lambda x: float(math.floor(x)),
         "ceiling": lambda x: float(math.ceil(x)),
     }
 )
 #: The named constants an expression may read (OpenQASM 3's names for them).
-CONSTANTS: Mapping[str, float] = MappingProxyType({"pi": math.pi, "tau": math.tau, "euler": math.e})
+CONSTANTS: Mapping[str, float] = constants("pi", "tau", "euler")
 #: The OpenQASM 3 spelling of each operator an expression may use (the writer's too).
 SYMBOLS: Mapping[type, str] = MappingProxyType(
-    {
-        ast.Add: "+",
-        ast.Sub: "-",
-        ast.Mult: "*",
-        ast.Div: "/",
-        ast.Mod: "%",
-        ast.Pow: "**",
-        ast.BitAnd: "&",
-        ast.BitOr: "|",
-        ast.BitXor: "^",
-        ast.LShift: "<<",
-        ast.RShift: ">>",
-        ast.Eq: "==",
-        ast.NotEq: "!=",
-        ast.Lt: "<",
-        ast.LtE: "<=",
-        ast.Gt: ">",
-        ast.GtE: ">=",
-    }
+    {kind: symbol for kind, symbol in CORE_SYMBOLS.items() if symbol != "//"}
 )
 #: The longest expression text a node may carry.
 MAX_EXPR = 65536
@@ -314,17 +293,13 @@ def compile_expr(text: str, reads: Sequence[CType]) -> Compiled:
     if len(text) > MAX_EXPR:
         raise ClassicalError(f"an expression longer than {MAX_EXPR} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        raise ClassicalError(f"{_clip(text)!r} is not an expression") from None
+        tree = parse(text)
+    except ParseFailure:
+        raise ClassicalError(f"{clip(text)!r} is not an expression") from None
     try:
-        return _Typer(text, tuple(reads)).walk(tree.body)
+        return _Typer(text, tuple(reads)).walk(tree)
     except RecursionError:
-        raise ClassicalError(f"{_clip(text)!r} nests too deeply") from None
-
-
-def _clip(text: str, width: int = 80) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+        raise ClassicalError(f"{clip(text)!r} nests too deeply") from None
 
 
 def _join_int(a: CType, b: CType) -> CType:
@@ -397,36 +372,24 @@ _FLOAT_OPS: Mapping[str, Callable[[float, float], float]] = MappingProxyType(
         "**": _fpow,
     }
 )
-_COMPARE: Mapping[str, Callable[[Any, Any], bool]] = MappingProxyType(
-    {
-        "==": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-    }
-)
+_COMPARE = COMPARISONS
 
 
-class _Typer:
+class _Typer(Walker[Compiled]):
     """Types one parsed expression, building the function that evaluates it."""
 
     __slots__ = ("reads", "source")
+    PREFIX = "t_"
 
     def __init__(self, source: str, reads: tuple[CType, ...]) -> None:
         self.source = source
         self.reads = reads
 
     def fail(self, message: str) -> ClassicalError:
-        return ClassicalError(f"{message} in {_clip(self.source)!r}")
+        return ClassicalError(f"{message} in {clip(self.source)!r}")
 
-    def walk(self, node: ast.AST) -> Compiled:
-        method = getattr(self, f"t_{type(node).__name__}", None)
-        if method is None:
-            raise self.fail(f"{type(node).__name__} is not allowed")
-        result: Compiled = method(node)
-        return result
+    def refuse(self, node: Any) -> ClassicalError:
+        return self.fail(f"{type(node).__name__} is not allowed")
 
     def t_Constant(self, node: ast.Constant) -> Compiled:
         value = node.value
@@ -669,7 +632,7 @@ def check(type_text: str, reads_text: str, expr: str, inputs: int, produces: int
     compiled = compile_expr(expr, reads)
     src = CType("int", 64) if compiled.type.width == 0 else compiled.type
     if not castable(src, out):
-        raise ClassicalError(f"a {src} cannot be stored as {out} ({_clip(expr)!r})")
+        raise ClassicalError(f"a {src} cannot be stored as {out} ({clip(expr)!r})")
     f = compiled.fn
     return Compiled(out, lambda v: cast(src, out, f(v)))
 

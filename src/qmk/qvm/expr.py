@@ -37,8 +37,20 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from qmk.qvm.expr_core import (
+    ARITHMETIC,
+    COMPARISONS,
+    SYMBOLS,
+    ParseFailure,
+    Walker,
+    clip,
+    constants,
+    functions,
+    parse,
+)
+
 #: Names every expression may use besides its environment.
-CONSTANTS: Mapping[str, float] = {"pi": math.pi, "tau": math.tau, "e": math.e}
+CONSTANTS: Mapping[str, float] = constants("pi", "tau", "e")
 
 #: The largest int an expression may produce, in bits.
 MAX_INT_BITS = 4096
@@ -76,23 +88,25 @@ def _round(value: Any, ndigits: Any = None) -> Any:
 
 #: The functions an expression may call, by name.
 FUNCTIONS: Mapping[str, Callable[..., Any]] = {
-    "sin": math.sin,
-    "cos": math.cos,
-    "tan": math.tan,
-    "asin": math.asin,
-    "acos": math.acos,
-    "atan": math.atan,
-    "atan2": math.atan2,
-    "sqrt": math.sqrt,
-    "exp": math.exp,
-    "log": math.log,
-    "log2": math.log2,
-    "log10": math.log10,
-    "floor": math.floor,
-    "ceil": math.ceil,
-    "abs": abs,
-    "min": min,
-    "max": max,
+    **functions(
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "sqrt",
+        "exp",
+        "log",
+        "log2",
+        "log10",
+        "floor",
+        "ceil",
+        "abs",
+        "min",
+        "max",
+    ),
     "round": _round,
     "int": int,
     "float": float,
@@ -120,30 +134,15 @@ _CONSTRUCTS: Mapping[type, str] = {
     ast.Slice: "slices",
 }
 
-_ARITH: Mapping[type, Callable[[Any, Any], Any]] = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.FloorDiv: lambda a, b: a // b,
-    ast.Mod: lambda a, b: a % b,
-}
+#: The binary operators an expression may use (``**`` is checked apart: :meth:`power`).
 _SYMBOLS: Mapping[type, str] = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.FloorDiv: "//",
-    ast.Mod: "%",
-    ast.Pow: "**",
+    kind: symbol for kind, symbol in SYMBOLS.items() if symbol in ARITHMETIC
+}
+_ARITH: Mapping[type, Callable[[Any, Any], Any]] = {
+    kind: ARITHMETIC[symbol] for kind, symbol in _SYMBOLS.items() if symbol != "**"
 }
 _COMPARE: Mapping[type, Callable[[Any, Any], bool]] = {
-    ast.Eq: lambda a, b: a == b,
-    ast.NotEq: lambda a, b: a != b,
-    ast.Lt: lambda a, b: a < b,
-    ast.LtE: lambda a, b: a <= b,
-    ast.Gt: lambda a, b: a > b,
-    ast.GtE: lambda a, b: a >= b,
+    kind: COMPARISONS[symbol] for kind, symbol in SYMBOLS.items() if symbol in COMPARISONS
 }
 
 
@@ -173,30 +172,21 @@ def evaluate(text: str, env: Mapping[str, object]) -> object:
     qmk.qvm.expr.ExprError: expressions may not use attribute access: 'x.real'
     """
     source = text.strip()
-    if not source:
-        raise ExprError("empty expression")
     try:
-        tree = ast.parse(source, mode="eval")
-    except SyntaxError as exc:
-        raise ExprError(f"{_clip(source)!r} is not an expression ({exc.msg})") from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        # null bytes, ints over Python's digit limit, parentheses nested past the parser
-        raise ExprError(f"{_clip(source)!r} cannot be parsed: {exc}") from None
+        tree = parse(source)
+    except ParseFailure as exc:
+        raise ExprError(str(exc)) from None
     try:
-        return _Evaluator(source, env).eval(tree.body)
+        return _Evaluator(source, env).walk(tree)
     except RecursionError:
-        raise ExprError(f"{_clip(source)!r} nests too deeply to evaluate") from None
-
-
-def _clip(text: str, width: int = 80) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+        raise ExprError(f"{clip(source)!r} nests too deeply to evaluate") from None
 
 
 def _is_number(value: Any) -> bool:
     return type(value) in (int, float, bool)
 
 
-class _Evaluator:
+class _Evaluator(Walker[Any]):
     """Walks one parsed expression; every method returns a checked value."""
 
     __slots__ = ("env", "source")
@@ -206,7 +196,7 @@ class _Evaluator:
         self.env = env
 
     def fail(self, message: str) -> ExprError:
-        return ExprError(f"{message} in {_clip(self.source)!r}")
+        return ExprError(f"{message} in {clip(self.source)!r}")
 
     def check(self, value: Any) -> Any:
         kind = type(value)
@@ -220,22 +210,19 @@ class _Evaluator:
             raise self.fail(f"the result has type {kind.__name__}, not a number or string")
         return value
 
-    def eval(self, node: ast.AST) -> Any:
-        method = getattr(self, f"eval_{type(node).__name__}", None)
-        if method is None:
-            what = _CONSTRUCTS.get(type(node), f"{type(node).__name__} expressions")
-            raise ExprError(f"expressions may not use {what}: {_clip(self.source)!r}")
-        return method(node)
+    def refuse(self, node: Any) -> ExprError:
+        what = _CONSTRUCTS.get(type(node), f"{type(node).__name__} expressions")
+        return ExprError(f"expressions may not use {what}: {clip(self.source)!r}")
 
-    def eval_Constant(self, node: ast.Constant) -> Any:
+    def on_Constant(self, node: ast.Constant) -> Any:
         if type(node.value) not in (int, float, str, bool):
             raise ExprError(
                 f"the constant {node.value!r} is not allowed in expressions: "
-                f"{_clip(self.source)!r}; use ints, floats and strings"
+                f"{clip(self.source)!r}; use ints, floats and strings"
             )
         return self.check(node.value)
 
-    def eval_Name(self, node: ast.Name) -> Any:
+    def on_Name(self, node: ast.Name) -> Any:
         if node.id in self.env:
             return self.check(self.env[node.id])
         if node.id in CONSTANTS:
@@ -243,13 +230,13 @@ class _Evaluator:
         if node.id in FUNCTIONS:
             raise self.fail(f"the function {node.id} is used without calling it")
         raise UndefinedNameError(
-            f"undefined name {node.id!r} in {_clip(self.source)!r}; "
+            f"undefined name {node.id!r} in {clip(self.source)!r}; "
             "define it with .param, a .for variable or a macro parameter",
             name=node.id,
         )
 
-    def eval_UnaryOp(self, node: ast.UnaryOp) -> Any:
-        operand = self.eval(node.operand)
+    def on_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        operand = self.walk(node.operand)
         if isinstance(node.op, ast.Not):
             return not operand
         if isinstance(node.op, ast.Invert):
@@ -258,16 +245,16 @@ class _Evaluator:
             raise self.fail(f"unary {'-' if isinstance(node.op, ast.USub) else '+'} needs a number")
         return self.check(-operand if isinstance(node.op, ast.USub) else +operand)
 
-    def eval_BinOp(self, node: ast.BinOp) -> Any:
+    def on_BinOp(self, node: ast.BinOp) -> Any:
         # Walk the left spine iteratively: "1 + 1 + ... + 1" nests as deep as it is long.
         spine: list[ast.BinOp] = []
         left_node: ast.expr = node
         while isinstance(left_node, ast.BinOp):
             spine.append(left_node)
             left_node = left_node.left
-        value = self.eval(left_node)
+        value = self.walk(left_node)
         for binop in reversed(spine):
-            value = self.binary(binop.op, value, self.eval(binop.right))
+            value = self.binary(binop.op, value, self.walk(binop.right))
         return value
 
     def binary(self, op: ast.operator, left: Any, right: Any) -> Any:
@@ -307,22 +294,22 @@ class _Evaluator:
             raise self.fail(f"** gives a result larger than {MAX_FLOAT}")
         return result
 
-    def eval_BoolOp(self, node: ast.BoolOp) -> Any:
+    def on_BoolOp(self, node: ast.BoolOp) -> Any:
         is_and = isinstance(node.op, ast.And)
         value: Any = None
         for operand in node.values:
-            value = self.eval(operand)
+            value = self.walk(operand)
             if bool(value) != is_and:
                 return value
         return value
 
-    def eval_Compare(self, node: ast.Compare) -> Any:
-        left = self.eval(node.left)
+    def on_Compare(self, node: ast.Compare) -> Any:
+        left = self.walk(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             compare = _COMPARE.get(type(op))
             if compare is None:
                 raise self.fail(f"the comparison {type(op).__name__} is not allowed")
-            right = self.eval(comparator)
+            right = self.walk(comparator)
             try:
                 holds = compare(left, right)
             except TypeError:
@@ -334,13 +321,13 @@ class _Evaluator:
             left = right
         return True
 
-    def eval_IfExp(self, node: ast.IfExp) -> Any:
-        return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
+    def on_IfExp(self, node: ast.IfExp) -> Any:
+        return self.walk(node.body) if self.walk(node.test) else self.walk(node.orelse)
 
-    def eval_Call(self, node: ast.Call) -> Any:
+    def on_Call(self, node: ast.Call) -> Any:
         if not isinstance(node.func, ast.Name):
             raise ExprError(
-                f"only the listed functions may be called, by name: {_clip(self.source)!r}"
+                f"only the listed functions may be called, by name: {clip(self.source)!r}"
             )
         name = node.func.id
         function = FUNCTIONS.get(name)
@@ -348,7 +335,7 @@ class _Evaluator:
             raise self.fail(f"unknown function {name!r}; known: {', '.join(sorted(FUNCTIONS))}")
         if node.keywords:
             raise self.fail(f"{name}() takes positional arguments only")
-        args = [self.eval(arg) for arg in node.args]
+        args = [self.walk(arg) for arg in node.args]
         for arg in args:
             if not _is_number(arg):
                 raise self.fail(f"{name}() takes numbers, got {type(arg).__name__}")
