@@ -223,6 +223,64 @@ def _base_ir(emit: Callable[[str], None], step: str, prefix: str, w: int, nhi: i
     return f"%{prefix}base"
 
 
+def _shuffle_mask(lo: tuple[int, ...], floats: int, uniform: bool, d: int, swap: bool) -> str:
+    """The shuffle of a kernel's input vector for the lo-bit pattern ``d``: lane ``l``
+    takes amplitude ``l ^ flip``; ``swap``: as ``(-imag, real)`` (the negated copy is the
+    second operand) where the coefficients are broadcast scalars (``uniform``), else as
+    ``(imag, real)`` (the sign is in ``B``'s real lanes: one one-source shuffle and no
+    negation per input vector)."""
+    flip = sum(1 << bit for t, bit in enumerate(lo) if d >> t & 1)
+    negated = floats if uniform else 0
+    order: list[int] = []
+    for lane in range(floats // 2):
+        source = lane ^ flip
+        order += [negated + 2 * source + 1, 2 * source] if swap else [2 * source, 2 * source + 1]
+    return f"<{floats} x i32> <" + ", ".join(f"i32 {i}" for i in order) + ">"
+
+
+def _coefficient_ir(
+    emit: Callable[[str], None], real: str, floats: int, uniform: bool, c: int, at: int
+) -> str:
+    """Emit the load of coefficient ``at`` as ``%m{c}``: a broadcast scalar where every
+    lane needs the same (``uniform``), else a vector of them."""
+    vec = f"<{floats} x {real}>"
+    if uniform:
+        emit(f"  %c{c} = getelementptr {real}, ptr %coef, i64 {at}")
+        emit(f"  %e{c} = load {real}, ptr %c{c}, align 4")
+        emit(f"  %f{c} = insertelement {vec} poison, {real} %e{c}, i64 0")
+        splat = f"<{floats} x i32> zeroinitializer"
+        emit(f"  %m{c} = shufflevector {vec} %f{c}, {vec} poison, {splat}")
+    else:
+        emit(f"  %c{c} = getelementptr {real}, ptr %coef, i64 {at * floats}")
+        emit(f"  %m{c} = load {vec}, ptr %c{c}, align 4")
+    return f"%m{c}"
+
+
+def _offsets_ir(emit: Callable[[str], None], nhi: int) -> None:
+    """Emit each hi bit's masks (``%low{j}``, ``%high{j}``) and offset in reals
+    (``%step{j}``), and the offset ``%off{h}`` of each of the ``2**nhi`` rows ``h``."""
+    for j in range(nhi):
+        emit(f"  %one{j} = shl i64 1, %b{j}")
+        emit(f"  %low{j} = sub i64 %one{j}, 1")
+        emit(f"  %high{j} = xor i64 %low{j}, -1")
+        emit(f"  %step{j} = shl i64 %one{j}, 1")  # the bit's offset in reals
+    for h in range(1 << nhi):
+        total = "0"
+        for j in range(nhi):
+            if h >> j & 1:
+                emit(f"  %off{h}_{j} = add i64 {total}, %step{j}")
+                total = f"%off{h}_{j}"
+        emit(f"  %off{h} = add i64 {total}, 0")
+
+
+def _held_rows_ir(emit: Callable[[str], None], vec: str, held: int) -> None:
+    """Emit the stores of the first ``held`` rows, which waited in ``%held`` while later
+    blocks read every input."""
+    for r in range(held):
+        emit(f"  %z{r} = load {vec}, ptr %q{r}, align 64")
+        emit(f"  store {vec} %z{r}, ptr %p{r}, align 4")
+
+
 def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     """LLVM IR of one kernel: ``void name(ptr psi, ptr coef, ptr hibits, i64 start, i64 stop)``.
 
@@ -236,18 +294,7 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     w = lanes.bit_length() - 1
     big, small = 1 << nhi, 1 << len(lo)
     emit = out.append
-    for j in range(nhi):
-        emit(f"  %one{j} = shl i64 1, %b{j}")
-        emit(f"  %low{j} = sub i64 %one{j}, 1")
-        emit(f"  %high{j} = xor i64 %low{j}, -1")
-        emit(f"  %step{j} = shl i64 %one{j}, 1")  # the bit's offset in reals
-    for h in range(big):
-        total = "0"
-        for j in range(nhi):
-            if h >> j & 1:
-                emit(f"  %off{h}_{j} = add i64 {total}, %step{j}")
-                total = f"%off{h}_{j}"
-        emit(f"  %off{h} = add i64 {total}, 0")
+    _offsets_ir(emit, nhi)
     block = _ACCUMULATORS[width]
     if big > block:  # rows of earlier blocks wait here: later blocks read every input
         emit(f"  %held = alloca {vec}, i64 {big - block}, align 64")
@@ -261,19 +308,7 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     uniform = not lo  # every lane needs the same entry: one scalar, broadcast
 
     def mask(d: int, swap: bool) -> str:
-        """Lane ``l`` takes amplitude ``l ^ flip``; ``swap``: as ``(-imag, real)`` (the
-        negated copy is the second operand) where the coefficients are broadcast
-        scalars, else as ``(imag, real)`` (the sign is in ``B``'s real lanes: one
-        one-source shuffle and no negation per input vector)."""
-        flip = sum(1 << bit for t, bit in enumerate(lo) if d >> t & 1)
-        negated = floats if uniform else 0
-        order: list[int] = []
-        for lane in range(lanes):
-            source = lane ^ flip
-            order += (
-                [negated + 2 * source + 1, 2 * source] if swap else [2 * source, 2 * source + 1]
-            )
-        return f"<{floats} x i32> <" + ", ".join(f"i32 {i}" for i in order) + ">"
+        return _shuffle_mask(lo, floats, uniform, d, swap)
 
     for h in range(big):
         emit(f"  %a{h} = add i64 %base, %off{h}")
@@ -285,17 +320,7 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
     def coefficient(at: int) -> str:
         nonlocal counter
         counter += 1
-        c = counter
-        if uniform:
-            emit(f"  %c{c} = getelementptr {real}, ptr %coef, i64 {at}")
-            emit(f"  %e{c} = load {real}, ptr %c{c}, align 4")
-            emit(f"  %f{c} = insertelement {vec} poison, {real} %e{c}, i64 0")
-            splat = f"<{floats} x i32> zeroinitializer"
-            emit(f"  %m{c} = shufflevector {vec} %f{c}, {vec} poison, {splat}")
-        else:
-            emit(f"  %c{c} = getelementptr {real}, ptr %coef, i64 {at * floats}")
-            emit(f"  %m{c} = load {vec}, ptr %c{c}, align 4")
-        return f"%m{c}"
+        return _coefficient_ir(emit, real, floats, uniform, counter, at)
 
     for first in range(0, big, block):
         rows = range(first, min(big, first + block))
@@ -340,9 +365,7 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
             else:
                 emit(f"  %q{r} = getelementptr {vec}, ptr %held, i64 {r}")
                 emit(f"  store {vec} {total}, ptr %q{r}, align 64")
-    for r in range(big - block if big > block else 0):
-        emit(f"  %z{r} = load {vec}, ptr %q{r}, align 64")
-        emit(f"  store {vec} %z{r}, ptr %p{r}, align 4")
+    _held_rows_ir(emit, vec, big - block if big > block else 0)
     # the vectors of a step PREFETCH_BYTES ahead in the walk (past the state's end or the
     # piece's, a prefetch is harmless), asked for after this step's stores, where few
     # registers are live

@@ -143,48 +143,71 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
     if any(why_not_lowerable(step) is not None for step in plan.steps):
         return None
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
-    out: list[Instruction] = []
-    emit = out.append
-    record: dict[str, int] = {}
-    heralds: list[int] = []
-    sites: list[Noise] = []
-    count = 0
-    # One instruction per (qubit, rates): a qubit's locations often share their rates,
-    # and instructions are values.
-    made: dict[tuple[str, float, float, float], Instruction] = {}
-    site_kind = Kind.HERALDED_PAULI_CHANNEL if heralded else Kind.ERROR_SITE
+    low = _Lowering(index, heralded)
+    for step in plan.steps:
+        here = plan.noise_at.get(step.index, ())
+        if here:
+            low.noise(here, True)
+        if not low.step(step):
+            return None
+        if here:
+            low.noise(here, False)
+    columns = tuple(low.record.get(event) for event in plan.events)
+    circuit = BatchCircuit(num_qubits=len(index), instructions=tuple(low.out))
+    sites = low.sites
+    return LoweredPlan(
+        circuit=circuit,
+        event_columns=columns,
+        herald_columns=tuple(low.heralds),
+        sites=tuple(sites),
+        rates=SiteRates.of([(loc.px, loc.py, loc.pz) for loc in sites]) if sites else None,
+    )
 
-    def noise(locations: Sequence[Noise], before: bool) -> None:
-        nonlocal count
+
+class _Lowering:
+    """:func:`lower`'s circuit as it is written: its instructions, the record column of
+    each event, the heralds' columns and the error sites."""
+
+    def __init__(self, index: Mapping[str, int], heralded: bool) -> None:
+        self.index = index
+        self.heralded = heralded
+        self.out: list[Instruction] = []
+        self.record: dict[str, int] = {}
+        self.heralds: list[int] = []
+        self.sites: list[Noise] = []
+        self.count = 0
+        # One instruction per (qubit, rates): a qubit's locations often share their
+        # rates, and instructions are values.
+        self.made: dict[tuple[str, float, float, float], Instruction] = {}
+        self.site_kind = Kind.HERALDED_PAULI_CHANNEL if heralded else Kind.ERROR_SITE
+
+    def noise(self, locations: Sequence[Noise], before: bool) -> None:
         for loc in locations:
             if loc.before is not before:
                 continue
             key = (loc.qubit, loc.px, loc.py, loc.pz)
-            instruction = made.get(key)
+            instruction = self.made.get(key)
             if instruction is None:
-                instruction = made[key] = Instruction(
-                    kind=site_kind, qubits=(index[loc.qubit],), probs=key[1:]
+                instruction = self.made[key] = Instruction(
+                    kind=self.site_kind, qubits=(self.index[loc.qubit],), probs=key[1:]
                 )
-            emit(instruction)
-            if heralded:
-                heralds.append(count)
-                count += 1
+            self.out.append(instruction)
+            if self.heralded:
+                self.heralds.append(self.count)
+                self.count += 1
             else:
-                sites.append(loc)
+                self.sites.append(loc)
 
-    def measured(instruction: Instruction, event: str) -> None:
-        nonlocal count
-        emit(instruction)
-        record[event] = count
-        count += 1
+    def measured(self, instruction: Instruction, event: str) -> None:
+        self.out.append(instruction)
+        self.record[event] = self.count
+        self.count += 1
 
-    for step in plan.steps:
+    def step(self, step: Step) -> bool:
+        """Write one step; False when a composite's expansion cannot be written."""
         node = step.node
-        qs = tuple(index[q] for q in node.vqs)
-        here = plan.noise_at.get(step.index, ())
-        if here:
-            noise(here, True)
-        kind = step.kind
+        qs = tuple(self.index[q] for q in node.vqs)
+        kind, emit, record = step.kind, self.out.append, self.record
         if kind in (Exec.ALLOC, Exec.RESET):
             emit(Instruction(kind=Kind.RESET, qubits=qs))
         elif kind is Exec.GATE:
@@ -206,7 +229,9 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
                     )
                 )
         elif kind is Exec.MEASURE:
-            measured(Instruction(kind=Kind.MEASURE, qubits=qs, basis=step.basis), node.produces[0])
+            self.measured(
+                Instruction(kind=Kind.MEASURE, qubits=qs, basis=step.basis), node.produces[0]
+            )
         elif kind is Exec.COND_PAULI:
             if step.pauli != "I":
                 controls = tuple(record[event] for event in node.inputs)
@@ -216,25 +241,15 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
                     )
                 )
         elif step.calls:
-            composite = _composite(step.calls, index)
+            composite = _composite(step.calls, self.index)
             if composite is None:
-                return None
+                return False
             for instruction, event in composite:
                 if event:
-                    measured(instruction, event)
+                    self.measured(instruction, event)
                 else:
                     emit(instruction)
-        if here:
-            noise(here, False)
-    columns = tuple(record.get(event) for event in plan.events)
-    circuit = BatchCircuit(num_qubits=len(index), instructions=tuple(out))
-    return LoweredPlan(
-        circuit=circuit,
-        event_columns=columns,
-        herald_columns=tuple(heralds),
-        sites=tuple(sites),
-        rates=SiteRates.of([(loc.px, loc.py, loc.pz) for loc in sites]) if sites else None,
-    )
+        return True
 
 
 def _composite(

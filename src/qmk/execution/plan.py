@@ -31,7 +31,7 @@ compiler each carry out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -252,11 +252,12 @@ def build_plan(
     models: dict[str, Any] = {}
 
     def model_for(profile: str) -> Any:
-        if profile not in models:
-            models[profile] = logical_model(
+        model = models.get(profile)
+        if model is None:
+            model = models[profile] = logical_model(
                 profile, qubit, noise=noise_model, calibration=calibration
             )
-        return models[profile]
+        return model
 
     # The machine's default profile applies only to qubits that name none: a program
     # whose every qubit names its own profile never meets it (nor its constraints).
@@ -272,22 +273,7 @@ def build_plan(
     cycles_end = 0.0
     fence_time = 0.0
 
-    # A program has few distinct (profile, cycles) pairs and thousands of locations: the
-    # channel of each pair is found once.
-    channels: dict[tuple[str, float], tuple[float, float, float]] = {}
-
-    def add(step: int, before: bool, q: str, cycles: float, cause: str) -> None:
-        if not noise or cycles <= 0:
-            return
-        profile = profile_of.get(q, default_key)
-        rates = channels.get((profile, cycles))
-        if rates is None:
-            rates = channels[profile, cycles] = model_for(profile).pauli_error(cycles).as_tuple()
-        px, py, pz = rates
-        if px + py + pz > 0:
-            locations.append(
-                Noise(step=step, before=before, qubit=q, px=px, py=py, pz=pz, cause=cause)
-            )
+    add = _Sites(noise, model_for, profile_of, default_key, locations).add
 
     # a program has few distinct (model, op) pairs and thousands of nodes
     op_cycles: dict[tuple[int, str], float] = {}
@@ -323,16 +309,10 @@ def build_plan(
             peak_physical = max(peak_physical, live_physical + anc_phys)
         if step.kind == "inject_t":
             magic += 1
-        measures = step.measures
         for q in qubits:
             if noise:  # (without, each add() is a call that returns at once)
-                add(step.index, True, q, start - time.get(q, fence_time), "idle")
-                # A measurement's logical error is a Pauli before it; an op's after it.
-                if step.kind == "teleport_cnot":
-                    cnot = model_for(profile_of.get(q, default_key)).op_cycles("APPLY_CNOT")
-                    add(step.index, False, q, float(cnot), "op")
-                elif step.kind != "free":
-                    add(step.index, measures, q, cycles, "measure" if measures else "op")
+                wait = start - time.get(q, fence_time)
+                _op_noise(add, model_for, profile_of.get(q, default_key), step, q, wait, cycles)
             time[q] = start + cycles
         if step.kind == "teleport_cnot":
             # The gadget's Bell pair, ancilla measurements and corrections: their
@@ -345,10 +325,8 @@ def build_plan(
         peak_logical = max(peak_logical, live)
         peak_physical = max(peak_physical, live_physical)
         if step.kind == "free":
-            for q in qubits:
-                live -= 1
-                live_physical -= model_for(profile_of[q]).physical_qubits_per_logical
-                del time[q]
+            live -= len(qubits)
+            live_physical -= _freed(qubits, model_for, profile_of, time)
 
     _machine_waits(steps, idle if noise else None, add)
     logical_cycles = max([cycles_end, fence_time, *time.values()])
@@ -379,6 +357,77 @@ def build_plan(
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
         timing=tuple(timing),
     )
+
+
+def _freed(
+    qubits: Sequence[str],
+    model_for: Callable[[str], Any],
+    profile_of: Mapping[str, str],
+    time: dict[str, float],
+) -> int:
+    """The physical qubits that freeing ``qubits`` releases (their clocks end)."""
+    physical = 0
+    for q in qubits:
+        physical += model_for(profile_of[q]).physical_qubits_per_logical
+        del time[q]
+    return physical
+
+
+def _op_noise(
+    add: Callable[[int, bool, str, float, str], None],
+    model_for: Callable[[str], Any],
+    profile: str,
+    step: Step,
+    q: str,
+    wait: float,
+    cycles: float,
+) -> None:
+    """``add`` the noise of qubit ``q`` at ``step``: its idle ``wait`` before the step, and
+    the step's own error (of its code, ``profile``): a measurement's is a Pauli before
+    it, an op's after it; a teleported CNOT's is its CNOT's, a free has none."""
+    add(step.index, True, q, wait, "idle")
+    if step.kind == "teleport_cnot":
+        cnot = model_for(profile).op_cycles("APPLY_CNOT")
+        add(step.index, False, q, float(cnot), "op")
+    elif step.kind != "free":
+        measures = step.measures
+        add(step.index, measures, q, cycles, "measure" if measures else "op")
+
+
+class _Sites:
+    """:func:`build_plan`'s logical-noise locations as it finds them: ``add`` one on a
+    qubit for ``cycles`` of its code (none without ``noise``, or of zero rates)."""
+
+    def __init__(
+        self,
+        noise: bool,
+        model_for: Callable[[str], Any],
+        profile_of: Mapping[str, str],
+        default_key: str,
+        locations: list[Noise],
+    ) -> None:
+        self.noise = noise
+        self.model_for = model_for
+        self.profile_of = profile_of
+        self.default_key = default_key
+        self.locations = locations
+        # A program has few distinct (profile, cycles) pairs and thousands of locations:
+        # the channel of each pair is found once.
+        self.channels: dict[tuple[str, float], tuple[float, float, float]] = {}
+
+    def add(self, step: int, before: bool, q: str, cycles: float, cause: str) -> None:
+        if not self.noise or cycles <= 0:
+            return
+        profile = self.profile_of.get(q, self.default_key)
+        rates = self.channels.get((profile, cycles))
+        if rates is None:
+            rates = self.model_for(profile).pauli_error(cycles).as_tuple()
+            self.channels[profile, cycles] = rates
+        px, py, pz = rates
+        if px + py + pz > 0:
+            self.locations.append(
+                Noise(step=step, before=before, qubit=q, px=px, py=py, pz=pz, cause=cause)
+            )
 
 
 def _machine_waits(

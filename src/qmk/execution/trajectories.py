@@ -43,7 +43,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.plan import Call, Plan
+from qmk.execution.plan import Call, Plan, Step
 from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
@@ -118,34 +118,15 @@ def micro_ops(
             append(MicroOp("meas", qs, guard, basis=step.basis, event=ev.get(node.produces[0], -1)))
         elif step.calls:
             _expanded(step.calls, guard, ev, append)
-        elif kind == "alloc":
+        elif kind in ("alloc", "free"):  # one micro-op per qubit
             for q in qs:
-                append(MicroOp("alloc", (q,), guard))
-        elif kind == "free":
-            for q in qs:
-                append(MicroOp("free", (q,), guard))
+                append(MicroOp(kind, (q,), guard))
         elif kind == "reset":
             append(MicroOp("reset", qs, guard))
-        elif kind == "cond_pauli":
-            if step.pauli != "I":
-                inputs = tuple(ev.get(e, -1) for e in node.inputs)
-                append(MicroOp("cond", qs, guard, gate=step.pauli.lower(), inputs=inputs))
-        elif kind == "calc":
-            args = node.args
-            prepared = classical.prepare(
-                args["type"], args.get("reads", ""), args["expr"], len(node.inputs)
-            )
-            where = f"node #{step.index} {node.id!r}"
-            inputs = tuple(ev[e] for e in node.inputs)
-            outputs = tuple(ev[e] for e in node.produces)
-            append(
-                MicroOp(
-                    "calc", (), guard, inputs=inputs, outputs=outputs, calc=prepared, note=where
-                )
-            )
-        elif kind == "halt":
-            note = f"node #{step.index} {node.id!r}: {node.args.get('message', '')}"
-            append(MicroOp("halt", (), guard, note=note))
+        elif kind in ("cond_pauli", "calc", "halt"):
+            control = _control_op(step, ev)
+            if control is not None:
+                append(control)
         elif node.op == "FENCE_EPOCH":
             fences += 1
             append(MicroOp("fence", (), epoch=fences))
@@ -154,6 +135,27 @@ def micro_ops(
         if step.index in errors:
             paulis(step.index, False)
     return out
+
+
+def _control_op(step: Step, ev: Mapping[str, int]) -> MicroOp | None:
+    """A ``COND_PAULI``, ``CALC`` or ``HALT`` step as its micro-op (none for the mask I)."""
+    node, guard, kind = step.node, step.node.guard, step.kind
+    if kind == "cond_pauli":
+        if step.pauli == "I":
+            return None
+        inputs = tuple(ev.get(e, -1) for e in node.inputs)
+        return MicroOp("cond", node.vqs, guard, gate=step.pauli.lower(), inputs=inputs)
+    if kind == "calc":
+        args = node.args
+        prepared = classical.prepare(
+            args["type"], args.get("reads", ""), args["expr"], len(node.inputs)
+        )
+        where = f"node #{step.index} {node.id!r}"
+        inputs = tuple(ev[e] for e in node.inputs)
+        outputs = tuple(ev[e] for e in node.produces)
+        return MicroOp("calc", (), guard, inputs=inputs, outputs=outputs, calc=prepared, note=where)
+    note = f"node #{step.index} {node.id!r}: {node.args.get('message', '')}"
+    return MicroOp("halt", (), guard, note=note)
 
 
 def _expanded(

@@ -194,14 +194,20 @@ class _Lowerer:
             self.switch_case(instruction, qmap, cmap, cond)
         elif name == "box":
             self.box(instruction, qmap, cmap, cond)
-        elif _is_gate(op) or _is_annotated(op):
+        else:
+            self.operation(op, qubits, clbits, cond, where)
+
+    def operation(
+        self, op: Any, qubits: list[str], clbits: list[int], cond: conditions.Cond, where: str
+    ) -> None:
+        """A gate, or a composite instruction (an appended sub-circuit) inlined."""
+        if _is_gate(op) or _is_annotated(op):
             low = self.gate(op, 0)
             for terms in cond:
                 guard = guard_of(list(terms.items()))
                 for gate, qs, ps in low.ops:
                     self.builder.gate(gate, [qubits[k] for k in qs], ps, guard=guard, where=where)
         elif getattr(op, "definition", None) is not None and not op._directive:
-            # a composite instruction (e.g. an appended sub-circuit): inline its definition
             body = op.definition
             inner_q = dict(zip(body.qubits, qubits, strict=True))
             inner_c = dict(zip(body.clbits, clbits, strict=True))
@@ -209,7 +215,7 @@ class _Lowerer:
             self.block(body, inner_q, inner_c, cond, index)
             self.index = index
         else:
-            raise self.error("unsupported", f"instruction {name!r} is not supported by QMK")
+            raise self.error("unsupported", f"instruction {op.name!r} is not supported by QMK")
 
     def measure(self, qubit: str, slot: int, cond: conditions.Cond, where: str) -> None:
         if not cond:

@@ -409,15 +409,7 @@ class Api:
             params.update(fixed)
             bound = bind_params(spec, params)
             result = await door.call(visitor, spec.name, bound, program=program)
-            headers = {}
-            if isinstance(result, dict):
-                if isinstance(result.get("job_id"), str):
-                    headers["x-qmk-job-id"] = result["job_id"]
-                    if route.status == 201 and "checkpoint_id" not in result:
-                        headers["location"] = f"/v1/jobs/{result['job_id']}"
-                if isinstance(result.get("tenant"), str):
-                    headers["x-qmk-tenant"] = result["tenant"]
-            return _json(result, route.status, headers)
+            return _json(result, route.status, _result_headers(result, route.status))
 
         return handler
 
@@ -748,3 +740,17 @@ def create_app(
 
 def _route(api: Api, path: str, method: str, handler: Handler, other: OtherRoute | None) -> Route:
     return Route(path, api.wrap(path, handler), methods=[method], include_in_schema=False)
+
+
+def _result_headers(result: Any, status: int) -> dict[str, str]:
+    """The headers a syscall's reply adds: its job and tenant, and where a created job
+    lives."""
+    headers: dict[str, str] = {}
+    if isinstance(result, dict):
+        if isinstance(result.get("job_id"), str):
+            headers["x-qmk-job-id"] = result["job_id"]
+            if status == 201 and "checkpoint_id" not in result:
+                headers["location"] = f"/v1/jobs/{result['job_id']}"
+        if isinstance(result.get("tenant"), str):
+            headers["x-qmk-tenant"] = result["tenant"]
+    return headers
