@@ -23,9 +23,8 @@ class SyscallMethods:
 
     Params are checked against the table before anything is sent; ``session_id``
     None means the client's own session. Each method gives the method's reply
-    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply.
-
-    Why one class: it is the method table, one method a row, rendered from it.
+    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply:
+    the method table, one method a row, rendered from it.
     """
 
     def _call(self, method: str, params: dict[str, Any]) -> Any:
@@ -720,9 +719,8 @@ class AsyncSyscallMethods:
 
     Params are checked against the table before anything is sent; ``session_id``
     None means the client's own session. Each method gives the method's reply
-    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply.
-
-    Why one class: it is the method table, one method a row, rendered from it.
+    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply:
+    the method table, one method a row, rendered from it.
     """
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:

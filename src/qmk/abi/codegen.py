@@ -243,8 +243,8 @@ def render_protocol() -> str:
 _CLASS_DOC = (
     "    Params are checked against the table before anything is sent; ``session_id``\n"
     "    None means the client's own session. Each method gives the method's reply\n"
-    "    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply.\n\n"
-    "    Why one class: it is the method table, one method a row, rendered from it.\n"
+    "    struct (:mod:`qmk.abi.replies`), decoded from the JSON object of the reply:\n"
+    "    the method table, one method a row, rendered from it.\n"
     '    """\n\n'
 )
 

@@ -184,9 +184,9 @@ def _svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class MPSEngine(GateEngine):
     """A matrix product state on numpy (see the module docstring).
 
-    Why one class: every method reads or changes one chain of sites, its qubit map and
-    its orthogonality centre together (a swap moves a qubit and the centre; a read moves
-    the centre and folds waiting gates), so splitting it would only pass them around.
+    Every method reads or changes one chain of sites, its qubit map and its
+    orthogonality centre together (a swap moves a qubit and the centre; a read moves the
+    centre and folds waiting gates).
 
     Args:
         seed: seeds the engine's RNG (measurements, channels, samples).

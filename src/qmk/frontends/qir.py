@@ -362,7 +362,7 @@ def _llvm_error(message: str, name: str) -> tuple[int | None, str]:
 class _Lowering:
     """One pass over the entry point's blocks in a topological order.
 
-    Why one class: the walk's state is one scope read by every step: the value of each
+    The walk's state is one scope read by every step: the value of each
     instruction so far (constants, path conditions, values computed at run time), the
     event each result holds, the blocks' path conditions, the records and the builder;
     a branch, a phi, an arithmetic instruction and a call each read and extend it.

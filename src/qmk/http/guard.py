@@ -95,7 +95,7 @@ def guarded_protocol(config: ServerConfig, door: Door) -> type[HttpToolsProtocol
 
 
 class _GuardedProtocol(HttpToolsProtocol):
-    """Why one class: uvicorn's protocol is one class; its limits override its hooks."""
+    """uvicorn's HTTP protocol with the door's limits, which override its hooks."""
 
     limits: ServerConfig
     gate: Door

@@ -133,7 +133,7 @@ def _nodes_in(text: str) -> int:
 class Admission:
     """The submission checks of one kernel, with their caches.
 
-    Why one class: a submit, a device submit and a restore pass the same checks
+    A submit, a device submit and a restore pass the same checks
     (capabilities, audited; the firewall; the machine; quotas; queue room; the
     verification rate) against the same caches (verified programs, firewall answers,
     plans), which a split would have to share.

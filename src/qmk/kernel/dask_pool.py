@@ -164,7 +164,7 @@ class _Job:
 class DaskPool(Executor):
     """Runs the kernel's jobs on a Dask cluster (see the module docstring).
 
-    Why one class: it is one ``Executor`` over a cluster that comes and goes, on one
+    It is one ``Executor`` over a cluster that comes and goes, on one
     event loop. Submission, each attempt's call, the membership it learns from the
     scheduler, restarts after a lost worker and the notes of running jobs all read and
     change the same tables (jobs, attempts by token, workers). What holds no such state

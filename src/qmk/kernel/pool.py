@@ -461,7 +461,7 @@ _Outcome = tuple[Future[Any], Any, BaseException | None]
 class WorkerPool(Executor):
     """Runs tasks in ``max_workers`` persistent, confined worker processes.
 
-    Why one class: its tables (the queue, the running tasks, the workers, the outcomes
+    Its tables (the queue, the running tasks, the workers, the outcomes
     to deliver) change together under one lock, and both drivers (a thread of its own,
     or an event loop) run the one state machine on them; a worker's start, its task,
     its reply and its reaping each touch all of them. Split, each part would reach into

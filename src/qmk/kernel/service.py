@@ -92,7 +92,7 @@ class Kernel:
 
     Build one with :meth:`open`; stop it with :meth:`close`.
 
-    Why one class: it is the syscall facade, one ``q_*`` method per row of the qSyscall
+    It is the syscall facade, one ``q_*`` method per row of the qSyscall
     method table (mypy holds it to the table through :mod:`qmk.kernel._contract`), each
     a session check and a hand-over to the admission or the supervisor; it is as long as
     the table.

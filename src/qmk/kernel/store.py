@@ -479,7 +479,7 @@ _SAVE_JOB = (
 class Store:
     """The kernel database of one data directory.
 
-    Why one class: every table is written through one SQLite connection inside one open
+    Every table is written through one SQLite connection inside one open
     transaction that the group commit ends (:meth:`commit`, ``dirty``); a split by table
     would share that connection and that flag, and a commit must hold all of them.
 

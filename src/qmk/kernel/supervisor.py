@@ -121,7 +121,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class Supervisor:
     """The jobs of one kernel from acceptance to their end (see the module docstring).
 
-    Why one class: every path here (a start, a worker's answer, a cancel, a timeout, a
+    Every path here (a start, a worker's answer, a cancel, a timeout, a
     deadline, a preemption, a failed module) moves a job between the queue, a worker and
     a final state, and must change the same tables in one loop turn: the queue, the
     running attempts, the resources they hold, the job's record and its waiters. Split,

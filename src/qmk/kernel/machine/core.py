@@ -107,7 +107,7 @@ class _Tenant:
 class Scheduler:
     """One machine's schedule in machine time (module docstring).
 
-    Why one class: the event loop, the resource shares and the placements change the same
+    The event loop, the resource shares and the placements change the same
     jobs in one order at each event; split, each part would need the others' state.
 
     Args:
