@@ -5,7 +5,8 @@ names of the gate records (:data:`qmk.gates.GATES`, here as :data:`GATES`), whos
 matrices are the reference that engines and the conformance tests
 (:func:`qmk.testing.assert_engine_conformance`) agree with. Here beside them: the bases
 an engine measures in, the unitary of a list of gates, a matrix read as a Pauli
-product, and what a universal engine accepts.
+product, and what a universal engine accepts; the records' registry is here too
+(:func:`~qmk.gates.register`, :func:`~qmk.gates.registered`), for an engine's own gates.
 
 >>> import numpy as np
 >>> np.allclose(GATES["h"].matrix() @ GATES["h"].matrix(), np.eye(2))
@@ -23,7 +24,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from qmk.gates import GATES, Gate, quarter_turns
+from qmk.gates import GATES, Gate, Names, fixed, named, quarter_turns, register, registered
 
 #: Measurement bases an engine measures in: outcome 0 is the +1 eigenstate.
 BASES = ("Z", "X", "Y")
@@ -105,8 +106,13 @@ __all__ = [
     "TO_Z",
     "Applied",
     "Gate",
+    "Names",
     "accepts",
+    "fixed",
+    "named",
     "pauli_string",
     "quarter_turns",
+    "register",
+    "registered",
     "unitary",
 ]
