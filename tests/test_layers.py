@@ -349,7 +349,7 @@ MACHINE_MAY_IMPORT = (
     "qmk.kernel.machine",
     "qmk.kernel.errors",
     "qmk.kernel.config",
-    "qmk.execution",
+    "qmk.execution",  # the targets, whose footprints are what the machine places
     "qmk.ft",
     "qmk.estimate",
     "qmk.qec",

@@ -101,6 +101,7 @@ def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) ->
             ("q_get_telemetry", await kernel.q_get_telemetry(session_id=alice, job_id=job_id))
         )
         got.append(("q_resource_query", await kernel.q_resource_query(session_id=alice)))
+        got.append(("q_machine_status", await kernel.q_machine_status(session_id=alice)))
         channel = await kernel.q_open_chan(session_id=alice, peer="bob", fidelity=0.99)
         got.append(("q_open_chan", channel))
         channel_id = channel["channel_id"]

@@ -139,3 +139,32 @@ def test_a_request_with_a_schedule_keeps_it_through_json_and_its_physics() -> No
     bare = RunRequest(program_digest="ab" * 32, shots=10, seed=1)
     assert "machine" not in bare.physics()  # states saved before schedules compare equal
     assert bare.with_physics(request.physics()).machine == machine
+
+
+def test_on_lattice_surgery_a_wait_is_idle_noise_on_every_patch_before_the_next_op() -> None:
+    from qmk.execution.surgery import SurgeryTarget
+
+    text = _program("h: APPLY_H vq:q\nh2: APPLY_H vq:q\nm: MEASURE_Z vq:q, out:m")
+    target = SurgeryTarget()
+    program = target.read(assemble(text))
+    shots, waited = 20_000, 1500.0
+    request = RunRequest.build(
+        program_digest=program_digest(text),
+        target="lattice-surgery",
+        shots=shots,
+        seed=12,
+        qubit=QUBIT,
+        profile=PROFILE,
+    )
+    machine = MachineRun(
+        arrival_cycle=0, start_cycle=0, end_cycle=9, tiles=4, module=0, idle={"a": waited}
+    )
+    surgery = target.compile(program, msgspec.structs.replace(request, machine=machine))
+    assert surgery.schedule.logical_cycles == surgery.schedule.factory_wait_cycles == 0
+    result = surgery.run(shots, 12)
+    p_l = surgery.model.logical_error_rate
+    expected = 2 / 3 * (1 - (1 - p_l) ** waited)  # X or Y of the idle channel flip Z
+    assert stats.binomtest(result.counts.get("1", 0), shots, expected).pvalue > 1e-3
+    assert result.telemetry.machine is not None
+    private = target.compile(program, request).run(shots, 12)
+    assert private.counts.get("1", 0) < shots * expected / 10  # the waits made the flips

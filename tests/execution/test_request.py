@@ -113,9 +113,35 @@ def test_the_run_key_ignores_what_does_not_change_a_result_and_sees_the_physics(
         ("part", (0, 3)),
         ("target", "lattice-surgery"),
         ("target_options", {"block": "compact"}),
-        ("machine", MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=5, tiles=4, module=0)),
+        (
+            "machine",
+            MachineRun(
+                arrival_cycle=0, start_cycle=0, end_cycle=5, tiles=4, module=0, idle={"a": 3.0}
+            ),
+        ),
     ]:
         assert run_key(msgspec.structs.replace(request, **{field: value})) != run_key(request)
+
+
+def test_of_a_machine_schedule_only_its_idle_cycles_with_noise_on_key_the_run() -> None:
+    request = _full_request()
+    waited = MachineRun(
+        arrival_cycle=0,
+        start_cycle=9,
+        end_cycle=50,
+        tiles=4,
+        module=0,
+        wait_cycles={"queue": 9},
+        idle={},
+    )
+    assert run_key(msgspec.structs.replace(request, machine=waited)) == run_key(request)
+    idle = msgspec.structs.replace(waited, idle={"a": 3.0})
+    later = msgspec.structs.replace(idle, arrival_cycle=100, start_cycle=200, end_cycle=241)
+    keyed = msgspec.structs.replace(request, machine=idle)
+    assert run_key(keyed) != run_key(request)
+    assert run_key(keyed) == run_key(msgspec.structs.replace(request, machine=later))
+    quiet = msgspec.structs.replace(request, noise=False)
+    assert run_key(msgspec.structs.replace(quiet, machine=idle)) == run_key(quiet)
 
 
 def test_a_request_names_its_target_and_the_logical_machines_key_is_unchanged() -> None:

@@ -131,6 +131,9 @@ def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
     assert a == b
     a, b = both("q_usage", None, None, job_id)
     assert a == b and a["count"] >= 1 and a["records"][0]["job_id"] == job_id
+    a, b = both("q_machine_status")  # the machine moves on between the two: its shape
+    assert a["policy"] == b["policy"] and set(a) == set(b) and a["machine"] == b["machine"]
+    assert a["jobs"]["done"] >= 2 and b["clock_cycle"] >= a["clock_cycle"]
     assert called == set(METHODS)
 
 

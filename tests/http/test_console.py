@@ -7,16 +7,19 @@ skipped with the reason. A failing run leaves a screenshot under ``tmp_path``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from qmk import defaults
-from support.http import HttpServer
+from support.http import HttpServer, session
 from support.kernel import TENANTS
 from support.paths import SRC
 
@@ -35,8 +38,8 @@ FLAGS = [
 ]
 
 
-@pytest.fixture
-def page(server: HttpServer, tmp_path: Path):
+@contextlib.contextmanager
+def _browser() -> Iterator[Any]:
     if CHROMIUM is None:
         pytest.skip("no chromium on this machine (make test installs Debian's chromium as root)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -50,6 +53,26 @@ def page(server: HttpServer, tmp_path: Path):
             yield tab
         finally:
             context.close()
+
+
+@pytest.fixture
+def page(server: HttpServer, tmp_path: Path):
+    with _browser() as tab:
+        yield tab
+
+
+#: A machine whose clock runs one logical cycle a second, deciding every cycle: a job of
+#: a hundred T gates holds its tiles for about a hundred seconds of the test's time.
+SLOW_MACHINE = {"cycles_per_s": 1.0, "epoch_cycles": 1, "policy": "fair-share"}
+LONG = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\n' + "t q[0];\n" * 100
+LONG += "measure q -> c;\n"
+
+
+@pytest.fixture(scope="module")
+def slow_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    started = HttpServer(tmp_path_factory.mktemp("qmk-machine"), machine=SLOW_MACHINE).start()
+    yield started
+    assert started.stop() == 0, started.output()
 
 
 def test_a_tenant_signs_in_submits_bell_and_sees_two_outcomes(
@@ -116,3 +139,55 @@ def test_the_console_writes_neither_default_shots_nor_job_states_of_its_own():
         assert f'"{state}"' not in script, state
     assert '<input id="shots" type="number" min="1">' in page  # no value: the server's
     assert not re.search(r"shots[^\n]*\b[1-9][0-9]{2,}\b", script)  # no count of shots
+
+
+def test_the_console_draws_the_shared_machine_with_each_tenants_patches_in_place(
+    slow_machine: HttpServer, tmp_path: Path, request: pytest.FixtureRequest
+):
+    # dave's long job holds its tiles beside alice's; alice sees dave's patches by tenant,
+    # never by job id, and her own by id
+    with httpx.Client(base_url=slow_machine.url, timeout=60) as http:
+        dave = session(http, "dave")
+        reply = http.post(
+            "/v1/jobs",
+            json={"program": LONG, "shots": 10, "seed": 1},
+            headers={"Authorization": f"Bearer {dave}"},
+        )
+        assert reply.status_code == 201, reply.text
+        daves = reply.json()["job_id"]
+    with _browser() as page:
+        try:
+            page.goto(slow_machine.url + "/")
+            page.fill("#tenant", "alice")
+            page.fill("#key", TENANTS["alice"]["key"])
+            page.click("#sign-in-button")
+            page.wait_for_selector("#machine-summary[data-policy='fair-share']")
+            page.fill("#program", LONG)
+            page.fill("#shots", "10")
+            page.click("#submit-button")
+            page.wait_for_selector("#job-id:not(:empty)")
+            mine = page.inner_text("#job-id")
+            # placed at the machine's next decision, held for about a hundred cycles
+            patches = page.locator(f"#floorplan g.job[data-job='{mine}']")
+            patches.wait_for()
+            assert patches.get_attribute("data-tenant") == "alice"
+            tiles = int(patches.get_attribute("data-tiles"))
+            assert tiles > 0 and patches.locator("rect").count() == tiles
+            theirs = page.locator("#floorplan g.job[data-tenant='dave']")
+            theirs.wait_for()
+            assert theirs.get_attribute("data-job") is None  # another tenant's: no id
+            assert daves not in page.content()
+            legend = sorted(
+                page.locator("#tenants [data-tenant]").nth(i).get_attribute("data-tenant")
+                for i in range(page.locator("#tenants [data-tenant]").count())
+            )
+            assert legend == ["alice", "dave"]
+            series = page.locator("#utilization polyline[data-resource='tiles']")
+            series.wait_for()
+            assert int(series.get_attribute("data-points")) >= 1
+            assert "Jain's fairness" in page.inner_text("#machine")
+        except BaseException:
+            shot = tmp_path / f"{request.node.name}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the failure: {shot}")
+            raise

@@ -12,7 +12,7 @@ import pytest
 
 from qmk.abi.jsonrpc import encode
 from qmk.errors import InvalidArgument, NotFoundError
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.clock import ManualClock, ManualMachineClock
 from qmk.kernel.config import ConfigError, config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
@@ -108,8 +108,11 @@ def test_a_cancelled_job_is_metered_with_no_shots_and_no_machine_time(tmp_path: 
         assert {name: record[name] for name in FIELDS} == Usage().to_json()
         assert usage["invoice"] == {"currency": "USD", "lines": [], "total": 0}
 
+    # held in machine time (its clock never moves): cancelled before it ever started
     with WorkerGate(tmp_path) as gate:
-        run_kernel(tmp_path, body, gate=gate, config=_config())
+        run_kernel(
+            tmp_path, body, gate=gate, config=_config(), machine_clock=ManualMachineClock()
+        )
 
 
 def test_a_tenant_sees_only_its_own_usage_and_another_tenants_job_is_not_found(

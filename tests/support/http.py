@@ -41,6 +41,8 @@ class HttpServer:
     server: dict[str, Any] | None = None
     #: RLIMIT_NOFILE of the server process (None: inherited).
     nofile: int | None = None
+    #: More keys of the config's ``[machine]`` table (its clock, policy, factories...).
+    machine: dict[str, Any] | None = None
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     stopped: bool = field(default=False)
@@ -67,7 +69,12 @@ class HttpServer:
         if self.server:
             tables["server"] = self.server
         config.write_text(
-            config_toml(kernel=self.kernel, tenants=self.tenants or TENANTS, tables=tables)
+            config_toml(
+                kernel=self.kernel,
+                tenants=self.tenants or TENANTS,
+                tables=tables,
+                machine=self.machine,
+            )
         )
         cmd = [
             sys.executable,

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from qmk.kernel.clock import Clock
+from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
 from qmk.qvm.asm import assemble
@@ -246,12 +246,13 @@ def run_kernel(
     clock: Clock | None = None,
     pause: WorkerGate | None = None,
     hooks: Hooks | None = None,
+    machine_clock: MachineClock | None = None,
 ) -> Any:
     """``body(kernel)`` against a kernel opened on ``tmp_path / "data"``; closed after.
 
     ``gate`` holds its jobs in the workers before they start, ``pause`` holds running
     jobs at their fences, ``hooks`` sets any of the tests' hooks (:mod:`support.pools`);
-    ``clock`` replaces the system clock.
+    ``clock`` replaces the system clock, ``machine_clock`` the shared machine's.
     """
     config = config or make_config()
     hooks = hooks or Hooks()
@@ -266,6 +267,7 @@ def run_kernel(
             tmp_path / "data",
             workers=workers,
             clock=clock,
+            machine_clock=machine_clock,
             pool_factory=hooks.factory() if hooks.any else None,
         )
         try:
@@ -451,10 +453,21 @@ def config_toml(
     kernel: dict[str, Any] | None = None,
     tenants: dict[str, dict[str, Any]] | None = None,
     tables: dict[str, dict[str, Any]] | None = None,
+    machine: dict[str, Any] | None = None,
 ) -> str:
     """A ``kernel.toml`` text (:data:`TENANTS` unless ``tenants``; ``tables``: more
-    tables, e.g. ``{"http": {...}}``)."""
+    tables, e.g. ``{"http": {...}}``; ``machine``: more keys of ``[machine]``, a key
+    whose value is a table as its own ``[machine.KEY]``)."""
     lines = ["[machine]", f"physical_qubits = {physical_qubits}"]
+    subtables = {k: v for k, v in (machine or {}).items() if isinstance(v, dict)}
+    lines.extend(
+        f"{key} = {toml_value(value)}"
+        for key, value in (machine or {}).items()
+        if key not in subtables
+    )
+    for name, table in subtables.items():
+        lines.append(f"[machine.{name}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in table.items())
     if kernel:
         lines.append("[kernel]")
         lines.extend(f"{key} = {toml_value(value)}" for key, value in kernel.items())

@@ -7,7 +7,9 @@ confined workers. Only its pool differs, through the command's public seam
 ``pool_factory``: the kernel's own pool made a :class:`support.pools.GatedPool` with the
 hooks given here (``--gate FIFO``, ``--pause-gate FIFO``, ``--stall FIFO``, ``--probe
 module:function``: :class:`support.pools.Hooks`); ``--clock FILE`` runs its kernel on a
-:class:`support.clocks.ShiftedClock` whose time the test moves. Run it with ``tests/`` on
+:class:`support.clocks.ShiftedClock` whose time the test moves, ``--machine-clock
+FIFO@RATE`` its shared machine on a :class:`support.clocks.HeldMachineClock` the test
+releases. Run it with ``tests/`` on
 ``PYTHONPATH``; :meth:`support.kernel.ServerProcess.start` (``hooks=``) does.
 """
 
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 
 from qmk.commands import service
 from qmk.errors import QMKError
-from support.clocks import ShiftedClock
+from support.clocks import HeldMachineClock, ShiftedClock
 from support.pools import Hooks
 
 
@@ -44,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     ours = argparse.ArgumentParser(prog="python -m support.serve")
-    for name in ("--gate", "--pause-gate", "--stall", "--probe", "--clock"):
+    for name in ("--gate", "--pause-gate", "--stall", "--probe", "--clock", "--machine-clock"):
         ours.add_argument(name)
     given = ours.parse_args(argv[:split])
     hooks = Hooks(
@@ -56,8 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _serve_parser().parse_args(["serve", *argv[split + 1 :]])
     try:
         clock = None if given.clock is None else ShiftedClock(given.clock)
+        held = given.machine_clock
         return service.serve(
-            args, sys.stdout, sys.stderr, pool_factory=hooks.factory(), clock=clock
+            args,
+            sys.stdout,
+            sys.stderr,
+            pool_factory=hooks.factory(),
+            clock=clock,
+            machine_clock=None if held is None else HeldMachineClock.parse(held),
         )
     except QMKError as exc:
         sys.stderr.write(f"{exc}\n")

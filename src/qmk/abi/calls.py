@@ -71,8 +71,8 @@ class SyscallMethods:
         """Verify, admit and queue a program on a target; refusals come back at once.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             graph: object; the program: QVM JSON, or for target neutral-atom a device job in the
@@ -118,8 +118,8 @@ class SyscallMethods:
         and max_device_time_s.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
@@ -153,8 +153,8 @@ class SyscallMethods:
         """A job's state, and its result once COMPLETED.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -179,8 +179,8 @@ class SyscallMethods:
         """Wait until the job is final or timeout_ms passes; returns it either way.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -236,8 +236,8 @@ class SyscallMethods:
         """Cancel a queued or running job (its worker is killed).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -285,8 +285,8 @@ class SyscallMethods:
         """Re-queue a job from a checkpoint (null: its latest).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -312,8 +312,8 @@ class SyscallMethods:
         """Submit a new job with the same graph, shots, seed and policy.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -436,9 +436,9 @@ class SyscallMethods:
 
         Returns: Telemetry {job_id?, state?, attempts?, preemptions?, physical_qubits?,
             logical_qubits?, queued_s?, run_s?, telemetry?, teleportation?, earlier_outcomes?,
-            tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?, logical_cycles?,
-            injected_logical_errors?, running?, queued?, logical_qubits_in_use?, epoch?, device?,
-            faults?}.
+            machine?, tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?,
+            logical_cycles?, injected_logical_errors?, running?, queued?, logical_qubits_in_use?,
+            epoch?, device?, faults?}.
 
         Args:
             job_id: string | null; a job; null: the whole tenant (default null)
@@ -472,6 +472,31 @@ class SyscallMethods:
             },
         )
         return replies.Resources.from_json(reply)
+
+    def q_machine_status(
+        self,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Machine:
+        """The shared machine now: its floorplan with every tenant's jobs in place (only the
+        caller's by id), utilization of tiles, factories and links so far and over time, tenants'
+        shares, Jain's index, throughput, slowdowns and the speedup over exclusive
+        (docs/machine.md).
+
+        Returns: Machine {policy, clock_cycle, now_cycle, epoch_cycles, jobs, utilization,
+            utilization_over_time, tenant_shares, jain_fairness, throughput_jobs_per_s,
+            mean_slowdown, p95_slowdown, speedup_vs_exclusive, floorplan, machine}.
+
+        Args:
+            session_id: the session to use; None: the client's own
+        """
+        reply = self._call(
+            "q_machine_status",
+            {
+                "session_id": session_id,
+            },
+        )
+        return replies.Machine.from_json(reply)
 
     def q_calibrate(
         self,
@@ -767,8 +792,8 @@ class AsyncSyscallMethods:
         """Verify, admit and queue a program on a target; refusals come back at once.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             graph: object; the program: QVM JSON, or for target neutral-atom a device job in the
@@ -814,8 +839,8 @@ class AsyncSyscallMethods:
         and max_device_time_s.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
@@ -849,8 +874,8 @@ class AsyncSyscallMethods:
         """A job's state, and its result once COMPLETED.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -875,8 +900,8 @@ class AsyncSyscallMethods:
         """Wait until the job is final or timeout_ms passes; returns it either way.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -932,8 +957,8 @@ class AsyncSyscallMethods:
         """Cancel a queued or running job (its worker is killed).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -981,8 +1006,8 @@ class AsyncSyscallMethods:
         """Re-queue a job from a checkpoint (null: its latest).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -1008,8 +1033,8 @@ class AsyncSyscallMethods:
         """Submit a new job with the same graph, shots, seed and policy.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -1132,9 +1157,9 @@ class AsyncSyscallMethods:
 
         Returns: Telemetry {job_id?, state?, attempts?, preemptions?, physical_qubits?,
             logical_qubits?, queued_s?, run_s?, telemetry?, teleportation?, earlier_outcomes?,
-            tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?, logical_cycles?,
-            injected_logical_errors?, running?, queued?, logical_qubits_in_use?, epoch?, device?,
-            faults?}.
+            machine?, tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?,
+            logical_cycles?, injected_logical_errors?, running?, queued?, logical_qubits_in_use?,
+            epoch?, device?, faults?}.
 
         Args:
             job_id: string | null; a job; null: the whole tenant (default null)
@@ -1168,6 +1193,31 @@ class AsyncSyscallMethods:
             },
         )
         return replies.Resources.from_json(reply)
+
+    async def q_machine_status(
+        self,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Machine:
+        """The shared machine now: its floorplan with every tenant's jobs in place (only the
+        caller's by id), utilization of tiles, factories and links so far and over time, tenants'
+        shares, Jain's index, throughput, slowdowns and the speedup over exclusive
+        (docs/machine.md).
+
+        Returns: Machine {policy, clock_cycle, now_cycle, epoch_cycles, jobs, utilization,
+            utilization_over_time, tenant_shares, jain_fairness, throughput_jobs_per_s,
+            mean_slowdown, p95_slowdown, speedup_vs_exclusive, floorplan, machine}.
+
+        Args:
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_machine_status",
+            {
+                "session_id": session_id,
+            },
+        )
+        return replies.Machine.from_json(reply)
 
     async def q_calibrate(
         self,

@@ -432,6 +432,15 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 _SESSION,
             ),
             _method(
+                "q_machine_status",
+                "the shared machine now: its floorplan with every tenant's jobs in place "
+                "(only the caller's by id), utilization of tiles, factories and links so far "
+                "and over time, tenants' shares, Jain's index, throughput, slowdowns and the "
+                "speedup over exclusive (docs/machine.md)",
+                replies.Machine,
+                _SESSION,
+            ),
+            _method(
                 "q_calibrate",
                 "ingest a calibration or custom qubit parameters into the machine (operators)",
                 replies.Device,

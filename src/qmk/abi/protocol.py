@@ -51,8 +51,8 @@ class KernelSyscalls(Protocol):
         """Verify, admit and queue a program on a target; refusals come back at once.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -85,8 +85,8 @@ class KernelSyscalls(Protocol):
         and max_device_time_s.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -108,8 +108,8 @@ class KernelSyscalls(Protocol):
         """A job's state, and its result once COMPLETED.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -126,8 +126,8 @@ class KernelSyscalls(Protocol):
         """Wait until the job is final or timeout_ms passes; returns it either way.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -164,8 +164,8 @@ class KernelSyscalls(Protocol):
         """Cancel a queued or running job (its worker is killed).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -197,8 +197,8 @@ class KernelSyscalls(Protocol):
         """Re-queue a job from a checkpoint (null: its latest).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -215,8 +215,8 @@ class KernelSyscalls(Protocol):
         """Submit a new job with the same graph, shots, seed and policy.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?,
-            warnings?}.
+            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
+            machine?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -297,9 +297,9 @@ class KernelSyscalls(Protocol):
 
         Returns: Telemetry {job_id?, state?, attempts?, preemptions?, physical_qubits?,
             logical_qubits?, queued_s?, run_s?, telemetry?, teleportation?, earlier_outcomes?,
-            tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?, logical_cycles?,
-            injected_logical_errors?, running?, queued?, logical_qubits_in_use?, epoch?, device?,
-            faults?}.
+            machine?, tenant?, jobs?, jobs_by_state?, shots_submitted?, shots_completed?,
+            logical_cycles?, injected_logical_errors?, running?, queued?, logical_qubits_in_use?,
+            epoch?, device?, faults?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -314,6 +314,24 @@ class KernelSyscalls(Protocol):
         """The machine's qubit inventory and the tenant's quota and usage.
 
         Returns: Resources {machine, tenant, quota, usage, device}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+        """
+
+    async def q_machine_status(
+        self,
+        *,
+        session_id: str,
+    ) -> dict[str, Any]:
+        """The shared machine now: its floorplan with every tenant's jobs in place (only the
+        caller's by id), utilization of tiles, factories and links so far and over time, tenants'
+        shares, Jain's index, throughput, slowdowns and the speedup over exclusive
+        (docs/machine.md).
+
+        Returns: Machine {policy, clock_cycle, now_cycle, epoch_cycles, jobs, utilization,
+            utilization_over_time, tenant_shares, jain_fairness, throughput_jobs_per_s,
+            mean_slowdown, p95_slowdown, speedup_vs_exclusive, floorplan, machine}.
 
         Args:
             session_id: string; the session from q_negotiate_caps

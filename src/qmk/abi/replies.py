@@ -141,6 +141,11 @@ class Job(Reply, frozen=True, kw_only=True):
     result_error: CodedError | Absent = UNSET
     #: A submit's options that changed nothing (``QC130``, ``QC131``).
     warnings: list[CodedError] | Absent = UNSET
+    #: Its schedule on the shared machine once fixed (``arrival_cycle``, ``start_cycle``,
+    #: ``end_cycle``, ``tiles``, ``module``, ``wait_cycles`` by cause,
+    #: ``idle_logical_error``: docs/machine.md); absent before, and for a job the machine
+    #: does not hold.
+    machine: dict[str, Any] | Absent = UNSET
 
     @property
     def final(self) -> bool:
@@ -218,6 +223,8 @@ class Telemetry(Reply, frozen=True, kw_only=True):
     telemetry: dict[str, Any] | Absent | None = UNSET
     teleportation: dict[str, Any] | Absent | None = UNSET
     earlier_outcomes: list[Any] | Absent = UNSET
+    #: Its schedule on the shared machine (the job's ``machine``); None before it is fixed.
+    machine: dict[str, Any] | Absent | None = UNSET
     # the tenant's
     tenant: str | Absent = UNSET
     jobs: int | Absent = UNSET
@@ -233,6 +240,38 @@ class Telemetry(Reply, frozen=True, kw_only=True):
     epoch: int | Absent = UNSET
     device: dict[str, Any] | Absent = UNSET
     faults: list[Any] | Absent = UNSET
+
+
+class Machine(Reply, frozen=True, kw_only=True):
+    """The shared machine now (``q_machine_status``; docs/machine.md): its floorplan with
+    every tenant's jobs in place, the utilization of its tiles, factories and links so far
+    and over time, each tenant's share of tile-cycles, Jain's index, throughput, slowdowns
+    and the speedup over ``exclusive`` for the same arrivals."""
+
+    #: The scheduler's policy.
+    policy: str
+    #: The machine clock's cycle, and the cycle the schedule is decided up to.
+    clock_cycle: int
+    now_cycle: int
+    epoch_cycles: int
+    #: Jobs ``queued``, ``running``, ``stopped`` (preempted) and ``done`` in machine time.
+    jobs: dict[str, int]
+    #: ``tiles``, ``factories``, ``links``: busy over available since the first arrival.
+    utilization: dict[str, float]
+    #: The same per span of whole epochs: ``[[cycle, utilization], ...]`` each.
+    utilization_over_time: dict[str, list[list[float]]]
+    tenant_shares: dict[str, float]
+    jain_fairness: float
+    throughput_jobs_per_s: float
+    mean_slowdown: float
+    p95_slowdown: float
+    #: Jobs done over those an ``exclusive`` machine would have done on the same arrivals.
+    speedup_vs_exclusive: float | None
+    #: Per module: its tiles and each placed job (``job``: the id, for the caller's own
+    #: jobs only; ``tenant``, ``first_tile``, ``tiles``, ``state``).
+    floorplan: list[dict[str, Any]]
+    #: The machine as declared (``qmk machine show --json``'s figures).
+    machine: dict[str, Any]
 
 
 class Resources(Reply, frozen=True, kw_only=True):
@@ -361,6 +400,7 @@ REPLIES: dict[str, type[Reply]] = {
         Artifacts,
         Watch,
         Unwatch,
+        Machine,
     )
 }
 
@@ -378,6 +418,7 @@ __all__ = [
     "Device",
     "Job",
     "JobList",
+    "Machine",
     "Reply",
     "Resources",
     "ResultPage",

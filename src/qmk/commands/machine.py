@@ -7,6 +7,10 @@ runs a workload through the machine scheduler in schedule-only mode, under each 
 and prints each one's metrics (``--json``: per policy, ``makespan_cycles``,
 ``utilization``, ``mean_slowdown``, ``p95_slowdown``, ``jain_fairness``,
 ``throughput_jobs_per_s``, ``speedup_vs_exclusive``, ``tenant_shares`` and ``jobs``).
+``qmk machine status`` asks a running kernel for its shared machine now
+(``q_machine_status``): the policy and clock, jobs by state in machine time,
+utilization, tenants' shares, Jain's index, throughput, slowdowns, the speedup over
+``exclusive``, and each module's jobs in place.
 """
 
 from __future__ import annotations
@@ -22,8 +26,67 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.simulate import PolicyRun
     from qmk.kernel.machine.spec import MachineSpec
 
+#: How ``qmk machine status`` names a job of another tenant (its id is not shown).
+OTHERS = "(another tenant's job)"
 #: The machine of ``qmk machine show`` without ``--config``.
 DEFAULT_PHYSICAL_QUBITS = 1_000_000
+
+
+def _status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk machine status``: ``q_machine_status`` of the kernel, as text or JSON."""
+    from qmk.commands.service import _client
+
+    with _client(args) as client:
+        reply = client.q_machine_status().to_json()
+    if args.json:
+        out.write(json.dumps(reply, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    out.write(status_text(reply))
+    return 0
+
+
+def status_text(reply: dict[str, Any]) -> str:
+    """``q_machine_status``'s reply for people.
+
+    >>> print(status_text({"policy": "fair-share", "clock_cycle": 120, "now_cycle": 119,
+    ...     "epoch_cycles": 10, "jobs": {"queued": 1, "running": 2, "stopped": 0, "done": 3},
+    ...     "utilization": {"tiles": 0.5, "factories": 1.0, "links": 0.0},
+    ...     "tenant_shares": {"a": 0.75, "b": 0.25}, "jain_fairness": 0.8,
+    ...     "throughput_jobs_per_s": 2.5, "mean_slowdown": 1.5, "p95_slowdown": 2.0,
+    ...     "speedup_vs_exclusive": 1.5, "floorplan": [{"module": 0, "tiles": 20,
+    ...     "jobs": [{"job": "job_x", "tenant": "a", "first_tile": 0, "tiles": 9,
+    ...     "state": "running"}]}]}), end="")
+    machine: fair-share, cycle 120 (decided up to 119), epochs of 10 cycles
+    jobs: 1 queued, 2 running, 0 stopped, 3 done
+    utilization: tiles 50.0%, factories 100.0%, links 0.0%
+    tenants' shares: a 75.0%, b 25.0% (Jain's index 0.800)
+    throughput 2.5 jobs/s; slowdown mean 1.50, p95 2.00; speedup over exclusive 1.50x
+    module 0 (20 tiles): tiles 0-8 a job_x running
+    """
+    jobs = reply["jobs"]
+    shares = ", ".join(f"{t} {v:.1%}" for t, v in reply["tenant_shares"].items()) or "none"
+    speedup = reply["speedup_vs_exclusive"]
+    lines = [
+        f"machine: {reply['policy']}, cycle {reply['clock_cycle']} (decided up to "
+        f"{reply['now_cycle']}), epochs of {reply['epoch_cycles']} cycles",
+        "jobs: " + ", ".join(f"{jobs[k]} {k}" for k in ("queued", "running", "stopped", "done")),
+        "utilization: " + ", ".join(f"{k} {v:.1%}" for k, v in reply["utilization"].items()),
+        f"tenants' shares: {shares} (Jain's index {reply['jain_fairness']:.3f})",
+        f"throughput {reply['throughput_jobs_per_s']:.3g} jobs/s; slowdown mean "
+        f"{reply['mean_slowdown']:.2f}, p95 {reply['p95_slowdown']:.2f}; speedup over "
+        "exclusive " + ("n/a" if speedup is None else f"{speedup:.2f}x"),
+    ]
+    for module in reply["floorplan"]:
+        placed = [
+            f"tiles {j['first_tile']}-{j['first_tile'] + j['tiles'] - 1} {j['tenant']} "
+            f"{j['job'] or OTHERS} {j['state']}"
+            for j in module["jobs"]
+        ]
+        lines.append(
+            f"module {module['module']} ({module['tiles']} tiles): "
+            + ("; ".join(placed) or "empty")
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _machine(path: str | None) -> MachineSpec:
@@ -209,3 +272,8 @@ def register(add: AddCommand) -> None:
         "--plot", metavar="OUT.png", help="draw utilization over time and slowdowns per policy"
     )
     sim.set_defaults(run=_simulate)
+    from qmk.commands.service import _client_options
+
+    status = sub.add_parser("status", help="print a running kernel's shared machine now")
+    _client_options(status)
+    status.set_defaults(run=_status, syscall="q_machine_status")

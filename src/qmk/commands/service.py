@@ -39,7 +39,7 @@ from qmk.errors import warning_line
 
 if TYPE_CHECKING:
     from qmk.client import Client
-    from qmk.kernel.clock import Clock
+    from qmk.kernel.clock import Clock, MachineClock
     from qmk.kernel.workers import PoolFactory
 
 # --------------------------------------------------------------------------- serve
@@ -52,6 +52,7 @@ def serve(
     *,
     pool_factory: PoolFactory | None = None,
     clock: Clock | None = None,
+    machine_clock: MachineClock | None = None,
 ) -> int:
     """``qmk serve``: run a kernel on ``args`` (the command's parsed arguments) until
     SIGTERM or SIGINT; the exit status.
@@ -62,7 +63,9 @@ def serve(
     :class:`~qmk.kernel.pool.WorkerPool` subclass, as the tests' ``python -m
     support.serve`` runs one with their gates. ``clock`` is the kernel's clock in place of
     the system's (``Kernel.open(clock=...)``): the tests' server runs on one whose time
-    they move, so expiries happen when a test says.
+    they move, so expiries happen when a test says. ``machine_clock`` is the shared
+    machine's (``Kernel.open(machine_clock=...)``): the tests' server holds it until
+    every job of a test has arrived, so their arrivals are the same in every run.
 
     Raises:
         QMKError: a bad option or config, an unusable data directory (one line, coded).
@@ -151,6 +154,7 @@ def serve(
                 grpc,
                 dask_flags=dask_flags,
                 repair_perms=args.repair_perms,
+                machine_clock=machine_clock,
             )
         )
     finally:
@@ -177,6 +181,7 @@ async def _serve(
     *,
     dask_flags: dict[str, Any] | None = None,
     repair_perms: bool = False,
+    machine_clock: MachineClock | None = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -206,6 +211,7 @@ async def _serve(
                 pool=pool,
                 pool_factory=pool_factory,
                 clock=clock,
+                machine_clock=machine_clock,
             )
         else:
             kernel = await Kernel.open(
@@ -217,6 +223,7 @@ async def _serve(
                 pool=pool,
                 pool_factory=pool_factory,
                 clock=clock,
+                machine_clock=machine_clock,
             )
     except BaseException:
         if pool is not None:

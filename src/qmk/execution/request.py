@@ -514,8 +514,13 @@ def run_key(request: RunRequest, **more: Any) -> str:
         del data["target"]
     if not data["target_options"]:
         del data["target_options"]
-    if data["machine"] is None:  # the keys of runs on a private machine
+    # of a machine schedule only its idle cycles decide the result, and only with noise
+    # on: the same run waited nowhere has the key of a run on a private machine
+    machine = request.machine
+    if machine is None or not (request.noise and machine.idle):
         del data["machine"]
+    else:
+        data["machine"] = {"idle": data["machine"]["idle"]}
     text = json.dumps({**data, **more}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -183,9 +183,20 @@ class Surgery:
             from qmk.ft.execute import batch_form
 
             self._kept["batch"] = batch_form(
-                self.lowered, self.schedule, self.model, noise=self.request.noise
+                self.lowered, self.schedule, self.model, noise=self.request.noise, idle=self.idle
             )
         return self._kept["batch"]
+
+    @property
+    def idle(self) -> dict[int, float]:
+        """The request's machine schedule's idle cycles (a kernel job's waits on the
+        shared machine), by the position in the schedule's order of the first op after
+        the node each follows; empty with noise off or no schedule."""
+        found = self._kept.get("idle")
+        if found is None:
+            found = self._kept["idle"] = _idle_positions(self)
+        assert isinstance(found, dict)
+        return found
 
     def route(self, shots: int) -> Choice:
         """The router's engine for ``shots`` shots of the schedule (named, or the cheapest
@@ -233,8 +244,10 @@ class Surgery:
                 shots=shots,
                 seed=seed,
                 noise=self.request.noise,
+                idle=self.idle,
             )
-            noisy = self.request.noise and bool(locations(self.lowered, self.schedule, self.model))
+            where = locations(self.lowered, self.schedule, self.model, self.idle)
+            noisy = self.request.noise and bool(where)
             mode, sampling = "branches", "per-pattern" if noisy else "off"
             simulations = tally.simulations
         return _result(
@@ -298,7 +311,7 @@ def _result(
     program, request = surgery.program, surgery.request
     figures = {k: v for k, v in sched.to_json().items() if k != "logical_cycles"}
     figures.update(profile=model.profile, logical_error_rate=model.logical_error_rate)
-    where = locations(lowered, sched, model) if request.noise else ()
+    where = locations(lowered, sched, model, surgery.idle) if request.noise else ()
     telemetry = Telemetry(
         engine=choice.engine,
         mode=mode,
@@ -321,6 +334,7 @@ def _result(
         wall_time_s=round(time.perf_counter() - started, 6),
         engine_reason=choice.reason,
         figures=figures,
+        machine=None if request.machine is None else request.machine.record(),
     )
     keys = layout_of(program.graph.metadata, lowered.events)
     ops = lowered.ops
@@ -344,6 +358,28 @@ def _result(
         target=NAME,
         details=details,
     )
+
+
+def _idle_positions(surgery: Surgery) -> dict[int, float]:
+    """:attr:`Surgery.idle` (its docstring): a wait after node ``n`` falls before the
+    first op, in execution order, of a node the program lists after ``n`` (none: after
+    the last op, where it changes no outcome)."""
+    request = surgery.request
+    machine = request.machine
+    if not (request.noise and machine is not None and machine.idle):
+        return {}
+    order = {node.id: i for i, node in enumerate(surgery.program.graph.nodes)}
+    ops = surgery.lowered.ops
+    starts = [order.get(ops[index].node, 0) for index in surgery.schedule.order]
+    out: dict[int, float] = {}
+    for node, cycles in machine.idle.items():
+        after = order.get(node)
+        if after is None:
+            continue
+        first = next((p for p, at in enumerate(starts) if at > after), None)
+        if first is not None:
+            out[first] = out.get(first, 0.0) + cycles
+    return out
 
 
 def _workload(surgery: Surgery, shots: int) -> Any:

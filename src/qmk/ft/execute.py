@@ -43,6 +43,7 @@ above (noise on); counts at a given seed are not those of a shot-by-shot loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -124,17 +125,28 @@ class Location:
         return (0.0, 0.0, self.p) if self.patch < 0 else (self.p / 3,) * 3
 
 
-def locations(lowered: Lowered, sched: Schedule, model: FTModel) -> tuple[Location, ...]:
-    """Every place a logical error may strike a shot (module docstring), in order."""
+def locations(
+    lowered: Lowered,
+    sched: Schedule,
+    model: FTModel,
+    idle: Mapping[int, float] | None = None,
+) -> tuple[Location, ...]:
+    """Every place a logical error may strike a shot (module docstring), in order;
+    ``idle``: more idle cycles of every patch before the op at a position (a kernel
+    job's waits on the shared machine)."""
     out: list[Location] = []
     p_l = model.logical_error_rate
     factory = model.factory
     now = 0
     patches = len(lowered.qubits)  # the data patches and the Toffolis' AND patch
+    waits = idle or {}
     for position, index in enumerate(sched.order):
         start = sched.slots[index].start
         if start > now:
             p = 1.0 - (1.0 - p_l) ** (start - now)
+            out.extend(Location(position=position, patch=j, p=p) for j in range(patches))
+        if waits.get(position):
+            p = -math.expm1(waits[position] * math.log1p(-p_l))
             out.extend(Location(position=position, patch=j, p=p) for j in range(patches))
         now = max(now, start)
         op = lowered.ops[index]
@@ -371,6 +383,7 @@ def run_branches(
     shots: int,
     seed: int,
     noise: bool,
+    idle: Mapping[int, float] | None = None,
 ) -> tuple[np.ndarray, int, Tally]:
     """``shots`` rows of the program's events (``lowered.events`` order; an event nothing
     produced reads 0), the logical errors injected and what ran (module docstring).
@@ -378,7 +391,7 @@ def run_branches(
     (through :meth:`reseed`) the engine."""
     streams = np.random.SeedSequence(seed).spawn(3)
     error_rng, split_rng = np.random.default_rng(streams[0]), np.random.default_rng(streams[1])
-    where = locations(lowered, sched, model) if noise else ()
+    where = locations(lowered, sched, model, idle) if noise else ()
     groups, injected = error_patterns(where, shots, error_rng)
     engine = make_engine()
     engine.reseed(int(streams[2].generate_state(1, np.uint64)[0] >> np.uint64(1)))
@@ -410,7 +423,12 @@ def run_branches(
 
 
 def batch_form(
-    lowered: Lowered, sched: Schedule, model: FTModel, *, noise: bool
+    lowered: Lowered,
+    sched: Schedule,
+    model: FTModel,
+    *,
+    noise: bool,
+    idle: Mapping[int, float] | None = None,
 ) -> tuple[BatchCircuit, tuple[int | None, ...], tuple[tuple[int, Location], ...]] | None:
     """The schedule as one batch circuit (:mod:`qmk.engines.batch`), the record column of
     each event (None: nothing produces it) and its error sites (their idle location);
@@ -418,7 +436,7 @@ def batch_form(
     a condition of two or more terms."""
     from qmk.engines.batch import BatchCircuit, Instruction, Kind
 
-    where = locations(lowered, sched, model) if noise else ()
+    where = locations(lowered, sched, model, idle) if noise else ()
     by_position: dict[int, list[Location]] = {}
     for loc in where:
         by_position.setdefault(loc.position, []).append(loc)

@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from qmk.http.probe import KernelEvent, KernelProbe
+from qmk.http.probe import KernelEvent, KernelProbe, MachineFacts
 
 #: The media type of the text exposition format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -110,6 +110,26 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "syscall latency, by transport (http, jsonrpc, grpc) and method",
     ),
     ("qmk_http_requests", "counter", "HTTP requests by route and status"),
+    ("qmk_machine_cycle", "gauge", "the shared machine's clock, in logical cycles"),
+    (
+        "qmk_machine_jobs",
+        "gauge",
+        "jobs on the shared machine in machine time, by state (queued, running, stopped, done)",
+    ),
+    (
+        "qmk_machine_utilization",
+        "gauge",
+        "busy over available since the first arrival, by resource (tiles, factories, links)",
+    ),
+    ("qmk_machine_tenant_share", "gauge", "each tenant's share of the machine's tile-cycles"),
+    ("qmk_machine_jain_fairness", "gauge", "Jain's index over tenants' shares, by quota"),
+    ("qmk_machine_throughput_jobs_per_second", "gauge", "jobs done per machine-second"),
+    ("qmk_machine_slowdown", "gauge", "turnaround over runtime alone, by statistic (mean, p95)"),
+    (
+        "qmk_machine_speedup_vs_exclusive",
+        "gauge",
+        "jobs done over those an exclusive machine would have done on the same arrivals",
+    ),
 )
 
 _LATENCY_BUCKETS = (
@@ -194,6 +214,8 @@ class _KernelLoad(Collector):
                 ("qmk_webhook_dead_letters", snap.webhook_dead_letters),
             ):
                 yield GaugeMetricFamily(name, _help(name), value=value)
+        if snap.machine is not None:
+            yield from _machine(snap.machine, label)
         for name, by_tenant in (
             ("qmk_result_storage_bytes", snap.result_storage_bytes),
             ("qmk_result_storage_limit_bytes", snap.result_storage_limit_bytes),
@@ -202,6 +224,38 @@ class _KernelLoad(Collector):
             for tenant, value in sorted(by_tenant.items()):
                 family.add_metric([label(tenant)], value)
             yield family
+
+
+def _machine(facts: MachineFacts, label: Callable[[str], str]) -> Iterator[Metric]:
+    """The shared machine's gauges (docs/machine.md)."""
+    yield GaugeMetricFamily("qmk_machine_cycle", _help("qmk_machine_cycle"), value=facts.cycle)
+    for name, key, values in (
+        ("qmk_machine_jobs", "state", facts.jobs),
+        ("qmk_machine_utilization", "resource", facts.utilization),
+        (
+            "qmk_machine_slowdown",
+            "statistic",
+            {"mean": facts.mean_slowdown, "p95": facts.p95_slowdown},
+        ),
+    ):
+        family = GaugeMetricFamily(name, _help(name), labels=[key])
+        for which, value in values.items():
+            family.add_metric([which], value)
+        yield family
+    shares = GaugeMetricFamily(
+        "qmk_machine_tenant_share", _help("qmk_machine_tenant_share"), labels=["tenant"]
+    )
+    for tenant, share in sorted(facts.tenant_shares.items()):
+        shares.add_metric([label(tenant)], share)
+    yield shares
+    for name, value in (
+        ("qmk_machine_jain_fairness", facts.jain_fairness),
+        ("qmk_machine_throughput_jobs_per_second", facts.throughput_jobs_per_s),
+    ):
+        yield GaugeMetricFamily(name, _help(name), value=value)
+    if facts.speedup_vs_exclusive is not None:
+        name = "qmk_machine_speedup_vs_exclusive"
+        yield GaugeMetricFamily(name, _help(name), value=facts.speedup_vs_exclusive)
 
 
 class Metrics:

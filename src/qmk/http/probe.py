@@ -107,6 +107,35 @@ class KernelEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MachineFacts:
+    """The shared machine's figures at one moment (``q_machine_status`` less its
+    floorplan and series; docs/machine.md).
+
+    Attributes:
+        cycle: the machine clock's cycle.
+        jobs: jobs in machine time by state (queued, running, stopped, done).
+        utilization: busy over available since the first arrival, by resource (tiles,
+            factories, links).
+        tenant_shares: each tenant's share of tile-cycles.
+        jain_fairness: Jain's index over the shares, weighted by the tenants' quotas.
+        throughput_jobs_per_s: jobs done per second of machine time.
+        mean_slowdown, p95_slowdown: turnaround over runtime alone.
+        speedup_vs_exclusive: jobs done over an exclusive machine's on the same
+            arrivals (None: none done there yet).
+    """
+
+    cycle: int
+    jobs: Mapping[str, int]
+    utilization: Mapping[str, float]
+    tenant_shares: Mapping[str, float]
+    jain_fairness: float
+    throughput_jobs_per_s: float
+    mean_slowdown: float
+    p95_slowdown: float
+    speedup_vs_exclusive: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KernelSnapshot:
     """The kernel's load at one moment (read at each metrics scrape).
 
@@ -137,6 +166,7 @@ class KernelSnapshot:
         webhook_oldest_s: how long the oldest of them has waited since its job ended (0:
             none waits).
         webhook_dead_letters: webhooks refused at every attempt (DEAD), until replayed.
+        machine: the shared machine's figures (None: not known).
     """
 
     jobs: Mapping[tuple[str, str], int]
@@ -159,6 +189,7 @@ class KernelSnapshot:
     webhook_backlog: int | None = None
     webhook_oldest_s: float = 0.0
     webhook_dead_letters: int = 0
+    machine: MachineFacts | None = None
 
 
 def version() -> str:

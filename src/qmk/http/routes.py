@@ -141,6 +141,7 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
         _r("q_chan_status", "GET", _CHANNEL, tag="channels"),
         _r("q_close_chan", "DELETE", _CHANNEL, tag="channels"),
         _r("q_resource_query", "GET", "/v1/resources", tag="machine"),
+        _r("q_machine_status", "GET", "/v1/machine", tag="machine"),
         _r(
             "q_calibrate",
             "POST",

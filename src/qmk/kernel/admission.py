@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -77,6 +77,9 @@ from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
 from qmk.rate import TokenBucket
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
 
 #: Most shots one job may ask for (the one range: :data:`qmk.defaults.MAX_SHOTS`).
 MAX_SHOTS = defaults.MAX_SHOTS
@@ -166,6 +169,9 @@ class Admission:
         self.results = results
         #: Device jobs' artifacts (set by the kernel: :mod:`.artifacts`), for their quota.
         self.artifacts: Any = None
+        #: How many of a tenant's queued jobs wait on the shared machine for their
+        #: schedule (set by the kernel: :mod:`.shared_machine`), for ``max_queued_jobs``.
+        self.machine_holds: Callable[[str], int] = lambda tenant: 0
         self.channels = channels
         self.queue = queue
         self.audit = audit
@@ -249,10 +255,14 @@ class Admission:
             warnings = () if unused is None else (unused,)
         if not entry.logical_machine:  # its own physics: the target checks it compiling
             request = _request(self.config.machine, text, shots, seed, parsed, options, entry)
-            physical = await self._compiled(tenant, program, request, entry)
-            self._check_room(physical, qubits)
+            footprint = await self._compiled(tenant, program, request, entry)
+            self._check_room(footprint.physical_qubits, qubits)
             self.check_queue_room(tenant)
-            return self._job(session, text, program, request, physical, qubits, given_seed)
+            job = self._job(
+                session, text, program, request, footprint.physical_qubits, qubits, given_seed
+            )
+            job.footprint = footprint
+            return job
         if parsed.profile == "auto":
             parsed = self._auto_profile(program, parsed)
         machine = self.config.machine
@@ -285,9 +295,12 @@ class Admission:
             require_calibration=parsed.calibration is not None,
             policy=parsed,
         )
-        return self._job(
+        job = self._job(
             session, text, program, request, physical, qubits, given_seed, warnings=warnings
         )
+        if not spanning:  # what it asks of the shared machine (one module's tiles)
+            job.footprint = await self._compiled(tenant, program, request, entry)
+        return job
 
     def _job(
         self,
@@ -321,22 +334,23 @@ class Admission:
 
     async def _compiled(
         self, tenant: str, program: Any, request: RunRequest, entry: TargetSpec
-    ) -> int:
-        """The physical qubits of ``program`` compiled by its target (what the target
-        refuses is a ``ProgramError`` with its code): on the loop for a small program,
-        in a thread charged to ``tenant`` for a big one."""
+    ) -> Footprint:
+        """The footprint of ``program`` compiled by its target for ``request``: its
+        physical qubits, and what it asks of the shared machine (what the target refuses
+        is a ``ProgramError`` with its code): on the loop for a small program, in a
+        thread charged to ``tenant`` for a big one."""
 
-        def work() -> int:
+        def work() -> Footprint:
             try:
-                executable = targets.get(entry.name).compile(program, request)
-                return int(executable.footprint.physical_qubits)
+                return targets.get(entry.name).compile(program, request).footprint
             except QMKError as exc:
                 raise ProgramError(exc.message, code=exc.code, **exc.details) from None
 
         if len(program.graph.nodes) < OFFLOAD_NODES:
             with self.cpu.on_loop(tenant):
                 return work()
-        return int(await self.cpu.run(tenant, work))
+        footprint: Footprint = await self.cpu.run(tenant, work)
+        return footprint
 
     async def _admit_program(
         self,
@@ -410,7 +424,9 @@ class Admission:
                 limit="max_artifact_storage_mb",
                 value=self.artifacts.limit_bytes(tenant),
             )
-        return self._job(session, text, program, request, 0, {}, False)
+        job = self._job(session, text, program, request, 0, {}, False)
+        job.footprint = footprint
+        return job
 
     def _noise_model(self, policy: Policy) -> str | None:
         """The noise-model text the job runs with: its policy's (canonical, within the
@@ -503,9 +519,13 @@ class Admission:
         self._check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
-        self._check_room(job.physical_qubits, qubits, spanning=spans(job, self.device))
+        spanning = spans(job, self.device)
+        self._check_room(job.physical_qubits, qubits, spanning=spanning)
         if job.state != "QUEUED":
             self.check_queue_room(job.tenant)
+        if job.request.machine is None and job.footprint is None and not spanning:
+            # it never had its schedule: it arrives at the shared machine anew
+            job.footprint = await self._compiled(job.tenant, program, job.request, entry)
         job.caps = session.caps
 
     def _check_priority(self, tenant: str, priority: int) -> None:
@@ -665,7 +685,7 @@ class Admission:
                     value=room,
                 )
         limit = self.config.tenants[tenant].max_queued_jobs
-        if self.queue.count(tenant) >= limit:
+        if self.queue.count(tenant) + self.machine_holds(tenant) >= limit:
             raise QuotaError(
                 f"tenant {tenant!r} already has {limit} queued jobs "
                 "(max_queued_jobs); wait for some to start",

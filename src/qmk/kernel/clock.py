@@ -137,4 +137,108 @@ class ManualClock:
             await handled
 
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+# --------------------------------------------------------------------------- machine time
+
+
+class MachineClock(Protocol):
+    """The shared machine's clock: logical cycles of machine time (``docs/machine.md``).
+
+    Kept apart from :class:`Clock` (wall time): the machine's schedule depends on
+    nothing but the cycles its jobs are stamped with at their arrival, so a test that
+    drives the kernel's wall clock by hand still sees machine time pass, and a test that
+    must fix arrivals holds this clock instead.
+    """
+
+    def start(self) -> None:
+        """Start counting (the kernel's start): the clock stays at its first cycle before."""
+        ...
+
+    def cycle(self) -> int:
+        """The machine cycle now (an arrival is stamped with it)."""
+        ...
+
+    async def wait(self, cycle: float, wake: asyncio.Event) -> None:
+        """Return once the clock reaches ``cycle`` (inf: never) or ``wake`` is set."""
+        ...
+
+
+class RateClock:
+    """Machine time at ``cycles_per_s`` logical cycles a second of this computer's
+    monotonic time, from :meth:`start` (the kernel's start; 0 before it).
+
+    >>> clock = RateClock(1e6)
+    >>> clock.cycle()
+    0
+    """
+
+    def __init__(self, cycles_per_s: float) -> None:
+        if not cycles_per_s > 0:
+            raise ValueError(f"cycles_per_s must be > 0, got {cycles_per_s!r}")
+        self.rate = float(cycles_per_s)
+        self._start: float | None = None
+
+    def start(self) -> None:
+        """Start the clock at cycle 0 now (once; a later call changes nothing)."""
+        if self._start is None:
+            self._start = time.monotonic()
+
+    def _elapsed(self) -> float:
+        return 0.0 if self._start is None else time.monotonic() - self._start
+
+    def cycle(self) -> int:
+        return int(self._elapsed() * self.rate)
+
+    async def wait(self, cycle: float, wake: asyncio.Event) -> None:
+        delay = None if cycle == float("inf") else max(0.0, cycle / self.rate - self._elapsed())
+        with contextlib.suppress(TimeoutError):
+            async with aio.timeout(delay):
+                await wake.wait()
+
+
+class ManualMachineClock:
+    """A machine clock its caller drives (:meth:`advance`), as :class:`ManualClock` is
+    for wall time: a test fixes every arrival's cycle and when each schedule ends.
+
+    Args:
+        start: the cycle it starts at.
+    """
+
+    def __init__(self, start: int = 0) -> None:
+        self._cycle = start
+        self._waiters: set[asyncio.Event] = set()
+
+    def start(self) -> None:
+        """Nothing to start: it moves by :meth:`advance` only."""
+
+    def cycle(self) -> int:
+        return self._cycle
+
+    def advance(self, cycles: int) -> None:
+        """Move machine time forward by ``cycles`` (call on the loop)."""
+        if cycles < 0:
+            raise ValueError("machine time does not go backwards")
+        self._cycle += cycles
+        for moved in self._waiters:
+            moved.set()
+
+    async def wait(self, cycle: float, wake: asyncio.Event) -> None:
+        while self._cycle < cycle and not wake.is_set():
+            moved = asyncio.Event()
+            self._waiters.add(moved)
+            waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(moved.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waits:
+                    task.cancel()
+                self._waiters.discard(moved)
+
+
+__all__ = [
+    "Clock",
+    "MachineClock",
+    "ManualClock",
+    "ManualMachineClock",
+    "RateClock",
+    "SystemClock",
+]

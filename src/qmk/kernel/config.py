@@ -262,6 +262,14 @@ class _Machine(_Table, frozen=True, kw_only=True):
             "(default: faults.decoder_capacity_bits_per_s, else no limit)",
         ),
     ] = None
+    cycles_per_s: Annotated[
+        Annotated[float, Meta(gt=0)] | None,
+        Meta(
+            description="the machine clock's rate: logical cycles of machine time a second "
+            "from the kernel's start; a job's arrival is stamped with it (default: real "
+            "time, one second over the logical cycle time)",
+        ),
+    ] = None
     factory: FactoryTable = msgspec.field(default_factory=FactoryTable)
     links: LinksTable = msgspec.field(default_factory=LinksTable)
 
@@ -430,6 +438,14 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
     max_atoms: Annotated[
         int, Meta(ge=1, description="the most atoms one neutral-atom device job allocates")
     ] = 256
+    machine_share: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="the tenant's weight on the shared machine: its share of the tiles "
+            "under fair-share and partition, and of Jain's index (docs/machine.md)",
+        ),
+    ] = 1.0
     max_device_time_s: Annotated[
         float,
         Meta(

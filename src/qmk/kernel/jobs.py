@@ -23,7 +23,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -36,6 +36,9 @@ from qmk.kernel.stored import StoredResult
 from qmk.qvm.graph import Node
 from qmk.qvm.profiles import Profile, parse_profile
 from qmk.values import convert
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
 
 # the states' names are a leaf's table (qmk.defaults), which the workflows and the web
 # console read too; the kernel names them here
@@ -203,6 +206,9 @@ class Job:
     #: How many times it has ended (usage rows), when the kernel knows without a look at
     #: the database: 0 for a job it accepted; None for one read back (not stored).
     ends: int | None = field(default=None, compare=False)
+    #: What it asks of the shared machine, as its target reports it (admission's; None:
+    #: not known, or not on the machine: :mod:`qmk.kernel.shared_machine`). Not stored.
+    footprint: Footprint | None = field(default=None, repr=False, compare=False)
 
     @property
     def shots(self) -> int:
@@ -249,6 +255,8 @@ class Job:
             out["result"] = self.result
         if self.cached_from is not None:
             out["cached_from"] = self.cached_from
+        if self.request.machine is not None:
+            out["machine"] = self.request.machine.record()
         if self.result_expired_at is not None:
             out["result_expired_at"] = self.result_expired_at
             out["result_error"] = result_expired(self)

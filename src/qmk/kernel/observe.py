@@ -185,6 +185,7 @@ class KernelObserver:
             audit_chain_problems=0 if data is None else len(data.accepted),
             dask_workers=int(pool.known_workers) if dask else None,
             workers_lost=int(pool.lost_workers) if dask else 0,
+            machine=supervisor.machine.facts(),
             **self._webhooks(),
         )
 

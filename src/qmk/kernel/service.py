@@ -46,6 +46,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from qmk import aio, defaults
 from qmk.errors import (
     AuthError,
@@ -65,7 +67,7 @@ from qmk.kernel.billing import Outbox, invoice, usage_record
 from qmk.kernel.budget import CpuBudget
 from qmk.kernel.channels import STATES as CHANNEL_STATES
 from qmk.kernel.channels import ChannelTable, check_fidelity
-from qmk.kernel.clock import Clock, SystemClock
+from qmk.kernel.clock import Clock, MachineClock, SystemClock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig, TenantConfig, config_warnings
 from qmk.kernel.datadir import DataDir, open_data_dir
@@ -98,7 +100,15 @@ class Kernel:
     the table.
     """
 
-    def __init__(self, config: KernelConfig, data_dir: Path, pool: Any, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: KernelConfig,
+        data_dir: Path,
+        pool: Any,
+        clock: Clock,
+        *,
+        machine_clock: MachineClock | None = None,
+    ) -> None:
         self.config = config
         self.data_dir = data_dir
         self.pool = pool
@@ -139,6 +149,7 @@ class Kernel:
             clock=clock,
             device=self.device,
             checkpoint_dir=data_dir / CHECKPOINTS,
+            machine_clock=machine_clock,
         )
         watch_queue = getattr(pool, "watch_queue", None)
         if watch_queue is not None:  # a pool on a cluster that scales: it sees the queue
@@ -155,6 +166,7 @@ class Kernel:
         )
         self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
         self.admission.artifacts = self.supervisor.artifacts
+        self.admission.machine_holds = self.supervisor.machine.holds
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self._lent
         self.supervisor.sweeps.append(self.delegation_retention.expire)
@@ -189,6 +201,7 @@ class Kernel:
         pool: Any = None,
         pool_factory: PoolFactory | None = None,
         clock: Clock | None = None,
+        machine_clock: MachineClock | None = None,
         recover: bool = False,
         repair_perms: bool = False,
     ) -> Kernel:
@@ -208,6 +221,9 @@ class Kernel:
                 :class:`~qmk.kernel.pool.WorkerPool` subclass. Unused with ``pool``.
             clock: the kernel's clock (default: the system's; tests pass a
                 :class:`~qmk.kernel.clock.ManualClock`).
+            machine_clock: the shared machine's clock (default: ``[machine]
+                cycles_per_s`` from the kernel's start; tests pass a
+                :class:`~qmk.kernel.clock.ManualMachineClock` to fix arrivals).
             recover: start on a damaged directory, recording what was wrong.
             repair_perms: take away the bits that let other users into the directory's
                 files (recorded in the ``open`` audit line) instead of refusing.
@@ -226,7 +242,9 @@ class Kernel:
                 ", ".join(directory.repaired_perms[:5]),
             )
         try:
-            kernel = cls._start(config, Path(data_dir), workers, pool, clock, pool_factory)
+            kernel = cls._start(
+                config, Path(data_dir), workers, pool, clock, pool_factory, machine_clock
+            )
         except BaseException:
             directory.close()
             raise
@@ -253,6 +271,7 @@ class Kernel:
         pool: Any,
         clock: Any,
         pool_factory: PoolFactory | None = None,
+        machine_clock: MachineClock | None = None,
     ) -> Kernel:
         """The kernel on ``data_dir`` (locked and checked already), with its pool (made
         now by ``pool_factory``, by default :func:`~qmk.kernel.workers.kernel_pool`:
@@ -261,7 +280,7 @@ class Kernel:
         if pool is None:
             make = pool_factory or kernel_pool
             pool = make(config, data_dir, workers=workers, loop=loop)
-        return cls(config, data_dir, pool, clock or SystemClock())
+        return cls(config, data_dir, pool, clock or SystemClock(), machine_clock=machine_clock)
 
     async def _run(self, started: asyncio.Future[None]) -> None:
         """The kernel's own task: its group owns every task of the kernel until close."""
@@ -692,6 +711,8 @@ class Kernel:
             target=request.target,
             prepared=prepared,
         )
+        if request.machine is not None:  # the same waits on the shared machine, too
+            job.request = msgspec.structs.replace(job.request, machine=request.machine)
         return await self.supervisor.accept(job)
 
     def _chan_session(self, session: Session) -> None:
@@ -794,6 +815,12 @@ class Kernel:
             faults=list(supervisor.faults.log),
         )
         return stats
+
+    async def q_machine_status(self, *, session_id: str) -> dict[str, Any]:
+        """The shared machine now, as the session's tenant sees it
+        (:meth:`~qmk.kernel.shared_machine.SharedMachine.status`)."""
+        session = self._session(session_id)
+        return self.supervisor.machine.status(session.tenant)
 
     async def q_resource_query(self, *, session_id: str) -> dict[str, Any]:
         """The machine's inventory and this tenant's quota and usage."""
@@ -1122,6 +1149,7 @@ SYSCALLS: tuple[str, ...] = (
     "q_chan_status",
     "q_list_channels",
     "q_get_telemetry",
+    "q_machine_status",
     "q_resource_query",
     "q_calibrate",
     "q_delegate_caps",

@@ -652,6 +652,15 @@ class Store:
             )
         self.dirty = True
 
+    def save_request(self, job: Job) -> None:
+        """Write a job's run request again: the kernel's shared machine fixed its
+        schedule (``request.machine``) after the job was stored; a recovered job keeps it."""
+        self.db.execute(
+            "UPDATE jobs SET request=? WHERE job_id=?",
+            (_REQUEST_ENCODER.encode(job.request).decode(), job.job_id),
+        )
+        self.dirty = True
+
     def save_job(self, job: Job) -> None:
         """Write a job's mutable fields (state, times, result, error, counters): before
         the next statement or commit, with the job's fields as they are then (see

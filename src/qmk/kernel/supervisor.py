@@ -53,7 +53,7 @@ from qmk.errors import (
     QuotaError,
     StateError,
 )
-from qmk.execution.request import RunRequest
+from qmk.execution.request import MachineRun, RunRequest
 from qmk.execution.target import spec as target_spec
 from qmk.http.probe import WorkerTraces
 from qmk.kernel import jobs as J
@@ -65,7 +65,7 @@ from qmk.kernel.billing import Ledger
 from qmk.kernel.cache import Hit, ResultCache
 from qmk.kernel.channels import ChannelTable
 from qmk.kernel.checkpoints import Checkpoints
-from qmk.kernel.clock import Clock
+from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
@@ -77,6 +77,7 @@ from qmk.kernel.programs import verified
 from qmk.kernel.results import Results
 from qmk.kernel.retention import expire, remove_orphans, state_file
 from qmk.kernel.scheduler import FairQueue
+from qmk.kernel.shared_machine import SharedMachine, footprint_of
 from qmk.kernel.store import Store
 from qmk.kernel.stored import result_of, with_telemetry
 from qmk.kernel.teleport import spans, telemetry_of
@@ -156,6 +157,7 @@ class Supervisor:
         clock: Clock,
         device: LogicalMachine | None = None,
         checkpoint_dir: Path | None = None,
+        machine_clock: MachineClock | None = None,
     ) -> None:
         self.config = config
         self.checkpoint_dir = checkpoint_dir
@@ -227,6 +229,9 @@ class Supervisor:
         self.cache = ResultCache(config, store, self.device, self.finished.get)
         #: Each job end's usage record and webhook (:mod:`.billing`).
         self.ledger = Ledger(config, store)
+        #: The shared machine: a job's schedule in machine time is fixed before a worker
+        #: computes its outcomes (:mod:`.shared_machine`).
+        self.machine = SharedMachine(config, self._scheduled, clock=machine_clock)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -250,7 +255,9 @@ class Supervisor:
                 job.checkpoint_id = None if checkpoint is None else checkpoint["checkpoint_id"]
                 self._transition(job, J.QUEUED, reason=f"recovered from {previous}")
             self.jobs[job.job_id] = job
-            self.queue.push(job)
+            if job.request.machine is None and not spans(job, self.device):
+                job.footprint = footprint_of(job)
+            self._enqueue(job)
             recovered += 1
         return recovered
 
@@ -262,6 +269,7 @@ class Supervisor:
             self._arm_deadline(job)
         group.create_task(self._dispatcher(), name="qmk-dispatcher")
         group.create_task(self._ticker(), name="qmk-epochs")
+        group.create_task(self.machine.run(), name="qmk-machine")
         self.kick()
 
     def stop_starting(self) -> None:
@@ -318,6 +326,7 @@ class Supervisor:
             UnavailableError: the commit failed (the data disk is full, say): the job is
                 taken back, and nothing of it stays.
         """
+        self.machine.check(job)  # QK501 before anything of it is stored
         job.seq = self._seq
         self._seq += 1
         job.ends = 0  # a new job: no usage row of it yet
@@ -329,7 +338,7 @@ class Supervisor:
         if hit is not None:
             return await self._answer_from_cache(job, hit)
         self.jobs[job.job_id] = job
-        self.queue.push(job)
+        self._enqueue(job)
         self._arm_deadline(job)
         accepted = job.to_json()  # the reply says QUEUED even if a worker takes it meanwhile
         try:
@@ -447,7 +456,7 @@ class Supervisor:
         job.checkpoint_id = checkpoint["checkpoint_id"]
         self.jobs[job.job_id] = job
         self._transition(job, J.QUEUED, restored_from=checkpoint["checkpoint_id"])
-        self.queue.push(job)
+        self._enqueue(job)
         self._arm_deadline(job)
         await self.commits.durable()
         self.kick()
@@ -470,6 +479,7 @@ class Supervisor:
             if job.started_at is None or job.finished_at is None
             else round(job.finished_at - job.started_at, 6),
             "telemetry": None if job.result is None else job.result.get("telemetry"),
+            "machine": None if job.request.machine is None else job.request.machine.record(),
             "teleportation": telemetry_of(verified(job.graph).graph)
             if spans(job, self.device)
             else None,
@@ -530,8 +540,9 @@ class Supervisor:
         self.placement.release(job)
 
     def _stop(self, job: Job, reason: str) -> None:
-        """Take ``job`` off the queue or its worker (killing it) and free its resources."""
-        if self.queue.remove(job.job_id) is not None:
+        """Take ``job`` off the machine, the queue or its worker (killing it) and free its
+        resources."""
+        if self.machine.withdraw(job.job_id) or self.queue.remove(job.job_id) is not None:
             return
         run = self.running.pop(job.job_id, None)
         if run is None:
@@ -562,6 +573,27 @@ class Supervisor:
             return
         physics = None if run.work is None else run.work.request.physics()
         self.checkpoints.saved(job, {**note, "physics": physics})
+
+    # ------------------------------------------------------------------ the machine
+
+    def _enqueue(self, job: Job) -> None:
+        """``job`` waits for its schedule on the shared machine, or, when it has one or
+        the machine does not hold it, for a worker (:mod:`.shared_machine`)."""
+        if self.machine.takes(job):
+            self.machine.admit(job)
+        else:
+            self.queue.push(job)
+
+    def _scheduled(self, job: Job, run: MachineRun) -> None:
+        """``job``'s schedule on the shared machine ended: it is in its request from now
+        on (stored, so a recovered job keeps it), and the job waits for a worker."""
+        if job.final or self.jobs.get(job.job_id) is not job:
+            return
+        job.request = replace(job.request, machine=run)
+        self.store.save_request(job)
+        self.commits.dirty(urgent=False)
+        self.queue.push(job)
+        self.kick()
 
     # ------------------------------------------------------------------ deadlines
 

@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 // the server's facts (/console/facts.json): the default shots and a job's final states,
 // read from their tables on the server rather than written here a second time
 const facts = { final: new Set() };
-const state = { session: null, tenant: null, jobs: new Map(), selected: null, stream: null };
+const state = { session: null, tenant: null, jobs: new Map(), selected: null, stream: null, machineTimer: null };
 
 async function api(method, path, body) {
   const headers = {};
@@ -61,7 +61,8 @@ async function signIn(event) {
 function signOut() {
   sessionStorage.removeItem("qmk-session");
   if (state.stream) state.stream.abort();
-  Object.assign(state, { session: null, tenant: null, selected: null, stream: null });
+  if (state.machineTimer) clearInterval(state.machineTimer);
+  Object.assign(state, { session: null, tenant: null, selected: null, stream: null, machineTimer: null });
   state.jobs.clear();
   $("workspace").hidden = true;
   $("sign-in-panel").hidden = false;
@@ -74,7 +75,8 @@ async function start() {
   $("workspace").hidden = false;
   $("sign-out").hidden = false;
   $("who").textContent = `tenant ${state.tenant}`;
-  await Promise.all([loadJobs(), loadResources()]);
+  await Promise.all([loadJobs(), loadResources(), loadMachine()]);
+  followMachine();
   watch();
 }
 
@@ -256,6 +258,129 @@ async function loadResources() {
   }
 }
 
+// ------------------------------------------------------------------ the shared machine
+
+const SVG = "http://www.w3.org/2000/svg";
+// how often the machine panel follows the machine while signed in (its schedule moves in
+// machine time, which no job event announces)
+const MACHINE_REFRESH_MS = 2000;
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  return node;
+}
+
+// a tenant's colour: the same name, the same hue on every page and every module
+function hue(tenant) {
+  let h = 0;
+  for (const ch of tenant) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return `hsl(${h}, 62%, 52%)`;
+}
+
+async function loadMachine() {
+  const reply = await api("GET", "/v1/machine");
+  const jobs = reply.jobs;
+  const speedup = reply.speedup_vs_exclusive === null ? "n/a" : `${reply.speedup_vs_exclusive.toFixed(2)}x`;
+  $("machine-summary").textContent =
+    `${reply.policy} · cycle ${reply.clock_cycle} · ${jobs.queued} queued, ${jobs.running} running, ` +
+    `${jobs.stopped} stopped, ${jobs.done} done · speedup over exclusive ${speedup}`;
+  $("machine-summary").setAttribute("data-policy", reply.policy);
+  drawFloorplan(reply.floorplan);
+  drawUtilization(reply.utilization_over_time);
+  const table = $("machine");
+  table.replaceChildren();
+  const rows = {
+    "tiles used": reply.utilization.tiles, "factories used": reply.utilization.factories,
+    "links used": reply.utilization.links, "Jain's fairness": reply.jain_fairness,
+    "throughput (jobs per machine-second)": reply.throughput_jobs_per_s,
+    "mean slowdown": reply.mean_slowdown, "p95 slowdown": reply.p95_slowdown,
+  };
+  for (const [tenant, share] of Object.entries(reply.tenant_shares)) rows[`share: ${tenant}`] = share;
+  for (const [key, value] of Object.entries(rows)) {
+    const row = text("tr");
+    row.append(text("td", key), text("td", typeof value === "number" ? String(+value.toFixed(4)) : String(value)));
+    table.append(row);
+  }
+}
+
+// each module's line of job tiles, snaked over its rows as the machine numbers them, with
+// every placed job's tiles in its tenant's colour
+function drawFloorplan(modules) {
+  const box = $("floorplan");
+  box.replaceChildren();
+  const tenants = new Set();
+  const cell = 8;
+  for (const module of modules) {
+    const width = Math.max(1, module.width || Math.ceil(Math.sqrt(module.tiles)));
+    const rows = Math.ceil(module.tiles / width);
+    const picture = svg("svg", { width: width * cell + 2, height: rows * cell + 16, role: "img", "data-module": module.module, "aria-label": `module ${module.module} floorplan` });
+    const label = svg("text", { x: 1, y: 11, class: "module-label" });
+    label.textContent = `module ${module.module}: ${module.tiles} job tiles`;
+    picture.append(label);
+    const at = (index) => {
+      const row = Math.floor(index / width);
+      const col = row % 2 === 0 ? index % width : width - 1 - (index % width);
+      return { x: 1 + col * cell, y: 15 + row * cell };
+    };
+    picture.append(svg("rect", { x: 1, y: 15, width: width * cell, height: rows * cell, class: "tile" }));
+    for (const job of module.jobs) {
+      tenants.add(job.tenant);
+      const group = svg("g", { class: "job", "data-tenant": job.tenant, "data-tiles": job.tiles, "data-state": job.state, "data-first-tile": job.first_tile });
+      if (job.job) group.setAttribute("data-job", job.job);
+      const title = svg("title");
+      title.textContent = `${job.tenant} ${job.job || "(another tenant's job)"}: tiles ${job.first_tile}-${job.first_tile + job.tiles - 1}, ${job.state}`;
+      group.append(title);
+      for (let i = job.first_tile; i < job.first_tile + job.tiles; i++) {
+        const { x, y } = at(i);
+        group.append(svg("rect", { x, y, width: cell - 1, height: cell - 1, fill: hue(job.tenant), opacity: job.state === "running" ? 1 : 0.5 }));
+      }
+      picture.append(group);
+    }
+    box.append(picture);
+  }
+  const legend = $("tenants");
+  legend.replaceChildren();
+  for (const tenant of [...tenants].sort()) {
+    const item = text("span", tenant, { "data-tenant": tenant });
+    const swatch = text("i");
+    swatch.style.background = hue(tenant);
+    item.prepend(swatch);
+    legend.append(item);
+  }
+}
+
+// tiles, factories and links busy over available, per span of whole epochs
+function drawUtilization(series) {
+  const box = $("utilization");
+  box.replaceChildren();
+  const width = 480, height = 120, left = 30, top = 6, bottom = 100;
+  const picture = svg("svg", { width, height, role: "img", "aria-label": "utilization over time" });
+  const colours = { tiles: "#2f5bd3", factories: "#d97706", links: "#157f3b" };
+  const last = Math.max(1, ...Object.values(series).flat().map(([cycle]) => cycle));
+  for (const [y, label] of [[top, "1"], [bottom, "0"]]) {
+    const tick = svg("text", { x: 2, y: y + 4, class: "axis" });
+    tick.textContent = label;
+    picture.append(tick);
+  }
+  for (const [resource, points] of Object.entries(series)) {
+    const path = points.map(([cycle, used]) => `${left + ((width - left - 4) * cycle) / last},${bottom - (bottom - top) * Math.min(used, 1)}`);
+    const line = svg("polyline", { points: path.join(" "), class: "series", stroke: colours[resource] || "#6b7280", "data-resource": resource, "data-points": points.length });
+    picture.append(line);
+  }
+  const axis = svg("text", { x: left, y: height - 4, class: "axis" });
+  axis.textContent = `machine cycles 0-${last} (tiles blue, factories orange, links green)`;
+  picture.append(axis);
+  box.append(picture);
+}
+
+function followMachine() {
+  if (state.machineTimer) clearInterval(state.machineTimer);
+  state.machineTimer = setInterval(() => {
+    if (state.session) loadMachine().catch((error) => console.warn("machine", error));
+  }, MACHINE_REFRESH_MS);
+}
+
 // ------------------------------------------------------------------ live events
 
 async function watch() {
@@ -299,6 +424,7 @@ function onEvent(name, event) {
   state.jobs.set(event.job_id, job);
   renderJobs();
   if (event.job_id === state.selected) showJob(event.job_id);
+  loadMachine().catch((error) => console.warn("machine", error));
 }
 
 // ------------------------------------------------------------------ the server's facts
@@ -319,6 +445,7 @@ $("submit").addEventListener("submit", submit);
 $("upload").addEventListener("change", upload);
 $("bell").addEventListener("click", () => { $("program").value = BELL; $("format").value = ""; });
 $("refresh-resources").addEventListener("click", loadResources);
+$("refresh-machine").addEventListener("click", loadMachine);
 loadFacts().catch((error) => console.warn("no server facts", error));
 const saved = sessionStorage.getItem("qmk-session");
 if (saved) {

@@ -183,7 +183,7 @@ class Scheduler:
             raise ValueError(f"job {spec.id} arrives at {spec.arrival_cycle}, before {self.now}")
         if spec.id in self._by_id:
             raise ValueError(f"job {spec.id} was submitted already")
-        self._check_placeable(spec)
+        self.check_placeable(spec)
         key = id(spec.footprint)
         timeline = self._timelines.get(key)
         if timeline is None:
@@ -236,11 +236,30 @@ class Scheduler:
         if until != INF:
             self.now = max(self.now, until)
 
+    def next_event(self) -> float:
+        """The machine time of the next event (an arrival, a step's end, a boundary...;
+        inf: none), up to which :meth:`advance` changes nothing."""
+        return self._heap[0][0] if self._heap else INF
+
+    def withdraw(self, job_id: str) -> bool:
+        """Take back a job that has not started (it never will); whether it had not.
+        A job that started runs out its schedule."""
+        job = self._by_id.get(job_id)
+        if job is None or job.state != QUEUED:
+            return False
+        if job in self.queue:
+            self._dequeue(job)
+        job.state = DONE  # an arrival still in the heap finds it gone
+        job.version += 1
+        return True
+
     def _push(self, time: float, klass: int, kind: str, obj: Any, version: int) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (time, klass, self._seq, kind, obj, version))
 
     def _arrive(self, job: Job) -> None:
+        if job.state != QUEUED:
+            return  # withdrawn before it arrived
         self.queue[job] = None
         self.queue_of.setdefault(job.tenant, {})[job] = None
         self.queue_at.setdefault(job.priority, {})[job] = None
@@ -274,7 +293,13 @@ class Scheduler:
         names = self.policy.allowed(self, job.spec)
         return self.pools if names is None else [self.pools[i] for i in names]
 
-    def _check_placeable(self, spec: JobSpec) -> None:
+    def check_placeable(self, spec: JobSpec) -> None:
+        """Refuse ``spec`` if no placement of the machine (under this policy) can ever
+        hold it (nothing changes).
+
+        Raises:
+            MachineError: ``QK501 unplaceable`` naming it.
+        """
         fp = spec.footprint
         names = self.policy.allowed(self, spec)
         pools = self.pools if names is None else [self.pools[i] for i in names]

@@ -96,6 +96,25 @@ class LiveMachine:
         if self.shadow is not None:
             self.shadow.submit(spec)
 
+    def check(self, spec: JobSpec) -> None:
+        """Refuse ``spec`` if no placement can ever hold it (nothing changes).
+
+        Raises:
+            MachineError: ``QK501`` naming it.
+        """
+        self.sched.check_placeable(spec)
+
+    def withdraw(self, job_id: str) -> None:
+        """Take back a job that has not started, from the policy's run and the shadow
+        ``exclusive`` one alike (one that started runs out its schedule)."""
+        self.sched.withdraw(job_id)
+        if self.shadow is not None:
+            self.shadow.withdraw(job_id)
+
+    def next_event(self) -> float:
+        """The machine time of the policy's next event (inf: none)."""
+        return self.sched.next_event()
+
     def advance(self, cycle: float) -> list[JobRecord]:
         """Bring the machine to ``cycle``; the jobs whose schedule ended since the last
         call, with their runtimes alone (for slowdowns)."""
@@ -148,8 +167,16 @@ class LiveMachine:
             )
         return modules
 
-    def status(self) -> dict[str, Any]:
-        """The machine's state now (``q_machine_status``; module docstring)."""
+    def figures(self) -> dict[str, Any]:
+        """:meth:`status` without the series and the floorplan: the figures a metrics
+        scrape reads."""
+        out = self.status(series=False)
+        del out["floorplan"], out["utilization_over_time"]
+        return out
+
+    def status(self, *, series: bool = True) -> dict[str, Any]:
+        """The machine's state now (``q_machine_status``; module docstring); without
+        ``series``, no ``utilization_over_time``."""
         sched = self.sched
         now = sched.now
         start = min(sched.first_arrival, now)
@@ -187,7 +214,9 @@ class LiveMachine:
                 name: metrics.utilization(traces[name], capacity=cap, start=start, end=now)
                 for name, cap in capacities.items()
             },
-            "utilization_over_time": {
+            "utilization_over_time": None
+            if not series
+            else {
                 name: [
                     [round(t), u]
                     for t, u in metrics.series(

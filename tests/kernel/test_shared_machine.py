@@ -1,0 +1,232 @@
+"""The kernel operates the shared machine: every job is scheduled in machine time before
+its worker computes its outcomes (qmk.kernel.shared_machine, docs/machine.md).
+
+A real in-process kernel with real workers, on a machine clock the test drives
+(:class:`~qmk.kernel.clock.ManualMachineClock`), so every arrival's cycle is fixed and a
+job ends in machine time exactly when the test moves the clock: no sleep races it.
+
+The machine: one module, one factory copy of 1 T state a cycle and no store, epochs of 10
+cycles. The program: 2 H cycles, 20 T cycles (a T state each), 1 H cycle and a
+measurement cycle: 24 cycles alone, asking 1 state a cycle while it rotates.
+
+- ``exclusive``: alice's job runs 0-24, bob's starts at the next boundary (30) and ends
+  at 54: bob waits 30 in the queue, nobody for the factory; makespan 54.
+- ``fair-share``: both start at 0 and share the factory, half a state a cycle each, so
+  their 20 T cycles take 40: both end at 44, each after 20 cycles of ``factory`` waits;
+  makespan 44.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from qmk.errors import QMKError
+from qmk.execution.logical import LogicalTarget
+from qmk.execution.request import RunRequest, program_digest
+from qmk.kernel.clock import ManualMachineClock
+from qmk.kernel.config import config_from_dict
+from qmk.qvm.asm import assemble
+from qmk.qvm.graph import compact_text
+from support.kernel import KEYS, run_kernel, wait_state
+
+T_HEAVY = assemble(
+    ".caps CAP_ALLOC\na: ALLOC_LQ vq:q\nh: APPLY_H vq:q\n"
+    + "\n".join(f"t{i}: APPLY_{'T' if i % 2 else 'TDG'} vq:q" for i in range(20))
+    + "\nh2: APPLY_H vq:q\nm: MEASURE_Z vq:q, out:m"
+)
+
+
+def config(policy: str, **machine: Any) -> Any:
+    return config_from_dict(
+        {
+            "machine": {
+                "physical_qubits": 200_000,
+                "epoch_cycles": 10,
+                "policy": policy,
+                "factory": {"copies": 1, "states_per_run": 1, "duration_cycles": 1, "store": 0},
+                **machine,
+            },
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {
+                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], "max_queued_jobs": 3},
+                "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC"]},
+            },
+        }
+    )
+
+
+async def login(kernel: Any, tenant: str) -> str:
+    reply = await kernel.q_negotiate_caps(tenant=tenant, key=KEYS[tenant], requested=["CAP_ALLOC"])
+    return str(reply["session_id"])
+
+
+def local_counts(shots: int, seed: int) -> dict[str, int]:
+    """The program run in process on a private machine, noise off."""
+    target = LogicalTarget()
+    program = target.read(T_HEAVY)
+    request = RunRequest.build(
+        program_digest=program_digest(compact_text(T_HEAVY.to_json())),
+        shots=shots,
+        seed=seed,
+        noise=False,
+    )
+    return dict(target.compile(program, request).run(shots, seed).counts)
+
+
+def two_tenants(tmp_path, policy: str) -> dict[str, Any]:
+    clock = ManualMachineClock()
+
+    async def body(kernel):
+        sessions = {t: await login(kernel, t) for t in ("alice", "bob")}
+        jobs = {}
+        for seed, tenant in enumerate(("alice", "bob"), start=5):
+            accepted = await kernel.q_submit(
+                session_id=sessions[tenant],
+                graph=T_HEAVY.to_json(),
+                shots=200,
+                seed=seed,
+                policy={"noise": False},
+            )
+            jobs[tenant] = accepted["job_id"]
+        for _ in range(20):  # the loop turns: nothing ends until machine time passes
+            await asyncio.sleep(0)
+        waiting = {
+            t: (await kernel.q_status(session_id=sessions[t], job_id=j))["state"]
+            for t, j in jobs.items()
+        }
+        clock.advance(1000)
+        out: dict[str, Any] = {"waiting": waiting}
+        for tenant, job_id in jobs.items():
+            done = await kernel.q_wait(
+                session_id=sessions[tenant], job_id=job_id, timeout_ms=120_000
+            )
+            telemetry = await kernel.q_get_telemetry(session_id=sessions[tenant], job_id=job_id)
+            out[tenant] = {"job": done, "telemetry": telemetry}
+        return out
+
+    return run_kernel(tmp_path, body, config=config(policy), machine_clock=clock)
+
+
+def test_jobs_wait_for_their_schedule_and_the_shared_factory_shows_in_their_telemetry(tmp_path):
+    out = two_tenants(tmp_path, "fair-share")
+    assert out["waiting"] == {"alice": "QUEUED", "bob": "QUEUED"}
+    for tenant, seed in (("alice", 5), ("bob", 6)):
+        job, telemetry = out[tenant]["job"], out[tenant]["telemetry"]
+        assert job["state"] == "COMPLETED"
+        machine = telemetry["machine"]
+        assert (machine["arrival_cycle"], machine["start_cycle"], machine["end_cycle"]) == (
+            0,
+            0,
+            44,
+        )
+        assert machine["wait_cycles"]["factory"] == 20 and machine["wait_cycles"]["queue"] == 0
+        assert machine["tiles"] == 6 and machine["module"] == 0
+        assert telemetry["telemetry"]["machine"] == machine  # the worker's, from its request
+        assert job["machine"] == machine
+        assert job["result"]["counts"] == local_counts(200, seed)  # noise off: as alone
+
+
+def test_the_same_arrivals_under_exclusive_and_fair_share_give_the_same_counts_not_makespans(
+    tmp_path,
+):
+    shared = two_tenants(tmp_path / "shared", "fair-share")
+    alone = two_tenants(tmp_path / "alone", "exclusive")
+
+    def makespan(out):
+        machines = [out[t]["telemetry"]["machine"] for t in ("alice", "bob")]
+        return max(m["end_cycle"] for m in machines) - min(m["arrival_cycle"] for m in machines)
+
+    for tenant in ("alice", "bob"):
+        counts = shared[tenant]["job"]["result"]["counts"]
+        assert counts == alone[tenant]["job"]["result"]["counts"]
+    assert (makespan(alone), makespan(shared)) == (54, 44)
+    bob = alone["bob"]["telemetry"]["machine"]
+    assert (bob["start_cycle"], bob["wait_cycles"]["queue"], bob["wait_cycles"]["factory"]) == (
+        30,
+        30,
+        0,
+    )
+
+
+def test_a_job_cancelled_while_it_waits_for_the_machine_leaves_it_and_frees_its_queue_room(
+    tmp_path,
+):
+    clock = ManualMachineClock()
+
+    async def body(kernel):
+        sid = await login(kernel, "alice")
+        # the exclusive machine holds the first; the others wait in machine time
+        jobs = [
+            (await kernel.q_submit(session_id=sid, graph=T_HEAVY.to_json(), shots=10, seed=i))[
+                "job_id"
+            ]
+            for i in range(3)
+        ]
+        with pytest.raises(QMKError) as full:  # max_queued_jobs counts the machine's
+            await kernel.q_submit(session_id=sid, graph=T_HEAVY.to_json(), shots=10, seed=9)
+        cancelled = await kernel.q_cancel(session_id=sid, job_id=jobs[2])
+        more = await kernel.q_submit(session_id=sid, graph=T_HEAVY.to_json(), shots=10, seed=9)
+        clock.advance(10_000)
+        for job_id in (*jobs[:2], more["job_id"]):
+            await wait_state(kernel, sid, job_id, "COMPLETED")
+        return full.value.code, cancelled["state"]
+
+    code, state = run_kernel(
+        tmp_path, body, config=config("exclusive"), machine_clock=clock, workers=1
+    )
+    assert (code, state) == ("QS1006", "CANCELLED")
+
+
+WAITER = assemble(
+    ".caps CAP_ALLOC\na: ALLOC_LQ vq:q\n"
+    + "\n".join(f"t{i}: APPLY_T vq:q" for i in range(10))
+    + "\nm: MEASURE_Z vq:q, out:m"
+)
+
+
+def test_a_jobs_waits_are_idle_noise_in_its_result_and_audit_replay_reproduces_its_counts(
+    tmp_path,
+):
+    # a factory of one state per 100 cycles and no store: the job's 10 T cycles take
+    # about 1,000, so its qubit idles ~990 cycles at the d=3 code's 3e-4 a cycle, and
+    # flips with 2/3 of 1 - (1 - 3e-4)^990 (0.17); alone it would flip with ~0.002
+    from scipy import stats
+
+    from qmk.qec import logical_model
+    from support.cli import qmk
+
+    profile, qubit = "logical:surface_code(d=3)", "qubit_gate_ns_e3"
+    clock = ManualMachineClock()
+    shots = 4000
+
+    async def body(kernel):
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=sid, graph=WAITER.to_json(), shots=shots, seed=3)
+        clock.advance(100_000)
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+        return done
+
+    machine = {
+        "profile": profile,
+        "factory": {"copies": 1, "states_per_run": 1, "duration_cycles": 100, "store": 0},
+    }
+    done = run_kernel(tmp_path, body, config=config("fair-share", **machine), machine_clock=clock)
+    assert done["state"] == "COMPLETED", done["error"]
+    waited = done["machine"]["wait_cycles"]["factory"]
+    assert 980 <= waited <= 1000
+    model = logical_model(profile, qubit)
+    rates = model.pauli_error(waited)
+    ops = [model.pauli_error(model.op_cycles(op)) for op in ("ALLOC_LQ", "MEASURE_Z")]
+    ops += [model.pauli_error(model.op_cycles("APPLY_T"))] * 10
+    product = 1.0
+    for r in (rates, *ops):
+        product *= 1 - 2 * (r.px + r.py)
+    flips = done["result"]["counts"].get("1", 0)
+    assert stats.binomtest(flips, shots, (1 - product) / 2).pvalue > 1e-3
+    code, out, err = qmk("audit", "replay", str(tmp_path / "data"), done["job_id"], "--json")
+    assert code == 0, err
+    assert json.loads(out)["same"] is True
