@@ -110,9 +110,7 @@ def test_a_cancelled_job_is_metered_with_no_shots_and_no_machine_time(tmp_path: 
 
     # held in machine time (its clock never moves): cancelled before it ever started
     with WorkerGate(tmp_path) as gate:
-        run_kernel(
-            tmp_path, body, gate=gate, config=_config(), machine_clock=ManualMachineClock()
-        )
+        run_kernel(tmp_path, body, gate=gate, config=_config(), machine_clock=ManualMachineClock())
 
 
 def test_a_tenant_sees_only_its_own_usage_and_another_tenants_job_is_not_found(
