@@ -230,3 +230,29 @@ def test_a_jobs_waits_are_idle_noise_in_its_result_and_audit_replay_reproduces_i
     code, out, err = qmk("audit", "replay", str(tmp_path / "data"), done["job_id"], "--json")
     assert code == 0, err
     assert json.loads(out)["same"] is True
+
+
+def test_a_job_waiting_on_the_machine_when_the_kernel_stops_arrives_again_after_its_restart(
+    tmp_path,
+):
+    first, second = ManualMachineClock(), ManualMachineClock()
+
+    async def submit(kernel):
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=sid, graph=T_HEAVY.to_json(), shots=50, seed=4, policy={"noise": False}
+        )
+        return job["job_id"]
+
+    async def finish(kernel):
+        sid = await login(kernel, "alice")
+        assert (await kernel.q_status(session_id=sid, job_id=job_id))["state"] == "QUEUED"
+        second.advance(1000)
+        return await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=120_000)
+
+    job_id = run_kernel(tmp_path, submit, config=config("fair-share"), machine_clock=first)
+    done = run_kernel(tmp_path, finish, config=config("fair-share"), machine_clock=second)
+    assert done["state"] == "COMPLETED"
+    # alone on the restarted machine: 24 cycles, no wait
+    assert (done["machine"]["arrival_cycle"], done["machine"]["end_cycle"]) == (0, 24)
+    assert done["result"]["counts"] == local_counts(50, 4)
