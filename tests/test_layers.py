@@ -160,6 +160,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.errors",
         "qmk._front",
         "qmk.execution.result",
+        "qmk.execution.target",  # TargetError (QM101, QM102), loaded on first use
         "qmk.client",
         "qmk.qvm.errors",
         "qmk.frontends.errors",
