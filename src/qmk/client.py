@@ -60,6 +60,7 @@ from qmk.abi.errors import (
     rpc_error,
 )
 from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, SupportsJson, bind_params
+from qmk.abi.replies import Session
 from qmk.errors import QMKError, SessionError, SessionExpired, syscall_error
 from qmk.qvm.ops import CAPABILITIES
 
@@ -211,7 +212,8 @@ class ClientCore:
     def __init__(self, *, session_id: str | None = None) -> None:
         self.session_id = session_id
         self.credentials: Credentials | None = None
-        self.session: dict[str, Any] | None = None
+        #: The session the client opened (its ``q_negotiate_caps`` reply), if it did.
+        self.session: Session | None = None
         self._next_id = 0
 
     def params(self, spec: MethodSpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -319,12 +321,18 @@ class ClientCore:
             return rpc_error(code, message, details)
         return syscall_error(code, message, details)
 
-    def remember(self, session: dict[str, Any], credentials: Credentials | None) -> None:
-        """Keep a q_negotiate_caps result (and the credentials to renew it)."""
-        self.session = session
-        self.session_id = session["session_id"]
+    def remember(self, reply: Any, credentials: Credentials | None) -> Session:
+        """Keep a q_negotiate_caps reply's JSON object as its :class:`Session` (and the
+        credentials to renew it).
+
+        Raises:
+            BadResponse: ``reply`` is no session (the key it names).
+        """
+        session = self.session = Session.from_json(reply)
+        self.session_id = session.session_id
         if credentials is not None:
             self.credentials = credentials
+        return session
 
     def renewable(self, exc: QMKError, given: Mapping[str, Any]) -> bool:
         """Whether a failed call may be retried after renegotiating the client's session.
@@ -367,11 +375,10 @@ class BlockingSession:
         """The session the client's calls carry."""
         return self.core.session_id
 
-    def negotiate(self, credentials: Credentials) -> dict[str, Any]:
+    def negotiate(self, credentials: Credentials) -> Session:
         """Open a session for ``credentials`` and use it from now on."""
-        session = self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
-        self.core.remember(session, credentials)
-        return session
+        reply = self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
+        return self.core.remember(reply, credentials)
 
     def _negotiated(
         self, tenant: str | None, key: str | None, caps: Sequence[str] | str | None
@@ -639,11 +646,10 @@ class AsyncClient(AsyncSyscallMethods):
         """The session the client's calls carry."""
         return self.core.session_id
 
-    async def negotiate(self, credentials: Credentials) -> dict[str, Any]:
+    async def negotiate(self, credentials: Credentials) -> Session:
         """Open a session for ``credentials`` and use it from now on."""
-        session = await self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
-        self.core.remember(session, credentials)
-        return session
+        reply = await self._call("q_negotiate_caps", self.core.negotiate_params(credentials))
+        return self.core.remember(reply, credentials)
 
     async def watch(
         self,

@@ -155,20 +155,14 @@ def test_qmk_assist_with_a_socket_asks_the_kernels_assistant(tmp_path):
     from support.kernel import TENANTS
 
     server = HttpServer(tmp_path).start()  # no [assist] model: the kernel's own advice
+    where = ("--socket", str(server.socket), "--tenant", "alice", "--key", TENANTS["alice"]["key"])
     try:
-        status, out, err = qmk(
-            "assist",
-            "what does QS1006 mean?",
-            "--socket",
-            str(server.socket),
-            "--tenant",
-            "alice",
-            "--key",
-            TENANTS["alice"]["key"],
-            "--json",
-        )
+        status, out, err = qmk("assist", "what does QS1006 mean?", *where, "--json")
+        shown = qmk("assist", "what does QS1006 mean?", *where)
     finally:
         assert server.stop() == 0, server.output()
     assert (status, err) == (0, "")
     reply = json.loads(out)
     assert reply["status"] == "advice" and reply["advice"][0].startswith("QS1006 ")
+    lines = [*reply["advice"], *([reply["text"].rstrip()] if reply["text"] else [])]
+    assert shown == (0, "".join(f"{line}\n" for line in lines), "")  # for people

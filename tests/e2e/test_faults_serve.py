@@ -80,6 +80,9 @@ def test_a_new_user_reads_the_device_ingests_a_calibration_and_runs_over_a_purif
         assert [m["physical_qubits"] for m in device["inventory"]["modules"]] == [1_000_000] * 2
         assert device["health"]["link_fidelity"] == 0.9
         assert device["faults"]["link_target"] == 0.95
+        code, out, err = qmk("device", "info")  # for people
+        assert code == 0, err
+        assert out.startswith(f"device {device['kind']} at epoch ") and "1000000 up" in out
 
         fitted = Calibration(
             family="surface_code", crossing_prefactor=0.1, error_correction_threshold=0.01

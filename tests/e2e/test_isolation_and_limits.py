@@ -132,8 +132,8 @@ def test_a_missing_capability_is_refused_at_submit_with_code_1004_and_the_missin
 ):
     with connect(shared_server, "bob") as bob:
         assert bob.core.session is not None
-        assert bob.core.session["granted"] == ["CAP_ALLOC"]
-        assert "CAP_LINK" in bob.core.session["denied"]
+        assert bob.core.session.granted == ["CAP_ALLOC"]
+        assert "CAP_LINK" in bob.core.session.denied
         with pytest.raises(CapabilityError) as caught:
             bob.q_submit(example("linked_modules"), 10, 1)
         assert caught.value.rpc_code == 1004
@@ -176,7 +176,7 @@ def test_expiry_quotas_admission_and_cancel_on_a_small_machine(serve, tmp_path):
         alice = connect(server, "alice")
         stale_session = alice.session_id
         assert alice.core.session is not None
-        stale_expires = alice.core.session["expires_at"]
+        stale_expires = alice.core.session.expires_at
         carol = connect(server, "carol")
         try:
             long_job = alice.q_submit(wide_program(22, 1), 10, 1, {"noise": False})  # held

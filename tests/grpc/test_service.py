@@ -63,8 +63,8 @@ def twins(server: HttpServer, target: str) -> Any:
 def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
     g, r, dave = twins
     called: set[str] = {"q_negotiate_caps"}  # the clients' connect did
-    assert g.core.session["tenant"] == "alice"
-    assert set(g.core.session["granted"]) == set(TENANTS["alice"]["caps"])
+    assert g.core.session is not None and g.core.session.tenant == "alice"
+    assert set(g.core.session.granted) == set(TENANTS["alice"]["caps"])
 
     def both(method: str, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         called.add(method)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from qmk import defaults
@@ -84,11 +85,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.commands.service import _client
 
         with _client(args) as client:
-            reply = client.q_assist(args.prompt, file_text).to_json()
+            reply = client.q_assist(args.prompt, file_text)
         if args.json:
-            out.write(json.dumps(reply, indent=2, default=str) + "\n")
+            out.write(json.dumps(reply.to_json(), indent=2, default=str) + "\n")
             return 0
-        return _show(reply, out)
+        return _show(reply.tool_results, reply.advice, reply.text, reply.program, out)
     ctx = Context(file_text=file_text, file_name=args.file, limits=limits_of(args))
     settings = Settings(
         url=args.url or os.environ.get(ENVIRONMENT["url"]),
@@ -127,18 +128,25 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(json.dumps(answer.to_json(), indent=2, default=str) + "\n")
         return 0
-    return _show(answer.to_json(), out)
+    return _show(answer.tool_results, (), answer.text, answer.program, out)
 
 
-def _show(answer: dict[str, Any], out: TextIO) -> int:
-    """An answer for people: the tools' results, the text, the verified program."""
-    for result in answer.get("tool_results") or ():
+def _show(
+    tool_results: Sequence[Mapping[str, Any]],
+    advice: Sequence[Any],
+    text: str,
+    program: str | None,
+    out: TextIO,
+) -> int:
+    """An answer for people (the kernel's or this process's): the tools' results, the
+    advice, the text, the verified program."""
+    for result in tool_results:
         out.write(f"[{result['tool']}] {json.dumps(result['result'], default=str)}\n")
-    for line in answer.get("advice") or ():
-        out.write(line + "\n")
-    if answer.get("text"):
-        out.write(str(answer["text"]).rstrip() + "\n")
-    if answer.get("program") is not None:
+    for line in advice:
+        out.write(f"{line}\n")
+    if text:
+        out.write(text.rstrip() + "\n")
+    if program is not None:
         out.write("verified program (QMK's validator passed it):\n")
-        out.write(str(answer["program"]).rstrip() + "\n")
+        out.write(program.rstrip() + "\n")
     return 0

@@ -30,26 +30,26 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
 from typing import Any, TextIO
 
 from qmk.abi.errors import CommandError
+from qmk.abi.replies import Device
 from qmk.commands import AddCommand, seed_arg, shots_arg
 
 
-def _summary(device: Mapping[str, Any]) -> str:
-    health = device["health"]
-    inventory = device["inventory"]
+def _summary(device: Device) -> str:
+    health = device.health
+    inventory = device.inventory
     modules = ", ".join(
         f"{m['module_id']}: {m['physical_qubits']} {'up' if m['up'] else 'DOWN'}"
         for m in inventory["modules"]
     )
-    model = device.get("logical_model") or {}
+    model = device.logical_model
     lines = [
-        f"device {device['kind']} at epoch {health['epoch']}",
+        f"device {device.kind} at epoch {health['epoch']}",
         f"  modules: {modules}",
         f"  qubit {inventory['qubit']['name']}, profiles {', '.join(inventory['profiles'])}, "
-        f"calibrations ingested {device['calibrations_ingested']}",
+        f"calibrations ingested {device.calibrations_ingested}",
         f"  drift factor {health['drift_factor']:g}, link fidelity {health['link_fidelity']:g}",
         f"  decoder load {health['decoder_load_bits_per_second']:g} bits/s, capacity "
         f"{health['decoder_capacity_bits_per_second']}, backlog "
@@ -69,11 +69,11 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.commands.service import _client, _dump
 
     with _client(args) as client:
-        device = client.q_resource_query().device
+        device = client.q_resource_query().device  # q_calibrate's reply, as JSON
     if args.json:
         _dump(device, out)
     else:
-        out.write(_summary(device))
+        out.write(_summary(Device.from_json(device)))
     return 0
 
 
@@ -100,7 +100,7 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _dump(device, out)
     else:
         what = "calibration" if is_calibration else "qubit parameters"
-        out.write(f"ingested {what} from {args.file}\n" + _summary(device.to_json()))
+        out.write(f"ingested {what} from {args.file}\n" + _summary(device))
     return 0
 
 

@@ -37,7 +37,7 @@ import msgspec
 
 from qmk import defaults
 from qmk.abi.errors import CommandError
-from qmk.abi.replies import Channel, Delegation, Reply, Session
+from qmk.abi.replies import Channel, Delegation, Reply
 from qmk.commands import AddCommand
 from qmk.commands.service import (
     _client,
@@ -153,7 +153,8 @@ def _delegation_line(delegation: Delegation) -> str:
 def _cmd_session(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     with _client(args) as client:  # connecting is the q_negotiate_caps call
-        reply = Session.from_json(client.core.session)
+        reply = client.core.session
+    assert reply is not None  # connecting opened it, or raised
     text = (
         f"session of {reply.tenant} until {when_text(reply.expires_at)}\n"
         f"  granted: {', '.join(reply.granted) or '(none)'}\n"

@@ -15,7 +15,7 @@ from typing import Any
 
 from qmk import defaults
 from qmk.abi.errors import BadResponse, ConnectError, TransportError, rpc_error
-from qmk.abi.replies import Job
+from qmk.abi.replies import Job, Session
 from qmk.errors import QMKError, SessionExpired, syscall_error
 from qmk.http.routes import ROUTE_OF
 
@@ -49,13 +49,16 @@ class RestClient:
         self._caps = list(caps) if caps is not None else _all_caps()
         self.timeout_s = timeout_s
         self.http = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify)
-        self.session: dict[str, Any] = {}
-        self.negotiate()
+        #: The session the client's calls carry (its ``q_negotiate_caps`` reply).
+        self.session: Session = self.negotiate()
 
-    def negotiate(self) -> dict[str, Any]:
+    def negotiate(self) -> Session:
         """Open a new session (the client does so again once when one expires)."""
-        self.session = self._request(
-            "q_negotiate_caps", {"tenant": self.tenant, "key": self._key, "requested": self._caps}
+        self.session = Session.from_json(
+            self._request(
+                "q_negotiate_caps",
+                {"tenant": self.tenant, "key": self._key, "requested": self._caps},
+            )
         )
         return self.session
 
@@ -77,7 +80,7 @@ class RestClient:
             path = path.replace("{" + name + "}", str(params.pop(name)))
         headers = {}
         if route.spec.needs_session:
-            headers["Authorization"] = f"Bearer {self.session['session_id']}"
+            headers["Authorization"] = f"Bearer {self.session.session_id}"
         if route.program and "graph" in params:
             params["program"] = params.pop("graph")
         body = {k: params.pop(k) for k in list(params) if k in route.body or k == "program"}
