@@ -310,10 +310,12 @@ function drawFloorplan(modules) {
   const box = $("floorplan");
   box.replaceChildren();
   const tenants = new Set();
-  const cell = 8;
   for (const module of modules) {
     const width = Math.max(1, module.width || Math.ceil(Math.sqrt(module.tiles)));
     const rows = Math.ceil(module.tiles / width);
+    // a tile of 2 to 10 pixels: a module of thousands of tiles fits the panel
+    const cell = Math.max(2, Math.min(10, Math.floor(Math.min(720 / width, 320 / rows))));
+    const gap = cell > 3 ? 1 : 0;
     const picture = svg("svg", { width: width * cell + 2, height: rows * cell + 16, role: "img", "data-module": module.module, "aria-label": `module ${module.module} floorplan` });
     const label = svg("text", { x: 1, y: 11, class: "module-label" });
     label.textContent = `module ${module.module}: ${module.tiles} job tiles`;
@@ -333,7 +335,7 @@ function drawFloorplan(modules) {
       group.append(title);
       for (let i = job.first_tile; i < job.first_tile + job.tiles; i++) {
         const { x, y } = at(i);
-        group.append(svg("rect", { x, y, width: cell - 1, height: cell - 1, fill: hue(job.tenant), opacity: job.state === "running" ? 1 : 0.5 }));
+        group.append(svg("rect", { x, y, width: cell - gap, height: cell - gap, fill: hue(job.tenant), opacity: job.state === "running" ? 1 : 0.5 }));
       }
       picture.append(group);
     }
