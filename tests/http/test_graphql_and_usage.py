@@ -61,11 +61,18 @@ def test_graphql_reads_the_tenants_jobs_telemetry_usage_and_channels(client: htt
             usage(job_id: $id) {{ count totals invoice records {{ job_id state shots }} }}
             channels {{ channel_id state tenants }}
             telemetry
+            machine
         }}""",
         {"id": job["job_id"]},
     )
     assert "errors" not in answer, answer
     data = answer["data"]
+    # the job's schedule on the shared machine, and the machine now, as REST has them
+    assert data["job"]["telemetry"]["machine"] == job["machine"]
+    assert (
+        data["machine"]["policy"]
+        == client.get("/v1/machine", headers=bearer(alice)).json()["policy"]
+    )
     listed = {j["job_id"]: j for j in data["jobs"]}
     assert listed[job["job_id"]]["state"] == "COMPLETED"
     assert listed[job["job_id"]]["shots"] == 50 and listed[job["job_id"]]["seed"] == 11

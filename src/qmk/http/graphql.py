@@ -75,7 +75,7 @@ LOG = logging.getLogger("qmk.http")
 SYSCALL_COST = 10
 #: The fields that make a syscall for each object they are asked on.
 _SYSCALL_FIELDS = frozenset(
-    {"jobs", "job", "telemetry", "usage", "channels", "channel", "resources", "result"}
+    {"jobs", "job", "telemetry", "usage", "channels", "channel", "resources", "result", "machine"}
 )
 #: The largest ``limit`` a list field takes (q_list_jobs' and q_usage's).
 MAX_LIMIT = 10_000
@@ -337,6 +337,10 @@ class Query:
     @strawberry.field(description="the machine's inventory, the tenant's quota and usage")
     async def resources(self, info: Info[Any, Any]) -> JSON:
         return _priced(info, await _ctx(info).syscall("q_resource_query"), "the resources")
+
+    @strawberry.field(description="the shared machine now (q_machine_status; docs/machine.md)")
+    async def machine(self, info: Info[Any, Any]) -> JSON:
+        return _priced(info, await _ctx(info).syscall("q_machine_status"), "the machine")
 
 
 #: How many objects a list without a ``limit`` may hold, at most, for the cost: a job's
