@@ -55,6 +55,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("qmk.abi",),
     ),
     ("the REST wire beside it: HTTP routes, events, metrics, traces, console", ("qmk.http",)),
+    (
+        "job templates and sweeps, run in-process, through a client, or by the kernel's triggers",
+        ("qmk.workflows",),
+    ),
     ("the kernel service", ("qmk.kernel",)),
     (
         "libraries for users: the client, the Qiskit backend, the PennyLane device, the doc "
@@ -68,7 +72,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("`qmk.run`: a program's text, file or graph, read and run in-process", ("qmk._front",)),
     ("`import qmk`: the user's surface, each name loaded on first use", ("qmk",)),
-    ("job templates and sweeps, run in-process or on a kernel", ("qmk.workflows",)),
     ("the subcommands", ("qmk.commands",)),
     ("the command line", ("qmk.cli",)),
     ("python -m qmk", ("qmk.__main__",)),
@@ -144,6 +147,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.assist",  # q_assist: the assistant, per tenant
         "qmk.http.webhook",  # the POST of the billing outbox (kernel/billing.py)
         "qmk.ft",  # the machine's footprints: patch layouts and lattice-surgery ticks
+        "qmk.workflows",  # the workflows its triggers run (kernel/triggers.py)
     ),
     # the client talks to a kernel over the wire only
     "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),

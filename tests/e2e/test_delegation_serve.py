@@ -7,9 +7,7 @@ test, never waited for) passes its end; the audit log holds every step."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +16,11 @@ import pytest
 from qmk.client import Client
 from qmk.errors import CapabilityError
 from support.cli import qmk
-from support.clocks import ClockFile
-from support.kernel import TENANTS, ServerProcess, config_toml, stop_all, support_env
+from support.clocks import ClockedServer, ClockFile
+from support.kernel import TENANTS, ServerProcess, config_toml, stop_all
 from support.paths import EXAMPLES
-from support.pools import Hooks
 
 MAGIC = str(EXAMPLES / "t_gate_injection.qvm.asm")
-
-
-@dataclass
-class ClockedServer(ServerProcess):
-    """A real ``qmk serve`` (``python -m support.serve --clock FILE``) whose kernel clock is
-    the system's plus the seconds the test writes in ``clock``."""
-
-    clock: ClockFile | None = None
-
-    def command(self, hooks: Hooks | None = None) -> list[str]:
-        options = super().command(None)[4:]  # after: python -m qmk serve
-        assert self.clock is not None
-        ours = (hooks or Hooks()).argv()
-        clock = ["--clock", str(self.clock.path)]
-        return [sys.executable, "-m", "support.serve", *ours, *clock, "--", *options]
-
-    @staticmethod
-    def environment(
-        hooks: Hooks | None = None, env: dict[str, str] | None = None
-    ) -> dict[str, str]:
-        return support_env(env)
 
 
 @pytest.fixture

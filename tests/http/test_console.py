@@ -21,9 +21,10 @@ import pytest
 from qmk import defaults
 from support.http import HttpServer, session
 from support.kernel import TENANTS
-from support.paths import SRC
+from support.paths import EXAMPLES, SRC
 
 CONSOLE = SRC / "http" / "console"
+BELL_QASM = (EXAMPLES / "bell.qasm").read_text(encoding="utf-8")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: The flags this machine's closed network needs (no background connections at all).
 FLAGS = [
@@ -191,3 +192,63 @@ def test_the_console_draws_the_shared_machine_with_each_tenants_patches_in_place
             page.screenshot(path=str(shot), full_page=True)
             print(f"screenshot of the failure: {shot}")
             raise
+
+
+def test_the_console_lists_triggers_with_their_next_and_last_runs_and_a_triggers_runs(
+    page, server: HttpServer, client: httpx.Client, tmp_path: Path, request: pytest.FixtureRequest
+):
+    """Two triggers made over REST: an hourly one shows its next run; one that runs after
+    each of alice's jobs shows its last run live (the console follows the trigger
+    events) once the Bell job submitted from the console ends, and its runs on a click."""
+    login = client.post(
+        "/v1/sessions",
+        json={"tenant": "alice", "key": TENANTS["alice"]["key"], "requested": ["CAP_ALLOC"]},
+    )
+    auth = {"Authorization": f"Bearer {login.json()['session_id']}"}
+    flow = {
+        "name": "bell",
+        "steps": [{"name": "bell", "source": BELL_QASM, "shots": 100, "seed": 3}],
+    }
+    made = []
+    for options in ({"on": "schedule", "every_s": 3600}, {"on": "job"}):
+        reply = client.post(
+            "/v1/triggers", json={"name": options["on"], "workflow": flow, **options}, headers=auth
+        )
+        assert reply.status_code == 201, reply.text
+        made.append(reply.json())
+    hourly, after = made
+    try:
+        page.goto(server.url + "/")
+        page.fill("#tenant", "alice")
+        page.fill("#key", TENANTS["alice"]["key"])
+        page.click("#sign-in-button")
+        row = f"#triggers tr[data-trigger='{after['trigger_id']}']"
+        page.wait_for_selector(f"{row} [data-run-state='']")  # never ran
+        scheduled = page.locator(f"#triggers tr[data-trigger='{hourly['trigger_id']}'] [data-next]")
+        assert float(scheduled.get_attribute("data-next")) == hourly["next_run_at"]
+        assert "every 3600 s" in page.inner_text("#triggers")
+        assert page.locator("#no-triggers").is_hidden()
+        page.click("#bell")
+        page.fill("#seed", "7")
+        page.click("#submit-button")
+        page.wait_for_selector("#job-state[data-state='COMPLETED']")
+        page.wait_for_selector(f"{row} [data-run-state='COMPLETED']")  # live, no reload
+        assert "1 COMPLETED" in page.inner_text(row)
+        page.click(row)
+        page.wait_for_selector("#trigger-runs [data-run-state='COMPLETED']")
+        listed = client.get(
+            "/v1/triggers", params={"trigger_id": after["trigger_id"], "runs": 5}, headers=auth
+        ).json()["triggers"]
+        (ran,) = listed[0]["runs"]
+        assert page.inner_text("#trigger-id") == after["trigger_id"]
+        assert ran["reason"] == "job" and ran["run_id"] in page.inner_text("#trigger-runs")
+        (job_id,) = ran["jobs"]
+        assert page.locator(f"#trigger-runs a[data-job='{job_id}']").count() == 1
+    except BaseException:
+        shot = tmp_path / f"{request.node.name}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failure: {shot}")
+        raise
+    finally:
+        for trigger in made:
+            client.delete(f"/v1/triggers/{trigger['trigger_id']}", headers=auth)

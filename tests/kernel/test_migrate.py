@@ -22,7 +22,7 @@ from qmk.kernel.errors import DataDirError
 from qmk.kernel.migrate import ADDED_COLUMNS, migrate
 from qmk.kernel.service import Kernel
 from qmk.kernel.sessions import load_secret
-from qmk.kernel.store import RESULT_SEALS_FROM, SCHEMA_KEY, SCHEMA_VERSION, Store
+from qmk.kernel.store import RESULT_SEALS_FROM, SCHEMA_KEY, SCHEMA_VERSION, Store, TriggerRows
 from qmk.qvm.graph import compact_text
 from support.cli import qmk
 from support.kernel import BELL, FENCED, KEYS, login, make_config, run_kernel
@@ -336,3 +336,33 @@ def _stored_graph(data: Path, job_id: str) -> str:
     with sqlite3.connect(data / DB_FILE) as db:
         (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id=?", (job_id,)).fetchone()
     return str(graph)
+
+
+def test_a_format_2_data_dir_gets_the_trigger_tables_when_migrated(tmp_path: Path) -> None:
+    """Format 3 added the workflow triggers' tables (``triggers``, ``trigger_runs``): a
+    directory of format 2 is refused, then migrated, and its jobs read as they ran."""
+    data = tmp_path / "data"
+    job_id, _ = _completed(tmp_path)
+    db = sqlite3.connect(data / DB_FILE)
+    db.execute("DROP TABLE triggers")
+    db.execute("DROP TABLE trigger_runs")
+    db.execute("UPDATE meta SET value='2' WHERE key=?", (SCHEMA_KEY,))
+    db.commit()
+    db.close()
+    with pytest.raises(DataDirError) as refused:
+        Store(data)
+    assert refused.value.code == "QK105" and "format 2" in str(refused.value)
+    status, out, err = qmk("admin", "migrate", str(data), "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert (report["version_from"], report["version_to"]) == (2, 3)
+    store = Store(data)
+    try:
+        rows = TriggerRows(store)
+        assert rows.all() == [] and rows.unfinished_runs() == []
+        job = store.load_job(job_id, "alice")
+        assert job is not None and job.state == "COMPLETED"
+    finally:
+        store.close()
+    status, out, err = qmk("admin", "migrate", str(data), "--json")  # again: no change
+    assert status == 0 and json.loads(out)["version_from"] == 3, err

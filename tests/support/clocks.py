@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
 from qmk import aio
 from qmk.kernel.clock import RateClock, SystemClock
+from support.kernel import ServerProcess, support_env
+from support.pools import Hooks
 
 
 class ShiftedClock(SystemClock):
@@ -136,3 +140,24 @@ class MachineClockGate:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@dataclass
+class ClockedServer(ServerProcess):
+    """A real ``qmk serve`` (``python -m support.serve --clock FILE``) whose kernel clock is
+    the system's plus the seconds the test writes in ``clock``."""
+
+    clock: ClockFile | None = None
+
+    def command(self, hooks: Hooks | None = None) -> list[str]:
+        options = super().command(None)[4:]  # after: python -m qmk serve
+        assert self.clock is not None
+        ours = (hooks or Hooks()).argv()
+        clock = ["--clock", str(self.clock.path)]
+        return [sys.executable, "-m", "support.serve", *ours, *clock, "--", *options]
+
+    @staticmethod
+    def environment(
+        hooks: Hooks | None = None, env: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        return support_env(env)

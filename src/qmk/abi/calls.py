@@ -703,6 +703,97 @@ class SyscallMethods:
         )
         return replies.Usage.from_json(reply)
 
+    def q_create_trigger(
+        self,
+        name: str,
+        workflow: Mapping[str, Any] | SupportsJson,
+        on: str,
+        every_s: float | None = None,
+        cron: str | None = None,
+        states: Sequence[str] | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Trigger:
+        """A workflow the kernel runs as this tenant's jobs on a schedule or on an event (a job of
+        the tenant ending, a calibration); durable, a missed schedule runs once.
+
+        Returns: Trigger {trigger_id, tenant, name, on, every_s, cron, states, workflow, steps,
+            jobs, caps, state, created_at, next_run_at, last_run, runs?}.
+
+        Args:
+            name: string; a name for people (1-100 characters)
+            workflow: object; a workflow file's data, each step's program text in source
+            on: string; schedule, job or calibration
+            every_s: number | null; a schedule's interval in seconds (>= 1) (default null)
+            cron: string | null; a schedule: cron's five fields, in UTC (default null)
+            states: array of string | null; a job trigger's end states ([COMPLETED]) (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = self._call(
+            "q_create_trigger",
+            {
+                "session_id": session_id,
+                "name": name,
+                "workflow": workflow,
+                "on": on,
+                "every_s": every_s,
+                "cron": cron,
+                "states": states,
+            },
+        )
+        return replies.Trigger.from_json(reply)
+
+    def q_list_triggers(
+        self,
+        trigger_id: str | None = None,
+        runs: int = 0,
+        *,
+        session_id: str | None = None,
+    ) -> replies.TriggerList:
+        """This tenant's triggers, oldest first, each with its next and last run (and its newest
+        runs: why each started, its jobs, how it ended).
+
+        Returns: TriggerList {triggers}.
+
+        Args:
+            trigger_id: string | null; only this trigger (default null)
+            runs: integer; each with its newest N runs, 0-100 (the newest 100 are kept) (default 0)
+            session_id: the session to use; None: the client's own
+        """
+        reply = self._call(
+            "q_list_triggers",
+            {
+                "session_id": session_id,
+                "trigger_id": trigger_id,
+                "runs": runs,
+            },
+        )
+        return replies.TriggerList.from_json(reply)
+
+    def q_delete_trigger(
+        self,
+        trigger_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Trigger:
+        """Delete a trigger and its runs' records (its jobs submitted run on).
+
+        Returns: Trigger {trigger_id, tenant, name, on, every_s, cron, states, workflow, steps,
+            jobs, caps, state, created_at, next_run_at, last_run, runs?}.
+
+        Args:
+            trigger_id: string; a trigger of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        reply = self._call(
+            "q_delete_trigger",
+            {
+                "session_id": session_id,
+                "trigger_id": trigger_id,
+            },
+        )
+        return replies.Trigger.from_json(reply)
+
     def q_device_artifacts(
         self,
         job_id: str,
@@ -1423,6 +1514,97 @@ class AsyncSyscallMethods:
             },
         )
         return replies.Usage.from_json(reply)
+
+    async def q_create_trigger(
+        self,
+        name: str,
+        workflow: Mapping[str, Any] | SupportsJson,
+        on: str,
+        every_s: float | None = None,
+        cron: str | None = None,
+        states: Sequence[str] | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Trigger:
+        """A workflow the kernel runs as this tenant's jobs on a schedule or on an event (a job of
+        the tenant ending, a calibration); durable, a missed schedule runs once.
+
+        Returns: Trigger {trigger_id, tenant, name, on, every_s, cron, states, workflow, steps,
+            jobs, caps, state, created_at, next_run_at, last_run, runs?}.
+
+        Args:
+            name: string; a name for people (1-100 characters)
+            workflow: object; a workflow file's data, each step's program text in source
+            on: string; schedule, job or calibration
+            every_s: number | null; a schedule's interval in seconds (>= 1) (default null)
+            cron: string | null; a schedule: cron's five fields, in UTC (default null)
+            states: array of string | null; a job trigger's end states ([COMPLETED]) (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_create_trigger",
+            {
+                "session_id": session_id,
+                "name": name,
+                "workflow": workflow,
+                "on": on,
+                "every_s": every_s,
+                "cron": cron,
+                "states": states,
+            },
+        )
+        return replies.Trigger.from_json(reply)
+
+    async def q_list_triggers(
+        self,
+        trigger_id: str | None = None,
+        runs: int = 0,
+        *,
+        session_id: str | None = None,
+    ) -> replies.TriggerList:
+        """This tenant's triggers, oldest first, each with its next and last run (and its newest
+        runs: why each started, its jobs, how it ended).
+
+        Returns: TriggerList {triggers}.
+
+        Args:
+            trigger_id: string | null; only this trigger (default null)
+            runs: integer; each with its newest N runs, 0-100 (the newest 100 are kept) (default 0)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_list_triggers",
+            {
+                "session_id": session_id,
+                "trigger_id": trigger_id,
+                "runs": runs,
+            },
+        )
+        return replies.TriggerList.from_json(reply)
+
+    async def q_delete_trigger(
+        self,
+        trigger_id: str,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Trigger:
+        """Delete a trigger and its runs' records (its jobs submitted run on).
+
+        Returns: Trigger {trigger_id, tenant, name, on, every_s, cron, states, workflow, steps,
+            jobs, caps, state, created_at, next_run_at, last_run, runs?}.
+
+        Args:
+            trigger_id: string; a trigger of this tenant
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_delete_trigger",
+            {
+                "session_id": session_id,
+                "trigger_id": trigger_id,
+            },
+        )
+        return replies.Trigger.from_json(reply)
 
     async def q_device_artifacts(
         self,

@@ -95,6 +95,13 @@ register(
         "a workflow file that does not read, or asks for steps, sweeps or options QMK cannot run",
         "fix the file at the key the message names (docs/workflows.md)",
     ),
+    (
+        "QW014",
+        "bad-trigger",
+        "a workflow trigger that cannot run: no or two schedules, a cron expression that "
+        "does not parse or never fires, an event QMK does not have, a state no job ends in",
+        "fix the option the message names (docs/workflows.md#triggers)",
+    ),
 )
 
 # --------------------------------------------------------------------------- QR

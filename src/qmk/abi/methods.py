@@ -565,6 +565,64 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 ),
             ),
             _method(
+                "q_create_trigger",
+                "a workflow the kernel runs as this tenant's jobs on a schedule or on an event "
+                "(a job of the tenant ending, a calibration); durable, a missed schedule runs once",
+                replies.Trigger,
+                _SESSION,
+                _p("name", S, doc="a name for people (1-100 characters)"),
+                _p(
+                    "workflow",
+                    OBJ,
+                    doc="a workflow file's data, each step's program text in source",
+                ),
+                _p("on", S, doc="schedule, job or calibration"),
+                _p(
+                    "every_s",
+                    NUM,
+                    NULL,
+                    doc="a schedule's interval in seconds (>= 1)",
+                    required=False,
+                ),
+                _p(
+                    "cron",
+                    S,
+                    NULL,
+                    doc="a schedule: cron's five fields, in UTC",
+                    required=False,
+                ),
+                _p(
+                    "states",
+                    ARR,
+                    NULL,
+                    doc="a job trigger's end states ([COMPLETED])",
+                    required=False,
+                    items=S,
+                ),
+            ),
+            _method(
+                "q_list_triggers",
+                "this tenant's triggers, oldest first, each with its next and last run (and "
+                "its newest runs: why each started, its jobs, how it ended)",
+                replies.TriggerList,
+                _SESSION,
+                _p("trigger_id", S, NULL, doc="only this trigger", required=False),
+                _p(
+                    "runs",
+                    INT,
+                    doc="each with its newest N runs, 0-100 (the newest 100 are kept)",
+                    required=False,
+                    default=0,
+                ),
+            ),
+            _method(
+                "q_delete_trigger",
+                "delete a trigger and its runs' records (its jobs submitted run on)",
+                replies.Trigger,
+                _SESSION,
+                _p("trigger_id", S, doc="a trigger of this tenant"),
+            ),
+            _method(
                 "q_device_artifacts",
                 "a device job's artifacts (streamed measurements, pulse log, snapshots): the "
                 "list, or with name a page of one's records",

@@ -476,6 +476,67 @@ class KernelSyscalls(Protocol):
             limit: integer; at most this many records (the totals count them all) (default 100)
         """
 
+    async def q_create_trigger(
+        self,
+        *,
+        session_id: str,
+        name: str,
+        workflow: Mapping[str, Any],
+        on: str,
+        every_s: float | None = None,
+        cron: str | None = None,
+        states: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """A workflow the kernel runs as this tenant's jobs on a schedule or on an event (a job of
+        the tenant ending, a calibration); durable, a missed schedule runs once.
+
+        Returns: Trigger {trigger_id, tenant, name, on, every_s, cron, states, workflow, steps,
+            jobs, caps, state, created_at, next_run_at, last_run, runs?}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            name: string; a name for people (1-100 characters)
+            workflow: object; a workflow file's data, each step's program text in source
+            on: string; schedule, job or calibration
+            every_s: number | null; a schedule's interval in seconds (>= 1) (default null)
+            cron: string | null; a schedule: cron's five fields, in UTC (default null)
+            states: array of string | null; a job trigger's end states ([COMPLETED]) (default null)
+        """
+
+    async def q_list_triggers(
+        self,
+        *,
+        session_id: str,
+        trigger_id: str | None = None,
+        runs: int = 0,
+    ) -> dict[str, Any]:
+        """This tenant's triggers, oldest first, each with its next and last run (and its newest
+        runs: why each started, its jobs, how it ended).
+
+        Returns: TriggerList {triggers}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            trigger_id: string | null; only this trigger (default null)
+            runs: integer; each with its newest N runs, 0-100 (the newest 100 are kept) (default 0)
+        """
+
+    async def q_delete_trigger(
+        self,
+        *,
+        session_id: str,
+        trigger_id: str,
+    ) -> dict[str, Any]:
+        """Delete a trigger and its runs' records (its jobs submitted run on).
+
+        Returns: Trigger {trigger_id, tenant, name, on, every_s, cron, states, workflow, steps,
+            jobs, caps, state, created_at, next_run_at, last_run, runs?}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            trigger_id: string; a trigger of this tenant
+        """
+
     async def q_device_artifacts(
         self,
         *,

@@ -378,6 +378,61 @@ class Unwatch(Reply, frozen=True, kw_only=True):
     ended: bool
 
 
+class TriggerRun(Reply, frozen=True, kw_only=True):
+    """One run of a workflow trigger: why it started, its jobs and how it ended."""
+
+    run_id: str
+    trigger_id: str
+    #: What started it: schedule, catch-up (a schedule missed while the kernel was down:
+    #: detail.missed says how many times), job (detail: the job and its state), calibration.
+    reason: str
+    detail: dict[str, Any]
+    #: RUNNING, COMPLETED (every job COMPLETED), FAILED, SKIPPED (the run before was still
+    #: running), INTERRUPTED (the kernel stopped during it).
+    state: str
+    started_at: float
+    finished_at: float | None
+    #: The jobs it submitted (the trigger owner's).
+    jobs: list[str]
+    #: Its workflow's jobs by state, once it ended.
+    summary: dict[str, int] | None
+    error: str | None
+
+
+class Trigger(Reply, frozen=True, kw_only=True):
+    """A workflow the kernel runs on a schedule or on events (``q_create_trigger``)."""
+
+    trigger_id: str
+    tenant: str
+    name: str
+    #: schedule, job or calibration.
+    on: str
+    every_s: float | None
+    cron: str | None
+    #: A job trigger's job states.
+    states: list[str]
+    #: The workflow's name, its steps and how many jobs a run submits (at most).
+    workflow: str
+    steps: int
+    jobs: int
+    #: The capabilities its runs' jobs may use (the creating session's own).
+    caps: list[str]
+    #: ACTIVE, or DELETED (the answer of q_delete_trigger).
+    state: str
+    created_at: float
+    #: A schedule's next run (None: it waits for events).
+    next_run_at: float | None
+    last_run: TriggerRun | None
+    #: Its newest runs, newest first, where asked for (``q_list_triggers``'s ``runs``).
+    runs: list[TriggerRun] | Absent = UNSET
+
+
+class TriggerList(Reply, frozen=True, kw_only=True):
+    """A tenant's triggers, oldest first."""
+
+    triggers: list[Trigger]
+
+
 #: Every reply struct, by name (a test holds it to the module and to the golden files).
 REPLIES: dict[str, type[Reply]] = {
     cls.__name__: cls
@@ -401,6 +456,9 @@ REPLIES: dict[str, type[Reply]] = {
         Watch,
         Unwatch,
         Machine,
+        TriggerRun,
+        Trigger,
+        TriggerList,
     )
 }
 
@@ -424,6 +482,9 @@ __all__ = [
     "ResultPage",
     "Session",
     "Telemetry",
+    "Trigger",
+    "TriggerList",
+    "TriggerRun",
     "Unwatch",
     "Usage",
     "Watch",

@@ -1,10 +1,13 @@
-"""``qmk workflow run FILE``: run a workflow of job templates and sweeps (docs/workflows.md).
+"""``qmk workflow run FILE``: run a workflow of job templates and sweeps (docs/workflows.md);
+``qmk workflow trigger add|list|runs|rm``: a kernel runs one by itself, on a schedule or on
+events (docs/workflows.md#triggers).
 
-Locally by default (in this process, as ``qmk run``), or on a kernel: ``--socket ADDR``
-(JSON-RPC) or ``--server URL`` (the REST API), as ``--tenant`` (``QMK_TENANT``, key in
-``QMK_KEY``). It draws a progress bar on a terminal, prints one line per step, and writes
-``results.json``, ``results.csv`` and ``plots/*.png`` to ``--out`` (default
-``FILE-results/``). Exit 0 when every job COMPLETED, 1 when one did not.
+``run`` runs it locally by default (in this process, as ``qmk run``), or on a kernel:
+``--socket ADDR`` (JSON-RPC) or ``--server URL`` (the REST API), as ``--tenant``
+(``QMK_TENANT``, key in ``QMK_KEY``). It draws a progress bar on a terminal, prints one
+line per step, and writes ``results.json``, ``results.csv`` and ``plots/*.png`` to
+``--out`` (default ``FILE-results/``). Exit 0 when every job COMPLETED, 1 when one did
+not.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from qmk.abi.errors import CommandError
+from qmk.abi.replies import Trigger, TriggerRun
 from qmk.commands import AddCommand, plural
 
 
@@ -110,8 +114,155 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0 if result.ok else 1
 
 
+def _when(seconds: float | None) -> str:
+    from qmk.commands.service import when_text
+
+    return "-" if seconds is None else when_text(seconds)
+
+
+def _starts(trigger: Trigger) -> str:
+    """What starts a trigger, in words."""
+    if trigger.on == "schedule":
+        return f"cron {trigger.cron!r}" if trigger.cron else f"every {trigger.every_s:g} s"
+    if trigger.on == "job":
+        return f"on a job {'/'.join(trigger.states)}"
+    return "on a calibration"
+
+
+def _trigger_line(trigger: Trigger) -> str:
+    last = trigger.last_run
+    ran = "never ran" if last is None else f"last {last.state} {_when(last.started_at)}"
+    return (
+        f"{trigger.trigger_id}  {trigger.name!r}  {_starts(trigger)}  next "
+        f"{_when(trigger.next_run_at)}  {ran}  workflow {trigger.workflow} "
+        f"({plural(trigger.steps, 'step')}, {plural(trigger.jobs, 'job')})\n"
+    )
+
+
+def _run_line(run: TriggerRun) -> str:
+    missed = run.detail.get("missed")
+    why = run.reason + (f" ({missed} missed, ran once)" if run.reason == "catch-up" else "")
+    text = (
+        f"{run.run_id}  {run.state:<11}  {why}  {_when(run.started_at)}  "
+        f"{plural(len(run.jobs), 'job')}"
+    )
+    if run.summary:
+        text += "  " + ", ".join(f"{n} {state}" for state, n in run.summary.items())
+    if run.error:
+        text += f"\n    {run.error}"
+    return text + "\n"
+
+
+def _cmd_trigger(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.commands.service import _client, _dump
+
+    action = args.trigger_command
+    with _client(args) as client:
+        if action == "add":
+            reply: Any = _add_trigger(client, args)
+            text = _trigger_line(reply)
+        elif action == "list":
+            reply = client.q_list_triggers()
+            text = "".join(_trigger_line(t) for t in reply.triggers) or "no triggers\n"
+        elif action == "runs":
+            reply = client.q_list_triggers(args.trigger, args.limit)
+            (shown,) = reply.triggers
+            text = "".join(_run_line(r) for r in shown.runs or ()) or "no runs yet\n"
+        else:
+            reply = client.q_delete_trigger(args.trigger)
+            text = f"{reply.trigger_id}  deleted\n"
+    if args.json:
+        _dump(reply, out)
+    else:
+        out.write(text)
+    return 0
+
+
+def _add_trigger(client: Any, args: argparse.Namespace) -> Trigger:
+    """``q_create_trigger`` of the file (read here: its programs travel as text)."""
+    from qmk.workflows.spec import load, to_data
+
+    flow = load(args.file)
+    chosen = [
+        name
+        for name, given in (
+            ("--every", args.every is not None),
+            ("--cron", args.cron is not None),
+            ("--on-job", args.on_job),
+            ("--on-calibration", args.on_calibration),
+        )
+        if given
+    ]
+    if len(chosen) != 1:
+        raise CommandError.of(
+            "bad-option",
+            "say what starts it: one of --every S, --cron EXPR, --on-job, --on-calibration"
+            + (f" (not {' and '.join(chosen)})" if chosen else ""),
+        )
+    if args.states is not None and not args.on_job:
+        raise CommandError.of("bad-option", "--states goes with --on-job")
+    on = "job" if args.on_job else "calibration" if args.on_calibration else "schedule"
+    states = None if args.states is None else [s for s in args.states.split(",") if s]
+    trigger: Trigger = client.q_create_trigger(
+        args.name or flow.name, to_data(flow), on, args.every, args.cron, states
+    )
+    return trigger
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
+def _add_trigger_commands(actions: Any) -> None:
+    from qmk.commands.service import _client_options, _int_in
+
+    trigger = actions.add_parser(
+        "trigger", help="a kernel runs a workflow by itself: on a schedule or on events"
+    )
+    verbs = trigger.add_subparsers(dest="trigger_command", metavar="ACTION", required=True)
+    made = verbs.add_parser(
+        "add", help="hand the kernel a workflow file to run on a schedule or on events"
+    )
+    made.add_argument("file", metavar="FILE")
+    made.add_argument("--name", metavar="NAME", help="the trigger's name (the workflow's)")
+    starts = made.add_argument_group("what starts a run (one of them)")
+    starts.add_argument("--every", type=_seconds, metavar="S", help="every S seconds")
+    starts.add_argument("--cron", metavar="EXPR", help="cron's five fields, in UTC")
+    starts.add_argument("--on-job", action="store_true", help="when one of this tenant's jobs ends")
+    starts.add_argument(
+        "--states",
+        metavar="S[,S...]",
+        help="with --on-job: the end states that start it (COMPLETED)",
+    )
+    starts.add_argument(
+        "--on-calibration", action="store_true", help="when a calibration is ingested"
+    )
+    listing = verbs.add_parser("list", help="this tenant's triggers, their next and last runs")
+    runs = verbs.add_parser("runs", help="a trigger's runs, newest first")
+    runs.add_argument("trigger", metavar="TRIGGER")
+    runs.add_argument(
+        "--limit", type=_int_in(1, 100), default=20, metavar="N", help="at most N (20)"
+    )
+    removed = verbs.add_parser("rm", help="delete a trigger (its jobs already queued run on)")
+    removed.add_argument("trigger", metavar="TRIGGER")
+    for parser, syscall in (
+        (made, "q_create_trigger"),
+        (listing, "q_list_triggers"),
+        (runs, "q_list_triggers"),
+        (removed, "q_delete_trigger"),
+    ):
+        _client_options(parser)
+        parser.set_defaults(run=_cmd_trigger, syscall=syscall)
+
+
 def register(add: AddCommand) -> None:
-    """Add ``workflow run``."""
+    """Add ``workflow run`` and ``workflow trigger``."""
     sub = add("workflow", "run job templates and sweeps from a workflow file", limits=False)
     actions = sub.add_subparsers(dest="workflow_command", metavar="ACTION", required=True)
     run = actions.add_parser(
@@ -129,3 +280,4 @@ def register(add: AddCommand) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print the results as JSON")
     run.set_defaults(run=_cmd_run)
+    _add_trigger_commands(actions)

@@ -237,6 +237,7 @@ def openapi_document() -> dict[str, Any]:
                 "machine",
                 "service",
                 "billing",
+                "workflows",
                 "graphql",
             )
         ],

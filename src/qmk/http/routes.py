@@ -162,6 +162,16 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
         # the answer at once; POST /v1/assist streams the steps as they happen
         _r("q_assist", "POST", "/v1/assist/answer", body=_body("q_assist"), tag="assist"),
         _r("q_usage", "GET", "/v1/usage", tag="billing"),
+        _r(
+            "q_create_trigger",
+            "POST",
+            "/v1/triggers",
+            status=201,
+            body=_body("q_create_trigger"),
+            tag="workflows",
+        ),
+        _r("q_list_triggers", "GET", "/v1/triggers", tag="workflows"),
+        _r("q_delete_trigger", "DELETE", "/v1/triggers/{trigger_id}", tag="workflows"),
     )
     if route.syscall in METHODS  # a syscall not (yet) in the table has no route
 )

@@ -9,6 +9,8 @@ kernel holding the directory (it takes the data directory's lock):
 - **columns** a kernel added to ``jobs``, ``attempts`` and ``checkpoints`` since the first
   format, added (null), with the indexes on them; a stored result's size
   (``result_bytes``) and index (``result_meta``) where an older kernel kept neither;
+- **tables** added since (format 3: ``triggers`` and ``trigger_runs``, the workflow
+  triggers of :mod:`qmk.kernel.triggers`), created empty;
 - **graphs kept per job** (``job_graphs``, before big graphs were kept once per tenant and
   text in ``graph_texts``) moved under their digest, and that table dropped;
 - **device jobs and policies of before targets** (format 1 and before): every stored

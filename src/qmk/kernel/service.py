@@ -42,9 +42,9 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -80,9 +80,12 @@ from qmk.kernel.seals import derive
 from qmk.kernel.sessions import Session, Sessions, load_secret
 from qmk.kernel.store import Store
 from qmk.kernel.supervisor import Supervisor
+from qmk.kernel.triggers import Triggers
 from qmk.kernel.workers import PoolFactory, kernel_pool
 
 _log = logging.getLogger("qmk.kernel")
+
+T = TypeVar("T")
 
 #: Failed negotiations within this many seconds after one that was audited in full are
 #: audited as one summary line.
@@ -171,6 +174,16 @@ class Kernel:
         self.supervisor.lent_caps = self._lent
         self.supervisor.sweeps.append(self.delegation_retention.expire)
         self.supervisor.state_key = derive(self.secret, "state")
+        #: The workflow triggers (:mod:`qmk.kernel.triggers`): their loop is a task of
+        #: the kernel's group; they hear jobs end and calibrations on the audit log.
+        self.triggers = Triggers(
+            store=self.store,
+            audit=self.audit,
+            commits=self.commits,
+            clock=clock,
+            host=_TriggerHost(self),
+        )
+        self.audit.listeners.append(self.triggers.heard)
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
@@ -251,6 +264,7 @@ class Kernel:
         kernel.data = directory
         kernel.store.set_verified_head(directory.checked, derive(kernel.secret, "audit-head"))
         recovered = kernel.supervisor.recover()
+        kernel.triggers.load()
         kernel.delegation_retention.expire(kernel.clock.now(), force=True)
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()
@@ -292,6 +306,7 @@ class Kernel:
                 outbox = Outbox(billing, self.store, self.commits, self.clock, ledger.wake)
                 group.create_task(outbox.run(), name="qmk-billing-outbox")
             self.supervisor.start(group)
+            group.create_task(self.triggers.run(), name="qmk-triggers")
             started.set_result(None)
 
     def _host_done(self, host: asyncio.Task[None]) -> None:
@@ -539,6 +554,23 @@ class Kernel:
         queues nothing: a client may retry a submit whose reply it lost.
         """
         session = self._session(session_id)
+        return await self.submit_as(
+            session, graph, shots, seed, policy, idempotency_key=idempotency_key, target=target
+        )
+
+    async def submit_as(
+        self,
+        session: Session,
+        graph: Any,
+        shots: int = defaults.SHOTS,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        target: str = defaults.TARGET,
+    ) -> dict[str, Any]:
+        """:meth:`q_submit` with a checked ``session`` (a trigger's run has one of its
+        owner's, :class:`_TriggerHost`)."""
         if idempotency_key is not None:
             if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 128:
                 raise InvalidArgument(
@@ -1128,6 +1160,84 @@ class Kernel:
             "invoice": invoice(totals, self.config.billing),
         }
 
+    # ------------------------------------------------------------------ triggers
+
+    async def q_create_trigger(
+        self,
+        *,
+        session_id: str,
+        name: str,
+        workflow: Mapping[str, Any],
+        on: str,
+        every_s: float | None = None,
+        cron: str | None = None,
+        states: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """A workflow the kernel runs as this tenant's jobs on a schedule or on events
+        (:mod:`qmk.kernel.triggers`)."""
+        session = self._session(session_id)
+        self.admission.cpu.check(session.tenant, "a trigger's workflow")
+        return await self.triggers.create(
+            session,
+            name=name,
+            workflow=workflow,
+            on=on,
+            every_s=every_s,
+            cron=cron,
+            states=states,
+        )
+
+    async def q_list_triggers(
+        self, *, session_id: str, trigger_id: str | None = None, runs: int = 0
+    ) -> dict[str, Any]:
+        """This tenant's triggers (or one), each with its next and last run and its newest
+        ``runs`` runs."""
+        session = self._session(session_id)
+        return self.triggers.listed(session.tenant, trigger_id, runs)
+
+    async def q_delete_trigger(self, *, session_id: str, trigger_id: str) -> dict[str, Any]:
+        """Delete a trigger (its run going on ends; its jobs run on)."""
+        session = self._session(session_id)
+        return await self.triggers.delete(session, trigger_id)
+
+
+class _TriggerHost:
+    """What a trigger's run needs of the kernel (:class:`qmk.kernel.triggers.Host`)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    def session_for(self, tenant: str, caps: Sequence[str], label: str) -> Session:
+        """A session of ``tenant`` with those of ``caps`` its config grants now."""
+        conf = self.kernel.config.tenants.get(tenant)
+        if conf is None:
+            raise AuthError(f"the trigger's tenant {tenant!r} is no longer configured")
+        return Session(
+            session_id="",
+            sid=f"trigger-{label}",
+            tenant=tenant,
+            caps=tuple(c for c in caps if c in conf.caps),
+            expires_at=math.inf,
+        )
+
+    async def submit(
+        self,
+        session: Session,
+        graph: Mapping[str, Any],
+        shots: int,
+        seed: int | None,
+        policy: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        self.kernel._check_open()
+        return await self.kernel.submit_as(session, dict(graph), shots, seed, dict(policy))
+
+    async def wait(self, job_id: str, tenant: str, timeout_s: float) -> dict[str, Any]:
+        supervisor = self.kernel.supervisor
+        return await supervisor.wait(supervisor.job(job_id, tenant), timeout_s)
+
+    async def lower(self, tenant: str, work: Callable[[], T]) -> T:
+        return await self.kernel.admission.cpu.run(tenant, work)
+
 
 #: The longest key a negotiation checks (a longer one is wrong without a hash's work).
 MAX_KEY_CHARS = 4096
@@ -1149,8 +1259,8 @@ SYSCALLS: tuple[str, ...] = (
     "q_chan_status",
     "q_list_channels",
     "q_get_telemetry",
-    "q_machine_status",
     "q_resource_query",
+    "q_machine_status",
     "q_calibrate",
     "q_delegate_caps",
     "q_revoke_delegation",
@@ -1158,6 +1268,9 @@ SYSCALLS: tuple[str, ...] = (
     "q_list_jobs",
     "q_assist",
     "q_usage",
+    "q_create_trigger",
+    "q_list_triggers",
+    "q_delete_trigger",
     "q_device_artifacts",
 )
 

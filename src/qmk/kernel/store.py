@@ -176,6 +176,36 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at) WHERE state = 'PENDING';
 CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (created_at) WHERE state = 'DEAD';
 """
+#: The workflow triggers (:mod:`qmk.kernel.triggers`): each trigger's spec, workflow and
+#: the capabilities its runs may use, with a schedule's next time; and their runs.
+_TRIGGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS triggers (
+    trigger_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    caps TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    next_at REAL
+);
+CREATE INDEX IF NOT EXISTS triggers_tenant ON triggers (tenant, created_at);
+CREATE TABLE IF NOT EXISTS trigger_runs (
+    run_id TEXT PRIMARY KEY,
+    trigger_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    jobs TEXT NOT NULL,
+    summary TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS trigger_runs_of ON trigger_runs (trigger_id, started_at);
+"""
+
 _USAGE_SCHEMA = _USAGE_SCHEMA.replace(
     "{QUANTITIES}",
     ", ".join(
@@ -184,6 +214,39 @@ _USAGE_SCHEMA = _USAGE_SCHEMA.replace(
     ),
 )
 _USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE_FIELDS)
+
+
+class TriggerRow(msgspec.Struct, array_like=True, frozen=True):
+    """A ``triggers`` row, column by name (``spec``, ``workflow`` and ``caps`` JSON)."""
+
+    trigger_id: str
+    tenant: str
+    name: str
+    spec: str
+    workflow: str
+    caps: str
+    created_at: float
+    next_at: float | None
+
+
+class RunRow(msgspec.Struct, array_like=True, frozen=True):
+    """A ``trigger_runs`` row, column by name (``detail``, ``jobs``, ``summary`` JSON)."""
+
+    run_id: str
+    trigger_id: str
+    tenant: str
+    reason: str
+    detail: str
+    state: str
+    started_at: float
+    finished_at: float | None
+    jobs: str
+    summary: str | None
+    error: str | None
+
+
+_TRIGGER_COLUMNS = ", ".join(TriggerRow.__struct_fields__)
+_RUN_COLUMNS = ", ".join(RunRow.__struct_fields__)
 
 
 class JobRow(msgspec.Struct, array_like=True, frozen=True):
@@ -247,8 +310,9 @@ _JOB_VALUES = ", ".join(
 #: change of the tables (a column, a table, what a column holds) raises the version and
 #: adds the step that brings the last one forward to :mod:`qmk.kernel.migrate` (its steps
 #: run in order, each a no-op on rows already of today's form). Formats: 1, numbered;
-#: 2, policies without ``device`` (device jobs are jobs of the neutral-atom target).
-SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 2
+#: 2, policies without ``device`` (device jobs are jobs of the neutral-atom target); 3,
+#: the workflow triggers' tables (``triggers``, ``trigger_runs``).
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 3
 #: The ``meta`` key of the first job sequence number whose result must carry a seal
 #: (rows before it were written by a kernel that sealed nothing), with its HMAC.
 RESULT_SEALS_FROM = "result_seals_from"
@@ -343,6 +407,7 @@ def create_tables(db: Any) -> None:
     """The tables and indexes of this kernel's format, where missing."""
     db.executescript(_SCHEMA)
     db.executescript(_USAGE_SCHEMA)
+    db.executescript(_TRIGGER_SCHEMA)
 
 
 def _has_table(db: Any, name: str) -> bool:
@@ -1329,13 +1394,102 @@ def committed_audit_head(data_dir: Path) -> tuple[int, str, int | None] | None:
     return int(rows[AUDIT_SEQ]), str(rows[AUDIT_HEAD]), None if offset is None else int(offset)
 
 
+class TriggerRows:
+    """The workflow triggers' tables (``triggers``, ``trigger_runs``) of a :class:`Store`:
+    its connection and its transaction (a write marks the store dirty, so the group commit
+    holds it with everything else).
+
+    Args:
+        store: the kernel's store.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def save_trigger(self, row: TriggerRow) -> None:
+        """Insert or update a trigger."""
+        self.store.db.execute(
+            f"INSERT OR REPLACE INTO triggers ({_TRIGGER_COLUMNS}) "
+            f"VALUES ({', '.join('?' * len(TriggerRow.__struct_fields__))})",
+            tuple(msgspec.structs.astuple(row)),
+        )
+        self.store.dirty = True
+
+    def set_next_run(self, trigger_id: str, next_at: float | None) -> None:
+        """A schedule's next time."""
+        self.store.db.execute(
+            "UPDATE triggers SET next_at=? WHERE trigger_id=?", (next_at, trigger_id)
+        )
+        self.store.dirty = True
+
+    def all(self) -> list[TriggerRow]:
+        """Every trigger, oldest first."""
+        return [
+            TriggerRow(*row)
+            for row in self.store.db.execute(
+                f"SELECT {_TRIGGER_COLUMNS} FROM triggers ORDER BY created_at, rowid"
+            )
+        ]
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        """A trigger and its runs, gone."""
+        self.store.db.execute("DELETE FROM triggers WHERE trigger_id=?", (trigger_id,))
+        self.store.db.execute("DELETE FROM trigger_runs WHERE trigger_id=?", (trigger_id,))
+        self.store.dirty = True
+
+    def save_run(self, row: RunRow, *, keep: int) -> None:
+        """Insert or update a trigger's run; its trigger keeps its newest ``keep`` runs."""
+        self.store.db.execute(
+            f"INSERT OR REPLACE INTO trigger_runs ({_RUN_COLUMNS}) "
+            f"VALUES ({', '.join('?' * len(RunRow.__struct_fields__))})",
+            tuple(msgspec.structs.astuple(row)),
+        )
+        self.store.db.execute(
+            "DELETE FROM trigger_runs WHERE trigger_id=? AND run_id NOT IN (SELECT run_id "
+            "FROM trigger_runs WHERE trigger_id=? ORDER BY started_at DESC, rowid DESC "
+            "LIMIT ?)",
+            (row.trigger_id, row.trigger_id, keep),
+        )
+        self.store.dirty = True
+
+    def runs(self, trigger_id: str, limit: int) -> list[RunRow]:
+        """A trigger's runs, newest first."""
+        return [
+            RunRow(*row)
+            for row in self.store.db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM trigger_runs WHERE trigger_id=? "
+                "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+                (trigger_id, limit),
+            )
+        ]
+
+    def unfinished_runs(self) -> list[RunRow]:
+        """The runs that were RUNNING when the kernel last stopped."""
+        return [
+            RunRow(*row)
+            for row in self.store.db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM trigger_runs WHERE finished_at IS NULL"
+            )
+        ]
+
+    def run_job_ids(self) -> set[str]:
+        """The ids of every job a trigger's run submitted (runs kept)."""
+        found: set[str] = set()
+        for (jobs,) in self.store.db.execute("SELECT jobs FROM trigger_runs"):
+            found.update(json.loads(jobs))
+        return found
+
+
 __all__ = [
     "AUDIT_HEAD",
     "AUDIT_OFFSET",
     "AUDIT_SEQ",
     "AUDIT_VERIFIED",
     "RESULT_SEALS_FROM",
+    "RunRow",
     "Store",
+    "TriggerRow",
+    "TriggerRows",
     "committed_audit_head",
     "stored_results",
     "tampered_result",

@@ -8,15 +8,18 @@ run again up to the step's ``retries``. Where the jobs run is a :class:`Backend`
   ``device`` step on the neutral-atom emulator);
 - :class:`KernelBackend`: on a kernel, through :class:`qmk.client.Client` (JSON-RPC on a
   socket) or :class:`qmk.http.client.RestClient` (the REST API); a step's jobs are all
-  queued, then awaited, so the kernel's workers run them side by side.
+  queued, then awaited, so the kernel's workers run them side by side;
+- a kernel's own trigger runs (:mod:`qmk.kernel.triggers`), on its event loop
+  (:func:`run_workflow_async`), as the trigger owner's jobs.
 
+One logic of steps, dependencies and retries serves them all (:func:`conversation`).
 Same file, same seeds: same counts, on every backend.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -193,64 +196,79 @@ class KernelBackend:
         self.wait = wait
         self.wait_ms = wait_ms
 
-    def _policy(self, job: Planned) -> dict[str, Any]:
-        if job.step.device is not None:
-            raise bad(f"step {job.step.name!r}: device steps run locally (no --server/--socket)")
-        if isinstance(job.noise, str):
-            raise bad(
-                f"step {job.step.name!r}: noise models run locally; a kernel's noise model is "
-                "its config's (noise may be true or false)"
-            )
-        from qmk.execution.request import submit_policy
-
-        chosen: dict[str, Any] = {
-            "engine": job.engine,
-            "qubit": job.qubit,
-            "profile": _profile(job.distance),
-        }
-        if not job.noise:
-            chosen["noise"] = False
-        given = {key: value for key, value in chosen.items() if value is not None}
-        return submit_policy(**{**job.step.policy, **given}) or {}
-
     def run_batch(self, jobs: Sequence[Planned], done: Callable[[JobResult], None]) -> None:
         started: list[tuple[Planned, Job | None, str | None]] = []
         for job in jobs:
             try:
-                reply = self.submit(dict(job.graph), job.shots, job.seed, self._policy(job))
+                reply = self.submit(dict(job.graph), job.shots, job.seed, kernel_policy(job))
                 started.append((job, reply, None))
             except QMKError as exc:
                 if _unrunnable(exc):
                     raise
                 started.append((job, None, str(exc)))
         for job, submitted, refused in started:
-            base: dict[str, Any] = {
-                "step": job.step.name,
-                "index": job.index,
-                "point": job.point,
-                "shots": job.shots,
-            }
             if submitted is None:
-                done(JobResult(**base, state=defaults.FAILED, seed=job.seed, error=refused))
+                done(refused_result(job, str(refused)))
                 continue
             final = submitted
             while final.state not in FINAL:
                 final = self.wait(submitted.job_id, self.wait_ms)
-            result = final.result or {}
-            error = final.error
-            telemetry = result.get("telemetry") or {}
-            done(
-                JobResult(
-                    **base,
-                    state=final.state,
-                    seed=final.seed,
-                    counts=dict(result.get("counts") or {}),
-                    engine=result.get("engine"),
-                    job_id=final.job_id,
-                    error=None if error is None else f"{error.code} {error.name}: {error.message}",
-                    telemetry={k: telemetry.get(k) for k in _TELEMETRY if k in telemetry},
-                )
-            )
+            done(ended_result(job, final))
+
+
+def kernel_policy(job: Planned) -> dict[str, Any]:
+    """The kernel policy of a job of a workflow run on a kernel.
+
+    Raises:
+        CommandError: ``QW013 bad-workflow`` for a step a kernel cannot run (a device
+            step; a noise model, which is the kernel config's).
+    """
+    if job.step.device is not None:
+        raise bad(f"step {job.step.name!r}: device steps run locally (no --server/--socket)")
+    if isinstance(job.noise, str):
+        raise bad(
+            f"step {job.step.name!r}: noise models run locally; a kernel's noise model is "
+            "its config's (noise may be true or false)"
+        )
+    from qmk.execution.request import submit_policy
+
+    chosen: dict[str, Any] = {
+        "engine": job.engine,
+        "qubit": job.qubit,
+        "profile": _profile(job.distance),
+    }
+    if not job.noise:
+        chosen["noise"] = False
+    given = {key: value for key, value in chosen.items() if value is not None}
+    return submit_policy(**{**job.step.policy, **given}) or {}
+
+
+def _base(job: Planned) -> dict[str, Any]:
+    return {"step": job.step.name, "index": job.index, "point": job.point, "shots": job.shots}
+
+
+def refused_result(job: Planned, error: str) -> JobResult:
+    """A job a kernel refused at submit: FAILED, with the refusal."""
+    return JobResult(**_base(job), state=defaults.FAILED, seed=job.seed, error=error)
+
+
+def ended_result(job: Planned, ended: Job | Mapping[str, Any]) -> JobResult:
+    """A job of a kernel as it ended (its counts, engine, telemetry, error), from the job
+    as the kernel answers it (a :class:`~qmk.abi.replies.Job`, or its JSON object)."""
+    final = ended.to_json() if isinstance(ended, Job) else ended
+    result = final.get("result") or {}
+    error = final.get("error")
+    telemetry = result.get("telemetry") or {}
+    return JobResult(
+        **_base(job),
+        state=final["state"],
+        seed=final.get("seed"),
+        counts=dict(result.get("counts") or {}),
+        engine=result.get("engine"),
+        job_id=final.get("job_id"),
+        error=None if error is None else f"{error['code']} {error['name']}: {error['message']}",
+        telemetry={k: telemetry.get(k) for k in _TELEMETRY if k in telemetry},
+    )
 
 
 def _graph(step: Step, point: Mapping[str, Any], cache: dict[Any, Any]) -> dict[str, Any]:
@@ -326,10 +344,22 @@ class WorkflowResult:
         return all(job.state == defaults.COMPLETED for job in self.jobs)
 
 
-def run_workflow(
-    flow: Workflow, backend: Backend, *, progress: Progress | None = None
-) -> WorkflowResult:
-    """Run every step of ``flow`` on ``backend`` (see the module docstring).
+#: The workflow as a conversation with whoever runs its jobs (:func:`conversation`).
+Conversation = Generator[list[Planned], list[JobResult], WorkflowResult]
+
+
+def conversation(
+    flow: Workflow,
+    *,
+    progress: Progress | None = None,
+    cache: dict[Any, Any] | None = None,
+) -> Conversation:
+    """The workflow's steps as a conversation: it yields each batch of jobs to run and is
+    sent their results, in the batch's order; it returns the :class:`WorkflowResult`.
+    One logic of steps, dependencies and retries for whoever runs the jobs, in this
+    thread (:func:`run_workflow`) or on an event loop (:func:`run_workflow_async`).
+
+    ``cache``: programs lowered before (:func:`lower_all`): no step is lowered again.
 
     Raises:
         CommandError: ``QW013 bad-workflow`` for a step that cannot be run at all (a
@@ -339,7 +369,7 @@ def run_workflow(
     total, finished = flow.size, 0
     results: list[JobResult] = []
     complete: dict[str, bool] = {}
-    cache: dict[Any, Any] = {}
+    cache = {} if cache is None else cache
     for step in flow.steps:
         failed = [name for name in step.after if not complete.get(name)]
         if failed:
@@ -359,19 +389,13 @@ def run_workflow(
                     progress(finished, total, f"{step.name}: skipped")
             complete[step.name] = False
             continue
-        try:
-            jobs = plan(step, cache)
-        except QMKError as exc:
-            if _unrunnable(exc):
-                raise
-            raise bad(f"step {step.name!r}: the program does not lower: {exc}") from None
+        jobs = _planned(step, cache)
         ended: dict[int, JobResult] = {}
         pending = list(jobs)
         attempt = 0
         while pending:
             attempt += 1
-            batch: list[JobResult] = []
-            backend.run_batch(pending, batch.append)
+            batch = yield list(pending)
             retry = []
             for job, result in zip(pending, batch, strict=True):
                 if result.state != defaults.COMPLETED and attempt <= step.retries:
@@ -388,6 +412,73 @@ def run_workflow(
     return WorkflowResult(
         workflow=flow, jobs=tuple(results), elapsed_s=round(time.monotonic() - start, 3)
     )
+
+
+def _planned(step: Step, cache: dict[Any, Any]) -> list[Planned]:
+    try:
+        return plan(step, cache)
+    except QMKError as exc:
+        if _unrunnable(exc):
+            raise
+        raise bad(f"step {step.name!r}: the program does not lower: {exc}") from None
+
+
+def lower_all(flow: Workflow) -> dict[Any, Any]:
+    """Every step's programs lowered (the cache :func:`conversation` takes): the work of
+    a run that is not running its jobs, done ahead (in a thread, by a kernel).
+
+    Raises:
+        CommandError: as :func:`conversation`.
+    """
+    cache: dict[Any, Any] = {}
+    for step in flow.steps:
+        _planned(step, cache)
+    return cache
+
+
+def run_workflow(
+    flow: Workflow, backend: Backend, *, progress: Progress | None = None
+) -> WorkflowResult:
+    """Run every step of ``flow`` on ``backend`` (see the module docstring).
+
+    Raises:
+        CommandError: ``QW013 bad-workflow`` for a step that cannot be run at all (a
+            program that does not lower, a sweep a program cannot take).
+    """
+    steps = conversation(flow, progress=progress)
+    try:
+        batch = next(steps)
+        while True:
+            ended: list[JobResult] = []
+            backend.run_batch(batch, ended.append)
+            batch = steps.send(ended)
+    except StopIteration as stop:
+        done: WorkflowResult = stop.value
+        return done
+
+
+async def run_workflow_async(
+    flow: Workflow,
+    run_batch: Callable[[Sequence[Planned]], Awaitable[list[JobResult]]],
+    *,
+    cache: dict[Any, Any] | None = None,
+) -> WorkflowResult:
+    """Run every step of ``flow`` on an event loop: ``await run_batch(jobs)`` runs a
+    batch and answers its results in its order (a kernel's trigger runs,
+    :mod:`qmk.kernel.triggers`). ``cache``: :func:`lower_all`'s, so that nothing is
+    lowered on the loop.
+
+    Raises:
+        CommandError: as :func:`conversation`.
+    """
+    steps = conversation(flow, cache=cache)
+    try:
+        batch = next(steps)
+        while True:
+            batch = steps.send(await run_batch(batch))
+    except StopIteration as stop:
+        done: WorkflowResult = stop.value
+        return done
 
 
 def _with_attempts(result: JobResult, attempts: int) -> JobResult:

@@ -204,14 +204,27 @@ class Workflow(msgspec.Struct, frozen=True, kw_only=True):
         return sum(step.size for step in self.steps)
 
 
-def _step(raw: Mapping[str, Any], given: Mapping[str, Any], index: int, base: Path | None) -> Step:
-    """Step ``index`` of the file (checked already), with the ``[defaults]`` it does not set."""
+def _step(
+    raw: Mapping[str, Any],
+    given: Mapping[str, Any],
+    index: int,
+    base: Path | None,
+    files: bool = True,
+) -> Step:
+    """Step ``index`` of the file (checked already), with the ``[defaults]`` it does not set
+    (``files``: a ``program`` is a file to read; otherwise only ``source`` is taken)."""
     where = f"steps[{index}]"
     table: StepTable = values.convert({**given, **raw}, StepTable, where=where, error=_bad_key)
     name = table.name or f"step{index + 1}"
     if (table.program is None) == (table.source is None):
         raise bad(f"step {name!r} needs program (a file) or source (the text), not both or neither")
     fmt = table.format
+    if table.program is not None and not files:
+        raise bad(
+            f"step {name!r}: program names a file; here a step carries its program's text "
+            "in source (qmk workflow trigger add reads the files)",
+            key="program",
+        )
     if table.program is not None:
         path = Path(table.program)
         if base is not None and not path.is_absolute():
@@ -286,8 +299,11 @@ def _sweeps_of(data: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
                 yield f"{where}.sweep.{key}", swept
 
 
-def from_data(data: Any, *, base: Path | None = None, path: Path | None = None) -> Workflow:
-    """The workflow of parsed data (a TOML or YAML document).
+def from_data(
+    data: Any, *, base: Path | None = None, path: Path | None = None, files: bool = True
+) -> Workflow:
+    """The workflow of parsed data (a TOML or YAML document); ``files`` False: one that
+    reads no file (each step's program in ``source``, as :func:`to_data` gives it).
 
     Raises:
         CommandError: ``QW013 bad-workflow``, one line naming the key.
@@ -303,11 +319,33 @@ def from_data(data: Any, *, base: Path | None = None, path: Path | None = None) 
             values.convert(swept, checked, where=where, error=_bad_key)
     file: WorkflowFile = values.convert(data, WorkflowFile, error=_bad_key)
     given = data.get("defaults", {})
-    steps = [_step(raw, given, i, base) for i, raw in enumerate(data["steps"])]
+    steps = [_step(raw, given, i, base, files) for i, raw in enumerate(data["steps"])]
     flow = Workflow(name=file.name, steps=_ordered(steps), path=path)
     if flow.size > MAX_JOBS:
         raise bad(f"the workflow expands to {flow.size} jobs; at most {MAX_JOBS}")
     return flow
+
+
+def to_data(flow: Workflow) -> dict[str, Any]:
+    """``flow`` as the data of a workflow file that reads no file: each step's program's
+    text in ``source`` (and its ``format``), for a kernel that runs it by itself.
+
+    >>> flow = loads('[[steps]]\\nname = "a"\\nsource = "OPENQASM 2.0;"\\nshots = 5')
+    >>> data = to_data(flow)
+    >>> data["steps"][0]["source"], data["steps"][0]["shots"]
+    ('OPENQASM 2.0;', 5)
+    >>> from_data(data, files=False) == msgspec.structs.replace(flow, path=None)
+    True
+    """
+    steps = []
+    for step in flow.steps:
+        table: dict[str, Any] = {"name": step.name, "source": step.source}
+        for key in _Options.__struct_fields__:
+            table[key] = msgspec.to_builtins(getattr(step, key))
+        table["after"] = list(step.after)
+        table["sweep"] = {key: list(swept) for key, swept in step.sweep.items()}
+        steps.append({key: value for key, value in table.items() if value is not None})
+    return {"name": flow.name, "steps": steps}
 
 
 def loads(text: str, *, yaml: bool = False, base: Path | None = None) -> Workflow:
@@ -381,4 +419,5 @@ __all__ = [
     "load",
     "loads",
     "schema_text",
+    "to_data",
 ]

@@ -37,6 +37,8 @@ AUDITED: frozenset[str] = frozenset(
         "q_delegate_caps",
         "q_revoke_delegation",
         "q_assist",
+        "q_create_trigger",
+        "q_delete_trigger",
     }
 )
 

@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 // the server's facts (/console/facts.json): the default shots and a job's final states,
 // read from their tables on the server rather than written here a second time
 const facts = { final: new Set() };
-const state = { session: null, tenant: null, jobs: new Map(), selected: null, stream: null, machineTimer: null };
+const state = { session: null, tenant: null, jobs: new Map(), selected: null, stream: null, machineTimer: null, trigger: null };
 
 async function api(method, path, body) {
   const headers = {};
@@ -62,7 +62,7 @@ function signOut() {
   sessionStorage.removeItem("qmk-session");
   if (state.stream) state.stream.abort();
   if (state.machineTimer) clearInterval(state.machineTimer);
-  Object.assign(state, { session: null, tenant: null, selected: null, stream: null, machineTimer: null });
+  Object.assign(state, { session: null, tenant: null, selected: null, stream: null, machineTimer: null, trigger: null });
   state.jobs.clear();
   $("workspace").hidden = true;
   $("sign-in-panel").hidden = false;
@@ -75,7 +75,7 @@ async function start() {
   $("workspace").hidden = false;
   $("sign-out").hidden = false;
   $("who").textContent = `tenant ${state.tenant}`;
-  await Promise.all([loadJobs(), loadResources(), loadMachine()]);
+  await Promise.all([loadJobs(), loadResources(), loadMachine(), loadTriggers()]);
   followMachine();
   watch();
 }
@@ -383,6 +383,83 @@ function followMachine() {
   }, MACHINE_REFRESH_MS);
 }
 
+// ------------------------------------------------------------------ workflow triggers
+
+function runsOn(trigger) {
+  if (trigger.on === "schedule") return trigger.cron ? `cron ${trigger.cron} (UTC)` : `every ${trigger.every_s} s`;
+  if (trigger.on === "job") return `a job ends ${trigger.states.join("/")}`;
+  return "a calibration";
+}
+
+function runResult(run) {
+  if (!run) return "";
+  if (run.error) return run.error;
+  return Object.entries(run.summary || {}).map(([s, n]) => `${n} ${s}`).join(", ");
+}
+
+function runWhy(run) {
+  return run.reason === "catch-up" ? `catch-up: ${run.detail.missed} missed, ran once` : run.reason;
+}
+
+async function loadTriggers() {
+  const reply = await api("GET", "/v1/triggers");
+  const body = $("triggers").querySelector("tbody");
+  body.replaceChildren();
+  $("no-triggers").hidden = reply.triggers.length > 0;
+  for (const trigger of reply.triggers) {
+    const last = trigger.last_run;
+    const row = text("tr", undefined, { "data-trigger": trigger.trigger_id });
+    row.append(
+      text("td", trigger.name, { title: trigger.trigger_id }),
+      text("td", runsOn(trigger)),
+      text("td", `${trigger.workflow} (${trigger.jobs} jobs)`),
+      text("td", trigger.next_run_at ? new Date(trigger.next_run_at * 1000).toLocaleString() : "on its event", { "data-next": trigger.next_run_at ?? "" }),
+      text("td", undefined),
+      text("td", runResult(last)),
+    );
+    if (last) {
+      row.children[4].append(text("span", last.state, { class: `state ${last.state}`, "data-run-state": last.state }));
+      row.children[4].append(text("span", ` ${runWhy(last)} ${when(last.started_at)}`));
+    } else {
+      row.children[4].append(text("span", "never ran", { class: "muted", "data-run-state": "" }));
+    }
+    if (trigger.trigger_id === state.trigger) row.classList.add("selected");
+    row.addEventListener("click", () => selectTrigger(trigger.trigger_id));
+    body.append(row);
+  }
+  if (state.trigger && !reply.triggers.some((t) => t.trigger_id === state.trigger)) {
+    state.trigger = null;
+    $("trigger-runs-panel").hidden = true;
+  }
+  if (state.trigger) await loadRuns(state.trigger);
+}
+
+async function selectTrigger(triggerId) {
+  state.trigger = triggerId;
+  $("trigger-runs-panel").hidden = false;
+  $("trigger-id").textContent = triggerId;
+  for (const row of $("triggers").querySelectorAll("tbody tr")) row.classList.toggle("selected", row.dataset.trigger === triggerId);
+  await loadRuns(triggerId);
+}
+
+async function loadRuns(triggerId) {
+  const reply = await api("GET", `/v1/triggers?trigger_id=${encodeURIComponent(triggerId)}&runs=20`);
+  if (state.trigger !== triggerId) return;
+  const body = $("trigger-runs").querySelector("tbody");
+  body.replaceChildren();
+  for (const run of reply.triggers[0].runs) {
+    const row = text("tr", undefined, { "data-run": run.run_id });
+    row.append(text("td", run.run_id), text("td", runWhy(run)), text("td", undefined), text("td", when(run.started_at)), text("td", when(run.finished_at)), text("td", undefined), text("td", runResult(run)));
+    row.children[2].append(text("span", run.state, { class: `state ${run.state}`, "data-run-state": run.state }));
+    for (const jobId of run.jobs) {
+      const link = text("a", jobId, { href: "#", "data-job": jobId });
+      link.addEventListener("click", (event) => { event.preventDefault(); select(jobId); });
+      row.children[5].append(link, text("br"));
+    }
+    body.append(row);
+  }
+}
+
 // ------------------------------------------------------------------ live events
 
 async function watch() {
@@ -420,6 +497,10 @@ async function watch() {
 }
 
 function onEvent(name, event) {
+  if (name === "trigger") {
+    loadTriggers().catch((error) => console.warn("triggers", error));
+    return;
+  }
   if (name !== "job" || !event.job_id || !event.state) return;
   const job = state.jobs.get(event.job_id) || { job_id: event.job_id, shots: "", created_at: event.ts };
   job.state = event.state;
@@ -448,6 +529,7 @@ $("upload").addEventListener("change", upload);
 $("bell").addEventListener("click", () => { $("program").value = BELL; $("format").value = ""; });
 $("refresh-resources").addEventListener("click", loadResources);
 $("refresh-machine").addEventListener("click", loadMachine);
+$("refresh-triggers").addEventListener("click", () => loadTriggers());
 loadFacts().catch((error) => console.warn("no server facts", error));
 const saved = sessionStorage.getItem("qmk-session");
 if (saved) {
