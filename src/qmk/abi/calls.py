@@ -160,13 +160,7 @@ class SyscallMethods:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_status",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = self._call("q_status", {"session_id": session_id, "job_id": job_id})
         return replies.Job.from_json(reply)
 
     def q_wait(
@@ -243,13 +237,7 @@ class SyscallMethods:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_cancel",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = self._call("q_cancel", {"session_id": session_id, "job_id": job_id})
         return replies.Job.from_json(reply)
 
     def q_checkpoint(
@@ -266,13 +254,7 @@ class SyscallMethods:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_checkpoint",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = self._call("q_checkpoint", {"session_id": session_id, "job_id": job_id})
         return replies.Checkpoint.from_json(reply)
 
     def q_restore(
@@ -319,13 +301,7 @@ class SyscallMethods:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_replay",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = self._call("q_replay", {"session_id": session_id, "job_id": job_id})
         return replies.Job.from_json(reply)
 
     def q_open_chan(
@@ -371,13 +347,7 @@ class SyscallMethods:
             channel_id: string; a channel this tenant is part of
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_close_chan",
-            {
-                "session_id": session_id,
-                "channel_id": channel_id,
-            },
-        )
+        reply = self._call("q_close_chan", {"session_id": session_id, "channel_id": channel_id})
         return replies.Channel.from_json(reply)
 
     def q_chan_status(
@@ -394,13 +364,7 @@ class SyscallMethods:
             channel_id: string; a channel this tenant is part of
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_chan_status",
-            {
-                "session_id": session_id,
-                "channel_id": channel_id,
-            },
-        )
+        reply = self._call("q_chan_status", {"session_id": session_id, "channel_id": channel_id})
         return replies.Channel.from_json(reply)
 
     def q_list_channels(
@@ -417,13 +381,7 @@ class SyscallMethods:
             state: string | null; only channels in this state (default null)
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_list_channels",
-            {
-                "session_id": session_id,
-                "state": state,
-            },
-        )
+        reply = self._call("q_list_channels", {"session_id": session_id, "state": state})
         return replies.ChannelList.from_json(reply)
 
     def q_get_telemetry(
@@ -444,13 +402,7 @@ class SyscallMethods:
             job_id: string | null; a job; null: the whole tenant (default null)
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_get_telemetry",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = self._call("q_get_telemetry", {"session_id": session_id, "job_id": job_id})
         return replies.Telemetry.from_json(reply)
 
     def q_resource_query(
@@ -465,12 +417,7 @@ class SyscallMethods:
         Args:
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_resource_query",
-            {
-                "session_id": session_id,
-            },
-        )
+        reply = self._call("q_resource_query", {"session_id": session_id})
         return replies.Resources.from_json(reply)
 
     def q_machine_status(
@@ -490,12 +437,7 @@ class SyscallMethods:
         Args:
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_machine_status",
-            {
-                "session_id": session_id,
-            },
-        )
+        reply = self._call("q_machine_status", {"session_id": session_id})
         return replies.Machine.from_json(reply)
 
     def q_calibrate(
@@ -785,13 +727,7 @@ class SyscallMethods:
             trigger_id: string; a trigger of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = self._call(
-            "q_delete_trigger",
-            {
-                "session_id": session_id,
-                "trigger_id": trigger_id,
-            },
-        )
+        reply = self._call("q_delete_trigger", {"session_id": session_id, "trigger_id": trigger_id})
         return replies.Trigger.from_json(reply)
 
     def q_device_artifacts(
@@ -972,13 +908,7 @@ class AsyncSyscallMethods:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call(
-            "q_status",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = await self._call("q_status", {"session_id": session_id, "job_id": job_id})
         return replies.Job.from_json(reply)
 
     async def q_wait(
@@ -1055,13 +985,7 @@ class AsyncSyscallMethods:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call(
-            "q_cancel",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = await self._call("q_cancel", {"session_id": session_id, "job_id": job_id})
         return replies.Job.from_json(reply)
 
     async def q_checkpoint(
@@ -1078,13 +1002,7 @@ class AsyncSyscallMethods:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call(
-            "q_checkpoint",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = await self._call("q_checkpoint", {"session_id": session_id, "job_id": job_id})
         return replies.Checkpoint.from_json(reply)
 
     async def q_restore(
@@ -1131,13 +1049,7 @@ class AsyncSyscallMethods:
             job_id: string; a job of this tenant
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call(
-            "q_replay",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = await self._call("q_replay", {"session_id": session_id, "job_id": job_id})
         return replies.Job.from_json(reply)
 
     async def q_open_chan(
@@ -1229,13 +1141,7 @@ class AsyncSyscallMethods:
             state: string | null; only channels in this state (default null)
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call(
-            "q_list_channels",
-            {
-                "session_id": session_id,
-                "state": state,
-            },
-        )
+        reply = await self._call("q_list_channels", {"session_id": session_id, "state": state})
         return replies.ChannelList.from_json(reply)
 
     async def q_get_telemetry(
@@ -1256,13 +1162,7 @@ class AsyncSyscallMethods:
             job_id: string | null; a job; null: the whole tenant (default null)
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call(
-            "q_get_telemetry",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-            },
-        )
+        reply = await self._call("q_get_telemetry", {"session_id": session_id, "job_id": job_id})
         return replies.Telemetry.from_json(reply)
 
     async def q_resource_query(
@@ -1277,12 +1177,7 @@ class AsyncSyscallMethods:
         Args:
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call(
-            "q_resource_query",
-            {
-                "session_id": session_id,
-            },
-        )
+        reply = await self._call("q_resource_query", {"session_id": session_id})
         return replies.Resources.from_json(reply)
 
     async def q_machine_status(
@@ -1302,12 +1197,7 @@ class AsyncSyscallMethods:
         Args:
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call(
-            "q_machine_status",
-            {
-                "session_id": session_id,
-            },
-        )
+        reply = await self._call("q_machine_status", {"session_id": session_id})
         return replies.Machine.from_json(reply)
 
     async def q_calibrate(

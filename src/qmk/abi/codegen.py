@@ -170,6 +170,10 @@ def docstring(spec: MethodSpec, *, client: bool) -> list[str]:
     return lines
 
 
+#: The longest line ruff format keeps (``[tool.ruff] line-length``).
+LINE_LENGTH = 100
+
+
 def _method(spec: MethodSpec, *, client: bool, wait: bool = False) -> list[str]:
     """``spec``'s method: the kernel's (a coroutine, no body) or a client's, blocking or
     (``wait``) a coroutine that awaits ``_call``; either decodes the reply struct."""
@@ -177,12 +181,17 @@ def _method(spec: MethodSpec, *, client: bool, wait: bool = False) -> list[str]:
     if not client or wait:
         lines[0] = lines[0].replace("    def ", "    async def ", 1)
     lines += docstring(spec, client=client)
-    if client:  # exploded, with trailing commas: ruff format keeps it as it is
+    if client:
         call = "await self._call(" if wait else "self._call("
-        lines += [f"        reply = {call}", f"            {json.dumps(spec.name)},"]
-        lines.append("            {")
-        lines += [f'                "{p.name}": {p.name},' for p in spec.params]
-        lines += ["            },", "        )"]
+        given = ", ".join(f'"{p.name}": {p.name}' for p in spec.params)
+        one_line = f"        reply = {call}{json.dumps(spec.name)}, {{{given}}})"
+        if len(one_line) <= LINE_LENGTH:  # ruff format keeps a call that fits as it is
+            lines.append(one_line)
+        else:  # exploded, with trailing commas: ruff format keeps it as it is
+            lines += [f"        reply = {call}", f"            {json.dumps(spec.name)},"]
+            lines.append("            {")
+            lines += [f'                "{p.name}": {p.name},' for p in spec.params]
+            lines += ["            },", "        )"]
         lines.append(f"        return replies.{spec.reply.__name__}.from_json(reply)")
     return lines
 
