@@ -134,6 +134,15 @@ def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
     a, b = both("q_machine_status")  # the machine moves on between the two: its shape
     assert a["policy"] == b["policy"] and set(a) == set(b) and a["machine"] == b["machine"]
     assert a["jobs"]["done"] >= 2 and b["clock_cycle"] >= a["clock_cycle"]
+    flow = {"name": "bell", "steps": [{"name": "b", "source": BELL_QASM, "shots": 10, "seed": 1}]}
+    a, b = both("q_create_trigger", "nightly", flow, "schedule", None, "0 3 * * *")
+    assert a["state"] == b["state"] == "ACTIVE" and a["cron"] == b["cron"] == "0 3 * * *"
+    assert a["next_run_at"] == b["next_run_at"] and a["jobs"] == b["jobs"] == 1
+    listed, other = both("q_list_triggers", a["trigger_id"], 5)
+    assert listed == other and listed["triggers"][0]["runs"] == []
+    gone, again = both("q_delete_trigger", a["trigger_id"])
+    assert gone["state"] == "DELETED" and again == ("NotFoundError", "QS1005")
+    assert r.q_delete_trigger(b["trigger_id"])["state"] == "DELETED"
     assert called == set(METHODS)
 
 
