@@ -46,8 +46,8 @@ from typing import Any
 from _common import cpu_seconds, descendants
 from qmk import __version__, defaults
 from qmk.kernel.config import config_from_dict
-from qmk.kernel.dask_pool import DaskPool
-from qmk.kernel.jobs import run_job
+from qmk.kernel.pools.dask_pool import DaskPool
+from qmk.kernel.records.jobs import run_job
 from qmk.kernel.service import Kernel
 from qmk.qvm.files import read_graph
 
@@ -155,7 +155,7 @@ def timed(pool: DaskPool, spec: dict[str, Any]) -> tuple[float, dict[str, Any], 
     after = {pid: cpu_seconds(pid) for pid in pids}
     assert outcome.get("ok"), outcome
     result = outcome.get("result")
-    if result is None:  # a whole job's result comes encoded (qmk.kernel.jobs._answer)
+    if result is None:  # a whole job's result comes encoded (qmk.kernel.records.jobs._answer)
         result = json.loads(outcome["result_json"])
     spent = sorted((after[pid] - before[pid] for pid in pids), reverse=True)
     return wall, result, [round(x, 2) for x in spent if x > 0.05]
@@ -329,7 +329,7 @@ async def throughput_dask(jobs: int, data_dir: Path) -> tuple[float, dict[str, f
 
 async def throughput_local(jobs: int, data_dir: Path) -> tuple[float, dict[str, float]]:
     """:func:`throughput` on the kernel's local pool of 2 workers (as ``qmk serve``'s)."""
-    from qmk.kernel.workers import kernel_pool
+    from qmk.kernel.pools.workers import kernel_pool
 
     pool = kernel_pool(
         config_from_dict(CONFIG), data_dir, workers=2, loop=asyncio.get_running_loop()

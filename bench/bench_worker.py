@@ -2,9 +2,9 @@
 
 The job of ``bench_service.py`` (the Bell pair of ``examples/bell.qvm.asm``, 100 shots,
 its own seed each time) as the kernel hands it to a worker: an
-:class:`~qmk.kernel.attempt.Attempt` whose run request is built as ``q_submit``'s
+:class:`~qmk.kernel.pools.attempt.Attempt` whose run request is built as ``q_submit``'s
 admission builds it (the machine's default qubit and profile, the policy of an empty
-``policy`` object), run with :func:`qmk.kernel.attempt.run_job` back to back in this
+``policy`` object), run with :func:`qmk.kernel.pools.attempt.run_job` back to back in this
 process. It prints the CPU time (``time.process_time``) per job of each round, after an
 untimed warm-up (the verified program, plan and route are kept per process, as in a
 kernel's worker). Rounds alternate with nothing else, so on a shared machine compare the
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from _common import load_average
 from qmk.execution.request import RunRequest, program_digest
-from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.config import config_from_dict
-from qmk.kernel.jobs import parse_policy
-from qmk.kernel.outcome import Done, decode
+from qmk.kernel.pools.attempt import Attempt, run_job
+from qmk.kernel.records.jobs import parse_policy
+from qmk.kernel.records.outcome import Done, decode
 from qmk.qvm.files import read_graph
 
 ROOT = Path(__file__).resolve().parents[1]

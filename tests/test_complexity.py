@@ -29,8 +29,8 @@ MAX_COMPLEXITY = 18
 AWAITING_SPLIT = frozenset(
     {
         "qmk/kernel/service.py:Kernel",
-        "qmk/kernel/supervisor.py:Supervisor",
-        "qmk/kernel/dask_pool.py:DaskPool",
+        "qmk/kernel/running/supervisor.py:Supervisor",
+        "qmk/kernel/pools/dask_pool.py:DaskPool",
     }
 )
 

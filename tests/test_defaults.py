@@ -99,7 +99,7 @@ def test_profile_and_qubit_default_alike_everywhere():
 
 def test_engine_names_are_one_list():
     from qmk.engines import ENGINE_NAMES, engine_class
-    from qmk.kernel.jobs import ENGINES
+    from qmk.kernel.records.jobs import ENGINES
 
     assert ENGINE_NAMES == ENGINES == defaults.ENGINES
     assert tuple(_option("run", "engine").choices or ()) == defaults.ENGINES
@@ -159,7 +159,7 @@ def test_client_timeouts_and_server_line_limit_are_the_named_constants():
 
 def test_kernel_settings_default_to_the_named_constants():
     from qmk.kernel.config import config_from_dict
-    from qmk.kernel.jobs import parse_policy
+    from qmk.kernel.records.jobs import parse_policy
 
     config = config_from_dict({"machine": {"physical_qubits": 1}})
     assert (
@@ -225,8 +225,8 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
 
 
 def test_a_jobs_states_are_one_table_the_kernel_and_the_workflows_read():
-    from qmk.kernel import jobs
     from qmk.kernel.observe import KernelObserver
+    from qmk.kernel.records import jobs
     from qmk.workflows.runner import FINAL, SKIPPED
 
     assert jobs.STATES == defaults.JOB_STATES

@@ -1,6 +1,6 @@
 """Every typed value that crosses a process, a wire or the disk has a golden JSON file it
-reads back unchanged: a worker's outcomes (qmk.kernel.outcome), the run request and its
-parts (qmk.execution.request), a stored job row (qmk.kernel.store); the syscall replies
+reads back unchanged: a worker's outcomes (qmk.kernel.records.outcome), the run request and its
+parts (qmk.execution.request), a stored job row (qmk.kernel.storage.store); the syscall replies
 have theirs in tests/abi/golden (tests/abi/test_replies.py). A renamed or retyped field
 fails here before it fails a reader of yesterday's data."""
 
@@ -16,7 +16,7 @@ import pytest
 GOLDEN = Path(__file__).parent / "support" / "golden"
 
 #: The modules whose every struct has a golden file here.
-MODULES = ("qmk.kernel.outcome", "qmk.execution.request", "qmk.kernel.store")
+MODULES = ("qmk.kernel.records.outcome", "qmk.execution.request", "qmk.kernel.storage.store")
 
 
 def _structs() -> dict[str, type[msgspec.Struct]]:
@@ -55,7 +55,7 @@ def test_no_golden_file_is_left_without_its_struct() -> None:
 
 
 def test_a_workers_outcome_crosses_the_line_as_plain_data_and_reads_back_as_its_form() -> None:
-    from qmk.kernel.outcome import OUTCOMES, Outcome, decode, encode
+    from qmk.kernel.records.outcome import OUTCOMES, Outcome, decode, encode
 
     for tag, cls in OUTCOMES.items():
         value = msgspec.json.decode((GOLDEN / f"{cls.__name__}.json").read_bytes(), type=Outcome)

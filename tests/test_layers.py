@@ -145,9 +145,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.abi.protocol",
         "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
         "qmk.assist",  # q_assist: the assistant, per tenant
-        "qmk.http.webhook",  # the POST of the billing outbox (kernel/billing.py)
+        "qmk.http.webhook",  # the POST of the billing outbox (kernel/storage/billing.py)
         "qmk.ft",  # the machine's footprints: patch layouts and lattice-surgery ticks
-        "qmk.workflows",  # the workflows its triggers run (kernel/triggers.py)
+        "qmk.workflows",  # the workflows its triggers run (kernel/running/triggers.py)
     ),
     # the client talks to a kernel over the wire only
     "qmk.client": (*BASE, "qmk.abi", "qmk.qvm.ops"),

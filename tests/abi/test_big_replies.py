@@ -2,7 +2,7 @@
 the result's own bytes: a client that does not read holds a bounded buffer of the
 server's memory and is dropped after ``write_timeout_s``; a client that reads gets it
 whole. In-process, with a stand-in kernel that returns a real
-:class:`~qmk.kernel.stored.StoredResult`."""
+:class:`~qmk.kernel.records.stored.StoredResult`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.server import STREAM_CHUNK, Server, ServerConfig
-from qmk.kernel.stored import StoredResult, encode_result
+from qmk.kernel.records.stored import StoredResult, encode_result
 
 GUARD_S = 30.0
 UNSENT = 64 * 1024

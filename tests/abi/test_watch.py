@@ -30,9 +30,9 @@ from qmk.commands.service import _door, _watches
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
 from qmk.errors import InvalidArgument, NotFoundError, QuotaError
-from qmk.kernel.artifacts import PART_RECORDS
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
+from qmk.kernel.storage.artifacts import PART_RECORDS
 from support.kernel import WorkerGate
 from support.neutral_atom import gate, job
 from support.pools import Hooks

@@ -1,4 +1,4 @@
-"""The assistant's tools on a kernel are the caller's work (src/qmk/kernel/assist.py):
+"""The assistant's tools on a kernel are the caller's work (src/qmk/kernel/admit/assist.py):
 ``run`` is a job of the caller's session (admitted, limited, run by the workers,
 metered), every tool's program work is charged to the tenant's CPU budget within the
 node cap, and questions are answered in the desk's own bounded threads.

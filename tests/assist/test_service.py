@@ -1,4 +1,4 @@
-"""The kernel's and the HTTP wire's side of the assistant (src/qmk/kernel/assist.py and
+"""The kernel's and the HTTP wire's side of the assistant (src/qmk/kernel/admit/assist.py and
 POST /v1/assist): per tenant, audited, rate-limited, off when the operator says so."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qmk.errors import QuotaError, UnavailableError
-from qmk.kernel.assist import BURST
+from qmk.kernel.admit.assist import BURST
 from qmk.kernel.config import config_from_dict
 from support.kernel import KEYS, login, make_config, run_kernel
 from support.tinyllm import BELL

@@ -4,7 +4,7 @@ killed there.
 
 The first half checks the router against stated limits (a :class:`WorkerLimits`
 value); the second runs every installed engine inside a real kernel worker
-(:class:`~qmk.kernel.pool.WorkerPool`: confined, with the kernel's default 2 GiB
+(:class:`~qmk.kernel.pools.pool.WorkerPool`: confined, with the kernel's default 2 GiB
 ``RLIMIT_AS``), the conformance suite and issue 27's 10-qubit noisy program there.
 Engines not installed skip, naming the extra.
 """
@@ -31,7 +31,7 @@ from qmk.engines.registry import (
     spec,
 )
 from qmk.engines.router import assess, route
-from qmk.kernel.pool import WorkerPool
+from qmk.kernel.pools.pool import WorkerPool
 from support.capped import conform, limits, noisy_program, run_program
 
 GIB = 2**30

@@ -24,9 +24,9 @@ import pytest
 from qmk.execution.executor import execute
 from qmk.execution.request import RunRequest, program_digest
 from qmk.frontends import read_program
-from qmk.kernel.attempt import Attempt, attempt_outcome
-from qmk.kernel.outcome import Done
-from qmk.kernel.programs import verified
+from qmk.kernel.pools.attempt import Attempt, attempt_outcome
+from qmk.kernel.records.outcome import Done
+from qmk.kernel.records.programs import verified
 from qmk.qvm.asm import assemble
 from qmk.qvm.files import read_graph
 from support.workloads import ghz_asm

@@ -208,7 +208,7 @@ def test_rest_usage_takes_its_window_and_refuses_unknown_params(client: httpx.Cl
 
 def test_graphqls_usage_record_has_every_usage_quantity():
     from qmk.http.graphql import UsageRecord
-    from qmk.kernel.usage import FIELDS
+    from qmk.kernel.records.usage import FIELDS
 
     fields = set(UsageRecord.__dataclass_fields__)
     assert fields == {"usage_id", "job_id", "state", "ended_at", *FIELDS}

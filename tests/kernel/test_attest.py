@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.attest import find_attestation
 from qmk.kernel.datafiles import DB_FILE
-from qmk.kernel.stored import digest_counts
+from qmk.kernel.records.stored import digest_counts
+from qmk.kernel.security.attest import find_attestation
 from support.cli import qmk
 from support.kernel import login, run_kernel
 from support.paths import EXAMPLES

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qmk.kernel.audit import AuditLog, verify
 from qmk.kernel.datafiles import AUDIT_FILE
-from qmk.kernel.sessions import load_secret
-from qmk.kernel.store import Store
+from qmk.kernel.security.sessions import load_secret
+from qmk.kernel.storage.audit import AuditLog, verify
+from qmk.kernel.storage.store import Store
 
 
 def write_log(data_dir: Path, lines: int = 6) -> list[bytes]:
@@ -130,7 +130,7 @@ def test_failed_negotiations_are_audited_once_per_window_then_as_a_count(
 
 
 def test_a_line_reads_back_as_its_record_and_says_so_in_ascii() -> None:
-    from qmk.kernel.audit import _encode_line
+    from qmk.kernel.storage.audit import _encode_line
 
     record = {
         "seq": 7,

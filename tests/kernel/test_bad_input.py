@@ -79,7 +79,7 @@ def test_a_big_graph_is_verified_off_the_event_loop_and_a_small_one_on_it(
     import sys
     import threading
 
-    from qmk.kernel.admission import OFFLOAD_NODES
+    from qmk.kernel.admit.admission import OFFLOAD_NODES
 
     seen: list[tuple[int, int]] = []  # (graph nodes, thread ident)
 

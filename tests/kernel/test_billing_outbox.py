@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from qmk.errors import InvalidArgument
-from qmk.kernel.billing import dead_letters, replay
 from qmk.kernel.config import ConfigError, config_from_dict
 from qmk.kernel.service import Kernel
+from qmk.kernel.storage.billing import dead_letters, replay
 from support.kernel import BELL, KEYS, login, run_kernel
 
 

@@ -1,4 +1,4 @@
-"""The kernel on a Dask cluster (qmk.kernel.dask_pool): a real LocalCluster, real kills.
+"""The kernel on a Dask cluster (qmk.kernel.pools.dask_pool): a real LocalCluster, real kills.
 
 Cancel, timeout and the memory cap run against both pools (the local one and the Dask
 one) from the same test bodies. Jobs are held at a :class:`~support.kernel.WorkerGate`
@@ -28,21 +28,21 @@ import pytest
 from qmk import defaults
 from qmk.execution.executor import run
 from qmk.execution.request import RunRequest, program_digest
-from qmk.kernel.attempt import Attempt, run_job
 from qmk.kernel.clock import Clock, ManualClock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.observe import KernelObserver
-from qmk.kernel.outcome import Done, decode
-from qmk.kernel.pool import WorkerMemoryError
+from qmk.kernel.pools.attempt import Attempt, run_job
+from qmk.kernel.pools.pool import WorkerMemoryError
+from qmk.kernel.pools.workers import DEFAULT_PRELOAD, kernel_isolation
+from qmk.kernel.records.outcome import Done, decode
 from qmk.kernel.service import Kernel
-from qmk.kernel.workers import DEFAULT_PRELOAD, kernel_isolation
 from support.dask_cluster import local_cluster
 from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_graph, wait_state
 from support.pools import GatedPool, Hooks
 
 distributed = pytest.importorskip("distributed")
 
-from qmk.kernel.dask_pool import DaskPool  # noqa: E402
+from qmk.kernel.pools.dask_pool import DaskPool  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -411,7 +411,7 @@ def test_a_job_process_dies_with_its_killed_dask_worker_not_left_computing(
     cluster: Any, tmp_path: Path
 ) -> None:
     """kill -9 of a Dask worker takes its job processes along (their pool's socket
-    closes: :func:`qmk.kernel.pool.exit_when_closed`), the one holding a job included."""
+    closes: :func:`qmk.kernel.pools.pool.exit_when_closed`), the one holding a job included."""
 
     async def body(kernel: Kernel) -> None:
         pool = kernel.pool

@@ -1,4 +1,4 @@
-"""The Dask autoscaler sees QMK's queue (qmk.kernel.dask_scaler, DaskPool.watch_queue).
+"""The Dask autoscaler sees QMK's queue (qmk.kernel.pools.dask_scaler, DaskPool.watch_queue).
 
 A real ``LocalCluster``: the kernel's pool publishes the kernel's queue to the scheduler,
 whose adaptive target (what ``Adaptive``, ``/api/v1/adaptive_target`` and the Prometheus
@@ -27,8 +27,8 @@ from support.pools import Hooks
 
 distributed = pytest.importorskip("distributed")
 
-from qmk.kernel.dask_pool import DaskPool  # noqa: E402
-from qmk.kernel.dask_scaler import QueuePlugin  # noqa: E402
+from qmk.kernel.pools.dask_pool import DaskPool  # noqa: E402
+from qmk.kernel.pools.dask_scaler import QueuePlugin  # noqa: E402
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from support.kernel import BELL, config_toml, login, make_config
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("cryptography")
 
-from qmk.kernel.dask_pool import dask_pool  # noqa: E402
+from qmk.kernel.pools.dask_pool import dask_pool  # noqa: E402
 
 
 def _refused_plainly(address: str) -> bool:

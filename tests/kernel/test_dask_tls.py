@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
-from qmk.kernel.dask_options import check_tls  # noqa: E402
-from qmk.kernel.dask_pool import DaskPool, dask_pool  # noqa: E402
+from qmk.kernel.pools.dask_options import check_tls  # noqa: E402
+from qmk.kernel.pools.dask_pool import DaskPool, dask_pool  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from qmk.kernel.audit import verify
 from qmk.kernel.errors import DataDirError
 from qmk.kernel.service import Kernel
+from qmk.kernel.storage.audit import verify
 from support.cli import qmk
 from support.kernel import BELL, login, make_config, run_kernel
 

@@ -1,4 +1,4 @@
-"""Delegations' limits (src/qmk/kernel/delegations.py): the calls that write audit lines
+"""Delegations' limits (src/qmk/kernel/security/delegations.py): the calls that write audit lines
 are within the tenant's audit rate at the door before anything is written, and an ended
 delegation is deleted ``delegation_keep_s`` after it ended, on the kernel's clock."""
 

@@ -11,8 +11,8 @@ import pytest
 
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.errors import NotFoundError, ProgramError, QuotaError
-from qmk.kernel.artifacts import PART_RECORDS
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.storage.artifacts import PART_RECORDS
 from support.clocks import ClockFile, ShiftedClock
 from support.kernel import run_kernel
 from support.neutral_atom import gate, job

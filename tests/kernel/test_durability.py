@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from qmk.errors import UnavailableError
-from qmk.kernel.audit import verify
 from qmk.kernel.service import Kernel
-from qmk.kernel.store import Store
+from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.store import Store
 from support.kernel import BELL, KEYS, login, make_config, run_kernel
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from qmk.devices.purification import purify
-from qmk.kernel.attest import find_attestation, replay
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.security.attest import find_attestation, replay
 from qmk.kernel.service import Kernel
 from qmk.qec.logical import Calibration, logical_model
 from qmk.qec.noise import parse_noise_model
@@ -130,7 +130,7 @@ def test_drift_raises_the_distance_until_the_logical_error_is_back_and_stats_mat
 
 
 def _counts(tmp_path: Path, telemetry: dict[str, Any]) -> dict[str, int]:
-    from qmk.kernel.store import Store
+    from qmk.kernel.storage.store import Store
 
     store = Store(tmp_path / "data")
     try:

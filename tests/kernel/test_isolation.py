@@ -23,10 +23,10 @@ import pytest
 from qmk.client import Client
 from qmk.kernel.datafiles import DB_FILE, SECRET_FILE
 from qmk.kernel.errors import ConfigError
-from qmk.kernel.pool import WorkerDied, WorkerPool
-from qmk.kernel.sandbox import Isolation, landlock_abi, unreachable
+from qmk.kernel.pools.pool import WorkerDied, WorkerPool
+from qmk.kernel.pools.sandbox import Isolation, landlock_abi, unreachable
+from qmk.kernel.pools.workers import kernel_isolation
 from qmk.kernel.service import Kernel
-from qmk.kernel.workers import kernel_isolation
 from support.isolation import UNIX_BAIT, burn, escapes
 from support.kernel import BELL, TENANTS, login, make_config, run_kernel, serve_factory, stop_all
 from support.paths import EXAMPLES
@@ -379,7 +379,7 @@ def _dead_pid() -> int:
 def test_a_new_workers_root_reaps_the_roots_of_killed_owners_and_keeps_the_rest(
     tmp_path: Path,
 ) -> None:
-    from qmk.kernel.sandbox import OWNER_FILE, Sandboxes, owned_temp_dir
+    from qmk.kernel.pools.sandbox import OWNER_FILE, Sandboxes, owned_temp_dir
 
     dead = owned_temp_dir("qmk-workers-", str(tmp_path))
     Path(dead, OWNER_FILE).write_text(f"{_dead_pid()} 1")

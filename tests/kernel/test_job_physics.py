@@ -13,10 +13,10 @@ import pytest
 
 from qmk.errors import AdmissionError, InvalidArgument
 from qmk.execution.executor import run
-from qmk.kernel.attest import find_attestation, replay
 from qmk.kernel.config import ConfigError, KernelConfig, config_from_dict
-from qmk.kernel.jobs import parse_policy
-from qmk.kernel.programs import verified
+from qmk.kernel.records.jobs import parse_policy
+from qmk.kernel.records.programs import verified
+from qmk.kernel.security.attest import find_attestation, replay
 from qmk.kernel.service import Kernel
 from qmk.qec.logical import Calibration, logical_model
 from qmk.qec.noise import parse_noise_model

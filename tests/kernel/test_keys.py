@@ -14,7 +14,7 @@ import pytest
 
 from qmk.errors import AuthError
 from qmk.kernel.config import ConfigError, config_from_dict, config_warnings
-from qmk.kernel.keys import hash_key, is_hash, parse_hash, verify_key
+from qmk.kernel.security.keys import hash_key, is_hash, parse_hash, verify_key
 from qmk.kernel.service import Kernel
 from support.kernel import run_kernel
 
@@ -182,7 +182,7 @@ def test_key_checks_past_their_threads_and_queue_are_refused_not_queued() -> Non
     import threading
 
     from qmk.errors import UnavailableError
-    from qmk.kernel.keys import KeyChecker
+    from qmk.kernel.security.keys import KeyChecker
 
     entered, release = threading.Event(), threading.Event()
 

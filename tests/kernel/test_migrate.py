@@ -14,15 +14,21 @@ from typing import Any
 import pytest
 
 from qmk.execution.request import Policy, RunRequest, program_digest
-from qmk.kernel.attest import find_attestation, replay, request_of
-from qmk.kernel.audit import AuditLog, verify
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import DataDirError
-from qmk.kernel.migrate import ADDED_COLUMNS, migrate
+from qmk.kernel.security.attest import find_attestation, replay, request_of
+from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.service import Kernel
-from qmk.kernel.sessions import load_secret
-from qmk.kernel.store import RESULT_SEALS_FROM, SCHEMA_KEY, SCHEMA_VERSION, Store, TriggerRows
+from qmk.kernel.storage.audit import AuditLog, verify
+from qmk.kernel.storage.migrate import ADDED_COLUMNS, migrate
+from qmk.kernel.storage.store import (
+    RESULT_SEALS_FROM,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    Store,
+    TriggerRows,
+)
 from qmk.qvm.graph import compact_text
 from support.cli import qmk
 from support.kernel import BELL, FENCED, KEYS, login, make_config, run_kernel

@@ -1,7 +1,7 @@
 """Program work off the event loop, and each tenant's CPU budget for it (issue 32, item 5).
 
 A big submit's planning, and a replay's or a restore's reading and verifying of a stored
-graph, run in a thread (:class:`qmk.kernel.budget.CpuBudget`): the proof is a gate in
+graph, run in a thread (:class:`qmk.kernel.admit.budget.CpuBudget`): the proof is a gate in
 that work, which holds it while another tenant's ``q_status`` is answered. The gate
 passes work it finds on the event loop's own thread (holding it there would hold the
 test too), and the test then fails on that. Their CPU is charged to the tenant: past its
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import qmk.execution.plan as plan_module
-import qmk.kernel.admission as admission_module
+import qmk.kernel.admit.admission as admission_module
 from qmk.errors import QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict

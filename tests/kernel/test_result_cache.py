@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from qmk.execution.request import RunRequest
-from qmk.kernel.attest import find_attestation, replay
-from qmk.kernel.cache import KeyFilter, cache_key
+from qmk.kernel.admit.cache import KeyFilter, cache_key
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.records.stored import encode_result, with_telemetry
+from qmk.kernel.security.attest import find_attestation, replay
 from qmk.kernel.service import Kernel
-from qmk.kernel.store import Store
-from qmk.kernel.stored import encode_result, with_telemetry
+from qmk.kernel.storage.store import Store
 from support.kernel import WorkerGate, ghz_graph, login, make_config, run_kernel
 
 SHOTS, SEED = 500, 21

@@ -19,8 +19,8 @@ from qmk.errors import InvalidArgument, QuotaError, StateError
 from qmk.execution.executor import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.records.stored import RESULT_MARK_EVERY, encode_result, stored_result
 from qmk.kernel.service import Kernel
-from qmk.kernel.stored import RESULT_MARK_EVERY, encode_result, stored_result
 from qmk.qvm import graph as graph_io
 from qmk.qvm.generate import uniform_graph
 from support.kernel import KEYS, login, make_config, run_kernel
@@ -87,7 +87,7 @@ def test_pages_of_a_stored_result_give_every_entry_once_in_stored_order() -> Non
     ],
 )
 def test_a_stored_result_is_json_dumps_text_with_the_canonical_counts_digest(counts) -> None:
-    from qmk.kernel.stored import digest_counts
+    from qmk.kernel.records.stored import digest_counts
 
     value = {"counts": counts, "shots": 8, "telemetry": {"x": 1.5e-7, "y": 1e16, "z": None}}
     stored = encode_result(value)

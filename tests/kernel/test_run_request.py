@@ -19,11 +19,11 @@ from qmk.errors import InvalidArgument
 from qmk.execution.executor import build_request
 from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.execution.target import TARGETS
-from qmk.kernel.attest import REQUEST_FIELDS, find_attestation, replay, request_of
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.records.stored import digest_counts
+from qmk.kernel.security.attest import REQUEST_FIELDS, find_attestation, replay, request_of
 from qmk.kernel.service import Kernel
-from qmk.kernel.store import Store
-from qmk.kernel.stored import digest_counts
+from qmk.kernel.storage.store import Store
 from qmk.qvm.graph import from_json
 from qmk.qvm.verify import verify
 from support.kernel import BELL, FENCED, login, make_config, run_kernel

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.clock import ManualClock
-from qmk.kernel.scheduler import FairQueue
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, WorkerGate, login, run_kernel, wait_state
 

@@ -30,11 +30,11 @@ from qmk.errors import (
     UnavailableError,
 )
 from qmk.execution import executor
-from qmk.kernel.audit import verify
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import SYSCALLS, Kernel
+from qmk.kernel.storage.audit import verify
 from support.kernel import (
     BELL,
     WorkerGate,

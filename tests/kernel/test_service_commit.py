@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from qmk.execution import executor
-from qmk.kernel import commit as commit_module
-from qmk.kernel import supervisor as supervisor_module
-from qmk.kernel.audit import verify
-from qmk.kernel.commit import GROUP_COMMIT_S
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.running import supervisor as supervisor_module
 from qmk.kernel.service import Kernel
+from qmk.kernel.storage import commit as commit_module
+from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.commit import GROUP_COMMIT_S
 from support.kernel import BELL, login, run_kernel
 
 CONFIG = config_from_dict(

@@ -11,7 +11,7 @@ import pytest
 
 from qmk.errors import SessionError, SessionExpired
 from qmk.kernel.datafiles import SECRET_FILE
-from qmk.kernel.sessions import Sessions, load_secret
+from qmk.kernel.security.sessions import Sessions, load_secret
 
 SECRET = b"s" * 32
 

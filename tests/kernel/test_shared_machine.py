@@ -1,5 +1,5 @@
 """The kernel operates the shared machine: every job is scheduled in machine time before
-its worker computes its outcomes (qmk.kernel.shared_machine, docs/machine.md).
+its worker computes its outcomes (qmk.kernel.running.shared_machine, docs/machine.md).
 
 A real in-process kernel with real workers, on a machine clock the test drives
 (:class:`~qmk.kernel.clock.ManualMachineClock`), so every arrival's cycle is fixed and a

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.datafiles import DB_FILE
-from qmk.kernel.jobs import COMPLETED, QUEUED, RUNNING, Job
-from qmk.kernel.store import Store
-from qmk.kernel.stored import encode_result
-from qmk.kernel.usage import Usage
+from qmk.kernel.records.jobs import COMPLETED, QUEUED, RUNNING, Job
+from qmk.kernel.records.stored import encode_result
+from qmk.kernel.records.usage import Usage
+from qmk.kernel.storage.store import Store
 
 
 def make_job(job_id: str, seq: int, tenant: str = "alice") -> Job:
@@ -105,7 +105,7 @@ def test_checkpoints_are_found_latest_first_and_per_tenant(tmp_path: Path) -> No
 def test_a_big_graph_is_kept_out_of_its_jobs_row_and_read_back_whole(tmp_path: Path) -> None:
     from dataclasses import replace as with_fields
 
-    from qmk.kernel.store import GRAPH_APART
+    from qmk.kernel.storage.store import GRAPH_APART
 
     store = Store(tmp_path)
     nodes = ",".join(f'{{"id":"n{k}","op":"FENCE_EPOCH"}}' for k in range(GRAPH_APART // 20))
@@ -128,7 +128,7 @@ def test_a_big_graph_is_kept_out_of_its_jobs_row_and_read_back_whole(tmp_path: P
 
 def big_graph(tag: str) -> str:
     """A graph text of more than GRAPH_APART characters, its own for each ``tag``."""
-    from qmk.kernel.store import GRAPH_APART
+    from qmk.kernel.storage.store import GRAPH_APART
 
     nodes = ",".join(f'{{"id":"{tag}{k}","op":"FENCE_EPOCH"}}' for k in range(GRAPH_APART // 20))
     return '{"version":"0.2","program":{"nodes":[' + nodes + "]}}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.audit import verify
 from qmk.kernel.service import Kernel
+from qmk.kernel.storage.audit import verify
 from support.kernel import BELL, login, run_kernel
 
 

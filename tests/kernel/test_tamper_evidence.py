@@ -13,9 +13,9 @@ import pytest
 
 from qmk.errors import StateError
 from qmk.execution.executor import run
-from qmk.kernel.audit import verify
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.service import Kernel
+from qmk.kernel.storage.audit import verify
 from support.cli import qmk
 from support.kernel import BELL, login, make_config
 
@@ -165,7 +165,7 @@ def _edit_state(path: Path, what: str) -> None:
 
     import numpy as np
 
-    from qmk.kernel.seals import STATE_TRAILER
+    from qmk.kernel.security.seals import STATE_TRAILER
 
     data = path.read_bytes()
     cut = data.rfind(STATE_TRAILER)
@@ -283,8 +283,8 @@ def test_a_forged_line_after_the_head_stops_the_start_unless_told_to_recover(
 
 def test_each_start_records_the_line_its_check_reached(tmp_path: Path) -> None:
     from qmk.kernel.datafiles import SECRET_FILE
-    from qmk.kernel.seals import derive
-    from qmk.kernel.store import verified_audit_head
+    from qmk.kernel.security.seals import derive
+    from qmk.kernel.storage.store import verified_audit_head
 
     data = tmp_path / "data"
     completed_job(data)

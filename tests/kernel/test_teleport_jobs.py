@@ -21,8 +21,8 @@ import pytest
 
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import AdmissionError, CapabilityError, QuotaError
+from qmk.kernel.admit.faults import Placement
 from qmk.kernel.config import KernelConfig, config_from_dict
-from qmk.kernel.faults import Placement
 from qmk.kernel.service import Kernel
 from support.cli import qmk
 from support.kernel import KEYS, ghz_graph, login, run_kernel

@@ -1,4 +1,4 @@
-"""Workflow triggers in the kernel (qmk.kernel.triggers): schedules on the kernel's clock,
+"""Workflow triggers in the kernel (qmk.kernel.running.triggers): schedules on the kernel's clock,
 job and calibration events, runs as the owner's jobs through admission, durable rows.
 
 Time is a :class:`~qmk.kernel.clock.ManualClock`: a schedule runs when the test moves

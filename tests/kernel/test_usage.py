@@ -15,9 +15,9 @@ from qmk.errors import InvalidArgument, NotFoundError
 from qmk.kernel.clock import ManualClock, ManualMachineClock
 from qmk.kernel.config import ConfigError, config_from_dict
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.records.usage import FIELDS, UNITS, Usage
 from qmk.kernel.service import Kernel
-from qmk.kernel.store import Store
-from qmk.kernel.usage import FIELDS, UNITS, Usage
+from qmk.kernel.storage.store import Store
 from support.kernel import BELL, KEYS, WorkerGate, ghz_graph, login, run_kernel, wait_state
 
 PRICES = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from qmk.kernel import programs
-from qmk.kernel.programs import VERIFIED_CACHE_NODES, VerifiedCache
+from qmk.kernel.records import programs
+from qmk.kernel.records.programs import VERIFIED_CACHE_NODES, VerifiedCache
 from support.kernel import chain_graph
 
 

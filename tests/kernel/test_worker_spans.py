@@ -13,8 +13,8 @@ import pytest
 from msgspec.structs import replace
 
 from qmk.execution.request import RunRequest, program_digest
-from qmk.kernel.attempt import Attempt, run_job
-from qmk.kernel.outcome import Done, Failed, decode
+from qmk.kernel.pools.attempt import Attempt, run_job
+from qmk.kernel.records.outcome import Done, Failed, decode
 from qmk.kernel.service import Kernel
 from support.kernel import FENCED, WorkerGate, login, run_kernel, wait_state
 
@@ -141,7 +141,7 @@ def test_a_job_split_over_dask_workers_has_each_parts_worker_spans_under_its_run
     pytest.importorskip("distributed")
     import asyncio
 
-    from qmk.kernel.dask_pool import DaskPool
+    from qmk.kernel.pools.dask_pool import DaskPool
     from support.dask_cluster import local_cluster
     from support.kernel import make_config
 

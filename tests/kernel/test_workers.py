@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from qmk.kernel.clock import ManualClock
-from qmk.kernel.pool import (
+from qmk.kernel.pools.pool import (
     TaskError,
     WorkerDied,
     WorkerKilled,

@@ -31,9 +31,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.attempt import run_job
 from qmk.kernel.datafiles import DB_FILE, SECRET_FILE
-from qmk.kernel.outcome import Failed, Failure, encode
+from qmk.kernel.pools.attempt import run_job
+from qmk.kernel.records.outcome import Failed, Failure, encode
 
 #: The Unix socket a kernel test listens on beside its data directory.
 UNIX_BAIT = "bait.sock"
@@ -171,7 +171,7 @@ def burn(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _probed(message: str) -> dict[str, Any]:
-    """A job's outcome (as a worker sends it: ``qmk.kernel.outcome``) that carries the
+    """A job's outcome (as a worker sends it: ``qmk.kernel.records.outcome``) that carries the
     probe's report as its failure's message."""
     return encode(Failed(error=Failure(code="QK000", name="probe", message=message)))
 

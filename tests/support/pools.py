@@ -1,9 +1,9 @@
 """The tests' worker pool: gates, a stall and a probe around the workers' tasks.
 
 Production code carries no test hooks. :class:`GatedPool` is a
-:class:`~qmk.kernel.pool.WorkerPool` whose workers run the tests' hooks
+:class:`~qmk.kernel.pools.pool.WorkerPool` whose workers run the tests' hooks
 (:class:`HookedWorker`, through the pool's public seam ``hooks=``, a
-:class:`~qmk.kernel.pool.WorkerHooks`). Each hook is an option, and :class:`Hooks`
+:class:`~qmk.kernel.pools.pool.WorkerHooks`). Each hook is an option, and :class:`Hooks`
 holds them as one value:
 
 - the **gate** (``gate``, a FIFO's path): holds every task in its worker, before it
@@ -16,7 +16,7 @@ holds them as one value:
   byte comes or a request arrives, so a test can hold a job at a fence, take a
   checkpoint there, preempt it or kill the kernel; a byte ``s`` lets it run one
   micro-op and holds it again before the next (:class:`HeldControl`, which the hooks
-  hand to :func:`~qmk.kernel.attempt.run_job` as its ``control``).
+  hand to :func:`~qmk.kernel.pools.attempt.run_job` as its ``control``).
 - the **stall** (``stall``): a FIFO; a worker about to send a task's reply that finds a
   byte in it writes half the reply, stops itself (``SIGSTOP``) and writes the rest only
   if continued, as a worker frozen in the middle of a reply.
@@ -28,7 +28,7 @@ How a test puts such a pool under a kernel, the kernel itself unchanged:
 
 - in process: :func:`support.kernel.run_kernel` (``gate=``, ``pause=``, ``hooks=``),
   which opens the kernel with ``pool_factory=hooks.factory()`` (the kernel's own wiring,
-  :func:`qmk.kernel.workers.kernel_pool`, with ``pool_class=GatedPool``);
+  :func:`qmk.kernel.pools.workers.kernel_pool`, with ``pool_class=GatedPool``);
 - a real server: :meth:`support.kernel.ServerProcess.start` with ``hooks=`` runs
   ``python -m support.serve`` (:mod:`support.serve`): the very ``qmk serve`` code, on a
   real socket with real workers, given that pool factory;
@@ -52,11 +52,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from qmk.kernel.attempt import run_job
-from qmk.kernel.control import WorkerControl
-from qmk.kernel.pool import TaskLink, WorkerHooks, WorkerPool
-from qmk.kernel.wire import WorkerLine, frame
-from qmk.kernel.workers import PoolFactory, kernel_pool
+from qmk.kernel.pools.attempt import run_job
+from qmk.kernel.pools.control import WorkerControl
+from qmk.kernel.pools.pool import TaskLink, WorkerHooks, WorkerPool
+from qmk.kernel.pools.wire import WorkerLine, frame
+from qmk.kernel.pools.workers import PoolFactory, kernel_pool
 
 #: A probe: called as ``probe(fn, args, kwargs)`` in place of each task.
 Probe = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -259,7 +259,7 @@ class HookedWorker(WorkerHooks):
 
 
 class GatedPool(WorkerPool):
-    """A :class:`~qmk.kernel.pool.WorkerPool` whose workers run the tests' hooks.
+    """A :class:`~qmk.kernel.pools.pool.WorkerPool` whose workers run the tests' hooks.
 
     Args:
         max_workers: how many worker processes.

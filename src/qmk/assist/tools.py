@@ -12,7 +12,7 @@ Where the work happens is the caller's (:class:`Context`): ``compute`` runs each
 program work (reading, lowering within ``limits.max_nodes`` before a loop unrolls,
 verifying, estimating) and ``runner`` runs ``run``'s program. By default both are here,
 in this process (``qmk assist`` on the user's own machine); a kernel passes its tenant's
-CPU-budget threads and the caller's own jobs (:mod:`qmk.kernel.assist`), so a tool call
+CPU-budget threads and the caller's own jobs (:mod:`qmk.kernel.admit.assist`), so a tool call
 is admitted, limited and metered as any submit of that tenant is.
 
 >>> ctx = Context()

@@ -2,7 +2,7 @@
 
 - ``qmk admin migrate DATA_DIR [--config kernel.toml] [--json]`` -- bring a data
   directory an older kernel wrote forward to this kernel's formats
-  (:mod:`qmk.kernel.migrate`): a kernel refuses an older one with ``QK105
+  (:mod:`qmk.kernel.storage.migrate`): a kernel refuses an older one with ``QK105
   data-dir-outdated`` until then. ``--config`` gives the ``[machine]`` the older kernel
   ran its jobs under, for jobs stored before they kept their run requests.
 """
@@ -17,7 +17,7 @@ from qmk.commands import AddCommand
 
 
 def _cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.migrate import migrate
+    from qmk.kernel.storage.migrate import migrate
 
     machine = None
     if args.config is not None:

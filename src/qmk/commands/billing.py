@@ -51,7 +51,7 @@ def moment(text: str) -> float:
 
 
 def _usage_text(reply: Usage) -> str:
-    from qmk.kernel.usage import FIELDS, UNITS
+    from qmk.kernel.records.usage import FIELDS, UNITS
 
     lines = [
         f"usage of {reply.tenant}: {reply.count} job end(s) from "
@@ -73,7 +73,7 @@ def _usage_text(reply: Usage) -> str:
 
 def write_csv(records: list[dict[str, Any]], out: TextIO) -> None:
     """The usage records as CSV: a header row, then one row per record (newest first)."""
-    from qmk.kernel.usage import FIELDS
+    from qmk.kernel.records.usage import FIELDS
 
     columns = ["usage_id", "job_id", "tenant", "state", "ended_at", *FIELDS]
     writer = csv.writer(out, lineterminator="\n")
@@ -109,7 +109,7 @@ def _cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_dead_letters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.billing import dead_letters
+    from qmk.kernel.storage.billing import dead_letters
 
     letters = dead_letters(args.data_dir)
     if args.json:
@@ -126,7 +126,7 @@ def _cmd_dead_letters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.billing import replay
+    from qmk.kernel.storage.billing import replay
 
     if bool(args.usage_ids) == bool(args.all):
         raise CommandError.of("bad-option", "qmk billing replay takes USAGE_ID... or --all")
@@ -139,7 +139,7 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_hash_key(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.keys import hash_key
+    from qmk.kernel.security.keys import hash_key
 
     source = sys.stdin
     if args.key is not None:  # on the command line (others can read it: prefer stdin)

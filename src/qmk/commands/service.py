@@ -40,7 +40,7 @@ from qmk.errors import warning_line
 if TYPE_CHECKING:
     from qmk.client import Client
     from qmk.kernel.clock import Clock, MachineClock
-    from qmk.kernel.workers import PoolFactory
+    from qmk.kernel.pools.workers import PoolFactory
 
 # --------------------------------------------------------------------------- serve
 
@@ -58,9 +58,9 @@ def serve(
     SIGTERM or SIGINT; the exit status.
 
     ``pool_factory`` makes the kernel's local pool in place of
-    :func:`~qmk.kernel.workers.kernel_pool` (``Kernel.open(pool_factory=...)``; not
+    :func:`~qmk.kernel.pools.workers.kernel_pool` (``Kernel.open(pool_factory=...)``; not
     with ``--dask``): a real server on a pool of a
-    :class:`~qmk.kernel.pool.WorkerPool` subclass, as the tests' ``python -m
+    :class:`~qmk.kernel.pools.pool.WorkerPool` subclass, as the tests' ``python -m
     support.serve`` runs one with their gates. ``clock`` is the kernel's clock in place of
     the system's (``Kernel.open(clock=...)``): the tests' server runs on one whose time
     they move, so expiries happen when a test says. ``machine_clock`` is the shared
@@ -104,7 +104,7 @@ def serve(
         "dashboard": args.dask_dashboard,
     }
     if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
-        from qmk.kernel.dask_options import check_exposure, check_tls, parse_dask
+        from qmk.kernel.pools.dask_options import check_exposure, check_tls, parse_dask
 
         if args.dask is not None:  # a bad value stops the start before anything runs
             parse_dask(args.dask)
@@ -304,7 +304,7 @@ def _dask_pool(
 ) -> Any:
     """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address,
     driven by the kernel's ``loop``."""
-    from qmk.kernel.dask_pool import dask_pool
+    from qmk.kernel.pools.dask_pool import dask_pool
 
     try:
         import distributed  # noqa: F401
@@ -648,7 +648,7 @@ def _cmd_resources(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.audit import verify
+    from qmk.kernel.storage.audit import verify
 
     try:
         report = verify(args.data_dir)
@@ -678,10 +678,10 @@ def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.attest import find_attestation, replay
-    from qmk.kernel.audit import verify
-    from qmk.kernel.store import Store
-    from qmk.kernel.stored import digest_counts
+    from qmk.kernel.records.stored import digest_counts
+    from qmk.kernel.security.attest import find_attestation, replay
+    from qmk.kernel.storage.audit import verify
+    from qmk.kernel.storage.store import Store
 
     try:
         report = verify(args.data_dir)
@@ -747,7 +747,7 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 def _result_key(data_dir: Path) -> bytes | None:
     """The key of the results' seals of ``data_dir`` (None without its secret)."""
     from qmk.kernel.datafiles import SECRET_FILE
-    from qmk.kernel.seals import derive
+    from qmk.kernel.security.seals import derive
 
     try:
         return derive((data_dir / SECRET_FILE).read_bytes(), "result")

@@ -1,9 +1,9 @@
 """What the process an engine will run in allows: its memory caps, threads and sandbox.
 
 The router (:mod:`qmk.engines.router`) prices and refuses engines for the process that
-will run them: ``qmk run`` itself, or a kernel worker (:mod:`qmk.kernel.pool`), which
+will run them: ``qmk run`` itself, or a kernel worker (:mod:`qmk.kernel.pools.pool`), which
 caps its address space (``RLIMIT_AS``, ``kernel.worker_memory_mb``) and closes the
-network and the filesystem around itself (:mod:`qmk.kernel.sandbox`). The engine runs
+network and the filesystem around itself (:mod:`qmk.kernel.pools.sandbox`). The engine runs
 in the process that routes it, so :meth:`WorkerLimits.read` reads it all from this
 process, once per routing, with no import:
 
@@ -15,7 +15,7 @@ process, once per routing, with no import:
   ``$OMP_NUM_THREADS`` (what OpenMP engines use), else the CPUs this process may run on
   (``sched_getaffinity``); and the stack each new thread maps (``RLIMIT_STACK``);
 - **sandbox**: the layers a kernel worker closed (:data:`SANDBOX_ENV`, set by
-  :func:`qmk.kernel.sandbox.confine`), so that an engine which needs what a layer
+  :func:`qmk.kernel.pools.sandbox.confine`), so that an engine which needs what a layer
   forbids (a writable cache beside its package's files) is refused there, not failed.
 
 >>> limits = WorkerLimits(address_cap=2 * 2**30, address_used=2**30, threads=2)

@@ -114,7 +114,7 @@ def write_state(
     seal: Callable[[bytes], bytes] | None = None,
 ) -> int:
     """Write ``state`` to ``path`` atomically; its size in bytes. ``seal`` makes the
-    bytes written of the state's (the kernel's adds its HMAC: :mod:`qmk.kernel.seals`)."""
+    bytes written of the state's (the kernel's adds its HMAC: :mod:`qmk.kernel.security.seals`)."""
     data = state.to_bytes()
     if seal is not None:
         data = seal(data)

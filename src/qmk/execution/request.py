@@ -121,15 +121,15 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ``calibration`` are what the tenant asked (None: the machine's); the run request
     holds what the kernel resolved them to. ``noise_model`` is the text ``qmk run
     --noise-model`` takes and ``calibration`` the fit ``qmk qec calibrate`` writes
-    (:func:`qmk.kernel.jobs.parse_policy` reads both as ``qmk run`` does; the kernel's
+    (:func:`qmk.kernel.records.jobs.parse_policy` reads both as ``qmk run`` does; the kernel's
     ``[machine]`` limits apply at admission). ``cache`` false: the job neither is
     answered from an earlier job's stored result nor answers a later one
-    (:mod:`qmk.kernel.cache`). ``channels`` binds the program's channel names to open
+    (:mod:`qmk.kernel.admit.cache`). ``channels`` binds the program's channel names to open
     channel ids. Which target runs the job is the run request's ``target``; its own
     options (a device job's ``backend``...) are ``RunRequest.target_options``.
     """
 
-    #: One of :data:`qmk.defaults.ENGINES` (checked by :func:`qmk.kernel.jobs.parse_policy`,
+    #: One of :data:`qmk.defaults.ENGINES` (checked by :func:`qmk.kernel.records.jobs.parse_policy`,
     #: which names the nearest engine of a misspelt one).
     engine: _NAME | None = None
     noise: bool = defaults.NOISE
@@ -179,7 +179,7 @@ _UNSET_LEFT_OUT = ("precision", "noise_model", "calibration")
 
 class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What the kernel's fault policies changed in a job's program; empty when nothing
-    (:mod:`qmk.kernel.faults`).
+    (:mod:`qmk.kernel.admit.faults`).
 
     Attributes:
         profiles: canonical profile -> the one ALLOC_LQ nodes naming it run with.
@@ -315,7 +315,7 @@ PHYSICS_FIELDS = ("qubit", "profile", "noise_model", "calibration", "rewrite", "
 
 class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One run of a program: everything that decides its result (see the module
-    docstring). Its JSON is the attest line's fields (:mod:`qmk.kernel.attest`)."""
+    docstring). Its JSON is the attest line's fields (:mod:`qmk.kernel.security.attest`)."""
 
     #: SHA-256 (hex) of the program's QVM JSON text as submitted (before any rewrite).
     program_digest: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]

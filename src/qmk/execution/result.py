@@ -198,7 +198,7 @@ class RunResult:
     #: :meth:`to_json` at its top level for every target but ``logical``.
     details: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: Files the run made beside its result, not part of :meth:`to_json` (a device job's
-    #: streams: ``{"name", "kind", "records"}`` each, :mod:`qmk.kernel.artifacts`).
+    #: streams: ``{"name", "kind", "records"}`` each, :mod:`qmk.kernel.storage.artifacts`).
     artifacts: tuple[Mapping[str, Any], ...] = field(default=(), repr=False, compare=False)
     #: What the target says of the run in words, beside its counts and telemetry (a
     #: device run's compile report); ``qmk run`` prints it. Not part of :meth:`to_json`.

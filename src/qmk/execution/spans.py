@@ -2,7 +2,7 @@
 
 A kernel with tracing on (``qmk serve --http ... --trace EXPORTER``) puts the W3C
 ``traceparent`` of the job's ``qmk.run`` span into the worker's spec. Worker processes
-are sandboxed (no network: :mod:`qmk.kernel.sandbox`), so they export nothing
+are sandboxed (no network: :mod:`qmk.kernel.pools.sandbox`), so they export nothing
 themselves: :func:`recording` makes a :class:`Recorder` current for the run, the
 executor and its runner open spans on it (:func:`span`; the verification, the engine
 choice, the shots, each group of shots and each of its epochs), and the finished spans

@@ -16,7 +16,7 @@ advances) and runs shots with a seed and a control, returning the one
   a preset (:mod:`qmk.devices.neutral_atom.target`).
 
 Every caller runs a program the same way, whatever the target: ``qmk run``, ``qmk.run``,
-the kernel's workers (:mod:`qmk.kernel.attempt`) and the conformance suite
+the kernel's workers (:mod:`qmk.kernel.pools.attempt`) and the conformance suite
 (:func:`qmk.testing.assert_target_conformance`)::
 
     target = get(request.target)
@@ -107,12 +107,12 @@ class TargetSpec:
             physics (its noise model and calibration) apply, a job too big for one module
             is spanned over several (its cross-module gates teleported), and the fault
             policies may rewrite its program (raise a profile, add idle cycles or fences:
-            :mod:`qmk.kernel.faults`). A target with physics of its own takes only what
+            :mod:`qmk.kernel.admit.faults`). A target with physics of its own takes only what
             its job's policy says.
         parts: whether a big run may split its shots over workers
             (:mod:`qmk.execution.parts`).
         streams: whether its worker sends records while it runs (a device job's
-            measurement stream, :mod:`qmk.kernel.artifacts`).
+            measurement stream, :mod:`qmk.kernel.storage.artifacts`).
         pauses: where a run may stop to yield its worker, its state saved: at the
             program's fences (``fences``: a program without one never stops), between
             its chunks of shots (``chunks``: any run), or nowhere (``never``).

@@ -1,6 +1,6 @@
 """The billing webhook's POST: one JSON body to an http(s) URL, the answer's status.
 
-The kernel's outbox (:mod:`qmk.kernel.billing`) delivers through it; it is here because
+The kernel's outbox (:mod:`qmk.kernel.storage.billing`) delivers through it; it is here because
 the wire rooms alone open sockets. Standard library only (asyncio streams, ssl with the
 system's CA bundle), so a kernel without the ``http`` extra delivers too.
 """

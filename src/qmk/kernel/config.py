@@ -46,7 +46,7 @@ from qmk import defaults, values
 from qmk.devices.logical import FaultSchedule
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
-from qmk.kernel.usage import UNITS as USAGE_UNITS
+from qmk.kernel.records.usage import UNITS as USAGE_UNITS
 from qmk.qec.noise import NOISE_MODELS
 from qmk.qvm.ops import CAPABILITIES
 
@@ -533,7 +533,7 @@ class TenantTable(TenantQuota, frozen=True, kw_only=True):
 class TenantConfig(TenantTable, frozen=True, kw_only=True):
     """One tenant: its name, shared key, the capabilities it may hold, and its quotas.
 
-    ``stored_key`` is what a given key is checked against (:mod:`qmk.kernel.keys`): a
+    ``stored_key`` is what a given key is checked against (:mod:`qmk.kernel.security.keys`): a
     scrypt hash, or the key itself where it was configured in plain text or a file or
     variable holds it so."""
 
@@ -668,7 +668,7 @@ class HttpTable(_Table, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- [billing]
 
 #: ``[billing.prices]``: a unit price (in ``billing.currency``) per usage quantity, one
-#: key per field of :class:`qmk.kernel.usage.Usage` (0: not invoiced).
+#: key per field of :class:`qmk.kernel.records.usage.Usage` (0: not invoiced).
 PriceTable: Any = msgspec.defstruct(
     "PriceTable",
     [
@@ -808,7 +808,7 @@ def _stored_key(table: TenantTable, where: str) -> str:
         ConfigError: none or more than one of the sources, a hash that is none, an
             unreadable file, an unset variable, or an empty key.
     """
-    from qmk.kernel.keys import is_hash
+    from qmk.kernel.security.keys import is_hash
 
     given = [source for source in _KEY_SOURCES if getattr(table, source) is not None]
     if not given:

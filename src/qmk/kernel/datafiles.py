@@ -3,15 +3,15 @@
 One module owns them so that the kernel, the commands that read a data directory
 (``qmk audit``, ``qmk serve --recover``) and the workers' confinement agree:
 
-- :data:`DB_FILE`: the SQLite database (:mod:`qmk.kernel.store`, which also owns the
+- :data:`DB_FILE`: the SQLite database (:mod:`qmk.kernel.storage.store`, which also owns the
   keys of its ``meta`` table: the audit chain head it committed);
-- :data:`AUDIT_FILE`: the hash-chained audit log (:mod:`qmk.kernel.audit`);
+- :data:`AUDIT_FILE`: the hash-chained audit log (:mod:`qmk.kernel.storage.audit`);
 - :data:`SECRET_FILE`: the kernel's secret (session ids, the audit log's MACs);
-- :data:`LOCK_FILE`: the lock one kernel holds (:mod:`qmk.kernel.datadir`);
+- :data:`LOCK_FILE`: the lock one kernel holds (:mod:`qmk.kernel.storage.datadir`);
 - :data:`CHECKPOINTS`: the folder of running jobs' execution states, one folder per job,
-  one :data:`STATE_SUFFIX` file per checkpoint (:mod:`qmk.kernel.retention`);
+  one :data:`STATE_SUFFIX` file per checkpoint (:mod:`qmk.kernel.storage.retention`);
 - :data:`ARTIFACTS`: the folder of device jobs' artifacts, one folder per job
-  (:mod:`qmk.kernel.artifacts`).
+  (:mod:`qmk.kernel.storage.artifacts`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from qmk.devices.neutral_atom.streams import STREAMS
 from qmk.http.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
-from qmk.kernel import jobs as J
+from qmk.kernel.records import jobs as J
 
 T = TypeVar("T")
 

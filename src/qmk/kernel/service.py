@@ -18,11 +18,11 @@
 
 Each ``q_*`` method checks the session and its own arguments, then hands over to a part:
 
-- :class:`~qmk.kernel.admission.Admission` checks a submission (values, verification,
+- :class:`~qmk.kernel.admit.admission.Admission` checks a submission (values, verification,
   capabilities, firewall, admission, quotas) and builds its job;
-- :class:`~qmk.kernel.supervisor.Supervisor` queues, starts, times out and stops jobs on
+- :class:`~qmk.kernel.running.supervisor.Supervisor` queues, starts, times out and stops jobs on
   the worker pool, and counts epochs;
-- :class:`~qmk.kernel.commit.GroupCommit` makes writes durable, a burst at a time;
+- :class:`~qmk.kernel.storage.commit.GroupCommit` makes writes durable, a burst at a time;
 - sessions, channels and the audit log are their own modules' tables.
 
 Everything runs on one asyncio event loop. The kernel's own task (started by
@@ -59,29 +59,29 @@ from qmk.errors import (
     SessionError,
     UnavailableError,
 )
-from qmk.kernel import jobs as J
-from qmk.kernel.admission import Admission
-from qmk.kernel.assist import AssistDesk
-from qmk.kernel.audit import AuditLog
-from qmk.kernel.billing import Outbox, invoice, usage_record
-from qmk.kernel.budget import CpuBudget
-from qmk.kernel.channels import STATES as CHANNEL_STATES
-from qmk.kernel.channels import ChannelTable, check_fidelity
+from qmk.kernel.admit.admission import Admission
+from qmk.kernel.admit.assist import AssistDesk
+from qmk.kernel.admit.budget import CpuBudget
+from qmk.kernel.admit.channels import STATES as CHANNEL_STATES
+from qmk.kernel.admit.channels import ChannelTable, check_fidelity
+from qmk.kernel.admit.faults import device_for
 from qmk.kernel.clock import Clock, MachineClock, SystemClock
-from qmk.kernel.commit import GroupCommit
 from qmk.kernel.config import KernelConfig, TenantConfig, config_warnings
-from qmk.kernel.datadir import DataDir, open_data_dir
 from qmk.kernel.datafiles import CHECKPOINTS
-from qmk.kernel.delegations import STATES as DELEGATION_STATES
-from qmk.kernel.delegations import Delegation, DelegationTable, Retention, not_found
-from qmk.kernel.faults import device_for
-from qmk.kernel.keys import KeyChecker, is_hash
-from qmk.kernel.seals import derive
-from qmk.kernel.sessions import Session, Sessions, load_secret
-from qmk.kernel.store import Store
-from qmk.kernel.supervisor import Supervisor
-from qmk.kernel.triggers import Triggers
-from qmk.kernel.workers import PoolFactory, kernel_pool
+from qmk.kernel.pools.workers import PoolFactory, kernel_pool
+from qmk.kernel.records import jobs as J
+from qmk.kernel.running.supervisor import Supervisor
+from qmk.kernel.running.triggers import Triggers
+from qmk.kernel.security.delegations import STATES as DELEGATION_STATES
+from qmk.kernel.security.delegations import Delegation, DelegationTable, Retention, not_found
+from qmk.kernel.security.keys import KeyChecker, is_hash
+from qmk.kernel.security.seals import derive
+from qmk.kernel.security.sessions import Session, Sessions, load_secret
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.billing import Outbox, invoice, usage_record
+from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.datadir import DataDir, open_data_dir
+from qmk.kernel.storage.store import Store
 
 _log = logging.getLogger("qmk.kernel")
 
@@ -131,7 +131,7 @@ class Kernel:
         self.keys = KeyChecker(self.secret)
         self._hashed_keys = any(is_hash(t.stored_key) for t in config.tenants.values())
         self.channels = ChannelTable(self.store.load_channels(), self.store.load_channel)
-        #: The live capability delegations (:mod:`qmk.kernel.delegations`).
+        #: The live capability delegations (:mod:`qmk.kernel.security.delegations`).
         self.delegations = DelegationTable(
             Delegation.from_row(row) for row in self.store.live_delegations(clock.now())
         )
@@ -174,7 +174,7 @@ class Kernel:
         self.supervisor.lent_caps = self._lent
         self.supervisor.sweeps.append(self.delegation_retention.expire)
         self.supervisor.state_key = derive(self.secret, "state")
-        #: The workflow triggers (:mod:`qmk.kernel.triggers`): their loop is a task of
+        #: The workflow triggers (:mod:`qmk.kernel.running.triggers`): their loop is a task of
         #: the kernel's group; they hear jobs end and calibrations on the audit log.
         self.triggers = Triggers(
             store=self.store,
@@ -198,7 +198,7 @@ class Kernel:
 
     def key_for(self, purpose: str) -> bytes:
         """A key of this kernel's for one use, derived from its secret
-        (:func:`qmk.kernel.seals.derive`): e.g. ``"metrics"``, the HTTP layer's hashes
+        (:func:`qmk.kernel.security.seals.derive`): e.g. ``"metrics"``, the HTTP layer's hashes
         of tenant names."""
         return derive(self.secret, purpose)
 
@@ -220,7 +220,7 @@ class Kernel:
     ) -> Kernel:
         """Open (or create) ``data_dir``, recover unfinished jobs, start scheduling.
 
-        The directory is locked and checked first (:mod:`qmk.kernel.datadir`).
+        The directory is locked and checked first (:mod:`qmk.kernel.storage.datadir`).
 
         Args:
             config: the kernel configuration.
@@ -228,10 +228,10 @@ class Kernel:
             workers: worker processes of the default pool.
             pool: an executor to use instead (``submit``/``shutdown``/``cancel``).
             pool_factory: makes the default pool in place of
-                :func:`~qmk.kernel.workers.kernel_pool`, called as it is, on the
+                :func:`~qmk.kernel.pools.workers.kernel_pool`, called as it is, on the
                 kernel's loop once the data directory is locked: e.g.
                 ``functools.partial(kernel_pool, pool_class=...)`` for a
-                :class:`~qmk.kernel.pool.WorkerPool` subclass. Unused with ``pool``.
+                :class:`~qmk.kernel.pools.pool.WorkerPool` subclass. Unused with ``pool``.
             clock: the kernel's clock (default: the system's; tests pass a
                 :class:`~qmk.kernel.clock.ManualClock`).
             machine_clock: the shared machine's clock (default: ``[machine]
@@ -288,7 +288,7 @@ class Kernel:
         machine_clock: MachineClock | None = None,
     ) -> Kernel:
         """The kernel on ``data_dir`` (locked and checked already), with its pool (made
-        now by ``pool_factory``, by default :func:`~qmk.kernel.workers.kernel_pool`:
+        now by ``pool_factory``, by default :func:`~qmk.kernel.pools.workers.kernel_pool`:
         confined workers, unless ``pool`` is given)."""
         loop = asyncio.get_running_loop()
         if pool is None:
@@ -512,7 +512,7 @@ class Kernel:
 
     async def _key_ok(self, tenant: object, conf: TenantConfig | None, key: object) -> bool:
         """Whether ``key`` is ``conf``'s tenant's key: a hash is checked by scrypt in a
-        thread (once per key: :class:`~qmk.kernel.keys.KeyChecker` remembers it); an
+        thread (once per key: :class:`~qmk.kernel.security.keys.KeyChecker` remembers it); an
         unknown tenant costs what a hashed tenant's wrong key does."""
         stored = None if conf is None else conf.stored_key
         given = key if isinstance(key, str) and len(key) <= MAX_KEY_CHARS else ""
@@ -674,7 +674,7 @@ class Kernel:
         cursor: str | None = None,
         limit: int = defaults.RESULT_PAGE_ENTRIES,
     ) -> dict[str, Any]:
-        """A page of a COMPLETED job's counts (:meth:`~qmk.kernel.results.Results.page`)."""
+        """A page of a COMPLETED job's counts (:meth:`~qmk.kernel.storage.results.Results.page`)."""
         session = self._session(session_id)
         job = self.supervisor.job(job_id, session.tenant)
         return self.supervisor.results.page(job, cursor, limit)
@@ -688,7 +688,7 @@ class Kernel:
         offset: int = 0,
         limit: int = 1000,
     ) -> dict[str, Any]:
-        """A device job's artifacts (:mod:`~qmk.kernel.artifacts`): the list, or with
+        """A device job's artifacts (:mod:`~qmk.kernel.storage.artifacts`): the list, or with
         ``name`` a page of that artifact's records."""
         session = self._session(session_id)
         job = self.supervisor.job(job_id, session.tenant)
@@ -850,7 +850,7 @@ class Kernel:
 
     async def q_machine_status(self, *, session_id: str) -> dict[str, Any]:
         """The shared machine now, as the session's tenant sees it
-        (:meth:`~qmk.kernel.shared_machine.SharedMachine.status`)."""
+        (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`)."""
         session = self._session(session_id)
         return self.supervisor.machine.status(session.tenant)
 
@@ -873,7 +873,7 @@ class Kernel:
                 "qubit": machine.qubit,
                 "logical_model": model.to_json(),
                 "workers": supervisor.workers,
-                # what the workers closed around them (qmk.kernel.sandbox); None: unknown
+                # what the workers closed around them (qmk.kernel.pools.sandbox); None: unknown
                 "worker_isolation": getattr(self.pool, "confinement", None),
                 "epoch": supervisor.epoch,
                 "epoch_ms": self.config.epoch_ms,
@@ -1174,7 +1174,7 @@ class Kernel:
         states: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """A workflow the kernel runs as this tenant's jobs on a schedule or on events
-        (:mod:`qmk.kernel.triggers`)."""
+        (:mod:`qmk.kernel.running.triggers`)."""
         session = self._session(session_id)
         self.admission.cpu.check(session.tenant, "a trigger's workflow")
         return await self.triggers.create(
@@ -1202,7 +1202,7 @@ class Kernel:
 
 
 class _TriggerHost:
-    """What a trigger's run needs of the kernel (:class:`qmk.kernel.triggers.Host`)."""
+    """What a trigger's run needs of the kernel (:class:`qmk.kernel.running.triggers.Host`)."""
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel

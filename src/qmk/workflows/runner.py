@@ -9,7 +9,7 @@ run again up to the step's ``retries``. Where the jobs run is a :class:`Backend`
 - :class:`KernelBackend`: on a kernel, through :class:`qmk.client.Client` (JSON-RPC on a
   socket) or :class:`qmk.http.client.RestClient` (the REST API); a step's jobs are all
   queued, then awaited, so the kernel's workers run them side by side;
-- a kernel's own trigger runs (:mod:`qmk.kernel.triggers`), on its event loop
+- a kernel's own trigger runs (:mod:`qmk.kernel.running.triggers`), on its event loop
   (:func:`run_workflow_async`), as the trigger owner's jobs.
 
 One logic of steps, dependencies and retries serves them all (:func:`conversation`).
@@ -465,7 +465,7 @@ async def run_workflow_async(
 ) -> WorkflowResult:
     """Run every step of ``flow`` on an event loop: ``await run_batch(jobs)`` runs a
     batch and answers its results in its order (a kernel's trigger runs,
-    :mod:`qmk.kernel.triggers`). ``cache``: :func:`lower_all`'s, so that nothing is
+    :mod:`qmk.kernel.running.triggers`). ``cache``: :func:`lower_all`'s, so that nothing is
     lowered on the loop.
 
     Raises:

@@ -10,7 +10,7 @@ A trigger names a workflow and what starts it (:class:`TriggerSpec`):
 - ``on = "calibration"``: when a calibration (or custom qubit parameters) is ingested into
   the machine (``q_calibrate``, ``qmk calibrate``).
 
-The kernel runs them (:mod:`qmk.kernel.triggers`); this module is the pure part: the
+The kernel runs them (:mod:`qmk.kernel.running.triggers`); this module is the pure part: the
 spec, checked, and the schedule's arithmetic on wall-clock seconds. A schedule missed
 (the kernel was down) runs once when it is next seen, and says how many times it was
 missed (:func:`catch_up`), never once per missed time.

@@ -26,7 +26,7 @@ What the door owns, and where:
   wire together, ``failed_logins_per_peer`` in a burst then
   ``failed_login_rate_per_peer`` a second; past them a login is ``QS1006``
   ``too-many-failed-logins`` with ``retry_after_s``, before any key check. (The kernel
-  checks keys in a pool of their own: :class:`qmk.kernel.keys.KeyChecker`.)
+  checks keys in a pool of their own: :class:`qmk.kernel.security.keys.KeyChecker`.)
 - **Streams** (:class:`StreamCaps`): live event streams per session and per tenant,
   shared by SSE, ``q_watch`` and ``WatchJob``; each wire bounds the unsent bytes of its
   connections (``max_unsent_bytes``, then ``write_timeout_s``).

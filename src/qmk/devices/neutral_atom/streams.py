@@ -8,7 +8,7 @@ from its parsed job and :class:`~.emulator.Result`).
 
 Each artifact is ``{"name", "kind", "records": [...]}``; the kernel stores them as the
 job's artifacts and sends their records over its event stream in parts
-(:mod:`qmk.kernel.artifacts`):
+(:mod:`qmk.kernel.storage.artifacts`):
 
 - ``measurements``: one record per shot, ``{"shot": i, "measurements": [{"targets",
   "bits"}, ...]}``, the wire form's records (bits after readout, -1 for a lost atom);

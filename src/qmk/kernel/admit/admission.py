@@ -1,0 +1,990 @@
+"""Admission: every check of a submission, in order, before anything is stored.
+
+:meth:`Admission.admit` checks the values (shots, seed, policy), reads and verifies the
+graph, checks the session's capabilities against the program's (an audited decision),
+runs the entanglement firewall, and answers admission (the job's peak physical qubits
+against the machine's) and the quotas (logical qubits per tenant, ``max_queued_jobs``).
+A job larger than the largest module up, on a machine with two or more modules up, is
+placed over them with its cross-module gates teleported (:mod:`qmk.kernel.admit.teleport`),
+and the rewritten program passes the same checks.
+Only then does it build the :class:`~qmk.kernel.records.jobs.Job`, which the supervisor stores
+and queues.
+
+Each tenant's submits may have ``verify_nodes_per_s`` graph nodes read and verified a
+second (:meth:`Admission.charge`, a token bucket on the kernel's clock that holds one
+``max_graph_nodes`` graph): past it a submit is refused at once, before any reading,
+with ``QS1006`` and ``retry_after_s``. A refusal rather than a wait, so that a tenant
+pipelining big graphs holds neither memory nor a verification thread while it waits;
+one ``max_graph_nodes`` graph always fits in a full bucket, so a client that retries
+after ``retry_after_s`` gets in.
+
+Three caches make a program submitted again cheap: verified programs by graph text
+(:func:`qmk.kernel.records.programs.verified`), the physical-qubit figure of each (graph, options)
+and the firewall's answer of each (graph, tenant) when no channel is bound.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from qmk import defaults
+from qmk.devices.logical import LogicalMachine
+from qmk.errors import (
+    REGISTRY,
+    AdmissionError,
+    CapabilityError,
+    InvalidArgument,
+    ProgramError,
+    QMKError,
+    QuotaError,
+)
+from qmk.execution import target as targets
+from qmk.execution.request import (
+    DEFAULT_TARGET,
+    Policy,
+    RunRequest,
+    check_seed,
+    check_shots,
+    program_digest,
+)
+from qmk.execution.target import TargetError, TargetSpec
+from qmk.kernel.admit.budget import CpuBudget
+from qmk.kernel.admit.cache import cacheable
+from qmk.kernel.admit.channels import ChannelTable, check_firewall
+from qmk.kernel.admit.faults import device_for
+from qmk.kernel.admit.scheduler import FairQueue
+from qmk.kernel.admit.teleport import modules_up, spans
+from qmk.kernel.clock import Clock
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.records.jobs import (
+    Job,
+    honour_set_policy,
+    new_id,
+    parse_policy,
+    target_options,
+)
+from qmk.kernel.records.programs import verified
+from qmk.kernel.security.sessions import Session
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.results import Results
+from qmk.qec.errors import QECError
+from qmk.qvm.codes import BY_NAME
+from qmk.qvm.graph import GraphText, compact_text
+from qmk.rate import TokenBucket
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
+
+#: Most shots one job may ask for (the one range: :data:`qmk.defaults.MAX_SHOTS`).
+MAX_SHOTS = defaults.MAX_SHOTS
+#: Most verifier findings copied into a ProgramError.
+MAX_FINDINGS = 50
+#: How many (graph, options) -> physical-qubit answers the kernel keeps.
+PLAN_CACHE_SIZE = 256
+#: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
+_UNREADABLE = BY_NAME["unreadable-file"].code
+#: A physical error rate at or above a code's threshold (``QC106``).
+_ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
+#: The share of a worker's memory cap a state (and its working copy) may take; the rest
+#: is the worker's own (Python, numpy, stim).
+WORKER_STATE_SHARE = 0.75
+#: Graphs of at least this many nodes are read and verified in a thread, off the loop.
+OFFLOAD_NODES = 2000
+#: At most this many graphs are verified in threads at once (the cores of a small host).
+VERIFY_THREADS = 2
+#: A stored graph's text of at least this many bytes is read and verified in a thread (a
+#: node is at least 16 bytes of JSON, so a graph of OFFLOAD_NODES nodes is).
+OFFLOAD_BYTES = 16 * OFFLOAD_NODES
+
+
+def _text_of(graph: Any) -> str:
+    """The submitted graph as compact JSON text (what is stored and run): a
+    :class:`~qmk.qvm.graph.GraphText`'s own, or written a few hundred nodes at a time."""
+    if isinstance(graph, GraphText):
+        return graph.text
+    try:
+        return compact_text(graph)
+    except (TypeError, ValueError) as exc:
+        raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
+
+
+def _target(name: Any) -> TargetSpec:
+    """The target a submit names (:data:`qmk.execution.target.TARGETS`).
+
+    Raises:
+        InvalidArgument: no such target (``key``: ``target``; the closest named).
+    """
+    try:
+        return targets.spec(name)
+    except TargetError as exc:
+        raise InvalidArgument(exc.message, key="target") from None
+
+
+def _nodes_in(text: str) -> int:
+    """An upper bound on the nodes of compact graph JSON, without parsing it: each node
+    has one ``"op":`` key, and in a JSON string a quote is escaped, so nothing else
+    reads so (only an ``args`` object's own ``op`` key would, counted twice)."""
+    return text.count('"op":')
+
+
+class Admission:
+    """The submission checks of one kernel, with their caches.
+
+    A submit, a device submit and a restore pass the same checks
+    (capabilities, audited; the firewall; the machine; quotas; queue room; the
+    verification rate) against the same caches (verified programs, firewall answers,
+    plans), which a split would have to share.
+
+    Args:
+        config: the kernel configuration (machine, tenants and their quotas).
+        channels: the channel table the firewall reads.
+        queue: the run queue (for ``max_queued_jobs``).
+        audit: where capability decisions are recorded.
+        commits: the group commit (a refusal's audit line is committed urgently).
+        clock: gives a job its ``created_at``.
+        device: the machine, whose largest module up bounds a job's physical qubits.
+        results: the stored results (a tenant at its ``max_result_storage_mb`` queues
+            nothing more: its job would run and then FAIL with ``QK307``).
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        *,
+        channels: ChannelTable,
+        queue: FairQueue,
+        audit: AuditLog,
+        commits: GroupCommit,
+        clock: Clock,
+        device: LogicalMachine | None = None,
+        results: Results | None = None,
+    ) -> None:
+        self.config = config
+        self.results = results
+        #: Device jobs' artifacts (set by the kernel: :mod:`.artifacts`), for their quota.
+        self.artifacts: Any = None
+        #: How many of a tenant's queued jobs wait on the shared machine for their
+        #: schedule (set by the kernel: :mod:`.shared_machine`), for ``max_queued_jobs``.
+        self.machine_holds: Callable[[str], int] = lambda tenant: 0
+        self.channels = channels
+        self.queue = queue
+        self.audit = audit
+        self.commits = commits
+        self.clock = clock
+        self.device = device or device_for(config)
+        self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._firewalled: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
+        self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
+        self.cpu = CpuBudget(
+            rate=lambda tenant: self.config.tenants[tenant].cpu_s_per_s,
+            burst=lambda tenant: self.config.tenants[tenant].cpu_burst_s,
+            clock=clock,
+            threads=VERIFY_THREADS,
+        )
+
+    async def admit(
+        self,
+        session: Session,
+        graph: Any,
+        shots: Any,
+        seed: Any,
+        policy: Any,
+        *,
+        target: Any = DEFAULT_TARGET,
+        prepared: tuple[str, Any] | None = None,
+    ) -> Job:
+        """Check a submission and build its job (not yet stored, not yet numbered).
+
+        ``target`` names the target that runs it (:mod:`qmk.execution.target`): the keys
+        of ``policy`` that are its options go to the request's ``target_options``, and
+        the target, asked to compile the program, refuses what it cannot honour. A
+        target whose programs are not QVM graphs (the neutral-atom device's jobs) is
+        admitted by :meth:`_admit_program`. ``prepared`` is :meth:`prepare`'s answer for
+        ``graph`` (its text and verified program, made off the event loop); without it
+        the graph is read and verified here.
+
+        Raises:
+            InvalidArgument: ``shots``, ``seed``, ``policy`` or ``target`` out of range.
+            ProgramError: the graph does not read or verify (with the verifier's findings),
+                or its target refuses it (``details.code``: the target's code).
+            CapabilityError: the program needs capabilities the session lacks (audited).
+            FirewallError: the program would entangle tenants' qubits without a channel.
+            AdmissionError: the job could never fit the machine.
+            QuotaError: it holds more logical qubits of a tenant than its quota, or its
+                tenant already has ``max_queued_jobs`` waiting.
+        """
+        tenant = session.tenant
+        entry = _target(target)
+        check_shots(shots)  # before any work; RunRequest.build below draws a missing seed
+        given_seed = seed is not None
+        if given_seed:
+            check_seed(seed)
+        policy, options = target_options(policy, entry.options)
+        parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
+        if entry.program != "qvm":
+            return await self._admit_program(session, graph, shots, seed, parsed, options, entry)
+        if prepared is None:
+            self._check_size(graph)
+            with self.cpu.on_loop(tenant):
+                text = _text_of(graph)
+                program = self._verify(text)
+        else:
+            text, program = prepared
+        parsed = honour_set_policy(
+            parsed,
+            program.graph.nodes,
+            given=set(policy) if isinstance(policy, Mapping) else set(),
+            now=self.clock.now(),
+            epoch_s=self.config.epoch_ms / 1000,
+            machine_profile=self.config.machine.profile,
+        )
+        self._check_priority(tenant, parsed.priority)
+        self._check_caps(session, program.required_caps, "submit")
+        qubits = self._firewall(text, program, tenant, parsed.channels)
+        warnings: tuple[dict[str, str], ...] = ()
+        if parsed.profile is not None and entry.logical_machine:  # said when no qubit takes it
+            from qmk.estimate.variants import profile_unused
+
+            unused = profile_unused(program.graph, parsed.profile)
+            warnings = () if unused is None else (unused,)
+        if not entry.logical_machine:  # its own physics: the target checks it compiling
+            request = _request(self.config.machine, text, shots, seed, parsed, options, entry)
+            footprint = await self._compiled(tenant, program, request, entry)
+            self._check_room(footprint.physical_qubits, qubits)
+            self.check_queue_room(tenant)
+            job = self._job(
+                session, text, program, request, footprint.physical_qubits, qubits, given_seed
+            )
+            job.footprint = footprint
+            return job
+        if parsed.profile == "auto":
+            parsed = self._auto_profile(program, parsed)
+        machine = self.config.machine
+        noise_model = self._noise_model(parsed)
+        calibration = self._calibration(parsed)
+        physical = await self._physical_qubits(
+            tenant, text, program, parsed, noise_model, calibration
+        )
+        # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
+        spanning = physical > max(self.device.capacities) and len(self._up()) > 1
+        if spanning:  # over several modules, its cross-module gates teleported
+            text, program, qubits, physical = await self._span(
+                session, text, program, parsed, noise_model, calibration
+            )
+        self._check_room(physical, qubits, spanning=spanning)
+        self.check_queue_room(tenant)
+        request = RunRequest.build(
+            program_digest=program_digest(text),
+            target=entry.name,
+            target_options=options,
+            shots=shots,
+            seed=seed,
+            engine=parsed.engine,
+            precision=parsed.precision,
+            noise=parsed.noise,
+            qubit=parsed.qubit or machine.qubit,
+            profile=parsed.profile or machine.profile,
+            noise_model=noise_model,
+            calibration=calibration,
+            require_calibration=parsed.calibration is not None,
+            policy=parsed,
+        )
+        job = self._job(
+            session, text, program, request, physical, qubits, given_seed, warnings=warnings
+        )
+        if not spanning:  # what it asks of the shared machine (one module's tiles)
+            job.footprint = await self._compiled(tenant, program, request, entry)
+        return job
+
+    def _job(
+        self,
+        session: Session,
+        text: str,
+        program: Any,
+        request: RunRequest,
+        physical: int,
+        qubits: Mapping[str, int],
+        given_seed: bool,
+        *,
+        warnings: tuple[dict[str, str], ...] = (),
+    ) -> Job:
+        """The job of an admitted submission."""
+        policy = request.policy
+        assert policy is not None
+        return Job(
+            job_id=new_id("job"),
+            tenant=session.tenant,
+            graph=text,
+            request=request,
+            caps=session.caps,
+            required_caps=program.required_caps,
+            physical_qubits=physical,
+            qubits={name: count for name, count in qubits.items() if count},
+            created_at=self.clock.now(),
+            # a seed the kernel drew is fresh: its job is never an earlier one's again
+            cache_lookup=given_seed and cacheable(policy, request.target),
+            warnings=warnings,
+        )
+
+    async def _compiled(
+        self, tenant: str, program: Any, request: RunRequest, entry: TargetSpec
+    ) -> Footprint:
+        """The footprint of ``program`` compiled by its target for ``request``: its
+        physical qubits, and what it asks of the shared machine (what the target refuses
+        is a ``ProgramError`` with its code): on the loop for a small program, in a
+        thread charged to ``tenant`` for a big one."""
+
+        def work() -> Footprint:
+            try:
+                return targets.get(entry.name).compile(program, request).footprint
+            except QMKError as exc:
+                raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+
+        if len(program.graph.nodes) < OFFLOAD_NODES:
+            with self.cpu.on_loop(tenant):
+                return work()
+        footprint: Footprint = await self.cpu.run(tenant, work)
+        return footprint
+
+    async def _admit_program(
+        self,
+        session: Session,
+        graph: Any,
+        shots: int,
+        seed: Any,
+        policy: Policy,
+        options: Mapping[str, Any],
+        entry: TargetSpec,
+    ) -> Job:
+        """Admit a job whose program is not a QVM graph (:attr:`TargetSpec.program`: the
+        neutral-atom device's wire-form job), through its target.
+
+        In order: the program read by its target, the capabilities it needs (an audited
+        decision: a device job's ``CAP_DEVICE_NA``), the priority, the job compiled by
+        its target (parsed, validated and scheduled on the device: a job it would refuse
+        is refused now, with its code; a tenant names shipped presets only), then the
+        quotas from its footprint: ``max_atoms`` (the atoms it holds) and
+        ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
+        and the artifact storage of a job that streams.
+
+        Raises:
+            CapabilityError: the session lacks a capability the program needs.
+            ProgramError: the program does not read or its target refuses it
+                (``details.code``: the target's code).
+            QuotaError: over ``max_atoms``, ``max_device_time_s``, ``max_queued_jobs`` or
+                the artifact storage.
+        """
+        tenant = session.tenant
+        if not isinstance(graph, Mapping):
+            raise ProgramError(
+                f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
+            )
+        target = targets.get(entry.name)
+        try:
+            program = target.read(graph)
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+        self._check_caps(session, program.required_caps, "submit")
+        self._check_priority(tenant, policy.priority)
+        text = _text_of(graph)
+        request = RunRequest.build(
+            program_digest=program_digest(text),
+            target=entry.name,
+            target_options=options,
+            shots=shots,
+            seed=seed,
+            engine=policy.engine,
+            precision=policy.precision,
+            noise=policy.noise,
+            qubit=policy.qubit or defaults.QUBIT,
+            profile=policy.profile or defaults.PROFILE,
+            noise_model=policy.noise_model,
+            calibration=policy.calibration,
+            policy=policy,
+        )
+        try:
+            footprint = target.compile(program, request).footprint
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+        _check_device_quota(self.config.tenants[tenant], tenant, footprint, request.shots)
+        self.check_queue_room(tenant)
+        streams = entry.streams and options.get("stream") and self.artifacts is not None
+        if streams and self.artifacts.full(tenant):
+            raise QuotaError(
+                f"tenant {tenant!r} stores {self.artifacts.usage[tenant]} bytes of "
+                f"artifacts and may store {self.artifacts.limit_bytes(tenant)} "
+                "(max_artifact_storage_mb): a job's streams could not be kept; wait for "
+                "artifacts to expire (artifact_keep_s)",
+                limit="max_artifact_storage_mb",
+                value=self.artifacts.limit_bytes(tenant),
+            )
+        job = self._job(session, text, program, request, 0, {}, False)
+        job.footprint = footprint
+        return job
+
+    def _noise_model(self, policy: Policy) -> str | None:
+        """The noise-model text the job runs with: its policy's (canonical, within the
+        machine's ``job_noise_models`` and ``job_max_error_rate``) or the machine's.
+
+        Raises:
+            AdmissionError: a family the operator does not allow, or a physical error
+                rate above ``machine.job_max_error_rate``.
+        """
+        machine = self.config.machine
+        if policy.noise_model is None:
+            return machine.noise_model
+        from qmk.qec.noise import NOISE_MODELS, NoiseStack, describe_noise_model
+        from qmk.qec.noise import parse_noise_model as parse
+        from qmk.qec.params import qubit_params
+
+        model = parse(policy.noise_model)  # parse_policy read it already
+        names = {cls: name for name, cls in NOISE_MODELS.items()}
+        parts = model.models if isinstance(model, NoiseStack) else (model,)
+        refused = sorted({names[type(m)] for m in parts} - set(machine.job_noise_models))
+        if refused:
+            allowed = ", ".join(machine.job_noise_models) or "none"
+            raise AdmissionError(
+                f"policy.noise_model uses {', '.join(refused)}, which this machine does not "
+                f"allow a job (machine.job_noise_models: {allowed})",
+                limit="machine.job_noise_models",
+                refused=refused,
+            )
+        qubit = policy.qubit or self.device.qubit
+        try:
+            params = qubit_params(qubit) if isinstance(qubit, str) else qubit
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code) from None
+        try:
+            rate = model.apply(params).physical_error_rate
+        except QMKError as exc:
+            raise InvalidArgument(
+                f"policy.noise_model: {exc.message}", key="policy.noise_model"
+            ) from None
+        limit = machine.job_max_error_rate
+        if rate > limit:
+            raise AdmissionError(
+                f"policy.noise_model gives the qubits a physical error rate of {rate:g}; this "
+                f"machine allows a job at most {limit:g} (machine.job_max_error_rate)",
+                limit="machine.job_max_error_rate",
+                needed=rate,
+                total=limit,
+            )
+        return describe_noise_model(model)
+
+    def _calibration(self, policy: Policy) -> Any:
+        """The calibration the job runs with: its policy's, if the machine allows one
+        (``machine.job_calibration``), or the machine's.
+
+        Raises:
+            AdmissionError: the job gives one and the machine allows none.
+        """
+        machine = self.config.machine
+        if policy.calibration is None:
+            return machine.calibration
+        if not machine.job_calibration:
+            raise AdmissionError(
+                "policy.calibration: this machine runs every job with its own calibration "
+                "(machine.job_calibration = false)",
+                limit="machine.job_calibration",
+            )
+        return policy.calibration
+
+    async def readmit(self, session: Session, job: Job) -> None:
+        """The checks of :meth:`admit` again, for ``job`` queued anew by ``session`` (a
+        restore): its capabilities against the session's (audited), the firewall, the
+        machine, the quotas and the queue room. The job runs with the session's caps.
+
+        Raises:
+            CapabilityError, FirewallError, AdmissionError, QuotaError: as :meth:`admit`.
+        """
+        entry = _target(job.request.target)
+        if entry.program != "qvm":  # read by its target; no logical qubits, no firewall
+            try:
+                program = targets.get(entry.name).read(job.graph)
+            except QMKError as exc:
+                raise ProgramError(exc.message, code=exc.code) from None
+            self._check_priority(job.tenant, job.priority)
+            self._check_caps(session, program.required_caps, "restore")
+            if job.state != "QUEUED":
+                self.check_queue_room(job.tenant)
+            job.caps = session.caps
+            return
+        program = await self._verified_stored(job.tenant, job.graph)
+        self._check_priority(job.tenant, job.priority)
+        self._check_caps(session, program.required_caps, "restore")
+        qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
+        spanning = spans(job, self.device)
+        self._check_room(job.physical_qubits, qubits, spanning=spanning)
+        if job.state != "QUEUED":
+            self.check_queue_room(job.tenant)
+        if job.request.machine is None and job.footprint is None and not spanning:
+            # it never had its schedule: it arrives at the shared machine anew
+            job.footprint = await self._compiled(job.tenant, program, job.request, entry)
+        job.caps = session.caps
+
+    def _check_priority(self, tenant: str, priority: int) -> None:
+        """``priority`` is within the tenant's ``max_priority``."""
+        limit = self.config.tenants[tenant].max_priority
+        if priority > limit:
+            raise QuotaError(
+                f"priority {priority} is above tenant {tenant!r}'s max_priority {limit}",
+                limit="max_priority",
+                value=limit,
+            )
+
+    def _check_worker_memory(self, choice: Any, qubits: int) -> None:
+        """The engine the router chose holds ``qubits`` within a worker's memory cap (its
+        state and one working copy in :data:`WORKER_STATE_SHARE` of it): a 40-qubit
+        statevector is refused at submit, not after it was queued and started."""
+        from qmk.engines.registry import max_qubits
+
+        budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
+        capacity = max_qubits(choice.engine, choice.precision, max_bytes=budget)
+        if qubits > capacity:
+            raise AdmissionError(
+                f"the {choice.engine} engine holds at most {capacity} qubits in a worker's "
+                f"{self.config.worker_memory_mb} MiB (kernel.worker_memory_mb); the program "
+                f"has {qubits} live at once",
+                needed=qubits,
+                total=capacity,
+            )
+
+    def _check_caps(self, session: Session, required: Any, where: str) -> None:
+        """The session holds every capability ``required`` (an audited decision)."""
+        missing = sorted(set(required) - set(session.caps))
+        self.audit.append(
+            "cap",
+            where=where,
+            tenant=session.tenant,
+            session=session.sid,
+            required=list(required),
+            decision="deny" if missing else "allow",
+            **({"missing": missing} if missing else {}),
+        )
+        if missing:
+            self.commits.dirty()
+            lapsed = [cap for cap in missing if cap in session.delegated]
+            ended = (
+                f" ({', '.join(lapsed)}: the delegation that lent it to this session has ended)"
+                if lapsed
+                else ""
+            )
+            raise CapabilityError(
+                f"the program needs {', '.join(missing)}, which this session was not granted"
+                + ended,
+                missing=missing,
+            )
+
+    def _up(self) -> list[int]:
+        return modules_up(self.device)
+
+    async def _span(
+        self,
+        session: Session,
+        text: str,
+        program: Any,
+        policy: Policy,
+        noise_model: str | None,
+        calibration: Any,
+    ) -> tuple[str, Any, dict[str, int], int]:
+        """The program placed over the modules up, its cross-module gates teleported
+        (:mod:`qmk.kernel.admit.teleport`), and checked again as a submitted one is: its
+        capabilities (an audited decision: its pairs need CAP_LINK), the firewall, the
+        tenant's ``max_channels`` (the pairs open at once) and its physical qubits.
+
+        Raises:
+            AdmissionError: no placement over the modules up holds it.
+            CapabilityError, FirewallError, QuotaError: as :meth:`admit`.
+        """
+        from qmk.kernel.admit.teleport import pairs_open_at_once, span
+
+        machine = self.config.machine
+        done = span(
+            program.graph,
+            self.device,
+            profile=policy.profile or machine.profile,
+            qubit=policy.qubit or self.device.qubit,
+        )
+        text = json.dumps(
+            done.graph.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        program = self._verify(text)
+        self._check_caps(session, program.required_caps, "submit")
+        qubits = self._firewall(text, program, session.tenant, policy.channels)
+        pairs = pairs_open_at_once(program.graph)
+        limit = self.config.tenants[session.tenant].max_channels
+        held = self.channels.count(session.tenant)
+        if held + pairs > limit:
+            raise QuotaError(
+                f"the job spans modules and holds {pairs} teleportation channels open at "
+                f"once; tenant {session.tenant!r} has {held} of its max_channels {limit}",
+                limit="max_channels",
+                needed=pairs,
+                value=limit,
+            )
+        physical = await self._physical_qubits(
+            session.tenant, text, program, policy, noise_model, calibration
+        )
+        return text, program, qubits, physical
+
+    def _check_room(
+        self, physical: int, qubits: Mapping[str, int], *, spanning: bool = False
+    ) -> None:
+        """The job fits the machine's largest module up (the modules up together, for a
+        job that spans them), and each tenant's quota."""
+        total = self.device.largest_module_up  # a job runs on one module ...
+        if spanning:  # ... or, teleported, on all of them
+            total = sum(self.device.capacities[m] for m in self._up())
+        if physical > total:
+            where = (
+                "the machine has"
+                if len(self.device.capacities) == 1
+                else "its modules up have"
+                if spanning
+                else "its largest module up has"
+            )
+            raise AdmissionError(
+                f"the job needs {physical} physical qubits at its peak; {where} {total}",
+                needed=physical,
+                total=total,
+            )
+        for name, count in qubits.items():
+            limit = self.config.tenants[name].max_logical_qubits
+            if count > limit:
+                raise QuotaError(
+                    f"the job holds {count} logical qubits of tenant {name!r} at once; its "
+                    f"max_logical_qubits is {limit}",
+                    limit="max_logical_qubits",
+                    tenant=name,
+                    needed=count,
+                    value=limit,
+                )
+
+    def check_queue_room(self, tenant: str) -> None:
+        """Room for one more queued job of ``tenant`` (submits and restores alike).
+
+        Raises:
+            QuotaError: ``max_queued_jobs`` of its jobs are waiting already, or its
+                stored results fill its ``max_result_storage_mb`` (the job's result could
+                not be kept: it would run for nothing).
+        """
+        if self.results is not None:
+            used, room = self.results.usage[tenant], self.results.limit_bytes(tenant)
+            if used >= room:
+                raise QuotaError(
+                    f"tenant {tenant!r} stores {used} bytes of results and may store {room} "
+                    "(max_result_storage_mb): a new job's result could not be kept; wait "
+                    "for results to expire (result_keep_s)",
+                    limit="max_result_storage_mb",
+                    value=room,
+                )
+        limit = self.config.tenants[tenant].max_queued_jobs
+        if self.queue.count(tenant) + self.machine_holds(tenant) >= limit:
+            raise QuotaError(
+                f"tenant {tenant!r} already has {limit} queued jobs "
+                "(max_queued_jobs); wait for some to start",
+                limit="max_queued_jobs",
+                value=limit,
+            )
+
+    async def prepare(
+        self, tenant: str, graph: Any, *, target: Any = DEFAULT_TARGET
+    ) -> tuple[str, Any] | None:
+        """Read and verify a big ``graph`` off the event loop: its text and program, for
+        :meth:`admit`; None for a small one (admit reads it at once).
+
+        The work runs in a thread (:attr:`cpu`: one graph of a tenant at a time, at most
+        :data:`VERIFY_THREADS` at once, its CPU seconds charged to the tenant), so one
+        tenant's big submits neither freeze the kernel nor take every core. Every graph,
+        small or big, first takes its nodes from its tenant's verification rate
+        (:meth:`charge`).
+
+        Raises:
+            QuotaError: more than ``max_graph_nodes`` nodes, or past the tenant's
+                ``verify_nodes_per_s`` (both before any reading).
+            ProgramError: the graph does not read or verify.
+        """
+        if _target(target).program != "qvm":  # its target reads it (admit)
+            return None
+        count = self._check_size(graph)
+        self.charge(tenant, count)
+        if count < OFFLOAD_NODES:
+            return None
+
+        def work() -> tuple[str, Any]:
+            text = _text_of(graph)
+            return text, self._verify(text)
+
+        return await self.cpu.run(tenant, work)
+
+    async def _verified_stored(self, tenant: str, text: str) -> Any:
+        """The verified program of a stored graph's ``text`` (a restore's): read and
+        verified in a thread, charged to ``tenant``'s CPU budget, unless it is small."""
+        if len(text) < OFFLOAD_BYTES:
+            with self.cpu.on_loop(tenant):
+                return verified(text)
+        return await self.cpu.run(tenant, lambda: verified(text))
+
+    async def prepare_stored(
+        self, tenant: str, text: str, *, target: Any = DEFAULT_TARGET
+    ) -> tuple[str, Any] | None:
+        """A stored graph's ``text`` (a replay's) as :meth:`prepare`'s answer: its nodes
+        (counted in the text, an upper bound) taken from the tenant's verification rate
+        first, then verified in a thread charged to its CPU budget, unless it is small.
+        The text is not parsed again: it is the compact JSON :meth:`admit` stored.
+
+        Returns None for a target whose programs are not QVM graphs: its target reads
+        the text (:meth:`admit`).
+
+        Raises:
+            QuotaError: past the tenant's ``verify_nodes_per_s`` (before any reading).
+        """
+        if _target(target).program != "qvm":
+            return None
+        self.charge(tenant, min(_nodes_in(text), self.config.max_graph_nodes))
+        if len(text) < OFFLOAD_BYTES:
+            with self.cpu.on_loop(tenant):
+                return text, self._verify(text)
+        return text, await self.cpu.run(tenant, lambda: self._verify(text))
+
+    def charge(self, tenant: str, nodes: int) -> None:
+        """Take ``nodes`` from ``tenant``'s verification rate (its bucket holds
+        ``max(max_graph_nodes, verify_nodes_per_s)`` nodes and gains
+        ``verify_nodes_per_s`` a second of the kernel's clock; a changed config applies
+        to the next charge).
+
+        Raises:
+            QuotaError: the bucket holds fewer than ``nodes``; ``details.retry_after_s``
+                says when it will hold them (nothing is taken).
+        """
+        rate = self.config.tenants[tenant].verify_nodes_per_s
+        burst = max(float(self.config.max_graph_nodes), rate)
+        now = self.clock.now()
+        bucket = self._verify_rates.get(tenant)
+        if bucket is None:
+            bucket = self._verify_rates[tenant] = TokenBucket(rate=rate, burst=burst, now=now)
+        elif (bucket.rate, bucket.burst) != (rate, burst):
+            bucket.level(now)
+            bucket.rate, bucket.burst = rate, burst
+            bucket.tokens = min(bucket.tokens, burst)
+        wait = bucket.take(now, nodes)
+        if wait:
+            raise QuotaError(
+                f"tenant {tenant!r} submits graphs faster than its verify_nodes_per_s "
+                f"({rate:g} nodes a second); this one has {nodes} nodes: retry in "
+                f"{wait:.3g} s",
+                limit="verify_nodes_per_s",
+                value=rate,
+                needed=nodes,
+                retry_after_s=round(wait, 3),
+            )
+
+    def _check_size(self, graph: Any) -> int:
+        """The graph's node count, within ``max_graph_nodes``."""
+        if isinstance(graph, GraphText):
+            count = graph.nodes
+        elif not isinstance(graph, Mapping):
+            raise ProgramError("graph must be a QVM JSON object", code=_UNREADABLE)
+        else:
+            program = graph.get("program")
+            nodes = program.get("nodes") if isinstance(program, Mapping) else None
+            count = len(nodes) if isinstance(nodes, list) else 0
+        limit = self.config.max_graph_nodes
+        if count > limit:
+            raise QuotaError(
+                f"the graph has {count} nodes; a submit may have at most {limit} "
+                "(kernel.max_graph_nodes)",
+                limit="max_graph_nodes",
+                value=limit,
+            )
+        return count
+
+    def _verify(self, text: str) -> Any:
+        from qmk.qvm.errors import VerificationError
+
+        try:
+            return verified(text)
+        except VerificationError as exc:
+            findings = [f.to_json() for f in exc.findings[:MAX_FINDINGS]]
+            first = exc.findings[0] if exc.findings else None
+            raise ProgramError(
+                f"the graph does not verify: {first}" if first else "the graph does not verify",
+                code=exc.code,
+                findings=findings,
+            ) from None
+        except QMKError as exc:
+            raise ProgramError(exc.message, code=exc.code) from None
+
+    def _firewall(
+        self, text: str, program: Any, tenant: str, bindings: Mapping[str, str]
+    ) -> dict[str, int]:
+        """:func:`check_firewall`'s answer; cached by (graph text, tenant) when no channel
+        is bound (the answer then depends on nothing else: the tenant table is fixed)."""
+        if bindings:
+            return check_firewall(
+                program.graph, tenant, bindings, self.channels, self.config.tenants
+            )
+        key = (text, tenant)
+        qubits = self._firewalled.get(key)
+        if qubits is not None:
+            self._firewalled.move_to_end(key)
+            return dict(qubits)
+        qubits = check_firewall(program.graph, tenant, {}, self.channels, self.config.tenants)
+        self._firewalled[key] = dict(qubits)
+        if len(self._firewalled) > PLAN_CACHE_SIZE:
+            self._firewalled.popitem(last=False)
+        return qubits
+
+    def _auto_profile(self, program: Any, policy: Policy) -> Policy:
+        """``policy`` with ``profile = "auto"`` replaced by the cheapest code variant of the
+        program on the machine's qubits (:mod:`qmk.estimate.variants`)."""
+        from qmk.estimate.counts import count_graph
+        from qmk.estimate.variants import plan_variants
+
+        qubit = policy.qubit or self.config.machine.qubit
+        try:
+            chosen = plan_variants(count_graph(program.graph), qubit).chosen
+        except QMKError as exc:
+            raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
+        return msgspec.structs.replace(policy, profile=chosen.profile)
+
+    async def _physical_qubits(
+        self,
+        tenant: str,
+        text: str,
+        program: Any,
+        policy: Policy,
+        noise_model: str | None,
+        calibration: Any,
+    ) -> int:
+        """Peak physical qubits of the program under ``policy`` and its physics (cached
+        by graph text); refuses a program whose engine could not hold its state in a
+        worker, and a calibration of the policy's that fits none of its qubits. A big
+        program is planned in a thread, charged to ``tenant``'s CPU budget."""
+        qubit = policy.qubit or self.config.machine.qubit
+        profile = policy.profile or self.config.machine.profile
+        key = (
+            text,
+            policy.noise,
+            qubit,
+            profile,
+            policy.engine,
+            policy.precision,
+            noise_model,
+            calibration,
+        )
+        physical = self._plans.get(key)
+        if physical is not None:
+            self._plans.move_to_end(key)
+            return physical
+        # here, not at the top: a kernel that only answers planned programs never loads them
+        from qmk.execution.executor import route_plan
+        from qmk.execution.plan import build_plan
+        from qmk.qec.noise import parse_noise_model
+
+        def work() -> tuple[Any, Any]:
+            try:
+                plan = build_plan(
+                    program,
+                    noise=policy.noise,
+                    qubit=qubit,
+                    default_profile=profile,
+                    noise_model=None
+                    if not policy.noise or noise_model is None
+                    else parse_noise_model(noise_model),
+                    calibration=calibration,
+                )
+                choice, _ = route_plan(plan, policy.engine, precision=policy.precision)
+            except QMKError as exc:
+                if exc.code == _ABOVE_THRESHOLD and policy.noise_model is not None:
+                    # the job's own physics is the bad value, not its program (QC106 locally)
+                    raise InvalidArgument(
+                        f"policy.noise_model: {exc.message}",
+                        key="policy.noise_model",
+                        code=exc.code,
+                    ) from None
+                raise ProgramError(exc.message, code=exc.code) from None
+            return plan, choice
+
+        if len(program.graph.nodes) < OFFLOAD_NODES:
+            with self.cpu.on_loop(tenant):
+                plan, choice = work()
+        else:
+            plan, choice = await self.cpu.run(tenant, work)
+        if policy.calibration is not None and not plan.calibrated_profiles:
+            raise InvalidArgument(
+                f"policy.calibration is for {calibration.family} on "
+                f"{calibration.instruction_set} qubits; no qubit of this program is "
+                f"(profiles: {', '.join(plan.profiles)})",
+                key="policy.calibration",
+            )
+        self._check_worker_memory(choice, program.peak_live_qubits)
+        physical = self._plans[key] = plan.peak_physical_qubits
+        if len(self._plans) > PLAN_CACHE_SIZE:
+            self._plans.popitem(last=False)
+        return physical
+
+
+def _request(
+    machine: Any,
+    text: str,
+    shots: int,
+    seed: Any,
+    policy: Policy,
+    options: Mapping[str, Any],
+    entry: TargetSpec,
+) -> RunRequest:
+    """The run request of a job on a target with physics of its own: the policy's
+    settings as given (the target refuses those it cannot honour), not the logical
+    machine's noise model and calibration. ``profile`` ``auto`` is left for the
+    target (lattice surgery: the estimator's code distance)."""
+    profile = policy.profile or machine.profile
+    request = RunRequest.build(
+        program_digest=program_digest(text),
+        target=entry.name,
+        target_options=options,
+        shots=shots,
+        seed=seed,
+        engine=policy.engine,
+        precision=policy.precision,
+        noise=policy.noise,
+        qubit=policy.qubit or machine.qubit,
+        profile=machine.profile if profile == "auto" else profile,
+        noise_model=policy.noise_model,
+        calibration=policy.calibration,
+        require_calibration=policy.calibration is not None,
+        policy=policy,
+    )
+    return request if profile != "auto" else msgspec.structs.replace(request, profile=profile)
+
+
+def _check_device_quota(conf: Any, tenant: str, footprint: Any, shots: int) -> None:
+    """A device job's footprint within the tenant's ``max_atoms`` (the atoms it holds)
+    and ``max_device_time_s`` (its scheduled time times its shots)."""
+    atoms = footprint.physical_qubits
+    if atoms > conf.max_atoms:
+        raise QuotaError(
+            f"the job allocates {atoms} atoms; tenant {tenant!r} has max_atoms = {conf.max_atoms}",
+            limit="max_atoms",
+            needed=atoms,
+            value=conf.max_atoms,
+        )
+    device_s = footprint.duration_ns * 1e-9 * shots
+    if device_s > conf.max_device_time_s:
+        raise QuotaError(
+            f"the job takes {device_s:.6g} s of device time "
+            f"({footprint.duration_ns / 1000:g} us x {shots} shots); tenant {tenant!r} "
+            f"has max_device_time_s = {conf.max_device_time_s:g}",
+            limit="max_device_time_s",
+            needed=device_s,
+            value=conf.max_device_time_s,
+        )
+
+
+__all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission"]

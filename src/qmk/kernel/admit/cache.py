@@ -1,0 +1,183 @@
+"""The result cache: a submit whose run is a completed job's run is answered with that
+job's stored result, at once and without a worker.
+
+A job's **run** is its run request as its worker ran it (the fault policies' changes made:
+:func:`qmk.kernel.admit.faults.adjust`) less what does not change a result (the policy, the
+trace context, the save cadence: :func:`qmk.execution.request.run_key`): the program's
+digest, shots, seed, the engine and precision asked for, and the physics (noise, qubit,
+profile, noise model, calibration, the program's rewrite). Its **cache key** is the
+SHA-256 of the tenant's name and that digest (:func:`cache_key`), so no tenant's key is
+another's.
+
+- A job that COMPLETEs after a run of its own keeps its key (``jobs.cache_key``, an
+  indexed column of the store: :meth:`ResultCache.index`).
+- A job being accepted looks up the key of the run it would start now (the fault
+  policies' answer at this epoch, :meth:`ResultCache.lookup`): the newest COMPLETED job of
+  the same tenant with that key whose result is stored and younger than
+  ``result_keep_s`` answers it. The new job is COMPLETED in the same turn with a copy of
+  that result whose telemetry says ``cache_hit: true`` and ``cached_from`` (the source
+  job); its attest line is its own run request with ``cache_hit: true``,
+  ``cached_from`` and the source's counts digest, so ``qmk audit replay`` runs it and
+  finds the same counts.
+- Not cached (neither answered nor answering): a job whose policy says ``cache: false``,
+  a job bound to channels (its qubits meet another tenant's), a job whose target streams
+  artifacts while it runs (a device job). A job whose
+  seed the kernel drew is never answered (its seed is fresh: a run of its own), though
+  its result answers a later submit that names that seed. A job whose deadline has
+  passed when it is accepted is not answered either: it ends TIMED_OUT as any would.
+
+A source's result that retention deleted, or that is past ``result_keep_s``, answers
+nothing; a job answered from the cache is never a source itself, so a result is served
+no longer than its own run's retention.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from qmk.devices.logical import LogicalMachine
+from qmk.errors import QMKError
+from qmk.execution.request import DEFAULT_TARGET, Policy, RunRequest, run_key
+from qmk.execution.target import spec
+from qmk.kernel.admit.faults import adjust
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.records.jobs import Job
+from qmk.kernel.records.stored import StoredResult, with_telemetry
+from qmk.kernel.storage.store import Store
+from qmk.memo import Memo
+
+
+def cacheable(policy: Policy, target: str = DEFAULT_TARGET) -> bool:
+    """Whether a job of ``policy`` on ``target`` may be answered from the cache and answer
+    others: not a job that streams artifacts while it runs (its target's ``streams``: a
+    device job), whose streams a cached answer would not have."""
+    return policy.cache and not policy.channels and not spec(target).streams
+
+
+def cache_key(tenant: str, request: RunRequest) -> str:
+    """The cache key of ``tenant``'s run ``request`` (see the module docstring).
+
+    >>> request = RunRequest(program_digest="ab" * 32, shots=10, seed=1)
+    >>> cache_key("alice", request) == cache_key("bob", request)
+    False
+    """
+    seen = (tenant, _ENCODE(request))  # what the key is a function of, cheap to hash
+    return _KEYS.get(
+        seen, None, lambda: hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
+    )
+
+
+#: The recent keys :func:`cache_key` keeps: a job's key is asked for when it is accepted
+#: (its lookup) and again when it completes (its index), by then a few hundred jobs later
+#: at most on a busy kernel.
+_KEYS: Memo[str] = Memo(1024)
+_ENCODE = msgspec.json.Encoder().encode
+
+
+class KeyFilter:
+    """The cache keys the store may hold, as a Bloom filter of fixed size: a key it never
+    saw is answered False at once, without the store's query (which would first write
+    the job rows waiting to be written); a key it saw, or one that shares its bits
+    (about 1 in 2,000 at 100,000 keys, 1 in 20 at a million), is looked up.
+
+    The kernel is the one writer of its store (the data directory is locked), so the
+    keys are those of the store when the kernel opened and those it indexed since.
+
+    >>> keys = KeyFilter()
+    >>> keys.add("ab" * 32)
+    >>> keys.may_hold("ab" * 32), keys.may_hold("cd" * 32)
+    (True, False)
+    """
+
+    BITS = 1 << 23  # 1 MiB
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS // 8)
+
+    def _at(self, key: str) -> tuple[int, int]:
+        # a key is a SHA-256 in hex: two 48-bit slices of it are two independent hashes
+        mask = self.BITS - 1
+        return int(key[:12], 16) & mask, int(key[12:24], 16) & mask
+
+    def add(self, key: str) -> None:
+        for bit in self._at(key):
+            self._bits[bit >> 3] |= 1 << (bit & 7)
+
+    def may_hold(self, key: str) -> bool:
+        return all(self._bits[bit >> 3] & (1 << (bit & 7)) for bit in self._at(key))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    """A job the cache answers: the job whose result answers it, the copy of that result
+    it gets, and the run it stands for (its attest line's request)."""
+
+    source: str
+    result: StoredResult
+    request: RunRequest
+
+
+class ResultCache:
+    """The result cache of one kernel (see the module docstring).
+
+    Args:
+        config: the kernel configuration (``result_keep_s``).
+        store: the database whose ``jobs_cache`` index holds the keys.
+        device: the machine, whose fault policies decide the run a job would start.
+        finished: the finished job of an id the kernel holds in memory, or None.
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        store: Store,
+        device: LogicalMachine,
+        finished: Callable[[str], Job | None],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.device = device
+        self.finished = finished
+        self.keys = KeyFilter()
+        for key in store.cache_keys():
+            self.keys.add(key)
+
+    def index(self, job: Job, ran: RunRequest) -> None:
+        """``job`` completed after running ``ran``: its result answers later runs of
+        ``ran`` (``job.cache_key``, stored with the job), if its policy allows."""
+        job.cached_from = None
+        job.cache_key = cache_key(job.tenant, ran) if cacheable(job.policy, ran.target) else None
+        if job.cache_key is not None:
+            self.keys.add(job.cache_key)
+
+    def lookup(self, job: Job, epoch: int, now: float) -> Hit | None:
+        """The hit answering ``job`` (accepted at ``epoch``, ``now``), or None."""
+        if not job.cache_lookup:
+            return None
+        if job.deadline is not None and job.deadline <= now:
+            return None  # past its deadline already: it ends TIMED_OUT, as any job would
+        try:  # the run it would start now; a refusal is the start's to report
+            request, _ = adjust(
+                job.request, job, self.device, epoch, room=self.device.largest_module_up
+            )
+        except QMKError:
+            return None
+        key = cache_key(job.tenant, request)
+        if not self.keys.may_hold(key):  # no job has had this key
+            return None
+        since = now - self.config.result_keep_s
+        source_id = self.store.cache_source(job.tenant, key, since)
+        if source_id is None:
+            return None
+        source = self.finished(source_id) or self.store.load_job(source_id, job.tenant)
+        if source is None or source.result is None:
+            return None
+        result = with_telemetry(source.result, cache_hit=True, cached_from=source_id)
+        return Hit(source=source_id, result=result, request=request)
+
+
+__all__ = ["Hit", "KeyFilter", "ResultCache", "cache_key", "cacheable"]

@@ -1,0 +1,694 @@
+"""Failure handling: where a job runs (placement on a module) and what the kernel changes
+in a job it starts on a faulty machine (:func:`adjust`).
+
+The device (:class:`~qmk.devices.logical.LogicalMachine`) holds the fault schedule of the
+kernel's ``[faults]`` table. When the supervisor starts a job it calls :func:`adjust`
+once, which applies the policies in this order:
+
+1. **ingest**: the job runs with the device's current qubit parameters and calibration,
+   and the machine's noise model, unless its policy names its own
+   (``policy.qubit``, ``policy.calibration``, ``policy.noise_model``);
+2. **drift**: the drifted physical error rates reach the job's logical model (a
+   ``drift(factor=F)`` noise model stacked on the machine's); when noise is on, every
+   code profile the job uses has its distance raised by 2 until its logical error per
+   cycle is back within the undrifted machine's, or ``distance_budget`` is spent, or the
+   job would no longer fit its module (telemetry says ``restored: false`` then); and
+   fences tighten: ``FENCE_EPOCH`` nodes are added so that no epoch of the job runs more
+   than ``drift_fence_cycles`` logical cycles, and the job saves its state at a fence
+   whenever that many operations ran since its last save (a checkpoint the kernel
+   resumes it from after a preemption, a module failure or a crash: less work lost while
+   the machine degrades);
+3. **link**: each ``OPEN_CHAN`` whose fidelity the link no longer delivers gets BBPSSW
+   purified pairs (:mod:`qmk.devices.purification`) of at least ``min(requested,
+   link_target)``; when purification cannot reach it, the pair is made inside the job's
+   module instead (**local decomposition**: a logical H and CNOT; the pair is exact, and
+   its two qubits are charged the logical noise of those cycles, written into the program
+   as idle cycles like the decoder's), unless ``local_decomposition = false``, when the
+   job FAILs with ``QK304 link-degraded``;
+4. **decoder**: when the job's syndrome bits per second exceed the decoders' capacity,
+   each measurement's logical time is stretched by load/capacity: the extra logical
+   cycles are idle cycles of the measured qubits right after the measurement, written
+   into the program as ``APPLY_RZ(theta=0)`` nodes (one logical cycle each, the identity),
+   so the logical model charges them the noise of one cycle each.
+
+Changes to the program are a :class:`~qmk.execution.request.Rewrite` in the job's run
+request, which the worker applies to the submitted graph text; the attestation records
+the request, so ``qmk audit replay`` applies it again.
+
+**A resumed attempt keeps its checkpoint's physics.** The logical-error patterns of a
+whole run are drawn when it starts, from the physics it starts with, so an execution
+state only continues under that physics. A checkpoint records it (:func:`physics_of`:
+the qubit, profile, noise model, calibration and rewrite of the attempt that saved it:
+:meth:`~qmk.execution.request.RunRequest.physics`), and an attempt that resumes from it
+runs with it again (:func:`resumed`). When the
+policies' answer at the new epoch differs, telemetry and the audit log say
+``keep-physics`` and which parts differ; the policies apply again when the job starts
+from its beginning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from msgspec.structs import replace
+
+from qmk.devices.logical import LogicalMachine
+from qmk.devices.purification import purify
+from qmk.errors import QMKError
+from qmk.execution.request import PHYSICS_FIELDS, Rewrite, RunRequest
+from qmk.execution.request import canonical_profile as canonical
+from qmk.kernel.admit.teleport import modules_up, spans, teleport_channels
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.records.programs import verified
+from qmk.memo import Memo
+from qmk.qec.errors import QECError
+from qmk.qec.logical import op_cycles
+from qmk.qvm.ops import OPS, Exec
+from qmk.qvm.profiles import Profile, parse_profile
+
+_MEASURES = frozenset(
+    name for name, spec in OPS.items() if spec.kind in (Exec.MEASURE, Exec.MEASURE_ANGLE, Exec.BELL)
+)
+
+
+def device_for(config: KernelConfig) -> LogicalMachine:
+    """The simulated logical machine of a kernel configuration."""
+    machine = config.machine
+    return LogicalMachine(
+        physical_qubits=machine.physical_qubits,
+        modules=machine.modules,
+        profile=machine.profile,
+        qubit=machine.qubit,
+        noise_model=machine.noise_model,
+        calibration=machine.calibration,
+        faults=config.faults,
+    )
+
+
+def _with_distance(profile: str, distance: int) -> str:
+    return str(Profile(family=parse_profile(profile).family, distance=distance))
+
+
+# --------------------------------------------------------------------------- placement
+
+
+class Placement:
+    """Which module each running job holds, and how full each module is.
+
+    A job is placed on one module that is up and has room for its peak physical qubits
+    (the one with the most room; the lowest id among equals). A job that spans modules
+    (admitted over several, its cross-module gates teleported: :mod:`qmk.kernel.admit.teleport`)
+    holds every module up, and starts when they are all idle.
+    """
+
+    def __init__(self, device: LogicalMachine) -> None:
+        self.device = device
+        self.module_of: dict[str, int] = {}
+        #: The modules each spanning job holds (its ``module_of`` is the first).
+        self.spanning: dict[str, tuple[int, ...]] = {}
+        self.used: Counter[int] = Counter()
+        #: Syndrome bits per second of each placed job (the device's decoder load).
+        self.load: dict[str, float] = {}
+
+    def _span_fits(self, physical: int) -> tuple[int, ...] | None:
+        up = tuple(modules_up(self.device))
+        if (
+            all(self.used[m] == 0 for m in up)
+            and sum(self.device.capacities[m] for m in up) >= physical
+        ):
+            return up
+        return None
+
+    def choose(self, physical: int) -> int | None:
+        best, room = None, -1
+        for module, capacity in enumerate(self.device.capacities):
+            free = capacity - self.used[module]
+            if module not in self.device.down and free >= physical and free > room:
+                best, room = module, free
+        return best
+
+    def fits(self, job: Any) -> bool:
+        if spans(job, self.device):
+            return self._span_fits(job.physical_qubits) is not None
+        return self.choose(job.physical_qubits) is not None
+
+    def reserve(self, job: Any) -> None:
+        if spans(job, self.device):
+            held = self._span_fits(job.physical_qubits)
+            assert held, "reserve() after fits()"
+            self.spanning[job.job_id] = held
+            self.module_of[job.job_id] = held[0]
+            for m in held:  # each module whole: nothing else runs beside it
+                self.used[m] += self.device.capacities[m]
+            return
+        module = self.choose(job.physical_qubits)
+        assert module is not None, "reserve() after fits()"
+        self.module_of[job.job_id] = module
+        self.used[module] += job.physical_qubits
+
+    def release(self, job: Any) -> None:
+        held = self.spanning.pop(job.job_id, None)
+        module = self.module_of.pop(job.job_id, None)
+        if held is not None:
+            for m in held:
+                self.used[m] -= self.device.capacities[m]
+        elif module is not None:
+            self.used[module] -= job.physical_qubits
+        self.load.pop(job.job_id, None)
+
+    def room(self, job: Any) -> int:
+        """Physical qubits ``job`` may grow to on its module (its modules, spanning)."""
+        held = self.spanning.get(job.job_id)
+        if held is not None:
+            return sum(self.device.capacities[m] for m in held)
+        module = self.module_of[job.job_id]
+        return self.device.capacities[module] - self.used[module] + job.physical_qubits
+
+    def resize(self, job: Any, physical: int) -> None:
+        if job.job_id not in self.spanning:  # a spanning job holds its modules whole
+            self.used[self.module_of[job.job_id]] += physical - job.physical_qubits
+
+    def jobs_on(self, module: int) -> list[str]:
+        return [
+            job_id
+            for job_id, m in self.module_of.items()
+            if m == module or module in self.spanning.get(job_id, ())
+        ]
+
+    @property
+    def decoder_load(self) -> float:
+        return sum(self.load.values())
+
+
+# --------------------------------------------------------------------------- the policies
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Adjusted:
+    """What :func:`adjust` decided for one start of a job."""
+
+    actions: tuple[Mapping[str, Any], ...]
+    rewrite: Rewrite
+    physical_qubits: int
+    decoder_load: float
+    logical_error_per_cycle: Mapping[str, float]
+
+
+def adjust(
+    request: RunRequest, job: Any, device: LogicalMachine, epoch: int, *, room: int
+) -> tuple[RunRequest, Adjusted]:
+    """The run request of ``job`` on ``device`` at ``epoch`` (a changed copy of
+    ``request``), and what was done (see the module docstring); ``room`` is the most
+    physical qubits the job may use on its module.
+
+    Raises:
+        QMKError: ``QK304 link-degraded``, or the QEC layer's refusal of the drifted rates
+            (e.g. ``QC106 above-threshold``); the job FAILs with it.
+    """
+    request = replace(
+        request,
+        qubit=device.qubit if job.policy.qubit is None else request.qubit,
+        calibration=device.calibration if job.policy.calibration is None else request.calibration,
+        noise_model=device.noise_model_at(epoch, base=_own_noise(job)),
+    )
+    program = verified(job.graph)
+    actions: list[dict[str, Any]] = []
+    profiles: dict[str, str] = {}
+    channels: dict[str, float] = {}
+    idle: dict[str, int] = {}
+    faults = device.faults
+    used = _profiles_of(program, request.profile)
+    fences: tuple[str, ...] = ()
+    if request.noise and faults.drift_factor(epoch) != 1.0:
+        profiles = _drift(actions, device, epoch, used, job, request, room)
+        request = replace(
+            request, profile=profiles.get(canonical(request.profile), request.profile)
+        )
+        if faults.drift_fence_cycles:
+            fences = _tighten(actions, program, epoch, faults.drift_fence_cycles)
+            request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
+    _link(actions, channels, idle, program, faults, epoch, job.shots)
+    rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
+    physical, load = job.physical_qubits, 0.0
+    if profiles or faults.decoder_capacity is not None:
+        plan, load = _plan(rewrite.apply(job.graph), request)
+        physical = plan.peak_physical_qubits
+    capacity = faults.decoder_capacity
+    if capacity is not None and load > capacity:
+        actions.append(_throttle(program, idle, epoch, load, capacity))
+        rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
+    request = replace(request, rewrite=rewrite if rewrite else None)
+    rates = {
+        profiles.get(p, p): device_model(
+            device, profiles.get(p, p), epoch, request
+        ).logical_error_per_cycle
+        for p in used
+    }
+    return request, Adjusted(
+        actions=tuple(actions),
+        rewrite=rewrite,
+        physical_qubits=physical,
+        decoder_load=load,
+        logical_error_per_cycle=rates,
+    )
+
+
+def _throttle(
+    program: Any, idle: dict[str, int], epoch: int, load: float, capacity: float
+) -> dict[str, Any]:
+    """Stretch each measurement's logical time by ``load / capacity`` (idle cycles added
+    after it, into ``idle``); the decoder policy's action."""
+    stretch = load / capacity
+    added = throttled = 0
+    for node in program.graph.nodes:
+        if node.op in _MEASURES:
+            cycles = op_cycles(node.op)
+            extra = math.ceil(cycles * stretch - 1e-9) - int(cycles)
+            if extra > 0:
+                idle[node.id] = extra
+                added += extra * len(node.vqs)
+                throttled += 1
+    return {
+        "epoch": epoch,
+        "kind": "decoder",
+        "action": "throttle",
+        "decoder_bits_per_second": load,
+        "capacity_bits_per_second": capacity,
+        "stretch": stretch,
+        "measurements": throttled,
+        "idle_cycles_added": added,
+    }
+
+
+def resumed(
+    request: RunRequest,
+    job: Any,
+    device: LogicalMachine,
+    epoch: int,
+    *,
+    room: int,
+    checkpoint: Mapping[str, Any],
+) -> tuple[RunRequest, Adjusted]:
+    """The run request of ``job`` resuming from ``checkpoint`` (a store row with the
+    ``physics`` it was saved under, :meth:`~qmk.execution.request.RunRequest.physics`):
+    :func:`adjust`'s answer when it gives that physics again, else that physics kept (a
+    ``keep-physics`` action)."""
+    physics = checkpoint["physics"]
+    try:
+        now, adjusted = adjust(request, job, device, epoch, room=room)
+    except QMKError as exc:  # e.g. the link no longer delivers: the saved run goes on
+        differs = [f"refused ({exc.code})"]
+    else:
+        found = json.loads(json.dumps(now.physics(), sort_keys=True))
+        if found == physics:
+            return now, adjusted
+        differs = [key for key in PHYSICS_FIELDS if found.get(key) != physics.get(key)]
+    return _keep(request, physics, job, device, epoch, checkpoint=checkpoint, differs=differs)
+
+
+def _keep(
+    request: RunRequest,
+    physics: Mapping[str, Any],
+    job: Any,
+    device: LogicalMachine,
+    epoch: int,
+    *,
+    checkpoint: Mapping[str, Any],
+    differs: list[str],
+) -> tuple[RunRequest, Adjusted]:
+    request = request.with_physics(physics)
+    faults = device.faults
+    if request.noise and faults.drift_factor(epoch) != 1.0 and faults.drift_fence_cycles:
+        # the policy's saves go on
+        request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
+    rewrite = request.rewrite or Rewrite()
+    text = rewrite.apply(job.graph)
+    physical, load = job.physical_qubits, 0.0
+    if rewrite.profiles or device.faults.decoder_capacity is not None:
+        plan, load = _plan(text, request)
+        physical = plan.peak_physical_qubits
+    used = _profiles_of(verified(text), request.profile)
+    action = {
+        "epoch": epoch,
+        "kind": "resume",
+        "action": "keep-physics",
+        "checkpoint_id": checkpoint.get("checkpoint_id"),
+        "program_epoch": checkpoint.get("program_epoch"),
+        "differs_now": differs,
+        "noise_model": request.noise_model,
+        "profiles": list(used),
+    }
+    rates = {p: device_model(device, p, epoch, request).logical_error_per_cycle for p in used}
+    return request, Adjusted(
+        actions=(action,),
+        rewrite=rewrite,
+        physical_qubits=physical,
+        decoder_load=load,
+        logical_error_per_cycle=rates,
+    )
+
+
+def _own_noise(job: Any) -> str | None:
+    """The noise-model text of ``job``'s policy as admission resolved it (None: the job
+    runs with the machine's); the machine's drift stacks on either."""
+    return job.request.noise_model if job.policy.noise_model is not None else None
+
+
+def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunRequest) -> Any:
+    """The logical model ``profile`` runs with under ``request`` (its qubit, its noise
+    model when noise is on, drifted at ``epoch`` already, and its calibration)."""
+    text = request.noise_model if request.noise else None
+
+    def make() -> Any:
+        from qmk.qec.logical import logical_model
+        from qmk.qec.noise import parse_noise_model
+
+        noise = None if text is None else parse_noise_model(text)
+        return logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
+
+    key = (profile, request.qubit, text, request.calibration)
+    try:
+        hash(key)
+    except TypeError:  # a value of the request that cannot be hashed
+        return make()
+    return _MODELS.get(key, None, make)  # every start asks: the same physics, the same model
+
+
+#: The models and programs' profiles the starts of jobs keep (:func:`device_model`,
+#: :func:`_profiles_of`): a kernel runs a few physics and programs many times.
+_MODELS: Memo[Any] = Memo(256)
+_PROFILES: Memo[tuple[str, ...]] = Memo(256)
+
+
+def _profiles_of(program: Any, default: str) -> tuple[str, ...]:
+    """The canonical profiles of a program's qubits (``default`` for those naming none);
+    kept per verified program (the cache of :func:`~qmk.kernel.records.programs.verified` hands
+    every job of a text the same one), so a start does not walk its nodes again."""
+    return _PROFILES.get((id(program), default), program, lambda: _walk_profiles(program, default))
+
+
+def _walk_profiles(program: Any, default: str) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for node in program.graph.nodes:
+        if node.op == "ALLOC_LQ":
+            found[canonical(node.args.get("profile") or default)] = None
+    return tuple(found) or (canonical(default),)
+
+
+def _drift(
+    actions: list[dict[str, Any]],
+    device: LogicalMachine,
+    epoch: int,
+    used: tuple[str, ...],
+    job: Any,
+    request: RunRequest,
+    room: int,
+) -> dict[str, str]:
+    """Raise each profile's distance until the drifted P_L is back within the undrifted."""
+    factor = device.faults.drift_factor(epoch)
+    undrifted = replace(request, noise_model=_own_noise(job) or device.noise_model)
+    raised: dict[str, str] = {}
+    steps: dict[str, tuple[float, float, float, bool]] = {}
+    for profile in used:
+        target = device_model(device, profile, epoch, undrifted).logical_error_per_cycle
+        drifted = device_model(device, profile, epoch, request).logical_error_per_cycle
+        base = parse_profile(profile).distance
+        distance, rate = base, drifted
+        while rate > target and distance + 2 <= base + device.faults.distance_budget:
+            candidate = _with_distance(profile, distance + 2)
+            try:
+                rate = device_model(device, candidate, epoch, request).logical_error_per_cycle
+            except QECError:  # beyond the scheme's largest distance: the budget ends here
+                break
+            distance += 2
+        if distance != base:
+            raised[profile] = _with_distance(profile, distance)
+        steps[profile] = (target, drifted, rate, rate <= target)
+    # the raised distances must fit the job's module: give back steps until they do
+    while raised and _physical(job, raised, request) > room:
+        for profile in list(raised):
+            distance = parse_profile(raised[profile]).distance - 2
+            if distance <= parse_profile(profile).distance:
+                del raised[profile]
+            else:
+                raised[profile] = _with_distance(profile, distance)
+        for profile in used:
+            now = raised.get(profile, profile)
+            rate = device_model(device, now, epoch, request).logical_error_per_cycle
+            target, drifted, _, _ = steps[profile]
+            steps[profile] = (target, drifted, rate, rate <= target)
+    for profile in used:
+        target, drifted, rate, restored = steps[profile]
+        actions.append(
+            {
+                "epoch": epoch,
+                "kind": "drift",
+                "action": "raise-distance" if profile in raised else "keep-distance",
+                "drift_factor": factor,
+                "profile": profile,
+                "from_distance": parse_profile(profile).distance,
+                "to_distance": parse_profile(raised.get(profile, profile)).distance,
+                "logical_error_per_cycle": {
+                    "undrifted": target,
+                    "drifted": drifted,
+                    "adjusted": rate,
+                },
+                "restored": restored,
+            }
+        )
+    return raised
+
+
+def _tighten(
+    actions: list[dict[str, Any]], program: Any, epoch: int, limit: int
+) -> tuple[str, ...]:
+    """The nodes to add a fence after so that no epoch runs more than ``limit`` logical
+    cycles (in program order; a fence never ends the program)."""
+    nodes = program.graph.nodes
+    after: list[str] = []
+    cycles = stretch = longest = 0.0  # since the last fence; since the last of the program's
+    for i, node in enumerate(nodes):
+        if node.op == "FENCE_EPOCH":
+            cycles = stretch = 0.0
+            continue
+        cycles += op_cycles(node.op)
+        stretch += op_cycles(node.op)
+        longest = max(longest, stretch)
+        rest = nodes[i + 1 :]
+        if cycles >= limit and rest and rest[0].op != "FENCE_EPOCH":
+            after.append(node.id)
+            cycles = 0.0
+    existing = sum(node.op == "FENCE_EPOCH" for node in nodes)
+    actions.append(
+        {
+            "epoch": epoch,
+            "kind": "drift",
+            "action": "tighten-fences",
+            "max_epoch_cycles": limit,
+            "longest_epoch_cycles": longest,
+            "fences_added": len(after),
+            "fences": existing + len(after),
+            "checkpoint_every_ops": limit,
+        }
+    )
+    return tuple(after)
+
+
+def _physical(job: Any, raised: Mapping[str, str], request: RunRequest) -> int:
+    profile = raised.get(canonical(request.profile), request.profile)
+    plan, _ = _plan(
+        Rewrite(profiles=dict(raised)).apply(job.graph), replace(request, profile=profile)
+    )
+    return int(plan.peak_physical_qubits)
+
+
+def _plan(text: str, request: RunRequest) -> tuple[Any, float]:
+    """The plan of ``text`` with ``request``'s qubit and default profile, and its decoder
+    load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
+    from qmk.execution.plan import build_plan, decoder_load
+
+    plan = build_plan(
+        verified(text), noise=False, qubit=request.qubit, default_profile=request.profile
+    )
+    return plan, decoder_load(plan, request.qubit, request.profile)[1]
+
+
+#: The logical cycles of a Bell pair made inside a module: H on one qubit, then CNOT.
+LOCAL_PAIR_CYCLES = int(op_cycles("APPLY_H") + op_cycles("APPLY_CNOT"))
+
+
+def _link(
+    actions: list[dict[str, Any]],
+    channels: dict[str, float],
+    idle: dict[str, int],
+    program: Any,
+    faults: Any,
+    epoch: int,
+    shots: int,
+) -> None:
+    """Purify each channel's pairs the link no longer delivers at the requested fidelity."""
+    raw = faults.link_fidelity_at(epoch)
+    if not program.graph.resources.chs:  # nothing to purify: no walk over the nodes
+        return
+    across = teleport_channels(program.graph)  # their halves are on two modules
+    for node in program.graph.nodes:
+        if node.op != "OPEN_CHAN":
+            continue
+        requested = float((node.args.get("opts") or {}).get("fidelity", 1.0))
+        if raw >= requested:
+            continue
+        target = min(requested, faults.link_target)
+        found = purify(raw, target=target, max_rounds=faults.max_purification_rounds)
+        local = faults.local_decomposition and not set(node.chs) & across
+        if not found.reached and local:
+            channels[node.id] = 1.0
+            idle[node.id] = LOCAL_PAIR_CYCLES
+            actions.append(
+                {
+                    "epoch": epoch,
+                    "kind": "link",
+                    "action": "local-decomposition",
+                    "node": node.id,
+                    "requested_fidelity": requested,
+                    "link_fidelity": raw,
+                    "purified_fidelity": found.fidelity,
+                    "delivered_fidelity": 1.0,
+                    "logical_cycles_added": LOCAL_PAIR_CYCLES,
+                }
+            )
+            continue
+        if not found.reached:
+            raise JobError.of(
+                "link-degraded",
+                f"OPEN_CHAN node {node.id!r}: the link delivers fidelity {raw:.4f} at epoch "
+                f"{epoch}; {found.rounds} BBPSSW rounds reach {found.fidelity:.4f}, below the "
+                f"target {target:.4f}",
+                node=node.id,
+            )
+        delivered = min(requested, found.fidelity)
+        channels[node.id] = delivered
+        actions.append(
+            {
+                "epoch": epoch,
+                "kind": "link",
+                "action": "purify" if found.rounds else "accept",
+                "node": node.id,
+                "requested_fidelity": requested,
+                "delivered_fidelity": delivered,
+                "purification": found.to_json(),
+                "bell_pairs_consumed": found.raw_pairs_per_pair * shots,
+            }
+        )
+
+
+#: How many machine-wide fault events the kernel keeps for telemetry.
+FAULT_LOG_SIZE = 256
+#: How many jobs' fault records (placement, policies' actions) the kernel keeps.
+FAULT_RECORDS_SIZE = 4096
+
+
+class FaultPolicies:
+    """The kernel's fault handling: the device, where each running job is placed, the
+    policies applied at each start (:meth:`start`), and what they did.
+
+    ``records`` holds, per job, one record per start (or requeue): the epoch, attempt,
+    module, physical qubits, logical error per cycle, the policies' actions and the
+    rewrite (the newest :data:`FAULT_RECORDS_SIZE` jobs); ``log`` the machine-wide
+    events (a module marked down), the last :data:`FAULT_LOG_SIZE`. Every action is
+    audited.
+    """
+
+    def __init__(self, device: LogicalMachine, audit: Any) -> None:
+        self.device = device
+        self.placement = Placement(device)
+        self.audit = audit
+        self.records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
+
+    def start(
+        self,
+        job: Any,
+        request: RunRequest,
+        resume_from: Mapping[str, Any] | None,
+        epoch: int,
+    ) -> tuple[RunRequest, Adjusted]:
+        """``request`` of ``job`` (placed already) with the policies applied
+        (:func:`adjust`), or under the physics of the checkpoint it resumes from
+        (:func:`resumed`); the record kept and the actions audited.
+
+        Raises:
+            QMKError: a policy refused the job (recorded and audited as a refusal).
+        """
+        module = self.placement.module_of.get(job.job_id)
+        record: dict[str, Any] = {"epoch": epoch, "attempt": job.attempts, "module": module}
+        if job.job_id in self.placement.spanning:
+            record["modules"] = list(self.placement.spanning[job.job_id])
+        room = self.placement.room(job)
+        try:
+            if resume_from is not None and resume_from.get("physics") is not None:
+                request, adjusted = resumed(
+                    request, job, self.device, epoch, room=room, checkpoint=resume_from
+                )
+            else:
+                request, adjusted = adjust(request, job, self.device, epoch, room=room)
+        except QMKError as exc:
+            refusal = {"epoch": epoch, "kind": "refusal", "action": "fail"}
+            record["faults"] = [{**refusal, "error": error_json(exc)}]
+            self.record(job.job_id, record)
+            self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **record["faults"][0])
+            raise
+        if adjusted.physical_qubits != job.physical_qubits:  # a raised distance is bigger
+            self.placement.resize(job, adjusted.physical_qubits)
+        self.placement.load[job.job_id] = adjusted.decoder_load
+        record.update(
+            physical_qubits=adjusted.physical_qubits,
+            logical_error_per_cycle=dict(adjusted.logical_error_per_cycle),
+            faults=[dict(a) for a in adjusted.actions],
+            rewrite=adjusted.rewrite.to_json() if adjusted.rewrite else None,
+        )
+        self.record(job.job_id, record)
+        if len(self.device.capacities) > 1:
+            self.audit.append(
+                "device", action="place", job_id=job.job_id, module=module, epoch=epoch
+            )
+        for action in adjusted.actions:
+            self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **action)
+        return request, adjusted
+
+    def requeued(self, job: Any, module: int, epoch: int) -> None:
+        """Record and audit that ``job`` was stopped and queued again: ``module`` failed."""
+        action = {"epoch": epoch, "kind": "module-failure", "action": "requeue", "module": module}
+        record = {"epoch": epoch, "attempt": job.attempts, "module": module, "faults": [action]}
+        self.record(job.job_id, record)
+        self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **action)
+
+    def record(self, job_id: str, record: dict[str, Any]) -> None:
+        """Keep ``record`` of ``job_id`` (the records of the oldest jobs go beyond
+        :data:`FAULT_RECORDS_SIZE` jobs)."""
+        self.records.setdefault(job_id, []).append(record)
+        self.records.move_to_end(job_id)
+        if len(self.records) > FAULT_RECORDS_SIZE:
+            self.records.popitem(last=False)
+
+    def of(self, job: Any) -> list[dict[str, Any]]:
+        """What the fault policies did to ``job``, one record per start (or requeue)."""
+        return list(self.records.get(job.job_id, ()))
+
+
+__all__ = [
+    "FAULT_LOG_SIZE",
+    "FAULT_RECORDS_SIZE",
+    "Adjusted",
+    "FaultPolicies",
+    "Placement",
+    "adjust",
+    "device_for",
+    "device_model",
+    "resumed",
+]

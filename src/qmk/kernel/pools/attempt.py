@@ -1,0 +1,254 @@
+"""The worker side of a job: one attempt, as a worker process runs it.
+
+The kernel hands a worker pool ``run_job(attempt)``: an :class:`Attempt` holds the job's
+run request (:class:`~qmk.execution.request.RunRequest`, as the fault policies left it),
+the program text as submitted, the capabilities granted at submit, and where the
+attempt's checkpoints go and which one it resumes from. :func:`run_job` reads the
+program as the request's target reads it (a QVM graph, the request's rewrite applied,
+verified once per text and process: :func:`qmk.kernel.records.programs.verified`; a device
+job), checks the capabilities again, and runs it through its target
+(:mod:`qmk.execution.target`: the logical machine, lattice surgery, the neutral-atom
+device) under a :class:`~qmk.kernel.pools.control.WorkerControl` that answers the kernel's
+checkpoint and yield requests at its pause points. A target that streams records (a
+device job's measurements) sends them to the kernel as notes while it runs, and its
+result's artifacts come back beside the result.
+
+What comes back is one of the typed outcomes of :mod:`qmk.kernel.records.outcome`, sent as
+plain data (it crosses a process boundary, or a Dask cluster):
+:class:`~qmk.kernel.records.outcome.Done` (the result encoded once, here: :func:`_answer`, with
+the artifacts of a target that streams), :class:`~qmk.kernel.records.outcome.Ran` for a part of
+a split job, :class:`~qmk.kernel.records.outcome.Failed` for a refusal or an error of the program
+or engine, or :class:`~qmk.kernel.records.outcome.Yielded` when the kernel asked the job to stop
+and it did, its state saved. A traced attempt's outcome carries its ``spans``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from qmk.errors import CapabilityError, QMKError
+from qmk.execution.request import RunRequest
+from qmk.execution.spans import span
+from qmk.execution.target import get as get_target
+from qmk.execution.target import spec as target_spec
+from qmk.kernel.errors import JobError
+from qmk.kernel.pools.control import WorkerControl
+from qmk.kernel.pools.pool import current_link
+from qmk.kernel.records.outcome import Done, Failed, Outcome, Ran, Yielded, encode
+from qmk.kernel.records.programs import verified
+from qmk.kernel.records.stored import encode_result
+from qmk.kernel.storage.artifacts import PART_RECORDS
+
+if TYPE_CHECKING:
+    from qmk.execution.trajectories import Suspended
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt of a job on a worker: what :func:`run_job` runs.
+
+    ``request`` decides the run; ``program`` is the job's text as submitted (QVM JSON,
+    or a device job's stored ``{"job": wire job, "strict_timing": bool}``); ``caps``
+    the capabilities granted at submit (checked again here). ``checkpoint_dir`` is where
+    the attempt saves execution states (None: nowhere), ``resume`` the state file it goes
+    on from (None: the start), and ``max_result_bytes`` the largest result the kernel
+    keeps (None: no limit). ``state_key`` seals the states it saves and must open the
+    one it resumes from (:mod:`qmk.kernel.security.seals`: an edited file is ``QK309``); None:
+    states are neither sealed nor checked (an attempt outside a kernel).
+    """
+
+    request: RunRequest
+    program: str
+    caps: tuple[str, ...]
+    checkpoint_dir: str | None = None
+    resume: str | None = None
+    max_result_bytes: int | None = None
+    state_key: bytes | None = None
+
+    def resume_state(self) -> Any:
+        """What the run resumes from: the state file's path, or (with ``state_key``)
+        the state read from it once its seal is checked; None: the start.
+
+        Raises:
+            JobError: ``QK309 checkpoint-tampered``.
+            EngineError: ``QE107 checkpoint-unreadable``.
+        """
+        if self.resume is None or self.state_key is None:
+            return self.resume
+        from qmk.engines import EngineError
+        from qmk.execution.checkpoint import ExecutionState
+        from qmk.kernel.security.seals import unseal_state
+
+        try:
+            with open(self.resume, "rb") as handle:
+                sealed = handle.read()
+        except OSError as exc:
+            raise EngineError.of(
+                "checkpoint-unreadable", f"cannot read checkpoint {self.resume!r}: {exc}"
+            ) from None
+        return ExecutionState.from_bytes(unseal_state(self.state_key, sealed))
+
+
+def run_job(
+    attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
+) -> dict[str, Any]:
+    """Run one attempt of a job in a worker: the task a pool runs. Its outcome
+    (:func:`attempt_outcome`) as the plain data that crosses the pool's line
+    (:func:`qmk.kernel.records.outcome.encode`; the kernel reads it back with ``decode``)."""
+    return encode(attempt_outcome(attempt, control=control))
+
+
+def attempt_outcome(
+    attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
+) -> Outcome:
+    """Run one attempt of a job in a worker (see the module docstring).
+
+    The program is read as its target reads it (:mod:`qmk.execution.target`): a QVM
+    graph is verified once per text and process (the kernel's cache) and a device job
+    parsed; the capability check runs for every attempt; the target compiles it with the
+    request and runs it. ``control`` makes the run's control, called as
+    :class:`WorkerControl` is (``(link, directory, every_ops=)``): it, or a subclass
+    that also holds the run where it looks (the tests' pause gate,
+    ``tests/support/pools.py``, passes one).
+    """
+    Suspended = _suspended()
+    request = attempt.request
+    if request.trace_context is not None:
+        return _traced(attempt, control)
+    link = current_link()
+    watch = (
+        None
+        if link is None or attempt.checkpoint_dir is None
+        else control(link, attempt.checkpoint_dir, every_ops=request.checkpoint_every_ops)
+    )
+    if watch is not None:
+        watch.state_key = attempt.state_key
+    try:
+        entry = target_spec(request.target)
+        target = get_target(request.target)
+        with span("qmk.worker.verify"):
+            text = attempt.program
+            if entry.program == "qvm":  # verified once per text (qmk.kernel.records.programs)
+                program = verified(text if request.rewrite is None else request.rewrite.apply(text))
+            else:
+                program = target.read(text)
+        missing = sorted(set(program.required_caps) - set(attempt.caps))
+        if missing:
+            raise CapabilityError(
+                f"refused at execution: the job lacks {', '.join(missing)}", missing=missing
+            )
+        executable = target.compile(program, request)
+        streamer = _shots_streamer() if entry.streams else None
+        result = executable.run(
+            request.shots,
+            request.seed,
+            control=watch,
+            resume=attempt.resume_state(),
+            **({} if streamer is None else {"sink": streamer}),
+        )
+    except Suspended as stop:
+        return Yielded(epoch=stop.state.epoch)
+    except QMKError as exc:
+        return Failed.of(exc)
+    outcome = _answer(result.to_json(), attempt)
+    if result.artifacts and isinstance(outcome, Done):
+        outcome = msgspec.structs.replace(outcome, artifacts=[dict(a) for a in result.artifacts])
+    return outcome
+
+
+@functools.cache
+def _suspended() -> type[Suspended]:
+    """The executor's ``Suspended``: imported on a worker's first job, not with this
+    module (the kernel imports it to make attempts, and runs no execution), and kept."""
+    from qmk.execution.trajectories import Suspended
+
+    return Suspended
+
+
+def _shots_streamer() -> Callable[[list[Any]], None] | None:
+    """The ``sink`` of a run that streams records (a device job's ``measurements``,
+    :class:`~qmk.execution.target.TargetSpec` ``streams``): each chunk's records go to
+    the kernel as notes while the job runs (``{"stream": {"artifact", "kind",
+    "records"}}``, whole parts of :data:`~qmk.kernel.storage.artifacts.PART_RECORDS` records; the
+    rest comes with the result), for :meth:`qmk.kernel.storage.artifacts.Artifacts.part`. None:
+    no kernel to send to (a worker outside a pool)."""
+    link = current_link()
+    if link is None:
+        return None
+    pending: list[dict[str, Any]] = []
+
+    def on_shots(records: list[dict[str, Any]]) -> None:
+        pending.extend(records)
+        whole = len(pending) - len(pending) % PART_RECORDS
+        if whole:
+            part = {"artifact": "measurements", "kind": "measurements", "records": pending[:whole]}
+            del pending[:whole]
+            link.notify({"stream": part})
+
+    return on_shots
+
+
+def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> Outcome:
+    """:func:`run_job` of ``attempt`` inside a ``qmk.worker`` span, under its request's
+    trace context (the W3C traceparent of the kernel's run span); the worker's spans come
+    back as ``spans`` beside the outcome, for the kernel to export
+    (:mod:`qmk.execution.spans`)."""
+    from qmk.execution.spans import recording
+
+    request = attempt.request
+    plain = msgspec.structs.replace(
+        attempt, request=msgspec.structs.replace(request, trace_context=None)
+    )
+    with recording(request.trace_context) as recorder:
+        if recorder is None:  # not a traceparent: the run goes on untraced
+            return attempt_outcome(plain, control=control)
+        attributes: dict[str, Any] = {
+            "qmk.shots": request.shots,
+            "qmk.pid": os.getpid(),
+            "qmk.seed": request.seed,
+        }
+        if request.part is not None:
+            attributes["qmk.part"] = f"{request.part[0]}/{request.part[1]}"
+        with recorder.span("qmk.worker", attributes) as top:
+            outcome = attempt_outcome(plain, control=control)
+            if isinstance(outcome, Yielded):
+                top.set("qmk.yielded_at_epoch", outcome.epoch or 0)
+            elif isinstance(outcome, Failed):
+                top.error = outcome.error.message[:500]
+            if recorder.untraced_groups:
+                top.set("qmk.groups_untraced", recorder.untraced_groups)
+            if recorder.dropped:
+                top.set("qmk.spans_dropped", recorder.dropped)
+        return msgspec.structs.replace(outcome, spans=recorder.finished())
+
+
+def _answer(value: dict[str, Any], attempt: Attempt) -> Outcome:
+    """A worker's successful outcome: the result encoded here, once (``result_json``,
+    ``result_meta``: :func:`~qmk.kernel.records.stored.encode_result`; a job's run says
+    ``cache_hit: false`` in its telemetry), with its SHA-256 (``result_sha256``), so the
+    kernel stores and serves the text as it is and hashes none of it; or, for a part of
+    a split job, the result object (the pool merges the parts). A result over
+    ``attempt.max_result_bytes`` is ``QK305`` instead: it never leaves the worker."""
+    if attempt.request.part is not None:
+        return Ran(result=value)
+    telemetry = value.get("telemetry")  # a run's result is its own (cache hits run none)
+    cached = {**(telemetry if isinstance(telemetry, dict) else {}), "cache_hit": False}
+    value = {**value, "telemetry": cached}
+    stored = encode_result(value)
+    limit = attempt.max_result_bytes
+    if limit is not None and stored.nbytes > limit:
+        too_big = JobError.of(
+            "result-too-large",
+            f"the result is {stored.nbytes} bytes of JSON; the kernel keeps at most {limit} "
+            "per job",
+        )
+        return Failed.of(too_big)
+    # its digest taken here, off the kernel's loop (its audit line and seal carry it)
+    return Done(result_json=stored.data, result_meta=dict(stored.meta), result_sha256=stored.sha256)
+
+
+__all__ = ["Attempt", "attempt_outcome", "run_job"]

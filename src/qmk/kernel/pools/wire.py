@@ -1,0 +1,288 @@
+"""The line between a worker pool and its worker processes: framed pickles on a socket.
+
+A message is a frame: an 8-byte big-endian length (:data:`HEADER`), then the pickle
+(:func:`frame`). The pool's end (:class:`PoolLine`) is non-blocking and buffered both
+ways: it reads as far as the socket holds and keeps a partial frame until the rest comes,
+and a message to a worker that is not reading waits in its buffer, so the pool never
+waits on a worker. A frame announced longer than the worker's memory cap is
+:class:`Broken` (the worker could not have made it honestly). What the pool reads is
+unpickled as plain data only (:func:`plain`: None, bool, int, float, complex, str,
+bytes, tuple, list, dict, set; no other global), so a worker cannot make the pool run
+code. The worker's end (:class:`WorkerLine`) blocks, as a worker waits for its next task
+anyway.
+
+What the messages say (tasks, replies, notes, requests) is the pool's protocol
+(:mod:`qmk.kernel.pools.pool`); this module only carries them.
+
+>>> import socket
+>>> ours, theirs = socket.socketpair()
+>>> pool_end, worker_end = PoolLine(take_fd(ours), max_frame=None), WorkerLine(take_fd(theirs))
+>>> pool_end.send(("task", 1, [2, 3]))
+>>> worker_end.recv()
+('task', 1, [2, 3])
+>>> worker_end.send({"ok": 1j})
+>>> [plain(body) for body in pool_end.receive()[0]]
+[{'ok': 1j}]
+>>> pool_end.close(); worker_end.close()
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import os
+import pickle
+import select
+import struct
+from typing import Any, Protocol
+
+#: A frame's header: the length of its body.
+HEADER = struct.Struct("!Q")
+_CHUNK = 1 << 20  # bytes per read of a big message
+#: Bytes of a first read. A read allocates its whole size first: 1 MiB costs about
+#: 20 us more than 64 KiB, for a task or reply of a few hundred bytes.
+_FIRST_READ = 1 << 16
+_READ_BUDGET = 8 << 20  # bytes one reader callback takes before it lets the loop go on
+#: A frame whose body is at most this long goes in one write with its header (a small
+#: task or reply wakes its reader once); a longer one in two, without a copy.
+_JOIN_BELOW = 1 << 16
+
+
+class Broken(Exception):
+    """A worker broke the protocol (a frame too long, not a message)."""
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: no global but a few harmless builtins."""
+
+    _ALLOWED = frozenset({"complex", "set", "frozenset", "bytearray", "range", "slice"})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "builtins" and name in self._ALLOWED:
+            return getattr(__import__("builtins"), name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+
+def plain(body: bytes) -> Any:
+    """The plain data pickled in ``body``.
+
+    Raises:
+        pickle.UnpicklingError: it names a global (a class, a function) beyond a few
+            harmless builtins: unpickling it could run code.
+
+    >>> plain(pickle.dumps({1, 2}))
+    {1, 2}
+    >>> plain(pickle.dumps(os.getcwd))
+    Traceback (most recent call last):
+    ...
+    _pickle.UnpicklingError: posix.getcwd is not plain data
+    """
+    return _PlainUnpickler(io.BytesIO(body)).load()
+
+
+def frame(message: Any) -> tuple[bytes, bytes]:
+    """``(header, body)`` of ``message``'s frame (the body is its pickle).
+
+    >>> header, body = frame("hi")
+    >>> HEADER.unpack(header) == (len(body),)
+    True
+    """
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(body)), body
+
+
+class _Connection(Protocol):
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def take_fd(conn: _Connection) -> int:
+    """The descriptor of ``conn``'s socket (a ``multiprocessing`` connection, a
+    ``socket.socket``), now the caller's: ``conn`` is closed."""
+    fd = os.dup(conn.fileno())
+    conn.close()
+    return fd
+
+
+class PoolLine:
+    """The pool's end of a worker's socket: non-blocking, framed, buffered both ways.
+
+    Only the thread that drives the pool reads it; writes happen under the pool's lock.
+
+    Args:
+        fd: the socket, now the line's.
+        max_frame: the longest frame the worker may send (None: no limit).
+    """
+
+    __slots__ = ("_in", "_out", "fd", "max_frame")
+
+    def __init__(self, fd: int, max_frame: int | None) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self.max_frame = max_frame
+        self._in = bytearray()
+        self._out: collections.deque[bytes | memoryview] = collections.deque()
+
+    def receive(self, budget: int = _READ_BUDGET) -> tuple[list[bytes], bool]:
+        """Read what the socket holds (about ``budget`` bytes at most): the complete
+        frames' bodies, and whether the worker's end is closed. Never blocks.
+
+        Raises:
+            Broken: a frame longer than ``max_frame``.
+        """
+        eof = False
+        got = 0
+        size = _FIRST_READ
+        while got < budget:
+            try:
+                chunk = os.read(self.fd, size)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                eof = True  # reset by a dying worker
+                break
+            if not chunk:
+                eof = True
+                break
+            self._in += chunk
+            got += len(chunk)
+            if len(chunk) == size:  # more waits, likely a big message: bigger reads
+                size = _CHUNK
+        return self._frames(), eof
+
+    def _frames(self) -> list[bytes]:
+        frames: list[bytes] = []
+        buffer = self._in
+        at = 0
+        while len(buffer) - at >= HEADER.size:
+            (size,) = HEADER.unpack_from(buffer, at)
+            if self.max_frame is not None and size > self.max_frame:
+                raise Broken(f"a frame of {size} bytes (at most {self.max_frame})")
+            if len(buffer) - at - HEADER.size < size:
+                break
+            start = at + HEADER.size
+            frames.append(bytes(buffer[start : start + size]))
+            at = start + size
+        if at:
+            del buffer[:at]
+        return frames
+
+    def send(self, message: Any) -> None:
+        """Queue ``message`` and write what the socket takes now (never blocks).
+
+        Raises:
+            OSError: the worker's end is gone. Pickling errors come before anything
+            is queued.
+        """
+        header, body = frame(message)
+        if len(body) <= _JOIN_BELOW:  # one write: the worker wakes once, reads it whole
+            self._out.append(header + body)
+        else:
+            self._out += (header, body)
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write what the socket takes; True when nothing waits any more."""
+        while self._out:
+            head = self._out[0]
+            try:
+                written = os.write(self.fd, head)
+            except (BlockingIOError, InterruptedError):
+                return False
+            if written == len(head):
+                self._out.popleft()
+            else:
+                self._out[0] = memoryview(head)[written:]
+        return True
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a message waits for the worker to read."""
+        return bool(self._out)
+
+    def close(self) -> None:
+        """Drop what waits and close the socket (again: nothing)."""
+        self._out.clear()
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+class WorkerLine:
+    """The worker's end of its socket: blocking, framed (the pool's framing).
+
+    Args:
+        fd: the socket, now the line's.
+    """
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, True)
+        self.fd = fd
+        self._in = bytearray()
+
+    def fileno(self) -> int:
+        """The socket's descriptor (to wait on it with others)."""
+        return self.fd
+
+    def buffered(self) -> bool:
+        """Whether a whole message waits in this process already."""
+        if len(self._in) < HEADER.size:
+            return False
+        (size,) = HEADER.unpack_from(self._in, 0)
+        return len(self._in) - HEADER.size >= size
+
+    def poll(self) -> bool:
+        """Whether a message waits (or is on its way: then :meth:`recv` may wait)."""
+        return self.buffered() or bool(select.select([self.fd], [], [], 0)[0])
+
+    def recv(self) -> Any:
+        """The next message (waits for it). Raises EOFError when the pool is gone."""
+        while not self.buffered():
+            size = _FIRST_READ
+            if len(self._in) >= HEADER.size:  # as much of the frame as is missing
+                (body,) = HEADER.unpack_from(self._in, 0)
+                size = max(_FIRST_READ, min(_CHUNK, HEADER.size + body - len(self._in)))
+            try:
+                chunk = os.read(self.fd, size)
+            except OSError:
+                raise EOFError from None
+            if not chunk:
+                raise EOFError
+            self._in += chunk
+        (size,) = HEADER.unpack_from(self._in, 0)
+        body = bytes(self._in[HEADER.size : HEADER.size + size])
+        del self._in[: HEADER.size + size]
+        return pickle.loads(body)
+
+    def send(self, message: Any) -> None:
+        """Write ``message``'s frame (waits until the socket took it all).
+
+        Raises:
+            OSError: the pool's end is gone. MemoryError: no room for its pickle.
+        """
+        header, body = frame(message)
+        if len(body) <= _JOIN_BELOW:  # one write: the pool wakes once, reads it whole
+            self.write(header + body)
+        else:  # no copy of a big reply within the worker's memory cap
+            self.write(header)
+            self.write(body)
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write raw bytes (a frame, or a piece of one: :func:`frame`)."""
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        """Close the socket (again: nothing)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+__all__ = ["HEADER", "Broken", "PoolLine", "WorkerLine", "frame", "plain", "take_fd"]

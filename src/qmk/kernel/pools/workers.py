@@ -1,0 +1,161 @@
+"""The kernel's worker pool: the generic pool (:mod:`qmk.kernel.pools.pool`) wired to a kernel.
+
+:func:`kernel_pool` makes the pool ``Kernel.open`` runs its jobs on: driven by the
+kernel's event loop, each worker capped at the kernel's ``worker_memory_mb``, its
+forkserver preloaded with the executor (:data:`DEFAULT_PRELOAD`, so a replacement
+worker is ready in about 10 ms), and its workers confined by :func:`kernel_isolation`:
+the kernel's ``[kernel]`` limits, the data directory hidden but for its checkpoints
+(:data:`~qmk.kernel.datafiles.CHECKPOINTS`), and, when the kernel runs as root, the
+``worker_user`` (if that user can reach the Python installation and the data
+directory; a gap in the workers' report says why not otherwise).
+
+A pool of a :class:`~qmk.kernel.pools.pool.WorkerPool` subclass (an embedder's, or the tests'
+gates and probes in ``tests/support/pools.py``) gets the same wiring through
+``kernel_pool(..., pool_class=...)``, and reaches a kernel through
+``Kernel.open(pool_factory=...)`` or ``qmk serve``'s
+:func:`qmk.commands.service.serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Protocol
+
+from qmk.kernel.datafiles import CHECKPOINTS, SECRET_FILE
+from qmk.kernel.pools.pool import WorkerPool
+from qmk.kernel.pools.sandbox import Isolation, resolve_user, unreachable
+
+if TYPE_CHECKING:
+    from qmk.kernel.config import KernelConfig
+
+#: Modules a kernel's worker imports before its first task (through the forkserver).
+DEFAULT_PRELOAD: tuple[str, ...] = (
+    "qmk.execution.executor",
+    "qmk.kernel.pools.attempt",
+    "qmk.execution.batch",
+    "qmk.engines.stim_batch",
+    "qmk.execution.trajectories",
+    "qmk.engines.stabilizer",
+    "qmk.engines.statevector",
+    "qmk.qec.logical",
+    "stim",
+)
+
+
+def kernel_isolation(config: KernelConfig, data_dir: str | os.PathLike[str]) -> Isolation:
+    """The isolation of the kernel's workers: its ``[kernel]`` limits, the data
+    directory hidden but for its checkpoints, and (run as root) ``worker_user`` when
+    that user can reach the Python installation and the data directory; a gap says why
+    not otherwise."""
+    from qmk.kernel.errors import ConfigError
+
+    data = os.path.realpath(os.fspath(data_dir))
+    user: str | int | None = None
+    gaps: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            uid, gid, name = resolve_user(config.worker_user)
+        except KeyError:
+            raise ConfigError(
+                f"kernel.worker_user: no user {config.worker_user!r} on this machine",
+                key="kernel.worker_user",
+            ) from None
+        needed = [(p, "rx") for p in sys.path if p and os.path.isdir(p)]
+        needed.append((os.path.dirname(data), "x"))
+        for path, access in needed:
+            why = unreachable(path, uid, gid, access)
+            if why is not None:
+                gaps.append(
+                    f"user: the workers run as root: {name} (uid {uid}) cannot reach {path}: {why}"
+                )
+                break
+        else:
+            user = uid
+    return Isolation(
+        user=user,
+        cpu_s=config.worker_cpu_s,
+        file_mb=config.worker_file_mb or config.worker_memory_mb,
+        hidden=_hidden(data),
+        writable=(os.path.join(data, CHECKPOINTS),),
+        gaps=tuple(gaps),
+    )
+
+
+def _hidden(data: str) -> tuple[str, ...]:
+    """What the workers may not read: the data directory, or, when the Python code lives
+    in it (``qmk serve --data-dir .`` in a checkout), every entry of it that holds no code
+    (entries made later are hidden too: no rule covers them)."""
+    code = [os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)]
+
+    def holds_code(path: str) -> bool:
+        return any(c == path or c.startswith(path + os.sep) for c in code)
+
+    if not holds_code(data):
+        return (data,)
+    try:
+        names = set(os.listdir(data))
+    except OSError:
+        names = set()
+    names.add(SECRET_FILE)  # at least one: the walk then goes into the data directory
+    return tuple(
+        os.path.join(data, name)
+        for name in sorted(names)
+        if not holds_code(os.path.join(data, name))
+    )
+
+
+class PoolFactory(Protocol):
+    """Makes a kernel's pool on the kernel's loop, as :func:`kernel_pool` does (which is
+    one): ``Kernel.open(pool_factory=...)``, :func:`qmk.commands.service.serve`."""
+
+    def __call__(
+        self,
+        config: KernelConfig,
+        data_dir: str | os.PathLike[str],
+        *,
+        workers: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Any: ...
+
+
+def kernel_pool(
+    config: KernelConfig,
+    data_dir: str | os.PathLike[str],
+    *,
+    workers: int,
+    loop: asyncio.AbstractEventLoop,
+    pool_class: type[WorkerPool] = WorkerPool,
+    **options: Any,
+) -> WorkerPool:
+    """The kernel's default pool of ``workers`` processes, driven by ``loop``: the
+    kernel's memory cap, :data:`DEFAULT_PRELOAD` and :func:`kernel_isolation`.
+
+    Args:
+        config: the kernel's configuration (its ``[kernel]`` limits).
+        data_dir: the kernel's data directory.
+        workers: how many worker processes.
+        loop: the kernel's event loop (call this on its thread).
+        pool_class: the pool's class: :class:`~qmk.kernel.pools.pool.WorkerPool` or a
+            subclass, which ``options`` (its own) go to.
+
+    Raises:
+        ConfigError: ``kernel.worker_user`` is no user here (run as root).
+    """
+    return pool_class(
+        workers,
+        memory_mb=config.worker_memory_mb,
+        preload=DEFAULT_PRELOAD,
+        loop=loop,
+        isolation=kernel_isolation(config, data_dir),
+        **options,
+    )
+
+
+__all__ = [
+    "DEFAULT_PRELOAD",
+    "PoolFactory",
+    "kernel_isolation",
+    "kernel_pool",
+]

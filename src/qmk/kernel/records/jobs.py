@@ -1,0 +1,357 @@
+"""Jobs: their states, their policy, and the record the kernel keeps for each.
+
+States: ``QUEUED -> VALIDATING -> RUNNING -> COMPLETED | FAILED | CANCELLED | TIMED_OUT``.
+A preempted or recovered job goes back to QUEUED.
+
+>>> policy = parse_policy({"priority": 7, "noise": False}, default_timeout_s=600)
+>>> policy.priority, policy.noise, policy.timeout_s
+(7, False, 600.0)
+>>> try:
+...     parse_policy({"colour": "red"}, default_timeout_s=600)
+... except InvalidArgument as exc:
+...     print(exc.details)
+{'key': 'policy.colour'}
+>>> parse_policy({"engine": "statevektor"}, default_timeout_s=600)
+Traceback (most recent call last):
+...
+qmk.errors.InvalidArgument: QS1012 invalid-argument: policy.engine: no engine named \
+'statevektor'; did you mean 'statevector'? known: ...
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from qmk import defaults
+from qmk.engines import EngineError
+from qmk.errors import InvalidArgument
+from qmk.execution.request import Policy, RunRequest
+from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.records.stored import StoredResult
+from qmk.qvm.graph import Node
+from qmk.qvm.profiles import Profile, parse_profile
+from qmk.values import convert
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
+
+# the states' names are a leaf's table (qmk.defaults), which the workflows and the web
+# console read too; the kernel names them here
+STATES: tuple[str, ...] = defaults.JOB_STATES
+QUEUED, VALIDATING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMED_OUT = STATES
+FINAL_STATES: frozenset[str] = frozenset(defaults.FINAL_JOB_STATES)
+ACTIVE_STATES: frozenset[str] = frozenset(STATES) - FINAL_STATES
+
+ENGINES = defaults.ENGINES
+
+
+#: Policy keys whose null means "the default".
+_NULL_IS_DEFAULT = ("priority", "noise", "channels", "timeout_ms")
+
+
+def _policy_data(policy: Mapping[str, Any] | None, default_timeout_s: float) -> dict[str, Any]:
+    """The ``policy`` object as the schema reads it: nulls that mean "the default"
+    dropped, the kernel's default timeout filled in.
+
+    Raises:
+        InvalidArgument: ``policy`` is not an object or null.
+    """
+    if policy is None:
+        policy = {}
+    if not isinstance(policy, Mapping):
+        raise InvalidArgument("policy must be an object or null", key="policy")
+    data = {k: v for k, v in policy.items() if not (v is None and k in _NULL_IS_DEFAULT)}
+    data.setdefault("timeout_ms", max(1, round(default_timeout_s * 1000)))
+    return data
+
+
+def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) -> Policy:
+    """A :class:`~qmk.execution.request.Policy` from the ``policy`` object of ``q_submit``
+    (its schema: unknown keys, types and ranges refused), with the engine and profile
+    names checked.
+
+    Raises:
+        InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
+    """
+    data = _policy_data(policy, default_timeout_s)
+    if data.get("calibration") is not None:
+        data["calibration"] = _calibration(data["calibration"])
+    parsed: Policy = convert(data, Policy, where="policy")
+    if parsed.noise_model is not None:
+        _check_noise_model(parsed)
+    if parsed.engine is not None:
+        from qmk.engines.registry import spec
+
+        try:
+            spec(parsed.engine)  # the registry's refusal, with its closest name
+        except EngineError as exc:
+            raise InvalidArgument(f"policy.engine: {exc.message}", key="policy.engine") from None
+    if parsed.profile is not None and parsed.profile != "auto":
+        try:
+            parse_profile(parsed.profile)
+        except ValueError as exc:  # a ProfileError
+            raise InvalidArgument(f"policy.profile: {exc}", key="policy.profile") from None
+    return parsed
+
+
+def _calibration(data: Any) -> Any:
+    """``policy.calibration`` read as ``qmk run --calibration`` reads its file (the
+    ``fit`` details of ``qmk qec calibrate --output`` ignored).
+
+    Raises:
+        InvalidArgument: not a calibration (the QEC layer's reason in the message).
+    """
+    from qmk.errors import QMKError
+    from qmk.qec.logical import Calibration
+
+    try:
+        return Calibration.from_json(data)
+    except QMKError as exc:
+        raise InvalidArgument(
+            f"policy.calibration: {exc.message}", key="policy.calibration"
+        ) from None
+
+
+def _check_noise_model(policy: Policy) -> None:
+    """``policy.noise_model`` reads as ``qmk run --noise-model`` reads it, with noise on.
+
+    Raises:
+        InvalidArgument: it does not parse, or the policy turns noise off.
+    """
+    from qmk.errors import QMKError
+    from qmk.qec.noise import parse_noise_model
+
+    if not policy.noise:
+        raise InvalidArgument(
+            "policy.noise_model and policy.noise = false contradict each other: give one",
+            key="policy.noise_model",
+        )
+    try:
+        parse_noise_model(str(policy.noise_model))
+    except QMKError as exc:
+        raise InvalidArgument(
+            f"policy.noise_model: {exc.message}", key="policy.noise_model"
+        ) from None
+
+
+def target_options(
+    policy: Mapping[str, Any] | None, keys: Collection[str]
+) -> tuple[Mapping[str, Any] | None, dict[str, Any]]:
+    """A job's ``policy`` split into the policy proper and its target's options: the keys
+    of ``keys`` (``TargetSpec.options``: a lattice-surgery job's ``block``, a device
+    job's ``backend``, ``stream``...), which the target checks when it compiles; a null
+    one is left out (its default).
+
+    >>> target_options({"priority": 3, "block": "fast"}, ("block",))
+    ({'priority': 3}, {'block': 'fast'})
+    """
+    if not isinstance(policy, Mapping) or not keys:
+        return policy, {}
+    rest = {k: v for k, v in policy.items() if k not in keys}
+    return rest, {k: v for k, v in policy.items() if k in keys and v is not None}
+
+
+@dataclass(slots=True, kw_only=True)
+class Job:
+    """The kernel's record of one job (mutable: the kernel moves it through its states).
+
+    ``graph`` is the program's QVM JSON text (stored and sent to workers as is; a device
+    job's: its stored wire job). ``request`` is its run request, built at admission
+    (:class:`~qmk.execution.request.RunRequest`: shots, seed, the physics, the policy);
+    a start hands the worker a copy the fault policies may have changed.
+
+    ``qubits`` maps each tenant whose qubits the job allocates to its peak live logical
+    qubits; ``physical_qubits`` is the job's peak physical-qubit footprint.
+    """
+
+    job_id: str
+    tenant: str
+    graph: str = field(repr=False)  # the QVM JSON text as submitted
+    request: RunRequest = field(repr=False)
+    caps: tuple[str, ...]
+    required_caps: tuple[str, ...]
+    physical_qubits: int
+    qubits: Mapping[str, int]
+    state: str = QUEUED
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: dict[str, Any] | None = None
+    result: StoredResult | None = field(default=None, repr=False)
+    #: When retention deleted the result (``result_keep_s`` after the end); None: kept.
+    result_expired_at: float | None = None
+    #: Why the stored result is not served (``QK308 result-tampered``: it does not match
+    #: its seal, :mod:`qmk.kernel.security.seals`); None: it is, or there is none. Not stored.
+    result_damage: dict[str, str] | None = None
+    attempts: int = 0
+    preemptions: int = 0
+    epoch: int = 0
+    checkpoint_id: str | None = None
+    seq: int = 0
+    #: Whether accepting the job looks for a stored result of the same run to answer it
+    #: with (set by admission, not stored: :mod:`qmk.kernel.admit.cache`).
+    cache_lookup: bool = False
+    #: Warnings admission found for the submit's answer: an option that changed nothing
+    #: (``QC130``, ``QC131``; not stored).
+    warnings: tuple[dict[str, str], ...] = field(default=(), repr=False)
+    #: The job whose stored result answered this one (a cache hit); None: it ran.
+    cached_from: str | None = None
+    #: The digest of its run under which its result answers later jobs; None: none.
+    cache_key: str | None = None
+    #: How many times it has ended (usage rows), when the kernel knows without a look at
+    #: the database: 0 for a job it accepted; None for one read back (not stored).
+    ends: int | None = field(default=None, compare=False)
+    #: What it asks of the shared machine, as its target reports it (admission's; None:
+    #: not known, or not on the machine: :mod:`qmk.kernel.running.shared_machine`). Not stored.
+    footprint: Footprint | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def shots(self) -> int:
+        return self.request.shots
+
+    @property
+    def seed(self) -> int:
+        return self.request.seed
+
+    @property
+    def policy(self) -> Policy:
+        """The job's policy (every kernel job's request has one)."""
+        policy = self.request.policy
+        assert policy is not None, "a kernel job's run request holds its policy"
+        return policy
+
+    @property
+    def priority(self) -> int:
+        return self.policy.priority
+
+    @property
+    def deadline(self) -> float | None:
+        return self.policy.deadline
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def to_json(self, *, result: bool = True) -> dict[str, Any]:
+        """The job as the wire shows it (``result`` left out of summaries)."""
+        out: dict[str, Any] = {
+            "job_id": self.job_id,
+            "state": self.state,
+            "tenant": self.tenant,
+            "shots": self.shots,
+            "seed": self.seed,
+            "priority": self.policy.priority,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+        }
+        if result:
+            out["result"] = self.result
+        if self.cached_from is not None:
+            out["cached_from"] = self.cached_from
+        if self.request.machine is not None:
+            out["machine"] = self.request.machine.record()
+        if self.result_expired_at is not None:
+            out["result_expired_at"] = self.result_expired_at
+            out["result_error"] = result_expired(self)
+        elif self.result_damage is not None:
+            out["result_error"] = self.result_damage
+        return out
+
+
+def result_expired(job: Job) -> dict[str, str]:
+    """The coded error (``QK306 result-expired``) of a job whose result retention deleted."""
+    return error_json(
+        JobError.of(
+            "result-expired",
+            f"job {job.job_id}'s result was deleted at {job.result_expired_at} (the kernel "
+            "keeps results kernel.result_keep_s after a job ends)",
+        )
+    )
+
+
+def new_id(prefix: str) -> str:
+    """An unguessable id: ``prefix`` + ``_`` + 18 random bytes (base64url), e.g. a job id."""
+    return f"{prefix}_{secrets.token_urlsafe(18)}"
+
+
+#: The keys of ``SET_POLICY`` the kernel honours, and the ``q_submit`` policy key each sets.
+GRAPH_POLICY_KEYS: Mapping[str, str] = {
+    "priority": "priority",
+    "deadline": "deadline",
+    "code_distance": "profile",
+}
+
+
+def honour_set_policy(
+    policy: Policy,
+    nodes: Sequence[Node],
+    *,
+    given: Collection[str],
+    now: float,
+    epoch_s: float,
+    machine_profile: str,
+) -> Policy:
+    """``policy`` with the program's ``SET_POLICY`` hints applied where ``q_submit`` set none.
+
+    For each key the first ``SET_POLICY`` node that sets it counts (the kernel schedules
+    whole jobs): ``priority`` (0..9, as a submit's), ``deadline`` in kernel epochs from now,
+    ``code_distance`` for qubits whose ``ALLOC_LQ`` names no profile (the machine's code
+    family at that distance; the QEC layer checks it fits). A key the submit's policy sets
+    wins over the program's.
+
+    Raises:
+        InvalidArgument: a priority outside 0..9 (naming the node).
+    """
+    hints: dict[str, tuple[Any, str]] = {}
+    for node in nodes:
+        if node.op != "SET_POLICY":
+            continue
+        for key, value in node.args.items():
+            if key in GRAPH_POLICY_KEYS and key not in hints:
+                hints[key] = (value, node.id)
+    changes: dict[str, Any] = {}
+    for key, (value, node_id) in hints.items():
+        if GRAPH_POLICY_KEYS[key] in given:
+            continue
+        if key == "priority":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+                raise InvalidArgument(
+                    f"SET_POLICY node {node_id!r}: priority must be an integer 0..9, got {value!r}",
+                    key="SET_POLICY.priority",
+                    node=node_id,
+                )
+            changes["priority"] = value
+        elif key == "deadline":
+            changes["deadline"] = now + float(value) * epoch_s
+        else:
+            family = parse_profile(machine_profile).family
+            changes["profile"] = str(Profile(family=family, distance=int(value)))
+    return msgspec.structs.replace(policy, **changes) if changes else policy
+
+
+__all__ = [
+    "ACTIVE_STATES",
+    "CANCELLED",
+    "COMPLETED",
+    "FAILED",
+    "FINAL_STATES",
+    "QUEUED",
+    "RUNNING",
+    "STATES",
+    "TIMED_OUT",
+    "VALIDATING",
+    "Job",
+    "error_json",
+    "honour_set_policy",
+    "new_id",
+    "parse_policy",
+    "result_expired",
+    "target_options",
+]

@@ -1,0 +1,99 @@
+"""Verified programs by their QVM JSON text, kept per process: the kernel's admission,
+its fault policies, attestation and replay, and every worker verify a text once.
+
+The cache is bounded twice: at most :data:`VERIFIED_CACHE_SIZE` programs, and at most
+:data:`VERIFIED_CACHE_NODES` graph nodes in all, so a tenant submitting 99,990-node
+programs cannot make it pin 256 of them (25 million nodes, gigabytes). A program larger
+than the node bound alone is verified and not kept. The least recently used go first.
+
+The kernel verifies big programs in threads (:mod:`qmk.kernel.admit.budget`), so the cache
+is held under a lock (the verification itself is not).
+
+>>> from qmk.kernel.records.programs import VerifiedCache
+>>> cache = VerifiedCache(size=4, nodes=5)
+>>> cache.put("a", 3, "A"); cache.put("b", 2, "B"); cache.put("c", 1, "C")
+>>> cache.get("a"), cache.get("c"), cache.nodes  # a was first in: evicted for c
+(None, 'C', 3)
+>>> cache.put("huge", 6, "H"); cache.get("huge") is None  # over the bound alone
+True
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+#: How many verified programs a process keeps, by graph text.
+VERIFIED_CACHE_SIZE = 256
+#: How many graph nodes the kept programs may hold together (two and a half programs of
+#: the default ``max_graph_nodes``).
+VERIFIED_CACHE_NODES = 250_000
+
+
+class VerifiedCache:
+    """A least-recently-used map of graph text to program, bounded in entries and nodes.
+
+    Args:
+        size: the most programs kept.
+        nodes: the most graph nodes kept, all programs together.
+    """
+
+    def __init__(self, *, size: int = VERIFIED_CACHE_SIZE, nodes: int = VERIFIED_CACHE_NODES):
+        self.size, self.limit = size, nodes
+        self._entries: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self.nodes = 0  # held now
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> Any:
+        """The program kept for ``text``, or None."""
+        with self._lock:
+            entry = self._entries.get(text)
+            if entry is None:
+                return None
+            self._entries.move_to_end(text)
+            return entry[1]
+
+    def put(self, text: str, nodes: int, program: Any) -> None:
+        """Keep ``program`` (of ``nodes`` nodes) for ``text``, evicting the least recently
+        used past either bound; a program over the node bound alone is not kept."""
+        if nodes > self.limit:
+            return
+        evicted = []  # freed after the lock is let go
+        with self._lock:
+            old = self._entries.pop(text, None)
+            if old is not None:
+                self.nodes -= old[0]
+            self._entries[text] = (nodes, program)
+            self.nodes += nodes
+            while len(self._entries) > self.size or self.nodes > self.limit:
+                _, entry = self._entries.popitem(last=False)
+                self.nodes -= entry[0]
+                evicted.append(entry)
+        del evicted
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_CACHE = VerifiedCache()
+
+
+def verified(text: str) -> Any:
+    """The :class:`~qmk.qvm.verify.VerifiedProgram` of QVM JSON ``text`` (cached by text).
+
+    Raises:
+        QMKError: FormatError or VerificationError, as :func:`qmk.qvm.verify.verify`.
+    """
+    program = _CACHE.get(text)
+    if program is not None:
+        return program
+    from qmk.qvm import graph as graph_io
+    from qmk.qvm.verify import verify
+
+    program = verify(graph_io.loads(text))
+    _CACHE.put(text, len(program.graph.nodes), program)
+    return program
+
+
+__all__ = ["VERIFIED_CACHE_NODES", "VERIFIED_CACHE_SIZE", "VerifiedCache", "verified"]

@@ -1,0 +1,285 @@
+"""A finished job's result as the kernel keeps it: its JSON, encoded once, with an index
+of its counts (:class:`StoredResult`), and the digest of its counts the attestation
+records (:func:`digest_counts`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from qmk.kernel.records.outcome import Done, Ran
+
+
+def digest_counts(counts: Mapping[str, int]) -> str:
+    """SHA-256 of ``counts`` as canonical JSON (sorted keys, no spaces).
+
+    >>> digest_counts({"11": 3, "00": 5}) == digest_counts({"00": 5, "11": 3})
+    True
+    """
+    text = json.dumps(dict(counts), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: A stored result's index marks the start of every this-many-th counts entry, so a
+#: page starts and ends after a scan of fewer entries than this (:meth:`StoredResult.page`).
+RESULT_MARK_EVERY = 1024
+
+_COUNTS_OPEN = b'{"counts":'
+#: One JSON value at an offset of a text, at C speed: (value, the offset after it).
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_ENCODE_KEY = json.encoder.encode_basestring  # a str as json.dumps writes it (non-ASCII kept)
+
+
+def compact_encoder(*, allow_nan: bool) -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=...)``:
+    the same text (dumps runs this C encoder with these arguments), with the encoder
+    made once, not per call (a worker encodes every result it makes, the store a job's
+    row a few times). The values are plain data, never circular, so no marker table is
+    kept; a value JSON cannot hold raises dumps' TypeError."""
+    make = getattr(json.encoder, "c_make_encoder", None)  # (not in the stubs)
+    if make is None:  # pragma: no cover - CPython has it
+        return lambda value: json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan
+        )
+    encode = make(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        allow_nan,
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_dumps = compact_encoder(allow_nan=False)
+
+
+class StoredResult(Mapping[str, Any]):
+    """A finished job's result as the kernel keeps it: its JSON, encoded once (UTF-8).
+
+    ``data`` is what the database holds (``jobs.result``) and what every reply carries:
+    the wire splices it into a reply as it is (:func:`qmk.abi.jsonrpc.encode` writes any
+    object with ``__json_bytes__``), so the kernel never parses or re-encodes a result to
+    answer ``q_status``, ``q_wait`` or a REST call: a reply costs a copy of the bytes.
+    ``meta`` is the small part the kernel reads: ``head`` (every member but ``counts``:
+    engine, telemetry, ...), ``entries`` (how many counts), ``counts_at`` (the byte
+    offsets where the counts object starts and ends), ``marks`` (where every
+    :data:`RESULT_MARK_EVERY`-th entry starts) and ``counts_sha256``
+    (:func:`digest_counts`).
+
+    It reads as the result's mapping in-process (``result["counts"]`` parses the counts
+    once; the ``head`` members never need a parse).
+
+    >>> stored = encode_result({"counts": {"00": 3, "11": 5}, "shots": 8})
+    >>> stored.data
+    b'{"counts":{"00":3,"11":5},"shots":8}'
+    >>> stored["shots"], stored["counts"]["11"], len(stored)
+    (8, 5, 2)
+    >>> stored.page(1, 10)
+    (b'{"11":5}', None)
+    """
+
+    __slots__ = ("_counts", "_sha256", "data", "meta")
+
+    def __init__(self, data: bytes, meta: Mapping[str, Any]) -> None:
+        self.data = data
+        self.meta = meta
+        self._counts: dict[str, Any] | None = None
+        self._sha256: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 (hex) of :attr:`data`, taken once: what the job's COMPLETED audit line
+        records and its seal covers (:mod:`qmk.kernel.security.seals`)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.data).hexdigest()
+        return self._sha256
+
+    def __json_bytes__(self) -> bytes:
+        return self.data
+
+    @property
+    def nbytes(self) -> int:
+        """The stored JSON's size in bytes."""
+        return len(self.data)
+
+    @property
+    def entries(self) -> int:
+        """How many counts entries the result holds."""
+        return int(self.meta.get("entries", 0))
+
+    @property
+    def head(self) -> Mapping[str, Any]:
+        """The result without its counts."""
+        head: Mapping[str, Any] = self.meta["head"]
+        return head
+
+    @property
+    def counts_sha256(self) -> str | None:
+        digest = self.meta.get("counts_sha256")
+        return None if digest is None else str(digest)
+
+    def __getitem__(self, key: str) -> Any:
+        head = self.meta["head"]
+        if key in head:
+            return head[key]
+        if key != "counts" or self.meta.get("counts_at") is None:
+            raise KeyError(key)
+        if self._counts is None:
+            start, end = self.meta["counts_at"]
+            self._counts = json.loads(self.data[start:end])
+        return self._counts
+
+    def __iter__(self) -> Iterator[str]:
+        if self.meta.get("counts_at") is not None:
+            yield "counts"
+        yield from self.meta["head"]
+
+    def __len__(self) -> int:
+        return len(self.meta["head"]) + (self.meta.get("counts_at") is not None)
+
+    def __repr__(self) -> str:
+        return f"StoredResult({self.nbytes} bytes, {self.entries} counts entries)"
+
+    def _entry_start(self, index: int) -> int:
+        """The byte offset where counts entry ``index`` starts (``entries``: after the
+        closing brace): from the mark before it, a scan of fewer than
+        :data:`RESULT_MARK_EVERY` entries."""
+        if index >= self.entries:
+            return int(self.meta["counts_at"][1])
+        mark = index // RESULT_MARK_EVERY
+        at = int(self.meta["marks"][mark])
+        skip = index % RESULT_MARK_EVERY
+        if not skip:
+            return at
+        # the entries from this mark to the next one, as text: "key":value, ... (the scan
+        # never reaches the end of the window: it stops before the index's own entry)
+        window = self.data[
+            at : self._entry_start(min((mark + 1) * RESULT_MARK_EVERY, self.entries))
+        ]
+        text = window.decode()
+        pos = 0
+        for _ in range(skip):
+            _, pos = _SCAN(text, pos)
+            _, pos = _SCAN(text, pos + 1)
+            pos += 1  # the comma
+        return at + (pos if text.isascii() else len(text[:pos].encode()))
+
+    def page(self, start: int, limit: int) -> tuple[bytes, int | None]:
+        """The counts entries ``start`` .. ``start + limit - 1`` (in stored order) as the
+        UTF-8 JSON of an object, and the index after them (None: no more)."""
+        if self.meta.get("counts_at") is None or start >= self.entries:
+            return b"{}", None
+        stop = min(start + limit, self.entries)
+        body = self.data[self._entry_start(start) : self._entry_start(stop) - 1]
+        return b"{" + body + b"}", (stop if stop < self.entries else None)
+
+
+def encode_result(value: Mapping[str, Any]) -> StoredResult:
+    """``value`` (a result's JSON object) as a :class:`StoredResult`: counts first, then
+    the other members, with the index of its counts entries.
+
+    Raises:
+        ValueError: the value is not JSON (a NaN, say).
+    """
+    head = {key: item for key, item in value.items() if key != "counts"}
+    head_text = _dumps(head)
+    counts = value.get("counts")
+    if not isinstance(counts, Mapping) or not all(isinstance(key, str) for key in counts):
+        meta = {"head": head, "entries": 0, "counts_at": None, "marks": []}
+        if counts is not None:  # not a counts mapping: kept as it is, among the rest
+            head["counts"] = counts
+            return StoredResult(_dumps(head).encode(), meta)
+        return StoredResult(head_text.encode(), meta)
+    counts_data = _dumps(dict(counts)).encode()
+    begin = len(_COUNTS_OPEN)
+    end = begin + len(counts_data)
+    rest = b"}" if head_text == "{}" else b"," + head_text[1:].encode()
+    data = _COUNTS_OPEN + counts_data + rest
+    marks = []
+    at = begin + 1
+    for index, (key, count) in enumerate(counts.items()):
+        if index % RESULT_MARK_EVERY == 0:
+            marks.append(at)
+        shown = _ENCODE_KEY(key) + ":" + (repr(count) if type(count) is int else _dumps(count))
+        at += (len(shown) if shown.isascii() else len(shown.encode())) + 1  # and ','
+    if counts and at != end:  # cannot happen for JSON as json.dumps writes it
+        raise ValueError(f"the counts' index ends at {at}, the counts at {end}")
+    meta = {
+        "head": head,
+        "entries": len(counts),
+        "counts_at": [begin, end],
+        "marks": marks,
+        "counts_sha256": _counts_digest(counts, counts_data),
+    }
+    return StoredResult(data, meta)
+
+
+def _counts_digest(counts: Mapping[str, Any], encoded: bytes) -> str:
+    """:func:`digest_counts` of ``counts``, whose compact JSON is ``encoded``: that text's
+    digest where it is the canonical text already (keys sorted, as a run's counts are,
+    and every byte printable ASCII, which both encoders write alike), else found anew."""
+    keys = list(counts)
+    if encoded.isascii() and b"\x7f" not in encoded and keys == sorted(keys):
+        return hashlib.sha256(encoded).hexdigest()
+    return digest_counts(counts)
+
+
+def with_telemetry(result: StoredResult, **fields: Any) -> StoredResult:
+    """``result`` with ``fields`` added to its ``telemetry`` member: its counts' bytes and
+    their index are kept as they are (only the members after the counts are written
+    again), so it costs a copy of the bytes, never a parse of the counts.
+
+    >>> stored = encode_result({"counts": {"0": 2}, "telemetry": {"shots": 2}})
+    >>> with_telemetry(stored, cache_hit=True).data
+    b'{"counts":{"0":2},"telemetry":{"shots":2,"cache_hit":true}}'
+    """
+    head = dict(result.head)
+    telemetry = head.get("telemetry")
+    head["telemetry"] = {**(telemetry if isinstance(telemetry, Mapping) else {}), **fields}
+    meta = {**result.meta, "head": head}
+    counts_at = result.meta.get("counts_at")
+    if counts_at is None:  # no counts mapping: the head is the whole result
+        return StoredResult(_dumps(head).encode(), meta)
+    end = int(counts_at[1])
+    return StoredResult(result.data[:end] + b"," + _dumps(head)[1:].encode(), meta)
+
+
+def stored_result(data: bytes | str, meta: str | None) -> StoredResult:
+    """A result as the database holds it: its JSON and its ``meta`` JSON (None: a row
+    written before results were indexed, which is parsed and encoded once more)."""
+    if isinstance(data, str):
+        data = data.encode()
+    if meta is None:
+        return encode_result(json.loads(data))
+    return StoredResult(data, json.loads(meta))
+
+
+def result_of(outcome: Done | Ran) -> StoredResult:
+    """The result of a worker's successful ``outcome``: its JSON and index as the worker
+    encoded them (:class:`~qmk.kernel.records.outcome.Done`, with the digest it took), or a
+    result object (a part's, or a Dask job's parts merged in the kernel) encoded here."""
+    if isinstance(outcome, Done):
+        result = StoredResult(outcome.result_json, outcome.result_meta)
+        result._sha256 = outcome.result_sha256  # the worker's (a wrong one fails its own seal)
+        return result
+    return encode_result(outcome.result)
+
+
+__all__ = [
+    "RESULT_MARK_EVERY",
+    "StoredResult",
+    "compact_encoder",
+    "digest_counts",
+    "encode_result",
+    "result_of",
+    "stored_result",
+    "with_telemetry",
+]

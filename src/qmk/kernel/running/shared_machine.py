@@ -1,0 +1,264 @@
+"""The kernel's shared machine: every job scheduled in machine time before it runs.
+
+A kernel holds one :class:`SharedMachine` (``docs/machine.md``, "The machine in a
+kernel"): the floorplan of its ``[machine]`` table and its policy, the scheduler a
+:class:`~qmk.kernel.machine.live.LiveMachine` keeps, and the machine clock
+(:class:`~qmk.kernel.clock.MachineClock`: ``[machine] cycles_per_s`` logical cycles a
+second from the kernel's start, real time by default).
+
+- **Admission** asks each job's target for its footprint (``Job.footprint``).
+- **Arrival.** Accepted, a job whose footprint holds tiles arrives at the machine
+  stamped with the clock's cycle (:meth:`SharedMachine.admit`) and waits there,
+  ``QUEUED``. The machine's schedule depends only on these stamps: the same arrivals
+  under the same policy give the same schedule on any computer.
+- **Advance.** The machine's task (:meth:`SharedMachine.run`) brings the scheduler up to
+  (not including) the clock's cycle, whose arrivals may still come, and sleeps until the
+  clock passes the scheduler's next event or a job arrives. Jobs stamped with the same
+  cycle meet at the same decisions, however the kernel's loop turns fell between them.
+- **Release.** A job whose schedule ended gets it in its run request
+  (:class:`~qmk.execution.request.MachineRun`: its ``machine`` record, and its waits as
+  idle cycles after the program's nodes) and goes to the worker queue: its worker
+  computes the outcomes with those idle errors, its telemetry and attestation carry the
+  schedule, and ``qmk audit replay`` runs it again with it.
+
+A job the machine does not hold goes to the worker queue at once: a cache hit (it takes no
+machine time), a job whose footprint holds no tiles (a neutral-atom device job, a
+program of no qubits), a job teleported over several modules (a footprint places on one
+module), and a job whose request has its schedule already (restored, recovered, or
+preempted in wall time: the schedule is fixed once). A job cancelled or timed out while
+it waits for its start leaves the machine; one that has started runs out its schedule in
+machine time, its record dropped. On a machine of one module (no links between modules) a
+job's Bell pairs are made inside the module and draw on no shared resource. The machine's
+decoder is ``[machine] decoder_bits_per_cycle``: ``[faults] decoder_capacity_bits_per_s``
+stays the fault policy's throttle of a job's own measurements (:mod:`qmk.kernel.admit.faults`),
+never charged twice.
+
+Nothing here imports the service: the supervisor hands jobs in and takes them back
+through :meth:`SharedMachine.admit`, :meth:`SharedMachine.withdraw` and the ``release``
+callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from qmk.execution.request import MachineRun
+from qmk.kernel.clock import MachineClock, RateClock
+from qmk.kernel.machine.jobs import JobRecord, JobSpec
+from qmk.kernel.machine.live import LiveMachine
+from qmk.kernel.machine.spec import config_machine
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
+    from qmk.http.probe import MachineFacts
+    from qmk.kernel.config import KernelConfig
+    from qmk.kernel.records.jobs import Job
+
+
+def clock_for(config: KernelConfig, cycle_time_ns: int) -> RateClock:
+    """The machine clock of ``config``: ``[machine] cycles_per_s``, or real time (one
+    second over the logical cycle time)."""
+    rate = config.machine.cycles_per_s
+    return RateClock(rate if rate is not None else 1e9 / cycle_time_ns)
+
+
+def _local_pairs(footprint: Footprint) -> Footprint:
+    """``footprint`` on a machine without links between modules (one module): its Bell
+    pairs (a channel's, a teleported gate's) are made inside the module by lattice
+    surgery, drawing on no shared resource, so its steps draw none from the link."""
+    import msgspec
+
+    steps = tuple(msgspec.structs.replace(s, bell_pairs=0) for s in footprint.steps)
+    return msgspec.structs.replace(footprint, steps=steps)
+
+
+def footprint_of(job: Job) -> Footprint | None:
+    """``job``'s footprint asked of its target again (a job read back from the store,
+    which keeps none); None when its target now refuses it (its worker will say why)."""
+    from qmk.errors import QMKError
+    from qmk.execution import target as targets
+
+    target = targets.get(job.request.target)
+    try:
+        program = target.read(job.graph)
+        return target.compile(program, job.request).footprint
+    except QMKError:
+        return None
+
+
+class SharedMachine:
+    """The kernel's side of the shared machine (module docstring).
+
+    Args:
+        config: the kernel configuration (``[machine]``, the tenants' ``machine_share``).
+        release: called with each job whose schedule ended, and its schedule.
+        clock: the machine clock (default: :func:`clock_for`).
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        release: Callable[[Job, MachineRun], None],
+        *,
+        clock: MachineClock | None = None,
+    ) -> None:
+        spec = config_machine(config)
+        if config.machine.decoder_bits_per_cycle is None:
+            # [faults] decoder_capacity_bits_per_s is the fault policy's, which throttles
+            # a job's own measurements (qmk.kernel.admit.faults): not charged a second time here
+            spec = spec.with_(decoder_bits_per_cycle=None)
+        self.spec = spec
+        shares = {name: tenant.machine_share for name, tenant in config.tenants.items()}
+        self.live = LiveMachine(self.spec, config.machine.policy, shares)
+        self.clock: MachineClock = clock or clock_for(config, self.spec.cycle_time_ns)
+        self._release = release
+        #: machine ids of the jobs the machine holds -> the kernel's job
+        self._held: dict[str, Job] = {}
+        self._ids: dict[str, str] = {}  # job id -> its machine id now
+        self._admitted: Counter[str] = Counter()  # job id -> times it arrived
+        self._per_tenant: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+
+    # ------------------------------------------------------------------ jobs in
+
+    def takes(self, job: Job) -> bool:
+        """Whether ``job`` waits for a schedule here before it runs: it has a footprint
+        of tiles (admission leaves none on a job teleported over modules) and no schedule
+        yet (module docstring)."""
+        footprint = job.footprint
+        return job.request.machine is None and footprint is not None and footprint.tiles > 0
+
+    def _spec(self, job: Job, footprint: Footprint, machine_id: str) -> JobSpec:
+        if footprint.bell_pairs and self.spec.link.bell_pairs_per_cycle <= 0:
+            footprint = _local_pairs(footprint)
+        return JobSpec(
+            id=machine_id,
+            tenant=job.tenant,
+            footprint=footprint,
+            arrival_cycle=self.clock.cycle(),
+            priority=job.priority,
+            program=job.request.program_digest[:12],
+            shots=job.shots,
+        )
+
+    def check(self, job: Job) -> None:
+        """Refuse a job no placement can ever hold (before it is stored).
+
+        Raises:
+            MachineError: ``QK501 unplaceable`` naming it.
+        """
+        if self.takes(job):
+            assert job.footprint is not None
+            self.live.check(self._spec(job, job.footprint, job.job_id))
+
+    def admit(self, job: Job) -> None:
+        """``job`` arrives now, stamped with the clock's cycle.
+
+        Raises:
+            MachineError: ``QK501`` no placement can ever hold it.
+        """
+        assert job.footprint is not None
+        count = self._admitted[job.job_id]
+        machine_id = job.job_id if count == 0 else f"{job.job_id}.{count}"
+        self.live.admit(self._spec(job, job.footprint, machine_id))
+        self._admitted[job.job_id] += 1
+        self._held[machine_id] = job
+        self._ids[job.job_id] = machine_id
+        self._per_tenant[job.tenant] += 1
+        self._wake.set()
+
+    def withdraw(self, job_id: str) -> bool:
+        """Take ``job_id`` back (cancelled, timed out, restored): whether it was here.
+        One that waits for its start leaves the machine; one that has started runs out
+        its schedule in machine time, its record dropped."""
+        machine_id = self._ids.pop(job_id, None)
+        if machine_id is None:
+            return False
+        job = self._held.pop(machine_id)
+        self._per_tenant[job.tenant] -= 1
+        self.live.withdraw(machine_id)
+        return True
+
+    def holds(self, tenant: str) -> int:
+        """How many of ``tenant``'s jobs wait for their schedule to end."""
+        return self._per_tenant[tenant]
+
+    # ------------------------------------------------------------------ time
+
+    async def run(self) -> None:
+        """The machine's task: advance to the clock, release the jobs whose schedule
+        ended, sleep until the next event or arrival (for as long as it runs)."""
+        self.clock.start()
+        while True:
+            self._wake.clear()
+            # only what happens before the clock's cycle is final: a job may still arrive
+            # at the cycle itself (stamped with it), and join that boundary's decision
+            before = math.nextafter(float(self.clock.cycle()), -math.inf)
+            for record in self.live.advance(before):
+                self._ended(record)
+            upcoming = self.live.next_event()
+            await self.clock.wait(
+                upcoming if upcoming == math.inf else math.floor(upcoming) + 1, self._wake
+            )
+
+    def _ended(self, record: JobRecord) -> None:
+        job = self._held.pop(record.id, None)
+        if job is None:
+            return  # withdrawn after it started: its schedule ran out
+        self._ids.pop(job.job_id, None)
+        self._per_tenant[job.tenant] -= 1
+        assert job.footprint is not None
+        machine = record.machine_json()
+        run = MachineRun(
+            arrival_cycle=machine["arrival_cycle"],
+            start_cycle=machine["start_cycle"],
+            end_cycle=machine["end_cycle"],
+            tiles=machine["tiles"],
+            module=machine["module"],
+            wait_cycles=machine["wait_cycles"],
+            idle_logical_error=machine["idle_logical_error"],
+            idle=record.idle_after(job.footprint),
+        )
+        self._release(job, run)
+
+    # ------------------------------------------------------------------ status
+
+    def facts(self) -> MachineFacts:
+        """The machine's figures for a metrics scrape (no floorplan, no series)."""
+        from qmk.http.probe import MachineFacts
+
+        figures = self.live.figures()
+        return MachineFacts(
+            cycle=self.clock.cycle(),
+            jobs=figures["jobs"],
+            utilization=figures["utilization"],
+            tenant_shares=figures["tenant_shares"],
+            jain_fairness=figures["jain_fairness"],
+            throughput_jobs_per_s=figures["throughput_jobs_per_s"],
+            mean_slowdown=figures["mean_slowdown"],
+            p95_slowdown=figures["p95_slowdown"],
+            speedup_vs_exclusive=figures["speedup_vs_exclusive"],
+        )
+
+    def status(self, tenant: str) -> dict[str, Any]:
+        """The machine as ``tenant`` sees it (``q_machine_status``): the floorplan with
+        every tenant's jobs in place (another tenant's job ids left out), utilization so
+        far and over time, each tenant's share, Jain's index, throughput, slowdowns and
+        the speedup over ``exclusive`` for the same arrivals; the machine's figures; the
+        clock."""
+        out = self.live.status()
+        for module in out["floorplan"]:
+            for placed in module["jobs"]:
+                job = self._held.get(placed["job"])
+                mine = job is not None and job.tenant == tenant
+                placed["job"] = job.job_id if mine and job is not None else None
+        out["clock_cycle"] = self.clock.cycle()
+        out["machine"] = self.spec.to_json()
+        return out
+
+
+__all__ = ["SharedMachine", "clock_for", "footprint_of"]

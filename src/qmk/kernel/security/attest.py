@@ -1,0 +1,196 @@
+"""Attestation: what a completed job ran, per epoch, chained into the audit log; and replay.
+
+When a job completes, the kernel appends one ``attest`` line to the audit log (so it is
+hash-chained and signed like every other line). It records everything needed to run the
+job again and the digest of what it gave:
+
+- the run's inputs: the fields of its run request
+  (:class:`~qmk.execution.request.RunRequest`, as the worker ran it): the SHA-256 of the
+  submitted graph text (``program_digest``), shots, seed, the engine asked for
+  (``engine_requested``), the noise flag, qubit parameter set, default profile, noise
+  model and calibration (values, not names of files), the changes the fault policies made
+  to the program (``rewrite``, :mod:`qmk.kernel.admit.faults`; null when none) and the policy;
+- ``engine``: the engine that ran it;
+- one record per epoch of the program (the nodes between fences): how many nodes, the ops
+  it applies by name, the capabilities they need, and the logical qubits it allocates;
+- the SHA-256 of the result's counts (canonical JSON, keys sorted);
+- ``cache_hit``: whether the result is a stored one of an earlier run of the same
+  request (:mod:`qmk.kernel.admit.cache`), and then ``cached_from``, that run's job. The
+  request is the job's own either way, so replay runs it and compares.
+
+:func:`replay` runs the job again from its stored graph and its ``attest`` line and says
+whether the counts are the same. The executor is deterministic for a seed, so a mismatch
+means the record, the graph or the executor changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from qmk.errors import InvalidArgument
+from qmk.execution.request import Rewrite, RunRequest, program_digest
+from qmk.kernel.datafiles import AUDIT_FILE
+from qmk.kernel.records.programs import verified
+from qmk.kernel.records.stored import digest_counts
+from qmk.memo import Memo
+from qmk.qvm.ops import OPS
+
+#: The audit event of an attestation line.
+ATTEST_EVENT = "attest"
+#: The fields of an attest line that are its run request's (their JSON names).
+REQUEST_FIELDS: tuple[str, ...] = tuple(f.encode_name for f in msgspec.structs.fields(RunRequest))
+
+
+#: The epoch records of the programs run last (a kernel runs the same few programs often).
+_RECORDS: Memo[list[dict[str, Any]]] = Memo(64)
+
+
+def epoch_records(program: Any) -> list[dict[str, Any]]:
+    """One record per epoch of a verified program: nodes, ops by name, caps, allocations.
+
+    Kept per program object (the verified-program cache hands the same one to every job
+    of a text): the records are read, never changed, by the attest lines that hold them.
+    """
+    return _RECORDS.get(id(program), program, lambda: _epoch_records(program))
+
+
+def _epoch_records(program: Any) -> list[dict[str, Any]]:
+    nodes = program.graph.nodes
+    records = []
+    for epoch in program.epochs:
+        ops: Counter[str] = Counter(nodes[i].op for i in epoch.nodes)
+        caps = sorted({cap for op in ops if (cap := OPS[op].cap) is not None})
+        allocated = sum(len(nodes[i].vqs) for i in epoch.nodes if nodes[i].op == "ALLOC_LQ")
+        records.append(
+            {
+                "epoch": epoch.index,
+                "nodes": len(epoch.nodes),
+                "ops": dict(sorted(ops.items())),
+                "caps": caps,
+                "allocated_qubits": allocated,
+            }
+        )
+    return records
+
+
+def attestation(
+    request: RunRequest,
+    result: Mapping[str, Any],
+    program: Any,
+    *,
+    cached_from: str | None = None,
+) -> dict[str, Any]:
+    """The fields of a completed job's ``attest`` audit line (see the module docstring):
+    ``request`` as its worker ran it, the engine that ran it, ``program``'s epochs (the
+    verified program as submitted; the request's rewrite says what the kernel changed),
+    the digest of ``result``'s counts, and whether the result came from the result
+    cache (``cache_hit``; ``cached_from``: the job that ran, :mod:`qmk.kernel.admit.cache`)."""
+    fields = {
+        **request.to_json(),
+        "engine": result.get("engine"),
+        "epochs": epoch_records(program),
+        # a stored result carries the digest its worker took (no parse of the counts here)
+        "result_sha256": getattr(result, "counts_sha256", None) or digest_counts(result["counts"]),
+        "cache_hit": cached_from is not None,
+    }
+    if cached_from is not None:
+        fields["cached_from"] = cached_from
+    return fields
+
+
+def request_of(record: Mapping[str, Any]) -> RunRequest:
+    """The run request an ``attest`` line records.
+
+    Raises:
+        InvalidArgument: the line holds no run request (the message names the key); a
+            line of a kernel from before run requests (``graph_sha256``) says to bring
+            the data directory forward (``qmk admin migrate``, :mod:`qmk.kernel.storage.migrate`,
+            which writes a line of today's form after it).
+    """
+    if "program_digest" not in record and "graph_sha256" in record:
+        raise InvalidArgument(
+            f"the attest line of job {record.get('job_id')} (seq {record.get('seq')}) is an "
+            "older kernel's, without its run request: run qmk admin migrate on the data "
+            "directory, which writes one of today's form after it",
+            key="program_digest",
+        )
+    return RunRequest.from_json({k: record[k] for k in REQUEST_FIELDS if k in record})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replay:
+    """What :func:`replay` found."""
+
+    job_id: str
+    same: bool
+    shots: int
+    epochs: int
+    recorded: str
+    replayed: str
+    reason: str = ""
+
+
+def find_attestation(data_dir: str | Path, job_id: str) -> dict[str, Any] | None:
+    """The last ``attest`` line of ``job_id`` in the data directory's audit log, or None."""
+    found = None
+    with open(Path(data_dir) / AUDIT_FILE, encoding="utf-8") as handle:
+        for line in handle:
+            if f'"{job_id}"' not in line:
+                continue
+            record = json.loads(line)
+            if record.get("event") == ATTEST_EVENT and record.get("job_id") == job_id:
+                found = record
+    return found
+
+
+def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
+    """Run the job of ``record`` again on ``graph_text`` and compare the counts' digests."""
+    from qmk.execution.executor import execute
+
+    epochs = len(record.get("epochs", ()))
+    request = request_of(record)
+    ran = (request.rewrite or Rewrite()).apply(graph_text)
+    digest = program_digest(graph_text)
+    if digest != request.program_digest:
+        return Replay(
+            job_id=job_id,
+            same=False,
+            shots=request.shots,
+            epochs=epochs,
+            recorded=request.program_digest,
+            replayed=digest,
+            reason="the stored graph is not the one the job ran (its graph_sha256 differs "
+            "from the attested program_digest)",
+        )
+    plain = msgspec.structs.replace(request, trace_context=None, checkpoint_every_ops=0)
+    result = execute(verified(ran), plain)
+    counts = digest_counts(result.counts)
+    same = counts == record["result_sha256"]
+    return Replay(
+        job_id=job_id,
+        same=same,
+        shots=request.shots,
+        epochs=epochs,
+        recorded=record["result_sha256"],
+        replayed=counts,
+        reason="" if same else "the replayed counts differ from the recorded ones",
+    )
+
+
+__all__ = [
+    "ATTEST_EVENT",
+    "REQUEST_FIELDS",
+    "Replay",
+    "attestation",
+    "epoch_records",
+    "find_attestation",
+    "replay",
+    "request_of",
+]

@@ -1,0 +1,380 @@
+"""Billing: usage records at each job's end, invoices from the price table, and the
+webhook that tells a billing system, delivered at least once through a durable outbox.
+
+When a job ends (:meth:`Ledger.job_ended`, from the supervisor's one end path) its
+:class:`~qmk.kernel.records.usage.Usage` is written to the ``usage`` table and, with
+``[billing] webhook_url``, its webhook to the ``outbox`` table, in the open transaction
+that also holds the job's end state: one commit makes both durable, or neither.
+
+:class:`Outbox` (a task of the kernel's task group) POSTs each committed PENDING record,
+``[billing] webhook_concurrency`` of them at once (each on its own connection), so the
+lag stays bounded when jobs end faster than one receiver answers one request::
+
+    POST <webhook_url>
+    Content-Type: application/json
+    Idempotency-Key: <usage_id>
+    X-QMK-Signature: sha256=<hex HMAC-SHA256(webhook_secret, body)>
+
+    {"event": "job.usage", "usage_id", "tenant", "job_id", "state", "ended_at",
+     "usage": {"shots", "logical_qubit_seconds", "physical_qubit_cycles",
+               "device_seconds", "result_bytes"}}
+
+A 2xx answer marks it DELIVERED. Anything else (another status, a refused connection,
+a timeout) leaves it PENDING until ``webhook_backoff_s * 2**(attempts-1)`` (at most
+``webhook_backoff_max_s``) has passed; after ``webhook_attempts`` tries it is DEAD, a
+dead letter (``QK401 webhook-undelivered``) that ``qmk billing dead-letters`` lists and
+``qmk billing replay`` makes PENDING again. A kernel killed mid-delivery finds the record
+PENDING at its next start and delivers it again with the same body and key: at least
+once, and the key lets the receiver drop a repeat.
+
+>>> signature(b"k", b'{"a":1}')
+'sha256=c3a92ff9e274cdcce27a58c15a78ec6dcbbdbd0038a87e7a11baef2028fd8bff'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from qmk import aio
+from qmk.errors import InvalidArgument, UnavailableError
+from qmk.http.webhook import post
+from qmk.kernel.clock import Clock
+from qmk.kernel.config import BillingTable, KernelConfig
+from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.errors import OperationsError
+from qmk.kernel.records.jobs import Job
+from qmk.kernel.records.usage import FIELDS, UNITS, Usage, usage_of
+from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.store import Store
+
+_log = logging.getLogger("qmk.kernel.storage.billing")
+
+#: The outbox states.
+PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
+#: The event name in a webhook's body.
+EVENT = "job.usage"
+#: Longest the deliverer sleeps with nothing due: an operator's replay (another
+#: process writing the database) is seen within it.
+IDLE_POLL_S = 1.0
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """The ``X-QMK-Signature`` header of ``body``: ``sha256=<hex HMAC-SHA256>``."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def webhook_body(usage_id: str, job: Job, usage: Usage) -> bytes:
+    """The JSON body of a job's webhook (compact, UTF-8; the bytes that are signed)."""
+    return json.dumps(
+        {
+            "event": EVENT,
+            "usage_id": usage_id,
+            "tenant": job.tenant,
+            "job_id": job.job_id,
+            "state": job.state,
+            "ended_at": job.finished_at,
+            "usage": usage.to_json(),
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def invoice(totals: Usage, billing: BillingTable) -> dict[str, Any]:
+    """The invoice lines of ``totals`` at the price table's unit prices.
+
+    >>> from qmk.kernel.config import config_from_dict
+    >>> cfg = config_from_dict({"machine": {"physical_qubits": 10},
+    ...     "billing": {"currency": "EUR", "prices": {"shots": 0.002}}})
+    >>> invoice(Usage(shots=1500), cfg.billing)["total"]
+    3.0
+    """
+    prices = {name: getattr(billing.prices, name) for name in FIELDS}
+    lines = [
+        {
+            "item": name,
+            "unit": UNITS[name],
+            "quantity": quantity,
+            "unit_price": price,
+            "amount": amount,
+        }
+        for name, quantity, price, amount in totals.priced(prices)
+    ]
+    return {
+        "currency": billing.currency,
+        "lines": lines,
+        "total": round(sum(line["amount"] for line in lines), 10),
+    }
+
+
+def usage_record(row: Sequence[Any]) -> dict[str, Any]:
+    """A ``usage`` row as ``q_usage`` answers it."""
+    usage_id, job_id, tenant, state, ended_at, *quantities = row
+    return {
+        "usage_id": usage_id,
+        "job_id": job_id,
+        "tenant": tenant,
+        "state": state,
+        "ended_at": ended_at,
+        **dict(zip(FIELDS, quantities, strict=True)),
+    }
+
+
+class Ledger:
+    """Writes each job end's usage (and its webhook, when one is configured)."""
+
+    def __init__(self, config: KernelConfig, store: Store) -> None:
+        self.billing = config.billing
+        self.store = store
+        #: Set when a record was added to the outbox (the deliverer waits on it).
+        self.wake = asyncio.Event()
+
+    def job_ended(self, job: Job) -> str:
+        """Record ``job``'s usage at its end, in the open transaction; its usage id."""
+        usage = usage_of(job)
+        outbox = None
+        if self.billing.webhook_url is not None:
+
+            def outbox(usage_id: str) -> bytes:
+                return webhook_body(usage_id, job, usage)
+
+        ended = job.finished_at if job.finished_at is not None else 0.0
+        usage_id = self.store.insert_usage(
+            job.job_id, job.tenant, job.state, ended, usage, outbox=outbox, ended_before=job.ends
+        )
+        job.ends = int(usage_id.rpartition(".")[2])
+        if outbox is not None:
+            self.wake.set()
+        return usage_id
+
+
+class Outbox:
+    """Delivers the outbox's PENDING records to the webhook (see the module docstring).
+
+    Args:
+        billing: the ``[billing]`` table (url, secret, timeout, attempts, backoff).
+        store: the database.
+        commits: the group commit (a record is sent only once committed; an attempt's
+            outcome is written lazily).
+        clock: when a record is due.
+        wake: set when a record is added.
+    """
+
+    def __init__(
+        self,
+        billing: BillingTable,
+        store: Store,
+        commits: GroupCommit,
+        clock: Clock,
+        wake: asyncio.Event,
+    ) -> None:
+        assert billing.webhook_url is not None and billing.webhook_secret is not None
+        self.billing = billing
+        self.url = billing.webhook_url
+        self.secret = billing.webhook_secret.encode()
+        self.store = store
+        self.commits = commits
+        self.clock = clock
+        self.wake = wake
+
+    def backoff_s(self, attempts: int) -> float:
+        """The wait after the ``attempts``-th failed delivery."""
+        return float(
+            min(
+                self.billing.webhook_backoff_max_s,
+                self.billing.webhook_backoff_s * 2 ** min(attempts - 1, 60),
+            )
+        )
+
+    async def run(self) -> None:
+        """Deliver what is due, ``webhook_concurrency`` at once, forever (the kernel's
+        group cancels it: a delivery cut then is PENDING, sent again at the next start).
+
+        Each due record gets its own task as soon as a place is free (a slow receiver
+        holds one place, not the rest); the loop sleeps until a delivery ends, a record
+        is added, the next is due, or :data:`IDLE_POLL_S` passes."""
+        flying: set[str] = set()
+        most = self.billing.webhook_concurrency
+        async with aio.TaskGroup() as group:
+            while True:
+                self.wake.clear()
+                try:
+                    while self.commits.pending:  # only committed records leave the kernel
+                        await self.commits.durable()
+                except UnavailableError:  # the disk is full, say: the requests are told
+                    await asyncio.sleep(IDLE_POLL_S)
+                    continue
+                free = most - len(flying)
+                due = self.store.outbox_due(self.clock.now(), free + len(flying)) if free else []
+                for usage_id, body, attempts in [d for d in due if d[0] not in flying][:free]:
+                    flying.add(usage_id)
+                    group.create_task(self._one(usage_id, body, attempts, flying))
+                    free -= 1
+                wait = IDLE_POLL_S
+                if free:  # room for more: sleep until the next one not in flight is due
+                    next_at = self.store.outbox_next_at(flying)
+                    if next_at is not None:
+                        wait = max(0.0, min(wait, next_at - self.clock.now()))
+                with contextlib.suppress(TimeoutError):
+                    async with aio.timeout(wait):
+                        await self.wake.wait()
+
+    async def _one(self, usage_id: str, body: bytes, attempts: int, flying: set[str]) -> None:
+        """One delivery in its own task; its place is freed (and the loop woken) after."""
+        try:
+            await self.deliver(usage_id, body, attempts)
+        finally:
+            flying.discard(usage_id)
+            self.wake.set()
+
+    async def deliver(self, usage_id: str, body: bytes, attempts: int) -> bool:
+        """One delivery of a record; whether the receiver took it."""
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": usage_id,
+            "X-QMK-Signature": signature(self.secret, body),
+            "User-Agent": "qmk-billing",
+        }
+        error: str | None = None
+        try:
+            async with aio.timeout(self.billing.webhook_timeout_s):
+                status = await post(self.url, body, headers)
+            if not 200 <= status < 300:
+                error = f"the receiver answered {status}"
+        except TimeoutError:
+            error = f"no answer within {self.billing.webhook_timeout_s:g} s"
+        except (OSError, ValueError) as exc:
+            error = f"cannot deliver: {exc}"
+        attempts += 1
+        now = self.clock.now()
+        if error is None:
+            state, next_at = DELIVERED, now
+        elif attempts >= self.billing.webhook_attempts:
+            state, next_at = DEAD, now
+            _log.warning(
+                "%s",
+                OperationsError.of(
+                    "webhook-undelivered",
+                    f"usage {usage_id}: {error} at each of {attempts} attempts; "
+                    "it is a dead letter (qmk billing dead-letters)",
+                ),
+            )
+        else:
+            state, next_at = PENDING, now + self.backoff_s(attempts)
+        self.store.outbox_attempted(
+            usage_id, state=state, attempts=attempts, next_at=next_at, now=now, error=error
+        )
+        self.commits.dirty(urgent=False)
+        return error is None
+
+
+# --------------------------------------------------------------------------- operators
+
+
+def _connect(data_dir: str | Path) -> sqlite3.Connection:
+    path = Path(data_dir) / DB_FILE
+    if not path.exists():
+        raise InvalidArgument(f"{data_dir}: no kernel database ({DB_FILE})", key="data_dir")
+    db = sqlite3.connect(path, timeout=30.0)
+    try:
+        db.execute("SELECT 1 FROM outbox LIMIT 1")
+    except sqlite3.Error:
+        db.close()
+        raise InvalidArgument(
+            f"{data_dir}: its database has no outbox (a kernel older than billing)",
+            key="data_dir",
+        ) from None
+    return db
+
+
+def dead_letters(data_dir: str | Path) -> list[dict[str, Any]]:
+    """The outbox's DEAD records of the kernel database in ``data_dir``, oldest first."""
+    db = _connect(data_dir)
+    try:
+        rows = db.execute(
+            "SELECT usage_id, tenant, attempts, created_at, last_error, body FROM outbox "
+            "WHERE state=? ORDER BY created_at, rowid",
+            (DEAD,),
+        ).fetchall()
+    finally:
+        db.close()
+    return [
+        {
+            "usage_id": usage_id,
+            "tenant": tenant,
+            "attempts": attempts,
+            "created_at": created_at,
+            "last_error": last_error,
+            "body": json.loads(bytes(body)),
+        }
+        for usage_id, tenant, attempts, created_at, last_error, body in rows
+    ]
+
+
+def replay(data_dir: str | Path, usage_ids: Sequence[str], *, now: float) -> list[str]:
+    """Make the DEAD records ``usage_ids`` (none: every one) PENDING again, due at
+    ``now`` with their attempts counted afresh; the ids replayed. A running kernel
+    delivers them within :data:`IDLE_POLL_S`; a stopped one at its next start.
+
+    Raises:
+        InvalidArgument: an id that is no dead letter.
+    """
+    db = _connect(data_dir)
+    try:
+        with db:
+            if usage_ids:
+                dead = {
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT usage_id FROM outbox WHERE state=? AND usage_id IN "
+                        f"({', '.join('?' * len(usage_ids))})",
+                        (DEAD, *usage_ids),
+                    )
+                }
+                missing = [u for u in usage_ids if u not in dead]
+                if missing:
+                    raise InvalidArgument(
+                        f"{missing[0]} is no dead letter (qmk billing dead-letters lists them)",
+                        key="usage_id",
+                    )
+                chosen = list(dict.fromkeys(usage_ids))
+            else:
+                chosen = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT usage_id FROM outbox WHERE state=? ORDER BY created_at, rowid",
+                        (DEAD,),
+                    )
+                ]
+            db.executemany(
+                "UPDATE outbox SET state=?, attempts=0, next_at=? WHERE usage_id=? AND state=?",
+                [(PENDING, now, usage_id, DEAD) for usage_id in chosen],
+            )
+    finally:
+        db.close()
+    return chosen
+
+
+__all__ = [
+    "DEAD",
+    "DELIVERED",
+    "EVENT",
+    "PENDING",
+    "Ledger",
+    "Outbox",
+    "dead_letters",
+    "invoice",
+    "replay",
+    "signature",
+    "usage_record",
+    "webhook_body",
+]

@@ -1,0 +1,350 @@
+"""The kernel's data directory: one kernel at a time, and no silent start on damage.
+
+:func:`open_data_dir` runs before the kernel reads anything in the directory:
+
+1. **Lock.** It takes an exclusive ``flock`` on ``DATA_DIR/kernel.lock`` (holding the
+   kernel's pid). A second kernel on the same directory is refused with ``QK102
+   data-dir-locked``; the lock goes with the process, so a ``kill -9`` leaves none.
+2. **A torn audit tail** (the kernel died inside a write of ``audit.log``: a last line
+   without its newline, past the chain head the database committed) is cut off; the
+   kernel's ``open`` audit line says how many bytes (``repaired``).
+3. **Checks.** The database passes SQLite's ``quick_check``; the secret, the database
+   and the audit log are all there or all absent (a new directory); the audit log holds
+   the chain head the database committed, at the offset and with the hash it recorded,
+   and every line after it chains on. And every line after the one the last start's
+   check reached (its seq, hash and offset are in the database with their HMAC:
+   :func:`~qmk.kernel.storage.store.verified_audit_head`; the first line when there is none)
+   is where that check left it, chains on (seq, prev) and carries its HMAC: so lines
+   swapped, removed or forged anywhere since the last start are seen, and each start
+   reads only what was written since (``qmk audit verify`` reads it all). Anything else
+   is ``QK103 data-dir-damaged`` naming the problem, and the kernel does not start,
+   unless it is told to recover (``qmk serve --recover``): then it starts, and its
+   ``open`` audit line lists the problems (``audit verify`` still reports the break
+   where it is). The kernel records the line the check reached (:attr:`DataDir.checked`)
+   when it opens.
+
+Files the kernel creates in the directory are mode 0600, the directory and its folders
+0700, whatever the umask. Before anything else is read, :func:`lax_paths` looks at what
+is there (the directory, its files, the checkpoints and artifacts folders, their jobs'
+folders and the files in them): a file that its group or others may use, or a folder
+that others may use or its group may write into (but the checkpoints folder, which the
+kernel itself opens to its workers' group when they run as another user), is ``QK121
+lax-permissions`` and the kernel does not start, unless told to repair them (``qmk serve
+--repair-perms``): then those bits are taken away and the kernel's ``open`` audit line
+lists the paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qmk.kernel.datafiles import (
+    ARTIFACTS,
+    AUDIT_FILE,
+    CHECKPOINTS,
+    DB_FILE,
+    LOCK_FILE,
+    SECRET_FILE,
+)
+from qmk.kernel.errors import DataDirError, ExposureError
+from qmk.kernel.security.seals import derive
+from qmk.kernel.storage.audit import GENESIS, tail
+from qmk.kernel.storage.store import committed_audit_head, verified_audit_head
+
+
+@dataclass(slots=True, kw_only=True)
+class DataDir:
+    """An open data directory: its lock, and what the checks repaired or accepted."""
+
+    path: Path
+    lock_fd: int
+    #: Bytes of a torn audit tail that were cut off (0: none).
+    repaired_bytes: int = 0
+    #: Problems accepted by ``recover=True`` (empty: none found).
+    accepted: list[str] = field(default_factory=list)
+    #: Paths whose lax permissions were repaired (``repair_perms=True``).
+    repaired_perms: list[str] = field(default_factory=list)
+    #: (seq, hash, byte offset) of the audit log's last line when it was checked: where
+    #: the next start's check begins (the kernel records it, with its HMAC).
+    checked: tuple[int, str, int] = (0, GENESIS, 0)
+
+    def close(self) -> None:
+        """Release the lock (idempotent)."""
+        if self.lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+
+    def open_record(self) -> dict[str, Any]:
+        """The fields the kernel's ``open`` audit line adds for what happened here."""
+        record: dict[str, Any] = {}
+        if self.repaired_bytes:
+            record["repaired"] = {"torn_audit_bytes": self.repaired_bytes}
+        if self.accepted:
+            record["recovered_from"] = list(self.accepted)
+        if self.repaired_perms:
+            record.setdefault("repaired", {})["permissions"] = list(self.repaired_perms)
+        return record
+
+
+def open_data_dir(
+    path: str | os.PathLike[str], *, recover: bool = False, repair_perms: bool = False
+) -> DataDir:
+    """Lock ``path`` (created if missing), check its permissions (repaired with
+    ``repair_perms``), repair a torn audit tail, check the rest.
+
+    Raises:
+        DataDirError: ``data-dir-locked``, ``data-dir-damaged`` (unless ``recover``) or
+            ``data-dir-unusable``.
+        ExposureError: ``lax-permissions`` (unless ``repair_perms``).
+    """
+    root = Path(path)
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise DataDirError.of("data-dir-unusable", f"{root}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise DataDirError.of(
+            "data-dir-locked", f"{root} is in use by another kernel (pid {holder})"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    opened = DataDir(path=root, lock_fd=fd)
+    try:
+        opened.repaired_perms = _check_perms(root, repair_perms)
+        head = committed_audit_head(root)
+        opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
+        problems = check(root, head)
+        opened.checked = tail(root / AUDIT_FILE)
+    except BaseException:
+        opened.close()
+        raise
+    if problems and not recover:
+        opened.close()
+        raise DataDirError.of(
+            "data-dir-damaged", f"{root}: {'; '.join(problems)}", problems=problems
+        )
+    opened.accepted = problems
+    return opened
+
+
+def lax_paths(root: Path) -> list[tuple[Path, int, int]]:
+    """(path, its mode, the bits too many) of each entry of the data directory ``root``
+    (itself, its files, the checkpoints and artifacts folders, their jobs' folders and
+    the files in them) whose mode lets other users in (see the module docstring)."""
+    found: list[tuple[Path, int, int]] = []
+
+    def look(path: Path, opened_to_group: bool = False) -> bool:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(info.st_mode):
+            return False
+        mode = stat.S_IMODE(info.st_mode)
+        folder = stat.S_ISDIR(info.st_mode)
+        extra = mode & ((0o007 if opened_to_group else 0o027) if folder else 0o077)
+        if extra:
+            found.append((path, mode, extra))
+        return stat.S_ISDIR(info.st_mode)
+
+    look(root)
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", AUDIT_FILE, SECRET_FILE, LOCK_FILE):
+        look(root / name)
+    for folder, opened in ((root / CHECKPOINTS, True), (root / ARTIFACTS, False)):
+        if look(folder, opened_to_group=opened):
+            for job in sorted(folder.iterdir()):
+                if look(job):
+                    for file in sorted(job.iterdir()):
+                        look(file)
+    return found
+
+
+def _check_perms(root: Path, repair: bool) -> list[str]:
+    """The paths :func:`lax_paths` finds, repaired (``repair``: the extra bits taken
+    away); else ``QK121`` naming them.
+
+    Raises:
+        ExposureError: ``lax-permissions``.
+    """
+    lax = lax_paths(root)
+    if lax and not repair:
+        named = ", ".join(f"{path} (mode {mode:04o})" for path, mode, _ in lax[:5])
+        more = f" and {len(lax) - 5} more" if len(lax) > 5 else ""
+        raise ExposureError.of(
+            "lax-permissions",
+            f"{named}{more}: other users may read or change the kernel's files; chmod "
+            "them 0600 (folders 0700), or start once with qmk serve --repair-perms",
+            paths=[str(path) for path, _, _ in lax],
+        )
+    for path, mode, extra in lax:
+        os.chmod(path, mode & ~extra)
+    return [str(path) for path, _, _ in lax]
+
+
+def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
+    """The problems of the data directory ``root`` (empty: none); ``head`` is the chain
+    head its database committed (:func:`qmk.kernel.storage.store.committed_audit_head`)."""
+    problems: list[str] = []
+    db, audit, secret = (root / DB_FILE), (root / AUDIT_FILE), (root / SECRET_FILE)
+    has_lines = audit.exists() and audit.stat().st_size > 0
+    if db.exists():
+        try:
+            connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                result = connection.execute("PRAGMA quick_check").fetchone()
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as exc:
+            return [f"the database cannot be read ({exc})"]
+        if result is None or result[0] != "ok":
+            problems.append(f"the database is corrupt (quick_check: {result and result[0]})")
+    if has_lines and head is None:
+        problems.append(
+            "the audit log has lines but the database records none (the database was "
+            "deleted, truncated or replaced)"
+        )
+    if not secret.exists() and (has_lines or head is not None):
+        problems.append("the kernel secret is missing (sessions and audit macs depend on it)")
+    if head is not None:
+        problems += _check_chain(audit, head)
+    if not problems and has_lines and secret.exists():
+        key = secret.read_bytes()
+        problems += _check_since(audit, verified_audit_head(root, derive(key, "audit-head")), key)
+    return problems
+
+
+#: Where the chain's members sit at the end of a line the kernel wrote (counted from the
+#: end): ``,"prev":"`` at -148, the prev hash to -75, ``","mac":"`` to -66, the MAC to
+#: -2, ``"}``; the MAC covers the line up to -74 (``,"mac":...``) closed by ``}``.
+_TAIL, _PREV_END, _MAC_START, _MAC_END, _BODY_CUT = 148, 139, 75, 66, 74
+
+
+def _check_since(audit: Path, since: tuple[int, str, int] | None, secret: bytes) -> list[str]:
+    """Every line after ``since`` (the line the last start's check reached; None: from
+    the first) is where that check left it, chains on and carries its HMAC."""
+    seq, prev, offset = since or (0, GENESIS, 0)
+    with open(audit, "rb") as handle:
+        handle.seek(offset)
+        if seq > 0:
+            first = handle.readline().rstrip(b"\n")
+            if hashlib.sha256(first).hexdigest() != prev:
+                return [
+                    f"audit line {seq}, checked at the last start, is not where it was "
+                    "(edited, cut or moved)"
+                ]
+        expected = seq + 1
+        keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        for raw in handle:
+            line = raw.rstrip(b"\n")
+            # the kernel writes {"seq":N,...,"prev":"<64 hex>","mac":"<64 hex>"}: read at
+            # their places (a JSON parse per line cost 4x); a line it did not write fails
+            # its MAC, whatever its shape
+            chained = (
+                line.startswith(b'{"seq":%d,' % expected)
+                and line[-_TAIL:-_PREV_END] == b',"prev":"'
+                and line[-_PREV_END:-_MAC_START] == prev.encode()
+                and line[-_MAC_START:-_MAC_END] == b'","mac":"'
+                and line.endswith(b'"}')
+            )
+            mac = keyed.copy()
+            mac.update(line[:-_BODY_CUT] + b"}")
+            signed = hmac.compare_digest(mac.hexdigest().encode(), line[-_MAC_END:-2])
+            if not chained:
+                return [
+                    f"audit line {expected} does not chain on from line {expected - 1} "
+                    "(edited, removed or moved)"
+                ]
+            if not signed:
+                return [
+                    f"audit line {expected}'s mac does not match its content (edited, or "
+                    "written without the kernel's secret)"
+                ]
+            prev, expected = hashlib.sha256(line).hexdigest(), expected + 1
+    return []
+
+
+def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> int:
+    """Cut a last line without its newline off ``audit`` when it lies past the committed
+    head; the bytes cut (a torn line before the head is left for :func:`check`)."""
+    try:
+        size = audit.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size == 0:
+        return 0
+    with open(audit, "rb+") as handle:
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+        if tail.endswith(b"\n"):
+            return 0
+        cut = tail.rfind(b"\n")
+        keep = (size - len(tail)) + cut + 1 if cut >= 0 else 0
+        if head is not None and head[2] is not None and keep <= head[2]:
+            return 0  # the torn line is at or before the committed head: damage, not a tear
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return size - keep
+
+
+def _check_chain(audit: Path, head: tuple[int, str, int | None]) -> list[str]:
+    """The audit log holds the committed head, and every line after it chains on."""
+    seq, digest, offset = head
+    try:
+        with open(audit, "rb") as handle:
+            if offset is None:  # a directory written before offsets were kept: count lines
+                position = 0
+                for _ in range(seq - 1):
+                    line = handle.readline()
+                    if not line:
+                        break
+                    position += len(line)
+                offset = position
+            handle.seek(offset)
+            rest = handle.read()
+    except FileNotFoundError:
+        return [f"the audit log is missing (the database recorded line {seq})"]
+    lines = rest.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if not lines:
+        return [f"the audit log ends before line {seq}, the head the database recorded (cut)"]
+    if hashlib.sha256(lines[0]).hexdigest() != digest:
+        return [f"audit line {seq} is not the head the database recorded (cut or edited)"]
+    prev, expected = digest, seq + 1
+    for raw in lines[1:]:
+        try:
+            record = json.loads(raw)
+            ok = record["seq"] == expected and record["prev"] == prev
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            return [f"audit line {expected} does not chain on from the head (edited or moved)"]
+        prev, expected = hashlib.sha256(raw).hexdigest(), expected + 1
+    return []
+
+
+__all__ = [
+    "DataDir",
+    "DataDirError",
+    "check",
+    "lax_paths",
+    "open_data_dir",
+]

@@ -1,0 +1,508 @@
+"""Bring a data directory an older kernel wrote forward: ``qmk admin migrate DATA_DIR``.
+
+The kernel reads one format of its database (:data:`qmk.kernel.storage.store.SCHEMA_VERSION`)
+and one form of ``attest`` line; it refuses an older database (``QK105
+data-dir-outdated``) instead of keeping a reader for every format it once wrote. This
+module is the one place that knows those older forms, and rewrites them once, with no
+kernel holding the directory (it takes the data directory's lock):
+
+- **columns** a kernel added to ``jobs``, ``attempts`` and ``checkpoints`` since the first
+  format, added (null), with the indexes on them; a stored result's size
+  (``result_bytes``) and index (``result_meta``) where an older kernel kept neither;
+- **tables** added since (format 3: ``triggers`` and ``trigger_runs``, the workflow
+  triggers of :mod:`qmk.kernel.running.triggers`), created empty;
+- **graphs kept per job** (``job_graphs``, before big graphs were kept once per tenant and
+  text in ``graph_texts``) moved under their digest, and that table dropped;
+- **device jobs and policies of before targets** (format 1 and before): every stored
+  policy had a ``device`` key (null, or ``"neutral-atom"`` for a device job) that a policy
+  no longer has, and a device job's stored program was ``{"job": wire job,
+  "strict_timing": bool, "stream": spec}``. The key is dropped from each job's policy and
+  run request; a device job becomes a job of the ``neutral-atom`` target as today's
+  admission stores one: its program the wire job itself, ``strict_timing`` (when true) and
+  ``stream`` its ``target_options``, its ``program_digest`` that of the new text;
+- **run requests**: a job stored before jobs kept theirs gets the request an older kernel
+  ran it with, built from its graph, shots, seed and policy and, where the policy names
+  none, the machine's physics (the ``[machine]`` of the kernel's config: ``--config``);
+- **seals**: a database written before results were sealed records, under the kernel
+  secret, the first job whose result must carry one (the older results are read
+  unchecked, as before);
+- **attest lines** written before run requests (a ``graph_sha256`` of the rewritten graph
+  where a run request has ``program_digest``, the digest of the graph as submitted): the
+  audit log is append-only and hash-chained, so each such line stays as it is and a new
+  ``attest`` line of the same job follows it, with the run request the old one records
+  (``migrated_from``: the old line's ``seq``); :func:`~qmk.kernel.security.attest.find_attestation`
+  finds the newest, and replay reads it like any other. When the stored graph is not the
+  one the old line attests, the new line keeps the old digest, so replay says so. A line
+  of a run request whose policy has the ``device`` key of before targets is followed the
+  same way by one without it.
+
+It ends with a ``migrate`` audit line, the chain head committed, and the format number
+written. Running it again on a current directory changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from qmk import defaults
+from qmk.execution.request import Policy, Rewrite, RunRequest, program_digest
+from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
+from qmk.kernel.errors import DataDirError
+from qmk.kernel.records.stored import stored_result
+from qmk.kernel.security.attest import ATTEST_EVENT, REQUEST_FIELDS
+from qmk.kernel.security.seals import derive
+from qmk.kernel.security.sessions import load_secret
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.datadir import open_data_dir
+from qmk.kernel.storage.store import (
+    AUDIT_HEAD,
+    AUDIT_OFFSET,
+    AUDIT_SEQ,
+    GRAPH_APART,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    check_version,
+    compact_encoder,
+    create_tables,
+    record_seals_from,
+    schema_version,
+)
+from qmk.qvm.graph import compact_text
+from qmk.values import convert
+
+#: The columns kernels added after the first (unnumbered) format: (table, column, type).
+ADDED_COLUMNS = (
+    ("checkpoints", "path", "TEXT"),
+    ("checkpoints", "program_epoch", "INTEGER"),
+    ("checkpoints", "physics", "TEXT"),
+    ("jobs", "idempotency_key", "TEXT"),
+    ("jobs", "result_meta", "TEXT"),
+    ("jobs", "result_bytes", "INTEGER"),
+    ("jobs", "result_expired_at", "REAL"),
+    ("attempts", "result_meta", "TEXT"),
+    ("attempts", "result_bytes", "INTEGER"),
+    ("jobs", "request", "TEXT"),
+    ("jobs", "cache_key", "TEXT"),
+    ("jobs", "cached_from", "TEXT"),
+    ("jobs", "result_seal", "TEXT"),
+    ("attempts", "result_seal", "TEXT"),
+    ("jobs", "graph_digest", "TEXT"),
+)
+
+_dumps = compact_encoder(allow_nan=True)
+
+#: The policy key of before targets (format 1 and before): null for a QVM job, and
+#: :data:`_OLD_DEVICE_JOB` for a device job (``q_device_submit``'s).
+_OLD_DEVICE_KEY, _OLD_DEVICE_JOB = "device", "neutral-atom"
+#: The keys of an audit line that are the log's own, not its event's fields.
+_AUDIT_OWN = ("seq", "ts", "event", "prev", "mac")
+
+
+@dataclass(slots=True, kw_only=True)
+class Migrated:
+    """What :func:`migrate` changed."""
+
+    data_dir: str
+    #: The format found (None: unnumbered, an older kernel's; with no database yet,
+    #: this kernel's: there is nothing to bring forward).
+    version_from: int | None
+    version_to: int = SCHEMA_VERSION
+    columns_added: list[str] = field(default_factory=list)
+    results_indexed: int = 0
+    graphs_moved: int = 0
+    requests_built: int = 0
+    #: Rows whose policy lost the ``device`` key of before targets.
+    policies_updated: int = 0
+    #: Device jobs of before targets, now jobs of the ``neutral-atom`` target.
+    device_jobs: int = 0
+    #: The first job whose result must carry a seal, where it was recorded.
+    seals_from: int | None = None
+    attest_lines: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was brought forward."""
+        return self.version_from != self.version_to or self.attest_lines > 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "data_dir": self.data_dir,
+            "version_from": self.version_from,
+            "version_to": self.version_to,
+            "changed": self.changed,
+            "columns_added": list(self.columns_added),
+            "results_indexed": self.results_indexed,
+            "graphs_moved": self.graphs_moved,
+            "requests_built": self.requests_built,
+            "policies_updated": self.policies_updated,
+            "device_jobs": self.device_jobs,
+            "seals_from": self.seals_from,
+            "attest_lines": self.attest_lines,
+        }
+
+
+def migrate(data_dir: str | Path, *, machine: Any = None) -> Migrated:
+    """Bring ``data_dir`` forward to this kernel's formats (see the module docstring).
+
+    Args:
+        data_dir: the kernel's data directory; no kernel may hold it.
+        machine: the ``[machine]`` of the kernel's config (its ``qubit``, ``profile``,
+            ``noise_model`` and ``calibration``) for jobs stored before run requests
+            whose policy names none; None: QMK's defaults.
+
+    Returns:
+        What changed (:class:`Migrated`).
+
+    Raises:
+        DataDirError: ``QK102`` a kernel holds it, ``QK103`` it is damaged, ``QK104`` it
+            cannot be read or written; ``QK105`` its database is newer than this kernel.
+    """
+    root = Path(data_dir)
+    report = Migrated(data_dir=str(root), version_from=None)
+    lock = open_data_dir(root)
+    try:
+        if not (root / DB_FILE).exists():  # no kernel ran here: nothing is older
+            report.version_from = SCHEMA_VERSION
+            return report
+        secret = load_secret(root)
+        db = sqlite3.connect(root / DB_FILE)
+        try:
+            _bring_forward(db, root, report, _physics(machine), derive(secret, "result"))
+            audit = AuditLog(root, secret)
+            try:
+                report.attest_lines = _attest_lines(db, root, audit)
+                if report.changed:
+                    audit.append("migrate", **report.to_json())
+                head = audit.flush()
+            finally:
+                audit.close()
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                ((AUDIT_SEQ, str(head[0])), (AUDIT_HEAD, head[1]), (AUDIT_OFFSET, str(head[2]))),
+            )
+            db.commit()
+        finally:
+            db.close()
+    finally:
+        lock.close()
+    return report
+
+
+def _physics(machine: Any) -> dict[str, Any]:
+    if machine is None:
+        return {"qubit": defaults.QUBIT, "profile": defaults.PROFILE}
+    return {
+        "qubit": machine.qubit,
+        "profile": machine.profile,
+        "noise_model": machine.noise_model,
+        "calibration": machine.calibration,
+    }
+
+
+def _bring_forward(
+    db: sqlite3.Connection,
+    root: Path,
+    report: Migrated,
+    physics: Mapping[str, Any],
+    key: bytes,
+) -> None:
+    """The database's steps from its format to this kernel's."""
+    version = schema_version(db)
+    report.version_from = version
+    if version is not None and version > SCHEMA_VERSION:
+        check_version(db, root)  # QK105: newer than this kernel
+    if version == SCHEMA_VERSION:
+        return
+    have = {
+        (table, row[1])
+        for table in ("checkpoints", "jobs", "attempts")
+        for row in db.execute(f"PRAGMA table_info({table})")
+    }
+    unsealed = ("jobs", "result_seal") not in have
+    for table, column, kind in ADDED_COLUMNS:
+        if (table, column) not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            report.columns_added.append(f"{table}.{column}")
+    create_tables(db)
+    report.results_indexed = _index_results(db)
+    report.graphs_moved = _move_graphs(db)
+    report.policies_updated, report.device_jobs = _before_targets(db)
+    report.requests_built = _build_requests(db, physics)
+    if unsealed and db.execute("SELECT 1 FROM jobs LIMIT 1").fetchone() is not None:
+        first = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()[0]) + 1
+        record_seals_from(db, key, first)
+        report.seals_from = first
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SCHEMA_KEY, str(SCHEMA_VERSION))
+    )
+
+
+def _index_results(db: sqlite3.Connection) -> int:
+    """Results an older kernel stored without their size or index: both, once."""
+    done = 0
+    for table, id_column in (("jobs", "job_id"), ("attempts", "rowid")):
+        rows = db.execute(
+            f"SELECT {id_column}, CAST(result AS BLOB) FROM {table} "
+            "WHERE result IS NOT NULL AND (result_meta IS NULL OR result_bytes IS NULL)"
+        ).fetchall()
+        for ident, data in rows:
+            meta = _dumps(dict(stored_result(data, None).meta))
+            db.execute(
+                f"UPDATE {table} SET result_meta=?, result_bytes=? WHERE {id_column}=?",
+                (meta, len(data), ident),
+            )
+            done += 1
+    return done
+
+
+def _move_graphs(db: sqlite3.Connection) -> int:
+    """Graphs kept per job (``job_graphs``) moved under their digest (``graph_texts``)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name='job_graphs'").fetchone() is None:
+        return 0
+    rows = db.execute(
+        "SELECT g.job_id, j.tenant, g.graph FROM job_graphs g JOIN jobs j USING (job_id)"
+    ).fetchall()
+    for job_id, tenant, graph in rows:
+        digest = program_digest(graph)
+        db.execute(
+            "INSERT OR IGNORE INTO graph_texts (tenant, digest, graph) VALUES (?, ?, ?)",
+            (tenant, digest, graph),
+        )
+        db.execute("UPDATE jobs SET graph='', graph_digest=? WHERE job_id=?", (digest, job_id))
+    db.execute("DROP TABLE job_graphs")
+    return len(rows)
+
+
+def _graph_of(db: sqlite3.Connection, job_id: str) -> str | None:
+    """The stored graph text of a job (in its row, or kept apart under its digest)."""
+    row = db.execute(
+        "SELECT CASE WHEN graph = '' THEN (SELECT t.graph FROM graph_texts t "
+        "WHERE t.tenant = jobs.tenant AND t.digest = jobs.graph_digest) ELSE graph END "
+        "FROM jobs WHERE job_id=?",
+        (job_id,),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def _before_targets(db: sqlite3.Connection) -> tuple[int, int]:
+    """Policies and run requests of before targets without their ``device`` key, and
+    device jobs as jobs of the neutral-atom target (the module docstring): how many rows
+    changed, and how many of them were device jobs.
+
+    Raises:
+        DataDirError: ``QK103`` a policy names a device no kernel wrote, or a device
+            job's stored program is not the wrapped job an older kernel stored.
+    """
+    rows = db.execute(
+        "SELECT job_id, shots, seed, policy, request FROM jobs "
+        "WHERE instr(policy, ?) > 0 OR instr(request, ?) > 0",
+        (f'"{_OLD_DEVICE_KEY}"', f'"{_OLD_DEVICE_KEY}"'),
+    ).fetchall()
+    updated = devices = 0
+    for job_id, shots, seed, policy_text, request_text in rows:
+        policy = json.loads(policy_text)
+        request = None if request_text is None else json.loads(request_text)
+        inner = {} if request is None else (request.get("policy") or {})
+        if _OLD_DEVICE_KEY not in policy and _OLD_DEVICE_KEY not in inner:
+            continue  # "device" was another key's value (a channel's name)
+        device = policy.pop(_OLD_DEVICE_KEY, None) or inner.pop(_OLD_DEVICE_KEY, None)
+        if device is not None:
+            request = _device_request(db, job_id, shots, seed, policy, request, device)
+            devices += 1
+        db.execute(
+            "UPDATE jobs SET policy=?, request=? WHERE job_id=?",
+            (_dumps(policy), None if request is None else _dumps(request), job_id),
+        )
+        updated += 1
+    return updated, devices
+
+
+def _device_request(
+    db: sqlite3.Connection,
+    job_id: str,
+    shots: int,
+    seed: int,
+    policy: Mapping[str, Any],
+    request: dict[str, Any] | None,
+    device: Any,
+) -> dict[str, Any]:
+    """The run request of an older kernel's device job, as today's admission makes one
+    (its stored program rewritten to the wire job itself)."""
+    from qmk.devices.neutral_atom.target import NAME
+
+    stored = json.loads(_graph_of(db, job_id) or "null")
+    if device != _OLD_DEVICE_JOB or not (
+        isinstance(stored, dict) and isinstance(stored.get("job"), dict)
+    ):
+        raise DataDirError.of(
+            "data-dir-damaged",
+            f"job {job_id} is stored as a device job ({_OLD_DEVICE_KEY} {device!r}) but "
+            "is not one an older kernel wrote: its policy names no known device, or its "
+            'program is not {"job": ...}',
+        )
+    options: dict[str, Any] = {}
+    if stored.get("strict_timing"):
+        options["strict_timing"] = True
+    if stored.get("stream") is not None:
+        options["stream"] = stored["stream"]
+    text = compact_text(stored["job"])
+    _set_graph(db, job_id, text)
+    digest = program_digest(text)
+    if request is None:  # stored before run requests: as the device admission built it
+        built = RunRequest.build(
+            program_digest=digest,
+            shots=shots,
+            seed=seed,
+            policy=convert(policy, Policy, where="policy"),
+        )
+        request = built.to_json()
+    request.update(program_digest=digest, target=NAME, target_options=options, policy=policy)
+    RunRequest.from_json(request)  # today's form, or the migration stops here
+    return request
+
+
+def _set_graph(db: sqlite3.Connection, job_id: str, text: str) -> None:
+    """Store ``text`` as ``job_id``'s program, as the store keeps it (in the row, or apart
+    under its digest past :data:`~qmk.kernel.storage.store.GRAPH_APART`); a text kept apart that
+    no job names any more is dropped."""
+    tenant, old = db.execute(
+        "SELECT tenant, graph_digest FROM jobs WHERE job_id=?", (job_id,)
+    ).fetchone()
+    digest = program_digest(text) if len(text) >= GRAPH_APART else None
+    if digest is not None:
+        db.execute(
+            "INSERT OR IGNORE INTO graph_texts (tenant, digest, graph) VALUES (?, ?, ?)",
+            (tenant, digest, text),
+        )
+    db.execute(
+        "UPDATE jobs SET graph=?, graph_digest=? WHERE job_id=?",
+        ("" if digest is not None else text, digest, job_id),
+    )
+    if old is not None and old != digest:
+        db.execute(
+            "DELETE FROM graph_texts WHERE tenant=? AND digest=? AND NOT EXISTS "
+            "(SELECT 1 FROM jobs WHERE tenant=? AND graph_digest=?)",
+            (tenant, old, tenant, old),
+        )
+
+
+def _build_requests(db: sqlite3.Connection, physics: Mapping[str, Any]) -> int:
+    """The run request of each job stored without one: its graph, shots, seed and
+    policy, and the machine's ``physics`` where the policy names none (what the kernel
+    that stored it ran it with)."""
+    rows = db.execute(
+        "SELECT job_id, shots, seed, policy FROM jobs WHERE request IS NULL"
+    ).fetchall()
+    encode = msgspec.json.Encoder()
+    for job_id, shots, seed, policy_text in rows:
+        policy: Policy = convert(json.loads(policy_text), Policy, where="policy")
+        request = RunRequest(
+            program_digest=program_digest(_graph_of(db, job_id) or ""),
+            shots=shots,
+            seed=seed,
+            engine=policy.engine,
+            noise=policy.noise,
+            qubit=policy.qubit or physics.get("qubit") or defaults.QUBIT,
+            profile=policy.profile or physics.get("profile") or defaults.PROFILE,
+            noise_model=physics.get("noise_model"),
+            calibration=physics.get("calibration"),
+            policy=policy,
+        )
+        db.execute(
+            "UPDATE jobs SET request=? WHERE job_id=?", (encode.encode(request).decode(), job_id)
+        )
+    return len(rows)
+
+
+def _attest_records(root: Path) -> Iterator[dict[str, Any]]:
+    path = root / AUDIT_FILE
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if f'"event":"{ATTEST_EVENT}"' in line:
+                yield json.loads(line)
+
+
+def _attest_lines(db: sqlite3.Connection, root: Path, audit: AuditLog) -> int:
+    """An attest line of today's form after each job's newest line of an older one."""
+    newest: dict[str, dict[str, Any]] = {}
+    for record in _attest_records(root):
+        newest[str(record.get("job_id"))] = record
+    written = 0
+    for job_id, record in newest.items():
+        if "program_digest" not in record:
+            fields = _brought_forward(db, job_id, record)
+        elif _OLD_DEVICE_KEY in (record.get("policy") or {}):
+            fields = _without_device(record)
+        else:
+            continue
+        audit.append(ATTEST_EVENT, **fields)
+        written += 1
+    return written
+
+
+def _without_device(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an attest line whose run request's policy has the ``device`` key of
+    before targets (null: device jobs were not attested), without it."""
+    fields = {k: v for k, v in record.items() if k not in _AUDIT_OWN}
+    policy = dict(fields["policy"])
+    policy.pop(_OLD_DEVICE_KEY)
+    fields.update(policy=policy, migrated_from=record.get("seq"))
+    return fields
+
+
+def _brought_forward(
+    db: sqlite3.Connection, job_id: str, record: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The fields of today's attest line for an older one: the run request it records
+    (its ``graph_sha256`` was of the rewritten graph; the request's ``program_digest`` is
+    of the graph as submitted, the one stored), then what it ran and gave."""
+    from qmk.qec.logical import Calibration
+    from qmk.qec.params import QubitParams
+
+    qubit = record["qubit"]
+    calibration = record.get("calibration")
+    rewrite = Rewrite.from_json(record.get("rewrite")) if record.get("rewrite") else None
+    graph = _graph_of(db, job_id)
+    digest = record["graph_sha256"]
+    if graph is not None and program_digest((rewrite or Rewrite()).apply(graph)) == digest:
+        digest = program_digest(graph)  # the stored graph is the one the old line attests
+    policy = Policy()
+    row = db.execute("SELECT request FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    if row is not None and row[0] is not None:
+        policy = RunRequest.from_json(json.loads(row[0])).policy or policy
+    request = RunRequest(
+        program_digest=digest,
+        shots=record["shots"],
+        seed=record["seed"],
+        engine=record.get("engine_requested"),
+        noise=record["noise"],
+        qubit=qubit if isinstance(qubit, str) else QubitParams.from_json(qubit),
+        profile=record["profile"],
+        noise_model=record.get("noise_model"),
+        calibration=None if calibration is None else Calibration.from_json(calibration),
+        rewrite=rewrite,
+        policy=policy,
+    )
+    fields = {k: v for k, v in request.to_json().items() if k in REQUEST_FIELDS}
+    return {
+        "job_id": job_id,
+        "tenant": record.get("tenant"),
+        **fields,
+        "engine": record.get("engine"),
+        "epochs": record.get("epochs", []),
+        "result_sha256": record["result_sha256"],
+        "cache_hit": False,
+        "migrated_from": record.get("seq"),
+    }
+
+
+__all__ = ["ADDED_COLUMNS", "Migrated", "migrate"]

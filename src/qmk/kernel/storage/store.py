@@ -1,0 +1,1497 @@
+"""The kernel's durable state: one SQLite database (WAL mode) in the data directory.
+
+Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and error JSON;
+a result is kept as the text a reply carries, with its index in ``result_meta`` and its
+size in ``result_bytes``: :class:`~qmk.kernel.records.jobs.StoredResult`; a big graph apart, in
+``graph_texts``, once per tenant and text: :data:`GRAPH_APART`), ``attempts`` (the
+outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
+and revoked session ids), ``delegations`` (capability loans between tenants,
+:mod:`qmk.kernel.security.delegations`), ``usage`` (one row per job end), ``outbox`` (its
+billing webhooks: :mod:`qmk.kernel.storage.billing`) and ``meta`` (the audit chain head).
+Writes go into an open transaction; :meth:`Store.commit` ends it. The kernel groups
+every write made in one event-loop turn into one commit and replies to ``q_submit`` only
+after the commit that holds the job (see :mod:`qmk.kernel.storage.commit`).
+
+With ``synchronous=NORMAL`` (the default) a committed transaction survives a crash or
+``kill -9`` of the kernel process; ``synchronous=FULL`` also survives power loss.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import json.encoder
+import os
+import sqlite3
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from qmk.execution.request import RunRequest, program_digest
+from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.errors import DataDirError, JobError, error_json
+from qmk.kernel.records.jobs import ACTIVE_STATES, FINAL_STATES, Job
+from qmk.kernel.records.stored import StoredResult, compact_encoder, stored_result
+from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
+from qmk.kernel.records.usage import Usage
+from qmk.kernel.security.delegations import COLUMNS as DELEGATION_COLUMNS
+from qmk.kernel.security.seals import data_digest, result_seal
+
+#: The keys of the ``meta`` table that hold the audit chain head a commit made durable:
+#: its sequence number, hash, and the byte offset of its line in the audit log.
+AUDIT_SEQ, AUDIT_HEAD, AUDIT_OFFSET = "audit_seq", "audit_head", "audit_offset"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    graph TEXT NOT NULL,
+    shots INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    policy TEXT NOT NULL,
+    caps TEXT NOT NULL,
+    required_caps TEXT NOT NULL,
+    physical_qubits INTEGER NOT NULL,
+    qubits TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    result TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    preemptions INTEGER NOT NULL DEFAULT 0,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    checkpoint_id TEXT,
+    logical_cycles REAL,
+    injected_errors INTEGER,
+    idempotency_key TEXT,
+    result_meta TEXT,
+    result_bytes INTEGER,
+    result_expired_at REAL,
+    request TEXT NOT NULL,
+    cache_key TEXT,
+    cached_from TEXT,
+    result_seal TEXT,
+    graph_digest TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_tenant_state ON jobs (tenant, state);
+CREATE TABLE IF NOT EXISTS graph_texts (
+    tenant TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    graph TEXT NOT NULL,
+    PRIMARY KEY (tenant, digest)
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+-- in this order, after jobs_state: SQLite takes jobs_cache for the cache look-up only so
+CREATE INDEX IF NOT EXISTS jobs_result_end ON jobs (finished_at) WHERE result IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key) WHERE cache_key IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    checkpoint_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    path TEXT,
+    program_epoch INTEGER,
+    physics TEXT
+);
+CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints (job_id, created_at);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    finished_at REAL,
+    result TEXT,
+    error TEXT,
+    result_meta TEXT,
+    result_bytes INTEGER,
+    result_seal TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id);
+CREATE TABLE IF NOT EXISTS channels (
+    channel_id TEXT PRIMARY KEY,
+    proposer TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    state TEXT NOT NULL,
+    fidelity REAL NOT NULL,
+    created_at REAL NOT NULL,
+    opened_at REAL,
+    closed_at REAL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    sid TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    caps TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS delegations (
+    delegation_id TEXT PRIMARY KEY,
+    from_tenant TEXT NOT NULL,
+    to_tenant TEXT NOT NULL,
+    caps TEXT NOT NULL,
+    session TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT
+);
+CREATE INDEX IF NOT EXISTS delegations_live ON delegations (expires_at) WHERE revoked_at IS NULL;
+"""
+
+#: The ``usage`` table (one row per job end, :mod:`qmk.kernel.records.usage`; its quantities'
+#: columns are the fields of :class:`~qmk.kernel.records.usage.Usage`) and the ``outbox`` of
+#: billing webhooks (:mod:`qmk.kernel.storage.billing`): PENDING, DELIVERED or DEAD.
+_USAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    usage_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    state TEXT NOT NULL,
+    ended_at REAL NOT NULL,
+    {QUANTITIES}
+);
+CREATE INDEX IF NOT EXISTS usage_tenant_end ON usage (tenant, ended_at);
+CREATE INDEX IF NOT EXISTS usage_job ON usage (job_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    usage_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at) WHERE state = 'PENDING';
+CREATE INDEX IF NOT EXISTS outbox_dead ON outbox (created_at) WHERE state = 'DEAD';
+"""
+#: The workflow triggers (:mod:`qmk.kernel.running.triggers`): each trigger's spec, workflow and
+#: the capabilities its runs may use, with a schedule's next time; and their runs.
+_TRIGGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS triggers (
+    trigger_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    caps TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    next_at REAL
+);
+CREATE INDEX IF NOT EXISTS triggers_tenant ON triggers (tenant, created_at);
+CREATE TABLE IF NOT EXISTS trigger_runs (
+    run_id TEXT PRIMARY KEY,
+    trigger_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    jobs TEXT NOT NULL,
+    summary TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS trigger_runs_of ON trigger_runs (trigger_id, started_at);
+"""
+
+_USAGE_SCHEMA = _USAGE_SCHEMA.replace(
+    "{QUANTITIES}",
+    ", ".join(
+        f"{f.name} {'INTEGER' if f.type is int else 'REAL'} NOT NULL"
+        for f in msgspec.structs.fields(Usage)
+    ),
+)
+_USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE_FIELDS)
+
+
+class TriggerRow(msgspec.Struct, array_like=True, frozen=True):
+    """A ``triggers`` row, column by name (``spec``, ``workflow`` and ``caps`` JSON)."""
+
+    trigger_id: str
+    tenant: str
+    name: str
+    spec: str
+    workflow: str
+    caps: str
+    created_at: float
+    next_at: float | None
+
+
+class RunRow(msgspec.Struct, array_like=True, frozen=True):
+    """A ``trigger_runs`` row, column by name (``detail``, ``jobs``, ``summary`` JSON)."""
+
+    run_id: str
+    trigger_id: str
+    tenant: str
+    reason: str
+    detail: str
+    state: str
+    started_at: float
+    finished_at: float | None
+    jobs: str
+    summary: str | None
+    error: str | None
+
+
+_TRIGGER_COLUMNS = ", ".join(TriggerRow.__struct_fields__)
+_RUN_COLUMNS = ", ".join(RunRow.__struct_fields__)
+
+
+class JobRow(msgspec.Struct, array_like=True, frozen=True):
+    """A ``jobs`` row as the store reads it, column by name (:data:`_JOB_COLUMNS` are
+    these fields, in this order): ``JobRow(*row)`` of a ``SELECT`` of them."""
+
+    job_id: str
+    tenant: str
+    seq: int
+    state: str
+    graph: str
+    shots: int
+    seed: int
+    policy: str
+    caps: str
+    required_caps: str
+    physical_qubits: int
+    qubits: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    #: The result's JSON as its bytes (``CAST(result AS BLOB)``), or None.
+    result: bytes | None
+    error: str | None
+    attempts: int
+    preemptions: int
+    epoch: int
+    checkpoint_id: str | None
+    result_meta: str | None
+    result_expired_at: float | None
+    request: str
+    cache_key: str | None
+    cached_from: str | None
+    result_seal: str | None
+
+
+_JOB_COLUMNS = ", ".join(JobRow.__struct_fields__)
+
+#: A graph this long (characters) is kept out of its job's row: every state change
+#: rewrites the row, and SQLite rewrites a row whole (a 5 MB graph took 20-120 ms of the
+#: event loop per change). It is kept once per tenant and text, in ``graph_texts`` under
+#: its SHA-256 (the row's ``graph_digest``): a sweep of many seeds or shot counts over one
+#: big program stores its text once. Per tenant, not across tenants: whether a text was
+#: stored already must not tell one tenant what another ran.
+GRAPH_APART = 16 * 1024
+
+#: The job columns as read: a result's JSON as its bytes (see :func:`_result_columns`), a
+#: graph kept apart from its row found by its digest.
+_JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),").replace(
+    " graph,",
+    " CASE WHEN graph = '' THEN (SELECT t.graph FROM graph_texts t WHERE t.tenant = jobs.tenant"
+    " AND t.digest = jobs.graph_digest) ELSE graph END,",
+)
+_JOB_VALUES = ", ".join(
+    "CAST(? AS TEXT)" if c == "result" else "?" for c in _JOB_COLUMNS.split(", ")
+)
+
+#: The ``meta`` key of the database's format, and the format this kernel writes and reads:
+#: a database of another (an older kernel's: its rows, columns and tables) is brought
+#: forward by ``qmk admin migrate`` (:mod:`qmk.kernel.storage.migrate`), never read as it is. A
+#: change of the tables (a column, a table, what a column holds) raises the version and
+#: adds the step that brings the last one forward to :mod:`qmk.kernel.storage.migrate` (its steps
+#: run in order, each a no-op on rows already of today's form). Formats: 1, numbered;
+#: 2, policies without ``device`` (device jobs are jobs of the neutral-atom target); 3,
+#: the workflow triggers' tables (``triggers``, ``trigger_runs``).
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 3
+#: The ``meta`` key of the first job sequence number whose result must carry a seal
+#: (rows before it were written by a kernel that sealed nothing), with its HMAC.
+RESULT_SEALS_FROM = "result_seals_from"
+
+
+def _result_columns(
+    result: StoredResult | None, job_id: str, key: bytes | None
+) -> tuple[bytes | None, str | None, int, str | None]:
+    """``result``, ``result_meta``, ``result_bytes`` and ``result_seal`` of a stored
+    result (its UTF-8 JSON is written as text, ``CAST(? AS TEXT)``, and read back as
+    bytes, ``CAST(result AS BLOB)``: it is never decoded or encoded on the way); the seal
+    (:func:`~qmk.kernel.security.seals.result_seal`) with ``key``, else None."""
+    if result is None:
+        return None, None, 0, None
+    meta = _dumps(dict(result.meta))
+    seal = None if key is None else result_seal(key, job_id, result.sha256, meta)
+    return result.data, meta, result.nbytes, seal
+
+
+def tampered_result(job_id: str) -> dict[str, str]:
+    """The coded error (``QK308 result-tampered``) a job's edited result is served as."""
+    return error_json(
+        JobError.of(
+            "result-tampered",
+            f"job {job_id}'s stored result does not match the seal the kernel wrote with it "
+            "(edited in kernel.db); it is not served",
+        )
+    )
+
+
+_dumps = compact_encoder(allow_nan=True)
+
+
+_NAMES_JSON: dict[tuple[str, ...], str] = {}
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """JSON of a tuple of capability names (a handful of distinct tuples: cached)."""
+    text = _NAMES_JSON.get(names)
+    if text is None:
+        if len(_NAMES_JSON) >= 256:
+            _NAMES_JSON.clear()
+        text = _NAMES_JSON[names] = _dumps(list(names))
+    return text
+
+
+_REQUEST_DECODER = msgspec.json.Decoder(RunRequest)
+_REQUEST_ENCODER = msgspec.json.Encoder()
+
+
+def _job(
+    row: JobRow, sealed: Callable[[str, int, bytes, str | None, str | None], bool] | None = None
+) -> Job:
+    """The job of a row (a result whose seal ``sealed`` refuses is read as none, with its
+    ``result_damage``)."""
+    result, damage = row.result, None
+    if (
+        result is not None
+        and sealed is not None
+        and not sealed(row.job_id, row.seq, result, row.result_meta, row.result_seal)
+    ):
+        result, damage = None, tampered_result(row.job_id)
+    job = Job(
+        job_id=row.job_id,
+        tenant=row.tenant,
+        seq=row.seq,
+        state=row.state,
+        graph=row.graph,
+        request=_REQUEST_DECODER.decode(row.request),
+        caps=tuple(json.loads(row.caps)),
+        required_caps=tuple(json.loads(row.required_caps)),
+        physical_qubits=row.physical_qubits,
+        qubits=json.loads(row.qubits),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        result=None if result is None else stored_result(result, row.result_meta),
+        error=None if row.error is None else json.loads(row.error),
+        attempts=row.attempts,
+        preemptions=row.preemptions,
+        epoch=row.epoch,
+        checkpoint_id=row.checkpoint_id,
+        result_expired_at=row.result_expired_at,
+        cache_key=row.cache_key,
+        cached_from=row.cached_from,
+    )
+    job.result_damage = damage
+    return job
+
+
+def create_tables(db: Any) -> None:
+    """The tables and indexes of this kernel's format, where missing."""
+    db.executescript(_SCHEMA)
+    db.executescript(_USAGE_SCHEMA)
+    db.executescript(_TRIGGER_SCHEMA)
+
+
+def _has_table(db: Any, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
+    return found.fetchone() is not None
+
+
+def schema_version(db: Any) -> int | None:
+    """The format of an open database (its ``meta`` :data:`SCHEMA_KEY`); None: a database
+    written before formats were numbered."""
+    if not _has_table(db, "meta"):
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key=?", (SCHEMA_KEY,)).fetchone()
+    return None if row is None or not str(row[0]).isdigit() else int(row[0])
+
+
+def check_version(db: Any, data_dir: Path) -> None:
+    """Refuse a database of another format than this kernel's (:data:`SCHEMA_VERSION`).
+
+    Raises:
+        DataDirError: ``QK105 data-dir-outdated`` for an older one (or a newer one).
+    """
+    version = schema_version(db)
+    if version == SCHEMA_VERSION:
+        return
+    if version is not None and version > SCHEMA_VERSION:
+        raise DataDirError.of(
+            "data-dir-outdated",
+            f"{data_dir}: its database is of format {version}, newer than this kernel's "
+            f"({SCHEMA_VERSION}): run it with the kernel that wrote it, or a newer one",
+        )
+    raise DataDirError.of(
+        "data-dir-outdated",
+        f"{data_dir}: its database was written by an older kernel (format "
+        f"{version or 'unnumbered'}, this kernel's is {SCHEMA_VERSION}); bring it forward "
+        f"once with: qmk admin migrate {data_dir}",
+    )
+
+
+def record_seals_from(db: Any, key: bytes, first: int) -> None:
+    """Record ``first``, the first job sequence number whose result must carry a seal
+    (:data:`RESULT_SEALS_FROM`), with its HMAC under ``key``."""
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        (RESULT_SEALS_FROM, f"{first}:{result_seal(key, '', str(first), 'seals-from')}"),
+    )
+
+
+class _Connection:
+    """The store's SQLite connection, with the job rows saved but not yet written.
+
+    :meth:`Store.save_job` only notes the job; its row is written (one ``UPDATE`` per
+    job, however many transitions it made since) before the next statement that names
+    the ``jobs`` table (a read of it sees the row; an ``INSERT INTO jobs`` of a new job
+    touches no saved row and does not wait for them), and before every commit, so a
+    commit holds it. A job that starts and ends with no such statement between has its
+    row written once, and the rows of several jobs go in one ``executemany``.
+    Everything else is the connection's own (``__getattr__``).
+    """
+
+    __slots__ = ("_conn", "_row_of", "saved")
+
+    def __init__(self, conn: sqlite3.Connection, row_of: Callable[[Job], tuple[Any, ...]]):
+        self._conn = conn
+        self._row_of = row_of
+        #: Jobs whose rows wait to be written, by id (the newest state of each is written).
+        self.saved: dict[str, Job] = {}
+
+    def write_saved(self) -> None:
+        """Write the rows of the jobs saved since the last statement."""
+        if self.saved:
+            jobs, self.saved = list(self.saved.values()), {}
+            self._conn.executemany(_SAVE_JOB, [self._row_of(job) for job in jobs])
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        if self.saved and _names_jobs(sql):
+            self.write_saved()
+        return self._conn.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any]) -> sqlite3.Cursor:
+        if self.saved and _names_jobs(sql):
+            self.write_saved()
+        return self._conn.executemany(sql, parameters)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        if self.saved:
+            self.write_saved()
+        return self._conn.executescript(script)
+
+    def commit(self) -> None:
+        if self.saved:
+            self.write_saved()
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        """Drop what was written since the last commit, the saved rows not yet written
+        included (their jobs' next save writes them again)."""
+        self.saved.clear()
+        self._conn.rollback()
+
+    def close(self) -> None:
+        if self.saved:
+            self.write_saved()
+        self._conn.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _names_jobs(sql: str) -> bool:
+    """Whether ``sql`` may read or change a saved job's row: it names the ``jobs`` table
+    (an over-estimate, never an under-one: ``jobs`` in any identifier counts), and is
+    not the insert of a new job.
+
+    >>> _names_jobs("SELECT COUNT(*) FROM usage WHERE job_id=?")
+    False
+    >>> _names_jobs("SELECT job_id FROM jobs WHERE cache_key=?")
+    True
+    >>> _names_jobs("INSERT INTO jobs (job_id) VALUES (?)")
+    False
+    """
+    return "jobs" in sql and not sql.startswith("INSERT INTO jobs ")
+
+
+#: The statement that writes a job's mutable fields (:meth:`Store._saved_row`).
+_SAVE_JOB = (
+    "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=CAST(? AS TEXT), "
+    "result_meta=?, result_seal=?, result_bytes=?, result_expired_at=?, error=?, "
+    "attempts=?, preemptions=?, epoch=?, checkpoint_id=?, logical_cycles=?, "
+    "injected_errors=?, caps=?, cache_key=?, cached_from=? WHERE job_id=?"
+)
+
+
+class Store:
+    """The kernel database of one data directory.
+
+    Every table is written through one SQLite connection inside one open
+    transaction that the group commit ends (:meth:`commit`, ``dirty``); a split by table
+    would share that connection and that flag, and a commit must hold all of them.
+
+    Args:
+        data_dir: the directory (created if missing, mode 0700).
+        synchronous: "normal" or "full" (SQLite's ``synchronous`` pragma in WAL mode).
+        seal_key: the key of results' seals (:func:`qmk.kernel.security.seals.derive` of the
+            kernel secret, ``"result"``): each stored result is written with its seal
+            and checked when read (a mismatch reads as no result, with
+            ``result_damage`` ``QK308``). None: neither (a reader without the secret).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        synchronous: str = "normal",
+        seal_key: bytes | None = None,
+    ) -> None:
+        root = Path(data_dir)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = root / DB_FILE
+        # created 0600 before SQLite opens it: its journal files take the same mode
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        self.db = _Connection(sqlite3.connect(self.path, check_same_thread=False), self._saved_row)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        fresh = not _has_table(self.db, "jobs")
+        if not fresh:
+            check_version(self.db, root)
+        create_tables(self.db)
+        if fresh:
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)", (SCHEMA_KEY, str(SCHEMA_VERSION))
+            )
+        self.db.commit()
+        self.dirty = False
+        self.seal_key = seal_key
+        #: Job sequence numbers below this stored their results before seals (see
+        #: :meth:`_seals_from`): theirs are read unchecked.
+        self.unsealed_before = 0 if seal_key is None else self._seals_from(seal_key)
+
+    def _seals_from(self, key: bytes) -> int:
+        """The first job sequence number whose result must carry a seal: recorded (with
+        its HMAC) when a kernel with a key first opens the database (``qmk admin
+        migrate`` records it for a database older kernels wrote without seals); a
+        record whose HMAC fails counts as 0: every result must then carry its seal.
+        (Who drops the seal passes the check at read; ``qmk audit verify`` still
+        compares every result with the ``stored_sha256`` of its COMPLETED line.)"""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
+        if row is not None:
+            return _seals_from(str(row[0]), key)
+        first = self.next_seq()
+        record_seals_from(self.db, key, first)
+        self.db.commit()
+        return first
+
+    def _sealed(
+        self, job_id: str, seq: int, data: bytes, meta: str | None, seal: str | None
+    ) -> bool:
+        """Whether a stored result is the one the kernel wrote (its seal matches)."""
+        key = self.seal_key
+        if key is None or (seal is None and seq < self.unsealed_before):
+            return True
+        expected = result_seal(key, job_id, data_digest(data), meta or "")
+        return seal is not None and hmac.compare_digest(seal, expected)
+
+    # ------------------------------------------------------------------ transactions
+
+    def commit(self, audit_head: tuple[int, str, int] | None = None) -> None:
+        """Commit everything written since the last commit, with the audit chain head
+        (seq, hash, byte offset of its line)."""
+        if audit_head is not None:
+            seq, digest, offset = audit_head
+            self.db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (
+                    (AUDIT_SEQ, str(seq)),
+                    (AUDIT_HEAD, digest),
+                    (AUDIT_OFFSET, str(offset)),
+                ),
+            )
+        self.db.commit()
+        self.dirty = False
+
+    def set_verified_head(self, head: tuple[int, str, int], key: bytes) -> None:
+        """Record the audit line a start's check reached (see :data:`AUDIT_VERIFIED`);
+        it is committed with the next commit."""
+        seq, digest, offset = head
+        value = f"{seq}:{digest}:{offset}:{_verified_mac(key, seq, digest, offset)}"
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (AUDIT_VERIFIED, value)
+        )
+        self.dirty = True
+
+    def rollback(self) -> None:
+        """Drop everything written since the last commit (a commit that failed)."""
+        self.db.rollback()
+        self.dirty = False
+
+    def close(self) -> None:
+        """Commit and close."""
+        self.db.commit()
+        self.db.close()
+
+    # ------------------------------------------------------------------ jobs
+
+    def next_seq(self) -> int:
+        """One more than the highest job sequence number (submission order)."""
+        row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
+        return int(row[0]) + 1
+
+    def job_id_for_key(self, tenant: str, key: str) -> str | None:
+        """The job ``tenant`` submitted with idempotency key ``key``, if any."""
+        row = self.db.execute(
+            "SELECT job_id FROM jobs WHERE tenant=? AND idempotency_key=?", (tenant, key)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def insert_job(self, job: Job, *, idempotency_key: str | None = None) -> None:
+        """Add a new job (with the submit's idempotency key, if it gave one)."""
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
+        apart = len(job.graph) >= GRAPH_APART
+        # hashed here, not taken from the request's program_digest: the key a text is
+        # stored (and found) under must be the digest of that very text
+        digest = program_digest(job.graph) if apart else None
+        if apart:  # kept once per tenant and text (GRAPH_APART)
+            self.db.execute(
+                "INSERT OR IGNORE INTO graph_texts (tenant, digest, graph) VALUES (?, ?, ?)",
+                (job.tenant, digest, job.graph),
+            )
+        self.db.execute(
+            f"INSERT INTO jobs ({_JOB_COLUMNS}, result_bytes, graph_digest) "
+            f"VALUES ({_JOB_VALUES}, ?, ?)",
+            (
+                job.job_id,
+                job.tenant,
+                job.seq,
+                job.state,
+                "" if apart else job.graph,
+                job.shots,
+                job.seed,
+                _dumps(job.policy.to_json()),
+                _names(tuple(job.caps)),
+                _names(tuple(job.required_caps)),
+                job.physical_qubits,
+                _dumps(dict(job.qubits)),
+                job.created_at,
+                job.started_at,
+                job.finished_at,
+                result,
+                None if job.error is None else _dumps(job.error),
+                job.attempts,
+                job.preemptions,
+                job.epoch,
+                job.checkpoint_id,
+                meta,
+                job.result_expired_at,
+                _REQUEST_ENCODER.encode(job.request).decode(),
+                job.cache_key,
+                job.cached_from,
+                seal,
+                size,
+                digest,
+            ),
+        )
+        if idempotency_key is not None:
+            self.db.execute(
+                "UPDATE jobs SET idempotency_key=? WHERE job_id=?", (idempotency_key, job.job_id)
+            )
+        self.dirty = True
+
+    def save_request(self, job: Job) -> None:
+        """Write a job's run request again: the kernel's shared machine fixed its
+        schedule (``request.machine``) after the job was stored; a recovered job keeps it."""
+        self.db.execute(
+            "UPDATE jobs SET request=? WHERE job_id=?",
+            (_REQUEST_ENCODER.encode(job.request).decode(), job.job_id),
+        )
+        self.dirty = True
+
+    def save_job(self, job: Job) -> None:
+        """Write a job's mutable fields (state, times, result, error, counters): before
+        the next statement or commit, with the job's fields as they are then (see
+        :class:`_Connection`)."""
+        self.db.saved[job.job_id] = job
+        self.dirty = True
+
+    def _saved_row(self, job: Job) -> tuple[Any, ...]:
+        """The parameters of :data:`_SAVE_JOB` for ``job`` as it is now."""
+        telemetry = (None if job.result is None else job.result.head.get("telemetry")) or {}
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
+        return (
+            job.state,
+            job.started_at,
+            job.finished_at,
+            result,
+            meta,
+            seal,
+            size,
+            job.result_expired_at,
+            None if job.error is None else _dumps(job.error),
+            job.attempts,
+            job.preemptions,
+            job.epoch,
+            job.checkpoint_id,
+            telemetry.get("logical_cycles"),
+            telemetry.get("injected_logical_errors"),
+            _names(tuple(job.caps)),
+            job.cache_key,
+            job.cached_from,
+            job.job_id,
+        )
+
+    def cache_source(self, tenant: str, key: str, since: float) -> str | None:
+        """The newest COMPLETED job of ``tenant`` whose run has cache key ``key``, whose
+        result is stored and ended at or after ``since`` (within result retention); None
+        when there is none. An index look-up (``jobs_cache``), never a scan."""
+        row = self.db.execute(
+            "SELECT job_id FROM jobs WHERE cache_key=? AND tenant=? AND state='COMPLETED' "
+            "AND result IS NOT NULL AND finished_at >= ? ORDER BY seq DESC LIMIT 1",
+            (key, tenant, since),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def cache_keys(self) -> Iterator[str]:
+        """The cache key of every COMPLETED job whose result is stored (what
+        :meth:`cache_source` may find), read when the kernel opens."""
+        rows = self.db.execute(
+            "SELECT cache_key FROM jobs WHERE cache_key IS NOT NULL AND state='COMPLETED' "
+            "AND result IS NOT NULL"
+        )
+        for (key,) in rows:
+            yield str(key)
+
+    def load_job(self, job_id: str, tenant: str) -> Job | None:
+        """The job ``job_id`` of ``tenant``; None for an unknown id or another tenant's."""
+        row = self.db.execute(
+            f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
+        ).fetchone()
+        return None if row is None else _job(JobRow(*row), self._sealed)
+
+    def active_jobs(self) -> list[Job]:
+        """Every job not in a final state, in submission order."""
+        marks = ", ".join("?" for _ in ACTIVE_STATES)
+        rows = self.db.execute(
+            f"SELECT {_JOB_SELECT} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
+            tuple(ACTIVE_STATES),
+        ).fetchall()
+        return [_job(JobRow(*row), self._sealed) for row in rows]
+
+    def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
+        """The tenant's most recent jobs (newest first), optionally of one state, without
+        their graphs and results (never read: a list stays cheap however big they are)."""
+        columns = (
+            _JOB_COLUMNS.replace(" graph,", " '' AS graph,")
+            .replace(" result,", " NULL AS result,")
+            .replace(" result_meta,", " NULL AS result_meta,")
+        )
+        if state is None:
+            rows = self.db.execute(
+                f"SELECT {columns} FROM jobs WHERE tenant=? ORDER BY seq DESC LIMIT ?",
+                (tenant, limit),
+            ).fetchall()
+        else:
+            rows = self.db.execute(
+                f"SELECT {columns} FROM jobs WHERE tenant=? AND state=? ORDER BY seq DESC LIMIT ?",
+                (tenant, state, limit),
+            ).fetchall()
+        return [_job(JobRow(*row), self._sealed) for row in rows]
+
+    def tenant_stats(self, tenant: str) -> dict[str, Any]:
+        """Aggregate telemetry of a tenant's jobs: counts by state, shots, cycles, errors."""
+        by_state = dict(
+            self.db.execute(
+                "SELECT state, COUNT(*) FROM jobs WHERE tenant=? GROUP BY state", (tenant,)
+            ).fetchall()
+        )
+        jobs, shots, cycles, errors = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(shots), 0), COALESCE(SUM(logical_cycles), 0), "
+            "COALESCE(SUM(injected_errors), 0) FROM jobs WHERE tenant=?",
+            (tenant,),
+        ).fetchone()
+        done_shots = self.db.execute(
+            "SELECT COALESCE(SUM(shots), 0) FROM jobs WHERE tenant=? AND state='COMPLETED'",
+            (tenant,),
+        ).fetchone()[0]
+        return {
+            "jobs": jobs,
+            "jobs_by_state": by_state,
+            "shots_submitted": shots,
+            "shots_completed": done_shots,
+            "logical_cycles": cycles,
+            "injected_logical_errors": errors,
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def insert_checkpoint(
+        self,
+        checkpoint_id: str,
+        job: Job,
+        epoch: int,
+        created_at: float,
+        *,
+        path: str | None = None,
+        program_epoch: int | None = None,
+        physics: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a checkpoint of ``job`` at kernel epoch ``epoch``: its execution state's
+        file ``path``, saved at the program's fence ``program_epoch`` under ``physics``
+        (:func:`qmk.kernel.admit.faults.physics_of`; None, None, None: the job's start)."""
+        self.db.execute(
+            "INSERT INTO checkpoints (checkpoint_id, job_id, tenant, epoch, state, attempts, "
+            "created_at, path, program_epoch, physics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                checkpoint_id,
+                job.job_id,
+                job.tenant,
+                epoch,
+                job.state,
+                job.attempts,
+                created_at,
+                path,
+                program_epoch,
+                None if physics is None else json.dumps(dict(physics), sort_keys=True),
+            ),
+        )
+        self.dirty = True
+
+    def load_checkpoint(
+        self, job_id: str, tenant: str, checkpoint_id: str | None
+    ) -> dict[str, Any] | None:
+        """A checkpoint of the job (the latest when ``checkpoint_id`` is None)."""
+        columns = (
+            "checkpoint_id, job_id, epoch, state, attempts, created_at, path, program_epoch, "
+            "physics"
+        )
+        if checkpoint_id is None:
+            row = self.db.execute(
+                f"SELECT {columns} FROM checkpoints WHERE job_id=? AND tenant=? "
+                "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (job_id, tenant),
+            ).fetchone()
+        else:
+            row = self.db.execute(
+                f"SELECT {columns} FROM checkpoints WHERE checkpoint_id=? AND job_id=? "
+                "AND tenant=?",
+                (checkpoint_id, job_id, tenant),
+            ).fetchone()
+        if row is None:
+            return None
+        keys = (
+            "checkpoint_id",
+            "job_id",
+            "epoch",
+            "state",
+            "attempts",
+            "created_at",
+            "path",
+            "program_epoch",
+            "physics",
+        )
+        checkpoint = dict(zip(keys, row, strict=True))
+        if checkpoint["physics"] is not None:
+            checkpoint["physics"] = json.loads(checkpoint["physics"])
+        return checkpoint
+
+    def saved_states(self, job_id: str) -> list[tuple[str, str]]:
+        """``(checkpoint_id, path)`` of each checkpoint of ``job_id`` that holds an
+        execution state, newest first."""
+        rows = self.db.execute(
+            "SELECT checkpoint_id, path FROM checkpoints WHERE job_id=? AND path IS NOT NULL "
+            "ORDER BY created_at DESC, rowid DESC",
+            (job_id,),
+        ).fetchall()
+        return [(str(c), str(p)) for c, p in rows]
+
+    def ended_states(self, before: float) -> list[tuple[str, str, str, str]]:
+        """``(checkpoint_id, job_id, tenant, path)`` of each execution state of a job that
+        ended (a final state) before ``before``."""
+        final = sorted(FINAL_STATES)
+        marks = ", ".join("?" * len(final))
+        rows = self.db.execute(
+            "SELECT c.checkpoint_id, c.job_id, c.tenant, c.path FROM checkpoints c "
+            "JOIN jobs j ON j.job_id = c.job_id "
+            f"WHERE c.path IS NOT NULL AND j.state IN ({marks}) AND j.finished_at < ?",
+            (*final, before),
+        ).fetchall()
+        return [(str(c), str(j), str(t), str(p)) for c, j, t, p in rows]
+
+    def all_state_paths(self) -> set[str]:
+        """The path of every execution state a checkpoint holds."""
+        rows = self.db.execute("SELECT path FROM checkpoints WHERE path IS NOT NULL")
+        return {str(path) for (path,) in rows}
+
+    def delete_checkpoints(self, checkpoint_ids: Iterable[str]) -> None:
+        """Forget these checkpoints (their state files are the caller's to delete)."""
+        self.db.executemany(
+            "DELETE FROM checkpoints WHERE checkpoint_id=?", [(c,) for c in checkpoint_ids]
+        )
+        self.dirty = True
+
+    # ------------------------------------------------------------------ earlier outcomes
+
+    def archive_outcome(self, job: Job) -> None:
+        """Keep the outcome ``job`` ended with (its state, result, error) before it runs
+        again (a restore of a finished job)."""
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
+        self.db.execute(
+            "INSERT INTO attempts (job_id, attempt, state, finished_at, result, error, "
+            "result_meta, result_bytes, result_seal) "
+            "VALUES (?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?)",
+            (
+                job.job_id,
+                job.attempts,
+                job.state,
+                job.finished_at,
+                result,
+                None if job.error is None else _dumps(job.error),
+                meta,
+                size,
+                seal,
+            ),
+        )
+        self.dirty = True
+
+    def earlier_outcomes(self, job_id: str) -> list[dict[str, Any]]:
+        """The outcomes ``job_id`` ended with before it was restored, oldest first (a
+        result retention deleted is null)."""
+        rows = self.db.execute(
+            "SELECT attempt, state, finished_at, CAST(result AS BLOB), error, result_meta, "
+            "result_seal, (SELECT seq FROM jobs WHERE job_id=?) "
+            "FROM attempts "
+            "WHERE job_id=? ORDER BY rowid",
+            (job_id, job_id),
+        ).fetchall()
+        outcomes = []
+        for attempt, state, finished_at, result, error, meta, seal, seq in rows:
+            outcome = {
+                "attempt": attempt,
+                "state": state,
+                "finished_at": finished_at,
+                "result": None if result is None else stored_result(result, meta),
+                "error": None if error is None else json.loads(error),
+            }
+            if result is not None and not self._sealed(job_id, seq or 0, result, meta, seal):
+                outcome["result"] = None
+                outcome["result_error"] = tampered_result(job_id)
+            outcomes.append(outcome)
+        return outcomes
+
+    # ------------------------------------------------------------------ results
+
+    def result_usage(self) -> dict[str, int]:
+        """Bytes of stored results (of jobs and of their earlier outcomes) by tenant."""
+        rows = self.db.execute(
+            "SELECT tenant, SUM(size) FROM ("
+            " SELECT tenant, result_bytes AS size FROM jobs WHERE result IS NOT NULL"
+            " UNION ALL SELECT j.tenant, a.result_bytes FROM attempts a"
+            " JOIN jobs j ON j.job_id = a.job_id WHERE a.result IS NOT NULL"
+            ") GROUP BY tenant"
+        ).fetchall()
+        return {str(tenant): int(size or 0) for tenant, size in rows}
+
+    def expire_results(
+        self, before: float, now: float
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
+        """Delete the results of jobs, and the earlier outcomes of restored jobs, that
+        ended before ``before``; the jobs keep their records, marked
+        ``result_expired_at = now``. Returns ``(job_id, tenant, bytes freed)`` of each
+        job whose result went, and of each earlier outcome whose result went."""
+        jobs = self.db.execute(
+            "SELECT job_id, tenant, result_bytes FROM jobs "
+            "WHERE result IS NOT NULL AND finished_at < ?",
+            (before,),
+        ).fetchall()
+        earlier = self.db.execute(
+            "SELECT a.job_id, j.tenant, a.result_bytes FROM attempts a "
+            "JOIN jobs j ON j.job_id = a.job_id WHERE a.result IS NOT NULL AND a.finished_at < ?",
+            (before,),
+        ).fetchall()
+        if jobs:
+            self.db.execute(
+                "UPDATE jobs SET result=NULL, result_meta=NULL, result_bytes=0, "
+                "result_expired_at=? WHERE result IS NOT NULL AND finished_at < ?",
+                (now, before),
+            )
+        if earlier:
+            self.db.execute(
+                "UPDATE attempts SET result=NULL, result_meta=NULL, result_bytes=0 "
+                "WHERE result IS NOT NULL AND finished_at < ?",
+                (before,),
+            )
+        self.dirty = self.dirty or bool(jobs or earlier)
+        return (
+            [(str(j), str(t), int(b or 0)) for j, t, b in jobs],
+            [(str(j), str(t), int(b or 0)) for j, t, b in earlier],
+        )
+
+    # ------------------------------------------------------------------ channels
+
+    def save_channel(self, channel: dict[str, Any]) -> None:
+        """Insert or update a channel."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                channel["channel_id"],
+                channel["proposer"],
+                channel["peer"],
+                channel["state"],
+                channel["fidelity"],
+                channel["created_at"],
+                channel["opened_at"],
+                channel["closed_at"],
+            ),
+        )
+        self.dirty = True
+
+    def load_channels(self) -> list[dict[str, Any]]:
+        """Every channel not CLOSED."""
+        keys = (
+            "channel_id",
+            "proposer",
+            "peer",
+            "state",
+            "fidelity",
+            "created_at",
+            "opened_at",
+            "closed_at",
+        )
+        rows = self.db.execute("SELECT * FROM channels WHERE state != 'CLOSED'").fetchall()
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def load_channel(self, channel_id: str) -> dict[str, Any] | None:
+        """One channel by id, in any state."""
+        keys = (
+            "channel_id",
+            "proposer",
+            "peer",
+            "state",
+            "fidelity",
+            "created_at",
+            "opened_at",
+            "closed_at",
+        )
+        row = self.db.execute("SELECT * FROM channels WHERE channel_id=?", (channel_id,)).fetchone()
+        return None if row is None else dict(zip(keys, row, strict=True))
+
+    # ------------------------------------------------------------------ sessions
+
+    def insert_session(self, sid: str, tenant: str, caps: Iterable[str], expires_at: float) -> None:
+        """Record an issued session."""
+        self.db.execute(
+            "INSERT INTO sessions (sid, tenant, caps, expires_at) VALUES (?, ?, ?, ?)",
+            (sid, tenant, _dumps(list(caps)), expires_at),
+        )
+        self.dirty = True
+
+    def revoke_session(self, sid: str) -> None:
+        """Mark a session revoked."""
+        self.db.execute("UPDATE sessions SET revoked=1 WHERE sid=?", (sid,))
+        self.dirty = True
+
+    def revoked_sessions(self) -> list[str]:
+        """Ids of revoked sessions."""
+        return [row[0] for row in self.db.execute("SELECT sid FROM sessions WHERE revoked=1")]
+
+    # ------------------------------------------------------------------ delegations
+
+    def save_delegation(self, row: tuple[Any, ...]) -> None:
+        """Insert or update a delegation (its :data:`~qmk.kernel.security.delegations.COLUMNS`)."""
+        self.db.execute(
+            f"INSERT OR REPLACE INTO delegations ({', '.join(DELEGATION_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(DELEGATION_COLUMNS))})",
+            row,
+        )
+        self.dirty = True
+
+    def live_delegations(self, now: float) -> list[tuple[Any, ...]]:
+        """The rows of delegations neither revoked nor expired at ``now``."""
+        return self.db.execute(
+            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations "
+            "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at",
+            (now,),
+        ).fetchall()
+
+    def load_delegation(self, delegation_id: str) -> tuple[Any, ...] | None:
+        """One delegation's row by id, live or ended."""
+        row: tuple[Any, ...] | None = self.db.execute(
+            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations WHERE delegation_id=?",
+            (delegation_id,),
+        ).fetchone()
+        return row
+
+    def delete_ended_delegations(self, before: float) -> list[str]:
+        """Delete the delegations that ended (revoked, or expired) before ``before``;
+        their ids."""
+        ended = "MIN(COALESCE(revoked_at, expires_at), expires_at) < ?"
+        gone = [
+            row[0]
+            for row in self.db.execute(
+                f"SELECT delegation_id FROM delegations WHERE {ended}", (before,)
+            )
+        ]
+        if gone:
+            self.db.execute(f"DELETE FROM delegations WHERE {ended}", (before,))
+            self.dirty = True
+        return gone
+
+    def list_delegations(self, tenant: str, limit: int) -> list[tuple[Any, ...]]:
+        """The rows of delegations ``tenant`` made or received, newest first."""
+        return self.db.execute(
+            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations "
+            "WHERE from_tenant=? OR to_tenant=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (tenant, tenant, limit),
+        ).fetchall()
+
+    # ------------------------------------------------------------------ usage, outbox
+
+    def insert_usage(
+        self,
+        job_id: str,
+        tenant: str,
+        state: str,
+        ended_at: float,
+        usage: Usage,
+        *,
+        outbox: Callable[[str], bytes] | None = None,
+        ended_before: int | None = None,
+    ) -> str:
+        """Record a job's end's usage (in the open transaction: it commits with the
+        job's end state); with ``outbox`` also its webhook, the body
+        ``outbox(usage_id)`` makes, due now. Returns the usage id
+        (``JOB_ID.N``, N counting the job's ends: a restored job ends again).
+        ``ended_before``: how many ends of the job have usage rows already, when the
+        caller knows (None: they are counted)."""
+        ends = ended_before
+        if ends is None:
+            (ends,) = self.db.execute(
+                "SELECT COUNT(*) FROM usage WHERE job_id=?", (job_id,)
+            ).fetchone()
+        usage_id = f"{job_id}.{ends + 1}"
+        quantities = tuple(getattr(usage, name) for name in USAGE_FIELDS)
+        self.db.execute(
+            f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES "
+            f"({', '.join('?' * (5 + len(USAGE_FIELDS)))})",
+            (usage_id, job_id, tenant, state, ended_at, *quantities),
+        )
+        if outbox is not None:
+            self.db.execute(
+                "INSERT INTO outbox (usage_id, tenant, body, state, attempts, next_at, "
+                "created_at) VALUES (?, ?, ?, 'PENDING', 0, ?, ?)",
+                (usage_id, tenant, outbox(usage_id), ended_at, ended_at),
+            )
+        self.dirty = True
+        return usage_id
+
+    @staticmethod
+    def _usage_where(
+        tenant: str, since: float | None, until: float | None, job_id: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        where = "tenant=? AND ended_at >= ? AND ended_at < ?"
+        args: tuple[Any, ...] = (
+            tenant,
+            -1e300 if since is None else since,
+            1e300 if until is None else until,
+        )
+        if job_id is not None:
+            where, args = where + " AND job_id=?", (*args, job_id)
+        return where, args
+
+    def usage_rows(
+        self,
+        tenant: str,
+        since: float | None,
+        until: float | None,
+        job_id: str | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        """``tenant``'s usage rows that ended in [since, until) (of ``job_id`` only,
+        unless None), newest first (columns: usage id, job id, tenant, state, end, then
+        the quantities)."""
+        where, args = self._usage_where(tenant, since, until, job_id)
+        return self.db.execute(
+            f"SELECT {_USAGE_COLUMNS} FROM usage WHERE {where} "
+            "ORDER BY ended_at DESC, rowid DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+
+    def usage_totals(
+        self, tenant: str, since: float | None, until: float | None, job_id: str | None
+    ) -> tuple[int, Usage]:
+        """How many of ``tenant``'s usage rows :meth:`usage_rows` would give without a
+        limit, and their sum."""
+        where, args = self._usage_where(tenant, since, until, job_id)
+        sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in USAGE_FIELDS)
+        count, *totals = self.db.execute(
+            f"SELECT COUNT(*), {sums} FROM usage WHERE {where}", args
+        ).fetchone()
+        return int(count), Usage(**dict(zip(USAGE_FIELDS, totals, strict=True)))
+
+    def outbox_due(self, now: float, limit: int) -> list[tuple[str, bytes, int]]:
+        """(usage id, body, attempts so far) of PENDING webhooks due at ``now``, oldest first."""
+        return [
+            (str(usage_id), bytes(body), int(attempts))
+            for usage_id, body, attempts in self.db.execute(
+                "SELECT usage_id, body, attempts FROM outbox WHERE state='PENDING' "
+                "AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",
+                (now, limit),
+            )
+        ]
+
+    def outbox_next_at(self, besides: Collection[str] = ()) -> float | None:
+        """When the next PENDING webhook is due, of those not in ``besides`` (the ones in
+        flight); None: none is."""
+        marks = ", ".join("?" * len(besides))
+        (when,) = self.db.execute(
+            "SELECT MIN(next_at) FROM outbox WHERE state='PENDING'"
+            + (f" AND usage_id NOT IN ({marks})" if besides else ""),
+            tuple(besides),
+        ).fetchone()
+        return None if when is None else float(when)
+
+    def outbox_backlog(self) -> tuple[int, float | None, int]:
+        """The outbox's PENDING webhooks, when the oldest of them was made (None: none
+        is PENDING), and its DEAD ones (the dead letters)."""
+        pending, oldest = self.db.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state='PENDING'"
+        ).fetchone()
+        (dead,) = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state='DEAD'").fetchone()
+        return int(pending), None if oldest is None else float(oldest), int(dead)
+
+    def outbox_attempted(
+        self,
+        usage_id: str,
+        *,
+        state: str,
+        attempts: int,
+        next_at: float,
+        now: float,
+        error: str | None,
+    ) -> None:
+        """Record a delivery attempt: DELIVERED, PENDING again at ``next_at``, or DEAD."""
+        self.db.execute(
+            "UPDATE outbox SET state=?, attempts=?, next_at=?, last_error=?, "
+            "delivered_at=CASE WHEN ?='DELIVERED' THEN ? ELSE delivered_at END "
+            "WHERE usage_id=?",
+            (state, attempts, next_at, error, state, now, usage_id),
+        )
+        self.dirty = True
+
+
+def _seals_from(value: str, key: bytes) -> int:
+    """The first sequence number of :data:`RESULT_SEALS_FROM`'s ``value`` (0 when its HMAC
+    fails: every result must carry a seal)."""
+    first, _, mac = value.partition(":")
+    good = first.isdigit() and hmac.compare_digest(mac, result_seal(key, "", first, "seals-from"))
+    return int(first) if good else 0
+
+
+def stored_results(
+    data_dir: Path, key: bytes | None
+) -> Iterable[tuple[str, bytes, str | None, bool | None]]:
+    """Every stored result of ``data_dir``'s database, read without opening it for
+    writing: (job id, its JSON, its index's text, whether its seal matches; None
+    without ``key`` or for a job stored before seals).
+
+    Raises:
+        DataDirError: ``QK105 data-dir-outdated``: an older kernel's database.
+    """
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        check_version(db, data_dir)
+        row = db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
+        first = None if key is None or row is None else _seals_from(str(row[0]), key)
+        rows = db.execute(
+            "SELECT job_id, seq, CAST(result AS BLOB), result_meta, result_seal FROM jobs "
+            "WHERE result IS NOT NULL ORDER BY seq"
+        )
+        for job_id, seq, data, meta, seal in rows:
+            sealed: bool | None = None
+            if key is not None and first is not None and (seal is not None or seq >= first):
+                expected = result_seal(key, job_id, data_digest(data), meta or "")
+                sealed = seal is not None and hmac.compare_digest(seal, expected)
+            yield job_id, data, meta, sealed
+    finally:
+        db.close()
+
+
+#: The ``meta`` key of the audit line the last start's check reached (seq, hash, byte
+#: offset of its line) with its HMAC: the next start checks the lines after it.
+AUDIT_VERIFIED = "audit_verified"
+
+
+def _verified_mac(key: bytes, seq: int, digest: str, offset: int) -> str:
+    return result_seal(key, "", f"{seq}:{digest}:{offset}", "audit-verified")
+
+
+def verified_audit_head(data_dir: Path, key: bytes) -> tuple[int, str, int] | None:
+    """(seq, hash, byte offset) of the audit line the last start's check of ``data_dir``
+    reached, read without opening the database for writing; None without one, or when
+    its HMAC (``key``) fails: then the next check starts at the first line."""
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (AUDIT_VERIFIED,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if row is None:
+        return None
+    seq, digest, offset, mac = [*str(row[0]).split(":"), "", "", "", ""][:4]
+    if not (seq.isdigit() and offset.isdigit()):
+        return None
+    if not hmac.compare_digest(mac, _verified_mac(key, int(seq), digest, int(offset))):
+        return None
+    return int(seq), digest, int(offset)
+
+
+def committed_audit_head(data_dir: Path) -> tuple[int, str, int | None] | None:
+    """(seq, hash, byte offset of its line or None) of the audit chain head the database
+    of ``data_dir`` committed, read without opening it for writing; None without a
+    database or a committed head."""
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return None
+    keys = (AUDIT_SEQ, AUDIT_HEAD, AUDIT_OFFSET)
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)", keys))
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if AUDIT_SEQ not in rows or int(rows[AUDIT_SEQ]) == 0:
+        return None
+    offset = rows.get(AUDIT_OFFSET)
+    return int(rows[AUDIT_SEQ]), str(rows[AUDIT_HEAD]), None if offset is None else int(offset)
+
+
+class TriggerRows:
+    """The workflow triggers' tables (``triggers``, ``trigger_runs``) of a :class:`Store`:
+    its connection and its transaction (a write marks the store dirty, so the group commit
+    holds it with everything else).
+
+    Args:
+        store: the kernel's store.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def save_trigger(self, row: TriggerRow) -> None:
+        """Insert or update a trigger."""
+        self.store.db.execute(
+            f"INSERT OR REPLACE INTO triggers ({_TRIGGER_COLUMNS}) "
+            f"VALUES ({', '.join('?' * len(TriggerRow.__struct_fields__))})",
+            tuple(msgspec.structs.astuple(row)),
+        )
+        self.store.dirty = True
+
+    def set_next_run(self, trigger_id: str, next_at: float | None) -> None:
+        """A schedule's next time."""
+        self.store.db.execute(
+            "UPDATE triggers SET next_at=? WHERE trigger_id=?", (next_at, trigger_id)
+        )
+        self.store.dirty = True
+
+    def all(self) -> list[TriggerRow]:
+        """Every trigger, oldest first."""
+        return [
+            TriggerRow(*row)
+            for row in self.store.db.execute(
+                f"SELECT {_TRIGGER_COLUMNS} FROM triggers ORDER BY created_at, rowid"
+            )
+        ]
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        """A trigger and its runs, gone."""
+        self.store.db.execute("DELETE FROM triggers WHERE trigger_id=?", (trigger_id,))
+        self.store.db.execute("DELETE FROM trigger_runs WHERE trigger_id=?", (trigger_id,))
+        self.store.dirty = True
+
+    def save_run(self, row: RunRow, *, keep: int) -> None:
+        """Insert or update a trigger's run; its trigger keeps its newest ``keep`` runs."""
+        self.store.db.execute(
+            f"INSERT OR REPLACE INTO trigger_runs ({_RUN_COLUMNS}) "
+            f"VALUES ({', '.join('?' * len(RunRow.__struct_fields__))})",
+            tuple(msgspec.structs.astuple(row)),
+        )
+        self.store.db.execute(
+            "DELETE FROM trigger_runs WHERE trigger_id=? AND run_id NOT IN (SELECT run_id "
+            "FROM trigger_runs WHERE trigger_id=? ORDER BY started_at DESC, rowid DESC "
+            "LIMIT ?)",
+            (row.trigger_id, row.trigger_id, keep),
+        )
+        self.store.dirty = True
+
+    def runs(self, trigger_id: str, limit: int) -> list[RunRow]:
+        """A trigger's runs, newest first."""
+        return [
+            RunRow(*row)
+            for row in self.store.db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM trigger_runs WHERE trigger_id=? "
+                "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+                (trigger_id, limit),
+            )
+        ]
+
+    def unfinished_runs(self) -> list[RunRow]:
+        """The runs that were RUNNING when the kernel last stopped."""
+        return [
+            RunRow(*row)
+            for row in self.store.db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM trigger_runs WHERE finished_at IS NULL"
+            )
+        ]
+
+    def run_job_ids(self) -> set[str]:
+        """The ids of every job a trigger's run submitted (runs kept)."""
+        found: set[str] = set()
+        for (jobs,) in self.store.db.execute("SELECT jobs FROM trigger_runs"):
+            found.update(json.loads(jobs))
+        return found
+
+
+__all__ = [
+    "AUDIT_HEAD",
+    "AUDIT_OFFSET",
+    "AUDIT_SEQ",
+    "AUDIT_VERIFIED",
+    "RESULT_SEALS_FROM",
+    "RunRow",
+    "Store",
+    "TriggerRow",
+    "TriggerRows",
+    "committed_audit_head",
+    "stored_results",
+    "tampered_result",
+    "verified_audit_head",
+]
