@@ -372,6 +372,160 @@ def test_the_machine_scheduler_imports_no_service_store_or_wire():
             assert _within(name, MACHINE_MAY_IMPORT), (path.name, name)
 
 
+# --------------------------------------------------------------------------- kernel sub-rooms
+#
+# The kernel is a room of rooms: each package of src/qmk/kernel (and each module at its top)
+# is a sub-room with a layer here, and imports only the sub-rooms its line allows, all of
+# them below it. A new module at the top of kernel/ fails the first test until it is given
+# a layer (and a row in docs/layout.md).
+
+#: The kernel's leaves, which every sub-room may import: they import nothing of the kernel.
+KERNEL_LEAVES = ("qmk.kernel.errors", "qmk.kernel.datafiles", "qmk.kernel.clock")
+
+#: The kernel's sub-rooms, bottom first: (what the layer is, its sub-rooms).
+KERNEL_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("the kernel's errors, its data directory's file names, its clock", KERNEL_LEAVES),
+    (
+        "what a job is: the record, a worker's outcome, a stored result, usage, verified programs",
+        ("qmk.kernel.records",),
+    ),
+    (
+        "who may do what and what proves it: keys, sessions, delegations, seals, attestation",
+        ("qmk.kernel.security",),
+    ),
+    ("the kernel's config (kernel.toml)", ("qmk.kernel.config",)),
+    (
+        "the machine scheduler; what the kernel keeps: store, audit, commit, data directory, "
+        "migrations, results, artifacts, billing",
+        ("qmk.kernel.machine", "qmk.kernel.storage"),
+    ),
+    (
+        "what is let in (admission, budgets, cache, faults, channels, the run queue); where "
+        "jobs run (the worker pools, a worker's attempt, Dask)",
+        ("qmk.kernel.admit", "qmk.kernel.pools"),
+    ),
+    (
+        "jobs run: the supervisor, checkpoints, the shared machine in machine time, the "
+        "workflow triggers",
+        ("qmk.kernel.running",),
+    ),
+    ("the syscalls' facade", ("qmk.kernel.service",)),
+    (
+        "beside the facade: what the wires see of it, its contract with the method table",
+        ("qmk.kernel.observe", "qmk.kernel._contract"),
+    ),
+)
+
+#: What each sub-room of the kernel may import of the kernel besides itself (whatever
+#: the kernel room may import outside it is :data:`MAY_IMPORT`'s).
+KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "qmk.kernel.errors": (),
+    "qmk.kernel.datafiles": (),
+    "qmk.kernel.clock": (),
+    "qmk.kernel.records": ("qmk.kernel.errors",),
+    "qmk.kernel.security": (*KERNEL_LEAVES, "qmk.kernel.records"),
+    # the config reads usage's units and checks a key's hash (the machine reads it)
+    "qmk.kernel.config": (*KERNEL_LEAVES, "qmk.kernel.records", "qmk.kernel.security"),
+    "qmk.kernel.machine": ("qmk.kernel.errors", "qmk.kernel.config"),
+    "qmk.kernel.storage": (
+        *KERNEL_LEAVES,
+        "qmk.kernel.records",
+        "qmk.kernel.security",
+        "qmk.kernel.config",
+    ),
+    "qmk.kernel.admit": (
+        *KERNEL_LEAVES,
+        "qmk.kernel.records",
+        "qmk.kernel.security",
+        "qmk.kernel.config",
+        "qmk.kernel.storage",
+    ),
+    # a worker's attempt writes its device artifacts (storage) and seals its result
+    "qmk.kernel.pools": (
+        *KERNEL_LEAVES,
+        "qmk.kernel.records",
+        "qmk.kernel.security",
+        "qmk.kernel.config",
+        "qmk.kernel.storage",
+    ),
+    # the supervisor holds the shared machine (qmk.kernel.running.shared_machine), which
+    # keeps the machine scheduler's live state
+    "qmk.kernel.running": (
+        *KERNEL_LEAVES,
+        "qmk.kernel.records",
+        "qmk.kernel.security",
+        "qmk.kernel.config",
+        "qmk.kernel.machine",
+        "qmk.kernel.storage",
+        "qmk.kernel.admit",
+        "qmk.kernel.pools",
+    ),
+    "qmk.kernel.service": (
+        *KERNEL_LEAVES,
+        "qmk.kernel.records",
+        "qmk.kernel.security",
+        "qmk.kernel.config",
+        "qmk.kernel.machine",
+        "qmk.kernel.storage",
+        "qmk.kernel.admit",
+        "qmk.kernel.pools",
+        "qmk.kernel.running",
+    ),
+    "qmk.kernel.observe": ("qmk.kernel.records", "qmk.kernel.service"),
+    "qmk.kernel._contract": ("qmk.kernel.service",),
+}
+
+
+def kernel_room_of(name: str) -> str:
+    """The kernel sub-room of the dotted name ``name`` (``qmk.kernel.storage.store`` is
+    ``qmk.kernel.storage``; ``qmk.kernel.config`` is itself)."""
+    return ".".join(name.split(".")[:3])
+
+
+def kernel_room_names() -> set[str]:
+    """The sub-rooms of src/qmk/kernel: its packages and its modules bar ``__init__``."""
+    kernel = SRC / "kernel"
+    return {
+        f"qmk.kernel.{path.name.removesuffix('.py')}"
+        for path in kernel.iterdir()
+        if (path.is_dir() and (path / "__init__.py").exists())
+        or (path.suffix == ".py" and path.name != "__init__.py")
+    }
+
+
+def _kernel_layer_of(room: str) -> int:
+    return next(i for i, (_, rooms) in enumerate(KERNEL_LAYERS) if room in rooms)
+
+
+def test_every_sub_room_of_the_kernel_has_a_layer():
+    layered = [room for _, rooms in KERNEL_LAYERS for room in rooms]
+    assert len(layered) == len(set(layered))
+    assert set(layered) == kernel_room_names(), "give it a layer in KERNEL_LAYERS"
+    assert set(KERNEL_MAY_IMPORT) == kernel_room_names()
+
+
+def test_a_kernel_sub_room_may_import_only_sub_rooms_of_lower_layers():
+    for room, allowed in KERNEL_MAY_IMPORT.items():
+        for name in allowed:
+            assert _kernel_layer_of(name) < _kernel_layer_of(room), (room, name)
+
+
+def test_the_kernel_package_itself_imports_nothing():
+    assert qmk_imports(SRC / "kernel" / "__init__.py") == set()
+
+
+@pytest.mark.parametrize("room", sorted(KERNEL_MAY_IMPORT))
+def test_each_kernel_sub_room_imports_only_what_its_layer_allows(room: str):
+    top = SRC / "kernel" / room.rpartition(".")[2]
+    files = sorted(top.rglob("*.py")) if top.is_dir() else [top.with_suffix(".py")]
+    assert files, room
+    for path in files:
+        for name in qmk_imports(path):
+            if not _within(name, ("qmk.kernel",)) or kernel_room_of(name) == room:
+                continue
+            assert _within(name, KERNEL_MAY_IMPORT[room]), (room, path.name, name)
+
+
 def test_nothing_below_the_command_line_imports_it():
     for room in room_names() - {"qmk.commands", "qmk.cli", "qmk.__main__"}:
         for path in files_of(room):
