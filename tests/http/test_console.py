@@ -145,8 +145,8 @@ def test_the_console_writes_neither_default_shots_nor_job_states_of_its_own():
 def test_the_console_draws_the_shared_machine_with_each_tenants_patches_in_place(
     slow_machine: HttpServer, tmp_path: Path, request: pytest.FixtureRequest
 ):
-    # dave's long job holds its tiles beside alice's; alice sees dave's patches by tenant,
-    # never by job id, and her own by id
+    # dave's long job holds its tiles beside alice's; alice sees dave's patches under his
+    # label, never by name or job id, and her own by id
     with httpx.Client(base_url=slow_machine.url, timeout=60) as http:
         dave = session(http, "dave")
         reply = http.post(
@@ -174,15 +174,17 @@ def test_the_console_draws_the_shared_machine_with_each_tenants_patches_in_place
             assert patches.get_attribute("data-tenant") == "alice"
             tiles = int(patches.get_attribute("data-tiles"))
             assert tiles > 0 and patches.locator("rect").count() == tiles
-            theirs = page.locator("#floorplan g.job[data-tenant='dave']")
+            theirs = page.locator("#floorplan g.job:not([data-tenant='alice'])")
             theirs.wait_for()
             assert theirs.get_attribute("data-job") is None  # another tenant's: no id
-            assert daves not in page.content()
+            label = theirs.get_attribute("data-tenant")
+            assert re.fullmatch(r"t-[0-9a-f]{12}", label or ""), label
+            assert daves not in page.content() and "dave" not in page.content()
             legend = sorted(
                 page.locator("#tenants [data-tenant]").nth(i).get_attribute("data-tenant")
                 for i in range(page.locator("#tenants [data-tenant]").count())
             )
-            assert legend == ["alice", "dave"]
+            assert legend == ["alice", label]
             series = page.locator("#utilization polyline[data-resource='tiles']")
             series.wait_for()
             assert int(series.get_attribute("data-points")) >= 1

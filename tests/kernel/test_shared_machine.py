@@ -181,6 +181,43 @@ def test_a_job_cancelled_while_it_waits_for_the_machine_leaves_it_and_frees_its_
     assert (code, state) == ("QS1006", "CANCELLED")
 
 
+def test_a_job_cancelled_after_it_started_in_machine_time_frees_its_tiles_at_that_cycle(
+    tmp_path,
+):
+    # exclusive: alice's job starts at 0 (24 cycles), bob's waits. alice cancels at cycle
+    # 12: her tiles are free at 12, and bob starts at the next boundary, 20, and ends at
+    # 44 (were her job kept to its schedule, bob would start at 30 and end at 54)
+    clock = ManualMachineClock()
+
+    async def body(kernel):
+        sessions = {t: await login(kernel, t) for t in ("alice", "bob")}
+        jobs = {
+            tenant: (
+                await kernel.q_submit(
+                    session_id=sessions[tenant],
+                    graph=T_HEAVY.to_json(),
+                    shots=20,
+                    seed=1,
+                    policy={"noise": False},
+                )
+            )["job_id"]
+            for tenant in ("alice", "bob")
+        }
+        clock.advance(12)
+        for _ in range(20):  # the machine's task decides up to the clock (alice started)
+            await asyncio.sleep(0)
+        cancelled = await kernel.q_cancel(session_id=sessions["alice"], job_id=jobs["alice"])
+        clock.advance(1000)
+        done = await kernel.q_wait(session_id=sessions["bob"], job_id=jobs["bob"])
+        return cancelled["state"], done
+
+    state, done = run_kernel(tmp_path, body, config=config("exclusive"), machine_clock=clock)
+    assert state == "CANCELLED" and done["state"] == "COMPLETED"
+    machine = done["machine"]
+    assert (machine["start_cycle"], machine["end_cycle"]) == (20, 44)
+    assert machine["wait_cycles"]["queue"] == 20
+
+
 WAITER = assemble(
     ".caps CAP_ALLOC\na: ALLOC_LQ vq:q\n"
     + "\n".join(f"t{i}: APPLY_T vq:q" for i in range(10))

@@ -59,6 +59,7 @@ class DoorServer:
         root: its folder (config, data, output).
         server: the ``[server]`` table (the door's limits).
         kernel: the ``[kernel]`` table.
+        machine: more keys of the ``[machine]`` table.
         tenants: the tenants (default :data:`support.kernel.TENANTS`).
         nofile: RLIMIT_NOFILE of the process.
         hooks: the tests' pool hooks (a :class:`~support.kernel.WorkerGate`'s).
@@ -67,6 +68,7 @@ class DoorServer:
     root: Path
     server: dict[str, Any] = field(default_factory=dict)
     kernel: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
     tenants: dict[str, dict[str, Any]] | None = None
     nofile: int | None = None
     hooks: Hooks | None = None
@@ -78,7 +80,12 @@ class DoorServer:
         config = self.root / "kernel.toml"
         tables = {"server": self.server} if self.server else {}
         config.write_text(
-            config_toml(kernel=self.kernel or None, tenants=self.tenants or TENANTS, tables=tables)
+            config_toml(
+                kernel=self.kernel or None,
+                tenants=self.tenants or TENANTS,
+                tables=tables,
+                machine=self.machine or None,
+            )
         )
         options = [
             "--socket", str(self.root / "k.sock"), "--data-dir", str(self.root / "data"),
@@ -317,6 +324,11 @@ class Wire:
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
         raise NotImplementedError
 
+    def machine(self, server: DoorServer, session: str) -> str:
+        """The shared machine as the session sees it (``q_machine_status``), as the text
+        the wire carried its answer in (a JSON object)."""
+        raise NotImplementedError
+
     def submit_text(self, server: DoorServer, session: str, text: str) -> str:
         """Submit program text; the job's id."""
         raise NotOnThisWire(f"{self.name} takes no program text")
@@ -387,6 +399,14 @@ class JsonRpcWire(Wire):
         with self._client(server, session) as client:
             return client.q_status(job_id)
 
+    def machine(self, server: DoorServer, session: str) -> str:
+        with socket.create_connection(server.tcp, timeout=GUARD_S) as sock:
+            sock.sendall(_rpc_line("q_machine_status", {"session_id": session}))
+            line = sock.makefile("rb").readline().decode()
+        reply = json.loads(line)
+        assert "result" in reply, reply
+        return line
+
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         with self._client(server, session) as client:  # a graph the verifier refuses
             return client.q_submit({"version": "0.2", "program": {"nodes": [{"op": "NOPE"}]}})
@@ -453,6 +473,12 @@ class RestWire(Wire):
         with self._http(server, session) as http:
             return _answer(http.get(f"/v1/jobs/{job_id}"))
 
+    def machine(self, server: DoorServer, session: str) -> str:
+        with self._http(server, session) as http:
+            reply = http.get("/v1/machine")
+        _answer(reply)
+        return reply.text
+
     def submit_text(self, server: DoorServer, session: str, text: str) -> str:
         with self._http(server, session) as http:
             return str(
@@ -518,6 +544,10 @@ class GrpcWire(Wire):
 
         return Client(server.grpc, session_id=session)
 
+    def machine(self, server: DoorServer, session: str) -> str:
+        with self._client(server, session) as client:
+            return json.dumps(client.q_machine_status().to_json())
+
     def login(
         self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
     ) -> str:
@@ -579,6 +609,14 @@ class GraphqlWire(RestWire):
         if answer.get("errors"):
             raise AssertionError(answer["errors"])
         return answer["data"]["job"]
+
+    def machine(self, server: DoorServer, session: str) -> str:
+        with self._http(server, session) as http:
+            reply = http.post("/v1/graphql", json={"query": "{ machine }"})
+        answer = _answer(reply)
+        if answer.get("errors"):
+            raise AssertionError(answer["errors"])
+        return reply.text
 
     def submit_text(self, server: DoorServer, session: str, text: str) -> str:
         raise NotOnThisWire("GraphQL is read-only: it takes no program")

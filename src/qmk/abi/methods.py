@@ -434,7 +434,8 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_machine_status",
                 "the shared machine now: its floorplan with every tenant's jobs in place "
-                "(only the caller's by id), utilization of tiles, factories and links so far "
+                "(only the caller's by id; another tenant by a label, not its name, unless the "
+                "caller is an operator), utilization of tiles, factories and links so far "
                 "and over time, tenants' shares, Jain's index, throughput, slowdowns and the "
                 "speedup over exclusive (docs/machine.md)",
                 replies.Machine,

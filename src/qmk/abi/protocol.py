@@ -325,9 +325,9 @@ class KernelSyscalls(Protocol):
         session_id: str,
     ) -> dict[str, Any]:
         """The shared machine now: its floorplan with every tenant's jobs in place (only the
-        caller's by id), utilization of tiles, factories and links so far and over time, tenants'
-        shares, Jain's index, throughput, slowdowns and the speedup over exclusive
-        (docs/machine.md).
+        caller's by id; another tenant by a label, not its name, unless the caller is an operator),
+        utilization of tiles, factories and links so far and over time, tenants' shares, Jain's
+        index, throughput, slowdowns and the speedup over exclusive (docs/machine.md).
 
         Returns: Machine {policy, clock_cycle, now_cycle, epoch_cycles, jobs, utilization,
             utilization_over_time, tenant_shares, jain_fairness, throughput_jobs_per_s,

@@ -260,15 +260,21 @@ class Machine(Reply, frozen=True, kw_only=True):
     utilization: dict[str, float]
     #: The same per span of whole epochs: ``[[cycle, utilization], ...]`` each.
     utilization_over_time: dict[str, list[list[float]]]
+    #: Each tenant's share of tile-cycles: the caller by its name, another tenant by a
+    #: label stable for the kernel (``t-`` and 12 hex digits), unless the caller is an
+    #: operator.
     tenant_shares: dict[str, float]
     jain_fairness: float
     throughput_jobs_per_s: float
+    #: The slowdowns' mean (exact) and 95th percentile (within 1%: a sketch).
     mean_slowdown: float
     p95_slowdown: float
-    #: Jobs done over those an ``exclusive`` machine would have done on the same arrivals.
+    #: Jobs done over those an ``exclusive`` machine would have done on the same arrivals
+    #: (those since its shadow run last started again: docs/machine.md).
     speedup_vs_exclusive: float | None
     #: Per module: its tiles and each placed job (``job``: the id, for the caller's own
-    #: jobs only; ``tenant``, ``first_tile``, ``tiles``, ``state``).
+    #: jobs only; ``tenant``: named as in ``tenant_shares``; ``first_tile``, ``tiles``,
+    #: ``state``).
     floorplan: list[dict[str, Any]]
     #: The machine as declared (``qmk machine show --json``'s figures).
     machine: dict[str, Any]

@@ -18,8 +18,6 @@ The table :data:`METRICS` names and documents each one; docs/http.md lists it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from qmk.http.probe import KernelEvent, KernelProbe, MachineFacts
+from qmk.http.probe import hashed_tenants as hashed_tenants  # where the server finds it
 
 #: The media type of the text exposition format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -146,25 +145,6 @@ def _help(name: str) -> str:
     return next(text for metric, _, text in METRICS if metric == name)
 
 
-def hashed_tenants(key: bytes) -> Callable[[str], str]:
-    """A tenant's label as a keyed hash: ``t-`` and 12 hex digits of HMAC-SHA256(``key``,
-    name), stable for a kernel (its key comes from the kernel secret) and not reversible
-    by trying names without it (``[http] metrics_tenants = "hashed"``).
-
-    >>> label = hashed_tenants(b"k" * 32)
-    >>> label("alice") == label("alice") != label("bob"), len(label("alice"))
-    (True, 14)
-    """
-    keyed = hmac.new(key, digestmod=hashlib.sha256)
-
-    def label(tenant: str) -> str:
-        mac = keyed.copy()
-        mac.update(tenant.encode())
-        return "t-" + mac.hexdigest()[:12]
-
-    return label
-
-
 class _KernelLoad(Collector):
     """The gauges read from the kernel's snapshot at each scrape."""
 
@@ -263,7 +243,8 @@ class Metrics:
 
     Args:
         probe: the kernel's probe (its snapshot is read at each scrape).
-        tenant_label: a tenant's label from its name (:func:`hashed_tenants`); None:
+        tenant_label: a tenant's label from its name
+            (:func:`~qmk.http.probe.hashed_tenants`); None:
             the name.
     """
 

@@ -17,11 +17,34 @@ Server-Sent Events of :mod:`qmk.http.events` are all derived from them.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+def hashed_tenants(key: bytes) -> Callable[[str], str]:
+    """A tenant's label as a keyed hash: ``t-`` and 12 hex digits of HMAC-SHA256(``key``,
+    name), stable for a kernel (its key comes from the kernel secret) and not reversible
+    by trying names without it: ``/metrics`` under ``[http] metrics_tenants = "hashed"``,
+    and the other tenants of the shared machine as one tenant sees them
+    (``q_machine_status``).
+
+    >>> label = hashed_tenants(b"k" * 32)
+    >>> label("alice") == label("alice") != label("bob"), len(label("alice"))
+    (True, 14)
+    """
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def label(tenant: str) -> str:
+        mac = keyed.copy()
+        mac.update(tenant.encode())
+        return "t-" + mac.hexdigest()[:12]
+
+    return label
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -59,6 +59,7 @@ from qmk.errors import (
     SessionError,
     UnavailableError,
 )
+from qmk.http.probe import hashed_tenants
 from qmk.kernel.admit.admission import Admission
 from qmk.kernel.admit.assist import AssistDesk
 from qmk.kernel.admit.budget import CpuBudget
@@ -184,6 +185,8 @@ class Kernel:
             host=_TriggerHost(self),
         )
         self.audit.listeners.append(self.triggers.heard)
+        # another tenant's name on the shared machine: the label /metrics gives it
+        self.supervisor.machine.label = hashed_tenants(self.key_for("metrics"))
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
@@ -852,7 +855,8 @@ class Kernel:
         """The shared machine now, as the session's tenant sees it
         (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`)."""
         session = self._session(session_id)
-        return self.supervisor.machine.status(session.tenant)
+        operator = self.config.tenants[session.tenant].operator
+        return self.supervisor.machine.status(session.tenant, operator=operator)
 
     async def q_resource_query(self, *, session_id: str) -> dict[str, Any]:
         """The machine's inventory and this tenant's quota and usage."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -115,3 +116,107 @@ def test_a_job_no_placement_can_hold_is_refused_at_admission():
             )
         )
     assert caught.value.code == "QK501" and "wide" in caught.value.message
+
+
+def test_ten_thousand_jobs_keep_the_machines_memory_bounded_and_its_figures_exact():
+    # 10^4 jobs, each with a footprint object of its own as a kernel's jobs have, arrive
+    # 0-40 cycles apart: fair-share keeps up, exclusive does not (its shadow run would
+    # queue thousands). What the machine holds never grows with the jobs done: the jobs
+    # not ended, their timelines, the shadow's at most shadow_jobs, the gauges' spans and
+    # the sketch's buckets. Its figures equal the schedule-only run's of the same arrivals
+    import math
+
+    import msgspec
+
+    from qmk.kernel.machine import metrics
+    from qmk.kernel.machine.core import runtime_alone
+
+    rng = random.Random(20260512)
+    specs, cycle = [], 0
+    for i in range(10_000):
+        cycle += rng.randint(0, 40)
+        shape = rng.randrange(len(SHAPES))
+        specs.append(
+            JobSpec(
+                id=f"j{i}",
+                tenant="abc"[i % 3],
+                footprint=msgspec.structs.replace(SHAPES[shape]),
+                arrival_cycle=cycle,
+                program=str(shape),
+            )
+        )
+    weights = {"a": 1.0, "b": 2.0, "c": 1.0}
+    live = LiveMachine(MACHINE, "fair-share", weights, shadow_jobs=300)
+    most = {"jobs": 0, "heap": 0}
+    for n, spec in enumerate(specs):
+        live.advance(math.nextafter(float(spec.arrival_cycle), -math.inf))
+        live.admit(spec)
+        sched = live.sched
+        held = len(sched.queue) + len(sched.running) + len(sched.stopped)
+        arriving = sum(
+            1 for s in specs[max(0, n - 20) : n + 1] if s.arrival_cycle == spec.arrival_cycle
+        )
+        assert sched.holding() == held + arriving  # the jobs not ended, and those arriving
+        assert len(sched._timelines) <= sched.holding() and not sched.done
+        assert live.shadow is not None and live.shadow.holding() <= 300 + arriving
+        most = {
+            "jobs": max(most["jobs"], sched.holding()),
+            "heap": max(most["heap"], len(sched._heap)),
+        }
+    batch = Scheduler(MACHINE, policy("fair-share"), weights)
+    batch.submit_all(specs)
+    records = batch.run()
+    end = max(r.end_cycle for r in records)
+    live.advance(end)
+    assert live.ended == 10_000 and live.sched.holding() == 0
+    assert most["jobs"] < 50 and most["heap"] <= 2 * most["jobs"] + 8
+    for gauge in (*live.sched.gauges.values(), *live.shadow.gauges.values()):
+        assert gauge.trace is None and len(gauge.bins) <= metrics.SPANS
+    assert len(live.slowdowns.buckets) < 400 and len(live._alone) == len(SHAPES)
+    status = live.status()
+    start = float(specs[0].arrival_cycle)
+    capacities = live.capacities()
+    for name, gauge in batch.gauges.items():
+        trace, cap = gauge.trace or [], capacities[name]
+        exact = metrics.utilization(trace, capacity=cap, start=start, end=end)
+        assert status["utilization"][name] == pytest.approx(exact, rel=1e-9)
+        spans = status["utilization_over_time"][name]
+        if not cap:  # no links on a machine of one module
+            assert spans == [] and exact == 0.0
+            continue
+        width = spans[1][0] - spans[0][0]
+        assert 50 <= len(spans) <= metrics.SPANS and width % MACHINE.epoch_cycles == 0
+        series = metrics.series(trace, capacity=cap, start=start, end=end, width=width)
+        assert [u for _, u in spans] == pytest.approx([u for _, u in series], rel=1e-9, abs=1e-12)
+    alone = {
+        i: runtime_alone(MACHINE, JobSpec(id="x", tenant="a", footprint=fp, arrival_cycle=0))
+        for i, fp in enumerate(SHAPES)
+    }
+    slowdowns = [r.turnaround / alone[int(r.program)] for r in records]
+    assert status["mean_slowdown"] == pytest.approx(metrics.mean(slowdowns), rel=1e-9)
+    p95 = metrics.percentile(slowdowns, 0.95)
+    assert abs(status["p95_slowdown"] - p95) <= metrics.SKETCH_ERROR * p95 * (1 + 1e-9)
+    used = {t: batch.usage(t) for t in weights}
+    shares = {t: u / sum(used.values()) for t, u in used.items()}
+    assert status["tenant_shares"] == pytest.approx(shares, rel=1e-9)
+    assert status["jain_fairness"] == pytest.approx(metrics.jain(shares, weights), rel=1e-9)
+    assert status["jobs"]["done"] == 10_000
+
+
+def test_the_speedup_counts_the_arrivals_since_the_shadow_started_again():
+    # 20 tiles, 10-tile jobs of 100 cycles, epochs of 10; the shadow holds 2 jobs at most.
+    # j0 and j1 arrive at 0 (fair-share runs both 0-100). j2 arrives at 10 and finds the
+    # shadow full: it starts again, empty, and counts from cycle 10 (j2 and j3, also at
+    # 10). The policy runs j2 and j3 100-200; the shadow j2 10-110, j3 110-210
+    fp = footprint(10, Step(kind="idle", cycles=100))
+    live = LiveMachine(MachineSpec.simple(tiles=20, epoch_cycles=10), "fair-share", shadow_jobs=2)
+    for name, at in (("j0", 0), ("j1", 0), ("j2", 10), ("j3", 10)):
+        live.advance(math.nextafter(float(at), -math.inf))
+        live.admit(JobSpec(id=name, tenant="a", footprint=fp, arrival_cycle=at))
+    assert live.window_start == 10
+    live.advance(150)
+    assert live.status()["speedup_vs_exclusive"] == 0.0  # j0, j1 are not the window's
+    live.advance(200)
+    assert live.status()["speedup_vs_exclusive"] == 2.0
+    live.advance(210)
+    assert live.status()["speedup_vs_exclusive"] == 1.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from qmk.execution.footprint import Footprint, Step
@@ -70,3 +72,57 @@ def test_a_schedules_metrics_follow_from_its_records():
     assert fair["jain_fairness"] == pytest.approx(1.0)
     assert fair["throughput_jobs_per_s"] == pytest.approx(4 / (200 * 3600e-9))
     assert fair["stp"] == pytest.approx(1 + 1 + 0.5 + 0.5)
+
+
+def test_a_gauge_integrates_as_it_goes_and_its_series_is_the_traces():
+    trace = [(0.0, 4), (10.0, 10), (20.0, 0), (35.0, 3)]
+    gauge = metrics.Gauge(width=10.0)
+    gauge.start(0.0)
+    for time, value in trace:
+        gauge.set(time, value)
+    assert gauge.busy(40.0) == metrics.busy(trace, 0.0, 40.0) == 155
+    assert gauge.utilization(capacity=10, end=40.0) == pytest.approx(155 / 400)
+    assert gauge.series(capacity=10, end=40.0) == metrics.series(
+        trace, capacity=10, start=0.0, end=40.0, width=10.0
+    )
+
+
+def test_a_gauge_holds_at_most_its_spans_merging_them_as_its_history_grows():
+    # 1 busy from 0 to 1000, 0 after; spans of 10 at first, 4 of them at most: by 1000
+    # they are spans of 320 (10 doubled 5 times), and the series says so
+    gauge = metrics.Gauge(width=10.0, spans=4)
+    gauge.start(0.0)
+    gauge.set(0.0, 1)
+    gauge.set(1000.0, 0)
+    assert len(gauge.bins) <= 4 and gauge.width == 320.0
+    trace = [(0.0, 1), (1000.0, 0)]
+    assert gauge.series(capacity=1, end=1100.0) == metrics.series(
+        trace, capacity=1, start=0.0, end=1100.0, width=320.0
+    )
+    assert gauge.utilization(capacity=1, end=1100.0) == pytest.approx(1000 / 1100)
+    # asked past what its spans hold, the series merges a copy (the gauge keeps its own)
+    assert [t for t, _ in gauge.series(capacity=1, end=5000.0)] == [0.0, 1280.0, 2560.0, 3840.0]
+    assert gauge.width == 320.0
+
+
+def test_a_sketch_gives_each_quantile_within_its_relative_error_in_bounded_buckets():
+    import random
+
+    rng = random.Random(20260512)
+    values = [1.0 + rng.expovariate(0.2) * rng.choice((1, 10, 100)) for _ in range(20_000)]
+    sketch = metrics.Sketch()
+    for value in values:
+        sketch.add(value)
+    for q in (0.5, 0.9, 0.95, 0.99, 1.0):
+        exact = metrics.percentile(values, q)
+        assert abs(sketch.quantile(q) - exact) <= metrics.SKETCH_ERROR * exact * (1 + 1e-9)
+    assert sketch.mean == pytest.approx(metrics.mean(values))
+    # buckets: log(max / min) / log(gamma), whatever the count
+    spread = math.log(max(values) / min(values)) / sketch.log_gamma
+    assert len(sketch.buckets) <= spread + 2 < 1000
+    tight = metrics.Sketch(buckets=8)
+    for value in values:
+        tight.add(value)
+    assert len(tight.buckets) == 8  # the lowest merged: the top keeps its accuracy
+    top = metrics.percentile(values, 1.0)
+    assert abs(tight.quantile(1.0) - top) <= metrics.SKETCH_ERROR * top * (1 + 1e-9)

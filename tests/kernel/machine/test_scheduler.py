@@ -385,3 +385,77 @@ def test_every_jobs_turnaround_is_its_private_cycles_plus_its_waits_under_every_
             assert sum(r.waits_at.values()) == pytest.approx(placed, abs=1e-6)
             assert all(0 <= i <= len(by_id[r.id].footprint.steps) for i in r.waits_at)
         assert all(pool.tree.free == pool.spec.length for pool in sched.pools)
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def test_a_job_cancelled_after_it_started_frees_its_tiles_at_the_cancels_cycle():
+    # 10 tiles, epochs of 10: long (8 tiles, 100 cycles) starts at 0 and short (8 tiles)
+    # waits. long is cancelled at 25: its tiles are free then, and short starts at the
+    # next boundary, 30, and ends at 60 (kept to its schedule, it would start at 100)
+    sched = Scheduler(MachineSpec.simple(tiles=10, epoch_cycles=10), policy("fair-share"))
+    sched.submit(job("long", footprint(8, idle(100))))
+    sched.submit(job("short", footprint(8, idle(30))))
+    assert sched.cancel("long", 25)
+    out = {r.id: r for r in sched.run()}
+    assert set(out) == {"short"}  # a cancelled job has no record
+    assert (out["short"].start_cycle, out["short"].end_cycle) == (30, 60)
+    assert out["short"].wait_cycles["queue"] == 30
+    assert sched.gauges["tiles"].busy(60) == 8 * 25 + 8 * 30
+
+
+def test_a_cancelled_job_gives_back_its_share_of_the_factory_at_the_cancels_cycle():
+    # One state a cycle, no store: a and b (40 rotations each) draw half a state a cycle
+    # each from 0. a is cancelled at 20: b has done 10 rotations then and gets every
+    # state after, so its last 30 take 30 cycles: it ends at 50, after 10 cycles of
+    # factory waits (kept to its schedule, a would hold its half until both end at 80)
+    sched = Scheduler(MachineSpec.simple(tiles=20), policy("fair-share"))
+    sched.submit(job("a", footprint(5, rotations(40))))
+    sched.submit(job("b", footprint(5, rotations(40))))
+    sched.cancel("a", 20)
+    (b,) = sched.run()
+    assert b.id == "b" and b.end_cycle == pytest.approx(50)
+    assert b.wait_cycles["factory"] == pytest.approx(10)
+
+
+def test_a_job_cancelled_on_its_way_to_storage_frees_its_tiles_and_its_storage_room():
+    # As the preemption above: at 50 the policy asks low to move to storage at its fence
+    # (100), which promises it 14 storage tiles. Cancelled at 60, low frees its tiles and
+    # its promised room then: high starts at the boundary at 60 and ends at 260
+    machine = MachineSpec.simple(tiles=20, storage_tiles=20, epoch_cycles=10)
+    sched = Scheduler(machine, policy("priority"))
+    sched.submit(job("low", footprint(15, idle(100), FENCE, idle(100)), priority=1))
+    sched.submit(job("high", footprint(15, idle(200)), 50, priority=5))
+    sched.advance(55)
+    assert sched.storage_free(0) == 20 - 14  # promised to low
+    sched.cancel("low", 60)
+    (high,) = sched.run()
+    assert (high.start_cycle, high.end_cycle) == (60, 260)
+    assert sched.storage_free(0) == 20
+
+
+def test_a_job_cancelled_in_storage_gives_its_storage_room_back():
+    machine = MachineSpec.simple(tiles=20, storage_tiles=20, epoch_cycles=10)
+    sched = Scheduler(machine, policy("priority"))
+    sched.submit(job("low", footprint(15, idle(100), FENCE, idle(100)), priority=1))
+    sched.submit(job("high", footprint(15, idle(200)), 50, priority=5))
+    sched.advance(150)  # low moved to storage at 100-101; high runs 110-310
+    assert sched.storage_free(0) == 20 - 14
+    sched.cancel("low", 150)
+    out = {r.id: r for r in sched.run()}
+    assert set(out) == {"high"} and out["high"].end_cycle == 310
+    assert sched.storage_free(0) == 20
+
+
+def test_a_cancel_is_decided_at_its_cycle_a_job_that_ended_before_it_keeps_its_record():
+    sched = Scheduler(MachineSpec.simple(tiles=10, epoch_cycles=10), policy("fair-share"))
+    sched.submit(job("quick", footprint(8, idle(20))))
+    sched.cancel("quick", 30)  # asked before its end in machine time is decided
+    (quick,) = sched.run()
+    assert quick.end_cycle == 20
+    queued = Scheduler(MachineSpec.simple(tiles=10, epoch_cycles=10), policy("fair-share"))
+    queued.submit(job("first", footprint(8, idle(100))))
+    queued.submit(job("second", footprint(8, idle(10))))
+    queued.cancel("second", 40)  # still queued then: it leaves the queue
+    assert [r.id for r in queued.run()] == ["first"]

@@ -35,6 +35,14 @@ The model (``docs/machine.md`` states it with its formulas):
   each way, waits of ``preempted``; the tiles are freed). A stored job that resumes on
   another module migrates over the link: one Bell pair per logical qubit, at the link's
   share, plus its latency (a wait of ``link``).
+- **Cancel.** A job cancelled at a cycle leaves the machine at that cycle (an event, so
+  the boundary at that cycle sees it gone): its tiles, its storage room and its claims
+  on the factories, links and decoder are freed, and it has no record.
+
+The scheduler keeps only the jobs that have not ended: a finished job's record is in
+:attr:`Scheduler.done` until its reader takes it (:meth:`Scheduler.take_done`), and
+each resource's utilization is a :class:`~qmk.kernel.machine.metrics.Gauge` (running
+sums; its whole trace only for a run of a workload, ``history``).
 
 Policies (:mod:`qmk.kernel.machine.policies`) decide at boundaries through this object's
 public methods; the core knows none of them. The same arrivals and policy give the same
@@ -74,6 +82,7 @@ from qmk.kernel.machine.jobs import (
     Timeline,
     idle_error,
 )
+from qmk.kernel.machine.metrics import Gauge
 from qmk.kernel.machine.pools import Pool, PoolSpec
 from qmk.kernel.machine.share import FactoryShare, _snap
 
@@ -115,6 +124,8 @@ class Scheduler:
         policy: who starts, who is preempted and who resumes at each boundary.
         tenants: each tenant's quota weight (fairness, partitions); a tenant not named
             has weight 1.
+        history: keep every change of each resource's use (:attr:`gauges`' traces), for
+            a run of a workload that ends; a live kernel's scheduler keeps none.
     """
 
     def __init__(
@@ -122,6 +133,8 @@ class Scheduler:
         machine: MachineSpec,
         policy: Policy,
         tenants: Mapping[str, float] | None = None,
+        *,
+        history: bool = True,
     ) -> None:
         self.machine = machine
         self.policy = policy
@@ -129,9 +142,12 @@ class Scheduler:
         self.now = 0.0
         self._heap: list[tuple[float, int, int, str, Any, int]] = []
         self._seq = 0
-        self._jobs: list[Job] = []
+        self._count = 0
+        #: the jobs that have not ended (or been cancelled), by id
         self._by_id: dict[str, Job] = {}
-        self._timelines: dict[int, Timeline] = {}
+        #: each distinct footprint's timeline, while a job of it is here: id -> (the
+        #: footprint, kept so its id stays its own; the timeline; jobs of it)
+        self._timelines: dict[int, tuple[Footprint, Timeline, int]] = {}
         self.queue: dict[Job, None] = {}  # arrival order
         #: the queue by tenant and by priority, each in arrival order
         self.queue_of: dict[str, dict[Job, None]] = {}
@@ -162,10 +178,11 @@ class Scheduler:
         self._tenants: dict[str, _Tenant] = {}
         self._held = 0
         self._holds: list[tuple[Pool, int, int]] = []
-        # what utilization is computed from: (time, value) at each change
-        self.tile_trace: list[tuple[float, int]] = [(0.0, 0)]
-        self.t_trace: list[tuple[float, float]] = [(0.0, 0.0)]
-        self.link_trace: list[tuple[float, float]] = [(0.0, 0.0)]
+        #: each resource's use: tiles held, T states and Bell pairs drawn a cycle
+        self.gauges = {
+            name: Gauge(width=machine.epoch_cycles, keep=history)
+            for name in ("tiles", "factories", "links")
+        }
         self.t_capacity = sum(m.rate for m in self._modules)
         self.first_arrival = INF
         policy.setup(self)
@@ -185,14 +202,28 @@ class Scheduler:
             raise ValueError(f"job {spec.id} was submitted already")
         self.check_placeable(spec)
         key = id(spec.footprint)
-        timeline = self._timelines.get(key)
-        if timeline is None:
-            timeline = self._timelines[key] = Timeline(spec.footprint)
-        job = Job(spec, timeline, len(self._jobs))
-        self._jobs.append(job)
+        held = self._timelines.get(key)
+        timeline = Timeline(spec.footprint) if held is None else held[1]
+        self._timelines[key] = (spec.footprint, timeline, 1 if held is None else held[2] + 1)
+        job = Job(spec, timeline, self._count)
+        self._count += 1
         self._by_id[spec.id] = job
         self.first_arrival = min(self.first_arrival, spec.arrival_cycle)
+        for gauge in self.gauges.values():
+            gauge.start(self.first_arrival)
         self._push(float(spec.arrival_cycle), _EVENT, "arrive", job, 0)
+
+    def _forget(self, job: Job) -> None:
+        """``job`` ended or was cancelled: nothing of it is kept (its record aside)."""
+        job.state = DONE
+        job.version += 1
+        self._by_id.pop(job.id, None)
+        key = id(job.spec.footprint)
+        footprint, timeline, count = self._timelines[key]
+        if count > 1:
+            self._timelines[key] = (footprint, timeline, count - 1)
+        else:
+            del self._timelines[key]
 
     def submit_all(self, specs: Iterable[JobSpec]) -> None:
         for spec in specs:
@@ -201,7 +232,7 @@ class Scheduler:
     def run(self) -> list[JobRecord]:
         """Advance until every submitted job has ended; the records, by end."""
         self.advance(INF)
-        left = [j for j in self._jobs if j.state != DONE]
+        left = list(self._by_id.values())
         if left:
             raise MachineError.of(
                 "unplaceable",
@@ -222,6 +253,8 @@ class Scheduler:
                     self._step_done(obj)
             elif kind == "arrive":
                 self._arrive(obj)
+            elif kind == "cancel":
+                self._cancel(obj)
             elif kind == "capped-end":
                 if obj.version == version:
                     obj.advance(time)
@@ -241,17 +274,74 @@ class Scheduler:
         inf: none), up to which :meth:`advance` changes nothing."""
         return self._heap[0][0] if self._heap else INF
 
-    def withdraw(self, job_id: str) -> bool:
-        """Take back a job that has not started (it never will); whether it had not.
-        A job that started runs out its schedule."""
+    def knows(self, job_id: str) -> bool:
+        """Whether ``job_id`` is here and has not ended (an id not to submit again)."""
+        return job_id in self._by_id
+
+    def holding(self) -> int:
+        """The jobs here that have not ended (queued, running, stopped, or not arrived)."""
+        return len(self._by_id)
+
+    def take_done(self) -> list[JobRecord]:
+        """The records of the jobs that ended since the last call (they are kept no
+        longer)."""
+        done, self.done = self.done, []
+        return done
+
+    def cancel(self, job_id: str, at: float) -> bool:
+        """Cancel ``job_id`` at machine time ``at`` (not before the clock): at ``at`` it
+        leaves the queue, or frees its tiles, its storage room and its claims on the
+        factories, links and decoder (module docstring). Whether it was here, not ended
+        (it may still end before ``at``: then it ends, with its record)."""
         job = self._by_id.get(job_id)
-        if job is None or job.state != QUEUED:
+        if job is None:
             return False
-        if job in self.queue:
-            self._dequeue(job)
-        job.state = DONE  # an arrival still in the heap finds it gone
-        job.version += 1
+        if at < self.now:
+            raise ValueError(f"job {job_id} cancelled at {at}, before {self.now}")
+        self._push(float(at), _EVENT, "cancel", job, 0)
         return True
+
+    def _cancel(self, job: Job) -> None:
+        state = job.state
+        if state == DONE:
+            return  # it ended first, or an earlier cancel took it
+        if state == QUEUED:
+            if job in self.queue:
+                self._dequeue(job)  # else: it has not arrived, and never will
+        elif state == RUNNING:
+            self._drop_claims(job)
+            del self.running[job]
+        else:  # stopped in place, or in storage
+            del self.stopped[job]
+        if job.stopping == "storage":  # the room promised for its move
+            self._modules[job.module].storage_free += job.data_tiles
+        elif job.storage_module >= 0:  # in storage, or on its way there
+            self._modules[job.storage_module].storage_free += job.data_tiles
+        job.stopping = None
+        job.inject.clear()
+        if job.pool >= 0:
+            self._vacate(job)
+        self._forget(job)
+        self.policy.ended(self, job)
+        self._wake()
+
+    def _drop_claims(self, job: Job) -> None:
+        """A running ``job`` stops drawing T states, Bell pairs and decoding now."""
+        if job.t:
+            self._modules[job.module].leave(self, job)
+        else:
+            self._settle(job)
+        bits = job.m / job.c * self.machine.tile_bits_per_cycle if job.m and job.c else 0.0
+        pairs = job.b
+        job.t = job.b = job.m = 0
+        job.c = 0
+        job.version += 1  # its step's end no longer holds
+        if pairs:
+            self._link_users.pop(job, None)
+            job.b_alloc = 0.0
+            self._reshare_link()
+        if bits:
+            self._decoder_add(-bits)
 
     def _push(self, time: float, klass: int, kind: str, obj: Any, version: int) -> None:
         self._seq += 1
@@ -372,7 +462,7 @@ class Scheduler:
         job.pool, job.pos, job.module = pool.index, at, pool.module
         self._tenant(job.tenant).change(self.now, job.tiles)
         self._held += job.tiles
-        self.tile_trace.append((self.now, self._held))
+        self.gauges["tiles"].set(self.now, self._held)
         self._decoder_add(job.data_tiles * self.machine.tile_bits_per_cycle)
 
     def _vacate(self, job: Job) -> None:
@@ -381,7 +471,7 @@ class Scheduler:
         del pool.occupants[job.pos]
         self._tenant(job.tenant).change(self.now, -job.tiles)
         self._held -= job.tiles
-        self.tile_trace.append((self.now, self._held))
+        self.gauges["tiles"].set(self.now, self._held)
         self._decoder_add(-job.data_tiles * self.machine.tile_bits_per_cycle)
         job.pool = -1
 
@@ -395,6 +485,10 @@ class Scheduler:
         """Tile-cycles ``tenant`` has held so far."""
         held = self._tenants.get(tenant)
         return 0.0 if held is None else held.at(self.now)
+
+    def tenant_names(self) -> list[str]:
+        """The tenants whose jobs have held tiles here."""
+        return list(self._tenants)
 
     def held_tiles(self, tenant: str) -> int:
         held = self._tenants.get(tenant)
@@ -576,9 +670,8 @@ class Scheduler:
 
     def _finish(self, job: Job) -> None:
         del self.running[job]
-        job.state = DONE
         job.end = self.now
-        job.version += 1
+        self._forget(job)
         self._vacate(job)
         fp = job.spec.footprint
         idle = sum(v for k, v in job.waits.items() if k != "queue")
@@ -599,6 +692,7 @@ class Scheduler:
                 idle_logical_error=idle_error(
                     self.machine.logical_error_rate, fp.logical_qubits, idle
                 ),
+                runtime_alone_cycles=job.spec.runtime_alone_cycles,
             )
         )
         self.policy.ended(self, job)
@@ -665,7 +759,7 @@ class Scheduler:
         self._settle(job)
 
     def trace_t(self, delta: float) -> None:
-        self.t_trace.append((self.now, self.t_trace[-1][1] + delta))
+        self.gauges["factories"].add(self.now, delta)
 
     def _reshare_link(self) -> None:
         users = list(self._link_users)
@@ -687,7 +781,7 @@ class Scheduler:
             consume += share
         if consume != self._link_consume:
             self._link_consume = consume
-            self.link_trace.append((self.now, consume))
+            self.gauges["links"].set(self.now, consume)
 
     def _decoder_add(self, bits: float) -> None:
         """Change the decoder's demand by ``bits`` a cycle; re-rate every job when its
@@ -743,10 +837,6 @@ class Scheduler:
 
     def records(self) -> list[JobRecord]:
         return list(self.done)
-
-    def footprint_of(self, job_id: str) -> Footprint:
-        """The footprint of the job submitted as ``job_id``."""
-        return self._by_id[job_id].spec.footprint
 
 
 def _water_fill(demands: list[float], capacity: float) -> list[float]:

@@ -43,6 +43,8 @@ class JobSpec:
         priority: higher first (``priority`` policy).
         program: what it runs, for people (a file, a generator).
         shots: the shots it asks for (reported; the schedule is one run's).
+        runtime_alone_cycles: its run alone on the empty machine, where its submitter
+            computed it (its record carries it: its slowdown's denominator).
     """
 
     id: str
@@ -52,6 +54,7 @@ class JobSpec:
     priority: int = 0
     program: str = ""
     shots: int = 0
+    runtime_alone_cycles: float | None = None
 
 
 class Timeline:

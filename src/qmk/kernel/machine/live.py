@@ -11,6 +11,19 @@ utilization of tiles, factories and links so far and over time, each tenant's sh
 Jain's index, throughput, slowdowns, and the speedup over ``exclusive`` for the same
 arrivals, which a shadow scheduler runs beside the policy's (the ratio of the two
 throughputs over the same window: the issue's "ratio of makespans, or of throughput").
+Both count the jobs that arrived since the shadow started: when the machine does more
+than ``exclusive`` could for long, the shadow's queue would grow for ever, so past
+:data:`SHADOW_JOBS` jobs it starts again, empty, at the next arrival of a later cycle
+(the speedup then counts the arrivals from that cycle on; the policy's run still holds
+its older jobs there while the shadow starts empty, so the figure errs low).
+
+A kernel runs for months, so nothing here grows with its history: the scheduler keeps
+only the jobs that have not ended, a finished job's record goes to the kernel (which
+puts it in the job's run request) and is not kept, and every figure is computed as the
+jobs go: running sums of the resources' busy time, the utilization over time in a
+bounded number of spans (:class:`~qmk.kernel.machine.metrics.Gauge`), a count and the
+slowdowns' sketch (:class:`~qmk.kernel.machine.metrics.Sketch`: the mean exact, the p95
+within 1%). ``docs/machine.md`` states the bounds.
 
 It imports nothing of the service: it is the same scheduler object
 ``qmk machine simulate`` runs, fed one admission at a time.
@@ -27,10 +40,15 @@ It imports nothing of the service: it is the same scheduler object
 ['j0', 'j1']
 >>> live.status()["jobs"]
 {'queued': 0, 'running': 1, 'stopped': 0, 'done': 2}
+>>> live.withdraw("j2", live.cycle_of(6))  # it started at 40: its tiles free at 60, not 70
+True
+>>> live.advance(live.cycle_of(7)), live.status()["jobs"]["running"]
+([], 0)
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -45,8 +63,11 @@ from qmk.kernel.machine.policies import policy as make_policy
 if TYPE_CHECKING:
     from qmk.kernel.machine.spec import MachineSpec
 
-#: Spans of the utilization series :meth:`LiveMachine.status` reports.
-SERIES_SPANS = 100
+#: Distinct footprints whose runtime alone is kept (the least recently used go first).
+ALONE_KEPT = 256
+#: The most jobs the shadow ``exclusive`` run holds (queued or running): past them it
+#: starts again, empty, at the next arrival (module docstring).
+SHADOW_JOBS = 4096
 
 
 class LiveMachine:
@@ -56,6 +77,8 @@ class LiveMachine:
         machine: the machine.
         policy: the policy's name (None: the machine's).
         tenants: quota weights by tenant (fairness, partitions).
+        shadow_jobs: the most jobs the shadow ``exclusive`` run holds
+            (:data:`SHADOW_JOBS`).
     """
 
     def __init__(
@@ -63,19 +86,28 @@ class LiveMachine:
         machine: MachineSpec,
         policy: str | None = None,
         tenants: Mapping[str, float] | None = None,
+        *,
+        shadow_jobs: int = SHADOW_JOBS,
     ) -> None:
         self.machine = machine
         self.policy = policy or machine.policy
         self.tenants = dict(tenants or {})
-        self.sched = Scheduler(machine, make_policy(self.policy), self.tenants)
-        self.shadow = (
-            Scheduler(machine, make_policy("exclusive"), self.tenants)
-            if self.policy != "exclusive"
-            else None
-        )
-        self._alone: dict[bytes, float] = {}
-        self._told = 0
-        self.records: list[JobRecord] = []
+        self.sched = Scheduler(machine, make_policy(self.policy), self.tenants, history=False)
+        self.shadow = self._shadow() if self.policy != "exclusive" else None
+        self.shadow_jobs = shadow_jobs
+        #: the arrivals the speedup counts: since this cycle (the shadow's start)
+        self.window_start = 0.0
+        self._last_arrival = -1
+        self._alone: OrderedDict[bytes, float] = OrderedDict()
+        #: jobs ended here, all and those arrived since :attr:`window_start`; and in the
+        #: shadow ``exclusive`` run
+        self.ended = 0
+        self.ended_in_window = 0
+        self.shadow_ended = 0
+        self.slowdowns = metrics.Sketch()
+
+    def _shadow(self) -> Scheduler:
+        return Scheduler(self.machine, make_policy("exclusive"), self.tenants, history=False)
 
     def cycle_of(self, kernel_epoch: int) -> int:
         """The machine cycle kernel epoch ``kernel_epoch`` starts at."""
@@ -92,9 +124,21 @@ class LiveMachine:
             MachineError: ``QK501`` no placement of the machine can ever hold it (the
                 kernel refuses the job at its submit).
         """
+        self.sched.check_placeable(spec)
+        spec = replace(spec, runtime_alone_cycles=self._runtime_alone(spec))
         self.sched.submit(spec)
         if self.shadow is not None:
+            later = spec.arrival_cycle > self._last_arrival  # none of the window before it
+            if later and self.shadow.holding() >= self.shadow_jobs:
+                self.shadow = self._shadow()
+                self.window_start = float(spec.arrival_cycle)
+                self.ended_in_window = self.shadow_ended = 0
             self.shadow.submit(spec)
+        self._last_arrival = spec.arrival_cycle
+
+    def knows(self, job_id: str) -> bool:
+        """Whether ``job_id`` is on the machine (not ended, not cancelled)."""
+        return self.sched.knows(job_id)
 
     def check(self, spec: JobSpec) -> None:
         """Refuse ``spec`` if no placement can ever hold it (nothing changes).
@@ -104,12 +148,13 @@ class LiveMachine:
         """
         self.sched.check_placeable(spec)
 
-    def withdraw(self, job_id: str) -> None:
-        """Take back a job that has not started, from the policy's run and the shadow
-        ``exclusive`` one alike (one that started runs out its schedule)."""
-        self.sched.withdraw(job_id)
+    def withdraw(self, job_id: str, at: float) -> bool:
+        """Cancel ``job_id`` at machine cycle ``at``, in the policy's run and the shadow
+        ``exclusive`` one alike: at ``at`` it leaves the queue, or frees its tiles and its
+        claims on the factories, links and decoder. Whether it was here."""
         if self.shadow is not None:
-            self.shadow.withdraw(job_id)
+            self.shadow.cancel(job_id, at)
+        return self.sched.cancel(job_id, at)
 
     def next_event(self) -> float:
         """The machine time of the policy's next event (inf: none)."""
@@ -117,24 +162,29 @@ class LiveMachine:
 
     def advance(self, cycle: float) -> list[JobRecord]:
         """Bring the machine to ``cycle``; the jobs whose schedule ended since the last
-        call, with their runtimes alone (for slowdowns)."""
+        call, with their runtimes alone (for slowdowns). They are not kept."""
         self.sched.advance(cycle)
         if self.shadow is not None:
             self.shadow.advance(cycle)
-        fresh = self.sched.done[self._told :]
-        self._told = len(self.sched.done)
-        out = [self._with_alone(r) for r in fresh]
-        self.records += out
+            self.shadow_ended += len(self.shadow.take_done())
+        out = self.sched.take_done()
+        for record in out:
+            self.slowdowns.add(record.slowdown)
+            self.ended_in_window += record.arrival_cycle >= self.window_start
+        self.ended += len(out)
         return out
 
-    def _with_alone(self, record: JobRecord) -> JobRecord:
-        footprint = self.sched.footprint_of(record.id)
-        key = msgspec.json.encode(footprint)
+    def _runtime_alone(self, spec: JobSpec) -> float:
+        key = msgspec.json.encode(spec.footprint)
         alone = self._alone.get(key)
         if alone is None:
-            spec = JobSpec(id=record.id, tenant=record.tenant, footprint=footprint, arrival_cycle=0)
-            alone = self._alone[key] = runtime_alone(self.machine, spec)
-        return replace(record, runtime_alone_cycles=alone)
+            alone = runtime_alone(self.machine, spec)
+            self._alone[key] = alone
+            if len(self._alone) > ALONE_KEPT:
+                self._alone.popitem(last=False)
+        else:
+            self._alone.move_to_end(key)
+        return alone
 
     def floorplan(self) -> list[dict[str, Any]]:
         """Each module's jobs in place: ``{module, tiles, jobs: [{job, tenant, first_tile,
@@ -174,32 +224,31 @@ class LiveMachine:
         del out["floorplan"], out["utilization_over_time"]
         return out
 
+    def capacities(self) -> dict[str, float]:
+        """What each resource can give a cycle: job tiles, T states, Bell pairs."""
+        sched = self.sched
+        return {
+            "tiles": float(sum(p.spec.length for p in sched.pools)),
+            "factories": sched.t_capacity,
+            "links": self.machine.link.bell_pairs_per_cycle,
+        }
+
     def status(self, *, series: bool = True) -> dict[str, Any]:
         """The machine's state now (``q_machine_status``; module docstring); without
         ``series``, no ``utilization_over_time``."""
         sched = self.sched
         now = sched.now
         start = min(sched.first_arrival, now)
-        capacities = {
-            "tiles": float(sum(p.spec.length for p in sched.pools)),
-            "factories": sched.t_capacity,
-            "links": self.machine.link.bell_pairs_per_cycle,
-        }
-        traces: dict[str, metrics.Trace] = {
-            "tiles": sched.tile_trace,
-            "factories": sched.t_trace,
-            "links": sched.link_trace,
-        }
+        capacities = self.capacities()
         epoch = self.machine.epoch_cycles
         span = max(0.0, now - start)
-        width = epoch * max(1, -(-int(span) // (epoch * SERIES_SPANS)))
-        names = sorted({*self.tenants, *(r.tenant for r in self.records)} | set(_holders(sched)))
+        names = sorted({*self.tenants, *sched.tenant_names()} | set(_holders(sched)))
         used = {t: sched.usage(t) for t in names}
         total = sum(used.values())
         shares = {t: (used[t] / total if total else 0.0) for t in names}
-        slow = [r.slowdown for r in self.records]
-        done = len(self.records)
-        shadow_done = len(self.shadow.done) if self.shadow is not None else done
+        done = self.ended
+        shadow_done = self.shadow_ended if self.shadow is not None else self.ended_in_window
+        gauges = sched.gauges
         return {
             "policy": self.policy,
             "now_cycle": round(now),
@@ -211,26 +260,21 @@ class LiveMachine:
                 "done": done,
             },
             "utilization": {
-                name: metrics.utilization(traces[name], capacity=cap, start=start, end=now)
+                name: gauges[name].utilization(capacity=cap, end=now)
                 for name, cap in capacities.items()
             },
             "utilization_over_time": None
             if not series
             else {
-                name: [
-                    [round(t), u]
-                    for t, u in metrics.series(
-                        traces[name], capacity=cap, start=start, end=now, width=width
-                    )
-                ]
+                name: [[round(t), u] for t, u in gauges[name].series(capacity=cap, end=now)]
                 for name, cap in capacities.items()
             },
             "tenant_shares": shares,
             "jain_fairness": metrics.jain(shares, self.tenants),
             "throughput_jobs_per_s": metrics.throughput(done, span, self.machine.cycle_time_ns),
-            "mean_slowdown": metrics.mean(slow),
-            "p95_slowdown": metrics.percentile(slow, 0.95),
-            "speedup_vs_exclusive": (done / shadow_done) if shadow_done else None,
+            "mean_slowdown": self.slowdowns.mean,
+            "p95_slowdown": self.slowdowns.quantile(0.95),
+            "speedup_vs_exclusive": (self.ended_in_window / shadow_done) if shadow_done else None,
             "floorplan": self.floorplan(),
         }
 

@@ -118,9 +118,7 @@ def run_policy(
         "links": machine.link.bell_pairs_per_cycle,
     }
     traces: dict[str, metrics.Trace] = {
-        "tiles": sched.tile_trace,
-        "factories": sched.t_trace,
-        "links": sched.link_trace,
+        name: gauge.trace or [] for name, gauge in sched.gauges.items()
     }
     utilization = {
         name: metrics.utilization(traces[name], capacity=cap, start=start, end=end)

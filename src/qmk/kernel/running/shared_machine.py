@@ -26,12 +26,21 @@ machine time), a job whose footprint holds no tiles (a neutral-atom device job, 
 program of no qubits), a job teleported over several modules (a footprint places on one
 module), and a job whose request has its schedule already (restored, recovered, or
 preempted in wall time: the schedule is fixed once). A job cancelled or timed out while
-it waits for its start leaves the machine; one that has started runs out its schedule in
-machine time, its record dropped. On a machine of one module (no links between modules) a
-job's Bell pairs are made inside the module and draw on no shared resource. The machine's
-decoder is ``[machine] decoder_bits_per_cycle``: ``[faults] decoder_capacity_bits_per_s``
-stays the fault policy's throttle of a job's own measurements (:mod:`qmk.kernel.admit.faults`),
-never charged twice.
+it is on the machine leaves it at the clock's cycle then: a job waiting for its start
+leaves the queue, one that has started frees its tiles and its claims on the factories,
+links and decoder, so the next boundary may start another on them. On a machine of one
+module (no links between modules) a job's Bell pairs are made inside the module and draw
+on no shared resource. The machine's decoder is ``[machine] decoder_bits_per_cycle``:
+``[faults] decoder_capacity_bits_per_s`` stays the fault policy's throttle of a job's own
+measurements (:mod:`qmk.kernel.admit.faults`), never charged twice.
+
+**What a tenant sees.** No tenant reads another's names: ``q_machine_status`` shows the
+caller its own name and its own jobs' ids; every other tenant appears under a label
+stable for the kernel (``t-`` and 12 hex digits of a keyed hash of its name, the label
+``/metrics`` gives it under ``[http] metrics_tenants = "hashed"``), with its share and
+its patches in place, its jobs without ids. Shares, utilization and Jain's index are the
+machine's facts. An operator (``operator = true`` in its ``[tenants]`` table) sees
+every name and job id.
 
 Nothing here imports the service: the supervisor hands jobs in and takes them back
 through :meth:`SharedMachine.admit`, :meth:`SharedMachine.withdraw` and the ``release``
@@ -119,9 +128,12 @@ class SharedMachine:
         #: machine ids of the jobs the machine holds -> the kernel's job
         self._held: dict[str, Job] = {}
         self._ids: dict[str, str] = {}  # job id -> its machine id now
-        self._admitted: Counter[str] = Counter()  # job id -> times it arrived
+        self._again = 0  # machine ids given to jobs whose own id is still on the machine
         self._per_tenant: Counter[str] = Counter()
         self._wake = asyncio.Event()
+        #: how another tenant is named to a tenant (module docstring); the kernel sets
+        #: it from its secret (:func:`qmk.http.probe.hashed_tenants`)
+        self.label: Callable[[str], str] = _anonymous()
 
     # ------------------------------------------------------------------ jobs in
 
@@ -162,10 +174,12 @@ class SharedMachine:
             MachineError: ``QK501`` no placement can ever hold it.
         """
         assert job.footprint is not None
-        count = self._admitted[job.job_id]
-        machine_id = job.job_id if count == 0 else f"{job.job_id}.{count}"
+        machine_id = job.job_id
+        if self.live.knows(machine_id) or machine_id in self._held:
+            # withdrawn, its cancel not yet past the clock: a fresh id
+            self._again += 1
+            machine_id = f"{job.job_id}.{self._again}"
         self.live.admit(self._spec(job, job.footprint, machine_id))
-        self._admitted[job.job_id] += 1
         self._held[machine_id] = job
         self._ids[job.job_id] = machine_id
         self._per_tenant[job.tenant] += 1
@@ -173,14 +187,17 @@ class SharedMachine:
 
     def withdraw(self, job_id: str) -> bool:
         """Take ``job_id`` back (cancelled, timed out, restored): whether it was here.
-        One that waits for its start leaves the machine; one that has started runs out
-        its schedule in machine time, its record dropped."""
+        It leaves the machine at the clock's cycle now (module docstring): its record,
+        should its schedule end before that cycle is decided, is dropped."""
         machine_id = self._ids.pop(job_id, None)
         if machine_id is None:
             return False
         job = self._held.pop(machine_id)
         self._per_tenant[job.tenant] -= 1
-        self.live.withdraw(machine_id)
+        if not self._per_tenant[job.tenant]:
+            del self._per_tenant[job.tenant]
+        self.live.withdraw(machine_id, self.clock.cycle())
+        self._wake.set()  # its cancel is an event the machine's task waits for
         return True
 
     def holds(self, tenant: str) -> int:
@@ -211,6 +228,8 @@ class SharedMachine:
             return  # withdrawn after it started: its schedule ran out
         self._ids.pop(job.job_id, None)
         self._per_tenant[job.tenant] -= 1
+        if not self._per_tenant[job.tenant]:
+            del self._per_tenant[job.tenant]
         assert job.footprint is not None
         machine = record.machine_json()
         run = MachineRun(
@@ -244,21 +263,38 @@ class SharedMachine:
             speedup_vs_exclusive=figures["speedup_vs_exclusive"],
         )
 
-    def status(self, tenant: str) -> dict[str, Any]:
+    def status(self, tenant: str, *, operator: bool = False) -> dict[str, Any]:
         """The machine as ``tenant`` sees it (``q_machine_status``): the floorplan with
-        every tenant's jobs in place (another tenant's job ids left out), utilization so
-        far and over time, each tenant's share, Jain's index, throughput, slowdowns and
-        the speedup over ``exclusive`` for the same arrivals; the machine's figures; the
-        clock."""
+        every tenant's jobs in place, utilization so far and over time, each tenant's
+        share, Jain's index, throughput, slowdowns and the speedup over ``exclusive`` for
+        the same arrivals; the machine's figures; the clock. Another tenant's name is its
+        label and its jobs have no id, unless ``operator`` (module docstring)."""
         out = self.live.status()
+
+        def named(name: str) -> str:
+            return name if operator or name == tenant else self.label(name)
+
         for module in out["floorplan"]:
             for placed in module["jobs"]:
                 job = self._held.get(placed["job"])
-                mine = job is not None and job.tenant == tenant
-                placed["job"] = job.job_id if mine and job is not None else None
+                shown = job is not None and (operator or job.tenant == tenant)
+                placed["job"] = job.job_id if shown and job is not None else None
+                placed["tenant"] = named(placed["tenant"])
+        out["tenant_shares"] = {named(t): share for t, share in out["tenant_shares"].items()}
         out["clock_cycle"] = self.clock.cycle()
         out["machine"] = self.spec.to_json()
         return out
+
+
+def _anonymous() -> Callable[[str], str]:
+    """Labels ``tenant-1``, ``tenant-2``, ... in the order tenants are first shown (a
+    machine without the kernel's secret: tests)."""
+    seen: dict[str, str] = {}
+
+    def label(name: str) -> str:
+        return seen.setdefault(name, f"tenant-{len(seen) + 1}")
+
+    return label
 
 
 __all__ = ["SharedMachine", "clock_for", "footprint_of"]
