@@ -293,3 +293,75 @@ def test_a_job_waiting_on_the_machine_when_the_kernel_stops_arrives_again_after_
     # alone on the restarted machine: 24 cycles, no wait
     assert (done["machine"]["arrival_cycle"], done["machine"]["end_cycle"]) == (0, 24)
     assert done["result"]["counts"] == local_counts(50, 4)
+
+
+DECODER_PROGRAM = """OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[1];
+creg c[1];
+h q[0];
+t q[0];
+t q[0];
+t q[0];
+t q[0];
+h q[0];
+measure q -> c;
+"""
+
+
+def test_the_old_faults_decoder_key_is_the_machines_one_decoder_in_serve_and_simulate(
+    tmp_path,
+):
+    # [faults] decoder_capacity_bits_per_s = 1e8 is the machine's decoder: 1e8 x 3.6 us =
+    # 360 syndrome bits a cycle, less than the job's one data tile sends (720), so the
+    # machine throttles it, in a kernel and in qmk machine simulate of the same config
+    # alike (the same lattice-surgery footprint at cycle 0: the same schedule), and the
+    # fault policy throttles nothing of its own (the old kernel charged its own throttle
+    # and none of the machine's)
+    from qmk.frontends import read_program
+    from qmk.kernel.config import config_warnings, load_config
+    from support.cli import qmk
+
+    toml = tmp_path / "kernel.toml"
+    toml.write_text(
+        "[machine]\nphysical_qubits = 200000\nepoch_cycles = 10\n"
+        "[machine.factory]\ncopies = 1\nstates_per_run = 1\nduration_cycles = 1\nstore = 0\n"
+        "[faults]\ndecoder_capacity_bits_per_s = 1e8\n"
+        f'[tenants.alice]\nkey = "{KEYS["alice"]}"\ncaps = ["CAP_ALLOC"]\n'
+    )
+    program = tmp_path / "prog.qasm"
+    program.write_text(DECODER_PROGRAM)
+    workload = tmp_path / "w.yaml"
+    workload.write_text(
+        "machine: kernel.toml\ntenants:\n  - name: alice\n"
+        "    jobs:\n      - {program: prog.qasm, arrival_cycle: 0}\n"
+    )
+    cfg = load_config(toml)
+    assert [w["code"] for w in config_warnings(cfg)] == ["QK402", "QK504"]
+    clock = ManualMachineClock()
+
+    async def body(kernel):
+        assert kernel.supervisor.machine.spec.decoder_bits_per_cycle == pytest.approx(360)
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(
+            session_id=sid,
+            graph=read_program(str(program)).to_json(),
+            shots=50,
+            seed=2,
+            policy={"noise": False},
+            target="lattice-surgery",
+        )
+        clock.advance(1000)
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+        telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=job["job_id"])
+        return done, telemetry
+
+    done, telemetry = run_kernel(tmp_path, body, config=cfg, machine_clock=clock)
+    assert done["state"] == "COMPLETED", done["error"]
+    assert not [f for f in telemetry["faults"] if f.get("kind") == "decoder"]
+    code, out, err = qmk("machine", "simulate", str(workload), "--policy", "fair-share", "--json")
+    assert code == 0, err
+    assert "QK504 deprecated-decoder-key" in err
+    (simulated,) = json.loads(out)["fair-share"]["jobs"]
+    assert done["machine"] == simulated["machine"]
+    assert done["machine"]["wait_cycles"]["decoder"] > 0

@@ -89,15 +89,20 @@ def status_text(reply: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _machine(path: str | None) -> MachineSpec:
-    from qmk.kernel.config import config_from_dict, load_config
+def _machine(path: str | None, err: TextIO) -> MachineSpec:
+    """The machine of the config at ``path``, as ``qmk serve`` reads it (its machine's
+    warnings said on ``err``)."""
+    from qmk.errors import warning_line
+    from qmk.kernel.config import config_from_dict, load_config, machine_warnings
     from qmk.kernel.machine.spec import config_machine
 
     if path is None:
         return config_machine(
             config_from_dict({"machine": {"physical_qubits": DEFAULT_PHYSICAL_QUBITS}})
         )
-    return config_machine(load_config(path))
+    config = load_config(path)
+    err.writelines(warning_line(path, notice) for notice in machine_warnings(config))
+    return config_machine(config)
 
 
 def _ns(ns: float) -> str:
@@ -156,7 +161,7 @@ def show_text(machine: MachineSpec) -> str:
 
 
 def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    machine = _machine(args.config)
+    machine = _machine(args.config, err)
     if args.png is not None:
         from qmk.kernel.machine.draw import draw_machine
 
@@ -211,10 +216,12 @@ def _table(runs: dict[str, PolicyRun]) -> str:
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from qmk.errors import warning_line
     from qmk.kernel.machine import workload as wl
     from qmk.kernel.machine.simulate import simulate
 
     work = wl.read(args.workload)
+    err.writelines(warning_line(args.workload, notice) for notice in work.warnings)
     machine = work.machine
     if args.epoch_cycles is not None:
         machine = machine.with_(epoch_cycles=args.epoch_cycles)

@@ -258,8 +258,9 @@ class _Machine(_Table, frozen=True, kw_only=True):
     decoder_bits_per_cycle: Annotated[
         Annotated[float, Meta(gt=0)] | None,
         Meta(
-            description="syndrome bits per logical cycle the machine's decoders keep up with "
-            "(default: faults.decoder_capacity_bits_per_s, else no limit)",
+            description="syndrome bits per logical cycle the machine's decoders keep up with, "
+            "shared by every job on the machine (default: the deprecated "
+            "faults.decoder_capacity_bits_per_s times the logical cycle time, else no limit)",
         ),
     ] = None
     cycles_per_s: Annotated[
@@ -575,7 +576,13 @@ class FaultsTable(_Table, frozen=True, kw_only=True):
     link_target: Annotated[float, Meta(ge=0.5, le=1)] = _NO_FAULTS.link_target
     max_purification_rounds: Annotated[int, Meta(ge=0)] = _NO_FAULTS.max_purification_rounds
     module_failures: tuple[ModuleFailure, ...] = ()
-    decoder_capacity_bits_per_s: Annotated[float, Meta(gt=0)] | None = None
+    decoder_capacity_bits_per_s: Annotated[
+        Annotated[float, Meta(gt=0)] | None,
+        Meta(
+            description="deprecated (QK504): the machine's decoder, read as machine."
+            "decoder_bits_per_cycle = this times the logical cycle time",
+        ),
+    ] = None
     distance_budget: Annotated[int, Meta(ge=0)] = _NO_FAULTS.distance_budget
     drift_fence_cycles: Annotated[int, Meta(ge=0)] = _NO_FAULTS.drift_fence_cycles
     local_decomposition: bool = _NO_FAULTS.local_decomposition
@@ -846,7 +853,7 @@ def _stored_key(table: TenantTable, where: str) -> str:
 
 def config_warnings(config: KernelConfig) -> list[dict[str, str]]:
     """The coded warnings of a configuration that loads: each tenant whose key is
-    written in plain text (QK402)."""
+    written in plain text (QK402), and :func:`machine_warnings`."""
     from qmk.errors import warning
     from qmk.kernel.errors import OperationsError
 
@@ -859,6 +866,28 @@ def config_warnings(config: KernelConfig) -> list[dict[str, str]]:
         )
         for name, tenant in config.tenants.items()
         if tenant.key is not None
+    ] + machine_warnings(config)
+
+
+def machine_warnings(config: KernelConfig) -> list[dict[str, str]]:
+    """The coded warnings of a configuration's machine: ``[faults]
+    decoder_capacity_bits_per_s``, the machine's decoder under its old name (QK504), which
+    ``qmk serve`` and ``qmk machine`` alike read as ``[machine] decoder_bits_per_cycle``
+    (:func:`qmk.kernel.machine.spec.machine_spec`)."""
+    from qmk.errors import warning
+    from qmk.kernel.errors import MachineError
+
+    capacity = config.faults.decoder_capacity
+    if capacity is None:
+        return []
+    return [
+        warning(
+            MachineError,
+            "deprecated-decoder-key",
+            f"faults.decoder_capacity_bits_per_s = {capacity:g} is read as the machine's "
+            f"decoder, machine.decoder_bits_per_cycle = {capacity:g} x the logical cycle "
+            "time; write that key instead",
+        )
     ]
 
 
@@ -876,6 +905,16 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
     )
     file: ConfigFile = values.convert({**data, "tenants": {}}, ConfigFile, error=_error)
     modules = file.machine.modules
+    if (
+        file.faults.decoder_capacity_bits_per_s is not None
+        and file.machine.decoder_bits_per_cycle is not None
+    ):
+        raise ConfigError(
+            "faults.decoder_capacity_bits_per_s is the deprecated name of "
+            "machine.decoder_bits_per_cycle (the machine's one decoder): give only "
+            "machine.decoder_bits_per_cycle",
+            key="faults.decoder_capacity_bits_per_s",
+        )
     for i, failure in enumerate(file.faults.module_failures):
         if failure.module >= modules:
             raise ConfigError(
@@ -1048,5 +1087,6 @@ __all__ = [
     "config_warnings",
     "json_schema",
     "load_config",
+    "machine_warnings",
     "schema_text",
 ]

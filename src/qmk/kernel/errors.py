@@ -251,5 +251,18 @@ register(
     ),
 )
 
+REGISTRY.add(
+    ErrorCode(
+        code="QK504",
+        name="deprecated-decoder-key",
+        summary="[faults] decoder_capacity_bits_per_s is the old name of the machine's one "
+        "decoder: it is read as [machine] decoder_bits_per_cycle (times the logical cycle "
+        "time), in qmk serve and qmk machine alike",
+        fix="write [machine] decoder_bits_per_cycle (syndrome bits a logical cycle) instead",
+        exception=MachineError,
+        severity=Severity.WARNING,
+    )
+)
+
 #: Every QK code, by code.
 CODES: Mapping[str, ErrorCode] = REGISTRY.family("QK")

@@ -89,3 +89,25 @@ def test_a_code_without_patches_or_factories_past_a_module_is_a_coded_refusal():
         with pytest.raises(MachineError, match=match) as caught:
             machine_spec(config.machine)
         assert caught.value.code == "QK503"
+
+
+def test_the_machine_has_one_decoder_the_old_faults_key_a_deprecated_name_of_it():
+    from qmk.kernel.config import machine_warnings
+    from qmk.kernel.errors import ConfigError
+
+    machine = {"physical_qubits": 200_000}
+    old = config_from_dict({"machine": machine, "faults": {"decoder_capacity_bits_per_s": 1e8}})
+    (warning,) = machine_warnings(old)
+    assert (warning["code"], warning["name"]) == ("QK504", "deprecated-decoder-key")
+    assert config_machine(old).decoder_bits_per_cycle == pytest.approx(1e8 * 3600e-9)
+    new = config_from_dict({"machine": {**machine, "decoder_bits_per_cycle": 360.0}})
+    assert machine_warnings(new) == []
+    assert config_machine(new).decoder_bits_per_cycle == 360.0
+    with pytest.raises(ConfigError, match=r"give only machine\.decoder_bits_per_cycle") as both:
+        config_from_dict(
+            {
+                "machine": {**machine, "decoder_bits_per_cycle": 360.0},
+                "faults": {"decoder_capacity_bits_per_s": 1e8},
+            }
+        )
+    assert both.value.code == "QK101"

@@ -23,13 +23,14 @@ once, which applies the policies in this order:
    link_target)``; when purification cannot reach it, the pair is made inside the job's
    module instead (**local decomposition**: a logical H and CNOT; the pair is exact, and
    its two qubits are charged the logical noise of those cycles, written into the program
-   as idle cycles like the decoder's), unless ``local_decomposition = false``, when the
-   job FAILs with ``QK304 link-degraded``;
-4. **decoder**: when the job's syndrome bits per second exceed the decoders' capacity,
-   each measurement's logical time is stretched by load/capacity: the extra logical
-   cycles are idle cycles of the measured qubits right after the measurement, written
-   into the program as ``APPLY_RZ(theta=0)`` nodes (one logical cycle each, the identity),
-   so the logical model charges them the noise of one cycle each.
+   as idle cycles), unless ``local_decomposition = false``, when the job FAILs with
+   ``QK304 link-degraded``.
+
+The decoder is not a policy here: it is the shared machine's, one capacity for every job
+on it (``[machine] decoder_bits_per_cycle``; ``[faults] decoder_capacity_bits_per_s`` is
+its deprecated name, QK504), which throttles the jobs in machine time and charges their
+waits as idle noise (``docs/machine.md``). The job's own load is still computed where a
+capacity is given, for the device's health (its decoder backlog).
 
 Changes to the program are a :class:`~qmk.execution.request.Rewrite` in the job's run
 request, which the worker applies to the submitted graph text; the attestation records
@@ -49,7 +50,6 @@ from its beginning.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,12 +69,7 @@ from qmk.kernel.records.programs import verified
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qec.logical import op_cycles
-from qmk.qvm.ops import OPS, Exec
 from qmk.qvm.profiles import Profile, parse_profile
-
-_MEASURES = frozenset(
-    name for name, spec in OPS.items() if spec.kind in (Exec.MEASURE, Exec.MEASURE_ANGLE, Exec.BELL)
-)
 
 
 def device_for(config: KernelConfig) -> LogicalMachine:
@@ -239,10 +234,6 @@ def adjust(
     if profiles or faults.decoder_capacity is not None:
         plan, load = _plan(rewrite.apply(job.graph), request)
         physical = plan.peak_physical_qubits
-    capacity = faults.decoder_capacity
-    if capacity is not None and load > capacity:
-        actions.append(_throttle(program, idle, epoch, load, capacity))
-        rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
     request = replace(request, rewrite=rewrite if rewrite else None)
     rates = {
         profiles.get(p, p): device_model(
@@ -257,33 +248,6 @@ def adjust(
         decoder_load=load,
         logical_error_per_cycle=rates,
     )
-
-
-def _throttle(
-    program: Any, idle: dict[str, int], epoch: int, load: float, capacity: float
-) -> dict[str, Any]:
-    """Stretch each measurement's logical time by ``load / capacity`` (idle cycles added
-    after it, into ``idle``); the decoder policy's action."""
-    stretch = load / capacity
-    added = throttled = 0
-    for node in program.graph.nodes:
-        if node.op in _MEASURES:
-            cycles = op_cycles(node.op)
-            extra = math.ceil(cycles * stretch - 1e-9) - int(cycles)
-            if extra > 0:
-                idle[node.id] = extra
-                added += extra * len(node.vqs)
-                throttled += 1
-    return {
-        "epoch": epoch,
-        "kind": "decoder",
-        "action": "throttle",
-        "decoder_bits_per_second": load,
-        "capacity_bits_per_second": capacity,
-        "stretch": stretch,
-        "measurements": throttled,
-        "idle_cycles_added": added,
-    }
 
 
 def resumed(

@@ -107,13 +107,15 @@ class WorkloadFile(_Struct, frozen=True, kw_only=True):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Workload:
     """A workload read and compiled: the machine, tenants' quota weights, the jobs in
-    arrival order, and the policies the file names (None: the command's)."""
+    arrival order, the policies the file names (None: the command's), and the coded
+    warnings of the kernel config it names (its machine's: QK504)."""
 
     machine: MachineSpec
     tenants: dict[str, float]
     jobs: tuple[JobSpec, ...]
     policies: tuple[str, ...] | None = None
     compiled: int = 0
+    warnings: tuple[dict[str, str], ...] = ()
 
 
 def _bad(message: str, key: str = "") -> QMKError:
@@ -163,7 +165,7 @@ def load(data: Any, *, base: Path | None = None) -> Workload:
     """The workload of parsed ``data`` (``base``: the folder relative paths start in)."""
     file: WorkloadFile = values.convert(data, WorkloadFile, error=_bad)
     base = base or Path.cwd()
-    machine = _machine(file.machine, base)
+    machine, warnings = _machine(file.machine, base)
     names = [t.name for t in file.tenants]
     if len(set(names)) != len(names):
         raise _bad(f"tenants: {names} names a tenant twice", "tenants")
@@ -187,11 +189,14 @@ def load(data: Any, *, base: Path | None = None) -> Workload:
         jobs=tuple(jobs[i] for i in order),
         policies=tuple(file.policies) if file.policies is not None else None,
         compiled=len(compiler.cache),
+        warnings=tuple(warnings),
     )
 
 
-def _machine(given: str | dict[str, Any], base: Path) -> MachineSpec:
-    from qmk.kernel.config import config_from_dict, load_config
+def _machine(given: str | dict[str, Any], base: Path) -> tuple[MachineSpec, list[dict[str, str]]]:
+    """The machine a workload names, as ``qmk serve`` reads it of the same config, and
+    that config's machine warnings."""
+    from qmk.kernel.config import config_from_dict, load_config, machine_warnings
     from qmk.kernel.errors import ConfigError
     from qmk.kernel.machine.spec import config_machine
 
@@ -202,7 +207,7 @@ def _machine(given: str | dict[str, Any], base: Path) -> MachineSpec:
             config = config_from_dict({"machine": given})
     except ConfigError as exc:
         raise _bad(f"machine: {exc.message}", "machine") from None
-    return config_machine(config)
+    return config_machine(config), machine_warnings(config)
 
 
 def _listed(tenant: TenantEntry, compiler: _Compiler) -> list[JobSpec]:

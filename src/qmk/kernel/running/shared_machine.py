@@ -30,9 +30,10 @@ it is on the machine leaves it at the clock's cycle then: a job waiting for its 
 leaves the queue, one that has started frees its tiles and its claims on the factories,
 links and decoder, so the next boundary may start another on them. On a machine of one
 module (no links between modules) a job's Bell pairs are made inside the module and draw
-on no shared resource. The machine's decoder is ``[machine] decoder_bits_per_cycle``:
-``[faults] decoder_capacity_bits_per_s`` stays the fault policy's throttle of a job's own
-measurements (:mod:`qmk.kernel.admit.faults`), never charged twice.
+on no shared resource. The machine's decoder is its one decoder: ``[machine]
+decoder_bits_per_cycle`` (or its deprecated name ``[faults] decoder_capacity_bits_per_s``
+times the cycle time, QK504), the same capacity ``qmk machine simulate`` reads of the same
+config; a job the machine does not hold draws on none.
 
 **What a tenant sees.** No tenant reads another's names: ``q_machine_status`` shows the
 caller its own name and its own jobs' ids; every other tenant appears under a label
@@ -115,12 +116,7 @@ class SharedMachine:
         *,
         clock: MachineClock | None = None,
     ) -> None:
-        spec = config_machine(config)
-        if config.machine.decoder_bits_per_cycle is None:
-            # [faults] decoder_capacity_bits_per_s is the fault policy's, which throttles
-            # a job's own measurements (qmk.kernel.admit.faults): not charged a second time here
-            spec = spec.with_(decoder_bits_per_cycle=None)
-        self.spec = spec
+        self.spec = config_machine(config)
         shares = {name: tenant.machine_share for name, tenant in config.tenants.items()}
         self.live = LiveMachine(self.spec, config.machine.policy, shares)
         self.clock: MachineClock = clock or clock_for(config, self.spec.cycle_time_ns)
