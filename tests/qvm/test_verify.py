@@ -253,6 +253,94 @@ def test_use_after_free_names_where_it_was_freed():
     assert finding.code == "QV202" and "node #1 'free'" in finding.message
 
 
+def measured(*rest: dict, vqs: tuple[str, ...] = ("a", "q"), events=("m",)) -> Graph:
+    """``a`` allocated, put in |+> and measured into ``m``, then ``rest``, then ``a`` freed."""
+    return graph(
+        alloc("a", id="alloc_a"),
+        {"id": "h", "op": "APPLY_H", "vqs": ["a"]},
+        {"id": "m", "op": "MEASURE_Z", "vqs": ["a"], "produces": ["m"]},
+        *rest,
+        free("a", id="free_a"),
+        vqs=vqs,
+        events=events,
+    )
+
+
+def when(node: dict, *terms: tuple[str, int]) -> dict:
+    """``node`` guarded by ``terms`` (one: the simple form; more: all of them)."""
+    forms = [{"event": e, "equals": v} for e, v in terms]
+    return {**node, "guard": forms[0] if len(forms) == 1 else {"all": forms}}
+
+
+X_Q = {"id": "x", "op": "APPLY_X", "vqs": ["q"]}
+
+
+def test_a_qubit_allocated_under_a_guard_and_used_on_every_path_is_guarded_lifetime():
+    """Before: accepted, and the run failed (an internal KeyError) where m was 0."""
+    g = measured(when(alloc("q"), ("m", 1)), X_Q, free("q"))
+    findings = check(g).findings
+    assert [(f.code, f.node_id) for f in findings if f.is_error] == [
+        ("QV208", "x"),
+        ("QV208", "free"),
+    ]
+    assert "qubit 'q' is allocated by node #3 'alloc' only where its guard holds" in str(
+        findings[0]
+    )
+    assert "use-before-alloc (it may not be allocated)" in findings[0].message
+    assert "qmk validate --prove" in findings[0].message
+
+
+def test_the_verifier_follows_one_guard_same_or_opposite_value():
+    same = measured(when(alloc("q"), ("m", 1)), when(X_Q, ("m", 1)), when(free("q"), ("m", 1)))
+    assert codes(same) == []
+    stronger = measured(  # more terms than the allocation's: still only where it ran
+        when(alloc("q"), ("m", 1)),
+        when(X_Q, ("m", 1), ("m", 1)),
+        when(free("q"), ("m", 1)),
+    )
+    assert codes(stronger) == []
+    either_side_freed = measured(
+        alloc("q"), when(free("q"), ("m", 1)), when(free("q", id="f0"), ("m", 0))
+    )
+    assert codes(either_side_freed) == []
+    assert verify(either_side_freed).peak_live_qubits == 2
+
+
+def test_a_use_only_where_the_guard_did_not_hold_is_the_finding_of_its_kind():
+    g = measured(when(alloc("q"), ("m", 1)), when(X_Q, ("m", 0)))
+    assert codes(g) == ["QV203", "QV207"]
+    freed = measured(alloc("q"), when(free("q"), ("m", 1)), when(X_Q, ("m", 1)))
+    assert codes(freed) == ["QV202", "QV207"]
+    twice = measured(alloc("q"), when(free("q"), ("m", 1)), when(free("q", id="f2"), ("m", 1)))
+    assert codes(twice) == ["QV204", "QV207"]
+
+
+def test_a_qubit_that_may_stay_live_is_a_leak_warning():
+    g = measured(alloc("q"), when(free("q"), ("m", 1)))
+    (finding,) = check(g).findings
+    assert finding.code == "QV207" and "may stay live" in finding.message
+
+
+def test_channels_follow_guards_as_qubits_do():
+    open_chan = {"id": "o", "op": "OPEN_CHAN", "vqs": ["a", "q"], "chs": ["c"]}
+    use = {"id": "u", "op": "USE_CHAN", "chs": ["c"]}
+    close = {"id": "c", "op": "CLOSE_CHAN", "chs": ["c"]}
+    base = {"vqs": ("a", "q"), "events": ("m",)}
+    g = graph(
+        alloc("a", "q", id="alloc_a"),
+        {"id": "h", "op": "APPLY_H", "vqs": ["a"]},
+        {"id": "m", "op": "MEASURE_Z", "vqs": ["a"], "produces": ["m"]},
+        when(open_chan, ("m", 1)),
+        use,
+        close,
+        free("a", "q", id="free_a"),
+        chs=("c",),
+        caps=("CAP_ALLOC", "CAP_LINK"),
+        **base,
+    )
+    assert codes(g) == ["QV208", "QV208", "QV404"]
+
+
 def test_use_before_alloc_is_reported():
     g = graph({"id": "h", "op": "APPLY_H", "vqs": ["q"]}, alloc("q"), free("q"), vqs=("q",))
     assert codes(g) == ["QV203"]
@@ -393,8 +481,12 @@ def test_graphs_over_the_configured_limits_are_reported(limits, what):
 
 
 def test_every_finding_code_has_a_test_here():
-    # the QV6xx placement codes are not findings: tests/qvm/test_teleport.py tests them
-    source = Path(__file__).read_text(encoding="utf-8")
+    # the QV6xx placement codes are not findings: tests/qvm/test_teleport.py tests them;
+    # the prover's own (QV504) are tested beside it
+    source = "".join(
+        path.read_text(encoding="utf-8")
+        for path in (Path(__file__), Path(__file__).with_name("test_prove.py"))
+    )
     findings = [
         c for c, e in CODES.items() if c.startswith("QV") and e.exception is VerificationError
     ]

@@ -1,7 +1,10 @@
 """``qmk validate | asm | disasm | fmt | qasm | info``: check, convert, describe programs.
 
 - ``validate FILE...`` verifies programs in any language QMK reads and lists every
-  finding (exit 1 when one is an error, 2 when a file cannot be read).
+  finding (exit 1 when one is an error, 2 when a file cannot be read); with ``--prove``
+  the z3 SMT solver decides linearity, capabilities and the entanglement firewall under
+  every valuation of the events (:mod:`qmk.qvm.prove`), each fault with a valuation
+  that shows it.
 - ``asm`` assembles ``.qvm.asm`` text into canonical QVM JSON (or prints what a
   ``.qasm``/``.ll``/``.bc`` program lowers to); ``disasm`` writes a JSON graph as
   assembly text; ``fmt`` prints a JSON graph in canonical form.
@@ -21,7 +24,9 @@ from qmk.commands import AddCommand, limits_of, plural, read_source, source_opti
 from qmk.errors import warning_line
 
 if TYPE_CHECKING:
-    from qmk.qvm.verify import Finding, VerifiedProgram
+    from qmk.qvm.graph import Graph
+    from qmk.qvm.prove import Proof
+    from qmk.qvm.verify import Finding, Report, VerifiedProgram
 
 
 def _write(text: str, output: str | None, stdout: TextIO) -> None:
@@ -59,6 +64,8 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if not args.json:
                 err.write(f"{exc}\n")  # the message already starts with the file name
             continue
+        if args.prove:
+            report, proof = _proved(report, graph, args)
         if not report.ok:
             status = max(status, 1)
         results.append(
@@ -72,6 +79,8 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         notices = list((graph.metadata or {}).get("warnings", ()))  # a dialect read, say
         if notices:
             results[-1]["warnings"] = notices
+        if args.prove:
+            results[-1]["proof"] = None if proof is None else proof.to_json()
         if args.json:
             continue
         out.writelines(warning_line(path, notice) for notice in notices)
@@ -87,11 +96,46 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"{plural(len(program.epochs), 'epoch')}, "
                 f"peak {plural(program.peak_live_qubits, 'live qubit')}{note})\n"
             )
+            if args.prove and proof is not None:
+                out.write(_proved_line(path, graph, proof))
         elif not report.ok:
             err.write(f"{path}: {plural(len(report.errors), 'error')}\n")
     if args.json:
         out.write(json.dumps({"files": results}, indent=2, ensure_ascii=False) + "\n")
     return status
+
+
+#: The verifier's codes the solver decides exactly (``--prove``): lifetimes, guarded
+#: lifetimes and capabilities; the rest are the verifier's alone.
+_DECIDED = frozenset(
+    {"QV202", "QV203", "QV204", "QV205", "QV207", "QV208", "QV401", "QV402", "QV403", "QV404"}
+    | {"QV501"}
+)
+
+
+def _proved(report: Report, graph: Graph, args: argparse.Namespace) -> tuple[Report, Proof | None]:
+    """``report`` with the solver's verdict in place of the verifier's on what the
+    solver decides; the proof (None when the verifier's other errors come first)."""
+    from qmk.qvm.prove import prove
+    from qmk.qvm.verify import Report, check
+
+    if any(f.is_error and f.code not in _DECIDED for f in report.findings):
+        return report, None
+    channels = [c.strip() for c in (args.channels or "").split(",") if c.strip()]
+    proof = prove(graph, tenant=args.tenant, channels=channels)
+    findings = tuple(f for f in report.findings if f.code not in _DECIDED) + proof.findings
+    program = report.program
+    if program is None and proof.ok:  # the verifier refused only what the solver proved
+        program = check(graph, limits=limits_of(args), excused=_DECIDED).program
+    return Report(findings=findings, program=program if proof.ok else None), proof
+
+
+def _proved_line(path: str, graph: Graph, proof: Proof) -> str:
+    events = plural(len(graph.resources.events), "event")
+    return (
+        f"{path}: proved {', '.join(proof.proved)} under every valuation of its {events} "
+        f"({plural(proof.questions, 'question')} to the solver, {proof.seconds:.3f} s)\n"
+    )
 
 
 def _cmd_asm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -205,6 +249,25 @@ def register(add: AddCommand) -> None:
     sub.add_argument("files", nargs="+", metavar="FILE")
     sub.add_argument("--json", action="store_true", help="print the findings as JSON")
     sub.add_argument("-q", "--quiet", action="store_true", help="print only findings")
+    proving = sub.add_argument_group("proofs (the z3 SMT solver: the prove extra)")
+    proving.add_argument(
+        "--prove",
+        action="store_true",
+        help="decide linearity, capabilities and the firewall under every valuation of the "
+        "events, each fault with a valuation that shows it",
+    )
+    proving.add_argument(
+        "--tenant",
+        default="self",
+        metavar="NAME",
+        help="with --prove: who submits it (whose are qubits an ALLOC_LQ names no tenant of)",
+    )
+    proving.add_argument(
+        "--channels",
+        metavar="C[,C...]",
+        help="with --prove: channels bound to a kernel channel: an OPEN_CHAN on one may join "
+        "two tenants' qubits",
+    )
     source_options(sub)
     sub.set_defaults(run=_cmd_validate)
 

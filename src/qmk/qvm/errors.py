@@ -167,6 +167,13 @@ REGISTRY.add(
         "a file a command was asked to write cannot be written",
         "check that the file's folder exists and is writable, and that the disk has room",
     ),
+    _c(
+        FormatError,
+        "QF013",
+        "prover-unavailable",
+        "qmk validate --prove needs the z3 SMT solver, which is not installed",
+        "pip install 'quantum-microkernel[prove]' (z3-solver)",
+    ),
     # QA: assembly text
     _c(
         AsmError,
@@ -333,6 +340,16 @@ REGISTRY.add(
         "free it with FREE_LQ",
         warning=True,
     ),
+    _c(
+        VerificationError,
+        "QV208",
+        "guarded-lifetime",
+        "a guarded node allocates or frees a qubit (opens or closes a channel), and a later "
+        "node may then use it dead, free it twice or allocate it live, on some values of the "
+        "events: the verifier does not follow guards that far",
+        "guard the later node like the first (or with the opposite value), or check every "
+        "valuation with qmk validate --prove",
+    ),
     # QV3xx: events and order
     _c(
         VerificationError,
@@ -414,6 +431,15 @@ REGISTRY.add(
         "graph-too-large",
         "the graph exceeds a configured size limit",
         "split the program or raise the limit (qmk validate --max-nodes ...)",
+    ),
+    _c(
+        VerificationError,
+        "QV504",
+        "tenants-entangled",
+        "a node that runs on some values of the events joins qubits of two tenants without "
+        "a channel bound to them (qmk validate --prove: the entanglement firewall)",
+        "open a channel between the tenants and bind it (policy.channels; --channels), or "
+        "keep each op on one tenant's qubits",
     ),
     # QV6xx: placement on modules and teleportation (qmk.qvm.teleport)
     _c(

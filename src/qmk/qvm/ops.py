@@ -854,6 +854,13 @@ def canonical_op(name: str) -> str | None:
 #: Operand kinds of a node, in the order nodes list them.
 OPERAND_KINDS: tuple[str, ...] = ("vqs", "chs", "inputs", "produces")
 
+#: The ops that never entangle the qubits they name, however many (the entanglement
+#: firewall lets them touch qubits of several tenants): the kernel's firewall
+#: (:func:`qmk.kernel.admit.channels.check_firewall`) and the prover's (:mod:`qmk.qvm.prove`).
+NOT_ENTANGLING: frozenset[str] = frozenset(
+    {"ALLOC_LQ", "FREE_LQ", "RESET", "FENCE_EPOCH", "BAR_REGION"}
+)
+
 
 def operand_arity(spec: OpSpec, kind: str) -> Arity:
     """The arity of operand ``kind`` (one of :data:`OPERAND_KINDS`) for ``spec``."""

@@ -36,7 +36,7 @@ import itertools
 import math
 import operator
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -44,7 +44,7 @@ from typing import Any
 from qmk.qvm import classical
 from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
-from qmk.qvm.graph import Graph, Node, Resources, gc_paused, is_finite_number
+from qmk.qvm.graph import Graph, Guard, Node, Resources, gc_paused, is_finite_number
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import (
     CAPABILITIES,
@@ -548,15 +548,65 @@ def _profile_ok(value: Any) -> bool:
     return True
 
 
+#: A handle's state in its lifetime: never started, live, or ended.
+_NEW, _LIVE, _ENDED = 0, 1, 2
+#: The finding a use in each state that does not allow it makes (of ``words``).
+_FAULT = {
+    (_LIVE, "opens"): "reopen",
+    (_ENDED, "closes"): "reclose",
+    (_NEW, "closes"): "before_start",
+    (_ENDED, "uses"): "after_end",
+    (_NEW, "uses"): "before_start",
+}
+
+
+def _after(state: int, use: str) -> int:
+    """The state after a faultless ``use`` (opens, closes or uses) of a handle in ``state``."""
+    return _LIVE if use == "opens" else _ENDED if use == "closes" else state
+
+
+@dataclass(slots=True)
+class _Guarded:
+    """A handle a guarded node opened or closed: in state ``when`` where the guard's
+    ``terms`` all hold, ``otherwise`` where they do not (the two differ)."""
+
+    terms: frozenset[tuple[str, int]]
+    when: int
+    otherwise: int
+    at: int  # the guarded node
+
+    def exact_complement(self, terms: frozenset[tuple[str, int]]) -> bool:
+        """Whether ``terms`` hold exactly where this guard's do not: one term each, the
+        same event, the other value."""
+        if len(terms) != 1 or len(self.terms) != 1:
+            return False
+        ((event, value),) = terms
+        return (event, 1 - value) in self.terms
+
+
+def _contradicts(terms: frozenset[tuple[str, int]], other: frozenset[tuple[str, int]]) -> bool:
+    """Whether the two conjunctions cannot both hold (one event, two values)."""
+    return any((event, 1 - value) in other for event, value in terms)
+
+
 class _Lifetimes:
     """Where each handle of one kind (qubits or channels) is in its lifetime.
 
     A handle starts at an op that opens its kind (ALLOC_LQ, OPEN_CHAN), ends at
     one that closes it (FREE_LQ, CLOSE_CHAN), and may be started again after it
     ended. Every other use must fall inside a lifetime.
+
+    A guarded node that starts or ends a lifetime leaves the handle in one state where
+    its guard holds and another where it does not (:class:`_Guarded`). A later node
+    whose guard holds exactly there (all the same terms, or more), or exactly where it
+    does not (one term of the other value), sees one state and is checked as any use;
+    a node that may see either, and is wrong in one of them, is ``guarded-lifetime``
+    (QV208): the verifier follows one guard per handle, ``qmk validate --prove`` every
+    valuation (:mod:`qmk.qvm.prove`). So no program the verifier accepts uses a handle
+    outside its lifetime, whatever the events' values.
     """
 
-    __slots__ = ("ended", "findings", "live", "nodes", "words")
+    __slots__ = ("ended", "findings", "guarded", "live", "nodes", "words")
 
     def __init__(self, findings: _Findings, nodes: Sequence[Node], **words: str) -> None:
         self.findings = findings
@@ -564,9 +614,16 @@ class _Lifetimes:
         self.words = words
         self.live: dict[str, int] = {}  # live handle -> the node that started it
         self.ended: dict[str, int] = {}  # ended handle -> the node that ended it
+        self.guarded: dict[str, _Guarded] = {}  # handle a guarded node started or ended
 
-    def touch(self, name: str, index: int, opens: bool, closes: bool) -> int:
-        """Record a use at node ``index``: +1 when it starts a lifetime, -1 when it ends one."""
+    def touch(
+        self, name: str, index: int, opens: bool, closes: bool, guard: Guard | None = None
+    ) -> int:
+        """Record a use at node ``index``: +1 when it starts a lifetime, -1 when it ends one
+        (counting a handle live while it may be)."""
+        if guard is not None or (self.guarded and name in self.guarded):
+            use = "opens" if opens else "closes" if closes else "uses"
+            return self._guarded(name, index, use, guard)
         words = self.words
         if opens:
             if name in self.live:
@@ -600,6 +657,106 @@ class _Lifetimes:
                 index,
             )
         return 0
+
+    def _state(self, name: str) -> int:
+        return _LIVE if name in self.live else _ENDED if name in self.ended else _NEW
+
+    def _set(self, name: str, state: int, index: int) -> None:
+        """A certain state again (``index``: the node that made it)."""
+        self.guarded.pop(name, None)
+        self.live.pop(name, None)
+        self.ended.pop(name, None)
+        if state == _LIVE:
+            self.live[name] = index
+        elif state == _ENDED:
+            self.ended[name] = index
+
+    def _guarded(self, name: str, index: int, use: str, guard: Guard | None) -> int:
+        terms: frozenset[tuple[str, int]] = (
+            frozenset() if guard is None else frozenset((t.event, t.equals) for t in guard.terms)
+        )
+        held = self.guarded.get(name)
+        if held is None:  # a certain state, met by a guarded node
+            before = self._state(name)
+            after = _after(before, use)
+            if (before, use) in _FAULT or after == before:  # as unguarded: wrong, or no change
+                return self._plain(name, index, use)
+            self._set(name, _NEW, index)
+            self.guarded[name] = _Guarded(terms=terms, when=after, otherwise=before, at=index)
+            return 1 if after == _LIVE else 0  # a handle that may be live counts as live
+        was_live = _LIVE in (held.when, held.otherwise)
+        seen: tuple[int, ...]
+        if terms and terms >= held.terms:  # it runs only where the guard held
+            side, seen, exact = "when", (held.when,), terms == held.terms
+        elif terms and _contradicts(terms, held.terms):  # only where it did not
+            side, seen, exact = "otherwise", (held.otherwise,), held.exact_complement(terms)
+        else:  # on either side: unguarded, it acts on both alike
+            side, seen, exact = "both", (held.when, held.otherwise), guard is None
+        faults = [state for state in seen if (state, use) in _FAULT]
+        if faults and side != "both":  # wrong wherever it runs: the finding of its kind
+            self._fault(name, index, use, seen[0], held)
+            return 0
+        if faults or (use != "uses" and not exact):
+            self._undecided(name, index, use, held, faults)
+            return 0
+        after = _after(seen[0], use)
+        if side == "both":  # unguarded and faultless on both sides: a certain state again
+            self._set(name, after, index)
+            return int(after == _LIVE) - int(was_live)
+        if side == "when":
+            held.when = after
+        else:
+            held.otherwise = after
+        if held.when == held.otherwise:
+            self._set(name, after, index)
+        return int(_LIVE in (held.when, held.otherwise)) - int(was_live)
+
+    def _plain(self, name: str, index: int, use: str) -> int:
+        """:meth:`touch` of a handle in a certain state, as if unguarded."""
+        return self.touch(name, index, use == "opens", use == "closes")
+
+    def _fault(self, name: str, index: int, use: str, state: int, held: _Guarded) -> None:
+        words = self.words
+        changed = words["started"] if held.when == _LIVE else words["ended"]
+        side = "there" if state == held.when else "where that guard does not hold"
+        self.findings.add(
+            words[_FAULT[(state, use)]],
+            f"{words['what']} {name!r} is {changed} by {_where(self.nodes, held.at)} only "
+            f"where its guard holds, and this node runs only {side}",
+            index,
+        )
+
+    def _undecided(
+        self, name: str, index: int, use: str, held: _Guarded, faults: list[int]
+    ) -> None:
+        words = self.words
+        where = _where(self.nodes, held.at)
+        if faults:
+            fault = _FAULT[(faults[0], use)]
+            what = {
+                "reopen": f"{words['reopen']} (it may be {words['live']})",
+                "reclose": f"{words['reclose']} (it may be {words['ended']})",
+                "after_end": f"{words['after_end']} (it may be {words['ended']})",
+                "before_start": f"{words['before_start']} (it may not be {words['started']})",
+            }[fault]
+        else:
+            what = "a change of its lifetime under another guard"
+        changed = words["started"] if held.when == _LIVE else words["ended"]
+        self.findings.add(
+            "guarded-lifetime",
+            f"{words['what']} {name!r} is {changed} by {where} only where its guard holds, "
+            f"and this node may run on either side of that guard: {what}",
+            index,
+        )
+
+    def may_be_live(self) -> dict[str, int]:
+        """The handles live at the end, or live on some side of a guard: where each
+        started (or the guarded node)."""
+        out = dict(self.live)
+        for name, held in self.guarded.items():
+            if _LIVE in (held.when, held.otherwise):
+                out[name] = held.at
+        return out
 
 
 _QUBIT_WORDS = {
@@ -697,26 +854,36 @@ class _Segments:
 _PLANS: Mapping[str, _OpPlan] = MappingProxyType({n: _OpPlan(spec) for n, spec in OPS.items()})
 
 
-def check(graph: Graph, *, limits: Limits | None = None) -> Report:
+def check(graph: Graph, *, limits: Limits | None = None, excused: Collection[str] = ()) -> Report:
     """Verify ``graph`` and report every finding at once.
 
     Args:
         graph: the graph, as :func:`qmk.qvm.graph.loads` or the assembler gives it.
         limits: size limits (defaults: :class:`~qmk.qvm.limits.Limits`).
+        excused: codes whose errors another check decided (``qmk validate --prove``:
+            those the solver proved no valuation shows): still reported, they do not
+            withhold the program.
 
     Returns:
         A :class:`Report`: all findings, and the verified program when none is
-        an error.
+        an error (of a code not ``excused``).
     """
     limits = limits or Limits()
     findings = _Findings(graph)
     if not _check_limits(graph, limits, findings):
         return Report(findings=findings.finish())
     with gc_paused():
-        return _walk(graph, limits, findings)
+        return _walk(graph, limits, findings, excused=frozenset(excused))
 
 
-def _walk(graph: Graph, limits: Limits, findings: _Findings, *, gate_lane: bool = True) -> Report:
+def _walk(
+    graph: Graph,
+    limits: Limits,
+    findings: _Findings,
+    *,
+    gate_lane: bool = True,
+    excused: frozenset[str] = frozenset(),
+) -> Report:
     """The single pass of :func:`check` over the nodes, in list order.
 
     The declarations and names come first; then each node, through the steps of
@@ -744,7 +911,7 @@ def _walk(graph: Graph, limits: Limits, findings: _Findings, *, gate_lane: bool 
             if spec is not None and spec.category is not admin:
                 segments.add(index, node, spec.unitary, chan_qubits)
             index += 1
-    return walk.finish()
+    return walk.finish(excused)
 
 
 _PLAN_OF: dict[str, _OpPlan] = dict(_PLANS)
@@ -1005,11 +1172,13 @@ class _Walk:
             decl, last, qubits, live = self.decl_vqs, self.last_vq, self.qubits, self.live
             allocates, frees = opens == "vqs", closes == "vqs"
             plain, live_qubits = not (allocates or frees), qubits.live
+            guard = node.guard
             for q in vqs:
                 if q not in decl:
                     self._undeclared("vqs", q, index, "qubit")
-                if not plain or q not in live_qubits:  # a live qubit's plain use: no change
-                    live += qubits.touch(q, index, allocates, frees)
+                # a live qubit's plain unguarded use: no change
+                if not plain or guard is not None or q not in live_qubits:
+                    live += qubits.touch(q, index, allocates, frees, guard)
                 prev = last.get(q)
                 if prev is not None:
                     node_preds.append(prev)
@@ -1048,7 +1217,7 @@ class _Walk:
         for c in node.chs:
             if c not in decl:
                 self._undeclared("chs", c, index, "channel")
-            if channels.touch(c, index, opens == "chs", closes == "chs") > 0:
+            if channels.touch(c, index, opens == "chs", closes == "chs", node.guard) > 0:
                 self.chan_qubits[c] = node.vqs
             prev = last.get(c)
             if prev is not None:
@@ -1109,7 +1278,7 @@ class _Walk:
         self.fence = index
         return fence_preds
 
-    def finish(self) -> Report:
+    def finish(self, excused: frozenset[str] = frozenset()) -> Report:
         """Report what only the end can tell; the report, with the program when it verified."""
         findings, nodes = self.findings, self.graph.nodes
         members = tuple(range(self.epoch_start, len(nodes)))
@@ -1119,17 +1288,21 @@ class _Walk:
                 findings.add("event-never-produced", f"event {event!r} is never produced", reader)
         if self.backward:
             _report_backward_reads(nodes, self.preds, self.backward, findings)
-        for q, index in self.qubits.live.items():
-            findings.add(
-                "qubit-leak", f"qubit {q!r} allocated at {_where(nodes, index)} is never freed"
-            )
-        for c, index in self.channels.live.items():
-            findings.add(
-                "channel-leak", f"channel {c!r} opened at {_where(nodes, index)} is never closed"
-            )
+        for kind, lifetimes, code, did, not_done in (
+            ("qubit", self.qubits, "qubit-leak", "allocated", "freed"),
+            ("channel", self.channels, "channel-leak", "opened", "closed"),
+        ):
+            for name, index in lifetimes.may_be_live().items():
+                at = _where(nodes, index)
+                findings.add(
+                    code,
+                    f"{kind} {name!r} may stay live: {at} changes it only where its guard holds"
+                    if name in lifetimes.guarded
+                    else f"{kind} {name!r} {did} at {at} is never {not_done}",
+                )
         _report_caps(self.graph, self.required, self.unknown_caps, findings)
         found = findings.finish()
-        if any(f.is_error for f in found):
+        if any(f.is_error and f.code not in excused for f in found):
             return Report(findings=found)
         program = VerifiedProgram(
             graph=self.graph,

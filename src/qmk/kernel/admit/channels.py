@@ -25,14 +25,13 @@ from typing import Any
 
 from qmk.errors import FirewallError, InvalidArgument, NotFoundError, QuotaError, StateError
 from qmk.qvm.graph import Graph
+from qmk.qvm.ops import NOT_ENTANGLING
 
 PENDING = "PENDING"
 OPEN = "OPEN"
 CLOSED = "CLOSED"
 #: A channel's states, in their order.
 STATES = (PENDING, OPEN, CLOSED)
-
-_NOT_ENTANGLING = frozenset({"ALLOC_LQ", "FREE_LQ", "RESET", "FENCE_EPOCH", "BAR_REGION"})
 
 
 @dataclass(slots=True, kw_only=True)
@@ -279,7 +278,10 @@ def check_firewall(
             )
         bound[name] = channel
     linked = {t for c in bound.values() for t in c.tenants} - {tenant}
-    owner: dict[str, str] = {}
+    # the tenants a qubit may belong to: a guarded ALLOC_LQ adds its tenant to those the
+    # handle had, since it may not run (the events decide): an op is refused when its
+    # qubits may belong to two tenants on any run, not only on the run in list order
+    owner: dict[str, frozenset[str]] = {}
     live: Counter[str] = Counter()
     peak: dict[str, int] = {tenant: 0}
 
@@ -288,31 +290,18 @@ def check_firewall(
 
     for index, node in enumerate(graph.nodes):
         if node.op == "ALLOC_LQ":
-            who = (node.metadata or {}).get("tenant", tenant)
-            if not isinstance(who, str) or (who != tenant and who not in tenants):
-                raise FirewallError(
-                    f"{where(index, node)} allocates qubits of tenant {who!r}, which is no "
-                    "tenant of this kernel",
-                    node=node.id,
-                )
-            if who != tenant and who not in linked:
-                raise FirewallError(
-                    f"{where(index, node)} allocates qubits of tenant {who!r} without an open "
-                    f"channel to {who!r} bound in policy.channels",
-                    node=node.id,
-                )
-            for q in node.vqs:
-                owner[q] = who
-            live[who] += len(node.vqs)
-            peak[who] = max(peak.get(who, 0), live[who])
+            _allocated(index, node, tenant, tenants, linked, owner, live, peak)
             continue
         if node.op == "FREE_LQ":
-            for q in node.vqs:
-                live[owner.get(q, tenant)] -= 1
+            if node.guard is None:  # a guarded free may not run: the qubits count on
+                for q in node.vqs:
+                    whose = owner.get(q, frozenset({tenant}))
+                    if len(whose) == 1:  # (whose it is not known: it counts on, an upper bound)
+                        live[next(iter(whose))] -= 1
             continue
-        if node.op in _NOT_ENTANGLING or len(node.vqs) < 2:
+        if node.op in NOT_ENTANGLING or len(node.vqs) < 2:
             continue
-        owners = {owner.get(q, tenant) for q in node.vqs}
+        owners = set().union(*(owner.get(q, frozenset({tenant})) for q in node.vqs))
         if len(owners) == 1:
             continue
         if node.op == "OPEN_CHAN" and node.chs and node.chs[0] in bound:
@@ -335,6 +324,43 @@ def check_firewall(
             tenants=sorted(owners),
         )
     return peak
+
+
+def _allocated(
+    index: int,
+    node: Any,
+    tenant: str,
+    tenants: Collection[str],
+    linked: Collection[str],
+    owner: dict[str, frozenset[str]],
+    live: Counter[str],
+    peak: dict[str, int],
+) -> None:
+    """:func:`check_firewall`'s ALLOC_LQ at node ``index``: whose the qubits are (a
+    guarded one: whose they may be), and the tenants' live counts.
+
+    Raises:
+        FirewallError: the qubits are of no tenant of the kernel, or of another tenant
+            with no channel bound to it.
+    """
+    where = f"node #{index} {node.id!r} ({node.op})"
+    who = (node.metadata or {}).get("tenant", tenant)
+    if not isinstance(who, str) or (who != tenant and who not in tenants):
+        raise FirewallError(
+            f"{where} allocates qubits of tenant {who!r}, which is no tenant of this kernel",
+            node=node.id,
+        )
+    if who != tenant and who not in linked:
+        raise FirewallError(
+            f"{where} allocates qubits of tenant {who!r} without an open channel to {who!r} "
+            "bound in policy.channels",
+            node=node.id,
+        )
+    for q in node.vqs:
+        before = owner.get(q, frozenset({tenant}))
+        owner[q] = frozenset({who}) if node.guard is None else before | {who}
+    live[who] += len(node.vqs)
+    peak[who] = max(peak.get(who, 0), live[who])
 
 
 __all__ = [
