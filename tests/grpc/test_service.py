@@ -343,3 +343,20 @@ def test_reflection_lists_the_service_and_a_generic_client_can_call_it(target: s
         )
         answer = call(request(tenant="alice", key=TENANTS["alice"]["key"]), timeout=30)
         assert answer.tenant == "alice" and answer.session_id
+
+
+def test_grpc_calls_are_traced_and_timed_in_the_metrics(server: HttpServer, alice: Any):
+    import time
+
+    import httpx
+
+    job = alice.submit(BELL_QASM, shots=5, seed=4).job_id
+    deadline = time.monotonic() + 60  # a hang guard: the exporter writes spans as they end
+    while True:
+        spans = [s for s in server.spans() if s["name"] == "qsyscall q_submit"]
+        if any(s["attributes"].get("qmk.job_id") == job for s in spans):
+            break
+        assert time.monotonic() < deadline, [s["attributes"] for s in spans]
+        time.sleep(0.05)
+    text = httpx.get(f"{server.url}/metrics", timeout=60).text
+    assert 'qmk_rpc_seconds_count{method="q_submit",transport="grpc"}' in text
