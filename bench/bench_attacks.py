@@ -1223,12 +1223,11 @@ def _wrong_keys(wire: Any, server: Any, stop: threading.Event, counts: dict[str,
 def _stream_flood(wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]) -> None:
     """One session opening 1000 live streams of a running job (finding 4)."""
     from qmk.client import Client
-    from support.kernel import slow_graph
 
     host, port = server.tcp
     alice = TENANTS_OF_DOOR["alice"]
     with Client.connect(f"tcp:{host}:{port}", tenant="alice", key=alice["key"]) as client:
-        job = client.q_submit(slow_graph(), 1, 1)["job_id"]  # runs longer than the scenario
+        job = client.q_submit(big_graph(10), 1, 1)["job_id"]  # held at the gate throughout
     session = wire.login(server, "alice")
     wire.watch(server, session, job)()  # NotOnThisWire where none is kept
     ends = []
@@ -1303,14 +1302,21 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     limits, nofile = MATRIX[scenario]
     if os.environ.get("QMK_BENCH_PLAIN"):  # no [server] keys: to run against older kernels
         limits = {}
-    server = DoorServer(folder, server=dict(limits), nofile=nofile, workers=2).start()
+    from support.kernel import WorkerGate
+
+    gate = WorkerGate(folder)  # holds jobs in their workers: the stream flood's stays live
+    hooks = gate.hooks() if scenario == "stream-flood" else None  # else the plain qmk serve
+    server = DoorServer(folder, server=dict(limits), nofile=nofile, workers=2, hooks=hooks)
+    server.start()
     dave = TENANTS_OF_DOOR["dave"]
     client = Client.connect(str(folder / "k.sock"), tenant="dave", key=dave["key"])
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
     probe = client.q_submit(graph, 10, 1)["job_id"]
     env = dict(os.environ)
-    if scenario == "nonreading-result":
-        env["QMK_BENCH_JOB"] = _big_job(client)
+    if scenario == "nonreading-result":  # the attacker's own job (another's is not found)
+        alice = TENANTS_OF_DOOR["alice"]
+        with Client.connect(str(folder / "k.sock"), tenant="alice", key=alice["key"]) as own:
+            env["QMK_BENCH_JOB"] = _big_job(own)
     assert server.proc is not None
     rss_before = rss_mb(server.proc.pid)
     peak = [rss_before]
@@ -1340,6 +1346,7 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     attacker.wait(120)
     sampling.set()
     sampler.join()
+    gate.open()
     time.sleep(2.0)  # the kernel sees the attacker's connections close
     figures.update(
         rss_before_mb=rss_before, rss_peak_mb=peak[0], rss_after_mb=rss_mb(server.proc.pid)

@@ -137,3 +137,18 @@ def test_the_status_table_has_a_row_for_every_wire_code_and_the_docs_show_it():
     assert {code: getattr(grpc.StatusCode, row[2]) for code, row in rows.items()} == dict(STATUS_OF)
     for code, row in rows.items():
         assert row[1].split()[0] == (f"QS{code}" if code > 0 else f"QR{-code}")
+
+
+def test_a_jobs_typed_counts_stop_at_their_cap_and_json_keeps_every_outcome():
+    import json
+
+    from qmk.grpc.schema import TYPED_COUNTS_MAX
+
+    job_message = messages()["Job"]
+    small = {"job_id": "j", "state": "COMPLETED", "result": {"counts": {"00": 3, "11": 2}}}
+    assert dict(reply_of(job_message, small).counts) == {"00": 3, "11": 2}
+    outcomes = {format(i, "013b"): 1 for i in range(TYPED_COUNTS_MAX + 1)}
+    big = {"job_id": "j", "state": "COMPLETED", "result": {"counts": outcomes}}
+    answer = reply_of(job_message, big)
+    assert not answer.counts  # past the cap: the counts are in json only
+    assert json.loads(answer.json)["result"]["counts"] == outcomes

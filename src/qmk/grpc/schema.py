@@ -228,9 +228,26 @@ def _counts(result: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items()}
 
 
+#: The most outcomes a job's typed ``counts`` map holds; a result with more has its
+#: counts in ``json`` only (a big result's map, millions of entries, cost seconds of the
+#: kernel's CPU to build and doubled the answer, for what ``json`` says already).
+TYPED_COUNTS_MAX = 4096
+
+
+def _typed_counts(result: Any) -> dict[str, int]:
+    """A result's counts for the typed map: none past :data:`TYPED_COUNTS_MAX` outcomes
+    (a stored result says how many it has without being read: its ``entries``)."""
+    entries = getattr(result, "entries", None)
+    if isinstance(entries, int) and entries > TYPED_COUNTS_MAX:
+        return {}
+    counts = _counts(result)
+    return counts if len(counts) <= TYPED_COUNTS_MAX else {}
+
+
 def reply_of(kind: type[Message], result: Any) -> Message:
     """The answer message ``kind`` filled from a syscall's JSON ``result``: each of its
-    fields that the result has (a job's ``counts`` from its ``result``), and ``json``."""
+    fields that the result has (a job's ``counts`` from its ``result``, for at most
+    :data:`TYPED_COUNTS_MAX` outcomes), and ``json``."""
     reply = kind()
     fields = kind.DESCRIPTOR.fields_by_name
     if isinstance(result, Mapping):
@@ -238,7 +255,7 @@ def reply_of(kind: type[Message], result: Any) -> Message:
             if name == JSON_FIELD:
                 continue
             if name == "counts":
-                reply.counts.update(_counts(result.get("result")))
+                reply.counts.update(_typed_counts(result.get("result")))
                 continue
             value = result.get(name)
             if value is None:

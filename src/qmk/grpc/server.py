@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -52,7 +53,7 @@ import grpc
 from google.protobuf.message import Message
 from grpc import aio
 
-from qmk.abi.door import Door, DoorProbe, Held, ProgramText, Refusal, Splicer, Visitor
+from qmk.abi.door import SMALL, Door, DoorProbe, Held, ProgramText, Refusal, Splicer, Visitor
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
 from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
@@ -259,9 +260,28 @@ def program_text(params: dict[str, Any]) -> ProgramText:
 
 
 def _answer_size(result: Any) -> int:
-    """What an answer built from ``result`` holds until sent: its JSON text, and about
-    as much again in its typed fields (a job's counts)."""
+    """What an answer built from ``result`` holds until sent: its JSON text in the
+    message, and again serialized."""
     return 2 * sum(map(len, dumps_parts(result, default=str)))
+
+
+def _event(kind: type[Message], fields: dict[str, Any], data: Any) -> Message:
+    """A ``JobEvent`` of ``fields`` and ``data`` (its JSON)."""
+    return kind(**fields, json=dumps(data, default=str))
+
+
+def _serialized(message: Message | bytes) -> bytes:
+    """A message's bytes (an answer built and serialized off the loop is bytes already)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+async def _built(build: Callable[[], Message], size: int) -> Message | bytes:
+    """The answer ``build()`` makes: on the loop when small; else built and serialized
+    in a thread (a big result's counts, millions of map entries and bytes, held the
+    loop for seconds)."""
+    if size <= SMALL:
+        return build()
+    return await asyncio.to_thread(lambda: build().SerializeToString())
 
 
 class KernelService:
@@ -298,7 +318,7 @@ class KernelService:
         arrays = [p.name for p in spec.params if p.required and JsonType.ARRAY in p.types]
         door, max_depth = self.door, self.max_depth
 
-        async def handle(requests: Any, context: Any) -> Message:
+        async def handle(requests: Any, context: Any) -> Message | bytes:
             visitor = self.visitor(context)
             try:
                 session = None
@@ -315,9 +335,10 @@ class KernelService:
                     params["session_id"] = session
                 bound = bind_params(spec, params)
                 result = await door.call(visitor, spec.name, bound, program=text)
-                held = await door.answers.hold(_answer_size(result))
+                size = _answer_size(result)
+                held = await door.answers.hold(size, visitor)
                 context.add_done_callback(lambda _: held.release())
-                return reply_of(reply, result)
+                return await _built(lambda: reply_of(reply, result), size)
             except QMKError as exc:
                 await _abort(context, exc)
             except (asyncio.CancelledError, aio.AbortError):
@@ -328,7 +349,7 @@ class KernelService:
 
         return handle
 
-    async def watch_job(self, requests: Any, context: Any) -> AsyncIterator[Message]:
+    async def watch_job(self, requests: Any, context: Any) -> AsyncIterator[Message | bytes]:
         """``WatchJob``: the job's events (:class:`~qmk.http.events.JobWatch`), each
         written before the next is made."""
         event_class = self.classes["JobEvent"]
@@ -342,15 +363,16 @@ class KernelService:
             watch = await JobWatch.open(call, self.hub, session, job_id, PROGRESS_S)
             try:
                 async for name, data, seq in watch:
-                    held = await self.door.answers.hold(_answer_size(data))
+                    size = _answer_size(data)
+                    held = await self.door.answers.hold(size, visitor)
                     state = data.get("state") if isinstance(data, dict) else None
-                    yield event_class(
-                        event=name,
-                        seq=seq,
-                        job_id=job_id,
-                        state=state if isinstance(state, str) else "",
-                        json=dumps(data, default=str),
-                    )
+                    fields = {
+                        "event": name,
+                        "seq": seq,
+                        "job_id": job_id,
+                        "state": state if isinstance(state, str) else "",
+                    }
+                    yield await _built(functools.partial(_event, event_class, fields, data), size)
                     held.release()  # written: the next event is asked for
                     held = None
             finally:
@@ -377,13 +399,13 @@ class KernelService:
                 rpcs[rpc.name] = grpc.stream_stream_rpc_method_handler(
                     self.watch_job,
                     request_deserializer=request.FromString,
-                    response_serializer=reply.SerializeToString,
+                    response_serializer=_serialized,
                 )
                 continue
             rpcs[rpc.name] = grpc.stream_unary_rpc_method_handler(
                 self._unary(METHODS[rpc.syscall], reply),
                 request_deserializer=request.FromString,
-                response_serializer=reply.SerializeToString,
+                response_serializer=_serialized,
             )
         return grpc.method_handlers_generic_handler(SERVICE_NAME, rpcs)
 

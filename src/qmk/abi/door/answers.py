@@ -31,24 +31,41 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 #: Answers of at most this many bytes are held without counting (a reply of the
 #: syscalls' usual size; a chunk of the writers that send in pieces).
 SMALL = 256 * 1024
 
 
+class Holder(Protocol):
+    """Who holds an answer (:class:`qmk.abi.door.Visitor`): its count of answers not
+    yet sent, and who watches their progress."""
+
+    holding: int
+    on_holding: Callable[[], None] | None
+
+
 class Held:
     """Bytes taken from :class:`HeldAnswers`; :meth:`release` them once sent."""
 
-    __slots__ = ("_owner", "size")
+    __slots__ = ("_holder", "_owner", "size")
 
-    def __init__(self, owner: HeldAnswers | None, size: int) -> None:
+    def __init__(self, owner: HeldAnswers | None, size: int, holder: Holder | None) -> None:
         self._owner = owner
         self.size = size
+        self._holder = holder
+        if holder is not None:
+            holder.holding += 1
+            if holder.holding == 1 and holder.on_holding is not None:
+                holder.on_holding()
 
     def release(self) -> None:
         """Give the bytes back (releasing twice is once)."""
         owner, self._owner = self._owner, None
+        holder, self._holder = self._holder, None
+        if holder is not None:
+            holder.holding = max(holder.holding - 1, 0)
         if owner is not None:
             owner._give(self.size)
 
@@ -65,13 +82,15 @@ class HeldAnswers:
         self.held = 0
         self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    async def hold(self, size: int) -> Held:
-        """Take ``size`` bytes (at once for a small answer; else in turn, once they fit)."""
+    async def hold(self, size: int, holder: Holder | None = None) -> Held:
+        """Take ``size`` bytes for an answer of ``holder`` (at once for a small answer;
+        else in turn, once they fit); ``holder`` counts it among its answers not yet
+        sent until it is released."""
         if size <= SMALL:
-            return Held(None, 0)
+            return Held(None, 0, holder)
         if not self._waiting and self._fits(size):
             self.held += size
-            return Held(self, size)
+            return Held(self, size, holder)
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (size, turn)
         self._waiting.append(entry)
@@ -83,7 +102,7 @@ class HeldAnswers:
             else:
                 self._waiting.remove(entry)
             raise
-        return Held(self, size)
+        return Held(self, size, holder)
 
     def _fits(self, size: int) -> bool:
         return self.held + size <= self.most or self.held == 0
@@ -133,4 +152,4 @@ class HeapTrim:
 HEAP_TRIM = HeapTrim()
 
 
-__all__ = ["HEAP_TRIM", "SMALL", "HeapTrim", "Held", "HeldAnswers"]
+__all__ = ["HEAP_TRIM", "SMALL", "HeapTrim", "Held", "HeldAnswers", "Holder"]

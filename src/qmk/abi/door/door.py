@@ -91,15 +91,20 @@ class Visitor:
         signed_in: one of its calls showed a valid session or a good key; until then
             it may send :meth:`Door.size_limit` bytes (``max_line_unauthenticated``).
         inflight: its calls in the door now.
+        holding: its answers held whole and not yet sent (:class:`HeldAnswers`).
+        on_holding: called when ``holding`` rises from 0 (its connection's watch on
+            the answer's progress: a gRPC splice's).
     """
 
-    __slots__ = ("_callbacks", "inflight", "peer", "signed_in", "wire")
+    __slots__ = ("_callbacks", "holding", "inflight", "on_holding", "peer", "signed_in", "wire")
 
     def __init__(self, wire: str, peer: str) -> None:
         self.wire = wire
         self.peer = peer
         self.signed_in = False
         self.inflight = 0
+        self.holding = 0
+        self.on_holding: Callable[[], None] | None = None
         self._callbacks: list[Callable[[], None]] = []
 
     def sign_in(self) -> None:

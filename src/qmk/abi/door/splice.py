@@ -22,7 +22,12 @@ keeps the door's rules on the bytes:
 - **Writing**: the client's unsent bytes are bounded by ``max_unsent_bytes``; above it
   the door stops reading the server's side (so the server's own buffers fill and its
   writes wait), and when they stay above it for ``write_timeout_s`` the connection is
-  dropped, both sides, so the server frees what it held for it.
+  dropped, both sides, so the server frees what it held for it. A client that reads
+  nothing may also stall an answer before any of those bytes: HTTP/2's flow control
+  holds the server's writes once the client's window is spent, and it is spent for
+  good when the client reads none of it. So while the connection's visitor holds an
+  answer not yet sent (:attr:`~qmk.abi.door.Visitor.holding`), a connection that sent
+  its client nothing for ``write_timeout_s`` is dropped as well.
 
 A connection refused is told why in its protocol by the listener's
 :class:`RefusalWriter` (gRPC: the coded error as the status of its first call, then a
@@ -220,6 +225,7 @@ class _Splice:
         self.config = config
         self.allowance = splicer.door.size_limit(False) + HANDSHAKE_BYTES
         self.received = 0  # bytes from the client before sign-in
+        self.sent_at = 0.0  # when bytes last went to the client
         self.outer = _Side(self, outer=True)
         self.inner = _Side(self, outer=False)
         self._paused: set[str] = set()  # why the client is not read: "allowance", "server"
@@ -232,8 +238,31 @@ class _Splice:
         if transport is None or self._closed:
             return
         transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
+        self.sent_at = loop.time()
+        self.visitor.on_holding = self._holding
+        if self.visitor.holding:
+            self._holding()
         if not self.visitor.signed_in:
             self._timers["auth"] = loop.call_later(self.config.auth_timeout_s, self._deadline)
+
+    def _holding(self) -> None:
+        """An answer is held for the client: watch that bytes keep going to it."""
+        if "progress" in self._timers or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        due = max(self.sent_at, loop.time()) + self.config.write_timeout_s
+        self._timers["progress"] = loop.call_at(due, self._progress)
+
+    def _progress(self) -> None:
+        self._timers.pop("progress", None)
+        if self._closed or not self.visitor.holding:
+            return
+        loop = asyncio.get_running_loop()
+        due = self.sent_at + self.config.write_timeout_s
+        if loop.time() < due:
+            self._timers["progress"] = loop.call_at(due, self._progress)
+            return
+        self._unread()
 
     # ------------------------------------------------------------------ reading
 
@@ -246,6 +275,7 @@ class _Splice:
         self.inner.write(data)
 
     def from_server(self, data: bytes) -> None:
+        self.sent_at = asyncio.get_running_loop().time()
         self.outer.write(data)
 
     def _pause_client(self, why: str) -> None:
@@ -345,6 +375,7 @@ class _Splice:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self.visitor.on_holding = None
         self.place.release()
         self.splicer._gone(self)
 
