@@ -40,7 +40,15 @@ class SlowKernel:
             await self._began.wait()
 
     async def q_negotiate_caps(self, *, tenant: str, key: str, requested: list[str]) -> dict:
-        return {"session_id": f"sess-{tenant}", "tenant": tenant, "granted": requested}
+        return {
+            "session_id": f"sess-{tenant}",
+            "tenant": tenant,
+            "granted": requested,
+            "denied": [],
+            "delegated": [],
+            "quota": {},
+            "expires_at": 0.0,
+        }
 
     async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         if job_id == "nope":
