@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from scipy import stats
 
+from qmk.execution.footprint import Footprint
 from qmk.execution.logical import LogicalTarget
 from qmk.execution.request import MachineRun, RunRequest, program_digest
 from qmk.qec import logical_model
@@ -168,3 +169,118 @@ def test_on_lattice_surgery_a_wait_is_idle_noise_on_every_patch_before_the_next_
     assert result.telemetry.machine is not None
     private = target.compile(program, request).run(shots, 12)
     assert private.counts.get("1", 0) < shots * expected / 10  # the waits made the flips
+
+
+# --------------------------------------------------------------------------- repeated steps
+#
+# A footprint step that repeats names only its last repetition's node, so a wait that
+# fell in a later repetition is charged after the node before the step
+# (docs/machine.md, "A wait inside a repeated step"). Exact when the repetitions are
+# single-qubit gates; otherwise the counts differ from the exact placement's by at most
+# the chance that the moved channels fire: 1 - (1 - P_L)^(n W) for n qubits, W cycles.
+
+WAIT = 1500.0
+
+
+def _placed(index: int, cycles: float, footprint: Footprint) -> dict[str, float]:
+    """Where the machine charges ``cycles`` waited at step ``index``."""
+    from qmk.kernel.machine.jobs import JobRecord
+
+    record = JobRecord(
+        id="j", tenant="t", program="", priority=0, arrival_cycle=0, start_cycle=0,
+        end_cycle=1, tiles=1, module=0, logical_qubits=1, wait_cycles={},
+        idle_logical_error=0.0, waits_at={index: cycles},
+    )  # fmt: skip
+    return record.idle_after(footprint)
+
+
+def _footprint(text: str) -> Footprint:
+    target = LogicalTarget()
+    request = RunRequest.build(
+        program_digest=program_digest(text), shots=1, seed=1, qubit=QUBIT, profile=PROFILE
+    )
+    return target.compile(target.read(assemble(text)), request).footprint
+
+
+def _distribution(events: list[tuple[float, tuple[int, int]]]) -> dict[tuple[int, int], float]:
+    """The two outcome bits' exact distribution: each event flips the bits of its vector
+    (an X or Y error propagated to the measurements) with its probability, independently."""
+    out = {(0, 0): 1.0, (0, 1): 0.0, (1, 0): 0.0, (1, 1): 0.0}
+    for p, (dq, dr) in events:
+        out = {(q, r): (1 - p) * v + p * out[(q ^ dq, r ^ dr)] for (q, r), v in out.items()}
+    return out
+
+
+def _bits(counts: dict[str, int]) -> dict[tuple[int, int], int]:
+    out = dict.fromkeys([(0, 0), (0, 1), (1, 0), (1, 1)], 0)
+    for key, count in counts.items():
+        bits = key.replace(" ", "")
+        out[(int(bits[0]), int(bits[-1]))] += count  # m (of q), then n (of r)
+    return out
+
+
+def _fits(counts: dict[tuple[int, int], int], expected: dict[tuple[int, int], float]) -> float:
+    keys = sorted(expected)
+    shots = sum(counts.values())
+    return float(
+        stats.chisquare([counts[k] for k in keys], [expected[k] * shots for k in keys]).pvalue
+    )
+
+
+def test_a_wait_within_repeated_cnots_is_charged_before_them_within_the_bound() -> None:
+    # c1 and c2 are one step repeated twice (node c2). A wait during the second
+    # repetition belongs after c1, where an X on q spreads to r through c2; the machine
+    # charges it after a, before c1, where c1 c2 = I carries it unchanged. Each run's
+    # counts fit their own exact distribution; the two differ by less than the bound
+    text = _program(
+        "c1: APPLY_CNOT vq:q, vq:r\nc2: APPLY_CNOT vq:q, vq:r\n"
+        "m: MEASURE_Z vq:q, out:m\nn: MEASURE_Z vq:r, out:n",
+        "vq:q, vq:r",
+    )
+    footprint = _footprint(text)
+    step = footprint.steps[1]
+    assert (step.repeat, step.node) == (2, "c2")  # no node for the first repetition
+    assert _placed(1, WAIT, footprint) == {"a": WAIT}
+    one = _flip(1.0)  # alloc, each CNOT after it, each measurement before it
+    wait = _flip(WAIT)
+    common = [(one, (1, 0)), (one, (0, 1))] * 2 + [(one, (0, 1)), (one, (1, 0)), (one, (0, 1))]
+    common += [(one, (1, 1))]  # c1's error on q, spread by c2
+    charged = _distribution([*common, (wait, (1, 0)), (wait, (0, 1))])
+    exact = _distribution([*common, (wait, (1, 1)), (wait, (0, 1))])
+    shots = 20_000
+    for idle, expected in (({"a": WAIT}, charged), ({"c1": WAIT}, exact)):
+        result = _run(text, idle=idle, shots=shots, seed=20260512)
+        assert _fits(_bits(dict(result.counts)), expected) > 1e-3, idle
+    tvd = sum(abs(charged[k] - exact[k]) for k in charged) / 2
+    p_l = logical_model(PROFILE, QUBIT).logical_error_per_cycle
+    bound = 1 - (1 - p_l) ** (2 * WAIT)  # two qubits live, the same in both places
+    assert 0.05 < tvd < bound  # the approximation is visible here, and within the bound
+
+
+def test_a_wait_within_repeated_single_qubit_gates_is_charged_exactly() -> None:
+    # t1 t2 t3 are one step repeated three times (node t3). A wait in the third belongs
+    # after t2; charged after h it gives the same distribution: the machine's channel is
+    # a third each of X, Y and Z, which commutes with every single-qubit gate. P(1) is
+    # (1 - z)/2 with z = cos(3 pi/4) shrunk by (1 - 4 p / 3) for every channel of p
+    import math
+
+    text = _program(
+        "h: APPLY_H vq:q\nt1: APPLY_T vq:q\nt2: APPLY_T vq:q\nt3: APPLY_T vq:q\n"
+        "h2: APPLY_H vq:q\nm: MEASURE_Z vq:q, out:m"
+    )
+    footprint = _footprint(text)
+    step = footprint.steps[1]
+    assert (step.repeat, step.node) == (3, "t3")
+    assert _placed(1, WAIT, footprint) == {"h": WAIT}
+    model = logical_model(PROFILE, QUBIT)
+
+    def fired(cycles: float) -> float:
+        return sum(model.pauli_error(cycles).as_tuple())
+
+    shrink = (1 - 4 * fired(WAIT) / 3) * (1 - 4 * fired(1.0) / 3) ** 7  # a h t t t h2 m
+    expected = (1 + math.cos(math.pi / 4) * shrink) / 2
+    shots = 20_000
+    for idle in ({"h": WAIT}, {"t2": WAIT}):
+        result = _run(text, idle=idle, shots=shots, seed=20260513)
+        ones = result.counts.get("1", 0)
+        assert stats.binomtest(ones, shots, expected).pvalue > 1e-3, idle
