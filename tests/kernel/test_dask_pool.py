@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -291,6 +292,60 @@ def test_checkpoint_notes_land_in_the_kernels_dir_and_the_scheduler_forgets_them
         assert all(Path(note["path"]).stat().st_size == note["bytes"] for note in notes)
         assert len(pool.events()) <= 3
     finally:
+        pool.shutdown()
+
+
+def test_a_dask_worker_answers_each_run_as_a_typed_value_read_by_its_form(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """The worker's qmk_run handler, called as the kernel calls it (one pickled call,
+    one pickled answer), answers one form of the typed union: Returned with the value
+    and the notes sent, Raised with the failure's kind and message, Again when a split
+    job's stash cannot be fetched; never a tuple read by position."""
+    from distributed import Client
+
+    from qmk.kernel.pools.dask_protocol import ANSWERS, Again, Raised, Returned, Stash
+
+    text = json.dumps(FENCED.to_json())
+    request = RunRequest(
+        program_digest=program_digest(text),
+        shots=50,
+        seed=1,
+        noise=False,
+        qubit=defaults.QUBIT,
+        profile=defaults.PROFILE,
+        checkpoint_every_ops=1,  # a note at each of its 8 fences
+    )
+    saving = Attempt(
+        request=request, program=text, caps=("CAP_ALLOC",), checkpoint_dir=str(tmp_path)
+    )
+    pool = DaskPool(cluster.scheduler_address)  # its plugin adds the handlers to the workers
+    client = Client(cluster.scheduler_address)
+    try:
+        assert pool.submit(len, "ab").result(timeout=60) == 2  # the handlers are there
+        worker = sorted(client.scheduler_info()["workers"])[0]
+
+        def call(token: str, fn: Any, spec: Any) -> Any:
+            blob = pickle.dumps((token, fn, spec, None, None, pool.options, None))
+            reply = client.sync(lambda: client.rpc(worker).qmk_run(call=blob))
+            answer = pickle.loads(reply)
+            assert isinstance(answer, ANSWERS), answer
+            return answer
+
+        assert call("t-len", len, "abc") == Returned(value=3, notes=0)
+        failed = call("t-int", int, "three")
+        assert isinstance(failed, Raised) and failed.kind == "error" and failed.notes == 0
+        assert "invalid literal" in failed.message
+        ran = call("t-save", run_job, saving)
+        assert isinstance(ran, Returned) and ran.notes == 8
+        assert isinstance(decode(ran.value), Done)
+        away = Stash(digest="0" * 64, address="tcp://127.0.0.1:9")  # nobody holds it
+        again = call("t-stash", len, away)
+        assert isinstance(again, Again) and "cannot fetch" in again.why
+        client.sync(lambda: client.rpc(worker).qmk_kill(tokens=["t-gone"], reason="told so"))
+        assert call("t-gone", len, "abc") == Raised(kind="killed", message="told so")
+    finally:
+        client.close()
         pool.shutdown()
 
 

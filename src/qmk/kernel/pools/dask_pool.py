@@ -83,7 +83,17 @@ from qmk.errors import UnavailableError
 from qmk.execution.target import spec as target_spec
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.pools.dask_options import TlsFiles, check_exposure, parse_dask
-from qmk.kernel.pools.dask_protocol import CLUSTER_CONFIG, NOTES_TOPIC, PLUGIN, Stash
+from qmk.kernel.pools.dask_protocol import (
+    ANSWERS,
+    CLUSTER_CONFIG,
+    NOTES_TOPIC,
+    PLUGIN,
+    Again,
+    Lost,
+    Raised,
+    Returned,
+    Stash,
+)
 from qmk.kernel.pools.pool import (
     TaskError,
     WorkerCpuLimit,
@@ -156,7 +166,7 @@ class _Job:
     spans: list[Any] = field(default_factory=list)  # the parts' worker spans (traced jobs)
     latest: str | None = None  # the kernel's file of its latest saved state
     restarts: int = 0
-    waiting: dict[str, tuple[Any, int]] = field(default_factory=dict)  # outcomes short of notes
+    waiting: dict[str, Returned | Raised] = field(default_factory=dict)  # answers short of notes
     packed: bytes | None = None  # a split job's spec, pickled once
     stash: asyncio.Task[Stash] | None = None  # its put on a worker (a big one)
 
@@ -828,15 +838,19 @@ class DaskPool(Executor):
             self._lose(worker, "it has no qmk handlers")
             await self._again(job, launch, worker, None)
             return
-        outcome = pickle.loads(reply)
-        if outcome[0] == "lost":  # its worker closed under it
-            self._lose(worker, str(outcome[1]))
-            await self._again(job, launch, worker, str(outcome[1]))
-        elif outcome[0] == "again":  # it could not fetch the spec: put it anew
+        answer = pickle.loads(reply)
+        if not isinstance(answer, ANSWERS):  # a worker of another QMK's version
+            if self._current(job, launch):
+                message = f"its Dask worker's answer is not one of this QMK: {str(answer)[:200]}"
+                self._fail(job, WorkerDied(message))
+        elif isinstance(answer, Lost):  # its worker closed under it
+            self._lose(worker, answer.why)
+            await self._again(job, launch, worker, answer.why)
+        elif isinstance(answer, Again):  # it could not fetch the spec: put it anew
             job.stash = None
-            await self._again(job, launch, worker, str(outcome[1]))
+            await self._again(job, launch, worker, answer.why)
         elif self._current(job, launch):
-            self._outcome(job, launch, outcome)
+            self._outcome(job, launch, answer)
 
     async def _stashed(self, job: _Job, worker: _Worker) -> Any:
         """A split job's spec as its part's call carries it: itself, or, past
@@ -931,19 +945,17 @@ class DaskPool(Executor):
             )
             self._spawn(_quietly(call))
 
-    def _outcome(self, job: _Job, launch: _Launch, outcome: tuple[Any, ...]) -> None:
-        notes = int(outcome[-1])
-        if launch.notes < notes:  # its notes are still on their way: they go first
-            job.waiting[launch.token] = (outcome, notes)
+    def _outcome(self, job: _Job, launch: _Launch, answer: Returned | Raised) -> None:
+        if launch.notes < answer.notes:  # its notes are still on their way: they go first
+            job.waiting[launch.token] = answer
             self.loop.call_later(NOTES_WAIT_S, self._notes_late, job, launch)
             return
         del job.launches[launch.token]
         del self._by_token[launch.token]
-        if outcome[0] != "ok":
-            _kind, kind, message, data, _ = outcome
-            self._fail(job, _error(kind, str(message), dict(data or {})))
+        if isinstance(answer, Raised):
+            self._fail(job, _error(answer.kind, answer.message, answer.data))
             return
-        value = outcome[1]  # the worker's answer, as plain data (qmk.kernel.records.outcome)
+        value = answer.value  # the job's outcome, as plain data (qmk.kernel.records.outcome)
         if launch.part is None:
             self._finish(job, value)
             return
@@ -967,10 +979,10 @@ class DaskPool(Executor):
         waiting = job.waiting.pop(launch.token, None)
         if waiting is not None and self._current(job, launch):
             _log.warning(
-                "job task %s: %d checkpoint notes lost", launch.token, waiting[1] - launch.notes
+                "job task %s: %d checkpoint notes lost", launch.token, waiting.notes - launch.notes
             )
-            launch.notes = waiting[1]
-            self._outcome(job, launch, waiting[0])
+            launch.notes = waiting.notes
+            self._outcome(job, launch, waiting)
 
     def _finish(self, job: _Job, value: Any) -> None:
         if self._forget(job):
@@ -1021,10 +1033,10 @@ class DaskPool(Executor):
         if job.listener is not None and self._current(job, launch):
             job.listener(note)
         waiting = job.waiting.get(token)
-        if waiting is not None and launch.notes >= waiting[1]:
+        if waiting is not None and launch.notes >= waiting.notes:
             del job.waiting[token]
             if self._current(job, launch):
-                self._outcome(job, launch, waiting[0])
+                self._outcome(job, launch, waiting)
 
     # ------------------------------------------------------------------ closing
 

@@ -6,15 +6,28 @@ A call to ``qmk_run`` carries one pickled tuple ``(token, fn, attempt, part, res
 options, early requests)``: the job's :class:`~qmk.kernel.pools.attempt.Attempt` (or, for a
 split job's big program, a :class:`Stash` of it), ``part`` as ``[k, n]`` or None, the
 bytes of the state it resumes from or None, the kernel's worker limits, and requests
-that came before the call went out. The answer is one pickled tuple: ``("ok", outcome,
-notes sent)``, ``("error", kind, message, data, notes sent)``, ``("lost", why)`` (its
-worker closed under it) or ``("again", why)`` (the stash could not be fetched).
+that came before the call went out. The answer is one pickled :data:`Answer`, a tagged
+union read back by its type, never by position: :class:`Returned` (``fn(spec)``'s value:
+a job's outcome as plain data, :mod:`qmk.kernel.records.outcome`), :class:`Raised` (the job's
+process failed: a :class:`~qmk.kernel.pools.pool.TaskError`'s kind, message and data),
+:class:`Lost` (its worker closed under it) or :class:`Again` (the stash could not be
+fetched), each with how many checkpoint notes the job sent first (the kernel takes
+those before the answer).
+
+>>> import pickle
+>>> answer = pickle.loads(pickle.dumps(Raised(kind="memory", message="over", notes=2)))
+>>> answer
+Raised(notes=2, kind='memory', message='over', data={})
+>>> isinstance(answer, ANSWERS), answer.__struct_config__.tag
+(True, 'error')
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
+
+import msgspec
 
 #: The Dask event topic of checkpoint notes (worker -> kernel).
 NOTES_TOPIC = "qmk-notes"
@@ -50,12 +63,62 @@ class Stash:
     address: str
 
 
+class _Answer(msgspec.Struct, frozen=True, kw_only=True, tag_field="answer"):
+    """A Dask worker's answer to one ``qmk_run`` call (see the module docstring)."""
+
+    #: How many checkpoint notes the job sent before it ended (they reach the kernel
+    #: as Dask events, which it takes before this answer).
+    notes: int = 0
+
+
+class Returned(_Answer, frozen=True, kw_only=True, tag="ok"):
+    """The job ran to its end: ``fn(spec)``'s value (a kernel job's: its outcome as plain
+    data, :func:`qmk.kernel.records.outcome.encode`)."""
+
+    value: Any
+
+
+class Raised(_Answer, frozen=True, kw_only=True, tag="error"):
+    """The job's process failed (over its memory or CPU limit, killed, died), or the
+    worker could not run it: :func:`qmk.kernel.pools.pool.TaskError`'s ``kind``, ``message``
+    and ``data``."""
+
+    kind: str
+    message: str
+    data: dict[str, Any] = {}
+
+
+class Lost(_Answer, frozen=True, kw_only=True, tag="lost"):
+    """The job's Dask worker closed under it (not the job's doing: it runs again)."""
+
+    why: str
+
+
+class Again(_Answer, frozen=True, kw_only=True, tag="again"):
+    """The worker could not fetch a split job's stashed spec from its peer (nothing
+    ran: the kernel puts the spec anew)."""
+
+    why: str
+
+
+#: A worker's answer to ``qmk_run``, one of the four.
+Answer = Union[Returned, Raised, Lost, Again]  # noqa: UP007 (a value, as in outcome.py)
+#: The four forms, for ``isinstance``.
+ANSWERS = (Returned, Raised, Lost, Again)
+
+
 __all__ = [
+    "ANSWERS",
     "CLUSTER_CONFIG",
     "HANDLERS",
     "NOTES_TOPIC",
     "PLUGIN",
     "QUEUE_HANDLER",
     "QUEUE_PLUGIN",
+    "Again",
+    "Answer",
+    "Lost",
+    "Raised",
+    "Returned",
     "Stash",
 ]

@@ -6,7 +6,8 @@ included. The plugin adds six handlers to the worker's own server (Dask's comm, 
 its TLS), which the kernel calls straight, one round trip each, without the scheduler:
 
 - ``qmk_run``: run one job (or one part of a split job) in a child process of this
-  worker's job pool, and answer with its outcome;
+  worker's job pool, and answer with its end, a typed
+  :data:`~qmk.kernel.pools.dask_protocol.Answer`;
 - ``qmk_kill``: SIGKILL the job processes of some tokens, and remember the tokens, so
   a run that comes after its kill runs nothing;
 - ``qmk_request``: pass a checkpoint or preemption request to a running job;
@@ -22,8 +23,8 @@ for real. The pool is made at the worker's first job and kept: its processes are
 once.
 
 Checkpoint notes (a job saved its state) go to the kernel as Dask events on
-:data:`~qmk.kernel.pools.dask_protocol.NOTES_TOPIC`, with the state's bytes; the outcome says how
-many notes the job sent, so the kernel takes the notes before the outcome.
+:data:`~qmk.kernel.pools.dask_protocol.NOTES_TOPIC`, with the state's bytes; the answer says how
+many notes the job sent, so the kernel takes the notes before the answer.
 """
 
 from __future__ import annotations
@@ -48,7 +49,17 @@ from msgspec.structs import replace
 from qmk.execution.checkpoint import private_dirs
 from qmk.kernel.datafiles import STATE_SUFFIX
 from qmk.kernel.pools.attempt import Attempt
-from qmk.kernel.pools.dask_protocol import HANDLERS, NOTES_TOPIC, PLUGIN, Stash
+from qmk.kernel.pools.dask_protocol import (
+    HANDLERS,
+    NOTES_TOPIC,
+    PLUGIN,
+    Again,
+    Answer,
+    Lost,
+    Raised,
+    Returned,
+    Stash,
+)
 from qmk.kernel.pools.pool import TaskError
 
 #: What a daemonic Dask worker answers (it may start no job processes).
@@ -142,9 +153,9 @@ def _trim(table: OrderedDict[str, Any], kept: int) -> None:
         table.popitem(last=False)
 
 
-def _died(message: str) -> tuple[Any, ...]:
-    """The outcome of a job that failed here for a reason not its own."""
-    return ("error", "died", message, {}, 0)
+def _died(message: str) -> Raised:
+    """The answer of a job that failed here for a reason not its own."""
+    return Raised(kind="died", message=message)
 
 
 def _retire_hosts() -> None:
@@ -226,19 +237,19 @@ class JobService:
         carries bytes as they are, where its per-object serializers cost more than a
         small job). ``fn(spec)`` runs in a child process of this worker's job pool.
 
-        Answers the pickled ``("ok", value, notes)``, ``("error", kind, message, data,
-        notes)``, ``("lost", why, notes)`` when the worker closes under the job, or
-        ``("again", why, 0)`` when the spec could not be fetched from its peer
-        (``notes``: how many checkpoint notes the job sent); never an exception, so
-        every failure reaches the kernel as an outcome.
+        Answers the pickled :data:`~qmk.kernel.pools.dask_protocol.Answer`: ``Returned``
+        (its value), ``Raised`` (its process failed), ``Lost`` when the worker closes
+        under the job, or ``Again`` when the spec could not be fetched from its peer,
+        each with how many checkpoint notes the job sent; never an exception, so every
+        failure reaches the kernel as an answer.
         """
-        outcome: tuple[Any, ...]
+        answer: Answer
         try:
-            outcome = await self._run(*pickle.loads(call))
+            answer = await self._run(*pickle.loads(call))
         except Exception as exc:  # our own failure here (a file, the pool): the job's
-            outcome = _died(f"{type(exc).__name__}: {exc}")
+            answer = _died(f"{type(exc).__name__}: {exc}")
         try:
-            return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # a value that does not pickle
             return pickle.dumps(_died(f"the job's value does not pickle: {exc!r}"))
 
@@ -251,14 +262,14 @@ class JobService:
         resume: bytes | None,
         options: Mapping[str, Any],
         requests: list[Any] | None,
-    ) -> tuple[Any, ...]:
+    ) -> Answer:
         if multiprocessing.current_process().daemon:
             return _died(DAEMONIC)
         if isinstance(spec, Stash):  # a split job's big spec: here, or at a peer
             try:
                 spec = await self._unstash(spec)
             except (OSError, TimeoutError, asyncio.TimeoutError, LookupError) as exc:
-                return ("again", f"cannot fetch the job's program from {spec.address}: {exc!r}", 0)
+                return Again(why=f"cannot fetch the job's program from {spec.address}: {exc!r}")
         loop = asyncio.get_running_loop()
         host = _HOSTS.get(_key(options))
         if host is None:  # the first job here: the pool starts its processes
@@ -267,7 +278,7 @@ class JobService:
         with _HOSTS_LOCK:
             why = _CANCELLED.get(token)
         if why is not None:
-            return ("error", "killed", why, {}, 0)
+            return Raised(kind="killed", message=why)
         if resume is None:
             local, folder = _place(host, token, spec, part, None, options)
         else:  # the state it resumes from is written here first
@@ -290,21 +301,21 @@ class JobService:
             host.pool.cancel(future, why)
         for payload in (*(requests or ()), *early):
             _deliver(host, future, payload)
-        outcome: tuple[Any, ...]
+        answer: Answer
         try:
-            outcome = ("ok", await asyncio.wrap_future(future))
+            answer = Returned(value=await asyncio.wrap_future(future))
         except TaskError as exc:
             if _CLOSING.is_set():  # not the job's doing: its worker is going away
-                outcome = ("lost", "its Dask worker closed")
+                answer = Lost(why="its Dask worker closed")
             else:
-                outcome = ("error", exc.kind, exc.message, exc.data)
+                answer = Raised(kind=exc.kind, message=exc.message, data=dict(exc.data))
         finally:
             host.running.pop(token, None)
             if sends:  # sent before the outcome, their states read before the folder goes
                 await asyncio.gather(*sends, return_exceptions=True)
             if folder is not None and os.path.isdir(folder):  # it saved states, or resumed
                 await asyncio.to_thread(shutil.rmtree, folder, True)
-        return (*outcome, len(sends))
+        return replace(answer, notes=len(sends))
 
     async def put(self, digest: str, data: bytes) -> bool:
         """Keep a split job's pickled spec for its parts (here and at peers)."""
