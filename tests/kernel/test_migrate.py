@@ -18,12 +18,12 @@ from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import DataDirError
 from qmk.kernel.security.attest import find_attestation, replay, request_of
+from qmk.kernel.security.seals import derive, result_seal
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import AuditLog, verify
 from qmk.kernel.storage.migrate import ADDED_COLUMNS, migrate
 from qmk.kernel.storage.store import (
-    RESULT_SEALS_FROM,
     SCHEMA_KEY,
     SCHEMA_VERSION,
     Store,
@@ -57,8 +57,8 @@ def _as_an_older_kernel_left_it(
 ) -> None:
     """Rewrite the database and append the attest line as a kernel of the first format
     left them: no column added since (no run request, no result index, size or seal, no
-    graph digest), the job's graph kept per job in ``job_graphs``, no format number and no
-    record of where seals begin; the job's newest attest line of the old form."""
+    graph digest), the job's graph kept per job in ``job_graphs``, no format number; the
+    job's newest attest line of the old form."""
     db = sqlite3.connect(data / DB_FILE)
     (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id=?", (job_id,)).fetchone()
     db.execute("CREATE TABLE job_graphs (job_id TEXT PRIMARY KEY, graph TEXT NOT NULL)")
@@ -68,7 +68,7 @@ def _as_an_older_kernel_left_it(
         db.execute(f"DROP INDEX {index}")
     for table, column, _ in ADDED_COLUMNS:
         db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    db.execute("DELETE FROM meta WHERE key IN (?, ?)", (SCHEMA_KEY, RESULT_SEALS_FROM))
+    db.execute("DELETE FROM meta WHERE key=?", (SCHEMA_KEY,))
     db.commit()
     db.close()
     record = find_attestation(data, job_id)
@@ -119,7 +119,7 @@ def test_an_older_kernels_data_dir_is_refused_until_migrated_and_then_reads_as_i
     assert len(report["columns_added"]) == len(ADDED_COLUMNS)
     assert report["graphs_moved"] == 1 and report["requests_built"] == 1
     assert report["results_indexed"] == 1 and report["attest_lines"] == 1
-    assert report["seals_from"] == 2  # the one job stored before seals is read unchecked
+    assert report["results_sealed"] == 1  # the one job stored before seals: sealed now
     again = qmk("admin", "migrate", str(data))
     assert again == (0, f"{data}: already of format {SCHEMA_VERSION}: nothing to do\n", "")
     assert verify(data).ok  # the audit chain is whole, the new lines in it
@@ -190,6 +190,94 @@ def test_a_current_or_new_data_dir_is_left_as_it_is_and_a_newer_one_is_refused(
         assert newer.value.code == "QK105" and "newer" in str(newer.value)
     status, _, err = qmk("admin", "migrate", str(tmp_path / "today"))
     assert status == 2 and err.startswith("QK105 data-dir-outdated:") and err.count("\n") == 1
+
+
+# ------------------------------------------------------------- formats 2 and 3: seals from a job on
+
+
+def _as_sealing_from_a_job(
+    data: Path, before: list[str], after: list[str], *, version: int = 3, forged: bool = False
+) -> None:
+    """Rewrite the database as a kernel of format ``version`` (2 or 3) left it: its results
+    stored before seals (the jobs ``before``) unsealed, with its ``result_seals_from``
+    record (the first job after them, and its HMAC under the results' key; ``forged``: a
+    wrong HMAC); the jobs ``after`` lost their seal to an edit."""
+    key = derive(load_secret(data), "result")
+    db = sqlite3.connect(data / DB_FILE)
+    seq = dict(db.execute("SELECT job_id, seq FROM jobs").fetchall())
+    first = str(min(seq[job] for job in after))
+    mac = "00" * 32 if forged else result_seal(key, "", first, "seals-from")
+    db.execute("UPDATE meta SET value=? WHERE key=?", (str(version), SCHEMA_KEY))
+    db.execute("INSERT INTO meta (key, value) VALUES ('result_seals_from', ?)", (f"{first}:{mac}",))
+    db.executemany(
+        "UPDATE jobs SET result_seal=NULL WHERE job_id=?", [(job,) for job in before + after]
+    )
+    db.commit()
+    db.close()
+
+
+def _two_bells(tmp_path: Path) -> list[tuple[str, dict[str, int]]]:
+    """Two Bell jobs run to completion by today's kernel, in order: their ids and counts."""
+
+    async def body(kernel: Kernel) -> list[tuple[str, dict[str, int]]]:
+        alice = await login(kernel, "alice")
+        ran = []
+        for seed in (1, 2):
+            job = await kernel.q_submit(session_id=alice, graph=BELL, shots=SHOTS, seed=seed)
+            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+            assert done["state"] == "COMPLETED", done["error"]
+            ran.append((job["job_id"], dict(done["result"])["counts"]))
+        return ran
+
+    return run_kernel(tmp_path, body, workers=1)  # type: ignore[no-any-return]
+
+
+def _served(tmp_path: Path, job_ids: list[str]) -> list[Any]:
+    """What a kernel serves of each job: its counts, or its result's coded error."""
+
+    async def body(kernel: Kernel) -> list[Any]:
+        alice = await login(kernel, "alice")
+        out = []
+        for job_id in job_ids:
+            status = await kernel.q_status(session_id=alice, job_id=job_id)
+            result = status["result"]
+            out.append(status["result_error"]["code"] if result is None else dict(result)["counts"])
+        return out
+
+    return run_kernel(tmp_path, body, workers=1)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_results_stored_before_seals_are_sealed_by_the_migration_and_served_checked(
+    tmp_path: Path, version: int
+) -> None:
+    """Formats 2 and 3 read the results of the jobs before their record unchecked; format
+    4 reads every result against its seal: the migration seals those (and only those),
+    so an edited result whose seal was dropped is still QK308, never counts."""
+    data = tmp_path / "data"
+    (old, old_counts), (edited, _) = _two_bells(tmp_path)
+    _as_sealing_from_a_job(data, [old], [edited], version=version)
+    with pytest.raises(DataDirError) as refused:
+        Store(data)
+    assert refused.value.code == "QK105" and f"format {version}" in str(refused.value)
+
+    report = migrate(data)
+    assert (report.version_from, report.version_to) == (version, SCHEMA_VERSION)
+    assert report.results_sealed == 1
+    with sqlite3.connect(data / DB_FILE) as db:
+        keys = {key for (key,) in db.execute("SELECT key FROM meta")}
+        seals = dict(db.execute("SELECT job_id, result_seal FROM jobs").fetchall())
+    assert "result_seals_from" not in keys and seals[old] is not None and seals[edited] is None
+    assert _served(tmp_path, [old, edited]) == [old_counts, "QK308"]
+    assert not verify(data).ok  # audit verify says so too
+
+
+def test_a_forged_record_of_where_seals_begin_seals_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (old, _), (edited, _) = _two_bells(tmp_path)
+    _as_sealing_from_a_job(data, [old], [edited], forged=True)
+    assert migrate(data).results_sealed == 0
+    assert _served(tmp_path, [old, edited]) == ["QK308", "QK308"]
 
 
 # ------------------------------------------------------------------ before targets
@@ -270,7 +358,7 @@ def _as_before_targets(data: Path, ran: dict[str, Any], *, numbered: bool) -> No
             db.execute(f"DROP INDEX {index}")
         for table, column, _ in ADDED_COLUMNS:
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        db.execute("DELETE FROM meta WHERE key IN (?, ?)", (SCHEMA_KEY, RESULT_SEALS_FROM))
+        db.execute("DELETE FROM meta WHERE key=?", (SCHEMA_KEY,))
     db.commit()
     db.close()
     record = find_attestation(data, ran["qvm"])
@@ -361,7 +449,7 @@ def test_a_format_2_data_dir_gets_the_trigger_tables_when_migrated(tmp_path: Pat
     status, out, err = qmk("admin", "migrate", str(data), "--json")
     assert status == 0, err
     report = json.loads(out)
-    assert (report["version_from"], report["version_to"]) == (2, 3)
+    assert (report["version_from"], report["version_to"]) == (2, SCHEMA_VERSION)
     store = Store(data)
     try:
         rows = TriggerRows(store)
@@ -371,4 +459,4 @@ def test_a_format_2_data_dir_gets_the_trigger_tables_when_migrated(tmp_path: Pat
     finally:
         store.close()
     status, out, err = qmk("admin", "migrate", str(data), "--json")  # again: no change
-    assert status == 0 and json.loads(out)["version_from"] == 3, err
+    assert status == 0 and json.loads(out)["version_from"] == SCHEMA_VERSION, err

@@ -36,6 +36,7 @@ def _cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     lines = [
         ("columns added", len(report.columns_added)),
         ("stored results indexed", report.results_indexed),
+        ("stored results sealed (stored before seals)", report.results_sealed),
         ("graphs moved under their digest", report.graphs_moved),
         ("run requests built", report.requests_built),
         ("policies without the device key of before targets", report.policies_updated),
@@ -43,8 +44,6 @@ def _cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ("attest lines written in today's form", report.attest_lines),
     ]
     out.writelines(f"  {what}: {count}\n" for what, count in lines)
-    if report.seals_from is not None:
-        out.write(f"  results must carry a seal from job #{report.seals_from} on\n")
     return 0
 
 

@@ -252,13 +252,16 @@ def with_telemetry(result: StoredResult, **fields: Any) -> StoredResult:
     return StoredResult(result.data[:end] + b"," + _dumps(head)[1:].encode(), meta)
 
 
-def stored_result(data: bytes | str, meta: str | None) -> StoredResult:
-    """A result as the database holds it: its JSON and its ``meta`` JSON (None: a row
-    written before results were indexed, which is parsed and encoded once more)."""
+def stored_result(data: bytes | str, meta: str) -> StoredResult:
+    """A result as the database holds it: its JSON and its index's JSON text (every
+    stored result has one: ``qmk admin migrate`` indexed those of older kernels).
+
+    >>> stored = encode_result({"counts": {"1": 4}, "shots": 4})
+    >>> import json; stored_result(stored.data, json.dumps(dict(stored.meta))) == stored
+    True
+    """
     if isinstance(data, str):
         data = data.encode()
-    if meta is None:
-        return encode_result(json.loads(data))
     return StoredResult(data, json.loads(meta))
 
 

@@ -53,6 +53,19 @@ def result_seal(key: bytes, job_id: str, digest: str, meta: str) -> str:
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
+def sealed_result(key: bytes, job_id: str, data: bytes, meta: str, seal: str | None) -> bool:
+    """Whether ``seal`` is the seal of job ``job_id``'s stored result (its JSON ``data``
+    and its index's text ``meta``) under ``key``; a missing seal is not.
+
+    >>> key = derive(b"s" * 32, "result")
+    >>> seal = result_seal(key, "j1", data_digest(b"{}"), "{}")
+    >>> sealed_result(key, "j1", b"{}", "{}", seal), sealed_result(key, "j1", b"{}", "{}", None)
+    (True, False)
+    """
+    expected = result_seal(key, job_id, data_digest(data), meta)
+    return seal is not None and hmac.compare_digest(seal, expected)
+
+
 def seal_state(key: bytes, data: bytes) -> bytes:
     """``data`` (an execution state's bytes) with its trailer."""
     return data + STATE_TRAILER + hmac.new(key, data, hashlib.sha256).digest()
@@ -85,5 +98,6 @@ __all__ = [
     "derive",
     "result_seal",
     "seal_state",
+    "sealed_result",
     "unseal_state",
 ]

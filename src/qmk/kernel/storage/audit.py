@@ -357,7 +357,7 @@ class _Digests:
         for job_id, data, meta, sealed in stored_results(root, key):
             checked += 1
             edited = f"job {job_id}'s stored result differs from "
-            if sealed is False:
+            if sealed is False or meta is None:  # (every stored result has its index)
                 line = self.stored.get(job_id, self.counts.get(job_id, (0, "")))[0]
                 return checked, (line, edited + "the seal the kernel wrote (edited in kernel.db)")
             if job_id in self.stored:

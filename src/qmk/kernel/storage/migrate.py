@@ -23,9 +23,12 @@ kernel holding the directory (it takes the data directory's lock):
 - **run requests**: a job stored before jobs kept theirs gets the request an older kernel
   ran it with, built from its graph, shots, seed and policy and, where the policy names
   none, the machine's physics (the ``[machine]`` of the kernel's config: ``--config``);
-- **seals**: a database written before results were sealed records, under the kernel
-  secret, the first job whose result must carry one (the older results are read
-  unchecked, as before);
+- **seals**: every stored result carries its seal (format 4). A result an older kernel
+  stored without one is sealed, under the kernel secret: every result of a database
+  written before results were sealed, and in formats 2 and 3, those of the jobs before the
+  first one whose result had to carry a seal (its ``result_seals_from`` record, checked
+  against its HMAC; the record is then dropped). A result after it without its seal lost
+  it to an edit: it stays unsealed, and is served as ``QK308 result-tampered``;
 - **attest lines** written before run requests (a ``graph_sha256`` of the rewritten graph
   where a run request has ``program_digest``, the digest of the graph as submitted): the
   audit log is append-only and hash-chained, so each such line stays as it is and a new
@@ -42,6 +45,7 @@ written. Running it again on a current directory changes nothing.
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -55,9 +59,9 @@ from qmk import defaults
 from qmk.execution.request import Policy, Rewrite, RunRequest, program_digest
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.errors import DataDirError
-from qmk.kernel.records.stored import stored_result
+from qmk.kernel.records.stored import encode_result
 from qmk.kernel.security.attest import ATTEST_EVENT, REQUEST_FIELDS
-from qmk.kernel.security.seals import derive
+from qmk.kernel.security.seals import data_digest, derive, result_seal
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.datadir import open_data_dir
@@ -71,7 +75,6 @@ from qmk.kernel.storage.store import (
     check_version,
     compact_encoder,
     create_tables,
-    record_seals_from,
     schema_version,
 )
 from qmk.qvm.graph import compact_text
@@ -101,6 +104,9 @@ _dumps = compact_encoder(allow_nan=True)
 #: The policy key of before targets (format 1 and before): null for a QVM job, and
 #: :data:`_OLD_DEVICE_JOB` for a device job (``q_device_submit``'s).
 _OLD_DEVICE_KEY, _OLD_DEVICE_JOB = "device", "neutral-atom"
+#: The ``meta`` key of formats 2 and 3's first job whose result had to carry a seal (with
+#: its HMAC): the jobs before it stored theirs unsealed, read unchecked until format 4.
+_SEALS_FROM = "result_seals_from"
 #: The keys of an audit line that are the log's own, not its event's fields.
 _AUDIT_OWN = ("seq", "ts", "event", "prev", "mac")
 
@@ -116,14 +122,14 @@ class Migrated:
     version_to: int = SCHEMA_VERSION
     columns_added: list[str] = field(default_factory=list)
     results_indexed: int = 0
+    #: Results stored before seals, sealed now.
+    results_sealed: int = 0
     graphs_moved: int = 0
     requests_built: int = 0
     #: Rows whose policy lost the ``device`` key of before targets.
     policies_updated: int = 0
     #: Device jobs of before targets, now jobs of the ``neutral-atom`` target.
     device_jobs: int = 0
-    #: The first job whose result must carry a seal, where it was recorded.
-    seals_from: int | None = None
     attest_lines: int = 0
 
     @property
@@ -139,11 +145,11 @@ class Migrated:
             "changed": self.changed,
             "columns_added": list(self.columns_added),
             "results_indexed": self.results_indexed,
+            "results_sealed": self.results_sealed,
             "graphs_moved": self.graphs_moved,
             "requests_built": self.requests_built,
             "policies_updated": self.policies_updated,
             "device_jobs": self.device_jobs,
-            "seals_from": self.seals_from,
             "attest_lines": self.attest_lines,
         }
 
@@ -225,7 +231,7 @@ def _bring_forward(
         for table in ("checkpoints", "jobs", "attempts")
         for row in db.execute(f"PRAGMA table_info({table})")
     }
-    unsealed = ("jobs", "result_seal") not in have
+    unsealed = ("jobs", "result_seal") not in have  # every result
     for table, column, kind in ADDED_COLUMNS:
         if (table, column) not in have:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -235,10 +241,7 @@ def _bring_forward(
     report.graphs_moved = _move_graphs(db)
     report.policies_updated, report.device_jobs = _before_targets(db)
     report.requests_built = _build_requests(db, physics)
-    if unsealed and db.execute("SELECT 1 FROM jobs LIMIT 1").fetchone() is not None:
-        first = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()[0]) + 1
-        record_seals_from(db, key, first)
-        report.seals_from = first
+    report.results_sealed = _seal_results(db, key, None if unsealed else _seals_from(db, key))
     db.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SCHEMA_KEY, str(SCHEMA_VERSION))
     )
@@ -253,11 +256,40 @@ def _index_results(db: sqlite3.Connection) -> int:
             "WHERE result IS NOT NULL AND (result_meta IS NULL OR result_bytes IS NULL)"
         ).fetchall()
         for ident, data in rows:
-            meta = _dumps(dict(stored_result(data, None).meta))
+            meta = _dumps(dict(encode_result(json.loads(data)).meta))
             db.execute(
                 f"UPDATE {table} SET result_meta=?, result_bytes=? WHERE {id_column}=?",
                 (meta, len(data), ident),
             )
+            done += 1
+    return done
+
+
+def _seals_from(db: sqlite3.Connection, key: bytes) -> int:
+    """The first job sequence number whose result had to carry a seal, as a kernel of
+    format 2 or 3 recorded it (``result_seals_from``: the number and its HMAC), the record
+    then dropped; 0 (none may be sealed here) without one, or when its HMAC fails."""
+    row = db.execute("SELECT value FROM meta WHERE key=?", (_SEALS_FROM,)).fetchone()
+    db.execute("DELETE FROM meta WHERE key=?", (_SEALS_FROM,))
+    first, _, mac = ("" if row is None else str(row[0])).partition(":")
+    good = first.isdigit() and hmac.compare_digest(mac, result_seal(key, "", first, "seals-from"))
+    return int(first) if good else 0
+
+
+def _seal_results(db: sqlite3.Connection, key: bytes, before: int | None) -> int:
+    """Seal the results stored without one by a kernel that sealed none: of the jobs
+    before sequence number ``before`` (None: all), and their earlier outcomes."""
+    done = 0
+    for table in ("jobs", "attempts"):
+        rows = db.execute(
+            f"SELECT t.rowid, t.job_id, CAST(t.result AS BLOB), t.result_meta FROM {table} t "
+            "JOIN jobs j USING (job_id) "
+            "WHERE t.result IS NOT NULL AND t.result_seal IS NULL AND (? IS NULL OR j.seq < ?)",
+            (before, before),
+        ).fetchall()
+        for rowid, job_id, data, meta in rows:
+            seal = result_seal(key, job_id, data_digest(data), meta)
+            db.execute(f"UPDATE {table} SET result_seal=? WHERE rowid=?", (seal, rowid))
             done += 1
     return done
 

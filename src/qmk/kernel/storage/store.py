@@ -37,7 +37,7 @@ from qmk.kernel.records.stored import StoredResult, compact_encoder, stored_resu
 from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.security.delegations import COLUMNS as DELEGATION_COLUMNS
-from qmk.kernel.security.seals import data_digest, result_seal
+from qmk.kernel.security.seals import result_seal, sealed_result
 
 #: The keys of the ``meta`` table that hold the audit chain head a commit made durable:
 #: its sequence number, hash, and the byte offset of its line in the audit log.
@@ -311,11 +311,9 @@ _JOB_VALUES = ", ".join(
 #: adds the step that brings the last one forward to :mod:`qmk.kernel.storage.migrate` (its steps
 #: run in order, each a no-op on rows already of today's form). Formats: 1, numbered;
 #: 2, policies without ``device`` (device jobs are jobs of the neutral-atom target); 3,
-#: the workflow triggers' tables (``triggers``, ``trigger_runs``).
-SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 3
-#: The ``meta`` key of the first job sequence number whose result must carry a seal
-#: (rows before it were written by a kernel that sealed nothing), with its HMAC.
-RESULT_SEALS_FROM = "result_seals_from"
+#: the workflow triggers' tables (``triggers``, ``trigger_runs``); 4, every stored result
+#: indexed and sealed (none read unchecked for its age).
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 4
 
 
 def _result_columns(
@@ -363,16 +361,13 @@ _REQUEST_DECODER = msgspec.json.Decoder(RunRequest)
 _REQUEST_ENCODER = msgspec.json.Encoder()
 
 
-def _job(
-    row: JobRow, sealed: Callable[[str, int, bytes, str | None, str | None], bool] | None = None
-) -> Job:
-    """The job of a row (a result whose seal ``sealed`` refuses is read as none, with its
-    ``result_damage``)."""
-    result, damage = row.result, None
-    if (
-        result is not None
-        and sealed is not None
-        and not sealed(row.job_id, row.seq, result, row.result_meta, row.result_seal)
+def _job(row: JobRow, sealed: Callable[[str, bytes, str, str | None], bool] | None = None) -> Job:
+    """The job of a row (a result without its index, or whose seal ``sealed`` refuses, is
+    read as none, with its ``result_damage``)."""
+    result, meta, damage = row.result, row.result_meta, None
+    if result is not None and (
+        meta is None
+        or (sealed is not None and not sealed(row.job_id, result, meta, row.result_seal))
     ):
         result, damage = None, tampered_result(row.job_id)
     job = Job(
@@ -389,7 +384,7 @@ def _job(
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
-        result=None if result is None else stored_result(result, row.result_meta),
+        result=None if result is None or meta is None else stored_result(result, meta),
         error=None if row.error is None else json.loads(row.error),
         attempts=row.attempts,
         preemptions=row.preemptions,
@@ -444,15 +439,6 @@ def check_version(db: Any, data_dir: Path) -> None:
         f"{data_dir}: its database was written by an older kernel (format "
         f"{version or 'unnumbered'}, this kernel's is {SCHEMA_VERSION}); bring it forward "
         f"once with: qmk admin migrate {data_dir}",
-    )
-
-
-def record_seals_from(db: Any, key: bytes, first: int) -> None:
-    """Record ``first``, the first job sequence number whose result must carry a seal
-    (:data:`RESULT_SEALS_FROM`), with its HMAC under ``key``."""
-    db.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        (RESULT_SEALS_FROM, f"{first}:{result_seal(key, '', str(first), 'seals-from')}"),
     )
 
 
@@ -583,34 +569,12 @@ class Store:
         self.db.commit()
         self.dirty = False
         self.seal_key = seal_key
-        #: Job sequence numbers below this stored their results before seals (see
-        #: :meth:`_seals_from`): theirs are read unchecked.
-        self.unsealed_before = 0 if seal_key is None else self._seals_from(seal_key)
 
-    def _seals_from(self, key: bytes) -> int:
-        """The first job sequence number whose result must carry a seal: recorded (with
-        its HMAC) when a kernel with a key first opens the database (``qmk admin
-        migrate`` records it for a database older kernels wrote without seals); a
-        record whose HMAC fails counts as 0: every result must then carry its seal.
-        (Who drops the seal passes the check at read; ``qmk audit verify`` still
-        compares every result with the ``stored_sha256`` of its COMPLETED line.)"""
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
-        if row is not None:
-            return _seals_from(str(row[0]), key)
-        first = self.next_seq()
-        record_seals_from(self.db, key, first)
-        self.db.commit()
-        return first
-
-    def _sealed(
-        self, job_id: str, seq: int, data: bytes, meta: str | None, seal: str | None
-    ) -> bool:
-        """Whether a stored result is the one the kernel wrote (its seal matches)."""
-        key = self.seal_key
-        if key is None or (seal is None and seq < self.unsealed_before):
-            return True
-        expected = result_seal(key, job_id, data_digest(data), meta or "")
-        return seal is not None and hmac.compare_digest(seal, expected)
+    def _sealed(self, job_id: str, data: bytes, meta: str, seal: str | None) -> bool:
+        """Whether a stored result is the one the kernel wrote: its seal matches (every
+        result carries one: ``qmk admin migrate`` sealed those of older kernels); True
+        without the key."""
+        return self.seal_key is None or sealed_result(self.seal_key, job_id, data, meta, seal)
 
     # ------------------------------------------------------------------ transactions
 
@@ -977,22 +941,21 @@ class Store:
         result retention deleted is null)."""
         rows = self.db.execute(
             "SELECT attempt, state, finished_at, CAST(result AS BLOB), error, result_meta, "
-            "result_seal, (SELECT seq FROM jobs WHERE job_id=?) "
-            "FROM attempts "
-            "WHERE job_id=? ORDER BY rowid",
-            (job_id, job_id),
+            "result_seal FROM attempts WHERE job_id=? ORDER BY rowid",
+            (job_id,),
         ).fetchall()
         outcomes = []
-        for attempt, state, finished_at, result, error, meta, seal, seq in rows:
+        for attempt, state, finished_at, result, error, meta, seal in rows:
             outcome = {
                 "attempt": attempt,
                 "state": state,
                 "finished_at": finished_at,
-                "result": None if result is None else stored_result(result, meta),
+                "result": None,
                 "error": None if error is None else json.loads(error),
             }
-            if result is not None and not self._sealed(job_id, seq or 0, result, meta, seal):
-                outcome["result"] = None
+            if result is not None and meta is not None and self._sealed(job_id, result, meta, seal):
+                outcome["result"] = stored_result(result, meta)
+            elif result is not None:  # without its index, or its seal refuses it
                 outcome["result_error"] = tampered_result(job_id)
             outcomes.append(outcome)
         return outcomes
@@ -1298,20 +1261,12 @@ class Store:
         self.dirty = True
 
 
-def _seals_from(value: str, key: bytes) -> int:
-    """The first sequence number of :data:`RESULT_SEALS_FROM`'s ``value`` (0 when its HMAC
-    fails: every result must carry a seal)."""
-    first, _, mac = value.partition(":")
-    good = first.isdigit() and hmac.compare_digest(mac, result_seal(key, "", first, "seals-from"))
-    return int(first) if good else 0
-
-
 def stored_results(
     data_dir: Path, key: bytes | None
 ) -> Iterable[tuple[str, bytes, str | None, bool | None]]:
     """Every stored result of ``data_dir``'s database, read without opening it for
     writing: (job id, its JSON, its index's text, whether its seal matches; None
-    without ``key`` or for a job stored before seals).
+    without ``key``).
 
     Raises:
         DataDirError: ``QK105 data-dir-outdated``: an older kernel's database.
@@ -1322,17 +1277,14 @@ def stored_results(
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         check_version(db, data_dir)
-        row = db.execute("SELECT value FROM meta WHERE key=?", (RESULT_SEALS_FROM,)).fetchone()
-        first = None if key is None or row is None else _seals_from(str(row[0]), key)
         rows = db.execute(
-            "SELECT job_id, seq, CAST(result AS BLOB), result_meta, result_seal FROM jobs "
+            "SELECT job_id, CAST(result AS BLOB), result_meta, result_seal FROM jobs "
             "WHERE result IS NOT NULL ORDER BY seq"
         )
-        for job_id, seq, data, meta, seal in rows:
-            sealed: bool | None = None
-            if key is not None and first is not None and (seal is not None or seq >= first):
-                expected = result_seal(key, job_id, data_digest(data), meta or "")
-                sealed = seal is not None and hmac.compare_digest(seal, expected)
+        for job_id, data, meta, seal in rows:
+            sealed = None
+            if key is not None:
+                sealed = meta is not None and sealed_result(key, job_id, data, meta, seal)
             yield job_id, data, meta, sealed
     finally:
         db.close()
@@ -1485,7 +1437,6 @@ __all__ = [
     "AUDIT_OFFSET",
     "AUDIT_SEQ",
     "AUDIT_VERIFIED",
-    "RESULT_SEALS_FROM",
     "RunRow",
     "Store",
     "TriggerRow",
