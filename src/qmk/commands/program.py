@@ -105,28 +105,20 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return status
 
 
-#: The verifier's codes the solver decides exactly (``--prove``): lifetimes, guarded
-#: lifetimes and capabilities; the rest are the verifier's alone.
-_DECIDED = frozenset(
-    {"QV202", "QV203", "QV204", "QV205", "QV207", "QV208", "QV401", "QV402", "QV403", "QV404"}
-    | {"QV501"}
-)
-
-
 def _proved(report: Report, graph: Graph, args: argparse.Namespace) -> tuple[Report, Proof | None]:
     """``report`` with the solver's verdict in place of the verifier's on what the
     solver decides; the proof (None when the verifier's other errors come first)."""
-    from qmk.qvm.prove import prove
+    from qmk.qvm.prove import DECIDED, prove
     from qmk.qvm.verify import Report, check
 
-    if any(f.is_error and f.code not in _DECIDED for f in report.findings):
+    if any(f.is_error and f.code not in DECIDED for f in report.findings):
         return report, None
     channels = [c.strip() for c in (args.channels or "").split(",") if c.strip()]
     proof = prove(graph, tenant=args.tenant, channels=channels)
-    findings = tuple(f for f in report.findings if f.code not in _DECIDED) + proof.findings
+    findings = tuple(f for f in report.findings if f.code not in DECIDED) + proof.findings
     program = report.program
     if program is None and proof.ok:  # the verifier refused only what the solver proved
-        program = check(graph, limits=limits_of(args), excused=_DECIDED).program
+        program = check(graph, limits=limits_of(args), excused=DECIDED).program
     return Report(findings=findings, program=program if proof.ok else None), proof
 
 

@@ -92,6 +92,22 @@ _CHANNEL = {
     "new": "is not open at this node",
 }
 
+#: The keys of :data:`_QUBIT` and :data:`_CHANNEL` that name a fault.
+_FAULTS = ("opens", "closes_ended", "closes_new", "uses_ended", "uses_new", "leak")
+#: The verifier's codes the solver decides exactly, read from their names: each lifetime
+#: fault of a qubit or a channel, the guarded lifetimes the verifier cannot follow (which
+#: the solver follows on every valuation) and the capabilities. ``qmk validate --prove``
+#: takes the solver's verdict in place of the verifier's on these; the rest are the
+#: verifier's alone.
+DECIDED: frozenset[str] = frozenset(
+    BY_NAME[name].code
+    for name in (
+        *(words[key] for words in (_QUBIT, _CHANNEL) for key in _FAULTS),
+        "guarded-lifetime",
+        "capability-missing",
+    )
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Proof:
@@ -462,4 +478,4 @@ def _text(valuation: Mapping[str, int | None]) -> str:
     )
 
 
-__all__ = ["PROPERTIES", "Proof", "available", "prove"]
+__all__ = ["DECIDED", "PROPERTIES", "Proof", "available", "prove"]
