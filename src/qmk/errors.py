@@ -18,9 +18,9 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
 
     QMKError                       qmk.errors
      +-- QVMError                  qmk.qvm.errors
-     |    +-- FormatError          qmk.qvm.errors        QF001..QF012 (12)
+     |    +-- FormatError          qmk.qvm.errors        QF001..QF013 (13)
      |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
-     |    +-- VerificationError    qmk.qvm.errors        QV101..QV503 (29)
+     |    +-- VerificationError    qmk.qvm.errors        QV101..QV504 (31)
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
      +-- QECError                  qmk.qec.errors        QC101..QC133 (20)
      +-- FrontendError             qmk.frontends.errors  QL101..QL114 (14)
