@@ -34,7 +34,8 @@ Cases (seeded; the peers read the same QASM file, except where said):
 - ``qft-N`` (N = 20, 24, 26): a layer of RY, then the QFT (controlled phases and H), 1000
   shots, against the same peers (the circuits are ``bench_router.py``'s);
 - ``noisy-20``: random-20 with QMK's logical noise at ``logical:surface_code(d=3)``
-  (about 0.5 logical errors a shot), 1000 shots, against Aer's statevector with the
+  (about 0.5 logical errors a shot), 50 shots (Aer runs each shot's trajectory: over
+  a second of CPU a shot here), against Aer's statevector with the
   same Pauli channels at the same places (``bench_noisy_dense.aer_circuit``: the
   circuit and noise model built by this script and handed to the peer's process as a
   pickle, which it loads before its timing);
@@ -176,7 +177,7 @@ def _cases() -> dict[str, tuple[str, int, dict[str, list[str]]]]:
         "qft-26": (qft_qasm(26), 1000, dense),
         "noisy-20": (
             random_qasm(20, 20, seed=7),
-            1000,
+            50,
             {
                 "qmk": [*qmk, "--profile", NOISY_PROFILE, "--json"],
                 "aer statevector noisy": [*py, AER_NOISY, "{peer}", "{shots}"],

@@ -939,7 +939,10 @@ class Availability:
     reason: str | None = None
 
 
+@functools.cache
 def _module_found(module: str) -> bool:
+    """Whether ``module`` can be imported here (asked once per process: the engines share
+    packages, and a fresh process's router asks for each of theirs)."""
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
