@@ -13,4 +13,7 @@ on the path: ``pythonpath`` in pyproject.toml), whatever the working directory.
 - :mod:`support.isolation`: the escape attempts a probe runs inside a confined worker.
 - :mod:`support.fuzz`: the fuzz targets (every reader of untrusted input), their
   hypothesis settings and strategies (tests/fuzz, ``make fuzz``).
+- :mod:`support.golden`: an example of every msgspec struct of ``src/qmk`` (one module
+  per room), where each one's golden JSON file is, and the update mode that writes them
+  (``QMK_GOLDEN=update``; ``tests/test_golden.py``).
 """

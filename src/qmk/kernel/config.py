@@ -47,11 +47,9 @@ from qmk.devices.logical import FaultSchedule
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
 from qmk.kernel.records.usage import UNITS as USAGE_UNITS
+from qmk.qec.logical import Calibration
 from qmk.qec.noise import NOISE_MODELS
 from qmk.qvm.ops import CAPABILITIES
-
-if TYPE_CHECKING:
-    from qmk.qec.logical import Calibration
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -1005,8 +1003,6 @@ def schema_text() -> str:
 
 
 def _calibration(path: str | None) -> Calibration | None:
-    from qmk.qec.logical import Calibration
-
     if path is None:
         return None
     try:

@@ -1,0 +1,21 @@
+"""An example node of a program (:mod:`qmk.qvm.graph`).
+
+Each is a realistic value, most fields away from their defaults; its JSON is its
+struct's golden file (:mod:`support.golden`)."""
+
+from __future__ import annotations
+
+from qmk.qvm.graph import Guard, GuardTerm, Node
+
+NODE = Node(
+    id="fix_x",
+    op="APPLY_X",
+    vqs=("bob",),
+    caps=("CAP_TELEPORT",),
+    guard=Guard(terms=(GuardTerm(event="m_alice", equals=1),)),
+    metadata={"source": "teleport_guards.qasm", "line": 14},
+)
+
+
+#: Every example of this room.
+EXAMPLES = (NODE,)
