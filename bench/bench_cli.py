@@ -48,6 +48,7 @@ Cases (seeded; the peers read the same QASM file, except where said):
 Not a test: nothing here fails on a timing.
 
     python bench/bench_cli.py [--cases random-20 ghz-1000] [--rounds 3] [--stages]
+        [--threads 2] [--skip 'aer statevector']
 """
 
 from __future__ import annotations
@@ -335,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stages", action="store_true", help="also QMK's CPU per stage")
     parser.add_argument(
+        "--skip", nargs="+", default=[], help="contenders to leave out (e.g. 'aer statevector')"
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=2,
@@ -365,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
                     for a in cmd
                 ]
                 for label, cmd in contenders.items()
+                if label not in args.skip
             }
             for cmd in commands.values():  # warm the disk caches and compile caches once
                 _once(cmd, env)
