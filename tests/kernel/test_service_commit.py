@@ -17,7 +17,7 @@ import pytest
 from qmk.execution import executor
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
-from qmk.kernel.running import supervisor as supervisor_module
+from qmk.kernel.running import book as book_module
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage import commit as commit_module
 from qmk.kernel.storage.audit import verify
@@ -93,7 +93,7 @@ def test_a_finished_job_reaches_the_database_within_the_group_commit_window(
 def test_jobs_evicted_from_the_finished_cache_read_back_the_same_from_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(supervisor_module, "FINISHED_CACHE_SIZE", 2)
+    monkeypatch.setattr(book_module, "FINISHED_CACHE_SIZE", 2)
 
     async def body(kernel: Kernel, sid: str, data: Path) -> None:
         ids = [

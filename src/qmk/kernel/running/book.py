@@ -1,0 +1,289 @@
+"""The jobs of one kernel that the supervisor's parts share, and the moves between their states.
+
+Every path of the supervisor (a start, a worker's answer, a cancel, a timeout, a deadline,
+a preemption, a failed module) moves a job between the queue, a worker and a final state,
+and must change the same tables in one loop turn: the queue, the running attempts, the
+resources they hold, the job's record and its waiters. :class:`JobBook` holds those
+tables, the kernel's parts they are written through (store, audit, commits, the worker
+pool, the checkpoints, the placement) and the moves every path makes
+(:meth:`~JobBook.transition`, :meth:`~JobBook.finish`, :meth:`~JobBook.release`,
+:meth:`~JobBook.stop`, :meth:`~JobBook.enqueue`). The parts that decide the moves sit
+beside it, each holding the book: the dispatcher (:mod:`.dispatch`), the runs on workers
+(:mod:`.runs`), the epochs, deadlines and preemption (:mod:`.epochs`), and the syscalls'
+side, the :class:`~qmk.kernel.running.supervisor.Supervisor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msgspec.structs import replace
+
+from qmk import aio
+from qmk.devices.logical import LogicalMachine
+from qmk.execution.request import MachineRun
+from qmk.http.probe import WorkerTraces
+from qmk.kernel.admit.cache import ResultCache
+from qmk.kernel.admit.channels import ChannelTable
+from qmk.kernel.admit.faults import FaultPolicies, device_for
+from qmk.kernel.admit.scheduler import FairQueue
+from qmk.kernel.clock import Clock, MachineClock
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.pools.attempt import Attempt
+from qmk.kernel.records.jobs import Job
+from qmk.kernel.running.checkpoints import Checkpoints
+from qmk.kernel.running.shared_machine import SharedMachine
+from qmk.kernel.storage.artifacts import FOLDER, Artifacts
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.billing import Ledger
+from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.results import Results
+from qmk.kernel.storage.store import Store
+
+#: How many recently finished jobs stay in memory (q_status/q_wait skip the database).
+FINISHED_CACHE_SIZE = 1024
+#: ... and at most about this many bytes of their results.
+FINISHED_CACHE_BYTES = 256 * 2**20
+
+
+def _result_bytes(job: Job) -> int:
+    """About how many bytes ``job``'s result holds (its stored text)."""
+    return 256 + (0 if job.result is None else job.result.nbytes)
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class Running:
+    """One attempt of a job on a worker: the pool's future and the task that awaits it."""
+
+    future: Future[Any]
+    attempt: int
+    #: What the worker was asked to run (the attestation records its request).
+    work: Attempt | None = None
+    task: asyncio.Task[None] | None = None
+    #: What went wrong handling the answer in the pool's callback (the task raises it).
+    failure: BaseException | None = None
+
+
+def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task``, unless it is the one running (it is ending on its own then)."""
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+
+
+class JobBook:
+    """The tables of the jobs a kernel holds, and the moves between their states (see the
+    module docstring).
+
+    Args:
+        config: the kernel configuration (machine inventory, quotas, epoch and timeouts).
+        store: the database, written through ``commits``.
+        audit: the audit log.
+        commits: the group commit.
+        channels: the channel table (bound channels are checked again at start).
+        pool: the worker pool (``submit``, ``cancel``, ``shutdown``, ``max_workers``;
+            ``listen`` and ``request`` for checkpoints and preemption at fences).
+        clock: the kernel's clock.
+        device: the machine (default: the simulated logical machine of ``config``).
+        checkpoint_dir: where running jobs save their execution states (one folder per
+            job); None: jobs save none, and are preempted by a kill and a restart.
+        machine_clock: the shared machine's clock (default: ``config``'s).
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        *,
+        store: Store,
+        audit: AuditLog,
+        commits: GroupCommit,
+        channels: ChannelTable,
+        pool: Any,
+        clock: Clock,
+        device: LogicalMachine | None = None,
+        checkpoint_dir: Path | None = None,
+        machine_clock: MachineClock | None = None,
+    ) -> None:
+        self.config = config
+        self.checkpoint_dir = checkpoint_dir
+        self.store = store
+        self.audit = audit
+        self.commits = commits
+        self.channels = channels
+        self.pool = pool
+        self.clock = clock
+        self.checkpoints = Checkpoints(
+            config,
+            store=store,
+            audit=audit,
+            commits=commits,
+            clock=clock,
+            directory=checkpoint_dir,
+            epoch=lambda: self.epoch,
+            pool=pool,
+        )
+        self.workers: int = getattr(pool, "max_workers", 1)
+        #: The capabilities live delegations lend a tenant now (the kernel's
+        #: :mod:`~qmk.kernel.security.delegations`): a job's caps are checked again at its start.
+        self.lent_caps: Callable[[str], frozenset[str]] = lambda tenant: frozenset()
+        #: The kernel's other retention sweeps, run at each epoch with the time; each
+        #: returns what it deleted (anything: the database changed).
+        self.sweeps: list[Callable[[float], Any]] = []
+        #: The key jobs' execution states are sealed with (the kernel's, derived from its
+        #: secret: :mod:`qmk.kernel.security.seals`); None: unsealed.
+        self.state_key: bytes | None = None
+        self.queue = FairQueue()
+        self.jobs: dict[str, Job] = {}  # every job not yet final
+        self.finished: OrderedDict[str, Job] = OrderedDict()  # recently final, newest last
+        self.finished_bytes = 0  # their results' size (about), and each one's
+        self.finished_size: dict[str, int] = {}
+        self.running: dict[str, Running] = {}
+        self.epoch = 0
+        self.physical_in_use = 0
+        self.logical_in_use: Counter[str] = Counter()
+        self.running_jobs: Counter[str] = Counter()
+        self.events: dict[str, asyncio.Event] = {}  # q_wait's, set when the job ends
+        self.deadlines: dict[str, asyncio.Task[None]] = {}
+        self.kicked = asyncio.Event()
+        self.group: aio.TaskGroup | None = None
+        self.starting = True  # False once the kernel closes: no job starts any more
+        self.loop = asyncio.get_running_loop()
+        self.thread_id = threading.get_ident()
+        #: The device, the jobs' placement and the fault policies (:mod:`.faults`).
+        self.faults = FaultPolicies(device or device_for(config), audit)
+        self.device = self.faults.device
+        self.placement = self.faults.placement
+        #: Stored results: each tenant's bytes, their expiry, pages (:mod:`.results`).
+        self.results = Results(config, store, audit)
+        #: Device jobs' artifacts: streamed, stored, bounded (:mod:`.artifacts`).
+        self.artifacts = Artifacts(
+            config, audit, None if checkpoint_dir is None else checkpoint_dir.parent / FOLDER
+        )
+        #: The tracer of the workers' spans (``qmk serve --trace``), else None.
+        self.traces: WorkerTraces | None = None
+        #: Completed runs' results answering submits of the same run (:mod:`.cache`).
+        self.cache = ResultCache(config, store, self.device, self.finished.get)
+        #: Each job end's usage record and webhook (:mod:`.billing`).
+        self.ledger = Ledger(config, store)
+        #: The shared machine: a job's schedule in machine time is fixed before a worker
+        #: computes its outcomes (:mod:`.shared_machine`).
+        self.machine = SharedMachine(config, self.scheduled, clock=machine_clock)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """``coro`` as a task of the kernel's group; None (and not run) when there is none."""
+        if self.group is None or not self.starting:
+            coro.close()
+            return None
+        return self.group.create_task(coro)
+
+    def kick(self) -> None:
+        """Have the dispatcher look at the queue (soon, once per loop turn)."""
+        self.kicked.set()
+
+    def quota(self, tenant: str) -> Any:
+        """``tenant``'s table of the configuration, or None."""
+        return self.config.tenants.get(tenant)
+
+    # ------------------------------------------------------------------ transitions
+
+    def transition(self, job: Job, state: str, **fields: Any) -> None:
+        """Move ``job`` to ``state``: database row and audit line, committed lazily.
+
+        A syscall that reports the transition awaits ``commits.durable()`` before replying.
+        """
+        job.state = state
+        self.store.save_job(job)
+        self.audit.append("job", job_id=job.job_id, tenant=job.tenant, state=state, **fields)
+        self.commits.dirty(urgent=False)
+
+    def finish(
+        self, job: Job, state: str, error: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
+        """End ``job`` in the final ``state`` (with ``error``): its row, audit line and
+        usage record, and everything that waited on it."""
+        job.finished_at = self.clock.now()
+        job.error = error
+        reason = None if error is None else error["message"]
+        if job.result is not None:  # chained: what its stored row must hold (kernel/security/seals)
+            fields["stored_sha256"] = job.result.sha256
+        self.transition(job, state, **({"reason": reason} if reason else {}), **fields)
+        self.ledger.job_ended(job)  # in the transaction of the end state
+        self.artifacts.forget(job.job_id)  # parts streamed while it ran, if it had no result
+        self.jobs.pop(job.job_id, None)
+        self.remember(job)
+        self.queue.remove(job.job_id)
+        cancel_task(self.deadlines.pop(job.job_id, None))
+        event = self.events.pop(job.job_id, None)
+        if event is not None:
+            event.set()
+        self.kick()
+
+    def remember(self, job: Job) -> None:
+        """Keep ``job`` among the recently finished, within :data:`FINISHED_CACHE_SIZE`
+        jobs and :data:`FINISHED_CACHE_BYTES` of results (older ones are read from the
+        database when asked for)."""
+        self.forget(job.job_id)
+        self.finished[job.job_id] = job
+        size = self.finished_size[job.job_id] = _result_bytes(job)
+        self.finished_bytes += size
+        while len(self.finished) > 1 and (
+            len(self.finished) > FINISHED_CACHE_SIZE or self.finished_bytes > FINISHED_CACHE_BYTES
+        ):
+            dropped, _ = self.finished.popitem(last=False)
+            self.finished_bytes -= self.finished_size.pop(dropped, 0)
+
+    def forget(self, job_id: str) -> None:
+        """Drop ``job_id`` from the recently finished (if it is there)."""
+        self.finished.pop(job_id, None)
+        self.finished_bytes -= self.finished_size.pop(job_id, 0)
+
+    def release(self, job: Job) -> None:
+        """Free the resources ``job``'s start reserved."""
+        self.physical_in_use -= job.physical_qubits
+        for tenant, count in job.qubits.items():
+            self.logical_in_use[tenant] -= count
+        self.running_jobs[job.tenant] -= 1
+        self.placement.release(job)
+
+    def stop(self, job: Job, reason: str) -> None:
+        """Take ``job`` off the machine, the queue or its worker (killing it) and free its
+        resources."""
+        if self.machine.withdraw(job.job_id) or self.queue.remove(job.job_id) is not None:
+            return
+        run = self.running.pop(job.job_id, None)
+        if run is None:
+            return
+        cancel_task(run.task)
+        self.pool.cancel(run.future, reason)
+        self.release(job)
+        self.checkpoints.attempt_ended(job)
+
+    # ------------------------------------------------------------------ the machine
+
+    def enqueue(self, job: Job) -> None:
+        """``job`` waits for its schedule on the shared machine, or, when it has one or
+        the machine does not hold it, for a worker (:mod:`.shared_machine`)."""
+        if self.machine.takes(job):
+            self.machine.admit(job)
+        else:
+            self.queue.push(job)
+
+    def scheduled(self, job: Job, run: MachineRun) -> None:
+        """``job``'s schedule on the shared machine ended: it is in its request from now
+        on (stored, so a recovered job keeps it), and the job waits for a worker."""
+        if job.final or self.jobs.get(job.job_id) is not job:
+            return
+        job.request = replace(job.request, machine=run)
+        self.store.save_request(job)
+        self.commits.dirty(urgent=False)
+        self.queue.push(job)
+        self.kick()
+
+
+__all__ = ["FINISHED_CACHE_BYTES", "FINISHED_CACHE_SIZE", "JobBook", "Running", "cancel_task"]

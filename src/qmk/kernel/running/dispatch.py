@@ -1,0 +1,250 @@
+"""The dispatcher: queued jobs started on free workers, as their tenants' quotas and the
+machine allow.
+
+The **dispatcher** task sleeps on an event that
+:meth:`~qmk.kernel.running.book.JobBook.kick` sets whenever a job is queued or resources
+are freed, and starts as many fitting jobs as there are free workers, in the fair queue's
+order (:mod:`qmk.kernel.admit.scheduler`). A start reserves the job's resources (physical
+qubits, logical qubits per tenant, a running job of its tenant, its place on a module),
+checks its capabilities and channels again (VALIDATING), applies the fault policies and
+hands the attempt to the runs (:mod:`.runs`). A queued job that can never start under the
+configuration and machine now fails after the round.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from qmk.errors import (
+    AdmissionError,
+    CapabilityError,
+    FirewallError,
+    NotFoundError,
+    QMKError,
+    QuotaError,
+)
+from qmk.execution.request import RunRequest
+from qmk.execution.target import spec as target_spec
+from qmk.kernel.admit.teleport import spans
+from qmk.kernel.errors import error_json
+from qmk.kernel.pools.attempt import Attempt
+from qmk.kernel.records import jobs as J
+from qmk.kernel.records.jobs import Job
+from qmk.kernel.running.book import JobBook
+from qmk.kernel.running.runs import Runs
+from qmk.kernel.storage.retention import state_file
+
+
+class Dispatcher:
+    """Queued jobs to free workers (see the module docstring).
+
+    Args:
+        book: the kernel's jobs and their moves.
+        runs: the runs on workers, which take each started attempt.
+    """
+
+    def __init__(self, book: JobBook, runs: Runs) -> None:
+        self.book = book
+        self.runs = runs
+        #: Queued jobs found unable ever to start, failed after the dispatch round.
+        self._doomed: list[tuple[Job, QMKError]] = []
+
+    async def run(self) -> None:
+        """The dispatcher's task: a round each time it is kicked."""
+        book = self.book
+        while True:
+            await book.kicked.wait()
+            book.kicked.clear()
+            self.dispatch()
+
+    def queue_depth(self) -> tuple[int, int]:
+        """(queued jobs a free worker would start, jobs running): what a pool on a
+        scaling cluster publishes. A job its tenant's ``max_concurrent_jobs`` holds back
+        is not counted: a new worker would not run it."""
+        book = self.book
+        waiting: Counter[str] = Counter(job.tenant for job in book.queue)
+        startable = 0
+        for tenant, count in waiting.items():
+            quota = book.quota(tenant)
+            if quota is not None:
+                room = quota.max_concurrent_jobs - book.running_jobs[tenant]
+                startable += min(count, max(room, 0))
+        return startable, len(book.running)
+
+    def resize(self, workers: int) -> None:
+        """Run up to ``workers`` jobs at once from now on: a pool that follows its
+        cluster says so as workers join and leave (from its loop: maybe another
+        thread's)."""
+        book = self.book
+
+        def apply() -> None:
+            book.workers = max(int(workers), 1)
+            book.kick()
+
+        book.loop.call_soon_threadsafe(apply)
+
+    def _never_fits(self, job: Job) -> QMKError | None:
+        """Why queued ``job`` can never start under the configuration and machine now (a
+        quota lowered, a module down since it was admitted), or None."""
+        device = self.book.device
+        total = device.largest_module_up
+        where = "the largest module up has"
+        if spans(job, device):  # teleported over modules: it holds them all
+            total, where = device.inventory().physical_qubits_up, "the modules up have"
+        if job.physical_qubits > total:
+            return AdmissionError(
+                f"the job needs {job.physical_qubits} physical qubits at its peak; {where} {total}"
+            )
+        for name, count in job.qubits.items():
+            quota = self.book.quota(name)
+            if quota is None or count > quota.max_logical_qubits:
+                limit = 0 if quota is None else quota.max_logical_qubits
+                return QuotaError(
+                    f"the job holds {count} logical qubits of tenant {name!r}; its "
+                    f"max_logical_qubits is now {limit}",
+                    limit="max_logical_qubits",
+                )
+        return None
+
+    def _fits(self, job: Job) -> bool:
+        book = self.book
+        never = self._never_fits(job)
+        if never is not None:  # failed after this round: it must not hold the line
+            self._doomed.append((job, never))
+            return False
+        tenant = book.quota(job.tenant)
+        if tenant is None or book.running_jobs[job.tenant] >= tenant.max_concurrent_jobs:
+            return False
+        if not book.placement.fits(job):  # a module that is up has room for it
+            return False
+        for name, count in job.qubits.items():
+            quota = book.quota(name)
+            if quota is None or book.logical_in_use[name] + count > quota.max_logical_qubits:
+                return False
+        return True
+
+    def dispatch(self) -> None:
+        """One round: start the fitting queued jobs, as many as there are free workers."""
+        book = self.book
+        if not book.starting:
+            return
+        free = book.workers - len(book.running)
+        if free <= 0 or not len(book.queue):
+            return
+        for job in book.queue.select(self._fits_and_reserve, free):
+            self._start(job)
+        doomed, self._doomed = self._doomed, []
+        for job, error in doomed:
+            if book.queue.remove(job.job_id) is not None:
+                book.finish(job, J.FAILED, error_json(error))
+        if doomed:
+            book.kick()  # the tenants they blocked get their turn
+
+    def _fits_and_reserve(self, job: Job) -> bool:
+        if not self._fits(job):
+            return False
+        book = self.book
+        book.physical_in_use += job.physical_qubits
+        for tenant, count in job.qubits.items():
+            book.logical_in_use[tenant] += count
+        book.running_jobs[job.tenant] += 1
+        book.placement.reserve(job)
+        return True
+
+    def _refusal(self, job: Job) -> dict[str, Any] | None:
+        """Why ``job`` may not start now (a capability taken away, a channel no longer
+        OPEN), as its error, or None."""
+        book = self.book
+        # granted at submit, and still the tenant's now (the config may have taken some away)
+        conf = book.config.tenants.get(job.tenant)
+        allowed = set(job.caps) & (
+            set(() if conf is None else conf.caps) | book.lent_caps(job.tenant)
+        )
+        missing = sorted(set(job.required_caps) - allowed)
+        refusal = None
+        if missing:
+            refusal = error_json(CapabilityError(f"refused at execution: the job lacks {missing}"))
+        for name, channel_id in job.policy.channels.items():
+            try:
+                channel = book.channels.get(channel_id, job.tenant)
+            except NotFoundError:
+                channel = None
+            if channel is None or channel.state != "OPEN":
+                refusal = error_json(
+                    FirewallError(f"channel {name!r} ({channel_id}) is no longer OPEN")
+                )
+        return refusal
+
+    def _start(self, job: Job) -> None:
+        """VALIDATING (capabilities and channels checked again), then RUNNING on a worker.
+
+        Both transitions happen in one loop turn, so only RUNNING (or the refusal) reaches
+        the database; the audit log records both.
+        """
+        book = self.book
+        job.state = J.VALIDATING
+        refusal = self._refusal(job)
+        book.audit.append(
+            "job",
+            job_id=job.job_id,
+            tenant=job.tenant,
+            state=J.VALIDATING,
+            epoch=book.epoch,
+            required=list(job.required_caps),
+            decision="deny" if refusal else "allow",
+        )
+        if refusal is not None:
+            book.release(job)
+            book.finish(job, J.FAILED, refusal)
+            return
+        resume_from = book.checkpoints.resume_from(job)
+        job.attempts += 1
+        job.started_at = book.clock.now()
+        job.epoch = book.epoch
+        book.transition(job, J.RUNNING, attempt=job.attempts, epoch=book.epoch)
+        checkpoint_dir = book.checkpoint_dir
+        directory = None if checkpoint_dir is None else str(checkpoint_dir / job.job_id)
+        resume = (
+            None
+            if resume_from is None or checkpoint_dir is None
+            else str(state_file(checkpoint_dir, resume_from["path"]))
+        )
+        if target_spec(job.request.target).logical_machine:  # the machine's faults apply
+            request = self._apply_faults(job, job.request, resume_from)
+            if request is None:  # refused: FAILED already
+                return
+        else:  # physics of its own: no module, no fault policy changes its program
+            request = job.request
+        attempt = Attempt(
+            request=request,
+            program=job.graph,
+            caps=tuple(job.caps),
+            checkpoint_dir=directory,
+            resume=resume,
+            max_result_bytes=int(book.config.max_result_mb * 2**20),
+            state_key=book.state_key,
+        )
+        self.runs.submit(job, attempt)
+
+    def _apply_faults(
+        self, job: Job, request: RunRequest, resume_from: Mapping[str, Any] | None
+    ) -> RunRequest | None:
+        """``request`` as the fault policies leave it at this start
+        (:meth:`~qmk.kernel.admit.faults.FaultPolicies.start`), the job resized on its module
+        when they raised a distance; None when a policy refused the job (FAILED)."""
+        book = self.book
+        try:
+            request, adjusted = book.faults.start(job, request, resume_from, book.epoch)
+        except QMKError as exc:
+            book.release(job)
+            book.finish(job, J.FAILED, error_json(exc))
+            return None
+        if adjusted.physical_qubits != job.physical_qubits:  # the placement resized already
+            book.physical_in_use += adjusted.physical_qubits - job.physical_qubits
+            job.physical_qubits = adjusted.physical_qubits
+        return request
+
+
+__all__ = ["Dispatcher"]

@@ -1,0 +1,270 @@
+"""Runs on workers: an attempt of a job handed to the worker pool, watched within its
+timeout, and ended with the worker's answer.
+
+One task per **run attempt** awaits the worker's answer inside the job's timeout scope
+(``timeout_ms`` counted from the start); a cancel, preemption, deadline or restore cancels
+it (:meth:`~qmk.kernel.running.book.JobBook.stop`) and kills the worker. The answer is
+usually taken in the pool's own reply callback (:meth:`Runs.answered`), which hands the
+free worker its next job in the same loop turn. A running job's notes (a checkpoint it
+saved at a fence, records of an artifact it streams) arrive through the pool's
+``listen`` (:meth:`Runs.noted`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from msgspec.structs import replace
+
+from qmk.execution.target import spec as target_spec
+from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.pools.attempt import Attempt, run_job
+from qmk.kernel.pools.pool import TaskError, WorkerMemoryError
+from qmk.kernel.records import jobs as J
+from qmk.kernel.records.jobs import Job
+from qmk.kernel.records.outcome import Done, Outcome, Ran, Yielded, decode
+from qmk.kernel.records.programs import verified
+from qmk.kernel.records.stored import result_of, with_telemetry
+from qmk.kernel.running.book import JobBook, Running
+from qmk.kernel.security.attest import ATTEST_EVENT, attestation
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Runs:
+    """The attempts of jobs on workers (see the module docstring).
+
+    Args:
+        book: the kernel's jobs and their moves.
+        dispatch: the dispatcher's round (a worker that answered takes its next job).
+    """
+
+    def __init__(self, book: JobBook, dispatch: Callable[[], None]) -> None:
+        self.book = book
+        self._dispatch = dispatch
+        self._answering = False  # in answered: its dispatch must not nest another
+
+    def submit(self, job: Job, attempt: Attempt) -> None:
+        """Hand ``attempt`` to the worker pool and watch the run (FAILED if the pool refuses)."""
+        book = self.book
+        if book.traces is not None:  # the worker records its spans under the run's
+            traceparent = book.traces.traceparent(job.job_id)
+            if traceparent is not None:
+                request = replace(attempt.request, trace_context=traceparent)
+                attempt = replace(attempt, request=request)
+        try:
+            future = book.pool.submit(run_job, attempt)
+        except Exception as exc:  # a pool that takes no work (e.g. its cluster is gone)
+            book.release(job)
+            refused = JobError.of("worker-failed", f"the worker pool refused the job: {exc}")
+            book.finish(job, J.FAILED, error_json(refused))
+            return
+        run = Running(future=future, attempt=job.attempts, work=attempt)
+        book.running[job.job_id] = run
+        assert job.started_at is not None  # set by the dispatcher's start
+        streams = target_spec(job.request.target).streams and hasattr(book.pool, "listen")
+        if book.checkpoints.requestable or streams:  # checkpoints; a device job's streams
+            book.pool.listen(future, lambda note: self.noted(job, run, note))
+        run.task = book.spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
+
+    async def _attempt(self, job: Job, run: Running, ends_at: float) -> None:
+        """Await the worker's answer within the job's timeout; a stop cancels this task.
+
+        The answer is usually handled before this task wakes, in the pool's callback
+        (:meth:`answered`); then this task only raises what went wrong there, if anything.
+        """
+        try:
+            async with self.book.clock.timeout_at(ends_at):
+                await self._settled(job, run)
+        except TimeoutError:
+            if not run.future.done():  # an answer that came with the timeout still counts
+                self._timed_out(job, run)
+                return
+        if run.failure is not None:
+            raise run.failure
+        self.worker_done(job, run)  # nothing left to do if answered took it
+
+    def _settled(self, job: Job, run: Running) -> asyncio.Future[None]:
+        """A future of this loop that is done when the pool's future of ``run`` is."""
+        book = self.book
+        settled: asyncio.Future[None] = book.loop.create_future()
+
+        def done(_: Future[Any]) -> None:
+            # on this loop's thread for a loop-driven pool, else in the pool's thread
+            if threading.get_ident() == book.thread_id:
+                self.answered(job, run)
+                _resolve(settled)
+                return
+            with contextlib.suppress(RuntimeError):  # after close() the loop may be gone
+                book.loop.call_soon_threadsafe(_resolve, settled)
+
+        run.future.add_done_callback(done)
+        return settled
+
+    def answered(self, job: Job, run: Running) -> None:
+        """The worker answered, in the pool's reply callback: end the attempt and hand the
+        free worker its next job now, in this loop turn, instead of two turns later
+        through the attempt's task and the dispatcher (the worker would sit idle
+        meanwhile while the loop serves requests).
+
+        Only from the pool's own callback at the top of the loop (no task running) and
+        not nested in itself: a future the supervisor completes itself (a kill in
+        :meth:`~qmk.kernel.running.book.JobBook.stop`, a pool that fails a task while the
+        supervisor submits) leaves its answer to the attempt's task, as does a job no
+        longer running. What goes wrong here is raised by the attempt's task, so it stops
+        the kernel as it would there.
+        """
+        if (
+            self._answering
+            or asyncio.current_task() is not None
+            or self.book.running.get(job.job_id) is not run
+        ):
+            return
+        self._answering = True
+        try:
+            self.worker_done(job, run, dispatch_first=True)
+            self._dispatch()
+        except BaseException as exc:  # the task raises it (a pool callback must not)
+            run.failure = exc
+        finally:
+            self._answering = False
+
+    def _timed_out(self, job: Job, run: Running) -> None:
+        book = self.book
+        if book.running.get(job.job_id) is not run:
+            return
+        book.stop(job, "timeout")
+        book.finish(
+            job,
+            J.TIMED_OUT,
+            error_json(
+                JobError.of(
+                    "timeout", f"the job ran past its timeout of {job.policy.timeout_s:g} s"
+                )
+            ),
+        )
+
+    def worker_done(self, job: Job, run: Running, *, dispatch_first: bool = False) -> None:
+        """End ``run``'s attempt of ``job`` with its worker's answer.
+
+        ``dispatch_first``: the worker it held takes its next job before this one's
+        result is kept, attested and its end written (the pool's reply callback: the
+        worker then computes while the loop does that bookkeeping, instead of waiting
+        for it; the next job's start lines come before this job's end lines).
+        """
+        book = self.book
+        if book.running.get(job.job_id) is not run or not book.starting:
+            return  # cancelled, timed out or preempted: already handled
+        del book.running[job.job_id]
+        book.release(job)
+        book.checkpoints.attempt_ended(job)
+        if dispatch_first:
+            self._dispatch()
+        try:
+            answer = run.future.result()
+        except WorkerMemoryError as exc:
+            failure = JobError.of("memory-limit", f"memory limit: {exc}")
+            book.finish(job, J.FAILED, error_json(failure))
+            return
+        except TaskError as exc:  # died, raised, or killed by someone other than the kernel
+            failure = JobError.of("worker-failed", f"{exc.kind}: {exc.message}")
+            book.finish(job, J.FAILED, error_json(failure))
+            return
+        except Exception as exc:
+            book.finish(job, J.FAILED, error_json(JobError.of("worker-failed", repr(exc))))
+            return
+        try:
+            outcome = decode(answer)
+        except ValueError as exc:  # msgspec.ValidationError: a worker that answered junk
+            failure = JobError.of("worker-failed", f"the worker's answer is no outcome: {exc}")
+            book.finish(job, J.FAILED, error_json(failure))
+            return
+        self._worker_spans(job, run, outcome)
+        self._ended(job, run, outcome)
+
+    def _ended(self, job: Job, run: Running, outcome: Outcome) -> None:
+        """End ``job``'s attempt with the worker's ``outcome``: its result kept (or
+        refused), preempted back to the queue, or FAILED."""
+        book = self.book
+        if isinstance(outcome, Done | Ran):
+            result = result_of(outcome)
+            telemetry = result.head.get("telemetry")
+            ran = isinstance(telemetry, Mapping) and "cache_hit" in telemetry
+            if not ran:  # parts merged here: not marked yet
+                result = with_telemetry(result, cache_hit=False)
+            refusal = book.results.take(job, result)
+            if refusal is not None:  # over the tenant's result storage: not kept
+                book.finish(job, J.FAILED, refusal)
+                return
+            job.result = result
+            streamed = outcome.artifacts if isinstance(outcome, Done) else []
+            if streamed:  # before COMPLETED: its stream events precede the final state
+                book.artifacts.take(job.job_id, job.tenant, streamed, book.clock.now())
+            if run.work is not None:  # its result answers later runs of its request
+                book.cache.index(job, run.work.request)
+            self._attest(job, run)
+            book.finish(job, J.COMPLETED)
+        elif isinstance(outcome, Yielded):  # preempted: it saved its state and stopped
+            job.preemptions += 1
+            program_epoch = outcome.epoch
+            book.transition(
+                job,
+                J.QUEUED,
+                reason=f"preempted at epoch {book.epoch}; saved at its fence {program_epoch}",
+            )
+            book.queue.push(job)
+            book.kick()
+        else:
+            book.finish(job, J.FAILED, outcome.error.to_json())
+
+    def _worker_spans(self, job: Job, run: Running, outcome: Outcome) -> None:
+        """Hand the spans the worker recorded to the tracer (it logs its own failures)."""
+        spans = outcome.spans
+        traceparent = None if run.work is None else run.work.request.trace_context
+        traces = self.book.traces
+        if spans and traces is not None and isinstance(traceparent, str):
+            traces.worker_spans(job.job_id, traceparent, spans)
+
+    def _attest(self, job: Job, run: Running) -> None:
+        """Chain the completed job's attestation (inputs, epochs, result digest) into the
+        audit log, before its COMPLETED line (:mod:`qmk.kernel.security.attest`)."""
+        if run.work is None or job.result is None:
+            return
+        if target_spec(job.request.target).program != "qvm":
+            return  # a device job's record is its stored wire job and seed (no epochs)
+        fields = attestation(run.work.request, job.result, verified(job.graph))
+        self.book.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
+
+    def noted(self, job: Job, run: Running, note: Any) -> None:
+        """A note from a running job's worker: it saved its execution state (record the
+        checkpoint and answer the q_checkpoint waiting for it), or a device job sent
+        records of an artifact it streams (:meth:`Artifacts.part`)."""
+        book = self.book
+        if threading.get_ident() != book.thread_id:  # a pool driven by its own thread
+            with contextlib.suppress(RuntimeError):
+                book.loop.call_soon_threadsafe(self.noted, job, run, note)
+            return
+        if book.running.get(job.job_id) is not run or not isinstance(note, dict):
+            return  # stopped meanwhile: the kernel no longer follows this attempt
+        streamed = note.get("stream")
+        if isinstance(streamed, dict):
+            artifact = {
+                "name": streamed.get("artifact"),
+                "kind": streamed.get("kind"),
+                "records": list(streamed.get("records") or ()),
+            }
+            book.artifacts.part(job.job_id, job.tenant, artifact, total=job.shots)
+            return
+        physics = None if run.work is None else run.work.request.physics()
+        book.checkpoints.saved(job, {**note, "physics": physics})
+
+
+__all__ = ["Runs"]
