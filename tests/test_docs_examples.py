@@ -1,0 +1,105 @@
+"""What the README and the pages of docs/ tell a new user to run is there and does what they
+show: every example file they name exists, what a shipped example needs is installed with
+QMK, and each ``$ qmk ...`` transcript of a command that runs without a kernel prints the
+lines the page shows (a wall time aside)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from support.paths import EXAMPLES, ROOT
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+
+#: A path of the repository a page names (``examples/...``, ``tests/.../x.qasm``); a
+#: placeholder in capitals (``examples/machine/NAME.yaml``) is not one.
+_PATH = re.compile(r"(?<![\w/.-])((?:examples|tests|clients|deploy)/[\w./-]*\w)")
+
+#: The commands whose transcripts run here: they need no kernel, no model and no network.
+_LOCAL = ("run", "validate", "qasm", "plan", "info", "disasm", "device run", "machine show")
+
+#: A wall time in a line (``0.096 s``): it differs from run to run.
+_WALL = re.compile(r"\b\d+\.\d+ s\b")
+
+
+def _named_paths() -> list[tuple[str, str]]:
+    named = []
+    for page in PAGES:
+        for path in sorted(set(_PATH.findall(page.read_text(encoding="utf-8")))):
+            if not re.search(r"/[A-Z_]+(\.\w+)?$", path):
+                named.append((page.name, path))
+    return named
+
+
+@pytest.mark.parametrize(("page", "path"), _named_paths())
+def test_every_file_a_page_names_is_in_the_repository(page: str, path: str):
+    assert (ROOT / path).exists(), f"{page} names {path}, which is not in the repository"
+
+
+def _transcripts() -> list[tuple[str, str, list[str]]]:
+    """(page, command, the lines the page shows it print) of each local ``$ qmk`` line
+    whose files are all in the repository (``broken.qvm.json`` is a page's own example)."""
+    found = []
+    for page in PAGES:
+        for body in re.findall(r"```\w*\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL):
+            lines = body.splitlines()
+            for i, line in enumerate(lines):
+                if not line.startswith("$ qmk "):
+                    continue
+                command = line[2:].split("  #")[0].strip()
+                words = shlex.split(command)[1:]
+                if not any(" ".join(words).startswith(name + " ") for name in _LOCAL):
+                    continue
+                files = [w for w in words if not w.startswith("-") and "." in w]
+                if not all((ROOT / f).exists() for f in files):
+                    continue
+                shown = []
+                for out in lines[i + 1 :]:
+                    if out.startswith("$"):
+                        break
+                    shown.append(out)
+                if shown:
+                    found.append((page.name, command, shown))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("page", "command", "shown"), _transcripts(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_a_pages_transcript_of_a_local_command_is_what_it_prints(
+    page: str, command: str, shown: list[str]
+):
+    done = subprocess.run(
+        [sys.executable, "-m", "qmk", *shlex.split(command)[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [line.rstrip() for line in done.stdout.splitlines()]
+    assert printed[0] == shown[0].rstrip(), f"{page}: {command}"
+    for line in shown[1:]:
+        if line.strip() in ("...", "") or _WALL.search(line):
+            continue
+        assert line.rstrip() in printed, f"{page}: {command} does not print {line!r}"
+
+
+def test_what_a_shipped_example_is_written_in_is_read_by_a_default_install():
+    # examples/machine/*.yaml are qmk machine simulate's workloads: PyYAML reads them
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {
+        re.split(r"[<>=!\[; ]", item, maxsplit=1)[0].lower() for item in project["dependencies"]
+    }
+    assert list(EXAMPLES.rglob("*.yaml")), "no YAML example: this test checks nothing"
+    assert "pyyaml" in names
