@@ -12,6 +12,7 @@ packages are missing.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,3 +73,39 @@ def test_the_node_client_submits_watches_and_waits_on_a_real_grpc_kernel(
     assert seen["done"]["job_id"] in seen["listed"]
     assert seen["bad_key"] == {"code": "QS1001", "grpc": 16}  # UNAUTHENTICATED
     assert seen["final_states"] == list(defaults.FINAL_JOB_STATES)  # the JS copy
+
+
+def _docs_script() -> str:
+    """The script of docs/grpc.md ("From Node.js")."""
+    page = (ROOT / "docs" / "grpc.md").read_text(encoding="utf-8")
+    scripts = re.findall(r"```js\n(.*?)```", page, re.DOTALL)
+    assert len(scripts) == 1, "docs/grpc.md shows one Node.js script"
+    return str(scripts[0])
+
+
+def test_the_script_of_docs_grpc_runs_as_a_user_runs_it(server: HttpServer, tmp_path: Path):
+    # installed as the page says: the client's folder linked into the user's node_modules
+    # (what npm install /path/to/qmk/clients/node makes), the script a file of its own
+    node = _node()
+    (tmp_path / "node_modules" / "@qmk").mkdir(parents=True)
+    (tmp_path / "node_modules" / "@qmk" / "client").symlink_to(CLIENT, target_is_directory=True)
+    script = _docs_script()
+    # this server's address and alice's key in place of the page's
+    ours = {"127.0.0.1:50051": grpc_target(server), "alice-example-key-change-me": ""}
+    ours["alice-example-key-change-me"] = TENANTS["alice"]["key"]
+    for page_value, value in ours.items():
+        assert json.dumps(page_value) in script
+        script = script.replace(json.dumps(page_value), json.dumps(value))
+    path = tmp_path / "main.js"
+    path.write_text(script)
+    done = subprocess.run(  # in the repository, where the script reads examples/bell.qasm
+        [node, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    expected = run(from_qasm(BELL.read_text()).to_json(), shots=1000, seed=7).counts
+    assert printed[0].startswith("state ") and "result COMPLETED" in printed
+    counts = {key: int(n) for key, n in re.findall(r"'(\d+)': (\d+)", printed[-3])}
+    assert printed[-3].startswith("COMPLETED ") and counts == dict(expected)
+    assert printed[-2] == "COMPLETED 7"
+    assert printed[-1] == "QS1005 not-found 5"
