@@ -118,6 +118,52 @@ def test_a_job_no_placement_can_hold_is_refused_at_admission():
     assert caught.value.code == "QK501" and "wide" in caught.value.message
 
 
+@pytest.mark.parametrize("name", ["fair-share", "partition", "backfill"])
+def test_a_machine_of_a_billion_qubits_costs_what_one_of_a_million_does_until_jobs_arrive(
+    name: str,
+):
+    # a kernel's machine (its policy's scheduler and the shadow exclusive one) keeps each
+    # pool's free runs, never its tiles: 10^9 physical qubits (4.6 million job tiles over
+    # four modules) allocate the bytes 10^6 do (4,596 tiles), and each pool is one run
+    import tracemalloc
+
+    from qmk.kernel.config import config_from_dict
+    from qmk.kernel.machine.spec import config_machine
+
+    def built(qubits: int) -> tuple[LiveMachine, int]:
+        spec = config_machine(
+            config_from_dict({"machine": {"physical_qubits": qubits, "modules": 4}})
+        )
+        tracemalloc.start()
+        try:
+            live = LiveMachine(spec, name, {"a": 1.0, "b": 2.0})
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return live, peak
+
+    small, small_peak = built(10**6)
+    huge, huge_peak = built(10**9)
+    assert huge.machine.total_tiles > 1000 * small.machine.total_tiles
+    assert huge_peak < small_peak + 4096 and huge_peak < 256 * 1024
+    assert huge.shadow is not None
+    for sched in (huge.sched, huge.shadow):
+        assert [pool.tree.runs for pool in sched.pools] == [1] * len(sched.pools)
+    # jobs split runs: three jobs placed side by side leave each pool one run
+    for i in range(3):
+        huge.admit(
+            JobSpec(
+                id=f"j{i}",
+                tenant="a",
+                footprint=footprint(5, Step(kind="idle", cycles=10**6)),
+                arrival_cycle=0,
+            )
+        )
+    huge.advance(huge.cycle_of(2))
+    assert huge.status()["jobs"]["running"] == 3
+    assert max(pool.tree.runs for pool in huge.sched.pools) == 1
+
+
 def test_ten_thousand_jobs_keep_the_machines_memory_bounded_and_its_figures_exact():
     # 10^4 jobs, each with a footprint object of its own as a kernel's jobs have, arrive
     # 0-40 cycles apart: fair-share keeps up, exclusive does not (its shadow run would

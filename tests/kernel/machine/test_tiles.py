@@ -31,8 +31,9 @@ def test_first_fit_take_and_give_agree_with_a_plain_list_at_seed_20261123(n: int
                 free[at : at + k] = [False] * k
                 held.append((at, k))
         assert line.free == sum(free)
-        longest = max((len(r) for r in "".join("x" if f else " " for f in free).split()), default=0)
-        assert line.largest == longest
+        runs = "".join("x" if f else " " for f in free).split()
+        assert line.largest == max((len(r) for r in runs), default=0)
+        assert line.runs == len(runs)
 
 
 def test_free_tiles_in_two_holes_do_not_hold_a_job_larger_than_either():
@@ -40,3 +41,34 @@ def test_free_tiles_in_two_holes_do_not_hold_a_job_larger_than_either():
     line.take(4, 2)  # holes 0-3 and 6-9
     assert line.free == 8 and line.largest == 4
     assert line.first_fit(5) is None and line.first_fit(4) == 0
+
+
+def test_a_line_costs_its_free_runs_never_its_tiles():
+    # 10^12 tiles: one run (a per-tile structure could not even be allocated); each job
+    # placed splits one run at most, and giving every job back leaves one run again
+    line = FreeTiles(10**12)
+    assert (line.runs, line.free, line.largest) == (1, 10**12, 10**12)
+    starts = []
+    for size in (5, 7, 3, 11):
+        at = line.first_fit(size)
+        assert at is not None
+        line.take(at, size)
+        starts.append((at, size))
+    assert starts == [(0, 5), (5, 7), (12, 3), (15, 11)] and line.runs == 1
+    line.give(5, 7)  # a hole: two runs
+    assert line.runs == 2 and line.first_fit(7) == 5 and line.first_fit(8) == 26
+    for at, size in (starts[0], starts[2], starts[3]):
+        line.give(at, size)
+    assert (line.runs, line.free, line.largest) == (1, 10**12, 10**12)
+
+
+def test_taking_tiles_not_free_or_giving_tiles_not_taken_is_refused_and_changes_nothing():
+    line = FreeTiles(10)
+    line.take(2, 3)
+    for bad in ((1, 2), (4, 1), (9, 2), (-1, 1)):
+        with pytest.raises(ValueError, match="not all free"):
+            line.take(*bad)
+    for bad in ((1, 2), (4, 2), (0, 1), (8, 3)):
+        with pytest.raises(ValueError, match="not all taken"):
+            line.give(*bad)
+    assert (line.free, line.runs, line.largest, line.first_fit(5)) == (7, 2, 5, 5)

@@ -9,9 +9,10 @@ The model (``docs/machine.md`` states it with its formulas):
   the scheduler look at the next boundary; a boundary with nothing new is skipped, so
   the loop runs per event, never per cycle.
 - **Placement.** A job holds ``footprint.tiles`` contiguous tiles of one module's line
-  of job tiles (:class:`~qmk.kernel.machine.tiles.FreeTiles`, first fit in
-  ``O(log n)``), from its start to its end. Among the pools that can hold it, the one
-  with the most free tiles is chosen (ties: the lowest index).
+  of job tiles (:class:`~qmk.kernel.machine.tiles.FreeTiles`: its free runs, first
+  fit in ``O(log m)`` for ``m`` runs), from its start to its end. Among the pools
+  that can hold it, the one with the most free tiles is chosen (ties: the lowest
+  index).
 - **Progress.** A running job works through its footprint's steps. A step of ``c``
   cycles, ``t`` T states and ``b`` Bell pairs a repetition runs at
   ``min(f / c, a_T / t, a_B / b)`` repetitions per cycle, where ``a_T`` and ``a_B`` are

@@ -1,110 +1,217 @@
-"""The free tiles of a line of tiles: first fit of a contiguous run in O(log n).
+"""The free tiles of a line of tiles: first fit of a contiguous run in O(log m).
 
 A module's job tiles are a line (snaked over the floorplan's rows, so a run of the line
-is a contiguous region); a job takes a run of them. :class:`FreeTiles` is a segment tree
-that keeps, per node, the longest free run inside it and the free runs at its two ends,
-so the leftmost run of ``k`` free tiles is found, taken and given back in ``O(log n)``.
+is a contiguous region); a job takes a run of them. :class:`FreeTiles` keeps the line's
+free *runs*, never its tiles: a treap of the runs ordered by their first tile, each node
+knowing the longest run under it, so the leftmost run of ``k`` free tiles is found, taken
+and given back in ``O(log m)`` for ``m`` free runs. ``m`` is at most the runs held (jobs
+placed, reservations) plus one, so a line costs the same whether it has ten tiles or
+10^12: a machine of 10^9 physical qubits costs nothing until jobs arrive.
 Fragmentation is real: ten free tiles in two holes of five hold no job of six.
 
 >>> line = FreeTiles(10)
 >>> line.first_fit(4), line.take(0, 4), line.take(6, 2)
 (0, None, None)
->>> line.free, line.largest, line.first_fit(3), line.first_fit(2)
-(4, 2, None, 4)
+>>> line.free, line.largest, line.runs, line.first_fit(3), line.first_fit(2)
+(4, 2, 2, None, 4)
 >>> line.give(0, 4); line.first_fit(6)
 0
+>>> FreeTiles(10**12).runs
+1
 """
 
 from __future__ import annotations
+
+import random
+
+#: The treap's priorities: they shape the tree (balanced in expectation), never a
+#: placement, which is the leftmost fit whatever the shape.
+_priority = random.Random(20261125).random
+
+
+class _Run:
+    """A free run ``start .. start+length-1``, a node of the treap: ``prio`` keeps it
+    balanced (a parent's is larger), ``longest`` is the longest run under it."""
+
+    __slots__ = ("left", "length", "longest", "prio", "right", "start")
+
+    def __init__(self, start: int, length: int, prio: float) -> None:
+        self.start = start
+        self.length = length
+        self.longest = length
+        self.prio = prio
+        self.left: _Run | None = None
+        self.right: _Run | None = None
+
+
+def _fix(node: _Run) -> _Run:
+    longest = node.length
+    left, right = node.left, node.right
+    if left is not None and left.longest > longest:
+        longest = left.longest
+    if right is not None and right.longest > longest:
+        longest = right.longest
+    node.longest = longest
+    return node
+
+
+def _split(node: _Run | None, key: int) -> tuple[_Run | None, _Run | None]:
+    """``node``'s runs that start before ``key``, and those that start at or after it."""
+    if node is None:
+        return None, None
+    if node.start < key:
+        node.right, after = _split(node.right, key)
+        return _fix(node), after
+    before, node.left = _split(node.left, key)
+    return before, _fix(node)
+
+
+def _merge(a: _Run | None, b: _Run | None) -> _Run | None:
+    """One treap of ``a``'s runs and ``b``'s (every run of ``a`` before every run of ``b``)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.prio > b.prio:
+        a.right = _merge(a.right, b)
+        return _fix(a)
+    b.left = _merge(a, b.left)
+    return _fix(b)
+
+
+def _pop_last(node: _Run) -> tuple[_Run | None, _Run]:
+    """``node``'s treap without its last run, and that run (detached)."""
+    if node.right is None:
+        rest, node.left = node.left, None
+        return rest, node
+    node.right, last = _pop_last(node.right)
+    return _fix(node), last
+
+
+def _pop_first(node: _Run) -> tuple[_Run | None, _Run]:
+    """``node``'s treap without its first run, and that run (detached)."""
+    if node.left is None:
+        rest, node.right = node.right, None
+        return rest, node
+    node.left, first = _pop_first(node.left)
+    return _fix(node), first
 
 
 class FreeTiles:
     """The free tiles of a line of ``n`` tiles, all free at first (module docstring).
 
-    Why three arrays: ``best[i]`` is the longest free run inside node ``i``, ``pre[i]`` and
-    ``suf[i]`` the free runs touching its left and right ends; a pending assignment to a
-    whole node is kept in ``lazy[i]`` (1 free, 0 taken) and pushed down when a query or an
-    update goes below it.
+    Args:
+        n: the tiles of the line (numbered ``0 .. n-1``).
+
+    Attributes:
+        n: the line's tiles.
+        free: the free tiles.
+        runs: the free runs (maximal: two runs never touch), the treap's nodes.
     """
 
-    __slots__ = ("best", "free", "lazy", "n", "pre", "size", "suf")
+    __slots__ = ("_root", "free", "n", "runs")
 
     def __init__(self, n: int) -> None:
         self.n = max(0, n)
-        size = 1
-        while size < max(1, self.n):
-            size *= 2
-        self.size = size
-        self.best = [0] * (2 * size)
-        self.pre = [0] * (2 * size)
-        self.suf = [0] * (2 * size)
-        self.lazy = [-1] * (2 * size)
-        self.free = 0
-        if self.n:
-            self._assign(1, 0, size, 0, self.n, 1)
         self.free = self.n
+        self._root = _Run(0, self.n, _priority()) if self.n else None
+        self.runs = 1 if self.n else 0
 
     @property
     def largest(self) -> int:
         """The longest run of free tiles."""
-        return self.best[1] if self.n else 0
+        return self._root.longest if self._root is not None else 0
 
     def first_fit(self, k: int) -> int | None:
         """The first tile of the leftmost run of ``k`` free tiles, or None."""
         if k <= 0:
             return 0
-        if not self.n or self.best[1] < k:
+        node = self._root
+        if node is None or node.longest < k:
             return None
-        node, lo, hi = 1, 0, self.size
-        while hi - lo > 1:
-            self._push(node, hi - lo)
-            mid = (lo + hi) // 2
-            left, right = 2 * node, 2 * node + 1
-            if self.best[left] >= k:
-                node, hi = left, mid
-            elif self.suf[left] + self.pre[right] >= k:
-                return mid - self.suf[left]
+        while True:
+            left = node.left
+            if left is not None and left.longest >= k:
+                node = left
+            elif node.length >= k:
+                return node.start
             else:
-                node, lo = right, mid
-        return lo
+                assert node.right is not None  # the longest run under node is there
+                node = node.right
 
     def take(self, start: int, k: int) -> None:
-        """Mark tiles ``start .. start+k-1`` taken (they must be free)."""
-        if k > 0:
-            self._assign(1, 0, self.size, start, start + k, 0)
-            self.free -= k
+        """Mark tiles ``start .. start+k-1`` taken.
+
+        Raises:
+            ValueError: one of them is not free.
+        """
+        if k <= 0:
+            return
+        before, after = _split(self._root, start + 1)
+        run = None
+        if before is not None:
+            before, run = _pop_last(before)
+        end = start + k
+        if run is None or end > run.start + run.length:
+            self._root = _merge(_merge(before, run), after)
+            raise ValueError(f"tiles {start}..{end - 1} are not all free")
+        tail = run.start + run.length - end
+        head = start - run.start
+        middle = None
+        if head:  # the run keeps its head; its node is reused
+            run.length = head
+            middle = _fix(run)
+        if tail:
+            middle = _merge(middle, _Run(end, tail, _priority()))
+        self.runs += (head > 0) + (tail > 0) - 1
+        self._root = _merge(_merge(before, middle), after)
+        self.free -= k
 
     def give(self, start: int, k: int) -> None:
-        """Mark tiles ``start .. start+k-1`` free again (they must be taken)."""
-        if k > 0:
-            self._assign(1, 0, self.size, start, start + k, 1)
-            self.free += k
+        """Mark tiles ``start .. start+k-1`` free again (merged with the free runs
+        beside them).
 
-    def _set(self, node: int, length: int, value: int) -> None:
-        run = length if value else 0
-        self.best[node] = self.pre[node] = self.suf[node] = run
-        self.lazy[node] = value
-
-    def _push(self, node: int, length: int) -> None:
-        value = self.lazy[node]
-        if value >= 0 and length > 1:
-            half = length // 2
-            self._set(2 * node, half, value)
-            self._set(2 * node + 1, half, value)
-            self.lazy[node] = -1
-
-    def _assign(self, node: int, lo: int, hi: int, a: int, b: int, value: int) -> None:
-        if b <= lo or hi <= a:
+        Raises:
+            ValueError: one of them is free already, or past the line's end.
+        """
+        if k <= 0:
             return
-        if a <= lo and hi <= b:
-            self._set(node, hi - lo, value)
-            return
-        length = hi - lo
-        self._push(node, length)
-        mid = (lo + hi) // 2
-        self._assign(2 * node, lo, mid, a, b, value)
-        self._assign(2 * node + 1, mid, hi, a, b, value)
-        left, right, half = 2 * node, 2 * node + 1, length // 2
-        self.pre[node] = self.pre[left] + (self.pre[right] if self.pre[left] == half else 0)
-        self.suf[node] = self.suf[right] + (self.suf[left] if self.suf[right] == half else 0)
-        self.best[node] = max(self.best[left], self.best[right], self.suf[left] + self.pre[right])
+        end = start + k
+        before, after = _split(self._root, start)
+        last = _last(before)
+        first = _first(after)
+        if (
+            start < 0
+            or end > self.n
+            or (last is not None and last.start + last.length > start)
+            or (first is not None and first.start < end)
+        ):
+            self._root = _merge(before, after)
+            raise ValueError(f"tiles {start}..{end - 1} are not all taken")
+        run = _Run(start, k, _priority())
+        self.runs += 1
+        if last is not None and last.start + last.length == start:
+            assert before is not None
+            before, _ = _pop_last(before)
+            run.start, run.length = last.start, run.length + last.length
+            self.runs -= 1
+        if first is not None and first.start == end:
+            assert after is not None
+            after, _ = _pop_first(after)
+            run.length += first.length
+            self.runs -= 1
+        run.longest = run.length
+        self._root = _merge(_merge(before, run), after)
+        self.free += k
+
+
+def _last(node: _Run | None) -> _Run | None:
+    while node is not None and node.right is not None:
+        node = node.right
+    return node
+
+
+def _first(node: _Run | None) -> _Run | None:
+    while node is not None and node.left is not None:
+        node = node.left
+    return node
