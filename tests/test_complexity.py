@@ -29,7 +29,6 @@ MAX_COMPLEXITY = 18
 AWAITING_SPLIT = frozenset(
     {
         "qmk/kernel/service.py:Kernel",
-        "qmk/kernel/pools/dask_pool.py:DaskPool",
     }
 )
 
