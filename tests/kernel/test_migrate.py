@@ -17,6 +17,7 @@ from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import DataDirError
+from qmk.kernel.records.stored import encode_result
 from qmk.kernel.security.attest import find_attestation, replay, request_of
 from qmk.kernel.security.seals import derive, result_seal
 from qmk.kernel.security.sessions import load_secret
@@ -320,19 +321,61 @@ def _ran_before_targets(tmp_path: Path) -> dict[str, Any]:
             assert done["state"] == "COMPLETED", done["error"]
             out[f"{name}_counts"] = dict(done["result"])["counts"]
             out[f"{name}_engine"] = dict(done["result"])["engine"]
+            out[f"{name}_result"] = json.loads(done["result"].data)
         return out
 
     return run_kernel(tmp_path, body, workers=1, config=_device_config())  # type: ignore[no-any-return]
+
+
+def _device_result_before_targets(result: dict[str, Any]) -> dict[str, Any]:
+    """A device job's result as kernels before targets stored it: the device's own
+    (``Result.to_json`` without measurements), not the result every target returns."""
+    device = result["device"]
+    return {
+        "job_id": device["job_id"],
+        "status": "completed",
+        "device_id": device["backend"],
+        "profile": device["profile"],
+        "isa_version": device["isa_version"],
+        "shots": result["shots"],
+        "seed": result["seed"],
+        "counts": device["counts"],
+        "timeline_units": device["timeline_units"],
+        "timeline": device["timeline"],
+        "telemetry": device["telemetry"],
+    }
+
+
+def _store_device_result_before_targets(
+    db: sqlite3.Connection, data: Path, ran: dict[str, Any]
+) -> None:
+    """The device job's result in the device's own form, sealed, and the COMPLETED line
+    with its ``stored_sha256`` that such a kernel wrote."""
+    stored = encode_result(_device_result_before_targets(ran["device_result"]))
+    meta = json.dumps(dict(stored.meta), separators=(",", ":"))
+    seal = result_seal(derive(load_secret(data), "result"), ran["device"], stored.sha256, meta)
+    db.execute(
+        "UPDATE jobs SET result=CAST(? AS TEXT), result_meta=?, result_bytes=?, result_seal=? "
+        "WHERE job_id=?",
+        (stored.data, meta, stored.nbytes, seal, ran["device"]),
+    )
+    audit = AuditLog(data, load_secret(data))
+    audit.append(
+        "job", job_id=ran["device"], tenant="alice", state="COMPLETED", stored_sha256=stored.sha256
+    )
+    audit.close()
 
 
 def _as_before_targets(data: Path, ran: dict[str, Any], *, numbered: bool) -> None:
     """Rewrite the rows and append the QVM job's attest line as a kernel of format 1 (before
     targets) left them: every policy with its ``device`` key (null; ``"neutral-atom"`` for
     a device job, whose request named no target), the device job's program stored as
-    ``{"job": the wire job with its shots, seed and backend, "strict_timing", "stream"}``.
-    Not ``numbered``: as a kernel before formats had numbers left them too (no run
-    requests nor any column added since the first format: device jobs came first)."""
+    ``{"job": the wire job with its shots, seed and backend, "strict_timing", "stream"}``
+    and its result as the device's own. Not ``numbered``: as a kernel before formats had
+    numbers left them too (no run requests nor any column added since the first format:
+    device jobs came first)."""
     db = sqlite3.connect(data / DB_FILE)
+    _store_device_result_before_targets(db, data, ran)
     for job_id, graph, policy_text, request_text in db.execute(
         "SELECT job_id, graph, policy, request FROM jobs"
     ).fetchall():
@@ -387,6 +430,7 @@ def test_device_jobs_and_policies_of_before_targets_are_brought_forward_and_run_
     report = json.loads(out)
     assert report["version_from"] == (1 if numbered else None)
     assert report["version_to"] == SCHEMA_VERSION and report["device_jobs"] == 1
+    assert report["device_results"] == 1
     # before run requests, only a device job's policy (in its own column) had the key
     assert report["policies_updated"] == (2 if numbered else 1)
     assert report["requests_built"] == (0 if numbered else 1) and report["attest_lines"] == 1
@@ -414,6 +458,17 @@ def test_device_jobs_and_policies_of_before_targets_are_brought_forward_and_run_
         status = await kernel.q_status(session_id=alice, job_id=ran["device"])
         assert status["state"] == "COMPLETED"
         assert dict(status["result"])["counts"] == ran["device_counts"]
+        # the result every target returns, as today's kernel stored it; its wall time the
+        # device's own (the run's around it was not kept), its backend named by the job (an
+        # older kernel stored the wire job with the backend that ran it)
+        result = json.loads(status["result"].data)
+        expected = ran["device_result"]
+        telemetry = {
+            **expected["telemetry"],
+            "wall_time_s": expected["device"]["telemetry"]["elapsed_s"],
+            "engine_reason": "named by the job",
+        }
+        assert result == {**expected, "telemetry": telemetry}
         page = await kernel.q_get_result(session_id=alice, job_id=ran["device"])
         assert page["counts"] == ran["device_counts"]
         for name in ("device", "qvm"):  # each runs again through its target: the same counts
@@ -423,6 +478,28 @@ def test_device_jobs_and_policies_of_before_targets_are_brought_forward_and_run_
             assert dict(done["result"])["counts"] == ran[f"{name}_counts"]
 
     run_kernel(tmp_path, served, workers=1, config=_device_config())
+
+
+def test_an_edited_device_result_of_before_targets_is_not_sealed_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ran = _ran_before_targets(tmp_path)
+    _as_before_targets(data, ran, numbered=True)
+    with sqlite3.connect(data / DB_FILE) as db:  # a count changed after the kernel sealed it
+        (text,) = db.execute("SELECT result FROM jobs WHERE job_id=?", (ran["device"],)).fetchone()
+        edited = text.replace('"counts":{"', '"counts":{"9', 1)
+        assert edited != text
+        db.execute("UPDATE jobs SET result=? WHERE job_id=?", (edited, ran["device"]))
+    report = migrate(data)
+    assert report.device_jobs == 1 and report.device_results == 0
+    assert _stored_result_text(data, ran["device"]) == edited  # left as it was: QK308
+    audit = verify(data)
+    assert not audit.ok and "edited in kernel.db" in str(audit.reason)
+
+
+def _stored_result_text(data: Path, job_id: str) -> str:
+    with sqlite3.connect(data / DB_FILE) as db:
+        (text,) = db.execute("SELECT result FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    return str(text)
 
 
 def _stored_graph(data: Path, job_id: str) -> str:

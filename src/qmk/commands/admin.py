@@ -41,6 +41,7 @@ def _cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ("run requests built", report.requests_built),
         ("policies without the device key of before targets", report.policies_updated),
         ("device jobs now of the neutral-atom target", report.device_jobs),
+        ("device results in the form every target returns", report.device_results),
         ("attest lines written in today's form", report.attest_lines),
     ]
     out.writelines(f"  {what}: {count}\n" for what, count in lines)

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from qmk.devices.neutral_atom.schedule import Timeline
     from qmk.devices.neutral_atom.streams import StreamSpec
     from qmk.execution.request import RunRequest
-    from qmk.execution.result import RunResult
+    from qmk.execution.result import RunResult, Telemetry
     from qmk.execution.trajectories import Control
 
 NAME = "neutral-atom"
@@ -368,7 +368,7 @@ class DeviceExecutable:
 
 
 def _result(executable: DeviceExecutable, job: Job, result: Any, began: float) -> RunResult:
-    from qmk.execution.result import LOST, RunResult, Telemetry, telemetry_fields
+    from qmk.execution.result import LOST, RunResult
     from qmk.qvm.output import layout_of
 
     report = executable.report
@@ -391,46 +391,15 @@ def _result(executable: DeviceExecutable, job: Job, result: Any, began: float) -
         layout = None
     device = result.to_json(measurements=False)
     tel = dict(device["telemetry"])
-    figures = {k: v for k, v in tel.items() if k not in telemetry_fields()}
-    request = executable.request
-    telemetry = Telemetry(
-        engine=result.device_id,
-        mode=str(tel.get("mode", result.device_id)),
-        shots=result.shots,
-        epochs=0,
-        logical_cycles=0.0,
-        logical_time_ns=float(executable.timeline.total_ns),
-        peak_logical_qubits=job.n_atoms,
-        peak_physical_qubits=job.n_atoms,
-        decoder_rounds=0.0,
-        magic_states=0,
-        teleports=0,
-        injected_logical_errors=0,
-        noise=request.noise,
-        noise_locations=int(tel.get("noise_ops", 0)),
-        qubit_params=job.profile or "",
-        profiles=() if job.profile is None else (job.profile,),
-        simulations=int(tel.get("simulations", 0)),
-        checkpoints=int(tel.get("checkpoints", 0)),
-        resumed_from_epoch=tel.get("resumed_from_epoch"),
-        preempted_at_epochs=tuple(tel.get("preempted_at_epochs", ())),
-        noise_sampling="off" if not request.noise else "device",
+    telemetry = _telemetry(
+        device,
+        atoms=job.n_atoms,
+        program_ns=float(executable.timeline.total_ns),
+        noise=executable.request.noise,
+        named=job.device_id != "auto",
         wall_time_s=round(time.perf_counter() - began, 6),
-        engine_reason="named by the job" if job.device_id != "auto" else "the device's choice",
-        figures=figures,
     )
-    details: dict[str, Any] = {
-        "device": {
-            "job_id": device["job_id"],
-            "profile": device["profile"],
-            "backend": device["device_id"],
-            "isa_version": device["isa_version"],
-            "counts": device["counts"],
-            "telemetry": tel,
-            "timeline_units": device["timeline_units"],
-            "timeline": device["timeline"],
-        }
-    }
+    details: dict[str, Any] = {"device": _device_details(device)}
     if report is not None:
         details["compile"] = report.to_json()
         details["job"] = dict(executable.wire)
@@ -459,6 +428,104 @@ def _result(executable: DeviceExecutable, job: Job, result: Any, began: float) -
         artifacts=artifacts,
         summary="\n".join(lines) + "\n",
     )
+
+
+def _telemetry(
+    device: Mapping[str, Any],
+    *,
+    atoms: int,
+    program_ns: float,
+    noise: bool,
+    named: bool,
+    wall_time_s: float,
+) -> Telemetry:
+    """The run's telemetry from the device's result (``Result.to_json``): the device's
+    own figures beside the fields every target reports."""
+    from qmk.execution.result import Telemetry, telemetry_fields
+
+    tel = device["telemetry"]
+    profile = device.get("profile")
+    return Telemetry(
+        engine=device["device_id"],
+        mode=str(tel.get("mode", device["device_id"])),
+        shots=device["shots"],
+        epochs=0,
+        logical_cycles=0.0,
+        logical_time_ns=program_ns,
+        peak_logical_qubits=atoms,
+        peak_physical_qubits=atoms,
+        decoder_rounds=0.0,
+        magic_states=0,
+        teleports=0,
+        injected_logical_errors=0,
+        noise=noise,
+        noise_locations=int(tel.get("noise_ops", 0)),
+        qubit_params=profile or "",
+        profiles=() if profile is None else (profile,),
+        simulations=int(tel.get("simulations", 0)),
+        checkpoints=int(tel.get("checkpoints", 0)),
+        resumed_from_epoch=tel.get("resumed_from_epoch"),
+        preempted_at_epochs=tuple(tel.get("preempted_at_epochs", ())),
+        noise_sampling="off" if not noise else "device",
+        wall_time_s=wall_time_s,
+        engine_reason="named by the job" if named else "the device's choice",
+        figures={k: v for k, v in tel.items() if k not in telemetry_fields()},
+    )
+
+
+def _device_details(device: Mapping[str, Any]) -> dict[str, Any]:
+    """The result's ``device``: the device's own result, its measurements left out."""
+    return {
+        "job_id": device["job_id"],
+        "profile": device["profile"],
+        "backend": device["device_id"],
+        "isa_version": device["isa_version"],
+        "counts": device["counts"],
+        "telemetry": dict(device["telemetry"]),
+        "timeline_units": device["timeline_units"],
+        "timeline": device["timeline"],
+    }
+
+
+def stored_device_result(
+    device: Mapping[str, Any], wire: Mapping[str, Any], *, noise: bool
+) -> dict[str, Any]:
+    """The result of a device job (its wire form ``wire``) as this target returns it
+    (``RunResult.to_json``), from the device's own result (``Result.to_json``), the form
+    kernels stored before targets: its counts as the device keys them, one event per
+    recorded bit (``m0``, ...), the device's figures, the program time and the atoms of
+    its telemetry. ``qmk admin migrate`` brings such a stored result forward with it.
+
+    >>> old = {"job_id": "j", "status": "completed", "device_id": "stabilizer",
+    ...        "profile": None, "isa_version": "1.1", "shots": 4, "seed": 1,
+    ...        "counts": {"00": 2, "1L": 2}, "timeline_units": "us", "timeline": [],
+    ...        "telemetry": {"atoms": 2, "duration_ns": 500.0, "elapsed_s": 0.01}}
+    >>> new = stored_device_result(old, {"device_id": "stabilizer"}, noise=True)
+    >>> new["events"], new["engine"], new["target"], new["device"]["backend"]
+    (['m0', 'm1'], 'stabilizer', 'neutral-atom', 'stabilizer')
+    >>> new["telemetry"]["engine_reason"], new["telemetry"]["logical_time_ns"]
+    ('named by the job', 500.0)
+    """
+    tel = device["telemetry"]
+    telemetry = _telemetry(
+        device,
+        atoms=int(tel.get("atoms", 0)),
+        program_ns=float(tel.get("duration_ns", 0.0)),
+        noise=noise,
+        named=wire.get("device_id", "auto") != "auto",
+        wall_time_s=float(tel.get("elapsed_s", 0.0)),
+    )
+    width = len(next(iter(device["counts"]), ""))
+    return {
+        "counts": dict(device["counts"]),
+        "shots": device["shots"],
+        "seed": device["seed"],
+        "engine": device["device_id"],
+        "events": [f"m{k}" for k in range(width)],
+        "telemetry": telemetry.to_json(),
+        "target": NAME,
+        "device": _device_details(device),
+    }
 
 
 #: Device operations that are measurements (a step's ``measurements``: its atoms).

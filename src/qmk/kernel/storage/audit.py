@@ -41,6 +41,9 @@ from qmk.kernel.storage.store import committed_audit_head, stored_results
 _log = logging.getLogger("qmk.kernel.storage.audit")
 
 GENESIS = "0" * 64
+#: The event of ``qmk admin migrate``'s lines (:mod:`qmk.kernel.storage.migrate`): what it
+#: brought forward, and each stored result it rewrote (``job_id``, ``stored_sha256``).
+MIGRATE_EVENT = "migrate"
 
 
 def _mac(secret: bytes, body: str) -> str:
@@ -327,8 +330,9 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
 
 class _Digests:
     """What the audit log says each job's stored result is: the ``stored_sha256`` of its
-    last COMPLETED line (the stored JSON's SHA-256), else the ``result_sha256`` of its
-    last ``attest`` line (the counts' digest: lines of kernels from before seals)."""
+    last COMPLETED line (the stored JSON's SHA-256) or ``migrate`` line (a result ``qmk
+    admin migrate`` rewrote), else the ``result_sha256`` of its last ``attest`` line (the
+    counts' digest: lines of kernels from before seals)."""
 
     def __init__(self) -> None:
         self.stored: dict[str, tuple[int, str]] = {}
@@ -346,6 +350,8 @@ class _Digests:
                 self.stored.pop(job_id, None)
         elif event == "attest" and isinstance(digest := record.get("result_sha256"), str):
             self.counts[job_id] = (line, digest)
+        elif event == MIGRATE_EVENT and isinstance(stored := record.get("stored_sha256"), str):
+            self.stored[job_id] = (line, stored)  # qmk admin migrate rewrote the result
 
     def check(self, root: Path, secret: bytes | None) -> tuple[int, tuple[int, str] | None]:
         """(results compared, the first mismatch as (line, reason) or None)."""
@@ -372,4 +378,4 @@ class _Digests:
         return checked, None
 
 
-__all__ = ["GENESIS", "AuditLog", "AuditReport", "line_mac_ok", "tail", "verify"]
+__all__ = ["GENESIS", "MIGRATE_EVENT", "AuditLog", "AuditReport", "line_mac_ok", "tail", "verify"]

@@ -29,6 +29,16 @@ kernel holding the directory (it takes the data directory's lock):
   first one whose result had to carry a seal (its ``result_seals_from`` record, checked
   against its HMAC; the record is then dropped). A result after it without its seal lost
   it to an edit: it stays unsealed, and is served as ``QK308 result-tampered``;
+- **device results of before targets**: a device job's result was the device's own
+  (``Result.to_json``: ``device_id``, ``status``, its counts and telemetry at the top); a
+  job of the ``neutral-atom`` target's is the one result every target returns
+  (``RunResult.to_json``: ``engine``, ``events``, ``target``, the device's under
+  ``device``). Each such result whose seal holds is rewritten in today's form
+  (:func:`~qmk.devices.neutral_atom.target.stored_device_result`) and sealed again, and an
+  audit line (``migrate``, with the job and its ``stored_sha256``) records the new text, as
+  a COMPLETED line records a result; one whose seal fails is left as it is (``QK308``).
+  This step runs on a directory of any format (a directory an earlier ``qmk admin
+  migrate`` brought to format 4 still had them);
 - **attest lines** written before run requests (a ``graph_sha256`` of the rewritten graph
   where a run request has ``program_digest``, the digest of the graph as submitted): the
   audit log is append-only and hash-chained, so each such line stays as it is and a new
@@ -61,9 +71,9 @@ from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.errors import DataDirError
 from qmk.kernel.records.stored import encode_result
 from qmk.kernel.security.attest import ATTEST_EVENT, REQUEST_FIELDS
-from qmk.kernel.security.seals import data_digest, derive, result_seal
+from qmk.kernel.security.seals import data_digest, derive, result_seal, sealed_result
 from qmk.kernel.security.sessions import load_secret
-from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.audit import MIGRATE_EVENT, AuditLog
 from qmk.kernel.storage.datadir import open_data_dir
 from qmk.kernel.storage.store import (
     AUDIT_HEAD,
@@ -130,12 +140,17 @@ class Migrated:
     policies_updated: int = 0
     #: Device jobs of before targets, now jobs of the ``neutral-atom`` target.
     device_jobs: int = 0
+    #: Their results (and earlier outcomes' results) stored in the device's own form,
+    #: now in the form every target returns.
+    device_results: int = 0
     attest_lines: int = 0
 
     @property
     def changed(self) -> bool:
         """Whether anything was brought forward."""
-        return self.version_from != self.version_to or self.attest_lines > 0
+        return (
+            self.version_from != self.version_to or self.attest_lines > 0 or self.device_results > 0
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +165,7 @@ class Migrated:
             "requests_built": self.requests_built,
             "policies_updated": self.policies_updated,
             "device_jobs": self.device_jobs,
+            "device_results": self.device_results,
             "attest_lines": self.attest_lines,
         }
 
@@ -178,14 +194,19 @@ def migrate(data_dir: str | Path, *, machine: Any = None) -> Migrated:
             report.version_from = SCHEMA_VERSION
             return report
         secret = load_secret(root)
+        key = derive(secret, "result")
         db = sqlite3.connect(root / DB_FILE)
         try:
-            _bring_forward(db, root, report, _physics(machine), derive(secret, "result"))
+            _bring_forward(db, root, report, _physics(machine), key)
+            rewritten = _device_results(db, key)
+            report.device_results = len(rewritten)
             audit = AuditLog(root, secret)
             try:
+                for job_id, tenant, digest in rewritten:
+                    audit.append(MIGRATE_EVENT, job_id=job_id, tenant=tenant, stored_sha256=digest)
                 report.attest_lines = _attest_lines(db, root, audit)
                 if report.changed:
-                    audit.append("migrate", **report.to_json())
+                    audit.append(MIGRATE_EVENT, **report.to_json())
                 head = audit.flush()
             finally:
                 audit.close()
@@ -292,6 +313,73 @@ def _seal_results(db: sqlite3.Connection, key: bytes, before: int | None) -> int
             db.execute(f"UPDATE {table} SET result_seal=? WHERE rowid=?", (seal, rowid))
             done += 1
     return done
+
+
+def _device_results(db: sqlite3.Connection, key: bytes) -> list[tuple[str, str, str]]:
+    """Device results of before targets in today's form, sealed again (the module
+    docstring): (job, tenant, SHA-256 of the new text) of each job whose result changed
+    (an earlier outcome's changes too, with no audit line: none records it)."""
+    from qmk.devices.neutral_atom.target import NAME
+
+    rows = db.execute(
+        "SELECT job_id, tenant, request FROM jobs WHERE request IS NOT NULL "
+        "AND instr(request, ?) > 0",
+        (json.dumps(NAME),),
+    ).fetchall()
+    rewritten = []
+    for job_id, tenant, request_text in rows:
+        request = json.loads(request_text)
+        if request.get("target") != NAME:
+            continue
+        wire = json.loads(_graph_of(db, job_id) or "{}")
+        for table in ("attempts", "jobs"):
+            digest = _device_result(db, table, job_id, wire, request, key)
+            if digest is not None and table == "jobs":
+                rewritten.append((job_id, tenant, digest))
+    return rewritten
+
+
+def _device_result(
+    db: sqlite3.Connection,
+    table: str,
+    job_id: str,
+    wire: Mapping[str, Any],
+    request: Mapping[str, Any],
+    key: bytes,
+) -> str | None:
+    """Rewrite ``job_id``'s results in ``table`` that are a device's own in today's form,
+    where their seal holds: the SHA-256 of the last new text, or None when none changed."""
+    from qmk.devices.neutral_atom.target import stored_device_result
+
+    digest = None
+    rows = db.execute(
+        f"SELECT rowid, CAST(result AS BLOB), result_meta, result_seal FROM {table} "
+        "WHERE job_id=? AND result IS NOT NULL",
+        (job_id,),
+    ).fetchall()
+    for rowid, data, meta, seal in rows:
+        old = json.loads(data)
+        if "device" in old or not {"device_id", "status"} <= old.keys():
+            continue  # today's form already
+        if meta is None or not sealed_result(key, job_id, data, meta, seal):
+            continue  # edited since it was stored: served as QK308, never sealed anew
+        new = stored_device_result(old, wire, noise=bool(request.get("noise", True)))
+        new["telemetry"]["cache_hit"] = False  # as a worker's run says (it ran)
+        stored = encode_result(new)
+        new_meta = _dumps(dict(stored.meta))
+        db.execute(
+            f"UPDATE {table} SET result=CAST(? AS TEXT), result_meta=?, result_bytes=?, "
+            "result_seal=? WHERE rowid=?",
+            (
+                stored.data,
+                new_meta,
+                stored.nbytes,
+                result_seal(key, job_id, stored.sha256, new_meta),
+                rowid,
+            ),
+        )
+        digest = stored.sha256
+    return digest
 
 
 def _move_graphs(db: sqlite3.Connection) -> int:
