@@ -1,7 +1,7 @@
 """What the README and the pages of docs/ tell a new user to run is there and does what they
 show: every example file they name exists, what a shipped example needs is installed with
 QMK, and each ``$ qmk ...`` transcript of a command that runs without a kernel prints the
-lines the page shows (a wall time aside)."""
+lines the page shows (a wall time aside), on its output or its errors."""
 
 from __future__ import annotations
 
@@ -86,10 +86,9 @@ def test_a_pages_transcript_of_a_local_command_is_what_it_prints(
         text=True,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr
-    printed = [line.rstrip() for line in done.stdout.splitlines()]
-    assert printed[0] == shown[0].rstrip(), f"{page}: {command}"
-    for line in shown[1:]:
+    assert done.returncode in (0, 1), done.stderr  # 1: the program's findings, shown
+    printed = [line.rstrip() for line in (done.stdout + done.stderr).splitlines()]
+    for line in shown:
         if line.strip() in ("...", "") or _WALL.search(line):
             continue
         assert line.rstrip() in printed, f"{page}: {command} does not print {line!r}"
