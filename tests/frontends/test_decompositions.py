@@ -138,3 +138,29 @@ def test_many_controls_cost_quadratically_not_exponentially():
     sizes = {n: len(decompose.mcx(n).ops) for n in (8, 16, 32)}
     assert sizes[32] < 6 * sizes[16] < 36 * sizes[8]  # ~4x per doubling: quadratic
     assert sizes[32] < 20_000
+
+
+@pytest.mark.parametrize("name", sorted(QISKIT))
+def test_the_additive_gates_are_exactly_the_one_parameter_groups_of_the_table(name):
+    """ADDITIVE lists a gate when its Qiskit matrix, the other parameters held, is a
+    one-parameter group in the listed one: g(a + b) == g(a) g(b), phase included (what
+    lets a run-time angle apply bit by bit); every other gate with a parameter breaks the
+    law for all its parameters (seeded values)."""
+    rng = np.random.default_rng(sum(map(ord, name)) + 7)
+    _, n_params = decompose.arity(name)
+
+    def law_holds(index: int) -> bool:
+        held = [float(x) for x in rng.uniform(-np.pi, np.pi, n_params)]
+
+        def g(value: float) -> np.ndarray:
+            return Operator(QISKIT[name](*held[:index], value, *held[index + 1 :])).data
+
+        for _ in range(3):
+            a, b = (float(x) for x in rng.uniform(-2 * np.pi, 2 * np.pi, 2))
+            if not np.allclose(g(a + b), g(a) @ g(b), atol=1e-9):
+                return False
+        return True
+
+    groups = [k for k in range(n_params) if law_holds(k)]
+    index = decompose.ADDITIVE.get(name)
+    assert groups == ([] if index is None else [index])

@@ -258,9 +258,9 @@ def test_a_constant_loop_within_its_cap_is_unrolled_without_classical_nodes():
     assert "CALC" not in {n.op for n in graph.nodes}
 
 
-def test_a_run_time_value_as_a_gate_parameter_is_a_coded_error():
-    source = "qubit q; bit c;\nc = measure q;\nint t = c;\nrx(t) q;\n"
-    with pytest.raises(FrontendError, match=r"QL104 unsupported: .*known only at run time"):
+def test_a_run_time_float_as_a_gate_parameter_is_a_coded_error_naming_the_cast():
+    source = "qubit q; bit c;\nc = measure q;\nfloat t = float(int(c));\nrx(t) q;\n"
+    with pytest.raises(FrontendError, match=r"QL104 unsupported: .*known only at run time.*angle"):
         from_qasm(HEAD + source)
 
 

@@ -4,6 +4,8 @@ on the path: ``pythonpath`` in pyproject.toml), whatever the working directory.
 - :mod:`support.paths`: the repository's folders, resolved from this file.
 - :mod:`support.cli`: the ``qmk`` command run in-process.
 - :mod:`support.frontends`: comparisons with Qiskit Aer and the shared test circuits.
+- :mod:`support.qasm_spec`: OpenQASM 3's rules for bits, integers and angles, written
+  from the specification (the reference of the classical core's tests).
 - :mod:`support.kernel`: in-process kernels, real ``qmk serve`` processes, and the worker
   gate that holds jobs until a test lets them run.
 - :mod:`support.pools`: the tests' worker pool (``GatedPool``: the gate, the pause gate,

@@ -697,6 +697,18 @@ ALIASES: Mapping[str, str] = {
 
 _PARAM_OVERRIDE = {"u0": 1}
 
+#: The standard gates that are a one-parameter group in one of their parameters (the
+#: others held): ``g(a + b) == g(a) g(b)`` and ``g(0) == I``, global phase included, so
+#: ``g(sum of w_k b_k) == product of g(w_k)`` where the bits ``b_k`` are 1, and a
+#: parameter known only at run time applies bit by bit. Gate -> the parameter's index.
+ADDITIVE: Mapping[str, int] = {
+    name: 0
+    for name in (
+        *("rx", "ry", "rz", "p", "r", "gphase"),
+        *("cp", "crx", "cry", "crz", "rxx", "ryy", "rzz", "rzx"),
+    )
+}
+
 
 def canonical(name: str) -> str | None:
     """The table name of gate ``name`` (an alias resolved), or None if unknown."""

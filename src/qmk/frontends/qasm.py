@@ -48,7 +48,7 @@ from qmk.frontends.builder import gate_emitter, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm_classical import Classical
 from qmk.frontends.qasm_gates import QELIB1_GATES, STDGATES_GATES, Gates
-from qmk.frontends.qasm_runtime import zero_of
+from qmk.frontends.qasm_runtime import KINDS, zero_of
 from qmk.frontends.qasm_scope import Cond, describe, too_many_nodes
 from qmk.qvm.graph import Graph, gc_paused
 
@@ -521,7 +521,10 @@ class _Lowerer(Gates):
             self.values[name] = zero_of(self.types[name])
             self.store(name, init, [{}])  # a new name: no old value where cond fails
         else:
-            self.values[name] = self.fit(name, st.type, self.evaluate(init))
+            value = self.fit(name, st.type, self.evaluate(init))
+            if type(st.type).__name__ in KINDS:  # as its type holds it (an angle: mod 2 pi)
+                value = self.constant_of(name, self.ctype(st.type), value)
+            self.values[name] = value
         if const:
             self.consts.add(name)
 

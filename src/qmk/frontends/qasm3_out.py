@@ -456,7 +456,7 @@ class _Expression:
             kind, width = match.group(1), match.group(2)
             t = classical.make_type(kind, int(width) if width else classical.DEFAULT_WIDTH[kind])
             return f"{_qasm_type(t)}({args[0]})"
-        return f"{'ln' if name == 'log' else name}({args[0]})"
+        return f"{'ln' if name == 'log' else name}({', '.join(args)})"
 
 
 def _guarded(writer: _Writer, node: Node, body: list[str]) -> list[str]:

@@ -108,7 +108,7 @@ class Classical(Scope):
         """``expr`` as CALC expression text, the run-time values it reads in ``ops``."""
         from openqasm3 import ast
 
-        if not self.is_runtime(expr):
+        if not self.is_runtime(expr) and not self.reads_typed(expr):
             try:
                 return literal(self.evaluate(expr))
             except ValueError as exc:
@@ -116,6 +116,10 @@ class Classical(Scope):
         if isinstance(expr, ast.Identifier) and expr.name in self.runtime:
             value = self.runtime[expr.name]
             return ops.ref(value.type, value.events)
+        if isinstance(expr, ast.BitstringLiteral):  # "0101": a bit[4]
+            return f"bit{expr.width}({expr.value})"
+        if isinstance(expr, ast.Identifier) and expr.name in self.types:  # as its type holds it
+            return f"{cast_name(self.types[expr.name])}({literal(self.values[expr.name])})"
         if self.is_bits(expr):
             return self.bits_ref(self.bit_slots(expr), ops)
         if isinstance(expr, ast.IndexExpression) and isinstance(expr.collection, ast.Identifier):
@@ -133,8 +137,24 @@ class Classical(Scope):
             return self.call_text(expr, ops)
         raise self.error("unsupported", f"{describe(type(expr).__name__)} in a run-time expression")
 
+    def typed_value(self, expr: Any) -> Any:
+        """A constant expression that reads classical variables, valued as a ``CALC``
+        would value it at run time (:mod:`qmk.qvm.classical`), held as a constant is."""
+        ops = Operands()
+        text = self.text(expr, ops)
+        try:
+            compiled = classical.compile_expr(text, ())
+            value = compiled.fn([])
+        except classical.ClassicalError as exc:  # a fault too: a division by zero
+            raise self.error("bad-value", f"{exc}") from None
+        if compiled.type.kind == "angle":
+            return float(classical.cast(compiled.type, classical.FLOAT, value))
+        return value
+
     def call_text(self, fc: Any, ops: Operands) -> str:
         name, args = fc.name.name, [self.text(a, ops) for a in fc.arguments]
+        if name in classical.BIT_FUNCTIONS:
+            return f"{name}({', '.join(args)})"
         if name in FUNCTIONS and len(args) == 1:
             return f"{FUNCTIONS[name]}({args[0]})"
         if name == "mod" and len(args) == 2:
@@ -299,11 +319,19 @@ class Classical(Scope):
         return True
 
     def constant_of(self, name: str, t: CType, value: Any) -> Any:
-        """A constant stored as a variable of type ``t`` (integers wrap to its width)."""
+        """A constant stored as a variable of type ``t``: integers wrap to its width, a
+        float[32] rounds to single precision, an angle to the nearest of its ``2**n``
+        values in ``[0, 2 pi)`` (held as its radians)."""
         if t.kind == "bool":
             return bool(value)
-        if t.kind in ("float", "angle"):
-            return float(value)
+        if t.kind == "angle":
+            try:
+                k = classical.cast(classical.FLOAT, t, float(value))
+            except classical.ClassicalFault as exc:
+                raise self.error("bad-value", f"{name}: {exc}") from None
+            return float(classical.cast(t, classical.FLOAT, k))
+        if t.kind == "float":
+            return float(classical.wrap(t, float(value)))
         if isinstance(value, float) and not value.is_integer():
             return classical.cast(classical.FLOAT, t, value)
         return classical.wrap(t, int(value))

@@ -15,8 +15,11 @@ from typing import Any
 from qmk.frontends import decompose, qasm_scan
 from qmk.frontends.builder import GATE_OPS, gate_op, guard_of
 from qmk.frontends.qasm_classical import Classical
+from qmk.frontends.qasm_runtime import Operands
 from qmk.frontends.qasm_scope import Cond, GateDef, Step, describe
 from qmk.gates import GATES
+from qmk.qvm import classical
+from qmk.qvm.classical import CType
 
 #: Gates of ``qelib1.inc`` (OpenQASM 2.0) beside those of the gate records, which are
 #: written in the op table's gates by :mod:`~qmk.frontends.decompose`.
@@ -159,15 +162,97 @@ class Gates(Classical):
 
     def gate_call(self, st: Any, cond: Cond) -> None:
         operands = [self.qubit_list(q) for q in st.qubits]
-        params = [self.evaluate_angle(a) for a in st.arguments]
-        low = self.lowered(st.name.name, st.modifiers, params, len(operands), {})
+        self.call_gate(st.name.name, st.modifiers, list(st.arguments), operands, cond)
+
+    def call_gate(
+        self, name: str, modifiers: Sequence[Any], args: list[Any], operands: Any, cond: Cond
+    ) -> None:
+        """Gate ``name`` with parameter expressions ``args`` on ``operands``."""
+        if any(self.is_runtime(a) for a in args):
+            self.runtime_gate(name, modifiers, args, operands, cond)
+            return
+        params = [self.evaluate_angle(a) for a in args]
+        low = self.lowered(name, modifiers, params, len(operands), {})
         self.apply(low, operands, cond)
 
     def phase_call(self, st: Any, cond: Cond) -> None:
         operands = [self.qubit_list(q) for q in st.qubits]
+        if self.is_runtime(st.argument):
+            self.runtime_gate("gphase", st.modifiers, [st.argument], operands, cond)
+            return
         param = self.evaluate_angle(st.argument)
         low = self.lowered("gphase", st.modifiers, [param], len(operands), {})
         self.apply(low, operands, cond)
+
+    def runtime_gate(
+        self, name: str, modifiers: Sequence[Any], args: list[Any], operands: Any, cond: Cond
+    ) -> None:
+        """A gate whose parameter is known only at run time (``rz(c) q;`` of an angle
+        ``c`` computed from measurements), applied bit by bit: the gate is a one-parameter
+        group in that parameter (:data:`~qmk.frontends.decompose.ADDITIVE`), so
+        ``g(sum of w_k b_k)`` is ``g(w_k)`` guarded on each bit ``b_k`` of the value
+        (:func:`~qmk.qvm.classical.weights`), modifiers applied to each (``ctrl``,
+        ``negctrl``, ``inv`` and integer powers keep the product)."""
+        self.lowered(name, modifiers, [0.0] * len(args), len(operands), {})  # defined, arity
+        which = [k for k, a in enumerate(args) if self.is_runtime(a)]
+        group = decompose.canonical(name) if name in self.standard else None
+        index = decompose.ADDITIVE.get(group or "") if name not in self.gates else None
+        if len(which) != 1 or index != which[0]:
+            additive = ", ".join(sorted(decompose.ADDITIVE))
+            raise self.error(
+                "unsupported",
+                f"gate {name} with a parameter known only at run time: QMK applies one as "
+                f"the angle of a standard rotation ({additive}), not of a gate defined in "
+                "the program",
+            )
+        self.check_runtime_modifiers(name, modifiers)
+        held = [0.0 if k == index else self.evaluate_angle(a) for k, a in enumerate(args)]
+        t, events = self.runtime_parameter(name, args[index])
+        for event, weight in zip(events, classical.weights(t), strict=True):
+            params = [weight if k == index else p for k, p in enumerate(held)]
+            low = self.lowered(name, modifiers, params, len(operands), {})
+            self.apply(low, operands, self.conjoin(cond, [{event: 1}]))
+
+    def check_runtime_modifiers(self, name: str, modifiers: Sequence[Any]) -> None:
+        """Refuse a fractional ``pow`` of a gate with a run-time parameter (its principal
+        branch is no product of the bits' gates)."""
+        from openqasm3 import ast
+
+        for mod in modifiers:
+            if mod.modifier == ast.GateModifierName.pow:
+                k = float(self.evaluate(mod.argument))
+                if not k.is_integer():
+                    raise self.error(
+                        "unsupported",
+                        f"pow({k:g}) @ {name} with a parameter known only at run time: "
+                        "QMK takes integer powers of it",
+                    )
+
+    def runtime_parameter(self, name: str, expr: Any) -> tuple[CType, tuple[str, ...]]:
+        """A gate parameter known only at run time: its type (an angle or an integer)
+        and the events of its bits (a CALC writes them where it computes)."""
+        from openqasm3 import ast
+
+        if isinstance(expr, ast.Identifier) and expr.name in self.runtime:
+            value = self.runtime[expr.name]
+            t, events = value.type, value.events
+        else:
+            ops = Operands()
+            text = self.text(expr, ops)
+            try:
+                t = classical.compile_expr(text, classical.parse_reads(ops.reads)).type
+            except classical.ClassicalError as exc:
+                raise self.error("bad-value", f"a value that does not type: {exc}") from None
+            events = ()
+            if t.kind != "float":
+                events = tuple(self.calc(t, text, ops))
+        if t.kind == "float":
+            raise self.error(
+                "unsupported",
+                f"a {t} known only at run time as the parameter of {name}: QMK applies an "
+                "angle or an integer; cast it to an angle (angle[n](x)) to apply it",
+            )
+        return t, events
 
     def apply(self, low: decompose.Lowered, operands: list[list[str]], cond: Cond) -> None:
         """Write ``low`` on ``operands`` (registers broadcast) once per condition term."""
@@ -339,6 +424,11 @@ class Gates(Classical):
         single qubits (a name's meaning never changes once defined, and the caches are
         emptied when a gate definition or include could change a gate's)."""
         registers = [self.qubit_operand(reg, index) for reg, index in operands]
+        if any(self.reads_variable(p) for p in params):
+            # a variable's value may change and be known only at run time: not cached
+            args = [self.expression(p) for p in params]
+            self.call_gate(name, (), args, registers, [{}])
+            return
         values = [self.angle_of(p) for p in params]
         key = (name, len(registers), *values)
         cached = self.plans.get(key)
@@ -356,6 +446,30 @@ class Gates(Classical):
         nodes = [(op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]]
         self.resolved[text] = nodes
         self.builder.emit(nodes, f"{self.name}:{self.line}")
+
+    def reads_variable(self, expr: qasm_scan.Expr) -> bool:
+        """Whether a scanned expression reads a classical variable or bits."""
+        kind = expr[0]
+        if kind == "id":
+            return expr[1] in self.types or expr[1] in self.cregs
+        if kind == "n":
+            return False
+        return any(self.reads_variable(part) for part in expr[1:])
+
+    def expression(self, expr: qasm_scan.Expr) -> Any:
+        """A scanned expression as the reference parser's tree."""
+        from openqasm3 import ast
+
+        kind = expr[0]
+        if kind == "n":
+            value = expr[1]
+            return ast.IntegerLiteral(value) if isinstance(value, int) else ast.FloatLiteral(value)
+        if kind == "id":
+            return ast.Identifier(expr[1])
+        if kind == "neg":
+            return ast.UnaryExpression(ast.UnaryOperator["-"], self.expression(expr[1]))
+        lhs, rhs = self.expression(expr[1]), self.expression(expr[2])
+        return ast.BinaryExpression(ast.BinaryOperator[kind], lhs, rhs)
 
     def fast_measure(self, qubit: qasm_scan.Operand, target: qasm_scan.Operand | None) -> None:
         qubits = self.qubit_operand(*qubit)

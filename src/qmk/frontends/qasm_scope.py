@@ -6,9 +6,10 @@ stack of classes, each adding one part of the walk on top of the ones below:
 :class:`~qmk.frontends.qasm_classical.Classical` (conditions, run-time values, control
 flow, measurement into bits), :class:`~qmk.frontends.qasm_gates.Gates` (gates, their
 definitions and the scanner's fast lane), and the lowerer itself (statements,
-declarations, defs). A part calls only those below it, except through the two
-methods :class:`Scope` names for the top of the stack (:meth:`Scope.statement`,
-:meth:`Scope.pure_call`).
+declarations, defs). A part calls only those below it, except through the three
+methods :class:`Scope` names for the parts above it (:meth:`Scope.statement`,
+:meth:`Scope.pure_call`, and :meth:`Scope.typed_value`: a constant expression that
+reads classical variables is valued by their types, as at run time).
 
 >>> describe("WhileLoop"), MATH_FUNCTIONS["ln"](1.0), sorted(BUILTINS[3])
 ('while loop', 0.0, ['U', 'gphase'])
@@ -144,6 +145,35 @@ class Scope(ABC):
     @abstractmethod
     def pure_call(self, fc: Any) -> Any:
         """The value of a def called inside an expression (it may not touch qubits)."""
+
+    @abstractmethod
+    def typed_value(self, expr: Any) -> Any:
+        """The value of a constant expression that reads classical variables, by their
+        types' rules (:meth:`reads_typed`), as a constant is held."""
+
+    def reads_typed(self, expr: Any) -> bool:
+        """Whether ``expr`` reads a classical variable whose value is known before the
+        run (outside an index): it is then valued by the variables' types, as the same
+        expression is at run time (an angle wraps modulo a turn, a uint[4] at 16)."""
+        from openqasm3 import ast
+
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Identifier):
+                if node.name in self.types and node.name in self.values:
+                    return True
+            elif isinstance(node, ast.BitstringLiteral):  # a bit[n]
+                return True
+            elif isinstance(node, ast.UnaryExpression):
+                stack.append(node.expression)
+            elif isinstance(node, ast.BinaryExpression):
+                stack += [node.lhs, node.rhs]
+            elif isinstance(node, ast.Cast):
+                stack.append(node.argument)
+            elif isinstance(node, ast.FunctionCall):
+                stack += list(node.arguments)
+        return False
 
     # ------------------------------------------------------------------ helpers
 
@@ -323,7 +353,11 @@ class Scope(ABC):
         base = expr.collection
         value = self.evaluate(base, scope)
         name = base.name if isinstance(base, ast.Identifier) else "a value"
-        if isinstance(value, bool) or not isinstance(value, int):
+        t = self.types.get(name) if name not in scope else None
+        if t is not None and t.kind in ("angle", "int", "uint"):
+            value = classical.cast(classical.FLOAT, t, value) if t.kind == "angle" else value
+            value = int(classical.wrap(classical.make_type("uint", t.width), value))
+        elif isinstance(value, bool) or not isinstance(value, int):
             raise self.error("unsupported", f"indexing {name}, which is not an integer")
         index = expr.index
         if isinstance(index, ast.DiscreteSet) or len(index) != 1:
@@ -333,6 +367,7 @@ class Scope(ABC):
             raise self.error("unsupported", f"a range of the bits of {name}")
         i = self.integer(position, "an index", scope)
         width = self.widths.get(name) if isinstance(base, ast.Identifier) else None
+        width = t.width if t is not None else width
         if i < 0 and width is not None:
             i += width
         if i < 0 or (width is not None and i >= width):
@@ -442,12 +477,19 @@ class _Folder(Walker[Any]):
     def literal(self, node: Any) -> Any:
         return node.value
 
-    on_IntegerLiteral = on_FloatLiteral = on_BooleanLiteral = literal
+    on_IntegerLiteral = on_FloatLiteral = on_BooleanLiteral = on_BitstringLiteral = literal
 
     def on_Identifier(self, node: Any) -> Any:
         return self.lowerer.name_value(node.name, self.scope)
 
+    def typed(self, node: Any) -> bool:
+        """Whether ``node`` reads a classical variable: valued by its type's rules
+        (outside a gate's body, whose parameters are plain numbers)."""
+        return not self.scope and self.lowerer.reads_typed(node)
+
     def on_UnaryExpression(self, node: Any) -> Any:
+        if self.typed(node):
+            return self.lowerer.typed_value(node)
         value = self.walk(node.expression)
         op = node.op.name
         if op == "-":
@@ -457,6 +499,8 @@ class _Folder(Walker[Any]):
         return ~int(value)
 
     def on_BinaryExpression(self, node: Any) -> Any:
+        if self.typed(node):
+            return self.lowerer.typed_value(node)
         a = self.walk(node.lhs)
         b = self.walk(node.rhs)
         return self.lowerer.arith(node.op.name, a, b)
@@ -466,6 +510,8 @@ class _Folder(Walker[Any]):
         name = node.name.name
         if name in lowerer.subroutines:
             return lowerer.pure_call(node)
+        if self.typed(node) or (name in classical.BIT_FUNCTIONS and not self.scope):
+            return lowerer.typed_value(node)
         args = [self.walk(a) for a in node.arguments]
         if name in MATH_FUNCTIONS and len(args) == 1:
             try:
@@ -479,6 +525,8 @@ class _Folder(Walker[Any]):
         raise lowerer.error("undefined", f"function {name} with {len(args)} argument(s)")
 
     def on_Cast(self, node: Any) -> Any:
+        if self.typed(node):
+            return self.lowerer.typed_value(node)
         value = self.walk(node.argument)
         type_name = type(node.type).__name__
         if type_name in ("IntType", "UintType", "BitType"):

@@ -17,7 +17,11 @@ given to ``eval``: ``v0, v1, ...`` name the operands; int, float and bool litera
 zero and ``%`` takes the dividend's sign, as C and OpenQASM 3 do), ``& | ^ ~ << >>``,
 comparisons, ``and``/``or``/``not``, ``x if c else y``; casts written as calls of a type
 name (``int32(v0)``, ``uint8(x)``, ``bool(x)``, ``float64(x)``, ``angle16(x)``,
-``bit4(x)``); and the functions of :data:`FUNCTIONS`. :func:`compile_expr` types every
+``bit4(x)``); the functions of :data:`FUNCTIONS`; and OpenQASM 3's functions of bits
+``popcount(x)``, ``rotl(x, k)``, ``rotr(x, k)``. An angle is an unsigned integer of its
+width (``k`` stands for ``2 pi k / 2**n``): ``+ -`` with angles and ``* /`` by integers
+wrap modulo a turn, and its bits shift, rotate and combine (``<< >> & | ^ ~``) as the
+bits of a ``uint[n]``; bits shifted off the end are lost. :func:`compile_expr` types every
 subexpression (a mistyped one is a :class:`ClassicalError` naming it) and returns the
 expression's type with a function of the operand values; the result is cast to the
 node's type when it is stored (:func:`cast`, whose rules are OpenQASM 3's: :data:`CASTS`).
@@ -30,10 +34,14 @@ node's type when it is stored (:func:`cast`, whose rules are OpenQASM 3's: :data
 [1]
 >>> encode(t, -2), decode(t, encode(t, -2))
 ([0, 1, 1, 1, 1, 1, 1, 1], -2)
->>> compile_expr("v0 + 1.5", (parse_type("angle[4]"),))
-Traceback (most recent call last):
-...
-qmk.qvm.classical.ClassicalError: + of angle[4] and float[64] is not defined in 'v0 + 1.5'
+>>> compile_expr("v0 << 2", (parse_type("angle[4]"),)).fn([9])  # 9 pi/8 << 2 = pi/2
+4
+>>> try:
+...     compile_expr("v0 + 1.5", (parse_type("angle[4]"),))
+... except ClassicalError as exc:
+...     print(exc)
++ of angle[4] and float[64] is not defined (cast the number to an angle: angle[n](x)) in \
+'v0 + 1.5'
 """
 
 from __future__ import annotations
@@ -233,18 +241,46 @@ def cast(src: CType, dst: CType, value: Any) -> Any:
     return wrap(dst, int(value))
 
 
+def weights(t: CType) -> list[float]:
+    """What each bit of a ``t`` adds to its value (least significant first): an
+    angle's bit ``k`` ``2 pi 2**k / 2**n`` radians, an integer's ``2**k`` (the sign bit
+    of an ``int[n]`` ``-2**(n-1)``). The value is the sum over the bits that are 1.
+
+    Raises:
+        ClassicalError: a float, whose value is no sum of its bits.
+
+    >>> weights(parse_type("angle[2]")), weights(parse_type("int[3]"))
+    ([1.5707963267948966, 3.141592653589793], [1.0, 2.0, -4.0])
+    """
+    if t.kind == "float":
+        raise ClassicalError(f"a {t} is no sum of its bits")
+    if t.kind == "angle":
+        return [math.ldexp(math.tau, k - t.width) for k in range(t.width)]
+    out = [math.ldexp(1.0, k) for k in range(t.width)]
+    if t.kind == "int":
+        out[-1] = -out[-1]
+    return out
+
+
 def _rescale(k: int, src: int, dst: int) -> int:
+    """Angle ``k`` of ``src`` bits as ``dst`` bits: padded with zeros, or rounded to the
+    nearest with ties to the even value (OpenQASM 3's rounding)."""
     if dst >= src:
         return k << (dst - src)
-    return (k + (1 << (src - dst - 1))) >> (src - dst)
+    drop = src - dst
+    q, r = k >> drop, k & ((1 << drop) - 1)
+    half = 1 << (drop - 1)
+    return q + (r > half or (r == half and q & 1))
 
 
 def castable(src: CType, dst: CType) -> bool:
-    """Whether a ``src`` value may be cast (or stored) to ``dst``: :data:`CASTS`, and a
-    bit to an angle only of its width."""
+    """Whether a ``src`` value may be cast (or stored) to ``dst``: :data:`CASTS`, and
+    between a bit register and an angle only of the same width (OpenQASM 3 reinterprets
+    the bits; another width needs a slice)."""
     if (src.kind, dst.kind) not in CASTS:
         return False
-    return not (src.kind == "bit" and dst.kind == "angle" and src.width != dst.width)
+    between = {src.kind, dst.kind} == {"bit", "angle"}
+    return not (between and src.width != dst.width)
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -271,6 +307,8 @@ FUNCTIONS: Mapping[str, Callable[[float], float]] = MappingProxyType(
         "ceiling": lambda x: float(math.ceil(x)),
     }
 )
+#: OpenQASM 3's functions of the bits of a value, by their argument counts.
+BIT_FUNCTIONS: Mapping[str, int] = MappingProxyType({"popcount": 1, "rotl": 2, "rotr": 2})
 #: The named constants an expression may read (OpenQASM 3's names for them).
 CONSTANTS: Mapping[str, float] = constants("pi", "tau", "euler")
 #: The OpenQASM 3 spelling of each operator an expression may use (the writer's too).
@@ -300,6 +338,17 @@ def compile_expr(text: str, reads: Sequence[CType]) -> Compiled:
         return _Typer(text, tuple(reads)).walk(tree)
     except RecursionError:
         raise ClassicalError(f"{clip(text)!r} nests too deeply") from None
+
+
+def _literal_for(c: Compiled, dst: CType) -> Compiled:
+    """An integer literal (width 0) as a value to cast to ``dst``: a number of radians
+    for an angle (as a float is), an ``int[64]`` otherwise; any other value as it is."""
+    if c.type.width != 0:
+        return c
+    if dst.kind == "angle":
+        f = c.fn
+        return Compiled(FLOAT, lambda v: float(f(v)))
+    return Compiled(CType("int", 64), c.fn)
 
 
 def _join_int(a: CType, b: CType) -> CType:
@@ -426,8 +475,8 @@ class _Typer(Walker[Compiled]):
                 raise self.fail("unary - of a bool")
             out = CType("uint", t.width) if t.kind == "bit" else t
             return Compiled(out, lambda v: wrap(out, -f(v)))
-        # ~: every bit flipped
-        if t.kind in ("float", "angle"):
+        # ~: every bit flipped (an angle's too)
+        if t.kind == "float":
             raise self.fail(f"~ of {t}")
         if t.kind == "bool":
             return Compiled(BOOL, lambda v: not f(v))
@@ -461,16 +510,16 @@ class _Typer(Walker[Compiled]):
                 dst = make_type(kind, int(width) if width else DEFAULT_WIDTH[kind])
             except ClassicalError as exc:
                 raise self.fail(str(exc)) from None
-            src = args[0]
-            if src.type.width == 0:
-                src = Compiled(CType("int", 64), src.fn)
+            src = _literal_for(args[0], dst)
             if not castable(src.type, dst):
                 raise self.fail(f"{src.type} cannot be cast to {dst}")
             f, st = src.fn, src.type
             return Compiled(dst, lambda v: cast(st, dst, f(v)))
+        if name in BIT_FUNCTIONS:
+            return self.bit_function(name, args)
         function = FUNCTIONS.get(name)
         if function is None:
-            known = ", ".join(sorted(FUNCTIONS))
+            known = ", ".join(sorted([*FUNCTIONS, *BIT_FUNCTIONS]))
             raise self.fail(f"unknown function {name!r} (casts, and {known})")
         if len(args) != 1:
             raise self.fail(f"{name}() takes one value")
@@ -483,6 +532,34 @@ class _Typer(Walker[Compiled]):
                 raise ClassicalFault(f"{name}() is undefined there") from None
 
         return Compiled(FLOAT, call)
+
+    def bit_function(self, name: str, args: list[Compiled]) -> Compiled:
+        """``popcount(x)``, ``rotl(x, k)``, ``rotr(x, k)`` of the bits of a ``bit[n]``,
+        ``uint[n]`` or ``angle[n]`` (OpenQASM 3's; a rotation keeps the type and width,
+        ``rotl(x, k) == rotr(x, -k)``)."""
+        want = BIT_FUNCTIONS[name]
+        if len(args) != want:
+            raise self.fail(f"{name}() takes {want} value(s)")
+        x = args[0]
+        t = x.type
+        if t.kind not in ("bit", "uint", "angle") or t.width == 0:
+            raise self.fail(f"{name}() of {t}: it takes a bit[n], uint[n] or angle[n]")
+        fx = x.fn
+        if name == "popcount":
+            out = CType("uint", DEFAULT_WIDTH["uint"])
+            return Compiled(out, lambda v: wrap(out, int(fx(v)).bit_count()))
+        count = args[1]
+        if not count.type.integral:
+            raise self.fail(f"{name}() rotates by an integer, not {count.type}")
+        fk, n = count.fn, t.width
+        sign = 1 if name == "rotl" else -1
+
+        def rotate(v: Sequence[Any]) -> int:
+            k = (sign * int(fk(v))) % n
+            value = int(fx(v))
+            return int(wrap(t, (value << k) | (value >> (n - k))))
+
+        return Compiled(t, rotate)
 
     def as_float(self, c: Compiled, what: str) -> Fn:
         t = c.type
@@ -522,17 +599,10 @@ class _Typer(Walker[Compiled]):
 
     def binary(self, op: str, a: Compiled, b: Compiled) -> Compiled:
         ta, tb = a.type, b.type
+        if op in ("<<", ">>"):
+            return self.shift(op, a, b)
         if ta.kind == "angle" or tb.kind == "angle":
             return self.angle_binary(op, a, b)
-        if op in ("<<", ">>"):
-            if not (ta.integral and tb.integral):
-                raise self.fail(f"{op} of {ta} and {tb}")
-            out = CType("int", 64) if ta.width == 0 else ta
-            out = CType("uint", 1) if out.kind == "bool" else out
-            fa, fb = a.fn, b.fn
-            if op == "<<":
-                return Compiled(out, lambda v: wrap(out, fa(v) << min(max(fb(v), 0), MAX_WIDTH)))
-            return Compiled(out, lambda v: wrap(out, fa(v) >> min(max(fb(v), 0), MAX_WIDTH)))
         if ta.kind == "float" or tb.kind == "float":
             if op in ("&", "|", "^"):
                 raise self.fail(f"{op} of {ta} and {tb}")
@@ -555,6 +625,28 @@ class _Typer(Walker[Compiled]):
             return Compiled(out, lambda v: wrap(out, iop(fa(v), fb(v))))
         return Compiled(out, lambda v: wrap(out, iop(fa(v), fb(v))))
 
+    def shift(self, op: str, a: Compiled, b: Compiled) -> Compiled:
+        """``a << b``, ``a >> b``: the bits of an integer, bit register or angle, by an
+        integer count, keeping ``a``'s type; bits shifted off the end are lost (an
+        ``int`` shifts right arithmetically, the others logically). A negative count
+        fails when it runs."""
+        ta, tb = a.type, b.type
+        if not (ta.integral or ta.kind == "angle") or not tb.integral:
+            raise self.fail(f"{op} of {ta} and {tb} (an integer, bits or an angle, by an integer)")
+        out = CType("int", 64) if ta.width == 0 else ta
+        out = CType("uint", 1) if out.kind == "bool" else out
+        fa, fb, left = a.fn, b.fn, op == "<<"
+
+        def run(v: Sequence[Any]) -> int:
+            count = int(fb(v))
+            if count < 0:
+                raise ClassicalFault(f"a shift {op} by a negative count ({count})")
+            count = min(count, MAX_WIDTH)  # past every width: all bits are gone either way
+            value = int(fa(v))
+            return int(wrap(out, value << count if left else value >> count))
+
+        return Compiled(out, run)
+
     def angle_binary(self, op: str, a: Compiled, b: Compiled) -> Compiled:
         ta, tb = a.type, b.type
         if ta.kind == "angle" and tb.kind == "angle" and op in ("+", "-", "/"):
@@ -573,13 +665,12 @@ class _Typer(Walker[Compiled]):
         if tb.kind == "angle" and ta.kind in ("int", "uint") and op == "*":
             fa, fb = a.fn, b.fn
             return Compiled(tb, lambda v: wrap(tb, fa(v) * fb(v)))
-        if op in ("&", "|", "^", "<<", ">>") and ta == tb:
-            fa, fb = a.fn, b.fn
-            iop = _INT_OPS.get(op) or (
-                (lambda x, y: x << y) if op == "<<" else (lambda x, y: x >> y)
-            )
+        if op in ("&", "|", "^") and ta == tb:
+            fa, fb, iop = a.fn, b.fn, _INT_OPS[op]
             return Compiled(ta, lambda v: wrap(ta, iop(fa(v), fb(v))))
-        raise self.fail(f"{op} of {ta} and {tb} is not defined")
+        number = tb if ta.kind == "angle" else ta
+        hint = " (cast the number to an angle: angle[n](x))" if number.numeric else ""
+        raise self.fail(f"{op} of {ta} and {tb} is not defined{hint}")
 
     def t_Compare(self, node: ast.Compare) -> Compiled:
         tests: list[Fn] = []
@@ -596,7 +687,15 @@ class _Typer(Walker[Compiled]):
     def compare(self, op: str, a: Compiled, b: Compiled) -> Fn:
         ta, tb = a.type, b.type
         if (ta.kind == "angle") != (tb.kind == "angle"):
-            raise self.fail(f"{op} of {ta} and {tb}")
+            # an angle meets a number as the angle that number of radians is (pi == a)
+            angle, other = (ta, b) if ta.kind == "angle" else (tb, a)
+            if other.type.kind != "float" and other.type.width != 0:
+                raise self.fail(f"{op} of {ta} and {tb}")
+            number = self.coerce(_literal_for(other, angle), angle)
+            fa, fb, cmp = a.fn, b.fn, _COMPARE[op]
+            if ta.kind == "angle":
+                return lambda v: cmp(fa(v), number(v))
+            return lambda v: cmp(number(v), fb(v))
         if ta.kind == "angle":
             out = CType("angle", max(ta.width, tb.width))
         elif ta.kind == "float" or tb.kind == "float":
@@ -629,8 +728,8 @@ def check(type_text: str, reads_text: str, expr: str, inputs: int, produces: int
         )
     if out.width != produces:
         raise ClassicalError(f"type {out} produces {out.width} event(s), the node lists {produces}")
-    compiled = compile_expr(expr, reads)
-    src = CType("int", 64) if compiled.type.width == 0 else compiled.type
+    compiled = _literal_for(compile_expr(expr, reads), out)
+    src = compiled.type
     if not castable(src, out):
         raise ClassicalError(f"a {src} cannot be stored as {out} ({clip(expr)!r})")
     f = compiled.fn
