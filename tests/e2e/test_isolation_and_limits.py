@@ -163,13 +163,16 @@ def test_a_tenant_cannot_entangle_its_qubits_with_another_tenants(shared_server)
 
 
 def test_expiry_quotas_admission_and_cancel_on_a_small_machine(serve, tmp_path):
-    # 5000 physical qubits hold 30 logical qubits at d=9 (162 each); one worker, whose jobs
-    # wait at a gate until the test opens it; sessions live one second.
+    # 38,720 physical qubits at d=9: 239 logical qubits' patches (162 each), and a
+    # floorplan of one T factory (9,680 qubits) and 165 job tiles, the least that holds
+    # the long job (22 patches and their routing: 59 tiles) with a factory for its T
+    # gates; one worker, whose jobs wait at a gate until the test opens it; sessions live
+    # one second.
     with WorkerGate(tmp_path) as gate:
         server = serve(
             "small",
             workers=1,
-            physical_qubits=5000,
+            physical_qubits=38_720,
             kernel={"session_ttl_s": 1.0},
             hooks=gate.hooks(),
         )
@@ -185,10 +188,11 @@ def test_expiry_quotas_admission_and_cancel_on_a_small_machine(serve, tmp_path):
                 assert time.monotonic() < limit, "the long job never started"
                 time.sleep(0.01)
 
-            # admission: 40 logical qubits need 6480 physical qubits; the machine has 5000
+            # admission: 240 logical qubits need 38,880 physical qubits; the machine has
+            # 38,720
             with pytest.raises(AdmissionError) as caught:
-                alice.q_submit(wide_program(40, 1), 10, 1)
-            assert caught.value.rpc_code == 1007 and caught.value.details["total"] == 5000
+                alice.q_submit(wide_program(240, 1), 10, 1)
+            assert caught.value.rpc_code == 1007 and caught.value.details["total"] == 38_720
 
             # quota: carol may hold 2 logical qubits; GHZ needs 5
             with pytest.raises(QuotaError) as caught:
