@@ -882,19 +882,22 @@ async def serve_kernel(
         target: the object whose coroutine methods answer the qSyscall methods.
         config: addresses and limits.
         ready: called once listening, with the addresses.
-        stop: an event that also stops the server (tests, embedding).
+        stop: the event that stops the server: its caller's, who then owns SIGTERM and
+            SIGINT (``qmk serve`` sets it on either, and keeps them until its kernel has
+            closed). None: an event of its own, set on either signal until it returns.
         watches: where ``q_watch`` finds a job's events (None: no watches).
         door: the door it shares with the kernel's other listeners (None: its own,
             on ``target`` and ``probe``).
         probe: the kernel's probe, for a door of its own (sessions checked first).
     """
     loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
     installed: list[signal.Signals] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-            installed.append(signum)
+    if stop is None:  # a caller's event comes with its own handlers, never removed here
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop.set)
+                installed.append(signum)
     try:
         if door is None:
             door = Door(target, config, probe=probe)

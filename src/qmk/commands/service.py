@@ -263,8 +263,36 @@ async def _serve(
                 kernel, probe, server_config, http, ready=ready, stop=stop, door=door
             )
     finally:
-        await listeners.aclose()  # the gRPC listener, if any, before the kernel
-        await kernel.close()
+        try:
+            await listeners.aclose()  # the gRPC listener, if any, before the kernel
+            await kernel.close()
+        finally:
+            _ignore_stop_signals(loop)
+
+
+def _ignore_stop_signals(loop: Any) -> None:
+    """After the kernel closed, SIGTERM and SIGINT change nothing to the process's end.
+
+    The loop's handlers only set the stop event (a second signal while the kernel closes
+    changes nothing); once they are gone, the default action would end the process
+    (exit -15, or a KeyboardInterrupt) when a second stop signal comes late: a Ctrl-C in
+    a terminal reaches the kernel and the script that started it, which then sends a
+    SIGTERM of its own. Both are blocked while the loop's handler gives way to SIG_IGN,
+    so none meets the default action in between.
+    """
+    import contextlib
+    import signal
+
+    stops = {signal.SIGTERM, signal.SIGINT}
+    with contextlib.suppress(ValueError, OSError, AttributeError, NotImplementedError):
+        # not the main thread (or no POSIX signals): nothing to keep
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            for signum in stops:
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, signal.SIG_IGN)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:

@@ -5,7 +5,7 @@ socket itself (so port 0 picks a free port that the ready line names, and a port
 is one coded error, ``QW003``), builds the application, and runs uvicorn and
 :func:`qmk.abi.server.serve_kernel` in one task group until ``stop`` is set; then both
 drain (``server.drain_timeout_s``; live event streams end at once) and return.
-uvicorn's own signal handling is off: the kernel's handlers own SIGTERM and SIGINT.
+uvicorn's own signal handling is off: ``qmk serve``'s handlers own SIGTERM and SIGINT.
 The door (:mod:`qmk.abi.door`) accepts its connections (:class:`~qmk.abi.door.Acceptor`:
 one accept rate for every listener) and hands each to uvicorn, which runs
 :mod:`qmk.http.guard`'s protocol: the ``[server]`` table's limits on its connections,
@@ -168,11 +168,11 @@ async def serve_with_http(
     config: HttpConfig,
     *,
     ready: Callable[[list[str]], None] | None = None,
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event,
     door: Door | None = None,
 ) -> None:
     """Serve ``kernel`` on JSON-RPC (``server_config``) and HTTP (``config``) until
-    ``stop`` (or SIGTERM/SIGINT), then drain both.
+    ``stop`` is set (``qmk serve`` sets it on SIGTERM or SIGINT), then drain both.
 
     ``ready`` is called once both listen, with the JSON-RPC addresses and the HTTP URL.
     ``door`` is the door every listener of the kernel shares (None: one of its own on
@@ -187,7 +187,6 @@ async def serve_with_http(
     from qmk.http.tracing import Tracing, make_provider
 
     check_tls(config)
-    stop = stop or asyncio.Event()
     if door is None:
         door = Door(kernel, server_config, probe=probe)
     tracing = Tracing(make_provider(config.trace))
