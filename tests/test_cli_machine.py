@@ -125,6 +125,9 @@ def test_a_job_no_placement_can_hold_fails_the_run_with_a_code_naming_it(tmp_pat
     status, out, err = qmk("machine", "simulate", str(path), "--policy", "fair-share")
     assert status == 1 and out == ""
     assert err.startswith("QK501 unplaceable:") and "wide-one" in err
+    # and says the machine that would: its 858 tiles (400 qubits' fast block) and a
+    # factory for its T gates need a module of 182,576 physical qubits
+    assert "raise [machine] physical_qubits from 20,000 to 182,576," in err
 
 
 def test_a_bad_workload_key_is_one_line_and_non_zero(tmp_path):

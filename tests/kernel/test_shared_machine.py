@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from qmk.errors import QMKError
+from qmk.errors import AdmissionError, QMKError
 from qmk.execution.logical import LogicalTarget
 from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.clock import ManualMachineClock
@@ -365,3 +365,51 @@ def test_the_old_faults_decoder_key_is_the_machines_one_decoder_in_serve_and_sim
     (simulated,) = json.loads(out)["fair-share"]["jobs"]
     assert done["machine"] == simulated["machine"]
     assert done["machine"]["wait_cycles"]["decoder"] > 0
+
+
+@pytest.mark.parametrize(
+    ("qubits", "t_gates", "tiles", "least"),
+    [
+        # 8 patches fit 5,000 physical qubits (the kernel counted them alone before the
+        # machine); their fast block (25 tiles) does not fit its 24 job tiles
+        (8, False, 25, 5_022),
+        # 6 patches' block (20 tiles) fits, but their T gates need a factory, of 9,680
+        # qubits, and factory_share 0.25 gives a module one from 38,720 qubits on
+        (6, True, 20, 38_720),
+    ],
+)
+def test_a_job_the_floorplan_cannot_hold_is_refused_at_submit_naming_the_qubits_that_would(
+    tmp_path, qubits: int, t_gates: bool, tiles: int, least: int
+):
+    names = [f"q{i}" for i in range(qubits)]
+    lines = [".caps CAP_ALLOC", f"a: ALLOC_LQ {', '.join('vq:' + q for q in names)}"]
+    lines += [f"h{i}: APPLY_{'T' if t_gates else 'H'} vq:{q}" for i, q in enumerate(names)]
+    lines += [f"c{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}" for i in range(qubits - 1)]
+    lines += [f"m{i}: MEASURE_Z vq:{q}, out:m{i}" for i, q in enumerate(names)]
+    program = assemble("\n".join(lines)).to_json()
+
+    def kernel_of(physical_qubits: int) -> Any:
+        return config_from_dict(
+            {
+                "machine": {"physical_qubits": physical_qubits},
+                "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}},
+            }
+        )
+
+    async def submit(kernel):
+        sid = await login(kernel, "alice")
+        try:
+            job = await kernel.q_submit(session_id=sid, graph=program, shots=20, seed=3)
+        except QMKError as exc:
+            listed = await kernel.q_list_jobs(session_id=sid)
+            return exc, listed["jobs"]
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+        return done, None
+
+    refused, listed = run_kernel(tmp_path / "small", submit, config=kernel_of(5000))
+    assert isinstance(refused, AdmissionError) and refused.rpc_code == 1007
+    assert refused.details["code"] == "QK501" and listed == []  # nothing of it stored
+    assert (refused.details["needed"], refused.details["total"]) == (least, 5000)
+    assert f"raise [machine] physical_qubits from 5,000 to {least:,}," in refused.message
+    done, _ = run_kernel(tmp_path / "enough", submit, config=kernel_of(least))
+    assert done["state"] == "COMPLETED" and done["machine"]["tiles"] == tiles

@@ -232,8 +232,10 @@ register(
         "no placement on the machine can ever hold the job: more tiles than any module (or "
         "its tenant's region) has, or T states or Bell pairs the machine has no factory or "
         "link for",
-        "give the machine more physical qubits, modules' factories or links, use a smaller "
-        "block ([machine] block), or split the program (the message names the job)",
+        "raise [machine] physical_qubits to the number the message names (the least whose "
+        "floorplan holds the job in one module), or give modules factories or links, use a "
+        "smaller block ([machine] block), or split the program (the message names the job; "
+        "a kernel refuses it at submit as QS1007 with this code)",
     ),
     (
         "QK502",

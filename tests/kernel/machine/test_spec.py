@@ -111,3 +111,48 @@ def test_the_machine_has_one_decoder_the_old_faults_key_a_deprecated_name_of_it(
             }
         )
     assert both.value.code == "QK101"
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {},
+        {"modules": 3},
+        {"storage_tiles": 7},
+        {"factory_share": 0.6},
+        {"factory_share": 0.75},
+        {"factory_share": 0.0},
+        {"factory": {"copies": 2}},
+        {"factory": {"copies": 0}},
+    ],
+)
+def test_the_qubits_a_refusal_names_are_the_least_whose_floorplan_holds_the_job(table):
+    # checked against the floorplan itself: the answer holds the tiles (and a factory),
+    # one qubit a module fewer does not, nor does a machine of any size below it (every
+    # tile's worth a module, past each drop where factory_share adds a copy)
+    def machine(qubits: int):
+        config = config_from_dict({"machine": {**table, "physical_qubits": qubits}})
+        return config_machine(config)
+
+    def holds(qubits: int, tiles: int, factory: bool) -> bool:
+        try:
+            module = machine(qubits).modules[0]
+        except MachineError:  # given copies past the module: no floorplan at all
+            return False
+        return module.tiles >= tiles and (module.factory.copies > 0 or not factory)
+
+    modules = table.get("modules", 1)
+    asked = machine(10**6 * modules)
+    for tiles, factory in [(1, False), (59, False), (59, True), (300, True)]:
+        least = asked.qubits_to_hold(tiles, factory=factory)
+        never = factory and (
+            table.get("factory_share") == 0.0 or table.get("factory", {}).get("copies") == 0
+        )
+        if never:
+            assert least is None
+            continue
+        assert least is not None and least % modules == 0
+        assert holds(least, tiles, factory)
+        step = modules * asked.patch_qubits
+        assert not any(holds(q, tiles, factory) for q in range(least - step, 0, -step))
+        assert not holds(least - modules, tiles, factory)

@@ -396,20 +396,69 @@ class Scheduler:
         pools = self.pools if names is None else [self.pools[i] for i in names]
         largest = max((p.spec.length for p in pools), default=0)
         why = None
+        fix, needed = "", None
         if fp.tiles > largest:
             where = "a module's job tiles" if names is None else "its tenant's region"
             why = f"needs {fp.tiles} contiguous tiles; {where} hold at most {largest}"
+            fix, needed = self._raise_qubits(spec, tenant_region=names is not None)
         elif fp.t_states and not any(self._modules[p.module].rate > 0 for p in pools):
             why = f"needs {fp.t_states} T states and no module it may use has a factory"
+            fix, needed = self._raise_qubits(spec, tenant_region=names is not None)
         elif fp.bell_pairs and self.machine.link.bell_pairs_per_cycle <= 0:
             why = f"needs {fp.bell_pairs} Bell pairs and the machine has no link"
+            table = self.machine.table
+            if table is not None:
+                fix = (
+                    "; one module has no links: raise [machine] modules"
+                    if table.modules == 1
+                    else "; give [machine.links] bell_pairs_per_cycle above 0"
+                )
         if why is not None:
+            table = self.machine.table
+            sizes = {} if table is None else {"total": table.physical_qubits}
+            if needed is not None:
+                sizes["needed"] = needed
             raise MachineError.of(
                 "unplaceable",
                 f"job {spec.id} (tenant {spec.tenant}): no placement can ever hold it under "
-                f"{self.policy.name}: it {why}",
+                f"{self.policy.name}: it {why}{fix}",
                 job=spec.id,
+                tiles=fp.tiles,
+                t_states=fp.t_states,
+                **sizes,
             )
+
+    def _raise_qubits(self, spec: JobSpec, *, tenant_region: bool) -> tuple[str, int | None]:
+        """What to raise in ``[machine]`` so that a module holds ``spec`` (its tiles, and
+        a factory for its T states), for a refusal's message, and the least
+        ``physical_qubits`` that does (None: no number, or not known); ``("", None)``
+        for a machine built by hand."""
+        table = self.machine.table
+        if table is None:
+            return "", None
+        fp = spec.footprint
+        factory = fp.t_states > 0
+        if tenant_region:
+            return (
+                f"; raise tenant {spec.tenant}'s machine_share, or [machine] "
+                f"physical_qubits (now {table.physical_qubits:,})"
+            ), None
+        least = self.machine.qubits_to_hold(fp.tiles, factory=factory)
+        factories_off = table.factory.copies == 0 or (
+            table.factory.copies is None and table.factory_share <= 0
+        )
+        if least is None and factory and factories_off:
+            return (
+                "; no number of physical_qubits gives a module a factory while [machine] "
+                "factory_share or [machine.factory] copies is 0: raise it"
+            ), None
+        if least is None:
+            return f"; raise [machine] physical_qubits (now {table.physical_qubits:,})", None
+        what = f"{fp.tiles} job tiles" + (" and a T factory" if factory else "")
+        return (
+            f"; raise [machine] physical_qubits from {table.physical_qubits:,} to "
+            f"{least:,}, the least whose floorplan holds {what} in one module"
+        ), least
 
     def find(self, job: Job, pools: Iterable[Pool] | None = None) -> tuple[Pool, int] | None:
         """Where ``job`` would be placed now: the allowed pool with the most free tiles

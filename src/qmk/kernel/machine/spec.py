@@ -176,6 +176,8 @@ class MachineSpec:
         logical_error_rate: per patch and logical cycle (idle waits cost this).
         storage_move_cycles: cycles a move into or out of storage takes.
         preempt_gap: the priority gap that lets ``priority`` preempt.
+        table: the ``[machine]`` table it was derived from (None: built by hand); a
+            refusal reads it to say which key to raise (:meth:`qubits_to_hold`).
     """
 
     modules: tuple[ModuleSpec, ...]
@@ -194,6 +196,7 @@ class MachineSpec:
     storage_move_cycles: int = 1
     preempt_gap: int = 1
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
+    table: MachineConfig | None = field(default=None, compare=False, repr=False)
 
     @property
     def total_tiles(self) -> int:
@@ -207,6 +210,30 @@ class MachineSpec:
     @property
     def profile(self) -> str:
         return f"logical:{self.family}(d={self.distance})"
+
+    def qubits_to_hold(self, tiles: int, *, factory: bool) -> int | None:
+        """The least ``[machine] physical_qubits`` whose floorplan, derived as this one was
+        (every other key of :attr:`table` as it is), has a module of ``tiles`` job tiles
+        or more, and T factories if ``factory``; None when no number of qubits gives one
+        (a machine built by hand, ``factory_share`` 0 or ``factory.copies`` 0 and a
+        factory needed, or every qubit given to factories).
+
+        >>> from qmk.kernel.config import config_from_dict
+        >>> small = config_machine(config_from_dict({"machine": {"physical_qubits": 5000}}))
+        >>> small.modules[0].tiles, small.modules[0].factory.copies
+        (24, 0)
+        >>> small.qubits_to_hold(59, factory=False), small.qubits_to_hold(59, factory=True)
+        (11016, 38720)
+        >>> bigger = config_machine(config_from_dict({"machine": {"physical_qubits": 38720}}))
+        >>> bigger.modules[0].tiles >= 59, bigger.modules[0].factory.copies
+        (True, 1)
+        """
+        table = self.table
+        if table is None or not self.modules:
+            return None
+        per_copy = self.modules[0].factory.physical_qubits
+        qubits = _least_module_qubits(table, tiles, factory, per_copy, self.patch_qubits)
+        return None if qubits is None else qubits * table.modules
 
     def with_(self, **changes: Any) -> MachineSpec:
         """A copy with ``changes`` (``epoch_cycles``, ``policy``, ...)."""
@@ -407,13 +434,86 @@ def _module(
     width = math.ceil(math.sqrt(free))
     return ModuleSpec(
         index=index,
-        tiles=max(0, free - width),
+        tiles=_job_tiles(free),
         width=width,
         routing_lanes=table.routing_lanes or max(1, factory.copies),
         storage_tiles=storage,
         factory=factory,
         physical_qubits=qubits,
     )
+
+
+def _job_tiles(free: int) -> int:
+    """The job tiles of ``free`` tiles: all but the routing row (``ceil(sqrt(free))``)."""
+    return max(0, free - math.ceil(math.sqrt(free)))
+
+
+def _module_tiles(
+    table: MachineConfig, qubits: int, per_copy: int, patch_qubits: int
+) -> tuple[int, int]:
+    """``(factory copies, job tiles)`` of a module of ``qubits`` physical qubits, derived
+    as :func:`_module` derives one (a module too small for its given copies: no tiles)."""
+    copies = table.factory.copies
+    if copies is None:
+        copies = math.floor(table.factory_share * qubits / per_copy)
+    left = qubits - copies * per_copy
+    if left < 0:
+        return copies, 0
+    return copies, _job_tiles(max(0, left // patch_qubits - table.storage_tiles))
+
+
+#: The most counts of factory copies :func:`_least_module_qubits` looks through (from a
+#: lower bound of the qubits, it finds the least within two or three).
+_SEARCH_COPIES = 1000
+
+
+def _least_module_qubits(
+    table: MachineConfig, tiles: int, factory: bool, per_copy: int, patch_qubits: int
+) -> int | None:
+    """The least qubits of a module (derived as :func:`_module` does) with ``tiles`` job
+    tiles or more, and a factory copy if ``factory``; None when none has.
+
+    A module's job tiles grow with its qubits except where ``factory_share`` gives it one
+    more copy (they drop by the copy's tiles there), so the qubits are searched copy count
+    by copy count: within one count the tiles only grow (a bisection), and the first count
+    whose largest module holds the tiles has the least."""
+
+    def holds(qubits: int) -> bool:
+        copies, job_tiles = _module_tiles(table, qubits, per_copy, patch_qubits)
+        return job_tiles >= tiles and (copies > 0 or not factory)
+
+    def least(lo: int, hi: int) -> int:  # holds(hi); the least q in [lo, hi] that holds
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if holds(mid) else (mid + 1, hi)
+        return lo
+
+    given = table.factory.copies
+    if given is not None or table.factory_share <= 0:  # one count of copies, for any size
+        copies = given or 0
+        if factory and copies == 0:
+            return None
+        lo = copies * per_copy
+        hi = lo + (tiles + table.storage_tiles + 2 * math.isqrt(tiles) + 4) * patch_qubits
+        return least(lo, hi) if holds(hi) else None
+    share = table.factory_share
+    # no fewer qubits hold the tiles: copies take at most share * q + per_copy of them
+    bound = max(0, math.floor((tiles * patch_qubits - per_copy) / (1 - share)))
+    copies = max(0, math.floor(share * bound / per_copy) - 1)
+    start = 0 if copies == 0 else math.ceil(copies * per_copy / share)
+    while start > 0 and math.floor(share * (start - 1) / per_copy) >= copies:  # rounding
+        start -= 1
+    for _ in range(_SEARCH_COPIES):  # the first qubits of a count of copies: start
+        copies = math.floor(share * start / per_copy)
+        end = math.ceil((copies + 1) * per_copy / share)  # past the qubits of this count
+        while math.floor(share * end / per_copy) <= copies:  # float rounding
+            end += 1
+        while end - 1 > start and math.floor(share * (end - 1) / per_copy) > copies:
+            end -= 1
+        if holds(end - 1):
+            return least(start, end - 1)
+        start = end
+    return None
 
 
 def machine_spec(
@@ -466,6 +566,7 @@ def machine_spec(
         logical_error_rate=patch.logical_error_rate,
         storage_move_cycles=table.storage_move_cycles,
         preempt_gap=preempt_gap,
+        table=table,
     )
 
 

@@ -56,8 +56,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from qmk.errors import AdmissionError
 from qmk.execution.request import MachineRun
 from qmk.kernel.clock import MachineClock, RateClock
+from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.spec import config_machine
@@ -154,14 +156,20 @@ class SharedMachine:
         )
 
     def check(self, job: Job) -> None:
-        """Refuse a job no placement can ever hold (before it is stored).
+        """Refuse a job no placement can ever hold (before it is stored): the machine
+        cannot hold it at all, an admission refusal like a program past the qubits of
+        every module, its code the machine's ``QK501`` and its message the
+        ``[machine]`` key to raise and to what.
 
         Raises:
-            MachineError: ``QK501 unplaceable`` naming it.
+            AdmissionError: ``QS1007`` (``details["code"]``: ``QK501``) naming it.
         """
         if self.takes(job):
             assert job.footprint is not None
-            self.live.check(self._spec(job, job.footprint, job.job_id))
+            try:
+                self.live.check(self._spec(job, job.footprint, job.job_id))
+            except MachineError as exc:
+                raise AdmissionError(exc.message, code=exc.code, **exc.details) from None
 
     def admit(self, job: Job) -> None:
         """``job`` arrives now, stamped with the clock's cycle.
