@@ -2,10 +2,7 @@
 ``make lint``), and no class of src/qmk past 800 lines, with no written exceptions.
 
 A class that long holds more than one idea: split it where its parts read apart (a
-state and the operations on it, a walk and the expressions it values). The few classes
-still over the cap wait in :data:`AWAITING_SPLIT`, each named with the work that splits
-it; the list only shrinks (a class on it that fits the cap fails the test until its
-line goes).
+state and the operations on it, a walk and the expressions it values).
 """
 
 from __future__ import annotations
@@ -24,13 +21,6 @@ else:  # pragma: no cover - the 3.10 branch
 MAX_CLASS_LINES = 800
 #: McCabe's bound for every function of src/.
 MAX_COMPLEXITY = 18
-#: Classes over the cap today (``path:Name``, the path under src/), and the work that
-#: splits them: the kernel/ sub-rooms of [one-machine]. Never add to it.
-AWAITING_SPLIT = frozenset(
-    {
-        "qmk/kernel/service.py:Kernel",
-    }
-)
 
 
 def class_lengths(source: str, where: str) -> dict[str, int]:
@@ -95,18 +85,12 @@ def test_no_class_of_qmk_is_past_800_lines():
     found = [
         f"{name} ({length} lines)"
         for name, length in _lengths().items()
-        if length > MAX_CLASS_LINES and name not in AWAITING_SPLIT
+        if length > MAX_CLASS_LINES
     ]
     assert not found, (
         f"split these classes (at most {MAX_CLASS_LINES} lines each) where their parts read "
         "apart:\n" + "\n".join(found)
     )
-
-
-def test_the_classes_awaiting_their_split_are_still_there_and_still_too_long():
-    lengths = _lengths()
-    done = sorted(name for name in AWAITING_SPLIT if lengths.get(name, 0) <= MAX_CLASS_LINES)
-    assert not done, f"these fit the cap (or are gone): take them off AWAITING_SPLIT: {done}"
 
 
 def test_ruff_holds_every_function_of_src_to_the_mccabe_bound():

@@ -409,6 +409,11 @@ KERNEL_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "workflow triggers",
         ("qmk.kernel.running",),
     ),
+    (
+        "the syscalls' work by concern: sessions, delegations, jobs, channels, the machine "
+        "and usage",
+        ("qmk.kernel.syscalls",),
+    ),
     ("the syscalls' facade", ("qmk.kernel.service",)),
     (
         "beside the facade: what the wires see of it, its contract with the method table",
@@ -460,6 +465,17 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.kernel.admit",
         "qmk.kernel.pools",
     ),
+    # each desk does one concern's syscalls with the parts below (the facade checks the
+    # session and hands over)
+    "qmk.kernel.syscalls": (
+        *KERNEL_LEAVES,
+        "qmk.kernel.records",
+        "qmk.kernel.security",
+        "qmk.kernel.config",
+        "qmk.kernel.storage",
+        "qmk.kernel.admit",
+        "qmk.kernel.running",
+    ),
     "qmk.kernel.service": (
         *KERNEL_LEAVES,
         "qmk.kernel.records",
@@ -470,6 +486,7 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.kernel.admit",
         "qmk.kernel.pools",
         "qmk.kernel.running",
+        "qmk.kernel.syscalls",
     ),
     "qmk.kernel.observe": ("qmk.kernel.records", "qmk.kernel.service"),
     "qmk.kernel._contract": ("qmk.kernel.service",),

@@ -16,7 +16,9 @@
 ...     asyncio.run(demo(d))
 (['CAP_ALLOC'], ['CAP_LINK'])
 
-Each ``q_*`` method checks the session and its own arguments, then hands over to a part:
+Each ``q_*`` method checks the session, then hands over to a desk of
+:mod:`qmk.kernel.syscalls` (sessions, delegations, jobs, channels, the machine and usage),
+which checks its own arguments and does the work with the kernel's parts:
 
 - :class:`~qmk.kernel.admit.admission.Admission` checks a submission (values, verification,
   capabilities, firewall, admission, quotas) and builds its job;
@@ -36,9 +38,6 @@ docs/kernel.md for the model.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hmac
-import json
 import logging
 import math
 import os
@@ -46,51 +45,38 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
-
 from qmk import aio, defaults
-from qmk.errors import (
-    AuthError,
-    CapabilityError,
-    InvalidArgument,
-    NotFoundError,
-    QMKError,
-    QuotaError,
-    SessionError,
-    UnavailableError,
-)
+from qmk.errors import AuthError, QMKError, UnavailableError
 from qmk.http.probe import hashed_tenants
 from qmk.kernel.admit.admission import Admission
 from qmk.kernel.admit.assist import AssistDesk
 from qmk.kernel.admit.budget import CpuBudget
-from qmk.kernel.admit.channels import STATES as CHANNEL_STATES
-from qmk.kernel.admit.channels import ChannelTable, check_fidelity
+from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.clock import Clock, MachineClock, SystemClock
-from qmk.kernel.config import KernelConfig, TenantConfig, config_warnings
+from qmk.kernel.config import KernelConfig, config_warnings
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.pools.workers import PoolFactory, kernel_pool
-from qmk.kernel.records import jobs as J
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.running.triggers import Triggers
-from qmk.kernel.security.delegations import STATES as DELEGATION_STATES
-from qmk.kernel.security.delegations import Delegation, DelegationTable, Retention, not_found
-from qmk.kernel.security.keys import KeyChecker, is_hash
+from qmk.kernel.security.delegations import Delegation, DelegationTable, Retention
+from qmk.kernel.security.keys import KeyChecker
 from qmk.kernel.security.seals import derive
 from qmk.kernel.security.sessions import Session, Sessions, load_secret
 from qmk.kernel.storage.audit import AuditLog
-from qmk.kernel.storage.billing import Outbox, invoice, usage_record
+from qmk.kernel.storage.billing import Outbox
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.datadir import DataDir, open_data_dir
 from qmk.kernel.storage.store import Store
+from qmk.kernel.syscalls.channels import ChannelDesk
+from qmk.kernel.syscalls.delegations import DelegationDesk
+from qmk.kernel.syscalls.jobs import JobDesk
+from qmk.kernel.syscalls.machine import MachineDesk
+from qmk.kernel.syscalls.sessions import SessionDesk
 
 _log = logging.getLogger("qmk.kernel")
 
 T = TypeVar("T")
-
-#: Failed negotiations within this many seconds after one that was audited in full are
-#: audited as one summary line.
-AUTH_AUDIT_WINDOW_S = 1.0
 
 
 class Kernel:
@@ -100,8 +86,9 @@ class Kernel:
 
     It is the syscall facade, one ``q_*`` method per row of the qSyscall
     method table (mypy holds it to the table through :mod:`qmk.kernel._contract`), each
-    a session check and a hand-over to the admission or the supervisor; it is as long as
-    the table.
+    a session check and a hand-over to the part that does the work: the desks of
+    :mod:`qmk.kernel.syscalls` (sessions, delegations, jobs, channels, the machine and
+    usage), the assistant's desk or the triggers. It builds the parts, opens and closes.
     """
 
     def __init__(
@@ -130,7 +117,6 @@ class Kernel:
         self.warnings: list[dict[str, str]] = config_warnings(config)
         #: Checks the keys of negotiations (scrypt hashes off the loop, remembered).
         self.keys = KeyChecker(self.secret)
-        self._hashed_keys = any(is_hash(t.stored_key) for t in config.tenants.values())
         self.channels = ChannelTable(self.store.load_channels(), self.store.load_channel)
         #: The live capability delegations (:mod:`qmk.kernel.security.delegations`).
         self.delegations = DelegationTable(
@@ -171,8 +157,61 @@ class Kernel:
         self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
         self.admission.artifacts = self.supervisor.artifacts
         self.admission.machine_holds = self.supervisor.machine.holds
+        # the syscalls' work by concern (qmk.kernel.syscalls)
+        #: Delegations: lent, revoked, listed; what they lend a tenant now.
+        self.delegation_desk = DelegationDesk(
+            config,
+            self.delegations,
+            store=self.store,
+            audit=self.audit,
+            commits=self.commits,
+            clock=clock,
+        )
+        #: Negotiations and every syscall's session check.
+        self.session_desk = SessionDesk(
+            config,
+            self.sessions,
+            self.keys,
+            self.delegation_desk,
+            check_open=self._check_open,
+            store=self.store,
+            audit=self.audit,
+            commits=self.commits,
+            clock=clock,
+        )
+        #: Jobs: submitted, found, waited for, stopped, restored, replayed, listed.
+        self.job_desk = JobDesk(
+            config,
+            data_dir,
+            store=self.store,
+            admission=self.admission,
+            supervisor=self.supervisor,
+            delegations=self.delegation_desk,
+            check_open=self._check_open,
+        )
+        #: Channels between tenants.
+        self.channel_desk = ChannelDesk(
+            config,
+            self.channels,
+            self.supervisor,
+            store=self.store,
+            audit=self.audit,
+            commits=self.commits,
+            clock=clock,
+        )
+        #: The machine, its telemetry and calibration, and usage.
+        self.machine_desk = MachineDesk(
+            config,
+            self.device,
+            self.supervisor,
+            self.channels,
+            pool,
+            store=self.store,
+            audit=self.audit,
+            commits=self.commits,
+        )
         # a job's caps are checked again when it starts: those lent count while lent
-        self.supervisor.lent_caps = self._lent
+        self.supervisor.lent_caps = self.delegation_desk.lent
         self.supervisor.sweeps.append(self.delegation_retention.expire)
         self.supervisor.state_key = derive(self.secret, "state")
         #: The workflow triggers (:mod:`qmk.kernel.running.triggers`): their loop is a task of
@@ -194,10 +233,6 @@ class Kernel:
         self.started_at = clock.now()
         #: The locked data directory (set by :meth:`open`).
         self.data: DataDir | None = None
-        #: Failed negotiations counted, not yet audited (see :meth:`_auth_failed`).
-        self._auth_window_end = -math.inf
-        self._auth_more = 0
-        self._auth_tenants: set[str] = set()
 
     def key_for(self, purpose: str) -> bytes:
         """A key of this kernel's for one use, derived from its secret
@@ -331,7 +366,7 @@ class Kernel:
             return
         self._closing = True
         self.supervisor.stop_starting()
-        self._flush_auth_failures()
+        self.session_desk.flush_auth_failures()
         if self._host is not None:
             self._host.cancel()  # its group cancels every task of the kernel
             await asyncio.wait([self._host])
@@ -361,36 +396,6 @@ class Kernel:
         if self._failure is not None:
             raise UnavailableError("the kernel stopped on an internal error; see its log")
 
-    def _auth_failed(self, tenant: str) -> None:
-        """Audit a failed negotiation: the first of each window of
-        :data:`AUTH_AUDIT_WINDOW_S` in full, the rest of the window as one summary line
-        (so unauthenticated clients cannot grow the audit log at their request rate)."""
-        now = self.clock.now()
-        if now >= self._auth_window_end:
-            self._flush_auth_failures()
-            self._auth_window_end = now + AUTH_AUDIT_WINDOW_S
-            self.audit.append("cap", where="negotiate", tenant=tenant, decision="auth")
-            self.commits.dirty()
-            return
-        self._auth_more += 1
-        if len(self._auth_tenants) < 8:
-            self._auth_tenants.add(tenant)
-
-    def _flush_auth_failures(self) -> None:
-        """Write the summary of the failed negotiations counted since the last full line."""
-        if self._auth_more:
-            self.audit.append(
-                "cap",
-                where="negotiate",
-                decision="auth",
-                failures=self._auth_more,
-                tenants=sorted(self._auth_tenants),
-                window_s=AUTH_AUDIT_WINDOW_S,
-            )
-            self.commits.dirty()
-        self._auth_more = 0
-        self._auth_tenants = set()
-
     def tenant_of(self, session_id: str) -> str:
         """The tenant of a valid session (an in-process call of the HTTP layer, which
         checks the bearer before it reads a request's body).
@@ -411,131 +416,61 @@ class Kernel:
         return self.admission.cpu, session.tenant
 
     def _session(self, session_id: str) -> Session:
-        self._check_open()
-        session = self.sessions.check(session_id, now=self.clock.now())
-        conf = self.config.tenants.get(session.tenant)
-        if conf is None:
-            raise AuthError("the session's tenant is no longer configured")
-        revoked = sorted(set(session.caps) - set(conf.caps) - set(session.delegated))
-        if revoked:  # the config took capabilities away since the session was granted
-            raise SessionError(
-                f"the session holds {', '.join(revoked)}, which tenant {session.tenant!r} no "
-                "longer has; open a new session",
-                revoked=revoked,
-            )
-        if session.delegated:  # of those lent, only what a live delegation still lends
-            lent = self._lent(session.tenant)
-            caps = tuple(c for c in session.caps if c in conf.caps or c in lent)
-            if caps != session.caps:
-                return dataclasses.replace(session, caps=caps)
-        return session
+        """Every syscall's session check
+        (:meth:`~qmk.kernel.syscalls.sessions.SessionDesk.check`)."""
+        return self.session_desk.check(session_id)
 
-    def _own_caps(self, tenant: str) -> tuple[str, ...] | None:
-        """A tenant's configured capabilities (None: no such tenant any more)."""
-        conf = self.config.tenants.get(tenant)
-        return None if conf is None else conf.caps
+    def revoke_session(self, session_id: str) -> None:
+        """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
+        self.session_desk.revoke(session_id)
 
-    def _lent(self, tenant: str) -> frozenset[str]:
-        """The capabilities live delegations lend ``tenant`` now."""
-        return self.delegations.lent(tenant, self.clock.now(), own_caps=self._own_caps)
-
-    def _audit_use(self, session: Session, caps: Sequence[str], **where: Any) -> None:
-        """An audit line per delegation that lends ``session`` one of ``caps`` it uses
-        beyond its own (at a grant, a submit)."""
-        conf = self.config.tenants[session.tenant]
-        used = [c for c in caps if c in session.delegated and c not in conf.caps]
-        if not used:
-            return
-        lenders = self.delegations.lenders(
-            session.tenant, used, self.clock.now(), own_caps=self._own_caps
+    async def submit_as(
+        self,
+        session: Session,
+        graph: Any,
+        shots: int = defaults.SHOTS,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        target: str = defaults.TARGET,
+    ) -> dict[str, Any]:
+        """:meth:`q_submit` with a checked ``session`` (a trigger's run has one of its
+        owner's, :class:`_TriggerHost`)."""
+        return await self.job_desk.submit(
+            session, graph, shots, seed, policy, idempotency_key=idempotency_key, target=target
         )
-        by_delegation: dict[str, list[str]] = {}
-        for cap, ids in lenders.items():
-            for delegation_id in ids:
-                by_delegation.setdefault(delegation_id, []).append(cap)
-        for delegation_id, lent in by_delegation.items():
-            self.audit.append(
-                "deleg",
-                action="use",
-                delegation_id=delegation_id,
-                tenant=session.tenant,
-                session=session.sid,
-                caps=lent,
-                **where,
-            )
-        self.commits.dirty()
 
-    # ------------------------------------------------------------------ syscalls
+    # ------------------------------------------------------------------ syscalls: sessions
 
     async def q_negotiate_caps(
         self, *, tenant: str, key: str, requested: Sequence[str] = ()
     ) -> dict[str, Any]:
         """Open a session: grant ``requested`` ∩ the tenant's allowed capabilities (its own,
         and those a live delegation lends it: ``delegated``)."""
-        self._check_open()
-        conf = self.config.tenants.get(tenant) if isinstance(tenant, str) else None
-        if not await self._key_ok(tenant, conf, key) or conf is None:
-            self._auth_failed(str(tenant)[:64])
-            raise AuthError("unknown tenant or wrong key")
-        self._check_open()
-        if not isinstance(requested, list | tuple) or not all(
-            isinstance(c, str) for c in requested
-        ):
-            raise InvalidArgument("requested must be a list of capability names", key="requested")
-        lent = self._lent(tenant)
-        wanted = list(dict.fromkeys(requested))
-        granted = [c for c in wanted if c in conf.caps or c in lent]
-        denied = [c for c in wanted if c not in granted]
-        delegated = [c for c in granted if c not in conf.caps]
-        now = self.clock.now()
-        token = self.sessions.issue(tenant, granted, now=now, delegated=delegated)
-        session = self.sessions.check(token, now=now)
-        self.store.insert_session(session.sid, tenant, granted, session.expires_at)
-        self.audit.append(
-            "cap",
-            where="negotiate",
-            tenant=tenant,
-            session=session.sid,
-            granted=granted,
-            denied=denied,
-            decision="grant",
-            **({"delegated": delegated} if delegated else {}),
-        )
-        self._audit_use(session, delegated, where="negotiate")
-        await self.commits.durable()
-        return {
-            "session_id": token,
-            "tenant": tenant,
-            "granted": granted,
-            "denied": denied,
-            "delegated": delegated,
-            "quota": conf.quota(),
-            "expires_at": session.expires_at,
-        }
+        return await self.session_desk.negotiate(tenant, key, requested)
 
-    async def _key_ok(self, tenant: object, conf: TenantConfig | None, key: object) -> bool:
-        """Whether ``key`` is ``conf``'s tenant's key: a hash is checked by scrypt in a
-        thread (once per key: :class:`~qmk.kernel.security.keys.KeyChecker` remembers it); an
-        unknown tenant costs what a hashed tenant's wrong key does."""
-        stored = None if conf is None else conf.stored_key
-        given = key if isinstance(key, str) and len(key) <= MAX_KEY_CHARS else ""
-        name = tenant if isinstance(tenant, str) else ""
-        if stored is not None and self.keys.remembered(name, stored, given):
-            return True
-        slow = (stored is None and self._hashed_keys) or (stored is not None and is_hash(stored))
-        if slow:
-            return await self.keys.check_soon(name, stored, given)  # its own threads
-        return hmac.compare_digest(given.encode(), (stored or "x" * 32).encode()) and (
-            stored is not None
-        )
+    async def q_delegate_caps(
+        self, *, session_id: str, to_tenant: str, caps: Sequence[str], expires_s: float
+    ) -> dict[str, Any]:
+        """Lend ``caps`` (the session's, of its tenant's own config) to ``to_tenant`` for
+        ``expires_s`` seconds: its negotiations may grant them while the loan is live."""
+        session = self._session(session_id)
+        return await self.delegation_desk.delegate(session, to_tenant, caps, expires_s)
 
-    def revoke_session(self, session_id: str) -> None:
-        """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
-        session = self.sessions.check(session_id, now=self.clock.now())
-        self.sessions.revoke(session.sid)
-        self.store.revoke_session(session.sid)
-        self.audit.append("cap", where="revoke", tenant=session.tenant, session=session.sid)
-        self.commits.dirty()
+    async def q_revoke_delegation(self, *, session_id: str, delegation_id: str) -> dict[str, Any]:
+        """End a delegation now (either end may); one that ended already is returned as
+        it is."""
+        session = self._session(session_id)
+        return await self.delegation_desk.revoke(session, delegation_id)
+
+    async def q_list_delegations(
+        self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
+    ) -> dict[str, Any]:
+        """The delegations this tenant made or received, newest first."""
+        return self.delegation_desk.listed(self._session(session_id), state, limit)
+
+    # ------------------------------------------------------------------ syscalls: jobs
 
     async def q_submit(
         self,
@@ -557,61 +492,9 @@ class Kernel:
         queues nothing: a client may retry a submit whose reply it lost.
         """
         session = self._session(session_id)
-        return await self.submit_as(
+        return await self.job_desk.submit(
             session, graph, shots, seed, policy, idempotency_key=idempotency_key, target=target
         )
-
-    async def submit_as(
-        self,
-        session: Session,
-        graph: Any,
-        shots: int = defaults.SHOTS,
-        seed: int | None = None,
-        policy: Mapping[str, Any] | None = None,
-        *,
-        idempotency_key: str | None = None,
-        target: str = defaults.TARGET,
-    ) -> dict[str, Any]:
-        """:meth:`q_submit` with a checked ``session`` (a trigger's run has one of its
-        owner's, :class:`_TriggerHost`)."""
-        if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 128:
-                raise InvalidArgument(
-                    "idempotency_key must be a string of 1-128 characters or null",
-                    key="idempotency_key",
-                )
-            known = self.store.job_id_for_key(session.tenant, idempotency_key)
-            if known is not None:
-                return self.supervisor.job(known, session.tenant).to_json()
-        self._check_disk()
-        self.admission.cpu.check(session.tenant, "a submit")
-        # a big QVM graph: read and verified off the loop
-        prepared = await self.admission.prepare(session.tenant, graph, target=target)
-        self._check_open()
-        job = await self.admission.admit(
-            session, graph, shots, seed, policy, target=target, prepared=prepared
-        )
-        self._audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
-        accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
-        if job.warnings:  # the accepted answer says an option changed nothing
-            accepted["warnings"] = list(job.warnings)
-        return accepted
-
-    def _check_disk(self) -> None:
-        """Refuse work while the data directory's disk is below its reserve."""
-        reserve = self.config.min_free_disk_mb
-        if not reserve:
-            return
-        try:
-            stats = os.statvfs(self.data_dir)
-        except OSError:
-            return  # not knowable here: the commit itself will say
-        free_mb = stats.f_bavail * stats.f_frsize / 2**20
-        if free_mb < reserve:
-            raise UnavailableError(
-                f"the data directory's disk has {free_mb:.0f} MiB free, below the reserve of "
-                f"{reserve} MiB (kernel.min_free_disk_mb): nothing was kept; retry later"
-            )
 
     async def q_device_submit(
         self,
@@ -627,47 +510,18 @@ class Kernel:
         which it calls. ``device`` is the policy's ``preset`` (in place of the job's
         ``profile``); ``shots`` and ``seed`` null take the job's own (one shot when it
         gives none; a seed drawn when it gives none)."""
-        wire = job if isinstance(job, Mapping) else {}
-        if shots is None:
-            shots = wire.get("shots", 1)
-        if seed is None:
-            seed = wire.get("seed")
-        if device is not None:
-            if policy is not None and not isinstance(policy, Mapping):
-                raise InvalidArgument("policy must be an object or null", key="policy")
-            policy = {**(policy or {}), "preset": device}
-        return await self.q_submit(
-            session_id=session_id,
-            graph=job,
-            shots=shots,
-            seed=seed,
-            policy=policy,
-            target="neutral-atom",
-        )
+        submit = self.job_desk.device_submit(job, device, shots, seed, policy)
+        return await self.q_submit(session_id=session_id, **submit)
 
     async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """The job, with its result once COMPLETED."""
-        session = self._session(session_id)
-        return self.supervisor.job(job_id, session.tenant).to_json()
+        return self.job_desk.status(self._session(session_id), job_id)
 
     async def q_wait(
         self, *, session_id: str, job_id: str, timeout_ms: int = defaults.WAIT_TIMEOUT_MS
     ) -> dict[str, Any]:
         """Wait until the job is final or ``timeout_ms`` passes; return it either way."""
-        session = self._session(session_id)
-        if (
-            isinstance(timeout_ms, bool)
-            or not isinstance(timeout_ms, int)
-            or not 0 <= timeout_ms <= defaults.MAX_TIMEOUT_MS
-        ):
-            shown = repr(timeout_ms)
-            if len(shown) > 40:  # a huge integer (or a long value): its size, not its digits
-                shown = f"{shown[:40]}... ({len(shown)} characters)"
-            raise InvalidArgument(
-                f"timeout_ms must be an integer 0..{defaults.MAX_TIMEOUT_MS}, got {shown}"
-            )
-        job = self.supervisor.job(job_id, session.tenant)
-        return await self.supervisor.wait(job, timeout_ms / 1000)
+        return await self.job_desk.wait(self._session(session_id), job_id, timeout_ms)
 
     async def q_get_result(
         self,
@@ -678,9 +532,7 @@ class Kernel:
         limit: int = defaults.RESULT_PAGE_ENTRIES,
     ) -> dict[str, Any]:
         """A page of a COMPLETED job's counts (:meth:`~qmk.kernel.storage.results.Results.page`)."""
-        session = self._session(session_id)
-        job = self.supervisor.job(job_id, session.tenant)
-        return self.supervisor.results.page(job, cursor, limit)
+        return self.job_desk.result(self._session(session_id), job_id, cursor, limit)
 
     async def q_device_artifacts(
         self,
@@ -693,78 +545,35 @@ class Kernel:
     ) -> dict[str, Any]:
         """A device job's artifacts (:mod:`~qmk.kernel.storage.artifacts`): the list, or with
         ``name`` a page of that artifact's records."""
-        session = self._session(session_id)
-        job = self.supervisor.job(job_id, session.tenant)
-        store = self.supervisor.artifacts
-        if name is None:
-            return {"state": job.state, **store.listing(job.job_id)}
-        if not isinstance(name, str):
-            raise InvalidArgument(f"name must be a string or null, got {name!r}", key="name")
-        return {"state": job.state, **store.read(job.job_id, name, offset, limit)}
+        return self.job_desk.artifacts(self._session(session_id), job_id, name, offset, limit)
 
     async def q_cancel(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """Cancel a job: dequeue it, or kill its worker. A final job is a StateError."""
-        session = self._session(session_id)
-        return await self.supervisor.cancel(self.supervisor.job(job_id, session.tenant))
+        return await self.job_desk.cancel(self._session(session_id), job_id)
 
     async def q_checkpoint(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """Record a checkpoint of the job at the current epoch (see docs/kernel.md)."""
-        session = self._session(session_id)
-        return await self.supervisor.checkpoint(self.supervisor.job(job_id, session.tenant))
+        return await self.job_desk.checkpoint(self._session(session_id), job_id)
 
     async def q_restore(
         self, *, session_id: str, job_id: str, checkpoint_id: str | None = None
     ) -> dict[str, Any]:
         """Re-queue the job from a checkpoint (the latest when ``checkpoint_id`` is null)."""
-        session = self._session(session_id)
-        self.admission.cpu.check(session.tenant, "a restore")
-        job = self.supervisor.job(job_id, session.tenant)
-        if checkpoint_id is not None and not isinstance(checkpoint_id, str):
-            raise InvalidArgument("checkpoint_id must be a string or null")
-        await self.admission.readmit(session, job)  # the same checks as a submit's
-        return await self.supervisor.restore(job, checkpoint_id)
+        return await self.job_desk.restore(self._session(session_id), job_id, checkpoint_id)
 
     async def q_replay(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         """A new job with the same graph, shots, seed and policy (so the same counts), run
         again: a replay checks that the run reproduces, so the result cache never answers
         it (``cache: false``)."""
-        session = self._session(session_id)
-        self.admission.cpu.check(session.tenant, "a replay")
-        old = self.supervisor.job(job_id, session.tenant)
-        request = old.request
-        policy = {**old.policy.to_json(), **request.target_options, "cache": False}
-        prepared = await self.admission.prepare_stored(
-            session.tenant, old.graph, target=request.target
-        )
-        self._check_open()
-        job = await self.admission.admit(
-            session,
-            None if prepared is not None else json.loads(old.graph),
-            old.shots,
-            old.seed,
-            policy,
-            target=request.target,
-            prepared=prepared,
-        )
-        if request.machine is not None:  # the same waits on the shared machine, too
-            job.request = msgspec.structs.replace(job.request, machine=request.machine)
-        return await self.supervisor.accept(job)
+        return await self.job_desk.replay(self._session(session_id), job_id)
 
-    def _chan_session(self, session: Session) -> None:
-        decision = "CAP_LINK" in session.caps
-        self.audit.append(
-            "cap",
-            where="channel",
-            tenant=session.tenant,
-            session=session.sid,
-            required=["CAP_LINK"],
-            decision="allow" if decision else "deny",
-        )
-        self.commits.dirty()
-        if not decision:
-            raise CapabilityError(
-                "channels need CAP_LINK, which this session was not granted", missing=["CAP_LINK"]
-            )
+    async def q_list_jobs(
+        self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
+    ) -> dict[str, Any]:
+        """The tenant's jobs, newest first, without results."""
+        return self.job_desk.listed(self._session(session_id), state, limit)
+
+    # ------------------------------------------------------------------ syscalls: channels
 
     async def q_open_chan(
         self,
@@ -776,124 +585,36 @@ class Kernel:
     ) -> dict[str, Any]:
         """Propose a channel to ``peer`` (``channel_id`` null) or accept its proposal."""
         session = self._session(session_id)
-        self._chan_session(session)
-        fidelity = check_fidelity(fidelity)
-        if not isinstance(peer, str) or peer not in self.config.tenants:
-            raise NotFoundError(f"no tenant {peer!r}", peer=str(peer))
-        if peer == session.tenant:
-            raise InvalidArgument("a channel joins two different tenants", key="peer")
-        conf = self.config.tenants[session.tenant]
-        if channel_id is None:
-            channel = self.channels.propose(
-                session.tenant, peer, fidelity, conf.max_channels, now=self.clock.now()
-            )
-        else:
-            channel = self.channels.accept(
-                session.tenant, peer, channel_id, fidelity, conf.max_channels
-            )
-        self.store.save_channel(channel.to_row())
-        self.audit.append(
-            "chan", channel_id=channel.channel_id, tenant=session.tenant, state=channel.state
-        )
-        await self.commits.durable()
-        return channel.to_json()
+        return await self.channel_desk.open(session, peer, channel_id, fidelity)
 
     async def q_close_chan(self, *, session_id: str, channel_id: str) -> dict[str, Any]:
         """Close a channel (either end)."""
-        session = self._session(session_id)
-        channel = self.channels.close(session.tenant, channel_id)
-        self.store.save_channel(channel.to_row())
-        self.audit.append("chan", channel_id=channel_id, tenant=session.tenant, state="CLOSED")
-        self.supervisor.channel_closed(channel_id)  # running jobs bound to it stop
-        await self.commits.durable()
-        return channel.to_json()
+        return await self.channel_desk.close(self._session(session_id), channel_id)
 
     async def q_chan_status(self, *, session_id: str, channel_id: str) -> dict[str, Any]:
         """A channel of this tenant."""
-        session = self._session(session_id)
-        return self.channels.get(channel_id, session.tenant).to_json()
+        return self.channel_desk.status(self._session(session_id), channel_id)
 
     async def q_list_channels(self, *, session_id: str, state: str | None = None) -> dict[str, Any]:
         """This tenant's channels (either end), newest first."""
-        session = self._session(session_id)
-        if state is not None and state not in CHANNEL_STATES:
-            raise InvalidArgument(
-                f"state must be one of {', '.join(CHANNEL_STATES)} or null, got {state!r}",
-                key="state",
-            )
-        return {"channels": [c.to_json() for c in self.channels.of(session.tenant, state)]}
+        return self.channel_desk.listed(self._session(session_id), state)
+
+    # ------------------------------------------------------------------ syscalls: the machine
 
     async def q_get_telemetry(
         self, *, session_id: str, job_id: str | None = None
     ) -> dict[str, Any]:
         """A job's telemetry, or (``job_id`` null) the tenant's aggregate."""
-        session = self._session(session_id)
-        supervisor = self.supervisor
-        if job_id is not None:
-            job = supervisor.job(job_id, session.tenant)
-            reply = supervisor.telemetry(job)
-            starts = supervisor.faults.of(job)
-            reply["device"] = {"starts": starts}
-            reply["faults"] = [action for start in starts for action in start.get("faults", ())]
-            reply["earlier_outcomes"] = self.store.earlier_outcomes(job.job_id)
-            return reply
-        stats = self.store.tenant_stats(session.tenant)
-        stats.update(
-            tenant=session.tenant,
-            running=supervisor.running_jobs[session.tenant],
-            queued=supervisor.queue.count(session.tenant),
-            logical_qubits_in_use=supervisor.logical_in_use[session.tenant],
-            epoch=supervisor.epoch,
-            device=self.device.health(
-                supervisor.epoch, decoder_load=supervisor.placement.decoder_load
-            ).to_json(),
-            faults=list(supervisor.faults.log),
-        )
-        return stats
+        return self.machine_desk.telemetry(self._session(session_id), job_id)
 
     async def q_machine_status(self, *, session_id: str) -> dict[str, Any]:
         """The shared machine now, as the session's tenant sees it
         (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`)."""
-        session = self._session(session_id)
-        operator = self.config.tenants[session.tenant].operator
-        return self.supervisor.machine.status(session.tenant, operator=operator)
+        return self.machine_desk.machine_status(self._session(session_id))
 
     async def q_resource_query(self, *, session_id: str) -> dict[str, Any]:
         """The machine's inventory and this tenant's quota and usage."""
-        from qmk.qec.logical import logical_model
-
-        session = self._session(session_id)
-        machine = self.config.machine
-        conf = self.config.tenants[session.tenant]
-        model = logical_model(machine.profile, machine.qubit)
-        supervisor = self.supervisor
-        total = self.device.inventory().physical_qubits_up  # modules that are up
-        return {
-            "machine": {
-                "physical_qubits_total": total,
-                "physical_qubits_in_use": supervisor.physical_in_use,
-                "physical_qubits_free": total - supervisor.physical_in_use,
-                "profile": machine.profile,
-                "qubit": machine.qubit,
-                "logical_model": model.to_json(),
-                "workers": supervisor.workers,
-                # what the workers closed around them (qmk.kernel.pools.sandbox); None: unknown
-                "worker_isolation": getattr(self.pool, "confinement", None),
-                "epoch": supervisor.epoch,
-                "epoch_ms": self.config.epoch_ms,
-            },
-            "tenant": session.tenant,
-            "quota": conf.quota(),
-            "usage": {
-                "logical_qubits": supervisor.logical_in_use[session.tenant],
-                "running_jobs": supervisor.running_jobs[session.tenant],
-                "queued_jobs": supervisor.queue.count(session.tenant),
-                "channels": self.channels.count(session.tenant),
-            },
-            "device": self.device.to_json(
-                supervisor.epoch, decoder_load=supervisor.placement.decoder_load
-            ),
-        }
+        return self.machine_desk.resources(self._session(session_id))
 
     async def q_calibrate(
         self,
@@ -904,202 +625,24 @@ class Kernel:
     ) -> dict[str, Any]:
         """Ingest a calibration and/or custom qubit parameters for every job started from
         now on (tenants with ``operator = true`` only); the device as it is then."""
-        from qmk.qec.logical import Calibration
-        from qmk.qec.params import QubitParams
+        return await self.machine_desk.calibrate(self._session(session_id), calibration, qubit)
 
-        session = self._session(session_id)
-        allowed = self.config.tenants[session.tenant].operator
-        self.audit.append(
-            "cap",
-            where="calibrate",
-            tenant=session.tenant,
-            session=session.sid,
-            decision="allow" if allowed else "deny",
-        )
-        if not allowed:
-            self.commits.dirty()
-            raise CapabilityError(
-                f"q_calibrate is for operators; tenant {session.tenant!r} is not one "
-                "(operator = true in its [tenants] table)",
-                missing=["operator"],
-            )
-        if calibration is None and qubit is None:
-            raise InvalidArgument("q_calibrate needs calibration or qubit (or both)")
-        try:
-            fitted = None if calibration is None else Calibration.from_json(calibration)
-            params = None if qubit is None else QubitParams.from_json(qubit)
-            self.device.calibrate(calibration=fitted, qubit=params)
-        except QMKError as exc:
-            raise InvalidArgument(f"q_calibrate: {exc}", code=exc.code) from None
-        self.audit.append(
-            "device",
-            action="calibrate",
-            tenant=session.tenant,
-            epoch=self.supervisor.epoch,
-            calibration=None if fitted is None else fitted.to_json(),
-            qubit=None if params is None else params.to_json(),
-        )
-        await self.commits.durable()
-        return self.device.to_json(
-            self.supervisor.epoch, decoder_load=self.supervisor.placement.decoder_load
-        )
-
-    async def q_delegate_caps(
-        self, *, session_id: str, to_tenant: str, caps: Sequence[str], expires_s: float
+    async def q_usage(
+        self,
+        *,
+        session_id: str,
+        since: float | None = None,
+        until: float | None = None,
+        job_id: str | None = None,
+        limit: int = defaults.JOBS_LIMIT,
     ) -> dict[str, Any]:
-        """Lend ``caps`` (the session's, of its tenant's own config) to ``to_tenant`` for
-        ``expires_s`` seconds: its negotiations may grant them while the loan is live."""
+        """The tenant's usage records of jobs that ended in [since, until) (``job_id``:
+        of that job only), newest first, their totals and the invoice of the totals at
+        the price table's prices."""
         session = self._session(session_id)
-        now = self.clock.now()
-        if not isinstance(to_tenant, str) or to_tenant not in self.config.tenants:
-            raise NotFoundError(f"no tenant {str(to_tenant)[:64]!r}", tenant=str(to_tenant)[:64])
-        if to_tenant == session.tenant:
-            raise InvalidArgument("a tenant cannot delegate to itself", key="to_tenant")
-        if (
-            not isinstance(caps, list | tuple)
-            or not caps
-            or not all(isinstance(c, str) for c in caps)
-            or len(caps) > 64
-        ):
-            raise InvalidArgument("caps must be a non-empty list of capability names", key="caps")
-        limit = self.config.max_delegation_s
-        if (
-            isinstance(expires_s, bool)
-            or not isinstance(expires_s, int | float)
-            or not 0 < expires_s <= limit
-        ):
-            raise InvalidArgument(
-                f"expires_s must be a number of seconds in (0, {limit:g}] "
-                f"([kernel] max_delegation_s), got {str(expires_s)[:40]}",
-                key="expires_s",
-            )
-        wanted = list(dict.fromkeys(caps))
-        own = self.config.tenants[session.tenant].caps
-        missing = [c for c in wanted if c not in session.caps or c not in own]
-        self.audit.append(
-            "cap",
-            where="delegate",
-            tenant=session.tenant,
-            session=session.sid,
-            required=wanted,
-            decision="deny" if missing else "allow",
-            **({"missing": missing} if missing else {}),
-        )
-        if missing:
-            self.commits.dirty()
-            lent = [c for c in missing if c in session.caps]
-            why = (
-                f"{', '.join(lent)} {'is' if len(lent) == 1 else 'are'} lent to this tenant, "
-                "not its own, and cannot be lent on"
-                if lent
-                else f"this session does not hold {', '.join(missing)}"
-            )
-            raise CapabilityError(f"cannot delegate: {why}", missing=missing)
-        if self.delegations.live_from(session.tenant, now) >= defaults.MAX_LIVE_DELEGATIONS:
-            raise QuotaError(
-                f"tenant {session.tenant!r} has {defaults.MAX_LIVE_DELEGATIONS} live delegations "
-                "already; revoke one first",
-                limit="live_delegations",
-                value=defaults.MAX_LIVE_DELEGATIONS,
-            )
-        delegation = Delegation(
-            delegation_id=J.new_id("dlg"),
-            from_tenant=session.tenant,
-            to_tenant=to_tenant,
-            caps=tuple(wanted),
-            created_at=now,
-            expires_at=now + float(expires_s),
-            session=session.sid,
-        )
-        self.delegations.add(delegation)
-        self.store.save_delegation(delegation.to_row())
-        self.audit.append(
-            "deleg",
-            action="delegate",
-            delegation_id=delegation.delegation_id,
-            tenant=session.tenant,
-            session=session.sid,
-            to_tenant=to_tenant,
-            caps=wanted,
-            expires_at=delegation.expires_at,
-        )
-        await self.commits.durable()
-        return delegation.to_json(now)
+        return self.machine_desk.usage(session, since, until, job_id, limit)
 
-    def _delegation(self, delegation_id: object, tenant: str) -> Delegation:
-        """A delegation ``tenant`` made or received, live or ended (else not found)."""
-        if not isinstance(delegation_id, str) or len(delegation_id) > 128:
-            raise not_found(delegation_id)
-        held = self.delegations.get(delegation_id)
-        if held is None:
-            row = self.store.load_delegation(delegation_id)
-            held = None if row is None else Delegation.from_row(row)
-        if held is None or not held.involves(tenant):
-            raise not_found(delegation_id)
-        return held
-
-    async def q_revoke_delegation(self, *, session_id: str, delegation_id: str) -> dict[str, Any]:
-        """End a delegation now (either end may); one that ended already is returned as
-        it is."""
-        session = self._session(session_id)
-        now = self.clock.now()
-        delegation = self._delegation(delegation_id, session.tenant)
-        if delegation.state(now) != "LIVE":
-            return delegation.to_json(now)
-        ended = delegation.revoked(now, by=session.tenant)
-        self.delegations.drop(delegation.delegation_id)
-        self.store.save_delegation(ended.to_row())
-        self.audit.append(
-            "deleg",
-            action="revoke",
-            delegation_id=delegation.delegation_id,
-            tenant=session.tenant,
-            session=session.sid,
-            from_tenant=delegation.from_tenant,
-            to_tenant=delegation.to_tenant,
-            caps=list(delegation.caps),
-        )
-        await self.commits.durable()
-        return ended.to_json(now)
-
-    async def q_list_delegations(
-        self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
-    ) -> dict[str, Any]:
-        """The delegations this tenant made or received, newest first."""
-        session = self._session(session_id)
-        if state is not None and state not in DELEGATION_STATES:
-            raise InvalidArgument(
-                f"state must be one of {', '.join(DELEGATION_STATES)} or null, got "
-                f"{str(state)[:40]!r}",
-                key="state",
-            )
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
-        now = self.clock.now()
-        found = []
-        # ended ones are filtered after the query, so a state filter reads a wider window
-        rows = self.store.list_delegations(session.tenant, limit if state is None else 10_000)
-        for row in rows:
-            delegation = Delegation.from_row(row)
-            if state is None or delegation.state(now) == state:
-                found.append(delegation.to_json(now))
-            if len(found) == limit:
-                break
-        return {"delegations": found}
-
-    async def q_list_jobs(
-        self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
-    ) -> dict[str, Any]:
-        """The tenant's jobs, newest first, without results."""
-        session = self._session(session_id)
-        if state is not None and state not in J.STATES:
-            raise InvalidArgument(
-                f"state must be one of {', '.join(J.STATES)} or null, got {state!r}", key="state"
-            )
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
-        jobs = self.store.list_jobs(session.tenant, state, limit)
-        return {"jobs": [job.to_json(result=False) for job in jobs]}
+    # ------------------------------------------------------------------ syscalls: the assistant
 
     async def q_assist(
         self,
@@ -1122,47 +665,6 @@ class Kernel:
         return await self.assist.ask(
             session.tenant, prompt, program, assist_id, limits, session_id=session_id, direct=direct
         )
-
-    async def q_usage(
-        self,
-        *,
-        session_id: str,
-        since: float | None = None,
-        until: float | None = None,
-        job_id: str | None = None,
-        limit: int = defaults.JOBS_LIMIT,
-    ) -> dict[str, Any]:
-        """The tenant's usage records of jobs that ended in [since, until) (``job_id``:
-        of that job only), newest first, their totals and the invoice of the totals at
-        the price table's prices."""
-        session = self._session(session_id)
-        if job_id is not None:  # another tenant's job is not found, as everywhere
-            self.supervisor.job(job_id, session.tenant)
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-            ):
-                raise InvalidArgument(
-                    f"{name} must be a time in seconds since the epoch or null", key=name
-                )
-        if since is not None and until is not None and until < since:
-            raise InvalidArgument(f"until ({until}) is before since ({since})", key="until")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
-        count, totals = self.store.usage_totals(session.tenant, since, until, job_id)
-        rows = self.store.usage_rows(session.tenant, since, until, job_id, limit)
-        return {
-            "tenant": session.tenant,
-            "since": since,
-            "until": until,
-            "job_id": job_id,
-            "count": count,
-            "records": [usage_record(row) for row in rows],
-            "totals": totals.to_json(),
-            "invoice": invoice(totals, self.config.billing),
-        }
 
     # ------------------------------------------------------------------ triggers
 
@@ -1242,9 +744,6 @@ class _TriggerHost:
     async def lower(self, tenant: str, work: Callable[[], T]) -> T:
         return await self.kernel.admission.cpu.run(tenant, work)
 
-
-#: The longest key a negotiation checks (a longer one is wrong without a hash's work).
-MAX_KEY_CHARS = 4096
 
 #: The syscalls, by wire name.
 SYSCALLS: tuple[str, ...] = (

@@ -1,0 +1,239 @@
+"""Jobs as the syscalls see them: submitted (checked by the admission, accepted by the
+supervisor), found, waited for, paged through, cancelled, checkpointed, restored, replayed
+and listed (``q_submit``, ``q_status``, ``q_wait``, ``q_get_result``,
+``q_device_artifacts``, ``q_cancel``, ``q_checkpoint``, ``q_restore``, ``q_replay``,
+``q_list_jobs``; ``q_device_submit``'s arguments as ``q_submit``'s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from qmk import defaults
+from qmk.errors import InvalidArgument, UnavailableError
+from qmk.kernel.admit.admission import Admission
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.records import jobs as J
+from qmk.kernel.running.supervisor import Supervisor
+from qmk.kernel.security.sessions import Session
+from qmk.kernel.storage.store import Store
+from qmk.kernel.syscalls.delegations import DelegationDesk
+
+
+class JobDesk:
+    """The job syscalls' work, each for a checked session (see the module docstring).
+
+    Args:
+        config: the kernel configuration (``min_free_disk_mb``).
+        data_dir: the data directory (its disk's free space is checked at a submit).
+        store: the kernel's database.
+        admission: checks submissions and builds their jobs.
+        supervisor: holds, runs and stops the jobs.
+        delegations: the use of lent capabilities, audited at a submit.
+        check_open: raises while the kernel is closing or stopped.
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        data_dir: Path,
+        *,
+        store: Store,
+        admission: Admission,
+        supervisor: Supervisor,
+        delegations: DelegationDesk,
+        check_open: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.store = store
+        self.admission = admission
+        self.supervisor = supervisor
+        self.delegations = delegations
+        self._check_open = check_open
+
+    async def submit(
+        self,
+        session: Session,
+        graph: Any,
+        shots: int = defaults.SHOTS,
+        seed: int | None = None,
+        policy: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        target: str = defaults.TARGET,
+    ) -> dict[str, Any]:
+        """``q_submit`` with a checked ``session`` (a trigger's run has one of its
+        owner's)."""
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 128:
+                raise InvalidArgument(
+                    "idempotency_key must be a string of 1-128 characters or null",
+                    key="idempotency_key",
+                )
+            known = self.store.job_id_for_key(session.tenant, idempotency_key)
+            if known is not None:
+                return self.supervisor.job(known, session.tenant).to_json()
+        self._check_disk()
+        self.admission.cpu.check(session.tenant, "a submit")
+        # a big QVM graph: read and verified off the loop
+        prepared = await self.admission.prepare(session.tenant, graph, target=target)
+        self._check_open()
+        job = await self.admission.admit(
+            session, graph, shots, seed, policy, target=target, prepared=prepared
+        )
+        self.delegations.audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
+        accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
+        if job.warnings:  # the accepted answer says an option changed nothing
+            accepted["warnings"] = list(job.warnings)
+        return accepted
+
+    def _check_disk(self) -> None:
+        """Refuse work while the data directory's disk is below its reserve."""
+        reserve = self.config.min_free_disk_mb
+        if not reserve:
+            return
+        try:
+            stats = os.statvfs(self.data_dir)
+        except OSError:
+            return  # not knowable here: the commit itself will say
+        free_mb = stats.f_bavail * stats.f_frsize / 2**20
+        if free_mb < reserve:
+            raise UnavailableError(
+                f"the data directory's disk has {free_mb:.0f} MiB free, below the reserve of "
+                f"{reserve} MiB (kernel.min_free_disk_mb): nothing was kept; retry later"
+            )
+
+    @staticmethod
+    def device_submit(
+        job: Any,
+        device: str | None,
+        shots: int | None,
+        seed: int | None,
+        policy: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """``q_device_submit``'s arguments as ``q_submit``'s (bar the session):
+        ``device`` is the policy's ``preset`` (in place of the job's ``profile``);
+        ``shots`` and ``seed`` null take the job's own (one shot when it gives none; a
+        seed drawn when it gives none)."""
+        wire = job if isinstance(job, Mapping) else {}
+        if shots is None:
+            shots = wire.get("shots", 1)
+        if seed is None:
+            seed = wire.get("seed")
+        if device is not None:
+            if policy is not None and not isinstance(policy, Mapping):
+                raise InvalidArgument("policy must be an object or null", key="policy")
+            policy = {**(policy or {}), "preset": device}
+        return {
+            "graph": job,
+            "shots": shots,
+            "seed": seed,
+            "policy": policy,
+            "target": "neutral-atom",
+        }
+
+    def status(self, session: Session, job_id: str) -> dict[str, Any]:
+        """``q_status``: the job, with its result once COMPLETED."""
+        return self.supervisor.job(job_id, session.tenant).to_json()
+
+    async def wait(self, session: Session, job_id: str, timeout_ms: int) -> dict[str, Any]:
+        """``q_wait``: the job once final or when ``timeout_ms`` passed."""
+        if (
+            isinstance(timeout_ms, bool)
+            or not isinstance(timeout_ms, int)
+            or not 0 <= timeout_ms <= defaults.MAX_TIMEOUT_MS
+        ):
+            shown = repr(timeout_ms)
+            if len(shown) > 40:  # a huge integer (or a long value): its size, not its digits
+                shown = f"{shown[:40]}... ({len(shown)} characters)"
+            raise InvalidArgument(
+                f"timeout_ms must be an integer 0..{defaults.MAX_TIMEOUT_MS}, got {shown}"
+            )
+        job = self.supervisor.job(job_id, session.tenant)
+        return await self.supervisor.wait(job, timeout_ms / 1000)
+
+    def result(
+        self, session: Session, job_id: str, cursor: str | None, limit: int
+    ) -> dict[str, Any]:
+        """``q_get_result``: a page of a COMPLETED job's counts
+        (:meth:`~qmk.kernel.storage.results.Results.page`)."""
+        job = self.supervisor.job(job_id, session.tenant)
+        return self.supervisor.results.page(job, cursor, limit)
+
+    def artifacts(
+        self, session: Session, job_id: str, name: str | None, offset: int, limit: int
+    ) -> dict[str, Any]:
+        """``q_device_artifacts``: a device job's artifacts
+        (:mod:`~qmk.kernel.storage.artifacts`), or with ``name`` a page of its records."""
+        job = self.supervisor.job(job_id, session.tenant)
+        store = self.supervisor.artifacts
+        if name is None:
+            return {"state": job.state, **store.listing(job.job_id)}
+        if not isinstance(name, str):
+            raise InvalidArgument(f"name must be a string or null, got {name!r}", key="name")
+        return {"state": job.state, **store.read(job.job_id, name, offset, limit)}
+
+    async def cancel(self, session: Session, job_id: str) -> dict[str, Any]:
+        """``q_cancel``: dequeue the job, or kill its worker."""
+        return await self.supervisor.cancel(self.supervisor.job(job_id, session.tenant))
+
+    async def checkpoint(self, session: Session, job_id: str) -> dict[str, Any]:
+        """``q_checkpoint``: a checkpoint of the job (docs/kernel.md)."""
+        return await self.supervisor.checkpoint(self.supervisor.job(job_id, session.tenant))
+
+    async def restore(
+        self, session: Session, job_id: str, checkpoint_id: str | None
+    ) -> dict[str, Any]:
+        """``q_restore``: the job queued again from a checkpoint, after the same checks
+        as a submit's."""
+        self.admission.cpu.check(session.tenant, "a restore")
+        job = self.supervisor.job(job_id, session.tenant)
+        if checkpoint_id is not None and not isinstance(checkpoint_id, str):
+            raise InvalidArgument("checkpoint_id must be a string or null")
+        await self.admission.readmit(session, job)  # the same checks as a submit's
+        return await self.supervisor.restore(job, checkpoint_id)
+
+    async def replay(self, session: Session, job_id: str) -> dict[str, Any]:
+        """``q_replay``: a new job with the same graph, shots, seed and policy (so the
+        same counts), run again: the result cache never answers it (``cache: false``)."""
+        self.admission.cpu.check(session.tenant, "a replay")
+        old = self.supervisor.job(job_id, session.tenant)
+        request = old.request
+        policy = {**old.policy.to_json(), **request.target_options, "cache": False}
+        prepared = await self.admission.prepare_stored(
+            session.tenant, old.graph, target=request.target
+        )
+        self._check_open()
+        job = await self.admission.admit(
+            session,
+            None if prepared is not None else json.loads(old.graph),
+            old.shots,
+            old.seed,
+            policy,
+            target=request.target,
+            prepared=prepared,
+        )
+        if request.machine is not None:  # the same waits on the shared machine, too
+            job.request = msgspec.structs.replace(job.request, machine=request.machine)
+        return await self.supervisor.accept(job)
+
+    def listed(self, session: Session, state: str | None, limit: int) -> dict[str, Any]:
+        """``q_list_jobs``: the tenant's jobs, newest first, without results."""
+        if state is not None and state not in J.STATES:
+            raise InvalidArgument(
+                f"state must be one of {', '.join(J.STATES)} or null, got {state!r}", key="state"
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
+        jobs = self.store.list_jobs(session.tenant, state, limit)
+        return {"jobs": [job.to_json(result=False) for job in jobs]}
+
+
+__all__ = ["JobDesk"]

@@ -1,0 +1,214 @@
+"""The machine and its use as the syscalls see them: a job's or a tenant's telemetry, the
+shared machine's status, the inventory with the tenant's quota and usage, a calibration
+ingested, and the usage records with their invoice (``q_get_telemetry``,
+``q_machine_status``, ``q_resource_query``, ``q_calibrate``, ``q_usage``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from qmk.devices.logical import LogicalMachine
+from qmk.errors import CapabilityError, InvalidArgument, QMKError
+from qmk.kernel.admit.channels import ChannelTable
+from qmk.kernel.config import KernelConfig
+from qmk.kernel.running.supervisor import Supervisor
+from qmk.kernel.security.sessions import Session
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.billing import invoice, usage_record
+from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.store import Store
+
+
+class MachineDesk:
+    """The machine's and usage's syscalls' work, each for a checked session (see the
+    module docstring).
+
+    Args:
+        config: the kernel configuration (machine, tenants, epoch, billing).
+        device: the machine (the device interface): its inventory, health, calibration.
+        supervisor: the jobs, the resources they hold, the epoch, the shared machine.
+        channels: the channel table (each tenant's count).
+        pool: the worker pool (what its workers closed around them, if it says).
+        store, audit, commits: the kernel's.
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        device: LogicalMachine,
+        supervisor: Supervisor,
+        channels: ChannelTable,
+        pool: Any,
+        *,
+        store: Store,
+        audit: AuditLog,
+        commits: GroupCommit,
+    ) -> None:
+        self.config = config
+        self.device = device
+        self.supervisor = supervisor
+        self.channels = channels
+        self.pool = pool
+        self.store = store
+        self.audit = audit
+        self.commits = commits
+
+    def telemetry(self, session: Session, job_id: str | None) -> dict[str, Any]:
+        """``q_get_telemetry``: a job's telemetry, or (``job_id`` null) the tenant's
+        aggregate."""
+        supervisor = self.supervisor
+        if job_id is not None:
+            job = supervisor.job(job_id, session.tenant)
+            reply = supervisor.telemetry(job)
+            starts = supervisor.faults.of(job)
+            reply["device"] = {"starts": starts}
+            reply["faults"] = [action for start in starts for action in start.get("faults", ())]
+            reply["earlier_outcomes"] = self.store.earlier_outcomes(job.job_id)
+            return reply
+        stats = self.store.tenant_stats(session.tenant)
+        stats.update(
+            tenant=session.tenant,
+            running=supervisor.running_jobs[session.tenant],
+            queued=supervisor.queue.count(session.tenant),
+            logical_qubits_in_use=supervisor.logical_in_use[session.tenant],
+            epoch=supervisor.epoch,
+            device=self.device.health(
+                supervisor.epoch, decoder_load=supervisor.placement.decoder_load
+            ).to_json(),
+            faults=list(supervisor.faults.log),
+        )
+        return stats
+
+    def machine_status(self, session: Session) -> dict[str, Any]:
+        """``q_machine_status``: the shared machine now, as the session's tenant sees it
+        (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`)."""
+        operator = self.config.tenants[session.tenant].operator
+        return self.supervisor.machine.status(session.tenant, operator=operator)
+
+    def resources(self, session: Session) -> dict[str, Any]:
+        """``q_resource_query``: the machine's inventory and this tenant's quota and usage."""
+        from qmk.qec.logical import logical_model
+
+        machine = self.config.machine
+        conf = self.config.tenants[session.tenant]
+        model = logical_model(machine.profile, machine.qubit)
+        supervisor = self.supervisor
+        total = self.device.inventory().physical_qubits_up  # modules that are up
+        return {
+            "machine": {
+                "physical_qubits_total": total,
+                "physical_qubits_in_use": supervisor.physical_in_use,
+                "physical_qubits_free": total - supervisor.physical_in_use,
+                "profile": machine.profile,
+                "qubit": machine.qubit,
+                "logical_model": model.to_json(),
+                "workers": supervisor.workers,
+                # what the workers closed around them (qmk.kernel.pools.sandbox); None: unknown
+                "worker_isolation": getattr(self.pool, "confinement", None),
+                "epoch": supervisor.epoch,
+                "epoch_ms": self.config.epoch_ms,
+            },
+            "tenant": session.tenant,
+            "quota": conf.quota(),
+            "usage": {
+                "logical_qubits": supervisor.logical_in_use[session.tenant],
+                "running_jobs": supervisor.running_jobs[session.tenant],
+                "queued_jobs": supervisor.queue.count(session.tenant),
+                "channels": self.channels.count(session.tenant),
+            },
+            "device": self.device.to_json(
+                supervisor.epoch, decoder_load=supervisor.placement.decoder_load
+            ),
+        }
+
+    async def calibrate(
+        self,
+        session: Session,
+        calibration: Mapping[str, Any] | None,
+        qubit: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """``q_calibrate``: a calibration and/or custom qubit parameters for every job
+        started from now on (tenants with ``operator = true`` only); the device then."""
+        from qmk.qec.logical import Calibration
+        from qmk.qec.params import QubitParams
+
+        allowed = self.config.tenants[session.tenant].operator
+        self.audit.append(
+            "cap",
+            where="calibrate",
+            tenant=session.tenant,
+            session=session.sid,
+            decision="allow" if allowed else "deny",
+        )
+        if not allowed:
+            self.commits.dirty()
+            raise CapabilityError(
+                f"q_calibrate is for operators; tenant {session.tenant!r} is not one "
+                "(operator = true in its [tenants] table)",
+                missing=["operator"],
+            )
+        if calibration is None and qubit is None:
+            raise InvalidArgument("q_calibrate needs calibration or qubit (or both)")
+        try:
+            fitted = None if calibration is None else Calibration.from_json(calibration)
+            params = None if qubit is None else QubitParams.from_json(qubit)
+            self.device.calibrate(calibration=fitted, qubit=params)
+        except QMKError as exc:
+            raise InvalidArgument(f"q_calibrate: {exc}", code=exc.code) from None
+        self.audit.append(
+            "device",
+            action="calibrate",
+            tenant=session.tenant,
+            epoch=self.supervisor.epoch,
+            calibration=None if fitted is None else fitted.to_json(),
+            qubit=None if params is None else params.to_json(),
+        )
+        await self.commits.durable()
+        return self.device.to_json(
+            self.supervisor.epoch, decoder_load=self.supervisor.placement.decoder_load
+        )
+
+    def usage(
+        self,
+        session: Session,
+        since: float | None,
+        until: float | None,
+        job_id: str | None,
+        limit: int,
+    ) -> dict[str, Any]:
+        """``q_usage``: the tenant's usage records of jobs that ended in [since, until)
+        (``job_id``: of that job only), newest first, their totals and the invoice of the
+        totals at the price table's prices."""
+        if job_id is not None:  # another tenant's job is not found, as everywhere
+            self.supervisor.job(job_id, session.tenant)
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise InvalidArgument(
+                    f"{name} must be a time in seconds since the epoch or null", key=name
+                )
+        if since is not None and until is not None and until < since:
+            raise InvalidArgument(f"until ({until}) is before since ({since})", key="until")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
+        count, totals = self.store.usage_totals(session.tenant, since, until, job_id)
+        rows = self.store.usage_rows(session.tenant, since, until, job_id, limit)
+        return {
+            "tenant": session.tenant,
+            "since": since,
+            "until": until,
+            "job_id": job_id,
+            "count": count,
+            "records": [usage_record(row) for row in rows],
+            "totals": totals.to_json(),
+            "invoice": invoice(totals, self.config.billing),
+        }
+
+
+__all__ = ["MachineDesk"]
