@@ -408,6 +408,72 @@ def test_an_angle_known_before_the_run_is_held_as_its_type_holds_it():
     assert thetas == pytest.approx([math.pi, math.pi / 2, math.pi, math.pi / 2, math.pi / 2])
 
 
+HOLDERS = {
+    # how a program gets an angle[n] a of x radians, and reads rz(a), rz(a << 1), rz(-a)
+    "input": ("input angle[{n}] a;\n{body}", "a"),
+    "const": ("const angle[{n}] a = {x!r};\n{body}", "a"),
+    "def argument": ("def f(angle[{n}] t, qubit r) {{\n{body}}}\nf({x!r}, q);\n", "t"),
+}
+
+
+@pytest.mark.parametrize("holder", list(HOLDERS))
+def test_an_input_const_or_def_argument_angle_is_held_as_its_type_holds_it(holder):
+    """An ``input angle[n]``, a def's ``angle[n]`` argument by value and a ``const``
+    read in an expression were held as the number given: ``input angle[2] a`` of 1.0
+    was rz(1.0), not pi/2 (the nearest of its four values), and ``a << 1`` of an
+    ``angle[4]`` argument of 3 pi/4 was int(2.36) << 1 = 4 radians, not 3 pi/2. Each is
+    now the specification's angle (:mod:`support.qasm_spec`): seeded values of widths
+    1..8, in both lanes."""
+    template, name = HOLDERS[holder]
+    rng = random.Random(f"{SEED} {holder}")
+    for _ in range(12):
+        n, x = rng.randrange(1, 9), rng.uniform(-10.0, 10.0)
+        gates = "".join(
+            f"rz({e}) {'r' if holder == 'def argument' else 'q'};\n"
+            for e in (name, f"{name} << 1", f"-{name}")
+        )
+        source = HEAD + "qubit q;\n" + template.format(n=n, x=x, body=gates)
+        raw = spec.angle_of_float(n, x)
+        patterns = (raw, spec.shl(n, raw, 1), spec.angle_neg(n, raw))
+        expected = [spec.float_of_angle(n, p) for p in patterns if p]  # rz(0) writes nothing
+        for fast in (True, False):
+            params = {"a": x} if holder == "input" else None
+            graph = from_qasm(source, params=params, fast=fast)
+            thetas = [nd.args["theta"] for nd in graph.nodes if nd.op == "APPLY_RZ"]
+            assert thetas == pytest.approx(expected, abs=1e-12), (holder, n, x, fast)
+
+
+def test_an_input_angle_rotates_by_the_angle_it_holds_when_the_program_runs():
+    """``input angle[1] a`` given 2.0 holds pi (its nearest value): rx(a) flips the qubit
+    in every shot; it was rx(2.0) (1 in 71% of shots)."""
+    source = HEAD + "input angle[1] a;\nqubit q;\nbit c;\nrx(a) q;\nc = measure q;\n"
+    counts = run(from_qasm(source, params={"a": 2.0}), shots=200, seed=SEED, noise=False).counts
+    assert dict(counts) == {"1": 200}
+
+
+def test_the_bits_of_a_const_angle_are_its_patterns_bits():
+    """``a[k]`` of a ``const angle[4]`` was QL104 (indexing a, which is not an integer):
+    the specification's 9 pi/8 is "1001"."""
+    source = HEAD + "const angle[4] a = 9 * (pi / 8);\nbit[4] o;\n"
+    source += "".join(f"o[{k}] = a[{k}];\n" for k in range(4))
+    assert dict(_counts(source, shots=3)) == {"1001": 3}
+
+
+def test_a_cast_known_before_the_run_is_a_value_of_its_type():
+    """``angle[2](1.0)`` was 1.0 (a constant cast kept the number), and so ``a +
+    angle[4](pi / 2)``, the form QL107's hint gives for ``a + pi / 2``, was refused too
+    (``+ of angle[4] and float[64]``), before the run and at run time."""
+    source = HEAD + "input angle[4] a;\nqubit q;\nangle[4] c;\nh q;\nc[0] = measure q;\n"
+    source += "rz(angle[2](1.0)) q;\nrz(uint[4](20)) q;\nrz(a + angle[4](pi / 2)) q;\n"
+    quarter = spec.float_of_angle(4, spec.angle_of_float(4, 1.0) + 4)  # a + pi/2 on 16 values
+    for fast in (True, False):
+        graph = from_qasm(source + "rz(c + angle[4](pi / 2)) q;\n", params={"a": 1.0}, fast=fast)
+        thetas = [n.args["theta"] for n in graph.nodes if n.op == "APPLY_RZ"]
+        assert thetas[:3] == pytest.approx([math.pi / 2, 4.0, quarter]), fast
+    with pytest.raises(FrontendError, match=r"QL107 .*cast the number to an angle"):
+        from_qasm(source + "rz(a + pi / 2) q;\n", params={"a": 1.0})
+
+
 def test_the_openqasm3_writer_keeps_every_argument_of_a_bit_function():
     """``qmk qasm`` wrote ``rotl(x)`` for ``rotl(x, 1)`` (one argument per call), which
     does not read back."""

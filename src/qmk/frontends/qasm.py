@@ -514,7 +514,7 @@ class _Lowerer(Gates):
         if const and (init is None or self.is_runtime(init)):
             raise self.error("bad-value", f"const {name} needs a value known before the run")
         if not const:
-            self.types[name] = self.ctype(st.type)
+            self.types[name] = self.typed[name] = self.ctype(st.type)
         if init is None:
             self.values[name] = zero_of(self.types[name])
         elif not const and self.is_runtime(init):
@@ -523,7 +523,8 @@ class _Lowerer(Gates):
         else:
             value = self.fit(name, st.type, self.evaluate(init))
             if type(st.type).__name__ in KINDS:  # as its type holds it (an angle: mod 2 pi)
-                value = self.constant_of(name, self.ctype(st.type), value)
+                self.typed[name] = self.ctype(st.type)
+                value = self.constant_of(name, self.typed[name], value)
             self.values[name] = value
         if const:
             self.consts.add(name)
@@ -560,7 +561,8 @@ class _Lowerer(Gates):
             value = float(value)
         elif kind not in ("IntType", "UintType"):
             raise self.error("unsupported", f"input {name} of type {kind.removesuffix('Type')}")
-        self.values[name] = self.fit(name, st.type, value)
+        self.typed[name] = self.ctype(st.type)  # as its type holds it (an angle: mod 2 pi)
+        self.values[name] = self.constant_of(name, self.typed[name], self.fit(name, st.type, value))
 
     # ------------------------------------------------------------------ subroutines
 
@@ -597,6 +599,7 @@ class _Lowerer(Gates):
         qregs: dict[str, list[str]] = {}
         bit_args: list[tuple[str, list[str | None]]] = []
         values: dict[str, Any] = {n: self.values[n] for n in self.consts if n in self.values}
+        typed = {n: self.typed[n] for n in values if n in self.typed}
         for param, arg in zip(st.arguments, fc.arguments, strict=True):
             pname = param.name.name
             if isinstance(param, ast.QuantumArgument):
@@ -619,11 +622,14 @@ class _Lowerer(Gates):
                 bit_args.append((pname, [self.bits[s] for s in slots]))
             else:
                 values[pname] = self.fit(pname, param.type, self.evaluate(arg))
+                if type(param.type).__name__ in KINDS:  # a number by value, of its type
+                    typed[pname] = self.ctype(param.type)
+                    values[pname] = self.constant_of(pname, typed[pname], values[pname])
         saved = (self.qregs, self.cregs, self.values, self.scalars, self.widths, self.stretches)
-        saved_runtime = (self.runtime, self.types, self.loops, self.assumed)
+        saved_runtime = (self.runtime, self.types, self.typed, self.loops, self.assumed)
         saved_line = self.line
         self.qregs, self.cregs, self.values = qregs, {}, values
-        self.runtime, self.types, self.loops, self.assumed = {}, {}, [], {}
+        self.runtime, self.types, self.typed, self.loops, self.assumed = {}, {}, typed, [], {}
         self.scalars, self.widths, self.stretches = set(), dict(self.widths), set()
         for pname, events in bit_args:
             self.add_bits(pname, len(events))
@@ -637,7 +643,7 @@ class _Lowerer(Gates):
             self.call_events = start
             self.calling.pop()
             (self.qregs, self.cregs, self.values, self.scalars, self.widths, self.stretches) = saved
-            self.runtime, self.types, self.loops, self.assumed = saved_runtime
+            self.runtime, self.types, self.typed, self.loops, self.assumed = saved_runtime
             self.line = saved_line
 
     def inline_body(self, st: Any, cond: Cond) -> Any:

@@ -61,7 +61,8 @@ class Classical(Scope):
             self.statements(statements, cond)
         finally:
             for name in self.scopes.pop():
-                for table in (self.values, self.runtime, self.cregs, self.types, self.assumed):
+                tables = (self.values, self.runtime, self.cregs, self.types, self.typed)
+                for table in (*tables, self.assumed):
                     table.pop(name, None)
                 self.scalars.discard(name)
 
@@ -118,8 +119,8 @@ class Classical(Scope):
             return ops.ref(value.type, value.events)
         if isinstance(expr, ast.BitstringLiteral):  # "0101": a bit[4]
             return f"bit{expr.width}({expr.value})"
-        if isinstance(expr, ast.Identifier) and expr.name in self.types:  # as its type holds it
-            return f"{cast_name(self.types[expr.name])}({literal(self.values[expr.name])})"
+        if isinstance(expr, ast.Identifier) and expr.name in self.typed:  # as its type holds it
+            return f"{cast_name(self.typed[expr.name])}({literal(self.values[expr.name])})"
         if self.is_bits(expr):
             return self.bits_ref(self.bit_slots(expr), ops)
         if isinstance(expr, ast.IndexExpression) and isinstance(expr.collection, ast.Identifier):

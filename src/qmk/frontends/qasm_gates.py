@@ -425,7 +425,8 @@ class Gates(Classical):
         emptied when a gate definition or include could change a gate's)."""
         registers = [self.qubit_operand(reg, index) for reg, index in operands]
         if any(self.reads_variable(p) for p in params):
-            # a variable's value may change and be known only at run time: not cached
+            # a variable's value may change and be known only at run time, and a typed
+            # value computed with is valued by its type's rules: not cached
             args = [self.expression(p) for p in params]
             self.call_gate(name, (), args, registers, [{}])
             return
@@ -447,14 +448,22 @@ class Gates(Classical):
         self.resolved[text] = nodes
         self.builder.emit(nodes, f"{self.name}:{self.line}")
 
-    def reads_variable(self, expr: qasm_scan.Expr) -> bool:
-        """Whether a scanned expression reads a classical variable or bits."""
+    def reads_variable(self, expr: qasm_scan.Expr, computed: bool = False) -> bool:
+        """Whether a scanned expression reads a classical variable or bits (whose value
+        may change), or computes with a ``const`` or ``input`` whose type's rules are not
+        a float[64]'s (``-a`` of an angle wraps, ``n / 2`` of ints divides them). One
+        read alone is the value its type holds, as is one of a float[64] computed with:
+        the line is then kept by its text, as such a value never changes at the top level
+        the scanner reads (a program's ``input float theta`` on many lines)."""
         kind = expr[0]
         if kind == "id":
-            return expr[1] in self.types or expr[1] in self.cregs
+            name = expr[1]
+            if name in self.types or name in self.cregs:
+                return True
+            return computed and self.typed.get(name, classical.FLOAT) != classical.FLOAT
         if kind == "n":
             return False
-        return any(self.reads_variable(part) for part in expr[1:])
+        return any(self.reads_variable(part, True) for part in expr[1:])
 
     def expression(self, expr: qasm_scan.Expr) -> Any:
         """A scanned expression as the reference parser's tree."""

@@ -122,6 +122,9 @@ class Scope(ABC):
         # last), the iteration cap of the next while loops, and constant bits' events
         self.runtime: dict[str, Value] = {}
         self.types: dict[str, CType] = {}
+        # the declared type of every named classical value: the variables (types), and
+        # the consts, inputs and def arguments (a value read in an expression by its type)
+        self.typed: dict[str, CType] = {}
         self.loops: list[Loop] = []
         self.loop_cap = DEFAULT_LOOP_CAP
         self.constant_bits: dict[int, str] = {}
@@ -152,16 +155,18 @@ class Scope(ABC):
         types' rules (:meth:`reads_typed`), as a constant is held."""
 
     def reads_typed(self, expr: Any) -> bool:
-        """Whether ``expr`` reads a classical variable whose value is known before the
-        run (outside an index): it is then valued by the variables' types, as the same
-        expression is at run time (an angle wraps modulo a turn, a uint[4] at 16)."""
+        """Whether ``expr`` reads a typed classical value known before the run (a
+        variable, a ``const``, an ``input``, a def's argument, a cast, a bit string;
+        outside an index): it is then valued by the types, as the same expression is at
+        run time (an angle wraps modulo a turn, a uint[4] at 16, ``angle[2](1.0)`` is
+        pi/2)."""
         from openqasm3 import ast
 
         stack = [expr]
         while stack:
             node = stack.pop()
             if isinstance(node, ast.Identifier):
-                if node.name in self.types and node.name in self.values:
+                if node.name in self.typed and node.name in self.values:
                     return True
             elif isinstance(node, ast.BitstringLiteral):  # a bit[n]
                 return True
@@ -170,6 +175,8 @@ class Scope(ABC):
             elif isinstance(node, ast.BinaryExpression):
                 stack += [node.lhs, node.rhs]
             elif isinstance(node, ast.Cast):
+                if type(node.type).__name__ in KINDS:  # a value of its type: angle[4](pi/2)
+                    return True
                 stack.append(node.argument)
             elif isinstance(node, ast.FunctionCall):
                 stack += list(node.arguments)
@@ -353,7 +360,7 @@ class Scope(ABC):
         base = expr.collection
         value = self.evaluate(base, scope)
         name = base.name if isinstance(base, ast.Identifier) else "a value"
-        t = self.types.get(name) if name not in scope else None
+        t = self.typed.get(name) if name not in scope else None
         if t is not None and t.kind in ("angle", "int", "uint"):
             value = classical.cast(classical.FLOAT, t, value) if t.kind == "angle" else value
             value = int(classical.wrap(classical.make_type("uint", t.width), value))
