@@ -152,6 +152,6 @@ def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) ->
         assert not unknown, f"{method} sends keys its {struct.__name__} lacks: {unknown}"
         assert struct.from_json(wire).to_json() == wire, method
         seen.add(struct.__name__)
-    # a TriggerRun comes inside a Trigger (tests/kernel/test_triggers.py)
+    # a TriggerRun comes inside a Trigger (tests/kernel/running/test_triggers.py)
     left_out = {"Artifacts", "Device", "Watch", "Unwatch", "CodedError", "TriggerRun"}
     assert seen >= set(replies.REPLIES) - left_out

@@ -14,7 +14,7 @@ from support.workloads import ry_brickwork
 
 
 def test_a_job_checkpointed_before_a_kill_9_resumes_from_it_after_a_restart(serve, tmp_path):
-    from kernel.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
+    from kernel.running.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("crash", workers=1, hooks=pause.pause_hooks())

@@ -53,7 +53,7 @@ def ok_json(*argv: str) -> Any:
 def test_checkpoint_restore_result_and_replay_of_a_job_held_at_a_fence(
     serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kernel.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
+    from kernel.running.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
 
     program = tmp_path / "fenced.qvm.json"
     program.write_text(json.dumps(GRAPH))

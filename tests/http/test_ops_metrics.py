@@ -85,7 +85,7 @@ def test_metrics_show_the_oldest_wait_the_disk_reserve_result_storage_and_error_
     errors = _samples(after, "qmk_job_errors_total")
     assert errors == {'{code="QK307",tenant="bob"}': 1.0}
     assert _samples(after, "qmk_audit_chain_problems")[""] == 0
-    # the local pool: no Dask workers to count, none lost (tests/kernel/test_dask_pool.py
+    # the local pool: no Dask workers to count, none lost (tests/kernel/pools/test_dask_pool.py
     # counts a killed Dask worker)
     assert _samples(after, "qmk_dask_workers") == {}
     assert _samples(after, "qmk_workers_lost_total") == {"": 0.0}

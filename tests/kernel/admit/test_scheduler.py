@@ -103,7 +103,7 @@ def test_a_flooding_tenant_cannot_starve_another_in_the_kernel(tmp_path: Path) -
 
 
 def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: Path) -> None:
-    from kernel.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
+    from kernel.running.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
 
     clock = ManualClock()
 

@@ -214,7 +214,7 @@ def test_a_job_over_its_process_memory_cap_is_refused_by_the_workers_router(
     router reads the cap (500 MiB) and refuses the statevector engine the job names before
     it allocates (QE102, naming the cap), and the next job runs. (Unnamed, the router
     would pick an engine that fits: mps holds this product state.) (A worker killed past its cap:
-    tests/kernel/test_workers.py.)"""
+    tests/kernel/pools/test_workers.py.)"""
 
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
