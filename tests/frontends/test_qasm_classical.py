@@ -515,3 +515,9 @@ def test_measurement_into_a_variable_that_holds_no_such_bits_is_a_coded_error(
     with pytest.raises(FrontendError) as caught:
         from_qasm(HEAD + f"qubit[2] q;\n{declaration}\n{statement}\n")
     assert caught.value.code == code
+
+
+def test_measuring_into_a_whole_integer_says_to_measure_into_its_bits():
+    """It read "(an uint[2] variable, not bits)"."""
+    with pytest.raises(FrontendError, match=r"QL107 .*the whole of u \(uint\[2\]\): a vari"):
+        from_qasm(HEAD + "qubit[2] q;\nuint[2] u;\nu = measure q;\n")

@@ -311,6 +311,11 @@ if (c[0]) { r[0] = read(q[1]); }
             "QL104",
             "inside an expression",
         ),
+        (  # the specification's msd.qasm calls a def so: it said only "is not defined"
+            "def f(int[32] n, qubit a) { }\nqubit q;\nf(3) q;",
+            "QL102",
+            "gate f is not defined (f is a def: call it as f(...), qubits too in the",
+        ),
     ],
 )
 def test_defs_qmk_cannot_inline_are_coded_errors(body, code, fragment):

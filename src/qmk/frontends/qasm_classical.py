@@ -407,8 +407,8 @@ class Classical(Scope):
         if isinstance(target, ast.Identifier):
             raise self.error(
                 "bad-value",
-                f"measuring into {name} (an {t.kind}[{t.width}] variable, not bits): measure "
-                f"into its bits ({name}[0] = measure q[0];) or into a bit register",
+                f"measuring into the whole of {name} ({t.kind}[{t.width}]): a variable is not "
+                f"bits; measure into its bits ({name}[0] = measure q[0];) or a bit register",
             )
         indices = [target.index] if isinstance(target, ast.IndexExpression) else target.indices
         positions = self.select(list(range(t.width)), indices, name)

@@ -342,6 +342,8 @@ class Gates(Classical):
         if decompose.canonical(name) is not None:
             lib = '"qelib1.inc"' if self.version == 2 else '"stdgates.inc"'
             hint = f" (it is a standard gate: include {lib} or define it)"
+        elif name in self.subroutines:
+            hint = f" ({name} is a def: call it as {name}(...), qubits too in the parentheses)"
         raise self.error("undefined", f"gate {name} is not defined{hint}")
 
     def check_arity(
