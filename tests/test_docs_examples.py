@@ -1,7 +1,8 @@
 """What the README and the pages of docs/ tell a new user to run is there and does what they
-show: every example file they name exists, what a shipped example needs is installed with
-QMK, and each ``$ qmk ...`` transcript of a command that runs without a kernel prints the
-lines the page shows (a wall time aside), on its output or its errors."""
+show: every example file they name exists, and every source file they point a reader at
+(``kernel/records/jobs.py``), what a shipped example needs is installed with QMK, and each
+``$ qmk ...`` transcript of a command that runs without a kernel prints the lines the page
+shows (a wall time aside), on its output or its errors."""
 
 from __future__ import annotations
 
@@ -12,18 +13,28 @@ import sys
 
 import pytest
 
-from support.paths import EXAMPLES, ROOT
+from support.paths import DOCS, EXAMPLES, ROOT, SRC
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+PAGES = (ROOT / "README.md", *sorted(DOCS.glob("*.md")))
 
 #: A path of the repository a page names (``examples/...``, ``tests/.../x.qasm``); a
 #: placeholder in capitals (``examples/machine/NAME.yaml``) is not one.
 _PATH = re.compile(r"(?<![\w/.-])((?:examples|tests|clients|deploy)/[\w./-]*\w)")
+
+#: A source file a page names: a path in a room of the package (``kernel/records/jobs.py``,
+#: ``qmk/abi/kernel.proto``, ``src/qmk/qvm/schema.json``), a top module of it
+#: (``qmk/client.py``) or a benchmark (``bench/bench_service.py``); a room's path is read
+#: under ``src/qmk/`` however much of that prefix the page writes.
+_ROOMS = "|".join(sorted(p.name for p in SRC.iterdir() if p.is_dir() and p.name[0].isalpha()))
+_SOURCE = re.compile(
+    rf"(?<![\w/.-])((?:src/)?(?:qmk/)?(?:{_ROOMS})/[\w/.-]*\.\w+|(?:src/)?qmk/\w+\.py"
+    r"|bench/[\w/]*\.py)(?![\w/])"
+)
 
 #: The commands whose transcripts run here: they need no kernel, no model and no network.
 _LOCAL = ("run", "validate", "qasm", "plan", "info", "disasm", "device run", "machine show")
@@ -35,15 +46,32 @@ _WALL = re.compile(r"\b\d+\.\d+ s\b")
 def _named_paths() -> list[tuple[str, str]]:
     named = []
     for page in PAGES:
-        for path in sorted(set(_PATH.findall(page.read_text(encoding="utf-8")))):
-            if not re.search(r"/[A-Z_]+(\.\w+)?$", path):
-                named.append((page.name, path))
+        text = page.read_text(encoding="utf-8")
+        paths = {path for path in _PATH.findall(text) if not re.search(r"/[A-Z_]+(\.\w+)?$", path)}
+        for path in _SOURCE.findall(text):
+            paths.add(
+                path if path.startswith("bench/") else re.sub(r"^(src/)?(qmk/)?", "src/qmk/", path)
+            )
+        named += [(page.name, path) for path in sorted(paths)]
     return named
 
 
 @pytest.mark.parametrize(("page", "path"), _named_paths())
 def test_every_file_a_page_names_is_in_the_repository(page: str, path: str):
     assert (ROOT / path).exists(), f"{page} names {path}, which is not in the repository"
+
+
+def test_the_kernel_pages_module_table_names_every_module_of_the_kernel():
+    """docs/kernel.md's table names each module by its path; the machine's are machine.md's."""
+    text = (DOCS / "kernel.md").read_text(encoding="utf-8")
+    kernel = SRC / "kernel"
+    modules = [
+        path.relative_to(SRC).as_posix()
+        for path in sorted(kernel.rglob("*.py"))
+        if path.name != "__init__.py" and path.relative_to(kernel).parts[0] != "machine"
+    ]
+    assert "`kernel/machine/`" in text
+    assert [module for module in modules if f"`{module}`" not in text] == []
 
 
 #: What a page shows a command refused for its usage print: the parser answers it before
