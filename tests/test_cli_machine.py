@@ -136,3 +136,11 @@ def test_a_bad_workload_key_is_one_line_and_non_zero(tmp_path):
     status, _, err = qmk("machine", "simulate", str(path))
     assert status == 1 and err.startswith("QK502 bad-workload:") and "colour" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("cycles", ["0", "-5", "ten"])
+def test_an_epoch_of_no_whole_positive_cycles_is_a_bad_option(work, cycles: str):
+    # 0 was an internal error (float division by zero), -5 ran for ever
+    status, out, err = qmk("machine", "simulate", str(work), f"--epoch-cycles={cycles}")
+    assert status == 2 and out == "" and err.startswith("QW011 bad-option:")
+    assert "--epoch-cycles" in err and err.count("\n") == 1

@@ -245,6 +245,18 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _epoch_cycles(text: str) -> int:
+    """``--epoch-cycles``: a whole number of logical cycles, 1 or more (an epoch of 0
+    cycles divided by zero; a negative one never reached its next boundary)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 logical cycle or more, got {value}")
+    return value
+
+
 def register(add: AddCommand) -> None:
     """Add ``qmk machine show`` and ``qmk machine simulate``."""
     parser = add(
@@ -272,7 +284,10 @@ def register(add: AddCommand) -> None:
         help="a policy to run (repeat for several; default: the file's, else the machine's)",
     )
     sim.add_argument(
-        "--epoch-cycles", type=int, metavar="N", help="epoch length in place of the machine's"
+        "--epoch-cycles",
+        type=_epoch_cycles,
+        metavar="N",
+        help="epoch length in place of the machine's (logical cycles, 1 or more)",
     )
     sim.add_argument("--json", action="store_true", help="print each policy's metrics as JSON")
     sim.add_argument(

@@ -156,3 +156,11 @@ def test_the_qubits_a_refusal_names_are_the_least_whose_floorplan_holds_the_job(
         step = modules * asked.patch_qubits
         assert not any(holds(q, tiles, factory) for q in range(least - step, 0, -step))
         assert not holds(least - modules, tiles, factory)
+
+
+@pytest.mark.parametrize("cycles", [0, -5])
+def test_a_machine_of_epochs_under_one_cycle_is_bad_machine(cycles: int):
+    machine = config_machine(config_from_dict({"machine": {"physical_qubits": 100_000}}))
+    with pytest.raises(MachineError) as caught:
+        machine.with_(epoch_cycles=cycles)
+    assert caught.value.code == "QK503" and f"epoch_cycles is {cycles}" in caught.value.message

@@ -198,6 +198,12 @@ class MachineSpec:
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
     table: MachineConfig | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.epoch_cycles < 1:  # the scheduler divides by it and steps by it
+            raise MachineError.of(
+                "bad-machine", f"epoch_cycles is {self.epoch_cycles}: an epoch is 1 cycle or more"
+            )
+
     @property
     def total_tiles(self) -> int:
         """The tiles jobs may be placed on, over all modules."""
