@@ -83,6 +83,8 @@ def test_a_new_user_reads_the_device_ingests_a_calibration_and_runs_over_a_purif
         code, out, err = qmk("device", "info")  # for people
         assert code == 0, err
         assert out.startswith(f"device {device['kind']} at epoch ") and "1000000 up" in out
+        assert device["health"]["decoder_capacity_bits_per_second"] is None
+        assert "capacity no limit, backlog 0 bits/s" in out  # was 'capacity None'
 
         fitted = Calibration(
             family="surface_code", crossing_prefactor=0.1, error_correction_threshold=0.01

@@ -45,6 +45,7 @@ def _summary(device: Device) -> str:
         for m in inventory["modules"]
     )
     model = device.logical_model
+    capacity = health["decoder_capacity_bits_per_second"]  # None: the decoder keeps up always
     lines = [
         f"device {device.kind} at epoch {health['epoch']}",
         f"  modules: {modules}",
@@ -52,7 +53,7 @@ def _summary(device: Device) -> str:
         f"calibrations ingested {device.calibrations_ingested}",
         f"  drift factor {health['drift_factor']:g}, link fidelity {health['link_fidelity']:g}",
         f"  decoder load {health['decoder_load_bits_per_second']:g} bits/s, capacity "
-        f"{health['decoder_capacity_bits_per_second']}, backlog "
+        f"{'no limit' if capacity is None else f'{capacity:g} bits/s'}, backlog "
         f"{health['decoder_backlog_bits_per_second']:g} bits/s",
     ]
     if "logical_error_per_cycle" in model:
