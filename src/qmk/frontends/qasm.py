@@ -48,8 +48,9 @@ from qmk.frontends.builder import gate_emitter, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm_classical import Classical
 from qmk.frontends.qasm_gates import QELIB1_GATES, STDGATES_GATES, Gates
-from qmk.frontends.qasm_runtime import KINDS, zero_of
+from qmk.frontends.qasm_runtime import KINDS, Operands, cond_text, zero_of
 from qmk.frontends.qasm_scope import Cond, describe, too_many_nodes
+from qmk.qvm import classical
 from qmk.qvm.graph import Graph, gc_paused
 
 __all__ = ["QELIB1_GATES", "STATEMENT_SLACK", "STDGATES_GATES", "from_qasm", "too_many_nodes"]
@@ -750,19 +751,21 @@ class _Lowerer(Gates):
         if not cond:
             return
         if cond != [{}]:
-            # a skipped assignment leaves the old value: only bits nothing wrote yet, given
-            # events measured under this same condition (a skipped measurement reads 0)
+            # a skipped assignment leaves the old value. Bits nothing wrote yet given events
+            # measured under this same condition read the events as they are (a skipped
+            # measurement reads 0); others take a CALC: the events where cond holds, the
+            # old bits elsewhere (rus.qasm: flags = segment(...) in a while loop)
             fresh = set(self.builder.events[self.call_events :])
             if (
                 len(cond) > 1
                 or any(self.bits[s] is not None for s in slots)
                 or any(e is not None and e not in fresh for e in events)
             ):
-                raise self.error(
-                    "unsupported",
-                    "a def's bits assigned under a condition QMK cannot track statically "
-                    "(assign them unconditionally, or to bits nothing wrote yet)",
-                )
+                t = classical.make_type("bit", len(slots))
+                ops = Operands()
+                new = ops.ref(t, tuple(e or self.constant_bit(0) for e in events))
+                text = f"({new} if {cond_text(cond, ops)} else {self.bits_ref(slots, ops)})"
+                events = self.calc(t, text, ops)
         for slot, event in zip(slots, events, strict=True):
             self.bits[slot] = event
 
