@@ -80,7 +80,10 @@ def test_show_draws_a_small_machine_as_text_and_any_machine_as_png(tmp_path):
     status, out, _ = qmk("machine", "show", "--config", str(config), "--png", str(png))
     assert status == 0
     assert "o job tile" in out and "S" in out and "F" in out
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert png.read_bytes()[:4] == b"\x89PNG" and out.endswith(f"drawn in {png}\n")
+    # a machine too wide for text says where --png drew it, not to use --png
+    status, out, _ = qmk("machine", "show", "--png", str(png))
+    assert status == 0 and out.endswith(f"\ndrawn in {png}\n") and "too wide" not in out
 
 
 def test_simulate_json_gives_each_policys_metrics_and_jobs_machine_records(work, tmp_path):

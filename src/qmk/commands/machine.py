@@ -112,8 +112,8 @@ def _ns(ns: float) -> str:
     return f"{ns:.0f} ns"
 
 
-def show_text(machine: MachineSpec) -> str:
-    """What ``qmk machine show`` prints."""
+def show_text(machine: MachineSpec, png: str | None = None) -> str:
+    """What ``qmk machine show`` prints (``png``: where ``--png`` drew it)."""
     from qmk.kernel.machine.draw import TEXT_WIDTH, module_text
 
     count = len(machine.modules)
@@ -155,8 +155,10 @@ def show_text(machine: MachineSpec) -> str:
     if first.width + first.factory.tiles_per_copy < TEXT_WIDTH and first.tiles <= 4000:
         lines.append(module_text(first))
         lines.append("o job tile; . routing; F T factory; S storage")
-    else:
+    elif png is None:
         lines.append("(too wide to draw as text: --png OUT.png draws it)")
+    if png is not None:
+        lines.append(f"drawn in {png}")
     return "\n".join(lines) + "\n"
 
 
@@ -169,7 +171,7 @@ def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(json.dumps(machine.to_json(), indent=2) + "\n")
     else:
-        out.write(show_text(machine))
+        out.write(show_text(machine, args.png))
     return 0
 
 
