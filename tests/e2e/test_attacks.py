@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from qmk.client import Client
+from support.children import die_with_us
 from support.kernel import BELL, TENANTS, ServerProcess, WorkerGate, config_toml
 from support.pools import Hooks
 
@@ -97,7 +98,9 @@ def start(
         stdout=process.log.open("ab"),
         stderr=subprocess.STDOUT,
         env=process.environment(hooks),
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)),
+        preexec_fn=die_with_us(
+            lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        ),
     )
     while not process.socket.exists():  # it appears once the server listens
         assert process.proc.poll() is None, process.output()

@@ -35,6 +35,7 @@ from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import SYSCALLS, Kernel
 from qmk.kernel.storage.audit import verify
+from support.children import die_with_us
 from support.kernel import (
     BELL,
     WorkerGate,
@@ -500,6 +501,7 @@ def test_every_accepted_job_finishes_after_a_kill_9_and_reopen(tmp_path: Path) -
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=die_with_us(),
             env=support_env(),
         )
         try:

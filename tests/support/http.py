@@ -12,7 +12,6 @@ import json
 import os
 import re
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from support.children import die_with_us, terminate
 from support.kernel import TENANTS, config_toml
 
 _URL = re.compile(r"(https?://[^\s]+)")
@@ -104,9 +104,9 @@ class HttpServer:
             cmd,
             stdout=self.out_path.open("wb"),
             stderr=self.log_path.open("wb"),
-            preexec_fn=None
+            preexec_fn=die_with_us()
             if limit is None
-            else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))),
+            else die_with_us(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))),
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -140,10 +140,8 @@ class HttpServer:
         assert self.proc is not None
         if self.stopped:
             return int(self.proc.returncode or 0)
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout_s)
         self.stopped = True
-        return code
+        return terminate(self.proc, timeout_s)
 
     def env(self) -> dict[str, str]:
         return dict(os.environ)

@@ -23,7 +23,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.service import Kernel
 from qmk.qvm.asm import assemble
+from support.children import die_with_us, terminate
 from support.paths import EXAMPLES
 from support.pools import Hooks
 
@@ -541,6 +541,7 @@ class ServerProcess:
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             env=self.environment(hooks, env),
+            preexec_fn=die_with_us(),
         )
         deadline = time.monotonic() + timeout_s
         previous = self.socket.stat().st_ino if self.socket.exists() else None
@@ -561,12 +562,11 @@ class ServerProcess:
         return self.proc.pid
 
     def stop(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM; return the exit status (the caller checks it)."""
+        """SIGTERM; return the exit status (the caller checks it). Not exited within
+        ``timeout_s``: SIGKILLed, and an AssertionError."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout_s)
         self.stopped = True
-        return code
+        return terminate(self.proc, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL the kernel, as a crash would (its workers notice and exit)."""
@@ -629,10 +629,19 @@ def serve_factory(root: Path) -> tuple[ServeFactory, list[ServerProcess]]:
 
 
 def stop_all(started: list[ServerProcess]) -> None:
-    """SIGTERM every server still running; each must exit 0 and remove its socket."""
+    """SIGTERM every server still running; each must exit 0 and remove its socket. Every
+    one is stopped (or killed) before the first failure is raised."""
+    failures: list[str] = []
     for server in started:
         if server.stopped:
             continue
-        code = server.stop()
-        assert code == 0, f"qmk serve exited {code}: {server.output()}"
-        assert not server.socket.exists(), "the socket was not removed"
+        try:
+            code = server.stop()
+        except AssertionError as exc:
+            failures.append(f"{exc}: {server.output()}")
+            continue
+        if code != 0:
+            failures.append(f"qmk serve exited {code}: {server.output()}")
+        elif server.socket.exists():
+            failures.append(f"the socket {server.socket} was not removed")
+    assert not failures, "\n".join(failures)

@@ -176,6 +176,8 @@ class LlamaServer:
         import time
         import urllib.request
 
+        from support.children import die_with_us
+
         models = [
             (alias, write_chain_model(self.root / f"{alias}.gguf", reply))
             for alias, reply in REPLIES.items()
@@ -190,6 +192,7 @@ class LlamaServer:
             [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_us(),
         )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout_s
@@ -208,6 +211,7 @@ class LlamaServer:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
+        from support.children import terminate
+
+        if self.proc is not None:
+            terminate(self.proc, 30)

@@ -22,7 +22,6 @@ import os
 import re
 import resource
 import select
-import signal
 import socket
 import struct
 import subprocess
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from support.children import die_with_us, terminate
 from support.kernel import TENANTS, config_toml, support_env
 from support.pools import Hooks
 
@@ -105,9 +105,9 @@ class DoorServer:
             stdout=(self.root / "out.txt").open("wb"),
             stderr=(self.root / "log.txt").open("wb"),
             env=env,
-            preexec_fn=None
+            preexec_fn=die_with_us()
             if limit is None
-            else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))),
+            else die_with_us(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))),
         )
         deadline = time.monotonic() + GUARD_S
         while time.monotonic() < deadline:
@@ -161,9 +161,7 @@ class DoorServer:
     def stop(self) -> int:
         """SIGTERM; the exit status."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(GUARD_S)
+        return terminate(self.proc, GUARD_S)
 
     def until_logged(self, text: str, times: int = 1) -> None:
         """Return once the server's log holds ``text`` (``times`` times; the guard stops

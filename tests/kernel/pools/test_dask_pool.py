@@ -37,6 +37,7 @@ from qmk.kernel.pools.pool import WorkerMemoryError
 from qmk.kernel.pools.workers import DEFAULT_PRELOAD, kernel_isolation
 from qmk.kernel.records.outcome import Done, decode
 from qmk.kernel.service import Kernel
+from support.children import die_with_us
 from support.dask_cluster import local_cluster
 from support.kernel import BELL, FENCED, WorkerGate, login, make_config, slow_graph, wait_state
 from support.pools import GatedPool, Hooks
@@ -503,6 +504,7 @@ def _start(*argv: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes
         stdout=subprocess.DEVNULL,
         stderr=log.open("ab"),
         start_new_session=True,
+        preexec_fn=die_with_us(),
     )
 
 
