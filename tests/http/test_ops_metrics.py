@@ -17,7 +17,16 @@ from qmk.kernel.config import config_from_dict
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
 from support.clocks import ShiftedClock
-from support.kernel import KEYS, WorkerGate, ghz_graph, login, make_config, run_kernel
+from support.kernel import (
+    KEYS,
+    WorkerGate,
+    ghz_graph,
+    login,
+    make_config,
+    run_kernel,
+    wait_state,
+)
+from support.wire import until
 
 WAITED_S = 300.0  # under the jobs' timeout (600 s) and the sessions' life
 
@@ -60,6 +69,11 @@ def test_metrics_show_the_oldest_wait_the_disk_reserve_result_storage_and_error_
         graph = ghz_graph(2)
         held = await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=1)
         waiting = await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=2)
+        # each job waits QUEUED on the shared machine for its schedule first: the one
+        # worker holds the first at the gate once the machine hands it over, and the
+        # second then waits in the run queue, which this metric reads
+        await wait_state(kernel, alice, held["job_id"], "RUNNING")
+        await until(lambda: probe.snapshot().queued == {"alice": 1})  # the second job
         offset.write_text(str(WAITED_S))  # the kernel's clock jumps: the second job waited
         during = metrics.exposition().decode()
         gate.open()
@@ -72,7 +86,9 @@ def test_metrics_show_the_oldest_wait_the_disk_reserve_result_storage_and_error_
         return during, metrics.exposition().decode(), stored
 
     with WorkerGate(tmp_path) as gate:
-        during, after, stored = run_kernel(tmp_path, body, workers=1, config=_config(), clock=clock)
+        during, after, stored = run_kernel(
+            tmp_path, body, workers=1, config=_config(), clock=clock, gate=gate
+        )
     oldest = _samples(during, "qmk_queue_oldest_seconds")[""]
     assert WAITED_S <= oldest < WAITED_S + 60
     assert _samples(after, "qmk_queue_oldest_seconds")[""] == 0.0
