@@ -129,6 +129,22 @@ def test_an_unfinished_body_is_closed_after_the_body_timeout(quick: HttpServer):
     assert "Traceback" not in quick.output()
 
 
+def test_an_answer_sent_before_its_requests_body_says_connection_close_and_closes(
+    capped: HttpServer,
+):
+    """A request answered from its head alone (refused, say): the guard closes the
+    connection after the answer instead of reading the body, so the answer says so, and
+    an HTTP/1.1 client sends its next request on a new connection, not into the close
+    (httpx met "server disconnected" whenever a body came apart from its head)."""
+    sock = _connect(capped)
+    sock.sendall(
+        b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: text/plain\r\n"
+        b"content-length: 2\r\n\r\n"
+    )  # its body never comes
+    head = _until_closed(sock).partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 4") and b"\r\nconnection: close\r\n" in head + b"\r\n", head
+
+
 def test_a_connection_that_never_authenticates_is_closed_after_auth_timeout_s(
     quick: HttpServer,
 ):

@@ -112,6 +112,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._lingers = False  # answered, half-closed, counted in the door's lingering
         self._drop = REFUSED_LINGER_BYTES  # the bytes a lingering connection drops
         self._closed = False
+        self._close_after = False  # its response said connection: close (body unread)
         self._phase: asyncio.TimerHandle | None = None  # the header or body deadline
         self._auth: asyncio.TimerHandle | None = None
         self._write: asyncio.TimerHandle | None = None
@@ -270,7 +271,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         if self._auth_due and not self._signed_in:
             self._closed = True  # it had its answer; the deadline has passed
             self.transport.close()
-        elif not self._in_head and self._phase is not None:
+        elif self._close_after or self._body_arriving:
             # answered before its body arrived (refused, say): the rest of the body
             # would only be parsed and dropped, so the connection closes instead, once
             # the client had the time to send the rest of a body it is writing and read
@@ -328,15 +329,41 @@ class _GuardedProtocol(HttpToolsProtocol):
             408, "auth-timeout", self._auth_message(), limit=self.limits.auth_timeout_s
         )
 
+    @property
+    def _body_arriving(self) -> bool:
+        """Whether the request's headers are read and its body is not yet whole."""
+        return not self._in_head and self._phase is not None
+
     def _visiting(self, app: Any) -> Any:
         """``app``, each request carrying the connection's visitor (``qmk.visitor``):
         the door signs it in when one shows a valid session or key."""
 
         async def visiting(scope: Any, receive: Any, send: Any) -> None:
             scope["qmk.visitor"] = self.visitor
-            await app(scope, receive, send)
+            await app(scope, receive, self._announcing(send))
 
         return visiting
+
+    def _announcing(self, send: Any) -> Any:
+        """``send``, a response begun before its request's body arrived saying
+        ``connection: close``: the connection closes after it (:meth:`on_response_complete`),
+        and a client told so sends its next request on a new connection instead of into
+        the close ("server disconnected"). The close stays the guard's, lingering, not
+        uvicorn's at once (a close with unread bytes resets the answer away)."""
+
+        async def announcing(message: Any) -> None:
+            if message["type"] != "http.response.start" or not self._body_arriving:
+                await send(message)
+                return
+            cycle = self.cycle
+            keep_alive = cycle is not None and cycle.keep_alive
+            headers = [*message.get("headers", ()), (b"connection", b"close")]
+            self._close_after = True
+            await send({**message, "headers": headers})
+            if cycle is not None:
+                cycle.keep_alive = keep_alive  # uvicorn read the header as its own close
+
+        return announcing
 
     # ------------------------------------------------------------------ writing
 
