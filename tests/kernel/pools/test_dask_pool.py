@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from qmk import defaults
-from qmk.execution.executor import run
+from qmk.execution.executor import execute, load_program, run
 from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.clock import Clock, ManualClock
 from qmk.kernel.config import KernelConfig
@@ -406,13 +406,14 @@ def test_a_big_job_split_over_the_workers_has_the_single_runs_counts(
         done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
         assert done["state"] == "COMPLETED", done
         assert (pool.split_jobs, pool.stashed) == (1, 1 if put else 0)
-        single = run(
-            FENCED,
-            shots=shots,
-            seed=seed,
-            qubit=config.machine.qubit,
-            profile="logical:surface_code(d=3)",
-        )
+        # the job's own request run whole in process: its physics, seed and the shared
+        # machine's schedule (its waits are idle noise, drawn from the same generators)
+        stored = kernel.store.load_job(job["job_id"], "alice")
+        assert stored is not None and stored.request.machine is not None
+        request = stored.request
+        assert (request.shots, request.seed, request.part) == (shots, seed, None)
+        assert request.profile == "logical:surface_code(d=3)"
+        single = execute(load_program(FENCED), request)
         assert done["result"]["counts"] == single.counts
         telemetry = done["result"]["telemetry"]
         assert telemetry["shots"] == shots
