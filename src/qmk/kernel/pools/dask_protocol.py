@@ -51,6 +51,10 @@ QUEUE_HANDLER = "qmk_queue"
 CLUSTER_CONFIG: dict[str, Any] = {
     # the Dask worker's own job processes (a daemonic process may have no children)
     "distributed.worker.daemon": False,
+    # a local cluster (``local:N``) closes the nanny of a worker lost this long, even as
+    # the nanny restarts it: 15 s by default, which a restart (a fresh process and its
+    # imports) takes on a loaded machine, and the cluster stayed one worker short
+    "distributed.deploy.lost-worker-timeout": "1 hour",
 }
 
 
