@@ -12,7 +12,8 @@ from typing import Any
 
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import verify
-from support.kernel import BELL, login, run_kernel
+from support.kernel import BELL, WorkerGate, login, run_kernel, wait_state
+from support.wire import until
 
 
 def test_the_next_queued_job_is_running_when_the_wait_on_the_last_one_returns(
@@ -22,12 +23,18 @@ def test_the_next_queued_job_is_running_when_the_wait_on_the_last_one_returns(
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         first = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=1)
         second = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=2)
+        # each job waits QUEUED on the shared machine for its schedule first: the one
+        # worker holds the first at the gate until the second is in the run queue
+        await wait_state(kernel, sid, first["job_id"], "RUNNING")
+        await until(lambda: [job.job_id for job in kernel.supervisor.queue] == [second["job_id"]])
+        gate.open()
         done = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=60_000)
         running = kernel.supervisor.jobs[second["job_id"]].state  # one worker: it took B
         final = await kernel.q_wait(session_id=sid, job_id=second["job_id"], timeout_ms=60_000)
         return [done["state"], running, final["state"], final["result"]["counts"]]
 
-    first, running, second, counts = run_kernel(tmp_path, body, workers=1)
+    with WorkerGate(tmp_path) as gate:
+        first, running, second, counts = run_kernel(tmp_path, body, workers=1, gate=gate)
     assert (first, running, second) == ("COMPLETED", "RUNNING", "COMPLETED")
     assert sum(counts.values()) == 100 and set(counts) <= {"00", "11"}
     assert verify(tmp_path / "data").ok
