@@ -9,13 +9,12 @@ import pytest
 
 from qmk.client import Client
 from qmk.execution.executor import run
+from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
 from support.kernel import WorkerGate
 from support.workloads import ry_brickwork
 
 
 def test_a_job_checkpointed_before_a_kill_9_resumes_from_it_after_a_restart(serve, tmp_path):
-    from kernel.running.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
-
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("crash", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), tenant="alice", key="alice-secret-key") as client:

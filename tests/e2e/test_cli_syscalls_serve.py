@@ -13,6 +13,7 @@ import pytest
 
 from qmk.devices.neutral_atom.emulator import run_job
 from support.cli import qmk
+from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
 from support.kernel import TENANTS, WorkerGate
 
 DEVICE_TENANTS = {
@@ -53,8 +54,6 @@ def ok_json(*argv: str) -> Any:
 def test_checkpoint_restore_result_and_replay_of_a_job_held_at_a_fence(
     serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kernel.running.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
-
     program = tmp_path / "fenced.qvm.json"
     program.write_text(json.dumps(GRAPH))
     expected = uninterrupted()

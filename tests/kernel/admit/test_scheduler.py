@@ -9,6 +9,7 @@ from typing import Any
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
+from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
 from support.kernel import BELL, WorkerGate, login, run_kernel, wait_state
 
 
@@ -103,8 +104,6 @@ def test_a_flooding_tenant_cannot_starve_another_in_the_kernel(tmp_path: Path) -
 
 
 def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: Path) -> None:
-    from kernel.running.test_checkpoints import GRAPH, SEED, SHOTS, uninterrupted
-
     clock = ManualClock()
 
     async def body(kernel: Kernel) -> None:

@@ -15,15 +15,8 @@ from typing import Any
 from qmk.execution.executor import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
-from support.kernel import BELL, FENCED, WorkerGate, ghz_graph, login, run_kernel, wait_state
-
-GRAPH = FENCED.to_json()
-SHOTS, SEED = 500, 17
-
-
-def uninterrupted() -> dict[str, int]:
-    """What every kernel run of FENCED must give: the in-process run, never stopped."""
-    return dict(run(FENCED, shots=SHOTS, seed=SEED, noise=False).counts)
+from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
+from support.kernel import BELL, WorkerGate, ghz_graph, login, run_kernel, wait_state
 
 
 async def submit(kernel: Kernel, session: str, **policy: Any) -> str:
