@@ -22,7 +22,6 @@ Prints a Markdown table (``docs/ft-execution.md`` carries it) and writes
 from __future__ import annotations
 
 import argparse
-import random
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,34 +33,12 @@ from qmk.ft.layout import layout_for
 from qmk.ft.lower import lower
 from qmk.ft.model import ft_model
 from qmk.ft.schedule import schedule
+from qmk.kernel.machine.programs import HEAD, adder, qft, random_clifford_t
 from qmk.qvm.verify import verify
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "ft" / "programs"
-HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
 #: Qubits the statevector runs (data and one magic-state ancilla) in reasonable time.
 EXECUTED_MAX_QUBITS = 8
-
-
-def cuccaro_adder(bits: int) -> str:
-    """``b := a + b`` on ``bits``-bit registers (MAJ/UMA blocks, one Toffoli each)."""
-    lines = [HEAD, "qreg c0[1];", f"qreg a[{bits}];", f"qreg b[{bits}];", "qreg z[1];"]
-    lines += [f"creg s[{bits}];", "creg carry[1];"]
-    lines += [f"h a[{i}];" for i in range(bits)] + [f"x b[{i}];" for i in range(0, bits, 2)]
-    chain = ["c0[0]"] + [f"a[{i}]" for i in range(bits)]
-
-    def maj(c: str, b: str, a: str) -> list[str]:
-        return [f"cx {a},{b};", f"cx {a},{c};", f"ccx {c},{b},{a};"]
-
-    def uma(c: str, b: str, a: str) -> list[str]:
-        return [f"ccx {c},{b},{a};", f"cx {a},{c};", f"cx {c},{b};"]
-
-    for i in range(bits):
-        lines += maj(chain[i], f"b[{i}]", chain[i + 1])
-    lines.append(f"cx a[{bits - 1}],z[0];")
-    for i in reversed(range(bits)):
-        lines += uma(chain[i], f"b[{i}]", chain[i + 1])
-    lines += ["measure b -> s;", "measure z -> carry;"]
-    return "\n".join(lines) + "\n"
 
 
 def approximate_qft(n: int) -> str:
@@ -77,41 +54,14 @@ def approximate_qft(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def qft(n: int) -> str:
-    """A full QFT: controlled phases pi/2^k, whose rotations below pi/4 are synthesised."""
-    lines = [HEAD, f"qreg q[{n}];", f"creg c[{n}];"]
-    lines += [f"h q[{i}];\nt q[{i}];" for i in range(0, n, 2)]
-    for i in range(n):
-        lines.append(f"h q[{i}];")
-        for j in range(i + 1, n):
-            lines.append(f"cu1(pi/{2 ** (j - i)}) q[{j}],q[{i}];")
-    lines += [f"swap q[{i}],q[{n - 1 - i}];" for i in range(n // 2)]
-    lines.append("measure q -> c;")
-    return "\n".join(lines) + "\n"
-
-
-def random_clifford_t(n: int, gates: int, seed: int) -> str:
-    rng = random.Random(seed)
-    lines = [HEAD, f"qreg q[{n}];", f"creg c[{n}];"] + [f"h q[{i}];" for i in range(n)]
-    for _ in range(gates):
-        g = rng.choice(["h", "s", "t", "tdg", "t", "cx", "cz"])
-        if g in ("cx", "cz"):
-            a, b = rng.sample(range(n), 2)
-            lines.append(f"{g} q[{a}],q[{b}];")
-        else:
-            lines.append(f"{g} q[{rng.randrange(n)}];")
-    lines.append("measure q -> c;")
-    return "\n".join(lines) + "\n"
-
-
 def corpus(folder: Path) -> list[tuple[str, Path]]:
     programs = [(p.stem, p) for p in sorted(CORPUS.glob("*.qasm"))]
     generated = {
-        "adder_4bit": cuccaro_adder(4),
-        "adder_16bit": cuccaro_adder(16),
+        "adder_4bit": adder(4),
+        "adder_16bit": adder(16),
         "aqft_16": approximate_qft(16),
         "qft_8": qft(8),
-        "random_ct_10x400": random_clifford_t(10, 400, 2026),
+        "random_ct_10x400": random_clifford_t(10, 400, seed=2026),
     }
     for name, text in generated.items():
         path = folder / f"{name}.qasm"
