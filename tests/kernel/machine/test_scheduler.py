@@ -459,3 +459,21 @@ def test_a_cancel_is_decided_at_its_cycle_a_job_that_ended_before_it_keeps_its_r
     queued.submit(job("second", footprint(8, idle(10))))
     queued.cancel("second", 40)  # still queued then: it leaves the queue
     assert [r.id for r in queued.run()] == ["first"]
+
+
+def test_a_job_past_its_tenants_partition_is_refused_naming_the_share_to_raise():
+    from qmk.kernel.config import config_from_dict
+    from qmk.kernel.machine.spec import config_machine
+
+    # 200,000 physical qubits: 904 job tiles, a's quarter 226; 300 tiles fit the module
+    machine = config_machine(config_from_dict({"machine": {"physical_qubits": 200_000}}))
+    sched = Scheduler(machine, policy("partition"), {"a": 1.0, "b": 3.0})
+    with pytest.raises(MachineError) as caught:
+        sched.submit(job("wide", footprint(300, idle(1)), tenant="a"))
+    message = caught.value.message
+    assert caught.value.code == "QK501" and "its tenant's region" in message
+    assert "raise tenant a's share of the machine (machine_share in a kernel's" in message
+    assert "share in a workload), or [machine] physical_qubits (now 200,000)" in message
+    Scheduler(machine, policy("fair-share"), {"a": 1.0, "b": 3.0}).submit(
+        job("wide", footprint(300, idle(1)), tenant="a")
+    )  # the module holds it

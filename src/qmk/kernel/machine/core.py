@@ -440,7 +440,8 @@ class Scheduler:
         factory = fp.t_states > 0
         if tenant_region:
             return (
-                f"; raise tenant {spec.tenant}'s machine_share, or [machine] "
+                f"; raise tenant {spec.tenant}'s share of the machine (machine_share in a "
+                "kernel's [tenants] table, share in a workload), or [machine] "
                 f"physical_qubits (now {table.physical_qubits:,})"
             ), None
         least = self.machine.qubits_to_hold(fp.tiles, factory=factory)
