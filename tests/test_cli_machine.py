@@ -117,6 +117,11 @@ def test_simulate_json_gives_each_policys_metrics_and_jobs_machine_records(work,
     assert plot.read_bytes()[:4] == b"\x89PNG"
     status, text, _ = qmk("machine", "simulate", str(work), "--policy", "backfill")
     assert status == 0 and "backfill" in text and "speedup" in text
+    assert "drawn in" not in text
+    # the table says where --plot drew it (the JSON above stays one document)
+    again = tmp_path / "again.png"
+    status, text, _ = qmk("machine", "simulate", str(work), "--plot", str(again))
+    assert status == 0 and text.endswith(f"\ndrawn in {again}\n") and again.exists()
 
 
 def test_a_job_no_placement_can_hold_fails_the_run_with_a_code_naming_it(tmp_path):

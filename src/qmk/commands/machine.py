@@ -244,6 +244,8 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{'s' if len(machine.modules) > 1 else ''}; epoch {machine.epoch_cycles} cycles\n"
     )
     out.write(_table(runs) + "\n")
+    if args.plot is not None:
+        out.write(f"drawn in {args.plot}\n")
     return 0
 
 
