@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from execution.test_executor_exact import CASES, Case, assert_distribution
 from qmk.engines import EngineError, make_engine
 from qmk.execution.checkpoint import ExecutionState, read_state, write_state
 from qmk.execution.executor import run
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph, from_json
+from support.exact import assert_distribution
+from support.exact_corpus import CASES, Case
+from support.resume import StopAt, stopped_then_resumed
 from support.workloads import ry_brickwork
 
 SHOTS = 400
@@ -30,43 +32,6 @@ def fenced(graph: Graph) -> Graph:
         nodes += [node, {"id": f"fence_{i}", "op": "FENCE_EPOCH"}]
     data["program"]["nodes"] = nodes
     return from_json(data)
-
-
-class StopAt:
-    """A control that answers ``request`` at fence ``epoch`` (or, with ``op`` set, asks
-    to stop now before the ``op``-th micro-op), and keeps what was saved."""
-
-    def __init__(self, request: str, *, epoch: int = 0, op: int = 0) -> None:
-        self.request, self.epoch, self.op = request, epoch, op
-        self.saved: list[ExecutionState] = []
-        self.ops = 0
-
-    @property
-    def urgent(self) -> bool:
-        return self.op > 0
-
-    def at_fence(self, epoch: int) -> str | None:
-        if epoch == self.epoch and self.op == 0 and not self.saved:
-            return self.request
-        return None
-
-    def at_op(self) -> str | None:
-        self.ops += 1
-        return YIELD_NOW if self.ops == self.op and not self.saved else None
-
-    def save(self, state: ExecutionState) -> None:
-        self.saved.append(ExecutionState.from_bytes(state.to_bytes()))  # the file format
-
-
-def stopped_then_resumed(graph: Graph, control: StopAt, **options: Any) -> Any:
-    """Run with ``control``; if it stopped, resume from its saved state."""
-    try:
-        result = run(graph, control=control, **options)
-    except Suspended:
-        (state,) = control.saved
-        return run(graph, resume=state, **options)
-    assert not control.saved  # it never reached the fence (or the micro-op) asked for
-    return result
 
 
 def _stops(c: Case) -> bool:

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from execution.test_checkpoint import StopAt, stopped_then_resumed
-from execution.test_executor_exact import assert_distribution
 from qmk.engines.statevector import StatevectorEngine
 from qmk.execution import executor
 from qmk.execution.executor import run
@@ -26,6 +24,8 @@ from qmk.execution.trajectories import YIELD_NOW, Observed, Runner
 from qmk.qec.noise import Depolarizing
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
+from support.exact import assert_distribution
+from support.resume import StopAt, stopped_then_resumed
 
 PROFILE = "logical:surface_code(d=3)"
 #: Physical error rate that makes d=3 logical errors frequent: many groups, most with one

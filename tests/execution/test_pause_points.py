@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from execution.test_executor_exact import assert_distribution
 from qmk.engines import EngineError, make_engine
 from qmk.engines.gates import unitary
 from qmk.execution import batch
@@ -22,6 +21,7 @@ from qmk.execution.executor import run
 from qmk.execution.parts import merge, split
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
+from support.exact import assert_distribution
 from support.kernel import FENCED_CLIFFORD, GATES_THEN_MEASURE
 
 #: The gates of each epoch of GATES_THEN_MEASURE (qubit k is q<k>).

@@ -4,6 +4,10 @@ Independent of QMK's engines: the gates are written out here from their textbook
 matrices and the state is a dense vector. A Z measurement splits the state into its two
 branches (each with its probability), so mid-circuit measurements, guarded gates
 (``when ev:E == v``) and ``COND_PAULI`` are exact too.
+
+Sampled counts are held to such a distribution by :func:`chi2_pvalue` (Pearson's p-value
+over the distribution's cells) or :func:`assert_distribution` (no outcome of probability
+0, and a chi-square fit over the possible ones, small cells pooled, with p > :data:`P_MIN`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ import numpy as np
 
 from qmk.qvm.graph import Graph, Node
 from qmk.qvm.output import layout_of
+
+#: The p-value below which :func:`assert_distribution` rejects counts: a correct sampler
+#: fails it with this probability per check (the seeds are fixed, so a run is reproducible).
+P_MIN = 1e-4
+#: Expected probabilities below this are "impossible": such an outcome must never appear.
+ZERO = 1e-12
 
 _S2 = 1 / math.sqrt(2)
 _ONE = {
@@ -155,3 +165,47 @@ def chi2_pvalue(counts: Mapping[str, int], expected: Mapping[str, float]) -> flo
     cells = [(counts.get(k, 0), p * shots) for k, p in expected.items()]
     stat = sum((o - e) ** 2 / e for o, e in cells)
     return float(chi2.sf(stat, max(1, len(cells) - 1)))
+
+
+def pooled(observed: list[int], expected: list[float], minimum: float = 5.0):
+    """Pool cells (smallest expected first) until every pooled cell expects >= ``minimum``."""
+    order = sorted(range(len(expected)), key=lambda i: expected[i])
+    obs_bins: list[int] = []
+    exp_bins: list[float] = []
+    o = e = 0.0
+    for i in order:
+        o += observed[i]
+        e += expected[i]
+        if e >= minimum:
+            obs_bins.append(int(o))
+            exp_bins.append(e)
+            o = e = 0.0
+    if e > 0 or o > 0:
+        if exp_bins:
+            obs_bins[-1] += int(o)
+            exp_bins[-1] += e
+        else:
+            obs_bins.append(int(o))
+            exp_bins.append(e)
+    return obs_bins, exp_bins
+
+
+def assert_distribution(counts: Mapping[str, int], expected: Mapping[str, float], shots: int):
+    """No impossible outcome, and a chi-square fit with p > P_MIN over the possible ones."""
+    from scipy import stats
+
+    impossible = {k: n for k, n in counts.items() if expected.get(k, 0.0) <= ZERO}
+    assert not impossible, f"outcomes of probability 0 appeared: {impossible}"
+    assert sum(counts.values()) == shots
+    support = [k for k, p in expected.items() if p > ZERO]
+    total = sum(expected[k] for k in support)
+    observed = [counts.get(k, 0) for k in support]
+    expect = [expected[k] * shots / total for k in support]
+    obs_bins, exp_bins = pooled(observed, expect)
+    if len(obs_bins) < 2:
+        return
+    pvalue = stats.chisquare(obs_bins, exp_bins).pvalue
+    assert pvalue > P_MIN, (
+        f"chi-square p = {pvalue:.3g}; observed {dict(counts)}, "
+        f"expected { ({k: round(e, 1) for k, e in zip(support, expect, strict=True)}) }"
+    )
