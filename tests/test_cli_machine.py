@@ -133,6 +133,7 @@ def test_a_job_no_placement_can_hold_fails_the_run_with_a_code_naming_it(tmp_pat
     status, out, err = qmk("machine", "simulate", str(path), "--policy", "fair-share")
     assert status == 1 and out == ""
     assert err.startswith("QK501 unplaceable:") and "wide-one" in err
+    assert "under fair-share:" in err  # the policy asked, not the exclusive baseline
     # and says the machine that would: its 858 tiles (400 qubits' fast block) and a
     # factory for its T gates need a module of 182,576 physical qubits
     assert "raise [machine] physical_qubits from 20,000 to 182,576," in err

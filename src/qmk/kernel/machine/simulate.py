@@ -170,9 +170,21 @@ def simulate(
     *,
     tenants: Mapping[str, float] | None = None,
 ) -> dict[str, PolicyRun]:
-    """Each policy's run of ``jobs``, with its speedup over ``exclusive``'s makespan."""
+    """Each policy's run of ``jobs``, with its speedup over ``exclusive``'s makespan.
+
+    Raises:
+        MachineError: ``QK501 unplaceable``: a job no placement can ever hold under the
+            first policy asked that cannot (before any run: the first such job).
+    """
     from dataclasses import replace
 
+    for name in dict.fromkeys(policies):  # a refusal names a policy asked, not exclusive
+        sched = Scheduler(machine, make_policy(name), tenants)
+        seen: set[tuple[int, str]] = set()
+        for spec in jobs:  # each footprint once per tenant (its region under partition)
+            if (id(spec.footprint), spec.tenant) not in seen:
+                seen.add((id(spec.footprint), spec.tenant))
+                sched.check_placeable(spec)
     alone = alone_times(machine, jobs)
     runs: dict[str, PolicyRun] = {}
     for name in dict.fromkeys(["exclusive", *policies]):
