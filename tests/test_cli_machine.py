@@ -153,3 +153,17 @@ def test_an_epoch_of_no_whole_positive_cycles_is_a_bad_option(work, cycles: str)
     status, out, err = qmk("machine", "simulate", str(work), f"--epoch-cycles={cycles}")
     assert status == 2 and out == "" and err.startswith("QW011 bad-option:")
     assert "--epoch-cycles" in err and err.count("\n") == 1
+
+
+def test_the_workload_form_docs_machine_shows_is_the_example_that_ships():
+    # a new user can run the page's workload as it stands (its transcript runs in
+    # tests/test_docs_examples.py): the page's block is the file, byte for byte
+    page = (ROOT / "docs" / "machine.md").read_text(encoding="utf-8")
+    block = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    form = EXAMPLES / "machine" / "form"
+    assert (form / "workload.yaml").read_text(encoding="utf-8") == block
+    status, out, err = qmk("machine", "simulate", str(form / "workload.yaml"), "--json")
+    assert status == 0, err
+    jobs = json.loads(out)["fair-share"]["jobs"]
+    assert {j["program"] for j in jobs} == {"adder.qasm", "qft8.qasm", "adder4.qasm"}
+    assert len(jobs) == 1003 and sum(j["tenant"] == "alice" for j in jobs) == 3

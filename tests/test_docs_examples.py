@@ -37,7 +37,17 @@ _SOURCE = re.compile(
 )
 
 #: The commands whose transcripts run here: they need no kernel, no model and no network.
-_LOCAL = ("run", "validate", "qasm", "plan", "info", "disasm", "device run", "machine show")
+_LOCAL = (
+    "run",
+    "validate",
+    "qasm",
+    "plan",
+    "info",
+    "disasm",
+    "device run",
+    "machine show",
+    "machine simulate",
+)
 
 #: A wall time in a line (``0.096 s``): it differs from run to run.
 _WALL = re.compile(r"\b\d+\.\d+ s\b")
