@@ -21,7 +21,7 @@ kernel config's ``[server]`` table (:class:`~qmk.abi.limits.ServerConfig`):
   counted as they arrive, so the parser never holds more than the limit and one read.
 - **Body**: once its headers are read, a request's body may take
   ``http_body_timeout_s``; then the connection is closed (its handler sees the client
-  gone). Its size is the application's limit (:class:`qmk.http.app.AppLimits`).
+  gone). Its size is the door's limit (:meth:`qmk.abi.door.Door.size_limit`).
 - **Idle**: a kept-alive connection is closed ``http_keep_alive_s`` after its last
   response (uvicorn's ``timeout_keep_alive``).
 - **Unauthenticated**: a connection that has not signed in at the door (none of its

@@ -167,10 +167,12 @@ class Admission:
     ) -> None:
         self.config = config
         self.results = results
-        #: Device jobs' artifacts (set by the kernel: :mod:`.artifacts`), for their quota.
+        #: Device jobs' artifacts (set by the kernel: :mod:`~qmk.kernel.storage.artifacts`),
+        #: for their quota.
         self.artifacts: Any = None
         #: How many of a tenant's queued jobs wait on the shared machine for their
-        #: schedule (set by the kernel: :mod:`.shared_machine`), for ``max_queued_jobs``.
+        #: schedule (set by the kernel: :mod:`~qmk.kernel.running.shared_machine`), for
+        #: ``max_queued_jobs``.
         self.machine_holds: Callable[[str], int] = lambda tenant: 0
         self.channels = channels
         self.queue = queue

@@ -38,13 +38,12 @@ the request, so ``qmk audit replay`` applies it again.
 
 **A resumed attempt keeps its checkpoint's physics.** The logical-error patterns of a
 whole run are drawn when it starts, from the physics it starts with, so an execution
-state only continues under that physics. A checkpoint records it (:func:`physics_of`:
-the qubit, profile, noise model, calibration and rewrite of the attempt that saved it:
-:meth:`~qmk.execution.request.RunRequest.physics`), and an attempt that resumes from it
-runs with it again (:func:`resumed`). When the
-policies' answer at the new epoch differs, telemetry and the audit log say
-``keep-physics`` and which parts differ; the policies apply again when the job starts
-from its beginning.
+state only continues under that physics. A checkpoint records it
+(:meth:`~qmk.execution.request.RunRequest.physics`: the qubit, profile, noise model,
+calibration, rewrite and machine schedule of the attempt that saved it), and an attempt
+that resumes from it runs with it again (:func:`resumed`). When the policies' answer at
+the new epoch differs, telemetry and the audit log say ``keep-physics`` and which parts
+differ; the policies apply again when the job starts from its beginning.
 """
 
 from __future__ import annotations

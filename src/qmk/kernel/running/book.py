@@ -155,21 +155,23 @@ class JobBook:
         self.starting = True  # False once the kernel closes: no job starts any more
         self.loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
-        #: The device, the jobs' placement and the fault policies (:mod:`.faults`).
+        #: The device, the jobs' placement and the fault policies (:mod:`~qmk.kernel.admit.faults`).
         self.faults = FaultPolicies(device or device_for(config), audit)
         self.device = self.faults.device
         self.placement = self.faults.placement
-        #: Stored results: each tenant's bytes, their expiry, pages (:mod:`.results`).
+        #: Stored results: each tenant's bytes, their expiry, pages
+        #: (:mod:`~qmk.kernel.storage.results`).
         self.results = Results(config, store, audit)
-        #: Device jobs' artifacts: streamed, stored, bounded (:mod:`.artifacts`).
+        #: Device jobs' artifacts: streamed, stored, bounded (:mod:`~qmk.kernel.storage.artifacts`).
         self.artifacts = Artifacts(
             config, audit, None if checkpoint_dir is None else checkpoint_dir.parent / FOLDER
         )
         #: The tracer of the workers' spans (``qmk serve --trace``), else None.
         self.traces: WorkerTraces | None = None
-        #: Completed runs' results answering submits of the same run (:mod:`.cache`).
+        #: Completed runs' results answering submits of the same run
+        #: (:mod:`~qmk.kernel.admit.cache`).
         self.cache = ResultCache(config, store, self.device, self.finished.get)
-        #: Each job end's usage record and webhook (:mod:`.billing`).
+        #: Each job end's usage record and webhook (:mod:`~qmk.kernel.storage.billing`).
         self.ledger = Ledger(config, store)
         #: The shared machine: a job's schedule in machine time is fixed before a worker
         #: computes its outcomes (:mod:`.shared_machine`).

@@ -40,7 +40,8 @@ class Epochs:
         #: Victims asked to yield their worker: victim job id -> the queued job it is for
         #: (one victim per urgent job; the entry ends with the victim's attempt).
         self._yield_for: dict[str, str] = {}
-        #: When the states of jobs that ended are next looked at (:mod:`.retention`).
+        #: When the states of jobs that ended are next looked at
+        #: (:mod:`~qmk.kernel.storage.retention`).
         self._next_expiry = book.clock.now()
 
     async def run(self) -> None:

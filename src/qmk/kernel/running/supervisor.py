@@ -70,8 +70,8 @@ class Supervisor:
     parts that move jobs in it: the dispatcher, the runs on workers and the epochs.
 
     What has a state of its own lives beside it: the checkpoints (:mod:`.checkpoints`), the
-    fault policies and placement (:mod:`.faults`), the fair queue (:mod:`.scheduler`),
-    stored results (:mod:`.results`).
+    fault policies and placement (:mod:`~qmk.kernel.admit.faults`), the fair queue
+    (:mod:`~qmk.kernel.admit.scheduler`), stored results (:mod:`~qmk.kernel.storage.results`).
 
     Args:
         config: the kernel configuration (machine inventory, quotas, epoch and timeouts).
@@ -338,7 +338,8 @@ class Supervisor:
 
     async def _answer_from_cache(self, job: Job, hit: Hit) -> dict[str, Any]:
         """COMPLETE ``job`` at once with ``hit``'s result, no worker (attested as a cache
-        hit: :mod:`.cache`); FAILED when its tenant's result storage has no room."""
+        hit: :mod:`~qmk.kernel.admit.cache`); FAILED when its tenant's result storage has
+        no room."""
         self.jobs[job.job_id] = job  # its end is an event of a job the kernel holds
         refusal = self.results.take(job, hit.result)
         if refusal is not None:

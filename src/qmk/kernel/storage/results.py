@@ -1,7 +1,8 @@
 """Finished jobs' results: each tenant's storage quota, retention, and reading in pages.
 
-A result is stored once, encoded (:class:`~qmk.kernel.records.jobs.StoredResult`: the JSON text
-every reply carries, and an index of its counts). Three rules bound what the kernel keeps:
+A result is stored once, encoded (:class:`~qmk.kernel.records.stored.StoredResult`: the
+JSON text every reply carries, and an index of its counts). Three rules bound what the
+kernel keeps:
 
 - **Per job** (``[kernel] max_result_mb``): the worker refuses a bigger result
   (``QK305 result-too-large``, :func:`qmk.kernel.pools.attempt.run_job`).
@@ -21,10 +22,10 @@ every reply carries, and an index of its counts). Three rules bound what the ker
 
 ``q_get_result`` reads the counts in pages (:meth:`Results.page`): the entries in their
 stored order, ``limit`` at a time, each page found through the result's index (a scan of
-fewer than :data:`~qmk.kernel.records.jobs.RESULT_MARK_EVERY` entries), never by parsing the
-whole result. Its cursor is ``"<index>.<digest>"``: the next entry's index and the first
-12 hex digits of the counts' SHA-256, so a cursor of another result (the job was restored
-and ran again) is refused instead of paging the wrong counts.
+fewer than :data:`~qmk.kernel.records.stored.RESULT_MARK_EVERY` entries), never by parsing
+the whole result. Its cursor is ``"<index>.<digest>"``: the next entry's index and the
+first 12 hex digits of the counts' SHA-256, so a cursor of another result (the job was
+restored and ran again) is refused instead of paging the wrong counts.
 """
 
 from __future__ import annotations

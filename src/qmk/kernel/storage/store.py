@@ -2,7 +2,7 @@
 
 Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and error JSON;
 a result is kept as the text a reply carries, with its index in ``result_meta`` and its
-size in ``result_bytes``: :class:`~qmk.kernel.records.jobs.StoredResult`; a big graph apart, in
+size in ``result_bytes``: :class:`~qmk.kernel.records.stored.StoredResult`; a big graph apart, in
 ``graph_texts``, once per tenant and text: :data:`GRAPH_APART`), ``attempts`` (the
 outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
 and revoked session ids), ``delegations`` (capability loans between tenants,
@@ -820,7 +820,8 @@ class Store:
     ) -> None:
         """Record a checkpoint of ``job`` at kernel epoch ``epoch``: its execution state's
         file ``path``, saved at the program's fence ``program_epoch`` under ``physics``
-        (:func:`qmk.kernel.admit.faults.physics_of`; None, None, None: the job's start)."""
+        (:meth:`qmk.execution.request.RunRequest.physics`; None, None, None: the job's
+        start)."""
         self.db.execute(
             "INSERT INTO checkpoints (checkpoint_id, job_id, tenant, epoch, state, attempts, "
             "created_at, path, program_epoch, physics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
