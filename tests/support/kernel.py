@@ -299,6 +299,18 @@ async def wait_state(
     raise AssertionError(f"job never reached {state}")
 
 
+async def wait_run_queue(kernel: Kernel, *job_ids: str, limit_s: float = 60.0) -> None:
+    """Return once the supervisor's run queue holds these jobs and no other. A job
+    waits QUEUED on the shared machine until its schedule there ends (in machine time),
+    and only then joins the run queue, where preemption and dispatch see it (the limit
+    only guards against a hang)."""
+    end = time.monotonic() + limit_s
+    while sorted(job.job_id for job in kernel.supervisor.queue) != sorted(job_ids):
+        if time.monotonic() >= end:
+            raise AssertionError(f"the run queue never held {list(job_ids)}")
+        await asyncio.sleep(0.005)
+
+
 def qubits(n: int) -> list[str]:
     return [f"q{i}" for i in range(n)]
 

@@ -16,7 +16,15 @@ from qmk.execution.executor import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
-from support.kernel import BELL, WorkerGate, ghz_graph, login, run_kernel, wait_state
+from support.kernel import (
+    BELL,
+    WorkerGate,
+    ghz_graph,
+    login,
+    run_kernel,
+    wait_run_queue,
+    wait_state,
+)
 
 
 async def submit(kernel: Kernel, session: str, **policy: Any) -> str:
@@ -65,6 +73,7 @@ def test_preemption_stops_a_job_at_its_next_fence_and_it_resumes_there(tmp_path:
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )
+        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
         await clock.tick()  # gap 4: >= preempt_gap, < rollback_gap: yield at the fence
         done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
         assert done["state"] == "COMPLETED"
@@ -92,6 +101,7 @@ def test_a_much_more_urgent_job_rolls_the_victims_rev_segment_back(tmp_path: Pat
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 9}
         )
+        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
         await clock.tick()  # gap 8 >= rollback_gap: stop now
         done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
         assert done["state"] == "COMPLETED"
@@ -128,6 +138,7 @@ def test_a_job_without_a_fence_stops_at_once_and_runs_again_to_the_same_counts(
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )
+        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
         await clock.tick()  # gap 4: a fenced victim would be asked to yield at its fence
         stopped = await kernel.q_status(session_id=alice, job_id=victim["job_id"])
         assert stopped["state"] == "QUEUED"
@@ -161,6 +172,7 @@ def test_one_urgent_job_preempts_one_victim_however_long_it_takes_to_yield(
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )
+        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
         for _ in range(3):  # the first victim cannot reach its fence while held
             await clock.tick()
         gate.open()

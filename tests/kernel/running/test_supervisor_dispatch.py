@@ -12,8 +12,7 @@ from typing import Any
 
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import verify
-from support.kernel import BELL, WorkerGate, login, run_kernel, wait_state
-from support.wire import until
+from support.kernel import BELL, WorkerGate, login, run_kernel, wait_run_queue, wait_state
 
 
 def test_the_next_queued_job_is_running_when_the_wait_on_the_last_one_returns(
@@ -26,7 +25,7 @@ def test_the_next_queued_job_is_running_when_the_wait_on_the_last_one_returns(
         # each job waits QUEUED on the shared machine for its schedule first: the one
         # worker holds the first at the gate until the second is in the run queue
         await wait_state(kernel, sid, first["job_id"], "RUNNING")
-        await until(lambda: [job.job_id for job in kernel.supervisor.queue] == [second["job_id"]])
+        await wait_run_queue(kernel, second["job_id"])
         gate.open()
         done = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=60_000)
         running = kernel.supervisor.jobs[second["job_id"]].state  # one worker: it took B
