@@ -10,7 +10,7 @@ from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
-from support.kernel import BELL, WorkerGate, login, run_kernel, wait_state
+from support.kernel import BELL, WorkerGate, login, run_kernel, wait_run_queue, wait_state
 
 
 @dataclass
@@ -85,6 +85,7 @@ def test_a_flooding_tenant_cannot_starve_another_in_the_kernel(tmp_path: Path) -
             (await kernel.q_submit(session_id=bob, graph=BELL, shots=100, seed=i))["job_id"]
             for i in range(4)
         ]
+        await wait_run_queue(kernel, *flood_ids, *bob_ids)  # all off the shared machine
         await kernel.q_cancel(session_id=carol, job_id=blocker["job_id"])
         gate.open()
         bob_started = [
@@ -119,6 +120,7 @@ def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: P
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 9}
         )
+        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
         before = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
         assert before["state"] == "RUNNING" and before["preemptions"] == 0  # no epoch yet
         await clock.tick()  # an epoch: the victim is asked to yield its worker
