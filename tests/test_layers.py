@@ -438,11 +438,13 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.kernel.security",
         "qmk.kernel.config",
     ),
+    # admission refuses a job too big for the machine with the floorplan's answer
     "qmk.kernel.admit": (
         *KERNEL_LEAVES,
         "qmk.kernel.records",
         "qmk.kernel.security",
         "qmk.kernel.config",
+        "qmk.kernel.machine",
         "qmk.kernel.storage",
     ),
     # a worker's attempt writes its device artifacts (storage) and seals its result

@@ -381,21 +381,56 @@ def test_the_old_faults_decoder_key_is_the_machines_one_decoder_in_serve_and_sim
 def test_a_job_the_floorplan_cannot_hold_is_refused_at_submit_naming_the_qubits_that_would(
     tmp_path, qubits: int, t_gates: bool, tiles: int, least: int
 ):
+    program = _chain(qubits, t_gates=t_gates)
+    submit = _submit(program)
+    refused, listed = run_kernel(tmp_path / "small", submit, config=_kernel_of(5000))
+    assert isinstance(refused, AdmissionError) and refused.rpc_code == 1007
+    assert refused.details["code"] == "QK501" and listed == []  # nothing of it stored
+    assert (refused.details["needed"], refused.details["total"]) == (least, 5000)
+    assert f"raise [machine] physical_qubits from 5,000 to {least:,}," in refused.message
+    done, _ = run_kernel(tmp_path / "enough", submit, config=_kernel_of(least))
+    assert done["state"] == "COMPLETED" and done["machine"]["tiles"] == tiles
+
+
+@pytest.mark.parametrize("t_gates", [False, True])
+def test_a_job_past_the_machines_physical_qubits_is_refused_once_naming_the_floorplans_least(
+    tmp_path, t_gates: bool
+):
+    """Admission counted a job's patches alone (7 x 162 = 1,134 physical qubits on a
+    machine of 1,000): a user who raised the machine to 1,134 was then refused by the
+    floorplan, which names more (the block's tiles, a factory). Now the first refusal
+    is the floorplan's (QK501) and names the number at which the job runs."""
+    program = _chain(7, t_gates=t_gates)
+    refused, listed = run_kernel(tmp_path / "small", _submit(program), config=_kernel_of(1000))
+    assert isinstance(refused, AdmissionError) and refused.rpc_code == 1007
+    assert refused.details["code"] == "QK501" and listed == []
+    least = refused.details["needed"]
+    assert least > 1_134 and refused.details["total"] == 1000
+    assert "needs 1134 physical qubits at its peak; the machine has 1000" in refused.message
+    assert f"raise [machine] physical_qubits from 1,000 to {least:,}," in refused.message
+    done, _ = run_kernel(tmp_path / "enough", _submit(program), config=_kernel_of(least))
+    assert done["state"] == "COMPLETED", done
+
+
+def _chain(qubits: int, *, t_gates: bool) -> Any:
     names = [f"q{i}" for i in range(qubits)]
     lines = [".caps CAP_ALLOC", f"a: ALLOC_LQ {', '.join('vq:' + q for q in names)}"]
     lines += [f"h{i}: APPLY_{'T' if t_gates else 'H'} vq:{q}" for i, q in enumerate(names)]
     lines += [f"c{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}" for i in range(qubits - 1)]
     lines += [f"m{i}: MEASURE_Z vq:{q}, out:m{i}" for i, q in enumerate(names)]
-    program = assemble("\n".join(lines)).to_json()
+    return assemble("\n".join(lines)).to_json()
 
-    def kernel_of(physical_qubits: int) -> Any:
-        return config_from_dict(
-            {
-                "machine": {"physical_qubits": physical_qubits},
-                "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}},
-            }
-        )
 
+def _kernel_of(physical_qubits: int) -> Any:
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": physical_qubits},
+            "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}},
+        }
+    )
+
+
+def _submit(program: Any) -> Any:
     async def submit(kernel):
         sid = await login(kernel, "alice")
         try:
@@ -406,10 +441,4 @@ def test_a_job_the_floorplan_cannot_hold_is_refused_at_submit_naming_the_qubits_
         done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
         return done, None
 
-    refused, listed = run_kernel(tmp_path / "small", submit, config=kernel_of(5000))
-    assert isinstance(refused, AdmissionError) and refused.rpc_code == 1007
-    assert refused.details["code"] == "QK501" and listed == []  # nothing of it stored
-    assert (refused.details["needed"], refused.details["total"]) == (least, 5000)
-    assert f"raise [machine] physical_qubits from 5,000 to {least:,}," in refused.message
-    done, _ = run_kernel(tmp_path / "enough", submit, config=kernel_of(least))
-    assert done["state"] == "COMPLETED" and done["machine"]["tiles"] == tiles
+    return submit

@@ -80,6 +80,7 @@ from qmk.rate import TokenBucket
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
+    from qmk.kernel.machine.spec import MachineSpec
 
 #: Most shots one job may ask for (the one range: :data:`qmk.defaults.MAX_SHOTS`).
 MAX_SHOTS = defaults.MAX_SHOTS
@@ -181,6 +182,7 @@ class Admission:
         self.clock = clock
         self.device = device or device_for(config)
         self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._machine: MachineSpec | None = None  # the floorplan, for a refusal
         self._firewalled: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
         self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
         self.cpu = CpuBudget(
@@ -258,7 +260,7 @@ class Admission:
         if not entry.logical_machine:  # its own physics: the target checks it compiling
             request = _request(self.config.machine, text, shots, seed, parsed, options, entry)
             footprint = await self._compiled(tenant, program, request, entry)
-            self._check_room(footprint.physical_qubits, qubits)
+            self._check_room(footprint.physical_qubits, qubits, footprint=footprint)
             self.check_queue_room(tenant)
             job = self._job(
                 session, text, program, request, footprint.physical_qubits, qubits, given_seed
@@ -279,8 +281,6 @@ class Admission:
             text, program, qubits, physical = await self._span(
                 session, text, program, parsed, noise_model, calibration
             )
-        self._check_room(physical, qubits, spanning=spanning)
-        self.check_queue_room(tenant)
         request = RunRequest.build(
             program_digest=program_digest(text),
             target=entry.name,
@@ -297,11 +297,15 @@ class Admission:
             require_calibration=parsed.calibration is not None,
             policy=parsed,
         )
+        # what it asks of the shared machine (one module's tiles): a refusal names the
+        # least machine that holds them
+        placed = None if spanning else await self._compiled(tenant, program, request, entry)
+        self._check_room(physical, qubits, spanning=spanning, footprint=placed)
+        self.check_queue_room(tenant)
         job = self._job(
             session, text, program, request, physical, qubits, given_seed, warnings=warnings
         )
-        if not spanning:  # what it asks of the shared machine (one module's tiles)
-            job.footprint = await self._compiled(tenant, program, request, entry)
+        job.footprint = placed
         return job
 
     def _job(
@@ -522,12 +526,13 @@ class Admission:
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
         spanning = spans(job, self.device)
-        self._check_room(job.physical_qubits, qubits, spanning=spanning)
-        if job.state != "QUEUED":
-            self.check_queue_room(job.tenant)
         if job.request.machine is None and job.footprint is None and not spanning:
             # it never had its schedule: it arrives at the shared machine anew
             job.footprint = await self._compiled(job.tenant, program, job.request, entry)
+        footprint = None if spanning else job.footprint
+        self._check_room(job.physical_qubits, qubits, spanning=spanning, footprint=footprint)
+        if job.state != "QUEUED":
+            self.check_queue_room(job.tenant)
         job.caps = session.caps
 
     def _check_priority(self, tenant: str, priority: int) -> None:
@@ -636,10 +641,22 @@ class Admission:
         return text, program, qubits, physical
 
     def _check_room(
-        self, physical: int, qubits: Mapping[str, int], *, spanning: bool = False
+        self,
+        physical: int,
+        qubits: Mapping[str, int],
+        *,
+        spanning: bool = False,
+        footprint: Footprint | None = None,
     ) -> None:
         """The job fits the machine's largest module up (the modules up together, for a
-        job that spans them), and each tenant's quota."""
+        job that spans them), and each tenant's quota.
+
+        A job the shared machine is to place (its ``footprint`` of tiles) is refused
+        with the floorplan's answer (:meth:`qmk.kernel.machine.spec.MachineSpec.to_hold`):
+        the least ``physical_qubits`` whose floorplan holds its tiles (and a T factory,
+        for its T states) in a module of its peak physical qubits, the number the
+        machine's own refusal (``QK501``) names, so a user who raises the machine to it
+        is not refused again."""
         total = self.device.largest_module_up  # a job runs on one module ...
         if spanning:  # ... or, teleported, on all of them
             total = sum(self.device.capacities[m] for m in self._up())
@@ -651,11 +668,10 @@ class Admission:
                 if spanning
                 else "its largest module up has"
             )
-            raise AdmissionError(
-                f"the job needs {physical} physical qubits at its peak; {where} {total}",
-                needed=physical,
-                total=total,
-            )
+            message = f"the job needs {physical} physical qubits at its peak; {where} {total}"
+            if footprint is not None and footprint.tiles > 0:
+                raise self._too_big_for_floorplan(message, physical, footprint)
+            raise AdmissionError(message, needed=physical, total=total)
         for name, count in qubits.items():
             limit = self.config.tenants[name].max_logical_qubits
             if count > limit:
@@ -667,6 +683,28 @@ class Admission:
                     needed=count,
                     value=limit,
                 )
+
+    def _too_big_for_floorplan(
+        self, message: str, physical: int, footprint: Footprint
+    ) -> AdmissionError:
+        """The refusal of a job past a module's physical qubits that the shared machine
+        would place: the machine's ``QK501``, naming the least ``physical_qubits`` that
+        holds its tiles (and a factory) in a module of ``physical`` qubits or more."""
+        from qmk.kernel.machine.spec import config_machine
+
+        if self._machine is None:
+            self._machine = config_machine(self.config)
+        table = self.config.machine
+        factory = footprint.t_states > 0
+        fix, least = self._machine.to_hold(footprint.tiles, factory=factory, module_qubits=physical)
+        return AdmissionError(
+            message + fix,
+            code="QK501",
+            needed=least if least is not None else physical * table.modules,
+            total=table.physical_qubits,
+            tiles=footprint.tiles,
+            t_states=footprint.t_states,
+        )
 
     def check_queue_room(self, tenant: str) -> None:
         """Room for one more queued job of ``tenant`` (submits and restores alike).

@@ -444,22 +444,7 @@ class Scheduler:
                 "kernel's [tenants] table, share in a workload), or [machine] "
                 f"physical_qubits (now {table.physical_qubits:,})"
             ), None
-        least = self.machine.qubits_to_hold(fp.tiles, factory=factory)
-        factories_off = table.factory.copies == 0 or (
-            table.factory.copies is None and table.factory_share <= 0
-        )
-        if least is None and factory and factories_off:
-            return (
-                "; no number of physical_qubits gives a module a factory while [machine] "
-                "factory_share or [machine.factory] copies is 0: raise it"
-            ), None
-        if least is None:
-            return f"; raise [machine] physical_qubits (now {table.physical_qubits:,})", None
-        what = f"{fp.tiles} job tiles" + (" and a T factory" if factory else "")
-        return (
-            f"; raise [machine] physical_qubits from {table.physical_qubits:,} to "
-            f"{least:,}, the least whose floorplan holds {what} in one module"
-        ), least
+        return self.machine.to_hold(fp.tiles, factory=factory)
 
     def find(self, job: Job, pools: Iterable[Pool] | None = None) -> tuple[Pool, int] | None:
         """Where ``job`` would be placed now: the allowed pool with the most free tiles

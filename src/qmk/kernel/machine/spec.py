@@ -217,12 +217,13 @@ class MachineSpec:
     def profile(self) -> str:
         return f"logical:{self.family}(d={self.distance})"
 
-    def qubits_to_hold(self, tiles: int, *, factory: bool) -> int | None:
+    def qubits_to_hold(self, tiles: int, *, factory: bool, module_qubits: int = 0) -> int | None:
         """The least ``[machine] physical_qubits`` whose floorplan, derived as this one was
         (every other key of :attr:`table` as it is), has a module of ``tiles`` job tiles
-        or more, and T factories if ``factory``; None when no number of qubits gives one
-        (a machine built by hand, ``factory_share`` 0 or ``factory.copies`` 0 and a
-        factory needed, or every qubit given to factories).
+        or more, and T factories if ``factory``, and of ``module_qubits`` physical qubits
+        or more (a job's peak physical qubits, which admission counts per module); None
+        when no number of qubits gives one (a machine built by hand, ``factory_share`` 0
+        or ``factory.copies`` 0 and a factory needed, or every qubit given to factories).
 
         >>> from qmk.kernel.config import config_from_dict
         >>> small = config_machine(config_from_dict({"machine": {"physical_qubits": 5000}}))
@@ -230,6 +231,8 @@ class MachineSpec:
         (24, 0)
         >>> small.qubits_to_hold(59, factory=False), small.qubits_to_hold(59, factory=True)
         (11016, 38720)
+        >>> small.qubits_to_hold(59, factory=False, module_qubits=12_000)
+        12000
         >>> bigger = config_machine(config_from_dict({"machine": {"physical_qubits": 38720}}))
         >>> bigger.modules[0].tiles >= 59, bigger.modules[0].factory.copies
         (True, 1)
@@ -238,8 +241,47 @@ class MachineSpec:
         if table is None or not self.modules:
             return None
         per_copy = self.modules[0].factory.physical_qubits
-        qubits = _least_module_qubits(table, tiles, factory, per_copy, self.patch_qubits)
+        qubits = _least_module_qubits(
+            table, tiles, factory, per_copy, self.patch_qubits, floor=module_qubits
+        )
         return None if qubits is None else qubits * table.modules
+
+    def to_hold(
+        self, tiles: int, *, factory: bool, module_qubits: int = 0
+    ) -> tuple[str, int | None]:
+        """What to raise in ``[machine]`` so that one module holds a job of ``tiles`` job
+        tiles (and a T factory if ``factory``, and ``module_qubits`` physical qubits), as
+        the clause a refusal ends with, and the least ``physical_qubits`` that does
+        (:meth:`qubits_to_hold`; None: no number of qubits does). ``("", None)`` for a
+        machine built by hand. The one rule behind both refusals of a job too big for the
+        machine: admission's (its physical qubits) and the floorplan's (its tiles).
+
+        >>> from qmk.kernel.config import config_from_dict
+        >>> small = config_machine(config_from_dict({"machine": {"physical_qubits": 5000}}))
+        >>> small.to_hold(59, factory=True)[1]
+        38720
+        >>> small.to_hold(59, factory=True)[0][:52]
+        '; raise [machine] physical_qubits from 5,000 to 38,7'
+        """
+        table = self.table
+        if table is None:
+            return "", None
+        least = self.qubits_to_hold(tiles, factory=factory, module_qubits=module_qubits)
+        factories_off = table.factory.copies == 0 or (
+            table.factory.copies is None and table.factory_share <= 0
+        )
+        if least is None and factory and factories_off:
+            return (
+                "; no number of physical_qubits gives a module a factory while [machine] "
+                "factory_share or [machine.factory] copies is 0: raise it"
+            ), None
+        if least is None:
+            return f"; raise [machine] physical_qubits (now {table.physical_qubits:,})", None
+        what = f"{tiles} job tiles" + (" and a T factory" if factory else "")
+        return (
+            f"; raise [machine] physical_qubits from {table.physical_qubits:,} to "
+            f"{least:,}, the least whose floorplan holds {what} in one module"
+        ), least
 
     def with_(self, **changes: Any) -> MachineSpec:
         """A copy with ``changes`` (``epoch_cycles``, ``policy``, ...)."""
@@ -474,10 +516,17 @@ _SEARCH_COPIES = 1000
 
 
 def _least_module_qubits(
-    table: MachineConfig, tiles: int, factory: bool, per_copy: int, patch_qubits: int
+    table: MachineConfig,
+    tiles: int,
+    factory: bool,
+    per_copy: int,
+    patch_qubits: int,
+    *,
+    floor: int = 0,
 ) -> int | None:
-    """The least qubits of a module (derived as :func:`_module` does) with ``tiles`` job
-    tiles or more, and a factory copy if ``factory``; None when none has.
+    """The least qubits of a module (derived as :func:`_module` does), ``floor`` or
+    more, with ``tiles`` job tiles or more, and a factory copy if ``factory``; None when
+    none has.
 
     A module's job tiles grow with its qubits except where ``factory_share`` gives it one
     more copy (they drop by the copy's tiles there), so the qubits are searched copy count
@@ -486,7 +535,7 @@ def _least_module_qubits(
 
     def holds(qubits: int) -> bool:
         copies, job_tiles = _module_tiles(table, qubits, per_copy, patch_qubits)
-        return job_tiles >= tiles and (copies > 0 or not factory)
+        return qubits >= floor and job_tiles >= tiles and (copies > 0 or not factory)
 
     def least(lo: int, hi: int) -> int:  # holds(hi); the least q in [lo, hi] that holds
         while lo < hi:
@@ -499,12 +548,12 @@ def _least_module_qubits(
         copies = given or 0
         if factory and copies == 0:
             return None
-        lo = copies * per_copy
+        lo = max(copies * per_copy, floor)
         hi = lo + (tiles + table.storage_tiles + 2 * math.isqrt(tiles) + 4) * patch_qubits
         return least(lo, hi) if holds(hi) else None
     share = table.factory_share
     # no fewer qubits hold the tiles: copies take at most share * q + per_copy of them
-    bound = max(0, math.floor((tiles * patch_qubits - per_copy) / (1 - share)))
+    bound = max(0, floor, math.floor((tiles * patch_qubits - per_copy) / (1 - share)))
     copies = max(0, math.floor(share * bound / per_copy) - 1)
     start = 0 if copies == 0 else math.ceil(copies * per_copy / share)
     while start > 0 and math.floor(share * (start - 1) / per_copy) >= copies:  # rounding
