@@ -139,6 +139,21 @@ def test_a_job_no_placement_can_hold_fails_the_run_with_a_code_naming_it(tmp_pat
     assert "raise [machine] physical_qubits from 20,000 to 182,576," in err
 
 
+def test_the_simulate_heading_counts_one_of_a_thing_in_the_singular(tmp_path):
+    # it printed "1 jobs of 1 tenants (1 distinct programs) ... in 1 module; epoch 1 cycles"
+    shutil.copy(PROGRAMS / "qft2.qasm", tmp_path / "qft2.qasm")
+    path = tmp_path / "one.yaml"
+    path.write_text(
+        "machine: {physical_qubits: 300000, epoch_cycles: 1}\n"
+        "tenants: [{name: a, jobs: [{program: qft2.qasm}]}]\n"
+    )
+    status, out, err = qmk("machine", "simulate", str(path), "--policy", "fair-share")
+    assert status == 0, err
+    heading = out.splitlines()[0]
+    assert ": 1 job of 1 tenant (1 distinct program) on 300,000 physical qubits," in heading
+    assert heading.endswith(" in 1 module; epoch 1 cycle")
+
+
 def test_a_bad_workload_key_is_one_line_and_non_zero(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("machine: {physical_qubits: 20000}\ntenants: [{name: a, colour: red}]\n")

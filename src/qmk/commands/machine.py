@@ -20,7 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qmk import defaults
-from qmk.commands import AddCommand
+from qmk.commands import AddCommand, plural
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.simulate import PolicyRun
@@ -238,10 +238,12 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(json.dumps(data) + "\n")
         return 0
     out.write(
-        f"{args.workload}: {len(work.jobs)} jobs of {len(work.tenants)} tenants "
-        f"({work.compiled} distinct programs) on {machine.physical_qubits:,} physical qubits, "
-        f"{machine.total_tiles:,} job tiles in {len(machine.modules)} module"
-        f"{'s' if len(machine.modules) > 1 else ''}; epoch {machine.epoch_cycles} cycles\n"
+        f"{args.workload}: {plural(len(work.jobs), 'job')} of "
+        f"{plural(len(work.tenants), 'tenant')} "
+        f"({plural(work.compiled, 'distinct program')}) on {machine.physical_qubits:,} "
+        f"physical qubits, {machine.total_tiles:,} job tile{'s' * (machine.total_tiles != 1)} in "
+        f"{plural(len(machine.modules), 'module')}; epoch "
+        f"{plural(machine.epoch_cycles, 'cycle')}\n"
     )
     out.write(_table(runs) + "\n")
     if args.plot is not None:
