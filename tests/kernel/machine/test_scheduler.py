@@ -193,6 +193,21 @@ def test_a_full_store_feeds_jobs_at_the_routing_lanes_rate_until_it_runs_dry():
         assert r.wait_cycles["factory"] == pytest.approx(18)
 
 
+def test_factory_utilization_counts_states_drawn_from_the_full_store_as_made_before():
+    # The run above: the jobs draw 1 state a cycle from the store for 8 cycles, then the
+    # factory's 0.5 for 24. They drew 20 states: the store's 4 and the 16 the factory
+    # made in 32 cycles at 0.5 a cycle, busy throughout: utilization 1 (not 20 / 16 =
+    # 1.25, which counted the store as the factory's work).
+    from qmk.kernel.machine.simulate import run_policy
+
+    machine = MachineSpec.simple(tiles=20, factory_rate=(1, 2), store=4, lanes=1)
+    fp = footprint(5, rotations(10))
+    done = run_policy(machine, [job("j0", fp), job("j1", fp)], "fair-share")
+    assert done.makespan == pytest.approx(32)
+    assert done.utilization["factories"] == pytest.approx(1.0)
+    assert all(u <= 1.0 + 1e-9 for _, u in done.series["factories"])
+
+
 def test_a_job_asking_less_than_its_share_gets_all_it_asks_and_the_rest_goes_to_others():
     # 1 state a cycle in all. A slow job (a rotation every 4 cycles: 0.25/cycle) and a
     # fast one (1/cycle): max-min gives 0.25 and 0.75.

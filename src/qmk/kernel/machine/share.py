@@ -52,7 +52,8 @@ class Host(Protocol):
         """Bring an uncapped job's progress up to now at its current rate."""
 
     def trace_t(self, delta: float) -> None:
-        """The machine's states drawn a cycle changed by ``delta``."""
+        """The factories' busy rate (states drawn a cycle, each module's at most its
+        factories' rate) changed by ``delta``."""
 
 
 class FactoryShare:
@@ -239,7 +240,9 @@ class FactoryShare:
         total = sum(d * len(j) for d, j in self.groups.items())
         consume = min(total, capacity)
         if consume != self.consume:
-            host.trace_t(consume - self.consume)
+            # the factories' work: states drawn beyond their rate come from the store,
+            # made before (its states at the start, an idle machine's)
+            host.trace_t(min(consume, self.rate) - min(self.consume, self.rate))
             self.consume = consume
         if self.store > EMPTY and consume > self.rate:
             at = host.now + self.store / (consume - self.rate)
