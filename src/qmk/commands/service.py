@@ -237,6 +237,7 @@ async def _serve(
 
         def ready(addresses: list[str]) -> None:
             addresses = [*addresses, *beside]
+            settle()
             if as_json:  # one JSON document, on one line
                 out.write(json.dumps({"listening": addresses, "data_dir": str(data_dir)}) + "\n")
             else:
@@ -293,6 +294,25 @@ def _ignore_stop_signals(loop: Any) -> None:
                 signal.signal(signum, signal.SIG_IGN)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def settle() -> None:
+    """Put what the kernel made to start (its modules, config, the shared machine's
+    floorplan) out of the cyclic collector's reach, once every listener is up.
+
+    The collector walks every container it tracks, item by item, at each collection of
+    its generation. What a kernel builds to start lives to its end, yet each collection
+    walked it: the shared machine's free-tile trees alone are lists of millions of
+    items at ``physical_qubits = 10**8`` (8.4 MB each), so a young collection that met
+    them held the event loop 35-54 ms of CPU, and every full one 44 ms (22 ms without
+    them), which another tenant saw as a 100-230 ms stall under load
+    (``bench/bench_attacks.py`` ``fd-flood``). Collected once here, then frozen
+    (:func:`gc.freeze`): later collections walk only what was made since.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
