@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from qmk.abi.door import AUDITED, SMALL, Door, HeldAnswers, ProgramText, StreamCaps
+from qmk.abi.door import (
+    AUDITED,
+    REFUSED_LINGER_MAX,
+    SMALL,
+    Connections,
+    Door,
+    HeldAnswers,
+    ProgramText,
+    StreamCaps,
+)
 from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS
 from qmk.errors import AuthError, NotFoundError, QuotaError, SessionError
@@ -175,3 +184,23 @@ def test_answers_held_whole_wait_in_turn_within_their_bound_and_a_cancelled_wait
         assert held.held == 0
 
     asyncio.run(main())
+
+
+def test_a_refusal_past_the_lingering_room_cuts_the_oldest_short_and_lingers_itself():
+    class Clock:
+        def now(self) -> float:
+            return 0.0
+
+    connections = Connections(ServerConfig(tcp=("127.0.0.1", 0)), Clock())  # type: ignore[arg-type]
+    cut: list[int] = []
+    cuts = [lambda n=n: cut.append(n) for n in range(REFUSED_LINGER_MAX + 2)]
+    for each in cuts[:REFUSED_LINGER_MAX]:
+        connections.linger(each)
+    assert connections.lingering == REFUSED_LINGER_MAX and not cut
+    connections.linger(cuts[REFUSED_LINGER_MAX])  # the room is full: the oldest ends now
+    assert cut == [0] and connections.lingering == REFUSED_LINGER_MAX
+    connections.lingered(cuts[0])  # its close, once its connection sees the cut: counted out
+    assert connections.lingering == REFUSED_LINGER_MAX
+    connections.lingered(cuts[5])  # one ends of itself: room for the next without a cut
+    connections.linger(cuts[REFUSED_LINGER_MAX + 1])
+    assert cut == [0] and connections.lingering == REFUSED_LINGER_MAX

@@ -166,3 +166,32 @@ def test_a_connection_the_door_refuses_is_raised_as_its_coded_refusal(tmp_path: 
         held.close()
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_a_connection_refused_while_the_lingering_room_is_full_still_gets_its_coded_refusal(
+    tmp_path: Path,
+):
+    from qmk.abi.door import REFUSED_LINGER_MAX
+    from qmk.errors import UnavailableError
+    from support.wires import HELD, DoorServer, GrpcWire
+
+    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}).start()
+    silent: list[socket.socket] = []
+    try:
+        held, outcome = GrpcWire().hold(server)  # the peer's one place
+        assert outcome == HELD
+        for _ in range(REFUSED_LINGER_MAX):  # refused, each waiting for a call it never sends
+            silent.append(socket.create_connection(server.grpc_address, timeout=60))
+        # accepted after them (one listen queue, in order): the room of lingering refusals
+        # is full, and the gRPC answer needs the client's call, a round trip later
+        with pytest.raises(UnavailableError) as refused:
+            connect(server.grpc)
+        assert refused.value.details["reason"] in (
+            "too-many-connections-per-peer",
+            "accept-rate-per-peer",
+        )
+        held.close()
+    finally:
+        for sock in silent:
+            sock.close()
+        assert server.stop() == 0, server.log()

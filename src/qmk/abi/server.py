@@ -624,21 +624,22 @@ class Server:
         """Half-close, drop what the client still sends (bounded), then close, so that
         it reads the line just written rather than a reset."""
         connections = self.door.connections
-        if self._group is None or not connections.may_linger():
+        if self._group is None:
             writer.close()
             return
         try:
             writer.write_eof()
         except (OSError, RuntimeError):
-            connections.lingered()
             writer.close()
             return
+        cut = writer.close  # a newer refusal needs the room: this linger ends now
+        connections.linger(cut)
         task = self._group.create_task(_linger(reader, writer))
         self._lingering.add(task)
 
         def done(task: asyncio.Task[None]) -> None:
             self._lingering.discard(task)
-            connections.lingered()
+            connections.lingered(cut)
 
         task.add_done_callback(done)
 

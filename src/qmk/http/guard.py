@@ -45,7 +45,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from qmk.abi.door import HEAP_TRIM, Door, Refusal, Visitor, peer_of_address
+from qmk.abi.door import HEAP_TRIM, Cut, Door, Refusal, Visitor, peer_of_address
 from qmk.abi.jsonrpc import encode
 from qmk.abi.limits import ServerConfig
 from qmk.abi.server import REFUSED_LINGER_BYTES, REFUSED_LINGER_S
@@ -110,6 +110,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._url_bytes = 0
         self._auth_due = False  # the deadline passed while a request was under way
         self._lingers = False  # answered, half-closed, counted in the door's lingering
+        self._cut: Cut | None = None  # ends its linger early (the door's Connections.linger)
         self._drop = REFUSED_LINGER_BYTES  # the bytes a lingering connection drops
         self._closed = False
         self._close_after = False  # its response said connection: close (body unread)
@@ -146,9 +147,9 @@ class _GuardedProtocol(HttpToolsProtocol):
             if timer is not None:
                 timer.cancel()
         self._phase = self._auth = self._write = None
-        if self._lingers:
+        if self._lingers and self._cut is not None:
             self._lingers = False
-            self.gate.connections.lingered()
+            self.gate.connections.lingered(self._cut)
         if self._place is not None:
             self._place.release()
             self._place = None
@@ -178,19 +179,19 @@ class _GuardedProtocol(HttpToolsProtocol):
         unread bytes sends one, and a reset drops the answer from the client's buffer)."""
         self._head_bytes = 0
         self._drop = drop
-        if self._lingers or not self.gate.connections.may_linger():
+        if self._lingers:
             self.transport.close()
             return
         try:
             if not self.transport.can_write_eof():
-                self.gate.connections.lingered()
                 self.transport.close()
                 return
             self.transport.write_eof()
         except (OSError, RuntimeError):
-            self.gate.connections.lingered()
             self.transport.close()
             return
+        self._cut = self.transport.close  # a newer refusal's room: this linger ends now
+        self.gate.connections.linger(self._cut)
         self._lingers = True
         self._start_phase(REFUSED_LINGER_S, self.transport.close)
 

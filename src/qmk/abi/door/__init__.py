@@ -70,6 +70,7 @@ from qmk.abi.door.door import AUDITED, NEGOTIATE, Door, DoorProbe, Observer, Vis
 from qmk.abi.door.peers import (
     REFUSED_LINGER_MAX,
     Connections,
+    Cut,
     LoopClock,
     Place,
     Refusal,
@@ -92,6 +93,7 @@ __all__ = [
     "SMALL",
     "Acceptor",
     "Connections",
+    "Cut",
     "Door",
     "DoorProbe",
     "Held",

@@ -31,6 +31,7 @@ import contextlib
 import os
 import socket
 import struct
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,10 +43,16 @@ from qmk.errors import UnavailableError
 from qmk.rate import Buckets, TokenBucket
 
 #: Refused connections held half-open at once (their refusal sent, what they still send
-#: read and dropped, for a second at most), on every listener together; past that a
-#: refused connection is closed at once, so a connect flood holds no descriptors outside
-#: the count.
+#: read and dropped, for a second at most; gRPC's waits there for the client's first
+#: call, whose status carries the refusal), on every listener together. A refusal past
+#: that cuts the oldest short (:meth:`Connections.linger`), so a connect flood holds
+#: no more descriptors outside the count, and each refused client still has until 32
+#: newer refusals come to read its answer (a gRPC client, to send its call).
 REFUSED_LINGER_MAX = 32
+
+#: A lingering refused connection's cut: ends its linger now (it still calls
+#: :meth:`Connections.lingered` once closed, as every linger does).
+Cut = Callable[[], None]
 
 
 class ServerClock(Protocol):
@@ -203,6 +210,7 @@ class Connections:
         self.held = 0
         self.lingering = 0
         self._of_peer: dict[str, int] = {}
+        self._lingers: dict[Cut, None] = {}  # the lingering connections' cuts, oldest first
         self._peer_accepts = Buckets(
             rate=config.accept_rate_per_peer,
             burst=max(config.accept_rate_per_peer, config.max_connections_per_peer),
@@ -267,22 +275,30 @@ class Connections:
         else:
             self._of_peer.pop(place.peer, None)
 
-    def may_linger(self) -> bool:
-        """Count one more refused connection held half-open, if there is room (then
-        :meth:`lingered` once it closes)."""
-        if self.lingering >= REFUSED_LINGER_MAX:
-            return False
-        self.lingering += 1
-        return True
+    def linger(self, cut: Cut) -> None:
+        """Count one more refused connection held half-open (then :meth:`lingered`,
+        with the same ``cut``, once it closes). With :data:`REFUSED_LINGER_MAX` held,
+        the oldest is cut short to make room (out of the count at once: its own
+        :meth:`lingered` is then nothing), so the newest refusals linger: those whose
+        clients have not yet read their answer (on gRPC, not yet sent the call that
+        answer needs)."""
+        if len(self._lingers) >= REFUSED_LINGER_MAX:
+            oldest = next(iter(self._lingers))
+            del self._lingers[oldest]
+            oldest()
+        self._lingers[cut] = None
+        self.lingering = len(self._lingers)
 
-    def lingered(self) -> None:
-        """A refused connection that lingered has closed."""
-        self.lingering = max(self.lingering - 1, 0)
+    def lingered(self, cut: Cut) -> None:
+        """A refused connection that lingered has closed (nothing if it was cut short)."""
+        self._lingers.pop(cut, None)
+        self.lingering = len(self._lingers)
 
 
 __all__ = [
     "REFUSED_LINGER_MAX",
     "Connections",
+    "Cut",
     "LoopClock",
     "Place",
     "Refusal",

@@ -151,14 +151,17 @@ class Splicer:
         in time and bytes), half-close, drop what it still sends, close."""
         loop = asyncio.get_running_loop()
         connections = self.door.connections
-        lingers = connections.may_linger()
+
+        def cut() -> None:  # a newer refusal needs the room: this linger ends now
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # a read waiting ends (EOF), a write fails
+
+        connections.linger(cut)
         try:
             with contextlib.suppress(OSError):
                 greeting = self.refusal.greeting(refusal)
                 if greeting:
                     await loop.sock_sendall(conn, greeting)
-            if not lingers:
-                return
             with contextlib.suppress(OSError, TimeoutError):
                 async with aio.timeout(REFUSED_LINGER_S):
                     received, answered = b"", False
@@ -177,8 +180,7 @@ class Splicer:
                             await loop.sock_sendall(conn, answer)
                         conn.shutdown(socket.SHUT_WR)
         finally:
-            if lingers:
-                connections.lingered()
+            connections.lingered(cut)
             conn.close()
 
     async def _splice(self, conn: socket.socket, place: Place, name: str) -> None:
