@@ -1135,8 +1135,8 @@ def _matrix_attack(name: str, target: str, stop: threading.Event) -> dict[str, A
 
     scenario, _, wire_name = name.partition("@")
     wire = _wires()[wire_name]
-    root, addresses = json.loads(target)
-    server = DoorServer(Path(root), addresses=addresses)
+    root, addresses, chat = json.loads(target)
+    server = DoorServer(Path(root), addresses=addresses, chat=chat)
     counts: dict[str, int] = {}
     try:
         print("ready", flush=True)
@@ -1209,7 +1209,7 @@ def _unauth_program(wire: Any, server: Any, stop: threading.Event, counts: dict[
 
 def _loop_2_20(wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]) -> None:
     """A valid session's 2**20 loop, over and over (refused before it unrolls)."""
-    session = wire.login(server, "alice")
+    session = wire.session(server, "alice")
     while not stop.is_set():
         _outcome(counts, lambda: wire.submit_text(server, session, LOOP_2_20))
 
@@ -1228,7 +1228,7 @@ def _stream_flood(wire: Any, server: Any, stop: threading.Event, counts: dict[st
     alice = TENANTS_OF_DOOR["alice"]
     with Client.connect(f"tcp:{host}:{port}", tenant="alice", key=alice["key"]) as client:
         job = client.q_submit(big_graph(10), 1, 1)["job_id"]  # held at the gate throughout
-    session = wire.login(server, "alice")
+    session = wire.session(server, "alice")
     wire.watch(server, session, job)()  # NotOnThisWire where none is kept
     ends = []
     for _ in range(1000):
@@ -1249,7 +1249,7 @@ def _nonreading_result(
     wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]
 ) -> None:
     """60 clients asking for the big result (env QMK_BENCH_JOB), reading none of it."""
-    session = wire.login(server, "alice")
+    session = wire.session(server, "alice")
     socks = []
     for _ in range(60):
         socks.append(wire.stall_on(server, session, os.environ["QMK_BENCH_JOB"]))
@@ -1306,7 +1306,11 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
 
     gate = WorkerGate(folder)  # holds jobs in their workers: the stream flood's stays live
     hooks = gate.hooks() if scenario == "stream-flood" else None  # else the plain qmk serve
-    server = DoorServer(folder, server=dict(limits), nofile=nofile, workers=2, hooks=hooks)
+    model = _Model() if name.endswith("@assist") else None
+    chat = None if model is None else model.url
+    server = DoorServer(
+        folder, server=dict(limits), nofile=nofile, workers=2, hooks=hooks, chat=chat
+    )
     server.start()
     dave = TENANTS_OF_DOOR["dave"]
     client = Client.connect(str(folder / "k.sock"), tenant="dave", key=dave["key"])
@@ -1328,7 +1332,7 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    target = json.dumps([str(folder), server.addresses])
+    target = json.dumps([str(folder), server.addresses, chat])
     env.setdefault("GRPC_VERBOSITY", "ERROR")  # the client's GOAWAY notes, one a refusal
     attacker = subprocess.Popen(
         [sys.executable, __file__, "--attacker", name, "--socket", target],
@@ -1358,6 +1362,8 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     began = time.perf_counter()
     status = server.stop()
     log = server.log()
+    if model is not None:
+        model.stop()
     figures.update(
         exit_status=status,
         seconds_to_exit=round(time.perf_counter() - began, 3),
@@ -1366,6 +1372,28 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
         tracebacks_in_log=log.count("Traceback"),
     )
     return figures
+
+
+class _Model:
+    """The scripted model server of the wire ``assist`` (``support.chat_server``), in a
+    process of its own: the prober's process answers no model."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), *sys.path])}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "support.chat_server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ pytest.importorskip("starlette")
 from qmk.client import Client
 from qmk.errors import AuthError, QMKError, QuotaError, SessionError
 from qmk.qvm.generate import uniform_graph
+from support.chat_server import ScriptedChat
 from support.kernel import TENANTS, WorkerGate
 from support.wires import (
     GUARD_S,
@@ -67,8 +68,16 @@ def wire(request: pytest.FixtureRequest) -> Wire:
     return WIRES[request.param]
 
 
+@pytest.fixture(scope="module")
+def chat() -> Iterator[str]:
+    """A model server for the wire ``assist`` (its ``prompt`` script), for every server."""
+    model = ScriptedChat().start()
+    yield model.url
+    model.stop()
+
+
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
+def serve(tmp_path: Path, chat: str) -> Iterator[Serve]:
     """``serve(**options)``: a :class:`DoorServer` in a folder of its own; each must stop
     with 0 (its log shows no traceback)."""
     started: list[DoorServer] = []
@@ -76,7 +85,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     def start(**options: Any) -> DoorServer:
         root = tmp_path / f"server{len(started)}"
         root.mkdir()
-        server = DoorServer(root, **options)
+        server = DoorServer(root, chat=chat, **options)
         started.append(server)
         return server.start()
 
@@ -87,13 +96,14 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DoorServer]:
+def shared(tmp_path_factory: pytest.TempPathFactory, chat: str) -> Iterator[DoorServer]:
     """One server for the scenarios that change nothing another wire would see: a small
     graph cap, a short authentication deadline."""
     server = DoorServer(
         tmp_path_factory.mktemp("shared"),
         server={"auth_timeout_s": 2},
         kernel={"max_graph_nodes": 5000},
+        chat=chat,
     ).start()
     yield server
     assert server.stop() == 0, server.log()
@@ -146,7 +156,7 @@ def test_program_text_past_the_graph_cap_is_refused_before_its_loop_unrolls(
     wire: Wire, shared: DoorServer
 ) -> None:
     server = shared
-    session = wire.login(server, "alice")
+    session = wire.session(server, "alice")
     with pytest.raises(QuotaError) as refused:
         on_wire(lambda: wire.submit_text(server, session, BIG_LOOP))
     assert refused.value.details == {"limit": "max_graph_nodes", "value": 5000, "needed": 65536}
@@ -158,21 +168,21 @@ def test_program_text_is_read_on_the_tenants_cpu_budget_and_not_past_it(
 ) -> None:
     tenants = {**TENANTS, "alice": {**TENANTS["alice"], "cpu_burst_s": 1e-9, "cpu_s_per_s": 1e-3}}
     server = serve(tenants=tenants)
-    session = wire.login(server, "alice")
+    session = wire.session(server, "alice")
     on_wire(lambda: wire.submit_text(server, session, BELL))  # it spends past the nanosecond
     with pytest.raises(QuotaError) as refused:
         wire.submit_text(server, session, BELL)
     assert refused.value.details["limit"] == "cpu_s_per_s"
     assert refused.value.details["retry_after_s"] > 0
     assert "reading program text is refused" in str(refused.value)  # before it is read
-    bob = wire.login(server, "bob")  # another tenant's budget is its own
+    bob = wire.session(server, "bob")  # another tenant's budget is its own
     assert wire.submit_text(server, bob, BELL)
 
 
 def test_a_request_past_the_size_limit_before_sign_in_is_not_read(wire: Wire, serve: Serve) -> None:
     server = serve(server={"auth_timeout_s": 2})
     with pytest.raises(QMKError):  # refused, or cut at the deadline: never granted
-        wire.login(server, "alice", padding=1 << 20)
+        on_wire(lambda: wire.login(server, "alice", padding=1 << 20))
     assert wire.login(server, "alice")  # a login of the usual size is
 
 
@@ -180,7 +190,7 @@ def test_a_tenants_audit_writing_calls_are_limited_on_every_wire_together(
     wire: Wire, serve: Serve
 ) -> None:
     server = serve(server={"audit_burst_per_tenant": 2, "audit_rate_per_tenant": 0.001})
-    wire.login(server, "alice")
+    on_wire(lambda: wire.login(server, "alice"))
     other_wire(wire).login(server, "alice")
     for through in (wire, other_wire(wire)):
         with pytest.raises(QuotaError) as refused:
@@ -196,7 +206,7 @@ def test_failed_logins_of_a_peer_are_limited_on_every_wire_together(
     server = serve(server={"failed_logins_per_peer": 3, "failed_login_rate_per_peer": 0.001})
     for _ in range(3):
         with pytest.raises(AuthError):
-            wire.login(server, "alice", key="a-guess")
+            on_wire(lambda: wire.login(server, "alice", key="a-guess"))
     for through in (wire, other_wire(wire)):  # even the right key is not looked at now
         with pytest.raises(QuotaError) as refused:
             through.login(server, "alice")
@@ -212,10 +222,10 @@ def test_every_wires_calls_are_timed_in_the_metrics_under_its_name(
     server = shared
     with jsonrpc(server) as client:
         job = client.q_submit(uniform_graph(1).to_json(), 10, 1)["job_id"]
-    session = wire.login(server, "alice")
-    assert wire.status(server, session, job)["state"]
+    session = wire.session(server, "alice")
+    method = wire.timed(server, session, job)
     text = httpx.get(f"{server.url}/metrics", timeout=GUARD_S).text
-    assert f'qmk_rpc_seconds_count{{method="q_status",transport="{wire.label}"}}' in text, [
+    assert f'qmk_rpc_seconds_count{{method="{method}",transport="{wire.label}"}}' in text, [
         line for line in text.splitlines() if line.startswith("qmk_rpc_seconds_count")
     ]
 
@@ -253,7 +263,8 @@ def test_a_peers_connections_are_counted_on_every_listener_together(
     server = serve(server={**HOLD_OPEN, "max_connections_per_peer": 4})
     kept: list[socket.socket] = []
     try:
-        assert hold(wire, server, 5, kept) == [HELD] * 4 + ["too-many-connections-per-peer"]
+        outcomes = on_wire(lambda: hold(wire, server, 5, kept))
+        assert outcomes == [HELD] * 4 + ["too-many-connections-per-peer"]
         for sock in kept:
             sock.close()
         kept.clear()
@@ -271,7 +282,7 @@ def test_the_connections_of_every_listener_share_one_room(wire: Wire, serve: Ser
     try:
         outcomes: list[str] = []
         while "too-many-connections" not in outcomes and len(outcomes) < 40:
-            outcomes += hold(wire, server, 1, kept)
+            outcomes += on_wire(lambda: hold(wire, server, 1, kept))
         assert outcomes[-1] == "too-many-connections", outcomes
         assert outcomes[:-1] == [HELD] * (len(outcomes) - 1)
         # the room is full: another listener's new connection is refused too
@@ -285,7 +296,7 @@ def test_a_connection_that_never_signs_in_is_closed_at_its_deadline(
     wire: Wire, shared: DoorServer
 ) -> None:
     server = shared  # its authentication deadline: 2 s
-    sock = wire.open(server)  # its hello, then nothing
+    sock = on_wire(lambda: wire.open(server))  # its hello, then nothing
     try:
         assert wire.closed_by_server(sock)  # the guard would stop a hang
     finally:
@@ -305,7 +316,7 @@ def test_a_flood_of_idle_connections_past_the_descriptors_is_refused_and_jobs_st
         held = client.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]  # in its worker
         kept: list[socket.socket] = []
         try:
-            outcomes = hold(wire, server, 200, kept)
+            outcomes = on_wire(lambda: hold(wire, server, 200, kept))
             assert outcomes.count(HELD) and "too-many-connections" in outcomes, set(outcomes)
             first = outcomes.index("too-many-connections")
             assert set(outcomes[:first]) == {HELD}, outcomes
@@ -335,7 +346,7 @@ def test_live_streams_of_a_session_and_a_tenant_are_capped_on_every_wire_togethe
         )
         with jsonrpc(server) as client:
             job = client.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]  # held
-        first, second = wire.login(server, "alice"), wire.login(server, "alice")
+        first, second = wire.session(server, "alice"), wire.session(server, "alice")
         ends: list[Callable[[], None]] = []
         try:
             ends += [on_wire(lambda: wire.watch(server, first, job)) for _ in range(2)]
@@ -362,8 +373,8 @@ def test_a_client_that_does_not_read_a_big_answer_is_dropped(
 ) -> None:
     server, job_id = big
     before = server.log().count(wire.dropped)
-    session = wire.login(server, "alice")
-    sock = wire.stall_on(server, session, job_id)
+    session = wire.session(server, "alice")
+    sock = on_wire(lambda: wire.stall_on(server, session, job_id))
     try:
         server.until_logged(wire.dropped, before + 1)
     finally:

@@ -9,6 +9,13 @@ script does exactly and at once. A model's name picks its script:
 - ``calls:<key>``: the first reply asks for the tool call :attr:`ScriptedChat.calls`
   holds under ``<key>`` (``{"name", "arguments"}``); once the conversation holds a tool
   result, the reply is the text ``done`` (the loop's answer).
+- ``prompt``: the tool call is the user's question itself, a JSON object ``{"name",
+  "arguments"}`` (the file the kernel appends after it is left as it is); then ``done``
+  as above. The door conformance suite's wire ``assist`` asks so, from any process:
+  the script travels with the question.
+
+``python -m support.chat_server`` serves one on its own (the bench's, so the prober's
+process answers no model): it prints its URL and stops when its stdin closes.
 
 Every request waits at :attr:`ScriptedChat.gate` (set: no wait) after it is counted in
 :attr:`ScriptedChat.waiting`, so a test can hold models and know how many wait.
@@ -84,9 +91,14 @@ class ScriptedChat:
         if any(m.get("role") == "tool" for m in body.get("messages", ())):
             return _message({"role": "assistant", "content": "done"})
         kind, _, key = model.partition(":")
-        if kind != "calls" or key not in self.calls:
+        if kind == "prompt":
+            call = _asked(body)
+        elif kind == "calls" and key in self.calls:
+            call = self.calls[key]
+        else:
+            call = None
+        if call is None:
             return _message({"role": "assistant", "content": f"no script for {model!r}"})
-        call = self.calls[key]
         return _message(
             {
                 "role": "assistant",
@@ -107,3 +119,29 @@ class ScriptedChat:
 
 def _message(message: dict[str, Any]) -> dict[str, Any]:
     return {"object": "chat.completion", "choices": [{"index": 0, "message": message}]}
+
+
+def _asked(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool call a ``prompt`` conversation's question is (None: it is none)."""
+    questions = [m for m in body.get("messages", ()) if m.get("role") == "user"]
+    try:  # the question leads its message (the user's file may follow it)
+        call, _ = json.JSONDecoder().raw_decode(questions[0]["content"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        return None
+    return {"name": call["name"], "arguments": call.get("arguments") or {}}
+
+
+def main() -> None:
+    """Serve a :class:`ScriptedChat` until stdin closes; its URL is the first line out."""
+    import sys
+
+    chat = ScriptedChat().start()
+    print(chat.url, flush=True)
+    sys.stdin.read()
+    chat.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -63,6 +63,8 @@ class DoorServer:
         tenants: the tenants (default :data:`support.kernel.TENANTS`).
         nofile: RLIMIT_NOFILE of the process.
         hooks: the tests' pool hooks (a :class:`~support.kernel.WorkerGate`'s).
+        chat: the URL of a model server (:mod:`support.chat_server`) its ``[assist]``
+            asks with the ``prompt`` script (the wire ``assist``); None: no model.
     """
 
     root: Path
@@ -72,13 +74,16 @@ class DoorServer:
     tenants: dict[str, dict[str, Any]] | None = None
     nofile: int | None = None
     hooks: Hooks | None = None
+    chat: str | None = None
     workers: int = 1
     proc: subprocess.Popen[bytes] | None = None
     addresses: list[str] = field(default_factory=list)
 
     def start(self) -> DoorServer:
         config = self.root / "kernel.toml"
-        tables = {"server": self.server} if self.server else {}
+        tables: dict[str, dict[str, Any]] = {"server": self.server} if self.server else {}
+        if self.chat is not None:  # questions past the default rate: the door is the subject
+            tables["assist"] = {"url": self.chat, "model": "prompt", "calls_per_minute": 600}
         config.write_text(
             config_toml(
                 kernel=self.kernel or None,
@@ -319,8 +324,17 @@ class Wire:
         own; ``padding``: bytes more in the request); raises the coded refusal."""
         raise NotImplementedError
 
+    def session(self, server: DoorServer, tenant: str) -> str:
+        """A session of ``tenant`` for the wire's calls (its own login, where it has one)."""
+        return self.login(server, tenant)
+
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
         raise NotImplementedError
+
+    def timed(self, server: DoorServer, session: str, job_id: str) -> str:
+        """Make one call the door times for this wire; the syscall's name."""
+        assert self.status(server, session, job_id)["state"]
+        return "q_status"
 
     def machine(self, server: DoorServer, session: str) -> str:
         """The shared machine as the session sees it (``q_machine_status``), as the text
@@ -643,6 +657,91 @@ class GraphqlWire(RestWire):
         return sock
 
 
+class AssistWire(Wire):
+    """The assistant's tools (``q_assist``): a model's ``run`` reads its program in the
+    tenant's CPU budget within the graph cap, then submits, waits and cancels through
+    the door as calls of the wire ``assist``, with the session of the question. The
+    question comes by JSON-RPC here; the model is :mod:`support.chat_server`'s
+    ``prompt`` script (the question is the tool call), which the server's ``chat``
+    names. The tools open no connection, never log in (they carry the question's
+    session), keep no stream and answer the model, not a socket: those scenarios are
+    not on this wire."""
+
+    name, label = "assist", "assist"
+
+    def address(self, server: DoorServer) -> tuple[str, int]:
+        raise NotOnThisWire(
+            "the assistant's tools open no connection: they run inside a q_assist call "
+            "that came by another wire"
+        )
+
+    def login(
+        self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
+    ) -> str:
+        raise NotOnThisWire(
+            "the assistant's tools never log in: they carry the session of the question"
+        )
+
+    def session(self, server: DoorServer, tenant: str) -> str:
+        return WIRES["jsonrpc"].login(server, tenant)  # the question's wire
+
+    def status(self, server: DoorServer, session: str, job_id: str) -> Any:
+        raise NotOnThisWire("the assistant has no tool that asks a job's status")
+
+    def machine(self, server: DoorServer, session: str) -> str:
+        raise NotOnThisWire("the assistant has no tool that shows the machine")
+
+    def ask(self, server: DoorServer, session: str, tool: str, program: str) -> dict[str, Any]:
+        """Have the model call ``tool`` on ``program`` (the question's file); the tool's
+        result (a refusal of the question itself is raised, coded)."""
+        if server.chat is None:
+            raise NotOnThisWire("the server has no model (DoorServer.chat)")
+        host, port = server.tcp
+        question = json.dumps({"name": tool, "arguments": {"program": "file", "shots": 10}})
+        with socket.create_connection((host, port), timeout=GUARD_S) as sock:
+            params = {"session_id": session, "prompt": question, "program": program}
+            sock.sendall(_rpc_line("q_assist", params))
+            reply = json.loads(sock.makefile("rb").readline())
+        if "error" in reply:
+            from qmk.errors import syscall_error
+
+            error = reply["error"]
+            raise syscall_error(error["code"], error["message"], error.get("data") or {})
+        results = reply["result"]["tool_results"]
+        assert [r["tool"] for r in results] == [tool], reply
+        return dict(results[0]["result"])
+
+    def submit_text(self, server: DoorServer, session: str, text: str) -> str:
+        result = self.ask(server, session, "run", text)
+        if not result["ok"]:  # the syscalls' refusals, as the other wires raise them
+            from qmk.errors import syscall_error
+
+            code = str(result["code"])
+            assert code.startswith("QS"), f"the run tool refused: {result}"
+            raise syscall_error(int(code[2:]), result["error"], result.get("details") or {})
+        return str(result["job_id"])
+
+    def submit_unreadable(self, server: DoorServer, session: str) -> Any:
+        return self.ask(server, session, "run", "OPENQASM 3.0;\n}{ not a program")
+
+    def timed(self, server: DoorServer, session: str, job_id: str) -> str:
+        self.submit_text(server, session, BELL_TEXT)
+        return "q_submit"
+
+    def stall_on(self, server: DoorServer, session: str, job_id: str) -> socket.socket:
+        raise NotOnThisWire(
+            "the assistant's tools answer the model, not a socket: a run's counts are at "
+            "most [assist] max_shots outcomes"
+        )
+
+
+#: A program every wire that takes text runs (a Bell pair, measured).
+BELL_TEXT = (
+    'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\n'
+    "h q[0];\ncx q[0], q[1];\nc = measure q;\n"
+)
+
+
 # --------------------------------------------------------------------------- the registry
 
 #: Every wire, by name: the scenarios run against each.
@@ -656,13 +755,14 @@ def register(wire: Wire) -> Wire:
     return wire
 
 
-for _wire in (JsonRpcWire(), RestWire(), GrpcWire(), GraphqlWire()):
+for _wire in (JsonRpcWire(), RestWire(), GrpcWire(), GraphqlWire(), AssistWire()):
     register(_wire)
 
 
 def other_wire(wire: Wire) -> Wire:
-    """A wire on another listener than ``wire``'s."""
-    return WIRES["rest"] if isinstance(wire, JsonRpcWire) else WIRES["jsonrpc"]
+    """A wire on another listener than ``wire``'s (the assistant's questions come by
+    JSON-RPC: REST)."""
+    return WIRES["rest"] if isinstance(wire, JsonRpcWire | AssistWire) else WIRES["jsonrpc"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -786,9 +886,11 @@ class StallingRelay:
 
 
 __all__ = [
+    "BELL_TEXT",
     "GUARD_S",
     "HELD",
     "WIRES",
+    "AssistWire",
     "DoorServer",
     "GraphqlWire",
     "GrpcWire",

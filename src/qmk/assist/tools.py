@@ -47,10 +47,13 @@ PROGRAM_ARG: Mapping[str, Any] = MappingProxyType(
 
 T = TypeVar("T")
 
-#: ``run``'s program handed to :attr:`Context.runner`: its QVM JSON, the shots, the seed
-#: (as the model gave them: the runner checks them; a seed None is drawn); the tool's
-#: result back (``job_id``, ``counts``...) or a coded refusal raised.
-Runner = Callable[[dict[str, Any], Any, Any], dict[str, Any]]
+#: ``run``'s program handed to :attr:`Context.runner`: the work that reads and lowers it
+#: to its QVM JSON (the runner runs it where program work is charged: a kernel's CPU
+#: budget, charged once the job's own submit has answered, as the door charges a wire's
+#: program text), the shots, the seed (as the model gave them: the runner checks them; a
+#: seed None is drawn); the tool's result back (``job_id``, ``counts``...) or a coded
+#: refusal raised.
+Runner = Callable[[Callable[[], dict[str, Any]], Any, Any], dict[str, Any]]
 
 
 def here(work: Callable[[], T]) -> T:
@@ -218,8 +221,8 @@ def _run(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """The ``run`` tool: the machine's defaults (:meth:`RunRequest.build`'s checks, a
     seed drawn and reported when the model names none), with the shots capped at
     :attr:`Context.max_shots` and noise off; in-process here, or the caller's job
-    through :attr:`Context.runner` (the program lowered by ``compute``; the job's
-    admission checks the rest)."""
+    through :attr:`Context.runner` (which lowers the program where it charges such work;
+    the job's admission checks the rest)."""
     from qmk.frontends.errors import FrontendError
 
     shots = args.get("shots", min(defaults.SHOTS, ctx.max_shots))
@@ -227,8 +230,7 @@ def _run(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         raise FrontendError.of("bad-value", f"shots: at most {ctx.max_shots}, got {shots}")
     seed = args.get("seed")
     if ctx.runner is not None:
-        graph = ctx.compute(lambda: _graph(args, ctx).to_json())
-        return ctx.runner(graph, shots, seed)
+        return ctx.runner(lambda: _graph(args, ctx).to_json(), shots, seed)
     return dict(ctx.compute(lambda: _run_here(args, ctx, shots, seed)))
 
 
@@ -312,6 +314,7 @@ def call(name: str, args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
             return tool.fn(args, ctx)
         return dict(ctx.compute(lambda: tool.fn(args, ctx)))
     except QMKError as exc:
-        return {"ok": False, "code": exc.code, "error": str(exc)}
+        refusal = {"ok": False, "code": exc.code, "error": str(exc)}
+        return {**refusal, "details": dict(exc.details)} if exc.details else refusal
     except (MemoryError, RecursionError) as exc:
         return {"ok": False, "code": "too-large", "error": f"the program is too large: {exc!r}"}

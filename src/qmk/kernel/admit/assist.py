@@ -306,18 +306,31 @@ class _KernelTools:
 
         return self._on_loop(charged(), self.desk.config.assist.timeout_s)
 
-    def run(self, graph: dict[str, Any], shots: Any, seed: Any) -> dict[str, Any]:
+    def run(self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any) -> dict[str, Any]:
         """``run``'s program as the caller's job (``q_submit`` checks the shots and
         seed; a seed None is drawn): its result, or a coded refusal."""
         wait_s = self.desk.config.assist.timeout_s
-        return self._on_loop(self._job(graph, shots, seed, wait_s), wait_s + 30.0)
+        return self._on_loop(self._job(lower, shots, seed, wait_s), wait_s + 30.0)
+
+    async def _submit(self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any) -> Any:
+        """The program read (``lower``) in the tenant's CPU-budget threads (refused at
+        once while the budget is spent), then submitted; the reading is charged once
+        the submit has answered, as the door charges a wire's program text, so the
+        submit's own budget check never refuses it for its own reading."""
+        cpu, tenant = self.desk.cpu, self.tenant
+        cpu.check(tenant, "reading program text")
+        graph, spent = await cpu.measure(tenant, lower)
+        try:
+            return await self.syscall(
+                "q_submit", graph=graph, shots=shots, seed=seed, policy={"noise": False}
+            )
+        finally:
+            cpu.spend(tenant, spent)
 
     async def _job(
-        self, graph: dict[str, Any], shots: Any, seed: Any, wait_s: float
+        self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any, wait_s: float
     ) -> dict[str, Any]:
-        job = await self.syscall(
-            "q_submit", graph=graph, shots=shots, seed=seed, policy={"noise": False}
-        )
+        job = await self._submit(lower, shots, seed)
         job_id = str(job["job_id"])
         wait_ms = min(int(wait_s * 1000), defaults.MAX_TIMEOUT_MS)
         done = await self.syscall("q_wait", job_id=job_id, timeout_ms=wait_ms)
