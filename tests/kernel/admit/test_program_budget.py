@@ -24,7 +24,9 @@ import qmk.kernel.admit.admission as admission_module
 from qmk.errors import QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.records.programs import verified_nodes
 from qmk.kernel.service import Kernel
+from qmk.qvm.graph import compact_text
 from support.kernel import KEYS, alice_and_bob, chain_graph, login, run_kernel
 
 #: Nodes of a graph that is big enough to be planned and verified off the loop.
@@ -202,3 +204,30 @@ def test_a_replay_takes_its_graphs_nodes_from_the_verification_rate_before_readi
         }
     )
     run_kernel(tmp_path, body, workers=1, config=small, clock=clock)
+
+
+def test_a_replay_of_a_kept_program_takes_its_nodes_without_reading_its_text_again(
+    tmp_path: Path,
+) -> None:
+    # the text of a 99,990-node graph was counted on the event loop at each replay, even
+    # one refused at once by the verification rate: milliseconds of the loop a request
+    class Watched(str):
+        """A stored graph's text that counts the times it is read for its nodes."""
+
+        counted = 0
+
+        def count(self, *args: Any) -> int:
+            Watched.counted += 1
+            return super().count(*args)
+
+    async def body(kernel: Kernel) -> tuple[int, int, int]:
+        text = Watched(compact_text(chain_graph(600)))
+        first = await kernel.admission.prepare_stored("alice", text)  # counted, kept
+        assert first is not None
+        counted = Watched.counted
+        await kernel.admission.prepare_stored("alice", text)
+        return counted, Watched.counted, len(first[1].graph.nodes)
+
+    first, after, nodes = run_kernel(tmp_path, body, workers=1, config=alice_and_bob())
+    assert first <= 1 and after == first  # (none at all if an earlier test kept it)
+    assert nodes == verified_nodes(compact_text(chain_graph(600)))

@@ -54,6 +54,14 @@ class VerifiedCache:
             self._entries.move_to_end(text)
             return entry[1]
 
+    def nodes_of(self, text: str) -> int | None:
+        """The graph nodes of the program kept for ``text`` (None: none is kept). A
+        text kept by the same string object is found without reading it (its hash is
+        cached on the string, and the key is that object)."""
+        with self._lock:
+            entry = self._entries.get(text)
+            return None if entry is None else entry[0]
+
     def put(self, text: str, nodes: int, program: Any) -> None:
         """Keep ``program`` (of ``nodes`` nodes) for ``text``, evicting the least recently
         used past either bound; a program over the node bound alone is not kept."""
@@ -96,4 +104,22 @@ def verified(text: str) -> Any:
     return program
 
 
-__all__ = ["VERIFIED_CACHE_NODES", "VERIFIED_CACHE_SIZE", "VerifiedCache", "verified"]
+def verified_nodes(text: str) -> int | None:
+    """The graph nodes of ``text``'s program if it is verified and kept, else None.
+
+    >>> from qmk.qvm.generate import uniform_graph
+    >>> from qmk.qvm.graph import compact_text
+    >>> text = compact_text(uniform_graph(2).to_json())
+    >>> verified_nodes(text) is None, len(verified(text).graph.nodes) == verified_nodes(text)
+    (True, True)
+    """
+    return _CACHE.nodes_of(text)
+
+
+__all__ = [
+    "VERIFIED_CACHE_NODES",
+    "VERIFIED_CACHE_SIZE",
+    "VerifiedCache",
+    "verified",
+    "verified_nodes",
+]
