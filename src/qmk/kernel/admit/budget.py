@@ -22,7 +22,10 @@ hundreds of thousands of objects and no cycles; a collection it set off would re
 whole heap holding the GIL, the loop waiting), and the interpreter's switch interval is
 :data:`SWITCH_INTERVAL_S` (the loop, woken by a client, waits at most that long for the
 GIL that a thread verifying a big graph holds; Python's default, 5 ms, made every
-request under such work wait 5-6 ms, several times over), restored after.
+request under such work wait 5-6 ms, several times over; 1 ms still left another
+tenant's ``q_status`` at a p50 of 2.4-4.5 ms under ``big-valid-graph-rpc``, each of a
+request's reads and writes waiting its turn; 0.2 ms: 0.6-0.7 ms, the unloaded probe
+0.3-0.4 ms in the same runs, load 9-10), restored after.
 
 >>> from qmk.kernel.clock import ManualClock
 >>> from qmk.errors import QuotaError
@@ -57,7 +60,7 @@ T = TypeVar("T")
 #: At most this many pieces of program work run in threads at once.
 THREADS = 2
 #: The interpreter's switch interval while program work runs (``sys.setswitchinterval``).
-SWITCH_INTERVAL_S = 0.001
+SWITCH_INTERVAL_S = 0.0002
 
 
 _collector = threading.Lock()
