@@ -10,6 +10,7 @@ conformance suite (tests/e2e/test_door_conformance.py).
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from qmk.abi.door import (
     ProgramText,
     StreamCaps,
 )
+from qmk.abi.door.answers import HeapTrim
 from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS
 from qmk.errors import AuthError, NotFoundError, QuotaError, SessionError
@@ -204,3 +206,25 @@ def test_a_refusal_past_the_lingering_room_cuts_the_oldest_short_and_lingers_its
     connections.lingered(cuts[5])  # one ends of itself: room for the next without a cut
     connections.linger(cuts[REFUSED_LINGER_MAX + 1])
     assert cut == [0] and connections.lingering == REFUSED_LINGER_MAX
+
+
+def test_the_heap_is_trimmed_in_a_thread_of_its_own_while_the_loop_answers():
+    # malloc_trim walks the whole heap: on the loop it held every wire 100 ms and more
+    # after a flood of non-readers of a big result (bench nonreading-result-http)
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        entered, release, where = asyncio.Event(), threading.Event(), []
+
+        def trim(pad: int) -> int:
+            where.append(threading.get_ident())
+            loop.call_soon_threadsafe(entered.set)
+            assert release.wait(30), "the loop never went on while the heap was trimmed"
+            return 1
+
+        HeapTrim(delay_s=0.0, trim=trim).soon()
+        await asyncio.wait_for(entered.wait(), 30)  # the loop goes on while it trims
+        release.set()
+        return where
+
+    where = asyncio.run(main())
+    assert len(where) == 1 and where[0] != threading.get_ident()

@@ -28,10 +28,11 @@ the others wait for the write timeout to drop them.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 #: Answers of at most this many bytes are held without counting (a reply of the
 #: syscalls' usual size; a chunk of the writers that send in pieces).
@@ -122,12 +123,25 @@ class HeapTrim:
     a full write buffer is dropped (glibc's ``malloc_trim``; a no-op elsewhere): the
     allocator keeps freed buffers of a megabyte or so in its heap otherwise, and the
     kernel's resident memory would not come down after a flood of non-readers. At most
-    once per :attr:`delay_s`, whatever the number of drops."""
+    once per :attr:`delay_s`, whatever the number of drops.
 
-    def __init__(self, delay_s: float = 0.2) -> None:
+    The trim runs in a thread of its own, never on the event loop: it walks the whole
+    heap (after 60 dropped readers of a 13.5 MB result, 100 ms and more at load 7), and
+    ``ctypes`` lets the interpreter go while it runs, so the loop answers meanwhile.
+
+    Args:
+        delay_s: how long after the first drop the trim runs.
+        trim: the trim itself, called with 0 (default: glibc's ``malloc_trim``, looked
+            up at the first drop; None where there is none).
+    """
+
+    def __init__(
+        self, delay_s: float = 0.2, trim: Callable[[int], int] | bool | None = False
+    ) -> None:
         self.delay_s = delay_s
         self._pending = False
-        self._trim: Callable[[int], int] | bool | None = False  # False: not looked up yet
+        self._trim: Callable[[int], int] | bool | None = trim  # False: not looked up yet
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
 
     def soon(self) -> None:
         """Trim once, :attr:`delay_s` from now (drops meanwhile share it)."""
@@ -142,10 +156,14 @@ class HeapTrim:
         self._pending = True
         asyncio.get_running_loop().call_later(self.delay_s, self._run)
 
-    def _run(self) -> None:
+    def _run(self) -> asyncio.Future[Any] | None:
         self._pending = False
-        if callable(self._trim):
-            self._trim(0)
+        trim = self._trim
+        if not callable(trim):
+            return None
+        if self._thread is None:
+            self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="qmk-trim")
+        return asyncio.get_running_loop().run_in_executor(self._thread, trim, 0)
 
 
 #: The process's :class:`HeapTrim` (every wire's dropped connections).
