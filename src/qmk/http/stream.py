@@ -11,6 +11,7 @@ however it ends (a stream whose client left before its first event included).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +22,13 @@ from qmk.abi.server import STREAM_CHUNK, chunks
 
 
 class PartsResponse(Response):
-    """A response whose body is ``parts``, sent a chunk at a time with its length."""
+    """A response whose body is ``parts``, sent a chunk at a time with its length.
+
+    Each chunk is one turn of the event loop: a client's socket takes megabytes before
+    it pushes back (uvicorn's drain then returns at once), so a big answer written in
+    one go held the loop while each was copied: 60 clients asking a 13.5 MB result held
+    every wire 150-300 ms at load 8-9 (``bench/bench_attacks.py``
+    ``nonreading-result-http``)."""
 
     def __init__(
         self,
@@ -40,6 +47,7 @@ class PartsResponse(Response):
         )
         for chunk in chunks(self.parts):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)  # one chunk a turn of the loop (see the class)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
