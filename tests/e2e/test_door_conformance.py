@@ -200,6 +200,18 @@ def test_a_tenants_audit_writing_calls_are_limited_on_every_wire_together(
     assert wire.login(server, "bob")  # another tenant's rate is its own
 
 
+def test_a_delegation_is_one_audit_writing_call_of_its_tenant_on_every_wire(
+    wire: Wire, serve: Serve
+) -> None:
+    server = serve(server={"audit_burst_per_tenant": 4, "audit_rate_per_tenant": 0.001})
+    session = wire.session(server, "alice")  # a login: one of the 4
+    lent = [on_wire(lambda: wire.delegate(server, session, "bob")) for _ in range(3)]
+    assert len(set(lent)) == 3  # each counted once: 3 more fill the burst
+    with pytest.raises(QuotaError) as refused:
+        wire.delegate(server, session, "bob")
+    assert refused.value.details["reason"] == "audit-rate"
+
+
 def test_failed_logins_of_a_peer_are_limited_on_every_wire_together(
     wire: Wire, serve: Serve
 ) -> None:

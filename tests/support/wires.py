@@ -341,6 +341,11 @@ class Wire:
         the wire carried its answer in (a JSON object)."""
         raise NotImplementedError
 
+    def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
+        """Lend ``to_tenant`` the session's ``CAP_ALLOC`` for a minute
+        (``q_delegate_caps``); the delegation's id, or the coded refusal raised."""
+        raise NotImplementedError
+
     def submit_text(self, server: DoorServer, session: str, text: str) -> str:
         """Submit program text; the job's id."""
         raise NotOnThisWire(f"{self.name} takes no program text")
@@ -410,6 +415,10 @@ class JsonRpcWire(Wire):
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
         with self._client(server, session) as client:
             return client.q_status(job_id)
+
+    def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
+        with self._client(server, session) as client:
+            return str(client.q_delegate_caps(to_tenant, ["CAP_ALLOC"], 60).delegation_id)
 
     def machine(self, server: DoorServer, session: str) -> str:
         with socket.create_connection(server.tcp, timeout=GUARD_S) as sock:
@@ -484,6 +493,11 @@ class RestWire(Wire):
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
         with self._http(server, session) as http:
             return _answer(http.get(f"/v1/jobs/{job_id}"))
+
+    def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
+        lend = {"to_tenant": to_tenant, "caps": ["CAP_ALLOC"], "expires_s": 60}
+        with self._http(server, session) as http:
+            return str(_answer(http.post("/v1/delegations", json=lend))["delegation_id"])
 
     def machine(self, server: DoorServer, session: str) -> str:
         with self._http(server, session) as http:
@@ -575,6 +589,10 @@ class GrpcWire(Wire):
         with self._client(server, session) as client:
             return client.q_status(job_id)
 
+    def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
+        with self._client(server, session) as client:
+            return str(client.q_delegate_caps(to_tenant, ["CAP_ALLOC"], 60).delegation_id)
+
     def submit_text(self, server: DoorServer, session: str, text: str) -> str:
         with self._client(server, session) as client:
             return str(client.submit(text, shots=10).job_id)
@@ -633,6 +651,9 @@ class GraphqlWire(RestWire):
     def submit_text(self, server: DoorServer, session: str, text: str) -> str:
         raise NotOnThisWire("GraphQL is read-only: it takes no program")
 
+    def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
+        raise NotOnThisWire("GraphQL is read-only: it lends nothing")
+
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         with self._http(server, session) as http:  # a query that does not parse
             return _answer(http.post("/v1/graphql", json={"query": "{ job(job_id: "}))
@@ -690,6 +711,9 @@ class AssistWire(Wire):
 
     def machine(self, server: DoorServer, session: str) -> str:
         raise NotOnThisWire("the assistant has no tool that shows the machine")
+
+    def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
+        raise NotOnThisWire("the assistant has no tool that lends capabilities")
 
     def ask(self, server: DoorServer, session: str, tool: str, program: str) -> dict[str, Any]:
         """Have the model call ``tool`` on ``program`` (the question's file); the tool's
