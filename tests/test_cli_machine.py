@@ -86,6 +86,25 @@ def test_show_draws_a_small_machine_as_text_and_any_machine_as_png(tmp_path):
     assert status == 0 and out.endswith(f"\ndrawn in {png}\n") and "too wide" not in out
 
 
+def test_show_says_how_factory_share_gave_a_small_module_its_factory(tmp_path):
+    # factory_share 0.25 rounds to no copy (9,680 qubits) below 38,720 qubits a module;
+    # a module gets one where it takes at most half of it, and show says so
+    lines = {}
+    for qubits in (5_000, 20_000):
+        config = tmp_path / f"k{qubits}.toml"
+        config.write_text(f"[machine]\nphysical_qubits = {qubits}\n")
+        status, out, err = qmk("machine", "show", "--config", str(config))
+        assert status == 0, err
+        lines[qubits] = out
+    assert ", 1 factory copy x 60 tiles," in lines[20_000]
+    assert (
+        "factories: factory_share 0.25 of a module's 20,000 physical qubits rounds to no "
+        "copy of 9,680; a module gets one where it takes at most half the module: 1 copy\n"
+    ) in lines[20_000]
+    assert ", 0 factory copies x 60 tiles," in lines[5_000]
+    assert "from 19,360 qubits on: none, and T programs are refused\n" in lines[5_000]
+
+
 def test_simulate_json_gives_each_policys_metrics_and_jobs_machine_records(work, tmp_path):
     plot = tmp_path / "plot.png"
     status, out, err = qmk(

@@ -164,9 +164,9 @@ def test_a_tenant_cannot_entangle_its_qubits_with_another_tenants(shared_server)
 
 def test_expiry_quotas_admission_and_cancel_on_a_small_machine(serve, tmp_path):
     # 38,720 physical qubits at d=9: 239 logical qubits' patches (162 each), and a
-    # floorplan of one T factory (9,680 qubits) and 165 job tiles, the least that holds
-    # the long job (22 patches and their routing: 59 tiles) with a factory for its T
-    # gates; one worker, whose jobs wait at a gate until the test opens it; sessions live
+    # floorplan of one T factory (9,680 qubits) and 165 job tiles, which holds the long
+    # job (22 patches and their routing: 59 tiles) with a factory for its T gates; one
+    # worker, whose jobs wait at a gate until the test opens it; sessions live
     # one second.
     with WorkerGate(tmp_path) as gate:
         server = serve(

@@ -130,8 +130,9 @@ def show_text(machine: MachineSpec, png: str | None = None) -> str:
         f = m.factory
         lines.append(
             f"module {m.index}: {m.tiles:,} job tiles, {m.bus_tiles} routing tiles "
-            f"({m.routing_lanes} states/cycle), {f.copies} factory copies x "
-            f"{f.tiles_per_copy} tiles, {m.storage_tiles} storage tiles"
+            f"({m.routing_lanes} state{'s' * (m.routing_lanes != 1)}/cycle), {f.copies} "
+            f"factory cop{'y' if f.copies == 1 else 'ies'} x {f.tiles_per_copy} tiles, "
+            f"{m.storage_tiles} storage tiles"
         )
     f = machine.modules[0].factory
     lines.append(
@@ -139,6 +140,9 @@ def show_text(machine: MachineSpec, png: str | None = None) -> str:
         f"per run of {f.duration_cycles} cycles, output error {f.output_error_rate:.3g}; "
         f"{f.rate:.4g} states/cycle per module, store {f.store}"
     )
+    note = machine.factory_note()
+    if note is not None:
+        lines.append(note)
     link = machine.link
     lines.append(
         "links: none (one module)"

@@ -237,7 +237,8 @@ class _Machine(_Table, frozen=True, kw_only=True):
             ge=0,
             lt=1,
             description="the share of each module's physical qubits given to T factories "
-            "when machine.factory.copies is not set",
+            "when machine.factory.copies is not set (at least one copy where it takes at "
+            "most half the module; 0: none)",
         ),
     ] = 0.25
     storage_tiles: Annotated[

@@ -119,6 +119,7 @@ def test_the_machine_has_one_decoder_the_old_faults_key_a_deprecated_name_of_it(
         {},
         {"modules": 3},
         {"storage_tiles": 7},
+        {"factory_share": 0.1},
         {"factory_share": 0.6},
         {"factory_share": 0.75},
         {"factory_share": 0.0},
@@ -156,6 +157,12 @@ def test_the_qubits_a_refusal_names_are_the_least_whose_floorplan_holds_the_job(
         step = modules * asked.patch_qubits
         assert not any(holds(q, tiles, factory) for q in range(least - step, 0, -step))
         assert not holds(least - modules, tiles, factory)
+        # and at least a module of a job's patches (admission's count): 30,000 a module
+        floored = asked.qubits_to_hold(tiles, factory=factory, module_qubits=30_000)
+        start = 30_000 * modules
+        assert floored is not None and floored >= start and holds(floored, tiles, factory)
+        assert floored == least or least < start
+        assert floored == start or not holds(floored - modules, tiles, factory)
 
 
 @pytest.mark.parametrize("cycles", [0, -5])
@@ -164,3 +171,19 @@ def test_a_machine_of_epochs_under_one_cycle_is_bad_machine(cycles: int):
     with pytest.raises(MachineError) as caught:
         machine.with_(epoch_cycles=cycles)
     assert caught.value.code == "QK503" and f"epoch_cycles is {cycles}" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("qubits", "copies"),
+    [(10_000, 0), (19_359, 0), (19_360, 1), (38_719, 1), (58_080, 1), (77_440, 2)],
+)
+def test_a_module_whose_factory_share_rounds_to_no_copy_gets_one_that_takes_half_or_less(
+    qubits: int, copies: int
+):
+    # a copy is 9,680 qubits; factory_share 0.25 gives floor(q / 38,720) copies, none
+    # below 38,720, so every T program was refused on a smaller module. A module gets one
+    # where it takes at most half the module (its jobs keep as many qubits), from 19,360
+    module = config_machine(config_from_dict({"machine": {"physical_qubits": qubits}}))
+    assert module.modules[0].factory.copies == copies
+    off = config_from_dict({"machine": {"physical_qubits": qubits, "factory_share": 0}})
+    assert config_machine(off).modules[0].factory.copies == 0  # switched off: none

@@ -374,8 +374,10 @@ def test_the_old_faults_decoder_key_is_the_machines_one_decoder_in_serve_and_sim
         # machine); their fast block (25 tiles) does not fit its 24 job tiles
         (8, False, 25, 5_022),
         # 6 patches' block (20 tiles) fits, but their T gates need a factory, of 9,680
-        # qubits, and factory_share 0.25 gives a module one from 38,720 qubits on
-        (6, True, 20, 38_720),
+        # qubits: factory_share 0.25 rounds to none below 38,720 qubits, and a module
+        # gets one copy where it takes at most half of it, from 19,360 qubits on (51 job
+        # tiles beside it); before, no module under 38,720 had one
+        (6, True, 20, 19_360),
     ],
 )
 def test_a_job_the_floorplan_cannot_hold_is_refused_at_submit_naming_the_qubits_that_would(

@@ -230,10 +230,10 @@ class MachineSpec:
         >>> small.modules[0].tiles, small.modules[0].factory.copies
         (24, 0)
         >>> small.qubits_to_hold(59, factory=False), small.qubits_to_hold(59, factory=True)
-        (11016, 38720)
+        (11016, 20696)
         >>> small.qubits_to_hold(59, factory=False, module_qubits=12_000)
         12000
-        >>> bigger = config_machine(config_from_dict({"machine": {"physical_qubits": 38720}}))
+        >>> bigger = config_machine(config_from_dict({"machine": {"physical_qubits": 20696}}))
         >>> bigger.modules[0].tiles >= 59, bigger.modules[0].factory.copies
         (True, 1)
         """
@@ -259,9 +259,9 @@ class MachineSpec:
         >>> from qmk.kernel.config import config_from_dict
         >>> small = config_machine(config_from_dict({"machine": {"physical_qubits": 5000}}))
         >>> small.to_hold(59, factory=True)[1]
-        38720
+        20696
         >>> small.to_hold(59, factory=True)[0][:52]
-        '; raise [machine] physical_qubits from 5,000 to 38,7'
+        '; raise [machine] physical_qubits from 5,000 to 20,6'
         """
         table = self.table
         if table is None:
@@ -282,6 +282,46 @@ class MachineSpec:
             f"; raise [machine] physical_qubits from {table.physical_qubits:,} to "
             f"{least:,}, the least whose floorplan holds {what} in one module"
         ), least
+
+    def factory_note(self) -> str | None:
+        """How ``factory_share`` gave each module its factory copies (:func:`share_copies`),
+        for ``qmk machine show``; None where ``[machine.factory] copies`` gives them or the
+        machine was built by hand.
+
+        >>> from qmk.kernel.config import config_from_dict
+        >>> def note(qubits):
+        ...     table = {"machine": {"physical_qubits": qubits}}
+        ...     return config_machine(config_from_dict(table)).factory_note()
+        >>> print(note(1_000_000))
+        factories: factory_share 0.25 of a module's 1,000,000 physical qubits: 25 copies
+        >>> print(note(20_000))  # doctest: +NORMALIZE_WHITESPACE
+        factories: factory_share 0.25 of a module's 20,000 physical qubits rounds to no copy
+        of 9,680; a module gets one where it takes at most half the module: 1 copy
+        >>> print(note(5_000))  # doctest: +NORMALIZE_WHITESPACE
+        factories: factory_share 0.25 of a module's 5,000 physical qubits rounds to no copy
+        of 9,680; a module gets one where it takes at most half the module, from 19,360
+        qubits on: none, and T programs are refused
+        """
+        table = self.table
+        if table is None or table.factory.copies is not None or not self.modules:
+            return None
+        module = self.modules[0]
+        per_copy, qubits = module.factory.physical_qubits, module.physical_qubits
+        share = table.factory_share
+        if share <= 0:
+            return "factories: none (factory_share 0), and T programs are refused"
+        said = f"factories: factory_share {share:g} of a module's {qubits:,} physical qubits"
+        given = math.floor(share * qubits / per_copy)
+        if given > 0:
+            return f"{said}: {given} cop{'y' if given == 1 else 'ies'}"
+        rule = (
+            f"{said} rounds to no copy of {per_copy:,}; a module gets one where it takes at "
+            "most half the module"
+        )
+        if module.factory.copies:
+            return f"{rule}: 1 copy"
+        least = _LEAST_COPY * per_copy
+        return f"{rule}, from {least:,} qubits on: none, and T programs are refused"
 
     def with_(self, **changes: Any) -> MachineSpec:
         """A copy with ``changes`` (``epoch_cycles``, ``policy``, ...)."""
@@ -424,7 +464,7 @@ def _factory(
     per_copy = qubits or tiles * patch_qubits
     copies = given.copies
     if copies is None:
-        copies = math.floor(table.factory_share * module_qubits / per_copy)
+        copies = share_copies(table.factory_share, module_qubits, per_copy)
     states = given.states_per_run or (estimated.num_output_states if estimated else 1)
     duration = given.duration_cycles or (
         max(1, math.ceil(estimated.duration / cycle_ns)) if estimated else 1
@@ -496,6 +536,31 @@ def _job_tiles(free: int) -> int:
     return max(0, free - math.ceil(math.sqrt(free)))
 
 
+#: A module whose ``factory_share`` rounds to no copy gets one where it has this many
+#: copies' qubits or more (the copy then takes at most half of it: :func:`share_copies`).
+_LEAST_COPY = 2
+
+
+def share_copies(share: float, qubits: int, per_copy: int) -> int:
+    """The factory copies ``factory_share = share`` gives a module of ``qubits``
+    physical qubits, copies of ``per_copy`` qubits: ``floor(share * qubits /
+    per_copy)``, and at least one where the copy takes at most half the module (its
+    jobs keep as many qubits as its factory), so a small module still runs T programs;
+    none where ``share`` is 0 (factories switched off).
+
+    >>> share_copies(0.25, 1_000_000, 9680), share_copies(0.25, 38_720, 9680)
+    (25, 1)
+    >>> share_copies(0.25, 19_360, 9680), share_copies(0.25, 19_359, 9680)
+    (1, 0)
+    >>> share_copies(0.0, 1_000_000, 9680)
+    0
+    """
+    copies = math.floor(share * qubits / per_copy)
+    if copies == 0 and share > 0 and qubits >= _LEAST_COPY * per_copy:
+        return 1
+    return copies
+
+
 def _module_tiles(
     table: MachineConfig, qubits: int, per_copy: int, patch_qubits: int
 ) -> tuple[int, int]:
@@ -503,7 +568,7 @@ def _module_tiles(
     as :func:`_module` derives one (a module too small for its given copies: no tiles)."""
     copies = table.factory.copies
     if copies is None:
-        copies = math.floor(table.factory_share * qubits / per_copy)
+        copies = share_copies(table.factory_share, qubits, per_copy)
     left = qubits - copies * per_copy
     if left < 0:
         return copies, 0
@@ -565,6 +630,8 @@ def _least_module_qubits(
             end += 1
         while end - 1 > start and math.floor(share * (end - 1) / per_copy) > copies:
             end -= 1
+        if start < _LEAST_COPY * per_copy:  # the one copy share_copies gives from there
+            end = min(end, _LEAST_COPY * per_copy)
         if holds(end - 1):
             return least(start, end - 1)
         start = end
