@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from qmk.execution.request import Policy, RunRequest, program_digest
+from msgspec.structs import replace
+
+from qmk.execution.request import MachineRun, Policy, RunRequest, program_digest
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.records.jobs import COMPLETED, QUEUED, RUNNING, Job
 from qmk.kernel.records.stored import encode_result
@@ -195,6 +197,59 @@ def test_a_job_saved_twice_between_statements_is_written_once_with_its_newest_fi
     assert (loaded.started_at, loaded.finished_at) == (1001.0, 1002.0)
     assert loaded.result is not None and loaded.result["counts"] == {"00": 100}
     again.close()
+
+
+def test_a_jobs_machine_schedule_is_written_in_the_same_update_as_its_row(
+    tmp_path: Path,
+) -> None:
+    # SQLite writes a row's whole record again for any change: the schedule the shared
+    # machine fixed and the job's start go in one UPDATE, not one each
+    store = Store(tmp_path)
+    job = make_job("job_sched", 1)
+    other = make_job("job_other", 2)
+    store.insert_job(job)
+    store.insert_job(other)
+    store.commit()
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    run = MachineRun(arrival_cycle=0, start_cycle=100, end_cycle=104, tiles=9, module=0)
+    job.request = replace(job.request, machine=run)
+    store.save_request(job)
+    job.state, job.started_at = RUNNING, 1001.0
+    store.save_job(job)
+    other.state = RUNNING
+    store.save_job(other)
+    store.commit()
+    store.db.set_trace_callback(None)
+    updates = [s for s in statements if s.startswith("UPDATE jobs SET")]
+    assert len(updates) == 2  # one each: the scheduled job's with its request
+    assert sum(s.startswith("UPDATE jobs SET request=") for s in updates) == 1
+    store.close()
+    again = Store(tmp_path)
+    loaded, plain = again.load_job("job_sched", "alice"), again.load_job("job_other", "alice")
+    assert loaded is not None and loaded.state == RUNNING and loaded.request.machine == run
+    assert plain is not None and plain.state == RUNNING and plain.request.machine is None
+    again.close()
+
+
+def test_a_schedule_saved_before_a_rollback_is_written_again_by_the_next_save(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    job = make_job("job_again", 1)
+    store.insert_job(job)
+    store.commit()
+    run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
+    job.request = replace(job.request, machine=run)
+    store.save_request(job)
+    store.rollback()
+    loaded = store.load_job("job_again", "alice")
+    assert loaded is not None and loaded.request.machine is None
+    store.save_request(job)
+    store.commit()
+    loaded = store.load_job("job_again", "alice")
+    assert loaded is not None and loaded.request.machine == run
+    store.close()
 
 
 def test_a_rollback_drops_the_saved_rows_with_the_transaction(tmp_path: Path) -> None:

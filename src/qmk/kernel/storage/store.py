@@ -450,22 +450,40 @@ class _Connection:
     the ``jobs`` table (a read of it sees the row; an ``INSERT INTO jobs`` of a new job
     touches no saved row and does not wait for them), and before every commit, so a
     commit holds it. A job that starts and ends with no such statement between has its
-    row written once, and the rows of several jobs go in one ``executemany``.
-    Everything else is the connection's own (``__getattr__``).
+    row written once, and the rows of several jobs go in one ``executemany``. A job
+    whose run request changed since it was stored (:meth:`Store.save_request`: its
+    machine schedule) has the request written in the same ``UPDATE``: SQLite writes a
+    row's whole record again for any change of it, so one statement for both writes it
+    once instead of twice. Everything else is the connection's own (``__getattr__``).
     """
 
-    __slots__ = ("_conn", "_row_of", "saved")
+    __slots__ = ("_conn", "_row_of", "requests", "saved")
 
     def __init__(self, conn: sqlite3.Connection, row_of: Callable[[Job], tuple[Any, ...]]):
         self._conn = conn
         self._row_of = row_of
         #: Jobs whose rows wait to be written, by id (the newest state of each is written).
         self.saved: dict[str, Job] = {}
+        #: The ids among them whose run request is written with their row.
+        self.requests: set[str] = set()
 
     def write_saved(self) -> None:
         """Write the rows of the jobs saved since the last statement."""
-        if self.saved:
-            jobs, self.saved = list(self.saved.values()), {}
+        if not self.saved:
+            return
+        jobs, self.saved = list(self.saved.values()), {}
+        if self.requests:
+            asked, self.requests = self.requests, set()
+            self._conn.executemany(
+                _SAVE_JOB_REQUEST,
+                [
+                    (_REQUEST_ENCODER.encode(job.request).decode(), *self._row_of(job))
+                    for job in jobs
+                    if job.job_id in asked
+                ],
+            )
+            jobs = [job for job in jobs if job.job_id not in asked]
+        if jobs:
             self._conn.executemany(_SAVE_JOB, [self._row_of(job) for job in jobs])
 
     def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
@@ -492,6 +510,7 @@ class _Connection:
         """Drop what was written since the last commit, the saved rows not yet written
         included (their jobs' next save writes them again)."""
         self.saved.clear()
+        self.requests.clear()
         self._conn.rollback()
 
     def close(self) -> None:
@@ -525,6 +544,8 @@ _SAVE_JOB = (
     "attempts=?, preemptions=?, epoch=?, checkpoint_id=?, logical_cycles=?, "
     "injected_errors=?, caps=?, cache_key=?, cached_from=? WHERE job_id=?"
 )
+#: :data:`_SAVE_JOB` with the job's run request first (:meth:`Store.save_request`).
+_SAVE_JOB_REQUEST = _SAVE_JOB.replace("UPDATE jobs SET ", "UPDATE jobs SET request=?, ", 1)
 
 
 class Store:
@@ -682,12 +703,11 @@ class Store:
         self.dirty = True
 
     def save_request(self, job: Job) -> None:
-        """Write a job's run request again: the kernel's shared machine fixed its
-        schedule (``request.machine``) after the job was stored; a recovered job keeps it."""
-        self.db.execute(
-            "UPDATE jobs SET request=? WHERE job_id=?",
-            (_REQUEST_ENCODER.encode(job.request).decode(), job.job_id),
-        )
+        """Write a job's run request again, with its row (:meth:`save_job`, in the same
+        ``UPDATE``): the kernel's shared machine fixed its schedule (``request.machine``)
+        after the job was stored; a recovered job keeps it."""
+        self.db.saved[job.job_id] = job
+        self.db.requests.add(job.job_id)
         self.dirty = True
 
     def save_job(self, job: Job) -> None:
