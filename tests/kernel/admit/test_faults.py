@@ -164,6 +164,38 @@ def test_a_drift_adjusted_job_replays_from_its_attestation(tmp_path: Path) -> No
     assert replay(json.dumps(measured(2), separators=(",", ":")), record, job_id).same
 
 
+def test_a_job_accepted_before_drift_set_in_starts_with_the_drift_of_its_start(
+    tmp_path: Path,
+) -> None:
+    # accepting a job asks the policies for its run (the result cache's look-up); its
+    # start, epochs later under drift, asks them again instead of reusing that answer
+    clock = ManualClock()
+    profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.002)"
+    cfg = config(
+        {"drift_per_epoch": 0.25, "drift_start_epoch": 1}, profile=profile, noise_model=noise
+    )
+
+    async def body(kernel: Kernel, gate: WorkerGate) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        first = await kernel.q_submit(session_id=alice, graph=measured(), shots=10, seed=1)
+        await wait_state(kernel, alice, first["job_id"], "RUNNING")  # held at the gate
+        job = await kernel.q_submit(session_id=alice, graph=measured(), shots=10, seed=2)
+        await wait_state(kernel, alice, job["job_id"], "QUEUED")  # behind the first
+        await clock.tick(7)  # drift factor 1 + 0.25 * 6 = 2.5
+        gate.release(2)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        assert done["state"] == "COMPLETED", done["error"]
+        return await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+
+    with WorkerGate(tmp_path) as gate:
+        telemetry = run_kernel(
+            tmp_path, lambda k: body(k, gate), workers=1, config=cfg, gate=gate, clock=clock
+        )
+    assert telemetry["telemetry"]["noise_model"] == f"{noise} + drift(factor=2.5)"
+    (start,) = telemetry["device"]["starts"]
+    assert start["epoch"] == 7 and start["faults"][0]["kind"] == "drift"
+
+
 # --------------------------------------------------------------------------- calibration
 
 
@@ -212,6 +244,38 @@ def test_calibration_ingest_changes_the_logical_error_of_later_jobs_and_is_audit
     assert ingest["tenant"] == "alice" and ingest["calibration"]["crossing_prefactor"] == 0.1
     decisions = [r["decision"] for r in audit_lines(tmp_path, "cap") if r["where"] == "calibrate"]
     assert decisions == ["deny", "allow"]
+
+
+def test_a_job_accepted_before_a_calibration_ingest_starts_with_the_ingested_one(
+    tmp_path: Path,
+) -> None:
+    # the policies' answer at its acceptance predates the ingest: its start asks again
+    profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.002)"
+    cfg = config({}, profile=profile, noise_model=noise)
+    fitted = Calibration(
+        family="surface_code", crossing_prefactor=0.1, error_correction_threshold=0.01
+    )
+
+    async def body(kernel: Kernel, gate: WorkerGate) -> dict[str, Any]:
+        alice = await login(kernel, "alice")
+        first = await kernel.q_submit(session_id=alice, graph=measured(), shots=10, seed=1)
+        await wait_state(kernel, alice, first["job_id"], "RUNNING")  # held at the gate
+        job = await kernel.q_submit(session_id=alice, graph=measured(), shots=10, seed=2)
+        await wait_state(kernel, alice, job["job_id"], "QUEUED")  # behind the first
+        await kernel.q_calibrate(session_id=alice, calibration=fitted.to_json())
+        gate.release(2)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
+        assert done["state"] == "COMPLETED", done["error"]
+        return await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+
+    with WorkerGate(tmp_path) as gate:
+        telemetry = run_kernel(tmp_path, lambda k: body(k, gate), workers=1, config=cfg, gate=gate)
+    rate = logical_model(
+        profile, noise=parse_noise_model(noise), calibration=fitted
+    ).logical_error_per_cycle
+    (start,) = telemetry["device"]["starts"]
+    assert start["logical_error_per_cycle"] == {profile: rate}
+    assert telemetry["telemetry"]["calibration"]["crossing_prefactor"] == 0.1
 
 
 # --------------------------------------------------------------------------- link

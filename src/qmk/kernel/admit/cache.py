@@ -39,11 +39,10 @@ from dataclasses import dataclass
 
 import msgspec
 
-from qmk.devices.logical import LogicalMachine
 from qmk.errors import QMKError
 from qmk.execution.request import DEFAULT_TARGET, Policy, RunRequest, run_key
 from qmk.execution.target import spec
-from qmk.kernel.admit.faults import adjust
+from qmk.kernel.admit.faults import FaultPolicies
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.records.stored import StoredResult, with_telemetry
@@ -127,7 +126,7 @@ class ResultCache:
     Args:
         config: the kernel configuration (``result_keep_s``).
         store: the database whose ``jobs_cache`` index holds the keys.
-        device: the machine, whose fault policies decide the run a job would start.
+        faults: the fault policies, which decide the run a job would start.
         finished: the finished job of an id the kernel holds in memory, or None.
     """
 
@@ -135,12 +134,12 @@ class ResultCache:
         self,
         config: KernelConfig,
         store: Store,
-        device: LogicalMachine,
+        faults: FaultPolicies,
         finished: Callable[[str], Job | None],
     ) -> None:
         self.config = config
         self.store = store
-        self.device = device
+        self.faults = faults
         self.finished = finished
         self.keys = KeyFilter()
         for key in store.cache_keys():
@@ -160,10 +159,8 @@ class ResultCache:
             return None
         if job.deadline is not None and job.deadline <= now:
             return None  # past its deadline already: it ends TIMED_OUT, as any job would
-        try:  # the run it would start now; a refusal is the start's to report
-            request, _ = adjust(
-                job.request, job, self.device, epoch, room=self.device.largest_module_up
-            )
+        try:  # the run it would start now (its start reuses it); a refusal is the start's
+            request = self.faults.foresee(job, epoch)
         except QMKError:
             return None
         key = cache_key(job.tenant, request)

@@ -36,6 +36,14 @@ Changes to the program are a :class:`~qmk.execution.request.Rewrite` in the job'
 request, which the worker applies to the submitted graph text; the attestation records
 the request, so ``qmk audit replay`` applies it again.
 
+**Computed once where nothing changed.** Accepting a job asks the policies for the run
+it would start now (the result cache's look-up, :meth:`FaultPolicies.foresee`); its
+start reuses that answer (:class:`Foreseen`) when nothing :func:`adjust` reads has
+changed since: the same request (its machine schedule aside, which no policy reads), the
+same physical qubits, no calibration ingested, and the same fault schedule at both
+epochs (no drift at either, the same link fidelity). Otherwise the start computes it
+again.
+
 **A resumed attempt keeps its checkpoint's physics.** The logical-error patterns of a
 whole run are drawn when it starts, from the physics it starts with, so an execution
 state only continues under that physics. A checkpoint records it
@@ -247,6 +255,35 @@ def adjust(
         decoder_load=load,
         logical_error_per_cycle=rates,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Foreseen:
+    """:func:`adjust`'s answer for a job when it was accepted (:meth:`FaultPolicies.foresee`),
+    and what that answer depends on, for its start to reuse (module docstring)."""
+
+    given: RunRequest
+    epoch: int
+    calibrations: int
+    physical_qubits: int
+    request: RunRequest
+    adjusted: Adjusted
+
+    def holds(self, request: RunRequest, job: Any, device: LogicalMachine, epoch: int) -> bool:
+        """Whether :func:`adjust` of ``request`` for ``job`` on ``device`` at ``epoch`` is
+        this answer (with ``request``'s machine schedule): nothing it reads changed."""
+        faults = device.faults
+        return (
+            device.calibrations == self.calibrations
+            and job.physical_qubits == self.physical_qubits
+            # the room a placement leaves counts only under drift
+            and faults.drift_factor(self.epoch) == 1.0
+            and faults.drift_factor(epoch) == 1.0
+            and faults.link_fidelity_at(self.epoch) == faults.link_fidelity_at(epoch)
+            and (
+                request is self.given or replace(request, machine=self.given.machine) == self.given
+            )
+        )
 
 
 def resumed(
@@ -593,11 +630,16 @@ class FaultPolicies:
         if job.job_id in self.placement.spanning:
             record["modules"] = list(self.placement.spanning[job.job_id])
         room = self.placement.room(job)
+        foreseen: Foreseen | None = job.foreseen
+        job.foreseen = None  # one start reuses it at most
         try:
             if resume_from is not None and resume_from.get("physics") is not None:
                 request, adjusted = resumed(
                     request, job, self.device, epoch, room=room, checkpoint=resume_from
                 )
+            elif foreseen is not None and foreseen.holds(request, job, self.device, epoch):
+                adjusted = foreseen.adjusted
+                request = replace(foreseen.request, machine=request.machine)
             else:
                 request, adjusted = adjust(request, job, self.device, epoch, room=room)
         except QMKError as exc:
@@ -624,6 +666,27 @@ class FaultPolicies:
             self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **action)
         return request, adjusted
 
+    def foresee(self, job: Any, epoch: int) -> RunRequest:
+        """The run request ``job`` would start with at ``epoch`` on the largest module up
+        (:func:`adjust`; nothing recorded or audited), kept on the job for its start to
+        reuse (:class:`Foreseen`).
+
+        Raises:
+            QMKError: a policy would refuse it (its start will say so).
+        """
+        device = self.device
+        given = job.request
+        request, adjusted = adjust(given, job, device, epoch, room=device.largest_module_up)
+        job.foreseen = Foreseen(
+            given=given,
+            epoch=epoch,
+            calibrations=device.calibrations,
+            physical_qubits=job.physical_qubits,
+            request=request,
+            adjusted=adjusted,
+        )
+        return request
+
     def requeued(self, job: Any, module: int, epoch: int) -> None:
         """Record and audit that ``job`` was stopped and queued again: ``module`` failed."""
         action = {"epoch": epoch, "kind": "module-failure", "action": "requeue", "module": module}
@@ -649,6 +712,7 @@ __all__ = [
     "FAULT_RECORDS_SIZE",
     "Adjusted",
     "FaultPolicies",
+    "Foreseen",
     "Placement",
     "adjust",
     "device_for",

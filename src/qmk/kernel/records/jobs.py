@@ -209,6 +209,10 @@ class Job:
     #: What it asks of the shared machine, as its target reports it (admission's; None:
     #: not known, or not on the machine: :mod:`qmk.kernel.running.shared_machine`). Not stored.
     footprint: Footprint | None = field(default=None, repr=False, compare=False)
+    #: The fault policies' answer for its start as its acceptance computed it, for the
+    #: start to reuse where nothing changed (a
+    #: :class:`~qmk.kernel.admit.faults.Foreseen`; None: none). Not stored.
+    foreseen: Any = field(default=None, repr=False, compare=False)
 
     @property
     def shots(self) -> int:

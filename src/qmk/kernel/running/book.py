@@ -170,7 +170,7 @@ class JobBook:
         self.traces: WorkerTraces | None = None
         #: Completed runs' results answering submits of the same run
         #: (:mod:`~qmk.kernel.admit.cache`).
-        self.cache = ResultCache(config, store, self.device, self.finished.get)
+        self.cache = ResultCache(config, store, self.faults, self.finished.get)
         #: Each job end's usage record and webhook (:mod:`~qmk.kernel.storage.billing`).
         self.ledger = Ledger(config, store)
         #: The shared machine: a job's schedule in machine time is fixed before a worker
