@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
+from msgspec.structs import replace
 
 from qmk.errors import QMKError
 from qmk.execution.request import DEFAULT_TARGET, Policy, RunRequest, run_key
@@ -63,11 +64,25 @@ def cache_key(tenant: str, request: RunRequest) -> str:
     >>> request = RunRequest(program_digest="ab" * 32, shots=10, seed=1)
     >>> cache_key("alice", request) == cache_key("bob", request)
     False
+    >>> traced = replace(request, trace_context="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+    >>> cache_key("alice", request) == cache_key("alice", traced)  # a trace changes no result
+    True
     """
-    seen = (tenant, _ENCODE(request))  # what the key is a function of, cheap to hash
+    seen = (tenant, _ENCODE(_keyed(request)))  # what the key is a function of, cheap to hash
     return _KEYS.get(
         seen, None, lambda: hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
     )
+
+
+def _keyed(request: RunRequest) -> RunRequest:
+    """``request`` less what :func:`~qmk.execution.request.run_key` leaves out (the policy,
+    the trace, the save cadence; a machine schedule with no idle noise), so a job's run
+    at its acceptance (no schedule yet, no trace) and as its worker ran it are one entry
+    of :data:`_KEYS`, hashed once."""
+    machine = request.machine
+    if machine is not None and request.noise and machine.idle:
+        return replace(request, policy=None, trace_context=None, checkpoint_every_ops=0)
+    return replace(request, policy=None, trace_context=None, checkpoint_every_ops=0, machine=None)
 
 
 #: The recent keys :func:`cache_key` keeps: a job's key is asked for when it is accepted
