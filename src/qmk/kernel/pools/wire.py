@@ -127,7 +127,9 @@ class PoolLine:
 
     def receive(self, budget: int = _READ_BUDGET) -> tuple[list[bytes], bool]:
         """Read what the socket holds (about ``budget`` bytes at most): the complete
-        frames' bodies, and whether the worker's end is closed. Never blocks.
+        frames' bodies, and whether the worker's end is closed. Never blocks. A read
+        that returns less than it asked for is the last: the socket is drained, and
+        the next call (its reader is woken while anything waits) finds the rest.
 
         Raises:
             Broken: a frame longer than ``max_frame``.
@@ -148,8 +150,9 @@ class PoolLine:
                 break
             self._in += chunk
             got += len(chunk)
-            if len(chunk) == size:  # more waits, likely a big message: bigger reads
-                size = _CHUNK
+            if len(chunk) < size:  # the socket held less: drained (a read more would
+                break  # fail; what comes later, its end included, wakes the reader again)
+            size = _CHUNK  # more waits, likely a big message: bigger reads
         return self._frames(), eof
 
     def _frames(self) -> list[bytes]:
