@@ -13,6 +13,7 @@ configuration and machine now fails after the round.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -205,7 +206,8 @@ class Dispatcher:
         job.epoch = book.epoch
         book.transition(job, J.RUNNING, attempt=job.attempts, epoch=book.epoch)
         checkpoint_dir = book.checkpoint_dir
-        directory = None if checkpoint_dir is None else str(checkpoint_dir / job.job_id)
+        # its own folder's path (os.path, not pathlib: the same text, a tenth of the cost)
+        directory = None if checkpoint_dir is None else os.path.join(checkpoint_dir, job.job_id)
         resume = (
             None
             if resume_from is None or checkpoint_dir is None
