@@ -26,9 +26,10 @@ def test_the_next_queued_job_is_running_when_the_wait_on_the_last_one_returns(
         # worker holds the first at the gate until the second is in the run queue
         await wait_state(kernel, sid, first["job_id"], "RUNNING")
         await wait_run_queue(kernel, second["job_id"])
-        gate.open()
+        gate.release(1)  # the first only: the second, once taken, stays at the gate
         done = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=60_000)
         running = kernel.supervisor.jobs[second["job_id"]].state  # one worker: it took B
+        gate.open()
         final = await kernel.q_wait(session_id=sid, job_id=second["job_id"], timeout_ms=60_000)
         return [done["state"], running, final["state"], final["result"]["counts"]]
 
