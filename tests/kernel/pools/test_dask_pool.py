@@ -660,3 +660,27 @@ def test_a_pool_driven_by_a_loop_is_refused_on_that_loops_own_thread(cluster: An
             await pool.aclose()
 
     asyncio.run(main())
+
+
+def test_the_pools_close_ends_a_task_that_swallowed_its_cancel(cluster: Any) -> None:
+    """A call inside a task of the pool's may swallow the close's cancel (Dask's comms
+    turn it into an error, which the watch logs and goes on from; Python 3.11's
+    ``asyncio.wait_for`` drops one that meets its result): the close cancels it again,
+    and ends, where it waited forever (the split test hung in kernel.close)."""
+
+    async def main() -> None:
+        pool = await DaskPool.start(cluster.scheduler_address)
+        inside = asyncio.Event()
+
+        async def swallows_one() -> None:
+            inside.set()
+            # as a call that turns the cancel into an error the task goes on from
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+            await asyncio.sleep(3600)
+
+        pool._spawn(swallows_one())
+        await inside.wait()
+        await asyncio.wait_for(pool.aclose(), 30)  # the hang guard: it returns at once
+
+    asyncio.run(main())

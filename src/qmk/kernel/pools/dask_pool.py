@@ -87,6 +87,8 @@ from qmk.kernel.pools.dask_protocol import CLUSTER_CONFIG, NOTES_TOPIC
 
 _log = logging.getLogger("qmk.kernel.dask")
 _T = TypeVar("_T")
+#: How long the close waits for the pool's tasks to end before it cancels them again.
+RECANCEL_S = 0.25
 
 
 class DaskPool(Executor):
@@ -483,10 +485,15 @@ class DaskPool(Executor):
             kills = [task for task in self.jobs.kills if not task.done()]
             if kills:
                 await asyncio.wait(kills, timeout=5)
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # cancelled again until they end: a call may swallow the cancel (Dask's comms
+            # turn it into an error the watch logs and goes on from; Python 3.11's
+            # asyncio.wait_for drops one that meets its result), and the close then
+            # waited forever on a task that had gone back to its loop
+            pending = set(self._tasks)
+            while pending:
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
             await self.link.close()
         finally:
             if self.cluster is not None:
