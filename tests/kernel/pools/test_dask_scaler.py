@@ -22,7 +22,7 @@ import pytest
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
 from support.dask_cluster import local_cluster
-from support.kernel import BELL, KEYS, WorkerGate, login, wait_state
+from support.kernel import BELL, KEYS, WorkerGate, login, wait_run_queue, wait_state
 from support.pools import Hooks
 
 distributed = pytest.importorskip("distributed")
@@ -98,6 +98,8 @@ def test_the_schedulers_adaptive_target_is_the_workers_the_kernels_waiting_jobs_
             jobs.append(await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=seed))
         for seed in range(2):
             jobs.append(await kernel.q_submit(session_id=bob, graph=BELL, shots=10, seed=seed))
+        # each job waits QUEUED on the shared machine before it joins the run queue
+        await wait_run_queue(kernel, *(job["job_id"] for job in jobs[1:]))
         assert kernel.supervisor.queue_depth() == (5, 1)
         assert await pool.publish_queue()
         assert await asyncio.to_thread(target, cluster) == 6
