@@ -26,6 +26,9 @@ pytest.importorskip("flaky")  # PennyLane's test files import it (the test extra
 
 import qmk
 
+#: Past the subprocess's own limit (900 s), so that limit is the one that speaks.
+pytestmark = pytest.mark.timeout(960)
+
 SHOTS = 100_000
 SEED = 20261123
 
