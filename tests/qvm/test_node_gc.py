@@ -8,6 +8,7 @@ import gc
 import pickle
 
 import msgspec
+import pytest
 
 from qmk.frontends.qasm import from_qasm
 from qmk.qvm.graph import Guard, GuardTerm, Node, loads
@@ -30,3 +31,16 @@ def test_nodes_read_or_lowered_are_not_tracked() -> None:
     )
     lowered = from_qasm('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[0];\ncx q[0],q[1];')
     assert not any(gc.is_tracked(node) for node in (*graph.nodes, *lowered.nodes))
+
+
+def test_a_guard_and_its_terms_are_not_tracked_and_still_values() -> None:
+    # issue 47: a kept program guarding every node was three tracked objects per node
+    term = GuardTerm(event="m", equals=1)
+    guard = Guard(terms=(term, GuardTerm(event="k", equals=0)), conjunction=True)
+    assert not gc.is_tracked(term) and not gc.is_tracked(guard)
+    assert guard.events == ("m", "k")
+    assert guard == Guard(terms=(term, GuardTerm(event="k", equals=0)), conjunction=True)
+    assert hash(guard) == hash(pickle.loads(pickle.dumps(guard)))
+    assert guard.to_json() == {"all": [{"event": "m", "equals": 1}, {"event": "k", "equals": 0}]}
+    with pytest.raises(ValueError, match="exactly one term"):
+        Guard(terms=(term, term))

@@ -62,9 +62,12 @@ _ALLOWED: dict[tuple[str, ...], frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GuardTerm:
-    """One condition of a guard: the node runs only if ``event`` measured ``equals``."""
+class GuardTerm(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One condition of a guard: the node runs only if ``event`` measured ``equals``.
+
+    Not tracked by the cyclic garbage collector (``gc=False``): it holds a string and
+    an int, so it is in no reference cycle.
+    """
 
     event: str
     equals: int
@@ -73,24 +76,31 @@ class GuardTerm:
         return {"event": self.event, "equals": self.equals}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Guard:
+class Guard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A node's run-time condition: all terms must hold.
 
     JSON forms: ``{"event": E, "equals": 0|1}`` (one term) or
     ``{"all": [{"event": E, "equals": 0|1}, ...]}`` (a conjunction, kept in that
     form even with one term so the JSON round-trips exactly).
+
+    Not tracked by the cyclic garbage collector (``gc=False``): it holds a tuple of
+    :class:`GuardTerm` values (strings and ints) and a bool, made before it, so it is in
+    no reference cycle. A kept program guards up to every node: tracked, each guard, its
+    term and the tuple of them were three objects per node for every full collection
+    to walk.
     """
 
     terms: tuple[GuardTerm, ...]
     conjunction: bool = False
-    #: The events the guard reads, in order (derived from ``terms``).
-    events: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.conjunction and len(self.terms) != 1:
             raise ValueError("a simple guard has exactly one term; use conjunction=True")
-        object.__setattr__(self, "events", tuple(term.event for term in self.terms))
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The events the guard reads, in order."""
+        return tuple(term.event for term in self.terms)
 
     def to_json(self) -> dict[str, Any]:
         if self.conjunction:
