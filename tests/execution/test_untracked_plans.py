@@ -11,8 +11,9 @@ import pickle
 
 from qmk.execution.plan import build_plan, expand
 from qmk.execution.trajectories import MicroOp, noiseless_ops
-from qmk.qvm.graph import from_json
+from qmk.qvm.graph import compact_text, from_json, loads
 from qmk.qvm.verify import verify
+from support.kernel import chain_graph
 
 #: A measured qubit, a gate guarded by it, and a composite op (MEASURE_ANGLE: its calls).
 PROGRAM = verify(
@@ -65,3 +66,32 @@ def test_steps_and_micro_ops_stay_values() -> None:
     assert op == MicroOp("gate", ("q",), gate="rx", params=(0.5,))
     assert hash(op) == hash(pickle.loads(pickle.dumps(op)))
     assert op.kind == "gate" and op.event == -1
+
+
+def test_a_big_program_read_verified_and_planned_leaves_few_objects_for_the_first_collection() -> (
+    None
+):
+    # A tuple of numbers or strings is tracked until a collection meets it: kept one per
+    # node (edges, timeline, micro-op bounds, handle tuples), the first young collection
+    # after the program was made walked them all. Counted here with the collector off,
+    # as the kernel's program threads run.
+    nodes = 20_000
+    text = compact_text(chain_graph(nodes))
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        program = verify(loads(text))
+        plan = build_plan(
+            program,
+            noise=False,
+            qubit="qubit_gate_ns_e3",
+            default_profile="logical:surface_code(d=9)",
+        )
+        ops = noiseless_ops(plan)
+        added = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert len(ops.ops) == len(plan.timing) == len(program.preds) == nodes
+    assert program.preds[1] == (0,) and plan.timing[0] == (0.0, 1.0)
+    assert added < nodes // 100, f"{added} tracked objects for a {nodes}-node program"

@@ -42,6 +42,7 @@ from qmk.engines.gates import GATES
 from qmk.execution.request import canonical_profile
 from qmk.qvm.graph import Node
 from qmk.qvm.ops import OPS, ArgType, Exec, Micro
+from qmk.qvm.packed import Pairs
 from qmk.qvm.verify import VerifiedProgram
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ class Plan:
     calibrated_profiles: tuple[str, ...] = ()
     #: Each step's ASAP start and end, in logical cycles (a fence's, and a node's with no
     #: qubit, at the point it stands): the timeline a target's footprint is cut from.
-    timing: tuple[tuple[float, float], ...] = field(default=(), repr=False)
+    timing: Sequence[tuple[float, float]] = field(default=(), repr=False)
 
 
 def lower_step(index: int, node: Node) -> Step:
@@ -369,7 +370,7 @@ def build_plan(
         teleports=teleports,
         profiles=profiles,
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
-        timing=tuple(timing),
+        timing=Pairs.of(timing, "d"),
     )
 
 

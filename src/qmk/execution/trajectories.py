@@ -49,6 +49,7 @@ from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
 from qmk.qvm.ops import Micro
+from qmk.qvm.packed import Pairs
 
 #: What a :class:`Control` may answer: save the state and go on ...
 CHECKPOINT = "checkpoint"
@@ -193,7 +194,7 @@ class NoiselessOps:
     (:func:`tail_start`)."""
 
     ops: tuple[MicroOp, ...]
-    bounds: tuple[tuple[int, int], ...]
+    bounds: Sequence[tuple[int, int]]
     tail: int
 
 
@@ -206,7 +207,7 @@ _OBSERVED: Memo[Observed] = Memo(KEPT_OPS)
 def _noiseless_ops(plan: Plan) -> NoiselessOps:
     bounds: list[tuple[int, int]] = []
     ops = micro_ops(plan, {}, bounds)
-    return NoiselessOps(tuple(ops), tuple(bounds), tail_start(ops))
+    return NoiselessOps(tuple(ops), Pairs.of(bounds, "q"), tail_start(ops))
 
 
 def noiseless_ops(plan: Plan) -> NoiselessOps:

@@ -58,6 +58,7 @@ from qmk.qvm.ops import (
     OpSpec,
     closest_op,
 )
+from qmk.qvm.packed import Ragged
 from qmk.qvm.profiles import ProfileError, parse_profile
 
 #: At most this many findings of one code are listed; one more finding says how many were left out.
@@ -216,7 +217,9 @@ class VerifiedProgram:
             when it has no such predecessor; and, for a fence, the nodes of its
             epoch that nothing else in the epoch waits for. Edges implied by
             these are left out. Every edge points backwards in list order, so
-            list order is a topological order.
+            list order is a topological order. Kept as a :class:`~qmk.qvm.packed.Ragged`
+            (arrays: no tuple per node for the cyclic collector to walk), read as
+            tuples.
         epochs: the epochs, in order; there is one more epoch than fences.
         rev_segments: the REV segments, in order of their first node.
         peak_live_qubits: most qubits live at once, in list order.
@@ -226,7 +229,7 @@ class VerifiedProgram:
     """
 
     graph: Graph
-    preds: tuple[tuple[int, ...], ...]
+    preds: Sequence[tuple[int, ...]]
     epochs: tuple[Epoch, ...]
     rev_segments: tuple[RevSegment, ...]
     peak_live_qubits: int
@@ -1306,7 +1309,7 @@ class _Walk:
             return Report(findings=found)
         program = VerifiedProgram(
             graph=self.graph,
-            preds=tuple(self.preds),
+            preds=Ragged.of(self.preds),
             epochs=tuple(self.epochs),
             rev_segments=self.segments.finish(),
             peak_live_qubits=self.peak,

@@ -1,0 +1,160 @@
+"""Per-node sequences of numbers held in arrays, not tuples: what a kept program keeps one
+of per node without giving the cyclic garbage collector an object per node to walk.
+
+A tuple of numbers is tracked by the collector from its making until the first
+collection that meets it (which then untracks it); a kept 99,990-node program's
+per-node tuples (its dependency edges, its plan's timeline, its micro-ops' bounds) were
+300,000 such tuples, 40-120 ms with the interpreter held at that first young collection,
+whichever thread set it off (issue 47, ``big-valid-graph-rpc``). An array is never
+tracked, and holds the numbers unboxed. Both sequences here read as the tuples they
+replace: an item read is a new tuple, and each is equal to any sequence of the same items.
+
+>>> Ragged.of([(), (0,), (0, 1)])[2], Pairs.of([(0, 2)], "q")[0]
+((0, 1), (0, 2))
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, overload
+
+
+class Pairs(Sequence[tuple[Any, Any]]):
+    """A read-only sequence of ``(start, end)`` pairs of numbers kept in two arrays: a
+    plan's :attr:`Plan.timing` and its micro-ops' bounds, one pair per node.
+
+    A tuple of 100,000 pairs is 100,000 tuples the cyclic collector tracks until its
+    first collection after they are made (a young collection of a kept 99,990-node
+    program's plan walked 200,000 of them, 40-120 ms with the interpreter held); two
+    arrays are not tracked, and hold the numbers unboxed. A pair read is a new tuple;
+    equal to any sequence of the same pairs.
+
+    >>> spans = Pairs.of([(0.0, 1.0), (1.0, 3.5)], "d")
+    >>> spans[1], list(spans) == [(0.0, 1.0), (1.0, 3.5)], len(spans)
+    ((1.0, 3.5), True, 2)
+    """
+
+    __slots__ = ("_ends", "_starts")
+
+    def __init__(self, starts: array[Any], ends: array[Any]) -> None:
+        if len(starts) != len(ends):
+            raise ValueError("a pair needs a start and an end")
+        self._starts, self._ends = starts, ends
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[Any, Any]], typecode: str) -> Pairs:
+        """The pairs of ``pairs``, as ``typecode``'s numbers (``"d"`` floats, ``"q"``
+        ints)."""
+        starts, ends = array(typecode), array(typecode)
+        for start, end in pairs:
+            starts.append(start)
+            ends.append(end)
+        return cls(starts, ends)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Any, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[tuple[Any, Any], ...]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return tuple(zip(self._starts[index], self._ends[index], strict=True))
+        return (self._starts[index], self._ends[index])
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return zip(self._starts, self._ends, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Pairs):
+            return self._starts == other._starts and self._ends == other._ends
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Pairs({list(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Pairs, (self._starts, self._ends))
+
+
+class Ragged(Sequence[tuple[int, ...]]):
+    """A read-only sequence of tuples of ints of any lengths, kept as one flat array and
+    the offsets into it: a verified program's edges
+    (:attr:`~qmk.qvm.verify.VerifiedProgram.preds`), one tuple per node.
+
+    >>> edges = Ragged.of([(), (0,), (0, 1)])
+    >>> list(edges), edges[-1], len(edges), edges == ((), (0,), (0, 1))
+    ([(), (0,), (0, 1)], (0, 1), 3, True)
+    """
+
+    __slots__ = ("_flat", "_offsets")
+
+    def __init__(self, flat: array[int], offsets: array[int]) -> None:
+        if not offsets or offsets[0] != 0 or offsets[-1] != len(flat):
+            raise ValueError("offsets run from 0 to the flat array's length")
+        self._flat, self._offsets = flat, offsets
+
+    @classmethod
+    def of(cls, items: Iterable[Sequence[int]]) -> Ragged:
+        """The tuples of ``items``."""
+        flat, offsets = array("q"), array("q", [0])
+        for item in items:
+            flat.extend(item)
+            offsets.append(len(flat))
+        return cls(flat, offsets)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, ...]: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[tuple[int, ...], ...]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(len(self))[index])
+        count = len(self)
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("Ragged index out of range")
+        offsets = self._offsets
+        return tuple(self._flat[offsets[index] : offsets[index + 1]])
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        flat, offsets = self._flat, self._offsets
+        for i in range(len(offsets) - 1):
+            yield tuple(flat[offsets[i] : offsets[i + 1]])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Ragged):
+            return self._flat == other._flat and self._offsets == other._offsets
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == len(self) and all(
+                a == tuple(b) for a, b in zip(self, other, strict=True)
+            )
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Ragged({list(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Ragged, (self._flat, self._offsets))
+
+    @property
+    def edges(self) -> int:
+        """The ints held, all tuples together."""
+        return len(self._flat)
+
+
+__all__ = ["Pairs", "Ragged"]
