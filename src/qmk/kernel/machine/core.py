@@ -114,6 +114,21 @@ class _Tenant:
         self.held += tiles
 
 
+class _Unmeasured(Gauge):
+    """A resource's use not measured: a run whose figures no one reads."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(width=1.0)
+
+    def start(self, origin: float) -> None:
+        pass
+
+    def set(self, now: float, value: float) -> None:
+        pass
+
+
 class Scheduler:
     """One machine's schedule in machine time (module docstring).
 
@@ -127,6 +142,9 @@ class Scheduler:
             has weight 1.
         history: keep every change of each resource's use (:attr:`gauges`' traces), for
             a run of a workload that ends; a live kernel's scheduler keeps none.
+        records: keep each ended job's record and each resource's use (:attr:`done`,
+            :attr:`gauges`); without, only how many jobs ended (:meth:`take_ended`): a
+            run whose count alone is read (a live kernel's shadow ``exclusive`` run).
     """
 
     def __init__(
@@ -136,8 +154,11 @@ class Scheduler:
         tenants: Mapping[str, float] | None = None,
         *,
         history: bool = True,
+        records: bool = True,
     ) -> None:
         self.machine = machine
+        self._records = records
+        self._ended = 0  # jobs ended since take_ended, without records
         self.policy = policy
         self.weights = dict(tenants or {})
         self.now = 0.0
@@ -181,7 +202,7 @@ class Scheduler:
         self._holds: list[tuple[Pool, int, int]] = []
         #: each resource's use: tiles held, T states and Bell pairs drawn a cycle
         self.gauges = {
-            name: Gauge(width=machine.epoch_cycles, keep=history)
+            name: Gauge(width=machine.epoch_cycles, keep=history) if records else _Unmeasured()
             for name in ("tiles", "factories", "links")
         }
         self.t_capacity = sum(m.rate for m in self._modules)
@@ -190,8 +211,13 @@ class Scheduler:
 
     # ------------------------------------------------------------------ arrivals and time
 
-    def submit(self, spec: JobSpec) -> None:
-        """A job arrives at ``spec.arrival_cycle`` (not before the clock).
+    def submit(
+        self, spec: JobSpec, *, checked: bool = False, timeline: Timeline | None = None
+    ) -> None:
+        """A job arrives at ``spec.arrival_cycle`` (not before the clock); ``checked``:
+        :meth:`check_placeable` (or a check it implies) passed already; ``timeline``:
+        its footprint's, where the caller has it (else one is built, or shared with the
+        jobs here of the same footprint object).
 
         Raises:
             MachineError: ``QK501 unplaceable``: no placement of the machine (under this
@@ -201,17 +227,22 @@ class Scheduler:
             raise ValueError(f"job {spec.id} arrives at {spec.arrival_cycle}, before {self.now}")
         if spec.id in self._by_id:
             raise ValueError(f"job {spec.id} was submitted already")
-        self.check_placeable(spec)
+        if not checked:
+            self.check_placeable(spec)
         key = id(spec.footprint)
         held = self._timelines.get(key)
-        timeline = Timeline(spec.footprint) if held is None else held[1]
+        if held is not None:
+            timeline = held[1]
+        elif timeline is None:
+            timeline = Timeline(spec.footprint)
         self._timelines[key] = (spec.footprint, timeline, 1 if held is None else held[2] + 1)
         job = Job(spec, timeline, self._count)
         self._count += 1
         self._by_id[spec.id] = job
-        self.first_arrival = min(self.first_arrival, spec.arrival_cycle)
-        for gauge in self.gauges.values():
-            gauge.start(self.first_arrival)
+        if spec.arrival_cycle < self.first_arrival:
+            self.first_arrival = spec.arrival_cycle
+            for gauge in self.gauges.values():
+                gauge.start(self.first_arrival)
         self._push(float(spec.arrival_cycle), _EVENT, "arrive", job, 0)
 
     def _forget(self, job: Job) -> None:
@@ -288,6 +319,13 @@ class Scheduler:
         longer)."""
         done, self.done = self.done, []
         return done
+
+    def take_ended(self) -> int:
+        """How many jobs ended since the last call (their records, if kept, are dropped)."""
+        ended = self._ended + len(self.done)
+        self._ended = 0
+        self.done = []
+        return ended
 
     def cancel(self, job_id: str, at: float) -> bool:
         """Cancel ``job_id`` at machine time ``at`` (not before the clock): at ``at`` it
@@ -709,6 +747,11 @@ class Scheduler:
         job.end = self.now
         self._forget(job)
         self._vacate(job)
+        if not self._records:
+            self._ended += 1
+            self.policy.ended(self, job)
+            self._wake()
+            return
         fp = job.spec.footprint
         idle = sum(v for k, v in job.waits.items() if k != "queue")
         self.done.append(

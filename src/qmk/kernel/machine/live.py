@@ -9,13 +9,22 @@ schedule ended (their machine records); :meth:`LiveMachine.status` is the machin
 state (``q_machine_status``): its floorplan with each tenant's jobs in place, the
 utilization of tiles, factories and links so far and over time, each tenant's share,
 Jain's index, throughput, slowdowns, and the speedup over ``exclusive`` for the same
-arrivals, which a shadow scheduler runs beside the policy's (the ratio of the two
-throughputs over the same window: the issue's "ratio of makespans, or of throughput").
-Both count the jobs that arrived since the shadow started: when the machine does more
-than ``exclusive`` could for long, the shadow's queue would grow for ever, so past
-:data:`SHADOW_JOBS` jobs it starts again, empty, at the next arrival of a later cycle
-(the speedup then counts the arrivals from that cycle on; the policy's run still holds
-its older jobs there while the shadow starts empty, so the figure errs low).
+arrivals, which a shadow scheduler runs over the policy's arrivals (the ratio of the
+two throughputs over the same window: the issue's "ratio of makespans, or of
+throughput"). Both count the jobs that arrived since the shadow started: when the
+machine does more than ``exclusive`` could for long, the shadow's queue would grow for
+ever, so past :data:`SHADOW_JOBS` jobs it starts again, empty, at the next arrival of a
+later cycle (the speedup then counts the arrivals from that cycle on; the policy's run
+still holds its older jobs there while the shadow starts empty, so the figure errs low).
+
+The figure is read only by :meth:`LiveMachine.status` (and a metrics scrape), so the
+shadow runs lazily: its arrivals, cancels and the clock's moves between them are kept
+in a log (:class:`_ShadowLog`) and replayed into it, in the order they came, when the
+figure is read, when the log holds :data:`SHADOW_LOG` entries, or when an arrival
+might start the shadow again (the jobs it may hold reach :data:`SHADOW_JOBS`). The
+replay makes the same calls on the shadow the eager run made (only consecutive clock
+moves merge into the last, which changes nothing: no event is pushed between them), so
+the figure is exactly the eager one.
 
 A kernel runs for months, so nothing here grows with its history: the scheduler keeps
 only the jobs that have not ended, a finished job's record goes to the kernel (which
@@ -57,17 +66,61 @@ import msgspec
 
 from qmk.kernel.machine import metrics
 from qmk.kernel.machine.core import Scheduler, runtime_alone
-from qmk.kernel.machine.jobs import JobRecord, JobSpec
+from qmk.kernel.machine.jobs import JobRecord, JobSpec, Timeline
 from qmk.kernel.machine.policies import policy as make_policy
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.spec import MachineSpec
 
-#: Distinct footprints whose runtime alone is kept (the least recently used go first).
+#: Distinct footprints whose runtime alone and timeline are kept (the least recently
+#: used go first).
 ALONE_KEPT = 256
 #: The most jobs the shadow ``exclusive`` run holds (queued or running): past them it
 #: starts again, empty, at the next arrival (module docstring).
 SHADOW_JOBS = 4096
+#: The most entries of the shadow's log not yet replayed (an arrival is two: the clock's
+#: move before it, and it). The replay's cost is the same per job in any batch; a
+#: smaller log bounds the pause of the one that fills it (about 10 ms here).
+SHADOW_LOG = 1024
+
+
+class _ShadowLog:
+    """The shadow's calls not yet made, in order: ``("submit", spec, timeline)``, ``("cancel",
+    id, at)`` and ``("advance", cycle)``, the last clock move kept apart until a submit
+    or a cancel follows it (consecutive moves merge: module docstring)."""
+
+    __slots__ = ("moved", "ops", "submits")
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[Any, ...]] = []
+        self.moved: float | None = None  # the clock's last move not yet in ops
+        self.submits = 0
+
+    def add(self, op: tuple[Any, ...]) -> None:
+        if self.moved is not None:
+            self.ops.append(("advance", self.moved))
+            self.moved = None
+        self.ops.append(op)
+        self.submits += op[0] == "submit"
+
+    def replay(self, shadow: Scheduler) -> int:
+        """Make the logged calls on ``shadow`` and empty the log; the jobs that ended."""
+        ended = 0
+        for op in self.ops:
+            if op[0] == "submit":
+                shadow.submit(op[1], checked=True, timeline=op[2])
+            elif op[0] == "cancel":
+                shadow.cancel(op[1], op[2])
+            else:
+                shadow.advance(op[1])
+                ended += shadow.take_ended()
+        if self.moved is not None:
+            shadow.advance(self.moved)
+            ended += shadow.take_ended()
+        self.ops.clear()
+        self.moved = None
+        self.submits = 0
+        return ended
 
 
 class LiveMachine:
@@ -79,6 +132,7 @@ class LiveMachine:
         tenants: quota weights by tenant (fairness, partitions).
         shadow_jobs: the most jobs the shadow ``exclusive`` run holds
             (:data:`SHADOW_JOBS`).
+        shadow_log: the most entries of its log not replayed (:data:`SHADOW_LOG`).
     """
 
     def __init__(
@@ -88,6 +142,7 @@ class LiveMachine:
         tenants: Mapping[str, float] | None = None,
         *,
         shadow_jobs: int = SHADOW_JOBS,
+        shadow_log: int = SHADOW_LOG,
     ) -> None:
         self.machine = machine
         self.policy = policy or machine.policy
@@ -95,10 +150,15 @@ class LiveMachine:
         self.sched = Scheduler(machine, make_policy(self.policy), self.tenants, history=False)
         self.shadow = self._shadow() if self.policy != "exclusive" else None
         self.shadow_jobs = shadow_jobs
+        self.shadow_log = shadow_log
+        #: the shadow's calls not yet made (module docstring)
+        self._log = _ShadowLog()
         #: the arrivals the speedup counts: since this cycle (the shadow's start)
         self.window_start = 0.0
         self._last_arrival = -1
-        self._alone: OrderedDict[bytes, float] = OrderedDict()
+        #: each footprint's (by its encoding) runtime alone and timeline, built once for
+        #: all its jobs in both runs (a kernel's jobs each have a footprint object)
+        self._alone: OrderedDict[bytes, tuple[float, Timeline]] = OrderedDict()
         #: jobs ended here, all and those arrived since :attr:`window_start`; and in the
         #: shadow ``exclusive`` run
         self.ended = 0
@@ -107,7 +167,14 @@ class LiveMachine:
         self.slowdowns = metrics.Sketch()
 
     def _shadow(self) -> Scheduler:
-        return Scheduler(self.machine, make_policy("exclusive"), self.tenants, history=False)
+        return Scheduler(
+            self.machine, make_policy("exclusive"), self.tenants, history=False, records=False
+        )
+
+    def sync_shadow(self) -> None:
+        """Bring the shadow ``exclusive`` run up to the policy's: replay its log."""
+        if self.shadow is not None and (self._log.ops or self._log.moved is not None):
+            self.shadow_ended += self._log.replay(self.shadow)
 
     def cycle_of(self, kernel_epoch: int) -> int:
         """The machine cycle kernel epoch ``kernel_epoch`` starts at."""
@@ -125,15 +192,23 @@ class LiveMachine:
                 kernel refuses the job at its submit).
         """
         self.sched.check_placeable(spec)
-        spec = replace(spec, runtime_alone_cycles=self._runtime_alone(spec))
-        self.sched.submit(spec)
+        alone, timeline = self._known(spec)
+        spec = replace(spec, runtime_alone_cycles=alone)
+        self.sched.submit(spec, checked=True, timeline=timeline)
         if self.shadow is not None:
+            log = self._log
             later = spec.arrival_cycle > self._last_arrival  # none of the window before it
-            if later and self.shadow.holding() >= self.shadow_jobs:
-                self.shadow = self._shadow()
-                self.window_start = float(spec.arrival_cycle)
-                self.ended_in_window = self.shadow_ended = 0
-            self.shadow.submit(spec)
+            # the shadow may hold shadow_jobs only if every logged arrival is still in it
+            if later and self.shadow.holding() + log.submits >= self.shadow_jobs:
+                self.sync_shadow()
+                if self.shadow.holding() >= self.shadow_jobs:
+                    self.shadow = self._shadow()
+                    self.window_start = float(spec.arrival_cycle)
+                    self.ended_in_window = self.shadow_ended = 0
+            # the policy's check holds for exclusive's (all pools, every module)
+            log.add(("submit", spec, timeline))
+            if len(log.ops) >= self.shadow_log:
+                self.sync_shadow()
         self._last_arrival = spec.arrival_cycle
 
     def knows(self, job_id: str) -> bool:
@@ -153,7 +228,9 @@ class LiveMachine:
         ``exclusive`` one alike: at ``at`` it leaves the queue, or frees its tiles and its
         claims on the factories, links and decoder. Whether it was here."""
         if self.shadow is not None:
-            self.shadow.cancel(job_id, at)
+            self._log.add(("cancel", job_id, at))
+            if len(self._log.ops) >= self.shadow_log:
+                self.sync_shadow()
         return self.sched.cancel(job_id, at)
 
     def next_event(self) -> float:
@@ -162,11 +239,12 @@ class LiveMachine:
 
     def advance(self, cycle: float) -> list[JobRecord]:
         """Bring the machine to ``cycle``; the jobs whose schedule ended since the last
-        call, with their runtimes alone (for slowdowns). They are not kept."""
+        call, with their runtimes alone (for slowdowns). They are not kept. The shadow
+        ``exclusive`` run follows when its figure is read (module docstring)."""
         self.sched.advance(cycle)
         if self.shadow is not None:
-            self.shadow.advance(cycle)
-            self.shadow_ended += len(self.shadow.take_done())
+            moved = self._log.moved
+            self._log.moved = cycle if moved is None else max(moved, cycle)
         out = self.sched.take_done()
         for record in out:
             self.slowdowns.add(record.slowdown)
@@ -174,17 +252,18 @@ class LiveMachine:
         self.ended += len(out)
         return out
 
-    def _runtime_alone(self, spec: JobSpec) -> float:
+    def _known(self, spec: JobSpec) -> tuple[float, Timeline]:
+        """``spec``'s runtime alone and its footprint's timeline."""
         key = msgspec.json.encode(spec.footprint)
-        alone = self._alone.get(key)
-        if alone is None:
-            alone = runtime_alone(self.machine, spec)
-            self._alone[key] = alone
+        known = self._alone.get(key)
+        if known is None:
+            known = (runtime_alone(self.machine, spec), Timeline(spec.footprint))
+            self._alone[key] = known
             if len(self._alone) > ALONE_KEPT:
                 self._alone.popitem(last=False)
         else:
             self._alone.move_to_end(key)
-        return alone
+        return known
 
     def floorplan(self) -> list[dict[str, Any]]:
         """Each module's jobs in place: ``{module, tiles, jobs: [{job, tenant, first_tile,
@@ -247,6 +326,7 @@ class LiveMachine:
         total = sum(used.values())
         shares = {t: (used[t] / total if total else 0.0) for t in names}
         done = self.ended
+        self.sync_shadow()
         shadow_done = self.shadow_ended if self.shadow is not None else self.ended_in_window
         gauges = sched.gauges
         return {
