@@ -124,16 +124,19 @@ class Job:
 
     __slots__ = (
         "acc0",
+        "arrival",
         "b",
         "b_alloc",
         "b_used",
         "c",
         "capped",
         "cause",
+        "data_tiles",
         "demand",
         "done",
         "end",
         "forced",
+        "id",
         "idx",
         "inject",
         "last",
@@ -141,6 +144,7 @@ class Job:
         "module",
         "pool",
         "pos",
+        "priority",
         "r",
         "rate",
         "seq",
@@ -153,6 +157,8 @@ class Job:
         "t",
         "t_alloc",
         "t_used",
+        "tenant",
+        "tiles",
         "tjoin",
         "tl",
         "version",
@@ -164,6 +170,13 @@ class Job:
 
     def __init__(self, spec: JobSpec, timeline: Timeline, seq: int) -> None:
         self.spec = spec
+        # the spec's, read at every event (the spec and its footprint are immutable)
+        self.id = spec.id
+        self.tenant = spec.tenant
+        self.priority = spec.priority
+        self.tiles = spec.footprint.tiles
+        self.data_tiles = spec.footprint.data_tiles
+        self.arrival = spec.arrival_cycle
         self.tl = timeline
         self.seq = seq
         self.state = QUEUED
@@ -196,30 +209,6 @@ class Job:
         self.demand = 0.0
         self.vjoin = self.vfinish = self.tjoin = 0.0
         self.acc0 = (0.0, 0.0)
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    @property
-    def tenant(self) -> str:
-        return self.spec.tenant
-
-    @property
-    def priority(self) -> int:
-        return self.spec.priority
-
-    @property
-    def tiles(self) -> int:
-        return self.spec.footprint.tiles
-
-    @property
-    def data_tiles(self) -> int:
-        return self.spec.footprint.data_tiles
-
-    @property
-    def arrival(self) -> int:
-        return self.spec.arrival_cycle
 
     def wait(self, cause: str, cycles: float) -> None:
         """Record ``cycles`` waited for ``cause`` (not ``queue``) at its current step."""
