@@ -43,8 +43,8 @@ from support.wires import (
     HELD,
     WIRES,
     DoorServer,
-    NotOnThisWire,
     Wire,
+    on_wire,
     other_wire,
 )
 
@@ -122,14 +122,6 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DoorServer, 
         assert client.q_wait(job["job_id"], 600_000)["state"] == "COMPLETED"
     yield server, str(job["job_id"])
     assert server.stop() == 0, server.log()
-
-
-def on_wire(operation: Callable[[], Any]) -> Any:
-    """``operation()``, the scenario skipped where the wire does not have it."""
-    try:
-        return operation()
-    except NotOnThisWire as exc:
-        pytest.skip(str(exc))
 
 
 def jsonrpc(server: DoorServer, tenant: str = "alice") -> Client:

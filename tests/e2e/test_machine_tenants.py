@@ -3,8 +3,9 @@
 A real ``qmk serve`` with every listener (:class:`support.wires.DoorServer`) whose
 machine clock runs one logical cycle a second: dave's and alice's jobs of a hundred T
 gates each hold their tiles for about a hundred seconds, side by side on the floorplan.
-Every wire of the door's registry (:data:`support.wires.WIRES`: JSON-RPC, REST, gRPC,
-GraphQL) answers ``q_machine_status``; the text each carried to alice never holds
+Every wire of the door's registry that shows the machine (:data:`support.wires.WIRES`:
+JSON-RPC, REST, gRPC, GraphQL; the assistant has no tool for it) answers
+``q_machine_status``; the text each carried to alice never holds
 another tenant's name nor dave's job id. She sees her own name and job, every other
 tenant under a label stable for the kernel (the same on every wire), its share and its
 patches in place. bob, an operator (``operator = true``), sees every name and id.
@@ -24,7 +25,7 @@ pytest.importorskip("grpc")
 pytest.importorskip("starlette")
 
 from support.kernel import TENANTS
-from support.wires import GUARD_S, WIRES, DoorServer, Wire
+from support.wires import GUARD_S, WIRES, DoorServer, Wire, on_wire
 
 LONG = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\n' + "t q[0];\n" * 100
 LONG += "measure q -> c;\n"
@@ -78,7 +79,7 @@ def test_a_tenant_sees_its_own_name_and_jobs_and_every_other_tenant_only_by_labe
     placed: tuple[DoorServer, dict[str, str]], wire: Wire
 ):
     server, jobs = placed
-    text = wire.machine(server, wire.login(server, "alice"))
+    text = on_wire(lambda: wire.machine(server, wire.login(server, "alice")))
     for other in ("dave", "bob", "carol"):
         assert other not in text, other
     assert jobs["dave"] not in text
@@ -104,7 +105,7 @@ def test_an_operator_sees_every_tenants_name_and_job_ids(
     placed: tuple[DoorServer, dict[str, str]], wire: Wire
 ):
     server, jobs = placed
-    machine = _machine(wire, wire.machine(server, wire.login(server, "bob")))
+    machine = _machine(wire, on_wire(lambda: wire.machine(server, wire.login(server, "bob"))))
     assert set(machine["tenant_shares"]) == set(OPERATED)
     (module,) = machine["floorplan"]
     assert {job["job"]: job["tenant"] for job in module["jobs"]} == {

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.children import die_with_us, terminate
 from support.kernel import TENANTS, config_toml, support_env
 from support.pools import Hooks
@@ -45,6 +47,14 @@ HELD = "held"
 
 class NotOnThisWire(Exception):
     """The wire has no such operation (the scenario is skipped for it)."""
+
+
+def on_wire(operation: Callable[[], Any]) -> Any:
+    """``operation()``, the test skipped where the wire does not have it."""
+    try:
+        return operation()
+    except NotOnThisWire as exc:
+        pytest.skip(str(exc))
 
 
 # --------------------------------------------------------------------------- the server
