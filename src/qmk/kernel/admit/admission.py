@@ -281,21 +281,18 @@ class Admission:
             text, program, qubits, physical = await self._span(
                 session, text, program, parsed, noise_model, calibration
             )
-        request = RunRequest.build(
-            program_digest=program_digest(text),
-            target=entry.name,
-            target_options=options,
-            shots=shots,
-            seed=seed,
-            engine=parsed.engine,
-            precision=parsed.precision,
-            noise=parsed.noise,
+        request = _run_request(
+            text,
+            entry,
+            options,
+            shots,
+            seed,
+            parsed,
             qubit=parsed.qubit or machine.qubit,
             profile=parsed.profile or machine.profile,
             noise_model=noise_model,
             calibration=calibration,
             require_calibration=parsed.calibration is not None,
-            policy=parsed,
         )
         # what it asks of the shared machine (one module's tiles): a refusal names the
         # least machine that holds them
@@ -399,20 +396,17 @@ class Admission:
         self._check_caps(session, program.required_caps, "submit")
         self._check_priority(tenant, policy.priority)
         text = _text_of(graph)
-        request = RunRequest.build(
-            program_digest=program_digest(text),
-            target=entry.name,
-            target_options=options,
-            shots=shots,
-            seed=seed,
-            engine=policy.engine,
-            precision=policy.precision,
-            noise=policy.noise,
+        request = _run_request(
+            text,
+            entry,
+            options,
+            shots,
+            seed,
+            policy,
             qubit=policy.qubit or defaults.QUBIT,
             profile=policy.profile or defaults.PROFILE,
             noise_model=policy.noise_model,
             calibration=policy.calibration,
-            policy=policy,
         )
         try:
             footprint = target.compile(program, request).footprint
@@ -976,6 +970,42 @@ class Admission:
         return physical
 
 
+def _run_request(
+    text: str,
+    entry: TargetSpec,
+    options: Mapping[str, Any],
+    shots: int,
+    seed: Any,
+    policy: Policy,
+    *,
+    qubit: Any,
+    profile: str,
+    noise_model: str | None,
+    calibration: Any,
+    require_calibration: bool = False,
+) -> RunRequest:
+    """The run request every admission path builds: the program's digest, its target,
+    shots and seed, and the policy's engine, precision and noise; the qubit, profile,
+    noise model and calibration are what the path settles (the logical machine's, the
+    policy's as given, or the shipped defaults for a device job)."""
+    return RunRequest.build(
+        program_digest=program_digest(text),
+        target=entry.name,
+        target_options=options,
+        shots=shots,
+        seed=seed,
+        engine=policy.engine,
+        precision=policy.precision,
+        noise=policy.noise,
+        qubit=qubit,
+        profile=profile,
+        noise_model=noise_model,
+        calibration=calibration,
+        require_calibration=require_calibration,
+        policy=policy,
+    )
+
+
 def _request(
     machine: Any,
     text: str,
@@ -990,21 +1020,18 @@ def _request(
     machine's noise model and calibration. ``profile`` ``auto`` is left for the
     target (lattice surgery: the estimator's code distance)."""
     profile = policy.profile or machine.profile
-    request = RunRequest.build(
-        program_digest=program_digest(text),
-        target=entry.name,
-        target_options=options,
-        shots=shots,
-        seed=seed,
-        engine=policy.engine,
-        precision=policy.precision,
-        noise=policy.noise,
+    request = _run_request(
+        text,
+        entry,
+        options,
+        shots,
+        seed,
+        policy,
         qubit=policy.qubit or machine.qubit,
         profile=machine.profile if profile == "auto" else profile,
         noise_model=policy.noise_model,
         calibration=policy.calibration,
         require_calibration=policy.calibration is not None,
-        policy=policy,
     )
     return request if profile != "auto" else msgspec.structs.replace(request, profile=profile)
 
