@@ -59,6 +59,32 @@ def test_a_committed_job_survives_reopen_with_every_field(tmp_path: Path) -> Non
     again.close()
 
 
+def test_a_committed_channel_survives_reopen_and_a_closed_one_is_not_loaded(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    open_ = {
+        "channel_id": "ch_open",
+        "proposer": "alice",
+        "peer": "bob",
+        "state": "OPEN",
+        "fidelity": 0.99,
+        "created_at": 1.0,
+        "opened_at": 2.0,
+        "closed_at": None,
+    }
+    closed = dict(open_, channel_id="ch_closed", state="CLOSED", closed_at=3.0)
+    store.save_channel(open_)
+    store.save_channel(closed)
+    store.commit()
+    store.close()
+    again = Store(tmp_path)
+    assert again.load_channels() == [open_]  # every field, under its column's name
+    assert again.load_channel("ch_closed") == closed  # by id, in any state
+    assert again.load_channel("ch_none") is None
+    again.close()
+
+
 def test_uncommitted_writes_are_lost_by_a_crash(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.insert_job(make_job("job_kept", 1))

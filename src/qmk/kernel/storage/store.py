@@ -537,6 +537,18 @@ def _names_jobs(sql: str) -> bool:
     return "jobs" in sql and not sql.startswith("INSERT INTO jobs ")
 
 
+#: The channels table's columns, in order (``_SCHEMA``): a channel's dict keys.
+_CHANNEL_KEYS = (
+    "channel_id",
+    "proposer",
+    "peer",
+    "state",
+    "fidelity",
+    "created_at",
+    "opened_at",
+    "closed_at",
+)
+
 #: The statement that writes a job's mutable fields (:meth:`Store._saved_row`).
 _SAVE_JOB = (
     "UPDATE jobs SET state=?, started_at=?, finished_at=?, result=CAST(? AS TEXT), "
@@ -1035,48 +1047,19 @@ class Store:
         """Insert or update a channel."""
         self.db.execute(
             "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                channel["channel_id"],
-                channel["proposer"],
-                channel["peer"],
-                channel["state"],
-                channel["fidelity"],
-                channel["created_at"],
-                channel["opened_at"],
-                channel["closed_at"],
-            ),
+            tuple(channel[key] for key in _CHANNEL_KEYS),
         )
         self.dirty = True
 
     def load_channels(self) -> list[dict[str, Any]]:
         """Every channel not CLOSED."""
-        keys = (
-            "channel_id",
-            "proposer",
-            "peer",
-            "state",
-            "fidelity",
-            "created_at",
-            "opened_at",
-            "closed_at",
-        )
         rows = self.db.execute("SELECT * FROM channels WHERE state != 'CLOSED'").fetchall()
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(_CHANNEL_KEYS, row, strict=True)) for row in rows]
 
     def load_channel(self, channel_id: str) -> dict[str, Any] | None:
         """One channel by id, in any state."""
-        keys = (
-            "channel_id",
-            "proposer",
-            "peer",
-            "state",
-            "fidelity",
-            "created_at",
-            "opened_at",
-            "closed_at",
-        )
         row = self.db.execute("SELECT * FROM channels WHERE channel_id=?", (channel_id,)).fetchone()
-        return None if row is None else dict(zip(keys, row, strict=True))
+        return None if row is None else dict(zip(_CHANNEL_KEYS, row, strict=True))
 
     # ------------------------------------------------------------------ sessions
 
