@@ -161,6 +161,25 @@ def test_a_tenant_with_one_channel_of_quota_can_accept_a_proposal(tmp_path: Path
     run_kernel(tmp_path, body, config=_config_with_max_channels(1))
 
 
+def test_accepting_a_proposal_over_the_quota_is_refused_and_leaves_it_pending(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Any) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        await kernel.q_open_chan(session_id=bob, peer="alice")  # bob's one channel
+        proposal = await kernel.q_open_chan(session_id=alice, peer="bob")
+        with pytest.raises(QuotaError) as err:
+            await kernel.q_open_chan(
+                session_id=bob, peer="alice", channel_id=proposal["channel_id"]
+            )
+        assert err.value.details == {"limit": "max_channels", "value": 1}
+        assert "'bob' already has 1 open or pending channels" in err.value.message
+        status = await kernel.q_chan_status(session_id=bob, channel_id=proposal["channel_id"])
+        assert status["state"] == "PENDING"
+
+    run_kernel(tmp_path, body, config=_config_with_max_channels(1))
+
+
 def test_proposals_to_a_tenant_do_not_use_up_its_channel_quota(tmp_path: Path) -> None:
     async def body(kernel: Any) -> None:
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")

@@ -151,6 +151,21 @@ class ChannelTable:
             or (c.peer == tenant and c.state == OPEN)
         )
 
+    def _check_room(self, tenant: str, max_channels: int) -> None:
+        """Refuse a channel more for ``tenant`` (proposed or accepted) when :meth:`count`
+        is at ``max_channels`` already.
+
+        Raises:
+            QuotaError: ``tenant`` already has ``max_channels`` channels.
+        """
+        if self.count(tenant) >= max_channels:
+            raise QuotaError(
+                f"tenant {tenant!r} already has {max_channels} open or pending channels "
+                "(max_channels); close one first",
+                limit="max_channels",
+                value=max_channels,
+            )
+
     def propose(
         self,
         tenant: str,
@@ -166,13 +181,7 @@ class ChannelTable:
         Raises:
             QuotaError: ``tenant`` already has ``max_channels`` channels.
         """
-        if self.count(tenant) >= max_channels:
-            raise QuotaError(
-                f"tenant {tenant!r} already has {max_channels} open or pending channels "
-                "(max_channels); close one first",
-                limit="max_channels",
-                value=max_channels,
-            )
+        self._check_room(tenant, max_channels)
         channel = Channel(
             channel_id="ch_" + secrets.token_urlsafe(16),
             proposer=tenant,
@@ -207,13 +216,7 @@ class ChannelTable:
             return channel
         if channel.state == CLOSED:
             raise StateError(f"channel {channel_id!r} is CLOSED", channel_id=channel_id)
-        if self.count(tenant) >= max_channels:
-            raise QuotaError(
-                f"tenant {tenant!r} already has {max_channels} open or pending channels "
-                "(max_channels); close one first",
-                limit="max_channels",
-                value=max_channels,
-            )
+        self._check_room(tenant, max_channels)
         channel.state = OPEN
         channel.fidelity = min(channel.fidelity, fidelity)
         channel.opened_at = time.time()
