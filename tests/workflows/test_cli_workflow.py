@@ -35,6 +35,21 @@ def test_a_bad_workflow_is_one_coded_line(tmp_path):
     assert status == 2 and err.startswith("QW013 bad-workflow: step 'a' needs program")
 
 
+@pytest.mark.parametrize(
+    ("every", "said"),
+    [
+        ("0", "must be a number of seconds > 0, got 0"),
+        ("inf", "> 0, got inf"),
+        ("x", "not a number"),
+    ],
+)
+def test_a_trigger_every_not_a_number_of_seconds_is_a_usage_error(flow, every, said):
+    status, out, err = qmk("workflow", "trigger", "add", str(flow), "--every", every)
+    assert status == 2 and out == ""
+    assert err.startswith("QW011 bad-option: ") and err.count("\n") == 1
+    assert "--every" in err and said in err
+
+
 def test_the_same_workflow_on_a_kernel_gives_the_same_counts(flow, tmp_path, monkeypatch):
     pytest.importorskip("starlette")
     from support.http import HttpServer

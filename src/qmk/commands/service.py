@@ -837,6 +837,18 @@ def _float_in(low: float, high: float) -> Callable[[str], float]:
     return _number_in(float, low, high)
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0 (a loan's ``--expires-s``, a
+    trigger's ``--every``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
 def wait_options(sub: argparse.ArgumentParser) -> None:
     """``--wait`` (for the job to finish), ``--quiet`` and ``--timeout-ms`` of a command
     that queues a job (submit, restore, replay, device submit)."""

@@ -44,6 +44,7 @@ from qmk.commands.service import (
     _client_options,
     _dump,
     _int_in,
+    _seconds,
     _show_job,
     _wait_status,
     _waiting,
@@ -265,16 +266,6 @@ def _cmd_delegate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --------------------------------------------------------------------------- parsers
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
-    return value
-
-
 def _fidelity(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--fidelity", type=float, default=1.0, metavar="F", help="Bell-pair fidelity (1.0)"
@@ -325,7 +316,7 @@ def _add_delegate(add: AddCommand) -> None:
     create.add_argument("caps_lent", metavar="CAP[,CAP...]")
     create.add_argument(
         "--expires-s",
-        type=_positive,
+        type=_seconds,
         required=True,
         metavar="S",
         help="seconds the loan lasts (at most the kernel's [kernel] max_delegation_s)",

@@ -209,18 +209,8 @@ def _add_trigger(client: Any, args: argparse.Namespace) -> Trigger:
     return trigger
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
-    return value
-
-
 def _add_trigger_commands(actions: Any) -> None:
-    from qmk.commands.service import _client_options, _int_in
+    from qmk.commands.service import _client_options, _int_in, _seconds
 
     trigger = actions.add_parser(
         "trigger", help="a kernel runs a workflow by itself: on a schedule or on events"
