@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qmk.kernel.datafiles import AUDIT_FILE
+from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.storage.audit import AuditLog, verify
 from qmk.kernel.storage.store import Store
@@ -79,6 +79,20 @@ def test_a_removed_tail_is_found_from_the_head_in_the_database(tmp_path: Path, k
     rewrite(tmp_path, lines[:keep])
     report = verify(tmp_path)
     assert not report.ok and "removed from the end" in report.reason
+    assert report.lines == keep and report.first_bad_line == keep + 1 and report.head_checked
+
+
+def test_an_edited_last_line_is_found_from_the_head_without_the_secret(tmp_path: Path) -> None:
+    """Without the secret no mac is checked, and the last line has no next line to
+    chain to it: the head the database recorded is what finds the edit."""
+    lines = write_log(tmp_path)
+    lines[-1] = lines[-1].replace(b'"alice"', b'"bob"')
+    rewrite(tmp_path, lines)
+    (tmp_path / SECRET_FILE).unlink()
+    report = verify(tmp_path)
+    assert not report.ok and report.reason == "line 6 differs from the head the database recorded"
+    assert report.lines == 6 and report.first_bad_line == 6
+    assert report.head_checked and not report.macs_checked
 
 
 def test_a_log_rewritten_without_the_secret_is_found(tmp_path: Path) -> None:

@@ -248,14 +248,16 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
     prev, count = GENESIS, 0
     recoveries: list[tuple[int, tuple[str, ...]]] = []
 
-    def bad(reason: str) -> AuditReport:
+    def bad(reason: str, line: int | None = None, results_checked: int = 0) -> AuditReport:
+        """The failing report: ``line`` the first bad one (default: the last read)."""
         return AuditReport(
             ok=False,
             lines=count,
-            first_bad_line=count,
+            first_bad_line=count if line is None else line,
             reason=reason,
             head_checked=head is not None,
             macs_checked=secret is not None,
+            results_checked=results_checked,
         )
 
     raw_lines = data.split(b"\n")
@@ -288,36 +290,17 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
             head_hash = prev
     if head is not None:
         if count < head[0]:
-            return AuditReport(
-                ok=False,
-                lines=count,
-                first_bad_line=count + 1,
-                reason=f"the log ends at line {count} but the database recorded line {head[0]}"
+            return bad(
+                f"the log ends at line {count} but the database recorded line {head[0]}"
                 " (lines were removed from the end)",
-                head_checked=True,
-                macs_checked=secret is not None,
+                line=count + 1,
             )
         if head_hash != head[1]:
-            return AuditReport(
-                ok=False,
-                lines=count,
-                first_bad_line=head[0],
-                reason=f"line {head[0]} differs from the head the database recorded",
-                head_checked=True,
-                macs_checked=secret is not None,
-            )
+            return bad(f"line {head[0]} differs from the head the database recorded", line=head[0])
     checked, problem = digests.check(root, secret)
     if problem is not None:
         line, reason = problem
-        return AuditReport(
-            ok=False,
-            lines=count,
-            first_bad_line=line,
-            reason=reason,
-            head_checked=head is not None,
-            macs_checked=secret is not None,
-            results_checked=checked,
-        )
+        return bad(reason, line=line, results_checked=checked)
     return AuditReport(
         ok=True,
         lines=count,
