@@ -114,6 +114,9 @@ def test_a_much_more_urgent_job_rolls_the_victims_rev_segment_back(tmp_path: Pat
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         run_kernel(tmp_path, body, workers=1, pause=pause, clock=clock)
+    lines = [json.loads(line) for line in (tmp_path / "data" / "audit.log").open()]
+    [preempt] = [line for line in lines if line.get("event") == "preempt"]
+    assert preempt["request"] == "yield-now"
 
 
 def test_a_job_without_a_fence_stops_at_once_and_runs_again_to_the_same_counts(
@@ -189,6 +192,9 @@ def test_one_urgent_job_preempts_one_victim_however_long_it_takes_to_yield(
     with WorkerGate(tmp_path) as gate:
         preemptions = run_kernel(tmp_path, body, workers=2, gate=gate, clock=clock)
     assert sorted(preemptions) == [0, 1]
+    lines = [json.loads(line) for line in (tmp_path / "data" / "audit.log").open()]
+    [preempt] = [line for line in lines if line.get("event") == "preempt"]  # one victim
+    assert preempt["request"] == "yield"
 
 
 def test_a_checkpoint_of_a_job_without_a_fence_records_its_start(tmp_path: Path) -> None:

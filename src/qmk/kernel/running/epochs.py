@@ -226,23 +226,9 @@ class Epochs:
             op = book.checkpoints.ask_to_yield(victim, run.future, now=now)
             if op is not None:
                 self._yield_for[victim.job_id] = best.job_id
-                book.audit.append(
-                    "preempt",
-                    job_id=victim.job_id,
-                    tenant=victim.tenant,
-                    epoch=book.epoch,
-                    by=best.job_id,
-                    request=op,
-                )
+                self._audit_preempt(victim, best, op)
                 return False  # its worker is free once it has yielded
-        book.audit.append(
-            "preempt",
-            job_id=victim.job_id,
-            tenant=victim.tenant,
-            epoch=book.epoch,
-            by=best.job_id,
-            request="stop",
-        )
+        self._audit_preempt(victim, best, "stop")
         book.stop(victim, "preempted")
         victim.preemptions += 1
         book.checkpoints.of_restart(victim)
@@ -258,6 +244,18 @@ class Epochs:
         for victim in [v for v in self._yield_for if v not in yielding]:
             del self._yield_for[victim]
         return set(self._yield_for.values())
+
+    def _audit_preempt(self, victim: Job, best: Job, request: str) -> None:
+        """The audit line of ``best`` preempting ``victim``: ``request`` is ``stop`` (its
+        worker killed now) or the op that asks it to yield (``ask_to_yield``'s)."""
+        self.book.audit.append(
+            "preempt",
+            job_id=victim.job_id,
+            tenant=victim.tenant,
+            epoch=self.book.epoch,
+            by=best.job_id,
+            request=request,
+        )
 
     @staticmethod
     def _pauses(job: Job, run: Running) -> bool:
