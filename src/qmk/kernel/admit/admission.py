@@ -57,6 +57,7 @@ from qmk.kernel.admit.budget import CpuBudget
 from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
 from qmk.kernel.admit.faults import device_for
+from qmk.kernel.admit.physics import job_calibration, job_noise_model
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.clock import Clock
@@ -270,8 +271,8 @@ class Admission:
         if parsed.profile == "auto":
             parsed = self._auto_profile(program, parsed)
         machine = self.config.machine
-        noise_model = self._noise_model(parsed)
-        calibration = self._calibration(parsed)
+        noise_model = job_noise_model(machine, parsed.qubit or self.device.qubit, parsed)
+        calibration = job_calibration(machine, parsed)
         physical = await self._physical_qubits(
             tenant, text, program, parsed, noise_model, calibration
         )
@@ -427,73 +428,6 @@ class Admission:
         job = self._job(session, text, program, request, 0, {}, False)
         job.footprint = footprint
         return job
-
-    def _noise_model(self, policy: Policy) -> str | None:
-        """The noise-model text the job runs with: its policy's (canonical, within the
-        machine's ``job_noise_models`` and ``job_max_error_rate``) or the machine's.
-
-        Raises:
-            AdmissionError: a family the operator does not allow, or a physical error
-                rate above ``machine.job_max_error_rate``.
-        """
-        machine = self.config.machine
-        if policy.noise_model is None:
-            return machine.noise_model
-        from qmk.qec.noise import NOISE_MODELS, NoiseStack, describe_noise_model
-        from qmk.qec.noise import parse_noise_model as parse
-        from qmk.qec.params import qubit_params
-
-        model = parse(policy.noise_model)  # parse_policy read it already
-        names = {cls: name for name, cls in NOISE_MODELS.items()}
-        parts = model.models if isinstance(model, NoiseStack) else (model,)
-        refused = sorted({names[type(m)] for m in parts} - set(machine.job_noise_models))
-        if refused:
-            allowed = ", ".join(machine.job_noise_models) or "none"
-            raise AdmissionError(
-                f"policy.noise_model uses {', '.join(refused)}, which this machine does not "
-                f"allow a job (machine.job_noise_models: {allowed})",
-                limit="machine.job_noise_models",
-                refused=refused,
-            )
-        qubit = policy.qubit or self.device.qubit
-        try:
-            params = qubit_params(qubit) if isinstance(qubit, str) else qubit
-        except QMKError as exc:
-            raise ProgramError(exc.message, code=exc.code) from None
-        try:
-            rate = model.apply(params).physical_error_rate
-        except QMKError as exc:
-            raise InvalidArgument(
-                f"policy.noise_model: {exc.message}", key="policy.noise_model"
-            ) from None
-        limit = machine.job_max_error_rate
-        if rate > limit:
-            raise AdmissionError(
-                f"policy.noise_model gives the qubits a physical error rate of {rate:g}; this "
-                f"machine allows a job at most {limit:g} (machine.job_max_error_rate)",
-                limit="machine.job_max_error_rate",
-                needed=rate,
-                total=limit,
-            )
-        return describe_noise_model(model)
-
-    def _calibration(self, policy: Policy) -> Any:
-        """The calibration the job runs with: its policy's, if the machine allows one
-        (``machine.job_calibration``), or the machine's.
-
-        Raises:
-            AdmissionError: the job gives one and the machine allows none.
-        """
-        machine = self.config.machine
-        if policy.calibration is None:
-            return machine.calibration
-        if not machine.job_calibration:
-            raise AdmissionError(
-                "policy.calibration: this machine runs every job with its own calibration "
-                "(machine.job_calibration = false)",
-                limit="machine.job_calibration",
-            )
-        return policy.calibration
 
     async def readmit(self, session: Session, job: Job) -> None:
         """The checks of :meth:`admit` again, for ``job`` queued anew by ``session`` (a
