@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from qmk.qvm.graph import COMPACT_PIECE, GraphText, compact_text, loads
+from qmk.qvm.graph import (
+    COMPACT_PIECE,
+    GraphText,
+    compact_text,
+    free_in_pieces,
+    graph_compact_text,
+    loads,
+)
 
 
 def dumps(value: Any) -> str:
@@ -71,3 +78,20 @@ def test_graph_text_round_trips_and_reads_as_the_graph() -> None:
     assert dict(text) == value
     assert text["caps"] == ["CAP_ALLOC"]
     assert len(loads(text.text).nodes) == text.nodes
+
+
+@pytest.mark.parametrize("nodes", [3, COMPACT_PIECE, COMPACT_PIECE + 1, 3 * COMPACT_PIECE + 5])
+def test_a_graphs_text_written_a_piece_of_nodes_at_a_time_is_its_whole_jsons_text(
+    nodes: int,
+) -> None:
+    value = graph(nodes, description="ü", metadata={"b": [1, 2], "a": None})
+    parsed = loads(dumps(value))
+    assert graph_compact_text(parsed) == compact_text(parsed.to_json())
+    assert GraphText.of_graph(parsed) == GraphText.of(parsed.to_json())
+    assert GraphText.of_graph(loads(dumps(graph(3)))).nodes == 3
+
+
+def test_free_in_pieces_empties_the_list_from_its_end() -> None:
+    items = list(range(3 * COMPACT_PIECE + 1))
+    free_in_pieces(items)
+    assert items == []
