@@ -62,6 +62,7 @@ from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.errors import MachineError
 from qmk.kernel.records.jobs import (
     Job,
     honour_set_policy,
@@ -93,6 +94,8 @@ PLAN_CACHE_SIZE = 256
 _UNREADABLE = BY_NAME["unreadable-file"].code
 #: A physical error rate at or above a code's threshold (``QC106``).
 _ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
+#: The shared machine's refusal of a job no placement holds (``QK501``).
+_UNPLACEABLE = REGISTRY.named(MachineError, "unplaceable").code
 #: The share of a worker's memory cap a state (and its working copy) may take; the rest
 #: is the worker's own (Python, numpy, stim).
 WORKER_STATE_SHARE = 0.75
@@ -627,7 +630,7 @@ class Admission:
         fix, least = self._machine.to_hold(footprint.tiles, factory=factory, module_qubits=physical)
         return AdmissionError(
             message + fix,
-            code="QK501",
+            code=_UNPLACEABLE,
             needed=least if least is not None else physical * table.modules,
             total=table.physical_qubits,
             tiles=footprint.tiles,
