@@ -61,7 +61,7 @@ from qmk.engines.batch import (
 from qmk.engines.gates import GATES, pauli_string, unitary
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
-from qmk.execution.plan import Call, Noise, Plan, Step
+from qmk.execution.plan import Call, Noise, Plan, PlanStep
 from qmk.execution.result import PackedRows
 from qmk.qvm.ops import Exec, Micro
 
@@ -123,7 +123,7 @@ class LoweredPlan:
         return "heralded" if self.herald_columns else "off"
 
 
-def why_not_lowerable(step: Step) -> str | None:
+def why_not_lowerable(step: PlanStep) -> str | None:
     """Why ``step`` cannot be part of a batch circuit, or None when it can."""
     if step.kind in (Exec.CALC, Exec.HALT):
         return f"node {step.node.id!r} ({step.node.op}) computes on outcomes at run time"
@@ -203,7 +203,7 @@ class _Lowering:
         self.record[event] = self.count
         self.count += 1
 
-    def step(self, step: Step) -> bool:
+    def step(self, step: PlanStep) -> bool:
         """Write one step; False when a composite's expansion cannot be written."""
         node = step.node
         qs = tuple(self.index[q] for q in node.vqs)

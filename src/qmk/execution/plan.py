@@ -1,6 +1,6 @@
 """Lowering a verified QVM program into engine steps, with its noise and schedule.
 
-A :class:`Plan` is what every execution mode runs: one :class:`Step` per node in
+A :class:`Plan` is what every execution mode runs: one :class:`PlanStep` per node in
 list order (a topological order of the DAG), the engine gate each step applies,
 the logical-noise locations the QEC layer puts around it, and the ASAP schedule
 in logical cycles that telemetry reports. The QVM semantics live here, in one
@@ -25,7 +25,7 @@ A composite op (``MEASURE_ANGLE``, ``MEASURE_BELL``, ``INJECT_T_STATE``, ``OPEN_
 ``TELEPORT_CNOT``) is carried out as its expansion in the op table
 (:attr:`qmk.qvm.ops.OpSpec.expansion`); :func:`expand` resolves it for one node
 (qubits and events by name, numbers from the node's arguments) into the
-:attr:`Step.calls` that the trajectories, the batch circuits and the neutral-atom
+:attr:`PlanStep.calls` that the trajectories, the batch circuits and the neutral-atom
 compiler each carry out.
 """
 
@@ -96,7 +96,7 @@ class Call(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     Not tracked by the cyclic garbage collector (``gc=False``): it holds an enum member,
     strings, numbers and tuples of them, none of which can lead back to it, so it is in
-    no reference cycle (as :class:`Step`).
+    no reference cycle (as :class:`PlanStep`).
     """
 
     kind: Micro
@@ -142,7 +142,7 @@ def expand(node: Node) -> tuple[Call, ...]:
     return tuple(calls)
 
 
-class Step(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class PlanStep(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One node, ready to run: ``kind`` decides what the executor does, and a composite
     op's ``calls`` (:func:`expand`) what it is made of.
 
@@ -184,7 +184,7 @@ class Plan:
     """A program lowered for execution; see the module docstring."""
 
     program: VerifiedProgram
-    steps: tuple[Step, ...]
+    steps: tuple[PlanStep, ...]
     noise: tuple[Noise, ...]
     events: tuple[str, ...]
     #: For each node index, the noise locations before and after it.
@@ -206,29 +206,31 @@ class Plan:
     timing: Sequence[tuple[float, float]] = field(default=(), repr=False)
 
 
-def lower_step(index: int, node: Node) -> Step:
-    """The :class:`Step` for one node."""
+def lower_step(index: int, node: Node) -> PlanStep:
+    """The :class:`PlanStep` for one node."""
     kind = OPS[node.op].kind
     args = node.args
     if kind == "gate":
         gate = GATE_OF[node.op]
         params = tuple(float(args[name]) for name in GATES[gate].params)
-        return Step(index=index, node=node, kind=kind, gate=gate, params=params)
+        return PlanStep(index=index, node=node, kind=kind, gate=gate, params=params)
     if kind == "measure":
-        return Step(index=index, node=node, kind=kind, basis=BASIS_OF[node.op])
+        return PlanStep(index=index, node=node, kind=kind, basis=BASIS_OF[node.op])
     if kind == "cond_pauli":
-        return Step(index=index, node=node, kind=kind, pauli=str(args["mask"]))
+        return PlanStep(index=index, node=node, kind=kind, pauli=str(args["mask"]))
     calls = expand(node)
     if not calls:
-        return Step(index=index, node=node, kind=kind)
+        return PlanStep(index=index, node=node, kind=kind)
     numbers = [a.name for a in OPS[node.op].args if a.type is ArgType.NUMBER and a.name in args]
     params = tuple(float(args[name]) for name in numbers)
     werner = [c.fidelity for c in calls if c.kind is Micro.WERNER]
     fidelity = werner[0] if werner else 1.0
-    return Step(index=index, node=node, kind=kind, params=params, fidelity=fidelity, calls=calls)
+    return PlanStep(
+        index=index, node=node, kind=kind, params=params, fidelity=fidelity, calls=calls
+    )
 
 
-def step_is_clifford(step: Step) -> bool:
+def step_is_clifford(step: PlanStep) -> bool:
     """Whether a stabilizer engine can run the step exactly."""
     if step.kind == "gate":
         return GATES[step.gate].is_clifford(step.params)  # type: ignore[index]
@@ -392,7 +394,7 @@ def _op_noise(
     add: Callable[[int, bool, str, float, str], None],
     model_for: Callable[[str], Any],
     profile: str,
-    step: Step,
+    step: PlanStep,
     q: str,
     wait: float,
     cycles: float,
@@ -446,7 +448,7 @@ class _Sites:
 
 
 def _machine_waits(
-    steps: tuple[Step, ...],
+    steps: tuple[PlanStep, ...],
     idle: Mapping[str, float] | None,
     add: Callable[[int, bool, str, float, str], None],
 ) -> None:
@@ -517,7 +519,7 @@ def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> 
 
 
 def _gadget_noise(
-    locations: list[Noise], step: Step, model: Any, cycles: float, noise: bool
+    locations: list[Noise], step: PlanStep, model: Any, cycles: float, noise: bool
 ) -> None:
     if not noise:
         return

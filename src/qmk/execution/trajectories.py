@@ -44,7 +44,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.plan import Call, Plan, Step
+from qmk.execution.plan import Call, Plan, PlanStep
 from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
@@ -146,7 +146,7 @@ def micro_ops(
     return out
 
 
-def _control_op(step: Step, ev: Mapping[str, int]) -> MicroOp | None:
+def _control_op(step: PlanStep, ev: Mapping[str, int]) -> MicroOp | None:
     """A ``COND_PAULI``, ``CALC`` or ``HALT`` step as its micro-op (none for the mask I)."""
     node, guard, kind = step.node, step.node.guard, step.kind
     if kind == "cond_pauli":

@@ -4,7 +4,7 @@ collector (issue 47, ``big-valid-graph-rpc``).
 The kernel keeps a verified program (its records' cache), its plan and its micro-ops (the
 executor's and the router's memos). Each full collection walks every object the collector
 tracks, with the interpreter held: a kept 99,990-node program was some 300,000 tracked
-objects (a ``Step`` per node in each of two plans, a ``MicroOp`` per node), a 60-200 ms
+objects (a ``PlanStep`` per node in each of two plans, a ``MicroOp`` per node), a 60-200 ms
 stall of the event loop each time. Kept as untracked values, the program adds a bounded
 handful, whatever its size.
 """

@@ -7,9 +7,13 @@ struct's golden file (:mod:`support.golden`)."""
 from __future__ import annotations
 
 from qmk.execution.footprint import Footprint, Step
+from qmk.execution.plan import Call, Exec, PlanStep
 from qmk.execution.request import MachineRun, Policy, Rewrite, RunRequest, Schedule
 from qmk.execution.surgery import SurgeryOptions
+from qmk.execution.trajectories import MicroOp
 from qmk.qec.logical import Calibration
+from qmk.qvm.graph import Guard, GuardTerm, Node
+from qmk.qvm.ops import Micro
 
 FOOTPRINT = Footprint(
     target="lattice-surgery",
@@ -30,6 +34,32 @@ FOOTPRINT = Footprint(
 STEP = Step(kind="rotation", cycles=9, t_states=1, routed=True, measurements=2, node="magic")
 
 SURGERY_OPTIONS = SurgeryOptions(block="compact")
+
+#: A MEASURE_ANGLE's expansion: rz(-0.5) then h, the measurement, then undone.
+CALL = Call(kind=Micro.GATE, qubits=("q",), gate="rz", params=(0.5,), undo=True)
+
+PLAN_STEP = PlanStep(
+    index=3,
+    node=Node(id="m", op="MEASURE_ANGLE", vqs=("q",), produces=("e",), args={"angle": 0.5}),
+    kind=Exec.MEASURE_ANGLE,
+    params=(0.5,),
+    calls=(
+        Call(kind=Micro.GATE, qubits=("q",), gate="rz", params=(-0.5,)),
+        Call(kind=Micro.GATE, qubits=("q",), gate="h"),
+        Call(kind=Micro.MEASURE, qubits=("q",), event="e"),
+        Call(kind=Micro.GATE, qubits=("q",), gate="h", undo=True),
+        CALL,
+    ),
+)
+
+#: A feed-forward X on bob, when alice's measurement (column 0) read 1.
+MICRO_OP = MicroOp(
+    kind="cond",
+    qubits=("bob",),
+    guard=Guard(terms=(GuardTerm(event="m_alice", equals=1),)),
+    gate="x",
+    inputs=(0,),
+)
 
 MACHINE_RUN = MachineRun(
     arrival_cycle=0,
@@ -95,6 +125,9 @@ SCHEDULE = Schedule(priority=7, deadline=1700000000.5, timeout_ms=1500)
 EXAMPLES = (
     FOOTPRINT,
     STEP,
+    CALL,
+    PLAN_STEP,
+    MICRO_OP,
     SURGERY_OPTIONS,
     MACHINE_RUN,
     POLICY,
