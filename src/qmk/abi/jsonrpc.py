@@ -635,13 +635,19 @@ class RpcCore:
         """:meth:`handle_line`'s reply as its pieces (:func:`encode_parts`)."""
         if not line or line.isspace():
             return None
-        weigh = getattr(self.target, "line_budget", None)
-        if len(line) >= THREAD_BYTES and weigh is not None:
-            return await self._big_line_parts(line, caller, weigh)
         try:
-            message, suspect = await _decode_soon(line, self.max_depth)
+            if len(line) < THREAD_BYTES:  # decoded here, on the loop: no coroutine of its own
+                message, suspect = _decode(line, self.max_depth)
+            else:
+                weigh = getattr(self.target, "line_budget", None)
+                if weigh is not None:
+                    return await self._big_line_parts(line, caller, weigh)
+                message, suspect = await _decode_soon(line, self.max_depth)
         except RpcError as exc:
             return encode_parts(_reply(None, error=exc.to_rpc()))
+        if type(message) is dict:  # one request (the most common line): as _message_parts
+            reply = await self.handle_request(message, caller, check_numbers=suspect)
+            return None if reply is None else _encode_reply(reply)
         return await self._message_parts(message, caller, suspect)
 
     async def _big_line_parts(

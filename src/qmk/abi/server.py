@@ -264,10 +264,22 @@ class _Outbox:
     async def send(self, parts: list[bytes]) -> None:
         """Send one line given as pieces: with :meth:`put` when it is short, else with
         :meth:`put_large`."""
-        if sum(map(len, parts)) > STREAM_CHUNK:
+        if not self.put_short(parts):
             await self.put_large(parts)
+
+    def put_short(self, parts: list[bytes]) -> bool:
+        """:meth:`put` the line given as pieces when it is short; False (nothing sent)
+        when it is longer than :data:`STREAM_CHUNK`: :meth:`put_large` sends it."""
+        if len(parts) == 1:
+            data = parts[0]
+        elif sum(map(len, parts)) > STREAM_CHUNK:
+            return False
         else:
-            self.put(parts[0] if len(parts) == 1 else b"".join(parts))
+            data = b"".join(parts)
+        if len(data) > STREAM_CHUNK:
+            return False
+        self.put(data)
+        return True
 
     async def put_large(self, parts: list[bytes]) -> None:
         """Send one line given as pieces, a chunk at a time: each chunk waits until the
@@ -731,11 +743,17 @@ class Server:
                 scanned = 0
                 continue
             if newline >= 0:
-                with memoryview(buffer) as view:
-                    line = bytes(view[: newline + 1])
-                del buffer[: newline + 1]
+                if newline + 1 == len(buffer):  # the buffer is one whole line
+                    line = bytes(buffer)
+                    buffer.clear()
+                else:
+                    with memoryview(buffer) as view:
+                        line = bytes(view[: newline + 1])
+                    del buffer[: newline + 1]
                 scanned = 0
-                if not await self._admit(connection, len(line)):
+                if not self._admitted(connection, len(line)) and not await self._admit(
+                    connection, len(line)
+                ):
                     return
                 group.create_task(self._answer(connection, line))
                 continue
@@ -781,25 +799,42 @@ class Server:
                 except ConnectionError:
                     return False
                 continue
-            budget = (
-                self.config.max_inflight_bytes
-                if connection.caller.authenticated
-                else self.config.max_line_unauthenticated
-            )
-            if connection.inflight == 0 or (
-                connection.inflight < self.config.max_inflight
-                and connection.inflight_bytes + size <= budget
-            ):
-                connection.inflight += 1
-                connection.inflight_bytes += size
+            if self._fits(connection, size):
                 return True
             await connection.change()
+
+    def _admitted(self, connection: _Connection, size: int) -> bool:
+        """:meth:`_admit` when it need not wait: True when the request is admitted now
+        (False: :meth:`_admit` waits, or finds the peer gone)."""
+        writer = connection.writer
+        return (
+            not writer.is_closing()
+            and writer.transport.get_write_buffer_size() <= self.config.max_unsent_bytes
+            and self._fits(connection, size)
+        )
+
+    def _fits(self, connection: _Connection, size: int) -> bool:
+        """Count one more request of ``size`` bytes in flight if the connection's count
+        and bytes allow it (True), else nothing (False)."""
+        config = self.config
+        budget = (
+            config.max_inflight_bytes
+            if connection.caller.authenticated
+            else config.max_line_unauthenticated
+        )
+        if connection.inflight == 0 or (
+            connection.inflight < config.max_inflight and connection.inflight_bytes + size <= budget
+        ):
+            connection.inflight += 1
+            connection.inflight_bytes += size
+            return True
+        return False
 
     async def _answer(self, connection: _Connection, line: bytes) -> None:
         try:
             parts = await self.core.handle_line_parts(line, connection.caller)
-            if parts is not None:
-                await connection.outbox.send(parts)
+            if parts is not None and not connection.outbox.put_short(parts):
+                await connection.outbox.put_large(parts)
         except Exception:
             LOG.exception("answering a request failed")
         finally:

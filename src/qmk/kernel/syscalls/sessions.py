@@ -27,6 +27,9 @@ from qmk.kernel.syscalls.delegations import DelegationDesk
 AUTH_AUDIT_WINDOW_S = 1.0
 #: The longest key a negotiation checks (a longer one is wrong without a hash's work).
 MAX_KEY_CHARS = 4096
+#: The most sessions :meth:`SessionDesk.check` remembers as within their configuration
+#: (then it forgets them all and checks each again once).
+FITS_MAX = 10_000
 
 
 class SessionDesk:
@@ -68,6 +71,12 @@ class SessionDesk:
         self._auth_window_end = -math.inf
         self._auth_more = 0
         self._auth_tenants: set[str] = set()
+        #: Sessions (by id) whose capabilities :meth:`check` found within their tenant's
+        #: configuration, and that configuration: a session holds what it was granted for
+        #: good, so while its tenant's configuration is the same object, every call's check
+        #: needs only its expiry and revocation (a session with delegated capabilities is
+        #: checked in full at every call: a delegation ends with time).
+        self._fits: dict[str, TenantConfig] = {}
 
     async def negotiate(self, tenant: str, key: str, requested: Sequence[str]) -> dict[str, Any]:
         """``q_negotiate_caps``: grant ``requested`` ∩ the tenant's allowed capabilities
@@ -169,10 +178,12 @@ class SessionDesk:
                 no longer configured, or capabilities the configuration took away.
         """
         self._check_open()
-        session = self.sessions.check(session_id, now=self.clock.now())
+        session = self.sessions.check(session_id, now=self.clock.now())  # expiry, revocation
         conf = self.config.tenants.get(session.tenant)
         if conf is None:
             raise AuthError("the session's tenant is no longer configured")
+        if self._fits.get(session.session_id) is conf:
+            return session  # its capabilities were checked against this very configuration
         revoked = sorted(set(session.caps) - set(conf.caps) - set(session.delegated))
         if revoked:  # the config took capabilities away since the session was granted
             raise SessionError(
@@ -185,6 +196,10 @@ class SessionDesk:
             caps = tuple(c for c in session.caps if c in conf.caps or c in lent)
             if caps != session.caps:
                 return dataclasses.replace(session, caps=caps)
+            return session  # checked again at each call: a delegation ends in time
+        if len(self._fits) >= FITS_MAX:
+            self._fits.clear()
+        self._fits[session.session_id] = conf
         return session
 
     def revoke(self, session_id: str) -> None:
@@ -196,4 +211,4 @@ class SessionDesk:
         self.commits.dirty()
 
 
-__all__ = ["AUTH_AUDIT_WINDOW_S", "MAX_KEY_CHARS", "SessionDesk"]
+__all__ = ["AUTH_AUDIT_WINDOW_S", "FITS_MAX", "MAX_KEY_CHARS", "SessionDesk"]

@@ -1,0 +1,69 @@
+"""A session's check at every call is as strict after calls that passed it: the check
+remembers only that a session's capabilities fit its tenant's configuration, never that
+the session is live (:class:`~qmk.kernel.syscalls.sessions.SessionDesk`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qmk.errors import SessionError, SessionExpired
+from qmk.kernel.clock import ManualClock
+from qmk.kernel.config import config_from_dict
+from qmk.kernel.service import Kernel
+from support.kernel import KEYS, login, run_kernel
+
+
+def _config(alice_caps: list[str]) -> dict[str, object]:
+    return {
+        "machine": {"physical_qubits": 200_000},
+        "kernel": {"worker_memory_mb": 1024, "session_ttl_s": 60.0},
+        "tenants": {"alice": {"key": KEYS["alice"], "caps": alice_caps}},
+    }
+
+
+def test_a_session_that_passed_calls_is_refused_once_revoked(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        for _ in range(2):  # the second call's check is the remembered one
+            await kernel.q_list_jobs(session_id=sid)
+        kernel.revoke_session(sid)
+        with pytest.raises(SessionError) as refused:
+            await kernel.q_list_jobs(session_id=sid)
+        assert "revoked" in refused.value.message
+
+    run_kernel(tmp_path, body, config=config_from_dict(_config(["CAP_ALLOC"])), workers=1)
+
+
+def test_a_session_that_passed_calls_is_refused_once_expired(tmp_path: Path) -> None:
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        for _ in range(2):
+            await kernel.q_list_jobs(session_id=sid)
+        clock.advance(59.0)
+        await kernel.q_list_jobs(session_id=sid)
+        clock.advance(1.0)
+        with pytest.raises(SessionExpired):
+            await kernel.q_list_jobs(session_id=sid)
+
+    config = config_from_dict(_config(["CAP_ALLOC"]))
+    run_kernel(tmp_path, body, config=config, clock=clock, workers=1)
+
+
+def test_a_session_that_passed_calls_is_refused_once_its_config_takes_a_cap_away(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
+        for _ in range(2):
+            await kernel.q_list_jobs(session_id=sid)
+        kernel.session_desk.config = config_from_dict(_config(["CAP_ALLOC"]))
+        with pytest.raises(SessionError) as refused:
+            await kernel.q_list_jobs(session_id=sid)
+        assert refused.value.details["revoked"] == ["CAP_MAGIC"]
+
+    config = config_from_dict(_config(["CAP_ALLOC", "CAP_MAGIC"]))
+    run_kernel(tmp_path, body, config=config, workers=1)
