@@ -106,7 +106,10 @@ class Kernel:
         self.clock = clock
         self.secret = load_secret(data_dir)
         self.store = Store(
-            data_dir, synchronous=config.synchronous, seal_key=derive(self.secret, "result")
+            data_dir,
+            synchronous=config.synchronous,
+            seal_key=derive(self.secret, "result"),
+            checkpoints_apart=True,
         )
         self.audit = AuditLog(data_dir, self.secret)
         self.sessions = Sessions(

@@ -38,6 +38,7 @@ from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.security.delegations import COLUMNS as DELEGATION_COLUMNS
 from qmk.kernel.security.seals import result_seal, sealed_result
+from qmk.kernel.storage.walcheck import WalCheckpoints
 
 #: The keys of the ``meta`` table that hold the audit chain head a commit made durable:
 #: its sequence number, hash, and the byte offset of its line in the audit log.
@@ -574,6 +575,9 @@ class Store:
             kernel secret, ``"result"``): each stored result is written with its seal
             and checked when read (a mismatch reads as no result, with
             ``result_damage`` ``QK308``). None: neither (a reader without the secret).
+        checkpoints_apart: the WAL's checkpoints made on a thread of their own
+            (:class:`~qmk.kernel.storage.walcheck.WalCheckpoints`: the kernel's, whose
+            commits run on the event loop); else SQLite's own, inside a commit.
     """
 
     def __init__(
@@ -582,6 +586,7 @@ class Store:
         *,
         synchronous: str = "normal",
         seal_key: bytes | None = None,
+        checkpoints_apart: bool = False,
     ) -> None:
         root = Path(data_dir)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -602,6 +607,10 @@ class Store:
         self.db.commit()
         self.dirty = False
         self.seal_key = seal_key
+        #: The thread that checkpoints the log (``checkpoints_apart``), else None.
+        self.checkpoints: WalCheckpoints | None = (
+            WalCheckpoints(self.db.execute, self.path) if checkpoints_apart else None
+        )
 
     def _sealed(self, job_id: str, data: bytes, meta: str, seal: str | None) -> bool:
         """Whether a stored result is the one the kernel wrote: its seal matches (every
@@ -626,6 +635,12 @@ class Store:
             )
         self.db.commit()
         self.dirty = False
+        if self.checkpoints is not None:
+            if self.checkpoints.failed is None:
+                self.checkpoints.poke()
+            else:  # its thread stopped: SQLite's own checkpoints again, in the commits
+                self.db.execute("PRAGMA wal_autocheckpoint=1000")
+                self.checkpoints = None
 
     def set_verified_head(self, head: tuple[int, str, int], key: bytes) -> None:
         """Record the audit line a start's check reached (see :data:`AUDIT_VERIFIED`);
@@ -643,7 +658,9 @@ class Store:
         self.dirty = False
 
     def close(self) -> None:
-        """Commit and close."""
+        """Commit and close (the last connection's close checkpoints the log)."""
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         self.db.commit()
         self.db.close()
 

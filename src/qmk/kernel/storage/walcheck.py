@@ -1,0 +1,163 @@
+"""The kernel database's WAL checkpoints, in a thread of their own, off the event loop.
+
+SQLite in WAL mode appends every commit's pages to the ``-wal`` file, and copies them back
+into the database (a *checkpoint*) once the log passes ``wal_autocheckpoint`` pages, by
+default inside the commit that passed it: on the thread that committed, which in the
+kernel is the event loop's. A checkpoint reads the log, writes the pages in place and
+syncs the log and the database (``synchronous=NORMAL``): 30-50 ms of the loop at load 2-3
+after a 10 MB program's commit, and a few ms every 1,000 pages under a stream of small
+jobs, during which no other tenant is answered (issue 47).
+
+:class:`WalCheckpoints` turns the automatic checkpoint off on the kernel's connection and
+runs it on a connection and a thread of its own, woken by :meth:`WalCheckpoints.poke`
+after each commit and at most every :data:`CHECKPOINT_EVERY_S`. Each checkpoint is
+``PASSIVE``: it copies what is committed and never blocks the kernel's writes. A passive
+checkpoint cannot reset the log while commits keep coming (the kernel appends while it
+copies), so once the log holds :data:`RESTART_FRAMES` pages, the thread asks for a
+``RESTART`` instead: the frames left are the few committed since the passive copy, and the
+kernel's next write waits for them (SQLite's busy handler) before the log starts again
+from its beginning (``journal_size_limit`` trims the file). A crash in the middle of any
+checkpoint loses nothing: SQLite's recovery reads the log again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+#: The least time between two checkpoints (each syncs the log and the database).
+CHECKPOINT_EVERY_S = 0.25
+#: The log's pages (4 KiB each) past which a checkpoint restarts it (64 MiB).
+RESTART_FRAMES = 16_384
+#: The log file's size it is trimmed back to when it restarts (SQLite's
+#: ``journal_size_limit``).
+LOG_KEEP_BYTES = 16 * 2**20
+
+
+class WalCheckpoints:
+    """Checkpoints of the WAL-mode database at ``path`` on their own thread.
+
+    Args:
+        execute: runs a statement on the kernel's connection (``connection.execute``):
+            its automatic checkpoints are turned off here.
+        path: the database file (the thread opens its own connection to it).
+        every_s: the least time between two checkpoints.
+        restart_frames: the log's pages past which a checkpoint restarts it.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> db = sqlite3.connect(folder / "k.db", check_same_thread=False)
+    >>> _ = db.execute("PRAGMA journal_mode=WAL")
+    >>> checkpoints = WalCheckpoints(db.execute, folder / "k.db", every_s=0.0)
+    >>> _ = db.execute("CREATE TABLE t (x)"); db.commit(); checkpoints.poke()
+    >>> checkpoints.close(); db.close()
+    >>> checkpoints.checkpoints >= 0 and checkpoints.failed is None
+    True
+    """
+
+    def __init__(
+        self,
+        execute: Callable[[str], object],
+        path: str | os.PathLike[str],
+        *,
+        every_s: float = CHECKPOINT_EVERY_S,
+        restart_frames: int = RESTART_FRAMES,
+    ) -> None:
+        execute("PRAGMA wal_autocheckpoint=0")
+        execute(f"PRAGMA journal_size_limit={LOG_KEEP_BYTES}")
+        self._path = os.fspath(path)
+        self._every_s = every_s
+        self._restart_frames = restart_frames
+        self._wanted = threading.Event()  # a commit was made since the last checkpoint
+        self._stopping = threading.Event()
+        self._made = threading.Condition()  # notified as each checkpoint ends
+        self._started = 0
+        self._ended = False  # the thread returned
+        #: Checkpoints made, and restarts among them.
+        self.checkpoints = 0
+        self.restarts = 0
+        #: Checkpoints that failed (each is tried again after the next commit).
+        self.errors = 0
+        #: Why the thread could not open the database, if it could not (the store then
+        #: turns SQLite's own checkpoints on again).
+        self.failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="qmk-wal-checkpoints", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        """A commit was made: checkpoint soon (within ``every_s`` of the last one)."""
+        self._wanted.set()
+
+    def checkpoint_now(self, timeout: float | None = None) -> bool:
+        """Have the thread checkpoint what is committed now, and wait until it did
+        (within ``every_s`` of its last checkpoint); False if ``timeout`` passed first or
+        the thread stopped."""
+        with self._made:
+            wanted = self._started + 1  # one that starts after this call
+            self._wanted.set()
+            return (
+                self._made.wait_for(lambda: self.checkpoints >= wanted or self._ended, timeout)
+                and self.checkpoints >= wanted
+            )
+
+    def close(self) -> None:
+        """Stop the thread (after the checkpoint it is making, if any)."""
+        self._stopping.set()
+        self._wanted.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+        except sqlite3.Error as exc:
+            self._stopped(exc)
+            self._end()
+            return
+        try:
+            while True:
+                self._wanted.wait()
+                if self._stopping.is_set():
+                    return
+                self._wanted.clear()
+                try:
+                    self._checkpoint(conn)
+                except sqlite3.Error as exc:  # a full disk, say: the log waits for the next
+                    self.errors += 1
+                    log.warning("a checkpoint of the database failed: %s", exc)
+                if self._stopping.wait(self._every_s):
+                    return
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            self._end()
+
+    def _end(self) -> None:
+        with self._made:
+            self._ended = True
+            self._made.notify_all()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        with self._made:
+            self._started += 1
+        try:
+            _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= self._restart_frames:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                self.restarts += 1
+        finally:
+            with self._made:
+                self.checkpoints += 1
+                self._made.notify_all()
+
+    def _stopped(self, exc: BaseException) -> None:
+        self.failed = exc
+        log.error("the database's checkpoint thread could not start: %s", exc)
+
+
+__all__ = ["CHECKPOINT_EVERY_S", "LOG_KEEP_BYTES", "RESTART_FRAMES", "WalCheckpoints"]
