@@ -59,6 +59,7 @@ import msgspec
 
 from qmk import defaults
 from qmk.errors import InvalidArgument, QMKError
+from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.params import QubitParams
@@ -595,9 +596,26 @@ def precision_of(
     raise error(f"{key} must be one of {known}, not {value!r}", key)
 
 
+#: A text from this many characters on has its digest kept (:data:`_DIGESTS`).
+DIGEST_KEPT_FROM = 64 * 1024
+#: The digests of the big texts hashed last, by the text object itself: the kernel hashes
+#: a big program's text in the thread that reads it, so its admission and its row on the
+#: event loop find the digest made (10-20 ms of a 10 MB text each, issue 47).
+_DIGESTS: Memo[str] = Memo(4)
+
+
 def program_digest(text: str) -> str:
-    """The SHA-256 (hex) of a program's text, as a run request names it."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """The SHA-256 (hex) of a program's text, as a run request names it.
+
+    That of a text of :data:`DIGEST_KEPT_FROM` characters or more is kept for the very
+    same text object (a str never changes), for the next few texts.
+
+    >>> program_digest("{}") == program_digest("{" + "}")
+    True
+    """
+    if len(text) < DIGEST_KEPT_FROM:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _DIGESTS.get(id(text), text, lambda: hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 __all__ = [
