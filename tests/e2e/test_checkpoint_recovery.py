@@ -9,7 +9,7 @@ import pytest
 
 from qmk.client import Client
 from qmk.execution.executor import run
-from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
+from support.fenced import GRAPH, SEED, SHOTS, uninterrupted, until_running
 from support.kernel import WorkerGate
 from support.workloads import ry_brickwork
 
@@ -19,6 +19,7 @@ def test_a_job_checkpointed_before_a_kill_9_resumes_from_it_after_a_restart(serv
         server = serve("crash", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), tenant="alice", key="alice-secret-key") as client:
             job_id = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False})["job_id"]
+            until_running(client, job_id)
             # the job is held at its first fence: the checkpoint is saved there, now
             checkpoint = client.q_checkpoint(job_id)
             assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1
@@ -52,6 +53,7 @@ def test_after_a_restart_that_changes_the_routers_choice_a_job_resumes_on_the_sa
         server = serve("rerouted", workers=1, env=small, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), tenant="alice", key="alice-secret-key") as client:
             job_id = client.q_submit(graph.to_json(), shots, seed, policy=policy)["job_id"]
+            until_running(client, job_id)
             assert client.q_checkpoint(job_id)["saved"] is True  # held at its fence
         server.kill()
     server.start()  # the default allowance

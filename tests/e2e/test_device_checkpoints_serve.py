@@ -13,6 +13,7 @@ from typing import Any
 from qmk.client import Client
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
+from support.fenced import until_running
 from support.kernel import BELL, WorkerGate
 
 CAPS = ["CAP_ALLOC", "CAP_DEVICE_NA"]
@@ -49,6 +50,7 @@ def test_a_device_job_checkpointed_before_a_kill_9_resumes_from_it(serve, tmp_pa
         server = serve("device-crash", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
             job_id = client.q_device_submit(job=JOB)["job_id"]
+            until_running(client, job_id)
             checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
             assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1, checkpoint
             assert client.q_status(job_id)["state"] == "RUNNING"

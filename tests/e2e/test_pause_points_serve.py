@@ -13,6 +13,7 @@ from typing import Any
 
 from qmk.client import Client
 from qmk.execution.executor import run
+from support.fenced import until_running
 from support.kernel import BELL, FENCED_CLIFFORD, GATES_THEN_MEASURE, WorkerGate
 
 PROGRAM = GATES_THEN_MEASURE
@@ -52,6 +53,7 @@ def test_q_checkpoint_saves_its_state_while_it_runs_and_a_kill_9_resumes_from_it
         server = serve("crash", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ALICE) as client:
             job_id = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False})["job_id"]
+            until_running(client, job_id)
             first = client.q_checkpoint(job_id)  # held at fence 1: saved there, now
             assert first["saved"] is True and first["program_epoch"] == 1, first
             pause.release()  # on to fence 2, held again (unless the request is first)
@@ -86,6 +88,7 @@ def test_a_stim_batch_job_pauses_between_chunks_and_resumes_after_a_kill_9(serve
         server = serve("batch", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ALICE) as client:
             job_id = client.q_submit(CLIFFORD.to_json(), shots, SEED)["job_id"]
+            until_running(client, job_id)
             checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
             assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 2, checkpoint
         server.kill()
