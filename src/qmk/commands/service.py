@@ -490,14 +490,16 @@ def when_text(seconds: Any) -> str:
 
 def fields_text(data: Any, indent: str = "") -> str:
     """A JSON reply as indented ``key: value`` lines, for people (``--json`` gives the
-    reply itself); lists of scalars on one line, other lists by index.
+    reply itself); lists of scalars on one line in brackets (a list of one is not read
+    as its one value), other lists by index.
 
-    >>> print(fields_text({"a": 1, "b": {"c": [1, 2], "d": None}, "e": []}), end="")
+    >>> print(fields_text({"a": 1, "b": {"c": [1, 2], "d": None}, "e": [], "f": [0]}), end="")
     a: 1
     b:
-      c: 1, 2
+      c: [1, 2]
       d: -
     e: (none)
+    f: [0]
     """
     lines: list[str] = []
     items = data.items() if isinstance(data, dict) else enumerate(data)
@@ -509,7 +511,7 @@ def fields_text(data: Any, indent: str = "") -> str:
         elif (
             isinstance(value, list) and value and all(not isinstance(v, dict | list) for v in value)
         ):
-            lines.append(f"{label}: {', '.join(scalar_text(v) for v in value)}")
+            lines.append(f"{label}: [{', '.join(scalar_text(v) for v in value)}]")
         elif isinstance(value, list) and value:
             lines.append(f"{label}:")
             lines.append(fields_text(value, indent + "  ").rstrip("\n"))
