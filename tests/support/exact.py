@@ -155,16 +155,22 @@ def exact_distribution(graph: Graph) -> dict[str, float]:
 
 
 def chi2_pvalue(counts: Mapping[str, int], expected: Mapping[str, float]) -> float:
-    """Pearson's chi-square p-value of ``counts`` against ``expected`` probabilities (an
-    outcome outside the support gives 0)."""
-    from scipy.stats import chi2
+    """Pearson's chi-square p-value of ``counts`` against ``expected`` probabilities over
+    the possible outcomes, cells pooled (:func:`pooled`) until each expects 5 or more; 0
+    when an outcome outside the support appeared, 1 when fewer than two cells remain."""
+    from scipy import stats
 
-    shots = sum(counts.values())
-    if any(expected.get(k, 0.0) <= 0 for k in counts):
+    if any(expected.get(k, 0.0) <= ZERO for k, n in counts.items() if n):
         return 0.0
-    cells = [(counts.get(k, 0), p * shots) for k, p in expected.items()]
-    stat = sum((o - e) ** 2 / e for o, e in cells)
-    return float(chi2.sf(stat, max(1, len(cells) - 1)))
+    shots = sum(counts.values())
+    support = [k for k, p in expected.items() if p > ZERO]
+    total = sum(expected[k] for k in support)
+    observed = [counts.get(k, 0) for k in support]
+    expect = [expected[k] * shots / total for k in support]
+    obs_bins, exp_bins = pooled(observed, expect)
+    if len(obs_bins) < 2:
+        return 1.0
+    return float(stats.chisquare(obs_bins, exp_bins).pvalue)
 
 
 def pooled(observed: list[int], expected: list[float], minimum: float = 5.0):
@@ -191,21 +197,12 @@ def pooled(observed: list[int], expected: list[float], minimum: float = 5.0):
 
 
 def assert_distribution(counts: Mapping[str, int], expected: Mapping[str, float], shots: int):
-    """No impossible outcome, and a chi-square fit with p > P_MIN over the possible ones."""
-    from scipy import stats
-
-    impossible = {k: n for k, n in counts.items() if expected.get(k, 0.0) <= ZERO}
+    """No impossible outcome, and a chi-square fit (:func:`chi2_pvalue`) with p > P_MIN."""
+    impossible = {k: n for k, n in counts.items() if n and expected.get(k, 0.0) <= ZERO}
     assert not impossible, f"outcomes of probability 0 appeared: {impossible}"
     assert sum(counts.values()) == shots
-    support = [k for k, p in expected.items() if p > ZERO]
-    total = sum(expected[k] for k in support)
-    observed = [counts.get(k, 0) for k in support]
-    expect = [expected[k] * shots / total for k in support]
-    obs_bins, exp_bins = pooled(observed, expect)
-    if len(obs_bins) < 2:
-        return
-    pvalue = stats.chisquare(obs_bins, exp_bins).pvalue
+    pvalue = chi2_pvalue(counts, expected)
     assert pvalue > P_MIN, (
-        f"chi-square p = {pvalue:.3g}; observed {dict(counts)}, "
-        f"expected { ({k: round(e, 1) for k, e in zip(support, expect, strict=True)}) }"
+        f"chi-square p = {pvalue:.3g}; observed {dict(counts)}, expected "
+        f"{ ({k: round(p * shots, 1) for k, p in expected.items() if p > ZERO}) }"
     )
