@@ -258,7 +258,60 @@ def test_a_jobs_machine_schedule_is_written_in_the_same_update_as_its_row(
     again.close()
 
 
-def test_a_schedule_saved_before_a_rollback_is_written_again_by_the_next_save(
+def test_a_queued_jobs_schedule_waits_over_commits_for_its_next_save(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    job = make_job("job_held", 1)
+    store.insert_job(job)
+    store.commit()
+    run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
+    job.request = replace(job.request, machine=run)
+    store.save_request(job)
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    store.commit()  # the schedule alone: not written by this commit
+    assert not [s for s in statements if s.startswith("UPDATE jobs")]
+    job.state, job.started_at = RUNNING, 1001.0
+    store.save_job(job)
+    store.commit()  # the start: one UPDATE with the schedule
+    store.db.set_trace_callback(None)
+    updates = [s for s in statements if s.startswith("UPDATE jobs")]
+    assert len(updates) == 1 and updates[0].startswith("UPDATE jobs SET request=")
+    loaded = store.load_job("job_held", "alice")
+    assert loaded is not None and loaded.state == RUNNING and loaded.request.machine == run
+    store.close()
+
+
+def test_a_held_schedule_is_written_before_a_read_of_the_jobs_and_at_close(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    read, closed = make_job("job_read", 1), make_job("job_closed", 2)
+    store.insert_job(read)
+    store.insert_job(closed)
+    store.commit()
+    run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
+    read.request = replace(read.request, machine=run)
+    store.save_request(read)
+    store.commit()
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    assert store.load_job("job_closed", "alice") is not None  # another job's row alone
+    assert not [s for s in statements if s.startswith("UPDATE jobs")]
+    loaded = store.load_job("job_read", "alice")  # the read of its own row sees it
+    assert loaded is not None and loaded.request.machine == run
+    store.db.set_trace_callback(None)
+    assert len([s for s in statements if s.startswith("UPDATE jobs")]) == 1
+    closed.request = replace(closed.request, machine=run)
+    store.save_request(closed)
+    store.commit()
+    store.close()  # a clean close writes it
+    again = Store(tmp_path)
+    loaded = again.load_job("job_closed", "alice")
+    assert loaded is not None and loaded.request.machine == run
+    again.close()
+
+
+def test_a_schedule_written_in_a_rolled_back_transaction_goes_with_the_jobs_next_save(
     tmp_path: Path,
 ) -> None:
     store = Store(tmp_path)
@@ -268,14 +321,33 @@ def test_a_schedule_saved_before_a_rollback_is_written_again_by_the_next_save(
     run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
     job.request = replace(job.request, machine=run)
     store.save_request(job)
-    store.rollback()
+    job.state = RUNNING
+    store.save_job(job)
+    store.db.write_saved()  # written into the transaction...
+    store.rollback()  # ...that a failed commit rolls back
     loaded = store.load_job("job_again", "alice")
-    assert loaded is not None and loaded.request.machine is None
-    store.save_request(job)
+    assert loaded is not None and loaded.request.machine is None and loaded.state == QUEUED
+    store.save_job(job)  # the job's next save writes its schedule too
     store.commit()
     loaded = store.load_job("job_again", "alice")
-    assert loaded is not None and loaded.request.machine == run
+    assert loaded is not None and loaded.request.machine == run and loaded.state == RUNNING
     store.close()
+
+
+def test_a_held_schedule_outlives_a_rollback_it_was_not_in(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    job = make_job("job_kept", 1)
+    store.insert_job(job)
+    store.commit()
+    run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
+    job.request = replace(job.request, machine=run)
+    store.save_request(job)
+    store.rollback()
+    store.close()
+    again = Store(tmp_path)
+    loaded = again.load_job("job_kept", "alice")
+    assert loaded is not None and loaded.request.machine == run
+    again.close()
 
 
 def test_a_rollback_drops_the_saved_rows_with_the_transaction(tmp_path: Path) -> None:

@@ -278,7 +278,8 @@ class JobBook:
 
     def scheduled(self, job: Job, run: MachineRun) -> None:
         """``job``'s schedule on the shared machine ended: it is in its request from now
-        on (stored, so a recovered job keeps it), and the job waits for a worker."""
+        on (stored with the job's start, so a job recovered once started keeps it; one
+        recovered still queued is scheduled again), and the job waits for a worker."""
         if job.final or self.jobs.get(job.job_id) is not job:
             return
         job.request = replace(job.request, machine=run)

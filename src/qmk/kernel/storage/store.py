@@ -455,10 +455,14 @@ class _Connection:
     whose run request changed since it was stored (:meth:`Store.save_request`: its
     machine schedule) has the request written in the same ``UPDATE``: SQLite writes a
     row's whole record again for any change of it, so one statement for both writes it
-    once instead of twice. Everything else is the connection's own (``__getattr__``).
+    once instead of twice. A row saved for its request alone (``held``: a queued job's
+    schedule) waits over commits for the job's next save (its start, its end), and is
+    written before any statement that names the ``jobs`` table and when the connection
+    closes; a rollback keeps it (it was in no transaction). Everything else is the
+    connection's own (``__getattr__``).
     """
 
-    __slots__ = ("_conn", "_row_of", "requests", "saved")
+    __slots__ = ("_conn", "_row_of", "held", "requests", "saved", "written")
 
     def __init__(self, conn: sqlite3.Connection, row_of: Callable[[Job], tuple[Any, ...]]):
         self._conn = conn
@@ -467,14 +471,31 @@ class _Connection:
         self.saved: dict[str, Job] = {}
         #: The ids among them whose run request is written with their row.
         self.requests: set[str] = set()
+        #: The ids among them saved for their request alone (:meth:`Store.save_request`
+        #: with no other save since their row was written): a commit leaves them saved.
+        self.held: set[str] = set()
+        #: The ids whose request went into the open transaction: a rollback asks for it
+        #: again (with the job's next save), so a failed commit loses no schedule.
+        self.written: set[str] = set()
 
-    def write_saved(self) -> None:
-        """Write the rows of the jobs saved since the last statement."""
+    def write_saved(self, *, hold: bool = False) -> None:
+        """Write the rows of the jobs saved since the last statement (``hold``: but the
+        :attr:`held` ones, which stay saved)."""
         if not self.saved:
             return
-        jobs, self.saved = list(self.saved.values()), {}
-        if self.requests:
+        if hold and self.held:
+            if len(self.held) == len(self.saved):
+                return
+            kept = {job_id: self.saved.pop(job_id) for job_id in self.held}
+            jobs, self.saved = list(self.saved.values()), kept
+            asked = self.requests - self.held
+            self.requests = set(self.held)
+        else:
+            jobs, self.saved = list(self.saved.values()), {}
             asked, self.requests = self.requests, set()
+            self.held.clear()
+        if asked:
+            self.written |= asked
             self._conn.executemany(
                 _SAVE_JOB_REQUEST,
                 [
@@ -492,6 +513,14 @@ class _Connection:
             self.write_saved()
         return self._conn.execute(sql, parameters)
 
+    def execute_of(self, job_id: str, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        """``sql``, a statement that reads ``job_id``'s row alone: the saved rows are
+        written first only when that job's is among them (no other can change what it
+        reads), so reading a finished job back does not write the held ones."""
+        if job_id in self.saved:
+            self.write_saved()
+        return self._conn.execute(sql, parameters)
+
     def executemany(self, sql: str, parameters: Iterable[Any]) -> sqlite3.Cursor:
         if self.saved and _names_jobs(sql):
             self.write_saved()
@@ -504,14 +533,17 @@ class _Connection:
 
     def commit(self) -> None:
         if self.saved:
-            self.write_saved()
+            self.write_saved(hold=True)
         self._conn.commit()
+        self.written.clear()
 
     def rollback(self) -> None:
         """Drop what was written since the last commit, the saved rows not yet written
-        included (their jobs' next save writes them again)."""
-        self.saved.clear()
-        self.requests.clear()
+        included (their jobs' next save writes them again, with the requests that were
+        in it), but the :attr:`held` ones."""
+        self.saved = {job_id: self.saved[job_id] for job_id in self.held}
+        self.requests = self.held | self.written
+        self.written = set()
         self._conn.rollback()
 
     def close(self) -> None:
@@ -661,6 +693,7 @@ class Store:
         """Commit and close (the last connection's close checkpoints the log)."""
         if self.checkpoints is not None:
             self.checkpoints.close()
+        self.db.write_saved()  # the held rows too
         self.db.commit()
         self.db.close()
 
@@ -734,7 +767,12 @@ class Store:
     def save_request(self, job: Job) -> None:
         """Write a job's run request again, with its row (:meth:`save_job`, in the same
         ``UPDATE``): the kernel's shared machine fixed its schedule (``request.machine``)
-        after the job was stored; a recovered job keeps it."""
+        after the job was stored. Written with the job's next change (its start: a
+        recovered job that had started keeps it), not on its own: a commit before then
+        leaves it out (a job recovered still queued is scheduled again, as one stored
+        before its schedule was)."""
+        if job.job_id not in self.db.saved:
+            self.db.held.add(job.job_id)
         self.db.saved[job.job_id] = job
         self.db.requests.add(job.job_id)
         self.dirty = True
@@ -744,6 +782,7 @@ class Store:
         the next statement or commit, with the job's fields as they are then (see
         :class:`_Connection`)."""
         self.db.saved[job.job_id] = job
+        self.db.held.discard(job.job_id)
         self.dirty = True
 
     def _saved_row(self, job: Job) -> tuple[Any, ...]:
@@ -795,8 +834,8 @@ class Store:
 
     def load_job(self, job_id: str, tenant: str) -> Job | None:
         """The job ``job_id`` of ``tenant``; None for an unknown id or another tenant's."""
-        row = self.db.execute(
-            f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
+        row = self.db.execute_of(
+            job_id, f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
         ).fetchone()
         return None if row is None else _job(JobRow(*row), self._sealed)
 
