@@ -25,14 +25,16 @@ from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import AuditLog, verify
 from qmk.kernel.storage.migrate import ADDED_COLUMNS, migrate
 from qmk.kernel.storage.store import (
+    GRAPH_APART,
     SCHEMA_KEY,
     SCHEMA_VERSION,
     Store,
     TriggerRows,
+    unpack_graph,
 )
 from qmk.qvm.graph import compact_text
 from support.cli import qmk
-from support.kernel import BELL, FENCED, KEYS, login, make_config, run_kernel
+from support.kernel import BELL, FENCED, KEYS, chain_graph, login, make_config, run_kernel
 from support.neutral_atom import gate, job
 
 SHOTS, SEED = 300, 11
@@ -537,3 +539,41 @@ def test_a_format_2_data_dir_gets_the_trigger_tables_when_migrated(tmp_path: Pat
         store.close()
     status, out, err = qmk("admin", "migrate", str(data), "--json")  # again: no change
     assert status == 0 and json.loads(out)["version_from"] == SCHEMA_VERSION, err
+
+
+def test_a_format_4_data_dir_has_its_big_graphs_packed_when_migrated(tmp_path: Path) -> None:
+    """Format 5 keeps a graph apart from its job's row packed (``pack_graph``): a
+    directory of format 4, which kept the text, is refused, then migrated, and the job's
+    graph reads back whole; the kernel runs it again from it."""
+    data = tmp_path / "data"
+    graph = chain_graph(2_000)
+    text = compact_text(graph)
+    assert len(text) >= GRAPH_APART
+
+    async def body(kernel: Kernel) -> str:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=3)
+        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        assert done["state"] == "COMPLETED", done
+        return str(job["job_id"])
+
+    job_id = run_kernel(tmp_path, body)
+    with sqlite3.connect(data / DB_FILE) as db:  # as format 4 kept it
+        (packed,) = db.execute("SELECT graph FROM graph_texts").fetchone()
+        db.execute("UPDATE graph_texts SET graph=?", (unpack_graph(packed),))
+        db.execute("UPDATE meta SET value='4' WHERE key=?", (SCHEMA_KEY,))
+    with pytest.raises(DataDirError) as refused:
+        Store(data)
+    assert refused.value.code == "QK105" and "format 4" in str(refused.value)
+    status, out, err = qmk("admin", "migrate", str(data), "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert (report["version_from"], report["graphs_packed"]) == (4, 1)
+    with sqlite3.connect(data / DB_FILE) as db:
+        assert db.execute("SELECT typeof(graph) FROM graph_texts").fetchall() == [("blob",)]
+    store = Store(data)
+    try:
+        job = store.load_job(job_id, "alice")
+        assert job is not None and job.graph == text
+    finally:
+        store.close()

@@ -12,7 +12,9 @@ kernel holding the directory (it takes the data directory's lock):
 - **tables** added since (format 3: ``triggers`` and ``trigger_runs``, the workflow
   triggers of :mod:`qmk.kernel.running.triggers`), created empty;
 - **graphs kept per job** (``job_graphs``, before big graphs were kept once per tenant and
-  text in ``graph_texts``) moved under their digest, and that table dropped;
+  text in ``graph_texts``) moved under their digest, and that table dropped; a graph kept
+  apart as its text (formats 4 and before) packed as format 5 keeps it
+  (:func:`~qmk.kernel.storage.store.pack_graph`);
 - **device jobs and policies of before targets** (format 1 and before): every stored
   policy had a ``device`` key (null, or ``"neutral-atom"`` for a device job) that a policy
   no longer has, and a device job's stored program was ``{"job": wire job,
@@ -85,7 +87,9 @@ from qmk.kernel.storage.store import (
     check_version,
     compact_encoder,
     create_tables,
+    pack_graph,
     schema_version,
+    unpack_graph,
 )
 from qmk.qvm.graph import compact_text
 from qmk.values import convert
@@ -135,6 +139,8 @@ class Migrated:
     #: Results stored before seals, sealed now.
     results_sealed: int = 0
     graphs_moved: int = 0
+    #: Graphs kept apart as their text, packed now (format 5).
+    graphs_packed: int = 0
     requests_built: int = 0
     #: Rows whose policy lost the ``device`` key of before targets.
     policies_updated: int = 0
@@ -162,6 +168,7 @@ class Migrated:
             "results_indexed": self.results_indexed,
             "results_sealed": self.results_sealed,
             "graphs_moved": self.graphs_moved,
+            "graphs_packed": self.graphs_packed,
             "requests_built": self.requests_built,
             "policies_updated": self.policies_updated,
             "device_jobs": self.device_jobs,
@@ -263,6 +270,7 @@ def _bring_forward(
     report.policies_updated, report.device_jobs = _before_targets(db)
     report.requests_built = _build_requests(db, physics)
     report.results_sealed = _seal_results(db, key, None if unsealed else _seals_from(db, key))
+    report.graphs_packed = _pack_graphs(db)
     db.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SCHEMA_KEY, str(SCHEMA_VERSION))
     )
@@ -393,10 +401,22 @@ def _move_graphs(db: sqlite3.Connection) -> int:
         digest = program_digest(graph)
         db.execute(
             "INSERT OR IGNORE INTO graph_texts (tenant, digest, graph) VALUES (?, ?, ?)",
-            (tenant, digest, graph),
+            (tenant, digest, pack_graph(graph)),
         )
         db.execute("UPDATE jobs SET graph='', graph_digest=? WHERE job_id=?", (digest, job_id))
     db.execute("DROP TABLE job_graphs")
+    return len(rows)
+
+
+def _pack_graphs(db: sqlite3.Connection) -> int:
+    """Graphs kept apart as their text (formats 4 and before) packed (format 5)."""
+    rows = db.execute(
+        "SELECT rowid, graph FROM graph_texts WHERE typeof(graph) = 'text'"
+    ).fetchall()
+    db.executemany(
+        "UPDATE graph_texts SET graph=? WHERE rowid=?",
+        ((pack_graph(text), rowid) for rowid, text in rows),
+    )
     return len(rows)
 
 
@@ -408,7 +428,10 @@ def _graph_of(db: sqlite3.Connection, job_id: str) -> str | None:
         "FROM jobs WHERE job_id=?",
         (job_id,),
     ).fetchone()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    # kept apart: packed from format 5 on, its text before (_pack_graphs packs it)
+    return row[0] if isinstance(row[0], str) else unpack_graph(row[0])
 
 
 def _before_targets(db: sqlite3.Connection) -> tuple[int, int]:
@@ -499,7 +522,7 @@ def _set_graph(db: sqlite3.Connection, job_id: str, text: str) -> None:
     if digest is not None:
         db.execute(
             "INSERT OR IGNORE INTO graph_texts (tenant, digest, graph) VALUES (?, ?, ?)",
-            (tenant, digest, text),
+            (tenant, digest, pack_graph(text)),
         )
     db.execute(
         "UPDATE jobs SET graph=?, graph_digest=? WHERE job_id=?",
