@@ -164,6 +164,17 @@ def test_many_pipelined_requests_get_whole_reply_lines(tmp_path):
     run_with_server(tmp_path, body)
 
 
+def test_lines_of_one_chunk_past_the_in_flight_count_wait_their_turn_in_order(tmp_path):
+    async def body(path: Path) -> None:
+        slow = [req("q_wait", ["s", f"slow-{i}", 200], i) for i in (1, 2)]
+        fast = req("q_status", ["s", "fast"], 3)
+        replies = await exchange(path, b"\n".join([*slow, fast]) + b"\n", 3)
+        assert sorted(r["id"] for r in replies) == [1, 2, 3]
+        assert replies[0]["id"] != 3  # two in flight at most: it ran after a slow one ended
+
+    run_with_server(tmp_path, body, max_inflight=2)
+
+
 def test_an_over_long_line_is_refused_and_the_connection_keeps_serving(tmp_path):
     async def body(path: Path) -> None:
         reader, writer = await asyncio.open_unix_connection(str(path))

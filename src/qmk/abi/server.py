@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -327,6 +328,14 @@ class _WatchedProtocol(asyncio.StreamReaderProtocol):
         self._write_timeout_s = write_timeout_s
         self._watch: asyncio.TimerHandle | None = None
         self._transport_of: asyncio.BaseTransport | None = None
+        #: Offered each chunk read before the stream reader: True when it took the chunk
+        #: (:meth:`Server._take`), False to leave it to the reader.
+        self.take: Callable[[bytes], bool] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        take = self.take
+        if take is None or not take(data):
+            super().data_received(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport_of = transport
@@ -380,6 +389,7 @@ class _Connection:
         "peer",
         "place",
         "reader_task",
+        "reading_idle",
         "signed_in",
         "writer",
     )
@@ -397,6 +407,9 @@ class _Connection:
         self.changed = asyncio.Event()
         self.signed_in = asyncio.Event()  # set once a request of it has succeeded
         self.reader_task: asyncio.Task[None] | None = None
+        #: Its read loop waits for bytes with none kept: a chunk of whole lines may be
+        #: answered without it (:meth:`Server._take`).
+        self.reading_idle = False
         self.place: Any = None  # its place in the door's count
 
     def finish(self, size: int) -> None:
@@ -718,7 +731,13 @@ class Server:
     async def _read_loop(
         self, reader: asyncio.StreamReader, connection: _Connection, group: aio.TaskGroup
     ) -> None:
-        """Split the stream into lines and start a task for each, within the limits."""
+        """Split the stream into lines and start a task for each, within the limits.
+
+        While it waits for bytes with none kept, a chunk of whole lines within the limits
+        that the connection admits at once is answered as it comes (:meth:`_take`)."""
+        protocol = connection.writer.transport.get_protocol()
+        if isinstance(protocol, _WatchedProtocol):
+            protocol.take = functools.partial(self._take, reader, connection, group)
         buffer = bytearray()
         scanned = 0  # the buffer holds no newline before this
         skipping = False  # inside an over-long line: drop bytes up to its newline
@@ -758,10 +777,13 @@ class Server:
                 group.create_task(self._answer(connection, line))
                 continue
             scanned = len(buffer)
+            connection.reading_idle = not buffer and not skipping
             try:
                 chunk = await reader.read(READ_CHUNK)
             except ConnectionError:
                 return
+            finally:
+                connection.reading_idle = False
             if not chunk:
                 return  # end of stream; any partial line was cut short and is dropped
             if skipping:
@@ -771,6 +793,47 @@ class Server:
                 skipping = False
                 chunk = chunk[end + 1 :]
             buffer += chunk
+
+    def _take(
+        self,
+        reader: asyncio.StreamReader,
+        connection: _Connection,
+        group: aio.TaskGroup,
+        data: bytes,
+    ) -> bool:
+        """Answer a chunk the connection's read loop would answer the same way, without
+        it: when the loop waits for bytes with none kept (and the reader holds none), and
+        the chunk is whole lines, each within the line limit. Each line the connection
+        admits at once (:meth:`_admitted`) gets its task here, in order; from the first it
+        does not, the rest goes to the reader, for the loop. False (nothing taken, and
+        the loop's turn from now on): the reader takes the chunk."""
+        if not connection.reading_idle or data[-1:] != b"\n":
+            connection.reading_idle = False  # the reader keeps bytes now: they go first
+            return False
+        limit = self._line_limit(connection)
+        end = data.find(b"\n")
+        if end + 1 == len(data):  # one line, the common chunk
+            if end > limit:
+                connection.reading_idle = False
+                return False
+            lines = [data]
+        else:
+            lines = []
+            start = 0
+            while start < len(data):
+                end = data.index(b"\n", start)
+                if end - start > limit:
+                    connection.reading_idle = False
+                    return False
+                lines.append(data[start : end + 1])
+                start = end + 1
+        for index, line in enumerate(lines):
+            if not self._admitted(connection, len(line)):
+                connection.reading_idle = False
+                reader.feed_data(b"".join(lines[index:]))
+                return True
+            group.create_task(self._answer(connection, line))
+        return True
 
     def _refuse_line(self, connection: _Connection, limit: int) -> None:
         if connection.caller.authenticated or limit >= self.config.max_line:
