@@ -184,16 +184,24 @@ class LiveMachine:
     def now(self) -> float:
         return self.sched.now
 
-    def admit(self, spec: JobSpec) -> None:
-        """A job admitted at ``spec.arrival_cycle`` (not before :attr:`now`).
+    def admit(
+        self, spec: JobSpec, *, checked: bool = False, arrival_cycle: int | None = None
+    ) -> None:
+        """A job admitted at ``spec.arrival_cycle`` (not before :attr:`now`), or at
+        ``arrival_cycle`` when given. ``checked``: :meth:`check` passed ``spec`` (but
+        for its arrival, which the check does not read) since the machine last changed.
 
         Raises:
             MachineError: ``QK501`` no placement of the machine can ever hold it (the
                 kernel refuses the job at its submit).
         """
-        self.sched.check_placeable(spec)
+        if not checked:
+            self.sched.check_placeable(spec)
         alone, timeline = self._known(spec)
-        spec = replace(spec, runtime_alone_cycles=alone)
+        if arrival_cycle is None:
+            spec = replace(spec, runtime_alone_cycles=alone)
+        else:
+            spec = replace(spec, runtime_alone_cycles=alone, arrival_cycle=arrival_cycle)
         self.sched.submit(spec, checked=True, timeline=timeline)
         if self.shadow is not None:
             log = self._log

@@ -129,6 +129,10 @@ class SharedMachine:
         self._again = 0  # machine ids given to jobs whose own id is still on the machine
         self._per_tenant: Counter[str] = Counter()
         self._wake = asyncio.Event()
+        #: the job :meth:`check` passed last and its spec: the accept that checked it
+        #: admits it in the same turn of the loop (nothing the check reads changes
+        #: between), with that spec, not built and checked again
+        self._checked: tuple[Job, JobSpec] | None = None
         #: how another tenant is named to a tenant (module docstring); the kernel sets
         #: it from its secret (:func:`qmk.http.probe.hashed_tenants`)
         self.label: Callable[[str], str] = _anonymous()
@@ -164,12 +168,15 @@ class SharedMachine:
         Raises:
             AdmissionError: ``QS1007`` (``details["code"]``: ``QK501``) naming it.
         """
+        self._checked = None
         if self.takes(job):
             assert job.footprint is not None
+            spec = self._spec(job, job.footprint, job.job_id)
             try:
-                self.live.check(self._spec(job, job.footprint, job.job_id))
+                self.live.check(spec)
             except MachineError as exc:
                 raise AdmissionError(exc.message, code=exc.code, **exc.details) from None
+            self._checked = (job, spec)
 
     def admit(self, job: Job) -> None:
         """``job`` arrives now, stamped with the clock's cycle.
@@ -183,7 +190,11 @@ class SharedMachine:
             # withdrawn, its cancel not yet past the clock: a fresh id
             self._again += 1
             machine_id = f"{job.job_id}.{self._again}"
-        self.live.admit(self._spec(job, job.footprint, machine_id))
+        checked, self._checked = self._checked, None
+        if checked is not None and checked[0] is job and machine_id == job.job_id:
+            self.live.admit(checked[1], checked=True, arrival_cycle=self.clock.cycle())
+        else:
+            self.live.admit(self._spec(job, job.footprint, machine_id))
         self._held[machine_id] = job
         self._ids[job.job_id] = machine_id
         self._per_tenant[job.tenant] += 1
