@@ -333,12 +333,15 @@ class Triggers:
         event = record.get("event")
         if event == "job":
             state = record.get("state")
-            job_id = str(record.get("job_id"))
-            run = _IN_RUN.get()
-            if run is not None and state == "QUEUED" and run.finished_at is None:
-                self._owns(run, job_id)  # accepted in the run's submit: the run's own
+            if state == "QUEUED":
+                run = _IN_RUN.get()
+                if run is not None and run.finished_at is None:
+                    self._owns(run, str(record.get("job_id")))  # accepted in the run's submit
                 return
-            if state not in defaults.FINAL_JOB_STATES or job_id in self.own_jobs:
+            if state not in defaults.FINAL_JOB_STATES:  # six lines a job: most return here
+                return
+            job_id = str(record.get("job_id"))
+            if job_id in self.own_jobs:
                 return
             detail = {"job_id": job_id, "state": state}
             self._events.append(("job", str(record.get("tenant")), detail))
