@@ -21,7 +21,6 @@ key whose entry holds another object is made again.
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -48,8 +47,12 @@ class Memo(Generic[V]):
         (the object the value is made from; None for a value of the key alone)."""
         hit = self._entries.get(key)
         if hit is not None and hit[0] is source:
-            with contextlib.suppress(KeyError):
+            # a try, not a suppress() block: a hit is most calls, and that object costs
+            # twice the rest of one
+            try:
                 self._entries.move_to_end(key)
+            except KeyError:  # another thread dropped it meanwhile: made again next time
+                return hit[1]
             return hit[1]
         value = make()
         self._entries[key] = (source, value)
