@@ -511,6 +511,19 @@ def _stored_graph(data: Path, job_id: str) -> str:
     return str(graph)
 
 
+def _refused_then_migrated(data: Path, version: int) -> dict[str, Any]:
+    """``data``, of format ``version``: refused by a store (QK105), then brought forward
+    by ``qmk admin migrate``; its report."""
+    with pytest.raises(DataDirError) as refused:
+        Store(data)
+    assert refused.value.code == "QK105" and f"format {version}" in str(refused.value)
+    status, out, err = qmk("admin", "migrate", str(data), "--json")
+    assert status == 0, err
+    report: dict[str, Any] = json.loads(out)
+    assert report["version_from"] == version
+    return report
+
+
 def test_a_format_2_data_dir_gets_the_trigger_tables_when_migrated(tmp_path: Path) -> None:
     """Format 3 added the workflow triggers' tables (``triggers``, ``trigger_runs``): a
     directory of format 2 is refused, then migrated, and its jobs read as they ran."""
@@ -522,13 +535,8 @@ def test_a_format_2_data_dir_gets_the_trigger_tables_when_migrated(tmp_path: Pat
     db.execute("UPDATE meta SET value='2' WHERE key=?", (SCHEMA_KEY,))
     db.commit()
     db.close()
-    with pytest.raises(DataDirError) as refused:
-        Store(data)
-    assert refused.value.code == "QK105" and "format 2" in str(refused.value)
-    status, out, err = qmk("admin", "migrate", str(data), "--json")
-    assert status == 0, err
-    report = json.loads(out)
-    assert (report["version_from"], report["version_to"]) == (2, SCHEMA_VERSION)
+    report = _refused_then_migrated(data, 2)
+    assert report["version_to"] == SCHEMA_VERSION
     store = Store(data)
     try:
         rows = TriggerRows(store)
@@ -562,13 +570,7 @@ def test_a_format_4_data_dir_has_its_big_graphs_packed_when_migrated(tmp_path: P
         (packed,) = db.execute("SELECT graph FROM graph_texts").fetchone()
         db.execute("UPDATE graph_texts SET graph=?", (unpack_graph(packed),))
         db.execute("UPDATE meta SET value='4' WHERE key=?", (SCHEMA_KEY,))
-    with pytest.raises(DataDirError) as refused:
-        Store(data)
-    assert refused.value.code == "QK105" and "format 4" in str(refused.value)
-    status, out, err = qmk("admin", "migrate", str(data), "--json")
-    assert status == 0, err
-    report = json.loads(out)
-    assert (report["version_from"], report["graphs_packed"]) == (4, 1)
+    assert _refused_then_migrated(data, 4)["graphs_packed"] == 1
     with sqlite3.connect(data / DB_FILE) as db:
         assert db.execute("SELECT typeof(graph) FROM graph_texts").fetchall() == [("blob",)]
     store = Store(data)
