@@ -36,6 +36,7 @@ import msgspec
 
 from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
 from qmk.kernel.records.stored import digest_counts
+from qmk.kernel.security.seals import KeyedMac
 from qmk.kernel.storage.store import committed_audit_head, stored_results
 
 _log = logging.getLogger("qmk.kernel.storage.audit")
@@ -110,13 +111,7 @@ class AuditLog:
         self.path = Path(data_dir) / AUDIT_FILE
         self._secret = secret
         self.seq, self.head, self.head_offset = tail(self.path)
-        # HMAC-SHA256 (RFC 2104) as two SHA-256 states keyed once (the key's inner and
-        # outer pads), copied for each line: the MAC _mac makes, without the key set up
-        # again or the hmac module's wrapper object per line
-        block = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
-        block = block.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self._mac = KeyedMac(secret)  # each line's: the MAC _mac makes, keyed once
         self._pending: list[str] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size  # where the next line starts
@@ -136,11 +131,7 @@ class AuditLog:
         record.update(fields)
         record["prev"] = self.head
         body = _encode_line(record)
-        inner = self._inner.copy()
-        inner.update(body.encode())
-        mac = self._outer.copy()
-        mac.update(inner.digest())
-        line = f'{body[:-1]},"mac":"{mac.hexdigest()}"}}'
+        line = f'{body[:-1]},"mac":"{self._mac.hexdigest(body.encode())}"}}'
         self.head = hashlib.sha256(line.encode()).hexdigest()
         self._pending.append(line)
         for listener in self.listeners:

@@ -40,7 +40,7 @@ from qmk.kernel.records.stored import StoredResult, compact_encoder, stored_resu
 from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.security.delegations import COLUMNS as DELEGATION_COLUMNS
-from qmk.kernel.security.seals import result_seal, sealed_result
+from qmk.kernel.security.seals import KeyedMac, result_seal, sealed_result
 from qmk.kernel.storage.walcheck import WalCheckpoints
 from qmk.memo import Memo
 
@@ -412,7 +412,7 @@ SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 5
 
 
 def _result_columns(
-    result: StoredResult | None, job_id: str, key: bytes | None
+    result: StoredResult | None, job_id: str, key: bytes | KeyedMac | None
 ) -> tuple[bytes | None, str | None, int, str | None]:
     """``result``, ``result_meta``, ``result_bytes`` and ``result_seal`` of a stored
     result (its UTF-8 JSON is written as text, ``CAST(? AS TEXT)``, and read back as
@@ -776,6 +776,8 @@ class Store:
         self.db.commit()
         self.dirty = False
         self.seal_key = seal_key
+        #: ``seal_key`` keyed once (each result written and read back is sealed with it)
+        self._sealer = None if seal_key is None else KeyedMac(seal_key)
         #: The thread that checkpoints the log (``checkpoints_apart``), else None.
         self.checkpoints: WalCheckpoints | None = (
             WalCheckpoints(self.db.execute, self.path) if checkpoints_apart else None
@@ -785,7 +787,7 @@ class Store:
         """Whether a stored result is the one the kernel wrote: its seal matches (every
         result carries one: ``qmk admin migrate`` sealed those of older kernels); True
         without the key."""
-        return self.seal_key is None or sealed_result(self.seal_key, job_id, data, meta, seal)
+        return self._sealer is None or sealed_result(self._sealer, job_id, data, meta, seal)
 
     # ------------------------------------------------------------------ transactions
 
@@ -850,7 +852,7 @@ class Store:
 
     def insert_job(self, job: Job, *, idempotency_key: str | None = None) -> None:
         """Add a new job (with the submit's idempotency key, if it gave one)."""
-        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self._sealer)
         apart = len(job.graph) >= GRAPH_APART
         # hashed here, not taken from the request's program_digest: the key a text is
         # stored (and found) under must be the digest of that very text
@@ -925,7 +927,7 @@ class Store:
     def _saved_row(self, job: Job) -> tuple[Any, ...]:
         """The values of :data:`_SAVE_JOB` for ``job`` as it is now."""
         telemetry = (None if job.result is None else job.result.head.get("telemetry")) or {}
-        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self._sealer)
         return (
             job.state,
             job.started_at,
@@ -1143,7 +1145,7 @@ class Store:
     def archive_outcome(self, job: Job) -> None:
         """Keep the outcome ``job`` ended with (its state, result, error) before it runs
         again (a restore of a finished job)."""
-        result, meta, size, seal = _result_columns(job.result, job.job_id, self.seal_key)
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self._sealer)
         self.db.execute(
             "INSERT INTO attempts (job_id, attempt, state, finished_at, result, error, "
             "result_meta, result_bytes, result_seal) "
