@@ -90,6 +90,24 @@ def _collector_paused() -> Iterator[None]:
                     gc.enable()
 
 
+class _OnLoop:
+    """:meth:`CpuBudget.on_loop`'s block (a class, not a generator's context manager:
+    twice a submit, and the generator's objects cost more than the block's own work)."""
+
+    __slots__ = ("_began", "_budget", "_tenant")
+
+    def __init__(self, budget: CpuBudget, tenant: str) -> None:
+        self._budget = budget
+        self._tenant = tenant
+        self._began = 0.0
+
+    def __enter__(self) -> None:
+        self._began = time.thread_time()
+
+    def __exit__(self, *exc: object) -> None:
+        self._budget.spend(self._tenant, time.thread_time() - self._began)
+
+
 class CpuBudget:
     """Per-tenant CPU seconds for program work, and the threads that do it.
 
@@ -159,14 +177,10 @@ class CpuBudget:
         bucket = self._bucket(tenant)
         bucket.tokens = bucket.level(self.clock.now()) - max(seconds, 0.0)
 
-    @contextlib.contextmanager
-    def on_loop(self, tenant: str) -> Iterator[None]:
-        """Charge the CPU the loop's thread spends in the block to ``tenant``."""
-        began = time.thread_time()
-        try:
-            yield
-        finally:
-            self.spend(tenant, time.thread_time() - began)
+    def on_loop(self, tenant: str) -> _OnLoop:
+        """Charge the CPU the loop's thread spends in the block to ``tenant`` (raise or
+        not)."""
+        return _OnLoop(self, tenant)
 
     async def run(self, tenant: str, work: Callable[[], T]) -> T:
         """``work()`` in a thread (one of ``tenant``'s at a time, ``threads`` in all), its
