@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qmk.abi.errors import ParseError
-from qmk.abi.jsonrpc import Caller, RpcCore, _decode
+from qmk.abi.jsonrpc import Caller, RpcCore, _decode, _may_differ
 from qmk.abi.methods import METHODS
 from qmk.errors import SYSCALL_ERRORS, CapabilityError, NotFoundError
 from qmk.qvm.graph import GraphText, compact_text
@@ -498,3 +499,15 @@ def test_a_submitted_graph_arrives_as_the_compact_text_the_kernel_writes(nodes: 
         assert got.text == compact_text(graph) and got.nodes == len(nodes)
     else:
         assert got == graph
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=12) | st.text(alphabet="0123456789eE.-+,[]{}:ax ", max_size=12))
+@example("1E5")
+@example("0.00001")
+@example("e0 0.000")
+def test_the_float_check_of_a_graph_text_finds_what_its_regular_expression_finds(
+    text: bytes | str,
+) -> None:
+    data = text.encode() if isinstance(text, str) else text
+    assert _may_differ(data) == bool(re.search(rb"[0-9][eE]|0\.0000", data))
