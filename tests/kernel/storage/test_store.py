@@ -333,6 +333,11 @@ def test_a_schedule_written_in_a_rolled_back_transaction_goes_with_the_jobs_next
     store.rollback()  # ...that a failed commit rolls back
     loaded = store.load_job("job_again", "alice")
     assert loaded is not None and loaded.request.machine is None and loaded.state == QUEUED
+    other = make_job("job_other", 2)
+    store.insert_job(other)
+    other.state = RUNNING
+    store.save_job(other)
+    store.commit()  # another job's row meanwhile: this job's schedule is still asked for
     store.save_job(job)  # the job's next save writes its schedule too
     store.commit()
     loaded = store.load_job("job_again", "alice")

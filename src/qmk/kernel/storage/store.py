@@ -601,13 +601,14 @@ class _Connection:
                 return
             kept = {job_id: self.saved.pop(job_id) for job_id in self.held}
             jobs, self.saved = list(self.saved.values()), kept
-            asked = self.requests - self.held
-            self.requests = set(self.held)
         else:
             jobs, self.saved = list(self.saved.values()), {}
-            asked, self.requests = self.requests, set()
             self.held.clear()
+        # the requests of the rows written now; the others' stay asked for (a held row's,
+        # or, after a rollback, that of a job not saved since)
+        asked = {job.job_id for job in jobs if job.job_id in self.requests}
         if asked:
+            self.requests -= asked
             self.written |= asked
             rows = _SAVE_JOB_REQUEST.split_many(
                 (_REQUEST_ENCODER.encode(job.request).decode(), *self._row_of(job))
