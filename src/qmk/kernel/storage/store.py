@@ -262,9 +262,9 @@ class JobRow(msgspec.Struct, array_like=True, frozen=True):
     tenant: str
     seq: int
     state: str
-    #: The graph's text, or, kept apart (:data:`GRAPH_APART`), its packed form
-    #: (:func:`pack_graph`).
-    graph: str | bytes
+    #: The graph's text; '' for one kept apart (:data:`GRAPH_APART`), read from
+    #: ``graph_texts`` beside the row (:data:`_JOB_SELECT`).
+    graph: str
     shots: int
     seed: int
     policy: str
@@ -328,12 +328,12 @@ def unpack_graph(data: bytes) -> str:
     return zlib.decompress(data).decode("utf-8")
 
 
-#: The job columns as read: a result's JSON as its bytes (see :func:`_result_columns`), a
-#: graph kept apart from its row found by its digest.
-_JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),").replace(
-    " graph,",
-    " CASE WHEN graph = '' THEN (SELECT t.graph FROM graph_texts t WHERE t.tenant = jobs.tenant"
-    " AND t.digest = jobs.graph_digest) ELSE graph END,",
+#: The job columns as read (a result's JSON as its bytes: see :func:`_result_columns`),
+#: then one more: the packed form of a graph kept apart from its row, found by its
+#: digest (None for one in its row). :func:`_read_job` reads such a row.
+_JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),") + (
+    ", CASE WHEN graph = '' THEN (SELECT t.graph FROM graph_texts t WHERE t.tenant = jobs.tenant"
+    " AND t.digest = jobs.graph_digest) END"
 )
 
 
@@ -475,6 +475,16 @@ _REQUEST_DECODER = msgspec.json.Decoder(RunRequest)
 _REQUEST_ENCODER = msgspec.json.Encoder()
 
 
+def _read_job(
+    row: tuple[Any, ...], sealed: Callable[[str, bytes, str, str | None], bool] | None
+) -> Job:
+    """The job of a row of :data:`_JOB_SELECT` (its graph unpacked when kept apart)."""
+    job = _job(JobRow(*row[:-1]), sealed)
+    if row[-1] is not None:
+        job.graph = unpack_graph(row[-1])
+    return job
+
+
 def _job(row: JobRow, sealed: Callable[[str, bytes, str, str | None], bool] | None = None) -> Job:
     """The job of a row (a result without its index, or whose seal ``sealed`` refuses, is
     read as none, with its ``result_damage``)."""
@@ -489,7 +499,7 @@ def _job(row: JobRow, sealed: Callable[[str, bytes, str, str | None], bool] | No
         tenant=row.tenant,
         seq=row.seq,
         state=row.state,
-        graph=row.graph if isinstance(row.graph, str) else unpack_graph(row.graph),
+        graph=row.graph,
         request=_REQUEST_DECODER.decode(row.request),
         caps=tuple(json.loads(row.caps)),
         required_caps=tuple(json.loads(row.required_caps)),
@@ -977,7 +987,7 @@ class Store:
         row = self.db.execute_of(
             job_id, f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
         ).fetchone()
-        return None if row is None else _job(JobRow(*row), self._sealed)
+        return None if row is None else _read_job(row, self._sealed)
 
     def active_jobs(self) -> list[Job]:
         """Every job not in a final state, in submission order."""
@@ -986,7 +996,7 @@ class Store:
             f"SELECT {_JOB_SELECT} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
             tuple(ACTIVE_STATES),
         ).fetchall()
-        return [_job(JobRow(*row), self._sealed) for row in rows]
+        return [_read_job(row, self._sealed) for row in rows]
 
     def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
         """The tenant's most recent jobs (newest first), optionally of one state, without
