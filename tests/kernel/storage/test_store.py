@@ -264,14 +264,24 @@ def test_a_jobs_machine_schedule_is_written_in_the_same_update_as_its_row(
     again.close()
 
 
-def test_a_queued_jobs_schedule_waits_over_commits_for_its_next_save(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    job = make_job("job_held", 1)
+#: A schedule the shared machine fixed (the tests below store it with a job).
+SCHEDULE = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
+
+
+def with_schedule(store: Store, job_id: str, seq: int) -> Job:
+    """A job of ``store``, committed QUEUED, then given :data:`SCHEDULE` (saved, not
+    written yet)."""
+    job = make_job(job_id, seq)
     store.insert_job(job)
     store.commit()
-    run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
-    job.request = replace(job.request, machine=run)
+    job.request = replace(job.request, machine=SCHEDULE)
     store.save_request(job)
+    return job
+
+
+def test_a_queued_jobs_schedule_waits_over_commits_for_its_next_save(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    job, run = with_schedule(store, "job_held", 1), SCHEDULE
     statements: list[str] = []
     store.db.set_trace_callback(statements.append)
     store.commit()  # the schedule alone: not written by this commit
@@ -321,12 +331,7 @@ def test_a_schedule_written_in_a_rolled_back_transaction_goes_with_the_jobs_next
     tmp_path: Path,
 ) -> None:
     store = Store(tmp_path)
-    job = make_job("job_again", 1)
-    store.insert_job(job)
-    store.commit()
-    run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
-    job.request = replace(job.request, machine=run)
-    store.save_request(job)
+    job, run = with_schedule(store, "job_again", 1), SCHEDULE
     job.state = RUNNING
     store.save_job(job)
     store.db.write_saved()  # written into the transaction...
@@ -347,17 +352,12 @@ def test_a_schedule_written_in_a_rolled_back_transaction_goes_with_the_jobs_next
 
 def test_a_held_schedule_outlives_a_rollback_it_was_not_in(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    job = make_job("job_kept", 1)
-    store.insert_job(job)
-    store.commit()
-    run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=4, tiles=9, module=0)
-    job.request = replace(job.request, machine=run)
-    store.save_request(job)
+    with_schedule(store, "job_kept", 1)
     store.rollback()
     store.close()
     again = Store(tmp_path)
     loaded = again.load_job("job_kept", "alice")
-    assert loaded is not None and loaded.request.machine == run
+    assert loaded is not None and loaded.request.machine == SCHEDULE
     again.close()
 
 
