@@ -819,12 +819,13 @@ class Admission:
             return check_firewall(
                 program.graph, tenant, bindings, self.channels, self.config.tenants
             )
-        # by the text object (its key, the text, hashed once: a str keeps its hash) and the
-        # program verified from it; made in a reading thread too (prepare): a Memo is safe
-        # from several threads
+        # by (text, tenant) alone, as before (a str keeps its hash: hashed once), never
+        # holding the program (a big one's kept objects would outlive the verified-program
+        # cache's bound); made in a reading thread too (prepare): a Memo is safe from
+        # several threads
         answer = self._firewalled.get(
             (text, tenant),
-            program,
+            None,
             lambda: check_firewall(program.graph, tenant, {}, self.channels, self.config.tenants),
         )
         return dict(answer)
