@@ -76,7 +76,7 @@ from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.results import Results
-from qmk.kernel.storage.store import GRAPH_APART, pack_graph
+from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
@@ -699,7 +699,7 @@ class Admission:
             # made here and kept for this very text and program (about 0.2 s of a
             # 99,990-node program's at load 2, in pieces of 20-80 ms: issue 47)
             program_digest(text)
-            if len(text) >= GRAPH_APART:  # the form its job's row keeps it in
+            if len(text) >= GRAPH_PACKED_AHEAD:  # the form its row and its task carry
                 pack_graph(text)
             self._firewall(text, program, tenant, {})
             epoch_records(program)

@@ -43,7 +43,7 @@ from qmk.kernel.records.outcome import Done, Failed, Outcome, Ran, Yielded, enco
 from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import encode_result
 from qmk.kernel.storage.artifacts import PART_RECORDS
-from qmk.kernel.storage.store import GRAPH_APART, pack_graph, unpack_graph
+from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph, unpack_graph
 
 if TYPE_CHECKING:
     from qmk.execution.trajectories import Suspended
@@ -99,22 +99,23 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
         their classes (the attempt, its request, the policy, a rewrite, a schedule...),
         and the pickler looks each name up as an import, which cost more than the rest
         of a small job's task together. The same fields come back, checked by their
-        types as a stored request is. A program of :data:`GRAPH_APART` characters or
-        more crosses packed, as the store keeps it (:func:`pack_graph`, made once where
-        the kernel read the program: a 99,990-node program's 7.8 MB of text, encoded on
-        the event loop, held it 18 ms; packed it is 0.53 MB), and is unpacked by the
-        worker.
+        types as a stored request is. A program of :data:`GRAPH_PACKED_AHEAD`
+        characters or more crosses packed, as the store keeps it (:func:`pack_graph`,
+        made once where the kernel read the program: a 99,990-node program's 7.8 MB of
+        text, encoded on the event loop, held it 18 ms; packed it is 0.53 MB), and is
+        unpacked by the worker; a shorter one crosses as it is (packing 25 KB here
+        would take 32 us where encoding it takes 1).
 
         >>> import pickle
         >>> request = RunRequest(program_digest="ab" * 32, shots=10, seed=1)
         >>> attempt = Attempt(request=request, program="{}", caps=("cap",), state_key=b"k")
         >>> pickle.loads(pickle.dumps(attempt)) == attempt
         True
-        >>> big = msgspec.structs.replace(attempt, program="[" + "0," * GRAPH_APART + "0]")
+        >>> big = msgspec.structs.replace(attempt, program="[" + "0," * GRAPH_PACKED_AHEAD + "0]")
         >>> pickle.loads(pickle.dumps(big)) == big
         True
         """
-        if len(self.program) < GRAPH_APART:
+        if len(self.program) < GRAPH_PACKED_AHEAD:
             return _unpickled, (_ATTEMPT_ENCODER.encode(self),)
         without = msgspec.structs.replace(self, program="")
         return _unpickled, (_ATTEMPT_ENCODER.encode(without), pack_graph(self.program))

@@ -303,9 +303,12 @@ GRAPH_APART = 16 * 1024
 #: The zlib level of a graph kept apart: its UTF-8 JSON is repetitive (a 99,990-node
 #: program's 7.8 MB pack to 0.53 MB in 15 ms at level 1; level 6 gains 2% for 3x the time).
 GRAPH_PACK_LEVEL = 1
-#: The packed forms of the big texts packed last, by the text object: the kernel packs a
-#: big program's text in the thread that reads it, so its row's insert on the event loop
-#: writes 15x fewer pages (issue 47).
+#: A text from this long on has its packed form kept (:data:`_PACKED`): the kernel packs
+#: such a program's text in the thread that reads it, so its row's insert on the event
+#: loop writes 15x fewer pages and its task crosses to its worker packed (issue 47).
+#: A shorter one is packed where it is stored (at most 0.1 ms), and crosses as it is.
+GRAPH_PACKED_AHEAD = DIGEST_KEPT_FROM
+#: The packed forms of the big texts packed last, by the text object.
 _PACKED: Memo[bytes] = Memo(4)
 
 
@@ -316,7 +319,7 @@ def pack_graph(text: str) -> bytes:
     >>> unpack_graph(pack_graph('{"nodes": []}'))
     '{"nodes": []}'
     """
-    if len(text) < DIGEST_KEPT_FROM:
+    if len(text) < GRAPH_PACKED_AHEAD:
         return zlib.compress(text.encode("utf-8"), GRAPH_PACK_LEVEL)
     return _PACKED.get(
         id(text), text, lambda: zlib.compress(text.encode("utf-8"), GRAPH_PACK_LEVEL)
