@@ -376,3 +376,18 @@ def test_a_rollback_drops_the_saved_rows_with_the_transaction(tmp_path: Path) ->
     loaded = store.load_job("job_back", "alice")
     assert loaded is not None and loaded.state == RUNNING
     store.close()
+
+
+def test_a_schedule_saved_with_a_start_that_a_rollback_drops_goes_with_the_next_save(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    job = with_schedule(store, "job_started", 1)
+    job.state = RUNNING
+    store.save_job(job)  # the start, with the schedule, not written yet
+    store.rollback()  # a failed commit: neither was written
+    store.save_job(job)  # the job's next save writes both
+    store.commit()
+    loaded = store.load_job("job_started", "alice")
+    assert loaded is not None and loaded.state == RUNNING and loaded.request.machine == SCHEDULE
+    store.close()

@@ -593,13 +593,17 @@ class _Connection:
     def __init__(self, conn: sqlite3.Connection, row_of: Callable[[Job], tuple[Any, ...]]):
         self._conn = conn
         self._row_of = row_of
-        #: Jobs whose rows wait to be written, by id (the newest state of each is written).
+        #: Jobs whose rows wait to be written, by id (the newest state of each is
+        #: written), but the :attr:`held` ones.
         self.saved: dict[str, Job] = {}
-        #: The ids among them whose run request is written with their row.
+        #: The ids (among :attr:`saved` and :attr:`held`) whose run request is written
+        #: with their row.
         self.requests: set[str] = set()
-        #: The ids among them saved for their request alone (:meth:`Store.save_request`
-        #: with no other save since their row was written): a commit leaves them saved.
-        self.held: set[str] = set()
+        #: The jobs saved for their request alone (:meth:`Store.save_request` with no
+        #: other save since their row was written), by id: a commit leaves them saved. Kept
+        #: apart from :attr:`saved`, so a commit costs the rows it writes, not those held
+        #: (a hundred queued jobs' schedules were taken out and put back at every commit).
+        self.held: dict[str, Job] = {}
         #: The ids whose request went into the open transaction: a rollback asks for it
         #: again (with the job's next save), so a failed commit loses no schedule.
         self.written: set[str] = set()
@@ -607,36 +611,33 @@ class _Connection:
     def write_saved(self, *, hold: bool = False) -> None:
         """Write the rows of the jobs saved since the last statement (``hold``: but the
         :attr:`held` ones, which stay saved)."""
-        if not self.saved:
-            return
-        if hold and self.held:
-            if len(self.held) == len(self.saved):
+        if hold or not self.held:
+            if not self.saved:
                 return
-            kept = {job_id: self.saved.pop(job_id) for job_id in self.held}
-            jobs, self.saved = list(self.saved.values()), kept
-        else:
             jobs, self.saved = list(self.saved.values()), {}
-            self.held.clear()
+        else:
+            jobs = [*self.saved.values(), *self.held.values()]
+            self.saved, self.held = {}, {}
         # the requests of the rows written now; the others' stay asked for (a held row's,
         # or, after a rollback, that of a job not saved since)
-        asked = {job.job_id for job in jobs if job.job_id in self.requests}
+        requests = self.requests
+        asked = [job for job in jobs if job.job_id in requests] if requests else []
         if asked:
-            self.requests -= asked
-            self.written |= asked
+            ids = {job.job_id for job in asked}
+            self.requests -= ids
+            self.written |= ids
             rows = _SAVE_JOB_REQUEST.split_many(
-                (_REQUEST_ENCODER.encode(job.request).decode(), *self._row_of(job))
-                for job in jobs
-                if job.job_id in asked
+                (_REQUEST_ENCODER.encode(job.request).decode(), *self._row_of(job)) for job in asked
             )
             for text, values in rows.items():
                 self._conn.executemany(text, values)
-            jobs = [job for job in jobs if job.job_id not in asked]
+            jobs = [job for job in jobs if job.job_id not in ids]
         if jobs:
             for text, values in _SAVE_JOB.split_many(map(self._row_of, jobs)).items():
                 self._conn.executemany(text, values)
 
     def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
-        if self.saved and _names_jobs(sql):
+        if (self.saved or self.held) and _names_jobs(sql):
             self.write_saved()
         return self._conn.execute(sql, parameters)
 
@@ -644,17 +645,17 @@ class _Connection:
         """``sql``, a statement that reads ``job_id``'s row alone: the saved rows are
         written first only when that job's is among them (no other can change what it
         reads), so reading a finished job back does not write the held ones."""
-        if job_id in self.saved:
+        if job_id in self.saved or job_id in self.held:
             self.write_saved()
         return self._conn.execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any]) -> sqlite3.Cursor:
-        if self.saved and _names_jobs(sql):
+        if (self.saved or self.held) and _names_jobs(sql):
             self.write_saved()
         return self._conn.executemany(sql, parameters)
 
     def executescript(self, script: str) -> sqlite3.Cursor:
-        if self.saved:
+        if self.saved or self.held:
             self.write_saved()
         return self._conn.executescript(script)
 
@@ -668,13 +669,13 @@ class _Connection:
         """Drop what was written since the last commit, the saved rows not yet written
         included (their jobs' next save writes them again, with the requests that were
         in it), but the :attr:`held` ones."""
-        self.saved = {job_id: self.saved[job_id] for job_id in self.held}
-        self.requests = self.held | self.written
+        self.saved = {}
+        self.requests |= self.written
         self.written = set()
         self._conn.rollback()
 
     def close(self) -> None:
-        if self.saved:
+        if self.saved or self.held:
             self.write_saved()
         self._conn.close()
 
@@ -924,9 +925,10 @@ class Store:
         recovered job that had started keeps it), not on its own: a commit before then
         leaves it out (a job recovered still queued is scheduled again, as one stored
         before its schedule was)."""
-        if job.job_id not in self.db.saved:
-            self.db.held.add(job.job_id)
-        self.db.saved[job.job_id] = job
+        if job.job_id in self.db.saved:
+            self.db.saved[job.job_id] = job
+        else:
+            self.db.held[job.job_id] = job
         self.db.requests.add(job.job_id)
         self.dirty = True
 
@@ -935,7 +937,8 @@ class Store:
         the next statement or commit, with the job's fields as they are then (see
         :class:`_Connection`)."""
         self.db.saved[job.job_id] = job
-        self.db.held.discard(job.job_id)
+        if self.db.held:
+            self.db.held.pop(job.job_id, None)
         self.dirty = True
 
     def _saved_row(self, job: Job) -> tuple[Any, ...]:
