@@ -4,7 +4,10 @@ Everything the kernel does by the clock goes through a :class:`Clock`:
 
 - ``now()``: wall-clock seconds, for job timestamps, session expiry and deadlines;
 - ``timeout_at(when)``: an :func:`asyncio.timeout` scope that expires when ``now()``
-  reaches ``when`` (a job's run timeout, its deadline, the limit of a ``q_wait``);
+  reaches ``when`` (a job's deadline, the limit of a ``q_wait``);
+- ``call_at(when, callback)``: ``callback()`` on the loop once ``now()`` reaches
+  ``when``, unless the handle it returns is cancelled first (a run's timeout: a timer,
+  not a task, for each job on a worker);
 - ``epochs(period_s)``: the scheduler's clock, one tick per epoch. It is the only
   periodic wake-up of the kernel; preemption happens at a tick.
 
@@ -41,11 +44,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from qmk import aio
+
+
+class Cancellable(Protocol):
+    """A timer of :meth:`Clock.call_at` (an :class:`asyncio.TimerHandle`, say)."""
+
+    def cancel(self) -> None:
+        """Do not call its callback (nothing if it was called already)."""
+        ...
 
 
 class Clock(Protocol):
@@ -57,6 +68,11 @@ class Clock(Protocol):
 
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
         """A timeout scope that expires when :meth:`now` reaches ``when`` (None: never)."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable:
+        """Call ``callback()`` on the running loop once :meth:`now` reaches ``when`` (in
+        a later loop turn), unless the returned handle is cancelled first."""
         ...
 
     def epochs(self, period_s: float) -> AsyncIterator[None]:
@@ -76,6 +92,10 @@ class SystemClock:
         loop = asyncio.get_running_loop()
         return aio.timeout_at(loop.time() + (when - time.time()))
 
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable:
+        loop = asyncio.get_running_loop()
+        return loop.call_at(loop.time() + (when - self.now()), callback)
+
     async def epochs(self, period_s: float) -> AsyncIterator[None]:
         # A real periodic tick, measured from the end of the previous one (so a busy loop
         # stretches epochs instead of bunching them).
@@ -94,6 +114,7 @@ class ManualClock:
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
         self._scopes: dict[aio.Timeout, float] = {}
+        self._timers: dict[_ManualTimer, float] = {}
         self._ticks: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
 
     def now(self) -> float:
@@ -109,6 +130,10 @@ class ManualClock:
             if when <= self._now:
                 del self._scopes[scope]
                 scope.reschedule(loop_now)
+        for timer, when in list(self._timers.items()):
+            if when <= self._now:
+                del self._timers[timer]
+                timer.handle = asyncio.get_running_loop().call_soon(timer.callback)
 
     @contextlib.asynccontextmanager
     async def timeout_at(self, when: float | None) -> AsyncIterator[aio.Timeout]:
@@ -121,6 +146,14 @@ class ManualClock:
                 yield scope
             finally:
                 self._scopes.pop(scope, None)
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable:
+        timer = _ManualTimer(self._timers, callback)
+        if when <= self._now:
+            timer.handle = asyncio.get_running_loop().call_soon(callback)
+        else:
+            self._timers[timer] = when
+        return timer
 
     async def epochs(self, period_s: float) -> AsyncIterator[None]:
         while True:
@@ -135,6 +168,23 @@ class ManualClock:
             handled: asyncio.Future[None] = loop.create_future()
             self._ticks.put_nowait(handled)
             await handled
+
+
+class _ManualTimer:
+    """A timer of :meth:`ManualClock.call_at`: waiting in its clock's table until
+    :meth:`ManualClock.advance` reaches its time, then a callback of the loop."""
+
+    __slots__ = ("_timers", "callback", "handle")
+
+    def __init__(self, timers: dict[_ManualTimer, float], callback: Callable[[], object]) -> None:
+        self._timers = timers
+        self.callback = callback
+        self.handle: asyncio.Handle | None = None
+
+    def cancel(self) -> None:
+        self._timers.pop(self, None)
+        if self.handle is not None:
+            self.handle.cancel()
 
 
 # --------------------------------------------------------------------------- machine time
@@ -235,6 +285,7 @@ class ManualMachineClock:
 
 
 __all__ = [
+    "Cancellable",
     "Clock",
     "MachineClock",
     "ManualClock",

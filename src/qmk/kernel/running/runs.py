@@ -1,11 +1,12 @@
 """Runs on workers: an attempt of a job handed to the worker pool, watched within its
 timeout, and ended with the worker's answer.
 
-One task per **run attempt** awaits the worker's answer inside the job's timeout scope
-(``timeout_ms`` counted from the start); a cancel, preemption, deadline or restore cancels
-it (:meth:`~qmk.kernel.running.book.JobBook.stop`) and kills the worker. The answer is
-usually taken in the pool's own reply callback (:meth:`Runs.answered`), which hands the
-free worker its next job in the same loop turn. A running job's notes (a checkpoint it
+Each **run attempt** is the pool's future of its answer and a timer of the kernel's clock
+at the job's timeout (``timeout_ms`` counted from the start; no task of its own: a timer
+costs the loop a tenth of a task); a cancel, preemption, deadline or restore cancels the
+timer (:meth:`~qmk.kernel.running.book.JobBook.stop`) and kills the worker. The answer is
+taken in the pool's own reply callback (:meth:`Runs.answered`), which hands the free
+worker its next job in the same loop turn. A running job's notes (a checkpoint it
 saved at a fence, records of an artifact it streams) arrive through the pool's
 ``listen`` (:meth:`Runs.noted`).
 """
@@ -16,7 +17,6 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from typing import Any
 
 from msgspec.structs import replace
@@ -32,11 +32,6 @@ from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import result_of, with_telemetry
 from qmk.kernel.running.book import JobBook, Running
 from qmk.kernel.security.attest import ATTEST_EVENT, attestation
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class Runs:
@@ -73,69 +68,66 @@ class Runs:
         streams = target_spec(job.request.target).streams and hasattr(book.pool, "listen")
         if book.checkpoints.requestable or streams:  # checkpoints; a device job's streams
             book.pool.listen(future, lambda note: self.noted(job, run, note))
-        run.task = book.spawn(self._attempt(job, run, job.started_at + job.policy.timeout_s))
+        ends_at = job.started_at + job.policy.timeout_s
+        run.timer = book.clock.call_at(ends_at, lambda: self._expired(job, run))
+        future.add_done_callback(lambda _: self._settled(job, run))
 
-    async def _attempt(self, job: Job, run: Running, ends_at: float) -> None:
-        """Await the worker's answer within the job's timeout; a stop cancels this task.
-
-        The answer is usually handled before this task wakes, in the pool's callback
-        (:meth:`answered`); then this task only raises what went wrong there, if anything.
-        """
-        try:
-            async with self.book.clock.timeout_at(ends_at):
-                await self._settled(job, run)
-        except TimeoutError:
-            if not run.future.done():  # an answer that came with the timeout still counts
-                self._timed_out(job, run)
-                return
-        if run.failure is not None:
-            raise run.failure
-        self.worker_done(job, run)  # nothing left to do if answered took it
-
-    def _settled(self, job: Job, run: Running) -> asyncio.Future[None]:
-        """A future of this loop that is done when the pool's future of ``run`` is."""
+    def _settled(self, job: Job, run: Running) -> None:
+        """The pool's future of ``run`` is done: its answer is taken now when this is the
+        loop's thread, at the top of the loop (:meth:`answered`), else in a later turn of
+        the loop."""
         book = self.book
-        settled: asyncio.Future[None] = book.loop.create_future()
-
-        def done(_: Future[Any]) -> None:
-            # on this loop's thread for a loop-driven pool, else in the pool's thread
-            if threading.get_ident() == book.thread_id:
-                self.answered(job, run)
-                _resolve(settled)
-                return
+        if threading.get_ident() != book.thread_id:  # a pool driven by its own thread
             with contextlib.suppress(RuntimeError):  # after close() the loop may be gone
-                book.loop.call_soon_threadsafe(_resolve, settled)
+                book.loop.call_soon_threadsafe(self.answered, job, run)
+            return
+        if self._answering or asyncio.current_task() is not None:
+            # a future the supervisor completes itself (a kill in stop, a pool that
+            # fails a task while the supervisor submits): its answer in a later turn
+            book.loop.call_soon(self.answered, job, run)
+            return
+        self.answered(job, run)
 
-        run.future.add_done_callback(done)
-        return settled
+    def _expired(self, job: Job, run: Running) -> None:
+        """``run``'s timer: the job ran past its timeout, unless its answer came with it
+        (then that answer counts: it is taken in its own callback), or the kernel is
+        closing (its task group ended: nothing more is written)."""
+        if self.book.starting and not run.future.done():
+            self._timed_out(job, run)
 
     def answered(self, job: Job, run: Running) -> None:
-        """The worker answered, in the pool's reply callback: end the attempt and hand the
-        free worker its next job now, in this loop turn, instead of two turns later
-        through the attempt's task and the dispatcher (the worker would sit idle
-        meanwhile while the loop serves requests).
+        """The worker answered: end the attempt and hand the free worker its next job
+        now, in this loop turn (the worker would sit idle otherwise while the loop
+        serves requests). A job no longer running (stopped, timed out) has nothing left
+        to end.
 
-        Only from the pool's own callback at the top of the loop (no task running) and
-        not nested in itself: a future the supervisor completes itself (a kill in
-        :meth:`~qmk.kernel.running.book.JobBook.stop`, a pool that fails a task while the
-        supervisor submits) leaves its answer to the attempt's task, as does a job no
-        longer running. What goes wrong here is raised by the attempt's task, so it stops
-        the kernel as it would there.
+        Only at the top of the loop (no task running) and not nested in itself
+        (:meth:`_settled` defers the others to a later turn). What goes wrong here stops
+        the kernel, raised by a task of the kernel's group (a loop callback must not
+        raise).
         """
-        if (
-            self._answering
-            or asyncio.current_task() is not None
-            or self.book.running.get(job.job_id) is not run
-        ):
+        if self.book.running.get(job.job_id) is not run:
             return
         self._answering = True
         try:
             self.worker_done(job, run, dispatch_first=True)
             self._dispatch()
-        except BaseException as exc:  # the task raises it (a pool callback must not)
-            run.failure = exc
+        except BaseException as exc:  # raised by a task of the kernel's group
+            self._raise(exc)
         finally:
             self._answering = False
+
+    def _raise(self, exc: BaseException) -> None:
+        """Have the kernel's task group raise ``exc`` (it stops the kernel, as a failed
+        task of it would); the loop's exception handler reports it when there is none."""
+
+        async def fail() -> None:
+            raise exc
+
+        if self.book.spawn(fail()) is None:
+            self.book.loop.call_exception_handler(
+                {"message": "a worker's answer could not be taken", "exception": exc}
+            )
 
     def _timed_out(self, job: Job, run: Running) -> None:
         book = self.book
@@ -164,6 +156,7 @@ class Runs:
         if book.running.get(job.job_id) is not run or not book.starting:
             return  # cancelled, timed out or preempted: already handled
         del book.running[job.job_id]
+        run.stop_timer()
         book.release(job)
         book.checkpoints.attempt_ended(job)
         if dispatch_first:

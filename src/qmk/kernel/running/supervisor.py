@@ -9,9 +9,9 @@ group (:meth:`Supervisor.start`):
 - the **dispatcher** (:mod:`.dispatch`) sleeps on an event that :meth:`Supervisor.kick`
   sets whenever a job is queued or resources are freed, and starts as many fitting jobs as
   there are free workers;
-- one task per **run attempt** (:mod:`.runs`) awaits the worker's answer inside the job's
-  timeout scope (``timeout_ms`` counted from the start); a cancel, preemption, deadline or
-  restore cancels it and kills the worker;
+- each **run attempt** (:mod:`.runs`) is the pool's future of the worker's answer and a
+  timer of the clock at the job's timeout (``timeout_ms`` counted from the start); a
+  cancel, preemption, deadline or restore cancels the timer and kills the worker;
 - one task per job with a **deadline** (:mod:`.epochs`) holds a timeout scope at that
   deadline for the job's life, queued or running; the job's end cancels it;
 - the **ticker** (:mod:`.epochs`) counts epochs on the clock
@@ -272,6 +272,8 @@ class Supervisor:
         Running jobs stay RUNNING in the database; the next open re-queues them.
         """
         self.book.starting = False
+        for run in self.running.values():
+            run.stop_timer()
         self.running.clear()
         self.book.deadlines.clear()
         closer = getattr(self.pool, "aclose", None)

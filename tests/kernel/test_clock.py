@@ -1,0 +1,54 @@
+"""The kernel's clocks' timers (``call_at``): a run's timeout is one of them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from qmk.kernel.clock import ManualClock, SystemClock
+
+
+def test_a_manual_timer_fires_in_a_later_turn_once_advance_reaches_its_time() -> None:
+    async def body() -> list[tuple[str, float]]:
+        clock = ManualClock(start=100.0)
+        fired: list[tuple[str, float]] = []
+        clock.call_at(105.0, lambda: fired.append(("due", clock.now())))
+        clock.advance(4.0)
+        await asyncio.sleep(0)
+        assert fired == []  # 104: not yet
+        clock.advance(1.0)
+        assert fired == []  # 105: due, called by the loop, not by advance
+        await asyncio.sleep(0)
+        return fired
+
+    assert asyncio.run(body()) == [("due", 105.0)]
+
+
+def test_a_cancelled_manual_timer_never_fires_and_a_past_one_fires_at_once() -> None:
+    async def body() -> list[str]:
+        clock = ManualClock(start=100.0)
+        fired: list[str] = []
+        clock.call_at(101.0, lambda: fired.append("cancelled")).cancel()
+        due = clock.call_at(102.0, lambda: fired.append("cancelled when due"))
+        clock.call_at(99.0, lambda: fired.append("past"))
+        clock.advance(5.0)
+        due.cancel()  # due, not yet called: it is not called
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return fired
+
+    assert asyncio.run(body()) == ["past"]
+
+
+def test_a_system_timer_fires_at_its_time_and_a_cancelled_one_before_it_does_not() -> None:
+    async def body() -> list[str]:
+        clock = SystemClock()
+        fired: list[str] = []
+        done = asyncio.Event()
+        now = clock.now()
+        clock.call_at(now, lambda: fired.append("cancelled")).cancel()
+        clock.call_at(now + 0.001, lambda: (fired.append("due"), done.set()))
+        async with asyncio.timeout(60):  # a bound, not a race: it fires in a millisecond
+            await done.wait()
+        return fired
+
+    assert asyncio.run(body()) == ["due"]
