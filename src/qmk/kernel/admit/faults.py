@@ -140,6 +140,21 @@ class Placement:
             return self._span_fits(job.physical_qubits) is not None
         return self.choose(job.physical_qubits) is not None
 
+    def place(self, job: Any) -> bool:
+        """Reserve room for ``job`` where :meth:`fits` finds it (one choice for both);
+        False, and nothing reserved, where it does not fit."""
+        if spans(job, self.device):
+            if self._span_fits(job.physical_qubits) is None:
+                return False
+            self.reserve(job)
+            return True
+        module = self.choose(job.physical_qubits)
+        if module is None:
+            return False
+        self.module_of[job.job_id] = module
+        self.used[module] += job.physical_qubits
+        return True
+
     def reserve(self, job: Any) -> None:
         if spans(job, self.device):
             held = self._span_fits(job.physical_qubits)

@@ -78,6 +78,22 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
     Raises:
         InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
     """
+    if policy is None or (isinstance(policy, Mapping) and not policy):  # most submits'
+        default = _DEFAULT_POLICIES.get(default_timeout_s)
+        if default is None:
+            if len(_DEFAULT_POLICIES) >= 8:  # a few configurations' timeouts at most
+                _DEFAULT_POLICIES.clear()
+            default = _DEFAULT_POLICIES[default_timeout_s] = _parse_policy({}, default_timeout_s)
+        return default
+    return _parse_policy(policy, default_timeout_s)
+
+
+#: The policy of a submit that gives none, by the kernel's default timeout (a Policy is
+#: frozen: every such job shares it).
+_DEFAULT_POLICIES: dict[float, Policy] = {}
+
+
+def _parse_policy(policy: Mapping[str, Any] | None, default_timeout_s: float) -> Policy:
     data = _policy_data(policy, default_timeout_s)
     if data.get("calibration") is not None:
         data["calibration"] = _calibration(data["calibration"])
@@ -243,12 +259,13 @@ class Job:
 
     def to_json(self, *, result: bool = True) -> dict[str, Any]:
         """The job as the wire shows it (``result`` left out of summaries)."""
+        request = self.request  # its properties' fields, read once (a few times a job)
         out: dict[str, Any] = {
             "job_id": self.job_id,
             "state": self.state,
             "tenant": self.tenant,
-            "shots": self.shots,
-            "seed": self.seed,
+            "shots": request.shots,
+            "seed": request.seed,
             "priority": self.policy.priority,
             "created_at": self.created_at,
             "started_at": self.started_at,
@@ -259,8 +276,8 @@ class Job:
             out["result"] = self.result
         if self.cached_from is not None:
             out["cached_from"] = self.cached_from
-        if self.request.machine is not None:
-            out["machine"] = self.request.machine.record()
+        if request.machine is not None:
+            out["machine"] = request.machine.record()
         if self.result_expired_at is not None:
             out["result_expired_at"] = self.result_expired_at
             out["result_error"] = result_expired(self)

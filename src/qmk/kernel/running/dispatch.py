@@ -49,6 +49,10 @@ class Dispatcher:
     def __init__(self, book: JobBook, runs: Runs) -> None:
         self.book = book
         self.runs = runs
+        # each job's checkpoint folder is this and its id (os.path.join's text, joined once)
+        self._checkpoints = (
+            None if book.checkpoint_dir is None else os.path.join(book.checkpoint_dir, "")
+        )
         #: Queued jobs found unable ever to start, failed after the dispatch round.
         self._doomed: list[tuple[Job, QMKError]] = []
 
@@ -109,16 +113,12 @@ class Dispatcher:
                 )
         return None
 
-    def _fits(self, job: Job) -> bool:
+    def _quotas_allow(self, job: Job) -> bool:
+        """Whether the quotas let ``job`` start now: a running job more of its tenant,
+        the logical qubits it holds of each tenant."""
         book = self.book
-        never = self._never_fits(job)
-        if never is not None:  # failed after this round: it must not hold the line
-            self._doomed.append((job, never))
-            return False
         tenant = book.quota(job.tenant)
         if tenant is None or book.running_jobs[job.tenant] >= tenant.max_concurrent_jobs:
-            return False
-        if not book.placement.fits(job):  # a module that is up has room for it
             return False
         for name, count in job.qubits.items():
             quota = book.quota(name)
@@ -144,29 +144,46 @@ class Dispatcher:
             book.kick()  # the tenants they blocked get their turn
 
     def _fits_and_reserve(self, job: Job) -> bool:
-        if not self._fits(job):
-            return False
+        """Reserve ``job``'s resources if it fits now (quotas, a module up with room for
+        it); else False, and a job that can never start is failed after the round (it
+        must not hold the line). A job that fits now is one that can start: why it never
+        could is asked only of one that does not."""
         book = self.book
+        if not (self._quotas_allow(job) and book.placement.place(job)):
+            never = self._never_fits(job)
+            if never is not None:
+                self._doomed.append((job, never))
+            return False
         book.physical_in_use += job.physical_qubits
         for tenant, count in job.qubits.items():
             book.logical_in_use[tenant] += count
         book.running_jobs[job.tenant] += 1
-        book.placement.reserve(job)
         return True
 
     def _refusal(self, job: Job) -> dict[str, Any] | None:
         """Why ``job`` may not start now (a capability taken away, a channel no longer
         OPEN), as its error, or None."""
         book = self.book
-        # granted at submit, and still the tenant's now (the config may have taken some away)
+        # granted at submit, and still the tenant's now (the config may have taken some
+        # away): in its configuration, else lent by a live delegation (asked only then)
         conf = book.config.tenants.get(job.tenant)
-        allowed = set(job.caps) & (
-            set(() if conf is None else conf.caps) | book.lent_caps(job.tenant)
-        )
-        missing = sorted(set(job.required_caps) - allowed)
+        granted = () if conf is None else conf.caps
+        lent: frozenset[str] | None = None
+        missing: set[str] = set()
+        for cap in job.required_caps:
+            if cap in job.caps and cap not in granted:
+                if lent is None:
+                    lent = book.lent_caps(job.tenant)
+                if cap in lent:
+                    continue
+            elif cap in job.caps:
+                continue
+            missing.add(cap)
         refusal = None
         if missing:
-            refusal = error_json(CapabilityError(f"refused at execution: the job lacks {missing}"))
+            refusal = error_json(
+                CapabilityError(f"refused at execution: the job lacks {sorted(missing)}")
+            )
         for name, channel_id in job.policy.channels.items():
             try:
                 channel = book.channels.get(channel_id, job.tenant)
@@ -206,8 +223,7 @@ class Dispatcher:
         job.epoch = book.epoch
         book.transition(job, J.RUNNING, attempt=job.attempts, epoch=book.epoch)
         checkpoint_dir = book.checkpoint_dir
-        # its own folder's path (os.path, not pathlib: the same text, a tenth of the cost)
-        directory = None if checkpoint_dir is None else os.path.join(checkpoint_dir, job.job_id)
+        directory = None if self._checkpoints is None else self._checkpoints + job.job_id
         resume = (
             None
             if resume_from is None or checkpoint_dir is None

@@ -329,7 +329,9 @@ class Triggers:
     # ------------------------------------------------------------------ events
 
     def heard(self, record: Mapping[str, Any]) -> None:
-        """An audit line: a job's end, or a calibration ingested, wakes the loop."""
+        """An audit line: a job's end, or a calibration ingested, wakes the loop (not
+        while the kernel holds no trigger: none would hear it, and a trigger made later
+        hears what comes after it)."""
         event = record.get("event")
         if event == "job":
             state = record.get("state")
@@ -338,14 +340,14 @@ class Triggers:
                 if run is not None and run.finished_at is None:
                     self._owns(run, str(record.get("job_id")))  # accepted in the run's submit
                 return
-            if state not in defaults.FINAL_JOB_STATES:  # six lines a job: most return here
-                return
+            if state not in defaults.FINAL_JOB_STATES or not self.by_id:
+                return  # six lines a job: most return here
             job_id = str(record.get("job_id"))
             if job_id in self.own_jobs:
                 return
             detail = {"job_id": job_id, "state": state}
             self._events.append(("job", str(record.get("tenant")), detail))
-        elif event == "device" and record.get("action") == "calibrate":
+        elif event == "device" and record.get("action") == "calibrate" and self.by_id:
             self._events.append(("calibration", None, {"epoch": record.get("epoch")}))
         else:
             return
