@@ -14,12 +14,14 @@ fails on a timing):
    answers a job whose program and seed it has run before, never hits: each result's
    ``telemetry.cache_hit`` is checked to be false). Jobs/s = jobs submitted and
    completed / (first submit .. last completion). Goal (issue 28): >= 2,000 jobs/s at
-   8 clients on 2 cores. Then, apart, the same jobs again (their seeds repeated): every
-   one a cache hit (checked), no worker runs; its rate is printed beside, never in
-   place of, the first. Every job's final state is checked: a run whose jobs did not all
-   COMPLETE is reported as such (``completed`` < ``jobs``). Beside each rate, the CPU
-   time per job of the kernel, its workers and the clients, and the server's ceiling
-   on this machine's cores, cores / (kernel + workers CPU per job)
+   8 clients on 2 cores; restated per job by issue 50 (item 3), apart from the cores:
+   the kernel process's CPU at most 0.4 ms a job at 8 clients. Then, apart, the same
+   jobs again (their seeds repeated): every one a cache hit (checked), no worker runs;
+   its rate is printed beside, never in place of, the first. Every job's final state
+   is checked: a run whose jobs did not all COMPLETE is reported as such (``completed``
+   < ``jobs``). Beside each rate, the CPU time per job of the kernel (with its ratio to
+   issue 50's goal), its workers and the clients, and the server's ceiling on this
+   machine's cores, cores / (kernel + workers CPU per job)
    (``bench_http.CpuMeter``). ``bench_http.py`` has the same figures for REST.
 
 ``--repeat N`` runs the whole measurement N times against the same server and
@@ -122,6 +124,9 @@ def bench_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, f
 
 #: The goal of issue 28 for small jobs at 8 clients, each run (no cache hit), 2 cores.
 GOAL_SERVICE_JOBS_PER_S = 2000.0
+#: Issue 50 (item 3) restates it per job, apart from the machine's cores: the kernel
+#: process's CPU per small job at 8 clients, each run (no cache hit), every promise kept.
+GOAL_KERNEL_MS_PER_JOB = 0.4
 
 
 async def one_client(
@@ -235,11 +240,16 @@ def print_run(run: dict[str, Any]) -> None:
         if not run["cache_hits"]
         else "(cache hits: no job ran)"
     )
+    kernel_goal = (
+        f" ({cpu['kernel'] / GOAL_KERNEL_MS_PER_JOB:.2f}x the goal of {GOAL_KERNEL_MS_PER_JOB} ms)"
+        if not run["cache_hits"]
+        else ""
+    )
     print(
         f"throughput, {run['clients']} client(s): {run['jobs']} jobs "
         f"({run['completed']} completed) in {run['seconds']:.2f} s = "
         f"{run['jobs_per_s']:.0f} jobs/s {goal}; CPU ms/job kernel "
-        f"{cpu['kernel']:.2f} workers {cpu['workers']:.2f} clients "
+        f"{cpu['kernel']:.2f}{kernel_goal} workers {cpu['workers']:.2f} clients "
         f"{cpu['clients']:.2f}; server ceiling "
         f"{run['server_ceiling_jobs_per_s'] or 0:.0f} jobs/s; load "
         f"{run['load_average']:.1f}"
