@@ -81,11 +81,11 @@ from qmk.kernel.machine.jobs import (
     JobRecord,
     JobSpec,
     Timeline,
-    idle_error,
 )
 from qmk.kernel.machine.metrics import Gauge
 from qmk.kernel.machine.pools import Pool, PoolSpec
-from qmk.kernel.machine.share import FactoryShare, _snap
+from qmk.kernel.machine.refusal import refuse_unplaceable
+from qmk.kernel.machine.share import FactoryShare
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -145,6 +145,9 @@ class Scheduler:
         records: keep each ended job's record and each resource's use (:attr:`done`,
             :attr:`gauges`); without, only how many jobs ended (:meth:`take_ended`): a
             run whose count alone is read (a live kernel's shadow ``exclusive`` run).
+        whole: a job's steps left that draw on nothing shared run as one event
+            (:meth:`_run_whole`): only without ``records``, under a policy that never
+            preempts (``exclusive``); the ends stay, not the waits.
     """
 
     def __init__(
@@ -155,9 +158,11 @@ class Scheduler:
         *,
         history: bool = True,
         records: bool = True,
+        whole: bool = False,
     ) -> None:
         self.machine = machine
         self._records = records
+        self._whole = whole and not records and machine.decoder_bits_per_cycle is None
         self._ended = 0  # jobs ended since take_ended, without records
         self.policy = policy
         self.weights = dict(tenants or {})
@@ -193,10 +198,15 @@ class Scheduler:
             PoolSpec(module=m.index, offset=0, length=m.tiles) for m in machine.modules
         ]
         self.pools = [Pool(i, s) for i, s in enumerate(specs)]
+        #: of every pool: the longest, and whether one's module has a factory
+        self._largest = max((p.spec.length for p in self.pools), default=0)
+        self._factories = any(self._modules[p.module].rate > 0 for p in self.pools)
         self._link_users: dict[Job, None] = {}
         self._link_consume = 0.0
         self._decoder_demand = 0.0
         self._decoder_f = 1.0
+        #: no decoder limit: a step's measurements change no rate (:meth:`_step_done`)
+        self._no_decoder = machine.decoder_bits_per_cycle is None
         self._tenants: dict[str, _Tenant] = {}
         self._held = 0
         self._holds: list[tuple[Pool, int, int]] = []
@@ -229,13 +239,11 @@ class Scheduler:
             raise ValueError(f"job {spec.id} was submitted already")
         if not checked:
             self.check_placeable(spec)
-        key = id(spec.footprint)
-        held = self._timelines.get(key)
-        if held is not None:
-            timeline = held[1]
-        elif timeline is None:
-            timeline = Timeline(spec.footprint)
-        self._timelines[key] = (spec.footprint, timeline, 1 if held is None else held[2] + 1)
+        if timeline is None:  # one for the jobs here of its footprint object
+            key = id(spec.footprint)
+            held = self._timelines.get(key)
+            timeline = Timeline(spec.footprint) if held is None else held[1]
+            self._timelines[key] = (spec.footprint, timeline, 1 if held is None else held[2] + 1)
         job = Job(spec, timeline, self._count)
         self._count += 1
         self._by_id[spec.id] = job
@@ -251,11 +259,13 @@ class Scheduler:
         job.version += 1
         self._by_id.pop(job.id, None)
         key = id(job.spec.footprint)
-        footprint, timeline, count = self._timelines[key]
-        if count > 1:
-            self._timelines[key] = (footprint, timeline, count - 1)
-        else:
-            del self._timelines[key]
+        held = self._timelines.get(key)
+        if held is not None and held[1] is job.tl:  # not one its submitter gave
+            footprint, timeline, count = held
+            if count > 1:
+                self._timelines[key] = (footprint, timeline, count - 1)
+            else:
+                del self._timelines[key]
 
     def submit_all(self, specs: Iterable[JobSpec]) -> None:
         for spec in specs:
@@ -285,6 +295,10 @@ class Scheduler:
                     self._step_done(obj)
             elif kind == "arrive":
                 self._arrive(obj)
+            elif kind == "whole":
+                if obj.version == version and obj.state == RUNNING:
+                    obj.idx = len(obj.tl.steps)
+                    self._finish(obj)
             elif kind == "cancel":
                 self._cancel(obj)
             elif kind == "capped-end":
@@ -338,6 +352,11 @@ class Scheduler:
         if at < self.now:
             raise ValueError(f"job {job_id} cancelled at {at}, before {self.now}")
         self._push(float(at), _EVENT, "cancel", job, 0)
+        if job.chain > self.now and at == job.chain_end and job.state == RUNNING:
+            # step by step, its end would be pushed at its last step's start, after this
+            # cancel: the cancel comes first (_run_whole)
+            job.version += 1
+            self._push(job.chain_end, _EVENT, "whole", job, job.version)
         return True
 
     def _cancel(self, job: Job) -> None:
@@ -422,67 +441,25 @@ class Scheduler:
         names = self.policy.allowed(self, job.spec)
         return self.pools if names is None else [self.pools[i] for i in names]
 
-    def check_placeable(self, spec: JobSpec) -> None:
+    def check_placeable(self, spec: JobSpec, timeline: Timeline | None = None) -> None:
         """Refuse ``spec`` if no placement of the machine (under this policy) can ever
-        hold it (nothing changes).
+        hold it (nothing changes); ``timeline``: its footprint's, where the caller has
+        it (its totals are read there, not summed over the steps again).
 
         Raises:
             MachineError: ``QK501 unplaceable`` naming it.
         """
         fp = spec.footprint
         names = self.policy.allowed(self, spec)
-        pools = self.pools if names is None else [self.pools[i] for i in names]
-        largest = max((p.spec.length for p in pools), default=0)
-        why = None
-        fix, needed = "", None
-        if fp.tiles > largest:
-            where = "a module's job tiles" if names is None else "its tenant's region"
-            why = f"needs {fp.tiles} contiguous tiles; {where} hold at most {largest}"
-            fix, needed = self._raise_qubits(spec, tenant_region=names is not None)
-        elif fp.t_states and not any(self._modules[p.module].rate > 0 for p in pools):
-            why = f"needs {fp.t_states} T states and no module it may use has a factory"
-            fix, needed = self._raise_qubits(spec, tenant_region=names is not None)
-        elif fp.bell_pairs and self.machine.link.bell_pairs_per_cycle <= 0:
-            why = f"needs {fp.bell_pairs} Bell pairs and the machine has no link"
-            table = self.machine.table
-            if table is not None:
-                fix = (
-                    "; one module has no links: raise [machine] modules"
-                    if table.modules == 1
-                    else "; give [machine.links] bell_pairs_per_cycle above 0"
-                )
-        if why is not None:
-            table = self.machine.table
-            sizes = {} if table is None else {"total": table.physical_qubits}
-            if needed is not None:
-                sizes["needed"] = needed
-            raise MachineError.of(
-                "unplaceable",
-                f"job {spec.id} (tenant {spec.tenant}): no placement can ever hold it under "
-                f"{self.policy.name}: it {why}{fix}",
-                job=spec.id,
-                tiles=fp.tiles,
-                t_states=fp.t_states,
-                **sizes,
-            )
-
-    def _raise_qubits(self, spec: JobSpec, *, tenant_region: bool) -> tuple[str, int | None]:
-        """What to raise in ``[machine]`` so that a module holds ``spec`` (its tiles, and
-        a factory for its T states), for a refusal's message, and the least
-        ``physical_qubits`` that does (None: no number, or not known); ``("", None)``
-        for a machine built by hand."""
-        table = self.machine.table
-        if table is None:
-            return "", None
-        fp = spec.footprint
-        factory = fp.t_states > 0
-        if tenant_region:
-            return (
-                f"; raise tenant {spec.tenant}'s share of the machine (machine_share in a "
-                "kernel's [tenants] table, share in a workload), or [machine] "
-                f"physical_qubits (now {table.physical_qubits:,})"
-            ), None
-        return self.machine.to_hold(fp.tiles, factory=factory)
+        if (
+            names is None
+            and timeline is not None
+            and fp.data_tiles + fp.routing_tiles <= self._largest
+            and (not timeline.t_total or self._factories)
+            and (not timeline.b_total or self.machine.link.bell_pairs_per_cycle > 0)
+        ):
+            return  # every pool allowed: what the checks below find, in short
+        refuse_unplaceable(self, spec, names)
 
     def find(self, job: Job, pools: Iterable[Pool] | None = None) -> tuple[Pool, int] | None:
         """Where ``job`` would be placed now: the allowed pool with the most free tiles
@@ -536,8 +513,10 @@ class Scheduler:
         job.pool, job.pos, job.module = pool.index, at, pool.module
         self._tenant(job.tenant).change(self.now, job.tiles)
         self._held += job.tiles
-        self.gauges["tiles"].set(self.now, self._held)
-        self._decoder_add(job.data_tiles * self.machine.tile_bits_per_cycle)
+        if self._records:
+            self.gauges["tiles"].set(self.now, self._held)
+        if not self._no_decoder:
+            self._decoder_add(job.data_tiles * self.machine.tile_bits_per_cycle)
 
     def _vacate(self, job: Job) -> None:
         pool = self.pools[job.pool]
@@ -545,8 +524,10 @@ class Scheduler:
         del pool.occupants[job.pos]
         self._tenant(job.tenant).change(self.now, -job.tiles)
         self._held -= job.tiles
-        self.gauges["tiles"].set(self.now, self._held)
-        self._decoder_add(-job.data_tiles * self.machine.tile_bits_per_cycle)
+        if self._records:
+            self.gauges["tiles"].set(self.now, self._held)
+        if not self._no_decoder:
+            self._decoder_add(-job.data_tiles * self.machine.tile_bits_per_cycle)
         job.pool = -1
 
     def _tenant(self, name: str) -> _Tenant:
@@ -596,6 +577,8 @@ class Scheduler:
         is already stopping, or storage has no room for its patches."""
         if job.state != RUNNING or job.stopping is not None or not job.has_fence_ahead():
             return False
+        if job.chain_end >= 0:
+            raise ValueError(f"job {job.id} runs its steps whole: a run that preempts cannot")
         if storage:
             module = self._modules[job.module]
             if module.storage_free < job.data_tiles:
@@ -668,36 +651,36 @@ class Scheduler:
     def _enter(self, job: Job) -> None:
         """Load ``job``'s next step that takes time; stop at a fence it was asked to stop
         at; end the job after its last step; then share the resources it draws on."""
-        tl = len(job.tl.cycles)
-        while True:
-            if job.inject:
-                step = job.inject[0]
-                job.c, job.r, job.t, job.b, job.m = step.cycles, 1, 0, step.bell_pairs, 0
-                job.forced = step.cause
-                if step.cycles == 0 and step.bell_pairs == 0:
-                    self._injected_done(job)
-                    if job.state != RUNNING:
-                        return
-                    continue
-            elif job.idx >= tl:
-                self._finish(job)
+        inject = job.inject
+        while inject:
+            step = inject[0]
+            job.c, job.r, job.t, job.b, job.m = step.cycles, 1, 0, step.bell_pairs, 0
+            job.forced = step.cause
+            if step.cycles or step.bell_pairs:
+                break
+            self._injected_done(job)
+            if job.state != RUNNING:
                 return
-            else:
-                i = job.idx
-                if job.tl.fence[i]:
-                    job.idx += 1
+        else:
+            steps = job.tl.steps
+            i = job.idx
+            while True:
+                if i >= len(steps):
+                    job.idx = i
+                    self._finish(job)
+                    return
+                fence, c, r, t, b, m = steps[i]
+                i += 1
+                if fence:
                     if job.stopping is not None:
+                        job.idx = i
                         self._stop(job)
                         return
-                    continue
-                c, t, b = job.tl.cycles[i], job.tl.t_states[i], job.tl.bell_pairs[i]
-                if c == 0 and t == 0 and b == 0:
-                    job.idx += 1
-                    continue
-                job.c, job.r, job.t, job.b = c, job.tl.repeat[i], t, b
-                job.m = job.tl.measurements[i]
-                job.forced = None
-            break
+                elif c or t or b:
+                    break
+            job.idx = i - 1
+            job.c, job.r, job.t, job.b, job.m = c, r, t, b, m
+            job.forced = None
         job.done = 0.0
         job.last = self.now
         job.t_alloc = job.b_alloc = 0.0
@@ -709,11 +692,26 @@ class Scheduler:
             self._reshare_link()
         if job.t:
             self._modules[job.module].join(self, job, self._demand(job))
+        elif self._whole and job.forced is None and job.tl.plain_after[job.idx]:
+            self._run_whole(job)
         elif not job.b:
-            self._set_rate(job)
+            self._set_rate(job, settled=True)  # nothing has passed since ``last``
 
     def _step_done(self, job: Job) -> None:
         """``job``'s current step ended now: leave its shares, go on to the next."""
+        if not (job.t or job.b or job.inject) and (self._no_decoder or not job.m):
+            # it drew on nothing shared (its rate its own): what settling it would do,
+            # but only where a wait is left to record (a rate's rounding), then the next
+            dt = self.now - job.last
+            if dt > 0 and dt - job.rate * dt * job.c > 0:
+                self._settle(job)
+            job.last = self.now
+            job.done = float(job.r)
+            job.m = 0
+            job.version += 1
+            job.idx += 1
+            self._enter(job)
+            return
         if job.t:
             self._modules[job.module].leave(self, job)
         else:
@@ -735,6 +733,17 @@ class Scheduler:
             job.idx += 1
         self._enter(job)
 
+    def _run_whole(self, job: Job) -> None:
+        """Run ``job``'s steps from its current one on, which draw on nothing shared, as
+        one event at the end their events give (:meth:`Timeline.run_from`), keeping
+        when the last starts: a cancel at the end comes first if pushed before that
+        (:meth:`cancel`), as step by step."""
+        job.rate = self._decoder_f / job.c
+        job.cause = ""
+        job.chain, job.chain_end = job.tl.run_from(job.idx, self.now, self._decoder_f)
+        job.version += 1
+        self._push(job.chain_end, _EVENT, "whole", job, job.version)
+
     def _injected_done(self, job: Job) -> None:
         step = job.inject.pop(0)
         job.forced = None
@@ -747,33 +756,10 @@ class Scheduler:
         job.end = self.now
         self._forget(job)
         self._vacate(job)
-        if not self._records:
+        if self._records:
+            self.done.append(JobRecord.of(job, self.machine.logical_error_rate))
+        else:
             self._ended += 1
-            self.policy.ended(self, job)
-            self._wake()
-            return
-        fp = job.spec.footprint
-        idle = sum(v for k, v in job.waits.items() if k != "queue")
-        self.done.append(
-            JobRecord(
-                id=job.id,
-                tenant=job.tenant,
-                program=job.spec.program,
-                priority=job.priority,
-                arrival_cycle=job.arrival,
-                start_cycle=job.start,
-                end_cycle=job.end,
-                tiles=job.tiles,
-                module=job.module,
-                logical_qubits=fp.logical_qubits,
-                wait_cycles=dict(job.waits),
-                waits_at=dict(job.waits_at),
-                idle_logical_error=idle_error(
-                    self.machine.logical_error_rate, fp.logical_qubits, idle
-                ),
-                runtime_alone_cycles=job.spec.runtime_alone_cycles,
-            )
-        )
         self.policy.ended(self, job)
         self._wake()
 
@@ -800,13 +786,15 @@ class Scheduler:
                     job.wait(job.cause or "decoder", lost - decoder)
         job.last = self.now
 
-    def _set_rate(self, job: Job) -> None:
-        """Settle ``job``, set its rate (its cycles under the decoder's throttle, or its
-        share of the link if less; an uncapped T user gets all the states it asks for),
-        and schedule its step's end."""
-        self._settle(job)
-        rate = self._decoder_f / job.c if job.c else INF
-        job.cause = "decoder" if self._decoder_f < 1.0 else ""
+    def _set_rate(self, job: Job, *, settled: bool = False) -> None:
+        """Settle ``job`` (unless ``settled``), set its rate (its cycles under the
+        decoder's throttle, or its share of the link if less; an uncapped T user gets
+        all the states it asks for), and schedule its step's end."""
+        if not settled:
+            self._settle(job)
+        f = self._decoder_f
+        rate = f / job.c if job.c else INF
+        job.cause = "decoder" if f < 1.0 else ""
         if job.b:
             by_b = job.b_alloc / job.b
             if by_b < rate:
@@ -814,8 +802,11 @@ class Scheduler:
         job.rate = rate
         job.version += 1
         if rate > 0 and rate != INF:
-            left = max(0.0, job.r - job.done)
-            self._push(_snap(self.now + left / rate), _EVENT, "step", job, job.version)
+            at = self.now + max(0.0, job.r - job.done) / rate
+            near = round(at)  # _snap, inline
+            self._push(
+                float(near) if abs(at - near) < 1e-7 else at, _EVENT, "step", job, job.version
+            )
         elif rate == INF:
             self._push(self.now, _EVENT, "step", job, job.version)
 
@@ -891,6 +882,10 @@ class Scheduler:
     def storage_free(self, module: int) -> int:
         """Storage tiles of ``module`` not held or promised."""
         return self._modules[module].storage_free
+
+    def factory_rate(self, module: int) -> float:
+        """T states a cycle ``module``'s factories make."""
+        return self._modules[module].rate
 
     def t_starved(self, module: int) -> bool:
         """Whether jobs of ``module`` now get fewer T states than they ask for."""

@@ -19,8 +19,10 @@ module, waits by cause, the idle logical error its waits added).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -31,8 +33,7 @@ WAIT_CAUSES = ("queue", "factory", "routing", "link", "decoder", "preempted")
 QUEUED, RUNNING, STOPPED, STORED, DONE = "queued", "running", "stopped", "stored", "done"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobSpec:
+class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A job that arrives at the machine.
 
     Attributes:
@@ -63,21 +64,29 @@ class Timeline:
     Attributes:
         cycles, repeat, t_states, bell_pairs, measurements: per step.
         fence: per step, whether it is a fence.
+        steps: per step, ``(fence, cycles, repeat, t_states, bell_pairs, measurements)``.
+        t_total, b_total: T states and Bell pairs of the whole timeline.
         after: per step, the private cycles of the steps after it.
         next_fence: per step, the index of the first fence at or after it (``len``: none).
+        plain_after: per step, whether it and the steps after it draw no T state and no
+            Bell pair (nothing shared but the decoder).
         private_cycles: the whole timeline's cycles on a private machine.
     """
 
     __slots__ = (
         "after",
+        "b_total",
         "bell_pairs",
         "cycles",
         "fence",
         "measurements",
         "next_fence",
+        "plain_after",
         "private_cycles",
         "repeat",
+        "steps",
         "t_states",
+        "t_total",
     )
 
     def __init__(self, footprint: Footprint) -> None:
@@ -88,6 +97,21 @@ class Timeline:
         self.bell_pairs = tuple(s.bell_pairs for s in steps)
         self.measurements = tuple(s.measurements for s in steps)
         self.fence = tuple(s.kind == "fence" for s in steps)
+        self.t_total = sum(t * r for t, r in zip(self.t_states, self.repeat, strict=True))
+        self.b_total = sum(b * r for b, r in zip(self.bell_pairs, self.repeat, strict=True))
+        #: per step, what the event loop loads: (fence, cycles, repeat, T states, Bell
+        #: pairs, measurements)
+        self.steps = tuple(
+            zip(
+                self.fence,
+                self.cycles,
+                self.repeat,
+                self.t_states,
+                self.bell_pairs,
+                self.measurements,
+                strict=True,
+            )
+        )
         after: list[int] = []
         total = 0
         for c, r in zip(reversed(self.cycles), reversed(self.repeat), strict=True):
@@ -102,10 +126,41 @@ class Timeline:
                 ahead = i
             nxt.append(ahead)
         self.next_fence = tuple(reversed(nxt))
+        plain: list[bool] = []
+        alone = True
+        for t, b in zip(reversed(self.t_states), reversed(self.bell_pairs), strict=True):
+            alone = alone and not t and not b
+            plain.append(alone)
+        self.plain_after = tuple(reversed(plain))
 
     @staticmethod
     def of(footprint: Footprint) -> Timeline:
         return Timeline(footprint)
+
+    def run_from(self, index: int, start: float, f: float = 1.0) -> tuple[float, float]:
+        """When the steps from ``index`` on, run one after another from ``start`` at
+        their own rates (``f / cycles`` repetitions a cycle: nothing shared slows them),
+        start their last step and end: each end from the last as the scheduler's step
+        events compute it (a time within 1e-7 of a whole cycle is that cycle).
+
+        >>> from qmk.execution.footprint import Footprint, Step
+        >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+        ...                routing_tiles=2, code_distance=9,
+        ...                steps=(Step(kind="gates", cycles=3, repeat=2),
+        ...                       Step(kind="fence", cycles=0), Step(kind="idle", cycles=5)))
+        >>> Timeline(fp).run_from(0, 100.0)
+        (106.0, 111.0)
+        """
+        at = last = start
+        for fence, c, r, _t, _b, _m in self.steps[index:]:
+            if fence or not c:
+                continue
+            last = at
+            at = at + max(0.0, r - 0.0) / (f / c)
+            near = round(at)
+            if abs(at - near) < 1e-7:
+                at = float(near)
+        return last, at
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +186,8 @@ class Job:
         "c",
         "capped",
         "cause",
+        "chain",
+        "chain_end",
         "data_tiles",
         "demand",
         "done",
@@ -209,6 +266,9 @@ class Job:
         self.demand = 0.0
         self.vjoin = self.vfinish = self.tjoin = 0.0
         self.acc0 = (0.0, 0.0)
+        # its steps left run as one event (Scheduler(whole=True)): when the last of
+        # them starts and when it ends (-1: not so)
+        self.chain = self.chain_end = -1.0
 
     def wait(self, cause: str, cycles: float) -> None:
         """Record ``cycles`` waited for ``cause`` (not ``queue``) at its current step."""
@@ -239,8 +299,7 @@ class Job:
         return f"Job({self.id!r}, {self.state})"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobRecord:
+class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A finished job's machine record (all cycles are logical cycles of machine time).
 
     Attributes:
@@ -270,7 +329,35 @@ class JobRecord:
     wait_cycles: dict[str, float]
     idle_logical_error: float
     runtime_alone_cycles: float | None = None
-    waits_at: dict[int, float] = field(default_factory=dict)
+    waits_at: dict[int, float] = msgspec.field(default_factory=dict)
+
+    @staticmethod
+    def of(job: Job, logical_error_rate: float) -> JobRecord:
+        """``job``'s record, as it ended (it is gone: its waits are the record's, not
+        copied); ``logical_error_rate``: a patch's per cycle, for its idle error."""
+        spec = job.spec
+        qubits = spec.footprint.logical_qubits
+        if job.waits_at:
+            idle = sum(v for k, v in job.waits.items() if k != "queue")
+            error = idle_error(logical_error_rate, qubits, idle)
+        else:  # no wait but in the queue (each other is at a step)
+            error = 0.0
+        return JobRecord(
+            id=job.id,
+            tenant=job.tenant,
+            program=spec.program,
+            priority=job.priority,
+            arrival_cycle=job.arrival,
+            start_cycle=job.start,
+            end_cycle=job.end,
+            tiles=job.tiles,
+            module=job.module,
+            logical_qubits=qubits,
+            wait_cycles=job.waits,
+            waits_at=job.waits_at,
+            idle_logical_error=error,
+            runtime_alone_cycles=spec.runtime_alone_cycles,
+        )
 
     def idle_after(self, footprint: Footprint) -> dict[str, float]:
         """Its waits as idle cycles after the program's nodes: a wait at step ``i`` falls
@@ -291,6 +378,8 @@ class JobRecord:
         >>> record.idle_after(fp)
         {'a': 2.5, 't': 3.0}
         """
+        if not self.waits_at:
+            return {}
         named: list[str | None] = []
         last: str | None = None
         for step in footprint.steps:
@@ -324,7 +413,7 @@ class JobRecord:
             "end_cycle": _whole(self.end_cycle),
             "tiles": self.tiles,
             "module": self.module,
-            "wait_cycles": {k: _whole(v) for k, v in self.wait_cycles.items()},
+            "wait_cycles": {k: 0 if v == 0 else _whole(v) for k, v in self.wait_cycles.items()},
             "idle_logical_error": self.idle_logical_error,
         }
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -165,10 +164,17 @@ class LiveMachine:
         self.ended_in_window = 0
         self.shadow_ended = 0
         self.slowdowns = metrics.Sketch()
+        #: the spec :meth:`check` passed last, and its runtime alone and timeline
+        self._checked: tuple[JobSpec, tuple[float, Timeline]] | None = None
 
     def _shadow(self) -> Scheduler:
         return Scheduler(
-            self.machine, make_policy("exclusive"), self.tenants, history=False, records=False
+            self.machine,
+            make_policy("exclusive"),
+            self.tenants,
+            history=False,
+            records=False,
+            whole=True,
         )
 
     def sync_shadow(self) -> None:
@@ -195,13 +201,19 @@ class LiveMachine:
             MachineError: ``QK501`` no placement of the machine can ever hold it (the
                 kernel refuses the job at its submit).
         """
-        if not checked:
-            self.sched.check_placeable(spec)
-        alone, timeline = self._known(spec)
-        if arrival_cycle is None:
-            spec = replace(spec, runtime_alone_cycles=alone)
+        last, self._checked = self._checked, None
+        if checked and last is not None and last[0] is spec:
+            alone, timeline = last[1]  # what the check found of its footprint
         else:
-            spec = replace(spec, runtime_alone_cycles=alone, arrival_cycle=arrival_cycle)
+            if not checked:
+                self.sched.check_placeable(spec)
+            alone, timeline = self._known(spec)
+        if arrival_cycle is None:
+            spec = msgspec.structs.replace(spec, runtime_alone_cycles=alone)
+        else:
+            spec = msgspec.structs.replace(
+                spec, runtime_alone_cycles=alone, arrival_cycle=arrival_cycle
+            )
         self.sched.submit(spec, checked=True, timeline=timeline)
         if self.shadow is not None:
             log = self._log
@@ -224,12 +236,18 @@ class LiveMachine:
         return self.sched.knows(job_id)
 
     def check(self, spec: JobSpec) -> None:
-        """Refuse ``spec`` if no placement can ever hold it (nothing changes).
+        """Refuse ``spec`` if no placement can ever hold it (nothing changes but what is
+        known of its footprint: an :meth:`admit` of ``spec`` reuses it).
 
         Raises:
             MachineError: ``QK501`` naming it.
         """
-        self.sched.check_placeable(spec)
+        self._checked = None
+        key = msgspec.json.encode(spec.footprint)
+        known = self._alone.get(key)
+        self.sched.check_placeable(spec, None if known is None else known[1])
+        # its runtime alone only once it is known to fit (an exclusive run of it)
+        self._checked = (spec, self._known(spec, key))
 
     def withdraw(self, job_id: str, at: float) -> bool:
         """Cancel ``job_id`` at machine cycle ``at``, in the policy's run and the shadow
@@ -260,9 +278,11 @@ class LiveMachine:
         self.ended += len(out)
         return out
 
-    def _known(self, spec: JobSpec) -> tuple[float, Timeline]:
-        """``spec``'s runtime alone and its footprint's timeline."""
-        key = msgspec.json.encode(spec.footprint)
+    def _known(self, spec: JobSpec, key: bytes | None = None) -> tuple[float, Timeline]:
+        """``spec``'s runtime alone and its footprint's timeline (``key``: the
+        footprint's encoding, where the caller has it)."""
+        if key is None:
+            key = msgspec.json.encode(spec.footprint)
         known = self._alone.get(key)
         if known is None:
             known = (runtime_alone(self.machine, spec), Timeline(spec.footprint))

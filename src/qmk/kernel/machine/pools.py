@@ -30,14 +30,11 @@ class PoolSpec:
 class Pool:
     """A pool's free tiles and who holds which."""
 
-    __slots__ = ("index", "occupants", "spec", "tree")
+    __slots__ = ("index", "module", "occupants", "spec", "tree")
 
     def __init__(self, index: int, spec: PoolSpec) -> None:
         self.index = index
         self.spec = spec
+        self.module = spec.module
         self.tree = FreeTiles(spec.length)
         self.occupants: dict[int, Job] = {}  # first tile -> job
-
-    @property
-    def module(self) -> int:
-        return self.spec.module

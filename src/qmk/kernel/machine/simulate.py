@@ -148,9 +148,9 @@ def run_policy(
 
 
 def _with_alone(record: JobRecord, alone: float | None) -> JobRecord:
-    from dataclasses import replace
+    import msgspec
 
-    return record if alone is None else replace(record, runtime_alone_cycles=alone)
+    return record if alone is None else msgspec.structs.replace(record, runtime_alone_cycles=alone)
 
 
 def alone_times(machine: MachineSpec, jobs: Sequence[JobSpec]) -> dict[int, float]:

@@ -147,6 +147,18 @@ class FreeTiles:
         """
         if k <= 0:
             return
+        root = self._root
+        if root is not None and root.start == start and k <= root.length:
+            # the root run's head (a line's first placement): shrink it in place
+            self.free -= k
+            if k < root.length:
+                root.start += k
+                root.length -= k
+                _fix(root)
+            else:
+                self._root = _merge(root.left, root.right)
+                self.runs -= 1
+            return
         before, after = _split(self._root, start + 1)
         run = None
         if before is not None:
@@ -177,6 +189,14 @@ class FreeTiles:
         if k <= 0:
             return
         end = start + k
+        root = self._root
+        if root is not None and root.left is None and root.start == end and start >= 0:
+            # just before the first free run (a line's last job gone): it grows back
+            root.start = start
+            root.length += k
+            _fix(root)
+            self.free += k
+            return
         before, after = _split(self._root, start)
         last = _last(before)
         first = _first(after)

@@ -246,18 +246,9 @@ class SharedMachine:
         if not self._per_tenant[job.tenant]:
             del self._per_tenant[job.tenant]
         assert job.footprint is not None
-        machine = record.machine_json()
-        run = MachineRun(
-            arrival_cycle=machine["arrival_cycle"],
-            start_cycle=machine["start_cycle"],
-            end_cycle=machine["end_cycle"],
-            tiles=machine["tiles"],
-            module=machine["module"],
-            wait_cycles=machine["wait_cycles"],
-            idle_logical_error=machine["idle_logical_error"],
-            idle=record.idle_after(job.footprint),
+        self._release(
+            job, MachineRun(**record.machine_json(), idle=record.idle_after(job.footprint))
         )
-        self._release(job, run)
 
     # ------------------------------------------------------------------ status
 
