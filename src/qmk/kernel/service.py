@@ -30,7 +30,7 @@ which checks its own arguments and does the work with the kernel's parts:
 Everything runs on one asyncio event loop. The kernel's own task (started by
 :meth:`Kernel.open`, ended by :meth:`Kernel.close`) holds a :class:`asyncio.TaskGroup`
 that owns every task of the kernel: the committer, the dispatcher, the epoch ticker, one
-task per job deadline (a job's run is a timer of the clock, cancelled at close). A pool
+task per job deadline (the runs' timeouts are one timer of the clock, cancelled at close). A pool
 of another kind (``pool=``) may complete futures in its own thread; those hop over with
 ``call_soon_threadsafe``. See docs/kernel.md for the model.
 """

@@ -16,6 +16,7 @@ side, the :class:`~qmk.kernel.running.supervisor.Supervisor`.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine
@@ -34,7 +35,7 @@ from qmk.kernel.admit.cache import ResultCache
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import FaultPolicies, device_for
 from qmk.kernel.admit.scheduler import FairQueue
-from qmk.kernel.clock import Cancellable, Clock, MachineClock
+from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.records.jobs import Job
@@ -60,20 +61,14 @@ def _result_bytes(job: Job) -> int:
 
 @dataclass(slots=True, kw_only=True, eq=False)
 class Running:
-    """One attempt of a job on a worker: the pool's future and the timer of its timeout."""
+    """One attempt of a job on a worker: the pool's future and when its timeout ends it."""
 
     future: Future[Any]
     attempt: int
     #: What the worker was asked to run (the attestation records its request).
     work: Attempt | None = None
-    #: The kernel clock's timer at the job's timeout (:mod:`.runs`); None: none yet.
-    timer: Cancellable | None = None
-
-    def stop_timer(self) -> None:
-        """The attempt ended: its timeout no longer applies."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+    #: When the job's timeout ends it, on the kernel's clock (:mod:`.runs`).
+    ends_at: float = math.inf
 
 
 def cancel_task(task: asyncio.Task[None] | None) -> None:
@@ -266,7 +261,6 @@ class JobBook:
         run = self.running.pop(job.job_id, None)
         if run is None:
             return
-        run.stop_timer()
         self.pool.cancel(run.future, reason)
         self.release(job)
         self.checkpoints.attempt_ended(job)

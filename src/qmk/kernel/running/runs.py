@@ -1,12 +1,17 @@
 """Runs on workers: an attempt of a job handed to the worker pool, watched within its
 timeout, and ended with the worker's answer.
 
-Each **run attempt** is the pool's future of its answer and a timer of the kernel's clock
-at the job's timeout (``timeout_ms`` counted from the start; no task of its own: a timer
-costs the loop a tenth of a task); a cancel, preemption, deadline or restore cancels the
-timer (:meth:`~qmk.kernel.running.book.JobBook.stop`) and kills the worker. The answer is
-taken in the pool's own reply callback (:meth:`Runs.answered`), which hands the free
-worker its next job in the same loop turn. A running job's notes (a checkpoint it
+Each **run attempt** is the pool's future of its answer and the time its job's timeout
+ends it (``timeout_ms`` counted from the start); a cancel, preemption, deadline or restore
+takes it off the running (:meth:`~qmk.kernel.running.book.JobBook.stop`) and kills the
+worker. The answer is taken in the pool's own reply callback (:meth:`Runs.answered`),
+which hands the free worker its next job in the same loop turn.
+
+The timeouts are watched by **one timer** of the kernel's clock, at the earliest end of
+the runs it has seen (no task and no timer per run: a run's start compares two times).
+When it fires it times out each run past its end (one whose answer came with it keeps
+that answer) and is set again at the earliest end of those still running; a run that
+ended meanwhile leaves it to fire for nothing, once. A running job's notes (a checkpoint it
 saved at a fence, records of an artifact it streams) arrive through the pool's
 ``listen`` (:meth:`Runs.noted`).
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,6 +28,7 @@ from typing import Any
 from msgspec.structs import replace
 
 from qmk.execution.target import spec as target_spec
+from qmk.kernel.clock import Cancellable
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.pools.attempt import Attempt, run_job
 from qmk.kernel.pools.pool import TaskError, WorkerMemoryError
@@ -46,6 +53,9 @@ class Runs:
         self.book = book
         self._dispatch = dispatch
         self._answering = False  # in answered: its dispatch must not nest another
+        #: The timeouts' one timer (module docstring) and the time it is set at.
+        self._watch: Cancellable | None = None
+        self._watch_at = math.inf
 
     def submit(self, job: Job, attempt: Attempt) -> None:
         """Hand ``attempt`` to the worker pool and watch the run (FAILED if the pool refuses)."""
@@ -68,9 +78,40 @@ class Runs:
         streams = target_spec(job.request.target).streams and hasattr(book.pool, "listen")
         if book.checkpoints.requestable or streams:  # checkpoints; a device job's streams
             book.pool.listen(future, lambda note: self.noted(job, run, note))
-        ends_at = job.started_at + job.policy.timeout_s
-        run.timer = book.clock.call_at(ends_at, lambda: self._expired(job, run))
+        run.ends_at = job.started_at + job.policy.timeout_s
+        if run.ends_at < self._watch_at:  # the earliest end: the watch is set at it
+            self._watch_until(run.ends_at)
         future.add_done_callback(lambda _: self._settled(job, run))
+
+    def _watch_until(self, when: float) -> None:
+        """Set the timeouts' one timer at ``when`` (an earlier end than it was set at)."""
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch_at = when
+        self._watch = self.book.clock.call_at(when, self._watched)
+
+    def _watched(self) -> None:
+        """The timeouts' timer: time out each run past its end (unless its answer came
+        with it: it is taken in its own callback), then set the timer at the earliest end
+        of the runs left; nothing once the kernel closes (its task group ended)."""
+        self._watch, self._watch_at = None, math.inf
+        book = self.book
+        if not book.starting:
+            return
+        now = book.clock.now()
+        for job_id, run in list(book.running.items()):
+            job = book.jobs.get(job_id)
+            if run.ends_at <= now and job is not None and not run.future.done():
+                self._timed_out(job, run)
+        ends = [run.ends_at for run in book.running.values()]
+        if ends:
+            self._watch_until(min(ends))
+
+    def close(self) -> None:
+        """The kernel closes: the timeouts' timer goes (no run is watched any more)."""
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch, self._watch_at = None, math.inf
 
     def _settled(self, job: Job, run: Running) -> None:
         """The pool's future of ``run`` is done: its answer is taken now when this is the
@@ -87,13 +128,6 @@ class Runs:
             book.loop.call_soon(self.answered, job, run)
             return
         self.answered(job, run)
-
-    def _expired(self, job: Job, run: Running) -> None:
-        """``run``'s timer: the job ran past its timeout, unless its answer came with it
-        (then that answer counts: it is taken in its own callback), or the kernel is
-        closing (its task group ended: nothing more is written)."""
-        if self.book.starting and not run.future.done():
-            self._timed_out(job, run)
 
     def answered(self, job: Job, run: Running) -> None:
         """The worker answered: end the attempt and hand the free worker its next job
@@ -156,7 +190,6 @@ class Runs:
         if book.running.get(job.job_id) is not run or not book.starting:
             return  # cancelled, timed out or preempted: already handled
         del book.running[job.job_id]
-        run.stop_timer()
         book.release(job)
         book.checkpoints.attempt_ended(job)
         if dispatch_first:

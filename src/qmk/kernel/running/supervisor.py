@@ -9,9 +9,10 @@ group (:meth:`Supervisor.start`):
 - the **dispatcher** (:mod:`.dispatch`) sleeps on an event that :meth:`Supervisor.kick`
   sets whenever a job is queued or resources are freed, and starts as many fitting jobs as
   there are free workers;
-- each **run attempt** (:mod:`.runs`) is the pool's future of the worker's answer and a
-  timer of the clock at the job's timeout (``timeout_ms`` counted from the start); a
-  cancel, preemption, deadline or restore cancels the timer and kills the worker;
+- each **run attempt** (:mod:`.runs`) is the pool's future of the worker's answer and the
+  time its job's timeout ends it (``timeout_ms`` counted from the start), watched by one
+  timer of the clock for all runs; a cancel, preemption, deadline or restore takes it off
+  the running and kills the worker;
 - one task per job with a **deadline** (:mod:`.epochs`) holds a timeout scope at that
   deadline for the job's life, queued or running; the job's end cancels it;
 - the **ticker** (:mod:`.epochs`) counts epochs on the clock
@@ -27,8 +28,9 @@ again (restore, preemption, recovery after a crash) resumes from its checkpoint'
 victim with no fence to stop at is stopped at once instead (its worker killed) and runs
 again from its latest checkpoint; an urgent job takes one victim.
 
-Nothing is polled and no callback or timer lives outside the group: closing the kernel
-cancels the group, and with it every one of these. Time is the kernel's
+Nothing is polled and no callback or timer but the runs' timeouts' one timer lives
+outside the group: closing the kernel cancels the group, and with it every one of these,
+and that timer. Time is the kernel's
 :class:`~qmk.kernel.clock.Clock`, so a test can drive timeouts, deadlines and epochs.
 """
 
@@ -272,8 +274,7 @@ class Supervisor:
         Running jobs stay RUNNING in the database; the next open re-queues them.
         """
         self.book.starting = False
-        for run in self.running.values():
-            run.stop_timer()
+        self.runs.close()
         self.running.clear()
         self.book.deadlines.clear()
         closer = getattr(self.pool, "aclose", None)
