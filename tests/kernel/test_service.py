@@ -396,6 +396,39 @@ def test_a_job_past_its_timeout_is_timed_out_and_killed(tmp_path: Path) -> None:
         run_kernel(tmp_path, body, gate=gate, clock=clock)
 
 
+def test_each_running_job_times_out_at_its_own_timeout_a_shorter_one_started_later_first(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        long = await kernel.q_submit(
+            session_id=sid, graph=BELL, shots=1, seed=1, policy={"timeout_ms": 10_000}
+        )  # both held at the gate: neither would end on its own
+        await wait_state(kernel, sid, long["job_id"], "RUNNING")
+        short = await kernel.q_submit(
+            session_id=sid, graph=BELL, shots=1, seed=2, policy={"timeout_ms": 1_000}
+        )
+        await wait_state(kernel, sid, short["job_id"], "RUNNING")
+        clock.advance(1)
+        done = await kernel.q_wait(session_id=sid, job_id=short["job_id"], timeout_ms=5000)
+        assert done["state"] == "TIMED_OUT"
+        status = await kernel.q_status(session_id=sid, job_id=long["job_id"])
+        assert status["state"] == "RUNNING"
+        clock.advance(8.5)
+        await asyncio.sleep(0)
+        status = await kernel.q_status(session_id=sid, job_id=long["job_id"])
+        assert status["state"] == "RUNNING"  # 9.5 s: not yet
+        clock.advance(0.5)
+        done = await kernel.q_wait(session_id=sid, job_id=long["job_id"], timeout_ms=5000)
+        assert done["state"] == "TIMED_OUT" and "10 s" in done["error"]["message"]
+        assert kernel.pool.busy() == 0
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, workers=2, gate=gate, clock=clock)
+
+
 def test_a_deadline_times_out_a_running_and_a_queued_job_at_its_time(tmp_path: Path) -> None:
     clock = ManualClock()
 

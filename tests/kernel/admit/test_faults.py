@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from qmk.devices.purification import purify
+from qmk.execution.request import RunRequest, program_digest
+from qmk.kernel.admit.faults import FaultPolicies, adjust, device_for
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.records.jobs import Job, parse_policy
 from qmk.kernel.security.attest import find_attestation, replay
 from qmk.kernel.service import Kernel
 from qmk.qec.logical import Calibration, logical_model
@@ -663,3 +666,64 @@ def test_a_job_on_a_failed_module_migrates_and_resumes_from_its_checkpoint(
     result = found["done"]["result"]
     assert result["counts"] == expected
     assert result["telemetry"]["resumed_from_epoch"] == 1
+
+
+# --------------------------------------------------------------------------- foreseen
+
+
+def _job(seed: int, *, shots: int = 10, noise: dict[str, Any] | None = None) -> Job:
+    text = json.dumps(BELL)
+    policy = parse_policy(noise, default_timeout_s=600)
+    request = RunRequest(program_digest=program_digest(text), shots=shots, seed=seed, policy=policy)
+    return Job(
+        job_id=f"job_{seed}_{shots}",
+        tenant="alice",
+        graph=text,
+        request=request,
+        caps=("CAP_ALLOC",),
+        required_caps=("CAP_ALLOC",),
+        physical_qubits=100,
+        qubits={"alice": 2},
+    )
+
+
+def test_each_job_is_foreseen_as_adjust_answers_it_the_same_run_but_its_seed_or_not() -> None:
+    # the next job of a program whose run is the last one's but for its seed takes that
+    # answer; any other difference (shots, its own noise, a calibration ingested since)
+    # is computed again: every answer is adjust's own
+    drifting = config(
+        {"drift_per_epoch": 0.5, "drift_start_epoch": 1},
+        profile="logical:surface_code(d=3)",
+        noise_model="depolarizing(p=0.002)",
+    )
+    device = device_for(drifting)
+    policies = FaultPolicies(device, audit=None)
+    fitted = Calibration(
+        family="surface_code", crossing_prefactor=0.1, error_correction_threshold=0.01
+    )
+    jobs = [
+        (_job(1), 0),
+        (_job(2), 0),  # the first's answer
+        (_job(5), 1),  # the first's answer: no drift, the same link at either epoch
+        (_job(3, shots=20), 1),
+        (_job(4, noise={"noise_model": "depolarizing(p=0.001)"}), 1),
+        (_job(6), 2),  # drift from epoch 2 on: computed each time
+        (_job(7), 2),
+        (_job(8), "calibrated"),
+        (_job(9), "calibrated"),
+    ]
+    answers = []
+    for job, epoch in jobs:
+        if epoch == "calibrated":
+            if device.calibrations == 0:
+                device.calibrate(calibration=fitted)
+            epoch = 1
+        foreseen = policies.foresee(job, int(epoch))
+        request, adjusted = adjust(
+            job.request, job, device, int(epoch), room=device.largest_module_up
+        )
+        assert foreseen == request and job.foreseen.adjusted == adjusted
+        assert foreseen.seed == job.seed
+        answers.append(foreseen)
+    assert answers[7].calibration == fitted != answers[1].calibration
+    assert answers[5].noise_model != answers[2].noise_model  # drifted at epoch 2
