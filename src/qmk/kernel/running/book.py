@@ -151,6 +151,11 @@ class JobBook:
         self.events: dict[str, asyncio.Event] = {}  # q_wait's, set when the job ends
         self.deadlines: dict[str, asyncio.Task[None]] = {}
         self.kicked = asyncio.Event()
+        #: True while a worker's answer is taken in the pool's callback: the dispatch
+        #: round that follows it in the same turn looks at the queue as a kick would
+        #: (:meth:`~qmk.kernel.running.runs.Runs.answered`), so the dispatcher's task is
+        #: not woken for it.
+        self.round_follows = False
         self.group: aio.TaskGroup | None = None
         self.starting = True  # False once the kernel closes: no job starts any more
         self.loop = asyncio.get_running_loop()
@@ -185,8 +190,10 @@ class JobBook:
         return self.group.create_task(coro)
 
     def kick(self) -> None:
-        """Have the dispatcher look at the queue (soon, once per loop turn)."""
-        self.kicked.set()
+        """Have the dispatcher look at the queue (soon, once per loop turn), unless a
+        round of it follows at once anyway (:attr:`round_follows`)."""
+        if not self.round_follows:
+            self.kicked.set()
 
     def quota(self, tenant: str) -> Any:
         """``tenant``'s table of the configuration, or None."""

@@ -142,9 +142,14 @@ class Runs:
         """
         if self.book.running.get(job.job_id) is not run:
             return
+        book = self.book
         self._answering = True
         try:
-            self.worker_done(job, run, dispatch_first=True)
+            book.round_follows = True  # what worker_done kicks, the round below does
+            try:
+                self.worker_done(job, run, dispatch_first=True)
+            finally:
+                book.round_follows = False
             self._dispatch()
         except BaseException as exc:  # raised by a task of the kernel's group
             self._raise(exc)

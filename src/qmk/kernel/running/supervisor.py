@@ -336,7 +336,8 @@ class Supervisor:
             if deadline is not None:
                 deadline.cancel()
             raise
-        self.book.kick()
+        if job.job_id in self.queue:  # on the shared machine: kicked when it leaves it
+            self.book.kick()
         return accepted
 
     async def _answer_from_cache(self, job: Job, hit: Hit) -> dict[str, Any]:
