@@ -343,10 +343,11 @@ class _Outbox:
         self._write(data)
 
     def _write(self, data: bytes) -> None:
-        if self.writer.is_closing():
+        transport = self.writer.transport  # the stream writer's write and is_closing are its
+        if transport.is_closing():
             return
         with contextlib.suppress(ConnectionError):
-            self.writer.write(data)
+            transport.write(data)
 
 
 class _WatchedProtocol(asyncio.StreamReaderProtocol):
@@ -421,7 +422,9 @@ class _Connection:
         "reader_task",
         "reading_idle",
         "requests",
+        "signed",
         "signed_in",
+        "waiting",
         "writer",
     )
 
@@ -444,6 +447,8 @@ class _Connection:
         self.inflight_bytes = 0
         self.changed = asyncio.Event()
         self.signed_in = asyncio.Event()  # set once a request of it has succeeded
+        self.signed = False  # signed_in is set (read without a call)
+        self.waiting = 0  # calls of change() waiting: finish sets changed only for them
         self.reader_task: asyncio.Task[None] | None = None
         #: Its read loop waits for bytes with none kept: a chunk of whole lines may be
         #: answered without it (:meth:`Server._take`).
@@ -454,14 +459,20 @@ class _Connection:
         """A request of ``size`` bytes is answered."""
         self.inflight -= 1
         self.inflight_bytes -= size
-        if self.caller.authenticated:
+        if self.caller.authenticated and not self.signed:
+            self.signed = True
             self.signed_in.set()
-        self.changed.set()
+        if self.waiting:
+            self.changed.set()
 
     async def change(self) -> None:
         """Return once a request in flight is answered."""
         self.changed.clear()
-        await self.changed.wait()
+        self.waiting += 1
+        try:
+            await self.changed.wait()
+        finally:
+            self.waiting -= 1
 
 
 async def _answered(connection: _Connection) -> None:
@@ -872,7 +883,7 @@ class Server:
         if not connection.reading_idle or data[-1:] != b"\n":
             connection.reading_idle = False  # the reader keeps bytes now: they go first
             return False
-        limit = self._line_limit(connection)
+        limit = self.door.size_limit(connection.caller.authenticated)  # as _line_limit
         end = data.find(b"\n")
         if end + 1 == len(data):  # one line, the common chunk
             if end > limit:
@@ -931,10 +942,10 @@ class Server:
     def _admitted(self, connection: _Connection, size: int) -> bool:
         """:meth:`_admit` when it need not wait: True when the request is admitted now
         (False: :meth:`_admit` waits, or finds the peer gone)."""
-        writer = connection.writer
+        transport = connection.writer.transport
         return (
-            not writer.is_closing()
-            and writer.transport.get_write_buffer_size() <= self.config.max_unsent_bytes
+            not transport.is_closing()
+            and transport.get_write_buffer_size() <= self.config.max_unsent_bytes
             and self._fits(connection, size)
         )
 
