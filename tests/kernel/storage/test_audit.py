@@ -160,3 +160,33 @@ def test_a_line_reads_back_as_its_record_and_says_so_in_ascii() -> None:
         line = _encode_line({**record, "tenant": tenant})
         assert line.isascii() and json.loads(line) == {**record, "tenant": tenant}
         assert " " not in line  # compact: the MAC marker is found at the line's end
+
+
+def test_each_line_is_its_records_text_then_its_mac_chained_by_the_hash_of_the_last(
+    tmp_path: Path,
+) -> None:
+    # the text a line has had since the log began: the record's compact ASCII JSON
+    # (seq, ts, event, the fields in order, prev), its HMAC-SHA256 under the secret
+    # appended as the last member; prev is the SHA-256 of the line before
+    import hashlib
+    import hmac
+
+    from qmk.kernel.storage.audit import GENESIS, _encode_line
+
+    secret = b"s" * 32
+    log = AuditLog(tmp_path, secret)
+    log.append("cap", tenant="bób", granted=["CAP_ALLOC"], denied=[], decision="grant")
+    log.append("job", job_id="job_1", tenant="alice", state="QUEUED", seed=7)
+    log.flush()
+    log.append("attest", job_id="job_1", epochs=[{"ops": {"APPLY_H": 1}}], rate=1e-7)
+    log.close()
+    prev = GENESIS
+    for raw in (tmp_path / AUDIT_FILE).read_bytes().splitlines():
+        record = json.loads(raw)
+        mac = record.pop("mac")
+        assert record["prev"] == prev and list(record)[:3] == ["seq", "ts", "event"]
+        body = _encode_line(record)
+        assert mac == hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+        assert raw == f'{body[:-1]},"mac":"{mac}"}}'.encode()
+        prev = hashlib.sha256(raw).hexdigest()
+    assert log.head == prev

@@ -82,6 +82,12 @@ _json_line = _line_encoder()
 _msgspec_line = msgspec.json.Encoder(enc_hook=str).encode
 
 
+def _line_bytes(record: dict[str, Any]) -> bytes:
+    """A record's line (:func:`_encode_line`) as its ASCII bytes."""
+    data = _msgspec_line(record)
+    return data if data.isascii() else _json_line(record).encode("ascii")
+
+
 def _encode_line(record: dict[str, Any]) -> str:
     """A record's line: compact JSON, ASCII only (other characters escaped), a value of
     a type JSON does not have written as msgspec writes it (an array for a set) or else
@@ -95,8 +101,7 @@ def _encode_line(record: dict[str, Any]) -> str:
     >>> print(_encode_line({"seq": 1, "event": "job", "tenant": "álice", "ts": 1.5}))
     {"seq":1,"event":"job","tenant":"\\u00e1lice","ts":1.5}
     """
-    data = _msgspec_line(record)
-    return data.decode("ascii") if data.isascii() else _json_line(record)
+    return _line_bytes(record).decode("ascii")
 
 
 class AuditLog:
@@ -112,7 +117,7 @@ class AuditLog:
         self._secret = secret
         self.seq, self.head, self.head_offset = tail(self.path)
         self._mac = KeyedMac(secret)  # each line's: the MAC _mac makes, keyed once
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size  # where the next line starts
         #: The chain as written: (seq, head) of the last line in the file.
@@ -127,12 +132,17 @@ class AuditLog:
         self.seq += 1
         # the time to the microsecond: the double nearest n / 10**6, as round(t, 6) gives
         # it (an exact integer over an exact power of ten, one rounding), 4x cheaper
-        record = {"seq": self.seq, "ts": round(time.time() * 1e6) / 1e6, "event": event}
-        record.update(fields)
-        record["prev"] = self.head
-        body = _encode_line(record)
-        line = f'{body[:-1]},"mac":"{self._mac.hexdigest(body.encode())}"}}'
-        self.head = hashlib.sha256(line.encode()).hexdigest()
+        record = {
+            "seq": self.seq,
+            "ts": round(time.time() * 1e6) / 1e6,
+            "event": event,
+            **fields,
+            "prev": self.head,
+        }
+        # the line's bytes as written: encoded once, MACed and hashed as they are
+        body = _line_bytes(record)
+        line = b"".join((body[:-1], b',"mac":"', self._mac.hexdigest(body).encode(), b'"}'))
+        self.head = hashlib.sha256(line).hexdigest()
         self._pending.append(line)
         for listener in self.listeners:
             try:
@@ -165,7 +175,7 @@ class AuditLog:
         """Write the queued lines with one ``write`` call; return the chain head (seq, hash,
         and the byte offset its line starts at, for the checks at start)."""
         if self._pending:
-            data = ("\n".join(self._pending) + "\n").encode()
+            data = b"\n".join(self._pending) + b"\n"
             self.head_offset = self._size + len(data) - len(self._pending[-1]) - 1
             self._pending.clear()
             view = memoryview(data)
