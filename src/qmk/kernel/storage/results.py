@@ -77,17 +77,18 @@ class Results:
     def take(self, job: Job, result: StoredResult) -> dict[str, Any] | None:
         """Count ``result`` of ``job`` against its tenant's quota: None when it fits (and
         is counted), else the job's error (``QK307``; nothing counted)."""
-        used, limit = self.usage[job.tenant], self.limit_bytes(job.tenant)
-        if used + result.nbytes > limit:
+        tenant, size = job.tenant, result.nbytes
+        used, limit = self.usage[tenant], self.limit_bytes(tenant)
+        if used + size > limit:
             return error_json(
                 JobError.of(
                     "result-storage-quota",
-                    f"the result is {result.nbytes} bytes; tenant {job.tenant!r} stores "
+                    f"the result is {size} bytes; tenant {tenant!r} stores "
                     f"{used} bytes of results and may store {limit} "
                     f"(max_result_storage_mb); it was not kept",
                 )
             )
-        self.usage[job.tenant] += result.nbytes
+        self.usage[tenant] = used + size
         return None
 
     def expire(self, now: float, cached: Iterable[Job] = (), *, force: bool = False) -> list[str]:

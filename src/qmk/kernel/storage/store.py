@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from qmk.execution.request import DIGEST_KEPT_FROM, RunRequest, program_digest
 from qmk.kernel.datafiles import DB_FILE
@@ -47,6 +48,8 @@ from qmk.memo import Memo
 #: The keys of the ``meta`` table that hold the audit chain head a commit made durable:
 #: its sequence number, hash, and the byte offset of its line in the audit log.
 AUDIT_SEQ, AUDIT_HEAD, AUDIT_OFFSET = "audit_seq", "audit_head", "audit_offset"
+#: The statement that writes the chain head with a commit (one statement, three rows).
+_WRITE_HEAD = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?), (?, ?), (?, ?)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -219,6 +222,11 @@ _USAGE_SCHEMA = _USAGE_SCHEMA.replace(
     ),
 )
 _USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE_FIELDS)
+#: A job end's usage row (its quantities' values: ``astuple`` of its
+#: :class:`~qmk.kernel.records.usage.Usage`, whose fields are :data:`USAGE_FIELDS`).
+_INSERT_USAGE = (
+    f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * (5 + len(USAGE_FIELDS)))})"
+)
 
 
 class TriggerRow(msgspec.Struct, array_like=True, frozen=True):
@@ -811,13 +819,8 @@ class Store:
         (seq, hash, byte offset of its line)."""
         if audit_head is not None:
             seq, digest, offset = audit_head
-            self.db.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (
-                    (AUDIT_SEQ, str(seq)),
-                    (AUDIT_HEAD, digest),
-                    (AUDIT_OFFSET, str(offset)),
-                ),
+            self.db.execute(
+                _WRITE_HEAD, (AUDIT_SEQ, str(seq), AUDIT_HEAD, digest, AUDIT_OFFSET, str(offset))
             )
         self.db.commit()
         self.dirty = False
@@ -1367,12 +1370,7 @@ class Store:
                 "SELECT COUNT(*) FROM usage WHERE job_id=?", (job_id,)
             ).fetchone()
         usage_id = f"{job_id}.{ends + 1}"
-        quantities = tuple(getattr(usage, name) for name in USAGE_FIELDS)
-        self.db.execute(
-            f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES "
-            f"({', '.join('?' * (5 + len(USAGE_FIELDS)))})",
-            (usage_id, job_id, tenant, state, ended_at, *quantities),
-        )
+        self.db.execute(_INSERT_USAGE, (usage_id, job_id, tenant, state, ended_at, *astuple(usage)))
         if outbox is not None:
             self.db.execute(
                 "INSERT INTO outbox (usage_id, tenant, body, state, attempts, next_at, "

@@ -92,7 +92,10 @@ class WalCheckpoints:
 
     def poke(self) -> None:
         """A commit was made: checkpoint soon (within ``every_s`` of the last one)."""
-        self._wanted.set()
+        # set already: the thread has not yet cleared it, and clears it before the
+        # checkpoint that then covers this commit (no lock taken at every commit)
+        if not self._wanted.is_set():
+            self._wanted.set()
 
     def checkpoint_now(self, timeout: float | None = None) -> bool:
         """Have the thread checkpoint what is committed now, and wait until it did
