@@ -8,7 +8,9 @@ and listed (``q_submit``, ``q_status``, ``q_wait``, ``q_get_result``,
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,11 @@ from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
 
+#: How long a reading of the disk's free space that passed the reserve is trusted
+#: (monotonic seconds): a submit reads it (``statvfs``, 3 us) at most this often while
+#: there is room, and at every submit once there is not.
+DISK_READ_S = 0.1
+
 
 class JobDesk:
     """The job syscalls' work, each for a checked session (see the module docstring).
@@ -37,6 +44,8 @@ class JobDesk:
         supervisor: holds, runs and stops the jobs.
         delegations: the use of lent capabilities, audited at a submit.
         check_open: raises while the kernel is closing or stopped.
+        monotonic: the clock of :data:`DISK_READ_S` (the disk is not in the kernel's
+            clock: a test's clock stands still while the disk fills).
     """
 
     def __init__(
@@ -49,6 +58,7 @@ class JobDesk:
         supervisor: Supervisor,
         delegations: DelegationDesk,
         check_open: Callable[[], None],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -57,6 +67,8 @@ class JobDesk:
         self.supervisor = supervisor
         self.delegations = delegations
         self._check_open = check_open
+        self._monotonic = monotonic
+        self._room_until = -math.inf  # until when the last reading that passed holds
 
     async def submit(
         self,
@@ -95,16 +107,23 @@ class JobDesk:
         return accepted
 
     def _check_disk(self) -> None:
-        """Refuse work while the data directory's disk is below its reserve."""
+        """Refuse work while the data directory's disk is below its reserve (read again
+        :data:`DISK_READ_S` after a reading that had room; at once after one that had
+        not)."""
         reserve = self.config.min_free_disk_mb
         if not reserve:
+            return
+        now = self._monotonic()
+        if now < self._room_until:
             return
         try:
             stats = os.statvfs(self.data_dir)
         except OSError:
             return  # not knowable here: the commit itself will say
         free_mb = stats.f_bavail * stats.f_frsize / 2**20
-        if free_mb < reserve:
+        if free_mb >= reserve:
+            self._room_until = now + DISK_READ_S
+        else:
             raise UnavailableError(
                 f"the data directory's disk has {free_mb:.0f} MiB free, below the reserve of "
                 f"{reserve} MiB (kernel.min_free_disk_mb): nothing was kept; retry later"
@@ -236,4 +255,4 @@ class JobDesk:
         return {"jobs": [job.to_json(result=False) for job in jobs]}
 
 
-__all__ = ["JobDesk"]
+__all__ = ["DISK_READ_S", "JobDesk"]
