@@ -312,8 +312,8 @@ class Scheduler:
                     obj.empty(self)
             elif kind == "boundary":
                 self._boundary(time)
-        if until != INF:
-            self.now = max(self.now, until)
+        if until != INF and until > self.now:
+            self.now = until
 
     def next_event(self) -> float:
         """The machine time of the next event (an arrival, a step's end, a boundary...;
@@ -409,8 +409,14 @@ class Scheduler:
         if job.state != QUEUED:
             return  # withdrawn before it arrived
         self.queue[job] = None
-        self.queue_of.setdefault(job.tenant, {})[job] = None
-        self.queue_at.setdefault(job.priority, {})[job] = None
+        of = self.queue_of.get(job.tenant)
+        if of is None:
+            of = self.queue_of[job.tenant] = {}
+        of[job] = None
+        at = self.queue_at.get(job.priority)
+        if at is None:
+            at = self.queue_at[job.priority] = {}
+        at[job] = None
         self.policy.arrived(self, job)
         self._wake()
 
@@ -802,7 +808,8 @@ class Scheduler:
         job.rate = rate
         job.version += 1
         if rate > 0 and rate != INF:
-            at = self.now + max(0.0, job.r - job.done) / rate
+            left = job.r - job.done
+            at = self.now + (left if left > 0.0 else 0.0) / rate
             near = round(at)  # _snap, inline
             self._push(
                 float(near) if abs(at - near) < 1e-7 else at, _EVENT, "step", job, job.version

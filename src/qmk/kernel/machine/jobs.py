@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 WAIT_CAUSES = ("queue", "factory", "routing", "link", "decoder", "preempted")
 
 QUEUED, RUNNING, STOPPED, STORED, DONE = "queued", "running", "stopped", "stored", "done"
+_NO_WAITS = dict.fromkeys(WAIT_CAUSES, 0.0)  # a new job's waits: copied, never changed
 
 
 class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -253,7 +254,7 @@ class Job:
         self.t_used = 0.0
         self.b_used = 0.0
         self.version = 0
-        self.waits = dict.fromkeys(WAIT_CAUSES, 0.0)
+        self.waits = _NO_WAITS.copy()
         self.waits_at: dict[int, float] = {}
         self.start = -1.0
         self.end = -1.0
@@ -435,8 +436,8 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
 def _whole(cycles: float) -> int:
     """Cycles as a whole number (the fluid model's times are exact up to float rounding:
     a value within 1e-6 of a whole number is that number, otherwise the next one up)."""
-    near = round(cycles)
-    return int(near) if abs(cycles - near) < 1e-6 else math.ceil(cycles)
+    near = round(cycles)  # an int
+    return near if abs(cycles - near) < 1e-6 else math.ceil(cycles)
 
 
 def idle_error(rate: float, patches: int, cycles: float) -> float:

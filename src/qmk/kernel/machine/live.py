@@ -267,11 +267,15 @@ class LiveMachine:
         """Bring the machine to ``cycle``; the jobs whose schedule ended since the last
         call, with their runtimes alone (for slowdowns). They are not kept. The shadow
         ``exclusive`` run follows when its figure is read (module docstring)."""
-        self.sched.advance(cycle)
+        sched = self.sched
+        sched.advance(cycle)
         if self.shadow is not None:
             moved = self._log.moved
-            self._log.moved = cycle if moved is None else max(moved, cycle)
-        out = self.sched.take_done()
+            if moved is None or cycle > moved:
+                self._log.moved = cycle
+        if not sched.done:
+            return []
+        out = sched.take_done()
         for record in out:
             self.slowdowns.add(record.slowdown)
             self.ended_in_window += record.arrival_cycle >= self.window_start

@@ -192,7 +192,8 @@ class Gauge:
             self.bins, self.width = _binned(
                 self.bins, self.width, self._origin(), self.since, now, self.value, self.spans
             )
-        self.since = max(self.since, now)
+        if now > self.since:
+            self.since = now
 
     def _origin(self) -> float:
         return self.since if self.origin is None else self.origin

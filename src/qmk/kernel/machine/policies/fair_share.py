@@ -31,6 +31,7 @@ class FairShare(Policy):
             return used / weight, tenant
 
         while sched.queue_of:
-            tenant = min(sched.queue_of, key=share)
+            tenants = sched.queue_of
+            tenant = min(tenants, key=share) if len(tenants) > 1 else next(iter(tenants))
             if not sched.place(next(iter(sched.queue_of[tenant]))):
                 return
