@@ -338,3 +338,37 @@ def test_replies_ready_in_one_loop_turn_share_one_write_after_the_first() -> Non
 
     data = asyncio.run(main())
     assert [json.loads(line)["id"] for line in data.splitlines()] == list(range(6))
+
+
+def test_the_connections_that_wrote_in_a_turn_are_each_flushed_by_one_callback_at_its_end() -> None:
+    from qmk.abi.server import _Outbox, _TurnEnd
+
+    async def main() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        turn_end = _TurnEnd()
+        pairs = [socket.socketpair() for _ in range(2)]
+        sockets = [CountingSocket(fileno=ours.detach()) for ours, _ in pairs]
+        writers = [(await asyncio.open_connection(sock=s))[1] for s in sockets]
+        outboxes = [_Outbox(writer, turn_end) for writer in writers]
+        before = len(loop._ready)  # type: ignore[attr-defined]
+        for i in range(3):
+            for outbox in outboxes:
+                outbox.put(f'{{"id":{i}}}\n'.encode())
+        assert [s.sends for s in sockets] == [1, 1]  # each connection's first at once
+        assert len(loop._ready) == before + 1  # type: ignore[attr-defined]  # one callback
+        await asyncio.sleep(0)
+        assert [s.sends for s in sockets] == [2, 2]  # the rest of each, joined, at the end
+        received = []
+        for writer, (_, theirs) in zip(writers, pairs, strict=True):
+            writer.close()
+            await writer.wait_closed()
+            theirs.settimeout(5)
+            data = b""
+            while chunk := theirs.recv(4096):
+                data += chunk
+            theirs.close()
+            received.append(data)
+        return received
+
+    for data in asyncio.run(main()):
+        assert [json.loads(line)["id"] for line in data.splitlines()] == [0, 1, 2]

@@ -7,13 +7,14 @@ null, ``data.limit``) and skipped without being held in memory; the connection
 stays open.
 
 Concurrency: every connection is a task of the server's :class:`asyncio.TaskGroup`;
-each request line is a task of its connection's group, so requests of one
-connection run concurrently (pipelining: replies may come back in any order and
-carry the request's ``id``). Replies are whole lines, so they never interleave. The
-first reply of a connection in an event-loop turn is written at once; the others
-that become ready in the same turn are joined and written with one ``write`` at the
-end of that turn, so a pipelining client gets many replies for one system call and a
-lone request's reply waits for nothing.
+each request line is a task of its connection (held by it, answered before the
+connection closes, cancelled with it), so requests of one connection run concurrently
+(pipelining: replies may come back in any order and carry the request's ``id``).
+Replies are whole lines, so they never interleave. The first reply of a connection in
+an event-loop turn is written at once; the others that become ready in the same turn
+are joined and written with one ``write`` at the end of that turn (one callback of the
+server flushes every connection that wrote in the turn), so a pipelining client gets
+many replies for one system call and a lone request's reply waits for nothing.
 
 Limits (:class:`~qmk.abi.limits.ServerConfig`; the ``[server]`` table of the kernel
 config, whose keys are its fields; defaults in :mod:`qmk.defaults`). The connection
@@ -239,15 +240,44 @@ def chunks(parts: list[bytes], size: int = STREAM_CHUNK) -> Iterator[memoryview]
                 yield view[start : start + size]
 
 
+class _TurnEnd:
+    """The outboxes that wrote a line in this turn of the event loop, each flushed by
+    one callback at the turn's end (one for every connection of a server, not one each).
+    """
+
+    __slots__ = ("_due", "_loop")
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._due: list[_Outbox] = []
+
+    def add(self, outbox: _Outbox) -> None:
+        """Flush ``outbox`` at the end of this turn."""
+        if not self._due:
+            self._loop.call_soon(self._flush)
+        self._due.append(outbox)
+
+    def _flush(self) -> None:
+        due, self._due = self._due, []
+        for outbox in due:
+            outbox.flush()
+
+
 class _Outbox:
     """The reply lines of one connection, written together once per loop turn; a line
-    longer than :data:`STREAM_CHUNK` is written a chunk at a time (:meth:`put_large`)."""
+    longer than :data:`STREAM_CHUNK` is written a chunk at a time (:meth:`put_large`).
 
-    __slots__ = ("_large", "_loop", "_parts", "_scheduled", "_streaming", "writer")
+    Args:
+        writer: the connection's stream.
+        turn_end: what flushes it at the end of a turn in which it wrote (shared by the
+            connections of a server; None: its own).
+    """
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    __slots__ = ("_large", "_parts", "_scheduled", "_streaming", "_turn_end", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, turn_end: _TurnEnd | None = None) -> None:
         self.writer = writer
-        self._loop = asyncio.get_running_loop()
+        self._turn_end = turn_end if turn_end is not None else _TurnEnd()
         self._parts: list[bytes] = []
         self._scheduled = False
         self._streaming = False  # a large line is being written: the others wait
@@ -259,7 +289,7 @@ class _Outbox:
             self._parts.append(data)
             return
         self._scheduled = True
-        self._loop.call_soon(self.flush)
+        self._turn_end.add(self)
         self._write(data)
 
     async def send(self, parts: list[bytes]) -> None:
@@ -313,10 +343,11 @@ class _Outbox:
         self._write(data)
 
     def _write(self, data: bytes) -> None:
-        if self.writer.is_closing():
+        transport = self.writer.transport  # the stream writer's write and is_closing are its
+        if transport.is_closing():
             return
         with contextlib.suppress(ConnectionError):
-            self.writer.write(data)
+            transport.write(data)
 
 
 class _WatchedProtocol(asyncio.StreamReaderProtocol):
@@ -390,22 +421,34 @@ class _Connection:
         "place",
         "reader_task",
         "reading_idle",
+        "requests",
+        "signed",
         "signed_in",
+        "waiting",
         "writer",
     )
 
     def __init__(
-        self, peer: str, writer: asyncio.StreamWriter, deadline: float, visitor: Visitor
+        self,
+        peer: str,
+        writer: asyncio.StreamWriter,
+        deadline: float,
+        visitor: Visitor,
+        turn_end: _TurnEnd | None = None,
     ) -> None:
         self.peer = peer
         self.writer = writer
         self.deadline = deadline  # when it must have signed in
-        self.outbox = _Outbox(writer)
+        self.outbox = _Outbox(writer, turn_end)
+        #: Its requests' tasks not yet ended (each leaves when its reply is put).
+        self.requests: set[asyncio.Task[None]] = set()
         self.caller = Caller(visitor=visitor)
         self.inflight = 0
         self.inflight_bytes = 0
         self.changed = asyncio.Event()
         self.signed_in = asyncio.Event()  # set once a request of it has succeeded
+        self.signed = False  # signed_in is set (read without a call)
+        self.waiting = 0  # calls of change() waiting: finish sets changed only for them
         self.reader_task: asyncio.Task[None] | None = None
         #: Its read loop waits for bytes with none kept: a chunk of whole lines may be
         #: answered without it (:meth:`Server._take`).
@@ -416,14 +459,36 @@ class _Connection:
         """A request of ``size`` bytes is answered."""
         self.inflight -= 1
         self.inflight_bytes -= size
-        if self.caller.authenticated:
+        if self.caller.authenticated and not self.signed:
+            self.signed = True
             self.signed_in.set()
-        self.changed.set()
+        if self.waiting:
+            self.changed.set()
 
     async def change(self) -> None:
         """Return once a request in flight is answered."""
         self.changed.clear()
-        await self.changed.wait()
+        self.waiting += 1
+        try:
+            await self.changed.wait()
+        finally:
+            self.waiting -= 1
+
+
+async def _answered(connection: _Connection) -> None:
+    """Return once every request task of ``connection`` has ended (those cancelled
+    before they ran included); cancelled meanwhile, cancel them, wait, and re-raise."""
+    requests = connection.requests
+    while requests:
+        pending = tuple(requests)
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            for task in requests:
+                task.cancel()
+            await _answered(connection)
+            raise
+        requests.difference_update(pending)
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -478,6 +543,7 @@ class Server:
         self._group: aio.TaskGroup | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._lingering: set[asyncio.Task[None]] = set()
+        self._turn_end: _TurnEnd | None = None  # made on the loop, by serve
         self._stopping = False
         self._socket_inode: int | None = None
         self._listeners: list[socket.socket] = []
@@ -508,6 +574,7 @@ class Server:
                 connection.
         """
         listeners = self._listeners
+        self._turn_end = _TurnEnd()
         try:
             await self._listen(listeners)
             room, how = connection_room(self.config)
@@ -612,7 +679,7 @@ class Server:
             return
         visitor = self.door.visitor("jsonrpc", peer)
         connection = _Connection(
-            peer, writer, self.clock.now() + self.config.auth_timeout_s, visitor
+            peer, writer, self.clock.now() + self.config.auth_timeout_s, visitor, self._turn_end
         )
         if self.watches is not None:
             connection.caller.watches = ConnectionWatches(
@@ -673,17 +740,26 @@ class Server:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, connection: _Connection
     ) -> None:
-        """Serve one connection: read lines, answer each in its own task."""
+        """Serve one connection: read lines, answer each in its own task (:meth:`_start`);
+        once reading ends, wait for those in flight; cancelled or failing, cancel them
+        (and wait for them), as a task group does its tasks."""
         writer = connection.writer
         writer.transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
         timed_out = False
         try:
-            async with aio.TaskGroup() as group:
-                reading = group.create_task(self._read_loop(reader, connection, group))
-                connection.reader_task = reading
-                if self._stopping:
-                    reading.cancel()
-                timed_out = await self._await_sign_in(connection, reading)
+            try:
+                async with aio.TaskGroup() as group:
+                    reading = group.create_task(self._read_loop(reader, connection))
+                    connection.reader_task = reading
+                    if self._stopping:
+                        reading.cancel()
+                    timed_out = await self._await_sign_in(connection, reading)
+            except BaseException:
+                for task in connection.requests:
+                    task.cancel()
+                raise
+            finally:
+                await _answered(connection)
         except Exception:
             LOG.exception("connection failed")
         finally:
@@ -728,16 +804,14 @@ class Server:
     def _line_limit(self, connection: _Connection) -> int:
         return self.door.size_limit(connection.caller.authenticated)
 
-    async def _read_loop(
-        self, reader: asyncio.StreamReader, connection: _Connection, group: aio.TaskGroup
-    ) -> None:
+    async def _read_loop(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
         """Split the stream into lines and start a task for each, within the limits.
 
         While it waits for bytes with none kept, a chunk of whole lines within the limits
         that the connection admits at once is answered as it comes (:meth:`_take`)."""
         protocol = connection.writer.transport.get_protocol()
         if isinstance(protocol, _WatchedProtocol):
-            protocol.take = functools.partial(self._take, reader, connection, group)
+            protocol.take = functools.partial(self._take, reader, connection)
         buffer = bytearray()
         scanned = 0  # the buffer holds no newline before this
         skipping = False  # inside an over-long line: drop bytes up to its newline
@@ -774,7 +848,7 @@ class Server:
                     connection, len(line)
                 ):
                     return
-                group.create_task(self._answer(connection, line))
+                self._start(connection, line)
                 continue
             scanned = len(buffer)
             connection.reading_idle = not buffer and not skipping
@@ -798,7 +872,6 @@ class Server:
         self,
         reader: asyncio.StreamReader,
         connection: _Connection,
-        group: aio.TaskGroup,
         data: bytes,
     ) -> bool:
         """Answer a chunk the connection's read loop would answer the same way, without
@@ -810,7 +883,7 @@ class Server:
         if not connection.reading_idle or data[-1:] != b"\n":
             connection.reading_idle = False  # the reader keeps bytes now: they go first
             return False
-        limit = self._line_limit(connection)
+        limit = self.door.size_limit(connection.caller.authenticated)  # as _line_limit
         end = data.find(b"\n")
         if end + 1 == len(data):  # one line, the common chunk
             if end > limit:
@@ -832,7 +905,7 @@ class Server:
                 connection.reading_idle = False
                 reader.feed_data(b"".join(lines[index:]))
                 return True
-            group.create_task(self._answer(connection, line))
+            self._start(connection, line)
         return True
 
     def _refuse_line(self, connection: _Connection, limit: int) -> None:
@@ -869,10 +942,10 @@ class Server:
     def _admitted(self, connection: _Connection, size: int) -> bool:
         """:meth:`_admit` when it need not wait: True when the request is admitted now
         (False: :meth:`_admit` waits, or finds the peer gone)."""
-        writer = connection.writer
+        transport = connection.writer.transport
         return (
-            not writer.is_closing()
-            and writer.transport.get_write_buffer_size() <= self.config.max_unsent_bytes
+            not transport.is_closing()
+            and transport.get_write_buffer_size() <= self.config.max_unsent_bytes
             and self._fits(connection, size)
         )
 
@@ -893,6 +966,18 @@ class Server:
             return True
         return False
 
+    def _start(self, connection: _Connection, line: bytes) -> None:
+        """Answer ``line`` in a task of its own, held by the connection until it ends.
+
+        A task of the loop, not of a task group: the group's bookkeeping (a callback
+        when each ends) and the default name (``Task-N``, formatted at each task) were
+        a tenth of a small request's instructions; the connection waits for and
+        cancels its requests itself (:meth:`_serve_connection`)."""
+        task = asyncio.get_running_loop().create_task(
+            self._answer(connection, line), name="qmk-rpc-request"
+        )
+        connection.requests.add(task)
+
     async def _answer(self, connection: _Connection, line: bytes) -> None:
         try:
             parts = await self.core.handle_line_parts(line, connection.caller)
@@ -901,6 +986,7 @@ class Server:
         except Exception:
             LOG.exception("answering a request failed")
         finally:
+            connection.requests.discard(asyncio.current_task())
             connection.finish(len(line))
 
 

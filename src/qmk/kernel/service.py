@@ -182,6 +182,9 @@ class Kernel:
             commits=self.commits,
             clock=clock,
         )
+        #: Every syscall's session check (:meth:`SessionDesk.check`, the desk's own
+        #: method: no call of a method of this class between).
+        self._session: Callable[[str], Session] = self.session_desk.check
         #: Jobs: submitted, found, waited for, stopped, restored, replayed, listed.
         self.job_desk = JobDesk(
             config,
@@ -417,11 +420,6 @@ class Kernel:
         except QMKError:
             return None
         return self.admission.cpu, session.tenant
-
-    def _session(self, session_id: str) -> Session:
-        """Every syscall's session check
-        (:meth:`~qmk.kernel.syscalls.sessions.SessionDesk.check`)."""
-        return self.session_desk.check(session_id)
 
     def revoke_session(self, session_id: str) -> None:
         """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
