@@ -510,6 +510,12 @@ def run_key(request: RunRequest, **more: Any) -> str:
     router chose and its options, an initial state: plain JSON); an execution state saved
     by one run resumes only in a run of the same key.
     """
+    return hashlib.sha256(run_key_text(request, **more).encode("utf-8")).hexdigest()
+
+
+def run_key_text(request: RunRequest, **more: Any) -> str:
+    """The text :func:`run_key` digests (sorted keys, no spaces: ``"seed":`` and the
+    seed's digits appear in it as such)."""
     data = {k: v for k, v in request.to_json().items() if k not in _NOT_RESULT}
     if data["target"] == DEFAULT_TARGET:  # the keys of runs made before targets existed
         del data["target"]
@@ -522,8 +528,7 @@ def run_key(request: RunRequest, **more: Any) -> str:
         del data["machine"]
     else:
         data["machine"] = {"idle": data["machine"]["idle"]}
-    text = json.dumps({**data, **more}, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return json.dumps({**data, **more}, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def draw_seed() -> int:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
-from qmk.execution.request import RunRequest
+from qmk.execution.request import MachineRun, RunRequest, run_key
 from qmk.kernel.admit.cache import KeyFilter, cache_key
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.datafiles import DB_FILE
@@ -257,6 +258,30 @@ def test_the_key_is_the_tenants_and_changes_with_every_field_that_decides_a_resu
     for change in changed:
         other = RunRequest.from_json({**base.to_json(), **_json_names(change)})
         assert cache_key("alice", other) != cache_key("alice", base), change
+
+
+def test_the_key_is_the_digest_of_the_tenant_and_the_runs_run_key_for_every_seed() -> None:
+    # the stored keys (jobs.cache_key) are this digest: a key made another way must be
+    # the same text, whatever the seed and whatever else the run holds
+    def stored(tenant: str, request: RunRequest) -> str:
+        return hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
+
+    idle = MachineRun(
+        arrival_cycle=0, start_cycle=5, end_cycle=9, tiles=4, module=0, idle={"a": 3.0}
+    )
+    runs = [
+        RunRequest(program_digest="ab" * 32, shots=10, seed=1),
+        RunRequest(program_digest="ab" * 32, shots=10, seed=1, target_options={"seed": 1}),
+        RunRequest(program_digest="ab" * 32, shots=10, seed=1, engine_options={"seed": 7}),
+        RunRequest(program_digest="cd" * 32, shots=3, seed=1, noise=True, machine=idle),
+        RunRequest(program_digest="cd" * 32, shots=3, seed=1, noise=False, machine=idle),
+        RunRequest(program_digest="ef" * 32, shots=3, seed=1, target="lattice-surgery"),
+    ]
+    for run in runs:
+        for seed in (0, 1, 9, 10, 1_234_567, 2**63 - 1, 2**63 - 1, 0):
+            request = replace(run, seed=seed)
+            for tenant in ("alice", "bob"):
+                assert cache_key(tenant, request) == stored(tenant, request), (run, seed)
 
 
 def _json_names(change: dict[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ import msgspec
 from msgspec.structs import replace
 
 from qmk.errors import QMKError
-from qmk.execution.request import DEFAULT_TARGET, Policy, RunRequest, run_key
+from qmk.execution.request import DEFAULT_TARGET, Policy, RunRequest, run_key, run_key_text
 from qmk.execution.target import spec
 from qmk.kernel.admit.faults import FaultPolicies
 from qmk.kernel.config import KernelConfig
@@ -68,10 +68,35 @@ def cache_key(tenant: str, request: RunRequest) -> str:
     >>> cache_key("alice", request) == cache_key("alice", traced)  # a trace changes no result
     True
     """
-    seen = (tenant, _ENCODE(_keyed(request)))  # what the key is a function of, cheap to hash
-    return _KEYS.get(
-        seen, None, lambda: hashlib.sha256(f"{tenant}\n{run_key(request)}".encode()).hexdigest()
-    )
+    keyed = _keyed(request)
+    seen = (tenant, _ENCODE(keyed))  # what the key is a function of, cheap to hash
+    return _KEYS.get(seen, None, lambda: _key_of(tenant, keyed))
+
+
+def _key_of(tenant: str, keyed: RunRequest) -> str:
+    """:func:`cache_key` made: the SHA-256 of the tenant and ``keyed``'s run key, whose
+    text is its run's but for the seed's digits, kept once per run (:data:`_TEXTS`): a
+    job with a seed of its own makes one SHA-256 of that text, not the text again."""
+    template = replace(keyed, seed=_SEED_MARK)
+    around = _TEXTS.get(_ENCODE(template), None, lambda: _around_seed(template))
+    if around is None:  # the mark is not the seed alone: the text made whole
+        digest = run_key(keyed)
+    else:
+        before, after = around
+        text = f"{before}{keyed.seed}{after}"
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{tenant}\n{digest}".encode()).hexdigest()
+
+
+def _around_seed(template: RunRequest) -> tuple[str, str] | None:
+    """The run key text of ``template`` (seeded :data:`_SEED_MARK`) before and after
+    its seed's digits, or None when the mark appears more than once."""
+    text = run_key_text(template)
+    mark = f'"seed":{_SEED_MARK}'
+    if text.count(str(_SEED_MARK)) != 1 or text.count(mark) != 1:
+        return None
+    before, after = text.split(mark)
+    return before + '"seed":', after
 
 
 def _keyed(request: RunRequest) -> RunRequest:
@@ -90,6 +115,11 @@ def _keyed(request: RunRequest) -> RunRequest:
 #: at most on a busy kernel.
 _KEYS: Memo[str] = Memo(1024)
 _ENCODE = msgspec.json.Encoder().encode
+#: The run key texts around the seed, by run less its seed (:func:`_key_of`): the kernel
+#: runs a few programs at a few settings with many seeds.
+_TEXTS: Memo[tuple[str, str] | None] = Memo(256)
+#: The seed a run's template is made with: no job's (seeds are below 2**63).
+_SEED_MARK = 2**64 + 1_234_567
 
 
 class KeyFilter:
