@@ -143,3 +143,44 @@ def test_a_target_or_option_no_target_takes_is_refused_at_submit(
     refused = run_kernel(tmp_path, body, config=config())
     details = refused.details
     assert details.get("key") == key_or_code or details.get("code") == key_or_code, refused
+
+
+def test_each_jobs_footprint_is_its_targets_for_its_own_run_whatever_came_before(tmp_path):
+    # admission keeps a small program's footprint by its run less the seed: each job's
+    # is still the one its target compiles for its request (shots, block and all)
+    from qmk.execution import target as targets
+    from qmk.kernel.records.programs import verified
+    from support.kernel import BELL
+
+    toffoli = read_program(str(TOFFOLI)).to_json()
+    submits = [
+        {"graph": BELL, "shots": 10, "seed": 1},
+        {"graph": BELL, "shots": 10, "seed": 2},
+        {"graph": BELL, "shots": 20, "seed": 2},
+        {"graph": toffoli, "shots": 10, "seed": 1, "target": "lattice-surgery"},
+        {"graph": toffoli, "shots": 10, "seed": 2, "target": "lattice-surgery"},
+        {"graph": toffoli, "shots": 20, "seed": 2, "target": "lattice-surgery"},
+        {
+            "graph": toffoli,
+            "shots": 20,
+            "seed": 3,
+            "target": "lattice-surgery",
+            "policy": {"block": "compact"},
+        },
+    ]
+
+    async def body(kernel):
+        sid = await session(kernel)
+        jobs = []
+        for submit in submits:
+            accepted = await kernel.q_submit(session_id=sid, **submit)
+            await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
+            jobs.append(kernel.supervisor.finished[accepted["job_id"]])
+        return jobs
+
+    jobs = run_kernel(tmp_path, body, config=config())
+    for ended in jobs:
+        assert ended.state == "COMPLETED", ended.error
+        own = targets.get(ended.request.target).compile(verified(ended.graph), ended.request)
+        assert ended.footprint == own.footprint, ended.request
+    assert jobs[3].footprint != jobs[6].footprint  # another block: another footprint

@@ -93,6 +93,7 @@ MAX_SHOTS = defaults.MAX_SHOTS
 MAX_FINDINGS = 50
 #: How many (graph, options) -> physical-qubit answers the kernel keeps.
 PLAN_CACHE_SIZE = 256
+_ENCODE = msgspec.json.Encoder().encode
 #: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
 _UNREADABLE = BY_NAME["unreadable-file"].code
 #: A physical error rate at or above a code's threshold (``QC106``).
@@ -192,6 +193,8 @@ class Admission:
         self._machine: MachineSpec | None = None  # the floorplan, for a refusal
         #: The firewall's answers without channels bound, by (graph text, tenant).
         self._firewalled: Memo[dict[str, int]] = Memo(PLAN_CACHE_SIZE)
+        #: Small programs' footprints by their run request less its seed (:meth:`_compiled`).
+        self._footprints: Memo[Footprint] = Memo(PLAN_CACHE_SIZE)
         self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
         self.cpu = CpuBudget(
             rate=lambda tenant: self.config.tenants[tenant].cpu_s_per_s,
@@ -349,7 +352,11 @@ class Admission:
         """The footprint of ``program`` compiled by its target for ``request``: its
         physical qubits, and what it asks of the shared machine (what the target refuses
         is a ``ProgramError`` with its code): on the loop for a small program, in a
-        thread charged to ``tenant`` for a big one."""
+        thread charged to ``tenant`` for a big one.
+
+        A small program's footprint is kept by its request less the seed (the request
+        names the program by its digest; no target's footprint reads the seed), for the
+        next job of that run: a job's own seed compiles nothing again."""
 
         def work() -> Footprint:
             try:
@@ -359,7 +366,8 @@ class Admission:
 
         if len(program.graph.nodes) < OFFLOAD_NODES:
             with self.cpu.on_loop(tenant):
-                return work()
+                unseeded = _ENCODE(msgspec.structs.replace(request, seed=0))
+                return self._footprints.get(unseeded, None, work)
         footprint: Footprint = await self.cpu.run(tenant, work)
         return footprint
 
