@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from qmk.kernel.records.jobs import parse_policy
+import base64
+import multiprocessing
+
+from qmk.kernel.records.jobs import new_id, parse_policy
 
 
 def test_no_policy_and_an_empty_one_read_as_the_defaults_with_the_kernels_timeout() -> None:
@@ -12,3 +15,24 @@ def test_no_policy_and_an_empty_one_read_as_the_defaults_with_the_kernels_timeou
         spelled = parse_policy({"timeout_ms": round(timeout_s * 1000)}, default_timeout_s=1)
         assert plain == spelled and plain.timeout_s == timeout_s
         assert plain.priority == spelled.priority and plain.cache is True
+
+
+def test_ids_are_24_url_safe_characters_of_18_bytes_each_and_never_repeat() -> None:
+    ids = [new_id("job") for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    for job_id in ids:
+        prefix, token = job_id.split("_", 1)
+        assert prefix == "job" and len(token) == 24
+        assert len(base64.urlsafe_b64decode(token)) == 18
+
+
+def test_a_forked_child_draws_ids_other_than_its_parents_next() -> None:
+    new_id("job")  # ids drawn ahead in the parent before the fork
+    context = multiprocessing.get_context("fork")
+    queue = context.SimpleQueue()
+    child = context.Process(target=lambda: queue.put([new_id("job") for _ in range(3)]))
+    child.start()
+    theirs = queue.get()
+    child.join(60)
+    mine = [new_id("job") for _ in range(3)]
+    assert not set(theirs) & set(mine)
