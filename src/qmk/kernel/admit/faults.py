@@ -42,7 +42,9 @@ start reuses that answer (:class:`Foreseen`) when nothing :func:`adjust` reads h
 changed since: the same request (its machine schedule aside, which no policy reads), the
 same physical qubits, no calibration ingested, and the same fault schedule at both
 epochs (no drift at either, the same link fidelity). Otherwise the start computes it
-again.
+again. The same test lets the next job of the same program take the last job's answer
+when its request is that job's but for the seed, which :func:`adjust` never reads (a
+client's many seeds of one run: :meth:`FaultPolicies.foresee`).
 
 **A resumed attempt keeps its checkpoint's physics.** The logical-error patterns of a
 whole run are drawn when it starts, from the physics it starts with, so an execution
