@@ -40,46 +40,49 @@ class GroupCommit:
         self.store = store
         self.audit = audit
         self._loop = asyncio.get_running_loop()
-        self._next: asyncio.Future[None] | None = None  # the commit that will hold the writes
+        #: The requests that wait for the commit that will hold the writes (:meth:`durable`),
+        #: one future each: one cancelled meanwhile is its own, never the commit others
+        #: wait for (no ``asyncio.shield`` of a shared one: two callbacks and a loop turn
+        #: more per request).
+        self._waiters: list[asyncio.Future[None]] = []
+        self._pending = False  # some write is not committed yet
         self._wanted = asyncio.Event()  # some write waits for a commit
         self._urgent = asyncio.Event()  # a request waits for it: commit this loop turn
 
-    def dirty(self, *, urgent: bool = True) -> asyncio.Future[None]:
-        """The future of the commit that will hold the writes made so far.
+    def dirty(self, *, urgent: bool = True) -> None:
+        """Ask for a commit of the writes made so far.
 
         An urgent commit runs at the end of this loop turn; otherwise within
         :data:`GROUP_COMMIT_S`, sooner when an urgent one comes along.
         """
-        future = self._next
-        if future is None:
-            future = self._next = self._loop.create_future()
+        if not self._pending:
+            self._pending = True
             self._wanted.set()
         if urgent:
             self._urgent.set()
-        return future
 
     @property
     def pending(self) -> bool:
         """Whether a write made so far is not committed yet (a commit flushes on the
         event loop's thread in one step: no write is ever half committed)."""
-        return self._next is not None
+        return self._pending
 
     async def durable(self) -> None:
         """Return once every write made so far is committed (urgently)."""
-        # shielded: a request cancelled meanwhile must not cancel the commit others share
-        await asyncio.shield(self.dirty())
+        self.dirty()
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     def commit(self) -> None:
         """Commit now, on the caller's turn (kernel open and close). Raises what it raises."""
-        future = self._take()
+        waiters = self._take()
         try:
             self._flush()
         except Exception as exc:
-            if future is not None:
-                future.set_exception(exc)
+            _tell(waiters, exc)
             raise
-        if future is not None:
-            future.set_result(None)
+        _tell(waiters, None)
 
     async def run(self) -> None:
         """The committer: wait for a dirty transaction, then for its window, then commit."""
@@ -91,27 +94,26 @@ class GroupCommit:
                         await self._urgent.wait()
                 except TimeoutError:
                     pass  # the window closed: commit what is there
-            future = self._take()
+            waiters = self._take()
             try:
                 self._flush()
             except Exception as exc:  # the requests that wait for it get the error
-                if future is not None:
-                    future.set_exception(exc)
+                _tell(waiters, exc)
                 continue
-            if future is not None:
-                future.set_result(None)
+            _tell(waiters, None)
 
     def abort(self, error: BaseException) -> None:
         """Fail the pending commit with ``error`` (the committer is gone: nothing commits)."""
-        future = self._take()
-        if future is not None:
-            future.set_exception(error)
+        _tell(self._take(), error)
 
-    def _take(self) -> asyncio.Future[None] | None:
-        future, self._next = self._next, None
+    def _take(self) -> list[asyncio.Future[None]]:
+        """The requests that wait for the commit about to be made (the writes from now on
+        wait for the next one)."""
+        waiters, self._waiters = self._waiters, []
+        self._pending = False
         self._wanted.clear()
         self._urgent.clear()
-        return future
+        return waiters
 
     def _flush(self) -> None:
         """Write the audit lines, then commit with their head; all or nothing.
@@ -133,6 +135,17 @@ class GroupCommit:
                 f"the kernel could not write its data directory ({exc}); nothing of this "
                 "request was kept: retry later"
             ) from exc
+
+
+def _tell(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Tell the requests that waited for a commit how it went (but those cancelled)."""
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
 
 
 __all__ = ["GROUP_COMMIT_S", "GroupCommit"]

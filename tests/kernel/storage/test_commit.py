@@ -1,0 +1,98 @@
+"""The group commit on its own: who waits for which commit, and what a failed one tells."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from qmk.errors import UnavailableError
+from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.security.sessions import load_secret
+from qmk.kernel.storage.audit import AuditLog, verify
+from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.store import Store
+
+
+def committed_channels(data_dir: Path) -> list[str]:
+    """The channel ids another connection sees committed."""
+    db = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT channel_id FROM channels ORDER BY 1")]
+    finally:
+        db.close()
+
+
+def channel(channel_id: str) -> dict[str, object]:
+    return {
+        "channel_id": channel_id,
+        "proposer": "alice",
+        "peer": "bob",
+        "state": "OPEN",
+        "fidelity": 0.99,
+        "created_at": 1.0,
+        "opened_at": 1.0,
+        "closed_at": None,
+    }
+
+
+async def with_committer(data_dir: Path, body: object) -> None:
+    store, audit = Store(data_dir), AuditLog(data_dir, load_secret(data_dir))
+    commits = GroupCommit(store, audit)
+    committer = asyncio.create_task(commits.run())
+    try:
+        await body(store, audit, commits)  # type: ignore[operator]
+    finally:
+        committer.cancel()
+        await asyncio.gather(committer, return_exceptions=True)
+        audit.close()
+
+
+def test_a_request_returns_once_a_commit_holds_what_was_written_before_it(
+    tmp_path: Path,
+) -> None:
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        store.save_channel(channel("ch_1"))
+        audit.append("chan", channel_id="ch_1")
+        commits.dirty(urgent=False)  # within the window
+        assert commits.pending and committed_channels(tmp_path) == []
+        await commits.durable()  # at the end of this turn
+        assert not commits.pending and committed_channels(tmp_path) == ["ch_1"]
+        assert verify(tmp_path).ok
+
+    asyncio.run(with_committer(tmp_path, body))
+
+
+def test_a_request_cancelled_while_it_waits_leaves_the_commit_to_the_others(
+    tmp_path: Path,
+) -> None:
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        store.save_channel(channel("ch_2"))
+        first = asyncio.create_task(commits.durable())
+        second = asyncio.create_task(commits.durable())
+        await asyncio.sleep(0)  # both wait now
+        first.cancel()
+        await second  # not cancelled with the first
+        assert first.cancelled() and committed_channels(tmp_path) == ["ch_2"]
+
+    asyncio.run(with_committer(tmp_path, body))
+
+
+def test_a_failed_commit_refuses_every_request_that_waited_and_the_next_one_commits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        store.save_channel(channel("ch_3"))
+        store.db.execute("PRAGMA query_only=1")  # the commit's writes refused
+        waiting = [asyncio.create_task(commits.durable()) for _ in range(3)]
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(outcome, UnavailableError) for outcome in outcomes)
+        store.db.execute("PRAGMA query_only=0")
+        store.save_channel(channel("ch_4"))
+        await commits.durable()
+        assert committed_channels(tmp_path) == ["ch_4"]  # the failed one kept nothing
+
+    asyncio.run(with_committer(tmp_path, body))
+    assert "never retrieved" not in caplog.text
