@@ -391,3 +391,29 @@ def test_a_schedule_saved_with_a_start_that_a_rollback_drops_goes_with_the_next_
     loaded = store.load_job("job_started", "alice")
     assert loaded is not None and loaded.state == RUNNING and loaded.request.machine == SCHEDULE
     store.close()
+
+
+def test_each_jobs_policy_is_stored_as_the_json_text_of_its_own_policy(tmp_path: Path) -> None:
+    # the texts are kept by policy: two policies alike in all but a float's type, a
+    # key's order or one value each get their own text
+    from qmk.kernel.records.stored import compact_encoder
+
+    dumps = compact_encoder(allow_nan=True)
+    policies = [
+        Policy(priority=3, deadline=1800000000, timeout_ms=1500),
+        Policy(priority=3, deadline=1800000000.0, timeout_ms=1500),
+        Policy(priority=3, deadline=1800000000.5, timeout_ms=1500),
+        Policy(channels={"a": "ch_1", "b": "ch_2"}),
+        Policy(channels={"b": "ch_2", "a": "ch_1"}),
+        Policy(priority=3, deadline=1800000000, timeout_ms=1500),
+    ]
+    store = Store(tmp_path)
+    for n, policy in enumerate(policies):
+        job = make_job(f"job_p{n}", n)
+        job.request = replace(job.request, policy=policy)
+        store.insert_job(job)
+    store.commit()
+    stored = [row[0] for row in store.db.execute("SELECT policy FROM jobs ORDER BY seq")]
+    store.close()
+    assert stored == [dumps(policy.to_json()) for policy in policies]
+    assert stored[0] != stored[1] and stored[3] != stored[4]

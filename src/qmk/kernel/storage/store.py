@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import astuple
 
-from qmk.execution.request import DIGEST_KEPT_FROM, RunRequest, program_digest
+from qmk.execution.request import DIGEST_KEPT_FROM, Policy, RunRequest, program_digest
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import DataDirError, JobError, error_json
 from qmk.kernel.records.jobs import ACTIVE_STATES, FINAL_STATES, Job
@@ -469,6 +469,22 @@ def _meta_text(meta: Mapping[str, Any]) -> str:
         return _dumps(dict(meta))
 
 
+#: The ``policy`` texts of the policies stored last, by the policy's MessagePack (a
+#: kernel's jobs ask for a few policies: a text is made once, not per job).
+_POLICY_TEXTS: Memo[str] = Memo(64)
+_pack_policy = msgspec.msgpack.Encoder().encode
+
+
+def _policy_text(policy: Policy) -> str:
+    """A policy's ``policy`` column: :func:`_dumps` of its JSON. Kept by its MessagePack,
+    which tells apart every two values the text does (a NaN from null, 1 from 1.0).
+
+    >>> _policy_text(Policy(priority=3)) == _dumps(Policy(priority=3).to_json())
+    True
+    """
+    return _POLICY_TEXTS.get(_pack_policy(policy), None, lambda: _dumps(policy.to_json()))
+
+
 _NAMES_JSON: dict[tuple[str, ...], str] = {}
 
 
@@ -890,7 +906,7 @@ class Store:
                     "" if apart else job.graph,
                     job.shots,
                     job.seed,
-                    _dumps(job.policy.to_json()),
+                    _policy_text(job.policy),
                     _names(tuple(job.caps)),
                     _names(tuple(job.required_caps)),
                     job.physical_qubits,
