@@ -417,3 +417,53 @@ def test_each_jobs_policy_is_stored_as_the_json_text_of_its_own_policy(tmp_path:
     store.close()
     assert stored == [dumps(policy.to_json()) for policy in policies]
     assert stored[0] != stored[1] and stored[3] != stored[4]
+
+
+def test_a_result_its_worker_indexed_is_stored_and_sealed_as_the_store_would_do_it(
+    tmp_path: Path,
+) -> None:
+    # the worker sends its result's index text and that text's digest (off the kernel's
+    # loop); the row holds what the store makes of the index itself, and a digest that
+    # is not the text's makes a seal the result fails when read (as a wrong result_sha256)
+    import hashlib
+
+    from qmk.kernel.records.outcome import Done
+    from qmk.kernel.records.stored import result_of
+    from qmk.kernel.security.seals import derive
+    from qmk.kernel.storage.store import meta_text
+
+    stored = encode_result({"counts": {"00": 3, "11": 5}, "telemetry": {"logical_cycles": 4.0}})
+    text = meta_text(stored.meta)
+
+    def done(digest: str) -> Done:
+        return Done(
+            result_json=stored.data,
+            result_meta=dict(stored.meta),
+            result_sha256=stored.sha256,
+            result_meta_text=text,
+            result_meta_sha256=digest,
+        )
+
+    key = derive(b"s" * 32, "result")
+    rows = []
+    for name, result in (
+        ("by_worker", result_of(done(hashlib.sha256(text.encode()).hexdigest()))),
+        ("by_store", stored),
+        ("wrong", result_of(done("0" * 64))),
+    ):
+        store = Store(tmp_path / name, seal_key=key)
+        job = make_job("job_r", 1)
+        store.insert_job(job)
+        job.state, job.finished_at, job.result = COMPLETED, 1002.0, result
+        store.save_job(job)
+        store.commit()
+        rows.append(store.db.execute("SELECT result_meta, result_seal FROM jobs").fetchone())
+        loaded = store.load_job("job_r", "alice")
+        store.close()
+        assert loaded is not None
+        if name == "wrong":
+            assert loaded.result is None and loaded.result_damage is not None
+            assert loaded.result_damage["code"] == "QK308"
+        else:
+            assert loaded.result is not None and loaded.result["counts"] == {"00": 3, "11": 5}
+    assert rows[0] == rows[1] and rows[0][0] == text and rows[2][1] != rows[1][1]

@@ -25,6 +25,7 @@ and it did, its state saved. A traced attempt's outcome carries its ``spans``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ from qmk.kernel.records.outcome import Done, Failed, Outcome, Ran, Yielded, enco
 from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import encode_result
 from qmk.kernel.storage.artifacts import PART_RECORDS
-from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph, unpack_graph
+from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, meta_text, pack_graph, unpack_graph
 
 if TYPE_CHECKING:
     from qmk.execution.trajectories import Suspended
@@ -288,8 +289,15 @@ def _answer(value: dict[str, Any], attempt: Attempt) -> Outcome:
             "per job",
         )
         return Failed.of(too_big)
-    # its digest taken here, off the kernel's loop (its audit line and seal carry it)
-    return Done(result_json=stored.data, result_meta=dict(stored.meta), result_sha256=stored.sha256)
+    # its digests taken here, off the kernel's loop (its audit line and seal carry them)
+    meta = meta_text(stored.meta)
+    return Done(
+        result_json=stored.data,
+        result_meta=dict(stored.meta),
+        result_sha256=stored.sha256,
+        result_meta_text=meta,
+        result_meta_sha256=hashlib.sha256(meta.encode()).hexdigest(),
+    )
 
 
 __all__ = ["Attempt", "attempt_outcome", "run_job"]

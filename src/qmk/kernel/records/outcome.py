@@ -51,6 +51,11 @@ class Done(_Outcome, frozen=True, kw_only=True, tag="done"):
     #: a dict of every mark of the counts: the kernel reads one per job).
     result_meta: Any
     result_sha256: str
+    #: Its index's text as the store writes it and that text's SHA-256, which the result's
+    #: seal covers (:func:`qmk.kernel.storage.store.meta_text`), made here off the kernel's
+    #: loop; "" for the kernel to make them.
+    result_meta_text: str = ""
+    result_meta_sha256: str = ""
     #: The artifacts a device job's ``stream`` asked for (:mod:`qmk.kernel.storage.artifacts`).
     artifacts: list[dict[str, Any]] = []
 

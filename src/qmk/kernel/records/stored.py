@@ -86,13 +86,17 @@ class StoredResult(Mapping[str, Any]):
     (b'{"11":5}', None)
     """
 
-    __slots__ = ("_counts", "_sha256", "data", "meta")
+    __slots__ = ("_counts", "_sha256", "data", "meta", "meta_text")
 
     def __init__(self, data: bytes, meta: Mapping[str, Any]) -> None:
         self.data = data
         self.meta = meta
         self._counts: dict[str, Any] | None = None
         self._sha256: str | None = None
+        #: :attr:`meta`'s text as the store writes it and that text's SHA-256, where its
+        #: worker made them (:class:`~qmk.kernel.records.outcome.Done`); None: the store
+        #: makes them.
+        self.meta_text: tuple[str, str] | None = None
 
     @property
     def sha256(self) -> str:
@@ -272,6 +276,8 @@ def result_of(outcome: Done | Ran) -> StoredResult:
     if isinstance(outcome, Done):
         result = StoredResult(outcome.result_json, outcome.result_meta)
         result._sha256 = outcome.result_sha256  # the worker's (a wrong one fails its own seal)
+        if outcome.result_meta_text:  # the same
+            result.meta_text = (outcome.result_meta_text, outcome.result_meta_sha256)
         return result
     return encode_result(outcome.result)
 

@@ -82,11 +82,22 @@ def data_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def result_seal(key: bytes | KeyedMac, job_id: str, digest: str, meta: str) -> str:
+def result_seal(
+    key: bytes | KeyedMac, job_id: str, digest: str, meta: str, meta_sha256: str | None = None
+) -> str:
     """The seal of job ``job_id``'s stored result: its JSON's ``digest``
     (:func:`data_digest`) and its index's text ``meta`` (``key``: the key, or its
-    :class:`KeyedMac`, the same seal)."""
-    body = "\0".join(("result", job_id, digest, hashlib.sha256(meta.encode()).hexdigest()))
+    :class:`KeyedMac`, the same seal); ``meta_sha256``: that text's SHA-256, where it was
+    taken already (a wrong one makes a seal the result fails when read).
+
+    >>> key = derive(b"s" * 32, "result")
+    >>> result_seal(key, "j1", "ab", "{}") == result_seal(
+    ...     key, "j1", "ab", "{}", hashlib.sha256(b"{}").hexdigest())
+    True
+    """
+    if meta_sha256 is None:
+        meta_sha256 = hashlib.sha256(meta.encode()).hexdigest()
+    body = "\0".join(("result", job_id, digest, meta_sha256))
     return _hex_mac(key, body.encode())
 
 
