@@ -26,6 +26,7 @@ from qmk.kernel.config import (
     TenantQuota,
     TenantTable,
 )
+from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.workload import Generate, Generated, JobEntry, TenantEntry, WorkloadFile
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.pools.dask_protocol import Again, Lost, Raised, Returned
@@ -33,7 +34,7 @@ from qmk.kernel.records.outcome import Done, Failed, Failure, Ran, Yielded
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.storage.artifacts import Entry, Index
 from qmk.kernel.storage.store import JobRow, RunRow, TriggerRow
-from support.golden.execution import RUN_REQUEST
+from support.golden.execution import FOOTPRINT, RUN_REQUEST
 
 CONFIG_FILE = ConfigFile(
     machine=MachineTable(
@@ -634,6 +635,43 @@ ATTEMPT = Attempt(
 
 
 #: Every example of this room.
+#: A job of the shared machine, as a workload file or a kernel's admission gives it.
+JOB_SPEC = JobSpec(
+    id="job-7",
+    tenant="alice",
+    footprint=FOOTPRINT,
+    arrival_cycle=1200,
+    priority=2,
+    program="examples/bell.qvm.asm",
+    shots=1000,
+    runtime_alone_cycles=480.0,
+)
+
+#: Its record once its schedule ended: waits by cause and where they fell.
+JOB_RECORD = JobRecord(
+    id="job-7",
+    tenant="alice",
+    program="examples/bell.qvm.asm",
+    priority=2,
+    arrival_cycle=1200.0,
+    start_cycle=1350.0,
+    end_cycle=1890.5,
+    tiles=12,
+    module=1,
+    logical_qubits=2,
+    wait_cycles={
+        "queue": 150.0,
+        "factory": 40.5,
+        "routing": 0.0,
+        "link": 0.0,
+        "decoder": 20.0,
+        "preempted": 0.0,
+    },
+    idle_logical_error=1.2e-6,
+    runtime_alone_cycles=480.0,
+    waits_at={3: 40.5, 5: 20.0},
+)
+
 EXAMPLES = (
     CONFIG_FILE,
     MACHINE_TABLE,
@@ -672,4 +710,6 @@ EXAMPLES = (
     RAN,
     YIELDED,
     ATTEMPT,
+    JOB_SPEC,
+    JOB_RECORD,
 )

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-if TYPE_CHECKING:
-    from qmk.execution.footprint import Footprint
+from qmk.execution.footprint import Footprint  # at run time: a JobSpec decodes by its type
 
 #: The causes a job's waits are recorded by, in the order reports list them.
 WAIT_CAUSES = ("queue", "factory", "routing", "link", "decoder", "preempted")
