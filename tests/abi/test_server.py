@@ -302,6 +302,18 @@ def test_tcp_serves_the_same_protocol_next_to_the_unix_socket(tmp_path):
     assert not path.exists()
 
 
+async def _closed_and_read(writer: asyncio.StreamWriter, theirs: socket.socket) -> bytes:
+    """Close our end (``writer``, flushed first), then everything the peer's socket got."""
+    writer.close()
+    await writer.wait_closed()
+    theirs.settimeout(5)
+    data = b""
+    while chunk := theirs.recv(4096):
+        data += chunk
+    theirs.close()
+    return data
+
+
 class CountingSocket(socket.socket):
     """A real socket that counts the ``send`` calls asyncio makes on it."""
 
@@ -327,14 +339,7 @@ def test_replies_ready_in_one_loop_turn_share_one_write_after_the_first() -> Non
         assert counting.sends == 2  # the other four, joined, at the end of the turn
         outbox.put(b'{"id":5}\n')  # a new turn: at once again
         assert counting.sends == 3
-        writer.close()
-        await writer.wait_closed()
-        theirs.settimeout(5)
-        data = b""
-        while chunk := theirs.recv(4096):
-            data += chunk
-        theirs.close()
-        return data
+        return await _closed_and_read(writer, theirs)
 
     data = asyncio.run(main())
     assert [json.loads(line)["id"] for line in data.splitlines()] == list(range(6))
@@ -360,14 +365,7 @@ def test_the_connections_that_wrote_in_a_turn_are_each_flushed_by_one_callback_a
         assert [s.sends for s in sockets] == [2, 2]  # the rest of each, joined, at the end
         received = []
         for writer, (_, theirs) in zip(writers, pairs, strict=True):
-            writer.close()
-            await writer.wait_closed()
-            theirs.settimeout(5)
-            data = b""
-            while chunk := theirs.recv(4096):
-                data += chunk
-            theirs.close()
-            received.append(data)
+            received.append(await _closed_and_read(writer, theirs))
         return received
 
     for data in asyncio.run(main()):

@@ -346,15 +346,12 @@ def _random_footprint(rng) -> Footprint:
     return footprint(rng.randint(2, 12), *steps, qubits=rng.randint(1, 5))
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_every_jobs_turnaround_is_its_private_cycles_plus_its_waits_under_every_policy(seed):
-    # seeded random machines (factories, store, lanes, storage, links, decoder, epochs)
-    # and workloads: the waits by cause account for every cycle, every job ends, and
-    # every tile is free at the end
-    import random
-
-    rng = random.Random(seed)
-    machine = MachineSpec.simple(
+def _random_machine(
+    rng, *, links: tuple[float, ...], decoders: tuple[float | None, ...], **fixed: float
+) -> MachineSpec:
+    """A seeded random machine (factories, store, lanes, storage, links, decoder, epochs),
+    its link rate and decoder capacity drawn from ``links`` and ``decoders``."""
+    return MachineSpec.simple(
         tiles=rng.randint(12, 40),
         factory_rate=(rng.randint(1, 2), rng.randint(1, 4)),
         copies=rng.randint(1, 3),
@@ -363,11 +360,23 @@ def test_every_jobs_turnaround_is_its_private_cycles_plus_its_waits_under_every_
         lanes=rng.randint(1, 3),
         storage_tiles=rng.randint(0, 30),
         epoch_cycles=rng.randint(1, 15),
-        link_pairs_per_cycle=rng.choice([0.5, 1.0, 2.0]),
-        decoder_bits_per_cycle=rng.choice([None, 50.0, 200.0]),
+        link_pairs_per_cycle=rng.choice(links),
+        decoder_bits_per_cycle=rng.choice(decoders),
         tile_bits_per_cycle=5.0,
         preempt_gap=rng.choice([0, 1, 2]),
+        **fixed,
     )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_jobs_turnaround_is_its_private_cycles_plus_its_waits_under_every_policy(seed):
+    # seeded random machines (factories, store, lanes, storage, links, decoder, epochs)
+    # and workloads: the waits by cause account for every cycle, every job ends, and
+    # every tile is free at the end
+    import random
+
+    rng = random.Random(seed)
+    machine = _random_machine(rng, links=(0.5, 1.0, 2.0), decoders=(None, 50.0, 200.0))
     shapes = [_random_footprint(rng) for _ in range(8)]
     jobs = [
         JobSpec(
@@ -516,20 +525,8 @@ def _pinned_run(seed: int) -> str:
     import random
 
     rng = random.Random(seed)
-    machine = MachineSpec.simple(
-        tiles=rng.randint(12, 40),
-        factory_rate=(rng.randint(1, 2), rng.randint(1, 4)),
-        copies=rng.randint(1, 3),
-        store=rng.randint(0, 5),
-        modules=rng.randint(1, 3),
-        lanes=rng.randint(1, 3),
-        storage_tiles=rng.randint(0, 30),
-        epoch_cycles=rng.randint(1, 15),
-        link_pairs_per_cycle=rng.choice([0.0, 0.5, 2.0]),
-        decoder_bits_per_cycle=rng.choice([None, None, 50.0]),
-        tile_bits_per_cycle=5.0,
-        preempt_gap=rng.choice([0, 1, 2]),
-        logical_error_rate=1e-4,
+    machine = _random_machine(
+        rng, links=(0.0, 0.5, 2.0), decoders=(None, None, 50.0), logical_error_rate=1e-4
     )
     shapes = [_random_footprint(rng) for _ in range(4)]
     shapes += [
