@@ -6,6 +6,9 @@ without its package (the ``test`` extra installs them all).
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -63,6 +66,40 @@ def test_the_batch_flag_of_every_engine_is_its_class_s_batch_sampling() -> None:
 
     for entry in SPECS:
         assert entry.batch == (batch_compiler(engine_class(entry.name)) is not None), entry.name
+
+
+def test_the_own_check_flag_of_every_engine_is_whether_its_class_says_why_it_cannot_run() -> None:
+    from qmk.engines.adapters._segments import SegmentEngine
+
+    for entry in SPECS:
+        cls = engine_class(entry.name)
+        reason = getattr(cls, "unavailable_reason", None)
+        own = (
+            reason is not None and reason.__func__ is not SegmentEngine.unavailable_reason.__func__
+        )
+        assert entry.own_check == own, entry.name
+
+
+def test_routing_a_job_imports_no_engine_module_but_the_chosen_one_s() -> None:
+    # a fresh process routes a 20-qubit non-Clifford job past eight able engines: their
+    # classes' modules (the adapters, the MPS) wait until one is built
+    script = (
+        "import sys\n"
+        "from qmk.engines.registry import Workload\n"
+        "from qmk.engines.router import route\n"
+        "before = set(sys.modules)\n"
+        "work = Workload(qubits=20, gates=frozenset({'rz', 'ry', 'cz'}), gate_count=1390,\n"
+        "                clifford=False, non_clifford='gate rz', shots=1000)\n"
+        "choice = route(work)\n"
+        "print(choice.engine, sorted(m for m in set(sys.modules) - before\n"
+        "                            if m.startswith('qmk.engines.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    engine, imported = done.stdout.split(" ", 1)
+    modules = {entry.module for entry in SPECS} - {spec(engine).module}
+    assert not modules & set(ast.literal_eval(imported)), imported
 
 
 def test_a_wide_noisy_clifford_job_goes_to_the_stabilizer_priced_as_one_sampled_run() -> None:

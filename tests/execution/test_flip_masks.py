@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
+import msgspec
 import numpy as np
 import pytest
 from scipy import stats
@@ -113,9 +114,9 @@ def _biased(plan: Plan) -> Plan:
     """The plan with its locations' rates replaced, alternately X-heavy and Z-heavy: the
     executor's logical noise is depolarizing, which would hide an X taken for a Z."""
     noise = tuple(
-        replace(loc, px=0.02, py=0.004, pz=0.0)
+        msgspec.structs.replace(loc, px=0.02, py=0.004, pz=0.0)
         if i % 2
-        else replace(loc, px=0.0, py=0.004, pz=0.03)
+        else msgspec.structs.replace(loc, px=0.0, py=0.004, pz=0.03)
         for i, loc in enumerate(plan.noise)
     )
     at: dict[int, list[Noise]] = {}

@@ -229,10 +229,11 @@ def assess(
             reason="replays its circuit from |0>: it runs terminal measurements only, and "
             "this program measures, resets or frees qubits before its end",
         )
-    found = availability(name)  # its class's own check (imports its module)
+    found = availability(name)  # its class's own check, where it has one (imports its module)
     if not found.available:
         return Candidate(engine=name, refusal="unavailable", reason=found.reason)
-    taken = _keywords(name)
+    # its constructor's signature (which imports its module) only where there are options
+    taken = _keywords(name) if options else None
     strange = sorted(set(options) - taken) if taken is not None else []
     if strange:
         return Candidate(

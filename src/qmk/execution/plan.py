@@ -68,9 +68,14 @@ BOOKKEEPING = frozenset(name for name, spec in OPS.items() if spec.kind is Exec.
 TELEPORT_ANCILLAS = 2
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Noise:
-    """A logical Pauli error location: on ``qubit``, before or after a step."""
+class Noise(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A logical Pauli error location: on ``qubit``, before or after a step.
+
+    A msgspec struct, not a dataclass: a plan makes one per qubit of every noisy step
+    (1,640 for a 20-qubit, 20-layer random circuit), and a frozen dataclass's
+    ``__init__`` took 2.2 us each against 0.25 us. Not tracked by the cyclic garbage
+    collector (``gc=False``): it holds numbers and strings only.
+    """
 
     step: int
     before: bool
@@ -402,7 +407,8 @@ def _op_noise(
     """``add`` the noise of qubit ``q`` at ``step``: its idle ``wait`` before the step, and
     the step's own error (of its code, ``profile``): a measurement's is a Pauli before
     it, an op's after it; a teleported CNOT's is its CNOT's, a free has none."""
-    add(step.index, True, q, wait, "idle")
+    if wait > 0:  # (add() returns at once for none: most qubits wait for nothing)
+        add(step.index, True, q, wait, "idle")
     if step.kind == "teleport_cnot":
         cnot = model_for(profile).op_cycles("APPLY_CNOT")
         add(step.index, False, q, float(cnot), "op")

@@ -7,7 +7,7 @@ struct's golden file (:mod:`support.golden`)."""
 from __future__ import annotations
 
 from qmk.execution.footprint import Footprint, Step
-from qmk.execution.plan import Call, Exec, PlanStep
+from qmk.execution.plan import Call, Exec, Noise, PlanStep
 from qmk.execution.request import MachineRun, Policy, Rewrite, RunRequest, Schedule
 from qmk.execution.surgery import SurgeryOptions
 from qmk.execution.trajectories import MicroOp
@@ -51,6 +51,9 @@ PLAN_STEP = PlanStep(
         CALL,
     ),
 )
+
+#: A logical error of an op after step 4 on qubit q1 (d=9 surface code, one cycle).
+NOISE = Noise(step=4, before=False, qubit="q1", px=1e-07, py=1e-07, pz=1e-07, cause="op")
 
 #: A feed-forward X on bob, when alice's measurement (column 0) read 1.
 MICRO_OP = MicroOp(
@@ -127,6 +130,7 @@ EXAMPLES = (
     STEP,
     CALL,
     PLAN_STEP,
+    NOISE,
     MICRO_OP,
     SURGERY_OPTIONS,
     MACHINE_RUN,
