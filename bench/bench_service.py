@@ -27,12 +27,17 @@ fails on a timing):
 ``--repeat N`` runs the whole measurement N times against the same server and
 reports each figure's min, median and max (a shared machine is noisy: compare
 medians of interleaved runs, not single runs).
+``--instructions WARM JOBS`` counts, instead, the kernel process's instructions per job
+under valgrind's callgrind (``WARM`` jobs at 8 clients, the counters zeroed, ``JOBS``
+counted): a figure that does not follow the machine's speed, to compare two trees run
+one after the other (results in ``bench/results/service-instructions.json``).
 ``--profile`` runs the kernel process under cProfile, timed in the process's CPU seconds,
 and prints its top functions after the throughput runs, to show where the time goes. Results go to
 ``bench/results/service.json``.
 
     python bench/bench_service.py [--jobs 400] [--calls 3000] [--workers 2] [--repeat 1]
                                   [--clients 1 4 8] [--profile] [--no-cache-hits]
+                                  [--instructions 200 400]
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import argparse
 import asyncio
 import os
 import pstats
+import re
 import shutil
 import signal
 import subprocess
@@ -88,11 +94,23 @@ sys.exit(status)
 """
 
 
-def start_server(tmp: Path, workers: int, profile: Path | None) -> subprocess.Popen[bytes]:
+def start_server(
+    tmp: Path, workers: int, profile: Path | None, *, callgrind: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``qmk serve`` on ``tmp``'s socket (``profile``: under cProfile; ``callgrind``: under
+    valgrind's callgrind, its counts written to that path)."""
     (tmp / "bench.toml").write_text(CONFIG)
     prefix = [sys.executable, "-m", "qmk"]
     if profile is not None:
         prefix = [sys.executable, "-c", PROFILED, str(profile)]
+    if callgrind is not None:
+        prefix = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={callgrind}",
+            "--dump-instr=no",
+            *prefix,
+        ]
     argv = [
         *prefix,
         "serve",
@@ -106,7 +124,7 @@ def start_server(tmp: Path, workers: int, profile: Path | None) -> subprocess.Po
         str(workers),
     ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(tmp / "serve.log").open("wb"))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + (60 if callgrind is None else 900)  # valgrind: ~50x slower
     while not (tmp / "bench.sock").exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"qmk serve did not start: {(tmp / 'serve.log').read_text()}")
@@ -222,6 +240,43 @@ def summarize(statuses: list[dict[str, float]], runs: list[dict[str, Any]]) -> d
     return summary
 
 
+def bench_instructions(
+    tmp: Path, workers: int, warm: int, jobs: int, graph: dict[str, Any]
+) -> dict:
+    """The kernel process's instructions per job, counted by valgrind's callgrind: ``warm``
+    jobs at 8 clients, the counters zeroed, then ``jobs`` more counted. A count does not
+    depend on the machine's speed as a time does, but a kernel under valgrind runs some
+    50 times slower, so its idle work (epoch ticks, checkpoints) and how many jobs a group
+    commit takes vary a little with the load: compare trees measured one after the other."""
+    missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"--instructions needs {' and '.join(missing)} (Debian: valgrind)")
+    out = tmp / "callgrind.out"
+    proc = start_server(tmp, workers, None, callgrind=out)
+    try:
+        bench_throughput(tmp / "bench.sock", 8, warm, graph, proc.pid, 1)
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+        run = bench_throughput(tmp / "bench.sock", 8, jobs, graph, proc.pid, 2)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(300)
+    dumps = sorted(tmp.glob("callgrind.out.*"))  # -d's dump (the file at exit holds the rest)
+    if not dumps:
+        raise SystemExit(f"callgrind wrote no dump in {tmp}")
+    totals = re.search(r"^(?:summary|totals): (\d+)", dumps[0].read_text(errors="replace"), re.M)
+    if totals is None:
+        raise SystemExit(f"no total in callgrind's dump {dumps[0]}")
+    return {
+        "warm_up_jobs": warm,
+        "jobs": jobs,
+        "completed": run["completed"],
+        "clients": 8,
+        "kernel_instructions_per_job": int(totals.group(1)) / jobs,
+        "load_average": load_average(),
+    }
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     """One line per figure: min / median / max."""
     print(f"\nover {summary['repeats']} repeats (min / median / max):")
@@ -272,8 +327,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clients", type=int, nargs="+", default=[1, 4, 8], help="client counts to measure"
     )
+    parser.add_argument(
+        "--instructions",
+        nargs=2,
+        type=int,
+        metavar=("WARM", "JOBS"),
+        help="only count the kernel's instructions per job under callgrind (valgrind): "
+        "WARM jobs at 8 clients, then JOBS counted (e.g. 200 400)",
+    )
     options = parser.parse_args(argv)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
+    if options.instructions is not None:
+        with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
+            counted = bench_instructions(
+                Path(tmp_name), options.workers, *options.instructions, graph
+            )
+        print(
+            f"kernel instructions per job (callgrind; {counted['jobs']} jobs at 8 clients "
+            f"after {counted['warm_up_jobs']}, {counted['completed']} completed): "
+            f"{counted['kernel_instructions_per_job'] / 1e6:.3f}M; load "
+            f"{counted['load_average']:.1f}"
+        )
+        write_json({**machine(), **counted}, RESULTS / "service-instructions.json")
+        return 0
     info = machine()
     results: dict[str, Any] = {
         **info,
