@@ -274,7 +274,7 @@ class Observed:
         self._kept_before[len(full)] = count
         self.ops = [op for op, kept in zip(full, keep, strict=True) if kept]
         self.dropped = len(full) - len(self.ops)
-        self._bounds = {step.index: bounds[k] for k, step in enumerate(plan.steps)}
+        self._bounds = dict(zip([step.index for step in plan.steps], bounds, strict=True))
         self._touches = {q: positions[::-1] for q, positions in touches.items()}
         self._seen = {q: flags[::-1] for q, flags in seen.items()}
 
@@ -875,14 +875,18 @@ def _leaf(
     measured: list[tuple[int, int]] = []
     done: set[str] = set()
     gates: list[GateCall] = []  # one segment: the gates before sampling, basis changes too
+    append = gates.append
     for op in ops[tail:]:
-        if op.kind == "meas":
+        kind = op.kind
+        if kind == "gate":  # (most of them: a set's isdisjoint, not a generator, a gate)
+            qubits = op.qubits
+            if done.isdisjoint(qubits):
+                append((op.gate, [qmap[q] for q in qubits], op.params))
+        elif kind == "meas":
             q = qmap[op.qubits[0]]
             gates += [(gate, [q], ()) for gate in TO_Z[op.basis]]
             measured.append((q, op.event))
             done.add(op.qubits[0])
-        elif op.kind == "gate" and not any(q in done for q in op.qubits):
-            gates.append((op.gate, [qmap[q] for q in op.qubits], op.params))
     apply_segment(engine, gates)
     if measured and shots:
         samples = engine.sample([q for q, _ in measured], shots)
