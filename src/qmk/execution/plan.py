@@ -217,7 +217,8 @@ def lower_step(index: int, node: Node) -> PlanStep:
     args = node.args
     if kind == "gate":
         gate = GATE_OF[node.op]
-        params = tuple(float(args[name]) for name in GATES[gate].params)
+        names = GATES[gate].params  # (a list, not a generator: a plan lowers thousands)
+        params = tuple([float(args[name]) for name in names]) if names else ()
         return PlanStep(index=index, node=node, kind=kind, gate=gate, params=params)
     if kind == "measure":
         return PlanStep(index=index, node=node, kind=kind, basis=BASIS_OF[node.op])
@@ -331,19 +332,20 @@ def build_plan(
             peak_physical = max(peak_physical, live_physical + anc_phys)
         if step.kind == "inject_t":
             magic += 1
+        end = start + cycles
+        if noise:  # (without, each add() is a call that returns at once)
+            clocks = (time, fence_time)
+            _step_noise(add, model_for, profile_of, default_key, step, start, clocks, cycles)
         for q in qubits:
-            if noise:  # (without, each add() is a call that returns at once)
-                wait = start - time.get(q, fence_time)
-                _op_noise(add, model_for, profile_of.get(q, default_key), step, q, wait, cycles)
-            time[q] = start + cycles
+            time[q] = end
         if step.kind == "teleport_cnot":
             # The gadget's Bell pair, ancilla measurements and corrections: their
             # logical errors reach the data as X on the target and Z on the control.
             _gadget_noise(locations, step, node_model, cycles, noise)
         for e in node.produces:
-            event_time[e] = start + cycles
-        cycles_end = max(cycles_end, start + cycles)
-        timing.append((start, start + cycles))
+            event_time[e] = end
+        cycles_end = max(cycles_end, end)
+        timing.append((start, end))
         peak_logical = max(peak_logical, live)
         peak_physical = max(peak_physical, live_physical)
         if step.kind == "free":
@@ -393,6 +395,38 @@ def _freed(
         physical += model_for(profile_of[q]).physical_qubits_per_logical
         del time[q]
     return physical
+
+
+def _step_noise(
+    add: Callable[[int, bool, str, float, str], None],
+    model_for: Callable[[str], Any],
+    profile_of: Mapping[str, str],
+    default_key: str,
+    step: PlanStep,
+    start: float,
+    clocks: tuple[Mapping[str, float], float],
+    cycles: float,
+) -> None:
+    """:func:`_op_noise` of each qubit of ``step``, which starts at ``start``: ``clocks``
+    is each qubit's clock, still at its last op, and the fence's time for a qubit it
+    lacks; a step that is neither a teleported CNOT nor a free, as that does, in one
+    loop."""
+    time, fence_time = clocks
+    kind = step.kind
+    qubits = step.node.vqs
+    if kind == "teleport_cnot" or kind == "free":
+        for q in qubits:
+            wait = start - time.get(q, fence_time)
+            _op_noise(add, model_for, profile_of.get(q, default_key), step, q, wait, cycles)
+        return
+    index = step.index
+    measures = step.measures
+    cause = "measure" if measures else "op"
+    for q in qubits:
+        wait = start - time.get(q, fence_time)
+        if wait > 0:  # (add() returns at once for none: most qubits wait for nothing)
+            add(index, True, q, wait, "idle")
+        add(index, measures, q, cycles, cause)
 
 
 def _op_noise(
@@ -483,7 +517,9 @@ def _ready(
     it reads (a loop, not ``max`` of a list: thousands of nodes a plan)."""
     start = fence_time
     for q in node.vqs:
-        start = max(start, time.get(q, fence_time))
+        at = time.get(q, fence_time)
+        if at > start:  # (max() of the same values, without its call)
+            start = at
     if node.inputs or node.guard is not None:
         for e in (*node.inputs, *node.guard_events):
             start = max(start, event_time.get(e, 0.0))
