@@ -87,7 +87,10 @@ def cost(width: int, *, diagonal: bool = False) -> int:
 def _is_diagonal(u: np.ndarray) -> bool:
     """Whether every entry off the diagonal is exactly zero (products of permutations and
     diagonal gates, such as a controlled phase written as CX and RZ, are exactly so):
-    the nonzero entries are as many as those on the diagonal (gates are finite)."""
+    the nonzero entries are as many as those on the diagonal (gates are finite); most
+    units are dense, and the first entry off the diagonal says so at once."""
+    if u.size > 1 and u.flat[1]:
+        return False
     return bool(np.count_nonzero(u) == np.count_nonzero(np.diagonal(u)))
 
 

@@ -453,19 +453,23 @@ class StatevectorEngine(GateEngine, LazyState):
         """The gate call checked as the base checks it (:class:`GateEngine`), the common
         case quickly: a segment may hold thousands of gates."""
         spec = GATES.get(gate) if isinstance(gate, str) else None
-        if (
-            spec is not None
-            and len(qubits) == spec.qubits
-            and len(params) == len(spec.params)
-            and all(type(q) is int and q in self._rows for q in qubits)
-            and (spec.qubits == 1 or len(set(qubits)) == spec.qubits)
-        ):
-            try:
-                values = tuple(float(p) for p in params)
-            except (TypeError, ValueError):
-                values = (math.nan,)
-            if all(map(math.isfinite, values)):
-                return gate, list(qubits), values
+        if spec is not None and len(qubits) == spec.qubits and len(params) == len(spec.params):
+            rows = self._rows
+            if spec.qubits == 1:  # no generator, no set: 1.6 -> 1.1 ms for random-20's 1,390
+                first = qubits[0]
+                live = type(first) is int and first in rows
+            else:
+                live = all([type(q) is int and q in rows for q in qubits])
+                live = live and len(set(qubits)) == spec.qubits
+            if live:
+                if not params:
+                    return gate, list(qubits), ()
+                try:
+                    values = tuple(map(float, params))
+                except (TypeError, ValueError):
+                    values = (math.nan,)
+                if all(map(math.isfinite, values)):
+                    return gate, list(qubits), values
         return super().check_gate(gate, qubits, params)
 
     def probability(self, qubit: int, basis: str = "Z") -> float:
