@@ -21,6 +21,14 @@ after ``retry_after_s`` gets in.
 Three caches make a program submitted again cheap: verified programs by graph text
 (:func:`qmk.kernel.records.programs.verified`), the physical-qubit figure of each (graph, options)
 and the firewall's answer of each (graph, tenant) when no channel is bound.
+A program submitted again with another seed (a bench's jobs, a user's sweep) takes more:
+the answer its last job's checks made (its policy with the program's hints, the firewall,
+the physics, the physical qubits, the run request but for its seed, the footprint) is kept
+by (graph text, tenant, target) and taken while the verified program, the parsed policy
+(kept by its JSON text), the configuration object, the calibrations ingested and the shots
+are those it was made from; the checks that depend on the moment (the priority, the
+session's capabilities, audited, the modules up, the quotas, the queue room, the CPU
+budget) run each time, in the full path's order, with its refusals.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from qmk.execution.request import (
     RunRequest,
     check_seed,
     check_shots,
+    draw_seed,
     program_digest,
 )
 from qmk.execution.target import TargetError, TargetSpec
@@ -59,6 +68,7 @@ from qmk.kernel.admit.channels import ChannelTable, check_firewall
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
 from qmk.kernel.admit.scheduler import FairQueue
+from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
@@ -67,7 +77,6 @@ from qmk.kernel.records.jobs import (
     Job,
     honour_set_policy,
     new_id,
-    parse_policy,
     target_options,
 )
 from qmk.kernel.records.programs import verified, verified_nodes
@@ -195,6 +204,9 @@ class Admission:
         self._firewalled: Memo[dict[str, int]] = Memo(PLAN_CACHE_SIZE)
         #: Small programs' footprints by their run request less its seed (:meth:`_compiled`).
         self._footprints: Memo[Footprint] = Memo(PLAN_CACHE_SIZE)
+        self._policies: Memo[Policy] = Memo(PLAN_CACHE_SIZE)  # parsed, by their JSON
+        #: What admit made of a program, for its next job (:mod:`~qmk.kernel.admit.settled`).
+        self.settled = SettledAnswers(PLAN_CACHE_SIZE)
         self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
         self.cpu = CpuBudget(
             rate=lambda tenant: self.config.tenants[tenant].cpu_s_per_s,
@@ -236,21 +248,34 @@ class Admission:
         """
         tenant = session.tenant
         entry = _target(target)
-        check_shots(shots)  # before any work; RunRequest.build below draws a missing seed
+        shots = check_shots(shots)  # before any work; RunRequest.build below draws a missing seed
         given_seed = seed is not None
         if given_seed:
-            check_seed(seed)
+            seed = check_seed(seed)
         policy, options = target_options(policy, entry.options)
-        parsed = parse_policy(policy, default_timeout_s=self.config.job_timeout_s)
+        parsed = parse_kept(self._policies, policy, self.config.job_timeout_s)
         if entry.program != "qvm":
             return await self._admit_program(session, graph, shots, seed, parsed, options, entry)
+        calibrations = self.device.calibrations  # the ingests this admission's answer saw
         if prepared is None:
             self._check_size(graph)
             with self.cpu.on_loop(tenant):
                 text = _text_of(graph)
                 program = self._verify(text)
+                settled = self.settled.find(
+                    (text, tenant, entry),
+                    options,
+                    program,
+                    parsed,
+                    self.config,
+                    calibrations,
+                    shots,
+                )
+            if settled is not None:  # the last such job's answer, but for the moment's checks
+                return self._admit_settled(session, text, settled, seed, given_seed)
         else:
             text, program = prepared
+        given_policy = parsed
         parsed = honour_set_policy(
             parsed,
             program.graph.nodes,
@@ -279,7 +304,7 @@ class Admission:
             job.footprint = footprint
             return job
         if parsed.profile == "auto":
-            parsed = self._auto_profile(program, parsed)
+            parsed = _auto_profile(self.config.machine, program, parsed)
         machine = self.config.machine
         noise_model = job_noise_model(machine, parsed.qubit or self.device.qubit, parsed)
         calibration = job_calibration(machine, parsed)
@@ -308,12 +333,56 @@ class Admission:
         # what it asks of the shared machine (one module's tiles): a refusal names the
         # least machine that holds them
         placed = None if spanning else await self._compiled(tenant, program, request, entry)
+        if (
+            prepared is None
+            and not options
+            and len(program.graph.nodes) < OFFLOAD_NODES  # a small program's, held here
+            and physical <= max(self.device.capacities)  # never spans, whatever is up
+            and not parsed.channels  # the firewall's answer reads no channel table
+            and parsed.deadline == given_policy.deadline  # no deadline from now
+        ):
+            self.settled.keep(
+                (text, tenant, entry.name),
+                Settled(
+                    program=program,
+                    given=given_policy,
+                    config=self.config,
+                    calibrations=calibrations,
+                    shots=shots,
+                    policy=parsed,
+                    qubits=qubits,
+                    warnings=warnings,
+                    request=request,
+                    physical=physical,
+                    footprint=placed,
+                ),
+            )
         self._check_room(physical, qubits, spanning=spanning, footprint=placed)
         self.check_queue_room(tenant)
         job = self._job(
             session, text, program, request, physical, qubits, given_seed, warnings=warnings
         )
         job.footprint = placed
+        return job
+
+    def _admit_settled(
+        self, session: Session, text: str, kept: Settled, seed: Any, given_seed: bool
+    ) -> Job:
+        """:meth:`admit` of a job whose answer was ``kept`` but for its seed: the checks
+        of the moment run as the full path runs them, in its order."""
+        self._check_priority(session.tenant, kept.policy.priority)
+        self._check_caps(session, kept.program.required_caps, "submit")
+        seed = seed if given_seed else draw_seed()
+        request = msgspec.structs.replace(
+            kept.request, seed=seed, target_options={}, engine_options={}
+        )
+        self._check_room(kept.physical, kept.qubits, footprint=kept.footprint)
+        self.check_queue_room(session.tenant)
+        job = self._job(
+            session, text, kept.program, request, kept.physical, kept.qubits, given_seed
+        )
+        job.warnings = tuple(dict(warning) for warning in kept.warnings)
+        job.footprint = kept.footprint
         return job
 
     def _job(
@@ -488,23 +557,6 @@ class Admission:
                 value=limit,
             )
 
-    def _check_worker_memory(self, choice: Any, qubits: int) -> None:
-        """The engine the router chose holds ``qubits`` within a worker's memory cap (its
-        state and one working copy in :data:`WORKER_STATE_SHARE` of it): a 40-qubit
-        statevector is refused at submit, not after it was queued and started."""
-        from qmk.engines.registry import max_qubits
-
-        budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
-        capacity = max_qubits(choice.engine, choice.precision, max_bytes=budget)
-        if qubits > capacity:
-            raise AdmissionError(
-                f"the {choice.engine} engine holds at most {capacity} qubits in a worker's "
-                f"{self.config.worker_memory_mb} MiB (kernel.worker_memory_mb); the program "
-                f"has {qubits} live at once",
-                needed=qubits,
-                total=capacity,
-            )
-
     def _check_caps(self, session: Session, required: Any, where: str) -> None:
         """The session holds every capability ``required`` (an audited decision)."""
         missing = sorted(set(required) - set(session.caps))
@@ -613,7 +665,13 @@ class Admission:
             )
             message = f"the job needs {physical} physical qubits at its peak; {where} {total}"
             if footprint is not None and footprint.tiles > 0:
-                raise self._too_big_for_floorplan(message, physical, footprint)
+                if self._machine is None:
+                    from qmk.kernel.machine.spec import config_machine
+
+                    self._machine = config_machine(self.config)
+                raise _too_big_for_floorplan(
+                    self.config, self._machine, message, physical, footprint
+                )
             raise AdmissionError(message, needed=physical, total=total)
         for name, count in qubits.items():
             limit = self.config.tenants[name].max_logical_qubits
@@ -626,28 +684,6 @@ class Admission:
                     needed=count,
                     value=limit,
                 )
-
-    def _too_big_for_floorplan(
-        self, message: str, physical: int, footprint: Footprint
-    ) -> AdmissionError:
-        """The refusal of a job past a module's physical qubits that the shared machine
-        would place: the machine's ``QK501``, naming the least ``physical_qubits`` that
-        holds its tiles (and a factory) in a module of ``physical`` qubits or more."""
-        from qmk.kernel.machine.spec import config_machine
-
-        if self._machine is None:
-            self._machine = config_machine(self.config)
-        table = self.config.machine
-        factory = footprint.t_states > 0
-        fix, least = self._machine.to_hold(footprint.tiles, factory=factory, module_qubits=physical)
-        return AdmissionError(
-            message + fix,
-            code=_UNPLACEABLE,
-            needed=least if least is not None else physical * table.modules,
-            total=table.physical_qubits,
-            tiles=footprint.tiles,
-            t_states=footprint.t_states,
-        )
 
     def check_queue_room(self, tenant: str) -> None:
         """Room for one more queued job of ``tenant`` (submits and restores alike).
@@ -838,19 +874,6 @@ class Admission:
         )
         return dict(answer)
 
-    def _auto_profile(self, program: Any, policy: Policy) -> Policy:
-        """``policy`` with ``profile = "auto"`` replaced by the cheapest code variant of the
-        program on the machine's qubits (:mod:`qmk.estimate.variants`)."""
-        from qmk.estimate.counts import count_graph
-        from qmk.estimate.variants import plan_variants
-
-        qubit = policy.qubit or self.config.machine.qubit
-        try:
-            chosen = plan_variants(count_graph(program.graph), qubit).chosen
-        except QMKError as exc:
-            raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
-        return msgspec.structs.replace(policy, profile=chosen.profile)
-
     async def _physical_qubits(
         self,
         tenant: str,
@@ -921,11 +944,62 @@ class Admission:
                 f"(profiles: {', '.join(plan.profiles)})",
                 key="policy.calibration",
             )
-        self._check_worker_memory(choice, program.peak_live_qubits)
+        _check_worker_memory(self.config, choice, program.peak_live_qubits)
         physical = self._plans[key] = plan.peak_physical_qubits
         if len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
         return physical
+
+
+def _too_big_for_floorplan(
+    config: KernelConfig, machine: MachineSpec, message: str, physical: int, footprint: Footprint
+) -> AdmissionError:
+    """The refusal of a job past a module's physical qubits that the shared machine
+    would place: the machine's ``QK501``, naming the least ``physical_qubits`` that
+    holds its tiles (and a factory) in a module of ``physical`` qubits or more."""
+    table = config.machine
+    factory = footprint.t_states > 0
+    fix, least = machine.to_hold(footprint.tiles, factory=factory, module_qubits=physical)
+    return AdmissionError(
+        message + fix,
+        code=_UNPLACEABLE,
+        needed=least if least is not None else physical * table.modules,
+        total=table.physical_qubits,
+        tiles=footprint.tiles,
+        t_states=footprint.t_states,
+    )
+
+
+def _check_worker_memory(config: KernelConfig, choice: Any, qubits: int) -> None:
+    """The engine the router chose holds ``qubits`` within a worker's memory cap (its
+    state and one working copy in :data:`WORKER_STATE_SHARE` of it): a 40-qubit
+    statevector is refused at submit, not after it was queued and started."""
+    from qmk.engines.registry import max_qubits
+
+    budget = int(config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
+    capacity = max_qubits(choice.engine, choice.precision, max_bytes=budget)
+    if qubits > capacity:
+        raise AdmissionError(
+            f"the {choice.engine} engine holds at most {capacity} qubits in a worker's "
+            f"{config.worker_memory_mb} MiB (kernel.worker_memory_mb); the program "
+            f"has {qubits} live at once",
+            needed=qubits,
+            total=capacity,
+        )
+
+
+def _auto_profile(machine: Any, program: Any, policy: Policy) -> Policy:
+    """``policy`` with ``profile = "auto"`` replaced by the cheapest code variant of the
+    program on the machine's qubits (:mod:`qmk.estimate.variants`)."""
+    from qmk.estimate.counts import count_graph
+    from qmk.estimate.variants import plan_variants
+
+    qubit = policy.qubit or machine.qubit
+    try:
+        chosen = plan_variants(count_graph(program.graph), qubit).chosen
+    except QMKError as exc:
+        raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
+    return msgspec.structs.replace(policy, profile=chosen.profile)
 
 
 def _run_request(
