@@ -120,9 +120,12 @@ class SettledAnswers:
 def parse_kept(memo: Memo[Policy], policy: Any, default_timeout_s: float) -> Policy:
     """:func:`~qmk.kernel.records.jobs.parse_policy` of a submit's ``policy``; that of a
     policy of plain JSON (:func:`plain`) is kept in ``memo`` by its JSON text (which
-    tells ``1``, ``1.0`` and ``true`` apart) and the default timeout. A refused one is
+    tells ``1``, ``1.0`` and ``true`` apart) and the default timeout; no policy is kept
+    as the empty one, so that every submit that gives none shares one. A refused one is
     parsed again each time, its refusal with it."""
-    if type(policy) is not dict or not policy or not plain(policy):
+    if policy is None:
+        policy = {}
+    if type(policy) is not dict or not plain(policy):
         return parse_policy(policy, default_timeout_s=default_timeout_s)
     try:
         key = _ENCODE(policy)

@@ -79,22 +79,6 @@ def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) 
     Raises:
         InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
     """
-    if policy is None or (isinstance(policy, Mapping) and not policy):  # most submits'
-        default = _DEFAULT_POLICIES.get(default_timeout_s)
-        if default is None:
-            if len(_DEFAULT_POLICIES) >= 8:  # a few configurations' timeouts at most
-                _DEFAULT_POLICIES.clear()
-            default = _DEFAULT_POLICIES[default_timeout_s] = _parse_policy({}, default_timeout_s)
-        return default
-    return _parse_policy(policy, default_timeout_s)
-
-
-#: The policy of a submit that gives none, by the kernel's default timeout (a Policy is
-#: frozen: every such job shares it).
-_DEFAULT_POLICIES: dict[float, Policy] = {}
-
-
-def _parse_policy(policy: Mapping[str, Any] | None, default_timeout_s: float) -> Policy:
     data = _policy_data(policy, default_timeout_s)
     if data.get("calibration") is not None:
         data["calibration"] = _calibration(data["calibration"])
