@@ -104,10 +104,14 @@ def test_credentials_and_address_fall_back_to_the_environment():
         Credentials.resolve(environ={})
 
 
-def test_q_wait_gets_its_own_wait_on_top_of_the_call_timeout():
+def test_a_call_that_waits_gets_its_own_wait_on_top_of_the_call_timeout():
     timeout = Timeout(call=2.0)
     assert timeout.for_call("q_status", {}) == 2.0
     assert timeout.for_call("q_wait", {"timeout_ms": 10_000}) == pytest.approx(17.0)
+    assert timeout.for_call("q_wait", {}) == pytest.approx(37.0)  # its default 30 s
+    assert timeout.for_call("q_submit", {"wait_ms": 10_000}) == pytest.approx(17.0)
+    assert timeout.for_call("q_submit", {"wait_ms": None}) == 2.0  # answers once queued
+    assert timeout.for_call("q_submit", {}) == 2.0
     assert Timeout(call=None).for_call("q_wait", {"timeout_ms": 5}) is None
 
 

@@ -253,7 +253,9 @@ class Client {
   }
 
   // Submit a program (the text of any format QMK reads); its job, as JSON-RPC answers it.
-  submit(program, { shots, seed, policy, format, idempotencyKey, target: where } = {}) {
+  // With waitMs, the kernel waits up to that long for the job to be final and answers it
+  // as wait() would: a small job in one call.
+  submit(program, { shots, seed, policy, format, idempotencyKey, target: where, waitMs } = {}) {
     const request = { program };
     if (shots !== undefined) request.shots = int64(shots);
     if (seed !== undefined && seed !== null) request.seed = int64(seed);
@@ -261,6 +263,7 @@ class Client {
     if (format !== undefined) request.format = format;
     if (idempotencyKey !== undefined) request.idempotency_key = idempotencyKey;
     if (where !== undefined) request.target = where;
+    if (waitMs !== undefined && waitMs !== null) request.wait_ms = int64(waitMs);
     return this.call("Submit", request);
   }
 

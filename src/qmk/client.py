@@ -79,7 +79,8 @@ __all__ = [
 DEFAULT_CAPS: tuple[str, ...] = tuple(CAPABILITIES)
 #: The longest reply line the client accepts, in bytes.
 DEFAULT_MAX_REPLY = 64 * 1024 * 1024
-#: Extra seconds a q_wait call may take beyond its ``timeout_ms``.
+#: Extra seconds a call that waits (q_wait, q_submit with ``wait_ms``) may take beyond
+#: its wait.
 WAIT_MARGIN_S = 5.0
 #: A watch's notification, and its last event (:mod:`qmk.abi.watch`).
 EVENT, END = "q_event", "end"
@@ -96,20 +97,28 @@ class Timeout:
 
     Args:
         connect: to open the connection.
-        call: for the reply to one call (q_wait adds its own ``timeout_ms``).
+        call: for the reply to one call (q_wait adds its own ``timeout_ms``, q_submit
+            its ``wait_ms``).
     """
 
     connect: float | None = defaults.CONNECT_TIMEOUT_S
     call: float | None = defaults.CALL_TIMEOUT_S
 
     def for_call(self, method: str, params: Mapping[str, Any]) -> float | None:
-        """The timeout of one call: q_wait gets its ``timeout_ms`` on top of ``call``."""
+        """The timeout of one call: a call that asks the kernel to wait (q_wait's
+        ``timeout_ms``, q_submit's ``wait_ms``: the table's
+        :attr:`~qmk.abi.methods.MethodSpec.wait`) gets that wait on top of ``call``.
+
+        >>> Timeout(call=10).for_call("q_submit", {"wait_ms": 2000})
+        17.0
+        >>> Timeout(call=10).for_call("q_submit", {"wait_ms": None})
+        10
+        """
         if self.call is None:
             return None
-        if method == "q_wait":
-            wait_ms = params.get("timeout_ms", METHODS["q_wait"].param("timeout_ms").default)
-            if isinstance(wait_ms, int) and not isinstance(wait_ms, bool) and wait_ms > 0:
-                return self.call + wait_ms / 1000 + WAIT_MARGIN_S
+        wait_s = _spec(method).wait_s(params)
+        if wait_s > 0:
+            return self.call + wait_s + WAIT_MARGIN_S
         return self.call
 
 

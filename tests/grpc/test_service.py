@@ -160,6 +160,24 @@ def test_the_typed_answers_carry_session_job_state_and_counts(target: str, alice
     assert dict(status.counts) == dict(done.counts) and status.HasField("finished_at")
 
 
+def test_a_submit_that_waits_answers_over_grpc_what_it_answers_over_json_rpc(
+    twins: Any, alice: Any
+):
+    g, r, _ = twins
+    graph = read_program(str(EXAMPLES / "bell.qasm")).to_json()
+    local = dict(run(read_program(str(EXAMPLES / "bell.qasm")), shots=300, seed=12).counts)
+    over_grpc = g.q_submit(graph, 300, 12, wait_ms=60000)
+    over_rpc = r.q_submit(graph, 300, 12, wait_ms=60000)
+    for done in (over_grpc, over_rpc):
+        assert done["state"] == "COMPLETED" and done["result"]["counts"] == local
+    assert over_grpc == g.q_wait(over_grpc["job_id"], 0)
+    typed = alice.submit(BELL_QASM, shots=300, seed=12, wait_ms=60000)  # the Job message
+    assert typed.state == "COMPLETED" and dict(typed.counts) == local
+    with pytest.raises(InvalidArgument) as refused:
+        g.q_submit(graph, 300, 12, wait_ms=-1)
+    assert "wait_ms must be an integer" in refused.value.message
+
+
 @pytest.mark.parametrize(
     ("source", "fmt"),
     [

@@ -11,8 +11,10 @@ import pytest
 from qmk.abi.methods import METHODS
 from qmk.execution.executor import run
 from qmk.frontends import read_program
+from qmk.http.client import RestClient
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES
 from support.http import HttpServer, bearer, session
+from support.kernel import TENANTS
 from support.paths import EXAMPLES
 
 BELL_QASM = (EXAMPLES / "bell.qasm").read_text()
@@ -266,3 +268,30 @@ def test_the_server_stops_on_sigterm_with_exit_0(tmp_path):
         assert http.get("/healthz").json() == {"status": "ok"}
     assert server.stop() == 0, server.output()
     assert not server.socket.exists()
+
+
+def test_a_post_of_a_job_with_wait_ms_answers_it_finished_and_refuses_a_bad_wait(
+    client: httpx.Client, server: HttpServer
+):
+    sid = session(client)
+    done = _submit(client, sid, program=BELL_QASM, shots=200, seed=5, wait_ms=60000)
+    assert done["state"] == "COMPLETED", done
+    expected = run(read_program(str(EXAMPLES / "bell.qasm")), shots=200, seed=5).counts
+    assert done["result"]["counts"] == expected
+    assert _wait(client, sid, done["job_id"]) == done  # as GET .../wait answers it
+    auth = bearer(sid)
+    bad = _problem(
+        client.post("/v1/jobs", json={"program": BELL_QASM, "wait_ms": -1}, headers=auth),
+        422,
+        "QS1012",
+    )
+    assert bad["detail"].startswith("wait_ms must be an integer 0..") and "\n" not in bad["detail"]
+    _problem(
+        client.post("/v1/jobs", json={"program": BELL_QASM, "wait_ms": "1s"}, headers=auth),
+        422,
+        "QR32602",
+    )
+    with RestClient(server.url, tenant="alice", key=TENANTS["alice"]["key"]) as rest:
+        typed = rest.submit(BELL_QASM, shots=200, seed=5, wait_ms=60000)
+    assert typed.state == "COMPLETED" and typed.result is not None
+    assert typed.result["counts"] == expected

@@ -65,10 +65,13 @@ class SyscallMethods:
         policy: Mapping[str, Any] | SupportsJson | None = None,
         idempotency_key: str | None = None,
         target: str = "logical",
+        wait_ms: int | None = None,
         *,
         session_id: str | None = None,
     ) -> replies.Job:
-        """Verify, admit and queue a program on a target; refusals come back at once.
+        """Verify, admit and queue a program on a target; refusals come back at once; with wait_ms,
+        the job once final (or as it is when wait_ms passes), as q_wait answers it: one request for
+        a small job.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
             finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
@@ -87,6 +90,8 @@ class SyscallMethods:
                 returns the same job (default null)
             target: string; what runs it: logical (the gate-level machine), lattice-surgery or
                 neutral-atom (docs/kernel.md) (default "logical")
+            wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
+                as q_wait does (0..31536000000); null: answer once queued (default null)
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
@@ -99,6 +104,7 @@ class SyscallMethods:
                 "policy": policy,
                 "idempotency_key": idempotency_key,
                 "target": target,
+                "wait_ms": wait_ms,
             },
         )
         return replies.Job.from_json(reply)
@@ -813,10 +819,13 @@ class AsyncSyscallMethods:
         policy: Mapping[str, Any] | SupportsJson | None = None,
         idempotency_key: str | None = None,
         target: str = "logical",
+        wait_ms: int | None = None,
         *,
         session_id: str | None = None,
     ) -> replies.Job:
-        """Verify, admit and queue a program on a target; refusals come back at once.
+        """Verify, admit and queue a program on a target; refusals come back at once; with wait_ms,
+        the job once final (or as it is when wait_ms passes), as q_wait answers it: one request for
+        a small job.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
             finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
@@ -835,6 +844,8 @@ class AsyncSyscallMethods:
                 returns the same job (default null)
             target: string; what runs it: logical (the gate-level machine), lattice-surgery or
                 neutral-atom (docs/kernel.md) (default "logical")
+            wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
+                as q_wait does (0..31536000000); null: answer once queued (default null)
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
@@ -847,6 +858,7 @@ class AsyncSyscallMethods:
                 "policy": policy,
                 "idempotency_key": idempotency_key,
                 "target": target,
+                "wait_ms": wait_ms,
             },
         )
         return replies.Job.from_json(reply)

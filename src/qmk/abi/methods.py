@@ -179,11 +179,36 @@ class MethodSpec:
     params: tuple[ParamSpec, ...]
     doc: str
     reply: type[Reply]
+    #: The param that asks the kernel to wait before it answers, in ms (``q_wait``'s
+    #: ``timeout_ms``, ``q_submit``'s ``wait_ms``): a client's timeout for the call
+    #: adds it. None: the method answers without waiting.
+    wait: str | None = None
     #: The params' names (what a call by name may give).
     names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", frozenset(p.name for p in self.params))
+        if self.wait is not None and self.param(self.wait).types[0] is not JsonType.INTEGER:
+            raise ValueError(f"{self.name}: wait param {self.wait!r} is no integer")
+
+    def wait_s(self, params: Mapping[str, Any]) -> float:
+        """Seconds the kernel may wait before it answers a call with ``params`` (the
+        :attr:`wait` param's value, or its default; 0 for a method that does not wait,
+        or for a value that is no positive integer: the kernel refuses that one).
+
+        >>> METHODS["q_submit"].wait_s({"wait_ms": 2500}), METHODS["q_submit"].wait_s({})
+        (2.5, 0.0)
+        >>> METHODS["q_wait"].wait_s({}), METHODS["q_status"].wait_s({"timeout_ms": 9})
+        (30.0, 0.0)
+        """
+        if self.wait is None:
+            return 0.0
+        value = params.get(self.wait)
+        if value is None:
+            value = self.param(self.wait).default
+        if type(value) is not int or value <= 0:
+            return 0.0
+        return value / 1000
 
     @property
     def returns(self) -> str:
@@ -234,8 +259,10 @@ _JOB = _p("job_id", S, doc="a job of this tenant")
 _CHANNEL = _p("channel_id", S, doc="a channel this tenant is part of")
 
 
-def _method(name: str, doc: str, reply: type[Reply], *params: ParamSpec) -> MethodSpec:
-    return MethodSpec(name=name, params=params, doc=doc, reply=reply)
+def _method(
+    name: str, doc: str, reply: type[Reply], *params: ParamSpec, wait: str | None = None
+) -> MethodSpec:
+    return MethodSpec(name=name, params=params, doc=doc, reply=reply, wait=wait)
 
 
 #: Every qSyscall method, by name, in documentation order.
@@ -261,7 +288,9 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             ),
             _method(
                 "q_submit",
-                "verify, admit and queue a program on a target; refusals come back at once",
+                "verify, admit and queue a program on a target; refusals come back at once; with "
+                "wait_ms, the job once final (or as it is when wait_ms passes), as q_wait "
+                "answers it: one request for a small job",
                 replies.Job,
                 _SESSION,
                 _p(
@@ -297,6 +326,15 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     required=False,
                     default=defaults.TARGET,
                 ),
+                _p(
+                    "wait_ms",
+                    INT,
+                    NULL,
+                    doc="wait up to this many ms for the job to be final and answer it as "
+                    f"q_wait does (0..{defaults.MAX_TIMEOUT_MS}); null: answer once queued",
+                    required=False,
+                ),
+                wait="wait_ms",
             ),
             _method(
                 "q_device_submit",
@@ -343,6 +381,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     required=False,
                     default=defaults.WAIT_TIMEOUT_MS,
                 ),
+                wait="timeout_ms",
             ),
             _method(
                 "q_get_result",

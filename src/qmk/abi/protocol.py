@@ -47,8 +47,11 @@ class KernelSyscalls(Protocol):
         policy: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         target: str = "logical",
+        wait_ms: int | None = None,
     ) -> dict[str, Any]:
-        """Verify, admit and queue a program on a target; refusals come back at once.
+        """Verify, admit and queue a program on a target; refusals come back at once; with wait_ms,
+        the job once final (or as it is when wait_ms passes), as q_wait answers it: one request for
+        a small job.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
             finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
@@ -68,6 +71,8 @@ class KernelSyscalls(Protocol):
                 returns the same job (default null)
             target: string; what runs it: logical (the gate-level machine), lattice-surgery or
                 neutral-atom (docs/kernel.md) (default "logical")
+            wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
+                as q_wait does (0..31536000000); null: answer once queued (default null)
         """
 
     async def q_device_submit(

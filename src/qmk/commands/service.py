@@ -29,8 +29,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-import msgspec
-
 from qmk import defaults
 from qmk.abi.errors import CommandError
 from qmk.abi.replies import Job, Reply
@@ -627,14 +625,12 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if options:  # the target's own options, checked by the kernel's target
         policy = {**(policy or {}), **options}
     with _client(args) as client:
-        job = client.q_submit(graph, shots, args.seed, policy, target=target)
-        warnings = job.warnings or []
-        for notice in warnings:  # an option that changed nothing (QC130): said, not fatal
-            err.write(warning_line(args.file, notice.to_json()))
-        if args.wait:
-            job = _waiting(client, job.job_id, args, err)
-            if warnings:
-                job = msgspec.structs.replace(job, warnings=warnings)
+        if args.wait:  # one request: the submit waits as q_wait would (wait_ms)
+            job = _submit_waiting(client, args, err, graph, shots, policy, target)
+        else:
+            job = client.q_submit(graph, shots, args.seed, policy, target=target)
+    for notice in job.warnings or []:  # an option that changed nothing (QC130): not fatal
+        err.write(warning_line(args.file, notice.to_json()))
     _show_job(job, args, out)
     return _wait_status(job, err) if args.wait else 0
 
@@ -652,6 +648,25 @@ def _waiting(client: Client, job_id: str, args: argparse.Namespace, err: TextIO)
 
     with progress_bar(None, f"waiting for {job_id}", err, quiet=args.quiet or args.json):
         return client.q_wait(job_id, args.timeout_ms)
+
+
+def _submit_waiting(
+    client: Client,
+    args: argparse.Namespace,
+    err: TextIO,
+    graph: Any,
+    shots: int,
+    policy: dict[str, Any] | None,
+    target: str,
+) -> Job:
+    """``q_submit`` with ``wait_ms`` (``--timeout-ms``), with a spinner as
+    :func:`_waiting`'s."""
+    from qmk.commands.progress import progress_bar
+
+    with progress_bar(None, "submitting and waiting", err, quiet=args.quiet or args.json):
+        return client.q_submit(
+            graph, shots, args.seed, policy, target=target, wait_ms=args.timeout_ms
+        )
 
 
 def _cmd_wait(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -177,17 +177,21 @@ class Client(BlockingSession, SyscallMethods):
         shots: int | None = None,
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
+        wait_ms: int | None = None,
         session_id: str | None = None,
     ) -> Any:
         """``Submit`` program text (``format``: its language; None: told from its text);
-        the ``Job`` message."""
+        the ``Job`` message (with ``wait_ms``: once final, or as it is when ``wait_ms``
+        passes, as ``Wait`` answers it)."""
         fields: dict[str, Any] = {"program": program, "format": format}
-        fields.update(shots=shots, seed=seed)
+        fields.update(shots=shots, seed=seed, wait_ms=wait_ms)
         if policy is not None:
             fields["policy"] = to_struct(policy)
-        return self.rpc(
-            "Submit", session_id=session_id, **{k: v for k, v in fields.items() if v is not None}
+        request = self.classes[_UNARY["Submit"].request](
+            **{k: v for k, v in fields.items() if v is not None}
         )
+        timeout = self.timeout.for_call("q_submit", {"wait_ms": wait_ms})
+        return self._invoke("Submit", request, timeout, session_id)
 
     def watch_job(self, job_id: str, *, session_id: str | None = None) -> Iterator[Any]:
         """``WatchJob``: the job's ``JobEvent`` messages as they come, until its result."""

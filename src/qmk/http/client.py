@@ -27,7 +27,8 @@ class RestClient:
         url: the API's base URL, e.g. ``http://127.0.0.1:8000``.
         tenant, key: the tenant's name and key.
         caps: capabilities to request (None: every one the kernel knows of).
-        timeout_s: seconds per request (waits add their own ``timeout_ms``).
+        timeout_s: seconds per request (a call that waits adds its wait: ``timeout_ms``,
+            ``wait_ms``).
         verify: TLS verification (a CA bundle path, or False), as httpx takes it.
     """
 
@@ -86,9 +87,7 @@ class RestClient:
         body = {k: params.pop(k) for k in list(params) if k in route.body or k == "program"}
         if "format" in params:
             body["format"] = params.pop("format")
-        timeout = self.timeout_s
-        if "timeout_ms" in params:
-            timeout += params["timeout_ms"] / 1000
+        timeout = self.timeout_s + route.spec.wait_s({**params, **body})
         try:
             reply = self.http.request(
                 route.method,
@@ -115,10 +114,18 @@ class RestClient:
         shots: int = defaults.SHOTS,
         seed: int | None = None,
         policy: dict[str, Any] | None = None,
+        wait_ms: int | None = None,
     ) -> Job:
-        """``POST /v1/jobs``: the job, QUEUED."""
+        """``POST /v1/jobs``: the job, QUEUED (with ``wait_ms``: once final, or as it is
+        when ``wait_ms`` passes, as :meth:`wait` answers it)."""
         job: Job = self.call(
-            "q_submit", graph=program, format=format, shots=shots, seed=seed, policy=policy
+            "q_submit",
+            graph=program,
+            format=format,
+            shots=shots,
+            seed=seed,
+            policy=policy,
+            wait_ms=wait_ms,
         )
         return job
 

@@ -483,6 +483,7 @@ class Kernel:
         policy: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         target: str = defaults.TARGET,
+        wait_ms: int | None = None,
     ) -> dict[str, Any]:
         """Accept a job: verify, check caps, firewall, admission and quotas; queue it.
 
@@ -490,11 +491,20 @@ class Kernel:
         lattice surgery, or the neutral-atom device (``graph`` its wire-form job; the
         submit's shots and seed replace the job's own). A submit with an
         ``idempotency_key`` the tenant used before returns that job (as it is now) and
-        queues nothing: a client may retry a submit whose reply it lost.
+        queues nothing: a client may retry a submit whose reply it lost. With
+        ``wait_ms`` the answer is the job once final, or as it is when ``wait_ms`` has
+        passed, as :meth:`q_wait` answers it: a small job is one request.
         """
         session = self._session(session_id)
         return await self.job_desk.submit(
-            session, graph, shots, seed, policy, idempotency_key=idempotency_key, target=target
+            session,
+            graph,
+            shots,
+            seed,
+            policy,
+            idempotency_key=idempotency_key,
+            target=target,
+            wait_ms=wait_ms,
         )
 
     async def q_device_submit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,9 +10,14 @@ from typing import Any
 
 import pytest
 
-from qmk.errors import UnavailableError
+from qmk import aio, defaults
+from qmk.errors import InvalidArgument, QMKError, UnavailableError
+from qmk.execution import executor
+from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.service import Kernel
 from qmk.kernel.syscalls.jobs import DISK_READ_S, JobDesk
+from support.kernel import BELL, WorkerGate, ghz_graph, login, run_kernel
 
 
 def test_the_disk_is_read_again_a_while_after_a_reading_with_room_and_at_once_after_one_without(
@@ -55,3 +61,127 @@ def test_the_disk_is_read_again_a_while_after_a_reading_with_room_and_at_once_af
     free_mb[0] = 100  # room again: the next submit sees it at once
     desk._check_disk()
     assert len(reads) == 4
+
+
+# --------------------------------------------------------------------------- a submit that waits
+
+
+def test_a_submit_with_wait_ms_answers_the_finished_job_as_q_wait_does(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        for graph, shots, seed in ((BELL, 1000, 7), (ghz_graph(3), 500, 11)):
+            done = await kernel.q_submit(
+                session_id=sid, graph=graph, shots=shots, seed=seed, wait_ms=20000
+            )
+            assert done["state"] == "COMPLETED", done["error"]
+            expected = executor.run(graph, shots=shots, seed=seed).to_json()
+            assert done["result"]["counts"] == expected["counts"]
+            waited = await kernel.q_wait(session_id=sid, job_id=done["job_id"], timeout_ms=0)
+            assert done == waited  # the very answer q_wait gives, key for key
+
+    run_kernel(tmp_path, body)
+
+
+def test_a_submit_whose_wait_ms_passes_answers_the_job_as_it_stands(tmp_path: Path) -> None:
+    clock = ManualClock()
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        events = kernel.supervisor.book.events  # q_wait's, one a waiting job
+        async with aio.TaskGroup() as group:
+            waiting = group.create_task(
+                kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=250)
+            )
+            for _ in range(10_000):  # until it waits (its admission and commit done)
+                if events:
+                    break
+                await asyncio.sleep(0.001)
+            assert events and not waiting.done()
+            clock.advance(0.125)
+            await asyncio.sleep(0)
+            assert not waiting.done()  # half its time: still waiting
+            clock.advance(0.125)
+        job = waiting.result()
+        assert job["state"] in ("QUEUED", "VALIDATING", "RUNNING")
+        await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, gate=gate, clock=clock)
+
+
+def test_a_submit_with_wait_ms_0_answers_at_once_as_q_wait_with_timeout_0(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=0)
+        assert job["state"] in ("QUEUED", "VALIDATING", "RUNNING")
+        await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, gate=gate)
+
+
+def test_a_submit_again_with_its_idempotency_key_and_wait_ms_waits_for_the_first_job(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        first = await kernel.q_submit(
+            session_id=sid, graph=BELL, shots=100, seed=3, idempotency_key="k-1"
+        )
+        again = await kernel.q_submit(
+            session_id=sid, graph=BELL, shots=100, seed=3, idempotency_key="k-1", wait_ms=20000
+        )
+        assert again["job_id"] == first["job_id"] and again["state"] == "COMPLETED"
+        listed = await kernel.q_list_jobs(session_id=sid)
+        assert [job["job_id"] for job in listed["jobs"]] == [first["job_id"]]
+
+    run_kernel(tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    "wait_ms, shown",
+    [
+        (-1, "-1"),
+        (defaults.MAX_TIMEOUT_MS + 1, str(defaults.MAX_TIMEOUT_MS + 1)),
+        (True, "True"),
+        (2.5, "2.5"),
+        ("10", "'10'"),
+        (10**400, f"{str(10**400)[:40]}... (401 characters)"),
+    ],
+    ids=["negative", "past-a-year", "bool", "float", "string", "huge"],
+)
+def test_a_bad_wait_ms_is_one_line_invalid_argument_and_queues_nothing(
+    tmp_path: Path, wait_ms: Any, shown: str
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        with pytest.raises(InvalidArgument) as caught:
+            await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=wait_ms)
+        refusal = caught.value
+        assert refusal.rpc_code == 1012 and refusal.details["key"] == "wait_ms"
+        assert refusal.message == (
+            f"wait_ms must be an integer 0..{defaults.MAX_TIMEOUT_MS} or null, got {shown}"
+        )
+        assert "\n" not in str(refusal) and len(str(refusal)) < 200
+        assert (await kernel.q_list_jobs(session_id=sid))["jobs"] == []
+
+    run_kernel(tmp_path, body, workers=1)
+
+
+def test_a_submit_that_waits_is_refused_as_a_submit_is(tmp_path: Path) -> None:
+    """A refusal of the submit itself (here an unknown target) is the same error with or
+    without a wait, and nothing is queued either way."""
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice")
+        refusals = []
+        for wait in ({}, {"wait_ms": 1000}):
+            with pytest.raises(QMKError) as caught:
+                await kernel.q_submit(
+                    session_id=sid, graph=BELL, shots=10, seed=1, target="nowhere", **wait
+                )
+            refusals.append(caught.value.to_json())
+        assert refusals[0] == refusals[1]
+        assert (await kernel.q_list_jobs(session_id=sid))["jobs"] == []
+
+    run_kernel(tmp_path, body, workers=1)

@@ -80,9 +80,13 @@ class JobDesk:
         *,
         idempotency_key: str | None = None,
         target: str = defaults.TARGET,
+        wait_ms: int | None = None,
     ) -> dict[str, Any]:
         """``q_submit`` with a checked ``session`` (a trigger's run has one of its
-        owner's)."""
+        owner's); with ``wait_ms``, the accepted job then waited for as ``q_wait`` waits
+        (a bad ``wait_ms`` is refused before anything is checked or kept)."""
+        if wait_ms is not None:
+            _check_wait("wait_ms", wait_ms, nullable=True)
         if idempotency_key is not None:
             if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 128:
                 raise InvalidArgument(
@@ -91,7 +95,10 @@ class JobDesk:
                 )
             known = self.store.job_id_for_key(session.tenant, idempotency_key)
             if known is not None:
-                return self.supervisor.job(known, session.tenant).to_json()
+                job = self.supervisor.job(known, session.tenant)
+                if wait_ms is None:
+                    return job.to_json()
+                return await self.supervisor.wait(job, wait_ms / 1000)
         self._check_disk()
         self.admission.cpu.check(session.tenant, "a submit")
         # a big QVM graph: read and verified off the loop
@@ -102,6 +109,8 @@ class JobDesk:
         )
         self.delegations.audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
         accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
+        if wait_ms is not None:  # the same object q_wait would find: the book's
+            accepted = await self.supervisor.wait(job, wait_ms / 1000)
         if job.warnings:  # the accepted answer says an option changed nothing
             accepted["warnings"] = list(job.warnings)
         return accepted
@@ -164,17 +173,7 @@ class JobDesk:
 
     async def wait(self, session: Session, job_id: str, timeout_ms: int) -> dict[str, Any]:
         """``q_wait``: the job once final or when ``timeout_ms`` passed."""
-        if (
-            isinstance(timeout_ms, bool)
-            or not isinstance(timeout_ms, int)
-            or not 0 <= timeout_ms <= defaults.MAX_TIMEOUT_MS
-        ):
-            shown = repr(timeout_ms)
-            if len(shown) > 40:  # a huge integer (or a long value): its size, not its digits
-                shown = f"{shown[:40]}... ({len(shown)} characters)"
-            raise InvalidArgument(
-                f"timeout_ms must be an integer 0..{defaults.MAX_TIMEOUT_MS}, got {shown}"
-            )
+        _check_wait("timeout_ms", timeout_ms)
         job = self.supervisor.job(job_id, session.tenant)
         return await self.supervisor.wait(job, timeout_ms / 1000)
 
@@ -253,6 +252,26 @@ class JobDesk:
             raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
         jobs = self.store.list_jobs(session.tenant, state, limit)
         return {"jobs": [job.to_json(result=False) for job in jobs]}
+
+
+def _check_wait(name: str, value: object, *, nullable: bool = False) -> None:
+    """Refuse a wait in ms that is no integer 0..MAX_TIMEOUT_MS: ``q_wait``'s
+    ``timeout_ms`` (its message as it always was) or ``q_submit``'s ``wait_ms``
+    (``nullable``: null is its default; the refusal names it as its ``key``).
+
+    Raises:
+        InvalidArgument: one line that names the param and shows the value (a huge one
+            by its size, not its digits).
+    """
+    if type(value) is int and 0 <= value <= defaults.MAX_TIMEOUT_MS:
+        return
+    shown = repr(value)
+    if len(shown) > 40:  # a huge integer (or a long value): its size, not its digits
+        shown = f"{shown[:40]}... ({len(shown)} characters)"
+    wanted = f"{name} must be an integer 0..{defaults.MAX_TIMEOUT_MS}"
+    if nullable:
+        raise InvalidArgument(f"{wanted} or null, got {shown}", key=name)
+    raise InvalidArgument(f"{wanted}, got {shown}")
 
 
 __all__ = ["DISK_READ_S", "JobDesk"]
