@@ -9,7 +9,9 @@ fails on a timing):
 2. Submit-to-complete throughput of small jobs (a Bell pair, 100 shots) with 1, 4
    and 8 concurrent :class:`qmk.client.AsyncClient` s, each with its own connection
    and session (opened before the clock starts); every client submits its share of
-   the jobs one after another and then waits for all of them. Every job of a call of
+   the jobs one after another and then waits for all of them (two requests a job; with
+   ``--submit-waits``, each job one submit that waits, ``q_submit``'s ``wait_ms``, all of
+   a client's sent at once). Every job of a call of
    this script has its own seed, so each one runs (the kernel's result cache, which
    answers a job whose program and seed it has run before, never hits: each result's
    ``telemetry.cache_hit`` is checked to be false). Jobs/s = jobs submitted and
@@ -148,10 +150,24 @@ GOAL_KERNEL_MS_PER_JOB = 0.4
 
 
 async def one_client(
-    client: AsyncClient, graph: dict[str, Any], jobs: int, seed0: int, *, cached: bool
+    client: AsyncClient,
+    graph: dict[str, Any],
+    jobs: int,
+    seed0: int,
+    *,
+    cached: bool,
+    waited: bool = False,
 ) -> list[str]:
-    ids = [(await client.q_submit(graph, 100, seed0 + i))["job_id"] for i in range(jobs)]
-    finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
+    """One client's jobs: submitted one after the other, then waited for together (two
+    requests a job); or (``waited``) each a submit that waits (``q_submit``'s ``wait_ms``),
+    all sent at once: one request a job."""
+    if waited:
+        finals = await asyncio.gather(
+            *(client.q_submit(graph, 100, seed0 + i, wait_ms=120_000) for i in range(jobs))
+        )
+    else:
+        ids = [(await client.q_submit(graph, 100, seed0 + i))["job_id"] for i in range(jobs)]
+        finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
     for job in finals:  # a Bell pair: 100 shots, nearly all 00 or 11 (rare logical errors)
         result = job.get("result") or {}
         counts = result.get("counts") or {}
@@ -173,11 +189,13 @@ def bench_throughput(
     run: int,
     *,
     cached: bool = False,
+    waited: bool = False,
 ) -> dict:
     """One throughput run; ``run`` numbers it among the runs against this server: its jobs'
     seeds are its own (no job of one run has a twin, same program and seed, in any other,
     whose stored result the kernel's result cache would give back without running it).
-    ``cached``: the jobs of run ``run`` again, every one answered by the result cache."""
+    ``cached``: the jobs of run ``run`` again, every one answered by the result cache.
+    ``waited``: each job one submit that waits instead of a submit and a wait."""
     share = jobs // clients
     if share >= 10_000:
         raise SystemExit("at most 9,999 jobs per client (the seeds of a run would overlap)")
@@ -191,7 +209,14 @@ def bench_throughput(
                 started = time.perf_counter()
                 per_client = await asyncio.gather(
                     *(
-                        one_client(c, graph, share, 1_000_000 * run + 10_000 * i, cached=cached)
+                        one_client(
+                            c,
+                            graph,
+                            share,
+                            1_000_000 * run + 10_000 * i,
+                            cached=cached,
+                            waited=waited,
+                        )
                         for i, c in enumerate(opened)
                     )
                 )
@@ -208,6 +233,7 @@ def bench_throughput(
     return {
         "clients": clients,
         "cache_hits": cached,
+        "requests_per_job": 1 if waited else 2,
         "jobs": len(states),
         "completed": completed,
         "seconds": elapsed,
@@ -241,7 +267,7 @@ def summarize(statuses: list[dict[str, float]], runs: list[dict[str, Any]]) -> d
 
 
 def bench_instructions(
-    tmp: Path, workers: int, warm: int, jobs: int, graph: dict[str, Any]
+    tmp: Path, workers: int, warm: int, jobs: int, graph: dict[str, Any], *, waited: bool = False
 ) -> dict:
     """The kernel process's instructions per job, counted by valgrind's callgrind: ``warm``
     jobs at 8 clients, the counters zeroed, then ``jobs`` more counted. A count does not
@@ -254,9 +280,9 @@ def bench_instructions(
     out = tmp / "callgrind.out"
     proc = start_server(tmp, workers, None, callgrind=out)
     try:
-        bench_throughput(tmp / "bench.sock", 8, warm, graph, proc.pid, 1)
+        bench_throughput(tmp / "bench.sock", 8, warm, graph, proc.pid, 1, waited=waited)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-        run = bench_throughput(tmp / "bench.sock", 8, jobs, graph, proc.pid, 2)
+        run = bench_throughput(tmp / "bench.sock", 8, jobs, graph, proc.pid, 2, waited=waited)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -272,6 +298,7 @@ def bench_instructions(
         "jobs": jobs,
         "completed": run["completed"],
         "clients": 8,
+        "requests_per_job": run["requests_per_job"],
         "kernel_instructions_per_job": int(totals.group(1)) / jobs,
         "load_average": load_average(),
     }
@@ -300,8 +327,9 @@ def print_run(run: dict[str, Any]) -> None:
         if not run["cache_hits"]
         else ""
     )
+    pattern = "submit+wait" if run["requests_per_job"] == 2 else "submit that waits"
     print(
-        f"throughput, {run['clients']} client(s): {run['jobs']} jobs "
+        f"throughput, {run['clients']} client(s), {pattern}: {run['jobs']} jobs "
         f"({run['completed']} completed) in {run['seconds']:.2f} s = "
         f"{run['jobs_per_s']:.0f} jobs/s {goal}; CPU ms/job kernel "
         f"{cpu['kernel']:.2f}{kernel_goal} workers {cpu['workers']:.2f} clients "
@@ -335,15 +363,26 @@ def main(argv: list[str] | None = None) -> int:
         help="only count the kernel's instructions per job under callgrind (valgrind): "
         "WARM jobs at 8 clients, then JOBS counted (e.g. 200 400)",
     )
+    parser.add_argument(
+        "--submit-waits",
+        action="store_true",
+        help="each job one request, a submit that waits (q_submit's wait_ms), instead of "
+        "a submit then a wait (the default figure)",
+    )
     options = parser.parse_args(argv)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
     if options.instructions is not None:
         with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
             counted = bench_instructions(
-                Path(tmp_name), options.workers, *options.instructions, graph
+                Path(tmp_name),
+                options.workers,
+                *options.instructions,
+                graph,
+                waited=options.submit_waits,
             )
         print(
-            f"kernel instructions per job (callgrind; {counted['jobs']} jobs at 8 clients "
+            f"kernel instructions per job (callgrind; {counted['jobs']} jobs at 8 clients, "
+            f"{counted['requests_per_job']} request(s) a job "
             f"after {counted['warm_up_jobs']}, {counted['completed']} completed): "
             f"{counted['kernel_instructions_per_job'] / 1e6:.3f}M; load "
             f"{counted['load_average']:.1f}"
@@ -385,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
                             proc.pid,
                             number,
                             cached=cached,
+                            waited=options.submit_waits,
                         )
                         runs.append(run)
                         print_run(run)
