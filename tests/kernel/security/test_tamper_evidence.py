@@ -15,7 +15,7 @@ from qmk.errors import StateError
 from qmk.execution.executor import run
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, SECRET_FILE
 from qmk.kernel.service import Kernel
-from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.audit import chain_hash, verify
 from support.cli import qmk
 from support.kernel import BELL, login, make_config
 
@@ -269,8 +269,6 @@ def test_swapped_audit_lines_in_the_middle_stop_the_start_unless_told_to_recover
 def test_a_forged_line_after_the_head_stops_the_start_unless_told_to_recover(
     tmp_path: Path,
 ) -> None:
-    import hashlib
-
     data = tmp_path / "data"
     completed_job(data)
     lines = (data / AUDIT_FILE).read_bytes().splitlines()
@@ -282,8 +280,8 @@ def test_a_forged_line_after_the_head_stops_the_start_unless_told_to_recover(
         "job_id": "job_forged",
         "tenant": "alice",
         "state": "COMPLETED",
-        "prev": hashlib.sha256(lines[-1]).hexdigest(),
-        "mac": "0" * 64,  # whoever forges it has no secret
+        "prev": chain_hash(lines[-1]),
+        "mac2": "0" * 64,  # whoever forges it has no secret
     }
     with open(data / AUDIT_FILE, "ab") as handle:
         handle.write(json.dumps(forged, separators=(",", ":")).encode() + b"\n")
@@ -308,10 +306,8 @@ def test_each_start_records_the_line_its_check_reached(tmp_path: Path) -> None:
 
 
 def tail_of(data_dir: Path, seq: int) -> tuple[str, int]:
-    """(hash, byte offset) of audit line ``seq`` of ``data_dir``."""
-    import hashlib
-
+    """(chain hash, byte offset) of audit line ``seq`` of ``data_dir``."""
     raw = (data_dir / AUDIT_FILE).read_bytes()
     lines = raw.splitlines(keepends=True)
     offset = sum(len(line) for line in lines[: seq - 1])
-    return hashlib.sha256(lines[seq - 1].rstrip(b"\n")).hexdigest(), offset
+    return chain_hash(lines[seq - 1].rstrip(b"\n")), offset

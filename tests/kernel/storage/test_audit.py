@@ -162,18 +162,22 @@ def test_a_line_reads_back_as_its_record_and_says_so_in_ascii() -> None:
         assert " " not in line  # compact: the MAC marker is found at the line's end
 
 
-def test_each_line_is_its_records_text_then_its_mac_chained_by_the_hash_of_the_last(
+def test_each_line_is_its_records_text_then_its_mac2_of_its_one_hash_which_chains_the_next(
     tmp_path: Path,
 ) -> None:
-    # the text a line has had since the log began: the record's compact ASCII JSON
-    # (seq, ts, event, the fields in order, prev), its HMAC-SHA256 under the secret
-    # appended as the last member; prev is the SHA-256 of the line before
+    # format 2: the record's compact ASCII JSON (seq, ts, event, the fields in order,
+    # prev) is the body; h = SHA-256(body) is the one hash of the line; mac2, the last
+    # member, is HMAC-SHA256 of h under the key derived from the secret for audit lines;
+    # the next line's prev is h (computed here with hashlib and hmac, not the module's)
     import hashlib
     import hmac
 
+    from qmk.kernel.security.seals import derive
     from qmk.kernel.storage.audit import GENESIS, _encode_line
 
     secret = b"s" * 32
+    key = hmac.new(secret, b"qmk-seal:audit-line", hashlib.sha256).digest()
+    assert key == derive(secret, "audit-line")
     log = AuditLog(tmp_path, secret)
     log.append("cap", tenant="bób", granted=["CAP_ALLOC"], denied=[], decision="grant")
     log.append("job", job_id="job_1", tenant="alice", state="QUEUED", seed=7)
@@ -183,10 +187,131 @@ def test_each_line_is_its_records_text_then_its_mac_chained_by_the_hash_of_the_l
     prev = GENESIS
     for raw in (tmp_path / AUDIT_FILE).read_bytes().splitlines():
         record = json.loads(raw)
-        mac = record.pop("mac")
-        assert record["prev"] == prev and list(record)[:3] == ["seq", "ts", "event"]
-        body = _encode_line(record)
-        assert mac == hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
-        assert raw == f'{body[:-1]},"mac":"{mac}"}}'.encode()
-        prev = hashlib.sha256(raw).hexdigest()
+        mac = record.pop("mac2")
+        assert "mac" not in record and list(record)[:3] == ["seq", "ts", "event"]
+        assert record["prev"] == prev
+        body = _encode_line(record).encode()
+        digest = hashlib.sha256(body).digest()
+        assert mac == hmac.new(key, digest, hashlib.sha256).hexdigest()
+        assert raw == body[:-1] + b',"mac2":"' + mac.encode() + b'"}'
+        prev = digest.hex()
     assert log.head == prev
+
+
+GOLDEN = Path(__file__).parent / "golden" / "audit-format-1"
+
+
+def format_1_log(data_dir: Path) -> list[bytes]:
+    """The golden log of format 1 (main 849179f's kernel wrote it, its key beside it)
+    in ``data_dir``, with its head committed to a store as that kernel did."""
+    from qmk.kernel.storage.audit import tail
+
+    data_dir.mkdir(exist_ok=True)
+    for name in (AUDIT_FILE, SECRET_FILE):
+        (data_dir / name).write_bytes((GOLDEN / name).read_bytes())
+        (data_dir / name).chmod(0o600)
+    store = Store(data_dir)
+    store.commit(tail(data_dir / AUDIT_FILE))
+    store.close()
+    return (data_dir / AUDIT_FILE).read_bytes().splitlines(keepends=True)
+
+
+def test_a_log_of_format_1_verifies_as_an_older_kernel_wrote_it(tmp_path: Path) -> None:
+    lines = format_1_log(tmp_path)
+    assert all(b'"mac":"' in line and b'"mac2"' not in line for line in lines)
+    report = verify(tmp_path)
+    assert report.ok and report.lines == 7 and report.head_checked and report.macs_checked
+
+
+def mixed_log(data_dir: Path) -> list[bytes]:
+    """The golden log of format 1, then four lines of format 2 written by today's kernel
+    chained on from it, each flush's head committed."""
+    from qmk.kernel.storage.audit import split_line
+
+    format_1_log(data_dir)
+    lines = write_log(data_dir, 4)
+    assert [split_line(line.rstrip(b"\n"))[0] for line in lines] == [1] * 7 + [2] * 4
+    return lines
+
+
+def test_a_log_of_format_1_goes_on_in_format_2_and_verifies_whole(tmp_path: Path) -> None:
+    import hashlib
+
+    lines = mixed_log(tmp_path)
+    # the first line of format 2 chains on from the whole last line of format 1
+    assert json.loads(lines[7])["prev"] == hashlib.sha256(lines[6].rstrip(b"\n")).hexdigest()
+    report = verify(tmp_path)
+    assert report.ok and report.lines == 11 and report.head_checked and report.macs_checked
+    (tmp_path / SECRET_FILE).unlink()
+    assert verify(tmp_path).ok
+
+
+@pytest.mark.parametrize("line", [3, 7, 8, 10])
+def test_an_edited_line_of_either_format_is_found_by_its_mac(tmp_path: Path, line: int) -> None:
+    lines = mixed_log(tmp_path)
+    lines[line - 1] = lines[line - 1].replace(b'"ts":1', b'"ts":2')
+    rewrite(tmp_path, lines)
+    report = verify(tmp_path)
+    assert not report.ok and report.first_bad_line == line and "mac" in report.reason
+
+
+@pytest.mark.parametrize("line", [3, 7, 8, 10])
+def test_an_edited_line_of_either_format_is_found_without_the_secret(
+    tmp_path: Path, line: int
+) -> None:
+    """Without the secret, the next line's prev finds it: the chain is unkeyed."""
+    lines = mixed_log(tmp_path)
+    lines[line - 1] = lines[line - 1].replace(b'"ts":1', b'"ts":2')
+    rewrite(tmp_path, lines)
+    (tmp_path / SECRET_FILE).unlink()
+    report = verify(tmp_path)
+    assert not report.ok and report.first_bad_line == line + 1 and "prev" in report.reason
+
+
+@pytest.mark.parametrize("first", [2, 7, 9])
+def test_swapped_lines_of_either_format_or_across_the_change_are_found(
+    tmp_path: Path, first: int
+) -> None:
+    lines = mixed_log(tmp_path)
+    lines[first - 1], lines[first] = lines[first], lines[first - 1]
+    rewrite(tmp_path, lines)
+    assert verify(tmp_path).first_bad_line == first
+
+
+def test_lines_of_either_format_under_another_key_are_found(tmp_path: Path) -> None:
+    mixed_log(tmp_path)
+    (tmp_path / SECRET_FILE).write_bytes(b"another kernel's secret, 32 byte")
+    report = verify(tmp_path)
+    assert not report.ok and report.first_bad_line == 1 and "mac" in report.reason
+    lines = (tmp_path / AUDIT_FILE).read_bytes().splitlines(keepends=True)
+    rewrite(tmp_path, lines[7:])  # the lines of format 2 alone, from another key
+    store = Store(tmp_path)
+    store.commit((1, "0" * 64, 0))  # (the head is not what is tested here)
+    store.close()
+    from qmk.kernel.storage.audit import AuditKeys
+
+    assert not AuditKeys(b"another kernel's secret, 32 byte").signed(lines[7].rstrip(b"\n"))
+    assert AuditKeys((GOLDEN / SECRET_FILE).read_bytes()).signed(lines[7].rstrip(b"\n"))
+
+
+def test_a_line_of_format_2_relabelled_as_format_1_is_found(tmp_path: Path) -> None:
+    """Its MAC is of its hash, not of its text: as format 1 it does not hold."""
+    lines = mixed_log(tmp_path)
+    lines[8] = lines[8].replace(b',"mac2":"', b',"mac":"')
+    rewrite(tmp_path, lines)
+    report = verify(tmp_path)
+    assert not report.ok and report.first_bad_line == 9 and "mac" in report.reason
+
+
+def test_a_kernel_starts_on_a_log_of_format_1_and_its_start_checks_both_formats(
+    tmp_path: Path,
+) -> None:
+    from qmk.kernel.errors import DataDirError
+    from qmk.kernel.storage.datadir import open_data_dir
+
+    lines = mixed_log(tmp_path)
+    open_data_dir(tmp_path).close()  # each line since the last start is checked
+    lines[9] = lines[9].replace(b'"ts":1', b'"ts":2')
+    rewrite(tmp_path, lines)
+    with pytest.raises(DataDirError, match="audit line 10"):
+        open_data_dir(tmp_path)

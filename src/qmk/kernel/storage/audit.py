@@ -3,19 +3,32 @@
 ``DATA_DIR/audit.log`` holds one JSON object per line::
 
     {"seq": 7, "ts": 1700000000.123, "event": "job", "job_id": "...", "tenant": "alice",
-     "state": "RUNNING", "prev": "<sha256 hex of line 6>", "mac": "<hmac hex>"}
+     "state": "RUNNING", "prev": "<sha256 hex>", "mac2": "<hmac hex>"}
 
-``seq`` counts lines from 1; ``prev`` is the SHA-256 of the previous line's text (64 zeros
-on line 1); ``mac`` is HMAC-SHA256 of the line's text without its ``mac`` member, keyed by
-the kernel secret. The kernel also stores the chain head (seq and SHA-256 of the last line
-written before each database commit) in the job database.
+``seq`` counts lines from 1; ``prev`` is the chain hash of the previous line (64 zeros on
+line 1); the last member is the line's MAC, whose name says the line's format
+(:data:`LINE_FORMATS`). A line's *body* is its text without that member: the record's
+compact JSON, ``prev`` last.
 
-:func:`verify` detects: an edited line (its mac, and the next line's ``prev``), a removed
-or reordered line (``seq`` and ``prev``), and a removed tail up to the head the database
-recorded (fewer lines than the head's seq, or a different last hash). Lines written after
-the last database commit are not covered by the head, so losing exactly those cannot be
-told from a crash. An attacker who holds the kernel secret and the database can rewrite
-everything; the log defends against anyone who holds neither.
+- **Format 2** (``mac2``, what the kernel writes): the body is hashed once, ``h =
+  SHA-256(body)``; ``mac2`` is HMAC-SHA256 of ``h`` (its 32 bytes) under the key
+  ``derive(secret, "audit-line")`` (:func:`qmk.kernel.security.seals.derive`), and the
+  line's chain hash, the next line's ``prev``, is ``h``. One pass of SHA-256 over a line.
+- **Format 1** (``mac``, kernels before issue 50's item 3): ``mac`` is HMAC-SHA256 of the
+  body under the kernel secret, and the chain hash is the SHA-256 of the whole line: two
+  passes. Such lines stay as they were written and verify as format 1; a kernel that
+  opens a log ending in one chains its first line of format 2 on from it.
+
+The kernel also stores the chain head (seq and chain hash of the last line written before
+each database commit) in the job database.
+
+:func:`verify` detects: an edited line (its MAC, and the next line's ``prev``; without the
+secret, the next line's ``prev`` or the head), a removed or reordered line (``seq`` and
+``prev``), a line written under another key (its MAC), and a removed tail up to the head
+the database recorded (fewer lines than the head's seq, or a different last hash). Lines
+written after the last database commit are not covered by the head, so losing exactly
+those cannot be told from a crash. An attacker who holds the kernel secret and the
+database can rewrite everything; the log defends against anyone who holds neither.
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ import msgspec
 
 from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
 from qmk.kernel.records.stored import digest_counts
-from qmk.kernel.security.seals import KeyedMac
+from qmk.kernel.security.seals import KeyedMac, derive
 from qmk.kernel.storage.store import committed_audit_head, stored_results
 
 _log = logging.getLogger("qmk.kernel.storage.audit")
@@ -47,18 +60,86 @@ GENESIS = "0" * 64
 MIGRATE_EVENT = "migrate"
 
 
-def _mac(secret: bytes, body: str) -> str:
-    return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+#: The formats of a line (see the module docstring), by the member its MAC ends it with:
+#: ``,"<name>":"<64 hex>"}``.
+LINE_FORMATS: dict[int, str] = {1: "mac", 2: "mac2"}
+#: The format the kernel writes.
+LINE_FORMAT = 2
+#: The purpose of format 2's key, derived from the kernel secret.
+LINE_KEY = "audit-line"
+# the width of the MAC member at a line's end, per format: ,"mac":" + 64 hex + "}
+_MAC_WIDTH = {version: len(name) + 5 + 64 + 2 for version, name in LINE_FORMATS.items()}
+_V1, _V2 = _MAC_WIDTH[1], _MAC_WIDTH[2]
+_V1_MARK, _V2_MARK = (b',"%s":"' % LINE_FORMATS[v].encode() for v in (1, 2))
 
 
-def line_mac_ok(secret: bytes, text: str, mac: Any) -> bool:
-    """Whether ``text`` (one audit line) carries the HMAC of its content, ``mac``."""
-    marker = f',"mac":"{mac}"}}'
-    return (
-        isinstance(mac, str)
-        and text.endswith(marker)
-        and hmac.compare_digest(mac, _mac(secret, text[: -len(marker)] + "}"))
-    )
+class AuditKeys:
+    """The keys of a line's MAC under one kernel secret, for each format.
+
+    >>> keys = AuditKeys(b"s" * 32)
+    >>> keys.signed(b'{"seq":1,"prev":"x","mac":"' + b"0" * 64 + b'"}')
+    False
+    """
+
+    __slots__ = ("v1", "v2")
+
+    def __init__(self, secret: bytes) -> None:
+        self.v1 = KeyedMac(secret)
+        self.v2 = KeyedMac(derive(secret, LINE_KEY))
+
+    def signed(self, line: bytes) -> bool:
+        """Whether ``line`` (without its newline) ends with the MAC of its body."""
+        return read_line(line, self)[1] is True
+
+
+def split_line(line: bytes) -> tuple[int, bytes, bytes] | None:
+    """(format, body, MAC in hex) of one line (without its newline), or None when it does
+    not end with a MAC member of a known format. The body is the line's text without
+    that member (the record's JSON as the kernel encoded it before adding the MAC).
+
+    >>> split_line(b'{"seq":1,"prev":"p","mac2":"' + b"a" * 64 + b'"}')[:2]
+    (2, b'{"seq":1,"prev":"p"}')
+    """
+    if line.endswith(b'"}'):
+        if line[-_V2:-66] == _V2_MARK:
+            return 2, line[:-_V2] + b"}", line[-66:-2]
+        if line[-_V1:-66] == _V1_MARK:
+            return 1, line[:-_V1] + b"}", line[-66:-2]
+    return None
+
+
+def read_line(line: bytes, keys: AuditKeys | None) -> tuple[str, bool | None]:
+    """(chain hash, signed) of one line (without its newline): the hash the next line's
+    ``prev`` holds, and whether its MAC is the one its format makes of its body under
+    ``keys`` (None without keys; False for a line with no MAC member). One pass of
+    SHA-256 for a line of format 2, as it was written.
+
+    >>> keys, body = AuditKeys(b"s" * 32), b'{"seq":1,"prev":"p"}'
+    >>> line = body[:-1] + b',"mac":"' + keys.v1.hexdigest(body).encode() + b'"}'
+    >>> read_line(line, keys)[1], read_line(line, None)[1], read_line(line[:-3], keys)[1]
+    (True, None, False)
+    """
+    parts = split_line(line)
+    if parts is None:
+        return hashlib.sha256(line).hexdigest(), None if keys is None else False
+    version, body, mac = parts
+    if version == 2:
+        digest = hashlib.sha256(body).digest()
+        signed = None if keys is None else _same(keys.v2.hexdigest(digest), mac)
+        return digest.hex(), signed
+    signed = None if keys is None else _same(keys.v1.hexdigest(body), mac)
+    return hashlib.sha256(line).hexdigest(), signed
+
+
+def chain_hash(line: bytes) -> str:
+    """What the next line's ``prev`` holds for ``line`` (without its newline): the
+    SHA-256 of its body for format 2, of the whole line for format 1 (and for a line of
+    no known format, as the kernels before formats chained every line)."""
+    return read_line(line, None)[0]
+
+
+def _same(mac: str, given: bytes) -> bool:
+    return hmac.compare_digest(mac.encode(), given)
 
 
 def _line_encoder() -> Callable[[dict[str, Any]], str]:
@@ -114,9 +195,9 @@ class AuditLog:
 
     def __init__(self, data_dir: str | os.PathLike[str], secret: bytes) -> None:
         self.path = Path(data_dir) / AUDIT_FILE
-        self._secret = secret
         self.seq, self.head, self.head_offset = tail(self.path)
-        self._mac = KeyedMac(secret)  # each line's: the MAC _mac makes, keyed once
+        # each line's MAC (format 2): the key derived once, its pads hashed once
+        self._mac = KeyedMac(derive(secret, LINE_KEY))
         self._pending: list[bytes] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size  # where the next line starts
@@ -139,10 +220,12 @@ class AuditLog:
             **fields,
             "prev": self.head,
         }
-        # the line's bytes as written: encoded once, MACed and hashed as they are
+        # the line's bytes as written, encoded once; one SHA-256 pass over them (format
+        # 2): the chain hash, which the MAC signs
         body = _line_bytes(record)
-        line = b"".join((body[:-1], b',"mac":"', self._mac.hexdigest(body).encode(), b'"}'))
-        self.head = hashlib.sha256(line).hexdigest()
+        digest = hashlib.sha256(body).digest()
+        line = b"".join((body[:-1], _V2_MARK, self._mac.hexdigest(digest).encode(), b'"}'))
+        self.head = digest.hex()
         self._pending.append(line)
         for listener in self.listeners:
             try:
@@ -212,7 +295,55 @@ def tail(path: Path) -> tuple[int, str, int]:
     except (ValueError, KeyError, TypeError):
         seq = 0
     offset = size - len(last) - (1 if data.endswith(b"\n") else 0)
-    return seq, hashlib.sha256(last).hexdigest(), offset
+    return seq, chain_hash(last), offset
+
+
+def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -> list[str]:
+    """Every line of the log at ``path`` after ``since`` (seq, chain hash, byte offset of
+    the line a start's check reached; None: from the first) is where that check left it,
+    chains on and carries its MAC: the problem found first, as one message, or none.
+
+    The lines are read at their places, not parsed (a JSON parse a line cost 4x): the
+    kernel writes ``{"seq":N,...,"prev":"<64 hex>","<mac>":"<64 hex>"}``, and a line it
+    did not write fails its MAC, whatever its shape.
+    """
+    seq, prev, offset = since or (0, GENESIS, 0)
+    keys = AuditKeys(secret)
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        if seq > 0:
+            first = handle.readline().rstrip(b"\n")
+            if chain_hash(first) != prev:
+                return [
+                    f"audit line {seq}, checked at the last start, is not where it was "
+                    "(edited, cut or moved)"
+                ]
+        expected = seq + 1
+        for raw in handle:
+            line = raw.rstrip(b"\n")
+            parts = split_line(line)
+            width = 0 if parts is None else _MAC_WIDTH[parts[0]]
+            # ,"prev":"<64 hex>" just before the MAC member
+            chained = (
+                width > 0
+                and line.startswith(b'{"seq":%d,' % expected)
+                and line[-width - 74 : -width - 65] == b',"prev":"'
+                and line[-width - 65 : -width - 1] == prev.encode()
+                and line[-width - 1 : -width] == b'"'
+            )
+            link, signed = read_line(line, keys)
+            if not chained:
+                return [
+                    f"audit line {expected} does not chain on from line {expected - 1} "
+                    "(edited, removed or moved)"
+                ]
+            if not signed:
+                return [
+                    f"audit line {expected}'s mac does not match its content (edited, or "
+                    "written without the kernel's secret)"
+                ]
+            prev, expected = link, expected + 1
+    return []
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,6 +387,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         secret: bytes | None = (root / SECRET_FILE).read_bytes()
     except OSError:
         secret = None
+    keys = None if secret is None else AuditKeys(secret)
     head = committed_audit_head(root)
     prev, count = GENESIS, 0
     recoveries: list[tuple[int, tuple[str, ...]]] = []
@@ -282,19 +414,23 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
     digests = _Digests()
     for raw in raw_lines:
         count += 1
+        parts = split_line(raw)
         try:
-            text = raw.decode("ascii")
-            record = json.loads(text)
-            seq, line_prev, mac = record["seq"], record["prev"], record["mac"]
+            record = json.loads(raw.decode("ascii"))
+            seq, line_prev = record["seq"], record["prev"]
+            # the MAC member the line ends with is its record's (a line of no known
+            # format, or whose last member is not its MAC, is no audit record)
+            if parts is None or record[LINE_FORMATS[parts[0]]] != parts[2].decode():
+                raise KeyError("mac")
         except (UnicodeDecodeError, ValueError, KeyError, TypeError):
             return bad("not an audit record")
         if seq != count:
             return bad(f"seq {seq} where {count} was expected (a line was removed or moved)")
         if line_prev != prev:
             return bad("prev does not match the previous line (edited, removed or moved)")
-        if secret is not None and not line_mac_ok(secret, text, mac):
+        prev, signed = read_line(raw, keys)
+        if signed is False:
             return bad("the line's mac does not match its content (edited)")
-        prev = hashlib.sha256(raw).hexdigest()
         digests.note(count, record)
         if record.get("event") == "kernel" and record.get("recovered_from"):
             recoveries.append((count, tuple(map(str, record["recovered_from"]))))
@@ -373,4 +509,19 @@ class _Digests:
         return checked, None
 
 
-__all__ = ["GENESIS", "MIGRATE_EVENT", "AuditLog", "AuditReport", "line_mac_ok", "tail", "verify"]
+__all__ = [
+    "GENESIS",
+    "LINE_FORMAT",
+    "LINE_FORMATS",
+    "LINE_KEY",
+    "MIGRATE_EVENT",
+    "AuditKeys",
+    "AuditLog",
+    "AuditReport",
+    "chain_hash",
+    "check_since",
+    "read_line",
+    "split_line",
+    "tail",
+    "verify",
+]

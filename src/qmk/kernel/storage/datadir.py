@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import hmac
 import json
 import os
 import sqlite3
@@ -58,7 +56,7 @@ from qmk.kernel.datafiles import (
 )
 from qmk.kernel.errors import DataDirError, ExposureError
 from qmk.kernel.security.seals import derive
-from qmk.kernel.storage.audit import GENESIS, tail
+from qmk.kernel.storage.audit import GENESIS, chain_hash, check_since, tail
 from qmk.kernel.storage.store import committed_audit_head, verified_audit_head
 
 
@@ -226,58 +224,8 @@ def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
         problems += _check_chain(audit, head)
     if not problems and has_lines and secret.exists():
         key = secret.read_bytes()
-        problems += _check_since(audit, verified_audit_head(root, derive(key, "audit-head")), key)
+        problems += check_since(audit, verified_audit_head(root, derive(key, "audit-head")), key)
     return problems
-
-
-#: Where the chain's members sit at the end of a line the kernel wrote (counted from the
-#: end): ``,"prev":"`` at -148, the prev hash to -75, ``","mac":"`` to -66, the MAC to
-#: -2, ``"}``; the MAC covers the line up to -74 (``,"mac":...``) closed by ``}``.
-_TAIL, _PREV_END, _MAC_START, _MAC_END, _BODY_CUT = 148, 139, 75, 66, 74
-
-
-def _check_since(audit: Path, since: tuple[int, str, int] | None, secret: bytes) -> list[str]:
-    """Every line after ``since`` (the line the last start's check reached; None: from
-    the first) is where that check left it, chains on and carries its HMAC."""
-    seq, prev, offset = since or (0, GENESIS, 0)
-    with open(audit, "rb") as handle:
-        handle.seek(offset)
-        if seq > 0:
-            first = handle.readline().rstrip(b"\n")
-            if hashlib.sha256(first).hexdigest() != prev:
-                return [
-                    f"audit line {seq}, checked at the last start, is not where it was "
-                    "(edited, cut or moved)"
-                ]
-        expected = seq + 1
-        keyed = hmac.new(secret, digestmod=hashlib.sha256)
-        for raw in handle:
-            line = raw.rstrip(b"\n")
-            # the kernel writes {"seq":N,...,"prev":"<64 hex>","mac":"<64 hex>"}: read at
-            # their places (a JSON parse per line cost 4x); a line it did not write fails
-            # its MAC, whatever its shape
-            chained = (
-                line.startswith(b'{"seq":%d,' % expected)
-                and line[-_TAIL:-_PREV_END] == b',"prev":"'
-                and line[-_PREV_END:-_MAC_START] == prev.encode()
-                and line[-_MAC_START:-_MAC_END] == b'","mac":"'
-                and line.endswith(b'"}')
-            )
-            mac = keyed.copy()
-            mac.update(line[:-_BODY_CUT] + b"}")
-            signed = hmac.compare_digest(mac.hexdigest().encode(), line[-_MAC_END:-2])
-            if not chained:
-                return [
-                    f"audit line {expected} does not chain on from line {expected - 1} "
-                    "(edited, removed or moved)"
-                ]
-            if not signed:
-                return [
-                    f"audit line {expected}'s mac does not match its content (edited, or "
-                    "written without the kernel's secret)"
-                ]
-            prev, expected = hashlib.sha256(line).hexdigest(), expected + 1
-    return []
 
 
 def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> int:
@@ -326,7 +274,7 @@ def _check_chain(audit: Path, head: tuple[int, str, int | None]) -> list[str]:
         lines.pop()
     if not lines:
         return [f"the audit log ends before line {seq}, the head the database recorded (cut)"]
-    if hashlib.sha256(lines[0]).hexdigest() != digest:
+    if chain_hash(lines[0]) != digest:
         return [f"audit line {seq} is not the head the database recorded (cut or edited)"]
     prev, expected = digest, seq + 1
     for raw in lines[1:]:
@@ -337,7 +285,7 @@ def _check_chain(audit: Path, head: tuple[int, str, int | None]) -> list[str]:
             ok = False
         if not ok:
             return [f"audit line {expected} does not chain on from the head (edited or moved)"]
-        prev, expected = hashlib.sha256(raw).hexdigest(), expected + 1
+        prev, expected = chain_hash(raw), expected + 1
     return []
 
 

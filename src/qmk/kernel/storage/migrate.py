@@ -75,7 +75,7 @@ from qmk.kernel.records.stored import encode_result
 from qmk.kernel.security.attest import ATTEST_EVENT, REQUEST_FIELDS
 from qmk.kernel.security.seals import data_digest, derive, result_seal, sealed_result
 from qmk.kernel.security.sessions import load_secret
-from qmk.kernel.storage.audit import MIGRATE_EVENT, AuditLog
+from qmk.kernel.storage.audit import LINE_FORMATS, MIGRATE_EVENT, AuditLog
 from qmk.kernel.storage.datadir import open_data_dir
 from qmk.kernel.storage.store import (
     AUDIT_HEAD,
@@ -122,7 +122,7 @@ _OLD_DEVICE_KEY, _OLD_DEVICE_JOB = "device", "neutral-atom"
 #: its HMAC): the jobs before it stored theirs unsealed, read unchecked until format 4.
 _SEALS_FROM = "result_seals_from"
 #: The keys of an audit line that are the log's own, not its event's fields.
-_AUDIT_OWN = ("seq", "ts", "event", "prev", "mac")
+_AUDIT_OWN = ("seq", "ts", "event", "prev", *LINE_FORMATS.values())
 
 
 @dataclass(slots=True, kw_only=True)
