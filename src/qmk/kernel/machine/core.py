@@ -38,7 +38,19 @@ The model (``docs/machine.md`` states it with its formulas):
   share, plus its latency (a wait of ``link``).
 - **Cancel.** A job cancelled at a cycle leaves the machine at that cycle (an event, so
   the boundary at that cycle sees it gone): its tiles, its storage room and its claims
-  on the factories, links and decoder are freed, and it has no record.
+  on the factories, links and decoder are freed, and it has no record. A job that ends
+  at that very cycle ends first, with its record (the order below).
+- **The canonical order.** Events at one machine time run in four classes: (1) the
+  machine's own (a step's end, a factory store running dry, a capped T-state step's
+  end), in the order they were set off; (2) jobs ending, in arrival order (the order
+  they were submitted); (3) the outside world's, arrivals and cancels, in the order
+  they came; (4) the boundary's decision. No class depends on when the caller pushed
+  an outside event: a kernel's machine task may lag its clock, and a cancel stamped
+  with a job's end cycle has the same outcome however far the machine had run when it
+  came. Ends by arrival order also let a job's steps that draw on nothing shared run
+  as one event (:meth:`Scheduler._run_whole`): its end keeps its place among the ends
+  of its cycle. A job that ends the moment it is placed or resumed (nothing of it
+  takes time) ends at once, at the boundary that placed it.
 
 The scheduler keeps only the jobs that have not ended: a finished job's record is in
 :attr:`Scheduler.done` until its reader takes it (:meth:`Scheduler.take_done`), and
@@ -47,8 +59,8 @@ sums; its whole trace only for a run of a workload, ``history``).
 
 Policies (:mod:`qmk.kernel.machine.policies`) decide at boundaries through this object's
 public methods; the core knows none of them. The same arrivals and policy give the same
-schedule on any machine: every tie is broken by arrival order, and float arithmetic runs
-in one order.
+schedule on any machine: every tie is broken by arrival order (or by the canonical
+order above), and float arithmetic runs in one order.
 
 >>> from qmk.execution.footprint import Footprint, Step
 >>> from qmk.kernel.machine.policies import policy
@@ -93,8 +105,11 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.spec import MachineSpec
 
 INF = math.inf
-#: Event classes at one time: resource events first, then the boundary's decision.
-_EVENT, _BOUNDARY = 0, 1
+#: The classes of events at one machine time, in the order they run (the canonical
+#: order, module docstring): the machine's own events (a step's end, a share's change),
+#: in the order they were set off; jobs ending, in arrival order; the outside world's
+#: events (arrivals, cancels), in the order they came; the boundary's decision.
+_EVENT, _END, _OUTSIDE, _BOUNDARY = 0, 1, 2, 3
 
 
 class _Tenant:
@@ -251,7 +266,7 @@ class Scheduler:
             self.first_arrival = spec.arrival_cycle
             for gauge in self.gauges.values():
                 gauge.start(self.first_arrival)
-        self._push(float(spec.arrival_cycle), _EVENT, "arrive", job, 0)
+        self._push(float(spec.arrival_cycle), _OUTSIDE, "arrive", job, 0)
 
     def _forget(self, job: Job) -> None:
         """``job`` ended or was cancelled: nothing of it is kept (its record aside)."""
@@ -298,6 +313,9 @@ class Scheduler:
             elif kind == "whole":
                 if obj.version == version and obj.state == RUNNING:
                     obj.idx = len(obj.tl.steps)
+                    self._finish(obj)
+            elif kind == "end":
+                if obj.version == version and obj.state == RUNNING:
                     self._finish(obj)
             elif kind == "cancel":
                 self._cancel(obj)
@@ -351,12 +369,7 @@ class Scheduler:
             return False
         if at < self.now:
             raise ValueError(f"job {job_id} cancelled at {at}, before {self.now}")
-        self._push(float(at), _EVENT, "cancel", job, 0)
-        if job.chain > self.now and at == job.chain_end and job.state == RUNNING:
-            # step by step, its end would be pushed at its last step's start, after this
-            # cancel: the cancel comes first (_run_whole)
-            job.version += 1
-            self._push(job.chain_end, _EVENT, "whole", job, job.version)
+        self._push(float(at), _OUTSIDE, "cancel", job, 0)
         return True
 
     def _cancel(self, job: Job) -> None:
@@ -632,7 +645,7 @@ class Scheduler:
         self.running[job] = None
         self._enter(job)
 
-    def _stop(self, job: Job) -> None:
+    def _stop(self, job: Job, *, stepped: bool = False) -> None:
         """``job`` reached the fence it was asked to stop at."""
         kind, job.stopping = job.stopping, None
         if kind == "storage":
@@ -640,7 +653,7 @@ class Scheduler:
             job.inject.append(
                 Injected(self.machine.storage_move_cycles, 0, "preempted", "to-storage")
             )
-            self._enter(job)
+            self._enter(job, stepped=stepped)
             return
         self._park(job, STOPPED)
 
@@ -654,9 +667,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------ steps
 
-    def _enter(self, job: Job) -> None:
+    def _enter(self, job: Job, *, stepped: bool = False) -> None:
         """Load ``job``'s next step that takes time; stop at a fence it was asked to stop
-        at; end the job after its last step; then share the resources it draws on."""
+        at; end the job after its last step (``stepped``: a step's end led here, and the
+        job ends in the canonical order of ends, :meth:`_push_end`; else at once, at a
+        boundary); then share the resources it draws on."""
         inject = job.inject
         while inject:
             step = inject[0]
@@ -673,14 +688,19 @@ class Scheduler:
             while True:
                 if i >= len(steps):
                     job.idx = i
-                    self._finish(job)
+                    if stepped:
+                        job.c = 0  # nothing left to rate (the decoder's re-rating)
+                        job.version += 1
+                        self._push_end(self.now, "end", job)
+                    else:
+                        self._finish(job)
                     return
                 fence, c, r, t, b, m = steps[i]
                 i += 1
                 if fence:
                     if job.stopping is not None:
                         job.idx = i
-                        self._stop(job)
+                        self._stop(job, stepped=stepped)
                         return
                 elif c or t or b:
                     break
@@ -716,7 +736,7 @@ class Scheduler:
             job.m = 0
             job.version += 1
             job.idx += 1
-            self._enter(job)
+            self._enter(job, stepped=True)
             return
         if job.t:
             self._modules[job.module].leave(self, job)
@@ -737,18 +757,23 @@ class Scheduler:
                 return
         else:
             job.idx += 1
-        self._enter(job)
+        self._enter(job, stepped=True)
 
     def _run_whole(self, job: Job) -> None:
         """Run ``job``'s steps from its current one on, which draw on nothing shared, as
-        one event at the end their events give (:meth:`Timeline.run_from`), keeping
-        when the last starts: a cancel at the end comes first if pushed before that
-        (:meth:`cancel`), as step by step."""
+        one event at the end their events give (:meth:`Timeline.run_from`): its end, in
+        the canonical order of ends (:meth:`_push_end`), as step by step."""
         job.rate = self._decoder_f / job.c
         job.cause = ""
         job.chain, job.chain_end = job.tl.run_from(job.idx, self.now, self._decoder_f)
         job.version += 1
-        self._push(job.chain_end, _EVENT, "whole", job, job.version)
+        self._push_end(job.chain_end, "whole", job)
+
+    def _push_end(self, time: float, kind: str, job: Job) -> None:
+        """``job`` ends at ``time``: after the machine's own events of that time, before
+        the outside world's, and among the jobs ending then in arrival order (its seq in
+        place of the push order: the canonical order of ends, module docstring)."""
+        heapq.heappush(self._heap, (time, _END, job.seq, kind, job, job.version))
 
     def _injected_done(self, job: Job) -> None:
         step = job.inject.pop(0)
