@@ -538,9 +538,11 @@ def _gates(rng) -> Step:
     )
 
 
-def _pinned_run(seed: int) -> str:
+def _pinned_run(seed: int, *, whole: bool = True) -> str:
     """Every figure of one seeded random machine and workload, under every policy, with
-    cancels (records in the order they ended, floats to the last bit), as a digest."""
+    cancels (records in the order they ended, floats to the last bit), as a digest;
+    ``whole``: a job's steps that draw on nothing shared run as one event (False: step
+    by step)."""
     import hashlib
     import json
     import math
@@ -568,7 +570,7 @@ def _pinned_run(seed: int) -> str:
     cancels = sorted((rng.randint(0, 250), f"j{rng.randrange(30)}") for _ in range(3))
     out: list[object] = []
     for name in ("exclusive", "partition", "fair-share", "priority", "backfill"):
-        sched = Scheduler(machine, policy(name), {"a": 1.0, "b": 2.0, "c": 1.0})
+        sched = Scheduler(machine, policy(name), {"a": 1.0, "b": 2.0, "c": 1.0}, whole=whole)
         try:
             sched.submit_all(jobs)
         except MachineError as exc:
@@ -611,8 +613,9 @@ PINNED = {
 }
 
 
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "step-by-step"])
 @pytest.mark.parametrize("seed", range(12))
-def test_seeded_schedules_are_the_ones_pinned_to_the_last_bit(seed):
+def test_seeded_schedules_are_the_ones_pinned_to_the_last_bit(seed, whole):
     # a change of the scheduler's code that is only a cut keeps every figure to the last
     # bit: starts, ends, waits and where they fell, idle errors, the order jobs end in,
     # each tenant's tile-cycles and every resource's trace (pinned at 47a0073; pinned
@@ -621,7 +624,29 @@ def test_seeded_schedules_are_the_ones_pinned_to_the_last_bit(seed):
     # that end at one cycle and of the traces' entries at one time, but seed 8, whose
     # decoder's throttle now drops after, not among, that cycle's step events: one
     # wait and five factory levels moved in their last bit)
-    assert _pinned_run(seed) == PINNED[seed]
+    assert _pinned_run(seed, whole=whole) == PINNED[seed]
+
+
+@pytest.mark.parametrize("seed", range(12, 52))
+def test_a_jobs_steps_run_as_one_event_give_every_figure_of_the_step_by_step_run(seed):
+    # a job's steps that draw on nothing shared (no T state, no Bell pair, no decoder
+    # limit) run as one event, its end; backfill's estimates read where it stands (it
+    # goes on step by step from there), priority's preemptions find it at no fence: every
+    # record, wait, trace and tile-cycle is the step-by-step run's to the last bit
+    assert _pinned_run(seed, whole=True) == _pinned_run(seed, whole=False)
+
+
+def test_a_job_whose_steps_draw_on_nothing_shared_has_its_end_as_its_one_event():
+    # three steps (2, 1 and 1 cycles: a Bell pair's) placed at 0: the next event is its
+    # end at 4, not its first step's at 2; step by step, the first step's end
+    fp = footprint(9, Step(kind="gates", cycles=1, repeat=2), idle(1), idle(1))
+    for whole, first in ((True, 4.0), (False, 2.0)):
+        sched = Scheduler(MachineSpec.simple(tiles=20), policy("fair-share"), whole=whole)
+        sched.submit(job("bell", fp))
+        sched.advance(0)
+        assert sched.next_event() == first
+        (record,) = sched.run()
+        assert (record.start_cycle, record.end_cycle) == (0.0, 4.0)
 
 
 @pytest.mark.parametrize("seed", range(30))

@@ -78,7 +78,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qmk.kernel.errors import MachineError
@@ -129,6 +129,14 @@ class _Tenant:
         self.held += tiles
 
 
+class _Tenants(dict[str, _Tenant]):
+    """Each tenant's tile-cycles, by name (one made at its first use)."""
+
+    def __missing__(self, name: str) -> _Tenant:
+        tenant = self[name] = _Tenant()
+        return tenant
+
+
 class _Unmeasured(Gauge):
     """A resource's use not measured: a run whose figures no one reads."""
 
@@ -161,8 +169,9 @@ class Scheduler:
             :attr:`gauges`); without, only how many jobs ended (:meth:`take_ended`): a
             run whose count alone is read (a live kernel's shadow ``exclusive`` run).
         whole: a job's steps left that draw on nothing shared run as one event
-            (:meth:`_run_whole`): only without ``records``, under a policy that never
-            preempts (``exclusive``); the ends stay, not the waits.
+            (:meth:`_run_whole`), on a machine without a decoder limit; every record,
+            wait and figure is the one step by step (False: step by step, the
+            reference a test compares with).
     """
 
     def __init__(
@@ -173,11 +182,11 @@ class Scheduler:
         *,
         history: bool = True,
         records: bool = True,
-        whole: bool = False,
+        whole: bool = True,
     ) -> None:
         self.machine = machine
         self._records = records
-        self._whole = whole and not records and machine.decoder_bits_per_cycle is None
+        self._whole = whole and machine.decoder_bits_per_cycle is None
         self._ended = 0  # jobs ended since take_ended, without records
         self.policy = policy
         self.weights = dict(tenants or {})
@@ -199,16 +208,7 @@ class Scheduler:
         self.done: list[JobRecord] = []
         self._boundary_at: float | None = None
         self._last_decision = -INF
-        self._modules = [
-            FactoryShare(
-                rate=m.factory.rate,
-                store=m.factory.store,
-                lanes=m.routing_lanes,
-                index=m.index,
-                storage=m.storage_tiles,
-            )
-            for m in machine.modules
-        ]
+        self._modules = [FactoryShare.of(m) for m in machine.modules]
         specs = policy.pools(machine, self.weights) or [
             PoolSpec(module=m.index, offset=0, length=m.tiles) for m in machine.modules
         ]
@@ -222,7 +222,7 @@ class Scheduler:
         self._decoder_f = 1.0
         #: no decoder limit: a step's measurements change no rate (:meth:`_step_done`)
         self._no_decoder = machine.decoder_bits_per_cycle is None
-        self._tenants: dict[str, _Tenant] = {}
+        self._tenants = _Tenants()
         self._held = 0
         self._holds: list[tuple[Pool, int, int]] = []
         #: each resource's use: tiles held, T states and Bell pairs drawn a cycle
@@ -232,6 +232,8 @@ class Scheduler:
         }
         self.t_capacity = sum(m.rate for m in self._modules)
         self.first_arrival = INF
+        #: a job's steps may run as one event past a fence: the policy never preempts
+        self._past_fences = not policy.preempts
         policy.setup(self)
 
     # ------------------------------------------------------------------ arrivals and time
@@ -312,8 +314,7 @@ class Scheduler:
                 self._arrive(obj)
             elif kind == "whole":
                 if obj.version == version and obj.state == RUNNING:
-                    obj.idx = len(obj.tl.steps)
-                    self._finish(obj)
+                    self._whole_done(obj)
             elif kind == "end":
                 if obj.version == version and obj.state == RUNNING:
                     self._finish(obj)
@@ -530,7 +531,7 @@ class Scheduler:
         pool.tree.take(at, job.tiles)
         pool.occupants[at] = job
         job.pool, job.pos, job.module = pool.index, at, pool.module
-        self._tenant(job.tenant).change(self.now, job.tiles)
+        self._tenants[job.tenant].change(self.now, job.tiles)
         self._held += job.tiles
         if self._records:
             self.gauges["tiles"].set(self.now, self._held)
@@ -541,19 +542,13 @@ class Scheduler:
         pool = self.pools[job.pool]
         pool.tree.give(job.pos, job.tiles)
         del pool.occupants[job.pos]
-        self._tenant(job.tenant).change(self.now, -job.tiles)
+        self._tenants[job.tenant].change(self.now, -job.tiles)
         self._held -= job.tiles
         if self._records:
             self.gauges["tiles"].set(self.now, self._held)
         if not self._no_decoder:
             self._decoder_add(-job.data_tiles * self.machine.tile_bits_per_cycle)
         job.pool = -1
-
-    def _tenant(self, name: str) -> _Tenant:
-        tenant = self._tenants.get(name)
-        if tenant is None:
-            tenant = self._tenants[name] = _Tenant()
-        return tenant
 
     def usage(self, tenant: str) -> float:
         """Tile-cycles ``tenant`` has held so far."""
@@ -571,17 +566,7 @@ class Scheduler:
     def hold(self, pool: Pool, start: int, length: int) -> None:
         """Keep tiles ``start .. start+length-1`` of ``pool`` from placements until
         :meth:`release_holds` (a reservation for the head of a queue)."""
-        taken = sorted(
-            (at, job.tiles)
-            for at, job in pool.occupants.items()
-            if at < start + length and at + job.tiles > start
-        )
-        cursor = start
-        for at, size in [*taken, (start + length, 0)]:
-            if at > cursor:
-                pool.tree.take(cursor, at - cursor)
-                self._holds.append((pool, cursor, at - cursor))
-            cursor = max(cursor, at + size)
+        self._holds += [(pool, at, size) for at, size in pool.hold(start, length)]
 
     def release_holds(self) -> None:
         for pool, start, length in self._holds:
@@ -596,8 +581,8 @@ class Scheduler:
         is already stopping, or storage has no room for its patches."""
         if job.state != RUNNING or job.stopping is not None or not job.has_fence_ahead():
             return False
-        if job.chain_end >= 0:
-            raise ValueError(f"job {job.id} runs its steps whole: a run that preempts cannot")
+        if job.chain_end >= 0:  # its steps past a fence run whole: its policy preempts none
+            raise ValueError(f"job {job.id} runs its steps whole: {self.policy.name} preempts")
         if storage:
             module = self._modules[job.module]
             if module.storage_free < job.data_tiles:
@@ -718,7 +703,12 @@ class Scheduler:
             self._reshare_link()
         if job.t:
             self._modules[job.module].join(self, job, self._demand(job))
-        elif self._whole and job.forced is None and job.tl.plain_after[job.idx]:
+        elif (
+            self._whole
+            and job.forced is None
+            and job.stopping is None
+            and (job.tl.plain_after if self._past_fences else job.tl.plain_fenceless)[job.idx]
+        ):
             self._run_whole(job)
         elif not job.b:
             self._set_rate(job, settled=True)  # nothing has passed since ``last``
@@ -762,12 +752,38 @@ class Scheduler:
     def _run_whole(self, job: Job) -> None:
         """Run ``job``'s steps from its current one on, which draw on nothing shared, as
         one event at the end their events give (:meth:`Timeline.run_from`): its end, in
-        the canonical order of ends (:meth:`_push_end`), as step by step."""
+        the canonical order of ends (:meth:`_push_end`), as step by step. Nothing else
+        reads where it is meanwhile but :meth:`remaining` (:meth:`_whole_done`) and a
+        preemption at a fence (there is none ahead, or the policy preempts none)."""
         job.rate = self._decoder_f / job.c
         job.cause = ""
-        job.chain, job.chain_end = job.tl.run_from(job.idx, self.now, self._decoder_f)
+        job.chain_end = job.tl.run_from(job.idx, self.now, self._decoder_f)[1]
         job.version += 1
         self._push_end(job.chain_end, "whole", job)
+
+    def _whole_done(self, job: Job, until: float = INF) -> None:
+        """``job``'s steps run whole ended now (or, ``until``: it goes on step by step
+        from then, :meth:`remaining`): the waits their rounding left, as step by step
+        (:meth:`_step_done`), where a record reads them; then its end (or the step
+        running at ``until`` loaded as :meth:`_enter` loaded it, its end an event)."""
+        tl = job.tl
+        job.chain_end = -1.0
+        if until == INF and (tl.exact_after[job.idx] or not self._records):
+            running = None
+        else:
+            rounding, running = tl.walk(job.idx, job.last, until, self._decoder_f)
+            for job.idx, lost in rounding:
+                job.wait("decoder", lost)
+        if running is None:
+            job.idx = len(tl.steps)
+            self._finish(job)
+            return
+        job.idx, job.last, end = running
+        _, job.c, job.r, job.t, job.b, job.m = tl.steps[job.idx]
+        job.done = 0.0
+        job.rate = self._decoder_f / job.c
+        job.version += 1
+        self._push(end, _EVENT, "step", job, job.version)
 
     def _push_end(self, time: float, kind: str, job: Job) -> None:
         """``job`` ends at ``time``: after the machine's own events of that time, before
@@ -926,6 +942,8 @@ class Scheduler:
     def remaining(self, job: Job) -> float:
         """``job``'s private cycles left, its progress brought up to now."""
         if job.state == RUNNING:
+            if job.chain_end >= 0:  # its steps run whole: step by step from here
+                self._whole_done(job, self.now)
             if job.capped:
                 module = self._modules[job.module]
                 module.advance(self.now)
@@ -933,16 +951,6 @@ class Scheduler:
             else:
                 self._settle(job)
         return job.remaining()
-
-    # ------------------------------------------------------------------ views for policies
-
-    def waiting(self) -> Iterator[Job]:
-        """Queued and stopped jobs, in arrival order of each."""
-        yield from self.queue
-        yield from self.stopped
-
-    def records(self) -> list[JobRecord]:
-        return list(self.done)
 
 
 def _water_fill(demands: list[float], capacity: float) -> list[float]:

@@ -70,6 +70,11 @@ class Timeline:
         next_fence: per step, the index of the first fence at or after it (``len``: none).
         plain_after: per step, whether it and the steps after it draw no T state and no
             Bell pair (nothing shared but the decoder).
+        exact_after: per step, whether it and the steps after it take a power of two
+            cycles a repetition each (or none): run at their own rates, no rounding is
+            left of them (:meth:`walk` finds none).
+        plain_fenceless: per step, whether it is ``plain_after`` and no fence lies at or
+            after it.
         private_cycles: the whole timeline's cycles on a private machine.
     """
 
@@ -78,10 +83,12 @@ class Timeline:
         "b_total",
         "bell_pairs",
         "cycles",
+        "exact_after",
         "fence",
         "measurements",
         "next_fence",
         "plain_after",
+        "plain_fenceless",
         "private_cycles",
         "repeat",
         "steps",
@@ -132,6 +139,16 @@ class Timeline:
             alone = alone and not t and not b
             plain.append(alone)
         self.plain_after = tuple(reversed(plain))
+        exact: list[bool] = []
+        alone = True
+        for c in reversed(self.cycles):
+            alone = alone and c & (c - 1) == 0  # 0 or a power of two
+            exact.append(alone)
+        self.exact_after = tuple(reversed(exact))
+        self.plain_fenceless = tuple(
+            plain and ahead == len(steps)
+            for plain, ahead in zip(self.plain_after, self.next_fence, strict=True)
+        )
 
     @staticmethod
     def of(footprint: Footprint) -> Timeline:
@@ -162,6 +179,45 @@ class Timeline:
                 at = float(near)
         return last, at
 
+    def walk(
+        self, index: int, start: float, until: float = math.inf, f: float = 1.0
+    ) -> tuple[list[tuple[int, float]], tuple[int, float, float] | None]:
+        """The steps from ``index`` on, run as :meth:`run_from` runs them from ``start``:
+        of those that end by ``until``, each whose time exceeds its repetitions at its
+        rate by a rounding and by how much (the wait the scheduler records at that
+        step's end, step by step); and the step running at ``until``, its start and end
+        (None: every step ended by then).
+
+        >>> from qmk.execution.footprint import Footprint, Step
+        >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+        ...                routing_tiles=2, code_distance=9,
+        ...                steps=(Step(kind="gates", cycles=3, repeat=2),
+        ...                       Step(kind="idle", cycles=4)))
+        >>> rounding, running = Timeline(fp).walk(0, 2.7)
+        >>> [(i, lost < 1e-12) for i, lost in rounding], running
+        ([(0, True)], None)
+        >>> Timeline(fp).walk(0, 3.0, until=10.0)  # from a whole cycle, no rounding
+        ([], (1, 9.0, 13.0))
+        """
+        rounding: list[tuple[int, float]] = []
+        at = start
+        for i in range(index, len(self.steps)):
+            fence, c, r, _t, _b, _m = self.steps[i]
+            if fence or not c:
+                continue
+            rate = f / c
+            end = at + max(0.0, r - 0.0) / rate
+            near = round(end)
+            if abs(end - near) < 1e-7:
+                end = float(near)
+            if end > until:
+                return rounding, (i, at, end)
+            dt = end - at
+            if dt > 0 and dt - rate * dt * c > 0:
+                rounding.append((i, dt - rate * dt * c))
+            at = end
+        return rounding, None
+
 
 @dataclass(frozen=True, slots=True)
 class Injected:
@@ -186,7 +242,6 @@ class Job:
         "c",
         "capped",
         "cause",
-        "chain",
         "chain_end",
         "data_tiles",
         "demand",
@@ -266,9 +321,9 @@ class Job:
         self.demand = 0.0
         self.vjoin = self.vfinish = self.tjoin = 0.0
         self.acc0 = (0.0, 0.0)
-        # its steps left run as one event (Scheduler(whole=True)): when the last of
-        # them starts and when it ends (-1: not so)
-        self.chain = self.chain_end = -1.0
+        # its steps left run as one event (Scheduler(whole=True)): when they end (-1:
+        # they run step by step)
+        self.chain_end = -1.0
 
     def wait(self, cause: str, cycles: float) -> None:
         """Record ``cycles`` waited for ``cause`` (not ``queue``) at its current step."""

@@ -38,3 +38,21 @@ class Pool:
         self.module = spec.module
         self.tree = FreeTiles(spec.length)
         self.occupants: dict[int, Job] = {}  # first tile -> job
+
+    def hold(self, start: int, length: int) -> list[tuple[int, int]]:
+        """Keep the free tiles of ``start .. start+length-1`` from placements (a
+        reservation for the head of a queue): the runs taken, ``(start, length)``, for
+        ``tree.give`` to give back."""
+        taken = sorted(
+            (at, job.tiles)
+            for at, job in self.occupants.items()
+            if at < start + length and at + job.tiles > start
+        )
+        held = []
+        cursor = start
+        for at, size in [*taken, (start + length, 0)]:
+            if at > cursor:
+                self.tree.take(cursor, at - cursor)
+                held.append((cursor, at - cursor))
+            cursor = max(cursor, at + size)
+        return held

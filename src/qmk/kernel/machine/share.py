@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.jobs import Job
+    from qmk.kernel.machine.spec import ModuleSpec
 
 INF = math.inf
 #: A store below this many states is empty (the fluid model's rounding).
@@ -101,6 +102,17 @@ class FactoryShare:
         self.cause = "factory"
         self.acc = {"factory": 0.0, "routing": 0.0}
         self.version = 0
+
+    @classmethod
+    def of(cls, module: ModuleSpec) -> FactoryShare:
+        """``module``'s factories, store, routing lanes and storage, none of them used."""
+        return cls(
+            rate=module.factory.rate,
+            store=module.factory.store,
+            lanes=module.routing_lanes,
+            index=module.index,
+            storage=module.storage_tiles,
+        )
 
     # ------------------------------------------------------------------ time
 

@@ -27,9 +27,13 @@ class Policy:
 
     Attributes:
         name: the policy's name in ``[machine] policy`` and ``--policy``.
+        preempts: whether it may call ``preempt``.
     """
 
     name: ClassVar[str] = ""
+    #: whether it ever asks a job to stop at a fence (:meth:`Scheduler.preempt`): a
+    #: job's steps past a fence run as one event only under a policy that does not
+    preempts: ClassVar[bool] = False
 
     def pools(self, machine: MachineSpec, weights: Mapping[str, float]) -> list[PoolSpec] | None:
         """The pools the modules' job tiles are split into (None: one per module)."""

@@ -47,6 +47,7 @@ class Priority(Policy):
     """Priority order; preemption at fences of jobs ``preempt_gap`` lower."""
 
     name = "priority"
+    preempts = True
 
     def decide(self, sched: Scheduler) -> None:
         gap = sched.machine.preempt_gap
