@@ -162,13 +162,14 @@ def test_a_line_reads_back_as_its_record_and_says_so_in_ascii() -> None:
         assert " " not in line  # compact: the MAC marker is found at the line's end
 
 
-def test_each_line_is_its_records_text_then_its_mac2_of_its_one_hash_which_chains_the_next(
+def test_each_line_is_its_records_text_hashed_once_and_each_write_ends_with_the_mac2_of_it(
     tmp_path: Path,
 ) -> None:
     # format 2: the record's compact ASCII JSON (seq, ts, event, the fields in order,
-    # prev) is the body; h = SHA-256(body) is the one hash of the line; mac2, the last
-    # member, is HMAC-SHA256 of h under the key derived from the secret for audit lines;
-    # the next line's prev is h (computed here with hashlib and hmac, not the module's)
+    # prev) is the body; h = SHA-256(body) is the one hash of the line and the next
+    # line's prev; the last line of each write ends with mac2, HMAC-SHA256 of its h under
+    # the key derived from the secret for audit lines; the lines before it in the write
+    # are their body alone (computed here with hashlib and hmac, not the module's)
     import hashlib
     import hmac
 
@@ -183,19 +184,26 @@ def test_each_line_is_its_records_text_then_its_mac2_of_its_one_hash_which_chain
     log.append("job", job_id="job_1", tenant="alice", state="QUEUED", seed=7)
     log.flush()
     log.append("attest", job_id="job_1", epochs=[{"ops": {"APPLY_H": 1}}], rate=1e-7)
+    log.append("job", job_id="job_1", tenant="alice", state="COMPLETED")
+    log.append("kernel", action="close")
     log.close()
     prev = GENESIS
-    for raw in (tmp_path / AUDIT_FILE).read_bytes().splitlines():
+    raws = (tmp_path / AUDIT_FILE).read_bytes().splitlines()
+    for seq, raw in enumerate(raws, start=1):
         record = json.loads(raw)
-        mac = record.pop("mac2")
+        mac = record.pop("mac2", None)
         assert "mac" not in record and list(record)[:3] == ["seq", "ts", "event"]
-        assert record["prev"] == prev
+        assert record["seq"] == seq and record["prev"] == prev
         body = _encode_line(record).encode()
         digest = hashlib.sha256(body).digest()
-        assert mac == hmac.new(key, digest, hashlib.sha256).hexdigest()
-        assert raw == body[:-1] + b',"mac2":"' + mac.encode() + b'"}'
+        if seq in (2, 5):  # each write's last line
+            assert mac == hmac.new(key, digest, hashlib.sha256).hexdigest()
+            assert raw == body[:-1] + b',"mac2":"' + mac.encode() + b'"}'
+        else:
+            assert mac is None and raw == body
         prev = digest.hex()
     assert log.head == prev
+    assert verify(tmp_path).ok
 
 
 GOLDEN = Path(__file__).parent / "golden" / "audit-format-1"
@@ -315,3 +323,103 @@ def test_a_kernel_starts_on_a_log_of_format_1_and_its_start_checks_both_formats(
     rewrite(tmp_path, lines)
     with pytest.raises(DataDirError, match="audit line 10"):
         open_data_dir(tmp_path)
+
+
+def batched_log(data_dir: Path) -> list[bytes]:
+    """Nine lines in three writes of three, each write's head committed: lines 3, 6 and
+    9 carry the writes' MACs."""
+    store = Store(data_dir)
+    log = AuditLog(data_dir, load_secret(data_dir))
+    for write in range(3):
+        for i in range(3):
+            log.append("job", job_id=f"job_{write}", tenant="alice", state=f"S{i}")
+        store.commit(log.flush())
+    log.close()
+    store.close()
+    lines = (data_dir / AUDIT_FILE).read_bytes().splitlines(keepends=True)
+    assert [b'"mac2":"' in line for line in lines] == [False, False, True] * 3
+    return lines
+
+
+def test_a_log_written_in_batches_verifies_with_one_mac_a_write(tmp_path: Path) -> None:
+    batched_log(tmp_path)
+    report = verify(tmp_path)
+    assert report.ok and report.lines == 9 and report.macs_checked and report.head_checked
+
+
+@pytest.mark.parametrize("secret", [True, False])
+def test_an_edited_line_inside_a_write_is_found_by_the_next_lines_prev_and_named_with_the_mac(
+    tmp_path: Path, secret: bool
+) -> None:
+    lines = batched_log(tmp_path)
+    lines[3] = lines[3].replace(b'"S0"', b'"S9"')
+    rewrite(tmp_path, lines)
+    if not secret:
+        (tmp_path / SECRET_FILE).unlink()
+    report = verify(tmp_path)
+    assert not report.ok and report.first_bad_line == (4 if secret else 5)
+    if secret:  # line 5 and the MAC of its write (line 6) hold: line 4 was edited
+        assert report.reason == (
+            "line 4 is not the line the next chains on from, and its write's mac signs the"
+            " next (edited)"
+        )
+    else:
+        assert "prev" in report.reason
+
+
+def test_a_write_whose_chain_was_made_again_without_the_secret_is_found_by_its_mac(
+    tmp_path: Path,
+) -> None:
+    """Line 4 edited and lines 5 and 6 chained on from it again: the MAC that ends the
+    write (line 6) signs the old chain; the report names the write's first line."""
+    from qmk.kernel.storage.audit import chain_hash
+
+    lines = batched_log(tmp_path)
+    lines[3] = lines[3].replace(b'"S0"', b'"S9"')
+    for i in (4, 5):
+        prev = json.loads(lines[i])["prev"]
+        lines[i] = lines[i].replace(prev.encode(), chain_hash(lines[i - 1].rstrip(b"\n")).encode())
+    rewrite(tmp_path, lines)
+    report = verify(tmp_path)
+    assert not report.ok and report.first_bad_line == 4
+    assert report.reason == (
+        "the mac of line 6, which ends the write of lines 4-6, does not match their content"
+        " (edited)"
+    )
+
+
+def test_lines_no_mac_ends_are_reported_and_cut_at_the_start_past_the_committed_head(
+    tmp_path: Path,
+) -> None:
+    """What a crash inside a write leaves: its first lines, not the one with the MAC.
+    Past the head the database committed, the start cuts them as it cuts a torn line."""
+    from qmk.kernel.storage.datadir import open_data_dir
+
+    lines = batched_log(tmp_path)
+    rewrite(tmp_path, lines[:8])  # the last write's MAC line lost ...
+    store = Store(tmp_path)
+    store.commit((6, json.loads(lines[6])["prev"], sum(map(len, lines[:5]))))  # ... uncommitted
+    store.close()
+    report = verify(tmp_path)
+    assert not report.ok and report.first_bad_line == 7
+    assert report.reason.startswith("lines 7-8 carry no mac")
+    opened = open_data_dir(tmp_path)
+    opened.close()
+    assert opened.repaired_bytes == len(lines[6]) + len(lines[7])
+    assert (tmp_path / AUDIT_FILE).read_bytes() == b"".join(lines[:6])
+    assert verify(tmp_path).ok
+
+
+def test_lines_no_mac_ends_before_the_committed_head_stop_the_start(tmp_path: Path) -> None:
+    from qmk.kernel.errors import DataDirError
+    from qmk.kernel.storage.datadir import open_data_dir
+
+    lines = batched_log(tmp_path)
+    rewrite(tmp_path, lines[:8])  # the committed head, line 9, is gone
+    with pytest.raises(DataDirError, match="line 9"):
+        open_data_dir(tmp_path)
+    lines = batched_log(tmp_path / "other")
+    lines[8] = lines[8][: lines[8].index(b',"mac2":"')] + b"}\n"  # its MAC taken off
+    rewrite(tmp_path / "other", lines)
+    with pytest.raises(DataDirError, match="audit lines 7-9 carry no mac"):
+        open_data_dir(tmp_path / "other")

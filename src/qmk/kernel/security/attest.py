@@ -92,14 +92,14 @@ def attestation(
     verified program as submitted; the request's rewrite says what the kernel changed),
     the digest of ``result``'s counts, and whether the result came from the result
     cache (``cache_hit``; ``cached_from``: the job that ran, :mod:`qmk.kernel.admit.cache`)."""
-    fields = {
-        **request.to_json(),
-        "engine": result.get("engine"),
-        "epochs": epoch_records(program),
-        # a stored result carries the digest its worker took (no parse of the counts here)
-        "result_sha256": getattr(result, "counts_sha256", None) or digest_counts(result["counts"]),
-        "cache_hit": cached_from is not None,
-    }
+    fields = request.to_json()  # a dict of its own: filled in place, not copied
+    fields["engine"] = result.get("engine")
+    fields["epochs"] = epoch_records(program)
+    # a stored result carries the digest its worker took (no parse of the counts here)
+    fields["result_sha256"] = getattr(result, "counts_sha256", None) or digest_counts(
+        result["counts"]
+    )
+    fields["cache_hit"] = cached_from is not None
     if cached_from is not None:
         fields["cached_from"] = cached_from
     return fields

@@ -6,14 +6,19 @@
      "state": "RUNNING", "prev": "<sha256 hex>", "mac2": "<hmac hex>"}
 
 ``seq`` counts lines from 1; ``prev`` is the chain hash of the previous line (64 zeros on
-line 1); the last member is the line's MAC, whose name says the line's format
+line 1); a line's MAC is its last member, whose name says the line's format
 (:data:`LINE_FORMATS`). A line's *body* is its text without that member: the record's
 compact JSON, ``prev`` last.
 
 - **Format 2** (``mac2``, what the kernel writes): the body is hashed once, ``h =
-  SHA-256(body)``; ``mac2`` is HMAC-SHA256 of ``h`` (its 32 bytes) under the key
-  ``derive(secret, "audit-line")`` (:func:`qmk.kernel.security.seals.derive`), and the
-  line's chain hash, the next line's ``prev``, is ``h``. One pass of SHA-256 over a line.
+  SHA-256(body)``, and that is the line's chain hash, the next line's ``prev``. The last
+  line of each write (:meth:`AuditLog.flush`: the lines of a group commit) ends with
+  ``mac2``, HMAC-SHA256 of its ``h`` (the 32 bytes) under the key ``derive(secret,
+  "audit-line")`` (:func:`qmk.kernel.security.seals.derive`); the lines before it in the
+  write carry none (their body is the whole line). ``h`` holds ``prev``, so that MAC
+  signs every line of the write through the chain. One pass of SHA-256 a line, one MAC
+  a write. A log whose last lines carry no MAC was cut short inside a write (a crash),
+  or had lines added without the secret.
 - **Format 1** (``mac``, kernels before issue 50's item 3): ``mac`` is HMAC-SHA256 of the
   body under the kernel secret, and the chain hash is the SHA-256 of the whole line: two
   passes. Such lines stay as they were written and verify as format 1; a kernel that
@@ -29,6 +34,9 @@ the database recorded (fewer lines than the head's seq, or a different last hash
 written after the last database commit are not covered by the head, so losing exactly
 those cannot be told from a crash. An attacker who holds the kernel secret and the
 database can rewrite everything; the log defends against anyone who holds neither.
+An edit of a line that carries no MAC is found by the next line's ``prev``, or, where the
+chain was made again after it, by the MAC that ends its write (whose first line is then
+named: any line of that write may be the one edited).
 """
 
 from __future__ import annotations
@@ -79,6 +87,8 @@ class AuditKeys:
     >>> keys = AuditKeys(b"s" * 32)
     >>> keys.signed(b'{"seq":1,"prev":"x","mac":"' + b"0" * 64 + b'"}')
     False
+    >>> keys.signed(b'{"seq":1,"prev":"x"}')  # (a line inside a write carries no MAC)
+    False
     """
 
     __slots__ = ("v1", "v2")
@@ -94,8 +104,9 @@ class AuditKeys:
 
 def split_line(line: bytes) -> tuple[int, bytes, bytes] | None:
     """(format, body, MAC in hex) of one line (without its newline), or None when it does
-    not end with a MAC member of a known format. The body is the line's text without
-    that member (the record's JSON as the kernel encoded it before adding the MAC).
+    not end with a MAC member of a known format (a line of format 2 inside a write,
+    whose body is the whole line). The body is the line's text without that member (the
+    record's JSON as the kernel encoded it before adding the MAC).
 
     >>> split_line(b'{"seq":1,"prev":"p","mac2":"' + b"a" * 64 + b'"}')[:2]
     (2, b'{"seq":1,"prev":"p"}')
@@ -111,17 +122,19 @@ def split_line(line: bytes) -> tuple[int, bytes, bytes] | None:
 def read_line(line: bytes, keys: AuditKeys | None) -> tuple[str, bool | None]:
     """(chain hash, signed) of one line (without its newline): the hash the next line's
     ``prev`` holds, and whether its MAC is the one its format makes of its body under
-    ``keys`` (None without keys; False for a line with no MAC member). One pass of
-    SHA-256 for a line of format 2, as it was written.
+    ``keys`` (None without keys, or for a line that carries no MAC). One pass of SHA-256
+    for a line of format 2, as it was written.
 
     >>> keys, body = AuditKeys(b"s" * 32), b'{"seq":1,"prev":"p"}'
     >>> line = body[:-1] + b',"mac":"' + keys.v1.hexdigest(body).encode() + b'"}'
-    >>> read_line(line, keys)[1], read_line(line, None)[1], read_line(line[:-3], keys)[1]
-    (True, None, False)
+    >>> read_line(line, keys)[1], read_line(line, None)[1], read_line(body, keys)[1]
+    (True, None, None)
+    >>> read_line(line.replace(b'"p"', b'"q"'), keys)[1]
+    False
     """
     parts = split_line(line)
     if parts is None:
-        return hashlib.sha256(line).hexdigest(), None if keys is None else False
+        return hashlib.sha256(line).hexdigest(), None
     version, body, mac = parts
     if version == 2:
         digest = hashlib.sha256(body).digest()
@@ -133,8 +146,8 @@ def read_line(line: bytes, keys: AuditKeys | None) -> tuple[str, bool | None]:
 
 def chain_hash(line: bytes) -> str:
     """What the next line's ``prev`` holds for ``line`` (without its newline): the
-    SHA-256 of its body for format 2, of the whole line for format 1 (and for a line of
-    no known format, as the kernels before formats chained every line)."""
+    SHA-256 of its body for format 2 (of the whole line where it carries no MAC), of the
+    whole line for format 1."""
     return read_line(line, None)[0]
 
 
@@ -198,12 +211,13 @@ class AuditLog:
         self.seq, self.head, self.head_offset = tail(self.path)
         # each line's MAC (format 2): the key derived once, its pads hashed once
         self._mac = KeyedMac(derive(secret, LINE_KEY))
+        self._last = b""  # the SHA-256 of the last line queued (its body)
         self._pending: list[bytes] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size  # where the next line starts
         #: The chain as written: (seq, head) of the last line in the file.
         self._written = (self.seq, self.head)
-        #: Called with each record as it is queued (without its mac), on the caller's
+        #: Called with each record as it is queued (without a MAC), on the caller's
         #: thread and context: the observers of :mod:`qmk.kernel.observe` (metrics,
         #: traces, live events). One that raises is logged; the kernel goes on.
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -220,13 +234,16 @@ class AuditLog:
             **fields,
             "prev": self.head,
         }
-        # the line's bytes as written, encoded once; one SHA-256 pass over them (format
-        # 2): the chain hash, which the MAC signs
-        body = _line_bytes(record)
+        # the line's bytes, encoded once (as _line_bytes does, without a call of its
+        # own); one SHA-256 pass over them (format 2): its chain hash. The write's last
+        # line gets its MAC at flush.
+        body = _msgspec_line(record)
+        if not body.isascii():
+            body = _json_line(record).encode("ascii")
         digest = hashlib.sha256(body).digest()
-        line = b"".join((body[:-1], _V2_MARK, self._mac.hexdigest(digest).encode(), b'"}'))
         self.head = digest.hex()
-        self._pending.append(line)
+        self._last = digest
+        self._pending.append(body)
         for listener in self.listeners:
             try:
                 listener(record)
@@ -255,11 +272,15 @@ class AuditLog:
         return bool(self._pending)
 
     def flush(self) -> tuple[int, str, int]:
-        """Write the queued lines with one ``write`` call; return the chain head (seq, hash,
-        and the byte offset its line starts at, for the checks at start)."""
+        """Write the queued lines with one ``write`` call, the last ending with the MAC
+        of its hash (which signs them all through the chain); return the chain head (seq,
+        hash, and the byte offset its line starts at, for the checks at start)."""
         if self._pending:
-            data = b"\n".join(self._pending) + b"\n"
-            self.head_offset = self._size + len(data) - len(self._pending[-1]) - 1
+            pending = self._pending
+            mac = self._mac.hexdigest(self._last).encode()
+            last = pending[-1] = b"".join((pending[-1][:-1], _V2_MARK, mac, b'"}'))
+            data = b"\n".join(pending) + b"\n"
+            self.head_offset = self._size + len(data) - len(last) - 1
             self._pending.clear()
             view = memoryview(data)
             while view:
@@ -304,8 +325,9 @@ def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -
     chains on and carries its MAC: the problem found first, as one message, or none.
 
     The lines are read at their places, not parsed (a JSON parse a line cost 4x): the
-    kernel writes ``{"seq":N,...,"prev":"<64 hex>","<mac>":"<64 hex>"}``, and a line it
-    did not write fails its MAC, whatever its shape.
+    kernel writes ``{"seq":N,...,"prev":"<64 hex>","<mac>":"<64 hex>"}`` at the end of a
+    write and ``{"seq":N,...,"prev":"<64 hex>"}`` before it, and a line it did not write
+    fails the MAC that ends its write, whatever its shape.
     """
     seq, prev, offset = since or (0, GENESIS, 0)
     keys = AuditKeys(secret)
@@ -318,15 +340,14 @@ def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -
                     f"audit line {seq}, checked at the last start, is not where it was "
                     "(edited, cut or moved)"
                 ]
-        expected = seq + 1
+        expected, unsigned = seq + 1, 0  # (unsigned: the first line of a write not yet signed)
         for raw in handle:
             line = raw.rstrip(b"\n")
             parts = split_line(line)
-            width = 0 if parts is None else _MAC_WIDTH[parts[0]]
-            # ,"prev":"<64 hex>" just before the MAC member
+            width = 1 if parts is None else _MAC_WIDTH[parts[0]]  # (no MAC: "}")
+            # ,"prev":"<64 hex>" just before the MAC member, or last
             chained = (
-                width > 0
-                and line.startswith(b'{"seq":%d,' % expected)
+                line.startswith(b'{"seq":%d,' % expected)
                 and line[-width - 74 : -width - 65] == b',"prev":"'
                 and line[-width - 65 : -width - 1] == prev.encode()
                 and line[-width - 1 : -width] == b'"'
@@ -337,13 +358,55 @@ def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -
                     f"audit line {expected} does not chain on from line {expected - 1} "
                     "(edited, removed or moved)"
                 ]
-            if not signed:
+            if signed is False:
+                before = f", or lines {unsigned}-{expected - 1} of its write" if unsigned else ""
                 return [
                     f"audit line {expected}'s mac does not match its content (edited, or "
-                    "written without the kernel's secret)"
+                    f"written without the kernel's secret{before})"
                 ]
+            unsigned = (unsigned or expected) if signed is None else 0
             prev, expected = link, expected + 1
+    if unsigned:
+        return [
+            f"audit lines {unsigned}-{expected - 1} carry no mac (a write cut short, or "
+            "lines added without the kernel's secret)"
+        ]
     return []
+
+
+def cut_unsigned_tail(path: Path, after: int) -> int:
+    """Cut the lines at the end of the log at ``path`` that no MAC ends, when they lie
+    past the line that starts at byte ``after`` (the head the database committed: what
+    a crash inside a write leaves, as a torn line is); the bytes cut. A run that reaches
+    back to that line is left for the checks, which find it.
+
+    >>> import tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "audit.log"
+    >>> signed = b'{"seq":1,"prev":"p","mac2":"' + b"0" * 64 + b'"}\\n'
+    >>> _ = log.write_bytes(signed + b'{"seq":2,"prev":"q"}\\n')
+    >>> cut_unsigned_tail(log, 0), log.read_bytes() == signed
+    (21, True)
+    """
+    try:
+        with open(path, "rb+") as handle:
+            handle.seek(after)
+            lines = handle.read().split(b"\n")
+            if lines[-1] != b"":  # a torn line: the torn tail's repair or the checks
+                return 0
+            lines.pop()
+            keep = len(lines)
+            while keep > 1 and split_line(lines[keep - 1]) is None:
+                keep -= 1
+            if keep == len(lines) or split_line(lines[keep - 1]) is None:
+                return 0
+            cut = sum(len(line) + 1 for line in lines[keep:])
+            size = handle.seek(0, os.SEEK_END)
+            handle.truncate(size - cut)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except FileNotFoundError:
+        return 0
+    return cut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -389,7 +452,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         secret = None
     keys = None if secret is None else AuditKeys(secret)
     head = committed_audit_head(root)
-    prev, count = GENESIS, 0
+    count = 0
     recoveries: list[tuple[int, tuple[str, ...]]] = []
 
     def bad(reason: str, line: int | None = None, results_checked: int = 0) -> AuditReport:
@@ -412,30 +475,31 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         return bad("the last line is incomplete (no newline)")
     head_hash: str | None = None
     digests = _Digests()
+    walk = _Walk(keys)
     for raw in raw_lines:
         count += 1
-        parts = split_line(raw)
-        try:
-            record = json.loads(raw.decode("ascii"))
-            seq, line_prev = record["seq"], record["prev"]
-            # the MAC member the line ends with is its record's (a line of no known
-            # format, or whose last member is not its MAC, is no audit record)
-            if parts is None or record[LINE_FORMATS[parts[0]]] != parts[2].decode():
-                raise KeyError("mac")
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-            return bad("not an audit record")
-        if seq != count:
-            return bad(f"seq {seq} where {count} was expected (a line was removed or moved)")
-        if line_prev != prev:
-            return bad("prev does not match the previous line (edited, removed or moved)")
-        prev, signed = read_line(raw, keys)
-        if signed is False:
-            return bad("the line's mac does not match its content (edited)")
+        record, trouble = walk.line(raw, count)
+        if trouble is not None:
+            if trouble is _UNCHAINED and keys is not None and _signed(raw_lines, count, keys):
+                # the rest of the write is the kernel's, its prev included: the line
+                # before is the one changed
+                return bad(
+                    f"line {count - 1} is not the line the next chains on from, and its "
+                    "write's mac signs the next (edited)",
+                    line=count - 1,
+                )
+            return bad(trouble, line=walk.unsigned or None)
         digests.note(count, record)
         if record.get("event") == "kernel" and record.get("recovered_from"):
             recoveries.append((count, tuple(map(str, record["recovered_from"]))))
         if head is not None and count == head[0]:
-            head_hash = prev
+            head_hash = walk.prev
+    if walk.unsigned:
+        return bad(
+            f"lines {walk.unsigned}-{count} carry no mac (a write cut short, or lines added "
+            "without the secret)",
+            line=walk.unsigned,
+        )
     if head is not None:
         if count < head[0]:
             return bad(
@@ -457,6 +521,72 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         recoveries=tuple(recoveries),
         results_checked=checked,
     )
+
+
+_UNCHAINED = "prev does not match the previous line (edited, removed or moved)"
+
+
+def _signed(raw_lines: list[bytes], count: int, keys: AuditKeys) -> bool:
+    """Whether lines ``count``.. (1-based) chain on from line ``count``'s own ``prev`` to
+    the first that carries a MAC, and that MAC holds: what the kernel wrote, from that
+    ``prev`` on."""
+    walk = _Walk(keys)
+    try:
+        walk.prev = json.loads(raw_lines[count - 1])["prev"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    for seq, raw in enumerate(raw_lines[count - 1 :], start=count):
+        _, trouble = walk.line(raw, seq)
+        if trouble is not None:
+            return False
+        if not walk.unsigned:  # this line's MAC held
+            return True
+    return False
+
+
+class _Walk:
+    """The chain as :func:`verify` reads it, line by line: the last chain hash, and the
+    first line of the write no MAC has ended yet (0: none)."""
+
+    def __init__(self, keys: AuditKeys | None) -> None:
+        self.keys = keys
+        self.prev = GENESIS
+        self.unsigned = 0
+
+    def line(self, raw: bytes, count: int) -> tuple[dict[str, Any], str | None]:
+        """(the record, the problem or None) of line ``count``; a problem of its MAC is
+        the write's, from :attr:`unsigned` (else the line's own)."""
+        parts = split_line(raw)
+        try:
+            record = json.loads(raw.decode("ascii"))
+            seq, line_prev = record["seq"], record["prev"]
+            # the line's MAC, if any, is its last member (a MAC member elsewhere: no
+            # record the kernel wrote)
+            macs = [name for name in LINE_FORMATS.values() if name in record]
+            if macs != ([] if parts is None else [LINE_FORMATS[parts[0]]]):
+                raise KeyError("mac")
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            self.unsigned = 0
+            return {}, "not an audit record"
+        if seq != count:
+            self.unsigned = 0
+            return record, f"seq {seq} where {count} was expected (a line was removed or moved)"
+        if line_prev != self.prev:
+            self.unsigned = 0
+            return record, _UNCHAINED
+        self.prev, signed = read_line(raw, self.keys)
+        if signed is False:
+            if self.unsigned:
+                return record, (
+                    f"the mac of line {count}, which ends the write of lines "
+                    f"{self.unsigned}-{count}, does not match their content (edited)"
+                )
+            return record, "the line's mac does not match its content (edited)"
+        if parts is None:
+            self.unsigned = self.unsigned or count
+        else:
+            self.unsigned = 0
+        return record, None
 
 
 class _Digests:
@@ -520,6 +650,7 @@ __all__ = [
     "AuditReport",
     "chain_hash",
     "check_since",
+    "cut_unsigned_tail",
     "read_line",
     "split_line",
     "tail",

@@ -56,7 +56,13 @@ from qmk.kernel.datafiles import (
 )
 from qmk.kernel.errors import DataDirError, ExposureError
 from qmk.kernel.security.seals import derive
-from qmk.kernel.storage.audit import GENESIS, chain_hash, check_since, tail
+from qmk.kernel.storage.audit import (
+    GENESIS,
+    chain_hash,
+    check_since,
+    cut_unsigned_tail,
+    tail,
+)
 from qmk.kernel.storage.store import committed_audit_head, verified_audit_head
 
 
@@ -128,6 +134,8 @@ def open_data_dir(
         opened.repaired_perms = _check_perms(root, repair_perms)
         head = committed_audit_head(root)
         opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
+        if head is not None and head[2] is not None:  # and a write's lines no MAC ended
+            opened.repaired_bytes += cut_unsigned_tail(root / AUDIT_FILE, head[2])
         problems = check(root, head)
         opened.checked = tail(root / AUDIT_FILE)
     except BaseException:
