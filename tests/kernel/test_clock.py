@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from qmk.kernel.clock import ManualClock, SystemClock
+from qmk.kernel.clock import ManualClock, RateClock, SystemClock
 
 
 def test_a_manual_timer_fires_in_a_later_turn_once_advance_reaches_its_time() -> None:
@@ -52,3 +52,24 @@ def test_a_system_timer_fires_at_its_time_and_a_cancelled_one_before_it_does_not
         return fired
 
     assert asyncio.run(body()) == ["due"]
+
+
+def test_a_machine_clock_wait_returns_once_the_clock_reaches_its_cycle() -> None:
+    # the clock's own timer ends the wait (setting the wake event), no exception through
+    # the waiting task; a wait woken first leaves no timer behind to set the event later
+    async def body() -> tuple[int, int, bool, bool]:
+        clock = RateClock(1e6)  # a cycle a microsecond
+        clock.start()
+        wake = asyncio.Event()
+        target = clock.cycle() + 2_000
+        await clock.wait(target, wake)
+        reached, ended_by_clock = clock.cycle(), wake.is_set()
+        wake.clear()
+        asyncio.get_running_loop().call_soon(wake.set)
+        await clock.wait(clock.cycle() + 3_000, wake)  # woken, or ended: either way
+        wake.clear()
+        await asyncio.sleep(0.01)  # past its timer's time: a timer left would set it
+        return reached, target, ended_by_clock, wake.is_set()
+
+    reached, target, ended_by_clock, set_later = asyncio.run(body())
+    assert reached >= target and ended_by_clock and not set_later

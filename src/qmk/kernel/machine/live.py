@@ -69,6 +69,7 @@ from qmk.kernel.machine.jobs import JobRecord, JobSpec, Timeline
 from qmk.kernel.machine.policies import policy as make_policy
 
 if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
     from qmk.kernel.machine.spec import MachineSpec
 
 #: Distinct footprints whose runtime alone and timeline are kept (the least recently
@@ -166,6 +167,9 @@ class LiveMachine:
         self.slowdowns = metrics.Sketch()
         #: the spec :meth:`check` passed last, and its runtime alone and timeline
         self._checked: tuple[JobSpec, tuple[float, Timeline]] | None = None
+        #: the footprint object :meth:`check` read last, and what is known of it (a
+        #: program's jobs share one: no encoding of it a job)
+        self._last: tuple[Footprint | None, tuple[float, Timeline] | None] = (None, None)
 
     def _shadow(self) -> Scheduler:
         return Scheduler(
@@ -243,11 +247,17 @@ class LiveMachine:
             MachineError: ``QK501`` naming it.
         """
         self._checked = None
-        key = msgspec.json.encode(spec.footprint)
-        known = self._alone.get(key)
-        self.sched.check_placeable(spec, None if known is None else known[1])
-        # its runtime alone only once it is known to fit (an exclusive run of it)
-        self._checked = (spec, self._known(spec, key))
+        footprint, known = self._last
+        if footprint is not spec.footprint or known is None:
+            key = msgspec.json.encode(spec.footprint)
+            known = self._alone.get(key)
+            self.sched.check_placeable(spec, None if known is None else known[1])
+            # its runtime alone only once it is known to fit (an exclusive run of it)
+            known = self._known(spec, key)
+            self._last = (spec.footprint, known)
+        else:
+            self.sched.check_placeable(spec, known[1])
+        self._checked = (spec, known)
 
     def withdraw(self, job_id: str, at: float) -> bool:
         """Cancel ``job_id`` at machine cycle ``at``, in the policy's run and the shadow

@@ -133,6 +133,9 @@ class SharedMachine:
         #: admits it in the same turn of the loop (nothing the check reads changes
         #: between), with that spec, not built and checked again
         self._checked: tuple[Job, JobSpec] | None = None
+        #: a footprint the machine last took, and its form on the machine (without Bell
+        #: pairs from the link where it has none): a program's jobs share one
+        self._placed: tuple[Footprint | None, Footprint | None] = (None, None)
         #: how another tenant is named to a tenant (module docstring); the kernel sets
         #: it from its secret (:func:`qmk.http.probe.hashed_tenants`)
         self.label: Callable[[str], str] = _anonymous()
@@ -147,8 +150,16 @@ class SharedMachine:
         return job.request.machine is None and footprint is not None and footprint.tiles > 0
 
     def _spec(self, job: Job, footprint: Footprint, machine_id: str) -> JobSpec:
-        if footprint.bell_pairs and self.spec.link.bell_pairs_per_cycle <= 0:
-            footprint = _local_pairs(footprint)
+        given, placed = self._placed
+        if footprint is given and placed is not None:
+            footprint = placed
+        else:
+            if self.spec.link.bell_pairs_per_cycle <= 0 and footprint.bell_pairs:
+                placed = _local_pairs(footprint)
+            else:
+                placed = footprint
+            self._placed = (footprint, placed)
+            footprint = placed
         return JobSpec(
             id=machine_id,
             tenant=job.tenant,
