@@ -3,10 +3,10 @@
 ``node tests/grpc/node/check.js`` connects with the client, which loads the checked-in
 ``kernel.proto`` at run time (@grpc/grpc-js, @grpc/proto-loader: ``make test`` installs
 them with ``npm ci`` in ``clients/node``), submits a Bell pair, watches its events to
-the result, waits, reads it through a typed rpc, submits with a seed past 2^53, and
-meets a refusal; this test checks what it saw against the executor's counts for the
-same seed and QMK's own tables. It skips, saying why, where node or the client's
-packages are missing.
+the result, waits, reads it through a typed rpc, submits with a seed past 2^53, submits
+with ``waitMs`` (the finished job in one call), and meets a refusal; this test checks
+what it saw against the executor's counts for the same seed and QMK's own tables. It
+skips, saying why, where node or the client's packages are missing.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def test_the_node_client_submits_watches_and_waits_on_a_real_grpc_kernel(
     assert events[0] == "state" and events[-1] == "result"
     assert seen["events"][-1]["state"] == "COMPLETED"
     assert seen["big_seed"] == str(2**62 + 1)  # exact, past JSON.parse's 2^53
+    assert seen["waited"] == {"state": "COMPLETED", "counts": dict(expected)}  # one call
     assert seen["missing"] == {"is_qmk": True, "code": "QS1005", "name": "not-found", "grpc": 5}
     assert seen["done"]["job_id"] in seen["listed"]
     assert seen["bad_key"] == {"code": "QS1001", "grpc": 16}  # UNAUTHENTICATED

@@ -26,6 +26,8 @@ async function main() {
     seen.typed = { state: typed.state, counts: typed.counts, seed: typed.seed };
     const big = await client.submit(program, { shots: 10, seed: 2n ** 62n + 1n });
     seen.big_seed = String((await client.wait(big.job_id)).seed);
+    const waited = await client.submit(program, { shots: 1000, seed: 7, waitMs: 60000 });
+    seen.waited = { state: waited.state, counts: waited.result.counts };
     try {
       await client.status("job_none");
     } catch (error) {
