@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from qmk.execution import run
 from support.http import HttpServer, bearer, session
@@ -26,23 +27,30 @@ def _trace(server: HttpServer, trace_id: str, job_id: str) -> list[dict[str, Any
     return spans
 
 
+@pytest.mark.parametrize(
+    "trace_id, seed, waited",
+    [("ef" * 16, SEED, False), ("ab" * 16, SEED + 1, True)],
+    ids=["submit-then-wait", "submit-that-waits"],
+)
 def test_one_job_is_one_tree_from_the_request_to_the_epochs_in_its_worker(
-    client: httpx.Client, server: HttpServer
+    client: httpx.Client, server: HttpServer, trace_id: str, seed: int, waited: bool
 ):
     sid = session(client)
-    parent = "00-" + "ef" * 16 + "-" + "12" * 8 + "-01"
-    job = client.post(
-        "/v1/jobs",
-        json={"program": FENCED.to_json(), "shots": SHOTS, "seed": SEED},
-        headers={**bearer(sid), "traceparent": parent},
-    )
+    parent = "00-" + trace_id + "-" + "12" * 8 + "-01"
+    body = {"program": FENCED.to_json(), "shots": SHOTS, "seed": seed}
+    if waited:  # one request: the job comes back finished, its tree the same
+        body["wait_ms"] = 60000
+    job = client.post("/v1/jobs", json=body, headers={**bearer(sid), "traceparent": parent})
     assert job.status_code == 201, job.text
     job_id = job.json()["job_id"]
-    done = client.get(
-        f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 60000}, headers=bearer(sid)
-    ).json()
+    if waited:
+        done = job.json()
+    else:
+        done = client.get(
+            f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 60000}, headers=bearer(sid)
+        ).json()
     assert done["state"] == "COMPLETED"
-    spans = _trace(server, "ef" * 16, job_id)
+    spans = _trace(server, trace_id, job_id)
     by_id = {s["span_id"]: s for s in spans}
 
     def path_up(span: dict[str, Any]) -> list[str]:
@@ -79,4 +87,4 @@ def test_one_job_is_one_tree_from_the_request_to_the_epochs_in_its_worker(
     assert shots["attributes"]["qmk.epochs"] == epochs_run == 4
     assert len(epochs) == epochs_run * len(groups)
     # tracing changes nothing of the run: the counts are the in-process run's
-    assert done["result"]["counts"] == dict(run(FENCED, shots=SHOTS, seed=SEED).counts)
+    assert done["result"]["counts"] == dict(run(FENCED, shots=SHOTS, seed=seed).counts)
