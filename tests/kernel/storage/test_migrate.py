@@ -579,3 +579,54 @@ def test_a_format_4_data_dir_has_its_big_graphs_packed_when_migrated(tmp_path: P
         assert job is not None and job.graph == text
     finally:
         store.close()
+
+
+def test_a_format_5_data_dir_drops_the_indexes_format_6_keeps_no_more_when_migrated(
+    tmp_path: Path,
+) -> None:
+    """Format 6 writes fewer pages a job: no index of every job's state (``jobs_state``;
+    the jobs not ended have ``jobs_active``) nor of the usage rows' jobs (``usage_job``),
+    and ``meta`` without rowids. A directory of format 5 is refused, then migrated: its
+    indexes and ``meta`` are today's, ``meta``'s rows (the audit head) as they were, the
+    audit log still verifies against them, and its job and usage read as they ran."""
+    data = tmp_path / "data"
+    job_id, _ = _completed(tmp_path)
+    db = sqlite3.connect(data / DB_FILE)
+    meta = sorted(db.execute("SELECT key, value FROM meta").fetchall())
+    db.execute("DROP INDEX jobs_active")
+    db.execute("CREATE INDEX jobs_state ON jobs (state)")
+    db.execute("CREATE INDEX usage_job ON usage (job_id)")
+    db.execute("CREATE TABLE meta_5 (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta_5 SELECT key, value FROM meta")
+    db.execute("DROP TABLE meta")
+    db.execute("ALTER TABLE meta_5 RENAME TO meta")
+    db.execute("UPDATE meta SET value='5' WHERE key=?", (SCHEMA_KEY,))
+    db.commit()
+    db.close()
+
+    report = _refused_then_migrated(data, 5)
+    assert report["version_to"] == SCHEMA_VERSION == 6
+    with sqlite3.connect(data / DB_FILE) as db:
+        indexes = {
+            name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name='meta'").fetchone()
+        after = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    assert "jobs_state" not in indexes and "usage_job" not in indexes and "jobs_active" in indexes
+    assert "WITHOUT ROWID" in sql
+    moved = {SCHEMA_KEY, "audit_seq", "audit_head", "audit_offset"}  # its migrate line's head
+    assert set(after) == {key for key, _ in meta}
+    assert {key: after[key] for key, _ in meta if key not in moved} == {
+        key: value for key, value in meta if key not in moved
+    }
+    assert verify(data).ok
+    store = Store(data)
+    try:
+        job = store.load_job(job_id, "alice")
+        assert job is not None and job.state == "COMPLETED"
+        assert [row[0] for row in store.usage_rows("alice", None, None, job_id, 10)] == [
+            f"{job_id}.1"
+        ]
+        assert [job.job_id for job in store.active_jobs()] == []
+    finally:
+        store.close()

@@ -467,3 +467,94 @@ def test_a_result_its_worker_indexed_is_stored_and_sealed_as_the_store_would_do_
         else:
             assert loaded.result is not None and loaded.result["counts"] == {"00": 3, "11": 5}
     assert rows[0] == rows[1] and rows[0][0] == text and rows[2][1] != rows[1][1]
+
+
+def _frames_of_next_commit(store: Store, wal: Path) -> list[int]:
+    """The page numbers of the WAL frames that ``store``'s next commit writes (the log
+    read from where it ends now: each frame a 24-byte header, its page number first)."""
+    page = store.db.execute("PRAGMA page_size").fetchone()[0]
+    start = max(wal.stat().st_size, 32)
+    store.commit((1, "f" * 64, 64))
+    data = wal.read_bytes()[start:]
+    frame = 24 + page
+    return [int.from_bytes(data[at : at + 4], "big") for at in range(0, len(data), frame)]
+
+
+def test_a_jobs_end_commits_one_page_of_each_tree_it_changes_and_no_index_no_query_needs(
+    tmp_path: Path,
+) -> None:
+    """A job's end (its row, its usage row, the audit head) writes the row's page, its
+    indexes that a query reads, and the usage row's: no index of every job's state (the
+    jobs not ended have ``jobs_active``), none of the usage rows' jobs (found by their
+    ids), and ``meta`` is one tree (``WITHOUT ROWID``), not a table and its key's index."""
+    store = Store(tmp_path)
+    store.db.execute("PRAGMA wal_autocheckpoint=0")  # the log only grows: read its frames
+    jobs = [make_job(f"job_{seq:03d}", seq) for seq in range(1, 201)]
+    for job in jobs:
+        store.insert_job(job)
+    store.commit()
+    for job in jobs[:-1]:  # every job but the last ended: the trees have many pages
+        job.state, job.finished_at = COMPLETED, 2000.0 + job.seq
+        job.result, job.cache_key = encode_result({"counts": {"00": job.seq}}), f"{job.seq:064x}"
+        store.save_job(job)
+        store.insert_usage(job.job_id, "alice", COMPLETED, 2000.0 + job.seq, Usage(shots=100))
+    store.commit()
+
+    last = jobs[-1]
+    last.state, last.finished_at, last.cache_key = COMPLETED, 3000.0, "e" * 64
+    last.result = encode_result({"counts": {"11": 100}})
+    store.save_job(last)
+    store.insert_usage(last.job_id, "alice", COMPLETED, 3000.0, Usage(shots=100), ended_before=0)
+    frames = _frames_of_next_commit(store, tmp_path / (DB_FILE + "-wal"))
+    tree = dict(store.db.execute("SELECT pageno, name FROM dbstat").fetchall())
+    written = sorted(tree[page] for page in frames if page != 1)  # 1: the header, when it grows
+    assert written == sorted(
+        [
+            "jobs",  # the row's page
+            "jobs_active",  # it left the jobs not ended
+            "jobs_cache",  # its cache key
+            "jobs_result_end",  # its stored result, by end time
+            "jobs_tenant_state",  # the tenant's jobs by state
+            "meta",  # the audit head, one page
+            "sqlite_autoindex_usage_1",  # its usage row's id
+            "usage",  # its usage row
+            "usage_tenant_end",  # the tenant's usage by end time
+        ]
+    )
+    store.close()
+
+
+def test_a_jobs_usage_rows_are_read_by_their_ids_index_and_only_its_own(tmp_path: Path) -> None:
+    """A job's usage rows are ``JOB_ID.N``: they are found by that key's index (never by
+    scanning the tenant's ends), and a job whose id is another's with a dot after it is
+    not taken for it."""
+    store = Store(tmp_path)
+    store.insert_usage("job_a", "alice", COMPLETED, 1000.0, Usage(shots=1))
+    store.insert_usage("job_a.b", "alice", COMPLETED, 1001.0, Usage(shots=2))
+    assert store.insert_usage("job_a", "alice", COMPLETED, 1002.0, Usage(shots=4)) == "job_a.2"
+    store.commit()
+    rows = store.usage_rows("alice", None, None, "job_a", 10)
+    assert [(row[0], row[1]) for row in rows] == [("job_a.2", "job_a"), ("job_a.1", "job_a")]
+    assert store.usage_totals("alice", None, None, "job_a") == (2, Usage(shots=5))
+    assert store.usage_rows("alice", 1001.5, None, "job_a", 10)[0][0] == "job_a.2"
+    assert store.usage_rows("bob", None, None, "job_a", 10) == []
+    where, args = store._usage_where("alice", None, None, "job_a")
+    plan = " ".join(
+        str(row[-1])
+        for row in store.db.execute(f"EXPLAIN QUERY PLAN SELECT * FROM usage WHERE {where}", args)
+    )
+    assert "sqlite_autoindex_usage_1" in plan and "usage_tenant_end" not in plan, plan
+    store.close()
+
+
+def test_the_jobs_not_ended_are_read_by_their_own_index_at_a_start(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    plan = " ".join(
+        str(row[-1])
+        for row in store.db.execute(
+            "EXPLAIN QUERY PLAN SELECT job_id FROM jobs WHERE "
+            "(state = 'QUEUED' OR state = 'VALIDATING' OR state = 'RUNNING') ORDER BY seq"
+        )
+    )
+    assert "jobs_active" in plan and "TEMP B-TREE" not in plan, plan
+    store.close()

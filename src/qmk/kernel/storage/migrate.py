@@ -15,6 +15,9 @@ kernel holding the directory (it takes the data directory's lock):
   text in ``graph_texts``) moved under their digest, and that table dropped; a graph kept
   apart as its text (formats 4 and before) packed as format 5 keeps it
   (:func:`~qmk.kernel.storage.store.pack_graph`);
+- **indexes and tables written per job** (format 6): the index of every job's state
+  (``jobs_state``) and of the usage rows' jobs (``usage_job``) dropped, the jobs not ended
+  indexed (``jobs_active``), ``meta`` made again without rowids, its rows kept;
 - **device jobs and policies of before targets** (format 1 and before): every stored
   policy had a ``device`` key (null, or ``"neutral-atom"`` for a device job) that a policy
   no longer has, and a device job's stored program was ``{"job": wire job,
@@ -82,6 +85,7 @@ from qmk.kernel.storage.store import (
     AUDIT_OFFSET,
     AUDIT_SEQ,
     GRAPH_APART,
+    META_TABLE,
     SCHEMA_KEY,
     SCHEMA_VERSION,
     check_version,
@@ -265,6 +269,7 @@ def _bring_forward(
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             report.columns_added.append(f"{table}.{column}")
     create_tables(db)
+    _fewer_pages(db)
     report.results_indexed = _index_results(db)
     report.graphs_moved = _move_graphs(db)
     report.policies_updated, report.device_jobs = _before_targets(db)
@@ -274,6 +279,29 @@ def _bring_forward(
     db.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SCHEMA_KEY, str(SCHEMA_VERSION))
     )
+
+
+#: The indexes formats 5 and before kept that format 6 does not: every job's state
+#: (the jobs not ended have ``jobs_active`` now) and the usage rows' jobs (found by their
+#: ids' index now).
+_DROPPED_INDEXES = ("jobs_state", "usage_job")
+
+
+def _fewer_pages(db: sqlite3.Connection) -> None:
+    """Format 6: the indexes it does not keep dropped, and ``meta`` made again without
+    rowids (:data:`~qmk.kernel.storage.store.META_TABLE`), its rows as they were."""
+    for index in _DROPPED_INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {index}")
+    (sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='meta'"
+    ).fetchone()
+    if "WITHOUT ROWID" in sql.upper():
+        return
+    db.execute("DROP TABLE IF EXISTS meta_6")  # a migration cut short here before
+    db.execute(f"CREATE TABLE {META_TABLE.replace('meta', 'meta_6', 1)}")
+    db.execute("INSERT INTO meta_6 (key, value) SELECT key, value FROM meta")
+    db.execute("DROP TABLE meta")
+    db.execute("ALTER TABLE meta_6 RENAME TO meta")
 
 
 def _index_results(db: sqlite3.Connection) -> int:

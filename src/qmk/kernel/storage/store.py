@@ -36,7 +36,7 @@ from msgspec.structs import astuple
 from qmk.execution.request import DIGEST_KEPT_FROM, Policy, RunRequest, program_digest
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import DataDirError, JobError, error_json
-from qmk.kernel.records.jobs import ACTIVE_STATES, FINAL_STATES, Job
+from qmk.kernel.records.jobs import ACTIVE_STATES, FINAL_STATES, STATES, Job
 from qmk.kernel.records.stored import StoredResult, compact_encoder, stored_result
 from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.records.usage import Usage
@@ -50,6 +50,21 @@ from qmk.memo import Memo
 AUDIT_SEQ, AUDIT_HEAD, AUDIT_OFFSET = "audit_seq", "audit_head", "audit_offset"
 #: The statement that writes the chain head with a commit (one statement, three rows).
 _WRITE_HEAD = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?), (?, ?), (?, ?)"
+
+#: A job not ended, in SQL: its state is one of the active ones (in :data:`STATES`'
+#: order). The partial index of such jobs (``jobs_active``) and the query that reads them
+#: at a start (:meth:`Store.active_jobs`) spell it alike, or SQLite does not take the
+#: index. Comparisons joined by OR, not ``state IN (...)``: SQLite tests a list of three
+#: or more by a table it builds for each statement, and an ``UPDATE`` of a job's row tests
+#: the old row and the new one (two tables a job's end; 57k instructions).
+_ACTIVE = (
+    "(" + " OR ".join(f"state = '{state}'" for state in STATES if state in ACTIVE_STATES) + ")"
+)
+
+#: The ``meta`` table: a key's row is its primary key's b-tree entry itself (``WITHOUT
+#: ROWID``), so the chain head every commit writes (:data:`_WRITE_HEAD`) changes one page,
+#: where a rowid table and its key's index changed two (format 6).
+META_TABLE = "meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -93,8 +108,10 @@ CREATE TABLE IF NOT EXISTS graph_texts (
     graph BLOB NOT NULL,
     PRIMARY KEY (tenant, digest)
 );
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
--- in this order, after jobs_state: SQLite takes jobs_cache for the cache look-up only so
+-- the jobs not ended, in submission order: a job enters at its insert and leaves at its
+-- end, so the index holds the few jobs queued or running (one page), not every job's
+-- state (format 6; jobs_state, before, moved each job's entry at each change)
+CREATE INDEX IF NOT EXISTS jobs_active ON jobs (seq) WHERE {ACTIVE};
 CREATE INDEX IF NOT EXISTS jobs_result_end ON jobs (finished_at) WHERE result IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key) WHERE cache_key IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant, idempotency_key)
@@ -141,7 +158,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     expires_at REAL NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {META};
 CREATE TABLE IF NOT EXISTS delegations (
     delegation_id TEXT PRIMARY KEY,
     from_tenant TEXT NOT NULL,
@@ -154,11 +171,13 @@ CREATE TABLE IF NOT EXISTS delegations (
     revoked_by TEXT
 );
 CREATE INDEX IF NOT EXISTS delegations_live ON delegations (expires_at) WHERE revoked_at IS NULL;
-"""
+""".replace("{ACTIVE}", _ACTIVE).replace("{META}", META_TABLE)
 
 #: The ``usage`` table (one row per job end, :mod:`qmk.kernel.records.usage`; its quantities'
 #: columns are the fields of :class:`~qmk.kernel.records.usage.Usage`) and the ``outbox`` of
-#: billing webhooks (:mod:`qmk.kernel.storage.billing`): PENDING, DELIVERED or DEAD.
+#: billing webhooks (:mod:`qmk.kernel.storage.billing`): PENDING, DELIVERED or DEAD. A
+#: job's rows are found by their ``usage_id``'s index (``JOB_ID.N``: :func:`_of_job`), not
+#: an index of ``job_id`` of their own (format 6: each end wrote a leaf of both, at random).
 _USAGE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
     usage_id TEXT PRIMARY KEY,
@@ -169,7 +188,6 @@ CREATE TABLE IF NOT EXISTS usage (
     {QUANTITIES}
 );
 CREATE INDEX IF NOT EXISTS usage_tenant_end ON usage (tenant, ended_at);
-CREATE INDEX IF NOT EXISTS usage_job ON usage (job_id);
 CREATE TABLE IF NOT EXISTS outbox (
     usage_id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -227,6 +245,21 @@ _USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE
 _INSERT_USAGE = (
     f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * (5 + len(USAGE_FIELDS)))})"
 )
+
+
+#: The usage rows of one job: the range of ``usage_id`` its ids fall in (``JOB_ID.N``; '/'
+#: follows '.'), which the key's index reads, and the job's id itself (a job whose id
+#: is another's with a dot and more after it falls in the range too).
+_OF_JOB = "usage_id > ? AND usage_id < ? AND job_id=?"
+
+
+def _of_job(job_id: str) -> tuple[str, str, str]:
+    """The values of :data:`_OF_JOB` for ``job_id``.
+
+    >>> _of_job("job_a")
+    ('job_a.', 'job_a/', 'job_a')
+    """
+    return f"{job_id}.", f"{job_id}/", job_id
 
 
 class TriggerRow(msgspec.Struct, array_like=True, frozen=True):
@@ -418,8 +451,10 @@ _INSERT_JOB = _Nulls(
 #: 2, policies without ``device`` (device jobs are jobs of the neutral-atom target); 3,
 #: the workflow triggers' tables (``triggers``, ``trigger_runs``); 4, every stored result
 #: indexed and sealed (none read unchecked for its age); 5, a graph kept apart
-#: (``graph_texts``) packed (:func:`pack_graph`).
-SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 5
+#: (``graph_texts``) packed (:func:`pack_graph`); 6, fewer pages a job: ``meta`` without
+#: rowids (:data:`META_TABLE`), no index of every job's state (``jobs_state``; the jobs
+#: not ended have ``jobs_active``) nor of the usage rows' jobs (``usage_job``).
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 6
 
 
 def _result_columns(
@@ -1016,11 +1051,9 @@ class Store:
         return None if row is None else _read_job(row, self._sealed)
 
     def active_jobs(self) -> list[Job]:
-        """Every job not in a final state, in submission order."""
-        marks = ", ".join("?" for _ in ACTIVE_STATES)
+        """Every job not in a final state, in submission order (``jobs_active``)."""
         rows = self.db.execute(
-            f"SELECT {_JOB_SELECT} FROM jobs WHERE state IN ({marks}) ORDER BY seq",
-            tuple(ACTIVE_STATES),
+            f"SELECT {_JOB_SELECT} FROM jobs WHERE {_ACTIVE} ORDER BY seq"
         ).fetchall()
         return [_read_job(row, self._sealed) for row in rows]
 
@@ -1384,7 +1417,7 @@ class Store:
         ends = ended_before
         if ends is None:
             (ends,) = self.db.execute(
-                "SELECT COUNT(*) FROM usage WHERE job_id=?", (job_id,)
+                f"SELECT COUNT(*) FROM usage WHERE {_OF_JOB}", _of_job(job_id)
             ).fetchone()
         usage_id = f"{job_id}.{ends + 1}"
         self.db.execute(_INSERT_USAGE, (usage_id, job_id, tenant, state, ended_at, *astuple(usage)))
@@ -1401,15 +1434,19 @@ class Store:
     def _usage_where(
         tenant: str, since: float | None, until: float | None, job_id: str | None
     ) -> tuple[str, tuple[Any, ...]]:
-        where = "tenant=? AND ended_at >= ? AND ended_at < ?"
         args: tuple[Any, ...] = (
             tenant,
             -1e300 if since is None else since,
             1e300 if until is None else until,
         )
-        if job_id is not None:
-            where, args = where + " AND job_id=?", (*args, job_id)
-        return where, args
+        if job_id is None:
+            return "tenant=? AND ended_at >= ? AND ended_at < ?", args
+        # one job's rows by their keys' index, never the tenant's ends (the unary + keeps
+        # SQLite off usage_tenant_end, which it would take for its equality on tenant)
+        return (
+            f"{_OF_JOB} AND +tenant=? AND +ended_at >= ? AND +ended_at < ?",
+            (*_of_job(job_id), *args),
+        )
 
     def usage_rows(
         self,
