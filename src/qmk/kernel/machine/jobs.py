@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from qmk.execution.footprint import Footprint  # at run time: a JobSpec decodes by its type
+from qmk.execution.request import MachineRun
 
 #: The causes a job's waits are recorded by, in the order reports list them.
 WAIT_CAUSES = ("queue", "factory", "routing", "link", "decoder", "preempted")
@@ -460,17 +461,36 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             return 1.0
         return self.turnaround / alone
 
+    def machine_run(self, idle: dict[str, float]) -> MachineRun:
+        """Its schedule as a run request carries it, cycles rounded to whole cycles
+        (:func:`_whole`; a whole float is its int without the call: a kernel builds
+        one a job), with ``idle`` (:meth:`idle_after`).
+
+        >>> record = JobRecord(id="j", tenant="t", program="", priority=0,
+        ...     arrival_cycle=0.0, start_cycle=2.0, end_cycle=6.5000000001, tiles=4,
+        ...     module=0, logical_qubits=1, wait_cycles={"queue": 2.0, "factory": 0.0},
+        ...     idle_logical_error=0.0)
+        >>> run = record.machine_run({})
+        >>> run.start_cycle, run.end_cycle, run.wait_cycles
+        (2, 7, {'queue': 2, 'factory': 0})
+        """
+        a, s, e = self.arrival_cycle, self.start_cycle, self.end_cycle
+        return MachineRun(
+            arrival_cycle=i if (i := int(a)) == a else _whole(a),
+            start_cycle=i if (i := int(s)) == s else _whole(s),
+            end_cycle=i if (i := int(e)) == e else _whole(e),
+            tiles=self.tiles,
+            module=self.module,
+            wait_cycles={
+                k: i if (i := int(v)) == v else _whole(v) for k, v in self.wait_cycles.items()
+            },
+            idle_logical_error=self.idle_logical_error,
+            idle=idle,
+        )
+
     def machine_json(self) -> dict[str, Any]:
         """The ``machine`` record of the issue, cycles rounded to whole cycles."""
-        return {
-            "arrival_cycle": _whole(self.arrival_cycle),
-            "start_cycle": _whole(self.start_cycle),
-            "end_cycle": _whole(self.end_cycle),
-            "tiles": self.tiles,
-            "module": self.module,
-            "wait_cycles": {k: 0 if v == 0 else _whole(v) for k, v in self.wait_cycles.items()},
-            "idle_logical_error": self.idle_logical_error,
-        }
+        return self.machine_run({}).record()
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -257,9 +257,7 @@ class SharedMachine:
         if not self._per_tenant[job.tenant]:
             del self._per_tenant[job.tenant]
         assert job.footprint is not None
-        self._release(
-            job, MachineRun(**record.machine_json(), idle=record.idle_after(job.footprint))
-        )
+        self._release(job, record.machine_run(record.idle_after(job.footprint)))
 
     # ------------------------------------------------------------------ status
 
