@@ -216,6 +216,36 @@ def test_a_half_closed_connection_still_gets_its_replies(tmp_path):
     run_with_server(tmp_path, body)
 
 
+def test_an_answered_request_leaves_its_connection_which_holds_only_those_in_flight(tmp_path):
+    """Each request's task leaves its connection's set when its reply is put (found by
+    the connection's own loop, kept at accept: no ``get_running_loop`` a request)."""
+    path = tmp_path / "k.sock"
+
+    async def main() -> None:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        config = ServerConfig(socket_path=path, drain_timeout_s=0)  # the slow one: cut
+        server = Server(RpcCore(SlowKernel()), config)
+        task = asyncio.create_task(server.serve(stop, ready=lambda _: ready.set()))
+        await asyncio.wait_for(ready.wait(), 5)
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            slow = req("q_wait", ["s", "slow", 60_000], 0) + b"\n"
+            fast = b"".join(req("q_status", ["s", f"job-{i}"], i) + b"\n" for i in range(1, 51))
+            writer.write(slow + fast)
+            await writer.drain()
+            for _ in range(50):
+                await asyncio.wait_for(reader.readline(), 10)
+            (connection,) = server._connections.values()
+            (waiting,) = connection.requests  # the slow one, still in flight
+            assert not waiting.done() and connection.inflight == 1
+            writer.close()
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+
+
 def test_stop_drains_in_flight_requests_then_cancels_stragglers(tmp_path):
     path = tmp_path / "k.sock"
 

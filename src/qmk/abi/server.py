@@ -416,6 +416,7 @@ class _Connection:
         "deadline",
         "inflight",
         "inflight_bytes",
+        "loop",
         "outbox",
         "peer",
         "place",
@@ -454,6 +455,9 @@ class _Connection:
         #: answered without it (:meth:`Server._take`).
         self.reading_idle = False
         self.place: Any = None  # its place in the door's count
+        #: The loop it is served on, kept: on Python 3.11 each ``get_running_loop()``
+        #: (``current_task()`` calls it too) is a ``getpid`` system call, its fork check.
+        self.loop = asyncio.get_running_loop()
 
     def finish(self, size: int) -> None:
         """A request of ``size`` bytes is answered."""
@@ -973,9 +977,7 @@ class Server:
         when each ends) and the default name (``Task-N``, formatted at each task) were
         a tenth of a small request's instructions; the connection waits for and
         cancels its requests itself (:meth:`_serve_connection`)."""
-        task = asyncio.get_running_loop().create_task(
-            self._answer(connection, line), name="qmk-rpc-request"
-        )
+        task = connection.loop.create_task(self._answer(connection, line), name="qmk-rpc-request")
         connection.requests.add(task)
 
     async def _answer(self, connection: _Connection, line: bytes) -> None:
@@ -986,7 +988,7 @@ class Server:
         except Exception:
             LOG.exception("answering a request failed")
         finally:
-            connection.requests.discard(asyncio.current_task())
+            connection.requests.discard(asyncio.current_task(connection.loop))
             connection.finish(len(line))
 
 
