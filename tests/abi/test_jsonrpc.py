@@ -7,15 +7,16 @@ import json
 import logging
 import math
 import re
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from qmk.abi.errors import ParseError
+from qmk.abi.errors import InvalidParams, ParseError
 from qmk.abi.jsonrpc import Caller, RpcCore, _decode, _may_differ
-from qmk.abi.methods import METHODS
+from qmk.abi.methods import METHODS, bind_params
 from qmk.errors import SYSCALL_ERRORS, CapabilityError, NotFoundError
 from qmk.qvm.graph import GraphText, compact_text
 
@@ -85,6 +86,30 @@ def test_a_call_by_name_fills_defaults_and_returns_the_result(core, target):
     assert target.calls == [
         ("q_submit", {"session_id": "s", "graph": GraphText("{}", 0), **optional})
     ]
+
+
+@pytest.mark.parametrize(
+    "graph, accepted",
+    [
+        (GraphText("{}", 0), True),
+        (MappingProxyType({"version": "0.2"}), True),
+        ([], False),
+        ("{}", False),
+        (3, False),
+        (None, False),
+    ],
+    ids=["graph-text", "mapping", "array", "string", "number", "null"],
+)
+def test_an_object_param_takes_any_mapping_and_nothing_else(graph, accepted):
+    spec = METHODS["q_submit"]
+    params = {"session_id": "s", "graph": graph}
+    if accepted:
+        assert bind_params(spec, params)["graph"] is graph
+        return
+    with pytest.raises(InvalidParams) as refused:
+        bind_params(spec, params)
+    assert refused.value.message.startswith("q_submit: param 'graph' must be object, got ")
+    assert refused.value.to_rpc()["data"]["param"] == "graph"
 
 
 def test_positional_params_follow_table_order(core, target):

@@ -120,6 +120,9 @@ class ParamSpec:
     #: The Python types a decoded JSON value of an accepted type has (``type(v) in``:
     #: the test of every call's every param, which the JSON types then confirm).
     decoded: frozenset[type] = field(init=False, repr=False, compare=False)
+    #: It takes an object: any mapping is one (a submit's graph arrives as the mapping
+    #: :class:`~qmk.qvm.graph.GraphText`, its compact text), tested by ``isinstance``.
+    mapping: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.types:
@@ -134,6 +137,7 @@ class ParamSpec:
         if self.items is not None:
             decoded.discard(list)  # each item is checked too: the full test
         object.__setattr__(self, "decoded", frozenset(decoded))
+        object.__setattr__(self, "mapping", JsonType.OBJECT in self.types)
 
     @property
     def json_default(self) -> Any:
@@ -152,7 +156,7 @@ class ParamSpec:
 
     def check(self, method: str, value: Any) -> None:
         """Raise InvalidParams unless ``value`` has one of the accepted JSON types."""
-        if type(value) in self.decoded:
+        if type(value) in self.decoded or (self.mapping and isinstance(value, Mapping)):
             return
         if not _accepts(self.types, value):
             raise InvalidParams(
