@@ -1,4 +1,4 @@
-"""The audit log: one hash-chained, HMAC-signed JSON line per decision and job transition.
+"""The audit log: one hash-chained JSON line per decision and job transition, HMAC-signed.
 
 ``DATA_DIR/audit.log`` holds one JSON object per line::
 
