@@ -480,7 +480,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         count += 1
         record, trouble = walk.line(raw, count)
         if trouble is not None:
-            if trouble is _UNCHAINED and keys is not None and _signed(raw_lines, count, keys):
+            if trouble is _UNCHAINED and count > 1 and keys and _signed(raw_lines, count, keys):
                 # the rest of the write is the kernel's, its prev included: the line
                 # before is the one changed
                 return bad(
