@@ -18,6 +18,7 @@ from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.records.usage import FIELDS, UNITS, Usage
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store
+from support.jobs import make_job
 from support.kernel import BELL, KEYS, WorkerGate, ghz_graph, login, run_kernel, wait_state
 
 PRICES = {
@@ -180,8 +181,9 @@ def test_each_end_of_a_job_is_its_own_record(tmp_path: Path) -> None:
     # a job restored from a checkpoint after it ended ends again: JOB.1, then JOB.2
     store = Store(tmp_path / "data")
     try:
+        store.insert_job(make_job("job_x", 1))
         ids = [
-            store.insert_usage("job_x", "alice", state, end, Usage(shots=shots))
+            store.insert_usage("job_x", "alice", state, end, Usage(shots=shots), seq=1)
             for state, end, shots in (("COMPLETED", 10.0, 5), ("FAILED", 20.0, 0))
         ]
         store.commit()

@@ -605,7 +605,7 @@ def test_a_format_5_data_dir_drops_the_indexes_format_6_keeps_no_more_when_migra
     db.close()
 
     report = _refused_then_migrated(data, 5)
-    assert report["version_to"] == SCHEMA_VERSION == 6
+    assert report["version_to"] == SCHEMA_VERSION
     with sqlite3.connect(data / DB_FILE) as db:
         indexes = {
             name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
@@ -628,5 +628,53 @@ def test_a_format_5_data_dir_drops_the_indexes_format_6_keeps_no_more_when_migra
             f"{job_id}.1"
         ]
         assert [job.job_id for job in store.active_jobs()] == []
+    finally:
+        store.close()
+
+
+def test_a_format_6_data_dir_has_its_usage_rows_keyed_by_their_jobs_when_migrated(
+    tmp_path: Path,
+) -> None:
+    """Format 7 keys the usage rows by their job's sequence number (``job_seq``,
+    ``usage_of_job``), not by their ``usage_id``: a directory of format 6 is refused,
+    then migrated, each row kept with its rowid (``q_usage`` orders ties by it) and its
+    job's ``seq``, and a job's usage reads as it was."""
+    data = tmp_path / "data"
+    job_id, _ = _completed(tmp_path)
+    db = sqlite3.connect(data / DB_FILE)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(usage)") if row[1] != "job_seq"]
+    rows = db.execute(f"SELECT rowid, {', '.join(columns)} FROM usage").fetchall()
+    (seq,) = db.execute("SELECT seq FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    db.execute("DROP TABLE usage")
+    kinds = {"usage_id": "TEXT PRIMARY KEY", "job_id": "TEXT", "tenant": "TEXT", "state": "TEXT"}
+    db.execute(
+        "CREATE TABLE usage ("
+        + ", ".join(f"{column} {kinds.get(column, 'REAL')}" for column in columns)
+        + ")"
+    )
+    db.execute("CREATE INDEX usage_tenant_end ON usage (tenant, ended_at)")
+    marks = ", ".join("?" * (1 + len(columns)))
+    db.executemany(
+        f"INSERT INTO usage (rowid, {', '.join(columns)}) VALUES ({marks})",
+        [(rowid + 10, *values) for rowid, *values in rows],  # rowids a table rebuild would lose
+    )
+    db.execute("UPDATE meta SET value='6' WHERE key=?", (SCHEMA_KEY,))
+    db.commit()
+    db.close()
+
+    _refused_then_migrated(data, 6)
+    with sqlite3.connect(data / DB_FILE) as db:
+        after = db.execute(f"SELECT rowid, {', '.join(columns)}, job_seq FROM usage").fetchall()
+        indexes = {
+            name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    assert after == [(rowid + 10, *values, seq) for rowid, *values in rows]
+    assert {"usage_of_job", "usage_tenant_end"} <= indexes
+    assert not any(name.startswith("sqlite_autoindex_usage") for name in indexes)
+    store = Store(data)
+    try:
+        assert [row[0] for row in store.usage_rows("alice", None, None, job_id, 10)] == [
+            f"{job_id}.1"
+        ]
     finally:
         store.close()

@@ -8,33 +8,13 @@ from pathlib import Path
 
 from msgspec.structs import replace
 
-from qmk.execution.request import MachineRun, Policy, RunRequest, program_digest
+from qmk.execution.request import MachineRun, Policy
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.records.jobs import COMPLETED, QUEUED, RUNNING, Job
 from qmk.kernel.records.stored import encode_result
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.storage.store import Store
-
-
-def make_job(job_id: str, seq: int, tenant: str = "alice") -> Job:
-    graph = '{"version":"0.2","program":{"nodes":[]}}'
-    return Job(
-        job_id=job_id,
-        tenant=tenant,
-        graph=graph,
-        request=RunRequest(
-            program_digest=program_digest(graph),
-            shots=100,
-            seed=7,
-            policy=Policy(priority=3, timeout_ms=1500, channels={"link": "ch_x"}),
-        ),
-        caps=("CAP_ALLOC",),
-        required_caps=("CAP_ALLOC",),
-        physical_qubits=324,
-        qubits={tenant: 2},
-        created_at=1000.0 + seq,
-        seq=seq,
-    )
+from support.jobs import make_job
 
 
 def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
@@ -215,7 +195,7 @@ def test_a_job_saved_twice_between_statements_is_written_once_with_its_newest_fi
     job.state, job.started_at = RUNNING, 1001.0
     store.save_job(job)
     # a statement that does not name the jobs table leaves the saved row waiting
-    store.insert_usage("job_other", "alice", COMPLETED, 1001.5, Usage(shots=1))
+    store.insert_usage("job_other", "alice", COMPLETED, 1001.5, Usage(shots=1), seq=9)
     job.state, job.finished_at = COMPLETED, 1002.0
     job.result = encode_result({"counts": {"00": 100}})
     store.save_job(job)
@@ -497,14 +477,17 @@ def test_a_jobs_end_commits_one_page_of_each_tree_it_changes_and_no_index_no_que
         job.state, job.finished_at = COMPLETED, 2000.0 + job.seq
         job.result, job.cache_key = encode_result({"counts": {"00": job.seq}}), f"{job.seq:064x}"
         store.save_job(job)
-        store.insert_usage(job.job_id, "alice", COMPLETED, 2000.0 + job.seq, Usage(shots=100))
+        end = 2000.0 + job.seq
+        store.insert_usage(job.job_id, "alice", COMPLETED, end, Usage(shots=100), seq=job.seq)
     store.commit()
 
     last = jobs[-1]
     last.state, last.finished_at, last.cache_key = COMPLETED, 3000.0, "e" * 64
     last.result = encode_result({"counts": {"11": 100}})
     store.save_job(last)
-    store.insert_usage(last.job_id, "alice", COMPLETED, 3000.0, Usage(shots=100), ended_before=0)
+    store.insert_usage(
+        last.job_id, "alice", COMPLETED, 3000.0, Usage(shots=100), seq=last.seq, ended_before=0
+    )
     frames = _frames_of_next_commit(store, tmp_path / (DB_FILE + "-wal"))
     tree = dict(store.db.execute("SELECT pageno, name FROM dbstat").fetchall())
     written = sorted(tree[page] for page in frames if page != 1)  # 1: the header, when it grows
@@ -516,7 +499,7 @@ def test_a_jobs_end_commits_one_page_of_each_tree_it_changes_and_no_index_no_que
             "jobs_result_end",  # its stored result, by end time
             "jobs_tenant_state",  # the tenant's jobs by state
             "meta",  # the audit head, one page
-            "sqlite_autoindex_usage_1",  # its usage row's id
+            "usage_of_job",  # its usage row by its job's sequence number, at the right end
             "usage",  # its usage row
             "usage_tenant_end",  # the tenant's usage by end time
         ]
@@ -524,26 +507,33 @@ def test_a_jobs_end_commits_one_page_of_each_tree_it_changes_and_no_index_no_que
     store.close()
 
 
-def test_a_jobs_usage_rows_are_read_by_their_ids_index_and_only_its_own(tmp_path: Path) -> None:
-    """A job's usage rows are ``JOB_ID.N``: they are found by that key's index (never by
-    scanning the tenant's ends), and a job whose id is another's with a dot after it is
-    not taken for it."""
+def test_a_jobs_usage_rows_are_read_by_its_sequence_number_and_only_its_own(
+    tmp_path: Path,
+) -> None:
+    """A job's usage rows are found by its sequence number's index (``usage_of_job``),
+    never by scanning the tenant's ends, and another job's rows are not taken for its
+    own (an id with a dot after it included)."""
     store = Store(tmp_path)
-    store.insert_usage("job_a", "alice", COMPLETED, 1000.0, Usage(shots=1))
-    store.insert_usage("job_a.b", "alice", COMPLETED, 1001.0, Usage(shots=2))
-    assert store.insert_usage("job_a", "alice", COMPLETED, 1002.0, Usage(shots=4)) == "job_a.2"
+    store.insert_job(make_job("job_a", 1))
+    store.insert_job(make_job("job_a.b", 2))
+    store.insert_usage("job_a", "alice", COMPLETED, 1000.0, Usage(shots=1), seq=1)
+    store.insert_usage("job_a.b", "alice", COMPLETED, 1001.0, Usage(shots=2), seq=2)
+    assert store.insert_usage("job_a", "alice", COMPLETED, 1002.0, Usage(shots=4), seq=1) == (
+        "job_a.2"
+    )
     store.commit()
     rows = store.usage_rows("alice", None, None, "job_a", 10)
     assert [(row[0], row[1]) for row in rows] == [("job_a.2", "job_a"), ("job_a.1", "job_a")]
     assert store.usage_totals("alice", None, None, "job_a") == (2, Usage(shots=5))
     assert store.usage_rows("alice", 1001.5, None, "job_a", 10)[0][0] == "job_a.2"
     assert store.usage_rows("bob", None, None, "job_a", 10) == []
+    assert store.usage_rows("alice", None, None, "job_none", 10) == []
     where, args = store._usage_where("alice", None, None, "job_a")
     plan = " ".join(
         str(row[-1])
         for row in store.db.execute(f"EXPLAIN QUERY PLAN SELECT * FROM usage WHERE {where}", args)
     )
-    assert "sqlite_autoindex_usage_1" in plan and "usage_tenant_end" not in plan, plan
+    assert "usage_of_job (job_seq=?)" in plan and "usage_tenant_end" not in plan, plan
     store.close()
 
 

@@ -149,7 +149,14 @@ class Ledger:
 
         ended = job.finished_at if job.finished_at is not None else 0.0
         usage_id = self.store.insert_usage(
-            job.job_id, job.tenant, job.state, ended, usage, outbox=outbox, ended_before=job.ends
+            job.job_id,
+            job.tenant,
+            job.state,
+            ended,
+            usage,
+            seq=job.seq,
+            outbox=outbox,
+            ended_before=job.ends,
         )
         job.ends = int(usage_id.rpartition(".")[2])
         if outbox is not None:

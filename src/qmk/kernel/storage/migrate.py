@@ -17,7 +17,10 @@ kernel holding the directory (it takes the data directory's lock):
   (:func:`~qmk.kernel.storage.store.pack_graph`);
 - **indexes and tables written per job** (format 6): the index of every job's state
   (``jobs_state``) and of the usage rows' jobs (``usage_job``) dropped, the jobs not ended
-  indexed (``jobs_active``), ``meta`` made again without rowids, its rows kept;
+  indexed (``jobs_active``), ``meta`` made again without rowids, its rows kept; the
+  ``usage`` table made again (format 7) with each row's job's sequence number
+  (``job_seq``) and keyed by it (``usage_of_job``), not by its ``usage_id``, its rows and
+  rowids kept;
 - **device jobs and policies of before targets** (format 1 and before): every stored
   policy had a ``device`` key (null, or ``"neutral-atom"`` for a device job) that a policy
   no longer has, and a device job's stored program was ``{"job": wire job,
@@ -88,6 +91,7 @@ from qmk.kernel.storage.store import (
     META_TABLE,
     SCHEMA_KEY,
     SCHEMA_VERSION,
+    USAGE_TABLE,
     check_version,
     compact_encoder,
     create_tables,
@@ -268,6 +272,7 @@ def _bring_forward(
         if (table, column) not in have:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             report.columns_added.append(f"{table}.{column}")
+    _usage_by_job_seq(db)
     create_tables(db)
     _fewer_pages(db)
     report.results_indexed = _index_results(db)
@@ -302,6 +307,28 @@ def _fewer_pages(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO meta_6 (key, value) SELECT key, value FROM meta")
     db.execute("DROP TABLE meta")
     db.execute("ALTER TABLE meta_6 RENAME TO meta")
+
+
+def _usage_by_job_seq(db: sqlite3.Connection) -> None:
+    """Format 7: the ``usage`` table made again (:data:`~qmk.kernel.storage.store.
+    USAGE_TABLE`): no key of ``usage_id`` (its index is dropped with the old table), each
+    row's ``job_seq`` its job's ``seq``, every row and rowid kept (``q_usage`` orders ties
+    by rowid). Its indexes follow (``create_tables``). A database without the table
+    (an older kernel's) gets it there."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='usage'").fetchone():
+        return
+    if any(row[1] == "job_seq" for row in db.execute("PRAGMA table_info(usage)")):
+        return
+    columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(usage)"))
+    db.execute("DROP TABLE IF EXISTS usage_7")  # a migration cut short here before
+    db.execute(f"CREATE TABLE {USAGE_TABLE.replace('usage', 'usage_7', 1)}")
+    db.execute(
+        f"INSERT INTO usage_7 (rowid, {columns}, job_seq) SELECT u.rowid, "
+        + ", ".join(f"u.{column}" for column in columns.split(", "))
+        + ", (SELECT j.seq FROM jobs j WHERE j.job_id = u.job_id) FROM usage u ORDER BY u.rowid"
+    )
+    db.execute("DROP TABLE usage")
+    db.execute("ALTER TABLE usage_7 RENAME TO usage")
 
 
 def _index_results(db: sqlite3.Connection) -> int:

@@ -173,21 +173,30 @@ CREATE TABLE IF NOT EXISTS delegations (
 CREATE INDEX IF NOT EXISTS delegations_live ON delegations (expires_at) WHERE revoked_at IS NULL;
 """.replace("{ACTIVE}", _ACTIVE).replace("{META}", META_TABLE)
 
-#: The ``usage`` table (one row per job end, :mod:`qmk.kernel.records.usage`; its quantities'
-#: columns are the fields of :class:`~qmk.kernel.records.usage.Usage`) and the ``outbox`` of
-#: billing webhooks (:mod:`qmk.kernel.storage.billing`): PENDING, DELIVERED or DEAD. A
-#: job's rows are found by their ``usage_id``'s index (``JOB_ID.N``: :func:`_of_job`), not
-#: an index of ``job_id`` of their own (format 6: each end wrote a leaf of both, at random).
-_USAGE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (
-    usage_id TEXT PRIMARY KEY,
+#: The ``usage`` table: one row per job end (:mod:`qmk.kernel.records.usage`; its
+#: quantities' columns are the fields of :class:`~qmk.kernel.records.usage.Usage`), with
+#: the ended job's ``job_seq`` (its ``jobs.seq``). A job's rows are found by the index of
+#: (``job_seq``, ``usage_id``), unique: jobs end about in the order they came, so each end
+#: adds its entry at the index's right end, as the table its row, where an index of the
+#: ``usage_id`` (``JOB_ID.N``: a random id first) wrote a leaf of its own, anywhere, at each
+#: end (format 7; format 5 had an index of ``job_id`` besides it). ``usage_id`` stays each
+#: row's id (``q_usage``, the webhooks' idempotency key): one per job and end.
+USAGE_TABLE = """usage (
+    usage_id TEXT NOT NULL,
     job_id TEXT NOT NULL,
     tenant TEXT NOT NULL,
     state TEXT NOT NULL,
     ended_at REAL NOT NULL,
-    {QUANTITIES}
-);
+    {QUANTITIES},
+    job_seq INTEGER
+)"""
+
+#: The ``usage`` table and its indexes, and the ``outbox`` of billing webhooks
+#: (:mod:`qmk.kernel.storage.billing`): PENDING, DELIVERED or DEAD.
+_USAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {USAGE};
 CREATE INDEX IF NOT EXISTS usage_tenant_end ON usage (tenant, ended_at);
+CREATE UNIQUE INDEX IF NOT EXISTS usage_of_job ON usage (job_seq, usage_id);
 CREATE TABLE IF NOT EXISTS outbox (
     usage_id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -232,34 +241,27 @@ CREATE TABLE IF NOT EXISTS trigger_runs (
 CREATE INDEX IF NOT EXISTS trigger_runs_of ON trigger_runs (trigger_id, started_at);
 """
 
-_USAGE_SCHEMA = _USAGE_SCHEMA.replace(
+USAGE_TABLE = USAGE_TABLE.replace(
     "{QUANTITIES}",
-    ", ".join(
+    ",\n    ".join(
         f"{f.name} {'INTEGER' if f.type is int else 'REAL'} NOT NULL"
         for f in msgspec.structs.fields(Usage)
     ),
 )
+_USAGE_SCHEMA = _USAGE_SCHEMA.replace("{USAGE}", USAGE_TABLE)
 _USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE_FIELDS)
 #: A job end's usage row (its quantities' values: ``astuple`` of its
-#: :class:`~qmk.kernel.records.usage.Usage`, whose fields are :data:`USAGE_FIELDS`).
+#: :class:`~qmk.kernel.records.usage.Usage`, whose fields are :data:`USAGE_FIELDS`), and
+#: the job's sequence number last.
 _INSERT_USAGE = (
-    f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * (5 + len(USAGE_FIELDS)))})"
+    f"INSERT INTO usage ({_USAGE_COLUMNS}, job_seq) "
+    f"VALUES ({', '.join('?' * (6 + len(USAGE_FIELDS)))})"
 )
 
 
-#: The usage rows of one job: the range of ``usage_id`` its ids fall in (``JOB_ID.N``; '/'
-#: follows '.'), which the key's index reads, and the job's id itself (a job whose id
-#: is another's with a dot and more after it falls in the range too).
-_OF_JOB = "usage_id > ? AND usage_id < ? AND job_id=?"
-
-
-def _of_job(job_id: str) -> tuple[str, str, str]:
-    """The values of :data:`_OF_JOB` for ``job_id``.
-
-    >>> _of_job("job_a")
-    ('job_a.', 'job_a/', 'job_a')
-    """
-    return f"{job_id}.", f"{job_id}/", job_id
+#: The usage rows of one job, by its sequence number (``usage_of_job``), read from its
+#: row (a subquery SQLite runs once), and its id.
+_OF_JOB = "job_seq = (SELECT seq FROM jobs WHERE job_id=?) AND job_id=?"
 
 
 class TriggerRow(msgspec.Struct, array_like=True, frozen=True):
@@ -453,8 +455,9 @@ _INSERT_JOB = _Nulls(
 #: indexed and sealed (none read unchecked for its age); 5, a graph kept apart
 #: (``graph_texts``) packed (:func:`pack_graph`); 6, fewer pages a job: ``meta`` without
 #: rowids (:data:`META_TABLE`), no index of every job's state (``jobs_state``; the jobs
-#: not ended have ``jobs_active``) nor of the usage rows' jobs (``usage_job``).
-SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 6
+#: not ended have ``jobs_active``) nor of the usage rows' jobs (``usage_job``); 7, the
+#: usage rows keyed by their job's sequence number (:data:`USAGE_TABLE`).
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 7
 
 
 def _result_columns(
@@ -1405,6 +1408,7 @@ class Store:
         ended_at: float,
         usage: Usage,
         *,
+        seq: int,
         outbox: Callable[[str], bytes] | None = None,
         ended_before: int | None = None,
     ) -> str:
@@ -1412,15 +1416,18 @@ class Store:
         job's end state); with ``outbox`` also its webhook, the body
         ``outbox(usage_id)`` makes, due now. Returns the usage id
         (``JOB_ID.N``, N counting the job's ends: a restored job ends again).
+        ``seq``: the job's sequence number (``jobs.seq``, the row's ``job_seq``).
         ``ended_before``: how many ends of the job have usage rows already, when the
         caller knows (None: they are counted)."""
         ends = ended_before
         if ends is None:
             (ends,) = self.db.execute(
-                f"SELECT COUNT(*) FROM usage WHERE {_OF_JOB}", _of_job(job_id)
+                "SELECT COUNT(*) FROM usage WHERE job_seq=? AND job_id=?", (seq, job_id)
             ).fetchone()
         usage_id = f"{job_id}.{ends + 1}"
-        self.db.execute(_INSERT_USAGE, (usage_id, job_id, tenant, state, ended_at, *astuple(usage)))
+        self.db.execute(
+            _INSERT_USAGE, (usage_id, job_id, tenant, state, ended_at, *astuple(usage), seq)
+        )
         if outbox is not None:
             self.db.execute(
                 "INSERT INTO outbox (usage_id, tenant, body, state, attempts, next_at, "
@@ -1441,11 +1448,11 @@ class Store:
         )
         if job_id is None:
             return "tenant=? AND ended_at >= ? AND ended_at < ?", args
-        # one job's rows by their keys' index, never the tenant's ends (the unary + keeps
+        # one job's rows by their index, never the tenant's ends (the unary + keeps
         # SQLite off usage_tenant_end, which it would take for its equality on tenant)
         return (
             f"{_OF_JOB} AND +tenant=? AND +ended_at >= ? AND +ended_at < ?",
-            (*_of_job(job_id), *args),
+            (job_id, job_id, *args),
         )
 
     def usage_rows(
