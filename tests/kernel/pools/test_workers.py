@@ -302,6 +302,16 @@ def test_a_reply_that_comes_in_pieces_is_put_back_together(
             pool.shutdown(cancel_futures=True)
 
 
+def test_tasks_larger_than_a_socket_holds_reach_their_workers_and_answer(
+    pool: WorkerPool,
+) -> None:
+    # each task waits in the pool's line for room (loop mode: the loop watches that
+    # worker's socket for it); the tasks sent after them wait for their turn
+    big = [b"t" * ((8 << 20) + i) for i in range(3)]
+    futures = [pool.submit(len, data) for data in big] + [pool.submit(abs, -5)]
+    assert [f.result(timeout=60) for f in futures] == [(8 << 20) + i for i in range(3)] + [5]
+
+
 def test_a_request_to_a_worker_that_does_not_read_waits_in_the_pool(pool: WorkerPool) -> None:
     future = pool.submit(signal.pause)  # never reads its requests
     while not future.running():

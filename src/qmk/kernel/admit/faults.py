@@ -290,13 +290,14 @@ class Foreseen:
         """Whether :func:`adjust` of ``request`` for ``job`` on ``device`` at ``epoch`` is
         this answer (with ``request``'s machine schedule): nothing it reads changed."""
         faults = device.faults
+        same = epoch == self.epoch  # then the epoch's figures are asked once
         return (
             device.calibrations == self.calibrations
             and job.physical_qubits == self.physical_qubits
             # the room a placement leaves counts only under drift
             and faults.drift_factor(self.epoch) == 1.0
-            and faults.drift_factor(epoch) == 1.0
-            and faults.link_fidelity_at(self.epoch) == faults.link_fidelity_at(epoch)
+            and (same or faults.drift_factor(epoch) == 1.0)
+            and (same or faults.link_fidelity_at(self.epoch) == faults.link_fidelity_at(epoch))
             and (
                 request is self.given or replace(request, machine=self.given.machine) == self.given
             )
@@ -604,6 +605,28 @@ def _link(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """The record of one start (:meth:`FaultPolicies.start`): where and when it started,
+    and what the policies decided, read as its dict only when asked for
+    (:meth:`FaultPolicies.of`; most jobs' never are)."""
+
+    start: dict[str, Any]
+    adjusted: Adjusted
+
+    def to_json(self) -> dict[str, Any]:
+        """The start's record: its epoch, attempt, module (and modules), physical qubits,
+        logical error per cycle, the policies' actions and the rewrite."""
+        adjusted = self.adjusted
+        return {
+            **self.start,
+            "physical_qubits": adjusted.physical_qubits,
+            "logical_error_per_cycle": dict(adjusted.logical_error_per_cycle),
+            "faults": [dict(a) for a in adjusted.actions],
+            "rewrite": adjusted.rewrite.to_json() if adjusted.rewrite else None,
+        }
+
+
 #: How many machine-wide fault events the kernel keeps for telemetry.
 FAULT_LOG_SIZE = 256
 #: How many jobs' fault records (placement, policies' actions) the kernel keeps.
@@ -625,7 +648,7 @@ class FaultPolicies:
         self.device = device
         self.placement = Placement(device)
         self.audit = audit
-        self.records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.records: OrderedDict[str, list[dict[str, Any] | _Started]] = OrderedDict()
         self.log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
         #: The program text and answer of the last job :meth:`foresee` computed, for the
         #: next job of that program whose run differs only in its seed.
@@ -671,13 +694,7 @@ class FaultPolicies:
         if adjusted.physical_qubits != job.physical_qubits:  # a raised distance is bigger
             self.placement.resize(job, adjusted.physical_qubits)
         self.placement.load[job.job_id] = adjusted.decoder_load
-        record.update(
-            physical_qubits=adjusted.physical_qubits,
-            logical_error_per_cycle=dict(adjusted.logical_error_per_cycle),
-            faults=[dict(a) for a in adjusted.actions],
-            rewrite=adjusted.rewrite.to_json() if adjusted.rewrite else None,
-        )
-        self.record(job.job_id, record)
+        self.record(job.job_id, _Started(record, adjusted))  # made a dict when read
         if len(self.device.capacities) > 1:
             self.audit.append(
                 "device", action="place", job_id=job.job_id, module=module, epoch=epoch
@@ -729,7 +746,7 @@ class FaultPolicies:
         self.record(job.job_id, record)
         self.audit.append("fault", job_id=job.job_id, tenant=job.tenant, **action)
 
-    def record(self, job_id: str, record: dict[str, Any]) -> None:
+    def record(self, job_id: str, record: dict[str, Any] | _Started) -> None:
         """Keep ``record`` of ``job_id`` (the records of the oldest jobs go beyond
         :data:`FAULT_RECORDS_SIZE` jobs)."""
         self.records.setdefault(job_id, []).append(record)
@@ -739,7 +756,10 @@ class FaultPolicies:
 
     def of(self, job: Any) -> list[dict[str, Any]]:
         """What the fault policies did to ``job``, one record per start (or requeue)."""
-        return list(self.records.get(job.job_id, ()))
+        return [
+            record.to_json() if isinstance(record, _Started) else record
+            for record in self.records.get(job.job_id, ())
+        ]
 
 
 __all__ = [

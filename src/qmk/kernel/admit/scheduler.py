@@ -112,18 +112,26 @@ class FairQueue:
         """
         chosen: list[Any] = []
         blocked: set[str] = set()
+        usage = self.usage
         while len(chosen) < limit:
-            heads = {t: self.head(t) for t in self._heaps if t not in blocked}
-            waiting = {t: job for t, job in heads.items() if job is not None}
-            if not waiting:
+            # the waiting tenant of least (usage, best job's seq); the first of equals
+            tenant, job, least = "", None, None
+            for name in self._heaps:
+                if name in blocked:
+                    continue
+                head = self.head(name)
+                if head is None:
+                    continue
+                rank = (usage.get(name, 0.0), head.seq)
+                if least is None or rank < least:
+                    tenant, job, least = name, head, rank
+            if job is None:
                 break
-            tenant = min(waiting, key=lambda t: (self.usage.get(t, 0.0), waiting[t].seq))
-            job = waiting[tenant]
             if not can_run(job):
                 blocked.add(tenant)
                 continue
             self.remove(job.job_id)
-            self.usage[tenant] = self.usage.get(tenant, 0.0) + 1.0
+            usage[tenant] = usage.get(tenant, 0.0) + 1.0
             chosen.append(job)
         return chosen
 

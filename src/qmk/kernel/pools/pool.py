@@ -438,6 +438,7 @@ class _Task:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     listener: Callable[[Any], None] | None = None
+    sent: bool = False  # handed to a worker once (its future is running)
 
 
 @dataclass(slots=True, eq=False)
@@ -534,6 +535,10 @@ class WorkerPool(Executor):
         self._stopped = False
         self._watching = loop is not None  # False while a synchronous drain runs
         self._pump_scheduled = False
+        #: Loop mode: a message may wait in a worker's line that the loop does not watch
+        #: for room yet (a send the socket did not take whole): :meth:`_sync_writers`
+        #: looks only then.
+        self._backlog = False
         self.spawned = 0
         self._sandboxes = None if isolation is None else Sandboxes(isolation, memory_mb)
         if loop is None:
@@ -629,6 +634,7 @@ class WorkerPool(Executor):
             except OSError:
                 return False
             waiting = worker.line.waiting
+            self._backlog = self._backlog or waiting
         if waiting:
             self._need_flush()
         return True
@@ -957,11 +963,16 @@ class WorkerPool(Executor):
         """With the lock held: send the next runnable queued task to idle ``worker``."""
         while self._pending:
             task = self._pending.popleft()
-            if not task.future.running() and not task.future.set_running_or_notify_cancel():
-                self._by_future.pop(task.future, None)
-                continue
+            # running already: sent before, to a worker whose line broke (a flag of the
+            # task's own, not the future's two locked looks, for every task)
+            if not task.sent:
+                if not task.future.set_running_or_notify_cancel():
+                    self._by_future.pop(task.future, None)
+                    continue
+                task.sent = True
             try:
-                worker.line.send((task.task_id, task.fn, task.args, task.kwargs))
+                if not worker.line.send((task.task_id, task.fn, task.args, task.kwargs)):
+                    self._backlog = True
             except OSError:
                 worker.retiring = True  # the worker is gone; the task waits for another
                 self._pending.appendleft(task)
@@ -1095,11 +1106,15 @@ class WorkerPool(Executor):
 
     def _sync_writers(self) -> None:
         """On the loop: watch for room in the socket of every worker a message waits for."""
-        if self.loop is None or not self._watching:
+        if self.loop is None or not self._watching or not self._backlog:
             return
         with self._lock:
+            self._backlog = False
             for worker in self._workers:
-                if worker.line.waiting and not worker.writing and worker.fds is not None:
+                if worker.line.waiting and not worker.writing:
+                    if worker.fds is None:  # not watched (yet): looked at again next time
+                        self._backlog = True
+                        continue
                     self.loop.add_writer(worker.fds[0], self._on_writable, worker)
                     worker.writing = True
 

@@ -17,7 +17,8 @@ What the messages say (tasks, replies, notes, requests) is the pool's protocol
 >>> import socket
 >>> ours, theirs = socket.socketpair()
 >>> pool_end, worker_end = PoolLine(take_fd(ours), max_frame=None), WorkerLine(take_fd(theirs))
->>> pool_end.send(("task", 1, [2, 3]))
+>>> pool_end.send(("task", 1, [2, 3]))  # the socket took it whole
+True
 >>> worker_end.recv()
 ('task', 1, [2, 3])
 >>> worker_end.send({"ok": 1j})
@@ -172,8 +173,9 @@ class PoolLine:
             del buffer[:at]
         return frames
 
-    def send(self, message: Any) -> None:
-        """Queue ``message`` and write what the socket takes now (never blocks).
+    def send(self, message: Any) -> bool:
+        """Queue ``message`` and write what the socket takes now (never blocks): True
+        when nothing waits any more (as :meth:`flush`).
 
         Raises:
             OSError: the worker's end is gone. Pickling errors come before anything
@@ -184,7 +186,7 @@ class PoolLine:
             self._out.append(header + body)
         else:
             self._out += (header, body)
-        self.flush()
+        return self.flush()
 
     def flush(self) -> bool:
         """Write what the socket takes; True when nothing waits any more."""

@@ -230,13 +230,20 @@ class Job:
         assert policy is not None, "a kernel job's run request holds its policy"
         return policy
 
+    # the two below read the policy themselves, not through :attr:`policy`: the queue
+    # and the shared machine ask them a few times a job
+
     @property
     def priority(self) -> int:
-        return self.policy.priority
+        policy = self.request.policy
+        assert policy is not None, "a kernel job's run request holds its policy"
+        return policy.priority
 
     @property
     def deadline(self) -> float | None:
-        return self.policy.deadline
+        policy = self.request.policy
+        assert policy is not None, "a kernel job's run request holds its policy"
+        return policy.deadline
 
     @property
     def final(self) -> bool:

@@ -277,13 +277,16 @@ class JobBook:
 
     # ------------------------------------------------------------------ the machine
 
-    def enqueue(self, job: Job) -> None:
+    def enqueue(self, job: Job) -> bool:
         """``job`` waits for its schedule on the shared machine, or, when it has one or
-        the machine does not hold it, for a worker (:mod:`.shared_machine`)."""
+        the machine does not hold it, for a worker (:mod:`.shared_machine`): True then,
+        and the caller kicks the dispatcher when it may start it (the machine's end of a
+        schedule kicks it itself: :meth:`scheduled`)."""
         if self.machine.takes(job):
             self.machine.admit(job)
-        else:
-            self.queue.push(job)
+            return False
+        self.queue.push(job)
+        return True
 
     def scheduled(self, job: Job, run: MachineRun) -> None:
         """``job``'s schedule on the shared machine ended: it is in its request from now

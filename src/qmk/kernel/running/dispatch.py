@@ -229,7 +229,8 @@ class Dispatcher:
             if resume_from is None or checkpoint_dir is None
             else str(state_file(checkpoint_dir, resume_from["path"]))
         )
-        if target_spec(job.request.target).logical_machine:  # the machine's faults apply
+        target = target_spec(job.request.target)
+        if target.logical_machine:  # the machine's faults apply
             request = self._apply_faults(job, job.request, resume_from)
             if request is None:  # refused: FAILED already
                 return
@@ -244,7 +245,7 @@ class Dispatcher:
             max_result_bytes=int(book.config.max_result_mb * 2**20),
             state_key=book.state_key,
         )
-        self.runs.submit(job, attempt)
+        self.runs.submit(job, attempt, streams=target.streams)
 
     def _apply_faults(
         self, job: Job, request: RunRequest, resume_from: Mapping[str, Any] | None

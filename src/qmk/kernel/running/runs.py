@@ -57,8 +57,10 @@ class Runs:
         self._watch: Cancellable | None = None
         self._watch_at = math.inf
 
-    def submit(self, job: Job, attempt: Attempt) -> None:
-        """Hand ``attempt`` to the worker pool and watch the run (FAILED if the pool refuses)."""
+    def submit(self, job: Job, attempt: Attempt, *, streams: bool) -> None:
+        """Hand ``attempt`` to the worker pool and watch the run (FAILED if the pool
+        refuses); ``streams``: its target streams artifacts while it runs (a device job's,
+        :attr:`~qmk.execution.target.TargetSpec.streams`), which the pool's notes carry."""
         book = self.book
         if book.traces is not None:  # the worker records its spans under the run's
             traceparent = book.traces.traceparent(job.job_id)
@@ -75,7 +77,7 @@ class Runs:
         run = Running(future=future, attempt=job.attempts, work=attempt)
         book.running[job.job_id] = run
         assert job.started_at is not None  # set by the dispatcher's start
-        streams = target_spec(job.request.target).streams and hasattr(book.pool, "listen")
+        streams = streams and hasattr(book.pool, "listen")
         if book.checkpoints.requestable or streams:  # checkpoints; a device job's streams
             book.pool.listen(future, lambda note: self.noted(job, run, note))
         run.ends_at = job.started_at + job.policy.timeout_s

@@ -324,7 +324,7 @@ class Supervisor:
         if hit is not None:
             return await self._answer_from_cache(job, hit)
         self.jobs[job.job_id] = job
-        self.book.enqueue(job)
+        queued = self.book.enqueue(job)
         self.epochs.arm_deadline(job)
         accepted = job.to_json()  # the reply says QUEUED even if a worker takes it meanwhile
         try:
@@ -336,7 +336,9 @@ class Supervisor:
             if deadline is not None:
                 deadline.cancel()
             raise
-        if job.job_id in self.queue:  # on the shared machine: kicked when it leaves it
+        # on the shared machine: kicked when it leaves it (the dispatcher is not woken
+        # again for it here: a round with no free worker would do nothing)
+        if queued and job.job_id in self.queue:
             self.book.kick()
         return accepted
 
