@@ -118,15 +118,30 @@ def test_a_changed_shape_fails_against_the_golden_file() -> None:
 
 
 def test_a_workers_outcome_crosses_the_line_as_plain_data_and_reads_back_as_its_form() -> None:
-    from qmk.kernel.records.outcome import OUTCOMES, Outcome, decode, encode
+    from qmk.kernel.records.outcome import OUTCOMES, Outcome, decode, encode, pack
 
     for tag, cls in OUTCOMES.items():
         value = msgspec.json.decode(golden.path_of(cls).read_bytes(), type=Outcome)
         plain = encode(value)
         assert plain["kind"] == tag and decode(plain) == value
+        packed = pack(value)  # what a worker sends: its MessagePack, read back as its form
+        assert isinstance(packed, bytes) and msgspec.msgpack.decode(packed)["kind"] == tag
+        assert decode(packed) == value and type(decode(packed)) is cls
         assert all(
             type(v) in (dict, list, str, int, float, bool, bytes, type(None))
             for v in plain.values()
         )
     with pytest.raises(ValueError):
         decode({"ok": True, "result": {}})  # yesterday's dict answer is no outcome
+    with pytest.raises(ValueError):
+        decode(msgspec.msgpack.encode({"ok": True}))  # nor its MessagePack
+    with pytest.raises(ValueError):
+        decode(b"\xc1")  # nor bytes that are no MessagePack
+
+
+def test_an_outcome_past_what_messagepack_holds_crosses_as_its_plain_data() -> None:
+    from qmk.kernel.records.outcome import Ran, decode, pack
+
+    wide = Ran(result={"counts": {"1": 1}, "value": 2**70})  # an integer past 64 bits
+    crossed = pack(wide)
+    assert isinstance(crossed, dict) and crossed["kind"] == "ran" and decode(crossed) == wide

@@ -68,6 +68,12 @@ def dict_answer(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return {"ok": True, "result_json": b'{"counts":{}}', "result_meta": {}}
 
 
+def packed_junk_answer(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A probe that answers a job with MessagePack bytes that are no outcome (a map
+    without the tag ``kind``), as a worker's packed answer would cross."""
+    return b"\x81\xa2ok\xc3"  # {"ok": true}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hooks:
     """The tests' hooks of a pool's workers, each optional (see the module docstring).

@@ -37,7 +37,7 @@ from qmk.kernel.pools.pool import (
 from qmk.kernel.service import Kernel
 from support.isolation import forged_frame, hostile_value
 from support.kernel import BELL, WorkerGate, login, run_kernel
-from support.pools import GatedPool, Hooks, dict_answer
+from support.pools import GatedPool, Hooks, dict_answer, packed_junk_answer
 
 
 class LoopThread:
@@ -399,14 +399,15 @@ def test_a_kernel_keeps_serving_while_a_worker_is_frozen_mid_reply_and_times_its
     assert not watchdog.fired, "the kernel stopped answering while a worker was frozen"
 
 
+@pytest.mark.parametrize("probe", [dict_answer, packed_junk_answer])
 def test_a_worker_answer_that_is_no_typed_outcome_fails_its_job_with_a_code(
-    tmp_path: Path,
+    tmp_path: Path, probe: Any
 ) -> None:
     async def body(kernel: Kernel) -> dict[str, Any]:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
         return await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
 
-    done = run_kernel(tmp_path, body, workers=1, hooks=Hooks(probe=dict_answer))
+    done = run_kernel(tmp_path, body, workers=1, hooks=Hooks(probe=probe))
     assert done["state"] == "FAILED" and done["result"] is None
     assert done["error"]["code"] == "QK202" and "no outcome" in done["error"]["message"]

@@ -14,7 +14,8 @@ device job's measurements) sends them to the kernel as notes while it runs, and 
 result's artifacts come back beside the result.
 
 What comes back is one of the typed outcomes of :mod:`qmk.kernel.records.outcome`, sent as
-plain data (it crosses a process boundary, or a Dask cluster):
+its MessagePack (it crosses a process boundary, or a Dask cluster:
+:func:`~qmk.kernel.records.outcome.pack`):
 :class:`~qmk.kernel.records.outcome.Done` (the result encoded once, here: :func:`_answer`, with
 the artifacts of a target that streams), :class:`~qmk.kernel.records.outcome.Ran` for a part of
 a split job, :class:`~qmk.kernel.records.outcome.Failed` for a refusal or an error of the program
@@ -40,7 +41,7 @@ from qmk.execution.target import spec as target_spec
 from qmk.kernel.errors import JobError
 from qmk.kernel.pools.control import WorkerControl
 from qmk.kernel.pools.pool import current_link
-from qmk.kernel.records.outcome import Done, Failed, Outcome, Ran, Yielded, encode
+from qmk.kernel.records.outcome import Done, Failed, Outcome, Ran, Yielded, pack
 from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import encode_result
 from qmk.kernel.storage.artifacts import PART_RECORDS
@@ -137,11 +138,11 @@ def _unpickled(data: bytes, packed: bytes | None = None) -> Attempt:
 
 def run_job(
     attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
-) -> dict[str, Any]:
+) -> bytes | dict[str, Any]:
     """Run one attempt of a job in a worker: the task a pool runs. Its outcome
-    (:func:`attempt_outcome`) as the plain data that crosses the pool's line
-    (:func:`qmk.kernel.records.outcome.encode`; the kernel reads it back with ``decode``)."""
-    return encode(attempt_outcome(attempt, control=control))
+    (:func:`attempt_outcome`) as it crosses the pool's line, its MessagePack
+    (:func:`qmk.kernel.records.outcome.pack`; the kernel reads it back with ``decode``)."""
+    return pack(attempt_outcome(attempt, control=control))
 
 
 def attempt_outcome(
