@@ -93,6 +93,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qmk.kernel.pools.future import TaskFuture
 from qmk.kernel.pools.sandbox import (
     CpuBudget,
     Isolation,
@@ -563,7 +564,7 @@ class WorkerPool(Executor):
         In loop mode, called on the loop's thread, the task goes to an idle worker's
         socket (or its buffer, never waiting) before ``submit`` returns.
         """
-        future: Future[Any] = Future()
+        future: Future[Any] = TaskFuture()
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot submit after shutdown")
