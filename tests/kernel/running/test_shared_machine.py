@@ -444,3 +444,116 @@ def _submit(program: Any) -> Any:
         return done, None
 
     return submit
+
+
+class _CountedClock(ManualMachineClock):
+    """A machine clock the test drives that counts the machine task's waits: one a
+    turn of the task (``SharedMachine.run``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turns = 0
+
+    async def wait(self, cycle: float, wake: asyncio.Event) -> None:
+        self.turns += 1
+        await super().wait(cycle, wake)
+
+
+def _machine_job(index: int, footprint: Any) -> Any:
+    from qmk.execution.request import Policy
+    from qmk.kernel.records.jobs import Job
+
+    request = RunRequest(program_digest="ab" * 32, shots=10, seed=index, policy=Policy())
+    job = Job(
+        job_id=f"job-{index}",
+        tenant="alice",
+        graph="",
+        request=request,
+        caps=(),
+        required_caps=(),
+        physical_qubits=324,
+        qubits={"alice": 1},
+    )
+    job.footprint = footprint
+    return job
+
+
+def test_the_machines_task_is_woken_by_an_arrival_only_when_its_boundary_comes_before_its_sleep():
+    # epochs of 10 cycles: an arrival joins the queue and changes nothing before the
+    # boundary that decides on it, so a task sleeping until that boundary's turn (or an
+    # earlier one) takes it then, unwoken; a cancel frees tiles at once. The schedules
+    # are those of the machine fed the same stamps directly, however the turns fell
+    from qmk.kernel.machine.jobs import JobSpec
+    from qmk.kernel.machine.live import LiveMachine
+    from qmk.kernel.machine.spec import config_machine
+    from qmk.kernel.running.shared_machine import SharedMachine
+
+    target = LogicalTarget()
+    request = RunRequest.build(program_digest="ab" * 32, shots=10, seed=1)
+    footprint = target.compile(target.read(T_HEAVY), request).footprint
+    jobs = [_machine_job(i, footprint) for i in range(4)]
+    clock = _CountedClock()
+    released: dict[str, Any] = {}
+
+    async def body() -> list[int]:
+        shared = SharedMachine(
+            config("fair-share"), lambda job, run: released.update({job.job_id: run}), clock=clock
+        )
+
+        async def settle() -> None:  # the loop turns until the task waits again
+            for _ in range(20):
+                await asyncio.sleep(0)
+
+        woken = []
+
+        async def counted(event: Any) -> None:
+            before = clock.turns
+            event()
+            await settle()
+            woken.append(clock.turns - before)
+
+        def admit(job: Any) -> None:
+            shared.check(job)
+            shared.admit(job)
+
+        task = asyncio.ensure_future(shared.run())
+        await settle()
+        await counted(lambda: admit(jobs[0]))  # at 0: the task slept for ever
+        clock.advance(1)  # it starts at 0; the task sleeps until 3 (its first step's end)
+        await settle()
+        await counted(lambda: admit(jobs[1]))  # at 1: decided at 10, after 3
+        clock.advance(4)  # the task turned at 3 and sleeps until 11 (the boundary at 10)
+        await settle()
+        await counted(lambda: admit(jobs[2]))  # at 5: decided at 10 too
+        clock.advance(9)  # the task sleeps until 23 (a step's end at 22)
+        await settle()
+        await counted(lambda: admit(jobs[3]))  # at 14: decided at 20, before 23
+        clock.advance(10)
+        await settle()
+        await counted(lambda: shared.withdraw(jobs[1].job_id))  # at 24: frees its tiles
+        clock.advance(10_000)
+        await settle()
+        task.cancel()
+        return woken
+
+    assert asyncio.run(body()) == [1, 0, 0, 1, 1]
+    # the machine fed the same stamps directly, advanced in one go between them
+    live = LiveMachine(config_machine(config("fair-share")), "fair-share")
+    direct = []
+    for job, at in zip(jobs, (0, 1, 5, 14), strict=True):
+        live.admit(
+            JobSpec(
+                id=job.job_id,
+                tenant="alice",
+                footprint=footprint,
+                arrival_cycle=at,
+                priority=job.priority,
+                program="abababababab",
+                shots=10,
+            )
+        )
+    direct += live.advance(23.5)
+    live.withdraw(jobs[1].job_id, 24)
+    direct += live.advance(float("inf"))
+    assert released == {r.id: r.machine_run(r.idle_after(footprint)) for r in direct}
+    assert set(released) == {"job-0", "job-2", "job-3"}
