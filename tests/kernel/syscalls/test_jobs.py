@@ -87,16 +87,16 @@ def test_a_submit_whose_wait_ms_passes_answers_the_job_as_it_stands(tmp_path: Pa
 
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
-        events = kernel.supervisor.book.events  # q_wait's, one a waiting job
+        waits = kernel.supervisor.book.waits  # q_wait's: one while the submit waits
         async with aio.TaskGroup() as group:
             waiting = group.create_task(
                 kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=250)
             )
             for _ in range(10_000):  # until it waits (its admission and commit done)
-                if events:
+                if waits.waiting:
                     break
                 await asyncio.sleep(0.001)
-            assert events and not waiting.done()
+            assert waits.waiting and not waiting.done()
             clock.advance(0.125)
             await asyncio.sleep(0)
             assert not waiting.done()  # half its time: still waiting

@@ -41,6 +41,7 @@ from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.running.checkpoints import Checkpoints
 from qmk.kernel.running.shared_machine import SharedMachine
+from qmk.kernel.running.waits import Waits
 from qmk.kernel.storage.artifacts import FOLDER, Artifacts
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.billing import Ledger
@@ -151,7 +152,8 @@ class JobBook:
         self.physical_in_use = 0
         self.logical_in_use: Counter[str] = Counter()
         self.running_jobs: Counter[str] = Counter()
-        self.events: dict[str, asyncio.Event] = {}  # q_wait's, set when the job ends
+        #: The waits for jobs' ends (q_wait's, a submit's ``wait_ms``): settled at the end.
+        self.waits = Waits(clock)
         self.deadlines: dict[str, asyncio.Task[None]] = {}
         self.kicked = asyncio.Event()
         #: True while a worker's answer is taken in the pool's callback: the dispatch
@@ -231,9 +233,7 @@ class JobBook:
         self.remember(job)
         self.queue.remove(job.job_id)
         cancel_task(self.deadlines.pop(job.job_id, None))
-        event = self.events.pop(job.job_id, None)
-        if event is not None:
-            event.set()
+        self.waits.ended(job.job_id)
         self.kick()
 
     def remember(self, job: Job) -> None:

@@ -284,8 +284,7 @@ class Supervisor:
             self.pool.shutdown(True, cancel_futures=True)  # driven by this loop: no thread
         else:
             await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
-        for event in self.book.events.values():
-            event.set()
+        self.book.waits.close()
 
     # ------------------------------------------------------------------ the syscalls' side
 
@@ -374,15 +373,8 @@ class Supervisor:
         lazily (:mod:`qmk.kernel.storage.commit`), so the wait makes that commit urgent and awaits
         it; a client that saw COMPLETED finds it so after a kernel crash too.
         """
-        if not job.final and timeout_s > 0:
-            event = self.book.events.get(job.job_id)
-            if event is None:
-                event = self.book.events[job.job_id] = asyncio.Event()
-            try:
-                async with self.clock.timeout_at(self.clock.now() + timeout_s):
-                    await event.wait()
-            except TimeoutError:
-                pass  # the wait's own limit: answer with the job as it is
+        if not job.final and timeout_s > 0:  # until its end, else as it is at the limit
+            await self.book.waits.until(job.job_id, self.clock.now() + timeout_s)
         if job.final and self.commits.pending:
             await self.commits.durable()
         return job.to_json()
