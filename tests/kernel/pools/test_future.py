@@ -11,6 +11,7 @@ from concurrent.futures import (
     as_completed,
     wait,
 )
+from concurrent.futures import TimeoutError as FutureTimeout  # TimeoutError from 3.11
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_a_thread_waiting_for_the_result_wakes_when_another_sets_it() -> None:
 
 def test_an_exception_reaches_a_waiting_thread_and_a_timeout_is_a_timeout() -> None:
     future = TaskFuture()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(FutureTimeout):
         future.result(timeout=0)  # nothing set: the wait ends at its limit
     future.set_running_or_notify_cancel()
     threading.Timer(0.0, future.set_exception, (ValueError("no"),)).start()
