@@ -142,6 +142,7 @@ def test_a_workers_outcome_crosses_the_line_as_plain_data_and_reads_back_as_its_
 def test_an_outcome_past_what_messagepack_holds_crosses_as_its_plain_data() -> None:
     from qmk.kernel.records.outcome import Ran, decode, pack
 
-    wide = Ran(result={"counts": {"1": 1}, "value": 2**70})  # an integer past 64 bits
-    crossed = pack(wide)
-    assert isinstance(crossed, dict) and crossed["kind"] == "ran" and decode(crossed) == wide
+    for value in (2**70, 1 + 2j):  # an integer past 64 bits, a complex number
+        wide = Ran(result={"counts": {"1": 1}, "value": value})
+        crossed = pack(wide)
+        assert isinstance(crossed, dict) and crossed["kind"] == "ran" and decode(crossed) == wide

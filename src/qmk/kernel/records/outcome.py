@@ -129,10 +129,11 @@ def encode(outcome: Outcome) -> dict[str, Any]:
 def pack(outcome: Outcome) -> bytes | dict[str, Any]:
     """``outcome`` as a worker sends it: its MessagePack (the tag ``kind`` first), or
     its plain data (:func:`encode`) where a value is past what MessagePack holds (an
-    integer beyond 64 bits). :func:`decode` reads either back as the same struct."""
+    integer beyond 64 bits, a complex number: the pool's plain data holds them, as it
+    always did). :func:`decode` reads either back as the same struct."""
     try:
         return _PACK(outcome)
-    except OverflowError:
+    except (OverflowError, TypeError):
         return encode(outcome)
 
 
