@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
 import os
 import signal
 import threading
@@ -411,3 +412,86 @@ def test_a_worker_answer_that_is_no_typed_outcome_fails_its_job_with_a_code(
     done = run_kernel(tmp_path, body, workers=1, hooks=Hooks(probe=probe))
     assert done["state"] == "FAILED" and done["result"] is None
     assert done["error"]["code"] == "QK202" and "no outcome" in done["error"]["message"]
+
+
+# --------------------------------------------------------------------------- a broken line
+
+
+def exited(pid: int, limit_s: float = 60.0) -> None:
+    """Wait until process ``pid`` has exited (gone, or a zombie): every socket it held is
+    closed then (the limit only guards a hang)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} did not exit")
+
+
+def requeued_on_a_broken_line(loop: asyncio.AbstractEventLoop) -> tuple[WorkerPool, Future[int]]:
+    """A pool of one worker on ``loop`` (not running: the test drives it) whose worker is
+    dead, and a task the pool sent it: the send met the closed socket (``EPIPE``), so the
+    task is running already (sent once) and waits in the queue for another worker."""
+    pool = WorkerPool(1, loop=loop)  # on this thread: its loop's own
+    [pid] = pool.pids
+    os.kill(pid, signal.SIGKILL)
+    exited(pid)  # its end of the socket is closed; the loop has not looked yet
+    future = pool.submit(abs, -5)
+    assert future.running() and not future.done()
+    return pool, future
+
+
+def test_a_task_requeued_after_its_workers_line_broke_fails_when_no_worker_can_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        pool, future = requeued_on_a_broken_line(loop)
+
+        def refused(self: Any) -> None:
+            raise OSError(11, "Resource temporarily unavailable")  # fork's EAGAIN
+
+        monkeypatch.setattr(multiprocessing.get_context("forkserver").Process, "start", refused)
+        errors: list[str] = []
+        raised = asyncio.Event()
+
+        def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            errors.append(str(context.get("exception", context["message"])))
+            raised.set()
+
+        loop.set_exception_handler(handler)
+
+        async def outcome() -> None:
+            # the loop reaps the dead worker, fails to start another and fails the
+            # queued task at once (the bound guards only a hang); a callback of the
+            # pool that raises ends the wait too
+            ended = asyncio.wrap_future(future)
+            alarm = asyncio.ensure_future(raised.wait())
+            await asyncio.wait([ended, alarm], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+            alarm.cancel()
+
+        loop.run_until_complete(outcome())
+        assert errors == []  # no callback of the pool raised
+        with pytest.raises(WorkerDied, match=r"cannot start a worker process: .*unavailable"):
+            future.result(timeout=0)
+        pool.shutdown()
+        assert pool.pids == []
+    finally:
+        loop.close()
+
+
+def test_shutdown_fails_a_task_requeued_after_its_workers_line_broke() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        pool, future = requeued_on_a_broken_line(loop)
+        pool.shutdown(wait=False, cancel_futures=True)
+        assert future.done()  # a running future cannot be cancelled: it fails instead
+        with pytest.raises(WorkerKilled, match="shutdown"):
+            future.result(timeout=0)
+        assert pool.pids == []
+    finally:
+        loop.close()

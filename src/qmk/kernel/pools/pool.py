@@ -655,7 +655,10 @@ class WorkerPool(Executor):
                     self._by_future.pop(task.future, None)
                 self._pending.clear()
         for task in dropped:
-            task.future.cancel()
+            if task.sent:  # re-queued after a broken pipe: running, so it cannot cancel
+                task.future.set_exception(WorkerKilled("shutdown", {"reason": "shutdown"}))
+            else:
+                task.future.cancel()
         if cancel_futures:
             for future in list(self._running):
                 self.cancel(future, "shutdown")
@@ -798,7 +801,9 @@ class WorkerPool(Executor):
         if failure is not None:
             for task in self._pending:
                 self._by_future.pop(task.future, None)
-                if task.future.set_running_or_notify_cancel():
+                # a task re-queued after its worker's line broke is running already:
+                # its future cannot be started again, only failed
+                if task.sent or task.future.set_running_or_notify_cancel():
                     self._outcomes.append((task.future, None, failure))
             self._pending.clear()
         self._assign()
