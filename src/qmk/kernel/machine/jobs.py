@@ -475,15 +475,30 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
         (2, 7, {'queue': 2, 'factory': 0})
         """
         a, s, e = self.arrival_cycle, self.start_cycle, self.end_cycle
+        w = self.wait_cycles
+        if (
+            not self.waits_at  # a job that waited only in the queue (JobRecord.of's)
+            and tuple(w) == WAIT_CAUSES
+            and (i := int(q := w["queue"])) == q
+            and not (w["factory"] or w["routing"] or w["link"] or w["decoder"] or w["preempted"])
+        ):  # the comprehension's dict, without its frame and six conversions
+            waits = {
+                "queue": i,
+                "factory": 0,
+                "routing": 0,
+                "link": 0,
+                "decoder": 0,
+                "preempted": 0,
+            }
+        else:
+            waits = {k: i if (i := int(v)) == v else _whole(v) for k, v in w.items()}
         return MachineRun(
             arrival_cycle=i if (i := int(a)) == a else _whole(a),
             start_cycle=i if (i := int(s)) == s else _whole(s),
             end_cycle=i if (i := int(e)) == e else _whole(e),
             tiles=self.tiles,
             module=self.module,
-            wait_cycles={
-                k: i if (i := int(v)) == v else _whole(v) for k, v in self.wait_cycles.items()
-            },
+            wait_cycles=waits,
             idle_logical_error=self.idle_logical_error,
             idle=idle,
         )
