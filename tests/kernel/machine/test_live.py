@@ -64,7 +64,8 @@ def arrivals(seed: int) -> list[tuple[int, JobSpec]]:
 def test_admissions_one_epoch_at_a_time_give_the_schedule_of_the_whole_workload(name):
     given = arrivals(20261125)
     batch = Scheduler(MACHINE, policy(name), {"a": 1.0, "b": 1.0})
-    batch.submit_all(spec for _, spec in given)
+    for _, spec in given:
+        batch.submit(spec)
     whole = {r.id: r for r in batch.run()}
     live = LiveMachine(MACHINE, name, {"a": 1.0, "b": 1.0})
     ended = []
@@ -210,7 +211,8 @@ def test_ten_thousand_jobs_keep_the_machines_memory_bounded_and_its_figures_exac
             "heap": max(most["heap"], len(sched._heap)),
         }
     batch = Scheduler(MACHINE, policy("fair-share"), weights)
-    batch.submit_all(specs)
+    for spec in specs:
+        batch.submit(spec)
     records = batch.run()
     end = max(r.end_cycle for r in records)
     live.advance(end)
@@ -342,6 +344,112 @@ def test_the_lazy_shadow_gives_the_speedup_the_eager_one_did_on_the_same_arrival
         assert live.status()["speedup_vs_exclusive"] == done_in_window / eager.ended
     assert reads >= 5 and cancels >= 5 and live.window_start > 0  # it started again
     assert any(s is not None and s > 1.0 for s in seen)  # fair-share beat exclusive
+
+
+PRIVATE = [  # steps that draw on nothing shared: the shadow may run such a job alone
+    footprint(5, Step(kind="idle", cycles=30)),
+    footprint(4, Step(kind="gates", cycles=3, repeat=7), Step(kind="idle", cycles=0)),
+    footprint(
+        6,
+        Step(kind="idle", cycles=0),
+        Step(kind="fence", cycles=0),
+        Step(kind="gates", cycles=7, repeat=3),
+        Step(kind="fence", cycles=0),
+        Step(kind="idle", cycles=11),
+    ),
+    footprint(3, Step(kind="gates", cycles=1, repeat=10)),
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_job_the_shadow_runs_alone_gives_the_speedup_its_full_run_did(seed):
+    # jobs that draw on nothing shared, arriving at an empty exclusive shadow with
+    # nothing else arriving before they end, are one event there, not an arrival, a
+    # boundary and an end: the speedup read at any moment (before, at and after such a
+    # job's end; after a cancel of it, queued or running; with T jobs between; the
+    # shadow started again at a bound of 6) is exactly the eager shadow's
+    rng = random.Random(seed)
+    weights = {"a": 1.0, "b": 2.0}
+    live = LiveMachine(MACHINE, "fair-share", weights, shadow_jobs=6, shadow_log=30)
+    eager = _EagerShadow(6, weights)
+    done_in_window, cycle, reads = 0, 0, 0
+    shapes = PRIVATE * 3 + SHAPES[1:]
+
+    def advance(to: float) -> None:
+        nonlocal done_in_window
+        ended = live.advance(to)
+        eager.advance(to)
+        done_in_window += sum(r.arrival_cycle >= eager.window for r in ended)
+
+    def read() -> None:
+        nonlocal reads
+        reads += 1
+        expected = done_in_window / eager.ended if eager.ended else None
+        assert live.status()["speedup_vs_exclusive"] == expected
+        assert live.window_start == eager.window
+
+    for i in range(300):
+        cycle += rng.choice([0, 1, 4, 9, 20, 31, 40, 77, 150])
+        while (upcoming := live.next_event()) < cycle and rng.random() < 0.8:
+            if rng.random() < 0.1:  # read just before the next event (a job's end)
+                advance(math.nextafter(upcoming, -math.inf))
+                read()
+            advance(math.nextafter(float(math.floor(upcoming) + 1), -math.inf))
+            if rng.random() < 0.1:  # and just after it
+                read()
+        advance(math.nextafter(float(cycle), -math.inf))
+        if rng.random() < 0.1:
+            read()
+        spec = JobSpec(
+            id=f"j{i}", tenant="ab"[i % 2], footprint=rng.choice(shapes), arrival_cycle=cycle
+        )
+        window = eager.window
+        live.admit(spec)
+        eager.admit(spec)
+        if eager.window != window:
+            done_in_window = 0
+        if rng.random() < 0.08:  # the job just come, or one before it
+            victim = f"j{rng.randrange(max(0, i - 2), i + 1)}"
+            live.withdraw(victim, cycle)
+            eager.sched.cancel(victim, cycle)
+        if rng.random() < 0.1:
+            read()
+    for end in (cycle + 5, cycle + 500, math.inf):
+        advance(end)
+        read()
+    assert reads >= 80 and live.ran_alone >= 5, (reads, live.ran_alone)
+
+
+@pytest.mark.parametrize(("second", "clock"), [(50, 40.0), (55, 40.0), (55, 39.5), (44, 43.0)])
+def test_a_job_run_alone_ends_in_the_shadow_when_its_full_run_would_have(second, clock):
+    # a job of 30 private cycles arrives at 3 on an empty machine of 10-cycle epochs:
+    # boundary 10, end 40. The clock passes ``clock``, then the next job arrives at
+    # ``second``, after that end: the first ran alone in the shadow, one event there.
+    # The figure read then counts its end exactly when its full run does (an end or a
+    # boundary off by a cycle shows), and the second's, read later, too
+    live = LiveMachine(MACHINE, "fair-share", shadow_jobs=50, shadow_log=1000)
+    eager = _EagerShadow(50, {})
+    done = 0
+
+    def to(cycle: float) -> None:
+        nonlocal done
+        done += len(live.advance(cycle))
+        eager.advance(cycle)
+
+    for name, arrival in (("j0", 3), ("j1", second)):
+        if arrival == second:
+            to(clock)  # not read: a read would run the first as it came
+        spec = JobSpec(id=name, tenant="a", footprint=PRIVATE[0], arrival_cycle=arrival)
+        live.admit(spec)
+        eager.admit(spec)
+    assert live.ran_alone == 1  # the first, when the second arrived
+    expected = (done / eager.ended) if eager.ended else None
+    assert live.status()["speedup_vs_exclusive"] == expected
+    assert (expected is None) == (clock < 40)
+    for cycle in (second + 39.0, second + 60.0, math.inf):
+        to(cycle)
+        expected = done / eager.ended if eager.ended else None
+        assert live.status()["speedup_vs_exclusive"] == expected
 
 
 def test_a_withdraw_at_a_jobs_end_cycle_gives_the_same_figures_however_late_the_task_ran():

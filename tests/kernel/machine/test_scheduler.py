@@ -42,7 +42,8 @@ FENCE = Step(kind="fence", cycles=0)
 
 def run(machine: MachineSpec, name: str, *jobs: JobSpec, **tenants: float) -> dict:
     sched = Scheduler(machine, policy(name), tenants or None)
-    sched.submit_all(jobs)
+    for spec in jobs:
+        sched.submit(spec)
     return {r.id: r for r in sched.run()}
 
 
@@ -392,7 +393,8 @@ def test_every_jobs_turnaround_is_its_private_cycles_plus_its_waits_under_every_
     for name in ("exclusive", "partition", "fair-share", "priority", "backfill"):
         sched = Scheduler(machine, policy(name), {"a": 1.0, "b": 2.0, "c": 1.0})
         try:
-            sched.submit_all(jobs)
+            for spec in jobs:
+                sched.submit(spec)
         except MachineError as exc:  # a job wider than its tenant's partition
             assert exc.code == "QK501" and name == "partition"
             continue
@@ -572,7 +574,8 @@ def _pinned_run(seed: int, *, whole: bool = True) -> str:
     for name in ("exclusive", "partition", "fair-share", "priority", "backfill"):
         sched = Scheduler(machine, policy(name), {"a": 1.0, "b": 2.0, "c": 1.0}, whole=whole)
         try:
-            sched.submit_all(jobs)
+            for spec in jobs:
+                sched.submit(spec)
         except MachineError as exc:
             out.append([name, exc.message])
             continue
@@ -671,7 +674,8 @@ def test_a_run_of_whole_steps_ends_every_job_when_the_step_by_step_run_does(seed
         key=lambda spec: spec.arrival_cycle,
     )
     alone = Scheduler(machine, policy("exclusive"))
-    alone.submit_all(specs)
+    for spec in specs:
+        alone.submit(spec)
     ends = {r.id: r.end_cycle for r in alone.run()}
     cancels = []
     for _ in range(rng.randint(1, 5)):
@@ -688,7 +692,8 @@ def test_a_run_of_whole_steps_ends_every_job_when_the_step_by_step_run_does(seed
                 sched.submit(waiting.pop(0))
             sched.advance(pushed)
             seen += [sched.take_ended(), sched.holding(), sched.cancel(victim, max(at, pushed))]
-        sched.submit_all(waiting)
+        for spec in waiting:
+            sched.submit(spec)
         for cycle in range(0, 400, 7):
             sched.advance(cycle)
             seen += [sched.take_ended(), sched.holding()]

@@ -284,10 +284,6 @@ class Scheduler:
             else:
                 del self._timelines[key]
 
-    def submit_all(self, specs: Iterable[JobSpec]) -> None:
-        for spec in specs:
-            self.submit(spec)
-
     def run(self) -> list[JobRecord]:
         """Advance until every submitted job has ended; the records, by end."""
         self.advance(INF)
@@ -331,6 +327,8 @@ class Scheduler:
                     obj.empty(self)
             elif kind == "boundary":
                 self._boundary(time)
+            elif kind == "alone":  # a shadow's job that ran alone ended (ran_alone)
+                self._ended += 1
         if until != INF and until > self.now:
             self.now = until
 
@@ -951,6 +949,18 @@ class Scheduler:
             else:
                 self._settle(job)
         return job.remaining()
+
+
+def ran_alone(sched: Scheduler, start: float, end: float) -> None:
+    """In ``sched``, a run that counts its ends only (``records=False``: a live kernel's
+    shadow ``exclusive`` run), a job that arrived when nothing was there, whose steps
+    draw on nothing shared, and which nothing else joined before it ended, started at the
+    boundary ``start`` and ends at ``end``: what its arrival, that boundary and its
+    end change in such a run (the boundary decided; one more end, counted when the clock
+    passes ``end``), without the job (:class:`~qmk.kernel.machine.live.LiveMachine`
+    proves the conditions; its test compares the figure with the job's full run)."""
+    sched._last_decision = start
+    sched._push(end, _END, "alone", None, 0)
 
 
 def _water_fill(demands: list[float], capacity: float) -> list[float]:

@@ -86,6 +86,7 @@ class Timeline:
         "cycles",
         "exact_after",
         "fence",
+        "first",
         "measurements",
         "next_fence",
         "plain_after",
@@ -146,6 +147,11 @@ class Timeline:
             alone = alone and c & (c - 1) == 0  # 0 or a power of two
             exact.append(alone)
         self.exact_after = tuple(reversed(exact))
+        #: the first step a job loads (that takes time or draws), as the scheduler's
+        #: ``_enter`` finds it from the start; -1: none (the job ends at once)
+        self.first = next(
+            (i for i, (f, c, _r, t, b, _m) in enumerate(self.steps) if not f and (c or t or b)), -1
+        )
         self.plain_fenceless = tuple(
             plain and ahead == len(steps)
             for plain, ahead in zip(self.plain_after, self.next_fence, strict=True)

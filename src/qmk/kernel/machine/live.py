@@ -24,7 +24,10 @@ figure is read, when the log holds :data:`SHADOW_LOG` entries, or when an arriva
 might start the shadow again (the jobs it may hold reach :data:`SHADOW_JOBS`). The
 replay makes the same calls on the shadow the eager run made (only consecutive clock
 moves merge into the last, which changes nothing: no event is pushed between them), so
-the figure is exactly the eager one.
+the figure is exactly the eager one. A job whose steps draw on nothing shared and
+which arrives at a shadow with nothing to do, nothing else arriving before it ends,
+runs there as one event (:func:`~qmk.kernel.machine.core.ran_alone`: its boundary and
+its end, which the shadow's own rules fix), not its arrival, boundary and end.
 
 A kernel runs for months, so nothing here grows with its history: the scheduler keeps
 only the jobs that have not ended, a finished job's record goes to the kernel (which
@@ -57,6 +60,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -64,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qmk.kernel.machine import metrics
-from qmk.kernel.machine.core import Scheduler, runtime_alone
+from qmk.kernel.machine.core import INF, Scheduler, ran_alone, runtime_alone
 from qmk.kernel.machine.jobs import JobRecord, JobSpec, Timeline
 from qmk.kernel.machine.policies import policy as make_policy
 
@@ -86,17 +90,19 @@ SHADOW_LOG = 1024
 
 class _ShadowLog:
     """The shadow's calls not yet made, in order: ``("submit", spec, timeline)``, ``("cancel",
-    id, at)`` and ``("advance", cycle)``, the last clock move kept apart until a submit
-    or a cancel follows it (consecutive moves merge: module docstring)."""
+    id, at)``, ``("alone", start, end)`` (a job that ran alone: :func:`ran_alone`) and
+    ``("advance", cycle)``, the last clock move kept apart until a submit or a cancel
+    follows it (consecutive moves merge: module docstring). ``submits``: the submits
+    among them."""
 
     __slots__ = ("moved", "ops", "submits")
 
     def __init__(self) -> None:
-        self.ops: list[tuple[Any, ...]] = []
+        self.ops: list[tuple[Any, ...] | list[Any]] = []
         self.moved: float | None = None  # the clock's last move not yet in ops
         self.submits = 0
 
-    def add(self, op: tuple[Any, ...]) -> None:
+    def add(self, op: tuple[Any, ...] | list[Any]) -> None:
         if self.moved is not None:
             self.ops.append(("advance", self.moved))
             self.moved = None
@@ -107,10 +113,13 @@ class _ShadowLog:
         """Make the logged calls on ``shadow`` and empty the log; the jobs that ended."""
         ended = 0
         for op in self.ops:
-            if op[0] == "submit":
+            kind = op[0]
+            if kind == "submit":
                 shadow.submit(op[1], checked=True, timeline=op[2])
-            elif op[0] == "cancel":
+            elif kind == "cancel":
                 shadow.cancel(op[1], op[2])
+            elif kind == "alone":
+                ran_alone(shadow, op[1], op[2])
             else:
                 shadow.advance(op[1])
                 ended += shadow.take_ended()
@@ -170,6 +179,12 @@ class LiveMachine:
         #: the footprint object :meth:`check` read last, and what is known of it (a
         #: program's jobs share one: no encoding of it a job)
         self._last: tuple[Footprint | None, tuple[float, Timeline] | None] = (None, None)
+        #: the job the shadow may run alone (module docstring): its submit in the log,
+        #: the boundary it starts at there and its end; the last such boundary logged
+        self._lone: tuple[list[Any], float, float] | None = None
+        self._lone_decided = -INF
+        #: jobs the shadow ran alone (one event each, not their arrival, boundary, end)
+        self.ran_alone = 0
 
     def _shadow(self) -> Scheduler:
         return Scheduler(
@@ -181,8 +196,22 @@ class LiveMachine:
             whole=True,
         )
 
+    def _end_lone(self, alone: bool) -> None:
+        """The job that may run alone in the shadow did (``alone``: its submit in the
+        log becomes one event, :func:`ran_alone`), or runs as it came."""
+        lone, self._lone = self._lone, None
+        if alone and lone is not None:
+            lone[0][:] = ("alone", lone[1], lone[2])
+            self._log.submits -= 1
+            self._lone_decided = lone[1]
+            self.ran_alone += 1
+
     def sync_shadow(self) -> None:
-        """Bring the shadow ``exclusive`` run up to the policy's: replay its log."""
+        """Bring the shadow ``exclusive`` run up to the policy's: replay its log (a job
+        that may run alone there did if it ended by the clock, else it runs as it came:
+        nothing arrived since it did, and what arrives next comes after the clock)."""
+        if self._lone is not None:
+            self._end_lone(self._lone[2] <= self.sched.now)
         if self.shadow is not None and (self._log.ops or self._log.moved is not None):
             self.shadow_ended += self._log.replay(self.shadow)
 
@@ -221,19 +250,54 @@ class LiveMachine:
         self.sched.submit(spec, checked=True, timeline=timeline)
         if self.shadow is not None:
             log = self._log
+            if self._lone is not None:  # it ran alone if it ended before this arrival
+                self._end_lone(self._lone[2] < spec.arrival_cycle)
             later = spec.arrival_cycle > self._last_arrival  # none of the window before it
             # the shadow may hold shadow_jobs only if every logged arrival is still in it
             if later and self.shadow.holding() + log.submits >= self.shadow_jobs:
                 self.sync_shadow()
                 if self.shadow.holding() >= self.shadow_jobs:
                     self.shadow = self._shadow()
+                    self._lone_decided = -INF
                     self.window_start = float(spec.arrival_cycle)
                     self.ended_in_window = self.shadow_ended = 0
             # the policy's check holds for exclusive's (all pools, every module)
-            log.add(("submit", spec, timeline))
+            op = ["submit", spec, timeline]
+            self._may_run_alone(op, spec, timeline)
+            log.add(op)
             if len(log.ops) >= self.shadow_log:
                 self.sync_shadow()
         self._last_arrival = spec.arrival_cycle
+
+    def _may_run_alone(self, op: list[Any], spec: JobSpec, timeline: Timeline) -> None:
+        """Keep ``op`` (``spec``'s submit to the shadow, to be logged) as the job that
+        may run alone there: its steps draw on nothing shared, and the shadow, its log
+        replayed, holds nothing and has nothing left to do but count the ends of jobs
+        that ran alone. Its boundary and end are those the shadow's own rules give it
+        (``Scheduler._wake``, ``_enter``, ``_run_whole``); it ran alone if the next
+        arrival comes after that end, with no cancel of it before (:meth:`admit`)."""
+        shadow = self.shadow
+        assert shadow is not None
+        if timeline.t_total or timeline.b_total or not shadow._whole or self.shadow_jobs < 2:
+            return  # a restart is decided on the jobs the shadow holds: one counts
+        if self._log.submits:
+            self.sync_shadow()  # the replay it would make later, made now
+        if shadow._by_id:
+            return
+        heap = shadow._heap
+        if heap and any(event[3] != "alone" for event in heap):
+            return
+        first = timeline.first
+        plain = timeline.plain_after if shadow._past_fences else timeline.plain_fenceless
+        if first < 0 or not plain[first]:
+            return  # it ends at once, or runs step by step
+        epoch = self.machine.epoch_cycles
+        start = float(math.ceil(float(spec.arrival_cycle) / epoch) * epoch)
+        decided = max(shadow._last_decision, self._lone_decided)
+        if start <= decided:
+            start = decided + epoch
+        end = timeline.run_from(first, start, shadow._decoder_f)[1]
+        self._lone = (op, start, end)
 
     def knows(self, job_id: str) -> bool:
         """Whether ``job_id`` is on the machine (not ended, not cancelled)."""
@@ -264,6 +328,8 @@ class LiveMachine:
         ``exclusive`` one alike: at ``at`` it leaves the queue, or frees its tiles and its
         claims on the factories, links and decoder. Whether it was here."""
         if self.shadow is not None:
+            if self._lone is not None and self._lone[0][1].id == job_id:
+                self._lone = None  # it runs as it came
             self._log.add(("cancel", job_id, at))
             if len(self._log.ops) >= self.shadow_log:
                 self.sync_shadow()

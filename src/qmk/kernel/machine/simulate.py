@@ -102,7 +102,8 @@ def run_policy(
 ) -> PolicyRun:
     """``jobs`` under the policy ``name`` (``alone``: runtimes alone by footprint id)."""
     sched = Scheduler(machine, make_policy(name), tenants)
-    sched.submit_all(jobs)
+    for spec in jobs:
+        sched.submit(spec)
     done = sched.run()
     by_id = {j.id: j for j in jobs}
     times = alone or {}
