@@ -16,11 +16,12 @@ import pytest
 from msgspec.structs import replace
 
 from qmk.execution.request import MachineRun, RunRequest, run_key
+from qmk.kernel.admit import cache as cache_module
 from qmk.kernel.admit.cache import KeyFilter, cache_key
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.records.stored import encode_result, with_telemetry
-from qmk.kernel.security.attest import find_attestation, replay
+from qmk.kernel.security.attest import find_attestation, replay, request_of
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store
 from support.kernel import WorkerGate, ghz_graph, login, make_config, run_kernel
@@ -78,6 +79,32 @@ def test_an_identical_submit_is_answered_from_the_stored_result_without_a_worker
     assert source is not None and source["cache_hit"] is False
     assert record["result_sha256"] == source["result_sha256"]
     assert replay(GRAPH_TEXT, record, second["job_id"]).same
+
+
+def test_a_job_whose_key_left_the_memo_while_it_queued_is_indexed_under_its_runs_key(
+    tmp_path: Path,
+) -> None:
+    # a deep queue's acceptances push a queued job's key out of the memo of recent keys;
+    # its end indexes the key its acceptance made, which is the digest of the run it ran
+    async def body(kernel: Kernel) -> tuple[dict[str, Any], dict[str, Any]]:
+        sid = await login(kernel, "alice")
+        first = await submit(kernel, sid)  # its worker holds it at the gate
+        cache_module._KEYS.clear()  # as a deep queue does before it ends
+        gate.release(1)
+        first = await done(kernel, sid, first["job_id"])
+        second = await submit(kernel, sid)  # answered under the key its run was indexed
+        return first, second
+
+    with WorkerGate(tmp_path) as gate:
+        first, second = run_kernel(tmp_path, body, workers=1, gate=gate)
+    assert second["state"] == "COMPLETED" and second["cached_from"] == first["job_id"]
+    record = find_attestation(tmp_path / "data", first["job_id"])
+    assert record is not None
+    ran = request_of(record)
+    db = sqlite3.connect(tmp_path / "data" / DB_FILE)
+    (stored,) = db.execute("SELECT cache_key FROM jobs WHERE job_id = ?", (first["job_id"],))
+    db.close()
+    assert stored[0] == hashlib.sha256(f"alice\n{run_key(ran)}".encode()).hexdigest()
 
 
 def test_another_tenant_cache_false_and_other_runs_are_not_answered_from_the_cache(

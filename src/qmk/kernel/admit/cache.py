@@ -68,9 +68,20 @@ def cache_key(tenant: str, request: RunRequest) -> str:
     >>> cache_key("alice", request) == cache_key("alice", traced)  # a trace changes no result
     True
     """
+    return _made(tenant, request)[1]
+
+
+def _made(tenant: str, request: RunRequest) -> tuple[tuple[str, bytes], str]:
+    """What the cache key of ``tenant``'s ``request`` is a function of (the tenant and the
+    encoded run, :func:`_keyed`: cheap to hash and to compare), and the key."""
     keyed = _keyed(request)
-    seen = (tenant, _ENCODE(keyed))  # what the key is a function of, cheap to hash
-    return _KEYS.get(seen, None, lambda: _key_of(tenant, keyed))
+    seen = (tenant, _ENCODE(keyed))
+    return seen, _KEYS.get(seen, None, lambda: _key_of(tenant, keyed))
+
+
+def _seen(tenant: str, request: RunRequest) -> tuple[str, bytes]:
+    """What the cache key of ``tenant``'s ``request`` is a function of (:func:`_made`)."""
+    return (tenant, _ENCODE(_keyed(request)))
 
 
 def _key_of(tenant: str, keyed: RunRequest) -> str:
@@ -110,9 +121,9 @@ def _keyed(request: RunRequest) -> RunRequest:
     return replace(request, policy=None, trace_context=None, checkpoint_every_ops=0, machine=None)
 
 
-#: The recent keys :func:`cache_key` keeps: a job's key is asked for when it is accepted
-#: (its lookup) and again when it completes (its index), by then a few hundred jobs later
-#: at most on a busy kernel.
+#: The recent keys :func:`cache_key` keeps: a job's key is made when it is accepted (its
+#: lookup, which keeps it on the job for its index: a deep queue's acceptances push it out
+#: of here before its job ends), and asked for again by the runs of the same request.
 _KEYS: Memo[str] = Memo(1024)
 _ENCODE = msgspec.json.Encoder().encode
 #: The run key texts around the seed, by run less its seed (:func:`_key_of`): the kernel
@@ -194,9 +205,15 @@ class ResultCache:
         """``job`` completed after running ``ran``: its result answers later runs of
         ``ran`` (``job.cache_key``, stored with the job), if its policy allows."""
         job.cached_from = None
-        job.cache_key = cache_key(job.tenant, ran) if cacheable(job.policy, ran.target) else None
-        if job.cache_key is not None:
-            self.keys.add(job.cache_key)
+        looked_up, job.looked_up = job.looked_up, None
+        if not cacheable(job.policy, ran.target):
+            job.cache_key = None
+            return
+        if looked_up is not None and looked_up[0] == _seen(job.tenant, ran):
+            job.cache_key = looked_up[1]  # it ran the run its acceptance looked up
+        else:
+            job.cache_key = cache_key(job.tenant, ran)
+        self.keys.add(job.cache_key)
 
     def lookup(self, job: Job, epoch: int, now: float) -> Hit | None:
         """The hit answering ``job`` (accepted at ``epoch``, ``now``), or None."""
@@ -208,7 +225,10 @@ class ResultCache:
             request = self.faults.foresee(job, epoch)
         except QMKError:
             return None
-        key = cache_key(job.tenant, request)
+        # kept for its end (:meth:`index`): a deep queue's acceptances push a key out of
+        # :data:`_KEYS` before its job ends
+        job.looked_up = _made(job.tenant, request)
+        key = job.looked_up[1]
         if not self.keys.may_hold(key):  # no job has had this key
             return None
         since = now - self.config.result_keep_s

@@ -214,6 +214,10 @@ class Job:
     #: start to reuse where nothing changed (a
     #: :class:`~qmk.kernel.admit.faults.Foreseen`; None: none). Not stored.
     foreseen: Any = field(default=None, repr=False, compare=False)
+    #: The run its acceptance looked up in the result cache and that run's key, for its
+    #: end to index without hashing it again when it ran that run
+    #: (:mod:`qmk.kernel.admit.cache`; None: none). Not stored.
+    looked_up: tuple[tuple[str, bytes], str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def shots(self) -> int:
