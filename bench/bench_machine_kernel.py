@@ -4,12 +4,10 @@ A kernel's side of the machine (``SharedMachine``: the check at a submit, the ad
 that follows it, the machine task's turn, the release of each job whose schedule ended)
 fed kernel jobs of a Bell pair's footprint (one footprint object for all, as admission's
 settled answers give a program's jobs), arriving ``--rate`` jobs a second of machine
-clock, ``--reads`` the figures read every so many machine-seconds
-(``q_machine_status``: the lazy shadow replayed then), the machine's task turned
-(``SharedMachine.turn``) when the clock reaches the cycle it sleeps until or an arrival
-wakes it, the clock moved to each such cycle as the task's clock wait moves it, nothing
-else of the kernel around it. Docs: ``docs/machine.md`` (a kernel's figures in bounded
-memory).
+clock, the clock moved to each next event as the task's clock wait moves it,
+``--reads`` the figures read every so many machine-seconds (``q_machine_status``: the
+lazy shadow replayed then), nothing else of the kernel around it. Docs:
+``docs/machine.md`` (a kernel's figures in bounded memory).
 
     python bench/bench_machine_kernel.py [--jobs 20000] [--rate 600] [--policy fair-share]
         [--tenants 1] [--read-every-s 0] [--rounds 3]
@@ -88,25 +86,30 @@ def drive(args: argparse.Namespace, todo: list[Job]) -> int:
     every = args.read_every_s * per_s if args.read_every_s else math.inf
     reads = every
 
-    wake = shared._wake  # the machine task's: set when an arrival cuts its sleep short
-    until = shared.turn()  # the cycle the task's clock wait returns at
+    def turn() -> None:  # the body of SharedMachine.run's loop
+        before = math.nextafter(float(clock.cycle()), -math.inf)
+        for record in shared.live.advance(before):
+            shared._ended(record)
+
+    def wake() -> float:  # the cycle the task's clock wait returns at
+        upcoming = shared.live.next_event()
+        return upcoming if upcoming == math.inf else math.floor(upcoming) + 1
+
     for i, job in enumerate(todo):
         arrival = math.floor(i * gap)
-        while until <= arrival:
-            clock.advance(int(until) - clock.cycle())
-            until = shared.turn()
+        while (at := wake()) <= arrival:
+            clock.advance(int(at) - clock.cycle())
+            turn()
         clock.advance(arrival - clock.cycle())
         shared.check(job)
         shared.admit(job)
-        if wake.is_set():  # a turn of the task, as SharedMachine.run makes it
-            wake.clear()
-            until = shared.turn()
+        turn()  # an arrival wakes the task
         if clock.cycle() >= reads:
             shared.status(job.tenant)
             reads += every
-    while until != math.inf:
-        clock.advance(int(until) - clock.cycle())
-        until = shared.turn()
+    while (at := wake()) != math.inf:
+        clock.advance(int(at) - clock.cycle())
+        turn()
     return len(released)
 
 

@@ -13,10 +13,8 @@ second from the kernel's start, real time by default).
   under the same policy give the same schedule on any computer.
 - **Advance.** The machine's task (:meth:`SharedMachine.run`) brings the scheduler up to
   (not including) the clock's cycle, whose arrivals may still come, and sleeps until the
-  clock passes the scheduler's next event, or until an arrival whose epoch boundary (or
-  a cancel whose cycle) comes before that wakes it (:meth:`SharedMachine.turn`). Jobs
-  stamped with the same cycle meet at the same decisions, however the kernel's loop
-  turns fell between them.
+  clock passes the scheduler's next event or a job arrives. Jobs stamped with the same
+  cycle meet at the same decisions, however the kernel's loop turns fell between them.
 - **Release.** A job whose schedule ended gets it in its run request
   (:class:`~qmk.execution.request.MachineRun`: its ``machine`` record, and its waits as
   idle cycles after the program's nodes) and goes to the worker queue: its worker
@@ -131,9 +129,6 @@ class SharedMachine:
         self._again = 0  # machine ids given to jobs whose own id is still on the machine
         self._per_tenant: Counter[str] = Counter()
         self._wake = asyncio.Event()
-        #: the cycle the machine's task sleeps until (:meth:`turn`); -inf while it is
-        #: awake or not started (its next turn reads the machine: no wake needed)
-        self._until = -math.inf
         #: the job :meth:`check` passed last and its spec: the accept that checked it
         #: admits it in the same turn of the loop (nothing the check reads changes
         #: between), with that spec, not built and checked again
@@ -154,7 +149,7 @@ class SharedMachine:
         footprint = job.footprint
         return job.request.machine is None and footprint is not None and footprint.tiles > 0
 
-    def _spec(self, job: Job, footprint: Footprint, machine_id: str, at: int) -> JobSpec:
+    def _spec(self, job: Job, footprint: Footprint, machine_id: str) -> JobSpec:
         given, placed = self._placed
         if footprint is given and placed is not None:
             footprint = placed
@@ -169,7 +164,7 @@ class SharedMachine:
             id=machine_id,
             tenant=job.tenant,
             footprint=footprint,
-            arrival_cycle=at,
+            arrival_cycle=self.clock.cycle(),
             priority=job.priority,
             program=job.request.program_digest[:12],
             shots=job.shots,
@@ -187,7 +182,7 @@ class SharedMachine:
         self._checked = None
         if self.takes(job):
             assert job.footprint is not None
-            spec = self._spec(job, job.footprint, job.job_id, self.clock.cycle())
+            spec = self._spec(job, job.footprint, job.job_id)
             try:
                 self.live.check(spec)
             except MachineError as exc:
@@ -207,18 +202,14 @@ class SharedMachine:
             self._again += 1
             machine_id = f"{job.job_id}.{self._again}"
         checked, self._checked = self._checked, None
-        at = self.clock.cycle()
         if checked is not None and checked[0] is job and machine_id == job.job_id:
-            self.live.admit(checked[1], checked=True, arrival_cycle=at)
+            self.live.admit(checked[1], checked=True, arrival_cycle=self.clock.cycle())
         else:
-            self.live.admit(self._spec(job, job.footprint, machine_id, at))
+            self.live.admit(self._spec(job, job.footprint, machine_id))
         self._held[machine_id] = job
         self._ids[job.job_id] = machine_id
         self._per_tenant[job.tenant] += 1
-        # an arrival only joins the queue: nothing changes before the boundary that
-        # decides on it, the first at or after its cycle (Scheduler._wake)
-        epoch = self.spec.epoch_cycles
-        self._woken(-(-at // epoch) * epoch)
+        self._wake.set()
 
     def withdraw(self, job_id: str) -> bool:
         """Take ``job_id`` back (cancelled, timed out, restored): whether it was here.
@@ -231,9 +222,8 @@ class SharedMachine:
         self._per_tenant[job.tenant] -= 1
         if not self._per_tenant[job.tenant]:
             del self._per_tenant[job.tenant]
-        at = self.clock.cycle()
-        self.live.withdraw(machine_id, at)
-        self._woken(at)  # its cancel frees its tiles and claims at once
+        self.live.withdraw(machine_id, self.clock.cycle())
+        self._wake.set()  # its cancel is an event the machine's task waits for
         return True
 
     def holds(self, tenant: str) -> int:
@@ -248,32 +238,15 @@ class SharedMachine:
         self.clock.start()
         while True:
             self._wake.clear()
-            await self.clock.wait(self.turn(), self._wake)
-
-    def turn(self) -> float:
-        """One turn of the machine's task: bring the machine up to (not including) the
-        clock's cycle, release the jobs whose schedule ended; the cycle to sleep until
-        (inf: until an arrival or a cancel), which an arrival or a cancel before it cuts
-        short (:meth:`_woken`)."""
-        # only what happens before the clock's cycle is final: a job may still arrive at
-        # the cycle itself (stamped with it), and join that boundary's decision
-        before = math.nextafter(float(self.clock.cycle()), -math.inf)
-        for record in self.live.advance(before):
-            self._ended(record)
-        upcoming = self.live.next_event()
-        self._until = upcoming if upcoming == math.inf else math.floor(upcoming) + 1
-        return self._until
-
-    def _woken(self, first: float) -> None:
-        """An arrival or a cancel was just stamped, which changes nothing on the machine
-        before cycle ``first``: wake the machine's task if the turn that takes it (the
-        first at a cycle past ``first``: :meth:`turn`) comes before the cycle the task
-        sleeps until. A task that sleeps until that turn or an earlier one takes it then,
-        as it would once woken: waking it would be a turn that changes nothing
-        (``docs/machine.md``, the machine in a kernel)."""
-        if math.floor(first) + 1 < self._until:
-            self._until = -math.inf  # woken: its turn reads the machine again
-            self._wake.set()
+            # only what happens before the clock's cycle is final: a job may still arrive
+            # at the cycle itself (stamped with it), and join that boundary's decision
+            before = math.nextafter(float(self.clock.cycle()), -math.inf)
+            for record in self.live.advance(before):
+                self._ended(record)
+            upcoming = self.live.next_event()
+            await self.clock.wait(
+                upcoming if upcoming == math.inf else math.floor(upcoming) + 1, self._wake
+            )
 
     def _ended(self, record: JobRecord) -> None:
         job = self._held.pop(record.id, None)
