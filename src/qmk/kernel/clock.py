@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -57,6 +58,52 @@ class Cancellable(Protocol):
     def cancel(self) -> None:
         """Do not call its callback (nothing if it was called already)."""
         ...
+
+
+class Alarm:
+    """One timer of ``clock`` for many deadlines: set at the earliest time asked for, it
+    calls ``callback`` once the clock reaches it (the caller asks again for the earliest
+    deadline it has left). The runs' timeouts and the waits' limits each keep one, so
+    neither holds an event-loop timer per job.
+
+    >>> async def demo():
+    ...     clock = ManualClock(start=0.0)
+    ...     rang = []
+    ...     alarm = Alarm(clock, lambda: rang.append(clock.now()))
+    ...     alarm.ask(5.0); alarm.ask(3.0); alarm.ask(9.0)  # set at 3, the earliest
+    ...     clock.advance(4.0)
+    ...     await asyncio.sleep(0)
+    ...     return rang, alarm.at
+    >>> asyncio.run(demo())
+    ([4.0], inf)
+    """
+
+    __slots__ = ("_callback", "_clock", "_timer", "at")
+
+    def __init__(self, clock: Clock, callback: Callable[[], object]) -> None:
+        self._clock = clock
+        self._callback = callback
+        self._timer: Cancellable | None = None
+        #: The time it is set at (inf: not set).
+        self.at = math.inf
+
+    def ask(self, when: float) -> None:
+        """Ring at ``when`` if that is earlier than the time it is set at."""
+        if when < self.at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self.at = when
+            self._timer = self._clock.call_at(when, self._ring)
+
+    def cancel(self) -> None:
+        """Ring no more (until asked again)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self.at = None, math.inf
+
+    def _ring(self) -> None:
+        self._timer, self.at = None, math.inf
+        self._callback()
 
 
 class Clock(Protocol):
@@ -297,6 +344,7 @@ class ManualMachineClock:
 
 
 __all__ = [
+    "Alarm",
     "Cancellable",
     "Clock",
     "MachineClock",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from msgspec.structs import replace
 
 from qmk.execution.target import spec as target_spec
-from qmk.kernel.clock import Cancellable
+from qmk.kernel.clock import Alarm
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.pools.attempt import Attempt, run_job
 from qmk.kernel.pools.pool import TaskError, WorkerMemoryError
@@ -53,9 +52,8 @@ class Runs:
         self.book = book
         self._dispatch = dispatch
         self._answering = False  # in answered: its dispatch must not nest another
-        #: The timeouts' one timer (module docstring) and the time it is set at.
-        self._watch: Cancellable | None = None
-        self._watch_at = math.inf
+        #: The timeouts' one timer (module docstring).
+        self._watch = Alarm(book.clock, self._watched)
 
     def submit(self, job: Job, attempt: Attempt, *, streams: bool) -> None:
         """Hand ``attempt`` to the worker pool and watch the run (FAILED if the pool
@@ -81,22 +79,13 @@ class Runs:
         if book.checkpoints.requestable or streams:  # checkpoints; a device job's streams
             book.pool.listen(future, lambda note: self.noted(job, run, note))
         run.ends_at = job.started_at + job.policy.timeout_s
-        if run.ends_at < self._watch_at:  # the earliest end: the watch is set at it
-            self._watch_until(run.ends_at)
+        self._watch.ask(run.ends_at)  # the earliest end: the watch is set at it
         future.add_done_callback(lambda _: self._settled(job, run))
-
-    def _watch_until(self, when: float) -> None:
-        """Set the timeouts' one timer at ``when`` (an earlier end than it was set at)."""
-        if self._watch is not None:
-            self._watch.cancel()
-        self._watch_at = when
-        self._watch = self.book.clock.call_at(when, self._watched)
 
     def _watched(self) -> None:
         """The timeouts' timer: time out each run past its end (unless its answer came
         with it: it is taken in its own callback), then set the timer at the earliest end
         of the runs left; nothing once the kernel closes (its task group ended)."""
-        self._watch, self._watch_at = None, math.inf
         book = self.book
         if not book.starting:
             return
@@ -107,13 +96,11 @@ class Runs:
                 self._timed_out(job, run)
         ends = [run.ends_at for run in book.running.values()]
         if ends:
-            self._watch_until(min(ends))
+            self._watch.ask(min(ends))
 
     def close(self) -> None:
         """The kernel closes: the timeouts' timer goes (no run is watched any more)."""
-        if self._watch is not None:
-            self._watch.cancel()
-        self._watch, self._watch_at = None, math.inf
+        self._watch.cancel()
 
     def _settled(self, job: Job, run: Running) -> None:
         """The pool's future of ``run`` is done: its answer is taken now when this is the

@@ -30,9 +30,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import math
 
-from qmk.kernel.clock import Cancellable, Clock
+from qmk.kernel.clock import Alarm, Clock
 
 #: Entries of settled waits the heap may hold beyond twice its live ones before it is
 #: rebuilt without them.
@@ -53,8 +52,7 @@ class Waits:
         self._numbers = itertools.count()
         #: How many waits are not settled yet.
         self.waiting = 0
-        self._timer: Cancellable | None = None
-        self._timer_at = math.inf
+        self._alarm = Alarm(clock, self._fired)
 
     async def until(self, job_id: str, when: float) -> None:
         """Wait until ``job_id`` ends (:meth:`ended`), the clock reaches ``when``, or the
@@ -70,8 +68,7 @@ class Waits:
             self._compact()
         heapq.heappush(limits, (when, next(self._numbers), future))
         self.waiting += 1
-        if when < self._timer_at:
-            self._set_timer(when)
+        self._alarm.ask(when)
         try:
             await future
         finally:
@@ -95,21 +92,11 @@ class Waits:
         """The kernel closes: every wait is settled, and the timer goes."""
         for job_id in list(self._by_job):
             self.ended(job_id)
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer, self._timer_at = None, math.inf
-
-    def _set_timer(self, when: float) -> None:
-        """Set the one timer at ``when`` (earlier than it was set at)."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.clock.call_at(when, self._fired)
+        self._alarm.cancel()
 
     def _fired(self) -> None:
         """The timer: settle each wait whose limit has come, then set the timer at the
         earliest limit of the waits left."""
-        self._timer, self._timer_at = None, math.inf
         now = self.clock.now()
         limits = self._limits
         while limits and (limits[0][0] <= now or limits[0][2].done()):
@@ -117,7 +104,7 @@ class Waits:
             if not future.done():
                 future.set_result(None)
         if limits:
-            self._set_timer(limits[0][0])
+            self._alarm.ask(limits[0][0])
 
     def _compact(self) -> None:
         """Drop the entries of settled waits from the heap."""
