@@ -234,12 +234,9 @@ class AuditLog:
             **fields,
             "prev": self.head,
         }
-        # the line's bytes, encoded once (as _line_bytes does, without a call of its
-        # own); one SHA-256 pass over them (format 2): its chain hash. The write's last
-        # line gets its MAC at flush.
-        body = _msgspec_line(record)
-        if not body.isascii():
-            body = _json_line(record).encode("ascii")
+        # the line's bytes, encoded once; one SHA-256 pass over them (format 2): its
+        # chain hash. The write's last line gets its MAC at flush.
+        body = _line_bytes(record)
         digest = hashlib.sha256(body).digest()
         self.head = digest.hex()
         self._last = digest
