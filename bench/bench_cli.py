@@ -44,6 +44,11 @@ Cases (seeded; the peers read the same QASM file, except where said):
 - ``wide-64``, ``wide-100``: random brickwork, 64 qubits 4 layers and 100 qubits 6
   layers (a random U3 on every qubit, then a CX brickwork), 1000 shots, noise off
   (``--no-noise``): QMK's default route against Aer's ``matrix_product_state`` method.
+- ``gpu-random-N`` (N = 20, 24, 28, 30), only where a CUDA GPU is present (issue 50,
+  item 5): ``random-N``'s circuit on QMK's GPU engines (``--engine custatevec --precision
+  single``, ``--engine qsim-gpu``) and its default route, against qsim's CUDA backend
+  (``use_gpu=True``, the same fusion) and, up to 28 qubits, the CPU's best (QMK's native
+  engine in single precision and qsim on ``--threads`` threads).
 
 Not a test: nothing here fails on a timing.
 
@@ -67,6 +72,7 @@ from typing import Any
 
 from _common import RESULTS, describe, installed, load_averages, machine, write_json
 from bench_router import ghz_qasm, qft_qasm, random_qasm
+from qmk.engines.registry import gpu_present
 
 #: The peers, as Python programs run with ``python -c`` and the QASM path as argv[1],
 #: the shots as argv[2]. Each reads the file (or builds the circuit from its gate lines),
@@ -100,6 +106,12 @@ got = sim.run(circuit, repetitions=int(sys.argv[2]))
 took = time.perf_counter() - start
 print(len(got.measurements["m"]), took)
 """
+
+#: qsim's CUDA backend (a qsimcirq built with it), otherwise the same program as QSIM.
+QSIM_GPU = QSIM.replace(
+    "max_fused_gate_size=4)", "max_fused_gate_size=4, use_gpu=True, gpu_mode=0)"
+)
+assert QSIM_GPU != QSIM
 
 AER = """
 import sys, time
@@ -169,7 +181,7 @@ def _cases() -> dict[str, tuple[str, int, dict[str, list[str]]]]:
         "qmk": [*qmk, "--no-noise", "--json"],
         "aer mps": [*py, AER.format(method="matrix_product_state"), "{file}", "{shots}"],
     }
-    return {
+    cases = {
         "random-20": (random_qasm(20, 20, seed=7), 1000, dense),
         "random-24": (random_qasm(24, 20, seed=7), 1000, dense),
         "qft-20": (qft_qasm(20), 1000, dense),
@@ -192,6 +204,25 @@ def _cases() -> dict[str, tuple[str, int, dict[str, list[str]]]]:
         "wide-64": (random_qasm(64, 4, seed=8, two="cx"), 1000, wide),
         "wide-100": (random_qasm(100, 6, seed=8, two="cx"), 1000, wide),
     }
+    if gpu_present():  # the GPU engines against qsim's CUDA backend (and the CPU's best)
+        gpu = {
+            "qmk": [*qmk, "--json"],
+            "qmk custatevec single": [
+                *qmk,
+                "--engine",
+                "custatevec",
+                "--precision",
+                "single",
+                "--json",
+            ],
+            "qmk qsim-gpu": [*qmk, "--engine", "qsim-gpu", "--json"],
+            "qsim gpu": [*py, QSIM_GPU, "{file}", "{shots}"],
+        }
+        cpu = {k: dense[k] for k in ("qmk statevector single", "qsim")}
+        for n in (20, 24, 28, 30):
+            contenders = {**gpu, **cpu} if n <= 28 else gpu
+            cases[f"gpu-random-{n}"] = (random_qasm(n, 20, seed=7), 1000, contenders)
+    return cases
 
 
 def _noisy_peer(path: Path, out: Path) -> None:

@@ -22,6 +22,8 @@ import pytest
 from scipy import stats
 
 import qmk
+from qmk import defaults
+from qmk.engines.registry import availability
 from qmk.qvm.asm import assemble
 from support.exact import P_MIN, assert_distribution
 from support.exact_corpus import CASES, PI, Case, bern, sin2
@@ -60,6 +62,24 @@ def test_program_gives_its_exact_distribution(c: Case, engine: str | None) -> No
     assert result.engine == expected_engine
     assert result.bits.shape == (SHOTS, len(c.graph.resources.events))
     assert_distribution(result.counts, c.expected, SHOTS)
+
+
+@pytest.mark.parametrize("engine", [defaults.CUSTATEVEC, defaults.QSIM_GPU])
+def test_every_program_gives_its_exact_distribution_on_each_gpu_engine(engine: str) -> None:
+    """The whole corpus on a GPU engine (skips, with the reason, where it cannot run:
+    no CUDA GPU, or its package missing); every failing program is named at once."""
+    can = availability(engine)
+    if not can.available:
+        pytest.skip(f"{engine}: {can.reason}")
+    failures = []
+    for c in CASES:
+        result = qmk.run(c.graph, shots=SHOTS, seed=SEED, engine=engine, noise=False)
+        assert result.engine == engine
+        try:
+            assert_distribution(result.counts, c.expected, SHOTS)
+        except AssertionError as e:
+            failures.append(f"{c.id}: {e}")
+    assert not failures, "\n".join(failures)
 
 
 def test_the_corpus_exercises_both_engines_and_both_modes() -> None:

@@ -1,8 +1,10 @@
 """NVIDIA cuStateVec (``cuquantum``) behind the engine protocol, on a CUDA GPU.
 
 A :class:`~qmk.engines.adapters._segments.SegmentEngine`: QMK holds the state between
-calls; each segment is uploaded to the GPU once (CuPy), every gate of it is applied there
-by ``custatevec.apply_matrix``, and the result comes back. A program whose measurements
+calls; each segment is uploaded to the GPU once (CuPy; a segment from ``|0...0>`` is built
+there), its gates are fused into blocks of up to :data:`FUSED_WIDTH` qubits by QMK's
+planner (:func:`qmk.engines.fusion.plan`), each block is applied there by
+``custatevec.apply_matrix``, and the result comes back. A program whose measurements
 are terminal is one upload, one segment and one download. The engine registers only
 where a CUDA GPU is present (:func:`qmk.engines.registry.gpu_present` asks the driver
 without importing CUDA packages) and cuquantum and CuPy are installed
@@ -21,7 +23,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk import defaults
+from qmk.engines import fusion
 from qmk.engines.adapters._segments import SegmentEngine, SegmentGate, dense_gate
+
+#: The widest block of gates fused into one ``apply_matrix`` (each pass over the state
+#: is memory-bound: fewer, wider passes; qsim's GPU backend is run with the same width).
+FUSED_WIDTH = 4
 
 
 def _bindings() -> tuple[Any, Any, Any]:
@@ -59,12 +66,26 @@ class CuStateVecEngine(SegmentEngine):
             with contextlib.suppress(Exception):  # interpreter shutdown
                 self._cusv.destroy(handle)
 
+    def _evolve_from_zero(self, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
+        """``|0...0>`` built on the GPU: no host state built or uploaded."""
+        device_state = self._cupy.zeros(2**n, dtype=self._dtype)
+        device_state[0] = 1
+        return self._run_gates(device_state, n, gates)
+
     def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
+        upload = np.ascontiguousarray(state, dtype=self._dtype)
+        return self._run_gates(self._cupy.asarray(upload), n, gates)
+
+    def _run_gates(self, device_state: Any, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
+        """Apply ``gates`` to the state on the GPU, then download it."""
         cp, cusv = self._cupy, self._cusv
-        device_state = cp.asarray(np.ascontiguousarray(state, dtype=self._dtype))
-        for name, axes, params in gates:
-            k = len(axes)
-            matrix = np.ascontiguousarray(dense_gate(name, params), dtype=self._dtype)
+        blocks = fusion.plan(
+            [(axes, dense_gate(name, params)) for name, axes, params in gates],
+            max_width=FUSED_WIDTH,
+        )
+        for block in blocks:
+            axes, k = block.qubits, len(block.qubits)
+            matrix = np.ascontiguousarray(block.matrix, dtype=self._dtype)
             # custatevec's targets[i] is bit i of the matrix index; our gate qubit 0 is its
             # most significant bit, and axis a is bit n - 1 - a of the state index.
             targets = np.asarray([n - 1 - a for a in reversed(axes)], dtype=np.int32)
