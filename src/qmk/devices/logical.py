@@ -161,7 +161,10 @@ class LogicalMachine:
     @property
     def largest_module_up(self) -> int:
         """The capacity of the largest module up (what :meth:`inventory` reports), without
-        building the inventory: the scheduler asks it for every job it looks at."""
+        building the inventory: the scheduler asks it for every job it looks at (and
+        admission and the fault policies for every job accepted)."""
+        if not self.down:  # every module up: the largest of all (capacities are fixed)
+            return self.capacities[0]
         return max((c for i, c in enumerate(self.capacities) if i not in self.down), default=0)
 
     def inventory(self) -> Inventory:

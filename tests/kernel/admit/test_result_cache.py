@@ -81,15 +81,15 @@ def test_an_identical_submit_is_answered_from_the_stored_result_without_a_worker
     assert replay(GRAPH_TEXT, record, second["job_id"]).same
 
 
-def test_a_job_whose_key_left_the_memo_while_it_queued_is_indexed_under_its_runs_key(
+def test_a_job_whose_run_text_left_the_memo_while_it_queued_is_indexed_under_its_runs_key(
     tmp_path: Path,
 ) -> None:
-    # a deep queue's acceptances push a queued job's key out of the memo of recent keys;
-    # its end indexes the key its acceptance made, which is the digest of the run it ran
+    # other runs push a queued job's run text out of the memo of run texts; its end
+    # indexes the key its acceptance made, which is the digest of the run it ran
     async def body(kernel: Kernel) -> tuple[dict[str, Any], dict[str, Any]]:
         sid = await login(kernel, "alice")
         first = await submit(kernel, sid)  # its worker holds it at the gate
-        cache_module._KEYS.clear()  # as a deep queue does before it ends
+        cache_module._TEXTS.clear()  # as other runs' texts do before it ends
         gate.release(1)
         first = await done(kernel, sid, first["job_id"])
         second = await submit(kernel, sid)  # answered under the key its run was indexed

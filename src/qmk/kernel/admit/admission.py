@@ -79,7 +79,7 @@ from qmk.kernel.records.jobs import (
     new_id,
     target_options,
 )
-from qmk.kernel.records.programs import verified, verified_nodes
+from qmk.kernel.records.programs import verified, verified_kept, verified_nodes
 from qmk.kernel.security.attest import epoch_records
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
@@ -259,18 +259,24 @@ class Admission:
         calibrations = self.device.calibrations  # the ingests this admission's answer saw
         if prepared is None:
             self._check_size(graph)
-            with self.cpu.on_loop(tenant):
-                text = _text_of(graph)
-                program = self._verify(text)
-                settled = self.settled.find(
-                    (text, tenant, entry),
-                    options,
-                    program,
-                    parsed,
-                    self.config,
-                    calibrations,
-                    shots,
-                )
+            # a wire graph's text, verified before: no program work to charge (the CPU
+            # clock is read twice a block: two system calls, more than the look-ups)
+            text = graph.text if type(graph) is GraphText else None
+            program = None if text is None else verified_kept(text)
+            if program is None:
+                with self.cpu.on_loop(tenant):
+                    text = _text_of(graph)
+                    program = self._verify(text)
+            assert text is not None
+            settled = self.settled.find(
+                (text, tenant, entry),
+                options,
+                program,
+                parsed,
+                self.config,
+                calibrations,
+                shots,
+            )
             if settled is not None:  # the last such job's answer, but for the moment's checks
                 return self._admit_settled(session, text, settled, seed, given_seed)
         else:
@@ -299,7 +305,13 @@ class Admission:
             self._check_room(footprint.physical_qubits, qubits, footprint=footprint)
             self.check_queue_room(tenant)
             job = self._job(
-                session, text, program, request, footprint.physical_qubits, qubits, given_seed
+                session,
+                text,
+                program,
+                request,
+                footprint.physical_qubits,
+                _held(qubits),
+                given_seed and _cacheable(request),
             )
             job.footprint = footprint
             return job
@@ -350,17 +362,25 @@ class Admission:
                     calibrations=calibrations,
                     shots=shots,
                     policy=parsed,
-                    qubits=qubits,
+                    qubits=_held(qubits),
                     warnings=warnings,
                     request=request,
                     physical=physical,
                     footprint=placed,
+                    cacheable=_cacheable(request),
                 ),
             )
         self._check_room(physical, qubits, spanning=spanning, footprint=placed)
         self.check_queue_room(tenant)
         job = self._job(
-            session, text, program, request, physical, qubits, given_seed, warnings=warnings
+            session,
+            text,
+            program,
+            request,
+            physical,
+            _held(qubits),
+            given_seed and _cacheable(request),
+            warnings=warnings,
         )
         job.footprint = placed
         return job
@@ -379,9 +399,16 @@ class Admission:
         self._check_room(kept.physical, kept.qubits, footprint=kept.footprint)
         self.check_queue_room(session.tenant)
         job = self._job(
-            session, text, kept.program, request, kept.physical, kept.qubits, given_seed
+            session,
+            text,
+            kept.program,
+            request,
+            kept.physical,
+            kept.qubits,  # held already: one mapping for the program's jobs (never changed)
+            given_seed and kept.cacheable,
         )
-        job.warnings = tuple(dict(warning) for warning in kept.warnings)
+        if kept.warnings:
+            job.warnings = tuple(dict(warning) for warning in kept.warnings)
         job.footprint = kept.footprint
         return job
 
@@ -393,13 +420,13 @@ class Admission:
         request: RunRequest,
         physical: int,
         qubits: Mapping[str, int],
-        given_seed: bool,
+        cache_lookup: bool,
         *,
         warnings: tuple[dict[str, str], ...] = (),
     ) -> Job:
-        """The job of an admitted submission."""
-        policy = request.policy
-        assert policy is not None
+        """The job of an admitted submission (``qubits``: the tenants whose logical
+        qubits it holds, :func:`_held`; ``cache_lookup``: its seed was the submit's, and
+        its run :func:`cacheable`)."""
         return Job(
             job_id=new_id("job"),
             tenant=session.tenant,
@@ -408,10 +435,10 @@ class Admission:
             caps=session.caps,
             required_caps=program.required_caps,
             physical_qubits=physical,
-            qubits={name: count for name, count in qubits.items() if count},
+            qubits=qubits,
             created_at=self.clock.now(),
             # a seed the kernel drew is fresh: its job is never an earlier one's again
-            cache_lookup=given_seed and cacheable(policy, request.target),
+            cache_lookup=cache_lookup,
             warnings=warnings,
         )
 
@@ -559,17 +586,26 @@ class Admission:
 
     def _check_caps(self, session: Session, required: Any, where: str) -> None:
         """The session holds every capability ``required`` (an audited decision)."""
-        missing = sorted(set(required) - set(session.caps))
-        self.audit.append(
-            "cap",
-            where=where,
-            tenant=session.tenant,
-            session=session.sid,
-            required=list(required),
-            decision="deny" if missing else "allow",
-            **({"missing": missing} if missing else {}),
-        )
-        if missing:
+        missing = sorted(set(required).difference(session.caps))
+        if not missing:
+            self.audit.append(
+                "cap",
+                where=where,
+                tenant=session.tenant,
+                session=session.sid,
+                required=list(required),
+                decision="allow",
+            )
+        else:
+            self.audit.append(
+                "cap",
+                where=where,
+                tenant=session.tenant,
+                session=session.sid,
+                required=list(required),
+                decision="deny",
+                missing=missing,
+            )
             self.commits.dirty()
             lapsed = [cap for cap in missing if cap in session.delegated]
             ended = (
@@ -1036,6 +1072,23 @@ def _run_request(
         require_calibration=require_calibration,
         policy=policy,
     )
+
+
+def _held(qubits: Mapping[str, int]) -> dict[str, int]:
+    """The firewall's answer less the tenants of whom the program holds no qubit: a job's
+    ``qubits``.
+
+    >>> _held({"alice": 2, "bob": 0})
+    {'alice': 2}
+    """
+    return {name: count for name, count in qubits.items() if count}
+
+
+def _cacheable(request: RunRequest) -> bool:
+    """Whether ``request``'s run may be answered from the result cache and answer others
+    (:func:`~qmk.kernel.admit.cache.cacheable` of its policy and target)."""
+    assert request.policy is not None
+    return cacheable(request.policy, request.target)
 
 
 def _request(

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from msgspec.structs import replace
@@ -48,7 +49,6 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.records.stored import StoredResult, with_telemetry
 from qmk.kernel.storage.store import Store
-from qmk.memo import Memo
 
 
 def cacheable(policy: Policy, target: str = DEFAULT_TARGET) -> bool:
@@ -75,8 +75,8 @@ def _made(tenant: str, request: RunRequest) -> tuple[tuple[str, bytes], str]:
     """What the cache key of ``tenant``'s ``request`` is a function of (the tenant and the
     encoded run, :func:`_keyed`: cheap to hash and to compare), and the key."""
     keyed = _keyed(request)
-    seen = (tenant, _ENCODE(keyed))
-    return seen, _KEYS.get(seen, None, lambda: _key_of(tenant, keyed))
+    encoded = _ENCODE(keyed)
+    return (tenant, encoded), _key_of(tenant, keyed, encoded)
 
 
 def _seen(tenant: str, request: RunRequest) -> tuple[str, bytes]:
@@ -84,51 +84,69 @@ def _seen(tenant: str, request: RunRequest) -> tuple[str, bytes]:
     return (tenant, _ENCODE(_keyed(request)))
 
 
-def _key_of(tenant: str, keyed: RunRequest) -> str:
-    """:func:`cache_key` made: the SHA-256 of the tenant and ``keyed``'s run key, whose
-    text is its run's but for the seed's digits, kept once per run (:data:`_TEXTS`): a
-    job with a seed of its own makes one SHA-256 of that text, not the text again."""
-    template = replace(keyed, seed=_SEED_MARK)
-    around = _TEXTS.get(_ENCODE(template), None, lambda: _around_seed(template))
+def _key_of(tenant: str, keyed: RunRequest, encoded: bytes) -> str:
+    """:func:`cache_key` made from ``keyed`` and its encoding ``encoded``: the SHA-256 of
+    the tenant and ``keyed``'s run key, whose text is its run's but for the seed's digits,
+    kept once per run (:data:`_TEXTS`, by ``encoded`` without those digits): a job with a
+    seed of its own makes one SHA-256 of that text, not the text again."""
+    digits = str(keyed.seed).encode()
+    start = encoded.find(_SEED_KEY) + len(_SEED_KEY)
+    end = start + len(digits)
+    around: tuple[Any, bytes] | None = None
+    if (
+        start >= len(_SEED_KEY)  # found
+        and encoded.startswith(digits, start)
+        and not encoded[end : end + 1].isdigit()
+        and encoded.find(_SEED_KEY, end) < 0  # the seed's own key alone
+    ):
+        template = encoded[:start] + encoded[end:]
+        around = _TEXTS.get(template, _UNKNOWN)
+        if around is _UNKNOWN:
+            if len(_TEXTS) >= _TEXTS_MOST:
+                _TEXTS.clear()
+            around = _TEXTS[template] = _around_seed(replace(keyed, seed=_SEED_MARK))
     if around is None:  # the mark is not the seed alone: the text made whole
         digest = run_key(keyed)
-    else:
+    else:  # the text before the seed hashed once: the hash goes on from there
         before, after = around
-        text = f"{before}{keyed.seed}{after}"
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        hashed = before.copy()
+        hashed.update(digits)
+        hashed.update(after)
+        digest = hashed.hexdigest()
     return hashlib.sha256(f"{tenant}\n{digest}".encode()).hexdigest()
 
 
-def _around_seed(template: RunRequest) -> tuple[str, str] | None:
-    """The run key text of ``template`` (seeded :data:`_SEED_MARK`) before and after
-    its seed's digits, or None when the mark appears more than once."""
+def _around_seed(template: RunRequest) -> tuple[Any, bytes] | None:
+    """The run key text of ``template`` (seeded :data:`_SEED_MARK`) before its seed's
+    digits, hashed (a SHA-256 to copy and go on with), and after them, in UTF-8; or None
+    when the mark appears more than once."""
     text = run_key_text(template)
     mark = f'"seed":{_SEED_MARK}'
     if text.count(str(_SEED_MARK)) != 1 or text.count(mark) != 1:
         return None
     before, after = text.split(mark)
-    return before + '"seed":', after
+    return hashlib.sha256((before + '"seed":').encode("utf-8")), after.encode("utf-8")
 
 
 def _keyed(request: RunRequest) -> RunRequest:
     """``request`` less what :func:`~qmk.execution.request.run_key` leaves out (the policy,
     the trace, the save cadence; a machine schedule with no idle noise), so a job's run
-    at its acceptance (no schedule yet, no trace) and as its worker ran it are one entry
-    of :data:`_KEYS`, hashed once."""
+    at its acceptance (no schedule yet, no trace) and as its worker ran it encode alike
+    (:meth:`ResultCache.index` compares them), hashed once."""
     machine = request.machine
     if machine is not None and request.noise and machine.idle:
         return replace(request, policy=None, trace_context=None, checkpoint_every_ops=0)
     return replace(request, policy=None, trace_context=None, checkpoint_every_ops=0, machine=None)
 
 
-#: The recent keys :func:`cache_key` keeps: a job's key is made when it is accepted (its
-#: lookup, which keeps it on the job for its index: a deep queue's acceptances push it out
-#: of here before its job ends), and asked for again by the runs of the same request.
-_KEYS: Memo[str] = Memo(1024)
 _ENCODE = msgspec.json.Encoder().encode
-#: The run key texts around the seed, by run less its seed (:func:`_key_of`): the kernel
+#: The run key texts around the seed (:func:`_around_seed`), by the encoded run less its
+#: seed's digits (:func:`_key_of`; cleared when :data:`_TEXTS_MOST` are kept): the kernel
 #: runs a few programs at a few settings with many seeds.
-_TEXTS: Memo[tuple[str, str] | None] = Memo(256)
+_TEXTS: dict[bytes, tuple[Any, bytes] | None] = {}
+_TEXTS_MOST = 256
+_UNKNOWN: Any = object()  # not kept in :data:`_TEXTS`
+_SEED_KEY = b'"seed":'
 #: The seed a run's template is made with: no job's (seeds are below 2**63).
 _SEED_MARK = 2**64 + 1_234_567
 
@@ -163,7 +181,11 @@ class KeyFilter:
             self._bits[bit >> 3] |= 1 << (bit & 7)
 
     def may_hold(self, key: str) -> bool:
-        return all(self._bits[bit >> 3] & (1 << (bit & 7)) for bit in self._at(key))
+        first, second = self._at(key)
+        bits = self._bits
+        return bool(bits[first >> 3] & (1 << (first & 7))) and bool(
+            bits[second >> 3] & (1 << (second & 7))
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,8 +247,7 @@ class ResultCache:
             request = self.faults.foresee(job, epoch)
         except QMKError:
             return None
-        # kept for its end (:meth:`index`): a deep queue's acceptances push a key out of
-        # :data:`_KEYS` before its job ends
+        # kept for its end (:meth:`index`), which then hashes nothing again
         job.looked_up = _made(job.tenant, request)
         key = job.looked_up[1]
         if not self.keys.may_hold(key):  # no job has had this key

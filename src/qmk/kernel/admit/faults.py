@@ -64,6 +64,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 
 from qmk.devices.logical import LogicalMachine
@@ -274,10 +275,10 @@ def adjust(
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Foreseen:
+class Foreseen(msgspec.Struct, frozen=True, kw_only=True):
     """:func:`adjust`'s answer for a job when it was accepted (:meth:`FaultPolicies.foresee`),
-    and what that answer depends on, for its start to reuse (module docstring)."""
+    and what that answer depends on, for its start to reuse (module docstring). A struct,
+    not a frozen dataclass: one is made for every job accepted, ten times faster."""
 
     given: RunRequest
     epoch: int

@@ -47,11 +47,14 @@ class Settled:
     calibrations: int  #: ... after this many calibrations ingested ...
     shots: int  #: ... for these shots
     policy: Policy  #: the policy with the program's SET_POLICY hints (no deadline)
-    qubits: dict[str, int]  #: the firewall's answer (no channel bound)
+    #: the firewall's answer (no channel bound) less the tenants it holds no qubit of: the
+    #: ``qubits`` its jobs share (a mapping never changed)
+    qubits: dict[str, int]
     warnings: tuple[dict[str, str], ...]
     request: RunRequest  #: the run request, of another seed
     physical: int  #: peak physical qubits, at most one module's
     footprint: Footprint | None
+    cacheable: bool  #: whether its runs may be answered from the result cache, and answer
 
 
 class SettledAnswers:
@@ -123,8 +126,12 @@ def parse_kept(memo: Memo[Policy], policy: Any, default_timeout_s: float) -> Pol
     tells ``1``, ``1.0`` and ``true`` apart) and the default timeout; no policy is kept
     as the empty one, so that every submit that gives none shares one. A refused one is
     parsed again each time, its refusal with it."""
-    if policy is None:
-        policy = {}
+    if policy is None or (type(policy) is dict and not policy):  # none: the empty one's
+        return memo.get(
+            (b"{}", default_timeout_s),
+            None,
+            lambda: parse_policy({}, default_timeout_s=default_timeout_s),
+        )
     if type(policy) is not dict or not plain(policy):
         return parse_policy(policy, default_timeout_s=default_timeout_s)
     try:

@@ -104,6 +104,22 @@ def verified(text: str) -> Any:
     return program
 
 
+def verified_kept(text: str) -> Any:
+    """The verified program kept for ``text`` (:func:`verified`'s, read with no work of
+    its own: no reading, no verifying), or None when none is kept.
+
+    >>> from qmk.qvm.generate import uniform_graph
+    >>> from qmk.qvm.graph import compact_text
+    >>> text = compact_text(uniform_graph(3).to_json())
+    >>> verified_kept(text) is None
+    True
+    >>> program = verified(text)
+    >>> verified_kept(text) is program
+    True
+    """
+    return _CACHE.get(text)
+
+
 def verified_nodes(text: str) -> int | None:
     """The graph nodes of ``text``'s program if it is verified and kept, else None.
 
@@ -121,5 +137,6 @@ __all__ = [
     "VERIFIED_CACHE_SIZE",
     "VerifiedCache",
     "verified",
+    "verified_kept",
     "verified_nodes",
 ]

@@ -521,7 +521,41 @@ def _policy_text(policy: Policy) -> str:
     >>> _policy_text(Policy(priority=3)) == _dumps(Policy(priority=3).to_json())
     True
     """
-    return _POLICY_TEXTS.get(_pack_policy(policy), None, lambda: _dumps(policy.to_json()))
+    last = _LAST_POLICY[0]
+    if last[0] is policy:  # the jobs of one program and policy share that very object
+        return last[1]
+    text = _POLICY_TEXTS.get(_pack_policy(policy), None, lambda: _dumps(policy.to_json()))
+    _LAST_POLICY[0] = (policy, text)
+    return text
+
+
+#: The policy :func:`_policy_text` wrote last and its text (a policy is frozen).
+_LAST_POLICY: list[tuple[Policy | None, str]] = [(None, "")]
+
+
+def _qubits_text(qubits: Mapping[str, int]) -> str:
+    """A job's ``qubits`` column: :func:`_dumps` of its tenants' logical qubits. The
+    text of the mapping written last is kept with a copy of it: the jobs of one program
+    share one mapping (admission's), and one changed since is written anew.
+
+    >>> held = {"alice": 2}
+    >>> _qubits_text(held), _qubits_text(held)
+    ('{"alice":2}', '{"alice":2}')
+    >>> held["bob"] = 1
+    >>> _qubits_text(held)
+    '{"alice":2,"bob":1}'
+    """
+    last, copy, text = _LAST_QUBITS[0]
+    if last is qubits and copy == qubits:
+        return text
+    copy = dict(qubits)
+    text = _dumps(copy)
+    _LAST_QUBITS[0] = (qubits, copy, text)
+    return text
+
+
+#: The mapping :func:`_qubits_text` wrote last, a copy of it then, and its text.
+_LAST_QUBITS: list[tuple[Mapping[str, int] | None, dict[str, int], str]] = [(None, {}, "")]
 
 
 _NAMES_JSON: dict[tuple[str, ...], str] = {}
@@ -949,7 +983,7 @@ class Store:
                     _names(tuple(job.caps)),
                     _names(tuple(job.required_caps)),
                     job.physical_qubits,
-                    _dumps(dict(job.qubits)),
+                    _qubits_text(job.qubits),
                     job.created_at,
                     job.started_at,
                     job.finished_at,
