@@ -10,6 +10,7 @@ a position in it).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -57,6 +58,7 @@ def draw_indices(
         draws = rng.random(shots) * cdf[-1]
         return np.minimum(np.searchsorted(cdf, draws, side="right"), size - 1)
     width = block_width(size, shots)
+    blocks = values.reshape(-1, width)
     if amplitudes:  # |a|^2 summed as re^2 + im^2 over the block's interleaved reals
         reals = values.view(values.real.dtype).reshape(-1, 2 * width)
         block_weights = np.empty(len(reals), dtype=np.float64)
@@ -64,16 +66,34 @@ def draw_indices(
         for start in range(0, len(reals), rows):
             part = reals[start : start + rows]
             block_weights[start : start + rows] = np.einsum("ij,ij->i", part, part)
-        blocks = values.reshape(-1, width)
     else:
-        blocks = values.reshape(-1, width)
         block_weights = blocks.sum(axis=1, dtype=np.float64)
+    return draw_from_blocks(
+        rng, block_weights, width, shots, lambda used: blocks[used], amplitudes=amplitudes
+    )
+
+
+def draw_from_blocks(
+    rng: np.random.Generator,
+    block_weights: np.ndarray,
+    width: int,
+    shots: int,
+    fetch: Callable[[np.ndarray], np.ndarray],
+    *,
+    amplitudes: bool = False,
+) -> np.ndarray:
+    """The second level of :func:`draw_indices`, given each block's total weight
+    (``block_weights``: blocks of ``width`` entries, in order): ``shots`` indices drawn
+    with one call of ``rng``. ``fetch(used)`` returns the entries of the blocks ``used``
+    (sorted block numbers) as a ``(len(used), width)`` array, so the state itself may
+    live elsewhere (a GPU engine sums its blocks there and sends only these).
+    """
     block_cdf = np.cumsum(block_weights)
     draws = rng.random(shots) * block_cdf[-1]
     chosen = np.minimum(np.searchsorted(block_cdf, draws, side="right"), len(block_cdf) - 1)
     within = draws - (block_cdf[chosen] - block_weights[chosen])
     used, which = np.unique(chosen, return_inverse=True)
-    picked = blocks[used]
+    picked = np.asarray(fetch(used))
     if amplitudes:
         picked = picked.real.astype(np.float64) ** 2 + picked.imag.astype(np.float64) ** 2
     cdfs = np.cumsum(picked, axis=1, dtype=np.float64)
@@ -84,4 +104,4 @@ def draw_indices(
     return chosen * width + np.clip(position, 0, width - 1)
 
 
-__all__ = ["CHUNK", "FLAT_SAMPLING", "block_width", "draw_indices"]
+__all__ = ["CHUNK", "FLAT_SAMPLING", "block_width", "draw_from_blocks", "draw_indices"]

@@ -378,7 +378,7 @@ class SegmentEngine(GateEngine):
         n = len(self._order)
         if not self.density and axes == list(range(n)):
             # the whole state in its own order: drawn from the amplitudes (no copy)
-            drawn = draw_indices(self._rng, self._state, int(shots), amplitudes=True)
+            drawn = self._draw_whole(int(shots))
         else:
             probs = self._diagonal().reshape((2,) * n)
             others = tuple(a for a in range(n) if a not in axes)
@@ -390,6 +390,11 @@ class SegmentEngine(GateEngine):
         for column in range(width):
             out[:, column] = (drawn >> (width - 1 - column)) & 1
         return out
+
+    def _draw_whole(self, shots: int) -> np.ndarray:
+        """``shots`` basis-state indices of the whole vector state, in its own order
+        (a GPU engine overrides this to draw where its state is)."""
+        return draw_indices(self._rng, self._state, shots, amplitudes=True)
 
     # ------------------------------------------------------------------ numpy on the state
 

@@ -1,17 +1,20 @@
 """NVIDIA cuStateVec (``cuquantum``) behind the engine protocol, on a CUDA GPU.
 
-A :class:`~qmk.engines.adapters._segments.SegmentEngine`: QMK holds the state between
-calls; each segment is uploaded to the GPU once (CuPy; a segment from ``|0...0>`` is built
-there), its gates are fused into blocks of up to :data:`FUSED_WIDTH` qubits by QMK's
-planner (:func:`qmk.engines.fusion.plan`), each block is applied there by
-``custatevec.apply_matrix``, and the result comes back. A program whose measurements
-are terminal is one upload, one segment and one download. The engine registers only
-where a CUDA GPU is present (:func:`qmk.engines.registry.gpu_present` asks the driver
-without importing CUDA packages) and cuquantum and CuPy are installed
-(``pip install 'quantum-microkernel[gpu]'``).
+A :class:`~qmk.engines.adapters._segments.SegmentEngine` whose state lives on the GPU
+(CuPy) between segments: a segment from ``|0...0>`` is built there, its gates are fused
+into blocks of up to :data:`FUSED_WIDTH` qubits by QMK's planner
+(:func:`qmk.engines.fusion.plan`), each block is applied by ``custatevec.apply_matrix``,
+and the shots of a measurement of the whole state are drawn there (each block's weight
+summed on the GPU, only the blocks drawn sent back). The state comes to the host only
+where something reads it there (a mid-circuit collapse, a snapshot, a marginal): a program
+whose measurements are terminal never downloads it. The engine registers only where a
+CUDA GPU is present (:func:`qmk.engines.registry.gpu_present` asks the driver without
+importing CUDA packages) and cuquantum and CuPy are installed (``pip install
+'quantum-microkernel[gpu]'``).
 
-Written to cuQuantum Python's documented ``apply_matrix`` call; **untested on a GPU**
-(the development machine has none): its tests skip where no GPU is present.
+Its tests skip where no GPU is present; on a GPU machine (an H200, cuquantum-python
+26.9, CUDA 13) the conformance suite, the exact-distribution corpus and the adapter
+tests pass (issue 50, item 5; figures in ``docs/engines.md``).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk import defaults
-from qmk.engines import fusion
+from qmk.engines import fusion, sampling
 from qmk.engines.adapters._segments import SegmentEngine, SegmentGate, dense_gate
 
 #: The widest block of gates fused into one ``apply_matrix`` (each pass over the state
 #: is memory-bound: fewer, wider passes; qsim's GPU backend is run with the same width).
 FUSED_WIDTH = 4
+#: Entries of the state whose magnitudes are summed at a time when shots are drawn on
+#: the GPU (bounds the temporary array to 256 MiB).
+GPU_CHUNK = 1 << 26
 
 
 def _bindings() -> tuple[Any, Any, Any]:
@@ -46,7 +52,7 @@ def _bindings() -> tuple[Any, Any, Any]:
 
 
 class CuStateVecEngine(SegmentEngine):
-    """cuStateVec on the first CUDA GPU (see the module docstring; untested on a GPU)."""
+    """cuStateVec on the first CUDA GPU (see the module docstring)."""
 
     name: ClassVar[str] = defaults.CUSTATEVEC
 
@@ -59,6 +65,7 @@ class CuStateVecEngine(SegmentEngine):
         self._data_type = data_type.CUDA_C_32F if single else data_type.CUDA_C_64F
         self._compute_type = compute_type.COMPUTE_32F if single else compute_type.COMPUTE_64F
         self._handle = self._cusv.create()
+        self._device: Any = None  # the state on the GPU, where it is newer than _held
 
     def __del__(self) -> None:
         handle = getattr(self, "_handle", None)
@@ -66,18 +73,71 @@ class CuStateVecEngine(SegmentEngine):
             with contextlib.suppress(Exception):  # interpreter shutdown
                 self._cusv.destroy(handle)
 
-    def _evolve_from_zero(self, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
-        """``|0...0>`` built on the GPU: no host state built or uploaded."""
-        device_state = self._cupy.zeros(2**n, dtype=self._dtype)
-        device_state[0] = 1
-        return self._run_gates(device_state, n, gates)
+    # The state after a segment stays on the GPU (``_device``) until something reads it on
+    # the host (:attr:`_state` downloads it then): a run whose measurements are terminal
+    # draws its shots there (:meth:`_draw_whole`) and never downloads the state.
+
+    @property
+    def _state(self) -> np.ndarray:
+        if self._device is not None:
+            self._held = np.asarray(self._device.get())
+            self._device = None
+        return SegmentEngine._state.fget(self)  # type: ignore[attr-defined]
+
+    @_state.setter
+    def _state(self, state: np.ndarray) -> None:
+        self._device = None
+        SegmentEngine._state.fset(self, state)  # type: ignore[attr-defined]
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        axis = {q: a for a, q in enumerate(self._order)}
+        gates = [(g, tuple(axis[q] for q in qs), p) for g, qs, p in self._pending]
+        self._pending = []
+        n = len(self._order)
+        if self._device is not None and not self._zeros:
+            device_state = self._device  # the last segment's state, still on the GPU
+        elif n and self._zeros == n and self._held.size == 1 and self._held.flat[0] == 1:
+            device_state = self._cupy.zeros(2**n, dtype=self._dtype)  # |0...0> built there
+            device_state[0] = 1
+        else:
+            upload = np.ascontiguousarray(self._state, dtype=self._dtype)
+            device_state = self._cupy.asarray(upload)
+        self._run_gates(device_state, n, gates)
+        self._device, self._zeros = device_state, 0
 
     def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
-        upload = np.ascontiguousarray(state, dtype=self._dtype)
-        return self._run_gates(self._cupy.asarray(upload), n, gates)
+        device_state = self._cupy.asarray(np.ascontiguousarray(state, dtype=self._dtype))
+        self._run_gates(device_state, n, gates)
+        return np.asarray(device_state.get())
 
-    def _run_gates(self, device_state: Any, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
-        """Apply ``gates`` to the state on the GPU, then download it."""
+    def _draw_whole(self, shots: int) -> np.ndarray:
+        """Shots drawn on the GPU where the state is there (:func:`draw_indices`'s two
+        levels: each block's weight summed there, then only the blocks drawn sent back)."""
+        device_state = self._device
+        size = 0 if device_state is None else int(device_state.size)
+        if device_state is None or self._zeros or size <= sampling.FLAT_SAMPLING:
+            return super()._draw_whole(shots)
+        cp = self._cupy
+        width = sampling.block_width(size, shots)
+        blocks = device_state.reshape(-1, width)
+        weights = cp.empty(len(blocks), dtype=cp.float64)
+        rows = max(1, GPU_CHUNK // width)
+        for start in range(0, len(blocks), rows):
+            part = blocks[start : start + rows]
+            weights[start : start + rows] = (cp.abs(part) ** 2).sum(axis=1, dtype=cp.float64)
+        return sampling.draw_from_blocks(
+            self._rng,
+            cp.asnumpy(weights),
+            width,
+            shots,
+            lambda used: cp.asnumpy(blocks[cp.asarray(used)]),
+            amplitudes=True,
+        )
+
+    def _run_gates(self, device_state: Any, n: int, gates: Sequence[SegmentGate]) -> None:
+        """Apply ``gates`` (on axes) to the state on the GPU, in place."""
         cp, cusv = self._cupy, self._cusv
         blocks = fusion.plan(
             [(axes, dense_gate(name, params)) for name, axes, params in gates],
@@ -122,4 +182,3 @@ class CuStateVecEngine(SegmentEngine):
                 size,
             )
         cp.cuda.Device().synchronize()
-        return np.asarray(device_state.get())
