@@ -10,7 +10,7 @@ where something reads it there (a mid-circuit collapse, a snapshot, a marginal):
 whose measurements are terminal never downloads it. The engine registers only where a
 CUDA GPU is present (:func:`qmk.engines.registry.gpu_present` asks the driver without
 importing CUDA packages) and cuquantum and CuPy are installed (``pip install
-'quantum-microkernel[gpu]'``).
+'quantum-microkernel[gpu]'`` on CUDA 12, ``[gpu-cu13]`` on CUDA 13).
 
 Its tests skip where no GPU is present; on a GPU machine (an H200, cuquantum-python
 26.9, CUDA 13) the conformance suite, the exact-distribution corpus and the adapter
