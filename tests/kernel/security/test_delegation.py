@@ -147,6 +147,10 @@ def test_a_queued_job_whose_delegation_ended_is_refused_at_execution(tmp_path: P
         done = run_kernel(tmp_path, body, workers=1, config=config(), gate=gate)
     assert done["state"] == "FAILED" and done["error"]["code"] == "QS1004"
     assert "refused at execution" in done["error"]["message"]
+    # a refusal at the start has its VALIDATING line, the decision on it, then FAILED
+    lines = [r for r in audit_lines(tmp_path, "job") if r["job_id"] == done["job_id"]]
+    assert [r["state"] for r in lines] == ["QUEUED", "VALIDATING", "FAILED"]
+    assert lines[1]["decision"] == "deny" and "CAP_MAGIC" in lines[1]["required"]
 
 
 def test_only_the_delegators_own_held_capabilities_can_be_lent(tmp_path: Path) -> None:

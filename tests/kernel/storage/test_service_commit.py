@@ -84,8 +84,14 @@ def test_a_finished_job_reaches_the_database_within_the_group_commit_window(
         assert state == "COMPLETED"
         assert result["counts"] == executor.run(BELL, shots=200, seed=11).counts
         states = audit_states(data, job["job_id"])
-        assert states[0] == "QUEUED" and states[-1] == "COMPLETED"
-        assert {"VALIDATING", "RUNNING"} <= set(states)
+        assert states == ["QUEUED", "RUNNING", "COMPLETED"]
+        # the start's check of the capabilities is on its RUNNING line (no line of its own)
+        lines = map(json.loads, (data / "audit.log").read_text().splitlines())
+        (running,) = (
+            r for r in lines if r.get("job_id") == job["job_id"] and r.get("state") == "RUNNING"
+        )
+        assert running["decision"] == "allow" and running["required"] == ["CAP_ALLOC"]
+        assert running["attempt"] == 1 and isinstance(running["epoch"], int)
 
     run(tmp_path, body)
 

@@ -199,21 +199,23 @@ class Dispatcher:
         """VALIDATING (capabilities and channels checked again), then RUNNING on a worker.
 
         Both transitions happen in one loop turn, so only RUNNING (or the refusal) reaches
-        the database; the audit log records both.
+        the database. The audit log records the check's decision once: on the RUNNING
+        line when it allows (``required``, ``decision``: the VALIDATING line's facts, at
+        the same epoch), on a VALIDATING line of its own, before FAILED, when it denies.
         """
         book = self.book
-        job.state = J.VALIDATING
         refusal = self._refusal(job)
-        book.audit.append(
-            "job",
-            job_id=job.job_id,
-            tenant=job.tenant,
-            state=J.VALIDATING,
-            epoch=book.epoch,
-            required=list(job.required_caps),
-            decision="deny" if refusal else "allow",
-        )
         if refusal is not None:
+            job.state = J.VALIDATING
+            book.audit.append(
+                "job",
+                job_id=job.job_id,
+                tenant=job.tenant,
+                state=J.VALIDATING,
+                epoch=book.epoch,
+                required=list(job.required_caps),
+                decision="deny",
+            )
             book.release(job)
             book.finish(job, J.FAILED, refusal)
             return
@@ -221,7 +223,14 @@ class Dispatcher:
         job.attempts += 1
         job.started_at = book.clock.now()
         job.epoch = book.epoch
-        book.transition(job, J.RUNNING, attempt=job.attempts, epoch=book.epoch)
+        book.transition(
+            job,
+            J.RUNNING,
+            attempt=job.attempts,
+            epoch=book.epoch,
+            required=list(job.required_caps),
+            decision="allow",
+        )
         checkpoint_dir = book.checkpoint_dir
         directory = None if self._checkpoints is None else self._checkpoints + job.job_id
         resume = (
