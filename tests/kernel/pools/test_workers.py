@@ -109,6 +109,23 @@ def test_tasks_return_their_values(pool: WorkerPool) -> None:
     assert [f.result(timeout=10) for f in futures] == [math.factorial(n) for n in range(20)]
 
 
+def test_a_plain_function_runs_in_every_task_that_names_it(pool: WorkerPool) -> None:
+    # a Python function crosses as its pickle, made once by the pool, read once a worker
+    futures = [pool.submit(os.path.join, "a", str(n)) for n in range(8)]
+    assert [f.result(timeout=10) for f in futures] == [f"a/{n}" for n in range(8)]
+
+
+def test_a_function_that_cannot_be_pickled_fails_its_task_and_the_pool_goes_on(
+    pool: WorkerPool,
+) -> None:
+    def local() -> int:  # not importable by its name: it cannot cross
+        return 1
+
+    with pytest.raises(TaskError, match="cannot send the task"):
+        pool.submit(local).result(timeout=10)
+    assert pool.submit(os.path.join, "b", "c").result(timeout=10) == "b/c"
+
+
 def test_workers_are_persistent_processes(pool: WorkerPool) -> None:
     pids = {pool.submit(os.getpid).result(timeout=10) for _ in range(20)}
     assert pids <= set(live_workers(pool, 2)) and os.getpid() not in pids

@@ -50,7 +50,10 @@ fails with :class:`WorkerMemoryError`, one past its CPU time with
 :class:`WorkerCpuLimit`; either worker is replaced.
 
 Functions and arguments travel by pickle, so ``fn`` must be importable (a module-level
-function). Errors raised by ``fn`` come back as :class:`TaskError` carrying the exception
+function). A plain function crosses as its own pickle, made once per pool and read once
+per worker (:func:`_function_of`): pickling a function by name imports its module and
+looks the name up again each time, about as much work as the rest of a small job's task.
+Errors raised by ``fn`` come back as :class:`TaskError` carrying the exception
 type and message (and ``to_json()`` of a :class:`~qmk.errors.QMKError`).
 
 **Talking to a running task.** A task's function may send the pool notes while it
@@ -83,6 +86,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
+import pickle
 import select
 import shutil
 import signal
@@ -91,6 +95,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from qmk.kernel.pools.future import TaskFuture
@@ -335,6 +340,21 @@ def _confine(
         return {"error": refusal}, None, refusal
 
 
+#: The worker's functions, by the pickle the pool sends for each (:func:`_function_of`).
+_FUNCTIONS: dict[bytes, Callable[..., Any]] = {}
+
+
+def _function_of(fn: Any) -> Callable[..., Any]:
+    """A task's function as the pool sent it: a plain function's pickle (the pool's
+    :meth:`WorkerPool._pickled`), read once per worker, or the callable itself."""
+    if type(fn) is not bytes:
+        return fn
+    function = _FUNCTIONS.get(fn)
+    if function is None:
+        function = _FUNCTIONS[fn] = pickle.loads(fn)
+    return function
+
+
 def _run_task(
     hooks: WorkerHooks, link: TaskLink, message: Any, memory_mb: int | None, refusal: str | None
 ) -> tuple[Any, ...]:
@@ -347,6 +367,7 @@ def _run_task(
     try:
         if refusal is not None:
             raise RuntimeError(refusal)
+        fn = _function_of(fn)
         return (task_id, "ok", hooks.run(link, fn, args, kwargs))
     except PoolClosed:
         raise
@@ -531,6 +552,8 @@ class WorkerPool(Executor):
         self._workers: list[_Worker] = []
         self._outcomes: list[_Outcome] = []
         self._notes: list[tuple[Callable[[Any], None], Any]] = []
+        #: Each plain function's pickle, made once (:meth:`_pickled`).
+        self._functions: dict[Callable[..., Any], bytes] = {}
         self._ids = itertools.count(1)
         self._shutdown = False
         self._stopped = False
@@ -576,8 +599,10 @@ class WorkerPool(Executor):
                 with self._lock:  # dead workers are reaped by their sentinels' callbacks
                     self._assign()
                     short = bool(self._pending) and len(self._workers) < self.max_workers
-                self._deliver()
-                self._sync_writers()
+                if self._outcomes or self._notes:  # e.g. a task that could not be sent
+                    self._deliver()
+                if self._backlog:
+                    self._sync_writers()
                 if short:
                     self._schedule_pump()
         else:
@@ -977,7 +1002,8 @@ class WorkerPool(Executor):
                     continue
                 task.sent = True
             try:
-                if not worker.line.send((task.task_id, task.fn, task.args, task.kwargs)):
+                message = (task.task_id, self._pickled(task.fn), task.args, task.kwargs)
+                if not worker.line.send(message):
                     self._backlog = True
             except OSError:
                 worker.retiring = True  # the worker is gone; the task waits for another
@@ -992,6 +1018,21 @@ class WorkerPool(Executor):
             worker.task = task
             self._running[task.future] = worker
             return
+
+    def _pickled(self, fn: Callable[..., Any]) -> Any:
+        """What crosses for the task function ``fn``: a plain function's pickle, made
+        once (the worker reads it once: :func:`_function_of`), or ``fn`` itself (a
+        callable object, pickled with the task).
+
+        Raises:
+            pickle.PicklingError, AttributeError: a function not importable by its name.
+        """
+        if type(fn) is not FunctionType:
+            return fn
+        data = self._functions.get(fn)
+        if data is None:
+            data = self._functions[fn] = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        return data
 
     def _flush_locked(self, worker: _Worker) -> bool:
         """With the lock held: write what waits for ``worker``; True when all went."""
@@ -1172,11 +1213,16 @@ class WorkerPool(Executor):
                 self.loop.remove_writer(worker.fds[0])
                 worker.writing = False
         with self._lock:
-            if worker.task is None and not (worker.killed or worker.retiring or worker.closed):
+            if (
+                worker.task is None
+                and self._pending
+                and not (worker.killed or worker.retiring or worker.closed)
+            ):
                 self._assign_to(worker)
             retire = worker.retiring
         self._deliver()
-        self._sync_writers()
+        if self._backlog:
+            self._sync_writers()
         if retire or (self._shutdown and not self._running):
             self._schedule_pump()
 

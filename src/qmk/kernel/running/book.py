@@ -221,26 +221,35 @@ class JobBook:
     ) -> None:
         """End ``job`` in the final ``state`` (with ``error``): its row, audit line and
         usage record, and everything that waited on it."""
+        job_id = job.job_id
         job.finished_at = self.clock.now()
         job.error = error
-        reason = None if error is None else error["message"]
+        if error is not None and error["message"]:
+            fields = {"reason": error["message"], **fields}
         if job.result is not None:  # chained: what its stored row must hold (kernel/security/seals)
             fields["stored_sha256"] = job.result.sha256
-        self.transition(job, state, **({"reason": reason} if reason else {}), **fields)
+        # the transition (:meth:`transition`), its fields passed on as they are
+        job.state = state
+        self.store.save_job(job)
+        self.audit.append("job", job_id=job_id, tenant=job.tenant, state=state, **fields)
+        self.commits.dirty(urgent=False)
         self.ledger.job_ended(job)  # in the transaction of the end state
-        self.artifacts.forget(job.job_id)  # parts streamed while it ran, if it had no result
-        self.jobs.pop(job.job_id, None)
+        self.artifacts.forget(job_id)  # parts streamed while it ran, if it had no result
+        self.jobs.pop(job_id, None)
         self.remember(job)
-        self.queue.remove(job.job_id)
-        cancel_task(self.deadlines.pop(job.job_id, None))
-        self.waits.ended(job.job_id)
+        self.queue.remove(job_id)
+        deadline = self.deadlines.pop(job_id, None)
+        if deadline is not None:
+            cancel_task(deadline)
+        self.waits.ended(job_id)
         self.kick()
 
     def remember(self, job: Job) -> None:
         """Keep ``job`` among the recently finished, within :data:`FINISHED_CACHE_SIZE`
         jobs and :data:`FINISHED_CACHE_BYTES` of results (older ones are read from the
         database when asked for)."""
-        self.forget(job.job_id)
+        if job.job_id in self.finished_size:
+            self.forget(job.job_id)
         self.finished[job.job_id] = job
         size = self.finished_size[job.job_id] = _result_bytes(job)
         self.finished_bytes += size

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from msgspec.structs import replace
@@ -38,6 +39,9 @@ from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import result_of, with_telemetry
 from qmk.kernel.running.book import JobBook, Running
 from qmk.kernel.security.attest import ATTEST_EVENT, attestation
+
+#: The outcomes that carry a result.
+_RESULTS = (Done, Ran)
 
 
 class Runs:
@@ -80,7 +84,7 @@ class Runs:
             book.pool.listen(future, lambda note: self.noted(job, run, note))
         run.ends_at = job.started_at + job.policy.timeout_s
         self._watch.ask(run.ends_at)  # the earliest end: the watch is set at it
-        future.add_done_callback(lambda _: self._settled(job, run))
+        future.add_done_callback(functools.partial(self._settled, job, run))
 
     def _watched(self) -> None:
         """The timeouts' timer: time out each run past its end (unless its answer came
@@ -102,10 +106,10 @@ class Runs:
         """The kernel closes: the timeouts' timer goes (no run is watched any more)."""
         self._watch.cancel()
 
-    def _settled(self, job: Job, run: Running) -> None:
-        """The pool's future of ``run`` is done: its answer is taken now when this is the
-        loop's thread, at the top of the loop (:meth:`answered`), else in a later turn of
-        the loop."""
+    def _settled(self, job: Job, run: Running, _future: Any = None) -> None:
+        """The pool's future of ``run`` is done (its callback, ``_future`` the future):
+        its answer is taken now when this is the loop's thread, at the top of the loop
+        (:meth:`answered`), else in a later turn of the loop."""
         book = self.book
         if threading.get_ident() != book.thread_id:  # a pool driven by its own thread
             with contextlib.suppress(RuntimeError):  # after close() the loop may be gone
@@ -129,14 +133,14 @@ class Runs:
         the kernel, raised by a task of the kernel's group (a loop callback must not
         raise).
         """
-        if self.book.running.get(job.job_id) is not run:
-            return
         book = self.book
+        if book.running.get(job.job_id) is not run or not book.starting:
+            return  # cancelled, timed out or preempted: already handled
         self._answering = True
         try:
-            book.round_follows = True  # what worker_done kicks, the round below does
+            book.round_follows = True  # what the end kicks, the round below does
             try:
-                self.worker_done(job, run, dispatch_first=True)
+                self._worker_done(job, run)
             finally:
                 book.round_follows = False
             self._dispatch()
@@ -172,22 +176,20 @@ class Runs:
             ),
         )
 
-    def worker_done(self, job: Job, run: Running, *, dispatch_first: bool = False) -> None:
-        """End ``run``'s attempt of ``job`` with its worker's answer.
+    def _worker_done(self, job: Job, run: Running) -> None:
+        """End ``run``'s attempt of ``job`` (still running: :meth:`answered` looked) with
+        its worker's answer.
 
-        ``dispatch_first``: the worker it held takes its next job before this one's
-        result is kept, attested and its end written (the pool's reply callback: the
-        worker then computes while the loop does that bookkeeping, instead of waiting
-        for it; the next job's start lines come before this job's end lines).
+        The worker it held takes its next job first, before this one's result is kept,
+        attested and its end written (the worker then computes while the loop does that
+        bookkeeping, instead of waiting for it; the next job's start lines come before
+        this job's end lines).
         """
         book = self.book
-        if book.running.get(job.job_id) is not run or not book.starting:
-            return  # cancelled, timed out or preempted: already handled
         del book.running[job.job_id]
         book.release(job)
         book.checkpoints.attempt_ended(job)
-        if dispatch_first:
-            self._dispatch()
+        self._dispatch()
         try:
             answer = run.future.result()
         except WorkerMemoryError as exc:
@@ -214,10 +216,10 @@ class Runs:
         """End ``job``'s attempt with the worker's ``outcome``: its result kept (or
         refused), preempted back to the queue, or FAILED."""
         book = self.book
-        if isinstance(outcome, Done | Ran):
+        if isinstance(outcome, _RESULTS):
             result = result_of(outcome)
             telemetry = result.head.get("telemetry")
-            ran = isinstance(telemetry, Mapping) and "cache_hit" in telemetry
+            ran = isinstance(telemetry, dict) and "cache_hit" in telemetry
             if not ran:  # parts merged here: not marked yet
                 result = with_telemetry(result, cache_hit=False)
             refusal = book.results.take(job, result)

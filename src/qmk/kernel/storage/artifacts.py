@@ -231,6 +231,8 @@ class Artifacts:
 
     def forget(self, job_id: str) -> None:
         """Drop what :meth:`part` holds of ``job_id`` (it ended without a result)."""
+        if not self._live:  # most jobs stream nothing
+            return
         for key in [k for k in self._live if k[0] == job_id]:
             del self._live[key]
 
