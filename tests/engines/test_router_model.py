@@ -170,3 +170,18 @@ def test_a_deep_random_circuit_costs_an_mps_more_than_a_shallow_one_of_the_same_
     assert (deep.bond, shallow.bond) == (6, 3)
     assert deep.bond_work > 20 * shallow.bond_work
     assert mps.seconds(deep) > mps.seconds(shallow)
+
+
+def test_custatevecs_measured_figures_price_the_gpu_past_the_cpu_at_30_qubits_only() -> None:
+    """The cuStateVec model holds figures measured on an H200 (docs/engines.md): in a
+    fresh process (its imports paid) a random depth-20 circuit stays on the CPU at 24
+    qubits (the native statevector on 16 threads) and goes to the GPU at 30, where the
+    CPU's only dense-free choice is the matrix product state."""
+    gpu = spec(defaults.CUSTATEVEC)
+    at24, at30 = _work(_random(24, 20), shots=1000), _work(_random(30, 20), shots=1000)
+    cold = gpu.import_s
+    cpu24 = spec(defaults.STATEVECTOR).seconds(at24, "single", threads=16)
+    assert cpu24 < gpu.seconds(at24, "single") + cold
+    assert gpu.seconds(at30, "single") + cold < spec(defaults.MPS).seconds(at30)
+    # the state never leaves the GPU: a one-segment run pays no round trip
+    assert gpu.seconds(at30, "single") == gpu.cost.seconds(at30, "single")

@@ -16,15 +16,19 @@ def _resets(qubits: int, segments: int) -> Workload:
 
 
 def test_every_segment_engine_pays_a_round_trip_per_segment_and_no_other_does() -> None:
+    """A resident one (its state stays on its GPU) pays none for its first segment."""
     one, many = _resets(20, 1), _resets(20, 101)
     for entry in SPECS:
         extra = entry.seconds(many) - entry.cost.seconds(many)
         if entry.state == "segments":
-            expected = 101 * SEGMENT_ROUND_TRIP_S * entry.cost.elements(20)
+            trips = 100 if entry.resident else 101
+            expected = trips * SEGMENT_ROUND_TRIP_S * entry.cost.elements(20)
             assert abs(extra - expected) < 1e-9 * expected, entry.name
-            assert entry.seconds(one) > entry.cost.seconds(one)
+            first = entry.seconds(one) - entry.cost.seconds(one)
+            assert first == 0.0 if entry.resident else first > 0.0, entry.name
         else:
-            assert extra == 0.0, entry.name
+            assert not entry.resident and extra == 0.0, entry.name
+    assert [e.name for e in SPECS if e.resident] == [defaults.CUSTATEVEC]
 
 
 def test_many_mid_circuit_resets_at_21_qubits_cost_more_on_qsim_than_on_the_statevector() -> None:
