@@ -313,11 +313,16 @@ def test_quota_and_admission_errors_are_answered_at_submit(tmp_path: Path) -> No
         carol = await login(kernel, "carol", ["CAP_ALLOC"])
         accepted = [
             await kernel.q_submit(session_id=carol, graph=BELL, shots=1, seed=1)
-            for _ in range(5)  # 2 start (2 workers) and are held, 3 wait: the queue is full
+            for _ in range(2)  # both start (2 workers) and are held at the gate
+        ]
+        for job in accepted:  # waited for, not left to the loop's order of turns
+            await wait_state(kernel, carol, job["job_id"], "RUNNING")
+        accepted += [
+            await kernel.q_submit(session_id=carol, graph=BELL, shots=1, seed=1)
+            for _ in range(3)  # 3 wait: the queue is full
         ]
         with pytest.raises(QuotaError) as err:
-            for _ in range(3):
-                accepted.append(await kernel.q_submit(session_id=carol, graph=BELL, shots=1))
+            await kernel.q_submit(session_id=carol, graph=BELL, shots=1)
         assert err.value.details["limit"] == "max_queued_jobs"
         for job in accepted:
             await kernel.q_cancel(session_id=carol, job_id=job["job_id"])
