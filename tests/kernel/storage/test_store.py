@@ -40,6 +40,34 @@ def test_a_committed_job_survives_reopen_with_every_field(tmp_path: Path) -> Non
     again.close()
 
 
+def test_a_job_inserted_as_accepted_or_with_every_column_set_reads_back_as_it_was(
+    tmp_path: Path,
+) -> None:
+    # a job accepted now is written by one statement of its own (its columns that hold
+    # nothing yet written NULL); one with more set, or an idempotency key, by the general
+    # one: both read back field for field, the key with its row
+    store = Store(tmp_path)
+    fresh = make_job("job_fresh", 1)
+    store.insert_job(fresh)
+    full = make_job("job_full", 2)
+    full.state, full.result, full.attempts = COMPLETED, encode_result({"counts": {"1": 5}}), 2
+    full.started_at, full.finished_at, full.epoch = 1001.5, 1002.5, 4
+    full.error, full.checkpoint_id = {"code": "QK301", "message": "x"}, "ckpt_1"
+    full.cache_key, full.cached_from = "ab" * 32, "job_fresh"
+    store.insert_job(full, idempotency_key="retry-1")
+    keyed = make_job("job_keyed", 3)
+    store.insert_job(keyed, idempotency_key="retry-2")
+    store.commit((3, "f" * 64, 128))
+    store.close()
+    again = Store(tmp_path)
+    for job in (fresh, full, keyed):
+        assert again.load_job(job.job_id, "alice") == job, job.job_id
+    assert again.job_id_for_key("alice", "retry-1") == "job_full"
+    assert again.job_id_for_key("alice", "retry-2") == "job_keyed"
+    assert again.job_id_for_key("bob", "retry-1") is None
+    again.close()
+
+
 def test_a_committed_channel_survives_reopen_and_a_closed_one_is_not_loaded(
     tmp_path: Path,
 ) -> None:

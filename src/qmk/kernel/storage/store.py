@@ -434,15 +434,37 @@ class _Nulls:
         return texts
 
 
+#: The columns a new job's row is written with: its row's (:class:`JobRow`), then
+#: those only written here.
+_INSERTED = (*JobRow.__struct_fields__, "result_bytes", "graph_digest", "idempotency_key")
 _INSERT_JOB = _Nulls(
-    f"INSERT INTO jobs ({_JOB_COLUMNS}, result_bytes, graph_digest) VALUES ("
-    + ", ".join("{}" for _ in range(len(JobRow.__struct_fields__) + 2))
+    f"INSERT INTO jobs ({', '.join(_INSERTED)}) VALUES ("
+    + ", ".join("{}" for _ in _INSERTED)
     + ")",
-    tuple(
-        "CAST(? AS TEXT)" if c == "result" else "?"
-        for c in (*JobRow.__struct_fields__, "result_bytes", "graph_digest")
-    ),
+    tuple("CAST(? AS TEXT)" if c == "result" else "?" for c in _INSERTED),
 )
+#: The columns of a job accepted now that hold nothing yet (it has not started, has no
+#: result, error, checkpoint or cache key), its graph in its row, its submit without an
+#: idempotency key: NULL in :data:`_INSERT_FRESH`.
+_FRESH_NULLS = frozenset(
+    {
+        "started_at",
+        "finished_at",
+        "result",
+        "error",
+        "checkpoint_id",
+        "result_meta",
+        "result_expired_at",
+        "cache_key",
+        "cached_from",
+        "result_seal",
+        "graph_digest",
+        "idempotency_key",
+    }
+)
+#: :data:`_INSERT_JOB`'s text for such a job (:meth:`Store.insert_job`): its values are
+#: the other columns', in order, bound as they are (no pattern of NULLs worked out a job).
+_INSERT_FRESH = _INSERT_JOB.split(tuple(None if c in _FRESH_NULLS else 0 for c in _INSERTED))[0]
 
 #: The ``meta`` key of the database's format, and the format this kernel writes and reads:
 #: a database of another (an older kernel's: its rows, columns and tables) is brought
@@ -958,9 +980,47 @@ class Store:
         return None if row is None else str(row[0])
 
     def insert_job(self, job: Job, *, idempotency_key: str | None = None) -> None:
-        """Add a new job (with the submit's idempotency key, if it gave one)."""
-        result, meta, size, seal = _result_columns(job.result, job.job_id, self._sealer)
+        """Add a new job (with the submit's idempotency key, if it gave one, in the same
+        row: one statement)."""
         apart = len(job.graph) >= GRAPH_APART
+        if (
+            idempotency_key is None
+            and not apart
+            and job.result is None
+            and job.error is None
+            and job.started_at is None
+            and job.finished_at is None
+            and job.checkpoint_id is None
+            and job.result_expired_at is None
+            and job.cache_key is None
+            and job.cached_from is None
+        ):  # a job accepted now: the columns of _FRESH_NULLS are NULL
+            self.db.execute(
+                _INSERT_FRESH,
+                (
+                    job.job_id,
+                    job.tenant,
+                    job.seq,
+                    job.state,
+                    job.graph,
+                    job.shots,
+                    job.seed,
+                    _policy_text(job.policy),
+                    _names(tuple(job.caps)),
+                    _names(tuple(job.required_caps)),
+                    job.physical_qubits,
+                    _qubits_text(job.qubits),
+                    job.created_at,
+                    job.attempts,
+                    job.preemptions,
+                    job.epoch,
+                    _REQUEST_ENCODER.encode(job.request).decode(),
+                    0,  # result_bytes
+                ),
+            )
+            self.dirty = True
+            return
+        result, meta, size, seal = _result_columns(job.result, job.job_id, self._sealer)
         # hashed here, not taken from the request's program_digest: the key a text is
         # stored (and found) under must be the digest of that very text
         digest = program_digest(job.graph) if apart else None
@@ -1001,13 +1061,10 @@ class Store:
                     seal,
                     size,
                     digest,
+                    idempotency_key,
                 )
             )
         )
-        if idempotency_key is not None:
-            self.db.execute(
-                "UPDATE jobs SET idempotency_key=? WHERE job_id=?", (idempotency_key, job.job_id)
-            )
         self.dirty = True
 
     def save_request(self, job: Job) -> None:
