@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from qmk.client import Client
+from qmk.kernel.security.attest import attests
 from qmk.qec.logical import Calibration
 from support.cli import qmk
 from support.kernel import TENANTS, ServerProcess, WorkerGate, ghz_graph, toml_value
@@ -166,9 +167,7 @@ def test_jobs_with_their_own_noise_models_are_attested_apart_and_each_replays(
         assert replayed(server, job["job_id"])["same"] is True
         lines = (server.data_dir / "audit.log").read_text().splitlines()
         (record,) = [
-            r
-            for r in map(json.loads, lines)
-            if r["event"] == "attest" and r["job_id"] == job["job_id"]
+            r for r in map(json.loads, lines) if attests(r) and r["job_id"] == job["job_id"]
         ]
         records[job["job_id"]] = record
     noise = [records[job["job_id"]]["noise_model"] for job in jobs]

@@ -206,6 +206,16 @@ def _fields(event: KernelEvent) -> dict[str, Any]:
     return {"seq": event.seq, **record}
 
 
+def _attested(job_id: str, event: KernelEvent) -> dict[str, Any]:
+    """The progress event of a run's attestation: its epochs and engine."""
+    return {
+        "job_id": job_id,
+        "state": "RUNNING",
+        "epochs": len(event.record.get("epochs") or []),
+        "engine": event.record.get("engine"),
+    }
+
+
 class JobWatch:
     """One job's events as a wire streams them, whatever its framing (SSE, gRPC).
 
@@ -280,18 +290,15 @@ class JobWatch:
                         return
                     continue
                 if event.is_job:
+                    if event.state == "COMPLETED" and "epochs" in event.record:
+                        # its attestation, on its COMPLETED line: the progress it made first
+                        yield "progress", _attested(job_id, event), event.seq
                     yield "state", {"job_id": job_id, **_fields(event)}, event.seq
                     if event.state in self._final:
                         yield "result", await self._call("q_status", self._params), None
                         return
-                elif event.event == "attest":
-                    progress = {
-                        "job_id": job_id,
-                        "state": "RUNNING",
-                        "epochs": len(event.record.get("epochs") or []),
-                        "engine": event.record.get("engine"),
-                    }
-                    yield "progress", progress, event.seq
+                elif event.event == "attest":  # a line of its own (kernels before 2026-11-26)
+                    yield "progress", _attested(job_id, event), event.seq
                 else:
                     yield event.event, event.to_json(), event.seq
         finally:

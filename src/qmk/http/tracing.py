@@ -296,6 +296,8 @@ class Tracing:
         elif event.state == "RUNNING":
             self._running(event, now)
         elif event.job is not None and event.job.final:
+            if "epochs" in event.record:  # its attestation is on its COMPLETED line
+                self._attested(event)
             self._ended(event, now)
 
     def _job(self, event: KernelEvent, pending: _Pending | None) -> _JobTrace:

@@ -8,9 +8,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.records.stored import digest_counts
-from qmk.kernel.security.attest import find_attestation
+from qmk.kernel.security.attest import ATTEST_EVENT, attests, find_attestation
+from qmk.kernel.security.sessions import load_secret
+from qmk.kernel.storage.audit import AuditLog, verify
 from support.cli import qmk
 from support.kernel import login, run_kernel
 from support.paths import EXAMPLES
@@ -52,6 +54,45 @@ def test_a_completed_job_is_attested_with_its_inputs_epochs_and_result_digest(
     assert [e["epoch"] for e in epochs] == [0, 1]
     assert epochs[0]["ops"]["ALLOC_LQ"] == 1 and epochs[0]["allocated_qubits"] == 2
     assert epochs[1]["ops"] == {"APPLY_H": 1, "FREE_LQ": 1}
+
+
+def test_a_completed_jobs_attestation_is_on_its_completed_line(tmp_path: Path) -> None:
+    job_id, done = _completed_job(tmp_path)
+    lines = (tmp_path / "data" / AUDIT_FILE).read_text().splitlines()
+    records = [r for r in map(json.loads, lines) if r.get("job_id") == job_id]
+    assert [(r["event"], r.get("state")) for r in records] == [
+        ("job", "QUEUED"),
+        ("job", "RUNNING"),
+        ("job", "COMPLETED"),
+    ]
+    completed = records[-1]
+    assert attests(completed) and completed == find_attestation(tmp_path / "data", job_id)
+    # one record: the attestation, and what the job's stored row must hold
+    assert completed["result_sha256"] == digest_counts(done["result"]["counts"])
+    assert isinstance(completed["stored_sha256"], str) and completed["cache_hit"] is False
+
+
+def test_an_attest_line_of_an_older_kernel_still_reads_replays_and_verifies(
+    tmp_path: Path,
+) -> None:
+    job_id, _ = _completed_job(tmp_path)
+    data = tmp_path / "data"
+    record = find_attestation(data, job_id)
+    assert record is not None
+    # as kernels before 2026-11-26 wrote it: a line of its own with the same fields
+    own = ("seq", "ts", "event", "state", "stored_sha256", "prev", "mac", "mac2")
+    audit = AuditLog(data, load_secret(data))
+    audit.append(ATTEST_EVENT, **{k: v for k, v in record.items() if k not in own})
+    audit.close()
+    older = find_attestation(data, job_id)
+    assert older is not None and older["event"] == ATTEST_EVENT
+    assert {k: v for k, v in older.items() if k not in own} == {
+        k: v for k, v in record.items() if k not in own
+    }
+    status, out, err = qmk("audit", "replay", str(data), job_id)
+    assert status == 0, err
+    assert "the same counts" in out
+    assert verify(data).ok
 
 
 def test_audit_replay_proves_the_same_counts_and_catches_a_changed_graph(

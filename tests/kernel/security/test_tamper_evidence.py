@@ -14,6 +14,7 @@ import pytest
 from qmk.errors import StateError
 from qmk.execution.executor import run
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, SECRET_FILE
+from qmk.kernel.security.attest import attests
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import chain_hash, verify
 from support.cli import qmk
@@ -221,12 +222,9 @@ def test_an_edited_checkpoint_is_refused_on_restore_not_run_and_attested(
         again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
         assert again["state"] == "FAILED", again
         assert again["error"]["code"] == "QK309"
-        attests = [
-            json.loads(line)
-            for line in (tmp_path / "data" / AUDIT_FILE).read_text().splitlines()
-            if '"attest"' in line
-        ]
-        assert len([a for a in attests if a["job_id"] == job_id]) == 1  # the first run only
+        records = map(json.loads, (tmp_path / "data" / AUDIT_FILE).read_text().splitlines())
+        attested = [r for r in records if attests(r) and r.get("job_id") == job_id]
+        assert len(attested) == 1  # the first run only
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         run_kernel(tmp_path, body, workers=1, pause=pause)

@@ -217,7 +217,9 @@ function drawTelemetry(telemetry) {
 function drawTimeline(entries, telemetry) {
   const box = $("timeline");
   box.replaceChildren();
-  const attest = entries.filter((e) => e.event === "attest").pop();
+  // a run's attestation: on the job line that completed it (its epochs), or, before
+  // 2026-11-26, an attest line of its own
+  const attest = entries.filter((e) => e.event === "attest" || (e.event === "job" && e.epochs)).pop();
   if (!attest) {
     box.append(text("p", telemetry.state && facts.final.has(telemetry.state) ? "no attestation (the job did not complete)" : "runs once the job completes", { class: "muted" }));
     return;

@@ -217,21 +217,30 @@ class JobBook:
         self.commits.dirty(urgent=False)
 
     def finish(
-        self, job: Job, state: str, error: dict[str, Any] | None = None, **fields: Any
+        self,
+        job: Job,
+        state: str,
+        error: dict[str, Any] | None = None,
+        attested: dict[str, Any] | None = None,
     ) -> None:
         """End ``job`` in the final ``state`` (with ``error``): its row, audit line and
-        usage record, and everything that waited on it."""
+        usage record, and everything that waited on it. ``attested``: a completed job's
+        attestation (:func:`~qmk.kernel.security.attest.attestation`), which its line
+        carries."""
         job_id = job.job_id
         job.finished_at = self.clock.now()
         job.error = error
+        # the transition (:meth:`transition`), its line's fields made once, as a dict
+        line = {"job_id": job_id, "tenant": job.tenant, "state": state}
         if error is not None and error["message"]:
-            fields = {"reason": error["message"], **fields}
+            line["reason"] = error["message"]
+        if attested:
+            line.update(attested)
         if job.result is not None:  # chained: what its stored row must hold (kernel/security/seals)
-            fields["stored_sha256"] = job.result.sha256
-        # the transition (:meth:`transition`), its fields passed on as they are
+            line["stored_sha256"] = job.result.sha256
         job.state = state
         self.store.save_job(job)
-        self.audit.append("job", job_id=job_id, tenant=job.tenant, state=state, **fields)
+        self.audit.append("job", line)
         self.commits.dirty(urgent=False)
         self.ledger.job_ended(job)  # in the transaction of the end state
         self.artifacts.forget(job_id)  # parts streamed while it ran, if it had no result

@@ -38,7 +38,7 @@ from qmk.kernel.records.outcome import Done, Outcome, Ran, Yielded, decode
 from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import result_of, with_telemetry
 from qmk.kernel.running.book import JobBook, Running
-from qmk.kernel.security.attest import ATTEST_EVENT, attestation
+from qmk.kernel.security.attest import attestation
 
 #: The outcomes that carry a result.
 _RESULTS = (Done, Ran)
@@ -232,8 +232,7 @@ class Runs:
                 book.artifacts.take(job.job_id, job.tenant, streamed, book.clock.now())
             if run.work is not None:  # its result answers later runs of its request
                 book.cache.index(job, run.work.request)
-            self._attest(job, run)
-            book.finish(job, J.COMPLETED)
+            book.finish(job, J.COMPLETED, attested=self._attestation(job, run))
         elif isinstance(outcome, Yielded):  # preempted: it saved its state and stopped
             job.preemptions += 1
             program_epoch = outcome.epoch
@@ -255,15 +254,15 @@ class Runs:
         if spans and traces is not None and isinstance(traceparent, str):
             traces.worker_spans(job.job_id, traceparent, spans)
 
-    def _attest(self, job: Job, run: Running) -> None:
-        """Chain the completed job's attestation (inputs, epochs, result digest) into the
-        audit log, before its COMPLETED line (:mod:`qmk.kernel.security.attest`)."""
+    def _attestation(self, job: Job, run: Running) -> dict[str, Any] | None:
+        """The completed job's attestation (inputs, epochs, result digest), the fields
+        its COMPLETED audit line carries (:mod:`qmk.kernel.security.attest`); None for a
+        device job, whose record is its stored wire job and seed (no epochs)."""
         if run.work is None or job.result is None:
-            return
+            return None
         if target_spec(job.request.target).program != "qvm":
-            return  # a device job's record is its stored wire job and seed (no epochs)
-        fields = attestation(run.work.request, job.result, verified(job.graph))
-        self.book.audit.append(ATTEST_EVENT, job_id=job.job_id, tenant=job.tenant, **fields)
+            return None
+        return attestation(run.work.request, job.result, verified(job.graph))
 
     def noted(self, job: Job, run: Running, note: Any) -> None:
         """A note from a running job's worker: it saved its execution state (record the

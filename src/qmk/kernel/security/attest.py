@@ -1,8 +1,8 @@
 """Attestation: what a completed job ran, per epoch, chained into the audit log; and replay.
 
-When a job completes, the kernel appends one ``attest`` line to the audit log (so it is
-hash-chained and signed like every other line). It records everything needed to run the
-job again and the digest of what it gave:
+When a job completes, its ``COMPLETED`` line in the audit log (a ``job`` line, so it is
+hash-chained and signed like every other line) carries its attestation. It records
+everything needed to run the job again and the digest of what it gave:
 
 - the run's inputs: the fields of its run request
   (:class:`~qmk.execution.request.RunRequest`, as the worker ran it): the SHA-256 of the
@@ -18,7 +18,14 @@ job again and the digest of what it gave:
   request (:mod:`qmk.kernel.admit.cache`), and then ``cached_from``, that run's job. The
   request is the job's own either way, so replay runs it and compares.
 
-:func:`replay` runs the job again from its stored graph and its ``attest`` line and says
+Kernels before 2026-11-26 wrote the attestation on an ``attest`` line of its own, just
+before the job's ``COMPLETED`` line, with the same fields (its ``job_id`` and ``tenant``
+too); :func:`attests` knows a line of either form, and every reader of attestations
+(:func:`find_attestation`, ``qmk audit verify``, the traces, the live events, the console)
+reads both. The one line a job holds the same facts in one signed record, where the two
+cost a second line's encoding, hash and fan-out to the kernel's listeners.
+
+:func:`replay` runs the job again from its stored graph and its attestation and says
 whether the counts are the same. The executor is deterministic for a seed, so a mismatch
 means the record, the graph or the executor changed.
 """
@@ -42,7 +49,8 @@ from qmk.kernel.records.stored import digest_counts
 from qmk.memo import Memo
 from qmk.qvm.ops import OPS
 
-#: The audit event of an attestation line.
+#: The audit event of an attestation line of its own (kernels before 2026-11-26: today's
+#: attestation is on the job's COMPLETED line, :func:`attests`).
 ATTEST_EVENT = "attest"
 #: The fields of an attest line that are its run request's (their JSON names).
 REQUEST_FIELDS: tuple[str, ...] = tuple(f.encode_name for f in msgspec.structs.fields(RunRequest))
@@ -137,15 +145,34 @@ class Replay:
     reason: str = ""
 
 
+def attests(record: Mapping[str, Any]) -> bool:
+    """Whether the audit record ``record`` holds a job's attestation: a COMPLETED ``job``
+    line that carries one (its ``result_sha256``), or an ``attest`` line of an older
+    kernel.
+
+    >>> attests({"event": "job", "state": "COMPLETED", "result_sha256": "ab"})
+    True
+    >>> attests({"event": "job", "state": "COMPLETED"})  # a device job: no attestation
+    False
+    >>> attests({"event": "attest", "result_sha256": "ab"})
+    True
+    """
+    event = record.get("event")
+    if event == "job":
+        return record.get("state") == "COMPLETED" and "result_sha256" in record
+    return event == ATTEST_EVENT
+
+
 def find_attestation(data_dir: str | Path, job_id: str) -> dict[str, Any] | None:
-    """The last ``attest`` line of ``job_id`` in the data directory's audit log, or None."""
+    """The last attestation of ``job_id`` in the data directory's audit log (its record:
+    :func:`attests`), or None."""
     found = None
     with open(Path(data_dir) / AUDIT_FILE, encoding="utf-8") as handle:
         for line in handle:
             if f'"{job_id}"' not in line:
                 continue
             record = json.loads(line)
-            if record.get("event") == ATTEST_EVENT and record.get("job_id") == job_id:
+            if record.get("job_id") == job_id and attests(record):
                 found = record
     return found
 
@@ -189,6 +216,7 @@ __all__ = [
     "REQUEST_FIELDS",
     "Replay",
     "attestation",
+    "attests",
     "epoch_records",
     "find_attestation",
     "replay",

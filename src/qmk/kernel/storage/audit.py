@@ -48,7 +48,7 @@ import json.encoder
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from qmk.kernel.storage.store import committed_audit_head, stored_results
 _log = logging.getLogger("qmk.kernel.storage.audit")
 
 GENESIS = "0" * 64
+_NONE: Mapping[str, Any] = {}  # a line's body when it has none (never changed)
 #: The event of ``qmk admin migrate``'s lines (:mod:`qmk.kernel.storage.migrate`): what it
 #: brought forward, and each stored result it rewrote (``job_id``, ``stored_sha256``).
 MIGRATE_EVENT = "migrate"
@@ -222,8 +223,10 @@ class AuditLog:
         #: traces, live events). One that raises is logged; the kernel goes on.
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
-    def append(self, event: str, **fields: Any) -> None:
-        """Queue one line: ``event`` (e.g. "cap", "job", "chan", "kernel") and its fields."""
+    def append(self, event: str, given: Mapping[str, Any] = _NONE, /, **fields: Any) -> None:
+        """Queue one line: ``event`` (e.g. "cap", "job", "chan", "kernel") and its fields:
+        ``given``'s, then ``fields`` (a line of many fields made as a dict is passed as
+        it is, not copied into keywords at each call on its way)."""
         self.seq += 1
         # the time to the microsecond: the double nearest n / 10**6, as round(t, 6) gives
         # it (an exact integer over an exact power of ten, one rounding), 4x cheaper
@@ -231,6 +234,7 @@ class AuditLog:
             "seq": self.seq,
             "ts": round(time.time() * 1e6) / 1e6,
             "event": event,
+            **given,
             **fields,
             "prev": self.head,
         }
@@ -589,8 +593,10 @@ class _Walk:
 class _Digests:
     """What the audit log says each job's stored result is: the ``stored_sha256`` of its
     last COMPLETED line (the stored JSON's SHA-256) or ``migrate`` line (a result ``qmk
-    admin migrate`` rewrote), else the ``result_sha256`` of its last ``attest`` line (the
-    counts' digest: lines of kernels from before seals)."""
+    admin migrate`` rewrote), else the ``result_sha256`` of its last attestation (the
+    counts' digest: lines of kernels from before seals; an attestation is on the
+    COMPLETED line, or on an ``attest`` line of its own from kernels before
+    2026-11-26)."""
 
     def __init__(self) -> None:
         self.stored: dict[str, tuple[int, str]] = {}
@@ -606,6 +612,8 @@ class _Digests:
                 self.stored[job_id] = (line, stored)
             else:
                 self.stored.pop(job_id, None)
+            if isinstance(digest := record.get("result_sha256"), str):
+                self.counts[job_id] = (line, digest)
         elif event == "attest" and isinstance(digest := record.get("result_sha256"), str):
             self.counts[job_id] = (line, digest)
         elif event == MIGRATE_EVENT and isinstance(stored := record.get("stored_sha256"), str):
