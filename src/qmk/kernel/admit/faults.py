@@ -287,22 +287,35 @@ class Foreseen(msgspec.Struct, frozen=True, kw_only=True):
     request: RunRequest
     adjusted: Adjusted
 
-    def holds(self, request: RunRequest, job: Any, device: LogicalMachine, epoch: int) -> bool:
+    def holds(
+        self,
+        request: RunRequest,
+        job: Any,
+        device: LogicalMachine,
+        epoch: int,
+        *,
+        any_seed: bool = False,
+    ) -> bool:
         """Whether :func:`adjust` of ``request`` for ``job`` on ``device`` at ``epoch`` is
-        this answer (with ``request``'s machine schedule): nothing it reads changed."""
+        this answer (with ``request``'s machine schedule; ``any_seed``: and its seed, which
+        adjust reads nothing of): nothing it reads changed."""
+        if device.calibrations != self.calibrations or job.physical_qubits != self.physical_qubits:
+            return False
         faults = device.faults
-        same = epoch == self.epoch  # then the epoch's figures are asked once
-        return (
-            device.calibrations == self.calibrations
-            and job.physical_qubits == self.physical_qubits
-            # the room a placement leaves counts only under drift
-            and faults.drift_factor(self.epoch) == 1.0
-            and (same or faults.drift_factor(epoch) == 1.0)
-            and (same or faults.link_fidelity_at(self.epoch) == faults.link_fidelity_at(epoch))
-            and (
-                request is self.given or replace(request, machine=self.given.machine) == self.given
-            )
-        )
+        # with no drift and no link loss over epochs, every epoch's figures are epoch 0's
+        if faults.drift_per_epoch or faults.link_drop_per_epoch:
+            same = epoch == self.epoch  # then the epoch's figures are asked once
+            if not (
+                # the room a placement leaves counts only under drift
+                faults.drift_factor(self.epoch) == 1.0
+                and (same or faults.drift_factor(epoch) == 1.0)
+                and (same or faults.link_fidelity_at(self.epoch) == faults.link_fidelity_at(epoch))
+            ):
+                return False
+        given = self.given
+        if any_seed:
+            return replace(request, seed=given.seed, machine=given.machine) == given
+        return request is given or replace(request, machine=given.machine) == given
 
 
 def resumed(
@@ -717,7 +730,7 @@ class FaultPolicies:
         last = self._last
         if last is not None and job.graph == last[0]:  # the last job's program: its answer,
             kept = last[1]  # if its run was this one's but for the seed (adjust reads none)
-            if kept.holds(replace(given, seed=kept.given.seed), job, device, epoch):
+            if kept.holds(given, job, device, epoch, any_seed=True):
                 request = replace(kept.request, seed=given.seed, machine=given.machine)
                 job.foreseen = Foreseen(
                     given=given,

@@ -25,8 +25,7 @@ import os
 import sqlite3
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from itertools import compress
-from operator import is_, not_
+from operator import is_, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -383,6 +382,20 @@ _JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),") + (
 )
 
 
+def _taker(kept: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """What takes the values at ``kept`` out of a row, as a tuple.
+
+    >>> _taker([0, 2])((1, 2, 3)), _taker([1])((1, 2, 3)), _taker([])((1, 2, 3))
+    ((1, 3), (2,), ())
+    """
+    if len(kept) > 1:
+        return itemgetter(*kept)
+    if kept:
+        index = kept[0]
+        return lambda row: (row[index],)
+    return lambda row: ()
+
+
 class _Nulls:
     """A statement whose parameters that are None are written ``NULL`` in its text
     instead of bound: the sqlite3 module binds an int, float or str as it is, but looks
@@ -405,7 +418,9 @@ class _Nulls:
         self._shape = shape
         self._bound = bound
         self._nones = (None,) * len(bound)
-        self._texts: dict[tuple[bool, ...], str] = {}
+        #: per pattern of NULLs: its text, and what takes the values it binds out of a
+        #: row (one ``itemgetter`` call, not a ``compress`` of a row per row)
+        self._texts: dict[tuple[bool, ...], tuple[str, Callable[[tuple[Any, ...]], Any]]] = {}
 
     def split(self, values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
         """The statement's text for ``values`` and the values it binds."""
@@ -414,16 +429,20 @@ class _Nulls:
                 f"{len(values)} values for a statement of {len(self._nones)}: {self._shape}"
             )
         nulls = tuple(map(is_, values, self._nones))
-        text = self._texts.get(nulls)
-        if text is None:
+        made = self._texts.get(nulls)
+        if made is None:
             if len(self._texts) >= 64:
                 self._texts.clear()
-            text = self._texts[nulls] = self._shape.format(
-                *("NULL" if null else bound for null, bound in zip(nulls, self._bound, strict=True))
+            made = self._texts[nulls] = (
+                self._shape.format(
+                    *(
+                        "NULL" if null else bound
+                        for null, bound in zip(nulls, self._bound, strict=True)
+                    )
+                ),
+                _taker([i for i, null in enumerate(nulls) if not null]),
             )
-        if True in nulls:
-            values = tuple(compress(values, map(not_, nulls)))
-        return text, values
+        return made[0], made[1](values)
 
     def split_many(self, rows: Iterable[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
         """:meth:`split` of each row, the rows of one text together (for ``executemany``)."""
