@@ -26,6 +26,7 @@ from qmk.kernel.config import (
     TenantQuota,
     TenantTable,
 )
+from qmk.kernel.admit.faults import Adjusted, Foreseen
 from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.workload import Generate, Generated, JobEntry, TenantEntry, WorkloadFile
 from qmk.kernel.pools.attempt import Attempt
@@ -34,7 +35,7 @@ from qmk.kernel.records.outcome import Done, Failed, Failure, Ran, Yielded
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.storage.artifacts import Entry, Index
 from qmk.kernel.storage.store import JobRow, RunRow, TriggerRow
-from support.golden.execution import FOOTPRINT, RUN_REQUEST
+from support.golden.execution import FOOTPRINT, REWRITE, RUN_REQUEST
 
 CONFIG_FILE = ConfigFile(
     machine=MachineTable(
@@ -672,8 +673,26 @@ JOB_RECORD = JobRecord(
     waits_at={3: 40.5, 5: 20.0},
 )
 
+#: The fault policies' answer for a job when it was accepted, which its start reuses (held
+#: in memory only; its JSON is pinned like any struct's).
+FORESEEN = Foreseen(
+    given=RUN_REQUEST,
+    epoch=3,
+    calibrations=2,
+    physical_qubits=4860,
+    request=RUN_REQUEST,
+    adjusted=Adjusted(
+        actions=({"action": "raise-distance", "profile": "logical:surface_code(d=9)", "to": 11},),
+        rewrite=REWRITE,
+        physical_qubits=5940,
+        decoder_load=0.35,
+        logical_error_per_cycle={"logical:surface_code(d=11)": 2.5e-9},
+    ),
+)
+
 EXAMPLES = (
     CONFIG_FILE,
+    FORESEEN,
     MACHINE_TABLE,
     FACTORY_TABLE,
     LINKS_TABLE,

@@ -326,8 +326,8 @@ class Admission:
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
         spanning = physical > max(self.device.capacities) and len(self._up()) > 1
         if spanning:  # over several modules, its cross-module gates teleported
-            text, program, qubits, physical = await self._span(
-                session, text, program, parsed, noise_model, calibration
+            text, program, qubits, physical = await _span(
+                self, session, text, program, parsed, noise_model, calibration
             )
         request = _run_request(
             text,
@@ -621,55 +621,6 @@ class Admission:
 
     def _up(self) -> list[int]:
         return modules_up(self.device)
-
-    async def _span(
-        self,
-        session: Session,
-        text: str,
-        program: Any,
-        policy: Policy,
-        noise_model: str | None,
-        calibration: Any,
-    ) -> tuple[str, Any, dict[str, int], int]:
-        """The program placed over the modules up, its cross-module gates teleported
-        (:mod:`qmk.kernel.admit.teleport`), and checked again as a submitted one is: its
-        capabilities (an audited decision: its pairs need CAP_LINK), the firewall, the
-        tenant's ``max_channels`` (the pairs open at once) and its physical qubits.
-
-        Raises:
-            AdmissionError: no placement over the modules up holds it.
-            CapabilityError, FirewallError, QuotaError: as :meth:`admit`.
-        """
-        from qmk.kernel.admit.teleport import pairs_open_at_once, span
-
-        machine = self.config.machine
-        done = span(
-            program.graph,
-            self.device,
-            profile=policy.profile or machine.profile,
-            qubit=policy.qubit or self.device.qubit,
-        )
-        text = json.dumps(
-            done.graph.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        program = self._verify(text)
-        self._check_caps(session, program.required_caps, "submit")
-        qubits = self._firewall(text, program, session.tenant, policy.channels)
-        pairs = pairs_open_at_once(program.graph)
-        limit = self.config.tenants[session.tenant].max_channels
-        held = self.channels.count(session.tenant)
-        if held + pairs > limit:
-            raise QuotaError(
-                f"the job spans modules and holds {pairs} teleportation channels open at "
-                f"once; tenant {session.tenant!r} has {held} of its max_channels {limit}",
-                limit="max_channels",
-                needed=pairs,
-                value=limit,
-            )
-        physical = await self._physical_qubits(
-            session.tenant, text, program, policy, noise_model, calibration
-        )
-        return text, program, qubits, physical
 
     def _check_room(
         self,
@@ -985,6 +936,57 @@ class Admission:
         if len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
         return physical
+
+
+async def _span(
+    admission: Admission,
+    session: Session,
+    text: str,
+    program: Any,
+    policy: Policy,
+    noise_model: str | None,
+    calibration: Any,
+) -> tuple[str, Any, dict[str, int], int]:
+    """(:class:`Admission`'s, apart: a job that spans modules.) The program placed over
+    the modules up, its cross-module gates teleported
+    (:mod:`qmk.kernel.admit.teleport`), and checked again as a submitted one is: its
+    capabilities (an audited decision: its pairs need CAP_LINK), the firewall, the
+    tenant's ``max_channels`` (the pairs open at once) and its physical qubits.
+
+    Raises:
+        AdmissionError: no placement over the modules up holds it.
+        CapabilityError, FirewallError, QuotaError: as :meth:`admit`.
+    """
+    from qmk.kernel.admit.teleport import pairs_open_at_once, span
+
+    machine = admission.config.machine
+    done = span(
+        program.graph,
+        admission.device,
+        profile=policy.profile or machine.profile,
+        qubit=policy.qubit or admission.device.qubit,
+    )
+    text = json.dumps(
+        done.graph.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    program = admission._verify(text)
+    admission._check_caps(session, program.required_caps, "submit")
+    qubits = admission._firewall(text, program, session.tenant, policy.channels)
+    pairs = pairs_open_at_once(program.graph)
+    limit = admission.config.tenants[session.tenant].max_channels
+    held = admission.channels.count(session.tenant)
+    if held + pairs > limit:
+        raise QuotaError(
+            f"the job spans modules and holds {pairs} teleportation channels open at "
+            f"once; tenant {session.tenant!r} has {held} of its max_channels {limit}",
+            limit="max_channels",
+            needed=pairs,
+            value=limit,
+        )
+    physical = await admission._physical_qubits(
+        session.tenant, text, program, policy, noise_model, calibration
+    )
+    return text, program, qubits, physical
 
 
 def _too_big_for_floorplan(
