@@ -96,3 +96,46 @@ def test_a_failed_commit_refuses_every_request_that_waited_and_the_next_one_comm
 
     asyncio.run(with_committer(tmp_path, body))
     assert "never retrieved" not in caplog.text
+
+
+def test_writes_made_before_the_committer_starts_are_committed_once_it_runs(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        store, audit = Store(tmp_path), AuditLog(tmp_path, load_secret(tmp_path))
+        commits = GroupCommit(store, audit)
+        store.save_channel(channel("ch_5"))
+        commits.dirty()  # urgent, with no committer yet: nothing is committed
+        await asyncio.sleep(0)
+        assert commits.pending and committed_channels(tmp_path) == []
+        committer = asyncio.create_task(commits.run())
+        try:
+            while commits.pending:  # its start asks for the commit; a turn of the loop makes it
+                await asyncio.sleep(0)
+            assert committed_channels(tmp_path) == ["ch_5"] and verify(tmp_path).ok
+        finally:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+            audit.close()
+
+    asyncio.run(main())
+
+
+def test_a_stopped_committer_commits_nothing_more_until_asked(tmp_path: Path) -> None:
+    async def main() -> None:
+        store, audit = Store(tmp_path), AuditLog(tmp_path, load_secret(tmp_path))
+        commits = GroupCommit(store, audit)
+        committer = asyncio.create_task(commits.run())
+        await asyncio.sleep(0)
+        committer.cancel()
+        await asyncio.gather(committer, return_exceptions=True)
+        store.save_channel(channel("ch_6"))
+        commits.dirty()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert commits.pending and committed_channels(tmp_path) == []  # the kernel closing
+        commits.commit()  # as the kernel's close does
+        assert committed_channels(tmp_path) == ["ch_6"]
+        audit.close()
+
+    asyncio.run(main())

@@ -10,8 +10,14 @@ transitions costs one commit per burst instead of one per transition. The audit 
 a transaction are written (one ``write``) just before its commit, which stores the chain
 head.
 
-The committer (:meth:`GroupCommit.run`) is a task of the kernel's task group; it waits on
-events, and its commit window is an :func:`asyncio.timeout` scope.
+The committer (:meth:`GroupCommit.run`) is a task of the kernel's task group: while it
+runs, each commit is a callback of the loop, asked for by the write that needs it (the
+end of the turn, :meth:`asyncio.loop.call_soon`, for an urgent one; a timer at the end of
+the window, :meth:`~asyncio.loop.call_later`, for a lazy one, or the urgent one that
+comes first). A task woken by events and a window in an :func:`asyncio.timeout` scope did
+the same at some twenty Python calls a commit more; the commits are made at the same
+moments. What a commit's callback cannot tell the requests (a fault of the committer
+itself) ends the task, so the kernel's group stops as it did.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import asyncio
 import contextlib
 import sqlite3
 
-from qmk import aio
 from qmk.errors import UnavailableError
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.store import Store
@@ -46,8 +51,12 @@ class GroupCommit:
         #: more per request).
         self._waiters: list[asyncio.Future[None]] = []
         self._pending = False  # some write is not committed yet
-        self._wanted = asyncio.Event()  # some write waits for a commit
-        self._urgent = asyncio.Event()  # a request waits for it: commit this loop turn
+        self._urgent = False  # a request waits for it: commit this loop turn
+        #: The commit asked for at the end of this turn, and the one at the window's end.
+        self._now: asyncio.Handle | None = None
+        self._due: asyncio.TimerHandle | None = None
+        #: While the committer runs: its end (what a commit's callback could not tell).
+        self._running: asyncio.Future[None] | None = None
 
     def dirty(self, *, urgent: bool = True) -> None:
         """Ask for a commit of the writes made so far.
@@ -55,11 +64,15 @@ class GroupCommit:
         An urgent commit runs at the end of this loop turn; otherwise within
         :data:`GROUP_COMMIT_S`, sooner when an urgent one comes along.
         """
-        if not self._pending:
-            self._pending = True
-            self._wanted.set()
+        self._pending = True
         if urgent:
-            self._urgent.set()
+            self._urgent = True
+        if self._running is None or self._now is not None:
+            return  # no committer yet (its start looks), or a commit this turn already
+        if urgent:
+            self._now = self._loop.call_soon(self._commit)
+        elif self._due is None:
+            self._due = self._loop.call_later(GROUP_COMMIT_S, self._commit)
 
     @property
     def pending(self) -> bool:
@@ -85,22 +98,34 @@ class GroupCommit:
         _tell(waiters, None)
 
     async def run(self) -> None:
-        """The committer: wait for a dirty transaction, then for its window, then commit."""
-        while True:
-            await self._wanted.wait()
-            if not self._urgent.is_set():
-                try:
-                    async with aio.timeout(GROUP_COMMIT_S):
-                        await self._urgent.wait()
-                except TimeoutError:
-                    pass  # the window closed: commit what is there
+        """The committer: until it is cancelled, the commits asked for are made (by the
+        loop's callbacks: the module docstring); the writes made before it started are
+        committed as they asked."""
+        self._running = self._loop.create_future()
+        try:
+            if self._pending:
+                self.dirty(urgent=self._urgent)
+            await self._running
+        finally:
+            self._running = None
+            self._cancel_calls()
+
+    def _commit(self) -> None:
+        """A commit's callback: commit what is written; the requests that wait for it get
+        the error of one that failed."""
+        try:
             waiters = self._take()
             try:
                 self._flush()
-            except Exception as exc:  # the requests that wait for it get the error
+            except Exception as exc:
                 _tell(waiters, exc)
-                continue
+                return
             _tell(waiters, None)
+        except BaseException as exc:  # the committer's own fault: it ends with it
+            running = self._running
+            if running is None or running.done():
+                raise
+            running.set_exception(exc)
 
     def abort(self, error: BaseException) -> None:
         """Fail the pending commit with ``error`` (the committer is gone: nothing commits)."""
@@ -110,10 +135,18 @@ class GroupCommit:
         """The requests that wait for the commit about to be made (the writes from now on
         wait for the next one)."""
         waiters, self._waiters = self._waiters, []
-        self._pending = False
-        self._wanted.clear()
-        self._urgent.clear()
+        self._pending = self._urgent = False
+        self._cancel_calls()
         return waiters
+
+    def _cancel_calls(self) -> None:
+        """The commits asked for are not needed (made now, or no committer any more)."""
+        if self._now is not None:
+            self._now.cancel()
+            self._now = None
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
 
     def _flush(self) -> None:
         """Write the audit lines, then commit with their head; all or nothing.
