@@ -14,7 +14,9 @@ The spans of one job form one trace:
   the checks of capabilities, firewall, machine and quotas. Their bounds are the audit
   lines the kernel writes as it decides (the capability decision ends verification, the
   QUEUED line ends admission), heard through :mod:`qmk.http.probe` in the submit's own
-  context, so no kernel code knows about tracing;
+  context, so no kernel code knows about tracing. A submit whose capabilities are allowed
+  has that decision on its QUEUED line (no ``cap`` line of its own): its verification
+  ends there, and its ``qmk.admit`` span is empty;
 - ``qmk.queue`` (accepted or re-queued -> started), ``qmk.run`` (started -> ended, one per
   attempt, with one span event per program epoch from the job's attestation) and
   ``qmk.result`` (the outcome: state, engine, injected logical errors, error code).
@@ -326,6 +328,8 @@ class Tracing:
 
     def _queued(self, event: KernelEvent, pending: _Pending | None, now: int) -> None:
         if pending is not None and pending.queued_ns is None:
+            if pending.verified_ns is None:  # an allowed submit's check is on this line
+                pending.verified_ns = now
             pending.queued_ns = now
         job = self._job(event, pending)
         if job.run is not None:  # preempted: the attempt ends, the job waits again

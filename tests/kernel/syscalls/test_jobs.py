@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from qmk import aio, defaults
-from qmk.errors import InvalidArgument, QMKError, UnavailableError
+from qmk.errors import InvalidArgument, QMKError, QuotaError, UnavailableError
 from qmk.execution import executor
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
@@ -185,3 +186,32 @@ def test_a_submit_that_waits_is_refused_as_a_submit_is(tmp_path: Path) -> None:
         assert (await kernel.q_list_jobs(session_id=sid))["jobs"] == []
 
     run_kernel(tmp_path, body, workers=1)
+
+
+def test_an_allowed_submits_capability_check_is_on_its_queued_line_a_refused_ones_a_cap_line(
+    tmp_path: Path,
+) -> None:
+    """An allowed submit writes its capability check (session, required, decision) on its
+    job's QUEUED line, not a cap line of its own; a submit refused after that check (here
+    past alice's max_logical_qubits of 30) writes it as its cap line, as before."""
+
+    async def body(kernel: Kernel) -> str:
+        sid = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=60_000)
+        assert job["state"] == "COMPLETED"
+        with pytest.raises(QuotaError) as refused:
+            await kernel.q_submit(session_id=sid, graph=ghz_graph(31), shots=10, seed=1)
+        assert refused.value.details["limit"] == "max_logical_qubits"
+        return str(job["job_id"])
+
+    job_id = run_kernel(tmp_path, body, workers=1)
+    lines = [json.loads(line) for line in (tmp_path / "data" / "audit.log").read_text().split()]
+    (queued,) = (r for r in lines if r.get("job_id") == job_id and r.get("state") == "QUEUED")
+    sid = queued["session"]  # the session's own id (the audit's), not its token
+    assert isinstance(sid, str) and sid and queued["decision"] == "allow"
+    assert queued["required"] == ["CAP_ALLOC"] and queued["seed"] == 1
+    submits = [r for r in lines if r["event"] == "cap" and r.get("where") == "submit"]
+    assert [(r["session"], r["decision"], r["tenant"]) for r in submits] == [
+        (sid, "allow", "alice")
+    ]  # the refused submit's alone
+    assert submits[0]["seq"] > queued["seq"]

@@ -96,6 +96,9 @@ if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
     from qmk.kernel.machine.spec import MachineSpec
 
+#: A submit's capability check that allowed its program, kept for its job's QUEUED line
+#: (:meth:`Admission.admit`): the tenant, the session and the capabilities required.
+Allowed = tuple[str, str, list[str]]
 #: Most shots one job may ask for (the one range: :data:`qmk.defaults.MAX_SHOTS`).
 MAX_SHOTS = defaults.MAX_SHOTS
 #: Most verifier findings copied into a ProgramError.
@@ -225,6 +228,7 @@ class Admission:
         *,
         target: Any = DEFAULT_TARGET,
         prepared: tuple[str, Any] | None = None,
+        allowed: list[Allowed] | None = None,
     ) -> Job:
         """Check a submission and build its job (not yet stored, not yet numbered).
 
@@ -234,7 +238,11 @@ class Admission:
         target whose programs are not QVM graphs (the neutral-atom device's jobs) is
         admitted by :meth:`_admit_program`. ``prepared`` is :meth:`prepare`'s answer for
         ``graph`` (its text and verified program, made off the event loop); without it
-        the graph is read and verified here.
+        the graph is read and verified here. ``allowed``: the capability check that
+        allows the program is not a ``cap`` line of its own but kept there, for the job's
+        QUEUED line (:meth:`~qmk.kernel.running.supervisor.Supervisor.accept`), or
+        written by :meth:`write_allowed` if the submit is refused after it (a refusal is
+        its ``cap`` line at once, as without).
 
         Raises:
             InvalidArgument: ``shots``, ``seed``, ``policy`` or ``target`` out of range.
@@ -255,7 +263,9 @@ class Admission:
         policy, options = target_options(policy, entry.options)
         parsed = parse_kept(self._policies, policy, self.config.job_timeout_s)
         if entry.program != "qvm":
-            return await self._admit_program(session, graph, shots, seed, parsed, options, entry)
+            return await self._admit_program(
+                session, graph, shots, seed, parsed, options, entry, allowed
+            )
         calibrations = self.device.calibrations  # the ingests this admission's answer saw
         if prepared is None:
             self._check_size(graph)
@@ -278,7 +288,7 @@ class Admission:
                 shots,
             )
             if settled is not None:  # the last such job's answer, but for the moment's checks
-                return self._admit_settled(session, text, settled, seed, given_seed)
+                return self._admit_settled(session, text, settled, seed, given_seed, allowed)
         else:
             text, program = prepared
         given_policy = parsed
@@ -291,7 +301,7 @@ class Admission:
             machine_profile=self.config.machine.profile,
         )
         self._check_priority(tenant, parsed.priority)
-        self._check_caps(session, program.required_caps, "submit")
+        self._check_caps(session, program.required_caps, "submit", allowed)
         qubits = self._firewall(text, program, tenant, parsed.channels)
         warnings: tuple[dict[str, str], ...] = ()
         if parsed.profile is not None and entry.logical_machine:  # said when no qubit takes it
@@ -326,6 +336,7 @@ class Admission:
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
         spanning = physical > max(self.device.capacities) and len(self._up()) > 1
         if spanning:  # over several modules, its cross-module gates teleported
+            self.write_allowed(allowed)  # before the rewritten program's own check
             text, program, qubits, physical = await _span(
                 self, session, text, program, parsed, noise_model, calibration
             )
@@ -386,12 +397,18 @@ class Admission:
         return job
 
     def _admit_settled(
-        self, session: Session, text: str, kept: Settled, seed: Any, given_seed: bool
+        self,
+        session: Session,
+        text: str,
+        kept: Settled,
+        seed: Any,
+        given_seed: bool,
+        allowed: list[Allowed] | None,
     ) -> Job:
         """:meth:`admit` of a job whose answer was ``kept`` but for its seed: the checks
         of the moment run as the full path runs them, in its order."""
         self._check_priority(session.tenant, kept.policy.priority)
-        self._check_caps(session, kept.program.required_caps, "submit")
+        self._check_caps(session, kept.program.required_caps, "submit", allowed)
         seed = seed if given_seed else draw_seed()
         request = msgspec.structs.replace(
             kept.request, seed=seed, target_options={}, engine_options={}
@@ -476,6 +493,7 @@ class Admission:
         policy: Policy,
         options: Mapping[str, Any],
         entry: TargetSpec,
+        allowed: list[Allowed] | None = None,
     ) -> Job:
         """Admit a job whose program is not a QVM graph (:attr:`TargetSpec.program`: the
         neutral-atom device's wire-form job), through its target.
@@ -505,7 +523,7 @@ class Admission:
             program = target.read(graph)
         except QMKError as exc:
             raise ProgramError(exc.message, code=exc.code, **exc.details) from None
-        self._check_caps(session, program.required_caps, "submit")
+        self._check_caps(session, program.required_caps, "submit", allowed)
         self._check_priority(tenant, policy.priority)
         text = _text_of(graph)
         request = _run_request(
@@ -584,39 +602,35 @@ class Admission:
                 value=limit,
             )
 
-    def _check_caps(self, session: Session, required: Any, where: str) -> None:
-        """The session holds every capability ``required`` (an audited decision)."""
+    def _check_caps(
+        self,
+        session: Session,
+        required: Any,
+        where: str,
+        allowed: list[Allowed] | None = None,
+    ) -> None:
+        """The session holds every capability ``required`` (an audited decision: a
+        ``cap`` line, or, allowed and ``allowed`` given, kept there for the job's QUEUED
+        line: :meth:`admit`; :func:`_audit_caps`)."""
         missing = sorted(set(required).difference(session.caps))
-        if not missing:
-            self.audit.append(
-                "cap",
-                where=where,
-                tenant=session.tenant,
-                session=session.sid,
-                required=list(required),
-                decision="allow",
-            )
+        if missing or allowed is None:
+            _audit_caps(self, session, list(required), where, missing)
         else:
+            allowed.append((session.tenant, session.sid, list(required)))
+
+    def write_allowed(self, allowed: list[Allowed] | None) -> None:
+        """Write the capability checks ``allowed`` kept (:meth:`admit`) that no QUEUED
+        line took, each the ``cap`` line it would have been: the submit was refused, or
+        failed, after them."""
+        while allowed:
+            tenant, sid, required = allowed.pop(0)
             self.audit.append(
                 "cap",
-                where=where,
-                tenant=session.tenant,
-                session=session.sid,
-                required=list(required),
-                decision="deny",
-                missing=missing,
-            )
-            self.commits.dirty()
-            lapsed = [cap for cap in missing if cap in session.delegated]
-            ended = (
-                f" ({', '.join(lapsed)}: the delegation that lent it to this session has ended)"
-                if lapsed
-                else ""
-            )
-            raise CapabilityError(
-                f"the program needs {', '.join(missing)}, which this session was not granted"
-                + ended,
-                missing=missing,
+                where="submit",
+                tenant=tenant,
+                session=sid,
+                required=required,
+                decision="allow",
             )
 
     def _up(self) -> list[int]:
@@ -938,6 +952,48 @@ class Admission:
         return physical
 
 
+def _audit_caps(
+    admission: Admission, session: Session, required: list[str], where: str, missing: list[str]
+) -> None:
+    """:meth:`Admission._check_caps`'s ``cap`` line: ``allow`` with no capability
+    ``missing``; else ``deny``, committed urgently, and the refusal.
+
+    Raises:
+        CapabilityError: ``missing`` (a capability a delegation lent and no longer does
+            is named so).
+    """
+    if not missing:
+        admission.audit.append(
+            "cap",
+            where=where,
+            tenant=session.tenant,
+            session=session.sid,
+            required=required,
+            decision="allow",
+        )
+        return
+    admission.audit.append(
+        "cap",
+        where=where,
+        tenant=session.tenant,
+        session=session.sid,
+        required=required,
+        decision="deny",
+        missing=missing,
+    )
+    admission.commits.dirty()
+    lapsed = [cap for cap in missing if cap in session.delegated]
+    ended = (
+        f" ({', '.join(lapsed)}: the delegation that lent it to this session has ended)"
+        if lapsed
+        else ""
+    )
+    raise CapabilityError(
+        f"the program needs {', '.join(missing)}, which this session was not granted" + ended,
+        missing=missing,
+    )
+
+
 async def _span(
     admission: Admission,
     session: Session,
@@ -1146,4 +1202,4 @@ def _check_device_quota(conf: Any, tenant: str, footprint: Any, shots: int) -> N
         )
 
 
-__all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission"]
+__all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission", "Allowed"]

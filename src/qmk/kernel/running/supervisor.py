@@ -45,6 +45,7 @@ from qmk import aio
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import NotFoundError, QMKError, StateError
 from qmk.http.probe import WorkerTraces
+from qmk.kernel.admit.admission import Allowed
 from qmk.kernel.admit.cache import Hit
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.teleport import spans, telemetry_of
@@ -304,8 +305,16 @@ class Supervisor:
             raise NotFoundError(f"no job {job_id!r}", job_id=job_id)
         return job
 
-    async def accept(self, job: Job, *, idempotency_key: str | None = None) -> dict[str, Any]:
+    async def accept(
+        self,
+        job: Job,
+        *,
+        idempotency_key: str | None = None,
+        allowed: list[Allowed] | None = None,
+    ) -> dict[str, Any]:
         """Store, audit and queue an admitted job; return it as accepted, once committed.
+        ``allowed``: the capability check admission kept for its QUEUED line
+        (:meth:`~qmk.kernel.admit.admission.Admission.admit`), taken from there.
 
         Raises:
             UnavailableError: the commit failed (the data disk is full, say): the job is
@@ -316,9 +325,22 @@ class Supervisor:
         self._seq += 1
         job.ends = 0  # a new job: no usage row of it yet
         self.store.insert_job(job, idempotency_key=idempotency_key)
-        self.audit.append(
-            "job", job_id=job.job_id, tenant=job.tenant, state=J.QUEUED, seed=job.seed
-        )
+        if allowed:  # the submit's capability check, allowed: on this line (no cap line)
+            _, sid, required = allowed.pop()
+            self.audit.append(
+                "job",
+                job_id=job.job_id,
+                tenant=job.tenant,
+                state=J.QUEUED,
+                seed=job.seed,
+                session=sid,
+                required=required,
+                decision="allow",
+            )
+        else:
+            self.audit.append(
+                "job", job_id=job.job_id, tenant=job.tenant, state=J.QUEUED, seed=job.seed
+            )
         hit = self.cache.lookup(job, self.book.epoch, self.clock.now())
         if hit is not None:
             return await self._answer_from_cache(job, hit)

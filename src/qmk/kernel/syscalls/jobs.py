@@ -19,7 +19,7 @@ import msgspec
 
 from qmk import defaults
 from qmk.errors import InvalidArgument, UnavailableError
-from qmk.kernel.admit.admission import Admission
+from qmk.kernel.admit.admission import Admission, Allowed
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.records import jobs as J
 from qmk.kernel.running.supervisor import Supervisor
@@ -104,11 +104,29 @@ class JobDesk:
         # a big QVM graph: read and verified off the loop
         prepared = await self.admission.prepare(session.tenant, graph, target=target)
         self._check_open()
-        job = await self.admission.admit(
-            session, graph, shots, seed, policy, target=target, prepared=prepared
-        )
-        self.delegations.audit_use(session, job.required_caps, where="submit", job_id=job.job_id)
-        accepted = await self.supervisor.accept(job, idempotency_key=idempotency_key)
+        # the capability check that allows the program goes on the job's QUEUED line; a
+        # submit refused (or failing) after it writes it as its cap line instead
+        allowed: list[Allowed] = []
+        try:
+            job = await self.admission.admit(
+                session,
+                graph,
+                shots,
+                seed,
+                policy,
+                target=target,
+                prepared=prepared,
+                allowed=allowed,
+            )
+            self.delegations.audit_use(
+                session, job.required_caps, where="submit", job_id=job.job_id
+            )
+            accepted = await self.supervisor.accept(
+                job, idempotency_key=idempotency_key, allowed=allowed
+            )
+        except BaseException:
+            self.admission.write_allowed(allowed)
+            raise
         if wait_ms is not None:  # the same object q_wait would find: the book's
             accepted = await self.supervisor.wait(job, wait_ms / 1000)
         if job.warnings:  # the accepted answer says an option changed nothing
