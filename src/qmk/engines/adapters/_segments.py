@@ -408,12 +408,17 @@ class SegmentEngine(GateEngine):
                 qubit=repr(qubit),
             ) from None
 
-    def _flush(self) -> None:
-        if not self._pending:
-            return
+    def _take_pending(self) -> list[SegmentGate]:
+        """The gates waiting to run, on axes (not qubits); none wait after."""
         axis = {q: a for a, q in enumerate(self._order)}
         gates = [(g, tuple(axis[q] for q in qs), p) for g, qs, p in self._pending]
         self._pending = []
+        return gates
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        gates = self._take_pending()
         n = len(self._order)
         if n and self._zeros == n and self._held.size == 1 and self._held.flat[0] == 1:
             state = self._evolve_from_zero(n, gates)  # |0...0>: nothing to hand over

@@ -92,9 +92,7 @@ class CuStateVecEngine(SegmentEngine):
     def _flush(self) -> None:
         if not self._pending:
             return
-        axis = {q: a for a, q in enumerate(self._order)}
-        gates = [(g, tuple(axis[q] for q in qs), p) for g, qs, p in self._pending]
-        self._pending = []
+        gates = self._take_pending()
         n = len(self._order)
         if self._device is not None and not self._zeros:
             device_state = self._device  # the last segment's state, still on the GPU

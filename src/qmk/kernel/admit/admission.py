@@ -962,25 +962,11 @@ def _audit_caps(
         CapabilityError: ``missing`` (a capability a delegation lent and no longer does
             is named so).
     """
+    fields: dict[str, Any] = {"where": where, "tenant": session.tenant, "session": session.sid}
     if not missing:
-        admission.audit.append(
-            "cap",
-            where=where,
-            tenant=session.tenant,
-            session=session.sid,
-            required=required,
-            decision="allow",
-        )
+        admission.audit.append("cap", fields, required=required, decision="allow")
         return
-    admission.audit.append(
-        "cap",
-        where=where,
-        tenant=session.tenant,
-        session=session.sid,
-        required=required,
-        decision="deny",
-        missing=missing,
-    )
+    admission.audit.append("cap", fields, required=required, decision="deny", missing=missing)
     admission.commits.dirty()
     lapsed = [cap for cap in missing if cap in session.delegated]
     ended = (

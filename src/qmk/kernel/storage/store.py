@@ -555,6 +555,26 @@ _POLICY_TEXTS: Memo[str] = Memo(64)
 _pack_policy = msgspec.msgpack.Encoder().encode
 
 
+def _job_head(job: Job, graph: str) -> tuple[Any, ...]:
+    """The first columns of a job's row, as both inserts write them (``graph``: its text,
+    or ``""`` where the text is kept apart)."""
+    return (
+        job.job_id,
+        job.tenant,
+        job.seq,
+        job.state,
+        graph,
+        job.shots,
+        job.seed,
+        _policy_text(job.policy),
+        _names(tuple(job.caps)),
+        _names(tuple(job.required_caps)),
+        job.physical_qubits,
+        _qubits_text(job.qubits),
+        job.created_at,
+    )
+
+
 def _policy_text(policy: Policy) -> str:
     """A policy's ``policy`` column: :func:`_dumps` of its JSON. Kept by its MessagePack,
     which tells apart every two values the text does (a NaN from null, 1 from 1.0).
@@ -1017,19 +1037,7 @@ class Store:
             self.db.execute(
                 _INSERT_FRESH,
                 (
-                    job.job_id,
-                    job.tenant,
-                    job.seq,
-                    job.state,
-                    job.graph,
-                    job.shots,
-                    job.seed,
-                    _policy_text(job.policy),
-                    _names(tuple(job.caps)),
-                    _names(tuple(job.required_caps)),
-                    job.physical_qubits,
-                    _qubits_text(job.qubits),
-                    job.created_at,
+                    *_job_head(job, job.graph),
                     job.attempts,
                     job.preemptions,
                     job.epoch,
@@ -1051,19 +1059,7 @@ class Store:
         self.db.execute(
             *_INSERT_JOB.split(
                 (
-                    job.job_id,
-                    job.tenant,
-                    job.seq,
-                    job.state,
-                    "" if apart else job.graph,
-                    job.shots,
-                    job.seed,
-                    _policy_text(job.policy),
-                    _names(tuple(job.caps)),
-                    _names(tuple(job.required_caps)),
-                    job.physical_qubits,
-                    _qubits_text(job.qubits),
-                    job.created_at,
+                    *_job_head(job, "" if apart else job.graph),
                     job.started_at,
                     job.finished_at,
                     result,
