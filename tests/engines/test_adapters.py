@@ -282,6 +282,30 @@ def test_each_adapter_class_carries_its_registry_name_and_imports_no_simulator()
     assert out.stdout.strip() == "[]"
 
 
+def test_asking_whether_qsim_gpu_can_run_imports_neither_qsimcirq_nor_cirq() -> None:
+    """Its own check runs wherever a GPU is (each run the router weighs it for): it finds
+    the CUDA module by qsimcirq's files; a CPU-only qsimcirq has none."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("qsimcirq")
+    code = (
+        "import sys\n"
+        "from qmk.engines.adapters.qsim import QsimGpuEngine\n"
+        "print(QsimGpuEngine.unavailable_reason())\n"
+        "print(sorted({'qsimcirq', 'cirq'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    reason, imported = out.stdout.strip().splitlines()
+    assert imported == "[]"
+    import qsimcirq
+
+    if qsimcirq.qsim_gpu is None:  # the wheels: built without CUDA
+        assert reason == "this qsimcirq was built without GPU support (it has no qsim_cuda module)"
+    else:
+        assert reason == "None"
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 

@@ -22,6 +22,8 @@ conformance suite and the exact-distribution corpus (``docs/engines.md``).
 
 from __future__ import annotations
 
+import glob
+import importlib.util
 import os
 from collections.abc import Sequence
 from typing import ClassVar
@@ -31,9 +33,12 @@ import numpy as np
 from qmk import defaults
 from qmk.engines.adapters._segments import SegmentEngine, SegmentGate
 from qmk.engines.adapters.cirq import cirq_operations
+from qmk.engines.base import EngineError
 
 #: The largest gate block qsim's fuser builds (qsim's own benchmarks use 4).
 FUSED_GATE_SIZE = 4
+#: The modules of qsimcirq's GPU backends (a build with CUDA, or with HIP, has one).
+GPU_MODULES = ("qsim_cuda", "qsim_hip")
 
 
 class QsimEngine(SegmentEngine):
@@ -87,8 +92,24 @@ class QsimGpuEngine(QsimEngine):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
+        """Why not, where qsimcirq's package holds no CUDA (or HIP) module: found by its
+        files, without importing qsimcirq (which imports cirq: over a second a process,
+        which every run the router weighs this engine for would pay)."""
+        found = importlib.util.find_spec("qsimcirq")
+        places = (found.submodule_search_locations or []) if found is not None else []
+        for place in places:
+            if any(glob.glob(os.path.join(place, f"{name}.*")) for name in GPU_MODULES):
+                return None
+        return "this qsimcirq was built without GPU support (it has no qsim_cuda module)"
+
+    def _setup(self) -> None:
         import qsimcirq
 
-        if getattr(qsimcirq, "qsim_gpu", None) is None:
-            return "this qsimcirq was built without GPU support (qsimcirq.qsim_gpu is None)"
-        return None
+        if qsimcirq.qsim_gpu is None:  # a CUDA module there, but not the one qsim loads
+            raise EngineError.of(
+                "engine-unavailable",
+                f"the {self.name} engine cannot run here: qsimcirq found no GPU backend "
+                "it can load (qsimcirq.qsim_gpu is None)",
+                engine=self.name,
+            )
+        super()._setup()
