@@ -266,9 +266,6 @@ def test_the_qutip_engine_evolves_one_qubit_of_an_entangled_pair_under_decay() -
 
 
 def test_each_adapter_class_carries_its_registry_name_and_imports_no_simulator() -> None:
-    import subprocess
-    import sys
-
     for name in ("qsim", "aer-statevector", "cirq", "qutip", "lightning", "braket", "custatevec"):
         assert make_engine.__module__ == "qmk.engines"
         assert spec(name).module.startswith("qmk.engines.adapters.")
@@ -278,16 +275,21 @@ def test_each_adapter_class_carries_its_registry_name_and_imports_no_simulator()
         "heavy = {'qsimcirq', 'qiskit_aer', 'qutip', 'pennylane', 'braket', 'cuquantum', 'cupy'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
+    assert _fresh_python(code) == ["[]"]
+
+
+def _fresh_python(code: str) -> list[str]:
+    """The lines ``code`` prints in a fresh interpreter (nothing imported before it)."""
+    import subprocess
+    import sys
+
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip().splitlines()
 
 
 def test_asking_whether_qsim_gpu_can_run_imports_neither_qsimcirq_nor_cirq() -> None:
     """Its own check runs wherever a GPU is (each run the router weighs it for): it finds
     the CUDA module by qsimcirq's files; a CPU-only qsimcirq has none."""
-    import subprocess
-    import sys
-
     pytest.importorskip("qsimcirq")
     code = (
         "import sys\n"
@@ -295,8 +297,7 @@ def test_asking_whether_qsim_gpu_can_run_imports_neither_qsimcirq_nor_cirq() -> 
         "print(QsimGpuEngine.unavailable_reason())\n"
         "print(sorted({'qsimcirq', 'cirq'} & set(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    reason, imported = out.stdout.strip().splitlines()
+    reason, imported = _fresh_python(code)
     assert imported == "[]"
     import qsimcirq
 

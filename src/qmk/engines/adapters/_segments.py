@@ -408,6 +408,12 @@ class SegmentEngine(GateEngine):
                 qubit=repr(qubit),
             ) from None
 
+    def _at_zero(self) -> bool:
+        """Whether the state is ``|0...0>`` with every live qubit still unwritten (a
+        segment from it needs no state handed over)."""
+        n = len(self._order)
+        return bool(n) and self._zeros == n and self._held.size == 1 and self._held.flat[0] == 1
+
     def _take_pending(self) -> list[SegmentGate]:
         """The gates waiting to run, on axes (not qubits); none wait after."""
         axis = {q: a for a, q in enumerate(self._order)}
@@ -420,7 +426,7 @@ class SegmentEngine(GateEngine):
             return
         gates = self._take_pending()
         n = len(self._order)
-        if n and self._zeros == n and self._held.size == 1 and self._held.flat[0] == 1:
+        if self._at_zero():
             state = self._evolve_from_zero(n, gates)  # |0...0>: nothing to hand over
         else:
             state = self._evolve(self._state, n, gates)

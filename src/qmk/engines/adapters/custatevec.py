@@ -75,7 +75,8 @@ class CuStateVecEngine(SegmentEngine):
 
     # The state after a segment stays on the GPU (``_device``) until something reads it on
     # the host (:attr:`_state` downloads it then): a run whose measurements are terminal
-    # draws its shots there (:meth:`_draw_whole`) and never downloads the state.
+    # draws its shots there (:meth:`_draw_whole`) and never downloads the state. Its own
+    # _flush runs every segment, so the host-to-host _evolve of the base is never asked.
 
     @property
     def _state(self) -> np.ndarray:
@@ -96,7 +97,7 @@ class CuStateVecEngine(SegmentEngine):
         n = len(self._order)
         if self._device is not None and not self._zeros:
             device_state = self._device  # the last segment's state, still on the GPU
-        elif n and self._zeros == n and self._held.size == 1 and self._held.flat[0] == 1:
+        elif self._at_zero():
             device_state = self._cupy.zeros(2**n, dtype=self._dtype)  # |0...0> built there
             device_state[0] = 1
         else:
@@ -104,11 +105,6 @@ class CuStateVecEngine(SegmentEngine):
             device_state = self._cupy.asarray(upload)
         self._run_gates(device_state, n, gates)
         self._device, self._zeros = device_state, 0
-
-    def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:
-        device_state = self._cupy.asarray(np.ascontiguousarray(state, dtype=self._dtype))
-        self._run_gates(device_state, n, gates)
-        return np.asarray(device_state.get())
 
     def _draw_whole(self, shots: int) -> np.ndarray:
         """Shots drawn on the GPU where the state is there (:func:`draw_indices`'s two
