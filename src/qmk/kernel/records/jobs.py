@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -294,26 +295,48 @@ def result_expired(job: Job) -> dict[str, str]:
 
 
 def new_id(prefix: str) -> str:
-    """An unguessable id: ``prefix`` + ``_`` + 18 random bytes (base64url), e.g. a job id.
+    """An unguessable id that follows time: ``prefix`` + ``_`` + 24 characters, the time
+    in milliseconds (8 characters, 48 bits) and then 12 random bytes (16 characters, 96
+    bits), e.g. a job id.
 
-    The bytes are the operating system's (:func:`os.urandom`), as
-    :func:`secrets.token_urlsafe` draws them, drawn for :data:`_IDS_AHEAD` ids at once:
-    base64 turns each 18 bytes into 24 characters of their own, so each id is the text
-    of its own 18 bytes (a child process forgets the parent's, drawn before the fork).
+    The time is spelt in :data:`_SORTED`, the base64url characters in ASCII order, so an
+    id made later sorts after one made earlier (by milliseconds; those of one millisecond
+    in any order): the ids of a table's primary key are added at its index's right end,
+    where random ids each wrote a leaf of their own, anywhere, at each commit. The random
+    bytes are the operating system's (:func:`os.urandom`), as
+    :func:`secrets.token_urlsafe` draws them, drawn for :data:`_IDS_AHEAD` ids at once
+    (a child process forgets the parent's, drawn before the fork). Every character is a
+    base64url one: the token decodes as 18 bytes, as ids of 18 random bytes did.
 
     >>> first, second = new_id("job"), new_id("job")
     >>> first != second and len(first) == len(second) == len("job_") + 24
+    True
+    >>> first[:12] <= second[:12]
     True
     """
     try:
         token = _IDS.pop()
     except IndexError:
-        text = base64.urlsafe_b64encode(os.urandom(18 * _IDS_AHEAD)).decode("ascii")
-        _IDS.extend(text[at : at + 24] for at in range(0, len(text), 24))
+        text = base64.urlsafe_b64encode(os.urandom(12 * _IDS_AHEAD)).decode("ascii")
+        _IDS.extend(text[at : at + 16] for at in range(0, len(text), 16))
         token = _IDS.pop()
-    return f"{prefix}_{token}"
+    now = time.time_ns() // 1_000_000
+    if now != _NOW[0]:
+        _NOW[0] = now
+        _NOW[1] = (
+            base64.urlsafe_b64encode(now.to_bytes(6, "big")).decode("ascii").translate(_TO_SORTED)
+        )
+    return f"{prefix}_{_NOW[1]}{token}"
 
 
+#: The base64url characters in ASCII order (``-``, digits, capitals, ``_``, small
+#: letters): an id's time is spelt in these, digit by digit, so ids sort as their times.
+_SORTED = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_TO_SORTED = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", _SORTED
+)
+#: The millisecond of the last id made, and its 8 characters.
+_NOW: list[Any] = [-1, ""]
 #: How many ids' random bytes :func:`new_id` draws at once, and those left.
 _IDS_AHEAD = 64
 _IDS: list[str] = []
