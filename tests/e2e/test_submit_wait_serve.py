@@ -14,6 +14,7 @@ from qmk.client import AsyncClient, Client
 from qmk.execution import executor
 from support.cli import qmk
 from support.kernel import BELL as BELL_GRAPH
+from support.kernel import WorkerGate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BELL = str(EXAMPLES / "bell.qvm.asm")
@@ -98,3 +99,27 @@ def test_qmk_submit_wait_is_one_request_that_answers_the_finished_job(shared_ser
     assert code == 0, err
     assert json.loads(out)["state"] == "COMPLETED"
     assert called.count("q_submit") == 1 and "q_wait" not in called
+
+
+def test_every_job_a_submit_that_waits_answered_survives_a_kill_9(serve, tmp_path):
+    # Its acceptance is committed with its answer, not alone: killed right after the
+    # answers, the kernel keeps every job it answered, finished or not.
+    with WorkerGate(tmp_path) as gate:
+        server = serve("crash-wait", workers=2, hooks=gate.hooks())
+        with Client.connect(str(server.socket), **ALICE) as client:
+            gate.release(3)
+            finished = [client.q_submit(BELL_GRAPH, 100, s, wait_ms=60_000) for s in (1, 2, 3)]
+            held = client.q_submit(BELL_GRAPH, 100, 4, wait_ms=50)  # at the gate: as it stands
+        server.kill()
+    assert [job.state for job in finished] == ["COMPLETED"] * 3
+    assert held.state in ("QUEUED", "VALIDATING", "RUNNING")
+    server.start()
+    with Client.connect(str(server.socket), **ALICE) as client:
+        for seed, job in zip((1, 2, 3), finished, strict=True):
+            again = client.q_wait(job.job_id, 0)
+            assert again.state == "COMPLETED" and again.result == job.result
+            assert again.result["counts"] == executor.run(BELL_GRAPH, shots=100, seed=seed).counts
+        ended = client.q_wait(held.job_id, 60_000)  # recovered, and run to its end
+        assert ended.state == "COMPLETED"
+        assert ended.result["counts"] == executor.run(BELL_GRAPH, shots=100, seed=4).counts
+    assert server.stop() == 0

@@ -14,15 +14,18 @@ from typing import Any
 
 import pytest
 
+from qmk import aio
+from qmk.errors import NotFoundError, UnavailableError
 from qmk.execution import executor
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.pools.pool import WorkerKilled
 from qmk.kernel.running import book as book_module
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage import commit as commit_module
 from qmk.kernel.storage.audit import verify
 from qmk.kernel.storage.commit import GROUP_COMMIT_S
-from support.kernel import BELL, login, run_kernel
+from support.kernel import BELL, WorkerGate, login, run_kernel
 
 CONFIG = config_from_dict(
     {
@@ -136,3 +139,170 @@ def test_q_wait_answers_a_final_state_only_once_it_is_committed(
         assert again == done
 
     run(tmp_path, body)
+
+
+# --------------------------------------------------------------------------- a submit that waits
+
+
+def audit_lines(data_dir: Path, job_id: str) -> list[dict[str, Any]]:
+    lines = (data_dir / "audit.log").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("job_id") == job_id]
+
+
+def test_a_submit_that_waits_commits_its_acceptance_with_its_end_in_one_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no lazy commit within the test: only the answer's own commit can hold the job
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel, sid: str, data: Path) -> None:
+        done = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=5, wait_ms=60_000)
+        assert done["state"] == "COMPLETED"
+        row = committed(data, done["job_id"])  # no await between the reply and this read
+        assert row is not None and row[0] == "COMPLETED"
+        assert row[1]["counts"] == executor.run(BELL, shots=100, seed=5).counts
+        lines = audit_lines(data, done["job_id"])
+        assert [r["state"] for r in lines] == ["QUEUED", "RUNNING", "COMPLETED"]
+        # one write, so one commit: only its last line carries the write's MAC
+        assert ["mac2" in r for r in lines] == [False, False, True]
+        assert not kernel.supervisor.commits.pending
+
+    run(tmp_path, body)
+
+
+def test_a_submit_whose_wait_ms_passes_is_committed_as_it_stands_before_its_reply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=20)
+        assert job["state"] in ("QUEUED", "VALIDATING", "RUNNING")  # held at the gate
+        row = committed(tmp_path / "data", job["job_id"])  # no await since the reply
+        assert row is not None and row[0] in ("QUEUED", "VALIDATING", "RUNNING")
+        # the same job asked for again by its idempotency key is answered committed too
+        again = await kernel.q_submit(
+            session_id=sid, graph=BELL, shots=10, seed=2, wait_ms=0, idempotency_key="k"
+        )
+        assert committed(tmp_path / "data", again["job_id"]) is not None
+        await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
+        await kernel.q_cancel(session_id=sid, job_id=again["job_id"])
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, config=CONFIG, gate=gate)
+
+
+def test_a_job_asked_for_by_its_key_while_its_submit_waits_is_answered_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        data = tmp_path / "data"
+        async with aio.TaskGroup() as group:
+            waiting = group.create_task(
+                kernel.q_submit(
+                    session_id=sid,
+                    graph=BELL,
+                    shots=10,
+                    seed=1,
+                    wait_ms=60_000,
+                    idempotency_key="k",
+                )
+            )
+            (job_id,) = await _accepted(kernel)
+            assert committed(data, job_id) is None  # its submit has answered nothing yet
+            again = await kernel.q_submit(
+                session_id=sid, graph=BELL, shots=10, seed=1, idempotency_key="k"
+            )
+            assert again["job_id"] == job_id and committed(data, job_id) is not None
+            await kernel.q_cancel(session_id=sid, job_id=job_id)
+        assert waiting.result()["state"] == "CANCELLED"
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, config=CONFIG, gate=gate)
+
+
+async def _accepted(kernel: Kernel) -> list[str]:
+    """The ids of the jobs the kernel holds, once it holds one (a submit's admission runs
+    over a few turns of the loop)."""
+    for _ in range(10_000):
+        if kernel.supervisor.jobs:
+            return list(kernel.supervisor.jobs)
+        await asyncio.sleep(0.001)
+    raise AssertionError("no job was accepted")
+
+
+def test_a_failed_commit_takes_back_a_waiting_submits_running_job_and_answers_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        data = tmp_path / "data"
+        supervisor = kernel.supervisor
+        waiting = asyncio.create_task(
+            kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=60_000)
+        )
+        (job_id,) = await _accepted(kernel)
+        for _ in range(10_000):  # until a worker holds it (at the gate)
+            if job_id in supervisor.running:
+                break
+            await asyncio.sleep(0.001)
+        run = supervisor.running[job_id]
+        kernel.store.db.execute("PRAGMA query_only=1")  # the next commit's writes refused
+        kernel.commits.dirty()  # a commit now (another request's, say): it fails
+        with pytest.raises(UnavailableError):
+            await waiting
+        kernel.store.db.execute("PRAGMA query_only=0")
+        # taken back at once: off its worker (killed), not held, not stored, no line
+        assert isinstance(run.future.exception(), WorkerKilled)
+        assert job_id not in supervisor.jobs and job_id not in supervisor.running
+        assert committed(data, job_id) is None
+        assert audit_lines(data, job_id) == []
+        with pytest.raises(NotFoundError):
+            await kernel.q_status(session_id=sid, job_id=job_id)
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, config=CONFIG, gate=gate)
+    assert verify(tmp_path / "data").ok
+
+
+def test_a_failed_commit_that_held_a_waiting_submits_whole_job_leaves_nothing_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        data = tmp_path / "data"
+        loop = asyncio.get_running_loop()
+        refuse = lambda: kernel.store.db.execute("PRAGMA query_only=1")  # noqa: E731
+
+        def on_line(record: dict[str, Any]) -> None:
+            if record.get("state") == "COMPLETED":  # after its end's writes, before its commit
+                loop.call_soon(refuse)
+
+        kernel.audit.listeners.append(on_line)
+        used = kernel.supervisor.results.usage["alice"]
+        with pytest.raises(UnavailableError):
+            await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=60_000)
+        kernel.audit.listeners.remove(on_line)
+        kernel.store.db.execute("PRAGMA query_only=0")
+        assert not kernel.supervisor.jobs and not kernel.supervisor.finished
+        assert kernel.supervisor.results.usage["alice"] == used
+        db = sqlite3.connect(f"file:{data / DB_FILE}?mode=ro", uri=True)
+        try:
+            assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+            assert db.execute("SELECT COUNT(*) FROM usage").fetchone() == (0,)
+        finally:
+            db.close()
+        # the next submit is kept as ever
+        done = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2, wait_ms=60_000)
+        assert done["state"] == "COMPLETED" and committed(data, done["job_id"]) is not None
+
+    run_kernel(tmp_path, body, config=CONFIG)
+    assert verify(tmp_path / "data").ok

@@ -145,6 +145,8 @@ class Supervisor:
         self.machine = book.machine
         self.sweeps = book.sweeps
         self._seq = store.next_seq()
+        #: The jobs whose acceptance no commit has told of yet (:class:`_Acceptance`).
+        self._unkept: dict[str, _Acceptance] = {}
 
     # ------------------------------------------------------------------ the book's values
 
@@ -311,14 +313,21 @@ class Supervisor:
         *,
         idempotency_key: str | None = None,
         allowed: list[Allowed] | None = None,
+        wait_s: float | None = None,
     ) -> dict[str, Any]:
         """Store, audit and queue an admitted job; return it as accepted, once committed.
         ``allowed``: the capability check admission kept for its QUEUED line
         (:meth:`~qmk.kernel.admit.admission.Admission.admit`), taken from there.
 
+        With ``wait_s`` (a submit that waits), return it once final or as it is when
+        ``wait_s`` has passed, as :meth:`wait` does: nothing answers its acceptance
+        alone, so the acceptance asks for no commit of its own and rides with the one
+        the answer waits for (with a job that ends meanwhile, its start's and its end's
+        writes too: one commit where there were two).
+
         Raises:
-            UnavailableError: the commit failed (the data disk is full, say): the job is
-                taken back, and nothing of it stays.
+            UnavailableError: the commit that held its acceptance failed (the data disk
+                is full, say): the job is taken back, and nothing of it stays.
         """
         self.machine.check(job)  # QK501 before anything of it is stored
         job.seq = self._seq
@@ -347,21 +356,47 @@ class Supervisor:
         self.jobs[job.job_id] = job
         queued = self.book.enqueue(job)
         self.epochs.arm_deadline(job)
+        acceptance = self._unkept[job.job_id] = _Acceptance(self, job)
+        self.commits.after(acceptance)  # a failed commit takes the job back on its turn
+        if wait_s is not None:
+            # on the shared machine: kicked when it leaves it (the dispatcher is not woken
+            # again for it here: a round with no free worker would do nothing)
+            if queued and job.job_id in self.queue:
+                self.book.kick()
+            return await self._waited(job, acceptance, wait_s)
         accepted = job.to_json()  # the reply says QUEUED even if a worker takes it meanwhile
-        try:
-            await self.commits.durable()
-        except QMKError:
-            self.book.stop(job, "not committed")
-            self.jobs.pop(job.job_id, None)
-            deadline = self.book.deadlines.pop(job.job_id, None)
-            if deadline is not None:
-                deadline.cancel()
-            raise
-        # on the shared machine: kicked when it leaves it (the dispatcher is not woken
-        # again for it here: a round with no free worker would do nothing)
+        await self.commits.durable()
         if queued and job.job_id in self.queue:
             self.book.kick()
         return accepted
+
+    async def _waited(self, job: Job, acceptance: _Acceptance, wait_s: float) -> dict[str, Any]:
+        """A submit that waits: ``job`` once final or when ``wait_s`` has passed, its
+        acceptance (and its end, if it ended) committed first."""
+        if wait_s > 0 and not job.final and acceptance.error is None:
+            await self.book.waits.until(job.job_id, self.clock.now() + wait_s)
+        if acceptance.error is None and (
+            not acceptance.kept or (job.final and self.commits.pending)
+        ):
+            await self.commits.durable()
+        if acceptance.error is not None:  # the commit that held it failed meanwhile
+            raise acceptance.error
+        return job.to_json()
+
+    def _not_kept(self, job: Job) -> None:
+        """``job``'s acceptance was in a commit that failed, with everything written of it
+        since: take it back (off the queue, the machine or its worker, which is killed),
+        as if it had never been accepted, and wake what waits for it."""
+        self.book.stop(job, "not committed")
+        self.jobs.pop(job.job_id, None)
+        deadline = self.book.deadlines.pop(job.job_id, None)
+        if deadline is not None:
+            deadline.cancel()
+        if job.final:  # it ended in that commit too: its end is undone with it
+            self.book.forget(job.job_id)
+            if job.result is not None:
+                self.results.usage[job.tenant] -= job.result.nbytes
+        self.book.waits.ended(job.job_id)
 
     async def _answer_from_cache(self, job: Job, hit: Hit) -> dict[str, Any]:
         """COMPLETE ``job`` at once with ``hit``'s result, no worker (attested as a cache
@@ -396,7 +431,9 @@ class Supervisor:
         """
         if not job.final and timeout_s > 0:  # until its end, else as it is at the limit
             await self.book.waits.until(job.job_id, self.clock.now() + timeout_s)
-        if job.final and self.commits.pending:
+        # a job found by its idempotency key may be one whose acceptance is not committed
+        # yet (a submit that waits): answered, it is committed first too
+        if self.commits.pending and (job.final or job.job_id in self._unkept):
             await self.commits.durable()
         return job.to_json()
 
@@ -486,6 +523,29 @@ class Supervisor:
             if spans(job, self.device)
             else None,
         }
+
+
+class _Acceptance:
+    """A job's acceptance until the commit that holds it tells how it went
+    (:meth:`~qmk.kernel.storage.commit.GroupCommit.after`): ``kept`` once committed,
+    else ``error`` (and the job taken back at once: :meth:`Supervisor._not_kept`)."""
+
+    __slots__ = ("error", "job", "kept", "supervisor")
+
+    def __init__(self, supervisor: Supervisor, job: Job) -> None:
+        self.supervisor = supervisor
+        self.job = job
+        self.kept = False
+        self.error: BaseException | None = None
+
+    def __call__(self, error: BaseException | None) -> None:
+        supervisor = self.supervisor
+        supervisor._unkept.pop(self.job.job_id, None)
+        if error is None:
+            self.kept = True
+        else:
+            self.error = error
+            supervisor._not_kept(self.job)
 
 
 __all__ = ["Supervisor"]

@@ -18,6 +18,11 @@ comes first). A task woken by events and a window in an :func:`asyncio.timeout` 
 the same at some twenty Python calls a commit more; the commits are made at the same
 moments. What a commit's callback cannot tell the requests (a fault of the committer
 itself) ends the task, so the kernel's group stops as it did.
+
+A write that must be durable only before some later answer (a submit that waits: its
+job's acceptance is answered with the job's end) asks for no commit of its own: it rides
+with the next one (:meth:`GroupCommit.after`), which tells it how it went before any
+request that waits for that commit resumes, so a failed one is undone on that turn.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import Callable
 
 from qmk.errors import UnavailableError
 from qmk.kernel.storage.audit import AuditLog
@@ -50,6 +56,8 @@ class GroupCommit:
         #: wait for (no ``asyncio.shield`` of a shared one: two callbacks and a loop turn
         #: more per request).
         self._waiters: list[asyncio.Future[None]] = []
+        #: Those told of the commit that will hold the writes, at once (:meth:`after`).
+        self._riders: list[Callable[[BaseException | None], None]] = []
         self._pending = False  # some write is not committed yet
         self._urgent = False  # a request waits for it: commit this loop turn
         #: The commit asked for at the end of this turn, and the one at the window's end.
@@ -87,15 +95,40 @@ class GroupCommit:
         self._waiters.append(waiter)
         await waiter
 
+    def after(self, told: Callable[[BaseException | None], None]) -> None:
+        """Have ``told`` called with how the commit that will hold the writes made so far
+        went (None: committed; else its error, all of them rolled back), on that
+        commit's turn, before any request that waits for it resumes; ask for that commit
+        within the window (:meth:`durable` makes it urgent).
+
+        >>> import asyncio, tempfile
+        >>> from qmk.kernel.security.sessions import load_secret
+        >>> async def demo(data):
+        ...     store, audit = Store(data), AuditLog(data, load_secret(data))
+        ...     commits, told = GroupCommit(store, audit), []
+        ...     committer = asyncio.create_task(commits.run())
+        ...     commits.after(told.append)
+        ...     before = list(told)
+        ...     await commits.durable()
+        ...     committer.cancel()
+        ...     audit.close()
+        ...     return before, told
+        >>> with tempfile.TemporaryDirectory() as data:
+        ...     asyncio.run(demo(data))
+        ([], [None])
+        """
+        self._riders.append(told)
+        self.dirty(urgent=False)
+
     def commit(self) -> None:
         """Commit now, on the caller's turn (kernel open and close). Raises what it raises."""
-        waiters = self._take()
+        waiters, riders = self._take()
         try:
             self._flush()
         except Exception as exc:
-            _tell(waiters, exc)
+            _tell(waiters, riders, exc)
             raise
-        _tell(waiters, None)
+        _tell(waiters, riders, None)
 
     async def run(self) -> None:
         """The committer: until it is cancelled, the commits asked for are made (by the
@@ -114,13 +147,13 @@ class GroupCommit:
         """A commit's callback: commit what is written; the requests that wait for it get
         the error of one that failed."""
         try:
-            waiters = self._take()
+            waiters, riders = self._take()
             try:
                 self._flush()
             except Exception as exc:
-                _tell(waiters, exc)
+                _tell(waiters, riders, exc)
                 return
-            _tell(waiters, None)
+            _tell(waiters, riders, None)
         except BaseException as exc:  # the committer's own fault: it ends with it
             running = self._running
             if running is None or running.done():
@@ -129,15 +162,18 @@ class GroupCommit:
 
     def abort(self, error: BaseException) -> None:
         """Fail the pending commit with ``error`` (the committer is gone: nothing commits)."""
-        _tell(self._take(), error)
+        _tell(*self._take(), error)
 
-    def _take(self) -> list[asyncio.Future[None]]:
-        """The requests that wait for the commit about to be made (the writes from now on
-        wait for the next one)."""
+    def _take(
+        self,
+    ) -> tuple[list[asyncio.Future[None]], list[Callable[[BaseException | None], None]]]:
+        """The requests that wait for the commit about to be made, and its riders
+        (:meth:`after`); the writes from now on wait for the next one."""
         waiters, self._waiters = self._waiters, []
+        riders, self._riders = self._riders, []
         self._pending = self._urgent = False
         self._cancel_calls()
-        return waiters
+        return waiters, riders
 
     def _cancel_calls(self) -> None:
         """The commits asked for are not needed (made now, or no committer any more)."""
@@ -170,8 +206,15 @@ class GroupCommit:
             ) from exc
 
 
-def _tell(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    """Tell the requests that waited for a commit how it went (but those cancelled)."""
+def _tell(
+    waiters: list[asyncio.Future[None]],
+    riders: list[Callable[[BaseException | None], None]],
+    error: BaseException | None,
+) -> None:
+    """Tell a commit's riders how it went, then the requests that waited for it (but
+    those cancelled)."""
+    for told in riders:
+        told(error)
     for waiter in waiters:
         if waiter.done():
             continue

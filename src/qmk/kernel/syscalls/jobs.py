@@ -94,11 +94,9 @@ class JobDesk:
                     key="idempotency_key",
                 )
             known = self.store.job_id_for_key(session.tenant, idempotency_key)
-            if known is not None:
+            if known is not None:  # answered as q_wait answers (committed first)
                 job = self.supervisor.job(known, session.tenant)
-                if wait_ms is None:
-                    return job.to_json()
-                return await self.supervisor.wait(job, wait_ms / 1000)
+                return await self.supervisor.wait(job, 0 if wait_ms is None else wait_ms / 1000)
         self._check_disk()
         self.admission.cpu.check(session.tenant, "a submit")
         # a big QVM graph: read and verified off the loop
@@ -121,14 +119,17 @@ class JobDesk:
             self.delegations.audit_use(
                 session, job.required_caps, where="submit", job_id=job.job_id
             )
+            # with wait_ms: the job once final (or as it is then), as q_wait answers it;
+            # its acceptance committed with that answer, not alone
             accepted = await self.supervisor.accept(
-                job, idempotency_key=idempotency_key, allowed=allowed
+                job,
+                idempotency_key=idempotency_key,
+                allowed=allowed,
+                wait_s=None if wait_ms is None else wait_ms / 1000,
             )
         except BaseException:
             self.admission.write_allowed(allowed)
             raise
-        if wait_ms is not None:  # the same object q_wait would find: the book's
-            accepted = await self.supervisor.wait(job, wait_ms / 1000)
         if job.warnings:  # the accepted answer says an option changed nothing
             accepted["warnings"] = list(job.warnings)
         return accepted
