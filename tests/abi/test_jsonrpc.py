@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qmk.abi.errors import InvalidParams, ParseError
-from qmk.abi.jsonrpc import Caller, RpcCore, _decode, _may_differ
+from qmk.abi.jsonrpc import Caller, RpcCore, _decode, _graph_text, _may_differ
 from qmk.abi.methods import METHODS, bind_params
 from qmk.errors import SYSCALL_ERRORS, CapabilityError, NotFoundError
 from qmk.qvm.graph import GraphText, compact_text
@@ -524,6 +524,76 @@ def test_a_submitted_graph_arrives_as_the_compact_text_the_kernel_writes(nodes: 
         assert got.text == compact_text(graph) and got.nodes == len(nodes)
     else:
         assert got == graph
+
+
+def _submit_reference(line: bytes) -> Any:
+    """What a line decodes to by ``json.loads``, a ``q_submit``'s graph then made its
+    text as the general decoder's path makes it (:func:`_graph_text`)."""
+    value = _reference(line)
+    _graph_text(value)
+    return value
+
+
+_SUBMIT_PARAM = st.sampled_from([p.name for p in METHODS["q_submit"].params] + ["extra"])
+_SUBMIT_GRAPH = st.one_of(
+    st.dictionaries(st.text(max_size=3), _GRAPH_VALUE, max_size=3),
+    st.fixed_dictionaries({"program": st.fixed_dictionaries({"nodes": st.lists(_GRAPH_VALUE)})}),
+    _GRAPH_VALUE,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(_SUBMIT_PARAM, _GRAPH_VALUE, max_size=4),
+    _SUBMIT_GRAPH,
+    st.booleans(),
+    st.sampled_from(["q_submit", "q_status"]),
+    st.dictionaries(st.sampled_from(["id", "jsonrpc", "other"]), _GRAPH_VALUE, max_size=2),
+    st.booleans(),
+)
+@example({}, {"a": 1.5e-7}, True, "q_submit", {}, False)
+@example({"seed": 7}, {"a": 1}, False, "q_submit", {"id": 3}, True)
+def test_a_submit_line_decodes_as_the_parser_and_the_graph_text_make_it(
+    params: dict[str, Any],
+    graph: Any,
+    with_graph: bool,
+    method: str,
+    members: dict[str, Any],
+    spaced: bool,
+) -> None:
+    if with_graph:
+        params = {**params, "graph": graph}
+    message = {**members, "method": method, "params": params}
+    separators = (", ", ": ") if spaced else (",", ":")
+    line = json.dumps(message, separators=separators).encode() + b"\n"
+    for _ in range(2):  # the second time, a graph's text is the one kept by its bytes
+        try:
+            expected: Any = ("value", _submit_reference(line))
+        except ValueError:
+            expected = ("error", None)
+        try:
+            got: Any = ("value", _decode(line, None)[0])
+        except ParseError:
+            got = ("error", None)
+        assert got == expected
+
+
+def test_a_graph_sent_again_is_the_text_made_of_it_before() -> None:
+    graph = {"version": "0.2", "program": {"nodes": [{"id": "a", "op": "APPLY_H"}]}}
+
+    def sent(seed: int, spaced: bool = False) -> GraphText:
+        params = {"session_id": "s", "graph": graph, "shots": 10, "seed": seed}
+        separators = (", ", ": ") if spaced else (",", ":")
+        line = json.dumps(req("q_submit", params), separators=separators).encode() + b"\n"
+        got = _decode(line, None)[0]
+        assert got["params"]["seed"] == seed and got["params"]["shots"] == 10
+        text = got["params"]["graph"]
+        assert text == GraphText(compact_text(graph), 1)
+        return text
+
+    first = sent(1)
+    assert sent(2) is first  # the same bytes: the same text, not made again
+    assert sent(3, spaced=True) is not first  # other bytes: made of them
 
 
 @settings(max_examples=2000, deadline=None)

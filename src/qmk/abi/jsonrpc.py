@@ -43,6 +43,7 @@ b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,...}}\\n'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -223,7 +224,13 @@ def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tupl
             f"the JSON nests deeper than the limit of {max_depth} arrays and objects",
             limit=max_depth,
         )
-    if not pieces and len(line) < NO_GC_BYTES and _TWENTY_DIGITS not in line.translate(_DIGITS):
+    # (``find``, not ``in``: a ``bytes in bytes`` first tries the needle as an integer,
+    # and makes and drops a TypeError for it)
+    if not pieces and len(line) < NO_GC_BYTES and line.translate(_DIGITS).find(_TWENTY_DIGITS) < 0:
+        if line.find(b'"q_submit"', 0, HEAD_BYTES) >= 0:
+            submit = _submit_message(line)
+            if submit is not None:
+                return submit, False
         try:  # the same value as json.loads below gives, for valid JSON with no number
             message = _fast_decode(line)  # out of range, a few times faster
         except (msgspec.DecodeError, ValueError):  # (ValueError: a line not UTF-8)
@@ -342,17 +349,103 @@ def _graph_text(message: Any) -> None:
     if type(message) is not dict or message.get("method") != "q_submit":
         return
     params = message.get("params")
-    if type(params) is not dict or type(graph := params.get("graph")) is not dict:
+    if type(params) is not dict:
         return
+    text = _graph_text_of(params.get("graph"))
+    if text is not None:
+        params["graph"] = text
+
+
+def _graph_text_of(graph: Any) -> GraphText | None:
+    """:func:`_graph_text`'s text of a decoded graph; None when it is not an object, or
+    when the kernel writes its text (:func:`_may_differ`)."""
+    if type(graph) is not dict:
+        return None
     data = _fast_encode(graph)
     if _may_differ(data):
-        return  # the kernel writes it (compact_text), as before
+        return None  # the kernel writes it (compact_text), as before
     program = graph.get("program")
     nodes = program.get("nodes") if type(program) is dict else None
-    params["graph"] = GraphText(data.decode("utf-8"), len(nodes) if type(nodes) is list else 0)
+    return GraphText(data.decode("utf-8"), len(nodes) if type(nodes) is list else 0)
 
 
 _fast_encode = msgspec.json.Encoder().encode
+
+
+def _submit_struct(name: str, fields: list[tuple[str, Any]]) -> type[msgspec.Struct]:
+    """A struct of a request's members, each ``UNSET`` when absent; an unknown member
+    fails its decoding (the general decoder then says what it says)."""
+    return msgspec.defstruct(
+        name,
+        [(field, kind, msgspec.field(default=msgspec.UNSET)) for field, kind in fields],
+        forbid_unknown_fields=True,
+    )
+
+
+#: A ``q_submit`` request's members and params (those of the method table), its graph
+#: left as its bytes (:func:`_submit_message`).
+_SubmitParams: Any = _submit_struct(
+    "_SubmitParams",
+    [(p.name, msgspec.Raw if p.name == "graph" else Any) for p in METHODS["q_submit"].params],
+)
+_Submit = _submit_struct(
+    "_Submit", [("jsonrpc", Any), ("id", Any), ("method", Any), ("params", _SubmitParams)]
+)
+_decode_submit = msgspec.json.Decoder(_Submit).decode
+_SUBMIT_PARAMS: tuple[str, ...] = _SubmitParams.__struct_fields__
+_SUBMIT_FIELDS: tuple[str, ...] = _Submit.__struct_fields__
+_astuple = msgspec.structs.astuple
+#: The graph texts of the graphs submitted last (:func:`_submit_message`), by the graph's
+#: bytes as sent: at most :data:`GRAPHS_KEPT`, each of at most :data:`GRAPH_KEPT_BYTES`.
+_GRAPHS: dict[bytes, GraphText] = {}
+GRAPHS_KEPT = 64
+GRAPH_KEPT_BYTES = 1 << 14
+
+
+def _submit_message(line: bytes) -> dict[str, Any] | None:
+    """A ``q_submit`` line decoded as :func:`_decode` decodes it, its graph as the
+    :class:`GraphText` :func:`_graph_text` makes of it, or None where the general
+    decoder must say (a member or param it does not know, params as an array, no graph,
+    a graph that does not decode or whose text :func:`_graph_text` leaves to the kernel).
+
+    The graph's bytes are not decoded when they are the bytes of a graph submitted
+    lately (a sweep's programs, the next job of a program): its text is a function of
+    those bytes alone, and is kept by them (the same text, the same object; it is
+    immutable). Those bytes decoded before, so they hold valid UTF-8 JSON with no number
+    out of range, as the rest of the line does once it decodes."""
+    try:
+        message: Any = _decode_submit(line)
+    except (msgspec.DecodeError, ValueError):  # (ValidationError is a DecodeError)
+        return None
+    params: Any = message.params
+    if message.method != "q_submit" or type(params) is not _SubmitParams:
+        return None
+    raw = params.graph
+    if raw is msgspec.UNSET:
+        return None
+    data = bytes(raw)
+    graph = _GRAPHS.get(data)
+    if graph is None:
+        try:
+            value = _fast_decode(data)
+        except (msgspec.DecodeError, ValueError):
+            return None
+        graph = _graph_text_of(value)
+        if graph is None:
+            return None
+        if len(data) <= GRAPH_KEPT_BYTES:
+            if len(_GRAPHS) >= GRAPHS_KEPT:
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                    del _GRAPHS[next(iter(_GRAPHS))]  # the oldest (another thread's race)
+            _GRAPHS[data] = graph
+    unset = msgspec.UNSET
+    given = {n: v for n, v in zip(_SUBMIT_PARAMS, _astuple(params), strict=True) if v is not unset}
+    given["graph"] = graph
+    out = {n: v for n, v in zip(_SUBMIT_FIELDS, _astuple(message), strict=True) if v is not unset}
+    out["params"] = given
+    return out
+
+
 #: Every digit made a ``0`` and ``E`` an ``e``: a digit before an ``e`` or ``E`` is then the
 #: substring ``0e`` (two substring searches cost about a tenth of a regular expression's
 #: scan, ``[0-9][eE]|0\.0000``, which took 9 us of a Bell pair's 500 bytes).
@@ -366,7 +459,7 @@ def _may_differ(data: bytes) -> bool:
     >>> _may_differ(b'[1e-07, 2]'), _may_differ(b'[0.00001]'), _may_differ(b'{"e": 0.5}')
     (True, True, False)
     """
-    return b"0.0000" in data or b"0e" in data.translate(_EXPONENTS)
+    return data.find(b"0.0000") >= 0 or data.translate(_EXPONENTS).find(b"0e") >= 0
 
 
 def _decode_big(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
