@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
@@ -145,3 +148,101 @@ def test_select_respects_the_limit() -> None:
     flood(queue, "a", 3)
     assert len(queue.select(lambda job: True, 2)) == 2
     assert len(queue) == 1
+
+
+class OneHeap:
+    """The queue's order as one heap per tenant gives it: each tenant's best job the least
+    (priority high first, deadline early first, seq, id) of its jobs still queued, the
+    tenants served lowest usage first, a returning tenant level with those waiting (the
+    queue as it was before its runs in key order became a line; the reference here)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, FakeJob] = {}
+        self.usage: dict[str, float] = {}
+        self.tenants: list[str] = []
+
+    @staticmethod
+    def key(job: FakeJob) -> tuple[Any, ...]:
+        deadline = float("inf") if job.deadline is None else job.deadline
+        return (-job.priority, deadline, job.seq, job.job_id)
+
+    def head(self, tenant: str) -> FakeJob | None:
+        mine = [job for job in self.jobs.values() if job.tenant == tenant]
+        return min(mine, key=self.key, default=None)
+
+    def push(self, job: FakeJob) -> None:
+        if job.job_id in self.jobs:
+            return
+        if self.head(job.tenant) is None:
+            waiting = [self.usage.get(t, 0.0) for t in self.tenants if self.head(t) is not None]
+            floor = min(waiting) if waiting else max(self.usage.values(), default=0.0)
+            self.usage[job.tenant] = max(self.usage.get(job.tenant, 0.0), floor)
+        if job.tenant not in self.tenants:
+            self.tenants.append(job.tenant)
+        self.jobs[job.job_id] = job
+
+    def select(self, can_run: Any, limit: int) -> list[FakeJob]:
+        chosen: list[FakeJob] = []
+        blocked: set[str] = set()
+        while len(chosen) < limit:
+            heads = [(t, h) for t in self.tenants if t not in blocked and (h := self.head(t))]
+            if not heads:
+                break
+            tenant, job = min(heads, key=lambda th: (self.usage.get(th[0], 0.0), th[1].seq))
+            if not can_run(job):
+                blocked.add(tenant)
+                continue
+            del self.jobs[job.job_id]
+            self.usage[tenant] = self.usage.get(tenant, 0.0) + 1.0
+            chosen.append(job)
+        return chosen
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("push"),
+            st.sampled_from("abc"),
+            st.sampled_from([5, 5, 5, 7, 3]),
+            st.sampled_from([None, None, 1000.0, 2000.0]),
+            st.booleans(),
+        ),
+        st.tuples(st.just("remove"), st.integers(0, 60)),
+        st.tuples(st.just("again"), st.integers(0, 60)),
+        st.tuples(st.just("select"), st.integers(1, 4), st.sampled_from(["", "a", "ab"])),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_OPS)
+def test_the_queue_serves_jobs_in_the_order_one_heap_a_tenant_gives(ops: list[Any]) -> None:
+    queue, reference = FairQueue(), OneHeap()
+    made: list[FakeJob] = []
+    for op in ops:
+        if op[0] == "push":  # a job of a new seq: most come in order, some out of it
+            _, tenant, priority, deadline, late = op
+            seq = len(made) if not late else -len(made)
+            made.append(FakeJob(f"j{len(made)}", tenant, seq, priority, deadline))
+            queue.push(made[-1])
+            reference.push(made[-1])
+        elif op[0] == "remove" and op[1] < len(made):
+            job_id = made[op[1]].job_id
+            assert (queue.remove(job_id) is None) == (reference.jobs.pop(job_id, None) is None)
+        elif op[0] == "again" and op[1] < len(made):  # queued again (its key is its own)
+            queue.push(made[op[1]])
+            reference.push(made[op[1]])
+        elif op[0] == "select":
+            _, limit, blocked = op
+            picked = queue.select(lambda job, b=blocked: job.tenant not in b, limit)
+            expected = reference.select(lambda job, b=blocked: job.tenant not in b, limit)
+            assert [j.job_id for j in picked] == [j.job_id for j in expected]
+        assert len(queue) == len(reference.jobs)
+        assert {t: queue.count(t) for t in "abc"} == {
+            t: sum(j.tenant == t for j in reference.jobs.values()) for t in "abc"
+        }
+        best = queue.best()
+        wanted = min(reference.jobs.values(), key=OneHeap.key, default=None)
+        assert (best and best.job_id) == (wanted and wanted.job_id)
+        assert queue.usage == reference.usage

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -43,11 +44,29 @@ def _key(job: Any) -> tuple[int, float, int]:
     return (-job.priority, math.inf if deadline is None else deadline, job.seq)
 
 
+#: A queued job's place: its key (:func:`_key`) and its id, as one flat tuple (a nested
+#: key costs a tuple's comparison more at each step of a heap).
+_Entry = tuple[int, float, int, str]
+
+
+def _entry(job: Any) -> _Entry:
+    deadline = job.deadline
+    return (-job.priority, math.inf if deadline is None else deadline, job.seq, job.job_id)
+
+
 class FairQueue:
-    """Per-tenant priority queues served lowest-usage-first."""
+    """Per-tenant priority queues served lowest-usage-first.
+
+    A tenant's queue is two: the jobs pushed in the order of their keys (a run of one
+    priority without deadlines comes in ``seq`` order: each one after the last), a
+    sorted line taken from its front; and the others, a heap. Its best job is the better
+    of the two fronts: the order a single heap gives, without the sifting of a heap of
+    thousands of entries at each job (each step a comparison of entries spread over the
+    heap's memory)."""
 
     def __init__(self) -> None:
-        self._heaps: dict[str, list[tuple[tuple[int, float, int], str]]] = {}
+        self._heaps: dict[str, list[_Entry]] = {}
+        self._lines: dict[str, deque[_Entry]] = {}
         self._jobs: dict[str, Any] = {}
         self._counts: dict[str, int] = {}
         self.usage: dict[str, float] = {}
@@ -70,13 +89,21 @@ class FairQueue:
         if job.job_id in self._jobs:
             return
         tenant = job.tenant
-        if not self._has_jobs(tenant):
-            waiting = [self.usage.get(t, 0.0) for t in self._heaps if self._has_jobs(t)]
+        if self._first(tenant) is None:
+            waiting = [self.usage.get(t, 0.0) for t in self._heaps if self._first(t) is not None]
             floor = min(waiting) if waiting else max(self.usage.values(), default=0.0)
             self.usage[tenant] = max(self.usage.get(tenant, 0.0), floor)
         self._jobs[job.job_id] = job
         self._counts[tenant] = self._counts.get(tenant, 0) + 1
-        heapq.heappush(self._heaps.setdefault(tenant, []), (_key(job), job.job_id))
+        entry = _entry(job)
+        line = self._lines.get(tenant)
+        if line is None:
+            line = self._lines[tenant] = deque()
+            self._heaps[tenant] = []
+        if not line or line[-1] < entry:
+            line.append(entry)
+        else:
+            heapq.heappush(self._heaps[tenant], entry)
 
     def remove(self, job_id: str) -> Any | None:
         """Take ``job_id`` out of the queue (lazily); return it, or None if not queued."""
@@ -85,15 +112,24 @@ class FairQueue:
             self._counts[job.tenant] -= 1
         return job
 
-    def _has_jobs(self, tenant: str) -> bool:
+    def _first(self, tenant: str) -> _Entry | None:
+        """``tenant``'s best entry of a job still queued (the entries of jobs gone from
+        the fronts dropped), or None."""
+        jobs = self._jobs
+        line = self._lines.get(tenant)
+        while line and line[0][3] not in jobs:
+            line.popleft()
         heap = self._heaps.get(tenant)
-        while heap and heap[0][1] not in self._jobs:
+        while heap and heap[0][3] not in jobs:
             heapq.heappop(heap)
-        return bool(heap)
+        if line:
+            return heap[0] if heap and heap[0] < line[0] else line[0]
+        return heap[0] if heap else None
 
     def head(self, tenant: str) -> Any | None:
         """``tenant``'s best waiting job."""
-        return self._jobs[self._heaps[tenant][0][1]] if self._has_jobs(tenant) else None
+        first = self._first(tenant)
+        return None if first is None else self._jobs[first[3]]
 
     def heads(self) -> list[Any]:
         """Each waiting tenant's best job."""
