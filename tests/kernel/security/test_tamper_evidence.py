@@ -150,6 +150,26 @@ def test_a_result_edited_with_its_seal_dropped_is_never_served_and_verify_finds_
     assert not report.ok and "stored_sha256" in str(report.reason)
 
 
+def test_a_results_head_edited_in_its_text_is_found_when_served(tmp_path: Path) -> None:
+    """The head a result is read back with (its members after the counts: shots,
+    telemetry) is its text's (format 8 keeps none in its index): an edit of it there is
+    ``QK308``, as an edit of its counts is."""
+    data = tmp_path / "data"
+    job_id = completed_job(data)
+    db = sqlite3.connect(data / DB_FILE)
+    (text, meta) = db.execute(
+        "SELECT result, result_meta FROM jobs WHERE job_id=?", (job_id,)
+    ).fetchone()
+    assert "head" not in json.loads(meta) and f'"shots":{SHOTS}' in text
+    edited = text.replace(f'"shots":{SHOTS}', f'"shots":{SHOTS + 1}')
+    db.execute("UPDATE jobs SET result=? WHERE job_id=?", (edited, job_id))
+    db.commit()
+    db.close()
+    status, error = served(data, job_id)
+    assert status["result"] is None and status["result_error"]["code"] == "QK308"
+    assert error is not None and error.details.get("code") == "QK308"
+
+
 @pytest.mark.parametrize("edit", ["seal", "meta"])
 def test_a_seal_or_index_edited_alone_is_found_when_served(tmp_path: Path, edit: str) -> None:
     data = tmp_path / "data"

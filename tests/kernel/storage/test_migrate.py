@@ -678,3 +678,62 @@ def test_a_format_6_data_dir_has_its_usage_rows_keyed_by_their_jobs_when_migrate
         ]
     finally:
         store.close()
+
+
+def test_a_format_7_data_dir_keeps_its_results_indexes_with_their_heads_when_migrated(
+    tmp_path: Path,
+) -> None:
+    """Format 8 stores a result's index without its head (the result's text holds it): a
+    directory of format 7, whose indexes hold it, is refused (a kernel of format 7 would
+    read a head from an index that has none), then migrated with its rows as they were;
+    its result reads with the head its index holds, checked by the seal it was written
+    with, and an index edited since is still ``QK308``. Its index of a tenant's jobs by
+    state goes, and one by submission order (``jobs_tenant``) takes its place."""
+    data = tmp_path / "data"
+    job_id, done = _completed(tmp_path)
+    key = derive(load_secret(data), "result")
+    db = sqlite3.connect(data / DB_FILE)
+    (text,) = db.execute(
+        "SELECT CAST(result AS BLOB) FROM jobs WHERE job_id=?", (job_id,)
+    ).fetchone()
+    stored = encode_result(json.loads(text))
+    assert stored.data == text
+    old_meta = json.dumps(dict(stored.meta), separators=(",", ":"))  # as format 7 wrote it
+    assert '"head":' in old_meta
+    seal = result_seal(key, job_id, stored.sha256, old_meta)
+    db.execute(
+        "UPDATE jobs SET result_meta=?, result_seal=? WHERE job_id=?", (old_meta, seal, job_id)
+    )
+    db.execute("DROP INDEX jobs_tenant")  # format 7's index of a tenant's jobs by state
+    db.execute("CREATE INDEX jobs_tenant_state ON jobs (tenant, state)")
+    db.execute("UPDATE meta SET value='7' WHERE key=?", (SCHEMA_KEY,))
+    db.commit()
+    db.close()
+
+    report = _refused_then_migrated(data, 7)
+    assert report["version_to"] == SCHEMA_VERSION == 8
+    with sqlite3.connect(data / DB_FILE) as db:
+        row = db.execute(
+            "SELECT result_meta, result_seal FROM jobs WHERE job_id=?", (job_id,)
+        ).fetchone()
+        indexes = {
+            name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    assert row == (old_meta, seal)
+    assert "jobs_tenant" in indexes and "jobs_tenant_state" not in indexes
+    store = Store(data, seal_key=key)
+    try:
+        job = store.load_job(job_id, "alice")
+        assert job is not None and job.result is not None and job.result_damage is None
+        assert [j.job_id for j in store.list_jobs("alice", "COMPLETED", 5)] == [job_id]
+        assert dict(job.result.head) == {k: v for k, v in done["result"].items() if k != "counts"}
+        assert json.loads(job.result.data) == done["result"]
+        store.db.execute(
+            "UPDATE jobs SET result_meta=? WHERE job_id=?",
+            (old_meta.replace('"shots":', '"shots": '), job_id),
+        )
+        edited = store.load_job(job_id, "alice")
+        assert edited is not None and edited.result is None
+        assert edited.result_damage is not None and edited.result_damage["code"] == "QK308"
+    finally:
+        store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import zlib
 from pathlib import Path
@@ -123,6 +124,47 @@ def test_active_jobs_and_listing_follow_state_and_order(tmp_path: Path) -> None:
         RUNNING: 1,
         COMPLETED: 1,
     }
+    store.close()
+
+
+def test_a_tenants_jobs_are_listed_newest_first_by_their_index_without_a_sort(
+    tmp_path: Path,
+) -> None:
+    """A listing reads the tenant's jobs in submission order (``jobs_tenant``), newest
+    first, as many as asked, with no sort of all the tenant's jobs; of a state not ended,
+    the jobs not ended (``jobs_active``); of another, the tenant's jobs filtered; every
+    job's entry was made once, at its insert (no index of a tenant's jobs by state)."""
+    from qmk.kernel.records.jobs import ACTIVE_STATES, FAILED, STATES
+    from qmk.kernel.storage.store import _list_jobs
+
+    store = Store(tmp_path)
+    states = [COMPLETED, FAILED, QUEUED, RUNNING, COMPLETED, COMPLETED]
+    for seq in range(1, 61):
+        job = make_job(f"job_{seq:02d}", seq, tenant="alice" if seq % 3 else "bob")
+        job.state = states[seq % len(states)]
+        store.insert_job(job)
+    store.commit()
+    for tenant in ("alice", "bob"):
+        for state in (None, *STATES):
+            for limit in (1, 4, 100):
+                want = [
+                    f"job_{seq:02d}"
+                    for seq in range(60, 0, -1)
+                    if ("alice" if seq % 3 else "bob") == tenant
+                    and (state is None or states[seq % len(states)] == state)
+                ][:limit]
+                assert [j.job_id for j in store.list_jobs(tenant, state, limit)] == want
+            plan = " ".join(
+                str(row[-1])
+                for row in store.db.execute(
+                    "EXPLAIN QUERY PLAN " + _list_jobs(state, "job_id"), (tenant, 10)
+                )
+            )
+            index = "jobs_active" if state in ACTIVE_STATES else "jobs_tenant"
+            assert f"USING INDEX {index}" in plan and "TEMP B-TREE" not in plan, plan
+    assert store.list_jobs("alice", "NO_SUCH_STATE", 10) == []
+    indexes = {n for (n,) in store.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "jobs_tenant" in indexes and "jobs_tenant_state" not in indexes
     store.close()
 
 
@@ -494,7 +536,9 @@ def test_a_jobs_end_commits_one_page_of_each_tree_it_changes_and_no_index_no_que
     """A job's end (its row, its usage row, the audit head) writes the row's page, its
     indexes that a query reads, and the usage row's: no index of every job's state (the
     jobs not ended have ``jobs_active``), none of the usage rows' jobs (found by their
-    ids), and ``meta`` is one tree (``WITHOUT ROWID``), not a table and its key's index."""
+    ids), none of a tenant's jobs by state (``jobs_tenant`` is by submission order, and
+    an end does not move its entry), and ``meta`` is one tree (``WITHOUT ROWID``), not a
+    table and its key's index."""
     store = Store(tmp_path)
     store.db.execute("PRAGMA wal_autocheckpoint=0")  # the log only grows: read its frames
     jobs = [make_job(f"job_{seq:03d}", seq) for seq in range(1, 201)]
@@ -525,7 +569,6 @@ def test_a_jobs_end_commits_one_page_of_each_tree_it_changes_and_no_index_no_que
             "jobs_active",  # it left the jobs not ended
             "jobs_cache",  # its cache key
             "jobs_result_end",  # its stored result, by end time
-            "jobs_tenant_state",  # the tenant's jobs by state
             "meta",  # the audit head, one page
             "usage_of_job",  # its usage row by its job's sequence number, at the right end
             "usage",  # its usage row
@@ -576,3 +619,83 @@ def test_the_jobs_not_ended_are_read_by_their_own_index_at_a_start(tmp_path: Pat
     )
     assert "jobs_active" in plan and "TEMP B-TREE" not in plan, plan
     store.close()
+
+
+def _telemetry_result(counts: dict[str, int]) -> dict[str, object]:
+    """A result as a small job's run makes one: its counts, then about 1.5 KB of head
+    (its telemetry)."""
+    telemetry = {f"figure_{n:02d}": n * 1.5 for n in range(60)}
+    telemetry["engine_reason"] = "cheapest of 11 able engines (est. 604 us)"
+    return {
+        "counts": counts,
+        "shots": 100,
+        "seed": 7,
+        "engine": "stabilizer",
+        "telemetry": telemetry,
+    }
+
+
+def test_a_results_index_is_stored_without_its_head_which_reads_back_from_its_text(
+    tmp_path: Path,
+) -> None:
+    """Format 8: ``result_meta`` holds the counts' index (entries, offsets, marks, digest),
+    not the head the result's text holds after its counts; the head, read back from that
+    text, is the one written (with counts, with none, and with counts that are no
+    mapping), and the seal still holds."""
+    from qmk.kernel.security.seals import derive
+
+    key = derive(b"s" * 32, "result")
+    values = {
+        "job_a": _telemetry_result({"00": 60, "11": 40}),
+        "job_b": {"counts": {}, "shots": 0},
+        "job_c": {"counts": {}},
+        "job_d": {"counts": [1, 2], "note": "é"},  # no counts mapping: the head is all
+        "job_e": {"shots": 3, "telemetry": {"x": "ü"}},
+    }
+    store = Store(tmp_path, seal_key=key)
+    for seq, (job_id, value) in enumerate(values.items(), 1):
+        job = make_job(job_id, seq)
+        store.insert_job(job)
+        job.state, job.finished_at, job.result = COMPLETED, 1002.0, encode_result(value)
+        store.save_job(job)
+    store.commit()
+    store.close()
+    store = Store(tmp_path, seal_key=key)
+    try:
+        for job_id, value in values.items():
+            (meta,) = store.db.execute(
+                "SELECT result_meta FROM jobs WHERE job_id=?", (job_id,)
+            ).fetchone()
+            assert "head" not in json.loads(meta) and len(meta) < 200
+            loaded = store.load_job(job_id, "alice")
+            assert loaded is not None and loaded.result is not None, loaded
+            assert loaded.result_damage is None
+            head = {k: v for k, v in value.items() if k != "counts" or job_id == "job_d"}
+            assert dict(loaded.result.head) == head
+            assert dict(loaded.result) == value and json.loads(loaded.result.data) == value
+    finally:
+        store.close()
+
+
+def test_a_small_jobs_row_with_its_result_takes_no_overflow_page(tmp_path: Path) -> None:
+    """A small job's row (a 1,500-character program, its run request, a result of 1.5 KB
+    of telemetry) fits its page: its index no longer repeats the result's head, which
+    took the row past a page (an overflow page a job, written at each end)."""
+    store = Store(tmp_path)
+    for seq in range(1, 21):
+        job = make_job(f"job_{seq:03d}", seq)
+        job.graph = '{"program": "' + "x" * 1486 + '"}'
+        store.insert_job(job)
+        job.state, job.finished_at = COMPLETED, 1002.0
+        job.result = encode_result(_telemetry_result({"00": seq, "11": 100 - seq}))
+        store.save_job(job)
+    store.commit()
+    (overflow,) = store.db.execute(
+        "SELECT COUNT(*) FROM dbstat WHERE name='jobs' AND pagetype='overflow'"
+    ).fetchone()
+    (row,) = store.db.execute(
+        "SELECT length(CAST(result AS BLOB)) + length(result_meta) + length(graph) "
+        "+ length(request) FROM jobs LIMIT 1"
+    ).fetchone()
+    store.close()
+    assert overflow == 0 and 3000 < row < 4000

@@ -68,14 +68,17 @@ class StoredResult(Mapping[str, Any]):
     the wire splices it into a reply as it is (:func:`qmk.abi.jsonrpc.encode` writes any
     object with ``__json_bytes__``), so the kernel never parses or re-encodes a result to
     answer ``q_status``, ``q_wait`` or a REST call: a reply costs a copy of the bytes.
-    ``meta`` is the small part the kernel reads: ``head`` (every member but ``counts``:
-    engine, telemetry, ...), ``entries`` (how many counts), ``counts_at`` (the byte
-    offsets where the counts object starts and ends), ``marks`` (where every
-    :data:`RESULT_MARK_EVERY`-th entry starts) and ``counts_sha256``
-    (:func:`digest_counts`).
+    ``meta`` is the small part the kernel reads: ``entries`` (how many counts),
+    ``counts_at`` (the byte offsets where the counts object starts and ends), ``marks``
+    (where every :data:`RESULT_MARK_EVERY`-th entry starts), ``counts_sha256``
+    (:func:`digest_counts`) and, where the result was made in this process or by its
+    worker, ``head`` (every member but ``counts``: engine, telemetry, ...). The store
+    keeps the index without the head (format 8: the text holds it once), and a result
+    read back parses :attr:`head` from its text, after the counts, when it is first
+    asked for (an index of format 7 and before still holds it, and it is read there).
 
     It reads as the result's mapping in-process (``result["counts"]`` parses the counts
-    once; the ``head`` members never need a parse).
+    once; the ``head`` members at most one parse of the text after them).
 
     >>> stored = encode_result({"counts": {"00": 3, "11": 5}, "shots": 8})
     >>> stored.data
@@ -84,14 +87,17 @@ class StoredResult(Mapping[str, Any]):
     (8, 5, 2)
     >>> stored.page(1, 10)
     (b'{"11":5}', None)
+    >>> StoredResult(stored.data, {k: v for k, v in stored.meta.items() if k != "head"}).head
+    {'shots': 8}
     """
 
-    __slots__ = ("_counts", "_sha256", "data", "meta", "meta_text")
+    __slots__ = ("_counts", "_head", "_sha256", "data", "meta", "meta_text")
 
     def __init__(self, data: bytes, meta: Mapping[str, Any]) -> None:
         self.data = data
         self.meta = meta
         self._counts: dict[str, Any] | None = None
+        self._head: Mapping[str, Any] | None = meta.get("head")
         self._sha256: str | None = None
         #: :attr:`meta`'s text as the store writes it and that text's SHA-256, where its
         #: worker made them (:class:`~qmk.kernel.records.outcome.Done`); None: the store
@@ -121,8 +127,11 @@ class StoredResult(Mapping[str, Any]):
 
     @property
     def head(self) -> Mapping[str, Any]:
-        """The result without its counts."""
-        head: Mapping[str, Any] = self.meta["head"]
+        """The result without its counts: its index's ``head`` where it has one, else
+        read from the text once (the members after the counts)."""
+        head = self._head
+        if head is None:
+            head = self._head = head_of(self.data, self.meta.get("counts_at"))
         return head
 
     @property
@@ -131,7 +140,7 @@ class StoredResult(Mapping[str, Any]):
         return None if digest is None else str(digest)
 
     def __getitem__(self, key: str) -> Any:
-        head = self.meta["head"]
+        head = self.head
         if key in head:
             return head[key]
         if key != "counts" or self.meta.get("counts_at") is None:
@@ -144,10 +153,10 @@ class StoredResult(Mapping[str, Any]):
     def __iter__(self) -> Iterator[str]:
         if self.meta.get("counts_at") is not None:
             yield "counts"
-        yield from self.meta["head"]
+        yield from self.head
 
     def __len__(self) -> int:
-        return len(self.meta["head"]) + (self.meta.get("counts_at") is not None)
+        return len(self.head) + (self.meta.get("counts_at") is not None)
 
     def __repr__(self) -> str:
         return f"StoredResult({self.nbytes} bytes, {self.entries} counts entries)"
@@ -184,6 +193,26 @@ class StoredResult(Mapping[str, Any]):
         stop = min(start + limit, self.entries)
         body = self.data[self._entry_start(start) : self._entry_start(stop) - 1]
         return b"{" + body + b"}", (stop if stop < self.entries else None)
+
+
+def head_of(data: bytes, counts_at: Any) -> dict[str, Any]:
+    """The members of a result's JSON ``data`` but its counts: those after the counts
+    object, which ends at byte ``counts_at[1]`` (:func:`encode_result` writes the counts
+    first); the whole object where it has no counts mapping (``counts_at`` None).
+
+    >>> head_of(b'{"counts":{"0":1},"shots":1}', [10, 17]), head_of(b'{"counts":{}}', [10, 12])
+    ({'shots': 1}, {})
+    >>> head_of(b'{"shots":0}', None)
+    {'shots': 0}
+    """
+    if counts_at is None:
+        whole: dict[str, Any] = json.loads(data)
+        return whole
+    end = int(counts_at[1])
+    if data[end : end + 1] != b",":  # the counts were all (``}`` follows them)
+        return {}
+    rest: dict[str, Any] = json.loads(b"{" + data[end + 1 :])
+    return rest
 
 
 def encode_result(value: Mapping[str, Any]) -> StoredResult:
@@ -288,6 +317,7 @@ __all__ = [
     "compact_encoder",
     "digest_counts",
     "encode_result",
+    "head_of",
     "result_of",
     "stored_result",
     "with_telemetry",

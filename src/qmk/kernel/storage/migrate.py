@@ -21,6 +21,14 @@ kernel holding the directory (it takes the data directory's lock):
   ``usage`` table made again (format 7) with each row's job's sequence number
   (``job_seq``) and keyed by it (``usage_of_job``), not by its ``usage_id``, its rows and
   rowids kept;
+- **results' indexes** (format 8): a stored result's index (``result_meta``) no longer
+  repeats the result's head (:func:`~qmk.kernel.storage.store.meta_text`); those an older
+  kernel wrote with it read as they are (their seals cover them as written), so no row is
+  rewritten: the format's number says a kernel of format 7, which reads the head from the
+  index, must not open the directory; the indexes this module writes (a result indexed or
+  a device result rewritten) are of format 8. A tenant's jobs are indexed by their
+  submission order (``jobs_tenant``), the index of their states dropped
+  (``jobs_tenant_state``);
 - **device jobs and policies of before targets** (format 1 and before): every stored
   policy had a ``device`` key (null, or ``"neutral-atom"`` for a device job) that a policy
   no longer has, and a device job's stored program was ``{"job": wire job,
@@ -95,6 +103,7 @@ from qmk.kernel.storage.store import (
     check_version,
     compact_encoder,
     create_tables,
+    meta_text,
     pack_graph,
     schema_version,
     unpack_graph,
@@ -288,8 +297,9 @@ def _bring_forward(
 
 #: The indexes formats 5 and before kept that format 6 does not: every job's state
 #: (the jobs not ended have ``jobs_active`` now) and the usage rows' jobs (found by their
-#: ids' index now).
-_DROPPED_INDEXES = ("jobs_state", "usage_job")
+#: ids' index now); and that format 7 kept and format 8 does not: a tenant's jobs by
+#: state (by their submission order now, ``jobs_tenant``).
+_DROPPED_INDEXES = ("jobs_state", "usage_job", "jobs_tenant_state")
 
 
 def _fewer_pages(db: sqlite3.Connection) -> None:
@@ -340,7 +350,7 @@ def _index_results(db: sqlite3.Connection) -> int:
             "WHERE result IS NOT NULL AND (result_meta IS NULL OR result_bytes IS NULL)"
         ).fetchall()
         for ident, data in rows:
-            meta = _dumps(dict(encode_result(json.loads(data)).meta))
+            meta = meta_text(encode_result(json.loads(data)).meta)
             db.execute(
                 f"UPDATE {table} SET result_meta=?, result_bytes=? WHERE {id_column}=?",
                 (meta, len(data), ident),
@@ -429,7 +439,7 @@ def _device_result(
         new = stored_device_result(old, wire, noise=bool(request.get("noise", True)))
         new["telemetry"]["cache_hit"] = False  # as a worker's run says (it ran)
         stored = encode_result(new)
-        new_meta = _dumps(dict(stored.meta))
+        new_meta = meta_text(stored.meta)
         db.execute(
             f"UPDATE {table} SET result=CAST(? AS TEXT), result_meta=?, result_bytes=?, "
             "result_seal=? WHERE rowid=?",

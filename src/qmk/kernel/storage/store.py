@@ -100,7 +100,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     result_seal TEXT,
     graph_digest TEXT
 );
-CREATE INDEX IF NOT EXISTS jobs_tenant_state ON jobs (tenant, state);
+-- a tenant's jobs in submission order (format 8): an entry made at the job's insert, at
+-- its tenant's right end, and never moved (no update sets tenant or seq), where the index
+-- of (tenant, state) before moved each job's entry at each change of its state
+CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, seq);
 CREATE TABLE IF NOT EXISTS graph_texts (
     tenant TEXT NOT NULL,
     digest TEXT NOT NULL,
@@ -497,8 +500,12 @@ _INSERT_FRESH = _INSERT_JOB.split(tuple(None if c in _FRESH_NULLS else 0 for c i
 #: (``graph_texts``) packed (:func:`pack_graph`); 6, fewer pages a job: ``meta`` without
 #: rowids (:data:`META_TABLE`), no index of every job's state (``jobs_state``; the jobs
 #: not ended have ``jobs_active``) nor of the usage rows' jobs (``usage_job``); 7, the
-#: usage rows keyed by their job's sequence number (:data:`USAGE_TABLE`).
-SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 7
+#: usage rows keyed by their job's sequence number (:data:`USAGE_TABLE`); 8, a result's
+#: index (``result_meta``) without its head, which its text holds (:func:`meta_text`: a
+#: small job's row fits a page, where it took an overflow page; indexes of format 7 and
+#: before, with their head, read as they are), and a tenant's jobs indexed by their
+#: submission order (``jobs_tenant``), not by their state (``jobs_tenant_state``).
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 8
 
 
 def _result_columns(
@@ -532,21 +539,24 @@ _encode_meta = msgspec.json.Encoder().encode
 
 
 def meta_text(meta: Mapping[str, Any]) -> str:
-    """A stored result's index as its ``result_meta`` text, written by msgspec (5 times
-    faster than :func:`_dumps` on a small job's 1.2 KB index). An index holds no NaN
-    or infinity, which msgspec would write as null: its head was written by an encoder
-    that refuses them (:func:`~qmk.kernel.records.stored.encode_result`), and the rest
-    are counts, offsets and a digest. The text reads back as the same values (a float
-    that needs an exponent is spelt otherwise than :mod:`json` spells it); the seal
-    covers the text as written. What msgspec cannot write goes to :func:`_dumps`.
+    """A stored result's index as its ``result_meta`` text: without its ``head``, which
+    the result's own text holds after its counts (format 8: the head, a small job's
+    telemetry, was 1.0 of the index's 1.2 KB, and took the job's row past a page; a
+    result read back parses it from its text, :attr:`~qmk.kernel.records.stored.
+    StoredResult.head`), written by msgspec (5 times faster than :func:`_dumps`). An
+    index holds no NaN or infinity, which msgspec would write as null: it is counts,
+    offsets and a digest. The text reads back as the same values (a float that needs an
+    exponent is spelt otherwise than :mod:`json` spells it); the seal covers the text as
+    written. What msgspec cannot write goes to :func:`_dumps`.
 
-    >>> meta_text({"head": {"shots": 10, "p": 1e-09}, "entries": 2, "marks": [0]})
-    '{"head":{"shots":10,"p":1e-9},"entries":2,"marks":[0]}'
+    >>> meta_text({"head": {"shots": 10}, "entries": 2, "marks": [0], "counts_sha256": "ab"})
+    '{"entries":2,"marks":[0],"counts_sha256":"ab"}'
     """
+    kept = {key: value for key, value in meta.items() if key != "head"}
     try:
-        return _encode_meta(meta).decode()
+        return _encode_meta(kept).decode()
     except (TypeError, OverflowError):
-        return _dumps(dict(meta))
+        return _dumps(kept)
 
 
 #: The ``policy`` texts of the policies stored last, by the policy's MessagePack (a
@@ -839,6 +849,28 @@ class _Connection:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
+
+
+def _list_jobs(state: str | None, columns: str) -> str:
+    """The query of a tenant's newest jobs (``tenant``, ``limit`` bound), of ``state``
+    (None: any): by the tenant's jobs in submission order (``jobs_tenant``), newest first,
+    as many as asked; a state not ended by the jobs not ended (``jobs_active``, a few
+    entries; SQLite takes that partial index for a state spelt in the text, one of
+    :data:`STATES`). A state that is no state matches no job.
+
+    >>> _list_jobs("QUEUED", "job_id").split(" WHERE ")[0]
+    'SELECT job_id FROM jobs INDEXED BY jobs_active'
+    >>> _list_jobs("FAILED", "job_id").split(" WHERE ")[0]
+    'SELECT job_id FROM jobs INDEXED BY jobs_tenant'
+    """
+    if state is None:
+        where = "tenant=?"
+    elif state not in STATES:
+        where = "0 AND tenant=?"
+    else:
+        where = f"state = '{state}' AND tenant=?"
+    index = "jobs_active" if state in ACTIVE_STATES else "jobs_tenant"
+    return f"SELECT {columns} FROM jobs INDEXED BY {index} WHERE {where} ORDER BY seq DESC LIMIT ?"
 
 
 def _names_jobs(sql: str) -> bool:
@@ -1134,9 +1166,11 @@ class Store:
     def cache_source(self, tenant: str, key: str, since: float) -> str | None:
         """The newest COMPLETED job of ``tenant`` whose run has cache key ``key``, whose
         result is stored and ended at or after ``since`` (within result retention); None
-        when there is none. An index look-up (``jobs_cache``), never a scan."""
+        when there is none. An index look-up (``jobs_cache``), never a scan (named: SQLite
+        would take the tenant's jobs in order, ``jobs_tenant``, for the ``ORDER BY``)."""
         row = self.db.execute(
-            "SELECT job_id FROM jobs WHERE cache_key=? AND tenant=? AND state='COMPLETED' "
+            "SELECT job_id FROM jobs INDEXED BY jobs_cache WHERE cache_key=? AND tenant=? "
+            "AND state='COMPLETED' "
             "AND result IS NOT NULL AND finished_at >= ? ORDER BY seq DESC LIMIT 1",
             (key, tenant, since),
         ).fetchone()
@@ -1174,16 +1208,7 @@ class Store:
             .replace(" result,", " NULL AS result,")
             .replace(" result_meta,", " NULL AS result_meta,")
         )
-        if state is None:
-            rows = self.db.execute(
-                f"SELECT {columns} FROM jobs WHERE tenant=? ORDER BY seq DESC LIMIT ?",
-                (tenant, limit),
-            ).fetchall()
-        else:
-            rows = self.db.execute(
-                f"SELECT {columns} FROM jobs WHERE tenant=? AND state=? ORDER BY seq DESC LIMIT ?",
-                (tenant, state, limit),
-            ).fetchall()
+        rows = self.db.execute(_list_jobs(state, columns), (tenant, limit)).fetchall()
         return [_job(JobRow(*row), self._sealed) for row in rows]
 
     def tenant_stats(self, tenant: str) -> dict[str, Any]:
