@@ -1,11 +1,13 @@
 """The kernel's side of :class:`qmk.http.probe.KernelProbe`: its events and its load.
 
-An observer adds one listener to the audit log (:attr:`AuditLog.listeners`), so every
-line the kernel writes (job transitions, capability decisions, channels, checkpoints,
-attestations) reaches the HTTP layer's metrics, traces, logs and live events as a
-:class:`~qmk.http.probe.KernelEvent`, with the job's facts at that moment. It reads the
-kernel's tables at a metrics scrape (:meth:`KernelObserver.snapshot`); it changes
-nothing, and a callback that raises is logged and never reaches the kernel.
+An observer with callbacks adds one listener to the audit log (:attr:`AuditLog.listeners`;
+none while it has none, so no line's record is made plain data for it alone:
+:meth:`AuditLog.append_run`), so every line the kernel writes (job transitions, capability
+decisions, channels, checkpoints, attestations) reaches the HTTP layer's metrics, traces,
+logs and live events as a :class:`~qmk.http.probe.KernelEvent`, with the job's facts at
+that moment. It reads the kernel's tables at a metrics scrape
+(:meth:`KernelObserver.snapshot`); it changes nothing, and a callback that raises is
+logged and never reaches the kernel.
 
 This is the one module that knows which of the kernel's attributes hold those facts; the
 HTTP layer reads them through the probe and never imports the kernel.
@@ -100,7 +102,6 @@ class KernelObserver:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self._callbacks: list[Callable[[KernelEvent], None]] = []
-        kernel.audit.listeners.append(self._heard)
 
     def _job(self, job_id: Any) -> Any:
         supervisor = self.kernel.supervisor
@@ -120,12 +121,19 @@ class KernelObserver:
                 _log.exception("a kernel event callback failed")
 
     def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
-        """Call ``callback`` with every event from now on; returns the call that stops it."""
+        """Call ``callback`` with every event from now on; returns the call that stops it.
+        The observer listens to the audit log while it has callbacks (the log's list is
+        replaced, not changed, so a line being told to its listeners is told as it was)."""
+        audit = self.kernel.audit
+        if not self._callbacks:
+            audit.listeners = [*audit.listeners, self._heard]
         self._callbacks.append(callback)
 
         def stop() -> None:
             if callback in self._callbacks:
                 self._callbacks.remove(callback)
+                if not self._callbacks:
+                    audit.listeners = [h for h in audit.listeners if h != self._heard]
 
         return stop
 

@@ -229,7 +229,7 @@ class Kernel:
             clock=clock,
             host=_TriggerHost(self),
         )
-        self.audit.listeners.append(self.triggers.heard)
+        self.audit.head_listeners.append(self.triggers.heard)  # reads a line's head alone
         # another tenant's name on the shared machine: the label /metrics gives it
         self.supervisor.machine.label = hashed_tenants(self.key_for("metrics"))
         self._host: asyncio.Task[None] | None = None

@@ -9,6 +9,7 @@ import pytest
 
 from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
 from qmk.kernel.security.sessions import load_secret
+from qmk.kernel.storage import audit
 from qmk.kernel.storage.audit import AuditLog, verify
 from qmk.kernel.storage.store import Store
 
@@ -160,6 +161,48 @@ def test_a_line_reads_back_as_its_record_and_says_so_in_ascii() -> None:
         line = _encode_line({**record, "tenant": tenant})
         assert line.isascii() and json.loads(line) == {**record, "tenant": tenant}
         assert " " not in line  # compact: the MAC marker is found at the line's end
+
+
+@pytest.mark.parametrize("tenant", ["alice", "álice"])  # the second: the escaping encoder
+def test_a_line_of_a_run_request_is_the_line_of_its_fields_made_plain_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tenant: str
+) -> None:
+    from types import SimpleNamespace
+
+    from qmk.execution.request import MachineRun, Policy, Rewrite, RunRequest
+
+    # both logs' lines at one time: the same text
+    monkeypatch.setattr(audit, "time", SimpleNamespace(time=lambda: 1795590556.964053))
+    request = RunRequest(
+        program_digest="ab" * 32,
+        shots=100,
+        seed=7,
+        noise_model={"p1": 1e-07, "name": "dépolarisant"},
+        rewrite=Rewrite(),
+        machine=MachineRun(arrival_cycle=1, start_cycle=3, end_cycle=9, tiles=9, module=0),
+        policy=Policy(priority=3, channels={"c": "chan_1"}),
+    )
+    head = {"job_id": "job_1", "tenant": tenant, "state": "COMPLETED"}
+    rest = {"engine": "stabilizer", "epochs": [{"epoch": 0, "ops": {"H": 1}}], "cache_hit": False}
+    logs = []
+    for directory in ("struct", "plain"):
+        (tmp_path / directory).mkdir()
+        logs.append(AuditLog(tmp_path / directory, b"s" * 32))
+    struct, plain = logs
+    full: list[dict[str, object]] = []
+    heads: list[dict[str, object]] = []
+    before: list[dict[str, object]] = []  # what a listener got of such a line before
+    struct.listeners.append(full.append)
+    struct.head_listeners.append(heads.append)
+    plain.listeners.append(before.append)
+    for _ in range(2):  # the second chained on the first
+        struct.append_run("job", head, request, rest)
+        plain.append("job", {**head, **request.to_json(), **rest})
+    assert struct.flush() == plain.flush()
+    written = (tmp_path / "struct" / AUDIT_FILE).read_bytes()
+    assert written == (tmp_path / "plain" / AUDIT_FILE).read_bytes() and written.isascii()
+    assert full == before  # the listeners' record: every field, as plain data
+    assert heads == [{k: v for k, v in r.items() if k not in request.to_json()} for r in before]
 
 
 def test_each_line_is_its_records_text_hashed_once_and_each_write_ends_with_the_mac2_of_it(

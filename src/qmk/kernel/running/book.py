@@ -42,6 +42,7 @@ from qmk.kernel.records.jobs import Job
 from qmk.kernel.running.checkpoints import Checkpoints
 from qmk.kernel.running.shared_machine import SharedMachine
 from qmk.kernel.running.waits import Waits
+from qmk.kernel.security.attest import Attested
 from qmk.kernel.storage.artifacts import FOLDER, Artifacts
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.billing import Ledger
@@ -221,11 +222,11 @@ class JobBook:
         job: Job,
         state: str,
         error: dict[str, Any] | None = None,
-        attested: dict[str, Any] | None = None,
+        attested: Attested | None = None,
     ) -> None:
         """End ``job`` in the final ``state`` (with ``error``): its row, audit line and
         usage record, and everything that waited on it. ``attested``: a completed job's
-        attestation (:func:`~qmk.kernel.security.attest.attestation`), which its line
+        attestation (:func:`~qmk.kernel.security.attest.attested`), which its line
         carries."""
         job_id = job.job_id
         job.finished_at = self.clock.now()
@@ -234,13 +235,19 @@ class JobBook:
         line = {"job_id": job_id, "tenant": job.tenant, "state": state}
         if error is not None and error["message"]:
             line["reason"] = error["message"]
-        if attested:
-            line.update(attested)
-        if job.result is not None:  # chained: what its stored row must hold (kernel/security/seals)
-            line["stored_sha256"] = job.result.sha256
+        # chained: what its stored row must hold (kernel/security/seals)
+        stored = None if job.result is None else job.result.sha256
         job.state = state
         self.store.save_job(job)
-        self.audit.append("job", line)
+        if attested is not None:  # the run request, then the rest, after the head
+            rest = attested.rest
+            if stored is not None:
+                rest["stored_sha256"] = stored
+            self.audit.append_run("job", line, attested.request, rest)
+        else:
+            if stored is not None:
+                line["stored_sha256"] = stored
+            self.audit.append("job", line)
         self.commits.dirty(urgent=False)
         self.ledger.job_ended(job)  # in the transaction of the end state
         self.artifacts.forget(job_id)  # parts streamed while it ran, if it had no result

@@ -38,7 +38,7 @@ from qmk.kernel.records.outcome import Done, Outcome, Ran, Yielded, decode
 from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import result_of, with_telemetry
 from qmk.kernel.running.book import JobBook, Running
-from qmk.kernel.security.attest import attestation
+from qmk.kernel.security.attest import Attested, attested
 
 #: The outcomes that carry a result.
 _RESULTS = (Done, Ran)
@@ -254,7 +254,7 @@ class Runs:
         if spans and traces is not None and isinstance(traceparent, str):
             traces.worker_spans(job.job_id, traceparent, spans)
 
-    def _attestation(self, job: Job, run: Running) -> dict[str, Any] | None:
+    def _attestation(self, job: Job, run: Running) -> Attested | None:
         """The completed job's attestation (inputs, epochs, result digest), the fields
         its COMPLETED audit line carries (:mod:`qmk.kernel.security.attest`); None for a
         device job, whose record is its stored wire job and seed (no epochs)."""
@@ -262,7 +262,7 @@ class Runs:
             return None
         if target_spec(job.request.target).program != "qvm":
             return None
-        return attestation(run.work.request, job.result, verified(job.graph))
+        return attested(run.work.request, job.result, verified(job.graph))
 
     def noted(self, job: Job, run: Running, note: Any) -> None:
         """A note from a running job's worker: it saved its execution state (record the

@@ -60,7 +60,7 @@ from qmk.kernel.running.dispatch import Dispatcher
 from qmk.kernel.running.epochs import Epochs
 from qmk.kernel.running.runs import Runs
 from qmk.kernel.running.shared_machine import footprint_of
-from qmk.kernel.security.attest import attestation
+from qmk.kernel.security.attest import attested
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.retention import remove_orphans
@@ -408,7 +408,7 @@ class Supervisor:
             self.book.finish(job, J.FAILED, refusal)
         else:
             job.result, job.cached_from = hit.result, hit.source
-            fields = attestation(  # on its COMPLETED line, ``cached_from`` among them
+            fields = attested(  # on its COMPLETED line, ``cached_from`` among them
                 hit.request, hit.result, verified(job.graph), cached_from=hit.source
             )
             self.book.finish(job, J.COMPLETED, attested=fields)

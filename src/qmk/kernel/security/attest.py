@@ -88,6 +88,49 @@ def _epoch_records(program: Any) -> list[dict[str, Any]]:
     return records
 
 
+@dataclass(frozen=True, slots=True)
+class Attested:
+    """A completed job's attestation as its COMPLETED line holds it: the fields of
+    ``request`` (its run request, as the worker ran it), then ``rest`` (``engine``,
+    ``epochs``, ``result_sha256``, ``cache_hit`` and maybe ``cached_from``, a dict of
+    its own). The line is encoded from the request itself
+    (:meth:`~qmk.kernel.storage.audit.AuditLog.append_run`), which is made plain data
+    only for a reader of the record (:meth:`to_json`)."""
+
+    request: RunRequest
+    rest: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The attestation's fields as plain data, in the line's order."""
+        fields = self.request.to_json()  # a dict of its own: filled in place, not copied
+        fields.update(self.rest)
+        return fields
+
+
+def attested(
+    request: RunRequest,
+    result: Mapping[str, Any],
+    program: Any,
+    *,
+    cached_from: str | None = None,
+) -> Attested:
+    """A completed job's attestation (see the module docstring): ``request`` as its
+    worker ran it, the engine that ran it, ``program``'s epochs (the verified program as
+    submitted; the request's rewrite says what the kernel changed), the digest of
+    ``result``'s counts, and whether the result came from the result cache
+    (``cache_hit``; ``cached_from``: the job that ran, :mod:`qmk.kernel.admit.cache`)."""
+    rest = {
+        "engine": result.get("engine"),
+        "epochs": epoch_records(program),
+        # a stored result carries the digest its worker took (no parse of the counts here)
+        "result_sha256": getattr(result, "counts_sha256", None) or digest_counts(result["counts"]),
+        "cache_hit": cached_from is not None,
+    }
+    if cached_from is not None:
+        rest["cached_from"] = cached_from
+    return Attested(request, rest)
+
+
 def attestation(
     request: RunRequest,
     result: Mapping[str, Any],
@@ -95,22 +138,8 @@ def attestation(
     *,
     cached_from: str | None = None,
 ) -> dict[str, Any]:
-    """The fields of a completed job's ``attest`` audit line (see the module docstring):
-    ``request`` as its worker ran it, the engine that ran it, ``program``'s epochs (the
-    verified program as submitted; the request's rewrite says what the kernel changed),
-    the digest of ``result``'s counts, and whether the result came from the result
-    cache (``cache_hit``; ``cached_from``: the job that ran, :mod:`qmk.kernel.admit.cache`)."""
-    fields = request.to_json()  # a dict of its own: filled in place, not copied
-    fields["engine"] = result.get("engine")
-    fields["epochs"] = epoch_records(program)
-    # a stored result carries the digest its worker took (no parse of the counts here)
-    fields["result_sha256"] = getattr(result, "counts_sha256", None) or digest_counts(
-        result["counts"]
-    )
-    fields["cache_hit"] = cached_from is not None
-    if cached_from is not None:
-        fields["cached_from"] = cached_from
-    return fields
+    """The fields of a completed job's attestation as plain data (:func:`attested`)."""
+    return attested(request, result, program, cached_from=cached_from).to_json()
 
 
 def request_of(record: Mapping[str, Any]) -> RunRequest:
@@ -214,8 +243,10 @@ def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
 __all__ = [
     "ATTEST_EVENT",
     "REQUEST_FIELDS",
+    "Attested",
     "Replay",
     "attestation",
+    "attested",
     "attests",
     "epoch_records",
     "find_attestation",

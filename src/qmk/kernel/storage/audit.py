@@ -222,6 +222,12 @@ class AuditLog:
         #: thread and context: the observers of :mod:`qmk.kernel.observe` (metrics,
         #: traces, live events). One that raises is logged; the kernel goes on.
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        #: Called as :attr:`listeners` are, before them, with each record less the fields
+        #: of a struct a line holds (:meth:`append_run`: its head and tail alone; every
+        #: other line's whole record): a listener that reads a record's ``event``,
+        #: ``state``, ``job_id`` or ``tenant`` (the triggers), for which a line whose run
+        #: request no listener reads is never made plain data.
+        self.head_listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def append(self, event: str, given: Mapping[str, Any] = _NONE, /, **fields: Any) -> None:
         """Queue one line: ``event`` (e.g. "cap", "job", "chan", "kernel") and its fields:
@@ -238,16 +244,51 @@ class AuditLog:
             **fields,
             "prev": self.head,
         }
-        # the line's bytes, encoded once; one SHA-256 pass over them (format 2): its
-        # chain hash. The write's last line gets its MAC at flush.
-        body = _line_bytes(record)
+        self._queue(_line_bytes(record), record, record)
+
+    def append_run(
+        self, event: str, head: Mapping[str, Any], run: msgspec.Struct, tail: Mapping[str, Any]
+    ) -> None:
+        """Queue one line of ``head``'s fields, then ``run``'s (a struct's, by their JSON
+        names), then ``tail``'s: the very line :meth:`append` writes of those fields made
+        plain data and merged (no name in two of them), its bytes encoded from the
+        struct itself. The struct is made plain data only for :attr:`listeners`, when
+        there are some (:attr:`head_listeners` get ``head`` and ``tail``'s fields).
+        A completed job's line: its head, its run request, its attestation's other
+        fields (:mod:`qmk.kernel.security.attest`)."""
+        self.seq += 1
+        record = {"seq": self.seq, "ts": round(time.time() * 1e6) / 1e6, "event": event, **head}
+        after = {**tail, "prev": self.head}
+        fields = _msgspec_line(run)
+        body = b"".join(
+            (_msgspec_line(record)[:-1], b",", fields[1:-1], b",", _msgspec_line(after)[1:])
+        )
+        whole = None
+        if self.listeners or not body.isascii():
+            whole = {**record, **msgspec.to_builtins(run), **after}
+            if not body.isascii():  # :func:`_line_bytes`: json escapes what is not ASCII
+                body = _json_line(whole).encode("ascii")
+        if self.head_listeners:
+            record.update(after)
+        self._queue(body, whole, record)
+
+    def _queue(self, body: bytes, record: dict[str, Any] | None, head: dict[str, Any]) -> None:
+        """Queue the line ``body`` (its chain hash taken: one SHA-256 pass, format 2;
+        the write's last line gets its MAC at flush) and tell the listeners: ``record``
+        (None: no listener wants it) to :attr:`listeners`, ``head`` to
+        :attr:`head_listeners`."""
         digest = hashlib.sha256(body).digest()
         self.head = digest.hex()
         self._last = digest
         self._pending.append(body)
+        for listener in self.head_listeners:
+            try:
+                listener(head)
+            except Exception:
+                _log.exception("an audit listener failed")
         for listener in self.listeners:
             try:
-                listener(record)
+                listener(record)  # type: ignore[arg-type]  # (not None when there are some)
             except Exception:
                 _log.exception("an audit listener failed")
 
