@@ -115,7 +115,8 @@ class Runs:
             with contextlib.suppress(RuntimeError):  # after close() the loop may be gone
                 book.loop.call_soon_threadsafe(self.answered, job, run)
             return
-        if self._answering or asyncio.current_task() is not None:
+        # (its loop named: Python 3.11 asks the pid of the process to find the running one)
+        if self._answering or asyncio.current_task(book.loop) is not None:
             # a future the supervisor completes itself (a kill in stop, a pool that
             # fails a task while the supervisor submits): its answer in a later turn
             book.loop.call_soon(self.answered, job, run)

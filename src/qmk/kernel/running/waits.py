@@ -43,10 +43,15 @@ class Waits:
 
     Args:
         clock: the kernel's clock (the limits are its times).
+
+    Made on the loop it serves (the waits' futures are its own).
     """
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        # the loop the waits' futures belong to, asked once (Python 3.11 asks the pid of
+        # the process at each get_running_loop: a system call a wait)
+        self._loop = asyncio.get_running_loop()
         self._by_job: dict[str, list[asyncio.Future[None]]] = {}
         self._limits: list[tuple[float, int, asyncio.Future[None]]] = []
         self._numbers = itertools.count()
@@ -57,7 +62,7 @@ class Waits:
     async def until(self, job_id: str, when: float) -> None:
         """Wait until ``job_id`` ends (:meth:`ended`), the clock reaches ``when``, or the
         kernel closes (:meth:`close`); a cancel of the caller ends the wait too."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
         waiting = self._by_job.get(job_id)
         if waiting is None:
             self._by_job[job_id] = [future]
