@@ -357,7 +357,8 @@ class Supervisor:
         queued = self.book.enqueue(job)
         self.epochs.arm_deadline(job)
         acceptance = self._unkept[job.job_id] = _Acceptance(self, job)
-        self.commits.after(acceptance)  # a failed commit takes the job back on its turn
+        # a failed commit takes the job back on its turn; urgent when the reply is QUEUED
+        self.commits.after(acceptance, urgent=wait_s is None)
         if wait_s is not None:
             # on the shared machine: kicked when it leaves it (the dispatcher is not woken
             # again for it here: a round with no free worker would do nothing)

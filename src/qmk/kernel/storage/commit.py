@@ -95,11 +95,11 @@ class GroupCommit:
         self._waiters.append(waiter)
         await waiter
 
-    def after(self, told: Callable[[BaseException | None], None]) -> None:
+    def after(self, told: Callable[[BaseException | None], None], *, urgent: bool = False) -> None:
         """Have ``told`` called with how the commit that will hold the writes made so far
         went (None: committed; else its error, all of them rolled back), on that
         commit's turn, before any request that waits for it resumes; ask for that commit
-        within the window (:meth:`durable` makes it urgent).
+        (:meth:`dirty`: ``urgent``, at the end of this turn, else within the window).
 
         >>> import asyncio, tempfile
         >>> from qmk.kernel.security.sessions import load_secret
@@ -118,7 +118,7 @@ class GroupCommit:
         ([], [None])
         """
         self._riders.append(told)
-        self.dirty(urgent=False)
+        self.dirty(urgent=urgent)
 
     def commit(self) -> None:
         """Commit now, on the caller's turn (kernel open and close). Raises what it raises."""
