@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qmk.kernel.pools.wire import PoolLine, frame
+from qmk.kernel.pools.wire import RAW, Broken, PoolLine, WorkerLine, frame, message, take_fd
 
 
 @pytest.fixture
@@ -84,3 +84,85 @@ def test_a_message_bigger_than_a_read_comes_whole(
         assert not eof
         got += [pickle.loads(b) for b in bodies]
     assert got == [big] and not data
+
+
+@pytest.fixture
+def ends() -> Iterator[tuple[PoolLine, WorkerLine]]:
+    ours, theirs = socket.socketpair()
+    pool_end, worker_end = PoolLine(take_fd(ours), max_frame=None), WorkerLine(take_fd(theirs))
+    try:
+        yield pool_end, worker_end
+    finally:
+        pool_end.close()
+        worker_end.close()
+
+
+def test_a_reply_of_bytes_crosses_unpickled_and_reads_back_the_same(
+    ends: tuple[PoolLine, WorkerLine],
+) -> None:
+    pool_end, worker_end = ends
+    outcome = os.urandom(3500)  # a task's encoded outcome
+    worker_end.send((12, "ok", outcome))
+    worker_end.send((12, "note", b""))
+    bodies, _ = pool_end.receive()
+    assert [body[0] for body in bodies] == [RAW, RAW]  # no pickle (it starts with 0x80)
+    assert [message(body) for body in bodies] == [(12, "ok", outcome), (12, "note", b"")]
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        (-1, "ok", b"x"),  # a number a raw frame does not hold
+        (1 << 64, "ok", b"x"),
+        (3, "é", b"x"),  # a word not of ASCII
+        (3, "w" * 256, b"x"),  # a word too long for its length byte
+        (3, "ok", bytearray(b"x")),  # not bytes
+        (True, "ok", b"x"),  # a bool is no number here
+        (3, "ok", "text"),
+    ],
+    ids=["negative", "past-64-bits", "non-ascii", "long-word", "bytearray", "bool", "str"],
+)
+def test_any_other_message_crosses_as_a_pickle_and_reads_back_the_same(
+    ends: tuple[PoolLine, WorkerLine], sent: tuple[object, ...]
+) -> None:
+    pool_end, worker_end = ends
+    worker_end.send(sent)
+    (body,), _ = pool_end.receive()
+    assert body[0] == 0x80 and message(body) == sent
+
+
+def test_a_raw_frame_cut_short_is_refused(ends: tuple[PoolLine, WorkerLine]) -> None:
+    # its word's length says more than the frame holds: a worker that answered junk
+    with pytest.raises(ValueError):
+        message(bytes([RAW]) + (5).to_bytes(8, "big") + bytes([200]) + b"ok")
+    with pytest.raises(ValueError):  # shorter than its head
+        message(bytes([RAW, 0, 0]))
+    with pytest.raises(pickle.UnpicklingError):  # a pickle of more than plain data, as ever
+        message(pickle.dumps(os.getcwd))
+
+
+def test_frames_split_or_joined_across_reads_come_whole_and_in_order(
+    lines: tuple[PoolLine, socket.socket],
+) -> None:
+    line, theirs = lines
+    first, second, third = (b"".join(frame(text)) for text in ("one", "two", "three"))
+    theirs.sendall(first + second[:5])  # a whole frame, then a piece of the next
+    assert [pickle.loads(b) for b in line.receive()[0]] == ["one"]
+    theirs.sendall(second[5:])  # the rest: kept until it came
+    assert [pickle.loads(b) for b in line.receive()[0]] == ["two"]
+    theirs.sendall(third[:3])  # less than a header
+    assert line.receive() == ([], False)
+    theirs.sendall(third[3:])
+    assert [pickle.loads(b) for b in line.receive()[0]] == ["three"]
+
+
+def test_a_lone_whole_frame_longer_than_the_cap_breaks_the_line() -> None:
+    ours, theirs = socket.socketpair()
+    line = PoolLine(ours.detach(), max_frame=100)
+    try:
+        theirs.sendall(b"".join(frame(b"x" * 200)))  # one whole frame in one read
+        with pytest.raises(Broken):
+            line.receive()
+    finally:
+        line.close()
+        theirs.close()

@@ -107,7 +107,8 @@ from qmk.kernel.pools.sandbox import (
     confine,
     die_with_parent,
 )
-from qmk.kernel.pools.wire import Broken, PoolLine, WorkerLine, plain, take_fd
+from qmk.kernel.pools.wire import Broken, PoolLine, WorkerLine, take_fd
+from qmk.kernel.pools.wire import message as read_message
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext, SpawnContext
@@ -920,7 +921,7 @@ class WorkerPool(Executor):
     def _settle_locked(self, worker: _Worker, body: bytes) -> None:
         """With the lock held: act on one message of ``worker``."""
         try:
-            message = plain(body)
+            message = read_message(body)
         except Exception as exc:
             task = worker.task
             if task is not None and self._running.pop(task.future, None) is not None:
