@@ -737,3 +737,35 @@ def test_a_format_7_data_dir_keeps_its_results_indexes_with_their_heads_when_mig
         assert edited.result_damage is not None and edited.result_damage["code"] == "QK308"
     finally:
         store.close()
+
+
+def test_an_old_result_whose_text_is_not_todays_keeps_its_head_in_the_index_it_gets(
+    tmp_path: Path,
+) -> None:
+    """A result an older kernel stored without an index, in a text of another layout than
+    today's (spaces, its counts last): the index the migration makes for it keeps the
+    head (which a format 8 index reads from the text after the counts, where this text
+    has none), so the job reads back with its head; one in today's layout gets an index
+    without it."""
+    data = tmp_path / "data"
+    job_id, done = _completed(tmp_path)
+    _as_an_older_kernel_left_it(data, job_id)
+    value = done["result"]
+    spaced = json.dumps(
+        {**{k: v for k, v in value.items() if k != "counts"}, "counts": value["counts"]}
+    )
+    db = sqlite3.connect(data / DB_FILE)
+    db.execute("UPDATE jobs SET result=? WHERE job_id=?", (spaced, job_id))
+    db.commit()
+    db.close()
+    assert migrate(data).results_indexed == 1
+    with sqlite3.connect(data / DB_FILE) as db:
+        (meta,) = db.execute("SELECT result_meta FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    assert "head" in json.loads(meta)
+    store = Store(data, seal_key=derive(load_secret(data), "result"))
+    try:
+        job = store.load_job(job_id, "alice")
+        assert job is not None and job.result is not None and job.result_damage is None
+        assert dict(job.result.head) == {k: v for k, v in value.items() if k != "counts"}
+    finally:
+        store.close()

@@ -350,7 +350,12 @@ def _index_results(db: sqlite3.Connection) -> int:
             "WHERE result IS NOT NULL AND (result_meta IS NULL OR result_bytes IS NULL)"
         ).fetchall()
         for ident, data in rows:
-            meta = meta_text(encode_result(json.loads(data)).meta)
+            stored = encode_result(json.loads(data))
+            # an index without its head reads the head from the text after the counts:
+            # where an older kernel's text is not the one the index was made for, the head
+            # stays in the index (read from there, as format 7 read every head)
+            same = stored.data == data
+            meta = meta_text(stored.meta) if same else _dumps(dict(stored.meta))
             db.execute(
                 f"UPDATE {table} SET result_meta=?, result_bytes=? WHERE {id_column}=?",
                 (meta, len(data), ident),
