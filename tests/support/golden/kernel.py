@@ -530,11 +530,10 @@ DONE = Done(
     },
     result_sha256="d7436f28abb828c4114b6450499d317963aa3bd9aeb18e74a3758ae5fcadef2b",
     result_meta_text=(
-        '{"head":{"shots":8,"seed":7,"engine":"stabilizer","events":["m0","m1"]},"entries":2,'
-        '"counts_at":[10,25],"marks":[11],'
+        '{"entries":2,"counts_at":[10,25],"marks":[11],'
         '"counts_sha256":"6f52fdc4800109549ea1fbedf4843408ea8d747c44ca4e38f6b3023c2a9e0442"}'
     ),
-    result_meta_sha256="8c60058b3c197317eb4935659c4686b2eedf46beb8656c3853f2d88324ad4e78",
+    result_meta_sha256="04e7ed5de416c28ef6d4513ab7020eda0378081120d8f2286ed4c895f08576cc",
 )
 
 #: The spans of a traced attempt, as its worker recorded them.
