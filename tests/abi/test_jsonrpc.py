@@ -497,15 +497,17 @@ def _holds_big(value: Any) -> bool:
     ],
 )
 def test_edge_lines_decode_or_fail_as_the_parser_says(line: bytes) -> None:
-    try:
-        expected: Any = ("value", _reference(line))
-    except ValueError:
-        expected = ("error", None)
-    try:
-        got: Any = ("value", _decode(line, None)[0])
-    except ParseError:
-        got = ("error", None)
+    expected = _outcome(_reference, line, ValueError)
+    got = _outcome(lambda text: _decode(text, None)[0], line, ParseError)
     assert repr(got) == repr(expected)
+
+
+def _outcome(decode: Any, line: bytes, error: type[Exception]) -> tuple[str, Any]:
+    """``("value", decode(line))``, or ``("error", None)`` where it raises ``error``."""
+    try:
+        return ("value", decode(line))
+    except error:
+        return ("error", None)
 
 
 _GRAPH_VALUE = _json_values(2**63, 3, 12)
@@ -567,15 +569,8 @@ def test_a_submit_line_decodes_as_the_parser_and_the_graph_text_make_it(
     separators = (", ", ": ") if spaced else (",", ":")
     line = json.dumps(message, separators=separators).encode() + b"\n"
     for _ in range(2):  # the second time, a graph's text is the one kept by its bytes
-        try:
-            expected: Any = ("value", _submit_reference(line))
-        except ValueError:
-            expected = ("error", None)
-        try:
-            got: Any = ("value", _decode(line, None)[0])
-        except ParseError:
-            got = ("error", None)
-        assert got == expected
+        expected = _outcome(_submit_reference, line, ValueError)
+        assert _outcome(lambda text: _decode(text, None)[0], line, ParseError) == expected
 
 
 def test_a_graph_sent_again_is_the_text_made_of_it_before() -> None:

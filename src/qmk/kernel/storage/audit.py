@@ -244,24 +244,7 @@ class AuditLog:
             **fields,
             "prev": self.head,
         }
-        # the line's bytes, encoded once; one SHA-256 pass over them (format 2): its
-        # chain hash. The write's last line gets its MAC at flush. (:meth:`_queue`'s
-        # work written out: two lines a job come this way, one call fewer each.)
-        body = _line_bytes(record)
-        digest = hashlib.sha256(body).digest()
-        self.head = digest.hex()
-        self._last = digest
-        self._pending.append(body)
-        for listener in self.head_listeners:
-            try:
-                listener(record)
-            except Exception:
-                _log.exception("an audit listener failed")
-        for listener in self.listeners:
-            try:
-                listener(record)
-            except Exception:
-                _log.exception("an audit listener failed")
+        self._queue(_line_bytes(record), record, record)
 
     def append_run(
         self, event: str, head: Mapping[str, Any], run: msgspec.Struct, tail: Mapping[str, Any]
