@@ -72,6 +72,7 @@ from _common import (
 )
 from bench_http import CpuMeter
 from qmk.client import AsyncClient, Client
+from qmk.kernel.datafiles import AUDIT_FILE
 from qmk.qvm.files import read_graph
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,6 +227,8 @@ def bench_throughput(
                 await client.aclose()
         return [state for states in per_client for state in states], elapsed, meter.spent
 
+    log = socket.parent / "data" / AUDIT_FILE
+    written = log.stat().st_size if log.exists() else 0
     states, elapsed, spent = asyncio.run(main())
     per_job = {name: seconds / len(states) * 1e3 for name, seconds in spent.items()}
     server_ms = per_job["kernel"] + per_job["workers"]
@@ -242,8 +245,20 @@ def bench_throughput(
         "server_ceiling_jobs_per_s": (os.cpu_count() or 1) / server_ms * 1e3
         if server_ms > 0
         else None,
+        "audit_writes_per_job": audit_writes(log, written) / len(states),
         "load_average": load_average(),
     }
+
+
+def audit_writes(log: Path, since: int) -> int:
+    """The audit log's writes since its byte ``since``: each ends with the one line that
+    carries a MAC (``mac2``), and each is a group commit's (a commit writes its audit
+    lines once, just before it commits): about the commits that held a job's line."""
+    if not log.exists():
+        return 0
+    with log.open("rb") as file:
+        file.seek(since)
+        return file.read().count(b'"mac2":')
 
 
 def summarize(statuses: list[dict[str, float]], runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -300,6 +315,7 @@ def bench_instructions(
         "clients": 8,
         "requests_per_job": run["requests_per_job"],
         "kernel_instructions_per_job": int(totals.group(1)) / jobs,
+        "audit_writes_per_job": run["audit_writes_per_job"],
         "load_average": load_average(),
     }
 
@@ -334,7 +350,8 @@ def print_run(run: dict[str, Any]) -> None:
         f"{run['jobs_per_s']:.0f} jobs/s {goal}; CPU ms/job kernel "
         f"{cpu['kernel']:.2f}{kernel_goal} workers {cpu['workers']:.2f} clients "
         f"{cpu['clients']:.2f}; server ceiling "
-        f"{run['server_ceiling_jobs_per_s'] or 0:.0f} jobs/s; load "
+        f"{run['server_ceiling_jobs_per_s'] or 0:.0f} jobs/s; commits a job "
+        f"{run['audit_writes_per_job']:.2f}; load "
         f"{run['load_average']:.1f}"
     )
 
@@ -384,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             f"kernel instructions per job (callgrind; {counted['jobs']} jobs at 8 clients, "
             f"{counted['requests_per_job']} request(s) a job "
             f"after {counted['warm_up_jobs']}, {counted['completed']} completed): "
-            f"{counted['kernel_instructions_per_job'] / 1e6:.3f}M; load "
+            f"{counted['kernel_instructions_per_job'] / 1e6:.3f}M; commits a job "
+            f"{counted['audit_writes_per_job']:.2f}; load "
             f"{counted['load_average']:.1f}"
         )
         write_json({**machine(), **counted}, RESULTS / "service-instructions.json")
