@@ -24,7 +24,9 @@ fails on a timing):
    < ``jobs``). Beside each rate, the CPU time per job of the kernel (with its ratio to
    issue 50's goal), its workers and the clients, and the server's ceiling on this
    machine's cores, cores / (kernel + workers CPU per job)
-   (``bench_http.CpuMeter``). ``bench_http.py`` has the same figures for REST.
+   (``bench_http.CpuMeter``), and the group commits a job (the audit log's writes
+   during the run: a commit writes its lines once), whose size moves with the load and
+   the kernel's cost a job with it. ``bench_http.py`` has the same figures for REST.
 
 ``--repeat N`` runs the whole measurement N times against the same server and
 reports each figure's min, median and max (a shared machine is noisy: compare
