@@ -26,6 +26,7 @@ from qmk.kernel.storage import commit as commit_module
 from qmk.kernel.storage.audit import verify
 from qmk.kernel.storage.commit import GROUP_COMMIT_S
 from support.kernel import BELL, WorkerGate, login, run_kernel
+from support.wire import until
 
 CONFIG = config_from_dict(
     {
@@ -228,11 +229,8 @@ def test_a_job_asked_for_by_its_key_while_its_submit_waits_is_answered_committed
 async def _accepted(kernel: Kernel) -> list[str]:
     """The ids of the jobs the kernel holds, once it holds one (a submit's admission runs
     over a few turns of the loop)."""
-    for _ in range(10_000):
-        if kernel.supervisor.jobs:
-            return list(kernel.supervisor.jobs)
-        await asyncio.sleep(0.001)
-    raise AssertionError("no job was accepted")
+    await until(lambda: bool(kernel.supervisor.jobs))
+    return list(kernel.supervisor.jobs)
 
 
 def test_a_failed_commit_takes_back_a_waiting_submits_running_job_and_answers_the_error(
@@ -248,10 +246,7 @@ def test_a_failed_commit_takes_back_a_waiting_submits_running_job_and_answers_th
             kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=60_000)
         )
         (job_id,) = await _accepted(kernel)
-        for _ in range(10_000):  # until a worker holds it (at the gate)
-            if job_id in supervisor.running:
-                break
-            await asyncio.sleep(0.001)
+        await until(lambda: job_id in supervisor.running)  # a worker holds it (at the gate)
         run = supervisor.running[job_id]
         kernel.store.db.execute("PRAGMA query_only=1")  # the next commit's writes refused
         kernel.commits.dirty()  # a commit now (another request's, say): it fails

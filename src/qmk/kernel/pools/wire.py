@@ -95,6 +95,8 @@ def plain(body: bytes) -> Any:
 RAW = 1
 #: A raw frame's head: :data:`RAW`, the number, the word's length.
 _RAW_HEAD = struct.Struct("!BQB")
+#: A raw frame's first byte.
+_RAW_MARK = bytes((RAW,))
 
 
 def message(body: bytes) -> Any:
@@ -108,7 +110,7 @@ def message(body: bytes) -> Any:
     >>> message(_raw(3, "ok", b"abc")), message(pickle.dumps((3, "ok", "abc")))
     ((3, 'ok', b'abc'), (3, 'ok', 'abc'))
     """
-    if body[:1] != b"\x01":
+    if body[:1] != _RAW_MARK:
         return plain(body)
     if len(body) < _RAW_HEAD.size:
         raise ValueError("a raw frame cut short")

@@ -334,22 +334,11 @@ class Supervisor:
         self._seq += 1
         job.ends = 0  # a new job: no usage row of it yet
         self.store.insert_job(job, idempotency_key=idempotency_key)
+        line = {"job_id": job.job_id, "tenant": job.tenant, "state": J.QUEUED, "seed": job.seed}
         if allowed:  # the submit's capability check, allowed: on this line (no cap line)
             _, sid, required = allowed.pop()
-            self.audit.append(
-                "job",
-                job_id=job.job_id,
-                tenant=job.tenant,
-                state=J.QUEUED,
-                seed=job.seed,
-                session=sid,
-                required=required,
-                decision="allow",
-            )
-        else:
-            self.audit.append(
-                "job", job_id=job.job_id, tenant=job.tenant, state=J.QUEUED, seed=job.seed
-            )
+            line.update(session=sid, required=required, decision="allow")
+        self.audit.append("job", line)
         hit = self.cache.lookup(job, self.book.epoch, self.clock.now())
         if hit is not None:
             return await self._answer_from_cache(job, hit)
@@ -394,10 +383,15 @@ class Supervisor:
         if deadline is not None:
             deadline.cancel()
         if job.final:  # it ended in that commit too: its end is undone with it
-            self.book.forget(job.job_id)
-            if job.result is not None:
-                self.results.usage[job.tenant] -= job.result.nbytes
+            self._unfinish(job)
         self.book.waits.ended(job.job_id)
+
+    def _unfinish(self, job: Job) -> None:
+        """``job``'s end was in a commit that failed: it is no longer among the finished,
+        and its result's bytes are its tenant's again."""
+        self.book.forget(job.job_id)
+        if job.result is not None:
+            self.results.usage[job.tenant] -= job.result.nbytes
 
     async def _answer_from_cache(self, job: Job, hit: Hit) -> dict[str, Any]:
         """COMPLETE ``job`` at once with ``hit``'s result, no worker (attested as a cache
@@ -417,9 +411,7 @@ class Supervisor:
         try:
             await self.commits.durable()
         except QMKError:
-            self.book.forget(job.job_id)
-            if job.result is not None:
-                self.results.usage[job.tenant] -= job.result.nbytes
+            self._unfinish(job)
             raise
         return answer
 

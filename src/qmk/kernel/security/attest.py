@@ -131,17 +131,6 @@ def attested(
     return Attested(request, rest)
 
 
-def attestation(
-    request: RunRequest,
-    result: Mapping[str, Any],
-    program: Any,
-    *,
-    cached_from: str | None = None,
-) -> dict[str, Any]:
-    """The fields of a completed job's attestation as plain data (:func:`attested`)."""
-    return attested(request, result, program, cached_from=cached_from).to_json()
-
-
 def request_of(record: Mapping[str, Any]) -> RunRequest:
     """The run request an ``attest`` line records.
 
@@ -245,7 +234,6 @@ __all__ = [
     "REQUEST_FIELDS",
     "Attested",
     "Replay",
-    "attestation",
     "attested",
     "attests",
     "epoch_records",
