@@ -38,9 +38,9 @@ def channel(channel_id: str) -> dict[str, object]:
     }
 
 
-async def with_committer(data_dir: Path, body: object) -> None:
+async def with_committer(data_dir: Path, body: object, **options: float) -> None:
     store, audit = Store(data_dir), AuditLog(data_dir, load_secret(data_dir))
-    commits = GroupCommit(store, audit)
+    commits = GroupCommit(store, audit, **options)
     committer = asyncio.create_task(commits.run())
     try:
         await body(store, audit, commits)  # type: ignore[operator]
@@ -78,6 +78,67 @@ def test_a_request_cancelled_while_it_waits_leaves_the_commit_to_the_others(
         assert first.cancelled() and committed_channels(tmp_path) == ["ch_2"]
 
     asyncio.run(with_committer(tmp_path, body))
+
+
+async def in_company(store: Store, commits: GroupCommit) -> None:
+    """Two requests wait for one commit (at the end of this turn: none before them did),
+    so the next urgent commit finds company."""
+    store.save_channel(channel("ch_0"))
+    await asyncio.gather(commits.durable(), commits.durable())
+
+
+#: A delay no test waits out: what is committed before it, something else committed.
+FOREVER_S = 3600.0
+
+
+def test_requests_in_company_share_one_commit_made_after_the_delay(tmp_path: Path) -> None:
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        await in_company(store, commits)
+        store.save_channel(channel("ch_a"))
+        first = asyncio.create_task(commits.durable())
+        for _ in range(3):  # turns of the loop: the end of the first's turn has passed
+            await asyncio.sleep(0)
+        assert not first.done() and committed_channels(tmp_path) == ["ch_0"]
+        store.save_channel(channel("ch_b"))
+        second = asyncio.create_task(commits.durable())
+        await asyncio.sleep(0)
+        assert not first.done() and not second.done()
+        commits.commit()  # what the delay's end does, done now
+        await asyncio.gather(first, second)
+        assert committed_channels(tmp_path) == ["ch_0", "ch_a", "ch_b"]
+        assert verify(tmp_path).ok
+
+    asyncio.run(with_committer(tmp_path, body, delay_s=FOREVER_S))
+
+
+def test_a_delayed_commit_is_made_when_its_delay_ends(tmp_path: Path) -> None:
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        await in_company(store, commits)
+        store.save_channel(channel("ch_c"))
+        await asyncio.wait_for(commits.durable(), 60)  # 60 s: only a guard against a hang
+        assert committed_channels(tmp_path) == ["ch_0", "ch_c"]
+
+    asyncio.run(with_committer(tmp_path, body, delay_s=0.01))
+
+
+def test_a_request_alone_is_committed_at_the_end_of_its_turn_whatever_the_delay(
+    tmp_path: Path,
+) -> None:
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        for number in range(3):  # each commit held one request: no company for the next
+            store.save_channel(channel(f"ch_{number}"))
+            await asyncio.wait_for(commits.durable(), 60)  # never FOREVER_S
+        assert committed_channels(tmp_path) == ["ch_0", "ch_1", "ch_2"]
+        await in_company(store, commits)  # then two together: the next one waits
+        store.save_channel(channel("ch_d"))
+        waiting = asyncio.create_task(commits.durable())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        commits.commit()
+        await waiting
+
+    asyncio.run(with_committer(tmp_path, body, delay_s=FOREVER_S))
 
 
 def test_a_failed_commit_refuses_every_request_that_waited_and_the_next_one_commits(
