@@ -10,7 +10,12 @@ from pathlib import Path
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store
-from qmk.kernel.storage.walcheck import LOG_KEEP_BYTES, WalCheckpoints
+from qmk.kernel.storage.walcheck import (
+    LOG_KEEP_BYTES,
+    RESTART_FRAMES,
+    WalCheckpoints,
+    log_keep_bytes,
+)
 from support.kernel import BELL, login, run_kernel
 
 PAGE = 4096
@@ -58,11 +63,41 @@ def test_a_log_past_its_bound_is_restarted_and_trimmed(tmp_path: Path) -> None:
         assert checkpoints.checkpoint_now(timeout=60)
         assert checkpoints.restarts == 1
         write_rows(db, 1)  # the next write starts the log again, from its beginning
-        assert Path(f"{path}-wal").stat().st_size <= LOG_KEEP_BYTES
+        assert Path(f"{path}-wal").stat().st_size <= checkpoints.keep_bytes
         assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 31
     finally:
         checkpoints.close()
         db.close()
+
+
+def test_a_log_restarted_at_its_bound_keeps_its_file_for_the_frames_that_follow(
+    tmp_path: Path,
+) -> None:
+    # a bound whose log (about 21 MB) is past the 16 MiB a restarted log was trimmed to:
+    # trimmed, the frames after the restart grew the file again past its end, each write
+    # allocating the OS's pages and blocks anew
+    path = tmp_path / "k.db"
+    db = wal_database(path)
+    checkpoints = WalCheckpoints(db.execute, path, every_s=0.0, restart_frames=5_000)
+    try:
+        write_rows(db, 26)  # ~5,200 pages
+        reached = Path(f"{path}-wal").stat().st_size
+        assert reached > 16 * 2**20
+        assert checkpoints.checkpoint_now(timeout=60)
+        assert checkpoints.restarts == 1
+        write_rows(db, 1)  # the log starts again from its beginning, over the file it has
+        assert Path(f"{path}-wal").stat().st_size == reached
+        assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 27
+    finally:
+        checkpoints.close()
+        db.close()
+
+
+def test_the_log_kept_holds_the_log_at_its_restart_bound_and_the_commits_during_it() -> None:
+    frame = 24 + PAGE
+    at_bound = 32 + RESTART_FRAMES * frame  # the log's header, then its frames
+    during = RESTART_FRAMES // 4 * frame  # committed while the checkpoint restarts it
+    assert LOG_KEEP_BYTES == log_keep_bytes(RESTART_FRAMES) >= at_bound + during
 
 
 def test_a_thread_that_cannot_open_the_database_says_so_and_stops(tmp_path: Path) -> None:

@@ -16,8 +16,14 @@ checkpoint cannot reset the log while commits keep coming (the kernel appends wh
 copies), so once the log holds :data:`RESTART_FRAMES` pages, the thread asks for a
 ``RESTART`` instead: the frames left are the few committed since the passive copy, and the
 kernel's next write waits for them (SQLite's busy handler) before the log starts again
-from its beginning (``journal_size_limit`` trims the file). A crash in the middle of any
-checkpoint loses nothing: SQLite's recovery reads the log again.
+from its beginning. The log's file keeps the size it reached by then
+(``journal_size_limit`` is :func:`log_keep_bytes` of the bound, past it): the log starting
+again writes its frames over blocks the file has, in pages the OS has cached, where a file
+trimmed back to 16 MiB (before) had each restart's next 48 MiB of frames grow it again,
+each write past its end allocating and zeroing the OS's pages and blocks and each restart
+truncating them (about a fifth of a commit's CPU under a stream of small jobs). A bigger
+file (a single huge transaction's) is still trimmed back to that size. A crash in the
+middle of any checkpoint loses nothing: SQLite's recovery reads the log again.
 """
 
 from __future__ import annotations
@@ -35,9 +41,25 @@ log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 0.25
 #: The log's pages (4 KiB each) past which a checkpoint restarts it (64 MiB).
 RESTART_FRAMES = 16_384
-#: The log file's size it is trimmed back to when it restarts (SQLite's
-#: ``journal_size_limit``).
-LOG_KEEP_BYTES = 16 * 2**20
+#: A page's frame in the log: its 24-byte header, then the page (the kernel's database
+#: keeps SQLite's default page size); the log's own header is 32 bytes.
+PAGE_BYTES, FRAME_HEADER_BYTES, LOG_HEADER_BYTES = 4096, 24, 32
+
+
+def log_keep_bytes(restart_frames: int) -> int:
+    """The size the log's file is trimmed back to when it restarts (SQLite's
+    ``journal_size_limit``): the log at ``restart_frames`` pages and a quarter more (the
+    commits made while the checkpoint that restarts it runs), so a log restarted at its
+    bound is never trimmed (the module docstring).
+
+    >>> log_keep_bytes(RESTART_FRAMES) // 2**20  # MiB
+    80
+    """
+    return LOG_HEADER_BYTES + restart_frames * 5 // 4 * (FRAME_HEADER_BYTES + PAGE_BYTES)
+
+
+#: The log file's size it is trimmed back to when it restarts, at :data:`RESTART_FRAMES`.
+LOG_KEEP_BYTES = log_keep_bytes(RESTART_FRAMES)
 
 
 class WalCheckpoints:
@@ -70,7 +92,9 @@ class WalCheckpoints:
         restart_frames: int = RESTART_FRAMES,
     ) -> None:
         execute("PRAGMA wal_autocheckpoint=0")
-        execute(f"PRAGMA journal_size_limit={LOG_KEEP_BYTES}")
+        #: The size the log's file is trimmed back to when it restarts.
+        self.keep_bytes = log_keep_bytes(restart_frames)
+        execute(f"PRAGMA journal_size_limit={self.keep_bytes}")
         self._path = os.fspath(path)
         self._every_s = every_s
         self._restart_frames = restart_frames
@@ -163,4 +187,10 @@ class WalCheckpoints:
         log.error("the database's checkpoint thread could not start: %s", exc)
 
 
-__all__ = ["CHECKPOINT_EVERY_S", "LOG_KEEP_BYTES", "RESTART_FRAMES", "WalCheckpoints"]
+__all__ = [
+    "CHECKPOINT_EVERY_S",
+    "LOG_KEEP_BYTES",
+    "RESTART_FRAMES",
+    "WalCheckpoints",
+    "log_keep_bytes",
+]
