@@ -5,6 +5,7 @@ while SQLite copied the log back), and the log still stays bounded."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from qmk.kernel.datafiles import DB_FILE
@@ -98,6 +99,29 @@ def test_the_log_kept_holds_the_log_at_its_restart_bound_and_the_commits_during_
     at_bound = 32 + RESTART_FRAMES * frame  # the log's header, then its frames
     during = RESTART_FRAMES // 4 * frame  # committed while the checkpoint restarts it
     assert LOG_KEEP_BYTES == log_keep_bytes(RESTART_FRAMES) >= at_bound + during
+
+
+def test_the_commits_of_a_second_are_copied_back_by_one_checkpoint(tmp_path: Path) -> None:
+    # each checkpoint copies the pages the commits since the last one wrote, each page
+    # once however many of them wrote it (an index's last leaf, the audit head's page)
+    # and syncs the log and the database: one a second (CHECKPOINT_EVERY_S) where there
+    # were four
+    path = tmp_path / "k.db"
+    db = wal_database(path)
+    checkpoints = WalCheckpoints(db.execute, path)
+    try:
+        end = time.monotonic() + 0.6  # commits for less than one interval
+        rows = 0
+        while time.monotonic() < end:
+            db.execute("INSERT INTO t (x) VALUES ('a')")
+            db.commit()
+            checkpoints.poke()
+            rows += 1
+    finally:
+        checkpoints.close()
+    assert checkpoints.checkpoints <= 1  # the first poke's; the next waits out the interval
+    assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == rows
+    db.close()
 
 
 def test_a_thread_that_cannot_open_the_database_says_so_and_stops(tmp_path: Path) -> None:
