@@ -27,6 +27,7 @@ from qmk.frontends import read_program
 from qmk.kernel.pools.attempt import Attempt, attempt_outcome
 from qmk.kernel.records.outcome import Done
 from qmk.kernel.records.programs import verified
+from qmk.kernel.records.stored import head_of
 from qmk.qvm.asm import assemble
 from qmk.qvm.files import read_graph
 from support.workloads import ghz_asm
@@ -127,7 +128,9 @@ def _outcome(text: str, request: RunRequest) -> dict[str, Any]:
     data = _WALL.sub(b'"wall_time_s":0', outcome.result_json)
     data = _REASON.sub(b'"engine_reason":""', data).decode()
     meta = outcome.result_meta
-    meta = {**meta, "head": {**meta["head"], "telemetry": {**meta["head"]["telemetry"]}}}
+    assert "head" not in meta  # the text holds it: the kernel reads it from there
+    head = head_of(outcome.result_json, meta["counts_at"])  # as a read-back result does
+    meta = {"head": {**head, "telemetry": {**head["telemetry"]}}, **meta}
     meta["head"]["telemetry"].update(wall_time_s=0, engine_reason="")
     result = execute(verified(text), request)
     bits = hashlib.sha256(result.bits.tobytes()).hexdigest()

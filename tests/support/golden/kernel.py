@@ -32,6 +32,7 @@ from qmk.kernel.machine.workload import Generate, Generated, JobEntry, TenantEnt
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.pools.dask_protocol import Again, Lost, Raised, Returned
 from qmk.kernel.records.outcome import Done, Failed, Failure, Ran, Yielded
+from qmk.kernel.records.stored import ResultFacts, TelemetryFacts
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.storage.artifacts import Entry, Index
 from qmk.kernel.storage.store import JobRow, RunRow, TriggerRow
@@ -521,8 +522,7 @@ DONE = Done(
     result_json=(
         b'{"counts":{"00":3,"11":5},"shots":8,"seed":7,"engine":"stabilizer","events":["m0","m1"]}'
     ),
-    result_meta={
-        "head": {"shots": 8, "seed": 7, "engine": "stabilizer", "events": ["m0", "m1"]},
+    result_meta={  # the index as the store keeps it: the head is the text's
         "entries": 2,
         "counts_at": [10, 25],
         "marks": [11],
@@ -535,6 +535,12 @@ DONE = Done(
     ),
     result_meta_sha256="04e7ed5de416c28ef6d4513ab7020eda0378081120d8f2286ed4c895f08576cc",
 )
+
+#: What the kernel reads of a small job's result head at its end.
+TELEMETRY_FACTS = TelemetryFacts(
+    logical_cycles=4.0, logical_time_ns=14400.0, injected_logical_errors=0, cache_hit=False
+)
+RESULT_FACTS = ResultFacts(engine="stabilizer", telemetry=TELEMETRY_FACTS)
 
 #: The spans of a traced attempt, as its worker recorded them.
 _SPANS = [
@@ -722,6 +728,8 @@ EXAMPLES = (
     TRIGGER_ROW,
     RUN_ROW,
     DONE,
+    RESULT_FACTS,
+    TELEMETRY_FACTS,
     FAILED,
     FAILURE,
     JOB_ROW,

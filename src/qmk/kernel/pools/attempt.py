@@ -294,7 +294,9 @@ def _answer(value: dict[str, Any], attempt: Attempt) -> Outcome:
     meta = meta_text(stored.meta)
     return Done(
         result_json=stored.data,
-        result_meta=dict(stored.meta),
+        # the index as the store keeps it, without the head: the kernel reads the few
+        # members it needs from the text (StoredResult.facts), and keeps no decoded head
+        result_meta={key: value for key, value in stored.meta.items() if key != "head"},
         result_sha256=stored.sha256,
         result_meta_text=meta,
         result_meta_sha256=hashlib.sha256(meta.encode()).hexdigest(),

@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import msgspec
+
 from qmk.kernel.records.outcome import Done, Ran
 
 
@@ -61,6 +63,55 @@ def compact_encoder(*, allow_nan: bool) -> Callable[[Any], str]:
 _dumps = compact_encoder(allow_nan=False)
 
 
+class TelemetryFacts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The members of a result's ``telemetry`` the kernel reads at every job's end (the
+    job's row, its usage, whether it is marked a run or a cache hit yet). ``cache_hit``
+    is :data:`msgspec.UNSET` where the telemetry has no such member. Never tracked by
+    the collector (``gc=False``): a value read from a text holds no cycle."""
+
+    logical_cycles: Any = None
+    logical_time_ns: Any = None
+    injected_logical_errors: Any = None
+    cache_hit: Any = msgspec.UNSET
+
+
+class ResultFacts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The members of a result's head the kernel reads at every job's end: its
+    ``engine`` (the attestation) and of its ``telemetry`` (:class:`TelemetryFacts`;
+    None where it has none, or none that is an object). :attr:`StoredResult.facts`
+    reads them from the result's text without the rest of its head."""
+
+    engine: Any = None
+    telemetry: TelemetryFacts | None = None
+
+
+def facts_of(head: Mapping[str, Any]) -> ResultFacts:
+    """The :class:`ResultFacts` of a result's head (its members but the counts).
+
+    >>> facts = facts_of({"engine": "stabilizer", "telemetry": {"logical_cycles": 4.0}})
+    >>> facts.engine, facts.telemetry.logical_cycles, facts.telemetry.cache_hit
+    ('stabilizer', 4.0, UNSET)
+    >>> facts_of({"telemetry": [1]}).telemetry is None
+    True
+    """
+    telemetry = head.get("telemetry")
+    return ResultFacts(
+        engine=head.get("engine"),
+        telemetry=TelemetryFacts(
+            logical_cycles=telemetry.get("logical_cycles"),
+            logical_time_ns=telemetry.get("logical_time_ns"),
+            injected_logical_errors=telemetry.get("injected_logical_errors"),
+            cache_hit=telemetry.get("cache_hit", msgspec.UNSET),
+        )
+        if isinstance(telemetry, Mapping)
+        else None,
+    )
+
+
+#: :class:`ResultFacts` read from a result's JSON object, its other members skipped.
+_FACTS = msgspec.json.Decoder(ResultFacts).decode
+
+
 class StoredResult(Mapping[str, Any]):
     """A finished job's result as the kernel keeps it: its JSON, encoded once (UTF-8).
 
@@ -71,11 +122,13 @@ class StoredResult(Mapping[str, Any]):
     ``meta`` is the small part the kernel reads: ``entries`` (how many counts),
     ``counts_at`` (the byte offsets where the counts object starts and ends), ``marks``
     (where every :data:`RESULT_MARK_EVERY`-th entry starts), ``counts_sha256``
-    (:func:`digest_counts`) and, where the result was made in this process or by its
-    worker, ``head`` (every member but ``counts``: engine, telemetry, ...). The store
-    keeps the index without the head (format 8: the text holds it once), and a result
-    read back parses :attr:`head` from its text, after the counts, when it is first
-    asked for (an index of format 7 and before still holds it, and it is read there).
+    (:func:`digest_counts`) and, where the result was encoded in this process
+    (:func:`encode_result`), ``head`` (every member but ``counts``: engine, telemetry,
+    ...). The store keeps the index without the head (format 8: the text holds it once),
+    and so does a worker's answer; such a result parses :attr:`head` from its text,
+    after the counts, when it is first asked for (an index of format 7 and before still
+    holds it, and it is read there). What the kernel reads of the head at every job's
+    end is :attr:`facts`, read from the text without the rest of the head.
 
     It reads as the result's mapping in-process (``result["counts"]`` parses the counts
     once; the ``head`` members at most one parse of the text after them).
@@ -91,13 +144,14 @@ class StoredResult(Mapping[str, Any]):
     {'shots': 8}
     """
 
-    __slots__ = ("_counts", "_head", "_sha256", "data", "meta", "meta_text")
+    __slots__ = ("_counts", "_facts", "_head", "_sha256", "data", "meta", "meta_text")
 
     def __init__(self, data: bytes, meta: Mapping[str, Any]) -> None:
         self.data = data
         self.meta = meta
         self._counts: dict[str, Any] | None = None
         self._head: Mapping[str, Any] | None = meta.get("head")
+        self._facts: ResultFacts | None = None
         self._sha256: str | None = None
         #: :attr:`meta`'s text as the store writes it and that text's SHA-256, where its
         #: worker made them (:class:`~qmk.kernel.records.outcome.Done`); None: the store
@@ -133,6 +187,32 @@ class StoredResult(Mapping[str, Any]):
         if head is None:
             head = self._head = head_of(self.data, self.meta.get("counts_at"))
         return head
+
+    @property
+    def facts(self) -> ResultFacts:
+        """What the kernel reads of the head at a job's end (:class:`ResultFacts`), read
+        once: from the head where it is decoded already, else from the text after the
+        counts, whose other members are skipped, not made (a worker's result comes
+        without its head decoded: the finished jobs the kernel keeps hold none, which
+        the collector would walk; :attr:`head` parses it where something asks)."""
+        facts = self._facts
+        if facts is None:
+            facts = self._facts = self._read_facts()
+        return facts
+
+    def _read_facts(self) -> ResultFacts:
+        head = self._head
+        if head is None:
+            counts_at = self.meta.get("counts_at")
+            data = self.data
+            if counts_at is not None:
+                end = int(counts_at[1])
+                data = b"{" + data[end + 1 :] if data[end : end + 1] == b"," else b"{}"
+            try:
+                return _FACTS(data)
+            except msgspec.MsgspecError:  # a member not as the facts have it (a
+                head = self.head  # telemetry that is no object): as the head reads
+        return facts_of(head)
 
     @property
     def counts_sha256(self) -> str | None:
@@ -277,12 +357,16 @@ def with_telemetry(result: StoredResult, **fields: Any) -> StoredResult:
     head = dict(result.head)
     telemetry = head.get("telemetry")
     head["telemetry"] = {**(telemetry if isinstance(telemetry, Mapping) else {}), **fields}
-    meta = {**result.meta, "head": head}
+    # the new result keeps the facts of its head, not the head (read again if asked for)
+    meta = {key: value for key, value in result.meta.items() if key != "head"}
     counts_at = result.meta.get("counts_at")
     if counts_at is None:  # no counts mapping: the head is the whole result
-        return StoredResult(_dumps(head).encode(), meta)
-    end = int(counts_at[1])
-    return StoredResult(result.data[:end] + b"," + _dumps(head)[1:].encode(), meta)
+        marked = StoredResult(_dumps(head).encode(), meta)
+    else:
+        end = int(counts_at[1])
+        marked = StoredResult(result.data[:end] + b"," + _dumps(head)[1:].encode(), meta)
+    marked._facts = facts_of(head)
+    return marked
 
 
 def stored_result(data: bytes | str, meta: str) -> StoredResult:
@@ -313,10 +397,13 @@ def result_of(outcome: Done | Ran) -> StoredResult:
 
 __all__ = [
     "RESULT_MARK_EVERY",
+    "ResultFacts",
     "StoredResult",
+    "TelemetryFacts",
     "compact_encoder",
     "digest_counts",
     "encode_result",
+    "facts_of",
     "head_of",
     "result_of",
     "stored_result",

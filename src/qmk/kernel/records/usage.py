@@ -87,9 +87,9 @@ def usage_of(job: Job) -> Usage:
         return Usage(shots=shots, result_bytes=size)
     # every target reports the machine time of one shot as its telemetry's
     # logical_time_ns (a device job: its schedule's duration) and its QEC cycles
-    telemetry = result.head.get("telemetry") or {}
-    per_shot_ns = float(telemetry.get("logical_time_ns") or 0.0)
-    cycles = float(telemetry.get("logical_cycles") or 0.0)
+    telemetry = result.facts.telemetry
+    per_shot_ns = float((telemetry and telemetry.logical_time_ns) or 0.0)
+    cycles = float((telemetry and telemetry.logical_cycles) or 0.0)
     return Usage(
         shots=shots,
         logical_qubit_seconds=logical * held_s,

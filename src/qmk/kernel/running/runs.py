@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from msgspec import UNSET
 from msgspec.structs import replace
 
 from qmk.execution.target import spec as target_spec
@@ -219,8 +220,8 @@ class Runs:
         book = self.book
         if isinstance(outcome, _RESULTS):
             result = result_of(outcome)
-            telemetry = result.head.get("telemetry")
-            ran = isinstance(telemetry, dict) and "cache_hit" in telemetry
+            telemetry = result.facts.telemetry  # its head is not decoded for this
+            ran = telemetry is not None and telemetry.cache_hit is not UNSET
             if not ran:  # parts merged here: not marked yet
                 result = with_telemetry(result, cache_hit=False)
             refusal = book.results.take(job, result)

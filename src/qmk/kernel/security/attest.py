@@ -45,7 +45,7 @@ from qmk.errors import InvalidArgument
 from qmk.execution.request import Rewrite, RunRequest, program_digest
 from qmk.kernel.datafiles import AUDIT_FILE
 from qmk.kernel.records.programs import verified
-from qmk.kernel.records.stored import digest_counts
+from qmk.kernel.records.stored import StoredResult, digest_counts
 from qmk.memo import Memo
 from qmk.qvm.ops import OPS
 
@@ -109,7 +109,7 @@ class Attested:
 
 def attested(
     request: RunRequest,
-    result: Mapping[str, Any],
+    result: StoredResult,
     program: Any,
     *,
     cached_from: str | None = None,
@@ -120,10 +120,10 @@ def attested(
     ``result``'s counts, and whether the result came from the result cache
     (``cache_hit``; ``cached_from``: the job that ran, :mod:`qmk.kernel.admit.cache`)."""
     rest = {
-        "engine": result.get("engine"),
+        "engine": result.facts.engine,  # (its head not decoded for it)
         "epochs": epoch_records(program),
         # a stored result carries the digest its worker took (no parse of the counts here)
-        "result_sha256": getattr(result, "counts_sha256", None) or digest_counts(result["counts"]),
+        "result_sha256": result.counts_sha256 or digest_counts(result["counts"]),
         "cache_hit": cached_from is not None,
     }
     if cached_from is not None:

@@ -1139,7 +1139,7 @@ class Store:
 
     def _saved_row(self, job: Job) -> tuple[Any, ...]:
         """The values of :data:`_SAVE_JOB` for ``job`` as it is now."""
-        telemetry = (None if job.result is None else job.result.head.get("telemetry")) or {}
+        telemetry = None if job.result is None else job.result.facts.telemetry
         result, meta, size, seal = _result_columns(job.result, job.job_id, self._sealer)
         return (
             job.state,
@@ -1155,8 +1155,8 @@ class Store:
             job.preemptions,
             job.epoch,
             job.checkpoint_id,
-            telemetry.get("logical_cycles"),
-            telemetry.get("injected_logical_errors"),
+            None if telemetry is None else telemetry.logical_cycles,
+            None if telemetry is None else telemetry.injected_logical_errors,
             _names(tuple(job.caps)),
             job.cache_key,
             job.cached_from,
