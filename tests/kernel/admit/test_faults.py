@@ -5,6 +5,7 @@ telemetry and the audit log say what the kernel did."""
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from pathlib import Path
@@ -727,3 +728,28 @@ def test_each_job_is_foreseen_as_adjust_answers_it_the_same_run_but_its_seed_or_
         answers.append(foreseen)
     assert answers[7].calibration == fitted != answers[1].calibration
     assert answers[5].noise_model != answers[2].noise_model  # drifted at epoch 2
+
+
+def test_a_jobs_fault_records_read_back_in_order_and_a_kept_start_is_not_collected() -> None:
+    # the kernel keeps the newest jobs' records (4,096): a job that started once holds
+    # its one record as it is, which the collector never walks (no list, no tracked
+    # record); a job that started again holds its records in order
+    policies = FaultPolicies(device_for(config({})), audit=None)
+    once, again = _job(1), _job(2)
+    for job in (once, again):
+        assert policies.placement.place(job)
+    policies.start(once, once.request, None, 3)
+    policies.start(again, again.request, None, 4)
+    policies.record(again.job_id, {"epoch": 5, "action": "requeue"})
+    policies.start(again, again.request, None, 6)
+    kept = policies.records[once.job_id]
+    assert not gc.is_tracked(kept) and not isinstance(kept, list)
+    (record,) = policies.of(once)
+    assert (record["epoch"], record["attempt"], record["faults"]) == (3, 0, [])
+    assert record["physical_qubits"] == 100 and record["logical_error_per_cycle"]
+    records = policies.of(again)
+    assert [r["epoch"] for r in records] == [4, 5, 6] and records[1]["action"] == "requeue"
+    assert policies.of(_job(3)) == []
+    queued = _job(4)  # a queued job's foreseen start: not walked by the collector either
+    policies.foresee(queued, 1)
+    assert queued.foreseen is not None and not gc.is_tracked(queued.foreseen)

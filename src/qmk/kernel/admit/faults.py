@@ -62,7 +62,7 @@ import json
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 from msgspec.structs import replace
@@ -275,10 +275,12 @@ def adjust(
     )
 
 
-class Foreseen(msgspec.Struct, frozen=True, kw_only=True):
+class Foreseen(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """:func:`adjust`'s answer for a job when it was accepted (:meth:`FaultPolicies.foresee`),
     and what that answer depends on, for its start to reuse (module docstring). A struct,
-    not a frozen dataclass: one is made for every job accepted, ten times faster."""
+    not a frozen dataclass: one is made for every job accepted, ten times faster; never
+    tracked by the collector (``gc=False``), as a queued job holds one: it holds no
+    cycle, its parts refer to nothing of the kernel's."""
 
     given: RunRequest
     epoch: int
@@ -619,11 +621,12 @@ def _link(
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Started:
+class _Started(msgspec.Struct, frozen=True, gc=False):
     """The record of one start (:meth:`FaultPolicies.start`): where and when it started,
     and what the policies decided, read as its dict only when asked for
-    (:meth:`FaultPolicies.of`; most jobs' never are)."""
+    (:meth:`FaultPolicies.of`; most jobs' never are). Kept for the newest 4,096 jobs,
+    so never tracked by the collector (``gc=False``: it holds no cycle, its parts
+    refer to nothing of the kernel's)."""
 
     start: dict[str, Any]
     adjusted: Adjusted
@@ -641,6 +644,9 @@ class _Started:
         }
 
 
+#: A job's record of one start, or of a requeue (a dict).
+_Record = Union[dict[str, Any], _Started]  # noqa: UP007 (a value: Python 3.10 reads it)
+
 #: How many machine-wide fault events the kernel keeps for telemetry.
 FAULT_LOG_SIZE = 256
 #: How many jobs' fault records (placement, policies' actions) the kernel keeps.
@@ -653,7 +659,8 @@ class FaultPolicies:
 
     ``records`` holds, per job, one record per start (or requeue): the epoch, attempt,
     module, physical qubits, logical error per cycle, the policies' actions and the
-    rewrite (the newest :data:`FAULT_RECORDS_SIZE` jobs); ``log`` the machine-wide
+    rewrite (the newest :data:`FAULT_RECORDS_SIZE` jobs; a job's one record as it is,
+    its records in a list where it has more: most jobs start once); ``log`` the machine-wide
     events (a module marked down), the last :data:`FAULT_LOG_SIZE`. Every action is
     audited.
     """
@@ -662,7 +669,7 @@ class FaultPolicies:
         self.device = device
         self.placement = Placement(device)
         self.audit = audit
-        self.records: OrderedDict[str, list[dict[str, Any] | _Started]] = OrderedDict()
+        self.records: OrderedDict[str, _Record | list[_Record]] = OrderedDict()
         self.log: deque[dict[str, Any]] = deque(maxlen=FAULT_LOG_SIZE)
         #: The program text and answer of the last job :meth:`foresee` computed, for the
         #: next job of that program whose run differs only in its seed.
@@ -763,17 +770,23 @@ class FaultPolicies:
     def record(self, job_id: str, record: dict[str, Any] | _Started) -> None:
         """Keep ``record`` of ``job_id`` (the records of the oldest jobs go beyond
         :data:`FAULT_RECORDS_SIZE` jobs)."""
-        self.records.setdefault(job_id, []).append(record)
-        self.records.move_to_end(job_id)
-        if len(self.records) > FAULT_RECORDS_SIZE:
-            self.records.popitem(last=False)
+        records = self.records
+        kept = records.get(job_id)
+        if kept is None:  # its first (for most jobs, its one): kept as it is
+            records[job_id] = record
+        else:
+            if not isinstance(kept, list):
+                kept = records[job_id] = [kept]
+            kept.append(record)
+            records.move_to_end(job_id)
+        if len(records) > FAULT_RECORDS_SIZE:
+            records.popitem(last=False)
 
     def of(self, job: Any) -> list[dict[str, Any]]:
         """What the fault policies did to ``job``, one record per start (or requeue)."""
-        return [
-            record.to_json() if isinstance(record, _Started) else record
-            for record in self.records.get(job.job_id, ())
-        ]
+        kept = self.records.get(job.job_id)
+        records = [] if kept is None else kept if isinstance(kept, list) else [kept]
+        return [record.to_json() if isinstance(record, _Started) else record for record in records]
 
 
 __all__ = [
