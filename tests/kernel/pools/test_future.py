@@ -4,7 +4,10 @@ condition."""
 
 from __future__ import annotations
 
+import functools
+import gc
 import threading
+import weakref
 from concurrent.futures import (
     CancelledError,
     Future,
@@ -81,6 +84,37 @@ def test_callbacks_run_once_in_order_and_a_cancelled_one_says_so() -> None:
     assert not queued.set_running_or_notify_cancel()
     with pytest.raises(CancelledError):
         queued.result(timeout=0)
+
+
+@pytest.mark.parametrize("end", ["result", "exception", "cancel"])
+def test_a_done_callback_that_holds_its_future_leaves_no_cycle_for_the_collector(
+    end: str,
+) -> None:
+    """A run's callback holds the run's record, which holds the future: once called, the
+    callback is dropped, so the future is freed when the last name of it goes, with the
+    collector off."""
+    called: list[object] = []
+    future = TaskFuture()
+    future.add_done_callback(functools.partial(lambda held, done: called.append(done), future))
+    gone = weakref.ref(future)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if end == "result":
+            future.set_running_or_notify_cancel()
+            future.set_result(1)
+        elif end == "exception":
+            future.set_running_or_notify_cancel()
+            future.set_exception(ValueError("no"))
+        else:
+            future.cancel()
+        assert called == [future]
+        called.clear()
+        del future
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def test_a_lock_condition_is_reentrant_and_waits_only_while_held() -> None:
