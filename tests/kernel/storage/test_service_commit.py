@@ -142,6 +142,55 @@ def test_q_wait_answers_a_final_state_only_once_it_is_committed(
     run(tmp_path, body)
 
 
+def test_q_wait_on_a_job_whose_end_is_committed_answers_without_committing_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no lazy commit within the test: a commit is made only when a request asks for one
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel, sid: str, data: Path) -> None:
+        first = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=5, wait_ms=60_000)
+        assert first["state"] == "COMPLETED"  # its end committed with its answer
+        later = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=6)
+        job = kernel.supervisor.job(later["job_id"], "alice")
+        await until(lambda: job.final)  # ended in memory: its end not committed
+        commits = kernel.supervisor.commits
+        assert commits.pending and committed(data, job.job_id)[0] != "COMPLETED"  # type: ignore[index]
+        again = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=0)
+        assert again == first
+        assert commits.pending, "the answer of a committed end waited for others' commit"
+        assert committed(data, job.job_id)[0] != "COMPLETED"  # type: ignore[index]
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=0)
+        assert done["state"] == "COMPLETED" and not commits.pending  # its own: committed first
+        assert committed(data, job.job_id)[0] == "COMPLETED"  # type: ignore[index]
+
+    run(tmp_path, body)
+
+
+def test_a_job_read_back_while_writes_pend_is_answered_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the finished cache holds one job: a job evicted before its end is committed is read
+    # back from the open transaction, and answered only once that is committed
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+    monkeypatch.setattr(book_module, "FINISHED_CACHE_SIZE", 1)
+
+    async def body(kernel: Kernel, sid: str, data: Path) -> None:
+        ids = [
+            (await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=s))["job_id"]
+            for s in (7, 8)
+        ]
+        await until(lambda: all(i not in kernel.supervisor.jobs for i in ids))
+        evicted = ids[0] if ids[0] not in kernel.supervisor.finished else ids[1]
+        assert kernel.supervisor.commits.pending
+        assert committed(data, evicted)[0] != "COMPLETED"  # type: ignore[index]
+        done = await kernel.q_wait(session_id=sid, job_id=evicted, timeout_ms=0)
+        assert done["state"] == "COMPLETED"
+        assert committed(data, evicted)[0] == "COMPLETED"  # type: ignore[index]
+
+    run(tmp_path, body)
+
+
 # --------------------------------------------------------------------------- a submit that waits
 
 

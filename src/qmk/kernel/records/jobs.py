@@ -219,6 +219,10 @@ class Job:
     #: end to index without hashing it again when it ran that run
     #: (:mod:`qmk.kernel.admit.cache`; None: none). Not stored.
     looked_up: tuple[tuple[str, bytes], str] | None = field(default=None, repr=False, compare=False)
+    #: The group commit that holds its end (:meth:`GroupCommit.holds
+    #: <qmk.kernel.storage.commit.GroupCommit.holds>`; 0: none pending, as for a job read
+    #: back). Not stored.
+    ended_in: int = field(default=0, repr=False, compare=False)
 
     @property
     def shots(self) -> int:

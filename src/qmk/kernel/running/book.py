@@ -249,6 +249,7 @@ class JobBook:
                 line["stored_sha256"] = stored
             self.audit.append("job", line)
         self.commits.dirty(urgent=False)
+        job.ended_in = self.commits.number
         self.ledger.job_ended(job)  # in the transaction of the end state
         self.artifacts.forget(job_id)  # parts streamed while it ran, if it had no result
         self.jobs.pop(job_id, None)

@@ -305,6 +305,8 @@ class Supervisor:
         job = self.store.load_job(job_id, tenant)
         if job is None:
             raise NotFoundError(f"no job {job_id!r}", job_id=job_id)
+        if self.commits.pending:  # its row may be one the open transaction wrote
+            job.ended_in = self.commits.number
         return job
 
     async def accept(
@@ -366,7 +368,7 @@ class Supervisor:
         if wait_s > 0 and not job.final and acceptance.error is None:
             await self.book.waits.until(job.job_id, self.clock.now() + wait_s)
         if acceptance.error is None and (
-            not acceptance.kept or (job.final and self.commits.pending)
+            not acceptance.kept or (job.final and not self.commits.holds(job.ended_in))
         ):
             await self.commits.durable()
         if acceptance.error is not None:  # the commit that held it failed meanwhile
@@ -420,14 +422,19 @@ class Supervisor:
 
         A final state is answered only once it is committed: a job's end is committed
         lazily (:mod:`qmk.kernel.storage.commit`), so the wait makes that commit urgent and awaits
-        it; a client that saw COMPLETED finds it so after a kernel crash too.
+        it (only while it is not made: other writes pending do not hold up the answer of
+        a job whose end is committed); a client that saw COMPLETED finds it so after a
+        kernel crash too.
         """
         if not job.final and timeout_s > 0:  # until its end, else as it is at the limit
             await self.book.waits.until(job.job_id, self.clock.now() + timeout_s)
         # a job found by its idempotency key may be one whose acceptance is not committed
         # yet (a submit that waits): answered, it is committed first too
-        if self.commits.pending and (job.final or job.job_id in self._unkept):
-            await self.commits.durable()
+        commits = self.commits
+        if (job.final and not commits.holds(job.ended_in)) or (
+            commits.pending and job.job_id in self._unkept
+        ):
+            await commits.durable()
         return job.to_json()
 
     async def cancel(self, job: Job) -> dict[str, Any]:

@@ -69,6 +69,11 @@ class GroupCommit:
         #: The last commit held more than one request's writes: the next urgent one waits
         #: :attr:`delay_s` for more.
         self._company = False
+        #: The number of the open transaction: what is written now is committed once
+        #: :meth:`holds` it (the numbers of the commits count up from 1).
+        self.number = 1
+        #: The number of the last transaction committed (0: none yet).
+        self._kept = 0
         self._loop = asyncio.get_running_loop()
         #: The requests that wait for the commit that will hold the writes (:meth:`durable`),
         #: one future each: one cancelled meanwhile is its own, never the commit others
@@ -110,6 +115,30 @@ class GroupCommit:
         """Whether a write made so far is not committed yet (a commit flushes on the
         event loop's thread in one step: no write is ever half committed)."""
         return self._pending
+
+    def holds(self, number: int) -> bool:
+        """Whether the writes of transaction ``number`` (:attr:`number` when they were
+        made; 0: none of this kernel's) are committed: a final job whose end is needs no
+        commit before its answer, though other writes wait for one.
+
+        >>> import asyncio, tempfile
+        >>> from qmk.kernel.security.sessions import load_secret
+        >>> async def demo(data):
+        ...     store, audit = Store(data), AuditLog(data, load_secret(data))
+        ...     commits = GroupCommit(store, audit)
+        ...     committer = asyncio.create_task(commits.run())
+        ...     mine = commits.number
+        ...     before = commits.holds(mine)
+        ...     await commits.durable()
+        ...     commits.dirty(urgent=False)  # another write, not committed yet
+        ...     committer.cancel()
+        ...     audit.close()
+        ...     return before, commits.holds(mine), commits.holds(commits.number), commits.holds(0)
+        >>> with tempfile.TemporaryDirectory() as data:
+        ...     asyncio.run(demo(data))
+        (False, True, False, True)
+        """
+        return number <= self._kept
 
     async def durable(self) -> None:
         """Return once every write made so far is committed (urgently)."""
@@ -195,6 +224,7 @@ class GroupCommit:
         waiters, self._waiters = self._waiters, []
         riders, self._riders = self._riders, []
         self._company = len(waiters) > 1
+        self.number += 1
         self._pending = self._urgent = False
         self._cancel_calls()
         return waiters, riders
@@ -217,9 +247,11 @@ class GroupCommit:
                 that waited for it is refused.
         """
         position = self.audit.position()
+        number = self.number - 1  # the transaction _take closed
         try:
             head = self.audit.flush()
             self.store.commit(head)
+            self._kept = number
         except (OSError, sqlite3.Error) as exc:
             with contextlib.suppress(OSError, sqlite3.Error):
                 self.audit.restore(position)
