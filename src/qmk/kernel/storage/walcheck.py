@@ -17,7 +17,7 @@ copies), so once the log holds :data:`RESTART_FRAMES` pages, the thread asks for
 ``RESTART`` instead: the frames left are the few committed since the passive copy, and the
 kernel's next write waits for them (SQLite's busy handler) before the log starts again
 from its beginning. The log's file keeps the size it reached by then
-(``journal_size_limit`` is :func:`log_keep_bytes` of the bound, past it): the log starting
+(``journal_size_limit`` is :func:`log_keep_bytes` of the bound, twice it): the log starting
 again writes its frames over blocks the file has, in pages the OS has cached, where a file
 trimmed back to 16 MiB (before) had each restart's next 48 MiB of frames grow it again,
 each write past its end allocating and zeroing the OS's pages and blocks and each restart
@@ -41,10 +41,10 @@ log = logging.getLogger(__name__)
 #: last, a page once however many commits wrote it (an index's last leaf, the audit
 #: head's page, a leaf shared by the jobs that ended meanwhile), and syncs the log and the
 #: database: every second, where every 0.25 s it took 2.6-3.0% of the kernel's CPU under
-#: a stream of small jobs, and 1.1-1.8% now. With ``synchronous=NORMAL`` a commit is synced
-#: to the disk (not only handed to the OS) by the checkpoint after it: a power cut may take the last
-#: second's commits (a crash or ``kill -9`` of the kernel takes none); ``FULL`` syncs
-#: each commit.
+#: a stream of small jobs, and 1.1-1.8% now. With ``synchronous=NORMAL`` a commit is
+#: synced to the disk (not only handed to the OS) by the checkpoint after it: a power cut
+#: may take the last second's commits (a crash or ``kill -9`` of the kernel takes none);
+#: ``FULL`` syncs each commit.
 CHECKPOINT_EVERY_S = 1.0
 #: The log's pages (4 KiB each) past which a checkpoint restarts it (64 MiB).
 RESTART_FRAMES = 16_384
@@ -55,14 +55,16 @@ PAGE_BYTES, FRAME_HEADER_BYTES, LOG_HEADER_BYTES = 4096, 24, 32
 
 def log_keep_bytes(restart_frames: int) -> int:
     """The size the log's file is trimmed back to when it restarts (SQLite's
-    ``journal_size_limit``): the log at ``restart_frames`` pages and a quarter more (the
-    commits made while the checkpoint that restarts it runs), so a log restarted at its
-    bound is never trimmed (the module docstring).
+    ``journal_size_limit``): the log at twice ``restart_frames`` pages, room for the
+    commits made after it passed its bound, until a checkpoint (one a second) finds it
+    there and restarts it (about 3,000 pages a second under a stream of small jobs at
+    this machine's speed), so a log restarted at its bound is never trimmed (the module
+    docstring). A cap, not a reservation: the file is only as big as the log got.
 
     >>> log_keep_bytes(RESTART_FRAMES) // 2**20  # MiB
-    80
+    128
     """
-    return LOG_HEADER_BYTES + restart_frames * 5 // 4 * (FRAME_HEADER_BYTES + PAGE_BYTES)
+    return LOG_HEADER_BYTES + 2 * restart_frames * (FRAME_HEADER_BYTES + PAGE_BYTES)
 
 
 #: The log file's size it is trimmed back to when it restarts, at :data:`RESTART_FRAMES`.
