@@ -112,7 +112,7 @@ def test_the_commits_of_a_second_are_copied_back_by_one_checkpoint(tmp_path: Pat
     db = wal_database(path)
     checkpoints = WalCheckpoints(db.execute, path)
     try:
-        end = time.monotonic() + 0.6  # commits for less than one interval
+        end = time.monotonic() + 0.5  # commits for half an interval
         rows = 0
         while time.monotonic() < end:
             db.execute("INSERT INTO t (x) VALUES ('a')")
