@@ -143,9 +143,15 @@ def test_a_machine_of_a_billion_qubits_costs_what_one_of_a_million_does_until_jo
             tracemalloc.stop()
         return live, peak
 
+    # each build finds the allocator's free lists (dicts, lists) as the last left them:
+    # the first after a warm-up, the second after the first is dropped (kept, it held
+    # objects the second then allocated, a few hundred bytes at random)
+    built(10**6)
     small, small_peak = built(10**6)
+    small_tiles = small.machine.total_tiles
+    del small
     huge, huge_peak = built(10**9)
-    assert huge.machine.total_tiles > 1000 * small.machine.total_tiles
+    assert huge.machine.total_tiles > 1000 * small_tiles
     assert huge_peak < small_peak + 4096 and huge_peak < 256 * 1024
     assert huge.shadow is not None
     for sched in (huge.sched, huge.shadow):
@@ -450,6 +456,38 @@ def test_a_job_run_alone_ends_in_the_shadow_when_its_full_run_would_have(second,
         to(cycle)
         expected = done / eager.ended if eager.ended else None
         assert live.status()["speedup_vs_exclusive"] == expected
+
+
+@pytest.mark.parametrize("turned", [0.0, 20.0, 69.5, 99.5])
+def test_a_job_runs_alone_in_the_shadow_after_one_that_ended_past_the_policys_clock(turned):
+    # j0 (3) and j1 (5), 30 cycles each, overlap: the shadow runs them as they came (j0
+    # 10-40, j1 40-70). The policy's clock has passed only ``turned`` (a kernel's task
+    # lags its clock) when j2 arrives at 100, after j1's end: the shadow, brought up to
+    # just before 100, holds nothing, and j2 runs alone there, one event (it ran alone
+    # once j3 arrives at 200). The figure read then and later is the eager shadow's:
+    # j1's end in the shadow counts once the policy's clock passes 70, not before
+    live = LiveMachine(MACHINE, "fair-share", shadow_jobs=50, shadow_log=1000)
+    eager = _EagerShadow(50, {})
+    done = 0
+
+    def to(cycle: float) -> None:
+        nonlocal done
+        done += len(live.advance(cycle))
+        eager.advance(cycle)
+        assert live.status()["speedup_vs_exclusive"] == (
+            done / eager.ended if eager.ended else None
+        )
+
+    for name, arrival in (("j0", 3), ("j1", 5), ("j2", 100), ("j3", 200)):
+        if name == "j2":
+            to(turned)
+        spec = JobSpec(id=name, tenant="a", footprint=PRIVATE[0], arrival_cycle=arrival)
+        live.admit(spec)
+        eager.admit(spec)
+    assert live.ran_alone == 1  # j2, when j3 arrived
+    for cycle in (69.0, 70.0, 150.0, 230.0, math.inf):
+        if cycle > turned:
+            to(cycle)
 
 
 def test_a_withdraw_at_a_jobs_end_cycle_gives_the_same_figures_however_late_the_task_ran():

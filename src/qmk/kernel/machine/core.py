@@ -76,6 +76,7 @@ order above), and float arithmetic runs in one order.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Iterable, Mapping
@@ -166,8 +167,8 @@ class Scheduler:
         history: keep every change of each resource's use (:attr:`gauges`' traces), for
             a run of a workload that ends; a live kernel's scheduler keeps none.
         records: keep each ended job's record and each resource's use (:attr:`done`,
-            :attr:`gauges`); without, only how many jobs ended (:meth:`take_ended`): a
-            run whose count alone is read (a live kernel's shadow ``exclusive`` run).
+            :attr:`gauges`); without, only when jobs ended (:meth:`take_ended`): a run
+            whose count alone is read (a live kernel's shadow ``exclusive`` run).
         whole: a job's steps left that draw on nothing shared run as one event
             (:meth:`_run_whole`), on a machine without a decoder limit; every record,
             wait and figure is the one step by step (False: step by step, the
@@ -187,7 +188,8 @@ class Scheduler:
         self.machine = machine
         self._records = records
         self._whole = whole and machine.decoder_bits_per_cycle is None
-        self._ended = 0  # jobs ended since take_ended, without records
+        #: when each job ended since take_ended took it, without records (in time order)
+        self._ends: list[float] = []
         self.policy = policy
         self.weights = dict(tenants or {})
         self.now = 0.0
@@ -328,7 +330,7 @@ class Scheduler:
             elif kind == "boundary":
                 self._boundary(time)
             elif kind == "alone":  # a shadow's job that ran alone ended (ran_alone)
-                self._ended += 1
+                self._ends.append(time)
         if until != INF and until > self.now:
             self.now = until
 
@@ -351,12 +353,26 @@ class Scheduler:
         done, self.done = self.done, []
         return done
 
-    def take_ended(self) -> int:
-        """How many jobs ended since the last call (their records, if kept, are dropped)."""
-        ended = self._ended + len(self.done)
-        self._ended = 0
+    def take_ended(self, until: float = INF) -> int:
+        """How many jobs ended since the last call (their records, if kept, are dropped);
+        of a run without records, only those that ended by ``until``: the others are
+        counted by a later call (a run its reader advanced ahead of the clock it reads
+        at, :class:`~qmk.kernel.machine.live.LiveMachine`'s shadow)."""
+        ends = self._ends
+        if not ends or ends[-1] <= until:
+            ended = len(ends)
+            ends.clear()
+        else:
+            ended = bisect.bisect_right(ends, until)
+            del ends[:ended]
+        ended += len(self.done)
         self.done = []
         return ended
+
+    def ends_kept(self) -> int:
+        """Jobs ended that :meth:`take_ended` has not counted yet (their ``until`` was
+        before their end)."""
+        return len(self._ends)
 
     def cancel(self, job_id: str, at: float) -> bool:
         """Cancel ``job_id`` at machine time ``at`` (not before the clock): at ``at`` it
@@ -804,7 +820,7 @@ class Scheduler:
         if self._records:
             self.done.append(JobRecord.of(job, self.machine.logical_error_rate))
         else:
-            self._ended += 1
+            self._ends.append(self.now)
         self.policy.ended(self, job)
         self._wake()
 

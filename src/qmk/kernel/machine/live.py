@@ -27,7 +27,11 @@ moves merge into the last, which changes nothing: no event is pushed between the
 the figure is exactly the eager one. A job whose steps draw on nothing shared and
 which arrives at a shadow with nothing to do, nothing else arriving before it ends,
 runs there as one event (:func:`~qmk.kernel.machine.core.ran_alone`: its boundary and
-its end, which the shadow's own rules fix), not its arrival, boundary and end.
+its end, which the shadow's own rules fix), not its arrival, boundary and end. Such a
+job finds the shadow as it is just before its arrival, not at the policy's clock (which
+a kernel's task lags): what the shadow does before an arrival of a later cycle does not
+depend on it, and the ends found ahead of the policy's clock count once the clock
+passes them. Arrivals and cancels come in the order of their cycles.
 
 A kernel runs for months, so nothing here grows with its history: the scheduler keeps
 only the jobs that have not ended, a finished job's record goes to the kernel (which
@@ -122,10 +126,10 @@ class _ShadowLog:
                 ran_alone(shadow, op[1], op[2])
             else:
                 shadow.advance(op[1])
-                ended += shadow.take_ended()
+                ended += shadow.take_ended(op[1])
         if self.moved is not None:
             shadow.advance(self.moved)
-            ended += shadow.take_ended()
+            ended += shadow.take_ended(self.moved)
         self.ops.clear()
         self.moved = None
         self.submits = 0
@@ -254,9 +258,9 @@ class LiveMachine:
                 self._end_lone(self._lone[2] < spec.arrival_cycle)
             later = spec.arrival_cycle > self._last_arrival  # none of the window before it
             # the shadow may hold shadow_jobs only if every logged arrival is still in it
-            if later and self.shadow.holding() + log.submits >= self.shadow_jobs:
+            if later and self._shadow_holding() + log.submits >= self.shadow_jobs:
                 self.sync_shadow()
-                if self.shadow.holding() >= self.shadow_jobs:
+                if self._shadow_holding() >= self.shadow_jobs:
                     self.shadow = self._shadow()
                     self._lone_decided = -INF
                     self.window_start = float(spec.arrival_cycle)
@@ -268,6 +272,12 @@ class LiveMachine:
             if len(log.ops) >= self.shadow_log:
                 self.sync_shadow()
         self._last_arrival = spec.arrival_cycle
+
+    def _shadow_holding(self) -> int:
+        """The jobs the shadow holds at the policy's clock: those it holds, and those
+        that ended in it ahead of that clock (:meth:`_may_run_alone`)."""
+        assert self.shadow is not None
+        return self.shadow.holding() + self.shadow.ends_kept()
 
     def _may_run_alone(self, op: list[Any], spec: JobSpec, timeline: Timeline) -> None:
         """Keep ``op`` (``spec``'s submit to the shadow, to be logged) as the job that
@@ -283,7 +293,16 @@ class LiveMachine:
         if self._log.submits:
             self.sync_shadow()  # the replay it would make later, made now
         if shadow._by_id:
-            return
+            # what the shadow does before this arrival, done now: an arrival of another
+            # cycle pushes nothing before it, so the shadow's events are the eager run's,
+            # and the ends it counts, those by the policy's clock (Scheduler.take_ended)
+            ahead = math.nextafter(float(spec.arrival_cycle), -INF)
+            if ahead <= shadow.now:
+                return
+            self.sync_shadow()
+            shadow.advance(ahead)
+            if shadow._by_id:
+                return
         heap = shadow._heap
         if heap and any(event[3] != "alone" for event in heap):
             return
