@@ -1,12 +1,15 @@
-"""A finished job's record as its run request carries it (qmk.kernel.machine.jobs)."""
+"""A finished job's record as its run request carries it, and a footprint's timeline
+(qmk.kernel.machine.jobs)."""
 
 from __future__ import annotations
 
 import random
 
 import msgspec
+import pytest
 
-from qmk.kernel.machine.jobs import WAIT_CAUSES, JobRecord, _whole
+from qmk.execution.footprint import Footprint, Step
+from qmk.kernel.machine.jobs import WAIT_CAUSES, JobRecord, Timeline, _whole
 
 
 def _record(waits: dict[str, float], waits_at: dict[int, float]) -> JobRecord:
@@ -53,3 +56,53 @@ def test_a_records_waits_are_whole_cycles_in_its_own_order_whichever_way_it_wait
         b'"wait_cycles":{"queue":95,"factory":0,"routing":0,"link":0,"decoder":0,'
         b'"preempted":0},"idle_logical_error":0.0,"idle":{}}'
     )
+
+
+def _run_from_step_by_step(tl: Timeline, index: int, start: float, f: float) -> tuple[float, float]:
+    """What ``Timeline.run_from`` gives, one step after another as the scheduler's step
+    events compute it (the oracle of the test below)."""
+    at = last = start
+    for fence, c, r, _t, _b, _m in tl.steps[index:]:
+        if fence or not c:
+            continue
+        last = at
+        at = at + max(0.0, r - 0.0) / (f / c)
+        near = round(at)
+        if abs(at - near) < 1e-7:
+            at = float(near)
+    return last, at
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_run_from_gives_the_step_by_step_times_to_the_last_bit(seed):
+    # from any step, at full rate or throttled, from a whole cycle or not, with steps of
+    # whole and of fractional times, fences and steps of no time or no repetition
+    rng = random.Random(seed)
+    kinds = [
+        lambda: Step(kind="gates", cycles=rng.choice([1, 2, 3, 4, 7]), repeat=rng.randint(0, 5)),
+        lambda: Step(kind="idle", cycles=0),
+        lambda: Step(kind="fence", cycles=0),
+        lambda: Step(kind="measure", cycles=1, measurements=2),
+    ]
+    for _ in range(300):
+        steps = tuple(rng.choice(kinds)() for _ in range(rng.randint(1, 6)))
+        fp = Footprint(
+            target="x",
+            logical_qubits=1,
+            block="fast",
+            data_tiles=2,
+            routing_tiles=2,
+            code_distance=9,
+            steps=steps,
+        )
+        tl = Timeline(fp)
+        for index in range(len(steps) + 1):
+            for start in (0.0, 40.0, 12345.0, 2.5, float(2**52), 7.0 + 1e-9):
+                for f in (1.0, 0.75, 1 / 3):
+                    got = tl.run_from(index, start, f)
+                    assert got == _run_from_step_by_step(tl, index, start, f), (
+                        steps,
+                        index,
+                        start,
+                        f,
+                    )

@@ -30,6 +30,10 @@ from qmk.execution.request import MachineRun
 #: The causes a job's waits are recorded by, in the order reports list them.
 WAIT_CAUSES = ("queue", "factory", "routing", "link", "decoder", "preempted")
 
+#: Below it a whole float plus a whole number of cycles is exact (2**52: the spans' sums
+#: stay below 2**53).
+_EXACT = float(2**52)
+
 QUEUED, RUNNING, STOPPED, STORED, DONE = "queued", "running", "stopped", "stored", "done"
 _NO_WAITS = dict.fromkeys(WAIT_CAUSES, 0.0)  # a new job's waits: copied, never changed
 
@@ -77,6 +81,8 @@ class Timeline:
         plain_fenceless: per step, whether it is ``plain_after`` and no fence lies at or
             after it.
         private_cycles: the whole timeline's cycles on a private machine.
+        whole_spans: per step, what :meth:`run_from` gives from it at full rate, as
+            offsets from a whole cycle, where every step from it takes whole cycles.
     """
 
     __slots__ = (
@@ -96,6 +102,7 @@ class Timeline:
         "steps",
         "t_states",
         "t_total",
+        "whole_spans",
     )
 
     def __init__(self, footprint: Footprint) -> None:
@@ -156,6 +163,23 @@ class Timeline:
             plain and ahead == len(steps)
             for plain, ahead in zip(self.plain_after, self.next_fence, strict=True)
         )
+        #: per step, what :meth:`run_from` gives from it at full rate, as offsets from a
+        #: start of a whole cycle (its last step's start, its end), where each step
+        #: takes a whole number of cycles then (the sums exact, no rounding to snap);
+        #: None where one does not
+        spans: list[tuple[float, float] | None] = []
+        span: tuple[float, float] | None = (0.0, 0.0)
+        later = False  # a step that takes time after this one
+        for fence, c, r, _t, _b, _m in reversed(self.steps):
+            if span is not None and not fence and c:
+                took = max(0.0, r - 0.0) / (1.0 / c)  # as run_from computes it
+                if took.is_integer():  # the last step's start moves by it, if not this
+                    span = (span[0] + took if later else 0.0, span[1] + took)
+                    later = True
+                else:
+                    span = None
+            spans.append(span)
+        self.whole_spans = tuple(reversed(spans))
 
     @staticmethod
     def of(footprint: Footprint) -> Timeline:
@@ -175,6 +199,10 @@ class Timeline:
         >>> Timeline(fp).run_from(0, 100.0)
         (106.0, 111.0)
         """
+        if f == 1.0 and start.is_integer() and 0.0 <= start < _EXACT:
+            span = self.whole_spans[index] if index < len(self.steps) else (0.0, 0.0)
+            if span is not None:  # the loop's sums, each exact
+                return start + span[0], start + span[1]
         at = last = start
         for fence, c, r, _t, _b, _m in self.steps[index:]:
             if fence or not c:
