@@ -96,6 +96,7 @@ from qmk.kernel.machine.jobs import (
     Timeline,
 )
 from qmk.kernel.machine.metrics import Gauge
+from qmk.kernel.machine.policies.base import overrides
 from qmk.kernel.machine.pools import Pool, PoolSpec
 from qmk.kernel.machine.refusal import refuse_unplaceable
 from qmk.kernel.machine.share import FactoryShare
@@ -191,6 +192,10 @@ class Scheduler:
         #: when each job ended since take_ended took it, without records (in time order)
         self._ends: list[float] = []
         self.policy = policy
+        #: the policy's hooks, None where it keeps Policy's (which do nothing)
+        self._allowed = policy.allowed if overrides(policy, "allowed") else None
+        self._arrived = policy.arrived if overrides(policy, "arrived") else None
+        self._ended_hook = policy.ended if overrides(policy, "ended") else None
         self.weights = dict(tenants or {})
         self.now = 0.0
         self._heap: list[tuple[float, int, int, str, Any, int]] = []
@@ -408,7 +413,8 @@ class Scheduler:
         if job.pool >= 0:
             self._vacate(job)
         self._forget(job)
-        self.policy.ended(self, job)
+        if self._ended_hook is not None:
+            self._ended_hook(self, job)
         self._wake()
 
     def _drop_claims(self, job: Job) -> None:
@@ -445,7 +451,8 @@ class Scheduler:
         if at is None:
             at = self.queue_at[job.priority] = {}
         at[job] = None
-        self.policy.arrived(self, job)
+        if self._arrived is not None:
+            self._arrived(self, job)
         self._wake()
 
     def _wake(self) -> None:
@@ -472,7 +479,7 @@ class Scheduler:
 
     def allowed_pools(self, job: Job) -> list[Pool]:
         """The pools the policy lets ``job`` use (all, unless it says otherwise)."""
-        names = self.policy.allowed(self, job.spec)
+        names = None if self._allowed is None else self._allowed(self, job.spec)
         return self.pools if names is None else [self.pools[i] for i in names]
 
     def check_placeable(self, spec: JobSpec, timeline: Timeline | None = None) -> None:
@@ -484,7 +491,7 @@ class Scheduler:
             MachineError: ``QK501 unplaceable`` naming it.
         """
         fp = spec.footprint
-        names = self.policy.allowed(self, spec)
+        names = None if self._allowed is None else self._allowed(self, spec)
         if (
             names is None
             and timeline is not None
@@ -500,7 +507,9 @@ class Scheduler:
         that can hold it (ties: lowest index), first fit in it; None when none can."""
         best: tuple[Pool, int] | None = None
         need = job.tiles
-        for pool in self.allowed_pools(job) if pools is None else pools:
+        if pools is None:
+            pools = self.pools if self._allowed is None else self.allowed_pools(job)
+        for pool in pools:
             if pool.tree.largest < need:
                 continue
             if best is None or pool.tree.free > best[0].tree.free:
@@ -821,8 +830,10 @@ class Scheduler:
             self.done.append(JobRecord.of(job, self.machine.logical_error_rate))
         else:
             self._ends.append(self.now)
-        self.policy.ended(self, job)
-        self._wake()
+        if self._ended_hook is not None:
+            self._ended_hook(self, job)
+        if self.queue or self.stopped:
+            self._wake()
 
     # ------------------------------------------------------------------ rates and shares
 

@@ -55,3 +55,14 @@ class Policy:
     def decide(self, sched: Scheduler) -> None:
         """Act at an epoch boundary (``sched.now``)."""
         raise NotImplementedError
+
+
+def overrides(policy: Policy, hook: str) -> bool:
+    """Whether ``policy``'s class overrides :class:`Policy`'s ``hook`` (one it inherits
+    does nothing: the scheduler need not call it).
+
+    >>> from qmk.kernel.machine.policies import policy
+    >>> overrides(policy("partition"), "allowed"), overrides(policy("fair-share"), "ended")
+    (True, False)
+    """
+    return getattr(type(policy), hook) is not getattr(Policy, hook)

@@ -9,6 +9,7 @@ overtaken for ever by the small jobs of others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.base import Policy
@@ -23,15 +24,21 @@ class FairShare(Policy):
     name = "fair-share"
 
     def decide(self, sched: Scheduler) -> None:
-        ahead = sched.machine.epoch_cycles
-
-        def share(tenant: str) -> tuple[float, str]:
-            weight = sched.weights.get(tenant, 1.0)
-            used = sched.usage(tenant) + sched.held_tiles(tenant) * ahead
-            return used / weight, tenant
-
-        while sched.queue_of:
-            tenants = sched.queue_of
-            tenant = min(tenants, key=share) if len(tenants) > 1 else next(iter(tenants))
-            if not sched.place(next(iter(sched.queue_of[tenant]))):
+        tenants = sched.queue_of
+        while tenants:
+            tenant = min(tenants, key=_shares(sched)) if len(tenants) > 1 else next(iter(tenants))
+            if not sched.place(next(iter(tenants[tenant]))):
                 return
+
+
+def _shares(sched: Scheduler) -> Callable[[str], tuple[float, str]]:
+    """A tenant's weighted share now and its name (the order :meth:`FairShare.decide`
+    picks in)."""
+    ahead = sched.machine.epoch_cycles
+
+    def share(tenant: str) -> tuple[float, str]:
+        weight = sched.weights.get(tenant, 1.0)
+        used = sched.usage(tenant) + sched.held_tiles(tenant) * ahead
+        return used / weight, tenant
+
+    return share
