@@ -258,9 +258,12 @@ class LiveMachine:
                 self._end_lone(self._lone[2] < spec.arrival_cycle)
             later = spec.arrival_cycle > self._last_arrival  # none of the window before it
             # the shadow may hold shadow_jobs only if every logged arrival is still in it
-            if later and self._shadow_holding() + log.submits >= self.shadow_jobs:
+            shadow = self.shadow
+            if later and shadow.holding() + shadow.ends_kept() + log.submits >= self.shadow_jobs:
                 self.sync_shadow()
-                if self._shadow_holding() >= self.shadow_jobs:
+                # those it holds, and those that ended in it past the policy's clock
+                # (_may_run_alone): the eager shadow still held them at that clock
+                if self.shadow.holding() + self.shadow.ends_kept() >= self.shadow_jobs:
                     self.shadow = self._shadow()
                     self._lone_decided = -INF
                     self.window_start = float(spec.arrival_cycle)
@@ -272,12 +275,6 @@ class LiveMachine:
             if len(log.ops) >= self.shadow_log:
                 self.sync_shadow()
         self._last_arrival = spec.arrival_cycle
-
-    def _shadow_holding(self) -> int:
-        """The jobs the shadow holds at the policy's clock: those it holds, and those
-        that ended in it ahead of that clock (:meth:`_may_run_alone`)."""
-        assert self.shadow is not None
-        return self.shadow.holding() + self.shadow.ends_kept()
 
     def _may_run_alone(self, op: list[Any], spec: JobSpec, timeline: Timeline) -> None:
         """Keep ``op`` (``spec``'s submit to the shadow, to be logged) as the job that

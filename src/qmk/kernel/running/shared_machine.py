@@ -125,7 +125,9 @@ class SharedMachine:
         self._release = release
         #: machine ids of the jobs the machine holds -> the kernel's job
         self._held: dict[str, Job] = {}
-        self._ids: dict[str, str] = {}  # job id -> its machine id now
+        #: job id -> its machine id, where that is not its id (admitted again while its
+        #: own id was still on the machine)
+        self._renamed: dict[str, str] = {}
         self._again = 0  # machine ids given to jobs whose own id is still on the machine
         self._per_tenant: Counter[str] = Counter()
         self._wake = asyncio.Event()
@@ -149,7 +151,7 @@ class SharedMachine:
         footprint = job.footprint
         return job.request.machine is None and footprint is not None and footprint.tiles > 0
 
-    def _spec(self, job: Job, footprint: Footprint, machine_id: str) -> JobSpec:
+    def _spec(self, job: Job, footprint: Footprint, machine_id: str, arrival: int) -> JobSpec:
         given, placed = self._placed
         if footprint is given and placed is not None:
             footprint = placed
@@ -164,7 +166,7 @@ class SharedMachine:
             id=machine_id,
             tenant=job.tenant,
             footprint=footprint,
-            arrival_cycle=self.clock.cycle(),
+            arrival_cycle=arrival,
             priority=job.priority,
             program=job.request.program_digest[:12],
             shots=job.shots,
@@ -182,7 +184,7 @@ class SharedMachine:
         self._checked = None
         if self.takes(job):
             assert job.footprint is not None
-            spec = self._spec(job, job.footprint, job.job_id)
+            spec = self._spec(job, job.footprint, job.job_id, 0)  # the check reads no arrival
             try:
                 self.live.check(spec)
             except MachineError as exc:
@@ -197,17 +199,19 @@ class SharedMachine:
         """
         assert job.footprint is not None
         machine_id = job.job_id
-        if self.live.knows(machine_id) or machine_id in self._held:
+        if self.live.sched.knows(machine_id) or machine_id in self._held:
             # withdrawn, its cancel not yet past the clock: a fresh id
             self._again += 1
             machine_id = f"{job.job_id}.{self._again}"
         checked, self._checked = self._checked, None
+        arrival = self.clock.cycle()
         if checked is not None and checked[0] is job and machine_id == job.job_id:
-            self.live.admit(checked[1], checked=True, arrival_cycle=self.clock.cycle())
+            self.live.admit(checked[1], checked=True, arrival_cycle=arrival)
         else:
-            self.live.admit(self._spec(job, job.footprint, machine_id))
+            self.live.admit(self._spec(job, job.footprint, machine_id, arrival))
         self._held[machine_id] = job
-        self._ids[job.job_id] = machine_id
+        if machine_id != job.job_id:
+            self._renamed[job.job_id] = machine_id
         self._per_tenant[job.tenant] += 1
         self._wake.set()
 
@@ -215,10 +219,10 @@ class SharedMachine:
         """Take ``job_id`` back (cancelled, timed out, restored): whether it was here.
         It leaves the machine at the clock's cycle now (module docstring): its record,
         should its schedule end before that cycle is decided, is dropped."""
-        machine_id = self._ids.pop(job_id, None)
-        if machine_id is None:
+        machine_id = self._renamed.pop(job_id, job_id)
+        job = self._held.pop(machine_id, None)
+        if job is None:
             return False
-        job = self._held.pop(machine_id)
         self._per_tenant[job.tenant] -= 1
         if not self._per_tenant[job.tenant]:
             del self._per_tenant[job.tenant]
@@ -252,7 +256,8 @@ class SharedMachine:
         job = self._held.pop(record.id, None)
         if job is None:
             return  # withdrawn after it started: its schedule ran out
-        self._ids.pop(job.job_id, None)
+        if record.id != job.job_id:
+            self._renamed.pop(job.job_id, None)
         self._per_tenant[job.tenant] -= 1
         if not self._per_tenant[job.tenant]:
             del self._per_tenant[job.tenant]
