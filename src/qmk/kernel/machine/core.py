@@ -139,6 +139,20 @@ class _Tenants(dict[str, _Tenant]):
         return tenant
 
 
+class _Ends(list[float]):
+    """When jobs ended, in time order, until they are taken (a run without records)."""
+
+    def take(self, until: float) -> int:
+        """How many ended by ``until``, no longer kept."""
+        if not self or self[-1] <= until:
+            ended = len(self)
+            self.clear()
+        else:
+            ended = bisect.bisect_right(self, until)
+            del self[:ended]
+        return ended
+
+
 class _Unmeasured(Gauge):
     """A resource's use not measured: a run whose figures no one reads."""
 
@@ -189,8 +203,8 @@ class Scheduler:
         self.machine = machine
         self._records = records
         self._whole = whole and machine.decoder_bits_per_cycle is None
-        #: when each job ended since take_ended took it, without records (in time order)
-        self._ends: list[float] = []
+        #: when each job ended since take_ended took it, without records
+        self.ends = _Ends()
         self.policy = policy
         #: the policy's hooks, None where it keeps Policy's (which do nothing)
         self._allowed = policy.allowed if overrides(policy, "allowed") else None
@@ -335,7 +349,7 @@ class Scheduler:
             elif kind == "boundary":
                 self._boundary(time)
             elif kind == "alone":  # a shadow's job that ran alone ended (ran_alone)
-                self._ends.append(time)
+                self.ends.append(time)
         if until != INF and until > self.now:
             self.now = until
 
@@ -363,21 +377,9 @@ class Scheduler:
         of a run without records, only those that ended by ``until``: the others are
         counted by a later call (a run its reader advanced ahead of the clock it reads
         at, :class:`~qmk.kernel.machine.live.LiveMachine`'s shadow)."""
-        ends = self._ends
-        if not ends or ends[-1] <= until:
-            ended = len(ends)
-            ends.clear()
-        else:
-            ended = bisect.bisect_right(ends, until)
-            del ends[:ended]
-        ended += len(self.done)
+        ended = self.ends.take(until) + len(self.done)
         self.done = []
         return ended
-
-    def ends_kept(self) -> int:
-        """Jobs ended that :meth:`take_ended` has not counted yet (their ``until`` was
-        before their end)."""
-        return len(self._ends)
 
     def cancel(self, job_id: str, at: float) -> bool:
         """Cancel ``job_id`` at machine time ``at`` (not before the clock): at ``at`` it
@@ -433,7 +435,7 @@ class Scheduler:
             job.b_alloc = 0.0
             self._reshare_link()
         if bits:
-            self._decoder_add(-bits)
+            _decoder_add(self, -bits)
 
     def _push(self, time: float, klass: int, kind: str, obj: Any, version: int) -> None:
         self._seq += 1
@@ -559,7 +561,7 @@ class Scheduler:
         if self._records:
             self.gauges["tiles"].set(self.now, self._held)
         if not self._no_decoder:
-            self._decoder_add(job.data_tiles * self.machine.tile_bits_per_cycle)
+            _decoder_add(self, job.data_tiles * self.machine.tile_bits_per_cycle)
 
     def _vacate(self, job: Job) -> None:
         pool = self.pools[job.pool]
@@ -570,7 +572,7 @@ class Scheduler:
         if self._records:
             self.gauges["tiles"].set(self.now, self._held)
         if not self._no_decoder:
-            self._decoder_add(-job.data_tiles * self.machine.tile_bits_per_cycle)
+            _decoder_add(self, -job.data_tiles * self.machine.tile_bits_per_cycle)
         job.pool = -1
 
     def usage(self, tenant: str) -> float:
@@ -720,7 +722,7 @@ class Scheduler:
         job.t_alloc = job.b_alloc = 0.0
         job.cause = ""
         if job.m and job.c:
-            self._decoder_add(job.m / job.c * self.machine.tile_bits_per_cycle)
+            _decoder_add(self, job.m / job.c * self.machine.tile_bits_per_cycle)
         if job.b:
             self._link_users[job] = None
             self._reshare_link()
@@ -757,7 +759,7 @@ class Scheduler:
             self._settle(job)
         job.done = float(job.r)
         if job.m and job.c:
-            self._decoder_add(-job.m / job.c * self.machine.tile_bits_per_cycle)
+            _decoder_add(self, -job.m / job.c * self.machine.tile_bits_per_cycle)
         if job.b:
             self._link_users.pop(job, None)
             job.b_alloc = 0.0
@@ -829,7 +831,7 @@ class Scheduler:
         if self._records:
             self.done.append(JobRecord.of(job, self.machine.logical_error_rate))
         else:
-            self._ends.append(self.now)
+            self.ends.append(self.now)
         if self._ended_hook is not None:
             self._ended_hook(self, job)
         if self.queue or self.stopped:
@@ -926,32 +928,6 @@ class Scheduler:
             self._link_consume = consume
             self.gauges["links"].set(self.now, consume)
 
-    def _decoder_add(self, bits: float) -> None:
-        """Change the decoder's demand by ``bits`` a cycle; re-rate every job when its
-        throttle changes."""
-        capacity = self.machine.decoder_bits_per_cycle
-        if capacity is None:
-            return
-        self._decoder_demand += bits
-        live = self._decoder_demand
-        f = 1.0 if live <= capacity else capacity / live
-        if f == self._decoder_f:
-            return
-        for job in self.running:
-            if not job.t:
-                self._settle(job)
-        for module in self._modules:
-            module.advance(self.now)
-            for job in list(module.capped):
-                module.settle(self, job)
-        self._decoder_f = f
-        self._reshare_link()
-        for module in self._modules:
-            module.regroup(self, {job: self._demand(job) for job in module.users()})
-        for job in self.running:
-            if not job.t and not job.b and job.c:
-                self._set_rate(job)
-
     def storage_free(self, module: int) -> int:
         """Storage tiles of ``module`` not held or promised."""
         return self._modules[module].storage_free
@@ -976,6 +952,33 @@ class Scheduler:
             else:
                 self._settle(job)
         return job.remaining()
+
+
+def _decoder_add(sched: Scheduler, bits: float) -> None:
+    """Change ``sched``'s decoder's demand by ``bits`` a cycle; re-rate every job when
+    its throttle changes."""
+    capacity = sched.machine.decoder_bits_per_cycle
+    if capacity is None:
+        return
+    sched._decoder_demand += bits
+    live = sched._decoder_demand
+    f = 1.0 if live <= capacity else capacity / live
+    if f == sched._decoder_f:
+        return
+    for job in sched.running:
+        if not job.t:
+            sched._settle(job)
+    for module in sched._modules:
+        module.advance(sched.now)
+        for job in list(module.capped):
+            module.settle(sched, job)
+    sched._decoder_f = f
+    sched._reshare_link()
+    for module in sched._modules:
+        module.regroup(sched, {job: sched._demand(job) for job in module.users()})
+    for job in sched.running:
+        if not job.t and not job.b and job.c:
+            sched._set_rate(job)
 
 
 def ran_alone(sched: Scheduler, start: float, end: float) -> None:

@@ -259,11 +259,11 @@ class LiveMachine:
             later = spec.arrival_cycle > self._last_arrival  # none of the window before it
             # the shadow may hold shadow_jobs only if every logged arrival is still in it
             shadow = self.shadow
-            if later and shadow.holding() + shadow.ends_kept() + log.submits >= self.shadow_jobs:
+            if later and shadow.holding() + len(shadow.ends) + log.submits >= self.shadow_jobs:
                 self.sync_shadow()
                 # those it holds, and those that ended in it past the policy's clock
                 # (_may_run_alone): the eager shadow still held them at that clock
-                if self.shadow.holding() + self.shadow.ends_kept() >= self.shadow_jobs:
+                if self.shadow.holding() + len(self.shadow.ends) >= self.shadow_jobs:
                     self.shadow = self._shadow()
                     self._lone_decided = -INF
                     self.window_start = float(spec.arrival_cycle)
