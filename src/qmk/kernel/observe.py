@@ -102,6 +102,10 @@ class KernelObserver:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self._callbacks: list[Callable[[KernelEvent], None]] = []
+        #: The tenant of a valid session (:meth:`Kernel.tenant_of`): the session desk's
+        #: own method, no call of this class's or the kernel's between (the door asks it
+        #: at every call).
+        self.session_tenant: Callable[[str], str] = kernel.session_desk.tenant_of
 
     def _job(self, job_id: Any) -> Any:
         supervisor = self.kernel.supervisor
@@ -140,10 +144,6 @@ class KernelObserver:
     @property
     def max_graph_nodes(self) -> int:
         return self.kernel.config.max_graph_nodes
-
-    def session_tenant(self, session_id: str) -> str:
-        """The tenant of a valid session (:meth:`Kernel.tenant_of`)."""
-        return self.kernel.tenant_of(session_id)
 
     async def lower(self, tenant: str, work: Callable[[], T]) -> tuple[T, float]:
         """``work()`` in a thread for ``tenant`` (refused at once while its CPU budget is

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qmk.errors import SessionError, SessionExpired
+from qmk.errors import AuthError, SessionError, SessionExpired
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
@@ -67,3 +67,21 @@ def test_a_session_that_passed_calls_is_refused_once_its_config_takes_a_cap_away
 
     config = config_from_dict(_config(["CAP_ALLOC", "CAP_MAGIC"]))
     run_kernel(tmp_path, body, config=config, workers=1)
+
+
+def test_a_session_that_passed_calls_is_refused_once_its_tenant_is_no_longer_configured(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        for _ in range(2):
+            await kernel.q_list_jobs(session_id=sid)
+        assert kernel.tenant_of(sid) == "alice"  # the door's check: the same remembered one
+        kernel.session_desk.config = config_from_dict({**_config(["CAP_ALLOC"]), "tenants": {}})
+        for check in (kernel.tenant_of, kernel.session_desk.tenant_of):
+            with pytest.raises(AuthError, match="no longer configured"):
+                check(sid)
+        with pytest.raises(AuthError, match="no longer configured"):
+            await kernel.q_list_jobs(session_id=sid)
+
+    run_kernel(tmp_path, body, config=config_from_dict(_config(["CAP_ALLOC"])), workers=1)

@@ -261,8 +261,11 @@ class Door:
                 return await self._login(visitor, params)
             session_id = params.get("session_id")
             tenant = None
-            if self.probe is not None and isinstance(session_id, str):
-                tenant = self.tenant(visitor, session_id)
+            probe = self.probe
+            if probe is not None and isinstance(session_id, str):  # as tenant(), without its frame
+                tenant = probe.session_tenant(session_id)
+                if not visitor.signed_in:
+                    visitor.sign_in()
                 if method in AUDITED:
                     self._take_audited(tenant)
             if program is None:
@@ -271,7 +274,6 @@ class Door:
                 return await self._invoke(visitor, method, params)
             if tenant is None:
                 tenant = self.tenant(visitor, str(session_id))  # raises: no session
-            probe = self.probe
             assert probe is not None
             cap, depth = probe.max_graph_nodes, self.config.max_depth
             graph, spent = await probe.lower(

@@ -93,7 +93,9 @@ class Sessions:
     def __init__(self, secret: bytes, *, ttl_s: float, revoked: Iterable[str] = ()) -> None:
         self._secret = secret
         self.ttl_s = ttl_s
-        self._revoked: set[str] = set(revoked)
+        #: The session ids (the random part) refused: read by the session desk's check
+        #: of a session it checked before; changed only by :meth:`revoke`.
+        self.revoked: set[str] = set(revoked)
         self._checked: dict[str, Session] = {}  # tokens whose signature already checked
 
     def _mac(self, signed: bytes) -> bytes:
@@ -172,7 +174,7 @@ class Sessions:
         return self._live(session, now)
 
     def _live(self, session: Session, now: float) -> Session:
-        if session.sid in self._revoked:
+        if session.sid in self.revoked:
             raise SessionError("the session was revoked; negotiate a new one")
         if now >= session.expires_at:
             raise SessionExpired("the session expired; negotiate a new one")
@@ -180,7 +182,7 @@ class Sessions:
 
     def revoke(self, sid: str) -> None:
         """Refuse the session with random id ``sid`` from now on."""
-        self._revoked.add(sid)
+        self.revoked.add(sid)
 
 
 __all__ = ["SECRET_FILE", "Session", "Sessions", "load_secret"]

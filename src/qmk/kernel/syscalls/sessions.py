@@ -72,11 +72,12 @@ class SessionDesk:
         self._auth_more = 0
         self._auth_tenants: set[str] = set()
         #: Sessions (by id) whose capabilities :meth:`check` found within their tenant's
-        #: configuration, and that configuration: a session holds what it was granted for
-        #: good, so while its tenant's configuration is the same object, every call's check
-        #: needs only its expiry and revocation (a session with delegated capabilities is
-        #: checked in full at every call: a delegation ends with time).
-        self._fits: dict[str, TenantConfig] = {}
+        #: configuration, each with that configuration: a session holds what it was
+        #: granted for good, so while its tenant's configuration is the same object, every
+        #: call's check needs only its expiry and revocation, tested here without a call
+        #: (a session with delegated capabilities is checked in full at every call: a
+        #: delegation ends with time).
+        self._fits: dict[str, tuple[Session, TenantConfig]] = {}
 
     async def negotiate(self, tenant: str, key: str, requested: Sequence[str]) -> dict[str, Any]:
         """``q_negotiate_caps``: grant ``requested`` ∩ the tenant's allowed capabilities
@@ -178,12 +179,20 @@ class SessionDesk:
                 no longer configured, or capabilities the configuration took away.
         """
         self._check_open()
-        session = self.sessions.check(session_id, now=self.clock.now())  # expiry, revocation
+        now = self.clock.now()
+        fit = self._fits.get(session_id) if type(session_id) is str else None
+        if fit is not None:  # checked before: live, and its configuration the same object?
+            known, fitted = fit
+            if (
+                now < known.expires_at
+                and known.sid not in self.sessions.revoked
+                and self.config.tenants.get(known.tenant) is fitted
+            ):
+                return known
+        session = self.sessions.check(session_id, now=now)  # expiry, revocation
         conf = self.config.tenants.get(session.tenant)
         if conf is None:
             raise AuthError("the session's tenant is no longer configured")
-        if self._fits.get(session.session_id) is conf:
-            return session  # its capabilities were checked against this very configuration
         revoked = sorted(set(session.caps) - set(conf.caps) - set(session.delegated))
         if revoked:  # the config took capabilities away since the session was granted
             raise SessionError(
@@ -199,8 +208,12 @@ class SessionDesk:
             return session  # checked again at each call: a delegation ends in time
         if len(self._fits) >= FITS_MAX:
             self._fits.clear()
-        self._fits[session.session_id] = conf
+        self._fits[session.session_id] = (session, conf)
         return session
+
+    def tenant_of(self, session_id: str) -> str:
+        """The tenant of the live session ``session_id`` (:meth:`check`'s)."""
+        return self.check(session_id).tenant
 
     def revoke(self, session_id: str) -> None:
         """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
