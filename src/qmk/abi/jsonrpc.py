@@ -165,7 +165,9 @@ class _Numbers:
 #: expression's scan of a line cost twenty times as much) holds an integer that may be
 #: out of range (2**64 has 20 digits), which the parser below notes; a float out of
 #: range fails the fast decoder, and the parser below notes it too.
-_DIGITS = bytes.maketrans(b"0123456789", b"9" * 10)
+#: The same copy has its braces made brackets: the nesting test's first count
+#: (:func:`nesting_exceeds`) is then one count of that copy, not two of the line.
+_SCAN = bytes.maketrans(b"0123456789{", b"9" * 10 + b"[")
 _TWENTY_DIGITS = b"9" * 20
 #: The fast decoder of a short line (msgspec's): valid JSON decodes to the value
 #: ``json.loads`` gives, NaN and Infinity are refused as there, and anything it refuses
@@ -215,9 +217,12 @@ async def _decode_soon(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
 def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tuple[Any, bool]:
     """``pieces``: a hook per object, so a thread decoding a 5 MB line lets the event
     loop take the interpreter between objects (one ``json.loads`` holds it ~100 ms)."""
+    short = not pieces and len(line) < NO_GC_BYTES  # msgspec may decode it (below)
+    scanned = line.translate(_SCAN) if short else line  # one pass: digits 9, braces [
     if (
         max_depth is not None
-        and line.count(b"[") + line.count(b"{") > max_depth  # nesting_exceeds's first test
+        # nesting_exceeds's first test: its brackets and braces counted
+        and (scanned.count(b"[") if short else line.count(b"[") + line.count(b"{")) > max_depth
         and nesting_exceeds(line, max_depth)
     ):
         raise InvalidRequest(
@@ -226,7 +231,7 @@ def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tupl
         )
     # (``find``, not ``in``: a ``bytes in bytes`` first tries the needle as an integer,
     # and makes and drops a TypeError for it)
-    if not pieces and len(line) < NO_GC_BYTES and line.translate(_DIGITS).find(_TWENTY_DIGITS) < 0:
+    if short and scanned.find(_TWENTY_DIGITS) < 0:
         if line.find(b'"q_submit"', 0, HEAD_BYTES) >= 0:
             submit = _submit_message(line)
             if submit is not None:

@@ -780,6 +780,7 @@ def bind_params(spec: MethodSpec, params: Any) -> dict[str, Any]:
             raise InvalidParams(
                 f"{spec.name}: missing required param {param.name!r}", param=param.name
             )
-        else:
-            bound[param.name] = _fresh(param.default)
+        else:  # _fresh(param.default), without its call
+            default = param.default
+            bound[param.name] = list(default) if isinstance(default, tuple) else default
     return bound

@@ -346,8 +346,10 @@ class _Outbox:
         transport = self.writer.transport  # the stream writer's write and is_closing are its
         if transport.is_closing():
             return
-        with contextlib.suppress(ConnectionError):
+        try:  # not contextlib.suppress: three calls of its own at every reply
             transport.write(data)
+        except ConnectionError:
+            return  # the peer is gone: its connection ends
 
 
 class _WatchedProtocol(asyncio.StreamReaderProtocol):
