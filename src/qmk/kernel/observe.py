@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qmk.devices.neutral_atom.streams import STREAMS
 from qmk.http.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.kernel.records import jobs as J
+from qmk.kernel.records.stored import StoredResult
 
 T = TypeVar("T")
 
@@ -38,12 +39,12 @@ _CHAIN = ("prev", "mac")
 
 
 def _facts(job: Any) -> JobFacts:
-    result = job.result if isinstance(job.result, Mapping) else None
-    telemetry = result.get("telemetry") if result is not None else None
-    telemetry = telemetry if isinstance(telemetry, Mapping) else {}
-    injected = telemetry.get("injected_logical_errors")
-    if telemetry.get("cache_hit"):  # answered from an earlier run's result: nothing ran
-        result, injected = None, None
+    # what a job's end reads of its result, without decoding its head (StoredResult.facts)
+    facts = job.result.facts if isinstance(job.result, StoredResult) else None
+    telemetry = None if facts is None else facts.telemetry
+    injected = None if telemetry is None else telemetry.injected_logical_errors
+    if telemetry is not None and telemetry.cache_hit:  # an earlier run's result: nothing ran
+        facts, injected = None, None
     error = job.error if isinstance(job.error, Mapping) else None
     return JobFacts(
         created_at=float(job.created_at),
@@ -52,9 +53,9 @@ def _facts(job: Any) -> JobFacts:
         shots=int(job.shots),
         attempts=int(job.attempts),
         final=job.state in J.FINAL_STATES,
-        engine=None if result is None else result.get("engine"),
+        engine=None if facts is None else facts.engine,
         injected_logical_errors=injected if isinstance(injected, int) else None,
-        mode=telemetry.get("mode"),
+        mode=None if telemetry is None else telemetry.mode,
         error_code=None if error is None else str(error.get("code")),
     )
 

@@ -80,6 +80,7 @@ def test_the_facts_are_the_heads_members_by_name_and_unset_where_it_has_none() -
             logical_cycles=4.0,
             logical_time_ns=14400.0,
             injected_logical_errors=0,
+            mode=None,
             cache_hit=False,
         ),
     )

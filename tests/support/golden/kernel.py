@@ -538,7 +538,11 @@ DONE = Done(
 
 #: What the kernel reads of a small job's result head at its end.
 TELEMETRY_FACTS = TelemetryFacts(
-    logical_cycles=4.0, logical_time_ns=14400.0, injected_logical_errors=0, cache_hit=False
+    logical_cycles=4.0,
+    logical_time_ns=14400.0,
+    injected_logical_errors=0,
+    mode="stim-batch",
+    cache_hit=False,
 )
 RESULT_FACTS = ResultFacts(engine="stabilizer", telemetry=TELEMETRY_FACTS)
 

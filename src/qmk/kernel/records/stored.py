@@ -65,13 +65,15 @@ _dumps = compact_encoder(allow_nan=False)
 
 class TelemetryFacts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The members of a result's ``telemetry`` the kernel reads at every job's end (the
-    job's row, its usage, whether it is marked a run or a cache hit yet). ``cache_hit``
+    job's row, its usage, whether it is marked a run or a cache hit yet, the event its
+    observer tells: :mod:`qmk.kernel.observe`). ``cache_hit``
     is :data:`msgspec.UNSET` where the telemetry has no such member. Never tracked by
     the collector (``gc=False``): a value read from a text holds no cycle."""
 
     logical_cycles: Any = None
     logical_time_ns: Any = None
     injected_logical_errors: Any = None
+    mode: Any = None
     cache_hit: Any = msgspec.UNSET
 
 
@@ -101,6 +103,7 @@ def facts_of(head: Mapping[str, Any]) -> ResultFacts:
             logical_cycles=telemetry.get("logical_cycles"),
             logical_time_ns=telemetry.get("logical_time_ns"),
             injected_logical_errors=telemetry.get("injected_logical_errors"),
+            mode=telemetry.get("mode"),
             cache_hit=telemetry.get("cache_hit", msgspec.UNSET),
         )
         if isinstance(telemetry, Mapping)
