@@ -206,13 +206,8 @@ class StoredResult(Mapping[str, Any]):
     def _read_facts(self) -> ResultFacts:
         head = self._head
         if head is None:
-            counts_at = self.meta.get("counts_at")
-            data = self.data
-            if counts_at is not None:
-                end = int(counts_at[1])
-                data = b"{" + data[end + 1 :] if data[end : end + 1] == b"," else b"{}"
             try:
-                return _FACTS(data)
+                return _FACTS(_head_text(self.data, self.meta.get("counts_at")))
             except msgspec.MsgspecError:  # a member not as the facts have it (a
                 head = self.head  # telemetry that is no object): as the head reads
         return facts_of(head)
@@ -288,14 +283,25 @@ def head_of(data: bytes, counts_at: Any) -> dict[str, Any]:
     >>> head_of(b'{"shots":0}', None)
     {'shots': 0}
     """
+    head: dict[str, Any] = json.loads(_head_text(data, counts_at))
+    return head
+
+
+def _head_text(data: bytes, counts_at: Any) -> bytes:
+    """The JSON text of :func:`head_of`'s object: the members of ``data`` after its
+    counts as an object of their own (``data`` itself where ``counts_at`` is None).
+
+    >>> _head_text(b'{"counts":{"0":1},"shots":1}', [10, 17])
+    b'{"shots":1}'
+    >>> _head_text(b'{"counts":{}}', [10, 12])
+    b'{}'
+    """
     if counts_at is None:
-        whole: dict[str, Any] = json.loads(data)
-        return whole
+        return data
     end = int(counts_at[1])
     if data[end : end + 1] != b",":  # the counts were all (``}`` follows them)
-        return {}
-    rest: dict[str, Any] = json.loads(b"{" + data[end + 1 :])
-    return rest
+        return b"{}"
+    return b"{" + data[end + 1 :]
 
 
 def encode_result(value: Mapping[str, Any]) -> StoredResult:
