@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import subprocess
@@ -302,3 +303,21 @@ def test_a_fresh_run_process_never_imports_other_commands_heavy_modules(tmp_path
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_an_internal_error_is_one_line_whatever_the_message_it_carries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A library's exception can carry a message of many lines (cuda-pathfinder lists
+    every file of a folder it searched): the report is still one line, exit 3."""
+
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise ValueError("no libfoo.so in\n    libbar.so\n    libbaz.so")
+
+    monkeypatch.delenv("QMK_DEBUG", raising=False)
+    err = io.StringIO()
+    assert main(["engines"], stdout=Broken(), stderr=err) == 3
+    said = err.getvalue()
+    assert said.count("\n") == 1
+    assert "internal error ValueError: no libfoo.so in libbar.so libbaz.so" in said

@@ -149,7 +149,8 @@ def main(
     except Exception as exc:
         if os.environ.get("QMK_DEBUG"):
             raise
-        err.write(f"qmk: internal error {type(exc).__name__}: {exc} (QMK_DEBUG=1 shows more)\n")
+        said = " ".join(str(exc).split())  # one line, whatever a library's message holds
+        err.write(f"qmk: internal error {type(exc).__name__}: {said} (QMK_DEBUG=1 shows more)\n")
         return 3
 
 

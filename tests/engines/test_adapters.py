@@ -9,6 +9,7 @@ statistical checks state their bounds (failure probability below 1e-9 each).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -444,3 +445,19 @@ def test_a_wide_state_samples_its_exact_marginals_with_idle_qubits_left_in_zero(
     assert observed[expected == 0].sum() == 0
     kept = expected > 0
     assert stats.chisquare(observed[kept], expected[kept]).pvalue > 1e-9
+
+
+def test_a_custatevec_whose_packages_do_not_load_is_refused_in_one_line() -> None:
+    """Its packages found by their files but not loading (here: not installed) is
+    ``QE108 engine-unavailable`` at the engine's making, in one line, never an
+    internal error."""
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed here")
+    from qmk.engines.adapters import custatevec
+
+    with pytest.raises(EngineError) as caught:
+        custatevec.loaded()
+    said = str(caught.value)
+    assert caught.value.code == "QE108" and "\n" not in said
+    assert said.startswith("QE108 engine-unavailable: the custatevec engine cannot run here")
+    assert "ModuleNotFoundError: No module named 'cupy'" in said

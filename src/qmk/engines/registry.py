@@ -170,6 +170,13 @@ GATE_KINDS: Mapping[str, str] = MappingProxyType({name: _kind(name) for name in 
 MPS_PRICED_QUBITS = 26
 #: The threads the cost models' per-element figures were measured on.
 CALIBRATED_THREADS = 2
+#: The most threads a parallel engine's per-element figures scale with: past them a
+#: pass over the state is bound by memory bandwidth, not by cores. On two 16-core GPU
+#: hosts (an H200's and an H100's, issue 50) the native statevector took 4.5-5.0 s for
+#: random-28 in single precision where figures scaled by all 16 threads priced it at
+#: 0.96 s; scaled by 3 they price it at 4.7 s (and random-24 at 0.27 s: 0.26-0.30 s
+#: measured there).
+SCALING_THREADS = 3
 
 _MIB = 2**20
 
@@ -267,7 +274,8 @@ class CostModel:
     segment and ``round_trip_s`` a segment's pass over the state; then ``sample_s`` an
     element and ``shot_s`` a shot to sample. ``single`` scales the per-element terms for
     complex64, and a ``parallel`` engine's scale with the threads it may run
-    (:data:`CALIBRATED_THREADS` over the worker's, :mod:`qmk.engines.limits`).
+    (:data:`CALIBRATED_THREADS` over the worker's, :mod:`qmk.engines.limits`, counted
+    up to :data:`SCALING_THREADS`).
 
     The figures are fitted (least squares in the log of measured over estimated
     seconds) to a corpus of shapes measured on a 2-core machine:
@@ -357,7 +365,7 @@ class CostModel:
         ``threads`` threads (0: as calibrated)."""
         scale = self.single if precision == "single" else 1.0
         if self.parallel and threads > 0:
-            scale *= CALIBRATED_THREADS / threads
+            scale *= CALIBRATED_THREADS / min(threads, SCALING_THREADS)
         total = 0.0
         for name, amount in self.terms(work).items():
             figure = float(getattr(self, name))
@@ -867,15 +875,20 @@ SPECS: tuple[EngineSpec, ...] = (
         gpu=True,
         state="segments",
         precisions=("single",),
+        # measured on an H200 (issue 50; docs/engines.md), not fitted: at 30 qubits
+        # qsim's fused passes about 3.1 s (90 blocks), the state brought to the host
+        # about 2.6 s and 1000 shots drawn from it there 1.1 s (7.44 s in all; 2.32 s at
+        # 28); its written estimates had priced those runs at 68 and 18 s
         cost=CostModel(
             representation="vector",
             setup_s=0.5,
             gate_s=5e-5,
-            element_s=2e-11,
-            diagonal_s=2e-11,
-            permutation_s=2e-11,
-            round_trip_s=2e-11,
-            sample_s=2e-11,
+            element_s=1e-15,
+            diagonal_s=1e-15,
+            permutation_s=1e-15,
+            block_s=3.2e-11,
+            round_trip_s=2.4e-9,
+            sample_s=1e-9,
             segment_s=2e-3,
         ),
     ),

@@ -28,6 +28,7 @@ import numpy as np
 from qmk import defaults
 from qmk.engines import fusion, sampling
 from qmk.engines.adapters._segments import SegmentEngine, SegmentGate, dense_gate
+from qmk.engines.base import EngineError
 
 #: The widest block of gates fused into one ``apply_matrix`` (each pass over the state
 #: is memory-bound: fewer, wider passes; qsim's GPU backend is run with the same width).
@@ -51,20 +52,56 @@ def _bindings() -> tuple[Any, Any, Any]:
     return custatevec, cudaDataType, ComputeType
 
 
+def loaded(name: str = defaults.CUSTATEVEC) -> tuple[Any, Any, Any, Any, Any]:
+    """``(cupy, custatevec, cudaDataType, ComputeType, handle)``: CuPy and cuStateVec
+    loaded and a handle made on the GPU.
+
+    The router found their packages by their files, so a library that does not load
+    (a CUDA library missing beside the wheels, a driver too old) shows here, at the
+    engine's making.
+
+    Raises:
+        EngineError: ``QE108 engine-unavailable``, in one line naming what failed.
+
+    Example:
+        >>> import importlib.util
+        >>> if importlib.util.find_spec("cupy") is None:  # not installed here
+        ...     try:
+        ...         loaded()
+        ...     except EngineError as exc:
+        ...         print(exc.code)
+        ... else:
+        ...     print("QE108")
+        QE108
+    """
+    try:
+        import cupy
+
+        cusv, data_type, compute_type = _bindings()
+        handle = cusv.create()
+    except Exception as exc:  # anything a library that does not load raises
+        words = " ".join(str(exc).split())
+        why = f"{type(exc).__name__}: {words[:200]}{'...' if len(words) > 200 else ''}"
+        raise EngineError.of(
+            "engine-unavailable",
+            f"the {name} engine cannot run here: cuStateVec does not load ({why})",
+            engine=name,
+            reason=why,
+        ) from None
+    return cupy, cusv, data_type, compute_type, handle
+
+
 class CuStateVecEngine(SegmentEngine):
     """cuStateVec on the first CUDA GPU (see the module docstring)."""
 
     name: ClassVar[str] = defaults.CUSTATEVEC
 
     def _setup(self) -> None:
-        import cupy
-
-        self._cupy = cupy
-        self._cusv, data_type, compute_type = _bindings()
+        self._cupy, self._cusv, data_type, compute_type, handle = loaded(self.name)
         single = self._dtype == np.complex64
         self._data_type = data_type.CUDA_C_32F if single else data_type.CUDA_C_64F
         self._compute_type = compute_type.COMPUTE_32F if single else compute_type.COMPUTE_64F
-        self._handle = self._cusv.create()
+        self._handle = handle
         self._device: Any = None  # the state on the GPU, where it is newer than _held
 
     def __del__(self) -> None:
