@@ -444,3 +444,58 @@ def _submit(program: Any) -> Any:
         return done, None
 
     return submit
+
+
+def _kernel_job(job_id: str, footprint: Any) -> Any:
+    """A kernel's job of ``footprint``, as admission leaves it (no worker behind it)."""
+    from qmk.execution.request import Policy
+    from qmk.kernel.records.jobs import Job
+
+    request = RunRequest(program_digest="ab" * 32, shots=10, seed=1, policy=Policy())
+    job = Job(
+        job_id=job_id,
+        tenant="alice",
+        graph="",
+        request=request,
+        caps=(),
+        required_caps=(),
+        physical_qubits=100,
+        qubits={"alice": 2},
+    )
+    job.footprint = footprint
+    return job
+
+
+def test_an_arrival_brings_the_machine_to_its_cycle_first_releasing_the_jobs_ended_before():
+    # the machine's task has not run since j0 arrived at 0 (boundary 0, 4 cycles: it
+    # ended at 4 in machine time); j1 arrives at 500. It brings the machine up to 500
+    # first, as the task would on waking: j0 is released then, with its schedule, and
+    # j1 finds the machine idle (one job, decided in a group of its own)
+    from qmk.execution.footprint import Footprint, Step
+    from qmk.kernel.running.shared_machine import SharedMachine
+
+    fp = Footprint(
+        target="test",
+        logical_qubits=2,
+        block="fast",
+        data_tiles=4,
+        routing_tiles=5,
+        code_distance=9,
+        steps=(Step(kind="gates", cycles=4),),
+    )
+    clock = ManualMachineClock()
+    released: list[tuple[str, int, int]] = []
+    shared = SharedMachine(
+        config("fair-share"),
+        lambda job, run: released.append((job.job_id, run.start_cycle, run.end_cycle)),
+        clock=clock,
+    )
+    j0, j1 = _kernel_job("j0", fp), _kernel_job("j1", fp)
+    shared.check(j0)
+    shared.admit(j0)
+    clock.advance(500)
+    assert released == [] and shared.holds("alice") == 1
+    shared.check(j1)
+    shared.admit(j1)
+    assert released == [("j0", 0, 4)] and shared.holds("alice") == 1
+    assert shared.live._groups.decided_jobs == 1 and shared.live._groups.groups

@@ -425,26 +425,49 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     def of(job: Job, logical_error_rate: float) -> JobRecord:
         """``job``'s record, as it ended (it is gone: its waits are the record's, not
         copied); ``logical_error_rate``: a patch's per cycle, for its idle error."""
-        spec = job.spec
+        return JobRecord.made(
+            job.spec,
+            job.start,
+            job.end,
+            job.module,
+            job.waits,
+            job.waits_at,
+            logical_error_rate,
+        )
+
+    @staticmethod
+    def made(
+        spec: JobSpec,
+        start: float,
+        end: float,
+        module: int,
+        waits: dict[str, float],
+        waits_at: dict[int, float],
+        logical_error_rate: float,
+    ) -> JobRecord:
+        """The record of ``spec``'s job, which ran from ``start`` to ``end`` on
+        ``module`` and waited ``waits`` (``waits_at`` where they fell): :meth:`of`'s,
+        for a job the scheduler decided without its :class:`Job`
+        (:mod:`~qmk.kernel.machine.groups`)."""
         qubits = spec.footprint.logical_qubits
-        if job.waits_at:
-            idle = sum(v for k, v in job.waits.items() if k != "queue")
+        if waits_at:
+            idle = sum(v for k, v in waits.items() if k != "queue")
             error = idle_error(logical_error_rate, qubits, idle)
         else:  # no wait but in the queue (each other is at a step)
             error = 0.0
         return JobRecord(
-            id=job.id,
-            tenant=job.tenant,
+            id=spec.id,
+            tenant=spec.tenant,
             program=spec.program,
-            priority=job.priority,
-            arrival_cycle=job.arrival,
-            start_cycle=job.start,
-            end_cycle=job.end,
-            tiles=job.tiles,
-            module=job.module,
+            priority=spec.priority,
+            arrival_cycle=spec.arrival_cycle,
+            start_cycle=start,
+            end_cycle=end,
+            tiles=spec.footprint.tiles,
+            module=module,
             logical_qubits=qubits,
-            wait_cycles=job.waits,
-            waits_at=job.waits_at,
+            wait_cycles=waits,
+            waits_at=waits_at,
             idle_logical_error=error,
             runtime_alone_cycles=spec.runtime_alone_cycles,
         )

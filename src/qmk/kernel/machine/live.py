@@ -73,6 +73,7 @@ import msgspec
 
 from qmk.kernel.machine import metrics
 from qmk.kernel.machine.core import INF, Scheduler, ran_alone, runtime_alone
+from qmk.kernel.machine.groups import Groups
 from qmk.kernel.machine.jobs import JobRecord, JobSpec, Timeline
 from qmk.kernel.machine.policies import policy as make_policy
 
@@ -146,6 +147,9 @@ class LiveMachine:
         shadow_jobs: the most jobs the shadow ``exclusive`` run holds
             (:data:`SHADOW_JOBS`).
         shadow_log: the most entries of its log not replayed (:data:`SHADOW_LOG`).
+        groups: whether the policy's run decides groups of jobs without its event loop
+            (:mod:`~qmk.kernel.machine.groups`: the same figures; False: the event loop
+            decides every job, the reference its tests compare with).
     """
 
     def __init__(
@@ -156,11 +160,16 @@ class LiveMachine:
         *,
         shadow_jobs: int = SHADOW_JOBS,
         shadow_log: int = SHADOW_LOG,
+        groups: bool = True,
     ) -> None:
         self.machine = machine
         self.policy = policy or machine.policy
         self.tenants = dict(tenants or {})
-        self.sched = Scheduler(machine, make_policy(self.policy), self.tenants, history=False)
+        self._sched = Scheduler(machine, make_policy(self.policy), self.tenants, history=False)
+        #: the jobs the policy's run decides as groups, not yet made on its scheduler
+        #: (:mod:`~qmk.kernel.machine.groups`; ``groups=False``: never, the reference)
+        self._groups = Groups(self._sched, machine.logical_error_rate)
+        self._groups.enabled = self._groups.enabled and groups
         self.shadow = self._shadow() if self.policy != "exclusive" else None
         self.shadow_jobs = shadow_jobs
         self.shadow_log = shadow_log
@@ -215,7 +224,7 @@ class LiveMachine:
         that may run alone there did if it ended by the clock, else it runs as it came:
         nothing arrived since it did, and what arrives next comes after the clock)."""
         if self._lone is not None:
-            self._end_lone(self._lone[2] <= self.sched.now)
+            self._end_lone(self._lone[2] <= self.now)
         if self.shadow is not None and (self._log.ops or self._log.moved is not None):
             self.shadow_ended += self._log.replay(self.shadow)
 
@@ -224,8 +233,16 @@ class LiveMachine:
         return kernel_epoch * self.machine.epoch_cycles
 
     @property
+    def sched(self) -> Scheduler:
+        """The policy's scheduler, holding what its event loop would hold now (the
+        groups it has not made there are made first: :meth:`Groups.settle`)."""
+        self._groups.settle()
+        return self._sched
+
+    @property
     def now(self) -> float:
-        return self.sched.now
+        """The policy's clock (where its event loop would be)."""
+        return self._groups.now if self._groups.groups else self._sched.now
 
     def admit(
         self, spec: JobSpec, *, checked: bool = False, arrival_cycle: int | None = None
@@ -243,7 +260,7 @@ class LiveMachine:
             alone, timeline = last[1]  # what the check found of its footprint
         else:
             if not checked:
-                self.sched.check_placeable(spec)
+                self._sched.check_placeable(spec)
             alone, timeline = self._known(spec)
         if arrival_cycle is None:
             spec = msgspec.structs.replace(spec, runtime_alone_cycles=alone)
@@ -251,7 +268,10 @@ class LiveMachine:
             spec = msgspec.structs.replace(
                 spec, runtime_alone_cycles=alone, arrival_cycle=arrival_cycle
             )
-        self.sched.submit(spec, checked=True, timeline=timeline)
+        groups = self._groups
+        if not (groups.enabled and groups.submit(spec, timeline)):
+            groups.settle()
+            self._sched.submit(spec, checked=True, timeline=timeline)
         if self.shadow is not None:
             log = self._log
             if self._lone is not None:  # it ran alone if it ended before this arrival
@@ -317,7 +337,7 @@ class LiveMachine:
 
     def knows(self, job_id: str) -> bool:
         """Whether ``job_id`` is on the machine (not ended, not cancelled)."""
-        return self.sched.knows(job_id)
+        return job_id in self._groups.ids or self._sched.knows(job_id)
 
     def check(self, spec: JobSpec) -> None:
         """Refuse ``spec`` if no placement can ever hold it (nothing changes but what is
@@ -331,12 +351,12 @@ class LiveMachine:
         if footprint is not spec.footprint or known is None:
             key = msgspec.json.encode(spec.footprint)
             known = self._alone.get(key)
-            self.sched.check_placeable(spec, None if known is None else known[1])
+            self._sched.check_placeable(spec, None if known is None else known[1])
             # its runtime alone only once it is known to fit (an exclusive run of it)
             known = self._known(spec, key)
             self._last = (spec.footprint, known)
         else:
-            self.sched.check_placeable(spec, known[1])
+            self._sched.check_placeable(spec, known[1])
         self._checked = (spec, known)
 
     def withdraw(self, job_id: str, at: float) -> bool:
@@ -349,25 +369,32 @@ class LiveMachine:
             self._log.add(("cancel", job_id, at))
             if len(self._log.ops) >= self.shadow_log:
                 self.sync_shadow()
-        return self.sched.cancel(job_id, at)
+        if job_id in self._groups.ids:
+            self._groups.settle()
+        return self._sched.cancel(job_id, at)
 
     def next_event(self) -> float:
         """The machine time of the policy's next event (inf: none)."""
-        return self.sched.next_event()
+        if self._groups.groups:
+            return self._groups.next_event()
+        return self._sched.next_event()
 
     def advance(self, cycle: float) -> list[JobRecord]:
         """Bring the machine to ``cycle``; the jobs whose schedule ended since the last
         call, with their runtimes alone (for slowdowns). They are not kept. The shadow
         ``exclusive`` run follows when its figure is read (module docstring)."""
-        sched = self.sched
-        sched.advance(cycle)
+        sched = self._sched
+        if self._groups.groups:
+            out = self._groups.advance(cycle)
+        else:
+            sched.advance(cycle)
+            out = sched.take_done() if sched.done else []
         if self.shadow is not None:
             moved = self._log.moved
             if moved is None or cycle > moved:
                 self._log.moved = cycle
-        if not sched.done:
-            return []
-        out = sched.take_done()
+        if not out:
+            return out
         for record in out:
             self.slowdowns.add(record.slowdown)
             self.ended_in_window += record.arrival_cycle >= self.window_start
@@ -415,7 +442,7 @@ class LiveMachine:
                     "width": module.width,
                     "jobs": jobs,
                     "storage_tiles": module.storage_tiles,
-                    "storage_free": self.sched.storage_free(module.index),
+                    "storage_free": self._sched.storage_free(module.index),
                 }
             )
         return modules
@@ -429,7 +456,7 @@ class LiveMachine:
 
     def capacities(self) -> dict[str, float]:
         """What each resource can give a cycle: job tiles, T states, Bell pairs."""
-        sched = self.sched
+        sched = self._sched
         return {
             "tiles": float(sum(p.spec.length for p in sched.pools)),
             "factories": sched.t_capacity,
@@ -439,7 +466,7 @@ class LiveMachine:
     def status(self, *, series: bool = True) -> dict[str, Any]:
         """The machine's state now (``q_machine_status``; module docstring); without
         ``series``, no ``utilization_over_time``."""
-        sched = self.sched
+        sched = self.sched  # the groups made on it
         now = sched.now
         start = min(sched.first_arrival, now)
         capacities = self.capacities()

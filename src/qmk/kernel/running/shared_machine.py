@@ -15,6 +15,8 @@ second from the kernel's start, real time by default).
   (not including) the clock's cycle, whose arrivals may still come, and sleeps until the
   clock passes the scheduler's next event or a job arrives. Jobs stamped with the same
   cycle meet at the same decisions, however the kernel's loop turns fell between them.
+  An arrival brings the scheduler up to its cycle first itself (what the task would do
+  next), so the job finds the machine as it is then.
 - **Release.** A job whose schedule ended gets it in its run request
   (:class:`~qmk.execution.request.MachineRun`: its ``machine`` record, and its waits as
   idle cycles after the program's nodes) and goes to the worker queue: its worker
@@ -198,13 +200,19 @@ class SharedMachine:
             MachineError: ``QK501`` no placement can ever hold it.
         """
         assert job.footprint is not None
+        arrival = self.clock.cycle()
+        # what the task would do first on waking (module docstring: what lies before the
+        # clock's cycle is final), done here: the job finds the machine as it is at its
+        # arrival (idle, most often: its policy's run then decides it in a group,
+        # qmk.kernel.machine.groups), the jobs that ended before released now
+        for record in self.live.advance(math.nextafter(float(arrival), -math.inf)):
+            self._ended(record)
         machine_id = job.job_id
-        if self.live.sched.knows(machine_id) or machine_id in self._held:
+        if self.live.knows(machine_id) or machine_id in self._held:
             # withdrawn, its cancel not yet past the clock: a fresh id
             self._again += 1
             machine_id = f"{job.job_id}.{self._again}"
         checked, self._checked = self._checked, None
-        arrival = self.clock.cycle()
         if checked is not None and checked[0] is job and machine_id == job.job_id:
             self.live.admit(checked[1], checked=True, arrival_cycle=arrival)
         else:
