@@ -43,6 +43,8 @@ PLAIN = [  # steps that draw on nothing shared: a group may hold them
     ),
     footprint(2, Step(kind="gates", cycles=1, repeat=0), Step(kind="gates", cycles=4)),
     footprint(9, Step(kind="gates", cycles=64, repeat=3)),
+    footprint(3, Step(kind="gates", cycles=49, repeat=2)),  # its end leaves a rounding
+    footprint(2, Step(kind="gates", cycles=1, repeat=0)),  # it ends where it starts
 ]
 SHARED = [  # steps that draw T states, or none that takes time: never in a group
     footprint(8, Step(kind="rotation", cycles=1, t_states=1, repeat=20)),
@@ -125,7 +127,8 @@ def _run(seed: int, name: str, machine: MachineSpec, *, groups: bool) -> tuple[s
 @pytest.mark.parametrize("machine", [0, 1])
 def test_groups_give_the_event_loops_records_and_figures_to_the_last_bit(name, machine):
     # 12 seeded workloads a policy: bursts of jobs that draw on nothing shared (whole
-    # cycles and not, fences, an empty step), a few that draw T states, two tenants and
+    # cycles and not, fences, an empty step, a rounding recorded as a wait, none that
+    # takes time), a few that draw T states, two tenants and
     # two priorities, cancels, status and the clock read at random moments, the task
     # caught up or lagging: every record, status, next event and answer the same with
     # the policy's run deciding groups as with its event loop deciding every job
@@ -136,7 +139,7 @@ def test_groups_give_the_event_loops_records_and_figures_to_the_last_bit(name, m
         assert fast == slow, (seed, name)
         assert none == 0
         decided += count
-    assert decided >= 30, decided  # jobs the groups decided, of some 1,800
+    assert decided >= 20, decided  # jobs the groups decided, of some 1,800
 
 
 def test_jobs_arriving_before_one_boundary_end_in_one_group_of_one_tenants_jobs():

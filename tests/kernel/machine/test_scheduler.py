@@ -639,6 +639,25 @@ def test_a_jobs_steps_run_as_one_event_give_every_figure_of_the_step_by_step_run
     assert _pinned_run(seed, whole=True) == _pinned_run(seed, whole=False)
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_backfill_reads_a_job_placed_at_its_boundary_that_takes_no_time_without_ending_it(whole):
+    # z (2 tiles, a step of no repetitions: it ends where it starts) and w (9 of the 10
+    # tiles) arrive at 0: backfill places z at 0, w does not fit beside it, and its
+    # reservation reads z's remaining cycles (0). Run whole, z ended there, leaving its
+    # tiles in the middle of the decision (the reservation's loop over them crashed);
+    # now its end is its event at 0, as step by step: w starts at the next boundary
+    sched = Scheduler(
+        MachineSpec.simple(tiles=10, epoch_cycles=10), policy("backfill"), whole=whole
+    )
+    zero = footprint(2, Step(kind="gates", cycles=1, repeat=0))
+    sched.submit(JobSpec(id="z", tenant="a", footprint=zero, arrival_cycle=0))
+    sched.submit(JobSpec(id="w", tenant="a", footprint=footprint(9, idle(5)), arrival_cycle=0))
+    assert [(r.id, r.start_cycle, r.end_cycle) for r in sched.run()] == [
+        ("z", 0.0, 0.0),
+        ("w", 10.0, 15.0),
+    ]
+
+
 def test_a_job_whose_steps_draw_on_nothing_shared_has_its_end_as_its_one_event():
     # three steps (2, 1 and 1 cycles: a Bell pair's) placed at 0: the next event is its
     # end at 4, not its first step's at 2; step by step, the first step's end

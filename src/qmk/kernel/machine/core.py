@@ -944,6 +944,10 @@ class Scheduler:
         """``job``'s private cycles left, its progress brought up to now."""
         if job.state == RUNNING:
             if job.chain_end >= 0:  # its steps run whole: step by step from here
+                if job.chain_end <= self.now:
+                    # placed now, its steps take no time: its end is an event at now,
+                    # as step by step (ended here, it would leave its tiles mid-decision)
+                    return 0.0
                 self._whole_done(job, self.now)
             if job.capped:
                 module = self._modules[job.module]
