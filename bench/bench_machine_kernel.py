@@ -1,7 +1,7 @@
 """The shared machine driven alone as a kernel drives it: its CPU and Python calls a job.
 
 A kernel's side of the machine (``SharedMachine``: the check at a submit, the admission
-that follows it, the machine task's turn, the release of each job whose schedule ended)
+that follows it, the machine task's turns, the release of each job whose schedule ended)
 fed kernel jobs of a Bell pair's footprint (one footprint object for all, as admission's
 settled answers give a program's jobs), arriving ``--rate`` jobs a second of machine
 clock, the clock moved to each next event as the task's clock wait moves it,
@@ -86,30 +86,23 @@ def drive(args: argparse.Namespace, todo: list[Job]) -> int:
     every = args.read_every_s * per_s if args.read_every_s else math.inf
     reads = every
 
-    def turn() -> None:  # the body of SharedMachine.run's loop
-        before = math.nextafter(float(clock.cycle()), -math.inf)
-        for record in shared.live.advance(before):
-            shared._ended(record)
-
-    def wake() -> float:  # the cycle the task's clock wait returns at
-        upcoming = shared.live.next_event()
-        return upcoming if upcoming == math.inf else math.floor(upcoming) + 1
-
+    at = shared.turn()  # the task's first turn: the cycle its clock wait returns at
     for i, job in enumerate(todo):
         arrival = math.floor(i * gap)
-        while (at := wake()) <= arrival:
+        while at <= arrival:
             clock.advance(int(at) - clock.cycle())
-            turn()
+            at = shared.turn()
         clock.advance(arrival - clock.cycle())
         shared.check(job)
         shared.admit(job)
-        turn()  # an arrival wakes the task
+        if shared.woken:  # the job ends before the task's wait returns
+            at = shared.turn()
         if clock.cycle() >= reads:
             shared.status(job.tenant)
             reads += every
-    while (at := wake()) != math.inf:
+    while at != math.inf:
         clock.advance(int(at) - clock.cycle())
-        turn()
+        at = shared.turn()
     return len(released)
 
 

@@ -47,6 +47,7 @@ boundary). ``exclusive`` starts one job a boundary: its groups are of one.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +85,7 @@ class _Group:
         "boundary",
         "decided",
         "emitted",
+        "first_end",
         "last_end",
         "members",
         "now",
@@ -106,6 +108,7 @@ class _Group:
         self.decided = False  # the clock has passed the boundary
         self.order: list[int] = []  # the members by end, then arrival, once decided
         self.emitted = 0  # records given
+        self.first_end = INF
         self.last_end = -INF
 
 
@@ -204,6 +207,8 @@ class Groups:
         members.append((spec, timeline, pool, end))
         if end > group.last_end:
             group.last_end = end
+        if end < group.first_end:
+            group.first_end = end
         group.ops.append(("submit", spec, timeline))
         self.ids[spec.id] = None
         if spec.arrival_cycle < sched.first_arrival:  # what its submit sets there
@@ -219,9 +224,11 @@ class Groups:
         sched = self.sched
         pools = sched.pools
         allowed = sched._allowed
-        names = None if allowed is None else allowed(sched, spec)
         need = spec.footprint.tiles
         used = group.used
+        if allowed is None and len(pools) == 1:
+            return 0 if pools[0].spec.length - used.get(0, 0) >= need else -1
+        names = None if allowed is None else allowed(sched, spec)
         best, most = -1, -1
         for index in range(len(pools)) if names is None else names:
             free = pools[index].spec.length - used.get(index, 0)
@@ -256,8 +263,7 @@ class Groups:
                 if cycle < group.boundary:
                     break
                 group.decided = True
-                ends = [m[3] for m in members]
-                group.order = sorted(range(len(members)), key=lambda i: (ends[i], i))
+                group.order = _by_end(members)
             order = group.order
             while group.emitted < len(order):
                 spec, timeline, pool, end = members[order[group.emitted]]
@@ -285,6 +291,14 @@ class Groups:
             if group.arrived < len(group.members):
                 return float(group.members[group.arrived][0].arrival_cycle)
             return group.boundary
+        return group.members[group.order[group.emitted]][3]
+
+    def next_end(self) -> float:
+        """When the first member not yet given ends (the next record :meth:`advance`
+        gives)."""
+        group = self.groups[0]
+        if not group.decided:
+            return group.first_end
         return group.members[group.order[group.emitted]][3]
 
     def _record(
@@ -317,9 +331,13 @@ class Groups:
         tenants = sched._tenants
         gauge = sched.gauges["tiles"]
         at = group.boundary
-        placed: dict[str, int] = {}
-        for spec, _, _, _ in members:
-            placed[spec.tenant] = placed.get(spec.tenant, 0) + spec.footprint.tiles
+        if count == 1:
+            spec = members[0][0]
+            placed = {spec.tenant: spec.footprint.tiles}
+        else:
+            placed = {}
+            for spec, _, _, _ in members:
+                placed[spec.tenant] = placed.get(spec.tenant, 0) + spec.footprint.tiles
         held = sched._held
         for tenant, tiles in placed.items():
             tenants[tenant].change(at, tiles)
@@ -361,6 +379,14 @@ class Groups:
         again = sched.take_done()
         if len(again) != given:  # pragma: no cover - the replay is the same calls
             raise AssertionError(f"{len(again)} records made again, {given} given")
+
+
+def _by_end(members: list[tuple[JobSpec, Timeline, int, float]]) -> list[int]:
+    """The members' indices by end, then arrival (the canonical order of ends)."""
+    ends = [member[3] for member in members]
+    if all(a <= b for a, b in itertools.pairwise(ends)):  # a group's jobs alike: in order
+        return list(range(len(ends)))
+    return sorted(range(len(ends)), key=lambda i: (ends[i], i))
 
 
 __all__ = ["Groups"]

@@ -379,6 +379,14 @@ class LiveMachine:
             return self._groups.next_event()
         return self._sched.next_event()
 
+    def next_release(self) -> float:
+        """The machine time of the policy's next event, or, while groups run
+        (:mod:`~qmk.kernel.machine.groups`), of their first end: up to then
+        :meth:`advance` gives no record (inf: none)."""
+        if self._groups.groups:
+            return self._groups.next_end()
+        return self._sched.next_event()
+
     def advance(self, cycle: float) -> list[JobRecord]:
         """Bring the machine to ``cycle``; the jobs whose schedule ended since the last
         call, with their runtimes alone (for slowdowns). They are not kept. The shadow

@@ -133,6 +133,8 @@ class SharedMachine:
         self._again = 0  # machine ids given to jobs whose own id is still on the machine
         self._per_tenant: Counter[str] = Counter()
         self._wake = asyncio.Event()
+        #: the cycle the task's wait returns at (inf: none; -inf: it is not waiting)
+        self._waits_for = -math.inf
         #: the job :meth:`check` passed last and its spec: the accept that checked it
         #: admits it in the same turn of the loop (nothing the check reads changes
         #: between), with that spec, not built and checked again
@@ -200,13 +202,7 @@ class SharedMachine:
             MachineError: ``QK501`` no placement can ever hold it.
         """
         assert job.footprint is not None
-        arrival = self.clock.cycle()
-        # what the task would do first on waking (module docstring: what lies before the
-        # clock's cycle is final), done here: the job finds the machine as it is at its
-        # arrival (idle, most often: its policy's run then decides it in a group,
-        # qmk.kernel.machine.groups), the jobs that ended before released now
-        for record in self.live.advance(math.nextafter(float(arrival), -math.inf)):
-            self._ended(record)
+        arrival = self._catch_up()
         machine_id = job.job_id
         if self.live.knows(machine_id) or machine_id in self._held:
             # withdrawn, its cancel not yet past the clock: a fresh id
@@ -221,7 +217,22 @@ class SharedMachine:
         if machine_id != job.job_id:
             self._renamed[job.job_id] = machine_id
         self._per_tenant[job.tenant] += 1
-        self._wake.set()
+        upcoming = self.live.next_release()
+        if upcoming != math.inf and math.floor(upcoming) + 1 < self._waits_for:
+            self._wake.set()  # the task waits for later: it waits again, for this
+
+    def _catch_up(self) -> int:
+        """What the task would do first on waking (module docstring: what lies before
+        the clock's cycle is final), done now: the machine brought up to the clock's
+        cycle, the jobs that ended before it released. The cycle.
+
+        An arrival finds the machine as it is at its cycle (idle, most often: its
+        policy's run then decides it in a group, :mod:`qmk.kernel.machine.groups`), and
+        a read of the machine sees it there."""
+        cycle = self.clock.cycle()
+        for record in self.live.advance(math.nextafter(float(cycle), -math.inf)):
+            self._ended(record)
+        return cycle
 
     def withdraw(self, job_id: str) -> bool:
         """Take ``job_id`` back (cancelled, timed out, restored): whether it was here.
@@ -249,16 +260,30 @@ class SharedMachine:
         ended, sleep until the next event or arrival (for as long as it runs)."""
         self.clock.start()
         while True:
-            self._wake.clear()
-            # only what happens before the clock's cycle is final: a job may still arrive
-            # at the cycle itself (stamped with it), and join that boundary's decision
-            before = math.nextafter(float(self.clock.cycle()), -math.inf)
-            for record in self.live.advance(before):
-                self._ended(record)
-            upcoming = self.live.next_event()
-            await self.clock.wait(
-                upcoming if upcoming == math.inf else math.floor(upcoming) + 1, self._wake
-            )
+            try:
+                await self.clock.wait(self.turn(), self._wake)
+            finally:
+                self._waits_for = -math.inf
+
+    def turn(self) -> float:
+        """One turn of the task (:meth:`run`) before it waits: the machine brought up
+        to the clock, the jobs whose schedule ended released; the cycle it waits for
+        then (inf: none), unless a job arrives or leaves first (:attr:`woken`)."""
+        self._wake.clear()
+        # only what happens before the clock's cycle is final: a job may still arrive at
+        # the cycle itself (stamped with it), and join that boundary's decision
+        self._catch_up()
+        # the next record the machine gives (an arrival, a read bring the machine up to
+        # the clock themselves), or its next event
+        upcoming = self.live.next_release()
+        self._waits_for = upcoming if upcoming == math.inf else math.floor(upcoming) + 1
+        return self._waits_for
+
+    @property
+    def woken(self) -> bool:
+        """Whether the task is to turn before the cycle it waits for: a job arrived whose
+        schedule ends before, or one left."""
+        return self._wake.is_set()
 
     def _ended(self, record: JobRecord) -> None:
         job = self._held.pop(record.id, None)
@@ -278,6 +303,7 @@ class SharedMachine:
         """The machine's figures for a metrics scrape (no floorplan, no series)."""
         from qmk.http.probe import MachineFacts
 
+        self._catch_up()
         figures = self.live.figures()
         return MachineFacts(
             cycle=self.clock.cycle(),
@@ -297,6 +323,7 @@ class SharedMachine:
         share, Jain's index, throughput, slowdowns and the speedup over ``exclusive`` for
         the same arrivals; the machine's figures; the clock. Another tenant's name is its
         label and its jobs have no id, unless ``operator`` (module docstring)."""
+        self._catch_up()
         out = self.live.status()
 
         def named(name: str) -> str:
