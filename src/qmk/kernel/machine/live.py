@@ -192,9 +192,10 @@ class LiveMachine:
         #: the footprint object :meth:`check` read last, and what is known of it (a
         #: program's jobs share one: no encoding of it a job)
         self._last: tuple[Footprint | None, tuple[float, Timeline] | None] = (None, None)
-        #: the job the shadow may run alone (module docstring): its submit in the log,
-        #: the boundary it starts at there and its end; the last such boundary logged
-        self._lone: tuple[list[Any], float, float] | None = None
+        #: the jobs the shadow may run one after another alone (module docstring): each
+        #: one's submit in the log, the boundary it starts at there and its end, in
+        #: arrival order; the last such boundary logged
+        self._chain: list[tuple[list[Any], float, float]] = []
         self._lone_decided = -INF
         #: jobs the shadow ran alone (one event each, not their arrival, boundary, end)
         self.ran_alone = 0
@@ -209,22 +210,24 @@ class LiveMachine:
             whole=True,
         )
 
-    def _end_lone(self, alone: bool) -> None:
-        """The job that may run alone in the shadow did (``alone``: its submit in the
-        log becomes one event, :func:`ran_alone`), or runs as it came."""
-        lone, self._lone = self._lone, None
-        if alone and lone is not None:
-            lone[0][:] = ("alone", lone[1], lone[2])
-            self._log.submits -= 1
-            self._lone_decided = lone[1]
-            self.ran_alone += 1
+    def _end_chain(self, alone: bool) -> None:
+        """The jobs that may run one after another alone in the shadow did (``alone``:
+        each one's submit in the log becomes one event, :func:`ran_alone`), or run as
+        they came."""
+        chain, self._chain = self._chain, []
+        if alone and chain:
+            for op, start, end in chain:
+                op[:] = ("alone", start, end)
+            self._log.submits -= len(chain)
+            self._lone_decided = chain[-1][1]
+            self.ran_alone += len(chain)
 
     def sync_shadow(self) -> None:
         """Bring the shadow ``exclusive`` run up to the policy's: replay its log (a job
         that may run alone there did if it ended by the clock, else it runs as it came:
         nothing arrived since it did, and what arrives next comes after the clock)."""
-        if self._lone is not None:
-            self._end_lone(self._lone[2] <= self.now)
+        if self._chain:
+            self._end_chain(self._chain[-1][2] <= self.now)
         if self.shadow is not None and (self._log.ops or self._log.moved is not None):
             self.shadow_ended += self._log.replay(self.shadow)
 
@@ -274,8 +277,8 @@ class LiveMachine:
             self._sched.submit(spec, checked=True, timeline=timeline)
         if self.shadow is not None:
             log = self._log
-            if self._lone is not None:  # it ran alone if it ended before this arrival
-                self._end_lone(self._lone[2] < spec.arrival_cycle)
+            if self._chain and self._chain[-1][2] < spec.arrival_cycle:
+                self._end_chain(True)  # they ran alone: they ended before this arrival
             later = spec.arrival_cycle > self._last_arrival  # none of the window before it
             # the shadow may hold shadow_jobs only if every logged arrival is still in it
             shadow = self.shadow
@@ -297,16 +300,30 @@ class LiveMachine:
         self._last_arrival = spec.arrival_cycle
 
     def _may_run_alone(self, op: list[Any], spec: JobSpec, timeline: Timeline) -> None:
-        """Keep ``op`` (``spec``'s submit to the shadow, to be logged) as the job that
-        may run alone there: its steps draw on nothing shared, and the shadow, its log
+        """Keep ``op`` (``spec``'s submit to the shadow, to be logged) as a job that may
+        run alone there: its steps draw on nothing shared, and the shadow, its log
         replayed, holds nothing and has nothing left to do but count the ends of jobs
-        that ran alone. Its boundary and end are those the shadow's own rules give it
-        (``Scheduler._wake``, ``_enter``, ``_run_whole``); it ran alone if the next
-        arrival comes after that end, with no cancel of it before (:meth:`admit`)."""
+        that ran alone, or holds only such jobs (:meth:`_may_follow`). Its boundary and
+        end are those the shadow's own rules give it (``Scheduler._wake``, ``_enter``,
+        ``_run_whole``); they ran alone if the next arrival comes after the last one's
+        end, with no cancel of them before (:meth:`admit`)."""
         shadow = self.shadow
         assert shadow is not None
-        if timeline.t_total or timeline.b_total or not shadow._whole or self.shadow_jobs < 2:
-            return  # a restart is decided on the jobs the shadow holds: one counts
+        first = timeline.first
+        plain = timeline.plain_after if shadow._past_fences else timeline.plain_fenceless
+        if (
+            timeline.t_total
+            or timeline.b_total
+            or not shadow._whole
+            or self.shadow_jobs < 2  # a restart is decided on the jobs held: one counts
+            or first < 0  # it ends at once
+            or not plain[first]  # it runs step by step
+        ):
+            self._end_chain(False)
+            return
+        if self._chain:
+            self._may_follow(op, spec, timeline)
+            return
         if self._log.submits:
             self.sync_shadow()  # the replay it would make later, made now
         if shadow._by_id:
@@ -323,17 +340,33 @@ class LiveMachine:
         heap = shadow._heap
         if heap and any(event[3] != "alone" for event in heap):
             return
-        first = timeline.first
-        plain = timeline.plain_after if shadow._past_fences else timeline.plain_fenceless
-        if first < 0 or not plain[first]:
-            return  # it ends at once, or runs step by step
         epoch = self.machine.epoch_cycles
         start = float(math.ceil(float(spec.arrival_cycle) / epoch) * epoch)
         decided = max(shadow._last_decision, self._lone_decided)
         if start <= decided:
             start = decided + epoch
         end = timeline.run_from(first, start, shadow._decoder_f)[1]
-        self._lone = (op, start, end)
+        self._chain.append((op, start, end))
+
+    def _may_follow(self, op: list[Any], spec: JobSpec, timeline: Timeline) -> None:
+        """``op``'s job (its steps draw on nothing shared) arrives while the jobs that
+        may run alone in the shadow have not all ended: ``exclusive`` starts it at the
+        boundary the last one's end wakes (``Scheduler._finish``, ``_wake``: the
+        boundaries its own arrival and the others' woke meanwhile decided nothing, or
+        that one), so it may run alone after them. Not where the policy's clock has
+        passed its arrival (a boundary of its cycle may have been decided before it)."""
+        shadow = self.shadow
+        assert shadow is not None
+        if spec.arrival_cycle <= self.now:
+            self._end_chain(False)
+            return
+        _, last_start, last_end = self._chain[-1]
+        epoch = self.machine.epoch_cycles
+        start = float(math.ceil(last_end / epoch) * epoch)
+        if start <= last_start:
+            start = last_start + epoch
+        end = timeline.run_from(timeline.first, start, shadow._decoder_f)[1]
+        self._chain.append((op, start, end))
 
     def knows(self, job_id: str) -> bool:
         """Whether ``job_id`` is on the machine (not ended, not cancelled)."""
@@ -364,8 +397,8 @@ class LiveMachine:
         ``exclusive`` one alike: at ``at`` it leaves the queue, or frees its tiles and its
         claims on the factories, links and decoder. Whether it was here."""
         if self.shadow is not None:
-            if self._lone is not None and self._lone[0][1].id == job_id:
-                self._lone = None  # it runs as it came
+            if any(op[1].id == job_id for op, _, _ in self._chain):
+                self._end_chain(False)  # they run as they came
             self._log.add(("cancel", job_id, at))
             if len(self._log.ops) >= self.shadow_log:
                 self.sync_shadow()
