@@ -3,6 +3,7 @@ whose digest keys checkpoints, and which the executor runs exactly."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from typing import Any
@@ -82,6 +83,16 @@ def test_a_run_request_is_frozen_and_a_change_is_a_new_copy() -> None:
         request.shots = 1  # type: ignore[misc]
     changed = msgspec.structs.replace(request, shots=1)
     assert changed.shots == 1 and request.shots == 300
+
+
+def test_a_run_request_and_its_values_are_never_tracked_by_the_collector() -> None:
+    # a kernel keeps a request (its policy, its schedule on the machine) for each job it
+    # holds queued or finished: values hold no cycle, and a collection need not walk them
+    machine = MachineRun(arrival_cycle=0, start_cycle=1, end_cycle=2, tiles=1, module=0)
+    request = msgspec.structs.replace(_full_request(), machine=machine)
+    decoded = RunRequest.from_json(json.loads(json.dumps(request.to_json())))
+    for value in (request, decoded, request.policy, request.rewrite, machine, decoded.policy):
+        assert value is not None and not gc.is_tracked(value), type(value).__name__
 
 
 def test_a_request_with_an_unknown_or_bad_field_is_refused_naming_its_key() -> None:

@@ -95,8 +95,13 @@ def _invalid(message: str, key: str) -> QMKError:
     return InvalidArgument(message, key=key)
 
 
-class _Value(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A frozen, keyword-only value that refuses keys it does not know."""
+class _Value(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """A frozen, keyword-only value that refuses keys it does not know.
+
+    Never tracked by the collector (``gc=False``, its subclasses too): a value holds
+    plain data and other values, never a cycle, and a kernel keeps two or three of
+    them (a run request, its policy, its schedule on the machine) for each job it
+    holds queued or finished, which each collection walked."""
 
 
 class Schedule(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
