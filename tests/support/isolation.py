@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import resource
@@ -196,11 +197,14 @@ def hostile_value(marker: str) -> RunsCode:
 
 
 def forged_frame(size: int) -> None:
-    """A task that writes, on its worker's line to the pool, the header of a frame of
-    ``size`` bytes, then waits for ever."""
+    """A task that writes, on its worker's line to the pool (the pipe it writes), the
+    header of a frame of ``size`` bytes, then waits for ever."""
     for name in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
-            if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
-                os.write(int(name), struct.pack("!Q", size))
+            fd = int(name)
+            if stat.S_ISFIFO(os.fstat(fd).st_mode) and (
+                fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
+            ):
+                os.write(fd, struct.pack("!Q", size))
                 break
     signal.pause()

@@ -172,7 +172,8 @@ def test_a_worker_holds_no_inherited_descriptor(report: dict[str, Any]) -> None:
     assert {fd: descriptors.pop(fd) for fd in ("0", "1", "2")} == dict.fromkeys(
         ("0", "1", "2"), "devnull"
     )
-    assert list(descriptors.values()) == ["socket"]  # its line to the pool, nothing else
+    assert list(descriptors.values()) == ["fifo", "fifo"]  # its line to the pool (a pipe each
+    # way), nothing else
 
 
 @no_signal_scope

@@ -9,7 +9,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from qmk.kernel.pools.wire import RAW, Broken, PoolLine, WorkerLine, frame, message, take_fd
+from qmk.kernel.pools.wire import (
+    HEADER,
+    RAW,
+    TASK,
+    Broken,
+    PoolLine,
+    WorkerLine,
+    frame,
+    message,
+    take_fd,
+    task_frame,
+    task_prefix,
+)
 
 
 @pytest.fixture
@@ -166,3 +178,31 @@ def test_a_lone_whole_frame_longer_than_the_cap_breaks_the_line() -> None:
     finally:
         line.close()
         theirs.close()
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [(b"abc",), (b"",), (b"ab", None), (None,), (), (b"x" * 70_000, b"y")],
+    ids=["one", "empty", "then-none", "none", "no-part", "big-and-small"],
+)
+def test_a_task_frame_reads_back_as_the_task_its_argument_rebuilt(
+    ends: tuple[PoolLine, WorkerLine], parts: tuple[bytes | None, ...]
+) -> None:
+    pool_end, worker_end = ends
+    prefix = task_prefix(pickle.dumps(len), pickle.dumps(_parts))
+    data = task_frame(2**64 - 2, prefix, parts)
+    assert data[HEADER.size] == TASK and HEADER.unpack_from(data)[0] == len(data) - HEADER.size
+    pool_end.send_frame(data)
+    while pool_end.waiting:  # a big one goes in pieces as the worker reads
+        pool_end.flush()
+    task_id, function, args, kwargs = worker_end.recv()
+    assert (task_id, pickle.loads(function), args, kwargs) == (2**64 - 2, len, (parts,), {})
+
+
+def _parts(*parts: bytes | None) -> tuple[bytes | None, ...]:
+    return parts
+
+
+def test_a_task_frame_of_more_than_255_parts_is_refused() -> None:
+    with pytest.raises(ValueError):
+        task_frame(1, task_prefix(b"f", b"r"), (b"",) * 256)

@@ -17,6 +17,7 @@ import asyncio
 import math
 import multiprocessing
 import os
+import pprint
 import signal
 import threading
 import time
@@ -27,7 +28,10 @@ from typing import Any
 
 import pytest
 
+from qmk.execution.request import RunRequest
 from qmk.kernel.clock import ManualClock
+from qmk.kernel.pools import wire
+from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.pools.pool import (
     TaskError,
     WorkerDied,
@@ -36,6 +40,7 @@ from qmk.kernel.pools.pool import (
     WorkerPool,
 )
 from qmk.kernel.service import Kernel
+from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD
 from support.isolation import forged_frame, hostile_value
 from support.kernel import BELL, WorkerGate, login, run_kernel
 from support.pools import GatedPool, Hooks, dict_answer, packed_junk_answer
@@ -113,6 +118,27 @@ def test_a_plain_function_runs_in_every_task_that_names_it(pool: WorkerPool) -> 
     # a Python function crosses as its pickle, made once by the pool, read once a worker
     futures = [pool.submit(os.path.join, "a", str(n)) for n in range(8)]
     assert [f.result(timeout=10) for f in futures] == [f"a/{n}" for n in range(8)]
+
+
+@pytest.mark.parametrize("size", [10, GRAPH_PACKED_AHEAD], ids=["small", "packed"])
+def test_a_jobs_attempt_crosses_without_a_pickler_and_the_worker_runs_it_rebuilt(
+    pool: WorkerPool, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    # an attempt reduces to a function of bytes (its MessagePack, a big program packed
+    # beside): its task frame is made without pickling (wire.frame is not called), and
+    # the worker's function sees the same attempt
+    request = RunRequest(program_digest="ab" * 32, shots=10, seed=7)
+    attempt = Attempt(request=request, program="[" + "0," * size + "0]", caps=("c",))
+
+    def no_pickle(message: Any) -> Any:
+        raise AssertionError(f"a task was pickled: {str(message)[:80]}")
+
+    monkeypatch.setattr(wire, "frame", no_pickle)
+    answers = [pool.submit(pprint.pformat, attempt).result(timeout=30) for _ in range(3)]
+    monkeypatch.undo()
+    assert answers == [pprint.pformat(attempt)] * 3
+    # a task of any other argument is pickled as ever, the same pool's next
+    assert pool.submit(os.path.join, "d", "e").result(timeout=10) == "d/e"
 
 
 def test_a_function_that_cannot_be_pickled_fails_its_task_and_the_pool_goes_on(

@@ -1,4 +1,4 @@
-"""A process pool for tasks: confined workers fed over sockets, with real kill and limits.
+"""A process pool for tasks: confined workers fed over pipes, with real kill and limits.
 
 :class:`WorkerPool` is a :class:`concurrent.futures.Executor`: ``submit(fn, *args)``
 returns a :class:`~concurrent.futures.Future`, ``shutdown()`` stops the workers. Its one
@@ -23,14 +23,14 @@ Two ways to drive the workers, one state machine:
   callback. The kernel uses this mode. Calls from other threads still work (they hop
   onto the loop with ``call_soon_threadsafe``).
 
-**The pool never waits on a worker.** Its end of every worker's socket is non-blocking
-(:mod:`qmk.kernel.pools.wire`: frames of pickles, buffered both ways). A worker stopped in the
-middle of a reply (``SIGSTOP``, a swapped-out machine, a hostile task) holds only its
-own task: the other workers, the loop and the kernel's timers go on, and when the
-task's time is up :meth:`~WorkerPool.cancel` kills the worker. Replies are plain data,
-unpickled with no global allowed: a worker cannot make the pool run code. A frame
-longer than the worker's memory cap breaks the protocol: the worker is killed and its
-task fails with :class:`WorkerDied`.
+**The pool never waits on a worker.** Its end of every worker's line (a pipe each way)
+is non-blocking (:mod:`qmk.kernel.pools.wire`: frames of pickles, buffered both ways). A
+worker stopped in the middle of a reply (``SIGSTOP``, a swapped-out machine, a hostile
+task) holds only its own task: the other workers, the loop and the kernel's timers go
+on, and when the task's time is up :meth:`~WorkerPool.cancel` kills the worker. Replies
+are plain data, unpickled with no global allowed: a worker cannot make the pool run
+code. A frame longer than the worker's memory cap breaks the protocol: the worker is
+killed and its task fails with :class:`WorkerDied`.
 
 Futures complete outside the pool's lock, so a done-callback may call the pool again.
 
@@ -107,7 +107,14 @@ from qmk.kernel.pools.sandbox import (
     confine,
     die_with_parent,
 )
-from qmk.kernel.pools.wire import Broken, PoolLine, WorkerLine, take_fd
+from qmk.kernel.pools.wire import (
+    Broken,
+    PoolLine,
+    WorkerLine,
+    take_fd,
+    task_frame,
+    task_prefix,
+)
 from qmk.kernel.pools.wire import message as read_message
 
 if TYPE_CHECKING:
@@ -347,7 +354,7 @@ _FUNCTIONS: dict[bytes, Callable[..., Any]] = {}
 
 def _function_of(fn: Any) -> Callable[..., Any]:
     """A task's function as the pool sent it: a plain function's pickle (the pool's
-    :meth:`WorkerPool._pickled`), read once per worker, or the callable itself."""
+    :meth:`_Framing.pickled`), read once per worker, or the callable itself."""
     if type(fn) is not bytes:
         return fn
     function = _FUNCTIONS.get(fn)
@@ -384,7 +391,7 @@ def _run_task(
 
 
 def _worker_main(
-    conn: mpc.Connection,
+    ends: tuple[mpc.Connection, mpc.Connection],
     plan: Plan | None,
     memory_mb: int | None,
     hooks: WorkerHooks,
@@ -399,14 +406,14 @@ def _worker_main(
     global _LINK
     parent = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    line = WorkerLine(take_fd(conn))
+    line = WorkerLine(take_fd(ends[0]), take_fd(ends[1]))
     refusal: str | None = None
     try:
         kept = [int(fd) for fd in hooks.start()]
     except Exception as exc:
         kept = []
         refusal = f"the worker's hooks could not start: {type(exc).__name__}: {exc}"
-    report, budget, confined = _confine(plan, memory_mb, [line.fd, *kept])
+    report, budget, confined = _confine(plan, memory_mb, [line.fd, line.out_fd, *kept])
     refusal = refusal or confined
     try:  # after confine, so the thread is as confined as the worker
         exit_when_closed(line.fd)
@@ -472,10 +479,85 @@ class _Worker:
     task: _Task | None = None
     killed: bool = False
     retiring: bool = False  # exits after its current reply (memory cap hit, broken pipe)
-    closed: bool = False  # its end of the socket is closed: only its sentinel matters
-    fds: tuple[int, int] | None = None  # (socket, sentinel) watched by the event loop
-    writing: bool = False  # loop mode: the loop waits for its socket to take more
+    closed: bool = False  # its end of the line is closed: only its sentinel matters
+    fds: tuple[int, int] | None = None  # (line's read end, sentinel) watched by the loop
+    writing: bool = False  # loop mode: the loop waits for its line to take more
     kill_timer: Any = None  # loop mode: kills a retiring worker that does not exit
+
+
+class _Framing:
+    """How a pool's tasks cross to their workers: a plain function as its pickle, made
+    once (a worker reads it once: :func:`_function_of`); a task of one argument that
+    reduces to a plain function of bytes (an attempt of a job) in a task frame made
+    without a pickler (:func:`~qmk.kernel.pools.wire.task_frame`); any other as the
+    pickle of its message."""
+
+    __slots__ = ("_functions", "_prefixes")
+
+    def __init__(self) -> None:
+        #: Each plain function's pickle, made once (:meth:`pickled`).
+        self._functions: dict[Callable[..., Any], bytes] = {}
+        #: The prefix of the task frames of each task function and argument rebuilder
+        #: (:meth:`task_frame`), made once.
+        self._prefixes: dict[tuple[Callable[..., Any], Callable[..., Any]], bytes] = {}
+
+    def send(self, line: PoolLine, task: _Task) -> bool:
+        """Send ``task`` down ``line`` (:meth:`PoolLine.send`'s answer).
+
+        Raises:
+            OSError: the worker's end is gone; anything else: the task cannot cross
+            (nothing was queued).
+        """
+        data = self.task_frame(task)
+        if data is not None:
+            return line.send_frame(data)
+        return line.send((task.task_id, self.pickled(task.fn), task.args, task.kwargs))
+
+    def task_frame(self, task: _Task) -> bytes | None:
+        """``task``'s frame made without a pickler (:func:`~qmk.kernel.pools.wire.task_frame`)
+        where its function is a plain function and its one argument's class reduces it
+        to a plain function of bytes (an attempt of a job), else None: it crosses as a
+        pickle.
+
+        Raises:
+            pickle.PicklingError, AttributeError: a function not importable by its name;
+            what the argument's ``__reduce__`` raises.
+        """
+        args = task.args
+        if task.kwargs or len(args) != 1 or type(task.fn) is not FunctionType:
+            return None
+        reduce = type(args[0]).__dict__.get("__reduce__")  # its class's own, not object's
+        if reduce is None:
+            return None
+        reduced = reduce(args[0])
+        if type(reduced) is not tuple or len(reduced) != 2:
+            return None
+        rebuilder, parts = reduced
+        if type(rebuilder) is not FunctionType or type(parts) is not tuple or len(parts) > 255:
+            return None
+        for part in parts:
+            if part is not None and type(part) is not bytes:
+                return None
+        prefix = self._prefixes.get((task.fn, rebuilder))
+        if prefix is None:
+            prefix = task_prefix(self.pickled(task.fn), self.pickled(rebuilder))
+            self._prefixes[task.fn, rebuilder] = prefix
+        return task_frame(task.task_id, prefix, parts)
+
+    def pickled(self, fn: Callable[..., Any]) -> Any:
+        """What crosses for the task function ``fn``: a plain function's pickle, made
+        once (the worker reads it once: :func:`_function_of`), or ``fn`` itself (a
+        callable object, pickled with the task).
+
+        Raises:
+            pickle.PicklingError, AttributeError: a function not importable by its name.
+        """
+        if type(fn) is not FunctionType:
+            return fn
+        data = self._functions.get(fn)
+        if data is None:
+            data = self._functions[fn] = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        return data
 
 
 #: A completion to deliver once the pool's lock is released: (future, value, exception).
@@ -553,8 +635,8 @@ class WorkerPool(Executor):
         self._workers: list[_Worker] = []
         self._outcomes: list[_Outcome] = []
         self._notes: list[tuple[Callable[[Any], None], Any]] = []
-        #: Each plain function's pickle, made once (:meth:`_pickled`).
-        self._functions: dict[Callable[..., Any], bytes] = {}
+        #: How each task crosses to its worker.
+        self._framing = _Framing()
         self._ids = itertools.count(1)
         self._shutdown = False
         self._stopped = False
@@ -775,11 +857,13 @@ class WorkerPool(Executor):
     def _spawn(self) -> _Worker:
         plan = None if self._sandboxes is None else self._sandboxes.plan()
         temp_dir = None if plan is None else plan.temp_dir
-        parent, child = self._ctx.Pipe(duplex=True)
+        # a pipe each way (a pipe's write and read cost the kernel less than a socket's)
+        down, to_worker = self._ctx.Pipe(duplex=False)
+        from_worker, up = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_worker_main,
             args=(
-                child,
+                (down, up),
                 plan,
                 self.memory_mb,
                 self.hooks,
@@ -791,17 +875,17 @@ class WorkerPool(Executor):
         try:
             process.start()
         except BaseException:
-            parent.close()
-            child.close()
+            for end in (down, to_worker, from_worker, up):
+                end.close()
             if temp_dir is not None:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             raise
-        child.close()
+        down.close()
+        up.close()
         self.spawned += 1
         max_frame = None if self.memory_mb is None else self.memory_mb * 1024 * 1024
-        return _Worker(
-            process=process, line=PoolLine(take_fd(parent), max_frame), temp_dir=temp_dir
-        )
+        line = PoolLine(take_fd(from_worker), max_frame, out_fd=take_fd(to_worker))
+        return _Worker(process=process, line=line, temp_dir=temp_dir)
 
     def _deliver(self) -> None:
         """Hand out notes, then complete the futures settled under the lock (callbacks
@@ -1003,8 +1087,7 @@ class WorkerPool(Executor):
                     continue
                 task.sent = True
             try:
-                message = (task.task_id, self._pickled(task.fn), task.args, task.kwargs)
-                if not worker.line.send(message):
+                if not self._framing.send(worker.line, task):
                     self._backlog = True
             except OSError:
                 worker.retiring = True  # the worker is gone; the task waits for another
@@ -1019,21 +1102,6 @@ class WorkerPool(Executor):
             worker.task = task
             self._running[task.future] = worker
             return
-
-    def _pickled(self, fn: Callable[..., Any]) -> Any:
-        """What crosses for the task function ``fn``: a plain function's pickle, made
-        once (the worker reads it once: :func:`_function_of`), or ``fn`` itself (a
-        callable object, pickled with the task).
-
-        Raises:
-            pickle.PicklingError, AttributeError: a function not importable by its name.
-        """
-        if type(fn) is not FunctionType:
-            return fn
-        data = self._functions.get(fn)
-        if data is None:
-            data = self._functions[fn] = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
-        return data
 
     def _flush_locked(self, worker: _Worker) -> bool:
         """With the lock held: write what waits for ``worker``; True when all went."""
@@ -1085,14 +1153,16 @@ class WorkerPool(Executor):
                     poller.register(self._wake_r.fileno(), select.POLLIN)
                 for worker in self._workers:
                     if not worker.closed:
-                        events = select.POLLIN | (select.POLLOUT if worker.line.waiting else 0)
-                        poller.register(worker.line.fd, events)
+                        poller.register(worker.line.fd, select.POLLIN)
                         lines[worker.line.fd] = worker
+                        if worker.line.waiting:
+                            poller.register(worker.line.out_fd, select.POLLOUT)
+                            lines[worker.line.out_fd] = worker
                     poller.register(worker.process.sentinel, select.POLLIN)
             self._deliver()
             if done:
                 return
-            for fd, events in poller.poll():
+            for fd, _events in poller.poll():
                 if self._wake_r is not None and fd == self._wake_r.fileno():
                     with contextlib.suppress(EOFError, OSError):
                         while self._wake_r.poll():
@@ -1104,10 +1174,10 @@ class WorkerPool(Executor):
                 worker_of = lines.get(fd)
                 if worker_of is None:
                     continue  # a sentinel: the next refresh reaps its worker
-                if events & select.POLLOUT:
+                if fd == worker_of.line.out_fd:  # room, or its reader gone (the flush says)
                     with self._lock:
                         self._flush_locked(worker_of)
-                if events & ~select.POLLOUT:
+                else:
                     self._receive(worker_of)
             self._deliver()
 
@@ -1148,7 +1218,7 @@ class WorkerPool(Executor):
         for fd in worker.fds:
             self.loop.remove_reader(fd)
         if worker.writing:
-            self.loop.remove_writer(worker.fds[0])
+            self.loop.remove_writer(worker.line.out_fd)
             worker.writing = False
         worker.fds = None
 
@@ -1163,7 +1233,7 @@ class WorkerPool(Executor):
                     if worker.fds is None:  # not watched (yet): looked at again next time
                         self._backlog = True
                         continue
-                    self.loop.add_writer(worker.fds[0], self._on_writable, worker)
+                    self.loop.add_writer(worker.line.out_fd, self._on_writable, worker)
                     worker.writing = True
 
     def _on_writable(self, worker: _Worker) -> None:
@@ -1171,7 +1241,7 @@ class WorkerPool(Executor):
         with self._lock:
             done = self._flush_locked(worker)
         if done and worker.writing and self.loop is not None and worker.fds is not None:
-            self.loop.remove_writer(worker.fds[0])
+            self.loop.remove_writer(worker.line.out_fd)
             worker.writing = False
 
     def _schedule_pump(self) -> None:
@@ -1211,7 +1281,7 @@ class WorkerPool(Executor):
             # its sentinel tells the rest
             self.loop.remove_reader(worker.fds[0])
             if worker.writing:
-                self.loop.remove_writer(worker.fds[0])
+                self.loop.remove_writer(worker.line.out_fd)
                 worker.writing = False
         with self._lock:
             if (
