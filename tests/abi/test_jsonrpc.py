@@ -601,3 +601,94 @@ def test_the_float_check_of_a_graph_text_finds_what_its_regular_expression_finds
 ) -> None:
     data = text.encode() if isinstance(text, str) else text
     assert _may_differ(data) == bool(re.search(rb"[0-9][eE]|0\.0000", data))
+
+
+# A request whose members and params are flat (scalars, or arrays and objects of scalars)
+# is decoded without the line's scans (``_flat_message``): the same value and the same
+# "out of range" answer as the general decoder, every number of any size included.
+_FLAT_INT = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, -(2**64)]),
+)
+_FLAT_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    _FLAT_INT,
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.sampled_from(["\ud800", "a\x00b", '"q_submit"', "[[{", "9" * 24]),
+)
+_FLAT_VALUE = st.one_of(
+    _FLAT_SCALAR,
+    st.lists(_FLAT_SCALAR, max_size=3),
+    st.dictionaries(st.text(max_size=4), _FLAT_SCALAR, max_size=3),
+    st.lists(st.lists(_FLAT_SCALAR, max_size=2), min_size=1, max_size=2),  # not flat
+)
+_FLAT_NAMES = st.sampled_from(
+    ["session_id", "job_id", "timeout_ms", "shots", "seed", "policy", "target", "wait_ms", "x"]
+)
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(
+    st.sampled_from(["q_wait", "q_status", "q_submit", "q_list_jobs", "nope"]),
+    st.one_of(
+        st.dictionaries(_FLAT_NAMES, _FLAT_VALUE, max_size=5),
+        st.lists(_FLAT_VALUE, max_size=3),
+        _FLAT_SCALAR,
+    ),
+    st.one_of(st.just(...), _FLAT_SCALAR),
+    st.sampled_from(["2.0", 2, ...]),
+    st.one_of(st.none(), st.just({"version": "0.2", "program": {"nodes": []}}), _FLAT_VALUE),
+    st.booleans(),
+)
+@example("q_wait", {"job_id": "j", "timeout_ms": 2**64}, 1, "2.0", None, False)
+@example("q_status", {"job_id": "j"}, 2**63, "2.0", None, False)
+@example("q_submit", {"seed": 2**64 - 1}, 7, "2.0", {"a": [1]}, False)
+@example("q_submit", {"policy": {"priority": 2**64}}, 7, "2.0", {"a": [1]}, True)
+def test_a_flat_request_line_decodes_as_the_general_decoder_does(
+    method: str, params: Any, request_id: Any, version: Any, graph: Any, spaced: bool
+) -> None:
+    message: dict[str, Any] = {"method": method, "params": params}
+    if version is not ...:
+        message = {"jsonrpc": version, **message}
+    if request_id is not ...:
+        message = {"id": request_id, **message}
+    if graph is not None and isinstance(params, dict):
+        params["graph"] = graph
+    separators = (", ", ": ") if spaced else (",", ":")
+    line = json.dumps(message, separators=separators).encode() + b"\n"
+    for _ in range(2):  # the second time, a graph's text is the one kept by its bytes
+        expected = _outcome(_submit_reference, line, ValueError)
+        got = _outcome(lambda text: _decode(text, 64), line, ParseError)
+        assert got[0] == expected[0]
+        if got[0] == "value":
+            value, out_of_range = got[1]
+            _graph_text(value)  # a graph the decoder left as JSON (a line it had to parse)
+            assert value == expected[1]
+            assert out_of_range == _holds_big(message)
+
+
+def test_a_graph_kept_by_its_bytes_is_held_to_each_line_s_nesting_limit(target):
+    # the same graph's bytes, kept by a core with the default limit, then sent to one of
+    # a limit it passes only when its brackets inside strings are not counted, and to
+    # one of a limit it does not pass
+    graph = '{"a": [[[[["[[[[[[[[["]]]]]}'  # nests 6 deep; 15 brackets
+    answer(
+        RpcCore(target), request_line(f'{{"session_id": "s", "graph": {graph}}}', "1", "q_submit")
+    )
+    fits, over = RpcCore(target, max_depth=8), RpcCore(target, max_depth=7)
+    line = request_line(f'{{"session_id": "s", "graph": {graph}}}', "2", "q_submit")
+    assert answer(fits, line)["result"]["job_id"] == "new"
+    reply = answer(over, line)
+    assert reply["id"] is None and reply["error"]["code"] == -32600
+    assert reply["error"]["data"]["limit"] == 7 and len(target.calls) == 2
+
+
+@pytest.mark.parametrize("big", ["18446744073709551616", "-18446744073709551616", "1e400"])
+def test_a_number_out_of_range_in_a_graph_is_found_the_first_and_every_time(core, target, big):
+    line = request_line(f'{{"session_id": "s", "graph": {{"x": [1, {big}]}}}}', method="q_submit")
+    for _ in range(2):
+        reply = answer(core, line)
+        assert reply["error"]["code"] == 1012 and reply["error"]["data"]["param"] == "graph"
+    assert target.calls == []

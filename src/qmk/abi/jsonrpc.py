@@ -53,7 +53,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 
@@ -218,6 +218,10 @@ def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tupl
     """``pieces``: a hook per object, so a thread decoding a 5 MB line lets the event
     loop take the interpreter between objects (one ``json.loads`` holds it ~100 ms)."""
     short = not pieces and len(line) < NO_GC_BYTES  # msgspec may decode it (below)
+    if short and (max_depth is None or max_depth >= FLAT_DEPTH):
+        flat = _flat_message(line, max_depth)
+        if flat is not None:  # (nothing in it can be out of range)
+            return flat, False
     scanned = line.translate(_SCAN) if short else line  # one pass: digits 9, braces [
     if (
         max_depth is not None
@@ -233,7 +237,7 @@ def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tupl
     # and makes and drops a TypeError for it)
     if short and scanned.find(_TWENTY_DIGITS) < 0:
         if line.find(b'"q_submit"', 0, HEAD_BYTES) >= 0:
-            submit = _submit_message(line)
+            submit = _submit_message(line, _decode_submit)
             if submit is not None:
                 return submit, False
         try:  # the same value as json.loads below gives, for valid JSON with no number
@@ -387,8 +391,30 @@ def _submit_struct(name: str, fields: list[tuple[str, Any]]) -> type[msgspec.Str
     )
 
 
+#: An integer msgspec decodes as a flat value: a 64-bit signed one (every one is in range;
+#: a bigger one, in range or not, fails the flat decoders: the general decoder reads it).
+_INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+#: A JSON scalar as :func:`json.loads` gives it (a real out of range fails msgspec, NaN
+#: and Infinity are not JSON to it, a lone surrogate in a string fails it too).
+_SCALAR = str | _INT64 | float | bool | None
+#: A flat member: a scalar, or an object or array of scalars.
+_FLAT = _SCALAR | dict[str, _SCALAR] | list[_SCALAR]
+#: A flat line: an object whose members are scalars, arrays of scalars or objects of
+#: flat members (a request whose params are scalars, or objects or arrays of scalars).
+#: Its nesting is at most :data:`FLAT_DEPTH`; nothing in it is out of range: it needs no
+#: scan.
+_decode_flat = msgspec.json.Decoder(
+    dict[str, str | _INT64 | float | bool | dict[str, _FLAT] | list[_SCALAR] | None]
+).decode
+#: The nesting of a flat line (a request object, its params, an object or array in them).
+FLAT_DEPTH = 3
+#: Where a flat ``q_submit`` line names its method (:func:`_flat_message`): the head of
+#: a request as the clients write it (``{"jsonrpc":"2.0","id":N,"method":"q_submit"``).
+FLAT_HEAD_BYTES = 80
+
 #: A ``q_submit`` request's members and params (those of the method table), its graph
-#: left as its bytes (:func:`_submit_message`).
+#: left as its bytes (:func:`_submit_message`): of any JSON value (after the line's scan),
+#: or each a scalar (a flat submit, no scan: :func:`_flat_message`).
 _SubmitParams: Any = _submit_struct(
     "_SubmitParams",
     [(p.name, msgspec.Raw if p.name == "graph" else Any) for p in METHODS["q_submit"].params],
@@ -396,59 +422,135 @@ _SubmitParams: Any = _submit_struct(
 _Submit = _submit_struct(
     "_Submit", [("jsonrpc", Any), ("id", Any), ("method", Any), ("params", _SubmitParams)]
 )
+_FlatSubmitParams: Any = _submit_struct(
+    "_FlatSubmitParams",
+    [(p.name, msgspec.Raw if p.name == "graph" else _FLAT) for p in METHODS["q_submit"].params],
+)
+_FlatSubmit = _submit_struct(
+    "_FlatSubmit",
+    [("jsonrpc", _SCALAR), ("id", _SCALAR), ("method", _SCALAR), ("params", _FlatSubmitParams)],
+)
 _decode_submit = msgspec.json.Decoder(_Submit).decode
-_SUBMIT_PARAMS: tuple[str, ...] = _SubmitParams.__struct_fields__
-_SUBMIT_FIELDS: tuple[str, ...] = _Submit.__struct_fields__
-_astuple = msgspec.structs.astuple
+_decode_flat_submit = msgspec.json.Decoder(_FlatSubmit).decode
+_asdict = msgspec.structs.asdict
+_UNSET = msgspec.UNSET
 #: The graph texts of the graphs submitted last (:func:`_submit_message`), by the graph's
-#: bytes as sent: at most :data:`GRAPHS_KEPT`, each of at most :data:`GRAPH_KEPT_BYTES`.
-_GRAPHS: dict[bytes, GraphText] = {}
+#: bytes as sent: at most :data:`GRAPHS_KEPT`, each of at most :data:`GRAPH_KEPT_BYTES`;
+#: with each its count of brackets and braces (the first test of its nesting).
+_GRAPHS: dict[bytes, tuple[GraphText, int]] = {}
 GRAPHS_KEPT = 64
 GRAPH_KEPT_BYTES = 1 << 14
+#: The bytes of the graph submitted last and what :data:`_GRAPHS` keeps for them: the
+#: next submit of the same program finds them without hashing its graph's bytes.
+_LAST_GRAPH: tuple[bytes, tuple[GraphText, int]] = (b"", (GraphText("{}", 0), 0))
 
 
-def _submit_message(line: bytes) -> dict[str, Any] | None:
+def _flat_message(line: bytes, max_depth: int | None) -> dict[str, Any] | None:
+    """A short line decoded as :func:`_decode` decodes it, without its scans, when it is
+    flat (:data:`_decode_flat`), or a ``q_submit`` (named in its first
+    :data:`FLAT_HEAD_BYTES`) flat but for its graph (:func:`_submit_message`); None where
+    the general decoder must read it.
+
+    A flat value is the one :func:`json.loads` gives and holds no number out of range, so
+    the general decoder would give it too, and no search of its params; its nesting is
+    at most :data:`FLAT_DEPTH` (the caller's limit is that or more), a submit's that or
+    its graph's and two.
+
+    >>> _flat_message(b'{"jsonrpc":"2.0","id":1,"method":"q_wait","params":{"job_id":"j"}}', 64)
+    {'jsonrpc': '2.0', 'id': 1, 'method': 'q_wait', 'params': {'job_id': 'j'}}
+    >>> _flat_message(b'{"id":18446744073709551615,"method":"q_wait"}', 64) is None
+    True
+    """
+    if line.find(b'"q_submit"', 0, FLAT_HEAD_BYTES) >= 0:
+        return _submit_message(line, _decode_flat_submit, max_depth)
+    try:
+        message: dict[str, Any] = _decode_flat(line)
+    except (msgspec.DecodeError, ValueError):  # (ValueError: a line not UTF-8)
+        return None
+    if message.get("method") == "q_submit":  # named further on: its graph is read below
+        return None
+    return message
+
+
+def _submit_message(
+    line: bytes, decode: Callable[[bytes], Any], max_depth: int | None = None
+) -> dict[str, Any] | None:
     """A ``q_submit`` line decoded as :func:`_decode` decodes it, its graph as the
     :class:`GraphText` :func:`_graph_text` makes of it, or None where the general
     decoder must say (a member or param it does not know, params as an array, no graph,
     a graph that does not decode or whose text :func:`_graph_text` leaves to the kernel).
 
+    ``decode``: :data:`_decode_submit` for a line the general decoder scanned, whose
+    members may be any JSON; :data:`_decode_flat_submit` for one not scanned, whose
+    members and params but the graph must be flat (:func:`_flat_message`): then its
+    graph is scanned (a number that may be out of range: None) and its nesting, within
+    ``max_depth`` with the two objects around it (None: any), is tested here.
+
     The graph's bytes are not decoded when they are the bytes of a graph submitted
     lately (a sweep's programs, the next job of a program): its text is a function of
     those bytes alone, and is kept by them (the same text, the same object; it is
-    immutable). Those bytes decoded before, so they hold valid UTF-8 JSON with no number
-    out of range, as the rest of the line does once it decodes."""
+    immutable), with their count of brackets. Those bytes decoded before, so they hold
+    valid UTF-8 JSON with no number out of range, as the rest of the line does once it
+    decodes."""
     try:
-        message: Any = _decode_submit(line)
+        message: Any = decode(line)
     except (msgspec.DecodeError, ValueError):  # (ValidationError is a DecodeError)
         return None
     params: Any = message.params
-    if message.method != "q_submit" or type(params) is not _SubmitParams:
+    if message.method != "q_submit" or params is _UNSET:
         return None
     raw = params.graph
-    if raw is msgspec.UNSET:
+    if raw is _UNSET:
         return None
+    global _LAST_GRAPH  # one tuple, swapped whole: a thread decoding reads it whole
     data = bytes(raw)
-    graph = _GRAPHS.get(data)
-    if graph is None:
-        try:
-            value = _fast_decode(data)
-        except (msgspec.DecodeError, ValueError):
-            return None
-        graph = _graph_text_of(value)
-        if graph is None:
-            return None
-        if len(data) <= GRAPH_KEPT_BYTES:
-            if len(_GRAPHS) >= GRAPHS_KEPT:
-                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                    del _GRAPHS[next(iter(_GRAPHS))]  # the oldest (another thread's race)
-            _GRAPHS[data] = graph
-    unset = msgspec.UNSET
-    given = {n: v for n, v in zip(_SUBMIT_PARAMS, _astuple(params), strict=True) if v is not unset}
+    last_data, kept = _LAST_GRAPH
+    if data != last_data:  # (the graph of the submit before is compared, not hashed)
+        found = _GRAPHS.get(data)
+        if found is None:
+            found = _graph_kept(data)
+            if found is None:
+                return None
+        kept = found
+        _LAST_GRAPH = (data, kept)
+    graph, brackets = kept
+    if (  # the graph is a member of the params, in the request object
+        max_depth is not None and brackets + 2 > max_depth and nesting_exceeds(data, max_depth - 2)
+    ):
+        return None  # the general decoder refuses the line
+    given = _asdict(params)
+    if _UNSET in given.values():
+        given = {name: value for name, value in given.items() if value is not _UNSET}
     given["graph"] = graph
-    out = {n: v for n, v in zip(_SUBMIT_FIELDS, _astuple(message), strict=True) if v is not unset}
-    out["params"] = given
+    jsonrpc, request_id = message.jsonrpc, message.id
+    out = {"jsonrpc": jsonrpc, "id": request_id, "method": "q_submit", "params": given}
+    if jsonrpc is _UNSET or request_id is _UNSET:
+        out = {name: value for name, value in out.items() if value is not _UNSET}
     return out
+
+
+def _graph_kept(data: bytes) -> tuple[GraphText, int] | None:
+    """The graph text of a submitted graph's bytes and their count of brackets and
+    braces, kept by those bytes when they are short; None where the general decoder
+    must read them (a number that may be out of range, JSON that msgspec refuses, a
+    text that the kernel writes: :func:`_graph_text_of`)."""
+    scanned = data.translate(_SCAN)
+    if scanned.find(_TWENTY_DIGITS) >= 0:
+        return None
+    try:
+        value = _fast_decode(data)
+    except (msgspec.DecodeError, ValueError):
+        return None
+    graph = _graph_text_of(value)
+    if graph is None:
+        return None
+    kept = (graph, scanned.count(b"["))
+    if len(data) <= GRAPH_KEPT_BYTES:
+        if len(_GRAPHS) >= GRAPHS_KEPT:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _GRAPHS[next(iter(_GRAPHS))]  # the oldest (another thread's race)
+        _GRAPHS[data] = kept
+    return kept
 
 
 #: Every digit made a ``0`` and ``E`` an ``e``: a digit before an ``e`` or ``E`` is then the
