@@ -348,8 +348,6 @@ class Scheduler:
                     obj.empty(self)
             elif kind == "boundary":
                 self._boundary(time)
-            elif kind == "alone":  # a shadow's job that ran alone ended (ran_alone)
-                self.ends.append(time)
         if until != INF and until > self.now:
             self.now = until
 
@@ -444,15 +442,7 @@ class Scheduler:
     def _arrive(self, job: Job) -> None:
         if job.state != QUEUED:
             return  # withdrawn before it arrived
-        self.queue[job] = None
-        of = self.queue_of.get(job.tenant)
-        if of is None:
-            of = self.queue_of[job.tenant] = {}
-        of[job] = None
-        at = self.queue_at.get(job.priority)
-        if at is None:
-            at = self.queue_at[job.priority] = {}
-        at[job] = None
+        enqueue(self, job)
         if self._arrived is not None:
             self._arrived(self, job)
         self._wake()
@@ -985,16 +975,17 @@ def _decoder_add(sched: Scheduler, bits: float) -> None:
             sched._set_rate(job)
 
 
-def ran_alone(sched: Scheduler, start: float, end: float) -> None:
-    """In ``sched``, a run that counts its ends only (``records=False``: a live kernel's
-    shadow ``exclusive`` run), a job that arrived when nothing was there, whose steps
-    draw on nothing shared, and which nothing else joined before it ended, started at the
-    boundary ``start`` and ends at ``end``: what its arrival, that boundary and its
-    end change in such a run (the boundary decided; one more end, counted when the clock
-    passes ``end``), without the job (:class:`~qmk.kernel.machine.live.LiveMachine`
-    proves the conditions; its test compares the figure with the job's full run)."""
-    sched._last_decision = start
-    sched._push(end, _END, "alone", None, 0)
+def enqueue(sched: Scheduler, job: Job) -> None:
+    """``job`` joins ``sched``'s queue (and its queues by tenant and by priority), last."""
+    sched.queue[job] = None
+    of = sched.queue_of.get(job.tenant)
+    if of is None:
+        of = sched.queue_of[job.tenant] = {}
+    of[job] = None
+    at = sched.queue_at.get(job.priority)
+    if at is None:
+        at = sched.queue_at[job.priority] = {}
+    at[job] = None
 
 
 def _water_fill(demands: list[float], capacity: float) -> list[float]:

@@ -24,14 +24,10 @@ figure is read, when the log holds :data:`SHADOW_LOG` entries, or when an arriva
 might start the shadow again (the jobs it may hold reach :data:`SHADOW_JOBS`). The
 replay makes the same calls on the shadow the eager run made (only consecutive clock
 moves merge into the last, which changes nothing: no event is pushed between them), so
-the figure is exactly the eager one. A job whose steps draw on nothing shared and
-which arrives at a shadow with nothing to do, nothing else arriving before it ends,
-runs there as one event (:func:`~qmk.kernel.machine.core.ran_alone`: its boundary and
-its end, which the shadow's own rules fix), not its arrival, boundary and end. Such a
-job finds the shadow as it is just before its arrival, not at the policy's clock (which
-a kernel's task lags): what the shadow does before an arrival of a later cycle does not
-depend on it, and the ends found ahead of the policy's clock count once the clock
-passes them. Arrivals and cancels come in the order of their cycles.
+the figure is exactly the eager one. Jobs whose steps draw on nothing shared run
+there as a queue of numbers, not the scheduler's jobs and events
+(:class:`~qmk.kernel.machine.shadow.Shadow`: the same ends). Arrivals and cancels come
+in the order of their cycles.
 
 A kernel runs for months, so nothing here grows with its history: the scheduler keeps
 only the jobs that have not ended, a finished job's record goes to the kernel (which
@@ -64,7 +60,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -72,10 +67,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qmk.kernel.machine import metrics
-from qmk.kernel.machine.core import INF, Scheduler, ran_alone, runtime_alone
+from qmk.kernel.machine.core import Scheduler, runtime_alone
 from qmk.kernel.machine.groups import Groups
 from qmk.kernel.machine.jobs import JobRecord, JobSpec, Timeline
 from qmk.kernel.machine.policies import policy as make_policy
+from qmk.kernel.machine.shadow import Shadow
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -95,10 +91,9 @@ SHADOW_LOG = 1024
 
 class _ShadowLog:
     """The shadow's calls not yet made, in order: ``("submit", spec, timeline)``, ``("cancel",
-    id, at)``, ``("alone", start, end)`` (a job that ran alone: :func:`ran_alone`) and
-    ``("advance", cycle)``, the last clock move kept apart until a submit or a cancel
-    follows it (consecutive moves merge: module docstring). ``submits``: the submits
-    among them."""
+    id, at)`` and ``("advance", cycle)``, the last clock move kept apart until a submit or
+    a cancel follows it (consecutive moves merge: module docstring). ``submits``: the
+    submits among them."""
 
     __slots__ = ("moved", "ops", "submits")
 
@@ -114,7 +109,7 @@ class _ShadowLog:
         self.ops.append(op)
         self.submits += op[0] == "submit"
 
-    def replay(self, shadow: Scheduler) -> int:
+    def replay(self, shadow: Shadow) -> int:
         """Make the logged calls on ``shadow`` and empty the log; the jobs that ended."""
         ended = 0
         for op in self.ops:
@@ -123,8 +118,6 @@ class _ShadowLog:
                 shadow.submit(op[1], checked=True, timeline=op[2])
             elif kind == "cancel":
                 shadow.cancel(op[1], op[2])
-            elif kind == "alone":
-                ran_alone(shadow, op[1], op[2])
             else:
                 shadow.advance(op[1])
                 ended += shadow.take_ended(op[1])
@@ -192,42 +185,20 @@ class LiveMachine:
         #: the footprint object :meth:`check` read last, and what is known of it (a
         #: program's jobs share one: no encoding of it a job)
         self._last: tuple[Footprint | None, tuple[float, Timeline] | None] = (None, None)
-        #: the jobs the shadow may run one after another alone (module docstring): each
-        #: one's submit in the log, the boundary it starts at there and its end, in
-        #: arrival order; the last such boundary logged
-        self._chain: list[tuple[list[Any], float, float]] = []
-        self._lone_decided = -INF
-        #: jobs the shadow ran alone (one event each, not their arrival, boundary, end)
-        self.ran_alone = 0
+        #: jobs the shadows before this one ran in their queue
+        self._ran_before = 0
 
-    def _shadow(self) -> Scheduler:
-        return Scheduler(
-            self.machine,
-            make_policy("exclusive"),
-            self.tenants,
-            history=False,
-            records=False,
-            whole=True,
-        )
+    def _shadow(self) -> Shadow:
+        return Shadow(self.machine, self.tenants)
 
-    def _end_chain(self, alone: bool) -> None:
-        """The jobs that may run one after another alone in the shadow did (``alone``:
-        each one's submit in the log becomes one event, :func:`ran_alone`), or run as
-        they came."""
-        chain, self._chain = self._chain, []
-        if alone and chain:
-            for op, start, end in chain:
-                op[:] = ("alone", start, end)
-            self._log.submits -= len(chain)
-            self._lone_decided = chain[-1][1]
-            self.ran_alone += len(chain)
+    @property
+    def ran_alone(self) -> int:
+        """Jobs the shadow ran in its queue, without its scheduler's events (module
+        docstring), since the machine started."""
+        return self._ran_before + (self.shadow.queued_jobs if self.shadow is not None else 0)
 
     def sync_shadow(self) -> None:
-        """Bring the shadow ``exclusive`` run up to the policy's: replay its log (a job
-        that may run alone there did if it ended by the clock, else it runs as it came:
-        nothing arrived since it did, and what arrives next comes after the clock)."""
-        if self._chain:
-            self._end_chain(self._chain[-1][2] <= self.now)
+        """Bring the shadow ``exclusive`` run up to the policy's: replay its log."""
         if self.shadow is not None and (self._log.ops or self._log.moved is not None):
             self.shadow_ended += self._log.replay(self.shadow)
 
@@ -277,96 +248,23 @@ class LiveMachine:
             self._sched.submit(spec, checked=True, timeline=timeline)
         if self.shadow is not None:
             log = self._log
-            if self._chain and self._chain[-1][2] < spec.arrival_cycle:
-                self._end_chain(True)  # they ran alone: they ended before this arrival
             later = spec.arrival_cycle > self._last_arrival  # none of the window before it
             # the shadow may hold shadow_jobs only if every logged arrival is still in it
             shadow = self.shadow
             if later and shadow.holding() + len(shadow.ends) + log.submits >= self.shadow_jobs:
                 self.sync_shadow()
-                # those it holds, and those that ended in it past the policy's clock
-                # (_may_run_alone): the eager shadow still held them at that clock
+                # those it holds, and those that ended in it past the policy's clock:
+                # the eager shadow still held them at that clock
                 if self.shadow.holding() + len(self.shadow.ends) >= self.shadow_jobs:
+                    self._ran_before += self.shadow.queued_jobs
                     self.shadow = self._shadow()
-                    self._lone_decided = -INF
                     self.window_start = float(spec.arrival_cycle)
                     self.ended_in_window = self.shadow_ended = 0
             # the policy's check holds for exclusive's (all pools, every module)
-            op = ["submit", spec, timeline]
-            self._may_run_alone(op, spec, timeline)
-            log.add(op)
+            log.add(("submit", spec, timeline))
             if len(log.ops) >= self.shadow_log:
                 self.sync_shadow()
         self._last_arrival = spec.arrival_cycle
-
-    def _may_run_alone(self, op: list[Any], spec: JobSpec, timeline: Timeline) -> None:
-        """Keep ``op`` (``spec``'s submit to the shadow, to be logged) as a job that may
-        run alone there: its steps draw on nothing shared, and the shadow, its log
-        replayed, holds nothing and has nothing left to do but count the ends of jobs
-        that ran alone, or holds only such jobs (:meth:`_may_follow`). Its boundary and
-        end are those the shadow's own rules give it (``Scheduler._wake``, ``_enter``,
-        ``_run_whole``); they ran alone if the next arrival comes after the last one's
-        end, with no cancel of them before (:meth:`admit`)."""
-        shadow = self.shadow
-        assert shadow is not None
-        first = timeline.first
-        plain = timeline.plain_after if shadow._past_fences else timeline.plain_fenceless
-        if (
-            timeline.t_total
-            or timeline.b_total
-            or not shadow._whole
-            or self.shadow_jobs < 2  # a restart is decided on the jobs held: one counts
-            or first < 0  # it ends at once
-            or not plain[first]  # it runs step by step
-        ):
-            self._end_chain(False)
-            return
-        if self._chain:
-            self._may_follow(op, spec, timeline)
-            return
-        if self._log.submits:
-            self.sync_shadow()  # the replay it would make later, made now
-        if shadow._by_id:
-            # what the shadow does before this arrival, done now: an arrival of another
-            # cycle pushes nothing before it, so the shadow's events are the eager run's,
-            # and the ends it counts, those by the policy's clock (Scheduler.take_ended)
-            ahead = math.nextafter(float(spec.arrival_cycle), -INF)
-            if ahead <= shadow.now:
-                return
-            self.sync_shadow()
-            shadow.advance(ahead)
-            if shadow._by_id:
-                return
-        heap = shadow._heap
-        if heap and any(event[3] != "alone" for event in heap):
-            return
-        epoch = self.machine.epoch_cycles
-        start = float(math.ceil(float(spec.arrival_cycle) / epoch) * epoch)
-        decided = max(shadow._last_decision, self._lone_decided)
-        if start <= decided:
-            start = decided + epoch
-        end = timeline.run_from(first, start, shadow._decoder_f)[1]
-        self._chain.append((op, start, end))
-
-    def _may_follow(self, op: list[Any], spec: JobSpec, timeline: Timeline) -> None:
-        """``op``'s job (its steps draw on nothing shared) arrives while the jobs that
-        may run alone in the shadow have not all ended: ``exclusive`` starts it at the
-        boundary the last one's end wakes (``Scheduler._finish``, ``_wake``: the
-        boundaries its own arrival and the others' woke meanwhile decided nothing, or
-        that one), so it may run alone after them. Not where the policy's clock has
-        passed its arrival (a boundary of its cycle may have been decided before it)."""
-        shadow = self.shadow
-        assert shadow is not None
-        if spec.arrival_cycle <= self.now:
-            self._end_chain(False)
-            return
-        _, last_start, last_end = self._chain[-1]
-        epoch = self.machine.epoch_cycles
-        start = float(math.ceil(last_end / epoch) * epoch)
-        if start <= last_start:
-            start = last_start + epoch
-        end = timeline.run_from(timeline.first, start, shadow._decoder_f)[1]
-        self._chain.append((op, start, end))
 
     def knows(self, job_id: str) -> bool:
         """Whether ``job_id`` is on the machine (not ended, not cancelled)."""
@@ -397,8 +295,6 @@ class LiveMachine:
         ``exclusive`` one alike: at ``at`` it leaves the queue, or frees its tiles and its
         claims on the factories, links and decoder. Whether it was here."""
         if self.shadow is not None:
-            if any(op[1].id == job_id for op, _, _ in self._chain):
-                self._end_chain(False)  # they run as they came
             self._log.add(("cancel", job_id, at))
             if len(self._log.ops) >= self.shadow_log:
                 self.sync_shadow()
