@@ -47,7 +47,6 @@ boundary). ``exclusive`` starts one job a boundary: its groups are of one.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +85,7 @@ class _Group:
         "decided",
         "emitted",
         "first_end",
+        "in_order",
         "last_end",
         "members",
         "now",
@@ -110,6 +110,7 @@ class _Group:
         self.emitted = 0  # records given
         self.first_end = INF
         self.last_end = -INF
+        self.in_order = True  # the members' ends in arrival order (the order of ends)
 
 
 class Groups:
@@ -205,7 +206,9 @@ class Groups:
         group.used[pool] = group.used.get(pool, 0) + need
         end = timeline.run_from(timeline.first, group.boundary, sched._decoder_f)[1]
         members.append((spec, timeline, pool, end))
-        if end > group.last_end:
+        if end < group.last_end:
+            group.in_order = False  # it ends before one that came before it
+        else:
             group.last_end = end
         if end < group.first_end:
             group.first_end = end
@@ -263,7 +266,7 @@ class Groups:
                 if cycle < group.boundary:
                     break
                 group.decided = True
-                group.order = _by_end(members)
+                group.order = list(range(len(members))) if group.in_order else _by_end(members)
             order = group.order
             while group.emitted < len(order):
                 spec, timeline, pool, end = members[order[group.emitted]]
@@ -331,14 +334,18 @@ class Groups:
         tenants = sched._tenants
         gauge = sched.gauges["tiles"]
         at = group.boundary
-        if count == 1:
-            spec = members[0][0]
-            placed = {spec.tenant: spec.footprint.tiles}
-        else:
-            placed = {}
-            for spec, _, _, _ in members:
-                placed[spec.tenant] = placed.get(spec.tenant, 0) + spec.footprint.tiles
         held = sched._held
+        if count == 1:  # a job alone: placed, then ended
+            spec, _, _, end = members[0]
+            used, tiles = tenants[spec.tenant], spec.footprint.tiles
+            used.change(at, tiles)
+            gauge.set(at, held + tiles)
+            used.change(end, -tiles)
+            gauge.set(end, held)
+            return
+        placed: dict[str, int] = {}
+        for spec, _, _, _ in members:
+            placed[spec.tenant] = placed.get(spec.tenant, 0) + spec.footprint.tiles
         for tenant, tiles in placed.items():
             tenants[tenant].change(at, tiles)
             held += tiles
@@ -384,8 +391,6 @@ class Groups:
 def _by_end(members: list[tuple[JobSpec, Timeline, int, float]]) -> list[int]:
     """The members' indices by end, then arrival (the canonical order of ends)."""
     ends = [member[3] for member in members]
-    if all(a <= b for a, b in itertools.pairwise(ends)):  # a group's jobs alike: in order
-        return list(range(len(ends)))
     return sorted(range(len(ends)), key=lambda i: (ends[i], i))
 
 
