@@ -15,18 +15,11 @@ from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.jobs import JobSpec
 from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.spec import MachineSpec
+from support import machine
 
 
 def footprint(tiles: int, *steps: Step) -> Footprint:
-    return Footprint(
-        target="test",
-        logical_qubits=3,
-        block="fast",
-        data_tiles=tiles - 1,
-        routing_tiles=1,
-        code_distance=9,
-        steps=steps,
-    )
+    return machine.footprint(tiles, *steps, qubits=3)
 
 
 PLAIN = [  # steps that draw on nothing shared: a group may hold them

@@ -7,26 +7,14 @@ import random
 
 import pytest
 
-from qmk.execution.footprint import Footprint, Step
+from qmk.execution.footprint import Step
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.core import Scheduler
 from qmk.kernel.machine.jobs import JobSpec
 from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.policies import policy
 from qmk.kernel.machine.spec import MachineSpec
-
-
-def footprint(tiles: int, *steps: Step) -> Footprint:
-    return Footprint(
-        target="test",
-        logical_qubits=2,
-        block="fast",
-        data_tiles=tiles - 1,
-        routing_tiles=1,
-        code_distance=9,
-        steps=steps,
-    )
-
+from support.machine import footprint
 
 SHAPES = [
     footprint(5, Step(kind="idle", cycles=30)),
@@ -367,6 +355,40 @@ PRIVATE = [  # steps that draw on nothing shared: the shadow may run such a job 
 ]
 
 
+class _Mirrored:
+    """A live machine and an eager exclusive shadow of the same jobs (its bound and
+    weights), moved together; :meth:`read` checks the live machine's speedup against
+    the eager one's."""
+
+    def __init__(self, live: LiveMachine) -> None:
+        self.live = live
+        self.eager = _EagerShadow(live.shadow_jobs, live.tenants)
+        self.done_in_window = self.reads = 0
+
+    def advance(self, to: float) -> None:
+        ended = self.live.advance(to)
+        self.eager.advance(to)
+        self.done_in_window += sum(r.arrival_cycle >= self.eager.window for r in ended)
+
+    def read(self) -> None:
+        self.reads += 1
+        eager = self.eager
+        expected = self.done_in_window / eager.ended if eager.ended else None
+        assert self.live.status()["speedup_vs_exclusive"] == expected
+        assert self.live.window_start == eager.window
+
+    def admit(self, spec: JobSpec) -> None:
+        window = self.eager.window
+        self.live.admit(spec)
+        self.eager.admit(spec)
+        if self.eager.window != window:
+            self.done_in_window = 0
+
+    def withdraw(self, victim: str, cycle: float) -> None:
+        self.live.withdraw(victim, cycle)
+        self.eager.sched.cancel(victim, cycle)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_job_the_shadow_runs_alone_gives_the_speedup_its_full_run_did(seed):
     # jobs that draw on nothing shared, arriving at an empty exclusive shadow with
@@ -376,23 +398,9 @@ def test_a_job_the_shadow_runs_alone_gives_the_speedup_its_full_run_did(seed):
     # shadow started again at a bound of 6) is exactly the eager shadow's
     rng = random.Random(seed)
     weights = {"a": 1.0, "b": 2.0}
-    live = LiveMachine(MACHINE, "fair-share", weights, shadow_jobs=6, shadow_log=30)
-    eager = _EagerShadow(6, weights)
-    done_in_window, cycle, reads = 0, 0, 0
+    both = _Mirrored(LiveMachine(MACHINE, "fair-share", weights, shadow_jobs=6, shadow_log=30))
+    live, advance, read, cycle = both.live, both.advance, both.read, 0
     shapes = PRIVATE * 3 + SHAPES[1:]
-
-    def advance(to: float) -> None:
-        nonlocal done_in_window
-        ended = live.advance(to)
-        eager.advance(to)
-        done_in_window += sum(r.arrival_cycle >= eager.window for r in ended)
-
-    def read() -> None:
-        nonlocal reads
-        reads += 1
-        expected = done_in_window / eager.ended if eager.ended else None
-        assert live.status()["speedup_vs_exclusive"] == expected
-        assert live.window_start == eager.window
 
     for i in range(300):
         cycle += rng.choice([0, 1, 4, 9, 20, 31, 40, 77, 150])
@@ -409,21 +417,16 @@ def test_a_job_the_shadow_runs_alone_gives_the_speedup_its_full_run_did(seed):
         spec = JobSpec(
             id=f"j{i}", tenant="ab"[i % 2], footprint=rng.choice(shapes), arrival_cycle=cycle
         )
-        window = eager.window
-        live.admit(spec)
-        eager.admit(spec)
-        if eager.window != window:
-            done_in_window = 0
+        both.admit(spec)
         if rng.random() < 0.08:  # the job just come, or one before it
             victim = f"j{rng.randrange(max(0, i - 2), i + 1)}"
-            live.withdraw(victim, cycle)
-            eager.sched.cancel(victim, cycle)
+            both.withdraw(victim, cycle)
         if rng.random() < 0.1:
             read()
     for end in (cycle + 5, cycle + 500, math.inf):
         advance(end)
         read()
-    assert reads >= 80 and live.ran_alone >= 5, (reads, live.ran_alone)
+    assert both.reads >= 80 and live.ran_alone >= 5, (both.reads, live.ran_alone)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -437,23 +440,9 @@ def test_bursts_of_jobs_the_shadow_runs_one_after_another_alone_give_the_eager_s
     # exactly the eager shadow's, and most jobs ran alone
     rng = random.Random(seed)
     weights = {"a": 1.0, "b": 2.0}
-    live = LiveMachine(MACHINE, "fair-share", weights, shadow_jobs=12, shadow_log=100)
-    eager = _EagerShadow(12, weights)
-    done_in_window, cycle, reads = 0, 0, 0
+    both = _Mirrored(LiveMachine(MACHINE, "fair-share", weights, shadow_jobs=12, shadow_log=100))
+    live, advance, read, cycle = both.live, both.advance, both.read, 0
     shapes = PRIVATE * 6 + SHAPES[1:]
-
-    def advance(to: float) -> None:
-        nonlocal done_in_window
-        ended = live.advance(to)
-        eager.advance(to)
-        done_in_window += sum(r.arrival_cycle >= eager.window for r in ended)
-
-    def read() -> None:
-        nonlocal reads
-        reads += 1
-        expected = done_in_window / eager.ended if eager.ended else None
-        assert live.status()["speedup_vs_exclusive"] == expected
-        assert live.window_start == eager.window
 
     for i in range(400):
         cycle += rng.choice([0, 1, 2, 3, 5, 8]) if i % 6 else rng.choice([60, 250, 400, 700])
@@ -466,21 +455,16 @@ def test_bursts_of_jobs_the_shadow_runs_one_after_another_alone_give_the_eager_s
         spec = JobSpec(
             id=f"j{i}", tenant="ab"[i % 2], footprint=rng.choice(shapes), arrival_cycle=cycle
         )
-        window = eager.window
-        live.admit(spec)
-        eager.admit(spec)
-        if eager.window != window:
-            done_in_window = 0
+        both.admit(spec)
         if rng.random() < 0.02:
             victim = f"j{rng.randrange(max(0, i - 3), i + 1)}"
-            live.withdraw(victim, cycle)
-            eager.sched.cancel(victim, cycle)
+            both.withdraw(victim, cycle)
         if rng.random() < 0.03:
             read()
     for end in (cycle + 5, cycle + 500, math.inf):
         advance(end)
         read()
-    assert reads >= 10 and live.ran_alone >= 40, (reads, live.ran_alone)
+    assert both.reads >= 10 and live.ran_alone >= 40, (both.reads, live.ran_alone)
 
 
 @pytest.mark.parametrize(("second", "clock"), [(50, 40.0), (55, 40.0), (55, 39.5), (44, 43.0)])

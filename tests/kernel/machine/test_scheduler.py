@@ -15,18 +15,7 @@ from qmk.kernel.machine.core import Scheduler
 from qmk.kernel.machine.jobs import JobSpec
 from qmk.kernel.machine.policies import policy
 from qmk.kernel.machine.spec import MachineSpec
-
-
-def footprint(tiles: int, *steps: Step, qubits: int = 2) -> Footprint:
-    return Footprint(
-        target="test",
-        logical_qubits=qubits,
-        block="fast",
-        data_tiles=tiles - 1,
-        routing_tiles=1,
-        code_distance=9,
-        steps=steps,
-    )
+from support.machine import footprint
 
 
 def idle(cycles: int) -> Step:

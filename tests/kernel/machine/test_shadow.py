@@ -8,25 +8,13 @@ import random
 
 import pytest
 
-from qmk.execution.footprint import Footprint, Step
+from qmk.execution.footprint import Step
 from qmk.kernel.machine.core import Scheduler
 from qmk.kernel.machine.jobs import JobSpec, Timeline
 from qmk.kernel.machine.policies import policy
 from qmk.kernel.machine.shadow import Shadow
 from qmk.kernel.machine.spec import MachineSpec
-
-
-def footprint(tiles: int, *steps: Step) -> Footprint:
-    return Footprint(
-        target="test",
-        logical_qubits=2,
-        block="fast",
-        data_tiles=tiles - 1,
-        routing_tiles=1,
-        code_distance=9,
-        steps=steps,
-    )
-
+from support.machine import footprint
 
 SHAPES = [
     footprint(3, Step(kind="gates", cycles=1, repeat=2), Step(kind="measure", cycles=1)),
