@@ -33,7 +33,10 @@ def test_an_urgent_job_preempts_it_at_a_fence_and_it_resumes_with_the_same_count
         with Client.connect(str(server.socket), **ALICE) as client:
             slow = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False, "priority": 1})
             job_id = slow["job_id"]
-            # the pause gate holds it at its first fence until the kernel's yield comes
+            # on its worker before the urgent one comes (released by the shared machine
+            # first: an urgent job released with it would simply run first, nothing to
+            # preempt); the pause gate holds it at its first fence until the yield comes
+            until_running(client, job_id)
             urgent = client.q_submit(BELL, 100, 2, policy={"priority": 5})
             done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
             assert done["state"] == "COMPLETED", done
