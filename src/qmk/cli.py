@@ -34,7 +34,7 @@ from typing import Any, NoReturn, TextIO
 from qmk import __version__
 from qmk.abi.errors import CommandError
 from qmk.commands import register_all, register_for
-from qmk.errors import QMKError, closest
+from qmk.errors import QMKError, closest, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,7 +149,7 @@ def main(
     except Exception as exc:
         if os.environ.get("QMK_DEBUG"):
             raise
-        said = " ".join(str(exc).split())  # one line, whatever a library's message holds
+        said = one_line(exc)  # whatever a library's message holds
         err.write(f"qmk: internal error {type(exc).__name__}: {said} (QMK_DEBUG=1 shows more)\n")
         return 3
 

@@ -376,6 +376,19 @@ def closest(name: str, known: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` (a library's exception, say) as one line: its runs of white space, line
+    breaks included, one space each; past ``limit`` characters cut, ``...`` after.
+
+    >>> one_line("no libfoo.so in\\n    libbar.so\\n    libbaz.so")
+    'no libfoo.so in libbar.so libbaz.so'
+    >>> one_line("a b c d", limit=3)
+    'a b...'
+    """
+    words = " ".join(str(text).split())
+    return words if limit is None or len(words) <= limit else f"{words[:limit]}..."
+
+
 def summary_of(cls: type) -> str:
     """The first line of a class's docstring, with RST literals as Markdown ones."""
     return (cls.__doc__ or "").strip().splitlines()[0].replace("``", "`")

@@ -42,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
 
-from qmk.errors import warning
+from qmk.errors import one_line, warning
 from qmk.frontends import decompose
 from qmk.frontends.builder import GATE_OPS, ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
@@ -113,8 +113,7 @@ def from_stim(
         try:
             circuit = stim.Circuit(circuit)
         except ValueError as exc:
-            message = " ".join(str(exc).split())
-            raise FrontendError.of("syntax", f"{name}: {message}", source=name) from None
+            raise FrontendError.of("syntax", f"{name}: {one_line(exc)}", source=name) from None
     if not isinstance(circuit, stim.Circuit):
         raise FrontendError.of(
             "bad-value", f"from_stim takes a stim.Circuit or its text, got {type(circuit).__name__}"

@@ -29,6 +29,7 @@ from qmk import defaults
 from qmk.engines import fusion, sampling
 from qmk.engines.adapters._segments import SegmentEngine, SegmentGate, dense_gate
 from qmk.engines.base import EngineError
+from qmk.errors import one_line
 
 #: The widest block of gates fused into one ``apply_matrix`` (each pass over the state
 #: is memory-bound: fewer, wider passes; qsim's GPU backend is run with the same width).
@@ -80,8 +81,7 @@ def loaded(name: str = defaults.CUSTATEVEC) -> tuple[Any, Any, Any, Any, Any]:
         cusv, data_type, compute_type = _bindings()
         handle = cusv.create()
     except Exception as exc:  # anything a library that does not load raises
-        words = " ".join(str(exc).split())
-        why = f"{type(exc).__name__}: {words[:200]}{'...' if len(words) > 200 else ''}"
+        why = f"{type(exc).__name__}: {one_line(exc, limit=200)}"
         raise EngineError.of(
             "engine-unavailable",
             f"the {name} engine cannot run here: cuStateVec does not load ({why})",
