@@ -58,21 +58,6 @@ def test_a_records_waits_are_whole_cycles_in_its_own_order_whichever_way_it_wait
     )
 
 
-def _run_from_step_by_step(tl: Timeline, index: int, start: float, f: float) -> tuple[float, float]:
-    """What ``Timeline.run_from`` gives, one step after another as the scheduler's step
-    events compute it (the oracle of the test below)."""
-    at = last = start
-    for fence, c, r, _t, _b, _m in tl.steps[index:]:
-        if fence or not c:
-            continue
-        last = at
-        at = at + max(0.0, r - 0.0) / (f / c)
-        near = round(at)
-        if abs(at - near) < 1e-7:
-            at = float(near)
-    return last, at
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_run_from_gives_the_step_by_step_times_to_the_last_bit(seed):
     # from any step, at full rate or throttled, from a whole cycle or not, with steps of
@@ -100,7 +85,7 @@ def test_run_from_gives_the_step_by_step_times_to_the_last_bit(seed):
             for start in (0.0, 40.0, 12345.0, 2.5, float(2**52), 7.0 + 1e-9):
                 for f in (1.0, 0.75, 1 / 3):
                     got = tl.run_from(index, start, f)
-                    assert got == _run_from_step_by_step(tl, index, start, f), (
+                    assert got == tl.stepwise(index, start, f), (
                         steps,
                         index,
                         start,

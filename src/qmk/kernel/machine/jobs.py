@@ -203,6 +203,21 @@ class Timeline:
             span = self.whole_spans[index] if index < len(self.steps) else (0.0, 0.0)
             if span is not None:  # the loop's sums, each exact
                 return start + span[0], start + span[1]
+        return self.stepwise(index, start, f)
+
+    def stepwise(self, index: int, start: float, f: float = 1.0) -> tuple[float, float]:
+        """What :meth:`run_from` gives, one step after another as the scheduler's step
+        events compute it (its sums kept per step give the same, to the bit, where they
+        apply).
+
+        >>> from qmk.execution.footprint import Footprint, Step
+        >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+        ...                routing_tiles=2, code_distance=9,
+        ...                steps=(Step(kind="gates", cycles=3, repeat=2),
+        ...                       Step(kind="fence", cycles=0), Step(kind="idle", cycles=5)))
+        >>> Timeline(fp).stepwise(0, 100.0, f=0.5)
+        (112.0, 122.0)
+        """
         at = last = start
         for fence, c, r, _t, _b, _m in self.steps[index:]:
             if fence or not c:
