@@ -337,7 +337,7 @@ class PoolLine:
         return frames
 
     def send(self, message: Any) -> bool:
-        """Queue ``message`` and write what the socket takes now (never blocks): True
+        """Queue ``message`` and write what the line takes now (never blocks): True
         when nothing waits any more (as :meth:`flush`).
 
         Raises:
@@ -353,7 +353,7 @@ class PoolLine:
 
     def send_frame(self, data: bytes) -> bool:
         """Queue a whole frame made already (:func:`task_frame`) and write what the
-        socket takes now (never blocks), as :meth:`send`."""
+        line takes now (never blocks), as :meth:`send`."""
         self._out.append(data)
         return self.flush()
 
