@@ -294,16 +294,19 @@ def test_asking_whether_qsim_gpu_can_run_imports_neither_qsimcirq_nor_cirq() -> 
     pytest.importorskip("qsimcirq")
     code = (
         "import sys\n"
-        "from qmk.engines.adapters.qsim import QsimGpuEngine\n"
-        "print(QsimGpuEngine.unavailable_reason())\n"
-        "print(sorted({'qsimcirq', 'cirq'} & set(sys.modules)))\n"
+        "from dataclasses import replace\n"
+        "from qmk.engines.registry import check, spec\n"
+        "print(check(replace(spec('qsim-gpu'), gpu=False)).reason)\n"
+        "print(sorted({'qsimcirq', 'cirq', 'qmk.engines.adapters.qsim'} & set(sys.modules)))\n"
     )
     reason, imported = _fresh_python(code)
     assert imported == "[]"
     import qsimcirq
 
     if qsimcirq.qsim_gpu is None:  # the wheels: built without CUDA
-        assert reason == "this qsimcirq was built without GPU support (it has no qsim_cuda module)"
+        assert reason == (
+            "this qsimcirq was built without GPU support (it has no qsim_cuda or qsim_hip module)"
+        )
     else:
         assert reason == "None"
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import glob
 import importlib
 import importlib.util
 import os
@@ -438,11 +439,12 @@ class EngineSpec:
     #: this to the class): a :attr:`Workload.batchable` program is priced as one
     #: simulation, whatever its noise and mid-circuit outcomes.
     batch: bool = False
-    #: Its class says why it cannot run though its packages are installed
-    #: (``unavailable_reason``; a test holds this to the class): :func:`check` imports
-    #: its module to ask. The others' modules are imported only to build one (a fresh
-    #: ``qmk run`` routed past eight able engines imported six adapters, 4 ms of CPU).
-    own_check: bool = False
+    #: Compiled modules of its first required package of which one at least must be
+    #: there (``qsim-gpu``: qsimcirq's CUDA or HIP module; a package built without GPU
+    #: support has neither). Found by the package's files, importing nothing: the
+    #: router asks it of every job where a GPU is, and importing qsimcirq imports cirq
+    #: (over a second), or the adapter's module (what an unchosen engine never imports).
+    gpu_modules: tuple[str, ...] = ()
     #: A ``segments`` engine whose state stays where it computes between segments and
     #: whose whole-state shots are drawn there (``custatevec``: on the GPU): its first
     #: segment, from ``|0...0>``, and its samples cost no round trip; each later
@@ -869,7 +871,7 @@ SPECS: tuple[EngineSpec, ...] = (
         summary="qsim's CUDA statevector (qsimcirq built with GPU support)",
         module="qmk.engines.adapters.qsim",
         cls="QsimGpuEngine",
-        own_check=True,
+        gpu_modules=("qsim_cuda", "qsim_hip"),
         requires=("qsimcirq", "cirq"),
         extra="qsim",
         gpu=True,
@@ -1028,48 +1030,42 @@ def availability(name: str) -> Availability:
     return check(spec(name))
 
 
-@functools.cache
-def installed(name: str) -> Availability:
-    """The first half of :func:`availability`, which imports nothing of QMK's engines:
-    whether engine ``name``'s GPU (for a GPU engine) and every module it requires are
-    there (the router asks it first, so that an engine the job cannot use anyway is
-    not imported: the stabilizer's module imports stim).
+def check(entry: EngineSpec) -> Availability:
+    """Whether the engine ``entry`` describes can run here: its GPU (for a GPU engine)
+    and every module it requires are there, and, where it needs a package's GPU build,
+    one of that package's :attr:`EngineSpec.gpu_modules`. Imports nothing: no optional
+    package and none of QMK's engine modules (the router asks it of every engine it
+    weighs; an engine's module is imported only to build one).
 
-    Raises:
-        EngineError: ``QE101 engine-unknown``.
+    >>> from dataclasses import replace
+    >>> check(replace(spec("statevector"), requires=("qmk_no_such_package",), extra="x")).reason
+    "qmk_no_such_package not installed (pip install 'quantum-microkernel[x]')"
+    >>> check(replace(spec("statevector"), requires=("msgspec",), gpu_modules=("_cuda",))).reason
+    'this msgspec was built without GPU support (it has no _cuda module)'
     """
-    return _installed(spec(name))
-
-
-def _installed(entry: EngineSpec) -> Availability:
     if entry.gpu and not gpu_present():
         return Availability(available=False, reason="no CUDA GPU here")
     missing = [module for module in entry.requires if not _module_found(module)]
     if missing:
         how = f"pip install 'quantum-microkernel[{entry.extra}]'" if entry.extra else "install it"
         return Availability(available=False, reason=f"{', '.join(missing)} not installed ({how})")
+    if entry.gpu_modules and not _holds_module(entry.requires[0], entry.gpu_modules):
+        return Availability(
+            available=False,
+            reason=f"this {entry.requires[0]} was built without GPU support (it has no "
+            f"{' or '.join(entry.gpu_modules)} module)",
+        )
     return Availability(available=True)
 
 
-def check(entry: EngineSpec) -> Availability:
-    """Whether the engine ``entry`` describes can run here: its GPU (for a GPU engine)
-    and every module it requires are there, and its class finds nothing missing
-    (``unavailable_reason``, asked only of an engine whose :attr:`EngineSpec.own_check`
-    says it has one: only its module is imported here). Imports no optional package.
-
-    >>> from dataclasses import replace
-    >>> check(replace(spec("statevector"), requires=("qmk_no_such_package",), extra="x")).reason
-    "qmk_no_such_package not installed (pip install 'quantum-microkernel[x]')"
-    """
-    found_here = _installed(entry)
-    if not found_here.available or not entry.own_check:
-        return found_here
-    found = getattr(importlib.import_module(entry.module), entry.cls, None)
-    reason = getattr(found, "unavailable_reason", None)
-    why = reason() if callable(reason) else None
-    if why:
-        return Availability(available=False, reason=str(why))
-    return Availability(available=True)
+def _holds_module(package: str, modules: tuple[str, ...]) -> bool:
+    """Whether the installed ``package`` holds a file of one of ``modules`` (a compiled
+    extension, whatever its suffix), found without importing it."""
+    found = importlib.util.find_spec(package)
+    places = (found.submodule_search_locations or []) if found is not None else []
+    return any(
+        glob.glob(os.path.join(place, f"{module}.*")) for place in places for module in modules
+    )
 
 
 def require(name: str) -> EngineSpec:
@@ -1349,7 +1345,6 @@ __all__ = [
     "capabilities",
     "check",
     "gpu_present",
-    "installed",
     "load",
     "max_qubits",
     "require",

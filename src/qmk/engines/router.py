@@ -48,7 +48,6 @@ from qmk.engines.registry import (
     compiled_here,
     fits,
     human_seconds,
-    installed,
     load,
     max_qubits,
     spec,
@@ -199,7 +198,7 @@ def assess(
     ``limits`` (default: this one's, read now), and at what estimated cost."""
     limits = WorkerLimits.read() if limits is None else limits
     name = entry.name
-    found = installed(name)  # imports nothing: the engine's module waits for the job's fit
+    found = availability(name)  # imports nothing: the engine's module waits for the job's fit
     if not found.available:
         return Candidate(engine=name, refusal="unavailable", reason=found.reason)
     forbidden = _forbidden(entry, limits)
@@ -229,9 +228,6 @@ def assess(
             reason="replays its circuit from |0>: it runs terminal measurements only, and "
             "this program measures, resets or frees qubits before its end",
         )
-    found = availability(name)  # its class's own check, where it has one (imports its module)
-    if not found.available:
-        return Candidate(engine=name, refusal="unavailable", reason=found.reason)
     # its constructor's signature (which imports its module) only where there are options
     taken = _keywords(name) if options else None
     strange = sorted(set(options) - taken) if taken is not None else []

@@ -155,11 +155,6 @@ class SegmentEngine(GateEngine):
         """The state after ``gates`` (on axes) from ``state`` (flat vector or square matrix)."""
         raise NotImplementedError
 
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """Why the simulator cannot run here though its packages are installed, or None."""
-        return None
-
     # ------------------------------------------------------------------ properties
 
     @property

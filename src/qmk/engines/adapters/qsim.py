@@ -9,8 +9,8 @@ computes in single precision (complex64) only. Install with
 :class:`QsimGpuEngine` runs qsim's CUDA backend; it registers only where a CUDA GPU is
 present and qsimcirq was built with GPU support (``qsimcirq.qsim_gpu``), through
 qsimcirq's options ``use_gpu`` and ``gpu_mode``. Its tests skip without one; on an H200
-with a qsimcirq 0.22.0 whose CUDA module was built from qsim's sources it passes the
-conformance suite and the exact-distribution corpus (``docs/engines.md``).
+and an H100, with a qsimcirq 0.22.0 whose CUDA module was built from qsim's sources, it
+passes the conformance suite and the exact-distribution corpus (``docs/engines.md``).
 
 >>> import pytest; _ = pytest.importorskip("qsimcirq")
 >>> engine = QsimEngine(seed=1)
@@ -22,8 +22,6 @@ conformance suite and the exact-distribution corpus (``docs/engines.md``).
 
 from __future__ import annotations
 
-import glob
-import importlib.util
 import os
 from collections.abc import Sequence
 from typing import ClassVar
@@ -37,8 +35,6 @@ from qmk.engines.base import EngineError
 
 #: The largest gate block qsim's fuser builds (qsim's own benchmarks use 4).
 FUSED_GATE_SIZE = 4
-#: The modules of qsimcirq's GPU backends (a build with CUDA, or with HIP, has one).
-GPU_MODULES = ("qsim_cuda", "qsim_hip")
 
 
 class QsimEngine(SegmentEngine):
@@ -89,18 +85,6 @@ class QsimGpuEngine(QsimEngine):
 
     name: ClassVar[str] = defaults.QSIM_GPU
     _gpu: ClassVar[bool] = True
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """Why not, where qsimcirq's package holds no CUDA (or HIP) module: found by its
-        files, without importing qsimcirq (which imports cirq: over a second a process,
-        which every run the router weighs this engine for would pay)."""
-        found = importlib.util.find_spec("qsimcirq")
-        places = (found.submodule_search_locations or []) if found is not None else []
-        for place in places:
-            if any(glob.glob(os.path.join(place, f"{name}.*")) for name in GPU_MODULES):
-                return None
-        return "this qsimcirq was built without GPU support (it has no qsim_cuda module)"
 
     def _setup(self) -> None:
         import qsimcirq
