@@ -194,6 +194,15 @@ def test_a_job_read_back_while_writes_pend_is_answered_committed(
 # --------------------------------------------------------------------------- a submit that waits
 
 
+def usage_ids(data_dir: Path) -> list[str]:
+    """The usage records' ids, as another connection sees them."""
+    db = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
+    try:
+        return sorted(row[0] for row in db.execute("SELECT usage_id FROM usage"))
+    finally:
+        db.close()
+
+
 def audit_lines(data_dir: Path, job_id: str) -> list[dict[str, Any]]:
     lines = (data_dir / "audit.log").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r.get("job_id") == job_id]
@@ -347,6 +356,113 @@ def test_a_failed_commit_that_held_a_waiting_submits_whole_job_leaves_nothing_of
         # the next submit is kept as ever
         done = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2, wait_ms=60_000)
         assert done["state"] == "COMPLETED" and committed(data, done["job_id"]) is not None
+
+    run_kernel(tmp_path, body, config=CONFIG)
+    assert verify(tmp_path / "data").ok
+
+
+def test_jobs_whose_ends_were_in_a_failed_commit_are_never_answered_done_without_a_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no lazy commit within the test: the two ends wait in one transaction
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+    config = config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "tenants": {
+                "alice": {"key": "alice-key", "caps": ["CAP_ALLOC"], "max_concurrent_jobs": 2}
+            },
+        }
+    )
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        data = tmp_path / "data"
+        supervisor, audit = kernel.supervisor, kernel.audit
+        ids = [
+            (await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=seed))["job_id"]
+            for seed in (1, 2)
+        ]
+        await until(lambda: all(job_id in supervisor.running for job_id in ids))
+        gate.release(2)
+        jobs = [supervisor.job(job_id, "alice") for job_id in ids]
+        lines: list[dict[str, Any]] = []
+        audit.listeners.append(lines.append)  # each line as it is queued
+        await until(lambda: all(job.final for job in jobs))
+        assert jobs[0].ended_in == jobs[1].ended_in  # one batch: both ends in one commit
+        flush = audit.flush
+
+        def full() -> Any:
+            raise OSError(28, "No space left on device")
+
+        written = [r for r in lines if r.get("state") == "COMPLETED"]
+        monkeypatch.setattr(audit, "flush", full)  # that commit fails
+        waits = [kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000) for job_id in ids]
+        for answer in await asyncio.gather(*waits, return_exceptions=True):
+            assert isinstance(answer, UnavailableError)
+        monkeypatch.setattr(audit, "flush", flush)
+        for job_id in ids:  # nothing of either end is kept
+            assert committed(data, job_id)[0] in ("QUEUED", "RUNNING")  # type: ignore[index]
+            assert "COMPLETED" not in audit_states(data, job_id)
+        # asked again, each is answered done once its end, written again, is committed
+        for job_id in ids:
+            done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000)
+            assert done["state"] == "COMPLETED"  # no await between the reply and these reads
+            assert committed(data, job_id)[0] == "COMPLETED"  # type: ignore[index]
+            assert audit_states(data, job_id).count("COMPLETED") == 1
+            (line,) = (r for r in audit_lines(data, job_id) if r.get("state") == "COMPLETED")
+            (first,) = (r for r in written if r["job_id"] == job_id)
+            volatile = ("seq", "ts", "prev", "mac2")  # where it stands in the chain
+            # the very end written first: its attestation (run request, result digests)
+            assert {k: v for k, v in line.items() if k not in volatile} == {
+                k: v for k, v in first.items() if k not in volatile
+            }
+            assert line["result_sha256"] and line["stored_sha256"]
+        assert usage_ids(data) == sorted(f"{job_id}.1" for job_id in ids)
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, config=config, gate=gate)
+    assert verify(tmp_path / "data").ok
+
+
+def test_a_failed_commit_of_a_kept_jobs_end_and_a_waiting_submits_whole_job_keeps_only_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel) -> None:
+        sid = await login(kernel, "alice", ["CAP_ALLOC"])
+        data = tmp_path / "data"
+        supervisor, audit = kernel.supervisor, kernel.audit
+        kept = (await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1))["job_id"]
+        job = supervisor.job(kept, "alice")
+        await until(lambda: job.final)  # its acceptance committed, its end not yet
+        flush = audit.flush
+
+        def full() -> Any:
+            raise OSError(28, "No space left on device")
+
+        def on_line(record: dict[str, Any]) -> None:
+            if record.get("state") == "COMPLETED" and record.get("job_id") != kept:
+                monkeypatch.setattr(audit, "flush", full)  # the commit that holds both fails
+
+        audit.listeners.append(on_line)
+        with pytest.raises(UnavailableError):
+            await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2, wait_ms=60_000)
+        audit.listeners.remove(on_line)
+        monkeypatch.setattr(audit, "flush", flush)
+        # the waiting submit's job is taken back whole: nothing of it stays
+        assert list(supervisor.finished) == [kept] and not supervisor.jobs
+        done = await kernel.q_wait(session_id=sid, job_id=kept, timeout_ms=60_000)
+        assert done["state"] == "COMPLETED" and committed(data, kept)[0] == "COMPLETED"  # type: ignore[index]
+        states = audit_states(data, kept)  # (its start was in that commit too)
+        assert states[0] == "QUEUED" and states.count("COMPLETED") == 1
+        assert usage_ids(data) == [f"{kept}.1"]
+        db = sqlite3.connect(f"file:{data / DB_FILE}?mode=ro", uri=True)
+        try:
+            assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (1,)
+        finally:
+            db.close()
 
     run_kernel(tmp_path, body, config=CONFIG)
     assert verify(tmp_path / "data").ok

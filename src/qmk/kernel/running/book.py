@@ -76,6 +76,19 @@ class Running:
     ends_at: float = math.inf
 
 
+@dataclass(slots=True, eq=False)
+class _End:
+    """A job's end as :meth:`JobBook.finish` writes it, kept until the commit that holds
+    it is made (written again when that commit fails)."""
+
+    job: Job
+    state: str
+    error: dict[str, Any] | None
+    attested: Attested | None
+    #: The job's usage records before this end (:attr:`Job.ends`).
+    ends_before: int | None
+
+
 def cancel_task(task: asyncio.Task[None] | None) -> None:
     """Cancel ``task``, unless it is the one running (it is ending on its own then)."""
     if task is not None and task is not asyncio.current_task():
@@ -155,6 +168,8 @@ class JobBook:
         self.running_jobs: Counter[str] = Counter()
         #: The waits for jobs' ends (q_wait's, a submit's ``wait_ms``): settled at the end.
         self.waits = Waits(clock)
+        #: The jobs' ends written in the open transaction (:meth:`_write_end`).
+        self._ends: list[_End] = []
         self.deadlines: dict[str, asyncio.Task[None]] = {}
         self.kicked = asyncio.Event()
         #: True while a worker's answer is taken in the pool's callback: the dispatch
@@ -231,26 +246,7 @@ class JobBook:
         job_id = job.job_id
         job.finished_at = self.clock.now()
         job.error = error
-        # the transition (:meth:`transition`), its line's fields made once, as a dict
-        line = {"job_id": job_id, "tenant": job.tenant, "state": state}
-        if error is not None and error["message"]:
-            line["reason"] = error["message"]
-        # chained: what its stored row must hold (kernel/security/seals)
-        stored = None if job.result is None else job.result.sha256
-        job.state = state
-        self.store.save_job(job)
-        if attested is not None:  # the run request, then the rest, after the head
-            rest = attested.rest
-            if stored is not None:
-                rest["stored_sha256"] = stored
-            self.audit.append_run("job", line, attested.request, rest)
-        else:
-            if stored is not None:
-                line["stored_sha256"] = stored
-            self.audit.append("job", line)
-        self.commits.dirty(urgent=False)
-        job.ended_in = self.commits.number
-        self.ledger.job_ended(job)  # in the transaction of the end state
+        self._write_end(_End(job, state, error, attested, job.ends))
         self.artifacts.forget(job_id)  # parts streamed while it ran, if it had no result
         self.jobs.pop(job_id, None)
         self.remember(job)
@@ -260,6 +256,55 @@ class JobBook:
             cancel_task(deadline)
         self.waits.ended(job_id)
         self.kick()
+
+    def _write_end(self, end: _End) -> None:
+        """Write ``end`` into the open transaction: the job's row, its audit line (with
+        its attestation) and its usage record; the ends of a transaction are told how
+        its commit went together, by one rider of it (:meth:`_ends_told`)."""
+        job, state, error = end.job, end.state, end.error
+        # the transition (:meth:`transition`), its line's fields made once, as a dict
+        line = {"job_id": job.job_id, "tenant": job.tenant, "state": state}
+        if error is not None and error["message"]:
+            line["reason"] = error["message"]
+        # chained: what its stored row must hold (kernel/security/seals)
+        stored = None if job.result is None else job.result.sha256
+        job.state = state
+        self.store.save_job(job)
+        attested = end.attested
+        if attested is not None:  # the run request, then the rest, after the head
+            rest = attested.rest
+            if stored is not None:
+                rest["stored_sha256"] = stored
+            self.audit.append_run("job", line, attested.request, rest)
+        else:
+            if stored is not None:
+                line["stored_sha256"] = stored
+            self.audit.append("job", line)
+        if self._ends:
+            self.commits.dirty(urgent=False)
+        else:  # the first end of this transaction: its commit tells them all
+            self.commits.after(self._ends_told)
+        self._ends.append(end)
+        job.ended_in = self.commits.number
+        self.ledger.job_ended(job)  # in the transaction of the end state
+
+    def _ends_told(self, error: BaseException | None) -> None:
+        """The commit that held the ends written since the last one went as ``error``
+        says (None: committed). One that failed took their rows, lines and usage records
+        with it, and their waits were answered its error: each is written again into the
+        next transaction, so that no answer calls it final (:meth:`GroupCommit.holds
+        <qmk.kernel.storage.commit.GroupCommit.holds>` of its new ``ended_in``) before a
+        commit holds it. A job whose acceptance was in that commit too is not: it is
+        taken back whole (the acceptance's own rider, or the cache hit's answer), and one
+        that moved on since (a restore) has newer writes of its own."""
+        ends, self._ends = self._ends, []
+        if error is None:
+            return
+        for end in ends:
+            job = end.job
+            if job.state == end.state and self.store.committed_job(job.job_id):
+                job.ends = end.ends_before
+                self._write_end(end)
 
     def remember(self, job: Job) -> None:
         """Keep ``job`` among the recently finished, within :data:`FINISHED_CACHE_SIZE`

@@ -1186,6 +1186,12 @@ class Store:
         for (key,) in rows:
             yield str(key)
 
+    def committed_job(self, job_id: str) -> bool:
+        """Whether ``job_id``'s row is in the database as committed (asked right after a
+        rollback: whether its acceptance outlived the commit that failed)."""
+        row = self.db.execute_of(job_id, "SELECT 1 FROM jobs WHERE job_id=?", (job_id,))
+        return row.fetchone() is not None
+
     def load_job(self, job_id: str, tenant: str) -> Job | None:
         """The job ``job_id`` of ``tenant``; None for an unknown id or another tenant's."""
         row = self.db.execute_of(
