@@ -36,6 +36,11 @@ CONFIG = config_from_dict(
 )
 
 
+def disk_full() -> Any:
+    """An audit flush on a full disk (its commit fails)."""
+    raise OSError(28, "No space left on device")
+
+
 def committed(data_dir: Path, job_id: str) -> tuple[str, Any] | None:
     """(state, result) of ``job_id`` as another connection sees it; None if not committed."""
     db = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
@@ -391,12 +396,8 @@ def test_jobs_whose_ends_were_in_a_failed_commit_are_never_answered_done_without
         await until(lambda: all(job.final for job in jobs))
         assert jobs[0].ended_in == jobs[1].ended_in  # one batch: both ends in one commit
         flush = audit.flush
-
-        def full() -> Any:
-            raise OSError(28, "No space left on device")
-
         written = [r for r in lines if r.get("state") == "COMPLETED"]
-        monkeypatch.setattr(audit, "flush", full)  # that commit fails
+        monkeypatch.setattr(audit, "flush", disk_full)  # that commit fails
         waits = [kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000) for job_id in ids]
         for answer in await asyncio.gather(*waits, return_exceptions=True):
             assert isinstance(answer, UnavailableError)
@@ -439,12 +440,9 @@ def test_a_failed_commit_of_a_kept_jobs_end_and_a_waiting_submits_whole_job_keep
         await until(lambda: job.final)  # its acceptance committed, its end not yet
         flush = audit.flush
 
-        def full() -> Any:
-            raise OSError(28, "No space left on device")
-
         def on_line(record: dict[str, Any]) -> None:
             if record.get("state") == "COMPLETED" and record.get("job_id") != kept:
-                monkeypatch.setattr(audit, "flush", full)  # the commit that holds both fails
+                monkeypatch.setattr(audit, "flush", disk_full)  # the commit that holds both fails
 
         audit.listeners.append(on_line)
         with pytest.raises(UnavailableError):
