@@ -32,6 +32,7 @@ from qmk.kernel.config import config_from_dict
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import compact_text
 from support.kernel import KEYS, run_kernel, wait_state
+from support.machine import footprint
 
 T_HEAVY = assemble(
     ".caps CAP_ALLOC\na: ALLOC_LQ vq:q\nh: APPLY_H vq:q\n"
@@ -446,8 +447,8 @@ def _submit(program: Any) -> Any:
     return submit
 
 
-def _kernel_job(job_id: str, footprint: Any) -> Any:
-    """A kernel's job of ``footprint``, as admission leaves it (no worker behind it)."""
+def _kernel_job(job_id: str, fp: Any) -> Any:
+    """A kernel's job of footprint ``fp``, as admission leaves it (no worker behind it)."""
     from qmk.execution.request import Policy
     from qmk.kernel.records.jobs import Job
 
@@ -462,7 +463,7 @@ def _kernel_job(job_id: str, footprint: Any) -> Any:
         physical_qubits=100,
         qubits={"alice": 2},
     )
-    job.footprint = footprint
+    job.footprint = fp
     return job
 
 
@@ -471,18 +472,10 @@ def test_an_arrival_brings_the_machine_to_its_cycle_first_releasing_the_jobs_end
     # ended at 4 in machine time); j1 arrives at 500. It brings the machine up to 500
     # first, as the task would on waking: j0 is released then, with its schedule, and
     # j1 finds the machine idle (one job, decided in a group of its own)
-    from qmk.execution.footprint import Footprint, Step
+    from qmk.execution.footprint import Step
     from qmk.kernel.running.shared_machine import SharedMachine
 
-    fp = Footprint(
-        target="test",
-        logical_qubits=2,
-        block="fast",
-        data_tiles=4,
-        routing_tiles=5,
-        code_distance=9,
-        steps=(Step(kind="gates", cycles=4),),
-    )
+    fp = footprint(9, Step(kind="gates", cycles=4))
     clock = ManualMachineClock()
     released: list[tuple[str, int, int]] = []
     shared = SharedMachine(
