@@ -64,8 +64,9 @@ class QMKDevice(Device):
         engine: the QMK engine (default the statevector).
         noise: inject logical errors in shot-based runs (default
             :data:`qmk.defaults.NOISE`); ``noise=True`` is refused on analytic tapes.
-            A bool, or the text ``"true"``/``"false"`` (any case) as command lines
-            such as ``pl-device-test --device-kwargs noise=False`` pass it.
+            A bool or ``0``/``1``, or the text ``"true"``/``"false"``/``"0"``/``"1"``
+            (any case) as command lines such as ``pl-device-test --device-kwargs
+            noise=False`` pass it.
         seed: the seed of shot-based runs (None: fresh): an integer, or its digits.
         profile, qubit: the code profile and qubit parameters of the logical qubits.
 
@@ -82,7 +83,7 @@ class QMKDevice(Device):
         shots: Any = None,
         *,
         engine: str = defaults.STATEVECTOR,
-        noise: bool | None = None,
+        noise: bool | int | str | None = None,
         seed: int | None = None,
         profile: str | None = None,
         qubit: str | None = None,
@@ -200,25 +201,32 @@ class QMKDevice(Device):
 
 
 def _flag(name: str, value: Any) -> bool | None:
-    """A device keyword that is a bool: a bool, None, or ``"true"``/``"false"`` in any
-    case (what a command line passes; any other text, ``"0"`` or ``"no"`` included, is
-    refused rather than read as true, which ``bool("False")`` would do).
+    """A device keyword that is a bool: a bool, None, ``0``/``1`` (what users write for
+    off and on), or the text ``"true"``/``"false"``/``"0"``/``"1"`` in any case (what a
+    command line passes). Any other value, ``"no"`` or ``2`` included, is refused rather
+    than read as true, which ``bool("False")`` would do.
 
     Raises:
         FrontendError: anything else (QL107).
 
-    >>> _flag("noise", "False"), _flag("noise", True), _flag("noise", None)
-    (False, True, None)
+    >>> _flag("noise", "False"), _flag("noise", True), _flag("noise", None), _flag("noise", 0)
+    (False, True, None, False)
     """
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, np.bool_):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
+    if isinstance(value, int | np.integer) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _FLAG_TEXT:
+        return _FLAG_TEXT[value.strip().lower()]
     raise FrontendError.of(
-        "bad-value", f"{name}={value!r}: give True or False (or the text 'true'/'false')"
+        "bad-value", f"{name}={value!r}: give True or False (or 0/1, or the text 'true'/'false')"
     )
+
+
+#: The texts a bool keyword reads.
+_FLAG_TEXT = {"true": True, "false": False, "1": True, "0": False}
 
 
 def _seed(value: Any) -> int | None:

@@ -299,10 +299,19 @@ def test_noise_given_as_command_line_text_is_read_strictly(text, noise):
 
 
 @pytest.mark.parametrize(
+    ("value", "noise"), [(0, False), ("0", False), (np.int64(0), False), (1, True), (" 1", True)]
+)
+def test_noise_written_as_zero_or_one_means_off_or_on(value, noise):
+    # users write noise=0 for "no noise"; --device-kwargs noise=0 passes the text "0"
+    assert qml.device("qmk.statevector", wires=1, noise=value).noise is noise
+
+
+@pytest.mark.parametrize(
     ("keywords", "code"),
     [
         ({"noise": "no"}, "QL107"),
-        ({"noise": 0}, "QL107"),
+        ({"noise": 2}, "QL107"),
+        ({"noise": "0.0"}, "QL107"),
         ({"seed": "seven"}, "QL107"),
         ({"seed": -1}, "QL107"),
         ({"seed": True}, "QL107"),
