@@ -29,7 +29,9 @@ def _circuit(n: int, size: int, seed: int) -> list[tuple[str, tuple[int, ...], t
         name = names[k % len(names)] if k < len(names) else names[int(rng.integers(len(names)))]
         record = GATES[name]
         qubits = tuple(int(q) for q in rng.choice(n, size=record.qubits, replace=False))
-        gates.append((name, qubits, tuple(float(a) for a in rng.uniform(-3, 3, len(record.params)))))
+        gates.append(
+            (name, qubits, tuple(float(a) for a in rng.uniform(-3, 3, len(record.params))))
+        )
     return gates
 
 

@@ -323,3 +323,126 @@ def test_a_device_keyword_that_does_not_read_is_refused_with_a_code(keywords, co
     with pytest.raises(qmk_errors.QMKError) as caught:
         qml.device("qmk.statevector", wires=1, **keywords)
     assert caught.value.code == code
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def _ansatz(n: int, seed: int):
+    """A random circuit of every operation the device differentiates, a Rot and a U3 that
+    PennyLane decomposes first, and fixed gates between: (function of the weights,
+    their count)."""
+    rng = np.random.default_rng(seed)
+    kinds = ["RX", "RY", "RZ", "PhaseShift", "U1", "CRX", "CRY", "CRZ", "ControlledPhaseShift"]
+    kinds += ["IsingXX", "IsingYY", "IsingZZ", "Rot", "U3"]
+    plan = []
+    for k in range(3 * len(kinds)):
+        name = kinds[k % len(kinds)]
+        cls = getattr(qml, name)
+        wires = [int(w) for w in rng.choice(n, size=cls.num_wires, replace=False)]
+        plan.append((cls, wires, cls.num_params))
+    count = sum(p for _, _, p in plan)
+
+    def circuit(weights):
+        qml.Hadamard(0)
+        at = 0
+        for k, (cls, wires, p) in enumerate(plan):
+            cls(*weights[at : at + p], wires=wires)
+            at += p
+            if k % 5 == 4:
+                qml.CNOT([wires[0], (wires[0] + 1) % n])
+                qml.T(wires[0])
+                qml.Toffoli([0, 1, 2])
+        return (
+            qml.expval(qml.Z(0) @ qml.X(n - 1)),
+            qml.expval(qml.Hamiltonian([0.5, -1.25], [qml.Y(1), qml.Z(2) @ qml.Z(3)])),
+            qml.expval(qml.Hermitian(_HERMITIAN, [3, 1])),
+        )
+
+    return circuit, count
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_adjoint_gradients_equal_default_qubits_adjoint_and_parameter_shift(seed):
+    from pennylane import numpy as pnp
+
+    circuit, count = _ansatz(4, SEED + seed)
+    weights = pnp.array(np.random.default_rng(seed).uniform(-np.pi, np.pi, count))
+
+    def jacobian(device: str, method: str):
+        qnode = qml.QNode(circuit, qml.device(device, wires=4), diff_method=method)
+        return np.array(qml.jacobian(lambda w: qml.math.stack(qnode(w)))(weights))
+
+    got = jacobian("qmk.statevector", "adjoint")
+    assert got.shape == (3, count)
+    np.testing.assert_allclose(got, jacobian("default.qubit", "adjoint"), atol=1e-8)
+    np.testing.assert_allclose(got, jacobian("default.qubit", "parameter-shift"), atol=1e-8)
+
+
+def test_best_means_the_devices_adjoint_gradient():
+    dev = qml.device("qmk.statevector", wires=2)
+
+    @qml.qnode(dev)
+    def circuit(t):
+        qml.RX(t, 0)
+        qml.CRY(t, [0, 1])
+        return qml.expval(qml.Z(1))
+
+    assert qml.workflow.get_best_diff_method(circuit)(0.3) == "adjoint"
+    config = qml.devices.ExecutionConfig(gradient_method="adjoint")
+    assert dev.supports_derivatives(config)
+    best = qml.devices.ExecutionConfig(gradient_method="best")
+    assert dev.setup_execution_config(best).gradient_method == "adjoint"
+    sampled = qml.tape.QuantumScript([qml.RX(0.1, 0)], [qml.expval(qml.Z(0))], shots=10)
+    assert not dev.supports_derivatives(config, sampled)
+    with dev.tracker:
+        qml.grad(circuit)(qml.numpy.array(0.3))
+    assert dev.tracker.totals["execute_and_derivative_batches"] == 1
+
+
+def test_adjoint_gradients_of_a_sampled_tape_or_a_probability_are_refused():
+    dev = qml.device("qmk.statevector", wires=1)
+
+    def circuit(t):
+        qml.RX(t, 0)
+        return qml.probs(wires=0)
+
+    qnode = qml.QNode(circuit, dev, diff_method="adjoint")
+    with pytest.raises(qml.exceptions.QuantumFunctionError, match="adjoint"):
+        qml.jacobian(qnode)(qml.numpy.array(0.3))
+
+    def expectation(t):
+        qml.RX(t, 0)
+        return qml.expval(qml.Z(0))
+
+    sampled = qml.set_shots(qml.QNode(expectation, dev, diff_method="adjoint"), 100)
+    with pytest.raises(qml.exceptions.QuantumFunctionError, match="does not support adjoint"):
+        qml.grad(sampled)(qml.numpy.array(0.3))
+
+
+def test_many_observables_that_do_not_commute_are_read_off_one_state():
+    n = 6
+    rng = np.random.default_rng(SEED)
+    weights = _weights(2, n)
+    words = []
+    for _ in range(100):
+        wires = rng.choice(n, size=int(rng.integers(1, 4)), replace=False)
+        words.append({int(w): "XYZ"[int(rng.integers(3))] for w in wires})
+
+    def circuit():
+        qml.StronglyEntanglingLayers(weights, wires=range(n))
+        return [qml.expval(qml.pauli.PauliWord(w).operation()) for w in words]
+
+    dev = qml.device("qmk.statevector", wires=n)
+    with dev.tracker:
+        ours = np.array(qml.QNode(circuit, dev)())
+    assert dev.tracker.totals["simulations"] == 1
+
+    def prepared():
+        qml.StronglyEntanglingLayers(weights, wires=range(n))
+        return qml.state()
+
+    state = qml.QNode(prepared, qml.device("default.qubit", wires=n))()
+    for word, value in zip(words, ours, strict=True):
+        matrix = qml.matrix(qml.pauli.PauliWord(word).operation(), wire_order=range(n))
+        assert value == pytest.approx(np.vdot(state, matrix @ state).real, abs=1e-10)

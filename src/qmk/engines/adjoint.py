@@ -88,13 +88,14 @@ def jacobian(
         record = GATES[name]
         if column and angled[column - 1] == j:
             column -= 1
-            turned = stack[0].copy()
-            for qubit, letter in zip(qubits, record.generator, strict=True):
-                if letter != "I":
-                    apply_matrix(turned.reshape(1, -1), _PAULI[letter], (qubit,))
+            turned = _turned(stack[0], record.generator, qubits)
+            # Im <lambda|P|phi>, as the conjugate of what the product gives
             out[:, column] = -(stack[1:] @ turned.conj()).imag
-        inverse, undo = record.adjoint(params)
-        apply_matrix(stack, GATES[inverse].matrix(undo), qubits)
+        if params:
+            inverse, undo = record.adjoint(params)
+            apply_matrix(stack, GATES[inverse].matrix(undo), qubits)
+        else:
+            apply_matrix(stack, _fixed_inverse(name), qubits)
     return Derivatives(values=values, jacobian=out, gates=tuple(angled))
 
 
@@ -109,11 +110,12 @@ def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -
         for row in stack:
             kernels.apply_matrix(row, matrix, bits, kernels=kernels.default_kernels())
         return
+    if len(qubits) == 1:
+        (qubit,) = qubits
+        _one(stack.reshape(stack.shape[0], 1 << (n - 1 - qubit), 2, 1 << qubit), 2, matrix)
+        return
     tensor = stack.reshape((stack.shape[0],) + (2,) * n)
     axes = [n - q for q in qubits]  # axis 0 holds the rows; qubit q is axis n - q
-    if len(qubits) == 1:
-        _one(tensor, axes[0], matrix)
-        return
     block = _controlled_block(matrix)
     if block is not None:
         at: list[Any] = [slice(None)] * (n + 1)
@@ -155,6 +157,39 @@ def _one(tensor: np.ndarray, axis: int, m: np.ndarray) -> None:
         b *= m11
         b += m10 * a
         a[...] = mixed
+
+
+def _turned(phi: np.ndarray, word: str, qubits: Sequence[int]) -> np.ndarray:
+    """``P|phi>`` for the Pauli word ``word`` on ``qubits``, a new vector."""
+    n = phi.size.bit_length() - 1
+    out = phi
+    for qubit, letter in zip(qubits, word, strict=True):
+        if letter == "I":
+            continue
+        halves = out.reshape(1 << (n - 1 - qubit), 2, 1 << qubit)
+        if letter != "Z":
+            halves = halves[:, ::-1, :]  # X and Y flip the bit
+        flipped = np.array(halves, copy=True)
+        if letter != "X":
+            # Z: +1 on bit 0, -1 on bit 1; Y = iXZ: -i on bit 0 (from 1), +i on bit 1
+            factor = (1, -1) if letter == "Z" else (-1j, 1j)
+            flipped[:, 0, :] *= factor[0]
+            flipped[:, 1, :] *= factor[1]
+        out = flipped.reshape(-1)
+    return out if out is not phi else phi.copy()
+
+
+def _fixed_inverse(name: str) -> np.ndarray:
+    """The matrix that undoes a gate without parameters (kept per record: the sweep meets
+    the same gates often)."""
+    record = GATES[name]
+    found = _FIXED.get(record)
+    if found is None:
+        found = _FIXED[record] = GATES[record.inverse or name].matrix()
+    return found
+
+
+_FIXED: dict[Any, np.ndarray] = {}
 
 
 def _controlled_block(matrix: np.ndarray) -> np.ndarray | None:

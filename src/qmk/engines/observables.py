@@ -50,7 +50,9 @@ class PauliSum:
     terms: tuple[tuple[float, Word], ...]
 
     @classmethod
-    def of(cls, terms: Iterable[tuple[Any, Mapping[int, str] | Iterable[tuple[int, str]]]]) -> PauliSum:
+    def of(
+        cls, terms: Iterable[tuple[Any, Mapping[int, str] | Iterable[tuple[int, str]]]]
+    ) -> PauliSum:
         """The sum of ``(coefficient, word)`` terms, a word a mapping (or pairs) of qubit
         index to ``"X"``, ``"Y"``, ``"Z"`` or ``"I"`` (left out).
 
