@@ -327,7 +327,9 @@ class EstimatorV2(BaseEstimatorV2):
       ideal circuit, from its final state computed once per parameter binding on the
       engine the backend options choose (``qmk run --state``): a Clifford circuit keeps
       its stabilizer tableau and stim gives each Pauli's expectation exactly at any
-      width; any other circuit gives amplitudes. Exactness needs ideal logical qubits:
+      width; any other circuit gives amplitudes. Every observable of a binding is read
+      off its one state at once (:func:`qmk.engines.observables.expectation_values`).
+      Exactness needs ideal logical qubits:
       ``noise=True`` with precision 0 is refused (QL107), and a circuit that measures is
       refused (QE113), since either makes the final state a mixture.
     - above ``0``: **shot-based** estimates by Qiskit's ``BackendEstimatorV2`` on a
@@ -400,31 +402,35 @@ class EstimatorV2(BaseEstimatorV2):
         return PrimitiveResult(results, metadata={"version": 2})
 
     def _exact(self, pub: EstimatorPub) -> PubResult:
+        from qmk.engines.observables import expectation_values
         from qmk.execution.executor import run
 
         bound = np.asarray(pub.parameter_values.bind_all(pub.circuit), dtype=object)
         index = np.arange(bound.size).reshape(bound.shape)
         where, observables = np.broadcast_arrays(index, pub.observables)
         engine, precision = _engine_of(self._backend.options.__dict__)
-        states: dict[int, Any] = {}
+        # each binding's state once, and all of its observables read off it at once
+        asked: dict[int, list[tuple[int, ...]]] = {}
+        for at in np.ndindex(*where.shape):
+            asked.setdefault(int(where[at]), []).append(at)
         evs = np.zeros(where.shape, dtype=np.float64)
         engines = set()
-        for at in np.ndindex(*where.shape):
-            k = int(where[at])
-            if k not in states:
-                graph, _ = lower_with_clbits(bound.reshape(-1)[k])
-                result = run(
-                    graph,
-                    shots=1,
-                    seed=0,
-                    engine=engine,
-                    precision=precision,
-                    noise=False,
-                    final_state=True,
-                )
-                states[k] = result.final_state
-                engines.add(result.engine)
-            evs[at] = _expectation(states[k], observables[at])
+        for k, places in asked.items():
+            graph, _ = lower_with_clbits(bound.reshape(-1)[k])
+            result = run(
+                graph,
+                shots=1,
+                seed=0,
+                engine=engine,
+                precision=precision,
+                noise=False,
+                final_state=True,
+            )
+            engines.add(result.engine)
+            state = result.final_state
+            sums = [_pauli_sum(observables[at], state.num_qubits) for at in places]
+            for at, value in zip(places, expectation_values(state, sums), strict=True):
+                evs[at] = value
         data = DataBin(evs=evs, stds=np.zeros_like(evs), shape=evs.shape)
         metadata = {
             "target_precision": 0.0,
@@ -436,35 +442,26 @@ class EstimatorV2(BaseEstimatorV2):
         return PubResult(data, metadata=metadata)
 
 
-def _expectation(state: Any, observable: Mapping[str, float]) -> float:
-    """``<psi|O|psi>`` of a Pauli sum (Qiskit's labels: the last character on qubit 0)
-    on a final state: stim's exact Pauli expectations on a stabilizer state, Qiskit's
-    ``Statevector`` on amplitudes (both little-endian in the circuit's qubit order).
+def _pauli_sum(observable: Mapping[str, complex], num_qubits: int) -> Any:
+    """A pub's observable (Qiskit's labels: the last character on qubit 0) as a QMK Pauli
+    sum on a final state's qubits, which are the circuit's in order.
 
     Raises:
-        FrontendError: a non-Hermitian observable (a complex value), QL107.
+        FrontendError: a non-Hermitian observable (a coefficient with an imaginary part),
+            QL107.
     """
-    if state.kind == "stabilizers":
-        import stim
+    from qmk.engines.observables import PauliSum
 
-        tableau = stim.Tableau.from_stabilizers([stim.PauliString(s) for s in state.stabilizers])
-        simulator = stim.TableauSimulator()
-        simulator.set_inverse_tableau(tableau.inverse())
-        value: complex = 0.0
-        for label, coeff in observable.items():
-            pauli = stim.PauliString(label[::-1])
-            value += coeff * simulator.peek_observable_expectation(pauli)
-    else:
-        from qiskit.quantum_info import SparsePauliOp, Statevector
-
-        vector = Statevector(state.amplitudes)
-        paulis, coeffs = zip(*observable.items(), strict=True)
-        value = complex(vector.expectation_value(SparsePauliOp(paulis, coeffs)))
-    if abs(complex(value).imag) > 1e-9:
-        raise FrontendError.of(
-            "bad-value", f"the observable is not Hermitian: its expectation value is {value}"
-        )
-    return float(complex(value).real)
+    terms = []
+    for label, coefficient in observable.items():
+        if abs(complex(coefficient).imag) > 1e-12:
+            raise FrontendError.of(
+                "bad-value",
+                f"the observable is not Hermitian: the coefficient of {label} is {coefficient}",
+            )
+        word = {q: letter for q, letter in enumerate(reversed(label)) if letter != "I"}
+        terms.append((complex(coefficient).real, word))
+    return PauliSum.of(terms)
 
 
 class _AnyQubits(dict):  # type: ignore[type-arg]
