@@ -77,6 +77,7 @@ from qmk.execution.request import check_seed
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.pennylane import (
     DIFFERENTIABLE,
+    decomposition,
     lowered,
     lowered_for_gradient,
     measure,
@@ -141,6 +142,15 @@ class QMKDevice(Device):
 
     def preprocess_transforms(self, execution_config: ExecutionConfig | None = None) -> Any:
         program = CompilePipeline()
+        # operations QMK does not lower are decomposed here, so that one it cannot is a
+        # DeviceError before any run (mid-circuit measurements are deferred at the run)
+        program.add_transform(
+            decompose,
+            stopping_condition=_lowerable,
+            decomposer=decomposition,
+            skip_initial_state_prep=False,
+            name=self.name,
+        )
         program.add_transform(validate_device_wires, self.wires, name=self.name)
         program.add_transform(
             validate_measurements,
@@ -156,6 +166,7 @@ class QMKDevice(Device):
             program.add_transform(
                 decompose,
                 stopping_condition=_differentiable_op,
+                decomposer=decomposition,
                 skip_initial_state_prep=False,
                 name=name,
             )
@@ -202,7 +213,10 @@ class QMKDevice(Device):
                 and _differentiable_observable(mp.obs)
                 for mp in circuit.measurements
             )
-            and all(_differentiable_op(op) or op.has_decomposition for op in circuit.operations)
+            and all(
+                _differentiable_op(op) or op.has_decomposition or op.has_matrix
+                for op in circuit.operations
+            )
         )
 
     def compute_derivatives(
@@ -379,6 +393,14 @@ def expectations_only(tape: Any, name: str = "qmk.statevector") -> Any:
         if not isinstance(mp, ExpectationMP) or mp.obs is None:
             raise DeviceError(f"{name} differentiates expectation values only, not {mp}")
     return (tape,), null_postprocessing
+
+
+def _lowerable(op: Any) -> bool:
+    """Whether the preprocessing keeps ``op``: QMK lowers it, or it is a mid-circuit
+    measurement or a condition, which the run defers (``qml.defer_measurements``)."""
+    from pennylane.ops import Conditional, MidMeasure
+
+    return supported(op) or isinstance(op, MidMeasure | Conditional)
 
 
 def _differentiable_op(op: Any) -> bool:

@@ -203,12 +203,17 @@ class _Opaque(qml.operation.Operation):
     num_params = 0
 
 
-def test_an_operation_pennylane_cannot_decompose_is_ql104_naming_it():
-    dev = qml.device("qmk.statevector", wires=2)
+def test_an_operation_pennylane_cannot_decompose_is_refused_naming_it():
+    # the frontend: QL104; the device: PennyLane's DeviceError from its preprocessing,
+    # before any run (what PennyLane's device suite expects of a device)
+    tape = qml.tape.QuantumScript([_Opaque(wires=[0, 1])], [qml.expval(qml.Z(0))])
     with pytest.raises(FrontendError) as caught:
-        qml.QNode(lambda: (_Opaque(wires=[0, 1]), qml.expval(qml.Z(0)))[1], dev)()
+        from_pennylane(tape)
     assert caught.value.code == "QL104"
     assert "_Opaque" in str(caught.value)
+    dev = qml.device("qmk.statevector", wires=2)
+    with pytest.raises(qml.exceptions.DeviceError, match="_Opaque"):
+        qml.QNode(lambda: (_Opaque(wires=[0, 1]), qml.expval(qml.Z(0)))[1], dev)()
 
 
 def test_the_tracker_records_batches_executions_and_shots():

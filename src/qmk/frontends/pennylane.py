@@ -116,7 +116,7 @@ def plain_tape(tape: Any) -> Any:
             # an initial StatePrep/BasisState is decomposed like any other operation
             # (PennyLane's default leaves it to devices that load states)
             skip_initial_state_prep=False,
-            decomposer=_decomposition,
+            decomposer=decomposition,
             name="qmk",
         )
     except DeviceError as exc:
@@ -124,7 +124,7 @@ def plain_tape(tape: Any) -> Any:
     return tape
 
 
-def _decomposition(op: Any) -> Any:
+def decomposition(op: Any) -> Any:
     """PennyLane's decomposition of ``op``; an operation that has none but has a matrix
     (``BlockEncode``, a user's matrix-only operator) becomes the ``QubitUnitary`` of its
     matrix, which PennyLane decomposes exactly."""
