@@ -142,15 +142,17 @@ class QMKDevice(Device):
 
     def preprocess_transforms(self, execution_config: ExecutionConfig | None = None) -> Any:
         program = CompilePipeline()
-        # operations QMK does not lower are decomposed here, so that one it cannot is a
-        # DeviceError before any run (mid-circuit measurements are deferred at the run)
-        program.add_transform(
-            decompose,
-            stopping_condition=_lowerable,
-            decomposer=decomposition,
-            skip_initial_state_prep=False,
-            name=self.name,
-        )
+        adjoint = execution_config is not None and execution_config.gradient_method == "adjoint"
+        if not adjoint:  # the adjoint's own decomposition below keeps less
+            # operations QMK does not lower are decomposed here, so that one it cannot is
+            # a DeviceError before any run (mid-circuit measurements are deferred at the run)
+            program.add_transform(
+                decompose,
+                stopping_condition=_lowerable,
+                decomposer=decomposition,
+                skip_initial_state_prep=False,
+                name=self.name,
+            )
         program.add_transform(validate_device_wires, self.wires, name=self.name)
         program.add_transform(
             validate_measurements,
@@ -160,7 +162,7 @@ class QMKDevice(Device):
         )
         program.add_transform(split_sampled)
         program.add_transform(qml.transforms.broadcast_expand)
-        if execution_config is not None and execution_config.gradient_method == "adjoint":
+        if adjoint:
             name = f"adjoint + {self.name}"
             program.add_transform(no_sampling, name=name)
             program.add_transform(

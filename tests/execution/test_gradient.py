@@ -138,3 +138,22 @@ def test_the_requests_shots_change_nothing():
     big = target.compile(program, request).gradient(observables)
     np.testing.assert_array_equal(one.jacobian, many.jacobian)
     np.testing.assert_allclose(big.jacobian, one.jacobian, atol=0)
+
+
+def test_the_forward_sweep_on_a_named_engine_gives_the_same_gradient():
+    # quarter turns: the stabilizer engine runs the program, its state exported as
+    # amplitudes; the statevector's small state is swept by the gradient's own passes
+    builder = ProgramBuilder()
+    a, b, c = builder.allocate(3)
+    builder.gate("h", [a])
+    builder.gate("rx", [a], [math.pi / 2])
+    builder.gate("cx", [a, b])
+    builder.gate("ry", [c], [math.pi])
+    builder.gate("rz", [b], [-math.pi / 2])
+    builder.gate("cz", [b, c])
+    graph = builder.build()
+    observables = [PauliSum.of([(1.0, {0: "Y", 1: "X"}), (0.5, {2: "Z"})])]
+    dense = _gradient(graph, observables, noise=False)
+    tableau = _gradient(graph, observables, noise=False, engine="stabilizer")
+    np.testing.assert_allclose(tableau.values, dense.values, atol=1e-12)
+    np.testing.assert_allclose(tableau.jacobian, dense.jacobian, atol=1e-12)

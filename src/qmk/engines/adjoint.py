@@ -88,15 +88,30 @@ def jacobian(
         record = GATES[name]
         if column and angled[column - 1] == j:
             column -= 1
-            turned = _turned(stack[0], record.generator, qubits)
-            # Im <lambda|P|phi>, as the conjugate of what the product gives
-            out[:, column] = -(stack[1:] @ turned.conj()).imag
+            out[:, column] = _generator_values(stack, record.generator, qubits)
         if params:
             inverse, undo = record.adjoint(params)
             apply_matrix(stack, GATES[inverse].matrix(undo), qubits)
         else:
-            apply_matrix(stack, _fixed_inverse(name), qubits)
+            apply_matrix(stack, _fixed(record.inverse or name), qubits)
     return Derivatives(values=values, jacobian=out, gates=tuple(angled))
+
+
+def evolve(gates: Sequence[GateCall], num_qubits: int) -> np.ndarray:
+    """The state ``gates`` make from ``|0...0>`` on ``num_qubits`` qubits, with the same
+    passes as the backward sweep: a gradient's forward sweep where the state is small
+    enough that a pass costs less than planning the engine's fused segments.
+
+    Raises:
+        EngineError: ``QE103``/``QE105`` as :func:`jacobian`.
+    """
+    stack = np.zeros((1, 1 << num_qubits), dtype=np.complex128)
+    stack[0, 0] = 1
+    for name, qubits, params in gates:
+        _check(name, qubits, num_qubits)
+        matrix = GATES[name].matrix(params) if params else _fixed(name)
+        apply_matrix(stack, matrix, qubits)
+    return stack[0]
 
 
 def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -> None:
@@ -111,8 +126,7 @@ def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -
             kernels.apply_matrix(row, matrix, bits, kernels=kernels.default_kernels())
         return
     if len(qubits) == 1:
-        (qubit,) = qubits
-        _one(stack.reshape(stack.shape[0], 1 << (n - 1 - qubit), 2, 1 << qubit), 2, matrix)
+        _one_qubit(stack, qubits[0], matrix)
         return
     tensor = stack.reshape((stack.shape[0],) + (2,) * n)
     axes = [n - q for q in qubits]  # axis 0 holds the rows; qubit q is axis n - q
@@ -130,6 +144,34 @@ def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -
     gate = matrix.reshape((2,) * (2 * k))
     moved = np.tensordot(gate, tensor, axes=(list(range(k, 2 * k)), axes))
     tensor[...] = np.moveaxis(moved, list(range(k)), axes)
+
+
+def _one_qubit(stack: np.ndarray, qubit: int, m: np.ndarray) -> None:
+    """A 2x2 matrix on ``qubit`` of every row, in the layout numpy passes fastest: a
+    diagonal as one product with a vector of its two entries; a real matrix on any but
+    the lowest qubit as one real matrix product over (real, imaginary) pairs, which
+    keeps the inner runs long; anything else by :func:`_one` on the qubit's axis."""
+    rows, size = stack.shape
+    low = 1 << qubit
+    m00, m01, m10, m11 = (x.real if x.imag == 0 else x for x in map(complex, m.flat))
+    if m01 == 0 and m10 == 0:
+        np.multiply(stack, np.where(_bit(size, qubit), m11, m00), out=stack)
+    elif qubit and not any(isinstance(x, complex) for x in (m00, m01, m10, m11)):
+        pairs = stack.view(np.float64).reshape(rows * (size // (2 * low)), 2, 2 * low)
+        np.matmul(np.array([[m00, m01], [m10, m11]]), pairs, out=pairs)
+    else:
+        _one(stack.reshape(rows, size // (2 * low), 2, low), 2, m)
+
+
+def _bit(size: int, qubit: int) -> np.ndarray:
+    """Whether bit ``qubit`` of each index below ``size`` is set (kept per size and bit)."""
+    found = _BITS.get((size, qubit))
+    if found is None:
+        found = _BITS[(size, qubit)] = ((np.arange(size) >> qubit) & 1).astype(bool)
+    return found
+
+
+_BITS: dict[tuple[int, int], np.ndarray] = {}
 
 
 def _one(tensor: np.ndarray, axis: int, m: np.ndarray) -> None:
@@ -159,6 +201,36 @@ def _one(tensor: np.ndarray, axis: int, m: np.ndarray) -> None:
         a[...] = mixed
 
 
+def _generator_values(stack: np.ndarray, word: str, qubits: Sequence[int]) -> np.ndarray:
+    """``Im <lambda_k|P|phi>`` for each observable row ``lambda_k`` of ``stack`` (row 0
+    is ``phi``): for a one-qubit ``P`` and few rows, from the qubit's halves of the rows
+    (no copy of ``P|phi>``); else from ``P|phi>`` and one matrix product."""
+    rows, size = stack.shape
+    if len(qubits) == 1 and rows <= _FEW_ROWS and size < KERNEL_AMPLITUDES:
+        (qubit,) = qubits
+        halves = stack.reshape(rows, size >> (qubit + 1), 2, 1 << qubit)
+        phi0, phi1 = halves[0, :, 0, :], halves[0, :, 1, :]
+        out = np.empty(rows - 1)
+        for k in range(1, rows):
+            lam0, lam1 = halves[k, :, 0, :], halves[k, :, 1, :]
+            if word == "Z":
+                value = np.vdot(lam0, phi0) - np.vdot(lam1, phi1)
+            elif word == "X":
+                value = np.vdot(lam0, phi1) + np.vdot(lam1, phi0)
+            else:  # Y: -i on bit 0 (from bit 1), +i on bit 1
+                value = 1j * (np.vdot(lam1, phi0) - np.vdot(lam0, phi1))
+            out[k - 1] = value.imag
+        return out
+    turned = _turned(stack[0], word, qubits)
+    # Im <lambda|P|phi>, as the conjugate of what the product gives
+    return -(stack[1:] @ turned.conj()).imag
+
+
+#: Up to this many rows (the state and its observables' vectors), a one-qubit
+#: generator's values are read from the rows' halves one observable at a time.
+_FEW_ROWS = 5
+
+
 def _turned(phi: np.ndarray, word: str, qubits: Sequence[int]) -> np.ndarray:
     """``P|phi>`` for the Pauli word ``word`` on ``qubits``, a new vector."""
     n = phi.size.bit_length() - 1
@@ -179,13 +251,13 @@ def _turned(phi: np.ndarray, word: str, qubits: Sequence[int]) -> np.ndarray:
     return out if out is not phi else phi.copy()
 
 
-def _fixed_inverse(name: str) -> np.ndarray:
-    """The matrix that undoes a gate without parameters (kept per record: the sweep meets
-    the same gates often)."""
+def _fixed(name: str) -> np.ndarray:
+    """The matrix of a gate without parameters (kept per record: a sweep meets the same
+    gates often)."""
     record = GATES[name]
     found = _FIXED.get(record)
     if found is None:
-        found = _FIXED[record] = GATES[record.inverse or name].matrix()
+        found = _FIXED[record] = record.matrix()
     return found
 
 
@@ -239,4 +311,4 @@ _PAULI = {
 }
 
 
-__all__ = ["KERNEL_AMPLITUDES", "Derivatives", "apply_matrix", "jacobian"]
+__all__ = ["KERNEL_AMPLITUDES", "Derivatives", "apply_matrix", "evolve", "jacobian"]

@@ -4,10 +4,17 @@ derivatives by every gate angle, by adjoint differentiation.
 The logical target's executable offers it
 (:meth:`~qmk.execution.logical.LogicalExecutable.gradient`), so a variational
 front-end (the PennyLane device's ``diff_method="adjoint"``) runs through the same
-target, request and engine choice as any run: the program's final state is the run's
-(``final_state="amplitudes"``, :mod:`qmk.execution.states`), and one backward sweep over
-its gates (:func:`qmk.engines.adjoint.jacobian`) gives the derivative of every
-observable by the angle of every ``APPLY_RX``/``APPLY_RY``/``APPLY_RZ`` node.
+target and request as any run: the program is planned as any run's, its final state
+computed, and one backward sweep over its gates (:func:`qmk.engines.adjoint.jacobian`)
+gives the derivative of every observable by the angle of every
+``APPLY_RX``/``APPLY_RY``/``APPLY_RZ`` node.
+
+The final state is the run's (``final_state="amplitudes"`` on the request's engine,
+:mod:`qmk.execution.states`), except where the statevector would run a small state
+from ``|0...0>`` (no other engine or precision named, no initial state, fewer than
+:data:`~qmk.engines.adjoint.KERNEL_AMPLITUDES` amplitudes): there the forward sweep
+is the backward sweep's own passes (:func:`qmk.engines.adjoint.evolve`), since planning
+the engine's fused segments costs more than a small state's passes.
 
 The program must be unitary after its allocations: no measurement, reset or free before
 its closing frees, and no logical noise (a final state that is a mixture has no such
@@ -79,23 +86,32 @@ def gradient(
             ``QE105`` for an observable on a qubit the program does not have.
         QMKError: what the run of the program refuses.
     """
-    from qmk.engines.adjoint import jacobian
+    from qmk import defaults
+    from qmk.engines.adjoint import KERNEL_AMPLITUDES, evolve, jacobian
     from qmk.execution.executor import execute, plan_for
     from qmk.execution.states import check_exportable
 
     plan = plan_for(program, request)
     check_exportable(plan)
     calls, nodes, order = gate_calls(plan)
-    once = msgspec.structs.replace(request, shots=1)
-    state = execute(program, once, final_state="amplitudes", initial_state=initial_state)
-    final = state.final_state
-    assert final is not None  # execute(final_state=...) returns one or raises
-    index = {name: k for k, name in enumerate(final.qubits)}
-    if [index.get(name) for name in order] != list(range(len(order))):
-        raise EngineError.of(  # pragma: no cover - gate_calls refuses what could differ
-            "state-unavailable", "the final state's qubits are not the program's allocations"
-        )
-    out = jacobian(np.asarray(final.amplitudes), calls, observables)
+    if (
+        initial_state is None
+        and request.engine in (None, defaults.STATEVECTOR)
+        and request.precision is None
+        and 1 << len(order) < KERNEL_AMPLITUDES
+    ):
+        amplitudes = evolve(calls, len(order))
+    else:
+        once = msgspec.structs.replace(request, shots=1)
+        run = execute(program, once, final_state="amplitudes", initial_state=initial_state)
+        final = run.final_state
+        assert final is not None  # execute(final_state=...) returns one or raises
+        if final.qubits != tuple(order):
+            raise EngineError.of(  # pragma: no cover - gate_calls refuses what could differ
+                "state-unavailable", "the final state's qubits are not the program's allocations"
+            )
+        amplitudes = np.asarray(final.amplitudes)
+    out = jacobian(amplitudes, calls, observables)
     return Gradient(
         values=out.values, jacobian=out.jacobian, nodes=tuple(nodes[j] for j in out.gates)
     )
