@@ -29,7 +29,6 @@ out when registers exist, as Aer does).
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Sequence
 from typing import Any
 
