@@ -177,7 +177,9 @@ _BITS: dict[tuple[int, int], np.ndarray] = {}
 def _one(tensor: np.ndarray, axis: int, m: np.ndarray) -> None:
     """A 2x2 matrix on one axis of ``tensor``, in place (a diagonal or a swap costs less)."""
     lead = (slice(None),) * axis
-    a, b = tensor[(*lead, 0)], tensor[(*lead, 1)]
+    zero: tuple[Any, ...] = (*lead, 0)
+    one: tuple[Any, ...] = (*lead, 1)
+    a, b = tensor[zero], tensor[one]
     # Python numbers, real where they are (a real factor costs half a complex one)
     m00, m01, m10, m11 = (x.real if x.imag == 0 else x for x in map(complex, m.flat))
     if m01 == 0 and m10 == 0:

@@ -88,6 +88,7 @@ def gradient(
     """
     from qmk import defaults
     from qmk.engines.adjoint import KERNEL_AMPLITUDES, evolve, jacobian
+    from qmk.engines.state_io import Amplitudes
     from qmk.execution.executor import execute, plan_for
     from qmk.execution.states import check_exportable
 
@@ -105,7 +106,7 @@ def gradient(
         once = msgspec.structs.replace(request, shots=1)
         run = execute(program, once, final_state="amplitudes", initial_state=initial_state)
         final = run.final_state
-        assert final is not None  # execute(final_state=...) returns one or raises
+        assert isinstance(final, Amplitudes)  # execute(final_state="amplitudes") gave them
         if final.qubits != tuple(order):
             raise EngineError.of(  # pragma: no cover - gate_calls refuses what could differ
                 "state-unavailable", "the final state's qubits are not the program's allocations"
