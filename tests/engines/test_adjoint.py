@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from qmk.engines import EngineError, adjoint
+from qmk.engines import EngineError, rows
 from qmk.engines.adjoint import jacobian
 from qmk.engines.gates import GATES, unitary
 from qmk.engines.observables import Hermitian, PauliSum, expectation_values
@@ -82,7 +82,7 @@ def _engine_state(gates, n: int) -> np.ndarray:
 
 def test_a_large_state_goes_through_the_compiled_kernels_with_the_same_jacobian():
     n = 17  # 2**17 amplitudes: past KERNEL_AMPLITUDES
-    assert 1 << n >= adjoint.KERNEL_AMPLITUDES
+    assert 1 << n >= rows.KERNEL_AMPLITUDES
     gates = [g for g in _circuit(n, 30, SEED) if g[0] not in ("ccx", "ccz")][:24]
     observables = [PauliSum.of([(1.0, {0: "Z", 7: "X"})]), PauliSum.of([(0.5, {16: "Y"})])]
     out = jacobian(_engine_state(gates, n), gates, observables)

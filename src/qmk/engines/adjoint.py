@@ -8,9 +8,8 @@ record's :attr:`~qmk.gates.Gate.generator` ``P``) the derivative of ``<O_k>`` by
 angle is ``Im <lambda_k| P |phi>``. The whole Jacobian costs about two state evolutions
 whatever the number of angles (parameter shift costs two per angle).
 
-The states are one array with a row per vector, so each gate is undone on all of them in
-one numpy pass over its axes; a large state goes row by row through the engine's
-compiled kernels (:func:`qmk.engines.kernels.apply_matrix`). Qubit ``k`` is bit ``k`` of
+The states are one array with a row per vector, so each gate is undone on all of them at
+once (:func:`qmk.engines.rows.apply_matrix`). Qubit ``k`` is bit ``k`` of
 an amplitude's index, as in :class:`~qmk.engines.state_io.Amplitudes`.
 
 >>> import numpy as np
@@ -30,14 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from qmk.engines import kernels
 from qmk.engines.base import EngineError, GateCall
 from qmk.engines.gates import GATES
 from qmk.engines.observables import Observable, apply
-
-#: From this many amplitudes on, a gate goes through the engine's compiled kernels row by
-#: row; below it, numpy on all rows at once costs less than a kernel call's set-up.
-KERNEL_AMPLITUDES = 1 << 16
+from qmk.engines.rows import KERNEL_AMPLITUDES, apply_matrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,95 +109,6 @@ def evolve(gates: Sequence[GateCall], num_qubits: int) -> np.ndarray:
     return stack[0]
 
 
-def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -> None:
-    """Apply ``matrix`` (a gate's convention: its qubit 0 the most significant bit of its
-    index) on ``qubits`` to every row of ``stack`` (rows of ``2**n`` amplitudes), in place.
-    """
-    size = stack.shape[1]
-    n = size.bit_length() - 1
-    if size >= KERNEL_AMPLITUDES:
-        bits = list(reversed(qubits))  # the kernels' bit j is the matrix index's bit j
-        for row in stack:
-            kernels.apply_matrix(row, matrix, bits, kernels=kernels.default_kernels())
-        return
-    if len(qubits) == 1:
-        _one_qubit(stack, qubits[0], matrix)
-        return
-    tensor = stack.reshape((stack.shape[0],) + (2,) * n)
-    axes = [n - q for q in qubits]  # axis 0 holds the rows; qubit q is axis n - q
-    block = _controlled_block(matrix)
-    if block is not None:
-        at: list[Any] = [slice(None)] * (n + 1)
-        for axis in axes[:-1]:
-            at[axis] = 1
-        view = tensor[tuple(at)]
-        # the target's axis among those the controls leave
-        target = axes[-1] - sum(1 for axis in axes[:-1] if axis < axes[-1])
-        _one(view, target, block)
-        return
-    k = len(qubits)
-    gate = matrix.reshape((2,) * (2 * k))
-    moved = np.tensordot(gate, tensor, axes=(list(range(k, 2 * k)), axes))
-    tensor[...] = np.moveaxis(moved, list(range(k)), axes)
-
-
-def _one_qubit(stack: np.ndarray, qubit: int, m: np.ndarray) -> None:
-    """A 2x2 matrix on ``qubit`` of every row, in the layout numpy passes fastest: a
-    diagonal as one product with a vector of its two entries; a real matrix on any but
-    the lowest qubit as one real matrix product over (real, imaginary) pairs, which
-    keeps the inner runs long; anything else by :func:`_one` on the qubit's axis."""
-    rows, size = stack.shape
-    low = 1 << qubit
-    m00, m01, m10, m11 = (x.real if x.imag == 0 else x for x in map(complex, m.flat))
-    if m01 == 0 and m10 == 0:
-        np.multiply(stack, np.where(_bit(size, qubit), m11, m00), out=stack)
-    elif qubit and not any(isinstance(x, complex) for x in (m00, m01, m10, m11)):
-        pairs = stack.view(np.float64).reshape(rows * (size // (2 * low)), 2, 2 * low)
-        np.matmul(np.array([[m00, m01], [m10, m11]]), pairs, out=pairs)
-    else:
-        _one(stack.reshape(rows, size // (2 * low), 2, low), 2, m)
-
-
-def _bit(size: int, qubit: int) -> np.ndarray:
-    """Whether bit ``qubit`` of each index below ``size`` is set (kept per size and bit)."""
-    found = _BITS.get((size, qubit))
-    if found is None:
-        found = _BITS[(size, qubit)] = ((np.arange(size) >> qubit) & 1).astype(bool)
-    return found
-
-
-_BITS: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _one(tensor: np.ndarray, axis: int, m: np.ndarray) -> None:
-    """A 2x2 matrix on one axis of ``tensor``, in place (a diagonal or a swap costs less)."""
-    lead = (slice(None),) * axis
-    zero: tuple[Any, ...] = (*lead, 0)
-    one: tuple[Any, ...] = (*lead, 1)
-    a, b = tensor[zero], tensor[one]
-    # Python numbers, real where they are (a real factor costs half a complex one)
-    m00, m01, m10, m11 = (x.real if x.imag == 0 else x for x in map(complex, m.flat))
-    if m01 == 0 and m10 == 0:
-        if m00 != 1:
-            a *= m00
-        if m11 != 1:
-            b *= m11
-    elif m00 == 0 and m11 == 0:
-        saved = a.copy()
-        a[...] = b
-        if m01 != 1:
-            a *= m01
-        b[...] = saved
-        if m10 != 1:
-            b *= m10
-    else:
-        mixed = a * m00
-        mixed += m01 * b
-        b *= m11
-        b += m10 * a
-        a[...] = mixed
-
-
 def _generator_values(stack: np.ndarray, word: str, qubits: Sequence[int]) -> np.ndarray:
     """``Im <lambda_k|P|phi>`` for each observable row ``lambda_k`` of ``stack`` (row 0
     is ``phi``): for a one-qubit ``P`` and few rows, from the qubit's halves of the rows
@@ -266,17 +172,6 @@ def _fixed(name: str) -> np.ndarray:
 _FIXED: dict[Any, np.ndarray] = {}
 
 
-def _controlled_block(matrix: np.ndarray) -> np.ndarray | None:
-    """The 2x2 block a matrix applies to its last qubit where all others read 1, if it
-    is that controlled one-qubit gate (identity elsewhere); else None."""
-    size = len(matrix)
-    if not np.array_equal(matrix[: size - 2, : size - 2], np.eye(size - 2)):
-        return None
-    if np.any(matrix[: size - 2, size - 2 :]) or np.any(matrix[size - 2 :, : size - 2]):
-        return None
-    return np.asarray(matrix[size - 2 :, size - 2 :])
-
-
 def _angled(name: str, params: Sequence[float]) -> bool:
     """Whether the gate has an angle; ``QE103`` for one without a generator."""
     record = GATES.get(name)
@@ -313,4 +208,4 @@ _PAULI = {
 }
 
 
-__all__ = ["KERNEL_AMPLITUDES", "Derivatives", "apply_matrix", "evolve", "jacobian"]
+__all__ = ["Derivatives", "evolve", "jacobian"]

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from qmk.engines.base import EngineError
+from qmk.engines.rows import apply_matrix
 
 #: Amplitudes a pass over the state handles at once (bounds the index and sign arrays).
 CHUNK = 1 << 16
@@ -149,8 +150,6 @@ def apply(psi: np.ndarray, observable: Observable) -> np.ndarray:
     n = _width(psi)
     _check_qubits(observable, n)
     if isinstance(observable, Hermitian):
-        from qmk.engines.adjoint import apply_matrix
-
         out = psi.copy()
         apply_matrix(out.reshape(1, -1), observable.matrix, observable.qubits)
         return out

@@ -12,7 +12,7 @@ gives the derivative of every observable by the angle of every
 The final state is the run's (``final_state="amplitudes"`` on the request's engine,
 :mod:`qmk.execution.states`), except where the statevector would run a small state
 from ``|0...0>`` (no other engine or precision named, no initial state, fewer than
-:data:`~qmk.engines.adjoint.KERNEL_AMPLITUDES` amplitudes): there the forward sweep
+:data:`~qmk.engines.rows.KERNEL_AMPLITUDES` amplitudes): there the forward sweep
 is the backward sweep's own passes (:func:`qmk.engines.adjoint.evolve`), since planning
 the engine's fused segments costs more than a small state's passes.
 
@@ -87,7 +87,8 @@ def gradient(
         QMKError: what the run of the program refuses.
     """
     from qmk import defaults
-    from qmk.engines.adjoint import KERNEL_AMPLITUDES, evolve, jacobian
+    from qmk.engines.adjoint import evolve, jacobian
+    from qmk.engines.rows import KERNEL_AMPLITUDES
     from qmk.engines.state_io import Amplitudes
     from qmk.execution.executor import execute, plan_for
     from qmk.execution.states import check_exportable
