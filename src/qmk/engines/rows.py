@@ -63,19 +63,61 @@ def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -
 
 def _one_qubit(stack: np.ndarray, qubit: int, m: np.ndarray) -> None:
     """A 2x2 matrix on ``qubit`` of every row, in the layout numpy passes fastest: a
-    diagonal as one product with a vector of its two entries; a real matrix on any but
-    the lowest qubit as one real matrix product over (real, imaginary) pairs, which
-    keeps the inner runs long; anything else by :func:`_one` on the qubit's axis."""
+    diagonal as one product with a vector of its two entries; on a low qubit (short runs
+    of amplitudes between its partners) as one real matrix product over rows of
+    :func:`_realified` floats; a real matrix as one over (real, imaginary) pairs;
+    anything else by :func:`_one` on the qubit's axis."""
     rows, size = stack.shape
     low = 1 << qubit
     m00, m01, m10, m11 = (x.real if x.imag == 0 else x for x in map(complex, m.flat))
     if m01 == 0 and m10 == 0:
         np.multiply(stack, np.where(_bit(size, qubit), m11, m00), out=stack)
-    elif qubit and not any(isinstance(x, complex) for x in (m00, m01, m10, m11)):
+    elif qubit <= LOW_QUBITS:
+        flat = stack.view(np.float64).reshape(-1, 4 * low)
+        flat[...] = flat @ _realified(m, qubit)
+    elif not any(isinstance(x, complex) for x in (m00, m01, m10, m11)):
         pairs = stack.view(np.float64).reshape(rows * (size // (2 * low)), 2, 2 * low)
         np.matmul(np.array([[m00, m01], [m10, m11]]), pairs, out=pairs)
     else:
         _one(stack.reshape(rows, size // (2 * low), 2, low), 2, m)
+
+
+#: Up to this qubit a one-qubit gate is one real matrix product (:func:`_realified`): a
+#: run of ``2**qubit`` amplitudes is too short for numpy's passes over the qubit's axis.
+LOW_QUBITS = 3
+
+
+def _realified(m: np.ndarray, qubit: int) -> np.ndarray:
+    """The real matrix ``R`` with ``row @ R`` = ``m`` on ``qubit`` of a row of
+    ``2 * 2**qubit`` amplitudes seen as floats (the ``a`` half, then the ``b`` half, each
+    amplitude (real, imaginary)): a sum of eight basis matrices weighted by the real and
+    imaginary parts of ``m``'s entries, one product."""
+    entries = np.asarray(m, dtype=np.complex128).reshape(-1).view(np.float64)
+    width = 4 << qubit
+    return (entries @ _realified_basis(qubit)).reshape(width, width)
+
+
+def _realified_basis(qubit: int) -> np.ndarray:
+    """For each of ``m``'s entries ``(j, k)`` and part (real, imaginary), its matrix in
+    :func:`_realified`'s sum (kept per qubit)."""
+    found = _BASES.get(qubit)
+    if found is None:
+        low = 1 << qubit
+        # complex multiplication on (real, imaginary): z = x + iy as [[x, -y], [y, x]]
+        parts = (np.eye(2), np.array([[0.0, -1.0], [1.0, 0.0]]))
+        found = np.empty((8, 4 * low, 4 * low))  # kept flat: one product sums them
+        for j in range(2):
+            for k in range(2):
+                for p in range(2):
+                    block = np.zeros((2, 2))
+                    block[j, k] = 1
+                    # output index (j, l, c) from input (k, l, c'): block x identity x part
+                    found[4 * j + 2 * k + p] = np.kron(np.kron(block, np.eye(low)), parts[p]).T
+        found = _BASES[qubit] = found.reshape(8, -1)
+    return found
+
+
+_BASES: dict[int, np.ndarray] = {}
 
 
 def _bit(size: int, qubit: int) -> np.ndarray:
