@@ -451,3 +451,42 @@ def test_many_observables_that_do_not_commute_are_read_off_one_state():
     for word, value in zip(words, ours, strict=True):
         matrix = qml.matrix(qml.pauli.PauliWord(word).operation(), wire_order=range(n))
         assert value == pytest.approx(np.vdot(state, matrix @ state).real, abs=1e-10)
+
+
+def test_adjoint_gradients_on_labelled_wires_equal_default_qubits():
+    from pennylane import numpy as pnp
+
+    def circuit(t):
+        qml.RY(t[0], "b")
+        qml.IsingXX(t[1], ["b", "a"])
+        qml.CRZ(t[2], ["a", "c"])
+        qml.Hadamard("c")
+        return qml.expval(qml.Z("b") @ qml.X("c")), qml.expval(qml.Y("a"))
+
+    weights = pnp.array([0.3, -1.1, 2.0])
+    got, want = (
+        np.array(
+            qml.jacobian(
+                lambda w, d=device: qml.math.stack(
+                    qml.QNode(circuit, qml.device(d, wires=["a", "b", "c"]), diff_method="adjoint")(
+                        w
+                    )
+                )
+            )(weights)
+        )
+        for device in ("qmk.statevector", "default.qubit")
+    )
+    np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+def test_adjoint_gradients_with_noise_asked_for_are_refused_with_a_code():
+    dev = qml.device("qmk.statevector", wires=1, noise=True)
+
+    @qml.qnode(dev, diff_method="adjoint")
+    def circuit(t):
+        qml.RX(t, 0)
+        return qml.expval(qml.Z(0))
+
+    with pytest.raises(FrontendError) as caught:
+        qml.grad(circuit)(qml.numpy.array(0.2))
+    assert caught.value.code == "QL107"
