@@ -77,6 +77,7 @@ from qmk.execution.request import check_seed
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.pennylane import (
     DIFFERENTIABLE,
+    SKIPPED,
     decomposition,
     lowered,
     lowered_for_gradient,
@@ -407,10 +408,13 @@ def _lowerable(op: Any) -> bool:
 
 def _differentiable_op(op: Any) -> bool:
     """Whether the adjoint preprocessing keeps ``op`` as it is: QMK lowers it, and it is
-    :data:`~qmk.frontends.pennylane.DIFFERENTIABLE` or has nothing to differentiate."""
+    :data:`~qmk.frontends.pennylane.DIFFERENTIABLE`, changes no expectation value (a
+    global phase) or has nothing to differentiate."""
     if not supported(op):
         return False
-    return op.name in DIFFERENTIABLE or not any(qml.math.requires_grad(d) for d in op.data)
+    if op.name in DIFFERENTIABLE or op.name in SKIPPED:
+        return True
+    return not any(qml.math.requires_grad(d) for d in op.data)
 
 
 def _differentiable_observable(obs: Any) -> bool:

@@ -490,3 +490,22 @@ def test_adjoint_gradients_with_noise_asked_for_are_refused_with_a_code():
     with pytest.raises(FrontendError) as caught:
         qml.grad(circuit)(qml.numpy.array(0.2))
     assert caught.value.code == "QL107"
+
+
+def test_a_trainable_global_phase_has_a_zero_derivative():
+    from pennylane import numpy as pnp
+
+    def circuit(t):
+        qml.RX(t[0], 0)
+        qml.GlobalPhase(t[1])
+        return qml.expval(qml.Z(0))
+
+    dev = qml.device("qmk.statevector", wires=1)
+    qnode = qml.QNode(circuit, dev, diff_method="adjoint")
+    got = qml.jacobian(qnode)(pnp.array([0.4, 1.3]))
+    np.testing.assert_allclose(got, [-np.sin(0.4), 0.0], atol=1e-12)
+    # and on a tape PennyLane did not preprocess
+    tape = qml.tape.QuantumScript(
+        [qml.RX(0.4, 0), qml.GlobalPhase(1.3)], [qml.expval(qml.Z(0))], trainable_params=[0, 1]
+    )
+    np.testing.assert_allclose(dev.compute_derivatives(tape), [-np.sin(0.4), 0.0], atol=1e-12)

@@ -213,8 +213,11 @@ def lowered_for_gradient(
     for k, op in enumerate(tape.operations):
         where = f"{name}#{k}"
         qubits = [handles[w] for w in op.wires]
-        if trainable.isdisjoint(range(first, first + op.num_params)):
+        mine = trainable.intersection(range(first, first + op.num_params))
+        if not mine or op.name in SKIPPED:
             phase += apply(builder, op, qubits, where=where)
+            # a global phase changes no expectation value: nothing to differentiate
+            columns.extend(() for _ in mine)
         elif op.name in DIFFERENTIABLE and op.num_params == 1:
             t = float(op.parameters[0])
             ops, offset, slope = decompose.affine(DIFFERENTIABLE[op.name])
