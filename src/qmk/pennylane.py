@@ -291,10 +291,9 @@ class QMKDevice(Device):
         wires = self.wires if self.wires is not None else tape.wires
         wires = qml.wires.Wires.all_wires([wires, tape.wires])
         qubit_of = {wire: k for k, wire in enumerate(wires)}  # allocation order
+        expectations_only(tape, self.name)
         observables = []
         for mp in tape.measurements:
-            if not isinstance(mp, ExpectationMP) or mp.obs is None:
-                raise DeviceError(f"adjoint derivatives take expectation values, not {mp}")
             observable = _observable(mp.obs, qubit_of)
             if observable is None:
                 raise DeviceError(f"adjoint derivatives cannot read the observable {mp.obs}")
@@ -391,7 +390,8 @@ def split_sampled(tape: Any) -> Any:
 @qml.transform
 def expectations_only(tape: Any, name: str = "qmk.statevector") -> Any:
     """Refuse (``DeviceError``) a tape to differentiate that measures anything but
-    expectation values."""
+    expectation values (the adjoint preprocessing's last check, and the device's own
+    before it differentiates a tape)."""
     for mp in tape.measurements:
         if not isinstance(mp, ExpectationMP) or mp.obs is None:
             raise DeviceError(f"{name} differentiates expectation values only, not {mp}")

@@ -509,3 +509,10 @@ def test_a_trainable_global_phase_has_a_zero_derivative():
         [qml.RX(0.4, 0), qml.GlobalPhase(1.3)], [qml.expval(qml.Z(0))], trainable_params=[0, 1]
     )
     np.testing.assert_allclose(dev.compute_derivatives(tape), [-np.sin(0.4), 0.0], atol=1e-12)
+
+
+def test_derivatives_of_a_tape_that_measures_a_probability_are_a_device_error():
+    dev = qml.device("qmk.statevector", wires=1)
+    tape = qml.tape.QuantumScript([qml.RX(0.4, 0)], [qml.probs(wires=0)], trainable_params=[0])
+    with pytest.raises(qml.exceptions.DeviceError, match="expectation values only"):
+        dev.compute_derivatives(tape)
